@@ -1,0 +1,94 @@
+"""deltaflow: incremental data pipelines with Pathway's API (``import deltaflow as pw``)."""
+
+from deltaflow import debug, io
+from deltaflow._types import (
+    DateTimeNaive,
+    DateTimeUtc,
+    Duration,
+    Json,
+    Pointer,
+    PyObjectWrapper,
+    wrap_py_object,
+)
+from deltaflow.engine.boundary import ConnectorError
+from deltaflow.expressions import (
+    ColumnExpression,
+    ColumnReference,
+    UdfError,
+    apply,
+    apply_async,
+    apply_with_type,
+    cast,
+    coalesce,
+    declare_type,
+    fill_error,
+    if_else,
+    left,
+    make_tuple,
+    require,
+    right,
+    this,
+    udf,
+    unwrap,
+)
+from deltaflow.expressions.functions import UDF
+from deltaflow.plan import clear_graph
+from deltaflow.runner import MonitoringLevel, run, run_all
+from deltaflow.schema import (
+    ColumnDefinition,
+    Schema,
+    SchemaProperties,
+    assert_table_has_schema,
+    column_definition,
+    schema_builder,
+    schema_from_dict,
+    schema_from_types,
+)
+from deltaflow.table import Table
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "UDF",
+    "ColumnDefinition",
+    "ColumnExpression",
+    "ColumnReference",
+    "ConnectorError",
+    "DateTimeNaive",
+    "DateTimeUtc",
+    "Duration",
+    "Json",
+    "MonitoringLevel",
+    "Pointer",
+    "PyObjectWrapper",
+    "Schema",
+    "SchemaProperties",
+    "Table",
+    "UdfError",
+    "apply",
+    "apply_async",
+    "apply_with_type",
+    "assert_table_has_schema",
+    "cast",
+    "clear_graph",
+    "coalesce",
+    "column_definition",
+    "debug",
+    "declare_type",
+    "fill_error",
+    "if_else",
+    "io",
+    "left",
+    "make_tuple",
+    "require",
+    "right",
+    "run",
+    "run_all",
+    "schema_builder",
+    "schema_from_dict",
+    "schema_from_types",
+    "this",
+    "udf",
+    "unwrap",
+    "wrap_py_object",
+]

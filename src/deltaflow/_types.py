@@ -1,0 +1,553 @@
+"""The type system: deltaflow types, their Python values and their Polars storage.
+
+Every column of every table has a :class:`DType`. This module is the single place that knows
+how a type is spelled by users (``int``, ``Optional[str]``, ``np.ndarray`` ...), which Polars
+dtype stores it, and how values move between Python and Polars. Connectors and operators ask
+this module; they never invent conversions of their own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json as _json
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+# --------------------------------------------------------------------------------------------
+# Value classes users see
+# --------------------------------------------------------------------------------------------
+
+_POINTER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+
+
+class Pointer:
+    """A 128-bit row id. Opaque to users: compare, hash and print it, nothing more."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = int(value)
+
+    def __class_getitem__(cls, item: Any) -> type[Pointer]:
+        # ``pw.Pointer[Schema]`` is accepted as an annotation and means a plain pointer.
+        return cls
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pointer) and other.value == self.value
+
+    def __lt__(self, other: Pointer) -> bool:
+        return self.value < other.value
+
+    def __hash__(self) -> int:
+        return hash(("deltaflow.Pointer", self.value))
+
+    def __int__(self) -> int:
+        return self.value
+
+    def __repr__(self) -> str:
+        return "^" + _base32(self.value)
+
+    __str__ = __repr__
+
+    def short(self) -> str:
+        """A short, still practically unique rendering used when printing tables."""
+        return "^" + _base32(self.value)[:7] + "..."
+
+
+def _base32(value: int) -> str:
+    digits = []
+    for _ in range(26):  # 128 bits fit in 26 base32 digits
+        digits.append(_POINTER_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(digits))
+
+
+class Json:
+    """A JSON value (dict, list, str, int, float, bool or None) stored in a column."""
+
+    __slots__ = ("value",)
+    NULL: Json
+
+    def __init__(self, value: Any) -> None:
+        self.value = value.value if isinstance(value, Json) else value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Json):
+            return self.value == other.value
+        return False
+
+    def __hash__(self) -> int:
+        return hash(self.dumps())
+
+    def __getitem__(self, key: Any) -> Json:
+        return Json(self.value[key])
+
+    def __repr__(self) -> str:
+        return f"pw.Json({self.value!r})"
+
+    def __str__(self) -> str:
+        return self.dumps()
+
+    def dumps(self) -> str:
+        return _json.dumps(self.value, sort_keys=False, default=_json_default)
+
+    def as_int(self) -> int | None:
+        return None if self.value is None else int(self.value)
+
+    def as_float(self) -> float | None:
+        return None if self.value is None else float(self.value)
+
+    def as_str(self) -> str | None:
+        return None if self.value is None else str(self.value)
+
+    def as_bool(self) -> bool | None:
+        return None if self.value is None else bool(self.value)
+
+    def as_list(self) -> list | None:
+        return None if self.value is None else list(self.value)
+
+    def as_dict(self) -> dict | None:
+        return None if self.value is None else dict(self.value)
+
+    @staticmethod
+    def parse(text: str | bytes) -> Json:
+        return Json(_json.loads(text))
+
+    @staticmethod
+    def dumps_value(value: Any) -> str:
+        return _json.dumps(value.value if isinstance(value, Json) else value, default=_json_default)
+
+
+Json.NULL = Json(None)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Json):
+        return value.value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"value {value!r} of type {type(value).__name__} is not JSON serializable")
+
+
+class PyObjectWrapper:
+    """Carries an arbitrary Python object through a pipeline untouched."""
+
+    __slots__ = ("value", "serializer")
+
+    def __init__(self, value: Any, serializer: Any = None) -> None:
+        self.value = value
+        self.serializer = serializer
+
+    def __class_getitem__(cls, item: Any) -> type[PyObjectWrapper]:
+        return cls
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PyObjectWrapper) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(("PyObjectWrapper", repr(self.value)))
+
+    def __repr__(self) -> str:
+        return f"PyObjectWrapper({self.value!r})"
+
+
+def wrap_py_object(object: Any, *, serializer: Any = None) -> PyObjectWrapper:  # noqa: A002
+    """Wrap ``object`` so that it can be stored in a ``PyObjectWrapper`` column."""
+    return PyObjectWrapper(object, serializer)
+
+
+class DateTimeNaive(pd.Timestamp):
+    """Annotation for timezone-less timestamps (nanosecond precision)."""
+
+
+class DateTimeUtc(pd.Timestamp):
+    """Annotation for timezone-aware timestamps, stored in UTC (nanosecond precision)."""
+
+
+class Duration(pd.Timedelta):
+    """Annotation for time differences (nanosecond precision)."""
+
+
+# --------------------------------------------------------------------------------------------
+# DType
+# --------------------------------------------------------------------------------------------
+
+
+class DType:
+    """A deltaflow column type."""
+
+    name: str = "?"
+
+    def to_polars(self) -> pl.DataType:
+        raise NotImplementedError
+
+    @property
+    def is_optional(self) -> bool:
+        return False
+
+    def strip_optional(self) -> DType:
+        return self
+
+    @property
+    def typehint(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def stored_as_object(self) -> bool:
+        return self.to_polars() == pl.Object
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DType) and repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+
+class _Simple(DType):
+    def __init__(self, name: str, polars_type: Any, typehint: Any) -> None:
+        self.name = name
+        self._polars = polars_type
+        self._typehint = typehint
+
+    def to_polars(self) -> pl.DataType:
+        return self._polars
+
+    @property
+    def typehint(self) -> Any:
+        return self._typehint
+
+
+INT = _Simple("int", pl.Int64(), int)
+FLOAT = _Simple("float", pl.Float64(), float)
+BOOL = _Simple("bool", pl.Boolean(), bool)
+STR = _Simple("str", pl.String(), str)
+BYTES = _Simple("bytes", pl.Binary(), bytes)
+DATE_TIME_NAIVE = _Simple("DateTimeNaive", pl.Datetime("ns"), DateTimeNaive)
+DATE_TIME_UTC = _Simple("DateTimeUtc", pl.Datetime("ns", "UTC"), DateTimeUtc)
+DURATION = _Simple("Duration", pl.Duration("ns"), Duration)
+POINTER = _Simple("Pointer", pl.UInt128(), Pointer)
+JSON = _Simple("Json", pl.Object(), Json)
+ANY = _Simple("Any", pl.Object(), Any)
+PY_OBJECT_WRAPPER = _Simple("PyObjectWrapper", pl.Object(), PyObjectWrapper)
+
+
+class Optional(DType):
+    def __init__(self, wrapped: DType) -> None:
+        self.wrapped = wrapped.strip_optional()
+        self.name = f"Optional[{self.wrapped!r}]"
+
+    def to_polars(self) -> pl.DataType:
+        return self.wrapped.to_polars()
+
+    @property
+    def is_optional(self) -> bool:
+        return True
+
+    def strip_optional(self) -> DType:
+        return self.wrapped
+
+    @property
+    def typehint(self) -> Any:
+        return typing.Optional[self.wrapped.typehint]  # noqa: UP045
+
+
+class Tuple(DType):
+    def __init__(self, *args: DType) -> None:
+        self.args = tuple(args)
+        self.name = "tuple[" + ", ".join(repr(a) for a in args) + "]"
+
+    def to_polars(self) -> pl.DataType:
+        return pl.Object()
+
+    @property
+    def typehint(self) -> Any:
+        return tuple[tuple(a.typehint for a in self.args)] if self.args else tuple
+
+
+class List(DType):
+    def __init__(self, arg: DType) -> None:
+        self.arg = arg
+        self.name = f"list[{arg!r}]"
+
+    def to_polars(self) -> pl.DataType:
+        return pl.Object()
+
+    @property
+    def typehint(self) -> Any:
+        return list[self.arg.typehint]
+
+
+class Array(DType):
+    def __init__(self, n_dim: int | None = None, wrapped: DType | None = None) -> None:
+        self.n_dim = n_dim
+        self.wrapped = wrapped
+        self.name = "np.ndarray" if wrapped is None else f"np.ndarray[{wrapped!r}]"
+
+    def to_polars(self) -> pl.DataType:
+        return pl.Object()
+
+    @property
+    def typehint(self) -> Any:
+        return np.ndarray
+
+
+ARRAY = Array()
+
+_SIMPLE_BY_PYTHON: dict[Any, DType] = {
+    int: INT,
+    float: FLOAT,
+    bool: BOOL,
+    str: STR,
+    bytes: BYTES,
+    DateTimeNaive: DATE_TIME_NAIVE,
+    DateTimeUtc: DATE_TIME_UTC,
+    Duration: DURATION,
+    Pointer: POINTER,
+    Json: JSON,
+    dict: JSON,
+    Any: ANY,
+    None: ANY,
+    object: ANY,
+    PyObjectWrapper: PY_OBJECT_WRAPPER,
+    np.ndarray: ARRAY,
+    datetime.datetime: DATE_TIME_NAIVE,
+    datetime.timedelta: DURATION,
+    pd.Timestamp: DATE_TIME_NAIVE,
+    pd.Timedelta: DURATION,
+}
+
+
+def wrap(annotation: Any) -> DType:
+    """Turn a user's type annotation into a :class:`DType` (``TypeError`` if unsupported)."""
+    if isinstance(annotation, DType):
+        return annotation
+    if annotation is type(None):
+        return Optional(ANY)
+    try:
+        found = _SIMPLE_BY_PYTHON.get(annotation)
+    except TypeError:  # unhashable annotation objects
+        found = None
+    if found is not None:
+        return found
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1 and len(non_none) < len(args):
+            return Optional(wrap(non_none[0]))
+        return ANY
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return List(wrap(args[0]))
+        return Tuple(*(wrap(a) for a in args))
+    if origin is list:
+        return List(wrap(args[0]) if args else ANY)
+    if origin is np.ndarray:
+        return ARRAY
+    if origin in (Pointer,) or annotation is Pointer:
+        return POINTER
+    if origin is dict:
+        return JSON
+    if origin is typing.Annotated:
+        return wrap(args[0])
+    if isinstance(annotation, type):
+        if issubclass(annotation, PyObjectWrapper):
+            return PY_OBJECT_WRAPPER
+        if issubclass(annotation, pd.Timestamp):
+            return DATE_TIME_NAIVE
+        if issubclass(annotation, np.ndarray):
+            return ARRAY
+        # Any other class: values are kept as Python objects.
+        return ANY
+    raise TypeError(f"unsupported column type annotation: {annotation!r}")
+
+
+def optional(dtype: DType) -> DType:
+    return dtype if dtype.is_optional or dtype == ANY else Optional(dtype)
+
+
+def is_numeric(dtype: DType) -> bool:
+    return dtype.strip_optional() in (INT, FLOAT)
+
+
+def common_supertype(left: DType, right: DType) -> DType | None:
+    """The narrowest type holding values of both ``left`` and ``right``; None if there is none."""
+    nullable = left.is_optional or right.is_optional
+    a, b = left.strip_optional(), right.strip_optional()
+    if a == b:
+        result: DType = a
+    elif a == ANY or b == ANY:
+        return ANY
+    elif {a, b} == {INT, FLOAT}:
+        result = FLOAT
+    elif isinstance(a, Tuple) and isinstance(b, Tuple) and len(a.args) == len(b.args):
+        parts = [common_supertype(x, y) for x, y in zip(a.args, b.args, strict=True)]
+        if any(p is None for p in parts):
+            return None
+        result = Tuple(*parts)  # type: ignore[arg-type]
+    elif isinstance(a, (Tuple, List)) and isinstance(b, (Tuple, List)):
+        result = List(ANY)
+    elif isinstance(a, Array) and isinstance(b, Array):
+        result = ARRAY
+    else:
+        return None
+    return Optional(result) if nullable else result
+
+
+def is_subtype(sub: DType, sup: DType) -> bool:
+    """Whether every value of ``sub`` is a value of ``sup``."""
+    if sup == ANY or sub == sup:
+        return True
+    if sub.is_optional and not sup.is_optional:
+        return False
+    s, t = sub.strip_optional(), sup.strip_optional()
+    if s == t or t == ANY:
+        return True
+    if isinstance(s, Tuple) and isinstance(t, Tuple):
+        return len(s.args) == len(t.args) and all(
+            is_subtype(x, y) for x, y in zip(s.args, t.args, strict=True)
+        )
+    if isinstance(s, (Tuple, List)) and isinstance(t, List):
+        items = s.args if isinstance(s, Tuple) else (s.arg,)
+        return all(is_subtype(x, t.arg) for x in items)
+    return isinstance(s, Array) and isinstance(t, Array)
+
+
+# --------------------------------------------------------------------------------------------
+# Python values <-> Polars series
+# --------------------------------------------------------------------------------------------
+
+
+def infer_dtype(values: Iterable[Any]) -> DType:
+    """The type of a column given its Python values (as read from markdown or pandas)."""
+    seen: DType | None = None
+    has_none = False
+    for value in values:
+        if value is None or (isinstance(value, float) and np.isnan(value) and False):
+            has_none = True
+            continue
+        dtype = _dtype_of_value(value)
+        if seen is None:
+            seen = dtype
+        elif seen != dtype:
+            merged = common_supertype(seen, dtype)
+            seen = merged if merged is not None else ANY
+    if seen is None:
+        return Optional(ANY) if has_none else ANY
+    return optional(seen) if has_none else seen
+
+
+def _dtype_of_value(value: Any) -> DType:
+    if isinstance(value, bool | np.bool_):
+        return BOOL
+    if isinstance(value, int | np.integer):
+        return INT
+    if isinstance(value, float | np.floating):
+        return FLOAT
+    if isinstance(value, str):
+        return STR
+    if isinstance(value, bytes):
+        return BYTES
+    if isinstance(value, Pointer):
+        return POINTER
+    if isinstance(value, pd.Timestamp | datetime.datetime):
+        return DATE_TIME_NAIVE if value.tzinfo is None else DATE_TIME_UTC
+    if isinstance(value, pd.Timedelta | datetime.timedelta):
+        return DURATION
+    if isinstance(value, Json | dict):
+        return JSON
+    if isinstance(value, np.ndarray):
+        return ARRAY
+    if isinstance(value, tuple):
+        return Tuple(*(_dtype_of_value(v) if v is not None else Optional(ANY) for v in value))
+    if isinstance(value, list):
+        return List(ANY)
+    if isinstance(value, PyObjectWrapper):
+        return PY_OBJECT_WRAPPER
+    return ANY
+
+
+def to_storage(value: Any, dtype: DType) -> Any:
+    """Convert one Python value to what the column's Polars series stores."""
+    if value is None:
+        return None
+    base = dtype.strip_optional()
+    if base == POINTER:
+        return value.value if isinstance(value, Pointer) else int(value)
+    if base == JSON:
+        return value if isinstance(value, Json) else Json(value)
+    if base == INT and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if base == FLOAT and isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return float(value)
+    if base in (DATE_TIME_NAIVE, DATE_TIME_UTC):
+        ts = pd.Timestamp(value)
+        if base == DATE_TIME_UTC:
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return ts.value  # nanoseconds since the epoch
+    if base == DURATION:
+        return pd.Timedelta(value).value
+    if isinstance(base, Tuple | List) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def series_from_values(name: str, values: Sequence[Any], dtype: DType) -> pl.Series:
+    """Build the Polars series storing ``values`` (Python objects) as ``dtype``."""
+    stored = [to_storage(v, dtype) for v in values]
+    polars_type = dtype.to_polars()
+    if polars_type == pl.Object:
+        return pl.Series(name, stored, dtype=pl.Object)
+    if isinstance(polars_type, pl.Datetime):
+        ints = pl.Series(name, stored, dtype=pl.Int64)
+        return ints.cast(pl.Datetime("ns")).dt.replace_time_zone(polars_type.time_zone)
+    if isinstance(polars_type, pl.Duration):
+        return pl.Series(name, stored, dtype=pl.Int64).cast(pl.Duration("ns"))
+    return pl.Series(name, stored, dtype=polars_type, strict=False)
+
+
+def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[Any]:
+    """Python values of a column, as users see them (``Pointer``, ``pd.Timestamp`` ...)."""
+    polars_type = series.dtype
+    if polars_type == pl.UInt128:
+        return [None if v is None else Pointer(v) for v in series.to_list()]
+    if isinstance(polars_type, pl.Datetime):
+        tz = polars_type.time_zone
+        nanos = series.dt.epoch("ns").to_list()
+        return [None if v is None else pd.Timestamp(v, unit="ns", tz=tz) for v in nanos]
+    if isinstance(polars_type, pl.Duration):
+        nanos = series.cast(pl.Int64).to_list()
+        return [None if v is None else pd.Timedelta(v, unit="ns") for v in nanos]
+    return series.to_list()
+
+
+def canonical_key(value: Any) -> Any:
+    """A hashable stand-in for a stored value, equal exactly when the values are equal."""
+    if isinstance(value, np.ndarray):
+        return ("ndarray", str(value.dtype), value.shape, value.tobytes())
+    if isinstance(value, Json):
+        return ("json", value.dumps())
+    if isinstance(value, tuple | list):
+        return (type(value).__name__, tuple(canonical_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, canonical_key(v)) for k, v in value.items())))
+    try:
+        hash(value)
+    except TypeError:
+        return ("repr", repr(value))
+    return value
+
+
+def type_name(dtype: DType) -> str:
+    return repr(dtype)

@@ -1,0 +1,566 @@
+"""Putting small data in and taking results out: markdown, pandas, Polars, printing.
+
+These helpers run only the tables they are given (not every output of the program), on the
+same engine as ``pw.run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow._ids import hash_columns
+from deltaflow.engine.batch import DIFF, ID, consolidate
+from deltaflow.engine.boundary import ConnectorStats, Sink, Source, SourceHandle
+from deltaflow.engine.runtime import run_outputs
+from deltaflow.plan import InputNode, OutputNode, Universe
+from deltaflow.schema import Schema
+from deltaflow.table import Table
+
+logger = logging.getLogger("deltaflow.debug")
+
+TIME_COLUMN = "__time__"
+DIFF_COLUMN = "__diff__"
+_SPECIAL = (TIME_COLUMN, DIFF_COLUMN, "__shard__")
+
+
+# ------------------------------------------------------------------------------------------
+# In-memory sources
+# ------------------------------------------------------------------------------------------
+
+
+class StaticSource(Source):
+    """Pushes prepared batches, each pinned to its time, as soon as the run starts."""
+
+    def __init__(self, batches: Sequence[tuple[int, pl.DataFrame]], name: str) -> None:
+        self.batches = list(batches)
+        self.name = name
+
+    def start(self, handle: SourceHandle) -> None:
+        # Pushed synchronously so that every static time is known before the first is run.
+        for time, batch in self.batches:
+            handle.push(batch, time=time)
+        handle.finish()
+
+
+def _static_table(columns: dict[str, t.DType], batches: Sequence[tuple[int, pl.DataFrame]],
+                  *, label: str, primary_key: tuple[str, ...] | None = None) -> Table:
+    node = InputNode(columns=dict(columns), source=StaticSource(batches, label),
+                     primary_key=primary_key, label=label)
+    return Table(node, Universe(), primary_key=primary_key)
+
+
+def _frame_to_batches(frame: pl.DataFrame, columns: dict[str, t.DType], ids: pl.Series,
+                      times: Sequence[int] | None, diffs: Sequence[int] | None
+                      ) -> list[tuple[int, pl.DataFrame]]:
+    data = frame.select(list(columns)).with_columns(ids.alias(ID))
+    data = data.with_columns(
+        pl.Series(DIFF, diffs if diffs is not None else [1] * frame.height, dtype=pl.Int64)
+    )
+    data = data.select([ID, *columns, DIFF])
+    if times is None:
+        return [(0, data)] if data.height else []
+    time_series = pl.Series("__t", list(times), dtype=pl.Int64)
+    if (time_series % 2 != 0).any():
+        warnings.warn("timestamps are required to be even; all timestamps will be doubled",
+                      stacklevel=3)
+        time_series = time_series * 2
+    data = data.with_columns(time_series)
+    batches = []
+    for time in sorted(set(time_series.to_list())):
+        batches.append((time, data.filter(pl.col("__t") == time).drop("__t")))
+    return batches
+
+
+# ------------------------------------------------------------------------------------------
+# Markdown
+# ------------------------------------------------------------------------------------------
+
+
+def _parse_cell(text: str) -> Any:
+    if text == "None" or text == "":
+        return None
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value
+
+
+def _cell_as(text: str, dtype: t.DType, column: str) -> Any:
+    base = dtype.strip_optional()
+    if text in ("None", "") and (dtype.is_optional or base == t.ANY):
+        return None
+    if base == t.STR:
+        return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" \
+            else text
+    value = _parse_cell(text)
+    try:
+        if base == t.INT:
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError
+            return value
+        if base == t.FLOAT:
+            return float(value)
+        if base == t.BOOL:
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC, t.DURATION):
+            import pandas as pd
+
+            return pd.Timedelta(text) if base == t.DURATION else pd.Timestamp(text)
+        if base == t.JSON:
+            return t.Json.parse(text)
+        if base == t.BYTES:
+            return text.encode()
+    except (ValueError, TypeError):
+        raise ValueError(f"table_from_markdown: value {text!r} in column {column!r} is not a "
+                         f"valid {dtype!r}") from None
+    return value
+
+
+def table_from_markdown(table_def: str, id_from: list[str] | None = None,
+                        unsafe_trusted_ids: bool = False, schema: type[Schema] | None = None,
+                        *, split_on_whitespace: bool = True) -> Table:
+    """A table from a markdown-like text: a header row of column names, then rows.
+
+    A first column with an empty header gives row labels (ids); ``__time__`` and ``__diff__``
+    columns describe an update stream. With ``split_on_whitespace`` cells are separated by
+    whitespace as well as ``|``; pass False to keep strings with spaces.
+    """
+    lines = [line for line in table_def.strip("\n").splitlines() if line.strip()]
+    lines = [line for line in lines if not re.fullmatch(r"[\s|:\-+]+", line)]
+    if not lines:
+        raise ValueError("table_from_markdown: the table has no header row")
+    github_style = all(line.strip().startswith("|") and line.strip().endswith("|")
+                       and line.strip() != "|" for line in lines)
+    if github_style:
+        lines = [line.strip()[1:-1] for line in lines]
+    header_line = lines[0]
+    has_ids = header_line.strip().startswith("|")
+
+    def split(line: str) -> list[str]:
+        line = line.strip()
+        if has_ids and line.startswith("|"):
+            line = " " + line  # an empty id cell
+        pattern = r"\s*\|\s*|\s+" if split_on_whitespace else r"\s*\|\s*"
+        cells = re.split(pattern, line)
+        return [c.strip() for c in cells]
+
+    header = split(header_line)
+    if has_ids:
+        header = header[1:]
+    if len(set(header)) != len(header):
+        duplicated = sorted({h for h in header if header.count(h) > 1})
+        raise ValueError(f"table_from_markdown: duplicate column names {duplicated}")
+    rows: list[list[str]] = []
+    labels: list[str] = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = split(line)
+        if has_ids:
+            labels.append(cells[0])
+            cells = cells[1:]
+        if len(cells) != len(header):
+            raise ValueError(f"table_from_markdown: line {number} has {len(cells)} cells, the "
+                             f"header has {len(header)} ({', '.join(header)}): {line.strip()!r}")
+        rows.append(cells)
+    data_columns = [h for h in header if h not in _SPECIAL]
+    if schema is not None:
+        expected = schema.column_names()
+        if set(expected) != set(data_columns):
+            raise ValueError(
+                f"table_from_markdown: the schema has columns {expected} but the table has "
+                f"{data_columns}"
+            )
+        dtypes = schema.dtypes()
+        values = {c: [_cell_as(r[header.index(c)], dtypes[c], c) for r in rows]
+                  for c in expected}
+        data_columns = expected
+        key = schema.primary_key_columns()
+    else:
+        values = {c: [_parse_cell(r[header.index(c)]) for r in rows] for c in data_columns}
+        dtypes = {c: t.infer_dtype(values[c]) for c in data_columns}
+        key = None
+    times = [int(r[header.index(TIME_COLUMN)]) for r in rows] if TIME_COLUMN in header else None
+    diffs = [int(r[header.index(DIFF_COLUMN)]) for r in rows] if DIFF_COLUMN in header else None
+    if diffs is not None and any(d not in (1, -1) for d in diffs):
+        raise ValueError("table_from_markdown: __diff__ values must be 1 or -1")
+    frame = pl.DataFrame([t.series_from_values(c, values[c], dtypes[c]) for c in data_columns]) \
+        if data_columns else pl.DataFrame({"__empty": [0] * len(rows)})
+    if id_from:
+        key = list(id_from)
+    for column in key or ():
+        if column not in dtypes:
+            raise ValueError(f"table_from_markdown: id column {column!r} is not a column")
+    if key:
+        ids = hash_columns(frame, [(c, dtypes[c]) for c in key])
+    elif has_ids:
+        label_values = [_parse_cell(label) for label in labels]
+        label_type = t.infer_dtype(label_values)
+        label_frame = pl.DataFrame([t.series_from_values("label", label_values, label_type)])
+        ids = hash_columns(label_frame, [("label", label_type)])
+    else:
+        ids = _position_ids(len(rows))
+    batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
+    return _static_table(dtypes, batches, label="table_from_markdown",
+                         primary_key=tuple(key) if key else None)
+
+
+parse_to_table = table_from_markdown
+
+
+def _position_ids(count: int) -> pl.Series:
+    """Ids of unlabelled rows: the ids rows labelled 0, 1, 2 ... would get."""
+    frame = pl.DataFrame({"p": pl.int_range(0, count, dtype=pl.Int64, eager=True)})
+    return hash_columns(frame, [("p", t.INT)])
+
+
+# ------------------------------------------------------------------------------------------
+# pandas / Polars / rows
+# ------------------------------------------------------------------------------------------
+
+
+_POLARS_TO_DTYPE: list[tuple[Any, t.DType]] = [
+    (pl.Int64, t.INT), (pl.Int32, t.INT), (pl.Int16, t.INT), (pl.Int8, t.INT),
+    (pl.UInt32, t.INT), (pl.UInt16, t.INT), (pl.UInt8, t.INT), (pl.UInt64, t.INT),
+    (pl.Float64, t.FLOAT), (pl.Float32, t.FLOAT), (pl.String, t.STR), (pl.Boolean, t.BOOL),
+    (pl.Binary, t.BYTES), (pl.UInt128, t.POINTER),
+]
+
+
+def _dtype_of_series(series: pl.Series) -> t.DType:
+    polars_type = series.dtype
+    base: t.DType | None = None
+    for candidate, dtype in _POLARS_TO_DTYPE:
+        if polars_type == candidate:
+            base = dtype
+            break
+    if base is None:
+        if isinstance(polars_type, pl.Datetime):
+            base = t.DATE_TIME_UTC if polars_type.time_zone else t.DATE_TIME_NAIVE
+        elif isinstance(polars_type, pl.Duration):
+            base = t.DURATION
+        else:
+            return t.infer_dtype(series.to_list())
+    return t.optional(base) if series.null_count() else base
+
+
+def _normalize_series(series: pl.Series, dtype: t.DType) -> pl.Series:
+    target = dtype.to_polars()
+    if target == pl.Object:
+        return t.series_from_values(series.name, series.to_list(), dtype)
+    if isinstance(target, pl.Datetime):
+        converted = series.cast(pl.Datetime("ns", series.dtype.time_zone))  # type: ignore[attr-defined]
+        return converted.dt.convert_time_zone("UTC") if target.time_zone else converted
+    return series.cast(target)
+
+
+def table_from_polars(df: pl.DataFrame, id_from: list[str] | None = None,
+                      unsafe_trusted_ids: bool = False,
+                      schema: type[Schema] | None = None) -> Table:
+    """A table from a Polars DataFrame (``__time__``/``__diff__`` columns make a stream)."""
+    data_columns = [c for c in df.columns if c not in _SPECIAL]
+    if schema is not None:
+        missing = [c for c in schema.column_names() if c not in data_columns]
+        if missing:
+            raise ValueError(f"table_from_polars: the frame lacks schema columns {missing}")
+        dtypes = schema.dtypes()
+        key = schema.primary_key_columns()
+    else:
+        dtypes = {c: _dtype_of_series(df[c]) for c in data_columns}
+        key = None
+    frame = pl.DataFrame([_normalize_series(df[c], d) for c, d in dtypes.items()]) \
+        if dtypes else pl.DataFrame({"__empty": [0] * df.height})
+    key = list(id_from) if id_from else key
+    ids = hash_columns(frame, [(c, dtypes[c]) for c in key]) if key \
+        else _position_ids(df.height)
+    times = df[TIME_COLUMN].to_list() if TIME_COLUMN in df.columns else None
+    diffs = df[DIFF_COLUMN].to_list() if DIFF_COLUMN in df.columns else None
+    batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
+    return _static_table(dtypes, batches, label="table_from_polars",
+                         primary_key=tuple(key) if key else None)
+
+
+def table_from_pandas(df: Any, id_from: list[str] | None = None,
+                      unsafe_trusted_ids: bool = False,
+                      schema: type[Schema] | None = None) -> Table:
+    """A table from a pandas DataFrame; the index gives the ids (as markdown labels do)."""
+    import pandas as pd
+
+    columns: dict[str, pl.Series] = {}
+    for name in df.columns:
+        column = df[name]
+        if column.dtype == object or isinstance(column.dtype, pd.CategoricalDtype):
+            values = [None if _is_missing(v) else v for v in column.tolist()]
+            dtype = schema.dtypes()[name] if schema is not None and name in schema \
+                else t.infer_dtype(values)
+            columns[str(name)] = t.series_from_values(str(name), values, dtype)
+        else:
+            series = pl.from_pandas(column, nan_to_null=True)
+            columns[str(name)] = series.rename(str(name))
+    frame = pl.DataFrame(list(columns.values())) if columns else pl.DataFrame()
+    table_schema = schema
+    if frame.width == 0:
+        frame = pl.DataFrame({"__empty": [0] * len(df)})
+    result_key = list(id_from) if id_from else (schema.primary_key_columns() if schema else None)
+    if result_key:
+        return table_from_polars(frame, id_from=result_key, schema=table_schema)
+    index_values = [v.item() if hasattr(v, "item") else v for v in df.index.tolist()]
+    index_type = t.infer_dtype(index_values)
+    ids = hash_columns(pl.DataFrame([t.series_from_values("i", index_values, index_type)]),
+                       [("i", index_type)])
+    data_columns = [c for c in frame.columns if c not in _SPECIAL and c != "__empty"]
+    if table_schema is not None:
+        dtypes = table_schema.dtypes()
+    else:
+        dtypes = {c: _dtype_of_series(frame[c]) for c in data_columns}
+    data = pl.DataFrame([_normalize_series(frame[c], d) for c, d in dtypes.items()]) \
+        if dtypes else pl.DataFrame({"__empty": [0] * frame.height})
+    times = frame[TIME_COLUMN].to_list() if TIME_COLUMN in frame.columns else None
+    diffs = frame[DIFF_COLUMN].to_list() if DIFF_COLUMN in frame.columns else None
+    batches = _frame_to_batches(data, dtypes, ids, times, diffs)
+    return _static_table(dtypes, batches, label="table_from_pandas")
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        import pandas as pd
+
+        return value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def table_from_rows(schema: type[Schema], rows: list[tuple], unsafe_trusted_ids: bool = False,
+                    is_stream: bool = False) -> Table:
+    """A table from tuples of values in schema order (plus time and diff with ``is_stream``)."""
+    names = schema.column_names()
+    dtypes = schema.dtypes()
+    width = len(names) + (2 if is_stream else 0)
+    for number, row in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(f"table_from_rows: row {number} has {len(row)} values, expected "
+                             f"{width} ({', '.join(names)}{', time, diff' if is_stream else ''})")
+    frame = pl.DataFrame([t.series_from_values(n, [r[i] for r in rows], dtypes[n])
+                          for i, n in enumerate(names)]) if names else \
+        pl.DataFrame({"__empty": [0] * len(rows)})
+    key = schema.primary_key_columns()
+    ids = hash_columns(frame, [(c, dtypes[c]) for c in key]) if key else _position_ids(len(rows))
+    times = [r[-2] for r in rows] if is_stream else None
+    diffs = [r[-1] for r in rows] if is_stream else None
+    batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
+    return _static_table(dtypes, batches, label="table_from_rows",
+                         primary_key=tuple(key) if key else None)
+
+
+# ------------------------------------------------------------------------------------------
+# Capturing results
+# ------------------------------------------------------------------------------------------
+
+
+class CaptureSink(Sink):
+    """Keeps every (time, batch) it receives, in memory."""
+
+    def __init__(self, name: str = "capture") -> None:
+        self.name = name
+        self.batches: list[tuple[int, pl.DataFrame]] = []
+        self.stats = ConnectorStats()
+
+    def on_batch(self, time: int, batch: pl.DataFrame) -> None:
+        self.batches.append((time, batch))
+        self.stats.rows_written += batch.height
+
+
+def capture(*tables: Table) -> list[CaptureSink]:
+    """Run the given tables (only them) and return what each produced."""
+    sinks = [CaptureSink(f"capture{i}") for i in range(len(tables))]
+    outputs = [OutputNode(columns=dict(tb._columns), inputs=(tb._node,), sink=s, label=s.name)
+               for tb, s in zip(tables, sinks, strict=True)]
+    run_outputs(outputs)
+    return sinks
+
+
+def _stream_frame(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFrame:
+    from deltaflow.engine.batch import empty_batch
+
+    parts = [b.with_columns(pl.lit(time, dtype=pl.Int64).alias("__time"))
+             for time, b in sink.batches]
+    if not parts:
+        return empty_batch(columns).with_columns(pl.lit(0, dtype=pl.Int64).alias("__time"))
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _snapshot(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFrame:
+    from deltaflow.engine.batch import empty_batch
+
+    if not sink.batches:
+        return empty_batch(columns)
+    everything = pl.concat([b for _, b in sink.batches], how="vertical_relaxed")
+    state = consolidate(everything)
+    negative = state.filter(pl.col(DIFF) < 0)
+    if negative.height:
+        logger.warning("%d rows were deleted more often than inserted", negative.height)
+    state = state.filter(pl.col(DIFF) > 0)
+    if (state[DIFF] > 1).any():
+        repeat = state[DIFF].to_list()
+        state = state[[i for i, n in enumerate(repeat) for _ in range(n)]]
+    return state
+
+
+def table_to_polars(table: Table, *, include_id: bool = True) -> pl.DataFrame:
+    """The table's final contents as a Polars frame (ids in an ``id`` column if asked)."""
+    (sink,) = capture(table)
+    state = _snapshot(sink, table._columns)
+    if include_id:
+        return state.drop(DIFF).rename({ID: "id"})
+    return state.drop(ID, DIFF)
+
+
+def table_to_pandas(table: Table, *, include_id: bool = True) -> Any:
+    """The table's final contents as a pandas DataFrame indexed by ``Pointer`` ids."""
+    import pandas as pd
+
+    (sink,) = capture(table)
+    state = _snapshot(sink, table._columns)
+    index = pd.Index(t.values_from_series(state[ID]), dtype=object) if include_id \
+        else pd.RangeIndex(state.height)
+    data = {name: _series_to_pandas(state[name], index) for name in table._columns}
+    return pd.DataFrame(data, index=index)
+
+
+def _series_to_pandas(series: pl.Series, index: Any) -> Any:
+    """One column as a pandas Series, without needing pyarrow."""
+    import pandas as pd
+
+    polars_type = series.dtype
+    if polars_type in (pl.Object, pl.UInt128, pl.Binary):
+        return pd.Series(t.values_from_series(series), index=index, dtype=object)
+    if isinstance(polars_type, pl.Datetime):
+        values = pd.Series(series.dt.replace_time_zone(None).to_numpy(), index=index)
+        return values.dt.tz_localize(polars_type.time_zone) if polars_type.time_zone else values
+    if polars_type == pl.String:
+        return pd.Series(series.to_list(), index=index)
+    if polars_type == pl.Boolean and series.null_count():
+        return pd.Series(series.to_list(), index=index, dtype=object)
+    return pd.Series(series.to_numpy(), index=index)
+
+
+def table_to_dicts(table: Table, **kwargs: Any) -> tuple[list[t.Pointer],
+                                                          dict[str, dict[t.Pointer, Any]]]:
+    """The final contents as (ids, {column: {id: value}})."""
+    (sink,) = capture(table)
+    state = _snapshot(sink, table._columns)
+    keys = t.values_from_series(state[ID])
+    columns = {name: dict(zip(keys, t.values_from_series(state[name]), strict=True))
+               for name in table._columns}
+    return keys, columns
+
+
+# ------------------------------------------------------------------------------------------
+# Printing
+# ------------------------------------------------------------------------------------------
+
+
+def _format_value(value: Any, short_pointers: bool) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, t.Pointer):
+        return value.short() if short_pointers else repr(value)
+    if isinstance(value, t.Json):
+        return value.dumps()
+    if isinstance(value, bytes):
+        return repr(value)
+    return str(value)
+
+
+def _sort_key(values: Iterable[Any]) -> tuple:
+    return tuple((0, 0) if v is None else (1, v) for v in values)
+
+
+def _rows_of(frame: pl.DataFrame, names: list[str]) -> list[list[Any]]:
+    columns = [t.values_from_series(frame[n]) for n in names]
+    return [list(row) for row in zip(*columns, strict=True)] if columns else []
+
+
+def _render(header: list[str], rows: list[list[str]]) -> str:
+    widths = [len(h) for h in header]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [header, *rows]:
+        cells = [c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)]
+        lines.append(" | ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _print_table(frame: pl.DataFrame, names: list[str], extra: list[str], include_id: bool,
+                 short_pointers: bool, n_rows: int | None, sort_prefix: list[str]) -> None:
+    rows = _rows_of(frame, [ID, *names, *extra])
+    try:
+        if sort_prefix:
+            rows.sort(key=lambda r: (_sort_key(r[len(names) + 1:]), _sort_key(r[1:len(names) + 1]),
+                                     r[0]))
+        else:
+            rows.sort(key=lambda r: (_sort_key(r[1:]), r[0]))
+    except TypeError:
+        pass  # values that cannot be ordered are printed in engine order
+    if n_rows is not None:
+        rows = rows[:n_rows]
+    header = ([""] if include_id else []) + names + extra
+    rendered = [[_format_value(v, short_pointers) for v in (row if include_id else row[1:])]
+                for row in rows]
+    print(_render(header, rendered))
+
+
+def compute_and_print(*tables: Table, include_id: bool = True, short_pointers: bool = True,
+                      n_rows: int | None = None, **kwargs: Any) -> None:
+    """Run the tables and print their final contents."""
+    sinks = capture(*tables)
+    for table, sink in zip(tables, sinks, strict=True):
+        state = _snapshot(sink, table._columns)
+        _print_table(state, list(table._columns), [], include_id, short_pointers, n_rows, [])
+
+
+def compute_and_print_update_stream(*tables: Table, include_id: bool = True,
+                                    short_pointers: bool = True, n_rows: int | None = None,
+                                    **kwargs: Any) -> None:
+    """Run the tables and print every change with its ``__time__`` and ``__diff__``."""
+    sinks = capture(*tables)
+    for table, sink in zip(tables, sinks, strict=True):
+        frame = _stream_frame(sink, table._columns).rename({"__time": TIME_COLUMN,
+                                                            DIFF: DIFF_COLUMN})
+        _print_table(frame, list(table._columns), [TIME_COLUMN, DIFF_COLUMN], include_id,
+                     short_pointers, n_rows, [TIME_COLUMN, DIFF_COLUMN])
+
+
+def table_to_stream(table: Table) -> list[tuple[int, dict[str, Any], int]]:
+    """Every change the table went through: (time, row with ``id``, diff), in time order."""
+    (sink,) = capture(table)
+    out: list[tuple[int, dict[str, Any], int]] = []
+    names = list(table._columns)
+    for time, batch in sink.batches:
+        for row in _rows_of(batch, [ID, *names, DIFF]):
+            out.append((time, {"id": row[0], **dict(zip(names, row[1:-1], strict=True))},
+                        row[-1]))
+    return out

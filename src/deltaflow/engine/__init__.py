@@ -1,0 +1,1 @@
+"""The incremental engine: operators, arrangements and the time loop."""

@@ -1,0 +1,166 @@
+"""The engine's boundary: what an input source hands the engine and what a sink receives.
+
+The I/O layer (``deltaflow.io``) builds its input and output sessions on these two classes; the
+engine knows nothing else about connectors.
+
+Batches crossing the boundary are *delta batches*: Polars DataFrames with a ``_id`` column
+(``pl.UInt128``), the table's columns in schema order with the schema's Polars dtypes, and a
+``_diff`` column (``pl.Int64``; +1 insertion, -1 deletion).
+"""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+
+class ConnectorError(RuntimeError):
+    """A connector failed; the message names it. The original error is ``__cause__``."""
+
+    def __init__(self, connector: str, message: str) -> None:
+        super().__init__(f"connector {connector!r}: {message}")
+        self.connector = connector
+
+
+@dataclass
+class ConnectorStats:
+    """Counters every connector keeps; read by monitoring."""
+
+    rows_read: int = 0
+    rows_committed: int = 0
+    rows_written: int = 0
+    batches: int = 0
+    last_commit_monotonic: float | None = None
+    last_processed_monotonic: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SourceHandle:
+    """The engine-side end of one input source, given to :meth:`Source.start`.
+
+    All methods are thread-safe; sources call them from their own threads.
+    """
+
+    def __init__(self, name: str, notify: Callable[[], None]) -> None:
+        self.name = name
+        self._notify = notify
+        self._lock = threading.Condition()
+        self._pending: list[tuple[pl.DataFrame, int | None, Any]] = []
+        self._finished = False
+        self._failure: BaseException | None = None
+        self._backlog_rows = 0
+        self.stats = ConnectorStats()
+
+    # --- called by the source -----------------------------------------------------------
+    def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets: Any = None) -> None:
+        """Hand over one committed minibatch. All its rows enter the engine at one time.
+
+        ``time`` pins the batch to a given (even) logical time; sources reading live data leave
+        it None and the engine assigns the next time. ``offsets`` is the source's position after
+        this batch, recorded for persistence.
+        """
+        if batch.height == 0 and offsets is None:
+            return
+        with self._lock:
+            self._pending.append((batch, time, offsets))
+            self._backlog_rows += batch.height
+            self.stats.rows_committed += batch.height
+            self.stats.batches += 1
+            self.stats.last_commit_monotonic = _time.monotonic()
+        self._notify()
+
+    def finish(self) -> None:
+        """The source has no more data (static mode, or an exhausted stream)."""
+        with self._lock:
+            self._finished = True
+        self._notify()
+
+    def fail(self, error: BaseException) -> None:
+        """Stop the run: the source cannot go on."""
+        with self._lock:
+            if self._failure is None:
+                self._failure = error
+            self._finished = True
+        self._notify()
+
+    @property
+    def backlog_rows(self) -> int:
+        """Rows pushed but not yet processed by the engine (for backpressure)."""
+        return self._backlog_rows
+
+    def wait_backlog_below(self, limit: int, timeout: float | None = None) -> bool:
+        """Block until fewer than ``limit`` pushed rows await processing; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._backlog_rows < limit, timeout)
+
+    # --- called by the engine -----------------------------------------------------------
+    def take(self) -> list[tuple[pl.DataFrame, int | None, Any]]:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            return pending
+
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def mark_processed(self, rows: int) -> None:
+        with self._lock:
+            self._backlog_rows -= rows
+            self.stats.last_processed_monotonic = _time.monotonic()
+            self._lock.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished and not self._pending
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failure
+
+
+class Source(ABC):
+    """An input of the dataflow. Subclasses run their own thread(s) and push minibatches."""
+
+    name: str = "source"
+
+    @abstractmethod
+    def start(self, handle: SourceHandle) -> None:
+        """Begin producing into ``handle``; must return promptly (do the work on a thread)."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """The run is over (or failed): stop threads and release resources."""
+
+
+class Sink(ABC):
+    """An output of the dataflow. The engine calls these methods from its own thread."""
+
+    name: str = "sink"
+    stats: ConnectorStats
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Called once before the first time is processed."""
+
+    @abstractmethod
+    def on_batch(self, time: int, batch: pl.DataFrame) -> None:
+        """The consolidated changes of ``time`` (called at most once per time, only if any)."""
+
+    def on_time_end(self, time: int) -> None:  # noqa: B027 - optional hook
+        """All changes of ``time`` were delivered: make them durable (flush)."""
+
+    def on_end(self) -> None:  # noqa: B027 - optional hook
+        """The run ended normally: flush whatever is left and release resources.
+
+        Blocks until everything is written; raises if anything could not be.
+        """
+
+    def abort(self) -> None:  # noqa: B027 - optional hook
+        """The run failed: release resources without waiting for pending writes."""
+
+    def failure(self) -> BaseException | None:
+        """A failure that happened asynchronously (on a writer thread), if any."""
+        return None

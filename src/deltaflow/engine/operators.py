@@ -1,0 +1,192 @@
+"""Operators: the runnable form of plan nodes.
+
+An operator receives, for one time, the delta batch of each input (None when an input did not
+change) and returns its own delta batch for that time (None when nothing changed). Batches
+leaving an operator are consolidated. Stateless operators here map deltas to deltas; stateful
+ones (in :mod:`deltaflow.engine.stateful`) keep arrangements of their inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow import plan
+from deltaflow._ids import combine_ids_expr
+from deltaflow.engine.batch import DIFF, ID, concat_batches, consolidate, empty_batch
+
+Delta = pl.DataFrame | None
+
+
+class Operator:
+    """Base class: one plan node at run time."""
+
+    def __init__(self, node: plan.Node) -> None:
+        self.node = node
+        self.columns = node.columns
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        raise NotImplementedError
+
+    def empty(self) -> pl.DataFrame:
+        return empty_batch(self.columns)
+
+    def describe(self) -> str:
+        return self.node.describe()
+
+
+class InputOperator(Operator):
+    """Emits what the engine collected from the node's source for this time."""
+
+    def __init__(self, node: plan.InputNode) -> None:
+        super().__init__(node)
+        self.pending: list[pl.DataFrame] = []
+        self._names = [ID, *node.columns, DIFF]
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        if not self.pending:
+            return None
+        batches, self.pending = self.pending, []
+        batch = concat_batches([b.select(self._names) for b in batches])
+        if isinstance(batch, list) or batch.height == 0:
+            return None
+        return consolidate(batch)
+
+
+class SelectOperator(Operator):
+    def __init__(self, node: plan.SelectNode) -> None:
+        super().__init__(node)
+        self.projection = node.projection
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        delta = deltas[0]
+        if delta is None:
+            return None
+        out = self.projection.run(delta, keep=[ID])
+        return consolidate(out.with_columns(delta[DIFF]))
+
+
+class FilterOperator(Operator):
+    def __init__(self, node: plan.FilterNode) -> None:
+        super().__init__(node)
+        self.predicate = node.predicate
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        delta = deltas[0]
+        if delta is None:
+            return None
+        keep = self.predicate.run(delta)["__keep"].fill_null(False)
+        out = delta.filter(keep)
+        return out if out.height else None
+
+
+class ReindexOperator(Operator):
+    def __init__(self, node: plan.ReindexNode) -> None:
+        super().__init__(node)
+        self.projection = node.id_projection
+        self.what = node.what
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        delta = deltas[0]
+        if delta is None:
+            return None
+        new_ids = self.projection.run(delta)["__id"]
+        if new_ids.null_count():
+            raise ValueError(f"{self.what}: some rows got no id (a None key value)")
+        out = delta.with_columns(new_ids.alias(ID))
+        return _nonempty(consolidate(out))
+
+
+class ConcatOperator(Operator):
+    def __init__(self, node: plan.ConcatNode) -> None:
+        super().__init__(node)
+        self.reindex = node.reindex
+        self._names = [ID, *node.columns, DIFF]
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        parts = []
+        for index, delta in enumerate(deltas):
+            if delta is None:
+                continue
+            part = delta.select(self._names)
+            if self.reindex:
+                part = part.with_columns(combine_ids_expr(pl.col(ID), salt=str(index)).alias(ID))
+            parts.append(part)
+        if not parts:
+            return None
+        return _nonempty(consolidate(concat_batches(parts)))
+
+
+class FlattenOperator(Operator):
+    def __init__(self, node: plan.FlattenNode) -> None:
+        super().__init__(node)
+        self.column = node.column
+        self.origin_id = node.origin_id
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        delta = deltas[0]
+        if delta is None:
+            return None
+        values = t.values_from_series(delta[self.column])
+        rows: list[int] = []
+        positions: list[int] = []
+        elements: list[Any] = []
+        for row, value in enumerate(values):
+            if value is None:
+                continue
+            items = value.value if isinstance(value, t.Json) else value
+            if isinstance(value, t.Json) and not isinstance(items, list):
+                raise ValueError(f"flatten: Json value {value} is not a list")
+            for position, item in enumerate(items):
+                rows.append(row)
+                positions.append(position)
+                elements.append(t.Json(item) if isinstance(value, t.Json) else item)
+        if not rows:
+            return None
+        element_type = self.columns[self.column]
+        base = delta[rows]
+        out = base.with_columns(
+            t.series_from_values(self.column, elements, element_type).alias(self.column),
+            pl.Series("__pos", positions, dtype=pl.Int64),
+        )
+        new_id = combine_ids_expr(pl.col(ID), pl.col("__pos"), salt="flatten")
+        if self.origin_id is not None:
+            out = out.with_columns(pl.col(ID).alias(self.origin_id))
+        out = out.with_columns(new_id.alias(ID)).drop("__pos")
+        return consolidate(out.select([ID, *self.columns, DIFF]))
+
+
+class OutputOperator(Operator):
+    """Passes the input's delta to the sink (sorted by ``sort_by`` within the time)."""
+
+    def __init__(self, node: plan.OutputNode) -> None:
+        super().__init__(node)
+        self.sink = node.sink
+        self.sort_by = list(node.sort_by)
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        delta = deltas[0]
+        if delta is None or delta.height == 0:
+            return None
+        if self.sort_by:
+            delta = delta.sort([*self.sort_by, DIFF])
+        self.sink.on_batch(time, delta)  # type: ignore[union-attr]
+        return None
+
+
+def _nonempty(batch: pl.DataFrame) -> Delta:
+    return batch if batch.height else None
+
+
+STATELESS: dict[type[plan.Node], type[Operator]] = {
+    plan.InputNode: InputOperator,
+    plan.SelectNode: SelectOperator,
+    plan.FilterNode: FilterOperator,
+    plan.ReindexNode: ReindexOperator,
+    plan.ConcatNode: ConcatOperator,
+    plan.FlattenNode: FlattenOperator,
+    plan.OutputNode: OutputOperator,
+}

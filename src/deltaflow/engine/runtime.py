@@ -1,0 +1,180 @@
+"""The engine loop: compile the plan to operators, then process one time after another.
+
+Sources push committed minibatches from their own threads. The loop wakes when something
+arrives, gives every pending batch a time (its own, for sources that pin times, else the next
+even millisecond timestamp), pushes each time's deltas through the operators in topological
+order, hands outputs to the sinks and tells each sink to flush that time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as _time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import polars as pl
+
+from deltaflow import plan
+from deltaflow.engine.boundary import ConnectorError, Sink, SourceHandle
+from deltaflow.engine.operators import STATELESS, InputOperator, Operator, OutputOperator
+
+logger = logging.getLogger("deltaflow.engine")
+
+OPERATORS: dict[type[plan.Node], Callable[[Any], Operator]] = dict(STATELESS)
+
+
+def register_operator(node_type: type[plan.Node], factory: Callable[[Any], Operator]) -> None:
+    """Teach the compiler how to run a new kind of plan node."""
+    OPERATORS[node_type] = factory
+
+
+class EngineError(RuntimeError):
+    """The run failed inside an operator; the message names the operator."""
+
+
+def _even_now_ms() -> int:
+    now = int(_time.time() * 1000)
+    return now + (now & 1)
+
+
+class Runtime:
+    """One run of a set of outputs."""
+
+    def __init__(self, outputs: Sequence[plan.OutputNode], *, monitoring: Any = None) -> None:
+        self.order = plan.topological_order(outputs)
+        self.operators: list[Operator] = []
+        self._index: dict[int, int] = {}
+        for node in self.order:
+            factory = OPERATORS.get(type(node))
+            if factory is None:
+                raise NotImplementedError(f"no operator implements {type(node).__name__}")
+            self._index[node.uid] = len(self.operators)
+            self.operators.append(factory(node))
+        self._inputs_of = [[self._index[i.uid] for i in node.inputs] for node in self.order]
+        self.inputs: list[tuple[InputOperator, SourceHandle]] = []
+        self._wake = threading.Event()
+        for op in self.operators:
+            if isinstance(op, InputOperator):
+                name = op.node.describe()
+                self.inputs.append((op, SourceHandle(name, self._wake.set)))
+        self.sinks: list[Sink] = [op.sink for op in self.operators
+                                  if isinstance(op, OutputOperator)]
+        self.last_time: int | None = None
+        self.monitoring = monitoring
+
+    # --- the loop ----------------------------------------------------------------------
+    def run(self) -> None:
+        started: list[Any] = []
+        ok = False
+        try:
+            for sink in self.sinks:
+                sink.start()
+            for op, handle in self.inputs:
+                source = op.node.source  # type: ignore[attr-defined]
+                started.append(source)
+                source.start(handle)
+            if self.monitoring is not None:
+                self.monitoring.start(self)
+            self._loop()
+            ok = True
+        except KeyboardInterrupt:
+            logger.info("interrupted: finishing the run")
+            ok = True
+        finally:
+            for source in started:
+                try:
+                    source.stop()
+                except Exception:  # noqa: BLE001 - stopping must not hide the real error
+                    logger.exception("stopping source %s failed", getattr(source, "name", "?"))
+            if self.monitoring is not None:
+                self.monitoring.stop()
+            self._end_sinks(ok)
+
+    def _end_sinks(self, ok: bool) -> None:
+        first_error: BaseException | None = None
+        for sink in self.sinks:
+            try:
+                if ok:
+                    sink.on_end()
+                else:
+                    sink.abort()
+            except Exception as exc:  # noqa: BLE001
+                if first_error is None:
+                    first_error = exc
+        if ok and first_error is not None:
+            if isinstance(first_error, ConnectorError):
+                raise first_error
+            raise ConnectorError(getattr(first_error, "connector", "output"),
+                                 str(first_error)) from first_error
+
+    def _check_failures(self) -> None:
+        for _, handle in self.inputs:
+            if handle.failure is not None:
+                error = handle.failure
+                if isinstance(error, ConnectorError):
+                    raise error
+                raise ConnectorError(handle.name, f"{type(error).__name__}: {error}") from error
+        for sink in self.sinks:
+            error = sink.failure()
+            if error is not None:
+                if isinstance(error, ConnectorError):
+                    raise error
+                raise ConnectorError(sink.name, f"{type(error).__name__}: {error}") from error
+
+    def _loop(self) -> None:
+        while True:
+            self._check_failures()
+            timed: dict[int, list[tuple[int, pl.DataFrame]]] = {}
+            live: list[tuple[int, pl.DataFrame]] = []
+            taken_rows = [0] * len(self.inputs)
+            for index, (_, handle) in enumerate(self.inputs):
+                for batch, pinned, _offsets in handle.take():
+                    taken_rows[index] += batch.height
+                    if pinned is None:
+                        live.append((index, batch))
+                    else:
+                        timed.setdefault(pinned, []).append((index, batch))
+            if not timed and not live:
+                if all(handle.finished for _, handle in self.inputs):
+                    self._check_failures()
+                    return
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            for pinned in sorted(timed):
+                time = pinned if self.last_time is None or pinned > self.last_time \
+                    else self.last_time + 2
+                self._process(time, timed[pinned])
+            if live:
+                now = _even_now_ms()
+                time = now if self.last_time is None or now > self.last_time \
+                    else self.last_time + 2
+                self._process(time, live)
+            for index, (_, handle) in enumerate(self.inputs):
+                if taken_rows[index]:
+                    handle.mark_processed(taken_rows[index])
+
+    def _process(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> None:
+        for index, batch in batches:
+            self.inputs[index][0].pending.append(batch)
+        self.last_time = time
+        results: list[pl.DataFrame | None] = [None] * len(self.operators)
+        for position, op in enumerate(self.operators):
+            deltas = [results[i] for i in self._inputs_of[position]]
+            if not isinstance(op, InputOperator) and all(d is None for d in deltas) \
+                    and not getattr(op, "always_step", False):
+                continue
+            results[position] = op.step(time, deltas)
+        for sink in self.sinks:
+            sink.on_time_end(time)
+        self._check_failures()
+
+
+def run_outputs(outputs: Sequence[plan.OutputNode], *, monitoring: Any = None) -> None:
+    """Compile and run the given outputs until every source is finished."""
+    if not outputs:
+        logger.warning("pw.run(): no outputs are defined, nothing to compute")
+        return
+    Runtime(outputs, monitoring=monitoring).run()

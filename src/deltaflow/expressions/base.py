@@ -1,0 +1,1013 @@
+"""Column expressions: the lazily built trees users write inside ``select``, ``filter`` ...
+
+An expression never computes by itself. Given a :class:`Scope` (which says what each column
+reference means in the operation at hand) it can tell its type (``infer``, which also checks
+it) and build a Polars expression (``to_polars``). Nodes that need Python per row (UDFs,
+values kept as Python objects) are *python nodes*: the evaluator computes them first, as
+columns, and the Polars expression then refers to those columns.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+
+Value = Any
+_counter = itertools.count()
+
+
+class ExpressionError(TypeError):
+    """An expression cannot be typed in its context (wrong column, impossible operation)."""
+
+
+class Scope:
+    """How column references resolve in one operation.
+
+    ``resolver(ref)`` returns the name of the frame column holding the referenced column and
+    its type, or raises ``KeyError``/``ValueError`` with a message for the user.
+    """
+
+    def __init__(self, description: str,
+                 resolver: Callable[[ColumnReference], tuple[str, t.DType]]) -> None:
+        self.description = description
+        self._resolver = resolver
+        self._types: dict[int, t.DType] = {}
+        self.python_columns: dict[int, str] = {}
+
+    def resolve(self, ref: ColumnReference) -> tuple[str, t.DType]:
+        return self._resolver(ref)
+
+    def dtype_of(self, expr: ColumnExpression) -> t.DType:
+        key = id(expr)
+        if key not in self._types:
+            self._types[key] = expr._infer(self)
+        return self._types[key]
+
+    def fail(self, message: str) -> ExpressionError:
+        return ExpressionError(f"{self.description}: {message}")
+
+
+def wrap_value(value: Any) -> ColumnExpression:
+    """Turn a constant into an expression; expressions pass through."""
+    if isinstance(value, ColumnExpression):
+        return value
+    return Literal(value)
+
+
+class ColumnExpression:
+    """Base class of every column expression."""
+
+    _python_node = False  # computed row by row in Python by the evaluator
+
+    def __init__(self) -> None:
+        self._uid = next(_counter)
+
+    # --- to be provided by subclasses -------------------------------------------------
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return ()
+
+    def _infer(self, scope: Scope) -> t.DType:
+        raise NotImplementedError
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        raise NotImplementedError
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        """Python nodes: compute the values of ``size`` rows from the children's values."""
+        raise NotImplementedError
+
+    # --- public-ish machinery ------------------------------------------------------------
+    def to_polars(self, scope: Scope) -> pl.Expr:
+        if self._python_node:
+            return pl.col(scope.python_columns[id(self)])
+        return self._polars(scope)
+
+    def walk(self) -> Iterator[ColumnExpression]:
+        """All nodes, children before parents."""
+        for child in self.children():
+            yield from child.walk()
+        yield self
+
+    def references(self) -> list[ColumnReference]:
+        return [node for node in self.walk() if isinstance(node, ColumnReference)]
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "a column expression has no truth value: use & | ~ instead of and/or/not, and "
+            "pw.if_else instead of if"
+        )
+
+    def __hash__(self) -> int:
+        return self._uid
+
+    def __repr__(self) -> str:
+        return f"<expression {type(self).__name__}>"
+
+    # --- operators -------------------------------------------------------------------
+    def __add__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("+", self, wrap_value(other))
+
+    def __radd__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("+", wrap_value(other), self)
+
+    def __sub__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("-", self, wrap_value(other))
+
+    def __rsub__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("-", wrap_value(other), self)
+
+    def __mul__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("*", self, wrap_value(other))
+
+    def __rmul__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("*", wrap_value(other), self)
+
+    def __truediv__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("/", self, wrap_value(other))
+
+    def __rtruediv__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("/", wrap_value(other), self)
+
+    def __floordiv__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("//", self, wrap_value(other))
+
+    def __rfloordiv__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("//", wrap_value(other), self)
+
+    def __mod__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("%", self, wrap_value(other))
+
+    def __rmod__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("%", wrap_value(other), self)
+
+    def __pow__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("**", self, wrap_value(other))
+
+    def __rpow__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("**", wrap_value(other), self)
+
+    def __eq__(self, other: Any) -> ColumnExpression:  # type: ignore[override]
+        return BinaryOp("==", self, wrap_value(other))
+
+    def __ne__(self, other: Any) -> ColumnExpression:  # type: ignore[override]
+        return BinaryOp("!=", self, wrap_value(other))
+
+    def __lt__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("<", self, wrap_value(other))
+
+    def __le__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("<=", self, wrap_value(other))
+
+    def __gt__(self, other: Any) -> ColumnExpression:
+        return BinaryOp(">", self, wrap_value(other))
+
+    def __ge__(self, other: Any) -> ColumnExpression:
+        return BinaryOp(">=", self, wrap_value(other))
+
+    def __and__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("&", self, wrap_value(other))
+
+    def __rand__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("&", wrap_value(other), self)
+
+    def __or__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("|", self, wrap_value(other))
+
+    def __ror__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("|", wrap_value(other), self)
+
+    def __xor__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("^", self, wrap_value(other))
+
+    def __rxor__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("^", wrap_value(other), self)
+
+    def __invert__(self) -> ColumnExpression:
+        return UnaryOp("~", self)
+
+    def __neg__(self) -> ColumnExpression:
+        return UnaryOp("-", self)
+
+    def __abs__(self) -> ColumnExpression:
+        return UnaryOp("abs", self)
+
+    def __getitem__(self, index: Any) -> ColumnExpression:
+        return GetItem(self, wrap_value(index))
+
+    # --- methods ---------------------------------------------------------------------
+    def is_none(self) -> ColumnExpression:
+        return IsNone(self, negate=False)
+
+    def is_not_none(self) -> ColumnExpression:
+        return IsNone(self, negate=True)
+
+    def as_int(self, *, unwrap: bool = False) -> ColumnExpression:
+        return ConvertTo(self, t.INT, unwrap)
+
+    def as_float(self, *, unwrap: bool = False) -> ColumnExpression:
+        return ConvertTo(self, t.FLOAT, unwrap)
+
+    def as_str(self, *, unwrap: bool = False) -> ColumnExpression:
+        return ConvertTo(self, t.STR, unwrap)
+
+    def as_bool(self, *, unwrap: bool = False) -> ColumnExpression:
+        return ConvertTo(self, t.BOOL, unwrap)
+
+    def get(self, index: Any, default: Any = None) -> ColumnExpression:
+        return GetItem(self, wrap_value(index), default=wrap_value(default), checked=False)
+
+    def to_string(self) -> ColumnExpression:
+        return Cast(t.STR, self)
+
+    @property
+    def str(self) -> Any:
+        from deltaflow.expressions.namespaces import StringNamespace
+
+        return StringNamespace(self)
+
+    @property
+    def dt(self) -> Any:
+        from deltaflow.expressions.namespaces import DateTimeNamespace
+
+        return DateTimeNamespace(self)
+
+    @property
+    def num(self) -> Any:
+        from deltaflow.expressions.namespaces import NumericalNamespace
+
+        return NumericalNamespace(self)
+
+
+# ------------------------------------------------------------------------------------------
+# Leaves
+# ------------------------------------------------------------------------------------------
+
+
+class ColumnReference(ColumnExpression):
+    """``table.column``: a column of a table, or of a placeholder such as ``pw.this``."""
+
+    def __init__(self, table: Any, name: str) -> None:
+        super().__init__()
+        self._table = table
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def table(self) -> Any:
+        return self._table
+
+    def _infer(self, scope: Scope) -> t.DType:
+        try:
+            return scope.resolve(self)[1]
+        except (KeyError, ValueError) as exc:
+            raise scope.fail(exc.args[0] if exc.args else str(exc)) from None
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        return pl.col(scope.resolve(self)[0])
+
+    def __repr__(self) -> str:
+        return f"<{self._table!r}.{self._name}>"
+
+
+class Literal(ColumnExpression):
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+    def _infer(self, scope: Scope) -> t.DType:
+        if self.value is None:
+            return t.Optional(t.ANY)
+        return t.infer_dtype([self.value])
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        dtype = scope.dtype_of(self)
+        if self.value is None:
+            return pl.lit(None)
+        polars_type = dtype.to_polars()
+        if polars_type == pl.Object:
+            stored = t.to_storage(self.value, dtype)
+            return pl.lit(pl.Series("literal", [stored], dtype=pl.Object)).first()
+        return pl.lit(t.series_from_values("literal", [self.value], dtype)).first()
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+# ------------------------------------------------------------------------------------------
+# Operators
+# ------------------------------------------------------------------------------------------
+
+_ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**"}
+_COMPARISON = {"==", "!=", "<", "<=", ">", ">="}
+_BOOLEAN = {"&", "|", "^"}
+_DATETIMES = (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC)
+
+
+def _arithmetic_type(op: str, a: t.DType, b: t.DType) -> t.DType | None:
+    numeric = {t.INT, t.FLOAT}
+    if a in numeric and b in numeric:
+        if op == "/":
+            return t.FLOAT
+        return t.INT if a == b == t.INT else t.FLOAT
+    if op == "+" and a == b and a in (t.STR, t.BYTES):
+        return a
+    if op == "*" and {a, b} == {t.STR, t.INT}:
+        return t.STR
+    if a in _DATETIMES:
+        if op == "+" and b == t.DURATION:
+            return a
+        if op == "-" and b == t.DURATION:
+            return a
+        if op == "-" and b == a:
+            return t.DURATION
+    if a == t.DURATION:
+        if op in ("+", "-", "%") and b == t.DURATION:
+            return t.DURATION
+        if op == "+" and b in _DATETIMES:
+            return b
+        if op in ("*", "//") and b == t.INT:
+            return t.DURATION
+        if op == "/" and b == t.DURATION:
+            return t.FLOAT
+        if op == "//" and b == t.DURATION:
+            return t.INT
+        if op == "/" and b in numeric:
+            return t.DURATION
+    if b == t.DURATION and op == "*" and a == t.INT:
+        return t.DURATION
+    if op == "+" and isinstance(a, t.Tuple) and isinstance(b, t.Tuple):
+        return t.Tuple(*a.args, *b.args)
+    return None
+
+
+def _comparable(op: str, a: t.DType, b: t.DType) -> bool:
+    if a == t.ANY or b == t.ANY:
+        return True
+    if a in (t.INT, t.FLOAT) and b in (t.INT, t.FLOAT):
+        return True
+    if a == b:
+        return op in ("==", "!=") or a not in (t.JSON, t.PY_OBJECT_WRAPPER)
+    return isinstance(a, (t.Tuple, t.List)) and isinstance(b, (t.Tuple, t.List))
+
+
+class BinaryOp(ColumnExpression):
+    def __init__(self, op: str, left: ColumnExpression, right: ColumnExpression) -> None:
+        super().__init__()
+        self.op = op
+        self.left = left
+        self.right = right
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.left, self.right)
+
+    def _null_literal_side(self) -> ColumnExpression | None:
+        if isinstance(self.right, Literal) and self.right.value is None:
+            return self.left
+        if isinstance(self.left, Literal) and self.left.value is None:
+            return self.right
+        return None
+
+    def _infer(self, scope: Scope) -> t.DType:
+        left, right = scope.dtype_of(self.left), scope.dtype_of(self.right)
+        nullable = left.is_optional or right.is_optional
+        a, b = left.strip_optional(), right.strip_optional()
+        op = self.op
+        if op in _COMPARISON:
+            if op in ("==", "!=") and self._null_literal_side() is not None:
+                return t.BOOL
+            if not _comparable(op, a, b):
+                raise scope.fail(f"cannot compare {left!r} with {right!r} using {op}")
+            return t.BOOL
+        if op in _BOOLEAN:
+            if a == b == t.BOOL:
+                return t.Optional(t.BOOL) if nullable else t.BOOL
+            if a == b == t.INT:
+                return t.Optional(t.INT) if nullable else t.INT
+            raise scope.fail(f"operator {op} needs two bool (or two int) operands, "
+                             f"got {left!r} and {right!r}")
+        if a == t.ANY or b == t.ANY:
+            return t.ANY
+        result = _arithmetic_type(op, a, b)
+        if result is None:
+            raise scope.fail(f"operator {op} is not defined for {left!r} and {right!r}"
+                             f" (in {self._describe()})")
+        return t.Optional(result) if nullable else result
+
+    def _describe(self) -> str:
+        return f"{_short(self.left)} {self.op} {_short(self.right)}"
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        op = self.op
+        if op in ("==", "!=") and (side := self._null_literal_side()) is not None:
+            inner = side.to_polars(scope)
+            return inner.is_null() if op == "==" else inner.is_not_null()
+        left_type = scope.dtype_of(self.left).strip_optional()
+        right_type = scope.dtype_of(self.right).strip_optional()
+        if (left_type.stored_as_object or right_type.stored_as_object) and left_type != t.ANY:
+            raise scope.fail(f"operator {op} on {left_type!r} values is not supported")
+        a, b = self.left.to_polars(scope), self.right.to_polars(scope)
+        if op == "+":
+            if left_type == t.STR:
+                return pl.concat_str([a, b])
+            if left_type == t.BYTES:
+                return pl.concat_str([a.cast(pl.Binary), b.cast(pl.Binary)]).cast(pl.Binary)
+            return a + b
+        if op == "*" and {left_type, right_type} == {t.STR, t.INT}:
+            text, count = (a, b) if left_type == t.STR else (b, a)
+            return text.repeat_by(count).list.join("")
+        if op == "/":
+            if left_type == t.DURATION and right_type in (t.INT, t.FLOAT):
+                return (a.cast(pl.Int64) / b).cast(pl.Int64).cast(pl.Duration("ns"))
+            if left_type == t.DURATION:
+                return a.dt.total_nanoseconds() / b.dt.total_nanoseconds()
+            return a.cast(pl.Float64) / b
+        if op == "//" and left_type == right_type == t.DURATION:
+            return a.dt.total_nanoseconds() // b.dt.total_nanoseconds()
+        if op == "//" and left_type == t.DURATION:
+            return (a.dt.total_nanoseconds() // b).cast(pl.Duration("ns"))
+        if op == "**":
+            result = a.pow(b)
+            return result.cast(pl.Int64) if scope.dtype_of(self).strip_optional() == t.INT \
+                else result
+        return {
+            "-": lambda: a - b,
+            "*": lambda: a * b,
+            "//": lambda: a // b,
+            "%": lambda: a % b,
+            "==": lambda: a == b,
+            "!=": lambda: a != b,
+            "<": lambda: a < b,
+            "<=": lambda: a <= b,
+            ">": lambda: a > b,
+            ">=": lambda: a >= b,
+            "&": lambda: a & b,
+            "|": lambda: a | b,
+            "^": lambda: a ^ b,
+        }[op]()
+
+
+def _short(expr: ColumnExpression) -> str:
+    if isinstance(expr, ColumnReference):
+        return expr.name
+    if isinstance(expr, Literal):
+        return repr(expr.value)
+    return "(...)"
+
+
+class UnaryOp(ColumnExpression):
+    def __init__(self, op: str, arg: ColumnExpression) -> None:
+        super().__init__()
+        self.op = op
+        self.arg = arg
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.arg,)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        dtype = scope.dtype_of(self.arg)
+        base = dtype.strip_optional()
+        if self.op == "~":
+            if base in (t.BOOL, t.INT):
+                return dtype
+            raise scope.fail(f"operator ~ needs a bool column, got {dtype!r}")
+        if base in (t.INT, t.FLOAT, t.DURATION, t.ANY):
+            return dtype
+        raise scope.fail(f"operator {self.op} is not defined for {dtype!r}")
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        inner = self.arg.to_polars(scope)
+        if self.op == "~":
+            return ~inner
+        if self.op == "-":
+            return -inner
+        return inner.abs()
+
+
+class IsNone(ColumnExpression):
+    def __init__(self, arg: ColumnExpression, negate: bool) -> None:
+        super().__init__()
+        self.arg = arg
+        self.negate = negate
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.arg,)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        scope.dtype_of(self.arg)
+        return t.BOOL
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        inner = self.arg.to_polars(scope)
+        return inner.is_not_null() if self.negate else inner.is_null()
+
+
+class IfElse(ColumnExpression):
+    def __init__(self, cond: ColumnExpression, then: ColumnExpression,
+                 otherwise: ColumnExpression) -> None:
+        super().__init__()
+        self.cond, self.then, self.otherwise = cond, then, otherwise
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.cond, self.then, self.otherwise)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        cond = scope.dtype_of(self.cond)
+        if cond.strip_optional() != t.BOOL:
+            raise scope.fail(f"pw.if_else needs a bool condition, got {cond!r}")
+        a, b = scope.dtype_of(self.then), scope.dtype_of(self.otherwise)
+        result = _merge_types(a, b)
+        if result is None:
+            raise scope.fail(f"pw.if_else branches have incompatible types {a!r} and {b!r}")
+        return result
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        out = scope.dtype_of(self)
+        return (pl.when(self.cond.to_polars(scope))
+                .then(_coerce(self.then, out, scope))
+                .otherwise(_coerce(self.otherwise, out, scope)))
+
+
+def _merge_types(a: t.DType, b: t.DType) -> t.DType | None:
+    if a == t.Optional(t.ANY):
+        return t.optional(b)
+    if b == t.Optional(t.ANY):
+        return t.optional(a)
+    return t.common_supertype(a, b)
+
+
+def _coerce(expr: ColumnExpression, target: t.DType, scope: Scope) -> pl.Expr:
+    compiled = expr.to_polars(scope)
+    source = scope.dtype_of(expr).strip_optional()
+    if source == t.INT and target.strip_optional() == t.FLOAT:
+        return compiled.cast(pl.Float64)
+    return compiled
+
+
+class Coalesce(ColumnExpression):
+    def __init__(self, *args: ColumnExpression) -> None:
+        super().__init__()
+        self.args = args
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return self.args
+
+    def _infer(self, scope: Scope) -> t.DType:
+        if not self.args:
+            raise scope.fail("pw.coalesce needs at least one argument")
+        result: t.DType | None = None
+        for arg in self.args:
+            dtype = scope.dtype_of(arg)
+            if result is None:
+                result = dtype
+                continue
+            merged = _merge_types(result, dtype)
+            if merged is None:
+                raise scope.fail(f"pw.coalesce arguments have incompatible types {result!r} "
+                                 f"and {dtype!r}")
+            result = merged
+        assert result is not None
+        if not all(scope.dtype_of(a).is_optional for a in self.args):
+            return result.strip_optional()
+        return result
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        out = scope.dtype_of(self)
+        if out.stored_as_object:
+            raise scope.fail("pw.coalesce of Python-object columns is not supported")
+        return pl.coalesce([_coerce(a, out, scope) for a in self.args])
+
+
+class Require(ColumnExpression):
+    """``pw.require(val, *deps)``: ``val`` unless one of ``deps`` is None, then None."""
+
+    def __init__(self, value: ColumnExpression, *deps: ColumnExpression) -> None:
+        super().__init__()
+        self.value = value
+        self.deps = deps
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.value, *self.deps)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        for dep in self.deps:
+            scope.dtype_of(dep)
+        return t.optional(scope.dtype_of(self.value))
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        if not self.deps:
+            return self.value.to_polars(scope)
+        any_null = pl.any_horizontal([d.to_polars(scope).is_null() for d in self.deps])
+        return pl.when(any_null).then(None).otherwise(self.value.to_polars(scope))
+
+
+_CAST_POLARS_OK = {t.INT, t.FLOAT, t.BOOL, t.STR}
+
+
+class Cast(ColumnExpression):
+    """``pw.cast(type, expr)``: convert values to another type."""
+
+    def __init__(self, target: Any, arg: ColumnExpression) -> None:
+        super().__init__()
+        self.target = t.wrap(target)
+        self.arg = arg
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.arg,)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        source = scope.dtype_of(self.arg)
+        src, dst = source.strip_optional(), self.target.strip_optional()
+        if src == dst or src == t.ANY or dst == t.ANY:
+            pass
+        elif not (src in _CAST_POLARS_OK and dst in _CAST_POLARS_OK):
+            raise scope.fail(f"cannot cast {source!r} to {self.target!r}")
+        return t.optional(dst) if source.is_optional else self.target
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        src = scope.dtype_of(self.arg).strip_optional()
+        dst = self.target.strip_optional()
+        inner = self.arg.to_polars(scope)
+        if src == dst or dst == t.ANY or src == t.ANY:
+            return inner
+        if dst == t.STR and src == t.BOOL:
+            return pl.when(inner).then(pl.lit("True")).otherwise(pl.lit("False"))
+        if dst == t.STR and src == t.FLOAT:
+            return inner.map_elements(repr, return_dtype=pl.String)
+        return inner.cast(dst.to_polars(), strict=True)
+
+
+class DeclareType(ColumnExpression):
+    """``pw.declare_type(type, expr)``: change the declared type, keep the values."""
+
+    def __init__(self, target: Any, arg: ColumnExpression) -> None:
+        super().__init__()
+        self.target = t.wrap(target)
+        self.arg = arg
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.arg,)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        source = scope.dtype_of(self.arg)
+        stored_alike = source.to_polars() == self.target.to_polars() or self.target == t.ANY
+        widening = source.strip_optional() == t.INT and self.target.strip_optional() == t.FLOAT
+        if not stored_alike and not widening:
+            raise scope.fail(f"declare_type: values of {source!r} are not stored like "
+                             f"{self.target!r}; use pw.cast")
+        return self.target
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        inner = self.arg.to_polars(scope)
+        source = scope.dtype_of(self.arg)
+        if source.to_polars() != self.target.to_polars() and self.target != t.ANY:
+            return inner.cast(self.target.to_polars())
+        return inner
+
+
+# ------------------------------------------------------------------------------------------
+# Python nodes
+# ------------------------------------------------------------------------------------------
+
+
+class PythonNode(ColumnExpression):
+    """A node computed in Python, row by row, from its children's values."""
+
+    _python_node = True
+    label = "expression"
+
+    def compute(self, args: list[pl.Series], size: int, dtype: t.DType) -> pl.Series:
+        """The node's column, given its children's columns."""
+        values = [t.values_from_series(series) for series in args]
+        result = self._py_eval(values, size)
+        try:
+            return t.series_from_values("value", result, dtype)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
+            raise TypeError(f"{self.label} returned values that are not of its declared type "
+                            f"{dtype!r}: {exc}") from exc
+
+
+class Apply(PythonNode):
+    """A Python function applied to every row (``pw.apply``, ``@pw.udf``)."""
+
+    def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 return_type: Any = None, *, propagate_none: bool = False,
+                 deterministic: bool = False, name: str | None = None) -> None:
+        super().__init__()
+        self.fun = fun
+        self.args = tuple(wrap_value(a) for a in args)
+        self.kwarg_names = tuple(kwargs)
+        self.kwargs = tuple(wrap_value(v) for v in kwargs.values())
+        self.return_type = None if return_type is None else t.wrap(return_type)
+        self.propagate_none = propagate_none
+        self.deterministic = deterministic
+        self.label = name or getattr(fun, "__name__", repr(fun))
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (*self.args, *self.kwargs)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        arg_types = [scope.dtype_of(c) for c in self.children()]
+        if self.return_type is not None:
+            result = self.return_type
+        else:
+            result = _annotated_return(self.fun)
+        if self.propagate_none and any(a.is_optional for a in arg_types):
+            result = t.optional(result)
+        return result
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        positional = len(self.args)
+        fun = self.fun
+        out: list[Any] = [None] * size
+        for row in range(size):
+            values = [column[row] for column in args]
+            if self.propagate_none and any(v is None for v in values):
+                continue
+            pos, kw = values[:positional], dict(zip(self.kwarg_names, values[positional:],
+                                                   strict=True))
+            try:
+                out[row] = fun(*pos, **kw)
+            except Exception as exc:
+                raise UdfError(self.label, pos, kw, exc) from exc
+        return out
+
+
+class UdfError(RuntimeError):
+    """A user function raised while the pipeline ran; names the function and the row."""
+
+    def __init__(self, name: str, args: list[Any], kwargs: dict[str, Any],
+                 error: BaseException) -> None:
+        shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+        super().__init__(f"function {name!r} failed on arguments ({shown}): "
+                         f"{type(error).__name__}: {error}")
+        self.function = name
+        self.error = error
+
+
+def _annotated_return(fun: Callable[..., Any]) -> t.DType:
+    import inspect
+    import typing
+
+    target = fun
+    if not inspect.isfunction(target) and not inspect.ismethod(target):
+        target = getattr(fun, "__call__", fun)  # noqa: B004
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        return t.ANY
+    if "return" not in hints:
+        return t.ANY
+    try:
+        return t.wrap(hints["return"])
+    except TypeError:
+        return t.ANY
+
+
+class MakeTuple(PythonNode):
+    label = "pw.make_tuple"
+
+    def __init__(self, *args: ColumnExpression) -> None:
+        super().__init__()
+        self.args = args
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return self.args
+
+    def _infer(self, scope: Scope) -> t.DType:
+        return t.Tuple(*(scope.dtype_of(a) for a in self.args))
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        return [tuple(column[row] for column in args) for row in range(size)]
+
+
+class GetItem(PythonNode):
+    """``expr[index]`` on tuples, lists, arrays and Json; ``expr.get(index, default)``."""
+
+    label = "indexing"
+
+    def __init__(self, arg: ColumnExpression, index: ColumnExpression,
+                 default: ColumnExpression | None = None, checked: bool = True) -> None:
+        super().__init__()
+        self.arg = arg
+        self.index = index
+        self.default = default if default is not None else Literal(None)
+        self.checked = checked
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.arg, self.index, self.default)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        container = scope.dtype_of(self.arg)
+        base = container.strip_optional()
+        scope.dtype_of(self.index)
+        if base == t.JSON:
+            return t.JSON
+        if isinstance(base, t.Tuple):
+            if isinstance(self.index, Literal) and isinstance(self.index.value, int):
+                try:
+                    item = base.args[self.index.value]
+                except IndexError:
+                    raise scope.fail(f"index {self.index.value} out of range for "
+                                     f"{container!r}") from None
+                return item if self.checked else t.optional(item)
+            return t.ANY
+        if isinstance(base, t.List):
+            return base.arg if self.checked else t.optional(base.arg)
+        if base in (t.ANY, t.ARRAY) or isinstance(base, t.Array):
+            return t.ANY
+        if base in (t.STR,):
+            return t.STR
+        raise scope.fail(f"values of type {container!r} cannot be indexed")
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        containers, indexes, defaults = args
+        out: list[Any] = []
+        for container, index, default in zip(containers, indexes, defaults, strict=True):
+            if container is None:
+                out.append(None)
+                continue
+            if isinstance(container, t.Json):
+                value = container.value
+                try:
+                    out.append(t.Json(value[index]))
+                except (KeyError, IndexError, TypeError):
+                    if self.checked:
+                        raise KeyError(f"Json value has no item {index!r}") from None
+                    out.append(default if default is not None else t.Json.NULL)
+                continue
+            try:
+                out.append(container[index])
+            except (KeyError, IndexError, TypeError):
+                if self.checked:
+                    raise IndexError(f"index {index!r} out of range for {container!r}") from None
+                out.append(default)
+        return out
+
+
+class ConvertTo(PythonNode):
+    """``.as_int()`` / ``.as_float()`` / ``.as_str()`` / ``.as_bool()`` on Json values."""
+
+    def __init__(self, arg: ColumnExpression, target: t.DType, unwrap: bool) -> None:
+        super().__init__()
+        self.arg = arg
+        self.target = target
+        self.unwrap = unwrap
+        self.label = f"as_{target!r}"
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.arg,)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        source = scope.dtype_of(self.arg)
+        if source.strip_optional() not in (t.JSON, t.ANY):
+            raise scope.fail(f"{self.label}() converts Json values; the column has type "
+                             f"{source!r} (use pw.cast for other types)")
+        return self.target if self.unwrap else t.Optional(self.target)
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        convert = {t.INT: int, t.FLOAT: float, t.STR: str, t.BOOL: bool}[self.target]
+        out: list[Any] = []
+        for value in args[0]:
+            raw = value.value if isinstance(value, t.Json) else value
+            if raw is None:
+                if self.unwrap:
+                    raise ValueError(f"{self.label}(unwrap=True) met a null value")
+                out.append(None)
+                continue
+            expected = {t.INT: int, t.FLOAT: (int, float), t.STR: str, t.BOOL: bool}[self.target]
+            if not isinstance(raw, expected) or (self.target == t.INT and isinstance(raw, bool)):
+                raise ValueError(f"cannot convert Json value {raw!r} with {self.label}()")
+            out.append(convert(raw))
+        return out
+
+
+class Unwrap(PythonNode):
+    """``pw.unwrap(expr)``: drop ``Optional`` from the type; a None value stops the run."""
+
+    label = "pw.unwrap"
+
+    def compute(self, args: list[pl.Series], size: int, dtype: t.DType) -> pl.Series:
+        if args[0].null_count():
+            raise ValueError("pw.unwrap met a None value")
+        return args[0]
+
+    def __init__(self, arg: ColumnExpression) -> None:
+        super().__init__()
+        self.arg = arg
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.arg,)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        return scope.dtype_of(self.arg).strip_optional()
+
+
+
+class FillError(ColumnExpression):
+    """``pw.fill_error(col, replacement)``: deltaflow stops on errors, so this is ``col``."""
+
+    def __init__(self, arg: ColumnExpression, replacement: ColumnExpression) -> None:
+        super().__init__()
+        self.arg = arg
+        self.replacement = replacement
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.arg, self.replacement)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        scope.dtype_of(self.replacement)
+        return scope.dtype_of(self.arg)
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        return self.arg.to_polars(scope)
+
+
+class PointerFrom(ColumnExpression):
+    """``t.pointer_from(*values)``: the id a row keyed by ``values`` gets."""
+
+    def __init__(self, *args: ColumnExpression, optional: bool = False,
+                 instance: ColumnExpression | None = None) -> None:
+        super().__init__()
+        self.args = args
+        self.optional = optional
+        self.instance = instance
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return self.args + ((self.instance,) if self.instance is not None else ())
+
+    def _infer(self, scope: Scope) -> t.DType:
+        types = [scope.dtype_of(a) for a in self.children()]
+        if self.optional and any(x.is_optional for x in types):
+            return t.Optional(t.POINTER)
+        return t.POINTER
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        from deltaflow._ids import id_expr
+
+        parts = [(c.to_polars(scope), scope.dtype_of(c)) for c in self.children()]
+        ids = id_expr(parts)
+        if self.optional:
+            any_null = pl.any_horizontal([p.is_null() for p, _ in parts])
+            return pl.when(any_null).then(None).otherwise(ids)
+        return ids
+
+
+class MethodCall(ColumnExpression):
+    """A method of the ``.str``/``.dt``/``.num`` namespaces.
+
+    ``type_rule(scope, arg_types) -> result type`` checks arguments; ``build(args, arg_types)``
+    builds the Polars expression from the compiled arguments.
+    """
+
+    def __init__(self, name: str, args: tuple[ColumnExpression, ...],
+                 type_rule: Callable[[Scope, list[t.DType]], t.DType],
+                 build: Callable[[list[pl.Expr], list[t.DType]], pl.Expr]) -> None:
+        super().__init__()
+        self.name = name
+        self.args = args
+        self.type_rule = type_rule
+        self.build = build
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return self.args
+
+    def _infer(self, scope: Scope) -> t.DType:
+        return self.type_rule(scope, [scope.dtype_of(a) for a in self.args])
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        return self.build([a.to_polars(scope) for a in self.args],
+                          [scope.dtype_of(a) for a in self.args])
+
+
+class PythonMethodCall(PythonNode):
+    """A namespace method computed in Python per row (when Polars has no equivalent)."""
+
+    def __init__(self, name: str, args: tuple[ColumnExpression, ...],
+                 type_rule: Callable[[Scope, list[t.DType]], t.DType],
+                 fun: Callable[..., Any]) -> None:
+        super().__init__()
+        self.label = name
+        self.args = args
+        self.type_rule = type_rule
+        self.fun = fun
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return self.args
+
+    def _infer(self, scope: Scope) -> t.DType:
+        return self.type_rule(scope, [scope.dtype_of(a) for a in self.args])
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        out = []
+        for row in range(size):
+            values = [column[row] for column in args]
+            out.append(None if values[0] is None else self.fun(*values))
+        return out

@@ -1,0 +1,1 @@
+"""Connectors (readers, parsers, writers, formatters) and their sessions."""

@@ -1,0 +1,149 @@
+"""The logical plan: immutable nodes built by ``Table`` methods, compiled by ``pw.run``.
+
+A node knows its inputs, its output columns and types, and how its row ids derive from its
+inputs'. Nodes never compute; :mod:`deltaflow.engine.compile` turns them into operators.
+Every output node a program creates is recorded in :data:`REGISTRY`, so that ``pw.run()`` runs
+all outputs defined so far.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deltaflow import _types as t
+from deltaflow.engine.boundary import Sink, Source
+
+_node_ids = itertools.count()
+
+
+class Universe:
+    """The set of row ids of a table, as far as the plan knows (identity only)."""
+
+    def __init__(self, parent: Universe | None = None) -> None:
+        self.parent = parent  # a universe this one is a subset of
+
+    def is_subset_of(self, other: Universe) -> bool:
+        current: Universe | None = self
+        while current is not None:
+            if current is other:
+                return True
+            current = current.parent
+        return False
+
+
+@dataclass(eq=False)
+class Node:
+    """Base of plan nodes. ``columns`` maps output column names to their types, in order."""
+
+    columns: dict[str, t.DType]
+    inputs: tuple[Node, ...] = ()
+    uid: int = field(default_factory=lambda: next(_node_ids))
+    label: str = ""
+
+    def describe(self) -> str:
+        return self.label or type(self).__name__
+
+
+@dataclass(eq=False)
+class InputNode(Node):
+    """Rows produced by a source (a connector or in-memory debug data)."""
+
+    source: Source | None = None
+    primary_key: tuple[str, ...] | None = None
+
+
+@dataclass(eq=False)
+class SelectNode(Node):
+    """Per-row expressions over the input; ids are kept (``select``, ``with_columns`` ...)."""
+
+    projection: Any = None  # expressions.evaluate.CompiledProjection
+
+
+@dataclass(eq=False)
+class FilterNode(Node):
+    """Rows of the input whose boolean expression is true; ids are kept."""
+
+    predicate: Any = None  # CompiledProjection with a single output "__keep"
+
+
+@dataclass(eq=False)
+class ReindexNode(Node):
+    """The input with new ids computed by ``id_projection`` (a single pointer output)."""
+
+    id_projection: Any = None
+    what: str = "with_id"
+
+
+@dataclass(eq=False)
+class ConcatNode(Node):
+    """The union of the inputs; with ``reindex`` each input's ids are salted by its position."""
+
+    reindex: bool = False
+
+
+@dataclass(eq=False)
+class FlattenNode(Node):
+    """One row per element of ``column``; ids derive from (row id, position)."""
+
+    column: str = ""
+    origin_id: str | None = None
+
+
+@dataclass(eq=False)
+class OutputNode(Node):
+    """Hands the input's changes to a sink at each time."""
+
+    sink: Sink | None = None
+    sort_by: Sequence[str] = ()
+
+
+class PlanRegistry:
+    """The outputs defined by a program, in definition order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.outputs: list[OutputNode] = []
+
+    def add_output(self, node: OutputNode) -> None:
+        with self._lock:
+            self.outputs.append(node)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.outputs.clear()
+
+    def take(self) -> list[OutputNode]:
+        with self._lock:
+            return list(self.outputs)
+
+
+REGISTRY = PlanRegistry()
+
+
+def clear_graph() -> None:
+    """Forget every output defined so far (tests call this between programs)."""
+    REGISTRY.clear()
+
+
+def topological_order(roots: Sequence[Node]) -> list[Node]:
+    """All nodes reachable from ``roots``, inputs before the nodes using them."""
+    order: list[Node] = []
+    visited: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(r, False) for r in reversed(roots)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node.uid in visited:
+            continue
+        visited.add(node.uid)
+        stack.append((node, True))
+        for child in reversed(node.inputs):
+            if child.uid not in visited:
+                stack.append((child, False))
+    return order

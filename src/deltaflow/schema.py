@@ -1,0 +1,324 @@
+"""Table schemas: ``class S(pw.Schema)``, column definitions and schema builders."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from deltaflow import _types as t
+
+
+class _Undefined:
+    def __repr__(self) -> str:
+        return "undefined"
+
+
+_NO_DEFAULT: Any = _Undefined()
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaProperties:
+    """Schema-wide properties. ``append_only`` promises rows are never deleted or updated."""
+
+    append_only: bool | None = None
+
+
+@dataclasses.dataclass
+class ColumnDefinition:
+    """What ``pw.column_definition`` returns: a column's declared options."""
+
+    primary_key: bool = False
+    default_value: Any = _NO_DEFAULT
+    dtype: Any = None
+    name: str | None = None
+    append_only: bool | None = None
+    description: str | None = None
+    example: Any = None
+    source_component: str = "payload"
+
+
+def column_definition(
+    *,
+    primary_key: bool = False,
+    default_value: Any = _NO_DEFAULT,
+    dtype: Any = None,
+    name: str | None = None,
+    append_only: bool | None = None,
+    description: str | None = None,
+    example: Any = None,
+    source_component: str = "payload",
+) -> Any:
+    """Declare a schema column's options (primary key, default, explicit type or name)."""
+    return ColumnDefinition(
+        primary_key=primary_key,
+        default_value=default_value,
+        dtype=dtype,
+        name=name,
+        append_only=append_only,
+        description=description,
+        example=example,
+        source_component=source_component,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnSchema:
+    """A column of a schema as the engine sees it."""
+
+    name: str
+    dtype: t.DType
+    primary_key: bool = False
+    default_value: Any = _NO_DEFAULT
+    append_only: bool = False
+    description: str | None = None
+    example: Any = None
+
+    def has_default_value(self) -> bool:
+        return self.default_value is not _NO_DEFAULT
+
+    @property
+    def typehint(self) -> Any:
+        return self.dtype.typehint
+
+
+class SchemaMetaclass(type):
+    """Builds ``__columns__`` from the annotations of a ``Schema`` subclass."""
+
+    __columns__: dict[str, ColumnSchema]
+    __properties__: SchemaProperties
+
+    def __new__(
+        mcs,
+        name: str,
+        bases: tuple[type, ...],
+        namespace: dict[str, Any],
+        append_only: bool | None = None,
+        **kwargs: Any,
+    ) -> SchemaMetaclass:
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        columns: dict[str, ColumnSchema] = {}
+        for base in reversed(bases):
+            columns.update(getattr(base, "__columns__", {}))
+        own = namespace.get("__annotations__", {})
+        if own:
+            try:
+                hints = typing.get_type_hints(cls, include_extras=False)
+            except Exception:  # fall back to raw annotations (e.g. unresolvable forward refs)
+                hints = dict(own)
+            for attr in own:
+                definition = namespace.get(attr, _NO_DEFAULT)
+                if not isinstance(definition, ColumnDefinition):
+                    definition = ColumnDefinition(default_value=definition)
+                annotation = definition.dtype if definition.dtype is not None else hints[attr]
+                column_name = definition.name or attr
+                if column_name in columns and attr in own and column_name != attr:
+                    raise ValueError(f"schema {name}: duplicate column name {column_name!r}")
+                columns[column_name] = _column_schema(name, column_name, annotation, definition,
+                                                      append_only)
+        cls.__columns__ = columns
+        inherited = getattr(cls, "__properties__", SchemaProperties())
+        cls.__properties__ = SchemaProperties(
+            append_only=append_only if append_only is not None else inherited.append_only
+        )
+        return cls
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
+                 **kwargs: Any) -> None:
+        super().__init__(name, bases, namespace)
+
+    # --- introspection, as Pathway's schema classes offer it ---------------------------
+    def columns(cls) -> Mapping[str, ColumnSchema]:
+        return dict(cls.__columns__)
+
+    def column_names(cls) -> list[str]:
+        return list(cls.__columns__)
+
+    def keys(cls) -> list[str]:
+        return list(cls.__columns__)
+
+    def values(cls) -> list[ColumnSchema]:
+        return list(cls.__columns__.values())
+
+    def items(cls) -> list[tuple[str, ColumnSchema]]:
+        return list(cls.__columns__.items())
+
+    def __getitem__(cls, name: str) -> ColumnSchema:
+        return cls.__columns__[name]
+
+    def __iter__(cls) -> Iterator[str]:
+        return iter(cls.__columns__)
+
+    def __len__(cls) -> int:
+        return len(cls.__columns__)
+
+    def __contains__(cls, name: object) -> bool:
+        return name in cls.__columns__
+
+    def typehints(cls) -> dict[str, Any]:
+        return {name: c.dtype.typehint for name, c in cls.__columns__.items()}
+
+    def dtypes(cls) -> dict[str, t.DType]:
+        return {name: c.dtype for name, c in cls.__columns__.items()}
+
+    def primary_key_columns(cls) -> list[str] | None:
+        keys = [name for name, c in cls.__columns__.items() if c.primary_key]
+        return keys or None
+
+    def default_values(cls) -> dict[str, Any]:
+        return {n: c.default_value for n, c in cls.__columns__.items() if c.has_default_value()}
+
+    def universe_properties(cls) -> SchemaProperties:
+        return cls.__properties__
+
+    def with_types(cls, **kwargs: Any) -> type[Schema]:
+        for name in kwargs:
+            if name not in cls.__columns__:
+                raise KeyError(f"schema {cls.__name__} has no column {name!r}")
+        columns = {
+            n: dataclasses.replace(c, dtype=t.wrap(kwargs[n])) if n in kwargs else c
+            for n, c in cls.__columns__.items()
+        }
+        return schema_from_columns(columns, name=cls.__name__)
+
+    update_types = with_types
+
+    def without(cls, *names: str) -> type[Schema]:
+        for name in names:
+            if name not in cls.__columns__:
+                raise KeyError(f"schema {cls.__name__} has no column {name!r}")
+        columns = {n: c for n, c in cls.__columns__.items() if n not in names}
+        return schema_from_columns(columns, name=cls.__name__)
+
+    def __or__(cls, other: type[Schema]) -> type[Schema]:
+        clash = set(cls.__columns__) & set(other.__columns__)
+        if clash:
+            raise ValueError(f"schemas {cls.__name__} and {other.__name__} both have columns "
+                             f"{sorted(clash)}")
+        return schema_from_columns({**cls.__columns__, **other.__columns__},
+                                   name=f"{cls.__name__}|{other.__name__}")
+
+    def __repr__(cls) -> str:
+        body = ", ".join(f"{n}: {c.dtype!r}" for n, c in cls.__columns__.items())
+        return f"<deltaflow.Schema {cls.__name__}({body})>"
+
+    def assert_equal_to(cls, other: type[Schema]) -> None:
+        if cls.dtypes() != other.dtypes():
+            raise AssertionError(f"schema {cls!r} differs from {other!r}")
+
+
+def _column_schema(schema_name: str, column: str, annotation: Any, definition: ColumnDefinition,
+                   append_only: bool | None) -> ColumnSchema:
+    try:
+        dtype = t.wrap(annotation)
+    except TypeError as exc:
+        raise TypeError(f"schema {schema_name}, column {column!r}: {exc}") from None
+    return ColumnSchema(
+        name=column,
+        dtype=dtype,
+        primary_key=definition.primary_key,
+        default_value=definition.default_value,
+        append_only=bool(definition.append_only if definition.append_only is not None
+                         else append_only),
+        description=definition.description,
+        example=definition.example,
+    )
+
+
+class Schema(metaclass=SchemaMetaclass):
+    """Base class of table schemas: subclass it and annotate one attribute per column.
+
+    Example::
+
+        class Order(pw.Schema):
+            id: int = pw.column_definition(primary_key=True)
+            item: str
+            quantity: int = 1
+    """
+
+    def __init__(self) -> None:
+        raise TypeError("schemas describe tables; they are not instantiated")
+
+
+def schema_from_columns(columns: Mapping[str, ColumnSchema], *, name: str = "Schema",
+                        properties: SchemaProperties | None = None) -> type[Schema]:
+    """Build a schema class from already resolved columns (the engine's own builder)."""
+    cls = SchemaMetaclass(name, (Schema,), {})
+    cls.__columns__ = dict(columns)
+    cls.__properties__ = properties or SchemaProperties()
+    return cls  # type: ignore[return-value]
+
+
+def schema_builder(columns: dict[str, ColumnDefinition], *, name: str | None = None,
+                   properties: SchemaProperties = SchemaProperties(),  # noqa: B008
+                   id_type: type = t.Pointer) -> type[Schema]:
+    """Build a schema from ``column_definition(...)`` objects keyed by column name."""
+    resolved: dict[str, ColumnSchema] = {}
+    schema_name = name or "Schema"
+    for column, definition in columns.items():
+        column_name = definition.name or column
+        if column_name in resolved:
+            raise ValueError(f"schema {schema_name}: duplicate column name {column_name!r}")
+        annotation = definition.dtype if definition.dtype is not None else Any
+        resolved[column_name] = _column_schema(schema_name, column_name, annotation, definition,
+                                               properties.append_only)
+    return schema_from_columns(resolved, name=schema_name, properties=properties)
+
+
+def schema_from_types(_name: str | None = None, **kwargs: Any) -> type[Schema]:
+    """Build a schema from ``column=type`` keyword arguments."""
+    return schema_builder({n: ColumnDefinition(dtype=tp) for n, tp in kwargs.items()},
+                          name=_name)
+
+
+def schema_from_dict(columns: dict, *, name: str | None = None,
+                     properties: dict | SchemaProperties = SchemaProperties()  # noqa: B008
+                     ) -> type[Schema]:
+    """Build a schema from a dict mapping column names to types or to option dicts.
+
+    A value may be a type, or a dict with ``dtype`` and optionally ``primary_key`` and
+    ``default_value``.
+    """
+    if isinstance(properties, dict):
+        properties = SchemaProperties(**properties)
+    definitions: dict[str, ColumnDefinition] = {}
+    for column, spec in columns.items():
+        if isinstance(spec, dict):
+            unknown = set(spec) - {f.name for f in dataclasses.fields(ColumnDefinition)}
+            if unknown:
+                raise ValueError(f"schema_from_dict: column {column!r} has unknown options "
+                                 f"{sorted(unknown)}")
+            definitions[column] = ColumnDefinition(**spec)
+        elif isinstance(spec, ColumnDefinition):
+            definitions[column] = spec
+        else:
+            definitions[column] = ColumnDefinition(dtype=spec)
+    return schema_builder(definitions, name=name, properties=properties)
+
+
+def schema_from_dtypes(dtypes: Mapping[str, t.DType], *, name: str = "Schema",
+                       primary_key: list[str] | None = None) -> type[Schema]:
+    keys = set(primary_key or ())
+    return schema_from_columns(
+        {n: ColumnSchema(name=n, dtype=d, primary_key=n in keys) for n, d in dtypes.items()},
+        name=name,
+    )
+
+
+def assert_table_has_schema(table: Any, schema: type[Schema], *, allow_superset: bool = True,
+                            ignore_primary_keys: bool = True, allow_subtype: bool = True) -> None:
+    """Raise ``AssertionError`` unless ``table``'s columns and types fit ``schema``."""
+    actual = table.schema.dtypes()
+    expected = schema.dtypes()
+    missing = set(expected) - set(actual)
+    if missing:
+        raise AssertionError(f"table lacks columns {sorted(missing)} of schema {schema.__name__}")
+    if not allow_superset and set(actual) - set(expected):
+        raise AssertionError(f"table has columns {sorted(set(actual) - set(expected))} "
+                             f"that schema {schema.__name__} does not")
+    for column, dtype in expected.items():
+        ok = t.is_subtype(actual[column], dtype) if allow_subtype else actual[column] == dtype
+        if not ok:
+            raise AssertionError(f"column {column!r} has type {actual[column]!r}, schema "
+                                 f"{schema.__name__} expects {dtype!r}")

@@ -1,0 +1,477 @@
+"""``Table``: the lazy, immutable table users build pipelines with.
+
+Every method returns a new ``Table`` wrapping a plan node; nothing is computed until
+``pw.run()`` (or a ``pw.debug`` helper) runs the plan. Expressions are typed and checked here,
+when the table is defined, so mistakes surface before any data is read.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from deltaflow import _types as t
+from deltaflow import plan
+from deltaflow.expressions.base import (
+    Cast,
+    ColumnExpression,
+    ColumnReference,
+    DeclareType,
+    ExpressionError,
+    PointerFrom,
+    Scope,
+    wrap_value,
+)
+from deltaflow.expressions.evaluate import CompiledProjection
+from deltaflow.expressions.placeholders import AllColumns, Placeholder, this
+from deltaflow.schema import Schema, schema_from_dtypes
+from deltaflow.table_stateful import StatefulMethods
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class ColumnNotFoundError(KeyError, AttributeError):
+    """A column name that the table does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "column not found"
+
+
+def user_location() -> str:
+    """``file:line`` of the innermost stack frame outside deltaflow (for error messages)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(_PACKAGE_DIR):
+            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "<unknown>"
+
+
+class Table(StatefulMethods):
+    """A collection of rows with typed columns and 128-bit ids, kept up to date over time."""
+
+    def __init__(self, node: plan.Node, universe: plan.Universe | None = None, *,
+                 primary_key: tuple[str, ...] | None = None) -> None:
+        self._node = node
+        self._universe = universe or plan.Universe()
+        self._primary_key = primary_key
+        self._location = user_location()
+
+    # --- description ---------------------------------------------------------------------
+    @property
+    def _columns(self) -> dict[str, t.DType]:
+        return self._node.columns
+
+    @property
+    def _description(self) -> str:
+        return f"table {self._node.describe()} (defined at {self._location})"
+
+    def column_names(self) -> list[str]:
+        """The names of the columns, in order."""
+        return list(self._columns)
+
+    def keys(self) -> list[str]:
+        return self.column_names()
+
+    def typehints(self) -> Mapping[str, Any]:
+        """Column names mapped to their Python type annotations."""
+        return {name: dtype.typehint for name, dtype in self._columns.items()}
+
+    @property
+    def schema(self) -> type[Schema]:
+        """The table's schema class."""
+        return schema_from_dtypes(self._columns, name="Schema",
+                                  primary_key=list(self._primary_key or ()) or None)
+
+    def _dtypes(self) -> dict[str, t.DType]:
+        return dict(self._columns)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{n}: {d!r}" for n, d in self._columns.items())
+        return f"<deltaflow.Table {self._node.describe()}({body})>"
+
+    # --- column access -------------------------------------------------------------------
+    def __getattr__(self, name: str) -> ColumnReference:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name == "id" or name in self._node.columns:
+            return ColumnReference(self, name)
+        raise self._missing(name)
+
+    def __getitem__(self, name: str | ColumnReference | list[str]) -> Any:
+        if isinstance(name, list):
+            return self.select(*[self[n] for n in name])
+        if isinstance(name, ColumnReference):
+            name = name.name
+        if name == "id" or name in self._columns:
+            return ColumnReference(self, name)
+        raise self._missing(name)
+
+    def __iter__(self) -> Iterator[ColumnReference]:
+        return iter([ColumnReference(self, n) for n in self._columns])
+
+    def _missing(self, name: str) -> ColumnNotFoundError:
+        return ColumnNotFoundError(
+            f"{self._description} has no column {name!r}; its columns are "
+            f"{', '.join(self._columns) or '(none)'}"
+        )
+
+    # --- scopes --------------------------------------------------------------------------
+    def _scope(self, operation: str) -> Scope:
+        def resolve(ref: ColumnReference) -> tuple[str, t.DType]:
+            owner = ref.table
+            if owner is self or owner is this or (
+                isinstance(owner, Table) and owner._node is self._node
+            ):
+                if ref.name == "id":
+                    return "_id", t.POINTER
+                if ref.name in self._columns:
+                    return ref.name, self._columns[ref.name]
+                raise self._missing(ref.name)
+            if isinstance(owner, Placeholder):
+                raise ValueError(f"{owner!r} cannot be used in {operation} (only in joins)")
+            if isinstance(owner, Table):
+                raise ValueError(
+                    f"column {ref.name!r} of another {owner._description} cannot be used in "
+                    f"{operation} on {self._description}; join the tables (or use "
+                    f"with_universe_of) first"
+                )
+            raise ValueError(f"unknown column reference {ref!r}")
+
+        return Scope(f"{operation} on {self._description}", resolve)
+
+    def _project(self, operation: str,
+                 outputs: list[tuple[str, ColumnExpression]]) -> CompiledProjection:
+        scope = self._scope(operation)
+        try:
+            return CompiledProjection(scope, outputs)
+        except ColumnNotFoundError as exc:
+            raise ColumnNotFoundError(f"{operation}: {exc}") from None
+
+    def _expand(self, args: Iterable[Any], operation: str) -> list[tuple[str, ColumnExpression]]:
+        """Positional arguments of select-like methods as (name, expression) pairs."""
+        out: list[tuple[str, ColumnExpression]] = []
+        for arg in args:
+            if isinstance(arg, AllColumns):
+                source = arg.source
+                names = self._columns if source is this or source is self else getattr(
+                    source, "_columns", None)
+                if names is None:
+                    raise ValueError(f"{operation}: *{source!r} cannot be expanded here")
+                for name in names:
+                    if name not in arg.excluded:
+                        out.append((name, ColumnReference(source, name)))
+            elif isinstance(arg, ColumnReference):
+                out.append((arg.name, arg))
+            elif isinstance(arg, str):
+                out.append((arg, self[arg]))
+            else:
+                raise TypeError(f"{operation}: positional arguments must be column references "
+                                f"(table.column or pw.this.column), got {arg!r}; name computed "
+                                f"columns with keywords")
+        return out
+
+    def _derive(self, node: plan.Node, *, universe: plan.Universe | None = None,
+                keep_key: bool = True) -> Table:
+        return Table(node, universe or self._universe,
+                     primary_key=self._primary_key if keep_key else None)
+
+    # --- stateless operations -------------------------------------------------------------
+    def select(self, *args: Any, **kwargs: Any) -> Table:
+        """A table with the same ids and the given columns (references or expressions)."""
+        outputs = self._expand(args, "select")
+        outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
+        _check_unique([n for n, _ in outputs], "select", self._description)
+        return self._select_node(outputs, "select")
+
+    def _select_node(self, outputs: list[tuple[str, ColumnExpression]], operation: str) -> Table:
+        projection = self._project(operation, outputs)
+        node = plan.SelectNode(columns=dict(projection.types), inputs=(self._node,),
+                               projection=projection, label=operation)
+        kept = self._primary_key if self._primary_key and all(
+            k in projection.types for k in self._primary_key) else None
+        return Table(node, self._universe, primary_key=kept)
+
+    def with_columns(self, *args: Any, **kwargs: Any) -> Table:
+        """This table with columns added or replaced."""
+        new = self._expand(args, "with_columns") + [(n, wrap_value(v)) for n, v in kwargs.items()]
+        _check_unique([n for n, _ in new], "with_columns", self._description)
+        replaced = dict(new)
+        outputs: list[tuple[str, ColumnExpression]] = [
+            (name, replaced.pop(name, ColumnReference(self, name))) for name in self._columns
+        ]
+        outputs += [(n, e) for n, e in new if n in replaced]
+        return self._select_node(outputs, "with_columns")
+
+    def without(self, *columns: str | ColumnReference) -> Table:
+        """This table without the given columns."""
+        names = {c.name if isinstance(c, ColumnReference) else c for c in columns}
+        for name in names:
+            if name not in self._columns:
+                raise self._missing(name)
+        return self._select_node(
+            [(n, ColumnReference(self, n)) for n in self._columns if n not in names], "without"
+        )
+
+    def rename_columns(self, **kwargs: str | ColumnReference) -> Table:
+        """Rename columns: ``new_name=old_column``."""
+        mapping = {}
+        for new, old in kwargs.items():
+            old_name = old.name if isinstance(old, ColumnReference) else old
+            if old_name not in self._columns:
+                raise self._missing(old_name)
+            mapping[old_name] = new
+        return self.rename_by_dict(mapping)
+
+    def rename_by_dict(self, names_mapping: Mapping[str | ColumnReference, str]) -> Table:
+        """Rename columns: ``{old_name: new_name}``."""
+        mapping = {}
+        for old, new in names_mapping.items():
+            old_name = old.name if isinstance(old, ColumnReference) else old
+            if old_name not in self._columns:
+                raise self._missing(old_name)
+            mapping[old_name] = new
+        outputs = [(mapping.get(n, n), ColumnReference(self, n)) for n in self._columns]
+        _check_unique([n for n, _ in outputs], "rename", self._description)
+        return self._select_node(outputs, "rename")
+
+    def rename(self, names_mapping: Mapping[str | ColumnReference, str] | None = None,
+               **kwargs: str | ColumnReference) -> Table:
+        """``rename_by_dict`` with a mapping, ``rename_columns`` with keywords."""
+        if names_mapping is not None and kwargs:
+            raise ValueError("rename: give either a mapping or keyword arguments, not both")
+        if names_mapping is not None:
+            return self.rename_by_dict(names_mapping)
+        return self.rename_columns(**kwargs)
+
+    def with_prefix(self, prefix: str) -> Table:
+        return self.rename_by_dict({n: prefix + n for n in self._columns})
+
+    def with_suffix(self, suffix: str) -> Table:
+        return self.rename_by_dict({n: n + suffix for n in self._columns})
+
+    def copy(self) -> Table:
+        return self._select_node([(n, ColumnReference(self, n)) for n in self._columns], "copy")
+
+    def filter(self, filter_expression: Any) -> Table:
+        """The rows for which ``filter_expression`` (a bool expression) is true."""
+        expression = wrap_value(filter_expression)
+        projection = self._project("filter", [("__keep", expression)])
+        dtype = projection.types["__keep"]
+        if dtype.strip_optional() != t.BOOL:
+            raise ExpressionError(f"filter on {self._description}: the condition must be a "
+                                  f"bool expression, got {dtype!r}")
+        node = plan.FilterNode(columns=dict(self._columns), inputs=(self._node,),
+                               predicate=projection, label="filter")
+        return self._derive(node, universe=plan.Universe(parent=self._universe))
+
+    def split(self, split_expression: Any) -> tuple[Table, Table]:
+        """Two tables: the rows where the expression holds, and the rest."""
+        expression = wrap_value(split_expression)
+        return self.filter(expression), self.filter(~expression)
+
+    def cast_to_types(self, **kwargs: Any) -> Table:
+        """Convert the named columns to new types (``pw.cast`` on each)."""
+        for name in kwargs:
+            if name not in self._columns:
+                raise self._missing(name)
+        outputs = [(n, Cast(kwargs[n], ColumnReference(self, n)) if n in kwargs
+                    else ColumnReference(self, n)) for n in self._columns]
+        return self._select_node(outputs, "cast_to_types")
+
+    def update_types(self, **kwargs: Any) -> Table:
+        """Declare new types for the named columns without converting the values."""
+        for name in kwargs:
+            if name not in self._columns:
+                raise self._missing(name)
+        outputs = [(n, DeclareType(kwargs[n], ColumnReference(self, n)) if n in kwargs
+                    else ColumnReference(self, n)) for n in self._columns]
+        return self._select_node(outputs, "update_types")
+
+    def pointer_from(self, *args: Any, optional: bool = False,
+                     instance: ColumnReference | None = None) -> ColumnExpression:
+        """An expression giving the id that a row keyed by ``args`` has."""
+        return PointerFrom(*(wrap_value(a) for a in args), optional=optional,
+                           instance=None if instance is None else wrap_value(instance))
+
+    def with_id(self, new_index: ColumnReference) -> Table:
+        """This table with ids taken from a Pointer column."""
+        projection = self._project("with_id", [("__id", wrap_value(new_index))])
+        if projection.types["__id"] != t.POINTER:
+            raise ExpressionError(f"with_id on {self._description}: new_index must be a "
+                                  f"Pointer column, got {projection.types['__id']!r}")
+        node = plan.ReindexNode(columns=dict(self._columns), inputs=(self._node,),
+                                id_projection=projection, what="with_id", label="with_id")
+        return self._derive(node, universe=plan.Universe(), keep_key=False)
+
+    def with_id_from(self, *args: Any, instance: ColumnReference | None = None) -> Table:
+        """This table with ids computed from the given values (like a primary key)."""
+        if not args:
+            raise ValueError(f"with_id_from on {self._description}: give at least one column")
+        expression = self.pointer_from(*args, instance=instance)
+        projection = self._project("with_id_from", [("__id", expression)])
+        node = plan.ReindexNode(columns=dict(self._columns), inputs=(self._node,),
+                                id_projection=projection, what="with_id_from",
+                                label="with_id_from")
+        key = tuple(a.name for a in args if isinstance(a, ColumnReference)
+                    and a.name in self._columns)
+        return Table(node, plan.Universe(), primary_key=key or None)
+
+    def concat(self, *others: Table) -> Table:
+        """The union of tables with the same columns and disjoint ids."""
+        return self._concat(others, reindex=False)
+
+    def concat_reindex(self, *tables: Table) -> Table:
+        """The union of tables with the same columns; ids are recomputed so they never clash."""
+        return self._concat(tables, reindex=True)
+
+    def _concat(self, others: Iterable[Table], *, reindex: bool) -> Table:
+        tables = [self, *others]
+        operation = "concat_reindex" if reindex else "concat"
+        names = self.column_names()
+        columns = dict(self._columns)
+        for other in tables[1:]:
+            if not isinstance(other, Table):
+                raise TypeError(f"{operation}: expected tables, got {other!r}")
+            if set(other.column_names()) != set(names):
+                raise ValueError(
+                    f"{operation}: {other._description} has columns {other.column_names()}, "
+                    f"but {self._description} has {names}"
+                )
+            for name in names:
+                merged = t.common_supertype(columns[name], other._columns[name])
+                if merged is None:
+                    raise TypeError(f"{operation}: column {name!r} has type {columns[name]!r} "
+                                    f"in one table and {other._columns[name]!r} in another")
+                columns[name] = merged
+        aligned = [tb if tb.column_names() == names and tb._columns == columns
+                   else tb._select_node([(n, _coerced(tb, n, columns[n])) for n in names],
+                                        operation) for tb in tables]
+        node = plan.ConcatNode(columns=columns, inputs=tuple(tb._node for tb in aligned),
+                               reindex=reindex, label=operation)
+        return Table(node, plan.Universe())
+
+    def flatten(self, to: ColumnReference | str, *, origin_id: str | None = None) -> Table:
+        """One row per element of the ``to`` column (other columns are repeated)."""
+        name = to.name if isinstance(to, ColumnReference) else to
+        if name not in self._columns:
+            raise self._missing(name)
+        dtype = self._columns[name]
+        base = dtype.strip_optional()
+        if isinstance(base, t.List):
+            element = base.arg
+        elif isinstance(base, t.Tuple):
+            element = base.args[0] if base.args and all(a == base.args[0] for a in base.args) \
+                else t.ANY
+        elif base == t.STR:
+            element = t.STR
+        elif base in (t.JSON,):
+            element = t.JSON
+        elif base in (t.ANY, t.ARRAY) or isinstance(base, t.Array):
+            element = t.ANY
+        else:
+            raise TypeError(f"flatten on {self._description}: column {name!r} of type "
+                            f"{dtype!r} is not a list, tuple, array, string or Json")
+        columns = dict(self._columns)
+        columns[name] = element
+        if origin_id is not None:
+            if origin_id in columns:
+                raise ValueError(f"flatten: origin_id column {origin_id!r} already exists")
+            columns[origin_id] = t.POINTER
+        node = plan.FlattenNode(columns=columns, inputs=(self._node,), column=name,
+                                origin_id=origin_id, label="flatten")
+        return Table(node, plan.Universe())
+
+    # --- universes --------------------------------------------------------------------------
+    def promise_universe_is_subset_of(self, other: Table) -> Table:
+        self._universe.parent = other._universe
+        return self
+
+    def promise_universes_are_disjoint(self, other: Table) -> Table:
+        return self
+
+    def promise_universe_is_equal_to(self, other: Table) -> Table:
+        self._universe = other._universe
+        return self
+
+    def with_universe_of(self, other: Table) -> Table:
+        copy = self.copy()
+        copy._universe = other._universe
+        return copy
+
+    # --- construction ---------------------------------------------------------------------
+    @staticmethod
+    def empty(**kwargs: Any) -> Table:
+        """An empty table with the given ``column=type`` columns."""
+        from deltaflow.debug import _static_table
+
+        columns = {name: t.wrap(tp) for name, tp in kwargs.items()}
+        return _static_table(columns, [], label="Table.empty")
+
+    @staticmethod
+    def from_columns(*args: ColumnReference, **kwargs: ColumnReference) -> Table:
+        refs = [(a.name, a) for a in args] + list(kwargs.items())
+        if not refs:
+            raise ValueError("from_columns needs at least one column")
+        tables = {id(r.table): r.table for _, r in refs}
+        if len(tables) != 1:
+            raise ValueError("from_columns with columns of several tables needs a join")
+        (table,) = tables.values()
+        return table.select(**dict(refs))
+
+    def debug(self, name: str) -> Table:
+        return self
+
+    def to(self, sink: Any) -> None:
+        add_output(self, sink)
+
+
+def _coerced(table: Table, name: str, target: t.DType) -> ColumnExpression:
+    ref = ColumnReference(table, name)
+    source = table._columns[name]
+    if source == target:
+        return ref
+    if source.strip_optional() == t.INT and target.strip_optional() == t.FLOAT:
+        return Cast(target, ref)
+    return DeclareType(target, ref)
+
+
+def _check_unique(names: list[str], operation: str, description: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{operation} on {description}: column {name!r} is given twice")
+        seen.add(name)
+
+
+# ------------------------------------------------------------------------------------------
+# The connector layer's entry points
+# ------------------------------------------------------------------------------------------
+
+
+def input_table(schema: type[Schema], source: Any, *, name: str | None = None) -> Table:
+    """A table whose rows come from ``source`` (a :class:`deltaflow.engine.boundary.Source`).
+
+    Rows pushed by the source must carry ids; with a primary key in ``schema`` they are
+    ``deltaflow._ids.hash_columns`` of the key columns.
+    """
+    columns = schema.dtypes()
+    key = schema.primary_key_columns()
+    node = plan.InputNode(columns=columns, source=source,
+                          primary_key=tuple(key) if key else None,
+                          label=name or getattr(source, "name", "input"))
+    return Table(node, plan.Universe(), primary_key=tuple(key) if key else None)
+
+
+def add_output(table: Table, sink: Any, *, sort_by: Iterable[Any] | None = None) -> None:
+    """Register ``sink`` (a :class:`deltaflow.engine.boundary.Sink`) to receive ``table``."""
+    order = [c.name if isinstance(c, ColumnReference) else str(c) for c in (sort_by or ())]
+    for column in order:
+        if column not in table._columns:
+            raise table._missing(column)
+    node = plan.OutputNode(columns=dict(table._columns), inputs=(table._node,), sink=sink,
+                           sort_by=tuple(order), label=getattr(sink, "name", "output"))
+    plan.REGISTRY.add_output(node)
