@@ -48,6 +48,33 @@ from deltaflow.table import Table
 
 __version__ = "0.1.0"
 
+# Names provided by the stateful part of the API, imported on first use.
+_LAZY = {
+    "reducers": ("deltaflow.reducers", None),
+    "groupby": ("deltaflow.table_stateful", "groupby"),
+    "join": ("deltaflow.table_stateful", "join"),
+    "join_inner": ("deltaflow.table_stateful", "join_inner"),
+    "join_left": ("deltaflow.table_stateful", "join_left"),
+    "join_right": ("deltaflow.table_stateful", "join_right"),
+    "join_outer": ("deltaflow.table_stateful", "join_outer"),
+    "JoinMode": ("deltaflow.table_stateful", "JoinMode"),
+    "JoinResult": ("deltaflow.table_stateful", "JoinResult"),
+    "GroupedTable": ("deltaflow.table_stateful", "GroupedTable"),
+    "BaseCustomAccumulator": ("deltaflow.reducers", "BaseCustomAccumulator"),
+    "persistence": ("deltaflow.persistence", None),
+    "temporal": ("deltaflow.temporal", None),
+}
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY:
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module(module_name)
+        return module if attribute is None else getattr(module, attribute)
+    raise AttributeError(f"module 'deltaflow' has no attribute {name!r}")
+
 __all__ = [
     "UDF",
     "ColumnDefinition",

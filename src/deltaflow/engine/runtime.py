@@ -39,10 +39,23 @@ def _even_now_ms() -> int:
     return now + (now & 1)
 
 
+def _load_operator_modules() -> None:
+    """Import the modules that register operators for stateful plan nodes."""
+    import importlib
+
+    for module in ("deltaflow.engine.stateful",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
 class Runtime:
     """One run of a set of outputs."""
 
     def __init__(self, outputs: Sequence[plan.OutputNode], *, monitoring: Any = None) -> None:
+        _load_operator_modules()
         self.order = plan.topological_order(outputs)
         self.operators: list[Operator] = []
         self._index: dict[int, int] = {}

@@ -1,1 +1,34 @@
-"""Connectors (readers, parsers, writers, formatters) and their sessions."""
+"""Connectors: ``pw.io.csv``, ``pw.io.fs``, ``pw.io.python``, ``pw.io.sqlite`` ...
+
+Each external system is one submodule, imported on first use so that optional client
+libraries (boto3 ...) are needed only by programs that use them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SUBMODULES = {
+    "csv", "jsonlines", "plaintext", "fs", "python", "null", "sqlite", "s3", "minio",
+    "dynamodb", "postgres", "http", "kafka",
+}
+_TOP_LEVEL = {
+    "subscribe": "deltaflow.io.subscribe",
+    "OnChangeCallback": "deltaflow.io.subscribe",
+    "OnFinishCallback": "deltaflow.io.subscribe",
+    "CsvParserSettings": "deltaflow.io._core.formats",
+    "register_input_synchronization_group": "deltaflow.io.synchronization",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"deltaflow.io.{name}")
+    if name in _TOP_LEVEL:
+        return getattr(importlib.import_module(_TOP_LEVEL[name]), name)
+    raise AttributeError(f"module 'deltaflow.io' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(_SUBMODULES | set(_TOP_LEVEL))

@@ -1,0 +1,1 @@
+"""The connector framework of seed 003: readers, parsers, formatters, writers and sessions."""

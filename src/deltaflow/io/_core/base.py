@@ -1,0 +1,201 @@
+"""The connector contract: what a Reader, Parser, Formatter and Writer must do.
+
+A connector for a new system implements a :class:`Reader` and/or a :class:`Writer` (plus, if
+its data is not already covered, a :class:`Parser`/:class:`Formatter`). Everything else —
+threads, queues, minibatching, backpressure, offsets, statistics, error reporting — comes from
+the input and output sessions in :mod:`deltaflow.io._core.sessions`.
+
+Per-row Python calls are costly, so a ``Data`` event may carry a whole block of records and a
+formatter receives a whole delta batch (a Polars frame) at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+# ------------------------------------------------------------------------------------------
+# Offsets
+# ------------------------------------------------------------------------------------------
+
+OffsetKey = Hashable
+"""Which part of a source an offset is about (a file path, a partition, "rowid" ...)."""
+
+OffsetValue = Any
+"""A position within that part; must be comparable with ``<`` for merging frontiers."""
+
+OffsetAntichain = Mapping[OffsetKey, OffsetValue]
+"""The frontier of a source: for each part, the position up to which data was read."""
+
+
+# ------------------------------------------------------------------------------------------
+# Reader contexts: what a reader hands a parser
+# ------------------------------------------------------------------------------------------
+
+
+class ReaderContext:
+    """Base of what a ``Data`` event carries."""
+
+
+@dataclass
+class RawContext(ReaderContext):
+    """Raw records: each is ``bytes`` or ``str`` (a line, a message, a whole object ...).
+
+    ``metadata`` describes where they came from (path, size, modification time ...) and is
+    what ``with_metadata=True`` exposes as the ``_metadata`` column. ``first_line`` numbers the
+    first record, for error messages.
+    """
+
+    records: list[bytes] | list[str]
+    metadata: Mapping[str, Any] | None = None
+    first_line: int = 1
+
+
+@dataclass
+class KeyValueContext(ReaderContext):
+    """Key/value messages (queues, object stores keyed by name)."""
+
+    keys: list[Any]
+    values: list[bytes | str | None]
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass
+class RowsContext(ReaderContext):
+    """Already structured rows: a frame with the schema's columns as stored by the source.
+
+    ``kind`` says what the rows are: ``"insert"``, ``"delete"``, ``"upsert"`` (replace the row
+    with the same key, or insert it) — or ``"column"``, in which case the frame has a
+    ``_kind`` column holding one of those words per row. ``keys``, if given, are the row ids
+    (``pl.UInt128``) the source already knows (e.g. from a primary key or a rowid).
+    """
+
+    frame: pl.DataFrame
+    kind: str = "insert"
+    keys: pl.Series | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+# ------------------------------------------------------------------------------------------
+# Reader events
+# ------------------------------------------------------------------------------------------
+
+
+class ReadEvent:
+    """Base of what :meth:`Reader.read` returns."""
+
+
+@dataclass
+class Data(ReadEvent):
+    """Records, and the reader's offset after the last of them."""
+
+    context: ReaderContext
+    offset: tuple[OffsetKey, OffsetValue] | None = None
+
+
+@dataclass
+class NewSource(ReadEvent):
+    """A new part of the source begins (a file, an object ...). Rows until the matching
+    ``FinishedSource`` form a block that an autocommit never splits."""
+
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FinishedSource(ReadEvent):
+    """The current part ended. ``commit_possibility``: the session may commit right here."""
+
+    commit_possibility: bool = True
+
+
+@dataclass
+class Finished(ReadEvent):
+    """The reader has nothing more, ever (static mode, or an exhausted source)."""
+
+
+# ------------------------------------------------------------------------------------------
+# The four roles
+# ------------------------------------------------------------------------------------------
+
+
+class Reader(ABC):
+    """Talks to the source system and yields :class:`ReadEvent` s.
+
+    ``read`` is called repeatedly from the input session's thread. It returns the next event,
+    or None when nothing is available right now (the session then waits ``poll_interval_s``
+    and asks again, committing pending rows if the autocommit duration elapsed).
+    """
+
+    poll_interval_s: float = 0.05
+
+    @abstractmethod
+    def read(self) -> ReadEvent | None: ...
+
+    def seek(self, frontier: OffsetAntichain) -> None:  # noqa: B027 - optional
+        """Position the reader just after ``frontier`` (persistence)."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release connections and files."""
+
+
+class Parser(ABC):
+    """Turns reader contexts into rows of the table's schema."""
+
+    @abstractmethod
+    def parse(self, context: ReaderContext) -> ParsedBlock: ...
+
+
+@dataclass
+class ParseError:
+    """One record that could not be parsed: where it was and why."""
+
+    where: str
+    reason: str
+
+
+@dataclass
+class ParsedBlock:
+    """Rows produced by a parser.
+
+    ``frame`` holds the schema's columns with their Polars dtypes. ``kind`` is as in
+    :class:`RowsContext` (``"column"`` means a ``_kind`` column). ``keys`` are row ids when
+    known; otherwise the session derives them from the primary key or the source position.
+    ``errors`` lists records that were skipped.
+    """
+
+    frame: pl.DataFrame
+    kind: str = "insert"
+    keys: pl.Series | None = None
+    errors: list[ParseError] = field(default_factory=list)
+
+
+class Formatter(ABC):
+    """Turns a delta batch (``_id``, columns, ``_diff``) of one time into a writer payload."""
+
+    @abstractmethod
+    def format(self, batch: pl.DataFrame, time: int) -> Any: ...
+
+
+class Writer(ABC):
+    """Talks to the destination system.
+
+    ``write`` receives each formatter payload; ``flush`` is called once per time, after all
+    of that time's payloads, and must leave them durable in the destination — or keep them
+    buffered on purpose without losing them. ``close`` ends the run: write what is left.
+    """
+
+    @abstractmethod
+    def write(self, payload: Any) -> None: ...
+
+    def flush(self, time: int) -> None:  # noqa: B027 - optional
+        """Make everything written so far durable (called once per time)."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Flush what is left and release resources (the run ended normally)."""
+
+    def abort(self) -> None:  # noqa: B027 - optional
+        """Release resources without writing more (the run failed)."""

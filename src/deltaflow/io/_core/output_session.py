@@ -1,0 +1,123 @@
+"""Output sessions: a thread and a queue per output connector.
+
+The engine hands a session each time's delta batch and then "time ended". The session's
+thread formats the batch, passes it to the writer and calls ``writer.flush(time)`` once all of
+that time's rows were written. A writer failure is remembered and stops the run (the engine
+polls :meth:`OutputSession.failure`); ``on_end`` waits until everything queued is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+import polars as pl
+
+from deltaflow.engine.boundary import ConnectorError, ConnectorStats, Sink
+from deltaflow.io._core.base import Formatter, Writer
+
+logger = logging.getLogger("deltaflow.io")
+
+_END = object()
+
+
+class OutputSession(Sink):
+    """Runs a :class:`Formatter` + :class:`Writer` pair on its own thread."""
+
+    def __init__(self, name: str, writer: Writer, formatter: Formatter | None = None, *,
+                 max_queue: int = 64) -> None:
+        self.name = name
+        self.writer = writer
+        self.formatter = formatter
+        self.stats = ConnectorStats()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    # --- engine side -------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name=f"deltaflow-output-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def on_batch(self, time: int, batch: pl.DataFrame) -> None:
+        self._put(("batch", time, batch))
+
+    def on_time_end(self, time: int) -> None:
+        self._put(("flush", time, None))
+
+    def on_end(self) -> None:
+        self._put(_END)
+        if self._thread is not None:
+            self._thread.join()
+        if self._failure is not None:
+            raise self._as_connector_error(self._failure)
+
+    def abort(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._failure = self._failure or RuntimeError("run aborted")
+            try:
+                self._queue.put_nowait(_END)
+            except queue.Full:
+                pass
+            self._thread.join(timeout=5)
+        try:
+            self.writer.abort()
+        except Exception:  # noqa: BLE001 - aborting must not hide the run's error
+            logger.exception("output %s: abort failed", self.name)
+
+    def failure(self) -> BaseException | None:
+        return None if self._failure is None else self._as_connector_error(self._failure)
+
+    def _put(self, item: Any) -> None:
+        while True:
+            if self._failure is not None:
+                raise self._as_connector_error(self._failure)
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _as_connector_error(self, error: BaseException) -> ConnectorError:
+        if isinstance(error, ConnectorError):
+            return error
+        wrapped = ConnectorError(self.name, f"{type(error).__name__}: {error}")
+        wrapped.__cause__ = error
+        return wrapped
+
+    # --- writer thread -----------------------------------------------------------------
+    def _work(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    if self._failure is None:
+                        self.writer.close()
+                    return
+                if self._failure is not None:
+                    continue  # drain after a failure; the engine will stop the run
+                kind, time, batch = item
+                if kind == "batch":
+                    payload = batch if self.formatter is None else \
+                        self.formatter.format(batch, time)
+                    self.writer.write(payload)
+                    self.stats.rows_written += batch.height
+                    self.stats.batches += 1
+                else:
+                    self.writer.flush(time)
+        except BaseException as exc:  # noqa: BLE001 - reported to the engine
+            logger.error("output %s failed: %s", self.name, exc)
+            self._failure = exc
+
+
+def write_table(table: Any, writer: Writer, formatter: Formatter | None, *, name: str,
+                sort_by: Any = None) -> OutputSession:
+    """Register an output of ``table`` through ``writer`` (the common end of every ``write``)."""
+    from deltaflow.table import add_output
+
+    session = OutputSession(name, writer, formatter)
+    add_output(table, session, sort_by=sort_by)
+    return session
