@@ -26,38 +26,30 @@ import polars as pl
 _POINTER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 
 
-class Pointer:
-    """A 128-bit row id. Opaque to users: compare, hash and print it, nothing more."""
+class Pointer(int):
+    """A 128-bit row id. Treat it as opaque: compare, hash and print it.
 
-    __slots__ = ("value",)
+    It is an ``int`` underneath so that millions of them are cheap to create.
+    """
 
-    def __init__(self, value: int) -> None:
-        self.value = int(value)
+    __slots__ = ()
 
     def __class_getitem__(cls, item: Any) -> type[Pointer]:
         # ``pw.Pointer[Schema]`` is accepted as an annotation and means a plain pointer.
         return cls
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Pointer) and other.value == self.value
-
-    def __lt__(self, other: Pointer) -> bool:
-        return self.value < other.value
-
-    def __hash__(self) -> int:
-        return hash(("deltaflow.Pointer", self.value))
-
-    def __int__(self) -> int:
-        return self.value
+    @property
+    def value(self) -> int:
+        return int(self)
 
     def __repr__(self) -> str:
-        return "^" + _base32(self.value)
+        return "^" + _base32(int(self))
 
     __str__ = __repr__
 
     def short(self) -> str:
-        """A short, still practically unique rendering used when printing tables."""
-        return "^" + _base32(self.value)[:7] + "..."
+        """The shortened rendering used when printing tables."""
+        return "^" + _base32(int(self))[:7] + "..."
 
 
 def _base32(value: int) -> str:
@@ -208,10 +200,12 @@ class DType:
         return self.name
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, DType) and repr(self) == repr(other)
+        if self is other:
+            return True
+        return isinstance(other, DType) and self.name == other.name
 
     def __hash__(self) -> int:
-        return hash(repr(self))
+        return hash(self.name)
 
 
 class _Simple(DType):
@@ -433,10 +427,14 @@ def infer_dtype(values: Iterable[Any]) -> DType:
     """The type of a column given its Python values (as read from markdown or pandas)."""
     seen: DType | None = None
     has_none = False
+    last_class: type | None = None
     for value in values:
-        if value is None or (isinstance(value, float) and np.isnan(value) and False):
+        if value is None:
             has_none = True
             continue
+        if value.__class__ is last_class:
+            continue  # same Python class as the previous value: same type
+        last_class = value.__class__ if not isinstance(value, tuple | np.ndarray) else None
         dtype = _dtype_of_value(value)
         if seen is None:
             seen = dtype
@@ -449,6 +447,8 @@ def infer_dtype(values: Iterable[Any]) -> DType:
 
 
 def _dtype_of_value(value: Any) -> DType:
+    if isinstance(value, Pointer):
+        return POINTER
     if isinstance(value, bool | np.bool_):
         return BOOL
     if isinstance(value, int | np.integer):
@@ -459,8 +459,6 @@ def _dtype_of_value(value: Any) -> DType:
         return STR
     if isinstance(value, bytes):
         return BYTES
-    if isinstance(value, Pointer):
-        return POINTER
     if isinstance(value, pd.Timestamp | datetime.datetime):
         return DATE_TIME_NAIVE if value.tzinfo is None else DATE_TIME_UTC
     if isinstance(value, pd.Timedelta | datetime.timedelta):
@@ -484,7 +482,7 @@ def to_storage(value: Any, dtype: DType) -> Any:
         return None
     base = dtype.strip_optional()
     if base == POINTER:
-        return value.value if isinstance(value, Pointer) else int(value)
+        return int(value)
     if base == JSON:
         return value if isinstance(value, Json) else Json(value)
     if base == INT and isinstance(value, float) and value.is_integer():
@@ -503,10 +501,19 @@ def to_storage(value: Any, dtype: DType) -> Any:
     return value
 
 
+_PLAIN = {"int", "float", "str", "bool", "bytes"}
+
+
 def series_from_values(name: str, values: Sequence[Any], dtype: DType) -> pl.Series:
     """Build the Polars series storing ``values`` (Python objects) as ``dtype``."""
-    stored = [to_storage(v, dtype) for v in values]
     polars_type = dtype.to_polars()
+    base = dtype.strip_optional()
+    if base.name in _PLAIN and base.name != "float":
+        try:
+            return pl.Series(name, values, dtype=polars_type, strict=True)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            pass  # mixed representations (e.g. 1.0 for an int): convert one by one
+    stored = [to_storage(v, dtype) for v in values]
     if polars_type == pl.Object:
         return pl.Series(name, stored, dtype=pl.Object)
     if isinstance(polars_type, pl.Datetime):
@@ -521,7 +528,9 @@ def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[An
     """Python values of a column, as users see them (``Pointer``, ``pd.Timestamp`` ...)."""
     polars_type = series.dtype
     if polars_type == pl.UInt128:
-        return [None if v is None else Pointer(v) for v in series.to_list()]
+        if series.null_count():
+            return [None if v is None else Pointer(v) for v in series.to_list()]
+        return list(map(Pointer, series.to_list()))
     if isinstance(polars_type, pl.Datetime):
         tz = polars_type.time_zone
         nanos = series.dt.epoch("ns").to_list()

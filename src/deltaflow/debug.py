@@ -323,10 +323,14 @@ def table_from_pandas(df: Any, id_from: list[str] | None = None,
     result_key = list(id_from) if id_from else (schema.primary_key_columns() if schema else None)
     if result_key:
         return table_from_polars(frame, id_from=result_key, schema=table_schema)
-    index_values = [v.item() if hasattr(v, "item") else v for v in df.index.tolist()]
-    index_type = t.infer_dtype(index_values)
-    ids = hash_columns(pl.DataFrame([t.series_from_values("i", index_values, index_type)]),
-                       [("i", index_type)])
+    if df.index.dtype.kind in "iu":
+        index_series = pl.Series("i", df.index.to_numpy(), dtype=pl.Int64)
+        index_type: t.DType = t.INT
+    else:
+        index_values = [v.item() if hasattr(v, "item") else v for v in df.index.tolist()]
+        index_type = t.infer_dtype(index_values)
+        index_series = t.series_from_values("i", index_values, index_type)
+    ids = hash_columns(pl.DataFrame([index_series]), [("i", index_type)])
     data_columns = [c for c in frame.columns if c not in _SPECIAL and c != "__empty"]
     if table_schema is not None:
         dtypes = table_schema.dtypes()

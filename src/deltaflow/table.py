@@ -17,6 +17,7 @@ from deltaflow import plan
 from deltaflow.expressions.base import (
     Cast,
     ColumnExpression,
+    ColumnNotFoundError,
     ColumnReference,
     DeclareType,
     ExpressionError,
@@ -30,13 +31,6 @@ from deltaflow.schema import Schema, schema_from_dtypes
 from deltaflow.table_stateful import StatefulMethods
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-class ColumnNotFoundError(KeyError, AttributeError):
-    """A column name that the table does not have."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "column not found"
 
 
 def user_location() -> str:
@@ -130,7 +124,8 @@ class Table(StatefulMethods):
                     return "_id", t.POINTER
                 if ref.name in self._columns:
                     return ref.name, self._columns[ref.name]
-                raise self._missing(ref.name)
+                raise ColumnNotFoundError(f"no column {ref.name!r}; the columns are "
+                                          f"{', '.join(self._columns) or '(none)'}")
             if isinstance(owner, Placeholder):
                 raise ValueError(f"{owner!r} cannot be used in {operation} (only in joins)")
             if isinstance(owner, Table):
@@ -145,11 +140,7 @@ class Table(StatefulMethods):
 
     def _project(self, operation: str,
                  outputs: list[tuple[str, ColumnExpression]]) -> CompiledProjection:
-        scope = self._scope(operation)
-        try:
-            return CompiledProjection(scope, outputs)
-        except ColumnNotFoundError as exc:
-            raise ColumnNotFoundError(f"{operation}: {exc}") from None
+        return CompiledProjection(self._scope(operation), outputs)
 
     def _expand(self, args: Iterable[Any], operation: str) -> list[tuple[str, ColumnExpression]]:
         """Positional arguments of select-like methods as (name, expression) pairs."""

@@ -25,6 +25,13 @@ class ExpressionError(TypeError):
     """An expression cannot be typed in its context (wrong column, impossible operation)."""
 
 
+class ColumnNotFoundError(KeyError, AttributeError):
+    """A column name that the table does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "column not found"
+
+
 class Scope:
     """How column references resolve in one operation.
 
@@ -267,8 +274,10 @@ class ColumnReference(ColumnExpression):
     def _infer(self, scope: Scope) -> t.DType:
         try:
             return scope.resolve(self)[1]
-        except (KeyError, ValueError) as exc:
-            raise scope.fail(exc.args[0] if exc.args else str(exc)) from None
+        except KeyError as exc:
+            raise ColumnNotFoundError(f"{scope.description}: {exc}") from None
+        except ValueError as exc:
+            raise scope.fail(str(exc)) from None
 
     def _polars(self, scope: Scope) -> pl.Expr:
         return pl.col(scope.resolve(self)[0])

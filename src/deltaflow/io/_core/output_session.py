@@ -8,6 +8,7 @@ polls :meth:`OutputSession.failure`); ``on_end`` waits until everything queued i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -58,10 +59,8 @@ class OutputSession(Sink):
     def abort(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             self._failure = self._failure or RuntimeError("run aborted")
-            try:
+            with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(_END)
-            except queue.Full:
-                pass
             self._thread.join(timeout=5)
         try:
             self.writer.abort()
