@@ -173,7 +173,10 @@ class OutputOperator(Operator):
             return None
         if self.sort_by:
             delta = delta.sort([*self.sort_by, DIFF])
-        self.sink.on_batch(time, delta)  # type: ignore[union-attr]
+        from deltaflow.engine.runtime import sink_errors
+
+        with sink_errors(self.sink):  # type: ignore[arg-type]
+            self.sink.on_batch(time, delta)  # type: ignore[union-attr]
         return None
 
 

@@ -8,10 +8,11 @@ order, hands outputs to the sinks and tells each sink to flush that time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time as _time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -34,6 +35,17 @@ class EngineError(RuntimeError):
     """The run failed inside an operator; the message names the operator."""
 
 
+@contextlib.contextmanager
+def sink_errors(sink: Sink) -> Iterator[None]:
+    """Report an exception raised by a sink as a :class:`ConnectorError` naming it."""
+    try:
+        yield
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        raise ConnectorError(sink.name, f"{type(exc).__name__}: {exc}") from exc
+
+
 def _even_now_ms() -> int:
     now = int(_time.time() * 1000)
     return now + (now & 1)
@@ -49,6 +61,22 @@ def _load_operator_modules() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
+
+
+_ACTIVE: list[Runtime] = []
+_ACTIVE_LOCK = threading.Lock()
+
+
+def stop_all_runs() -> None:
+    """Ask every run in progress to end as if its inputs had finished.
+
+    Streaming inputs never finish by themselves; tests (and embedding applications) run
+    ``pw.run()`` on a thread and call this to end it cleanly: sinks get ``on_end``.
+    """
+    with _ACTIVE_LOCK:
+        runs = list(_ACTIVE)
+    for runtime in runs:
+        runtime.stop()
 
 
 class Runtime:
@@ -76,11 +104,19 @@ class Runtime:
                                   if isinstance(op, OutputOperator)]
         self.last_time: int | None = None
         self.monitoring = monitoring
+        self._stop_requested = threading.Event()
+
+    def stop(self) -> None:
+        """End the run after the time being processed (thread-safe)."""
+        self._stop_requested.set()
+        self._wake.set()
 
     # --- the loop ----------------------------------------------------------------------
     def run(self) -> None:
         started: list[Any] = []
         ok = False
+        with _ACTIVE_LOCK:
+            _ACTIVE.append(self)
         try:
             for sink in self.sinks:
                 sink.start()
@@ -96,6 +132,8 @@ class Runtime:
             logger.info("interrupted: finishing the run")
             ok = True
         finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE.remove(self)
             for source in started:
                 try:
                     source.stop()
@@ -139,6 +177,10 @@ class Runtime:
     def _loop(self) -> None:
         while True:
             self._check_failures()
+            if self._stop_requested.is_set():
+                return
+            # Cleared before taking, so that a push landing after the take wakes the wait.
+            self._wake.clear()
             timed: dict[int, list[tuple[int, pl.DataFrame]]] = {}
             live: list[tuple[int, pl.DataFrame]] = []
             taken_rows = [0] * len(self.inputs)
@@ -154,7 +196,6 @@ class Runtime:
                     self._check_failures()
                     return
                 self._wake.wait(0.05)
-                self._wake.clear()
                 continue
             for pinned in sorted(timed):
                 time = pinned if self.last_time is None or pinned > self.last_time \
@@ -181,7 +222,8 @@ class Runtime:
                 continue
             results[position] = op.step(time, deltas)
         for sink in self.sinks:
-            sink.on_time_end(time)
+            with sink_errors(sink):
+                sink.on_time_end(time)
         self._check_failures()
 
 
