@@ -438,6 +438,8 @@ class BinaryOp(ColumnExpression):
             if left_type == t.DURATION:
                 return a.dt.total_nanoseconds() / b.dt.total_nanoseconds()
             return a.cast(pl.Float64) / b
+        if op == "%" and left_type == right_type == t.DURATION:
+            return (a.dt.total_nanoseconds() % b.dt.total_nanoseconds()).cast(pl.Duration("ns"))
         if op == "//" and left_type == right_type == t.DURATION:
             return a.dt.total_nanoseconds() // b.dt.total_nanoseconds()
         if op == "//" and left_type == t.DURATION:
@@ -697,10 +699,17 @@ class PythonNode(ColumnExpression):
         values = [t.values_from_series(series) for series in args]
         result = self._py_eval(values, size)
         try:
-            return t.series_from_values("value", result, dtype)
+            series = t.series_from_values("value", result, dtype)
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
             raise TypeError(f"{self.label} returned values that are not of its declared type "
                             f"{dtype!r}: {exc}") from exc
+        if series.null_count() != sum(v is None for v in result):
+            # The conversion is lenient: a value of another type silently became null.
+            bad = next(v for v, ok in zip(result, series.is_not_null(), strict=True)
+                       if v is not None and not ok)
+            raise TypeError(f"{self.label} returned {bad!r}, which is not of its declared type "
+                            f"{dtype!r}")
+        return series
 
 
 class Apply(PythonNode):
@@ -824,6 +833,8 @@ class GetItem(PythonNode):
                 try:
                     item = base.args[self.index.value]
                 except IndexError:
+                    if not self.checked:  # .get(index, default): always the default
+                        return scope.dtype_of(self.default)
                     raise scope.fail(f"index {self.index.value} out of range for "
                                      f"{container!r}") from None
                 return item if self.checked else t.optional(item)
