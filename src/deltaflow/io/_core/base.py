@@ -11,6 +11,7 @@ formatter receives a whole delta batch (a Polars frame) at once.
 
 from __future__ import annotations
 
+import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,20 @@ class RowsContext(ReaderContext):
     metadata: Mapping[str, Any] | None = None
 
 
+@dataclass
+class DictsContext(ReaderContext):
+    """Rows as Python mappings of column name to value (Python connectors, JSON documents).
+
+    ``kinds`` is one word for all rows (as in :class:`RowsContext`) or one word per row;
+    ``keys``, if given, are row ids (``Pointer``/int, None to derive it) per row.
+    """
+
+    rows: list[Mapping[str, Any]]
+    kinds: str | list[str] = "insert"
+    keys: list[Any] | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
 # ------------------------------------------------------------------------------------------
 # Reader events
 # ------------------------------------------------------------------------------------------
@@ -100,9 +115,22 @@ class Data(ReadEvent):
 @dataclass
 class NewSource(ReadEvent):
     """A new part of the source begins (a file, an object ...). Rows until the matching
-    ``FinishedSource`` form a block that an autocommit never splits."""
+    ``FinishedSource`` form a block that an autocommit never splits.
+
+    ``key`` names the part (defaults to ``metadata["path"]``); rows read inside the block are
+    attributed to it. ``replaces=True`` means the part was read before and changed (or
+    vanished): the session retracts every row it read from that part earlier, in the same
+    transaction as the block's new rows. Only readers whose ``retracts_sources`` is True may
+    set it (the session then remembers each part's rows).
+    """
 
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    key: Hashable | None = None
+    replaces: bool = False
+
+    @property
+    def source_key(self) -> Hashable | None:
+        return self.key if self.key is not None else self.metadata.get("path")
 
 
 @dataclass
@@ -115,6 +143,14 @@ class FinishedSource(ReadEvent):
 @dataclass
 class Finished(ReadEvent):
     """The reader has nothing more, ever (static mode, or an exhausted source)."""
+
+
+@dataclass
+class Commit(ReadEvent):
+    """Commit the rows read so far now (an explicit commit requested by the source).
+
+    Ignored inside an open ``NewSource`` block: the block is committed when it finishes.
+    """
 
 
 # ------------------------------------------------------------------------------------------
@@ -131,9 +167,18 @@ class Reader(ABC):
     """
 
     poll_interval_s: float = 0.05
+    retracts_sources: bool = False
+    """True if the reader emits ``NewSource(replaces=True)`` (the session then keeps rows)."""
 
     @abstractmethod
     def read(self) -> ReadEvent | None: ...
+
+    def wait(self, timeout: float) -> None:
+        """Block until data may be available, at most ``timeout`` seconds.
+
+        The default sleeps; readers fed by another thread override it to wake up at once.
+        """
+        _time.sleep(min(timeout, self.poll_interval_s))
 
     def seek(self, frontier: OffsetAntichain) -> None:  # noqa: B027 - optional
         """Position the reader just after ``frontier`` (persistence)."""

@@ -1,0 +1,626 @@
+"""Data formats shared by every connector: parsers (input) and formatters (output).
+
+Parsers turn reader contexts into rows of the table's schema; they work on whole blocks of
+records (a file, an object, a batch of messages) so that the common formats run vectorised in
+Polars. A parser never raises for a bad record: it skips it and reports where and why in
+:attr:`ParsedBlock.errors`. Formatters turn a delta batch of one time into bytes (CSV, JSON
+lines) or Python rows; every output row carries ``time`` and ``diff`` as Pathway's do.
+
+Value conversions all live in :mod:`deltaflow.io._core.serialization`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow.engine.batch import DIFF, ID
+from deltaflow.io._core.base import (
+    DictsContext,
+    Formatter,
+    KeyValueContext,
+    ParsedBlock,
+    ParseError,
+    Parser,
+    RawContext,
+    ReaderContext,
+    RowsContext,
+)
+from deltaflow.io._core.serialization import (
+    column_from_values,
+    json_ready_column,
+    json_value,
+    parse_text_column,
+    text_column,
+)
+
+METADATA_COLUMN = "_metadata"
+_NO_DEFAULT = object()
+
+
+class CsvParserSettings:
+    """How CSV text is split into fields (``pw.io.CsvParserSettings``).
+
+    ``escape`` is a character escaping the next one inside quotes; with
+    ``enable_double_quote_escapes`` a doubled quote inside quotes is a literal quote; with
+    ``enable_quoting=False`` quotes are ordinary characters; lines starting with
+    ``comment_character`` are skipped.
+    """
+
+    def __init__(self, delimiter: str = ",", quote: str = '"', escape: str | None = None,
+                 enable_double_quote_escapes: bool = True, enable_quoting: bool = True,
+                 comment_character: str | None = None) -> None:
+        for label, value in (("delimiter", delimiter), ("quote", quote), ("escape", escape),
+                             ("comment_character", comment_character)):
+            if value is not None and (not isinstance(value, str) or len(value) != 1):
+                raise ValueError(f"CsvParserSettings: {label} must be a single character, "
+                                 f"got {value!r}")
+        if delimiter == quote:
+            raise ValueError("CsvParserSettings: delimiter and quote must differ")
+        self.delimiter = delimiter
+        self.quote = quote
+        self.escape = escape
+        self.enable_double_quote_escapes = enable_double_quote_escapes
+        self.enable_quoting = enable_quoting
+        self.comment_character = comment_character
+
+    def __repr__(self) -> str:
+        return (f"CsvParserSettings(delimiter={self.delimiter!r}, quote={self.quote!r}, "
+                f"escape={self.escape!r})")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What a parser needs to know about one schema column."""
+
+    name: str
+    dtype: t.DType
+    default: Any = _NO_DEFAULT
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not _NO_DEFAULT
+
+
+def column_specs(schema: Any, *, exclude: Sequence[str] = (METADATA_COLUMN,)
+                 ) -> list[ColumnSpec]:
+    """The parser-facing description of a schema's columns."""
+    specs = []
+    for name, column in schema.columns().items():
+        if name in exclude:
+            continue
+        default = column.default_value if column.has_default_value() else _NO_DEFAULT
+        specs.append(ColumnSpec(name, column.dtype, default))
+    return specs
+
+
+def _where(metadata: Mapping[str, Any] | None, line: int | None, fallback: str) -> str:
+    source = (metadata or {}).get("path") or fallback
+    return f"{source}:{line}" if line is not None else str(source)
+
+
+def _records(context: ReaderContext) -> tuple[list[Any], Mapping[str, Any] | None, int]:
+    if isinstance(context, RawContext):
+        return list(context.records), context.metadata, context.first_line
+    if isinstance(context, KeyValueContext):
+        return [v for v in context.values if v is not None], context.metadata, 1
+    raise TypeError(f"this parser reads raw records, not {type(context).__name__}")
+
+
+def _text(record: Any) -> str:
+    return record.decode("utf-8", errors="replace") if isinstance(record, bytes | bytearray) \
+        else str(record)
+
+
+def _missing_value(spec: ColumnSpec) -> Any:
+    """The value of a column absent from a record; raises KeyError if it is required."""
+    if spec.has_default:
+        return spec.default
+    if spec.dtype.is_optional or spec.dtype.strip_optional() in (t.ANY, t.JSON):
+        return None
+    raise KeyError(spec.name)
+
+
+def _empty_frame(specs: Sequence[ColumnSpec]) -> pl.DataFrame:
+    return pl.DataFrame(schema={s.name: s.dtype.to_polars() for s in specs})
+
+
+def _select_good(frame: pl.DataFrame, bad: pl.Series | None) -> pl.DataFrame:
+    return frame if bad is None or not bad.any() else frame.filter(~bad)
+
+
+# ------------------------------------------------------------------------------------------
+# CSV
+# ------------------------------------------------------------------------------------------
+
+
+_NATIVE_CSV: dict[t.DType, pl.DataType] = {t.INT: pl.Int64(), t.FLOAT: pl.Float64(),
+                                           t.BOOL: pl.Boolean()}
+
+
+class CsvParser(Parser):
+    """Each record is a CSV document whose first line is the header.
+
+    Columns are matched by name; extra columns are ignored, missing ones take the schema's
+    default (or None if optional). Rows with a wrong number of fields or a value that does
+    not parse are skipped and reported.
+    """
+
+    def __init__(self, columns: Sequence[ColumnSpec],
+                 settings: CsvParserSettings | None = None) -> None:
+        self.columns = list(columns)
+        self.settings = settings or CsvParserSettings()
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        records, metadata, first_line = _records(context)
+        frames: list[pl.DataFrame] = []
+        errors: list[ParseError] = []
+        for record in records:
+            frame, record_errors = self._parse_document(record, metadata, first_line)
+            frames.append(frame)
+            errors.extend(record_errors)
+        frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else \
+            frames[0] if frames else _empty_frame(self.columns)
+        return ParsedBlock(frame, errors=errors)
+
+    def _parse_document(self, record: Any, metadata: Mapping[str, Any] | None,
+                        first_line: int) -> tuple[pl.DataFrame, list[ParseError]]:
+        data = record if isinstance(record, bytes) else str(record).encode()
+        fast = self._split_fast(data)
+        if fast is not None:
+            header, cells, lines = fast
+            errors: list[ParseError] = []
+        else:
+            header, cells, lines, errors = self._split_slow(_text(record), metadata, first_line)
+            first_line = 0  # the slow path numbers lines itself
+        if header is None:
+            return _empty_frame(self.columns), errors
+        lines = lines + first_line
+        return self._convert(header, cells, lines, metadata, errors)
+
+    def _split_fast(self, data: bytes) -> tuple[list[str] | None, pl.DataFrame, pl.Series] | None:
+        """Polars' reader, when the document cannot hide a malformed row from it."""
+        s = self.settings
+        if s.escape is not None or s.comment_character is not None:
+            return None
+        if s.enable_quoting and s.quote.encode() in data:
+            return None  # quoted fields may hide delimiters/newlines: count them exactly
+        if b"\r" in data:
+            return None
+        if not data.strip():
+            return None, pl.DataFrame(), pl.Series([], dtype=pl.Int64)
+        # Counting bytes is enough to prove every line has the header's field count: Polars
+        # rejects lines with too many fields, so equal totals mean no line has too few.
+        line_count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        end = data.find(b"\n")
+        header = (data if end < 0 else data[:end]).decode("utf-8", errors="replace") \
+            .split(s.delimiter)
+        delimiter = s.delimiter.encode()
+        if b"\n\n" in data or data.count(delimiter) != (len(header) - 1) * line_count:
+            return None  # blank or malformed lines: the slow path reports them exactly
+        try:
+            frame = self._read_typed(data, header)
+        except pl.exceptions.PolarsError:
+            try:
+                frame = pl.read_csv(data, infer_schema=False, separator=s.delimiter,
+                                    quote_char=None, has_header=True,
+                                    empty_string_is_null=False)
+            except pl.exceptions.PolarsError:
+                return None
+        if frame.height != line_count - 1:
+            return None
+        if len(set(frame.columns)) != len(frame.columns):
+            return None
+        numbers = pl.int_range(1, frame.height + 1, eager=True, dtype=pl.Int64)
+        return frame.columns, frame, numbers
+
+    def _read_typed(self, data: bytes, header: list[str]) -> pl.DataFrame:
+        """Let Polars parse the simple types itself (one pass); strings for the rest.
+
+        Raises if a cell does not parse or a required numeric cell is empty, so that the
+        caller redoes the document cell by cell and reports exactly what is wrong.
+        """
+        wanted = {spec.name: spec for spec in self.columns}
+        overrides: dict[str, pl.DataType] = {}
+        for name in header:
+            spec = wanted.get(name)
+            base = spec.dtype.strip_optional() if spec is not None else None
+            overrides[name] = _NATIVE_CSV.get(base, pl.String())  # type: ignore[arg-type]
+        frame = pl.read_csv(data, schema_overrides=overrides, infer_schema=False,
+                            separator=self.settings.delimiter, quote_char=None,
+                            has_header=True, empty_string_is_null=False)
+        for name, dtype in overrides.items():
+            spec = wanted.get(name)
+            if dtype != pl.String and spec is not None and not spec.dtype.is_optional \
+                    and frame[name].null_count():
+                raise pl.exceptions.ComputeError(f"empty cells in required column {name}")
+        return frame
+
+    def _split_slow(self, text: str, metadata: Mapping[str, Any] | None, first_line: int
+                    ) -> tuple[list[str] | None, pl.DataFrame, pl.Series, list[ParseError]]:
+        s = self.settings
+        reader = csv.reader(
+            io.StringIO(text, newline=""), delimiter=s.delimiter,
+            quotechar=s.quote if s.enable_quoting else None,
+            escapechar=s.escape, doublequote=s.enable_double_quote_escapes,
+            quoting=csv.QUOTE_MINIMAL if s.enable_quoting else csv.QUOTE_NONE,
+            strict=False,
+        )
+        header: list[str] | None = None
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        errors: list[ParseError] = []
+        offset = first_line - 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                errors.append(ParseError(_where(metadata, reader.line_num + offset, "csv"),
+                                         f"malformed CSV: {exc}"))
+                continue
+            if not row or (s.comment_character and row[0].startswith(s.comment_character)):
+                continue
+            if header is None:
+                header = row
+                continue
+            if len(row) != len(header):
+                errors.append(ParseError(
+                    _where(metadata, reader.line_num + offset, "csv"),
+                    f"expected {len(header)} fields (as in the header), got {len(row)}"))
+                continue
+            rows.append(row)
+            lines.append(reader.line_num + offset)
+        if header is None:
+            return None, pl.DataFrame(), pl.Series([], dtype=pl.Int64), errors
+        names = _dedupe(header)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        frame = pl.DataFrame({n: pl.Series(n, list(c), dtype=pl.String)
+                              for n, c in zip(names, columns, strict=True)})
+        return names, frame, pl.Series(lines, dtype=pl.Int64), errors
+
+    def _convert(self, header: list[str], cells: pl.DataFrame, lines: pl.Series,
+                 metadata: Mapping[str, Any] | None, errors: list[ParseError]
+                 ) -> tuple[pl.DataFrame, list[ParseError]]:
+        height = cells.height
+        out: list[pl.Series] = []
+        reasons: dict[int, str] = {}
+        for spec in self.columns:
+            if spec.name not in cells.columns:
+                try:
+                    value = _missing_value(spec)
+                except KeyError:
+                    for i in range(height):
+                        reasons.setdefault(i, f"missing required field {spec.name!r}")
+                    value = None
+                out.append(t.series_from_values(spec.name, [value] * height, spec.dtype))
+                continue
+            values, bad = parse_text_column(cells[spec.name], spec.dtype)
+            if bad.any():
+                raw = cells[spec.name]
+                for i in bad.arg_true().to_list():
+                    reasons.setdefault(i, f"value {raw[i]!r} in column {spec.name!r} is not a "
+                                          f"valid {spec.dtype!r}")
+            out.append(values)
+        frame = pl.DataFrame(out) if out else pl.DataFrame()
+        if reasons:
+            for i in sorted(reasons):
+                errors.append(ParseError(_where(metadata, int(lines[i]), "csv"), reasons[i]))
+            keep = pl.Series([i not in reasons for i in range(height)], dtype=pl.Boolean)
+            frame = frame.filter(keep)
+        return frame, errors
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            out.append(f"{name}_{seen[name]}")
+        else:
+            seen[name] = 0
+            out.append(name)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# JSON
+# ------------------------------------------------------------------------------------------
+
+
+def _json_pointer(document: Any, path: str) -> Any:
+    """Follow a JSON pointer (``/a/0/b``); KeyError if it leads nowhere."""
+    node = document
+    for part in path.strip("/").split("/") if path.strip("/") else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, list):
+            try:
+                node = node[int(part)]
+            except (ValueError, IndexError):
+                raise KeyError(path) from None
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(path)
+    return node
+
+
+class _DictRows:
+    """Shared tail of the JSON and typed-rows parsers: mappings to typed columns."""
+
+    def __init__(self, columns: Sequence[ColumnSpec],
+                 field_paths: Mapping[str, str] | None = None) -> None:
+        self.columns = list(columns)
+        self.field_paths = dict(field_paths or {})
+
+    def frame_from_dicts(self, rows: Sequence[Mapping[str, Any]], where: Sequence[str]
+                         ) -> tuple[pl.DataFrame, list[ParseError], list[int]]:
+        """Typed frame of the usable rows, errors, and the positions of the usable rows."""
+        reasons: dict[int, str] = {}
+        series: list[pl.Series] = []
+        for spec in self.columns:
+            path = self.field_paths.get(spec.name)
+            values: list[Any] = []
+            for index, row in enumerate(rows):
+                try:
+                    value = _json_pointer(row, path) if path is not None else row[spec.name]
+                except (KeyError, TypeError):
+                    try:
+                        value = _missing_value(spec)
+                    except KeyError:
+                        reasons.setdefault(index, f"missing required field {spec.name!r}")
+                        value = None
+                values.append(value)
+            column, bad = column_from_values(spec.name, values, spec.dtype)
+            for index, reason in bad.items():
+                reasons.setdefault(index, reason)
+            series.append(column)
+        frame = pl.DataFrame(series) if series else pl.DataFrame()
+        errors = [ParseError(where[i], reasons[i]) for i in sorted(reasons)]
+        good = [i for i in range(len(rows)) if i not in reasons]
+        if reasons:
+            frame = frame.filter(pl.Series([i not in reasons for i in range(len(rows))]))
+        return frame, errors, good
+
+
+class JsonLinesParser(Parser):
+    """Each record holds one or more JSON objects, one per line.
+
+    ``json_field_paths`` maps a column to a JSON pointer (``/a/b``) inside the object.
+    """
+
+    def __init__(self, columns: Sequence[ColumnSpec],
+                 json_field_paths: Mapping[str, str] | None = None) -> None:
+        self._rows = _DictRows(columns, json_field_paths)
+        self.columns = list(columns)
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        if isinstance(context, DictsContext):
+            return TypedRowsParser(self.columns).parse(context)
+        records, metadata, first_line = _records(context)
+        documents: list[Any] = []
+        where: list[str] = []
+        errors: list[ParseError] = []
+        line = first_line
+        for record in records:
+            for text in _text(record).split("\n"):
+                here = _where(metadata, line, "json")
+                line += 1
+                if not text.strip():
+                    continue
+                try:
+                    document = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    errors.append(ParseError(here, f"invalid JSON: {exc}"))
+                    continue
+                if not isinstance(document, dict):
+                    errors.append(ParseError(here, "a JSON object was expected"))
+                    continue
+                documents.append(document)
+                where.append(here)
+        frame, row_errors, _ = self._rows.frame_from_dicts(documents, where)
+        return ParsedBlock(frame, errors=errors + row_errors)
+
+
+class TypedRowsParser(Parser):
+    """Rows the source already structured: :class:`DictsContext` or :class:`RowsContext`."""
+
+    def __init__(self, columns: Sequence[ColumnSpec]) -> None:
+        self.columns = list(columns)
+        self._rows = _DictRows(columns)
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        if isinstance(context, RowsContext):
+            return ParsedBlock(self._conform(context.frame), kind=context.kind,
+                               keys=context.keys)
+        if not isinstance(context, DictsContext):
+            raise TypeError(f"typed rows come as DictsContext or RowsContext, "
+                            f"not {type(context).__name__}")
+        source = (context.metadata or {}).get("path", "row")
+        where = [f"{source} {i + 1}" for i in range(len(context.rows))]
+        frame, errors, good = self._rows.frame_from_dicts(context.rows, where)
+        kinds = context.kinds
+        keys = context.keys
+        kind = kinds if isinstance(kinds, str) else "column"
+        if not isinstance(kinds, str):
+            frame = frame.with_columns(pl.Series("_kind", [kinds[i] for i in good],
+                                                 dtype=pl.String))
+        key_series = None
+        if keys is not None and any(k is not None for k in keys):
+            kept = [keys[i] for i in good]
+            if any(k is None for k in kept):
+                frame = frame.with_columns(pl.Series("_key", [
+                    None if k is None else int(k) for k in kept], dtype=pl.UInt128))
+            else:
+                key_series = pl.Series("_id", [int(k) for k in kept], dtype=pl.UInt128)
+        return ParsedBlock(frame, kind=kind, keys=key_series, errors=errors)
+
+    def _conform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        series = []
+        for spec in self.columns:
+            if spec.name in frame.columns:
+                column = frame[spec.name]
+                wanted = spec.dtype.to_polars()
+                series.append(column if column.dtype == wanted else column.cast(wanted))
+            else:
+                series.append(t.series_from_values(spec.name,
+                                                   [_missing_value(spec)] * frame.height,
+                                                   spec.dtype))
+        extra = [frame[c] for c in ("_kind",) if c in frame.columns]
+        return pl.DataFrame(series + extra)
+
+
+# ------------------------------------------------------------------------------------------
+# Plaintext, binary, metadata
+# ------------------------------------------------------------------------------------------
+
+
+class PlaintextParser(Parser):
+    """One row per line, in a ``data: str`` column."""
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        records, _, _ = _records(context)
+        parts = []
+        for record in records:
+            text = _text(record)
+            lines = pl.Series("data", [text]).str.split("\n").explode()
+            if text.endswith("\n"):
+                lines = lines.head(lines.len() - 1)
+            parts.append(lines.str.strip_suffix("\r"))
+        data = pl.concat(parts) if parts else pl.Series("data", [], dtype=pl.String)
+        return ParsedBlock(pl.DataFrame({"data": data}))
+
+
+class PlaintextByFileParser(Parser):
+    """One row per record (a whole file or object), in a ``data: str`` column."""
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        records, _, _ = _records(context)
+        return ParsedBlock(pl.DataFrame({"data": pl.Series([_text(r) for r in records],
+                                                           dtype=pl.String)}))
+
+
+class BinaryParser(Parser):
+    """One row per record, in a ``data: bytes`` column."""
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        records, _, _ = _records(context)
+        data = [r if isinstance(r, bytes) else str(r).encode() for r in records]
+        return ParsedBlock(pl.DataFrame({"data": pl.Series(data, dtype=pl.Binary)}))
+
+
+class OnlyMetadataParser(Parser):
+    """One row per record with only its ``_metadata`` (the contents are not looked at)."""
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        records, metadata, _ = _records(context)
+        values = [t.Json(dict(metadata or {}))] * len(records)
+        return ParsedBlock(pl.DataFrame({METADATA_COLUMN: pl.Series(values, dtype=pl.Object)}))
+
+
+# ------------------------------------------------------------------------------------------
+# Formatters
+# ------------------------------------------------------------------------------------------
+
+
+class CsvFormatter(Formatter):
+    """Every field double-quoted, then ``time`` and ``diff`` (as Pathway writes CSV)."""
+
+    def __init__(self, columns: Mapping[str, t.DType], delimiter: str = ",") -> None:
+        self.columns = dict(columns)
+        self.delimiter = delimiter
+
+    def header(self) -> bytes:
+        names = [*self.columns, "time", "diff"]
+        return (self.delimiter.join('"' + n.replace('"', '""') + '"' for n in names)
+                + "\n").encode()
+
+    def format(self, batch: pl.DataFrame, time: int) -> bytes:
+        columns = [self._text(batch[name], dtype) for name, dtype in self.columns.items()]
+        frame = pl.DataFrame(columns).with_columns(pl.lit(time, dtype=pl.Int64).alias("time"),
+                                                    batch[DIFF].alias("diff"))
+        # Polars already writes ints, strings and most floats as Pathway does; nulls as None.
+        buffer = io.BytesIO()
+        frame.write_csv(buffer, include_header=False, quote_style="always",
+                        separator=self.delimiter, null_value="None")
+        return buffer.getvalue()
+
+    @staticmethod
+    def _text(series: pl.Series, dtype: t.DType) -> pl.Series:
+        base = dtype.strip_optional()
+        if base in (t.INT, t.STR):
+            return series
+        if base == t.FLOAT and not (series.abs() >= 1e15).any():
+            return series  # no exponent to rewrite
+        return text_column(series, dtype)
+
+
+class JsonLinesFormatter(Formatter):
+    """One compact JSON object per row: the columns, then ``diff`` and ``time``."""
+
+    def __init__(self, columns: Mapping[str, t.DType]) -> None:
+        self.columns = dict(columns)
+
+    def format(self, batch: pl.DataFrame, time: int) -> bytes:
+        ready = {name: json_ready_column(batch[name], dtype)
+                 for name, dtype in self.columns.items()}
+        if all(isinstance(v, pl.Series) for v in ready.values()):
+            frame = pl.DataFrame(list(ready.values())).with_columns(
+                batch[DIFF].alias("diff"), pl.lit(time, dtype=pl.Int64).alias("time"))
+            return frame.write_ndjson().encode()
+        names = list(ready)
+        columns = [v.to_list() if isinstance(v, pl.Series) else v for v in ready.values()]
+        diffs = batch[DIFF].to_list()
+        out = io.StringIO()
+        for index, diff in enumerate(diffs):
+            row = {n: json_value(c[index]) for n, c in zip(names, columns, strict=True)}
+            row["diff"] = diff
+            row["time"] = time
+            out.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False))
+            out.write("\n")
+        return out.getvalue().encode()
+
+
+class TypedRowsFormatter(Formatter):
+    """Python rows: ``(key, {column: value}, time, diff)``, deletions of a time first."""
+
+    def __init__(self, columns: Mapping[str, t.DType]) -> None:
+        self.columns = dict(columns)
+
+    def format(self, batch: pl.DataFrame, time: int) -> list[tuple[t.Pointer, dict[str, Any],
+                                                                   int, int]]:
+        names = list(self.columns)
+        keys = t.values_from_series(batch[ID])
+        values = [t.values_from_series(batch[n]) for n in names]
+        diffs = batch[DIFF].to_list()
+        return [(key, dict(zip(names, row, strict=True)), time, diff)
+                for key, row, diff in zip(keys, zip(*values, strict=True), diffs, strict=True)] \
+            if names else [(key, {}, time, diff) for key, diff in zip(keys, diffs, strict=True)]
+
+
+def parser_for_format(fmt: str, columns: Sequence[ColumnSpec], *,
+                      csv_settings: CsvParserSettings | None = None,
+                      json_field_paths: Mapping[str, str] | None = None) -> Parser:
+    """The parser of one of the standard formats (names as in ``pw.io.fs.read``)."""
+    if fmt == "csv":
+        return CsvParser(columns, csv_settings)
+    if fmt in ("json", "jsonlines"):
+        return JsonLinesParser(columns, json_field_paths)
+    if fmt == "plaintext":
+        return PlaintextParser()
+    if fmt in ("plaintext_by_file", "plaintext_by_object"):
+        return PlaintextByFileParser()
+    if fmt == "binary":
+        return BinaryParser()
+    if fmt == "only_metadata":
+        return OnlyMetadataParser()
+    raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,358 @@
+"""Input sessions: a thread per input connector running Reader → Parser → minibatches.
+
+The session is the engine's :class:`~deltaflow.engine.boundary.Source` for every reader-based
+connector. Its thread asks the reader for events, parses ``Data`` events, gives rows their ids
+(primary key, ids the source knows, or the source position), turns deletions and upserts into
+retractions, and commits minibatches to the engine:
+
+* every ``autocommit_duration_ms`` (None: only on explicit ``Commit`` events and at the end),
+  but never inside a ``NewSource`` .. ``FinishedSource`` block;
+* when the rows waiting reach ``max_backlog_size``; a commit then waits until the engine's
+  backlog leaves room for it, which pauses reading (backpressure).
+
+Each pushed batch carries the reader's offset frontier. Bad records are logged once each and
+skipped; a reader or parser exception stops the run with a :class:`ConnectorError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as _time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow._ids import ID_DTYPE, hash_columns, sequence_ids
+from deltaflow.engine.batch import DIFF, ID
+from deltaflow.engine.boundary import ConnectorError, Source, SourceHandle
+from deltaflow.io._core.base import (
+    Commit,
+    Data,
+    Finished,
+    FinishedSource,
+    NewSource,
+    OffsetAntichain,
+    ParsedBlock,
+    Parser,
+    Reader,
+)
+from deltaflow.io._core.formats import METADATA_COLUMN
+from deltaflow.io._core.offsets import OffsetFrontier
+
+logger = logging.getLogger("deltaflow.io")
+
+KINDS = ("insert", "delete", "upsert")
+
+
+class _Stopped(Exception):
+    """The run asked the session to stop."""
+
+
+class InputSession(Source):
+    """Runs one :class:`Reader` + :class:`Parser` pair on its own thread.
+
+    ``reader_factory`` builds a fresh reader at every run. ``keep_row_state`` makes the session
+    remember the current row of every id, which ``upsert`` rows and key-only deletions need.
+    """
+
+    def __init__(self, name: str, reader_factory: Callable[[], Reader], parser: Parser, *,
+                 columns: Mapping[str, t.DType], primary_key: Sequence[str] | None = None,
+                 autocommit_duration_ms: int | None = 1500,
+                 max_backlog_size: int | None = None, keep_row_state: bool = False,
+                 seek_to: OffsetAntichain | None = None) -> None:
+        self.name = name
+        self.reader_factory = reader_factory
+        self.parser = parser
+        self.columns = dict(columns)
+        self.primary_key = list(primary_key or [])
+        self.autocommit_s = None if autocommit_duration_ms is None \
+            else autocommit_duration_ms / 1000.0
+        self.max_backlog_size = max_backlog_size
+        self.keep_row_state = keep_row_state
+        self.seek_to = seek_to
+        self._names = [ID, *self.columns, DIFF]
+        self._key_types = [(k, self.columns[k]) for k in self.primary_key]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._handle: SourceHandle | None = None
+
+    # --- Source ---------------------------------------------------------------------------
+    def start(self, handle: SourceHandle) -> None:
+        self._handle = handle
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"deltaflow-input-{self.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    # --- the session thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        handle = self._handle
+        assert handle is not None
+        reader: Reader | None = None
+        try:
+            reader = self.reader_factory()
+            if self.seek_to:
+                reader.seek(self.seek_to)
+            self._loop(reader, handle)
+            handle.finish()
+        except _Stopped:
+            handle.finish()
+        except BaseException as exc:  # noqa: BLE001 - every failure goes to the engine
+            logger.error("input %s failed: %s: %s", self.name, type(exc).__name__, exc)
+            error = exc if isinstance(exc, ConnectorError) else \
+                ConnectorError(self.name, f"{type(exc).__name__}: {exc}")
+            if error is not exc:
+                error.__cause__ = exc
+            handle.fail(error)
+        finally:
+            if reader is not None:
+                try:
+                    reader.close()
+                except Exception:  # noqa: BLE001 - closing must not hide the run's outcome
+                    logger.exception("input %s: closing the reader failed", self.name)
+
+    def _loop(self, reader: Reader, handle: SourceHandle) -> None:
+        self._state: dict[int, tuple[Any, ...]] = {}
+        self._by_source: dict[Hashable, list[pl.DataFrame]] = {}
+        self._positions: dict[Hashable, int] = {}
+        self._retracting = reader.retracts_sources
+        self._frontier = OffsetFrontier(self.seek_to)
+        self._pushed_offsets: dict[Any, Any] | None = None
+        self._ready: list[pl.DataFrame] = []  # rows that may be committed
+        self._ready_rows = 0
+        self._block: list[pl.DataFrame] | None = None  # rows of an open NewSource block
+        self._block_key: Hashable | None = None
+        self._first_pending: float | None = None
+        stats = handle.stats
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            event = reader.read()
+            if event is None:
+                if self._due():
+                    self._commit(handle)
+                reader.wait(self._wait_time())
+                continue
+            if isinstance(event, Data):
+                delta = self._delta(event.context, stats)
+                if event.offset is not None:
+                    self._frontier.advance(*event.offset)
+                if delta is not None:
+                    self._add(delta)
+            elif isinstance(event, NewSource):
+                self._open_block(event)
+            elif isinstance(event, FinishedSource):
+                self._close_block()
+                if not event.commit_possibility:
+                    continue
+            elif isinstance(event, Commit):
+                if self._block is None:
+                    self._commit(handle)
+                continue
+            elif isinstance(event, Finished):
+                self._close_block()
+                self._commit(handle)
+                return
+            else:
+                raise TypeError(f"reader returned {event!r}, not a ReadEvent")
+            if self._block is None and (self._due() or self._backlog_full()):
+                self._commit(handle)
+
+    def _wait_time(self) -> float:
+        if self._first_pending is None or self.autocommit_s is None:
+            return 0.05
+        return max(0.0, min(0.05, self._first_pending + self.autocommit_s - _time.monotonic()))
+
+    def _due(self) -> bool:
+        return (self._ready_rows > 0 and self.autocommit_s is not None
+                and self._first_pending is not None
+                and _time.monotonic() - self._first_pending >= self.autocommit_s)
+
+    def _backlog_full(self) -> bool:
+        return self.max_backlog_size is not None and self._ready_rows >= self.max_backlog_size
+
+    # --- blocks ----------------------------------------------------------------------------
+    def _open_block(self, event: NewSource) -> None:
+        if self._block is not None:
+            self._close_block()
+        self._block = []
+        self._block_key = event.source_key
+        if event.replaces:
+            if not self._retracting:
+                raise RuntimeError("the reader replaced a source but does not declare "
+                                   "retracts_sources = True")
+            old = self._by_source.pop(self._block_key, [])
+            self._positions.pop(self._block_key, None)
+            if old:
+                frame = pl.concat(old, how="vertical_relaxed")
+                self._block.append(frame.with_columns((-pl.col(DIFF)).alias(DIFF)))
+
+    def _close_block(self) -> None:
+        if self._block is None:
+            return
+        block, self._block = self._block, None
+        self._block_key = None
+        for frame in block:
+            self._append_ready(frame)
+
+    def _add(self, delta: pl.DataFrame) -> None:
+        if self._block is not None:
+            self._block.append(delta)
+            if self._retracting and self._block_key is not None:
+                self._by_source.setdefault(self._block_key, []).append(delta)
+        else:
+            self._append_ready(delta)
+
+    def _append_ready(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        if self._first_pending is None:
+            self._first_pending = _time.monotonic()
+        self._ready.append(frame)
+        self._ready_rows += frame.height
+
+    def _commit(self, handle: SourceHandle) -> None:
+        offsets = self._frontier.snapshot() if self._frontier else None
+        if not self._ready:
+            if offsets and offsets != self._pushed_offsets:
+                # Progress without rows (e.g. only bad records): persistence still needs it.
+                self._pushed_offsets = offsets
+                handle.push(self._empty(), offsets=offsets)
+            return
+        self._pushed_offsets = offsets
+        batch = pl.concat(self._ready, how="vertical_relaxed") if len(self._ready) > 1 \
+            else self._ready[0]
+        self._ready = []
+        self._ready_rows = 0
+        self._first_pending = None
+        self._wait_for_room(handle, batch.height)
+        handle.push(batch, offsets=offsets)
+
+    def _wait_for_room(self, handle: SourceHandle, rows: int) -> None:
+        limit = self.max_backlog_size
+        if limit is None:
+            return
+        # A batch larger than the limit is admitted only into an empty engine.
+        threshold = max(1, limit - rows + 1)
+        while not handle.wait_backlog_below(threshold, timeout=0.1):
+            if self._stop.is_set():
+                raise _Stopped
+
+    def _empty(self) -> pl.DataFrame:
+        from deltaflow.engine.batch import empty_batch
+
+        return empty_batch(self.columns)
+
+    # --- rows ------------------------------------------------------------------------------
+    def _delta(self, context: Any, stats: Any) -> pl.DataFrame | None:
+        block = self.parser.parse(context)
+        if block.errors:
+            skipped = stats.extra.get("rows_skipped", 0) + len(block.errors)
+            stats.extra["rows_skipped"] = skipped
+            for error in block.errors:
+                logger.error("%s: skipped the record at %s: %s", self.name, error.where,
+                             error.reason)
+        frame = block.frame
+        if frame.height == 0:
+            return None
+        stats.rows_read += frame.height
+        if METADATA_COLUMN in self.columns and METADATA_COLUMN not in frame.columns:
+            metadata = getattr(context, "metadata", None) or {}
+            frame = frame.with_columns(pl.Series(METADATA_COLUMN,
+                                                 [t.Json(dict(metadata))] * frame.height,
+                                                 dtype=pl.Object))
+        ids = self._ids(frame, block)
+        frame = frame.with_columns(ids.alias(ID))
+        if block.kind == "column":
+            kinds = frame["_kind"]
+            if self.keep_row_state:
+                # Order matters when one key is upserted and deleted: apply runs in order.
+                parts = self._apply_in_order(frame, kinds)
+            else:
+                parts = [self._apply_kind(frame.filter(kinds == kind), kind)
+                         for kind in kinds.unique(maintain_order=True).to_list()]
+            parts = [p for p in parts if p is not None and p.height]
+            return pl.concat(parts, how="vertical_relaxed") if parts else None
+        return self._apply_kind(frame, block.kind)
+
+    def _apply_in_order(self, frame: pl.DataFrame, kinds: pl.Series) -> list[pl.DataFrame]:
+        runs = (kinds != kinds.shift(1)).fill_null(True).cum_sum()
+        out = []
+        for run in runs.unique(maintain_order=True).to_list():
+            part = frame.filter(runs == run)
+            out.append(self._apply_kind(part, part["_kind"][0]))
+        return out
+
+    def _ids(self, frame: pl.DataFrame, block: ParsedBlock) -> pl.Series:
+        ids: pl.Series | None = None
+        if block.keys is not None:
+            ids = block.keys.cast(ID_DTYPE)
+        elif self._key_types:
+            ids = hash_columns(frame, self._key_types)
+        if "_key" in frame.columns:  # some rows come with ids, the others get derived ones
+            derived = ids if ids is not None else self._position_ids(frame.height)
+            return frame["_key"].fill_null(derived).cast(ID_DTYPE)
+        return ids if ids is not None else self._position_ids(frame.height)
+
+    def _position_ids(self, count: int) -> pl.Series:
+        key = self._block_key
+        start = self._positions.get(key, 0)
+        self._positions[key] = start + count
+        seed = self.name if key is None else f"{self.name}|{key}"
+        return sequence_ids(seed, start, count)
+
+    def _apply_kind(self, frame: pl.DataFrame, kind: str) -> pl.DataFrame | None:
+        rows = frame.select(self._names[:-1])
+        if kind == "insert":
+            if self.keep_row_state:
+                self._remember(rows)
+            return rows.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF))
+        if kind == "delete":
+            if not self.keep_row_state:
+                return rows.with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF))
+            old = [self._state.pop(i, None) for i in rows[ID].to_list()]
+            return self._frame_of([r for r in old if r is not None], -1)
+        if kind == "upsert":
+            if not self.keep_row_state:
+                raise RuntimeError("upsert rows need a session created with "
+                                   "keep_row_state=True")
+            retracted = []
+            for row in rows.iter_rows():
+                previous = self._state.get(row[0])
+                if previous is not None:
+                    retracted.append(previous)
+                self._state[row[0]] = row
+            inserted = rows.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF))
+            if not retracted:
+                return inserted
+            return pl.concat([self._frame_of(retracted, -1), inserted], how="vertical_relaxed")
+        raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+    def _remember(self, rows: pl.DataFrame) -> None:
+        for row in rows.iter_rows():
+            self._state[row[0]] = row
+
+    def _frame_of(self, rows: list[tuple[Any, ...]], diff: int) -> pl.DataFrame | None:
+        if not rows:
+            return None
+        names = self._names[:-1]
+        columns = list(zip(*rows, strict=True))
+        schema = {ID: ID_DTYPE, **{n: d.to_polars() for n, d in self.columns.items()}}
+        series = []
+        for name, values in zip(names, columns, strict=True):
+            dtype = schema[name]
+            if isinstance(dtype, pl.Datetime | pl.Duration):
+                series.append(pl.Series(name, list(values)).cast(dtype))
+            else:
+                series.append(pl.Series(name, list(values), dtype=dtype))
+        frame = pl.DataFrame(series)
+        return frame.with_columns(pl.lit(diff, dtype=pl.Int64).alias(DIFF))
+

@@ -1,0 +1,95 @@
+"""The common end of every ``read`` function: check the arguments, build the input table.
+
+Every connector's ``read`` validates its arguments here, when the pipeline is defined, so that
+a wrong mode, a negative autocommit duration or a schema the format cannot fill fails at once
+with a message naming the connector and the parameter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from deltaflow import _types as t
+from deltaflow.io._core.base import Parser, Reader
+from deltaflow.io._core.formats import METADATA_COLUMN
+from deltaflow.io._core.input_session import InputSession
+from deltaflow.schema import Schema, schema_from_types
+
+logger = logging.getLogger("deltaflow.io")
+
+MODES = ("streaming", "static")
+
+
+def check_mode(mode: Any, connector: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"{connector}: mode must be 'streaming' or 'static', got {mode!r}")
+    return mode
+
+
+def check_autocommit(value: Any, connector: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{connector}: autocommit_duration_ms must be a non-negative number of "
+                         f"milliseconds or None, got {value!r}")
+    return int(value)
+
+
+def check_backlog(value: Any, connector: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{connector}: max_backlog_size must be a positive number of rows or "
+                         f"None, got {value!r}")
+    return value
+
+
+def check_schema(schema: Any, connector: str, *, required: bool = True,
+                 allowed: Iterable[t.DType] | None = None) -> type[Schema] | None:
+    """``schema`` must be a ``pw.Schema`` subclass (with columns the format can fill)."""
+    if schema is None:
+        if required:
+            raise ValueError(f"{connector}: a schema is required (schema=MySchema, a "
+                             f"pw.Schema subclass)")
+        return None
+    if not (isinstance(schema, type) and issubclass(schema, Schema)):
+        raise TypeError(f"{connector}: schema must be a pw.Schema subclass, got {schema!r}")
+    if not schema.columns():
+        raise ValueError(f"{connector}: the schema {schema.__name__} has no columns")
+    if allowed is not None:
+        allowed = list(allowed)
+        for name, column in schema.columns().items():
+            if column.dtype.strip_optional() not in allowed:
+                raise TypeError(f"{connector}: column {name!r} of type {column.dtype!r} cannot "
+                                f"be read in this format")
+    return schema
+
+
+def check_extra_kwargs(kwargs: Mapping[str, Any], connector: str) -> None:
+    """Pathway accepts and ignores some legacy keywords; say so rather than fail silently."""
+    for key in kwargs:
+        logger.warning("%s: argument %r is not supported and is ignored", connector, key)
+
+
+def with_metadata_column(schema: type[Schema]) -> type[Schema]:
+    """``schema`` plus the ``_metadata: Json`` column of ``with_metadata=True``."""
+    if METADATA_COLUMN in schema.columns():
+        return schema
+    return schema | schema_from_types(_metadata=t.Json)  # type: ignore[operator]
+
+
+def reader_table(*, schema: type[Schema], reader_factory: Callable[[], Reader], parser: Parser,
+                 name: str, autocommit_duration_ms: int | None,
+                 max_backlog_size: int | None, keep_row_state: bool = False) -> Any:
+    """The input table fed by an :class:`InputSession` running ``reader_factory``'s readers."""
+    from deltaflow.table import input_table
+
+    session = InputSession(
+        name, reader_factory, parser, columns=schema.dtypes(),
+        primary_key=schema.primary_key_columns(),
+        autocommit_duration_ms=autocommit_duration_ms, max_backlog_size=max_backlog_size,
+        keep_row_state=keep_row_state,
+    )
+    return input_table(schema, session, name=name)

@@ -1,0 +1,392 @@
+"""The one place converting column values to and from text and JSON.
+
+Every connector goes through these functions, so a type is written and read back the same way
+whatever the system. Conversions are vectorised with Polars where the type allows it; the rest
+(Json, tuples, pointers ...) are converted value by value.
+
+Text (CSV) conventions, matching Pathway's output: booleans ``True``/``False``, None as
+``None``, naive datetimes ``2024-01-02T03:04:05.123456000``, UTC datetimes with ``+0000``,
+durations as integer nanoseconds, pointers ``^...``, Json/tuples/lists/arrays as compact JSON,
+bytes as UTF-8 text. JSON conventions: the same, except that values keep their JSON type
+(numbers, booleans, null, nested JSON) and bytes are base64 strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from deltaflow import _types as t
+
+_NAIVE_FORMAT = "%Y-%m-%dT%H:%M:%S%.9f"
+_UTC_FORMAT = "%Y-%m-%dT%H:%M:%S%.9f%z"
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+_POINTER_DIGITS = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+
+
+class ConversionError(ValueError):
+    """A value that does not fit its column's type."""
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, t.Json):
+        return value.value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer | np.floating):
+        return value.item()
+    if isinstance(value, t.Pointer):
+        return repr(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, pd.Timestamp | datetime.datetime):
+        return _timestamp_text(pd.Timestamp(value))
+    if isinstance(value, pd.Timedelta | datetime.timedelta):
+        return pd.Timedelta(value).value
+    if isinstance(value, t.PyObjectWrapper):
+        return repr(value.value)
+    return str(value)
+
+
+def _timestamp_text(value: pd.Timestamp) -> str:
+    text = value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond:06d}{value.nanosecond:03d}"
+    return text + ("+0000" if value.tzinfo is not None else "")
+
+
+def parse_pointer(text: str) -> t.Pointer:
+    """The inverse of ``repr(Pointer)``: ``^`` and 26 base32 digits."""
+    body = text[1:] if text.startswith("^") else text
+    if not body or len(body) > 26:
+        raise ConversionError(f"{text!r} is not a pointer")
+    value = 0
+    for char in body.upper():
+        digit = _POINTER_DIGITS.get(char)
+        if digit is None:
+            raise ConversionError(f"{text!r} is not a pointer")
+        value = value * 32 + digit
+    return t.Pointer(value)
+
+
+# ------------------------------------------------------------------------------------------
+# Writing
+# ------------------------------------------------------------------------------------------
+
+
+def text_column(series: pl.Series, dtype: t.DType) -> pl.Series:
+    """The CSV text of a stored column (None becomes ``None``)."""
+    return _text_or_null(series, dtype).fill_null("None")
+
+
+def _text_or_null(series: pl.Series, dtype: t.DType) -> pl.Series:
+    base = dtype.strip_optional()
+    name = series.name
+    if base in (t.INT, t.STR):
+        out = series.cast(pl.String)
+    elif base == t.FLOAT:
+        # Pathway writes 1e20 where Polars writes 1e+20.
+        out = series.cast(pl.String).str.replace("e+", "e", literal=True)
+    elif base == t.BOOL:
+        out = pl.Series(name, ["False", "True"]).gather(series.cast(pl.UInt32)) \
+            if series.null_count() == 0 else \
+            series.replace_strict({True: "True", False: "False"}, default=None,
+                                  return_dtype=pl.String)
+    elif base == t.DATE_TIME_NAIVE:
+        out = series.dt.to_string(_NAIVE_FORMAT)
+    elif base == t.DATE_TIME_UTC:
+        out = series.dt.convert_time_zone("UTC").dt.to_string(_UTC_FORMAT)
+    elif base == t.DURATION:
+        out = series.dt.total_nanoseconds().cast(pl.String)
+    elif base == t.BYTES:
+        out = series.cast(pl.String, strict=False)
+    else:
+        out = pl.Series(name, [None if v is None else _object_text(v, base)
+                               for v in t.values_from_series(series)], dtype=pl.String)
+    return out.alias(name)
+
+
+def _object_text(value: Any, base: t.DType) -> str:
+    if isinstance(value, t.Pointer):
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, t.Json):
+        return _compact(value.value)
+    if isinstance(value, tuple | list | np.ndarray | dict):
+        return _compact(value.tolist() if isinstance(value, np.ndarray) else value)
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return str(value)
+
+
+def json_value(value: Any) -> Any:
+    """A stored value as a JSON-ready Python value (see the module's conventions)."""
+    if isinstance(value, t.Pointer):
+        return repr(value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, t.Json):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [json_value(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    return _json_default(value)
+
+
+def json_ready_column(series: pl.Series, dtype: t.DType) -> pl.Series | list[Any]:
+    """A column Polars can write as JSON natively, or a list of JSON-ready values."""
+    base = dtype.strip_optional()
+    if base in (t.INT, t.FLOAT, t.BOOL, t.STR):
+        return series
+    if base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC):
+        return _text_or_null(series, dtype)
+    if base == t.DURATION:
+        return series.dt.total_nanoseconds()
+    if base == t.POINTER:
+        return [None if v is None else repr(v) for v in t.values_from_series(series)]
+    if base == t.BYTES:
+        return [None if v is None else base64.b64encode(v).decode() for v in series.to_list()]
+    return [json_value(v) for v in t.values_from_series(series)]
+
+
+# ------------------------------------------------------------------------------------------
+# Reading text
+# ------------------------------------------------------------------------------------------
+
+
+def parse_text_column(series: pl.Series, dtype: t.DType) -> tuple[pl.Series, pl.Series]:
+    """Parse a String column as ``dtype``; returns the values and a mask of unparsable cells.
+
+    An empty cell (or ``None``) is None for optional non-string columns; for a non-optional
+    column other than ``str`` it is unparsable.
+    """
+    name = series.name
+    base = dtype.strip_optional()
+    raw = series
+    if raw.dtype != pl.String:  # already parsed by the CSV reader (ints, floats)
+        wanted = dtype.to_polars()
+        values = raw if raw.dtype == wanted else raw.cast(wanted)
+        failed = values.is_null() if not dtype.is_optional else _none_failed(name, raw.len())
+        return values.alias(name), failed.alias(name)
+    if base == t.STR:
+        values = raw
+        if dtype.is_optional:
+            values = raw.replace("", None) if raw.len() else raw
+        return values.alias(name), _none_failed(name, raw.len())
+    stripped = raw.str.strip_chars()
+    missing = stripped.is_null() | stripped.is_in(["", "None"])
+    if base == t.INT:
+        values = stripped.str.to_integer(strict=False)
+    elif base == t.FLOAT:
+        values = stripped.cast(pl.Float64, strict=False)
+    elif base == t.BOOL:
+        lowered = stripped.str.to_lowercase()
+        values = lowered.replace_strict({**dict.fromkeys(_TRUE, True),
+                                         **dict.fromkeys(_FALSE, False)},
+                                        default=None, return_dtype=pl.Boolean)
+    elif base == t.BYTES:
+        values = raw.cast(pl.Binary)
+    elif base == t.DURATION:
+        values = stripped.str.to_integer(strict=False).cast(pl.Duration("ns"))
+    elif base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC):
+        values = _parse_datetimes(stripped, base)
+    else:
+        converted: list[Any] = []
+        bad: list[bool] = []
+        for text, is_missing in zip(stripped.to_list(), missing.to_list(), strict=True):
+            if is_missing:
+                converted.append(None)
+                bad.append(False)
+                continue
+            try:
+                converted.append(_object_from_text(text, base))
+                bad.append(False)
+            except (ValueError, TypeError):
+                converted.append(None)
+                bad.append(True)
+        values = t.series_from_values(name, converted, dtype)
+        bad_mask = pl.Series(name, bad, dtype=pl.Boolean)
+        if not dtype.is_optional and base != t.ANY:
+            bad_mask = bad_mask | missing
+        return values, bad_mask
+    values = values.alias(name)
+    failed = values.is_null() & ~missing
+    if not dtype.is_optional:
+        failed = failed | missing
+    values = values.to_frame().select(
+        pl.when(missing).then(None).otherwise(pl.col(name)).alias(name)).to_series() \
+        if missing.any() else values
+    return values.cast(dtype.to_polars()), failed.fill_null(True).alias(name)
+
+
+def _none_failed(name: str, length: int) -> pl.Series:
+    return pl.repeat(False, length, dtype=pl.Boolean, eager=True).alias(name)
+
+
+def _parse_datetimes(text: pl.Series, base: t.DType) -> pl.Series:
+    if base == t.DATE_TIME_UTC:
+        parsed = text.str.to_datetime(_UTC_FORMAT, time_unit="ns", strict=False)
+        if parsed.null_count() > text.null_count():
+            other = text.str.to_datetime(time_unit="ns", strict=False, time_zone="UTC")
+            parsed = parsed.fill_null(other) if other.dtype == parsed.dtype else parsed
+        return parsed.dt.convert_time_zone("UTC")
+    parsed = text.str.to_datetime(_NAIVE_FORMAT, time_unit="ns", strict=False)
+    if parsed.null_count() > text.null_count():
+        for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S",
+                    "%Y-%m-%d"):
+            parsed = parsed.fill_null(text.str.to_datetime(fmt, time_unit="ns", strict=False))
+    return parsed
+
+
+def _object_from_text(text: str, base: t.DType) -> Any:
+    if base == t.POINTER:
+        return parse_pointer(text)
+    if base == t.JSON:
+        return t.Json(json.loads(text))
+    if base == t.ANY:
+        return text
+    return convert_value(json.loads(text), base)
+
+
+# ------------------------------------------------------------------------------------------
+# Reading Python / JSON values
+# ------------------------------------------------------------------------------------------
+
+
+def convert_value(value: Any, dtype: t.DType) -> Any:
+    """Check and convert one Python or JSON value for a column of ``dtype``.
+
+    Accepts the value itself (``int`` for INT, ``pd.Timestamp`` for datetimes ...) or its JSON
+    representation (strings for datetimes and pointers, integer nanoseconds for durations,
+    base64 for bytes, lists for tuples and arrays). Raises :class:`ConversionError`.
+    """
+    if value is None:
+        if dtype.is_optional or dtype.strip_optional() in (t.ANY, t.JSON):
+            return t.Json(None) if dtype == t.JSON else None
+        raise ConversionError("null for a non-optional column")
+    base = dtype.strip_optional()
+    if base == t.INT:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConversionError(f"{value!r} is not an int")
+        return int(value)
+    if base == t.FLOAT:
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise ConversionError(f"{value!r} is not a float")
+        return float(value)
+    if base == t.BOOL:
+        if not isinstance(value, bool | np.bool_):
+            raise ConversionError(f"{value!r} is not a bool")
+        return bool(value)
+    if base == t.STR:
+        if not isinstance(value, str):
+            raise ConversionError(f"{value!r} is not a str")
+        return value
+    if base == t.BYTES:
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            try:
+                return base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                return value.encode()
+        if isinstance(value, list):
+            return bytes(value)
+        raise ConversionError(f"{value!r} is not bytes")
+    if base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC):
+        return _convert_timestamp(value, base)
+    if base == t.DURATION:
+        if isinstance(value, pd.Timedelta | datetime.timedelta):
+            return pd.Timedelta(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return pd.Timedelta(value, unit="ns")
+        raise ConversionError(f"{value!r} is not a duration")
+    if base == t.POINTER:
+        if isinstance(value, t.Pointer):
+            return value
+        if isinstance(value, str):
+            return parse_pointer(value)
+        raise ConversionError(f"{value!r} is not a pointer")
+    if base == t.JSON:
+        return value if isinstance(value, t.Json) else t.Json(value)
+    if isinstance(base, t.Tuple):
+        if not isinstance(value, tuple | list) or len(value) != len(base.args):
+            raise ConversionError(f"{value!r} is not a tuple of {len(base.args)} values")
+        return tuple(convert_value(v, d) for v, d in zip(value, base.args, strict=True))
+    if isinstance(base, t.List):
+        if not isinstance(value, tuple | list):
+            raise ConversionError(f"{value!r} is not a list")
+        return tuple(convert_value(v, base.arg) for v in value)
+    if isinstance(base, t.Array):
+        try:
+            return np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise ConversionError(f"{value!r} is not an array") from exc
+    if base == t.PY_OBJECT_WRAPPER:
+        return value if isinstance(value, t.PyObjectWrapper) else t.PyObjectWrapper(value)
+    return value
+
+
+def _convert_timestamp(value: Any, base: t.DType) -> pd.Timestamp:
+    try:
+        if isinstance(value, str | datetime.datetime | pd.Timestamp | np.datetime64):
+            stamp = pd.Timestamp(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            stamp = pd.Timestamp(value, unit="ns")
+        else:
+            raise ConversionError(f"{value!r} is not a datetime")
+    except (ValueError, TypeError) as exc:
+        raise ConversionError(f"{value!r} is not a datetime") from exc
+    if base == t.DATE_TIME_UTC:
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    if stamp.tzinfo is not None:
+        raise ConversionError(f"{value!r} has a time zone; the column is naive")
+    return stamp
+
+
+_FAST = {t.INT: pl.Int64, t.FLOAT: pl.Float64, t.BOOL: pl.Boolean, t.STR: pl.String}
+
+
+def column_from_values(name: str, values: Sequence[Any], dtype: t.DType
+                       ) -> tuple[pl.Series, dict[int, str]]:
+    """A column from Python/JSON values; also the positions of unusable values and why."""
+    base = dtype.strip_optional()
+    fast = _FAST.get(base)
+    if fast is not None and (dtype.is_optional or None not in values) \
+            and _uniform(values, base):
+        return pl.Series(name, values, dtype=fast), {}
+    converted: list[Any] = []
+    errors: dict[int, str] = {}
+    for index, value in enumerate(values):
+        try:
+            converted.append(convert_value(value, dtype))
+        except ConversionError as exc:
+            converted.append(None)
+            errors[index] = f"column {name!r}: {exc}"
+    return t.series_from_values(name, converted, dtype), errors
+
+
+def _uniform(values: Sequence[Any], base: t.DType) -> bool:
+    """Whether every value is exactly of the type Polars stores (no conversion needed)."""
+    wanted: tuple[type, ...] = {t.INT: (int,), t.FLOAT: (float,), t.BOOL: (bool,),
+                                t.STR: (str,)}[base]  # type: ignore[index]
+    none = type(None)
+    if base == t.INT:
+        return all(type(v) is int or v is None for v in values)
+    return all(type(v) in wanted or type(v) is none for v in values)

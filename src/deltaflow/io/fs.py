@@ -1,0 +1,338 @@
+"""Files: ``pw.io.fs.read`` / ``pw.io.fs.write`` (the CSV, JSON lines and plaintext connectors
+are thin layers over these).
+
+Reading: a file, a directory (recursively, files matching ``object_pattern``) or a glob. Each
+file is one source block: in static mode every file is read once; in streaming mode the reader
+keeps polling, a new file adds its rows, a modified file retracts its old rows and adds the new
+ones in one transaction, and a deleted file retracts its rows. A file that vanishes or shrinks
+while being read is treated as deleted or modified, never as an error.
+
+Writing: rows are appended to one file (created, or truncated, at the start of the run),
+flushed once per time.
+"""
+
+from __future__ import annotations
+
+import collections
+import fnmatch
+import glob
+import logging
+import os
+import time as _time
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from deltaflow import _types as t
+from deltaflow.io._core.base import (
+    Data,
+    Finished,
+    FinishedSource,
+    Formatter,
+    NewSource,
+    OffsetAntichain,
+    RawContext,
+    Reader,
+    ReadEvent,
+    Writer,
+)
+from deltaflow.io._core.formats import (
+    CsvFormatter,
+    CsvParserSettings,
+    JsonLinesFormatter,
+    column_specs,
+    parser_for_format,
+)
+from deltaflow.io._core.output_session import write_table
+from deltaflow.io._core.read_table import (
+    check_autocommit,
+    check_backlog,
+    check_extra_kwargs,
+    check_mode,
+    check_schema,
+    reader_table,
+    with_metadata_column,
+)
+from deltaflow.schema import Schema, schema_from_types
+
+logger = logging.getLogger("deltaflow.io.fs")
+
+READ_FORMATS = ("csv", "json", "plaintext", "plaintext_by_file", "binary", "only_metadata")
+WRITE_FORMATS = ("csv", "json")
+
+_Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+class FileReader(Reader):
+    """Emits one source block per file; in streaming mode, polls for changes."""
+
+    def __init__(self, path: str, *, object_pattern: str = "*", streaming: bool = False,
+                 read_contents: bool = True, poll_interval_s: float = 0.1) -> None:
+        self.path = path
+        self.object_pattern = object_pattern
+        self.streaming = streaming
+        self.read_contents = read_contents
+        self.poll_interval_s = poll_interval_s
+        self.retracts_sources = streaming
+        self._known: dict[str, _Signature] = {}
+        self._events: collections.deque[ReadEvent] = collections.deque()
+        self._next_scan = 0.0
+        self._scanned_once = False
+
+    def seek(self, frontier: OffsetAntichain) -> None:
+        """Files recorded in ``frontier`` with their modification time are not read again."""
+        for path, mtime_ns in frontier.items():
+            try:
+                stat = os.stat(str(path))
+            except OSError:
+                continue
+            if stat.st_mtime_ns == mtime_ns:
+                self._known[str(path)] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+    def read(self) -> ReadEvent | None:
+        if self._events:
+            return self._events.popleft()
+        if not self.streaming:
+            if self._scanned_once:
+                return Finished()
+            self._scan()
+            self._scanned_once = True
+            return self._events.popleft() if self._events else Finished()
+        now = _time.monotonic()
+        if now < self._next_scan:
+            return None
+        self._next_scan = now + self.poll_interval_s
+        self._scan()
+        return self._events.popleft() if self._events else None
+
+    # --- scanning --------------------------------------------------------------------------
+    def _list(self) -> list[str]:
+        if glob.has_magic(self.path):
+            found = glob.glob(self.path, recursive=True)
+            return sorted(p for p in found if os.path.isfile(p)
+                          and fnmatch.fnmatch(os.path.basename(p), self.object_pattern))
+        if os.path.isfile(self.path):
+            return [self.path]
+        files = []
+        for directory, subdirs, names in os.walk(self.path):
+            subdirs.sort()
+            for name in sorted(names):
+                if fnmatch.fnmatch(name, self.object_pattern):
+                    files.append(os.path.join(directory, name))
+        return files
+
+    def _scan(self) -> None:
+        seen: dict[str, _Signature] = {}
+        for path in self._list():
+            try:
+                stat = os.stat(path)
+            except OSError:  # vanished between listing and stat
+                continue
+            signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            seen[path] = signature
+            if self._known.get(path) != signature:
+                self._read_file(path, stat, replaces=path in self._known)
+        for path in [p for p in self._known if p not in seen]:
+            self._retract(path)
+
+    def _read_file(self, path: str, stat: os.stat_result, *, replaces: bool) -> None:
+        try:
+            if self.read_contents:
+                with open(path, "rb") as handle:
+                    content = handle.read()
+            else:
+                content = b""
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            logger.warning("file %s could not be read (%s); treating it as absent", path, exc)
+            if path in self._known:
+                self._retract(path)
+            return
+        metadata = {
+            "created_at": int(stat.st_ctime), "modified_at": int(stat.st_mtime),
+            "owner": _owner(stat.st_uid), "path": path, "size": len(content)
+            if self.read_contents else stat.st_size, "seen_at": int(_time.time()),
+        }
+        self._known[path] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        self._events.append(NewSource(metadata, key=path, replaces=replaces))
+        self._events.append(Data(RawContext([content], metadata), offset=(path,
+                                                                          stat.st_mtime_ns)))
+        self._events.append(FinishedSource())
+
+    def _retract(self, path: str) -> None:
+        self._known.pop(path, None)
+        self._events.append(NewSource({"path": path}, key=path, replaces=True))
+        self._events.append(FinishedSource())
+
+
+class FileWriter(Writer):
+    """Appends payloads to one file; the file is (re)created when the run writes first."""
+
+    def __init__(self, path: str, header: bytes | None = None) -> None:
+        self.path = path
+        self.header = header
+        self._file: Any = None
+
+    def _open(self) -> Any:
+        if self._file is None:
+            try:
+                self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close/abort
+            except FileNotFoundError as exc:
+                raise OSError(f"cannot create the output file {self.path}: its directory does "
+                              f"not exist (create it first)") from exc
+            if self.header:
+                self._file.write(self.header)
+        return self._file
+
+    def write(self, payload: bytes) -> None:
+        self._open().write(payload)
+
+    def flush(self, time: int) -> None:
+        self._open().flush()
+
+    def close(self) -> None:
+        self._open().close()
+        self._file = None
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _check_path(path: Any, connector: str) -> str:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{connector}: path must be a string or a path, got {path!r}")
+    path = os.fspath(path)
+    if glob.has_magic(path):
+        base = path.split("*")[0].split("?")[0].split("[")[0]
+        base = os.path.dirname(base) or "."
+        if not os.path.isdir(base):
+            raise FileNotFoundError(f"{connector}: the directory {base!r} of the pattern "
+                                    f"{path!r} does not exist")
+    elif not os.path.exists(path):
+        raise FileNotFoundError(f"{connector}: the path {path!r} does not exist")
+    return path
+
+
+def _format_schema(fmt: str, schema: Any, connector: str) -> type[Schema]:
+    if fmt in ("csv", "json"):
+        checked = check_schema(schema, connector)
+        assert checked is not None
+        return checked
+    if fmt == "only_metadata":
+        if schema is not None:
+            raise ValueError(f"{connector}: format 'only_metadata' takes no schema (its only "
+                             f"column is _metadata)")
+        return schema_from_types(_metadata=t.Json)
+    wanted = t.BYTES if fmt == "binary" else t.STR
+    if schema is not None:
+        check_schema(schema, connector)
+        columns = schema.columns()
+        if list(columns) != ["data"] or columns["data"].dtype.strip_optional() != wanted:
+            raise ValueError(f"{connector}: format {fmt!r} produces one column data: "
+                             f"{wanted!r}; the schema {schema.__name__} does not fit it")
+    return schema_from_types(data=bytes if fmt == "binary" else str)
+
+
+def read_files(path: Any, fmt: str, *, schema: Any, mode: str, csv_settings: Any,
+               json_field_paths: Any, object_pattern: str, with_metadata: bool,
+               name: str | None, autocommit_duration_ms: Any, max_backlog_size: Any,
+               connector: str, kwargs: dict[str, Any]) -> Any:
+    """Shared body of the file ``read`` functions (fs, csv, jsonlines, plaintext)."""
+    label = f"pw.io.{connector}.read"
+    if fmt not in READ_FORMATS:
+        raise ValueError(f"{label}: unknown format {fmt!r}; expected one of "
+                         f"{', '.join(READ_FORMATS)}")
+    check_mode(mode, label)
+    autocommit = check_autocommit(autocommit_duration_ms, label)
+    backlog = check_backlog(max_backlog_size, label)
+    path = _check_path(path, label)
+    check_extra_kwargs(kwargs, label)
+    if csv_settings is not None and not isinstance(csv_settings, CsvParserSettings):
+        raise TypeError(f"{label}: csv_settings must be a pw.io.CsvParserSettings")
+    if json_field_paths is not None and not isinstance(json_field_paths, dict):
+        raise TypeError(f"{label}: json_field_paths must be a dict of column -> JSON "
+                        f"pointer")
+    table_schema = _format_schema(fmt, schema, label)
+    if json_field_paths:
+        unknown = set(json_field_paths) - set(table_schema.columns())
+        if unknown:
+            raise ValueError(f"{label}: json_field_paths names columns that are not in the "
+                             f"schema: {', '.join(sorted(unknown))}")
+    parser = parser_for_format(fmt, column_specs(table_schema), csv_settings=csv_settings,
+                               json_field_paths=json_field_paths)
+    if with_metadata or fmt == "only_metadata":
+        table_schema = with_metadata_column(table_schema)
+    streaming = mode == "streaming"
+
+    def make_reader() -> FileReader:
+        return FileReader(path, object_pattern=object_pattern, streaming=streaming,
+                          read_contents=fmt != "only_metadata")
+
+    return reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
+                        name=name or f"{connector}:{path}",
+                        autocommit_duration_ms=autocommit, max_backlog_size=backlog)
+
+
+def read(path: str | os.PathLike, format: Literal["csv", "json", "plaintext",  # noqa: A002
+                                                   "plaintext_by_file", "binary",
+                                                   "only_metadata"], *,
+         schema: type[Schema] | None = None,
+         mode: Literal["streaming", "static"] = "streaming",
+         csv_settings: CsvParserSettings | None = None,
+         json_field_paths: dict[str, str] | None = None, object_pattern: str = "*",
+         with_metadata: bool = False, name: str | None = None,
+         autocommit_duration_ms: int | None = 1500, max_backlog_size: int | None = None,
+         debug_data: Any = None, _stacklevel: int = 1, **kwargs: Any) -> Any:
+    """A table read from a file, a directory or a glob, in the given format.
+
+    ``csv``/``json`` need a ``schema``; ``plaintext`` gives one ``data: str`` row per line,
+    ``plaintext_by_file`` one per file, ``binary`` one ``data: bytes`` row per file and
+    ``only_metadata`` one ``_metadata`` row per file. ``with_metadata=True`` adds the
+    ``_metadata`` Json column (path, size, owner, created/modified/seen times).
+    ``debug_data`` is accepted for compatibility and ignored.
+    """
+    return read_files(path, format, schema=schema, mode=mode, csv_settings=csv_settings,
+                      json_field_paths=json_field_paths, object_pattern=object_pattern,
+                      with_metadata=with_metadata, name=name,
+                      autocommit_duration_ms=autocommit_duration_ms,
+                      max_backlog_size=max_backlog_size, connector="fs", kwargs=kwargs)
+
+
+def write_file(table: Any, filename: Any, fmt: str, *, name: str | None,
+               sort_by: Iterable[Any] | None, connector: str) -> None:
+    """Shared body of the file ``write`` functions."""
+    label = f"pw.io.{connector}.write"
+    if fmt not in WRITE_FORMATS:
+        raise ValueError(f"{label}: unknown format {fmt!r}; expected 'csv' or 'json'")
+    if not isinstance(filename, str | os.PathLike):
+        raise TypeError(f"{label}: filename must be a string or a path, got {filename!r}")
+    path = os.fspath(filename)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{label}: the directory {directory!r} does not exist; create "
+                                f"it first (the writer does not create directories)")
+    columns = dict(table._columns)
+    formatter: Formatter
+    if fmt == "csv":
+        formatter = CsvFormatter(columns)
+        writer = FileWriter(path, header=formatter.header())  # type: ignore[attr-defined]
+    else:
+        formatter = JsonLinesFormatter(columns)
+        writer = FileWriter(path)
+    write_table(table, writer, formatter, name=name or f"{connector}:{path}", sort_by=sort_by)
+
+
+def write(table: Any, filename: str | os.PathLike, format: Literal["json", "csv"],  # noqa: A002
+          *, name: str | None = None, sort_by: Iterable[Any] | None = None) -> None:
+    """Write every change of ``table`` to ``filename`` as CSV or JSON lines, with ``time`` and
+    ``diff`` columns; the file is flushed once per time."""
+    write_file(table, filename, format, name=name, sort_by=sort_by, connector="fs")

@@ -1,0 +1,29 @@
+"""``pw.io.null.write``: compute a table and throw the results away (benchmarks, tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import polars as pl
+
+from deltaflow.engine.boundary import ConnectorStats, Sink
+
+
+class NullSink(Sink):
+    """Counts the rows it receives and keeps nothing."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stats = ConnectorStats()
+
+    def on_batch(self, time: int, batch: pl.DataFrame) -> None:
+        self.stats.rows_written += batch.height
+        self.stats.batches += 1
+
+
+def write(table: Any, *, name: str | None = None, sort_by: Iterable[Any] | None = None) -> None:
+    """Run ``table`` as an output whose changes go nowhere."""
+    from deltaflow.table import add_output
+
+    add_output(table, NullSink(name or "null"), sort_by=sort_by)

@@ -1,0 +1,335 @@
+"""Python sources and sinks: ``pw.io.python.read`` with a :class:`ConnectorSubject`,
+``pw.io.python.write`` with a :class:`ConnectorObserver`.
+
+A subject's ``run`` executes on its own thread and sends messages with ``next``/``next_json``/
+``next_str``/``next_bytes``; they are buffered (cheaply: one deque append per message) and the
+input session takes them in blocks. ``commit()`` commits the messages sent so far at once;
+otherwise the session commits every ``autocommit_duration_ms``. When ``run`` returns the
+subject is closed and the input finishes. In an ``upsert`` session a message replaces the row
+with the same primary key; ``_remove`` deletes a row.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time as _time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from deltaflow import _types as t
+from deltaflow.io._core.base import (
+    Commit,
+    Data,
+    DictsContext,
+    Finished,
+    ParsedBlock,
+    ParseError,
+    Parser,
+    Reader,
+    ReaderContext,
+    ReadEvent,
+)
+from deltaflow.io._core.callback_sink import CallbackSink
+from deltaflow.io._core.formats import TypedRowsParser, column_specs
+from deltaflow.io._core.read_table import (
+    check_autocommit,
+    check_backlog,
+    check_extra_kwargs,
+    check_schema,
+    reader_table,
+)
+from deltaflow.schema import Schema, schema_from_types
+
+_COMMIT = object()
+_END = object()
+_BLOCK_ROWS = 10_000
+_BUFFER_LIMIT = 200_000  # messages a subject may send ahead of the session before it waits
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class ConnectorSubject(ABC):
+    """Subclass it and implement :meth:`run`, which sends rows with :meth:`next` & co."""
+
+    def __init__(self, datasource_name: str = "python", *,
+                 session_type: Literal["native", "upsert"] = "native") -> None:
+        if session_type not in ("native", "upsert"):
+            raise ValueError(f"ConnectorSubject: session_type must be 'native' or 'upsert', "
+                             f"got {session_type!r}")
+        self._datasource_name = datasource_name
+        self._session_type = session_type
+        self._buffer: collections.deque[Any] = collections.deque()
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = False
+
+    # --- to implement ----------------------------------------------------------------------
+    @abstractmethod
+    def run(self) -> None:
+        """Produce the data (runs on its own thread); returning ends the input."""
+
+    def on_stop(self) -> None:  # noqa: B027 - optional hook
+        """The run is over: release resources."""
+
+    # --- sending ---------------------------------------------------------------------------
+    def next(self, **kwargs: Any) -> None:
+        """Send one row given as column=value keywords."""
+        self._put(("insert", kwargs, None))
+
+    def next_json(self, message: dict) -> None:
+        """Send one row given as a dict (or a JSON text)."""
+        self._put(("insert", message, None))
+
+    def next_str(self, message: str) -> None:
+        """Send a text message (a JSON document, or the ``data`` of a raw/binary input)."""
+        self._put(("insert", message, None))
+
+    def next_bytes(self, message: bytes) -> None:
+        """Send a bytes message (a JSON document, or the ``data`` of a raw/binary input)."""
+        self._put(("insert", message, None))
+
+    def commit(self) -> None:
+        """Commit the rows sent so far as one minibatch, now."""
+        self._put(_COMMIT)
+
+    def close(self) -> None:
+        """No more rows will be sent (called automatically when :meth:`run` returns)."""
+        self._put(_END)
+
+    def _add(self, key: t.Pointer | None, message: Any, metadata: Any = None) -> None:
+        """Insert a row with the given id (None: derived as usual)."""
+        self._put(("insert", message, key))
+
+    def _remove(self, key: t.Pointer | None, message: Any, metadata: Any = None) -> None:
+        """Delete the row ``message`` (its id is ``key``, or derived from the message)."""
+        self._put(("delete", message, key))
+
+    @property
+    def _deletions_enabled(self) -> bool:
+        return True
+
+    def _put(self, item: Any) -> None:
+        buffer = self._buffer
+        if len(buffer) >= _BUFFER_LIMIT:
+            # The session is behind (or paused by backpressure): wait instead of growing.
+            while len(buffer) >= _BUFFER_LIMIT and not self._stopped.is_set():
+                _time.sleep(0.001)
+        buffer.append(item)
+        if not self._ready.is_set():
+            self._ready.set()
+
+    # --- run control -----------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._started:
+            raise RuntimeError(f"the ConnectorSubject {type(self).__name__} was already run; "
+                               f"create a new one for each run")
+        self._started = True
+        self._thread = threading.Thread(target=self._run_thread, daemon=True,
+                                        name=f"deltaflow-subject-{type(self).__name__}")
+        self._thread.start()
+
+    def _run_thread(self) -> None:
+        try:
+            self.run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the input session
+            self._buffer.append(_Failure(exc))
+            self._ready.set()
+            return
+        self.close()
+
+    def _stop(self) -> None:
+        self._stopped.set()
+        self.on_stop()
+
+
+class _SubjectReader(Reader):
+    """Takes the subject's buffered messages in blocks."""
+
+    def __init__(self, subject: ConnectorSubject) -> None:
+        self.subject = subject
+        self._after: ReadEvent | None = None
+        self._done = False
+        self._sent = 0
+        # In an upsert session a plain message replaces the row with the same key.
+        self._insert_kind = "upsert" if subject._session_type == "upsert" else "insert"
+        subject._start()
+
+    def read(self) -> ReadEvent | None:
+        if self._after is not None:
+            event, self._after = self._after, None
+            return event
+        if self._done:
+            return Finished()
+        buffer = self.subject._buffer
+        if not buffer:
+            self.subject._ready.clear()
+            if not buffer:
+                return None
+        rows: list[Any] = []
+        kinds: list[str] = []
+        keys: list[Any] = []
+        while buffer and len(rows) < _BLOCK_ROWS:
+            item = buffer.popleft()
+            if item is _COMMIT or item is _END:
+                after: ReadEvent = Commit() if item is _COMMIT else Finished()
+                if item is _END:
+                    self._done = True
+                if rows:
+                    self._after = after
+                    break
+                return after
+            if isinstance(item, _Failure):
+                raise RuntimeError(f"the subject's run() raised {type(item.error).__name__}: "
+                                   f"{item.error}") from item.error
+            kind, message, key = item
+            rows.append(message)
+            kinds.append(self._insert_kind if kind == "insert" else kind)
+            keys.append(key)
+        if not rows:
+            return None
+        first = self._sent + 1
+        self._sent += len(rows)
+        same_kind = kinds[0] if kinds.count(kinds[0]) == len(kinds) else None
+        has_keys = any(k is not None for k in keys)
+        return Data(DictsContext(rows, kinds=same_kind or kinds,
+                                 keys=keys if has_keys else None,
+                                 metadata={"path": "message", "first": first}),
+                    offset=("messages", self._sent))
+
+    def wait(self, timeout: float) -> None:
+        self.subject._ready.wait(timeout)
+
+    def close(self) -> None:
+        self.subject._stop()
+
+
+class _MessageParser(Parser):
+    """Messages of a subject: dicts, or texts/bytes read per the input's ``format``."""
+
+    def __init__(self, schema: type[Schema], fmt: str) -> None:
+        self.format = fmt
+        self._rows = TypedRowsParser(column_specs(schema))
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        assert isinstance(context, DictsContext)
+        first = int((context.metadata or {}).get("first", 1))
+        rows: list[Mapping[str, Any]] = []
+        errors: list[ParseError] = []
+        keep: list[int] = []
+        for index, message in enumerate(context.rows):
+            row = self._row(message, index + first, errors)
+            if row is not None:
+                rows.append(row)
+                keep.append(index)
+        kinds = context.kinds if isinstance(context.kinds, str) else \
+            [context.kinds[i] for i in keep]
+        keys = None if context.keys is None else [context.keys[i] for i in keep]
+        block = self._rows.parse(DictsContext(rows, kinds=kinds, keys=keys,
+                                              metadata={"path": "message"}))
+        if block.errors:
+            for error in block.errors:  # renumber "message N" from the subject's start
+                number = int(error.where.rsplit(" ", 1)[1])
+                error.where = f"message {first + keep[number - 1]}"
+        block.errors = sorted(errors + block.errors,
+                              key=lambda e: int(e.where.rsplit(" ", 1)[1]))
+        return block
+
+    def _row(self, message: Any, number: int, errors: list[ParseError]
+             ) -> Mapping[str, Any] | None:
+        if self.format == "json":
+            if isinstance(message, Mapping):
+                return message
+            try:
+                document = json.loads(message)
+            except (TypeError, ValueError) as exc:
+                errors.append(ParseError(f"message {number}", f"invalid JSON: {exc}"))
+                return None
+            if not isinstance(document, dict):
+                errors.append(ParseError(f"message {number}", "a JSON object was expected"))
+                return None
+            return document
+        if isinstance(message, Mapping):
+            return message
+        if self.format == "binary":
+            return {"data": message if isinstance(message, bytes) else str(message).encode()}
+        return {"data": message.decode("utf-8", errors="replace")
+                if isinstance(message, bytes) else str(message)}
+
+
+def read(subject: ConnectorSubject, *, schema: type[Schema] | None = None,
+         format: Literal["json", "raw", "binary"] | None = None,  # noqa: A002
+         autocommit_duration_ms: int | None = 1500, debug_data: Any = None,
+         name: str | None = None, max_backlog_size: int | None = None, _stacklevel: int = 1,
+         **kwargs: Any) -> Any:
+    """A table fed by ``subject``'s :meth:`ConnectorSubject.run`.
+
+    With a ``schema`` (format ``json``) messages are rows; with ``format='raw'`` (``data:
+    str``) or ``'binary'`` (``data: bytes``) each message is one row. ``debug_data`` is
+    accepted for compatibility and ignored.
+    """
+    label = "pw.io.python.read"
+    if not isinstance(subject, ConnectorSubject):
+        raise TypeError(f"{label}: subject must be a pw.io.python.ConnectorSubject, "
+                        f"got {subject!r}")
+    if format not in (None, "json", "raw", "binary"):
+        raise ValueError(f"{label}: format must be 'json', 'raw' or 'binary', got {format!r}")
+    autocommit = check_autocommit(autocommit_duration_ms, label)
+    backlog = check_backlog(max_backlog_size, label)
+    check_extra_kwargs(kwargs, label)
+    if format in ("raw", "binary"):
+        if schema is not None:
+            raise ValueError(f"{label}: format {format!r} produces one 'data' column; do not "
+                             f"give a schema")
+        schema = schema_from_types(data=bytes if format == "binary" else str)
+    else:
+        format = "json"
+        if schema is None:
+            raise ValueError(f"{label}: give a schema (or format='raw' / 'binary')")
+        check_schema(schema, label)
+    assert schema is not None
+    if subject._session_type == "upsert" and not schema.primary_key_columns():
+        raise ValueError(f"{label}: an upsert session needs a primary key in the schema "
+                         f"(pw.column_definition(primary_key=True))")
+    parser = _MessageParser(schema, format)
+    return reader_table(schema=schema, reader_factory=lambda: _SubjectReader(subject),
+                        parser=parser,
+                        name=name or f"python:{type(subject).__name__}",
+                        autocommit_duration_ms=autocommit, max_backlog_size=backlog,
+                        keep_row_state=subject._session_type == "upsert")
+
+
+class ConnectorObserver(ABC):
+    """Receives a table's changes: subclass it and pass it to :func:`write`."""
+
+    @abstractmethod
+    def on_change(self, key: t.Pointer, row: dict[str, Any], time: int,
+                  is_addition: bool) -> None:
+        """One row was added (``is_addition``) or removed at ``time``."""
+
+    def on_time_end(self, time: int) -> None:  # noqa: B027 - optional hook
+        """Every change of ``time`` was delivered."""
+
+    def on_end(self) -> None:  # noqa: B027 - optional hook
+        """The run ended."""
+
+
+def write(table: Any, observer: ConnectorObserver, *, name: str | None = None,
+          sort_by: Iterable[Any] | None = None) -> None:
+    """Send every change of ``table`` to ``observer`` (on the engine's thread)."""
+    from deltaflow.table import add_output
+
+    if not isinstance(observer, ConnectorObserver):
+        raise TypeError(f"pw.io.python.write: observer must be a "
+                        f"pw.io.python.ConnectorObserver, got {observer!r}")
+    sort_by = list(sort_by) if sort_by is not None else None
+    sink = CallbackSink(name or f"python:{type(observer).__name__}", table._columns,
+                        on_change=observer.on_change, on_time_end=observer.on_time_end,
+                        on_end=observer.on_end, sorted_by_user=bool(sort_by))
+    add_output(table, sink, sort_by=sort_by)

@@ -1,0 +1,60 @@
+"""``pw.io.subscribe``: call Python functions on every change of a table."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from deltaflow import _types as t
+from deltaflow.io._core.callback_sink import CallbackSink
+
+
+class OnChangeCallback(Protocol):
+    """``on_change(key, row, time, is_addition)``: one row was added or removed at ``time``."""
+
+    def __call__(self, key: t.Pointer, row: dict[str, Any], time: int,
+                 is_addition: bool) -> None: ...
+
+
+class OnFinishCallback(Protocol):
+    """``on_end()``: the run ended (every input finished)."""
+
+    def __call__(self) -> None: ...
+
+
+class OnTimeEndCallback(Protocol):
+    """``on_time_end(time)``: every change of ``time`` was delivered."""
+
+    def __call__(self, time: int) -> None: ...
+
+
+def subscribe(table: Any, on_change: OnChangeCallback, on_end: OnFinishCallback | None = None,
+              on_time_end: OnTimeEndCallback | None = None, *, name: str | None = None,
+              sort_by: Iterable[Any] | None = None) -> None:
+    """Call ``on_change`` for every row added to or removed from ``table``, ``on_time_end``
+    after each time and ``on_end`` when the run ends. Callbacks run on the engine's thread,
+    right after each time is computed."""
+    from deltaflow.table import Table, add_output
+
+    if not isinstance(table, Table):
+        raise TypeError(f"pw.io.subscribe: expected a table, got {table!r}")
+    for label, callback in (("on_change", on_change), ("on_end", on_end),
+                            ("on_time_end", on_time_end)):
+        if callback is not None and not callable(callback):
+            raise TypeError(f"pw.io.subscribe: {label} must be callable, got {callback!r}")
+    sort_by = list(sort_by) if sort_by is not None else None
+    sink = CallbackSink(name or "subscribe", table._columns, on_change=on_change,
+                        on_time_end=on_time_end, on_end=on_end, sorted_by_user=bool(sort_by))
+    add_output(table, sink, sort_by=sort_by)
+
+
+class _CallableModule(types.ModuleType):
+    """``deltaflow.io`` exposes this module as ``pw.io.subscribe``; calling it subscribes."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        subscribe(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,136 @@
+"""Run monitoring: per-connector statistics while ``pw.run`` runs.
+
+``pw.run(monitoring_level=...)`` asks :func:`make_monitor` for a monitor. Every 5 seconds the
+monitor logs one line per connector (logger ``deltaflow.monitoring``, INFO): rows read and
+committed by each input and their rate, rows written by each output, and the input's lag (how
+long its oldest committed-but-unprocessed rows have been waiting). With ``AUTO``/``AUTO_ALL``
+and a terminal on stdout, a live console table (``rich``, if installed) shows the same figures.
+``NONE`` disables it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time as _time
+from typing import Any
+
+logger = logging.getLogger("deltaflow.monitoring")
+
+INTERVAL_S = 5.0
+
+
+class Monitor:
+    """Samples the runtime's connector statistics on a background thread."""
+
+    def __init__(self, *, interval_s: float = INTERVAL_S, dashboard: bool = False) -> None:
+        self.interval_s = interval_s
+        self.dashboard = dashboard
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._runtime: Any = None
+        self._previous: dict[str, int] = {}
+        self._live: Any = None
+
+    def start(self, runtime: Any) -> None:
+        self._runtime = runtime
+        self._stop.clear()
+        if self.dashboard:
+            self._live = _start_dashboard()
+        self._thread = threading.Thread(target=self._work, name="deltaflow-monitor",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._live is not None:
+            self._live.update(self._table())
+            self._live.stop()
+            self._live = None
+        if self._runtime is not None:
+            self.log()
+
+    def _work(self) -> None:
+        last_log = _time.monotonic()
+        while not self._stop.wait(1.0 if self._live is not None else self.interval_s):
+            if self._live is not None:
+                self._live.update(self._table())
+            if _time.monotonic() - last_log >= self.interval_s - 0.01:
+                last_log = _time.monotonic()
+                self.log()
+
+    # --- figures ---------------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict of figures per connector."""
+        now = _time.monotonic()
+        out: list[dict[str, Any]] = []
+        for _, handle in getattr(self._runtime, "inputs", []):
+            stats = handle.stats
+            backlog = handle.backlog_rows
+            since = stats.last_processed_monotonic or stats.last_commit_monotonic
+            lag_ms = (now - since) * 1000.0 if backlog > 0 and since is not None else 0.0
+            out.append({"kind": "input", "name": handle.name, "read": stats.rows_read,
+                        "committed": stats.rows_committed, "written": None,
+                        "skipped": stats.extra.get("rows_skipped", 0), "backlog": backlog,
+                        "lag_ms": lag_ms})
+        for sink in getattr(self._runtime, "sinks", []):
+            stats = getattr(sink, "stats", None)
+            out.append({"kind": "output", "name": getattr(sink, "name", "output"),
+                        "read": None, "committed": None,
+                        "written": stats.rows_written if stats is not None else 0,
+                        "skipped": 0, "backlog": 0, "lag_ms": 0.0})
+        return out
+
+    def log(self) -> None:
+        for row in self.rows():
+            key = f"{row['kind']}:{row['name']}"
+            total = row["committed"] if row["kind"] == "input" else row["written"]
+            recent = total - self._previous.get(key, 0)
+            self._previous[key] = total
+            if row["kind"] == "input":
+                logger.info("%s: %d rows read, %d committed (+%d since the last report), "
+                            "%d skipped, lag %.0f ms", row["name"], row["read"],
+                            row["committed"], recent, row["skipped"],
+                            row["lag_ms"])
+            else:
+                logger.info("%s: %d rows written (+%d since the last report)", row["name"],
+                            row["written"], recent)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(title="deltaflow connectors")
+        for column in ("connector", "read", "committed", "written", "skipped", "lag ms"):
+            table.add_column(column, justify="left" if column == "connector" else "right")
+        for row in self.rows():
+            table.add_row(row["name"], _n(row["read"]), _n(row["committed"]),
+                          _n(row["written"]), _n(row["skipped"]), f"{row['lag_ms']:.0f}")
+        return table
+
+
+def _n(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _start_dashboard() -> Any:
+    try:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.table import Table
+    except ImportError:
+        return None
+    live = Live(Table(), console=Console(), refresh_per_second=2, transient=False)
+    live.start()
+    return live
+
+
+def make_monitor(level: Any) -> Monitor | None:
+    """The monitor for a ``pw.MonitoringLevel`` (None for ``NONE``)."""
+    name = getattr(level, "name", str(level)).upper()
+    if name == "NONE":
+        return None
+    dashboard = name in ("AUTO", "AUTO_ALL") and sys.stdout.isatty()
+    return Monitor(dashboard=dashboard)

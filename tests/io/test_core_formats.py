@@ -1,0 +1,273 @@
+"""Parsers, formatters and the shared value serialization."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+import deltaflow as pw
+from deltaflow import _types as t
+from deltaflow.io._core.base import DictsContext, KeyValueContext, RawContext, RowsContext
+from deltaflow.io._core.formats import (
+    BinaryParser,
+    CsvFormatter,
+    CsvParser,
+    CsvParserSettings,
+    JsonLinesFormatter,
+    JsonLinesParser,
+    OnlyMetadataParser,
+    PlaintextByFileParser,
+    PlaintextParser,
+    TypedRowsFormatter,
+    TypedRowsParser,
+    column_specs,
+    parser_for_format,
+)
+from deltaflow.io._core.serialization import (
+    column_from_values,
+    json_value,
+    parse_pointer,
+    parse_text_column,
+    text_column,
+)
+
+
+class Mixed(pw.Schema):
+    a: int
+    b: float
+    c: bool
+    d: str
+    e: int | None
+    f: str = "dflt"
+
+
+def csv_parse(text: str | bytes, settings: CsvParserSettings | None = None,
+              schema: type[pw.Schema] = Mixed):
+    parser = CsvParser(column_specs(schema), settings)
+    return parser.parse(RawContext([text], {"path": "in.csv"}))
+
+
+def test_csv_parser_types_defaults_and_optional() -> None:
+    block = csv_parse("a,b,c,d,e\n1,1.5,True,hello,\n2,2,false,x y,5\n")
+    assert block.errors == []
+    assert block.frame.to_dicts() == [
+        {"a": 1, "b": 1.5, "c": True, "d": "hello", "e": None, "f": "dflt"},
+        {"a": 2, "b": 2.0, "c": False, "d": "x y", "e": 5, "f": "dflt"},
+    ]
+    assert block.frame.schema == pl.Schema({"a": pl.Int64, "b": pl.Float64, "c": pl.Boolean,
+                                            "d": pl.String, "e": pl.Int64, "f": pl.String})
+
+
+def test_csv_parser_quotes_and_embedded_newlines() -> None:
+    block = csv_parse('a,b,c,d,e\n1,1,True,"x,""y""\nz",None\n')
+    assert block.errors == []
+    assert block.frame["d"].to_list() == ['x,"y"\nz']
+    assert block.frame["e"].to_list() == [None]
+
+
+def test_csv_parser_reports_bad_rows_with_line_and_reason() -> None:
+    text = "a,b,c,d,e\n1,1.5,True,ok,\n2,abc,True,bad float,\n3,1,True\n4,1,maybe,bad bool,\n" \
+           "5,1,True,ok,\n"
+    block = csv_parse(text)
+    assert block.frame["a"].to_list() == [1, 5]
+    where = [(e.where, e.reason) for e in block.errors]
+    assert where[0][0] == "in.csv:4" and "expected 5 fields" in where[0][1]
+    assert where[1][0] == "in.csv:3" and "'abc' in column 'b'" in where[1][1]
+    assert where[2][0] == "in.csv:5" and "'maybe' in column 'c'" in where[2][1]
+    assert len(where) == 3
+
+
+def test_csv_parser_missing_required_column_reports_every_row() -> None:
+    block = csv_parse("a,b,c\n1,1,True\n2,2,False\n")
+    assert block.frame.height == 0
+    assert [e.where for e in block.errors] == ["in.csv:2", "in.csv:3"]
+    assert all("missing required field 'd'" in e.reason for e in block.errors)
+
+
+def test_csv_parser_settings() -> None:
+    settings = CsvParserSettings(delimiter=";", quote="'", comment_character="#")
+    block = csv_parse("a;b;c;d;e\n# a comment\n1;2;true;'x;y';\n", settings)
+    assert block.errors == []
+    assert block.frame["d"].to_list() == ["x;y"]
+    unquoted = CsvParserSettings(enable_quoting=False)
+    block = csv_parse('a,b,c,d,e\n1,2,true,"q",\n', unquoted)
+    assert block.frame["d"].to_list() == ['"q"']
+    with pytest.raises(ValueError, match="single character"):
+        CsvParserSettings(delimiter=";;")
+
+
+def test_csv_parser_reads_key_value_messages() -> None:
+    parser = CsvParser(column_specs(Mixed))
+    block = parser.parse(KeyValueContext([None], ["a,b,c,d,e\n7,1,True,m,\n"]))
+    assert block.frame["a"].to_list() == [7]
+
+
+def test_json_parser_with_field_paths_and_errors() -> None:
+    class S(pw.Schema):
+        name: str
+        n: int
+        tags: tuple[int, int] | None
+
+    parser = JsonLinesParser(column_specs(S), {"n": "/inner/n"})
+    text = ('{"name": "a", "inner": {"n": 1}, "tags": [1, 2]}\n'
+            "not json\n"
+            '{"name": "b", "inner": {"n": "x"}}\n'
+            "\n"
+            '{"inner": {"n": 3}}\n'
+            '[1, 2]\n'
+            '{"name": "c", "inner": {"n": 4}}\n')
+    block = parser.parse(RawContext([text.encode()], {"path": "in.jsonl"}))
+    assert block.frame.to_dicts()[0]["name"] == "a"
+    assert block.frame["n"].to_list() == [1, 4]
+    assert block.frame["tags"].to_list()[0] == (1, 2)
+    reasons = {e.where: e.reason for e in block.errors}
+    assert set(reasons) == {"in.jsonl:2", "in.jsonl:3", "in.jsonl:5", "in.jsonl:6"}
+    assert "invalid JSON" in reasons["in.jsonl:2"]
+    assert "'x' is not an int" in reasons["in.jsonl:3"]
+    assert "missing required field 'name'" in reasons["in.jsonl:5"]
+    assert "JSON object" in reasons["in.jsonl:6"]
+
+
+def test_plaintext_parsers_binary_and_metadata() -> None:
+    context = RawContext([b"one\r\ntwo\n\nfour\n"], {"path": "p.txt", "size": 15})
+    assert PlaintextParser().parse(context).frame["data"].to_list() == ["one", "two", "",
+                                                                        "four"]
+    assert PlaintextByFileParser().parse(context).frame["data"].to_list() == [
+        "one\r\ntwo\n\nfour\n"]
+    assert BinaryParser().parse(context).frame["data"].to_list() == [b"one\r\ntwo\n\nfour\n"]
+    meta = OnlyMetadataParser().parse(context).frame["_metadata"].to_list()
+    assert meta == [t.Json({"path": "p.txt", "size": 15})]
+    with pytest.raises(ValueError, match="unknown format 'xml'"):
+        parser_for_format("xml", [])
+
+
+def test_typed_rows_parser_dicts_kinds_keys_and_frames() -> None:
+    class S(pw.Schema):
+        k: int
+        when: pw.DateTimeNaive
+        p: pw.Pointer | None
+
+    parser = TypedRowsParser(column_specs(S))
+    pointer = t.Pointer(12345)
+    block = parser.parse(DictsContext(
+        [{"k": 1, "when": "2024-01-02T03:04:05", "p": repr(pointer)},
+         {"k": 2, "when": pd.Timestamp("2024-01-03")}],
+        kinds=["insert", "delete"], keys=[t.Pointer(7), t.Pointer(8)]))
+    assert block.errors == []
+    assert block.kind == "column"
+    assert block.frame["_kind"].to_list() == ["insert", "delete"]
+    assert block.keys.to_list() == [7, 8]
+    assert t.values_from_series(block.frame["p"]) == [pointer, None]
+    frame_block = parser.parse(RowsContext(block.frame.drop("_kind"), kind="upsert"))
+    assert frame_block.kind == "upsert" and frame_block.frame.height == 2
+
+
+# ------------------------------------------------------------------------------------------
+# Formatters (exact Pathway output)
+# ------------------------------------------------------------------------------------------
+
+
+def _batch() -> tuple[pl.DataFrame, dict[str, t.DType]]:
+    columns = {"name": t.STR, "flag": t.Optional(t.BOOL), "x": t.Optional(t.FLOAT),
+               "n": t.INT, "s": t.Optional(t.STR)}
+    frame = pl.DataFrame({
+        "_id": pl.Series([1, 2, 3], dtype=pl.UInt128),
+        "name": ["Alice", "Bob", "Carol"], "flag": [True, False, None],
+        "x": [1.5, 2.0, None], "n": [1, 2, 3], "s": ["hello", None, 'say "hi"'],
+        "_diff": pl.Series([1, 1, -1], dtype=pl.Int64),
+    })
+    return frame, columns
+
+
+def test_csv_formatter_matches_pathway() -> None:
+    frame, columns = _batch()
+    formatter = CsvFormatter(columns)
+    assert formatter.header() == b'"name","flag","x","n","s","time","diff"\n'
+    assert formatter.format(frame, 2).decode() == (
+        '"Alice","True","1.5","1","hello","2","1"\n'
+        '"Bob","False","2.0","2","None","2","1"\n'
+        '"Carol","None","None","3","say ""hi""","2","-1"\n')
+
+
+def test_json_formatter_matches_pathway() -> None:
+    frame, columns = _batch()
+    lines = JsonLinesFormatter(columns).format(frame, 4).decode().splitlines()
+    assert lines == [
+        '{"name":"Alice","flag":true,"x":1.5,"n":1,"s":"hello","diff":1,"time":4}',
+        '{"name":"Bob","flag":false,"x":2.0,"n":2,"s":null,"diff":1,"time":4}',
+        '{"name":"Carol","flag":null,"x":null,"n":3,"s":"say \\"hi\\"","diff":-1,"time":4}',
+    ]
+
+
+def test_formatters_special_types() -> None:
+    columns = {"when": t.DATE_TIME_NAIVE, "utc": t.DATE_TIME_UTC, "d": t.DURATION,
+               "tup": t.Tuple(t.INT, t.BOOL), "p": t.POINTER, "js": t.JSON, "b": t.BYTES}
+    stamp = pd.Timestamp("2024-01-02 03:04:05.123456")
+    data = {"when": [stamp], "utc": [pd.Timestamp("2024-01-02 03:04:05", tz="UTC")],
+            "d": [pd.Timedelta(seconds=1.5)], "tup": [(2, False)], "p": [t.Pointer(1)],
+            "js": [t.Json({"a": [1, None]})], "b": [b"\x00hi"]}
+    frame = pl.DataFrame([pl.Series("_id", [1], dtype=pl.UInt128)]
+                         + [t.series_from_values(n, v, columns[n]) for n, v in data.items()]
+                         + [pl.Series("_diff", [1], dtype=pl.Int64)])
+    csv_line = CsvFormatter(columns).format(frame, 0).decode()
+    assert csv_line.startswith('"2024-01-02T03:04:05.123456000","2024-01-02T03:04:05.000000000'
+                               '+0000","1500000000","[2,false]","^000000000000000000000000'
+                               '01","{""a"":[1,null]}"')
+    row = json.loads(JsonLinesFormatter(columns).format(frame, 0))
+    assert row["when"] == "2024-01-02T03:04:05.123456000"
+    assert row["d"] == 1500000000
+    assert row["tup"] == [2, False]
+    assert row["js"] == {"a": [1, None]}
+    assert base64.b64decode(row["b"]) == b"\x00hi"
+    typed = TypedRowsFormatter(columns).format(frame, 6)
+    key, values, time_, diff = typed[0]
+    assert (key, time_, diff) == (t.Pointer(1), 6, 1)
+    assert values["when"] == stamp and values["tup"] == (2, False)
+
+
+# ------------------------------------------------------------------------------------------
+# Serialization round trips
+# ------------------------------------------------------------------------------------------
+
+
+ROUND_TRIP = [
+    (t.INT, [1, -5, None]), (t.FLOAT, [1.5, 1e20, -0.0, None]), (t.BOOL, [True, False, None]),
+    (t.STR, ["a", "", "x,y"]), (t.BYTES, [b"abc", None]),
+    (t.DATE_TIME_NAIVE, [pd.Timestamp("2024-01-02 03:04:05.123456789"), None]),
+    (t.DATE_TIME_UTC, [pd.Timestamp("2024-01-02 03:04:05", tz="UTC"), None]),
+    (t.DURATION, [pd.Timedelta(1500, unit="ms"), None]),
+    (t.POINTER, [t.Pointer(2**127 + 5), None]), (t.JSON, [t.Json({"a": 1}), t.Json([1])]),
+    (t.Tuple(t.INT, t.STR), [(1, "a"), None]), (t.List(t.INT), [(1, 2, 3), None]),
+]
+
+
+@pytest.mark.parametrize(("dtype", "values"), ROUND_TRIP, ids=lambda x: repr(x)[:20])
+def test_text_and_json_round_trip(dtype: t.DType, values: list) -> None:
+    nullable = t.Optional(dtype) if None in values and dtype != t.JSON else dtype
+    series = t.series_from_values("c", values, nullable)
+    if dtype != t.STR:
+        parsed, bad = parse_text_column(text_column(series, nullable), nullable)
+        assert not bad.any()
+        assert t.values_from_series(parsed) == t.values_from_series(series)
+    back, errors = column_from_values(
+        "c", [json.loads(json.dumps(json_value(v))) for v in t.values_from_series(series)],
+        nullable)
+    assert errors == {}
+    assert t.values_from_series(back) == t.values_from_series(series)
+
+
+def test_conversion_errors_name_the_problem() -> None:
+    _, errors = column_from_values("n", [1, "2", True, 3.5], t.INT)
+    assert set(errors) == {1, 2, 3}
+    assert "'2' is not an int" in errors[1]
+    _, errors = column_from_values("s", [None], t.STR)
+    assert "null for a non-optional column" in errors[0]
+    with pytest.raises(ValueError):
+        parse_pointer("^!!")
+    array, errors = column_from_values("a", [[1, 2]], t.ARRAY)
+    assert errors == {} and isinstance(array[0], np.ndarray)

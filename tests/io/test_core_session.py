@@ -1,0 +1,234 @@
+"""Input sessions: event kinds, ids, blocks under autocommit, backpressure, offsets, failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import polars as pl
+import pytest
+from _io_helpers import Changes
+
+import deltaflow as pw
+from deltaflow._ids import hash_columns, sequence_ids
+from deltaflow.engine.boundary import ConnectorError, SourceHandle
+from deltaflow.io._core.base import (
+    Commit,
+    Data,
+    DictsContext,
+    Finished,
+    FinishedSource,
+    NewSource,
+    Reader,
+    ReadEvent,
+    RowsContext,
+)
+from deltaflow.io._core.formats import TypedRowsParser, column_specs
+from deltaflow.io._core.input_session import InputSession
+from deltaflow.io._core.offsets import OffsetFrontier, merge_frontiers
+from deltaflow.io._core.read_table import reader_table
+
+
+class Keyed(pw.Schema):
+    k: int = pw.column_definition(primary_key=True)
+    v: str
+
+
+class Plain(pw.Schema):
+    v: str
+
+
+class ScriptReader(Reader):
+    """Plays a list of events (callables are run when reached, for synchronisation)."""
+
+    poll_interval_s = 0.001
+
+    def __init__(self, script: Iterable[ReadEvent | Callable[[], None]]) -> None:
+        self.script = list(script)
+        self.reads = 0
+
+    def read(self) -> ReadEvent | None:
+        while self.script and callable(self.script[0]) and not isinstance(self.script[0],
+                                                                           ReadEvent):
+            self.script.pop(0)()
+        self.reads += 1
+        return self.script.pop(0) if self.script else Finished()
+
+
+def rows(*values: tuple, kinds: str | list[str] = "insert") -> Data:
+    return Data(DictsContext([{"k": k, "v": v} for k, v in values], kinds=kinds),
+                offset=("part", values[-1][0] if values else 0))
+
+
+def run_session(schema: type[pw.Schema], script: list, **options) -> list:
+    """Run an InputSession against a real SourceHandle; returns what it pushed."""
+    session = InputSession("test", lambda: ScriptReader(script),
+                           TypedRowsParser(column_specs(schema)), columns=schema.dtypes(),
+                           primary_key=schema.primary_key_columns(), **options)
+    done = threading.Event()
+    handle = SourceHandle("test", done.set)
+    session.start(handle)
+    deadline = time.monotonic() + 10
+    while not handle._finished and time.monotonic() < deadline:
+        done.wait(0.05)
+        done.clear()
+    session.stop()
+    if handle.failure is not None:
+        raise handle.failure
+    return handle.take()
+
+
+def as_rows(batch: pl.DataFrame) -> list[tuple]:
+    return sorted(zip(batch["k"].to_list(), batch["v"].to_list(), batch["_diff"].to_list(),
+                      strict=True))
+
+
+def test_insert_rows_get_primary_key_ids_and_offsets() -> None:
+    pushed = run_session(Keyed, [rows((1, "a"), (2, "b"))], autocommit_duration_ms=None)
+    assert len(pushed) == 1
+    batch, time_, offsets = pushed[0]
+    assert time_ is None
+    assert offsets == {"part": 2}
+    assert as_rows(batch) == [(1, "a", 1), (2, "b", 1)]
+    expected = hash_columns(batch, [("k", pw.schema_from_types(k=int).dtypes()["k"])])
+    assert batch["_id"].to_list() == expected.to_list()
+
+
+def test_rows_without_key_get_position_ids() -> None:
+    script = [Data(DictsContext([{"v": "a"}, {"v": "b"}])), Data(DictsContext([{"v": "c"}]))]
+    pushed = run_session(Plain, script, autocommit_duration_ms=None)
+    ids = pl.concat([b for b, _, _ in pushed])["_id"].to_list()
+    assert ids == sequence_ids("test", 0, 3).to_list()
+
+
+def test_delete_event_retracts_given_row() -> None:
+    pushed = run_session(Keyed, [rows((1, "a")), Commit(), rows((1, "a"), kinds="delete")],
+                         autocommit_duration_ms=None)
+    assert [as_rows(b) for b, _, _ in pushed] == [[(1, "a", 1)], [(1, "a", -1)]]
+
+
+def test_upsert_retracts_previous_row_and_delete_by_key_uses_state() -> None:
+    script = [rows((1, "a"), (2, "b"), kinds="upsert"), Commit(),
+              rows((1, "c"), kinds="upsert"), Commit(),
+              # a deletion whose value is stale: the stored row is what gets retracted
+              rows((2, "stale"), kinds="delete")]
+    pushed = run_session(Keyed, script, autocommit_duration_ms=None, keep_row_state=True)
+    assert [as_rows(b) for b, _, _ in pushed] == [
+        [(1, "a", 1), (2, "b", 1)], [(1, "a", -1), (1, "c", 1)], [(2, "b", -1)]]
+
+
+def test_per_row_kinds_apply_in_order() -> None:
+    script = [rows((1, "a"), (1, "b"), (1, "b"), kinds=["upsert", "upsert", "delete"])]
+    pushed = run_session(Keyed, script, autocommit_duration_ms=None, keep_row_state=True)
+    net: dict[tuple, int] = {}
+    for k, v, d in as_rows(pushed[0][0]):
+        net[(k, v)] = net.get((k, v), 0) + d
+    assert {key: n for key, n in net.items() if n} == {}
+
+
+def test_upsert_without_state_fails_naming_connector() -> None:
+    with pytest.raises(ConnectorError, match="'test'.*keep_row_state"):
+        run_session(Keyed, [rows((1, "a"), kinds="upsert")], autocommit_duration_ms=None)
+
+
+def test_rows_context_is_accepted() -> None:
+    frame = pl.DataFrame({"k": [5], "v": ["x"]})
+    pushed = run_session(Keyed, [Data(RowsContext(frame))], autocommit_duration_ms=None)
+    assert as_rows(pushed[0][0]) == [(5, "x", 1)]
+
+
+def test_autocommit_never_splits_a_block() -> None:
+    # autocommit_duration_ms=0 commits after every event outside a block.
+    script = [rows((1, "a")), rows((2, "b")),
+              NewSource({"path": "f"}), rows((3, "c")), rows((4, "d")), rows((5, "e")),
+              FinishedSource(), rows((6, "f"))]
+    pushed = run_session(Keyed, script, autocommit_duration_ms=0)
+    assert [sorted(b["k"].to_list()) for b, _, _ in pushed] == [[1], [2], [3, 4, 5], [6]]
+
+
+def test_block_with_forbidden_commit_joins_next_block() -> None:
+    script = [NewSource({"path": "a"}), rows((1, "a")), FinishedSource(commit_possibility=False),
+              NewSource({"path": "b"}), rows((2, "b")), FinishedSource(), rows((3, "c"))]
+    pushed = run_session(Keyed, script, autocommit_duration_ms=0)
+    assert [sorted(b["k"].to_list()) for b, _, _ in pushed] == [[1, 2], [3]]
+
+
+def test_explicit_commit_inside_block_is_ignored() -> None:
+    script = [NewSource({"path": "a"}), rows((1, "a")), Commit(), rows((2, "b")),
+              FinishedSource(), Commit()]
+    pushed = run_session(Keyed, script, autocommit_duration_ms=None)
+    assert [sorted(b["k"].to_list()) for b, _, _ in pushed] == [[1, 2]]
+
+
+def test_block_rows_enter_engine_at_one_time() -> None:
+    script = [rows((1, "a")), NewSource({"path": "f"}), rows((2, "b")), rows((3, "c")),
+              FinishedSource()]
+    table = reader_table(schema=Keyed, reader_factory=lambda: ScriptReader(script),
+                         parser=TypedRowsParser(column_specs(Keyed)), name="blocks",
+                         autocommit_duration_ms=0, max_backlog_size=None)
+    changes = Changes().subscribe(table)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    times = {row["k"]: time_ for row, time_, _ in changes.rows}
+    assert times[2] == times[3]
+    assert times[1] <= times[2]  # the engine may take both commits at once
+    assert changes.ended
+
+
+def test_backpressure_pauses_reading_and_resumes() -> None:
+    release = threading.Event()
+    reader = ScriptReader([rows(*((i * 10 + j, "x") for j in range(10))) for i in range(10)])
+    table = reader_table(schema=Keyed, reader_factory=lambda: reader,
+                         parser=TypedRowsParser(column_specs(Keyed)), name="bp",
+                         autocommit_duration_ms=0, max_backlog_size=20)
+    seen: list[int] = []
+
+    def on_change(key, row, time_, is_addition) -> None:
+        seen.append(row["k"])
+        release.wait(10)  # the engine stalls on the first row it delivers
+
+    pw.io.subscribe(table, on_change)
+    thread = threading.Thread(target=pw.run,
+                              kwargs={"monitoring_level": pw.MonitoringLevel.NONE})
+    thread.start()
+    deadline = time.monotonic() + 10
+    while reader.reads < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.3)  # give a reader that ignores backpressure time to go on
+    paused_at = reader.reads
+    release.set()
+    thread.join(10)
+    assert paused_at == 3  # two batches of 10 fill the backlog; the third waits
+    assert sorted(seen) == list(range(100))
+
+
+def test_reader_failure_stops_run_naming_connector() -> None:
+    def boom() -> None:
+        raise OSError("disk on fire")
+
+    table = reader_table(schema=Keyed, reader_factory=lambda: ScriptReader([rows((1, "a")),
+                                                                            boom]),
+                         parser=TypedRowsParser(column_specs(Keyed)), name="burning",
+                         autocommit_duration_ms=0, max_backlog_size=None)
+    pw.io.null.write(table)
+    with pytest.raises(ConnectorError, match="burning.*disk on fire"):
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+
+
+def test_bad_rows_are_reported_once_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    script = [Data(DictsContext([{"k": 1, "v": "a"}, {"k": "x", "v": "b"}, {"v": "c"}]))]
+    pushed = run_session(Keyed, script, autocommit_duration_ms=None)
+    assert as_rows(pushed[0][0]) == [(1, "a", 1)]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2
+    assert "row 2" in errors[0] and "'x' is not an int" in errors[0]
+    assert "row 3" in errors[1] and "missing required field 'k'" in errors[1]
+
+
+def test_offsets_frontier_and_merge() -> None:
+    frontier = OffsetFrontier({"a": 1})
+    frontier.advance("b", 5)
+    frontier.advance("a", 3)
+    assert frontier.snapshot() == {"a": 3, "b": 5}
+    merged = merge_frontiers([{"p0": 10, "p1": 3}, {"p0": 7, "p2": 1}, {"p1": 9}])
+    assert merged == {"p0": 10, "p1": 9, "p2": 1}

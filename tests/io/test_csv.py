@@ -1,0 +1,114 @@
+"""pw.io.csv: static reading, writing in Pathway's format, bad input."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+import deltaflow as pw
+
+
+class Person(pw.Schema):
+    name: str
+    age: int
+    score: float | None
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_read_static_file_and_write_round_trip(tmp_path: Path) -> None:
+    source = write_text(tmp_path / "in.csv", "name,age,score\nalice,30,1.5\nbob,25,\n")
+    table = pw.io.csv.read(source, schema=Person, mode="static")
+    out = tmp_path / "out.csv"
+    pw.io.csv.write(table.select(pw.this.name, older=pw.this.age + 1), out)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    with open(out, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["name", "older", "time", "diff"]
+    body = sorted(rows[1:])
+    assert [r[:2] for r in body] == [["alice", "31"], ["bob", "26"]]
+    assert {r[3] for r in body} == {"1"}
+    assert len({r[2] for r in body}) == 1 and int(body[0][2]) % 2 == 0
+    text = out.read_text()
+    assert text.splitlines()[1].startswith('"')  # every field quoted, as Pathway does
+
+
+def test_primary_key_gives_ids_from_key(tmp_path: Path) -> None:
+    class Keyed(pw.Schema):
+        name: str = pw.column_definition(primary_key=True)
+        age: int
+
+    source = write_text(tmp_path / "in.csv", "name,age\nalice,30\n")
+    table = pw.io.csv.read(source, schema=Keyed, mode="static")
+    keys, _ = pw.debug.table_to_dicts(table)
+    plain = pw.debug.table_from_markdown("name | age\nalice | 30").with_id_from(pw.this.name)
+    other_keys, _ = pw.debug.table_to_dicts(plain)
+    assert keys == other_keys
+
+
+def test_output_is_written_in_time_order_with_retractions(tmp_path: Path) -> None:
+    table = pw.debug.table_from_markdown(
+        """
+        | name  | n | __time__ | __diff__
+      1 | Alice | 1 | 2        | 1
+      2 | Bob   | 2 | 2        | 1
+      1 | Alice | 1 | 4        | -1
+        """
+    )
+    out = tmp_path / "o.csv"
+    pw.io.csv.write(table, out)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert out.read_text().splitlines() == [
+        '"name","n","time","diff"', '"Alice","1","2","1"', '"Bob","2","2","1"',
+        '"Alice","1","4","-1"']
+
+
+def test_malformed_rows_reported_and_skipped(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    source = write_text(tmp_path / "in.csv",
+                        "name,age,score\nalice,30,1\nbob,old,2\ncarl,3\ndan,4,x\neve,5,\n")
+    table = pw.io.csv.read(source, schema=Person, mode="static")
+    result = pw.debug.table_to_pandas(table, include_id=False)
+    assert sorted(result["name"]) == ["alice", "eve"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 3
+    joined = "\n".join(errors)
+    assert f"{source}:3" in joined and "'old'" in joined
+    assert f"{source}:4" in joined and "expected 3 fields" in joined
+    assert f"{source}:5" in joined and "'x'" in joined
+
+
+def test_definition_time_errors(tmp_path: Path) -> None:
+    source = write_text(tmp_path / "in.csv", "name,age,score\n")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        pw.io.csv.read(tmp_path / "missing.csv", schema=Person)
+    with pytest.raises(ValueError, match="schema is required"):
+        pw.io.csv.read(source)
+    with pytest.raises(TypeError, match="pw.Schema subclass"):
+        pw.io.csv.read(source, schema={"name": str})
+    with pytest.raises(ValueError, match="autocommit_duration_ms"):
+        pw.io.csv.read(source, schema=Person, autocommit_duration_ms=-1)
+    with pytest.raises(ValueError, match="mode must be"):
+        pw.io.csv.read(source, schema=Person, mode="batch")
+    with pytest.raises(ValueError, match="max_backlog_size"):
+        pw.io.csv.read(source, schema=Person, max_backlog_size=0)
+    table = pw.io.csv.read(source, schema=Person, mode="static")
+    with pytest.raises(FileNotFoundError, match="create it first"):
+        pw.io.csv.write(table, tmp_path / "nodir" / "out.csv")
+    with pytest.raises(KeyError):
+        pw.io.csv.write(table, tmp_path / "out.csv", sort_by=["nope"])
+
+
+def test_empty_input_still_writes_header(tmp_path: Path) -> None:
+    source = write_text(tmp_path / "in.csv", "name,age,score\n")
+    out = tmp_path / "out.csv"
+    pw.io.csv.write(pw.io.csv.read(source, schema=Person, mode="static"), out)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert out.read_text() == '"name","age","score","time","diff"\n'
+    assert os.path.getsize(out) > 0

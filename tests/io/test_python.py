@@ -1,0 +1,181 @@
+"""pw.io.python: ConnectorSubject sessions and formats, ConnectorObserver."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from _io_helpers import BackgroundRun, Changes
+
+import deltaflow as pw
+
+
+class KV(pw.Schema):
+    k: int = pw.column_definition(primary_key=True)
+    v: str
+
+
+class Plain(pw.Schema):
+    v: str
+    n: int = 0
+
+
+def test_native_session_next_variants_and_commit_times() -> None:
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(v="a", n=1)
+            self.next_json({"v": "b"})
+            self.commit()
+            self.next_str('{"v": "c", "n": 3}')
+            self.next_bytes(b'{"v": "d", "n": 4}')
+
+    table = pw.io.python.read(Subject(), schema=Plain, autocommit_duration_ms=None)
+    changes = Changes().subscribe(table)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert changes.state() == [{"n": 0, "v": "b"}, {"n": 1, "v": "a"}, {"n": 3, "v": "c"},
+                               {"n": 4, "v": "d"}]
+    times = {row["v"]: time for row, time, _ in changes.rows}
+    assert times["a"] == times["b"] <= times["c"] == times["d"]  # commits may share a time
+    assert changes.ended
+
+
+def test_upsert_session_replaces_and_removes() -> None:
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(k=1, v="a")
+            self.next(k=2, v="b")
+            self.commit()
+            self.next(k=1, v="c")
+            self.commit()
+            self._remove(None, {"k": 2, "v": "b"})
+
+    table = pw.io.python.read(Subject(session_type="upsert"), schema=KV,
+                              autocommit_duration_ms=None)
+    changes = Changes().subscribe(table)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert changes.state() == [{"k": 1, "v": "c"}]
+    assert [(r["v"], added) for r, _, added in changes.rows] == [
+        ("a", True), ("b", True), ("a", False), ("c", True), ("b", False)]
+
+
+def test_native_session_deletion_with_key() -> None:
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(k=1, v="a")
+            self.commit()
+            key = pw.debug.table_from_markdown("k\n1").with_id_from(pw.this.k)
+            del key
+            self._remove(None, '{"k": 1, "v": "a"}')
+
+    table = pw.io.python.read(Subject(), schema=KV, autocommit_duration_ms=None)
+    changes = Changes().subscribe(table)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert changes.state() == []
+    assert [added for _, _, added in changes.rows] == [True, False]
+
+
+def test_raw_and_binary_formats() -> None:
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next_str("hi")
+            self.next_bytes(b"yo")
+
+    raw = pw.io.python.read(Subject(), format="raw")
+    assert raw.schema.dtypes()["data"] == pw.schema_from_types(d=str).dtypes()["d"]
+    assert sorted(pw.debug.table_to_pandas(raw)["data"]) == ["hi", "yo"]
+    binary = pw.io.python.read(Subject(), format="binary")
+    assert sorted(pw.debug.table_to_pandas(binary)["data"]) == [b"hi", b"yo"]
+
+
+def test_bad_messages_are_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(v="ok")
+            self.next(v=5)
+            self.next_str("{not json")
+            self.next(v="fine", n=2)
+
+    table = pw.io.python.read(Subject(), schema=Plain)
+    assert sorted(pw.debug.table_to_pandas(table)["v"]) == ["fine", "ok"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2
+    assert "message 2" in errors[0] and "5 is not a str" in errors[0]
+    assert "message 3" in errors[1] and "invalid JSON" in errors[1]
+
+
+def test_failing_subject_stops_run_naming_connector() -> None:
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(v="a")
+            raise ValueError("sensor unplugged")
+
+    pw.io.null.write(pw.io.python.read(Subject(), schema=Plain, name="sensor"))
+    with pytest.raises(pw.ConnectorError, match="sensor.*sensor unplugged"):
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+
+
+def test_streaming_subject_stopped_by_run_stop() -> None:
+    stopped = threading.Event()
+
+    class Endless(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(v="first")
+            self.commit()
+            stopped.wait(10)
+
+        def on_stop(self) -> None:
+            stopped.set()
+
+    changes = Changes().subscribe(pw.io.python.read(Endless(), schema=Plain))
+    with BackgroundRun():
+        changes.wait_for(lambda c: len(c.rows) == 1)
+    assert stopped.is_set()
+    assert changes.ended
+
+
+def test_definition_time_errors() -> None:
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            pass
+
+    with pytest.raises(ValueError, match="give a schema"):
+        pw.io.python.read(Subject())
+    with pytest.raises(ValueError, match="format must be"):
+        pw.io.python.read(Subject(), schema=Plain, format="xml")
+    with pytest.raises(ValueError, match="autocommit_duration_ms"):
+        pw.io.python.read(Subject(), schema=Plain, autocommit_duration_ms=-5)
+    with pytest.raises(ValueError, match="primary key"):
+        pw.io.python.read(Subject(session_type="upsert"), schema=Plain)
+    with pytest.raises(ValueError, match="session_type"):
+        Subject(session_type="append")
+    with pytest.raises(TypeError, match="ConnectorSubject"):
+        pw.io.python.read(object(), schema=Plain)
+
+
+def test_observer_receives_changes_time_ends_and_end() -> None:
+    events: list = []
+
+    class Observer(pw.io.python.ConnectorObserver):
+        def on_change(self, key, row, time, is_addition) -> None:
+            events.append(("change", row["v"], time, is_addition))
+
+        def on_time_end(self, time) -> None:
+            events.append(("time_end", time))
+
+        def on_end(self) -> None:
+            events.append(("end",))
+
+    table = pw.debug.table_from_markdown(
+        """
+          | v | __time__ | __diff__
+        1 | a | 2        | 1
+        1 | a | 4        | -1
+        2 | b | 4        | 1
+        """
+    )
+    pw.io.python.write(table, Observer())
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert events == [("change", "a", 2, True), ("time_end", 2), ("change", "a", 4, False),
+                      ("change", "b", 4, True), ("time_end", 4), ("end",)]
+    with pytest.raises(TypeError, match="ConnectorObserver"):
+        pw.io.python.write(table, object())

@@ -1,0 +1,67 @@
+"""pw.io.subscribe and pw.io.null."""
+
+from __future__ import annotations
+
+import pytest
+
+import deltaflow as pw
+
+
+def stream() -> pw.Table:
+    return pw.debug.table_from_markdown(
+        """
+          | k | v | __time__ | __diff__
+        1 | x | 1 | 2        | 1
+        2 | y | 2 | 2        | 1
+        1 | x | 1 | 4        | -1
+        1 | x | 5 | 4        | 1
+        """
+    )
+
+
+def test_subscribe_callbacks_in_order() -> None:
+    events: list = []
+    pw.io.subscribe(stream(), lambda key, row, time, is_addition: events.append(
+        (row["k"], row["v"], time, is_addition, isinstance(key, pw.Pointer))),
+        on_end=lambda: events.append("end"), on_time_end=lambda t: events.append(("t", t)))
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert sorted(events[:2]) == [("x", 1, 2, True, True), ("y", 2, 2, True, True)]
+    assert events[2:] == [("t", 2), ("x", 1, 4, False, True), ("x", 5, 4, True, True),
+                          ("t", 4), "end"]
+
+
+def test_subscribe_sort_by_and_repeated_access() -> None:
+    seen: list[int] = []
+    table = pw.debug.table_from_markdown("k | v\nb | 2\na | 3\nc | 1")
+    pw.io.subscribe(table, lambda key, row, time, is_addition: seen.append(row["v"]),
+                    sort_by=[table.v])
+    pw.io.subscribe(table, lambda key, row, time, is_addition: None)  # the name stays callable
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert seen == [1, 2, 3]
+
+
+def test_callback_error_stops_run_naming_subscriber() -> None:
+    def fail(key, row, time, is_addition) -> None:
+        raise RuntimeError("bad callback")
+
+    pw.io.subscribe(stream(), fail, name="my-sub")
+    with pytest.raises(pw.ConnectorError, match="my-sub.*bad callback"):
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+
+
+def test_subscribe_rejects_bad_arguments() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        pw.io.subscribe(stream(), "not a function")
+    with pytest.raises(TypeError, match="expected a table"):
+        pw.io.subscribe([], lambda *a: None)
+
+
+def test_null_write_counts_rows() -> None:
+    from deltaflow import plan
+    from deltaflow.io.null import NullSink
+
+    pw.io.null.write(stream(), name="nothing")
+    sink = plan.REGISTRY.outputs[-1].sink
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert isinstance(sink, NullSink)
+    assert sink.stats.rows_written == 4
