@@ -1,5 +1,6 @@
 """A live deltaflow pipeline: a Python source streams orders, a groupby keeps per-product
-totals up to date, and every change is written to CSV and JSON lines files in ``out/``.
+totals up to date in an embedded SQLite database, and every change is also written to CSV and
+JSON lines files, all in ``out/``.
 
 Run it with ``make demo`` (or ``python examples/demo.py``); it ends by itself after about
 three seconds of streaming.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from pathlib import Path
 
@@ -57,12 +59,22 @@ def main() -> None:
     )
     pw.io.csv.write(totals, out / "totals.csv", name="totals-csv")
     pw.io.jsonlines.write(totals, out / "totals.jsonl", name="totals-jsonl")
+    # The SQLite table always equals the current totals (one transaction per minibatch).
+    pw.io.sqlite.write(totals, out / "demo.db", "totals", init_mode="replace",
+                       output_table_type="snapshot", primary_key=[totals.product],
+                       name="totals-sqlite")
 
     started = time.monotonic()
     pw.run()
     print(f"streamed for {time.monotonic() - started:.1f} s; every change of the per-product "
           f"totals (with time and diff columns) is in {out / 'totals.csv'} and "
           f"{out / 'totals.jsonl'}")
+    with sqlite3.connect(out / "demo.db") as db:
+        rows = db.execute("SELECT product, orders, quantity, round(revenue, 2) FROM totals "
+                          "ORDER BY product").fetchall()
+    print(f"current totals in {out / 'demo.db'} (table 'totals'):")
+    for product, orders, quantity, revenue in rows:
+        print(f"  {product:<6} orders={orders:<4} quantity={quantity:<5} revenue={revenue}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,671 @@
 """Stateful ``Table`` methods (groupby/reduce, joins, update_rows, sort, deduplicate ...).
 
 Kept apart from :mod:`deltaflow.table` so the stateless API and the stateful one can grow
-independently; ``Table`` inherits these methods.
+independently; ``Table`` inherits these methods. Everything here only builds plan nodes (see
+:mod:`deltaflow.engine.stateful.nodes`) after typing the expressions involved, so mistakes are
+reported where the pipeline is defined.
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from deltaflow import _types as t
+from deltaflow import plan
+from deltaflow.engine.stateful.nodes import (
+    DeduplicateNode,
+    IdOpNode,
+    JoinNode,
+    ReduceNode,
+    ReducerCall,
+    SortNode,
+)
+from deltaflow.expressions.base import (
+    BinaryOp,
+    ColumnExpression,
+    ColumnReference,
+    ExpressionError,
+    Scope,
+    wrap_value,
+)
+from deltaflow.expressions.evaluate import CompiledProjection
+from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, right, this
+from deltaflow.reducers import ReducerExpression
+
+if TYPE_CHECKING:
+    from deltaflow.table import Table
+
+Resolver = Callable[[ColumnReference], tuple[str, t.DType]]
+
+
+def _table_class() -> type[Table]:
+    from deltaflow.table import Table
+
+    return Table
+
+
+def _names_of(columns: Iterable[Any]) -> list[str]:
+    return [c.name if isinstance(c, ColumnReference) else str(c) for c in columns]
+
+
+# ------------------------------------------------------------------------------------------
+# groupby / reduce
+# ------------------------------------------------------------------------------------------
+
+
+class GroupedTable:
+    """The result of ``groupby``: call :meth:`reduce` to get one row per group."""
+
+    def __init__(self, node: plan.Node, make_scope: Callable[[str], Scope], description: str,
+                 keys: list[ColumnExpression], *, id_key: int | None = None,
+                 expand: Callable[[Any], list[tuple[str, ColumnExpression]]] | None = None
+                 ) -> None:
+        self._node = node
+        self._make_scope = make_scope
+        self._description = description
+        self._keys = keys
+        self._id_key = id_key
+        self._expand = expand
+
+    def reduce(self, *args: Any, **kwargs: Any) -> Table:
+        """One row per group with the given columns (grouping columns and reducers)."""
+        outputs: list[tuple[str, ColumnExpression]] = []
+        for arg in args:
+            if isinstance(arg, AllColumns):
+                outputs += [(k.name, k) for k in self._keys if isinstance(k, ColumnReference)
+                            and k.name not in arg.excluded]
+            elif isinstance(arg, ColumnReference):
+                outputs.append((arg.name, arg))
+            else:
+                raise TypeError(f"reduce on {self._description}: positional arguments must be "
+                                f"column references; name computed columns with keywords "
+                                f"(got {arg!r})")
+        outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
+        seen: set[str] = set()
+        for name, _ in outputs:
+            if name in seen:
+                raise ValueError(f"reduce on {self._description}: column {name!r} is given "
+                                 f"twice")
+            seen.add(name)
+
+        operation = f"reduce on {self._description}"
+        pre_scope = self._make_scope("reduce")
+        pre_outputs: list[tuple[str, ColumnExpression]] = [
+            (f"__k{i}", key) for i, key in enumerate(self._keys)
+        ]
+        key_sources: dict[str, int] = {}
+        for i, key in enumerate(self._keys):
+            if isinstance(key, ColumnReference):
+                key_sources.setdefault(pre_scope.resolve(key)[0], i)
+        key_types = [pre_scope.dtype_of(k) for k in self._keys]
+
+        reducers: list[ReducerExpression] = []
+        for _, expr in outputs:
+            _collect_reducers(expr, reducers)
+        calls: list[ReducerCall] = []
+        reducer_types: dict[int, t.DType] = {}
+        reducer_columns: dict[int, str] = {}
+        for index, reducer in enumerate(reducers):
+            arg_names = []
+            arg_types = []
+            for j, arg in enumerate(reducer.args):
+                name = f"__a{index}_{j}"
+                pre_outputs.append((name, arg))
+                arg_names.append(name)
+                arg_types.append(pre_scope.dtype_of(arg))
+            dtype = reducer.reducer.result_type(pre_scope, arg_types)
+            column = f"__red{index}"
+            calls.append(ReducerCall(reducer.reducer, arg_names, arg_types, column, dtype))
+            reducer_types[id(reducer)] = dtype
+            reducer_columns[id(reducer)] = column
+        pre = CompiledProjection(pre_scope, pre_outputs)
+
+        def resolve(ref: ColumnReference) -> tuple[str, t.DType]:
+            source, _ = pre_scope.resolve(ref)
+            if source in key_sources:
+                i = key_sources[source]
+                return f"__k{i}", key_types[i]
+            if source == "_id":
+                return "_id", t.POINTER
+            raise ValueError(f"column {ref.name!r} is not a grouping column; use it inside a "
+                             f"reducer (e.g. pw.reducers.any({ref.name}))")
+
+        post_scope = Scope(operation, resolve)
+        post_scope.reducer_types = reducer_types  # type: ignore[attr-defined]
+        post_scope.reducer_columns = reducer_columns  # type: ignore[attr-defined]
+        post = CompiledProjection(post_scope, outputs)
+        node = ReduceNode(columns=dict(post.types), inputs=(self._node,), pre=pre,
+                          keys=[f"__k{i}" for i in range(len(self._keys))], key_types=key_types,
+                          reducers=calls, post=post,
+                          id_key=None if self._id_key is None else f"__k{self._id_key}",
+                          label="reduce")
+        key_names = tuple(n for n, e in outputs if isinstance(e, ColumnReference)
+                          and not isinstance(e, ReducerExpression))
+        return _table_class()(node, plan.Universe(), primary_key=key_names or None)
+
+
+def _collect_reducers(expr: ColumnExpression, found: list[ReducerExpression]) -> None:
+    for node in expr.walk():
+        if isinstance(node, ReducerExpression) and all(node is not f for f in found):
+            found.append(node)
+
+
+def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noqa: A002
+             description: str, make_scope: Callable[[str], Scope], node: plan.Node
+             ) -> GroupedTable:
+    keys: list[ColumnExpression] = []
+    for arg in args:
+        if isinstance(arg, str):
+            arg = table[arg]
+        if not isinstance(arg, ColumnReference):
+            raise TypeError(f"groupby on {description}: arguments must be column references, "
+                            f"got {arg!r}")
+        keys.append(arg)
+    id_key: int | None = None
+    if id is not None:
+        if not isinstance(id, ColumnReference):
+            raise TypeError(f"groupby on {description}: id= must be a column reference")
+        scope = make_scope("groupby")
+        if scope.dtype_of(id).strip_optional() != t.POINTER:
+            raise ExpressionError(f"groupby on {description}: id= must be a Pointer column, "
+                                  f"got {scope.dtype_of(id)!r}")
+        source = scope.resolve(id)[0]
+        for i, key in enumerate(keys):
+            if isinstance(key, ColumnReference) and scope.resolve(key)[0] == source:
+                id_key = i
+        if id_key is None:
+            if keys:
+                raise ValueError(f"groupby on {description}: id= must be one of the grouping "
+                                 f"columns (or the only one)")
+            keys.append(id)
+            id_key = 0
+    if instance is not None:
+        keys.append(instance if isinstance(instance, ColumnExpression) else table[instance])
+    for key in keys:
+        make_scope("groupby").dtype_of(key)
+    return GroupedTable(node, make_scope, description, keys, id_key=id_key)
+
+
+# ------------------------------------------------------------------------------------------
+# joins
+# ------------------------------------------------------------------------------------------
+
+
+class JoinMode(enum.Enum):
+    """How a join treats rows without a partner."""
+
+    INNER = 0
+    LEFT = 1
+    RIGHT = 2
+    OUTER = 3
+
+
+_MODE_NAMES = {JoinMode.INNER: "inner", JoinMode.LEFT: "left", JoinMode.RIGHT: "right",
+               JoinMode.OUTER: "outer"}
+
+
+def _owns(table: Table, owner: Any) -> bool:
+    Table = _table_class()
+    return owner is table or (isinstance(owner, Table) and owner._node is table._node)
+
+
+def _side_scope(table: Table, placeholder: Placeholder, operation: str) -> Scope:
+    def resolve(ref: ColumnReference) -> tuple[str, t.DType]:
+        owner = ref.table
+        if owner is placeholder or owner is this or _owns(table, owner):
+            if ref.name == "id":
+                return "_id", t.POINTER
+            if ref.name in table._columns:
+                return ref.name, table._columns[ref.name]
+            raise table._missing(ref.name)
+        raise ValueError(f"{ref!r} does not belong to {table._description}")
+
+    return Scope(operation, resolve)
+
+
+class JoinResult:
+    """The result of a join, before ``select``: columns are reached through ``pw.left``,
+    ``pw.right``, ``pw.this`` or the joined tables."""
+
+    def __init__(self, left_table: Table, right_table: Table, on: tuple[Any, ...],
+                 mode: JoinMode, id: Any = None) -> None:  # noqa: A002
+        Table = _table_class()
+        for side in (left_table, right_table):
+            if not isinstance(side, Table):
+                raise TypeError(f"join: expected tables, got {side!r}")
+        self._left = left_table
+        self._right = right_table
+        self._mode = _MODE_NAMES[mode]
+        description = f"join of {left_table._description} with {right_table._description}"
+        self._description = description
+        left_scope = _side_scope(left_table, left, "join")
+        right_scope = _side_scope(right_table, right, "join")
+        left_keys: list[ColumnExpression] = []
+        right_keys: list[ColumnExpression] = []
+        key_types: list[t.DType] = []
+        coalesced: dict[str, tuple[str, str]] = {}
+        for condition in on:
+            if not (isinstance(condition, BinaryOp) and condition.op == "=="):
+                raise TypeError(f"{description}: join conditions must be equalities "
+                                f"left_column == right_column, got {condition!r}")
+            lhs, rhs = condition.left, condition.right
+            if not self._fits(lhs, left_scope) and self._fits(rhs, left_scope) and \
+                    self._fits(lhs, right_scope):
+                lhs, rhs = rhs, lhs
+            try:
+                lt, rt = left_scope.dtype_of(lhs), right_scope.dtype_of(rhs)
+            except ExpressionError as exc:
+                raise ExpressionError(f"{description}: each condition must compare a left "
+                                      f"expression with a right one: {exc}") from None
+            common = t.common_supertype(lt, rt)
+            if common is None:
+                raise TypeError(f"{description}: cannot join {lt!r} with {rt!r}")
+            left_keys.append(lhs)
+            right_keys.append(rhs)
+            key_types.append(common)
+            if isinstance(lhs, ColumnReference) and isinstance(rhs, ColumnReference) and \
+                    lhs.name == rhs.name and lhs.name != "id":
+                coalesced[lhs.name] = (f"__l__{lhs.name}", f"__r__{rhs.name}")
+        left_optional = self._mode in ("right", "outer")
+        right_optional = self._mode in ("left", "outer")
+        columns: dict[str, t.DType] = {}
+        columns["__l_id"] = t.optional(t.POINTER) if left_optional else t.POINTER
+        for name, dtype in left_table._columns.items():
+            columns[f"__l__{name}"] = t.optional(dtype) if left_optional else dtype
+        columns["__r_id"] = t.optional(t.POINTER) if right_optional else t.POINTER
+        for name, dtype in right_table._columns.items():
+            columns[f"__r__{name}"] = t.optional(dtype) if right_optional else dtype
+        for name, (a, b) in coalesced.items():
+            common = t.common_supertype(columns[a], columns[b]) or t.ANY
+            columns[f"__t__{name}"] = t.optional(common) if self._mode == "outer" else common
+        self._coalesced = set(coalesced)
+        id_side = None
+        if id is not None:
+            if not isinstance(id, ColumnReference) or id.name != "id":
+                raise TypeError(f"{description}: id= must be the id of one side "
+                                f"(left_table.id / pw.left.id or right_table.id / pw.right.id)")
+            if id.table is left or _owns(left_table, id.table):
+                id_side = "left"
+            elif id.table is right or _owns(right_table, id.table):
+                id_side = "right"
+            else:
+                raise ValueError(f"{description}: id= refers to a table that is not joined")
+        left_pre = CompiledProjection(
+            left_scope,
+            [(f"__l__{n}", ColumnReference(left_table, n)) for n in left_table._columns]
+            + [(f"__jk{i}", k) for i, k in enumerate(left_keys)])
+        right_pre = CompiledProjection(
+            right_scope,
+            [(f"__r__{n}", ColumnReference(right_table, n)) for n in right_table._columns]
+            + [(f"__jk{i}", k) for i, k in enumerate(right_keys)])
+        node = JoinNode(columns=columns, inputs=(left_table._node, right_table._node),
+                        left_pre=left_pre, right_pre=right_pre,
+                        keys=[f"__jk{i}" for i in range(len(left_keys))], key_types=key_types,
+                        mode=self._mode, id_side=id_side,
+                        coalesced={f"__t__{n}": v for n, v in coalesced.items()},
+                        left_columns=[f"__l__{n}" for n in left_table._columns],
+                        right_columns=[f"__r__{n}" for n in right_table._columns],
+                        label=f"join_{self._mode}")
+        universe = left_table._universe if id_side == "left" and self._mode in (
+            "left", "inner") else plan.Universe()
+        self._wide = Table(node, universe)
+        self._filters: list[ColumnExpression] = []
+
+    @staticmethod
+    def _fits(expr: ColumnExpression, scope: Scope) -> bool:
+        try:
+            scope.dtype_of(expr)
+        except (ExpressionError, KeyError, ValueError, AttributeError):
+            return False
+        return True
+
+    # --- scope ------------------------------------------------------------------------------
+    def _resolve(self, ref: ColumnReference) -> tuple[str, t.DType]:
+        owner, name = ref.table, ref.name
+        columns = self._wide._columns
+        if owner is left or _owns(self._left, owner):
+            side = "l"
+        elif owner is right or _owns(self._right, owner):
+            side = "r"
+        elif owner is this:
+            if name in self._coalesced:
+                return f"__t__{name}", columns[f"__t__{name}"]
+            if name == "id":
+                return "_id", t.POINTER
+            in_left = name in self._left._columns
+            in_right = name in self._right._columns
+            if in_left and in_right:
+                raise ValueError(f"pw.this.{name} is ambiguous in {self._description}: both "
+                                 f"sides have it; use pw.left.{name} or pw.right.{name}")
+            if not in_left and not in_right:
+                raise KeyError(f"no column {name!r} on either side of {self._description}")
+            side = "l" if in_left else "r"
+        else:
+            raise ValueError(f"{ref!r} does not belong to {self._description}")
+        if name == "id":
+            return f"__{side}_id", columns[f"__{side}_id"]
+        table = self._left if side == "l" else self._right
+        if name not in table._columns:
+            raise table._missing(name)
+        return f"__{side}__{name}", columns[f"__{side}__{name}"]
+
+    def _scope(self, operation: str) -> Scope:
+        return Scope(f"{operation} on {self._description}", self._resolve)
+
+    def _expand(self, args: Iterable[Any], operation: str) -> list[tuple[str, ColumnExpression]]:
+        out: list[tuple[str, ColumnExpression]] = []
+        for arg in args:
+            if isinstance(arg, AllColumns):
+                source = arg.source
+                if source is left or _owns(self._left, source):
+                    names = list(self._left._columns)
+                    holder: Any = left
+                elif source is right or _owns(self._right, source):
+                    names = list(self._right._columns)
+                    holder = right
+                elif source is this:
+                    names = list(self._left._columns) + [
+                        n for n in self._right._columns if n not in self._left._columns]
+                    holder = this
+                else:
+                    raise ValueError(f"{operation}: *{source!r} cannot be expanded here")
+                excluded = set(_names_of(arg.excluded))
+                out += [(n, ColumnReference(holder, n)) for n in names if n not in excluded]
+            elif isinstance(arg, ColumnReference):
+                out.append((arg.name, arg))
+            else:
+                raise TypeError(f"{operation}: positional arguments must be column references, "
+                                f"got {arg!r}; name computed columns with keywords")
+        return out
+
+    # --- API ----------------------------------------------------------------------------------
+    def select(self, *args: Any, **kwargs: Any) -> Table:
+        """The joined rows with the given columns."""
+        outputs = self._expand(args, "select")
+        outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
+        names = [n for n, _ in outputs]
+        if len(set(names)) != len(names):
+            duplicate = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"select on {self._description}: column {duplicate!r} is given "
+                             f"twice")
+        projection = CompiledProjection(self._scope("select"), outputs)
+        node = plan.SelectNode(columns=dict(projection.types), inputs=(self._wide._node,),
+                               projection=projection, label="join select")
+        return _table_class()(node, self._wide._universe)
+
+    def filter(self, filter_expression: Any) -> JoinResult:
+        """The joined rows for which the condition holds."""
+        projection = CompiledProjection(self._scope("filter"),
+                                        [("__keep", wrap_value(filter_expression))])
+        if projection.types["__keep"].strip_optional() != t.BOOL:
+            raise ExpressionError(f"filter on {self._description}: the condition must be a "
+                                  f"bool expression")
+        node = plan.FilterNode(columns=dict(self._wide._columns), inputs=(self._wide._node,),
+                               predicate=projection, label="join filter")
+        copy = object.__new__(JoinResult)
+        copy.__dict__.update(self.__dict__)
+        copy._wide = _table_class()(node, plan.Universe())
+        return copy
+
+    def groupby(self, *args: Any, id: Any = None, **kwargs: Any) -> GroupedTable:  # noqa: A002
+        """Group the joined rows (then ``reduce``)."""
+        return _grouped(self._wide, args, id, kwargs.get("instance"), self._description,
+                        self._scope, self._wide._node)
+
+    def reduce(self, *args: Any, **kwargs: Any) -> Table:
+        """Reduce all joined rows to one row."""
+        return self.groupby().reduce(*args, **kwargs)
+
+
+def _join(left_table: Table, right_table: Table, on: tuple[Any, ...], mode: JoinMode,
+          id: Any) -> JoinResult:  # noqa: A002
+    if isinstance(mode, int) and not isinstance(mode, JoinMode):
+        mode = JoinMode(mode)
+    return JoinResult(left_table, right_table, on, mode, id)
+
+
+def join(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+         how: JoinMode = JoinMode.INNER, **kwargs: Any) -> JoinResult:
+    """Join two tables on equality conditions (``how`` chooses inner/left/right/outer)."""
+    return _join(left, right, on, how, id)
+
+
+def join_inner(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+               **kwargs: Any) -> JoinResult:
+    return _join(left, right, on, JoinMode.INNER, id)
+
+
+def join_left(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+              **kwargs: Any) -> JoinResult:
+    return _join(left, right, on, JoinMode.LEFT, id)
+
+
+def join_right(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+               **kwargs: Any) -> JoinResult:
+    return _join(left, right, on, JoinMode.RIGHT, id)
+
+
+def join_outer(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+               **kwargs: Any) -> JoinResult:
+    return _join(left, right, on, JoinMode.OUTER, id)
+
+
+def groupby(grouped: Table | JoinResult, *args: Any, id: Any = None,  # noqa: A002
+            **kwargs: Any) -> GroupedTable:
+    """``grouped.groupby(*args, ...)`` for a table or a join result."""
+    return grouped.groupby(*args, id=id, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------
+# Table methods
+# ------------------------------------------------------------------------------------------
+
 
 class StatefulMethods:
     """Mixin of ``Table``'s stateful operations."""
+
+    def groupby(self, *args: Any, id: Any = None, sort_by: Any = None,  # noqa: A002
+                instance: Any = None, **kwargs: Any) -> GroupedTable:
+        """Group rows by the given columns; ``reduce`` then gives one row per group.
+
+        The result's ids are derived from the group key (``table.pointer_from(*key)``), or
+        taken from the Pointer column given as ``id``.
+        """
+        table: Table = self  # type: ignore[assignment]
+        return _grouped(table, args, id, instance, table._description, table._scope,
+                        table._node)
+
+    def reduce(self, *args: Any, **kwargs: Any) -> Table:
+        """One row aggregating the whole table (an empty table gives no row)."""
+        return self.groupby().reduce(*args, **kwargs)
+
+    def join(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+             how: JoinMode = JoinMode.INNER, **kwargs: Any) -> JoinResult:
+        """Join with ``other`` on equality conditions; ``select`` on the result."""
+        return _join(self, other, on, how, id)  # type: ignore[arg-type]
+
+    def join_inner(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+                   **kwargs: Any) -> JoinResult:
+        return _join(self, other, on, JoinMode.INNER, id)  # type: ignore[arg-type]
+
+    def join_left(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+                  **kwargs: Any) -> JoinResult:
+        """Every row of this table, with its partners or with None on the right."""
+        return _join(self, other, on, JoinMode.LEFT, id)  # type: ignore[arg-type]
+
+    def join_right(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+                   **kwargs: Any) -> JoinResult:
+        """Every row of ``other``, with its partners or with None on the left."""
+        return _join(self, other, on, JoinMode.RIGHT, id)  # type: ignore[arg-type]
+
+    def join_outer(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+                   **kwargs: Any) -> JoinResult:
+        """Every row of both tables, matched where possible."""
+        return _join(self, other, on, JoinMode.OUTER, id)  # type: ignore[arg-type]
+
+    # --- id operations ---------------------------------------------------------------------
+    def _id_op(self, kind: str, others: tuple[Table, ...], columns: dict[str, t.DType],
+               inputs: tuple[Table, ...]) -> Table:
+        node = IdOpNode(columns=columns, inputs=tuple(tb._node for tb in inputs), kind=kind,
+                        label=kind)
+        return _table_class()(node, plan.Universe())
+
+    def update_rows(self, other: Table) -> Table:
+        """This table with the rows of ``other`` added, replacing rows with the same id."""
+        table: Table = self  # type: ignore[assignment]
+        _check_table(other, "update_rows")
+        if set(other._columns) != set(table._columns):
+            raise ValueError(f"update_rows: {other._description} has columns "
+                             f"{list(other._columns)}, but {table._description} has "
+                             f"{list(table._columns)}")
+        columns = {}
+        for name, dtype in table._columns.items():
+            common = t.common_supertype(dtype, other._columns[name])
+            if common is None:
+                raise TypeError(f"update_rows: column {name!r} has type {dtype!r} in one table "
+                                f"and {other._columns[name]!r} in the other")
+            columns[name] = common
+        return self._id_op("update_rows", (other,), columns, (table, other))
+
+    def update_cells(self, other: Table, /, _stacklevel: int = 1) -> Table:
+        """This table with the cells of ``other``'s columns replaced where ``other`` has the
+        row (``other``'s ids must be ids of this table)."""
+        table: Table = self  # type: ignore[assignment]
+        _check_table(other, "update_cells")
+        columns = dict(table._columns)
+        for name, dtype in other._columns.items():
+            if name not in columns:
+                raise ValueError(f"update_cells: {other._description} has column {name!r} that "
+                                 f"{table._description} does not have")
+            common = t.common_supertype(columns[name], dtype)
+            if common is None:
+                raise TypeError(f"update_cells: column {name!r} has type {columns[name]!r} "
+                                f"here and {dtype!r} in the update")
+            columns[name] = common
+        return self._id_op("update_cells", (other,), columns, (table, other))
+
+    def __lshift__(self, other: Table) -> Table:
+        return self.update_cells(other)
+
+    def restrict(self, other: Any) -> Table:
+        """The rows of this table whose ids are in ``other``."""
+        table: Table = self  # type: ignore[assignment]
+        _check_table(other, "restrict")
+        result = self._id_op("restrict", (other,), dict(table._columns), (table, other))
+        result._universe = other._universe
+        return result
+
+    def intersect(self, *tables: Table) -> Table:
+        """The rows of this table whose ids are in every one of ``tables``."""
+        table: Table = self  # type: ignore[assignment]
+        for other in tables:
+            _check_table(other, "intersect")
+        if not tables:
+            return table
+        result = self._id_op("intersect", tables, dict(table._columns), (table, *tables))
+        result._universe = plan.Universe(parent=table._universe)
+        return result
+
+    def difference(self, other: Table) -> Table:
+        """The rows of this table whose ids are not in ``other``."""
+        table: Table = self  # type: ignore[assignment]
+        _check_table(other, "difference")
+        result = self._id_op("difference", (other,), dict(table._columns), (table, other))
+        result._universe = plan.Universe(parent=table._universe)
+        return result
+
+    def ix(self, expression: Any, *, optional: bool = False, context: Any = None,
+           allow_misses: bool = False) -> Table:
+        """For each row of the table ``expression`` belongs to, the row of this table whose id
+        is the value of ``expression`` (a Pointer)."""
+        table: Table = self  # type: ignore[assignment]
+        expression = wrap_value(expression)
+        ctx = context if context is not None else _context_of(expression)
+        if ctx is None:
+            raise ValueError("ix: the pointer expression must refer to columns of a table "
+                             "(e.g. other.ptr), or pass context=")
+        lenient = optional or allow_misses
+        result = _join(ctx, table, (BinaryOp("==", expression, ColumnReference(table, "id")),),
+                       JoinMode.LEFT if lenient else JoinMode.INNER, ColumnReference(ctx, "id"))
+        out = result.select(*[ColumnReference(right, n) for n in table._columns])
+        out._universe = ctx._universe
+        return out
+
+    def ix_ref(self, *args: Any, optional: bool = False, context: Any = None,
+               instance: Any = None, allow_misses: bool = False) -> Table:
+        """``ix`` with the pointer computed from key values, like ``pointer_from``."""
+        table: Table = self  # type: ignore[assignment]
+        wrapped = [wrap_value(a) for a in args]
+        ctx = context
+        if ctx is None:
+            for arg in [*wrapped, *([wrap_value(instance)] if instance is not None else [])]:
+                ctx = _context_of(arg)
+                if ctx is not None:
+                    break
+        if ctx is None:
+            raise ValueError("ix_ref: the key values must refer to columns of a table, or pass "
+                             "context=")
+        pointer = table.pointer_from(*wrapped, optional=optional, instance=instance)
+        return table.ix(pointer, optional=optional, context=ctx, allow_misses=allow_misses)
+
+    # --- ordering ----------------------------------------------------------------------------
+    def sort(self, key: Any, instance: Any = None) -> Table:
+        """``prev`` and ``next`` pointers linking the rows in ``key`` order (per instance)."""
+        table: Table = self  # type: ignore[assignment]
+        outputs = [("__key", wrap_value(key))]
+        if instance is not None:
+            outputs.append(("__inst", wrap_value(instance)))
+        pre = table._project("sort", outputs)
+        columns = {"prev": t.Optional(t.POINTER), "next": t.Optional(t.POINTER)}
+        node = SortNode(columns=columns, inputs=(table._node,), pre=pre, label="sort")
+        return _table_class()(node, table._universe)
+
+    def deduplicate(self, *, value: Any, instance: Any = None,
+                    acceptor: Callable[[Any, Any], bool], name: str | None = None) -> Table:
+        """Per instance, the last row whose value ``acceptor(new, old)`` accepted."""
+        table: Table = self  # type: ignore[assignment]
+        if not callable(acceptor):
+            raise TypeError("deduplicate: acceptor must be a function (new, old) -> bool")
+        outputs = [("__val", wrap_value(value))]
+        if instance is not None:
+            outputs.append(("__inst", wrap_value(instance)))
+        pre = table._project("deduplicate", outputs)
+        node = DeduplicateNode(columns=dict(table._columns), inputs=(table._node,), pre=pre,
+                               acceptor=acceptor, has_instance=instance is not None,
+                               instance_type=pre.types.get("__inst"), label="deduplicate")
+        return _table_class()(node, plan.Universe())
+
+
+def _check_table(other: Any, operation: str) -> None:
+    if not isinstance(other, _table_class()):
+        raise TypeError(f"{operation}: expected a table, got {other!r}")
+
+
+def _context_of(expression: ColumnExpression) -> Table | None:
+    Table = _table_class()
+    for node in expression.walk():
+        if isinstance(node, ColumnReference) and isinstance(node.table, Table):
+            return node.table
+        if hasattr(node, "args"):
+            for arg in getattr(node, "args", ()):
+                if isinstance(arg, ColumnExpression):
+                    found = _context_of(arg)
+                    if found is not None:
+                        return found
+    return None
+
+
+__all__ = [
+    "GroupedTable",
+    "JoinMode",
+    "JoinResult",
+    "StatefulMethods",
+    "groupby",
+    "join",
+    "join_inner",
+    "join_left",
+    "join_outer",
+    "join_right",
+]

@@ -1,0 +1,29 @@
+"""Stateful operators (reduce, join, id operations, sort, deduplicate) and their registration.
+
+The runtime imports this package before compiling a plan; importing it registers an operator
+for each stateful plan node.
+"""
+
+from __future__ import annotations
+
+from deltaflow.engine.runtime import register_operator
+from deltaflow.engine.stateful.idops import IdOpOperator
+from deltaflow.engine.stateful.join import JoinOperator
+from deltaflow.engine.stateful.nodes import (
+    DeduplicateNode,
+    IdOpNode,
+    JoinNode,
+    ReduceNode,
+    SortNode,
+)
+from deltaflow.engine.stateful.ordering import DeduplicateOperator, SortOperator
+from deltaflow.engine.stateful.reduce import ReduceOperator
+
+register_operator(ReduceNode, ReduceOperator)
+register_operator(JoinNode, JoinOperator)
+register_operator(IdOpNode, IdOpOperator)
+register_operator(SortNode, SortOperator)
+register_operator(DeduplicateNode, DeduplicateOperator)
+
+__all__ = ["DeduplicateOperator", "IdOpOperator", "JoinOperator", "ReduceOperator",
+           "SortOperator"]

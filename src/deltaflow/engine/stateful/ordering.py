@@ -1,0 +1,173 @@
+"""``sort`` and ``deduplicate``: per-instance ordered state kept in Python structures.
+
+Both are inherently sequential per instance (neighbours in key order; the acceptor sees
+values one after another), so their state is a sorted list / a dict per instance and an update
+touches only the neighbours of the rows it moves.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow._ids import hash_columns
+from deltaflow.engine.batch import DIFF, ID, consolidate
+from deltaflow.engine.operators import Delta, Operator
+from deltaflow.engine.stateful.arrangement import constant_ids
+from deltaflow.engine.stateful.nodes import DeduplicateNode, SortNode
+
+
+def _sort_key(value: Any) -> Any:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, t.Pointer):
+        return (1, value.value)
+    return (1, value)
+
+
+class SortOperator(Operator):
+    def __init__(self, node: SortNode) -> None:
+        super().__init__(node)
+        self.pre = node.pre
+        self.has_instance = "__inst" in node.pre.types
+        self.lists: dict[Any, list[tuple[Any, int]]] = {}
+        self.where: dict[int, tuple[Any, Any]] = {}  # id -> (instance key, sort entry)
+        self.links: dict[int, tuple[int | None, int | None]] = {}
+
+    def _neighbours(self, entries: list[tuple[Any, int]], entry: tuple[Any, int]
+                    ) -> tuple[int | None, int | None]:
+        position = bisect.bisect_left(entries, entry)
+        prev = entries[position - 1][1] if position > 0 else None
+        nxt = entries[position + 1][1] if position + 1 < len(entries) else None
+        return prev, nxt
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        delta = deltas[0]
+        if delta is None or delta.height == 0:
+            return None
+        frame = self.pre.run(delta, keep=[ID, DIFF])
+        ids = frame[ID].to_list()
+        keys = t.values_from_series(frame["__key"])
+        instances = [t.canonical_key(v) for v in t.values_from_series(frame["__inst"])] \
+            if self.has_instance else [None] * frame.height
+        diffs = frame[DIFF].to_list()
+        affected: set[int] = set()
+        # Deletions first, so that an update (delete + insert of one id) moves the row.
+        order = sorted(range(len(ids)), key=lambda i: diffs[i] > 0)
+        for i in order:
+            row_id = ids[i]
+            if diffs[i] < 0:
+                placed = self.where.pop(row_id, None)
+                if placed is None:
+                    continue
+                instance, entry = placed
+                entries = self.lists[instance]
+                prev, nxt = self._neighbours(entries, entry)
+                affected.update(x for x in (row_id, prev, nxt) if x is not None)
+                del entries[bisect.bisect_left(entries, entry)]
+                if not entries:
+                    del self.lists[instance]
+            else:
+                entry = (_sort_key(keys[i]), row_id)
+                entries = self.lists.setdefault(instances[i], [])
+                bisect.insort(entries, entry)
+                self.where[row_id] = (instances[i], entry)
+                affected.add(row_id)
+        for row_id in list(affected):
+            placed = self.where.get(row_id)
+            if placed is not None:
+                prev, nxt = self._neighbours(self.lists[placed[0]], placed[1])
+                affected.update(x for x in (prev, nxt) if x is not None)
+        out_ids: list[int] = []
+        prevs: list[int | None] = []
+        nexts: list[int | None] = []
+        signs: list[int] = []
+        for row_id in affected:
+            old = self.links.get(row_id)
+            placed = self.where.get(row_id)
+            new = self._neighbours(self.lists[placed[0]], placed[1]) if placed else None
+            if old == new:
+                continue
+            if old is not None:
+                out_ids.append(row_id)
+                prevs.append(old[0])
+                nexts.append(old[1])
+                signs.append(-1)
+            if new is not None:
+                out_ids.append(row_id)
+                prevs.append(new[0])
+                nexts.append(new[1])
+                signs.append(1)
+                self.links[row_id] = new
+            else:
+                self.links.pop(row_id, None)
+        if not out_ids:
+            return None
+        out = pl.DataFrame({
+            ID: pl.Series(out_ids, dtype=pl.UInt128),
+            "prev": pl.Series(prevs, dtype=pl.UInt128),
+            "next": pl.Series(nexts, dtype=pl.UInt128),
+            DIFF: pl.Series(signs, dtype=pl.Int64),
+        })
+        return consolidate(out)
+
+
+class DeduplicateOperator(Operator):
+    def __init__(self, node: DeduplicateNode) -> None:
+        super().__init__(node)
+        self.pre = node.pre
+        self.acceptor = node.acceptor
+        self.has_instance = node.has_instance
+        self.instance_type = node.instance_type
+        self.names = list(node.columns)
+        self.current: dict[Any, tuple[Any, tuple[Any, ...], Any]] = {}
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        delta = deltas[0]
+        if delta is None or delta.height == 0:
+            return None
+        frame = self.pre.run(delta, keep=[ID, *self.names, DIFF])
+        inserted = frame.filter(pl.col(DIFF) > 0)
+        if inserted.height == 0:
+            return None
+        values = t.values_from_series(inserted["__val"])
+        instances = t.values_from_series(inserted["__inst"]) if self.has_instance \
+            else [None] * inserted.height
+        rows = inserted.select(self.names).rows()
+        old_rows: dict[Any, tuple[Any, tuple[Any, ...]]] = {}
+        for value, instance, row in zip(values, instances, rows, strict=True):
+            key = t.canonical_key(instance)
+            previous = self.current.get(key)
+            if previous is not None and not self.acceptor(value, previous[0]):
+                continue
+            if key not in old_rows:
+                old_rows[key] = (instance, previous[1]) if previous is not None else (instance,
+                                                                                       None)
+            self.current[key] = (value, row, instance)
+        if not old_rows:
+            return None
+        instances_out: list[Any] = []
+        data: list[tuple[Any, ...]] = []
+        signs: list[int] = []
+        for key, (instance, old_row) in old_rows.items():
+            if old_row is not None:
+                instances_out.append(instance)
+                data.append(old_row)
+                signs.append(-1)
+            instances_out.append(instance)
+            data.append(self.current[key][1])
+            signs.append(1)
+        schema = {n: inserted.schema[n] for n in self.names}
+        out = pl.DataFrame(data, schema=schema, orient="row") if self.names else \
+            pl.DataFrame({"__": [0] * len(data)})
+        if self.has_instance:
+            inst = t.series_from_values("__inst", instances_out, self.instance_type or t.ANY)
+            ids = hash_columns(inst.to_frame(), [("__inst", self.instance_type or t.ANY)])
+        else:
+            ids = constant_ids(len(data))
+        out = out.with_columns(ids.alias(ID), pl.Series(DIFF, signs, dtype=pl.Int64))
+        return consolidate(out.select([ID, *self.names, DIFF]))

@@ -1,0 +1,525 @@
+"""``pw.reducers``: the aggregations usable in ``reduce``.
+
+A reducer call such as ``pw.reducers.sum(t.a)`` builds a :class:`ReducerExpression`. The reduce
+operator finds these nodes in the output expressions, computes each one per group into a column
+and then evaluates the surrounding expression (``sum(a) / count()``) on those columns.
+
+Each reducer is described by a :class:`Reducer`: its result type, whether it is *invertible*
+(count, sum and avg are kept as running accumulators, so an update costs O(1) per group), a
+Polars aggregation when one exists, and a Python fallback that computes the value from the rows
+of one group (``Row`` tuples of id, argument values, multiplicity and insertion time).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow.expressions.base import ColumnExpression, Scope, wrap_value
+from deltaflow.expressions.placeholders import this
+
+
+class Row(NamedTuple):
+    """One live input row of a group, as seen by Python reducers."""
+
+    id: int
+    args: builtins.tuple[Any, ...]
+    count: int
+    time: int
+
+
+class Reducer:
+    """How one kind of reducer types, aggregates and (maybe) inverts."""
+
+    name = "reducer"
+    invertible = False
+    min_args = 1
+    max_args: int | None = 1
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        raise NotImplementedError
+
+    def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
+        """A Polars aggregation over the live rows of a group, or None to use :meth:`python`.
+
+        Frames have ``_id``, the argument columns and ``_diff`` (the multiplicity, > 0).
+        """
+        return None
+
+    def python(self, rows: list[Row]) -> Any:
+        raise NotImplementedError
+
+
+def _numeric(scope: Scope, name: str, dtype: t.DType) -> None:
+    if dtype.is_optional:
+        raise scope.fail(f"pw.reducers.{name} cannot aggregate the Optional column type "
+                         f"{dtype!r}; filter out None values or use pw.coalesce first")
+    if dtype.strip_optional() not in (t.INT, t.FLOAT, t.ANY) and not isinstance(
+            dtype.strip_optional(), t.Array):
+        raise scope.fail(f"pw.reducers.{name} needs int or float values, got {dtype!r}")
+
+
+def _polars_native(arg_types: Sequence[t.DType]) -> bool:
+    return all(not a.stored_as_object for a in arg_types)
+
+
+class _Count(Reducer):
+    name = "count"
+    invertible = True
+    min_args = 0
+    max_args = None
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return t.INT
+
+    def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr:
+        return pl.col("_diff").sum()
+
+    def python(self, rows: list[Row]) -> Any:
+        return builtins.sum(r.count for r in rows)
+
+
+class _Sum(Reducer):
+    name = "sum"
+    invertible = True
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        _numeric(scope, self.name, arg_types[0])
+        return arg_types[0]
+
+    def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
+        if not _polars_native(arg_types):
+            return None
+        return (pl.col(args[0]) * pl.col("_diff")).sum()
+
+    def python(self, rows: list[Row]) -> Any:
+        total: Any = 0
+        for row in rows:
+            total = total + row.args[0] * row.count
+        return total
+
+
+class _Avg(Reducer):
+    name = "avg"
+    invertible = True
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        _numeric(scope, self.name, arg_types[0])
+        return t.FLOAT if arg_types[0] in (t.INT, t.FLOAT) else arg_types[0]
+
+    def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
+        if not _polars_native(arg_types):
+            return None
+        return ((pl.col(args[0]) * pl.col("_diff")).sum() / pl.col("_diff").sum())
+
+    def python(self, rows: list[Row]) -> Any:
+        n = builtins.sum(r.count for r in rows)
+        return builtins.sum(r.args[0] * r.count for r in rows) / n
+
+
+def _present(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r.args[0] is not None]
+
+
+class _MinMax(Reducer):
+    def __init__(self, name: str, largest: bool) -> None:
+        self.name = name
+        self.largest = largest
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return arg_types[0]
+
+    def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
+        if not _polars_native(arg_types):
+            return None
+        return pl.col(args[0]).max() if self.largest else pl.col(args[0]).min()
+
+    def python(self, rows: list[Row]) -> Any:
+        values = [r.args[0] for r in _present(rows)]
+        if not values:
+            return None
+        return builtins.max(values) if self.largest else builtins.min(values)
+
+
+class _ArgMinMax(Reducer):
+    max_args = 2
+
+    def __init__(self, name: str, largest: bool) -> None:
+        self.name = name
+        self.largest = largest
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return arg_types[1] if len(arg_types) > 1 else t.POINTER
+
+    def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
+        if not _polars_native(arg_types[:1]):
+            return None
+        value, key = pl.col(args[0]), pl.col(args[1])
+        present = value.is_not_null()
+        return key.filter(present).sort_by([value.filter(present), key.filter(present)],
+                                           descending=[self.largest, False]).first()
+
+    def python(self, rows: list[Row]) -> Any:
+        present = _present(rows)
+        if not present:
+            return None
+        if self.largest:
+            best = builtins.max(present, key=lambda r: r.args[0])
+            ties = [r for r in present if r.args[0] == best.args[0]]
+        else:
+            best = builtins.min(present, key=lambda r: r.args[0])
+            ties = [r for r in present if r.args[0] == best.args[0]]
+        return builtins.min(ties, key=lambda r: _order(r.args[1])).args[1]
+
+
+def _order(value: Any) -> Any:
+    return value.value if isinstance(value, t.Pointer) else value
+
+
+class _Any(Reducer):
+    name = "any"
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return arg_types[0]
+
+    def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
+        if not _polars_native(arg_types):
+            return None
+        return pl.col(args[0]).sort_by("_id").first()
+
+    def python(self, rows: list[Row]) -> Any:
+        return rows[0].args[0] if rows else None
+
+
+class _Unique(Reducer):
+    name = "unique"
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return arg_types[0]
+
+    def python(self, rows: list[Row]) -> Any:
+        values = {t.canonical_key(r.args[0]): r.args[0] for r in rows}
+        if len(values) > 1:
+            shown = ", ".join(repr(v) for v in list(values.values())[:5])
+            raise ValueError(f"pw.reducers.unique: a group has more than one distinct value "
+                             f"({shown})")
+        return next(iter(values.values())) if values else None
+
+
+class _Tuple(Reducer):
+    def __init__(self, name: str, sort: bool, skip_nones: bool) -> None:
+        self.name = name
+        self.sort = sort
+        self.skip_nones = skip_nones
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        item = arg_types[0].strip_optional() if self.skip_nones else arg_types[0]
+        return t.List(item)
+
+    def python(self, rows: list[Row]) -> Any:
+        values = [r.args[0] for r in rows for _ in range(r.count)]
+        if self.skip_nones:
+            values = [v for v in values if v is not None]
+        if self.sort:
+            values.sort(key=_sortable)
+        return builtins.tuple(values)
+
+
+def _sortable(value: Any) -> Any:
+    return (0, 0) if value is None else (1, _order(value))
+
+
+class _Ndarray(_Tuple):
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return t.ARRAY
+
+    def python(self, rows: list[Row]) -> Any:
+        return np.array(super().python(rows))
+
+
+class _CountDistinct(Reducer):
+    name = "count_distinct"
+    max_args = None
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return t.INT
+
+    def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
+        if not _polars_native(arg_types):
+            return None
+        return pl.struct(args).n_unique().cast(pl.Int64)
+
+    def python(self, rows: list[Row]) -> Any:
+        return len({t.canonical_key(r.args) for r in rows})
+
+
+class _EarliestLatest(Reducer):
+    def __init__(self, name: str, latest: bool) -> None:
+        self.name = name
+        self.latest = latest
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return arg_types[0]
+
+    def python(self, rows: list[Row]) -> Any:
+        if not rows:
+            return None
+        if self.latest:
+            # The latest insertion wins; among rows of one time, the one with the largest id.
+            return builtins.max(rows, key=lambda r: (r.time, r.id)).args[0]
+        return builtins.min(rows, key=lambda r: (r.time, r.id)).args[0]
+
+
+class _Stateful(Reducer):
+    max_args = None
+
+    def __init__(self, name: str, fold: Callable[[list[Row]], Any],
+                 return_type: t.DType) -> None:
+        self.name = name
+        self.fold = fold
+        self.return_type = return_type
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return self.return_type
+
+    def python(self, rows: list[Row]) -> Any:
+        return self.fold(rows)
+
+
+class ReducerExpression(ColumnExpression):
+    """A reducer applied to argument expressions; only meaningful inside ``reduce``.
+
+    Its arguments are evaluated on the input rows, so they are not children of the node: the
+    expression around the reducer (evaluated per group) never sees them.
+    """
+
+    def __init__(self, reducer: Reducer, *args: Any) -> None:
+        super().__init__()
+        count = len(args)
+        if count < reducer.min_args or (reducer.max_args is not None
+                                        and count > reducer.max_args):
+            raise TypeError(f"pw.reducers.{reducer.name} got {count} arguments")
+        self.reducer = reducer
+        self.args = builtins.tuple(wrap_value(a) for a in args)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        types = getattr(scope, "reducer_types", None)
+        if types is None or id(self) not in types:
+            raise scope.fail(f"pw.reducers.{self.reducer.name} can only be used in reduce()")
+        return types[id(self)]
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        return pl.col(scope.reducer_columns[id(self)])  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"pw.reducers.{self.reducer.name}(...)"
+
+
+# ------------------------------------------------------------------------------------------
+# The public functions
+# ------------------------------------------------------------------------------------------
+
+
+def count(*args: Any) -> ReducerExpression:
+    """The number of rows in the group."""
+    return ReducerExpression(_Count(), *args)
+
+
+def sum(arg: Any, strict: bool = False) -> ReducerExpression:  # noqa: A001
+    """The sum of the values (int, float or arrays)."""
+    return ReducerExpression(_Sum(), arg)
+
+
+def avg(expression: Any) -> ReducerExpression:
+    """The mean of the values."""
+    return ReducerExpression(_Avg(), expression)
+
+
+def min(arg: Any) -> ReducerExpression:  # noqa: A001
+    """The smallest value (None values are skipped)."""
+    return ReducerExpression(_MinMax("min", largest=False), arg)
+
+
+def max(arg: Any) -> ReducerExpression:  # noqa: A001
+    """The largest value (None values are skipped)."""
+    return ReducerExpression(_MinMax("max", largest=True), arg)
+
+
+def argmin(arg: Any, id: Any = None) -> ReducerExpression:  # noqa: A002
+    """The id (or ``id`` expression) of the row with the smallest value; ties: smallest id."""
+    return ReducerExpression(_ArgMinMax("argmin", largest=False), arg,
+                             this.id if id is None else id)
+
+
+def argmax(arg: Any, id: Any = None) -> ReducerExpression:  # noqa: A002
+    """The id (or ``id`` expression) of the row with the largest value; ties: smallest id."""
+    return ReducerExpression(_ArgMinMax("argmax", largest=True), arg,
+                             this.id if id is None else id)
+
+
+def any(arg: Any) -> ReducerExpression:  # noqa: A001
+    """One of the values (deterministically: the one of the row with the smallest id)."""
+    return ReducerExpression(_Any(), arg)
+
+
+def unique(arg: Any) -> ReducerExpression:
+    """The value shared by every row of the group; an error if the rows disagree."""
+    return ReducerExpression(_Unique(), arg)
+
+
+def tuple(arg: Any, *, skip_nones: bool = False) -> ReducerExpression:  # noqa: A001
+    """All values of the group, ordered by row id."""
+    return ReducerExpression(_Tuple("tuple", sort=False, skip_nones=skip_nones), arg)
+
+
+def sorted_tuple(arg: Any, *, skip_nones: bool = False) -> ReducerExpression:
+    """All values of the group, sorted."""
+    return ReducerExpression(_Tuple("sorted_tuple", sort=True, skip_nones=skip_nones), arg)
+
+
+def ndarray(expression: Any, *, skip_nones: bool = False) -> ReducerExpression:
+    """All values of the group as a numpy array, ordered by row id."""
+    return ReducerExpression(_Ndarray("ndarray", sort=False, skip_nones=skip_nones), expression)
+
+
+def count_distinct(*args: Any) -> ReducerExpression:
+    """The number of distinct values (or tuples of values) in the group."""
+    return ReducerExpression(_CountDistinct(), *args)
+
+
+def earliest(expression: Any) -> ReducerExpression:
+    """The value of the row that entered the group first."""
+    return ReducerExpression(_EarliestLatest("earliest", latest=False), expression)
+
+
+def latest(expression: Any) -> ReducerExpression:
+    """The value of the row that entered the group last."""
+    return ReducerExpression(_EarliestLatest("latest", latest=True), expression)
+
+
+def _return_type(fun: Callable[..., Any]) -> t.DType:
+    from deltaflow.expressions.base import _annotated_return
+
+    return _annotated_return(fun)
+
+
+def stateful_many(combine_many: Callable[[Any, list[builtins.tuple[list[Any], int]]], Any]
+                  ) -> Callable[..., ReducerExpression]:
+    """A reducer from ``combine_many(state, [(values, count), ...]) -> state``.
+
+    The state is rebuilt from None over the group's current rows whenever the group changes.
+    """
+    return_type = _return_type(combine_many)
+
+    def fold(rows: list[Row]) -> Any:
+        return combine_many(None, [(list(r.args), r.count) for r in rows])
+
+    def reducer(*args: Any) -> ReducerExpression:
+        name = getattr(combine_many, "__name__", "stateful_many")
+        return ReducerExpression(_Stateful(name, fold, return_type), *args)
+
+    return reducer
+
+
+def stateful_single(combine_single: Callable[..., Any]) -> Callable[..., ReducerExpression]:
+    """A reducer from ``combine_single(state, *values) -> state``, applied row after row."""
+    return_type = _return_type(combine_single)
+
+    def fold(rows: list[Row]) -> Any:
+        state = None
+        for row in rows:
+            for _ in range(row.count):
+                state = combine_single(state, *row.args)
+        return state
+
+    def reducer(*args: Any) -> ReducerExpression:
+        name = getattr(combine_single, "__name__", "stateful_single")
+        return ReducerExpression(_Stateful(name, fold, return_type), *args)
+
+    return reducer
+
+
+class BaseCustomAccumulator:
+    """Base class of user accumulators for :func:`udf_reducer`.
+
+    Subclasses implement ``from_row(cls, row)`` (a classmethod building an accumulator from one
+    row's values), ``update(self, other)`` (merge another accumulator in) and
+    ``compute_result(self)``; ``neutral`` and ``retract`` are optional.
+    """
+
+    @classmethod
+    def neutral(cls) -> BaseCustomAccumulator:
+        raise NotImplementedError
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> BaseCustomAccumulator:
+        raise NotImplementedError
+
+    def update(self, other: BaseCustomAccumulator) -> None:
+        raise NotImplementedError
+
+    def retract(self, other: BaseCustomAccumulator) -> None:
+        raise NotImplementedError
+
+    def compute_result(self) -> Any:
+        raise NotImplementedError
+
+
+def udf_reducer(reducer_cls: type[BaseCustomAccumulator]) -> Callable[..., ReducerExpression]:
+    """A reducer from a :class:`BaseCustomAccumulator` subclass."""
+    if not (isinstance(reducer_cls, type) and issubclass(reducer_cls, BaseCustomAccumulator)):
+        raise TypeError(f"pw.reducers.udf_reducer expects a subclass of "
+                        f"pw.BaseCustomAccumulator, got {reducer_cls!r}")
+    return_type = _return_type(reducer_cls.compute_result)
+
+    def fold(rows: list[Row]) -> Any:
+        accumulator: BaseCustomAccumulator | None = None
+        for row in rows:
+            for _ in range(row.count):
+                one = reducer_cls.from_row(list(row.args))
+                if accumulator is None:
+                    accumulator = one
+                else:
+                    accumulator.update(one)
+        return None if accumulator is None else accumulator.compute_result()
+
+    def reducer(*args: Any) -> ReducerExpression:
+        return ReducerExpression(_Stateful(reducer_cls.__name__, fold, return_type), *args)
+
+    return reducer
+
+
+def count_distinct_approximate(*args: Any, precision: int = 12) -> ReducerExpression:
+    """Not provided by deltaflow: raises, naming the exact alternative."""
+    raise NotImplementedError("pw.reducers.count_distinct_approximate is not supported by "
+                              "deltaflow; use pw.reducers.count_distinct (exact)")
+
+
+__all__ = [
+    "BaseCustomAccumulator",
+    "ReducerExpression",
+    "any",
+    "argmax",
+    "argmin",
+    "avg",
+    "count",
+    "count_distinct",
+    "earliest",
+    "latest",
+    "max",
+    "min",
+    "ndarray",
+    "sorted_tuple",
+    "stateful_many",
+    "stateful_single",
+    "sum",
+    "tuple",
+    "udf_reducer",
+    "unique",
+]
+

@@ -1,0 +1,100 @@
+"""update_rows, update_cells, ix, ix_ref, restrict, difference, intersect, sort, deduplicate."""
+
+from __future__ import annotations
+
+import pytest
+
+import deltaflow as pw
+
+
+def _base() -> pw.Table:
+    return pw.debug.table_from_markdown("""
+          | a | b
+        1 | 1 | 10
+        2 | 2 | 20
+    """)
+
+
+def _other() -> pw.Table:
+    return pw.debug.table_from_markdown("""
+          | b
+        1 | 11
+        3 | 33
+    """)
+
+
+def _sorted(table: pw.Table, *names: str) -> list[tuple]:
+    _, columns = pw.debug.table_to_dicts(table)
+    ids = list(columns[names[0]])
+    return sorted((tuple(columns[n][i] for n in names) for i in ids),
+                  key=lambda r: tuple((v is None, v or 0) for v in r))
+
+
+def test_update_rows_and_cells() -> None:
+    t, u = _base(), _other()
+    assert _sorted(t.update_rows(u.select(a=5, b=u.b)), "a", "b") == [(2, 20), (5, 11), (5, 33)]
+    cells = t.update_cells(u.restrict(t))
+    assert _sorted(cells, "a", "b") == [(1, 11), (2, 20)]
+    assert _sorted(t << u.restrict(t), "a", "b") == [(1, 11), (2, 20)]
+    with pytest.raises(ValueError, match="columns"):
+        t.update_rows(u)
+    with pytest.raises(ValueError, match="does not have"):
+        u.update_cells(t)
+
+
+def test_restrict_difference_intersect() -> None:
+    t, u = _base(), _other()
+    assert _sorted(t.restrict(u.restrict(t)), "a") == [(1,)]
+    assert _sorted(t.difference(u), "a") == [(2,)]
+    assert _sorted(t.intersect(u), "a") == [(1,)]
+
+
+def test_ix_and_ix_ref() -> None:
+    t = _base()
+    keyed = t.with_id_from(t.a)
+    refs = pw.debug.table_from_markdown("""
+          | p
+        7 | 1
+        8 | 3
+    """)
+    assert _sorted(keyed.ix_ref(refs.p, allow_misses=True), "a", "b") == [(1, 10), (None, None)]
+    assert _sorted(keyed.ix_ref(refs.p), "a") == [(1,)]
+    pointers = refs.select(ptr=keyed.pointer_from(refs.p))
+    looked = keyed.ix(pointers.ptr, optional=True)
+    assert looked.typehints()["b"] == int | None
+    ids, _ = pw.debug.table_to_dicts(looked)
+    ref_ids, _ = pw.debug.table_to_dicts(refs)
+    assert set(ids) == set(ref_ids)
+
+
+def test_sort_prev_next() -> None:
+    t = pw.debug.table_from_markdown("""
+          | v | __time__ | __diff__
+        1 | 3 | 2        | 1
+        2 | 1 | 2        | 1
+        3 | 2 | 4        | 1
+        2 | 1 | 6        | -1
+    """)
+    s = t.sort(key=t.v)
+    ids, columns = pw.debug.table_to_dicts(s)
+    _, values = pw.debug.table_to_dicts(t)
+    by_value = {values["v"][i]: i for i in values["v"]}
+    assert columns["prev"][by_value[2]] is None and columns["next"][by_value[2]] == by_value[3]
+    assert columns["prev"][by_value[3]] == by_value[2] and columns["next"][by_value[3]] is None
+    assert len(ids) == 2
+
+
+def test_deduplicate() -> None:
+    t = pw.debug.table_from_markdown("""
+          | g | v | __time__
+        1 | a | 3 | 2
+        2 | a | 1 | 2
+        3 | b | 2 | 4
+        4 | a | 5 | 4
+    """)
+    d = t.deduplicate(value=t.v, instance=t.g, acceptor=lambda new, old: new > old + 1)
+    stream = sorted((time, row["g"], row["v"], diff)
+                    for time, row, diff in pw.debug.table_to_stream(d))
+    assert stream == [(2, "a", 3, 1), (4, "a", 3, -1), (4, "a", 5, 1), (4, "b", 2, 1)]
+    with pytest.raises(TypeError, match="acceptor"):
+        t.deduplicate(value=t.v, acceptor=None)  # type: ignore[arg-type]
