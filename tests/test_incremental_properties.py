@@ -96,6 +96,8 @@ PIPELINES: dict[str, Callable[[pw.Table], pw.Table]] = {
     "split_concat_reindex": lambda t: t.filter(pw.this.v > 0)
     .concat_reindex(t.filter(pw.this.v < 2)),
     "udf": lambda t: t.select(z=pw.apply(lambda v, s: f"{s}{v}", t.v, t.s)),
+    "same_universe_columns": lambda t: (lambda d: t.select(t.k, z=d.x + t.v)
+                                        .filter(d.x > 0))(t.select(x=t.v * 2)),
     "flatten": lambda t: t.select(t.k, chars=pw.apply_with_type(tuple, tuple[str, ...], t.s))
     .flatten(pw.this.chars),
 }

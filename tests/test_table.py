@@ -276,3 +276,22 @@ def test_run_writes_registered_outputs() -> None:
     add_output(people(update_stream=True).select(pw.this.name), Collect())
     pw.run()
     assert sorted(seen) == [(2, "Alice", 1), (2, "Bob", 1), (4, "Carol", 1), (8, "Bob", -1)]
+
+
+def test_columns_of_tables_with_the_same_ids() -> None:
+    t = people(update_stream=True)
+    doubled = t.select(age2=t.age * 2)
+    tagged = t.with_columns(tag=t.city + "!")
+    r = t.select(t.name, doubled.age2, x=tagged.tag, same=doubled.id == t.id)
+    assert stream(r) == [
+        (2, "Alice", 20, "Paris!", True, 1), (2, "Bob", 18, "Berlin!", True, 1),
+        (4, "Carol", 60, "Rome!", True, 1),
+        (6, "Alice", 20, "Paris!", True, -1), (6, "Alice", 22, "Paris!", True, 1),
+        (8, "Bob", 18, "Berlin!", True, -1),
+    ]
+    adults = t.filter(t.age >= 10)
+    # a subset of t's rows may use t's columns; filtering by another table's column works too
+    assert snapshot(adults.select(adults.name, d=doubled.age2)) == [("Alice", 22), ("Carol", 60)]
+    assert snapshot(t.filter(doubled.age2 > 40)) == [("Carol", 30, "Rome")]
+    with pytest.raises(ValueError, match="not known to include"):
+        doubled.select(adults.name)

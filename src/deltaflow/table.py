@@ -26,7 +26,7 @@ from deltaflow.expressions.base import (
     wrap_value,
 )
 from deltaflow.expressions.evaluate import CompiledProjection
-from deltaflow.expressions.placeholders import AllColumns, Placeholder, this
+from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, this
 from deltaflow.schema import Schema, schema_from_dtypes
 from deltaflow.table_stateful import StatefulMethods
 
@@ -114,9 +114,15 @@ class Table(StatefulMethods):
         )
 
     # --- scopes --------------------------------------------------------------------------
-    def _scope(self, operation: str) -> Scope:
+    def _scope(self, operation: str, zipped: Table | None = None,
+               foreign: dict[tuple[int, str], str] | None = None) -> Scope:
         def resolve(ref: ColumnReference) -> tuple[str, t.DType]:
             owner = ref.table
+            if foreign and (id(owner), ref.name) in foreign:
+                column = foreign[(id(owner), ref.name)]
+                if column == "_id":
+                    return column, t.POINTER
+                return column, zipped._columns[column]  # type: ignore[union-attr]
             if owner is self or owner is this or (
                 isinstance(owner, Table) and owner._node is self._node
             ):
@@ -141,6 +147,62 @@ class Table(StatefulMethods):
     def _project(self, operation: str,
                  outputs: list[tuple[str, ColumnExpression]]) -> CompiledProjection:
         return CompiledProjection(self._scope(operation), outputs)
+
+    def _project_zipped(self, operation: str, outputs: list[tuple[str, ColumnExpression]]
+                        ) -> tuple[CompiledProjection, plan.Node]:
+        """Like :meth:`_project`, also allowing columns of tables with the same ids.
+
+        Pathway lets an operation on ``t`` use columns of any table whose universe contains
+        ``t``'s (``t.select(t.a, t2.b)`` with ``t2 = t.select(...)``). Such columns are brought
+        next to ``t``'s by inner joins on the row id (keeping ``t``'s ids); the projection then
+        runs on that wider table. Returns the projection and the node it reads from.
+        """
+        foreign_tables: list[Table] = []
+        for _, expression in outputs:
+            for ref in expression.references():
+                owner = ref.table
+                if isinstance(owner, Table) and owner is not self \
+                        and owner._node is not self._node \
+                        and all(owner is not f for f in foreign_tables):
+                    foreign_tables.append(owner)
+        if not foreign_tables:
+            return self._project(operation, outputs), self._node
+        zipped: Table = self
+        mapping: dict[tuple[int, str], str] = {}
+        for index, other in enumerate(foreign_tables):
+            if not (other._universe is self._universe
+                    or self._universe.is_subset_of(other._universe)):
+                raise ValueError(
+                    f"{operation} on {self._description}: it uses columns of {other._description}"
+                    f", whose rows are not known to include this table's rows; join the tables "
+                    f"(or promise it with promise_universe_is_subset_of / with_universe_of)"
+                )
+            needed = sorted({ref.name for _, e in outputs for ref in e.references()
+                             if ref.table is other})
+            extra: dict[str, Any] = {}
+            for name in needed:
+                if name == "id":
+                    continue  # the same ids as this table's
+                if name not in other._columns:
+                    raise other._missing(name)
+                column = f"__zip{index}_{name}"
+                extra[column] = ColumnReference(other, name)
+                mapping[(id(other), name)] = column
+            mapping[(id(other), "id")] = "_id"
+            zipped = zipped.join(other, zipped.id == other.id, id=zipped.id).select(
+                *left, **extra)
+        scope = self._scope(operation, zipped, mapping)
+        return CompiledProjection(scope, outputs), zipped._node
+
+    def _trimmed(self, node: plan.Node, label: str) -> plan.Node:
+        """``node`` limited to this table's columns (after an operation on a zipped input)."""
+        if list(node.columns) == list(self._columns):
+            return node
+        scope = Scope(label, lambda ref: (ref.name, node.columns[ref.name]))
+        projection = CompiledProjection(scope, [(n, ColumnReference(this, n))
+                                                for n in self._columns])
+        return plan.SelectNode(columns=dict(projection.types), inputs=(node,),
+                               projection=projection, label=label)
 
     def _expand(self, args: Iterable[Any], operation: str) -> list[tuple[str, ColumnExpression]]:
         """Positional arguments of select-like methods as (name, expression) pairs."""
@@ -179,8 +241,8 @@ class Table(StatefulMethods):
         return self._select_node(outputs, "select")
 
     def _select_node(self, outputs: list[tuple[str, ColumnExpression]], operation: str) -> Table:
-        projection = self._project(operation, outputs)
-        node = plan.SelectNode(columns=dict(projection.types), inputs=(self._node,),
+        projection, source = self._project_zipped(operation, outputs)
+        node = plan.SelectNode(columns=dict(projection.types), inputs=(source,),
                                projection=projection, label=operation)
         kept = self._primary_key if self._primary_key and all(
             k in projection.types for k in self._primary_key) else None
@@ -250,14 +312,15 @@ class Table(StatefulMethods):
     def filter(self, filter_expression: Any) -> Table:
         """The rows for which ``filter_expression`` (a bool expression) is true."""
         expression = wrap_value(filter_expression)
-        projection = self._project("filter", [("__keep", expression)])
+        projection, source = self._project_zipped("filter", [("__keep", expression)])
         dtype = projection.types["__keep"]
         if dtype.strip_optional() != t.BOOL:
             raise ExpressionError(f"filter on {self._description}: the condition must be a "
                                   f"bool expression, got {dtype!r}")
-        node = plan.FilterNode(columns=dict(self._columns), inputs=(self._node,),
+        node = plan.FilterNode(columns=dict(source.columns), inputs=(source,),
                                predicate=projection, label="filter")
-        return self._derive(node, universe=plan.Universe(parent=self._universe))
+        return self._derive(self._trimmed(node, "filter"),
+                            universe=plan.Universe(parent=self._universe))
 
     def split(self, split_expression: Any) -> tuple[Table, Table]:
         """Two tables: the rows where the expression holds, and the rest."""
@@ -290,23 +353,24 @@ class Table(StatefulMethods):
 
     def with_id(self, new_index: ColumnReference) -> Table:
         """This table with ids taken from a Pointer column."""
-        projection = self._project("with_id", [("__id", wrap_value(new_index))])
+        projection, source = self._project_zipped("with_id", [("__id", wrap_value(new_index))])
         if projection.types["__id"] != t.POINTER:
             raise ExpressionError(f"with_id on {self._description}: new_index must be a "
                                   f"Pointer column, got {projection.types['__id']!r}")
-        node = plan.ReindexNode(columns=dict(self._columns), inputs=(self._node,),
+        node = plan.ReindexNode(columns=dict(source.columns), inputs=(source,),
                                 id_projection=projection, what="with_id", label="with_id")
-        return self._derive(node, universe=plan.Universe(), keep_key=False)
+        return self._derive(self._trimmed(node, "with_id"), universe=plan.Universe(),
+                            keep_key=False)
 
     def with_id_from(self, *args: Any, instance: ColumnReference | None = None) -> Table:
         """This table with ids computed from the given values (like a primary key)."""
         if not args:
             raise ValueError(f"with_id_from on {self._description}: give at least one column")
         expression = self.pointer_from(*args, instance=instance)
-        projection = self._project("with_id_from", [("__id", expression)])
-        node = plan.ReindexNode(columns=dict(self._columns), inputs=(self._node,),
-                                id_projection=projection, what="with_id_from",
-                                label="with_id_from")
+        projection, source = self._project_zipped("with_id_from", [("__id", expression)])
+        node = self._trimmed(plan.ReindexNode(columns=dict(source.columns), inputs=(source,),
+                                              id_projection=projection, what="with_id_from",
+                                              label="with_id_from"), "with_id_from")
         key = tuple(a.name for a in args if isinstance(a, ColumnReference)
                     and a.name in self._columns)
         return Table(node, plan.Universe(), primary_key=key or None)
