@@ -524,7 +524,7 @@ def test_unsupported_cast_is_rejected() -> None:
 def test_column_of_another_table_is_rejected() -> None:
     t = stream_table()
     other = pw.debug.table_from_markdown("z\n1")
-    with pytest.raises((ValueError, TypeError), match=r"column 'z' of another table"):
+    with pytest.raises((ValueError, TypeError), match=r"uses columns of table"):
         t.select(v=other.z)
 
 
@@ -532,3 +532,29 @@ def test_positional_non_reference_is_rejected() -> None:
     t = stream_table()
     with pytest.raises(TypeError, match="name computed columns with keywords"):
         t.select(t.a + 1)
+
+
+def test_division_by_zero_stops_the_run_naming_the_expression() -> None:
+    t = pw.debug.table_from_markdown("a | b | f\n1 | 0 | 0.0\n4 | 2 | 2.0")
+    for expression in (t.a / t.b, t.a // t.b, t.a % t.b, t.a / t.f):
+        with pytest.raises(ZeroDivisionError, match=r"division by zero in a .* b|a / f"):
+            pw.debug.table_to_pandas(t.select(r=expression))
+
+
+def test_branches_not_taken_are_not_evaluated() -> None:
+    t = pw.debug.table_from_markdown("a | b\n1 | 0\n4 | 2")
+    calls: list[int] = []
+
+    def divide(a: int, b: int) -> int:
+        calls.append(b)
+        return a // b
+
+    r = t.select(
+        d=pw.if_else(t.b != 0, t.a // t.b, -1),
+        u=pw.if_else(t.b == 0, -1, pw.apply(divide, t.a, t.b)),
+        c=pw.coalesce(pw.if_else(t.b == 0, 7, None), pw.apply_with_type(divide, int, t.a, t.b)),
+        o=pw.if_else(t.b != 0, pw.apply(lambda a: (a,), t.a), None),
+    )
+    assert sorted(pw.debug.table_to_pandas(r).itertuples(index=False, name=None)) == [
+        (-1, -1, 7, None), (2, 2, 2, (4,))]
+    assert calls == [2, 2]  # only the row with b == 2 reached the UDFs

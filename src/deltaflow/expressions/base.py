@@ -90,9 +90,32 @@ class ColumnExpression:
 
     # --- public-ish machinery ------------------------------------------------------------
     def to_polars(self, scope: Scope) -> pl.Expr:
-        if self._python_node:
-            return pl.col(scope.python_columns[id(self)])
+        column = scope.python_columns.get(id(self))
+        if column is not None:
+            return pl.col(column)
         return self._polars(scope)
+
+    def computed_in_python(self, scope: Scope) -> bool:
+        """Whether the evaluator computes this node row by row (see :meth:`compute`)."""
+        return self._python_node
+
+    def compute(self, args: list[pl.Series], size: int, dtype: t.DType) -> pl.Series:
+        """The node's column computed in Python from its children's columns."""
+        label = getattr(self, "label", type(self).__name__)
+        values = [t.values_from_series(series) for series in args]
+        result = self._py_eval(values, size)
+        try:
+            series = t.series_from_values("value", result, dtype)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
+            raise TypeError(f"{label} returned values that are not of its declared type "
+                            f"{dtype!r}: {exc}") from exc
+        if series.null_count() != sum(v is None for v in result):
+            # The conversion is lenient: a value of another type silently became null.
+            bad = next(v for v, ok in zip(result, series.is_not_null(), strict=True)
+                       if v is not None and not ok)
+            raise TypeError(f"{label} returned {bad!r}, which is not of its declared type "
+                            f"{dtype!r}")
+        return series
 
     def walk(self) -> Iterator[ColumnExpression]:
         """All nodes, children before parents."""
@@ -539,6 +562,13 @@ class IfElse(ColumnExpression):
             raise scope.fail(f"pw.if_else branches have incompatible types {a!r} and {b!r}")
         return result
 
+    def computed_in_python(self, scope: Scope) -> bool:
+        return scope.dtype_of(self).stored_as_object
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        return [then if cond else otherwise
+                for cond, then, otherwise in zip(*args, strict=True)]
+
     def _polars(self, scope: Scope) -> pl.Expr:
         out = scope.dtype_of(self)
         return (pl.when(self.cond.to_polars(scope))
@@ -589,10 +619,15 @@ class Coalesce(ColumnExpression):
             return result.strip_optional()
         return result
 
+    def computed_in_python(self, scope: Scope) -> bool:
+        return scope.dtype_of(self).stored_as_object
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        return [next((v for v in values if v is not None), None)
+                for values in zip(*args, strict=True)]
+
     def _polars(self, scope: Scope) -> pl.Expr:
         out = scope.dtype_of(self)
-        if out.stored_as_object:
-            raise scope.fail("pw.coalesce of Python-object columns is not supported")
         return pl.coalesce([_coerce(a, out, scope) for a in self.args])
 
 
@@ -694,22 +729,6 @@ class PythonNode(ColumnExpression):
     _python_node = True
     label = "expression"
 
-    def compute(self, args: list[pl.Series], size: int, dtype: t.DType) -> pl.Series:
-        """The node's column, given its children's columns."""
-        values = [t.values_from_series(series) for series in args]
-        result = self._py_eval(values, size)
-        try:
-            series = t.series_from_values("value", result, dtype)
-        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
-            raise TypeError(f"{self.label} returned values that are not of its declared type "
-                            f"{dtype!r}: {exc}") from exc
-        if series.null_count() != sum(v is None for v in result):
-            # The conversion is lenient: a value of another type silently became null.
-            bad = next(v for v, ok in zip(result, series.is_not_null(), strict=True)
-                       if v is not None and not ok)
-            raise TypeError(f"{self.label} returned {bad!r}, which is not of its declared type "
-                            f"{dtype!r}")
-        return series
 
 
 class Apply(PythonNode):
