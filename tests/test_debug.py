@@ -185,3 +185,21 @@ def test_compute_and_print_update_stream(capsys: pytest.CaptureFixture[str]) -> 
         "5 | 4        | -1",
         "6 | 4        | 1",
     ]
+
+
+def test_to_pandas_strings_and_streams_after_fast_paths() -> None:
+    stream = pw.debug.table_from_markdown("""
+          | s    | n | __time__ | __diff__
+        1 | a    | 1 | 2        | 1
+        2 | None | 2 | 2        | 1
+        1 | a    | 1 | 4        | -1
+        1 | b    | 3 | 4        | 1
+    """)
+    out = pw.debug.table_to_pandas(stream).sort_values("n")
+    assert out["n"].tolist() == [2, 3]
+    assert pd.isna(out["s"].iloc[0]) and out["s"].iloc[1] == "b"
+    assert all(isinstance(i, pw.Pointer) for i in out.index)
+    stepped = pd.DataFrame({"v": [1, 2, 3]}, index=pd.RangeIndex(10, 4, -2))
+    keys = pw.debug.table_to_dicts(pw.debug.table_from_pandas(stepped))[0]
+    assert sorted(keys) == sorted(pw.debug.table_to_dicts(pw.debug.table_from_pandas(
+        pd.DataFrame({"v": [1, 2, 3]}, index=[10, 8, 6])))[0])

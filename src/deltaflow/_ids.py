@@ -1,17 +1,48 @@
 """Deterministic 128-bit row ids.
 
 Ids must be equal in every run, process and library version (persistence and multi-worker
-execution depend on it), so they are xxh3-128 digests (``polars-hash``, whose output is fixed
-by the algorithm, unlike Polars' own ``hash``) over a canonical text encoding of the values:
-each value becomes ``<tag><text>``, prefixed with its length when several are combined, so
-different value tuples never encode alike.
+execution depend on it), so every id below is defined by exact arithmetic on values whose
+bytes are fixed, never by Polars' own ``hash`` (whose output may change between releases).
 
-One function, :func:`hash_columns`, serves primary keys, ``with_id_from``, ``pointer_from``,
-group keys and markdown ids, so that ``t.pointer_from(x)`` is the id of the row keyed ``x``.
+Building blocks (all arithmetic is on unsigned 128-bit integers, modulo 2**128):
+
+* ``H(text)``: the xxh3-128 digest of the UTF-8 bytes of ``text`` (``polars-hash``).
+* ``fmix(x)``: ``x ^= x >> 64; x *= K1; x ^= x >> 64; x *= K2; x ^= x >> 64`` with the odd
+  constants :data:`K1` and :data:`K2`. Every step is invertible, so ``fmix`` is a bijection:
+  distinct inputs always give distinct outputs.
+
+The ids:
+
+* **Keys** (:func:`hash_columns`, :func:`id_expr`: primary keys, ``with_id_from``,
+  ``pointer_from``, group keys, markdown/pandas row labels, so that ``t.pointer_from(x)`` is
+  the id of the row keyed ``x``):
+
+  - a key of exactly one ``int`` or ``Pointer`` column: ``fmix(H("k" + salt + "|" + tag) + v)``
+    with ``tag`` = ``int`` (``v`` is the value as an unsigned 64-bit integer, i.e.
+    two's complement of the ``Int64``) or ``ptr`` (``v`` the pointer itself); a None value
+    takes the id the text encoding below gives a None;
+  - any other key: ``H("k" + salt + "|" + part_1 + "|" + ... + part_n)`` where each
+    ``part`` is ``<byte length of text>:<text>`` and ``text`` is a type tag then the value's
+    text (``s`` + string, ``i`` + decimal int, ``f`` + Polars' float text, ``b1``/``b0``,
+    ``y`` + hex bytes, ``p`` + decimal pointer, ``t``/``d`` + integer nanoseconds, ``o`` + the
+    repr of a Python object's canonical key) or ``n`` for None. The lengths make
+    ``("a", "b")`` and ``("ab",)`` encode differently by construction.
+
+* **Positions** (:func:`sequence_ids`, rows with no key): row ``p`` of source ``seed`` gets
+  ``fmix(H("q" + seed) + p)`` — distinct for distinct positions of one source.
+
+* **Derived ids** (:func:`combine_ids_expr`: join results, flattened rows, reindexed
+  concatenations): ``h = H("c" + salt)``, then for each input id ``v`` in order
+  ``h = fmix(h ^ v)``; the final ``h`` is the id. A missing input (None) counts as
+  :data:`MISSING`; integers count as their 64-bit two's complement. For a fixed prefix,
+  distinct last inputs give distinct ids. When every input is text (decimal ids), the id is
+  ``H("c" + salt + "|" + text_1 + "|" + ... + text_n)`` instead; the integer form is the
+  fast one (no text is built), so callers should pass the id columns themselves.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,50 +67,153 @@ from deltaflow._types import (
 
 ID_DTYPE = pl.UInt128()
 
+#: The odd multipliers of ``fmix``: the first 128 fractional bits of the golden ratio
+#: (last bit set) and of pi.
+K1 = 0x9E3779B97F4A7C15F39CC0605CEDC835
+K2 = 0x243F6A8885A308D313198A2E03707345
+_MASK = (1 << 128) - 1
+_HALF = 1 << 64
 
-def _encode(expr: pl.Expr, dtype: DType) -> pl.Expr:
-    """The canonical text of one column's values (None encodes as ``n``)."""
-    base = dtype.strip_optional()
+
+def _lit(value: int) -> pl.Expr:
+    return pl.lit(value, dtype=ID_DTYPE)
+
+
+@functools.lru_cache(maxsize=1024)
+def text_digest(text: str) -> int:
+    """``H(text)``: the xxh3-128 digest of ``text``'s UTF-8 bytes, as an integer."""
+    frame = pl.DataFrame({"t": [text]})
+    return int(frame.select(pl.col("t").nchash.xxh3_128().cast(ID_DTYPE)).item())
+
+
+#: What a missing (None) input id counts as in :func:`combine_ids_expr`: ``H("none")``.
+MISSING = text_digest("none")
+
+
+def fmix_int(value: int) -> int:
+    """:func:`fmix` on one Python integer (the reference the vectorised version matches)."""
+    x = value & _MASK
+    x ^= x >> 64
+    x = (x * K1) & _MASK
+    x ^= x >> 64
+    x = (x * K2) & _MASK
+    return x ^ (x >> 64)
+
+
+def _fmix_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """``fmix`` of a UInt128 column, one step per projection (no repeated sub-expressions)."""
+    c = pl.col(column)
+    half = _lit(_HALF)
+    return (frame.with_columns((c.xor(c // half) * _lit(K1)).alias(column))
+            .with_columns((c.xor(c // half) * _lit(K2)).alias(column))
+            .with_columns(c.xor(c // half).alias(column)))
+
+
+def _as_u128(series: pl.Series) -> pl.Series:
+    """An id-like column as UInt128 (integers as their 64-bit two's complement)."""
+    dtype = series.dtype
+    if dtype == ID_DTYPE:
+        return series
+    if dtype.is_unsigned_integer():
+        return series.cast(ID_DTYPE)
+    if dtype.is_integer():
+        return series.cast(pl.Int64).reinterpret(signed=False).cast(ID_DTYPE)
+    if dtype == pl.Null:
+        return series.cast(ID_DTYPE)
+    raise TypeError(f"ids can only be derived from ids or integers, not {dtype}")
+
+
+# ------------------------------------------------------------------------------------------
+# Keys
+# ------------------------------------------------------------------------------------------
+
+
+def _value_text(expr: pl.Expr, base: DType) -> tuple[str, pl.Expr]:
+    """The tag and the text of one column's non-None values."""
     if base == STR:
-        text = pl.lit("s") + expr
-    elif base == INT:
-        text = pl.lit("i") + expr.cast(pl.Int64).cast(pl.String)
-    elif base == FLOAT:
-        text = pl.lit("f") + expr.cast(pl.Float64).cast(pl.String)
-    elif base == BOOL:
-        text = pl.when(expr).then(pl.lit("b1")).otherwise(pl.lit("b0"))
-    elif base == BYTES:
-        text = pl.lit("y") + expr.bin.encode("hex")
-    elif base == POINTER:
-        text = pl.lit("p") + expr.cast(pl.String)
-    elif base in (DATE_TIME_NAIVE, DATE_TIME_UTC):
-        text = pl.lit("t") + expr.dt.epoch("ns").cast(pl.String)
-    elif base == DURATION:
-        text = pl.lit("d") + expr.dt.total_nanoseconds().cast(pl.String)
-    else:
-        text = pl.lit("o") + expr.map_elements(_encode_object, return_dtype=pl.String)
-    return pl.when(expr.is_null()).then(pl.lit("n")).otherwise(text)
+        return "s", expr
+    if base == INT:
+        return "i", expr.cast(pl.Int64).cast(pl.String)
+    if base == FLOAT:
+        return "f", expr.cast(pl.Float64).cast(pl.String)
+    if base == BOOL:
+        return "b", expr.cast(pl.UInt8).cast(pl.String)
+    if base == BYTES:
+        return "y", expr.bin.encode("hex")
+    if base == POINTER:
+        return "p", expr.cast(pl.String)
+    if base in (DATE_TIME_NAIVE, DATE_TIME_UTC):
+        return "t", expr.dt.epoch("ns").cast(pl.String)
+    if base == DURATION:
+        return "d", expr.dt.total_nanoseconds().cast(pl.String)
+    return "o", expr.map_elements(_encode_object, return_dtype=pl.String)
 
 
 def _encode_object(value: Any) -> str:
     return repr(canonical_key(value))
 
 
+def _part(expr: pl.Expr, dtype: DType, *, may_be_null: bool = True) -> pl.Expr:
+    """``<byte length>:<tag><text>`` of one column, ``1:n`` for None (one string build)."""
+    tag, text = _value_text(expr, dtype.strip_optional())
+    # The tag is one ASCII character, so the length is the text's plus one.
+    part = pl.concat_str([(text.str.len_bytes() + 1).cast(pl.String), pl.lit(":" + tag), text])
+    return part.fill_null(pl.lit("1:n")) if may_be_null else part
+
+
+def _integer_tag(dtypes: Sequence[DType]) -> str | None:
+    """``int``/``ptr`` when a key of these types is hashed arithmetically, else None."""
+    if len(dtypes) != 1:
+        return None
+    base = dtypes[0].strip_optional()
+    return "int" if base == INT else "ptr" if base == POINTER else None
+
+
+def _integer_key_ids(series: pl.Series, tag: str, salt: str) -> pl.Series:
+    """Ids of a one-column int/Pointer key: ``fmix(H("k" + salt + "|" + tag) + v)``."""
+    if tag == "int":
+        values = series.cast(pl.Int64).reinterpret(signed=False).cast(ID_DTYPE)
+    else:
+        values = series.cast(ID_DTYPE)
+    frame = pl.LazyFrame({"v": values})
+    base = _lit(text_digest(f"k{salt}|{tag}"))
+    frame = _fmix_frame(frame.with_columns((pl.col("v") + base).alias("v")), "v")
+    out = frame.collect().to_series()
+    if series.null_count():
+        out = out.fill_null(_lit(_null_key_id(salt)))
+    return out.alias("_id")
+
+
+@functools.lru_cache(maxsize=64)
+def _null_key_id(salt: str) -> int:
+    """The id of a one-column key whose value is None (as the text encoding gives it)."""
+    return text_digest(f"k{salt}|1:n")
+
+
 def id_expr(columns: Sequence[tuple[pl.Expr, DType]], *, salt: str = "") -> pl.Expr:
     """An expression computing ids from the given (expression, type) pairs."""
+    tag = _integer_tag([dtype for _, dtype in columns])
+    if tag is not None:
+        (expr, _), = columns
+        return expr.map_batches(functools.partial(_integer_key_ids, tag=tag, salt=salt),
+                                return_dtype=ID_DTYPE, is_elementwise=True)
     parts: list[pl.Expr] = [pl.lit("k" + salt)]
-    for expr, dtype in columns:
-        text = _encode(expr, dtype)
-        parts.append(text.str.len_bytes().cast(pl.String) + pl.lit(":") + text)
-    joined = pl.concat_str(parts, separator="|")
-    return joined.nchash.xxh3_128().cast(ID_DTYPE)
+    parts.extend(_part(expr, dtype) for expr, dtype in columns)
+    return pl.concat_str(parts, separator="|").nchash.xxh3_128().cast(ID_DTYPE)
 
 
 def hash_columns(frame: pl.DataFrame, columns: Sequence[tuple[str, DType]]) -> pl.Series:
     """Ids for the rows of ``frame`` keyed by the named columns."""
-    expr = id_expr([(pl.col(name), dtype) for name, dtype in columns])
     if frame.height == 0:
         return pl.Series("_id", [], dtype=ID_DTYPE)
+    tag = _integer_tag([dtype for _, dtype in columns])
+    if tag is not None:
+        (name, _), = columns
+        return _integer_key_ids(frame[name], tag, "")
+    parts: list[pl.Expr] = [pl.lit("k")]
+    parts.extend(_part(pl.col(name), dtype, may_be_null=frame[name].null_count() > 0)
+                 for name, dtype in columns)
+    expr = pl.concat_str(parts, separator="|").nchash.xxh3_128().cast(ID_DTYPE)
     return frame.select(expr.alias("_id")).to_series()
 
 
@@ -89,21 +223,46 @@ def pointer_from_values(*values: Any, dtypes: Sequence[DType] | None = None) -> 
 
     if dtypes is None:
         dtypes = [infer_dtype([v]) for v in values]
-    data = {f"k{i}": series_from_values(f"k{i}", [v], t) for i, (v, t) in enumerate(zip(values, dtypes, strict=True))}
+    data = {f"k{i}": series_from_values(f"k{i}", [v], t)
+            for i, (v, t) in enumerate(zip(values, dtypes, strict=True))}
     frame = pl.DataFrame(data) if data else pl.DataFrame({"_": [0]})
     ids = hash_columns(frame, [(f"k{i}", t) for i, t in enumerate(dtypes)])
     return Pointer(ids[0])
 
 
+# ------------------------------------------------------------------------------------------
+# Positions and derived ids
+# ------------------------------------------------------------------------------------------
+
+
 def sequence_ids(seed: str, start: int, count: int) -> pl.Series:
     """Ids for rows identified only by their position ``start .. start+count`` in a source."""
+    if count <= 0:
+        return pl.Series("_id", [], dtype=ID_DTYPE)
     positions = pl.int_range(start, start + count, dtype=pl.Int64, eager=True)
-    frame = pl.DataFrame({"p": positions})
-    expr = (pl.lit("q" + seed + ":") + pl.col("p").cast(pl.String)).nchash.xxh3_128()
-    return frame.select(expr.cast(ID_DTYPE).alias("_id")).to_series()
+    frame = pl.LazyFrame({"_id": positions.cast(ID_DTYPE)})
+    frame = frame.with_columns((pl.col("_id") + _lit(text_digest("q" + seed))).alias("_id"))
+    return _fmix_frame(frame, "_id").collect().to_series()
+
+
+def combine_ids(columns: Sequence[pl.Series], salt: str = "") -> pl.Series:
+    """Derived ids of the rows of ``columns`` (ids or integers; see the module docstring)."""
+    if columns and all(c.dtype == pl.String for c in columns):
+        # Texts (callers that spell ids in decimal, "none" for a missing one) keep the
+        # text definition: H("c" + salt + "|" + text_1 + "|" + ... + text_n).
+        frame = pl.DataFrame({f"v{i}": c for i, c in enumerate(columns)})
+        expr = pl.concat_str([pl.lit("c" + salt), *(pl.col(n) for n in frame.columns)],
+                             separator="|")
+        return frame.select(expr.nchash.xxh3_128().cast(ID_DTYPE)).to_series()
+    data = {f"v{i}": _as_u128(c).fill_null(_lit(MISSING)) for i, c in enumerate(columns)}
+    frame = pl.LazyFrame(data).with_columns(_lit(text_digest("c" + salt)).alias("_id"))
+    for name in data:
+        frame = _fmix_frame(frame.with_columns(pl.col("_id").xor(pl.col(name))), "_id")
+    return frame.select("_id").collect().to_series()
 
 
 def combine_ids_expr(*ids: pl.Expr, salt: str = "") -> pl.Expr:
     """Ids derived from tuples of other ids (join results, flattened rows, reindexed concat)."""
-    parts = [pl.lit("c" + salt)] + [e.cast(pl.String) for e in ids]
-    return pl.concat_str(parts, separator="|").nchash.xxh3_128().cast(ID_DTYPE)
+    return pl.map_batches(list(ids), functools.partial(combine_ids, salt=salt),
+                          return_dtype=ID_DTYPE, is_elementwise=True)
+

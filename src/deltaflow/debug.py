@@ -58,16 +58,15 @@ def _static_table(columns: dict[str, t.DType], batches: Sequence[tuple[int, pl.D
 
 
 def _frame_to_batches(frame: pl.DataFrame, columns: dict[str, t.DType], ids: pl.Series,
-                      times: Sequence[int] | None, diffs: Sequence[int] | None
+                      times: Sequence[int] | pl.Series | None,
+                      diffs: Sequence[int] | pl.Series | None
                       ) -> list[tuple[int, pl.DataFrame]]:
-    data = frame.select(list(columns)).with_columns(ids.alias(ID))
-    data = data.with_columns(
-        pl.Series(DIFF, diffs if diffs is not None else [1] * frame.height, dtype=pl.Int64)
-    )
-    data = data.select([ID, *columns, DIFF])
+    diff = pl.lit(1, dtype=pl.Int64) if diffs is None else \
+        pl.Series(DIFF, diffs, dtype=pl.Int64)
+    data = frame.select(ids.alias(ID), *columns, diff.alias(DIFF))
     if times is None:
         return [(0, data)] if data.height else []
-    time_series = pl.Series("__t", list(times), dtype=pl.Int64)
+    time_series = pl.Series("__t", times, dtype=pl.Int64)
     if (time_series % 2 != 0).any():
         warnings.warn("timestamps are required to be even; all timestamps will be doubled",
                       stacklevel=3)
@@ -227,10 +226,10 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
 parse_to_table = table_from_markdown
 
 
-def _position_ids(count: int) -> pl.Series:
+def _position_ids(count: int, start: int = 0, step: int = 1) -> pl.Series:
     """Ids of unlabelled rows: the ids rows labelled 0, 1, 2 ... would get."""
-    frame = pl.DataFrame({"p": pl.int_range(0, count, dtype=pl.Int64, eager=True)})
-    return hash_columns(frame, [("p", t.INT)])
+    positions = pl.int_range(start, start + count * step, step, dtype=pl.Int64, eager=True)
+    return hash_columns(pl.DataFrame({"p": positions}), [("p", t.INT)])
 
 
 # ------------------------------------------------------------------------------------------
@@ -292,8 +291,8 @@ def table_from_polars(df: pl.DataFrame, id_from: list[str] | None = None,
     key = list(id_from) if id_from else key
     ids = hash_columns(frame, [(c, dtypes[c]) for c in key]) if key \
         else _position_ids(df.height)
-    times = df[TIME_COLUMN].to_list() if TIME_COLUMN in df.columns else None
-    diffs = df[DIFF_COLUMN].to_list() if DIFF_COLUMN in df.columns else None
+    times = df[TIME_COLUMN] if TIME_COLUMN in df.columns else None
+    diffs = df[DIFF_COLUMN] if DIFF_COLUMN in df.columns else None
     batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
     return _static_table(dtypes, batches, label="table_from_polars",
                          primary_key=tuple(key) if key else None)
@@ -323,14 +322,17 @@ def table_from_pandas(df: Any, id_from: list[str] | None = None,
     result_key = list(id_from) if id_from else (schema.primary_key_columns() if schema else None)
     if result_key:
         return table_from_polars(frame, id_from=result_key, schema=table_schema)
-    if df.index.dtype.kind in "iu":
-        index_series = pl.Series("i", df.index.to_numpy(), dtype=pl.Int64)
-        index_type: t.DType = t.INT
+    if isinstance(df.index, pd.RangeIndex):
+        ids = _position_ids(len(df), df.index.start, df.index.step)
     else:
-        index_values = [v.item() if hasattr(v, "item") else v for v in df.index.tolist()]
-        index_type = t.infer_dtype(index_values)
-        index_series = t.series_from_values("i", index_values, index_type)
-    ids = hash_columns(pl.DataFrame([index_series]), [("i", index_type)])
+        if df.index.dtype.kind in "iu":
+            index_series = pl.Series("i", df.index.to_numpy(), dtype=pl.Int64)
+            index_type: t.DType = t.INT
+        else:
+            index_values = [v.item() if hasattr(v, "item") else v for v in df.index.tolist()]
+            index_type = t.infer_dtype(index_values)
+            index_series = t.series_from_values("i", index_values, index_type)
+        ids = hash_columns(pl.DataFrame([index_series]), [("i", index_type)])
     data_columns = [c for c in frame.columns if c not in _SPECIAL and c != "__empty"]
     if table_schema is not None:
         dtypes = table_schema.dtypes()
@@ -338,8 +340,8 @@ def table_from_pandas(df: Any, id_from: list[str] | None = None,
         dtypes = {c: _dtype_of_series(frame[c]) for c in data_columns}
     data = pl.DataFrame([_normalize_series(frame[c], d) for c, d in dtypes.items()]) \
         if dtypes else pl.DataFrame({"__empty": [0] * frame.height})
-    times = frame[TIME_COLUMN].to_list() if TIME_COLUMN in frame.columns else None
-    diffs = frame[DIFF_COLUMN].to_list() if DIFF_COLUMN in frame.columns else None
+    times = frame[TIME_COLUMN] if TIME_COLUMN in frame.columns else None
+    diffs = frame[DIFF_COLUMN] if DIFF_COLUMN in frame.columns else None
     batches = _frame_to_batches(data, dtypes, ids, times, diffs)
     return _static_table(dtypes, batches, label="table_from_pandas")
 
@@ -419,8 +421,10 @@ def _snapshot(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFrame:
 
     if not sink.batches:
         return empty_batch(columns)
-    everything = pl.concat([b for _, b in sink.batches], how="vertical_relaxed")
-    state = consolidate(everything)
+    if len(sink.batches) == 1:
+        state = sink.batches[0][1]  # what a sink receives is consolidated already
+    else:
+        state = consolidate(pl.concat([b for _, b in sink.batches], how="vertical_relaxed"))
     negative = state.filter(pl.col(DIFF) < 0)
     if negative.height:
         logger.warning("%d rows were deleted more often than inserted", negative.height)
@@ -453,7 +457,7 @@ def table_to_pandas(table: Table, *, include_id: bool = True) -> Any:
 
 
 def _series_to_pandas(series: pl.Series, index: Any) -> Any:
-    """One column as a pandas Series, without needing pyarrow."""
+    """One column as a pandas Series with the dtype Pathway gives it."""
     import pandas as pd
 
     polars_type = series.dtype
@@ -463,7 +467,9 @@ def _series_to_pandas(series: pl.Series, index: Any) -> Any:
         values = pd.Series(series.dt.replace_time_zone(None).to_numpy(), index=index)
         return values.dt.tz_localize(polars_type.time_zone) if polars_type.time_zone else values
     if polars_type == pl.String:
-        return pd.Series(series.to_list(), index=index)
+        values = series.to_pandas()  # through Arrow: no Python string per value
+        values.index = index
+        return values
     if polars_type == pl.Boolean and series.null_count():
         return pd.Series(series.to_list(), index=index, dtype=object)
     return pd.Series(series.to_numpy(), index=index)

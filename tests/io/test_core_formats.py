@@ -271,3 +271,17 @@ def test_conversion_errors_name_the_problem() -> None:
         parse_pointer("^!!")
     array, errors = column_from_values("a", [[1, 2]], t.ARRAY)
     assert errors == {} and isinstance(array[0], np.ndarray)
+
+
+def test_csv_parser_blank_lines_are_skipped_even_when_field_counts_balance() -> None:
+    # The blank line lacks 4 delimiters and the long line has 1 extra, so only an exact
+    # read (not the byte-count shortcut) may accept the file.
+    text = "a,b,c,d,e\n1,1.5,True,ok,\n\n2,1,True,ok,,,,,\n3,1,False,fine,\n"
+    block = csv_parse(text)
+    assert block.frame["a"].to_list() == [1, 3]
+    assert [e.where for e in block.errors] == ["in.csv:4"]
+    single = CsvParser(column_specs(pw.schema_from_types(a=int)))
+    block = single.parse(RawContext(["a\n1\n\n2\n"], {"path": "one.csv"}))
+    assert block.frame["a"].to_list() == [1, 2]
+    assert block.errors == []
+    assert csv_parse("  \n \n").frame.height == 0

@@ -194,16 +194,18 @@ class CsvParser(Parser):
             return None  # quoted fields may hide delimiters/newlines: count them exactly
         if b"\r" in data:
             return None
-        if not data.strip():
+        if not data or data.isspace():  # (``isspace`` stops at the first other byte)
             return None, pl.DataFrame(), pl.Series([], dtype=pl.Int64)
         # Counting bytes is enough to prove every line has the header's field count: Polars
-        # rejects lines with too many fields, so equal totals mean no line has too few.
+        # rejects lines with too many fields, so equal totals mean no line has too few (a
+        # blank line has too few, unless the header has a single field).
         line_count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         end = data.find(b"\n")
         header = (data if end < 0 else data[:end]).decode("utf-8", errors="replace") \
             .split(s.delimiter)
         delimiter = s.delimiter.encode()
-        if b"\n\n" in data or data.count(delimiter) != (len(header) - 1) * line_count:
+        if (len(header) == 1 and b"\n\n" in data) \
+                or data.count(delimiter) != (len(header) - 1) * line_count:
             return None  # blank or malformed lines: the slow path reports them exactly
         try:
             frame = self._read_typed(data, header)

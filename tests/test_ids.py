@@ -1,0 +1,174 @@
+"""Row ids: the documented definitions, fixed values, and agreement between id sources."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import polars as pl
+import pytest
+
+import deltaflow as pw
+from deltaflow import _types as t
+from deltaflow._ids import (
+    ID_DTYPE,
+    K1,
+    K2,
+    MISSING,
+    combine_ids,
+    combine_ids_expr,
+    fmix_int,
+    hash_columns,
+    id_expr,
+    pointer_from_values,
+    sequence_ids,
+    text_digest,
+)
+
+M = (1 << 128) - 1
+
+
+def reference_fmix(x: int) -> int:
+    """The module docstring's definition, step by step with Python integers."""
+    x ^= x >> 64
+    x = (x * K1) & M
+    x ^= x >> 64
+    x = (x * K2) & M
+    return x ^ (x >> 64)
+
+
+def test_fmix_is_the_documented_function_and_a_bijection_on_samples() -> None:
+    samples = [0, 1, 2, M, 1 << 64, (1 << 64) - 1, 123456789 << 70]
+    assert [fmix_int(v) for v in samples] == [reference_fmix(v) for v in samples]
+    assert len({fmix_int(v) for v in range(10_000)}) == 10_000
+    assert K1 % 2 == 1 and K2 % 2 == 1  # odd multipliers: multiplication is invertible
+
+
+def test_ids_are_fixed_values() -> None:
+    # These numbers are the contract with stored data and other processes: they must never
+    # change. If this test fails, ids changed between versions.
+    assert hash_columns(pl.DataFrame({"a": ["a"]}), [("a", t.STR)])[0] == \
+        48679811028374996927659455095862748903
+    assert hash_columns(pl.DataFrame({"a": [5]}), [("a", t.INT)])[0] == \
+        160126607773527643713616090699187863138
+    assert sequence_ids("s", 0, 2).to_list() == [143805280132950862413922624627751284819,
+                                                 216057891054669746320513340319845233046]
+    frame = pl.DataFrame({"a": pl.Series([1], dtype=ID_DTYPE),
+                          "b": pl.Series([2], dtype=ID_DTYPE)})
+    assert frame.select(combine_ids_expr(pl.col("a"), pl.col("b"), salt="j")).item() == \
+        237509026510722854135849740621304162862
+
+
+def test_vectorised_ids_follow_their_definitions() -> None:
+    values = [0, 1, -1, 2**63 - 1, -(2**63), None]
+    ids = hash_columns(pl.DataFrame({"a": values}, schema={"a": pl.Int64}),
+                       [("a", t.Optional(t.INT))]).to_list()
+    base = text_digest("k|int")
+    expected = [text_digest("k|1:n") if v is None else fmix_int(base + (v & (2**64 - 1)))
+                for v in values]
+    assert ids == expected
+    # The null key's id is what the text encoding gives a None: "k|1:n".
+    assert hash_columns(pl.DataFrame({"a": [None]}, schema={"a": pl.String}),
+                        [("a", t.Optional(t.STR))])[0] == text_digest("k|1:n")
+    pointers = pl.Series("p", [7, 2**127], dtype=ID_DTYPE)
+    assert hash_columns(pointers.to_frame(), [("p", t.POINTER)]).to_list() == \
+        [fmix_int(text_digest("k|ptr") + v) for v in (7, 2**127)]
+    assert sequence_ids("src", 5, 3).to_list() == \
+        [fmix_int(text_digest("qsrc") + p) for p in (5, 6, 7)]
+    assert sequence_ids("src", 0, 0).len() == 0
+    left = pl.Series([1, None, 3], dtype=ID_DTYPE)
+    right = pl.Series([4, 5, None], dtype=pl.Int64)
+
+    def combined(values: tuple, salt: str) -> int:
+        h = text_digest("c" + salt)
+        for v in values:
+            h = fmix_int(h ^ (MISSING if v is None else v))
+        return h
+
+    assert combine_ids([left, right], salt="x").to_list() == \
+        [combined(p, "x") for p in zip(left.to_list(), right.to_list(), strict=True)]
+
+
+def test_text_keys_separate_values_by_construction() -> None:
+    frame = pl.DataFrame({"a": ["a", "ab", None], "b": ["b", "", "n"]})
+    ids = hash_columns(frame, [("a", t.Optional(t.STR)), ("b", t.STR)])
+    assert ids.n_unique() == 3
+    assert hash_columns(pl.DataFrame({"x": ["ab"]}), [("x", t.STR)])[0] not in ids.to_list()
+    expected = text_digest("k|2:sa|2:sb")
+    assert ids[0] == expected
+    # The expression form gives the same ids as the frame form.
+    exprs = [(pl.col("a"), t.Optional(t.STR)), (pl.col("b"), t.STR)]
+    assert frame.select(id_expr(exprs)).to_series().to_list() == ids.to_list()
+
+
+def test_derived_ids_of_text_inputs_keep_the_text_definition() -> None:
+    texts = [pl.Series(["12", "none"]), pl.Series(["none", "7"])]
+    assert combine_ids(texts, salt="join").to_list() == \
+        [text_digest("cjoin|12|none"), text_digest("cjoin|none|7")]
+
+
+def test_ids_are_unique_over_many_positions_and_pairs() -> None:
+    ids = sequence_ids("file.csv", 0, 200_000)
+    assert ids.n_unique() == 200_000
+    other = sequence_ids("other.csv", 0, 200_000)
+    assert pl.concat([ids, other]).n_unique() == 400_000
+    pairs = pl.DataFrame({"l": ids.head(1000).to_list() * 1000,
+                          "r": [v for v in other.head(1000).to_list() for _ in range(1000)]},
+                         schema={"l": ID_DTYPE, "r": ID_DTYPE})
+    assert pairs.select(combine_ids_expr(pl.col("l"), pl.col("r"))).to_series().n_unique() \
+        == 1_000_000
+
+
+def test_int_key_expression_broadcasts_literals() -> None:
+    frame = pl.DataFrame({"a": [1, 2, 3]})
+    out = frame.with_columns(id_expr([(pl.lit(5), t.INT)]).alias("p"))
+    assert out.height == 3 and out["p"].n_unique() == 1
+    assert out["p"][0] == pointer_from_values(5)
+    columns = frame.select(id_expr([(pl.col("a"), t.INT)])).to_series().to_list()
+    assert columns == [pointer_from_values(v) for v in (1, 2, 3)]
+
+
+def test_ids_agree_across_markdown_pandas_polars_and_pointer_from() -> None:
+    marked = pw.debug.table_from_markdown("""
+          | v
+        3 | a
+        4 | b
+    """)
+    frame = pd.DataFrame({"v": ["a", "b"]}, index=[3, 4])
+    ranged = pd.DataFrame({"v": ["a", "b"]}, index=pd.RangeIndex(3, 5))
+    from_pandas = pw.debug.table_from_pandas(frame)
+    from_range = pw.debug.table_from_pandas(ranged)
+    keys, _ = pw.debug.table_to_dicts(marked)
+    assert sorted(keys) == sorted(pw.debug.table_to_dicts(from_pandas)[0])
+    assert sorted(keys) == sorted(pw.debug.table_to_dicts(from_range)[0])
+    assert sorted(keys) == sorted([pointer_from_values(3), pointer_from_values(4)])
+    looked = marked.select(p=marked.pointer_from(3))
+    assert set(pw.debug.table_to_pandas(looked)["p"]) == {pointer_from_values(3)}
+    unlabelled = pw.debug.table_from_polars(pl.DataFrame({"v": ["a", "b"]}))
+    assert sorted(pw.debug.table_to_dicts(unlabelled)[0]) == \
+        sorted([pointer_from_values(0), pointer_from_values(1)])
+    keyed = pw.debug.table_from_markdown("""
+        k | v
+        3 | a
+    """, id_from=["k"])
+    assert pw.debug.table_to_dicts(keyed)[0] == [pointer_from_values(3)]
+
+
+def test_ids_are_equal_in_another_process() -> None:
+    code = ("import polars as pl; from deltaflow import _types as t; "
+            "from deltaflow._ids import hash_columns, sequence_ids; "
+            "print(hash_columns(pl.DataFrame({'a': ['x', 'y']}), [('a', t.STR)]).to_list(), "
+            "hash_columns(pl.DataFrame({'a': [1, 2]}), [('a', t.INT)]).to_list(), "
+            "sequence_ids('s', 3, 2).to_list())")
+    here = str([hash_columns(pl.DataFrame({"a": ["x", "y"]}), [("a", t.STR)]).to_list(),
+                hash_columns(pl.DataFrame({"a": [1, 2]}), [("a", t.INT)]).to_list(),
+                sequence_ids("s", 3, 2).to_list()])
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert there == here[1:-1].replace("], [", "] [")
+
+
+def test_derived_ids_reject_non_id_columns() -> None:
+    with pytest.raises(TypeError, match="ids or integers"):
+        combine_ids([pl.Series([1.5])])
