@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -228,3 +233,23 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, step: float =
             return True
         time.sleep(step)
     return condition()
+
+
+def docs_example(doc: Path) -> tuple[str, str]:
+    """The code of a docs page's "Example" section and the output the page says it prints."""
+    text = doc.read_text()
+    section = text[text.index("## Example"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    printed = re.search(r"\nprints\b.*?```\n(.*?)```", section, re.S)
+    assert code is not None and printed is not None, f"{doc}: no example with its output"
+    return code.group(1), printed.group(1)
+
+
+def run_example(code: str, cwd: Path) -> str:
+    """Run a docs example in a fresh interpreter (it starts its own local server); its
+    standard output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"the example failed:\n{done.stderr[-3000:]}"
+    return done.stdout

@@ -3,10 +3,14 @@ against moto's S3 server on 127.0.0.1."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from s3_server import (  # noqa: F401 - *_fixture: the moto_s3 and s3 fixtures
     MotoS3,
+    docs_example,
     moto_s3_fixture,
+    run_example,
     s3_fixture,
 )
 
@@ -39,7 +43,8 @@ def rows_of(table: pw.Table) -> list[tuple]:
 def test_minio_write_then_read(s3: MotoS3, fmt: str) -> None:
     s3.create_bucket(BUCKET)
     data = [(k, f"row {k}") for k in range(20)]
-    pw.io.minio.write(pw.debug.table_from_rows(KV, data), "exports", minio_settings(s3), fmt,
+    pw.io.minio.write(pw.debug.table_from_rows(KV, data), "exports", fmt,
+                      minio_settings=minio_settings(s3),
                       write_interval_ms=0)
     pw.run()
     keys = s3.keys(BUCKET, "exports/")
@@ -75,3 +80,21 @@ def test_minio_bad_settings(s3: MotoS3) -> None:
                       minio_settings(s3, bucket_name="missing-bucket"), "csv")
     with pytest.raises(Exception, match="bucket does not exist"):
         pw.run()
+
+
+def test_docs_example_runs_and_prints_what_the_page_says(tmp_path: Path) -> None:
+    code, printed = docs_example(Path(__file__).resolve().parents[2] / "docs" / "minio.md")
+    assert run_example(code, tmp_path).strip() == printed.strip()
+
+
+def test_minio_write_accepts_both_argument_orders(s3: MotoS3) -> None:
+    s3.create_bucket(BUCKET)
+    table = pw.debug.table_from_rows(KV, [(1, "a")])
+    pw.io.minio.write(table, "seed-order", "csv", minio_settings=minio_settings(s3),
+                      write_interval_ms=0)
+    pw.io.minio.write(table, "read-order", minio_settings(s3), "json", write_interval_ms=0)
+    pw.run()
+    assert s3.keys(BUCKET, "seed-order/") == ["seed-order/0000000000000000.csv"]
+    assert s3.keys(BUCKET, "read-order/") == ["read-order/0000000000000000.jsonl"]
+    with pytest.raises(TypeError, match="minio_settings"):
+        pw.io.minio.write(table, "x", "csv")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from _io_helpers import BackgroundRun, Changes
 from s3_server import (  # noqa: F401 - *_fixture: the moto_s3 and s3 fixtures
+    ManualSource,
     MotoS3,
     moto_s3_fixture,
     s3_fixture,
@@ -151,18 +153,24 @@ def test_streaming_picks_up_new_changed_and_deleted_objects(s3: MotoS3) -> None:
 
 
 def test_streaming_read_of_a_running_writer(s3: MotoS3) -> None:
-    """Objects a pipeline writes are read back by another streaming pipeline."""
+    """One pipeline writes objects while a streaming read of the same prefix, in the same
+    run, picks each of them up as it appears."""
     s3.create_bucket(BUCKET)
-    data = [(k, f"v{k}") for k in range(10)]
-    pw.io.s3.write(pw.debug.table_from_rows(KV, data), "chain", "json",
-                   aws_s3_settings=settings(s3), write_interval_ms=0)
-    pw.run()
-    pw.clear_graph()
+    source = ManualSource(KV, "k")
+    pw.io.s3.write(source.table(), "chain", "json", aws_s3_settings=settings(s3),
+                   write_interval_ms=0)
     table = pw.io.s3.read("chain", "json", schema=KV, aws_s3_settings=settings(s3),
                           autocommit_duration_ms=10)
     changes = Changes().subscribe(table)
+    expected: list[tuple[int, str]] = []
     with BackgroundRun():
-        changes.wait_for(lambda c: state(c) == data)
+        for cycle in range(3):
+            rows = [{"k": cycle * 10 + i, "v": f"c{cycle}"} for i in range(3)]
+            source.send(rows)
+            expected.extend((r["k"], r["v"]) for r in rows)
+            changes.wait_for(lambda c, n=len(expected): state(c) == sorted(expected))
+    assert s3.keys(BUCKET, "chain/") == [f"chain/{n:016d}.jsonl" for n in range(3)]
+    assert sum(1 for _, _, added in changes.rows if added) == 9  # each row read once
 
 
 def test_read_rejects_bad_arguments_at_definition(s3: MotoS3) -> None:
@@ -211,6 +219,28 @@ def test_credentials_from_the_environment_chain(s3: MotoS3) -> None:
                           aws_s3_settings=pw.io.s3.AwsS3Settings(
                               bucket_name=BUCKET, endpoint=s3.endpoint, with_path_style=True))
     assert rows_of(table) == [(7, "env")]
+
+
+def test_credentials_from_a_shared_credentials_profile(s3: MotoS3, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without keys in the settings or the environment, a profile of the AWS config files
+    is used (the server checks the key)."""
+    s3.create_bucket(BUCKET)
+    s3.put(BUCKET, "profile/a.csv", "k,v\n8,profile\n")
+    access, secret = s3.create_user_with_key("profile-reader")
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[reader]\naws_access_key_id = {access}\n"
+                           f"aws_secret_access_key = {secret}\n")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_PROFILE", "reader")
+    s3.require_auth(True)
+    table = pw.io.s3.read("profile", "csv", schema=KV, mode="static",
+                          aws_s3_settings=pw.io.s3.AwsS3Settings(
+                              bucket_name=BUCKET, endpoint=s3.endpoint, with_path_style=True))
+    assert rows_of(table) == [(8, "profile")]
 
 
 def test_streaming_read_survives_an_outage(s3: MotoS3) -> None:

@@ -75,7 +75,7 @@ def read(path: str, minio_settings: MinIOSettings, format: str, *,  # noqa: A002
                  connector="pw.io.minio.read")
 
 
-def write(table: Any, path: str, minio_settings: MinIOSettings, format: str, *,  # noqa: A002
+def write(table: Any, path: str, format: Any, minio_settings: Any = None, *,  # noqa: A002
           write_interval_ms: int | float = DEFAULT_WRITE_INTERVAL_MS,
           name: str | None = None) -> None:
     """Write the changes of ``table`` as objects under a prefix of a MinIO bucket.
@@ -83,7 +83,15 @@ def write(table: Any, path: str, minio_settings: MinIOSettings, format: str, *, 
     Same formats and batching as :func:`deltaflow.io.s3.write`: one new, self-contained object
     at most every ``write_interval_ms`` (default 1000), numbered after the objects already
     there. See ``docs/minio.md``.
+
+    Both ``write(table, path, "csv", minio_settings=settings)`` (the form of seed 002) and the
+    order of ``read``, ``write(table, path, settings, "csv")``, are accepted.
     """
+    if isinstance(format, MinIOSettings) and not isinstance(minio_settings, MinIOSettings):
+        format, minio_settings = minio_settings, format  # noqa: A001 - the read-like order
+    if minio_settings is None:
+        raise TypeError("pw.io.minio.write: minio_settings (pw.io.minio.MinIOSettings) is "
+                        "required")
     settings = _settings(minio_settings, "pw.io.minio.write")
     _write(table, path, format, settings=settings, write_interval_ms=write_interval_ms,
            name=name, connector="pw.io.minio.write")

@@ -21,11 +21,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
+
 from deltaflow import _types as t
 from deltaflow.io._core.base import (
     Data,
     Finished,
     FinishedSource,
+    Formatter,
     NewSource,
     RawContext,
     Reader,
@@ -300,24 +303,40 @@ def _directory_prefix(prefix: str) -> str:
     return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
+MAX_IN_FLIGHT = 2
+"""How many objects may be uploading (or waiting to retry) at once."""
+
+
+@dataclass(eq=False)
+class _PendingObject:
+    """An object made by a flush: its rows are fixed; its number is given when it is first
+    sent (in the order objects were made) and kept for every retry."""
+
+    chunks: list[bytes]
+    body: bytes | None = None
+    index: int | None = None
+
+
 class S3Writer(Writer):
     """Buffers formatted rows and uploads them as one new object per interval.
 
-    Rows written for a time are "sealed" by ``flush(time)``; only sealed rows are uploaded, so
-    an object never holds part of a time. ``flush`` starts an upload of the sealed rows if at
-    least ``interval_s`` passed since the previous successful upload and keeps them otherwise;
-    an uploader thread performs the upload (so formatting the next times overlaps with it) and
-    also uploads sealed rows once they are due when no further flush comes. At most one upload
-    is in flight; ``flush`` waits for the previous one before deciding, so every due flush
-    makes exactly one object. Object ``n`` under the prefix is named
-    ``<prefix>/<n, 16 digits>.<ext>``; ``n`` continues after the objects already there and only
-    advances after a successful upload, so a retry overwrites its own object and never
-    duplicates rows.
+    Rows written for a time are "sealed" by ``flush(time)``; only sealed rows go into an
+    object, so an object never holds part of a time. A flush makes a new object of all sealed
+    rows if at least ``interval_s`` passed since the last successful upload and since the
+    last object was made (since the first rows, before any), and keeps them buffered
+    otherwise. Sender threads upload the objects while the session thread formats the next
+    times; ``max_in_flight`` objects (default :data:`MAX_IN_FLIGHT`) may be uploading or
+    waiting to retry at once. When all slots are taken, a flush waits for one (backpressure:
+    every due flush makes exactly one object), except during an outage, when rows simply stay
+    buffered. The senders also make an object of sealed rows that become due when no flush
+    comes. Object ``n`` is named ``<prefix>/<n, 16 digits>.<ext>``; ``n`` continues after the
+    objects already under the prefix, is given in the order objects are made and kept across
+    retries, so a retry overwrites its own object and never duplicates rows.
     """
 
     def __init__(self, *, name: str, settings: AwsS3Settings, location: S3Location,
                  extension: str, header: Callable[[], bytes] | None, interval_s: float,
-                 max_outage_s: float) -> None:
+                 max_outage_s: float, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.name = name
         self.settings = settings
         self.location = location
@@ -325,175 +344,224 @@ class S3Writer(Writer):
         self.header = header
         self.interval_s = interval_s
         self.max_outage_s = max_outage_s
+        self.max_in_flight = max_in_flight
         self._prefix = _directory_prefix(location.prefix)
         self._lock = threading.Condition()
-        self._open: list[bytes] = []
-        self._sealed: list[bytes] = []
-        self._uploading = 0  # sealed chunks in the upload in flight (0: none)
+        self._open: list[bytes] = []  # rows of the time being written
+        self._sealed: list[bytes] = []  # rows of finished times, in no object yet
+        self._waiting: collections.deque[_PendingObject] = collections.deque()
+        self._sending = 0  # objects whose PUT is running
         self._client: Any = None
         self._next_index: int | None = None
+        self._listing = False
         self._last_upload: float | None = None
         self._failures = 0
         self._first_failure: float | None = None
         self._retry_at = 0.0
         self._error: BaseException | None = None
         self._closing = False
-        self._flush_waiting = False
-        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._threads: list[threading.Thread] = []
 
     # --- Writer API (output session thread) ----------------------------------------------
+    def start(self) -> None:
+        """Start the sender threads (idempotent). Called when the first batch of the run
+        arrives, before it is formatted, so that building the client and listing the prefix
+        overlap with formatting instead of delaying the first upload."""
+        with self._lock:
+            if self._threads:
+                return
+            for number in range(self.max_in_flight):
+                thread = threading.Thread(target=self._sender, args=(number == 0,),
+                                          daemon=True,
+                                          name=f"deltaflow-s3-upload-{self.name}-{number}")
+                self._threads.append(thread)
+                thread.start()
+
     def write(self, payload: Any) -> None:
         data = payload.encode() if isinstance(payload, str) else bytes(payload)
         if not data:
             return
+        self.start()
         with self._lock:
             self._raise_pending()
             if self._last_upload is None:
                 # The interval is counted from the first data this writer sees.
                 self._last_upload = _time.monotonic()
-                self._thread = threading.Thread(target=self._uploader, daemon=True,
-                                                name=f"deltaflow-s3-upload-{self.name}")
-                self._thread.start()
             self._open.append(data)
 
     def flush(self, time: int) -> None:
         with self._lock:
             self._raise_pending()
-            if not self._open and not self._sealed:
+            if self._open:
+                self._sealed.extend(self._open)
+                self._open.clear()
+                self._lock.notify_all()  # the senders' timer now has rows to wait for
+            if not self._sealed or not self._due(_time.monotonic()):
                 return
-            self._sealed.extend(self._open)
-            self._open.clear()
-            # The uploader must not start another upload on its own meanwhile: this flush
-            # decides what the next object holds.
-            self._flush_waiting = True
-            try:
-                self._lock.wait_for(lambda: not self._uploading or self._error is not None)
-            finally:
-                self._flush_waiting = False
-                self._lock.notify_all()
+            self._lock.wait_for(lambda: self._error is not None or self._failures > 0
+                                or self._in_flight() < self.max_in_flight)
             self._raise_pending()
-            if self._sealed and self._due(_time.monotonic()):
-                self._uploading = len(self._sealed)
-                self._lock.notify_all()
+            # A sender may have made the object meanwhile (its timer saw the rows due).
+            if self._sealed and self._in_flight() < self.max_in_flight:
+                self._make_object()
 
     def close(self) -> None:
         with self._lock:
             self._closing = True
-            self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        with self._lock:
-            self._raise_pending()
             self._sealed.extend(self._open)
             self._open.clear()
-            # The end of the run uploads what is left regardless of the interval, retrying
-            # with backoff until the outage limit.
-            while self._sealed:
-                wait = self._retry_at - _time.monotonic()
-                if wait > 0:
-                    self._lock.wait(wait)
-                    continue
-                self._uploading = len(self._sealed)
-                self._upload_once(release_lock=False)
-                self._raise_pending()
+            self._lock.notify_all()
+            # The senders upload what is left regardless of the interval, retrying with
+            # backoff until the outage limit.
+            if self._threads:
+                self._lock.wait_for(lambda: self._error is not None or self._drained())
+            self._stopped = True
+            self._lock.notify_all()
+        for thread in self._threads:
+            thread.join()
+        with self._lock:
+            self._raise_pending()
 
     def abort(self) -> None:
         with self._lock:
-            self._closing = True
+            self._stopped = True
             self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._sealed or self._open:
-            logger.warning("output %s: the run failed; %d buffered chunk(s) were not uploaded",
-                           self.name, len(self._sealed) + len(self._open))
+            left = len(self._open) + len(self._sealed) + len(self._waiting) + self._sending
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if left:
+            logger.warning("output %s: the run failed; buffered rows were not all uploaded "
+                           "(%d chunk(s) or object(s) left)", self.name, left)
 
-    # --- uploads (callers hold the lock) -------------------------------------------------
+    # --- state (callers hold the lock) ---------------------------------------------------
     def _raise_pending(self) -> None:
         if self._error is not None:
             raise self._error
+
+    def _in_flight(self) -> int:
+        return len(self._waiting) + self._sending
+
+    def _drained(self) -> bool:
+        return not self._open and not self._sealed and not self._in_flight()
 
     def _due(self, now: float) -> bool:
         last = self._last_upload if self._last_upload is not None else now
         return now - last >= self.interval_s and now >= self._retry_at
 
-    def _uploader(self) -> None:
-        """Runs the uploads ``flush`` asks for, and uploads due rows when no flush comes."""
-        # Getting ready (client, first free object number) overlaps with the first times'
-        # formatting; if the listing fails here, the first upload attempt repeats it.
-        try:
-            self._client = self.settings._client(attempts=2)
-            self._next_index = self._first_free_index()
-        except Exception:  # noqa: BLE001 - retried (and reported) by the first upload
-            pass
+    def _make_object(self) -> None:
+        assert self._sealed, "an empty buffer is never uploaded"
+        self._waiting.append(_PendingObject(chunks=self._sealed))
+        self._sealed = []
+        # The next object is due an interval after this one was made (and after the last
+        # success): overlapping uploads never make objects more often than the interval.
+        self._last_upload = _time.monotonic()
+        self._lock.notify_all()
+
+    # --- sender threads ------------------------------------------------------------------
+    def _sender(self, prepare: bool) -> None:
+        """Uploads objects (retrying failed ones after the backoff) and makes an object of
+        sealed rows that become due when no flush comes."""
+        if prepare:
+            # The client and the first free number get ready while the first rows are being
+            # formatted; if the listing fails here, the first upload repeats it.
+            with self._lock:
+                self._listing = True
+            try:
+                self._client = self.settings._client(attempts=2)
+                first = self._first_free_index()
+            except Exception:  # noqa: BLE001 - retried (and reported) by the first upload
+                first = None
+            with self._lock:
+                if self._next_index is None:
+                    self._next_index = first
+                self._listing = False
+                self._lock.notify_all()
         with self._lock:
-            while self._error is None:
-                if self._uploading:
-                    self._upload_once(release_lock=True)
-                    continue
-                if self._closing:
-                    return
+            while self._error is None and not self._stopped:
                 now = _time.monotonic()
-                if self._flush_waiting:
-                    self._lock.wait()
-                elif self._sealed:
-                    if self._due(now):
-                        self._uploading = len(self._sealed)
+                if self._waiting and now >= self._retry_at:
+                    if self._next_index is None and self._waiting[0].index is None:
+                        if not self._listing:
+                            self._find_first_index()
+                        else:
+                            self._lock.wait()
                         continue
-                    last = self._last_upload if self._last_upload is not None else now
-                    self._lock.wait(max(last + self.interval_s, self._retry_at) - now)
-                else:
-                    self._lock.wait(1.0)
+                    self._send(self._waiting.popleft())
+                    continue
+                if self._sealed and self._in_flight() < self.max_in_flight and \
+                        (self._closing and now >= self._retry_at or self._due(now)):
+                    self._make_object()
+                    continue
+                self._lock.wait(self._sleep_time(now))
 
-    def _upload_once(self, *, release_lock: bool) -> None:
-        """Upload the first ``self._uploading`` sealed chunks as the next object.
+    def _sleep_time(self, now: float) -> float | None:
+        """How long the senders may sleep before a retry or a due upload needs them."""
+        if self._waiting:
+            return max(self._retry_at - now, 0.0)
+        if self._sealed:
+            last = self._last_upload if self._last_upload is not None else now
+            return max(last + self.interval_s, self._retry_at) - now
+        return None  # woken by a flush, close or abort
 
-        The uploader thread releases the lock during the request so that the session thread
-        keeps formatting and buffering meanwhile; chunks sealed later stay for the next object.
-        """
-        count = self._uploading
-        header = self.header() if self.header is not None else b""
-        body = header + b"".join(self._sealed[:count])
+    def _find_first_index(self) -> None:
+        """List the prefix (lock released meanwhile) to learn the first free number."""
+        self._listing = True
+        self._lock.release()
         error: BaseException | None = None
-        key = ""
-        if release_lock:
-            self._lock.release()
+        first = None
         try:
-            key = self._put(body)
+            if self._client is None:
+                self._client = self.settings._client(attempts=2)
+            first = self._first_free_index()
         except Exception as exc:  # noqa: BLE001 - classified below
             error = exc
         finally:
-            if release_lock:
-                self._lock.acquire()
-        self._uploading = 0
+            self._lock.acquire()
+        self._listing = False
         self._lock.notify_all()
         if error is not None:
-            try:
-                self._on_failure(error)
-            except S3ConnectorError:
-                if release_lock:
-                    return  # remembered in self._error: the next write/flush/close raises it
-                raise
+            self._on_failure(error)
+        elif self._next_index is None:
+            self._next_index = first
+
+    def _send(self, obj: _PendingObject) -> None:
+        """One PUT of ``obj`` (the lock is released during the request)."""
+        if obj.index is None:
+            assert self._next_index is not None
+            obj.index = self._next_index
+            self._next_index += 1
+        self._sending += 1
+        self._lock.release()
+        error: BaseException | None = None
+        key = f"{self._prefix}{obj.index:0{_KEY_DIGITS}d}.{self.extension}"
+        try:
+            if obj.body is None:
+                header = self.header() if self.header is not None else b""
+                obj.body = b"".join([header, *obj.chunks])
+                obj.chunks = []
+            self._client.put_object(Bucket=self.location.bucket, Key=key, Body=obj.body)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            error = exc
+        finally:
+            self._lock.acquire()
+        self._sending -= 1
+        self._lock.notify_all()
+        if error is not None:
+            # Back in line, in number order, to be retried after the backoff.
+            self._waiting.appendleft(obj)
+            self._waiting = collections.deque(sorted(
+                self._waiting, key=lambda o: (o.index is None, o.index or 0)))
+            self._on_failure(error)
             return
         if self._failures:
             logger.info("output %s: upload to %s succeeded after %d failed attempt(s)",
                         self.name, self.location, self._failures)
-        logger.debug("output %s: uploaded %s (%d bytes)", self.name, key, len(body))
-        del self._sealed[:count]
+        logger.debug("output %s: uploaded %s (%d bytes)", self.name, key, len(obj.body or b""))
         self._last_upload = _time.monotonic()
         self._failures = 0
         self._first_failure = None
         self._retry_at = 0.0
-
-    def _put(self, body: bytes) -> str:
-        """One PUT of the next object (only one runs at a time); returns its key."""
-        if self._client is None:
-            self._client = self.settings._client(attempts=2)
-        if self._next_index is None:
-            self._next_index = self._first_free_index()
-        key = f"{self._prefix}{self._next_index:0{_KEY_DIGITS}d}.{self.extension}"
-        self._client.put_object(Bucket=self.location.bucket, Key=key, Body=body)
-        self._next_index += 1
-        return key
 
     def _first_free_index(self) -> int:
         """One past the highest object number already under the prefix (earlier runs)."""
@@ -508,31 +576,45 @@ class S3Writer(Writer):
         return highest + 1
 
     def _on_failure(self, exc: BaseException) -> None:
+        """Remember a failed request: fatal errors and outages beyond the limit end the run
+        (the next write/flush/close raises them), others are retried after a backoff."""
         fatal, message = classify_error(exc, self.settings._secrets())
         if fatal:
-            error = S3ConnectorError(f"output {self.name}: cannot write to {self.location}: "
-                                     f"{message}")
-            self._error = error
+            self._error = S3ConnectorError(f"output {self.name}: cannot write to "
+                                           f"{self.location}: {message}")
             self._lock.notify_all()
-            raise error from None
+            return
         now = _time.monotonic()
         self._failures += 1
         if self._first_failure is None:
             self._first_failure = now
         outage = now - self._first_failure
         if outage >= self.max_outage_s:
-            error = S3ConnectorError(
+            self._error = S3ConnectorError(
                 f"output {self.name}: uploads to {self.location} kept failing for "
                 f"{outage:.1f} s ({self._failures} attempts; limit {self.max_outage_s:g} s, "
                 f"set by {MAX_OUTAGE_ENV}); last error: {message}")
-            self._error = error
             self._lock.notify_all()
-            raise error from None
+            return
         delay = min(_BACKOFF_FIRST_S * 2 ** (self._failures - 1), _BACKOFF_MAX_S)
         self._retry_at = now + delay
-        logger.warning("output %s: upload to %s failed (attempt %d), keeping %d buffered "
-                       "chunk(s) and retrying in %.1f s: %s", self.name, self.location,
-                       self._failures, len(self._sealed), delay, message)
+        logger.warning("output %s: upload to %s failed (attempt %d), keeping the rows and "
+                       "retrying in %.1f s: %s", self.name, self.location, self._failures,
+                       delay, message)
+        self._lock.notify_all()
+
+
+class _StartingFormatter(Formatter):
+    """The shared formatter, unchanged, plus a wake-up call: the first batch starts the
+    writer's uploader before the batch is formatted (see :meth:`S3Writer.start`)."""
+
+    def __init__(self, inner: Formatter, writer: S3Writer) -> None:
+        self.inner = inner
+        self.writer = writer
+
+    def format(self, batch: pl.DataFrame, time: int) -> Any:
+        self.writer.start()
+        return self.inner.format(batch, time)
 
 
 def _max_outage_s(connector: str) -> float:
@@ -941,7 +1023,7 @@ def _write(table: Any, path: str, format: str, *, settings: AwsS3Settings,  # no
     writer = S3Writer(name=session_name, settings=settings, location=location,
                       extension=_EXTENSIONS[format], header=header, interval_s=interval_s,
                       max_outage_s=max_outage_s)
-    write_table(table, writer, formatter, name=session_name)
+    write_table(table, writer, _StartingFormatter(formatter, writer), name=session_name)
 
 
 def write(table: Any, path: str, format: str, *,  # noqa: A002 - Pathway's name
