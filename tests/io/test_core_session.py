@@ -232,3 +232,21 @@ def test_offsets_frontier_and_merge() -> None:
     assert frontier.snapshot() == {"a": 3, "b": 5}
     merged = merge_frontiers([{"p0": 10, "p1": 3}, {"p0": 7, "p2": 1}, {"p1": 9}])
     assert merged == {"p0": 10, "p1": 9, "p2": 1}
+
+
+def test_small_commits_take_position_ids_from_blocks_computed_ahead(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids of many small commits equal the ids of the same positions computed at once."""
+    from deltaflow.io._core import input_session
+
+    monkeypatch.setattr(input_session, "_ID_BLOCK", 4)  # cross block boundaries quickly
+    sizes = [1, 3, 2, 5, 1, 4, 3]
+    script: list = []
+    for number, size in enumerate(sizes):
+        script.append(Data(DictsContext([{"v": f"{number}.{i}"} for i in range(size)])))
+        script.append(Commit())
+    pushed = run_session(Plain, script, autocommit_duration_ms=None)
+    assert [b.height for b, _, _ in pushed] == sizes
+    ids = pl.concat([b for b, _, _ in pushed])["_id"].to_list()
+    assert ids == sequence_ids("test", 0, sum(sizes)).to_list()
+    assert len(set(ids)) == sum(sizes)

@@ -181,3 +181,55 @@ def test_observer_receives_changes_time_ends_and_end() -> None:
                       ("change", "b", 4, True), ("time_end", 4), ("end",)]
     with pytest.raises(TypeError, match="ConnectorObserver"):
         pw.io.python.write(table, object())
+
+
+def test_subject_waits_for_room_when_the_session_falls_behind(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subject sending far more than its buffer holds is paused, then resumed, losing
+    nothing (the session signals room as it takes blocks)."""
+    from deltaflow.io import python as python_io
+
+    monkeypatch.setattr(python_io, "_BUFFER_LIMIT", 8)
+    monkeypatch.setattr(python_io, "_BLOCK_ROWS", 3)
+
+    class Flood(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            for i in range(500):
+                self.next(v=str(i), n=i)
+                if i % 50 == 49:
+                    self.commit()
+
+    table = pw.io.python.read(Flood(), schema=Plain, autocommit_duration_ms=None)
+    result = table.reduce(count=pw.reducers.count(), total=pw.reducers.sum(table.n))
+    assert pw.debug.table_to_pandas(result).to_dict("records") == [
+        {"count": 500, "total": sum(range(500))}]
+
+
+def test_streaming_commit_reaches_subscriber_before_the_next_commit() -> None:
+    """Each commit of a live subject is processed on its own, as soon as it is pushed: the
+    subscriber sees commit n before the subject sends commit n + 1."""
+    seen = threading.Event()
+
+    class Paced(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            for i in range(5):
+                seen.clear()
+                for j in range(100):
+                    self.next(v=f"{i}.{j}", n=i)
+                self.commit()
+                assert seen.wait(10), f"commit {i} was not delivered"
+
+    table = pw.io.python.read(Paced(), schema=Plain, autocommit_duration_ms=10)
+    totals = table.groupby(table.n).reduce(table.n, c=pw.reducers.count(),
+                                           top=pw.reducers.max(table.v))
+    counts: dict[int, int] = {}
+
+    def on_change(key, row, time, is_addition) -> None:
+        if is_addition:
+            counts[row["n"]] = row["c"]
+            if row["c"] == 100:
+                seen.set()
+
+    pw.io.subscribe(totals, on_change)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert counts == {i: 100 for i in range(5)}

@@ -65,3 +65,27 @@ def test_null_write_counts_rows() -> None:
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert isinstance(sink, NullSink)
     assert sink.stats.rows_written == 4
+
+
+def test_subscribe_values_and_deletions_first() -> None:
+    """Rows reach on_change as Python values (Pointer keys, None, nanosecond timestamps);
+    the deletions of a time come before its insertions."""
+    import pandas as pd
+
+    stamp = pd.Timestamp("2024-01-02 03:04:05.123456789")
+    table = pw.debug.table_from_markdown(
+        """
+          | k | v | __time__ | __diff__
+        1 | c | 7 | 2        | 1
+        2 | b |   | 2        | 1
+        3 | a | 1 | 4        | 1
+        1 | c | 7 | 4        | -1
+        """
+    ).select(pw.this.k, pw.this.v, at=pw.if_else(pw.this.v.is_none(), None, stamp))
+    events: list = []
+    pw.io.subscribe(table, lambda key, row, time, is_addition: events.append(
+        (isinstance(key, pw.Pointer), row["k"], row["v"], row["at"], time, is_addition)))
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert sorted(events[:2], key=str) == sorted(
+        [(True, "c", 7, stamp, 2, True), (True, "b", None, None, 2, True)], key=str)
+    assert events[2:] == [(True, "c", 7, stamp, 4, False), (True, "a", 1, stamp, 4, True)]

@@ -21,6 +21,30 @@ from deltaflow.engine.batch import DIFF, ID, concat_batches, consolidate, empty_
 Delta = pl.DataFrame | None
 
 
+def projection_exprs(projection: Any) -> dict[str, pl.Expr] | None:
+    """The output expressions of a compiled projection by name (each evaluates over the input
+    frame), or None when running it needs more than evaluating them (Python nodes computed
+    first, divisions checked for zeros): then only its ``run`` will do."""
+    final = getattr(projection, "_final", None)
+    if final is None or projection.python_nodes or getattr(projection, "_division_checks",
+                                                            True):
+        return None  # Python nodes or division checks: ``run`` knows how
+    return {name: expr for (name, _), expr in zip(projection.outputs, final, strict=True)}
+
+
+def run_projection(projection: Any, frame: pl.DataFrame, keep: Sequence[str] = (),
+                   tail: Sequence[str] = ()) -> pl.DataFrame:
+    """``projection.run(frame, keep=keep)`` followed by the ``tail`` columns of ``frame``, in a
+    single eager Polars call when the projection has no Python nodes (per-time deltas are
+    small: the number of calls is their cost; lazy chains cost several times an eager call).
+    """
+    exprs = projection_exprs(projection)
+    if exprs is None:
+        out = projection.run(frame, keep=keep)
+        return out.with_columns([frame[c] for c in tail]) if tail else out
+    return frame.select([*keep, *exprs.values(), *tail])
+
+
 class Operator:
     """Base class: one plan node at run time."""
 
@@ -50,7 +74,8 @@ class InputOperator(Operator):
         if not self.pending:
             return None
         batches, self.pending = self.pending, []
-        batch = concat_batches([b.select(self._names) for b in batches])
+        batch = concat_batches([b if b.columns == self._names else b.select(self._names)
+                                for b in batches])
         if isinstance(batch, list) or batch.height == 0:
             return None
         return consolidate(batch)
@@ -65,8 +90,7 @@ class SelectOperator(Operator):
         delta = deltas[0]
         if delta is None:
             return None
-        out = self.projection.run(delta, keep=[ID])
-        return consolidate(out.with_columns(delta[DIFF]))
+        return consolidate(run_projection(self.projection, delta, keep=[ID], tail=[DIFF]))
 
 
 class FilterOperator(Operator):
@@ -111,7 +135,7 @@ class ConcatOperator(Operator):
         for index, delta in enumerate(deltas):
             if delta is None:
                 continue
-            part = delta.select(self._names)
+            part = delta if delta.columns == self._names else delta.select(self._names)
             if self.reindex:
                 part = part.with_columns(combine_ids_expr(pl.col(ID), salt=str(index)).alias(ID))
             parts.append(part)

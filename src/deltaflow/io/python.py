@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import json
 import threading
-import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -66,6 +65,7 @@ class ConnectorSubject(ABC):
         self._session_type = session_type
         self._buffer: collections.deque[Any] = collections.deque()
         self._ready = threading.Event()
+        self._room = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
@@ -118,9 +118,12 @@ class ConnectorSubject(ABC):
     def _put(self, item: Any) -> None:
         buffer = self._buffer
         if len(buffer) >= _BUFFER_LIMIT:
-            # The session is behind (or paused by backpressure): wait instead of growing.
+            # The session is behind (or paused by backpressure): wait instead of growing. The
+            # reader sets ``_room`` after taking a block; the timeout only guards a stop.
             while len(buffer) >= _BUFFER_LIMIT and not self._stopped.is_set():
-                _time.sleep(0.001)
+                self._room.clear()
+                if len(buffer) >= _BUFFER_LIMIT:
+                    self._room.wait(0.05)
         buffer.append(item)
         if not self._ready.is_set():
             self._ready.set()
@@ -146,6 +149,7 @@ class ConnectorSubject(ABC):
 
     def _stop(self) -> None:
         self._stopped.set()
+        self._room.set()
         self.on_stop()
 
 
@@ -192,6 +196,8 @@ class _SubjectReader(Reader):
             rows.append(message)
             kinds.append(self._insert_kind if kind == "insert" else kind)
             keys.append(key)
+        if len(buffer) < _BUFFER_LIMIT:
+            self.subject._room.set()
         if not rows:
             return None
         first = self._sent + 1

@@ -13,26 +13,43 @@ exact key equality join on the key columns as well (see :func:`add_key_columns`)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow.engine.batch import DIFF, ID
+from deltaflow.engine.batch import DIFF, ID, python_exact, row_key_function
 
 KH = "_kh"
 TIME = "__time"
 _SEED = 0x5EED
+SMALL_INSERT = 512  # inserts of at most this many rows go to the Python tail first
+TAIL_ROWS = 4096  # the tail becomes a run when it holds this many rows
+_SCAN_ROWS = 2048  # unsorted runs up to this size are scanned rather than sorted
+
+
+@functools.cache
+def constant_id() -> int:
+    """The id of the empty key (the one group of a reduce without groupby columns)."""
+    from deltaflow._ids import hash_columns
+
+    return hash_columns(pl.DataFrame({"_": [0]}), [])[0]
 
 
 def constant_ids(count: int) -> pl.Series:
-    """``count`` copies of the id of the empty key (a reduce without groupby columns)."""
-    from deltaflow._ids import hash_columns
+    """``count`` copies of :func:`constant_id`."""
+    return pl.Series(ID, [constant_id()] * count, dtype=pl.UInt128)
 
-    value = hash_columns(pl.DataFrame({"_": [0]}), [])[0]
-    return pl.Series(ID, [value] * count, dtype=pl.UInt128)
+
+def key_hash_expr(match: Sequence[str | pl.Expr]) -> pl.Expr:
+    """The ``_kh`` of rows keyed by the ``match`` columns (0 for the empty key); expressions
+    named like the columns give the same hash."""
+    if not match:
+        return pl.lit(0, dtype=pl.UInt64)
+    return pl.struct(match).hash(_SEED).cast(pl.UInt64)
 
 
 def surrogate_name(column: str) -> str:
@@ -57,11 +74,8 @@ def add_key_columns(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFr
             match.append(key)
     if extra:
         frame = frame.with_columns(extra)
-    if match:
-        hashed = pl.struct(match).hash(_SEED) if frame.height else pl.lit(0, dtype=pl.UInt64)
-    else:
-        hashed = pl.lit(0, dtype=pl.UInt64)
-    frame = frame.with_columns(hashed.cast(pl.UInt64).alias(KH))
+    hashed = key_hash_expr(match) if frame.height else pl.lit(0, dtype=pl.UInt64)
+    frame = frame.with_columns(hashed.alias(KH))
     return frame, [KH, *match]
 
 
@@ -121,45 +135,191 @@ def _consolidate_small(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 class Arrangement:
-    """Delta rows indexed by ``_kh``; ``lookup`` returns the consolidated rows of some keys."""
+    """Delta rows indexed by ``_kh``; ``lookup`` returns the consolidated rows of some keys.
 
-    def __init__(self, ignore: Sequence[str] = ()) -> None:
+    Small inserts (the per-time deltas of a stream) do not become runs at once: their rows go
+    to a Python *tail*, a dict from key hash to (consolidated) row tuples, so that
+    :meth:`lookup_rows` can answer for a few keys without any Polars call, and a retraction of
+    a row still in the tail cancels it there. The tail becomes one run when it holds
+    ``TAIL_ROWS`` rows or when a big-batch operation (:meth:`lookup`, :meth:`contents`, a big
+    insert) needs every row in runs.
+    """
+
+    def __init__(self, ignore: Sequence[str] = (), *, index_eagerly: bool = False) -> None:
+        """``index_eagerly``: put small inserts in the tail at once (for state whose rows are
+        mostly replaced, such as one row per group: retractions then cancel in the tail
+        instead of piling up until a flush consolidates them)."""
+        self.index_eagerly = index_eagerly
         self.runs: list[pl.DataFrame] = []
         self.sorted: list[bool] = []  # runs are sorted on first binary search (static runs never)
+        self._keys: list[np.ndarray | None] = []  # the ``_kh`` values of a run, once needed
+        self._inserts_only: list[bool] = []  # a run without deletions
+        self._clean: list[bool] = []  # a consolidated run (each row once)
         self.ignore = tuple(ignore)
+        self.columns: list[str] | None = None
+        self._schema: dict[str, pl.DataType] = {}
+        # key hash -> {row key -> row}: rows of one key hash, consolidated as they arrive.
+        self._tail: dict[int, dict[tuple[Any, ...], tuple[Any, ...]]] = {}
+        # The frames the tail's rows came from, while they are still exactly its rows (a flush
+        # then concatenates them); None once rows merged in the tail (a flush rebuilds).
+        self._tail_frames: list[pl.DataFrame] | None = []
+        self._tail_count = 0
+        # Small frames inserted but not yet indexed in the tail: indexing waits for the next
+        # lookup_rows (an insert-only stream that is never looked up never pays for it).
+        self._pending: list[tuple[pl.DataFrame, list[tuple[Any, ...]] | None]] = []
+        self._pending_rows = 0
+        self._layout: _RowLayout | None = None
 
     @property
     def size(self) -> int:
-        return sum(run.height for run in self.runs)
+        return sum(run.height for run in self.runs) + self._tail_count + self._pending_rows
 
-    def insert(self, frame: pl.DataFrame) -> None:
-        """Add delta rows (which must carry ``_kh`` and ``_diff``)."""
+    def insert(self, frame: pl.DataFrame, rows: list[tuple[Any, ...]] | None = None) -> None:
+        """Add delta rows (which must carry ``_kh`` and ``_diff``).
+
+        ``rows`` may give the frame's rows as tuples when the caller has them already.
+        """
         if frame.height == 0:
             return
+        if self.columns is None:
+            self.columns = list(frame.columns)
+            self._schema = dict(frame.schema)
+            self._layout = _RowLayout(frame.schema, self.ignore)
+        elif frame.columns != self.columns:
+            frame = frame.select(self.columns)
+            rows = None
+        layout = self._layout
+        assert layout is not None
+        if frame.height <= SMALL_INSERT and layout.exact:
+            self._pending.append((frame, rows))
+            self._pending_rows += frame.height
+            if self.index_eagerly:
+                self._index_pending()
+            if self._tail_count + self._pending_rows >= TAIL_ROWS:
+                self._flush()
+            return
+        self._flush()
+        self._add_run(frame)
+
+    def _to_tail(self, frame: pl.DataFrame, rows: list[tuple[Any, ...]],
+                 layout: _RowLayout) -> None:
+        tail = self._tail
+        kh = layout.kh
+        key_of = layout.key
+        merged = False
+        for row in rows:
+            bucket = tail.get(row[kh])
+            if bucket is None:
+                tail[row[kh]] = {key_of(row): row}
+                self._tail_count += 1
+                continue
+            key = key_of(row)
+            other = bucket.get(key)
+            if other is None:
+                bucket[key] = row
+                self._tail_count += 1
+                continue
+            merged = True
+            combined = layout.combine(other, row)
+            if combined is not None:
+                bucket[key] = combined
+                continue
+            del bucket[key]
+            self._tail_count -= 1
+            if not bucket:
+                del tail[row[kh]]
+        if merged:
+            self._tail_frames = None
+        elif self._tail_frames is not None:
+            self._tail_frames.append(frame)
+
+    def _index_pending(self) -> None:
+        layout = self._layout
+        assert layout is not None
+        pending, self._pending = self._pending, []
+        self._pending_rows = 0
+        for frame, rows in pending:
+            self._to_tail(frame, frame.rows() if rows is None else rows, layout)
+
+    def _flush(self) -> None:
+        """Turn the tail into a run."""
+        if self._pending:
+            if not self._tail:
+                # Nothing indexed: the pending frames are the whole tail.
+                frames = [frame for frame, _ in self._pending]
+                self._pending = []
+                self._pending_rows = 0
+                self._tail_frames = []
+                if len(frames) == 1:
+                    self._add_run(frames[0])
+                elif not any(_has_deletions(f) for f in frames):
+                    self._add_run(pl.concat(frames, how="vertical_relaxed"), clean=False)
+                else:  # frames may cancel each other: a run holds consolidated rows
+                    merged = consolidate_rows(pl.concat(frames, how="vertical_relaxed"),
+                                              self.ignore)
+                    if merged.height:
+                        self._add_run(merged)
+                return
+            self._index_pending()
+        if not self._tail:
+            self._tail_frames = []
+            return
+        frames, self._tail_frames = self._tail_frames, []
+        tail, self._tail = self._tail, {}
+        self._tail_count = 0
+        if frames:
+            frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+        else:
+            rows = [row for bucket in tail.values() for row in bucket.values()]
+            assert self.columns is not None
+            frame = pl.DataFrame([
+                pl.Series(name, list(values), dtype=self._schema[name])
+                for name, values in zip(self.columns, zip(*rows, strict=True), strict=True)])
+        self._add_run(frame)
+
+    def _add_run(self, frame: pl.DataFrame, clean: bool = True) -> None:
+        """Add a run and merge neighbours of similar size.
+
+        Two runs without deletions cannot cancel each other: their merge is a plain
+        concatenation (no consolidation, which costs a pass over both), marked *unclean*
+        (equal rows could repeat if a source repeated a row); lookups consolidate what they
+        find in unclean runs.
+        """
         self.runs.append(frame)
         self.sorted.append(False)
+        self._keys.append(None)
+        self._inserts_only.append(not _has_deletions(frame))
+        self._clean.append(clean)
         while len(self.runs) >= 2 and self.runs[-2].height <= 2 * self.runs[-1].height:
             newer = self.runs.pop()
             older = self.runs.pop()
             del self.sorted[-2:]
-            merged = consolidate_rows(pl.concat([older, newer], how="vertical_relaxed"),
-                                      self.ignore)
+            del self._keys[-2:]
+            inserts_only = self._inserts_only[-2] and self._inserts_only[-1]
+            del self._inserts_only[-2:]
+            del self._clean[-2:]
+            merged = pl.concat([older, newer], how="vertical_relaxed")
+            if not inserts_only:
+                merged = consolidate_rows(merged, self.ignore)
             if merged.height:
                 self.runs.append(merged)
                 self.sorted.append(False)
+                self._keys.append(None)
+                self._inserts_only.append(inserts_only or not _has_deletions(merged))
+                self._clean.append(not inserts_only)
 
     def lookup(self, keys: pl.Series) -> pl.DataFrame | None:
         """Consolidated rows whose ``_kh`` is in ``keys`` (None when there are none)."""
+        self._flush()
         if not self.runs or keys.len() == 0:
             return None
         keys = keys.unique().sort()
         parts: list[pl.DataFrame] = []
         key_frame: pl.DataFrame | None = None
+        clean = True
         for index, run in enumerate(self.runs):
             if keys.len() * 32 < run.height:
-                if not self.sorted[index]:
-                    run = self.runs[index] = run.sort(KH)
-                    self.sorted[index] = True
+                run = self._sorted_run(index)
                 part = _ranges(run, keys)
             else:
                 if key_frame is None:
@@ -167,18 +327,156 @@ class Arrangement:
                 part = run.join(key_frame, on=KH, how="semi")
             if part.height:
                 parts.append(part)
+                clean = clean and self._clean[index]
         if not parts:
             return None
         found = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
-        if len(parts) > 1:
+        if len(parts) > 1 or not clean:
             found = consolidate_rows(found, self.ignore)
         return found if found.height else None
 
+    def _sorted_run(self, index: int) -> pl.DataFrame:
+        if not self.sorted[index]:
+            self.runs[index] = self.runs[index].sort(KH)
+            self.sorted[index] = True
+            self._keys[index] = None
+        return self.runs[index]
+
+    def lookup_rows(self, keys: Collection[int]) -> list[tuple[Any, ...]]:
+        """The consolidated rows (tuples in :attr:`columns` order) whose ``_kh`` is in ``keys``.
+
+        For a few keys: a binary search per run (in NumPy), one gather per run that has any,
+        and dict lookups in the tail. Only for arrangements whose columns convert exactly to
+        Python values (see :func:`~deltaflow.engine.batch.python_exact`).
+        """
+        layout = self._layout
+        if layout is None or not keys:
+            return []
+        if self._pending:
+            self._index_pending()
+        found: list[tuple[Any, ...]] = []
+        if self.runs:
+            wanted = np.fromiter(keys, dtype=np.uint64, count=len(keys))
+            for index in range(len(self.runs)):
+                found.extend(self._run_rows(index, wanted))
+        from_runs = len(found)
+        tail = self._tail
+        for key in keys:
+            bucket = tail.get(key)
+            if bucket is not None:
+                found.extend(bucket.values())
+        if not from_runs:
+            return found  # the tail is consolidated already
+        return layout.consolidate(found)
+
+    def _run_rows(self, index: int, wanted: np.ndarray) -> list[tuple[Any, ...]]:
+        run = self.runs[index]
+        column = self._keys[index]
+        if run.height <= _SCAN_ROWS and not self.sorted[index]:
+            if column is None:
+                column = self._keys[index] = run[KH].to_numpy()
+            positions = np.flatnonzero(np.isin(column, wanted))
+            if len(positions) == 0:
+                return []
+            if len(positions) == 1:
+                return [run.row(int(positions[0]))]
+            return run[pl.Series(positions, dtype=pl.Int64)].rows()
+        if column is None:
+            run = self._sorted_run(index)
+            column = self._keys[index] = run[KH].to_numpy()
+        lo = np.searchsorted(column, wanted, side="left")
+        hi = np.searchsorted(column, wanted, side="right")
+        lengths = hi - lo
+        hits = np.flatnonzero(lengths)
+        if len(hits) == 0:
+            return []
+        if len(hits) <= 2:
+            out: list[tuple[Any, ...]] = []
+            for hit in hits.tolist():
+                out.extend(run.slice(int(lo[hit]), int(lengths[hit])).rows())
+            return out
+        lo, lengths = lo[hits], lengths[hits]
+        starts = np.repeat(lo, lengths)
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths,
+                                                            lengths)
+        return run[pl.Series(starts + offsets, dtype=pl.Int64)].rows()
+
     def contents(self) -> pl.DataFrame | None:
         """Every row (consolidated); for tests and debugging."""
+        self._flush()
         if not self.runs:
             return None
         return consolidate_rows(pl.concat(self.runs, how="vertical_relaxed"), self.ignore)
+
+
+class _RowLayout:
+    """Where the key hash, the diff and the ignored columns are in an arrangement's rows, and
+    how to consolidate row tuples in Python."""
+
+    def __init__(self, schema: Mapping[str, pl.DataType], ignore: Sequence[str]) -> None:
+        names = list(schema)
+        self.exact = all(python_exact(dtype) for dtype in schema.values())
+        self.kh = names.index(KH) if KH in names else -1
+        self.diff = names.index(DIFF)
+        self.ignored = [names.index(c) for c in ignore if c in names]
+        skip = {self.diff, *self.ignored}
+        self.keep = [i for i in range(len(names)) if i not in skip]
+        self.objects = [i for i in self.keep if schema[names[i]] == pl.Object]
+        self.floats = [i for i in self.keep if schema[names[i]] in (pl.Float64, pl.Float32)]
+        self.key = row_key_function(self.keep, self.objects, self.floats)
+
+    def combine(self, old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """One row standing for two equal rows (None when their diffs cancel)."""
+        total = old[self.diff] + new[self.diff]
+        if total == 0:
+            return None
+        merged = list(old)
+        merged[self.diff] = total
+        for i in self.ignored:
+            if new[i] is not None and (merged[i] is None or new[i] < merged[i]):
+                merged[i] = new[i]
+        return tuple(merged)
+
+    def consolidate(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Sum the diffs of equal rows, drop those that cancel (ignored columns: the minimum).
+
+        Only rows sharing a key hash can be equal, so rows with a key hash of their own are
+        kept as they are.
+        """
+        diff = self.diff
+        if len(rows) <= 1:
+            return [r for r in rows if r[diff] != 0]
+        kh = self.kh
+        seen: dict[Any, int] = {}
+        for row in rows:
+            seen[row[kh]] = seen.get(row[kh], 0) + 1
+        if len(seen) == len(rows):
+            return [r for r in rows if r[diff] != 0]
+        out: list[tuple[Any, ...]] = []
+        first: dict[tuple[Any, ...], int] = {}
+        for row in rows:
+            if seen[row[kh]] == 1:
+                if row[diff] != 0:
+                    out.append(row)
+                continue
+            key = self.key(row)
+            slot = first.get(key)
+            if slot is None:
+                first[key] = len(out)
+                out.append(row)
+            elif out[slot] is _CANCELLED:
+                out[slot] = row
+            else:
+                out[slot] = self.combine(out[slot], row) or _CANCELLED
+        return [r for r in out if r is not _CANCELLED and r[diff] != 0]
+
+
+_CANCELLED: tuple[Any, ...] = ()
+
+
+def _has_deletions(frame: pl.DataFrame) -> bool:
+    smallest = frame[DIFF].min()
+    return smallest is not None and smallest < 0  # type: ignore[operator]
 
 
 def _ranges(run: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:

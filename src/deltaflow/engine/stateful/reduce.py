@@ -1,15 +1,21 @@
 """The reduce operator: one output row per group, updated for the groups a delta touches.
 
-State: ``groups``, an arrangement of the current group rows (key values, id, count,
+State: ``groups``, an arrangement of the current group rows (key hash, key values, id, count,
 accumulators and reducer values) keyed by the group-key hash. When every reducer is invertible
 (count, sum, avg) that is all: a delta is aggregated per group and added to the accumulators.
-Otherwise the input rows are arranged by group key as well and the touched groups are
-recomputed from their current rows (with Polars aggregations where they exist, in Python for
-the others).
+Otherwise the input rows are arranged by group key as well. A group whose delta only inserts rows
+is *folded* when every reducer can absorb insertions (count, sum, avg, min, max: the new min is
+the min of the old one and the delta's); any other touched group is recomputed from its current
+rows (with Polars aggregations where they exist, in Python for the others).
+
+Each step takes one of two paths with the same results: deltas of up to
+:data:`SMALL_DELTA_ROWS` rows are handled in plain Python over row tuples (a few Polars calls in
+all, whatever the state holds), bigger ones with Polars frame operations.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,19 +23,26 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import hash_columns
-from deltaflow.engine.batch import DIFF, ID, consolidate
-from deltaflow.engine.operators import Delta, Operator
+from deltaflow.engine.batch import DIFF, ID, consolidate, python_exact
+from deltaflow.engine.operators import Delta, Operator, projection_exprs, run_projection
 from deltaflow.engine.stateful.arrangement import (
     KH,
     TIME,
     Arrangement,
     add_key_columns,
+    constant_id,
     constant_ids,
+    key_hash_expr,
 )
 from deltaflow.engine.stateful.nodes import ReduceNode
 from deltaflow.reducers import Row
 
 COUNT = "__cnt"
+NEG = "__neg"
+SMALL_DELTA_ROWS = 256  # deltas up to this many rows take the Python path
+_KNOWN_LIMIT = 200_000  # group rows cached by the Python path
+_FOLDABLE = frozenset(["count", "sum", "avg", "min", "max"])
+_ACCUMULATED = frozenset(["sum", "avg"])
 
 
 class ReduceOperator(Operator):
@@ -42,9 +55,33 @@ class ReduceOperator(Operator):
         self.post = node.post
         self.id_key = node.id_key
         self.invertible = all(c.reducer.invertible for c in self.calls)
-        self.groups = Arrangement()
+        native = all(not a.stored_as_object for c in self.calls for a in c.arg_types)
+        # Insert-only deltas can be folded into the old values without reading the rows.
+        self.foldable = not self.invertible and native and all(
+            c.reducer.name in _FOLDABLE for c in self.calls)
+        self.accumulated = self.invertible or self.foldable
+        self.accs = [f"__acc{i}" for i, c in enumerate(self.calls)
+                     if self.accumulated and c.reducer.name in _ACCUMULATED]
+        self.groups = Arrangement(index_eagerly=True)
         self.rows: Arrangement | None = None if self.invertible else Arrangement(ignore=(TIME,))
         self.match: list[str] | None = None
+        self.state_columns: list[str] | None = None
+        self.small = self._small_possible(native)
+        self._plan: _SmallPlan | None = None
+        # Group rows as the Python path last wrote them (None: no such group), so that hot
+        # groups need no arrangement lookup; cleared by the frame path, which does not keep it.
+        self._known: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}
+
+    def _small_possible(self, native: bool) -> bool:
+        """The Python path needs keys hashable by Polars without surrogates and columns that
+        round-trip exactly through Python values."""
+        keys = [k.to_polars() for k in self.key_types]
+        if any(k == pl.Object or not python_exact(k) for k in keys):
+            return False
+        if self.accumulated and not native:
+            return False
+        return all(python_exact(a.to_polars()) for c in self.calls for a in c.arg_types) and \
+            all(python_exact(c.dtype.to_polars()) for c in self.calls)
 
     # --- helpers ---------------------------------------------------------------------------
     def _prepare(self, delta: pl.DataFrame) -> pl.DataFrame:
@@ -67,45 +104,80 @@ class ReduceOperator(Operator):
         """Key columns that are not themselves join columns (object keys have surrogates)."""
         return [k for k in self.keys if k not in match]
 
+    def _state_columns(self, match: Sequence[str]) -> list[str]:
+        """The columns of a group row, in the one order both paths store them."""
+        if self.state_columns is None:
+            self.state_columns = [*match, *self._key_columns(match), ID, COUNT, *self.accs,
+                                  *[c.column for c in self.calls]]
+        return self.state_columns
+
+    def _state_schema(self) -> dict[str, pl.DataType]:
+        schema: dict[str, pl.DataType] = {KH: pl.UInt64()}
+        schema.update({k: d.to_polars() for k, d in zip(self.keys, self.key_types, strict=True)})
+        schema[ID] = pl.UInt128()
+        schema[COUNT] = pl.Int64()
+        for index, call in enumerate(self.calls):
+            name = f"__acc{index}"
+            if name in self.accs:
+                schema[name] = call.arg_types[0].to_polars()
+        for call in self.calls:
+            schema[call.column] = call.dtype.to_polars()
+        return schema
+
     # --- step ------------------------------------------------------------------------------
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
         delta = deltas[0]
         if delta is None or delta.height == 0:
             return None
+        if self.small and delta.height <= SMALL_DELTA_ROWS:
+            return self._step_small(time, delta)
+        return self._step_big(time, delta)
+
+    def _step_big(self, time: int, delta: pl.DataFrame) -> Delta:
+        self._known.clear()
         if self.invertible:
             # Aggregate the delta per group first: hashing then costs per group, not per row.
             agg, match = self._aggregate(self.pre.run(delta, keep=[ID, DIFF]))
             old = self.groups.lookup(agg[KH])
             new = self._accumulate(agg, old, match)
+            news = [new]
         else:
             frame = self._prepare(delta)
             match = self.match or [KH]
-            touched = frame[KH].unique()
-            old = self.groups.lookup(touched)
             assert self.rows is not None
             frame = frame.with_columns(pl.lit(time, dtype=pl.Int64).alias(TIME))
             self.rows.insert(frame)
-            current = self.rows.lookup(touched)
-            new = self._recompute(current, match, old)
+            if self.foldable:
+                old, news = self._fold_big(frame, match)
+            else:
+                touched = frame[KH].unique()
+                old = self.groups.lookup(touched)
+                news = [self._recompute(self.rows.lookup(touched), match)]
+        columns = self._state_columns(match)
         parts = []
         if old is not None and old.height:
-            parts.append(old.with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF)))
-        if new is not None and new.height:
-            parts.append(new.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF)))
+            parts.append(old.select(columns).with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF)))
+        for new in news:
+            if new is not None and new.height:
+                parts.append(new.select(columns).with_columns(
+                    pl.lit(1, dtype=pl.Int64).alias(DIFF)))
         if not parts:
             return None
-        changes = pl.concat(parts, how="diagonal_relaxed") if len(parts) > 1 else parts[0]
+        changes = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
         self.groups.insert(changes)
-        out = self.post.run(changes, keep=[ID])
-        out = consolidate(out.with_columns(changes[DIFF]))
+        out = run_projection(self.post, changes, keep=[ID], tail=[DIFF])
+        out = consolidate(out)
         return out if out.height else None
 
     # --- invertible reducers ---------------------------------------------------------------
     def _acc_exprs(self) -> list[pl.Expr]:
         exprs = [pl.col(DIFF).sum().alias(COUNT)]
         for index, call in enumerate(self.calls):
-            if call.reducer.name in ("sum", "avg"):
+            if f"__acc{index}" in self.accs:
                 exprs.append((pl.col(call.args[0]) * pl.col(DIFF)).sum().alias(f"__acc{index}"))
+            elif self.foldable and call.reducer.name in ("min", "max"):
+                exprs.append(call.reducer.polars_agg(call.args, call.arg_types)
+                             .alias(f"__fold{index}"))
         return exprs
 
     def _results(self, groups: pl.DataFrame) -> pl.DataFrame:
@@ -116,36 +188,44 @@ class ReduceOperator(Operator):
                 value = pl.col(COUNT)
             elif call.reducer.name == "sum":
                 value = pl.col(f"__acc{index}")
-            else:
+            elif call.reducer.name == "avg":
                 value = pl.col(f"__acc{index}") / pl.col(COUNT)
+            else:  # min / max, folded
+                value = pl.col(f"__fold{index}")
             exprs.append(value.cast(target).alias(call.column))
         return groups.with_columns(exprs)
 
-    def _aggregate(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    def _aggregate(self, frame: pl.DataFrame, extra: Sequence[pl.Expr] = ()
+                   ) -> tuple[pl.DataFrame, list[str]]:
         objects = [k for k in self.keys if frame.schema[k] == pl.Object]
         if objects or not self.keys:
             frame, match = add_key_columns(frame, self.keys)
             firsts = [pl.col(k).first() for k in self._key_columns(match)]
-            return frame.group_by(match).agg(firsts + self._acc_exprs()), match
-        agg = frame.group_by(self.keys).agg(self._acc_exprs())
+            return frame.group_by(match).agg(firsts + self._acc_exprs() + list(extra)), match
+        agg = frame.group_by(self.keys).agg(self._acc_exprs() + list(extra))
         return add_key_columns(agg, self.keys)
 
     def _accumulate(self, agg: pl.DataFrame, old: pl.DataFrame | None,
                     match: list[str]) -> pl.DataFrame | None:
-        accs = [COUNT] + [f"__acc{i}" for i, c in enumerate(self.calls)
-                          if c.reducer.name in ("sum", "avg")]
+        accs = [COUNT, *self.accs]
+        folds = [(f"__fold{i}", c) for i, c in enumerate(self.calls)
+                 if self.foldable and c.reducer.name in ("min", "max")]
         if old is None or old.height == 0:
             new = agg.filter(pl.col(COUNT) > 0)
             if new.height == 0:
                 return None
             new = new.with_columns(self._group_ids(new))
             return self._results(new)
-        previous = old.select([*match, *self._key_columns(match), ID, *accs])
+        previous = old.select([*match, *self._key_columns(match), ID, *accs,
+                               *[c.column for _, c in folds]])
         joined = previous.join(agg, on=match, how="full", coalesce=True, nulls_equal=True,
                                suffix="__d")
         fixes = [pl.col(k).fill_null(pl.col(f"{k}__d")) for k in self._key_columns(match)]
         fixes += [(pl.col(a).fill_null(0) + pl.col(f"{a}__d").fill_null(0)).alias(a)
                   for a in accs]
+        # The old value (in the reducer's column) and the delta's, nulls skipped.
+        fixes += [(pl.max_horizontal if c.reducer.name == "max" else pl.min_horizontal)(
+            pl.col(c.column), pl.col(name)).alias(name) for name, c in folds]
         joined = joined.with_columns(fixes).filter(pl.col(COUNT) > 0)
         joined = joined.drop([c for c in joined.columns if c.endswith("__d")])
         if joined.height == 0:
@@ -155,11 +235,27 @@ class ReduceOperator(Operator):
             joined = joined.with_columns(
                 pl.when(missing).then(self._group_ids(joined)).otherwise(pl.col(ID)).alias(ID)
             )
-        return self._results(joined)
+        return self._results(joined.drop([c.column for _, c in folds]))
 
-    # --- recomputed reducers ---------------------------------------------------------------
-    def _recompute(self, rows: pl.DataFrame | None, match: list[str],
-                   old: pl.DataFrame | None) -> pl.DataFrame | None:
+    # --- folded and recomputed reducers ----------------------------------------------------
+    def _fold_big(self, frame: pl.DataFrame, match: list[str]
+                  ) -> tuple[pl.DataFrame | None, list[pl.DataFrame | None]]:
+        """Groups (by key hash) whose delta only inserts are folded; the others recomputed."""
+        assert self.rows is not None
+        agg, match = self._aggregate(frame, [(pl.col(DIFF) < 0).any().alias(NEG)])
+        recompute = agg.filter(pl.col(NEG))[KH].unique()
+        old = self.groups.lookup(agg[KH])
+        if recompute.len() == 0:
+            return old, [self._accumulate(agg.drop(NEG), old, match)]
+        folded = agg.filter(~pl.col(KH).is_in(recompute.implode())).drop(NEG)
+        old_folded = None
+        if old is not None:
+            old_folded = old.filter(~old[KH].is_in(recompute.implode()))
+        news = [self._accumulate(folded, old_folded, match) if folded.height else None,
+                self._recompute(self.rows.lookup(recompute), match)]
+        return old, news
+
+    def _recompute(self, rows: pl.DataFrame | None, match: list[str]) -> pl.DataFrame | None:
         if rows is None or rows.height == 0:
             return None
         rows = rows.filter(pl.col(DIFF) > 0)
@@ -167,6 +263,9 @@ class ReduceOperator(Operator):
             return None
         aggs: list[pl.Expr] = [pl.col(k).first() for k in self._key_columns(match)]
         aggs.append(pl.col(DIFF).sum().alias(COUNT))
+        for index, call in enumerate(self.calls):
+            if f"__acc{index}" in self.accs:
+                aggs.append((pl.col(call.args[0]) * pl.col(DIFF)).sum().alias(f"__acc{index}"))
         in_python = []
         for call in self.calls:
             expr = call.reducer.polars_agg(call.args, call.arg_types)
@@ -181,11 +280,6 @@ class ReduceOperator(Operator):
                  if c.dtype.to_polars() != pl.Object]
         if casts:
             groups = groups.with_columns(casts)
-        groups = self._reuse_ids(groups, old, match)
-        return groups
-
-    def _reuse_ids(self, groups: pl.DataFrame, old: pl.DataFrame | None,
-                   match: list[str]) -> pl.DataFrame:
         return groups.with_columns(self._group_ids(groups))
 
     def _python_values(self, rows: pl.DataFrame, groups: pl.DataFrame, match: list[str],
@@ -208,3 +302,343 @@ class ReduceOperator(Operator):
             values = [call.reducer.python(group) for group in per_group]
             out.append(t.series_from_values(call.column, values, call.dtype))
         return out
+
+    # --- the small-delta path --------------------------------------------------------------
+    def _small_plan(self) -> _SmallPlan:
+        if self._plan is None:
+            self._plan = _SmallPlan(self)
+        return self._plan
+
+    def _step_small(self, time: int, delta: pl.DataFrame) -> Delta:
+        """The step for a delta of a few rows: the same results as the frame path, computed
+        over Python tuples (the arrangements answer with row tuples for a few keys)."""
+        frame = self._prepare_small(time, delta)
+        self.match = [KH, *self.keys]
+        plan = self._small_plan()
+        rows = frame.rows()
+        if self.rows is not None:
+            self.rows.insert(frame, rows)
+        at = {name: i for i, name in enumerate(frame.columns)}
+        group_of = _getter([at[KH], *[at[k] for k in self.keys]])
+        diff_at = at[DIFF]
+        sums = [(2 + i, at[self.calls[i].args[0]]) for i in plan.accumulated]
+        largest = [(2 + i, at[self.calls[i].args[0]]) for i in plan.largest]
+        smallest = [(2 + i, at[self.calls[i].args[0]]) for i in plan.smallest]
+
+        # Aggregate the delta per group: [count, any deletion, accumulators / min / max].
+        touched: dict[tuple[Any, ...], list[Any]] = {}
+        zeros = plan.zeros
+        for row in rows:
+            group = group_of(row)
+            entry = touched.get(group)
+            if entry is None:
+                entry = touched[group] = [0, False, *zeros]
+            diff = row[diff_at]
+            entry[0] += diff
+            if diff < 0:
+                entry[1] = True
+                continue
+            for slot, position in sums:
+                entry[slot] += row[position] * diff
+            for slot, position in largest:
+                value = row[position]
+                if value is not None and (entry[slot] is None or value > entry[slot]):
+                    entry[slot] = value
+            for slot, position in smallest:
+                value = row[position]
+                if value is not None and (entry[slot] is None or value < entry[slot]):
+                    entry[slot] = value
+        if self.invertible:
+            for row in rows:  # deletions, skipped above
+                diff = row[diff_at]
+                if diff < 0:
+                    entry = touched[group_of(row)]
+                    for slot, position in sums:
+                        entry[slot] += row[position] * diff
+        recompute: set[int] = set()
+        if not self.invertible:
+            recompute = {group[0] for group, entry in touched.items()
+                         if entry[1] or not self.foldable}
+        # Old group rows: from the cache of rows this path wrote, else from the arrangement
+        # (always for recomputed key hashes: every group with such a hash is recomputed).
+        width = plan.width
+        known = self._known
+        missing = {group[0] for group in touched if group not in known} | recompute
+        olds: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        if missing:
+            for old in self.groups.lookup_rows(missing):
+                olds[old[:width]] = old
+        for group in touched:
+            if group in known:
+                cached = known[group]
+                if cached is None:
+                    olds.pop(group, None)
+                else:
+                    olds[group] = cached
+        old_rows = list(olds.values())
+        news: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for group, entry in touched.items():
+            if group[0] not in recompute:
+                new = plan.fold(entry, olds.get(group))
+                if new is not None:
+                    news[group] = new
+        if recompute:
+            assert self.rows is not None and self.rows.columns is not None
+            news.update(self._recompute_small(self.rows.lookup_rows(recompute),
+                                              self.rows.columns))
+        return self._emit_small(plan, old_rows, olds, news, touched, recompute)
+
+    def _prepare_small(self, time: int, delta: pl.DataFrame) -> pl.DataFrame:
+        """What :meth:`_prepare` (plus the time column) gives, in one Polars call."""
+        exprs = projection_exprs(self.pre)
+        if exprs is None:
+            frame = self._prepare(delta)
+            if not self.invertible:
+                frame = frame.with_columns(pl.lit(time, dtype=pl.Int64).alias(TIME))
+            return frame
+        hashed = key_hash_expr([exprs[k] for k in self.keys])
+        extra = [] if self.invertible else [pl.lit(time, dtype=pl.Int64).alias(TIME)]
+        return delta.select([ID, DIFF, *exprs.values(), hashed.alias(KH), *extra])
+
+    def _recompute_small(self, rows: list[tuple[Any, ...]], names: list[str]
+                         ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        """Group rows computed from the current rows of the given groups, as the frame path's
+        aggregations would (Python reducers see the rows in id order)."""
+        at = {name: i for i, name in enumerate(names)}
+        diff_at, id_at, time_at = at[DIFF], at[ID], at[TIME]
+        group_of = _getter([at[KH], *[at[k] for k in self.keys]])
+        convert = [[_to_user(a) for a in c.arg_types] for c in self.calls]
+        arg_at = [[at[a] for a in c.args] for c in self.calls]
+        members: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        for row in rows:
+            if row[diff_at] > 0:
+                members.setdefault(group_of(row), []).append(row)
+        news: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for group, live in members.items():
+            live.sort(key=lambda r: r[id_at])
+            count = sum(r[diff_at] for r in live)
+            accs = []
+            for index in range(len(self.calls)):
+                if f"__acc{index}" in self.accs:
+                    position = arg_at[index][0]
+                    accs.append(sum(r[position] * r[diff_at] for r in live))
+            results = []
+            for call, positions, converters in zip(self.calls, arg_at, convert, strict=True):
+                reducer_rows = [
+                    Row(r[id_at], tuple(f(r[p]) for f, p in zip(converters, positions,
+                                                                 strict=True)),
+                        r[diff_at], r[time_at]) for r in live]
+                results.append(call.reducer.python(reducer_rows))
+            news[group] = (count, *accs, *results)
+        return news
+
+    def _emit_small(self, plan: _SmallPlan, old_rows: list[tuple[Any, ...]],
+                    olds: dict[tuple[Any, ...], tuple[Any, ...]],
+                    news: dict[tuple[Any, ...], tuple[Any, ...]],
+                    touched: dict[tuple[Any, ...], list[Any]], recompute: set[int]) -> Delta:
+        """Retract the old rows of the changed groups, insert the new ones, run ``post``.
+
+        A group whose row does not change is left alone (the frame path retracts and
+        re-inserts it, which cancels out).
+        """
+        width = plan.width
+        body_from = width + 1
+        same = plan.same
+        unchanged = set()
+        inserted = []
+        known = self._known
+        if len(known) > _KNOWN_LIMIT:
+            known.clear()
+        for group, body in news.items():
+            old = olds.get(group)
+            if old is not None and same(old[body_from:-1], body):
+                unchanged.add(group)
+                known[group] = old
+            else:
+                inserted.append((group, old, body))
+        changes: list[tuple[Any, ...]] = []
+        diffs: list[int] = []
+        for old in old_rows:
+            group = old[:width]
+            if group in unchanged or (group not in touched and group[0] not in recompute):
+                continue  # unchanged, or a group whose key hash collides with a touched one
+            changes.append(old[:-1])
+            diffs.append(-1)
+            known[group] = None
+        for group in touched:
+            if group not in news and group not in olds:
+                known[group] = None  # came and went within the delta
+        fresh = self._new_ids([g for g, old, _ in inserted if old is None])
+        hidden = set()  # groups whose count or accumulators changed but not their values
+        for group, old, body in inserted:
+            if old is not None:
+                gid = old[width]
+                if plan.injective and same(old[plan.values_from:-1], body[plan.body_values:]):
+                    hidden.add(group)
+            else:
+                gid = fresh[group]
+            row = (*group, gid, *body)
+            changes.append(row)
+            diffs.append(1)
+            known[group] = (*row, 1)
+        if not changes:
+            return None
+        series = [plan.series(i, list(values)) for i, values in
+                  enumerate(zip(*changes, strict=True))]
+        series.append(pl.Series(DIFF, diffs, dtype=pl.Int64))
+        frame = pl.DataFrame(series)
+        self.groups.insert(frame, [(*row, diff) for row, diff in zip(changes, diffs,
+                                                                     strict=True)])
+        if plan.injective:
+            # ``post`` shows every reducer value as it is: an output row changes exactly when
+            # a value does, and output rows are then distinct (no consolidation needed).
+            if hidden:
+                shown = [row[:width] not in hidden for row in changes]
+                frame = frame.filter(pl.Series(shown, dtype=pl.Boolean))
+                if frame.height == 0:
+                    return None
+            return run_projection(self.post, frame, keep=[ID], tail=[DIFF])
+        out = consolidate(run_projection(self.post, frame, keep=[ID], tail=[DIFF]))
+        return out if out.height else None
+
+    def _new_ids(self, groups: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
+        """Ids of groups seen for the first time (same function as the frame path)."""
+        if not groups:
+            return {}
+        if self.id_key is not None:
+            position = 1 + self.keys.index(self.id_key)
+            ids = {}
+            for group in groups:
+                if group[position] is None:
+                    raise ValueError(f"{self.describe()}: groupby(id=...) met a None id value")
+                ids[group] = group[position]
+            return ids
+        if not self.keys:
+            value = constant_id()
+            return {group: value for group in groups}
+        frame = pl.DataFrame([
+            pl.Series(k, [g[1 + i] for g in groups], dtype=d.to_polars())
+            for i, (k, d) in enumerate(zip(self.keys, self.key_types, strict=True))])
+        ids = hash_columns(frame, list(zip(self.keys, self.key_types, strict=True))).to_list()
+        return dict(zip(groups, ids, strict=True))
+
+
+class _SmallPlan:
+    """Positions and steps of the Python path, fixed for one reduce: group rows are
+    ``(key hash, *keys, id, count, *accumulators, *reducer values)``, group deltas
+    ``[count, any deletion, *per-reducer accumulators or folded values]``."""
+
+    def __init__(self, op: ReduceOperator) -> None:
+        calls = op.calls
+        self.width = 1 + len(op.keys)  # key hash and keys: what identifies a group
+        count_at = self.width + 1
+        self.accumulated = [i for i, c in enumerate(calls) if f"__acc{i}" in op.accs]
+        self.largest = [i for i, c in enumerate(calls) if op.foldable and c.reducer.name == "max"]
+        self.smallest = [i for i, c in enumerate(calls)
+                         if op.foldable and c.reducer.name == "min"]
+        self.zeros = [0 if i in self.accumulated else None for i in range(len(calls))]
+        acc_at = {i: count_at + 1 + n for n, i in enumerate(self.accumulated)}
+        first_result = count_at + 1 + len(self.accumulated)
+        # (kind, delta slot, old accumulator position, old value position) per reducer
+        self.steps = [(c.reducer.name, 2 + i, acc_at.get(i, -1), first_result + i)
+                      for i, c in enumerate(calls)]
+        self.count_at = count_at
+        columns = op._state_columns([KH, *op.keys])
+        schema = op._state_schema()
+        declared = {c.column: c.dtype for c in calls}
+        self.columns = [(name, schema[name], declared.get(name)) for name in columns]
+        objects = any(dtype == pl.Object for dtype in schema.values())
+        floats = any(dtype in (pl.Float32, pl.Float64) for dtype in schema.values())
+        self.same = _same if objects else _equal if floats else operator.eq
+        # Where the reducer values start in a group row and in its (count, *accs, *values).
+        self.values_from = first_result
+        self.body_values = 1 + len(self.accumulated)
+        self.injective = _shows_every_value(op.post, [c.column for c in calls])
+
+    def fold(self, entry: list[Any], old: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        """The group row's count, accumulators and values after an insert-only delta (any
+        delta when every reducer is invertible), None when the group is now empty."""
+        count = entry[0] + (old[self.count_at] if old is not None else 0)
+        if count <= 0:
+            return None
+        accs: list[Any] = []
+        results: list[Any] = []
+        for kind, slot, acc_at, value_at in self.steps:
+            if kind == "count":
+                results.append(count)
+            elif acc_at >= 0:
+                acc = entry[slot] if old is None else old[acc_at] + entry[slot]
+                accs.append(acc)
+                results.append(acc if kind == "sum" else acc / count)
+            else:
+                results.append(_better(None if old is None else old[value_at], entry[slot],
+                                       kind == "max"))
+        return (count, *accs, *results)
+
+    def series(self, index: int, values: list[Any]) -> pl.Series:
+        name, dtype, declared = self.columns[index]
+        if declared is not None:
+            return t.series_from_values(name, values, declared)
+        return pl.Series(name, values, dtype=dtype)
+
+
+def _shows_every_value(post: Any, columns: list[str]) -> bool:
+    """Whether every reducer value is an output of ``post`` as it is (so two group rows with
+    different values never give equal output rows)."""
+    from deltaflow.reducers import ReducerExpression
+
+    scope_columns = getattr(post.scope, "reducer_columns", {})
+    shown = {scope_columns.get(id(expr)) for _, expr in post.outputs
+             if isinstance(expr, ReducerExpression)}
+    return all(c in shown for c in columns)
+
+
+def _getter(positions: list[int]) -> Any:
+    """A function taking the values at ``positions`` of a row, as a tuple."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda row: (row[only],)
+    return operator.itemgetter(*positions)
+
+
+def _better(current: Any, value: Any, largest: bool) -> Any:
+    """The larger (smaller) of two values, None meaning no value (as Polars skips nulls)."""
+    if value is None:
+        return current
+    if current is None:
+        return value
+    if largest:
+        return value if value > current else current
+    return value if value < current else current
+
+
+def _same(old: Sequence[Any], new: Sequence[Any]) -> bool:
+    """Whether a group row's values are unchanged (Python objects compared canonically)."""
+    if len(old) != len(new):
+        return False
+    for a, b in zip(old, new, strict=True):
+        if type(a) in _SCALARS and type(b) in _SCALARS:
+            if a != b and (a == a or b == b):  # NaN equals NaN, as Polars groups them
+                return False
+        elif t.canonical_key(a) != t.canonical_key(b):
+            return False
+    return True
+
+
+_SCALARS = frozenset([int, float, str, bool, bytes, type(None)])
+
+
+def _equal(old: Sequence[Any], new: Sequence[Any]) -> bool:
+    """Equality of plain values, NaN equal to NaN (as Polars groups them)."""
+    if old == new:
+        return True
+    if len(old) != len(new):
+        return False
+    return all(a == b or (a != a and b != b) for a, b in zip(old, new, strict=True))
+
+
+def _to_user(dtype: t.DType) -> Any:
+    """How a stored value becomes the value a Python reducer sees (ids are Pointers)."""
+    if dtype.to_polars() == pl.UInt128:
+        return lambda v: None if v is None else t.Pointer(v)
+    return lambda v: v

@@ -15,9 +15,8 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow.engine.batch import DIFF
+from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorError, ConnectorStats, Sink
-from deltaflow.io._core.formats import TypedRowsFormatter
 
 logger = logging.getLogger("deltaflow.io")
 
@@ -33,7 +32,7 @@ class CallbackSink(Sink):
                  on_end: Callable[[], Any] | None = None, sorted_by_user: bool = False) -> None:
         self.name = name
         self.stats = ConnectorStats()
-        self._formatter = TypedRowsFormatter(columns)
+        self._names = list(columns)
         self._on_change = on_change
         self._on_time_end = on_time_end
         self._on_end = on_end
@@ -49,13 +48,30 @@ class CallbackSink(Sink):
     def on_batch(self, time: int, batch: pl.DataFrame) -> None:
         self.stats.rows_written += batch.height
         self.stats.batches += 1
-        if self._on_change is None:
+        on_change = self._on_change
+        if on_change is None:
             return
-        if not self._sorted_by_user and (batch[DIFF] < 0).any():
-            batch = batch.sort(DIFF, maintain_order=True)
-        for key, row, row_time, diff in self._formatter.format(batch, time):
-            for _ in range(abs(diff)):
-                self._call("on_change", self._on_change, key, row, row_time, diff > 0)
+        # Column-wise conversion to Python values, then one dict per row: the per-row work is
+        # only the dict and the call.
+        names = self._names
+        keys = t.values_from_series(batch[ID])
+        diffs = batch[DIFF].to_list()
+        columns = [t.values_from_series(batch[name]) for name in names]
+        rows = zip(*columns, strict=True) if names else iter([()] * len(keys))
+        entries = list(zip(keys, rows, diffs, strict=True))
+        if not self._sorted_by_user and any(d < 0 for d in diffs):
+            # Deletions of a time come before its insertions (stable within each).
+            entries = [e for e in entries if e[2] < 0] + [e for e in entries if e[2] > 0]
+        try:
+            for key, values, diff in entries:
+                row = dict(zip(names, values, strict=True))
+                addition = diff > 0
+                on_change(key, row, time, addition)
+                for _ in range(abs(diff) - 1):
+                    on_change(key, dict(row), time, addition)
+        except Exception as exc:
+            raise ConnectorError(self.name, f"the on_change callback raised "
+                                            f"{type(exc).__name__}: {exc}") from exc
 
     def on_time_end(self, time: int) -> None:
         if self._on_time_end is not None:

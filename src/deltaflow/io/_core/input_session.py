@@ -45,6 +45,7 @@ from deltaflow.io._core.offsets import OffsetFrontier
 logger = logging.getLogger("deltaflow.io")
 
 KINDS = ("insert", "delete", "upsert")
+_ID_BLOCK = 4096  # position ids computed at once for small commits
 
 
 class _Stopped(Exception):
@@ -123,6 +124,7 @@ class InputSession(Source):
         self._state: dict[int, tuple[Any, ...]] = {}
         self._by_source: dict[Hashable, list[pl.DataFrame]] = {}
         self._positions: dict[Hashable, int] = {}
+        self._id_blocks: dict[Hashable, tuple[int, pl.Series]] = {}
         self._retracting = reader.retracts_sources
         self._frontier = OffsetFrontier(self.seek_to)
         self._pushed_offsets: dict[Any, Any] | None = None
@@ -270,6 +272,10 @@ class InputSession(Source):
                                                  [t.Json(dict(metadata))] * frame.height,
                                                  dtype=pl.Object))
         ids = self._ids(frame, block)
+        if block.kind == "insert" and not self.keep_row_state:
+            # The common case in one Polars call: ids, the columns, +1.
+            return frame.select([ids.alias(ID), *self._names[1:-1],
+                                 pl.lit(1, dtype=pl.Int64).alias(DIFF)])
         frame = frame.with_columns(ids.alias(ID))
         if block.kind == "column":
             kinds = frame["_kind"]
@@ -307,7 +313,14 @@ class InputSession(Source):
         start = self._positions.get(key, 0)
         self._positions[key] = start + count
         seed = self.name if key is None else f"{self.name}|{key}"
-        return sequence_ids(seed, start, count)
+        if count >= _ID_BLOCK:
+            return sequence_ids(seed, start, count)
+        # Small commits (a stream) take their ids from a block computed ahead: hashing has a
+        # fixed cost per call, and ids depend only on the position.
+        cached = self._id_blocks.get(key)
+        if cached is None or not cached[0] <= start or start + count > cached[0] + _ID_BLOCK:
+            cached = self._id_blocks[key] = (start, sequence_ids(seed, start, _ID_BLOCK))
+        return cached[1].slice(start - cached[0], count)
 
     def _apply_kind(self, frame: pl.DataFrame, kind: str) -> pl.DataFrame | None:
         rows = frame.select(self._names[:-1])

@@ -1,0 +1,301 @@
+"""The small-delta (Python) and big-batch (Polars) paths of the stateful operators agree.
+
+Every property of ``test_stateful_properties`` is checked again with the paths forced: ``big``
+(every delta through Polars frames), ``small`` (every delta through Python tuples) and
+``mixed`` (deltas of at most two rows in Python, the others in Polars, sharing one state). The
+arrangements' Python tail is kept tiny so that it is flushed into runs, and runs merged, within
+a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import deltaflow as pw
+from deltaflow.engine import batch
+from deltaflow.engine.stateful import arrangement, join, reduce
+from test_stateful_properties import REDUCERS, Event, check
+
+SETTINGS = settings(max_examples=20, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+MODES = {"big": 0, "small": 10**9, "mixed": 2}
+
+
+@contextlib.contextmanager
+def paths(mode: str) -> Iterator[None]:
+    """Force the small/big path choice and make the arrangements' tail flush early."""
+    saved = (reduce.SMALL_DELTA_ROWS, join.SMALL_DELTA_ROWS, arrangement.TAIL_ROWS,
+             arrangement.SMALL_INSERT, batch.SMALL_BATCH)
+    limit = MODES[mode]
+    reduce.SMALL_DELTA_ROWS = limit
+    join.SMALL_DELTA_ROWS = limit
+    arrangement.TAIL_ROWS = 3
+    arrangement.SMALL_INSERT = 4 if mode != "big" else 0
+    batch.SMALL_BATCH = limit
+    try:
+        yield
+    finally:
+        (reduce.SMALL_DELTA_ROWS, join.SMALL_DELTA_ROWS, arrangement.TAIL_ROWS,
+         arrangement.SMALL_INSERT, batch.SMALL_BATCH) = saved
+
+
+modes = st.sampled_from(sorted(MODES))
+
+
+@st.composite
+def bursty_streams(draw: Any, label_base: int = 0) -> list[Event]:
+    """Update streams whose times carry from 0 to 12 changes (so ``mixed`` really mixes)."""
+    live: dict[int, tuple[int, int]] = {}
+    events: list[Event] = []
+    next_label = label_base + 1
+    for time in range(2, 2 + 2 * draw(st.integers(1, 5)), 2):
+        touched: set[int] = set()
+        for _ in range(draw(st.sampled_from([0, 1, 2, 6, 12]))):
+            kind = draw(st.sampled_from(["insert", "insert", "delete", "update"]))
+            candidates = sorted(set(live) - touched)
+            k = draw(st.integers(0, 3))
+            v = draw(st.integers(-3, 3))
+            if kind == "insert" or not candidates:
+                label = next_label
+                next_label += 1
+                live[label] = (k, v)
+                events.append((label, k, v, time, 1))
+            else:
+                label = draw(st.sampled_from(candidates))
+                old = live.pop(label)
+                events.append((label, *old, time, -1))
+                if kind == "update":
+                    live[label] = (k, v)
+                    events.append((label, k, v, time, 1))
+            touched.add(label)
+    return events
+
+
+@SETTINGS
+@given(bursty_streams(), st.sampled_from(sorted(REDUCERS)), modes)
+def test_reducers_on_both_paths(stream: list[Event], name: str, mode: str) -> None:
+    def program(t: pw.Table) -> pw.Table:
+        return t.groupby(t.k).reduce(t.k, r=REDUCERS[name](t))
+
+    with paths(mode):
+        check(program, stream)
+
+
+@SETTINGS
+@given(bursty_streams(), modes)
+def test_folded_and_recomputed_reducers_on_both_paths(stream: list[Event], mode: str) -> None:
+    def folded(t: pw.Table) -> pw.Table:
+        return t.groupby(t.k).reduce(t.k, n=pw.reducers.count(), s=pw.reducers.sum(t.v),
+                                     a=pw.reducers.avg(t.v), lo=pw.reducers.min(t.v),
+                                     hi=pw.reducers.max(t.v))
+
+    def whole(t: pw.Table) -> pw.Table:
+        return t.reduce(n=pw.reducers.count(), hi=pw.reducers.max(t.v),
+                        any=pw.reducers.any(t.v), s=pw.reducers.sum(t.v))
+
+    def by_pointer(t: pw.Table) -> pw.Table:
+        keyed = t.select(t.v, p=t.pointer_from(t.k))
+        return keyed.groupby(keyed.p, id=keyed.p).reduce(m=pw.reducers.argmax(keyed.v),
+                                                        n=pw.reducers.count())
+
+    with paths(mode):
+        check(folded, stream)
+        check(whole, stream)
+        check(by_pointer, stream)
+
+
+@SETTINGS
+@given(bursty_streams(), bursty_streams(label_base=100),
+       st.sampled_from(["inner", "left", "right", "outer"]), modes)
+def test_joins_on_both_paths(left: list[Event], right: list[Event], how: str,
+                             mode: str) -> None:
+    def program(a: pw.Table, b: pw.Table) -> pw.Table:
+        joined = getattr(a, f"join_{how}")(b, a.k == b.k)
+        return joined.select(lv=pw.left.v, rv=pw.right.v, k=pw.this.k, lid=a.id, rid=b.id)
+
+    with paths(mode):
+        check(program, left, right)
+
+
+@SETTINGS
+@given(bursty_streams(), bursty_streams(label_base=100), modes)
+def test_join_variants_on_both_paths(left: list[Event], right: list[Event], mode: str) -> None:
+    def two_keys_left_ids(a: pw.Table, b: pw.Table) -> pw.Table:
+        unique_right = b.groupby(b.k, b.v).reduce(b.k, b.v, n=pw.reducers.count())
+        return a.join_left(unique_right, a.k == unique_right.k, a.v == unique_right.v,
+                           id=a.id).select(a.k, a.v, n=unique_right.n)
+
+    def pipeline(a: pw.Table, b: pw.Table) -> pw.Table:
+        joined = a.join_outer(b, a.k == b.k).select(k=pw.this.k, x=pw.coalesce(pw.left.v, 0)
+                                                   + pw.coalesce(pw.right.v, 0))
+        totals = joined.groupby(pw.this.k).reduce(pw.this.k, v=pw.reducers.sum(pw.this.x))
+        per_key = a.groupby(a.k).reduce(a.k, v=pw.reducers.max(a.v))
+        return per_key.update_rows(totals).filter(pw.this.v > -2)
+
+    with paths(mode):
+        check(two_keys_left_ids, left, right)
+        check(pipeline, left, right)
+
+
+# --- the arrangement on its own -------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3),
+                                   st.sampled_from([1, -1]), st.integers(0, 6)),
+                         max_size=9), max_size=12),
+       st.lists(st.integers(0, 5), max_size=4), st.integers(1, 6), st.integers(0, 8))
+def test_lookup_rows_equals_lookup(batches: list[list[tuple[int, int, int, int]]],
+                                   keys: list[int], tail_rows: int, small: int) -> None:
+    saved = arrangement.TAIL_ROWS, arrangement.SMALL_INSERT
+    arrangement.TAIL_ROWS, arrangement.SMALL_INSERT = tail_rows, small
+    try:
+        target = arrangement.Arrangement(ignore=(arrangement.TIME,))
+        for generated in batches:
+            # Inserted deltas are consolidated (as every batch in the engine is).
+            summed: dict[tuple[int, int], list[int]] = {}
+            for row_id, v, diff, time in generated:
+                entry = summed.setdefault((row_id, v), [0, time])
+                entry[0] += diff
+                entry[1] = min(entry[1], time)
+            rows = [(i, v, d, tm) for (i, v), (d, tm) in summed.items() if d != 0]
+            if rows:
+                target.insert(pl.DataFrame(
+                    {"_id": pl.Series([r[0] for r in rows], dtype=pl.UInt128),
+                     "v": [r[1] for r in rows], "_kh": pl.Series([r[0] % 3 for r in rows],
+                                                                 dtype=pl.UInt64),
+                     "_diff": [r[2] for r in rows], "__time": [r[3] for r in rows]}))
+        khs = {k % 3 for k in keys}
+        fast_rows = target.lookup_rows(khs)
+        fast = Counter()
+        for row in fast_rows:
+            fast[row[:2]] += row[3]
+        found = target.lookup(pl.Series(sorted(khs), dtype=pl.UInt64))
+        slow_rows = [] if found is None else found.rows()
+        slow = Counter()
+        for row in slow_rows:
+            slow[row[:2]] += row[3]
+        assert +fast == +slow and -fast == -slow
+        # Both answers are consolidated: each row once, no zero diffs.
+        for rows in (fast_rows, slow_rows):
+            assert len({row[:2] for row in rows}) == len(rows)
+            assert all(row[3] != 0 for row in rows)
+        # The time kept for a row is the smallest of its insertions' times.
+        assert {row[:2]: row[4] for row in fast_rows} == {row[:2]: row[4] for row in slow_rows}
+    finally:
+        arrangement.TAIL_ROWS, arrangement.SMALL_INSERT = saved
+
+
+def test_arrangement_keeps_timestamps_out_of_the_python_tail() -> None:
+    """Datetime columns lose nanoseconds in Python; such arrangements never use the tail."""
+    target = arrangement.Arrangement()
+    frame = pl.DataFrame({"_id": pl.Series([1], dtype=pl.UInt128),
+                          "d": pl.Series([1_000_000_001], dtype=pl.Datetime("ns")),
+                          "_kh": pl.Series([7], dtype=pl.UInt64), "_diff": [1]})
+    target.insert(frame)
+    assert target._tail_count == 0 and len(target.runs) == 1
+    assert target.lookup(pl.Series([7], dtype=pl.UInt64))["d"].dt.epoch("ns").to_list() == \
+        [1_000_000_001]
+
+
+# --- reducers whose values Python and Polars compute separately --------------------------------
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_float_and_string_reductions_agree(mode: str) -> None:
+    table = pw.debug.table_from_markdown("""
+          | k | s  | f    | __time__ | __diff__
+        1 | 1 | b  | 1.5  | 2        | 1
+        2 | 1 | a  | -0.5 | 2        | 1
+        3 | 2 | zz | 2.25 | 4        | 1
+        4 | 1 | c  | 4.0  | 4        | 1
+        2 | 1 | a  | -0.5 | 6        | -1
+        5 | 2 | y  | 3.0  | 6        | 1
+    """)
+    with paths(mode):
+        result = table.groupby(table.k).reduce(
+            table.k, lo=pw.reducers.min(table.s), hi=pw.reducers.max(table.s),
+            f=pw.reducers.max(table.f), a=pw.reducers.avg(table.f),
+            t=pw.reducers.sorted_tuple(table.s), n=pw.reducers.count_distinct(table.s))
+        stream = pw.debug.table_to_stream(result)
+    final: Counter = Counter()
+    for _, row, diff in stream:
+        final[(row["k"], row["lo"], row["hi"], row["f"], row["a"], row["t"], row["n"])] += diff
+    assert +final == Counter({(1, "b", "c", 4.0, 2.75, ("b", "c"), 2): 1,
+                              (2, "y", "zz", 3.0, 2.625, ("y", "zz"), 2): 1})
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_ndarray_values_compare_without_errors(mode: str) -> None:
+    table = pw.debug.table_from_markdown("""
+          | k | v | __time__ | __diff__
+        1 | 1 | 1 | 2        | 1
+        2 | 1 | 2 | 4        | 1
+        2 | 1 | 2 | 6        | -1
+    """)
+    with paths(mode):
+        result = table.groupby(table.k).reduce(table.k, a=pw.reducers.ndarray(table.v))
+        rows = pw.debug.table_to_pandas(result)
+    assert [list(v) for v in rows["a"]] == [[1]]
+    assert isinstance(rows["a"].iloc[0], np.ndarray)
+
+
+# --- which path runs ---------------------------------------------------------------------------
+
+
+def test_streaming_deltas_take_the_python_path_and_big_batches_polars() -> None:
+    """Small deltas of a plain groupby and join never reach the frame path (their state lives
+    in the Python structures afterwards); a big batch goes through Polars frames."""
+    from deltaflow import plan
+    from deltaflow._ids import sequence_ids
+    from deltaflow.engine.boundary import Source, SourceHandle
+    from deltaflow.engine.runtime import Runtime
+    from deltaflow.engine.stateful.join import JoinOperator
+    from deltaflow.engine.stateful.reduce import ReduceOperator
+    from deltaflow.table import input_table
+
+    class Idle(Source):
+        def start(self, handle: SourceHandle) -> None:
+            pass
+
+    class Event(pw.Schema):
+        k: int
+        v: int
+
+    events = input_table(Event, Idle(), name="events")
+    totals = events.groupby(events.k).reduce(events.k, n=pw.reducers.count(),
+                                             top=pw.reducers.max(events.v))
+    joined = events.join(totals, events.k == totals.k).select(events.v, totals.n)
+    seen: list[tuple[int, int, int]] = []
+    pw.io.subscribe(joined, lambda key, row, time, is_addition: seen.append(
+        (row["v"], row["n"], 1 if is_addition else -1)))
+    runtime = Runtime(plan.REGISTRY.take())
+    reduce_op = next(op for op in runtime.operators if isinstance(op, ReduceOperator))
+    join_op = next(op for op in runtime.operators if isinstance(op, JoinOperator))
+    assert reduce_op.small and reduce_op.foldable and join_op.small
+
+    def push(time: int, start: int, keys: list[int]) -> None:
+        batch = pl.DataFrame([sequence_ids("events", start, len(keys)),
+                              pl.Series("k", keys), pl.Series("v", keys),
+                              pl.Series("_diff", [1] * len(keys))])
+        runtime._process(time, [(0, batch)])
+
+    push(2, 0, [1, 2, 1])
+    assert set(reduce_op._known) and reduce_op.groups._tail  # Python state was used
+    assert Counter(seen) == Counter({(1, 2, 1): 2, (2, 1, 1): 1})
+    seen.clear()
+    push(4, 3, [k % 3 for k in range(600)])  # bigger than SMALL_DELTA_ROWS: frame path
+    assert not reduce_op._known
+    final: Counter = Counter()
+    for v, n, diff in seen:
+        final[(v, n)] += diff
+    assert final[(1, 2)] == -2 and final[(1, 202)] == 202 and final[(0, 200)] == 200
