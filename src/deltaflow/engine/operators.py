@@ -25,11 +25,7 @@ def projection_exprs(projection: Any) -> dict[str, pl.Expr] | None:
     """The output expressions of a compiled projection by name (each evaluates over the input
     frame), or None when running it needs more than evaluating them (Python nodes computed
     first, divisions checked for zeros): then only its ``run`` will do."""
-    final = getattr(projection, "_final", None)
-    if final is None or projection.python_nodes or getattr(projection, "_division_checks",
-                                                            True):
-        return None  # Python nodes or division checks: ``run`` knows how
-    return {name: expr for (name, _), expr in zip(projection.outputs, final, strict=True)}
+    return projection.pure_exprs()
 
 
 def run_projection(projection: Any, frame: pl.DataFrame, keep: Sequence[str] = (),

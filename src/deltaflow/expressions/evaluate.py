@@ -98,6 +98,14 @@ class CompiledProjection:
             compiled = compiled.cast(target)
         return compiled.alias(name)
 
+    def pure_exprs(self) -> dict[str, pl.Expr] | None:
+        """The outputs as Polars expressions over the input frame (to fuse into one call), or
+        None when running needs more than evaluating them: Python nodes computed first or
+        divisions checked for zeros; then only :meth:`run` will do."""
+        if self.python_nodes or self._division_checks:
+            return None
+        return {name: expr for (name, _), expr in zip(self.outputs, self._final, strict=True)}
+
     # --- running ------------------------------------------------------------------------------
     def run(self, frame: pl.DataFrame, keep: Sequence[str] = ()) -> pl.DataFrame:
         """Compute the outputs for every row of ``frame``; ``keep`` columns are passed through."""
