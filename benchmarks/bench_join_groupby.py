@@ -3,8 +3,11 @@
 orders(k, v) joined with customers(k, region) on k, then per region: sum(v) and count.
 Plain Polars (join + group_by) is the baseline.
 
+Every figure is the median of BENCH_REPEATS runs (default 3), ``*_first_seconds`` the first
+run alone (slower for every library: its memory is touched for the first time).
+
 Environment: BENCH_IMPL, BENCH_ROWS (default 1_000_000), BENCH_RIGHT (default 100_000),
-BENCH_GROUPS (default 1_000).
+BENCH_GROUPS (default 1_000), BENCH_REPEATS (default 3).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from _harness import banner, env_int, load_pw, report, timed
+from _harness import banner, env_int, load_pw, report
+from bench_wordcount import measure
 
 
 def make_frames(rows: int, right: int, groups: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -39,12 +43,13 @@ def main() -> None:
     rows = env_int("BENCH_ROWS", 1_000_000)
     right = env_int("BENCH_RIGHT", 100_000)
     groups = env_int("BENCH_GROUPS", 1_000)
-    banner(f"join_groupby rows={rows} right={right} groups={groups}")
+    repeats = max(1, env_int("BENCH_REPEATS", 3))
+    banner(f"join_groupby rows={rows} right={right} groups={groups} repeats={repeats}")
     orders, customers = make_frames(rows, right, groups)
 
     pw = load_pw()  # imports are not part of the measured work
-    with timed("end_to_end", rows=rows + right):
-        out = run_pw(pw, orders, customers)
+    out = measure("end_to_end", rows + right, repeats, lambda: run_pw(pw, orders, customers),
+                  pw)
     if int(out["n"].sum()) != rows or int(out["total"].sum()) != int(orders["v"].sum()):
         raise SystemExit(f"wrong result: n={out['n'].sum()} total={out['total'].sum()}")
     report("output_rows", len(out), "rows", "higher")
@@ -53,10 +58,10 @@ def main() -> None:
         import polars as pl
     except ImportError:
         return
-    with timed("polars_end_to_end", rows=rows + right):
-        result = (pl.from_pandas(orders).join(pl.from_pandas(customers), on="k")
-                  .group_by("region").agg(pl.col("v").sum().alias("total"), pl.len().alias("n"))
-                  .to_pandas())
+    result = measure("polars_end_to_end", rows + right, repeats, lambda: (
+        pl.from_pandas(orders).join(pl.from_pandas(customers), on="k")
+        .group_by("region").agg(pl.col("v").sum().alias("total"), pl.len().alias("n"))
+        .to_pandas()))
     if int(result["n"].sum()) != rows:
         raise SystemExit("polars baseline wrong")
 

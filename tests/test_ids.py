@@ -16,6 +16,7 @@ from deltaflow._ids import (
     K1,
     K2,
     MISSING,
+    combine_id_values,
     combine_ids,
     combine_ids_expr,
     fmix_int,
@@ -24,6 +25,7 @@ from deltaflow._ids import (
     pointer_from_values,
     sequence_ids,
     text_digest,
+    with_derived_ids,
 )
 
 M = (1 << 128) - 1
@@ -102,10 +104,38 @@ def test_text_keys_separate_values_by_construction() -> None:
     assert frame.select(id_expr(exprs)).to_series().to_list() == ids.to_list()
 
 
-def test_derived_ids_of_text_inputs_keep_the_text_definition() -> None:
-    texts = [pl.Series(["12", "none"]), pl.Series(["none", "7"])]
-    assert combine_ids(texts, salt="join").to_list() == \
-        [text_digest("cjoin|12|none"), text_digest("cjoin|none|7")]
+def test_derived_ids_agree_in_every_form() -> None:
+    left = pl.Series("l", [1, None, 2**127 + 5, 0], dtype=ID_DTYPE)
+    right = pl.Series("r", [None, 7, 3, 0], dtype=ID_DTYPE)
+    expected = combine_ids([left, right], salt="s").to_list()
+    frame = pl.DataFrame([left, right]).lazy()
+    assert with_derived_ids(frame, ["l", "r"], salt="s", name="x").collect()["x"].to_list() \
+        == expected
+    assert [combine_id_values(a, b, salt="s") for a, b in
+            zip(left.to_list(), right.to_list(), strict=True)] == expected
+
+
+def test_join_row_ids_derive_from_the_pair_of_ids() -> None:
+    def derived(left: int | None, right: int | None) -> int:
+        h = text_digest("cjoin")
+        for v in (left, right):
+            h = fmix_int(h ^ (MISSING if v is None else v))
+        return h
+
+    left = pw.debug.table_from_markdown("""
+          | k | a
+        1 | 1 | x
+        2 | 2 | y
+    """)
+    right = pw.debug.table_from_markdown("""
+          | k | b
+        7 | 1 | u
+    """)
+    joined = left.join_left(right, left.k == right.k).select(left.a, right.b)
+    ids, columns = pw.debug.table_to_dicts(joined)
+    l1, l2, r7 = (pointer_from_values(v) for v in (1, 2, 7))
+    assert sorted(ids) == sorted([derived(l1, r7), derived(l2, None)])
+    assert columns["b"][derived(l1, r7)] == "u" and columns["b"][derived(l2, None)] is None
 
 
 def test_ids_are_unique_over_many_positions_and_pairs() -> None:
@@ -172,3 +202,5 @@ def test_ids_are_equal_in_another_process() -> None:
 def test_derived_ids_reject_non_id_columns() -> None:
     with pytest.raises(TypeError, match="ids or integers"):
         combine_ids([pl.Series([1.5])])
+    with pytest.raises(TypeError, match="ids or integers"):
+        combine_ids([pl.Series(["12"]), pl.Series(["7"])])

@@ -35,9 +35,7 @@ The ids:
   concatenations): ``h = H("c" + salt)``, then for each input id ``v`` in order
   ``h = fmix(h ^ v)``; the final ``h`` is the id. A missing input (None) counts as
   :data:`MISSING`; integers count as their 64-bit two's complement. For a fixed prefix,
-  distinct last inputs give distinct ids. When every input is text (decimal ids), the id is
-  ``H("c" + salt + "|" + text_1 + "|" + ... + text_n)`` instead; the integer form is the
-  fast one (no text is built), so callers should pass the id columns themselves.
+  distinct last inputs give distinct ids.
 """
 
 from __future__ import annotations
@@ -247,22 +245,45 @@ def sequence_ids(seed: str, start: int, count: int) -> pl.Series:
 
 def combine_ids(columns: Sequence[pl.Series], salt: str = "") -> pl.Series:
     """Derived ids of the rows of ``columns`` (ids or integers; see the module docstring)."""
-    if columns and all(c.dtype == pl.String for c in columns):
-        # Texts (callers that spell ids in decimal, "none" for a missing one) keep the
-        # text definition: H("c" + salt + "|" + text_1 + "|" + ... + text_n).
-        frame = pl.DataFrame({f"v{i}": c for i, c in enumerate(columns)})
-        expr = pl.concat_str([pl.lit("c" + salt), *(pl.col(n) for n in frame.columns)],
-                             separator="|")
-        return frame.select(expr.nchash.xxh3_128().cast(ID_DTYPE)).to_series()
-    data = {f"v{i}": _as_u128(c).fill_null(_lit(MISSING)) for i, c in enumerate(columns)}
-    frame = pl.LazyFrame(data).with_columns(_lit(text_digest("c" + salt)).alias("_id"))
-    for name in data:
-        frame = _fmix_frame(frame.with_columns(pl.col("_id").xor(pl.col(name))), "_id")
+    data = {f"v{i}": _as_u128(c) for i, c in enumerate(columns)}
+    frame = with_derived_ids(pl.LazyFrame(data), list(data), salt=salt)
     return frame.select("_id").collect().to_series()
 
 
+def combine_id_values(*ids: int | None, salt: str = "") -> int:
+    """:func:`combine_ids` of one row of ids (non-negative Python integers, None for a missing
+    one): for a few rows, cheaper than any Polars query."""
+    h = _salt_digest(salt)
+    for value in ids:
+        h = fmix_int(h ^ (MISSING if value is None else value))
+    return h
+
+
+@functools.lru_cache(maxsize=64)
+def _salt_digest(salt: str) -> int:
+    return text_digest("c" + salt)
+
+
+def with_derived_ids(frame: pl.LazyFrame, columns: Sequence[str], *, salt: str = "",
+                     name: str = "_id") -> pl.LazyFrame:
+    """``frame`` with a column ``name`` holding the derived ids (:func:`combine_ids`) of its
+    id (``UInt128``) columns ``columns``.
+
+    Computed as steps of ``frame``'s own query, so a big frame is processed in one pass and
+    the new column is split into chunks like the others (a column computed apart, e.g. by
+    :func:`combine_ids_expr`, makes the next Polars operation copy the whole frame to align
+    them).
+    """
+    frame = frame.with_columns(_lit(text_digest("c" + salt)).alias(name))
+    for column in columns:
+        mixed = pl.col(name).xor(pl.col(column).fill_null(_lit(MISSING)))
+        frame = _fmix_frame(frame.with_columns(mixed.alias(name)), name)
+    return frame
+
+
 def combine_ids_expr(*ids: pl.Expr, salt: str = "") -> pl.Expr:
-    """Ids derived from tuples of other ids (join results, flattened rows, reindexed concat)."""
+    """Ids derived from tuples of other ids (flattened rows, reindexed concat; joins use
+    :func:`with_derived_ids` or :func:`combine_id_values`)."""
     return pl.map_batches(list(ids), functools.partial(combine_ids, salt=salt),
                           return_dtype=ID_DTYPE, is_elementwise=True)
 

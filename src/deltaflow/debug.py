@@ -37,22 +37,30 @@ _SPECIAL = (TIME_COLUMN, DIFF_COLUMN, "__shard__")
 
 
 class StaticSource(Source):
-    """Pushes prepared batches, each pinned to its time, as soon as the run starts."""
+    """Pushes prepared batches, each pinned to its time, as soon as the run starts.
 
-    def __init__(self, batches: Sequence[tuple[int, pl.DataFrame]], name: str) -> None:
+    ``consolidated``: no id occurs twice in a batch and no diff is 0 (rows numbered by
+    position, inserted once), so the engine need not check.
+    """
+
+    def __init__(self, batches: Sequence[tuple[int, pl.DataFrame]], name: str,
+                 consolidated: bool = False) -> None:
         self.batches = list(batches)
         self.name = name
+        self.consolidated = consolidated
 
     def start(self, handle: SourceHandle) -> None:
         # Pushed synchronously so that every static time is known before the first is run.
         for time, batch in self.batches:
-            handle.push(batch, time=time)
+            handle.push(batch, time=time, consolidated=self.consolidated)
         handle.finish()
 
 
 def _static_table(columns: dict[str, t.DType], batches: Sequence[tuple[int, pl.DataFrame]],
-                  *, label: str, primary_key: tuple[str, ...] | None = None) -> Table:
-    node = InputNode(columns=dict(columns), source=StaticSource(batches, label),
+                  *, label: str, primary_key: tuple[str, ...] | None = None,
+                  consolidated: bool = False) -> Table:
+    node = InputNode(columns=dict(columns),
+                     source=StaticSource(batches, label, consolidated=consolidated),
                      primary_key=primary_key, label=label)
     return Table(node, Universe(), primary_key=primary_key)
 
@@ -295,7 +303,8 @@ def table_from_polars(df: pl.DataFrame, id_from: list[str] | None = None,
     diffs = df[DIFF_COLUMN] if DIFF_COLUMN in df.columns else None
     batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
     return _static_table(dtypes, batches, label="table_from_polars",
-                         primary_key=tuple(key) if key else None)
+                         primary_key=tuple(key) if key else None,
+                         consolidated=not key and diffs is None)
 
 
 def table_from_pandas(df: Any, id_from: list[str] | None = None,
@@ -322,7 +331,8 @@ def table_from_pandas(df: Any, id_from: list[str] | None = None,
     result_key = list(id_from) if id_from else (schema.primary_key_columns() if schema else None)
     if result_key:
         return table_from_polars(frame, id_from=result_key, schema=table_schema)
-    if isinstance(df.index, pd.RangeIndex):
+    positions = isinstance(df.index, pd.RangeIndex)  # distinct labels, hence distinct ids
+    if positions:
         ids = _position_ids(len(df), df.index.start, df.index.step)
     else:
         if df.index.dtype.kind in "iu":
@@ -343,7 +353,8 @@ def table_from_pandas(df: Any, id_from: list[str] | None = None,
     times = frame[TIME_COLUMN] if TIME_COLUMN in frame.columns else None
     diffs = frame[DIFF_COLUMN] if DIFF_COLUMN in frame.columns else None
     batches = _frame_to_batches(data, dtypes, ids, times, diffs)
-    return _static_table(dtypes, batches, label="table_from_pandas")
+    return _static_table(dtypes, batches, label="table_from_pandas",
+                         consolidated=positions and diffs is None)
 
 
 def _is_missing(value: Any) -> bool:
@@ -376,7 +387,8 @@ def table_from_rows(schema: type[Schema], rows: list[tuple], unsafe_trusted_ids:
     diffs = [r[-1] for r in rows] if is_stream else None
     batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
     return _static_table(dtypes, batches, label="table_from_rows",
-                         primary_key=tuple(key) if key else None)
+                         primary_key=tuple(key) if key else None,
+                         consolidated=not key and not is_stream)
 
 
 # ------------------------------------------------------------------------------------------

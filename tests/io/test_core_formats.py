@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import deltaflow as pw
 from deltaflow import _types as t
@@ -285,3 +287,33 @@ def test_csv_parser_blank_lines_are_skipped_even_when_field_counts_balance() -> 
     assert block.frame["a"].to_list() == [1, 2]
     assert block.errors == []
     assert csv_parse("  \n \n").frame.height == 0
+
+
+_CELLS = ["1", "-7", "2.5", "true", "False", "", "None", "word", "x y", "0"]
+
+
+@st.composite
+def _csv_documents(draw: st.DrawFn) -> str:
+    """CSV text with a header of some of Mixed's columns (and an unknown one), then lines
+    of random field counts, blank lines and empty values: malformed lines included."""
+    names = draw(st.permutations(["a", "b", "c", "d", "e", "zz"]))
+    header = names[:draw(st.integers(min_value=1, max_value=len(names)))]
+    lines = [",".join(header)]
+    for _ in range(draw(st.integers(min_value=0, max_value=8))):
+        if draw(st.integers(min_value=0, max_value=9)) == 0:
+            lines.append("")
+            continue
+        count = len(header) + draw(st.sampled_from([0, 0, 0, 0, -1, -2, 1]))
+        lines.append(",".join(draw(st.sampled_from(_CELLS)) for _ in range(max(count, 1))))
+    return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n\n"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_csv_documents())
+def test_csv_fast_path_matches_the_exact_reader(text: str) -> None:
+    # An escape character (absent from the text) forces the exact, line-by-line reader.
+    fast = csv_parse(text)
+    exact = csv_parse(text, CsvParserSettings(escape="\\"))
+    assert fast.frame.equals(exact.frame), text
+    assert [(e.where, e.reason) for e in fast.errors] == \
+        [(e.where, e.reason) for e in exact.errors], text

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 import deltaflow as pw
+from deltaflow.io._core.base import Writer
+from deltaflow.io._core.formats import CsvFormatter, JsonLinesFormatter
+from deltaflow.io._core.output_session import write_table
 
 
 class Person(pw.Schema):
@@ -112,3 +115,39 @@ def test_empty_input_still_writes_header(tmp_path: Path) -> None:
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert out.read_text() == '"name","age","score","time","diff"\n'
     assert os.path.getsize(out) > 0
+
+
+class _Payloads(Writer):
+    """Keeps every payload it is given (it offers no stream, so it gets bytes)."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    def write(self, payload: bytes) -> None:
+        self.payloads.append(payload)
+
+
+def test_files_are_formatted_in_place_exactly_as_payloads(tmp_path: Path) -> None:
+    # Files take the formatter's output straight into the open file; other writers get
+    # bytes. Both must be the same text, over several times, retractions and odd values.
+    table = pw.debug.table_from_markdown(
+        """
+        | name    | n  | x    | __time__ | __diff__
+      1 | Alice   | 1  | 1.5  | 2        | 1
+      2 | None    | -2 | 1e20 | 2        | 1
+      3 | "q,x"   | 3  | None | 4        | 1
+      1 | Alice   | 1  | 1.5  | 6        | -1
+        """
+    )
+    csv_out, json_out = tmp_path / "o.csv", tmp_path / "o.jsonl"
+    pw.io.csv.write(table, csv_out)
+    pw.io.jsonlines.write(table, json_out)
+    columns = dict(table._columns)
+    as_csv, as_json = _Payloads(), _Payloads()
+    write_table(table, as_csv, CsvFormatter(columns), name="bytes-csv")
+    write_table(table, as_json, JsonLinesFormatter(columns), name="bytes-json")
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert len(as_csv.payloads) == 3  # one per time
+    assert csv_out.read_bytes() == CsvFormatter(columns).header() + b"".join(as_csv.payloads)
+    assert json_out.read_bytes() == b"".join(as_json.payloads)
+    assert csv_out.read_text().splitlines()[-1] == '"Alice","1","1.5","6","-1"'

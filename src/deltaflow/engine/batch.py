@@ -1,8 +1,17 @@
-"""Delta batches: Polars frames of changes with ``_id``, the columns and ``_diff``."""
+"""Delta batches: Polars frames of changes with ``_id``, the columns and ``_diff``.
+
+Batches leaving operators are consolidated (:func:`consolidate`). A batch in which no id
+occurs twice is consolidated as it is; that is known without looking at big batches in the
+common static cases — rows numbered by position (sources push them with
+``consolidated=True``), one new row per group, pairs of such rows from a join, projections and
+filters of such batches — and recorded with :func:`mark_distinct_ids`, which spares the
+uniqueness check (a hash of every id) at every step of the pipeline.
+"""
 
 from __future__ import annotations
 
 import operator
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +25,7 @@ DIFF = "_diff"
 SMALL_BATCH = 64  # batches up to this many rows are consolidated in Python
 MEDIUM_BATCH = 8192  # up to this many rows, duplicates are found by row hash in Python
 _SEED = 0xC0DE
+STREAMING_ROWS = 50_000  # queries over at least this many rows run on Polars' streaming engine
 
 _EXACT = frozenset([pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32,
                     pl.UInt64, pl.UInt128, pl.Float32, pl.Float64, pl.String, pl.Boolean,
@@ -74,6 +84,43 @@ def row_key_function(positions: Sequence[int], objects: Sequence[int] = (),
     return careful
 
 
+# Batches known to hold every id at most once, by object identity (weak: the entry goes with
+# the frame). Polars frames are immutable for the engine (nothing here changes one in place),
+# so the knowledge stays true for the frame's life.
+_DISTINCT: dict[int, weakref.ref[pl.DataFrame]] = {}
+
+
+def _forget(key: int, ref: weakref.ref[pl.DataFrame]) -> None:
+    if _DISTINCT.get(key) is ref:
+        del _DISTINCT[key]
+
+
+def mark_distinct_ids(batch: pl.DataFrame) -> pl.DataFrame:
+    """Record that no id occurs twice in ``batch`` (and return it).
+
+    For batches that are so by construction (position ids, one row per group, pairs of
+    distinct ids ...): :func:`consolidate` and the operators downstream then skip the
+    uniqueness check, which costs a hash of every id.
+    """
+    key = id(batch)
+    _DISTINCT[key] = weakref.ref(batch, lambda ref, key=key: _forget(key, ref))
+    return batch
+
+
+def has_distinct_ids(batch: pl.DataFrame) -> bool:
+    """Whether ``batch`` was marked by :func:`mark_distinct_ids`."""
+    ref = _DISTINCT.get(id(batch))
+    return ref is not None and ref() is batch
+
+
+def same_ids_as(source: pl.DataFrame, derived: pl.DataFrame) -> pl.DataFrame:
+    """Mark ``derived`` (rows of ``source`` with the same ids, e.g. a projection or a filter)
+    as having distinct ids when ``source`` has; return it."""
+    if has_distinct_ids(source):
+        mark_distinct_ids(derived)
+    return derived
+
+
 def empty_batch(columns: Mapping[str, t.DType]) -> pl.DataFrame:
     """A batch with no rows and the right column types."""
     schema: dict[str, pl.DataType] = {ID: ID_DTYPE}
@@ -93,18 +140,20 @@ def concat_batches(batches: Sequence[pl.DataFrame]) -> pl.DataFrame:
 def consolidate(batch: pl.DataFrame) -> pl.DataFrame:
     """Sum the diffs of identical (id, row) pairs and drop the ones that cancel out.
 
-    The common case, every id appearing once, costs one uniqueness check.
+    The common case, every id appearing once, costs one uniqueness check, or nothing for a
+    batch marked by :func:`mark_distinct_ids`; a batch found to have distinct ids is marked.
     """
     if batch.height == 0:
         return batch
-    if batch.height <= SMALL_BATCH:
+    distinct = has_distinct_ids(batch)
+    if batch.height <= SMALL_BATCH and not distinct:
         small = _consolidate_small(batch)
         if small is not None:
             return small
-    if batch.height == 1 or batch[ID].n_unique() == batch.height:
+    if distinct or batch.height == 1 or batch[ID].n_unique() == batch.height:
         if (batch[DIFF] == 0).any():
-            return batch.filter(pl.col(DIFF) != 0)
-        return batch
+            return mark_distinct_ids(batch.filter(pl.col(DIFF) != 0))
+        return mark_distinct_ids(batch)
     if batch.height <= MEDIUM_BATCH:
         hashed = _consolidate_hashed(batch)
         if hashed is not None:
@@ -140,7 +189,7 @@ def _consolidate_small(batch: pl.DataFrame) -> pl.DataFrame | None:
     diffs = batch[DIFF].to_list()
     ids = batch[ID].to_list()
     if len(set(ids)) == len(ids):
-        return batch.filter(pl.col(DIFF) != 0) if 0 in diffs else batch
+        return mark_distinct_ids(batch.filter(pl.col(DIFF) != 0) if 0 in diffs else batch)
     schema = batch.schema
     if not all(python_exact(dtype) for dtype in schema.values()):
         return None
@@ -217,6 +266,16 @@ def _consolidate_hashed(batch: pl.DataFrame) -> pl.DataFrame | None:
         return batch
     return batch[[i for i, _ in chosen]].with_columns(
         pl.Series(DIFF, [total for _, total in chosen], dtype=pl.Int64))
+
+
+def collect(query: pl.LazyFrame, rows: int) -> pl.DataFrame:
+    """Run a query over about ``rows`` input rows.
+
+    Big inputs go to Polars' streaming engine (its group_by and join are several times faster
+    than the in-memory engine's on millions of rows), smaller ones to the in-memory engine,
+    whose fixed cost is lower.
+    """
+    return query.collect(engine="streaming" if rows >= STREAMING_ROWS else "in-memory")
 
 
 def with_diff(frame: pl.DataFrame, diff: int) -> pl.DataFrame:

@@ -58,15 +58,26 @@ class SourceHandle:
         self.stats = ConnectorStats()
 
     # --- called by the source -----------------------------------------------------------
-    def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets: Any = None) -> None:
+    def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets: Any = None,
+             consolidated: bool = False) -> None:
         """Hand over one committed minibatch. All its rows enter the engine at one time.
 
         ``time`` pins the batch to a given (even) logical time; sources reading live data leave
         it None and the engine assigns the next time. ``offsets`` is the source's position after
         this batch, recorded for persistence.
+
+        ``consolidated=True`` promises that no id occurs twice in ``batch`` (so no two rows can
+        cancel or merge) and that no diff is 0 — true of insert-only batches whose ids are
+        positions or distinct keys. The engine then skips its own uniqueness check of the ids,
+        the largest cost of a big static input after reading it. A wrong promise gives
+        unconsolidated deltas downstream, so leave it False when unsure.
         """
         if batch.height == 0 and offsets is None:
             return
+        if consolidated and batch.height:
+            from deltaflow.engine.batch import mark_distinct_ids
+
+            mark_distinct_ids(batch)
         with self._lock:
             self._pending.append((batch, time, offsets))
             self._backlog_rows += batch.height

@@ -16,7 +16,15 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow import plan
 from deltaflow._ids import combine_ids_expr
-from deltaflow.engine.batch import DIFF, ID, concat_batches, consolidate, empty_batch
+from deltaflow.engine.batch import (
+    DIFF,
+    ID,
+    concat_batches,
+    consolidate,
+    empty_batch,
+    has_distinct_ids,
+    same_ids_as,
+)
 
 Delta = pl.DataFrame | None
 
@@ -70,10 +78,12 @@ class InputOperator(Operator):
         if not self.pending:
             return None
         batches, self.pending = self.pending, []
-        batch = concat_batches([b if b.columns == self._names else b.select(self._names)
-                                for b in batches])
+        batch = concat_batches([b if b.columns == self._names else
+                                same_ids_as(b, b.select(self._names)) for b in batches])
         if isinstance(batch, list) or batch.height == 0:
             return None
+        # A single batch its source marked consolidated (pushed with consolidated=True) is
+        # only checked for zero diffs; several batches of one time may overlap.
         return consolidate(batch)
 
 
@@ -86,7 +96,11 @@ class SelectOperator(Operator):
         delta = deltas[0]
         if delta is None:
             return None
-        return consolidate(run_projection(self.projection, delta, keep=[ID], tail=[DIFF]))
+        out = run_projection(self.projection, delta, keep=[ID], tail=[DIFF])
+        if has_distinct_ids(delta):
+            # Same ids, each once: no two output rows can merge or cancel.
+            return same_ids_as(delta, out)
+        return consolidate(out)
 
 
 class FilterOperator(Operator):
@@ -100,7 +114,7 @@ class FilterOperator(Operator):
             return None
         keep = self.predicate.run(delta)["__keep"].fill_null(False)
         out = delta.filter(keep)
-        return out if out.height else None
+        return same_ids_as(delta, out) if out.height else None
 
 
 class ReindexOperator(Operator):
@@ -176,7 +190,8 @@ class FlattenOperator(Operator):
         if self.origin_id is not None:
             out = out.with_columns(pl.col(ID).alias(self.origin_id))
         out = out.with_columns(new_id.alias(ID)).drop("__pos")
-        return consolidate(out.select([ID, *self.columns, DIFF]))
+        # Distinct (id, position) pairs give distinct ids.
+        return consolidate(same_ids_as(delta, out.select([ID, *self.columns, DIFF])))
 
 
 class OutputOperator(Operator):

@@ -20,7 +20,7 @@ import logging
 import os
 import time as _time
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from deltaflow import _types as t
 from deltaflow.io._core.base import (
@@ -193,6 +193,9 @@ class FileWriter(Writer):
 
     def write(self, payload: bytes) -> None:
         self._open().write(payload)
+
+    def stream(self) -> BinaryIO:
+        return self._open()
 
     def flush(self, time: int) -> None:
         self._open().flush()

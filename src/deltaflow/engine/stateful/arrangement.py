@@ -49,6 +49,10 @@ def key_hash_expr(match: Sequence[str | pl.Expr]) -> pl.Expr:
     named like the columns give the same hash."""
     if not match:
         return pl.lit(0, dtype=pl.UInt64)
+    if len(match) == 1:
+        # A column's own hash: several times cheaper than hashing a one-field struct.
+        (only,) = match
+        return (pl.col(only) if isinstance(only, str) else only).hash(_SEED).cast(pl.UInt64)
     return pl.struct(match).hash(_SEED).cast(pl.UInt64)
 
 
@@ -79,15 +83,17 @@ def add_key_columns(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFr
     return frame, [KH, *match]
 
 
-def consolidate_rows(frame: pl.DataFrame, ignore: Sequence[str] = ()) -> pl.DataFrame:
+def consolidate_rows(frame: pl.DataFrame, ignore: Sequence[str] = (),
+                     id_column: str = ID) -> pl.DataFrame:
     """Sum the diffs of equal rows and drop the ones that cancel out.
 
     Columns in ``ignore`` (e.g. the insertion time) do not take part in equality; the smallest
-    of their values is kept.
+    of their values is kept. ``id_column`` holds the rows' ids: when no id repeats, no rows
+    are equal (one uniqueness check instead of grouping by every column).
     """
     if frame.height <= 1:
         return frame.filter(pl.col(DIFF) != 0) if frame.height else frame
-    if ID in frame.columns and frame[ID].n_unique() == frame.height:
+    if id_column in frame.columns and frame[id_column].n_unique() == frame.height:
         return frame.filter(pl.col(DIFF) != 0)
     ignored = [c for c in ignore if c in frame.columns]
     if frame.height <= 64 and not ignored:
@@ -145,11 +151,14 @@ class Arrangement:
     insert) needs every row in runs.
     """
 
-    def __init__(self, ignore: Sequence[str] = (), *, index_eagerly: bool = False) -> None:
+    def __init__(self, ignore: Sequence[str] = (), *, index_eagerly: bool = False,
+                 id_column: str = ID) -> None:
         """``index_eagerly``: put small inserts in the tail at once (for state whose rows are
         mostly replaced, such as one row per group: retractions then cancel in the tail
-        instead of piling up until a flush consolidates them)."""
+        instead of piling up until a flush consolidates them). ``id_column``: the column of
+        the rows' ids (see :func:`consolidate_rows`)."""
         self.index_eagerly = index_eagerly
+        self.id_column = id_column
         self.runs: list[pl.DataFrame] = []
         self.sorted: list[bool] = []  # runs are sorted on first binary search (static runs never)
         self._keys: list[np.ndarray | None] = []  # the ``_kh`` values of a run, once needed
@@ -256,7 +265,7 @@ class Arrangement:
                     self._add_run(pl.concat(frames, how="vertical_relaxed"), clean=False)
                 else:  # frames may cancel each other: a run holds consolidated rows
                     merged = consolidate_rows(pl.concat(frames, how="vertical_relaxed"),
-                                              self.ignore)
+                                              self.ignore, self.id_column)
                     if merged.height:
                         self._add_run(merged)
                 return
@@ -300,7 +309,7 @@ class Arrangement:
             del self._clean[-2:]
             merged = pl.concat([older, newer], how="vertical_relaxed")
             if not inserts_only:
-                merged = consolidate_rows(merged, self.ignore)
+                merged = consolidate_rows(merged, self.ignore, self.id_column)
             if merged.height:
                 self.runs.append(merged)
                 self.sorted.append(False)
@@ -332,7 +341,7 @@ class Arrangement:
             return None
         found = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
         if len(parts) > 1 or not clean:
-            found = consolidate_rows(found, self.ignore)
+            found = consolidate_rows(found, self.ignore, self.id_column)
         return found if found.height else None
 
     def _sorted_run(self, index: int) -> pl.DataFrame:
@@ -406,7 +415,8 @@ class Arrangement:
         self._flush()
         if not self.runs:
             return None
-        return consolidate_rows(pl.concat(self.runs, how="vertical_relaxed"), self.ignore)
+        return consolidate_rows(pl.concat(self.runs, how="vertical_relaxed"), self.ignore,
+                                self.id_column)
 
 
 class _RowLayout:

@@ -4,6 +4,11 @@ At each time, with ``K`` the keys of both deltas, the operator looks up the rows
 both sides (``L_old``, ``R_old``), and emits ``dL ⋈ R_old + L_new ⋈ dR`` where
 ``L_new = L_old + dL``. Left/right/outer joins also emit the change of the unmatched rows of
 ``K``: rows of one side with no partner on the other, before and after the delta.
+
+Big deltas run as one Polars query per step (the join on the key columns themselves, the
+products of diffs, the pair ids); an inner join looks up one side's old rows only when the
+other side changed, and empty state is not looked up at all (a static join is then exactly
+one join of the two inputs). Deltas of a few rows take a Python path over row tuples.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ from typing import Any
 
 import polars as pl
 
-from deltaflow._ids import combine_ids_expr
+from deltaflow._ids import combine_id_values, with_derived_ids
 from deltaflow.engine.batch import (
     DIFF,
     ID,
+    collect,
     consolidate,
     empty_batch,
+    has_distinct_ids,
+    mark_distinct_ids,
     python_exact,
     row_key_function,
 )
@@ -37,12 +45,10 @@ RDIFF = "__rdiff"
 SMALL_DELTA_ROWS = 256  # deltas up to this many rows (both sides) take the Python path
 
 
-def pair_id_expr() -> pl.Expr:
-    """The id of a join row: derived from the pair of ids (a missing side counts as None)."""
-    def side(name: str) -> pl.Expr:
-        return pl.col(name).cast(pl.String).fill_null("none")
-
-    return combine_ids_expr(side(LID), side(RID), salt="join")
+#: Join rows take the derived id (:func:`deltaflow._ids.combine_ids`) of their pair of ids,
+#: left then right, with this salt; a missing side (an unmatched row of an outer join) counts
+#: as :data:`~deltaflow._ids.MISSING`.
+PAIR_SALT = "join"
 
 
 class JoinOperator(Operator):
@@ -51,8 +57,8 @@ class JoinOperator(Operator):
         self.node = node
         self.keys = list(node.keys)
         self.mode = node.mode
-        self.left = Arrangement()
-        self.right = Arrangement()
+        self.left = Arrangement(id_column=LID)
+        self.right = Arrangement(id_column=RID)
         self.match: list[str] = [KH]
         empty = empty_batch(node.columns)
         self.schema = empty.schema
@@ -62,10 +68,21 @@ class JoinOperator(Operator):
         # exactly to Python values.
         self.small = all(python_exact(dtype) for dtype in self.schema.values()) and all(
             python_exact(k.to_polars()) and k.to_polars() != pl.Object for k in node.key_types)
+        # Keys Polars can compare as they are (no text surrogates): frames are joined on them
+        # alone (the key hash adds nothing to equality and makes the join several times
+        # slower), and each side is prepared in one query.
+        self.fusable = all(k.to_polars() != pl.Object for k in node.key_types)
+        self.plain_keys = bool(self.keys) and self.fusable
 
-    def _side(self, delta: pl.DataFrame | None, pre: object, id_name: str) -> pl.DataFrame | None:
+    def _side(self, delta: pl.DataFrame | None, pre: Any, id_name: str) -> pl.DataFrame | None:
+        """One side's delta as the join sees it: its id renamed, the projected columns, the
+        keys (cast to the key types) and their hash."""
         if delta is None or delta.height == 0:
             return None
+        if self.fusable:
+            fused = self._side_fused(delta, pre, id_name)
+            if fused is not None:
+                return fused
         frame = pre.run(delta, keep=[ID, DIFF]).rename({ID: id_name})  # type: ignore[attr-defined]
         casts = [pl.col(k).cast(dtype.to_polars()) for k, dtype in
                  zip(self.keys, self.node.key_types, strict=True)
@@ -75,21 +92,26 @@ class JoinOperator(Operator):
         frame, self.match = add_key_columns(frame, self.keys)
         return frame
 
-    def _join(self, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
-        right = right.select([*self.match, *self.right_names, pl.col(DIFF).alias(RDIFF)])
-        joined = left.join(right, on=self.match, how="inner", nulls_equal=True)
+    def _on(self) -> list[str]:
+        """The columns two sides' rows are matched on."""
+        return self.keys if self.plain_keys else self.match
+
+    def _join(self, left: pl.DataFrame, right: pl.DataFrame) -> pl.LazyFrame:
+        on = self._on()
+        right_part = right.lazy().select([*on, *self.right_names, pl.col(DIFF).alias(RDIFF)])
+        joined = left.lazy().join(right_part, on=on, how="inner", nulls_equal=True)
         return joined.with_columns((pl.col(DIFF) * pl.col(RDIFF)).alias(DIFF))
 
     def _unmatched(self, rows: pl.DataFrame | None, other: pl.DataFrame | None,
-                   sign: int) -> pl.DataFrame | None:
+                   sign: int) -> pl.LazyFrame | None:
         if rows is None or rows.height == 0:
             return None
+        on = self._on()
         if other is not None and other.height:
-            rows = rows.join(other.select(self.match), on=self.match, how="anti",
-                             nulls_equal=True)
+            rows = rows.join(other.select(on), on=on, how="anti", nulls_equal=True)
         if rows.height == 0:
             return None
-        return rows.with_columns((pl.col(DIFF) * sign).alias(DIFF))
+        return rows.lazy().with_columns((pl.col(DIFF) * sign).alias(DIFF))
 
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
         rows = sum(d.height for d in deltas if d is not None)
@@ -103,63 +125,82 @@ class JoinOperator(Operator):
         d_right = self._side(deltas[1], node.right_pre, RID)
         if d_left is None and d_right is None:
             return None
-        touched = pl.concat([d[KH] for d in (d_left, d_right) if d is not None]).unique()
-        left_old = self.left.lookup(touched)
-        right_old = self.right.lookup(touched)
-        left_new = _plus(left_old, d_left)
-        right_new = _plus(right_old, d_right)
+        # An inner join needs one side's old rows only to pair them with the other's delta;
+        # the unmatched rows of the other modes need both. Empty state needs no lookup.
+        inner = self.mode == "inner"
+        need_left = bool(self.left.size) and (d_right is not None or not inner)
+        need_right = bool(self.right.size) and (d_left is not None or not inner)
+        left_old = right_old = None
+        if need_left or need_right:
+            touched = pl.concat([d[KH] for d in (d_left, d_right) if d is not None]).unique()
+            left_old = self.left.lookup(touched) if need_left else None
+            right_old = self.right.lookup(touched) if need_right else None
+        left_new = _plus(left_old, d_left, LID)
+        right_new = _plus(right_old, d_right, RID)
         if d_left is not None:
             self.left.insert(d_left)
         if d_right is not None:
             self.right.insert(d_right)
 
-        parts: list[pl.DataFrame] = []
+        # Each part with whether both its operands are known to hold every id once.
+        parts: list[tuple[pl.LazyFrame, bool]] = []
         if d_left is not None and right_old is not None:
-            parts.append(self._join(d_left, right_old))
+            parts.append((self._join(d_left, right_old), False))
         if d_right is not None and left_new is not None:
-            parts.append(self._join(left_new, d_right))
+            parts.append((self._join(left_new, d_right), left_old is None and _distinct(
+                deltas[0]) and _distinct(deltas[1])))
         if self.mode in ("left", "outer"):
             for rows, other, sign in ((left_old, right_old, -1), (left_new, right_new, 1)):
                 found = self._unmatched(rows, other, sign)
                 if found is not None:
-                    parts.append(found)
+                    parts.append((found, sign > 0 and left_old is None and _distinct(deltas[0])))
         if self.mode in ("right", "outer"):
             for rows, other, sign in ((right_old, left_old, -1), (right_new, left_new, 1)):
                 found = self._unmatched(rows, other, sign)
                 if found is not None:
-                    parts.append(found)
-        parts = [p for p in parts if p.height]
+                    parts.append((found, sign > 0 and right_old is None and _distinct(
+                        deltas[1])))
         if not parts:
             return None
-        return self._finish(parts)
+        rows = sum(f.height for f in (left_old, right_old, d_left, d_right) if f is not None)
+        return self._finish([p for p, _ in parts], rows, len(parts) == 1 and parts[0][1])
 
-    def _finish(self, parts: list[pl.DataFrame]) -> Delta:
+    def _finish(self, parts: list[pl.LazyFrame], rows: int, distinct: bool = False) -> Delta:
+        """The output batch of the parts (one query over about ``rows`` rows); ``distinct``:
+        a single part pairing frames whose ids are distinct, so that its pair ids are too."""
         columns = [c for c in self.schema if c not in (ID, DIFF)]
+        plain = [c for c in columns if c not in self.node.coalesced]
         shaped = []
         for part in parts:
-            fill = [pl.lit(None, dtype=self.schema[c]).alias(c) for c in columns
-                    if c not in part.columns and c not in self.node.coalesced]
-            shaped.append(part.with_columns(fill) if fill else part)
-        frame = pl.concat([p.select([*[c for c in columns if c not in self.node.coalesced],
-                                     DIFF]) for p in shaped], how="vertical_relaxed")
+            names = part.collect_schema().names()
+            fill = [pl.lit(None, dtype=self.schema[c]).alias(c) for c in plain
+                    if c not in names]
+            shaped.append((part.with_columns(fill) if fill else part).select([*plain, DIFF]))
+        frame = shaped[0] if len(shaped) == 1 else pl.concat(shaped, how="vertical_relaxed")
         if self.node.coalesced:
             frame = frame.with_columns([
                 pl.coalesce(pl.col(a).cast(self.schema[name]), pl.col(b).cast(self.schema[name]))
                 .alias(name) for name, (a, b) in self.node.coalesced.items()
             ])
         if self.node.id_side == "left":
-            ids = pl.col(LID)
+            frame = frame.with_columns(pl.col(LID).alias(ID))
         elif self.node.id_side == "right":
-            ids = pl.col(RID)
-        else:
-            ids = pair_id_expr()
-        frame = frame.with_columns(ids.alias(ID)).select([ID, *columns, DIFF])
-        # One part pairs consolidated inputs, so its (id, row) pairs are already distinct.
-        out = consolidate(frame) if len(parts) > 1 else frame.filter(pl.col(DIFF) != 0)
+            frame = frame.with_columns(pl.col(RID).alias(ID))
+        else:  # pair ids, computed within the query
+            frame = with_derived_ids(frame, [LID, RID], salt=PAIR_SALT, name=ID)
+        frame = frame.select([ID, *columns, DIFF])
+        if len(parts) == 1:
+            # One part pairs consolidated inputs, so its (id, row) pairs are already distinct.
+            frame = frame.filter(pl.col(DIFF) != 0)
+        out = collect(frame, rows)
+        if len(parts) > 1:
+            out = consolidate(out)
         if out.height == 0:
             return None
         if self.node.id_side is not None:
             self._check_ids(out)
+        elif distinct:
+            mark_distinct_ids(out)
         return out
 
     def _check_ids(self, out: pl.DataFrame) -> None:
@@ -175,26 +216,24 @@ class JoinOperator(Operator):
                              f"ids would repeat; drop id= or make the join key unique")
 
 
-    # --- the small-delta path --------------------------------------------------------------
-    def _side_small(self, delta: pl.DataFrame | None, pre: Any, id_name: str
-                    ) -> pl.DataFrame | None:
-        """:meth:`_side` in one Polars query (when the projection has no Python nodes)."""
-        if delta is None or delta.height == 0:
-            return None
+    def _side_fused(self, delta: pl.DataFrame, pre: Any, id_name: str) -> pl.DataFrame | None:
+        """:meth:`_side` in one Polars query; None when the projection has Python nodes."""
         exprs = projection_exprs(pre)
         if exprs is None:
-            return self._side(delta, pre, id_name)
+            return None
         for key, dtype in zip(self.keys, self.node.key_types, strict=True):
             exprs[key] = exprs[key].cast(dtype.to_polars()).alias(key)
         self.match = [KH, *self.keys]
         hashed = key_hash_expr([exprs[k] for k in self.keys])
         return delta.select([pl.col(ID).alias(id_name), DIFF, *exprs.values(), hashed.alias(KH)])
 
+    # --- the small-delta path --------------------------------------------------------------
+
     def _step_small(self, deltas: Sequence[Delta]) -> Delta:
         """The step for deltas of a few rows: the bilinear rule over Python row tuples."""
         node = self.node
-        d_left = self._side_small(deltas[0], node.left_pre, LID)
-        d_right = self._side_small(deltas[1], node.right_pre, RID)
+        d_left = self._side(deltas[0], node.left_pre, LID)
+        d_right = self._side(deltas[1], node.right_pre, RID)
         if d_left is None and d_right is None:
             return None
         outer_left = self.mode in ("left", "outer")
@@ -276,16 +315,18 @@ class JoinOperator(Operator):
                 data[name] = [None if e[side] is None else e[side][position] for e in live]
         columns = [c for c in schema if c not in (ID, DIFF)]
         plain = [c for c in columns if c not in self.node.coalesced]
-        frame = pl.DataFrame([pl.Series(c, data[c], dtype=schema[c]) for c in plain]
-                             + [pl.Series(DIFF, [e[2] for e in live], dtype=pl.Int64)])
+        series = [pl.Series(c, data[c], dtype=schema[c]) for c in plain]
+        series.append(pl.Series(DIFF, [e[2] for e in live], dtype=pl.Int64))
+        if self.node.id_side is None:
+            # Pair ids in Python: a few rows cost less than a Polars query.
+            series.append(pl.Series(ID, [combine_id_values(left, right, salt=PAIR_SALT) for
+                                         left, right in zip(data[LID], data[RID], strict=True)],
+                                    dtype=pl.UInt128))
+        frame = pl.DataFrame(series)
         coalesced = {name: pl.coalesce(pl.col(a).cast(schema[name]), pl.col(b).cast(schema[name]))
                      .alias(name) for name, (a, b) in self.node.coalesced.items()}
-        if self.node.id_side == "left":
-            ids = pl.col(LID)
-        elif self.node.id_side == "right":
-            ids = pl.col(RID)
-        else:
-            ids = pair_id_expr()
+        ids = pl.col(LID) if self.node.id_side == "left" else \
+            pl.col(RID) if self.node.id_side == "right" else pl.col(ID)
         out = frame.select([ids.alias(ID), *[coalesced.get(c, c) for c in columns], DIFF])
         if self.node.id_side is not None:
             self._check_ids(out)
@@ -323,12 +364,18 @@ def _add(out: dict[tuple[Any, ...], list[Any]], left_at: _Positions,
         entry[2] += diff
 
 
-def _plus(old: pl.DataFrame | None, delta: pl.DataFrame | None) -> pl.DataFrame | None:
+def _plus(old: pl.DataFrame | None, delta: pl.DataFrame | None,
+          id_column: str) -> pl.DataFrame | None:
     if delta is None:
         return old
     if old is None or old.height == 0:
         return delta
     from deltaflow.engine.stateful.arrangement import consolidate_rows
 
-    merged = consolidate_rows(pl.concat([old, delta], how="vertical_relaxed"))
+    merged = consolidate_rows(pl.concat([old, delta], how="vertical_relaxed"), (), id_column)
     return merged if merged.height else None
+
+
+def _distinct(delta: Delta) -> bool:
+    """Whether an input delta is known to hold every id once."""
+    return delta is not None and has_distinct_ids(delta)

@@ -3,7 +3,8 @@
 A connector for a new system implements a :class:`Reader` and/or a :class:`Writer` (plus, if
 its data is not already covered, a :class:`Parser`/:class:`Formatter`). Everything else —
 threads, queues, minibatching, backpressure, offsets, statistics, error reporting — comes from
-the input and output sessions in :mod:`deltaflow.io._core.sessions`.
+the input and output sessions (:mod:`deltaflow.io._core.input_session`,
+:mod:`deltaflow.io._core.output_session`).
 
 Per-row Python calls are costly, so a ``Data`` event may carry a whole block of records and a
 formatter receives a whole delta batch (a Polars frame) at once.
@@ -11,11 +12,12 @@ formatter receives a whole delta batch (a Polars frame) at once.
 
 from __future__ import annotations
 
+import io
 import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 
@@ -225,6 +227,24 @@ class Formatter(ABC):
     def format(self, batch: pl.DataFrame, time: int) -> Any: ...
 
 
+class BytesFormatter(Formatter):
+    """A formatter whose payloads are bytes and which can write them into a binary stream.
+
+    Formatting straight into the destination (see :meth:`Writer.stream`) spares building the
+    whole payload in memory and copying it again: for a batch of millions of rows that is
+    hundreds of megabytes, and Polars can then encode and write at the same time.
+    """
+
+    @abstractmethod
+    def format_into(self, batch: pl.DataFrame, time: int, stream: BinaryIO) -> None:
+        """Write the payload of ``batch`` into ``stream`` (the bytes :meth:`format` returns)."""
+
+    def format(self, batch: pl.DataFrame, time: int) -> bytes:
+        buffer = io.BytesIO()
+        self.format_into(batch, time, buffer)
+        return buffer.getvalue()
+
+
 class Writer(ABC):
     """Talks to the destination system.
 
@@ -238,6 +258,14 @@ class Writer(ABC):
 
     def flush(self, time: int) -> None:  # noqa: B027 - optional
         """Make everything written so far durable (called once per time)."""
+
+    def stream(self) -> BinaryIO | None:
+        """A binary stream a :class:`BytesFormatter` may write payloads into directly, or None.
+
+        Bytes written there count as if passed to :meth:`write`; ``flush``/``close`` follow as
+        usual. The default (None) means payloads only arrive through :meth:`write`.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional
         """Flush what is left and release resources (the run ended normally)."""

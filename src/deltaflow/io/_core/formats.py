@@ -16,13 +16,14 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 
 from deltaflow import _types as t
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.io._core.base import (
+    BytesFormatter,
     DictsContext,
     Formatter,
     KeyValueContext,
@@ -175,18 +176,25 @@ class CsvParser(Parser):
         data = record if isinstance(record, bytes) else str(record).encode()
         fast = self._split_fast(data)
         if fast is not None:
-            header, cells, lines = fast
+            header, cells = fast
+            # Row i is line i + 1 of the document (after the header): numbered on demand.
+            lines: pl.Series | int = first_line
             errors: list[ParseError] = []
         else:
             header, cells, lines, errors = self._split_slow(_text(record), metadata, first_line)
-            first_line = 0  # the slow path numbers lines itself
         if header is None:
             return _empty_frame(self.columns), errors
-        lines = lines + first_line
         return self._convert(header, cells, lines, metadata, errors)
 
-    def _split_fast(self, data: bytes) -> tuple[list[str] | None, pl.DataFrame, pl.Series] | None:
-        """Polars' reader, when the document cannot hide a malformed row from it."""
+    def _split_fast(self, data: bytes) -> tuple[list[str] | None, pl.DataFrame] | None:
+        """Polars' reader, when the document cannot hide a malformed row from it.
+
+        Polars rejects lines with more fields than the header; it fills the missing trailing
+        fields of shorter lines (and blank lines) with nulls in typed columns but with empty
+        strings in text ones. So when the last column is typed and has no null, every line has
+        exactly the header's fields; otherwise counting the delimiters proves it (an empty
+        value and a missing field look alike). Every line must become a row.
+        """
         s = self.settings
         if s.escape is not None or s.comment_character is not None:
             return None
@@ -195,18 +203,13 @@ class CsvParser(Parser):
         if b"\r" in data:
             return None
         if not data or data.isspace():  # (``isspace`` stops at the first other byte)
-            return None, pl.DataFrame(), pl.Series([], dtype=pl.Int64)
-        # Counting bytes is enough to prove every line has the header's field count: Polars
-        # rejects lines with too many fields, so equal totals mean no line has too few (a
-        # blank line has too few, unless the header has a single field).
+            return None, pl.DataFrame()
         line_count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         end = data.find(b"\n")
         header = (data if end < 0 else data[:end]).decode("utf-8", errors="replace") \
             .split(s.delimiter)
-        delimiter = s.delimiter.encode()
-        if (len(header) == 1 and b"\n\n" in data) \
-                or data.count(delimiter) != (len(header) - 1) * line_count:
-            return None  # blank or malformed lines: the slow path reports them exactly
+        if len(header) == 1 and b"\n\n" in data:
+            return None  # a blank line could be an empty value: the slow path skips it
         try:
             frame = self._read_typed(data, header)
         except pl.exceptions.PolarsError:
@@ -216,12 +219,13 @@ class CsvParser(Parser):
                                     empty_string_is_null=False)
             except pl.exceptions.PolarsError:
                 return None
-        if frame.height != line_count - 1:
+        if frame.height != line_count - 1 or len(set(frame.columns)) != len(frame.columns):
             return None
-        if len(set(frame.columns)) != len(frame.columns):
-            return None
-        numbers = pl.int_range(1, frame.height + 1, eager=True, dtype=pl.Int64)
-        return frame.columns, frame, numbers
+        last = frame[frame.columns[-1]]
+        complete = len(header) == 1 or (last.dtype != pl.String and not last.null_count())
+        if not complete and data.count(s.delimiter.encode()) != (len(header) - 1) * line_count:
+            return None  # short or blank lines: the slow path reports them exactly
+        return frame.columns, frame
 
     def _read_typed(self, data: bytes, header: list[str]) -> pl.DataFrame:
         """Let Polars parse the simple types itself (one pass); strings for the rest.
@@ -289,9 +293,12 @@ class CsvParser(Parser):
                               for n, c in zip(names, columns, strict=True)})
         return names, frame, pl.Series(lines, dtype=pl.Int64), errors
 
-    def _convert(self, header: list[str], cells: pl.DataFrame, lines: pl.Series,
+    def _convert(self, header: list[str], cells: pl.DataFrame, lines: pl.Series | int,
                  metadata: Mapping[str, Any] | None, errors: list[ParseError]
                  ) -> tuple[pl.DataFrame, list[ParseError]]:
+        """Typed columns of the schema from the cells; ``lines`` gives each row's line number
+        (or, as an int, the number of the document's first line: row i is on the line
+        ``lines + i + 1``)."""
         height = cells.height
         out: list[pl.Series] = []
         reasons: dict[int, str] = {}
@@ -315,7 +322,8 @@ class CsvParser(Parser):
         frame = pl.DataFrame(out) if out else pl.DataFrame()
         if reasons:
             for i in sorted(reasons):
-                errors.append(ParseError(_where(metadata, int(lines[i]), "csv"), reasons[i]))
+                line = lines + i + 1 if isinstance(lines, int) else int(lines[i])
+                errors.append(ParseError(_where(metadata, line, "csv"), reasons[i]))
             keep = pl.Series([i not in reasons for i in range(height)], dtype=pl.Boolean)
             frame = frame.filter(keep)
         return frame, errors
@@ -534,7 +542,7 @@ class OnlyMetadataParser(Parser):
 # ------------------------------------------------------------------------------------------
 
 
-class CsvFormatter(Formatter):
+class CsvFormatter(BytesFormatter):
     """Every field double-quoted, then ``time`` and ``diff`` (as Pathway writes CSV)."""
 
     def __init__(self, columns: Mapping[str, t.DType], delimiter: str = ",") -> None:
@@ -546,15 +554,14 @@ class CsvFormatter(Formatter):
         return (self.delimiter.join('"' + n.replace('"', '""') + '"' for n in names)
                 + "\n").encode()
 
-    def format(self, batch: pl.DataFrame, time: int) -> bytes:
+    def format_into(self, batch: pl.DataFrame, time: int, stream: BinaryIO) -> None:
         columns = [self._text(batch[name], dtype) for name, dtype in self.columns.items()]
         frame = pl.DataFrame(columns).with_columns(pl.lit(time, dtype=pl.Int64).alias("time"),
                                                     batch[DIFF].alias("diff"))
         # Polars already writes ints, strings and most floats as Pathway does; nulls as None.
-        buffer = io.BytesIO()
-        frame.write_csv(buffer, include_header=False, quote_style="always",
+        # Its writer encodes in parallel and writes as it goes: no copy of the whole text.
+        frame.write_csv(stream, include_header=False, quote_style="always",
                         separator=self.delimiter, null_value="None")
-        return buffer.getvalue()
 
     @staticmethod
     def _text(series: pl.Series, dtype: t.DType) -> pl.Series:
@@ -566,19 +573,20 @@ class CsvFormatter(Formatter):
         return text_column(series, dtype)
 
 
-class JsonLinesFormatter(Formatter):
+class JsonLinesFormatter(BytesFormatter):
     """One compact JSON object per row: the columns, then ``diff`` and ``time``."""
 
     def __init__(self, columns: Mapping[str, t.DType]) -> None:
         self.columns = dict(columns)
 
-    def format(self, batch: pl.DataFrame, time: int) -> bytes:
+    def format_into(self, batch: pl.DataFrame, time: int, stream: BinaryIO) -> None:
         ready = {name: json_ready_column(batch[name], dtype)
                  for name, dtype in self.columns.items()}
         if all(isinstance(v, pl.Series) for v in ready.values()):
             frame = pl.DataFrame(list(ready.values())).with_columns(
                 batch[DIFF].alias("diff"), pl.lit(time, dtype=pl.Int64).alias("time"))
-            return frame.write_ndjson().encode()
+            frame.write_ndjson(stream)
+            return
         names = list(ready)
         columns = [v.to_list() if isinstance(v, pl.Series) else v for v in ready.values()]
         diffs = batch[DIFF].to_list()
@@ -589,7 +597,7 @@ class JsonLinesFormatter(Formatter):
             row["time"] = time
             out.write(json.dumps(row, separators=(",", ":"), ensure_ascii=False))
             out.write("\n")
-        return out.getvalue().encode()
+        stream.write(out.getvalue().encode())
 
 
 class TypedRowsFormatter(Formatter):

@@ -130,7 +130,10 @@ class InputSession(Source):
         self._pushed_offsets: dict[Any, Any] | None = None
         self._ready: list[pl.DataFrame] = []  # rows that may be committed
         self._ready_rows = 0
+        self._ready_distinct = True  # whether no id occurs twice in _ready (see _distinct)
         self._block: list[pl.DataFrame] | None = None  # rows of an open NewSource block
+        self._block_distinct = True
+        self._distinct = False  # whether the last delta's ids are positions (so, distinct)
         self._block_key: Hashable | None = None
         self._first_pending: float | None = None
         stats = handle.stats
@@ -148,7 +151,7 @@ class InputSession(Source):
                 if event.offset is not None:
                     self._frontier.advance(*event.offset)
                 if delta is not None:
-                    self._add(delta)
+                    self._add(delta, self._distinct)
             elif isinstance(event, NewSource):
                 self._open_block(event)
             elif isinstance(event, FinishedSource):
@@ -186,6 +189,7 @@ class InputSession(Source):
         if self._block is not None:
             self._close_block()
         self._block = []
+        self._block_distinct = True
         self._block_key = event.source_key
         if event.replaces:
             if not self._retracting:
@@ -196,6 +200,8 @@ class InputSession(Source):
             if old:
                 frame = pl.concat(old, how="vertical_relaxed")
                 self._block.append(frame.with_columns((-pl.col(DIFF)).alias(DIFF)))
+                # The new rows take the same positions, hence the same ids, again.
+                self._block_distinct = False
 
     def _close_block(self) -> None:
         if self._block is None:
@@ -203,23 +209,25 @@ class InputSession(Source):
         block, self._block = self._block, None
         self._block_key = None
         for frame in block:
-            self._append_ready(frame)
+            self._append_ready(frame, self._block_distinct)
 
-    def _add(self, delta: pl.DataFrame) -> None:
+    def _add(self, delta: pl.DataFrame, distinct: bool) -> None:
         if self._block is not None:
             self._block.append(delta)
+            self._block_distinct = self._block_distinct and distinct
             if self._retracting and self._block_key is not None:
                 self._by_source.setdefault(self._block_key, []).append(delta)
         else:
-            self._append_ready(delta)
+            self._append_ready(delta, distinct)
 
-    def _append_ready(self, frame: pl.DataFrame) -> None:
+    def _append_ready(self, frame: pl.DataFrame, distinct: bool) -> None:
         if frame.height == 0:
             return
         if self._first_pending is None:
             self._first_pending = _time.monotonic()
         self._ready.append(frame)
         self._ready_rows += frame.height
+        self._ready_distinct = self._ready_distinct and distinct
 
     def _commit(self, handle: SourceHandle) -> None:
         offsets = self._frontier.snapshot() if self._frontier else None
@@ -232,11 +240,14 @@ class InputSession(Source):
         self._pushed_offsets = offsets
         batch = pl.concat(self._ready, how="vertical_relaxed") if len(self._ready) > 1 \
             else self._ready[0]
+        distinct = self._ready_distinct
         self._ready = []
         self._ready_rows = 0
+        self._ready_distinct = True
         self._first_pending = None
         self._wait_for_room(handle, batch.height)
-        handle.push(batch, offsets=offsets)
+        # Inserted rows numbered by position never share an id: the engine need not check.
+        handle.push(batch, offsets=offsets, consolidated=distinct)
 
     def _wait_for_room(self, handle: SourceHandle, rows: int) -> None:
         limit = self.max_backlog_size
@@ -255,6 +266,10 @@ class InputSession(Source):
 
     # --- rows ------------------------------------------------------------------------------
     def _delta(self, context: Any, stats: Any) -> pl.DataFrame | None:
+        """The delta of the rows in ``context``; sets ``_distinct`` when their ids are new
+        positions of inserted rows (distinct from each other and from every earlier id of the
+        source, until a replaced block restarts its positions)."""
+        self._distinct = False
         block = self.parser.parse(context)
         if block.errors:
             skipped = stats.extra.get("rows_skipped", 0) + len(block.errors)
@@ -273,6 +288,8 @@ class InputSession(Source):
                                                  dtype=pl.Object))
         ids = self._ids(frame, block)
         if block.kind == "insert" and not self.keep_row_state:
+            self._distinct = block.keys is None and not self._key_types \
+                and "_key" not in frame.columns
             # The common case in one Polars call: ids, the columns, +1.
             return frame.select([ids.alias(ID), *self._names[1:-1],
                                  pl.lit(1, dtype=pl.Int64).alias(DIFF)])

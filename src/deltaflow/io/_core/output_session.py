@@ -2,7 +2,8 @@
 
 The engine hands a session each time's delta batch and then "time ended". The session's
 thread formats the batch, passes it to the writer and calls ``writer.flush(time)`` once all of
-that time's rows were written. A writer failure is remembered and stops the run (the engine
+that time's rows were written. When the formatter produces bytes and the writer offers a
+stream (a file), the formatter writes straight into it, without an intermediate payload. A writer failure is remembered and stops the run (the engine
 polls :meth:`OutputSession.failure`); ``on_end`` waits until everything queued is written.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow.engine.boundary import ConnectorError, ConnectorStats, Sink
-from deltaflow.io._core.base import Formatter, Writer
+from deltaflow.io._core.base import BytesFormatter, Formatter, Writer
 
 logger = logging.getLogger("deltaflow.io")
 
@@ -100,9 +101,7 @@ class OutputSession(Sink):
                     continue  # drain after a failure; the engine will stop the run
                 kind, time, batch = item
                 if kind == "batch":
-                    payload = batch if self.formatter is None else \
-                        self.formatter.format(batch, time)
-                    self.writer.write(payload)
+                    self._write(batch, time)
                     self.stats.rows_written += batch.height
                     self.stats.batches += 1
                 else:
@@ -110,6 +109,18 @@ class OutputSession(Sink):
         except BaseException as exc:  # noqa: BLE001 - reported to the engine
             logger.error("output %s failed: %s", self.name, exc)
             self._failure = exc
+
+    def _write(self, batch: pl.DataFrame, time: int) -> None:
+        formatter = self.formatter
+        if formatter is None:
+            self.writer.write(batch)
+            return
+        if isinstance(formatter, BytesFormatter):
+            stream = self.writer.stream()
+            if stream is not None:
+                formatter.format_into(batch, time, stream)
+                return
+        self.writer.write(formatter.format(batch, time))
 
 
 def write_table(table: Any, writer: Writer, formatter: Formatter | None, *, name: str,
