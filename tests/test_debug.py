@@ -203,3 +203,21 @@ def test_to_pandas_strings_and_streams_after_fast_paths() -> None:
     keys = pw.debug.table_to_dicts(pw.debug.table_from_pandas(stepped))[0]
     assert sorted(keys) == sorted(pw.debug.table_to_dicts(pw.debug.table_from_pandas(
         pd.DataFrame({"v": [1, 2, 3]}, index=[10, 8, 6])))[0])
+
+
+def test_parquet_round_trip(tmp_path) -> None:  # noqa: ANN001
+    t = pw.debug.table_from_markdown("a | b\n1 | x\n2 | y")
+    pw.debug.table_to_parquet(t.select(pw.this.a, pw.this.b), tmp_path / "t.parquet")
+    back = pw.debug.table_from_parquet(tmp_path / "t.parquet")
+    assert snapshot(back) == [(1, "x"), (2, "y")]
+    with pytest.raises(TypeError, match="Python objects"):
+        pw.debug.table_to_parquet(t.select(o=pw.apply(lambda a: (a,), t.a)), tmp_path / "o.pq")
+
+
+def test_stream_generator() -> None:
+    schema = pw.schema_from_types(k=str, v=int)
+    t = pw.debug.StreamGenerator().table_from_list_of_batches(
+        [[{"k": "a", "v": 1}], [{"k": "b", "v": 2}, {"k": "c", "v": 3}]], schema)
+    assert [(time, diff) for time, *_, diff in stream(t)] == [(2, 1), (4, 1), (4, 1)]
+    with pytest.raises(ValueError, match="without column 'v'"):
+        pw.debug.StreamGenerator().table_from_list_of_batches([[{"k": "a"}]], schema)

@@ -586,3 +586,54 @@ def table_to_stream(table: Table) -> list[tuple[int, dict[str, Any], int]]:
             out.append((time, {"id": row[0], **dict(zip(names, row[1:-1], strict=True))},
                         row[-1]))
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# Parquet and generated streams
+# ------------------------------------------------------------------------------------------
+
+
+def table_from_parquet(path: Any, id_from: list[str] | None = None,
+                       unsafe_trusted_ids: bool = False) -> Table:
+    """A table from a Parquet file (rows get position ids unless ``id_from`` names keys)."""
+    return table_from_polars(pl.read_parquet(path), id_from=id_from)
+
+
+def table_to_parquet(table: Table, filename: Any) -> None:
+    """Write the table's final contents (without ids) to a Parquet file."""
+    objects = [n for n, d in table._columns.items() if d.stored_as_object]
+    if objects:
+        raise TypeError(f"table_to_parquet: columns {objects} hold Python objects, which "
+                        f"Parquet cannot store; select or convert them first")
+    table_to_polars(table, include_id=False).write_parquet(filename)
+
+
+class StreamGenerator:
+    """Builds tables that change over time from lists of batches (one batch per time)."""
+
+    def table_from_list_of_batches(self, batches: list[list[dict[str, Any]]],
+                                   schema: type[Schema]) -> Table:
+        """Batch ``i`` (a list of rows as dicts) is inserted at time ``2 * (i + 1)``."""
+        return self.table_from_list_of_batches_by_workers([{0: b} for b in batches], schema)
+
+    def table_from_list_of_batches_by_workers(
+            self, batches: list[dict[int, list[dict[str, Any]]]], schema: type[Schema]) -> Table:
+        """Like :meth:`table_from_list_of_batches`, with each batch split by worker (the
+        split does not matter on one process)."""
+        names = schema.column_names()
+        rows: list[tuple] = []
+        for index, by_worker in enumerate(batches):
+            for worker_rows in by_worker.values():
+                for row in worker_rows:
+                    unknown = set(row) - set(names)
+                    if unknown:
+                        raise ValueError(f"StreamGenerator: batch {index} has a row with "
+                                         f"columns {sorted(unknown)} not in the schema")
+                    defaults = schema.default_values()
+                    try:
+                        values = [row[n] if n in row else defaults[n] for n in names]
+                    except KeyError as exc:
+                        raise ValueError(f"StreamGenerator: batch {index} has a row without "
+                                         f"column {exc.args[0]!r}") from None
+                    rows.append((*values, 2 * (index + 1), 1))
+        return table_from_rows(schema, rows, is_stream=True)
