@@ -58,7 +58,8 @@ def test_ix_and_ix_ref() -> None:
         8 | 3
     """)
     assert _sorted(keyed.ix_ref(refs.p, allow_misses=True), "a", "b") == [(1, 10), (None, None)]
-    assert _sorted(keyed.ix_ref(refs.p), "a") == [(1,)]
+    with pytest.raises(KeyError, match="ix: no row with id"):
+        _sorted(keyed.ix_ref(refs.p), "a")  # key 3 has no row: an error, as in Pathway
     pointers = refs.select(ptr=keyed.pointer_from(refs.p))
     looked = keyed.ix(pointers.ptr, optional=True)
     assert looked.typehints()["b"] == int | None
@@ -98,3 +99,16 @@ def test_deduplicate() -> None:
     assert stream == [(2, "a", 3, 1), (4, "a", 3, -1), (4, "a", 5, 1), (4, "b", 2, 1)]
     with pytest.raises(TypeError, match="acceptor"):
         t.deduplicate(value=t.v, acceptor=None)  # type: ignore[arg-type]
+
+
+def test_ix_miss_raises_unless_optional() -> None:
+    t = pw.debug.table_from_markdown("""
+          | v
+        1 | a
+    """)
+    refs = pw.debug.table_from_markdown("k\n1\n2").select(p=t.pointer_from(pw.this.k))
+    with pytest.raises(KeyError, match="ix: no row with id"):
+        pw.debug.table_to_pandas(t.ix(refs.p))
+    _, lenient = pw.debug.table_to_dicts(t.ix(refs.p, optional=True))
+    assert sorted(lenient["v"].values(), key=str) == ["None", "a"] or \
+        sorted(map(str, lenient["v"].values())) == ["None", "a"]

@@ -26,7 +26,9 @@ from deltaflow.expressions.base import (
     BinaryOp,
     ColumnExpression,
     ColumnReference,
+    DeclareType,
     ExpressionError,
+    PythonNode,
     Scope,
     wrap_value,
 )
@@ -588,8 +590,19 @@ class StatefulMethods:
                              "(e.g. other.ptr), or pass context=")
         lenient = optional or allow_misses
         result = _join(ctx, table, (BinaryOp("==", expression, ColumnReference(table, "id")),),
-                       JoinMode.LEFT if lenient else JoinMode.INNER, ColumnReference(ctx, "id"))
-        out = result.select(*[ColumnReference(right, n) for n in table._columns])
+                       JoinMode.LEFT, ColumnReference(ctx, "id"))
+        if lenient:
+            out = result.select(*[ColumnReference(right, n) for n in table._columns])
+        else:
+            # Every pointer must find its row: a miss stops the run (as in Pathway) rather than
+            # silently dropping the row; the columns keep the table's own (non-Optional) types.
+            check = _PointerFound(ColumnReference(right, "id"), expression,
+                                  table._description)
+            out = result.select(
+                __found=check,
+                **{n: DeclareType(d, ColumnReference(right, n))
+                   for n, d in table._columns.items()},
+            ).without("__found")
         out._universe = ctx._universe
         return out
 
@@ -636,6 +649,36 @@ class StatefulMethods:
                                acceptor=acceptor, has_instance=instance is not None,
                                instance_type=pre.types.get("__inst"), label="deduplicate")
         return _table_class()(node, plan.Universe())
+
+
+class _PointerFound(PythonNode):
+    """``ix``'s check that every pointer names an existing row (a miss raises KeyError)."""
+
+    label = "ix"
+
+    def __init__(self, found: ColumnExpression, pointer: ColumnExpression,
+                 target: str) -> None:
+        super().__init__()
+        self.found = found
+        self.pointer = pointer
+        self.target = target
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.found, self.pointer)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        scope.dtype_of(self.pointer)
+        return scope.dtype_of(self.found)
+
+    def compute(self, args: list[Any], size: int, dtype: t.DType) -> Any:
+        found, pointers = args
+        if found.null_count():
+            missing = pointers.filter(found.is_null())
+            shown = t.values_from_series(missing.head(1))[0]
+            raise KeyError(f"ix: no row with id {shown!r} in {self.target} "
+                           f"({missing.len()} pointer(s) missing; use optional=True or "
+                           f"allow_misses=True to get None instead)")
+        return found
 
 
 def _check_table(other: Any, operation: str) -> None:
