@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -198,11 +198,19 @@ def _consolidate_small(batch: pl.DataFrame) -> pl.DataFrame | None:
     positions = [i for i in range(len(names)) if i != diff_at]
     objects = [i for i in positions if schema[names[i]] == pl.Object]
     floats = [i for i in positions if schema[names[i]] in (pl.Float32, pl.Float64)]
-    key_of = row_key_function(positions, objects, floats)
-    slots: dict[tuple[Any, ...], int] = {}
+    return sum_equal_rows(batch, batch.rows(), row_key_function(positions, objects, floats),
+                          diffs)
+
+
+def sum_equal_rows(frame: pl.DataFrame, rows: Iterable[tuple[Any, ...]],
+                   key_of: Callable[[tuple[Any, ...]], Any], diffs: list[int]) -> pl.DataFrame:
+    """Consolidate ``frame`` in Python: rows with equal ``key_of(row)`` become their first
+    occurrence with the summed diff, and rows summing to zero go (``rows`` are ``frame``'s rows,
+    ``diffs`` its ``_diff`` values)."""
+    slots: dict[Any, int] = {}
     keep: list[int] = []
     totals: list[int] = []
-    for index, row in enumerate(batch.rows()):
+    for index, row in enumerate(rows):
         key = key_of(row)
         slot = slots.get(key)
         if slot is None:
@@ -212,10 +220,10 @@ def _consolidate_small(batch: pl.DataFrame) -> pl.DataFrame | None:
         else:
             totals[slot] += diffs[index]
     chosen = [i for i, total in zip(keep, totals, strict=True) if total != 0]
-    if len(chosen) == batch.height:
-        return batch
+    if len(chosen) == frame.height:
+        return frame
     sums = [total for total in totals if total != 0]
-    return batch[chosen].with_columns(pl.Series(DIFF, sums, dtype=pl.Int64))
+    return frame[chosen].with_columns(pl.Series(DIFF, sums, dtype=pl.Int64))
 
 
 def _consolidate_hashed(batch: pl.DataFrame) -> pl.DataFrame | None:

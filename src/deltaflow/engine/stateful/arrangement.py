@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow.engine.batch import DIFF, ID, python_exact, row_key_function
+from deltaflow.engine.batch import DIFF, ID, python_exact, row_key_function, sum_equal_rows
 
 KH = "_kh"
 TIME = "__time"
@@ -120,24 +120,11 @@ def consolidate_rows(frame: pl.DataFrame, ignore: Sequence[str] = (),
 def _consolidate_small(frame: pl.DataFrame) -> pl.DataFrame:
     """``consolidate_rows`` for a few rows: in Python, saving several Polars calls."""
     objects = any(dtype == pl.Object for dtype in frame.schema.values())
-    diffs = frame[DIFF].to_list()
-    first: dict[Any, int] = {}
-    totals: list[int] = []
-    keep: list[int] = []
-    for index, row in enumerate(frame.drop(DIFF).iter_rows()):
-        key = tuple(t.canonical_key(v) for v in row) if objects else row
-        slot = first.get(key)
-        if slot is None:
-            first[key] = len(keep)
-            keep.append(index)
-            totals.append(diffs[index])
-        else:
-            totals[slot] += diffs[index]
-    chosen = [i for i, total in zip(keep, totals, strict=True) if total != 0]
-    sums = [total for total in totals if total != 0]
-    if len(chosen) == frame.height:
-        return frame
-    return frame[chosen].with_columns(pl.Series(DIFF, sums, dtype=pl.Int64))
+
+    def key_of(row: tuple[Any, ...]) -> Any:
+        return tuple(t.canonical_key(v) for v in row) if objects else row
+
+    return sum_equal_rows(frame, frame.drop(DIFF).iter_rows(), key_of, frame[DIFF].to_list())
 
 
 class Arrangement:
