@@ -146,6 +146,27 @@ _NATIVE_CSV: dict[t.DType, pl.DataType] = {t.INT: pl.Int64(), t.FLOAT: pl.Float6
                                            t.BOOL: pl.Boolean()}
 
 
+def _every_line_has(data: bytes, delimiter: str, count: int) -> bool:
+    """Whether every line of ``data`` holds exactly ``count`` delimiters.
+
+    Checked line by line: Polars fills short lines with nulls and may accept a trailing extra
+    field, and a file-wide total can balance a short line against a long one.
+    """
+    text = pl.Series("data", [data], dtype=pl.Binary).cast(pl.String, strict=False)
+    if text.null_count():
+        return False  # not UTF-8: the slow path reports it
+    lines = text.str.split("\n").explode()
+    if data.endswith(b"\n"):
+        lines = lines.head(lines.len() - 1)
+    return bool((lines.str.count_matches(delimiter, literal=True) == count).all())
+
+
+def _error_line(error: ParseError) -> int:
+    """The line number at the end of ``where`` (``file:line``), 0 if there is none."""
+    line = error.where.rpartition(":")[2]
+    return int(line) if line.isdigit() else 0
+
+
 class CsvParser(Parser):
     """Each record is a CSV document whose first line is the header.
 
@@ -166,7 +187,8 @@ class CsvParser(Parser):
         for record in records:
             frame, record_errors = self._parse_document(record, metadata, first_line)
             frames.append(frame)
-            errors.extend(record_errors)
+            # Reported in line order whichever check found them (field count, value, missing).
+            errors.extend(sorted(record_errors, key=_error_line))
         frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else \
             frames[0] if frames else _empty_frame(self.columns)
         return ParsedBlock(frame, errors=errors)
@@ -221,10 +243,8 @@ class CsvParser(Parser):
                 return None
         if frame.height != line_count - 1 or len(set(frame.columns)) != len(frame.columns):
             return None
-        last = frame[frame.columns[-1]]
-        complete = len(header) == 1 or (last.dtype != pl.String and not last.null_count())
-        if not complete and data.count(s.delimiter.encode()) != (len(header) - 1) * line_count:
-            return None  # short or blank lines: the slow path reports them exactly
+        if not _every_line_has(data, s.delimiter, len(header) - 1):
+            return None  # short, long or blank lines: the slow path reports them exactly
         return frame.columns, frame
 
     def _read_typed(self, data: bytes, header: list[str]) -> pl.DataFrame:
