@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -23,7 +22,7 @@ from hypothesis import strategies as st
 import deltaflow as pw
 from deltaflow.engine import batch
 from deltaflow.engine.stateful import arrangement, join, reduce
-from test_stateful_properties import REDUCERS, Event, check
+from test_stateful_properties import REDUCERS, Event, check, update_streams
 
 SETTINGS = settings(max_examples=20, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -51,33 +50,10 @@ def paths(mode: str) -> Iterator[None]:
 modes = st.sampled_from(sorted(MODES))
 
 
-@st.composite
-def bursty_streams(draw: Any, label_base: int = 0) -> list[Event]:
+def bursty_streams(label_base: int = 0) -> st.SearchStrategy[list[Event]]:
     """Update streams whose times carry from 0 to 12 changes (so ``mixed`` really mixes)."""
-    live: dict[int, tuple[int, int]] = {}
-    events: list[Event] = []
-    next_label = label_base + 1
-    for time in range(2, 2 + 2 * draw(st.integers(1, 5)), 2):
-        touched: set[int] = set()
-        for _ in range(draw(st.sampled_from([0, 1, 2, 6, 12]))):
-            kind = draw(st.sampled_from(["insert", "insert", "delete", "update"]))
-            candidates = sorted(set(live) - touched)
-            k = draw(st.integers(0, 3))
-            v = draw(st.integers(-3, 3))
-            if kind == "insert" or not candidates:
-                label = next_label
-                next_label += 1
-                live[label] = (k, v)
-                events.append((label, k, v, time, 1))
-            else:
-                label = draw(st.sampled_from(candidates))
-                old = live.pop(label)
-                events.append((label, *old, time, -1))
-                if kind == "update":
-                    live[label] = (k, v)
-                    events.append((label, k, v, time, 1))
-            touched.add(label)
-    return events
+    return update_streams(label_base, max_times=5, changes=st.sampled_from([0, 1, 2, 6, 12]),
+                          kinds=("insert", "insert", "delete", "update"), max_key=3)
 
 
 @SETTINGS

@@ -33,17 +33,21 @@ Event = tuple[int, int, int, int, int]  # (label, k, v, time, diff)
 
 
 @st.composite
-def update_streams(draw: Any, label_base: int = 0) -> list[Event]:
-    """Random events over 1-4 times; one change per id per time."""
+def update_streams(draw: Any, label_base: int = 0, *, max_times: int = 4,
+                   changes: st.SearchStrategy[int] | None = None,
+                   kinds: tuple[str, ...] = ("insert", "delete", "update"),
+                   max_key: int = 2) -> list[Event]:
+    """Random events over 1..max_times times; one change per id per time."""
+    changes = st.integers(0, 4) if changes is None else changes
     live: dict[int, tuple[int, int]] = {}
     events: list[Event] = []
     next_label = label_base + 1
-    for time in range(2, 2 + 2 * draw(st.integers(1, 4)), 2):
+    for time in range(2, 2 + 2 * draw(st.integers(1, max_times)), 2):
         touched: set[int] = set()
-        for _ in range(draw(st.integers(0, 4))):
-            kind = draw(st.sampled_from(["insert", "delete", "update"]))
+        for _ in range(draw(changes)):
+            kind = draw(st.sampled_from(list(kinds)))
             candidates = sorted(set(live) - touched)
-            k = draw(st.integers(0, 2))
+            k = draw(st.integers(0, max_key))
             v = draw(st.integers(-3, 3))
             if kind == "insert" or not candidates:
                 label = next_label

@@ -28,7 +28,6 @@ from deltaflow.expressions.base import (
     ColumnReference,
     MethodCall,
     PythonMethodCall,
-    PythonNode,
     Scope,
     wrap_value,
 )
@@ -94,26 +93,12 @@ def _rule(method: str, receiver: ColumnExpression, receiver_types: Sequence[t.DT
     return rule
 
 
-class SeriesMethodCall(PythonNode):
+class SeriesMethodCall(PythonMethodCall):
     """A namespace method computed on whole columns that may reject values (parsing ...).
 
     ``fun(args)`` receives the receiver's and the arguments' columns as Polars series and
     returns the result column; it raises ``ValueError`` naming the first offending value.
     """
-
-    def __init__(self, name: str, args: tuple[ColumnExpression, ...], type_rule: TypeRule,
-                 fun: Callable[[list[pl.Series]], pl.Series]) -> None:
-        super().__init__()
-        self.label = name
-        self.args = args
-        self.type_rule = type_rule
-        self.fun = fun
-
-    def children(self) -> tuple[ColumnExpression, ...]:
-        return self.args
-
-    def _infer(self, scope: Scope) -> t.DType:
-        return self.type_rule(scope, [scope.dtype_of(a) for a in self.args])
 
     def compute(self, args: list[pl.Series], size: int, dtype: t.DType) -> pl.Series:
         return self.fun(args).alias("value")

@@ -22,7 +22,6 @@ import time as _time
 from collections.abc import Iterable
 from typing import Any, BinaryIO, Literal
 
-from deltaflow import _types as t
 from deltaflow.io._core.base import (
     Data,
     Finished,
@@ -48,11 +47,11 @@ from deltaflow.io._core.read_table import (
     check_backlog,
     check_extra_kwargs,
     check_mode,
-    check_schema,
+    format_schema,
     reader_table,
     with_metadata_column,
 )
-from deltaflow.schema import Schema, schema_from_types
+from deltaflow.schema import Schema
 
 logger = logging.getLogger("deltaflow.io.fs")
 
@@ -225,26 +224,6 @@ def _check_path(path: Any, connector: str) -> str:
     return path
 
 
-def _format_schema(fmt: str, schema: Any, connector: str) -> type[Schema]:
-    if fmt in ("csv", "json"):
-        checked = check_schema(schema, connector)
-        assert checked is not None
-        return checked
-    if fmt == "only_metadata":
-        if schema is not None:
-            raise ValueError(f"{connector}: format 'only_metadata' takes no schema (its only "
-                             f"column is _metadata)")
-        return schema_from_types(_metadata=t.Json)
-    wanted = t.BYTES if fmt == "binary" else t.STR
-    if schema is not None:
-        check_schema(schema, connector)
-        columns = schema.columns()
-        if list(columns) != ["data"] or columns["data"].dtype.strip_optional() != wanted:
-            raise ValueError(f"{connector}: format {fmt!r} produces one column data: "
-                             f"{wanted!r}; the schema {schema.__name__} does not fit it")
-    return schema_from_types(data=bytes if fmt == "binary" else str)
-
-
 def read_files(path: Any, fmt: str, *, schema: Any, mode: str, csv_settings: Any,
                json_field_paths: Any, object_pattern: str, with_metadata: bool,
                name: str | None, autocommit_duration_ms: Any, max_backlog_size: Any,
@@ -264,7 +243,7 @@ def read_files(path: Any, fmt: str, *, schema: Any, mode: str, csv_settings: Any
     if json_field_paths is not None and not isinstance(json_field_paths, dict):
         raise TypeError(f"{label}: json_field_paths must be a dict of column -> JSON "
                         f"pointer")
-    table_schema = _format_schema(fmt, schema, label)
+    table_schema = format_schema(fmt, schema, label)
     if json_field_paths:
         unknown = set(json_field_paths) - set(table_schema.columns())
         if unknown:

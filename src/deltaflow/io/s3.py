@@ -23,7 +23,6 @@ from typing import Any
 
 import polars as pl
 
-from deltaflow import _types as t
 from deltaflow.io._core.base import (
     Data,
     Finished,
@@ -48,11 +47,11 @@ from deltaflow.io._core.read_table import (
     check_backlog,
     check_extra_kwargs,
     check_mode,
-    check_schema,
+    format_schema,
     reader_table,
     with_metadata_column,
 )
-from deltaflow.schema import Schema, schema_from_types
+from deltaflow.schema import Schema
 
 logger = logging.getLogger("deltaflow.io.s3")
 
@@ -878,27 +877,6 @@ class S3Reader(Reader):
         self.lister.close()
 
 
-def _read_schema(fmt: str, schema: Any, connector: str) -> type[Schema]:
-    """The table schema of a format (csv/json need the user's, the others are fixed)."""
-    if fmt in ("csv", "json"):
-        checked = check_schema(schema, connector)
-        assert checked is not None
-        return checked
-    if fmt == "only_metadata":
-        if schema is not None:
-            raise ValueError(f"{connector}: format 'only_metadata' takes no schema (its only "
-                             f"column is _metadata)")
-        return schema_from_types(_metadata=t.Json)
-    wanted = t.BYTES if fmt == "binary" else t.STR
-    if schema is not None:
-        check_schema(schema, connector)
-        columns = schema.columns()
-        if list(columns) != ["data"] or columns["data"].dtype.strip_optional() != wanted:
-            raise ValueError(f"{connector}: format {fmt!r} produces one column data: "
-                             f"{wanted!r}; the schema {schema.__name__} does not fit it")
-    return schema_from_types(data=bytes if fmt == "binary" else str)
-
-
 def _read(path: str, fmt: str, *, settings: AwsS3Settings, schema: Any, mode: str,
           with_metadata: bool, csv_settings: Any, json_field_paths: Any, path_filter: Any,
           downloader_threads_count: Any, autocommit_duration_ms: Any, name: str | None,
@@ -926,7 +904,7 @@ def _read(path: str, fmt: str, *, settings: AwsS3Settings, schema: Any, mode: st
     if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
         raise ValueError(f"{connector}: downloader_threads_count must be a positive integer "
                          f"or None, got {downloader_threads_count!r}")
-    table_schema = _read_schema(fmt, schema, connector)
+    table_schema = format_schema(fmt, schema, connector)
     if json_field_paths:
         unknown = set(json_field_paths) - set(table_schema.columns())
         if unknown:

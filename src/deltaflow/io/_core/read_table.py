@@ -93,3 +93,25 @@ def reader_table(*, schema: type[Schema], reader_factory: Callable[[], Reader], 
         keep_row_state=keep_row_state,
     )
     return input_table(schema, session, name=name)
+
+
+def format_schema(fmt: str, schema: Any, connector: str) -> type[Schema]:
+    """The table schema a read format produces: csv/json take the user's (checked), the
+    others have fixed columns (``data`` as str or bytes, or ``_metadata``)."""
+    if fmt in ("csv", "json"):
+        checked = check_schema(schema, connector)
+        assert checked is not None
+        return checked
+    if fmt == "only_metadata":
+        if schema is not None:
+            raise ValueError(f"{connector}: format 'only_metadata' takes no schema (its only "
+                             f"column is _metadata)")
+        return schema_from_types(_metadata=t.Json)
+    wanted = t.BYTES if fmt == "binary" else t.STR
+    if schema is not None:
+        check_schema(schema, connector)
+        columns = schema.columns()
+        if list(columns) != ["data"] or columns["data"].dtype.strip_optional() != wanted:
+            raise ValueError(f"{connector}: format {fmt!r} produces one column data: "
+                             f"{wanted!r}; the schema {schema.__name__} does not fit it")
+    return schema_from_types(data=bytes if fmt == "binary" else str)
