@@ -1,5 +1,5 @@
 """Python sources and sinks: ``pw.io.python.read`` with a :class:`ConnectorSubject`,
-``pw.io.python.write`` with a :class:`ConnectorObserver`.
+``pw.io.python.write`` with a :class:`ConnectorObserver` or :class:`AsyncConnectorObserver`.
 
 A subject's ``run`` executes on its own thread and sends messages with ``next``/``next_json``/
 ``next_str``/``next_bytes``; they are buffered (cheaply: one deque append per message) and the
@@ -12,6 +12,7 @@ with the same primary key; ``_remove`` deletes a row.
 from __future__ import annotations
 
 import collections
+import inspect
 import json
 import threading
 from abc import ABC, abstractmethod
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from deltaflow import _types as t
+from deltaflow.io._core.async_callbacks import AsyncCallbackWriter
 from deltaflow.io._core.base import (
     Commit,
     Data,
@@ -32,7 +34,8 @@ from deltaflow.io._core.base import (
     ReadEvent,
 )
 from deltaflow.io._core.callback_sink import CallbackSink
-from deltaflow.io._core.formats import TypedRowsParser, column_specs
+from deltaflow.io._core.formats import TypedRowsFormatter, TypedRowsParser, column_specs
+from deltaflow.io._core.output_session import write_table
 from deltaflow.io._core.read_table import (
     check_autocommit,
     check_backlog,
@@ -326,16 +329,62 @@ class ConnectorObserver(ABC):
         """The run ended."""
 
 
-def write(table: Any, observer: ConnectorObserver, *, name: str | None = None,
-          sort_by: Iterable[Any] | None = None) -> None:
-    """Send every change of ``table`` to ``observer`` (on the engine's thread)."""
+class AsyncConnectorObserver(ABC):
+    """Like :class:`ConnectorObserver`, but ``on_change`` is a coroutine.
+
+    The calls run on an event loop in the output's own thread. All calls of one time are
+    started together (deletions first) and may overlap; ``on_time_end(time)`` runs once every
+    one of them has completed, and the next time's calls start only after it. ``on_time_end``
+    and ``on_end`` may be plain methods or coroutines. A subclass whose ``on_change`` is not an
+    ``async def`` is rejected when it is defined.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not inspect.iscoroutinefunction(cls.on_change):
+            raise TypeError(f"{cls.__name__}.on_change must be a coroutine function "
+                            f"('async def on_change(self, key, row, time, is_addition)') in "
+                            f"a pw.io.python.AsyncConnectorObserver; for a plain method "
+                            f"derive from pw.io.python.ConnectorObserver instead")
+
+    @abstractmethod
+    async def on_change(self, key: t.Pointer, row: dict[str, Any], time: int,
+                        is_addition: bool) -> None:
+        """One row was added (``is_addition``) or removed at ``time``."""
+
+    def on_time_end(self, time: int) -> None:  # noqa: B027 - optional hook
+        """Every ``on_change`` call of ``time`` has completed."""
+
+    def on_end(self) -> None:  # noqa: B027 - optional hook
+        """The run ended and every call has completed."""
+
+
+def write(table: Any, observer: ConnectorObserver | AsyncConnectorObserver, *,
+          name: str | None = None, sort_by: Iterable[Any] | None = None) -> None:
+    """Send every change of ``table`` to ``observer``.
+
+    A :class:`ConnectorObserver` is called on the engine's thread, in order. An observer whose
+    ``on_change`` is a coroutine (an :class:`AsyncConnectorObserver`) gets its calls on an event
+    loop of its own; ``sort_by`` does not apply to it, since its calls of a time overlap.
+    """
     from deltaflow.table import add_output
 
-    if not isinstance(observer, ConnectorObserver):
-        raise TypeError(f"pw.io.python.write: observer must be a "
-                        f"pw.io.python.ConnectorObserver, got {observer!r}")
+    label = "pw.io.python.write"
+    if not isinstance(observer, ConnectorObserver | AsyncConnectorObserver):
+        raise TypeError(f"{label}: observer must be a pw.io.python.ConnectorObserver or "
+                        f"pw.io.python.AsyncConnectorObserver, got {observer!r}")
+    name = name or f"python:{type(observer).__name__}"
     sort_by = list(sort_by) if sort_by is not None else None
-    sink = CallbackSink(name or f"python:{type(observer).__name__}", table._columns,
+    if inspect.iscoroutinefunction(observer.on_change):
+        if sort_by is not None:
+            raise ValueError(f"{label}: sort_by cannot be used with an asynchronous observer "
+                             f"({type(observer).__name__}): its on_change calls of one time "
+                             f"run concurrently, so they have no order to sort")
+        writer = AsyncCallbackWriter(name, observer.on_change, on_time_end=observer.on_time_end,
+                                     on_end=observer.on_end)
+        write_table(table, writer, TypedRowsFormatter(table._columns), name=name)
+        return
+    sink = CallbackSink(name, table._columns,
                         on_change=observer.on_change, on_time_end=observer.on_time_end,
                         on_end=observer.on_end, sorted_by_user=bool(sort_by))
     add_output(table, sink, sort_by=sort_by)
