@@ -2,24 +2,28 @@
 
 A CSV file of BENCH_ROWS rows (int, str, float, bool) is read with ``pw.io.csv.read(...,
 mode="static")`` and written back with ``pw.io.csv.write``; ``pw.run()`` is timed. The plain
-Polars baseline reads and writes the same file with ``pl.read_csv`` / ``write_csv``, timed in a
-fresh interpreter (like the pipeline, the first heavy work of its process).
+Polars baseline reads and writes the same file with ``pl.read_csv`` / ``write_csv``. Each
+measurement runs in a fresh interpreter (the first heavy work of its process); pipeline and
+Polars runs alternate BENCH_REPEATS times and the medians are reported.
 
 The output is checked: one row per input row, all insertions at one time (a static file is
 one transaction in Pathway, whatever its size, and so in deltaflow).
 
-Environment: BENCH_IMPL (deltaflow | pathway), BENCH_ROWS (default 1_000_000).
+Environment: BENCH_IMPL (deltaflow | pathway), BENCH_ROWS (default 1_000_000),
+BENCH_REPEATS (default 5).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 
-from _harness import banner, env_int, load_pw, report, timed
+from _harness import banner, env_int, report
 
 
 def make_file(path: str, rows: int) -> None:
@@ -52,45 +56,26 @@ def check_output(path: str, rows: int) -> int:
     return lines
 
 
-def main() -> None:
-    rows = env_int("BENCH_ROWS", 1_000_000)
-    banner(f"csv read->write rows={rows}")
-    with tempfile.TemporaryDirectory() as tmp:
-        source = os.path.join(tmp, "in.csv")
-        target = os.path.join(tmp, "out.csv")
-        make_file(source, rows)
-        pw = load_pw()
+_PIPELINE = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from _harness import load_pw
+pw = load_pw()
 
-        class Row(pw.Schema):
-            id: int
-            name: str
-            value: float
-            flag: bool
 
-        table = pw.io.csv.read(source, schema=Row, mode="static")
-        pw.io.csv.write(table, target)
-        with timed("end_to_end", rows=rows) as run_timer:
-            pw.run(monitoring_level=pw.MonitoringLevel.NONE)
-        written = check_output(target, rows)
-        if written != rows:
-            raise SystemExit(f"wrong result: {written} rows written, expected {rows}")
-        report("output_rows", written, "rows", "higher")
-        # Our output quotes every field and adds time/diff (as Pathway's does): about twice the
-        # bytes of a plain write_csv. This figure pairs the same run with Polars producing that
-        # same output (see polars_baseline).
-        report("same_output_end_to_end_seconds", run_timer.seconds, "s", "lower")
+class Row(pw.Schema):
+    id: int
+    name: str
+    value: float
+    flag: bool
 
-        try:
-            import polars as pl
-        except ImportError:  # the Pathway interpreter need not have Polars
-            return
-        # The baseline runs in a fresh interpreter, as the pipeline above did: in this process
-        # the run has already warmed the memory allocator, which makes Polars' first call up
-        # to twice as fast on this machine (reported too, as warm_end_to_end).
-        polars_baseline(source, target, rows)
-        with timed("polars_warm_end_to_end", rows=rows):
-            pl.read_csv(source).write_csv(target)
 
+table = pw.io.csv.read(sys.argv[1], schema=Row, mode="static")
+pw.io.csv.write(table, sys.argv[2])
+start = time.perf_counter()
+pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+print(time.perf_counter() - start)
+"""
 
 _BASELINE = """
 import sys, time
@@ -106,16 +91,60 @@ print(time.perf_counter() - start)
 """
 
 
-def polars_baseline(source: str, target: str, rows: int) -> None:
-    """Polars reading and writing the file directly, timed in a fresh interpreter."""
-    for same_output, figure in (("0", "end_to_end"), ("1", "same_output_end_to_end")):
-        done = subprocess.run([sys.executable, "-c", _BASELINE, source, target, same_output],
-                              check=True, capture_output=True, text=True)
-        seconds = float(done.stdout.strip().splitlines()[-1])
-        report(f"polars_{figure}_seconds", seconds, "s", "lower")
-        if figure == "end_to_end":
-            report(f"polars_{figure}_rows_per_s", rows / seconds, "rows/s", "higher")
+def _timed_child(code: str, *args: str) -> float:
+    """Seconds reported by ``code`` run in a fresh interpreter (its last stdout line)."""
+    done = subprocess.run([sys.executable, "-c", code, *args], check=True,
+                          capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    rows = env_int("BENCH_ROWS", 1_000_000)
+    repeats = max(1, env_int("BENCH_REPEATS", 5))
+    banner(f"csv read->write rows={rows} repeats={repeats}")
+    try:
+        import polars  # noqa: F401 - only to know whether the baseline can run here
+        have_polars = True
+    except ImportError:  # the Pathway interpreter need not have Polars
+        have_polars = False
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "in.csv")
+        target = os.path.join(tmp, "out.csv")
+        make_file(source, rows)
+        # Every measurement is a fresh interpreter doing this work first, and the pipeline
+        # and Polars runs alternate, so that both see the same machine; medians are reported
+        # (single runs on a shared 2-core machine vary by +-40%).
+        ours: list[float] = []
+        plain: list[float] = []
+        same: list[float] = []
+        for _ in range(repeats):
+            ours.append(_timed_child(_PIPELINE, source, target, here))
+            written = check_output(target, rows)
+            if written != rows:
+                raise SystemExit(f"wrong result: {written} rows written, expected {rows}")
+            if have_polars:
+                plain.append(_timed_child(_BASELINE, source, target, "0"))
+                same.append(_timed_child(_BASELINE, source, target, "1"))
+        seconds = statistics.median(ours)
+        report("end_to_end_seconds", seconds, "s", "lower")
+        report("end_to_end_rows_per_s", rows / seconds, "rows/s", "higher")
+        report("output_rows", rows, "rows", "higher")
+        # Our output quotes every field and adds time/diff (as Pathway's does): about twice the
+        # bytes of a plain write_csv. This figure pairs the same runs with Polars producing that
+        # same output.
+        report("same_output_end_to_end_seconds", seconds, "s", "lower")
+        if have_polars:
+            report("polars_end_to_end_seconds", statistics.median(plain), "s", "lower")
+            report("polars_end_to_end_rows_per_s", rows / statistics.median(plain), "rows/s",
+                   "higher")
+            report("polars_same_output_end_to_end_seconds", statistics.median(same), "s",
+                   "lower")
+            ratios = sorted(a / b for a, b in zip(ours, plain, strict=True))
+            logging.info("per-pair ratios to plain Polars: %s",
+                         " ".join(f"{r:.2f}" for r in ratios))
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     main()
