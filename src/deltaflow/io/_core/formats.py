@@ -655,7 +655,7 @@ class JsonLinesFormatter(BytesFormatter):
 
 
 class TypedRowsFormatter(Formatter):
-    """Python rows: ``(key, {column: value}, time, diff)``, deletions of a time first."""
+    """Python rows: ``(key, {column: value}, time, diff)``, in the order of the batch."""
 
     def __init__(self, columns: Mapping[str, t.DType]) -> None:
         self.columns = dict(columns)
