@@ -62,6 +62,7 @@ _LAZY = {
     "GroupedTable": ("deltaflow.table_stateful", "GroupedTable"),
     "BaseCustomAccumulator": ("deltaflow.reducers", "BaseCustomAccumulator"),
     "persistence": ("deltaflow.persistence", None),
+    "PersistenceMode": ("deltaflow.persistence", "PersistenceMode"),
     "temporal": ("deltaflow.temporal", None),
 }
 

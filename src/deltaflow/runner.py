@@ -35,6 +35,15 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
     ``runtime_typechecking``, ``max_expression_batch_size`` and ``udf_cache_directory`` are
     accepted for compatibility and have no effect; ``debug`` logs the plan being run.
     """
+    persistence = None
+    if persistence_config is not None:
+        from deltaflow.persistence.config import Config
+        from deltaflow.persistence.run import PersistentRun
+
+        if not isinstance(persistence_config, Config):
+            raise TypeError(f"pw.run: persistence_config must be a pw.persistence.Config, got "
+                            f"{type(persistence_config).__name__}")
+        persistence = PersistentRun(persistence_config)
     outputs = plan.REGISTRY.take()
     if debug:
         for node in plan.topological_order(outputs):
@@ -46,9 +55,7 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
         make_monitor = None  # type: ignore[assignment]
     if make_monitor is not None:
         monitoring = make_monitor(monitoring_level)
-    if persistence_config is not None:
-        logger.warning("persistence is not available yet; the run starts from scratch")
-    run_outputs(outputs, monitoring=monitoring)
+    run_outputs(outputs, monitoring=monitoring, persistence=persistence)
 
 
 def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,

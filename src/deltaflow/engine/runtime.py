@@ -97,8 +97,10 @@ def stop_all_runs() -> None:
 class Runtime:
     """One run of a set of outputs."""
 
-    def __init__(self, outputs: Sequence[plan.OutputNode], *, monitoring: Any = None) -> None:
+    def __init__(self, outputs: Sequence[plan.OutputNode], *, monitoring: Any = None,
+                 persistence: Any = None) -> None:
         _load_operator_modules()
+        self.persistence = persistence  # a deltaflow.persistence.run.PersistentRun, or None
         self.order = plan.topological_order(outputs)
         self.operators: list[Operator] = []
         self._index: dict[int, int] = {}
@@ -114,7 +116,9 @@ class Runtime:
         for op in self.operators:
             if isinstance(op, InputOperator):
                 name = op.node.describe()
-                self.inputs.append((op, SourceHandle(name, self._wake.set)))
+                handle = SourceHandle(name, self._wake.set) if persistence is None else \
+                    persistence.handle(op.node.source, name, self._wake.set)  # type: ignore
+                self.inputs.append((op, handle))
         self.sinks: list[Sink] = [op.sink for op in self.operators
                                   if isinstance(op, OutputOperator)]
         self.last_time: int | None = None
@@ -136,6 +140,8 @@ class Runtime:
         try:
             for sink in self.sinks:
                 sink.start()
+            if self.persistence is not None:  # replays the checkpoint before sources start
+                self.persistence.start(self)
             for op, handle in self.inputs:
                 source = op.node.source  # type: ignore[attr-defined]
                 started.append(source)
@@ -158,7 +164,13 @@ class Runtime:
                     logger.exception("stopping source %s failed", getattr(source, "name", "?"))
             if self.monitoring is not None:
                 self.monitoring.stop()
-            self._end_sinks(ok)
+            ended = False
+            try:
+                self._end_sinks(ok)
+                ended = ok
+            finally:
+                if self.persistence is not None:  # the final checkpoint, once all is written
+                    self.persistence.finish(self.last_time, commit=ended)
 
     def _end_sinks(self, ok: bool) -> None:
         first_error: BaseException | None = None
@@ -194,6 +206,8 @@ class Runtime:
     def _loop(self) -> None:
         while True:
             self._check_failures()
+            if self.persistence is not None:  # checkpoints the times processed so far
+                self.persistence.tick(self.last_time)
             if self._stop_requested.is_set():
                 return
             # Cleared before taking, so that a push landing after the take wakes the wait.
@@ -244,9 +258,10 @@ class Runtime:
         self._check_failures()
 
 
-def run_outputs(outputs: Sequence[plan.OutputNode], *, monitoring: Any = None) -> None:
+def run_outputs(outputs: Sequence[plan.OutputNode], *, monitoring: Any = None,
+                persistence: Any = None) -> None:
     """Compile and run the given outputs until every source is finished."""
     if not outputs:
         logger.warning("pw.run(): no outputs are defined, nothing to compute")
         return
-    Runtime(outputs, monitoring=monitoring).run()
+    Runtime(outputs, monitoring=monitoring, persistence=persistence).run()

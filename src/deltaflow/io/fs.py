@@ -87,14 +87,26 @@ class FileReader(Reader):
         self._scanned_once = False
 
     def seek(self, frontier: OffsetAntichain) -> None:
-        """Files recorded in ``frontier`` with their modification time are not read again."""
+        """Resume after ``frontier`` (file path -> modification time in ns when it was read).
+
+        A file still having that modification time is not read again. A file modified since
+        is read again as a replacement (its previously read rows are retracted), and a file
+        that vanished is retracted — in static mode as in streaming mode — so the reader now
+        declares ``retracts_sources``.
+        """
         for path, mtime_ns in frontier.items():
+            path = str(path)
             try:
-                stat = os.stat(str(path))
+                stat = os.stat(path)
             except OSError:
-                continue
-            if stat.st_mtime_ns == mtime_ns:
-                self._known[str(path)] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+                stat = None
+            if stat is not None and stat.st_mtime_ns == mtime_ns:
+                self._known[path] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            else:
+                # A signature no file can have: the next scan sees a change (or a deletion).
+                self._known[path] = (-1, -1, -1)
+        if frontier:
+            self.retracts_sources = True
 
     def read(self) -> ReadEvent | None:
         if self._events:

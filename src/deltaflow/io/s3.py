@@ -29,6 +29,7 @@ from deltaflow.io._core.base import (
     FinishedSource,
     Formatter,
     NewSource,
+    OffsetAntichain,
     RawContext,
     Reader,
     ReadEvent,
@@ -798,6 +799,25 @@ class S3Reader(Reader):
         self._next_listing = 0.0
         self._listed_once = False
         self._emitted: set[str] = set()
+
+    def seek(self, frontier: OffsetAntichain) -> None:
+        """Resume after ``frontier`` (object key -> ETag when it was read).
+
+        One listing tells which of those objects are unchanged (not read again), changed (read
+        again, replacing their earlier rows) or gone (their rows retracted) — in static mode
+        as in streaming mode, so the reader now declares ``retracts_sources``.
+        """
+        if not frontier:
+            return
+        listing = {info.key: info for info in self.lister.list()}
+        for key, etag in frontier.items():
+            key = str(key)
+            info = listing.get(key)
+            # An ETag no object has makes the next listing see a change (or a deletion).
+            self.lister.known[key] = info if info is not None and info.etag == etag else \
+                ObjectInfo(key=key, etag=f"{etag} (checkpointed)", size=-1, modified_s=-1)
+            self._emitted.add(key)
+        self.retracts_sources = True
 
     def read(self) -> ReadEvent | None:
         try:

@@ -16,6 +16,7 @@ skipped; a reader or parser exception stops the run with a :class:`ConnectorErro
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time as _time
@@ -74,6 +75,12 @@ class InputSession(Source):
         self.max_backlog_size = max_backlog_size
         self.keep_row_state = keep_row_state
         self.seek_to = seek_to
+        # Set by persistence for one run (deltaflow.persistence.run): a queue receiving the
+        # source part and row count of every frame made ready, the rows replayed from a
+        # checkpoint per source part, and a check that the reader can resume.
+        self.source_tags: collections.deque[tuple[Hashable | None, int]] | None = None
+        self.restored: list[tuple[Hashable | None, pl.DataFrame]] | None = None
+        self.reader_check: Callable[[Reader], None] | None = None
         self._names = [ID, *self.columns, DIFF]
         self._key_types = [(k, self.columns[k]) for k in self.primary_key]
         self._stop = threading.Event()
@@ -100,6 +107,8 @@ class InputSession(Source):
         reader: Reader | None = None
         try:
             reader = self.reader_factory()
+            if self.reader_check is not None:
+                self.reader_check(reader)
             if self.seek_to:
                 reader.seek(self.seek_to)
             self._loop(reader, handle)
@@ -136,6 +145,8 @@ class InputSession(Source):
         self._distinct = False  # whether the last delta's ids are positions (so, distinct)
         self._block_key: Hashable | None = None
         self._first_pending: float | None = None
+        if self.restored:
+            self._restore(self.restored)
         stats = handle.stats
         while True:
             if self._stop.is_set():
@@ -207,9 +218,9 @@ class InputSession(Source):
         if self._block is None:
             return
         block, self._block = self._block, None
-        self._block_key = None
         for frame in block:
             self._append_ready(frame, self._block_distinct)
+        self._block_key = None
 
     def _add(self, delta: pl.DataFrame, distinct: bool) -> None:
         if self._block is not None:
@@ -226,6 +237,8 @@ class InputSession(Source):
         if self._first_pending is None:
             self._first_pending = _time.monotonic()
         self._ready.append(frame)
+        if self.source_tags is not None:
+            self.source_tags.append((self._block_key, frame.height))
         self._ready_rows += frame.height
         self._ready_distinct = self._ready_distinct and distinct
 
@@ -248,6 +261,17 @@ class InputSession(Source):
         self._wait_for_room(handle, batch.height)
         # Inserted rows numbered by position never share an id: the engine need not check.
         handle.push(batch, offsets=offsets, consolidated=distinct)
+
+    def _restore(self, parts: list[tuple[Hashable | None, pl.DataFrame]]) -> None:
+        """Take back the state of the rows replayed from a checkpoint: which source part each
+        came from (to retract them if the part changed), how many positions each part used,
+        and the current row of every id (for upserts)."""
+        for key, rows in parts:
+            if key is not None and self._retracting:
+                self._by_source[key] = [rows]
+            self._positions[key] = self._positions.get(key, 0) + rows.height
+            if self.keep_row_state:
+                self._remember(rows.select(self._names[:-1]))
 
     def _wait_for_room(self, handle: SourceHandle, rows: int) -> None:
         limit = self.max_backlog_size

@@ -1,0 +1,269 @@
+"""The checkpoint store: input snapshots and offset frontiers, committed in two phases.
+
+Layout under the backend's root::
+
+    chunks/<input dir>/<checkpoint number>.ipc     rows one input committed (Arrow IPC)
+    checkpoints/<checkpoint number>.json           the manifest (written last)
+
+Phase one writes the chunks of a checkpoint; phase two writes its manifest, which lists, for
+every persisted input, all the chunks that make up its snapshot and its offset frontier. Only a
+checkpoint whose manifest exists is ever loaded, so a run killed between the two phases leaves
+files nobody reads (the next checkpoint with that number overwrites them).
+
+A chunk holds delta rows: ``_id``, the input's columns, ``_diff`` and ``_source`` (the encoded
+key of the source part — file, object — the row came from, or null). Columns Arrow cannot hold
+(``pl.Object``: Json, Python objects, tuples) are stored pickled in a binary column.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import pickle
+import re
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from deltaflow.engine.batch import DIFF, ID
+from deltaflow.io._core.offsets import merge_frontiers
+from deltaflow.persistence.storage import Storage
+
+logger = logging.getLogger("deltaflow.persistence")
+
+FORMAT_VERSION = 1
+SOURCE = "_source"
+_MANIFESTS = "checkpoints/"
+_MANIFEST_NAME = re.compile(r"^checkpoints/(\d+)\.json$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used by this pipeline (the message says why and what to do)."""
+
+
+# --- offsets and source keys as JSON ------------------------------------------------------
+def encode_value(value: Any) -> Any:
+    """A JSON form of an offset key/value or a source key (tuples and bytes are tagged)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, tuple):
+        return {"t": [encode_value(v) for v in value]}
+    if isinstance(value, list):
+        return [encode_value(v) for v in value]
+    if isinstance(value, bytes):
+        return {"b": base64.b64encode(value).decode("ascii")}
+    raise TypeError(f"an offset or source key of type {type(value).__name__} ({value!r}) "
+                    f"cannot be stored in a checkpoint")
+
+
+def decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "t" in value:
+            return tuple(decode_value(v) for v in value["t"])
+        if "b" in value:
+            return base64.b64decode(value["b"])
+    if isinstance(value, list):
+        return [decode_value(v) for v in value]
+    return value
+
+
+def encode_key(key: Hashable | None) -> str | None:
+    """A source key as the text stored in the ``_source`` column."""
+    return None if key is None else json.dumps(encode_value(key), separators=(",", ":"))
+
+
+def decode_key(text: str | None) -> Hashable | None:
+    return None if text is None else decode_value(json.loads(text))
+
+
+def _encode_frontier(frontier: Mapping[Any, Any]) -> list[list[Any]]:
+    return [[encode_value(k), encode_value(v)] for k, v in frontier.items()]
+
+
+def _decode_frontier(pairs: list[list[Any]]) -> dict[Any, Any]:
+    return {decode_value(k): decode_value(v) for k, v in pairs}
+
+
+# --- chunks -----------------------------------------------------------------------------------
+def serialize_chunk(frame: pl.DataFrame) -> tuple[bytes, list[str]]:
+    """Arrow IPC bytes of ``frame`` and the names of the columns stored pickled."""
+    pickled = [name for name, dtype in frame.schema.items() if dtype == pl.Object]
+    if pickled:
+        frame = frame.with_columns(
+            pl.Series(name, [pickle.dumps(v) for v in frame[name].to_list()], dtype=pl.Binary)
+            for name in pickled)
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="lz4")
+    return buffer.getvalue(), pickled
+
+
+def deserialize_chunk(data: bytes, pickled: list[str]) -> pl.DataFrame:
+    frame = pl.read_ipc(io.BytesIO(data))
+    if pickled:
+        frame = frame.with_columns(
+            pl.Series(name, [None if v is None else pickle.loads(v)  # noqa: S301 - own data
+                             for v in frame[name].to_list()], dtype=pl.Object)
+            for name in pickled)
+    return frame
+
+
+def current_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows alive after applying the deltas of ``frame`` in order (diff = multiplicity).
+
+    Input deltas retract exactly what they inserted before, so an id alive at the end is
+    represented by its last inserted row; no value comparison is needed (values may be
+    Python objects).
+    """
+    if frame.height == 0:
+        return frame
+    indexed = frame.select(pl.col(ID), pl.col(DIFF)).with_row_index("_row")
+    alive = (indexed.group_by(ID)
+             .agg(pl.col(DIFF).sum().alias("_net"),
+                  pl.col("_row").filter(pl.col(DIFF) > 0).last().alias("_last"))
+             .filter((pl.col("_net") > 0) & pl.col("_last").is_not_null())
+             .sort("_last"))
+    rows = frame[alive["_last"].to_list()]
+    return rows.with_columns(alive["_net"].cast(pl.Int64).alias(DIFF))
+
+
+# --- manifests --------------------------------------------------------------------------------
+@dataclass
+class ChunkRef:
+    key: str
+    rows: int
+    pickled: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InputState:
+    """What a checkpoint holds for one input: its snapshot chunks and its frontier."""
+
+    columns: list[str]
+    chunks: list[ChunkRef] = field(default_factory=list)
+    frontier: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Checkpoint:
+    number: int
+    time: int | None
+    inputs: dict[str, InputState]
+
+
+def input_directory(persistent_id: str) -> str:
+    """A storage-safe directory name for an input (ids may hold ``/`` or ``:``)."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", persistent_id)[:40]
+    digest = hashlib.sha256(persistent_id.encode()).hexdigest()[:16]
+    return f"{readable}-{digest}"
+
+
+class CheckpointStore:
+    """Reads and writes checkpoints in a :class:`Storage`."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def _manifest_numbers(self) -> list[int]:
+        numbers = []
+        for key in self.storage.list(_MANIFESTS):
+            match = _MANIFEST_NAME.match(key)
+            if match:
+                numbers.append(int(match.group(1)))
+        return sorted(numbers)
+
+    def load_latest(self) -> Checkpoint | None:
+        """The newest complete checkpoint, or None. A manifest that cannot be read or that
+        names a missing chunk is skipped (with a warning) in favour of the previous one."""
+        stored = set(self.storage.list("chunks/"))
+        for number in reversed(self._manifest_numbers()):
+            raw = self.storage.get(f"{_MANIFESTS}{number:012d}.json")
+            try:
+                checkpoint = self._parse(number, raw)
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.warning("persistence: checkpoint %d is unreadable (%s); trying the "
+                               "previous one", number, exc)
+                continue
+            missing = [c.key for s in checkpoint.inputs.values() for c in s.chunks
+                       if c.key not in stored]
+            if missing:
+                logger.warning("persistence: checkpoint %d lacks %s; trying the previous one",
+                               number, ", ".join(missing))
+                continue
+            return checkpoint
+        return None
+
+    @staticmethod
+    def _parse(number: int, raw: bytes | None) -> Checkpoint:
+        if raw is None:
+            raise ValueError("the manifest vanished")
+        document = json.loads(raw)
+        if document.get("format") != FORMAT_VERSION:
+            raise ValueError(f"unknown format {document.get('format')!r}")
+        inputs = {}
+        for name, entry in document["inputs"].items():
+            frontiers = [_decode_frontier(f) for f in entry["frontiers"]]
+            inputs[name] = InputState(
+                columns=list(entry["columns"]),
+                chunks=[ChunkRef(c["key"], int(c["rows"]), list(c["pickled"]))
+                        for c in entry["chunks"]],
+                # One frontier per worker that wrote this input; a restart needs their merge.
+                frontier=merge_frontiers(frontiers))
+        return Checkpoint(number, document.get("time"), inputs)
+
+    def read_rows(self, state: InputState) -> pl.DataFrame | None:
+        """All the delta rows of an input's snapshot, in commit order (None if none)."""
+        frames = []
+        for chunk in state.chunks:
+            data = self.storage.get(chunk.key)
+            if data is None:
+                raise CheckpointError(f"persistence: the chunk {chunk.key} of a complete "
+                                      f"checkpoint vanished from the store")
+            frames.append(deserialize_chunk(data, chunk.pickled))
+        if not frames:
+            return None
+        return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+
+    def write_chunk(self, persistent_id: str, number: int, frame: pl.DataFrame,
+                    suffix: str = "") -> ChunkRef:
+        """Phase one: store rows of one input for checkpoint ``number``."""
+        key = f"chunks/{input_directory(persistent_id)}/{number:012d}{suffix}.ipc"
+        data, pickled = serialize_chunk(frame)
+        self.storage.put(key, data)
+        return ChunkRef(key, frame.height, pickled)
+
+    def commit(self, number: int, time: int | None, inputs: Mapping[str, InputState],
+               previous: Checkpoint | None) -> Checkpoint:
+        """Phase two: write the manifest of checkpoint ``number``; then drop what only
+        checkpoints older than ``previous`` used (the previous one stays as a fallback)."""
+        document = {
+            "format": FORMAT_VERSION, "number": number, "time": time,
+            "inputs": {
+                name: {"columns": state.columns,
+                       "chunks": [{"key": c.key, "rows": c.rows, "pickled": c.pickled}
+                                  for c in state.chunks],
+                       "frontiers": [_encode_frontier(state.frontier)]}
+                for name, state in inputs.items()},
+        }
+        self.storage.put(f"{_MANIFESTS}{number:012d}.json",
+                         json.dumps(document, separators=(",", ":")).encode())
+        checkpoint = Checkpoint(number, time, {k: v for k, v in inputs.items()})
+        self._collect_garbage(checkpoint, previous)
+        return checkpoint
+
+    def _collect_garbage(self, current: Checkpoint, previous: Checkpoint | None) -> None:
+        keep_numbers = {current.number} | ({previous.number} if previous else set())
+        used = {c.key for cp in (current, previous) if cp is not None
+                for s in cp.inputs.values() for c in s.chunks}
+        for number in self._manifest_numbers():
+            if number not in keep_numbers and number < current.number:
+                self.storage.delete(f"{_MANIFESTS}{number:012d}.json")
+        for key in self.storage.list("chunks/"):
+            match = re.search(r"/(\d+)[^/]*\.ipc$", key)
+            # Chunks newer than the current checkpoint belong to a later, unfinished one.
+            if key not in used and match and int(match.group(1)) <= current.number:
+                self.storage.delete(key)

@@ -1,0 +1,368 @@
+"""Persistence during one run: replay the last checkpoint, record inputs, write checkpoints.
+
+The engine calls four hooks (see :class:`deltaflow.engine.runtime.Runtime`):
+
+* :meth:`PersistentRun.handle` gives every input a :class:`RecordingHandle`, which remembers
+  each committed batch — and, per row, the source part (file, object) it came from — until the
+  engine has taken and processed it;
+* :meth:`PersistentRun.start`, before any source starts, loads the newest complete checkpoint,
+  pushes each input's snapshot through the operators as the first time with every sink muted
+  (the outputs of that data were written by an earlier run), gives each input session the
+  state it needs to retract rows of parts that changed since, and arranges for its reader to
+  be positioned after the checkpointed frontier (``Reader.seek``);
+* :meth:`PersistentRun.tick`, at every turn of the time loop, collects what the engine has
+  processed and writes a checkpoint of every processed time that every output has flushed
+  (no more often than ``snapshot_interval_ms``);
+* :meth:`PersistentRun.finish` writes the final checkpoint when the run ends normally.
+
+Only inputs fed by an :class:`~deltaflow.io._core.input_session.InputSession` are persisted;
+other sources (``pw.debug`` tables) are static and simply run again.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time as _time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from deltaflow.engine.batch import DIFF, ID
+from deltaflow.engine.boundary import ConnectorError, Sink, Source, SourceHandle
+from deltaflow.io._core.base import Reader, Writer
+from deltaflow.io._core.input_session import InputSession
+from deltaflow.io._core.output_session import OutputSession
+from deltaflow.persistence.checkpoints import (
+    SOURCE,
+    Checkpoint,
+    CheckpointError,
+    CheckpointStore,
+    InputState,
+    current_rows,
+    decode_key,
+    encode_key,
+)
+from deltaflow.persistence.config import Config
+from deltaflow.persistence.storage import open_storage
+
+logger = logging.getLogger("deltaflow.persistence")
+
+COMPACT_AFTER_CHUNKS = 32
+"""An input's snapshot is rewritten as one chunk of its current rows past this many chunks."""
+
+
+# --- inputs -----------------------------------------------------------------------------------
+class RecordingHandle(SourceHandle):
+    """A source handle that keeps every pushed batch, with the source part of each row, until
+    the engine took it; :meth:`drain` then hands the taken batches to the checkpointer."""
+
+    def __init__(self, name: str, notify: Callable[[], None],
+                 tags: collections.deque[tuple[Hashable | None, int]]) -> None:
+        super().__init__(name, notify)
+        self._tags = tags
+        self._sources: collections.deque[pl.Series | None] = collections.deque()
+        self._taken: list[tuple[pl.DataFrame, pl.Series | None, Any]] = []
+
+    def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets: Any = None,
+             consolidated: bool = False) -> None:
+        if batch.height == 0 and offsets is None:
+            return
+        sources = self._source_column(batch.height)
+        with self._lock:  # a re-entrant lock: the push and its record are one step
+            self._sources.append(sources)
+            super().push(batch, time=time, offsets=offsets, consolidated=consolidated)
+
+    def take(self) -> list[tuple[pl.DataFrame, int | None, Any]]:
+        with self._lock:
+            pending = super().take()
+            for batch, _, offsets in pending:
+                self._taken.append((batch, self._sources.popleft(), offsets))
+        return pending
+
+    def drain(self) -> list[tuple[pl.DataFrame, pl.Series | None, Any]]:
+        """The batches taken by the engine since the last call (all processed by now)."""
+        with self._lock:
+            taken, self._taken = self._taken, []
+        return taken
+
+    def _source_column(self, rows: int) -> pl.Series | None:
+        """The encoded source key of each of the next ``rows`` committed rows.
+
+        The session appends one (key, row count) tag per frame it makes ready, in the order
+        its commit concatenates them, so the tags are consumed by row counts.
+        """
+        parts: list[tuple[str | None, int]] = []
+        remaining = rows
+        while remaining > 0 and self._tags:
+            key, count = self._tags[0]
+            used = min(count, remaining)
+            if used == count:
+                self._tags.popleft()
+            else:
+                self._tags[0] = (key, count - used)
+            parts.append((encode_key(key), used))
+            remaining -= used
+        if remaining:
+            parts.append((None, remaining))
+        if all(key is None for key, _ in parts):
+            return None
+        return pl.concat([pl.repeat(key, count, dtype=pl.Utf8, eager=True)
+                          for key, count in parts]).alias(SOURCE)
+
+
+def check_reader(name: str, reader: Reader) -> None:
+    """Fail clearly when ``reader`` cannot resume from a checkpoint.
+
+    A reader that implements ``seek`` resumes after its frontier. The Python connector's
+    subject has no offsets: as in Pathway, its snapshot is replayed and the subject runs again
+    from its beginning (it must not resend rows). Any other reader would silently read
+    everything again, so it is refused.
+    """
+    if type(reader).seek is not Reader.seek:
+        return
+    if type(reader).__module__ == "deltaflow.io.python":
+        return
+    raise ConnectorError(name, f"persistence is not supported by this connector (its reader "
+                               f"{type(reader).__name__} cannot seek to a checkpointed "
+                               f"position); run without persistence_config, or read this "
+                               f"source through a connector that supports it")
+
+
+@dataclass
+class _Input:
+    persistent_id: str
+    session: InputSession
+    handle: RecordingHandle
+    columns: list[str]
+    state: InputState
+
+
+@dataclass
+class _Segment:
+    """What the engine processed up to ``time`` and no checkpoint holds yet."""
+
+    time: int
+    frames: dict[str, list[pl.DataFrame]] = field(default_factory=dict)
+    frontiers: dict[str, dict[Any, Any]] = field(default_factory=dict)
+
+
+# --- outputs ----------------------------------------------------------------------------------
+class FlushWatch(Writer):
+    """Wraps an output session's writer to learn which time it flushed last."""
+
+    def __init__(self, inner: Writer) -> None:
+        self.inner = inner
+        self.flushed: int | None = None
+
+    def write(self, payload: Any) -> None:
+        self.inner.write(payload)
+
+    def stream(self) -> Any:
+        return self.inner.stream()
+
+    def flush(self, time: int) -> None:
+        self.inner.flush(time)
+        self.flushed = time
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+    def __getattr__(self, name: str) -> Any:  # writer-specific methods (e.g. open)
+        return getattr(self.inner, name)
+
+
+class _Muted(Sink):
+    name = "muted"
+
+    def on_batch(self, time: int, batch: pl.DataFrame) -> None:
+        """Drop the outputs of replayed data."""
+
+
+# --- the run ----------------------------------------------------------------------------------
+class PersistentRun:
+    """The persistence side of one ``pw.run``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store = CheckpointStore(open_storage(config.backend))
+        self.interval_s = config.snapshot_interval_ms / 1000.0
+        self._inputs: list[_Input] = []
+        self._ids: set[str] = set()
+        self._segments: list[_Segment] = []
+        self._watches: list[tuple[OutputSession, FlushWatch]] = []
+        self._last: Checkpoint | None = None
+        self._previous: Checkpoint | None = None
+        self._next_number = 1
+        self._last_write = 0.0
+
+    # --- hooks -----------------------------------------------------------------------------
+    def handle(self, source: Source, name: str, notify: Callable[[], None]) -> SourceHandle:
+        """The handle the engine gives ``source`` (a recording one for input sessions)."""
+        if not isinstance(source, InputSession):
+            return SourceHandle(name, notify)
+        tags: collections.deque[tuple[Hashable | None, int]] = collections.deque()
+        handle = RecordingHandle(name, notify, tags)
+        persistent_id = source.name
+        count = 2
+        while persistent_id in self._ids:  # two inputs with one name: number them in order
+            persistent_id = f"{source.name}#{count}"
+            count += 1
+        self._ids.add(persistent_id)
+        columns = [ID, *source.columns, DIFF]
+        self._inputs.append(_Input(persistent_id, source, handle, columns,
+                                   InputState(columns=columns)))
+        source.source_tags = tags
+        return handle
+
+    def start(self, runtime: Any) -> None:
+        """Load the newest checkpoint, replay it with sinks muted, prepare the readers."""
+        checkpoint = self.store.load_latest()
+        replay: list[tuple[int, pl.DataFrame]] = []
+        handles = [handle for _, handle in runtime.inputs]
+        for entry in self._inputs:
+            session = entry.session
+            session.reader_check = lambda reader, n=session.name: check_reader(n, reader)
+            stored = checkpoint.inputs.get(entry.persistent_id) if checkpoint else None
+            if stored is None:
+                continue
+            if stored.columns != entry.columns:
+                raise CheckpointError(
+                    f"persistence: input {entry.persistent_id!r} was checkpointed with "
+                    f"columns {stored.columns[1:-1]} but now has {entry.columns[1:-1]}; "
+                    f"use a new persistence directory (or the old schema)")
+            entry.state = InputState(stored.columns, list(stored.chunks), dict(stored.frontier))
+            rows = self.store.read_rows(stored)
+            alive = current_rows(rows) if rows is not None else None
+            if alive is not None and alive.height:
+                replay.append((handles.index(entry.handle), alive.drop(SOURCE)))
+                session.restored = _by_source(alive)
+            session.seek_to = dict(stored.frontier) or None
+        for sink in runtime.sinks:
+            if isinstance(sink, OutputSession):
+                watch = FlushWatch(sink.writer)
+                sink.writer = watch
+                self._watches.append((sink, watch))
+        if checkpoint is not None:
+            self._last = checkpoint
+            self._next_number = checkpoint.number + 1
+            logger.info("persistence: resuming from checkpoint %d (%d input rows replayed)",
+                        checkpoint.number, sum(b.height for _, b in replay))
+        if replay:
+            _replay(runtime, replay)
+        if not self.config.continue_after_replay:
+            runtime.stop()
+
+    def tick(self, last_time: int | None) -> None:
+        """Collect what the engine processed; checkpoint what every output flushed."""
+        if last_time is None:
+            return
+        segment = _Segment(last_time)
+        for entry in self._inputs:
+            for batch, sources, offsets in entry.handle.drain():
+                if batch.height:
+                    frame = batch.select(entry.columns)
+                    frame = frame.with_columns(sources if sources is not None else
+                                               pl.lit(None, dtype=pl.Utf8).alias(SOURCE))
+                    segment.frames.setdefault(entry.persistent_id, []).append(frame)
+                if offsets is not None:
+                    segment.frontiers[entry.persistent_id] = dict(offsets)
+        if segment.frames or segment.frontiers:
+            self._segments.append(segment)
+        if self._segments and _time.monotonic() - self._last_write >= self.interval_s:
+            flushed = self._flushed_time()
+            ready = [s for s in self._segments if flushed is None or s.time <= flushed]
+            if ready:
+                self._write(ready)
+
+    def finish(self, last_time: int | None, *, commit: bool) -> None:
+        """The run is over: write the final checkpoint if it ended normally; undo the
+        changes made to sessions and sinks for this run."""
+        try:
+            if commit:
+                self.tick(last_time)
+                if self._segments:  # every output was closed, so everything is flushed
+                    self._write(self._segments)
+        finally:
+            for entry in self._inputs:
+                entry.session.source_tags = None
+                entry.session.restored = None
+                entry.session.seek_to = None
+                entry.session.reader_check = None
+            for sink, watch in self._watches:
+                sink.writer = watch.inner
+
+    # --- writing ---------------------------------------------------------------------------
+    def _flushed_time(self) -> int | None:
+        """The last time every output session flushed (None: there are none to wait for)."""
+        if not self._watches:
+            return None
+        times = [watch.flushed for _, watch in self._watches]
+        if any(t is None for t in times):
+            return -1
+        return min(t for t in times if t is not None)
+
+    def _write(self, segments: list[_Segment]) -> None:
+        number = self._next_number
+        states: dict[str, InputState] = {}
+        for entry in self._inputs:
+            pid = entry.persistent_id
+            state = InputState(entry.columns, list(entry.state.chunks), dict(entry.state.frontier))
+            frames = [f for s in segments for f in s.frames.get(pid, [])]
+            if frames:
+                frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 \
+                    else frames[0]
+                state.chunks.append(self.store.write_chunk(pid, number, frame))
+            for segment in segments:
+                if pid in segment.frontiers:
+                    state.frontier = segment.frontiers[pid]
+            if len(state.chunks) > COMPACT_AFTER_CHUNKS:
+                rows = self.store.read_rows(state)
+                assert rows is not None
+                state.chunks = [self.store.write_chunk(pid, number, current_rows(rows),
+                                                       suffix="-compact")]
+            states[pid] = state
+        time = segments[-1].time
+        previous = self._last
+        self._last = self.store.commit(number, time, states, previous)
+        for entry in self._inputs:
+            entry.state = states[entry.persistent_id]
+        self._next_number = number + 1
+        self._last_write = _time.monotonic()
+        done = {id(s) for s in segments}
+        self._segments = [s for s in self._segments if id(s) not in done]
+        logger.debug("persistence: checkpoint %d written at time %d", number, time)
+
+
+def _by_source(alive: pl.DataFrame) -> list[tuple[Hashable | None, pl.DataFrame]]:
+    """The alive rows of an input grouped by the source part they came from."""
+    if alive[SOURCE].null_count() == alive.height:
+        return [(None, alive.drop(SOURCE))]
+    groups = []
+    for (key,), rows in alive.group_by(SOURCE, maintain_order=True):
+        groups.append((decode_key(key), rows.drop(SOURCE)))  # type: ignore[arg-type]
+    return groups
+
+
+def _replay(runtime: Any, batches: list[tuple[int, pl.DataFrame]]) -> None:
+    """Process the snapshot as the run's first time, with no output reaching a sink."""
+    from deltaflow.engine.operators import OutputOperator
+    from deltaflow.engine.runtime import _even_now_ms
+
+    outputs = [op for op in runtime.operators if isinstance(op, OutputOperator)]
+    sinks, real = runtime.sinks, [op.sink for op in outputs]
+    muted = _Muted()
+    for op in outputs:
+        op.sink = muted
+    runtime.sinks = []
+    try:
+        runtime._process(_even_now_ms(), batches)
+    finally:
+        runtime.sinks = sinks
+        for op, sink in zip(outputs, real, strict=True):
+            op.sink = sink
