@@ -57,7 +57,7 @@ def test_marks_belong_to_one_frame_and_go_with_it() -> None:
 def pushed(table: pw.Table) -> list[pl.DataFrame]:
     handle = SourceHandle("test", lambda: None)
     table._node.source.start(handle)
-    return [b for b, _, _ in handle.take()]
+    return [b for b, *_ in handle.take()]
 
 
 def test_static_tables_numbered_by_position_push_consolidated_batches() -> None:

@@ -399,6 +399,8 @@ def table_from_rows(schema: type[Schema], rows: list[tuple], unsafe_trusted_ids:
 class CaptureSink(Sink):
     """Keeps every (time, batch) it receives, in memory."""
 
+    accepts_parts = True  # keeps (time, batch) pairs; readers concatenate them
+
     def __init__(self, name: str = "capture") -> None:
         self.name = name
         self.batches: list[tuple[int, pl.DataFrame]] = []

@@ -318,3 +318,70 @@ def test_csv_fast_path_matches_the_exact_reader(text: str) -> None:
     assert fast.frame.equals(exact.frame), text
     assert [(e.where, e.reason) for e in fast.errors] == \
         [(e.where, e.reason) for e in exact.errors], text
+
+
+def _in_pieces(text: str, cuts: list[int]) -> list[RawContext]:
+    """``text`` as consecutive pieces of whole lines, cut after the given line indexes."""
+    lines = text.encode().split(b"\n")
+    ends = sorted({c % max(len(lines) - 1, 1) for c in cuts})
+    pieces, start = [], 0
+    for end in ends:
+        if end + 1 > start:
+            pieces.append(b"\n".join(lines[start:end + 1]) + b"\n")
+            start = end + 1
+    pieces.append(b"\n".join(lines[start:]))
+    metadata = {"path": "in.csv"}
+    return [RawContext([piece], metadata, continues=i > 0, continued=i < len(pieces) - 1)
+            for i, piece in enumerate(pieces)]
+
+
+_QUOTED_CELLS = [*_CELLS, '"a,b"', '"two\nlines"', '"say ""hi"""', '"']
+
+
+@st.composite
+def _csv_with_quotes(draw: st.DrawFn) -> str:
+    text = draw(_csv_documents())
+    if draw(st.booleans()):  # sprinkle quoted cells (with delimiters and newlines inside)
+        lines = text.split("\n")
+        for _ in range(draw(st.integers(min_value=1, max_value=3))):
+            index = draw(st.integers(min_value=1, max_value=max(len(lines) - 1, 1)))
+            if index < len(lines) and lines[index]:
+                cells = lines[index].split(",")
+                cells[0] = draw(st.sampled_from(_QUOTED_CELLS))
+                lines[index] = ",".join(cells)
+        text = "\n".join(lines)
+    return text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_csv_with_quotes(), st.lists(st.integers(min_value=0, max_value=20), max_size=4),
+       st.sampled_from([None, CsvParserSettings(escape="\\")]))
+def test_csv_read_in_pieces_matches_the_whole_document(text: str, cuts: list[int],
+                                                       csv_settings: CsvParserSettings | None
+                                                       ) -> None:
+    # A file read in pieces of whole lines (a big file, see FileReader(chunk_bytes=)) must
+    # give the rows and the errors, with their line numbers, of the whole document.
+    whole = csv_parse(text, csv_settings)
+    parser = CsvParser(column_specs(Mixed), csv_settings)
+    blocks = [parser.parse(context) for context in _in_pieces(text, cuts)]
+    frame = pl.concat([b.frame for b in blocks], how="vertical_relaxed")
+    assert frame.equals(whole.frame), (text, cuts)
+    assert [(e.where, e.reason) for b in blocks for e in b.errors] == \
+        [(e.where, e.reason) for e in whole.errors], (text, cuts)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(['{"a": 1, "d": "x"}', '{"a": "bad"}', "", "not json",
+                                 '{"a": 2, "b": 1.5, "c": true, "d": "y"}', "[1]"]),
+                max_size=12),
+       st.lists(st.integers(min_value=0, max_value=20), max_size=4))
+def test_json_lines_in_pieces_keep_their_line_numbers(lines: list[str], cuts: list[int]
+                                                      ) -> None:
+    text = "\n".join(lines) + "\n"
+    whole = JsonLinesParser(column_specs(Mixed)).parse(RawContext([text], {"path": "in.csv"}))
+    parser = JsonLinesParser(column_specs(Mixed))
+    blocks = [parser.parse(context) for context in _in_pieces(text, cuts)]
+    frame = pl.concat([b.frame for b in blocks], how="vertical_relaxed")
+    assert frame.equals(whole.frame)
+    assert [(e.where, e.reason) for b in blocks for e in b.errors] == \
+        [(e.where, e.reason) for e in whole.errors]

@@ -87,7 +87,7 @@ def as_rows(batch: pl.DataFrame) -> list[tuple]:
 def test_insert_rows_get_primary_key_ids_and_offsets() -> None:
     pushed = run_session(Keyed, [rows((1, "a"), (2, "b"))], autocommit_duration_ms=None)
     assert len(pushed) == 1
-    batch, time_, offsets = pushed[0]
+    batch, time_, offsets, _more = pushed[0]
     assert time_ is None
     assert offsets == {"part": 2}
     assert as_rows(batch) == [(1, "a", 1), (2, "b", 1)]
@@ -98,14 +98,14 @@ def test_insert_rows_get_primary_key_ids_and_offsets() -> None:
 def test_rows_without_key_get_position_ids() -> None:
     script = [Data(DictsContext([{"v": "a"}, {"v": "b"}])), Data(DictsContext([{"v": "c"}]))]
     pushed = run_session(Plain, script, autocommit_duration_ms=None)
-    ids = pl.concat([b for b, _, _ in pushed])["_id"].to_list()
+    ids = pl.concat([b for b, *_ in pushed])["_id"].to_list()
     assert ids == sequence_ids("test", 0, 3).to_list()
 
 
 def test_delete_event_retracts_given_row() -> None:
     pushed = run_session(Keyed, [rows((1, "a")), Commit(), rows((1, "a"), kinds="delete")],
                          autocommit_duration_ms=None)
-    assert [as_rows(b) for b, _, _ in pushed] == [[(1, "a", 1)], [(1, "a", -1)]]
+    assert [as_rows(b) for b, *_ in pushed] == [[(1, "a", 1)], [(1, "a", -1)]]
 
 
 def test_upsert_retracts_previous_row_and_delete_by_key_uses_state() -> None:
@@ -114,7 +114,7 @@ def test_upsert_retracts_previous_row_and_delete_by_key_uses_state() -> None:
               # a deletion whose value is stale: the stored row is what gets retracted
               rows((2, "stale"), kinds="delete")]
     pushed = run_session(Keyed, script, autocommit_duration_ms=None, keep_row_state=True)
-    assert [as_rows(b) for b, _, _ in pushed] == [
+    assert [as_rows(b) for b, *_ in pushed] == [
         [(1, "a", 1), (2, "b", 1)], [(1, "a", -1), (1, "c", 1)], [(2, "b", -1)]]
 
 
@@ -144,21 +144,21 @@ def test_autocommit_never_splits_a_block() -> None:
               NewSource({"path": "f"}), rows((3, "c")), rows((4, "d")), rows((5, "e")),
               FinishedSource(), rows((6, "f"))]
     pushed = run_session(Keyed, script, autocommit_duration_ms=0)
-    assert [sorted(b["k"].to_list()) for b, _, _ in pushed] == [[1], [2], [3, 4, 5], [6]]
+    assert [sorted(b["k"].to_list()) for b, *_ in pushed] == [[1], [2], [3, 4, 5], [6]]
 
 
 def test_block_with_forbidden_commit_joins_next_block() -> None:
     script = [NewSource({"path": "a"}), rows((1, "a")), FinishedSource(commit_possibility=False),
               NewSource({"path": "b"}), rows((2, "b")), FinishedSource(), rows((3, "c"))]
     pushed = run_session(Keyed, script, autocommit_duration_ms=0)
-    assert [sorted(b["k"].to_list()) for b, _, _ in pushed] == [[1, 2], [3]]
+    assert [sorted(b["k"].to_list()) for b, *_ in pushed] == [[1, 2], [3]]
 
 
 def test_explicit_commit_inside_block_is_ignored() -> None:
     script = [NewSource({"path": "a"}), rows((1, "a")), Commit(), rows((2, "b")),
               FinishedSource(), Commit()]
     pushed = run_session(Keyed, script, autocommit_duration_ms=None)
-    assert [sorted(b["k"].to_list()) for b, _, _ in pushed] == [[1, 2]]
+    assert [sorted(b["k"].to_list()) for b, *_ in pushed] == [[1, 2]]
 
 
 def test_block_rows_enter_engine_at_one_time() -> None:
@@ -246,8 +246,8 @@ def test_small_commits_take_position_ids_from_blocks_computed_ahead(
         script.append(Data(DictsContext([{"v": f"{number}.{i}"} for i in range(size)])))
         script.append(Commit())
     pushed = run_session(Plain, script, autocommit_duration_ms=None)
-    assert [b.height for b, _, _ in pushed] == sizes
-    ids = pl.concat([b for b, _, _ in pushed])["_id"].to_list()
+    assert [b.height for b, *_ in pushed] == sizes
+    ids = pl.concat([b for b, *_ in pushed])["_id"].to_list()
     assert ids == sequence_ids("test", 0, sum(sizes)).to_list()
     assert len(set(ids)) == sum(sizes)
 

@@ -15,7 +15,7 @@ import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -41,6 +41,15 @@ class ConnectorStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class Pushed(NamedTuple):
+    """One push of a source, as the engine takes it (see :meth:`SourceHandle.push`)."""
+
+    batch: pl.DataFrame
+    time: int | None
+    offsets: Any
+    more: bool
+
+
 class SourceHandle:
     """The engine-side end of one input source, given to :meth:`Source.start`.
 
@@ -51,7 +60,11 @@ class SourceHandle:
         self.name = name
         self._notify = notify
         self._lock = threading.Condition()
-        self._pending: list[tuple[pl.DataFrame, int | None, Any]] = []
+        self._pending: list[Pushed] = []
+        #: Set by the engine before the source starts: whether the parts of a time may be
+        #: pushed separately (``push(..., more=True)``; see :meth:`push`).
+        self.accepts_parts = False
+        self._in_parts = False
         self._finished = False
         self._failure: BaseException | None = None
         self._backlog_rows = 0
@@ -59,7 +72,7 @@ class SourceHandle:
 
     # --- called by the source -----------------------------------------------------------
     def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets: Any = None,
-             consolidated: bool = False) -> None:
+             consolidated: bool = False, more: bool = False) -> None:
         """Hand over one committed minibatch. All its rows enter the engine at one time.
 
         ``time`` pins the batch to a given (even) logical time; sources reading live data leave
@@ -71,15 +84,25 @@ class SourceHandle:
         positions or distinct keys. The engine then skips its own uniqueness check of the ids,
         the largest cost of a big static input after reading it. A wrong promise gives
         unconsolidated deltas downstream, so leave it False when unsure.
+
+        ``more=True`` pushes a *part* of a time: more rows of the same time follow, up to a
+        push with ``more=False``. Only allowed when :attr:`accepts_parts` is set (the engine
+        then streams each part to the outputs as it comes, so a big static file is written
+        while it is still being parsed), only with ``consolidated=True`` and never with a
+        pinned ``time``: the parts of a time together must hold no id twice.
         """
-        if batch.height == 0 and offsets is None:
-            return
+        if more and not (self.accepts_parts and consolidated and time is None):
+            raise ValueError(f"{self.name}: a part of a time (more=True) needs "
+                             f"accepts_parts, consolidated=True and no pinned time")
+        if batch.height == 0 and offsets is None and not self._in_parts:
+            return  # (an empty push still ends a time whose parts were pushed)
         if consolidated and batch.height:
             from deltaflow.engine.batch import mark_distinct_ids
 
             mark_distinct_ids(batch)
         with self._lock:
-            self._pending.append((batch, time, offsets))
+            self._pending.append(Pushed(batch, time, offsets, more))
+            self._in_parts = more
             self._backlog_rows += batch.height
             self.stats.rows_committed += batch.height
             self.stats.batches += 1
@@ -111,7 +134,7 @@ class SourceHandle:
             return self._lock.wait_for(lambda: self._backlog_rows < limit, timeout)
 
     # --- called by the engine -----------------------------------------------------------
-    def take(self) -> list[tuple[pl.DataFrame, int | None, Any]]:
+    def take(self) -> list[Pushed]:
         with self._lock:
             pending, self._pending = self._pending, []
             return pending
@@ -152,13 +175,18 @@ class Sink(ABC):
 
     name: str = "sink"
     stats: ConnectorStats
+    #: Whether ``on_batch`` may be called several times for one time (with parts that
+    #: together are the time's consolidated changes), as when a big file streams through
+    #: row-wise operators. Sinks that need the whole time in one call leave it False.
+    accepts_parts: bool = False
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Called once before the first time is processed."""
 
     @abstractmethod
     def on_batch(self, time: int, batch: pl.DataFrame) -> None:
-        """The consolidated changes of ``time`` (called at most once per time, only if any)."""
+        """The consolidated changes of ``time`` (called once per time, only if any; several
+        times, with parts of them, when :attr:`accepts_parts` is set)."""
 
     def on_time_end(self, time: int) -> None:  # noqa: B027 - optional hook
         """All changes of ``time`` were delivered: make them durable (flush)."""

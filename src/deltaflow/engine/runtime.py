@@ -20,7 +20,15 @@ import polars as pl
 
 from deltaflow import plan
 from deltaflow.engine.boundary import ConnectorError, Sink, SourceHandle
-from deltaflow.engine.operators import STATELESS, InputOperator, Operator, OutputOperator
+from deltaflow.engine.operators import (
+    STATELESS,
+    FilterOperator,
+    FlattenOperator,
+    InputOperator,
+    Operator,
+    OutputOperator,
+    SelectOperator,
+)
 
 logger = logging.getLogger("deltaflow.engine")
 
@@ -121,9 +129,43 @@ class Runtime:
                 self.inputs.append((op, handle))
         self.sinks: list[Sink] = [op.sink for op in self.operators
                                   if isinstance(op, OutputOperator)]
+        self._part_paths: dict[int, list[int]] = {}
+        if persistence is None:  # a checkpoint must never see half a time
+            for index, (op, handle) in enumerate(self.inputs):
+                path = self._row_wise_path(self._index[op.node.uid])
+                if path is not None:
+                    self._part_paths[index] = path
+                    handle.accepts_parts = True
+        self._open_time: int | None = None  # a time whose parts are being streamed
+        self._open_inputs: set[int] = set()  # inputs still to push their time's last part
         self.last_time: int | None = None
         self.monitoring = monitoring
         self._stop_requested = threading.Event()
+
+    def _row_wise_path(self, start: int) -> list[int] | None:
+        """The operators fed by operator ``start``, in topological order, if every one of them
+        works row by row on a single input and ends in a sink that takes parts of a time:
+        then a part of a time can flow through on its own, and the parts' outputs together
+        are the whole time's (distinct ids stay distinct). None otherwise."""
+        consumers: dict[int, list[int]] = {}
+        for position, inputs in enumerate(self._inputs_of):
+            for i in inputs:
+                consumers.setdefault(i, []).append(position)
+        path, todo = {start}, [start]
+        while todo:
+            for position in consumers.get(todo.pop(), []):
+                op = self.operators[position]
+                if len(self._inputs_of[position]) != 1 or getattr(op, "always_step", False):
+                    return None
+                if isinstance(op, OutputOperator):
+                    if op.sort_by or not getattr(op.sink, "accepts_parts", False):
+                        return None
+                elif not isinstance(op, SelectOperator | FilterOperator | FlattenOperator):
+                    return None
+                if position not in path:
+                    path.add(position)
+                    todo.append(position)
+        return sorted(path)
 
     def stop(self) -> None:
         """End the run after the time being processed (thread-safe)."""
@@ -204,6 +246,9 @@ class Runtime:
                 raise ConnectorError(sink.name, f"{type(error).__name__}: {error}") from error
 
     def _loop(self) -> None:
+        timed: dict[int, list[tuple[int, pl.DataFrame]]] = {}
+        live: list[tuple[int, pl.DataFrame]] = []
+        taken_rows = [0] * len(self.inputs)
         while True:
             self._check_failures()
             if self.persistence is not None:  # checkpoints the times processed so far
@@ -212,34 +257,67 @@ class Runtime:
                 return
             # Cleared before taking, so that a push landing after the take wakes the wait.
             self._wake.clear()
-            timed: dict[int, list[tuple[int, pl.DataFrame]]] = {}
-            live: list[tuple[int, pl.DataFrame]] = []
-            taken_rows = [0] * len(self.inputs)
+            took = False
             for index, (_, handle) in enumerate(self.inputs):
-                for batch, pinned, _offsets in handle.take():
+                for batch, pinned, _offsets, more in handle.take():
+                    took = True
+                    if more:
+                        self._process_part(index, batch)
+                        handle.mark_processed(batch.height)
+                        continue
+                    self._open_inputs.discard(index)
                     taken_rows[index] += batch.height
                     if pinned is None:
                         live.append((index, batch))
                     else:
                         timed.setdefault(pinned, []).append((index, batch))
-            if not timed and not live:
+            # An input stopped in the middle of a time does not keep it open.
+            self._open_inputs = {i for i in self._open_inputs if not self.inputs[i][1].finished}
+            if self._open_inputs:
+                # The open time's last parts are still to come; what the other inputs pushed
+                # meanwhile belongs to that time too and waits for it.
+                if not took:
+                    self._wake.wait(0.05)
+                continue
+            if not timed and not live and self._open_time is None:
                 if all(handle.finished for _, handle in self.inputs):
                     self._check_failures()
                     return
                 self._wake.wait(0.05)
                 continue
+            if self._open_time is not None:
+                time, self._open_time = self._open_time, None
+                self._process(time, live)
+                live = []
             for pinned in sorted(timed):
                 time = pinned if self.last_time is None or pinned > self.last_time \
                     else self.last_time + 2
                 self._process(time, timed[pinned])
             if live:
-                now = _even_now_ms()
-                time = now if self.last_time is None or now > self.last_time \
-                    else self.last_time + 2
-                self._process(time, live)
+                self._process(self._next_time(), live)
             for index, (_, handle) in enumerate(self.inputs):
                 if taken_rows[index]:
                     handle.mark_processed(taken_rows[index])
+            timed, live, taken_rows = {}, [], [0] * len(self.inputs)
+
+    def _next_time(self) -> int:
+        now = _even_now_ms()
+        return now if self.last_time is None or now > self.last_time else self.last_time + 2
+
+    def _process_part(self, index: int, batch: pl.DataFrame) -> None:
+        """Run one part of the open time (opened here if need be) from input ``index`` through
+        its row-wise operators to their sinks; the time ends when its last part comes."""
+        if self._open_time is None:
+            self._open_time = self._next_time()
+        self._open_inputs.add(index)
+        op = self.inputs[index][0]
+        op.pending.append(batch)
+        results: dict[int, pl.DataFrame | None] = {}
+        for position in self._part_paths[index]:
+            deltas = [results.get(i) for i in self._inputs_of[position]]
+            if position != self._index[op.node.uid] and deltas[0] is None:
+                continue
+            results[position] = self.operators[position].step(self._open_time, deltas)
 
     def _process(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> None:
         for index, batch in batches:

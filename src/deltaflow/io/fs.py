@@ -56,6 +56,11 @@ from deltaflow.schema import Schema
 logger = logging.getLogger("deltaflow.io.fs")
 
 READ_FORMATS = ("csv", "json", "plaintext", "plaintext_by_file", "binary", "only_metadata")
+#: Formats whose files may be read in pieces of whole lines (one row per line or record).
+LINE_FORMATS = ("csv", "json", "plaintext")
+#: The size of those pieces: a big file is never held in memory whole, and the engine works
+#: on its first rows while the rest is read.
+CHUNK_BYTES = 8 << 20
 WRITE_FORMATS = ("csv", "json")
 
 _Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
@@ -70,19 +75,55 @@ def _owner(uid: int) -> str:
         return str(uid)
 
 
+class _Pieces:
+    """A file being read in pieces of whole lines (``FileReader(chunk_bytes=...)``)."""
+
+    def __init__(self, handle: BinaryIO, first: bytes, chunk_bytes: int,
+                 metadata: dict[str, Any], offset: tuple[str, int]) -> None:
+        self.handle = handle
+        self.pending = first
+        self.chunk_bytes = chunk_bytes
+        self.metadata = metadata
+        self.offset = offset
+        self.started = False
+
+    def next_event(self) -> tuple[Data, bool]:
+        """The next piece as a ``Data`` event, and whether more follow."""
+        data, following = self.pending, b""
+        try:
+            if not data.endswith(b"\n"):
+                data += self.handle.readline()  # up to the end of the line cut short
+            following = self.handle.read(self.chunk_bytes)
+        except OSError as exc:  # the rows read so far stay; the rest counts as gone
+            logger.warning("file %s could not be read to the end (%s)", self.offset[0], exc)
+        more = bool(following)
+        self.pending = following
+        context = RawContext([data], self.metadata, continues=self.started, continued=more)
+        self.started = True
+        if not more:
+            self.handle.close()
+        return Data(context, offset=None if more else self.offset), more
+
+
 class FileReader(Reader):
-    """Emits one source block per file; in streaming mode, polls for changes."""
+    """Emits one source block per file; in streaming mode, polls for changes.
+
+    With ``chunk_bytes``, a file bigger than that is read in pieces of whole lines (formats
+    with a row per line only), one ``Data`` event each, within the file's block.
+    """
 
     def __init__(self, path: str, *, object_pattern: str = "*", streaming: bool = False,
-                 read_contents: bool = True, poll_interval_s: float = 0.1) -> None:
+                 read_contents: bool = True, poll_interval_s: float = 0.1,
+                 chunk_bytes: int | None = None) -> None:
         self.path = path
+        self.chunk_bytes = chunk_bytes
         self.object_pattern = object_pattern
         self.streaming = streaming
         self.read_contents = read_contents
         self.poll_interval_s = poll_interval_s
         self.retracts_sources = streaming
         self._known: dict[str, _Signature] = {}
-        self._events: collections.deque[ReadEvent] = collections.deque()
+        self._events: collections.deque[ReadEvent | _Pieces] = collections.deque()
         self._next_scan = 0.0
         self._scanned_once = False
 
@@ -110,7 +151,13 @@ class FileReader(Reader):
 
     def read(self) -> ReadEvent | None:
         if self._events:
-            return self._events.popleft()
+            event = self._events.popleft()
+            if isinstance(event, _Pieces):
+                data, more = event.next_event()
+                if more:
+                    self._events.appendleft(event)
+                return data
+            return event
         if not self.streaming:
             if self._scanned_once:
                 return Finished()
@@ -155,10 +202,17 @@ class FileReader(Reader):
             self._retract(path)
 
     def _read_file(self, path: str, stat: os.stat_result, *, replaces: bool) -> None:
+        pieces: BinaryIO | None = None
         try:
             if self.read_contents:
-                with open(path, "rb") as handle:
-                    content = handle.read()
+                handle = open(path, "rb")  # noqa: SIM115 - closed here or by _Pieces
+                try:
+                    content = handle.read(self.chunk_bytes or -1)
+                    if self.chunk_bytes and len(content) == self.chunk_bytes:
+                        pieces = handle
+                finally:
+                    if pieces is None:
+                        handle.close()
             else:
                 content = b""
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
@@ -169,13 +223,22 @@ class FileReader(Reader):
         metadata = {
             "created_at": int(stat.st_ctime), "modified_at": int(stat.st_mtime),
             "owner": _owner(stat.st_uid), "path": path, "size": len(content)
-            if self.read_contents else stat.st_size, "seen_at": int(_time.time()),
+            if self.read_contents and pieces is None else stat.st_size,
+            "seen_at": int(_time.time()),
         }
         self._known[path] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         self._events.append(NewSource(metadata, key=path, replaces=replaces))
-        self._events.append(Data(RawContext([content], metadata), offset=(path,
-                                                                          stat.st_mtime_ns)))
+        offset = (path, stat.st_mtime_ns)
+        if pieces is not None:
+            self._events.append(_Pieces(pieces, content, self.chunk_bytes or 0, metadata, offset))
+        else:
+            self._events.append(Data(RawContext([content], metadata), offset=offset))
         self._events.append(FinishedSource())
+
+    def close(self) -> None:
+        for event in self._events:
+            if isinstance(event, _Pieces):
+                event.handle.close()
 
     def _retract(self, path: str) -> None:
         self._known.pop(path, None)
@@ -269,7 +332,8 @@ def read_files(path: Any, fmt: str, *, schema: Any, mode: str, csv_settings: Any
 
     def make_reader() -> FileReader:
         return FileReader(path, object_pattern=object_pattern, streaming=streaming,
-                          read_contents=fmt != "only_metadata")
+                          read_contents=fmt != "only_metadata",
+                          chunk_bytes=CHUNK_BYTES if fmt in LINE_FORMATS else None)
 
     return reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
                         name=name or f"{connector}:{path}",

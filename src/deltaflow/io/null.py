@@ -13,6 +13,8 @@ from deltaflow.engine.boundary import ConnectorStats, Sink
 class NullSink(Sink):
     """Counts the rows it receives and keeps nothing."""
 
+    accepts_parts = True  # only counts rows
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.stats = ConnectorStats()

@@ -31,7 +31,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow.engine.batch import DIFF, ID
-from deltaflow.engine.boundary import ConnectorError, Sink, Source, SourceHandle
+from deltaflow.engine.boundary import ConnectorError, Pushed, Sink, Source, SourceHandle
 from deltaflow.io._core.base import Reader, Writer
 from deltaflow.io._core.input_session import InputSession
 from deltaflow.io._core.output_session import OutputSession
@@ -67,18 +67,19 @@ class RecordingHandle(SourceHandle):
         self._taken: list[tuple[pl.DataFrame, pl.Series | None, Any]] = []
 
     def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets: Any = None,
-             consolidated: bool = False) -> None:
+             consolidated: bool = False, more: bool = False) -> None:
         if batch.height == 0 and offsets is None:
             return
         sources = self._source_column(batch.height)
         with self._lock:  # a re-entrant lock: the push and its record are one step
             self._sources.append(sources)
-            super().push(batch, time=time, offsets=offsets, consolidated=consolidated)
+            super().push(batch, time=time, offsets=offsets, consolidated=consolidated,
+                         more=more)
 
-    def take(self) -> list[tuple[pl.DataFrame, int | None, Any]]:
+    def take(self) -> list[Pushed]:
         with self._lock:
             pending = super().take()
-            for batch, _, offsets in pending:
+            for batch, _, offsets, _more in pending:
                 self._taken.append((batch, self._sources.popleft(), offsets))
         return pending
 

@@ -56,6 +56,12 @@ class RawContext(ReaderContext):
     records: list[bytes] | list[str]
     metadata: Mapping[str, Any] | None = None
     first_line: int = 1
+    #: A big document may come in pieces of whole lines, one context each with a single
+    #: record: ``continues`` says it goes on from the previous context's record,
+    #: ``continued`` that the next context goes on with it (so a CSV header is in the first
+    #: piece only). Parsers that care keep what they need from one piece to the next.
+    continues: bool = False
+    continued: bool = False
 
 
 @dataclass

@@ -26,6 +26,8 @@ OnChange = Callable[[t.Pointer, dict[str, Any], int, bool], Any]
 class CallbackSink(Sink):
     """Calls ``on_change`` per row, ``on_time_end`` per time and ``on_end`` at the end."""
 
+    accepts_parts = True  # on_change per row, whichever batch holds it
+
     def __init__(self, name: str, columns: Mapping[str, t.DType], *,
                  on_change: OnChange | None = None,
                  on_time_end: Callable[[int], Any] | None = None,

@@ -116,6 +116,10 @@ def _records(context: ReaderContext) -> tuple[list[Any], Mapping[str, Any] | Non
     raise TypeError(f"this parser reads raw records, not {type(context).__name__}")
 
 
+def _as_bytes(record: Any) -> bytes:
+    return record if isinstance(record, bytes) else str(record).encode()
+
+
 def _text(record: Any) -> str:
     return record.decode("utf-8", errors="replace") if isinstance(record, bytes | bytearray) \
         else str(record)
@@ -194,13 +198,19 @@ class CsvParser(Parser):
                  settings: CsvParserSettings | None = None) -> None:
         self.columns = list(columns)
         self.settings = settings or CsvParserSettings()
+        # The document being read in pieces (see _parse_piece).
+        self._header: bytes | None = None
+        self._line = 1
+        self._waiting = b""
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
+        if isinstance(context, RawContext) and (context.continues or context.continued):
+            return self._parse_piece(context)
         records, metadata, first_line = _records(context)
         frames: list[pl.DataFrame] = []
         errors: list[ParseError] = []
         for record in records:
-            frame, record_errors = self._parse_document(record, metadata, first_line)
+            frame, record_errors, _ = self._parse_document(record, metadata, first_line)
             frames.append(frame)
             # Reported in line order whichever check found them (field count, value, missing).
             errors.extend(sorted(record_errors, key=_error_line))
@@ -208,20 +218,60 @@ class CsvParser(Parser):
             frames[0] if frames else _empty_frame(self.columns)
         return ParsedBlock(frame, errors=errors)
 
+    def _parse_piece(self, context: RawContext) -> ParsedBlock:
+        """One piece of a document read in pieces of whole lines (see :class:`RawContext`).
+
+        The first piece holds the header, which is put back in front of every later piece.
+        A piece is parsed when its end cannot be inside a quoted field (its quotes pair up);
+        otherwise it waits, joined to the next one, as does everything when escapes or
+        comments must be read from the start of the document.
+        """
+        data = _as_bytes(context.records[0]) if context.records else b""
+        if not context.continues:
+            self._header = None
+            self._line = context.first_line  # the header's line number for the next piece
+            self._waiting = b""
+        if self._waiting:
+            data, self._waiting = self._waiting + data, b""
+        s = self.settings
+        if context.continued:
+            whole_document = s.escape is not None or s.comment_character is not None \
+                or (self._header is None and not data.split(b"\n", 1)[0].strip())
+            quote = s.quote.encode()
+            if whole_document or (s.enable_quoting and quote in data and data.count(quote) % 2) \
+                    or (self._header is None and b"\n" not in data):
+                self._waiting = data
+                return ParsedBlock(_empty_frame(self.columns))
+        first = self._header is None
+        if self._header is None:
+            self._header = data[:data.find(b"\n") + 1] if b"\n" in data else data
+            document = data
+        else:
+            document = self._header + data
+        frame, errors, lines = self._parse_document(document, context.metadata, self._line)
+        # Counted only where the exact reader ran (it skips blank lines without a row).
+        self._line += lines if lines is not None else data.count(b"\n") - first
+        return ParsedBlock(frame, errors=sorted(errors, key=_error_line))
+
     def _parse_document(self, record: Any, metadata: Mapping[str, Any] | None,
-                        first_line: int) -> tuple[pl.DataFrame, list[ParseError]]:
-        data = record if isinstance(record, bytes) else str(record).encode()
+                        first_line: int) -> tuple[pl.DataFrame, list[ParseError], int | None]:
+        """The rows of one document whose header is on line ``first_line``, its errors, and
+        its number of data lines when known without counting (every line became a row)."""
+        data = _as_bytes(record)
         fast = self._split_fast(data)
         if fast is not None:
             header, cells = fast
             # Row i is line i + 1 of the document (after the header): numbered on demand.
             lines: pl.Series | int = first_line
             errors: list[ParseError] = []
+            known: int | None = cells.height if header is not None else None
         else:
             header, cells, lines, errors = self._split_slow(_text(record), metadata, first_line)
+            known = None
         if header is None:
-            return _empty_frame(self.columns), errors
-        return self._convert(header, cells, lines, metadata, errors)
+            return _empty_frame(self.columns), errors, known
+        frame, errors = self._convert(header, cells, lines, metadata, errors)
+        return frame, errors, known
 
     def _split_fast(self, data: bytes) -> tuple[list[str] | None, pl.DataFrame] | None:
         """Polars' reader, when the document cannot hide a malformed row from it.
@@ -466,6 +516,7 @@ class JsonLinesParser(Parser):
                  json_field_paths: Mapping[str, str] | None = None) -> None:
         self._rows = _DictRows(columns, json_field_paths)
         self.columns = list(columns)
+        self._next_line = 1  # where the next piece of a document starts (RawContext)
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         if isinstance(context, DictsContext):
@@ -474,7 +525,8 @@ class JsonLinesParser(Parser):
         documents: list[Any] = []
         where: list[str] = []
         errors: list[ParseError] = []
-        line = first_line
+        line = self._next_line if isinstance(context, RawContext) and context.continues \
+            else first_line
         for record in records:
             for text in _text(record).split("\n"):
                 here = _where(metadata, line, "json")
@@ -491,8 +543,11 @@ class JsonLinesParser(Parser):
                     continue
                 documents.append(document)
                 where.append(here)
+        # A piece of a document ends with a newline, which split() followed by an empty text.
+        self._next_line = line - 1
         frame, row_errors, _ = self._rows.frame_from_dicts(documents, where)
-        return ParsedBlock(frame, errors=errors + row_errors)
+        # Reported in line order, whichever check found them (JSON syntax, then values).
+        return ParsedBlock(frame, errors=sorted(errors + row_errors, key=_error_line))
 
 
 class TypedRowsParser(Parser):
@@ -596,6 +651,9 @@ class OnlyMetadataParser(Parser):
 # ------------------------------------------------------------------------------------------
 
 
+_BOOL_LABELS = pl.Series(["False", "True"], dtype=pl.Enum(["False", "True"]))
+
+
 class CsvFormatter(BytesFormatter):
     """Every field double-quoted, then ``time`` and ``diff`` (as Pathway writes CSV)."""
 
@@ -622,6 +680,9 @@ class CsvFormatter(BytesFormatter):
         base = dtype.strip_optional()
         if base in (t.INT, t.STR):
             return series
+        if base == t.BOOL:
+            # Pathway's True/False as an Enum: 4 bytes a row rather than a string each.
+            return _BOOL_LABELS.gather(series.cast(pl.UInt32)).alias(series.name)
         if base == t.FLOAT and not (series.abs() >= 1e15).any():
             return series  # no exponent to rewrite
         return text_column(series, dtype)

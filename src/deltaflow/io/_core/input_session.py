@@ -47,6 +47,7 @@ logger = logging.getLogger("deltaflow.io")
 
 KINDS = ("insert", "delete", "upsert")
 _ID_BLOCK = 4096  # position ids computed at once for small commits
+_PART_ROWS = 100_000  # a block with this many rows ready may push them as a part of its time
 
 
 class _Stopped(Exception):
@@ -86,6 +87,8 @@ class InputSession(Source):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: SourceHandle | None = None
+        # The io.synchronization group this session's table belongs to, if any.
+        self._sync_group: Any = None
 
     # --- Source ---------------------------------------------------------------------------
     def start(self, handle: SourceHandle) -> None:
@@ -145,6 +148,7 @@ class InputSession(Source):
         self._distinct = False  # whether the last delta's ids are positions (so, distinct)
         self._block_key: Hashable | None = None
         self._first_pending: float | None = None
+        self._parts_open = False  # parts of the time being read were pushed (_push_part)
         if self.restored:
             self._restore(self.restored)
         stats = handle.stats
@@ -163,11 +167,15 @@ class InputSession(Source):
                     self._frontier.advance(*event.offset)
                 if delta is not None:
                     self._add(delta, self._distinct)
+                    self._push_part(handle)
             elif isinstance(event, NewSource):
                 self._open_block(event)
             elif isinstance(event, FinishedSource):
                 self._close_block()
                 if not event.commit_possibility:
+                    continue
+                if self._parts_open:  # the time its parts opened ends with the source
+                    self._commit(handle)
                     continue
             elif isinstance(event, Commit):
                 if self._block is None:
@@ -243,10 +251,14 @@ class InputSession(Source):
         self._ready_distinct = self._ready_distinct and distinct
 
     def _commit(self, handle: SourceHandle) -> None:
+        if self._sync_group is not None:  # even a source finishing empty must be known to it
+            self._sync_group.seen(self, handle)
         offsets = self._frontier.snapshot() if self._frontier else None
+        parts_open, self._parts_open = self._parts_open, False
         if not self._ready:
-            if offsets and offsets != self._pushed_offsets:
+            if parts_open or (offsets and offsets != self._pushed_offsets):
                 # Progress without rows (e.g. only bad records): persistence still needs it.
+                # And a time whose parts were pushed ends only with a push without ``more``.
                 self._pushed_offsets = offsets
                 handle.push(self._empty(), offsets=offsets)
             return
@@ -258,9 +270,14 @@ class InputSession(Source):
         self._ready_rows = 0
         self._ready_distinct = True
         self._first_pending = None
-        self._wait_for_room(handle, batch.height)
-        # Inserted rows numbered by position never share an id: the engine need not check.
-        handle.push(batch, offsets=offsets, consolidated=distinct)
+        # A synchronization group lets the rows through in order, part by part, keeping this
+        # thread (so the reader) waiting while it holds the rest back; offsets go last.
+        parts = [(batch, True)] if self._sync_group is None \
+            else self._sync_group.admit(self, handle, batch, self._stop)
+        for part, last in parts:
+            self._wait_for_room(handle, part.height)
+            # Inserted rows numbered by position never share an id: the engine need not check.
+            handle.push(part, offsets=offsets if last else None, consolidated=distinct)
 
     def _restore(self, parts: list[tuple[Hashable | None, pl.DataFrame]]) -> None:
         """Take back the state of the rows replayed from a checkpoint: which source part each
@@ -272,6 +289,27 @@ class InputSession(Source):
             self._positions[key] = self._positions.get(key, 0) + rows.height
             if self.keep_row_state:
                 self._remember(rows.select(self._names[:-1]))
+
+    def _push_part(self, handle: SourceHandle) -> None:
+        """Push what a big source block has produced so far as a part of the time it will be
+        committed at, so that the engine and the outputs work on it while the rest is read
+        and parsed (and its memory is freed sooner). Only for blocks of new, distinct rows:
+        the parts of a time together must be consolidated."""
+        if self._sync_group is not None:  # its rows must pass the group, in _commit
+            return
+        if not handle.accepts_parts or self._block is None or not self._block_distinct \
+                or not self._ready_distinct:
+            return
+        rows = self._ready_rows + sum(frame.height for frame in self._block)
+        if rows < _PART_ROWS:
+            return
+        frames = [*self._ready, *self._block]
+        self._ready, self._ready_rows, self._block = [], 0, []
+        self._first_pending = None
+        part = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+        self._wait_for_room(handle, part.height)
+        handle.push(part, consolidated=True, more=True)
+        self._parts_open = True
 
     def _wait_for_room(self, handle: SourceHandle, rows: int) -> None:
         limit = self.max_backlog_size

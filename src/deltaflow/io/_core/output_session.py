@@ -28,6 +28,8 @@ _END = object()
 class OutputSession(Sink):
     """Runs a :class:`Formatter` + :class:`Writer` pair on its own thread."""
 
+    accepts_parts = True  # each batch is formatted and written as it comes
+
     def __init__(self, name: str, writer: Writer, formatter: Formatter | None = None, *,
                  max_queue: int = 64) -> None:
         self.name = name

@@ -1,0 +1,186 @@
+"""Big files: read in pieces of whole lines, streamed through row-wise operators in parts of
+one time, and the engine side of parts (``SourceHandle.push(..., more=True)``)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import polars as pl
+import pytest
+from _io_helpers import BackgroundRun, Changes
+
+import deltaflow as pw
+from deltaflow.debug import capture
+from deltaflow.engine.batch import DIFF, ID
+from deltaflow.engine.boundary import Source, SourceHandle
+from deltaflow.io import fs
+from deltaflow.table import input_table
+
+ROWS = 450_000  # about 12 MB of CSV: more than one piece (fs.CHUNK_BYTES is 8 MB)
+
+
+class Row(pw.Schema):
+    key: int
+    name: str
+    qty: int
+
+
+def write_csv(path: Path, rows: int, *, qty_offset: int = 0, bad_line: int | None = None
+              ) -> pl.DataFrame:
+    frame = pl.DataFrame({"key": range(rows), "name": [f"customer-{i % 977:04d}" for i in range(rows)],
+                          "qty": [(i % 13) + qty_offset for i in range(rows)]})
+    text = frame.write_csv()
+    if bad_line is not None:  # a malformed row deep inside a later piece
+        lines = text.split("\n")
+        lines[bad_line] = "oops,not,a,row"
+        text = "\n".join(lines)
+        frame = frame.filter(pl.int_range(pl.len()) != bad_line - 1)
+    path.write_text(text)
+    assert path.stat().st_size > 1.2 * fs.CHUNK_BYTES
+    return frame
+
+
+def test_a_big_file_streams_through_in_parts_of_one_time(tmp_path: Path) -> None:
+    expected = write_csv(tmp_path / "big.csv", ROWS)
+    table = pw.io.csv.read(tmp_path / "big.csv", schema=Row, mode="static")
+    doubled = table.filter(pw.this.qty >= 0).select(pw.this.key, pw.this.name,
+                                                    qty=pw.this.qty * 2)
+    (sink,) = capture(doubled)
+    # More than one batch reached the sink, all at the same time, and together they are
+    # the whole file: the parts of one transaction.
+    assert len(sink.batches) > 1
+    assert len({time for time, _ in sink.batches}) == 1
+    rows = pl.concat([batch for _, batch in sink.batches])
+    assert rows[ID].n_unique() == ROWS
+    assert (rows[DIFF] == 1).all()
+    assert rows.sort("key").select("key", "name", "qty").equals(
+        expected.with_columns(qty=pl.col("qty") * 2))
+
+
+def test_a_big_file_into_a_groupby_and_a_csv_file(tmp_path: Path) -> None:
+    expected = write_csv(tmp_path / "big.csv", ROWS, bad_line=ROWS - 5)
+    table = pw.io.csv.read(tmp_path / "big.csv", schema=Row, mode="static")
+    totals = table.groupby(pw.this.name).reduce(pw.this.name, total=pw.reducers.sum(pw.this.qty),
+                                                n=pw.reducers.count())
+    pw.io.csv.write(table, tmp_path / "copy.csv")
+    pw.io.csv.write(totals, tmp_path / "totals.csv")
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    copy = pl.read_csv(tmp_path / "copy.csv")
+    assert copy["time"].n_unique() == 1 and (copy["diff"] == 1).all()
+    assert copy.sort("key").select("key", "name", "qty").equals(expected)
+    got = pl.read_csv(tmp_path / "totals.csv").sort("name")
+    want = expected.group_by("name").agg(total=pl.col("qty").sum(), n=pl.len()).sort("name")
+    assert got.select("name", "total", "n").equals(want)
+    assert got["time"].n_unique() == 1  # the groupby saw the file as one time
+
+
+def test_the_bad_row_of_a_later_piece_is_reported_with_its_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_csv(tmp_path / "big.csv", ROWS, bad_line=ROWS - 5)
+    table = pw.io.csv.read(tmp_path / "big.csv", schema=Row, mode="static")
+    assert pw.debug.table_to_pandas(table).shape[0] == ROWS - 1
+    # The header is line 1, so the row replaced at index ROWS - 5 of the text is that line + 1.
+    assert f"big.csv:{ROWS - 4}" in caplog.text
+
+
+def test_a_big_file_modified_while_streaming_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    write_csv(path, ROWS)
+    table = pw.io.csv.read(tmp_path, schema=Row, autocommit_duration_ms=10,
+                           object_pattern="*.csv")
+    totals = table.reduce(total=pw.reducers.sum(pw.this.qty), n=pw.reducers.count())
+    changes = Changes().subscribe(totals)
+    first_total = sum(i % 13 for i in range(ROWS))
+    with BackgroundRun():
+        changes.wait_for(lambda c: c.state() == [{"total": first_total, "n": ROWS}], 30)
+        # Written aside and renamed into place, so that the reader never sees half of it.
+        write_csv(tmp_path / "next.tmp", ROWS - 10, qty_offset=1)
+        os.replace(tmp_path / "next.tmp", path)
+        second_total = sum(i % 13 + 1 for i in range(ROWS - 10))
+        changes.wait_for(lambda c: c.state() == [{"total": second_total, "n": ROWS - 10}], 30)
+    # The old rows were retracted and the new ones added in one time.
+    assert len({time for _, time, _ in changes.rows[1:]}) == 1
+
+
+# --- the engine side ----------------------------------------------------------------------
+
+
+class PartsSource(Source):
+    """Pushes the first part of a time, waits until the output saw it, then the rest."""
+
+    def __init__(self, name: str, seen: threading.Event, other_pushed: threading.Event
+                 ) -> None:
+        self.name = name
+        self.seen = seen
+        self.other_pushed = other_pushed
+        self.streamed: bool | None = None
+
+    def start(self, handle: SourceHandle) -> None:
+        threading.Thread(target=self._run, args=(handle,), daemon=True).start()
+
+    def _run(self, handle: SourceHandle) -> None:
+        handle.push(_batch([1, 2]), consolidated=True, more=True)
+        self.streamed = self.seen.wait(10)
+        self.other_pushed.wait(10)
+        handle.push(_batch([3]), consolidated=True)
+        handle.finish()
+
+
+class OneBatchSource(Source):
+    def __init__(self, name: str, after: threading.Event, done: threading.Event) -> None:
+        self.name = name
+        self.after = after
+        self.done = done
+
+    def start(self, handle: SourceHandle) -> None:
+        def run() -> None:
+            self.after.wait(10)
+            handle.push(_batch([10, 20]))
+            self.done.set()
+            handle.finish()
+
+        threading.Thread(target=run, daemon=True).start()
+
+
+def _batch(values: list[int]) -> pl.DataFrame:
+    return pl.DataFrame({ID: pl.Series(values, dtype=pl.UInt128), "v": values,
+                         DIFF: [1] * len(values)})
+
+
+def test_parts_reach_the_sink_before_their_time_ends_and_hold_other_inputs() -> None:
+    seen, other_pushed = threading.Event(), threading.Event()
+    schema = pw.schema_from_types(v=int)
+    parts = PartsSource("parts", seen, other_pushed)
+    streamed = input_table(schema, parts, name="parts")
+    other = input_table(schema, OneBatchSource("other", seen, other_pushed), name="other")
+    events: list[tuple[str, int, int]] = []
+
+    def on_change(key: object, row: dict, time: int, is_addition: bool) -> None:
+        events.append(("row", row["v"], time))
+        seen.set()
+
+    pw.io.subscribe(streamed.select(v=pw.this.v * 10), on_change,
+                    on_time_end=lambda time: events.append(("end", 0, time)))
+    counted = other.reduce(n=pw.reducers.count())
+    other_times: list[int] = []
+    pw.io.subscribe(counted, lambda key, row, time, is_addition: other_times.append(time))
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert parts.streamed is True  # the first part was seen before the last was pushed
+    rows = [e for e in events if e[0] == "row"]
+    assert sorted(v for _, v, _ in rows) == [10, 20, 30]
+    time = rows[0][2]
+    assert {t for _, _, t in rows} == {time}
+    assert [e for e in events if e[0] == "end"][0] == ("end", 0, time)
+    # The other input pushed while the time was open: its rows joined that same time.
+    assert other_times == [time]
+
+
+def test_a_part_needs_a_handle_that_accepts_parts() -> None:
+    handle = SourceHandle("h", lambda: None)
+    with pytest.raises(ValueError, match="more=True"):
+        handle.push(_batch([1]), consolidated=True, more=True)
+    handle.accepts_parts = True
+    with pytest.raises(ValueError, match="consolidated=True"):
+        handle.push(_batch([1]), more=True)
