@@ -124,9 +124,20 @@ class PlanRegistry:
 REGISTRY = PlanRegistry()
 
 
+_CLEAR_HOOKS: list[Any] = []
+
+
+def on_clear_graph(hook: Any) -> None:
+    """Call ``hook()`` whenever the graph is cleared (state kept per graph outside the plan,
+    such as named input synchronization groups)."""
+    _CLEAR_HOOKS.append(hook)
+
+
 def clear_graph() -> None:
     """Forget every output defined so far (tests call this between programs)."""
     REGISTRY.clear()
+    for hook in _CLEAR_HOOKS:
+        hook()
 
 
 def topological_order(roots: Sequence[Node]) -> list[Node]:

@@ -19,6 +19,7 @@ _TOP_LEVEL = {
     "OnFinishCallback": "deltaflow.io.subscribe",
     "CsvParserSettings": "deltaflow.io._core.formats",
     "register_input_synchronization_group": "deltaflow.io.synchronization",
+    "SynchronizedColumn": "deltaflow.io.synchronization",
 }
 
 
