@@ -57,7 +57,7 @@ def check_output(path: str, rows: int) -> int:
 
 
 _PIPELINE = """
-import sys, time
+import resource, sys, time
 sys.path.insert(0, sys.argv[3])
 from _harness import load_pw
 pw = load_pw()
@@ -74,7 +74,8 @@ table = pw.io.csv.read(sys.argv[1], schema=Row, mode="static")
 pw.io.csv.write(table, sys.argv[2])
 start = time.perf_counter()
 pw.run(monitoring_level=pw.MonitoringLevel.NONE)
-print(time.perf_counter() - start)
+seconds = time.perf_counter() - start
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, seconds)
 """
 
 _BASELINE = """
@@ -93,9 +94,14 @@ print(time.perf_counter() - start)
 
 def _timed_child(code: str, *args: str) -> float:
     """Seconds reported by ``code`` run in a fresh interpreter (its last stdout line)."""
+    return _child_figures(code, *args)[-1]
+
+
+def _child_figures(code: str, *args: str) -> list[float]:
+    """The numbers on the last stdout line of ``code`` run in a fresh interpreter."""
     done = subprocess.run([sys.executable, "-c", code, *args], check=True,
                           capture_output=True, text=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    return [float(x) for x in done.stdout.strip().splitlines()[-1].split()]
 
 
 def main() -> None:
@@ -116,10 +122,13 @@ def main() -> None:
         # and Polars runs alternate, so that both see the same machine; medians are reported
         # (single runs on a shared 2-core machine vary by +-40%).
         ours: list[float] = []
+        rss: list[float] = []
         plain: list[float] = []
         same: list[float] = []
         for _ in range(repeats):
-            ours.append(_timed_child(_PIPELINE, source, target, here))
+            peak_mb, seconds = _child_figures(_PIPELINE, source, target, here)
+            ours.append(seconds)
+            rss.append(peak_mb)
             written = check_output(target, rows)
             if written != rows:
                 raise SystemExit(f"wrong result: {written} rows written, expected {rows}")
@@ -130,6 +139,7 @@ def main() -> None:
         report("end_to_end_seconds", seconds, "s", "lower")
         report("end_to_end_rows_per_s", rows / seconds, "rows/s", "higher")
         report("output_rows", rows, "rows", "higher")
+        report("pipeline_peak_rss_mb", statistics.median(rss), "MiB", "lower")
         # Our output quotes every field and adds time/diff (as Pathway's does): about twice the
         # bytes of a plain write_csv. This figure pairs the same runs with Polars producing that
         # same output.

@@ -271,8 +271,10 @@ class Runtime:
                         live.append((index, batch))
                     else:
                         timed.setdefault(pinned, []).append((index, batch))
-            # An input stopped in the middle of a time does not keep it open.
-            self._open_inputs = {i for i in self._open_inputs if not self.inputs[i][1].finished}
+            if self._open_inputs:
+                # An input stopped in the middle of a time does not keep it open.
+                self._open_inputs = {i for i in self._open_inputs
+                                     if not self.inputs[i][1].finished}
             if self._open_inputs:
                 # The open time's last parts are still to come; what the other inputs pushed
                 # meanwhile belongs to that time too and waits for it.
