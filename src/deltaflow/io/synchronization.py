@@ -160,7 +160,7 @@ class SynchronizationGroup:
         with self._cond:
             now = _time.monotonic()
             for other in self.members:
-                if other.handle is not None and other.handle is not other.session._handle:
+                if other.handle is not None and other.handle is not other.session.current_handle:
                     other.handle, other.reached, other.head = None, None, None
             if all(other.handle is None for other in self.members):
                 # A run begins: idle durations count from here.
@@ -225,9 +225,8 @@ class SynchronizationGroup:
         # It has not committed yet: it holds the others back while it runs (waiting for its
         # first value), or while it may still be starting.
         session = other.session
-        thread, current = session._thread, session._handle
-        running = thread is not None and thread.is_alive() and current is not None \
-            and not current.finished
+        current = session.current_handle
+        running = session.is_reading and current is not None and not current.finished
         return running or now - self._run_started < _START_GRACE_S
 
     def _admissible(self, member: _Member, values: np.ndarray) -> int:
@@ -306,7 +305,7 @@ def register_input_synchronization_group(*columns: ColumnReference | Synchronize
     for position, spec in enumerate(specs):
         session = _input_session(spec.column, where)
         label = f"#{position + 1} ({spec.column.name!r} of {session.name!r})"
-        if session in sessions or getattr(session, "_sync_group", None) is not None:
+        if session in sessions or session.sync_group is not None:
             raise ValueError(f"{where}: only one column of a table can be synchronized, and a "
                              f"table belongs to one group at most; column {label} repeats a "
                              f"table")
@@ -334,7 +333,7 @@ def register_input_synchronization_group(*columns: ColumnReference | Synchronize
         for spec, session in zip(specs, sessions, strict=True):
             group.members.append(_Member(session, spec.column.name, session.name,
                                          spec.priority, _idle_seconds(spec.idle_duration)))
-            session._sync_group = group
+            session.sync_group = group
 
 
 def _check_max_difference(value: Any, dtype: t.DType, label: str, where: str) -> int:

@@ -87,8 +87,18 @@ class InputSession(Source):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: SourceHandle | None = None
-        # The io.synchronization group this session's table belongs to, if any.
-        self._sync_group: Any = None
+        #: The io.synchronization group this session's table belongs to, if any.
+        self.sync_group: Any = None
+
+    @property
+    def current_handle(self) -> SourceHandle | None:
+        """The handle of the run this session last started in."""
+        return self._handle
+
+    @property
+    def is_reading(self) -> bool:
+        """Whether the session's thread is running (started and not yet finished)."""
+        return self._thread is not None and self._thread.is_alive()
 
     # --- Source ---------------------------------------------------------------------------
     def start(self, handle: SourceHandle) -> None:
@@ -251,8 +261,8 @@ class InputSession(Source):
         self._ready_distinct = self._ready_distinct and distinct
 
     def _commit(self, handle: SourceHandle) -> None:
-        if self._sync_group is not None:  # even a source finishing empty must be known to it
-            self._sync_group.seen(self, handle)
+        if self.sync_group is not None:  # even a source finishing empty must be known to it
+            self.sync_group.seen(self, handle)
         offsets = self._frontier.snapshot() if self._frontier else None
         parts_open, self._parts_open = self._parts_open, False
         if not self._ready:
@@ -272,8 +282,8 @@ class InputSession(Source):
         self._first_pending = None
         # A synchronization group lets the rows through in order, part by part, keeping this
         # thread (so the reader) waiting while it holds the rest back; offsets go last.
-        parts = [(batch, True)] if self._sync_group is None \
-            else self._sync_group.admit(self, handle, batch, self._stop)
+        parts = [(batch, True)] if self.sync_group is None \
+            else self.sync_group.admit(self, handle, batch, self._stop)
         for part, last in parts:
             self._wait_for_room(handle, part.height)
             # Inserted rows numbered by position never share an id: the engine need not check.
@@ -295,7 +305,7 @@ class InputSession(Source):
         committed at, so that the engine and the outputs work on it while the rest is read
         and parsed (and its memory is freed sooner). Only for blocks of new, distinct rows:
         the parts of a time together must be consolidated."""
-        if self._sync_group is not None:  # its rows must pass the group, in _commit
+        if self.sync_group is not None:  # its rows must pass the group, in _commit
             return
         if not handle.accepts_parts or self._block is None or not self._block_distinct \
                 or not self._ready_distinct:
