@@ -48,6 +48,7 @@ logger = logging.getLogger("deltaflow.io")
 KINDS = ("insert", "delete", "upsert")
 _ID_BLOCK = 4096  # position ids computed at once for small commits
 _PART_ROWS = 100_000  # a block with this many rows ready may push them as a part of its time
+_PART_BACKLOG_ROWS = 500_000  # a part waits while this many pushed rows are unprocessed
 
 
 class _Stopped(Exception):
@@ -318,6 +319,11 @@ class InputSession(Source):
         self._first_pending = None
         part = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
         self._wait_for_room(handle, part.height)
+        # Parts are pushed while reading goes on: at most a few of them wait in the engine,
+        # so a big file's memory stays bounded whatever the speed of the outputs.
+        while not handle.wait_backlog_below(_PART_BACKLOG_ROWS, timeout=0.1):
+            if self._stop.is_set():
+                raise _Stopped
         handle.push(part, consolidated=True, more=True)
         self._parts_open = True
 

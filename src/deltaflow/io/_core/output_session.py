@@ -31,12 +31,17 @@ class OutputSession(Sink):
     accepts_parts = True  # each batch is formatted and written as it comes
 
     def __init__(self, name: str, writer: Writer, formatter: Formatter | None = None, *,
-                 max_queue: int = 64) -> None:
+                 max_queue: int = 64, max_queued_rows: int = 1_000_000) -> None:
         self.name = name
         self.writer = writer
         self.formatter = formatter
         self.stats = ConnectorStats()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        # Rows waiting in the queue: the engine waits while there are more than this (the
+        # parts of a big file would otherwise pile up here when writing is the slow stage).
+        self._max_queued_rows = max_queued_rows
+        self._queued_rows = 0
+        self._drained = threading.Condition()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
@@ -47,6 +52,11 @@ class OutputSession(Sink):
         self._thread.start()
 
     def on_batch(self, time: int, batch: pl.DataFrame) -> None:
+        with self._drained:
+            while self._queued_rows > 0 and self._queued_rows + batch.height > \
+                    self._max_queued_rows and self._failure is None:
+                self._drained.wait(0.1)
+            self._queued_rows += batch.height
         self._put(("batch", time, batch))
 
     def on_time_end(self, time: int) -> None:
@@ -106,6 +116,9 @@ class OutputSession(Sink):
                     self._write(batch, time)
                     self.stats.rows_written += batch.height
                     self.stats.batches += 1
+                    with self._drained:
+                        self._queued_rows -= batch.height
+                        self._drained.notify_all()
                 else:
                     self.writer.flush(time)
         except BaseException as exc:  # noqa: BLE001 - reported to the engine
