@@ -16,6 +16,8 @@ from deltaflow.debug import capture
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import Source, SourceHandle
 from deltaflow.io import fs
+from deltaflow.io._core.base import Writer
+from deltaflow.io._core.output_session import OutputSession
 from deltaflow.table import input_table
 
 ROWS = 450_000  # about 12 MB of CSV: more than one piece (fs.CHUNK_BYTES is 8 MB)
@@ -184,3 +186,33 @@ def test_a_part_needs_a_handle_that_accepts_parts() -> None:
     handle.accepts_parts = True
     with pytest.raises(ValueError, match="consolidated=True"):
         handle.push(_batch([1]), more=True)
+
+
+class GatedWriter(Writer):
+    """Writes nothing until ``go`` is set: an output slower than the engine."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.rows = 0
+
+    def write(self, payload: pl.DataFrame) -> None:
+        self.go.wait(10)
+        self.rows += payload.height
+
+
+def test_an_output_session_holds_a_bounded_number_of_rows() -> None:
+    writer = GatedWriter()
+    session = OutputSession("gated", writer, max_queued_rows=150)
+    session.start()
+    session.on_batch(2, _batch([1]))  # taken by the writer thread, which then waits
+    session.on_batch(2, _batch(list(range(100, 200))))  # 100 rows queued: room left
+    blocked = threading.Thread(target=session.on_batch, args=(2, _batch(list(range(300, 400)))))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive()  # 200 queued rows would exceed the bound: the engine waits
+    writer.go.set()
+    blocked.join(10)
+    assert not blocked.is_alive()
+    session.on_time_end(2)
+    session.on_end()
+    assert writer.rows == 201
