@@ -20,7 +20,7 @@ from deltaflow.io._core.base import Writer
 from deltaflow.io._core.output_session import OutputSession
 from deltaflow.table import input_table
 
-ROWS = 450_000  # about 12 MB of CSV: more than one piece (fs.CHUNK_BYTES is 8 MB)
+ROWS = 450_000  # about 12 MB of CSV: several pieces (fs.CHUNK_BYTES is 4 MB)
 
 
 class Row(pw.Schema):

@@ -60,7 +60,7 @@ READ_FORMATS = ("csv", "json", "plaintext", "plaintext_by_file", "binary", "only
 LINE_FORMATS = ("csv", "json", "plaintext")
 #: The size of those pieces: a big file is never held in memory whole, and the engine works
 #: on its first rows while the rest is read.
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20
 WRITE_FORMATS = ("csv", "json")
 
 _Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
