@@ -10,6 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from _io_helpers import BackgroundRun, Changes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import deltaflow as pw
 from deltaflow.debug import capture
@@ -216,3 +218,67 @@ def test_an_output_session_holds_a_bounded_number_of_rows() -> None:
     session.on_time_end(2)
     session.on_end()
     assert writer.rows == 201
+
+
+# --- many small pieces and parts (the constants shrunk, the code paths unchanged) ----------
+
+_NAMES = ["a", "b", "c,d", "e f", ""]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.tuples(st.integers(-5, 5), st.sampled_from(_NAMES)), max_size=30),
+                min_size=1, max_size=4),
+       st.integers(min_value=8, max_value=60), st.integers(min_value=1, max_value=7))
+def test_files_in_many_pieces_and_parts_give_the_whole_result(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+        files: list[list[tuple[int, str]]], chunk_bytes: int, part_rows: int) -> None:
+    from deltaflow.io._core import input_session
+
+    monkeypatch.setattr(fs, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(input_session, "_PART_ROWS", part_rows)
+    folder = tmp_path_factory.mktemp("files")
+    expected: list[tuple[int, str]] = []
+    for index, rows in enumerate(files):
+        lines = ["key,name"]
+        for key, name in rows:
+            lines.append(f'{key},"{name}"' if "," in name else f"{key},{name}")
+            expected.append((key, name))
+        (folder / f"f{index}.csv").write_text("\n".join(lines) + "\n")
+    pw.clear_graph()
+    schema = pw.schema_from_types(key=int, name=str)
+    # Two reads: the row-wise one streams parts, the one under a groupby takes whole times.
+    table = pw.io.csv.read(folder, schema=schema, mode="static")
+    kept = table.filter(pw.this.key >= 0).select(pw.this.name, twice=pw.this.key * 2)
+    again = pw.io.csv.read(folder, schema=schema, mode="static")
+    counts = again.groupby(pw.this.name).reduce(pw.this.name, n=pw.reducers.count())
+    kept_sink, count_sink = capture(kept, counts)
+    got = pl.concat([b for _, b in kept_sink.batches]) if kept_sink.batches else None
+    want = sorted((name, 2 * key) for key, name in expected if key >= 0)
+    rows = sorted(got.select("name", "twice").rows()) if got is not None else []
+    assert rows == want
+    if got is not None:  # the parts of the times together: each row once, all insertions
+        assert got[ID].n_unique() == got.height and (got[DIFF] == 1).all()
+    final: dict[str, int] = {}
+    for _, batch in count_sink.batches:
+        for name, n, diff in batch.select("name", "n", DIFF).rows():
+            if diff > 0:
+                final[name] = n
+            elif final.get(name) == n:
+                del final[name]
+    assert final == {name: sum(1 for _, m in expected if m == name)
+                     for name in {m for _, m in expected}}
+
+
+def test_a_small_file_in_tiny_pieces_comes_in_parts_of_one_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deltaflow.io._core import input_session
+
+    monkeypatch.setattr(fs, "CHUNK_BYTES", 16)
+    monkeypatch.setattr(input_session, "_PART_ROWS", 2)
+    (tmp_path / "f.csv").write_text("key,name\n" + "".join(f"{i},n{i}\n" for i in range(40)))
+    table = pw.io.csv.read(tmp_path / "f.csv", schema=pw.schema_from_types(key=int, name=str),
+                           mode="static")
+    (sink,) = capture(table.select(pw.this.key))
+    assert len(sink.batches) > 5 and len({time for time, _ in sink.batches}) == 1
+    assert sorted(pl.concat([b for _, b in sink.batches])["key"].to_list()) == list(range(40))
