@@ -385,3 +385,81 @@ def test_json_lines_in_pieces_keep_their_line_numbers(lines: list[str], cuts: li
     assert frame.equals(whole.frame)
     assert [(e.where, e.reason) for b in blocks for e in b.errors] == \
         [(e.where, e.reason) for e in whole.errors]
+
+
+_JSON_VALUES = [1, -7, 2.5, 1.0, True, False, None, "x", "1", "", [1], {"k": 1}, 2**70]
+
+
+@st.composite
+def _json_lines(draw: st.DrawFn) -> str:
+    """JSON lines over Mixed's columns: values of every type in every column, missing and
+    repeated keys, nested objects reusing a column name, spacing variants, bad lines."""
+    lines = []
+    for _ in range(draw(st.integers(min_value=0, max_value=8))):
+        kind = draw(st.integers(min_value=0, max_value=19))
+        if kind == 0:
+            lines.append(draw(st.sampled_from(["", "not json", "[1, 2]", "5", '"s"'])))
+            continue
+        fields = []
+        for name in draw(st.lists(st.sampled_from("abcdef"), max_size=7)):
+            value = draw(st.sampled_from(_JSON_VALUES))
+            if kind == 1:
+                value = {name: value}  # the column's name one level down
+            fields.append((name, value))
+        colon = draw(st.sampled_from([":", ": "])) if kind == 2 else ":"
+        lines.append("{" + ",".join(f"{json.dumps(k)}{colon}{json.dumps(v)}"
+                                    for k, v in fields) + "}")
+    return "\n".join(lines) + draw(st.sampled_from(["\n", ""]))
+
+
+_GOOD_VALUES = {"a": st.integers(-2**63, 2**63 - 1), "b": st.floats(allow_nan=False,
+                                                                    allow_infinity=False),
+                "c": st.booleans(), "d": st.text(max_size=5),
+                "e": st.none() | st.integers(-9, 9), "f": st.text(max_size=3)}
+
+
+@st.composite
+def _good_json_lines(draw: st.DrawFn) -> str:
+    """Complete rows of the right types (the fast path's case), perhaps with one flaw."""
+    rows = [{name: draw(values) for name, values in _GOOD_VALUES.items()}
+            for _ in range(draw(st.integers(min_value=1, max_value=6)))]
+    spacing = draw(st.sampled_from([(",", ":"), (", ", ": ")]))
+    lines = [json.dumps(row, separators=spacing) for row in rows]
+    flaw = draw(st.integers(min_value=0, max_value=6))
+    index = draw(st.integers(min_value=0, max_value=len(lines) - 1))
+    name = draw(st.sampled_from("abcdef"))
+    if flaw == 1:  # a value of another type
+        rows[index][name] = draw(st.sampled_from(_JSON_VALUES))
+        lines[index] = json.dumps(rows[index], separators=spacing)
+    elif flaw == 2:  # a field repeated (JSON readers keep the last)
+        lines[index] = lines[index][:-1] + f',"{name}":' + json.dumps(
+            draw(st.sampled_from(_JSON_VALUES))) + "}"
+    elif flaw == 3:  # a field missing
+        del rows[index][name]
+        lines[index] = json.dumps(rows[index], separators=spacing)
+    elif flaw == 4:  # a nested object reusing a column's name
+        rows[index]["zz"] = {name: 1}
+        lines[index] = json.dumps(rows[index], separators=spacing)
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_json_lines(), _good_json_lines()))
+def test_json_lines_fast_read_matches_the_exact_reader(text: str) -> None:
+    # json_field_paths (here naming the same fields) forces the line-by-line reader.
+    fast = JsonLinesParser(column_specs(Mixed)).parse(RawContext([text], {"path": "in.jsonl"}))
+    paths = {name: f"/{name}" for name in "abcdef"}
+    exact = JsonLinesParser(column_specs(Mixed), paths).parse(
+        RawContext([text], {"path": "in.jsonl"}))
+    assert fast.frame.equals(exact.frame), text
+    assert [(e.where, e.reason) for e in fast.errors] == \
+        [(e.where, e.reason) for e in exact.errors], text
+
+
+def test_json_lines_of_plain_values_are_read_by_polars() -> None:
+    text = "".join(json.dumps({"a": i, "b": i / 2, "c": i % 2 == 0, "d": f"w{i}", "f": "z"})
+                   + "\n" for i in range(50))
+    parser = JsonLinesParser(column_specs(Mixed))
+    assert parser._read_fast(text.encode()) is not None  # the fast path applies here
+    block = parser.parse(RawContext([text], {"path": "in.jsonl"}))
+    assert block.frame["d"].to_list() == [f"w{i}" for i in range(50)]

@@ -451,6 +451,47 @@ def _dedupe(names: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------
 
 
+def _read_json_lines_fast(data: bytes, columns: Sequence[ColumnSpec],
+                          schema: Mapping[str, pl.DataType]) -> pl.DataFrame | None:
+    """The rows of JSON lines read by Polars, or None when only the exact reader can tell
+    what they hold.
+
+    With a schema, Polars rejects a value of another type for a number or a bool (as the
+    exact reader does, ints being accepted as floats by both), but writes any value as text
+    into a string column, cannot tell a missing field from a null, and keeps the first of two
+    equal keys where JSON readers keep the last. So the keys are counted in the text
+    (``"k":`` with or without one space after the colon), and every row must hold each of
+    its fields once, string values quoted, and no null where a default or a required value
+    is due; anything else is left to the exact reader, which reports the offending lines.
+    """
+    if not data.strip():
+        return None
+    try:
+        frame = pl.read_ndjson(data, schema=dict(schema))
+    except Exception:  # noqa: BLE001 - any failure: the exact reader decides and explains
+        return None
+    if b'" :' in data or b'"\t' in data or b':\t' in data:
+        return None  # unusual spacing around colons: the counts below would miss keys
+    spaced = b'": ' in data
+    for spec in columns:
+        column = frame[spec.name]
+        present = column.len() - column.null_count()
+        key = json.dumps(spec.name).encode() + b":"  # every occurrence, spaced or not
+
+        def count(value_start: bytes, key: bytes = key) -> int:
+            found = data.count(key + value_start)
+            return found + data.count(key + b" " + value_start) if spaced else found
+
+        if column.null_count() and (spec.has_default or not spec.dtype.is_optional):
+            return None
+        nulls = count(b"null") if column.null_count() else 0
+        if data.count(key) != present + nulls:
+            return None  # a field twice in a row, or the key elsewhere (nested)
+        if spec.dtype.strip_optional() == t.STR and count(b'"') != present:
+            return None  # a number, object or list made into text
+    return frame
+
+
 def _json_pointer(document: Any, path: str) -> Any:
     """Follow a JSON pointer (``/a/0/b``); KeyError if it leads nowhere."""
     node = document
@@ -506,6 +547,10 @@ class _DictRows:
         return frame, errors, good
 
 
+_FAST_JSON: dict[t.DType, pl.DataType] = {t.INT: pl.Int64(), t.FLOAT: pl.Float64(),
+                                           t.BOOL: pl.Boolean(), t.STR: pl.String()}
+
+
 class JsonLinesParser(Parser):
     """Each record holds one or more JSON objects, one per line.
 
@@ -517,11 +562,29 @@ class JsonLinesParser(Parser):
         self._rows = _DictRows(columns, json_field_paths)
         self.columns = list(columns)
         self._next_line = 1  # where the next piece of a document starts (RawContext)
+        # Polars reads the lines at once when every column is a plain value taken by name.
+        self._fast_schema = None if json_field_paths else {
+            spec.name: _FAST_JSON[spec.dtype.strip_optional()] for spec in self.columns
+            if spec.dtype.strip_optional() in _FAST_JSON}
+        if self._fast_schema is not None and len(self._fast_schema) != len(self.columns):
+            self._fast_schema = None
+
+    def _read_fast(self, data: bytes) -> pl.DataFrame | None:
+        assert self._fast_schema is not None
+        return _read_json_lines_fast(data, self.columns, self._fast_schema)
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         if isinstance(context, DictsContext):
             return TypedRowsParser(self.columns).parse(context)
         records, metadata, first_line = _records(context)
+        if len(records) == 1 and self._fast_schema:
+            data = _as_bytes(records[0])
+            frame = self._read_fast(data)
+            if frame is not None:
+                line = self._next_line if isinstance(context, RawContext) and \
+                    context.continues else first_line
+                self._next_line = line + data.count(b"\n")
+                return ParsedBlock(frame)
         documents: list[Any] = []
         where: list[str] = []
         errors: list[ParseError] = []

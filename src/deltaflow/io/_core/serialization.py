@@ -283,8 +283,11 @@ def convert_value(value: Any, dtype: t.DType) -> Any:
     if base == t.INT:
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
             if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConversionError(f"{value!r} is not an int")
+                value = int(value)
+            else:
+                raise ConversionError(f"{value!r} is not an int")
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ConversionError(f"{value!r} does not fit in a 64-bit int")
         return int(value)
     if base == t.FLOAT:
         if isinstance(value, bool) or not isinstance(value, int | float | np.number):
@@ -382,11 +385,15 @@ def column_from_values(name: str, values: Sequence[Any], dtype: t.DType
     return t.series_from_values(name, converted, dtype), errors
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _uniform(values: Sequence[Any], base: t.DType) -> bool:
     """Whether every value is exactly of the type Polars stores (no conversion needed)."""
     wanted: tuple[type, ...] = {t.INT: (int,), t.FLOAT: (float,), t.BOOL: (bool,),
                                 t.STR: (str,)}[base]  # type: ignore[index]
     none = type(None)
     if base == t.INT:
-        return all(type(v) is int or v is None for v in values)
+        return all(v is None or (type(v) is int and _INT64_MIN <= v <= _INT64_MAX)
+                   for v in values)
     return all(type(v) in wanted or type(v) is none for v in values)
