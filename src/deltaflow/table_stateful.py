@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from deltaflow import _types as t
 from deltaflow import plan
@@ -213,37 +213,87 @@ def _owns(table: Table, owner: Any) -> bool:
     return owner is table or (isinstance(owner, Table) and owner._node is table._node)
 
 
-def _side_scope(table: Table, placeholder: Placeholder, operation: str) -> Scope:
-    def resolve(ref: ColumnReference) -> tuple[str, t.DType]:
-        owner = ref.table
-        if owner is placeholder or owner is this or _owns(table, owner):
-            if ref.name == "id":
-                return "_id", t.POINTER
-            if ref.name in table._columns:
-                return ref.name, table._columns[ref.name]
-            raise table._missing(ref.name)
-        raise ValueError(f"{ref!r} does not belong to {table._description}")
+def _side_table(side: Table | JoinResult) -> Table:
+    """The table a join side feeds into the join: the table itself, or a join result's wide
+    table (every column of its sides plus their ids, its rows keyed by the pair ids)."""
+    return side._wide if isinstance(side, JoinResult) else side
 
-    return Scope(operation, resolve)
+
+def _side_owns(side: Table | JoinResult, owner: Any) -> bool:
+    """Whether ``owner`` is the side's table or, for a join result, one of the tables it
+    joined (at any depth)."""
+    if isinstance(side, JoinResult):
+        return _side_owns(side._left, owner) or _side_owns(side._right, owner)
+    return _owns(side, owner)
+
+
+def _side_names(side: Table | JoinResult) -> list[str]:
+    """The names ``pw.left.<name>`` / ``pw.right.<name>`` can take for this side."""
+    return side._this_names() if isinstance(side, JoinResult) else list(side._columns)
+
+
+def _side_column(side: Table | JoinResult, ref: ColumnReference,
+                 placeholder: Placeholder) -> tuple[str, t.DType]:
+    """The column of :func:`_side_table` a reference means: the side's placeholder (or
+    ``pw.this``) names the side as a whole; a join result side also resolves references to
+    the tables it joined."""
+    owner, name = ref.table, ref.name
+    table = _side_table(side)
+    if isinstance(side, JoinResult):
+        if _owns(table, owner):  # the wide table's own columns (the join's projections)
+            if name == "id":
+                return "_id", t.POINTER
+            return name, table._columns[name]
+        if owner is placeholder or owner is this:
+            return side._resolve(ColumnReference(this, name))
+        if _side_owns(side, owner):
+            return side._resolve(ref)
+        raise ValueError(f"{ref!r} does not belong to {side._description}")
+    if owner is placeholder or owner is this or _owns(table, owner):
+        if name == "id":
+            return "_id", t.POINTER
+        if name in table._columns:
+            return name, table._columns[name]
+        raise table._missing(name)
+    raise ValueError(f"{ref!r} does not belong to {table._description}")
+
+
+def _side_scope(side: Table | JoinResult, placeholder: Placeholder, operation: str) -> Scope:
+    return Scope(operation, lambda ref: _side_column(side, ref, placeholder))
 
 
 class JoinResult:
     """The result of a join, before ``select``: columns are reached through ``pw.left``,
-    ``pw.right``, ``pw.this`` or the joined tables."""
+    ``pw.right``, ``pw.this`` or the joined tables.
 
-    def __init__(self, left_table: Table, right_table: Table, on: tuple[Any, ...],
-                 mode: JoinMode, id: Any = None) -> None:  # noqa: A002
+    Either side may itself be a join result (a chain ``t1.join(t2, ...).join(t3, ...)``): it
+    enters the join as its wide table, whose rows carry every column of its own sides and
+    their ids and are keyed by its pair ids, so the chained rows get the pair id of (inner
+    pair id, other side's id). ``pw.left`` / ``pw.right`` then name that side as a whole
+    (what ``pw.this`` meant on it) and references to any table joined inside still resolve.
+    """
+
+    def __init__(self, left_side: Table | JoinResult, right_side: Table | JoinResult,
+                 on: tuple[Any, ...], mode: JoinMode, id: Any = None) -> None:  # noqa: A002
         Table = _table_class()
-        for side in (left_table, right_table):
-            if not isinstance(side, Table):
-                raise TypeError(f"join: expected tables, got {side!r}")
-        self._left = left_table
-        self._right = right_table
+        for side in (left_side, right_side):
+            if not isinstance(side, (Table, JoinResult)):
+                raise TypeError(f"join: expected tables or join results, got {side!r}")
+        self._left = left_side
+        self._right = right_side
+        self._chained = isinstance(left_side, JoinResult) or isinstance(right_side, JoinResult)
+        left_table = _side_table(left_side)
+        right_table = _side_table(right_side)
         self._mode = _MODE_NAMES[mode]
-        description = f"join of {left_table._description} with {right_table._description}"
+        left_name, right_name = left_side._description, right_side._description
+        if isinstance(left_side, JoinResult):
+            left_name = f"({left_name})"
+        if isinstance(right_side, JoinResult):
+            right_name = f"({right_name})"
+        description = f"join of {left_name} with {right_name}"
         self._description = description
-        left_scope = _side_scope(left_table, left, "join")
-        right_scope = _side_scope(right_table, right, "join")
+        left_scope = _side_scope(left_side, left, "join")
+        right_scope = _side_scope(right_side, right, "join")
         left_keys: list[ColumnExpression] = []
         right_keys: list[ColumnExpression] = []
         key_types: list[t.DType] = []
@@ -269,7 +319,8 @@ class JoinResult:
             key_types.append(common)
             if isinstance(lhs, ColumnReference) and isinstance(rhs, ColumnReference) and \
                     lhs.name == rhs.name and lhs.name != "id":
-                coalesced[lhs.name] = (f"__l__{lhs.name}", f"__r__{rhs.name}")
+                coalesced[lhs.name] = (f"__l__{left_scope.resolve(lhs)[0]}",
+                                       f"__r__{right_scope.resolve(rhs)[0]}")
         left_optional = self._mode in ("right", "outer")
         right_optional = self._mode in ("left", "outer")
         columns: dict[str, t.DType] = {}
@@ -281,6 +332,11 @@ class JoinResult:
             columns[f"__r__{name}"] = t.optional(dtype) if right_optional else dtype
         for name, (a, b) in coalesced.items():
             common = t.common_supertype(columns[a], columns[b]) or t.ANY
+            # The side every row has decides whether the coalesced value can be missing.
+            kept = columns[a] if self._mode == "left" else \
+                columns[b] if self._mode == "right" else None
+            if kept is not None and not kept.is_optional:
+                common = common.strip_optional()
             columns[f"__t__{name}"] = t.optional(common) if self._mode == "outer" else common
         self._coalesced = set(coalesced)
         id_side = None
@@ -288,10 +344,15 @@ class JoinResult:
             if not isinstance(id, ColumnReference) or id.name != "id":
                 raise TypeError(f"{description}: id= must be the id of one side "
                                 f"(left_table.id / pw.left.id or right_table.id / pw.right.id)")
-            if id.table is left or _owns(left_table, id.table):
+            if id.table is left or (isinstance(left_side, Table) and _owns(left_side, id.table)):
                 id_side = "left"
-            elif id.table is right or _owns(right_table, id.table):
+            elif id.table is right or (isinstance(right_side, Table)
+                                       and _owns(right_side, id.table)):
                 id_side = "right"
+            elif _side_owns(left_side, id.table) or _side_owns(right_side, id.table):
+                raise ValueError(f"{description}: id= must be the id of a whole side "
+                                 f"(pw.left.id or pw.right.id), not of {id.table!r} inside a "
+                                 f"joined join result")
             else:
                 raise ValueError(f"{description}: id= refers to a table that is not joined")
         left_pre = CompiledProjection(
@@ -324,34 +385,56 @@ class JoinResult:
         return True
 
     # --- scope ------------------------------------------------------------------------------
+    def _this_names(self) -> list[str]:
+        """The names ``pw.this`` resolves here, in ``*pw.this`` order: the left side's then
+        the right side's, leaving out names both sides have unless a condition equated them."""
+        left_names = _side_names(self._left)
+        right_names = _side_names(self._right)
+        left_set, right_set = set(left_names), set(right_names)
+        return [n for n in left_names if n not in right_set or n in self._coalesced] + [
+            n for n in right_names if n not in left_set]
+
     def _resolve(self, ref: ColumnReference) -> tuple[str, t.DType]:
         owner, name = ref.table, ref.name
         columns = self._wide._columns
-        if owner is left or _owns(self._left, owner):
+        if owner is left:
             side = "l"
-        elif owner is right or _owns(self._right, owner):
+        elif owner is right:
             side = "r"
         elif owner is this:
             if name in self._coalesced:
                 return f"__t__{name}", columns[f"__t__{name}"]
             if name == "id":
                 return "_id", t.POINTER
-            in_left = name in self._left._columns
-            in_right = name in self._right._columns
+            left_names, right_names = _side_names(self._left), _side_names(self._right)
+            in_left, in_right = name in left_names, name in right_names
             if in_left and in_right:
                 raise ValueError(f"pw.this.{name} is ambiguous in {self._description}: both "
                                  f"sides have it; use pw.left.{name} or pw.right.{name}")
             if not in_left and not in_right:
-                raise KeyError(f"no column {name!r} on either side of {self._description}")
+                raise KeyError(f"no column {name!r} on either side of {self._description} "
+                               f"(pw.this has {self._this_names()})")
             side = "l" if in_left else "r"
+            ref = ColumnReference(left if in_left else right, name)
         else:
-            raise ValueError(f"{ref!r} does not belong to {self._description}")
-        if name == "id":
+            in_left = _side_owns(self._left, owner)
+            if in_left and self._chained and _side_owns(self._right, owner):
+                raise ValueError(f"{ref!r} is ambiguous in {self._description}: its table is "
+                                 f"joined on both sides; use pw.left / pw.right, or join a "
+                                 f"copy() of the table")
+            if in_left:
+                side = "l"
+            elif _side_owns(self._right, owner):
+                side = "r"
+            else:
+                raise ValueError(f"{ref!r} does not belong to {self._description}")
+        if side == "l":
+            column, _ = _side_column(self._left, ref, left)
+        else:
+            column, _ = _side_column(self._right, ref, right)
+        if column == "_id":
             return f"__{side}_id", columns[f"__{side}_id"]
-        table = self._left if side == "l" else self._right
-        if name not in table._columns:
-            raise table._missing(name)
-        return f"__{side}__{name}", columns[f"__{side}__{name}"]
+        return f"__{side}__{column}", columns[f"__{side}__{column}"]
 
     def _scope(self, operation: str) -> Scope:
         return Scope(f"{operation} on {self._description}", self._resolve)
@@ -361,18 +444,19 @@ class JoinResult:
         for arg in args:
             if isinstance(arg, AllColumns):
                 source = arg.source
-                if source is left or _owns(self._left, source):
-                    names = list(self._left._columns)
-                    holder: Any = left
-                elif source is right or _owns(self._right, source):
-                    names = list(self._right._columns)
-                    holder = right
-                elif source is this:
-                    names = list(self._left._columns) + [
-                        n for n in self._right._columns if n not in self._left._columns]
-                    holder = this
+                if source is this:
+                    names = self._this_names()
+                    holder: Any = this
+                elif source is left:
+                    names, holder = _side_names(self._left), left
+                elif source is right:
+                    names, holder = _side_names(self._right), right
+                elif isinstance(source, _table_class()) and (
+                        _side_owns(self._left, source) or _side_owns(self._right, source)):
+                    names, holder = list(source._columns), source
                 else:
-                    raise ValueError(f"{operation}: *{source!r} cannot be expanded here")
+                    raise ValueError(f"{operation} on {self._description}: *{source!r} cannot "
+                                     f"be expanded here; use *pw.left, *pw.right or *pw.this")
                 excluded = set(_names_of(arg.excluded))
                 out += [(n, ColumnReference(holder, n)) for n in names if n not in excluded]
             elif isinstance(arg, ColumnReference):
@@ -413,6 +497,13 @@ class JoinResult:
 
     def groupby(self, *args: Any, id: Any = None, **kwargs: Any) -> GroupedTable:  # noqa: A002
         """Group the joined rows (then ``reduce``)."""
+        for arg in (*args, kwargs.get("instance")):
+            if isinstance(arg, str):
+                # A bare name is ambiguous across the joined tables; the wide table's own
+                # names are internal, so ask for a reference.
+                raise TypeError(f"groupby on {self._description}: expected column references, "
+                                f"got the string {arg!r}; use pw.this.{arg}, pw.left.{arg}, "
+                                f"pw.right.{arg} or <table>.{arg}")
         return _grouped(self._wide, args, id, kwargs.get("instance"), self._description,
                         self._scope, self._wide._node)
 
@@ -420,36 +511,64 @@ class JoinResult:
         """Reduce all joined rows to one row."""
         return self.groupby().reduce(*args, **kwargs)
 
+    # --- chaining ---------------------------------------------------------------------------
+    def join(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
+             how: JoinMode = JoinMode.INNER, **kwargs: Any) -> JoinResult:
+        """Join these joined rows with ``other`` (a table or another join result)."""
+        return _join(self, other, on, how, id)
 
-def _join(left_table: Table, right_table: Table, on: tuple[Any, ...], mode: JoinMode,
+    def join_inner(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
+                   **kwargs: Any) -> JoinResult:
+        return _join(self, other, on, JoinMode.INNER, id)
+
+    def join_left(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
+                  **kwargs: Any) -> JoinResult:
+        """Every joined row, with its partners in ``other`` or with None on the right."""
+        return _join(self, other, on, JoinMode.LEFT, id)
+
+    def join_right(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
+                   **kwargs: Any) -> JoinResult:
+        """Every row of ``other``, with its partners here or with None on the left."""
+        return _join(self, other, on, JoinMode.RIGHT, id)
+
+    def join_outer(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
+                   **kwargs: Any) -> JoinResult:
+        """Every joined row and every row of ``other``, matched where possible."""
+        return _join(self, other, on, JoinMode.OUTER, id)
+
+
+Joinable: TypeAlias = "Table | JoinResult"  # what a join side may be
+
+
+def _join(left_side: Joinable, right_side: Joinable, on: tuple[Any, ...], mode: JoinMode,
           id: Any) -> JoinResult:  # noqa: A002
     if isinstance(mode, int) and not isinstance(mode, JoinMode):
         mode = JoinMode(mode)
-    return JoinResult(left_table, right_table, on, mode, id)
+    return JoinResult(left_side, right_side, on, mode, id)
 
 
-def join(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+def join(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
          how: JoinMode = JoinMode.INNER, **kwargs: Any) -> JoinResult:
-    """Join two tables on equality conditions (``how`` chooses inner/left/right/outer)."""
+    """Join two tables (or join results) on equality conditions (``how`` chooses inner/left/right/outer)."""
     return _join(left, right, on, how, id)
 
 
-def join_inner(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+def join_inner(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
                **kwargs: Any) -> JoinResult:
     return _join(left, right, on, JoinMode.INNER, id)
 
 
-def join_left(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+def join_left(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
               **kwargs: Any) -> JoinResult:
     return _join(left, right, on, JoinMode.LEFT, id)
 
 
-def join_right(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+def join_right(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
                **kwargs: Any) -> JoinResult:
     return _join(left, right, on, JoinMode.RIGHT, id)
 
 
-def join_outer(left: Table, right: Table, *on: Any, id: Any = None,  # noqa: A002
+def join_outer(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
                **kwargs: Any) -> JoinResult:
     return _join(left, right, on, JoinMode.OUTER, id)
 
@@ -483,26 +602,26 @@ class StatefulMethods:
         """One row aggregating the whole table (an empty table gives no row)."""
         return self.groupby().reduce(*args, **kwargs)
 
-    def join(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+    def join(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
              how: JoinMode = JoinMode.INNER, **kwargs: Any) -> JoinResult:
         """Join with ``other`` on equality conditions; ``select`` on the result."""
         return _join(self, other, on, how, id)  # type: ignore[arg-type]
 
-    def join_inner(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+    def join_inner(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                    **kwargs: Any) -> JoinResult:
         return _join(self, other, on, JoinMode.INNER, id)  # type: ignore[arg-type]
 
-    def join_left(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+    def join_left(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                   **kwargs: Any) -> JoinResult:
         """Every row of this table, with its partners or with None on the right."""
         return _join(self, other, on, JoinMode.LEFT, id)  # type: ignore[arg-type]
 
-    def join_right(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+    def join_right(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                    **kwargs: Any) -> JoinResult:
         """Every row of ``other``, with its partners or with None on the left."""
         return _join(self, other, on, JoinMode.RIGHT, id)  # type: ignore[arg-type]
 
-    def join_outer(self, other: Table, *on: Any, id: Any = None,  # noqa: A002
+    def join_outer(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                    **kwargs: Any) -> JoinResult:
         """Every row of both tables, matched where possible."""
         return _join(self, other, on, JoinMode.OUTER, id)  # type: ignore[arg-type]
