@@ -451,6 +451,10 @@ def _dedupe(names: list[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------
 
 
+# (``re`` finds this short pattern about twice as fast as ``bytes.__contains__``.)
+_SPACE_BEFORE_COLON = re.compile(rb'" :')
+
+
 def _read_json_lines_fast(data: bytes, columns: Sequence[ColumnSpec],
                           schema: Mapping[str, pl.DataType]) -> pl.DataFrame | None:
     """The rows of JSON lines read by Polars, or None when only the exact reader can tell
@@ -464,15 +468,18 @@ def _read_json_lines_fast(data: bytes, columns: Sequence[ColumnSpec],
     its fields once, string values quoted, and no null where a default or a required value
     is due; anything else is left to the exact reader, which reports the offending lines.
     """
-    if not data.strip():
+    if not data or data.isspace():  # (``isspace`` stops at the first other byte)
         return None
     try:
         frame = pl.read_ndjson(data, schema=dict(schema))
     except Exception:  # noqa: BLE001 - any failure: the exact reader decides and explains
         return None
-    if b'" :' in data or b'"\t' in data or b':\t' in data:
+    if b"\t" in data or _SPACE_BEFORE_COLON.search(data):
         return None  # unusual spacing around colons: the counts below would miss keys
-    spaced = b'": ' in data
+    # The spacing of the first line; lines spaced otherwise make the null and string counts
+    # come out short, which sends the text to the exact reader (the key count needs none).
+    end = data.find(b"\n")
+    spaced = b'": ' in (data if end < 0 else data[:end])
     for spec in columns:
         column = frame[spec.name]
         present = column.len() - column.null_count()
