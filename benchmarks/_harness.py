@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -113,3 +113,16 @@ def timed(name: str, *, rows: int | None = None) -> Iterator[Timer]:
 
 def banner(title: str) -> None:
     print(f"# {title} [impl={impl()}, python={sys.version.split()[0]}]", flush=True)
+
+
+def write_lines(path: str, lines: Iterable[str], chunk: int = 100_000) -> None:
+    """Write ``lines`` (each ending with a newline) to ``path``, ``chunk`` lines at a time:
+    big input files without holding them in memory whole."""
+    with open(path, "w") as handle:
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) == chunk:
+                handle.write("".join(batch))
+                batch = []
+        handle.write("".join(batch))

@@ -15,6 +15,7 @@ BENCH_REPEATS (default 5).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -23,22 +24,15 @@ import subprocess
 import sys
 import tempfile
 
-from _harness import banner, env_int, report
+from _harness import banner, env_int, report, write_lines
 
 
 def make_file(path: str, rows: int) -> None:
     rng = random.Random(42)
     names = [f"name{i:04d}" for i in range(1000)]
-    with open(path, "w") as handle:
-        handle.write("id,name,value,flag\n")
-        chunk = []
-        for i in range(rows):
-            chunk.append(f"{i},{names[rng.randrange(1000)]},{rng.random() * 100:.4f},"
-                         f"{'true' if i % 3 else 'false'}\n")
-            if len(chunk) == 100_000:
-                handle.write("".join(chunk))
-                chunk = []
-        handle.write("".join(chunk))
+    write_lines(path, itertools.chain(["id,name,value,flag\n"], (
+        f"{i},{names[rng.randrange(1000)]},{rng.random() * 100:.4f},"
+        f"{'true' if i % 3 else 'false'}\n" for i in range(rows))))
 
 
 def check_output(path: str, rows: int) -> int:

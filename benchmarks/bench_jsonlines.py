@@ -15,21 +15,14 @@ import os
 import random
 import tempfile
 
-from _harness import banner, env_int, load_pw, report, timed
+from _harness import banner, env_int, load_pw, report, timed, write_lines
 
 
 def make_file(path: str, rows: int) -> None:
     rng = random.Random(7)
-    with open(path, "w") as handle:
-        chunk = []
-        for i in range(rows):
-            chunk.append(json.dumps({"id": i, "name": f"name{rng.randrange(1000):04d}",
-                                     "value": round(rng.random() * 100, 4),
-                                     "flag": i % 3 == 0}, separators=(",", ":")) + "\n")
-            if len(chunk) == 100_000:
-                handle.write("".join(chunk))
-                chunk = []
-        handle.write("".join(chunk))
+    write_lines(path, (json.dumps({"id": i, "name": f"name{rng.randrange(1000):04d}",
+                                   "value": round(rng.random() * 100, 4), "flag": i % 3 == 0},
+                                  separators=(",", ":")) + "\n" for i in range(rows)))
 
 
 def main() -> None:

@@ -63,11 +63,17 @@ def rows(*values: tuple, kinds: str | list[str] = "insert") -> Data:
 
 def run_session(schema: type[pw.Schema], script: list, **options) -> list:
     """Run an InputSession against a real SourceHandle; returns what it pushed."""
-    session = InputSession("test", lambda: ScriptReader(script),
-                           TypedRowsParser(column_specs(schema)), columns=schema.dtypes(),
-                           primary_key=schema.primary_key_columns(), **options)
+    return run_reader(schema, ScriptReader(script), **options).take()
+
+
+def run_reader(schema: type[pw.Schema], reader: Reader, handle_class: type[SourceHandle] =
+               SourceHandle, **options) -> SourceHandle:
+    """Run an InputSession over ``reader`` until it finishes; returns its handle."""
+    session = InputSession("test", lambda: reader, TypedRowsParser(column_specs(schema)),
+                           columns=schema.dtypes(), primary_key=schema.primary_key_columns(),
+                           **options)
     done = threading.Event()
-    handle = SourceHandle("test", done.set)
+    handle = handle_class("test", done.set)
     session.start(handle)
     deadline = time.monotonic() + 10
     while not handle._finished and time.monotonic() < deadline:
@@ -76,7 +82,7 @@ def run_session(schema: type[pw.Schema], script: list, **options) -> list:
     session.stop()
     if handle.failure is not None:
         raise handle.failure
-    return handle.take()
+    return handle
 
 
 def as_rows(batch: pl.DataFrame) -> list[tuple]:
@@ -260,9 +266,9 @@ class PromiseHandle(SourceHandle):
         self.promises: list[tuple[pl.DataFrame, bool]] = []
 
     def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets=None,
-             consolidated: bool = False) -> None:
+             consolidated: bool = False, more: bool = False) -> None:
         self.promises.append((batch, consolidated))
-        super().push(batch, time=time, offsets=offsets, consolidated=consolidated)
+        super().push(batch, time=time, offsets=offsets, consolidated=consolidated, more=more)
 
 
 class RetractingScript(ScriptReader):
@@ -270,18 +276,8 @@ class RetractingScript(ScriptReader):
 
 
 def promises(schema: type[pw.Schema], reader: Reader) -> list[tuple[pl.DataFrame, bool]]:
-    session = InputSession("test", lambda: reader, TypedRowsParser(column_specs(schema)),
-                           columns=schema.dtypes(), primary_key=schema.primary_key_columns(),
-                           autocommit_duration_ms=None)
-    done = threading.Event()
-    handle = PromiseHandle("test", done.set)
-    session.start(handle)
-    deadline = time.monotonic() + 10
-    while not handle._finished and time.monotonic() < deadline:
-        done.wait(0.05)
-        done.clear()
-    session.stop()
-    assert handle.failure is None
+    handle = run_reader(schema, reader, PromiseHandle, autocommit_duration_ms=None)
+    assert isinstance(handle, PromiseHandle)
     return [(b, c) for b, c in handle.promises if b.height]
 
 

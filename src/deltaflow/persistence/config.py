@@ -69,7 +69,7 @@ class Backend:
         """Checkpoints under ``root_path`` (``s3://bucket/prefix`` or a prefix inside
         ``bucket_settings.bucket_name``) of an S3 bucket reached with ``bucket_settings``
         (``pw.io.s3.AwsS3Settings``, or MinIO/other settings that convert to it)."""
-        from deltaflow.io.s3 import AwsS3Settings
+        from deltaflow.io.s3 import AwsS3Settings, resolve_location
 
         if not isinstance(root_path, str) or not root_path.strip("/"):
             raise ValueError(f"pw.persistence.Backend.s3: root_path must be a non-empty "
@@ -82,9 +82,8 @@ class Backend:
         if not isinstance(settings, AwsS3Settings):
             raise TypeError("pw.persistence.Backend.s3: bucket_settings did not convert to "
                             "pw.io.s3.AwsS3Settings")
-        if not root_path.startswith("s3://") and not settings.bucket_name:
-            raise ValueError("pw.persistence.Backend.s3: give root_path as s3://bucket/prefix "
-                             "or set bucket_name in bucket_settings")
+        # The connectors' own parsing: same schemes, same errors (no bucket, two buckets).
+        resolve_location(root_path, settings, connector="pw.persistence.Backend.s3")
         return cls("s3", root_path=root_path, bucket_settings=settings)
 
     def __repr__(self) -> str:

@@ -134,11 +134,9 @@ def open_storage(backend: Backend) -> Storage:
         assert backend.path is not None
         return FilesystemStorage(backend.path)
     if backend.kind == "s3":
-        root = backend.root_path or ""
-        settings = backend.bucket_settings
-        if root.startswith("s3://"):
-            bucket, _, prefix = root[len("s3://"):].partition("/")
-        else:
-            bucket, prefix = settings.bucket_name, root
-        return S3Storage(settings, bucket, prefix)
+        from deltaflow.io.s3 import resolve_location
+
+        location = resolve_location(backend.root_path or "", backend.bucket_settings,
+                                    connector="pw.persistence.Backend.s3")
+        return S3Storage(backend.bucket_settings, location.bucket, location.prefix)
     raise ValueError(f"unknown persistence backend {backend.kind!r}")

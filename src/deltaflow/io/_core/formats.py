@@ -455,50 +455,6 @@ def _dedupe(names: list[str]) -> list[str]:
 _SPACE_BEFORE_COLON = re.compile(rb'" :')
 
 
-def _read_json_lines_fast(data: bytes, columns: Sequence[ColumnSpec],
-                          schema: Mapping[str, pl.DataType]) -> pl.DataFrame | None:
-    """The rows of JSON lines read by Polars, or None when only the exact reader can tell
-    what they hold.
-
-    With a schema, Polars rejects a value of another type for a number or a bool (as the
-    exact reader does, ints being accepted as floats by both), but writes any value as text
-    into a string column, cannot tell a missing field from a null, and keeps the first of two
-    equal keys where JSON readers keep the last. So the keys are counted in the text
-    (``"k":`` with or without one space after the colon), and every row must hold each of
-    its fields once, string values quoted, and no null where a default or a required value
-    is due; anything else is left to the exact reader, which reports the offending lines.
-    """
-    if not data or data.isspace():  # (``isspace`` stops at the first other byte)
-        return None
-    try:
-        frame = pl.read_ndjson(data, schema=dict(schema))
-    except Exception:  # noqa: BLE001 - any failure: the exact reader decides and explains
-        return None
-    if b"\t" in data or _SPACE_BEFORE_COLON.search(data):
-        return None  # unusual spacing around colons: the counts below would miss keys
-    # The spacing of the first line; lines spaced otherwise make the null and string counts
-    # come out short, which sends the text to the exact reader (the key count needs none).
-    end = data.find(b"\n")
-    spaced = b'": ' in (data if end < 0 else data[:end])
-    for spec in columns:
-        column = frame[spec.name]
-        present = column.len() - column.null_count()
-        key = json.dumps(spec.name).encode() + b":"  # every occurrence, spaced or not
-
-        def count(value_start: bytes, key: bytes = key) -> int:
-            found = data.count(key + value_start)
-            return found + data.count(key + b" " + value_start) if spaced else found
-
-        if column.null_count() and (spec.has_default or not spec.dtype.is_optional):
-            return None
-        nulls = count(b"null") if column.null_count() else 0
-        if data.count(key) != present + nulls:
-            return None  # a field twice in a row, or the key elsewhere (nested)
-        if spec.dtype.strip_optional() == t.STR and count(b'"') != present:
-            return None  # a number, object or list made into text
-    return frame
-
-
 def _json_pointer(document: Any, path: str) -> Any:
     """Follow a JSON pointer (``/a/0/b``); KeyError if it leads nowhere."""
     node = document
@@ -577,8 +533,46 @@ class JsonLinesParser(Parser):
             self._fast_schema = None
 
     def _read_fast(self, data: bytes) -> pl.DataFrame | None:
-        assert self._fast_schema is not None
-        return _read_json_lines_fast(data, self.columns, self._fast_schema)
+        """The rows of JSON lines read by Polars, or None when only the exact reader can tell
+        what they hold.
+
+        With a schema, Polars rejects a value of another type for a number or a bool (as the
+        exact reader does, ints being accepted as floats by both), but writes any value as text
+        into a string column, cannot tell a missing field from a null, and keeps the first of two
+        equal keys where JSON readers keep the last. So the keys are counted in the text
+        (``"k":`` with or without one space after the colon), and every row must hold each of
+        its fields once, string values quoted, and no null where a default or a required value
+        is due; anything else is left to the exact reader, which reports the offending lines.
+        """
+        if not data or data.isspace():  # (``isspace`` stops at the first other byte)
+            return None
+        if b"\t" in data or _SPACE_BEFORE_COLON.search(data):
+            return None  # unusual spacing around colons: the counts below would miss keys
+        try:
+            frame = pl.read_ndjson(data, schema=dict(self._fast_schema or {}))
+        except Exception:  # noqa: BLE001 - any failure: the exact reader decides and explains
+            return None
+        # The spacing of the first line; lines spaced otherwise make the null and string counts
+        # come out short, which sends the text to the exact reader (the key count needs none).
+        end = data.find(b"\n")
+        spaced = b'": ' in (data if end < 0 else data[:end])
+        for spec in self.columns:
+            column = frame[spec.name]
+            present = column.len() - column.null_count()
+            key = json.dumps(spec.name).encode() + b":"  # every occurrence, spaced or not
+
+            def count(value_start: bytes, key: bytes = key) -> int:
+                found = data.count(key + value_start)
+                return found + data.count(key + b" " + value_start) if spaced else found
+
+            if column.null_count() and (spec.has_default or not spec.dtype.is_optional):
+                return None
+            nulls = count(b"null") if column.null_count() else 0
+            if data.count(key) != present + nulls:
+                return None  # a field twice in a row, or the key elsewhere (nested)
+            if spec.dtype.strip_optional() == t.STR and count(b'"') != present:
+                return None  # a number, object or list made into text
+        return frame
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         if isinstance(context, DictsContext):
