@@ -64,6 +64,12 @@ _LAZY = {
     "persistence": ("deltaflow.persistence", None),
     "PersistenceMode": ("deltaflow.persistence", "PersistenceMode"),
     "temporal": ("deltaflow.temporal", None),
+    "stdlib": ("deltaflow.stdlib", None),
+    "sql": ("deltaflow.sql", "sql"),
+    "iterate": ("deltaflow.iterate", "iterate"),
+    "iterate_universe": ("deltaflow.iterate", "iterate_universe"),
+    "udfs": ("deltaflow.udfs", None),
+    "demo": ("deltaflow.demo", None),
 }
 
 

@@ -29,6 +29,7 @@ from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, this
 from deltaflow.schema import Schema, schema_from_dtypes
 from deltaflow.table_stateful import StatefulMethods
+from deltaflow.table_temporal import TemporalMethods
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -44,7 +45,7 @@ def user_location() -> str:
     return "<unknown>"
 
 
-class Table(StatefulMethods):
+class Table(StatefulMethods, TemporalMethods):
     """A collection of rows with typed columns and 128-bit ids, kept up to date over time."""
 
     def __init__(self, node: plan.Node, universe: plan.Universe | None = None, *,

@@ -1,0 +1,73 @@
+"""Temporal ``Table`` methods (windows, temporal joins, behaviors, diff, interpolate).
+
+Each method forwards to the function of the same name in :mod:`deltaflow.temporal` (or
+:mod:`deltaflow.stdlib`), which takes the table as its first argument, exactly as the
+module-level forms (``pw.temporal.windowby(table, ...)``) do. The functions are imported on
+first call: the temporal package builds on ``Table``, so ``Table`` cannot import it up front.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def _forward(module: str, name: str) -> Callable[..., Any]:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        function = getattr(importlib.import_module(module), name)
+        return function(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"Table.{name}"
+    method.__doc__ = f"Same as ``{module.replace('._', '.').lstrip('.')}.{name}(table, ...)``."
+    return method
+
+
+_WINDOW = "deltaflow.temporal._window"
+_BEHAVIORS = "deltaflow.temporal._behaviors"
+_ASOF = "deltaflow.temporal._asof"
+_ASOF_NOW = "deltaflow.temporal._asof_now"
+_INTERVAL = "deltaflow.temporal._interval_join"
+_WINDOW_JOIN = "deltaflow.temporal._window_join"
+_CLOCK = "deltaflow.temporal._clock"
+_ORDERED = "deltaflow.stdlib.ordered"
+_STATISTICAL = "deltaflow.stdlib.statistical"
+
+
+class TemporalMethods:
+    """Mixed into ``Table``: the temporal API as methods."""
+
+    windowby = _forward(_WINDOW, "windowby")
+
+    asof_join = _forward(_ASOF, "asof_join")
+    asof_join_left = _forward(_ASOF, "asof_join_left")
+    asof_join_right = _forward(_ASOF, "asof_join_right")
+    asof_join_outer = _forward(_ASOF, "asof_join_outer")
+
+    asof_now_join = _forward(_ASOF_NOW, "asof_now_join")
+    asof_now_join_inner = _forward(_ASOF_NOW, "asof_now_join_inner")
+    asof_now_join_left = _forward(_ASOF_NOW, "asof_now_join_left")
+
+    interval_join = _forward(_INTERVAL, "interval_join")
+    interval_join_inner = _forward(_INTERVAL, "interval_join_inner")
+    interval_join_left = _forward(_INTERVAL, "interval_join_left")
+    interval_join_right = _forward(_INTERVAL, "interval_join_right")
+    interval_join_outer = _forward(_INTERVAL, "interval_join_outer")
+
+    window_join = _forward(_WINDOW_JOIN, "window_join")
+    window_join_inner = _forward(_WINDOW_JOIN, "window_join_inner")
+    window_join_left = _forward(_WINDOW_JOIN, "window_join_left")
+    window_join_right = _forward(_WINDOW_JOIN, "window_join_right")
+    window_join_outer = _forward(_WINDOW_JOIN, "window_join_outer")
+
+    forget = _forward(_BEHAVIORS, "forget")
+    buffer = _forward(_BEHAVIORS, "buffer")
+    ignore_late = _forward(_BEHAVIORS, "ignore_late")
+    filter_out_results_of_forgetting = _forward(_BEHAVIORS, "filter_out_results_of_forgetting")
+
+    inactivity_detection = _forward(_CLOCK, "inactivity_detection")
+    add_update_timestamp_utc = _forward(_CLOCK, "add_update_timestamp_utc")
+
+    diff = _forward(_ORDERED, "diff")
+    interpolate = _forward(_STATISTICAL, "interpolate")
