@@ -5,20 +5,47 @@ and reuse the grouped reduce; temporal joins keep arrangements ordered by time w
 behaviors act on each operator's event-time frontier (the largest time seen so far).
 """
 
-from deltaflow.temporal._asof import AsofJoinResult, Direction, asof_join, asof_join_left, \
-    asof_join_outer, asof_join_right
-from deltaflow.temporal._asof_now import AsofNowJoinResult, asof_now_join, asof_now_join_inner, \
-    asof_now_join_left
-from deltaflow.temporal._behaviors import Behavior, CommonBehavior, ExactlyOnceBehavior, \
-    common_behavior, exactly_once_behavior
+from deltaflow.temporal._asof import (
+    AsofJoinResult,
+    Direction,
+    asof_join,
+    asof_join_left,
+    asof_join_outer,
+    asof_join_right,
+)
+from deltaflow.temporal._asof_now import (
+    AsofNowJoinResult,
+    asof_now_join,
+    asof_now_join_inner,
+    asof_now_join_left,
+)
+from deltaflow.temporal._behaviors import (
+    Behavior,
+    CommonBehavior,
+    ExactlyOnceBehavior,
+    common_behavior,
+    exactly_once_behavior,
+)
 from deltaflow.temporal._clock import inactivity_detection, utc_now
-from deltaflow.temporal._interval_join import Interval, IntervalJoinResult, interval, \
-    interval_join, interval_join_inner, interval_join_left, interval_join_outer, \
-    interval_join_right
-from deltaflow.temporal._window import Window, intervals_over, session, sliding, tumbling, \
-    windowby
-from deltaflow.temporal._window_join import WindowJoinResult, window_join, window_join_inner, \
-    window_join_left, window_join_outer, window_join_right
+from deltaflow.temporal._interval_join import (
+    Interval,
+    IntervalJoinResult,
+    interval,
+    interval_join,
+    interval_join_inner,
+    interval_join_left,
+    interval_join_outer,
+    interval_join_right,
+)
+from deltaflow.temporal._window import Window, intervals_over, session, sliding, tumbling, windowby
+from deltaflow.temporal._window_join import (
+    WindowJoinResult,
+    window_join,
+    window_join_inner,
+    window_join_left,
+    window_join_outer,
+    window_join_right,
+)
 
 __all__ = [
     "AsofJoinResult",

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+
 def inactivity_detection(*args: Any, **kwargs: Any) -> Any:
     raise NotImplementedError("inactivity_detection")
 
