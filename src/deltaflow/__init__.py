@@ -70,6 +70,15 @@ _LAZY = {
     "iterate_universe": ("deltaflow.iterate", "iterate_universe"),
     "udfs": ("deltaflow.udfs", None),
     "demo": ("deltaflow.demo", None),
+    "universes": ("deltaflow.universes", None),
+    "utils": ("deltaflow.stdlib.utils", None),
+    "ordered": ("deltaflow.stdlib.ordered", None),
+    "statistical": ("deltaflow.stdlib.statistical", None),
+    "stateful": ("deltaflow.stdlib.stateful", None),
+    "set_license_key": ("deltaflow.config", "set_license_key"),
+    "set_monitoring_config": ("deltaflow.config", "set_monitoring_config"),
+    "load_yaml": ("deltaflow.yaml_loader", "load_yaml"),
+    "schema_from_csv": ("deltaflow.schema", "schema_from_csv"),
 }
 
 

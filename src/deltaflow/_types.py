@@ -560,3 +560,25 @@ def canonical_key(value: Any) -> Any:
 
 def type_name(dtype: DType) -> str:
     return repr(dtype)
+
+
+_ENGINE_NAMES = {
+    "int": "INT", "float": "FLOAT", "bool": "BOOL", "str": "STR", "bytes": "BYTES",
+    "DateTimeNaive": "DATE_TIME_NAIVE", "DateTimeUtc": "DATE_TIME_UTC", "Duration": "DURATION",
+    "Pointer": "ANY_POINTER", "Json": "Json", "Any": "ANY",
+    "PyObjectWrapper": "PyObjectWrapper(<class 'object'>)",
+}
+
+
+def engine_name(dtype: DType) -> str:
+    """The name Pathway prints for a type in a schema table (``INT``, ``Optional(STR)``,
+    ``List(INT)``, ``Tuple(INT, STR)``, ``Array`` ...)."""
+    if isinstance(dtype, Optional):
+        return f"Optional({engine_name(dtype.wrapped)})"
+    if isinstance(dtype, Tuple):
+        return "Tuple(" + ", ".join(engine_name(a) for a in dtype.args) + ")"
+    if isinstance(dtype, List):
+        return f"List({engine_name(dtype.arg)})"
+    if isinstance(dtype, Array):
+        return "Array"
+    return _ENGINE_NAMES.get(dtype.name, dtype.name)

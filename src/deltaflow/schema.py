@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -200,8 +201,18 @@ class SchemaMetaclass(type):
                                    name=f"{cls.__name__}|{other.__name__}")
 
     def __repr__(cls) -> str:
-        body = ", ".join(f"{n}: {c.dtype!r}" for n, c in cls.__columns__.items())
-        return f"<deltaflow.Schema {cls.__name__}({body})>"
+        return f"<deltaflow.Schema types={cls.typehints()!r}, id_type={t.Pointer!r}>"
+
+    def __str__(cls) -> str:
+        """The columns and their types as a two-line table, the id column first."""
+        keys = cls.primary_key_columns()
+        id_type = ("Pointer(" + ", ".join(t.engine_name(cls.__columns__[k].dtype)
+                                          for k in keys) + ")") if keys else "ANY_POINTER"
+        header = ["id", *cls.__columns__]
+        types = [id_type, *(t.engine_name(c.dtype) for c in cls.__columns__.values())]
+        widths = [max(len(a), len(b)) for a, b in zip(header, types)]
+        return "\n".join(" | ".join(cell.ljust(w) for cell, w in zip(row, widths))
+                         for row in (header, types))
 
     def assert_equal_to(cls, other: type[Schema]) -> None:
         if cls.dtypes() != other.dtypes():
@@ -294,7 +305,42 @@ def schema_from_dict(columns: dict, *, name: str | None = None,
             definitions[column] = spec
         else:
             definitions[column] = ColumnDefinition(dtype=spec)
+        if isinstance(definitions[column].dtype, str):
+            definitions[column].dtype = type_from_name(definitions[column].dtype, column)
     return schema_builder(definitions, name=name, properties=properties)
+
+
+def _type_names() -> dict[str, Any]:
+    import numpy as np
+
+    names: dict[str, Any] = {
+        "int": int, "float": float, "str": str, "bool": bool, "bytes": bytes, "list": list,
+        "tuple": tuple, "dict": dict, "None": None, "np": np, "numpy": np,
+        "DateTimeNaive": t.DateTimeNaive, "DateTimeUtc": t.DateTimeUtc,
+        "Duration": t.Duration, "Json": t.Json, "Pointer": t.Pointer,
+        "PyObjectWrapper": t.PyObjectWrapper, "ndarray": np.ndarray,
+    }
+    names.update({n: getattr(typing, n) for n in ("Any", "Optional", "List", "Tuple", "Union")})
+    return names
+
+
+def type_from_name(name: str, column: str = "?") -> Any:
+    """The type a column type written as text names (``"int"``, ``"Optional[str]"``,
+    ``"DateTimeUtc"``, ``"list[int]"`` ...); a ``TypeError`` for anything else."""
+    names = _type_names()
+    text = name.strip()
+    for prefix in ("pw.", "pathway.", "deltaflow.", "typing."):
+        text = text.replace(prefix, "")
+    try:
+        # Evaluated with no builtins, over type names only: nothing else can run.
+        value = eval(text, {"__builtins__": {}}, names)  # noqa: S307
+    except Exception:
+        value = None
+    if value is None or isinstance(value, types.ModuleType):
+        raise TypeError(f"column {column!r}: {name!r} is not a type name deltaflow knows "
+                        f"(use int, float, str, bool, bytes, DateTimeNaive, DateTimeUtc, "
+                        f"Duration, Json, Pointer, Any, list[...], tuple[...], Optional[...])")
+    return value
 
 
 def schema_from_dtypes(dtypes: Mapping[str, t.DType], *, name: str = "Schema",
@@ -322,3 +368,46 @@ def assert_table_has_schema(table: Any, schema: type[Schema], *, allow_superset:
         if not ok:
             raise AssertionError(f"column {column!r} has type {actual[column]!r}, schema "
                                  f"{schema.__name__} expects {dtype!r}")
+
+
+def schema_from_csv(path: str, *, name: str | None = None,
+                    properties: SchemaProperties = SchemaProperties(),  # noqa: B008
+                    delimiter: str = ",", quote: str = '"', comment_character: str | None = None,
+                    escape: str | None = None, double_quote_escapes: bool = True,
+                    num_parsed_rows: int | None = None) -> type[Schema]:
+    """A schema whose columns are the CSV file's header, typed from its first
+    ``num_parsed_rows`` rows (all rows when None): ``int`` when every value is an integer,
+    ``float`` when every value is a number, ``str`` otherwise, ``Any`` when no row is read."""
+    import csv
+    import itertools
+
+    with open(path, newline="") as handle:
+        lines: Any = handle
+        if comment_character is not None:
+            lines = (line for line in handle if not line.startswith(comment_character))
+        reader = csv.reader(lines, delimiter=delimiter, quotechar=quote, escapechar=escape,
+                            doublequote=double_quote_escapes)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise ValueError(f"schema_from_csv: {path} is empty (no header line)") from None
+        rows = list(reader if num_parsed_rows is None
+                    else itertools.islice(reader, num_parsed_rows))
+    columns = {column: ColumnDefinition(dtype=_csv_column_type([r[i] for r in rows
+                                                                  if i < len(r)]))
+               for i, column in enumerate(header)}
+    return schema_builder(columns, name=name or f"custom_schema({header})",
+                          properties=properties)
+
+
+def _csv_column_type(values: list[str]) -> Any:
+    if not values:
+        return Any
+    for kind in (int, float):
+        try:
+            for value in values:
+                kind(value)
+        except ValueError:
+            continue
+        return kind
+    return str

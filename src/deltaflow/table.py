@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -259,6 +260,22 @@ class Table(StatefulMethods, TemporalMethods):
         ]
         outputs += [(n, e) for n, e in new if n in replaced]
         return self._select_node(outputs, "with_columns")
+
+    def __add__(self, other: Table) -> Table:
+        """The columns of both tables side by side; ``other`` must have the same rows (its
+        columns replace this table's columns of the same name)."""
+        if not isinstance(other, Table):
+            return NotImplemented
+        if not (other._universe is self._universe
+                or self._universe.is_subset_of(other._universe)):
+            raise ValueError(f"{self._description} + {other._description}: the tables must "
+                             f"have the same rows (the same universe); use a join, or promise "
+                             f"it with promise_universe_is_equal_to")
+        return self.with_columns(*other)
+
+    def __class_getitem__(cls, schema: Any) -> Any:
+        """``pw.Table[Schema]``: an annotation naming the table's schema."""
+        return types.GenericAlias(cls, (schema,))
 
     def without(self, *columns: str | ColumnReference) -> Table:
         """This table without the given columns."""

@@ -1,0 +1,172 @@
+"""Smaller parts of Pathway's API: schema printing and type names, Table + Table,
+pw.Table[Schema], universes, stdlib.utils helpers, load_yaml, schema_from_csv, settings."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+from tests._util import snapshot
+
+import deltaflow as pw
+
+
+def _table() -> pw.Table:
+    return pw.debug.table_from_markdown(
+        """
+          | g | v | w
+        1 | a | 1 | 5
+        2 | a | 3 | 5
+        3 | b | 2 | 7
+        4 | a | 3 | 1
+        """
+    )
+
+
+def test_schema_prints_as_a_table_of_engine_type_names() -> None:
+    class S(pw.Schema):
+        a: int = pw.column_definition(primary_key=True)
+        b: str | None
+        c: list[int]
+        d: tuple[int, str]
+
+    lines = str(S).splitlines()
+    assert [c.strip() for c in lines[0].split("|")] == ["id", "a", "b", "c", "d"]
+    assert [c.strip() for c in lines[1].split("|")] == [
+        "Pointer(INT)", "INT", "Optional(STR)", "List(INT)", "Tuple(INT, STR)"]
+    assert "types=" in repr(S)
+
+
+def test_schema_from_dict_takes_type_names_as_text() -> None:
+    s = pw.schema_from_dict({"a": "int", "b": {"dtype": "Optional[str]"},
+                             "c": "DateTimeUtc", "d": "list[float]"})
+    assert s.typehints()["a"] is int
+    assert [c.strip() for c in str(s).splitlines()[1].split("|")][1:] == [
+        "INT", "Optional(STR)", "DATE_TIME_UTC", "List(FLOAT)"]
+    with pytest.raises(TypeError, match="'blah' is not a type name"):
+        pw.schema_from_dict({"a": "blah"})
+
+
+def test_table_plus_table_puts_columns_side_by_side() -> None:
+    t = _table()
+    doubled = t.select(d=t.v * 2)
+    both = t + doubled
+    assert both.column_names() == ["g", "v", "w", "d"]
+    assert snapshot(both) == [("a", 1, 5, 2), ("a", 3, 1, 6), ("a", 3, 5, 6), ("b", 2, 7, 4)]
+    both += doubled.select(e=doubled.d + 1)
+    assert snapshot(both.select(both.e)) == [(3,), (5,), (7,), (7,)]
+
+
+def test_table_plus_unrelated_table_fails_when_defined() -> None:
+    with pytest.raises(ValueError, match="same rows"):
+        _ = _table() + _table()
+
+
+def test_table_subscript_makes_an_annotation() -> None:
+    class S(pw.Schema):
+        a: int
+
+    alias = pw.Table[S]
+    assert isinstance(alias, types.GenericAlias)
+    assert alias.__args__ == (S,)
+
+
+def test_unpack_col_by_names_and_by_schema() -> None:
+    from deltaflow.stdlib.utils.col import unpack_col
+
+    t = _table()
+    pairs = t.select(p=pw.make_tuple(t.g, t.v))
+    assert snapshot(unpack_col(pairs.p, "x", "y")) == [("a", 1), ("a", 3), ("a", 3), ("b", 2)]
+
+    class S(pw.Schema):
+        x: str
+        y: int
+
+    unpacked = unpack_col(pairs.p, schema=S)
+    assert unpacked.typehints() == {"x": str, "y": int}
+
+
+def test_apply_all_rows_sees_whole_columns_and_keeps_ids() -> None:
+    from deltaflow.stdlib.utils.col import apply_all_rows
+
+    t = _table()
+    calls: list[int] = []
+
+    def product(a: list[int], b: list[int]) -> list[int]:
+        calls.append(len(a))
+        return [x * y for x, y in zip(a, b)]
+
+    result = apply_all_rows(t.v, t.w, fun=product, result_col_name="prod")
+    joined = t + result
+    assert snapshot(joined.select(joined.v, joined.w, joined.prod)) == [
+        (1, 5, 5), (2, 7, 14), (3, 1, 3), (3, 5, 15)]
+    assert calls == [4]
+
+
+def test_majority_and_argmax_rows() -> None:
+    from deltaflow.stdlib.utils.col import groupby_reduce_majority
+    from deltaflow.stdlib.utils.filtering import argmax_rows, argmin_rows
+
+    t = _table()
+    assert snapshot(groupby_reduce_majority(t.g, t.v)) == [("a", 3), ("b", 2)]
+    assert snapshot(argmin_rows(t, t.g, what=t.v)) == [("a", 1, 5), ("b", 2, 7)]
+    top = snapshot(argmax_rows(t, t.g, what=t.v))
+    assert top[1] == ("b", 2, 7) and top[0][:2] == ("a", 3)
+
+
+def test_universes_promises() -> None:
+    t = _table()
+    other = pw.debug.table_from_markdown(
+        """
+          | x
+        1 | 10
+        2 | 20
+        3 | 30
+        4 | 40
+        """
+    )
+    pw.universes.promise_are_equal(t, other)
+    assert snapshot((t + other).select(pw.this.v, pw.this.x)) == [
+        (1, 10), (2, 30), (3, 20), (3, 40)]
+
+
+class _Thing:
+    def __init__(self, a: int, b: object = None) -> None:
+        self.a, self.b = a, b
+
+
+def test_load_yaml_builds_objects_and_shares_variables() -> None:
+    module = types.ModuleType("yaml_test_targets")
+    module.Thing = _Thing  # type: ignore[attr-defined]
+    sys.modules["yaml_test_targets"] = module
+    loaded = pw.load_yaml(
+        """
+$shared: !yaml_test_targets.Thing
+  a: 1
+outer: !yaml_test_targets.Thing
+  a: 2
+  b: $shared
+also: [$shared]
+"""
+    )
+    assert set(loaded) == {"outer", "also"}
+    assert loaded["outer"].b is loaded["also"][0] and loaded["outer"].b.a == 1
+    with pytest.raises(KeyError, match=r"\$missing"):
+        pw.load_yaml("x: $missing")
+    with pytest.raises(TypeError):
+        pw.load_yaml("x: !yaml_test_targets.Thing\n  nope: 1")
+
+
+def test_schema_from_csv_infers_types(tmp_path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("a,b,c,e\n1,2.5,x,\n3,4,y,7\n")
+    schema = pw.schema_from_csv(str(path))
+    assert schema.typehints() == {"a": int, "b": float, "c": str, "e": str}
+    assert set(pw.schema_from_csv(str(path), num_parsed_rows=0).typehints().values()) == {
+        pw.schema_from_dict({"x": "Any"}).typehints()["x"]}
+
+
+def test_license_key_and_monitoring_config_are_accepted() -> None:
+    pw.set_license_key("demo-key")
+    pw.set_monitoring_config(server_endpoint=None)
