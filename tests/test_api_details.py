@@ -170,3 +170,17 @@ def test_schema_from_csv_infers_types(tmp_path) -> None:
 def test_license_key_and_monitoring_config_are_accepted() -> None:
     pw.set_license_key("demo-key")
     pw.set_monitoring_config(server_endpoint=None)
+
+
+def test_run_all_computes_tables_without_outputs() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+        a
+        1
+        0
+        """
+    )
+    t.select(b=pw.apply(lambda a: 1 // a, t.a))
+    pw.run()  # no outputs: nothing is computed, so nothing fails
+    with pytest.raises(pw.UdfError, match="ZeroDivisionError"):
+        pw.run_all()

@@ -8,9 +8,10 @@ all outputs defined so far.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,23 +103,57 @@ class OutputNode(Node):
 
 
 class PlanRegistry:
-    """The outputs defined by a program, in definition order."""
+    """The outputs and the tables defined by a program, in definition order."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.outputs: list[OutputNode] = []
+        self.tables: list[Node] = []
+        self._table_registration_paused = 0
 
     def add_output(self, node: OutputNode) -> None:
         with self._lock:
             self.outputs.append(node)
 
+    def add_table(self, node: Node) -> None:
+        """Record a user-visible table's node (``pw.run_all`` computes every table)."""
+        if self._table_registration_paused:
+            return
+        with self._lock:
+            self.tables.append(node)
+
+    @contextlib.contextmanager
+    def tables_not_recorded(self) -> Iterator[None]:
+        """Tables built inside are not recorded for ``run_all``: for plans built for an
+        operator's own use (an iterate body over placeholder inputs) that cannot run alone."""
+        self._table_registration_paused += 1
+        try:
+            yield
+        finally:
+            self._table_registration_paused -= 1
+
     def clear(self) -> None:
         with self._lock:
             self.outputs.clear()
+            self.tables.clear()
 
     def take(self) -> list[OutputNode]:
         with self._lock:
             return list(self.outputs)
+
+    def unconsumed_tables(self) -> list[Node]:
+        """Recorded table nodes that no other recorded table or output reads from."""
+        with self._lock:
+            nodes = list(self.tables)
+            outputs = list(self.outputs)
+        consumed = {child.uid for node in [*nodes, *outputs] for child in node.inputs}
+        seen: set[int] = set()
+        leaves = []
+        for node in nodes:
+            if node.uid not in consumed and node.uid not in seen:
+                seen.add(node.uid)
+                leaves.append(node)
+        return leaves
 
 
 REGISTRY = PlanRegistry()

@@ -27,7 +27,7 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
         persistence_config: Any = None, runtime_typechecking: bool | None = None,
         license_key: str | None = None, terminate_on_error: bool | None = None,
         max_expression_batch_size: int | None = None,
-        udf_cache_directory: str | None = None) -> None:
+        udf_cache_directory: str | None = None, _every_table: bool = False) -> None:
     """Run every output defined so far, until all inputs are exhausted.
 
     Static inputs end by themselves; streaming inputs keep the run alive until they finish
@@ -45,6 +45,8 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
                             f"{type(persistence_config).__name__}")
         persistence = PersistentRun(persistence_config)
     outputs = plan.REGISTRY.take()
+    if _every_table:
+        outputs += _null_outputs(plan.REGISTRY.unconsumed_tables())
     if debug:
         for node in plan.topological_order(outputs):
             logger.info("plan node %s: %s", node.describe(), node.columns)
@@ -64,10 +66,20 @@ def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = Monitori
             license_key: str | None = None, terminate_on_error: bool | None = None,
             max_expression_batch_size: int | None = None,
             udf_cache_directory: str | None = None) -> None:
-    """Like :func:`run` (every defined output is run)."""
-    run(debug=debug, monitoring_level=monitoring_level, with_http_server=with_http_server,
+    """Like :func:`run`, and also compute every table defined so far, whether or not it has
+    an output (so that, for example, an error in any of them stops the run)."""
+    run(_every_table=True, debug=debug, monitoring_level=monitoring_level, with_http_server=with_http_server,
         default_logging=default_logging, persistence_config=persistence_config,
         runtime_typechecking=runtime_typechecking, license_key=license_key,
         terminate_on_error=terminate_on_error,
         max_expression_batch_size=max_expression_batch_size,
         udf_cache_directory=udf_cache_directory)
+
+
+def _null_outputs(nodes: list[plan.Node]) -> list[plan.OutputNode]:
+    """Outputs that compute ``nodes`` and discard their changes."""
+    from deltaflow.io.null import NullSink
+
+    return [plan.OutputNode(columns=dict(node.columns), inputs=(node,),
+                            sink=NullSink(f"run_all:{node.describe()}"), label="run_all")
+            for node in nodes]

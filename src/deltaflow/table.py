@@ -55,6 +55,7 @@ class Table(StatefulMethods, TemporalMethods):
         self._universe = universe or plan.Universe()
         self._primary_key = primary_key
         self._location = user_location()
+        plan.REGISTRY.add_table(node)
 
     # --- description ---------------------------------------------------------------------
     @property
