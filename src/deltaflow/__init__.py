@@ -88,7 +88,11 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         module_name, attribute = _LAZY[name]
         module = importlib.import_module(module_name)
-        return module if attribute is None else getattr(module, attribute)
+        value = module if attribute is None else getattr(module, attribute)
+        # Importing deltaflow.iterate (or .sql) binds the package attribute of that name to
+        # the submodule; bind it to the public function instead.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'deltaflow' has no attribute {name!r}")
 
 __all__ = [
