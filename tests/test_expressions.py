@@ -329,7 +329,7 @@ def test_json_indexing_and_as_conversions() -> None:
         (-1, 2.0, "y", False, 30, None, -1), (3, 1.5, "x", True, 10, None, 3)]
     rows = sorted(_dict_rows(r), key=lambda row: row["i"])
     assert rows[0]["raw"] == pw.Json([30]) and rows[1]["raw"] == pw.Json([10, 20])
-    assert rows[0]["missing"] == pw.Json(None)
+    assert rows[0]["missing"] is None  # .get() of a missing key: None, as in Pathway
 
 
 def test_json_conversion_of_wrong_kind_fails_at_run_time() -> None:
@@ -340,7 +340,7 @@ def test_json_conversion_of_wrong_kind_fails_at_run_time() -> None:
 
 def test_json_as_int_on_non_json_column_fails_at_definition() -> None:
     t = stream_table()
-    with pytest.raises(TypeError, match=r"as_int\(\) converts Json values.*int"):
+    with pytest.raises(TypeError, match=r"can only be applied to JSON columns.*int"):
         t.select(v=t.a.as_int())
 
 
@@ -558,3 +558,20 @@ def test_branches_not_taken_are_not_evaluated() -> None:
     assert sorted(pw.debug.table_to_pandas(r).itertuples(index=False, name=None)) == [
         (-1, -1, 7, None), (2, 2, 2, (4,))]
     assert calls == [2, 2]  # only the row with b == 2 reached the UDFs
+
+
+def test_json_as_conversions_with_defaults() -> None:
+    t = _json_table()
+    r = t.select(x=t.j.get("zzz").as_int(default=7), y=t.j["n"].as_str(default="none"),
+                 z=t.j.get("i").as_int(default=0))
+    assert r.schema.typehints() == {"x": int, "y": str, "z": int}
+    assert values(r) == [(7, "none", -1), (7, "none", 3)]
+    with pytest.raises(TypeError, match="type of default .* is not compatible"):
+        t.select(v=t.j["i"].as_int(default="seven"))
+
+
+def test_json_indexing_a_missing_key_gives_json_null() -> None:
+    t = _json_table()
+    r = t.select(a=t.j["nope"], b=t.j["l"][5], c=t.j["l"]["key"])
+    rows = _dict_rows(r)
+    assert all(row[c] == pw.Json(None) for row in rows for c in "abc")

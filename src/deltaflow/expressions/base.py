@@ -236,17 +236,17 @@ class ColumnExpression:
     def is_not_none(self) -> ColumnExpression:
         return IsNone(self, negate=True)
 
-    def as_int(self, *, unwrap: bool = False) -> ColumnExpression:
-        return ConvertTo(self, t.INT, unwrap)
+    def as_int(self, default: Any = None, unwrap: bool = False) -> ColumnExpression:
+        return ConvertTo(self, t.INT, unwrap, default)
 
-    def as_float(self, *, unwrap: bool = False) -> ColumnExpression:
-        return ConvertTo(self, t.FLOAT, unwrap)
+    def as_float(self, default: Any = None, unwrap: bool = False) -> ColumnExpression:
+        return ConvertTo(self, t.FLOAT, unwrap, default)
 
-    def as_str(self, *, unwrap: bool = False) -> ColumnExpression:
-        return ConvertTo(self, t.STR, unwrap)
+    def as_str(self, default: Any = None, unwrap: bool = False) -> ColumnExpression:
+        return ConvertTo(self, t.STR, unwrap, default)
 
-    def as_bool(self, *, unwrap: bool = False) -> ColumnExpression:
-        return ConvertTo(self, t.BOOL, unwrap)
+    def as_bool(self, default: Any = None, unwrap: bool = False) -> ColumnExpression:
+        return ConvertTo(self, t.BOOL, unwrap, default)
 
     def get(self, index: Any, default: Any = None) -> ColumnExpression:
         return GetItem(self, wrap_value(index), default=wrap_value(default), checked=False)
@@ -846,7 +846,13 @@ class GetItem(PythonNode):
         base = container.strip_optional()
         scope.dtype_of(self.index)
         if base == t.JSON:
-            return t.JSON
+            if container.is_optional:
+                raise scope.fail(f"Cannot get from {t.Json | None}.")
+            if self.checked:
+                return t.JSON
+            default = scope.dtype_of(self.default)
+            return t.JSON if default.strip_optional() == t.JSON and not default.is_optional \
+                else t.Optional(t.JSON)
         if isinstance(base, t.Tuple):
             if isinstance(self.index, Literal) and isinstance(self.index.value, int):
                 try:
@@ -874,13 +880,14 @@ class GetItem(PythonNode):
                 out.append(None)
                 continue
             if isinstance(container, t.Json):
+                # A missing key or index is Json null with [], the default with .get().
                 value = container.value
                 try:
+                    if isinstance(value, list) and not isinstance(index, int):
+                        raise TypeError(index)
                     out.append(t.Json(value[index]))
                 except (KeyError, IndexError, TypeError):
-                    if self.checked:
-                        raise KeyError(f"Json value has no item {index!r}") from None
-                    out.append(default if default is not None else t.Json.NULL)
+                    out.append(t.Json.NULL if self.checked else default)
                 continue
             try:
                 out.append(container[index])
@@ -892,37 +899,50 @@ class GetItem(PythonNode):
 
 
 class ConvertTo(PythonNode):
-    """``.as_int()`` / ``.as_float()`` / ``.as_str()`` / ``.as_bool()`` on Json values."""
+    """``.as_int()`` / ``.as_float()`` / ``.as_str()`` / ``.as_bool()`` on Json values; a
+    null (or missing) value gives ``default``."""
 
-    def __init__(self, arg: ColumnExpression, target: t.DType, unwrap: bool) -> None:
+    def __init__(self, arg: ColumnExpression, target: t.DType, unwrap: bool,
+                 default: Any = None) -> None:
         super().__init__()
         self.arg = arg
         self.target = target
         self.unwrap = unwrap
+        self.default = wrap_value(default)
         self.label = f"as_{target!r}"
 
     def children(self) -> tuple[ColumnExpression, ...]:
-        return (self.arg,)
+        return (self.arg, self.default)
 
     def _infer(self, scope: Scope) -> t.DType:
         source = scope.dtype_of(self.arg)
         if source.strip_optional() not in (t.JSON, t.ANY):
-            raise scope.fail(f"{self.label}() converts Json values; the column has type "
-                             f"{source!r} (use pw.cast for other types)")
-        return self.target if self.unwrap else t.Optional(self.target)
+            raise scope.fail(f"{self.label}({self.arg!r}) can only be applied to JSON columns, "
+                             f"but column has type {source.typehint}.")
+        default = scope.dtype_of(self.default)
+        if default.strip_optional() not in (t.ANY,) and not (
+                isinstance(self.default, Literal) and self.default.value is None) and \
+                not t.is_subtype(default.strip_optional(), self.target):
+            raise scope.fail(f"type of default {default.strip_optional().typehint} is not "
+                             f"compatible with {self.target.typehint}.")
+        if self.unwrap or not default.is_optional and not (
+                isinstance(self.default, Literal) and self.default.value is None):
+            return self.target
+        return t.Optional(self.target)
 
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
         convert = {t.INT: int, t.FLOAT: float, t.STR: str, t.BOOL: bool}[self.target]
+        expected = {t.INT: int, t.FLOAT: (int, float), t.STR: str, t.BOOL: bool}[self.target]
         out: list[Any] = []
-        for value in args[0]:
+        for value, default in zip(args[0], args[1], strict=True):
             raw = value.value if isinstance(value, t.Json) else value
             if raw is None:
-                if self.unwrap:
+                if default is None and self.unwrap:
                     raise ValueError(f"{self.label}(unwrap=True) met a null value")
-                out.append(None)
+                out.append(None if default is None else convert(default))
                 continue
-            expected = {t.INT: int, t.FLOAT: (int, float), t.STR: str, t.BOOL: bool}[self.target]
-            if not isinstance(raw, expected) or (self.target == t.INT and isinstance(raw, bool)):
+            if not isinstance(raw, expected) or (self.target != t.BOOL
+                                                 and isinstance(raw, bool)):
                 raise ValueError(f"cannot convert Json value {raw!r} with {self.label}()")
             out.append(convert(raw))
         return out
