@@ -96,8 +96,8 @@ def _parse_cell(text: str) -> Any:
         return None
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         return text[1:-1]
-    if text in ("True", "False"):
-        return text == "True"
+    if text in ("True", "False", "true", "false"):
+        return text in ("True", "true")
     try:
         return int(text)
     except ValueError:
@@ -182,6 +182,8 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
     labels: list[str] = []
     for number, line in enumerate(lines[1:], start=2):
         cells = split(line)
+        if not has_ids and len(cells) == len(header) + 1 and number == 2:
+            has_ids = True  # rows carry a label the header has no (empty) cell for
         if has_ids:
             labels.append(cells[0])
             cells = cells[1:]
@@ -411,23 +413,42 @@ class CaptureSink(Sink):
         self.stats.rows_written += batch.height
 
 
-def capture(*tables: Table) -> list[CaptureSink]:
-    """Run the given tables (only them) and return what each produced."""
+def capture(*tables: Table, terminate_on_error: bool | None = None,
+            **run_options: Any) -> list[CaptureSink]:
+    """Run the given tables (only them) and return what each produced (error cells
+    included, when ``terminate_on_error=False``). Other ``pw.run`` options are accepted and
+    have no effect here."""
+    _check_run_options(run_options)
     sinks = [CaptureSink(f"capture{i}") for i in range(len(tables))]
     outputs = [OutputNode(columns=dict(tb._columns), inputs=(tb._node,), sink=s, label=s.name)
                for tb, s in zip(tables, sinks, strict=True)]
-    run_outputs(outputs)
+    run_outputs(outputs, terminate_on_error=terminate_on_error)
     return sinks
+
+
+def _check_run_options(options: dict[str, Any]) -> None:
+    import inspect
+
+    from deltaflow.runner import run
+
+    known = set(inspect.signature(run).parameters)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}: "
+                        f"pw.debug helpers take the options of pw.run")
 
 
 def _stream_frame(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFrame:
     from deltaflow.engine.batch import empty_batch
 
-    parts = [b.with_columns(pl.lit(time, dtype=pl.Int64).alias("__time"))
-             for time, b in sink.batches]
+    # The final time (rows held until the inputs end) does not fit an Int64.
+    parts = [b.with_columns(pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64)
+                            .alias("__time")) for time, b in sink.batches]
     if not parts:
         return empty_batch(columns).with_columns(pl.lit(0, dtype=pl.Int64).alias("__time"))
-    return pl.concat(parts, how="vertical_relaxed")
+    from deltaflow.errors import unify_object_columns
+
+    return pl.concat(unify_object_columns(parts), how="vertical_relaxed")
 
 
 def _snapshot(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFrame:
@@ -438,7 +459,11 @@ def _snapshot(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFrame:
     if len(sink.batches) == 1:
         state = sink.batches[0][1]  # what a sink receives is consolidated already
     else:
-        state = consolidate(pl.concat([b for _, b in sink.batches], how="vertical_relaxed"))
+        from deltaflow.errors import unify_object_columns
+
+        # A column holding error cells in some batches is stored as objects in all of them.
+        state = consolidate(pl.concat(unify_object_columns([b for _, b in sink.batches]),
+                                      how="vertical_relaxed"))
     negative = state.filter(pl.col(DIFF) < 0)
     if negative.height:
         logger.warning("%d rows were deleted more often than inserted", negative.height)
@@ -491,8 +516,9 @@ def _series_to_pandas(series: pl.Series, index: Any) -> Any:
 
 def table_to_dicts(table: Table, **kwargs: Any) -> tuple[list[t.Pointer],
                                                           dict[str, dict[t.Pointer, Any]]]:
-    """The final contents as (ids, {column: {id: value}})."""
-    (sink,) = capture(table)
+    """The final contents as (ids, {column: {id: value}}) (``kwargs``: options of
+    ``pw.run``)."""
+    (sink,) = capture(table, **kwargs)
     state = _snapshot(sink, table._columns)
     keys = t.values_from_series(state[ID])
     columns = {name: dict(zip(keys, t.values_from_series(state[name]), strict=True))
@@ -559,8 +585,9 @@ def _print_table(frame: pl.DataFrame, names: list[str], extra: list[str], includ
 
 def compute_and_print(*tables: Table, include_id: bool = True, short_pointers: bool = True,
                       n_rows: int | None = None, **kwargs: Any) -> None:
-    """Run the tables and print their final contents."""
-    sinks = capture(*tables)
+    """Run the tables and print their final contents (``kwargs``: options of ``pw.run``,
+    e.g. ``terminate_on_error=False``)."""
+    sinks = capture(*tables, **kwargs)
     for table, sink in zip(tables, sinks, strict=True):
         state = _snapshot(sink, table._columns)
         _print_table(state, list(table._columns), [], include_id, short_pointers, n_rows, [])
@@ -569,8 +596,9 @@ def compute_and_print(*tables: Table, include_id: bool = True, short_pointers: b
 def compute_and_print_update_stream(*tables: Table, include_id: bool = True,
                                     short_pointers: bool = True, n_rows: int | None = None,
                                     **kwargs: Any) -> None:
-    """Run the tables and print every change with its ``__time__`` and ``__diff__``."""
-    sinks = capture(*tables)
+    """Run the tables and print every change with its ``__time__`` and ``__diff__``
+    (``kwargs``: options of ``pw.run``)."""
+    sinks = capture(*tables, **kwargs)
     for table, sink in zip(tables, sinks, strict=True):
         frame = _stream_frame(sink, table._columns).rename({"__time": TIME_COLUMN,
                                                             DIFF: DIFF_COLUMN})

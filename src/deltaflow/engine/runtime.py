@@ -40,6 +40,11 @@ def register_operator(node_type: type[plan.Node], factory: Callable[[Any], Opera
     OPERATORS[node_type] = factory
 
 
+#: The time of the changes released when every input has finished (held rows of ``buffer``
+#: and delayed windows), as in Pathway: the largest even 64-bit unsigned time.
+FINAL_TIME = 18446744073709551614
+
+
 class EngineError(RuntimeError):
     """The run failed inside an operator; the message names the operator."""
 
@@ -129,6 +134,8 @@ class Runtime:
                 self.inputs.append((op, handle))
         self.sinks: list[Sink] = [op.sink for op in self.operators
                                   if isinstance(op, OutputOperator)]
+        # Operators that may ask for times of their own (``requested_time``).
+        self._self_timed = [op for op in self.operators if hasattr(op, "requested_time")]
         self._part_paths: dict[int, list[int]] = {}
         if persistence is None:  # a checkpoint must never see half a time
             for index, (op, handle) in enumerate(self.inputs):
@@ -141,6 +148,25 @@ class Runtime:
         self.last_time: int | None = None
         self.monitoring = monitoring
         self._stop_requested = threading.Event()
+        self._setup_errors()
+
+    def _setup_errors(self) -> None:
+        """Errors as values: the run's error context, the log tables' inputs (finished by the
+        loop when every other input has), and the operators downstream of a log table (their
+        errors are only logged, never fed back into a log)."""
+        from deltaflow.errors import ErrorContext, ErrorLogSource, active
+
+        self.errors = active() or ErrorContext(terminate_on_error=True)
+        log_inputs = {op.node.uid for op, _ in self.inputs
+                      if isinstance(op.node.source, ErrorLogSource)}  # type: ignore[attr-defined]
+        self._log_handles = [handle for op, handle in self.inputs if op.node.uid in log_inputs]
+        self._data_handles = [handle for op, handle in self.inputs
+                              if op.node.uid not in log_inputs]
+        below_log = set(log_inputs)
+        for node in self.order:
+            if any(i.uid in below_log for i in node.inputs):
+                below_log.add(node.uid)
+        self.errors.silent_nodes |= below_log
 
     def _row_wise_path(self, start: int) -> list[int] | None:
         """The operators fed by operator ``start``, in topological order, if every one of them
@@ -282,8 +308,10 @@ class Runtime:
                     self._wake.wait(0.05)
                 continue
             if not timed and not live and self._open_time is None:
-                if all(handle.finished for _, handle in self.inputs):
+                if all(handle.finished for handle in self._data_handles) \
+                        and not any(handle.has_pending() for handle in self._log_handles):
                     self._check_failures()
+                    self._process_final_time()
                     return
                 self._wake.wait(0.05)
                 continue
@@ -302,6 +330,26 @@ class Runtime:
                     handle.mark_processed(taken_rows[index])
             timed, live, taken_rows = {}, [], [0] * len(self.inputs)
 
+    def _process_requested_times(self) -> None:
+        """Process the times operators asked for themselves (``requested_time``, e.g. the odd
+        time right after a time at which ``forget`` marks its retractions), in order."""
+        last = -1 if self.last_time is None else self.last_time
+        wanted = [w for op in self._self_timed
+                  if (w := op.requested_time) is not None and w > last]  # type: ignore
+        if wanted:
+            self._process(min(wanted), [])  # which processes the later ones
+
+    def _process_final_time(self) -> None:
+        """When every input has finished, operators holding rows back until event time
+        passes (``buffer``, delayed windows) let them out at :data:`FINAL_TIME`."""
+        waiting = False
+        for op in self.operators:
+            finish = getattr(op, "inputs_finished", None)
+            if finish is not None and finish(FINAL_TIME):
+                waiting = True
+        if waiting and (self.last_time is None or self.last_time < FINAL_TIME):
+            self._process(FINAL_TIME, [])
+
     def _next_time(self) -> int:
         now = _even_now_ms()
         return now if self.last_time is None or now > self.last_time else self.last_time + 2
@@ -319,7 +367,9 @@ class Runtime:
             deltas = [results.get(i) for i in self._inputs_of[position]]
             if position != self._index[op.node.uid] and deltas[0] is None:
                 continue
+            self.errors.current = self.operators[position].node
             results[position] = self.operators[position].step(self._open_time, deltas)
+        self.errors.flush()
 
     def _process(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> None:
         for index, batch in batches:
@@ -329,19 +379,30 @@ class Runtime:
         for position, op in enumerate(self.operators):
             deltas = [results[i] for i in self._inputs_of[position]]
             if not isinstance(op, InputOperator) and all(d is None for d in deltas) \
-                    and not getattr(op, "always_step", False):
+                    and not getattr(op, "always_step", False) \
+                    and getattr(op, "requested_time", None) != time:
                 continue
+            self.errors.current = op.node
             results[position] = op.step(time, deltas)
+        self.errors.flush()
         for sink in self.sinks:
             with sink_errors(sink):
                 sink.on_time_end(time)
         self._check_failures()
+        if self._self_timed:
+            self._process_requested_times()
 
 
 def run_outputs(outputs: Sequence[plan.OutputNode], *, monitoring: Any = None,
-                persistence: Any = None) -> None:
-    """Compile and run the given outputs until every source is finished."""
+                persistence: Any = None, terminate_on_error: bool | None = None) -> None:
+    """Compile and run the given outputs until every source is finished.
+
+    ``terminate_on_error=False`` turns failures into error values (see ``deltaflow.errors``);
+    the default stops the run at the first failure."""
+    from deltaflow.errors import run_context
+
     if not outputs:
         logger.warning("pw.run(): no outputs are defined, nothing to compute")
         return
-    Runtime(outputs, monitoring=monitoring, persistence=persistence).run()
+    with run_context(terminate_on_error):
+        Runtime(outputs, monitoring=monitoring, persistence=persistence).run()

@@ -18,12 +18,20 @@ from deltaflow.engine.stateful.nodes import (
 )
 from deltaflow.engine.stateful.ordering import DeduplicateOperator, SortOperator
 from deltaflow.engine.stateful.reduce import ReduceOperator
+from deltaflow.engine.stateful.temporal_behavior import (
+    ForgettingFilterNode,
+    ForgettingFilterOperator,
+    TimeGateNode,
+    TimeGateOperator,
+)
 
 register_operator(ReduceNode, ReduceOperator)
 register_operator(JoinNode, JoinOperator)
 register_operator(IdOpNode, IdOpOperator)
 register_operator(SortNode, SortOperator)
 register_operator(DeduplicateNode, DeduplicateOperator)
+register_operator(TimeGateNode, TimeGateOperator)
+register_operator(ForgettingFilterNode, ForgettingFilterOperator)
 
 __all__ = ["DeduplicateOperator", "IdOpOperator", "JoinOperator", "ReduceOperator",
            "SortOperator"]
