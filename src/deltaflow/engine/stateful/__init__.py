@@ -7,7 +7,14 @@ for each stateful plan node.
 from __future__ import annotations
 
 from deltaflow.engine.runtime import register_operator
+from deltaflow.engine.stateful.asof import (
+    AsofJoinNode,
+    AsofJoinOperator,
+    AsofNowJoinNode,
+    AsofNowJoinOperator,
+)
 from deltaflow.engine.stateful.idops import IdOpOperator
+from deltaflow.engine.stateful.interval import IntervalJoinNode, IntervalJoinOperator
 from deltaflow.engine.stateful.join import JoinOperator
 from deltaflow.engine.stateful.nodes import (
     DeduplicateNode,
@@ -30,6 +37,9 @@ register_operator(JoinNode, JoinOperator)
 register_operator(IdOpNode, IdOpOperator)
 register_operator(SortNode, SortOperator)
 register_operator(DeduplicateNode, DeduplicateOperator)
+register_operator(AsofJoinNode, AsofJoinOperator)
+register_operator(AsofNowJoinNode, AsofNowJoinOperator)
+register_operator(IntervalJoinNode, IntervalJoinOperator)
 register_operator(TimeGateNode, TimeGateOperator)
 register_operator(ForgettingFilterNode, ForgettingFilterOperator)
 

@@ -1,0 +1,203 @@
+"""Interval joins: pairs (l, r) with equal keys and ``l.t + lower <= r.t <= l.t + upper``.
+
+Time is cut into buckets as wide as the interval. A right row lives in the bucket of its time;
+a left row is copied into every bucket its range ``[t + lower, t + upper]`` touches (one or
+two). Both sides are arranged by (key, bucket), the pairs of a bucket are found with the
+equi-join's bilinear rule ``dL ⋈ R_old + L_new ⋈ dR`` and then filtered by the exact bounds.
+A pair meets in exactly one bucket (the right row's), so no pair is found twice, and a delta
+only looks up the buckets it touches: the cost follows the change.
+
+Left/right/outer joins also keep, per row id, how many partners the row has; a row is emitted
+with None on the other side while it has none, and retracted when its first partner comes.
+The row's values come with the change that moves its count (the pairs, or its own delta), so
+the unmatched rows need no state of their own beyond the counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from deltaflow.engine.batch import DIFF
+from deltaflow.engine.operators import Delta
+from deltaflow.engine.stateful.arrangement import KH, consolidate_rows, key_hash_expr
+from deltaflow.engine.stateful.join import LID, RID, JoinOperator, _plus
+from deltaflow.engine.stateful.nodes import JoinNode
+
+TIME = "__time"
+BUCKET = "__b"
+LEFT_TIME = "__lu"  # a side's time in computing units (ns for datetimes)
+RIGHT_TIME = "__ru"
+
+
+@dataclass(eq=False)
+class IntervalJoinNode(JoinNode):
+    """The wide result of an interval join (see the module doc)."""
+
+    lower: Any = 0  # bounds in computing units: ns for datetime times
+    upper: Any = 0
+    time_unit: str = "int"  # int | float | datetime: how times become computing units
+
+
+class IntervalJoinOperator(JoinOperator):
+    def __init__(self, node: IntervalJoinNode) -> None:
+        super().__init__(node)
+        self.lower = node.lower
+        self.upper = node.upper
+        width = node.upper - node.lower
+        self.width = width if width > 0 else (1.0 if node.time_unit == "float" else 1)
+        self.time_unit = node.time_unit
+        self.right_names = [*self.right_names, RIGHT_TIME]
+        # Partner counts of the rows that have partners (left/right/outer modes).
+        self.counts: dict[str, dict[int, int]] = {LID: {}, RID: {}}
+
+    # --- preparing the deltas ----------------------------------------------------------------
+    def _units(self) -> pl.Expr:
+        time = pl.col(TIME)
+        if self.time_unit == "datetime":
+            return time.dt.epoch("ns")
+        return time.cast(pl.Float64 if self.time_unit == "float" else pl.Int64)
+
+    def _bucket(self, expr: pl.Expr) -> pl.Expr:
+        return (expr / self.width).floor().cast(pl.Int64) if self.time_unit == "float" \
+            else expr.floordiv(self.width)
+
+    def _prepared(self, delta: Delta, side: str) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+        """A side's delta as the join sees it (left rows once per bucket) and the delta with
+        one row per input row (for the unmatched rows)."""
+        if side == "l":
+            frame = self._side(delta, self.node.left_pre, LID)
+        else:
+            frame = self._side(delta, self.node.right_pre, RID)
+        if frame is None:
+            return None, None
+        match = [c for c in JoinOperator._on(self) if c != KH]
+        if side == "l":
+            units = self._units().alias(LEFT_TIME)
+            frame = frame.with_columns(units)
+            first = self._bucket(pl.col(LEFT_TIME) + self.lower)
+            last = self._bucket(pl.col(LEFT_TIME) + self.upper)
+            bucketed = frame.with_columns(pl.int_ranges(first, last + 1).alias(BUCKET)) \
+                .explode(BUCKET)
+        else:
+            frame = frame.with_columns(self._units().alias(RIGHT_TIME))
+            bucketed = frame.with_columns(self._bucket(pl.col(RIGHT_TIME)).alias(BUCKET))
+        bucketed = bucketed.with_columns(key_hash_expr([*match, BUCKET]).alias(KH))
+        return bucketed, frame
+
+    def _on(self) -> list[str]:
+        return [*super()._on(), BUCKET]
+
+    def _pairs(self, left: pl.DataFrame, right: pl.DataFrame) -> pl.LazyFrame:
+        joined = self._join(left, right)
+        return joined.filter((pl.col(RIGHT_TIME) <= pl.col(LEFT_TIME) + self.upper)
+                             & (pl.col(LEFT_TIME) + self.lower <= pl.col(RIGHT_TIME)))
+
+    # --- the step ---------------------------------------------------------------------------
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        d_left, raw_left = self._prepared(deltas[0], "l")
+        d_right, raw_right = self._prepared(deltas[1], "r")
+        if d_left is None and d_right is None:
+            return None
+        need_left = bool(self.left.size) and d_right is not None
+        need_right = bool(self.right.size) and d_left is not None
+        left_old = right_old = None
+        if need_left or need_right:
+            touched = pl.concat([d[KH] for d in (d_left, d_right) if d is not None]).unique()
+            left_old = self.left.lookup(touched) if need_left else None
+            right_old = self.right.lookup(touched) if need_right else None
+        if d_left is not None:
+            self.left.insert(d_left)
+        if d_right is not None:
+            self.right.insert(d_right)
+        parts: list[pl.LazyFrame] = []
+        if d_left is not None and right_old is not None:
+            parts.append(self._pairs(d_left, right_old))
+        if d_right is not None:
+            left_new = _plus(left_old, d_left, LID)
+            if left_new is not None:
+                parts.append(self._pairs(left_new, d_right))
+        rows = sum(f.height for f in (left_old, right_old, d_left, d_right) if f is not None)
+        pairs = self._consolidated_pairs(parts, rows)
+        out: list[pl.LazyFrame] = []
+        if pairs is not None:
+            out.append(pairs.lazy())
+        if self.mode in ("left", "outer"):
+            unmatched = self._unmatched_change(pairs, raw_left, LID, self.left_names)
+            if unmatched is not None:
+                out.append(unmatched.lazy())
+        if self.mode in ("right", "outer"):
+            names = [n for n in self.right_names if n != RIGHT_TIME]
+            unmatched = self._unmatched_change(pairs, raw_right, RID, names)
+            if unmatched is not None:
+                out.append(unmatched.lazy())
+        if not out:
+            return None
+        return self._finish(out, rows)
+
+    def _consolidated_pairs(self, parts: list[pl.LazyFrame], rows: int) -> pl.DataFrame | None:
+        """The change of the matched pairs: left and right columns, ids and diff."""
+        if not parts:
+            return None
+        names = [*self.left_names, *[n for n in self.right_names if n != RIGHT_TIME], DIFF]
+        shaped = [p.select(names) for p in parts]
+        frame = shaped[0] if len(shaped) == 1 else pl.concat(shaped, how="vertical_relaxed")
+        out = frame.collect()
+        if len(parts) > 1 and out.height:
+            out = consolidate_rows(out, (), "__no_id__")
+        out = out.filter(pl.col(DIFF) != 0)
+        return out if out.height else None
+
+    def _unmatched_change(self, pairs: pl.DataFrame | None, raw: pl.DataFrame | None,
+                          id_name: str, names: list[str]) -> pl.DataFrame | None:
+        """The change of one side's rows without partners, from the change of the pairs and
+        the side's own delta (one row per input row); updates the partner counts."""
+        counts = self.counts[id_name]
+        own = raw.select([*names, DIFF]) if raw is not None else None
+        if not counts and (pairs is None or (pairs[DIFF] > 0).all()) and (
+                own is None or (own[DIFF] > 0).all()):
+            # Only insertions into empty counts (a static join): the unmatched rows are the
+            # inserted rows without pairs.
+            if pairs is not None:
+                summed = pairs.group_by(id_name).agg(pl.col(DIFF).sum())
+                counts.update(zip(summed[id_name].to_list(), summed[DIFF].to_list(),
+                                  strict=True))
+                if own is not None:
+                    own = own.join(summed.select(id_name), on=id_name, how="anti")
+            return own if own is not None and own.height else None
+        changes: dict[int, int] = {}
+        content: dict[int, tuple[Any, ...]] = {}
+        if pairs is not None:
+            side_rows = pairs.select([*names, DIFF])
+            for row in side_rows.iter_rows():
+                changes[row[0]] = changes.get(row[0], 0) + row[-1]
+                content.setdefault(row[0], row[:-1])
+        own_rows: dict[int, list[tuple[Any, ...]]] = {}
+        if own is not None:
+            for row in own.iter_rows():
+                own_rows.setdefault(row[0], []).append(row)
+        emitted: list[tuple[Any, ...]] = []
+        for row_id in set(changes) | set(own_rows):
+            before = counts.get(row_id, 0)
+            after = before + changes.get(row_id, 0)
+            if row_id in own_rows:
+                for row in own_rows[row_id]:
+                    # A deleted row was unmatched before; an inserted one is after.
+                    if (row[-1] < 0 and before == 0) or (row[-1] > 0 and after == 0):
+                        emitted.append(row)
+            elif before == 0 and after > 0:
+                emitted.append((*content[row_id], -1))
+            elif before > 0 and after == 0:
+                emitted.append((*content[row_id], 1))
+            if after:
+                counts[row_id] = after
+            else:
+                counts.pop(row_id, None)
+        if not emitted:
+            return None
+        schema = {n: self.schema[n] for n in names} | {DIFF: pl.Int64}
+        return pl.DataFrame(emitted, schema=schema, orient="row")
+
