@@ -74,7 +74,10 @@ def _frame_to_batches(frame: pl.DataFrame, columns: dict[str, t.DType], ids: pl.
     data = frame.select(ids.alias(ID), *columns, diff.alias(DIFF))
     if times is None:
         return [(0, data)] if data.height else []
-    time_series = pl.Series("__t", times, dtype=pl.Int64)
+    # Pathway's final time (rows held until the inputs end) does not fit an Int64.
+    big = any(time >= 2**63 for time in (times.to_list() if isinstance(times, pl.Series)
+                                          else times))
+    time_series = pl.Series("__t", times, dtype=pl.UInt64 if big else pl.Int64)
     if (time_series % 2 != 0).any():
         warnings.warn("timestamps are required to be even; all timestamps will be doubled",
                       stacklevel=3)
@@ -402,6 +405,7 @@ class CaptureSink(Sink):
     """Keeps every (time, batch) it receives, in memory."""
 
     accepts_parts = True  # keeps (time, batch) pairs; readers concatenate them
+    keeps_errors = True  # shows error cells (compute_and_print prints them as Error)
 
     def __init__(self, name: str = "capture") -> None:
         self.name = name
