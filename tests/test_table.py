@@ -153,10 +153,10 @@ def test_flatten() -> None:
       1 | a | 4        | -1
     """).select(k=pw.this.k, items=pw.apply(lambda k: (k, k + "!"), pw.this.k))
     r = t.flatten(pw.this.items, origin_id="origin")
-    assert r.column_names() == ["k", "items", "origin"]
+    assert r.column_names() == ["items", "k", "origin"]  # flattened column first
     rows = stream(r.without("origin"))
-    assert rows == [(2, "a", "a", 1), (2, "a", "a!", 1), (2, "b", "b", 1), (2, "b", "b!", 1),
-                    (4, "a", "a", -1), (4, "a", "a!", -1)]
+    assert rows == [(2, "a", "a", 1), (2, "a!", "a", 1), (2, "b", "b", 1), (2, "b!", "b", 1),
+                    (4, "a", "a", -1), (4, "a!", "a", -1)]
     origins = {row[2] for row in snapshot(r)}
     assert origins == set(snapshot_by_id(t)) - {k for k, v in snapshot_by_id(t).items()
                                                  if v[0] == "a"}
@@ -295,3 +295,37 @@ def test_columns_of_tables_with_the_same_ids() -> None:
     assert snapshot(t.filter(doubled.age2 > 40)) == [("Carol", 30, "Rome")]
     with pytest.raises(ValueError, match="not known to include"):
         doubled.select(adults.name)
+
+
+def test_numpy_array_columns_know_their_element_type() -> None:
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [np.array([1, 2, 3]), np.array([4, 5])],
+                          "f": [np.array([1.5]), np.array([2.5, 3.5])], "i": [1, -1]})
+    t = pw.debug.table_from_pandas(frame)
+    picked = t.select(x=t.a[t.i], y=t.f.get(0))
+    assert picked.typehints() == {"x": int, "y": float}
+    assert sorted(snapshot(picked)) == [(2, 1.5), (5, 2.5)]
+    flat = t.flatten(t.f)
+    assert flat.column_names() == ["f", "a", "i"] and flat.typehints()["f"] is float
+    assert sorted(row[0] for row in snapshot(flat)) == [1.5, 2.5, 3.5]
+
+
+def test_markdown_true_false_and_labels_without_a_header_cell() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+           flag  | n
+        1  | true  | 1
+        2  | false | 2
+        """
+    )
+    assert t.typehints() == {"flag": bool, "n": int}
+    labelled = pw.debug.table_from_markdown(
+        """
+          | flag
+        1 | true
+        2 | false
+        """
+    )
+    assert snapshot_by_id(t).keys() == snapshot_by_id(labelled).keys()

@@ -286,7 +286,17 @@ class Array(DType):
     def __init__(self, n_dim: int | None = None, wrapped: DType | None = None) -> None:
         self.n_dim = n_dim
         self.wrapped = wrapped
-        self.name = "np.ndarray" if wrapped is None else f"np.ndarray[{wrapped!r}]"
+        if wrapped is None and n_dim is None:
+            self.name = "np.ndarray"
+        else:
+            self.name = f"np.ndarray[{n_dim}, {wrapped!r}]"
+
+    def element(self) -> DType:
+        """The type of ``array[i]``: the element type of a 1-d array, an array of one
+        dimension less otherwise (Any when the shape or element type is not known)."""
+        if self.wrapped is None or self.n_dim is None:
+            return ANY
+        return self.wrapped if self.n_dim == 1 else Array(self.n_dim - 1, self.wrapped)
 
     def to_polars(self) -> pl.DataType:
         return pl.Object()
@@ -466,7 +476,8 @@ def _dtype_of_value(value: Any) -> DType:
     if isinstance(value, Json | dict):
         return JSON
     if isinstance(value, np.ndarray):
-        return ARRAY
+        kind = {"i": INT, "u": INT, "f": FLOAT}.get(value.dtype.kind)
+        return Array(value.ndim, kind) if kind is not None else ARRAY
     if isinstance(value, tuple):
         return Tuple(*(_dtype_of_value(v) if v is not None else Optional(ANY) for v in value))
     if isinstance(value, list):
@@ -580,5 +591,7 @@ def engine_name(dtype: DType) -> str:
     if isinstance(dtype, List):
         return f"List({engine_name(dtype.arg)})"
     if isinstance(dtype, Array):
-        return "Array"
+        if dtype.wrapped is None and dtype.n_dim is None:
+            return "Array"
+        return f"Array({dtype.n_dim}, {engine_name(dtype.wrapped or ANY)})"
     return _ENGINE_NAMES.get(dtype.name, dtype.name)

@@ -26,6 +26,7 @@ from deltaflow.expressions.base import (
     Scope,
     wrap_value,
 )
+from deltaflow.expressions.deferred import IxColumn, has_ix_columns, transform
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, this
 from deltaflow.schema import Schema, schema_from_dtypes
@@ -160,6 +161,7 @@ class Table(StatefulMethods, TemporalMethods):
         next to ``t``'s by inner joins on the row id (keeping ``t``'s ids); the projection then
         runs on that wider table. Returns the projection and the node it reads from.
         """
+        outputs = self._resolve_deferred(outputs)
         foreign_tables: list[Table] = []
         for _, expression in outputs:
             for ref in expression.references():
@@ -197,6 +199,33 @@ class Table(StatefulMethods, TemporalMethods):
         scope = self._scope(operation, zipped, mapping)
         return CompiledProjection(scope, outputs), zipped._node
 
+    def _resolve_deferred(self, outputs: list[tuple[str, ColumnExpression]]
+                          ) -> list[tuple[str, ColumnExpression]]:
+        """Turn ``ix(...)`` columns whose pointer is on ``pw.this`` into columns of real
+        ``ix`` tables over this table (see :mod:`deltaflow.expressions.deferred`)."""
+        if not any(has_ix_columns(expr) for _, expr in outputs):
+            return outputs
+        looked_up: dict[int, Table] = {}
+
+        def bind_this(node: ColumnExpression) -> ColumnExpression | None:
+            if isinstance(node, ColumnReference) and node.table is this:
+                return ColumnReference(self, node.name)
+            return None
+
+        def replace(node: ColumnExpression) -> ColumnExpression | None:
+            if not isinstance(node, IxColumn):
+                return None
+            request = node.request
+            if id(request) not in looked_up:
+                target = self if request.target is this else request.target
+                pointer = transform(request.pointer, bind_this)
+                looked_up[id(request)] = target.ix(pointer, optional=request.optional,
+                                                   context=self,
+                                                   allow_misses=request.allow_misses)
+            return ColumnReference(looked_up[id(request)], node.name)
+
+        return [(name, transform(expr, replace)) for name, expr in outputs]
+
     def _trimmed(self, node: plan.Node, label: str) -> plan.Node:
         """``node`` limited to this table's columns (after an operation on a zipped input)."""
         if list(node.columns) == list(self._columns):
@@ -220,7 +249,7 @@ class Table(StatefulMethods, TemporalMethods):
                 for name in names:
                     if name not in arg.excluded:
                         out.append((name, ColumnReference(source, name)))
-            elif isinstance(arg, ColumnReference):
+            elif isinstance(arg, ColumnReference | IxColumn):
                 out.append((arg.name, arg))
             elif isinstance(arg, str):
                 out.append((arg, self[arg]))
@@ -341,6 +370,13 @@ class Table(StatefulMethods, TemporalMethods):
         return self._derive(self._trimmed(node, "filter"),
                             universe=plan.Universe(parent=self._universe))
 
+    def remove_errors(self) -> Table:
+        """The rows none of whose cells is an error (errors exist in runs with
+        ``terminate_on_error=False``; see docs/errors.md)."""
+        from deltaflow.expressions.base import NoErrors
+
+        return self.filter(NoErrors(*(ColumnReference(self, n) for n in self._columns)))
+
     def split(self, split_expression: Any) -> tuple[Table, Table]:
         """Two tables: the rows where the expression holds, and the rest."""
         expression = wrap_value(split_expression)
@@ -444,13 +480,15 @@ class Table(StatefulMethods, TemporalMethods):
             element = t.STR
         elif base in (t.JSON,):
             element = t.JSON
-        elif base in (t.ANY, t.ARRAY) or isinstance(base, t.Array):
+        elif isinstance(base, t.Array):
+            element = base.element()
+        elif base == t.ANY:
             element = t.ANY
         else:
             raise TypeError(f"flatten on {self._description}: column {name!r} of type "
                             f"{dtype!r} is not a list, tuple, array, string or Json")
-        columns = dict(self._columns)
-        columns[name] = element
+        # The flattened column comes first, the others keep their order (as in Pathway).
+        columns = {name: element, **{n: d for n, d in self._columns.items() if n != name}}
         if origin_id is not None:
             if origin_id in columns:
                 raise ValueError(f"flatten: origin_id column {origin_id!r} already exists")

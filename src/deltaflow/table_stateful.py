@@ -32,6 +32,7 @@ from deltaflow.expressions.base import (
     Scope,
     wrap_value,
 )
+from deltaflow.expressions.deferred import DeferredIx, IxColumn, has_ix_columns, transform
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, right, this
 from deltaflow.reducers import ReducerExpression
@@ -70,6 +71,7 @@ class GroupedTable:
         self._keys = keys
         self._id_key = id_key
         self._expand = expand
+        self._source: Any = None  # the grouped table (what pw.this.ix(...) indexes in reduce)
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
         """One row per group with the given columns (grouping columns and reducers)."""
@@ -91,6 +93,8 @@ class GroupedTable:
                 raise ValueError(f"reduce on {self._description}: column {name!r} is given "
                                  f"twice")
             seen.add(name)
+        if any(has_ix_columns(expr) for _, expr in outputs):
+            return self._reduce_with_ix(outputs)
 
         operation = f"reduce on {self._description}"
         pre_scope = self._make_scope("reduce")
@@ -148,6 +152,44 @@ class GroupedTable:
         return _table_class()(node, plan.Universe(), primary_key=key_names or None)
 
 
+    def _reduce_with_ix(self, outputs: list[tuple[str, ColumnExpression]]) -> Table:
+        """``reduce`` with ``ix(...)`` columns whose pointers are reducers: reduce the
+        pointers first (hidden columns), then look the rows up on the reduced table."""
+        requests: list[DeferredIx] = []
+        for _, expr in outputs:
+            for node in expr.walk():
+                if isinstance(node, IxColumn) and all(node.request is not r for r in requests):
+                    requests.append(node.request)
+        hidden = {id(r): f"__ixptr{i}" for i, r in enumerate(requests)}
+        first = [(n, e) for n, e in outputs if not has_ix_columns(e)]
+        first += [(hidden[id(r)], r.pointer) for r in requests]
+        reduced = self.reduce(**dict(first))
+        looked_up: dict[int, Table] = {}
+
+        def replace(node: ColumnExpression) -> ColumnExpression | None:
+            if isinstance(node, IxColumn):
+                request = node.request
+                if id(request) not in looked_up:
+                    target = self._source if request.target is this else request.target
+                    if target is None:
+                        raise TypeError(f"reduce on {self._description}: pw.this.ix(...) "
+                                        f"needs a grouped table, not a join result")
+                    looked_up[id(request)] = target.ix(
+                        reduced[hidden[id(request)]], optional=request.optional,
+                        allow_misses=request.allow_misses)
+                return ColumnReference(looked_up[id(request)], node.name)
+            if isinstance(node, ColumnReference) and not isinstance(node.table, _table_class()):
+                raise NotImplementedError(
+                    f"reduce on {self._description}: an expression using ix(...) may combine "
+                    f"it only with constants, not with {node!r}; compute it in a select "
+                    f"after the reduce")
+            return None
+
+        final = {name: (transform(expr, replace) if has_ix_columns(expr)
+                        else reduced[name]) for name, expr in outputs}
+        return reduced.select(**final)
+
+
 def _collect_reducers(expr: ColumnExpression, found: list[ReducerExpression]) -> None:
     for node in expr.walk():
         if isinstance(node, ReducerExpression) and all(node is not f for f in found):
@@ -187,7 +229,9 @@ def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noq
         keys.append(instance if isinstance(instance, ColumnExpression) else table[instance])
     for key in keys:
         make_scope("groupby").dtype_of(key)
-    return GroupedTable(node, make_scope, description, keys, id_key=id_key)
+    grouped = GroupedTable(node, make_scope, description, keys, id_key=id_key)
+    grouped._source = table if isinstance(table, _table_class()) else None
+    return grouped
 
 
 # ------------------------------------------------------------------------------------------
@@ -705,8 +749,9 @@ class StatefulMethods:
         expression = wrap_value(expression)
         ctx = context if context is not None else _context_of(expression)
         if ctx is None:
-            raise ValueError("ix: the pointer expression must refer to columns of a table "
-                             "(e.g. other.ptr), or pass context=")
+            # The pointer is on pw.this (or is a reducer): resolved by the operation using it.
+            return DeferredIx(table, expression, optional=optional,  # type: ignore[return-value]
+                              allow_misses=allow_misses)
         lenient = optional or allow_misses
         result = _join(ctx, table, (BinaryOp("==", expression, ColumnReference(table, "id")),),
                        JoinMode.LEFT, ColumnReference(ctx, "id"))
@@ -736,9 +781,6 @@ class StatefulMethods:
                 ctx = _context_of(arg)
                 if ctx is not None:
                     break
-        if ctx is None:
-            raise ValueError("ix_ref: the key values must refer to columns of a table, or pass "
-                             "context=")
         pointer = table.pointer_from(*wrapped, optional=optional, instance=instance)
         return table.ix(pointer, optional=optional, context=ctx, allow_misses=allow_misses)
 

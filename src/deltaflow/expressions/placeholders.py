@@ -36,6 +36,28 @@ class Placeholder:
     def __iter__(self) -> Iterator[ColumnExpression]:
         yield AllColumns(self)
 
+    def pointer_from(self, *args: Any, optional: bool = False, instance: Any = None) -> Any:
+        """The id a row keyed by ``args`` has (the same for every table)."""
+        from deltaflow.expressions.base import PointerFrom, wrap_value
+
+        return PointerFrom(*(wrap_value(a) for a in args), optional=optional,
+                           instance=None if instance is None else wrap_value(instance))
+
+    def ix(self, expression: Any, *, optional: bool = False, context: Any = None,
+           allow_misses: bool = False) -> Any:
+        """Rows of the table this operation works on, looked up by ``expression``."""
+        from deltaflow.expressions.base import wrap_value
+        from deltaflow.expressions.deferred import DeferredIx
+
+        return DeferredIx(self, wrap_value(expression), optional=optional,
+                          allow_misses=allow_misses)
+
+    def ix_ref(self, *args: Any, optional: bool = False, context: Any = None,
+               instance: Any = None, allow_misses: bool = False) -> Any:
+        """``ix`` by key values: the row whose id ``pointer_from(*args)`` gives."""
+        return self.ix(self.pointer_from(*args, optional=optional, instance=instance),
+                       optional=optional, allow_misses=allow_misses)
+
     def without(self, *columns: str | ColumnReference) -> _Without:
         names = tuple(c.name if isinstance(c, ColumnReference) else c for c in columns)
         return _Without(self, names)
