@@ -31,7 +31,6 @@ from deltaflow.expressions import (
     udf,
     unwrap,
 )
-from deltaflow.expressions.functions import UDF
 from deltaflow.plan import clear_graph
 from deltaflow.runner import MonitoringLevel, run, run_all
 from deltaflow.schema import (
@@ -69,6 +68,8 @@ _LAZY = {
     "iterate": ("deltaflow.iterate", "iterate"),
     "iterate_universe": ("deltaflow.iterate", "iterate_universe"),
     "udfs": ("deltaflow.udfs", None),
+    "UDF": ("deltaflow.udfs", "UDF"),
+    "AsyncTransformer": ("deltaflow.udfs.async_transformer", "AsyncTransformer"),
     "demo": ("deltaflow.demo", None),
     "universes": ("deltaflow.universes", None),
     "utils": ("deltaflow.stdlib.utils", None),

@@ -43,7 +43,9 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
         if not isinstance(persistence_config, Config):
             raise TypeError(f"pw.run: persistence_config must be a pw.persistence.Config, got "
                             f"{type(persistence_config).__name__}")
-        persistence = PersistentRun(persistence_config)
+        # UDF_CACHING keeps only UDF disk caches (see deltaflow.udfs.context), no inputs.
+        if persistence_config.persistence_mode.name != "UDF_CACHING":
+            persistence = PersistentRun(persistence_config)
     outputs = plan.REGISTRY.take()
     if _every_table:
         outputs += _null_outputs(plan.REGISTRY.unconsumed_tables())
@@ -57,7 +59,10 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
         make_monitor = None  # type: ignore[assignment]
     if make_monitor is not None:
         monitoring = make_monitor(monitoring_level)
-    run_outputs(outputs, monitoring=monitoring, persistence=persistence)
+    from deltaflow.udfs.context import udf_storage
+
+    with udf_storage(persistence_config):
+        run_outputs(outputs, monitoring=monitoring, persistence=persistence)
 
 
 def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,

@@ -377,6 +377,12 @@ class Table(StatefulMethods, TemporalMethods):
 
         return self.filter(NoErrors(*(ColumnReference(self, n) for n in self._columns)))
 
+    def await_futures(self) -> Table:
+        """The rows whose fully asynchronous UDF results are ready. deltaflow computes those
+        results in the minibatch of their row (docs/udfs.md), so this is every row."""
+        return self._select_node([(n, ColumnReference(self, n)) for n in self._columns],
+                                 "await_futures")
+
     def split(self, split_expression: Any) -> tuple[Table, Table]:
         """Two tables: the rows where the expression holds, and the rest."""
         expression = wrap_value(split_expression)

@@ -205,6 +205,9 @@ class Runtime:
         with _ACTIVE_LOCK:
             _freeze_heap()
             _ACTIVE.append(self)
+        from deltaflow.udfs.context import begin_run, end_run
+
+        udf_scope = begin_run()  # the run's UDF state: event loop, remembered values, caches
         try:
             for sink in self.sinks:
                 sink.start()
@@ -225,6 +228,7 @@ class Runtime:
             with _ACTIVE_LOCK:
                 _ACTIVE.remove(self)
                 _unfreeze_heap()
+            end_run(udf_scope)
             for source in started:
                 try:
                     source.stop()

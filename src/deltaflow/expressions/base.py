@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import polars as pl
 
@@ -732,11 +732,18 @@ class PythonNode(ColumnExpression):
 
 
 class Apply(PythonNode):
-    """A Python function applied to every row (``pw.apply``, ``@pw.udf``)."""
+    """A Python function applied to every row (``pw.apply``, ``@pw.udf``).
+
+    How the calls are made (executor, cache, batches) is decided by ``options`` (built by
+    :mod:`deltaflow.udfs`; None for a plain synchronous call); the evaluation itself lives in
+    :mod:`deltaflow.udfs.evaluation`. A row whose call failed is turned into an error in one
+    place, :meth:`fail`.
+    """
 
     def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
                  return_type: Any = None, *, propagate_none: bool = False,
-                 deterministic: bool = False, name: str | None = None) -> None:
+                 deterministic: bool = False, name: str | None = None,
+                 options: Any = None) -> None:
         super().__init__()
         self.fun = fun
         self.args = tuple(wrap_value(a) for a in args)
@@ -746,6 +753,7 @@ class Apply(PythonNode):
         self.propagate_none = propagate_none
         self.deterministic = deterministic
         self.label = name or getattr(fun, "__name__", repr(fun))
+        self.options = options  # a deltaflow.udfs.evaluation.CallOptions, or None
 
     def children(self) -> tuple[ColumnExpression, ...]:
         return (*self.args, *self.kwargs)
@@ -760,33 +768,76 @@ class Apply(PythonNode):
             result = t.optional(result)
         return result
 
+    def compute_rows(self, args: list[pl.Series], size: int, dtype: t.DType,
+                     ids: pl.Series, diffs: pl.Series) -> pl.Series:
+        """:meth:`compute` knowing each row's id and diff: the value a non-deterministic
+        function gave a row is remembered, and its deletion retracts that same value."""
+        from deltaflow.udfs.evaluation import compute_with_rows
+
+        return compute_with_rows(self, args, size, dtype, ids, diffs)
+
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        from deltaflow.udfs.evaluation import evaluate
+
+        results, failures = evaluate(self, args, size)
+        if failures:
+            from deltaflow import errors
+
+            if not errors.keeps_errors():
+                self.fail(args, failures)
+            for row in sorted(failures):  # terminate_on_error=False: error values
+                results[row] = errors.on_failure(errors.exception_message(failures[row]))
+        return results
+
+    def fail(self, args: list[list[Any]], failures: dict[int, BaseException]) -> NoReturn:
+        """What a failed call becomes (``failures``: exceptions by row): today the run stops
+        with a :class:`UdfError` naming the function and the first failed row."""
+        row = min(failures)
+        values = [column[row] for column in args]
         positional = len(self.args)
-        fun = self.fun
-        out: list[Any] = [None] * size
-        for row in range(size):
-            values = [column[row] for column in args]
-            if self.propagate_none and any(v is None for v in values):
-                continue
-            pos, kw = values[:positional], dict(zip(self.kwarg_names, values[positional:],
-                                                   strict=True))
-            try:
-                out[row] = fun(*pos, **kw)
-            except Exception as exc:
-                raise UdfError(self.label, pos, kw, exc) from exc
-        return out
+        kwargs = dict(zip(self.kwarg_names, values[positional:], strict=True))
+        error = failures[row]
+        raise UdfError.wrapping(self.label, values[:positional], kwargs, error) from error
 
 
 class UdfError(RuntimeError):
-    """A user function raised while the pipeline ran; names the function and the row."""
+    """A user function raised while the pipeline ran; names the function and the row.
+
+    Raised as an instance of a subclass that also derives from the type of the original
+    exception, so that ``except ZeroDivisionError`` (what Pathway raises) catches it too.
+    """
+
+    _subclasses: dict[type[BaseException], type[UdfError]] = {}
 
     def __init__(self, name: str, args: list[Any], kwargs: dict[str, Any],
                  error: BaseException) -> None:
         shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-        super().__init__(f"function {name!r} failed on arguments ({shown}): "
-                         f"{type(error).__name__}: {error}")
+        self.message = (f"function {name!r} failed on arguments ({shown}): "
+                        f"{type(error).__name__}: {error}")
+        RuntimeError.__init__(self, self.message)
         self.function = name
         self.error = error
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def wrapping(cls, name: str, args: list[Any], kwargs: dict[str, Any],
+                 error: BaseException) -> UdfError:
+        """The error to raise for ``error``: a UdfError that is also a ``type(error)``."""
+        kind = type(error)
+        subclass = cls._subclasses.get(kind)
+        if subclass is None and not issubclass(kind, UdfError):
+            try:
+                subclass = type(f"UdfError[{kind.__name__}]", (cls, kind),
+                                {"__module__": cls.__module__})
+            except TypeError:  # an exception type that cannot be mixed in
+                subclass = cls
+            cls._subclasses[kind] = subclass
+        try:
+            return (subclass or cls)(name, args, kwargs, error)
+        except Exception:  # noqa: BLE001 - a mixed-in type with an unusual constructor
+            return cls(name, args, kwargs, error)
 
 
 def _annotated_return(fun: Callable[..., Any]) -> t.DType:

@@ -130,10 +130,10 @@ class CompiledProjection:
                 rows = mask.arg_true()
                 subset = work[rows]
                 args = _args(subset, arg_exprs)
-                computed = node.compute(args, subset.height, dtype)
+                computed = _compute(node, args, subset, dtype)
                 return _scatter(computed, rows, work.height, dtype)
         args = _args(work, arg_exprs)
-        return node.compute(args, work.height, dtype)
+        return _compute(node, args, work, dtype)
 
     def _check_divisions(self, work: pl.DataFrame) -> None:
         flags = work.select([check.fill_null(False).any().alias(f"d{i}")
@@ -145,6 +145,15 @@ class CompiledProjection:
                          if not c.startswith("_")}
                 raise ZeroDivisionError(f"{self.scope.description}: division by zero in "
                                         f"{node._describe()} (row {shown})")
+
+
+def _compute(node: ColumnExpression, args: list[pl.Series], frame: pl.DataFrame,
+             dtype: t.DType) -> pl.Series:
+    # UDFs (``Apply``) also get the rows' ids and diffs, when the frame is a delta batch.
+    compute_rows = getattr(node, "compute_rows", None)
+    if compute_rows is not None and "_id" in frame.columns and "_diff" in frame.columns:
+        return compute_rows(args, frame.height, dtype, frame["_id"], frame["_diff"])
+    return node.compute(args, frame.height, dtype)
 
 
 def _and(guard: pl.Expr | None, condition: pl.Expr) -> pl.Expr:

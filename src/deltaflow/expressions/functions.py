@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -33,54 +32,26 @@ def apply_with_type(fun: Callable[..., Any], ret_type: Any, *args: Any,
 
 
 def apply_async(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExpression:
-    """Apply a coroutine function to every row (awaited one row at a time for now)."""
-    import asyncio
-    import inspect
+    """Apply a function (usually ``async def``) to every row; the calls of one minibatch run
+    concurrently on the run's event loop (``pw.udfs.async_executor()``)."""
+    from deltaflow.udfs.caches import default_cache_name
+    from deltaflow.udfs.evaluation import CallOptions
+    from deltaflow.udfs.executors import AsyncExecutor
 
-    if inspect.iscoroutinefunction(fun):
-        @functools.wraps(fun)
-        def runner(*a: Any, **k: Any) -> Any:
-            return asyncio.run(fun(*a, **k))
-
-        return Apply(runner, args, kwargs)
-    return Apply(fun, args, kwargs)
+    options = CallOptions(executor=AsyncExecutor(), cache_name=default_cache_name(fun))
+    return Apply(fun, args, kwargs, options=options)
 
 
-class UDF:
-    """A user function usable on columns: calling it with expressions builds an expression."""
-
-    def __init__(self, fun: Callable[..., Any], *, return_type: Any = None,
-                 deterministic: bool = False, propagate_none: bool = False,
-                 name: str | None = None) -> None:
-        self.fun = fun
-        self.return_type = return_type
-        self.deterministic = deterministic
-        self.propagate_none = propagate_none
-        self.name = name or getattr(fun, "__name__", "udf")
-        functools.update_wrapper(self, fun)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ColumnExpression:
-        return Apply(self.fun, args, kwargs, self.return_type,
-                     propagate_none=self.propagate_none, deterministic=self.deterministic,
-                     name=self.name)
-
-
-def udf(fun: Callable[..., Any] | None = None, /, *, return_type: Any = None,
+def udf(fun: Callable[..., Any] | None = None, /, *, return_type: Any = ...,
         deterministic: bool = False, propagate_none: bool = False, executor: Any = None,
         cache_strategy: Any = None, max_batch_size: int | None = None) -> Any:
-    """Turn a Python function into a column function (``@pw.udf`` or ``@pw.udf(...)``).
+    """Turn a Python function into a column function (``@pw.udf`` or ``@pw.udf(...)``);
+    see :func:`deltaflow.udfs.udf`."""
+    from deltaflow.udfs.udf import udf as make_udf
 
-    ``executor``, ``cache_strategy`` and ``max_batch_size`` are accepted for compatibility;
-    UDFs run synchronously, row by row, on the engine thread.
-    """
-
-    def decorate(f: Callable[..., Any]) -> UDF:
-        return UDF(f, return_type=return_type, deterministic=deterministic,
-                   propagate_none=propagate_none)
-
-    if fun is None:
-        return decorate
-    return decorate(fun)
+    return make_udf(fun, return_type=return_type, deterministic=deterministic,
+                    propagate_none=propagate_none, executor=executor,
+                    cache_strategy=cache_strategy, max_batch_size=max_batch_size)
 
 
 def cast(target_type: Any, col: Any) -> ColumnExpression:

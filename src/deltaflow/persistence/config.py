@@ -37,7 +37,8 @@ class SnapshotAccess(enum.Enum):
     OFFSETS_ONLY = "offsets_only"
 
 
-_SUPPORTED_MODES = (PersistenceMode.PERSISTING, PersistenceMode.BATCH)
+_SUPPORTED_MODES = (PersistenceMode.PERSISTING, PersistenceMode.BATCH,
+                    PersistenceMode.UDF_CACHING)  # UDF_CACHING: only UDF disk caches
 
 
 class Backend:

@@ -1,0 +1,294 @@
+"""Executors: how a UDF's calls for the rows of one minibatch are made.
+
+An executor gets the function, the argument columns (Python lists) and the positions of the
+rows to compute, and returns the results of those rows plus the failures, by row position, as
+exception objects. It never raises for a failing row: the caller (``Apply``) decides in one
+place what a failure becomes (today: the run stops with ``UdfError``).
+
+* :class:`SyncExecutor` calls the function row after row on the engine thread.
+* :class:`AsyncExecutor` runs the calls of a minibatch concurrently on the run's event loop
+  (``capacity`` at once), each with its own ``timeout`` and retries; a plain function runs
+  in the loop's thread pool.
+* :class:`FullyAsyncExecutor` takes the same options; in deltaflow its results are ready in the
+  minibatch of their row (see docs/udfs.md).
+* :class:`AutoExecutor` picks the async executor for coroutine functions, the sync one otherwise.
+
+With ``max_batch_size`` the function receives lists (one per argument) of up to that many rows
+and returns a list of as many results.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from deltaflow.udfs.retries import AsyncRetryStrategy
+from deltaflow.udfs.wrappers import coerce_async, with_retry_strategy, with_timeout
+
+__all__ = [
+    "AsyncExecutor",
+    "AutoExecutor",
+    "Executor",
+    "FullyAsyncExecutor",
+    "SyncExecutor",
+    "async_executor",
+    "auto_executor",
+    "fully_async_executor",
+    "sync_executor",
+]
+
+Results = tuple[list[Any], dict[int, BaseException]]
+
+
+class Executor(abc.ABC):
+    """Base class of executors."""
+
+    def resolve(self, is_async_function: bool) -> Executor:
+        """The executor that really runs a function of that kind."""
+        return self
+
+    @abc.abstractmethod
+    def run(self, fun: Callable[..., Any], columns: Sequence[list[Any]], rows: Sequence[int],
+            kwarg_names: Sequence[str], batch_size: int | None, fail_fast: bool) -> Results:
+        """Compute ``fun`` on the given rows: (results aligned with ``rows``, failures keyed by
+        the index in ``rows``). ``columns`` hold the positional arguments first, then one
+        column per name of ``kwarg_names``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SyncExecutor(Executor):
+    """Row after row, on the engine thread."""
+
+    def run(self, fun: Callable[..., Any], columns: Sequence[list[Any]], rows: Sequence[int],
+            kwarg_names: Sequence[str], batch_size: int | None, fail_fast: bool) -> Results:
+        if batch_size is not None:
+            return _run_batches_sync(fun, columns, rows, kwarg_names, batch_size, fail_fast)
+        selected = _select(columns, rows)
+        out: list[Any] = []
+        failures: dict[int, BaseException] = {}
+        append = out.append
+        positional = len(columns) - len(kwarg_names)
+        if not kwarg_names:
+            arguments = zip(*selected, strict=True) if selected else iter([()] * len(rows))
+            while True:
+                # The loop is the hot path of every plain UDF: one try around all rows.
+                try:
+                    for values in arguments:
+                        append(fun(*values))
+                    break
+                except Exception as exc:  # noqa: BLE001 - a failing row, reported by caller
+                    failures[len(out)] = exc
+                    append(None)
+                    if fail_fast:
+                        break
+        else:
+            names = tuple(kwarg_names)
+            for index, values in enumerate(zip(*selected, strict=True)):
+                try:
+                    append(fun(*values[:positional], **dict(zip(names, values[positional:],
+                                                                strict=True))))
+                except Exception as exc:  # noqa: BLE001
+                    failures[index] = exc
+                    append(None)
+                    if fail_fast:
+                        break
+        out.extend([None] * (len(rows) - len(out)))
+        return out, failures
+
+
+class AsyncExecutor(Executor):
+    """The calls of a minibatch run concurrently on the run's event loop."""
+
+    def __init__(self, *, capacity: int | None = None, timeout: float | None = None,
+                 retry_strategy: AsyncRetryStrategy | None = None) -> None:
+        label = type(self).__name__
+        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
+                                     or capacity <= 0):
+            raise ValueError(f"{label}: capacity must be None or a positive integer, "
+                             f"got {capacity!r}")
+        if timeout is not None and (isinstance(timeout, bool)
+                                    or not isinstance(timeout, int | float) or timeout <= 0):
+            raise ValueError(f"{label}: timeout must be None or a positive number of seconds, "
+                             f"got {timeout!r}")
+        if retry_strategy is not None and not isinstance(retry_strategy, AsyncRetryStrategy):
+            raise TypeError(f"{label}: retry_strategy must be a pw.udfs.AsyncRetryStrategy, "
+                            f"got {type(retry_strategy).__name__}")
+        self.capacity = capacity
+        self.timeout = timeout
+        self.retry_strategy = retry_strategy
+
+    def wrap(self, fun: Callable[..., Any]) -> Callable[..., Any]:
+        """``fun`` as a coroutine function with this executor's timeout and retries (the
+        timeout bounds each attempt)."""
+        wrapped = coerce_async(fun)
+        if self.timeout is not None:
+            wrapped = with_timeout(wrapped, self.timeout)
+        if self.retry_strategy is not None:
+            wrapped = with_retry_strategy(wrapped, self.retry_strategy)
+        return wrapped
+
+    def run(self, fun: Callable[..., Any], columns: Sequence[list[Any]], rows: Sequence[int],
+            kwarg_names: Sequence[str], batch_size: int | None, fail_fast: bool) -> Results:
+        from deltaflow.udfs.context import current_scope
+
+        call = self.wrap(fun)
+        positional = len(columns) - len(kwarg_names)
+        names = tuple(kwarg_names)
+        if batch_size is None:
+            groups = [[row] for row in rows]
+            arguments = [tuple(column[row] for column in columns) for row in rows]
+        else:
+            groups = [list(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
+            arguments = [tuple([column[row] for row in group] for column in columns)
+                         for group in groups]
+        outcomes = current_scope().run_coroutine(
+            _gather(call, arguments, positional, names, self.capacity))
+        out: list[Any] = []
+        failures: dict[int, BaseException] = {}
+        for group, outcome in zip(groups, outcomes, strict=True):
+            if isinstance(outcome, _Failed):
+                for _ in group:
+                    failures[len(out)] = outcome.error
+                    out.append(None)
+            elif batch_size is None:
+                out.append(outcome)
+            else:
+                try:
+                    out.extend(check_batch_result(outcome, len(group)))
+                except ValueError as exc:
+                    for _ in group:
+                        failures[len(out)] = exc
+                        out.append(None)
+        return out, failures
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(capacity={self.capacity}, timeout={self.timeout}, "
+                f"retry_strategy={self.retry_strategy!r})")
+
+
+class FullyAsyncExecutor(AsyncExecutor):
+    """Pathway's fully asynchronous executor; deltaflow completes its calls within the
+    minibatch (as :class:`AsyncExecutor` does) instead of delivering them at later times."""
+
+    def __init__(self, *, capacity: int | None = None, timeout: float | None = None,
+                 retry_strategy: AsyncRetryStrategy | None = None,
+                 autocommit_duration_ms: int | None = 1500) -> None:
+        super().__init__(capacity=capacity, timeout=timeout, retry_strategy=retry_strategy)
+        self.autocommit_duration_ms = autocommit_duration_ms
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(capacity={self.capacity}, timeout={self.timeout}, "
+                f"retry_strategy={self.retry_strategy!r}, "
+                f"autocommit_duration_ms={self.autocommit_duration_ms})")
+
+
+class AutoExecutor(Executor):
+    """The async executor for coroutine functions, the sync executor otherwise."""
+
+    def resolve(self, is_async_function: bool) -> Executor:
+        return AsyncExecutor() if is_async_function else SyncExecutor()
+
+    def run(self, fun: Callable[..., Any], columns: Sequence[list[Any]], rows: Sequence[int],
+            kwarg_names: Sequence[str], batch_size: int | None, fail_fast: bool) -> Results:
+        executor = self.resolve(asyncio.iscoroutinefunction(fun))
+        return executor.run(fun, columns, rows, kwarg_names, batch_size, fail_fast)
+
+
+def sync_executor() -> Executor:
+    """Calls made one after another on the engine thread."""
+    return SyncExecutor()
+
+
+def async_executor(*, capacity: int | None = None, timeout: float | None = None,
+                   retry_strategy: AsyncRetryStrategy | None = None) -> Executor:
+    """Calls of a minibatch made concurrently (at most ``capacity`` at once), each attempt
+    bounded by ``timeout`` seconds and retried by ``retry_strategy``."""
+    return AsyncExecutor(capacity=capacity, timeout=timeout, retry_strategy=retry_strategy)
+
+
+def fully_async_executor(*, capacity: int | None = None, timeout: float | None = None,
+                         retry_strategy: AsyncRetryStrategy | None = None,
+                         autocommit_duration_ms: int | None = 1500) -> Executor:
+    """Pathway's fully asynchronous executor (see :class:`FullyAsyncExecutor`)."""
+    return FullyAsyncExecutor(capacity=capacity, timeout=timeout,
+                              retry_strategy=retry_strategy,
+                              autocommit_duration_ms=autocommit_duration_ms)
+
+
+def auto_executor() -> Executor:
+    """Async for coroutine functions, sync otherwise."""
+    return AutoExecutor()
+
+
+# --- helpers ----------------------------------------------------------------------------------
+class _Failed:
+    """A failed call inside the gathered results (a function may return exceptions as values)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _gather(call: Callable[..., Any], arguments: list[tuple[Any, ...]], positional: int,
+                  names: tuple[str, ...], capacity: int | None) -> list[Any]:
+    semaphore = asyncio.Semaphore(capacity) if capacity is not None else None
+
+    async def one(values: tuple[Any, ...]) -> Any:
+        kwargs = dict(zip(names, values[positional:], strict=True))
+        try:
+            if semaphore is None:
+                return await call(*values[:positional], **kwargs)
+            async with semaphore:
+                return await call(*values[:positional], **kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported by the caller, row by row
+            return _Failed(exc)
+
+    return await asyncio.gather(*(one(values) for values in arguments))
+
+
+def _select(columns: Sequence[list[Any]], rows: Sequence[int]) -> list[list[Any]]:
+    if isinstance(rows, range) and rows == range(len(columns[0]) if columns else 0):
+        return list(columns)
+    return [[column[row] for row in rows] for column in columns]
+
+
+def check_batch_result(result: Any, expected: int) -> list[Any]:
+    """The results of a batched call as a list; a wrong count is a ValueError."""
+    try:
+        values = list(result)
+    except TypeError as exc:
+        raise ValueError(f"A batch UDF has to return a list of results, got "
+                         f"{type(result).__name__}") from exc
+    if len(values) != expected:
+        raise ValueError(f"The number of rows produced by a UDF ({len(values)}) is different "
+                         f"than the number of rows on its input ({expected}).")
+    return [v.item() if hasattr(v, "item") and getattr(v, "shape", None) == () else v
+            for v in values]
+
+
+def _run_batches_sync(fun: Callable[..., Any], columns: Sequence[list[Any]],
+                      rows: Sequence[int], kwarg_names: Sequence[str], batch_size: int,
+                      fail_fast: bool) -> Results:
+    positional = len(columns) - len(kwarg_names)
+    out: list[Any] = []
+    failures: dict[int, BaseException] = {}
+    for start in range(0, len(rows), batch_size):
+        group = rows[start:start + batch_size]
+        lists = [[column[row] for row in group] for column in columns]
+        try:
+            result = fun(*lists[:positional], **dict(zip(kwarg_names, lists[positional:],
+                                                        strict=True)))
+            out.extend(check_batch_result(result, len(group)))
+        except Exception as exc:  # noqa: BLE001
+            for _ in group:
+                failures[len(out)] = exc
+                out.append(None)
+            if fail_fast:
+                break
+    out.extend([None] * (len(rows) - len(out)))
+    return out, failures
