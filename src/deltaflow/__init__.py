@@ -11,6 +11,7 @@ from deltaflow._types import (
     wrap_py_object,
 )
 from deltaflow.engine.boundary import ConnectorError
+from deltaflow.errors import global_error_log, local_error_log
 from deltaflow.expressions import (
     ColumnExpression,
     ColumnReference,
@@ -124,6 +125,8 @@ __all__ = [
     "debug",
     "declare_type",
     "fill_error",
+    "global_error_log",
+    "local_error_log",
     "if_else",
     "io",
     "left",

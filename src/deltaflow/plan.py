@@ -21,6 +21,12 @@ from deltaflow.engine.boundary import Sink, Source
 _node_ids = itertools.count()
 
 
+def _capture_origin() -> Any:
+    from deltaflow.errors import capture_origin
+
+    return capture_origin()
+
+
 class Universe:
     """The set of row ids of a table, as far as the plan knows (identity only)."""
 
@@ -44,6 +50,8 @@ class Node:
     inputs: tuple[Node, ...] = ()
     uid: int = field(default_factory=lambda: next(_node_ids))
     label: str = ""
+    # Where the user defined it (the error log's trace) and the local error log then active.
+    origin: Any = field(default_factory=_capture_origin, repr=False)
 
     def describe(self) -> str:
         return self.label or type(self).__name__

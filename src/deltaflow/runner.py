@@ -34,6 +34,8 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
     (or the process is interrupted). ``with_http_server``, ``license_key``,
     ``runtime_typechecking``, ``max_expression_batch_size`` and ``udf_cache_directory`` are
     accepted for compatibility and have no effect; ``debug`` logs the plan being run.
+    ``terminate_on_error=False`` keeps the run going when a cell fails: the cell holds an
+    error value and the failure is a row of ``pw.global_error_log()`` (docs/errors.md).
     """
     persistence = None
     if persistence_config is not None:
@@ -62,7 +64,8 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
     from deltaflow.udfs.context import udf_storage
 
     with udf_storage(persistence_config):
-        run_outputs(outputs, monitoring=monitoring, persistence=persistence)
+        run_outputs(outputs, monitoring=monitoring, persistence=persistence,
+                    terminate_on_error=terminate_on_error)
 
 
 def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,

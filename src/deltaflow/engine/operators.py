@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow import plan
+from deltaflow import errors, plan
 from deltaflow._ids import combine_ids_expr
 from deltaflow.engine.batch import (
     DIFF,
@@ -43,7 +43,7 @@ def run_projection(projection: Any, frame: pl.DataFrame, keep: Sequence[str] = (
     small: the number of calls is their cost; lazy chains cost several times an eager call).
     """
     exprs = projection_exprs(projection)
-    if exprs is None:
+    if exprs is None or errors.frame_has_errors(frame):  # error cells: only run() handles them
         out = projection.run(frame, keep=keep)
         return out.with_columns([frame[c] for c in tail]) if tail else out
     return frame.select([*keep, *exprs.values(), *tail])
@@ -112,8 +112,13 @@ class FilterOperator(Operator):
         delta = deltas[0]
         if delta is None:
             return None
-        keep = self.predicate.run(delta)["__keep"].fill_null(False)
-        out = delta.filter(keep)
+        keep = self.predicate.run(delta)["__keep"]
+        failed = errors.error_mask(keep) if errors.errors_seen() else None
+        if failed is not None:
+            errors.report("Error value encountered in filter condition, skipping the row",
+                          count=int(failed.sum()))
+            keep = errors.without_errors(keep, pl.Boolean)
+        out = delta.filter(keep.fill_null(False))
         return same_ids_as(delta, out) if out.height else None
 
 
@@ -128,6 +133,14 @@ class ReindexOperator(Operator):
         if delta is None:
             return None
         new_ids = self.projection.run(delta)["__id"]
+        failed = errors.error_mask(new_ids) if errors.errors_seen() else None
+        if failed is not None:
+            errors.report("Error value encountered in reindex as new id, skipping the row",
+                          count=int(failed.sum()))
+            delta = delta.filter(~failed)
+            new_ids = errors.without_errors(new_ids, pl.UInt128).filter(~failed)
+            if delta.height == 0:
+                return None
         if new_ids.null_count():
             raise ValueError(f"{self.what}: some rows got no id (a None key value)")
         out = delta.with_columns(new_ids.alias(ID))
@@ -151,6 +164,8 @@ class ConcatOperator(Operator):
             parts.append(part)
         if not parts:
             return None
+        if errors.errors_seen():  # a column holding errors in one part: objects in all
+            parts = errors.unify_object_columns(parts)
         return _nonempty(consolidate(concat_batches(parts)))
 
 
@@ -206,6 +221,10 @@ class OutputOperator(Operator):
         delta = deltas[0]
         if delta is None or delta.height == 0:
             return None
+        if errors.errors_seen() and not getattr(self.sink, "keeps_errors", False):
+            delta = _without_error_rows(delta, self.columns)
+            if delta is None:
+                return None
         if self.sort_by:
             delta = delta.sort([*self.sort_by, DIFF])
         from deltaflow.engine.runtime import sink_errors
@@ -213,6 +232,23 @@ class OutputOperator(Operator):
         with sink_errors(self.sink):  # type: ignore[arg-type]
             self.sink.on_batch(time, delta)  # type: ignore[union-attr]
         return None
+
+
+def _without_error_rows(delta: pl.DataFrame, columns: dict[str, t.DType]) -> Delta:
+    """A sink never writes an error: rows holding one are left out and reported, and the
+    columns that held errors get their own dtype back."""
+    masks = errors.error_columns(delta)
+    if not masks:
+        return delta
+    failed = errors.row_has_error_mask(delta, list(masks))
+    assert failed is not None
+    errors.report("Error value encountered in output, skipping the row",
+                  count=int(failed.sum()), with_trace=False)
+    kept = delta.filter(~failed)
+    if kept.height == 0:
+        return None
+    return kept.with_columns([errors.without_errors(kept[name], columns[name].to_polars())
+                              for name in masks if name in columns])
 
 
 def _nonempty(batch: pl.DataFrame) -> Delta:

@@ -10,9 +10,11 @@ columns, and the Polars expression then refers to those columns.
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
+import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
@@ -45,6 +47,9 @@ class Scope:
         self._resolver = resolver
         self._types: dict[int, t.DType] = {}
         self.python_columns: dict[int, str] = {}
+        # Set while the evaluator compiles the error-keeping form of a projection: each
+        # node's error mask (None: never an error), read by pw.fill_error and remove_errors.
+        self.error_exprs: dict[int, pl.Expr | None] | None = None
 
     def resolve(self, ref: ColumnReference) -> tuple[str, t.DType]:
         return self._resolver(ref)
@@ -104,6 +109,10 @@ class ColumnExpression:
         label = getattr(self, "label", type(self).__name__)
         values = [t.values_from_series(series) for series in args]
         result = self._py_eval(values, size)
+        from deltaflow import errors
+
+        if errors.keeps_errors():
+            return _series_keeping_errors(result, dtype)
         try:
             series = t.series_from_values("value", result, dtype)
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
@@ -276,6 +285,58 @@ class ColumnExpression:
 # ------------------------------------------------------------------------------------------
 # Leaves
 # ------------------------------------------------------------------------------------------
+
+
+def _series_keeping_errors(result: list[Any], dtype: t.DType) -> pl.Series:
+    """A Python node's values as a column when failures are values: error values (a UDF that
+    raised) and values not of the declared type (reported) become error cells."""
+    from deltaflow import errors
+
+    failed = [v is errors.ERROR for v in result]
+    clean = [None if bad else v for v, bad in zip(result, failed, strict=True)]
+    plain = _PLAIN_CHECKS.get(dtype.strip_optional())
+    if plain is not None and not all(v is None or plain(v) for v in clean):
+        series = None  # e.g. an int where a str is declared: never converted silently
+    else:
+        try:
+            series = t.series_from_values("value", clean, dtype)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            series = None
+    if series is None or series.null_count() != sum(v is None for v in clean):
+        # Some value is not of the declared type: convert one by one, reporting the others.
+        stored: list[Any] = []
+        for position, value in enumerate(clean):
+            if value is not None:
+                try:
+                    one = t.series_from_values("value", [value], dtype)
+                    ok = one.null_count() == 0 and (plain is None or plain(value))
+                except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+                    ok = False
+                if not ok:
+                    errors.report(f"TypeError: cannot create an object of type "
+                                  f"{_engine_type_name(dtype)} from value {value!r}")
+                    failed[position] = True
+                    value = None
+            stored.append(value)
+        series = t.series_from_values("value", stored, dtype)
+    if not any(failed):
+        return series
+    return errors.with_errors(series, pl.Series(failed, dtype=pl.Boolean))
+
+
+_PLAIN_CHECKS: dict[t.DType, Callable[[Any], bool]] = {
+    t.STR: lambda v: isinstance(v, str),
+    t.INT: lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+    t.FLOAT: lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
+    t.BOOL: lambda v: isinstance(v, bool | np.bool_),
+}
+
+
+def _engine_type_name(dtype: t.DType) -> str:
+    base = dtype.strip_optional()
+    names = {t.INT: "Int", t.FLOAT: "Float", t.STR: "String", t.BOOL: "Bool",
+             t.BYTES: "Bytes", t.POINTER: "Pointer", t.JSON: "Json"}
+    return names.get(base, repr(base))
 
 
 class ColumnReference(ColumnExpression):
@@ -1006,7 +1067,13 @@ class Unwrap(PythonNode):
 
     def compute(self, args: list[pl.Series], size: int, dtype: t.DType) -> pl.Series:
         if args[0].null_count():
-            raise ValueError("pw.unwrap met a None value")
+            from deltaflow import errors
+
+            if not errors.keeps_errors():
+                raise ValueError("pw.unwrap met a None value")
+            missing = args[0].is_null()
+            errors.report("cannot unwrap a None value (pw.unwrap)", count=int(missing.sum()))
+            return errors.with_errors(args[0], missing)
         return args[0]
 
     def __init__(self, arg: ColumnExpression) -> None:
@@ -1022,7 +1089,10 @@ class Unwrap(PythonNode):
 
 
 class FillError(ColumnExpression):
-    """``pw.fill_error(col, replacement)``: deltaflow stops on errors, so this is ``col``."""
+    """``pw.fill_error(col, replacement)``: ``replacement`` where ``col`` is an error.
+
+    Errors exist only in runs with ``terminate_on_error=False``; the evaluator then compiles
+    this node against the error masks of its argument (``Scope.error_exprs``)."""
 
     def __init__(self, arg: ColumnExpression, replacement: ColumnExpression) -> None:
         super().__init__()
@@ -1037,7 +1107,37 @@ class FillError(ColumnExpression):
         return scope.dtype_of(self.arg)
 
     def _polars(self, scope: Scope) -> pl.Expr:
-        return self.arg.to_polars(scope)
+        value = self.arg.to_polars(scope)
+        arg_errors = None if scope.error_exprs is None else scope.error_exprs.get(id(self.arg))
+        if arg_errors is None:
+            return value
+        out = scope.dtype_of(self)
+        return (pl.when(arg_errors.fill_null(False))
+                .then(_coerce(self.replacement, out, scope)).otherwise(value))
+
+
+class NoErrors(ColumnExpression):
+    """True where none of ``args`` is an error (the test behind ``Table.remove_errors``);
+    never an error itself."""
+
+    def __init__(self, *args: ColumnExpression) -> None:
+        super().__init__()
+        self.args = args
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return self.args
+
+    def _infer(self, scope: Scope) -> t.DType:
+        for arg in self.args:
+            scope.dtype_of(arg)
+        return t.BOOL
+
+    def _polars(self, scope: Scope) -> pl.Expr:
+        masks = [] if scope.error_exprs is None else \
+            [m for a in self.args if (m := scope.error_exprs.get(id(a))) is not None]
+        if not masks:
+            return pl.lit(True)
+        return ~pl.any_horizontal([m.fill_null(False) for m in masks])
 
 
 class PointerFrom(ColumnExpression):

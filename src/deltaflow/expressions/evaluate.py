@@ -15,11 +15,16 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow import errors
 from deltaflow.expressions.base import (
     BinaryOp,
     Coalesce,
     ColumnExpression,
+    ColumnReference,
+    FillError,
     IfElse,
+    Literal,
+    NoErrors,
     Require,
     Scope,
 )
@@ -62,6 +67,18 @@ class CompiledProjection:
             for node in divisions
         ]
         self._final = [self._cast(name, expr) for name, expr in self.outputs]
+        self._divisions = divisions
+        self._error_plan: _ErrorPlan | None = None  # built when a run keeps errors
+        self.error_policy: ErrorPolicy | None = None
+
+    def set_error_policy(self, keys: Sequence[str], key_message: str,
+                         other_message: str | None = None) -> None:
+        """Make this projection (the key/argument projection of a stateful operator) hand on
+        no error cells: rows with an error in ``keys`` are left out and reported with
+        ``key_message``; rows with errors in the other outputs are left out the same way with
+        ``other_message`` (an empty one: not reported), or, when it is None, the errors
+        become nulls."""
+        self.error_policy = ErrorPolicy(list(keys), key_message, other_message)
 
     # --- compile-time helpers ------------------------------------------------------------
     def _assign_guards(self, node: ColumnExpression, guard: pl.Expr | None) -> None:
@@ -104,11 +121,18 @@ class CompiledProjection:
         divisions checked for zeros; then only :meth:`run` will do."""
         if self.python_nodes or self._division_checks:
             return None
+        if self.error_policy is not None and errors.keeps_errors():
+            return None  # only run() applies the policy
         return {name: expr for (name, _), expr in zip(self.outputs, self._final, strict=True)}
 
     # --- running ------------------------------------------------------------------------------
     def run(self, frame: pl.DataFrame, keep: Sequence[str] = ()) -> pl.DataFrame:
-        """Compute the outputs for every row of ``frame``; ``keep`` columns are passed through."""
+        """Compute the outputs for every row of ``frame``; ``keep`` columns are passed through.
+
+        In a run with ``terminate_on_error=False`` failures become error cells (see
+        :meth:`_run_keeping_errors`); otherwise the first failure raises."""
+        if errors.keeps_errors():
+            return self._run_keeping_errors(frame, keep)
         work = frame
         for node, arg_exprs, guard in zip(self.python_nodes, self._python_args,
                                           self._python_guards, strict=True):
@@ -120,6 +144,100 @@ class CompiledProjection:
         if not names:
             return work.select(list(keep))
         return work.with_columns(self._final).select([*keep, *names])
+
+    # --- running with errors as values -------------------------------------------------------
+    def _run_keeping_errors(self, frame: pl.DataFrame, keep: Sequence[str]) -> pl.DataFrame:
+        """Like :meth:`run`, with failures as error cells: input error cells are nulled (and
+        their columns restored to their dtype) with a mask column beside each; every node's
+        error mask is a Polars expression over those masks (:class:`_ErrorPlan`); Python
+        nodes skip rows whose arguments are errors and catch per-row failures; outputs whose
+        mask has a true cell become object columns holding :data:`errors.ERROR` there."""
+        plan = self._error_plan or self._build_error_plan()
+        work, masks = errors.clean_frame(frame, plan.input_types)
+        work = work.with_columns([
+            (masks[column] if column in masks else pl.lit(False)).alias(_error_column(column))
+            for column in plan.input_types])
+        for node, arg_exprs, guard in zip(self.python_nodes, self._python_args,
+                                          self._python_guards, strict=True):
+            child_errors = plan.child_errors[id(node)]
+            values, failed = self._run_python_node_keeping_errors(
+                work, node, arg_exprs, guard, child_errors)
+            node_errors = failed if child_errors is None else \
+                work.select(child_errors.fill_null(False)).to_series() | failed
+            work = work.with_columns(values.alias(self.scope.python_columns[id(node)]),
+                                     node_errors.alias(f"__pyerr{node._uid}"))
+        for _node, zero in plan.division_reports:
+            count = work.select(zero.fill_null(False).sum()).item()
+            errors.report("division by zero", count=count)
+        names = [name for name, _ in self.outputs]
+        if not names:
+            return work.select(list(keep))
+        flags = [(name, f"__errout{i}", expr.fill_null(False).alias(f"__errout{i}"))
+                 for i, (name, expr) in enumerate(plan.output_errors) if expr is not None]
+        out = work.with_columns([*plan.final, *(e for _, _, e in flags)])
+        result = out.select([*keep, *names])
+        replaced = []
+        for name, flag, _ in flags:
+            mask = out[flag]
+            if mask.any():
+                replaced.append(errors.with_errors(result[name], mask))
+        if replaced:
+            errors.mark_seen()
+            result = result.with_columns(replaced)
+            if self.error_policy is not None:
+                result = self._apply_error_policy(result, [c.name for c in replaced])
+        return result
+
+    def _apply_error_policy(self, result: pl.DataFrame, replaced: Sequence[str]
+                            ) -> pl.DataFrame:
+        """Leave out (or null) the error cells of the columns in ``replaced`` as the policy
+        says; those columns then get their own dtype back."""
+        policy = self.error_policy
+        assert policy is not None
+        result = _drop_error_rows(result, policy.keys, policy.key_message)
+        if policy.other_message is not None:
+            others = [name for name, _ in self.outputs if name not in policy.keys]
+            result = _drop_error_rows(result, others, policy.other_message)
+        return result.with_columns([errors.without_errors(result[name],
+                                                          self.types[name].to_polars())
+                                    for name in replaced])
+
+    def _build_error_plan(self) -> _ErrorPlan:
+        plan = _ErrorPlan(self)
+        self._error_plan = plan
+        return plan
+
+    def _run_python_node_keeping_errors(
+            self, work: pl.DataFrame, node: ColumnExpression, arg_exprs: list[pl.Expr],
+            guard: pl.Expr | None, child_errors: pl.Expr | None) -> tuple[pl.Series, pl.Series]:
+        """The node's values (null where it failed or was not computed) and the rows where
+        it failed itself; rows outside the guard or with an error argument are skipped."""
+        dtype = self.scope.dtype_of(node)
+        height = work.height
+        wanted: pl.Expr | None = guard.fill_null(False) if guard is not None else None
+        if child_errors is not None:
+            fine = ~child_errors.fill_null(False)
+            wanted = fine if wanted is None else wanted & fine
+        rows: pl.Series | None = None
+        if wanted is not None and height:
+            mask = work.select(wanted.alias("__wanted")).to_series()
+            if not mask.all():
+                rows = mask.arg_true()
+        subset = work if rows is None else work[rows]
+        args = _args(subset, arg_exprs)
+        try:
+            computed = node.compute(args, subset.height, dtype)
+        except Exception:  # noqa: BLE001 - retried row by row, each failure reported
+            computed = _compute_row_by_row(node, args, subset.height, dtype)
+        failed = errors.error_mask(computed)
+        if failed is not None:
+            computed = errors.without_errors(computed, dtype.to_polars())
+        else:
+            failed = pl.Series("failed", [False] * subset.height, dtype=pl.Boolean)
+        if rows is None:
+            return computed, failed
+        return (_scatter(computed, rows, height, dtype),
+                pl.Series("failed", [False] * height, dtype=pl.Boolean).scatter(rows, failed))
 
     def _run_python_node(self, work: pl.DataFrame, node: ColumnExpression,
                          arg_exprs: list[pl.Expr], guard: pl.Expr | None) -> pl.Series:
@@ -145,6 +263,145 @@ class CompiledProjection:
                          if not c.startswith("_")}
                 raise ZeroDivisionError(f"{self.scope.description}: division by zero in "
                                         f"{node._describe()} (row {shown})")
+
+
+class ErrorPolicy:
+    """What a stateful operator's key projection does with error cells (see
+    :meth:`CompiledProjection.set_error_policy`)."""
+
+    def __init__(self, keys: list[str], key_message: str, other_message: str | None) -> None:
+        self.keys = keys
+        self.key_message = key_message
+        self.other_message = other_message
+
+
+def _drop_error_rows(frame: pl.DataFrame, names: Sequence[str], message: str) -> pl.DataFrame:
+    """``frame`` without the rows holding an error in ``names``; each reported with
+    ``message`` unless it is empty."""
+    mask = errors.row_has_error_mask(frame, names)
+    if mask is None:
+        return frame
+    if message:
+        errors.report(message, count=int(mask.sum()))
+    return frame.filter(~mask)
+
+
+class _ErrorPlan:
+    """The error masks of a projection's nodes, as Polars expressions over the cleaned frame
+    (built once, the first time the projection runs keeping errors).
+
+    A node is an error where one of its inputs is, except: ``pw.fill_error`` (the
+    replacement's mask where its argument is an error), ``pw.if_else`` (the condition's, or
+    the taken branch's), ``pw.coalesce`` (an argument's, where the arguments before it are
+    None), ``pw.require`` (the value's only where every dependency is present), the
+    ``remove_errors`` test (never); a division adds the rows dividing by zero, a Python node
+    its own failures (``__pyerr`` columns)."""
+
+    def __init__(self, projection: CompiledProjection) -> None:
+        scope = projection.scope
+        self.scope = scope
+        self.input_types: dict[str, pl.DataType] = {}
+        self.node_errors: dict[int, pl.Expr | None] = {}
+        self.child_errors: dict[int, pl.Expr | None] = {}
+        python = {id(n) for n in projection.python_nodes}
+        divisions = {id(n) for n in projection._divisions}
+        for _, expr in projection.outputs:
+            for node in expr.walk():
+                if id(node) not in self.node_errors:
+                    self.node_errors[id(node)] = self._node_errors(node, python, divisions)
+        self.division_reports: list[tuple[ColumnExpression, pl.Expr]] = []
+        for node in projection._divisions:
+            zero = node.right.to_polars(scope) == 0
+            own = _and(projection._guards.get(id(node)), zero)
+            child = self.child_errors[id(node)]
+            self.division_reports.append((node, own if child is None else own & ~child))
+        self.output_errors = [(name, self.node_errors[id(expr)])
+                              for name, expr in projection.outputs]
+        scope.error_exprs = self.node_errors
+        try:
+            self.final = [projection._cast(name, expr) for name, expr in projection.outputs]
+        finally:
+            scope.error_exprs = None
+
+    def _node_errors(self, node: ColumnExpression, python: set[int],
+                     divisions: set[int]) -> pl.Expr | None:
+        scope = self.scope
+        children = [self.node_errors[id(c)] for c in node.children()]
+        self.child_errors[id(node)] = _any(children)
+        if id(node) in python:
+            return pl.col(f"__pyerr{node._uid}")
+        if isinstance(node, ColumnReference):
+            column, dtype = scope.resolve(node)
+            self.input_types[column] = dtype.to_polars()
+            return pl.col(_error_column(column))
+        if isinstance(node, Literal | NoErrors):
+            return None
+        if isinstance(node, FillError):
+            arg, replacement = children
+            if arg is None:
+                return None
+            return None if replacement is None else arg & replacement
+        if isinstance(node, IfElse):
+            cond_err, then_err, else_err = children
+            condition = node.cond.to_polars(scope).fill_null(False)
+            return _any([cond_err,
+                         None if then_err is None else condition & then_err,
+                         None if else_err is None else ~condition & else_err])
+        if isinstance(node, Coalesce):
+            parts: list[pl.Expr | None] = []
+            reached: pl.Expr | None = None
+            for arg, arg_err in zip(node.args, children, strict=True):
+                if arg_err is not None:
+                    parts.append(arg_err if reached is None else reached & arg_err)
+                missing = arg.to_polars(scope).is_null()
+                reached = missing if reached is None else reached & missing
+            return _any(parts)
+        if isinstance(node, Require):
+            value_err, *dep_errs = children
+            present = [d.to_polars(scope).is_not_null() for d in node.deps]
+            gated = value_err if value_err is None or not present else \
+                value_err & pl.all_horizontal(present)
+            return _any([gated, *dep_errs])
+        own = _any(children)
+        if id(node) in divisions:
+            zero = node.right.to_polars(scope) == 0  # type: ignore[attr-defined]
+            return zero if own is None else own | zero
+        return own
+
+
+def _any(masks: Sequence[pl.Expr | None]) -> pl.Expr | None:
+    present = [m for m in masks if m is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else pl.any_horizontal(present)
+
+
+def _error_column(column: str) -> str:
+    return f"__err:{column}"
+
+
+def _compute_row_by_row(node: ColumnExpression, args: list[pl.Series], height: int,
+                        dtype: t.DType) -> pl.Series:
+    """The node computed one row at a time (after it failed on the whole batch): a row that
+    fails holds an error, reported with the exception's text."""
+    parts: list[pl.Series | None] = []
+    for row in range(height):
+        try:
+            parts.append(node.compute([a[row:row + 1] for a in args], 1, dtype))
+        except Exception as exc:  # noqa: BLE001 - the failure is the row's value
+            errors.report(_failure_message(node, exc))
+            parts.append(None)
+    if all(p is not None for p in parts) and parts:
+        return pl.concat(parts)  # type: ignore[arg-type]
+    values = [errors.ERROR if p is None else p.to_list()[0] for p in parts]
+    return pl.Series("value", values, dtype=pl.Object)
+
+
+def _failure_message(node: ColumnExpression, error: BaseException) -> str:
+    describe = getattr(node, "failure_message", None)
+    if describe is not None:
+        return describe(error)
+    return str(error) or type(error).__name__
 
 
 def _compute(node: ColumnExpression, args: list[pl.Series], frame: pl.DataFrame,

@@ -57,6 +57,13 @@ class JoinOperator(Operator):
         self.node = node
         self.keys = list(node.keys)
         self.mode = node.mode
+        # Errors as values: a row with an error in its join key (or, unlike Pathway, in
+        # another column: the arrangements keep typed columns) is left out and reported.
+        for pre in (node.left_pre, node.right_pre):
+            if pre is not None:
+                pre.set_error_policy(self.keys, "Error value encountered in join condition, "
+                                                "skipping the row",
+                                     "Error value encountered in join, skipping the row")
         self.left = Arrangement(id_column=LID)
         self.right = Arrangement(id_column=RID)
         self.match: list[str] = [KH]

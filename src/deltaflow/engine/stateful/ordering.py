@@ -34,6 +34,8 @@ class SortOperator(Operator):
         super().__init__(node)
         self.pre = node.pre
         self.has_instance = "__inst" in node.pre.types
+        self.pre.set_error_policy(list(node.pre.types), "Error value encountered in sort "
+                                                        "key, skipping the row")
         self.lists: dict[Any, list[tuple[Any, int]]] = {}
         self.where: dict[int, tuple[Any, Any]] = {}  # id -> (instance key, sort entry)
         self.links: dict[int, tuple[int | None, int | None]] = {}
@@ -121,6 +123,10 @@ class DeduplicateOperator(Operator):
         super().__init__(node)
         self.pre = node.pre
         self.acceptor = node.acceptor
+        self.pre.set_error_policy(["__inst"] if node.has_instance else [],
+                                  "Error value encountered in deduplicate instance, skipping "
+                                  "the row", "Error value encountered in deduplicate value, "
+                                             "skipping the row")
         self.has_instance = node.has_instance
         self.instance_type = node.instance_type
         self.names = list(node.columns)

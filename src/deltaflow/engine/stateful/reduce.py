@@ -58,6 +58,11 @@ class ReduceOperator(Operator):
         super().__init__(node)
         self.pre = node.pre
         self.keys = list(node.keys)
+        # Errors as values: a row with an error in a grouping column is left out and
+        # reported; one with an error argument is left out of the reduction (its error was
+        # reported where it arose).
+        self.pre.set_error_policy(self.keys, "Error value encountered in grouping columns, "
+                                             "skipping the row", "")
         self.key_types = list(node.key_types)
         self.calls = list(node.reducers)
         self.post = node.post

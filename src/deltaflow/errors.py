@@ -1,0 +1,412 @@
+"""Errors as values: the ``Error`` cell value, the run-wide ``terminate_on_error`` setting and
+the error log tables (``pw.global_error_log()``, ``pw.local_error_log()``).
+
+With ``terminate_on_error=True`` (the default) nothing here is used: the first failure raises.
+With ``terminate_on_error=False`` a failing cell holds :data:`ERROR`. Batches keep their Polars
+dtypes while no error occurs; a column holding an error cell travels as a ``pl.Object`` column
+with the :data:`ERROR` object in the failed cells (see ``docs/errors.md``). Operators only look
+for such columns once the run has produced an error (:func:`errors_seen`), so runs without
+errors pay one flag test per operator step.
+
+Every failure is reported once, by the operator where it happened: a row of the error log of
+that operator (the global one, or the local one active when the operator's table was defined)
+and an ``ERROR`` logging record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+
+logger = logging.getLogger("deltaflow.errors")
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_CONTEXTLIB = os.path.dirname(os.path.abspath(contextlib.__file__))
+
+
+class ErrorValue:
+    """The value of a cell whose computation failed (there is a single instance,
+    :data:`ERROR`). It prints as ``Error``; only ``pw.fill_error`` and
+    ``Table.remove_errors`` get rid of it."""
+
+    __slots__ = ()
+    _instance: ErrorValue | None = None
+
+    def __new__(cls) -> ErrorValue:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "Error"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ErrorValue, ())
+
+
+ERROR = ErrorValue()
+
+#: The columns of an error log table, as Pathway's ``ErrorLogSchema``.
+ERROR_LOG_COLUMNS: dict[str, t.DType] = {"operator_id": t.INT, "message": t.STR,
+                                         "trace": t.STR}
+
+
+# ------------------------------------------------------------------------------------------
+# Where a plan node was defined, and which log its errors go to
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeOrigin:
+    """The user's line that defined a plan node (for the ``trace`` column) and the local error
+    log active at that moment (None: the global log)."""
+
+    trace: str
+    log: LocalErrorLog | None
+
+
+class LocalErrorLog:
+    """The identity of one ``pw.local_error_log()`` block."""
+
+    _ids = itertools.count()
+
+    def __init__(self) -> None:
+        self.number = next(self._ids)
+
+    def __repr__(self) -> str:
+        return f"<local error log {self.number}>"
+
+
+_GLOBAL_LOG = "global"
+_local_logs = threading.local()
+
+
+def _active_local_log() -> LocalErrorLog | None:
+    stack = getattr(_local_logs, "stack", None)
+    return stack[-1] if stack else None
+
+
+def capture_origin() -> NodeOrigin:
+    """The innermost frame outside deltaflow, as a trace, and the active local log."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        raw = frame.f_code.co_filename
+        filename = os.path.abspath(raw)
+        # Generated code (dataclass __init__, "<string>") and contextlib are not the user's.
+        if not raw.startswith("<") and not filename.startswith(_PACKAGE_DIR) \
+                and not filename.startswith(_CONTEXTLIB):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return NodeOrigin("", _active_local_log())
+    import linecache
+
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    trace = (f"Occurred here:\n \tLine: {line}\n \tFile: {frame.f_code.co_filename}:"
+             f"{frame.f_lineno}\n \tFunction: {frame.f_code.co_name}")
+    return NodeOrigin(trace, _active_local_log())
+
+
+# ------------------------------------------------------------------------------------------
+# The run-wide context
+# ------------------------------------------------------------------------------------------
+
+
+class ErrorContext:
+    """The error handling of one run: whether to stop at the first error, whether an error
+    value exists yet, the operator running now, and the log tables to fill."""
+
+    def __init__(self, terminate_on_error: bool) -> None:
+        self.terminate = terminate_on_error
+        self.seen = False
+        self.current: Any = None  # the plan node whose operator is running
+        self.silent_nodes: set[int] = set()  # downstream of a log table: logging only
+        self._handles: dict[Any, list[Any]] = {}
+        self._pending: dict[Any, list[tuple[int, str, str]]] = {}
+        self._next_row = 0  # log rows are numbered: distinct ids
+
+    # --- error log tables ----------------------------------------------------------------
+    def attach_log(self, key: Any, handle: Any) -> None:
+        self._handles.setdefault(key, []).append(handle)
+
+    @property
+    def log_handles(self) -> list[Any]:
+        return [h for handles in self._handles.values() for h in handles]
+
+    def report(self, message: str, node: Any = None, *, count: int = 1,
+               with_trace: bool = True) -> None:
+        """Record ``count`` failures with ``message`` in the operator ``node`` (default: the
+        one running now): logged, and rows of its error log table."""
+        if count <= 0:
+            return
+        node = node if node is not None else self.current
+        origin: NodeOrigin | None = getattr(node, "origin", None)
+        operator_id = getattr(node, "uid", -1)
+        trace = origin.trace if origin is not None and with_trace else ""
+        for _ in range(min(count, 1000)):  # do not flood the log with one repeated failure
+            logger.error("%s in operator %s. %s", message, operator_id, trace)
+        if count > 1000:
+            logger.error("(%d more times: %s)", count - 1000, message)
+        if node is not None and node.uid in self.silent_nodes:
+            return  # an error about the error log itself: never fed back into it
+        key = origin.log if origin is not None and origin.log is not None else _GLOBAL_LOG
+        if key in self._handles:
+            self._pending.setdefault(key, []).extend([(operator_id, message, trace)] * count)
+
+    def flush(self) -> None:
+        """Push the rows reported so far into the log tables (called between times)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        for key, rows in pending.items():
+            for handle in self._handles.get(key, []):
+                from deltaflow._ids import sequence_ids
+
+                start, self._next_row = self._next_row, self._next_row + len(rows)
+                batch = pl.DataFrame({
+                    "_id": sequence_ids("error-log", start, len(rows)),
+                    "operator_id": pl.Series([r[0] for r in rows], dtype=pl.Int64),
+                    "message": pl.Series([r[1] for r in rows], dtype=pl.String),
+                    "trace": pl.Series([r[2] for r in rows], dtype=pl.String),
+                    "_diff": pl.Series([1] * len(rows), dtype=pl.Int64),
+                })
+                handle.push(batch, consolidated=True)
+
+
+_state = threading.local()
+
+
+def active() -> ErrorContext | None:
+    """The error context of the run on this thread, if any."""
+    return getattr(_state, "context", None)
+
+
+def errors_seen() -> bool:
+    """Whether the run on this thread has produced an error value (then batches may hold
+    error cells and operators must look for them)."""
+    context = getattr(_state, "context", None)
+    return context is not None and context.seen
+
+
+def keeps_errors() -> bool:
+    """Whether failures become error values (``terminate_on_error=False``) in this run."""
+    context = getattr(_state, "context", None)
+    return context is not None and not context.terminate
+
+
+def mark_seen() -> None:
+    context = getattr(_state, "context", None)
+    if context is not None:
+        context.seen = True
+
+
+def report(message: str, *, count: int = 1, node: Any = None, with_trace: bool = True) -> None:
+    """Report failures in the operator running now (see :meth:`ErrorContext.report`)."""
+    context = getattr(_state, "context", None)
+    if context is not None:
+        context.report(message, node, count=count, with_trace=with_trace)
+    else:
+        logger.error("%s", message)
+
+
+@contextlib.contextmanager
+def run_context(terminate_on_error: bool | None) -> Iterator[ErrorContext]:
+    """Make an error context current on this thread for the duration of a run."""
+    previous = getattr(_state, "context", None)
+    context = ErrorContext(True if terminate_on_error is None else bool(terminate_on_error))
+    _state.context = context
+    try:
+        yield context
+    finally:
+        _state.context = previous
+
+
+def on_failure(message: str, error: BaseException | None = None) -> ErrorValue:
+    """The one place where a per-row failure becomes a value: with ``terminate_on_error`` it
+    raises (``error`` when given), otherwise it is reported and :data:`ERROR` is returned."""
+    context = getattr(_state, "context", None)
+    if context is None or context.terminate:
+        if error is not None:
+            raise error
+        raise ValueError(message)
+    context.seen = True
+    context.report(message)
+    return ERROR
+
+
+def exception_message(error: BaseException) -> str:
+    """How a Python exception raised by user code reads in the error log."""
+    return f"{type(error).__name__}: {error}"
+
+
+# ------------------------------------------------------------------------------------------
+# Error cells in batches
+# ------------------------------------------------------------------------------------------
+
+
+def error_mask(series: pl.Series) -> pl.Series | None:
+    """Which cells of ``series`` are errors, or None when none is (only object columns can
+    hold errors)."""
+    if series.dtype != pl.Object or series.len() == 0:
+        return None
+    flags = [value is ERROR for value in series.to_list()]
+    if not any(flags):
+        return None
+    return pl.Series(series.name, flags, dtype=pl.Boolean)
+
+
+def error_columns(frame: pl.DataFrame, names: Sequence[str] | None = None) -> dict[str, pl.Series]:
+    """The error masks of the columns of ``frame`` (all, or ``names``) holding errors."""
+    found: dict[str, pl.Series] = {}
+    for name in (names if names is not None else frame.columns):
+        if name in frame.columns and frame.schema[name] == pl.Object:
+            mask = error_mask(frame[name])
+            if mask is not None:
+                found[name] = mask
+    return found
+
+
+def frame_has_errors(frame: pl.DataFrame) -> bool:
+    """Whether any cell of ``frame`` is an error (cheap unless the run produced errors)."""
+    if not errors_seen():
+        return False
+    return any(dtype == pl.Object and error_mask(frame[name]) is not None
+               for name, dtype in frame.schema.items())
+
+
+def without_errors(series: pl.Series, dtype: pl.DataType | t.DType) -> pl.Series:
+    """``series`` with its error cells made null, stored as ``dtype`` again."""
+    polars_type = dtype.to_polars() if isinstance(dtype, t.DType) else dtype
+    values = [None if v is ERROR else v for v in series.to_list()]
+    if polars_type == pl.Object:
+        return pl.Series(series.name, values, dtype=pl.Object)
+    return pl.Series(series.name, values, dtype=polars_type)
+
+
+def with_errors(series: pl.Series, mask: pl.Series) -> pl.Series:
+    """``series`` as an object column with :data:`ERROR` where ``mask`` is true."""
+    values = series.to_list()
+    for position in mask.arg_true().to_list():
+        values[position] = ERROR
+    return pl.Series(series.name, values, dtype=pl.Object)
+
+
+def clean_frame(frame: pl.DataFrame, types: dict[str, pl.DataType]) -> tuple[
+        pl.DataFrame, dict[str, pl.Series]]:
+    """``frame`` with error cells nulled (columns in ``types`` restored to their dtype) and
+    the error masks of those columns."""
+    masks = error_columns(frame)
+    if not masks:
+        return frame, masks
+    restored = [without_errors(frame[name], types.get(name, frame.schema[name]))
+                for name in masks]
+    return frame.with_columns(restored), masks
+
+
+def row_has_error_mask(frame: pl.DataFrame, names: Sequence[str] | None = None
+                       ) -> pl.Series | None:
+    """Which rows of ``frame`` hold an error in one of ``names`` (None: no row does)."""
+    masks = list(error_columns(frame, names).values())
+    if not masks:
+        return None
+    combined = masks[0]
+    for mask in masks[1:]:
+        combined = combined | mask
+    return combined
+
+
+def drop_error_rows(frame: pl.DataFrame, names: Sequence[str], message: str) -> pl.DataFrame:
+    """``frame`` without the rows holding an error in ``names``, each one reported with
+    ``message`` (keys of groupings, joins, new ids ...). Free while the run has no errors."""
+    if not errors_seen():
+        return frame
+    mask = row_has_error_mask(frame, names)
+    if mask is None:
+        return frame
+    report(message, count=int(mask.sum()))
+    return frame.filter(~mask)
+
+
+def unify_object_columns(frames: Sequence[pl.DataFrame]) -> list[pl.DataFrame]:
+    """Frames to concatenate, with a column stored as objects in one stored as objects in all
+    (a column holding errors in one part)."""
+    if len(frames) < 2:
+        return list(frames)
+    object_columns = {name for frame in frames for name, dtype in frame.schema.items()
+                      if dtype == pl.Object}
+    out = []
+    for frame in frames:
+        casts = [pl.Series(name, frame[name].to_list(), dtype=pl.Object)
+                 for name in object_columns
+                 if name in frame.columns and frame.schema[name] != pl.Object]
+        out.append(frame.with_columns(casts) if casts else frame)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# The public log tables
+# ------------------------------------------------------------------------------------------
+
+
+def _log_table(key: Any) -> Any:
+    from deltaflow import plan
+    from deltaflow.table import Table
+
+    source = ErrorLogSource(key)
+    node = plan.InputNode(columns=dict(ERROR_LOG_COLUMNS), source=source,
+                          label="global_error_log" if key == _GLOBAL_LOG else "local_error_log")
+    return Table(node)
+
+
+def global_error_log() -> Any:
+    """A table of every failure of the run (``operator_id``, ``message``, ``trace``), except
+    those of operators defined inside a ``pw.local_error_log()`` block."""
+    return _log_table(_GLOBAL_LOG)
+
+
+@contextlib.contextmanager
+def local_error_log() -> Iterator[Any]:
+    """A table of the failures of the operators defined inside the ``with`` block (they no
+    longer go to the global log)."""
+    log = LocalErrorLog()
+    table = _log_table(log)
+    stack = getattr(_local_logs, "stack", None)
+    if stack is None:
+        stack = _local_logs.stack = []
+    stack.append(log)
+    try:
+        yield table
+    finally:
+        stack.remove(log)
+
+
+def _source_base() -> type:
+    from deltaflow.engine.boundary import Source
+
+    return Source
+
+
+class ErrorLogSource(_source_base()):  # type: ignore[misc]
+    """The source of an error log table: the run pushes the reported rows into it, and
+    finishes it when every other input has finished."""
+
+    name = "error_log"
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def start(self, handle: Any) -> None:
+        context = active()
+        if context is not None:
+            context.attach_log(self.key, handle)
