@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests._util import snapshot
 
 import deltaflow as pw
 from deltaflow.expressions.base import ExpressionError
@@ -105,8 +106,12 @@ def test_join_then_reduce_and_filter() -> None:
 
 def test_definition_errors() -> None:
     left, right = _tables()
-    with pytest.raises(TypeError, match="equalities"):
+    with pytest.raises(ValueError, match="equalities"):
         left.join(right, left.k < right.k)
+    with pytest.raises(ValueError, match="goes on the left"):
+        left.join(right, right.k == left.k)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        left.join(right, left.k == right.k, lefft_instance=left.k)
     strings = pw.debug.table_from_markdown("""
         s
         x
@@ -115,3 +120,21 @@ def test_definition_errors() -> None:
         left.join(strings, left.k == strings.s)
     with pytest.raises(TypeError, match="id="):
         left.join(right, left.k == right.k, id=left.a)
+
+
+def test_instances_only_match_within_an_instance() -> None:
+    left = pw.debug.table_from_markdown("""
+        k | inst | a
+        1 | x    | 10
+        1 | y    | 20
+    """)
+    right = pw.debug.table_from_markdown("""
+        k | inst | b
+        1 | x    | 100
+        1 | z    | 300
+    """)
+    joined = left.join(right, left.k == right.k, left_instance=left.inst,
+                       right_instance=right.inst).select(left.a, right.b)
+    assert snapshot(joined) == [(10, 100)]
+    with pytest.raises(ValueError, match="both left_instance and right_instance"):
+        left.join(right, left.k == right.k, left_instance=left.inst)

@@ -316,7 +316,7 @@ def test_bad_arguments_fail_at_definition() -> None:
         joined.join(t3, t1.b == t3.b).select(stranger.x)
     with pytest.raises(Exception, match="no column 'nope'"):
         joined.join(t3, pw.left.nope == t3.b)
-    with pytest.raises(TypeError, match="equalities"):
+    with pytest.raises(ValueError, match="equalities"):
         joined.join(t3, t1.b < t3.b)
     with pytest.raises(TypeError, match="cannot join"):
         joined.join(t3, t1.x == t3.b)

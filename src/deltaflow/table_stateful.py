@@ -344,12 +344,14 @@ class JoinResult:
         coalesced: dict[str, tuple[str, str]] = {}
         for condition in on:
             if not (isinstance(condition, BinaryOp) and condition.op == "=="):
-                raise TypeError(f"{description}: join conditions must be equalities "
-                                f"left_column == right_column, got {condition!r}")
+                raise ValueError(f"{description}: join conditions must be equalities "
+                                 f"left_column == right_column, got {condition!r}")
             lhs, rhs = condition.left, condition.right
             if not self._fits(lhs, left_scope) and self._fits(rhs, left_scope) and \
                     self._fits(lhs, right_scope):
-                lhs, rhs = rhs, lhs
+                raise ValueError(f"{description}: in a join condition the left table's "
+                                 f"expression goes on the left of ==, the right table's on "
+                                 f"the right (write {rhs!r} == {lhs!r})")
             try:
                 lt, rt = left_scope.dtype_of(lhs), right_scope.dtype_of(rhs)
             except ExpressionError as exc:
@@ -557,64 +559,90 @@ class JoinResult:
 
     # --- chaining ---------------------------------------------------------------------------
     def join(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-             how: JoinMode = JoinMode.INNER, **kwargs: Any) -> JoinResult:
+             how: JoinMode = JoinMode.INNER, left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
         """Join these joined rows with ``other`` (a table or another join result)."""
-        return _join(self, other, on, how, id)
+        return _join(self, other, on, how, id, left_instance, right_instance)
 
     def join_inner(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-                   **kwargs: Any) -> JoinResult:
-        return _join(self, other, on, JoinMode.INNER, id)
+                   left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
+        return _join(self, other, on, JoinMode.INNER, id, left_instance, right_instance)
 
     def join_left(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-                  **kwargs: Any) -> JoinResult:
+                  left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
         """Every joined row, with its partners in ``other`` or with None on the right."""
-        return _join(self, other, on, JoinMode.LEFT, id)
+        return _join(self, other, on, JoinMode.LEFT, id, left_instance, right_instance)
 
     def join_right(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-                   **kwargs: Any) -> JoinResult:
+                   left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
         """Every row of ``other``, with its partners here or with None on the left."""
-        return _join(self, other, on, JoinMode.RIGHT, id)
+        return _join(self, other, on, JoinMode.RIGHT, id, left_instance, right_instance)
 
     def join_outer(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-                   **kwargs: Any) -> JoinResult:
+                   left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
         """Every joined row and every row of ``other``, matched where possible."""
-        return _join(self, other, on, JoinMode.OUTER, id)
+        return _join(self, other, on, JoinMode.OUTER, id, left_instance, right_instance)
 
 
 Joinable: TypeAlias = "Table | JoinResult"  # what a join side may be
 
 
 def _join(left_side: Joinable, right_side: Joinable, on: tuple[Any, ...], mode: JoinMode,
-          id: Any) -> JoinResult:  # noqa: A002
+          id: Any, left_instance: Any = None,  # noqa: A002
+          right_instance: Any = None) -> JoinResult:
     if isinstance(mode, int) and not isinstance(mode, JoinMode):
         mode = JoinMode(mode)
+    if (left_instance is None) != (right_instance is None):
+        raise ValueError("join: give both left_instance and right_instance, or neither")
+    if left_instance is not None:
+        # Rows only ever match within the same instance: one more equality condition.
+        on = (*on, BinaryOp("==", wrap_value(left_instance), wrap_value(right_instance)))
     return JoinResult(left_side, right_side, on, mode, id)
 
 
 def join(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-         how: JoinMode = JoinMode.INNER, **kwargs: Any) -> JoinResult:
+         how: JoinMode = JoinMode.INNER, left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
     """Join two tables (or join results) on equality conditions (``how`` chooses inner/left/right/outer)."""
-    return _join(left, right, on, how, id)
+    return _join(left, right, on, how, id, left_instance, right_instance)
 
 
 def join_inner(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-               **kwargs: Any) -> JoinResult:
-    return _join(left, right, on, JoinMode.INNER, id)
+               left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
+    return _join(left, right, on, JoinMode.INNER, id, left_instance, right_instance)
 
 
 def join_left(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-              **kwargs: Any) -> JoinResult:
-    return _join(left, right, on, JoinMode.LEFT, id)
+              left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
+    return _join(left, right, on, JoinMode.LEFT, id, left_instance, right_instance)
 
 
 def join_right(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-               **kwargs: Any) -> JoinResult:
-    return _join(left, right, on, JoinMode.RIGHT, id)
+               left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
+    return _join(left, right, on, JoinMode.RIGHT, id, left_instance, right_instance)
 
 
 def join_outer(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-               **kwargs: Any) -> JoinResult:
-    return _join(left, right, on, JoinMode.OUTER, id)
+               left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
+    return _join(left, right, on, JoinMode.OUTER, id, left_instance, right_instance)
 
 
 def groupby(grouped: Table | JoinResult, *args: Any, id: Any = None,  # noqa: A002
@@ -647,28 +675,38 @@ class StatefulMethods:
         return self.groupby().reduce(*args, **kwargs)
 
     def join(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-             how: JoinMode = JoinMode.INNER, **kwargs: Any) -> JoinResult:
+             how: JoinMode = JoinMode.INNER, left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
         """Join with ``other`` on equality conditions; ``select`` on the result."""
-        return _join(self, other, on, how, id)  # type: ignore[arg-type]
+        return _join(self, other, on, how, id, left_instance, right_instance)  # type: ignore[arg-type]
 
     def join_inner(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-                   **kwargs: Any) -> JoinResult:
-        return _join(self, other, on, JoinMode.INNER, id)  # type: ignore[arg-type]
+                   left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
+        return _join(self, other, on, JoinMode.INNER, id, left_instance, right_instance)  # type: ignore[arg-type]
 
     def join_left(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-                  **kwargs: Any) -> JoinResult:
+                  left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
         """Every row of this table, with its partners or with None on the right."""
-        return _join(self, other, on, JoinMode.LEFT, id)  # type: ignore[arg-type]
+        return _join(self, other, on, JoinMode.LEFT, id, left_instance, right_instance)  # type: ignore[arg-type]
 
     def join_right(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-                   **kwargs: Any) -> JoinResult:
+                   left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
         """Every row of ``other``, with its partners or with None on the left."""
-        return _join(self, other, on, JoinMode.RIGHT, id)  # type: ignore[arg-type]
+        return _join(self, other, on, JoinMode.RIGHT, id, left_instance, right_instance)  # type: ignore[arg-type]
 
     def join_outer(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-                   **kwargs: Any) -> JoinResult:
+                   left_instance: Any = None, right_instance: Any = None,
+             left_exactly_once: bool = False, right_exactly_once: bool = False
+             ) -> JoinResult:
         """Every row of both tables, matched where possible."""
-        return _join(self, other, on, JoinMode.OUTER, id)  # type: ignore[arg-type]
+        return _join(self, other, on, JoinMode.OUTER, id, left_instance, right_instance)  # type: ignore[arg-type]
 
     # --- id operations ---------------------------------------------------------------------
     def _id_op(self, kind: str, others: tuple[Table, ...], columns: dict[str, t.DType],
