@@ -100,7 +100,8 @@ class SelectOperator(Operator):
         if has_distinct_ids(delta):
             # Same ids, each once: no two output rows can merge or cancel.
             return same_ids_as(delta, out)
-        return consolidate(out)
+        # Rows that differed only in dropped columns cancel: an empty change is no change.
+        return _nonempty(consolidate(out))
 
 
 class FilterOperator(Operator):
