@@ -184,3 +184,35 @@ def test_run_all_computes_tables_without_outputs() -> None:
     pw.run()  # no outputs: nothing is computed, so nothing fails
     with pytest.raises(pw.UdfError, match="ZeroDivisionError"):
         pw.run_all()
+
+
+def test_table_slice_renames_and_unpacks() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+        a | b
+        1 | 2
+        """
+    )
+    assert list(t.slice.keys()) == ["a", "b"]
+    renamed = t.select(**t.slice.with_suffix("_l").with_prefix("t"))
+    assert renamed.column_names() == ["ta_l", "tb_l"]
+    assert snapshot(renamed) == [(1, 2)]
+    assert list(t.slice.without("a").keys()) == ["b"]
+    assert list(t.slice.rename({"a": "z"}).keys()) == ["b", "z"]
+    assert t.C.a.name == "a" and t.slice.b.name == "b"
+
+
+def test_this_without_and_positional_reducers() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+        a | b
+        1 | 2
+        3 | 4
+        """
+    )
+    assert t.select(pw.this.without("a").b).column_names() == ["b"]
+    with pytest.raises(KeyError):
+        t.select(pw.this.without(pw.this.a).a)
+    reduced = t.reduce(pw.reducers.max(t.a), pw.reducers.sum(t.b))
+    assert reduced.column_names() == ["a", "b"]
+    assert snapshot(reduced) == [(3, 6)]

@@ -30,6 +30,7 @@ from deltaflow.expressions.deferred import IxColumn, has_ix_columns, transform
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, this
 from deltaflow.schema import Schema, schema_from_dtypes
+from deltaflow.table_slice import ColumnNamespace, TableSlice
 from deltaflow.table_stateful import StatefulMethods
 from deltaflow.table_temporal import TemporalMethods
 
@@ -290,6 +291,17 @@ class Table(StatefulMethods, TemporalMethods):
         ]
         outputs += [(n, e) for n, e in new if n in replaced]
         return self._select_node(outputs, "with_columns")
+
+    @property
+    def slice(self) -> TableSlice:
+        """All columns as a :class:`~deltaflow.table_slice.TableSlice` (rename, prefix,
+        unpack with ``**``)."""
+        return TableSlice({n: ColumnReference(self, n) for n in self._columns}, self)
+
+    @property
+    def C(self) -> ColumnNamespace:  # noqa: N802 (Pathway's name)
+        """Columns by attribute even where a method has the same name: ``t.C.select``."""
+        return ColumnNamespace(self)
 
     def __add__(self, other: Table) -> Table:
         """The columns of both tables side by side; ``other`` must have the same rows (its

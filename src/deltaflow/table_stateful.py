@@ -82,6 +82,9 @@ class GroupedTable:
                             and k.name not in arg.excluded]
             elif isinstance(arg, ColumnReference):
                 outputs.append((arg.name, arg))
+            elif isinstance(arg, ReducerExpression) and len(arg.args) >= 1 and \
+                    isinstance(arg.args[0], ColumnReference):
+                outputs.append((arg.args[0].name, arg))  # named after its column
             else:
                 raise TypeError(f"reduce on {self._description}: positional arguments must be "
                                 f"column references; name computed columns with keywords "

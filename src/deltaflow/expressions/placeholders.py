@@ -71,6 +71,18 @@ class _Without:
         self.source = source
         self.excluded = excluded
 
+    def __getattr__(self, name: str) -> ColumnReference:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str | ColumnReference) -> ColumnReference:
+        if isinstance(name, ColumnReference):
+            name = name.name
+        if name in self.excluded:
+            raise KeyError(f"column {name!r} was left out with without()")
+        return ColumnReference(self.source, name)
+
     def __iter__(self) -> Iterator[ColumnExpression]:
         yield AllColumns(self.source, self.excluded)
 
