@@ -60,6 +60,12 @@ def _time_kind(left_type: t.DType, right_type: t.DType, description: str) -> str
                     f"{engine_type_name(right_type)}).")
 
 
+def time_cast_needed(sides: Any) -> bool:
+    """Whether one time is int and the other float (both are then compared as floats)."""
+    types = {sides.left_time_type.strip_optional(), sides.right_time_type.strip_optional()}
+    return types == {t.INT, t.FLOAT}
+
+
 class AsofJoinResult(TemporalJoinResult):
     """The result of an asof join, before ``select`` (``pw.left``, ``pw.right`` and the joined
     tables' columns are available; ``filter`` and ``groupby`` work as on a join result)."""
@@ -99,7 +105,14 @@ class AsofJoinResult(TemporalJoinResult):
             left_table, right_table, self_time, other_time, on, left_instance,
             right_instance, mode, description, coalesce=False, time_types=check_times,
             left_input=left_input, right_input=right_input)
-        self._init_result(left_table, right_table, dict(sides.columns), mode, description, {})
+        # pw.this.t is the row's own time, pw.this.instance its join key (as in Pathway).
+        own = {"__t__t": t.FLOAT if time_cast_needed(sides) else
+               sides.left_time_type.strip_optional()}
+        if len(sides.keys) == 1:
+            own["__t__instance"] = sides.key_types[0]
+        sides.columns.update(own)
+        self._init_result(left_table, right_table, dict(sides.columns), mode, description,
+                          {name: ("", "") for name in own})
         wide_defaults: dict[str, Any] = {}
         for column, value in defaults.items():
             name = self._wide_column(column, f"{description}: defaults=")
@@ -111,9 +124,7 @@ class AsofJoinResult(TemporalJoinResult):
                 raise TypeError(f"{description}: the default {value!r} for {column!r} does not "
                                 f"fit its type {dtype.strip_optional()!r}")
             sides.columns[name] = common if value is not None else dtype
-        time_cast = pl.Float64 if kinds[0] == "float" and (
-            sides.left_time_type.strip_optional() != sides.right_time_type.strip_optional()) \
-            else None
+        time_cast = pl.Float64 if time_cast_needed(sides) else None
         node = AsofJoinNode(
             columns=sides.columns, inputs=(left_input._node, right_input._node),
             left_pre=sides.left_pre, right_pre=sides.right_pre, keys=sides.keys,

@@ -125,7 +125,7 @@ class AsofJoinOperator(JoinOperator):
         own_names, other_names = ((self.left_names, self.right_names) if side == "l"
                                   else (self.right_names, self.left_names))
         other_id = other_names[0]
-        frame = own.select([*by, TIME, *own_names, DIFF])
+        frame = own.select([*dict.fromkeys([*by, *self.keys]), TIME, *own_names, DIFF])
         if other is None or other.height == 0:
             matched = frame.lazy().with_columns(
                 [pl.lit(None, dtype=self.schema[c]).alias(c) for c in other_names])
@@ -139,7 +139,12 @@ class AsofJoinOperator(JoinOperator):
                              .otherwise(pl.col(name).cast(self.schema[name])).alias(name))
         if fills:
             matched = matched.with_columns(fills)
-        matched = matched.with_columns(pl.col(own_names[0]).alias("__own"))
+        own_columns = [pl.col(own_names[0]).alias("__own")]
+        if "__t__t" in self.schema:
+            own_columns.append(pl.col(TIME).alias("__t__t"))
+        if "__t__instance" in self.schema:
+            own_columns.append(pl.col(self.keys[0]).alias("__t__instance"))
+        matched = matched.with_columns(own_columns)
         matched = with_derived_ids(matched, ["__own"], salt=f"asof-{side}", name=ID)
         columns = [c for c in self.schema if c not in (ID, DIFF)]
         return matched.select([ID, *[pl.col(c).cast(self.schema[c]) for c in columns], DIFF])

@@ -102,6 +102,8 @@ class IntervalJoinOperator(JoinOperator):
         d_right, raw_right = self._prepared(deltas[1], "r")
         if d_left is None and d_right is None:
             return None
+        # A side with no rows before this step has no unmatched rows to retract.
+        fresh = {LID: not self.left.size, RID: not self.right.size}
         need_left = bool(self.left.size) and d_right is not None
         need_right = bool(self.right.size) and d_left is not None
         left_old = right_old = None
@@ -126,12 +128,13 @@ class IntervalJoinOperator(JoinOperator):
         if pairs is not None:
             out.append(pairs.lazy())
         if self.mode in ("left", "outer"):
-            unmatched = self._unmatched_change(pairs, raw_left, LID, self.left_names)
+            unmatched = self._unmatched_change(pairs, raw_left, LID, self.left_names,
+                                               fresh[LID])
             if unmatched is not None:
                 out.append(unmatched.lazy())
         if self.mode in ("right", "outer"):
             names = [n for n in self.right_names if n != RIGHT_TIME]
-            unmatched = self._unmatched_change(pairs, raw_right, RID, names)
+            unmatched = self._unmatched_change(pairs, raw_right, RID, names, fresh[RID])
             if unmatched is not None:
                 out.append(unmatched.lazy())
         if not out:
@@ -152,15 +155,15 @@ class IntervalJoinOperator(JoinOperator):
         return out if out.height else None
 
     def _unmatched_change(self, pairs: pl.DataFrame | None, raw: pl.DataFrame | None,
-                          id_name: str, names: list[str]) -> pl.DataFrame | None:
+                          id_name: str, names: list[str], fresh: bool) -> pl.DataFrame | None:
         """The change of one side's rows without partners, from the change of the pairs and
         the side's own delta (one row per input row); updates the partner counts."""
         counts = self.counts[id_name]
         own = raw.select([*names, DIFF]) if raw is not None else None
-        if not counts and (pairs is None or (pairs[DIFF] > 0).all()) and (
+        if fresh and (pairs is None or (pairs[DIFF] > 0).all()) and (
                 own is None or (own[DIFF] > 0).all()):
-            # Only insertions into empty counts (a static join): the unmatched rows are the
-            # inserted rows without pairs.
+            # Only insertions into a side that had no rows (a static join): the unmatched
+            # rows are the inserted rows without pairs.
             if pairs is not None:
                 summed = pairs.group_by(id_name).agg(pl.col(DIFF).sum())
                 counts.update(zip(summed[id_name].to_list(), summed[DIFF].to_list(),

@@ -1,0 +1,202 @@
+"""Interval joins: static results against a reference model, every mode, time types, errors
+at definition, update streams, property tests against recomputation, and behaviors (checked
+against the streams Pathway 0.33 prints for the same programs)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests._util import snapshot, stream
+from tests.test_stateful_properties import Event, check, update_streams
+
+import deltaflow as pw
+
+FINAL = 18446744073709551614
+
+PROPERTY_SETTINGS = settings(max_examples=60, deadline=None,
+                             suppress_health_check=[HealthCheck.too_slow])
+
+
+def tables() -> tuple[pw.Table, pw.Table]:
+    t1 = pw.debug.table_from_markdown("""
+      | k | t | a
+    1 | 1 | 1 | 10
+    2 | 1 | 5 | 20
+    4 | 2 | 3 | 30
+    """)
+    t2 = pw.debug.table_from_markdown("""
+       | k | t | b
+    11 | 1 | 0 | 100
+    12 | 1 | 5 | 200
+    14 | 3 | 9 | 400
+    """)
+    return t1, t2
+
+
+def _key(row: tuple) -> tuple:
+    return tuple((0, 0) if v is None else (1, v) for v in row)
+
+
+def reference(left: list[tuple[int, int]], right: list[tuple[int, int]], lower: int,
+              upper: int, how: str) -> list[tuple]:
+    """Pairs (left t, right t) with equal keys and t + lower <= rt <= t + upper, plus the
+    unmatched rows of the kept sides."""
+    pairs = [(lt, rt) for lk, lt in left for rk, rt in right
+             if lk == rk and lt + lower <= rt <= lt + upper]
+    out = list(pairs)
+    if how in ("left", "outer"):
+        out += [(lt, None) for lk, lt in left
+                if not any(lk == rk and lt + lower <= rt <= lt + upper for rk, rt in right)]
+    if how in ("right", "outer"):
+        out += [(None, rt) for rk, rt in right
+                if not any(lk == rk and lt + lower <= rt <= lt + upper for lk, lt in left)]
+    return sorted(out, key=_key)
+
+
+@pytest.mark.parametrize("how", ["inner", "left", "right", "outer"])
+def test_modes_match_pathway(how: str) -> None:
+    t1, t2 = tables()
+    result = getattr(t1, f"interval_join_{how}")(
+        t2, t1.t, t2.t, pw.temporal.interval(-1, 1), t1.k == t2.k).select(
+        pw.left.a, pw.right.b, k=pw.this.k)
+    expected = {"inner": [(10, 100, 1), (20, 200, 1)],
+                "left": [(10, 100, 1), (20, 200, 1), (30, None, 2)],
+                "right": [(None, 400, 3), (10, 100, 1), (20, 200, 1)],
+                "outer": [(None, 400, 3), (10, 100, 1), (20, 200, 1), (30, None, 2)]}[how]
+    assert snapshot(result) == expected
+    module = pw.temporal.interval_join(t1, t2, t1.t, t2.t, pw.temporal.interval(-1, 1),
+                                       t1.k == t2.k, how=getattr(pw.JoinMode, how.upper()))
+    assert snapshot(module.select(pw.left.a, pw.right.b)) == [r[:2] for r in expected]
+
+
+def test_column_types_follow_the_mode() -> None:
+    t1, t2 = tables()
+    left = t1.interval_join_left(t2, t1.t, t2.t, pw.temporal.interval(-1, 1)).select(
+        pw.left.a, pw.right.b)
+    assert left.schema.typehints() == {"a": int, "b": int | None}
+    inner = t1.interval_join(t2, t1.t, t2.t, pw.temporal.interval(-1, 1)).select(
+        pw.left.a, pw.right.b)
+    assert inner.schema.typehints() == {"a": int, "b": int}
+
+
+@pytest.mark.parametrize("bounds", [(0, 0), (-2, 0), (0, 3), (2, 3), (-3, -2), (-10, 10)])
+@pytest.mark.parametrize("how", ["inner", "left", "right", "outer"])
+def test_bounds_against_reference(bounds: tuple[int, int], how: str) -> None:
+    left = [(0, -1), (0, 0), (0, 2), (0, 3), (0, 7), (1, 13)]
+    right = [(0, 2), (0, 5), (0, 6), (1, 10), (1, 15)]
+    t1 = pw.debug.table_from_rows(pw.schema_from_types(k=int, t=int), left)
+    t2 = pw.debug.table_from_rows(pw.schema_from_types(k=int, t=int), right)
+    result = getattr(t1, f"interval_join_{how}")(
+        t2, t1.t, t2.t, pw.temporal.interval(*bounds), t1.k == t2.k).select(
+        lt=pw.left.t, rt=pw.right.t)
+    assert snapshot(result) == reference(left, right, *bounds, how)
+
+
+def test_float_and_datetime_times() -> None:
+    t1 = pw.debug.table_from_rows(pw.schema_from_types(t=float), [(0.5,), (2.25,)])
+    t2 = pw.debug.table_from_rows(pw.schema_from_types(t=float), [(0.75,), (3.0,)])
+    result = t1.interval_join(t2, t1.t, t2.t, pw.temporal.interval(-0.25, 0.25)).select(
+        lt=pw.left.t, rt=pw.right.t)
+    assert snapshot(result) == [(0.5, 0.75)]
+    ints = pw.debug.table_from_rows(pw.schema_from_types(t=int), [(1,), (3,)])
+    mixed = ints.interval_join(t2, ints.t, t2.t, pw.temporal.interval(-0.5, 0)).select(
+        lt=pw.left.t, rt=pw.right.t)
+    assert snapshot(mixed) == [(1, 0.75), (3, 3.0)]
+    base = datetime.datetime(2024, 1, 1, 10, 0)
+    d1 = pw.debug.table_from_rows(pw.schema_from_types(t=pw.DateTimeNaive, a=int),
+                                  [(base, 1), (base + datetime.timedelta(minutes=10), 2)])
+    d2 = pw.debug.table_from_rows(pw.schema_from_types(t=pw.DateTimeNaive, b=int),
+                                  [(base + datetime.timedelta(minutes=1), 7)])
+    dt = d1.interval_join_outer(d2, d1.t, d2.t, pw.temporal.interval(
+        datetime.timedelta(0), datetime.timedelta(minutes=2))).select(pw.left.a, pw.right.b)
+    assert snapshot(dt) == [(1, 7), (2, None)]
+
+
+def test_bad_arguments_fail_at_definition() -> None:
+    t1, t2 = tables()
+    with pytest.raises(TypeError, match=r"have to be of types .* but are of types "
+                                        r"\(INT, INT, DURATION, DURATION\)"):
+        t1.interval_join(t2, t1.t, t2.t, pw.temporal.interval(
+            datetime.timedelta(-1), datetime.timedelta(1)))
+    with pytest.raises(ValueError, match="lower_bound"):
+        t1.interval_join(t2, t1.t, t2.t, pw.temporal.interval(2, 1))
+    with pytest.raises(ValueError, match="Cannot join table with itself"):
+        t1.interval_join(t1, t1.t, t1.t, pw.temporal.interval(-1, 1))
+    with pytest.raises(TypeError, match="cannot join"):
+        t1.interval_join(t2, t1.t, t2.t, pw.temporal.interval(-1, 1),
+                         t1.k == t2.b.to_string())
+    with pytest.raises(TypeError, match="interval must be"):
+        t1.interval_join(t2, t1.t, t2.t, (-1, 1))
+
+
+def test_unmatched_rows_are_retracted_when_a_partner_comes() -> None:
+    t1 = pw.debug.table_from_markdown("""
+      | t | a | __time__ | __diff__
+    1 | 5 | 1 | 2        | 1
+    """)
+    t2 = pw.debug.table_from_markdown("""
+       | t  | b | __time__ | __diff__
+    11 | 20 | 7 | 2        | 1
+    12 | 6  | 8 | 4        | 1
+    12 | 6  | 8 | 6        | -1
+    """)
+    result = t1.interval_join_outer(t2, t1.t, t2.t, pw.temporal.interval(0, 2)).select(
+        pw.left.a, pw.right.b)
+    assert stream(result) == [
+        (2, None, 7, 1), (2, 1, None, 1),
+        (4, 1, None, -1), (4, 1, 8, 1),
+        (6, 1, None, 1), (6, 1, 8, -1),
+    ]
+
+
+@PROPERTY_SETTINGS
+@given(update_streams(max_key=1), update_streams(label_base=100, max_key=1),
+       st.sampled_from(["inner", "left", "right", "outer"]),
+       st.sampled_from([(0, 0), (-1, 1), (0, 2), (-3, -1)]))
+def test_interval_join_matches_recomputation(left: list[Event], right: list[Event], how: str,
+                                             bounds: tuple[int, int]) -> None:
+    def program(a: pw.Table, b: pw.Table) -> pw.Table:
+        joined = getattr(a, f"interval_join_{how}")(b, a.v, b.v, pw.temporal.interval(*bounds),
+                                                    a.k == b.k)
+        return joined.select(lid=a.id, rid=b.id, lv=pw.left.v, rv=pw.right.v, k=pw.this.k)
+
+    check(program, left, right)
+
+
+# --- behaviors (streams as Pathway 0.33 prints them) -------------------------------------
+
+
+def behavior_tables() -> tuple[pw.Table, pw.Table]:
+    queries = pw.debug.table_from_markdown("""
+    a | t | __time__
+    1 | 2 |    2
+    2 | 9 |    4
+    3 | 3 |    6
+    """)
+    data = pw.debug.table_from_markdown("""
+    b | t | __time__
+    1 | 1 |    2
+    2 | 8 |    4
+    """)
+    return queries, data
+
+
+def test_behavior_cutoff_drops_late_rows() -> None:
+    queries, data = behavior_tables()
+    result = queries.interval_join_outer(
+        data, pw.left.t, pw.right.t, pw.temporal.interval(-1, 1),
+        behavior=pw.temporal.common_behavior(cutoff=2, keep_results=False)).select(
+        pw.left.a, pw.right.b)
+    assert stream(result) == [(2, 1, 1, 1), (4, 2, 2, 1)]
+
+
+def test_behavior_delay_and_cutoff() -> None:
+    queries, data = behavior_tables()
+    result = queries.interval_join_outer(
+        data, pw.left.t, pw.right.t, pw.temporal.interval(-1, 1),
+        behavior=pw.temporal.common_behavior(delay=1, cutoff=2)).select(
+        pw.left.a, pw.right.b)
+    assert stream(result) == [(4, 1, 1, 1), (6, 3, None, 1), (FINAL, 2, 2, 1)]
