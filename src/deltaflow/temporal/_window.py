@@ -1,23 +1,444 @@
-"""(being written)"""
+"""Windows: ``tumbling``, ``sliding``, ``session``, ``intervals_over`` and ``windowby``.
 
-from typing import Any
+A window is a key assignment: each row gets its window(s) — by arithmetic on the time column
+for tumbling/sliding windows (:mod:`deltaflow.engine.temporal_window`), from a time-ordered
+index per instance for sessions (:mod:`deltaflow.engine.stateful.temporal_session`), from an
+interval join with the ``at`` points for ``intervals_over`` — and the ordinary grouped reduce
+runs over (window, instance). Behaviors (delay, cutoff, exactly once) gate the assigned rows
+with the event-time operators of :mod:`deltaflow.temporal._behaviors`.
+
+``windowby`` returns a :class:`WindowedGroupedTable`; its ``reduce`` builds the assignment
+with only the columns the reducers use, so no other column is copied per window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from deltaflow import _types as t
+from deltaflow.engine.temporal_window import END, INSTANCE, KEY, START, WindowAssignNode
+from deltaflow.expressions.base import ColumnExpression, ColumnReference, wrap_value
+from deltaflow.expressions.functions import if_else, make_tuple
+from deltaflow.expressions.evaluate import CompiledProjection
+from deltaflow.expressions.placeholders import AllColumns, this
+from deltaflow.reducers import ReducerExpression
+from deltaflow.temporal import _behaviors as behaviors
+from deltaflow.temporal._timetypes import check_length, check_origin, time_kind
+
+if TYPE_CHECKING:
+    from deltaflow.table import Table
+
+WINDOW = "_pw_window"
+LOCATION = "_pw_window_location"
+IntervalType = int | float | datetime.timedelta
+TimeType = int | float | datetime.datetime
 
 
-class Window:
-    pass
+class Window(ABC):
+    """A way of assigning rows to windows (see :func:`tumbling`, :func:`sliding`,
+    :func:`session`, :func:`intervals_over`)."""
 
-def intervals_over(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("intervals_over")
+    @abstractmethod
+    def _apply(self, table: Table, key: ColumnExpression, behavior: Any,
+               instance: ColumnExpression | None) -> WindowedGroupedTable:
+        """The grouped table of ``table`` by this window."""
 
-def session(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("session")
 
-def sliding(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("sliding")
+# ------------------------------------------------------------------------------------------
+# Window kinds
+# ------------------------------------------------------------------------------------------
 
-def tumbling(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("tumbling")
 
-def windowby(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("windowby")
+@dataclasses.dataclass
+class _SlidingWindow(Window):
+    hop: IntervalType
+    duration: IntervalType | None
+    ratio: int | None
+    origin: TimeType | None
 
+    def length(self) -> IntervalType:
+        """The duration of each window."""
+        if self.duration is not None:
+            return self.duration
+        return self.ratio * self.hop  # type: ignore[operator,return-value]
+
+    def check(self, kind: str, where: str) -> None:
+        check_length(self.hop, kind, f"{where}: window hop", allow_none=False)
+        check_length(self.length(), kind, f"{where}: window duration", allow_none=False)
+        check_origin(self.origin, kind, f"{where}: window origin")
+
+    def assign(self, table: Table, key: ColumnExpression, instance: ColumnExpression | None,
+               carried: list[str], where: str) -> Table:
+        """``table``'s rows with their windows (``_pw_key``, start, end, instance)."""
+        from deltaflow.table import Table
+
+        outputs: list[tuple[str, ColumnExpression]] = [(KEY, key)]
+        if instance is not None:
+            outputs.append((INSTANCE, instance))
+        projection = CompiledProjection(table._scope("windowby"), outputs)
+        kind = time_kind(projection.types[KEY], f"{where}: the time column")
+        self.check(kind, where)
+        columns = {name: table._columns[name] for name in carried}
+        time_type = projection.types[KEY].strip_optional()
+        columns[KEY] = time_type
+        if instance is not None:
+            columns[INSTANCE] = projection.types[INSTANCE]
+        columns[START] = time_type
+        columns[END] = time_type
+        node = WindowAssignNode(columns=columns, inputs=(table._node,), pre=projection,
+                                carried=carried, hop=_units(self.hop),
+                                duration=_units(self.length()), origin=_units(self.origin),
+                                kind=kind, has_instance=instance is not None,
+                                label="windowby")
+        from deltaflow import plan
+
+        return Table(node, plan.Universe())
+
+    def _apply(self, table: Table, key: ColumnExpression, behavior: Any,
+               instance: ColumnExpression | None) -> WindowedGroupedTable:
+        where = f"windowby on {table._description}"
+        kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: the time column")
+        self.check(kind, where)
+        behavior = _common(behavior, self, kind, where)
+
+        def build(carried: list[str]) -> Table:
+            target = self.assign(table, key, instance, carried, where)
+            return _with_behavior(target, behavior)
+
+        keys = [START, END] + ([INSTANCE] if instance is not None else [])
+        return WindowedGroupedTable(table, build, keys, window_kind="sliding",
+                                    has_instance=instance is not None,
+                                    forgetting_marked=behavior is not None
+                                    and behavior.cutoff is not None and behavior.keep_results)
+
+
+@dataclasses.dataclass
+class _SessionWindow(Window):
+    predicate: Callable[[Any, Any], bool] | None
+    max_gap: IntervalType | None
+
+    def _apply(self, table: Table, key: ColumnExpression, behavior: Any,
+               instance: ColumnExpression | None) -> WindowedGroupedTable:
+        where = f"windowby on {table._description}"
+
+        def build(carried: list[str]) -> Table:
+            return self.assign(table, key, instance, carried, where)
+
+        kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: the time column")
+        check_length(self.max_gap, kind, f"{where}: session max_gap")
+        keys = [WINDOW, START, END] + ([INSTANCE] if instance is not None else [])
+        return WindowedGroupedTable(table, build, keys, window_kind="session",
+                                    has_instance=instance is not None)
+
+    def assign(self, table: Table, key: ColumnExpression, instance: ColumnExpression | None,
+               carried: list[str], where: str) -> Table:
+        """``table``'s rows with their sessions."""
+        from deltaflow import plan
+        from deltaflow.engine.stateful.temporal_session import SessionNode
+        from deltaflow.table import Table
+
+        outputs: list[tuple[str, ColumnExpression]] = [(KEY, key)]
+        if instance is not None:
+            outputs.append((INSTANCE, instance))
+        projection = CompiledProjection(table._scope("windowby"), outputs)
+        kind = time_kind(projection.types[KEY], f"{where}: the time column")
+        check_length(self.max_gap, kind, f"{where}: session max_gap")
+        time_type = projection.types[KEY].strip_optional()
+        columns = {name: table._columns[name] for name in carried}
+        columns[KEY] = time_type
+        if instance is not None:
+            columns[INSTANCE] = projection.types[INSTANCE]
+        columns[WINDOW] = t.POINTER
+        columns[START] = time_type
+        columns[END] = time_type
+        node = SessionNode(columns=columns, inputs=(table._node,), pre=projection,
+                           carried=carried, max_gap=self.max_gap, predicate=self.predicate,
+                           has_instance=instance is not None, label="windowby(session)")
+        return Table(node, plan.Universe())
+
+
+@dataclasses.dataclass
+class _IntervalsOverWindow(Window):
+    at: ColumnReference
+    lower_bound: IntervalType
+    upper_bound: IntervalType
+    is_outer: bool
+
+    def _apply(self, table: Table, key: ColumnExpression, behavior: Any,
+               instance: ColumnExpression | None) -> WindowedGroupedTable:
+        from deltaflow.expressions.placeholders import left, right
+        from deltaflow.table import Table
+        from deltaflow.temporal._interval_join import interval, interval_join
+
+        where = f"windowby on {table._description}"
+        at_table = self.at.table
+        if not isinstance(at_table, Table) or at_table._node is table._node:
+            at_table = table.copy()
+        at = at_table[self.at.name]
+        kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: the time column")
+        at_kind = time_kind(at_table._scope("windowby").dtype_of(at),
+                            f"{where}: the window's at column")
+        if at_kind != kind:
+            raise TypeError(f"{where}: the time column is {kind} but intervals_over's at "
+                            f"column {self.at.name!r} is {at_kind}")
+        check_length(self.lower_bound, kind, f"{where}: lower_bound", positive=False,
+                     allow_none=False)
+        check_length(self.upper_bound, kind, f"{where}: upper_bound", positive=False,
+                     allow_none=False)
+        from deltaflow.table_stateful import JoinMode
+
+        def build(carried: list[str]) -> Table:
+            joined = interval_join(at_table, table, at, key,
+                                   interval(self.lower_bound, self.upper_bound),
+                                   how=JoinMode.LEFT if self.is_outer else JoinMode.INNER)
+            extra: dict[str, Any] = {LOCATION: left[self.at.name],
+                                     START: left[self.at.name] + self.lower_bound,
+                                     END: left[self.at.name] + self.upper_bound,
+                                     KEY: _rebind(key, table, right)}
+            if instance is not None:
+                extra[INSTANCE] = _rebind(instance, table, right)
+            extra.update({name: right[name] for name in carried})
+            return joined.select(**extra)
+
+        keys = [LOCATION, START, END] + ([INSTANCE] if instance is not None else [])
+        return WindowedGroupedTable(table, build, keys, window_kind="intervals_over",
+                                    has_instance=instance is not None)
+
+
+def _rebind(expression: ColumnExpression, table: Table, placeholder: Any) -> Any:
+    """A plain column reference of ``table`` (or ``pw.this``) as a reference through
+    ``placeholder`` (``pw.right``) in a join's select."""
+    if isinstance(expression, ColumnReference) and (expression.table is this
+                                                    or expression.table is table):
+        return placeholder[expression.name]
+    return expression
+
+
+def tumbling(duration: IntervalType, origin: TimeType | None = None) -> Window:
+    """Windows of length ``duration`` one after another, starting at ``origin`` (at 0, or
+    the epoch for datetimes, and extending before it, when not given)."""
+    return _SlidingWindow(hop=duration, duration=None, ratio=1, origin=origin)
+
+
+def sliding(hop: IntervalType, duration: IntervalType | None = None,
+            ratio: int | None = None, origin: TimeType | None = None) -> Window:
+    """Windows of length ``duration`` (or ``ratio * hop``) starting every ``hop``."""
+    if duration is None and ratio is None:
+        raise ValueError("sliding: give one of duration and ratio")
+    if duration is not None and ratio is not None:
+        raise ValueError("sliding: give either duration or ratio, not both")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, int)
+                              or ratio <= 0):
+        raise ValueError(f"sliding: ratio must be a positive int, got {ratio!r}")
+    return _SlidingWindow(hop=hop, duration=duration, ratio=ratio, origin=origin)
+
+
+def session(*, predicate: Callable[[Any, Any], bool] | None = None,
+            max_gap: IntervalType | None = None) -> Window:
+    """Sessions: neighbouring rows (in time order) belong together when their gap is below
+    ``max_gap``, or when ``predicate(earlier_time, later_time)`` is true."""
+    if predicate is None and max_gap is None:
+        raise ValueError("session: give one of predicate and max_gap")
+    if predicate is not None and max_gap is not None:
+        raise ValueError("session: give either predicate or max_gap, not both")
+    if predicate is not None and not callable(predicate):
+        raise TypeError(f"session: predicate must be a function of two times, got "
+                        f"{predicate!r}")
+    return _SessionWindow(predicate=predicate, max_gap=max_gap)
+
+
+def intervals_over(*, at: ColumnReference, lower_bound: IntervalType,
+                   upper_bound: IntervalType, is_outer: bool = True) -> Window:
+    """One window per row of ``at``'s table: the rows whose time is within
+    [at + lower_bound, at + upper_bound]; with ``is_outer`` a point without rows still has
+    its window."""
+    if not isinstance(at, ColumnReference):
+        raise TypeError(f"intervals_over: at must be a column reference, got {at!r}")
+    return _IntervalsOverWindow(at=at, lower_bound=lower_bound, upper_bound=upper_bound,
+                                is_outer=is_outer)
+
+
+def windowby(table: Table, time_expr: Any, *, window: Window, behavior: Any = None,
+             instance: Any = None) -> WindowedGroupedTable:
+    """Group ``table`` by the windows of ``time_expr``; ``reduce`` then gives one row per
+    window (and instance), with ``_pw_window``, ``_pw_window_start``, ``_pw_window_end`` and
+    ``_pw_instance`` available next to the reducers."""
+    if not isinstance(window, Window):
+        raise TypeError(f"windowby on {table._description}: window must be a window "
+                        f"(pw.temporal.tumbling, sliding, session, intervals_over), got "
+                        f"{window!r}")
+    if behavior is not None and not isinstance(behavior, behaviors.Behavior):
+        raise TypeError(f"windowby on {table._description}: behavior must be made by "
+                        f"pw.temporal.common_behavior or exactly_once_behavior, got "
+                        f"{behavior!r}")
+    key = wrap_value(time_expr)
+    inst = None if instance is None else wrap_value(instance)
+    return window._apply(table, key, behavior, inst)
+
+
+# ------------------------------------------------------------------------------------------
+# Behaviors
+# ------------------------------------------------------------------------------------------
+
+
+def _common(behavior: Any, window: _SlidingWindow, kind: str,
+            where: str) -> behaviors.CommonBehavior | None:
+    """The behavior as a checked :class:`CommonBehavior` (exactly once is a delay of one
+    window length plus the shift, with the shift as cutoff)."""
+    if behavior is None:
+        return None
+    if isinstance(behavior, behaviors.ExactlyOnceBehavior):
+        check_length(behavior.shift, kind, f"{where}: exactly_once_behavior shift",
+                     positive=False)
+        shift = behavior.shift if behavior.shift is not None else _zero(kind)
+        return behaviors.CommonBehavior(window.length() + shift, shift,  # type: ignore
+                                        True)
+    if not isinstance(behavior, behaviors.CommonBehavior):
+        raise ValueError(f"{where}: behavior {behavior!r} is not supported by "
+                         f"tumbling/sliding windows")
+    check_length(behavior.delay, kind, f"{where}: behavior delay", positive=False)
+    check_length(behavior.cutoff, kind, f"{where}: behavior cutoff", positive=False)
+    return behavior
+
+
+def _zero(kind: str) -> IntervalType:
+    return datetime.timedelta(0) if kind.startswith("DateTime") else 0
+
+
+def _with_behavior(target: Table, behavior: behaviors.CommonBehavior | None) -> Table:
+    """Gate the assigned rows as the behavior asks: late rows dropped (cutoff), rows held
+    until event time passes window start + delay, windows forgotten past end + cutoff."""
+    if behavior is None:
+        return target
+    if behavior.cutoff is not None:
+        target = behaviors.freeze_after(target, this[END] + behavior.cutoff, this[KEY])
+    if behavior.delay is not None:
+        release = this[START] + behavior.delay
+        target = behaviors.buffer_until(target, release, this[KEY])
+        # Forgetting sees the time a held row was let out at.
+        target = target.with_columns(**{KEY: if_else(this[KEY] > release, this[KEY], release)})
+    if behavior.cutoff is not None:
+        target = behaviors.forget_after(target, this[END] + behavior.cutoff, this[KEY],
+                                        behavior.keep_results)
+    return target
+
+
+def _references(expression: ColumnExpression) -> list[ColumnReference]:
+    """Column references in ``expression``, reducer arguments included."""
+    found: list[ColumnReference] = []
+    for node in expression.walk():
+        if isinstance(node, ColumnReference):
+            found.append(node)
+        for arg in getattr(node, "args", ()) if isinstance(node, ReducerExpression) else ():
+            found += _references(arg)
+    return found
+
+
+def _units(value: Any) -> Any:
+    """A length or origin in the engine's units (nanoseconds for datetimes)."""
+    if isinstance(value, datetime.timedelta):
+        return int(pd.Timedelta(value).value)
+    if isinstance(value, datetime.datetime):
+        return int(pd.Timestamp(value).value)
+    return value
+
+
+# ------------------------------------------------------------------------------------------
+# The grouped table
+# ------------------------------------------------------------------------------------------
+
+#: Columns a windowed reduce may use besides the table's.
+WINDOW_COLUMNS = (WINDOW, START, END, INSTANCE, LOCATION)
+
+
+class WindowedGroupedTable:
+    """What ``windowby`` returns: ``reduce`` gives one row per window (and instance)."""
+
+    def __init__(self, table: Table, build: Callable[[list[str]], Table], keys: list[str],
+                 *, window_kind: str, has_instance: bool,
+                 forgetting_marked: bool = False) -> None:
+        self._table = table
+        self._build = build
+        self._keys = keys
+        self._window_kind = window_kind
+        self._has_instance = has_instance
+        self._forgetting_marked = forgetting_marked
+
+    def reduce(self, *args: Any, **kwargs: Any) -> Table:
+        """One row per window with the given window columns and reducers."""
+        where = f"windowby(...).reduce on {self._table._description}"
+        outputs: list[tuple[str, ColumnExpression]] = []
+        for arg in args:
+            if isinstance(arg, AllColumns):
+                outputs += [(name, this[name]) for name in self._visible()
+                            if name not in arg.excluded]
+            elif isinstance(arg, ColumnReference):
+                outputs.append((arg.name, arg))
+            else:
+                raise TypeError(f"{where}: positional arguments must be column references; "
+                                f"name computed columns with keywords (got {arg!r})")
+        outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
+        used = {ref.name for _, expr in outputs for ref in _references(expr)}
+        carried = [name for name in self._table._columns
+                   if name in used and name not in WINDOW_COLUMNS and name != KEY]
+        target = self._build(carried)
+        # _pw_window of tumbling/sliding windows and _pw_instance without an instance are
+        # not grouped on: they are made after the reduce, when used as plain columns.
+        virtual = self._virtual()
+        nested = {ref.name for _, expr in outputs if not isinstance(expr, ColumnReference)
+                  for ref in _references(expr) if ref.name in virtual}
+        if nested:
+            target = target.with_columns(**{name: virtual[name] for name in sorted(nested)})
+        keys = [ColumnReference(target, k) for k in self._keys]
+        keys += [ColumnReference(target, name) for name in sorted(nested)]
+        grouped = target.groupby(*keys)
+        inner: dict[str, Any] = {}
+        hidden = {f"__pw_key_{name}": ColumnReference(target, name)
+                  for name in self._keys if name in (START, END, INSTANCE)}
+        plain_virtual: list[str] = []
+        for name, expr in outputs:
+            if isinstance(expr, ColumnReference) and expr.name in virtual \
+                    and expr.name not in nested:
+                plain_virtual.append(name)
+                continue
+            inner[name] = expr
+        result = grouped.reduce(**hidden, **inner)
+        if self._forgetting_marked:
+            result = behaviors.filter_out_results_of_forgetting(result)
+        if not plain_virtual and not hidden:
+            return result
+        final: dict[str, Any] = {}
+        for name, expr in outputs:
+            if name in plain_virtual:
+                final[name] = self._made_after(expr.name)  # type: ignore[attr-defined]
+            else:
+                final[name] = ColumnReference(result, name)
+        return result.select(**final)
+
+    def _visible(self) -> list[str]:
+        names = [LOCATION] if self._window_kind == "intervals_over" else [WINDOW]
+        return [*names, START, END, INSTANCE]
+
+    def _virtual(self) -> dict[str, ColumnExpression]:
+        """Window columns that are not grouping keys, as expressions over the assigned
+        rows."""
+        out: dict[str, ColumnExpression] = {}
+        instance = this[INSTANCE] if self._has_instance else wrap_value(None)
+        if not self._has_instance:
+            out[INSTANCE] = wrap_value(None)
+        if self._window_kind == "sliding":
+            out[WINDOW] = make_tuple(instance, this[START], this[END])
+        return out
+
+    def _made_after(self, name: str) -> ColumnExpression:
+        """A virtual column over the reduce's output (its hidden key columns)."""
+        if name == INSTANCE:
+            return wrap_value(None)
+        instance = this[f"__pw_key_{INSTANCE}"] if self._has_instance else wrap_value(None)
+        return make_tuple(instance, this[f"__pw_key_{START}"], this[f"__pw_key_{END}"])

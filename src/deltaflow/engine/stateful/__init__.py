@@ -31,6 +31,8 @@ from deltaflow.engine.stateful.temporal_behavior import (
     TimeGateNode,
     TimeGateOperator,
 )
+from deltaflow.engine.stateful.temporal_session import SessionNode, SessionOperator
+from deltaflow.engine.temporal_window import WindowAssignNode, WindowAssignOperator
 
 register_operator(ReduceNode, ReduceOperator)
 register_operator(JoinNode, JoinOperator)
@@ -42,6 +44,8 @@ register_operator(AsofNowJoinNode, AsofNowJoinOperator)
 register_operator(IntervalJoinNode, IntervalJoinOperator)
 register_operator(TimeGateNode, TimeGateOperator)
 register_operator(ForgettingFilterNode, ForgettingFilterOperator)
+register_operator(WindowAssignNode, WindowAssignOperator)
+register_operator(SessionNode, SessionOperator)
 
 __all__ = ["DeduplicateOperator", "IdOpOperator", "JoinOperator", "ReduceOperator",
            "SortOperator"]
