@@ -38,6 +38,8 @@ _MISSING = object()
 class CacheStore(abc.ABC):
     """The storage of one UDF's cache: get/put by a key computed from the arguments."""
 
+    keeps_values = True  # False: a cache that stores nothing (every call is made)
+
     @abc.abstractmethod
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
         """The key of one call."""
@@ -104,6 +106,7 @@ class CacheStrategy(abc.ABC):
 class _MemoryStore(CacheStore):
     def __init__(self, max_size: int | None) -> None:
         self.max_size = max_size
+        self.keeps_values = max_size != 0
         self.entries: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
         self.lock = threading.Lock()
 

@@ -76,6 +76,9 @@ def _run_cached(node: Any, options: CallOptions, args: list[list[Any]],
                 rows: Sequence[int]) -> tuple[list[Any], Failures]:
     assert options.cache_strategy is not None
     store = current_scope().cache_store(options.cache_strategy, options.cache_name)
+    if not store.keeps_values:
+        return options.executor.run(node.fun, args, rows, node.kwarg_names,
+                                    options.max_batch_size, True)
     positional = len(args) - len(node.kwarg_names)
     keys: list[Hashable] = []
     results: list[Any] = []
