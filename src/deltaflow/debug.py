@@ -49,6 +49,11 @@ class StaticSource(Source):
         self.name = name
         self.consolidated = consolidated
 
+    @property
+    def append_only(self) -> bool:
+        """Whether the prepared data never deletes a row."""
+        return all(batch[DIFF].min() >= 0 for _, batch in self.batches if batch.height)
+
     def start(self, handle: SourceHandle) -> None:
         # Pushed synchronously so that every static time is known before the first is run.
         for time, batch in self.batches:

@@ -32,6 +32,7 @@ from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, th
 from deltaflow.schema import Schema, schema_from_dtypes
 from deltaflow.table_slice import ColumnNamespace, TableSlice
 from deltaflow.table_stateful import StatefulMethods
+from deltaflow.table_streams import StreamMethods
 from deltaflow.table_temporal import TemporalMethods
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -48,7 +49,7 @@ def user_location() -> str:
     return "<unknown>"
 
 
-class Table(StatefulMethods, TemporalMethods):
+class Table(StatefulMethods, TemporalMethods, StreamMethods):
     """A collection of rows with typed columns and 128-bit ids, kept up to date over time."""
 
     def __init__(self, node: plan.Node, universe: plan.Universe | None = None, *,

@@ -25,6 +25,14 @@ from deltaflow.engine.stateful.nodes import (
 )
 from deltaflow.engine.stateful.ordering import DeduplicateOperator, SortOperator
 from deltaflow.engine.stateful.reduce import ReduceOperator
+from deltaflow.engine.stateful.streams import (
+    AssertAppendOnlyNode,
+    AssertAppendOnlyOperator,
+    StreamToTableNode,
+    StreamToTableOperator,
+    ToStreamNode,
+    ToStreamOperator,
+)
 from deltaflow.engine.stateful.temporal_behavior import (
     ForgettingFilterNode,
     ForgettingFilterOperator,
@@ -35,6 +43,9 @@ from deltaflow.engine.stateful.temporal_session import SessionNode, SessionOpera
 from deltaflow.engine.temporal_window import WindowAssignNode, WindowAssignOperator
 
 register_operator(ReduceNode, ReduceOperator)
+register_operator(ToStreamNode, ToStreamOperator)
+register_operator(AssertAppendOnlyNode, AssertAppendOnlyOperator)
+register_operator(StreamToTableNode, StreamToTableOperator)
 register_operator(JoinNode, JoinOperator)
 register_operator(IdOpNode, IdOpOperator)
 register_operator(SortNode, SortOperator)

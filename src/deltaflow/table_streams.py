@@ -1,0 +1,100 @@
+"""``Table`` methods about a table's changes: streams of upserts and deletions,
+append-only checks and typing helpers.
+
+Kept apart from :mod:`deltaflow.table` (one job per module); ``Table`` inherits them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from deltaflow import _types as t
+from deltaflow import plan
+from deltaflow.engine.stateful.streams import (
+    AssertAppendOnlyNode,
+    StreamToTableNode,
+    ToStreamNode,
+)
+from deltaflow.expressions.base import ColumnExpression, wrap_value
+
+if TYPE_CHECKING:
+    from deltaflow.table import Table
+
+# Plan nodes that never turn an append-only input into one that deletes rows.
+_KEEPS_APPEND_ONLY = (plan.SelectNode, plan.FilterNode, plan.FlattenNode, plan.ReindexNode)
+
+
+def is_append_only_node(node: plan.Node) -> bool:
+    """Whether the plan can prove ``node``'s rows are never deleted or changed."""
+    if isinstance(node, ToStreamNode | AssertAppendOnlyNode):
+        return True
+    if isinstance(node, plan.InputNode):
+        return bool(getattr(node.source, "append_only", False))
+    if isinstance(node, (*_KEEPS_APPEND_ONLY, plan.ConcatNode)):
+        return all(is_append_only_node(child) for child in node.inputs)
+    return False
+
+
+class StreamMethods:
+    """Mixed into ``Table``."""
+
+    @property
+    def is_append_only(self) -> bool:
+        """True when rows of this table are only ever inserted (as far as the plan knows)."""
+        table: Table = self  # type: ignore[assignment]
+        return is_append_only_node(table._node)
+
+    def assert_append_only(self) -> Table:
+        """This table, promised append-only: a deletion or update stops the run."""
+        table: Table = self  # type: ignore[assignment]
+        node = AssertAppendOnlyNode(columns=dict(table._columns), inputs=(table._node,),
+                                    label="assert_append_only")
+        return type(table)(node, table._universe, primary_key=table._primary_key)
+
+    def to_stream(self, upsert_column_name: str = "is_upsert") -> Table:
+        """Every change as an inserted row: new values with ``upsert_column_name`` True for
+        an insertion or update, old values with False for a deletion."""
+        table: Table = self  # type: ignore[assignment]
+        if upsert_column_name in table._columns:
+            raise ValueError(f"to_stream on {table._description}: it already has a column "
+                             f"{upsert_column_name!r}; choose another upsert_column_name")
+        columns = {**table._columns, upsert_column_name: t.BOOL}
+        node = ToStreamNode(columns=columns, inputs=(table._node,), flag=upsert_column_name,
+                            label="to_stream")
+        return type(table)(node, plan.Universe())
+
+    def stream_to_table(self, is_upsert: Any) -> Table:
+        """The table a stream of changes describes: a row with ``is_upsert`` true sets its
+        id's row, one with false deletes it."""
+        table: Table = self  # type: ignore[assignment]
+        flag = table._project("stream_to_table", [("__upsert", wrap_value(is_upsert))])
+        if flag.types["__upsert"].strip_optional() != t.BOOL:
+            raise TypeError(f"stream_to_table on {table._description}: is_upsert must be a "
+                            f"bool expression, got {flag.types['__upsert']!r}")
+        node = StreamToTableNode(columns=dict(table._columns), inputs=(table._node,),
+                                 upsert_flag=flag, label="stream_to_table")
+        return type(table)(node, plan.Universe())
+
+    def from_streams(self, deletion_stream: Table) -> Table:
+        """The table whose rows this stream inserts (or replaces) and ``deletion_stream``
+        deletes, by row id."""
+        table: Table = self  # type: ignore[assignment]
+        if list(deletion_stream._columns) != list(table._columns):
+            raise ValueError(f"from_streams on {table._description}: the deletion stream "
+                             f"must have the same columns {list(table._columns)}")
+        node = StreamToTableNode(columns=dict(table._columns),
+                                 inputs=(table._node, deletion_stream._node),
+                                 upsert_flag=None, label="from_streams")
+        return type(table)(node, plan.Universe())
+
+    def update_id_type(self, id_type: Any, *, id_append_only: bool | None = None) -> Table:
+        """This table with its id type declared as ``id_type`` (a typing-only change)."""
+        table: Table = self  # type: ignore[assignment]
+        copy = table.copy()
+        copy._id_type = id_type  # type: ignore[attr-defined]
+        return copy
+
+    def eval_type(self, expression: ColumnExpression) -> t.DType:
+        """The type ``expression`` has when evaluated on this table."""
+        table: Table = self  # type: ignore[assignment]
+        return table._project("eval_type", [("__e", wrap_value(expression))]).types["__e"]
