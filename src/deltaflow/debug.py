@@ -615,9 +615,10 @@ def compute_and_print_update_stream(*tables: Table, include_id: bool = True,
                      short_pointers, n_rows, [TIME_COLUMN, DIFF_COLUMN])
 
 
-def table_to_stream(table: Table) -> list[tuple[int, dict[str, Any], int]]:
-    """Every change the table went through: (time, row with ``id``, diff), in time order."""
-    (sink,) = capture(table)
+def table_to_stream(table: Table, **run_options: Any) -> list[tuple[int, dict[str, Any], int]]:
+    """Every change the table went through: (time, row with ``id``, diff), in time order
+    (``run_options``: options of ``pw.run``, e.g. ``terminate_on_error=False``)."""
+    (sink,) = capture(table, **run_options)
     out: list[tuple[int, dict[str, Any], int]] = []
     names = list(table._columns)
     for time, batch in sink.batches:

@@ -410,3 +410,81 @@ class ErrorLogSource(_source_base()):  # type: ignore[misc]
         context = active()
         if context is not None:
             context.attach_log(self.key, handle)
+
+
+# ------------------------------------------------------------------------------------------
+# Errors carried beside a join's typed state
+# ------------------------------------------------------------------------------------------
+
+
+class CarriedErrors:
+    """The error cells of one join side's value columns, kept by row id beside the typed
+    arrangements (which never hold error cells): stripped from each prepared delta, put back
+    into the join's output rows that come from those input rows.
+
+    A retraction (diff < 0) gets the cells of the row version it removes, an insertion those of
+    the version it adds, so an output row and its later retraction are equal."""
+
+    def __init__(self, id_column: str) -> None:
+        self.id_column = id_column
+        self.current: dict[int, frozenset[str]] = {}
+        self._changes: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.current or self._changes)
+
+    def begin_step(self) -> None:
+        self._changes = {}
+
+    def strip(self, frame: pl.DataFrame, names: Sequence[str], id_column: str = "_id",
+              diff_column: str = "_diff") -> pl.DataFrame:
+        """Record the error cells of ``names`` in ``frame`` (a prepared delta) and null
+        them (the caller restores the dtypes)."""
+        masks = error_columns(frame, names)
+        if not masks and not self.current:
+            return frame
+        flags = {name: mask.to_list() for name, mask in masks.items()}
+        empty: frozenset[str] = frozenset()
+        for row, (row_id, diff) in enumerate(zip(frame[id_column].to_list(),
+                                                 frame[diff_column].to_list(), strict=True)):
+            cells = frozenset(n for n, f in flags.items() if f[row]) if flags else empty
+            if not cells and row_id not in self.current and row_id not in self._changes:
+                continue
+            old, new = self._changes.get(row_id) or (self.current.get(row_id, empty),) * 2
+            if diff < 0:
+                old = cells
+            else:
+                new = cells
+            self._changes[row_id] = (old, new)
+            if new:
+                self.current[row_id] = new
+            else:
+                self.current.pop(row_id, None)
+        if not masks:
+            return frame
+        return frame.with_columns([
+            pl.Series(name, [None if v is ERROR else v for v in frame[name].to_list()],
+                      dtype=pl.Object) for name in masks])
+
+    def restore(self, out: pl.DataFrame, diff_column: str = "_diff") -> pl.DataFrame:
+        """``out`` (the join's output) with the carried error cells put back."""
+        if not self.active or self.id_column not in out.columns or out.height == 0:
+            return out
+        cells: dict[str, list[int]] = {}
+        for row, (row_id, diff) in enumerate(zip(out[self.id_column].to_list(),
+                                                 out[diff_column].to_list(), strict=True)):
+            change = self._changes.get(row_id)
+            status = (change[0] if diff < 0 else change[1]) if change is not None \
+                else self.current.get(row_id)
+            for name in status or ():
+                cells.setdefault(name, []).append(row)
+        if not cells:
+            return out
+        replaced = []
+        for name, rows in cells.items():
+            mask = pl.Series(name, [False] * out.height, dtype=pl.Boolean)
+            mask = mask.scatter(rows, True)
+            replaced.append(with_errors(out[name], mask))
+        mark_seen()
+        return out.with_columns(replaced)

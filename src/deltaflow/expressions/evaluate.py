@@ -72,13 +72,15 @@ class CompiledProjection:
         self.error_policy: ErrorPolicy | None = None
 
     def set_error_policy(self, keys: Sequence[str], key_message: str,
-                         other_message: str | None = None) -> None:
+                         other_message: str | None = None,
+                         carry: errors.CarriedErrors | None = None) -> None:
         """Make this projection (the key/argument projection of a stateful operator) hand on
         no error cells: rows with an error in ``keys`` are left out and reported with
         ``key_message``; rows with errors in the other outputs are left out the same way with
         ``other_message`` (an empty one: not reported), or, when it is None, the errors
-        become nulls."""
-        self.error_policy = ErrorPolicy(list(keys), key_message, other_message)
+        become nulls. With ``carry``, errors in the other outputs are kept there instead (by
+        row id), for the operator to put back into its output."""
+        self.error_policy = ErrorPolicy(list(keys), key_message, other_message, carry)
 
     # --- compile-time helpers ------------------------------------------------------------
     def _assign_guards(self, node: ColumnExpression, guard: pl.Expr | None) -> None:
@@ -184,8 +186,10 @@ class CompiledProjection:
         if replaced:
             errors.mark_seen()
             result = result.with_columns(replaced)
-            if self.error_policy is not None:
-                result = self._apply_error_policy(result, [c.name for c in replaced])
+        policy = self.error_policy
+        if policy is not None and (replaced or (policy.carry is not None
+                                                and policy.carry.active)):
+            result = self._apply_error_policy(result, [c.name for c in replaced])
         return result
 
     def _apply_error_policy(self, result: pl.DataFrame, replaced: Sequence[str]
@@ -195,7 +199,10 @@ class CompiledProjection:
         policy = self.error_policy
         assert policy is not None
         result = _drop_error_rows(result, policy.keys, policy.key_message)
-        if policy.other_message is not None:
+        if policy.carry is not None:
+            others = [name for name, _ in self.outputs if name not in policy.keys]
+            result = policy.carry.strip(result, others)
+        elif policy.other_message is not None:
             others = [name for name, _ in self.outputs if name not in policy.keys]
             result = _drop_error_rows(result, others, policy.other_message)
         return result.with_columns([errors.without_errors(result[name],
@@ -269,10 +276,12 @@ class ErrorPolicy:
     """What a stateful operator's key projection does with error cells (see
     :meth:`CompiledProjection.set_error_policy`)."""
 
-    def __init__(self, keys: list[str], key_message: str, other_message: str | None) -> None:
+    def __init__(self, keys: list[str], key_message: str, other_message: str | None,
+                 carry: errors.CarriedErrors | None = None) -> None:
         self.keys = keys
         self.key_message = key_message
         self.other_message = other_message
+        self.carry = carry
 
 
 def _drop_error_rows(frame: pl.DataFrame, names: Sequence[str], message: str) -> pl.DataFrame:

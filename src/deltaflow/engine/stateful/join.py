@@ -31,6 +31,7 @@ from deltaflow.engine.batch import (
     row_key_function,
 )
 from deltaflow.engine.operators import Delta, Operator, projection_exprs
+from deltaflow.errors import CarriedErrors, keeps_errors
 from deltaflow.engine.stateful.arrangement import (
     KH,
     Arrangement,
@@ -57,13 +58,19 @@ class JoinOperator(Operator):
         self.node = node
         self.keys = list(node.keys)
         self.mode = node.mode
-        # Errors as values: a row with an error in its join key (or, unlike Pathway, in
-        # another column: the arrangements keep typed columns) is left out and reported.
-        for pre in (node.left_pre, node.right_pre):
-            if pre is not None:
-                pre.set_error_policy(self.keys, "Error value encountered in join condition, "
-                                                "skipping the row",
-                                     "Error value encountered in join, skipping the row")
+        # Errors as values: a row with an error in its join key is left out and reported;
+        # errors in other columns are kept beside the typed arrangements by row id and put
+        # back into the output (plain joins; the temporal joins drop such rows).
+        self.carried: list[CarriedErrors] = []
+        for pre, side_id in ((node.left_pre, LID), (node.right_pre, RID)):
+            if pre is None:
+                continue
+            carry = CarriedErrors(side_id) if type(self) is JoinOperator else None
+            if carry is not None:
+                self.carried.append(carry)
+            pre.set_error_policy(self.keys, "Error value encountered in join condition, "
+                                            "skipping the row",
+                                 "Error value encountered in join, skipping the row", carry)
         self.left = Arrangement(id_column=LID)
         self.right = Arrangement(id_column=RID)
         self.match: list[str] = [KH]
@@ -121,6 +128,17 @@ class JoinOperator(Operator):
         return rows.lazy().with_columns((pl.col(DIFF) * sign).alias(DIFF))
 
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        if self.carried and keeps_errors():
+            for carry in self.carried:
+                carry.begin_step()
+            out = self._step(deltas)
+            for carry in self.carried:
+                if out is not None:
+                    out = carry.restore(out)
+            return out
+        return self._step(deltas)
+
+    def _step(self, deltas: Sequence[Delta]) -> Delta:
         rows = sum(d.height for d in deltas if d is not None)
         if self.small and rows <= SMALL_DELTA_ROWS:
             return self._step_small(deltas)
