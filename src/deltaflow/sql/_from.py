@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 from deltaflow.expressions import coalesce, left, right, this
 from deltaflow.expressions.placeholders import Placeholder
 from deltaflow.sql._expressions import conjuncts, translate, walk_outside_subqueries
-from deltaflow.sql._parse import UnsupportedJoinConditionError, sqlglot_modules, unsupported
+from deltaflow.sql._parse import (
+    MissingFromError,
+    UnsupportedSqlAssertion,
+    sqlglot_modules,
+    unsupported,
+)
 from deltaflow.sql._scope import Relation, Source
 from deltaflow.table import Table
 
@@ -52,7 +57,7 @@ def build_from(translator: QueryTranslator, select: Any,
     """The relation of ``select``'s FROM clause, and the WHERE terms it did not absorb."""
     from_clause = select.args.get("from")
     if from_clause is None:
-        raise unsupported(select, "SELECT without FROM")
+        raise unsupported(select, "SELECT without FROM", MissingFromError)
     items = list(from_clause.expressions)
     joins = list(select.args.get("joins") or [])
     if len(items) == 1 and isinstance(items[0], exp.Subquery) and _is_join_group(items[0]):
@@ -194,7 +199,7 @@ def join_relations(translator: QueryTranslator, left_relation: Relation,
                             translator.row_context(right_relation, right)
                             .internal(right_operand)))
     if residual and mode != "inner":
-        raise UnsupportedJoinConditionError(
+        raise UnsupportedSqlAssertion(
             f"pw.sql: the ON clause of a {mode.upper()} JOIN may only equate columns of the "
             f"two sides; move {' AND '.join(t.sql() for t in residual)} to WHERE if that "
             "is what is meant")
@@ -226,7 +231,13 @@ def join_relations(translator: QueryTranslator, left_relation: Relation,
     star = tuple((name, merged.get(column, column)) for name, column in renamed_left.star)
     star += tuple(entry for entry in renamed_right.star if entry[1] not in using_right)
     standing_for = {**renamed_left.equated, **renamed_right.equated}
-    if mode != "outer":
+    if mode == "outer":
+        # Unqualified, a USING column of a full join is the value of whichever side is there.
+        for left_column, right_column in using_pairs:
+            shown = merged[left_names[left_column]]
+            standing_for[left_names[left_column]] = shown
+            standing_for[right_names[right_column]] = shown
+    else:
         for left_column, right_column in equated:
             kept, dropped = left_names[left_column], right_names[right_column]
             if mode == "right":

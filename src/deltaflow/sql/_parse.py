@@ -19,19 +19,27 @@ class UnsupportedSqlError(NotImplementedError):
     """A construct of the query that ``pw.sql`` cannot translate (the message names it)."""
 
 
-class UnsupportedJoinConditionError(UnsupportedSqlError, AssertionError):
-    """An ON condition an outer join cannot express (Pathway raises AssertionError here)."""
+class UnsupportedSqlAssertion(UnsupportedSqlError, AssertionError):
+    """Unsupported where Pathway fails an assertion (outer join ON terms, INTERSECT ALL)."""
+
+
+class MissingFromError(UnsupportedSqlError, KeyError):
+    """A SELECT without FROM (Pathway raises KeyError here)."""
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0])
 
 
 class CorrelatedSubqueryError(SyntaxError):
     """A subquery refers to a table of the query around it (Pathway raises SyntaxError here)."""
 
 
-def unsupported(node: Any, what: str | None = None) -> UnsupportedSqlError:
+def unsupported(node: Any, what: str | None = None,
+                error: type[UnsupportedSqlError] = UnsupportedSqlError) -> UnsupportedSqlError:
     """The error for an unsupported construct, quoting it as SQL."""
     text = node.sql() if hasattr(node, "sql") else str(node)
     prefix = f"{what}: " if what else ""
-    return UnsupportedSqlError(f"{prefix}{text} is not supported by pw.sql")
+    return error(f"{prefix}{text} is not supported by pw.sql")
 
 
 def sqlglot_modules() -> tuple[ModuleType, ModuleType]:

@@ -25,7 +25,12 @@ from deltaflow.sql._expressions import (
     walk_outside_subqueries,
 )
 from deltaflow.sql._from import attach_column, build_from, distinct
-from deltaflow.sql._parse import CorrelatedSubqueryError, sqlglot_modules, unsupported
+from deltaflow.sql._parse import (
+    CorrelatedSubqueryError,
+    UnsupportedSqlAssertion,
+    sqlglot_modules,
+    unsupported,
+)
 from deltaflow.sql._scope import FreshNames, Relation
 from deltaflow.table import Table
 
@@ -194,7 +199,7 @@ class QueryTranslator:
             return combined if keep_duplicates else distinct(combined)
         operation = "INTERSECT" if isinstance(node, exp.Intersect) else "EXCEPT"
         if keep_duplicates:
-            raise unsupported(node, f"{operation} ALL")
+            raise unsupported(node, f"{operation} ALL", UnsupportedSqlAssertion)
         names = left_table.column_names()
         if sorted(names) != sorted(right_table.column_names()):
             raise ValueError(f"pw.sql: {operation} needs the same column names on both sides, "
