@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow._ids import with_derived_ids
-from deltaflow.engine.batch import DIFF, ID, mark_distinct_ids, same_ids_as
+from deltaflow.engine.batch import DIFF, ID, has_distinct_ids, mark_distinct_ids, same_ids_as
 from deltaflow.engine.operators import Delta, Operator, run_projection
 from deltaflow.plan import Node
 
@@ -49,6 +49,7 @@ class WindowAssignNode(Node):
     origin: Any = None
     kind: str = "int"  # int | float | DateTimeNaive | DateTimeUtc
     has_instance: bool = False
+    ratio: int | None = None  # duration = ratio * hop exactly (tumbling: 1)
 
 
 class WindowAssignOperator(Operator):
@@ -60,7 +61,8 @@ class WindowAssignOperator(Operator):
         self.duration = node.duration
         self.origin = node.origin
         self.kind = node.kind
-        self.single = node.duration <= node.hop  # at most one window per row
+        self.ratio = node.ratio
+        self.single = node.ratio == 1 or node.duration <= node.hop  # one window at most
         extra = [INSTANCE] if node.has_instance else []
         self.names = [ID, *self.carried, KEY, *extra]
         self.out_names = [ID, *node.columns, DIFF]
@@ -94,14 +96,16 @@ class WindowAssignOperator(Operator):
         x = (self._numbers() - origin).alias(_X)
         frame = frame.with_columns(x).filter(pl.col(_X).is_not_null())
         last = self._floor_div(pl.col(_X))
+        # With an exact ratio the first window follows from the last (no rounding of floats
+        # may add or lose a window at a border).
+        first = last - (self.ratio - 1) if self.ratio is not None else \
+            self._floor_div(pl.col(_X) - self.duration) + 1
         if self.single:
-            first = self._floor_div(pl.col(_X) - self.duration) + 1
-            keep = first <= last
+            keep = pl.lit(True) if self.ratio == 1 else first <= last
             if self.origin is not None:
                 keep = keep & (last >= 0)
             frame = frame.with_columns(last.alias(_K)).filter(keep)
         else:
-            first = self._floor_div(pl.col(_X) - self.duration) + 1
             if self.origin is not None:
                 first = pl.max_horizontal(first, pl.lit(0, dtype=pl.Int64))
             frame = frame.with_columns(pl.int_ranges(first, last + 1).alias(_K)).explode(
@@ -120,10 +124,4 @@ class WindowAssignOperator(Operator):
         # Distinct (row id, window) pairs: ids stay distinct when the input's are.
         if self.single:
             return same_ids_as(delta, out)
-        return mark_distinct_ids(out) if _distinct(delta) else out
-
-
-def _distinct(delta: pl.DataFrame) -> bool:
-    from deltaflow.engine.batch import has_distinct_ids
-
-    return has_distinct_ids(delta)
+        return mark_distinct_ids(out) if has_distinct_ids(delta) else out

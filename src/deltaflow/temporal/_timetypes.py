@@ -1,6 +1,7 @@
 """Which time columns go with which window lengths, shared by windows and temporal joins.
 
-An ``int`` time takes ``int`` lengths, a ``float`` time ``int`` or ``float`` lengths, a
+Numeric times (``int`` or ``float``) take ``int`` or ``float`` lengths (an ``int`` time with a
+``float`` length gives ``float`` window bounds, as in Pathway), a
 ``DateTimeNaive``/``DateTimeUtc`` time ``datetime.timedelta``/``Duration`` lengths (and, for
 origins, a ``datetime`` of the same kind). Mismatches are reported when the pipeline is defined.
 """
@@ -16,7 +17,7 @@ from deltaflow import _types as t
 
 #: Value types a length (duration, hop, gap, bound, delay, cutoff) may have, by time type.
 _LENGTHS: dict[str, tuple[type, ...]] = {
-    "int": (int,),
+    "int": (int, float),
     "float": (int, float),
     "DateTimeNaive": (datetime.timedelta, pd.Timedelta),
     "DateTimeUtc": (datetime.timedelta, pd.Timedelta),
@@ -49,7 +50,7 @@ def check_length(value: Any, kind: str, what: str, *, positive: bool = True,
             return
         raise ValueError(f"{what} must be given")
     if not is_length_value(value, kind):
-        wanted = {"int": "an int", "float": "an int or a float"}.get(
+        wanted = {"int": "an int or a float", "float": "an int or a float"}.get(
             kind, "a datetime.timedelta (or pw.Duration)")
         raise TypeError(f"{what} is {value!r} ({type(value).__name__}), but the time column "
                         f"is {kind}: it needs {wanted}")
@@ -64,8 +65,6 @@ def check_origin(value: Any, kind: str, what: str) -> None:
         return
     if kind in ("int", "float"):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind == "int" and isinstance(value, float):
-            ok = False
     else:
         ok = isinstance(value, datetime.datetime) and (
             (value.tzinfo is not None) == (kind == "DateTimeUtc"))

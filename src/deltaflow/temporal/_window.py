@@ -24,8 +24,8 @@ import pandas as pd
 from deltaflow import _types as t
 from deltaflow.engine.temporal_window import END, INSTANCE, KEY, START, WindowAssignNode
 from deltaflow.expressions.base import ColumnExpression, ColumnReference, wrap_value
-from deltaflow.expressions.functions import if_else, make_tuple
 from deltaflow.expressions.evaluate import CompiledProjection
+from deltaflow.expressions.functions import if_else, make_tuple
 from deltaflow.expressions.placeholders import AllColumns, this
 from deltaflow.reducers import ReducerExpression
 from deltaflow.temporal import _behaviors as behaviors
@@ -69,9 +69,18 @@ class _SlidingWindow(Window):
         return self.ratio * self.hop  # type: ignore[operator,return-value]
 
     def check(self, kind: str, where: str) -> None:
+        _check_types(where, kind, [("window.hop", self.hop), ("window.duration", self.duration),
+                                   ("window.origin", self.origin)])
         check_length(self.hop, kind, f"{where}: window hop", allow_none=False)
         check_length(self.length(), kind, f"{where}: window duration", allow_none=False)
         check_origin(self.origin, kind, f"{where}: window origin")
+
+    def value_kind(self, kind: str) -> str:
+        """The kind of the window bounds: float when an int time meets a float length."""
+        if kind == "int" and any(isinstance(v, float) for v in (self.hop, self.duration,
+                                                                 self.origin)):
+            return "float"
+        return kind
 
     def assign(self, table: Table, key: ColumnExpression, instance: ColumnExpression | None,
                carried: list[str], where: str) -> Table:
@@ -89,13 +98,15 @@ class _SlidingWindow(Window):
         columns[KEY] = time_type
         if instance is not None:
             columns[INSTANCE] = projection.types[INSTANCE]
-        columns[START] = time_type
-        columns[END] = time_type
+        bounds_kind = self.value_kind(kind)
+        bound_type = t.FLOAT if bounds_kind == "float" else time_type
+        columns[START] = bound_type
+        columns[END] = bound_type
         node = WindowAssignNode(columns=columns, inputs=(table._node,), pre=projection,
                                 carried=carried, hop=_units(self.hop),
                                 duration=_units(self.length()), origin=_units(self.origin),
-                                kind=kind, has_instance=instance is not None,
-                                label="windowby")
+                                kind=bounds_kind, has_instance=instance is not None,
+                                ratio=self.ratio, label="windowby")
         from deltaflow import plan
 
         return Table(node, plan.Universe())
@@ -114,6 +125,7 @@ class _SlidingWindow(Window):
         keys = [START, END] + ([INSTANCE] if instance is not None else [])
         return WindowedGroupedTable(table, build, keys, window_kind="sliding",
                                     has_instance=instance is not None,
+                                    instance_name=_name_of(instance),
                                     forgetting_marked=behavior is not None
                                     and behavior.cutoff is not None and behavior.keep_results)
 
@@ -131,10 +143,12 @@ class _SessionWindow(Window):
             return self.assign(table, key, instance, carried, where)
 
         kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: the time column")
+        _check_types(where, kind, [("window.max_gap", self.max_gap)])
         check_length(self.max_gap, kind, f"{where}: session max_gap")
         keys = [WINDOW, START, END] + ([INSTANCE] if instance is not None else [])
         return WindowedGroupedTable(table, build, keys, window_kind="session",
-                                    has_instance=instance is not None)
+                                    has_instance=instance is not None,
+                                    instance_name=_name_of(instance))
 
     def assign(self, table: Table, key: ColumnExpression, instance: ColumnExpression | None,
                carried: list[str], where: str) -> Table:
@@ -208,7 +222,54 @@ class _IntervalsOverWindow(Window):
 
         keys = [LOCATION, START, END] + ([INSTANCE] if instance is not None else [])
         return WindowedGroupedTable(table, build, keys, window_kind="intervals_over",
-                                    has_instance=instance is not None)
+                                    has_instance=instance is not None,
+                                    instance_name=_name_of(instance))
+
+
+_TYPE_NAMES = {int: "INT", float: "FLOAT", str: "STR", bool: "BOOL"}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, datetime.datetime):
+        return "DATE_TIME_UTC" if value.tzinfo is not None else "DATE_TIME_NAIVE"
+    if isinstance(value, datetime.timedelta):
+        return "DURATION"
+    return _TYPE_NAMES.get(type(value), type(value).__name__.upper())
+
+
+def _check_types(where: str, kind: str, params: list[tuple[str, Any]]) -> None:
+    """A ``TypeError`` listing the window's parameters when their types do not fit the time
+    column's (numbers go with numbers, datetimes with timedeltas and datetime origins)."""
+    given = [(name, value) for name, value in params if value is not None]
+    numeric = kind in ("int", "float")
+
+    def fits(name: str, value: Any) -> bool:
+        if isinstance(value, bool):
+            return False
+        if name.endswith("origin"):
+            if numeric:
+                return isinstance(value, (int, float))
+            return isinstance(value, datetime.datetime) and (
+                (value.tzinfo is not None) == (kind == "DateTimeUtc"))
+        return isinstance(value, (int, float)) if numeric else isinstance(
+            value, datetime.timedelta)
+
+    if all(fits(name, value) for name, value in given):
+        return
+    time_name = {"int": "INT", "float": "FLOAT", "DateTimeNaive": "DATE_TIME_NAIVE",
+                 "DateTimeUtc": "DATE_TIME_UTC"}[kind]
+    names = ", ".join(["time_expr", *[name for name, _ in given]])
+    types = ", ".join([time_name, *[_type_name(value) for _, value in given]])
+    raise TypeError(f"{where}: Arguments ({names}) have to be of types (INT, INT) or "
+                    f"(FLOAT, FLOAT) or (DATE_TIME_NAIVE, DURATION) or (DATE_TIME_UTC, "
+                    f"DURATION) but are of types ({types}): the time column is {kind}, "
+                    f"so window lengths must be numbers for a numeric time and "
+                    f"datetime.timedelta for a datetime one")
+
+
+def _name_of(instance: ColumnExpression | None) -> str | None:
+    """The column name of an instance given as a plain column reference."""
+    return instance.name if isinstance(instance, ColumnReference) else None
 
 
 def _rebind(expression: ColumnExpression, table: Table, placeholder: Any) -> Any:
@@ -361,13 +422,15 @@ class WindowedGroupedTable:
     """What ``windowby`` returns: ``reduce`` gives one row per window (and instance)."""
 
     def __init__(self, table: Table, build: Callable[[list[str]], Table], keys: list[str],
-                 *, window_kind: str, has_instance: bool,
+                 *, window_kind: str, has_instance: bool, instance_name: str | None = None,
                  forgetting_marked: bool = False) -> None:
         self._table = table
         self._build = build
         self._keys = keys
         self._window_kind = window_kind
         self._has_instance = has_instance
+        # The instance column by its own name is a grouping column too (same values).
+        self._instance_name = instance_name
         self._forgetting_marked = forgetting_marked
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
@@ -397,10 +460,11 @@ class WindowedGroupedTable:
             target = target.with_columns(**{name: virtual[name] for name in sorted(nested)})
         keys = [ColumnReference(target, k) for k in self._keys]
         keys += [ColumnReference(target, name) for name in sorted(nested)]
+        if self._instance_name is not None and self._instance_name in carried:
+            keys.append(ColumnReference(target, self._instance_name))
         grouped = target.groupby(*keys)
         inner: dict[str, Any] = {}
-        hidden = {f"__pw_key_{name}": ColumnReference(target, name)
-                  for name in self._keys if name in (START, END, INSTANCE)}
+        hidden = {f"__pw_key_{name}": ColumnReference(target, name) for name in self._keys}
         plain_virtual: list[str] = []
         for name, expr in outputs:
             if isinstance(expr, ColumnReference) and expr.name in virtual \
@@ -411,14 +475,15 @@ class WindowedGroupedTable:
         result = grouped.reduce(**hidden, **inner)
         if self._forgetting_marked:
             result = behaviors.filter_out_results_of_forgetting(result)
-        if not plain_virtual and not hidden:
-            return result
+        # Pathway's ids: the pointer of (window, start, end, instance).
+        result = result.with_id_from(self._key_value(WINDOW), self._key_value(START),
+                                     self._key_value(END), self._key_value(INSTANCE))
         final: dict[str, Any] = {}
         for name, expr in outputs:
             if name in plain_virtual:
-                final[name] = self._made_after(expr.name)  # type: ignore[attr-defined]
+                final[name] = self._key_value(expr.name)  # type: ignore[attr-defined]
             else:
-                final[name] = ColumnReference(result, name)
+                final[name] = this[name]
         return result.select(**final)
 
     def _visible(self) -> list[str]:
@@ -436,8 +501,12 @@ class WindowedGroupedTable:
             out[WINDOW] = make_tuple(instance, this[START], this[END])
         return out
 
-    def _made_after(self, name: str) -> ColumnExpression:
-        """A virtual column over the reduce's output (its hidden key columns)."""
+    def _key_value(self, name: str) -> ColumnExpression:
+        """A window column over the inner reduce's output (its hidden key columns)."""
+        if name == WINDOW and self._window_kind == "intervals_over":
+            name = LOCATION
+        if name in self._keys:
+            return this[f"__pw_key_{name}"]
         if name == INSTANCE:
             return wrap_value(None)
         instance = this[f"__pw_key_{INSTANCE}"] if self._has_instance else wrap_value(None)

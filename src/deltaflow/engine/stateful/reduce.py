@@ -51,6 +51,9 @@ SMALL_DELTA_ROWS = 256  # deltas up to this many rows take the Python path
 _KNOWN_LIMIT = 200_000  # group rows cached by the Python path
 _FOLDABLE = frozenset(["count", "sum", "avg", "min", "max"])
 _ACCUMULATED = frozenset(["sum", "avg"])
+# Times order rows for reducers (latest, earliest ...); the engine's final time (2^64 - 2,
+# when held rows are let out at the end) is stored as the largest Int64.
+_LAST_TIME = 2**63 - 1
 
 
 class ReduceOperator(Operator):
@@ -163,7 +166,7 @@ class ReduceOperator(Operator):
             frame = self._prepare(delta)
             match = self.match or [KH]
             assert self.rows is not None
-            frame = frame.with_columns(pl.lit(time, dtype=pl.Int64).alias(TIME))
+            frame = frame.with_columns(pl.lit(min(time, _LAST_TIME), dtype=pl.Int64).alias(TIME))
             self.rows.insert(frame)
             if self.foldable:
                 old, news = self._fold_big(frame, match)
@@ -430,10 +433,10 @@ class ReduceOperator(Operator):
         if exprs is None:
             frame = self._prepare(delta)
             if not self.invertible:
-                frame = frame.with_columns(pl.lit(time, dtype=pl.Int64).alias(TIME))
+                frame = frame.with_columns(pl.lit(min(time, _LAST_TIME), dtype=pl.Int64).alias(TIME))
             return frame
         hashed = key_hash_expr([exprs[k] for k in self.keys])
-        extra = [] if self.invertible else [pl.lit(time, dtype=pl.Int64).alias(TIME)]
+        extra = [] if self.invertible else [pl.lit(min(time, _LAST_TIME), dtype=pl.Int64).alias(TIME)]
         return delta.select([ID, DIFF, *exprs.values(), hashed.alias(KH), *extra])
 
     def _recompute_small(self, rows: list[tuple[Any, ...]], names: list[str]

@@ -732,7 +732,7 @@ class CsvFormatter(BytesFormatter):
 
     def format_into(self, batch: pl.DataFrame, time: int, stream: BinaryIO) -> None:
         columns = [self._text(batch[name], dtype) for name, dtype in self.columns.items()]
-        frame = pl.DataFrame(columns).with_columns(pl.lit(time, dtype=pl.Int64).alias("time"),
+        frame = pl.DataFrame(columns).with_columns(pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64).alias("time"),
                                                     batch[DIFF].alias("diff"))
         # Polars already writes ints, strings and most floats as Pathway does; nulls as None.
         # Its writer encodes in parallel and writes as it goes: no copy of the whole text.
@@ -763,7 +763,7 @@ class JsonLinesFormatter(BytesFormatter):
                  for name, dtype in self.columns.items()}
         if all(isinstance(v, pl.Series) for v in ready.values()):
             frame = pl.DataFrame(list(ready.values())).with_columns(
-                batch[DIFF].alias("diff"), pl.lit(time, dtype=pl.Int64).alias("time"))
+                batch[DIFF].alias("diff"), pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64).alias("time"))
             frame.write_ndjson(stream)
             return
         names = list(ready)
