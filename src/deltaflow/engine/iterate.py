@@ -112,7 +112,10 @@ class BodyRound:
             deltas = [results[i] for i in body.inputs_of[position]]
             if all(d is None for d in deltas):
                 continue
-            results[position] = op.step(time, deltas)
+            result = op.step(time, deltas)
+            if isinstance(result, pl.DataFrame) and result.height == 0:
+                result = None  # (operators downstream expect None for "no change")
+            results[position] = result
         return {name: results[position] for name, position in body.outputs.items()}
 
 
