@@ -105,9 +105,10 @@ class AsofJoinResult(TemporalJoinResult):
             left_table, right_table, self_time, other_time, on, left_instance,
             right_instance, mode, description, coalesce=False, time_types=check_times,
             left_input=left_input, right_input=right_input)
-        # pw.this.t is the row's own time, pw.this.instance its join key (as in Pathway).
+        # pw.this.t is the row's own time, pw.this.side its side (False: left, True: right),
+        # pw.this.instance its join key (as in Pathway).
         own = {"__t__t": t.FLOAT if time_cast_needed(sides) else
-               sides.left_time_type.strip_optional()}
+               sides.left_time_type.strip_optional(), "__t__side": t.BOOL}
         if len(sides.keys) == 1:
             own["__t__instance"] = sides.key_types[0]
         sides.columns.update(own)

@@ -142,6 +142,8 @@ class AsofJoinOperator(JoinOperator):
         own_columns = [pl.col(own_names[0]).alias("__own")]
         if "__t__t" in self.schema:
             own_columns.append(pl.col(TIME).alias("__t__t"))
+        if "__t__side" in self.schema:
+            own_columns.append(pl.lit(side == "r").alias("__t__side"))
         if "__t__instance" in self.schema:
             own_columns.append(pl.col(self.keys[0]).alias("__t__instance"))
         matched = matched.with_columns(own_columns)
@@ -154,14 +156,17 @@ class AsofJoinOperator(JoinOperator):
         """``frame`` with the columns of each row's match in ``other`` (nulls if none)."""
         back_inclusive, forward_inclusive = self.inclusive[side]
         other_id = other_names[0]
-        candidates = other.select([*by, pl.col(TIME).alias(_OTHER_TIME), *other_names])
+        # Sorted by (time, id): among rows of the other side with one time, a backward match
+        # then takes the last (by id) and a forward match the first, as Pathway's order says.
+        candidates = other.select([*by, pl.col(TIME).alias(_OTHER_TIME), *other_names]) \
+            .sort([_OTHER_TIME, other_id])
         frame = frame.sort(TIME)
         if self.direction == "backward":
-            return self._asof(frame, candidates, by, other_id, "backward", back_inclusive, "")
+            return _asof(frame, candidates, by, "backward", back_inclusive, "")
         if self.direction == "forward":
-            return self._asof(frame, candidates, by, other_id, "forward", forward_inclusive, "")
-        prev = self._asof(frame, candidates, by, other_id, "backward", back_inclusive, _PREV)
-        both = self._asof(prev, candidates, by, other_id, "forward", forward_inclusive, _NEXT)
+            return _asof(frame, candidates, by, "forward", forward_inclusive, "")
+        prev = _asof(frame, candidates, by, "backward", back_inclusive, _PREV)
+        both = _asof(prev, candidates, by, "forward", forward_inclusive, _NEXT)
         prev_time, next_time = pl.col(_PREV + _OTHER_TIME), pl.col(_NEXT + _OTHER_TIME)
         use_prev = prev_time.is_not_null() & (
             next_time.is_null() | ((pl.col(TIME) - prev_time) < (next_time - pl.col(TIME))))
@@ -170,22 +175,18 @@ class AsofJoinOperator(JoinOperator):
             for c in [*other_names, _OTHER_TIME]
         ])
 
-    @staticmethod
-    def _asof(frame: pl.DataFrame, candidates: pl.DataFrame, by: list[str], other_id: str,
-              strategy: str, inclusive: bool, prefix: str) -> pl.DataFrame:
-        # Among rows of the other side with one time, a backward match takes the last (by
-        # id) and a forward match the first: keep only that one per (instance, time).
-        keep = "last" if strategy == "backward" else "first"
-        candidates = (candidates.sort([*by, _OTHER_TIME, other_id])
-                      .unique(subset=[*by, _OTHER_TIME], keep=keep, maintain_order=True)
-                      .sort(_OTHER_TIME))
-        if prefix:
-            candidates = candidates.rename({c: prefix + c for c in candidates.columns
-                                            if c not in by})
-        return frame.join_asof(candidates, left_on=TIME, right_on=prefix + _OTHER_TIME,
-                               by=by or None, strategy=strategy,  # type: ignore[arg-type]
-                               allow_exact_matches=inclusive, check_sortedness=False,
-                               coalesce=False)
+
+def _asof(frame: pl.DataFrame, candidates: pl.DataFrame, by: list[str], strategy: str,
+          inclusive: bool, prefix: str) -> pl.DataFrame:
+    """Polars' asof join of ``frame`` (sorted by time) with ``candidates`` (sorted by time,
+    then id), the candidates' columns renamed with ``prefix``."""
+    if prefix:
+        candidates = candidates.rename({c: prefix + c for c in candidates.columns
+                                        if c not in by})
+    return frame.join_asof(candidates, left_on=TIME, right_on=prefix + _OTHER_TIME,
+                           by=by or None, strategy=strategy,  # type: ignore[arg-type]
+                           allow_exact_matches=inclusive, check_sortedness=False,
+                           coalesce=False)
 
 
 class AsofNowJoinOperator(JoinOperator):
