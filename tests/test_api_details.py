@@ -216,3 +216,47 @@ def test_this_without_and_positional_reducers() -> None:
     reduced = t.reduce(pw.reducers.max(t.a), pw.reducers.sum(t.b))
     assert reduced.column_names() == ["a", "b"]
     assert snapshot(reduced) == [(3, 6)]
+
+
+def test_markdown_id_column_labels_rows() -> None:
+    by_column = pw.debug.table_from_markdown(
+        """
+        id | a
+        1  | x
+        2  | y
+        """
+    )
+    by_label = pw.debug.table_from_markdown(
+        """
+          | a
+        1 | x
+        2 | y
+        """
+    )
+    assert by_column.column_names() == ["a"]
+    assert pw.debug.table_to_dicts(by_column)[1] == pw.debug.table_to_dicts(by_label)[1]
+
+
+def test_str_to_bool_cast_and_unicode_json_and_optional_ints_in_pandas() -> None:
+    class S(pw.Schema):
+        s: str
+
+    t = pw.debug.table_from_rows(S, [("true",), ("False",), ("",)])
+    assert snapshot(t.select(pw.this.s, b=pw.cast(bool, pw.this.s))) == [
+        ("", False), ("False", True), ("true", True)]
+    assert str(pw.Json({"name": "żółć"})) == '{"name": "żółć"}'
+    frame = pw.debug.table_to_pandas(pw.debug.table_from_markdown(
+        """
+        a
+        1
+        None
+        """
+    ))
+    assert str(frame["a"].dtype) == "Int64"
+    assert sorted(v for v in frame["a"].tolist() if v is not pd_na()) == [1]
+
+
+def pd_na() -> object:
+    import pandas as pd
+
+    return pd.NA

@@ -87,7 +87,8 @@ class Json:
         return self.dumps()
 
     def dumps(self) -> str:
-        return _json.dumps(self.value, sort_keys=False, default=_json_default)
+        return _json.dumps(self.value, sort_keys=False, default=_json_default,
+                           ensure_ascii=False)
 
     def as_int(self) -> int | None:
         return None if self.value is None else int(self.value)
@@ -113,7 +114,8 @@ class Json:
 
     @staticmethod
     def dumps_value(value: Any) -> str:
-        return _json.dumps(value.value if isinstance(value, Json) else value, default=_json_default)
+        return _json.dumps(value.value if isinstance(value, Json) else value,
+                           default=_json_default, ensure_ascii=False)
 
 
 Json.NULL = Json(None)

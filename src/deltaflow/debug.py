@@ -199,6 +199,12 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
             raise ValueError(f"table_from_markdown: line {number} has {len(cells)} cells, the "
                              f"header has {len(header)} ({', '.join(header)}): {line.strip()!r}")
         rows.append(cells)
+    if "id" in header and not has_ids:
+        # An "id" column gives the row labels, as a first column with an empty header does.
+        position = header.index("id")
+        labels = [row.pop(position) for row in rows]
+        header = header[:position] + header[position + 1:]
+        has_ids = True
     data_columns = [h for h in header if h not in _SPECIAL]
     if schema is not None:
         expected = schema.column_names()
@@ -520,6 +526,9 @@ def _series_to_pandas(series: pl.Series, index: Any) -> Any:
         return values
     if polars_type == pl.Boolean and series.null_count():
         return pd.Series(series.to_list(), index=index, dtype=object)
+    if polars_type.is_integer() and series.null_count():
+        # Optional ints stay ints (pandas' nullable Int64), not floats with NaN.
+        return pd.Series(series.to_list(), index=index, dtype="Int64")
     return pd.Series(series.to_numpy(), index=index)
 
 

@@ -748,6 +748,8 @@ class Cast(ColumnExpression):
             return pl.when(inner).then(pl.lit("True")).otherwise(pl.lit("False"))
         if dst == t.STR and src == t.FLOAT:
             return inner.map_elements(repr, return_dtype=pl.String)
+        if dst == t.BOOL and src == t.STR:
+            return inner.str.len_bytes() > 0  # a non-empty string is true, as in Pathway
         return inner.cast(dst.to_polars(), strict=True)
 
 
@@ -978,7 +980,9 @@ class GetItem(PythonNode):
             return t.ANY
         if isinstance(base, t.List):
             return base.arg if self.checked else t.optional(base.arg)
-        if base in (t.ANY, t.ARRAY) or isinstance(base, t.Array):
+        if isinstance(base, t.Array):
+            return base.element()  # .get() on arrays keeps the element type, as in Pathway
+        if base == t.ANY:
             return t.ANY
         if base in (t.STR,):
             return t.STR
