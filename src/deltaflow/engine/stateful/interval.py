@@ -171,36 +171,47 @@ class IntervalJoinOperator(JoinOperator):
                 if own is not None:
                     own = own.join(summed.select(id_name), on=id_name, how="anti")
             return own if own is not None and own.height else None
+        # Rows are referred to by position, so that values keep their exact types (Python
+        # values would cut datetimes to microseconds).
         changes: dict[int, int] = {}
-        content: dict[int, tuple[Any, ...]] = {}
-        if pairs is not None:
-            side_rows = pairs.select([*names, DIFF])
-            for row in side_rows.iter_rows():
-                changes[row[0]] = changes.get(row[0], 0) + row[-1]
-                content.setdefault(row[0], row[:-1])
-        own_rows: dict[int, list[tuple[Any, ...]]] = {}
+        content: dict[int, int] = {}  # row id -> a row of the pairs holding its values
+        side_rows = pairs.select([*names, DIFF]) if pairs is not None else None
+        if side_rows is not None:
+            ids = side_rows[id_name].to_list()
+            for position, (row_id, diff) in enumerate(zip(ids, side_rows[DIFF].to_list(),
+                                                          strict=True)):
+                changes[row_id] = changes.get(row_id, 0) + diff
+                content.setdefault(row_id, position)
+        own_rows: dict[int, list[tuple[int, int]]] = {}
         if own is not None:
-            for row in own.iter_rows():
-                own_rows.setdefault(row[0], []).append(row)
-        emitted: list[tuple[Any, ...]] = []
+            for position, (row_id, diff) in enumerate(zip(own[id_name].to_list(),
+                                                          own[DIFF].to_list(), strict=True)):
+                own_rows.setdefault(row_id, []).append((position, diff))
+        from_pairs: list[int] = []
+        pair_diffs: list[int] = []
+        from_own: list[int] = []
         for row_id in set(changes) | set(own_rows):
             before = counts.get(row_id, 0)
             after = before + changes.get(row_id, 0)
             if row_id in own_rows:
-                for row in own_rows[row_id]:
+                for position, diff in own_rows[row_id]:
                     # A deleted row was unmatched before; an inserted one is after.
-                    if (row[-1] < 0 and before == 0) or (row[-1] > 0 and after == 0):
-                        emitted.append(row)
-            elif before == 0 and after > 0:
-                emitted.append((*content[row_id], -1))
-            elif before > 0 and after == 0:
-                emitted.append((*content[row_id], 1))
+                    if (diff < 0 and before == 0) or (diff > 0 and after == 0):
+                        from_own.append(position)
+            elif (before == 0) != (after == 0):
+                from_pairs.append(content[row_id])
+                pair_diffs.append(-1 if before == 0 else 1)
             if after:
                 counts[row_id] = after
             else:
                 counts.pop(row_id, None)
-        if not emitted:
+        parts = []
+        if from_pairs and side_rows is not None:
+            parts.append(side_rows[from_pairs].with_columns(
+                pl.Series(DIFF, pair_diffs, dtype=pl.Int64)))
+        if from_own and own is not None:
+            parts.append(own[from_own])
+        if not parts:
             return None
-        schema = {n: self.schema[n] for n in names} | {DIFF: pl.Int64}
-        return pl.DataFrame(emitted, schema=schema, orient="row")
+        return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
 
