@@ -311,3 +311,22 @@ def test_udfs_match_recomputation(stream: list[Event]) -> None:
                         c=batched(pw.this.v), d=pw.apply(abs, pw.this.v))
 
     check(program, stream)
+
+
+# --- the examples of docs/udfs.md ------------------------------------------------------------
+
+
+def _doc_examples() -> list[tuple[str, str]]:
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "udfs.md").read_text()
+    return re.findall(r"```python\n(.*?)```\s*```text\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("index", range(len(_doc_examples())))
+def test_doc_example(index: int, capsys: pytest.CaptureFixture[str]) -> None:
+    code, expected = _doc_examples()[index]
+    exec(compile(code, f"docs/udfs.md example {index}", "exec"), {})  # noqa: S102
+    printed = [line.rstrip() for line in capsys.readouterr().out.strip().splitlines()]
+    assert printed == [line.rstrip() for line in expected.strip().splitlines()]

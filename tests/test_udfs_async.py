@@ -213,3 +213,32 @@ def test_async_transformer_checks_signature_and_runs_concurrently() -> None:
     rows, elapsed = _timed(transformer.successful)
     assert len(rows) == 10
     assert elapsed < 0.4
+
+
+class _Picky(pw.AsyncTransformer, output_schema=_Out):
+    async def invoke(self, x: int, group: int) -> dict[str, Any]:
+        if x < 0:
+            raise ValueError("negative")
+        return {"y": x}
+
+
+def test_async_transformer_failure_fails_its_whole_instance() -> None:
+    t = pw.debug.table_from_markdown("x | group\n1 | 1\n-1 | 1\n2 | 2\n3 | 2")
+    transformer = _Picky(input_table=t, instance=pw.this.group)
+    assert snapshot(transformer.finished) == [
+        ("-FAILURE-", None), ("-FAILURE-", None), ("-SUCCESS-", 2), ("-SUCCESS-", 3)]
+    per_row = _Picky(input_table=t)
+    assert snapshot(per_row.successful) == [(1,), (2,), (3,)]
+
+
+def test_async_transformer_column_checks() -> None:
+    t = pw.debug.table_from_markdown("x | extra\n1 | 2")
+    with pytest.raises(TypeError, match="Input table has a column 'extra'"):
+        _Doubler(input_table=t)
+    t2 = pw.debug.table_from_markdown("x\n1")
+    with pytest.raises(TypeError, match="Column 'group' is present on the argument list"):
+        _Picky(input_table=t2)
+    t3 = pw.debug.table_from_markdown("x | group\n1 | 1")
+    with pytest.raises(ValueError, match="unhashable"):
+        _Picky(input_table=t3, instance=pw.apply_with_type(lambda g: [g], list[int],
+                                                            pw.this.group))

@@ -15,6 +15,7 @@ rows are not serialised per instance.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -60,6 +61,8 @@ class AsyncTransformer:
         if not inspect.iscoroutinefunction(type(self).invoke):
             raise TypeError(f"{type(self).__name__}.invoke must be an async method")
         self._check_signature(input_table)
+        if instance is not None:
+            _check_hashable_instance(input_table, instance)
         self._input_table = input_table
         self._instance = instance
         self.autocommit_duration_ms = autocommit_duration_ms
@@ -131,13 +134,20 @@ class AsyncTransformer:
         return [table[name] for name in names]
 
     def _check_signature(self, input_table: Any) -> None:
-        signature = inspect.signature(self.invoke)
+        parameters = inspect.signature(self.invoke).parameters.values()
+        kinds = {p.kind for p in parameters}
+        named = {p.name: p for p in parameters
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
         columns = input_table.column_names()
-        try:
-            signature.bind(**{name: None for name in columns})
-        except TypeError as exc:
-            raise TypeError(f"{type(self).__name__}.invoke{signature} does not accept the "
-                            f"columns of its input table {columns}: {exc}") from exc
+        if inspect.Parameter.VAR_KEYWORD not in kinds:
+            for column in columns:
+                if column not in named:
+                    raise TypeError(f"Input table has a column {column!r} but it is not "
+                                    f"present on the argument list of the invoke method.")
+        for name, parameter in named.items():
+            if parameter.default is parameter.empty and name not in columns:
+                raise TypeError(f"Column {name!r} is present on the argument list of the "
+                                f"invoke method but it is not present in the input_table.")
 
     def _build(self) -> Any:
         from deltaflow.expressions.functions import apply_with_type
@@ -145,17 +155,19 @@ class AsyncTransformer:
         table = self._input_table
         names = table.column_names()
         outputs = self.output_schema.dtypes()
-        # Timeout and retries bound each invocation; the row call itself never fails.
+        # Timeout and retries bound each invocation; the batch call itself never fails.
         invoke = AsyncExecutor(timeout=self._timeout,
                                retry_strategy=self._retry_strategy).wrap(self.invoke)
-        call = _RowCall(self, invoke, list(outputs)).__call__
+        call = _BatchCall(self, invoke, list(outputs), self._capacity).__call__
         options = CallOptions(
-            executor=AsyncExecutor(capacity=self._capacity),
+            executor=AsyncExecutor(),
             cache_strategy=self._cache_strategy,
             cache_name=default_cache_name(type(self).invoke),
+            max_batch_size=_WHOLE_MINIBATCH,  # one call sees every row, to group instances
         )
-        outcome: ColumnExpression = Apply(call, (), {name: table[name]
-                                                     for name in names},
+        instance = table.id if self._instance is None else self._instance
+        outcome: ColumnExpression = Apply(call, (instance,), {name: table[name]
+                                                              for name in names},
                                           t.ANY, name=f"{type(self).__name__}.invoke",
                                           options=options)
         with_outcome = table.select(**{OUTCOME_COLUMN: outcome})
@@ -167,28 +179,55 @@ class AsyncTransformer:
         return with_outcome.select(**columns)
 
 
-class _RowCall:
-    """One row's invocation: never raises; failures become the failure status."""
+_WHOLE_MINIBATCH = 2**62
 
-    def __init__(self, transformer: AsyncTransformer, invoke: Any, outputs: list[str]) -> None:
+Outcome = tuple[str, dict[str, Any] | None]
+
+
+class _BatchCall:
+    """The invocations of a minibatch's rows, run concurrently (at most ``capacity`` at
+    once); never raises. A failure fails every row of the same instance in the minibatch."""
+
+    def __init__(self, transformer: AsyncTransformer, invoke: Any, outputs: list[str],
+                 capacity: int | None) -> None:
         self.transformer = transformer
         self.invoke = invoke
         self.outputs = outputs
+        self.capacity = capacity
         self.__name__ = f"{type(transformer).__name__}.invoke"
 
-    async def __call__(self, **row: Any) -> tuple[str, dict[str, Any] | None]:
+    async def __call__(self, instances: list[Any], **columns: list[Any]) -> list[Outcome]:
         transformer = self.transformer
         if not transformer._opened:
             transformer._opened = True
             transformer.open()
+        semaphore = asyncio.Semaphore(self.capacity) if self.capacity else None
+
+        async def one(row: int) -> Outcome:
+            values = {name: column[row] for name, column in columns.items()}
+            if semaphore is None:
+                return await self._invoke(values)
+            async with semaphore:
+                return await self._invoke(values)
+
+        outcomes = list(await asyncio.gather(*(one(row) for row in range(len(instances)))))
+        failed = {t.canonical_key(instance) for instance, (status, _) in
+                  zip(instances, outcomes, strict=True) if status == FAILURE}
+        if failed:
+            outcomes = [(FAILURE, None) if t.canonical_key(instance) in failed else outcome
+                        for instance, outcome in zip(instances, outcomes, strict=True)]
+        return outcomes
+
+    async def _invoke(self, values: dict[str, Any]) -> Outcome:
+        name = type(self.transformer).__name__
         try:
-            result = await self.invoke(**row)
+            result = await self.invoke(**values)
         except Exception:  # noqa: BLE001 - Pathway's transformers log and mark the row
-            logger.exception("Exception in AsyncTransformer %s", type(transformer).__name__)
+            logger.exception("Exception in AsyncTransformer %s", name)
             return FAILURE, None
         if not isinstance(result, dict) or set(result) != set(self.outputs):
             logger.error("AsyncTransformer %s: invoke returned %r, not a dict with exactly "
-                         "the columns %s", type(transformer).__name__, result, self.outputs)
+                         "the columns %s", name, result, self.outputs)
             return FAILURE, None
         return SUCCESS, result
 
@@ -200,3 +239,12 @@ def _status_of(outcome: tuple[str, Any]) -> str:
 def _value_of(name: str, outcome: tuple[str, Any]) -> Any:
     values = outcome[1]
     return None if values is None else values[name]
+
+
+def _check_hashable_instance(table: Any, instance: Any) -> None:
+    from deltaflow.expressions.base import wrap_value
+
+    dtype = table._scope("AsyncTransformer").dtype_of(wrap_value(instance)).strip_optional()
+    if isinstance(dtype, t.Array | t.List) or dtype == t.JSON:
+        raise ValueError(f"You can't use a column of type {dtype!r} as instance in "
+                         f"AsyncTransformer because it is unhashable.")
