@@ -362,10 +362,38 @@ def test_in_and_exists_subqueries(people: pw.Table, depts: pw.Table) -> None:
     assert snapshot(empty) == []
 
 
-def test_correlated_subquery_raises_syntax_error(people: pw.Table, depts: pw.Table) -> None:
+def test_correlated_exists_and_in(people: pw.Table, depts: pw.Table) -> None:
+    exists = pw.sql("SELECT name FROM p WHERE EXISTS "
+                    "(SELECT * FROM d WHERE d.dept = p.dept AND floor > 1)", p=people, d=depts)
+    assert snapshot(exists) == [("Ada",), ("Brian",)]
+    assert ids(exists) <= ids(people)
+    missing = pw.sql("SELECT name FROM p WHERE NOT EXISTS (SELECT * FROM d WHERE d.dept = dept)",
+                     p=people, d=depts)
+    # unqualified "dept" is the subquery's own column: d.dept = d.dept holds for every row
+    assert snapshot(missing) == []
+    juniors = pw.sql("SELECT q.name FROM p q WHERE q.name IN "
+                     "(SELECT o.name FROM p o WHERE o.dept = q.dept AND o.age < 40)", p=people)
+    assert snapshot(juniors) == [("Ada",), ("Chen",)]
+
+
+def test_correlated_scalar_aggregates(people: pw.Table, depts: pw.Table) -> None:
+    above = pw.sql("SELECT name FROM p e WHERE salary > "
+                   "(SELECT AVG(salary) FROM p o WHERE o.dept = e.dept)", p=people)
+    assert snapshot(above) == [("Ada",), ("Dana",)]
+    counts = pw.sql("SELECT dept, (SELECT COUNT(*) FROM p WHERE p.dept = d.dept) AS n FROM d",
+                    p=people, d=depts)
+    assert types(counts) == {"dept": str, "n": int}
+    assert snapshot(counts) == [("eng", 2), ("legal", 0), ("sales", 2)]
+
+
+def test_other_correlated_subqueries_raise_syntax_error(people: pw.Table,
+                                                         depts: pw.Table) -> None:
     with pytest.raises(SyntaxError, match="correlated"):
-        pw.sql("SELECT name FROM p WHERE EXISTS (SELECT * FROM d WHERE d.dept = p.dept)",
+        pw.sql("SELECT name FROM p WHERE 1 = (SELECT COUNT(*) FROM d WHERE d.floor > p.age)",
                p=people, d=depts)
+    with pytest.raises(SyntaxError, match="correlated"):
+        pw.sql("SELECT name FROM p WHERE EXISTS (SELECT dept FROM d WHERE d.dept = p.dept "
+               "GROUP BY dept)", p=people, d=depts)
 
 
 def test_union_intersect_except() -> None:

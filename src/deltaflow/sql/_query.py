@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deltaflow import reducers
-from deltaflow.expressions import coalesce, left, right, this
+from deltaflow.expressions import this
 from deltaflow.expressions.placeholders import Placeholder
 from deltaflow.sql._expressions import (
     ExpressionContext,
@@ -22,9 +22,8 @@ from deltaflow.sql._expressions import (
     literal_value,
     translate,
     translate_aggregate,
-    walk_outside_subqueries,
 )
-from deltaflow.sql._from import attach_column, build_from, distinct
+from deltaflow.sql._from import build_from, distinct
 from deltaflow.sql._parse import (
     CorrelatedSubqueryError,
     UnsupportedSqlAssertion,
@@ -32,6 +31,7 @@ from deltaflow.sql._parse import (
     unsupported,
 )
 from deltaflow.sql._scope import FreshNames, Relation
+from deltaflow.sql._subqueries import attach_subqueries
 from deltaflow.table import Table
 
 _, exp = sqlglot_modules()
@@ -238,7 +238,7 @@ class QueryTranslator:
 
     def filtered(self, relation: Relation, terms: list[Any]) -> Relation:
         """``relation`` restricted to the rows where every term holds."""
-        table, prepared = self._attach_subqueries(relation, terms)
+        table, prepared = attach_subqueries(self, relation, terms)
         relation = relation.with_table(table)
         context = self.row_context(relation, prepared=prepared)
         condition = None
@@ -285,7 +285,7 @@ class QueryTranslator:
 
     def _project(self, relation: Relation, items: list[tuple[str, Any]]) -> Table:
         nodes = [item for _, item in items if not isinstance(item, str)]
-        table, prepared = self._attach_subqueries(relation, nodes)
+        table, prepared = attach_subqueries(self, relation, nodes)
         relation = relation.with_table(table)
         context = self.row_context(relation, prepared=prepared)
         outputs: dict[str, Any] = {}
@@ -326,7 +326,7 @@ class QueryTranslator:
             relation = relation.with_table(table)
         nodes = [item for _, item in items if not isinstance(item, str)]
         nodes += [having.this] if having is not None else []
-        table, prepared = self._attach_subqueries(relation, nodes)
+        table, prepared = attach_subqueries(self, relation, nodes)
         relation = relation.with_table(table)
         key_set = set(keys)
         context = GroupContext(self, relation, key_set, key_expressions, prepared)
@@ -349,59 +349,3 @@ class QueryTranslator:
         if having is None:
             return reduced
         return reduced.filter(this[_HAVING_COLUMN]).select(**{n: this[n] for n in outputs})
-
-    # --- subqueries in expressions ----------------------------------------------------------
-    def _attach_subqueries(self, relation: Relation,
-                           nodes: list[Any]) -> tuple[Table, dict[int, str]]:
-        """The relation's table with a column for each subquery in ``nodes``.
-
-        A scalar subquery adds its value, ``x IN (SELECT ...)`` and ``EXISTS (SELECT ...)``
-        add a bool; ``prepared`` maps each subquery node to its column.
-        """
-        table = relation.table
-        prepared: dict[int, str] = {}
-        for node in nodes:
-            for sub in walk_outside_subqueries(node):
-                if isinstance(sub, exp.In) and sub.args.get("query") is not None:
-                    table, prepared[id(sub)] = self._attach_in(relation.with_table(table), sub,
-                                                               prepared)
-                elif isinstance(sub, exp.Exists):
-                    table, prepared[id(sub)] = self._attach_exists(table, sub)
-                elif isinstance(sub, exp.Subquery) and not isinstance(sub.parent,
-                                                                      exp.In | exp.Exists):
-                    result = self.subquery_translator().query(sub.this)
-                    prepared[id(sub)] = self.fresh()
-                    table = attach_column(table, result, self._single_column(result, sub),
-                                          prepared[id(sub)])
-        return table, prepared
-
-    @staticmethod
-    def _single_column(result: Table, node: Any) -> str:
-        names = result.column_names()
-        if len(names) != 1:
-            raise ValueError(f"pw.sql: the subquery {node.sql()} must give one column, "
-                             f"it gives {len(names)}")
-        return names[0]
-
-    def _attach_in(self, relation: Relation, node: Any,
-                   prepared: dict[int, str]) -> tuple[Table, str]:
-        query = node.args["query"]
-        result = self.subquery_translator().query(query)
-        column = self._single_column(result, query)
-        values = distinct(result.select(**{"value": this[column]}))
-        probe = self.fresh()
-        context = self.row_context(relation, prepared=prepared)
-        table = relation.table.with_columns(**{probe: translate(node.this, context)})
-        member = self.fresh()
-        table = table.join_left(values, left[probe] == right["value"], id=left.id).select(
-            *(left[c] for c in relation.table.column_names()),
-            **{member: right["value"].is_not_none()})
-        return table, member
-
-    def _attach_exists(self, table: Table, node: Any) -> tuple[Table, str]:
-        result = self.subquery_translator().query(node.this)
-        counted = result.reduce(rows=reducers.count())
-        present = self.fresh()
-        table = table.join_left(counted, id=left.id).select(
-            *left, **{present: coalesce(right["rows"], 0) > 0})
-        return table, present
