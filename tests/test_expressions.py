@@ -575,3 +575,29 @@ def test_json_indexing_a_missing_key_gives_json_null() -> None:
     r = t.select(a=t.j["nope"], b=t.j["l"][5], c=t.j["l"]["key"])
     rows = _dict_rows(r)
     assert all(row[c] == pw.Json(None) for row in rows for c in "abc")
+
+
+def test_expressions_print_like_pathway() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+        a | b
+        1 | 2
+        """
+    )
+    other = t.copy()
+    assert repr(t.a) == "<table1>.a"
+    assert repr(t.a + other.b * 2) == "(<table1>.a + (<table2>.b * 2))"
+    assert repr(-t.a) == "(-<table1>.a)"
+    assert repr(pw.if_else(t.a == 1, other.a, t.b)) == \
+        "pathway.if_else((<table1>.a == 1), <table2>.a, <table1>.b)"
+    assert repr(pw.cast(float, t.a)) == "pathway.cast(FLOAT, <table1>.a)"
+    assert repr(pw.reducers.argmax(t.a)) == "pathway.reducers.argmax(<table1>.a, pathway.this.id)"
+    assert repr(pw.reducers.tuple(t.a)) == "pathway.reducers.tuple(<table1>.a, skip_nones=False)"
+    assert repr(t.a.get(2, "x")) == "(<table1>.a).get(2, 'x')"
+    assert repr(t.pointer_from(t.a)) == "<table1>.pointer_from(<table1>.a)"
+    assert repr(t.b.num.abs()) == "(<table1>.b).num.abs()"
+
+    def twice(x: int) -> int:
+        return 2 * x
+
+    assert repr(pw.apply(twice, t.a)) == "pathway.apply(twice, <table1>.a)"

@@ -316,8 +316,6 @@ class ReducerExpression(ColumnExpression):
     def _polars(self, scope: Scope) -> pl.Expr:
         return pl.col(scope.reducer_columns[id(self)])  # type: ignore[attr-defined]
 
-    def __repr__(self) -> str:
-        return f"pw.reducers.{self.reducer.name}(...)"
 
 
 # ------------------------------------------------------------------------------------------

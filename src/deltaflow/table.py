@@ -422,8 +422,10 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     def pointer_from(self, *args: Any, optional: bool = False,
                      instance: ColumnReference | None = None) -> ColumnExpression:
         """An expression giving the id that a row keyed by ``args`` has."""
-        return PointerFrom(*(wrap_value(a) for a in args), optional=optional,
-                           instance=None if instance is None else wrap_value(instance))
+        pointer = PointerFrom(*(wrap_value(a) for a in args), optional=optional,
+                              instance=None if instance is None else wrap_value(instance))
+        pointer.table = self
+        return pointer
 
     def with_id(self, new_index: ColumnReference) -> Table:
         """This table with ids taken from a Pointer column."""

@@ -145,7 +145,9 @@ class ColumnExpression:
         return self._uid
 
     def __repr__(self) -> str:
-        return f"<expression {type(self).__name__}>"
+        from deltaflow.expressions.printer import expression_text
+
+        return expression_text(self)
 
     # --- operators -------------------------------------------------------------------
     def __add__(self, other: Any) -> ColumnExpression:
@@ -366,8 +368,6 @@ class ColumnReference(ColumnExpression):
     def _polars(self, scope: Scope) -> pl.Expr:
         return pl.col(scope.resolve(self)[0])
 
-    def __repr__(self) -> str:
-        return f"<{self._table!r}.{self._name}>"
 
 
 class Literal(ColumnExpression):
@@ -1153,6 +1153,7 @@ class PointerFrom(ColumnExpression):
         self.args = args
         self.optional = optional
         self.instance = instance
+        self.table: Any = None  # the table whose pointer_from built it (for printing)
 
     def children(self) -> tuple[ColumnExpression, ...]:
         return self.args + ((self.instance,) if self.instance is not None else ())
