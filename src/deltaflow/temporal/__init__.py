@@ -5,6 +5,7 @@ and reuse the grouped reduce; temporal joins keep arrangements ordered by time w
 behaviors act on each operator's event-time frontier (the largest time seen so far).
 """
 
+from deltaflow.temporal import _clock as time_utils
 from deltaflow.temporal._asof import (
     AsofJoinResult,
     Direction,
@@ -26,7 +27,7 @@ from deltaflow.temporal._behaviors import (
     common_behavior,
     exactly_once_behavior,
 )
-from deltaflow.temporal._clock import inactivity_detection, utc_now
+from deltaflow.temporal._clock import add_update_timestamp_utc, inactivity_detection, utc_now
 from deltaflow.temporal._interval_join import (
     Interval,
     IntervalJoinResult,
@@ -58,6 +59,7 @@ __all__ = [
     "IntervalJoinResult",
     "Window",
     "WindowJoinResult",
+    "add_update_timestamp_utc",
     "asof_join",
     "asof_join_left",
     "asof_join_outer",
@@ -77,6 +79,7 @@ __all__ = [
     "intervals_over",
     "session",
     "sliding",
+    "time_utils",
     "tumbling",
     "utc_now",
     "window_join",
