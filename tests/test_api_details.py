@@ -260,3 +260,11 @@ def pd_na() -> object:
     import pandas as pd
 
     return pd.NA
+
+
+def test_column_namespace_on_this_and_schema_equality() -> None:
+    tab = pw.Table.empty(select=int, C=float)
+    copied = tab.select(pw.this.C.select, pw.this.C.C)
+    assert copied.schema == tab.schema
+    assert tab.select(pw.this["C"]).schema != tab.schema
+    assert pw.Table.empty(select=int).schema != pw.Table.empty(select=str).schema

@@ -214,6 +214,16 @@ class SchemaMetaclass(type):
         return "\n".join(" | ".join(cell.ljust(w) for cell, w in zip(row, widths))
                          for row in (header, types))
 
+    def __eq__(cls, other: object) -> bool:
+        """Schemas are equal when they have the same columns, types and primary key."""
+        if not isinstance(other, SchemaMetaclass):
+            return NotImplemented
+        return cls is other or (cls.dtypes() == other.dtypes()
+                                and cls.primary_key_columns() == other.primary_key_columns())
+
+    def __hash__(cls) -> int:
+        return hash(tuple(cls.__columns__))
+
     def assert_equal_to(cls, other: type[Schema]) -> None:
         if cls.dtypes() != other.dtypes():
             raise AssertionError(f"schema {cls!r} differs from {other!r}")

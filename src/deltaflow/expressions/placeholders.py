@@ -36,6 +36,13 @@ class Placeholder:
     def __iter__(self) -> Iterator[ColumnExpression]:
         yield AllColumns(self)
 
+    @property
+    def C(self) -> Any:  # noqa: N802 (Pathway's name)
+        """Columns by attribute even where a method has the same name: ``pw.this.C.ix``."""
+        from deltaflow.table_slice import ColumnNamespace
+
+        return ColumnNamespace(self)
+
     def pointer_from(self, *args: Any, optional: bool = False, instance: Any = None) -> Any:
         """The id a row keyed by ``args`` has (the same for every table)."""
         from deltaflow.expressions.base import PointerFrom, wrap_value
