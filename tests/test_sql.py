@@ -129,6 +129,16 @@ def test_string_functions_and_cast(people: pw.Table) -> None:
     assert snapshot(result) == [("EVE", 2, 45.0, "Eve!")]
 
 
+def test_like_substring_and_round(people: pw.Table) -> None:
+    result = pw.sql("SELECT name FROM p WHERE name LIKE '_a%' OR name ILIKE 'e%'", p=people)
+    assert snapshot(result) == [("Dana",), ("Eve",)]
+    assert snapshot(pw.sql("SELECT name FROM p WHERE name NOT LIKE '%a%'", p=people)) == [
+        ("Chen",), ("Eve",)]
+    parts = pw.sql("SELECT SUBSTRING(name, 2, 2) AS mid, SUBSTRING(name, 3) AS tail, "
+                   "ROUND(salary / 7, 1) AS r FROM p WHERE dept = 'hr'", p=people)
+    assert snapshot(parts) == [("ve", "e", 8.6)]
+
+
 def test_table_and_column_names_are_case_sensitive(people: pw.Table) -> None:
     with pytest.raises(KeyError):
         pw.sql("SELECT NAME FROM p", p=people)
@@ -448,8 +458,9 @@ def test_union_ids_are_those_of_concat_reindex_then_groupby() -> None:
     ("SELECT name FROM p ORDER BY name", "ORDER BY"),
     ("SELECT name FROM p LIMIT 2", "LIMIT"),
     ("CREATE TABLE q (a INT)", "CREATE"),
-    ("SELECT name FROM p WHERE name LIKE 'A%'", "LIKE"),
-    ("SELECT SUBSTRING(name, 1, 2) FROM p", "SUBSTRING"),
+    ("SELECT name FROM p WHERE age < ALL (SELECT age FROM p)", "ALL"),
+    ("SELECT MID(name, 1, 2) FROM p", "MID"),
+    ("SELECT name FROM p WHERE name LIKE dept", "LIKE"),
     ("SELECT * FROM p NATURAL JOIN p", "NATURAL"),
     ("WITH RECURSIVE r AS (SELECT name FROM p) SELECT * FROM r", "RECURSIVE"),
     ("SELECT STDDEV(age) FROM p", "STDDEV"),

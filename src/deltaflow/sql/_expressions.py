@@ -7,11 +7,12 @@ relation, a group of a GROUP BY, the result of a reduce ...).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from deltaflow import reducers
-from deltaflow.expressions import ColumnExpression, cast, coalesce, if_else
+from deltaflow.expressions import ColumnExpression, apply_with_type, cast, coalesce, if_else
 from deltaflow.expressions.base import wrap_value
 from deltaflow.sql._parse import sqlglot_modules, unsupported
 
@@ -261,6 +262,40 @@ def _concat(node: Any, context: ExpressionContext) -> Any:
     return result
 
 
+def _like(case_sensitive: bool) -> Callable[[Any, ExpressionContext], Any]:
+    """``x LIKE 'pattern'``: ``%`` any text, ``_`` one character, the rest literally."""
+    def handle(node: Any, context: ExpressionContext) -> Any:
+        pattern = node.expression
+        if not isinstance(pattern, exp.Literal) or not pattern.is_string:
+            raise unsupported(node, "LIKE with a pattern that is not a string literal")
+        regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c)
+                        for c in pattern.this)
+        compiled = re.compile(regex, re.DOTALL if case_sensitive else re.DOTALL | re.I)
+
+        def matches(text: str | None) -> bool:
+            return text is not None and compiled.fullmatch(text) is not None
+
+        return apply_with_type(matches, bool, translate(node.this, context))
+    return handle
+
+
+def _substring(node: Any, context: ExpressionContext) -> Any:
+    """``SUBSTRING(x, start[, length])`` with SQL's 1-based start."""
+    text = _as_expression(translate(node.this, context))
+    start = translate(node.args["start"], context) - 1
+    length = node.args.get("length")
+    end = None if length is None else start + translate(length, context)
+    if end is None:
+        end = text.str.len()
+    return text.str.slice(start, end)
+
+
+def _round(node: Any, context: ExpressionContext) -> Any:
+    decimals = node.args.get("decimals")
+    value = _as_expression(translate(node.this, context))
+    return value.num.round(0 if decimals is None else translate(decimals, context))
+
+
 def _column(node: Any, context: ExpressionContext) -> Any:
     if isinstance(node.this, exp.Star):
         raise unsupported(node, "a star outside the SELECT list")
@@ -302,4 +337,8 @@ _HANDLERS: dict[type, Callable[[Any, ExpressionContext], Any]] = {
     exp.Length: _string_method("len"),
     exp.Concat: _concat,
     exp.DPipe: _boolean(lambda a, b: a + b),
+    exp.Like: _like(case_sensitive=True),
+    exp.ILike: _like(case_sensitive=False),
+    exp.Substring: _substring,
+    exp.Round: _round,
 }
