@@ -733,7 +733,10 @@ class StatefulMethods:
                 raise TypeError(f"update_rows: column {name!r} has type {dtype!r} in one table "
                                 f"and {other._columns[name]!r} in the other")
             columns[name] = common
-        return self._id_op("update_rows", (other,), columns, (table, other))
+        result = self._id_op("update_rows", (other,), columns, (table, other))
+        if other._universe.is_subset_of(table._universe):
+            result._universe = table._universe  # no row is added: the same rows
+        return result
 
     def update_cells(self, other: Table, /, _stacklevel: int = 1) -> Table:
         """This table with the cells of ``other``'s columns replaced where ``other`` has the
@@ -750,7 +753,9 @@ class StatefulMethods:
                 raise TypeError(f"update_cells: column {name!r} has type {columns[name]!r} "
                                 f"here and {dtype!r} in the update")
             columns[name] = common
-        return self._id_op("update_cells", (other,), columns, (table, other))
+        result = self._id_op("update_cells", (other,), columns, (table, other))
+        result._universe = table._universe  # cells change, the rows stay
+        return result
 
     def __lshift__(self, other: Table) -> Table:
         return self.update_cells(other)
