@@ -376,6 +376,19 @@ def test_changing_rows_needs_iterate_universe(body: Any) -> None:
     pw.iterate(body, t=pw.iterate_universe(t))  # allowed when marked
 
 
+def test_update_cells_and_update_rows_keep_the_universe() -> None:
+    t = pw.debug.table_from_markdown("""
+      | a | b
+    1 | 1 | 10
+    2 | 2 | 20
+    """)
+    cells = pw.iterate(lambda t: t << t.filter(t.a < 5).select(a=pw.this.a + 1), t=t)
+    assert snapshot(cells) == [(5, 10), (5, 20)]
+    rows = pw.iterate(lambda t: t.update_rows(t.select(a=t.a + 1, b=t.b)), iteration_limit=2,
+                      t=t)
+    assert snapshot(rows) == [(3, 10), (4, 20)]
+
+
 def test_with_universe_of_keeps_the_universe() -> None:
     t, _ = _pair()
     result = pw.iterate(lambda t: t.filter(t.a > 0).with_universe_of(t), t=t)
