@@ -601,3 +601,12 @@ def test_expressions_print_like_pathway() -> None:
         return 2 * x
 
     assert repr(pw.apply(twice, t.a)) == "pathway.apply(twice, <table1>.a)"
+
+
+def test_json_values_follow_python_protocols() -> None:
+    value = pw.Json({"items": [1, 2, 3], "n": 42, "f": 1.5})
+    assert len(value["items"]) == 3
+    assert list(reversed(value["items"])) == [pw.Json(3), pw.Json(2), pw.Json(1)]
+    assert int(value["n"]) == 42 and float(value["f"]) == 1.5 and bin(value["n"]) == "0b101010"
+    with pytest.raises(TypeError, match="has no len"):
+        len(value["n"])

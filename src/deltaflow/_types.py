@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime
 import json as _json
+import operator
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,29 @@ class Json:
 
     def __getitem__(self, key: Any) -> Json:
         return Json(self.value[key])
+
+    # Python protocols act on the wrapped value (len, iteration, int(), bin() ...), as
+    # Pathway's Json does; items come back wrapped.
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __iter__(self) -> Iterator[Json]:
+        return (Json(item) for item in self.value)
+
+    def __reversed__(self) -> Iterator[Json]:
+        return (Json(item) for item in reversed(self.value))
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __index__(self) -> int:
+        return operator.index(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
 
     def __repr__(self) -> str:
         return f"pw.Json({self.value!r})"
