@@ -177,9 +177,9 @@ def test_bad_configuration_fails_when_built(tmp_path: Path) -> None:
         pw.persistence.Config(str(tmp_path))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="snapshot_interval_ms"):
         pw.persistence.Config(backend, snapshot_interval_ms=-1)
-    with pytest.raises(NotImplementedError, match="UDF_CACHING"):
-        pw.persistence.Config(backend,
-                              persistence_mode=pw.persistence.PersistenceMode.UDF_CACHING)
+    with pytest.raises(NotImplementedError, match="OPERATOR_PERSISTING"):
+        pw.persistence.Config(
+            backend, persistence_mode=pw.persistence.PersistenceMode.OPERATOR_PERSISTING)
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError):
         pw.persistence.Backend.filesystem(tmp_path / "file")
