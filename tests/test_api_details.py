@@ -268,3 +268,19 @@ def test_column_namespace_on_this_and_schema_equality() -> None:
     assert copied.schema == tab.schema
     assert tab.select(pw.this["C"]).schema != tab.schema
     assert pw.Table.empty(select=int).schema != pw.Table.empty(select=str).schema
+
+
+def test_connector_subject_delete_removes_a_sent_row() -> None:
+    class S(pw.Schema):
+        k: int = pw.column_definition(primary_key=True)
+        v: str
+
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(k=1, v="a")
+            self.next(k=2, v="b")
+            self.commit()
+            self.delete(k=1, v="a")
+
+    table = pw.io.python.read(Subject(), schema=S)
+    assert snapshot(table) == [(2, "b")]

@@ -86,6 +86,11 @@ class ConnectorSubject(ABC):
         """Send one row given as column=value keywords."""
         self._put(("insert", kwargs, None))
 
+    def delete(self, **kwargs: Any) -> None:
+        """Delete the row given as column=value keywords (the row :meth:`next` sent with the
+        same values, or with the same primary key)."""
+        self._put(("delete", kwargs, None))
+
     def next_json(self, message: dict) -> None:
         """Send one row given as a dict (or a JSON text)."""
         self._put(("insert", message, None))
