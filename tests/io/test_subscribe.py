@@ -89,3 +89,14 @@ def test_subscribe_values_and_deletions_first() -> None:
     assert sorted(events[:2], key=str) == sorted(
         [(True, "c", 7, stamp, 2, True), (True, "b", None, None, 2, True)], key=str)
     assert events[2:] == [(True, "c", 7, stamp, 4, False), (True, "a", 1, stamp, 4, True)]
+
+
+def test_on_change_gets_keyword_arguments_as_in_pathway() -> None:
+    seen: list[list[str]] = []
+
+    def on_change(**kwargs: object) -> None:
+        seen.append(sorted(kwargs))
+
+    pw.io.subscribe(pw.debug.table_from_markdown("a\n1"), on_change)
+    pw.run()
+    assert seen == [["is_addition", "key", "row", "time"]]

@@ -138,9 +138,11 @@ class AsyncCallbackWriter(Writer):
         tasks = self._tasks
         for key, row, time, diff in rows:
             addition = diff > 0
-            tasks.append(asyncio.ensure_future(on_change(key, row, time, addition)))
+            tasks.append(asyncio.ensure_future(
+                on_change(key=key, row=row, time=time, is_addition=addition)))
             for _ in range(abs(diff) - 1):  # a row present several times: one call each
-                tasks.append(asyncio.ensure_future(on_change(key, dict(row), time, addition)))
+                tasks.append(asyncio.ensure_future(on_change(key=key, row=dict(row), time=time,
+                                                               is_addition=addition)))
 
     async def _wait_calls(self) -> None:
         tasks, self._tasks = self._tasks, []

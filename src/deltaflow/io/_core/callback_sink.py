@@ -68,9 +68,10 @@ class CallbackSink(Sink):
             for key, values, diff in entries:
                 row = dict(zip(names, values, strict=True))
                 addition = diff > 0
-                on_change(key, row, time, addition)
+                # Keywords, as Pathway passes them (callbacks may take **kwargs).
+                on_change(key=key, row=row, time=time, is_addition=addition)
                 for _ in range(abs(diff) - 1):
-                    on_change(key, dict(row), time, addition)
+                    on_change(key=key, row=dict(row), time=time, is_addition=addition)
         except Exception as exc:
             raise ConnectorError(self.name, f"the on_change callback raised "
                                             f"{type(exc).__name__}: {exc}") from exc
