@@ -18,7 +18,7 @@ from deltaflow.engine import iterate as _engine  # noqa: F401 - registers the op
 from deltaflow.engine.iterate_nodes import IterateNode, IterateOutputNode, IterationInputNode
 from deltaflow.table import Table
 
-__all__ = ["IterateResult", "iterate", "iterate_universe"]
+__all__ = ["IterateResult", "MissingIteratedTable", "iterate", "iterate_universe"]
 
 
 class iterate_universe:  # noqa: N801 - Pathway's name
@@ -35,6 +35,11 @@ class iterate_universe:  # noqa: N801 - Pathway's name
         return f"iterate_universe(table={self.table!r})"
 
 
+class MissingIteratedTable(AttributeError, KeyError):
+    """``result.name`` for a name the result does not have: an AttributeError (``hasattr``
+    works) that is also the KeyError Pathway raises."""
+
+
 class IterateResult:
     """The tables :func:`iterate` returns when the body returned a dict: reachable as
     ``result.name`` and ``result["name"]``; iterating gives the tables, in argument order."""
@@ -44,9 +49,11 @@ class IterateResult:
 
     def __getattr__(self, name: str) -> Table:
         tables: dict[str, Table] = object.__getattribute__(self, "_tables")
-        if name.startswith("__") or name not in tables:
-            raise AttributeError(f"pw.iterate result has no table {name!r}; it has "
-                                 f"{', '.join(tables) or '(none)'}")
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name not in tables:
+            raise MissingIteratedTable(f"pw.iterate result has no table {name!r}; it has "
+                                       f"{', '.join(tables) or '(none)'}")
         return tables[name]
 
     def __getitem__(self, name: str) -> Table:
