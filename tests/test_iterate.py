@@ -522,3 +522,32 @@ def test_doc_example(index: int, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(code, f"docs/iterate.md example {index}", "exec"), {})  # noqa: S102
     printed = [line.rstrip() for line in capsys.readouterr().out.strip().splitlines()]
     assert printed == [line.rstrip() for line in expected.strip().splitlines()]
+
+
+def test_run_all_computes_the_result_and_not_the_body() -> None:
+    t = pw.debug.table_from_markdown("""
+    a
+    1
+    5
+    """)
+    result = pw.iterate(lambda t: t.select(a=pw.if_else(t.a < 10, t.a + 1, t.a)), t=t)
+    seen: list[int] = []
+    pw.io.subscribe(result, on_change=lambda key, row, time, is_addition: seen.append(row["a"]))
+    pw.run_all()
+    assert seen == [10, 10]
+
+
+def test_a_body_table_used_outside_is_an_error() -> None:
+    t = pw.debug.table_from_markdown("""
+    a
+    1
+    """)
+    leaked: list[pw.Table] = []
+
+    def body(t: pw.Table) -> pw.Table:
+        leaked.append(t.select(b=t.a))
+        return t
+
+    pw.iterate(body, t=t)
+    with pytest.raises(ValueError, match="inside the body of pw.iterate"):
+        pw.debug.table_to_dicts(leaked[0])

@@ -10,6 +10,7 @@ date as the inputs change; :mod:`deltaflow.engine.iterate` says how and what tha
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -115,8 +116,9 @@ def iterate(func: Callable[..., Any], iteration_limit: int | None = None,
     placeholders = {name: IterationInputNode(columns=dict(table._columns), name=name,
                                              label=f"pw.iterate argument {name!r}")
                     for name, table in given.items()}
-    inside = {name: Table(node, plan.Universe()) for name, node in placeholders.items()}
-    returned, shape = _returned_tables(func(**inside), list(given))
+    with _body_tables_not_recorded():
+        inside = {name: Table(node, plan.Universe()) for name, node in placeholders.items()}
+        returned, shape = _returned_tables(func(**inside), list(given))
     for name, table in returned.items():
         _check_iterated(name, table, given[name], inside[name], name in growing)
     iterated = tuple(name for name in given if name in returned)
@@ -138,6 +140,13 @@ def iterate(func: Callable[..., Any], iteration_limit: int | None = None,
     if shape == "tuple":
         return tuple(results[name] for name in iterated)
     return IterateResult(results)
+
+
+def _body_tables_not_recorded() -> contextlib.AbstractContextManager[Any]:
+    """Tables of the body read placeholders and cannot be computed alone: ``pw.run_all``
+    must not try (the registry offers the switch where it records tables)."""
+    pause = getattr(plan.REGISTRY, "tables_not_recorded", None)
+    return pause() if pause is not None else contextlib.nullcontext()
 
 
 def _checked_limit(limit: Any) -> int | None:

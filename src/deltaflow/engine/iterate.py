@@ -33,7 +33,7 @@ import polars as pl
 
 from deltaflow import plan
 from deltaflow.engine.batch import DIFF, ID, concat_batches, consolidate, negate
-from deltaflow.engine.iterate_nodes import IterateNode, IterateOutputNode
+from deltaflow.engine.iterate_nodes import IterateNode, IterateOutputNode, IterationInputNode
 from deltaflow.engine.operators import Delta, InputOperator, Operator
 from deltaflow.engine.runtime import OPERATORS, register_operator
 
@@ -274,5 +274,11 @@ class IterateOutputOperator(Operator):
         return result.get(self.name)  # type: ignore[attr-defined, no-any-return]
 
 
+def _placeholder_outside(node: IterationInputNode) -> Operator:
+    raise ValueError(f"a table built inside the body of pw.iterate (from its argument "
+                     f"{node.name!r}) is used outside of it; use the tables pw.iterate returns")
+
+
 register_operator(IterateNode, IterateOperator)
 register_operator(IterateOutputNode, IterateOutputOperator)
+register_operator(IterationInputNode, _placeholder_outside)
