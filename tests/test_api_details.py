@@ -59,8 +59,41 @@ def test_table_plus_table_puts_columns_side_by_side() -> None:
 
 
 def test_table_plus_unrelated_table_fails_when_defined() -> None:
+    other = pw.debug.table_from_markdown(
+        """
+          | x
+        1 | 1
+        9 | 2
+        """
+    )
     with pytest.raises(ValueError, match="same rows"):
-        _ = _table() + _table()
+        _ = _table() + other
+
+
+def test_static_tables_with_the_same_ids_share_their_rows() -> None:
+    t = _table()
+    same_ids = pw.debug.table_from_markdown(
+        """
+          | x
+        1 | 10
+        2 | 20
+        3 | 30
+        4 | 40
+        """
+    )
+    assert snapshot(t.select(t.g, same_ids.x)) == [("a", 10), ("a", 20), ("a", 40), ("b", 30)]
+
+
+def test_markdown_table_without_columns() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+            |
+        1   |
+        2   |
+        """
+    )
+    assert t.column_names() == []
+    assert len(pw.debug.table_to_dicts(t)[0]) == 2
 
 
 def test_table_subscript_makes_an_annotation() -> None:

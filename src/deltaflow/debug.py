@@ -20,7 +20,7 @@ from deltaflow._ids import hash_columns
 from deltaflow.engine.batch import DIFF, ID, consolidate
 from deltaflow.engine.boundary import ConnectorStats, Sink, Source, SourceHandle
 from deltaflow.engine.runtime import run_outputs
-from deltaflow.plan import InputNode, OutputNode, Universe
+from deltaflow.plan import InputNode, OutputNode, Universe, on_clear_graph
 from deltaflow.schema import Schema
 from deltaflow.table import Table
 
@@ -67,7 +67,23 @@ def _static_table(columns: dict[str, t.DType], batches: Sequence[tuple[int, pl.D
     node = InputNode(columns=dict(columns),
                      source=StaticSource(batches, label, consolidated=consolidated),
                      primary_key=primary_key, label=label)
-    return Table(node, Universe(), primary_key=primary_key)
+    return Table(node, _universe_of_keys(batches), primary_key=primary_key)
+
+
+# Static tables with exactly the same row ids share a universe (as in Pathway), so that the
+# columns of one can be used with the other without a join. Forgotten with the graph.
+_STATIC_UNIVERSES: dict[tuple[int, int, int], Universe] = {}
+on_clear_graph(_STATIC_UNIVERSES.clear)
+
+
+def _universe_of_keys(batches: Sequence[tuple[int, pl.DataFrame]]) -> Universe:
+    frames = [batch.select(ID) for _, batch in batches if batch.height]
+    if not frames:
+        return Universe()
+    ids = pl.concat(frames)[ID].unique()
+    # Order-independent fingerprint of the id set (two seeds: a clash needs both to clash).
+    digest = (int(ids.hash(11).sum()), int(ids.hash(29).sum()))
+    return _STATIC_UNIVERSES.setdefault((ids.len(), *digest), Universe())
 
 
 def _frame_to_batches(frame: pl.DataFrame, columns: dict[str, t.DType], ids: pl.Series,
@@ -162,7 +178,9 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
     whitespace as well as ``|``; pass False to keep strings with spaces.
     """
     lines = [line for line in table_def.strip("\n").splitlines() if line.strip()]
-    lines = [line for line in lines if not re.fullmatch(r"[\s|:\-+]+", line)]
+    # Drop markdown separator rows (|---|:--|); a header of a lone "|" is a table without
+    # columns, not a separator.
+    lines = [line for line in lines if not re.fullmatch(r"[\s|:+]*-[\s|:\-+]*", line)]
     if not lines:
         raise ValueError("table_from_markdown: the table has no header row")
     github_style = all(line.strip().startswith("|") and line.strip().endswith("|")
@@ -183,6 +201,8 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
     header = split(header_line)
     if has_ids:
         header = header[1:]
+    if header == [""]:
+        header = []  # row labels only: a table with no columns
     if len(set(header)) != len(header):
         duplicated = sorted({h for h in header if header.count(h) > 1})
         raise ValueError(f"table_from_markdown: duplicate column names {duplicated}")
@@ -195,6 +215,8 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
         if has_ids:
             labels.append(cells[0])
             cells = cells[1:]
+        if not header and cells == [""]:
+            cells = []
         if len(cells) != len(header):
             raise ValueError(f"table_from_markdown: line {number} has {len(cells)} cells, the "
                              f"header has {len(header)} ({', '.join(header)}): {line.strip()!r}")
