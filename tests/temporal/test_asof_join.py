@@ -13,6 +13,7 @@ from tests._util import snapshot, stream
 from tests.test_stateful_properties import Event, check, update_streams
 
 import deltaflow as pw
+import deltaflow.engine.stateful.asof as asof_engine
 
 LEFT = """
   | k | t | a
@@ -167,15 +168,40 @@ def test_update_stream_retracts_changed_matches() -> None:
 @PROPERTY_SETTINGS
 @given(update_streams(max_key=1), update_streams(label_base=100, max_key=1),
        st.sampled_from(["left", "right", "outer"]),
-       st.sampled_from(["BACKWARD", "FORWARD", "NEAREST"]))
+       st.sampled_from(["BACKWARD", "FORWARD", "NEAREST"]),
+       st.sampled_from([-1, 1, 256]))
 def test_asof_join_matches_recomputation(left: list[Event], right: list[Event], how: str,
-                                         direction: str) -> None:
+                                         direction: str, small_rows: int) -> None:
+    """``small_rows``: the largest delta the Python path takes (-1: Polars only, 1: both
+    paths mixed, 256: Python for every streaming delta)."""
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
         joined = getattr(a, f"asof_join_{how}")(
             b, a.v, b.v, a.k == b.k, direction=getattr(pw.temporal.Direction, direction))
-        return joined.select(lid=a.id, rid=b.id, lv=pw.left.v, rv=pw.right.v)
+        return joined.select(lid=a.id, rid=b.id, lv=pw.left.v, rv=pw.right.v,
+                             t=pw.this.t, side=pw.this.side, instance=pw.this.instance)
 
-    check(program, left, right)
+    saved = asof_engine.SMALL_ROWS
+    asof_engine.SMALL_ROWS = small_rows
+    try:
+        check(program, left, right)
+    finally:
+        asof_engine.SMALL_ROWS = saved
+
+
+def test_both_paths_give_the_same_static_result() -> None:
+    results = []
+    for small_rows in (-1, 256):
+        saved = asof_engine.SMALL_ROWS
+        asof_engine.SMALL_ROWS = small_rows
+        try:
+            t1, t2 = tables()
+            result = t1.asof_join_outer(t2, t1.t, t2.t, t1.k == t2.k,
+                                        direction=pw.temporal.Direction.NEAREST,
+                                        defaults={t2.b: 0})
+            results.append(stream(result.select(pw.left.a, pw.right.b, pw.this.t)))
+        finally:
+            asof_engine.SMALL_ROWS = saved
+    assert results[0] == results[1]
 
 
 def _reference(left: dict[Any, tuple], right: dict[Any, tuple], how: str,

@@ -28,6 +28,7 @@ from deltaflow._ids import with_derived_ids
 from deltaflow.engine.batch import DIFF, ID, collect, consolidate
 from deltaflow.engine.operators import Delta
 from deltaflow.engine.stateful.arrangement import KH
+from deltaflow.engine.stateful.asof_small import SMALL_ROWS, small_step
 from deltaflow.engine.stateful.join import LID, RID, JoinOperator, _plus
 from deltaflow.engine.stateful.nodes import JoinNode
 
@@ -35,6 +36,7 @@ TIME = "__time"
 _OTHER_TIME = "__ot"
 _PREV = "__p_"
 _NEXT = "__n_"
+_VERSION = "__ver"
 
 
 @dataclass(eq=False)
@@ -66,6 +68,7 @@ class AsofJoinOperator(JoinOperator):
                           "r": (not right_first, right_first)}
         self.defaults = dict(node.defaults)
         self.time_cast = node.time_cast
+        self.versioned = False  # while matching old and new rows together (see step)
 
     def _prepared(self, delta: Delta, pre: Any, id_name: str) -> pl.DataFrame | None:
         frame = self._side(delta, pre, id_name)
@@ -74,6 +77,10 @@ class AsofJoinOperator(JoinOperator):
         return frame
 
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        rows = sum(d.height for d in deltas if d is not None)
+        if self.small and self.keys and rows <= SMALL_ROWS:
+            # Without keys every change touches the whole state: Polars does that better.
+            return small_step(self, deltas)
         node = self.node
         d_left = self._prepared(deltas[0], node.left_pre, LID)
         d_right = self._prepared(deltas[1], node.right_pre, RID)
@@ -88,21 +95,24 @@ class AsofJoinOperator(JoinOperator):
             self.right.insert(d_right)
         left_new = _plus(left_old, d_left, LID)
         right_new = _plus(right_old, d_right, RID)
-        parts = [self._matches(left_new, right_new)]
-        if left_old is not None or right_old is not None:
-            old = self._matches(left_old, right_old)
-            parts.append(old.with_columns((-pl.col(DIFF)).alias(DIFF)))
-        parts = [p for p in parts if p.height]
-        if not parts:
-            return None
-        out = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
-        out = consolidate(out)
+        if left_old is None and right_old is None:
+            out = self._matches(left_new, right_new)
+        else:
+            # The matches before and after the change in one pass: the old rows (diffs
+            # negated) and the new ones are told apart by a version column in the key.
+            self.versioned = True
+            try:
+                out = self._matches(_versions(left_old, left_new), _versions(right_old, right_new))
+            finally:
+                self.versioned = False
+            out = consolidate(out)
         return out if out.height else None
 
     # --- matching ------------------------------------------------------------------------
     def _by(self) -> list[str]:
         """The columns that identify an instance (the keys, or their text surrogates)."""
-        return [c for c in self._on() if c != KH]
+        by = [c for c in self._on() if c != KH]
+        return [*by, _VERSION] if self.versioned else by
 
     def _matches(self, left_rows: pl.DataFrame | None,
                  right_rows: pl.DataFrame | None) -> pl.DataFrame:
@@ -174,6 +184,19 @@ class AsofJoinOperator(JoinOperator):
             pl.when(use_prev).then(pl.col(_PREV + c)).otherwise(pl.col(_NEXT + c)).alias(c)
             for c in [*other_names, _OTHER_TIME]
         ])
+
+
+def _versions(old: pl.DataFrame | None, new: pl.DataFrame | None) -> pl.DataFrame | None:
+    """Old rows (version 0, diffs negated) and new rows (version 1) of some instances."""
+    parts = []
+    if old is not None and old.height:
+        parts.append(old.with_columns(pl.lit(0, dtype=pl.Int8).alias(_VERSION),
+                                      (-pl.col(DIFF)).alias(DIFF)))
+    if new is not None and new.height:
+        parts.append(new.with_columns(pl.lit(1, dtype=pl.Int8).alias(_VERSION)))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
 
 
 def _asof(frame: pl.DataFrame, candidates: pl.DataFrame, by: list[str], strategy: str,
