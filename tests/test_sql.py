@@ -65,6 +65,18 @@ def test_star_and_qualified_star(people: pw.Table) -> None:
     assert ids(both) == ids(people)
 
 
+def test_literals_are_named_by_their_text(people: pw.Table) -> None:
+    result = pw.sql("SELECT 1.50, 007, -1 FROM p", p=people)
+    assert result.column_names() == ["1.50", "007", "_col_2"]
+    assert snapshot(result)[0] == (1.5, 7, -1)
+
+
+def test_star_lists_subqueries_after_tables(people: pw.Table, depts: pw.Table) -> None:
+    result = pw.sql("SELECT * FROM (SELECT name AS who, dept AS unit FROM p) AS s "
+                    "JOIN d ON s.unit = d.dept", p=people, d=depts)
+    assert result.column_names() == ["dept", "floor", "who", "unit"]
+
+
 def test_duplicate_output_names_keep_the_last_value(people: pw.Table) -> None:
     result = pw.sql("SELECT name, age AS name FROM p", p=people)
     assert result.column_names() == ["name"]

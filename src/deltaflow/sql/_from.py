@@ -125,7 +125,7 @@ def item_relation(translator: QueryTranslator, item: Any) -> Relation:
         if _is_join_group(item):
             raise unsupported(item, "a parenthesized join among other FROM items")
         table = translator.subquery_translator().query(item.this)
-        relation = Relation.of_table(table, item.alias or None)
+        relation = Relation.of_table(table, item.alias or None, derived=True)
         return _with_column_aliases(relation, item.args.get("alias"))
     raise unsupported(item, "FROM item")
 
@@ -143,7 +143,8 @@ def _with_column_aliases(relation: Relation, alias: Any) -> Relation:
     renamed = {new: internal for new, (_, internal) in zip(names, current)}
     renamed.update({old: internal for old, internal in current[len(names):]})
     star = tuple((name, internal) for name, internal in renamed.items())
-    return Relation(relation.table, (Source(source.name, renamed),), star, relation.equated)
+    return Relation(relation.table, (Source(source.name, renamed, source.derived),), star,
+                    relation.equated)
 
 
 def _sides(node: Any, left_relation: Relation, right_relation: Relation) -> set[str] | None:

@@ -19,7 +19,6 @@ from deltaflow.sql._expressions import (
     ExpressionContext,
     conjuncts,
     contains_aggregate,
-    literal_value,
     translate,
     translate_aggregate,
 )
@@ -259,7 +258,7 @@ class QueryTranslator:
         expanded: list[Any] = []
         for item in node.expressions:
             if isinstance(item, exp.Star):
-                expanded += list(relation.star)
+                expanded += relation.star_columns()
             elif isinstance(item, exp.Column) and isinstance(item.this, exp.Star):
                 expanded += relation.star_of(item.table)
             else:
@@ -273,8 +272,7 @@ class QueryTranslator:
             elif isinstance(item, exp.Column):
                 items.append((item.name, item))
             elif isinstance(item, exp.Literal):
-                items.append((str(literal_value(item)) if not item.is_string else item.this,
-                              item))
+                items.append((item.this, item))  # named by its text, as written
             else:
                 items.append((f"_col_{position}", item))
         for name, _ in items:

@@ -20,11 +20,13 @@ class Source:
 
     ``name`` is the qualifier usable in the query (the alias, else the table's name; ``None``
     for an unnamed subquery) and ``columns`` maps its SQL column names to the columns of the
-    relation's table that hold them.
+    relation's table that hold them. ``derived`` marks a subquery (as opposed to a table or
+    a WITH name): ``SELECT *`` lists derived tables' columns last, as Pathway does.
     """
 
     name: str | None
     columns: Mapping[str, str]
+    derived: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,10 @@ class Relation:
     equated: Mapping[str, str] = field(default_factory=dict)
 
     @staticmethod
-    def of_table(table: Table, name: str | None) -> Relation:
+    def of_table(table: Table, name: str | None, derived: bool = False) -> Relation:
         """The relation of a single table, whose columns keep their names."""
         names = table.column_names()
-        return Relation(table, (Source(name, {c: c for c in names}),),
+        return Relation(table, (Source(name, {c: c for c in names}, derived),),
                         tuple((c, c) for c in names))
 
     def with_table(self, table: Table) -> Relation:
@@ -55,8 +57,8 @@ class Relation:
 
     def renamed(self, mapping: Mapping[str, str]) -> Relation:
         """The bookkeeping after the table's columns were renamed by ``mapping``."""
-        sources = tuple(Source(s.name, {k: mapping[v] for k, v in s.columns.items()})
-                        for s in self.sources)
+        sources = tuple(Source(s.name, {k: mapping[v] for k, v in s.columns.items()},
+                               s.derived) for s in self.sources)
         star = tuple((name, mapping[column]) for name, column in self.star)
         equated = {mapping[k]: mapping[v] for k, v in self.equated.items()}
         return Relation(self.table, sources, star, equated)
@@ -66,6 +68,12 @@ class Relation:
 
     def has_source(self, qualifier: str) -> bool:
         return any(s.name == qualifier for s in self.sources)
+
+    def star_columns(self) -> list[tuple[str, str]]:
+        """What ``SELECT *`` expands to: tables' columns first, then subqueries' (in order)."""
+        derived = {c for s in self.sources if s.derived for c in s.columns.values()}
+        return ([entry for entry in self.star if entry[1] not in derived]
+                + [entry for entry in self.star if entry[1] in derived])
 
     def star_of(self, qualifier: str) -> list[tuple[str, str]]:
         """What ``qualifier.*`` expands to."""
