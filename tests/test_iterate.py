@@ -551,3 +551,36 @@ def test_a_body_table_used_outside_is_an_error() -> None:
     pw.iterate(body, t=t)
     with pytest.raises(ValueError, match="inside the body of pw.iterate"):
         pw.debug.table_to_dicts(leaked[0])
+
+
+def _ping_pong(a: pw.Table, b: pw.Table) -> Any:
+    """Two iterated tables feeding each other: per key, each climbs to one more than the
+    other, up to 10 (a key present on one side only keeps its start value)."""
+
+    def step(a: pw.Table, b: pw.Table) -> tuple[pw.Table, pw.Table]:
+        def climb(mine: pw.Table, other: pw.Table) -> pw.Table:
+            pairs = mine.join_left(other, mine.k == other.k, id=mine.id).select(
+                mine.k, own=mine.v, offer=pw.coalesce(other.v, mine.v - 1) + 1)
+            return pairs.select(pw.this.k, v=pw.if_else(
+                (pw.this.offer > pw.this.own) & (pw.this.offer <= 10), pw.this.offer,
+                pw.this.own))
+
+        return climb(a, b), climb(b, a)
+
+    return pw.iterate(step, a=a, b=b)
+
+
+def test_two_iterated_tables() -> None:
+    a = pw.debug.table_from_markdown("""
+      | k | v | __time__ | __diff__
+    1 | 1 | 0 | 2        | 1
+    2 | 2 | 7 | 2        | 1
+    """)
+    b = pw.debug.table_from_markdown("""
+      | k | v | __time__ | __diff__
+    1 | 1 | 3 | 2        | 1
+    1 | 1 | 3 | 4        | -1
+    """)
+    new_a, new_b = _ping_pong(a, b)
+    assert stream(new_a) == [(2, 1, 10, 1), (2, 2, 7, 1), (4, 1, 0, 1), (4, 1, 10, -1)]
+    assert stream(new_b) == [(2, 1, 9, 1), (4, 1, 9, -1)]

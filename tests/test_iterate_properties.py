@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import deltaflow as pw
-from test_iterate import closure, components, distances
+from test_iterate import _ping_pong, closure, components, distances
 from test_stateful_properties import SETTINGS, Event, check, update_streams
 
 # Random graphs on vertices 0..3: edge (k, |v|), so that cycles, self-loops, parallel edges,
@@ -100,3 +100,17 @@ def test_nested_iteration_matches_recomputation(events: list[Event]) -> None:
         return pw.iterate(outer, s=start)
 
     check(program, events)
+
+
+@SETTINGS
+@given(update_streams(max_key=3), update_streams(label_base=1000, max_key=3))
+def test_two_iterated_tables_match_recomputation(a: list[Event], b: list[Event]) -> None:
+    def program(a: pw.Table, b: pw.Table) -> pw.Table:
+        def per_key(t: pw.Table) -> pw.Table:
+            return t.groupby(t.k).reduce(t.k, v=pw.reducers.max(t.v))
+
+        new_a, new_b = _ping_pong(per_key(a), per_key(b))
+        return new_a.select(new_a.k, new_a.v, side=0).concat_reindex(
+            new_b.select(new_b.k, new_b.v, side=1))
+
+    check(program, a, b)
