@@ -50,6 +50,11 @@ class WindowAssignNode(Node):
     kind: str = "int"  # int | float | DateTimeNaive | DateTimeUtc
     has_instance: bool = False
     ratio: int | None = None  # duration = ratio * hop exactly (tumbling: 1)
+    # Rows in several windows get ids derived from (row id, window) when True; a windowed
+    # reduce keeps the original ids instead (as Pathway's arg reducers return them, and
+    # deriving 128-bit ids for every (row, window) pair is the costliest step there): its
+    # rows stay distinct by their window columns.
+    derive_ids: bool = True
 
 
 class WindowAssignOperator(Operator):
@@ -62,6 +67,7 @@ class WindowAssignOperator(Operator):
         self.origin = node.origin
         self.kind = node.kind
         self.ratio = node.ratio
+        self.derive_ids = node.derive_ids
         self.single = node.ratio == 1 or node.duration <= node.hop  # one window at most
         extra = [INSTANCE] if node.has_instance else []
         self.names = [ID, *self.carried, KEY, *extra]
@@ -116,7 +122,7 @@ class WindowAssignOperator(Operator):
         start = pl.lit(origin) + pl.col(_K) * self.hop
         frame = frame.with_columns(self._time_of(start).alias(START),
                                    self._time_of(start + self.duration).alias(END))
-        if not self.single:
+        if not self.single and self.derive_ids:
             window_number = pl.col(_K).reinterpret(signed=False).cast(pl.UInt128)
             frame = with_derived_ids(frame.lazy().with_columns(window_number.alias(_K)),
                                      [ID, _K], salt="window").collect()
@@ -124,4 +130,87 @@ class WindowAssignOperator(Operator):
         # Distinct (row id, window) pairs: ids stay distinct when the input's are.
         if self.single:
             return same_ids_as(delta, out)
-        return mark_distinct_ids(out) if has_distinct_ids(delta) else out
+        if self.derive_ids and has_distinct_ids(delta):
+            return mark_distinct_ids(out)
+        return out
+
+
+@dataclass(eq=False)
+class WindowIdNode(Node):
+    """The windowed reduce's output with Pathway's ids: the pointer of (window, start, end,
+    instance), where the window is the ``window`` column's value (sessions: the session id;
+    intervals_over: the location) or, without it, the tuple (instance, start, end).
+
+    ``key_types`` gives the types of ``start``/``end``/``instance``/``window`` columns (the
+    instance may be absent: then it is None).
+    """
+
+    start: str = ""
+    end: str = ""
+    instance: str | None = None
+    window: str | None = None
+    key_types: dict[str, Any] = field(default_factory=dict)
+
+
+class WindowIdOperator(Operator):
+    def __init__(self, node: WindowIdNode) -> None:
+        super().__init__(node)
+        self.start, self.end = node.start, node.end
+        self.instance, self.window = node.instance, node.window
+        self.types = dict(node.key_types)
+
+    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
+        delta = deltas[0]
+        if delta is None or delta.height == 0:
+            return None
+        out = delta.with_columns(window_ids(delta, self.start, self.end, self.instance,
+                                            self.window, self.types).alias(ID))
+        # One output row per window before: distinct windows give distinct ids.
+        return same_ids_as(delta, out)
+
+
+def window_ids(frame: pl.DataFrame, start: str, end: str, instance: str | None,
+               window: str | None, types: dict[str, Any]) -> pl.Series:
+    """``pointer_from(window, start, end, instance)`` of every row (see :class:`WindowIdNode`),
+    with the tuple window's text built by Polars when its parts print as Python does
+    (ints, None), else from Python tuples."""
+    from deltaflow import _types as t
+    from deltaflow._ids import _part, hash_columns
+
+    none = t.Optional(t.ANY)
+    inst_type = types[instance] if instance is not None else none
+    if window is not None:
+        data = frame.select(pl.col(window).alias("w"), pl.col(start).alias("s"),
+                            pl.col(end).alias("e"),
+                            (pl.col(instance) if instance is not None
+                             else pl.lit(None, dtype=pl.Null)).alias("i"))
+        return hash_columns(data, [("w", types[window]), ("s", types[start]),
+                                   ("e", types[end]), ("i", inst_type)])
+    bounds_type = types[start].strip_optional()
+    plain_instance = instance is None or inst_type.strip_optional() == t.INT
+    if bounds_type == t.INT and plain_instance:
+        # repr(canonical_key((instance, start, end))) == "('tuple', (i, s, e))"
+        shown = pl.lit("None") if instance is None else \
+            pl.col(instance).cast(pl.String).fill_null("None")
+        text = pl.concat_str([pl.lit("('tuple', ("), shown, pl.lit(", "),
+                              pl.col(start).cast(pl.String), pl.lit(", "),
+                              pl.col(end).cast(pl.String), pl.lit("))")])
+        part = pl.concat_str([(text.str.len_bytes() + 1).cast(pl.String), pl.lit(":o"), text])
+        inst_part = pl.lit("1:n") if instance is None else _part(pl.col(instance), inst_type)
+        key = pl.concat_str([pl.lit("k"), part, _part(pl.col(start), types[start]),
+                             _part(pl.col(end), types[end]), inst_part], separator="|")
+        from deltaflow._ids import ID_DTYPE
+
+        return frame.select(key.nchash.xxh3_128().cast(ID_DTYPE).alias(ID)).to_series()
+    instances = [None] * frame.height if instance is None else \
+        t.values_from_series(frame[instance])
+    starts = t.values_from_series(frame[start])
+    ends = t.values_from_series(frame[end])
+    windows = [(i, s, e) for i, s, e in zip(instances, starts, ends, strict=True)]
+    window_type = t.Tuple(inst_type, types[start], types[end])
+    data = pl.DataFrame([t.series_from_values("w", windows, window_type), frame[start].alias("s"),
+                         frame[end].alias("e"),
+                         frame[instance].alias("i") if instance is not None
+                         else pl.Series("i", [None] * frame.height, dtype=pl.Null)])
+    return hash_columns(data, [("w", window_type), ("s", types[start]), ("e", types[end]),
+                               ("i", inst_type)])

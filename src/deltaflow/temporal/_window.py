@@ -83,8 +83,9 @@ class _SlidingWindow(Window):
         return kind
 
     def assign(self, table: Table, key: ColumnExpression, instance: ColumnExpression | None,
-               carried: list[str], where: str) -> Table:
-        """``table``'s rows with their windows (``_pw_key``, start, end, instance)."""
+               carried: list[str], where: str, *, derive_ids: bool = True) -> Table:
+        """``table``'s rows with their windows (``_pw_key``, start, end, instance); with
+        ``derive_ids`` a row in several windows gets an id per window, else keeps its id."""
         from deltaflow.table import Table
 
         outputs: list[tuple[str, ColumnExpression]] = [(KEY, key)]
@@ -106,7 +107,8 @@ class _SlidingWindow(Window):
                                 carried=carried, hop=_units(self.hop),
                                 duration=_units(self.length()), origin=_units(self.origin),
                                 kind=bounds_kind, has_instance=instance is not None,
-                                ratio=self.ratio, label="windowby")
+                                ratio=self.ratio, derive_ids=derive_ids,
+                                label="windowby")
         from deltaflow import plan
 
         return Table(node, plan.Universe())
@@ -119,7 +121,7 @@ class _SlidingWindow(Window):
         behavior = _common(behavior, self, kind, where)
 
         def build(carried: list[str]) -> Table:
-            target = self.assign(table, key, instance, carried, where)
+            target = self.assign(table, key, instance, carried, where, derive_ids=False)
             return _with_behavior(target, behavior)
 
         keys = [START, END] + ([INSTANCE] if instance is not None else [])
@@ -476,8 +478,7 @@ class WindowedGroupedTable:
         if self._forgetting_marked:
             result = behaviors.filter_out_results_of_forgetting(result)
         # Pathway's ids: the pointer of (window, start, end, instance).
-        result = result.with_id_from(self._key_value(WINDOW), self._key_value(START),
-                                     self._key_value(END), self._key_value(INSTANCE))
+        result = self._with_window_ids(result)
         final: dict[str, Any] = {}
         for name, expr in outputs:
             if name in plain_virtual:
@@ -485,6 +486,30 @@ class WindowedGroupedTable:
             else:
                 final[name] = this[name]
         return result.select(**final)
+
+    def _with_window_ids(self, result: Table) -> Table:
+        """``result`` re-keyed by the pointer of (window, start, end, instance)."""
+        from deltaflow import plan
+        from deltaflow.engine.temporal_window import WindowIdNode
+        from deltaflow.table import Table
+
+        def hidden(name: str) -> str:
+            return f"__pw_key_{name}"
+
+        window = None
+        if self._window_kind == "session":
+            window = hidden(WINDOW)
+        elif self._window_kind == "intervals_over":
+            window = hidden(LOCATION)
+        names = [hidden(START), hidden(END)]
+        instance = hidden(INSTANCE) if self._has_instance else None
+        names += [n for n in (instance, window) if n is not None]
+        node = WindowIdNode(columns=dict(result._columns), inputs=(result._node,),
+                            start=hidden(START), end=hidden(END), instance=instance,
+                            window=window,
+                            key_types={n: result._columns[n] for n in names},
+                            label="windowby ids")
+        return Table(node, plan.Universe())
 
     def _visible(self) -> list[str]:
         names = [LOCATION] if self._window_kind == "intervals_over" else [WINDOW]

@@ -40,7 +40,12 @@ from deltaflow.engine.stateful.temporal_behavior import (
     TimeGateOperator,
 )
 from deltaflow.engine.stateful.temporal_session import SessionNode, SessionOperator
-from deltaflow.engine.temporal_window import WindowAssignNode, WindowAssignOperator
+from deltaflow.engine.temporal_window import (
+    WindowAssignNode,
+    WindowAssignOperator,
+    WindowIdNode,
+    WindowIdOperator,
+)
 
 register_operator(ReduceNode, ReduceOperator)
 register_operator(ToStreamNode, ToStreamOperator)
@@ -57,6 +62,7 @@ register_operator(TimeGateNode, TimeGateOperator)
 register_operator(ForgettingFilterNode, ForgettingFilterOperator)
 register_operator(WindowAssignNode, WindowAssignOperator)
 register_operator(SessionNode, SessionOperator)
+register_operator(WindowIdNode, WindowIdOperator)
 
 __all__ = ["DeduplicateOperator", "IdOpOperator", "JoinOperator", "ReduceOperator",
            "SortOperator"]

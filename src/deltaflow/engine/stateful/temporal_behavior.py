@@ -29,6 +29,7 @@ import polars as pl
 
 from deltaflow.engine.batch import DIFF, ID, consolidate
 from deltaflow.engine.operators import Delta, Operator, run_projection
+from deltaflow.engine.runtime import FINAL_TIME
 from deltaflow.plan import Node
 
 THRESHOLD = "__thr"
@@ -138,21 +139,33 @@ class TimeGateOperator(Operator):
     # --- step ------------------------------------------------------------------------------
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
         delta = deltas[0]
+        if self.kind == "buffer" and time >= FINAL_TIME:
+            # The inputs have ended: event time is over, everything held goes out, and so
+            # does what comes now (from buffers upstream).
+            self.requested_time = None
+            held, self.state = self.state, None
+            parts = [p for p in (held, delta) if p is not None and p.height]
+            parts = [p.select([*self.names, DIFF]) for p in parts]
+            return self._output(pl.concat(parts, how="vertical_relaxed") if parts else None)
+        marked = None
         if self.requested_time == time:
             self.requested_time = None
-            if self.kind == "buffer":  # the final time: let everything out
-                held, self.state = self.state, None
-                return self._output(held)
             marked, self._marked = self._marked, None
-            return self._output(marked)
         if delta is None or delta.height == 0:
-            return None
+            return self._output(marked)
         frame = run_projection(self.pre, delta, keep=delta.columns)
         if self.kind == "freeze":
-            return self._freeze(frame)
-        if self.kind == "buffer":
-            return self._buffer(frame)
-        return self._forget(time, frame)
+            out = self._freeze(frame)
+        elif self.kind == "buffer":
+            out = self._buffer(frame)
+        else:
+            out = self._forget(time, frame)
+        if marked is None or marked.height == 0:
+            return out
+        parts = [marked.select([*self.names, DIFF])]
+        if out is not None:
+            parts.append(out)
+        return self._output(pl.concat(parts, how="vertical_relaxed"))
 
     def _output(self, frame: pl.DataFrame | None) -> Delta:
         if frame is None or frame.height == 0:
@@ -202,11 +215,15 @@ class TimeGateOperator(Operator):
         live = self.state
         if deleted.height:
             # Only deletions of rows still live pass (the others were forgotten or dropped).
+            # Rows are matched by id and threshold: a row in several windows has one id.
             if live is None or live.height == 0:
                 deleted = deleted.clear()
             else:
-                deleted = deleted.join(live.select(ID), on=ID, how="semi")
-                live = live.join(deleted.select(ID), on=ID, how="anti")
+                match = [ID, THRESHOLD]
+                deleted = deleted.join(live.select(match), on=match, how="semi",
+                                       nulls_equal=True)
+                live = live.join(deleted.select(match), on=match, how="anti",
+                                 nulls_equal=True)
         columns = [*self.names, DIFF, *self.extra]
         passed = pl.concat([deleted.select(columns), inserted.select(columns)],
                            how="vertical_relaxed")
