@@ -114,8 +114,9 @@ class GroupContext(RowContext):
         return translate_aggregate(node, lambda argument: translate(argument, self.rows))
 
     def subquery(self, node: Any) -> Any:
-        # Every row holds the same scalar: any of them stands for the group.
-        return reducers.any(super().subquery(node))
+        # A subquery outside aggregates must have one value per group (it is uncorrelated, or
+        # correlated with grouping columns only); unique() fails the run if it has several.
+        return reducers.unique(super().subquery(node))
 
     def override(self, node: Any) -> Any | None:
         if isinstance(node, exp.Column):
