@@ -408,6 +408,18 @@ def test_correlated_scalar_aggregates(people: pw.Table, depts: pw.Table) -> None
     assert snapshot(counts) == [("eng", 2), ("legal", 0), ("sales", 2)]
 
 
+def test_subquery_of_a_grouped_query_must_be_one_value_per_group(people: pw.Table,
+                                                                  depts: pw.Table) -> None:
+    per_group = pw.sql("SELECT dept, (SELECT COUNT(*) FROM d WHERE d.dept = p.dept) AS n "
+                       "FROM p GROUP BY dept", p=people, d=depts)
+    assert snapshot(per_group) == [("eng", 1), ("hr", 0), ("sales", 1)]
+    per_row = pw.sql("SELECT dept FROM p GROUP BY dept "
+                     "HAVING EXISTS (SELECT * FROM d WHERE d.floor * 12 = p.age)", p=people,
+                     d=depts)
+    with pytest.raises(ValueError, match="unique"):
+        snapshot(per_row)
+
+
 def test_other_correlated_subqueries_raise_syntax_error(people: pw.Table,
                                                          depts: pw.Table) -> None:
     with pytest.raises(SyntaxError, match="correlated"):
