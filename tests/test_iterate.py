@@ -584,3 +584,21 @@ def test_two_iterated_tables() -> None:
     new_a, new_b = _ping_pong(a, b)
     assert stream(new_a) == [(2, 1, 10, 1), (2, 2, 7, 1), (4, 1, 0, 1), (4, 1, 10, -1)]
     assert stream(new_b) == [(2, 1, 9, 1), (4, 1, 9, -1)]
+
+
+def test_kept_contents_stay_proportional_to_the_table() -> None:
+    import polars as pl
+
+    contents = iterate_engine.Contents(["_id", "x", "_diff"])
+
+    def change(x: int, diff: int) -> pl.DataFrame:
+        return pl.DataFrame({"_id": pl.Series([7], dtype=pl.UInt128), "x": [x],
+                             "_diff": [diff]})
+
+    contents.add(change(0, 1))
+    for x in range(1, 3_000):  # one row updated over and over
+        contents.add(change(x - 1, -1))
+        contents.add(change(x, 1))
+    assert sum(part.height for part in contents.parts) < 4096  # compacted once
+    frame = contents.frame()
+    assert frame is not None and frame.rows() == [(7, 2_999, 1)]

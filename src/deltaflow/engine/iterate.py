@@ -120,26 +120,30 @@ class BodyRound:
 
 
 class Contents:
-    """The current rows of a table, kept as changes and consolidated only when asked for.
-
-    Adding a change is O(change); :meth:`frame` consolidates what was added since the last
-    call (rounds are added rarely, so the work is amortized over the changes).
-    """
+    """The current rows of a table, kept as changes and consolidated only when asked for or
+    when the changes outgrow the rows (so memory stays proportional to the table, and the
+    consolidations cost O(1) per changed row, amortized)."""
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = list(names)
         self.parts: list[pl.DataFrame] = []
+        self._rows = 0  # rows held in ``parts``
+        self._compacted = 0  # rows after the last consolidation
 
     def add(self, delta: Delta) -> None:
         if delta is not None and delta.height:
             self.parts.append(delta)
+            self._rows += delta.height
+            if self._rows > 2 * self._compacted + 4096:
+                self.frame()
 
     def frame(self) -> pl.DataFrame | None:
-        if not self.parts:
-            return None
         if len(self.parts) > 1:
-            merged = consolidate(concat_batches([p.select(self.names) for p in self.parts]))
+            merged = consolidate(concat_batches([p if p.columns == self.names
+                                                 else p.select(self.names)
+                                                 for p in self.parts]))
             self.parts = [merged] if merged.height else []
+            self._rows = self._compacted = merged.height
         return self.parts[0] if self.parts else None
 
 
