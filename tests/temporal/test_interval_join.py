@@ -200,3 +200,60 @@ def test_behavior_delay_and_cutoff() -> None:
         behavior=pw.temporal.common_behavior(delay=1, cutoff=2)).select(
         pw.left.a, pw.right.b)
     assert stream(result) == [(4, 1, 1, 1), (6, 3, None, 1), (FINAL, 2, 2, 1)]
+
+
+def _side_fate(events: list[tuple[int, int, int]], cutoff: int) -> dict[int, tuple[int, int]]:
+    """For insert-only events (label, t, arrival time) of one side: label -> (arrival,
+    forget time) of the rows a cutoff lets in. A row is dropped if the largest t of earlier
+    arrivals is already at or past t + cutoff. A row is forgotten when its side next receives
+    changes after that largest t (of earlier arrivals) reached t + cutoff; rows of the other
+    side arriving at that time still meet it (its retraction comes just after)."""
+    times = sorted({arrival for _, _, arrival in events})
+    before: dict[int, int | None] = {}  # time -> largest t of the arrivals before it
+    frontier: int | None = None
+    for time in times:
+        before[time] = frontier
+        top = max(t for _, t, arrival in events if arrival == time)
+        frontier = top if frontier is None else max(frontier, top)
+    fates: dict[int, tuple[int, int]] = {}
+    for label, t, arrival in events:
+        late = before[arrival]
+        if late is not None and late >= t + cutoff:
+            continue
+        forget = next((time for time in times if time > arrival
+                       and (before[time] or 0) >= t + cutoff and before[time] is not None),
+                      FINAL)
+        fates[label] = (arrival, forget)
+    return fates
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(1, 4)), min_size=1, max_size=8),
+       st.lists(st.tuples(st.integers(0, 12), st.integers(1, 4)), min_size=1, max_size=8),
+       st.integers(1, 4))
+def test_cutoff_keeping_results_matches_reference_model(left: list[tuple[int, int]],
+                                                        right: list[tuple[int, int]],
+                                                        cutoff: int) -> None:
+    """Inner interval join with cutoff: a pair is in the final result when both rows got in
+    and each arrived no later than the time the other was forgotten."""
+    pw.clear_graph()
+    left_events = [(i, t, 2 * arrival) for i, (t, arrival) in enumerate(left)]
+    right_events = [(100 + i, t, 2 * arrival) for i, (t, arrival) in enumerate(right)]
+
+    def table(events: list[tuple[int, int, int]]) -> pw.Table:
+        lines = ["  | t | label | __time__"]
+        lines += [f"{label} | {t} | {label} | {arrival}" for label, t, arrival in
+                  sorted(events, key=lambda e: e[2])]
+        return pw.debug.table_from_markdown("\n".join(lines))
+
+    a, b = table(left_events), table(right_events)
+    result = a.interval_join(b, a.t, b.t, pw.temporal.interval(-2, 2),
+                             behavior=pw.temporal.common_behavior(cutoff=cutoff)).select(
+        lab=pw.left.label, rab=pw.right.label)
+    left_fate, right_fate = _side_fate(left_events, cutoff), _side_fate(right_events, cutoff)
+    times = {label: t for label, t, _ in left_events + right_events}
+    expected = sorted(
+        (lab, rab) for lab, (l_in, l_out) in left_fate.items()
+        for rab, (r_in, r_out) in right_fate.items()
+        if times[lab] - 2 <= times[rab] <= times[lab] + 2 and r_in <= l_out and l_in <= r_out)
+    assert snapshot(result) == expected

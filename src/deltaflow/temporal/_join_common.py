@@ -180,11 +180,14 @@ def project_sides(left_table: Any, right_table: Any, left_time: Any, right_time:
     for name, dtype in right_table._columns.items():
         columns[f"__r__{name}"] = t.optional(dtype) if right_optional else dtype
     for name, (a, b) in coalesced.items():
-        common = t.common_supertype(columns[a], columns[b]) or t.ANY
-        kept = columns[a] if mode == "left" else columns[b] if mode == "right" else None
-        if kept is not None and not kept.is_optional:
-            common = common.strip_optional()
-        columns[f"__t__{name}"] = t.optional(common) if mode == "outer" else common
+        # Every row has at least one side, and the sides agree on the key where both are
+        # present, so the merged key is never missing for lack of a side. Its type is the
+        # kept side's (the left one for inner joins), both sides' for outer joins, as in
+        # Pathway's temporal joins.
+        left_type = left_table._columns[a[len("__l__"):]]
+        right_type = right_table._columns[b[len("__r__"):]]
+        columns[f"__t__{name}"] = right_type if mode == "right" else left_type \
+            if mode in ("inner", "left") else t.common_supertype(left_type, right_type) or t.ANY
     return SideProjections(
         left_pre=CompiledProjection(left_scope, left_outputs),
         right_pre=CompiledProjection(right_scope, right_outputs),
