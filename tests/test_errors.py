@@ -239,3 +239,67 @@ def test_no_errors_costs_no_object_columns(numbers: pw.Table) -> None:
     sinks = debug.capture(result, terminate_on_error=False)
     assert all(batch.schema["x"] != pw.Json for _, batch in sinks[0].batches)
     assert str(sinks[0].batches[0][1].schema["x"]) == "Int64"
+
+
+class Numbers(pw.Schema):
+    a: int
+    b: int
+
+
+class KeyedNumbers(pw.Schema):
+    a: int
+    b: int = pw.column_definition(primary_key=True)
+
+
+def test_csv_bad_values_are_errors_and_logged(tmp_path: Any) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("a,b\n1,2\nx,3\n4,y\n")
+    plain = pw.io.csv.read(path, schema=Numbers, mode="static")
+    out, log = rows(plain.select(a=pw.fill_error(plain.a, -1), b=pw.fill_error(plain.b, -2)),
+                    pw.global_error_log())
+    assert out == sorted([(1, 2), (-1, 3), (4, -2)], key=repr)
+    assert messages(log) == [
+        'failed to parse value "x" at field "a" according to the type int in schema: '
+        'invalid digit found in string',
+        'failed to parse value "y" at field "b" according to the type int in schema: '
+        'invalid digit found in string']
+    pw.clear_graph()
+    keyed = pw.io.csv.read(path, schema=KeyedNumbers, mode="static")
+    out, log = rows(keyed.select(a=pw.fill_error(keyed.a, -1), b=keyed.b),
+                    pw.global_error_log())
+    assert out == sorted([(1, 2), (-1, 3)], key=repr)
+    assert messages(log)[0].startswith("error in primary key, skipping the row: ")
+
+
+def test_csv_bad_values_stop_the_default_run_as_before(tmp_path: Any) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("a,b\n1,2\nx,3\n")
+    table = pw.io.csv.read(path, schema=Numbers, mode="static")
+    # terminate_on_error=True: the bad line is skipped and reported, as without this feature
+    assert pw.debug.table_to_dicts(table)[0] and len(pw.debug.table_to_dicts(table)[0]) == 1
+
+
+def test_jsonlines_and_python_bad_values(tmp_path: Any) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"a": 1, "b": 2}\n{"a": "x", "b": 3}\n')
+    table = pw.io.jsonlines.read(path, schema=Numbers, mode="static")
+    out, log = rows(table.select(a=pw.fill_error(table.a, -1), b=table.b),
+                    pw.global_error_log())
+    assert out == sorted([(1, 2), (-1, 3)], key=repr)
+    assert messages(log) == ['failed to create a field "a" with type int from json payload: "x"']
+
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(a=1, b=2)
+            self.next(a=2.5, b=3)
+            self.next(a=3)
+
+    pw.clear_graph()
+    table = pw.io.python.read(Subject(), schema=Numbers)
+    out, log = rows(table.select(a=pw.fill_error(table.a, -1), b=pw.fill_error(table.b, -2)),
+                    pw.global_error_log())
+    assert out == sorted([(1, 2), (-1, 3), (3, -2)], key=repr)
+    assert messages(log) == [
+        'cannot create a field "a" with type int from value 2.5. Original error: TypeError: '
+        'cannot create an object of type Int from value 2.5',
+        'no value for "b" field and no default specified']

@@ -135,6 +135,7 @@ class ErrorContext:
         self._handles: dict[Any, list[Any]] = {}
         self._pending: dict[Any, list[tuple[int, str, str]]] = {}
         self._next_row = 0  # log rows are numbered: distinct ids
+        self._lock = threading.Lock()  # connectors report from their own threads
 
     # --- error log tables ----------------------------------------------------------------
     def attach_log(self, key: Any, handle: Any) -> None:
@@ -162,13 +163,15 @@ class ErrorContext:
             return  # an error about the error log itself: never fed back into it
         key = origin.log if origin is not None and origin.log is not None else _GLOBAL_LOG
         if key in self._handles:
-            self._pending.setdefault(key, []).extend([(operator_id, message, trace)] * count)
+            with self._lock:
+                self._pending.setdefault(key, []).extend([(operator_id, message, trace)] * count)
 
     def flush(self) -> None:
         """Push the rows reported so far into the log tables (called between times)."""
         if not self._pending:
             return
-        pending, self._pending = self._pending, {}
+        with self._lock:
+            pending, self._pending = self._pending, {}
         for key, rows in pending.items():
             for handle in self._handles.get(key, []):
                 from deltaflow._ids import sequence_ids
@@ -185,11 +188,18 @@ class ErrorContext:
 
 
 _state = threading.local()
+# The contexts of the runs in progress, newest last: connectors' threads (which have no
+# context of their own) use the newest.
+_runs: list[ErrorContext] = []
 
 
 def active() -> ErrorContext | None:
-    """The error context of the run on this thread, if any."""
-    return getattr(_state, "context", None)
+    """The error context of the run on this thread (or, on another thread such as a
+    connector's, of the newest run), if any."""
+    context = getattr(_state, "context", None)
+    if context is None and _runs:
+        return _runs[-1]
+    return context
 
 
 def errors_seen() -> bool:
@@ -201,14 +211,34 @@ def errors_seen() -> bool:
 
 def keeps_errors() -> bool:
     """Whether failures become error values (``terminate_on_error=False``) in this run."""
-    context = getattr(_state, "context", None)
+    context = getattr(_state, "context", None) or active()
     return context is not None and not context.terminate
 
 
 def mark_seen() -> None:
-    context = getattr(_state, "context", None)
+    context = active()
     if context is not None:
         context.seen = True
+
+
+def report_connector(message: str) -> None:
+    """A connector's bad value or row: logged and a row of the global error log (it has no
+    operator; its trace is empty)."""
+    context = active()
+    if context is None:
+        logger.error("%s", message)
+        return
+    context.report(message, _CONNECTOR, with_trace=False)
+
+
+class _ConnectorOrigin:
+    """Stands for the operator of failures found by connectors."""
+
+    uid = -1
+    origin = None
+
+
+_CONNECTOR = _ConnectorOrigin()
 
 
 def report(message: str, *, count: int = 1, node: Any = None, with_trace: bool = True) -> None:
@@ -226,10 +256,12 @@ def run_context(terminate_on_error: bool | None) -> Iterator[ErrorContext]:
     previous = getattr(_state, "context", None)
     context = ErrorContext(True if terminate_on_error is None else bool(terminate_on_error))
     _state.context = context
+    _runs.append(context)
     try:
         yield context
     finally:
         _state.context = previous
+        _runs.remove(context)
 
 
 def on_failure(message: str, error: BaseException | None = None) -> ErrorValue:

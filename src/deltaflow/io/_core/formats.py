@@ -85,6 +85,7 @@ class ColumnSpec:
     name: str
     dtype: t.DType
     default: Any = _NO_DEFAULT
+    primary_key: bool = False  # a bad value here drops the row even when errors are values
 
     @property
     def has_default(self) -> bool:
@@ -99,7 +100,8 @@ def column_specs(schema: Any, *, exclude: Sequence[str] = (METADATA_COLUMN,)
         if name in exclude:
             continue
         default = column.default_value if column.has_default_value() else _NO_DEFAULT
-        specs.append(ColumnSpec(name, column.dtype, default))
+        specs.append(ColumnSpec(name, column.dtype, default,
+                                bool(getattr(column, "primary_key", False))))
     return specs
 
 
@@ -406,6 +408,7 @@ class CsvParser(Parser):
         height = cells.height
         out: list[pl.Series] = []
         reasons: dict[int, str] = {}
+        cell_errors = _CellErrors()
         for spec in self.columns:
             if spec.name not in cells.columns:
                 try:
@@ -419,11 +422,20 @@ class CsvParser(Parser):
             values, bad = parse_text_column(cells[spec.name], spec.dtype)
             if bad.any():
                 raw = cells[spec.name]
-                for i in bad.arg_true().to_list():
-                    reasons.setdefault(i, f"value {raw[i]!r} in column {spec.name!r} is not a "
-                                          f"valid {spec.dtype!r}")
+                if cell_errors.keep:  # terminate_on_error=False: Error cells, reported
+                    values = cell_errors.add(spec, values, bad, [
+                        f'failed to parse value "{raw[i]}" at field "{spec.name}" according to '
+                        f'the type {cell_errors.type_name(spec.dtype)} in schema: '
+                        f'{_parse_failure(raw[i], spec.dtype)}'
+                        for i in bad.arg_true().to_list()])
+                else:
+                    for i in bad.arg_true().to_list():
+                        reasons.setdefault(i, f"value {raw[i]!r} in column {spec.name!r} is "
+                                              f"not a valid {spec.dtype!r}")
             out.append(values)
         frame = pl.DataFrame(out) if out else pl.DataFrame()
+        frame = cell_errors.finish(frame)
+        reasons.update(cell_errors.dropped)
         if reasons:
             for i in sorted(reasons):
                 line = lines + i + 1 if isinstance(lines, int) else int(lines[i])
@@ -476,18 +488,21 @@ class _DictRows:
     """Shared tail of the JSON and typed-rows parsers: mappings to typed columns."""
 
     def __init__(self, columns: Sequence[ColumnSpec],
-                 field_paths: Mapping[str, str] | None = None) -> None:
+                 field_paths: Mapping[str, str] | None = None, origin: str = "json") -> None:
         self.columns = list(columns)
         self.field_paths = dict(field_paths or {})
+        self.origin = origin  # "json" or "python": how bad values are described
 
     def frame_from_dicts(self, rows: Sequence[Mapping[str, Any]], where: Sequence[str]
                          ) -> tuple[pl.DataFrame, list[ParseError], list[int]]:
         """Typed frame of the usable rows, errors, and the positions of the usable rows."""
         reasons: dict[int, str] = {}
         series: list[pl.Series] = []
+        cell_errors = _CellErrors()
         for spec in self.columns:
             path = self.field_paths.get(spec.name)
             values: list[Any] = []
+            missing: list[int] = []
             for index, row in enumerate(rows):
                 try:
                     value = _json_pointer(row, path) if path is not None else row[spec.name]
@@ -495,19 +510,111 @@ class _DictRows:
                     try:
                         value = _missing_value(spec)
                     except KeyError:
-                        reasons.setdefault(index, f"missing required field {spec.name!r}")
+                        if cell_errors.keep and self.origin == "python":
+                            missing.append(index)
+                        else:
+                            reasons.setdefault(index, f"missing required field {spec.name!r}")
                         value = None
                 values.append(value)
             column, bad = column_from_values(spec.name, values, spec.dtype)
-            for index, reason in bad.items():
-                reasons.setdefault(index, reason)
+            if cell_errors.keep and (bad or missing):
+                failed = sorted(set(bad) | set(missing))
+                mask = pl.Series([False] * len(rows), dtype=pl.Boolean).scatter(failed, True)
+                column = cell_errors.add(spec, column, mask, [
+                    self._describe(spec, values[i], i in missing, cell_errors)
+                    for i in failed])
+            else:
+                for index, reason in bad.items():
+                    reasons.setdefault(index, reason)
             series.append(column)
         frame = pl.DataFrame(series) if series else pl.DataFrame()
+        frame = cell_errors.finish(frame)
+        reasons.update(cell_errors.dropped)
         errors = [ParseError(where[i], reasons[i]) for i in sorted(reasons)]
         good = [i for i in range(len(rows)) if i not in reasons]
         if reasons:
             frame = frame.filter(pl.Series([i not in reasons for i in range(len(rows))]))
         return frame, errors, good
+
+
+    def _describe(self, spec: ColumnSpec, value: Any, missing: bool,
+                  cell_errors: _CellErrors) -> str:
+        """How a bad value reads in the error log (as Pathway words it)."""
+        name = cell_errors.type_name(spec.dtype)
+        if missing:
+            return f'no value for "{spec.name}" field and no default specified'
+        if self.origin == "python":
+            return (f'cannot create a field "{spec.name}" with type {name} from value {value}. '
+                    f"Original error: TypeError: cannot create an object of type "
+                    f"{_ENGINE_TYPE_NAMES.get(spec.dtype.strip_optional(), name)} from value "
+                    f"{value}")
+        return (f'failed to create a field "{spec.name}" with type {name} from json payload: '
+                f"{json.dumps(value)}")
+
+
+_ENGINE_TYPE_NAMES = {t.INT: "Int", t.FLOAT: "Float", t.STR: "String", t.BOOL: "Bool"}
+
+
+class _CellErrors:
+    """Bad values of one parsed block as Error cells (runs with ``terminate_on_error=False``):
+    each reported to the error log, except that a bad primary key value drops its row (the
+    row cannot get an id), reported as such."""
+
+    def __init__(self) -> None:
+        from deltaflow import errors
+
+        self._errors = errors
+        self.keep = errors.keeps_errors()
+        self.masks: dict[str, pl.Series] = {}
+        self.dropped: dict[int, str] = {}
+
+    @staticmethod
+    def type_name(dtype: t.DType) -> str:
+        base = dtype.strip_optional()
+        name = {t.INT: "int", t.FLOAT: "float", t.STR: "str", t.BOOL: "bool",
+                t.BYTES: "bytes"}.get(base, repr(base))
+        return f"{name} | None" if dtype.is_optional else name
+
+    def add(self, spec: ColumnSpec, values: pl.Series, bad: pl.Series,
+            messages: list[str]) -> pl.Series:
+        rows = bad.arg_true().to_list()
+        if spec.primary_key:
+            for row, message in zip(rows, messages, strict=True):
+                if row not in self.dropped:
+                    self.dropped[row] = f"error in primary key, skipping the row: {message}"
+                    self._errors.report_connector(self.dropped[row])
+            return values
+        for message in messages:
+            self._errors.report_connector(message)
+        previous = self.masks.get(spec.name)
+        self.masks[spec.name] = bad if previous is None else previous | bad
+        return values
+
+    def finish(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with the recorded cells as Errors (rows of ``dropped`` still there: the
+        caller leaves them out)."""
+        if not self.masks:
+            return frame
+        self._errors.mark_seen()
+        return frame.with_columns([self._errors.with_errors(frame[name], mask)
+                                   for name, mask in self.masks.items()])
+
+
+def _parse_failure(text: str, dtype: t.DType) -> str:
+    """Why a text is not a value of ``dtype``, in the words of Rust's parsers (as Pathway)."""
+    base = dtype.strip_optional()
+    if base == t.INT:
+        stripped = text.strip()
+        if not stripped:
+            return "cannot parse integer from empty string"
+        if stripped.lstrip("+-").isdigit():
+            return "number too large to fit in target type"
+        return "invalid digit found in string"
+    if base == t.FLOAT:
+        return "invalid float literal"
+    if base == t.BOOL:
+        return "provided string was not `true` or `false`"
+    return "invalid value"
 
 
 _FAST_JSON: dict[t.DType, pl.DataType] = {t.INT: pl.Int64(), t.FLOAT: pl.Float64(),
@@ -619,7 +726,7 @@ class TypedRowsParser(Parser):
 
     def __init__(self, columns: Sequence[ColumnSpec]) -> None:
         self.columns = list(columns)
-        self._rows = _DictRows(columns)
+        self._rows = _DictRows(columns, origin="python")
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         if isinstance(context, RowsContext):
