@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from hypothesis import given
+
+import deltaflow as pw
 from test_stateful_properties import (
     SETTINGS,
     Event,
@@ -19,8 +21,6 @@ from test_stateful_properties import (
     _times,
     update_streams,
 )
-
-import deltaflow as pw
 
 
 def _stream(table: pw.Table) -> list[tuple[int, dict[str, Any], int]]:
