@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import random
-import time
+from time import monotonic
 
 import pytest
 
@@ -55,8 +55,8 @@ def test_generate_custom_stream() -> None:
 def test_input_rate_paces_the_rows() -> None:
     times: list[float] = []
     table = pw.demo.range_stream(nb_rows=4, input_rate=20, autocommit_duration_ms=5)
-    pw.io.subscribe(table, lambda key, row, time_, is_addition: times.append(time.monotonic()))
-    started = time.monotonic()
+    pw.io.subscribe(table, lambda key, row, time, is_addition: times.append(monotonic()))
+    started = monotonic()
     pw.run()
     assert len(times) == 4
     assert times[-1] - started >= 3 / 20 * 0.9
@@ -72,7 +72,7 @@ def test_unbounded_custom_stream_runs_until_stopped() -> None:
     table = pw.demo.generate_custom_stream({"n": lambda i: i}, schema=Counter, nb_rows=None,
                                            input_rate=500, autocommit_duration_ms=5)
 
-    def on_change(key: object, row: dict, time_: int, is_addition: bool) -> None:
+    def on_change(key: object, row: dict, time: int, is_addition: bool) -> None:
         seen.append(row["n"])
         if len(seen) >= 10:
             stop_all_runs()
@@ -109,8 +109,8 @@ def test_replay_csv_with_time_follows_the_time_column(tmp_path: pathlib.Path) ->
     table = pw.demo.replay_csv_with_time(str(source), schema=InputSchema, time_column="time",
                                          unit="ms", autocommit_ms=5, speedup=2)
     arrivals: dict[str, float] = {}
-    pw.io.subscribe(table, lambda key, row, time_, is_addition:
-                    arrivals.setdefault(row["v"], time.monotonic()))
+    pw.io.subscribe(table, lambda key, row, time, is_addition:
+                    arrivals.setdefault(row["v"], monotonic()))
     pw.run()
     assert set(arrivals) == {"a", "b", "c"}
     # 250 ms of data time at speed 2: c comes about 125 ms after a.
@@ -138,3 +138,21 @@ def test_bad_arguments() -> None:
         pw.demo.range_stream(nb_rows=3, input_rate=0)
     with pytest.raises(TypeError, match="callable"):
         pw.demo.generate_custom_stream({"time": 3}, schema=Good, nb_rows=1)
+
+
+# --- the examples of docs/demo.md ----------------------------------------------------------
+
+
+def _doc_examples() -> list[tuple[str, str]]:
+    import re
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "demo.md").read_text()
+    return re.findall(r"```python\n(.*?)```\s*```text\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("index", range(len(_doc_examples())))
+def test_doc_example(index: int, capsys: pytest.CaptureFixture[str]) -> None:
+    code, expected = _doc_examples()[index]
+    exec(compile(code, f"docs/demo.md example {index}", "exec"), {})  # noqa: S102
+    printed = [line.rstrip() for line in capsys.readouterr().out.strip().splitlines()]
+    assert printed == [line.rstrip() for line in expected.strip().splitlines()]
