@@ -168,7 +168,7 @@ def test_parse_methods_optional() -> None:
 def test_parse_failure_raises_at_run_time(method: Any, target: str) -> None:
     t = pw.debug.table_from_rows(_Text, [("1",), ("x",)])
     r = t.select(v=method(t.s))
-    with pytest.raises(ValueError, match=f"cannot parse 'x' to {target}"):
+    with pytest.raises(ValueError, match=f"""cannot parse ['"]x['"] to {target}"""):
         pw.debug.table_to_stream(r)
 
 
