@@ -112,6 +112,8 @@ _TWO_TABLE_QUERIES = [
     "SELECT b.k, a.v AS av, b.v AS bv FROM a RIGHT JOIN b ON a.k = b.k",
     "SELECT k, a.v AS av, b.v AS bv FROM a FULL OUTER JOIN b USING (k)",
     "SELECT a.k, b.v AS bv FROM a, b WHERE a.k = b.k AND a.v < b.v",
+    "SELECT a.k, a.v AS av, b.v AS bv FROM a LEFT JOIN b ON a.k = b.k "
+    "WHERE a.v > 0 AND (b.v IS NULL OR b.v < 2)",
     "SELECT a.k, SUM(b.v) AS s FROM a JOIN b ON a.k = b.k GROUP BY a.k",
     "SELECT k, v FROM a UNION SELECT k, v FROM b",
     "SELECT k, v FROM a UNION ALL SELECT k, v FROM b",

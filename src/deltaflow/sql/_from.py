@@ -5,7 +5,8 @@ Joins are built with the Table API (``join_inner``/``join_left``/``join_right``/
 conditions, other terms of an inner join filter its result (an outer join cannot take them).
 Equalities of the WHERE clause between the tables of a comma join are moved into the join
 as well: the result, row ids included, is the same as filtering the cross product, at the
-cost of the matches instead of the product.
+cost of the matches instead of the product. For the same reason, WHERE terms about one
+table alone filter it before the join (unless an outer join may give it NULL rows).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from deltaflow.expressions import coalesce, left, right, this
 from deltaflow.expressions.placeholders import Placeholder
-from deltaflow.sql._expressions import conjuncts, translate, walk_outside_subqueries
+from deltaflow.sql._expressions import (
+    conjuncts,
+    is_aggregate,
+    translate,
+    walk_outside_subqueries,
+)
 from deltaflow.sql._parse import (
     MissingFromError,
     UnsupportedSqlAssertion,
@@ -85,6 +91,18 @@ def build_from(translator: QueryTranslator, select: Any,
             remaining.remove(term)
         return taken
 
+    def restrict(item: Relation, null_supplied: bool) -> Relation:
+        """``item`` filtered by the WHERE terms about it alone, before it is joined."""
+        if not pushdown or null_supplied or len(relations) + len(joined) == 1:
+            return item
+        taken = [term for term in remaining
+                 if _unique_names(term, name_counts) and _only_about(term, item)]
+        for term in taken:
+            remaining.remove(term)
+        return translator.filtered(item, taken) if taken else item
+
+    relations = [restrict(item, False) for item in relations]
+    joined = [(mode, restrict(item, mode == "left"), node) for mode, item, node in joined]
     relation = relations[0]
     for other in relations[1:]:
         relation = join_relations(translator, relation, other, "inner",
@@ -103,6 +121,19 @@ def build_from(translator: QueryTranslator, select: Any,
 
 def _is_join_group(node: Any) -> bool:
     return isinstance(node.this, exp.Table) and bool(node.this.args.get("joins"))
+
+
+def _only_about(term: Any, relation: Relation) -> bool:
+    """Whether ``term`` uses columns of ``relation`` only (at least one; no subquery)."""
+    columns = 0
+    for sub in walk_outside_subqueries(term):
+        if isinstance(sub, exp.Subquery | exp.Subqueryable | exp.Exists) or is_aggregate(sub):
+            return False
+        if isinstance(sub, exp.Column):
+            if not relation.can_resolve(sub.name, sub.table or None):
+                return False
+            columns += 1
+    return columns > 0
 
 
 def _unique_names(term: Any, name_counts: Counter) -> bool:
