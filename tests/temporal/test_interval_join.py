@@ -257,3 +257,36 @@ def test_cutoff_keeping_results_matches_reference_model(left: list[tuple[int, in
         for rab, (r_in, r_out) in right_fate.items()
         if times[lab] - 2 <= times[rab] <= times[lab] + 2 and r_in <= l_out and l_in <= r_out)
     assert snapshot(result) == expected
+
+
+def test_cutoff_keeps_the_state_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a cutoff, rows older than event time - cutoff are forgotten: the operator's state
+    (arranged rows and partner counts) stays near the live window instead of growing with
+    the stream."""
+    from deltaflow.engine.stateful import interval as engine
+
+    sizes: list[int] = []
+    step = engine.IntervalJoinOperator.step
+
+    def recording(self: engine.IntervalJoinOperator, time: int, deltas: list) -> object:
+        out = step(self, time, deltas)
+        sizes.append(self.left.size + self.right.size + len(self.counts[engine.LID])
+                     + len(self.counts[engine.RID]))
+        return out
+
+    monkeypatch.setattr(engine.IntervalJoinOperator, "step", recording)
+    per_time, times = 10, 60
+
+    def table() -> pw.Table:
+        lines = ["  | t | __time__"]
+        lines += [f"{time * per_time + i} | {time * per_time + i} | {2 * time + 2}"
+                  for time in range(times) for i in range(per_time)]
+        return pw.debug.table_from_markdown("\n".join(lines))
+
+    a, b = table(), table()
+    result = a.interval_join_outer(b, a.t, b.t, pw.temporal.interval(-3, 3),
+                                   behavior=pw.temporal.common_behavior(cutoff=20))
+    pw.debug.table_to_dicts(result.select(lt=pw.left.t, rt=pw.right.t))
+    total = 2 * per_time * times * 2  # left rows sit in up to two buckets
+    assert len(sizes) >= times
+    assert max(sizes[times // 2:]) < total / 4, (max(sizes), total)
