@@ -14,6 +14,7 @@ only when a deletion has to look one up, so an insert-only run pays nothing per 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,8 +55,11 @@ def evaluate(node: Any, args: list[list[Any]], size: int) -> tuple[list[Any], Fa
     failures by row position."""
     options: CallOptions | None = node.options
     rows: Sequence[int] = range(size)
+    known: dict[int, Any] | None = getattr(_KNOWN, "values", None)
+    if known:  # rows whose value was remembered (deletions): no call
+        rows = [row for row in rows if row not in known]
     if node.propagate_none and args:
-        rows = [row for row in range(size) if all(column[row] is not None for column in args)]
+        rows = [row for row in rows if all(column[row] is not None for column in args)]
     if options is None:
         computed, failures = _PLAIN.run(node.fun, args, rows, node.kwarg_names, None,
                                         _fail_fast())
@@ -69,6 +73,9 @@ def evaluate(node: Any, args: list[list[Any]], size: int) -> tuple[list[Any], Fa
     results: list[Any] = [None] * size
     for row, value in zip(rows, computed, strict=True):
         results[row] = value
+    if known:
+        for row, value in known.items():
+            results[row] = value
     return results, {rows[index]: error for index, error in failures.items()}
 
 
@@ -118,6 +125,9 @@ def _run_cached(node: Any, options: CallOptions, args: list[list[Any]],
 
 
 # --- non-deterministic functions: one value per row, kept until the row is deleted ----------
+_KNOWN = threading.local()  # .values: {row position: remembered value} during one compute
+
+
 class _RowMemory:
     """The values a UDF gave the rows that are still present, by row id."""
 
@@ -126,6 +136,7 @@ class _RowMemory:
         self.pending: list[tuple[pl.Series, pl.Series]] = []
 
     def keep(self, ids: pl.Series, values: pl.Series) -> None:
+        """Remember a minibatch's results (indexed lazily, when a deletion needs them)."""
         if ids.len():
             self.pending.append((ids, values))
 
@@ -149,31 +160,23 @@ def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DTyp
     memory = state.get(node._uid)
     if memory is None:
         memory = state[node._uid] = _RowMemory()
-    deleted = diffs < 0
-    if not deleted.any():
+    if diffs.min() > 0:  # insertions only (one cheap call: tiny deltas are the hot path)
         column = node.compute(args, size, dtype)
         memory.keep(ids, column)
         return column
-    deleted_rows = deleted.arg_true()
-    remembered = memory.take(ids.gather(deleted_rows).to_list())
-    found = {row: value for row, value in zip(deleted_rows.to_list(), remembered, strict=True)
+    # Python lists from here: batches with deletions are mostly small streaming deltas.
+    id_list, diff_list = ids.to_list(), diffs.to_list()
+    deleted = [row for row in range(size) if diff_list[row] < 0]
+    remembered = memory.take([id_list[row] for row in deleted])
+    known = {row: value for row, value in zip(deleted, remembered, strict=True)
              if value is not MISSING}
-    if not found:
+    _KNOWN.values = known
+    try:
         column = node.compute(args, size, dtype)
-        inserted = (~deleted).arg_true()
-        memory.keep(ids.gather(inserted), column.gather(inserted))
-        return column
-    to_compute = [row for row in range(size) if row not in found]
-    values: list[Any] = [None] * size
-    for row, value in found.items():
-        values[row] = value
-    if to_compute:
-        positions = pl.Series(to_compute, dtype=pl.UInt32)
-        computed = node.compute([a.gather(positions) for a in args], len(to_compute), dtype)
-        for row, value in zip(to_compute, t.values_from_series(computed), strict=True):
-            values[row] = value
-        inserted = positions.filter(~deleted.gather(positions))
-        if inserted.len():
-            memory.keep(ids.gather(inserted),
-                        computed.filter(~deleted.gather(positions)))
-    return t.series_from_values("value", values, dtype)
+    finally:
+        _KNOWN.values = None
+    inserted = [row for row in range(size) if diff_list[row] > 0]
+    if inserted:
+        values = t.values_from_series(column)
+        memory.values.update((id_list[row], values[row]) for row in inserted)
+    return column
