@@ -125,7 +125,8 @@ class WindowAssignOperator(Operator):
         if not self.single and self.derive_ids:
             window_number = pl.col(_K).reinterpret(signed=False).cast(pl.UInt128)
             frame = with_derived_ids(frame.lazy().with_columns(window_number.alias(_K)),
-                                     [ID, _K], salt="window").collect()
+                                     [ID, _K], salt="window", name="__nid").collect()
+            frame = frame.with_columns(pl.col("__nid").alias(ID))
         out = frame.select(self.out_names)
         # Distinct (row id, window) pairs: ids stay distinct when the input's are.
         if self.single:

@@ -36,6 +36,7 @@ from deltaflow.temporal._window import (
     WINDOW,
     Window,
     _check_types,
+    _IntervalsOverWindow,
     _SessionWindow,
     _SlidingWindow,
 )
@@ -186,8 +187,9 @@ def window_join(self: Table, other: Table, self_time: Any, other_time: Any, wind
     elif isinstance(window, _SessionWindow):
         params = [("window.max_gap", window.max_gap)]
     else:
+        kind = "intervals_over" if isinstance(window, _IntervalsOverWindow) else repr(window)
         raise NotImplementedError(f"{where}: window_join supports tumbling, sliding and "
-                                  f"session windows, not {window!r}")
+                                  f"session windows, not {kind}")
     _check_join_types(where, left_kind, right_kind, params)
     if isinstance(window, _SlidingWindow):
         window.check(left_kind, where)
