@@ -303,3 +303,20 @@ def test_jsonlines_and_python_bad_values(tmp_path: Any) -> None:
         'cannot create a field "a" with type int from value 2.5. Original error: TypeError: '
         'cannot create an object of type Int from value 2.5',
         'no value for "b" field and no default specified']
+
+
+def test_ix_miss_is_an_error_not_none() -> None:
+    pointers = pw.debug.table_from_markdown("""
+        a
+        1
+        3
+    """).with_columns(p=pw.this.pointer_from(pw.this.a))
+    target = pw.debug.table_from_markdown("""
+        c
+        10
+    """)
+    keyed = target.with_id_from(pw.this.c // 10)
+    result = pointers.select(pointers.a, c=keyed.ix(pointers.p).c)
+    out, log = rows(result, pw.global_error_log())
+    assert out == sorted([(1, 10), (3, ERROR)], key=repr)
+    assert len(log) == 1 and log[0][1].startswith("ix: no row with id")

@@ -439,9 +439,7 @@ class ErrorLogSource(_source_base()):  # type: ignore[misc]
         self.key = key
 
     def start(self, handle: Any) -> None:
-        context = active()
-        if context is not None:
-            context.attach_log(self.key, handle)
+        """Nothing to start: the run attached ``handle`` to its error context already."""
 
 
 # ------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from deltaflow.expressions.base import (
     DeclareType,
     ExpressionError,
     PythonNode,
+    Require,
     Scope,
     wrap_value,
 )
@@ -808,9 +809,11 @@ class StatefulMethods:
             # silently dropping the row; the columns keep the table's own (non-Optional) types.
             check = _PointerFound(ColumnReference(right, "id"), expression,
                                   table._description)
+            # With terminate_on_error=False a miss is an Error in every looked-up column
+            # (each value requires the check), never a None.
             out = result.select(
                 __found=check,
-                **{n: DeclareType(d, ColumnReference(right, n))
+                **{n: DeclareType(d, Require(ColumnReference(right, n), check))
                    for n, d in table._columns.items()},
             ).without("__found")
         out._universe = ctx._universe

@@ -160,6 +160,9 @@ class Runtime:
         log_inputs = {op.node.uid for op, _ in self.inputs
                       if isinstance(op.node.source, ErrorLogSource)}  # type: ignore[attr-defined]
         self._log_handles = [handle for op, handle in self.inputs if op.node.uid in log_inputs]
+        for op, handle in self.inputs:  # before any source starts: none of its rows is lost
+            if op.node.uid in log_inputs:
+                self.errors.attach_log(op.node.source.key, handle)  # type: ignore[attr-defined]
         self._data_handles = [handle for op, handle in self.inputs
                               if op.node.uid not in log_inputs]
         below_log = set(log_inputs)
@@ -281,6 +284,7 @@ class Runtime:
         taken_rows = [0] * len(self.inputs)
         while True:
             self._check_failures()
+            self.errors.flush()  # failures connectors reported from their own threads
             if self.persistence is not None:  # checkpoints the times processed so far
                 self.persistence.tick(self.last_time)
             if self._stop_requested.is_set():

@@ -410,6 +410,8 @@ def _failure_message(node: ColumnExpression, error: BaseException) -> str:
     describe = getattr(node, "failure_message", None)
     if describe is not None:
         return describe(error)
+    if isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str):
+        return error.args[0]  # str() of a KeyError quotes its text
     return str(error) or type(error).__name__
 
 
