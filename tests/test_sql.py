@@ -65,6 +65,17 @@ def test_star_and_qualified_star(people: pw.Table) -> None:
     assert ids(both) == ids(people)
 
 
+def test_row_ids_as_id(people: pw.Table, depts: pw.Table) -> None:
+    own = pw.sql("SELECT name, p.id AS key FROM p WHERE id IS NOT NULL", p=people)
+    assert {row[1] for row in snapshot_by_id(own).values()} == ids(people)
+    joined = pw.sql("SELECT p.id AS pk, d.id AS dk, id AS jk FROM p JOIN d ON p.dept = d.dept",
+                    p=people, d=depts)
+    rows = snapshot_by_id(joined)
+    assert {r[0] for r in rows.values()} <= ids(people)
+    assert {r[1] for r in rows.values()} == ids(depts) - ids(depts.filter(pw.this.floor == 2))
+    assert {r[2] for r in rows.values()} == set(rows)  # a bare id is the join's own row id
+
+
 def test_literals_are_named_by_their_text(people: pw.Table) -> None:
     result = pw.sql("SELECT 1.50, 007, -1 FROM p", p=people)
     assert result.column_names() == ["1.50", "007", "_col_2"]

@@ -26,8 +26,11 @@ def sql(query: str, **kwargs: Table) -> Table:
         if not isinstance(table, Table):
             raise TypeError(f"pw.sql: argument {name!r} must be a Table, got "
                             f"{type(table).__name__}")
-    from deltaflow.sql._parse import parse_query
+    from deltaflow.sql._parse import parse_query, sqlglot_modules
     from deltaflow.sql._query import QueryTranslator
 
     statement = parse_query(query)
-    return QueryTranslator(kwargs).query(statement)
+    _, exp = sqlglot_modules()
+    translator = QueryTranslator(kwargs)
+    translator.uses_id = any(c.name == "id" for c in statement.find_all(exp.Column))
+    return translator.query(statement)

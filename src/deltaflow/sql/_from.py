@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from deltaflow.expressions import coalesce, left, right, this
@@ -174,8 +175,8 @@ def _with_column_aliases(relation: Relation, alias: Any) -> Relation:
     renamed = {new: internal for new, (_, internal) in zip(names, current)}
     renamed.update({old: internal for old, internal in current[len(names):]})
     star = tuple((name, internal) for name, internal in renamed.items())
-    return Relation(relation.table, (Source(source.name, renamed, source.derived),), star,
-                    relation.equated)
+    return Relation(relation.table, (Source(source.name, renamed, source.derived,
+                                            source.id_column),), star, relation.equated)
 
 
 def _sides(node: Any, left_relation: Relation, right_relation: Relation) -> set[str] | None:
@@ -255,10 +256,13 @@ def join_relations(translator: QueryTranslator, left_relation: Relation,
             merged[left_names[left_column]] = name
         elif mode == "right":
             merged[left_names[left_column]] = right_names[right_column]
+    if translator.uses_id:
+        _carry_ids(translator, left_relation, left, left_names, columns)
+        _carry_ids(translator, right_relation, right, right_names, columns)
     table = joined.select(**columns)
 
-    renamed_left = left_relation.renamed(left_names)
-    renamed_right = right_relation.renamed(right_names)
+    renamed_left = _with_ids(left_relation.renamed(left_names), left_names)
+    renamed_right = _with_ids(right_relation.renamed(right_names), right_names)
     using_right = {right_names[r] for _, r in using_pairs}
     star = tuple((name, merged.get(column, column)) for name, column in renamed_left.star)
     star += tuple(entry for entry in renamed_right.star if entry[1] not in using_right)
@@ -284,6 +288,28 @@ def join_relations(translator: QueryTranslator, left_relation: Relation,
     if residual:
         relation = translator.filtered(relation, residual)
     return relation
+
+
+def _carry_ids(translator: QueryTranslator, relation: Relation, side: Placeholder,
+               names: dict[str, str], columns: dict[str, Any]) -> None:
+    """Add to a join's ``columns`` the row ids of the side's sources not yet held in one.
+
+    ``names`` gets an entry ``"<id of source i>"`` for each, so ``_with_ids`` can find it.
+    """
+    for index, source in enumerate(relation.sources):
+        if source.id_column is None and len(relation.sources) == 1:
+            name = translator.fresh()
+            columns[name] = side.id
+            names[f"<id of source {index}>"] = name
+
+
+def _with_ids(relation: Relation, names: dict[str, str]) -> Relation:
+    """The relation with each source's ``id_column`` set from what ``_carry_ids`` added."""
+    sources = tuple(
+        replace(source, id_column=names[f"<id of source {index}>"])
+        if f"<id of source {index}>" in names else source
+        for index, source in enumerate(relation.sources))
+    return replace(relation, sources=sources)
 
 
 def attach_column(table: Table, other: Table, column: str, new_name: str,

@@ -61,8 +61,8 @@ class RowContext(ExpressionContext):
         try:
             return self.placeholder[self.internal(node)]
         except KeyError:
-            if node.name == "id" and qualifier is None and len(self.relation.sources) == 1:
-                return self.placeholder.id
+            if node.name == "id" and (qualifier is None or self.relation.has_source(qualifier)):
+                return self._row_id(qualifier)
             if qualifier is not None and not self.relation.has_source(qualifier):
                 if self.translator.in_outer_scope(node.name, qualifier):
                     raise CorrelatedSubqueryError(
@@ -77,6 +77,18 @@ class RowContext(ExpressionContext):
                     f"pw.sql: correlated subqueries are not supported ({node.sql()} refers "
                     "to the query around the subquery)") from None
             raise
+
+    def _row_id(self, qualifier: str | None) -> Any:
+        """The row ids of a source: the table's own ids, or the column a join put them in."""
+        if qualifier is None:
+            # A bare id is the row id of the FROM rows (a join's own ids for a join).
+            return self.placeholder.id
+        source = self.relation.id_source(qualifier)
+        if source.id_column is not None:
+            return self.placeholder[source.id_column]
+        if len(self.relation.sources) == 1:
+            return self.placeholder.id
+        raise KeyError(f"pw.sql: the row ids of {source.name!r} are not available here")
 
     def subquery(self, node: Any) -> Any:
         column = self.prepared.get(id(node))
@@ -134,6 +146,8 @@ class QueryTranslator:
         self.fresh = fresh or FreshNames()
         self.outer = outer
         self.current: Relation | None = None
+        # Joins carry each table's row ids only when the query mentions a column "id".
+        self.uses_id = False
 
     # --- names ----------------------------------------------------------------------------
     def knows_table(self, name: str) -> bool:
@@ -151,7 +165,9 @@ class QueryTranslator:
 
     def subquery_translator(self) -> QueryTranslator:
         outer = self.outer if self.current is None else (self.current, *self.outer)
-        return QueryTranslator(self.catalog, self.fresh, outer)
+        translator = QueryTranslator(self.catalog, self.fresh, outer)
+        translator.uses_id = self.uses_id
+        return translator
 
     def row_context(self, relation: Relation, placeholder: Placeholder = this,
                     prepared: Mapping[int, str] | None = None) -> RowContext:
@@ -178,6 +194,7 @@ class QueryTranslator:
         if with_clause.args.get("recursive"):
             raise unsupported(with_clause, "WITH RECURSIVE")
         translator = QueryTranslator(self.catalog, self.fresh, self.outer)
+        translator.uses_id = self.uses_id
         for cte in with_clause.expressions:
             table = translator.query(cte.this)
             columns = [c.name for c in (cte.args["alias"].args.get("columns") or [])]

@@ -22,11 +22,14 @@ class Source:
     for an unnamed subquery) and ``columns`` maps its SQL column names to the columns of the
     relation's table that hold them. ``derived`` marks a subquery (as opposed to a table or
     a WITH name): ``SELECT *`` lists derived tables' columns last, as Pathway does.
+    ``id_column`` is the column holding the source's row ids once it was joined (before,
+    they are the relation table's own ids).
     """
 
     name: str | None
     columns: Mapping[str, str]
     derived: bool = False
+    id_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class Relation:
     def renamed(self, mapping: Mapping[str, str]) -> Relation:
         """The bookkeeping after the table's columns were renamed by ``mapping``."""
         sources = tuple(Source(s.name, {k: mapping[v] for k, v in s.columns.items()},
-                               s.derived) for s in self.sources)
+                               s.derived, None if s.id_column is None else mapping[s.id_column])
+                        for s in self.sources)
         star = tuple((name, mapping[column]) for name, column in self.star)
         equated = {mapping[k]: mapping[v] for k, v in self.equated.items()}
         return Relation(self.table, sources, star, equated)
@@ -79,6 +83,10 @@ class Relation:
         """What ``qualifier.*`` expands to."""
         source = self._source(qualifier)
         return list(source.columns.items())
+
+    def id_source(self, qualifier: str) -> Source:
+        """The source whose row ids ``qualifier.id`` means."""
+        return self._source(qualifier)
 
     def _source(self, qualifier: str) -> Source:
         matches = [s for s in self.sources if s.name == qualifier]
