@@ -567,6 +567,7 @@ class _CellErrors:
         self.keep = errors.keeps_errors()
         self.masks: dict[str, pl.Series] = {}
         self.dropped: dict[int, str] = {}
+        self.pending: list[tuple[int, str]] = []  # reported at finish, unless the row drops
 
     @staticmethod
     def type_name(dtype: t.DType) -> str:
@@ -584,8 +585,7 @@ class _CellErrors:
                     self.dropped[row] = f"error in primary key, skipping the row: {message}"
                     self._errors.report_connector(self.dropped[row])
             return values
-        for message in messages:
-            self._errors.report_connector(message)
+        self.pending.extend(zip(rows, messages, strict=True))
         previous = self.masks.get(spec.name)
         self.masks[spec.name] = bad if previous is None else previous | bad
         return values
@@ -593,6 +593,9 @@ class _CellErrors:
     def finish(self, frame: pl.DataFrame) -> pl.DataFrame:
         """``frame`` with the recorded cells as Errors (rows of ``dropped`` still there: the
         caller leaves them out)."""
+        for row, message in self.pending:
+            if row not in self.dropped:  # a skipped row reports only its key's failure
+                self._errors.report_connector(message)
         if not self.masks:
             return frame
         self._errors.mark_seen()
