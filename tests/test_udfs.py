@@ -135,6 +135,28 @@ def test_memory_is_per_run() -> None:
     assert calls == [1, 2, 5, 1, 2, 5]
 
 
+def test_udfs_in_filters_reductions_and_branches_on_streams() -> None:
+    calls: list[int] = []
+
+    @pw.udf
+    def keep(x: int) -> bool:
+        calls.append(x)
+        return x != 2
+
+    @pw.udf
+    def tenfold(x: int) -> int:
+        return 10 * x
+
+    t = pw.debug.table_from_markdown(STREAM)
+    kept = t.filter(keep(pw.this.x))
+    assert stream(kept) == [(2, 1, 1), (4, 1, -1), (6, 5, 1)]
+    assert calls == [1, 2, 5]  # deletions reuse the remembered predicate values
+    total = t.reduce(s=pw.reducers.sum(tenfold(pw.this.x)))
+    assert stream(total) == [(2, 30, 1), (4, 20, 1), (4, 30, -1), (6, 20, -1), (6, 50, 1)]
+    branch = t.select(y=pw.if_else(pw.this.x > 1, tenfold(pw.this.x), -1))
+    assert stream(branch) == [(2, -1, 1), (2, 20, 1), (4, -1, -1), (6, 20, -1), (6, 50, 1)]
+
+
 def test_batched_udf_receives_lists() -> None:
     seen: list[tuple[list[int], list[int]]] = []
 
@@ -306,9 +328,14 @@ def test_udfs_match_recomputation(stream: list[Event]) -> None:
     def batched(vs: list[int]) -> list[int]:
         return [v - 1 for v in vs]
 
+    @pw.udf(cache_strategy=pw.udfs.InMemoryCache())
+    async def cached_async(k: int) -> int:
+        return k + 100
+
     def program(t: pw.Table) -> pw.Table:
         return t.select(a=det(pw.this.k, pw.this.v), b=nondet(pw.this.v),
-                        c=batched(pw.this.v), d=pw.apply(abs, pw.this.v))
+                        c=batched(pw.this.v), d=pw.apply(abs, pw.this.v),
+                        e=cached_async(pw.this.k))
 
     check(program, stream)
 
