@@ -320,3 +320,14 @@ def test_ix_miss_is_an_error_not_none() -> None:
     out, log = rows(result, pw.global_error_log())
     assert out == sorted([(1, 10), (3, ERROR)], key=repr)
     assert len(log) == 1 and log[0][1].startswith("ix: no row with id")
+
+
+def test_docs_example_prints_as_documented(capsys: Any) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "errors.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "errors.md", "exec"), {})  # noqa: S102 - our own documentation
+    printed = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
+    documented = [line[2:].rstrip() for line in block.splitlines() if line.startswith("# ")]
+    assert printed == documented
