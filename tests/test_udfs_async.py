@@ -242,3 +242,13 @@ def test_async_transformer_column_checks() -> None:
     with pytest.raises(ValueError, match="unhashable"):
         _Picky(input_table=t3, instance=pw.apply_with_type(lambda g: [g], list[int],
                                                             pw.this.group))
+
+
+def test_apply_awaits_coroutine_functions() -> None:
+    async def inc(x: int) -> int:
+        await asyncio.sleep(0.01)
+        return x + 1
+
+    t = pw.debug.table_from_markdown("x\n1\n2")
+    assert snapshot(t.select(y=pw.apply(inc, pw.this.x))) == [(2,), (3,)]
+    assert snapshot(t.select(y=pw.apply_with_type(inc, int, pw.this.x))) == [(2,), (3,)]

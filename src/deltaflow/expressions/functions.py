@@ -21,25 +21,36 @@ from deltaflow.expressions.base import (
 
 
 def apply(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExpression:
-    """Apply a Python function to every row; the result type comes from its annotations."""
-    return Apply(fun, args, kwargs)
+    """Apply a Python function to every row; the result type comes from its annotations.
+    An ``async def`` function is awaited (as with :func:`apply_async`)."""
+    return Apply(fun, args, kwargs, options=_async_options_if_coroutine(fun))
 
 
 def apply_with_type(fun: Callable[..., Any], ret_type: Any, *args: Any,
                     **kwargs: Any) -> ColumnExpression:
     """Like :func:`apply`, with the result type given explicitly."""
-    return Apply(fun, args, kwargs, ret_type)
+    return Apply(fun, args, kwargs, ret_type, options=_async_options_if_coroutine(fun))
 
 
 def apply_async(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExpression:
     """Apply a function (usually ``async def``) to every row; the calls of one minibatch run
     concurrently on the run's event loop (``pw.udfs.async_executor()``)."""
+    return Apply(fun, args, kwargs, options=_async_options(fun))
+
+
+def _async_options(fun: Callable[..., Any]) -> Any:
     from deltaflow.udfs.caches import default_cache_name
     from deltaflow.udfs.evaluation import CallOptions
     from deltaflow.udfs.executors import AsyncExecutor
 
-    options = CallOptions(executor=AsyncExecutor(), cache_name=default_cache_name(fun))
-    return Apply(fun, args, kwargs, options=options)
+    return CallOptions(executor=AsyncExecutor(), cache_name=default_cache_name(fun))
+
+
+def _async_options_if_coroutine(fun: Callable[..., Any]) -> Any:
+    """Options for a coroutine function; None (a plain synchronous call) otherwise."""
+    from deltaflow.udfs.wrappers import is_coroutine_function
+
+    return _async_options(fun) if is_coroutine_function(fun) else None
 
 
 def udf(fun: Callable[..., Any] | None = None, /, *, return_type: Any = ...,

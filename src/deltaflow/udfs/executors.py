@@ -135,6 +135,8 @@ class AsyncExecutor(Executor):
             kwarg_names: Sequence[str], batch_size: int | None, fail_fast: bool) -> Results:
         from deltaflow.udfs.context import current_scope
 
+        if not rows:  # nothing to call: do not start the run's event loop for it
+            return [], {}
         call = self.wrap(fun)
         positional = len(columns) - len(kwarg_names)
         names = tuple(kwarg_names)
