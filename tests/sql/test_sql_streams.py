@@ -122,6 +122,7 @@ _TWO_TABLE_QUERIES = [
     "SELECT k, v FROM a WHERE k IN (SELECT k FROM b WHERE v > 0)",
     "SELECT k, v FROM a WHERE EXISTS (SELECT * FROM b WHERE v > 2)",
     "SELECT k, v FROM a WHERE EXISTS (SELECT * FROM b WHERE b.k = a.k AND b.v > 0)",
+    "SELECT k, v FROM a WHERE v >= ALL (SELECT v FROM b) OR k < ANY (SELECT k FROM b)",
     "SELECT k, v FROM a WHERE v IN (SELECT b.v FROM b WHERE b.k = a.k)",
     "SELECT k, (SELECT COUNT(*) FROM b WHERE b.k = a.k) AS n, "
     "(SELECT SUM(v) FROM b WHERE b.k = a.k) AS s FROM a",

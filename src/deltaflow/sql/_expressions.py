@@ -155,6 +155,8 @@ def _binary(operation: Callable[[Any, Any], Any]) -> Callable[[Any, ExpressionCo
 
 def _comparison(operation: Callable[[Any, Any], Any]) -> Callable[[Any, ExpressionContext], Any]:
     def handle(node: Any, context: ExpressionContext) -> Any:
+        if isinstance(node.expression, exp.Any | exp.All):
+            return context.subquery(node)  # x < ALL (SELECT ...), x = ANY (SELECT ...)
         if _is_null(node.this) or _is_null(node.expression):
             # A comparison with NULL is never true in SQL: use IS [NOT] NULL instead.
             return wrap_value(False)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from deltaflow import reducers
-from deltaflow.expressions import coalesce, left, right, this
+from deltaflow.expressions import coalesce, if_else, left, right, this
 from deltaflow.sql._expressions import conjuncts, translate, walk_outside_subqueries
 from deltaflow.sql._from import attach_column, build_from, distinct
 from deltaflow.sql._parse import CorrelatedSubqueryError, sqlglot_modules
@@ -47,6 +47,8 @@ def attach_subqueries(translator: QueryTranslator, relation: Relation,
                 kind = "in"
             elif isinstance(sub, exp.Exists):
                 kind = "exists"
+            elif isinstance(getattr(sub, "expression", None), exp.Any | exp.All):
+                kind = "quantified"
             elif isinstance(sub, exp.Subquery) and not isinstance(sub.parent,
                                                                   exp.In | exp.Exists):
                 kind = "scalar"
@@ -117,7 +119,46 @@ def _probe_join(translator: QueryTranslator, relation: Relation, outer_keys: lis
     return table, column
 
 
-_ATTACH = {"scalar": _scalar, "in": _in, "exists": _exists}
+def _quantified(translator: QueryTranslator, relation: Relation, node: Any,
+                prepared: dict[int, str]) -> tuple[Table, str]:
+    """``x <op> ALL|ANY (SELECT c ...)``, from the minimum, maximum and count of ``c``."""
+    quantifier = node.expression
+    query = quantifier.this
+    result = translator.subquery_translator().query(query)
+    value = single_column(result, query)
+    is_all = isinstance(quantifier, exp.All)
+    operation = type(node)
+    if (operation is exp.EQ and not is_all) or (operation is exp.NEQ and is_all):
+        values = distinct(result.select(**{"value": this[value]})).select(this.value, hit=True)
+        table, member = _probe_join(translator, relation, [node.this], values, ["value"],
+                                    prepared)
+        if operation is exp.EQ:
+            return table, member
+        outside = translator.fresh()
+        return table.with_columns(**{outside: ~this[member]}), outside
+    stats = result.reduce(lo=reducers.min(this[value]), hi=reducers.max(this[value]),
+                          rows=reducers.count())
+    probe = translator.fresh()
+    context = translator.row_context(relation, prepared=prepared)
+    original = relation.table.column_names()
+    table = relation.table.with_columns(**{probe: translate(node.this, context)})
+    x, lo, hi = left[probe], right["lo"], right["hi"]
+    # ALL: every value satisfies it (so does an empty subquery); ANY: at least one does.
+    tests = {
+        exp.LT: (x < lo, x < hi), exp.LTE: (x <= lo, x <= hi),
+        exp.GT: (x > hi, x > lo), exp.GTE: (x >= hi, x >= lo),
+        exp.EQ: ((x == lo) & (x == hi), None), exp.NEQ: (None, (x != lo) | (x != hi)),
+    }
+    holds = tests[operation][0 if is_all else 1]
+    column = translator.fresh()
+    empty = coalesce(right["rows"], 0) == 0
+    added = if_else(empty, is_all, coalesce(holds, False))
+    table = table.join_left(stats, id=left.id).select(*(left[c] for c in original),
+                                                     **{column: added})
+    return table, column
+
+
+_ATTACH = {"scalar": _scalar, "in": _in, "exists": _exists, "quantified": _quantified}
 
 
 # --- correlated -------------------------------------------------------------------------------
@@ -257,5 +298,11 @@ def _unaliased(node: Any) -> Any:
     return node.this if isinstance(node, exp.Alias) else node
 
 
+def _correlated_quantified(translator: QueryTranslator, relation: Relation, node: Any,
+                           prepared: dict[int, str]) -> tuple[Table, str]:
+    raise CorrelatedSubqueryError(f"pw.sql: correlated ANY/ALL subqueries are not supported "
+                                  f"({node.sql()})")
+
+
 _CORRELATED = {"scalar": _correlated_scalar, "in": _correlated_in,
-               "exists": _correlated_exists}
+               "exists": _correlated_exists, "quantified": _correlated_quantified}
