@@ -205,8 +205,8 @@ def test_behavior_delay_and_cutoff() -> None:
 def _side_fate(events: list[tuple[int, int, int]], cutoff: int) -> dict[int, tuple[int, int]]:
     """For insert-only events (label, t, arrival time) of one side: label -> (arrival,
     forget time) of the rows a cutoff lets in. A row is dropped if the largest t of earlier
-    arrivals is already at or past t + cutoff. A row is forgotten when its side next receives
-    changes after that largest t (of earlier arrivals) reached t + cutoff; rows of the other
+    arrivals is already at or past t + cutoff. A row is forgotten when its side next lets
+    rows in after that largest t (of earlier arrivals) reached t + cutoff; rows of the other
     side arriving at that time still meet it (its retraction comes just after)."""
     times = sorted({arrival for _, _, arrival in events})
     before: dict[int, int | None] = {}  # time -> largest t of the arrivals before it
@@ -215,13 +215,16 @@ def _side_fate(events: list[tuple[int, int, int]], cutoff: int) -> dict[int, tup
         before[time] = frontier
         top = max(t for _, t, arrival in events if arrival == time)
         frontier = top if frontier is None else max(frontier, top)
+    admitted = {label: arrival for label, t, arrival in events
+                if before[arrival] is None or before[arrival] < t + cutoff}  # type: ignore
+    # Forgetting happens when the forgetting step receives changes: late rows never reach it.
+    receiving = sorted(set(admitted.values()))
     fates: dict[int, tuple[int, int]] = {}
     for label, t, arrival in events:
-        late = before[arrival]
-        if late is not None and late >= t + cutoff:
+        if label not in admitted:
             continue
-        forget = next((time for time in times if time > arrival
-                       and (before[time] or 0) >= t + cutoff and before[time] is not None),
+        forget = next((time for time in receiving if time > arrival
+                       and before[time] is not None and before[time] >= t + cutoff),
                       FINAL)
         fates[label] = (arrival, forget)
     return fates

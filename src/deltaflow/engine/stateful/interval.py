@@ -24,6 +24,7 @@ import polars as pl
 from deltaflow.engine.batch import DIFF
 from deltaflow.engine.operators import Delta
 from deltaflow.engine.stateful.arrangement import KH, consolidate_rows, key_hash_expr
+from deltaflow.engine.stateful.interval_small import SMALL_ROWS, small_pairs
 from deltaflow.engine.stateful.join import LID, RID, JoinOperator, _plus
 from deltaflow.engine.stateful.nodes import JoinNode
 
@@ -76,14 +77,15 @@ class IntervalJoinOperator(JoinOperator):
             return None, None
         match = [c for c in JoinOperator._on(self) if c != KH]
         if side == "l":
-            units = self._units().alias(LEFT_TIME)
-            frame = frame.with_columns(units)
+            # The time itself is not needed once in computing units (and datetimes would
+            # not survive the Python path's row tuples).
+            frame = frame.with_columns(self._units().alias(LEFT_TIME)).drop(TIME)
             first = self._bucket(pl.col(LEFT_TIME) + self.lower)
             last = self._bucket(pl.col(LEFT_TIME) + self.upper)
             bucketed = frame.with_columns(pl.int_ranges(first, last + 1).alias(BUCKET)) \
                 .explode(BUCKET)
         else:
-            frame = frame.with_columns(self._units().alias(RIGHT_TIME))
+            frame = frame.with_columns(self._units().alias(RIGHT_TIME)).drop(TIME)
             bucketed = frame.with_columns(self._bucket(pl.col(RIGHT_TIME)).alias(BUCKET))
         bucketed = bucketed.with_columns(key_hash_expr([*match, BUCKET]).alias(KH))
         return bucketed, frame
@@ -104,6 +106,12 @@ class IntervalJoinOperator(JoinOperator):
             return None
         # A side with no rows before this step has no unmatched rows to retract.
         fresh = {LID: not self.left.size, RID: not self.right.size}
+        rows = sum(f.height for f in (d_left, d_right) if f is not None)
+        if self.small and rows <= SMALL_ROWS:
+            pair_names = [*self.left_names, *[n for n in self.right_names if n != RIGHT_TIME]]
+            pairs = small_pairs(self, d_left, d_right, pair_names, LEFT_TIME, RIGHT_TIME,
+                                BUCKET)
+            return self._with_unmatched(pairs, raw_left, raw_right, fresh, rows)
         need_left = bool(self.left.size) and d_right is not None
         need_right = bool(self.right.size) and d_left is not None
         left_old = right_old = None
@@ -124,6 +132,12 @@ class IntervalJoinOperator(JoinOperator):
                 parts.append(self._pairs(left_new, d_right))
         rows = sum(f.height for f in (left_old, right_old, d_left, d_right) if f is not None)
         pairs = self._consolidated_pairs(parts, rows)
+        return self._with_unmatched(pairs, raw_left, raw_right, fresh, rows)
+
+    def _with_unmatched(self, pairs: pl.DataFrame | None, raw_left: pl.DataFrame | None,
+                        raw_right: pl.DataFrame | None, fresh: dict[str, bool],
+                        rows: int) -> Delta:
+        """The output: the change of the pairs and, for outer modes, of the unmatched rows."""
         out: list[pl.LazyFrame] = []
         if pairs is not None:
             out.append(pairs.lazy())
