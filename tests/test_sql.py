@@ -220,6 +220,9 @@ def test_having_on_aggregates_aliases_and_group_columns(people: pw.Table) -> Non
         ("hr", 60), ("sales", 160)]
     assert run("SELECT dept, COUNT(*) AS n FROM p GROUP BY dept HAVING dept = 'hr'") == [
         ("hr", 1)]
+    # an alias shadowing a non-grouped column
+    assert run("SELECT dept, SUM(salary) AS salary FROM p GROUP BY dept HAVING salary > 150"
+               ) == [("eng", 220), ("sales", 160)]
     having = pw.sql("SELECT dept, COUNT(*) AS n FROM p GROUP BY dept HAVING MAX(age) > 45",
                     p=people)
     assert ids(having) <= ids(people.groupby(pw.this.dept).reduce())

@@ -118,6 +118,10 @@ class GroupContext(RowContext):
                 return translate(alias, self)
             raise
         if internal not in self.keys:
+            alias = self.aliases.get(node.name)
+            if alias is not None and not node.table:
+                # HAVING total > 1 with "SUM(total) AS total": the alias is what is meant.
+                return translate(alias, self)
             raise ValueError(f"pw.sql: column {node.sql()} is neither in GROUP BY nor inside "
                              "an aggregate function")
         return this[internal]
