@@ -327,3 +327,18 @@ def test_update_stream_equals_recomputation_at_every_time(kind: str, history: An
             else:
                 assert state.pop(row["id"]) == values
         assert sorted(state.values()) == model(kind, present)
+
+
+def test_the_examples_of_docs_temporal_run() -> None:
+    """The code blocks of docs/temporal.md's sections on windows, behaviors and window joins
+    run and their assertions hold."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "temporal.md").read_text()
+    mine = text[text.index("## Windows and `windowby`"):text.index("## How it is built")]
+    blocks = re.findall(r"```python\n(.*?)```", mine, flags=re.S)
+    assert len(blocks) >= 4
+    for block in blocks:
+        pw.clear_graph()
+        exec(compile(block, "docs/temporal.md", "exec"), {})  # noqa: S102
