@@ -13,6 +13,7 @@ from tests._util import snapshot, stream
 from tests.test_stateful_properties import Event, check, update_streams
 
 import deltaflow as pw
+import deltaflow.engine.stateful.interval as interval_engine
 
 FINAL = 18446744073709551614
 
@@ -84,7 +85,10 @@ def test_column_types_follow_the_mode() -> None:
 
 @pytest.mark.parametrize("bounds", [(0, 0), (-2, 0), (0, 3), (2, 3), (-3, -2), (-10, 10)])
 @pytest.mark.parametrize("how", ["inner", "left", "right", "outer"])
-def test_bounds_against_reference(bounds: tuple[int, int], how: str) -> None:
+def test_bounds_against_reference(bounds: tuple[int, int], how: str,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Static tables: the Polars path (the small one is covered by the property tests).
+    monkeypatch.setattr(interval_engine, "SMALL_ROWS", -1)
     left = [(0, -1), (0, 0), (0, 2), (0, 3), (0, 7), (1, 13)]
     right = [(0, 2), (0, 5), (0, 6), (1, 10), (1, 15)]
     t1 = pw.debug.table_from_rows(pw.schema_from_types(k=int, t=int), left)
@@ -155,15 +159,23 @@ def test_unmatched_rows_are_retracted_when_a_partner_comes() -> None:
 @PROPERTY_SETTINGS
 @given(update_streams(max_key=1), update_streams(label_base=100, max_key=1),
        st.sampled_from(["inner", "left", "right", "outer"]),
-       st.sampled_from([(0, 0), (-1, 1), (0, 2), (-3, -1)]))
+       st.sampled_from([(0, 0), (-1, 1), (0, 2), (-3, -1)]),
+       st.sampled_from([-1, 2, 256]))
 def test_interval_join_matches_recomputation(left: list[Event], right: list[Event], how: str,
-                                             bounds: tuple[int, int]) -> None:
+                                             bounds: tuple[int, int], small_rows: int) -> None:
+    """``small_rows``: the largest delta the Python path takes (-1: Polars only, 2: both
+    paths mixed, 256: Python for every streaming delta)."""
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
         joined = getattr(a, f"interval_join_{how}")(b, a.v, b.v, pw.temporal.interval(*bounds),
                                                     a.k == b.k)
         return joined.select(lid=a.id, rid=b.id, lv=pw.left.v, rv=pw.right.v, k=pw.this.k)
 
-    check(program, left, right)
+    saved = interval_engine.SMALL_ROWS
+    interval_engine.SMALL_ROWS = small_rows
+    try:
+        check(program, left, right)
+    finally:
+        interval_engine.SMALL_ROWS = saved
 
 
 # --- behaviors (streams as Pathway 0.33 prints them) -------------------------------------
