@@ -27,6 +27,7 @@ from deltaflow.sql._expressions import (
 from deltaflow.sql._parse import (
     MissingFromError,
     UnsupportedSqlAssertion,
+    reject_unhandled,
     sqlglot_modules,
     unsupported,
 )
@@ -148,12 +149,14 @@ def item_relation(translator: QueryTranslator, item: Any) -> Relation:
     if isinstance(item, exp.Table):
         if item.args.get("joins"):
             raise unsupported(item, "nested join")
+        reject_unhandled(item, {"this", "alias"})
         name = item.name
         table = translator.lookup(name)
         alias = item.alias or name
         relation = Relation.of_table(table, alias)
         return _with_column_aliases(relation, item.args.get("alias"))
     if isinstance(item, exp.Subquery):
+        reject_unhandled(item, {"this", "alias"})
         if _is_join_group(item):
             raise unsupported(item, "a parenthesized join among other FROM items")
         table = translator.subquery_translator().query(item.this)

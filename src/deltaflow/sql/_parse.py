@@ -42,6 +42,15 @@ def unsupported(node: Any, what: str | None = None,
     return error(f"{prefix}{text} is not supported by pw.sql")
 
 
+def reject_unhandled(node: Any, handled: set[str]) -> None:
+    """Raise for any part of ``node`` (ORDER BY, ROLLUP, LIMIT ...) outside ``handled``."""
+    for part, value in node.args.items():
+        if part not in handled and value not in (None, False, []):
+            context = node.sql()
+            context = context if len(context) <= 120 else context[:117] + "..."
+            raise UnsupportedSqlError(f"{part.upper()}: {context} is not supported by pw.sql")
+
+
 def sqlglot_modules() -> tuple[ModuleType, ModuleType]:
     """``(sqlglot, sqlglot.expressions)``, or an ImportError that says how to install them."""
     try:

@@ -26,6 +26,7 @@ from deltaflow.sql._from import build_from, distinct
 from deltaflow.sql._parse import (
     CorrelatedSubqueryError,
     UnsupportedSqlAssertion,
+    reject_unhandled,
     sqlglot_modules,
     unsupported,
 )
@@ -212,6 +213,7 @@ class QueryTranslator:
         return translator
 
     def _set_operation(self, node: Any) -> Table:
+        reject_unhandled(node, {"this", "expression", "distinct", "with"})
         left_table = self.query(node.this)
         right_table = self.query(node.expression)
         keep_duplicates = not node.args.get("distinct")
@@ -232,9 +234,9 @@ class QueryTranslator:
 
     # --- SELECT ---------------------------------------------------------------------------
     def select(self, node: Any) -> Table:
-        for part, value in node.args.items():
-            if part not in _HANDLED_SELECT_PARTS and value:
-                raise unsupported(value if hasattr(value, "sql") else node, part)
+        reject_unhandled(node, _HANDLED_SELECT_PARTS)
+        if node.args.get("group") is not None:
+            reject_unhandled(node.args["group"], {"expressions"})
         where = node.args.get("where")
         relation, where_terms = build_from(self, node,
                                            conjuncts(where.this) if where is not None else [])
