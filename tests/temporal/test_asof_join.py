@@ -364,3 +364,18 @@ def test_asof_now_module_form_and_inner_variant() -> None:
     assert (2, 10) in snapshot(a)
 
 
+
+
+def test_the_examples_of_the_temporal_joins_docs_run() -> None:
+    """The code blocks of docs/temporal.md's section on temporal joins run and their
+    assertions hold."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[2] / "docs" / "temporal.md").read_text()
+    section = text[text.index("## Temporal joins: asof, asof_now and interval"):]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 3
+    for block in blocks:
+        pw.clear_graph()
+        exec(compile(block, "docs/temporal.md", "exec"), {})  # noqa: S102
