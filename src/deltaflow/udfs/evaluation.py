@@ -125,6 +125,7 @@ def _run_cached(node: Any, options: CallOptions, args: list[list[Any]],
 
 
 # --- non-deterministic functions: one value per row, kept until the row is deleted ----------
+_INDEX_AT_ONCE = 256  # rows: smaller results are indexed by row id when computed
 _KNOWN = threading.local()  # .values: {row position: remembered value} during one compute
 
 
@@ -136,9 +137,14 @@ class _RowMemory:
         self.pending: list[tuple[pl.Series, pl.Series]] = []
 
     def keep(self, ids: pl.Series, values: pl.Series) -> None:
-        """Remember a minibatch's results (indexed lazily, when a deletion needs them)."""
-        if ids.len():
+        """Remember a minibatch's results: small ones at once (a stream of tiny minibatches
+        must not pile up chunks), big ones lazily, when a deletion needs them. Either way a
+        row's entry is written before its deletion can be seen, so the order is safe."""
+        size = ids.len()
+        if size > _INDEX_AT_ONCE:
             self.pending.append((ids, values))
+        elif size:
+            self.values.update(zip(ids.to_list(), t.values_from_series(values), strict=True))
 
     def take(self, ids: list[int]) -> list[Any]:
         """The remembered values of ``ids`` (forgotten now), :data:`MISSING` when unknown."""
