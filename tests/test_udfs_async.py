@@ -252,3 +252,38 @@ def test_apply_awaits_coroutine_functions() -> None:
     t = pw.debug.table_from_markdown("x\n1\n2")
     assert snapshot(t.select(y=pw.apply(inc, pw.this.x))) == [(2,), (3,)]
     assert snapshot(t.select(y=pw.apply_with_type(inc, int, pw.this.x))) == [(2,), (3,)]
+
+
+def test_async_udf_on_a_streaming_source_keeps_one_loop_per_run() -> None:
+    import threading
+
+    class Numbers(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            for batch in ([1, 2], [3], [4, 5]):
+                for x in batch:
+                    self.next(x=x)
+                self.commit()
+            self.delete(x=1)
+            self.commit()
+
+    class Schema(pw.Schema):
+        x: int
+
+    loops: set[int] = set()
+
+    @pw.udf
+    async def tag(x: int) -> str:
+        loops.add(id(asyncio.get_running_loop()))
+        await asyncio.sleep(0.01)
+        return f"#{x}"
+
+    t = pw.io.python.read(Numbers(), schema=Schema)
+    changes: list[tuple[str, bool]] = []
+    pw.io.subscribe(t.select(y=tag(pw.this.x)),
+                    on_change=lambda key, row, time, is_addition: changes.append(
+                        (row["y"], is_addition)))
+    pw.run()
+    assert sorted(changes) == [("#1", False), ("#1", True), ("#2", True), ("#3", True),
+                               ("#4", True), ("#5", True)]
+    assert len(loops) == 1  # one event loop served every minibatch of the run
+    assert not [th for th in threading.enumerate() if th.name == "deltaflow-udf-loop"]
