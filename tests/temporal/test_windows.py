@@ -236,6 +236,8 @@ def windows_of(kind: str, t: int) -> list[tuple[int, int]]:
         return [(start, start + 4)]
     if kind == "sliding":  # hop 2, duration 5, origin 1
         return [(s, s + 5) for s in range(1, t + 1, 2) if s <= t < s + 5]
+    if kind == "panes":  # hop 2, duration 6 (reduced per pane first), no origin
+        return [(s, s + 6) for s in range(t - t % 2 - 4, t + 1, 2) if s <= t < s + 6]
     raise AssertionError(kind)
 
 
@@ -288,7 +290,7 @@ def histories(draw: Any) -> list[list[tuple[int, str, int, int, int]]]:
     return batches
 
 
-@pytest.mark.parametrize("kind", ["tumbling", "sliding", "session"])
+@pytest.mark.parametrize("kind", ["tumbling", "sliding", "panes", "session"])
 @settings(max_examples=25, deadline=None)
 @given(history=histories())
 def test_update_stream_equals_recomputation_at_every_time(kind: str, history: Any) -> None:
@@ -300,6 +302,7 @@ def test_update_stream_equals_recomputation_at_every_time(kind: str, history: An
     table = pw.debug.table_from_markdown("\n".join(lines))
     window = {"tumbling": pw.temporal.tumbling(4),
               "sliding": pw.temporal.sliding(hop=2, duration=5, origin=1),
+              "panes": pw.temporal.sliding(hop=2, duration=6),
               "session": pw.temporal.session(max_gap=3)}[kind]
     result = table.windowby(table.t, window=window, instance=table.k).reduce(
         pw.this._pw_instance, pw.this._pw_window_start, pw.this._pw_window_end,

@@ -125,11 +125,13 @@ class _SlidingWindow(Window):
             return _with_behavior(target, behavior)
 
         keys = [START, END] + ([INSTANCE] if instance is not None else [])
+        panes = (self, table, key, instance, kind) if behavior is None else None
         return WindowedGroupedTable(table, build, keys, window_kind="sliding",
                                     has_instance=instance is not None,
                                     instance_name=_name_of(instance),
                                     forgetting_marked=behavior is not None
-                                    and behavior.cutoff is not None and behavior.keep_results)
+                                    and behavior.cutoff is not None and behavior.keep_results,
+                                    panes=panes)
 
 
 @dataclasses.dataclass
@@ -425,7 +427,7 @@ class WindowedGroupedTable:
 
     def __init__(self, table: Table, build: Callable[[list[str]], Table], keys: list[str],
                  *, window_kind: str, has_instance: bool, instance_name: str | None = None,
-                 forgetting_marked: bool = False) -> None:
+                 forgetting_marked: bool = False, panes: Any = None) -> None:
         self._table = table
         self._build = build
         self._keys = keys
@@ -434,6 +436,9 @@ class WindowedGroupedTable:
         # The instance column by its own name is a grouping column too (same values).
         self._instance_name = instance_name
         self._forgetting_marked = forgetting_marked
+        # Sliding windows without a behavior: (window, table, key, instance) for reducing
+        # per pane (hop) first when the reducers allow it (see _panes.py).
+        self._panes = panes
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
         """One row per window with the given window columns and reducers."""
@@ -452,21 +457,12 @@ class WindowedGroupedTable:
         used = {ref.name for _, expr in outputs for ref in _references(expr)}
         carried = [name for name in self._table._columns
                    if name in used and name not in WINDOW_COLUMNS and name != KEY]
-        target = self._build(carried)
         # _pw_window of tumbling/sliding windows and _pw_instance without an instance are
         # not grouped on: they are made after the reduce, when used as plain columns.
         virtual = self._virtual()
         nested = {ref.name for _, expr in outputs if not isinstance(expr, ColumnReference)
                   for ref in _references(expr) if ref.name in virtual}
-        if nested:
-            target = target.with_columns(**{name: virtual[name] for name in sorted(nested)})
-        keys = [ColumnReference(target, k) for k in self._keys]
-        keys += [ColumnReference(target, name) for name in sorted(nested)]
-        if self._instance_name is not None and self._instance_name in carried:
-            keys.append(ColumnReference(target, self._instance_name))
-        grouped = target.groupby(*keys)
         inner: dict[str, Any] = {}
-        hidden = {f"__pw_key_{name}": ColumnReference(target, name) for name in self._keys}
         plain_virtual: list[str] = []
         for name, expr in outputs:
             if isinstance(expr, ColumnReference) and expr.name in virtual \
@@ -474,7 +470,14 @@ class WindowedGroupedTable:
                 plain_virtual.append(name)
                 continue
             inner[name] = expr
-        result = grouped.reduce(**hidden, **inner)
+        by_instance_name = self._instance_name is not None and self._instance_name in carried
+        result = None
+        if self._panes is not None and not nested and not by_instance_name:
+            from deltaflow.temporal._panes import pane_reduce
+
+            result = pane_reduce(self._panes, carried, inner, where)
+        if result is None:
+            result = self._reduce_rows(carried, nested, virtual, inner, by_instance_name)
         if self._forgetting_marked:
             result = behaviors.filter_out_results_of_forgetting(result)
         # Pathway's ids: the pointer of (window, start, end, instance).
@@ -486,6 +489,21 @@ class WindowedGroupedTable:
             else:
                 final[name] = this[name]
         return result.select(**final)
+
+    def _reduce_rows(self, carried: list[str], nested: set[str],
+                     virtual: dict[str, ColumnExpression], inner: dict[str, Any],
+                     by_instance_name: bool) -> Table:
+        """The grouped reduce over the rows with their windows (hidden key columns
+        ``__pw_key_<name>`` next to the ``inner`` outputs)."""
+        target = self._build(carried)
+        if nested:
+            target = target.with_columns(**{name: virtual[name] for name in sorted(nested)})
+        keys = [ColumnReference(target, k) for k in self._keys]
+        keys += [ColumnReference(target, name) for name in sorted(nested)]
+        if by_instance_name:
+            keys.append(ColumnReference(target, self._instance_name))  # type: ignore[arg-type]
+        hidden = {f"__pw_key_{name}": ColumnReference(target, name) for name in self._keys}
+        return target.groupby(*keys).reduce(**hidden, **inner)
 
     def _with_window_ids(self, result: Table) -> Table:
         """``result`` re-keyed by the pointer of (window, start, end, instance)."""
