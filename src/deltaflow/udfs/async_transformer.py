@@ -49,11 +49,7 @@ class AsyncTransformer:
             cls.output_schema = output_schema
 
     def __init__(self, input_table: Any, *, instance: Any = None,
-                 autocommit_duration_ms: int | None = 1500, **kwargs: Any) -> None:
-        if kwargs and set(kwargs) != {"_event_loop"}:
-            unknown = sorted(set(kwargs) - {"_event_loop"})
-            raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument "
-                            f"{unknown[0]!r}")
+                 autocommit_duration_ms: int | None = 1500, _event_loop: Any = None) -> None:
         if self.output_schema is None:
             raise TypeError(f"{type(self).__name__}: give the output schema in the class "
                             f"statement: class {type(self).__name__}(pw.AsyncTransformer, "

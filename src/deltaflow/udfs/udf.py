@@ -28,6 +28,8 @@ from deltaflow.udfs.wrappers import is_coroutine_function
 
 __all__ = ["UDF", "UDFFunction", "udf"]
 
+_AUTO = AutoExecutor()  # the default executor (stateless, so one instance serves all)
+
 
 class UDF:
     """A user-defined function usable on columns.
@@ -40,7 +42,7 @@ class UDF:
     """
 
     def __init__(self, *, return_type: Any = ..., deterministic: bool = False,
-                 propagate_none: bool = False, executor: Executor | None = None,
+                 propagate_none: bool = False, executor: Executor = _AUTO,
                  cache_strategy: CacheStrategy | None = None,
                  max_batch_size: int | None = None) -> None:
         label = f"pw.udf {type(self).__name__}"
@@ -133,7 +135,7 @@ class UDFFunction(UDF):
 
 def udf(fun: Callable[..., Any] | None = None, /, *, return_type: Any = ...,
         deterministic: bool = False, propagate_none: bool = False,
-        executor: Executor | None = None, cache_strategy: CacheStrategy | None = None,
+        executor: Executor = _AUTO, cache_strategy: CacheStrategy | None = None,
         max_batch_size: int | None = None) -> Any:
     """Turn a function (plain or ``async``) into a UDF: ``@pw.udf`` or ``@pw.udf(...)``."""
     options = {"return_type": return_type, "deterministic": deterministic,
