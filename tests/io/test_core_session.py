@@ -189,7 +189,7 @@ def test_backpressure_pauses_reading_and_resumes() -> None:
                          autocommit_duration_ms=0, max_backlog_size=20)
     seen: list[int] = []
 
-    def on_change(key, row, time_, is_addition) -> None:
+    def on_change(key, row, time, is_addition) -> None:
         seen.append(row["k"])
         release.wait(10)  # the engine stalls on the first row it delivers
 
