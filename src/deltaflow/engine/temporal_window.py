@@ -22,7 +22,7 @@ import polars as pl
 
 from deltaflow._ids import with_derived_ids
 from deltaflow.engine.batch import DIFF, ID, has_distinct_ids, mark_distinct_ids, same_ids_as
-from deltaflow.engine.operators import Delta, Operator, run_projection
+from deltaflow.engine.operators import Delta, Operator, projection_exprs, run_projection
 from deltaflow.plan import Node
 
 KEY = "_pw_key"
@@ -97,6 +97,10 @@ class WindowAssignOperator(Operator):
         delta = deltas[0]
         if delta is None or delta.height == 0:
             return None
+        if self.single:
+            fused = self._single_fused(delta)
+            if fused is not None:
+                return fused
         frame = run_projection(self.pre, delta, keep=[ID, *self.carried], tail=[DIFF])
         origin = 0 if self.origin is None else self.origin
         x = (self._numbers() - origin).alias(_X)
@@ -134,6 +138,37 @@ class WindowAssignOperator(Operator):
         if self.derive_ids and has_distinct_ids(delta):
             return mark_distinct_ids(out)
         return out
+
+
+    def _single_fused(self, delta: pl.DataFrame) -> Delta:
+        """At most one window per row, pure projection: one ``select`` and one ``filter``
+        (per-time cost on small streaming deltas is the number of Polars calls)."""
+        exprs = projection_exprs(self.pre)
+        if exprs is None:
+            return None
+        origin = 0 if self.origin is None else self.origin
+        key = exprs[KEY]
+        number = key if self.kind in ("int", "float") else key.dt.epoch("ns")
+        x = number - origin
+        last = self._floor_div(x)
+        keep = x.is_not_null()
+        if self.ratio != 1:
+            keep = keep & (self._floor_div(x - self.duration) + 1 <= last)
+        if self.origin is not None:
+            keep = keep & (last >= 0)
+        start = pl.lit(origin) + last * self.hop
+        columns = [pl.col(ID), *[pl.col(c) for c in self.carried], key.alias(KEY)]
+        if INSTANCE in exprs:
+            columns.append(exprs[INSTANCE].alias(INSTANCE))
+        columns += [self._time_of(start).alias(START),
+                    self._time_of(start + self.duration).alias(END), pl.col(DIFF),
+                    keep.alias("__keep")]
+        frame = delta.select(columns)
+        out = frame.filter(pl.col("__keep")).drop("__keep")
+        if out.height == 0:
+            return None
+        return same_ids_as(delta, out.select(self.out_names) if out.columns != self.out_names
+                           else out)
 
 
 @dataclass(eq=False)
