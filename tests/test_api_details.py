@@ -317,3 +317,31 @@ def test_connector_subject_delete_removes_a_sent_row() -> None:
 
     table = pw.io.python.read(Subject(), schema=S)
     assert snapshot(table) == [(2, "b")]
+
+
+def test_concat_of_tables_sharing_ids_is_refused_unless_promised() -> None:
+    first = pw.debug.table_from_markdown(
+        """
+          | v
+        1 | a
+        2 | b
+        """
+    )
+    clashing = pw.debug.table_from_markdown(
+        """
+          | v
+        1 | c
+        """
+    )
+    with pytest.raises(ValueError, match="same ids"):
+        first.concat(clashing)
+    pw.universes.promise_are_pairwise_disjoint(first, clashing)
+    with pytest.raises(KeyError, match="duplicated entries for key"):
+        pw.debug.table_to_dicts(first.concat(clashing))
+    separate = pw.debug.table_from_markdown(
+        """
+          | v
+        3 | c
+        """
+    )
+    assert snapshot(first.concat(separate)) == [("a",), ("b",), ("c",)]

@@ -83,7 +83,9 @@ def _universe_of_keys(batches: Sequence[tuple[int, pl.DataFrame]]) -> Universe:
     ids = pl.concat(frames)[ID].unique()
     # Order-independent fingerprint of the id set (two seeds: a clash needs both to clash).
     digest = (int(ids.hash(11).sum()), int(ids.hash(29).sum()))
-    return _STATIC_UNIVERSES.setdefault((ids.len(), *digest), Universe())
+    universe = _STATIC_UNIVERSES.setdefault((ids.len(), *digest), Universe())
+    universe.static_ids = ids
+    return universe
 
 
 def _frame_to_batches(frame: pl.DataFrame, columns: dict[str, t.DType], ids: pl.Series,

@@ -32,6 +32,17 @@ class Universe:
 
     def __init__(self, parent: Universe | None = None) -> None:
         self.parent = parent  # a universe this one is a subset of
+        self.static_ids: Any = None  # the ids (a Polars Series) when known from static data
+        self.disjoint_from: set[int] = set()  # id()s of universes promised disjoint
+
+    def known_disjoint(self, other: Universe) -> bool | None:
+        """True/False when promises or static data tell whether the two universes share no
+        id; None when nothing is known."""
+        if id(other) in self.disjoint_from or id(self) in other.disjoint_from:
+            return True
+        if self.static_ids is not None and other.static_ids is not None:
+            return not self.static_ids.is_in(other.static_ids).any()
+        return None
 
     def is_subset_of(self, other: Universe) -> bool:
         current: Universe | None = self

@@ -478,6 +478,14 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                     raise TypeError(f"{operation}: column {name!r} has type {columns[name]!r} "
                                     f"in one table and {other._columns[name]!r} in another")
                 columns[name] = merged
+        if not reindex:
+            for i, first in enumerate(tables):
+                for second in tables[i + 1:]:
+                    if first._universe.known_disjoint(second._universe) is False:
+                        raise ValueError(
+                            f"concat: {first._description} and {second._description} have "
+                            f"rows with the same ids; use concat_reindex (new ids), or "
+                            f"promise_universes_are_disjoint if they can never meet")
         aligned = [tb if tb.column_names() == names and tb._columns == columns
                    else tb._select_node([(n, _coerced(tb, n, columns[n])) for n in names],
                                         operation) for tb in tables]
@@ -524,6 +532,10 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return self
 
     def promise_universes_are_disjoint(self, other: Table) -> Table:
+        """Promise that no row id of this table is an id of ``other`` (``concat`` trusts
+        it)."""
+        self._universe.disjoint_from.add(id(other._universe))
+        other._universe.disjoint_from.add(id(self._universe))
         return self
 
     def promise_universe_is_equal_to(self, other: Table) -> Table:

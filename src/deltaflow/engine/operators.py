@@ -167,7 +167,19 @@ class ConcatOperator(Operator):
             return None
         if errors.errors_seen():  # a column holding errors in one part: objects in all
             parts = errors.unify_object_columns(parts)
-        return _nonempty(consolidate(concat_batches(parts)))
+        out = consolidate(concat_batches(parts))
+        if not self.reindex and len(parts) > 1:
+            _check_no_duplicate_insertions(out)
+        return _nonempty(out)
+
+
+def _check_no_duplicate_insertions(batch: pl.DataFrame) -> None:
+    """Two inputs of a concat inserting the same id at one time is a broken promise of
+    disjoint universes: stop instead of keeping two rows under one id."""
+    inserted = batch.filter(pl.col(DIFF) > 0)[ID]
+    if inserted.len() > 1 and inserted.n_unique() < inserted.len():
+        key = t.Pointer(inserted.filter(inserted.is_duplicated())[0])
+        raise KeyError(f"duplicated entries for key {key}")
 
 
 class FlattenOperator(Operator):
