@@ -602,3 +602,18 @@ def test_kept_contents_stay_proportional_to_the_table() -> None:
     assert sum(part.height for part in contents.parts) < 4096  # compacted once
     frame = contents.frame()
     assert frame is not None and frame.rows() == [(7, 2_999, 1)]
+
+
+def test_body_returning_a_table_it_did_not_compute_from_the_argument() -> None:
+    t = pw.debug.table_from_markdown("""
+      | a | __time__
+    1 | 1 | 2
+    """)
+    other = pw.debug.table_from_markdown("""
+      | a | __time__ | __diff__
+    5 | 7 | 2        | 1
+    5 | 7 | 4        | -1
+    6 | 8 | 4        | 1
+    """)
+    result = pw.iterate(lambda t: other, t=pw.iterate_universe(t))
+    assert stream(result) == [(2, 7, 1), (4, 7, -1), (4, 8, 1)]
