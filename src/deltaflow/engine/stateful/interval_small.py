@@ -61,11 +61,11 @@ def small_pairs(op: IntervalJoinOperator, d_left: pl.DataFrame | None,
             by_group.setdefault(right_at.group(row), []).append(row)
         for lrow in lefts:
             partners = by_group.get(left_at.group(lrow))
-            if not partners:
+            if not partners or lrow[lt] is None:  # a missing time matches nothing
                 continue
             low, high = lrow[lt] + lower, lrow[lt] + upper
             for rrow in partners:
-                if low <= rrow[rt] <= high:
+                if rrow[rt] is not None and low <= rrow[rt] <= high:
                     key = (left_at.key(lrow), right_at.key(rrow))
                     diff = lrow[left_at.diff] * rrow[right_at.diff]
                     entry = out.get(key)
