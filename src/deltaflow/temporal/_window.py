@@ -25,7 +25,7 @@ from deltaflow import _types as t
 from deltaflow.engine.temporal_window import END, INSTANCE, KEY, START, WindowAssignNode
 from deltaflow.expressions.base import ColumnExpression, ColumnReference, wrap_value
 from deltaflow.expressions.evaluate import CompiledProjection
-from deltaflow.expressions.functions import if_else, make_tuple
+from deltaflow.expressions.functions import coalesce, if_else, make_tuple
 from deltaflow.expressions.placeholders import AllColumns, this
 from deltaflow.reducers import ReducerExpression
 from deltaflow.temporal import _behaviors as behaviors
@@ -222,7 +222,10 @@ class _IntervalsOverWindow(Window):
             if instance is not None:
                 extra[INSTANCE] = _rebind(instance, table, right)
             extra.update({name: right[name] for name in carried})
-            return joined.select(**extra)
+            # Each row keeps its own id in every window (arg reducers return it, as in
+            # Pathway); a point without rows (is_outer) lends its id to its empty row.
+            extra["__pw_row"] = coalesce(right.id, left.id)
+            return joined.select(**extra).with_id(this["__pw_row"]).without("__pw_row")
 
         keys = [LOCATION, START, END] + ([INSTANCE] if instance is not None else [])
         return WindowedGroupedTable(table, build, keys, window_kind="intervals_over",
