@@ -305,3 +305,23 @@ def test_cutoff_keeps_the_state_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     total = 2 * per_time * times * 2  # left rows sit in up to two buckets
     assert len(sizes) >= times
     assert max(sizes[times // 2:]) < total / 4, (max(sizes), total)
+
+
+@pytest.mark.parametrize("small_rows", [-1, 256])
+def test_missing_times_match_nothing_on_both_paths(small_rows: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interval_engine, "SMALL_ROWS", small_rows)
+    a = pw.debug.table_from_markdown("""
+      | k | t | a  | __time__
+    1 | 1 | 1 | 10 | 2
+    2 | 1 |   | 20 | 2
+    3 | 1 | 2 | 30 | 4
+    """)
+    b = pw.debug.table_from_markdown("""
+       | k | t | b   | __time__
+    11 | 1 | 1 | 100 | 2
+    12 | 1 |   | 200 | 4
+    """)
+    result = a.interval_join_outer(b, a.t, b.t, pw.temporal.interval(-1, 1), a.k == b.k)
+    assert snapshot(result.select(pw.left.a, pw.right.b)) == [
+        (None, 200), (10, 100), (20, None), (30, 100)]
