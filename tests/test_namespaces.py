@@ -455,3 +455,18 @@ def test_num_on_wrong_type_and_stream() -> None:
     got = sorted((time, row["v"], row["w"], diff)
                  for time, row, diff in pw.debug.table_to_stream(r))
     assert got == [(2, 1.5, 2.0, 1), (4, 1.5, 2.0, -1), (4, 2.5, -2.0, 1)]
+
+
+def test_round_and_floor_take_frequency_strings() -> None:
+    import datetime
+
+    import pandas as pd
+
+    offset = datetime.timezone(datetime.timedelta(hours=1, minutes=30))
+    frame = pd.DataFrame({"t": [pd.Timestamp("2020-01-01 10:00", tz=offset)]})
+    t = pw.debug.table_from_pandas(frame)  # a fixed offset becomes UTC
+    r = t.select(floor=t.t.dt.floor("2H3T"), day=t.t.dt.round("D"), ms=t.t.dt.floor("14L"))
+    (row,) = pw.debug.table_to_dicts(r)[1]["floor"].values()
+    assert str(row) == "2020-01-01 08:09:00+00:00"
+    (day,) = pw.debug.table_to_dicts(r)[1]["day"].values()
+    assert str(day) == "2020-01-01 00:00:00+00:00"

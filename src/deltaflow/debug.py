@@ -362,6 +362,10 @@ def table_from_pandas(df: Any, id_from: list[str] | None = None,
                 else t.infer_dtype(values)
             columns[str(name)] = t.series_from_values(str(name), values, dtype)
         else:
+            if isinstance(column.dtype, pd.DatetimeTZDtype):
+                # Fixed offsets (+01:30) are no time zone Polars knows; the instants are
+                # what a DateTimeUtc column keeps.
+                column = column.dt.tz_convert("UTC")
             series = pl.from_pandas(column, nan_to_null=True)
             columns[str(name)] = series.rename(str(name))
     frame = pl.DataFrame(list(columns.values())) if columns else pl.DataFrame()

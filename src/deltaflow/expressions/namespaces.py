@@ -14,6 +14,7 @@ propagates None instead).
 from __future__ import annotations
 
 import datetime
+import re
 import warnings
 import zoneinfo
 from collections.abc import Callable, Sequence
@@ -343,9 +344,38 @@ class StringNamespace(_Namespace):
 _TZ_DIRECTIVES = ("%z", "%:z", "%::z", "%:::z", "%#z", "%Z", "%+")
 
 
+# Frequency units as pandas spelled them (old one-letter aliases included: Pathway takes them).
+_FREQUENCY_UNITS_NS = {
+    "w": 7 * 86_400 * 10**9, "d": 86_400 * 10**9, "h": 3_600 * 10**9, "min": 60 * 10**9,
+    "t": 60 * 10**9, "s": 10**9, "ms": 10**6, "l": 10**6, "us": 10**3, "u": 10**3,
+    "ns": 1, "n": 1,
+}
+_FREQUENCY_RE = re.compile(r"(\d*)([a-zA-Z]+)")
+
+
+def _frequency_ns(text: str) -> int | None:
+    """Nanoseconds of a frequency string such as "D", "min", "2H3T" or "14L22ms14us"; None
+    when it is not one."""
+    parts = _FREQUENCY_RE.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    total = 0
+    for number, unit in parts:
+        scale = _FREQUENCY_UNITS_NS.get(unit if unit in ("ms", "us", "ns", "min")
+                                        else unit.lower())
+        if scale is None:
+            return None
+        total += int(number or 1) * scale
+    return total
+
+
 def _duration_ns(value: Any, method: str) -> int | None:
-    """Nanoseconds of a constant duration argument (Timedelta or a string like "1h")."""
+    """Nanoseconds of a constant duration argument (Timedelta, a string like "1h", or a
+    frequency such as "D", "min", "2H3T")."""
     if isinstance(value, str):
+        frequency = _frequency_ns(value.strip())
+        if frequency is not None:
+            return frequency
         try:
             return pd.Timedelta(value).value
         except ValueError as exc:
