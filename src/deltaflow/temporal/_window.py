@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -397,6 +398,21 @@ def _with_behavior(target: Table, behavior: behaviors.CommonBehavior | None) -> 
     return target
 
 
+def _warn_about_processing_time(outputs: list[tuple[str, ColumnExpression]]) -> None:
+    """``latest``/``earliest`` pick rows by when they were processed, not by their time in
+    the window: say so (Pathway warns too)."""
+    for _, expression in outputs:
+        for node in expression.walk():
+            if isinstance(node, ReducerExpression) and node.reducer.name in ("latest",
+                                                                             "earliest"):
+                warnings.warn(
+                    f"pw.reducers.{node.reducer.name} in a windowby reduce chooses rows by "
+                    f"processing time, while windows are assigned by data time; "
+                    f"pw.reducers.max/min (or argmax/argmin) of the time column choose by "
+                    f"data time", stacklevel=3)
+                return
+
+
 def _references(expression: ColumnExpression) -> list[ColumnReference]:
     """Column references in ``expression``, reducer arguments included."""
     found: list[ColumnReference] = []
@@ -457,6 +473,7 @@ class WindowedGroupedTable:
                 raise TypeError(f"{where}: positional arguments must be column references; "
                                 f"name computed columns with keywords (got {arg!r})")
         outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
+        _warn_about_processing_time(outputs)
         used = {ref.name for _, expr in outputs for ref in _references(expr)}
         carried = [name for name in self._table._columns
                    if name in used and name not in WINDOW_COLUMNS and name != KEY]
