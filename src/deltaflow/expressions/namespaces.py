@@ -568,7 +568,8 @@ class DateTimeNamespace(_Namespace):
                 parsed = text.str.strptime(target, chrono_fmt, strict=False)
             bad = _first_failure(text, parsed)
             if bad is not None:
-                raise ValueError(f"dt.strptime(): cannot parse {bad!r} with format {fmt!r}")
+                raise ValueError(f"dt.strptime(): parse error: cannot parse date \"{bad}\" "
+                                 f"using format \"{chrono_fmt}\"")
             if has_tz and not contains_timezone:
                 # Offsets are read but not kept (see docs/namespaces.md for the difference).
                 parsed = parsed.dt.replace_time_zone(None)
