@@ -617,3 +617,18 @@ def test_body_returning_a_table_it_did_not_compute_from_the_argument() -> None:
     """)
     result = pw.iterate(lambda t: other, t=pw.iterate_universe(t))
     assert stream(result) == [(2, 7, 1), (4, 7, -1), (4, 8, 1)]
+
+
+def test_error_values_inside_the_body() -> None:
+    t = pw.debug.table_from_markdown("""
+      | a | __time__
+    1 | 1 | 2
+    2 | 0 | 2
+    3 | 2 | 4
+    """)
+    result = pw.iterate(lambda t: t.select(a=pw.if_else(t.a < 10, t.a + 10 // t.a, t.a)), t=t)
+    seen: list[tuple[int, int, bool]] = []
+    pw.io.subscribe(result, on_change=lambda key, row, time, is_addition: seen.append(
+        (time, row["a"], is_addition)))
+    pw.run(terminate_on_error=False)  # the row dividing by zero holds an error: not written
+    assert seen == [(2, 11, True), (4, 10, True)]

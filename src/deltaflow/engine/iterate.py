@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from deltaflow import plan
+from deltaflow import errors, plan
 from deltaflow.engine.batch import DIFF, ID, concat_batches, consolidate, negate
 from deltaflow.engine.iterate_nodes import IterateNode, IterateOutputNode, IterationInputNode
 from deltaflow.engine.operators import Delta, InputOperator, Operator
@@ -139,12 +139,19 @@ class Contents:
 
     def frame(self) -> pl.DataFrame | None:
         if len(self.parts) > 1:
-            merged = consolidate(concat_batches([p if p.columns == self.names
-                                                 else p.select(self.names)
-                                                 for p in self.parts]))
+            merged = consolidate(_stack([p if p.columns == self.names
+                                         else p.select(self.names) for p in self.parts]))
             self.parts = [merged] if merged.height else []
             self._rows = self._compacted = merged.height
         return self.parts[0] if self.parts else None
+
+
+def _stack(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Concatenate changes of one table (with error cells, a column may be Python objects in
+    some of them: then it is in all)."""
+    if errors.errors_seen():
+        parts = errors.unify_object_columns(parts)
+    return concat_batches(parts)
 
 
 def _difference(new: Delta, old: Delta, names: list[str]) -> Delta:
@@ -154,7 +161,7 @@ def _difference(new: Delta, old: Delta, names: list[str]) -> Delta:
         parts.append(negate(old.select(names)))
     if not parts:
         return None
-    merged = consolidate(concat_batches(parts))
+    merged = consolidate(_stack(parts))
     return merged if merged.height else None
 
 
@@ -162,7 +169,7 @@ def _sum(deltas: Sequence[Delta], names: list[str]) -> Delta:
     parts = [d.select(names) for d in deltas if d is not None and d.height]
     if not parts:
         return None
-    merged = parts[0] if len(parts) == 1 else consolidate(concat_batches(parts))
+    merged = parts[0] if len(parts) == 1 else consolidate(_stack(parts))
     return merged if merged.height else None
 
 
