@@ -132,3 +132,39 @@ def test_definition_time_errors() -> None:
         t.select(x=pw.reducers.count())
     with pytest.raises(NotImplementedError, match="count_distinct"):
         pw.reducers.count_distinct_approximate(t.v)
+
+
+def test_reducers_without_arguments() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+        a | b
+        1 | 2
+        3 | 4
+        3 | 5
+        """
+    )
+
+    @pw.reducers.stateful_many
+    def rows_seen(state: int | None, rows: list) -> int | None:
+        total = (state or 0) + sum(count for _, count in rows)
+        return total or None
+
+    class Counter(pw.BaseCustomAccumulator):
+        def __init__(self, count: int) -> None:
+            self.count = count
+
+        @classmethod
+        def from_row(cls, row: list) -> Counter:
+            return cls(1)
+
+        def update(self, other: Counter) -> None:
+            self.count += other.count
+
+        def compute_result(self) -> int:
+            return self.count
+
+    counter = pw.reducers.udf_reducer(Counter)
+    r = t.groupby(t.a).reduce(t.a, distinct=pw.reducers.count_distinct(), many=rows_seen(),
+                              custom=counter())
+    assert sorted(pw.debug.table_to_pandas(r, include_id=False).itertuples(index=False)) == [
+        (1, 1, 1, 1), (3, 1, 2, 2)]

@@ -244,13 +244,14 @@ class _Ndarray(_Tuple):
 
 class _CountDistinct(Reducer):
     name = "count_distinct"
+    min_args = 0  # no argument: every row is the same empty tuple (1 for a non-empty group)
     max_args = None
 
     def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
         return t.INT
 
     def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
-        if not _polars_native(arg_types):
+        if not args or not _polars_native(arg_types):
             return None
         return pl.struct(args).n_unique().cast(pl.Int64)
 
@@ -276,6 +277,7 @@ class _EarliestLatest(Reducer):
 
 
 class _Stateful(Reducer):
+    min_args = 0  # a custom reducer may look at no column (it sees each row's count)
     max_args = None
 
     def __init__(self, name: str, fold: Callable[[list[Row]], Any],
