@@ -89,3 +89,13 @@ __all__ = [
     "window_join_right",
     "windowby",
 ]
+
+# Pathway's module paths for this package (``pathway.stdlib.temporal`` and its
+# ``temporal_behavior`` module), so that ``from pathway.stdlib.temporal.temporal_behavior
+# import common_behavior`` has a deltaflow equivalent.
+import sys as _sys  # noqa: E402
+
+from deltaflow.temporal import _behaviors as _temporal_behavior  # noqa: E402
+
+_sys.modules.setdefault("deltaflow.stdlib.temporal", _sys.modules[__name__])
+_sys.modules.setdefault("deltaflow.stdlib.temporal.temporal_behavior", _temporal_behavior)
