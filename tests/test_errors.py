@@ -331,3 +331,18 @@ def test_docs_example_prints_as_documented(capsys: Any) -> None:
     printed = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
     documented = [line[2:].rstrip() for line in block.splitlines() if line.startswith("# ")]
     assert printed == documented
+
+
+def test_operators_without_error_handling_leave_error_rows_out(numbers: pw.Table) -> None:
+    q = numbers.select(numbers.a, q=numbers.a // numbers.b)
+    update = pw.debug.table_from_markdown("""
+        a | q
+        7 | 7
+    """)
+    flat = q.select(items=pw.make_tuple(q.a, q.q)).flatten(pw.this.items)
+    updated = q.update_rows(update)
+    flat_rows, updated_rows, log = rows(flat, updated, pw.global_error_log())
+    assert sorted(flat_rows) == [(1,), (3,), (3,), (6,)]
+    assert sorted(updated_rows) == [(3, 1), (6, 3), (7, 7)]
+    skipped = [m for m in messages(log) if m.startswith("Error value encountered in")]
+    assert len(skipped) == 2  # one row left out by flatten, one by update_rows

@@ -358,9 +358,10 @@ def row_has_error_mask(frame: pl.DataFrame, names: Sequence[str] | None = None
     return combined
 
 
-def drop_error_rows(frame: pl.DataFrame, names: Sequence[str], message: str) -> pl.DataFrame:
-    """``frame`` without the rows holding an error in ``names``, each one reported with
-    ``message`` (keys of groupings, joins, new ids ...). Free while the run has no errors."""
+def drop_error_rows(frame: pl.DataFrame, names: Sequence[str] | None, message: str
+                    ) -> pl.DataFrame:
+    """``frame`` without the rows holding an error in ``names`` (None: any column), each one
+    reported with ``message``. Free while the run has no errors."""
     if not errors_seen():
         return frame
     mask = row_has_error_mask(frame, names)

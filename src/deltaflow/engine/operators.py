@@ -50,7 +50,13 @@ def run_projection(projection: Any, frame: pl.DataFrame, keep: Sequence[str] = (
 
 
 class Operator:
-    """Base class: one plan node at run time."""
+    """Base class: one plan node at run time.
+
+    ``handles_errors``: whether the operator copes with error cells in its deltas (runs with
+    ``terminate_on_error=False``); the runtime leaves rows holding errors out of the deltas of
+    the others, reporting each."""
+
+    handles_errors = False
 
     def __init__(self, node: plan.Node) -> None:
         self.node = node
@@ -68,6 +74,8 @@ class Operator:
 
 class InputOperator(Operator):
     """Emits what the engine collected from the node's source for this time."""
+
+    handles_errors = True  # error cells: see deltaflow.errors
 
     def __init__(self, node: plan.InputNode) -> None:
         super().__init__(node)
@@ -88,6 +96,8 @@ class InputOperator(Operator):
 
 
 class SelectOperator(Operator):
+    handles_errors = True  # error cells: see deltaflow.errors
+
     def __init__(self, node: plan.SelectNode) -> None:
         super().__init__(node)
         self.projection = node.projection
@@ -105,6 +115,8 @@ class SelectOperator(Operator):
 
 
 class FilterOperator(Operator):
+    handles_errors = True  # error cells: see deltaflow.errors
+
     def __init__(self, node: plan.FilterNode) -> None:
         super().__init__(node)
         self.predicate = node.predicate
@@ -124,6 +136,8 @@ class FilterOperator(Operator):
 
 
 class ReindexOperator(Operator):
+    handles_errors = True  # error cells: see deltaflow.errors
+
     def __init__(self, node: plan.ReindexNode) -> None:
         super().__init__(node)
         self.projection = node.id_projection
@@ -149,6 +163,8 @@ class ReindexOperator(Operator):
 
 
 class ConcatOperator(Operator):
+    handles_errors = True  # error cells: see deltaflow.errors
+
     def __init__(self, node: plan.ConcatNode) -> None:
         super().__init__(node)
         self.reindex = node.reindex
@@ -224,6 +240,8 @@ class FlattenOperator(Operator):
 
 class OutputOperator(Operator):
     """Passes the input's delta to the sink (sorted by ``sort_by`` within the time)."""
+
+    handles_errors = True  # error cells: see deltaflow.errors
 
     def __init__(self, node: plan.OutputNode) -> None:
         super().__init__(node)

@@ -376,6 +376,8 @@ class Runtime:
             if position != self._index[op.node.uid] and deltas[0] is None:
                 continue
             self.errors.current = self.operators[position].node
+            if self.errors.seen:
+                deltas = _without_unhandled_errors(self.operators[position], deltas)
             results[position] = self.operators[position].step(self._open_time, deltas)
         self.errors.flush()
 
@@ -391,6 +393,8 @@ class Runtime:
                     and getattr(op, "requested_time", None) != time:
                 continue
             self.errors.current = op.node
+            if self.errors.seen:
+                deltas = _without_unhandled_errors(op, deltas)
             results[position] = op.step(time, deltas)
         self.errors.flush()
         for sink in self.sinks:
@@ -399,6 +403,31 @@ class Runtime:
         self._check_failures()
         if self._self_timed:
             self._process_requested_times()
+
+
+def _without_unhandled_errors(op: Operator, deltas: list[pl.DataFrame | None]
+                              ) -> list[pl.DataFrame | None]:
+    """The deltas an operator that does not handle error cells may see (only called once the
+    run has produced an error): rows holding one are left out, each reported, and the columns
+    get their dtypes back — never an error turned into a plausible value, nor a crash."""
+    if getattr(op, "handles_errors", False):
+        return deltas
+    from deltaflow.errors import drop_error_rows, error_columns, without_errors
+
+    out: list[pl.DataFrame | None] = []
+    for delta, source in zip(deltas, op.node.inputs, strict=True):
+        if delta is not None and error_columns(delta):
+            columns = source.columns
+            delta = drop_error_rows(delta, None, f"Error value encountered in "
+                                                 f"{op.describe()}, skipping the row")
+            delta = delta.with_columns([without_errors(delta[name], columns[name])
+                                        for name, dtype in delta.schema.items()
+                                        if dtype == pl.Object and name in columns
+                                        and columns[name].to_polars() != pl.Object])
+            if delta.height == 0:
+                delta = None
+        out.append(delta)
+    return out
 
 
 def run_outputs(outputs: Sequence[plan.OutputNode], *, monitoring: Any = None,

@@ -31,7 +31,6 @@ from deltaflow.engine.batch import (
     row_key_function,
 )
 from deltaflow.engine.operators import Delta, Operator, projection_exprs
-from deltaflow.errors import CarriedErrors, keeps_errors
 from deltaflow.engine.stateful.arrangement import (
     KH,
     Arrangement,
@@ -39,6 +38,7 @@ from deltaflow.engine.stateful.arrangement import (
     key_hash_expr,
 )
 from deltaflow.engine.stateful.nodes import JoinNode
+from deltaflow.errors import CarriedErrors, keeps_errors
 
 LID = "__l_id"
 RID = "__r_id"
@@ -62,6 +62,7 @@ class JoinOperator(Operator):
         # errors in other columns are kept beside the typed arrangements by row id and put
         # back into the output (plain joins; the temporal joins drop such rows).
         self.carried: list[CarriedErrors] = []
+        self.handles_errors = type(self) is JoinOperator  # temporal joins: runtime drops rows
         for pre, side_id in ((node.left_pre, LID), (node.right_pre, RID)):
             if pre is None:
                 continue

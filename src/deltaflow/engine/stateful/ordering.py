@@ -30,6 +30,8 @@ def _sort_key(value: Any) -> Any:
 
 
 class SortOperator(Operator):
+    handles_errors = True  # only its key projection reads the rows (error policy)
+
     def __init__(self, node: SortNode) -> None:
         super().__init__(node)
         self.pre = node.pre

@@ -57,6 +57,8 @@ _LAST_TIME = 2**63 - 1
 
 
 class ReduceOperator(Operator):
+    handles_errors = True  # through the error policy of its key/argument projection
+
     def __init__(self, node: ReduceNode) -> None:
         super().__init__(node)
         self.pre = node.pre
@@ -73,8 +75,12 @@ class ReduceOperator(Operator):
         self.invertible = all(c.reducer.invertible for c in self.calls)
         native = all(not a.stored_as_object for c in self.calls for a in c.arg_types)
         # Insert-only deltas can be folded into the old values without reading the rows.
+        # (min over an Optional column is left out: a None makes the minimum None, which a
+        # fold that reads None as "no value yet" cannot tell apart.)
         self.foldable = not self.invertible and native and all(
-            c.reducer.name in _FOLDABLE for c in self.calls)
+            c.reducer.name in _FOLDABLE and not (c.reducer.name == "min"
+                                                 and c.arg_types[0].is_optional)
+            for c in self.calls)
         self.accumulated = self.invertible or self.foldable
         self.accs = [f"__acc{i}" for i, c in enumerate(self.calls)
                      if self.accumulated and c.reducer.name in _ACCUMULATED]
