@@ -28,7 +28,6 @@ WINDOW = "_pw_window"
 START = "_pw_window_start"
 END = "_pw_window_end"
 _NEW = "__new_session"
-_NO = "__session_no"
 
 
 @dataclass(eq=False)
@@ -132,9 +131,12 @@ class SessionOperator(Operator):
             flags = [True] + [bool(starts[i]) or not predicate(keys[i - 1], keys[i])
                               for i in range(1, len(keys))]
             rows = rows.with_columns(pl.Series(_NEW, flags, dtype=pl.Boolean))
-        rows = rows.with_columns(pl.col(_NEW).cum_sum().alias(_NO))
+        # Sessions are runs of the sorted rows: the start is the run's first time, the end
+        # and the id (of the session's latest row) its last row's; filled along the runs
+        # (linear scans, no grouping).
+        last = pl.col(_NEW).shift(-1).fill_null(True)
         return rows.with_columns(
-            pl.col(ID).last().over(_NO).alias(WINDOW),
-            pl.col(KEY).min().over(_NO).alias(START),
-            pl.col(KEY).max().over(_NO).alias(END),
-        ).drop(_NEW, _NO)
+            pl.when(last).then(pl.col(ID)).backward_fill().alias(WINDOW),
+            pl.when(pl.col(_NEW)).then(pl.col(KEY)).forward_fill().alias(START),
+            pl.when(last).then(pl.col(KEY)).backward_fill().alias(END),
+        ).drop(_NEW)
