@@ -135,3 +135,32 @@ def test_interpolate_large_static_batch_agrees_with_small_steps() -> None:
         python = snapshot(table.interpolate(pw.this.t, pw.this.v))
     assert columnar == python
     assert columnar[0] == (1, 6.0) and columnar[3] == (4, 8.0)
+
+
+# --- the examples of docs/temporal.md's section on diff, interpolate and the wall clock ----
+
+
+def _doc_examples() -> list[tuple[str, str]]:
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "temporal.md").read_text()
+    start = text.index("## Differences, interpolation and the wall clock")
+    end = text.find("\n## ", start + 1)
+    section = text[start:end if end >= 0 else len(text)]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+    # A ```py block followed by a ```text block is an example with its printed output.
+    return [(code, output) for (lang, code), (next_lang, output) in zip(blocks, blocks[1:])
+            if lang == "py" and next_lang == "text"]
+
+
+@pytest.mark.parametrize("index", range(len(_doc_examples())))
+def test_doc_example(index: int, capsys: pytest.CaptureFixture[str]) -> None:
+    code, expected = _doc_examples()[index]
+    exec(compile(code, f"docs/temporal.md example {index}", "exec"), {})  # noqa: S102
+    printed = [line.rstrip() for line in capsys.readouterr().out.strip().splitlines()]
+    assert printed == [line.rstrip() for line in expected.strip().splitlines()]
+
+
+def test_doc_has_both_examples() -> None:
+    assert len(_doc_examples()) == 2
