@@ -373,7 +373,9 @@ def test_the_examples_of_the_temporal_joins_docs_run() -> None:
     import re
 
     text = (pathlib.Path(__file__).parents[2] / "docs" / "temporal.md").read_text()
-    section = text[text.index("## Temporal joins: asof, asof_now and interval"):]
+    start = text.index("## Temporal joins: asof, asof_now and interval")
+    end = text.find("\n## ", start + 1)
+    section = text[start:end if end >= 0 else len(text)]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 3
     for block in blocks:
