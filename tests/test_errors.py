@@ -346,3 +346,19 @@ def test_operators_without_error_handling_leave_error_rows_out(numbers: pw.Table
     assert sorted(updated_rows) == [(3, 1), (6, 3), (7, 7)]
     skipped = [m for m in messages(log) if m.startswith("Error value encountered in")]
     assert len(skipped) == 2  # one row left out by flatten, one by update_rows
+
+
+def test_branches_computed_in_python_take_errors_only_from_the_taken_branch() -> None:
+    table = pw.debug.table_from_markdown("""
+        a | b
+        1 | 0
+        6 | 2
+    """)
+    result = table.select(
+        kept=pw.if_else(table.b == 0, pw.make_tuple(table.a), pw.make_tuple(table.a // table.b)),
+        failed=pw.if_else(table.b != 0, pw.make_tuple(table.a), pw.make_tuple(table.a // table.b)),
+        first=pw.coalesce(pw.make_tuple(table.a), pw.make_tuple(table.a // table.b)),
+    )
+    out, log = rows(result, pw.global_error_log())
+    assert out == sorted([((1,), ERROR, (1,)), ((6,), (6,), (6,))], key=repr)
+    assert messages(log) == ["division by zero"]  # only where a taken branch divides by 0

@@ -335,14 +335,25 @@ class _ErrorPlan:
     def _node_errors(self, node: ColumnExpression, python: set[int],
                      divisions: set[int]) -> pl.Expr | None:
         scope = self.scope
-        children = [self.node_errors[id(c)] for c in node.children()]
-        self.child_errors[id(node)] = _any(children)
-        if id(node) in python:
-            return pl.col(f"__pyerr{node._uid}")
-        if isinstance(node, ColumnReference):
+        if isinstance(node, ColumnReference) and id(node) not in python:
             column, dtype = scope.resolve(node)
             self.input_types[column] = dtype.to_polars()
             return pl.col(_error_column(column))
+        structural = self._structural_errors(node, divisions)
+        if id(node) in python:
+            # Computed row by row: rows whose inputs make it an error are skipped (an
+            # if_else/coalesce computed in Python only for the branches it takes); its own
+            # failures are added by the evaluator.
+            self.child_errors[id(node)] = structural
+            return pl.col(f"__pyerr{node._uid}")
+        return structural
+
+    def _structural_errors(self, node: ColumnExpression, divisions: set[int]
+                           ) -> pl.Expr | None:
+        """The node's error mask from its children's (and, for a division, its zeros)."""
+        scope = self.scope
+        children = [self.node_errors[id(c)] for c in node.children()]
+        self.child_errors[id(node)] = _any(children)
         if isinstance(node, Literal | NoErrors):
             return None
         if isinstance(node, FillError):
