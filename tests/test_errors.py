@@ -12,7 +12,8 @@ from deltaflow import debug
 from deltaflow.errors import ERROR
 
 
-def rows(*tables: pw.Table, terminate_on_error: bool = False) -> list[list[tuple[Any, ...]]]:
+def rows(*tables: pw.Table, terminate_on_error: bool | None = False
+         ) -> list[list[tuple[Any, ...]]]:
     """The final rows of each table (sorted by their text), computed in one run."""
     sinks = debug.capture(*tables, terminate_on_error=terminate_on_error)
     out = []
@@ -362,3 +363,11 @@ def test_branches_computed_in_python_take_errors_only_from_the_taken_branch() ->
     out, log = rows(result, pw.global_error_log())
     assert out == sorted([((1,), ERROR, (1,)), ((3,), (6,), (6,))], key=repr)
     assert messages(log) == ["division by zero"]  # only where a taken branch divides by 0
+
+
+def test_environment_gives_the_default(numbers: pw.Table, monkeypatch: Any) -> None:
+    monkeypatch.setenv("PATHWAY_TERMINATE_ON_ERROR", "false")
+    (out,) = rows(numbers.select(q=numbers.a // numbers.b), terminate_on_error=None)
+    assert (ERROR,) in out
+    with pytest.raises(ZeroDivisionError):
+        rows(numbers.select(q=numbers.a // numbers.b), terminate_on_error=True)

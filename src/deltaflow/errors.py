@@ -252,9 +252,13 @@ def report(message: str, *, count: int = 1, node: Any = None, with_trace: bool =
 
 @contextlib.contextmanager
 def run_context(terminate_on_error: bool | None) -> Iterator[ErrorContext]:
-    """Make an error context current on this thread for the duration of a run."""
+    """Make an error context current on this thread for the duration of a run
+    (``terminate_on_error=None``: the ``PATHWAY_TERMINATE_ON_ERROR`` variable, default true)."""
     previous = getattr(_state, "context", None)
-    context = ErrorContext(True if terminate_on_error is None else bool(terminate_on_error))
+    if terminate_on_error is None:  # as in Pathway, the environment gives the default
+        setting = os.environ.get("PATHWAY_TERMINATE_ON_ERROR", "true").strip().lower()
+        terminate_on_error = setting not in ("false", "0", "no", "off")
+    context = ErrorContext(bool(terminate_on_error))
     _state.context = context
     _runs.append(context)
     try:
