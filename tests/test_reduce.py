@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests._util import stream
 
 import deltaflow as pw
 from deltaflow.expressions.base import ExpressionError
@@ -168,3 +169,19 @@ def test_reducers_without_arguments() -> None:
                               custom=counter())
     assert sorted(pw.debug.table_to_pandas(r, include_id=False).itertuples(index=False)) == [
         (1, 1, 1, 1), (3, 1, 2, 2)]
+
+
+def test_min_treats_none_as_the_smallest_value_incrementally() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+          | g | v    | __time__ | __diff__
+        1 | a | 1    | 2        | 1
+        2 | a | None | 4        | 1
+        3 | b | 2    | 4        | 1
+        2 | a | None | 6        | -1
+        """
+    )
+    r = t.groupby(t.g).reduce(t.g, mn=pw.reducers.min(t.v), mx=pw.reducers.max(t.v))
+    changes = {row for row in stream(r) if row[1] == "a"}
+    assert changes == {(2, "a", 1, 1, 1), (4, "a", 1, 1, -1), (4, "a", None, 1, 1),
+                       (6, "a", None, 1, -1), (6, "a", 1, 1, 1)}

@@ -134,14 +134,21 @@ class _MinMax(Reducer):
     def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
         return arg_types[0]
 
+    # None is the smallest value (as in Pathway): a group holding None has None as its min;
+    # its max is the largest other value (None only when every value is None).
     def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
         if not _polars_native(arg_types):
             return None
-        return pl.col(args[0]).max() if self.largest else pl.col(args[0]).min()
+        column = pl.col(args[0])
+        if self.largest:
+            return column.max()
+        if arg_types[0].is_optional:
+            return pl.when(column.null_count() > 0).then(None).otherwise(column.min())
+        return column.min()
 
     def python(self, rows: list[Row]) -> Any:
         values = [r.args[0] for r in _present(rows)]
-        if not values:
+        if not values or (not self.largest and len(values) < len(rows)):
             return None
         return builtins.max(values) if self.largest else builtins.min(values)
 
