@@ -221,3 +221,14 @@ def test_stream_generator() -> None:
     assert [(time, diff) for time, *_, diff in stream(t)] == [(2, 1), (4, 1), (4, 1)]
     with pytest.raises(ValueError, match="without column 'v'"):
         pw.debug.StreamGenerator().table_from_list_of_batches([[{"k": "a"}]], schema)
+
+
+def test_markdown_column_of_mixed_plain_values_is_str() -> None:
+    table = pw.debug.table_from_markdown("""
+        a | c
+        3 | a
+        4 | 2
+        5 | 1.5
+    """)
+    assert table.schema.typehints()["c"] is str
+    assert sorted(row[1] for row in snapshot(table)) == ["1.5", "2", "a"]

@@ -245,6 +245,14 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
     else:
         values = {c: [_parse_cell(r[header.index(c)]) for r in rows] for c in data_columns}
         dtypes = {c: t.infer_dtype(values[c]) for c in data_columns}
+        for c in data_columns:
+            # Plain values of several kinds (`a`, `2`, `1.5`): a str column of the texts, as
+            # in Pathway.
+            if dtypes[c].strip_optional() == t.ANY and values[c] and all(
+                    v is None or type(v) in (int, float, str, bool) for v in values[c]):
+                values[c] = [None if v is None else r[header.index(c)]
+                             for v, r in zip(values[c], rows, strict=True)]
+                dtypes[c] = t.optional(t.STR) if None in values[c] else t.STR
         key = None
     times = [int(r[header.index(TIME_COLUMN)]) for r in rows] if TIME_COLUMN in header else None
     diffs = [int(r[header.index(DIFF_COLUMN)]) for r in rows] if DIFF_COLUMN in header else None
