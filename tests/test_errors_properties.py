@@ -78,10 +78,14 @@ def test_errors_incremental_matches_recomputation(stream: list[Event], name: str
 
 @SETTINGS
 @given(left=update_streams(), right=update_streams(100))
-def test_join_carrying_errors_matches_recomputation(left: list[Event],
-                                                    right: list[Event]) -> None:
+@pytest.mark.parametrize("how", ["inner", "left", "outer"])
+def test_join_carrying_errors_matches_recomputation(left: list[Event], right: list[Event],
+                                                    how: str) -> None:
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
         ea, eb = _with_errors(a), _with_errors(b)
-        return ea.join(eb, ea.k == eb.k).select(ea.k, lq=ea.q, rq=eb.q)
+        # keys: one plain, one an error where v == 0 (rows matching nothing)
+        ka = ea.with_columns(key=pw.this.k + pw.this.q * 0)
+        join = {"inner": ka.join, "left": ka.join_left, "outer": ka.join_outer}[how]
+        return join(eb, ka.key == eb.k).select(lk=ka.k, lq=ka.q, rq=eb.q)
 
     check_with_errors(program, left, right)

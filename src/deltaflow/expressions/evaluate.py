@@ -198,16 +198,23 @@ class CompiledProjection:
         says; those columns then get their own dtype back."""
         policy = self.error_policy
         assert policy is not None
+        others = [name for name, _ in self.outputs if name not in policy.keys]
+        if policy.stash is not None and policy.carry is not None:
+            # Rows whose key is an error match nothing but are kept (an outer side's
+            # unmatched rows): their value errors are carried like the others'.
+            result = policy.carry.strip(result, others)
+            mask = errors.row_has_error_mask(result, policy.keys)
+            if mask is not None:
+                errors.report(policy.key_message, count=int(mask.sum()))
+                policy.stash.append(_restored(result.filter(mask), replaced, self.types))
+                result = result.filter(~mask)
+            return _restored(result, replaced, self.types)
         result = _drop_error_rows(result, policy.keys, policy.key_message)
         if policy.carry is not None:
-            others = [name for name, _ in self.outputs if name not in policy.keys]
             result = policy.carry.strip(result, others)
         elif policy.other_message is not None:
-            others = [name for name, _ in self.outputs if name not in policy.keys]
             result = _drop_error_rows(result, others, policy.other_message)
-        return result.with_columns([errors.without_errors(result[name],
-                                                          self.types[name].to_polars())
-                                    for name in replaced])
+        return _restored(result, replaced, self.types)
 
     def _build_error_plan(self) -> _ErrorPlan:
         plan = _ErrorPlan(self)
@@ -282,6 +289,16 @@ class ErrorPolicy:
         self.key_message = key_message
         self.other_message = other_message
         self.carry = carry
+        # Set by an outer join's operator for a side whose unmatched rows it keeps: the
+        # prepared rows whose key is an error, for it to emit as unmatched rows.
+        self.stash: list[pl.DataFrame] | None = None
+
+
+def _restored(frame: pl.DataFrame, names: Sequence[str], types: dict[str, t.DType]
+              ) -> pl.DataFrame:
+    """``frame`` with the columns ``names`` (error cells nulled) back to their dtypes."""
+    return frame.with_columns([errors.without_errors(frame[name], types[name].to_polars())
+                               for name in names])
 
 
 def _drop_error_rows(frame: pl.DataFrame, names: Sequence[str], message: str) -> pl.DataFrame:

@@ -72,6 +72,10 @@ class JoinOperator(Operator):
             pre.set_error_policy(self.keys, "Error value encountered in join condition, "
                                             "skipping the row",
                                  "Error value encountered in join, skipping the row", carry)
+            keeps_unmatched = self.mode in (("left", "outer") if side_id == LID
+                                            else ("right", "outer"))
+            if carry is not None and keeps_unmatched:
+                pre.error_policy.stash = []
         self.left = Arrangement(id_column=LID)
         self.right = Arrangement(id_column=RID)
         self.match: list[str] = [KH]
@@ -132,12 +136,30 @@ class JoinOperator(Operator):
         if self.carried and keeps_errors():
             for carry in self.carried:
                 carry.begin_step()
-            out = self._step(deltas)
+            out = self._with_error_key_rows(self._step(deltas))
             for carry in self.carried:
                 if out is not None:
                     out = carry.restore(out)
             return out
         return self._step(deltas)
+
+    def _with_error_key_rows(self, out: Delta) -> Delta:
+        """``out`` and the unmatched rows of an outer side whose join key is an error (they
+        match nothing, as in Pathway, but are kept)."""
+        parts: list[pl.LazyFrame] = []
+        for pre, side_id in ((self.node.left_pre, LID), (self.node.right_pre, RID)):
+            stash = None if pre is None else pre.error_policy.stash
+            while stash:
+                parts.append(stash.pop().rename({ID: side_id}).lazy())
+        if not parts:
+            return out
+        unmatched = self._finish(parts, 0)
+        if unmatched is None:
+            return out
+        if out is None:
+            return unmatched
+        merged = consolidate(pl.concat([out, unmatched], how="vertical_relaxed"))
+        return merged if merged.height else None
 
     def _step(self, deltas: Sequence[Delta]) -> Delta:
         rows = sum(d.height for d in deltas if d is not None)
