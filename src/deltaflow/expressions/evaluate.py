@@ -240,7 +240,7 @@ class CompiledProjection:
         subset = work if rows is None else work[rows]
         args = _args(subset, arg_exprs)
         try:
-            computed = node.compute(args, subset.height, dtype)
+            computed = _compute(node, args, subset, dtype)
         except Exception:  # noqa: BLE001 - retried row by row, each failure reported
             computed = _compute_row_by_row(node, args, subset.height, dtype)
         failed = errors.error_mask(computed)
