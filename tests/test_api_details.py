@@ -345,3 +345,23 @@ def test_concat_of_tables_sharing_ids_is_refused_unless_promised() -> None:
         """
     )
     assert snapshot(first.concat(separate)) == [("a",), ("b",), ("c",)]
+
+
+def test_a_column_of_only_none_widens_to_the_other_type() -> None:
+    empty = pw.debug.table_from_markdown(
+        """
+          | x | y
+        1 | 1 |
+        """
+    )
+    full = pw.debug.table_from_markdown(
+        """
+          | x | y
+        2 | 2 | 5
+        """
+    )
+    assert str(empty.schema).split()[-1] == "NONE"
+    both = empty.concat(full)
+    assert both.typehints()["y"] == int | None
+    assert empty.update_types(y=int | None).typehints()["y"] == int | None
+    assert snapshot(both) == [(1, None), (2, 5)]

@@ -282,6 +282,27 @@ class Optional(DType):
         return typing.Optional[self.wrapped.typehint]  # noqa: UP045
 
 
+class _NoneType(DType):
+    """The type of a column holding only None (Pathway's NONE): it widens to Optional[T]
+    when combined with a column of type T."""
+
+    name = "None"
+
+    def to_polars(self) -> pl.DataType:
+        return pl.Null()
+
+    @property
+    def is_optional(self) -> bool:
+        return True
+
+    @property
+    def typehint(self) -> Any:
+        return None
+
+
+NONE = _NoneType()
+
+
 class Tuple(DType):
     def __init__(self, *args: DType) -> None:
         self.args = tuple(args)
@@ -413,6 +434,8 @@ def is_numeric(dtype: DType) -> bool:
 
 def common_supertype(left: DType, right: DType) -> DType | None:
     """The narrowest type holding values of both ``left`` and ``right``; None if there is none."""
+    if left == NONE or right == NONE:
+        return optional(right if left == NONE else left)
     nullable = left.is_optional or right.is_optional
     a, b = left.strip_optional(), right.strip_optional()
     if a == b:
@@ -439,6 +462,8 @@ def is_subtype(sub: DType, sup: DType) -> bool:
     """Whether every value of ``sub`` is a value of ``sup``."""
     if sup == ANY or sub == sup:
         return True
+    if sub == NONE:
+        return sup.is_optional
     if sub.is_optional and not sup.is_optional:
         return False
     s, t = sub.strip_optional(), sup.strip_optional()
@@ -478,7 +503,7 @@ def infer_dtype(values: Iterable[Any]) -> DType:
             merged = common_supertype(seen, dtype)
             seen = merged if merged is not None else ANY
     if seen is None:
-        return Optional(ANY) if has_none else ANY
+        return NONE if has_none else ANY
     return optional(seen) if has_none else seen
 
 
@@ -610,6 +635,8 @@ _ENGINE_NAMES = {
 def engine_name(dtype: DType) -> str:
     """The name Pathway prints for a type in a schema table (``INT``, ``Optional(STR)``,
     ``List(INT)``, ``Tuple(INT, STR)``, ``Array`` ...)."""
+    if dtype == NONE:
+        return "NONE"
     if isinstance(dtype, Optional):
         return f"Optional({engine_name(dtype.wrapped)})"
     if isinstance(dtype, Tuple):

@@ -41,7 +41,7 @@ class Universe:
         if id(other) in self.disjoint_from or id(self) in other.disjoint_from:
             return True
         if self.static_ids is not None and other.static_ids is not None:
-            return not self.static_ids.is_in(other.static_ids).any()
+            return not self.static_ids.is_in(other.static_ids.implode()).any()
         return None
 
     def is_subset_of(self, other: Universe) -> bool:

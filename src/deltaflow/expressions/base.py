@@ -766,7 +766,8 @@ class DeclareType(ColumnExpression):
 
     def _infer(self, scope: Scope) -> t.DType:
         source = scope.dtype_of(self.arg)
-        stored_alike = source.to_polars() == self.target.to_polars() or self.target == t.ANY
+        stored_alike = source.to_polars() == self.target.to_polars() or self.target == t.ANY \
+            or (source == t.NONE and self.target.is_optional)
         widening = source.strip_optional() == t.INT and self.target.strip_optional() == t.FLOAT
         if not stored_alike and not widening:
             raise scope.fail(f"declare_type: values of {source!r} are not stored like "
