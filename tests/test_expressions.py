@@ -610,3 +610,39 @@ def test_json_values_follow_python_protocols() -> None:
     assert int(value["n"]) == 42 and float(value["f"]) == 1.5 and bin(value["n"]) == "0b101010"
     with pytest.raises(TypeError, match="has no len"):
         len(value["n"])
+
+
+def test_matrix_product_of_array_columns() -> None:
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [np.ones((2, 3)), np.arange(3.0).reshape(1, 3)],
+                          "b": [np.ones((3, 2)), np.ones((3, 1))],
+                          "u": [np.array([1, 2]), np.array([3, 4])],
+                          "v": [np.array([3, 4]), np.array([1, 1])]})
+    t = pw.debug.table_from_pandas(frame)
+    r = t.select(m=t.a @ t.b, d=t.u @ t.v)
+    assert r.typehints()["d"] is int
+    rows = pw.debug.table_to_pandas(r)
+    assert sorted(rows["d"].tolist()) == [7, 11]
+    shapes = sorted(value.shape for value in rows["m"])
+    assert shapes == [(1, 1), (2, 2)]
+    with pytest.raises(TypeError, match="operator @ needs two numpy array columns"):
+        t.select(x=t.u @ 2)
+
+
+def test_json_value_conversions_refuse_other_kinds() -> None:
+    assert pw.Json(3).as_float() == 3.0 and pw.Json([1]).as_list() == [1]
+    for value, method in [(None, "as_int"), (True, "as_int"), ("42", "as_int"),
+                          (1, "as_bool"), ({"a": 1}, "as_list")]:
+        with pytest.raises(ValueError, match="Cannot convert Json"):
+            getattr(pw.Json(value), method)()
+
+
+def test_strptime_percent_f_needs_the_dot() -> None:
+    import pandas as pd
+
+    t = pw.debug.table_from_pandas(pd.DataFrame({"a": ["2023-03-26 16:43:21-12"]}))
+    t.select(t=pw.this.a.dt.strptime("%Y-%m-%d %H:%M:%S-%f"))
+    with pytest.raises(ValueError, match='using "%f" without the leading dot'):
+        pw.run_all()

@@ -114,23 +114,32 @@ class Json:
         return _json.dumps(self.value, sort_keys=False, default=_json_default,
                            ensure_ascii=False)
 
-    def as_int(self) -> int | None:
-        return None if self.value is None else int(self.value)
+    # Conversions of the wrapped value; a value of another kind (None included) is a
+    # ValueError, as in Pathway.
+    def as_int(self) -> int:
+        return self._as(int, int)
 
-    def as_float(self) -> float | None:
-        return None if self.value is None else float(self.value)
+    def as_float(self) -> float:
+        return self._as((int, float), float)
 
-    def as_str(self) -> str | None:
-        return None if self.value is None else str(self.value)
+    def as_str(self) -> str:
+        return self._as(str, str)
 
-    def as_bool(self) -> bool | None:
-        return None if self.value is None else bool(self.value)
+    def as_bool(self) -> bool:
+        return self._as(bool, bool)
 
-    def as_list(self) -> list | None:
-        return None if self.value is None else list(self.value)
+    def as_list(self) -> list:
+        return self._as(list, list)
 
-    def as_dict(self) -> dict | None:
-        return None if self.value is None else dict(self.value)
+    def as_dict(self) -> dict:
+        return self._as(dict, dict)
+
+    def _as(self, accepted: type | tuple[type, ...], convert: type) -> Any:
+        value = self.value
+        if not isinstance(value, accepted) or (isinstance(value, bool) and convert
+                                               is not bool):
+            raise ValueError(f"Cannot convert Json {self} to {convert.__name__}")
+        return convert(value)
 
     @staticmethod
     def parse(text: str | bytes) -> Json:

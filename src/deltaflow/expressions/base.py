@@ -156,6 +156,12 @@ class ColumnExpression:
     def __radd__(self, other: Any) -> ColumnExpression:
         return BinaryOp("+", wrap_value(other), self)
 
+    def __matmul__(self, other: Any) -> ColumnExpression:
+        return MatMul(self, wrap_value(other))
+
+    def __rmatmul__(self, other: Any) -> ColumnExpression:
+        return MatMul(wrap_value(other), self)
+
     def __sub__(self, other: Any) -> ColumnExpression:
         return BinaryOp("-", self, wrap_value(other))
 
@@ -921,6 +927,50 @@ def _annotated_return(fun: Callable[..., Any]) -> t.DType:
         return t.wrap(hints["return"])
     except TypeError:
         return t.ANY
+
+
+class MatMul(PythonNode):
+    """``a @ b`` on numpy array columns: a matrix product per row (numpy's rules for 1-d
+    and 2-d operands)."""
+
+    label = "@"
+
+    def __init__(self, left: ColumnExpression, right: ColumnExpression) -> None:
+        super().__init__()
+        self.left = left
+        self.right = right
+
+    def children(self) -> tuple[ColumnExpression, ...]:
+        return (self.left, self.right)
+
+    def _infer(self, scope: Scope) -> t.DType:
+        left, right = scope.dtype_of(self.left), scope.dtype_of(self.right)
+        a, b = left.strip_optional(), right.strip_optional()
+        if not (isinstance(a, t.Array) and isinstance(b, t.Array)):
+            raise scope.fail(f"operator @ needs two numpy array columns, got {left!r} and "
+                             f"{right!r}")
+        if a.wrapped is None or b.wrapped is None or a.n_dim is None or b.n_dim is None:
+            result: t.DType = t.ARRAY
+        else:
+            element = t.FLOAT if t.FLOAT in (a.wrapped, b.wrapped) else a.wrapped
+            dims = {(1, 1): 0, (2, 2): 2, (2, 1): 1, (1, 2): 1}.get((a.n_dim, b.n_dim))
+            if dims is None:
+                raise scope.fail(f"operator @ multiplies 1-d and 2-d arrays, got {a.n_dim}-d "
+                                 f"and {b.n_dim}-d")
+            result = element if dims == 0 else t.Array(dims, element)
+        return t.optional(result) if left.is_optional or right.is_optional else result
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        out: list[Any] = []
+        for a, b in zip(args[0], args[1], strict=True):
+            if a is None or b is None:
+                out.append(None)
+                continue
+            try:
+                out.append(np.matmul(a, b))
+            except ValueError as exc:  # shapes that do not fit
+                raise ValueError(f"operator @: {exc}") from None
+        return out
 
 
 class MakeTuple(PythonNode):

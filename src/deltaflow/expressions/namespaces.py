@@ -561,6 +561,10 @@ class DateTimeNamespace(_Namespace):
         result = t.DATE_TIME_UTC if contains_timezone else t.DATE_TIME_NAIVE
 
         def fun(args: list[pl.Series]) -> pl.Series:
+            if re.search(r"(?<![.%])%f", fmt):
+                # Raised when run, as Pathway does: %f reads digits after a dot only.
+                raise ValueError(f'parse error: cannot use format "{fmt}": using "%f" '
+                                 f'without the leading dot is not supported')
             text = args[0]
             target = pl.Datetime("ns", "UTC") if has_tz else pl.Datetime("ns")
             with warnings.catch_warnings():

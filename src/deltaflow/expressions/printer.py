@@ -37,6 +37,8 @@ class _Printer:
             return repr(expr.value)
         if kind == "BinaryOp":
             return f"({self.text(expr.left)} {expr.op} {self.text(expr.right)})"
+        if kind == "MatMul":
+            return f"({self.text(expr.left)} @ {self.text(expr.right)})"
         if kind == "UnaryOp":
             if expr.op == "abs":
                 return f"abs({self.text(expr.arg)})"
