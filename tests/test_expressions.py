@@ -646,3 +646,9 @@ def test_strptime_percent_f_needs_the_dot() -> None:
     t.select(t=pw.this.a.dt.strptime("%Y-%m-%d %H:%M:%S-%f"))
     with pytest.raises(ValueError, match='using "%f" without the leading dot'):
         pw.run_all()
+
+
+def test_json_get_default_must_be_json() -> None:
+    t = _json_table()
+    with pytest.raises(TypeError, match="Default must be of type"):
+        t.select(r=t.j.get("i", 42))

@@ -1016,6 +1016,9 @@ class GetItem(PythonNode):
             if self.checked:
                 return t.JSON
             default = scope.dtype_of(self.default)
+            if default.strip_optional() not in (t.JSON, t.ANY) and default != t.NONE:
+                raise scope.fail(f"Default must be of type {t.Json | None}, found "
+                                 f"{default.strip_optional().typehint}.")
             return t.JSON if default.strip_optional() == t.JSON and not default.is_optional \
                 else t.Optional(t.JSON)
         if isinstance(base, t.Tuple):
