@@ -410,13 +410,13 @@ def _without_unhandled_errors(op: Operator, deltas: list[pl.DataFrame | None]
     """The deltas an operator that does not handle error cells may see (only called once the
     run has produced an error): rows holding one are left out, each reported, and the columns
     get their dtypes back — never an error turned into a plausible value, nor a crash."""
-    if getattr(op, "handles_errors", False):
+    if getattr(op, "handles_errors", False) or len(deltas) != len(op.node.inputs):
         return deltas
     from deltaflow.errors import drop_error_rows, error_columns, without_errors
 
     out: list[pl.DataFrame | None] = []
     for delta, source in zip(deltas, op.node.inputs, strict=True):
-        if delta is not None and error_columns(delta):
+        if isinstance(delta, pl.DataFrame) and error_columns(delta):
             columns = source.columns
             delta = drop_error_rows(delta, None, f"Error value encountered in "
                                                  f"{op.describe()}, skipping the row")
