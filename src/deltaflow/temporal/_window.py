@@ -24,7 +24,7 @@ import pandas as pd
 
 from deltaflow import _types as t
 from deltaflow.engine.temporal_window import END, INSTANCE, KEY, START, WindowAssignNode
-from deltaflow.expressions.base import ColumnExpression, ColumnReference, wrap_value
+from deltaflow.expressions.base import Cast, ColumnExpression, ColumnReference, wrap_value
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.functions import coalesce, if_else, make_tuple
 from deltaflow.expressions.placeholders import AllColumns, this
@@ -273,6 +273,11 @@ def _check_types(where: str, kind: str, params: list[tuple[str, Any]]) -> None:
                     f"DURATION) but are of types ({types}): the time column is {kind}, "
                     f"so window lengths must be numbers for a numeric time and "
                     f"datetime.timedelta for a datetime one")
+
+
+def _none() -> ColumnExpression:
+    """None typed NONE (Pathway's type of ``_pw_instance`` without an instance)."""
+    return Cast(t.NONE, wrap_value(None))
 
 
 def _name_of(instance: ColumnExpression | None) -> str | None:
@@ -557,9 +562,9 @@ class WindowedGroupedTable:
         """Window columns that are not grouping keys, as expressions over the assigned
         rows."""
         out: dict[str, ColumnExpression] = {}
-        instance = this[INSTANCE] if self._has_instance else wrap_value(None)
+        instance = this[INSTANCE] if self._has_instance else _none()
         if not self._has_instance:
-            out[INSTANCE] = wrap_value(None)
+            out[INSTANCE] = _none()
         if self._window_kind == "sliding":
             out[WINDOW] = make_tuple(instance, this[START], this[END])
         return out
@@ -571,6 +576,6 @@ class WindowedGroupedTable:
         if name in self._keys:
             return this[f"__pw_key_{name}"]
         if name == INSTANCE:
-            return wrap_value(None)
-        instance = this[f"__pw_key_{INSTANCE}"] if self._has_instance else wrap_value(None)
+            return _none()
+        instance = this[f"__pw_key_{INSTANCE}"] if self._has_instance else _none()
         return make_tuple(instance, this[f"__pw_key_{START}"], this[f"__pw_key_{END}"])

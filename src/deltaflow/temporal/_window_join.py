@@ -37,6 +37,7 @@ from deltaflow.temporal._window import (
     Window,
     _check_types,
     _IntervalsOverWindow,
+    _none,
     _SessionWindow,
     _SlidingWindow,
 )
@@ -129,7 +130,7 @@ def _sliding_side(window: _SlidingWindow, table: Table, time: ColumnExpression,
     timed = _with_time(table, time, placeholder)
     carried = [*table._columns, ORIGINAL_ID]
     assigned = window.assign(timed, ColumnReference(timed, "__pw_time"), None, carried, where)
-    return assigned.with_columns(**{WINDOW: make_tuple(None, this[START], this[END])}).without(
+    return assigned.with_columns(**{WINDOW: make_tuple(_none(), this[START], this[END])}).without(
         KEY)
 
 
