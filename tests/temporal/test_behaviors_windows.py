@@ -10,6 +10,8 @@ import datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import deltaflow as pw
 from deltaflow.engine.runtime import FINAL_TIME as FINAL
@@ -113,3 +115,118 @@ def test_bad_behaviors_fail_when_defined() -> None:
     with pytest.raises(TypeError, match="delay"):
         t.windowby(t.t, window=pw.temporal.tumbling(5),
                    behavior=pw.temporal.common_behavior(delay=datetime.timedelta(1)))
+
+
+# ------------------------------------------------------------------------------------------
+# Property: windowby with a behavior agrees with a model of the rules
+# ------------------------------------------------------------------------------------------
+
+DURATION = 5
+
+
+def _later(current: int | None, values: list[int]) -> int | None:
+    return max([v for v in [current, *values] if v is not None], default=None)
+
+
+def behavior_model(batches: list[list[tuple[int, int, int]]], delay: int | None,
+                   cutoff: int | None, keep: bool) -> list[tuple[int, int, int, int]]:
+    """(time, window start, sum, diff) of a tumbling-window sum with a common behavior: late
+    rows dropped past end + cutoff (frontier of the earlier batches), rows held until the
+    frontier reaches start + delay, windows forgotten once end + cutoff is reached (at the
+    next batch the forgetting stage receives), their results kept or retracted."""
+    frozen_at = held_at = forgot_at = None
+    held: list[tuple[int, int, int, int]] = []  # (start, end, time, value)
+    live: list[tuple[int, int, int, int]] = []
+    sums: dict[int, list[int]] = {}
+    out: list[tuple[int, int, int, int]] = []
+
+    def emit(time: int, before: dict[int, list[int]]) -> None:
+        for start in sorted(set(before) | set(sums)):
+            old, new = before.get(start), sums.get(start)
+            if old != new:
+                if old is not None:
+                    out.append((time, start, old[0], -1))
+                if new is not None:
+                    out.append((time, start, new[0], 1))
+
+    def add(row: tuple[int, int, int, int], sign: int) -> None:
+        entry = sums.setdefault(row[0], [0, 0])
+        entry[0] += sign * row[3]
+        entry[1] += sign
+        if entry[1] == 0:
+            del sums[row[0]]
+
+    def step(time: int, rows: list[tuple[int, int, int, int]], final: bool) -> None:
+        nonlocal frozen_at, held_at, forgot_at, held, live
+        if not final and cutoff is not None:
+            passed = [r for r in rows if frozen_at is None or r[1] + cutoff > frozen_at]
+            frozen_at = _later(frozen_at, [r[2] for r in rows])
+        else:
+            passed = rows
+        if delay is not None:
+            if not final:
+                held_at = _later(held_at, [r[2] for r in passed])
+            held += passed
+            due = [r for r in held if final or r[0] + delay <= held_at]  # type: ignore[operator]
+            held = [r for r in held if r not in due]
+            passed = [(s, e, max(t, s + delay), v) for s, e, t, v in due]
+        before = {k: list(v) for k, v in sums.items()}
+        if cutoff is None:
+            for row in passed:
+                add(row, 1)
+            emit(time, before)
+            return
+        if not passed:
+            return
+        earlier = forgot_at
+        for row in passed:
+            if keep or earlier is None or row[1] + cutoff > earlier:
+                live.append(row)
+                add(row, 1)
+        expired = [r for r in live if earlier is not None and r[1] + cutoff <= earlier]
+        live = [r for r in live if r not in expired]
+        forgot_at = _later(forgot_at, [r[2] for r in passed])
+        if keep:  # the forgetting is marked: its effect is never shown
+            emit(time, before)
+        for row in expired:
+            add(row, -1)
+        if not keep:
+            emit(time, before)
+
+    for index, batch in enumerate(batches):
+        rows = [(t - t % DURATION, t - t % DURATION + DURATION, t, v) for _, t, v in batch]
+        step(2 * (index + 1), rows, final=False)
+    if held:
+        step(FINAL, [], final=True)
+    return sorted(out)
+
+
+@st.composite
+def late_streams(draw: Any) -> list[list[tuple[int, int, int]]]:
+    batches = []
+    row = 0
+    for _ in range(draw(st.integers(1, 6))):
+        batch = []
+        for _ in range(draw(st.integers(1, 3))):
+            row += 1
+            batch.append((row, draw(st.integers(0, 30)), draw(st.integers(1, 9))))
+        batches.append(batch)
+    return batches
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches=late_streams(), delay=st.one_of(st.none(), st.integers(0, 6)),
+       cutoff=st.one_of(st.none(), st.integers(0, 4)), keep=st.booleans())
+def test_windowby_behaviors_follow_the_model(batches: Any, delay: Any, cutoff: Any,
+                                             keep: bool) -> None:
+    pw.clear_graph()
+    lines = ["  | t | v | __time__"] + [f"{row} | {t} | {v} | {2 * (i + 1)}"
+                                      for i, batch in enumerate(batches)
+                                      for row, t, v in batch]
+    t = pw.debug.table_from_markdown("\n".join(lines))
+    behavior = pw.temporal.common_behavior(delay=delay, cutoff=cutoff, keep_results=keep)
+    result = t.windowby(t.t, window=pw.temporal.tumbling(DURATION), behavior=behavior).reduce(
+        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v))
+    got = sorted((time, row["_pw_window_start"], row["s"], diff)
+                 for time, row, diff in pw.debug.table_to_stream(result))
+    assert got == behavior_model(batches, delay, cutoff, keep)
