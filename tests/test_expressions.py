@@ -652,3 +652,16 @@ def test_json_get_default_must_be_json() -> None:
     t = _json_table()
     with pytest.raises(TypeError, match="Default must be of type"):
         t.select(r=t.j.get("i", 42))
+
+
+def test_tuples_compare_lexicographically_and_concatenate() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+        a | b | c
+        1 | 2 | 1
+        3 | 4 | 5
+        """
+    )
+    pairs = t.select(x=pw.make_tuple(t.a, t.b), y=pw.make_tuple(t.c, t.b))
+    r = pairs.select(eq=pairs.x == pairs.y, lt=pairs.x < pairs.y, both=pairs.x + pairs.y)
+    assert values(r) == [(False, True, (3, 4, 5, 4)), (True, False, (1, 2, 1, 2))]

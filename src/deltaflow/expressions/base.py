@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -447,6 +448,23 @@ def _arithmetic_type(op: str, a: t.DType, b: t.DType) -> t.DType | None:
     return None
 
 
+_PYTHON_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+
+
+def _comparable_value(value: Any) -> Any:
+    """Lists and tuples compare alike (lexicographically), Json by its value."""
+    if isinstance(value, list):
+        return tuple(_comparable_value(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(_comparable_value(v) for v in value)
+    if isinstance(value, t.Json):
+        return value.value
+    return value
+
+
 def _comparable(op: str, a: t.DType, b: t.DType) -> bool:
     if a == t.ANY or b == t.ANY:
         return True
@@ -502,6 +520,36 @@ class BinaryOp(ColumnExpression):
 
     def _describe(self) -> str:
         return f"{_short(self.left)} {self.op} {_short(self.right)}"
+
+    def computed_in_python(self, scope: Scope) -> bool:
+        """Comparisons of values kept as Python objects (tuples, lists, Json ...) and tuple
+        concatenation run row by row; everything else is a Polars expression."""
+        if self.op in ("==", "!=") and self._null_literal_side() is not None:
+            return False
+        a = scope.dtype_of(self.left).strip_optional()
+        b = scope.dtype_of(self.right).strip_optional()
+        if a == t.ANY or b == t.ANY:
+            return False
+        if self.op in _COMPARISON:
+            return a.stored_as_object or b.stored_as_object
+        return self.op == "+" and isinstance(a, t.Tuple) and isinstance(b, t.Tuple)
+
+    def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
+        if self.op == "+":
+            return [None if a is None or b is None else tuple(a) + tuple(b)
+                    for a, b in zip(args[0], args[1], strict=True)]
+        compare = _PYTHON_COMPARISONS[self.op]
+        out: list[Any] = []
+        for a, b in zip(args[0], args[1], strict=True):
+            if a is None or b is None:
+                out.append(compare(a is None, b is None) if self.op in ("==", "!=") else None)
+                continue
+            try:
+                out.append(compare(_comparable_value(a), _comparable_value(b)))
+            except TypeError as exc:
+                raise TypeError(f"cannot compare {a!r} with {b!r} using {self.op}: "
+                                f"{exc}") from None
+        return out
 
     def _polars(self, scope: Scope) -> pl.Expr:
         op = self.op
