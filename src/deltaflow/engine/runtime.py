@@ -329,7 +329,7 @@ class Runtime:
                 live = []
             for pinned in sorted(timed):
                 time = pinned if self.last_time is None or pinned > self.last_time \
-                    else self.last_time + 2
+                    else self._even_after_last()
                 self._process(time, timed[pinned])
             if live:
                 self._process(self._next_time(), live)
@@ -360,7 +360,14 @@ class Runtime:
 
     def _next_time(self) -> int:
         now = _even_now_ms()
-        return now if self.last_time is None or now > self.last_time else self.last_time + 2
+        return now if self.last_time is None or now > self.last_time else \
+            self._even_after_last()
+
+    def _even_after_last(self) -> int:
+        """The next even time after the last one (which is odd after a time an operator
+        asked for itself, such as marked forgetting)."""
+        assert self.last_time is not None
+        return self.last_time + 2 - (self.last_time & 1)
 
     def _process_part(self, index: int, batch: pl.DataFrame) -> None:
         """Run one part of the open time (opened here if need be) from input ``index`` through
