@@ -196,7 +196,7 @@ class TimeGateOperator(Operator):
                 smallest = self.smallest_threshold
         largest = self.frontier.largest()
         if smallest is None or largest is None or smallest > largest:
-            self.state, self.smallest_threshold = held, smallest
+            self.state, self.smallest_threshold = _compact(held), smallest
             return None
         held = self.frontier.attach(held)
         due = _at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER)) | pl.col(THRESHOLD).is_null()
@@ -245,7 +245,7 @@ class TimeGateOperator(Operator):
                 pl.lit(-1, dtype=pl.Int64).alias(DIFF))
             live = live.filter(~expired).drop(FRONTIER)
             self.smallest_threshold = live[THRESHOLD].min() if live.height else None
-        self.state = live
+        self.state = _compact(live)
         self.frontier.advance(frame)
         if forgotten is not None and forgotten.height:
             if self.marked:
@@ -254,6 +254,13 @@ class TimeGateOperator(Operator):
             else:
                 passed = pl.concat([passed, forgotten], how="vertical_relaxed")
         return self._output(passed)
+
+
+def _compact(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+    """State frames grow by one chunk per batch; many small chunks slow every later scan."""
+    if frame is not None and frame.n_chunks() > 32:
+        return frame.rechunk()
+    return frame
 
 
 class ForgettingFilterOperator(Operator):

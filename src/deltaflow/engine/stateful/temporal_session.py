@@ -81,6 +81,8 @@ class SessionOperator(Operator):
         else:
             rest = self.state.join(old.select(ID), on=ID, how="anti")
             self.state = pl.concat([rest, new], how="vertical_relaxed")
+            if self.state.n_chunks() > 32:  # one chunk per batch otherwise
+                self.state = self.state.rechunk()
         changes = pl.concat([
             old.with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF)),
             new.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF)),
