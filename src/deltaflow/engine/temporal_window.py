@@ -223,11 +223,19 @@ def window_ids(frame: pl.DataFrame, start: str, end: str, instance: str | None,
         return hash_columns(data, [("w", types[window]), ("s", types[start]),
                                    ("e", types[end]), ("i", inst_type)])
     bounds_type = types[start].strip_optional()
-    plain_instance = instance is None or inst_type.strip_optional() == t.INT
+    base = inst_type.strip_optional()
+    # Strings print as Python does when quoted plainly: printable ASCII, no quote/backslash.
+    plain_strings = instance is not None and base == t.STR and not frame[instance].str.contains(
+        r"[^ -~]|['\\]").any()
+    plain_instance = instance is None or base == t.INT or plain_strings
     if bounds_type == t.INT and plain_instance:
         # repr(canonical_key((instance, start, end))) == "('tuple', (i, s, e))"
-        shown = pl.lit("None") if instance is None else \
-            pl.col(instance).cast(pl.String).fill_null("None")
+        if instance is None:
+            shown = pl.lit("None")
+        elif plain_strings:
+            shown = pl.concat_str([pl.lit("'"), pl.col(instance), pl.lit("'")]).fill_null("None")
+        else:
+            shown = pl.col(instance).cast(pl.String).fill_null("None")
         text = pl.concat_str([pl.lit("('tuple', ("), shown, pl.lit(", "),
                               pl.col(start).cast(pl.String), pl.lit(", "),
                               pl.col(end).cast(pl.String), pl.lit("))")])
