@@ -345,3 +345,48 @@ def test_the_examples_of_docs_temporal_run() -> None:
     for block in blocks:
         pw.clear_graph()
         exec(compile(block, "docs/temporal.md", "exec"), {})  # noqa: S102
+
+
+class _Rows(pw.Schema):
+    row: int = pw.column_definition(primary_key=True)
+    t: int
+
+
+@settings(max_examples=25, deadline=None)
+@given(history=st.lists(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 20)),
+                                 min_size=1, max_size=4), min_size=1, max_size=4),
+       outer=st.booleans())
+def test_intervals_over_streams_end_in_the_recomputed_windows(history: Any,
+                                                              outer: bool) -> None:
+    """Points and rows arriving over time (some deleted again) give the windows a static
+    computation over what remains gives."""
+    pw.clear_graph()
+    data: dict[int, list[tuple[int, ...]]] = {0: [], 1: []}
+    present: dict[int, dict[int, int]] = {0: {}, 1: {}}
+    row = 0
+    for index, batch in enumerate(history):
+        for side, value in batch:
+            row += 1
+            data[side].append((row, value, 2 * (index + 1), 1))
+            present[side][row] = value
+            if value % 3 == 0:  # taken back at the next time
+                data[side].append((row, value, 2 * (index + 2), -1))
+                del present[side][row]
+    points = pw.debug.table_from_rows(_Rows, data[0], is_stream=True)
+    rows_table = pw.debug.table_from_rows(_Rows, data[1], is_stream=True)
+    result = rows_table.windowby(rows_table.t, window=pw.temporal.intervals_over(
+        at=points.t, lower_bound=-3, upper_bound=2, is_outer=outer)).reduce(
+        pw.this._pw_window_location, c=pw.reducers.count())
+    got = sorted(rows(result, "_pw_window_location", "c"))
+    expected = []
+    for at in present[0].values():
+        inside = [v for v in present[1].values() if at - 3 <= v <= at + 2]
+        if inside:
+            expected.append((at, len(inside)))
+        elif outer:
+            expected.append((at, 1))  # the point's own empty row, as in Pathway
+    # points at the same time share one window (one row per (location, start, end))
+    merged: dict[int, int] = {}
+    for at, count in expected:
+        merged[at] = merged.get(at, 0) + count
+    assert got == sorted(merged.items())
