@@ -93,7 +93,7 @@ class _SlidingWindow(Window):
         if instance is not None:
             outputs.append((INSTANCE, instance))
         projection = CompiledProjection(table._scope("windowby"), outputs)
-        kind = time_kind(projection.types[KEY], f"{where}: the time column")
+        kind = time_kind(projection.types[KEY], f"{where}: {_time_label(key)}")
         self.check(kind, where)
         columns = {name: table._columns[name] for name in carried}
         time_type = projection.types[KEY].strip_optional()
@@ -117,7 +117,7 @@ class _SlidingWindow(Window):
     def _apply(self, table: Table, key: ColumnExpression, behavior: Any,
                instance: ColumnExpression | None) -> WindowedGroupedTable:
         where = f"windowby on {table._description}"
-        kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: the time column")
+        kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: {_time_label(key)}")
         self.check(kind, where)
         behavior = _common(behavior, self, kind, where)
 
@@ -147,7 +147,7 @@ class _SessionWindow(Window):
         def build(carried: list[str]) -> Table:
             return self.assign(table, key, instance, carried, where)
 
-        kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: the time column")
+        kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: {_time_label(key)}")
         _check_types(where, kind, [("window.max_gap", self.max_gap)])
         check_length(self.max_gap, kind, f"{where}: session max_gap")
         keys = [WINDOW, START, END] + ([INSTANCE] if instance is not None else [])
@@ -166,7 +166,7 @@ class _SessionWindow(Window):
         if instance is not None:
             outputs.append((INSTANCE, instance))
         projection = CompiledProjection(table._scope("windowby"), outputs)
-        kind = time_kind(projection.types[KEY], f"{where}: the time column")
+        kind = time_kind(projection.types[KEY], f"{where}: {_time_label(key)}")
         check_length(self.max_gap, kind, f"{where}: session max_gap")
         time_type = projection.types[KEY].strip_optional()
         columns = {name: table._columns[name] for name in carried}
@@ -200,7 +200,7 @@ class _IntervalsOverWindow(Window):
         if not isinstance(at_table, Table) or at_table._node is table._node:
             at_table = table.copy()
         at = at_table[self.at.name]
-        kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: the time column")
+        kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: {_time_label(key)}")
         at_kind = time_kind(at_table._scope("windowby").dtype_of(at),
                             f"{where}: the window's at column")
         if at_kind != kind:
@@ -273,6 +273,13 @@ def _check_types(where: str, kind: str, params: list[tuple[str, Any]]) -> None:
                     f"DURATION) but are of types ({types}): the time column is {kind}, "
                     f"so window lengths must be numbers for a numeric time and "
                     f"datetime.timedelta for a datetime one")
+
+
+def _time_label(key: ColumnExpression) -> str:
+    """How messages name the time column (or expression) of a windowby."""
+    if isinstance(key, ColumnReference):
+        return f"the time column {key.name!r}"
+    return f"the time expression {key!r}"
 
 
 def _none() -> ColumnExpression:
