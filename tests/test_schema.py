@@ -17,7 +17,7 @@ from deltaflow import _types as t
 class Person(pw.Schema):
     name: str = pw.column_definition(primary_key=True)
     age: int
-    nickname: Optional[str] = None  # noqa: UP045 - the typing spelling must work too
+    nickname: Optional[str] = pw.column_definition(default_value=None)  # noqa: UP045
 
 
 def test_schema_class() -> None:
@@ -30,10 +30,22 @@ def test_schema_class() -> None:
 
 def test_column_definition_name_and_dtype() -> None:
     class S(pw.Schema):
-        a: int = pw.column_definition(name="renamed", dtype=float)
+        a: float = pw.column_definition(name="renamed", dtype=float)
 
     assert S.column_names() == ["renamed"]
     assert S.dtypes()["renamed"] == t.FLOAT
+    with pytest.raises(TypeError, match="annotated"):
+        class Mismatch(pw.Schema):
+            a: int = pw.column_definition(dtype=str)
+    with pytest.raises(ValueError, match="should be a column definition"):
+        class PlainDefault(pw.Schema):
+            a: int = 1
+    with pytest.raises(ValueError, match="lack type annotation"):
+        class Unannotated(pw.Schema):
+            a = pw.column_definition()
+    with pytest.raises(ValueError, match="ambiguous property"):
+        class Ambiguous(pw.Schema, append_only=True):
+            a: int = pw.column_definition(append_only=False)
 
 
 def test_schema_builders() -> None:

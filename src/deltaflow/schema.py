@@ -103,6 +103,12 @@ class SchemaMetaclass(type):
         for base in reversed(bases):
             columns.update(getattr(base, "__columns__", {}))
         own = namespace.get("__annotations__", {})
+        unannotated = [attr for attr, value in namespace.items()
+                       if isinstance(value, ColumnDefinition) and attr not in own]
+        if unannotated:
+            raise ValueError(f"schema {name}: definitions of columns {', '.join(unannotated)} "
+                             f"lack type annotation; write e.g. `{unannotated[0]}: int = "
+                             f"pw.column_definition(...)`")
         if own:
             try:
                 hints = typing.get_type_hints(cls, include_extras=False)
@@ -110,8 +116,24 @@ class SchemaMetaclass(type):
                 hints = dict(own)
             for attr in own:
                 definition = namespace.get(attr, _NO_DEFAULT)
-                if not isinstance(definition, ColumnDefinition):
-                    definition = ColumnDefinition(default_value=definition)
+                if definition is _NO_DEFAULT:
+                    definition = ColumnDefinition()
+                elif not isinstance(definition, ColumnDefinition):
+                    raise ValueError(
+                        f"schema {name}: `{attr}` should be a column definition, found "
+                        f"{type(definition)}; give a default as "
+                        f"pw.column_definition(default_value={definition!r})")
+                if definition.dtype is not None and attr in hints and \
+                        t.wrap(definition.dtype) != t.wrap(hints[attr]):
+                    raise TypeError(f"schema {name}: column {attr!r} is annotated "
+                                    f"{hints[attr]!r} but its column_definition says dtype="
+                                    f"{definition.dtype!r}")
+                if append_only is not None and definition.append_only is not None and \
+                        definition.append_only != append_only:
+                    raise ValueError(
+                        f"schema {name}: ambiguous property; schema property `append_only` "
+                        f"has value {append_only} but column `{attr}` got "
+                        f"{definition.append_only}")
                 annotation = definition.dtype if definition.dtype is not None else hints[attr]
                 column_name = definition.name or attr
                 if column_name in columns and attr in own and column_name != attr:
@@ -120,9 +142,11 @@ class SchemaMetaclass(type):
                                                       append_only)
         cls.__columns__ = columns
         inherited = getattr(cls, "__properties__", SchemaProperties())
-        cls.__properties__ = SchemaProperties(
-            append_only=append_only if append_only is not None else inherited.append_only
-        )
+        if append_only is None:
+            append_only = inherited.append_only
+        if append_only is None and any(c.append_only for c in columns.values()):
+            append_only = True  # some column is append-only: so are the rows
+        cls.__properties__ = SchemaProperties(append_only=append_only)
         return cls
 
     def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
@@ -170,6 +194,7 @@ class SchemaMetaclass(type):
     def default_values(cls) -> dict[str, Any]:
         return {n: c.default_value for n, c in cls.__columns__.items() if c.has_default_value()}
 
+    @property
     def universe_properties(cls) -> SchemaProperties:
         return cls.__properties__
 
@@ -218,8 +243,9 @@ class SchemaMetaclass(type):
         """Schemas are equal when they have the same columns, types and primary key."""
         if not isinstance(other, SchemaMetaclass):
             return NotImplemented
-        return cls is other or (cls.dtypes() == other.dtypes()
-                                and cls.primary_key_columns() == other.primary_key_columns())
+        return cls is other or (
+            list(cls.__columns__.values()) == list(other.__columns__.values())
+            and cls.__properties__ == other.__properties__)
 
     def __hash__(cls) -> int:
         return hash(tuple(cls.__columns__))

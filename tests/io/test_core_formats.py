@@ -45,7 +45,7 @@ class Mixed(pw.Schema):
     c: bool
     d: str
     e: int | None
-    f: str = "dflt"
+    f: str = pw.column_definition(default_value="dflt")
 
 
 def csv_parse(text: str | bytes, settings: CsvParserSettings | None = None,

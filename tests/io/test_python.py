@@ -17,7 +17,7 @@ class KV(pw.Schema):
 
 class Plain(pw.Schema):
     v: str
-    n: int = 0
+    n: int = pw.column_definition(default_value=0)
 
 
 def test_native_session_next_variants_and_commit_times() -> None:
