@@ -72,6 +72,17 @@ def test_marked_forgetting_comes_at_odd_times_and_can_be_filtered_out() -> None:
         (10, 9, -1), (10, 14, 1), (12, 14, -1), (12, 17, 1), (14, 5, -1), (14, 12, 1)]
 
 
+def test_ensure_consistency_retracts_what_was_shown() -> None:
+    t = pw.debug.table_from_markdown(EVENTS)
+    marked = t.forget(pw.this.t, 3, mark_forgetting_records=True)
+    total = marked.reduce(s=pw.reducers.sum(pw.this.v)).filter_out_results_of_forgetting(
+        ensure_consistency=True)
+    # -10 (what was shown) rather than -9 (the sum after forgetting t=1) at time 10
+    assert changes(total) == [
+        (2, 1, 1), (4, 1, -1), (4, 3, 1), (6, 3, -1), (6, 6, 1), (8, 6, -1), (8, 10, 1),
+        (10, 10, -1), (10, 14, 1), (12, 14, -1), (12, 17, 1), (14, 12, 1), (14, 17, -1)]
+
+
 def test_forget_is_only_triggered_by_the_operators_own_input() -> None:
     t = pw.debug.table_from_markdown("""
       | t  | v | __time__

@@ -176,11 +176,13 @@ def filter_out_results_of_forgetting(table: Table, ensure_consistency: bool = Fa
     """``table`` without the changes caused by marked forgetting (``forget(...,
     mark_forgetting_records=True)`` upstream): results keep what was forgotten.
 
-    ``ensure_consistency`` is accepted for compatibility; the stream is passed as Pathway
-    passes it without that flag.
+    A row changed after forgetting was hidden is then retracted with the values the engine
+    holds, not those last shown; with ``ensure_consistency`` the rows shown are kept (memory:
+    one row per id) and each change retracts exactly what was shown.
     """
     from deltaflow.table import Table
 
     node = ForgettingFilterNode(columns=dict(table._columns), inputs=(table._node,),
+                                ensure_consistency=ensure_consistency,
                                 label="filter_out_results_of_forgetting")
     return Table(node, table._universe, primary_key=table._primary_key)

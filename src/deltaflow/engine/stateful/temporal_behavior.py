@@ -54,7 +54,10 @@ class TimeGateNode(Node):
 @dataclass(eq=False)
 class ForgettingFilterNode(Node):
     """``filter_out_results_of_forgetting``: the input without the changes made at the odd
-    times (only marked forgetting produces those)."""
+    times (only marked forgetting produces those). With ``ensure_consistency`` the rows last
+    shown are remembered, so that a later change of a row retracts what was shown."""
+
+    ensure_consistency: bool = False
 
 
 class _Frontier:
@@ -264,10 +267,43 @@ def _compact(frame: pl.DataFrame | None) -> pl.DataFrame | None:
 
 
 class ForgettingFilterOperator(Operator):
-    """Drops the changes of odd times: the effects of marked forgetting."""
+    """Drops the changes of odd times: the effects of marked forgetting.
+
+    With ``ensure_consistency``: the rows shown so far are kept by id; every row a delta
+    touches retracts the shown one (if any) and shows its new version (if inserted), so the
+    stream stays a valid sequence of changes even though forgetting changed the rows
+    upstream unseen.
+    """
+
+    def __init__(self, node: ForgettingFilterNode) -> None:
+        super().__init__(node)
+        self.consistent = node.ensure_consistency
+        self.names = [ID, *node.columns]
+        self.shown: pl.DataFrame | None = None
+
+    def state_rows(self) -> int:
+        return 0 if self.shown is None else self.shown.height
 
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
-        if time % 2:
+        delta = deltas[0]
+        if time % 2 or delta is None:
             return None
-        return deltas[0]
+        if not self.consistent:
+            return delta
+        inserted = delta.filter(pl.col(DIFF) > 0).select(self.names)
+        parts = []
+        shown = self.shown
+        if shown is not None and shown.height:
+            touched = delta.select(ID).unique()
+            parts.append(shown.join(touched, on=ID, how="semi").with_columns(
+                pl.lit(-1, dtype=pl.Int64).alias(DIFF)))
+            shown = shown.join(touched, on=ID, how="anti")
+        parts.append(inserted.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF)))
+        self.shown = _compact(inserted if shown is None else pl.concat(
+            [shown, inserted], how="vertical_relaxed"))
+        return self._output(pl.concat(parts, how="vertical_relaxed"))
+
+    def _output(self, frame: pl.DataFrame) -> Delta:
+        out = consolidate(frame)
+        return out if out.height else None
 
