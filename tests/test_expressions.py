@@ -665,3 +665,15 @@ def test_tuples_compare_lexicographically_and_concatenate() -> None:
     pairs = t.select(x=pw.make_tuple(t.a, t.b), y=pw.make_tuple(t.c, t.b))
     r = pairs.select(eq=pairs.x == pairs.y, lt=pairs.x < pairs.y, both=pairs.x + pairs.y)
     assert values(r) == [(False, True, (3, 4, 5, 4)), (True, False, (1, 2, 1, 2))]
+
+
+def test_python_tuples_of_expressions_are_make_tuple() -> None:
+    t = pw.debug.table_from_markdown(
+        """
+        a | b
+        1 | 2
+        """
+    )
+    r = t.select(c=(pw.this.a, pw.this.b), d=(pw.this.a, 2))
+    assert r.typehints() == {"c": tuple[int, int], "d": tuple[int, int]}
+    assert values(r) == [((1, 2), (1, 2))]

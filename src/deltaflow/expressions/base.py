@@ -66,9 +66,12 @@ class Scope:
 
 
 def wrap_value(value: Any) -> ColumnExpression:
-    """Turn a constant into an expression; expressions pass through."""
+    """Turn a constant into an expression; expressions pass through, and a Python tuple
+    holding expressions is ``pw.make_tuple`` of its items (as in Pathway)."""
     if isinstance(value, ColumnExpression):
         return value
+    if type(value) is tuple and any(isinstance(v, ColumnExpression) for v in value):
+        return MakeTuple(*(wrap_value(v) for v in value))
     return Literal(value)
 
 
