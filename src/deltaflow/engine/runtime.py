@@ -356,7 +356,10 @@ class Runtime:
             if finish is not None and finish(FINAL_TIME):
                 waiting = True
         if waiting and (self.last_time is None or self.last_time < FINAL_TIME):
+            last = self.last_time
             self._process(FINAL_TIME, [])
+            # The inputs' last time stays the run's (checkpoints record input times).
+            self.last_time = last
 
     def _next_time(self) -> int:
         now = _even_now_ms()
