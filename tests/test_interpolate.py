@@ -4,7 +4,7 @@ streams, types, bad arguments, and incremental == recomputation on both engine p
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import deltaflow as pw
@@ -114,6 +114,9 @@ def _gappy_program(t: pw.Table) -> pw.Table:
 
 @SETTINGS
 @given(update_streams(max_key=3), st.sampled_from(sorted(PATHS)))
+# Found by CI: the same row computed in two batches with different float rounding.
+@example(events=[(1, 1, 3, 2, 1), (2, 0, 0, 2, 1), (3, 2, 0, 2, 1), (4, 0, 0, 2, 1),
+                 (3, 2, 0, 4, -1), (3, 3, -3, 4, 1)], mode="columnar")
 def test_interpolate_matches_recomputation(events: list[Event], mode: str) -> None:
     with path(mode):
         check(_gappy_program, events)
