@@ -31,6 +31,7 @@ from deltaflow import _types as t
 from deltaflow.engine.batch import DIFF, ID, consolidate, mark_distinct_ids
 from deltaflow.engine.operators import Delta, Operator
 from deltaflow.engine.runtime import register_operator
+from deltaflow.engine.stateful.ordering import links_delta
 from deltaflow.plan import Node
 
 KEY = "__key"
@@ -330,36 +331,9 @@ class NeighboursOperator(Operator):
             else:
                 state.insert(ids[i], t.canonical_key(raw[i]), raw[i], state.wrap_key(keys[i]),
                              bool(anchors[i]), affected)
-        out_ids: list[int] = []
-        prevs: list[int | None] = []
-        nexts: list[int | None] = []
-        signs: list[int] = []
-        for row_id in affected:
-            old = state.links.get(row_id)
-            new = state.links_of(row_id) if row_id in state.where else None
-            if old == new:
-                continue
-            if old is not None:
-                out_ids.append(row_id)
-                prevs.append(old[0])
-                nexts.append(old[1])
-                signs.append(-1)
-            if new is not None:
-                out_ids.append(row_id)
-                prevs.append(new[0])
-                nexts.append(new[1])
-                signs.append(1)
-                state.links[row_id] = new
-            else:
-                state.links.pop(row_id, None)
-        if not out_ids:
-            return None
-        return consolidate(pl.DataFrame({
-            ID: pl.Series(out_ids, dtype=pl.UInt128),
-            PREV: pl.Series(prevs, dtype=pl.UInt128),
-            NEXT: pl.Series(nexts, dtype=pl.UInt128),
-            DIFF: pl.Series(signs, dtype=pl.Int64),
-        }))
+        return links_delta(affected, state.links,
+                           lambda row_id: state.links_of(row_id) if row_id in state.where
+                           else None)
 
 
 register_operator(NeighboursNode, NeighboursOperator)

@@ -8,7 +8,7 @@ touches only the neighbours of the rows it moves.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import polars as pl
@@ -86,38 +86,48 @@ class SortOperator(Operator):
             if placed is not None:
                 prev, nxt = self._neighbours(self.lists[placed[0]], placed[1])
                 affected.update(x for x in (prev, nxt) if x is not None)
-        out_ids: list[int] = []
-        prevs: list[int | None] = []
-        nexts: list[int | None] = []
-        signs: list[int] = []
-        for row_id in affected:
-            old = self.links.get(row_id)
-            placed = self.where.get(row_id)
-            new = self._neighbours(self.lists[placed[0]], placed[1]) if placed else None
-            if old == new:
-                continue
-            if old is not None:
-                out_ids.append(row_id)
-                prevs.append(old[0])
-                nexts.append(old[1])
-                signs.append(-1)
-            if new is not None:
-                out_ids.append(row_id)
-                prevs.append(new[0])
-                nexts.append(new[1])
-                signs.append(1)
-                self.links[row_id] = new
-            else:
-                self.links.pop(row_id, None)
-        if not out_ids:
-            return None
-        out = pl.DataFrame({
-            ID: pl.Series(out_ids, dtype=pl.UInt128),
-            "prev": pl.Series(prevs, dtype=pl.UInt128),
-            "next": pl.Series(nexts, dtype=pl.UInt128),
-            DIFF: pl.Series(signs, dtype=pl.Int64),
-        })
-        return consolidate(out)
+        return links_delta(affected, self.links, self._new_links)
+
+    def _new_links(self, row_id: int) -> tuple[int | None, int | None] | None:
+        placed = self.where.get(row_id)
+        return self._neighbours(self.lists[placed[0]], placed[1]) if placed else None
+
+
+def links_delta(affected: Iterable[int], links: dict[int, tuple[int | None, int | None]],
+                new_links: Callable[[int], tuple[int | None, int | None] | None]) -> Delta:
+    """The changes of the (prev, next) links of the ``affected`` rows: each row whose links
+    differ from the ones last emitted (``links``, updated here) is retracted and re-inserted;
+    ``new_links(row)`` gives a row's links now (None when it is gone)."""
+    out_ids: list[int] = []
+    prevs: list[int | None] = []
+    nexts: list[int | None] = []
+    signs: list[int] = []
+    for row_id in affected:
+        old = links.get(row_id)
+        new = new_links(row_id)
+        if old == new:
+            continue
+        if old is not None:
+            out_ids.append(row_id)
+            prevs.append(old[0])
+            nexts.append(old[1])
+            signs.append(-1)
+        if new is not None:
+            out_ids.append(row_id)
+            prevs.append(new[0])
+            nexts.append(new[1])
+            signs.append(1)
+            links[row_id] = new
+        else:
+            links.pop(row_id, None)
+    if not out_ids:
+        return None
+    return consolidate(pl.DataFrame({
+        ID: pl.Series(out_ids, dtype=pl.UInt128),
+        "prev": pl.Series(prevs, dtype=pl.UInt128),
+        "next": pl.Series(nexts, dtype=pl.UInt128),
+        DIFF: pl.Series(signs, dtype=pl.Int64),
+    }))
 
 
 class DeduplicateOperator(Operator):
