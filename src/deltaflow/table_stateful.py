@@ -310,6 +310,61 @@ def _side_scope(side: Table | JoinResult, placeholder: Placeholder, operation: s
     return Scope(operation, lambda ref: _side_column(side, ref, placeholder))
 
 
+def fits(expr: ColumnExpression, scope: Scope) -> bool:
+    """Whether ``expr`` can be typed in ``scope`` (its columns all belong there)."""
+    try:
+        scope.dtype_of(expr)
+    except (ExpressionError, KeyError, ValueError, AttributeError):
+        return False
+    return True
+
+
+JoinKeys: TypeAlias = tuple[list[ColumnExpression], list[ColumnExpression], list[t.DType],
+                           dict[str, tuple[str, str]]]
+
+
+def equality_keys(conditions: Iterable[Any], left_scope: Scope, right_scope: Scope,
+                  description: str, *, swapped: str = "refuse",
+                  not_equality: type[Exception] = ValueError, coalesce: bool = True,
+                  typing_errors: tuple[type[Exception], ...] = (ExpressionError,)) -> JoinKeys:
+    """The key expressions of join conditions ``left == right``: the left keys, the right
+    keys, their common types, and the columns named alike on both sides (coalesced into one
+    result column). A condition written right-side first is refused (``swapped="refuse"``,
+    as plain joins do in Pathway) or turned around (``"swap"``)."""
+    left_keys: list[ColumnExpression] = []
+    right_keys: list[ColumnExpression] = []
+    key_types: list[t.DType] = []
+    coalesced: dict[str, tuple[str, str]] = {}
+    for condition in conditions:
+        if not (isinstance(condition, BinaryOp) and condition.op == "=="):
+            raise not_equality(f"{description}: join conditions must be equalities "
+                               f"left_column == right_column, got {condition!r}")
+        lhs, rhs = condition.left, condition.right
+        if not fits(lhs, left_scope) and fits(rhs, left_scope) and fits(lhs, right_scope):
+            if swapped == "refuse":
+                raise ValueError(f"{description}: in a join condition the left table's "
+                                 f"expression goes on the left of ==, the right table's on "
+                                 f"the right (write {rhs!r} == {lhs!r})")
+            lhs, rhs = rhs, lhs
+        try:
+            lt, rt = left_scope.dtype_of(lhs), right_scope.dtype_of(rhs)
+        except typing_errors as exc:
+            raise ExpressionError(f"{description}: each condition must compare a left "
+                                  f"expression with a right one: {exc}") from None
+        common = t.common_supertype(lt, rt)
+        if common is None:
+            raise TypeError(f"{description}: cannot join {lt!r} with {rt!r} (condition "
+                            f"{condition!r})")
+        left_keys.append(lhs)
+        right_keys.append(rhs)
+        key_types.append(common)
+        if coalesce and isinstance(lhs, ColumnReference) and isinstance(rhs, ColumnReference) \
+                and lhs.name == rhs.name and lhs.name != "id":
+            coalesced[lhs.name] = (f"__l__{left_scope.resolve(lhs)[0]}",
+                                   f"__r__{right_scope.resolve(rhs)[0]}")
+    return left_keys, right_keys, key_types, coalesced
+
+
 class JoinResult:
     """The result of a join, before ``select``: columns are reached through ``pw.left``,
     ``pw.right``, ``pw.this`` or the joined tables.
@@ -342,35 +397,8 @@ class JoinResult:
         self._description = description
         left_scope = _side_scope(left_side, left, "join")
         right_scope = _side_scope(right_side, right, "join")
-        left_keys: list[ColumnExpression] = []
-        right_keys: list[ColumnExpression] = []
-        key_types: list[t.DType] = []
-        coalesced: dict[str, tuple[str, str]] = {}
-        for condition in on:
-            if not (isinstance(condition, BinaryOp) and condition.op == "=="):
-                raise ValueError(f"{description}: join conditions must be equalities "
-                                 f"left_column == right_column, got {condition!r}")
-            lhs, rhs = condition.left, condition.right
-            if not self._fits(lhs, left_scope) and self._fits(rhs, left_scope) and \
-                    self._fits(lhs, right_scope):
-                raise ValueError(f"{description}: in a join condition the left table's "
-                                 f"expression goes on the left of ==, the right table's on "
-                                 f"the right (write {rhs!r} == {lhs!r})")
-            try:
-                lt, rt = left_scope.dtype_of(lhs), right_scope.dtype_of(rhs)
-            except ExpressionError as exc:
-                raise ExpressionError(f"{description}: each condition must compare a left "
-                                      f"expression with a right one: {exc}") from None
-            common = t.common_supertype(lt, rt)
-            if common is None:
-                raise TypeError(f"{description}: cannot join {lt!r} with {rt!r}")
-            left_keys.append(lhs)
-            right_keys.append(rhs)
-            key_types.append(common)
-            if isinstance(lhs, ColumnReference) and isinstance(rhs, ColumnReference) and \
-                    lhs.name == rhs.name and lhs.name != "id":
-                coalesced[lhs.name] = (f"__l__{left_scope.resolve(lhs)[0]}",
-                                       f"__r__{right_scope.resolve(rhs)[0]}")
+        left_keys, right_keys, key_types, coalesced = equality_keys(
+            on, left_scope, right_scope, description)
         left_optional = self._mode in ("right", "outer")
         right_optional = self._mode in ("left", "outer")
         columns: dict[str, t.DType] = {}
@@ -425,14 +453,6 @@ class JoinResult:
             "left", "inner") else plan.Universe()
         self._wide = Table(node, universe)
         self._filters: list[ColumnExpression] = []
-
-    @staticmethod
-    def _fits(expr: ColumnExpression, scope: Scope) -> bool:
-        try:
-            scope.dtype_of(expr)
-        except (ExpressionError, KeyError, ValueError, AttributeError):
-            return False
-        return True
 
     # --- scope ------------------------------------------------------------------------------
     def _this_names(self) -> list[str]:

@@ -28,7 +28,14 @@ from deltaflow.expressions.base import (
 )
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.placeholders import left, right, this
-from deltaflow.table_stateful import JoinMode, JoinResult, _owns, _side_scope, _table_class
+from deltaflow.table_stateful import (
+    JoinMode,
+    JoinResult,
+    _owns,
+    _side_scope,
+    _table_class,
+    equality_keys,
+)
 from deltaflow.temporal._timetypes import check_length
 
 #: The time column of each side, as the operators see it.
@@ -128,33 +135,10 @@ def project_sides(left_table: Any, right_table: Any, left_time: Any, right_time:
         left_scope = _gated_scope(left_table, left_input, left)
     if right_input is not None:
         right_scope = _gated_scope(right_table, right_input, right)
-    left_keys: list[ColumnExpression] = []
-    right_keys: list[ColumnExpression] = []
-    key_types: list[t.DType] = []
-    coalesced: dict[str, tuple[str, str]] = {}
-    for condition in conditions:
-        if not (isinstance(condition, BinaryOp) and condition.op == "=="):
-            raise TypeError(f"{description}: join conditions must be equalities "
-                            f"left_column == right_column, got {condition!r}")
-        lhs, rhs = condition.left, condition.right
-        if not _fits(lhs, left_scope) and _fits(rhs, left_scope) and _fits(lhs, right_scope):
-            lhs, rhs = rhs, lhs
-        try:
-            lt, rt = left_scope.dtype_of(lhs), right_scope.dtype_of(rhs)
-        except (ExpressionError, KeyError, ValueError) as exc:
-            raise ExpressionError(f"{description}: each condition must compare a left "
-                                  f"expression with a right one: {exc}") from None
-        common = t.common_supertype(lt, rt)
-        if common is None:
-            raise TypeError(f"{description}: cannot join {lt!r} with {rt!r} (condition "
-                            f"{condition!r})")
-        left_keys.append(lhs)
-        right_keys.append(rhs)
-        key_types.append(common)
-        if coalesce and isinstance(lhs, ColumnReference) and isinstance(rhs, ColumnReference) \
-                and lhs.name == rhs.name and lhs.name != "id":
-            coalesced[lhs.name] = (f"__l__{left_scope.resolve(lhs)[0]}",
-                                   f"__r__{right_scope.resolve(rhs)[0]}")
+    left_keys, right_keys, key_types, coalesced = equality_keys(
+        conditions, left_scope, right_scope, description, swapped="swap",
+        not_equality=TypeError, coalesce=coalesce,
+        typing_errors=(ExpressionError, KeyError, ValueError))
     time_kind = ""
     left_time_type = right_time_type = t.INT
     left_outputs: list[tuple[str, ColumnExpression]] = [
@@ -253,14 +237,6 @@ def _on_table(expr: ColumnExpression, table: Any) -> ColumnExpression:
     if isinstance(expr, ColumnReference):
         return ColumnReference(table, expr.name)
     return expr
-
-
-def _fits(expr: ColumnExpression, scope: Scope) -> bool:
-    try:
-        scope.dtype_of(expr)
-    except (ExpressionError, KeyError, ValueError, AttributeError):
-        return False
-    return True
 
 
 class TemporalJoinResult(JoinResult):
