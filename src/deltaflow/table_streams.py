@@ -77,11 +77,14 @@ class StreamMethods:
 
     def from_streams(self, deletion_stream: Table) -> Table:
         """The table whose rows this stream inserts (or replaces) and ``deletion_stream``
-        deletes, by row id."""
+        deletes, by row id. Only the ids of ``deletion_stream`` matter (its columns may be
+        any); deleting an id that has no row is ignored."""
+        from deltaflow.table import Table as TableClass
+
         table: Table = self  # type: ignore[assignment]
-        if list(deletion_stream._columns) != list(table._columns):
-            raise ValueError(f"from_streams on {table._description}: the deletion stream "
-                             f"must have the same columns {list(table._columns)}")
+        if not isinstance(deletion_stream, TableClass):
+            raise TypeError(f"from_streams on {table._description}: deletion_stream must be "
+                            f"a Table, not {type(deletion_stream).__name__}")
         node = StreamToTableNode(columns=dict(table._columns),
                                  inputs=(table._node, deletion_stream._node),
                                  upsert_flag=None, label="from_streams")
@@ -90,8 +93,12 @@ class StreamMethods:
     def update_id_type(self, id_type: Any, *, id_append_only: bool | None = None) -> Table:
         """This table with its id type declared as ``id_type`` (a typing-only change)."""
         table: Table = self  # type: ignore[assignment]
+        dtype = t.wrap(id_type)
+        if not isinstance(dtype.strip_optional(), t.PointerType):
+            raise TypeError(f"update_id_type on {table._description}: id_type must be a "
+                            f"pointer type (pw.Pointer or pw.Pointer[...]), got {id_type!r}")
         copy = table.copy()
-        copy._id_type = id_type  # type: ignore[attr-defined]
+        copy._id_dtype = dtype.strip_optional()
         return copy
 
     def eval_type(self, expression: ColumnExpression) -> t.DType:

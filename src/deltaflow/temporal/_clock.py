@@ -199,3 +199,18 @@ def add_update_timestamp_utc(self: Table,
     )
     stamps = TableClass(node, self._universe)
     return self.with_columns(**{name: stamps[name]})
+
+
+# The originals of the names tests replace (``mock.patch`` on this module's ``utc_now`` and
+# ``_get_now_timestamp_utc``).
+_PATCHABLE = {"utc_now": utc_now, "_get_now_timestamp_utc": _get_now_timestamp_utc}
+
+
+def __getattr__(name: str) -> Any:
+    # A patcher that ends by deleting its replacement instead of putting the original back
+    # (mock.patch does so when it reaches this module through a proxy object, which it cannot
+    # tell owns the attribute) would leave the name undefined: bring the original back.
+    if name in _PATCHABLE:
+        globals()[name] = _PATCHABLE[name]
+        return _PATCHABLE[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

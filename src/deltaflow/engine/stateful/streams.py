@@ -94,7 +94,9 @@ class StreamToTableOperator(Operator):
             else:
                 flags = [index == 0] * arrivals.height
             ids = arrivals[ID].to_list()
-            rows = arrivals.select(self.names).rows()
+            # A deletion stream (second input) only names ids: its columns are not read.
+            rows = (arrivals.select(self.names).rows() if index == 0
+                    else [()] * arrivals.height)
             for row_id, row, upsert in zip(ids, rows, flags, strict=True):
                 events.append((row_id, row if upsert else None))
         if not events:
