@@ -348,7 +348,10 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             if old_name not in self._columns:
                 raise self._missing(old_name)
             mapping[old_name] = new
-        outputs = [(mapping.get(n, n), ColumnReference(self, n)) for n in self._columns]
+        # As in Pathway: the columns kept as they are first, then the renamed ones in the
+        # order of the mapping.
+        outputs = [(n, ColumnReference(self, n)) for n in self._columns if n not in mapping]
+        outputs += [(new, ColumnReference(self, old)) for old, new in mapping.items()]
         _check_unique([n for n, _ in outputs], "rename", self._description)
         return self._select_node(outputs, "rename")
 
