@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,10 @@ class ColumnDefinition:
     description: str | None = None
     example: Any = None
     source_component: str = "payload"
+    # A default value / example in the JSON text form of ``to_json_serializable_dict``,
+    # read once the column's type is known.
+    _serialized_default_value: str | None = None
+    _serialized_example: str | None = None
 
 
 def column_definition(
@@ -50,6 +55,8 @@ def column_definition(
     description: str | None = None,
     example: Any = None,
     source_component: str = "payload",
+    _serialized_default_value: str | None = None,
+    _serialized_example: str | None = None,
 ) -> Any:
     """Declare a schema column's options (primary key, default, explicit type or name)."""
     return ColumnDefinition(
@@ -61,6 +68,8 @@ def column_definition(
         description=description,
         example=example,
         source_component=source_component,
+        _serialized_default_value=_serialized_default_value,
+        _serialized_example=_serialized_example,
     )
 
 
@@ -75,6 +84,15 @@ class ColumnSchema:
     append_only: bool = False
     description: str | None = None
     example: Any = None
+
+    def __eq__(self, other: object) -> bool:
+        # Field by field, so that array default values or examples compare too.
+        if not isinstance(other, ColumnSchema):
+            return NotImplemented
+        from deltaflow.schema_export import same_value
+
+        return all(same_value(getattr(self, f.name), getattr(other, f.name))
+                   for f in dataclasses.fields(self))
 
     def has_default_value(self) -> bool:
         return self.default_value is not _NO_DEFAULT
@@ -250,6 +268,61 @@ class SchemaMetaclass(type):
     def __hash__(cls) -> int:
         return hash(tuple(cls.__columns__))
 
+    # --- schemas as data, as code, compared (deltaflow.schema_export) ------------------
+    def to_json_serializable_dict(cls) -> dict:
+        """The schema as JSON-ready data; ``pw.schema_from_dict(**data)`` rebuilds it."""
+        from deltaflow.schema_export import schema_to_json
+
+        return schema_to_json(cls)
+
+    def columns_to_json_serializable_dict(cls) -> dict:
+        from deltaflow.schema_export import columns_to_json
+
+        return columns_to_json(cls)
+
+    def generate_class(cls, class_name: str | None = None,
+                       generate_imports: bool = False) -> str:
+        """Python source of a ``pw.Schema`` subclass equal to this schema."""
+        from deltaflow.schema_export import generate_class
+
+        return generate_class(cls, class_name, generate_imports)
+
+    def generate_class_to_file(cls, path: str | os.PathLike[str], class_name: str | None = None,
+                               generate_imports: bool = False) -> None:
+        from deltaflow.schema_export import generate_class_to_file
+
+        generate_class_to_file(cls, path, class_name, generate_imports)
+
+    def assert_matches_schema(cls, other: type[Schema], *, allow_superset: bool = True,
+                              ignore_primary_keys: bool = True, allow_subtype: bool = True,
+                              ignore_properties: bool = True) -> None:
+        """``AssertionError`` unless this schema fits ``other`` (see schema_export)."""
+        from deltaflow.schema_export import assert_matches_schema
+
+        assert_matches_schema(cls, other, allow_superset=allow_superset,
+                              ignore_primary_keys=ignore_primary_keys,
+                              allow_subtype=allow_subtype, ignore_properties=ignore_properties)
+
+    def column_properties(cls, name: str) -> Any:
+        """The type and append-only flag of column ``name``."""
+        from deltaflow.schema_export import ColumnProperties
+
+        column = cls[name]
+        return ColumnProperties(dtype=column.dtype, append_only=column.append_only)
+
+    def update_properties(cls, **kwargs: Any) -> type[Schema]:
+        """This schema with schema-wide properties replaced (``append_only=...``)."""
+        unknown = set(kwargs) - {f.name for f in dataclasses.fields(SchemaProperties)}
+        if unknown:
+            raise TypeError(f"update_properties on schema {cls.__name__}: unknown properties "
+                            f"{sorted(unknown)}")
+        properties = dataclasses.replace(cls.__properties__, **kwargs)
+        columns = cls.__columns__
+        if properties.append_only is not None:
+            columns = {n: dataclasses.replace(c, append_only=bool(properties.append_only))
+                       for n, c in columns.items()}
+        return schema_from_columns(columns, name=cls.__name__, properties=properties)
+
     def assert_equal_to(cls, other: type[Schema]) -> None:
         if cls.dtypes() != other.dtypes():
             raise AssertionError(f"schema {cls!r} differs from {other!r}")
@@ -261,15 +334,27 @@ def _column_schema(schema_name: str, column: str, annotation: Any, definition: C
         dtype = t.wrap(annotation)
     except TypeError as exc:
         raise TypeError(f"schema {schema_name}, column {column!r}: {exc}") from None
+    default_value, example = definition.default_value, definition.example
+    if definition._serialized_default_value is not None or \
+            definition._serialized_example is not None:
+        from deltaflow.schema_export import deserialize_value
+
+        where = f"schema {schema_name}, column {column!r}"
+        if definition._serialized_default_value is not None:
+            default_value = deserialize_value(definition._serialized_default_value, dtype,
+                                              f"{where}, default value")
+        if definition._serialized_example is not None:
+            example = deserialize_value(definition._serialized_example, dtype,
+                                        f"{where}, example")
     return ColumnSchema(
         name=column,
         dtype=dtype,
         primary_key=definition.primary_key,
-        default_value=definition.default_value,
+        default_value=default_value,
         append_only=bool(definition.append_only if definition.append_only is not None
                          else append_only),
         description=definition.description,
-        example=definition.example,
+        example=example,
     )
 
 
@@ -343,6 +428,10 @@ def schema_from_dict(columns: dict, *, name: str | None = None,
             definitions[column] = ColumnDefinition(dtype=spec)
         if isinstance(definitions[column].dtype, str):
             definitions[column].dtype = type_from_name(definitions[column].dtype, column)
+        elif isinstance(definitions[column].dtype, dict):  # to_json_serializable_dict's form
+            from deltaflow.schema_export import dtype_from_json
+
+            definitions[column].dtype = dtype_from_json(definitions[column].dtype)
     return schema_builder(definitions, name=name, properties=properties)
 
 
