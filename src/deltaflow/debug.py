@@ -467,13 +467,19 @@ class CaptureSink(Sink):
 def capture(*tables: Table, terminate_on_error: bool | None = None,
             **run_options: Any) -> list[CaptureSink]:
     """Run the given tables (only them) and return what each produced (error cells
-    included, when ``terminate_on_error=False``). Other ``pw.run`` options are accepted and
-    have no effect here."""
+    included, when ``terminate_on_error=False``). ``persistence_config`` works as in
+    ``pw.run``; other ``pw.run`` options are accepted and have no effect here."""
     _check_run_options(run_options)
+    from deltaflow.persistence.run import make_persistence
+    from deltaflow.udfs.context import udf_storage
+
+    config = run_options.get("persistence_config")
+    persistence = make_persistence(config, "pw.debug")
     sinks = [CaptureSink(f"capture{i}") for i in range(len(tables))]
     outputs = [OutputNode(columns=dict(tb._columns), inputs=(tb._node,), sink=s, label=s.name)
                for tb, s in zip(tables, sinks, strict=True)]
-    run_outputs(outputs, terminate_on_error=terminate_on_error)
+    with udf_storage(config):
+        run_outputs(outputs, terminate_on_error=terminate_on_error, persistence=persistence)
     return sinks
 
 

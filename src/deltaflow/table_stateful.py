@@ -871,13 +871,17 @@ class StatefulMethods:
         table: Table = self  # type: ignore[assignment]
         if not callable(acceptor):
             raise TypeError("deduplicate: acceptor must be a function (new, old) -> bool")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"deduplicate: name must be a string (it identifies the "
+                            f"operator's persisted state), got {type(name).__name__}")
         outputs = [("__val", wrap_value(value))]
         if instance is not None:
             outputs.append(("__inst", wrap_value(instance)))
         pre = table._project("deduplicate", outputs)
         node = DeduplicateNode(columns=dict(table._columns), inputs=(table._node,), pre=pre,
                                acceptor=acceptor, has_instance=instance is not None,
-                               instance_type=pre.types.get("__inst"), label="deduplicate")
+                               instance_type=pre.types.get("__inst"), label="deduplicate",
+                               name=name)
         return _table_class()(node, plan.Universe())
 
 

@@ -336,7 +336,7 @@ def read_files(path: Any, fmt: str, *, schema: Any, mode: str, csv_settings: Any
                           chunk_bytes=CHUNK_BYTES if fmt in LINE_FORMATS else None)
 
     return reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
-                        name=name or f"{connector}:{path}",
+                        name=name or f"{connector}:{path}", named=name is not None,
                         autocommit_duration_ms=autocommit, max_backlog_size=backlog)
 
 

@@ -314,7 +314,7 @@ def read(subject: ConnectorSubject, *, schema: type[Schema] | None = None,
     parser = _MessageParser(schema, format)
     return reader_table(schema=schema, reader_factory=lambda: _SubjectReader(subject),
                         parser=parser,
-                        name=name or f"python:{type(subject).__name__}",
+                        name=name or f"python:{type(subject).__name__}", named=name is not None,
                         autocommit_duration_ms=autocommit, max_backlog_size=backlog,
                         keep_row_state=subject._session_type == "upsert")
 

@@ -947,7 +947,7 @@ def _read(path: str, fmt: str, *, settings: AwsS3Settings, schema: Any, mode: st
 
     return reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
                         name=label, autocommit_duration_ms=autocommit,
-                        max_backlog_size=backlog)
+                        max_backlog_size=backlog, named=name is not None)
 
 
 def read(path: str, format: str, *,  # noqa: A002 - Pathway's name

@@ -1061,7 +1061,7 @@ def read(
     return reader_table(
         schema=schema, reader_factory=lambda: SqliteReader(spec, static=static),
         parser=TypedRowsParser(column_specs(schema, exclude=())), name=name or connector,
-        autocommit_duration_ms=autocommit, max_backlog_size=backlog)
+        autocommit_duration_ms=autocommit, max_backlog_size=backlog, named=name is not None)
 
 
 def _inspect_source(connector: str, path: str, table_name: str, columns: dict[str, t.DType],

@@ -1,8 +1,10 @@
-"""The checkpoint store: input snapshots and offset frontiers, committed in two phases.
+"""The checkpoint store: input snapshots, offset frontiers and operator states, committed in
+two phases.
 
 Layout under the backend's root::
 
     chunks/<input dir>/<checkpoint number>.ipc     rows one input committed (Arrow IPC)
+    chunks/<operator dir>/<checkpoint number>.ipc  entries of an operator's state that changed
     checkpoints/<checkpoint number>.json           the manifest (written last)
 
 Phase one writes the chunks of a checkpoint; phase two writes its manifest, which lists, for
@@ -13,6 +15,10 @@ files nobody reads (the next checkpoint with that number overwrites them).
 A chunk holds delta rows: ``_id``, the input's columns, ``_diff`` and ``_source`` (the encoded
 key of the source part — file, object — the row came from, or null). Columns Arrow cannot hold
 (``pl.Object``: Json, Python objects, tuples) are stored pickled in a binary column.
+
+An operator's state (``deduplicate``) is a mapping; each chunk holds the entries (``key``,
+``entry``, both pickled) that changed since the previous checkpoint, so applying the chunks in
+order rebuilds the mapping.
 """
 
 from __future__ import annotations
@@ -149,10 +155,20 @@ class InputState:
 
 
 @dataclass
+class OperatorState:
+    """What a checkpoint holds for one operator: what its state must match to be restored
+    (``layout``) and the chunks of changed entries, oldest first."""
+
+    layout: list[str]
+    chunks: list[ChunkRef] = field(default_factory=list)
+
+
+@dataclass
 class Checkpoint:
     number: int
     time: int | None
     inputs: dict[str, InputState]
+    operators: dict[str, OperatorState] = field(default_factory=dict)
 
 
 def input_directory(persistent_id: str) -> str:
@@ -188,8 +204,9 @@ class CheckpointStore:
                 logger.warning("persistence: checkpoint %d is unreadable (%s); trying the "
                                "previous one", number, exc)
                 continue
-            missing = [c.key for s in checkpoint.inputs.values() for c in s.chunks
-                       if c.key not in stored]
+            missing = [c.key for s in [*checkpoint.inputs.values(),
+                                       *checkpoint.operators.values()]
+                       for c in s.chunks if c.key not in stored]
             if missing:
                 logger.warning("persistence: checkpoint %d lacks %s; trying the previous one",
                                number, ", ".join(missing))
@@ -213,7 +230,12 @@ class CheckpointStore:
                         for c in entry["chunks"]],
                 # One frontier per worker that wrote this input; a restart needs their merge.
                 frontier=merge_frontiers(frontiers))
-        return Checkpoint(number, document.get("time"), inputs)
+        operators = {
+            name: OperatorState(layout=list(entry["layout"]),
+                                chunks=[ChunkRef(c["key"], int(c["rows"]), list(c["pickled"]))
+                                        for c in entry["chunks"]])
+            for name, entry in document.get("operators", {}).items()}
+        return Checkpoint(number, document.get("time"), inputs, operators)
 
     def read_rows(self, state: InputState) -> pl.DataFrame | None:
         """All the delta rows of an input's snapshot, in commit order (None if none)."""
@@ -228,6 +250,26 @@ class CheckpointStore:
             return None
         return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
 
+    def read_operator_state(self, state: OperatorState) -> dict[Any, Any]:
+        """An operator's saved mapping: its chunks applied in order."""
+        entries: dict[Any, Any] = {}
+        for chunk in state.chunks:
+            data = self.storage.get(chunk.key)
+            if data is None:
+                raise CheckpointError(f"persistence: the chunk {chunk.key} of a complete "
+                                      f"checkpoint vanished from the store")
+            frame = deserialize_chunk(data, chunk.pickled)
+            entries.update(zip(frame["key"].to_list(), frame["entry"].to_list(), strict=True))
+        return entries
+
+    def write_operator_chunk(self, persistent_id: str, number: int, entries: Mapping[Any, Any],
+                             suffix: str = "") -> ChunkRef:
+        """Phase one: store changed entries of one operator's state for checkpoint
+        ``number``."""
+        frame = pl.DataFrame([pl.Series("key", list(entries), dtype=pl.Object),
+                              pl.Series("entry", list(entries.values()), dtype=pl.Object)])
+        return self.write_chunk(f"operator:{persistent_id}", number, frame, suffix)
+
     def write_chunk(self, persistent_id: str, number: int, frame: pl.DataFrame,
                     suffix: str = "") -> ChunkRef:
         """Phase one: store rows of one input for checkpoint ``number``."""
@@ -237,7 +279,8 @@ class CheckpointStore:
         return ChunkRef(key, frame.height, pickled)
 
     def commit(self, number: int, time: int | None, inputs: Mapping[str, InputState],
-               previous: Checkpoint | None) -> Checkpoint:
+               previous: Checkpoint | None,
+               operators: Mapping[str, OperatorState] | None = None) -> Checkpoint:
         """Phase two: write the manifest of checkpoint ``number``; then drop what only
         checkpoints older than ``previous`` used (the previous one stays as a fallback)."""
         document = {
@@ -248,17 +291,22 @@ class CheckpointStore:
                                   for c in state.chunks],
                        "frontiers": [_encode_frontier(state.frontier)]}
                 for name, state in inputs.items()},
+            "operators": {
+                name: {"layout": state.layout,
+                       "chunks": [{"key": c.key, "rows": c.rows, "pickled": c.pickled}
+                                  for c in state.chunks]}
+                for name, state in (operators or {}).items()},
         }
         self.storage.put(f"{_MANIFESTS}{number:012d}.json",
                          json.dumps(document, separators=(",", ":")).encode())
-        checkpoint = Checkpoint(number, time, {k: v for k, v in inputs.items()})
+        checkpoint = Checkpoint(number, time, dict(inputs), dict(operators or {}))
         self._collect_garbage(checkpoint, previous)
         return checkpoint
 
     def _collect_garbage(self, current: Checkpoint, previous: Checkpoint | None) -> None:
         keep_numbers = {current.number} | ({previous.number} if previous else set())
         used = {c.key for cp in (current, previous) if cp is not None
-                for s in cp.inputs.values() for c in s.chunks}
+                for s in [*cp.inputs.values(), *cp.operators.values()] for c in s.chunks}
         for number in self._manifest_numbers():
             if number not in keep_numbers and number < current.number:
                 self.storage.delete(f"{_MANIFESTS}{number:012d}.json")

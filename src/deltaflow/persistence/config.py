@@ -10,14 +10,23 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import warnings
 from typing import Any
 
 logger = logging.getLogger("deltaflow.persistence")
 
 
 class PersistenceMode(enum.Enum):
-    """What a checkpoint keeps. Only ``PERSISTING`` (and its older alias ``BATCH``) is
-    implemented: inputs and their offsets are kept and replayed on restart."""
+    """What a checkpoint keeps.
+
+    * ``PERSISTING`` (and its older alias ``BATCH``): every input (its rows and offsets) and
+      the state of every operator that keeps one across runs (``deduplicate``);
+    * ``SELECTIVE_PERSISTING``: the same, but only for the inputs and operators given a
+      ``name=``;
+    * ``UDF_CACHING``: only the UDF disk caches.
+
+    The other members exist for compatibility and are refused by :class:`Config`.
+    """
 
     BATCH = "batch"
     PERSISTING = "persisting"
@@ -38,6 +47,7 @@ class SnapshotAccess(enum.Enum):
 
 
 _SUPPORTED_MODES = (PersistenceMode.PERSISTING, PersistenceMode.BATCH,
+                    PersistenceMode.SELECTIVE_PERSISTING,
                     PersistenceMode.UDF_CACHING)  # UDF_CACHING: only UDF disk caches
 
 
@@ -119,7 +129,8 @@ class Config:
         mode = _enum_member(PersistenceMode, persistence_mode, "persistence_mode")
         if mode not in _SUPPORTED_MODES:
             raise NotImplementedError(f"{label}: persistence_mode={mode.name} is not "
-                                      f"supported; use PersistenceMode.PERSISTING")
+                                      f"supported; use PersistenceMode.PERSISTING, "
+                                      f"SELECTIVE_PERSISTING or UDF_CACHING")
         access = _enum_member(SnapshotAccess, snapshot_access, "snapshot_access")
         if access is not SnapshotAccess.FULL:
             raise NotImplementedError(f"{label}: snapshot_access={access.name} is not "
@@ -136,6 +147,24 @@ class Config:
         self.continue_after_replay = continue_after_replay
         self.worker_scaling_enabled = bool(worker_scaling_enabled)
         self.workload_tracking_window_ms = workload_tracking_window_ms
+
+    @classmethod
+    def simple_config(cls, backend: Backend, snapshot_interval_ms: int = 0,
+                      snapshot_access: SnapshotAccess = SnapshotAccess.FULL,
+                      persistence_mode: PersistenceMode = PersistenceMode.PERSISTING,
+                      continue_after_replay: bool = True) -> Config:
+        """The older way to build a :class:`Config` (deprecated: call the constructor)."""
+        warnings.warn("pw.persistence.Config.simple_config is deprecated; build the settings "
+                      "with pw.persistence.Config(backend, ...) instead",
+                      DeprecationWarning, stacklevel=2)
+        return cls(backend, snapshot_interval_ms=snapshot_interval_ms,
+                   snapshot_access=snapshot_access, persistence_mode=persistence_mode,
+                   continue_after_replay=continue_after_replay)
+
+    @property
+    def persists_only_named(self) -> bool:
+        """Whether only the inputs and operators given a ``name=`` are persisted."""
+        return self.persistence_mode is PersistenceMode.SELECTIVE_PERSISTING
 
     def __repr__(self) -> str:
         return (f"Config({self.backend!r}, snapshot_interval_ms={self.snapshot_interval_ms}, "

@@ -16,7 +16,12 @@ The engine calls four hooks (see :class:`deltaflow.engine.runtime.Runtime`):
 * :meth:`PersistentRun.finish` writes the final checkpoint when the run ends normally.
 
 Only inputs fed by an :class:`~deltaflow.io._core.input_session.InputSession` are persisted;
-other sources (``pw.debug`` tables) are static and simply run again.
+other sources (``pw.debug`` tables) are static and simply run again. With
+``SELECTIVE_PERSISTING`` only the inputs given a ``name=`` are.
+
+Operators whose state cannot be rebuilt by the replay (``deduplicate``) save it in the same
+checkpoints (:mod:`deltaflow.persistence.operators`); a restored operator emits its rows at
+the replay time, or at time 0 when there is nothing to replay.
 """
 
 from __future__ import annotations
@@ -46,12 +51,26 @@ from deltaflow.persistence.checkpoints import (
     encode_key,
 )
 from deltaflow.persistence.config import Config
+from deltaflow.persistence.operators import OperatorStates, persisted_operators
 from deltaflow.persistence.storage import open_storage
 
 logger = logging.getLogger("deltaflow.persistence")
 
 COMPACT_AFTER_CHUNKS = 32
 """An input's snapshot is rewritten as one chunk of its current rows past this many chunks."""
+
+
+def make_persistence(persistence_config: Any, caller: str = "pw.run") -> PersistentRun | None:
+    """The persistence side of a run for ``persistence_config``, or None (no config, or
+    ``UDF_CACHING``, which keeps only UDF disk caches: see ``deltaflow.udfs.context``)."""
+    if persistence_config is None:
+        return None
+    if not isinstance(persistence_config, Config):
+        raise TypeError(f"{caller}: persistence_config must be a pw.persistence.Config, got "
+                        f"{type(persistence_config).__name__}")
+    if persistence_config.persistence_mode.name == "UDF_CACHING":
+        return None
+    return PersistentRun(persistence_config)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -201,11 +220,14 @@ class PersistentRun:
         self._previous: Checkpoint | None = None
         self._next_number = 1
         self._last_write = 0.0
+        self._operators: OperatorStates | None = None
 
     # --- hooks -----------------------------------------------------------------------------
     def handle(self, source: Source, name: str, notify: Callable[[], None]) -> SourceHandle:
-        """The handle the engine gives ``source`` (a recording one for input sessions)."""
-        if not isinstance(source, InputSession):
+        """The handle the engine gives ``source`` (a recording one for persisted input
+        sessions)."""
+        if not isinstance(source, InputSession) or \
+                (self.config.persists_only_named and not source.named):
             return SourceHandle(name, notify)
         tags: collections.deque[tuple[Hashable | None, int]] = collections.deque()
         handle = RecordingHandle(name, notify, tags)
@@ -254,8 +276,17 @@ class PersistentRun:
             self._next_number = checkpoint.number + 1
             logger.info("persistence: resuming from checkpoint %d (%d input rows replayed)",
                         checkpoint.number, sum(b.height for _, b in replay))
+        from deltaflow.engine.runtime import _even_now_ms
+
+        operators = persisted_operators(runtime.operators,
+                                        only_named=self.config.persists_only_named)
+        replay_time = _even_now_ms() if replay else 0
+        self._operators = OperatorStates(self.store, operators)
+        restored = self._operators.restore(checkpoint, replay_time)
         if replay:
-            _replay(runtime, replay)
+            _replay(runtime, replay, replay_time)
+        elif restored:
+            _emit_restored(runtime)
         if not self.config.continue_after_replay:
             runtime.stop()
 
@@ -275,6 +306,9 @@ class PersistentRun:
                     segment.frontiers[entry.persistent_id] = dict(offsets)
         if segment.frames or segment.frontiers:
             self._segments.append(segment)
+        elif self._operators is not None and self._operators.has_unsaved_changes() and \
+                (not self._segments or self._segments[-1].time != last_time):
+            self._segments.append(segment)  # only operator states changed up to last_time
         if self._segments and _time.monotonic() - self._last_write >= self.interval_s:
             flushed = self._flushed_time()
             ready = [s for s in self._segments if flushed is None or s.time <= flushed]
@@ -329,8 +363,10 @@ class PersistentRun:
                                                        suffix="-compact")]
             states[pid] = state
         time = segments[-1].time
+        operators = self._operators.write(number, time) if self._operators is not None \
+            else None
         previous = self._last
-        self._last = self.store.commit(number, time, states, previous)
+        self._last = self.store.commit(number, time, states, previous, operators)
         for entry in self._inputs:
             entry.state = states[entry.persistent_id]
         self._next_number = number + 1
@@ -350,10 +386,18 @@ def _by_source(alive: pl.DataFrame) -> list[tuple[Hashable | None, pl.DataFrame]
     return groups
 
 
-def _replay(runtime: Any, batches: list[tuple[int, pl.DataFrame]]) -> None:
+def _emit_restored(runtime: Any) -> None:
+    """Nothing to replay, but restored operators: their rows go out at time 0 (as in Pathway,
+    where restored state belongs to the first time). The run's own times stay as they are:
+    a static table's rows at time 0 are processed at time 0 too (and ignored by the restored
+    operators, as a replay)."""
+    runtime._process(0, [])
+    runtime.last_time = None
+
+
+def _replay(runtime: Any, batches: list[tuple[int, pl.DataFrame]], time: int) -> None:
     """Process the snapshot as the run's first time, with no output reaching a sink."""
     from deltaflow.engine.operators import OutputOperator
-    from deltaflow.engine.runtime import _even_now_ms
 
     outputs = [op for op in runtime.operators if isinstance(op, OutputOperator)]
     sinks, real = runtime.sinks, [op.sink for op in outputs]
@@ -362,7 +406,7 @@ def _replay(runtime: Any, batches: list[tuple[int, pl.DataFrame]]) -> None:
         op.sink = muted
     runtime.sinks = []
     try:
-        runtime._process(_even_now_ms(), batches)
+        runtime._process(time, batches)
     finally:
         runtime.sinks = sinks
         for op, sink in zip(outputs, real, strict=True):

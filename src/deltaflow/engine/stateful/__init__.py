@@ -13,6 +13,7 @@ from deltaflow.engine.stateful.asof import (
     AsofNowJoinNode,
     AsofNowJoinOperator,
 )
+from deltaflow.engine.stateful.deduplicate import DeduplicateOperator
 from deltaflow.engine.stateful.idops import IdOpOperator
 from deltaflow.engine.stateful.interval import IntervalJoinNode, IntervalJoinOperator
 from deltaflow.engine.stateful.join import JoinOperator
@@ -23,7 +24,7 @@ from deltaflow.engine.stateful.nodes import (
     ReduceNode,
     SortNode,
 )
-from deltaflow.engine.stateful.ordering import DeduplicateOperator, SortOperator
+from deltaflow.engine.stateful.ordering import SortOperator
 from deltaflow.engine.stateful.reduce import ReduceOperator
 from deltaflow.engine.stateful.streams import (
     AssertAppendOnlyNode,

@@ -69,3 +69,4 @@ class DeduplicateNode(Node):
     acceptor: Any = None
     has_instance: bool = False
     instance_type: t.DType | None = None
+    name: str | None = None  # the user's name=: identifies its state across runs

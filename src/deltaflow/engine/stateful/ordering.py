@@ -1,8 +1,8 @@
-"""``sort`` and ``deduplicate``: per-instance ordered state kept in Python structures.
+"""``sort``: per-instance ordered state kept in Python structures.
 
-Both are inherently sequential per instance (neighbours in key order; the acceptor sees
-values one after another), so their state is a sorted list / a dict per instance and an update
-touches only the neighbours of the rows it moves.
+Neighbours in key order are inherently sequential per instance, so the state is a sorted list
+per instance and an update touches only the neighbours of the rows it moves. (``deduplicate``
+lives in :mod:`deltaflow.engine.stateful.deduplicate`.)
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._ids import hash_columns
 from deltaflow.engine.batch import DIFF, ID, consolidate
 from deltaflow.engine.operators import Delta, Operator
-from deltaflow.engine.stateful.arrangement import constant_ids
-from deltaflow.engine.stateful.nodes import DeduplicateNode, SortNode
+from deltaflow.engine.stateful.nodes import SortNode
 
 
 def _sort_key(value: Any) -> Any:
@@ -128,64 +126,3 @@ def links_delta(affected: Iterable[int], links: dict[int, tuple[int | None, int 
         "next": pl.Series(nexts, dtype=pl.UInt128),
         DIFF: pl.Series(signs, dtype=pl.Int64),
     }))
-
-
-class DeduplicateOperator(Operator):
-    def __init__(self, node: DeduplicateNode) -> None:
-        super().__init__(node)
-        self.pre = node.pre
-        self.acceptor = node.acceptor
-        self.pre.set_error_policy(["__inst"] if node.has_instance else [],
-                                  "Error value encountered in deduplicate instance, skipping "
-                                  "the row", "Error value encountered in deduplicate value, "
-                                             "skipping the row")
-        self.has_instance = node.has_instance
-        self.instance_type = node.instance_type
-        self.names = list(node.columns)
-        self.current: dict[Any, tuple[Any, tuple[Any, ...], Any]] = {}
-
-    def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
-        delta = deltas[0]
-        if delta is None or delta.height == 0:
-            return None
-        frame = self.pre.run(delta, keep=[ID, *self.names, DIFF])
-        inserted = frame.filter(pl.col(DIFF) > 0)
-        if inserted.height == 0:
-            return None
-        values = t.values_from_series(inserted["__val"])
-        instances = t.values_from_series(inserted["__inst"]) if self.has_instance \
-            else [None] * inserted.height
-        rows = inserted.select(self.names).rows()
-        old_rows: dict[Any, tuple[Any, tuple[Any, ...]]] = {}
-        for value, instance, row in zip(values, instances, rows, strict=True):
-            key = t.canonical_key(instance)
-            previous = self.current.get(key)
-            if previous is not None and not self.acceptor(value, previous[0]):
-                continue
-            if key not in old_rows:
-                old_rows[key] = (instance, previous[1]) if previous is not None else (instance,
-                                                                                       None)
-            self.current[key] = (value, row, instance)
-        if not old_rows:
-            return None
-        instances_out: list[Any] = []
-        data: list[tuple[Any, ...]] = []
-        signs: list[int] = []
-        for key, (instance, old_row) in old_rows.items():
-            if old_row is not None:
-                instances_out.append(instance)
-                data.append(old_row)
-                signs.append(-1)
-            instances_out.append(instance)
-            data.append(self.current[key][1])
-            signs.append(1)
-        schema = {n: inserted.schema[n] for n in self.names}
-        out = pl.DataFrame(data, schema=schema, orient="row") if self.names else \
-            pl.DataFrame({"__": [0] * len(data)})
-        if self.has_instance:
-            inst = t.series_from_values("__inst", instances_out, self.instance_type or t.ANY)
-            ids = hash_columns(inst.to_frame(), [("__inst", self.instance_type or t.ANY)])
-        else:
-            ids = constant_ids(len(data))
-        out = out.with_columns(ids.alias(ID), pl.Series(DIFF, signs, dtype=pl.Int64))
-        return consolidate(out.select([ID, *self.names, DIFF]))

@@ -66,8 +66,9 @@ class InputSession(Source):
                  columns: Mapping[str, t.DType], primary_key: Sequence[str] | None = None,
                  autocommit_duration_ms: int | None = 1500,
                  max_backlog_size: int | None = None, keep_row_state: bool = False,
-                 seek_to: OffsetAntichain | None = None) -> None:
+                 seek_to: OffsetAntichain | None = None, named: bool = True) -> None:
         self.name = name
+        self.named = named  # the user chose the name (SELECTIVE_PERSISTING keeps only those)
         self.reader_factory = reader_factory
         self.parser = parser
         self.columns = dict(columns)

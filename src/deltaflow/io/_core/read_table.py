@@ -82,15 +82,19 @@ def with_metadata_column(schema: type[Schema]) -> type[Schema]:
 
 def reader_table(*, schema: type[Schema], reader_factory: Callable[[], Reader], parser: Parser,
                  name: str, autocommit_duration_ms: int | None,
-                 max_backlog_size: int | None, keep_row_state: bool = False) -> Any:
-    """The input table fed by an :class:`InputSession` running ``reader_factory``'s readers."""
+                 max_backlog_size: int | None, keep_row_state: bool = False,
+                 named: bool = True) -> Any:
+    """The input table fed by an :class:`InputSession` running ``reader_factory``'s readers.
+
+    ``named``: whether the user gave the connector its ``name=`` (SELECTIVE_PERSISTING
+    persists only such inputs)."""
     from deltaflow.table import input_table
 
     session = InputSession(
         name, reader_factory, parser, columns=schema.dtypes(),
         primary_key=schema.primary_key_columns(),
         autocommit_duration_ms=autocommit_duration_ms, max_backlog_size=max_backlog_size,
-        keep_row_state=keep_row_state,
+        keep_row_state=keep_row_state, named=named,
     )
     return input_table(schema, session, name=name)
 
