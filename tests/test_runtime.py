@@ -115,4 +115,5 @@ def test_run_accepts_pathway_keywords() -> None:
     add_output(pw.debug.table_from_markdown("v\n1"), Recorder())
     pw.run(debug=False, monitoring_level=pw.MonitoringLevel.NONE, with_http_server=False,
            default_logging=True, persistence_config=None, runtime_typechecking=None,
-           license_key=None, terminate_on_error=True)
+           terminate_on_error=True, max_expression_batch_size=1024, event_loop=None,
+           udf_cache_directory=None)

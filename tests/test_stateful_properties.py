@@ -244,7 +244,7 @@ def test_id_operations_match_recomputation(base: list[Event], other: list[Event]
         if kind == "update_rows":
             return a.update_rows(b)
         if kind == "update_cells":
-            return a.update_cells(b.restrict(a).select(pw.this.v))
+            return a.update_cells(b.intersect(a).select(pw.this.v))
         if kind == "restrict":
             return a.restrict(b.intersect(a))
         return getattr(a, kind)(b)

@@ -33,9 +33,9 @@ def _sorted(table: pw.Table, *names: str) -> list[tuple]:
 def test_update_rows_and_cells() -> None:
     t, u = _base(), _other()
     assert _sorted(t.update_rows(u.select(a=5, b=u.b)), "a", "b") == [(2, 20), (5, 11), (5, 33)]
-    cells = t.update_cells(u.restrict(t))
+    cells = t.update_cells(u.intersect(t))
     assert _sorted(cells, "a", "b") == [(1, 11), (2, 20)]
-    assert _sorted(t << u.restrict(t), "a", "b") == [(1, 11), (2, 20)]
+    assert _sorted(t << u.intersect(t), "a", "b") == [(1, 11), (2, 20)]
     with pytest.raises(ValueError, match="columns"):
         t.update_rows(u)
     with pytest.raises(ValueError, match="does not have"):
@@ -44,7 +44,7 @@ def test_update_rows_and_cells() -> None:
 
 def test_restrict_difference_intersect() -> None:
     t, u = _base(), _other()
-    assert _sorted(t.restrict(u.restrict(t)), "a") == [(1,)]
+    assert _sorted(t.restrict(u.intersect(t)), "a") == [(1,)]
     assert _sorted(t.difference(u), "a") == [(2,)]
     assert _sorted(t.intersect(u), "a") == [(1,)]
 

@@ -78,6 +78,10 @@ on_clear_graph(_STATIC_UNIVERSES.clear)
 
 def _universe_of_keys(batches: Sequence[tuple[int, pl.DataFrame]]) -> Universe:
     frames = [batch.select(ID) for _, batch in batches if batch.height]
+    if any(time != 0 or (batch[DIFF] < 0).any() for time, batch in batches if batch.height):
+        # An update stream: its rows change over time, so no fixed id set describes them
+        # (nor does one make it the same universe as another table, as in Pathway).
+        return Universe()
     if not frames:
         return Universe()
     ids = pl.concat(frames)[ID].unique()

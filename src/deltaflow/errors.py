@@ -31,6 +31,13 @@ from deltaflow import _types as t
 
 logger = logging.getLogger("deltaflow.errors")
 
+
+
+class NoArgumentsError(AssertionError, TypeError):
+    """``pw.apply(f)`` without any argument. Pathway raises an ``AssertionError`` there, so
+    this is one (and a ``TypeError``, the natural type of a wrong call)."""
+
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _CONTEXTLIB = os.path.dirname(os.path.abspath(contextlib.__file__))
 

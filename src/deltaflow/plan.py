@@ -31,9 +31,21 @@ class Universe:
     """The set of row ids of a table, as far as the plan knows (identity only)."""
 
     def __init__(self, parent: Universe | None = None) -> None:
-        self.parent = parent  # a universe this one is a subset of
+        # Universes this one is known to be a subset of (equal universes list each other).
+        self.supersets: list[Universe] = [parent] if parent is not None else []
         self.static_ids: Any = None  # the ids (a Polars Series) when known from static data
         self.disjoint_from: set[int] = set()  # id()s of universes promised disjoint
+
+    @property
+    def parent(self) -> Universe | None:
+        """The first universe this one is known to be a subset of."""
+        return self.supersets[0] if self.supersets else None
+
+    @parent.setter
+    def parent(self, other: Universe | None) -> None:
+        # A new subset relation adds to what is known; it never forgets an earlier one.
+        if other is not None and other is not self and other not in self.supersets:
+            self.supersets.append(other)
 
     def known_disjoint(self, other: Universe) -> bool | None:
         """True/False when promises or static data tell whether the two universes share no
@@ -45,11 +57,16 @@ class Universe:
         return None
 
     def is_subset_of(self, other: Universe) -> bool:
-        current: Universe | None = self
-        while current is not None:
+        """Whether the plan knows every id of this universe to be an id of ``other``."""
+        seen: set[int] = set()
+        pending: list[Universe] = [self]
+        while pending:
+            current = pending.pop()
             if current is other:
                 return True
-            current = current.parent
+            if id(current) not in seen:
+                seen.add(id(current))
+                pending.extend(current.supersets)
         return False
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import json
 import logging
+import threading
 from typing import Any
 
-from deltaflow import plan
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow import errors, plan
+from deltaflow.engine.batch import DIFF, ID
+from deltaflow.engine.boundary import ConnectorStats, Sink
 from deltaflow.engine.runtime import run_outputs
 
 logger = logging.getLogger("deltaflow")
@@ -25,18 +33,37 @@ class MonitoringLevel(enum.Enum):
 def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,
         with_http_server: bool = False, default_logging: bool = True,
         persistence_config: Any = None, runtime_typechecking: bool | None = None,
-        license_key: str | None = None, terminate_on_error: bool | None = None,
-        max_expression_batch_size: int | None = None,
-        udf_cache_directory: str | None = None, _every_table: bool = False) -> None:
+        terminate_on_error: bool | None = None, max_expression_batch_size: int = 1024,
+        event_loop: asyncio.AbstractEventLoop | None = None,
+        udf_cache_directory: str | None = None) -> None:
     """Run every output defined so far, until all inputs are exhausted.
 
     Static inputs end by themselves; streaming inputs keep the run alive until they finish
-    (or the process is interrupted). ``with_http_server``, ``license_key``,
-    ``runtime_typechecking``, ``max_expression_batch_size`` and ``udf_cache_directory`` are
-    accepted for compatibility and have no effect; ``debug`` logs the plan being run.
-    ``terminate_on_error=False`` keeps the run going when a cell fails: the cell holds an
-    error value and the failure is a row of ``pw.global_error_log()`` (docs/errors.md).
+    (or the process is interrupted). ``with_http_server``, ``runtime_typechecking``,
+    ``max_expression_batch_size``, ``event_loop`` and ``udf_cache_directory`` are accepted for
+    compatibility and have no effect; ``debug`` logs the plan being run and prints the changes
+    of the tables marked with ``Table.debug(name)``. ``terminate_on_error=False`` keeps the run
+    going when a cell fails: the cell holds an error value and the failure is a row of
+    ``pw.global_error_log()`` (docs/errors.md).
     """
+    _run(every_table=False, debug=debug, monitoring_level=monitoring_level,
+         persistence_config=persistence_config, terminate_on_error=terminate_on_error)
+
+
+def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,
+            with_http_server: bool = False, default_logging: bool = True,
+            persistence_config: Any = None, runtime_typechecking: bool | None = None,
+            terminate_on_error: bool | None = None, max_expression_batch_size: int = 1024,
+            event_loop: asyncio.AbstractEventLoop | None = None,
+            udf_cache_directory: str | None = None) -> None:
+    """Like :func:`run`, and also compute every table defined so far, whether or not it has
+    an output (so that, for example, an error in any of them stops the run)."""
+    _run(every_table=True, debug=debug, monitoring_level=monitoring_level,
+         persistence_config=persistence_config, terminate_on_error=terminate_on_error)
+
+
+def _run(*, every_table: bool, debug: bool, monitoring_level: MonitoringLevel,
+         persistence_config: Any, terminate_on_error: bool | None) -> None:
     persistence = None
     if persistence_config is not None:
         from deltaflow.persistence.config import Config
@@ -49,7 +76,7 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
         if persistence_config.persistence_mode.name != "UDF_CACHING":
             persistence = PersistentRun(persistence_config)
     outputs = plan.REGISTRY.take()
-    if _every_table:
+    if every_table:
         outputs += _null_outputs(plan.REGISTRY.unconsumed_tables())
     if debug:
         for node in plan.topological_order(outputs):
@@ -63,25 +90,82 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
         monitoring = make_monitor(monitoring_level)
     from deltaflow.udfs.context import udf_storage
 
-    with udf_storage(persistence_config):
-        run_outputs(outputs, monitoring=monitoring, persistence=persistence,
-                    terminate_on_error=terminate_on_error)
+    previous = _DEBUG_RUN.active
+    _DEBUG_RUN.active = debug
+    try:
+        with udf_storage(persistence_config):
+            run_outputs(outputs, monitoring=monitoring, persistence=persistence,
+                        terminate_on_error=terminate_on_error)
+    finally:
+        _DEBUG_RUN.active = previous
 
 
-def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,
-            with_http_server: bool = False, default_logging: bool = True,
-            persistence_config: Any = None, runtime_typechecking: bool | None = None,
-            license_key: str | None = None, terminate_on_error: bool | None = None,
-            max_expression_batch_size: int | None = None,
-            udf_cache_directory: str | None = None) -> None:
-    """Like :func:`run`, and also compute every table defined so far, whether or not it has
-    an output (so that, for example, an error in any of them stops the run)."""
-    run(_every_table=True, debug=debug, monitoring_level=monitoring_level, with_http_server=with_http_server,
-        default_logging=default_logging, persistence_config=persistence_config,
-        runtime_typechecking=runtime_typechecking, license_key=license_key,
-        terminate_on_error=terminate_on_error,
-        max_expression_batch_size=max_expression_batch_size,
-        udf_cache_directory=udf_cache_directory)
+class _DebugRun(threading.local):
+    """Whether the run on this thread was started with ``debug=True``."""
+
+    active = False
+
+
+_DEBUG_RUN = _DebugRun()
+
+
+class DebugSink(Sink):
+    """The output of ``Table.debug(name)``: with ``pw.run(debug=True)`` it prints every change
+    of the table as ``[worker][name] @Timestamp(time) +1 id=..., column=Value(...)``; in other
+    runs it prints nothing."""
+
+    def __init__(self, label: str, columns: list[str]) -> None:
+        self.name = f"debug:{label}"
+        self.label = label
+        self.columns = columns
+        self.stats = ConnectorStats()
+
+    def on_batch(self, time: int, batch: pl.DataFrame) -> None:
+        if not _DEBUG_RUN.active:
+            return
+        ids = t.values_from_series(batch[ID])
+        diffs = batch[DIFF].to_list()
+        values = [t.values_from_series(batch[name]) for name in self.columns]
+        for row, (key, diff) in enumerate(zip(ids, diffs, strict=True)):
+            cells = ", ".join(f"{name}={_debug_value(column[row])}"
+                              for name, column in zip(self.columns, values, strict=True))
+            sign = f"+{diff}" if diff > 0 else str(diff)
+            print(f"[0][{self.label}] @Timestamp({time}) {sign} id={key}"
+                  + (f", {cells}" if cells else ""))
+
+
+def _debug_value(value: Any) -> str:
+    """A value as ``Table.debug`` prints it: its kind and its contents."""
+    if value is None:
+        return "None"
+    if isinstance(value, errors.ErrorValue):
+        return "Error"
+    if isinstance(value, bool):
+        return f"Bool({str(value).lower()})"
+    if isinstance(value, t.Pointer):
+        return f"Pointer({value})"
+    if isinstance(value, int):
+        return f"Int({value})"
+    if isinstance(value, float):
+        return f"Float({value!r})"
+    if isinstance(value, str):
+        return f"String({json.dumps(value)})"
+    if isinstance(value, bytes):
+        return f"Bytes({list(value)})"
+    if isinstance(value, t.Json):
+        return f"Json({value.dumps()})"
+    if isinstance(value, (tuple, list)):
+        return f"Tuple([{', '.join(_debug_value(v) for v in value)}])"
+    return f"{type(value).__name__}({value})"
+
+
+def debug_table(table: Any, name: str) -> None:
+    """Register the output of ``table.debug(name)`` (see :class:`DebugSink`)."""
+    from deltaflow.table import add_output
+
+    if not isinstance(name, str):
+        raise TypeError(f"Table.debug: name must be a string, got {name!r}")
+    add_output(table, DebugSink(name, table.column_names()))
 
 
 def _null_outputs(nodes: list[plan.Node]) -> list[plan.OutputNode]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from deltaflow import _types as t
-from deltaflow import plan
+from deltaflow import plan, universe_checks
 from deltaflow.expressions.base import (
     Cast,
     ColumnExpression,
@@ -531,24 +531,39 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
 
     # --- universes --------------------------------------------------------------------------
     def promise_universe_is_subset_of(self, other: Table) -> Table:
-        self._universe.parent = other._universe
+        """Promise that every row id of this table is an id of ``other`` (checked by the
+        operations relying on it, see docs/errors.md)."""
+        universe_checks.promise_subset(self._universe, other._universe)
         return self
 
     def promise_universes_are_disjoint(self, other: Table) -> Table:
         """Promise that no row id of this table is an id of ``other`` (``concat`` trusts
         it)."""
-        self._universe.disjoint_from.add(id(other._universe))
-        other._universe.disjoint_from.add(id(self._universe))
+        universe_checks.promise_disjoint(self, other)
         return self
 
     def promise_universe_is_equal_to(self, other: Table) -> Table:
-        self._universe = other._universe
+        """Promise that this table and ``other`` have the same row ids."""
+        universe_checks.promise_equal(self._universe, other._universe)
         return self
 
     def with_universe_of(self, other: Table) -> Table:
-        copy = self.copy()
-        copy._universe = other._universe
-        return copy
+        """This table, said to have exactly the rows of ``other`` (so that their columns can
+        be used together). Unless that is known, the ids are checked as the data comes: an id
+        of ``other`` without a row here gives a row of Errors, a row whose id ``other`` lacks
+        is left out, each reported."""
+        if not isinstance(other, Table):
+            raise TypeError(f"with_universe_of on {self._description}: expected a table, "
+                            f"got {other!r}")
+        if universe_checks.known_equal(self._universe, other._universe):
+            copy = self.copy()
+            copy._universe = other._universe
+            return copy
+        result = self._id_op("with_universe_of", (other,), dict(self._columns), (self, other))
+        result._universe = other._universe
+        # As in Pathway, the two tables are from now on known to have the same rows.
+        universe_checks.promise_equal(self._universe, other._universe)
+        return result
 
     # --- construction ---------------------------------------------------------------------
     @staticmethod
@@ -571,6 +586,11 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return table.select(**dict(refs))
 
     def debug(self, name: str) -> Table:
+        """Print every change of this table when the program runs with
+        ``pw.run(debug=True)``; returns the table."""
+        from deltaflow.runner import debug_table
+
+        debug_table(self, name)
         return self
 
     def to(self, sink: Any) -> None:

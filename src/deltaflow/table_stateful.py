@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from deltaflow import _types as t
-from deltaflow import plan
+from deltaflow import plan, universe_checks
 from deltaflow.engine.stateful.nodes import (
     DeduplicateNode,
     IdOpNode,
@@ -754,9 +754,15 @@ class StatefulMethods:
                 raise TypeError(f"update_rows: column {name!r} has type {dtype!r} in one table "
                                 f"and {other._columns[name]!r} in the other")
             columns[name] = common
+        if universe_checks.update_rows_is_other(table, other):
+            return other
         result = self._id_op("update_rows", (other,), columns, (table, other))
-        if other._universe.is_subset_of(table._universe):
+        if universe_checks.known_subset(other._universe, table._universe):
             result._universe = table._universe  # no row is added: the same rows
+        else:
+            result._universe = plan.Universe()
+            universe_checks.promise_subset(table._universe, result._universe)
+            universe_checks.promise_subset(other._universe, result._universe)
         return result
 
     def update_cells(self, other: Table, /, _stacklevel: int = 1) -> Table:
@@ -774,6 +780,8 @@ class StatefulMethods:
                 raise TypeError(f"update_cells: column {name!r} has type {columns[name]!r} "
                                 f"here and {dtype!r} in the update")
             columns[name] = common
+        if universe_checks.check_update_cells(table, other):
+            return table.with_columns(**{name: other[name] for name in other._columns})
         result = self._id_op("update_cells", (other,), columns, (table, other))
         result._universe = table._universe  # cells change, the rows stay
         return result
@@ -785,6 +793,7 @@ class StatefulMethods:
         """The rows of this table whose ids are in ``other``."""
         table: Table = self  # type: ignore[assignment]
         _check_table(other, "restrict")
+        universe_checks.check_restrict(table, other)
         result = self._id_op("restrict", (other,), dict(table._columns), (table, other))
         result._universe = other._universe
         return result
@@ -798,6 +807,8 @@ class StatefulMethods:
             return table
         result = self._id_op("intersect", tables, dict(table._columns), (table, *tables))
         result._universe = plan.Universe(parent=table._universe)
+        for other in tables:  # the rows kept are rows of every table
+            universe_checks.promise_subset(result._universe, other._universe)
         return result
 
     def difference(self, other: Table) -> Table:

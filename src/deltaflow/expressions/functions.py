@@ -23,19 +23,35 @@ from deltaflow.expressions.base import (
 def apply(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExpression:
     """Apply a Python function to every row; the result type comes from its annotations.
     An ``async def`` function is awaited (as with :func:`apply_async`)."""
+    _require_arguments("apply", fun, args, kwargs)
     return Apply(fun, args, kwargs, options=_async_options_if_coroutine(fun))
 
 
 def apply_with_type(fun: Callable[..., Any], ret_type: Any, *args: Any,
                     **kwargs: Any) -> ColumnExpression:
     """Like :func:`apply`, with the result type given explicitly."""
+    _require_arguments("apply_with_type", fun, args, kwargs)
     return Apply(fun, args, kwargs, ret_type, options=_async_options_if_coroutine(fun))
 
 
 def apply_async(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExpression:
     """Apply a function (usually ``async def``) to every row; the calls of one minibatch run
     concurrently on the run's event loop (``pw.udfs.async_executor()``)."""
+    _require_arguments("apply_async", fun, args, kwargs)
     return Apply(fun, args, kwargs, options=_async_options(fun))
+
+
+def _require_arguments(name: str, fun: Callable[..., Any], args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> None:
+    """A function applied to no argument at all has nothing to be computed per row from:
+    refused at once, with Pathway's exception type (an ``AssertionError``)."""
+    if not args and not kwargs:
+        from deltaflow.errors import NoArgumentsError
+
+        raise NoArgumentsError(
+            f"pw.{name}({getattr(fun, '__name__', fun)!s}): give the function's arguments "
+            f"(columns or values), e.g. pw.{name}(f, pw.this.a); to compute one value for "
+            f"every row, use a plain Python value")
 
 
 def _async_options(fun: Callable[..., Any]) -> Any:
