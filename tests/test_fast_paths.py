@@ -269,9 +269,13 @@ def test_streaming_deltas_take_the_python_path_and_big_batches_polars() -> None:
     assert set(reduce_op._known) and reduce_op.groups._tail  # Python state was used
     assert Counter(seen) == Counter({(1, 2, 1): 2, (2, 1, 1): 1})
     seen.clear()
-    push(4, 3, [k % 3 for k in range(600)])  # bigger than SMALL_DELTA_ROWS: frame path
+    from deltaflow.engine.stateful.reduce import SMALL_DELTA_ROWS
+
+    per_key = SMALL_DELTA_ROWS // 3 + 100  # bigger than SMALL_DELTA_ROWS: frame path
+    push(4, 3, [k % 3 for k in range(3 * per_key)])
     assert not reduce_op._known
     final: Counter = Counter()
     for v, n, diff in seen:
         final[(v, n)] += diff
-    assert final[(1, 2)] == -2 and final[(1, 202)] == 202 and final[(0, 200)] == 200
+    assert final[(1, 2)] == -2 and final[(1, per_key + 2)] == per_key + 2
+    assert final[(0, per_key)] == per_key

@@ -22,7 +22,7 @@ from deltaflow._ids import ID_DTYPE
 
 ID = "_id"
 DIFF = "_diff"
-SMALL_BATCH = 64  # batches up to this many rows are consolidated in Python
+SMALL_BATCH = 1024  # batches up to this many rows are consolidated in Python
 MEDIUM_BATCH = 8192  # up to this many rows, duplicates are found by row hash in Python
 _SEED = 0xC0DE
 STREAMING_ROWS = 50_000  # queries over at least this many rows run on Polars' streaming engine
@@ -184,22 +184,46 @@ def consolidate(batch: pl.DataFrame) -> pl.DataFrame:
 
 
 def _consolidate_small(batch: pl.DataFrame) -> pl.DataFrame | None:
-    """:func:`consolidate` for a few rows, in Python (a fraction of the Polars calls' fixed
-    cost); None when a column does not convert exactly to Python values."""
+    """:func:`consolidate` for up to ``SMALL_BATCH`` rows, in Python (a fraction of the
+    Polars calls' fixed cost); None when a column does not convert exactly to Python values.
+
+    Only rows sharing an id with another row can be equal to it (batches hold (id, row)
+    pairs), so only those rows are compared: in a typical streaming delta (a group's old
+    row retracted, its new row inserted) the pairs differ and the batch stays as it is."""
     diffs = batch[DIFF].to_list()
     ids = batch[ID].to_list()
-    if len(set(ids)) == len(ids):
+    counts: dict[Any, int] = {}
+    for value in ids:
+        counts[value] = counts.get(value, 0) + 1
+    if len(counts) == len(ids):
         return mark_distinct_ids(batch.filter(pl.col(DIFF) != 0) if 0 in diffs else batch)
     schema = batch.schema
     if not all(python_exact(dtype) for dtype in schema.values()):
         return None
-    names = list(schema)
-    diff_at = names.index(DIFF)
-    positions = [i for i in range(len(names)) if i != diff_at]
-    objects = [i for i in positions if schema[names[i]] == pl.Object]
-    floats = [i for i in positions if schema[names[i]] in (pl.Float32, pl.Float64)]
-    return sum_equal_rows(batch, batch.rows(), row_key_function(positions, objects, floats),
-                          diffs)
+    names = [name for name in schema if name != DIFF]
+    repeated = [i for i, value in enumerate(ids) if counts[value] > 1]
+    columns = [batch[name].to_list() for name in names]
+    objects = [i for i, name in enumerate(names) if schema[name] == pl.Object]
+    floats = [i for i, name in enumerate(names) if schema[name] in (pl.Float32, pl.Float64)]
+    key_of = row_key_function(range(len(names)), objects, floats)
+    totals = list(diffs)
+    dropped: set[int] = {i for i, diff in enumerate(diffs) if diff == 0}
+    pick = operator.itemgetter(*repeated)  # at least two rows share an id
+    first: dict[Any, int] = {}
+    for index, row in zip(repeated, zip(*(pick(column) for column in columns)), strict=True):
+        key = key_of(row)
+        slot = first.get(key)
+        if slot is None:
+            first[key] = index
+        else:
+            totals[slot] += totals[index]
+            dropped.add(index)
+    dropped.update(slot for slot in first.values() if totals[slot] == 0)
+    if not dropped:
+        return batch
+    chosen = [i for i in range(len(ids)) if i not in dropped]
+    return batch[chosen].with_columns(
+        pl.Series(DIFF, [totals[i] for i in chosen], dtype=pl.Int64))
 
 
 def sum_equal_rows(frame: pl.DataFrame, rows: Iterable[tuple[Any, ...]],

@@ -46,6 +46,13 @@ def run_projection(projection: Any, frame: pl.DataFrame, keep: Sequence[str] = (
     if exprs is None or errors.frame_has_errors(frame):  # error cells: only run() handles them
         out = projection.run(frame, keep=keep)
         return out.with_columns([frame[c] for c in tail]) if tail else out
+    copies = projection.copies(frame)
+    if copies is not None:
+        # Renaming or choosing columns: the Series themselves, without a query's fixed cost.
+        series = dict(zip(frame.columns, frame.get_columns(), strict=True))
+        return pl.DataFrame([*(series[c] for c in keep),
+                             *(series[source].alias(name) for name, source in copies),
+                             *(series[c] for c in tail)])
     return frame.select([*keep, *exprs.values(), *tail])
 
 

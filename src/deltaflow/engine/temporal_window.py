@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from deltaflow._ids import with_derived_ids
+from deltaflow._ids import ID_DTYPE, with_derived_ids
 from deltaflow.engine.batch import DIFF, ID, has_distinct_ids, mark_distinct_ids, same_ids_as
 from deltaflow.engine.operators import Delta, Operator, projection_exprs, run_projection
 from deltaflow.plan import Node
@@ -164,11 +164,13 @@ class WindowAssignOperator(Operator):
                     self._time_of(start + self.duration).alias(END), pl.col(DIFF),
                     keep.alias("__keep")]
         frame = delta.select(columns)
-        out = frame.filter(pl.col("__keep")).drop("__keep")
-        if out.height == 0:
-            return None
-        return same_ids_as(delta, out.select(self.out_names) if out.columns != self.out_names
-                           else out)
+        keep_mask = frame["__keep"]
+        if not keep_mask.all():  # rows without a time or before the origin (rare)
+            frame = frame.filter(keep_mask)
+            if frame.height == 0:
+                return None
+        # The chosen columns as they are: no second query.
+        return same_ids_as(delta, pl.DataFrame([frame[name] for name in self.out_names]))
 
 
 @dataclass(eq=False)
@@ -188,21 +190,67 @@ class WindowIdNode(Node):
     key_types: dict[str, Any] = field(default_factory=dict)
 
 
+#: Window ids remembered by a :class:`WindowIdOperator` (a streaming delta mostly updates
+#: windows it has seen): up to this many, then the memory starts afresh.
+_ID_CACHE_LIMIT = 200_000
+#: Deltas up to this many rows look their ids up in the cache; bigger ones hash in Polars.
+_CACHED_ROWS = 4096
+#: Column types whose physical values (ints, strings, booleans) identify a value exactly.
+_EXACT_PHYSICAL = (pl.Int64, pl.Int32, pl.UInt64, pl.UInt32, pl.String, pl.Boolean, pl.Null,
+                   pl.Datetime, pl.Duration, pl.Date)
+
+
 class WindowIdOperator(Operator):
     def __init__(self, node: WindowIdNode) -> None:
         super().__init__(node)
         self.start, self.end = node.start, node.end
         self.instance, self.window = node.instance, node.window
         self.types = dict(node.key_types)
+        self.key_columns = [c for c in (self.start, self.end, self.instance, self.window)
+                            if c is not None]
+        # (start, end, instance, window) physical values -> id, when those identify a window
+        # exactly (floats and Python objects do not: -0.0 == 0.0, NaN != NaN).
+        self.cache: dict[tuple[Any, ...], int] | None = {} if all(
+            isinstance(self.types[c].to_polars(), _EXACT_PHYSICAL)
+            for c in self.key_columns) else None
 
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
         delta = deltas[0]
         if delta is None or delta.height == 0:
             return None
-        out = delta.with_columns(window_ids(delta, self.start, self.end, self.instance,
-                                            self.window, self.types).alias(ID))
+        if self.cache is not None and delta.height <= _CACHED_ROWS:
+            ids = self._cached_ids(delta)
+            out = pl.DataFrame([ids if name == ID else delta[name] for name in delta.columns])
+        else:
+            out = delta.with_columns(window_ids(delta, self.start, self.end, self.instance,
+                                                self.window, self.types).alias(ID))
         # One output row per window before: distinct windows give distinct ids.
         return same_ids_as(delta, out)
+
+    def _cached_ids(self, delta: pl.DataFrame) -> pl.Series:
+        """The ids of a small delta from the cache; windows not seen yet are hashed together
+        (one Polars call) and remembered."""
+        cache = self.cache
+        assert cache is not None
+        keys = list(zip(*(_physical_values(delta[c]) for c in self.key_columns), strict=True))
+        missing = [i for i, key in enumerate(keys) if key not in cache]
+        if missing:
+            if len(cache) + len(missing) > _ID_CACHE_LIMIT:
+                cache.clear()
+            fresh = window_ids(delta[missing], self.start, self.end, self.instance,
+                               self.window, self.types).to_list()
+            for i, value in zip(missing, fresh, strict=True):
+                cache[keys[i]] = value
+        return pl.Series(ID, [cache[key] for key in keys], dtype=ID_DTYPE)
+
+
+def _physical_values(series: pl.Series) -> list[Any]:
+    """The values of ``series`` as Python ints, strings or booleans (temporal values as their
+    integer representation, which keeps nanoseconds; ``to_physical`` is a query, so only
+    temporal columns pay for it)."""
+    if series.dtype.is_temporal():
+        series = series.to_physical()
+    return series.to_list()
 
 
 def window_ids(frame: pl.DataFrame, start: str, end: str, instance: str | None,

@@ -30,6 +30,7 @@ from deltaflow.expressions.base import (
 )
 
 _DIVISIONS = ("/", "//", "%")
+_UNKNOWN = object()
 
 
 class CompiledProjection:
@@ -70,6 +71,8 @@ class CompiledProjection:
         self._divisions = divisions
         self._error_plan: _ErrorPlan | None = None  # built when a run keeps errors
         self.error_policy: ErrorPolicy | None = None
+        # Per input layout: the input column each output copies, or None (see copies()).
+        self._copies: dict[tuple[str, ...], list[tuple[str, str]] | None] = {}
 
     def set_error_policy(self, keys: Sequence[str], key_message: str,
                          other_message: str | None = None,
@@ -126,6 +129,33 @@ class CompiledProjection:
         if self.error_policy is not None and errors.keeps_errors():
             return None  # only run() applies the policy
         return {name: expr for (name, _), expr in zip(self.outputs, self._final, strict=True)}
+
+    def copies(self, frame: pl.DataFrame) -> list[tuple[str, str]] | None:
+        """``(output, input column)`` pairs when every output is an input column as it is
+        (a rename or a choice of columns), else None: such a projection needs no query, only
+        the input's Series under new names. Decided once per input layout (the column types
+        of an operator's input are fixed by the plan; frames holding error cells do not
+        come here)."""
+        key = tuple(frame.columns)
+        found = self._copies.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._copies[key] = self._find_copies(frame.schema)
+        return found  # type: ignore[return-value]
+
+    def _find_copies(self, schema: pl.Schema) -> list[tuple[str, str]] | None:
+        if self.pure_exprs() is None:
+            return None
+        pairs = []
+        for name, expr in self.outputs:
+            compiled = expr.to_polars(self.scope)
+            if not compiled.meta.is_column():
+                return None
+            source = compiled.meta.output_name()
+            target = self.types[name].to_polars()
+            if source not in schema or (target != pl.Object and schema[source] != target):
+                return None
+            pairs.append((name, source))
+        return pairs
 
     # --- running ------------------------------------------------------------------------------
     def run(self, frame: pl.DataFrame, keep: Sequence[str] = ()) -> pl.DataFrame:

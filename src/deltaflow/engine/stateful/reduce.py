@@ -47,7 +47,7 @@ from deltaflow.reducers import Row
 
 COUNT = "__cnt"
 NEG = "__neg"
-SMALL_DELTA_ROWS = 256  # deltas up to this many rows take the Python path
+SMALL_DELTA_ROWS = 1024  # deltas up to this many rows take the Python path
 _KNOWN_LIMIT = 200_000  # group rows cached by the Python path
 _FOLDABLE = frozenset(["count", "sum", "avg", "min", "max"])
 _ACCUMULATED = frozenset(["sum", "avg"])

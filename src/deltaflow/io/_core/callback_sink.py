@@ -66,12 +66,12 @@ class CallbackSink(Sink):
             entries = [e for e in entries if e[2] < 0] + [e for e in entries if e[2] > 0]
         try:
             for key, values, diff in entries:
-                row = dict(zip(names, values, strict=True))
-                addition = diff > 0
+                row = dict(zip(names, values))
                 # Keywords, as Pathway passes them (callbacks may take **kwargs).
-                on_change(key=key, row=row, time=time, is_addition=addition)
-                for _ in range(abs(diff) - 1):
-                    on_change(key=key, row=dict(row), time=time, is_addition=addition)
+                on_change(key=key, row=row, time=time, is_addition=diff > 0)
+                if diff > 1 or diff < -1:  # a row present several times: once per copy
+                    for _ in range(abs(diff) - 1):
+                        on_change(key=key, row=dict(row), time=time, is_addition=diff > 0)
         except Exception as exc:
             raise ConnectorError(self.name, f"the on_change callback raised "
                                             f"{type(exc).__name__}: {exc}") from exc
