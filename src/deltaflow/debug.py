@@ -83,7 +83,10 @@ def _universe_of_keys(batches: Sequence[tuple[int, pl.DataFrame]]) -> Universe:
         # (nor does one make it the same universe as another table, as in Pathway).
         return Universe()
     if not frames:
-        return Universe()
+        # Empty static tables all have the same (empty) set of rows, as in Pathway.
+        empty = _STATIC_UNIVERSES.setdefault((0, 0, 0), Universe())
+        empty.static_ids = pl.Series(ID, [], dtype=pl.UInt128)
+        return empty
     ids = pl.concat(frames)[ID].unique()
     # Order-independent fingerprint of the id set (two seeds: a clash needs both to clash).
     digest = (int(ids.hash(11).sum()), int(ids.hash(29).sum()))

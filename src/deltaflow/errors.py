@@ -38,6 +38,15 @@ class NoArgumentsError(AssertionError, TypeError):
     this is one (and a ``TypeError``, the natural type of a wrong call)."""
 
 
+class InconsistentDataError(KeyError):
+    """The data broke an invariant the engine relies on (a row id inserted again before its
+    deletion, a row deleted more often than inserted). It stops the run even with
+    ``terminate_on_error=False``, as in Pathway: no cell value could stand for it."""
+
+    def __str__(self) -> str:  # the text itself, not KeyError's quoted repr
+        return str(self.args[0]) if self.args else ""
+
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _CONTEXTLIB = os.path.dirname(os.path.abspath(contextlib.__file__))
 

@@ -271,6 +271,8 @@ class CompiledProjection:
         args = _args(subset, arg_exprs)
         try:
             computed = _compute(node, args, subset, dtype)
+        except errors.InconsistentDataError:
+            raise  # not a failure of the rows' values: the run stops
         except Exception:  # noqa: BLE001 - retried row by row, each failure reported
             computed = _compute_row_by_row(node, args, subset.height, dtype)
         failed = errors.error_mask(computed)

@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow.errors import InconsistentDataError
 from deltaflow.udfs.caches import MISSING, CacheStrategy
 from deltaflow.udfs.context import current_scope
 from deltaflow.udfs.executors import Executor, SyncExecutor
@@ -130,31 +131,70 @@ _KNOWN = threading.local()  # .values: {row position: remembered value} during o
 
 
 class _RowMemory:
-    """The values a UDF gave the rows that are still present, by row id."""
+    """The values a UDF gave the rows that are still present, by row id.
+
+    It also watches the promise that makes remembering by id sound: a row id is inserted
+    again only after its deletion. A repeated insertion is noted (``repeated``) and stops the
+    run once the table shows it is not append-only (a deletion arrives), as in Pathway, where
+    an append-only table's repeated ids pass through."""
 
     def __init__(self) -> None:
         self.values: dict[int, Any] = {}
         self.pending: list[tuple[pl.Series, pl.Series]] = []
+        self.repeated: int | None = None  # the first id seen inserted twice without deletion
+        self.saw_deletion = False
 
-    def keep(self, ids: pl.Series, values: pl.Series) -> None:
+    def keep(self, ids: pl.Series, values: pl.Series, repeated_in_batch: bool = False) -> None:
         """Remember a minibatch's results: small ones at once (a stream of tiny minibatches
         must not pile up chunks), big ones lazily, when a deletion needs them. Either way a
         row's entry is written before its deletion can be seen, so the order is safe."""
         size = ids.len()
         if size > _INDEX_AT_ONCE:
             self.pending.append((ids, values))
+            if repeated_in_batch:
+                self._note_repeated(ids.to_list())
         elif size:
-            self.values.update(zip(ids.to_list(), t.values_from_series(values), strict=True))
+            id_list = ids.to_list()
+            if self.repeated is None and (
+                    repeated_in_batch or len(set(id_list)) < size
+                    or (self.values and not self.values.keys().isdisjoint(id_list))):
+                self._note_repeated(id_list)
+            self.values.update(zip(id_list, t.values_from_series(values), strict=True))
+
+    def _note_repeated(self, id_list: list[int]) -> None:
+        if self.repeated is not None:
+            return
+        seen: set[int] = set()
+        for row_id in id_list:
+            if row_id in seen or row_id in self.values:
+                self.repeated = row_id
+                return
+            seen.add(row_id)
+        self.repeated = id_list[0] if id_list else None  # one row inserted twice (diff 2)
 
     def take(self, ids: list[int]) -> list[Any]:
         """The remembered values of ``ids`` (forgotten now), :data:`MISSING` when unknown."""
         if self.pending:
             for chunk_ids, chunk_values in self.pending:
-                self.values.update(zip(chunk_ids.to_list(), t.values_from_series(chunk_values),
+                id_list = chunk_ids.to_list()
+                if self.repeated is None and (
+                        len(set(id_list)) < len(id_list)
+                        or not self.values.keys().isdisjoint(id_list)):
+                    self._note_repeated(id_list)
+                self.values.update(zip(id_list, t.values_from_series(chunk_values),
                                        strict=True))
             self.pending = []
         pop = self.values.pop
         return [pop(row_id, MISSING) for row_id in ids]
+
+    def check(self, name: str) -> None:
+        """Stop the run if a row id was inserted twice in a table known to delete rows."""
+        if self.saw_deletion and self.repeated is not None:
+            raise InconsistentDataError(
+                f"{name}: row {t.Pointer(self.repeated)} was inserted again without being "
+                f"deleted first (a source repeating a primary key?); a non-deterministic UDF "
+                f"keeps one value per row to retract it later, so the table's rows must have "
+                f"distinct ids (make the source an upsert source, or deduplicate it)")
 
 
 def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DType,
@@ -168,12 +208,19 @@ def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DTyp
         memory = state[node._uid] = _RowMemory()
     if diffs.min() > 0:  # insertions only (one cheap call: tiny deltas are the hot path)
         column = node.compute(args, size, dtype)
-        memory.keep(ids, column)
+        memory.keep(ids, column, repeated_in_batch=diffs.max() > 1)
+        memory.check(_udf_name(node))
         return column
     # Python lists from here: batches with deletions are mostly small streaming deltas.
     id_list, diff_list = ids.to_list(), diffs.to_list()
+    memory.saw_deletion = True
     deleted = [row for row in range(size) if diff_list[row] < 0]
+    over_deleted = next((id_list[row] for row in deleted if diff_list[row] < -1), None)
+    if over_deleted is not None:
+        raise InconsistentDataError(f"{_udf_name(node)}: row {t.Pointer(over_deleted)} was deleted more "
+                       f"often than it was inserted (a source deleting a row twice?)")
     remembered = memory.take([id_list[row] for row in deleted])
+    memory.check(_udf_name(node))
     known = {row: value for row, value in zip(deleted, remembered, strict=True)
              if value is not MISSING}
     _KNOWN.values = known
@@ -184,5 +231,15 @@ def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DTyp
     inserted = [row for row in range(size) if diff_list[row] > 0]
     if inserted:
         values = t.values_from_series(column)
+        # Ids that stay in the memory (inserted before, not deleted now) are repeated.
+        still = [id_list[row] for row in inserted
+                 if id_list[row] in memory.values or diff_list[row] > 1]
+        if still:
+            memory._note_repeated(still)
         memory.values.update((id_list[row], values[row]) for row in inserted)
+        memory.check(_udf_name(node))
     return column
+
+
+def _udf_name(node: Any) -> str:
+    return f"UDF {getattr(node, 'name', None) or getattr(node, 'label', 'apply')}"

@@ -1,0 +1,119 @@
+"""Run-level checks: repeated row ids under a non-deterministic UDF, ``pw.run``'s signature,
+``Table.debug`` and ``pw.apply`` without arguments."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import deltaflow as pw
+from deltaflow.errors import InconsistentDataError
+
+
+class Keyed(pw.Schema):
+    a: int = pw.column_definition(primary_key=True)
+    b: int
+
+
+@pw.udf
+def plus_one(x: int) -> int:
+    return x + 1
+
+
+def _results(markdown: str, **run_options: bool) -> list[tuple[int, int, bool]]:
+    table = pw.debug.table_from_markdown(markdown, schema=Keyed)
+    seen: list[tuple[int, int, bool]] = []
+    pw.io.subscribe(table.select(b=plus_one(pw.this.b)),
+                    on_change=lambda key, row, time, is_addition:
+                    seen.append((time, row["b"], is_addition)))
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE, **run_options)
+    return sorted(seen)
+
+
+@pytest.mark.parametrize("terminate", [True, False])
+def test_second_insertion_of_a_key_stops_the_run(terminate: bool) -> None:
+    with pytest.raises(KeyError, match="inserted again"):
+        _results("""
+        a | b | __time__ | __diff__
+        1 | 2 |     2    |     1
+        2 | 3 |     2    |     1
+        1 | 4 |     4    |     1
+        2 | 3 |     6    |    -1
+        """, terminate_on_error=terminate)
+
+
+def test_repeated_insertion_within_one_batch_is_seen() -> None:
+    with pytest.raises(InconsistentDataError, match="inserted again"):
+        _results("""
+        a | b | __time__ | __diff__
+        1 | 2 |     2    |     1
+        1 | 2 |     2    |     1
+        2 | 3 |     2    |     1
+        2 | 3 |     6    |    -1
+        """)
+
+
+def test_deleting_a_row_twice_stops_the_run() -> None:
+    with pytest.raises(KeyError, match="deleted more often"):
+        _results("""
+        a | b | __time__ | __diff__
+        1 | 2 |     2    |     1
+        1 | 2 |     6    |    -1
+        1 | 2 |     6    |    -1
+        """)
+
+
+def test_append_only_tables_may_repeat_keys() -> None:
+    # As in Pathway: without deletions the UDF's values need not be kept by row id.
+    assert _results("""
+        a | b | __time__ | __diff__
+        1 | 2 |     2    |     1
+        2 | 3 |     2    |     1
+        1 | 4 |     4    |     1
+        """) == [(2, 3, True), (2, 4, True), (4, 5, True)]
+
+
+def test_updates_of_a_key_are_fine() -> None:
+    assert _results("""
+        a | b | __time__ | __diff__
+        1 | 2 |     2    |     1
+        1 | 2 |     4    |    -1
+        1 | 7 |     4    |     1
+        1 | 7 |     6    |    -1
+        """) == [(2, 3, True), (4, 3, False), (4, 8, True), (6, 8, False)]
+
+
+def test_run_and_run_all_have_one_signature() -> None:
+    assert inspect.signature(pw.run) == inspect.signature(pw.run_all)
+    parameters = inspect.signature(pw.run).parameters
+    assert "event_loop" in parameters and "license_key" not in parameters
+    with pytest.raises(TypeError, match="license_key"):
+        pw.run(license_key="x")  # type: ignore[call-arg]
+
+
+def test_debug_prints_changes_only_in_debug_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    table = pw.debug.table_from_markdown("""
+      | a | s   | __time__ | __diff__
+    1 | 1 | x   | 2        | 1
+    1 | 1 | x   | 4        | -1
+    """)
+    assert table.debug("probe") is table
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert capsys.readouterr().out == ""
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE, debug=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("[0][probe] @Timestamp(2) +1 id=^")
+    assert lines[0].endswith(', a=Int(1), s=String("x")')
+    assert lines[1].startswith("[0][probe] @Timestamp(4) -1 id=^")
+
+
+def test_apply_without_arguments_is_refused_at_once() -> None:
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(AssertionError, match="give the function's arguments"):
+        pw.apply(add)
+    with pytest.raises(TypeError):  # also a TypeError, the natural type of a wrong call
+        pw.apply_with_type(add, int)
