@@ -318,3 +318,19 @@ def test_unsupported_modes_still_fail_when_built(tmp_path: Path) -> None:
     with pytest.raises(NotImplementedError, match="OPERATOR_PERSISTING"):
         pw.persistence.Config(backend,
                                persistence_mode=pw.PersistenceMode.OPERATOR_PERSISTING)
+
+
+# --- the examples of docs/persistence.md ------------------------------------------------------
+def _doc_examples() -> list[tuple[str, str]]:
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "persistence.md").read_text()
+    return re.findall(r"```python\n((?:(?!```).)*?)```\s*```text\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("index", range(len(_doc_examples())))
+def test_doc_example(index: int, capsys: pytest.CaptureFixture[str]) -> None:
+    code, expected = _doc_examples()[index]
+    exec(compile(code, f"docs/persistence.md example {index}", "exec"), {})  # noqa: S102
+    printed = [line.rstrip() for line in capsys.readouterr().out.strip().splitlines()]
+    assert printed == [line.rstrip() for line in expected.strip().splitlines()]

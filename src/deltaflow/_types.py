@@ -443,6 +443,8 @@ def is_numeric(dtype: DType) -> bool:
 
 def common_supertype(left: DType, right: DType) -> DType | None:
     """The narrowest type holding values of both ``left`` and ``right``; None if there is none."""
+    if getattr(left, "is_future", False) or getattr(right, "is_future", False):
+        return left if left == right else None  # Future[T] (deltaflow.udfs.future) only with itself
     if left == NONE or right == NONE:
         return optional(right if left == NONE else left)
     nullable = left.is_optional or right.is_optional

@@ -394,10 +394,13 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return self.filter(NoErrors(*(ColumnReference(self, n) for n in self._columns)))
 
     def await_futures(self) -> Table:
-        """The rows whose fully asynchronous UDF results are ready. deltaflow computes those
-        results in the minibatch of their row (docs/udfs.md), so this is every row."""
-        return self._select_node([(n, ColumnReference(self, n)) for n in self._columns],
-                                 "await_futures")
+        """The rows whose fully asynchronous UDF results are ready, their ``Future[T]``
+        columns typed ``T``. deltaflow computes those results in the minibatch of their row
+        (docs/udfs.md), so this is every row."""
+        from deltaflow.udfs.future import awaited_column
+
+        return self._select_node([(n, awaited_column(ColumnReference(self, n), dtype))
+                                  for n, dtype in self._columns.items()], "await_futures")
 
     def split(self, split_expression: Any) -> tuple[Table, Table]:
         """Two tables: the rows where the expression holds, and the rest."""
@@ -502,6 +505,9 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         if name not in self._columns:
             raise self._missing(name)
         dtype = self._columns[name]
+        from deltaflow.udfs.future import refuse_futures
+
+        refuse_futures([(f"column {name!r}", dtype)], "flatten", f"flatten on {self._description}")
         base = dtype.strip_optional()
         if isinstance(base, t.List):
             element = base.arg

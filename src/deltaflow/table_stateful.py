@@ -37,6 +37,7 @@ from deltaflow.expressions.deferred import DeferredIx, IxColumn, has_ix_columns,
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, right, this
 from deltaflow.reducers import ReducerExpression
+from deltaflow.udfs.future import refuse_futures
 
 if TYPE_CHECKING:
     from deltaflow.table import Table
@@ -125,6 +126,9 @@ class GroupedTable:
                 pre_outputs.append((name, arg))
                 arg_names.append(name)
                 arg_types.append(pre_scope.dtype_of(arg))
+            refuse_futures([(f"the argument {arg!r}", dtype)
+                            for arg, dtype in zip(reducer.args, arg_types, strict=False)],
+                           "reduce", f"reduce on {self._description}")
             dtype = reducer.reducer.result_type(pre_scope, arg_types)
             column = f"__red{index}"
             calls.append(ReducerCall(reducer.reducer, arg_names, arg_types, column, dtype))
@@ -231,8 +235,9 @@ def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noq
             id_key = 0
     if instance is not None:
         keys.append(instance if isinstance(instance, ColumnExpression) else table[instance])
-    for key in keys:
-        make_scope("groupby").dtype_of(key)
+    key_scope = make_scope("groupby")
+    refuse_futures([(f"the key {key!r}", key_scope.dtype_of(key)) for key in keys], "groupby",
+                   f"groupby on {description}")
     grouped = GroupedTable(node, make_scope, description, keys, id_key=id_key)
     grouped._source = table if isinstance(table, _table_class()) else None
     return grouped
@@ -351,6 +356,8 @@ def equality_keys(conditions: Iterable[Any], left_scope: Scope, right_scope: Sco
         except typing_errors as exc:
             raise ExpressionError(f"{description}: each condition must compare a left "
                                   f"expression with a right one: {exc}") from None
+        refuse_futures([(f"the condition's key {lhs!r}", lt), (f"the condition's key {rhs!r}",
+                                                                rt)], "join", description)
         common = t.common_supertype(lt, rt)
         if common is None:
             raise TypeError(f"{description}: cannot join {lt!r} with {rt!r} (condition "
@@ -872,6 +879,8 @@ class StatefulMethods:
         if instance is not None:
             outputs.append(("__inst", wrap_value(instance)))
         pre = table._project("sort", outputs)
+        refuse_futures([("the key" if n == "__key" else "the instance", d)
+                        for n, d in pre.types.items()], "sort", f"sort on {table._description}")
         columns = {"prev": t.Optional(t.POINTER), "next": t.Optional(t.POINTER)}
         node = SortNode(columns=columns, inputs=(table._node,), pre=pre, label="sort")
         return _table_class()(node, table._universe)
@@ -889,6 +898,9 @@ class StatefulMethods:
         if instance is not None:
             outputs.append(("__inst", wrap_value(instance)))
         pre = table._project("deduplicate", outputs)
+        refuse_futures([("the value" if n == "__val" else "the instance", d)
+                        for n, d in pre.types.items()], "deduplicate",
+                       f"deduplicate on {table._description}")
         node = DeduplicateNode(columns=dict(table._columns), inputs=(table._node,), pre=pre,
                                acceptor=acceptor, has_instance=instance is not None,
                                instance_type=pre.types.get("__inst"), label="deduplicate",

@@ -58,8 +58,21 @@ class Scope:
     def dtype_of(self, expr: ColumnExpression) -> t.DType:
         key = id(expr)
         if key not in self._types:
-            self._types[key] = expr._infer(self)
+            dtype = expr._infer(self)
+            if not getattr(expr, "accepts_futures", False):
+                self._refuse_future_arguments(expr)
+            self._types[key] = dtype
         return self._types[key]
+
+    def _refuse_future_arguments(self, expr: ColumnExpression) -> None:
+        """A column of a fully asynchronous UDF (``Future[T]``, deltaflow.udfs.future) may
+        hold no value yet: only passing it along, casting it and other such UDFs take it."""
+        for child in expr.children():
+            dtype = self._types.get(id(child))  # the children _infer typed (no new lookups)
+            if getattr(dtype, "is_future", False):
+                raise self.fail(f"cannot compute {expr!r}: {child!r} has type {dtype!r} (a "
+                                f"fully asynchronous UDF's result, maybe not there yet); "
+                                f"call await_futures() on the table first")
 
     def fail(self, message: str) -> ExpressionError:
         return ExpressionError(f"{self.description}: {message}")
@@ -778,6 +791,8 @@ _CAST_POLARS_OK = {t.INT, t.FLOAT, t.BOOL, t.STR}
 class Cast(ColumnExpression):
     """``pw.cast(type, expr)``: convert values to another type."""
 
+    accepts_futures = True  # as in Pathway: a Future column may be cast (or to_string'ed)
+
     def __init__(self, target: Any, arg: ColumnExpression) -> None:
         super().__init__()
         self.target = t.wrap(target)
@@ -817,6 +832,11 @@ class DeclareType(ColumnExpression):
         super().__init__()
         self.target = t.wrap(target)
         self.arg = arg
+
+    @property
+    def accepts_futures(self) -> bool:
+        """A ``Future`` column may be declared a ``Future`` (concat's common types)."""
+        return getattr(self.target, "is_future", False)
 
     def children(self) -> tuple[ColumnExpression, ...]:
         return (self.arg,)

@@ -93,6 +93,7 @@ class _SlidingWindow(Window):
         if instance is not None:
             outputs.append((INSTANCE, instance))
         projection = CompiledProjection(table._scope("windowby"), outputs)
+        _refuse_futures(projection.types, where)
         kind = time_kind(projection.types[KEY], f"{where}: {_time_label(key)}")
         self.check(kind, where)
         columns = {name: table._columns[name] for name in carried}
@@ -166,6 +167,7 @@ class _SessionWindow(Window):
         if instance is not None:
             outputs.append((INSTANCE, instance))
         projection = CompiledProjection(table._scope("windowby"), outputs)
+        _refuse_futures(projection.types, where)
         kind = time_kind(projection.types[KEY], f"{where}: {_time_label(key)}")
         check_length(self.max_gap, kind, f"{where}: session max_gap")
         time_type = projection.types[KEY].strip_optional()
@@ -586,3 +588,11 @@ class WindowedGroupedTable:
             return _none()
         instance = this[f"__pw_key_{INSTANCE}"] if self._has_instance else _none()
         return make_tuple(instance, this[f"__pw_key_{START}"], this[f"__pw_key_{END}"])
+
+
+def _refuse_futures(types: dict[str, t.DType], where: str) -> None:
+    """The time and instance of a window cannot be a fully asynchronous UDF's result."""
+    from deltaflow.udfs.future import refuse_futures
+
+    refuse_futures([("the time" if name == KEY else "the instance", dtype)
+                    for name, dtype in types.items()], "windowby", where)

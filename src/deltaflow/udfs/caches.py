@@ -170,6 +170,11 @@ class _DiskStore(CacheStore):
         row = self.connection.execute("SELECT COALESCE(SUM(size), 0), COALESCE(MAX(stored), 0) "
                                       "FROM calls").fetchone()
         self.total_size, self.counter = int(row[0]), int(row[1])
+        # The file's fixed part counts against size_limit too: the first page (holding the
+        # schema) and one root page per table and index, even with no entry at all.
+        page_size = int(self.connection.execute("PRAGMA page_size").fetchone()[0])
+        objects = int(self.connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0])
+        self.budget = size_limit - page_size * (1 + objects)
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
         try:
@@ -187,11 +192,12 @@ class _DiskStore(CacheStore):
 
     def put(self, key: Hashable, value: Any) -> None:
         blob = pickle.dumps(value, protocol=4)
-        if len(blob) > self.size_limit:
+        if len(blob) > self.budget:
             # Kept nowhere: the caller could not find it again (Pathway's disk cache
             # raises KeyError in this case too).
             raise KeyError(f"pw.udfs.DiskCache: a result of {len(blob)} bytes does not fit "
-                           f"in size_limit={self.size_limit}")
+                           f"in size_limit={self.size_limit} (of which the database's own "
+                           f"pages take {self.size_limit - self.budget})")
         with self.lock:
             self.counter += 1
             old = self.connection.execute("SELECT size FROM calls WHERE key = ?",
@@ -201,7 +207,7 @@ class _DiskStore(CacheStore):
             self.connection.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?)",
                                     (key, blob, len(blob), self.counter))
             self.total_size += len(blob)
-            while self.total_size > self.size_limit:
+            while self.total_size > self.budget:
                 oldest = self.connection.execute(
                     "SELECT key, size FROM calls ORDER BY stored LIMIT 1").fetchone()
                 self.connection.execute("DELETE FROM calls WHERE key = ?", (oldest[0],))
@@ -216,7 +222,8 @@ class DiskCache(CacheStrategy):
     """Results kept on disk under the run's persistence directory, reused by later runs.
 
     ``name`` names the cache directory (by default the function's module and name);
-    ``size_limit`` bounds the bytes kept (the oldest entries are dropped first)."""
+    ``size_limit`` bounds the bytes kept, the database file's fixed pages included (the
+    oldest entries are dropped first; a result that cannot fit raises ``KeyError``)."""
 
     def __init__(self, name: str | None = None, size_limit: int = 2**30) -> None:
         if name is not None and not isinstance(name, str):

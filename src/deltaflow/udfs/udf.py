@@ -24,6 +24,7 @@ from deltaflow.udfs.executors import (
     FullyAsyncExecutor,
     SyncExecutor,
 )
+from deltaflow.udfs.future import FutureType
 from deltaflow.udfs.wrappers import is_coroutine_function
 
 __all__ = ["UDF", "UDFFunction", "udf"]
@@ -114,8 +115,14 @@ class UDF:
             cache_name=default_cache_name(fun),
             max_batch_size=self.max_batch_size,
         )
-        return Apply(fun, args, kwargs, self._return_type(), propagate_none=self.propagate_none,
-                     deterministic=self.deterministic, name=self._name(), options=options)
+        return_type = self._return_type()
+        fully_async = isinstance(options.executor, FullyAsyncExecutor)
+        if fully_async:  # its values may come later: the column is a Future (udfs/future.py)
+            return_type = FutureType(t.wrap(return_type))
+        apply = Apply(fun, args, kwargs, return_type, propagate_none=self.propagate_none,
+                      deterministic=self.deterministic, name=self._name(), options=options)
+        apply.accepts_futures = fully_async  # a fully async UDF may take another's result
+        return apply
 
 
 class UDFFunction(UDF):
