@@ -14,7 +14,10 @@ exact key equality join on the key columns as well (see :func:`add_key_columns`)
 from __future__ import annotations
 
 import functools
+import os
+import threading
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,29 @@ _SEED = 0x5EED
 SMALL_INSERT = 512  # inserts of at most this many rows go to the Python tail first
 TAIL_ROWS = 4096  # the tail becomes a run when it holds this many rows
 _SCAN_ROWS = 2048  # unsorted runs up to this size are scanned rather than sorted
+#: Merges of at least this many rows run on a background thread (Polars releases the GIL while
+#: it concatenates and consolidates), so a small update never waits for a big merge.
+BACKGROUND_MERGE_ROWS = 16_384
+_MERGER: ThreadPoolExecutor | None = None
+_MERGER_LOCK = threading.Lock()
+
+
+def _merger() -> ThreadPoolExecutor:
+    """The one thread that runs big merges, started on first need."""
+    global _MERGER
+    with _MERGER_LOCK:
+        if _MERGER is None:
+            _MERGER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deltaflow-merge")
+        return _MERGER
+
+
+def _forget_merger() -> None:
+    """A forked child has no merge thread: it starts its own when needed."""
+    global _MERGER
+    _MERGER = None
+
+
+os.register_at_fork(after_in_child=_forget_merger)
 
 
 @functools.cache
@@ -165,6 +191,9 @@ class Arrangement:
         self._pending: list[tuple[pl.DataFrame, list[tuple[Any, ...]] | None]] = []
         self._pending_rows = 0
         self._layout: _RowLayout | None = None
+        # A big merge of runs ``[i]`` and ``[i + 1]`` in progress on the merge thread: (i, the
+        # merge's result). Lookups meanwhile read both runs, which hold the same rows.
+        self._merging: tuple[int, Future[tuple[pl.DataFrame, bool]]] | None = None
 
     @property
     def size(self) -> int:
@@ -279,34 +308,79 @@ class Arrangement:
         Two runs without deletions cannot cancel each other: their merge is a plain
         concatenation (no consolidation, which costs a pass over both), marked *unclean*
         (equal rows could repeat if a source repeated a row); lookups consolidate what they
-        find in unclean runs.
+        find in unclean runs. Merges of ``BACKGROUND_MERGE_ROWS`` rows or more go to the merge
+        thread (one at a time per arrangement): the step that triggered one does not wait.
         """
+        self._adopt_merge()
         self.runs.append(frame)
         self.sorted.append(False)
         self._keys.append(None)
         self._inserts_only.append(not _has_deletions(frame))
         self._clean.append(clean)
+        self._merge_tail()
+
+    def _merge_tail(self) -> None:
+        """Merge the newest runs while the older of the last two is at most twice as big."""
         while len(self.runs) >= 2 and self.runs[-2].height <= 2 * self.runs[-1].height:
-            newer = self.runs.pop()
-            older = self.runs.pop()
-            del self.sorted[-2:]
-            del self._keys[-2:]
+            older = len(self.runs) - 2
+            if self._merging is not None and self._merging[0] + 1 >= older:
+                break  # one of the two is in a merge already: wait for it
+            if self.runs[-2].height + self.runs[-1].height >= BACKGROUND_MERGE_ROWS:
+                if self._merging is None:
+                    self._start_merge(older)
+                break
             inserts_only = self._inserts_only[-2] and self._inserts_only[-1]
-            del self._inserts_only[-2:]
-            del self._clean[-2:]
-            merged = pl.concat([older, newer], how="vertical_relaxed")
-            if not inserts_only:
-                merged = consolidate_rows(merged, self.ignore, self.id_column)
-            if merged.height:
-                self.runs.append(merged)
-                self.sorted.append(False)
-                self._keys.append(None)
-                self._inserts_only.append(inserts_only or not _has_deletions(merged))
-                self._clean.append(not inserts_only)
+            merged = _merge_runs(self.runs[-2], self.runs[-1], inserts_only, self.ignore,
+                                 self.id_column)
+            self._replace_pair(older, merged, inserts_only)
+
+    def _start_merge(self, older: int) -> None:
+        inserts_only = self._inserts_only[older] and self._inserts_only[older + 1]
+        first, second = self.runs[older], self.runs[older + 1]
+        ignore, id_column = self.ignore, self.id_column
+
+        def merge() -> tuple[pl.DataFrame, bool]:
+            # Sorted here, off the engine thread: the first lookup would sort it otherwise.
+            merged = _merge_runs(first, second, inserts_only, ignore, id_column).sort(KH)
+            return merged, inserts_only
+
+        self._merging = (older, _merger().submit(merge))
+
+    def _adopt_merge(self, wait: bool = False) -> None:
+        """Put a finished background merge in place of its two runs (``wait``: finish it
+        first); then merge further if the sizes ask for it."""
+        if self._merging is None:
+            return
+        older, future = self._merging
+        if not wait and not future.done():
+            return
+        self._merging = None
+        merged, inserts_only = future.result()
+        self._replace_pair(older, merged, inserts_only, is_sorted=True)
+        if older >= 1 and self.runs and older < len(self.runs) and \
+                self.runs[older - 1].height <= 2 * self.runs[older].height:
+            self._start_merge(older - 1)
+        else:
+            self._merge_tail()
+
+    def _replace_pair(self, older: int, merged: pl.DataFrame, inserts_only: bool,
+                      is_sorted: bool = False) -> None:
+        """Runs ``[older]`` and ``[older + 1]`` become ``merged`` (nothing when it is empty)."""
+        pair = slice(older, older + 2)
+        if merged.height:
+            self.runs[pair] = [merged]
+            self.sorted[pair] = [is_sorted]
+            self._keys[pair] = [None]
+            self._inserts_only[pair] = [inserts_only or not _has_deletions(merged)]
+            self._clean[pair] = [not inserts_only]
+        else:
+            for column in (self.runs, self.sorted, self._keys, self._inserts_only, self._clean):
+                del column[pair]
 
     def lookup(self, keys: pl.Series) -> pl.DataFrame | None:
         """Consolidated rows whose ``_kh`` is in ``keys`` (None when there are none)."""
         self._flush()
+        self._adopt_merge()
         if not self.runs or keys.len() == 0:
             return None
         keys = keys.unique().sort()
@@ -350,6 +424,7 @@ class Arrangement:
             return []
         if self._pending:
             self._index_pending()
+        self._adopt_merge()
         found: list[tuple[Any, ...]] = []
         if self.runs:
             wanted = np.fromiter(keys, dtype=np.uint64, count=len(keys))
@@ -400,6 +475,8 @@ class Arrangement:
     def contents(self) -> pl.DataFrame | None:
         """Every row (consolidated); for tests and debugging."""
         self._flush()
+        while self._merging is not None:
+            self._adopt_merge(wait=True)
         if not self.runs:
             return None
         return consolidate_rows(pl.concat(self.runs, how="vertical_relaxed"), self.ignore,
@@ -469,6 +546,13 @@ class _RowLayout:
 
 
 _CANCELLED: tuple[Any, ...] = ()
+
+
+def _merge_runs(older: pl.DataFrame, newer: pl.DataFrame, inserts_only: bool,
+                ignore: Sequence[str], id_column: str) -> pl.DataFrame:
+    """One run holding the rows of two (consolidated unless both only insert)."""
+    merged = pl.concat([older, newer], how="vertical_relaxed")
+    return merged if inserts_only else consolidate_rows(merged, ignore, id_column)
 
 
 def _has_deletions(frame: pl.DataFrame) -> bool:
