@@ -131,8 +131,8 @@ def test_definition_time_errors() -> None:
         t.groupby(t.v + 1)
     with pytest.raises(ExpressionError, match="only be used in reduce"):
         t.select(x=pw.reducers.count())
-    with pytest.raises(NotImplementedError, match="count_distinct"):
-        pw.reducers.count_distinct_approximate(t.v)
+    with pytest.raises(ValueError, match="precision"):
+        pw.reducers.count_distinct_approximate(t.v, precision=3)
 
 
 def test_reducers_without_arguments() -> None:

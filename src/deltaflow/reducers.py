@@ -13,15 +13,24 @@ of one group (``Row`` tuples of id, argument values, multiplicity and insertion 
 from __future__ import annotations
 
 import builtins
+import copy as _copy
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 
+from deltaflow import _hyperloglog as hyperloglog
 from deltaflow import _types as t
 from deltaflow.expressions.base import ColumnExpression, Scope, wrap_value
 from deltaflow.expressions.placeholders import this
+from deltaflow.reducers_stateful import (
+    AccumulatorFold,
+    BaseCustomAccumulator,
+    Fold,
+    ManyFold,
+    SingleFold,
+)
 
 
 class Row(NamedTuple):
@@ -40,6 +49,13 @@ class Reducer:
     invertible = False
     min_args = 1
     max_args: int | None = 1
+    # Whether the order of a group's rows matters; such reducers follow ``groupby(sort_by=)``.
+    ordered = False
+    # Set on the copy made for a ``groupby(sort_by=...)``: the last argument is the sort key.
+    sort_key_last = False
+    # Stateful reducers keep a state per group between steps (see :meth:`python_stateful`);
+    # they are given every row of the group, retractions of rows never inserted included.
+    stateful = False
 
     def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
         raise NotImplementedError
@@ -54,6 +70,43 @@ class Reducer:
     def python(self, rows: list[Row]) -> Any:
         raise NotImplementedError
 
+    def python_stateful(self, rows: list[Row], state: Any) -> tuple[Any, Any]:
+        """For :attr:`stateful` reducers: the value and the new state of a group, from all its
+        rows and the state it had (None for a new group)."""
+        raise NotImplementedError
+
+    def with_sort_key(self) -> Reducer:
+        """A copy ordering the rows by an extra last argument (the ``sort_by`` value)."""
+        copy = _copy.copy(self)
+        copy.sort_key_last = True
+        return copy
+
+    def in_order(self, rows: list[Row]) -> list[Row]:
+        """The rows in the order the reducer reads them: by sort key when there is one (then
+        by id, as they come), else by id."""
+        if not self.sort_key_last:
+            return rows
+        ordered = sorted(rows, key=lambda r: sort_order(r.args[-1]))
+        return [Row(r.id, r.args[:-1], r.count, r.time) for r in ordered]
+
+
+def sort_order(value: Any) -> Any:
+    """A sort key for any stored value: None first, arrays as nested tuples, Pointers by
+    their integer value."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, np.ndarray):
+        return (1, _nested(value.tolist()))
+    if isinstance(value, builtins.tuple | builtins.list):
+        return (1, builtins.tuple(sort_order(v) for v in value))
+    return (1, _order(value))
+
+
+def _nested(value: Any) -> Any:
+    if isinstance(value, builtins.list):
+        return builtins.tuple(_nested(v) for v in value)
+    return value
+
 
 def _numeric(scope: Scope, name: str, dtype: t.DType) -> None:
     if dtype.is_optional:
@@ -66,6 +119,12 @@ def _numeric(scope: Scope, name: str, dtype: t.DType) -> None:
 
 def _polars_native(arg_types: Sequence[t.DType]) -> bool:
     return all(not a.stored_as_object for a in arg_types)
+
+
+def inverts(reducer: Reducer, arg_types: Sequence[t.DType]) -> bool:
+    """Whether a reducer call can be kept as running accumulators: an invertible reducer over
+    values Polars can multiply and add (sums of numpy arrays are recomputed in Python)."""
+    return reducer.invertible and _polars_native(arg_types)
 
 
 class _Count(Reducer):
@@ -219,6 +278,8 @@ class _Unique(Reducer):
 
 
 class _Tuple(Reducer):
+    ordered = True
+
     def __init__(self, name: str, sort: bool, skip_nones: bool) -> None:
         self.name = name
         self.sort = sort
@@ -229,7 +290,7 @@ class _Tuple(Reducer):
         return t.List(item)
 
     def python(self, rows: list[Row]) -> Any:
-        values = [r.args[0] for r in rows for _ in range(r.count)]
+        values = [r.args[0] for r in self.in_order(rows) for _ in range(r.count)]
         if self.skip_nones:
             values = [v for v in values if v is not None]
         if self.sort:
@@ -283,21 +344,44 @@ class _EarliestLatest(Reducer):
         return builtins.min(rows, key=lambda r: (r.time, r.id)).args[0]
 
 
-class _Stateful(Reducer):
+class _CountDistinctApproximate(Reducer):
+    name = "count_distinct_approximate"
+    min_args = 0
+    max_args = None
+
+    def __init__(self, precision: int) -> None:
+        self.precision = precision
+
+    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        return t.INT
+
+    def python(self, rows: list[Row]) -> Any:
+        keys = {t.canonical_key(r.args) for r in rows}
+        return hyperloglog.count((hyperloglog.value_hash(k) for k in keys), self.precision)
+
+
+class Stateful(Reducer):
+    """A user reducer (``udf_reducer``, ``stateful_many``, ``stateful_single``): each group
+    keeps the state its :class:`~deltaflow.reducers_stateful.Fold` builds, fed with the
+    changes of the group's argument values."""
+
+    stateful = True
     min_args = 0  # a custom reducer may look at no column (it sees each row's count)
     max_args = None
 
-    def __init__(self, name: str, fold: Callable[[list[Row]], Any],
-                 return_type: t.DType) -> None:
+    def __init__(self, name: str, return_type: t.DType, fold: Fold) -> None:
         self.name = name
-        self.fold = fold
         self.return_type = return_type
+        self.fold = fold
 
     def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
         return self.return_type
 
+    def python_stateful(self, rows: list[Row], state: Any) -> tuple[Any, Any]:
+        return self.fold.step([(r.args, r.count) for r in rows], state)
+
     def python(self, rows: list[Row]) -> Any:
-        return self.fold(rows)
+        return self.python_stateful(rows, None)[0]
 
 
 class ReducerExpression(ColumnExpression):
@@ -419,62 +503,28 @@ def stateful_many(combine_many: Callable[[Any, list[builtins.tuple[list[Any], in
                   ) -> Callable[..., ReducerExpression]:
     """A reducer from ``combine_many(state, [(values, count), ...]) -> state``.
 
-    The state is rebuilt from None over the group's current rows whenever the group changes.
+    Each group keeps its state; whenever the group's rows change, ``combine_many`` gets the
+    state and the change (the rows' values with their count changes, negative for removals).
     """
     return_type = _return_type(combine_many)
-
-    def fold(rows: list[Row]) -> Any:
-        return combine_many(None, [(list(r.args), r.count) for r in rows])
+    name = getattr(combine_many, "__name__", "stateful_many")
 
     def reducer(*args: Any) -> ReducerExpression:
-        name = getattr(combine_many, "__name__", "stateful_many")
-        return ReducerExpression(_Stateful(name, fold, return_type), *args)
+        return ReducerExpression(Stateful(name, return_type, ManyFold(combine_many)), *args)
 
     return reducer
 
 
 def stateful_single(combine_single: Callable[..., Any]) -> Callable[..., ReducerExpression]:
-    """A reducer from ``combine_single(state, *values) -> state``, applied row after row."""
+    """A reducer from ``combine_single(state, *values) -> state``, applied row after row (it
+    cannot take removals: a group losing a row is an error)."""
     return_type = _return_type(combine_single)
-
-    def fold(rows: list[Row]) -> Any:
-        state = None
-        for row in rows:
-            for _ in range(row.count):
-                state = combine_single(state, *row.args)
-        return state
+    name = getattr(combine_single, "__name__", "stateful_single")
 
     def reducer(*args: Any) -> ReducerExpression:
-        name = getattr(combine_single, "__name__", "stateful_single")
-        return ReducerExpression(_Stateful(name, fold, return_type), *args)
+        return ReducerExpression(Stateful(name, return_type, SingleFold(combine_single)), *args)
 
     return reducer
-
-
-class BaseCustomAccumulator:
-    """Base class of user accumulators for :func:`udf_reducer`.
-
-    Subclasses implement ``from_row(cls, row)`` (a classmethod building an accumulator from one
-    row's values), ``update(self, other)`` (merge another accumulator in) and
-    ``compute_result(self)``; ``neutral`` and ``retract`` are optional.
-    """
-
-    @classmethod
-    def neutral(cls) -> BaseCustomAccumulator:
-        raise NotImplementedError
-
-    @classmethod
-    def from_row(cls, row: list[Any]) -> BaseCustomAccumulator:
-        raise NotImplementedError
-
-    def update(self, other: BaseCustomAccumulator) -> None:
-        raise NotImplementedError
-
-    def retract(self, other: BaseCustomAccumulator) -> None:
-        raise NotImplementedError
-
-    def compute_result(self) -> Any:
-        raise NotImplementedError
 
 
 def udf_reducer(reducer_cls: type[BaseCustomAccumulator]) -> Callable[..., ReducerExpression]:
@@ -484,27 +534,25 @@ def udf_reducer(reducer_cls: type[BaseCustomAccumulator]) -> Callable[..., Reduc
                         f"pw.BaseCustomAccumulator, got {reducer_cls!r}")
     return_type = _return_type(reducer_cls.compute_result)
 
-    def fold(rows: list[Row]) -> Any:
-        accumulator: BaseCustomAccumulator | None = None
-        for row in rows:
-            for _ in range(row.count):
-                one = reducer_cls.from_row(list(row.args))
-                if accumulator is None:
-                    accumulator = one
-                else:
-                    accumulator.update(one)
-        return None if accumulator is None else accumulator.compute_result()
-
     def reducer(*args: Any) -> ReducerExpression:
-        return ReducerExpression(_Stateful(reducer_cls.__name__, fold, return_type), *args)
+        return ReducerExpression(Stateful(reducer_cls.__name__, return_type,
+                                          AccumulatorFold(reducer_cls)), *args)
 
     return reducer
 
 
 def count_distinct_approximate(*args: Any, precision: int = 12) -> ReducerExpression:
-    """Not provided by deltaflow: raises, naming the exact alternative."""
-    raise NotImplementedError("pw.reducers.count_distinct_approximate is not supported by "
-                              "deltaflow; use pw.reducers.count_distinct (exact)")
+    """An estimate of the number of distinct values (or tuples of values) in the group, from
+    a HyperLogLog sketch of ``2**precision`` registers (``precision`` from 4 to 18; the
+    relative error is about ``1.04 / 2**(precision / 2)``)."""
+    if isinstance(precision, bool) or not isinstance(precision, int):
+        raise TypeError(f"pw.reducers.count_distinct_approximate: precision must be an int, "
+                        f"got {precision!r}")
+    if not hyperloglog.MIN_PRECISION <= precision <= hyperloglog.MAX_PRECISION:
+        raise ValueError(f"pw.reducers.count_distinct_approximate: precision must be between "
+                         f"{hyperloglog.MIN_PRECISION} and {hyperloglog.MAX_PRECISION}, "
+                         f"got {precision}")
+    return ReducerExpression(_CountDistinctApproximate(precision), *args)
 
 
 __all__ = [
@@ -516,6 +564,7 @@ __all__ = [
     "avg",
     "count",
     "count_distinct",
+    "count_distinct_approximate",
     "earliest",
     "latest",
     "max",

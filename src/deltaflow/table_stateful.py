@@ -131,7 +131,17 @@ class GroupedTable:
                            "reduce", f"reduce on {self._description}")
             dtype = reducer.reducer.result_type(pre_scope, arg_types)
             column = f"__red{index}"
-            calls.append(ReducerCall(reducer.reducer, arg_names, arg_types, column, dtype))
+            kind = reducer.reducer
+            sort_by = getattr(self, "_sort_by", None)
+            if sort_by is not None and kind.ordered:
+                # groupby(sort_by=...): the sort key is an extra last argument of the call
+                kind = kind.with_sort_key()
+                arg_names.append(f"__a{index}_sort")
+                pre_outputs.append((arg_names[-1], sort_by))
+                arg_types.append(pre_scope.dtype_of(sort_by))
+            calls.append(ReducerCall(kind, arg_names, arg_types, column, dtype))
+            if kind.name == "latest":
+                _warn_latest_not_append_only(self._node, self._description)
             reducer_types[id(reducer)] = dtype
             reducer_columns[id(reducer)] = column
         pre = CompiledProjection(pre_scope, pre_outputs)
@@ -204,11 +214,36 @@ def _collect_reducers(expr: ColumnExpression, found: list[ReducerExpression]) ->
             found.append(node)
 
 
+def _warn_latest_not_append_only(node: plan.Node, description: str) -> None:
+    """``pw.reducers.latest`` follows insertions only: on a table with deletions or updates
+    its value may not be the one of the latest row still present (warned, as Pathway does)."""
+    import warnings
+
+    from deltaflow.table_streams import is_append_only_node
+
+    if not is_append_only_node(node):
+        warnings.warn(f"reduce on {description}: pw.reducers.latest is given a table that is "
+                      f"not append-only; its rows may be deleted or updated, and the value "
+                      f"then follows insertions only", UserWarning, stacklevel=4)
+
+
+def _expand_all_columns(table: Table, args: tuple[Any, ...]) -> list[Any]:
+    """``groupby(*pw.this)``: an ``AllColumns`` argument stands for every column of the table
+    (minus the excluded ones)."""
+    expanded: list[Any] = []
+    for arg in args:
+        if isinstance(arg, AllColumns) and isinstance(table, _table_class()):
+            expanded += [table[name] for name in table._columns if name not in arg.excluded]
+        else:
+            expanded.append(arg)
+    return expanded
+
+
 def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noqa: A002
              description: str, make_scope: Callable[[str], Scope], node: plan.Node
              ) -> GroupedTable:
     keys: list[ColumnExpression] = []
-    for arg in args:
+    for arg in _expand_all_columns(table, args):
         if isinstance(arg, str):
             arg = table[arg]
         if not isinstance(arg, ColumnReference):
@@ -698,8 +733,10 @@ class StatefulMethods:
         taken from the Pointer column given as ``id``.
         """
         table: Table = self  # type: ignore[assignment]
-        return _grouped(table, args, id, instance, table._description, table._scope,
-                        table._node)
+        grouped = _grouped(table, args, id, instance, table._description, table._scope,
+                           table._node)
+        grouped._sort_by = sort_by  # type: ignore[attr-defined]
+        return grouped
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
         """One row aggregating the whole table (an empty table gives no row)."""

@@ -388,6 +388,13 @@ class _ErrorPlan:
             column, dtype = scope.resolve(node)
             self.input_types[column] = dtype.to_polars()
             return pl.col(_error_column(column))
+        reducer_columns = getattr(scope, "reducer_columns", None)
+        if reducer_columns is not None and id(node) in reducer_columns:
+            # A reducer's value in a reduce's output projection: a column of the group rows
+            # (an Error where the reducer failed).
+            column = reducer_columns[id(node)]
+            self.input_types[column] = scope.dtype_of(node).to_polars()
+            return pl.col(_error_column(column))
         structural = self._structural_errors(node, divisions)
         if id(node) in python:
             # Computed row by row: rows whose inputs make it an error are skipped (an

@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow import errors
 from deltaflow._ids import hash_columns
 from deltaflow.engine.batch import (
     DIFF,
@@ -43,7 +44,7 @@ from deltaflow.engine.stateful.arrangement import (
     key_hash_expr,
 )
 from deltaflow.engine.stateful.nodes import ReduceNode
-from deltaflow.reducers import Row
+from deltaflow.reducers import Row, inverts
 
 COUNT = "__cnt"
 NEG = "__neg"
@@ -72,7 +73,7 @@ class ReduceOperator(Operator):
         self.calls = list(node.reducers)
         self.post = node.post
         self.id_key = node.id_key
-        self.invertible = all(c.reducer.invertible for c in self.calls)
+        self.invertible = all(inverts(c.reducer, c.arg_types) for c in self.calls)
         native = all(not a.stored_as_object for c in self.calls for a in c.arg_types)
         # Insert-only deltas can be folded into the old values without reading the rows.
         # (min over an Optional column is left out: a None makes the minimum None, which a
@@ -98,10 +99,18 @@ class ReduceOperator(Operator):
         # Group rows as the Python path last wrote them (None: no such group), so that hot
         # groups need no arrangement lookup; cleared by the frame path, which does not keep it.
         self._known: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}
+        # Reducer values that are Errors, by group id (see _with_error_cells).
+        self._error_cells: dict[int, set[str]] = {}
+        # Stateful (user) reducers: per call index, key hash -> group key -> group state.
+        self._states: dict[int, dict[int, dict[tuple[Any, ...], Any]]] = {
+            i: {} for i, c in enumerate(self.calls) if c.reducer.stateful}
 
     def _small_possible(self, native: bool) -> bool:
         """The Python path needs keys hashable by Polars without surrogates and columns that
-        round-trip exactly through Python values."""
+        round-trip exactly through Python values. Stateful (user) reducers keep their group
+        states on the frame path only."""
+        if any(c.reducer.stateful for c in self.calls):
+            return False
         keys = [k.to_polars() for k in self.key_types]
         if any(k == pl.Object or not python_exact(k) for k in keys):
             return False
@@ -156,7 +165,8 @@ class ReduceOperator(Operator):
         delta = deltas[0]
         if delta is None or delta.height == 0:
             return None
-        if self.small and delta.height <= SMALL_DELTA_ROWS:
+        # Reducer failures become Error cells only on the frame path (runs keeping errors).
+        if self.small and delta.height <= SMALL_DELTA_ROWS and not errors.keeps_errors():
             return self._step_small(time, delta)
         return self._step_big(time, delta)
 
@@ -179,7 +189,8 @@ class ReduceOperator(Operator):
             else:
                 touched = frame[KH].unique()
                 old = self.groups.lookup(touched)
-                news = [self._recompute(self.rows.lookup(touched), match)]
+                news = [self._recompute(self.rows.lookup(touched), match,
+                                        set(touched.to_list()))]
         columns = self._state_columns(match)
         parts = []
         if old is not None and old.height:
@@ -190,14 +201,56 @@ class ReduceOperator(Operator):
                     pl.lit(1, dtype=pl.Int64).alias(DIFF)))
         if not parts:
             return None
+        stored = None
+        if errors.errors_seen():
+            parts, stored = self._with_error_cells(parts)
         changes = pl.concat(parts, how="vertical_relaxed") if len(parts) > 1 else parts[0]
-        self.groups.insert(changes)
+        self.groups.insert(changes if stored is None else stored)
         out = run_projection(self.post, changes, keep=[ID], tail=[DIFF])
         if old is None or old.height == 0:
             # Only new group rows, one per group: their ids are distinct.
             mark_distinct_ids(out)
         out = consolidate(out)
         return out if out.height else None
+
+    def _with_error_cells(self, parts: list[pl.DataFrame]
+                          ) -> tuple[list[pl.DataFrame], pl.DataFrame | None]:
+        """Reducer values that are Errors (a failing reducer in a run keeping errors): the
+        group arrangement keeps its column types, so they are stored as nulls and remembered
+        here by group id. Returns the parts with the Errors of the retracted group rows put
+        back, and the changes to store (None: no Error involved)."""
+        cells = self._error_cells
+        if not cells and not any(errors.error_columns(p) for p in parts):
+            return parts, None
+        restored = []
+        for part in parts:
+            retracted = part[DIFF][0] < 0 if part.height else False
+            if retracted and cells:
+                ids = part[ID].to_list()
+                replace = {}
+                for column in {c for i in ids for c in cells.get(i, ())}:
+                    mask = pl.Series([column in cells.get(i, ()) for i in ids])
+                    replace[column] = errors.with_errors(part[column], mask)
+                if replace:
+                    part = part.with_columns(list(replace.values()))
+            restored.append(part)
+        for part in restored:  # retractions first, then the new rows' Errors
+            if part.height and part[DIFF][0] < 0:
+                for gid in part[ID].to_list():
+                    cells.pop(gid, None)
+        for part in restored:
+            if part.height and part[DIFF][0] > 0:
+                for column, mask in errors.error_columns(part).items():
+                    for gid in part.filter(mask)[ID].to_list():
+                        cells.setdefault(gid, set()).add(column)
+        restored = errors.unify_object_columns(restored)
+        changes = pl.concat(restored, how="vertical_relaxed") if len(restored) > 1 \
+            else restored[0]
+        schema = self._state_schema()
+        stored = changes.with_columns([
+            errors.without_errors(changes[c], schema[c]) for c in changes.columns
+            if changes.schema[c] == pl.Object and schema.get(c, pl.Object) != pl.Object])
+        return [changes], stored
 
     # --- invertible reducers ---------------------------------------------------------------
     def _acc_exprs(self) -> list[pl.Expr]:
@@ -300,9 +353,27 @@ class ReduceOperator(Operator):
                 self._recompute(self.rows.lookup(recompute), match)]
         return old, news
 
-    def _recompute(self, rows: pl.DataFrame | None, match: list[str]) -> pl.DataFrame | None:
+    def _recompute(self, rows: pl.DataFrame | None, match: list[str],
+                   touched: set[int] | None = None) -> pl.DataFrame | None:
+        """The group rows of the groups whose key hashes have these rows (all of them).
+
+        ``touched``: the key hashes recomputed, whose stateful reducers' states are replaced
+        by the new ones (a group gone loses its state).
+        """
+        self._fresh_states: dict[int, dict[int, dict[tuple[Any, ...], Any]]] = {
+            i: {} for i in self._states}
+        groups = self._recompute_groups(rows, match)
+        for index, states in self._states.items():
+            for key_hash in touched or ():
+                states.pop(key_hash, None)
+            states.update(self._fresh_states[index])
+        return groups
+
+    def _recompute_groups(self, rows: pl.DataFrame | None, match: list[str]
+                          ) -> pl.DataFrame | None:
         if rows is None or rows.height == 0:
             return None
+        all_rows = rows
         rows = rows.filter(pl.col(DIFF) > 0)
         if rows.height == 0:
             return None
@@ -319,34 +390,86 @@ class ReduceOperator(Operator):
             else:
                 aggs.append(expr.alias(call.column))
         groups = rows.group_by(match, maintain_order=True).agg(aggs)
+        if all_rows.height != rows.height:
+            groups = self._count_retractions(groups, all_rows, match)
+            if groups.height == 0:
+                return None
         if in_python:
-            groups = groups.with_columns(self._python_values(rows, groups, match, in_python))
+            groups = groups.with_columns(self._python_values(rows, groups, match, in_python,
+                                                             all_rows))
         casts = [pl.col(c.column).cast(c.dtype.to_polars()) for c in self.calls
-                 if c.dtype.to_polars() != pl.Object]
+                 if c.dtype.to_polars() != pl.Object and groups.schema[c.column] != pl.Object]
         if casts:
             groups = groups.with_columns(casts)
         return groups.with_columns(self._group_ids(groups))
 
+    def _count_retractions(self, groups: pl.DataFrame, all_rows: pl.DataFrame,
+                           match: list[str]) -> pl.DataFrame:
+        """Counts, sums and averages that take retractions of rows never inserted into
+        account (every diff is summed, as Pathway does); groups whose count is not positive
+        are gone. Other reducers only see the inserted rows."""
+        totals = [pl.col(DIFF).sum().alias(COUNT)]
+        for index, call in enumerate(self.calls):
+            name = call.reducer.name
+            if name in ("sum", "avg") and inverts(call.reducer, call.arg_types):
+                total = (pl.col(call.args[0]) * pl.col(DIFF)).sum()
+                if f"__acc{index}" in self.accs:
+                    totals.append(total.alias(f"__acc{index}"))
+                value = total if name == "sum" else total / pl.col(DIFF).sum()
+                totals.append(value.cast(call.dtype.to_polars()).alias(call.column))
+            elif name == "count":
+                totals.append(pl.col(DIFF).sum().alias(call.column))
+        totals_frame = all_rows.group_by(match).agg(totals)
+        replaced = [c for c in totals_frame.columns if c not in match]
+        groups = groups.drop(replaced).join(totals_frame, on=match, how="left",
+                                            nulls_equal=True)
+        return groups.filter(pl.col(COUNT) > 0)
+
     def _python_values(self, rows: pl.DataFrame, groups: pl.DataFrame, match: list[str],
-                       calls: list[Any]) -> list[pl.Series]:
-        rows = rows.sort(ID)
-        position: dict[tuple[Any, ...], int] = {
-            key: i for i, key in enumerate(groups.select(match).iter_rows())
-        }
-        group_of = [position[key] for key in rows.select(match).iter_rows()]
+                       calls: list[Any], all_rows: pl.DataFrame) -> list[pl.Series]:
+        """Values of the reducers computed in Python: from the group's live rows in id order
+        (stateful reducers: from all its rows, retractions included, and its state)."""
+        keys = list(groups.select(match).iter_rows())
+        position: dict[tuple[Any, ...], int] = {key: i for i, key in enumerate(keys)}
+        out = []
+        for call in calls:
+            source = all_rows if call.reducer.stateful else rows
+            per_group = self._rows_per_group(source.sort(ID), match, position, call.args)
+            if call.reducer.stateful:
+                index = self.calls.index(call)
+                states, fresh = self._states[index], self._fresh_states[index]
+                values = []
+                for key, group in zip(keys, per_group, strict=True):
+                    before = states.get(key[0], {}).get(key)
+                    try:
+                        value, state = call.reducer.python_stateful(group, before)
+                    except Exception as error:  # noqa: BLE001 - user code: an Error value
+                        value = errors.on_failure(errors.exception_message(error), error)
+                        state = before
+                    if state is not None:
+                        fresh.setdefault(key[0], {})[key] = state
+                    values.append(value)
+            else:
+                values = [_python_value(call, group) for group in per_group]
+            out.append(_value_series(call.column, values, call.dtype))
+        return out
+
+    @staticmethod
+    def _rows_per_group(rows: pl.DataFrame, match: list[str],
+                        position: dict[tuple[Any, ...], int], args: list[str]
+                        ) -> list[list[Row]]:
+        """The rows of each group (in ``position``'s order) as :class:`Row` tuples."""
         ids = rows[ID].to_list()
         counts = rows[DIFF].to_list()
         times = rows[TIME].to_list()
-        out = []
-        for call in calls:
-            columns = [t.values_from_series(rows[a]) for a in call.args]
-            per_group: list[list[Row]] = [[] for _ in range(groups.height)]
-            for i, g in enumerate(group_of):
-                per_group[g].append(Row(ids[i], tuple(c[i] for c in columns), counts[i],
-                                        times[i]))
-            values = [call.reducer.python(group) for group in per_group]
-            out.append(t.series_from_values(call.column, values, call.dtype))
-        return out
+        columns = [t.values_from_series(rows[a]) for a in args]
+        per_group: list[list[Row]] = [[] for _ in range(len(position))]
+        for i, key in enumerate(rows.select(match).iter_rows()):
+            at = position.get(key)
+            if at is not None:  # None: a group left without rows
+                per_group[at].append(Row(ids[i], tuple(c[i] for c in columns), counts[i],
+                                         times[i]))
+        return per_group
 
     # --- the small-delta path --------------------------------------------------------------
     def _small_plan(self) -> _SmallPlan:
@@ -455,13 +578,19 @@ class ReduceOperator(Operator):
         convert = [[_to_user(a) for a in c.arg_types] for c in self.calls]
         arg_at = [[at[a] for a in c.args] for c in self.calls]
         members: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        # A group's count includes retractions of rows never inserted (as the frame path's).
+        totals: dict[tuple[Any, ...], int] = {}
         for row in rows:
+            group = group_of(row)
+            totals[group] = totals.get(group, 0) + row[diff_at]
             if row[diff_at] > 0:
-                members.setdefault(group_of(row), []).append(row)
+                members.setdefault(group, []).append(row)
         news: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for group, live in members.items():
             live.sort(key=lambda r: r[id_at])
-            count = sum(r[diff_at] for r in live)
+            count = totals[group]
+            if count <= 0:
+                continue
             accs = []
             for index in range(len(self.calls)):
                 if f"__acc{index}" in self.accs:
@@ -473,7 +602,9 @@ class ReduceOperator(Operator):
                     Row(r[id_at], tuple(f(r[p]) for f, p in zip(converters, positions,
                                                                  strict=True)),
                         r[diff_at], r[time_at]) for r in live]
-                results.append(call.reducer.python(reducer_rows))
+                # Back to storage: a Pointer a reducer returns is stored as its UInt128.
+                result = call.reducer.python(reducer_rows)
+                results.append(int(result) if isinstance(result, t.Pointer) else result)
             news[group] = (count, *accs, *results)
         return news
 
@@ -625,6 +756,23 @@ class _SmallPlan:
         if declared is not None:
             return t.series_from_values(name, values, declared)
         return pl.Series(name, values, dtype=dtype)
+
+
+def _python_value(call: Any, rows: list[Row]) -> Any:
+    """A Python reducer's value for one group; a reducer that fails (``unique`` over
+    different values, a user reducer raising) gives an Error cell when the run keeps errors
+    (else the run stops with its exception)."""
+    try:
+        return call.reducer.python(rows)
+    except Exception as error:  # noqa: BLE001 - any failure of user code becomes an Error
+        return errors.on_failure(errors.exception_message(error), error)
+
+
+def _value_series(name: str, values: list[Any], dtype: t.DType) -> pl.Series:
+    """A column of reducer values; with Error cells it is an object column."""
+    if any(value is errors.ERROR for value in values):
+        return pl.Series(name, values, dtype=pl.Object)
+    return t.series_from_values(name, values, dtype)
 
 
 def _shows_every_value(post: Any, columns: list[str]) -> bool:
