@@ -237,7 +237,10 @@ class _MessageParser(Parser):
         rows: list[Mapping[str, Any]] = []
         errors: list[ParseError] = []
         keep: list[int] = []
-        for index, message in enumerate(context.rows):
+        if set(map(type, context.rows)) == {dict}:  # rows sent with next(): nothing to parse
+            rows = list(context.rows)
+            keep = list(range(len(rows)))
+        for index, message in enumerate(context.rows if not keep else ()):
             row = self._row(message, index + first, errors)
             if row is not None:
                 rows.append(row)

@@ -501,9 +501,15 @@ class _DictRows:
         cell_errors = _CellErrors()
         for spec in self.columns:
             path = self.field_paths.get(spec.name)
-            values: list[Any] = []
             missing: list[int] = []
-            for index, row in enumerate(rows):
+            plain: list[Any] | None = None
+            if path is None:
+                try:  # the common case, every row has the field: one comprehension
+                    plain = [row[spec.name] for row in rows]
+                except (KeyError, TypeError):
+                    plain = None
+            values: list[Any] = [] if plain is None else plain
+            for index, row in enumerate(rows if plain is None else ()):
                 try:
                     value = _json_pointer(row, path) if path is not None else row[spec.name]
                 except (KeyError, TypeError):
