@@ -22,6 +22,7 @@ Connectors (``pw.io``) and the LLM tooling (``pw.xpacks``) are out of scope.
 from __future__ import annotations
 
 import argparse
+import enum
 import importlib
 import inspect
 import json
@@ -59,6 +60,8 @@ def _resolve(package: types.ModuleType, dotted: str) -> Any:
 def _kind(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
         return "module"
+    if isinstance(obj, enum.EnumMeta):
+        return "enum"
     if isinstance(obj, type):
         return "class"
     if callable(obj):
@@ -87,7 +90,9 @@ def _public_names(module: types.ModuleType) -> list[str]:
     """``__all__`` when the module has one; else the callables and classes defined in it."""
     declared = getattr(module, "__all__", None)
     if declared is not None:
-        return sorted(declared)
+        # Some names are listed without being there (lazy or withdrawn): not public then.
+        return sorted(name for name in declared
+                      if not name.startswith("_") and hasattr(module, name))
     names = []
     for name in dir(module):
         if name.startswith("_"):
@@ -114,11 +119,19 @@ def _class_members(cls: type) -> dict[str, Any]:
                 continue
     out: dict[str, Any] = {}
     for name, raw in members.items():
-        obj = raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
-        if isinstance(obj, property):
+        if isinstance(raw, property):
             out[name] = {"kind": "property"}
-        else:
-            out[name] = {"kind": _kind(obj), "signature": _signature(obj)}
+            continue
+        if isinstance(raw, staticmethod):
+            out[name] = {"kind": "function", "signature": _signature(raw.__func__)}
+            continue
+        obj = raw.__func__ if isinstance(raw, classmethod) else raw
+        if not isinstance(obj, types.FunctionType) and hasattr(obj, "__get__"):
+            obj = getattr(cls, name, obj)  # a descriptor resolving to a function
+        signature = _signature(obj)
+        if signature and signature[0]["kind"] in ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD"):
+            signature = signature[1:]  # the receiver (self, cls, or the table), named freely
+        out[name] = {"kind": _kind(obj), "signature": signature}
     return out
 
 
@@ -148,8 +161,10 @@ def dump(package_name: str, probe: dict[str, list[str]]) -> dict[str, Any]:
             obj = getattr(module, name, missing)
             if obj is missing:
                 continue
-            entries[name] = {"kind": _kind(obj),
-                             "signature": _signature(obj) if callable(obj) else None}
+            kind = _kind(obj)
+            entries[name] = {"kind": kind,
+                             "signature": _signature(obj) if callable(obj) and kind != "enum"
+                             else None}
         result["modules"][dotted] = {"public": _public_names(module), "all": entries}
     for dotted in CLASSES:
         try:
@@ -171,6 +186,12 @@ def compare_signatures(ours: list[dict] | None, theirs: list[dict] | None) -> li
     """Differences between two signatures, in words (empty when they agree)."""
     if ours is None or theirs is None:
         return []
+    if theirs and all(p["kind"] in ("VAR_POSITIONAL", "VAR_KEYWORD") for p in theirs) and \
+            any(p["kind"] not in ("VAR_POSITIONAL", "VAR_KEYWORD") for p in ours):
+        return []  # Pathway passes everything through; naming the parameters is no gap
+    if any(p["name"].startswith("_") and p["kind"] != "VAR_KEYWORD" and "default" not in p
+           for p in theirs):
+        return []  # a required private parameter: not meant to be called by users
     # The bound object's own parameter (self of a method, cls of a metaclass method) differs
     # in name only.
     # Parameters starting with "_" are private on both sides.
@@ -265,13 +286,15 @@ def main() -> None:
     parser.add_argument("mode", nargs="?", default="compare", choices=["compare", "dump"])
     parser.add_argument("package", nargs="?", default="deltaflow")
     parser.add_argument("--pathway-python", default=PATHWAY_PYTHON)
+    parser.add_argument("--reference-package", default="pathway",
+                        help="the package to compare with (default: pathway)")
     parser.add_argument("--extra", action="store_true",
                         help="also list public names only deltaflow has")
     args = parser.parse_args()
     if args.mode == "dump":
         json.dump(dump(args.package, json.loads(sys.stdin.read() or "{}")), sys.stdout)
         return
-    theirs = _run_dump(args.pathway_python, "pathway", {})
+    theirs = _run_dump(args.pathway_python, args.reference_package, {})
     probe = {dotted: module["public"] for dotted, module in theirs["modules"].items()}
     ours = _run_dump(sys.executable, "deltaflow", probe)
     lines = compare(ours, theirs, extra=args.extra)

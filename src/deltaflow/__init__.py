@@ -81,6 +81,15 @@ _LAZY = {
     "set_monitoring_config": ("deltaflow.config", "set_monitoring_config"),
     "load_yaml": ("deltaflow.yaml_loader", "load_yaml"),
     "schema_from_csv": ("deltaflow.schema", "schema_from_csv"),
+    "TableSlice": ("deltaflow.table_slice", "TableSlice"),
+    "TableLike": ("deltaflow.api_types", "TableLike"),
+    "Joinable": ("deltaflow.api_types", "Joinable"),
+    "GroupedJoinResult": ("deltaflow.api_types", "GroupedJoinResult"),
+    "Type": ("deltaflow.api_types", "Type"),
+    "LiveTable": ("deltaflow.api_types", "LiveTable"),
+    "enable_interactive_mode": ("deltaflow.api_types", "enable_interactive_mode"),
+    "table_transformer": ("deltaflow.transformers", "table_transformer"),
+    "pandas_transformer": ("deltaflow.stdlib.utils.pandas_transformer", "pandas_transformer"),
 }
 
 

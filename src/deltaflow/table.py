@@ -499,9 +499,10 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                                reindex=reindex, label=operation)
         return Table(node, plan.Universe())
 
-    def flatten(self, to: ColumnReference | str, *, origin_id: str | None = None) -> Table:
-        """One row per element of the ``to`` column (other columns are repeated)."""
-        name = to.name if isinstance(to, ColumnReference) else to
+    def flatten(self, to_flatten: ColumnReference | str, *,
+                origin_id: str | None = None) -> Table:
+        """One row per element of the ``to_flatten`` column (other columns are repeated)."""
+        name = to_flatten.name if isinstance(to_flatten, ColumnReference) else to_flatten
         if name not in self._columns:
             raise self._missing(name)
         dtype = self._columns[name]

@@ -726,7 +726,8 @@ class StatefulMethods:
     """Mixin of ``Table``'s stateful operations."""
 
     def groupby(self, *args: Any, id: Any = None, sort_by: Any = None,  # noqa: A002
-                instance: Any = None, **kwargs: Any) -> GroupedTable:
+                _filter_out_results_of_forgetting: bool = False, instance: Any = None,
+                _skip_errors: bool = True, _is_window: bool = False) -> GroupedTable:
         """Group rows by the given columns; ``reduce`` then gives one row per group.
 
         The result's ids are derived from the group key (``table.pointer_from(*key)``), or
@@ -809,7 +810,7 @@ class StatefulMethods:
             universe_checks.promise_subset(other._universe, result._universe)
         return result
 
-    def update_cells(self, other: Table, /, _stacklevel: int = 1) -> Table:
+    def update_cells(self, other: Table, _stacklevel: int = 1) -> Table:
         """This table with the cells of ``other``'s columns replaced where ``other`` has the
         row (``other``'s ids must be ids of this table)."""
         table: Table = self  # type: ignore[assignment]

@@ -9,19 +9,28 @@ first call: the temporal package builds on ``Table``, so ``Table`` cannot import
 from __future__ import annotations
 
 import importlib
+import types
 from collections.abc import Callable
 from typing import Any
 
 
-def _forward(module: str, name: str) -> Callable[..., Any]:
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        function = getattr(importlib.import_module(module), name)
-        return function(self, *args, **kwargs)
+class _Forward:
+    """A ``Table`` method that is the module function ``name`` of ``module`` (the table as
+    its first argument). The function is looked up when the method is: on the class it is
+    the function itself, on a table the function bound to it, so ``inspect.signature`` and
+    ``help`` show its real parameters and unknown keywords fail as they would on it."""
 
-    method.__name__ = name
-    method.__qualname__ = f"Table.{name}"
-    method.__doc__ = f"Same as ``{module.replace('._', '.').lstrip('.')}.{name}(table, ...)``."
-    return method
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def __get__(self, table: Any, owner: type | None = None) -> Callable[..., Any]:
+        function = getattr(importlib.import_module(self.module), self.name)
+        return function if table is None else types.MethodType(function, table)
+
+
+def _forward(module: str, name: str) -> Any:
+    return _Forward(module, name)
 
 
 _WINDOW = "deltaflow.temporal._window"

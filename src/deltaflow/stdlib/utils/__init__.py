@@ -1,5 +1,5 @@
 """``pw.stdlib.utils`` (also ``pw.utils``): small helpers built on the table API."""
 
-from deltaflow.stdlib.utils import bucketing, col, filtering
+from deltaflow.stdlib.utils import async_transformer, bucketing, col, filtering, pandas_transformer
 
-__all__ = ["bucketing", "col", "filtering"]
+__all__ = ["async_transformer", "bucketing", "col", "filtering", "pandas_transformer"]
