@@ -6,7 +6,6 @@ import pytest
 from tests._util import snapshot
 
 import deltaflow as pw
-from deltaflow.expressions.base import ExpressionError
 
 
 def _tables() -> tuple[pw.Table, pw.Table]:
@@ -58,7 +57,7 @@ def test_ids_follow_pairs_and_id_argument() -> None:
         left.join_left(unique_right, left.k == unique_right.k, id=left.id).select(left.a))
     original, _ = pw.debug.table_to_dicts(left)
     assert set(kept) == set(original)
-    with pytest.raises(ValueError, match="ids would repeat"):
+    with pytest.raises(KeyError, match="ids would repeat"):
         pw.debug.table_to_dicts(left.join(right, left.k == right.k, id=left.id).select(left.a))
 
 
@@ -66,7 +65,7 @@ def test_star_expansion_and_without() -> None:
     left, right = _tables()
     result = left.join(right, left.k == right.k).select(*pw.left, *pw.right.without("k"))
     assert result.column_names() == ["k", "a", "b"]
-    with pytest.raises(ExpressionError, match="ambiguous"):
+    with pytest.raises(KeyError, match="ambiguous"):
         left.join(right, left.a == right.b).select(pw.this.k)
 
 
@@ -118,8 +117,11 @@ def test_definition_errors() -> None:
     """)
     with pytest.raises(TypeError, match="cannot join"):
         left.join(strings, left.k == strings.s)
-    with pytest.raises(TypeError, match="id="):
+    # As in Pathway: id= of a non-id column fails an assertion, an expression is refused.
+    with pytest.raises(AssertionError, match="id="):
         left.join(right, left.k == right.k, id=left.a)
+    with pytest.raises(ValueError, match="id="):
+        left.join(right, left.k == right.k, id=left.a + 1)
 
 
 def test_instances_only_match_within_an_instance() -> None:

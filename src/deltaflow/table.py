@@ -28,12 +28,14 @@ from deltaflow.expressions.base import (
 )
 from deltaflow.expressions.deferred import IxColumn, has_ix_columns, transform
 from deltaflow.expressions.evaluate import CompiledProjection
-from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, this
+from deltaflow.expressions.placeholders import AllColumns, Placeholder, this
+from deltaflow.narrowing import check_not_id, narrowed_columns
 from deltaflow.schema import Schema, schema_from_dtypes
 from deltaflow.table_slice import ColumnNamespace, TableSlice
 from deltaflow.table_stateful import StatefulMethods
 from deltaflow.table_streams import StreamMethods
 from deltaflow.table_temporal import TemporalMethods
+from deltaflow.table_zip import ForeignColumns
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -164,42 +166,12 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         runs on that wider table. Returns the projection and the node it reads from.
         """
         outputs = self._resolve_deferred(outputs)
-        foreign_tables: list[Table] = []
-        for _, expression in outputs:
-            for ref in expression.references():
-                owner = ref.table
-                if isinstance(owner, Table) and owner is not self \
-                        and owner._node is not self._node \
-                        and all(owner is not f for f in foreign_tables):
-                    foreign_tables.append(owner)
-        if not foreign_tables:
+        foreign = ForeignColumns(self, [ref for _, e in outputs for ref in e.references()],
+                                 operation)
+        if not foreign:
             return self._project(operation, outputs), self._node
-        zipped: Table = self
-        mapping: dict[tuple[int, str], str] = {}
-        for index, other in enumerate(foreign_tables):
-            if not (other._universe is self._universe
-                    or self._universe.is_subset_of(other._universe)):
-                raise ValueError(
-                    f"{operation} on {self._description}: it uses columns of {other._description}"
-                    f", whose rows are not known to include this table's rows; join the tables "
-                    f"(or promise it with promise_universe_is_subset_of / with_universe_of)"
-                )
-            needed = sorted({ref.name for _, e in outputs for ref in e.references()
-                             if ref.table is other})
-            extra: dict[str, Any] = {}
-            for name in needed:
-                if name == "id":
-                    continue  # the same ids as this table's
-                if name not in other._columns:
-                    raise other._missing(name)
-                column = f"__zip{index}_{name}"
-                extra[column] = ColumnReference(other, name)
-                mapping[(id(other), name)] = column
-            mapping[(id(other), "id")] = "_id"
-            zipped = zipped.join(other, zipped.id == other.id, id=zipped.id).select(
-                *left, **extra)
-        scope = self._scope(operation, zipped, mapping)
-        return CompiledProjection(scope, outputs), zipped._node
+        source = foreign.build()._node if foreign.needs_join else self._node
+        return CompiledProjection(foreign.scope(operation), outputs), source
 
     def _resolve_deferred(self, outputs: list[tuple[str, ColumnExpression]]
                           ) -> list[tuple[str, ColumnExpression]]:
@@ -272,6 +244,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         outputs = self._expand(args, "select")
         outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
         _check_unique([n for n, _ in outputs], "select", self._description)
+        check_not_id([n for n, _ in outputs], f"select on {self._description}")
         return self._select_node(outputs, "select")
 
     def _select_node(self, outputs: list[tuple[str, ColumnExpression]], operation: str) -> Table:
@@ -286,6 +259,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         """This table with columns added or replaced."""
         new = self._expand(args, "with_columns") + [(n, wrap_value(v)) for n, v in kwargs.items()]
         _check_unique([n for n, _ in new], "with_columns", self._description)
+        check_not_id([n for n, _ in new], f"with_columns on {self._description}")
         replaced = dict(new)
         outputs: list[tuple[str, ColumnExpression]] = [
             (name, replaced.pop(name, ColumnReference(self, name))) for name in self._columns
@@ -381,8 +355,10 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         if dtype.strip_optional() != t.BOOL:
             raise ExpressionError(f"filter on {self._description}: the condition must be a "
                                   f"bool expression, got {dtype!r}")
-        node = plan.FilterNode(columns=dict(source.columns), inputs=(source,),
-                               predicate=projection, label="filter")
+        # A condition `column.is_not_none()` leaves that column without Optional.
+        node = plan.FilterNode(columns=narrowed_columns(source.columns, projection.outputs[0][1],
+                                                        projection.scope),
+                               inputs=(source,), predicate=projection, label="filter")
         return self._derive(self._trimmed(node, "filter"),
                             universe=plan.Universe(parent=self._universe))
 
@@ -612,6 +588,22 @@ def _coerced(table: Table, name: str, target: t.DType) -> ColumnExpression:
     if source.strip_optional() == t.INT and target.strip_optional() == t.FLOAT:
         return Cast(target, ref)
     return DeclareType(target, ref)
+
+
+def _concat_id_dtype(tables: list[Table]) -> t.DType:
+    """The id type of ``concat(*tables)``; a ``TypeError`` when the tables' ids are pointers
+    to different kinds of rows (ids of ``int`` keys and of ``str`` keys, say)."""
+    merged = tables[0]._id_dtype
+    for other in tables[1:]:
+        combined = t.common_supertype(merged, other._id_dtype)
+        if combined is None:
+            raise TypeError(f"concat: the ids of {tables[0]._description} are "
+                            f"{t.describe(merged)} but those of {other._description} are "
+                            f"{t.describe(other._id_dtype)}; concatenating rows keyed so "
+                            f"differently is most likely a mistake (update_id_type("
+                            f"pw.Pointer) on both says it is not)")
+        merged = combined
+    return merged
 
 
 def _check_unique(names: list[str], operation: str, description: str) -> None:

@@ -36,7 +36,9 @@ from deltaflow.expressions.base import (
 from deltaflow.expressions.deferred import DeferredIx, IxColumn, has_ix_columns, transform
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, right, this
+from deltaflow.narrowing import check_not_id, narrowed_columns
 from deltaflow.reducers import ReducerExpression
+from deltaflow.table_zip import ForeignColumns, all_references, join_inputs
 from deltaflow.udfs.future import refuse_futures
 
 if TYPE_CHECKING:
@@ -74,6 +76,10 @@ class GroupedTable:
         self._id_key = id_key
         self._expand = expand
         self._source: Any = None  # the grouped table (what pw.this.ix(...) indexes in reduce)
+        # A grouped Table may use columns of tables with the same rows (deltaflow.table_zip):
+        # the table and the references of the keys, zipped with the reduce's own at reduce.
+        self._zip_source: Table | None = None
+        self._key_refs: list[ColumnReference] = []
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
         """One row per group with the given columns (grouping columns and reducers)."""
@@ -98,11 +104,21 @@ class GroupedTable:
                 raise ValueError(f"reduce on {self._description}: column {name!r} is given "
                                  f"twice")
             seen.add(name)
+        check_not_id(seen, f"reduce on {self._description}")
         if any(has_ix_columns(expr) for _, expr in outputs):
             return self._reduce_with_ix(outputs)
 
         operation = f"reduce on {self._description}"
-        pre_scope = self._make_scope("reduce")
+        node, make_scope = self._node, self._make_scope
+        if self._zip_source is not None:
+            foreign = ForeignColumns(
+                self._zip_source,
+                [*self._key_refs, *(r for _, e in outputs for r in all_references(e))],
+                "reduce")
+            if foreign:
+                make_scope = foreign.scope
+                node = foreign.build()._node if foreign.needs_join else self._zip_source._node
+        pre_scope = make_scope("reduce")
         pre_outputs: list[tuple[str, ColumnExpression]] = [
             (f"__k{i}", key) for i, key in enumerate(self._keys)
         ]
@@ -160,7 +176,7 @@ class GroupedTable:
         post_scope.reducer_types = reducer_types  # type: ignore[attr-defined]
         post_scope.reducer_columns = reducer_columns  # type: ignore[attr-defined]
         post = CompiledProjection(post_scope, outputs)
-        node = ReduceNode(columns=dict(post.types), inputs=(self._node,), pre=pre,
+        node = ReduceNode(columns=dict(post.types), inputs=(node,), pre=pre,
                           keys=[f"__k{i}" for i in range(len(self._keys))], key_types=key_types,
                           reducers=calls, post=post,
                           id_key=None if self._id_key is None else f"__k{self._id_key}",
@@ -240,8 +256,17 @@ def _expand_all_columns(table: Table, args: tuple[Any, ...]) -> list[Any]:
 
 
 def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noqa: A002
-             description: str, make_scope: Callable[[str], Scope], node: plan.Node
-             ) -> GroupedTable:
+             description: str, make_scope: Callable[[str], Scope], node: plan.Node,
+             *, zip_foreign: bool = False) -> GroupedTable:
+    """A grouped table; ``zip_foreign``: ``table`` is a plain table whose operations may
+    use columns of tables with the same rows (checked here, brought in by ``reduce``)."""
+    key_refs: list[ColumnReference] = []
+    if zip_foreign:
+        key_refs = [r for a in (*args, id, instance) if isinstance(a, ColumnExpression)
+                    for r in all_references(a)]
+        foreign = ForeignColumns(table, key_refs, "groupby")
+        if foreign:
+            make_scope = foreign.scope
     keys: list[ColumnExpression] = []
     for arg in _expand_all_columns(table, args):
         if isinstance(arg, str):
@@ -275,6 +300,9 @@ def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noq
                    f"groupby on {description}")
     grouped = GroupedTable(node, make_scope, description, keys, id_key=id_key)
     grouped._source = table if isinstance(table, _table_class()) else None
+    if zip_foreign:
+        grouped._zip_source = table
+        grouped._key_refs = key_refs
     return grouped
 
 
@@ -419,11 +447,19 @@ class JoinResult:
     """
 
     def __init__(self, left_side: Table | JoinResult, right_side: Table | JoinResult,
-                 on: tuple[Any, ...], mode: JoinMode, id: Any = None) -> None:  # noqa: A002
+                 on: tuple[Any, ...], mode: JoinMode, id: Any = None,  # noqa: A002
+                 *, left_exactly_once: bool = False, right_exactly_once: bool = False,
+                 allow_self: bool = False) -> None:
         Table = _table_class()
         for side in (left_side, right_side):
             if not isinstance(side, (Table, JoinResult)):
                 raise TypeError(f"join: expected tables or join results, got {side!r}")
+        if not allow_self and isinstance(left_side, Table) and isinstance(right_side, Table) \
+                and left_side._node is right_side._node:
+            # pw.left / pw.right could not tell the sides apart by table: as in Pathway, a
+            # self-join needs a copy() on one side.
+            raise ValueError(f"join: {left_side._description} is joined with itself; join it "
+                             f"with its copy() instead")
         self._left = left_side
         self._right = right_side
         self._chained = isinstance(left_side, JoinResult) or isinstance(right_side, JoinResult)
@@ -444,10 +480,13 @@ class JoinResult:
         left_optional = self._mode in ("right", "outer")
         right_optional = self._mode in ("left", "outer")
         columns: dict[str, t.DType] = {}
-        columns["__l_id"] = t.optional(t.POINTER) if left_optional else t.POINTER
+        # Each side's ids keep their type (Pointer[...] of the side's key, when it has one).
+        left_id = getattr(left_table, "_id_dtype", t.POINTER)
+        right_id = getattr(right_table, "_id_dtype", t.POINTER)
+        columns["__l_id"] = t.optional(left_id) if left_optional else left_id
         for name, dtype in left_table._columns.items():
             columns[f"__l__{name}"] = t.optional(dtype) if left_optional else dtype
-        columns["__r_id"] = t.optional(t.POINTER) if right_optional else t.POINTER
+        columns["__r_id"] = t.optional(right_id) if right_optional else right_id
         for name, dtype in right_table._columns.items():
             columns[f"__r__{name}"] = t.optional(dtype) if right_optional else dtype
         for name, (a, b) in coalesced.items():
@@ -459,22 +498,7 @@ class JoinResult:
                 common = common.strip_optional()
             columns[f"__t__{name}"] = t.optional(common) if self._mode == "outer" else common
         self._coalesced = set(coalesced)
-        id_side = None
-        if id is not None:
-            if not isinstance(id, ColumnReference) or id.name != "id":
-                raise TypeError(f"{description}: id= must be the id of one side "
-                                f"(left_table.id / pw.left.id or right_table.id / pw.right.id)")
-            if id.table is left or (isinstance(left_side, Table) and _owns(left_side, id.table)):
-                id_side = "left"
-            elif id.table is right or (isinstance(right_side, Table)
-                                       and _owns(right_side, id.table)):
-                id_side = "right"
-            elif _side_owns(left_side, id.table) or _side_owns(right_side, id.table):
-                raise ValueError(f"{description}: id= must be the id of a whole side "
-                                 f"(pw.left.id or pw.right.id), not of {id.table!r} inside a "
-                                 f"joined join result")
-            else:
-                raise ValueError(f"{description}: id= refers to a table that is not joined")
+        id_side = _id_side(id, left_side, right_side, self._mode, description)
         left_pre = CompiledProjection(
             left_scope,
             [(f"__l__{n}", ColumnReference(left_table, n)) for n in left_table._columns]
@@ -483,6 +507,9 @@ class JoinResult:
             right_scope,
             [(f"__r__{n}", ColumnReference(right_table, n)) for n in right_table._columns]
             + [(f"__jk{i}", k) for i, k in enumerate(right_keys)])
+        # Exactly-once matching is a promise about inner joins of append-only streams; the
+        # other modes ignore it (see docs/joins.md).
+        once = self._mode == "inner"
         node = JoinNode(columns=columns, inputs=(left_table._node, right_table._node),
                         left_pre=left_pre, right_pre=right_pre,
                         keys=[f"__jk{i}" for i in range(len(left_keys))], key_types=key_types,
@@ -490,11 +517,24 @@ class JoinResult:
                         coalesced={f"__t__{n}": v for n, v in coalesced.items()},
                         left_columns=[f"__l__{n}" for n in left_table._columns],
                         right_columns=[f"__r__{n}" for n in right_table._columns],
+                        left_exactly_once=once and left_exactly_once,
+                        right_exactly_once=once and right_exactly_once,
                         label=f"join_{self._mode}")
-        universe = left_table._universe if id_side == "left" and self._mode in (
-            "left", "inner") else plan.Universe()
-        self._wide = Table(node, universe)
-        self._filters: list[ColumnExpression] = []
+        self._wide = Table(node, _join_universe(left_table, right_table, self._mode, id_side))
+        self._foreign = None
+
+    # Columns of other tables with the join's rows, brought into a copy of ``_wide`` (see
+    # deltaflow.table_zip.join_inputs); a class default for subclasses with their own init.
+    _foreign: ForeignColumns | None = None
+
+    def _copy(self) -> JoinResult:
+        copy = object.__new__(JoinResult)
+        copy.__dict__.update(self.__dict__)
+        return copy
+
+    def _joins_table(self, table: Any) -> bool:
+        """Whether ``table`` is one of the tables joined here (at any depth)."""
+        return _side_owns(self._left, table) or _side_owns(self._right, table)
 
     # --- scope ------------------------------------------------------------------------------
     def _this_names(self) -> list[str]:
@@ -507,6 +547,10 @@ class JoinResult:
             n for n in right_names if n not in left_set]
 
     def _resolve(self, ref: ColumnReference) -> tuple[str, t.DType]:
+        if self._foreign is not None:
+            found = self._foreign.resolve(ref)
+            if found is not None:
+                return found
         owner, name = ref.table, ref.name
         columns = self._wide._columns
         if owner is left:
@@ -521,7 +565,8 @@ class JoinResult:
             left_names, right_names = _side_names(self._left), _side_names(self._right)
             in_left, in_right = name in left_names, name in right_names
             if in_left and in_right:
-                raise ValueError(f"pw.this.{name} is ambiguous in {self._description}: both "
+                # KeyError (not found as one column), as in Pathway.
+                raise KeyError(f"pw.this.{name} is ambiguous in {self._description}: both "
                                  f"sides have it; use pw.left.{name} or pw.right.{name}")
             if not in_left and not in_right:
                 raise KeyError(f"no column {name!r} on either side of {self._description} "
@@ -571,7 +616,7 @@ class JoinResult:
                                      f"be expanded here; use *pw.left, *pw.right or *pw.this")
                 excluded = set(_names_of(arg.excluded))
                 out += [(n, ColumnReference(holder, n)) for n in names if n not in excluded]
-            elif isinstance(arg, ColumnReference):
+            elif isinstance(arg, ColumnReference | IxColumn):
                 out.append((arg.name, arg))
             else:
                 raise TypeError(f"{operation}: positional arguments must be column references, "
@@ -588,24 +633,51 @@ class JoinResult:
             duplicate = next(n for n in names if names.count(n) > 1)
             raise ValueError(f"select on {self._description}: column {duplicate!r} is given "
                              f"twice")
-        projection = CompiledProjection(self._scope("select"), outputs)
-        node = plan.SelectNode(columns=dict(projection.types), inputs=(self._wide._node,),
+        check_not_id(names, f"select on {self._description}")
+        source, outputs = join_inputs(self, outputs, "select")
+        projection = CompiledProjection(source._scope("select"), outputs)
+        node = plan.SelectNode(columns=dict(projection.types), inputs=(source._wide._node,),
                                projection=projection, label="join select")
         return _table_class()(node, self._wide._universe)
 
     def filter(self, filter_expression: Any) -> JoinResult:
-        """The joined rows for which the condition holds."""
-        projection = CompiledProjection(self._scope("filter"),
-                                        [("__keep", wrap_value(filter_expression))])
+        """The joined rows for which the condition holds. A condition
+        ``column.is_not_none()`` makes that column non-optional afterwards (as in Pathway)."""
+        expression = wrap_value(filter_expression)
+        source, ((_, expression),) = join_inputs(self, [("__keep", expression)], "filter")
+        scope = source._scope("filter")
+        projection = CompiledProjection(scope, [("__keep", expression)])
         if projection.types["__keep"].strip_optional() != t.BOOL:
             raise ExpressionError(f"filter on {self._description}: the condition must be a "
                                   f"bool expression")
-        node = plan.FilterNode(columns=dict(self._wide._columns), inputs=(self._wide._node,),
-                               predicate=projection, label="join filter")
-        copy = object.__new__(JoinResult)
-        copy.__dict__.update(self.__dict__)
-        copy._wide = _table_class()(node, plan.Universe())
+        wide = source._wide
+        node: plan.Node = plan.FilterNode(
+            columns=narrowed_columns(wide._columns, expression, scope),
+            inputs=(wide._node,), predicate=projection, label="join filter")
+        if wide is not self._wide:  # foreign columns were brought in: drop them again
+            node = self._wide._trimmed(node, "join filter")
+        copy = self._copy()
+        copy._foreign = None
+        copy._wide = _table_class()(node, plan.Universe(parent=self._wide._universe))
         return copy
+
+    # --- universes ------------------------------------------------------------------------
+    def promise_universe_is_equal_to(self, other: Table | JoinResult) -> JoinResult:
+        """Promise that the joined rows have exactly the ids of ``other``'s rows."""
+        self._wide._universe = _universe_of(other)
+        return self
+
+    def promise_universe_is_subset_of(self, other: Table | JoinResult) -> JoinResult:
+        """Promise that every id of the joined rows is an id of ``other``."""
+        self._wide._universe.parent = _universe_of(other)
+        return self
+
+    def promise_universes_are_disjoint(self, other: Table | JoinResult) -> JoinResult:
+        """Promise that no id of the joined rows is an id of ``other``."""
+        mine, theirs = self._wide._universe, _universe_of(other)
+        mine.disjoint_from.add(id(theirs))
+        theirs.disjoint_from.add(id(mine))
+        return self
 
     def groupby(self, *args: Any, id: Any = None, **kwargs: Any) -> GroupedTable:  # noqa: A002
         """Group the joined rows (then ``reduce``)."""
@@ -629,42 +701,57 @@ class JoinResult:
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Join these joined rows with ``other`` (a table or another join result)."""
-        return _join(self, other, on, how, id, left_instance, right_instance)
+        return _join(self, other, on, how, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)
 
     def join_inner(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
-        return _join(self, other, on, JoinMode.INNER, id, left_instance, right_instance)
+        return _join(self, other, on, JoinMode.INNER, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)
 
     def join_left(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
                   left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every joined row, with its partners in ``other`` or with None on the right."""
-        return _join(self, other, on, JoinMode.LEFT, id, left_instance, right_instance)
+        return _join(self, other, on, JoinMode.LEFT, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)
 
     def join_right(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every row of ``other``, with its partners here or with None on the left."""
-        return _join(self, other, on, JoinMode.RIGHT, id, left_instance, right_instance)
+        return _join(self, other, on, JoinMode.RIGHT, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)
 
     def join_outer(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every joined row and every row of ``other``, matched where possible."""
-        return _join(self, other, on, JoinMode.OUTER, id, left_instance, right_instance)
+        return _join(self, other, on, JoinMode.OUTER, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)
 
 
 Joinable: TypeAlias = "Table | JoinResult"  # what a join side may be
 
 
+def _universe_of(other: Any) -> plan.Universe:
+    """The universe of a table or of a join result's rows."""
+    if isinstance(other, JoinResult):
+        return other._wide._universe
+    if not isinstance(other, _table_class()):
+        raise TypeError(f"expected a table or a join result, got {other!r}")
+    return other._universe
+
+
 def _join(left_side: Joinable, right_side: Joinable, on: tuple[Any, ...], mode: JoinMode,
           id: Any, left_instance: Any = None,  # noqa: A002
-          right_instance: Any = None) -> JoinResult:
+          right_instance: Any = None, left_exactly_once: bool = False,
+          right_exactly_once: bool = False, *, allow_self: bool = False) -> JoinResult:
     if isinstance(mode, int) and not isinstance(mode, JoinMode):
         mode = JoinMode(mode)
     if (left_instance is None) != (right_instance is None):
@@ -672,7 +759,58 @@ def _join(left_side: Joinable, right_side: Joinable, on: tuple[Any, ...], mode: 
     if left_instance is not None:
         # Rows only ever match within the same instance: one more equality condition.
         on = (*on, BinaryOp("==", wrap_value(left_instance), wrap_value(right_instance)))
-    return JoinResult(left_side, right_side, on, mode, id)
+    return JoinResult(left_side, right_side, on, mode, id, left_exactly_once=left_exactly_once,
+                      right_exactly_once=right_exactly_once, allow_self=allow_self)
+
+
+def _id_side(id: Any, left_side: Joinable, right_side: Joinable,  # noqa: A002
+             mode: str, description: str) -> str | None:
+    """Which side's ids a join with ``id=`` keeps ("left"/"right"), checked as Pathway
+    checks it when the join is defined: ``id=`` must be a column reference (ValueError) to
+    the id of a side (AssertionError), and the mode must keep every row of that side and
+    give it at most one row (KeyError: no outer join, no left join with the right side's
+    ids, no right join with the left side's)."""
+    if id is None:
+        return None
+    Table = _table_class()
+    if not isinstance(id, ColumnReference):
+        raise ValueError(f"{description}: id= must be a column reference (the id of one "
+                         f"side: left_table.id / pw.left.id or right_table.id / pw.right.id), "
+                         f"got {id!r}")
+    if id.name != "id":
+        raise AssertionError(f"{description}: id= must be the id column of one side "
+                             f"(left_table.id or right_table.id), not column {id.name!r}")
+    owner = id.table
+    if owner is left or owner is this or (isinstance(left_side, Table)
+                                          and _owns(left_side, owner)):
+        side = "left"  # pw.this.id names the left side's ids, as in Pathway
+    elif owner is right or (isinstance(right_side, Table) and _owns(right_side, owner)):
+        side = "right"
+    elif _side_owns(left_side, owner) or _side_owns(right_side, owner):
+        raise ValueError(f"{description}: id= must be the id of a whole side "
+                         f"(pw.left.id or pw.right.id), not of {owner!r} inside a "
+                         f"joined join result")
+    else:
+        raise ValueError(f"{description}: id= refers to a table that is not joined")
+    if mode == "outer" or (mode == "left" and side == "right") or (
+            mode == "right" and side == "left"):
+        article = "an" if mode in ("inner", "outer") else "a"
+        raise KeyError(f"{description}: {article} {mode} join cannot take the ids of its {side} "
+                       f"side (some rows have no {side} row, or several rows share one); use "
+                       f"id= only with an inner join or with the side every row keeps")
+    return side
+
+
+def _join_universe(left_table: Table, right_table: Table, mode: str,
+                   id_side: str | None) -> plan.Universe:
+    """The rows of a join's result as the plan knows them: with ``id=`` of a side, those of
+    that side (a left join keeps every left row) or a subset of them (an inner join)."""
+    if id_side is None:
+        return plan.Universe()
+    kept = left_table if id_side == "left" else right_table
+    if mode == id_side:
+        return kept._universe
+    return plan.Universe(parent=kept._universe)
 
 
 def join(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
@@ -680,35 +818,40 @@ def join(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A00
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
     """Join two tables (or join results) on equality conditions (``how`` chooses inner/left/right/outer)."""
-    return _join(left, right, on, how, id, left_instance, right_instance)
+    return _join(left, right, on, how, id, left_instance, right_instance,
+                 left_exactly_once, right_exactly_once)
 
 
 def join_inner(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
                left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
-    return _join(left, right, on, JoinMode.INNER, id, left_instance, right_instance)
+    return _join(left, right, on, JoinMode.INNER, id, left_instance, right_instance,
+                 left_exactly_once, right_exactly_once)
 
 
 def join_left(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
               left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
-    return _join(left, right, on, JoinMode.LEFT, id, left_instance, right_instance)
+    return _join(left, right, on, JoinMode.LEFT, id, left_instance, right_instance,
+                 left_exactly_once, right_exactly_once)
 
 
 def join_right(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
                left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
-    return _join(left, right, on, JoinMode.RIGHT, id, left_instance, right_instance)
+    return _join(left, right, on, JoinMode.RIGHT, id, left_instance, right_instance,
+                 left_exactly_once, right_exactly_once)
 
 
 def join_outer(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
                left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
-    return _join(left, right, on, JoinMode.OUTER, id, left_instance, right_instance)
+    return _join(left, right, on, JoinMode.OUTER, id, left_instance, right_instance,
+                 left_exactly_once, right_exactly_once)
 
 
 def groupby(grouped: Table | JoinResult, *args: Any, id: Any = None,  # noqa: A002
@@ -748,34 +891,39 @@ class StatefulMethods:
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Join with ``other`` on equality conditions; ``select`` on the result."""
-        return _join(self, other, on, how, id, left_instance, right_instance)  # type: ignore[arg-type]
+        return _join(self, other, on, how, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
 
     def join_inner(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
-        return _join(self, other, on, JoinMode.INNER, id, left_instance, right_instance)  # type: ignore[arg-type]
+        return _join(self, other, on, JoinMode.INNER, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
 
     def join_left(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                   left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every row of this table, with its partners or with None on the right."""
-        return _join(self, other, on, JoinMode.LEFT, id, left_instance, right_instance)  # type: ignore[arg-type]
+        return _join(self, other, on, JoinMode.LEFT, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
 
     def join_right(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every row of ``other``, with its partners or with None on the left."""
-        return _join(self, other, on, JoinMode.RIGHT, id, left_instance, right_instance)  # type: ignore[arg-type]
+        return _join(self, other, on, JoinMode.RIGHT, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
 
     def join_outer(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every row of both tables, matched where possible."""
-        return _join(self, other, on, JoinMode.OUTER, id, left_instance, right_instance)  # type: ignore[arg-type]
+        return _join(self, other, on, JoinMode.OUTER, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
 
     # --- id operations ---------------------------------------------------------------------
     def _id_op(self, kind: str, others: tuple[Table, ...], columns: dict[str, t.DType],
@@ -837,6 +985,8 @@ class StatefulMethods:
     def restrict(self, other: Any) -> Table:
         """The rows of this table whose ids are in ``other``."""
         table: Table = self  # type: ignore[assignment]
+        if isinstance(other, JoinResult):  # the rows of a join (its wide table's ids)
+            other = other._wide
         _check_table(other, "restrict")
         universe_checks.check_restrict(table, other)
         result = self._id_op("restrict", (other,), dict(table._columns), (table, other))
@@ -876,8 +1026,9 @@ class StatefulMethods:
             return DeferredIx(table, expression, optional=optional,  # type: ignore[return-value]
                               allow_misses=allow_misses)
         lenient = optional or allow_misses
+        _check_pointer_type(ctx, expression, table)
         result = _join(ctx, table, (BinaryOp("==", expression, ColumnReference(table, "id")),),
-                       JoinMode.LEFT, ColumnReference(ctx, "id"))
+                       JoinMode.LEFT, ColumnReference(ctx, "id"), allow_self=True)
         if lenient:
             out = result.select(*[ColumnReference(right, n) for n in table._columns])
         else:

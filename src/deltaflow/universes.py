@@ -27,3 +27,34 @@ def promise_are_pairwise_disjoint(self: Any, *others: Any) -> None:
     for i, first in enumerate(tables):
         for second in tables[i + 1:]:
             first.promise_universes_are_disjoint(second)
+
+
+def table_of_columns(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``Table.from_columns``: one table of columns taken from tables with the same rows
+    (the same universe, or promised equal); the ids are those rows' ids."""
+    from deltaflow.expressions.base import ColumnReference
+    from deltaflow.table import Table
+
+    named: list[tuple[str, Any]] = [(getattr(a, "name", None), a) for a in args]
+    named += list(kwargs.items())
+    if not named:
+        raise ValueError("from_columns: give at least one column")
+    seen: set[str] = set()
+    for name, column in named:
+        if not isinstance(column, ColumnReference) or not isinstance(column.table, Table):
+            raise TypeError(f"from_columns: expected columns of tables (table.column), got "
+                            f"{column!r}")
+        if name in seen:
+            raise ValueError(f"from_columns: column {name!r} is given twice")
+        seen.add(name)
+    first = named[0][1].table
+    for _, column in named[1:]:
+        other = column.table
+        if not (other._universe is first._universe or (
+                first._universe.is_subset_of(other._universe)
+                and other._universe.is_subset_of(first._universe))):
+            raise ValueError(
+                f"from_columns: {first._description} and {other._description} are not known "
+                f"to have the same rows; promise it with pw.universes.promise_are_equal (or "
+                f"join the tables)")
+    return first.select(**dict(named))

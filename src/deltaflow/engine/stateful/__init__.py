@@ -17,6 +17,7 @@ from deltaflow.engine.stateful.deduplicate import DeduplicateOperator
 from deltaflow.engine.stateful.idops import IdOpOperator
 from deltaflow.engine.stateful.interval import IntervalJoinNode, IntervalJoinOperator
 from deltaflow.engine.stateful.join import JoinOperator
+from deltaflow.engine.stateful.join_once import make_join_operator
 from deltaflow.engine.stateful.nodes import (
     DeduplicateNode,
     IdOpNode,
@@ -52,7 +53,7 @@ register_operator(ReduceNode, ReduceOperator)
 register_operator(ToStreamNode, ToStreamOperator)
 register_operator(AssertAppendOnlyNode, AssertAppendOnlyOperator)
 register_operator(StreamToTableNode, StreamToTableOperator)
-register_operator(JoinNode, JoinOperator)
+register_operator(JoinNode, make_join_operator)
 register_operator(IdOpNode, IdOpOperator)
 register_operator(SortNode, SortOperator)
 register_operator(DeduplicateNode, DeduplicateOperator)

@@ -92,12 +92,22 @@ class JoinOperator(Operator):
         # slower), and each side is prepared in one query.
         self.fusable = all(k.to_polars() != pl.Object for k in node.key_types)
         self.plain_keys = bool(self.keys) and self.fusable
+        # The key hashes of the deltas of the last _step (recorded only within _step: the
+        # temporal joins reuse _side with steps of their own).
+        self._touched: list[pl.Series] = []
+        self._recording = False
 
     def _side(self, delta: pl.DataFrame | None, pre: Any, id_name: str) -> pl.DataFrame | None:
         """One side's delta as the join sees it: its id renamed, the projected columns, the
         keys (cast to the key types) and their hash."""
         if delta is None or delta.height == 0:
             return None
+        frame = self._side_frame(delta, pre, id_name)
+        if self._recording:
+            self._touched.append(frame[KH])
+        return frame
+
+    def _side_frame(self, delta: pl.DataFrame, pre: Any, id_name: str) -> pl.DataFrame:
         if self.fusable:
             fused = self._side_fused(delta, pre, id_name)
             if fused is not None:
@@ -163,9 +173,53 @@ class JoinOperator(Operator):
 
     def _step(self, deltas: Sequence[Delta]) -> Delta:
         rows = sum(d.height for d in deltas if d is not None)
-        if self.small and rows <= SMALL_DELTA_ROWS:
-            return self._step_small(deltas)
-        return self._step_big(deltas)
+        # With id= of a side, a repeat across times (a second partner arriving later) is
+        # found in the state; within one batch, _check_ids finds it in the output.
+        check_state = self.node.id_side is not None and bool(self.left.size or self.right.size)
+        self._touched = []
+        self._recording = True
+        try:
+            if self.small and rows <= SMALL_DELTA_ROWS:
+                out = self._step_small(deltas)
+            else:
+                out = self._step_big(deltas)
+        finally:
+            self._recording = False
+        if check_state and out is not None and self._touched:
+            self._check_single_partners(pl.concat(self._touched).unique())
+        return out
+
+    def _check_single_partners(self, touched: pl.Series) -> None:
+        """With ``id=`` of a side, each row of that side may have one partner at most (its
+        id is the id of its single result row); checked for the keys this time touched."""
+        side = self.node.id_side
+        own, other = (self.left, self.right) if side == "left" else (self.right, self.left)
+        if touched.len() <= SMALL_DELTA_ROWS and own._layout is not None \
+                and other._layout is not None and own._layout.exact and other._layout.exact:
+            keys = set(touched.to_list())
+            partners = other.lookup_rows(keys)
+            at = _Positions(other._schema, self.keys)
+            counts: dict[tuple[Any, ...], int] = {}
+            for row in partners:
+                counts[at.group(row)] = counts.get(at.group(row), 0) + row[at.diff]
+            crowded = {group for group, n in counts.items() if n > 1}
+            if not crowded:
+                return
+            own_at = _Positions(own._schema, self.keys)
+            if not any(own_at.group(row) in crowded for row in own.lookup_rows(keys)):
+                return
+        else:
+            rows, partners = own.lookup(touched), other.lookup(touched)
+            if rows is None or partners is None:
+                return
+            on = self._on()
+            crowded_frame = partners.group_by(on).agg(pl.col(DIFF).sum().alias("__n")).filter(
+                pl.col("__n") > 1)
+            if rows.join(crowded_frame, on=on, how="semi", nulls_equal=True).height == 0:
+                return
+        raise KeyError(f"{self.describe()}: a join with id= taken from the {side} side "
+                       f"matched one {side} row with several rows of the other side, so ids "
+                       f"would repeat; drop id= or make the join key unique")
 
     def _step_big(self, deltas: Sequence[Delta]) -> Delta:
         node = self.node
@@ -252,14 +306,15 @@ class JoinOperator(Operator):
         return out
 
     def _check_ids(self, out: pl.DataFrame) -> None:
+        # KeyError, as Pathway reports duplicated ids at run time.
         side = self.node.id_side
         if out[ID].null_count():
-            raise ValueError(f"{self.describe()}: a join with id= taken from the {side} side "
+            raise KeyError(f"{self.describe()}: a join with id= taken from the {side} side "
                              f"produced rows with no {side} row (unmatched rows of an outer "
                              f"join); drop id= or use a join that keeps every {side} row")
         inserted = out.filter(pl.col(DIFF) > 0)[ID]
         if inserted.n_unique() != inserted.len():
-            raise ValueError(f"{self.describe()}: a join with id= taken from the {side} side "
+            raise KeyError(f"{self.describe()}: a join with id= taken from the {side} side "
                              f"matched one {side} row with several rows of the other side, so "
                              f"ids would repeat; drop id= or make the join key unique")
 

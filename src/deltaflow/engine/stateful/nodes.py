@@ -45,6 +45,9 @@ class JoinNode(Node):
     coalesced: dict[str, tuple[str, str]] = field(default_factory=dict)
     left_columns: list[str] = field(default_factory=list)
     right_columns: list[str] = field(default_factory=list)
+    # Inner joins only: a row of that side is matched at most once, then forgotten.
+    left_exactly_once: bool = False
+    right_exactly_once: bool = False
 
 
 @dataclass(eq=False)
