@@ -559,14 +559,10 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
 
     @staticmethod
     def from_columns(*args: ColumnReference, **kwargs: ColumnReference) -> Table:
-        refs = [(a.name, a) for a in args] + list(kwargs.items())
-        if not refs:
-            raise ValueError("from_columns needs at least one column")
-        tables = {id(r.table): r.table for _, r in refs}
-        if len(tables) != 1:
-            raise ValueError("from_columns with columns of several tables needs a join")
-        (table,) = tables.values()
-        return table.select(**dict(refs))
+        """A table of the given columns, which must come from tables with the same rows."""
+        from deltaflow.universes import table_of_columns
+
+        return table_of_columns(args, kwargs)
 
     def debug(self, name: str) -> Table:
         """Print every change of this table when the program runs with

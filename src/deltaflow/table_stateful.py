@@ -878,7 +878,7 @@ class StatefulMethods:
         """
         table: Table = self  # type: ignore[assignment]
         grouped = _grouped(table, args, id, instance, table._description, table._scope,
-                           table._node)
+                           table._node, zip_foreign=True)
         grouped._sort_by = sort_by  # type: ignore[attr-defined]
         return grouped
 
@@ -1021,12 +1021,13 @@ class StatefulMethods:
         table: Table = self  # type: ignore[assignment]
         expression = wrap_value(expression)
         ctx = context if context is not None else _context_of(expression)
-        if ctx is None:
+        if ctx is None or isinstance(ctx, Placeholder):
+            # context=pw.this: the rows of the operation using the columns (a select on a
+            # join result, a reduce) are only known there.
             # The pointer is on pw.this (or is a reducer): resolved by the operation using it.
             return DeferredIx(table, expression, optional=optional,  # type: ignore[return-value]
                               allow_misses=allow_misses)
         lenient = optional or allow_misses
-        _check_pointer_type(ctx, expression, table)
         result = _join(ctx, table, (BinaryOp("==", expression, ColumnReference(table, "id")),),
                        JoinMode.LEFT, ColumnReference(ctx, "id"), allow_self=True)
         if lenient:
