@@ -150,3 +150,59 @@ def test_a_patch_that_deletes_its_replacement_leaves_the_original_reachable() ->
     del time_utils._get_now_timestamp_utc
     assert time_utils._get_now_timestamp_utc is original
     assert time_utils._get_now_timestamp_utc(None).tzinfo is not None
+
+
+def _snapshots(table: pw.Table) -> dict[int, list[tuple]]:
+    """Rows of an append-only stream grouped by time (asserting there are no deletions)."""
+    by_time: dict[int, list[tuple]] = {}
+    for time, *values, diff in stream(table):
+        assert diff == 1
+        by_time.setdefault(time, []).append(tuple(values))
+    return {time: sorted(rows) for time, rows in by_time.items()}
+
+
+def test_unpack_snapshots_of_a_static_table_is_the_table_once() -> None:
+    table = pw.debug.table_from_markdown("k | v\na | 1\nb | 2")
+    snapshots = table.unpack_snapshots()
+    assert snapshots.is_append_only
+    assert snapshots.column_names() == ["k", "v"]
+    assert list(_snapshots(snapshots).values()) == [[("a", 1), ("b", 2)]]
+
+
+def test_unpack_snapshots_repeats_the_whole_state_at_each_changing_time() -> None:
+    table = pw.debug.table_from_markdown("""
+          | k | v | __time__ | __diff__
+        1 | a | 1 | 2        | 1
+        2 | b | 2 | 2        | 1
+        2 | b | 2 | 4        | -1
+        2 | b | 3 | 4        | 1
+        1 | a | 1 | 6        | -1
+        2 | b | 3 | 8        | -1
+    """)
+    assert _snapshots(table.unpack_snapshots()) == {
+        2: [("a", 1), ("b", 2)], 4: [("a", 1), ("b", 3)], 6: [("b", 3)]}
+
+
+@settings(max_examples=30, deadline=None)
+@given(events=_events)
+def test_unpack_snapshots_equals_the_state_at_every_time(
+        events: dict[tuple[int, int], int | None]) -> None:
+    rows: list[tuple] = []
+    state: dict[int, int] = {}
+    expected: dict[int, list[tuple]] = {}
+    for slot in sorted({slot for _, slot in events}):
+        before = dict(state)
+        for (key, at), value in sorted(events.items()):
+            if at != slot:
+                continue
+            if key in state:
+                rows.append((key, state[key], 2 * slot, -1))
+                del state[key]
+            if value is not None:
+                rows.append((key, value, 2 * slot, 1))
+                state[key] = value
+        if state != before and state:
+            expected[2 * slot] = sorted(state.items())
+    table = pw.debug.table_from_rows(pw.schema_from_types(k=int, v=int), rows,
+                                     is_stream=True).with_id_from(pw.this.k)
+    assert _snapshots(table.unpack_snapshots()) == expected

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from deltaflow import _types as t
 from deltaflow import plan
+from deltaflow.engine.stateful.snapshots import UnpackSnapshotsNode
 from deltaflow.engine.stateful.streams import (
     AssertAppendOnlyNode,
     StreamToTableNode,
@@ -26,7 +27,7 @@ _KEEPS_APPEND_ONLY = (plan.SelectNode, plan.FilterNode, plan.FlattenNode, plan.R
 
 def is_append_only_node(node: plan.Node) -> bool:
     """Whether the plan can prove ``node``'s rows are never deleted or changed."""
-    if isinstance(node, ToStreamNode | AssertAppendOnlyNode):
+    if isinstance(node, ToStreamNode | AssertAppendOnlyNode | UnpackSnapshotsNode):
         return True
     if isinstance(node, plan.InputNode):
         return bool(getattr(node.source, "append_only", False))
@@ -88,6 +89,15 @@ class StreamMethods:
         node = StreamToTableNode(columns=dict(table._columns),
                                  inputs=(table._node, deletion_stream._node),
                                  upsert_flag=None, label="from_streams")
+        return type(table)(node, plan.Universe())
+
+    def unpack_snapshots(self) -> Table:
+        """Every state of this table: at each time at which it changes, all its rows are
+        inserted again (with ids of their own), and nothing is ever deleted. An append-only
+        table with one full snapshot per changing time, so large for big, busy tables."""
+        table: Table = self  # type: ignore[assignment]
+        node = UnpackSnapshotsNode(columns=dict(table._columns), inputs=(table._node,),
+                                   label="unpack_snapshots")
         return type(table)(node, plan.Universe())
 
     def update_id_type(self, id_type: Any, *, id_append_only: bool | None = None) -> Table:
