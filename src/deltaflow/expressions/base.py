@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow.expressions import operators as ops
 
 Value = Any
 _counter = itertools.count()
@@ -26,6 +27,10 @@ _counter = itertools.count()
 
 class ExpressionError(TypeError):
     """An expression cannot be typed in its context (wrong column, impossible operation)."""
+
+
+class ExpressionAttributeError(ExpressionError, AttributeError):
+    """A method (``.dt.hour()``, ``abs()`` ...) that a column of this type does not have."""
 
 
 class ColumnNotFoundError(KeyError, AttributeError):
@@ -95,12 +100,6 @@ class ColumnExpression:
 
     def __init__(self) -> None:
         self._uid = next(_counter)
-
-    def __iter__(self) -> Iterator[Any]:
-        # Without this, indexing (``__getitem__``) would make ``list(t.a)`` loop forever.
-        raise TypeError(f"{self!r} is not iterable: a column expression stands for one value "
-                        f"per row, computed when the pipeline runs; to work on the values in "
-                        f"Python, use pw.apply(function, column) (or pw.udf)")
 
     # --- to be provided by subclasses -------------------------------------------------
     def children(self) -> tuple[ColumnExpression, ...]:
@@ -239,6 +238,18 @@ class ColumnExpression:
     def __ge__(self, other: Any) -> ColumnExpression:
         return BinaryOp(">=", self, wrap_value(other))
 
+    def __lshift__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("<<", self, wrap_value(other))
+
+    def __rlshift__(self, other: Any) -> ColumnExpression:
+        return BinaryOp("<<", wrap_value(other), self)
+
+    def __rshift__(self, other: Any) -> ColumnExpression:
+        return BinaryOp(">>", self, wrap_value(other))
+
+    def __rrshift__(self, other: Any) -> ColumnExpression:
+        return BinaryOp(">>", wrap_value(other), self)
+
     def __and__(self, other: Any) -> ColumnExpression:
         return BinaryOp("&", self, wrap_value(other))
 
@@ -292,7 +303,9 @@ class ColumnExpression:
         return GetItem(self, wrap_value(index), default=wrap_value(default), checked=False)
 
     def to_string(self) -> ColumnExpression:
-        return Cast(t.STR, self)
+        from deltaflow.expressions.to_string import ToString
+
+        return ToString(self)
 
     @property
     def str(self) -> Any:
@@ -392,10 +405,7 @@ class ColumnReference(ColumnExpression):
         except KeyError as exc:
             raise ColumnNotFoundError(f"{scope.description}: {exc}") from None
         except ValueError as exc:
-            failure = scope.fail(str(exc))
-            if isinstance(exc, ExpressionError):  # keeps its class (a ValueError as well)
-                failure = type(exc)(str(failure))
-            raise failure from None
+            raise scope.fail(str(exc)) from None
 
     def _polars(self, scope: Scope) -> pl.Expr:
         return pl.col(scope.resolve(self)[0])
@@ -430,49 +440,6 @@ class Literal(ColumnExpression):
 # Operators
 # ------------------------------------------------------------------------------------------
 
-_ARITHMETIC = {"+", "-", "*", "/", "//", "%", "**"}
-_COMPARISON = {"==", "!=", "<", "<=", ">", ">="}
-_BOOLEAN = {"&", "|", "^"}
-_DATETIMES = (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC)
-
-
-def _arithmetic_type(op: str, a: t.DType, b: t.DType) -> t.DType | None:
-    numeric = {t.INT, t.FLOAT}
-    if a in numeric and b in numeric:
-        if op == "/":
-            return t.FLOAT
-        return t.INT if a == b == t.INT else t.FLOAT
-    if op == "+" and a == b and a in (t.STR, t.BYTES):
-        return a
-    if op == "*" and {a, b} == {t.STR, t.INT}:
-        return t.STR
-    if a in _DATETIMES:
-        if op == "+" and b == t.DURATION:
-            return a
-        if op == "-" and b == t.DURATION:
-            return a
-        if op == "-" and b == a:
-            return t.DURATION
-    if a == t.DURATION:
-        if op in ("+", "-", "%") and b == t.DURATION:
-            return t.DURATION
-        if op == "+" and b in _DATETIMES:
-            return b
-        if op in ("*", "//") and b == t.INT:
-            return t.DURATION
-        if op == "/" and b == t.DURATION:
-            return t.FLOAT
-        if op == "//" and b == t.DURATION:
-            return t.INT
-        if op == "/" and b in numeric:
-            return t.DURATION
-    if b == t.DURATION and op == "*" and a == t.INT:
-        return t.DURATION
-    if op == "+" and isinstance(a, t.Tuple) and isinstance(b, t.Tuple):
-        return t.Tuple(*a.args, *b.args)
-    return None
-
-
 _PYTHON_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
     ">": operator.gt, ">=": operator.ge,
@@ -488,16 +455,6 @@ def _comparable_value(value: Any) -> Any:
     if isinstance(value, t.Json):
         return value.value
     return value
-
-
-def _comparable(op: str, a: t.DType, b: t.DType) -> bool:
-    if a == t.ANY or b == t.ANY:
-        return True
-    if a in (t.INT, t.FLOAT) and b in (t.INT, t.FLOAT):
-        return True
-    if a == b:
-        return op in ("==", "!=") or a not in (t.JSON, t.PY_OBJECT_WRAPPER)
-    return isinstance(a, (t.Tuple, t.List)) and isinstance(b, (t.Tuple, t.List))
 
 
 class BinaryOp(ColumnExpression):
@@ -522,13 +479,14 @@ class BinaryOp(ColumnExpression):
         nullable = left.is_optional or right.is_optional
         a, b = left.strip_optional(), right.strip_optional()
         op = self.op
-        if op in _COMPARISON:
-            if op in ("==", "!=") and self._null_literal_side() is not None:
+        if op in ops.COMPARISON:
+            if op in ops.EQUALITY and self._null_literal_side() is not None:
                 return t.BOOL
-            if not _comparable(op, a, b):
-                raise scope.fail(f"cannot compare {left!r} with {right!r} using {op}")
+            if not ops.comparable(op, left, right):
+                raise scope.fail(f"cannot compare {left!r} with {right!r} using {op} "
+                                 f"(in {self._describe()})")
             return t.BOOL
-        if op in _BOOLEAN:
+        if op in ops.BOOLEAN:
             if a == b == t.BOOL:
                 return t.Optional(t.BOOL) if nullable else t.BOOL
             if a == b == t.INT:
@@ -537,7 +495,7 @@ class BinaryOp(ColumnExpression):
                              f"got {left!r} and {right!r}")
         if a == t.ANY or b == t.ANY:
             return t.ANY
-        result = _arithmetic_type(op, a, b)
+        result = ops.arithmetic_type(op, a, b)
         if result is None:
             raise scope.fail(f"operator {op} is not defined for {left!r} and {right!r}"
                              f" (in {self._describe()})")
@@ -555,7 +513,7 @@ class BinaryOp(ColumnExpression):
         b = scope.dtype_of(self.right).strip_optional()
         if a == t.ANY or b == t.ANY:
             return False
-        if self.op in _COMPARISON:
+        if self.op in ops.COMPARISON:
             return a.stored_as_object or b.stored_as_object
         return self.op == "+" and isinstance(a, t.Tuple) and isinstance(b, t.Tuple)
 
@@ -586,46 +544,16 @@ class BinaryOp(ColumnExpression):
         if (left_type.stored_as_object or right_type.stored_as_object) and left_type != t.ANY:
             raise scope.fail(f"operator {op} on {left_type!r} values is not supported")
         a, b = self.left.to_polars(scope), self.right.to_polars(scope)
-        if op == "+":
-            if left_type == t.STR:
-                return pl.concat_str([a, b])
-            if left_type == t.BYTES:
-                return pl.concat_str([a.cast(pl.Binary), b.cast(pl.Binary)]).cast(pl.Binary)
-            return a + b
-        if op == "*" and {left_type, right_type} == {t.STR, t.INT}:
-            text, count = (a, b) if left_type == t.STR else (b, a)
-            return text.repeat_by(count).list.join("")
-        if op == "/":
-            if left_type == t.DURATION and right_type in (t.INT, t.FLOAT):
-                return (a.cast(pl.Int64) / b).cast(pl.Int64).cast(pl.Duration("ns"))
-            if left_type == t.DURATION:
-                return a.dt.total_nanoseconds() / b.dt.total_nanoseconds()
-            return a.cast(pl.Float64) / b
-        if op == "%" and left_type == right_type == t.DURATION:
-            return (a.dt.total_nanoseconds() % b.dt.total_nanoseconds()).cast(pl.Duration("ns"))
-        if op == "//" and left_type == right_type == t.DURATION:
-            return a.dt.total_nanoseconds() // b.dt.total_nanoseconds()
-        if op == "//" and left_type == t.DURATION:
-            return (a.dt.total_nanoseconds() // b).cast(pl.Duration("ns"))
-        if op == "**":
-            result = a.pow(b)
-            return result.cast(pl.Int64) if scope.dtype_of(self).strip_optional() == t.INT \
-                else result
-        return {
-            "-": lambda: a - b,
-            "*": lambda: a * b,
-            "//": lambda: a // b,
-            "%": lambda: a % b,
-            "==": lambda: a == b,
-            "!=": lambda: a != b,
-            "<": lambda: a < b,
-            "<=": lambda: a <= b,
-            ">": lambda: a > b,
-            ">=": lambda: a >= b,
-            "&": lambda: a & b,
-            "|": lambda: a | b,
-            "^": lambda: a ^ b,
-        }[op]()
+        nullable = scope.dtype_of(self.left).is_optional or \
+            scope.dtype_of(self.right).is_optional
+        return ops.compile_binary(op, a, b, left_type, right_type, nullable)
+
+    def zero_divisor(self, scope: Scope) -> pl.Expr | None:
+        """Where this division's divisor is zero (None: not a division, or a divisor type
+        that has no zero); the evaluator raises ZeroDivisionError for those rows."""
+        if self.op not in ops.DIVISIONS:
+            return None
+        return ops.zero_divisor(self.right.to_polars(scope), scope.dtype_of(self.right))
 
 
 def _short(expr: ColumnExpression) -> str:
@@ -647,13 +575,14 @@ class UnaryOp(ColumnExpression):
 
     def _infer(self, scope: Scope) -> t.DType:
         dtype = scope.dtype_of(self.arg)
-        base = dtype.strip_optional()
+        result = ops.unary_type(self.op, dtype)
+        if result is not None:
+            return result
+        if self.op == "abs":  # abs() is the num.abs() method, missing on this type
+            raise ExpressionAttributeError(f"{scope.description}: abs() needs an int or "
+                                           f"float column, got {dtype!r}")
         if self.op == "~":
-            if base in (t.BOOL, t.INT):
-                return dtype
             raise scope.fail(f"operator ~ needs a bool column, got {dtype!r}")
-        if base in (t.INT, t.FLOAT, t.DURATION, t.ANY):
-            return dtype
         raise scope.fail(f"operator {self.op} is not defined for {dtype!r}")
 
     def _polars(self, scope: Scope) -> pl.Expr:
@@ -1010,8 +939,9 @@ def _annotated_return(fun: Callable[..., Any]) -> t.DType:
 
 
 class MatMul(PythonNode):
-    """``a @ b`` on numpy array columns: a matrix product per row (numpy's rules for 1-d
-    and 2-d operands)."""
+    """``a @ b`` on numpy array columns: numpy's matrix product per row, always an array
+    (a 0-d one for two vectors), whatever the element type, as in Pathway. Shapes that do
+    not fit (or 0-d operands) fail with a ValueError when the row is computed."""
 
     label = "@"
 
@@ -1029,16 +959,7 @@ class MatMul(PythonNode):
         if not (isinstance(a, t.Array) and isinstance(b, t.Array)):
             raise scope.fail(f"operator @ needs two numpy array columns, got {left!r} and "
                              f"{right!r}")
-        if a.wrapped is None or b.wrapped is None or a.n_dim is None or b.n_dim is None:
-            result: t.DType = t.ARRAY
-        else:
-            element = t.FLOAT if t.FLOAT in (a.wrapped, b.wrapped) else a.wrapped
-            dims = {(1, 1): 0, (2, 2): 2, (2, 1): 1, (1, 2): 1}.get((a.n_dim, b.n_dim))
-            if dims is None:
-                raise scope.fail(f"operator @ multiplies 1-d and 2-d arrays, got {a.n_dim}-d "
-                                 f"and {b.n_dim}-d")
-            result = element if dims == 0 else t.Array(dims, element)
-        return t.optional(result) if left.is_optional or right.is_optional else result
+        return t.optional(t.ARRAY) if left.is_optional or right.is_optional else t.ARRAY
 
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
         out: list[Any] = []
@@ -1047,9 +968,10 @@ class MatMul(PythonNode):
                 out.append(None)
                 continue
             try:
-                out.append(np.matmul(a, b))
+                out.append(np.asarray(np.matmul(a, b)))
             except ValueError as exc:  # shapes that do not fit
-                raise ValueError(f"operator @: {exc}") from None
+                raise ValueError(f"operator @ cannot multiply arrays of shapes "
+                                 f"{np.shape(a)} and {np.shape(b)}: {exc}") from None
         return out
 
 
@@ -1133,8 +1055,8 @@ class GetItem(PythonNode):
                 # A missing key or index is Json null with [], the default with .get().
                 value = container.value
                 try:
-                    if isinstance(value, list) and not isinstance(index, int):
-                        raise TypeError(index)
+                    if isinstance(value, list) and (not isinstance(index, int) or index < 0):
+                        raise TypeError(index)  # Json arrays have no negative indices
                     out.append(t.Json(value[index]))
                 except (KeyError, IndexError, TypeError):
                     out.append(t.Json.NULL if self.checked else default)

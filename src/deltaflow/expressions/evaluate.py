@@ -29,8 +29,25 @@ from deltaflow.expressions.base import (
     Scope,
 )
 
-_DIVISIONS = ("/", "//", "%")
+_SHORT_CIRCUIT = ("&", "|")
 _UNKNOWN = object()
+
+
+def scope_bool(scope: Scope, expr: ColumnExpression) -> bool:
+    """Whether ``expr`` is a bool (or Optional[bool]) column in ``scope``."""
+    return scope.dtype_of(expr).strip_optional() == t.BOOL
+
+
+def _right_needed(node: BinaryOp, scope: Scope) -> pl.Expr:
+    """Rows where ``a & b`` (``a | b``) needs ``b``: where ``a`` is not False (True)."""
+    left = node.left.to_polars(scope)
+    return left.fill_null(True) if node.op == "&" else ~left.fill_null(False)
+
+
+def _zero(node: BinaryOp, scope: Scope) -> pl.Expr:
+    zero = node.zero_divisor(scope)
+    assert zero is not None  # only divisions are checked
+    return zero
 
 
 class CompiledProjection:
@@ -50,8 +67,7 @@ class CompiledProjection:
                 seen.add(id(node))
                 if node.computed_in_python(scope):
                     self.python_nodes.append(node)  # type: ignore[arg-type]
-                elif isinstance(node, BinaryOp) and node.op in _DIVISIONS \
-                        and t.is_numeric(scope.dtype_of(node.right)):
+                elif isinstance(node, BinaryOp) and node.zero_divisor(scope) is not None:
                     divisions.append(node)
         for node in self.python_nodes:
             scope.python_columns[id(node)] = f"__py{node._uid}"
@@ -64,7 +80,7 @@ class CompiledProjection:
                              for node in self.python_nodes]
         self._python_guards = [self._guards.get(id(node)) for node in self.python_nodes]
         self._division_checks = [
-            (node, _and(self._guards.get(id(node)), node.right.to_polars(scope) == 0))
+            (node, _and(self._guards.get(id(node)), _zero(node, scope)))
             for node in divisions
         ]
         self._final = [self._cast(name, expr) for name, expr in self.outputs]
@@ -103,6 +119,12 @@ class CompiledProjection:
             for arg in node.args:
                 self._assign_guards(arg, reached)
                 reached = _and(reached, arg.to_polars(self.scope).is_null())
+        elif isinstance(node, BinaryOp) and node.op in _SHORT_CIRCUIT \
+                and scope_bool(self.scope, node.left):
+            # a & b needs b only where a is not False; a | b only where a is not True (a None
+            # a still needs b: Kleene logic), so a division in b is not checked elsewhere.
+            self._assign_guards(node.left, guard)
+            self._assign_guards(node.right, _and(guard, _right_needed(node, self.scope)))
         elif isinstance(node, Require):
             for dep in node.deps:
                 self._assign_guards(dep, guard)
@@ -369,8 +391,7 @@ class _ErrorPlan:
                     self.node_errors[id(node)] = self._node_errors(node, python, divisions)
         self.division_reports: list[tuple[ColumnExpression, pl.Expr]] = []
         for node in projection._divisions:
-            zero = node.right.to_polars(scope) == 0
-            own = _and(projection._guards.get(id(node)), zero)
+            own = _and(projection._guards.get(id(node)), _zero(node, scope))
             child = self.child_errors[id(node)]
             self.division_reports.append((node, own if child is None else own & ~child))
         self.output_errors = [(name, self.node_errors[id(expr)])
@@ -432,6 +453,11 @@ class _ErrorPlan:
                 missing = arg.to_polars(scope).is_null()
                 reached = missing if reached is None else reached & missing
             return _any(parts)
+        if isinstance(node, BinaryOp) and node.op in _SHORT_CIRCUIT \
+                and scope_bool(scope, node.left):
+            left_err, right_err = children
+            needed = _right_needed(node, scope)
+            return _any([left_err, None if right_err is None else needed & right_err])
         if isinstance(node, Require):
             value_err, *dep_errs = children
             present = [d.to_polars(scope).is_not_null() for d in node.deps]
@@ -440,7 +466,7 @@ class _ErrorPlan:
             return _any([gated, *dep_errs])
         own = _any(children)
         if id(node) in divisions:
-            zero = node.right.to_polars(scope) == 0  # type: ignore[attr-defined]
+            zero = _zero(node, scope)  # type: ignore[arg-type]
             return zero if own is None else own | zero
         return own
 

@@ -14,6 +14,7 @@ propagates None instead).
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import warnings
 import zoneinfo
@@ -27,6 +28,7 @@ from deltaflow import _types as t
 from deltaflow.expressions.base import (
     ColumnExpression,
     ColumnReference,
+    ExpressionAttributeError,
     MethodCall,
     PythonMethodCall,
     Scope,
@@ -71,16 +73,16 @@ def _rule(method: str, receiver: ColumnExpression, receiver_types: Sequence[t.DT
     def rule(scope: Scope, types: list[t.DType]) -> t.DType:
         own = types[0]
         if own.strip_optional() not in receiver_types:
-            raise scope.fail(
-                f"{method}() needs a {_type_names(receiver_types)} column, but "
+            raise _no_such_method(
+                scope, f"{method}() needs a {_type_names(receiver_types)} column, but "
                 f"{_describe(receiver)} has type {own!r}"
             )
         for param, given in zip(params, types[1:], strict=True):
             if given == t.Optional(t.ANY) and param.none_ok:
                 continue
             if given.strip_optional() not in param.types:
-                raise scope.fail(
-                    f"{method}(): argument {param.name!r} must be {_type_names(param.types)}, "
+                raise _no_such_method(
+                    scope, f"{method}(): argument {param.name!r} must be {_type_names(param.types)}, "
                     f"got {given!r} (called on {_describe(receiver)})"
                 )
             if given.is_optional and not param.none_ok:
@@ -92,6 +94,25 @@ def _rule(method: str, receiver: ColumnExpression, receiver_types: Sequence[t.DT
         return t.optional(out) if own.is_optional and nullable_result else out
 
     return rule
+
+
+def _shows_arguments(method: Callable[..., ColumnExpression]) -> Callable[..., ColumnExpression]:
+    """Make the node a namespace method returns print the arguments as the user gave
+    them (``dt.round('D')``, not the Duration it became), as Pathway prints them."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> ColumnExpression:
+        node = method(self, *args, **kwargs)
+        node.shown_args = (*args, *kwargs.values())  # type: ignore[attr-defined]
+        return node
+
+    return wrapper
+
+
+def _no_such_method(scope: Scope, message: str) -> ExpressionAttributeError:
+    """A namespace method called on (or with) values of types it has no version for: an
+    AttributeError, as in Pathway, that is also an ExpressionError (a TypeError)."""
+    return ExpressionAttributeError(f"{scope.description}: {message}")
 
 
 class SeriesMethodCall(PythonMethodCall):
@@ -522,6 +543,7 @@ class DateTimeNamespace(_Namespace):
         return self._total("nanoseconds", 1)
 
     # --- formatting and parsing -------------------------------------------------------------
+    @_shows_arguments
     def strftime(self, fmt: Any) -> ColumnExpression:
         """The datetime as text, with chrono's format codes (``%f`` is nanoseconds)."""
         fmt = _constant_format(fmt, "dt.strftime")
@@ -544,6 +566,7 @@ class DateTimeNamespace(_Namespace):
         return MethodCall("dt.strftime", (receiver,), rule,
                           lambda a, _: a[0].dt.to_string(fmt))
 
+    @_shows_arguments
     def strptime(self, fmt: Any, contains_timezone: bool | None = None) -> ColumnExpression:
         """Parse text with a chrono format into a naive datetime, or a UTC one if the format
         has a time zone (``%z``) or ``contains_timezone`` is True.
@@ -649,21 +672,25 @@ class DateTimeNamespace(_Namespace):
         return self._call(method, (duration,), _DATETIMES, (_Param("duration", (t.DURATION,)),),
                           lambda types: types[0].strip_optional(), build)
 
+    @_shows_arguments
     def floor(self, duration: Any) -> ColumnExpression:
         """The datetime rounded down to a multiple of ``duration`` counted from the epoch."""
         return self._align("dt.floor", duration, up_half=False)
 
+    @_shows_arguments
     def round(self, duration: Any) -> ColumnExpression:
         """The datetime rounded to the nearest multiple of ``duration`` (halves go up)."""
         return self._align("dt.round", duration, up_half=True)
 
     # --- timestamps -------------------------------------------------------------------------
+    @_shows_arguments
     def timestamp(self, unit: str | None = None) -> ColumnExpression:
         """Time since 1970-01-01 (UTC for UTC datetimes) as a float in ``unit``
         (s, ms, us, ns); without a unit, an int of nanoseconds (deprecated)."""
         if unit is None:
             warnings.warn("dt.timestamp() without a unit is deprecated and gives nanoseconds; "
-                          "pass unit='s', 'ms', 'us' or 'ns'", DeprecationWarning, stacklevel=2)
+                          "pass unit='s', 'ms', 'us' or 'ns'", DeprecationWarning,
+                          stacklevel=3)  # the user's line: past _shows_arguments' wrapper
             return self._call("dt.timestamp", (), _DATETIMES, (), t.INT,
                               lambda a, _: a[0].dt.epoch("ns"))
         factor = _unit_factor(unit, "dt.timestamp")
@@ -692,10 +719,12 @@ class DateTimeNamespace(_Namespace):
 
         return self._call(method, (), _NUMBERS, (), target, build)
 
+    @_shows_arguments
     def from_timestamp(self, unit: str) -> ColumnExpression:
         """Numbers of ``unit`` since 1970-01-01 as naive datetimes."""
         return self._from_timestamp("dt.from_timestamp", unit, t.DATE_TIME_NAIVE)
 
+    @_shows_arguments
     def utc_from_timestamp(self, unit: str) -> ColumnExpression:
         """Numbers of ``unit`` since 1970-01-01 UTC as UTC datetimes."""
         return self._from_timestamp("dt.utc_from_timestamp", unit, t.DATE_TIME_UTC)

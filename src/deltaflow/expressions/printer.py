@@ -65,9 +65,14 @@ class _Printer:
             owner = getattr(expr, "table", None)
             prefix = self.table(owner) if owner is not None else "pathway.this"
             return f"{prefix}.pointer_from({self.args(expr.args)})"
-        if kind in ("MethodCall", "PythonMethodCall", "SeriesMethodCall"):
+        if kind in ("MethodCall", "PythonMethodCall", "SeriesMethodCall", "ToString"):
             name = getattr(expr, "name", None) or getattr(expr, "label", "method")
             receiver, *rest = expr.args
+            shown = getattr(expr, "shown_args", None)
+            if shown is not None:  # the arguments as the user wrote them
+                given = ", ".join(self.text(v) if hasattr(v, "children") else repr(v)
+                                  for v in shown)
+                return f"({self.text(receiver)}).{name}({given})"
             return f"({self.text(receiver)}).{name}({self.args(rest)})"
         if kind == "ReducerExpression":
             return self._reducer(expr)
