@@ -365,3 +365,15 @@ def test_id_operations_with_broken_promises_match_recomputation(
             assert +incremental.get(time, Counter()) == +expected and \
                 -incremental.get(time, Counter()) == -expected, (kind, time)
             previous = current
+
+
+def test_docs_example_of_a_broken_promise(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "errors.md").read_text()
+    section = text.split("## Row ids: promises and their checks", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "errors.md", "exec"), {})  # noqa: S102 - our own documentation
+    printed = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
+    documented = [line[2:].rstrip() for line in block.splitlines() if line.startswith("# ")]
+    assert printed == documented

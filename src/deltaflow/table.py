@@ -107,6 +107,14 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         if isinstance(name, list):
             return self.select(*[self[n] for n in name])
         if isinstance(name, ColumnReference):
+            owner = name.table
+            if owner is not self and not isinstance(owner, Placeholder) and not (
+                    isinstance(owner, Table) and owner._node is self._node):
+                from deltaflow.argument_errors import ArgumentError
+
+                raise ArgumentError(f"{self._description}[...]: {name!r} is a column of "
+                                    f"another table; give a name, pw.this.<name> or a column "
+                                    f"of this table")
             name = name.name
         if name == "id" or name in self._columns:
             return ColumnReference(self, name)
@@ -225,12 +233,13 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                         out.append((name, ColumnReference(source, name)))
             elif isinstance(arg, ColumnReference | IxColumn):
                 out.append((arg.name, arg))
-            elif isinstance(arg, str):
-                out.append((arg, self[arg]))
             else:
-                raise TypeError(f"{operation}: positional arguments must be column references "
-                                f"(table.column or pw.this.column), got {arg!r}; name computed "
-                                f"columns with keywords")
+                from deltaflow.argument_errors import ArgumentError
+
+                hint = f"; did you mean pw.this.{arg}?" if isinstance(arg, str) else ""
+                raise ArgumentError(f"{operation}: positional arguments must be column "
+                                    f"references (table.column or pw.this.column), got "
+                                    f"{arg!r}{hint}; name computed columns with keywords")
         return out
 
     def _derive(self, node: plan.Node, *, universe: plan.Universe | None = None,
@@ -396,7 +405,9 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         """Declare new types for the named columns without converting the values."""
         for name in kwargs:
             if name not in self._columns:
-                raise self._missing(name)
+                from deltaflow.argument_errors import ColumnArgumentError
+
+                raise ColumnArgumentError(f"update_types: {self._missing(name)}")
         outputs = [(n, DeclareType(kwargs[n], ColumnReference(self, n)) if n in kwargs
                     else ColumnReference(self, n)) for n in self._columns]
         return self._select_node(outputs, "update_types")

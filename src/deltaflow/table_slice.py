@@ -32,6 +32,11 @@ class TableSlice(Mapping[str, ColumnReference]):
     def __getattr__(self, name: str) -> ColumnReference:
         if name.startswith("_"):
             raise AttributeError(name)
+        from deltaflow.argument_errors import TABLE_METHOD_NAMES, ArgumentError
+
+        if name in TABLE_METHOD_NAMES:  # as in Pathway: slice["name"] for such a column
+            raise ArgumentError(f"slice.{name}: {name!r} is the name of a Table method; write "
+                                f"slice[{name!r}] for a column with that name")
         return self[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -87,9 +92,19 @@ class TableSlice(Mapping[str, ColumnReference]):
         return TableSlice({k: looked_up[v.name] for k, v in self._mapping.items()},
                           looked_up)
 
-    @staticmethod
-    def _name(column: Any) -> str:
-        return column.name if isinstance(column, ColumnReference) else str(column)
+    def _name(self, column: Any) -> str:
+        if isinstance(column, ColumnReference):
+            owner = column.table
+            label = getattr(owner, "_label", None)
+            if owner is not self._table and label != "this" and not (
+                    getattr(owner, "_node", None) is not None
+                    and owner._node is getattr(self._table, "_node", None)):
+                from deltaflow.argument_errors import ArgumentError
+
+                raise ArgumentError(f"slice: {column!r} is not a column of the sliced table; "
+                                    f"give a name or pw.this.<name>")
+            return column.name
+        return str(column)
 
 
 class ColumnNamespace:

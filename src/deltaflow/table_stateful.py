@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from deltaflow import _types as t
 from deltaflow import plan, universe_checks
+from deltaflow.argument_errors import extra_arguments_refused
 from deltaflow.engine.stateful.nodes import (
     DeduplicateNode,
     IdOpNode,
@@ -94,9 +95,11 @@ class GroupedTable:
                     isinstance(arg.args[0], ColumnReference):
                 outputs.append((arg.args[0].name, arg))  # named after its column
             else:
-                raise TypeError(f"reduce on {self._description}: positional arguments must be "
-                                f"column references; name computed columns with keywords "
-                                f"(got {arg!r})")
+                from deltaflow.argument_errors import ArgumentError
+
+                raise ArgumentError(f"reduce on {self._description}: positional arguments "
+                                    f"must be column references; name computed columns with "
+                                    f"keywords (got {arg!r})")
         outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
         seen: set[str] = set()
         for name, _ in outputs:
@@ -169,8 +172,10 @@ class GroupedTable:
                 return f"__k{i}", key_types[i]
             if source == "_id":
                 return "_id", t.POINTER
-            raise ValueError(f"column {ref.name!r} is not a grouping column; use it inside a "
-                             f"reducer (e.g. pw.reducers.any({ref.name}))")
+            from deltaflow.argument_errors import ContextError
+
+            raise ContextError(f"column {ref.name!r} is not a grouping column; use it inside a "
+                               f"reducer (e.g. pw.reducers.any({ref.name}))")
 
         post_scope = Scope(operation, resolve)
         post_scope.reducer_types = reducer_types  # type: ignore[attr-defined]
@@ -619,8 +624,11 @@ class JoinResult:
             elif isinstance(arg, ColumnReference | IxColumn):
                 out.append((arg.name, arg))
             else:
-                raise TypeError(f"{operation}: positional arguments must be column references, "
-                                f"got {arg!r}; name computed columns with keywords")
+                from deltaflow.argument_errors import ArgumentError
+
+                raise ArgumentError(f"{operation}: positional arguments must be column "
+                                    f"references, got {arg!r}; name computed columns with "
+                                    f"keywords")
         return out
 
     # --- API ----------------------------------------------------------------------------------
@@ -868,6 +876,7 @@ def groupby(grouped: Table | JoinResult, *args: Any, id: Any = None,  # noqa: A0
 class StatefulMethods:
     """Mixin of ``Table``'s stateful operations."""
 
+    @extra_arguments_refused("give the reducers to reduce(): groupby(...).reduce(**kwargs)")
     def groupby(self, *args: Any, id: Any = None, sort_by: Any = None,  # noqa: A002
                 _filter_out_results_of_forgetting: bool = False, instance: Any = None,
                 _skip_errors: bool = True, _is_window: bool = False) -> GroupedTable:

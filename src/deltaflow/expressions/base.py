@@ -101,6 +101,12 @@ class ColumnExpression:
     def __init__(self) -> None:
         self._uid = next(_counter)
 
+    def __iter__(self) -> Iterator[Any]:
+        # Without this, indexing (``__getitem__``) would make ``list(t.a)`` loop forever.
+        raise TypeError(f"{self!r} is not iterable: a column expression stands for one value "
+                        f"per row, computed when the pipeline runs; to work on the values in "
+                        f"Python, use pw.apply(function, column) (or pw.udf)")
+
     # --- to be provided by subclasses -------------------------------------------------
     def children(self) -> tuple[ColumnExpression, ...]:
         return ()
@@ -405,7 +411,10 @@ class ColumnReference(ColumnExpression):
         except KeyError as exc:
             raise ColumnNotFoundError(f"{scope.description}: {exc}") from None
         except ValueError as exc:
-            raise scope.fail(str(exc)) from None
+            failure = scope.fail(str(exc))
+            if isinstance(exc, ExpressionError):  # keeps its class (a ValueError as well)
+                failure = type(exc)(str(failure))
+            raise failure from None
 
     def _polars(self, scope: Scope) -> pl.Expr:
         return pl.col(scope.resolve(self)[0])

@@ -26,6 +26,10 @@ class Placeholder:
     def __getattr__(self, name: str) -> ColumnReference:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
+        from deltaflow.argument_errors import TABLE_METHOD_NAMES, method_name_as_column
+
+        if name in TABLE_METHOD_NAMES:  # as in Pathway: pw.this["name"] for such a column
+            raise method_name_as_column(self._label, name)
         return ColumnReference(self, name)
 
     def __getitem__(self, name: str | ColumnReference) -> ColumnReference:

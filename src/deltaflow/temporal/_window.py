@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from deltaflow import _types as t
+from deltaflow.argument_errors import ArgumentError, extra_arguments_refused
 from deltaflow.engine.temporal_window import END, INSTANCE, KEY, START, WindowAssignNode
 from deltaflow.expressions.base import Cast, ColumnExpression, ColumnReference, wrap_value
 from deltaflow.expressions.evaluate import CompiledProjection
@@ -347,6 +348,8 @@ def intervals_over(*, at: ColumnReference, lower_bound: IntervalType,
                                 is_outer=is_outer)
 
 
+@extra_arguments_refused("windowby groups by one time expression; give the reducers to "
+                         "reduce(): windowby(...).reduce(**kwargs)")
 def windowby(table: Table, time_expr: Any, *, window: Window, behavior: Any = None,
              instance: Any = None) -> WindowedGroupedTable:
     """Group ``table`` by the windows of ``time_expr``; ``reduce`` then gives one row per
@@ -484,8 +487,8 @@ class WindowedGroupedTable:
             elif isinstance(arg, ColumnReference):
                 outputs.append((arg.name, arg))
             else:
-                raise TypeError(f"{where}: positional arguments must be column references; "
-                                f"name computed columns with keywords (got {arg!r})")
+                raise ArgumentError(f"{where}: positional arguments must be column references; "
+                                    f"name computed columns with keywords (got {arg!r})")
         outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
         _warn_about_processing_time(outputs)
         used = {ref.name for _, expr in outputs for ref in _references(expr)}
