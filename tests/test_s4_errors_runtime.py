@@ -117,3 +117,36 @@ def test_apply_without_arguments_is_refused_at_once() -> None:
         pw.apply(add)
     with pytest.raises(TypeError):  # also a TypeError, the natural type of a wrong call
         pw.apply_with_type(add, int)
+
+
+def _picky(new: int, old: int) -> bool:
+    if new == 4:
+        raise ValueError("four")
+    return new > old
+
+
+def test_deduplicate_acceptor_failure_rejects_the_row() -> None:
+    values = pw.debug.table_from_markdown("""
+    a | __time__
+    2 | 2
+    4 | 4
+    3 | 6
+    5 | 8
+    """)
+    kept = values.deduplicate(value=pw.this.a, acceptor=_picky)
+    sinks = pw.debug.capture(kept, pw.global_error_log(), terminate_on_error=False)
+    changes = sorted((time, row["a"], row["_diff"]) for time, batch in sinks[0].batches
+                     for row in batch.iter_rows(named=True))
+    assert changes == [(2, 2, 1), (6, 2, -1), (6, 3, 1), (8, 3, -1), (8, 5, 1)]
+    messages = [m for _, batch in sinks[1].batches for m in batch["message"].to_list()]
+    assert messages == ["ValueError: four"]
+
+
+def test_deduplicate_acceptor_failure_stops_a_terminating_run() -> None:
+    values = pw.debug.table_from_markdown("""
+    a
+    2
+    4
+    """)
+    with pytest.raises(ValueError, match="four"):
+        pw.debug.table_to_dicts(values.deduplicate(value=pw.this.a, acceptor=_picky))

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow import errors
 from deltaflow._ids import hash_columns
 from deltaflow.engine.batch import DIFF, ID, consolidate
 from deltaflow.engine.operators import Delta, Operator
@@ -140,7 +141,7 @@ class DeduplicateOperator(Operator):
         for value, instance, row in zip(values, instances, rows, strict=True):
             key = t.canonical_key(instance)
             previous = self.current.get(key)
-            if previous is not None and not self.acceptor(value, previous[0]):
+            if previous is not None and not self._accepts(value, previous[0]):
                 continue
             if key not in old_rows:
                 old_rows[key] = (instance, previous[1] if previous is not None else None)
@@ -148,6 +149,15 @@ class DeduplicateOperator(Operator):
                 log.append((time, key, previous if previous is not None else _ABSENT))
             self.current[key] = (value, row, instance)
         return old_rows
+
+    def _accepts(self, value: Any, previous: Any) -> bool:
+        """The acceptor's verdict; an acceptor that raises stops the run, or with
+        ``terminate_on_error=False`` rejects the row (reported, as in Pathway)."""
+        try:
+            return bool(self.acceptor(value, previous))
+        except Exception as error:  # noqa: BLE001 - user code: reported per row
+            errors.on_failure(errors.exception_message(error), error)
+            return False
 
     def _changes(self, old_rows: dict[Any, tuple[Any, tuple[Any, ...] | None]]) -> Delta:
         instances_out: list[Any] = []
