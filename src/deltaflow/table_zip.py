@@ -175,9 +175,18 @@ def join_inputs(joined: JoinResult, outputs: list[tuple[str, ColumnExpression]],
     outputs = _join_ix_columns(joined, outputs)
     Table = _table_class()
     wide = joined._wide
+
+    def resolves(ref: ColumnReference) -> bool:
+        # Subclasses (window joins) resolve references to tables they joined in another form.
+        try:
+            joined._resolve(ref)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return False
+        return True
+
     refs = [ref for _, e in outputs for ref in all_references(e)
             if isinstance(ref.table, Table) and ref.table._node is not wide._node
-            and not joined._joins_table(ref.table)]
+            and not joined._joins_table(ref.table) and not resolves(ref)]
     if not refs:
         return joined, outputs
     foreign = ForeignColumns(wide, refs, operation, joined._description)

@@ -245,8 +245,10 @@ def join_relations(translator: QueryTranslator, left_relation: Relation,
         conditions.append(left[left_column] == right[right_column])
     equated += using_pairs
 
-    joined = getattr(left_relation.table, _JOIN_METHODS[mode])(right_relation.table,
-                                                                *conditions)
+    right_table = right_relation.table
+    if right_table._node is left_relation.table._node:
+        right_table = right_table.copy()  # a table cannot be joined with itself (as in Pathway)
+    joined = getattr(left_relation.table, _JOIN_METHODS[mode])(right_table, *conditions)
     left_names = {c: translator.fresh() for c in left_relation.table.column_names()}
     right_names = {c: translator.fresh() for c in right_relation.table.column_names()}
     columns: dict[str, Any] = {new: left[old] for old, new in left_names.items()}
