@@ -164,6 +164,29 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"value {value!r} of type {type(value).__name__} is not JSON serializable")
 
 
+def json_stored(value: Any) -> Any:
+    """A value as a Json column stores it (as Pathway serializes it): date-times become
+    ISO 8601 text with nanoseconds (and their UTC offset), durations integer nanoseconds,
+    tuples lists, nested ``pw.Json`` their value; anything else is kept."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {key: json_stored(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_stored(item) for item in value]
+    if isinstance(value, Json):
+        return json_stored(value.value)
+    if isinstance(value, datetime.datetime):
+        stamp = pd.Timestamp(value)
+        text = (f"{stamp.strftime('%Y-%m-%dT%H:%M:%S')}."
+                f"{stamp.microsecond * 1000 + stamp.nanosecond:09d}")
+        offset = stamp.strftime("%z")
+        return text if not offset else f"{text}{offset[:3]}:{offset[3:]}"
+    if isinstance(value, datetime.timedelta):
+        return pd.Timedelta(value).value
+    return value
+
+
 class PyObjectWrapper:
     """Carries an arbitrary Python object through a pipeline untouched."""
 
@@ -557,7 +580,7 @@ def to_storage(value: Any, dtype: DType) -> Any:
     if base == POINTER:
         return int(value)
     if base == JSON:
-        return value if isinstance(value, Json) else Json(value)
+        return Json(json_stored(value.value if isinstance(value, Json) else value))
     if base == INT and isinstance(value, float) and value.is_integer():
         return int(value)
     if base == FLOAT and isinstance(value, int | np.integer) and not isinstance(value, bool):

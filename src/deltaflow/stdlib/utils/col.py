@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from deltaflow import reducers
-from deltaflow._types import Pointer
+from deltaflow._types import DateTimeNaive, DateTimeUtc, Duration, Pointer
 from deltaflow.expressions import apply, apply_with_type, declare_type, make_tuple, unwrap
 from deltaflow.schema import Schema
 
@@ -37,11 +38,26 @@ def unpack_col_dict(column: Any, schema: type[Schema]) -> Any:
 
 
 def _json_as(value: Any, dtype: Any) -> Any:
-    """A Json field converted to ``dtype`` with the Json namespace's ``as_*`` methods."""
-    converters = {int: "as_int", float: "as_float", str: "as_str", bool: "as_bool"}
-    method = converters.get(dtype)
+    """A Json field converted to ``dtype`` with the Json namespace's ``as_*`` methods;
+    date-times are parsed from the ISO text and durations from the integer nanoseconds
+    that a Json column stores for them."""
+    arguments = [a for a in typing.get_args(dtype) if a is not type(None)]
+    optional = len(arguments) == 1 and type(None) in typing.get_args(dtype)
+    base = arguments[0] if optional else dtype
     # A plain (non-Optional) schema type promises the field is there: unwrap the None.
-    return unwrap(getattr(value, method)()) if method else value
+    present = (lambda e: e) if optional else unwrap
+    converters = {int: "as_int", float: "as_float", str: "as_str", bool: "as_bool"}
+    if base in converters:
+        return present(getattr(value, converters[base])())
+    if base in (DateTimeNaive, DateTimeUtc):
+        text = present(value.as_str())
+        return text.dt.strptime(_JSON_DATETIME + ("%z" if base is DateTimeUtc else ""))
+    if base is Duration:
+        return present(value.as_int()).dt.to_duration("ns")
+    return value
+
+
+_JSON_DATETIME = "%Y-%m-%dT%H:%M:%S.%f"  # how a Json column writes date-times
 
 
 def apply_all_rows(*cols: Any, fun: Callable[..., Sequence[Any]],
