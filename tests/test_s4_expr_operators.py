@@ -306,3 +306,17 @@ def test_datetime_minus_datetime_and_plus_duration() -> None:
     assert _values(result, "back") == [pd.Timedelta(hours=1)]
     assert _values(result, "later") == _values(result, "first") == [
         pd.Timestamp(2024, 1, 1, 1)]
+
+
+def test_the_examples_of_docs_expressions_run() -> None:
+    """The code blocks of docs/expressions.md run and their assertions hold."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "expressions.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 2
+    namespace: dict[str, Any] = {}
+    for block in blocks:
+        pw.clear_graph()
+        exec(compile(block, "docs/expressions.md", "exec"), namespace)  # noqa: S102
