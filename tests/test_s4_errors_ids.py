@@ -377,3 +377,39 @@ def test_docs_example_of_a_broken_promise(capsys: pytest.CaptureFixture[str]) ->
     printed = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
     documented = [line[2:].rstrip() for line in block.splitlines() if line.startswith("# ")]
     assert printed == documented
+
+
+def _overlapping() -> pw.Table:
+    first = T("""
+      | a
+    1 | 1
+    2 | 2
+    """)
+    second = T("""
+      | a
+    2 | 5
+    3 | 3
+    """)
+    pw.universes.promise_are_pairwise_disjoint(first, second)  # untrue: both have id 2
+    return first.concat(second)
+
+
+def test_repeated_ids_in_a_final_table_stop_a_terminating_run() -> None:
+    with pytest.raises(KeyError, match="duplicated entries"):
+        pw.debug.table_to_dicts(_overlapping())
+    keyed = T("""
+    a | b
+    1 | 1
+    1 | 2
+    """).with_id_from(pw.this.a)
+    with pytest.raises(KeyError, match="duplicated entries"):
+        pw.debug.compute_and_print(keyed)
+
+
+def test_repeated_ids_in_a_final_table_are_errors_when_keeping_errors() -> None:
+    with pytest.warns(UserWarning, match="duplicated entries"):
+        rows = _rows(_overlapping().select(b=pw.this.a * 10))
+    assert rows == [("10",), ("30",), ("Error",)]
+    # the repeated rows themselves pass through, as an update stream shows
+    sinks = pw.debug.capture(_overlapping(), terminate_on_error=False)
+    assert sum(batch.height for _, batch in sinks[0].batches) == 4

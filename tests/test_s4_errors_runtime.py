@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import pytest
 
@@ -150,3 +151,12 @@ def test_deduplicate_acceptor_failure_stops_a_terminating_run() -> None:
     """)
     with pytest.raises(ValueError, match="four"):
         pw.debug.table_to_dicts(values.deduplicate(value=pw.this.a, acceptor=_picky))
+
+
+@pytest.mark.parametrize("rows", ["", "1"])
+def test_output_to_a_missing_directory_fails_the_run(tmp_path: Any, rows: str) -> None:
+    table = pw.debug.table_from_markdown("a\n" + rows) if rows else pw.Table.empty(a=int)
+    missing = tmp_path / "missing"
+    pw.io.csv.write(table, missing / "out.csv")  # defining the output is fine, as in Pathway
+    with pytest.raises(OSError, match=f"{missing} does not exist"):
+        pw.run_all(monitoring_level=pw.MonitoringLevel.NONE)

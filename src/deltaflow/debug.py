@@ -515,7 +515,10 @@ def _stream_frame(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFram
     return pl.concat(unify_object_columns(parts), how="vertical_relaxed")
 
 
-def _snapshot(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFrame:
+def _snapshot(sink: CaptureSink, columns: dict[str, t.DType],
+              terminate_on_error: bool | None = None) -> pl.DataFrame:
+    """The table a captured stream ends in; an id holding several rows raises, or with
+    ``terminate_on_error=False`` becomes one row of Errors (``errors.squash_repeated_ids``)."""
     from deltaflow.engine.batch import empty_batch
 
     if not sink.batches:
@@ -535,7 +538,9 @@ def _snapshot(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFrame:
     if (state[DIFF] > 1).any():
         repeat = state[DIFF].to_list()
         state = state[[i for i, n in enumerate(repeat) for _ in range(n)]]
-    return state
+    from deltaflow.errors import squash_repeated_ids
+
+    return squash_repeated_ids(state, list(columns), terminate_on_error)
 
 
 def table_to_polars(table: Table, *, include_id: bool = True) -> pl.DataFrame:
@@ -586,7 +591,7 @@ def table_to_dicts(table: Table, **kwargs: Any) -> tuple[list[t.Pointer],
     """The final contents as (ids, {column: {id: value}}) (``kwargs``: options of
     ``pw.run``)."""
     (sink,) = capture(table, **kwargs)
-    state = _snapshot(sink, table._columns)
+    state = _snapshot(sink, table._columns, kwargs.get("terminate_on_error"))
     keys = t.values_from_series(state[ID])
     columns = {name: dict(zip(keys, t.values_from_series(state[name]), strict=True))
                for name in table._columns}
@@ -656,7 +661,7 @@ def compute_and_print(*tables: Table, include_id: bool = True, short_pointers: b
     e.g. ``terminate_on_error=False``)."""
     sinks = capture(*tables, **kwargs)
     for table, sink in zip(tables, sinks, strict=True):
-        state = _snapshot(sink, table._columns)
+        state = _snapshot(sink, table._columns, kwargs.get("terminate_on_error"))
         _print_table(state, list(table._columns), [], include_id, short_pointers, n_rows, [])
 
 

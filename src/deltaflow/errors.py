@@ -266,15 +266,21 @@ def report(message: str, *, count: int = 1, node: Any = None, with_trace: bool =
         logger.error("%s", message)
 
 
+def resolve_terminate(terminate_on_error: bool | None) -> bool:
+    """``terminate_on_error`` as a run uses it: None means the ``PATHWAY_TERMINATE_ON_ERROR``
+    environment variable (default true), as in Pathway."""
+    if terminate_on_error is not None:
+        return bool(terminate_on_error)
+    setting = os.environ.get("PATHWAY_TERMINATE_ON_ERROR", "true").strip().lower()
+    return setting not in ("false", "0", "no", "off")
+
+
 @contextlib.contextmanager
 def run_context(terminate_on_error: bool | None) -> Iterator[ErrorContext]:
     """Make an error context current on this thread for the duration of a run
     (``terminate_on_error=None``: the ``PATHWAY_TERMINATE_ON_ERROR`` variable, default true)."""
     previous = getattr(_state, "context", None)
-    if terminate_on_error is None:  # as in Pathway, the environment gives the default
-        setting = os.environ.get("PATHWAY_TERMINATE_ON_ERROR", "true").strip().lower()
-        terminate_on_error = setting not in ("false", "0", "no", "off")
-    context = ErrorContext(bool(terminate_on_error))
+    context = ErrorContext(resolve_terminate(terminate_on_error))
     _state.context = context
     _runs.append(context)
     try:
@@ -389,6 +395,33 @@ def drop_error_rows(frame: pl.DataFrame, names: Sequence[str] | None, message: s
         return frame
     report(message, count=int(mask.sum()))
     return frame.filter(~mask)
+
+
+def squash_repeated_ids(state: pl.DataFrame, names: Sequence[str],
+                        terminate_on_error: bool | None) -> pl.DataFrame:
+    """A final table (rows with ``_id``) where an id holds several rows — a broken promise
+    upstream, e.g. ``concat`` of overlapping tables or ``with_id_from`` of a repeated key.
+    A table has one row per id, so this raises a ``KeyError``, or with
+    ``terminate_on_error=False`` warns and keeps one row of Errors for the id (as Pathway's
+    debug helpers do)."""
+    if state.height < 2 or state["_id"].n_unique() == state.height:
+        return state
+    repeated = state["_id"].is_duplicated()
+    keys = [t.Pointer(v) for v in state["_id"].filter(repeated).unique(maintain_order=True)
+            .to_list()]
+    if resolve_terminate(terminate_on_error):
+        raise KeyError(f"duplicated entries for key {keys[0]}: the table has several rows "
+                       f"with this id")
+    import warnings
+
+    for key in keys:
+        warnings.warn(f"duplicated entries for key {key}: the table has several rows with "
+                      f"this id; shown as one row of Errors", UserWarning, stacklevel=4)
+    first = ~state["_id"].is_duplicated() | state["_id"].is_first_distinct()
+    kept = state.filter(first)
+    mask = kept["_id"].is_in(state["_id"].filter(repeated).implode())
+    mark_seen()
+    return kept.with_columns([with_errors(kept[name], mask) for name in names])
 
 
 def unify_object_columns(frames: Sequence[pl.DataFrame]) -> list[pl.DataFrame]:

@@ -102,8 +102,8 @@ def test_definition_time_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_backlog_size"):
         pw.io.csv.read(source, schema=Person, max_backlog_size=0)
     table = pw.io.csv.read(source, schema=Person, mode="static")
-    with pytest.raises(FileNotFoundError, match="create it first"):
-        pw.io.csv.write(table, tmp_path / "nodir" / "out.csv")
+    pw.io.csv.write(table, tmp_path / "nodir" / "out.csv")  # a missing directory fails the run
+    pw.clear_graph()
     with pytest.raises(KeyError):
         pw.io.csv.write(table, tmp_path / "out.csv", sort_by=["nope"])
 

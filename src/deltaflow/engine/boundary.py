@@ -28,6 +28,20 @@ class ConnectorError(RuntimeError):
         self.connector = connector
 
 
+class ConnectorOSError(ConnectorError, OSError):
+    """A connector failed on an operating-system error (a missing directory, a refused
+    connection ...): still an ``OSError``, as the failure is in Pathway."""
+
+
+def connector_error(connector: str, error: BaseException) -> ConnectorError:
+    """``error`` raised by the connector, as a :class:`ConnectorError` naming it (an
+    ``OSError`` stays one); the original error is its ``__cause__``."""
+    kind = ConnectorOSError if isinstance(error, OSError) else ConnectorError
+    wrapped = kind(connector, f"{type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return wrapped
+
+
 @dataclass
 class ConnectorStats:
     """Counters every connector keeps; read by monitoring."""

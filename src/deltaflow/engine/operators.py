@@ -191,7 +191,9 @@ class ConcatOperator(Operator):
         if errors.errors_seen():  # a column holding errors in one part: objects in all
             parts = errors.unify_object_columns(parts)
         out = consolidate(concat_batches(parts))
-        if not self.reindex and len(parts) > 1:
+        if not self.reindex and len(parts) > 1 and not errors.keeps_errors():
+            # Keeping errors, both rows go on (as in Pathway); a final table shows the id's
+            # cells as Errors (errors.squash_repeated_ids).
             _check_no_duplicate_insertions(out)
         return _nonempty(out)
 

@@ -259,8 +259,10 @@ class FileWriter(Writer):
             try:
                 self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close/abort
             except FileNotFoundError as exc:
-                raise OSError(f"cannot create the output file {self.path}: its directory does "
-                              f"not exist (create it first)") from exc
+                directory = os.path.dirname(os.path.abspath(self.path))
+                raise OSError(f"cannot create the output file {self.path}: the directory "
+                              f"{directory} does not exist (create it first; the writer does "
+                              f"not create directories)") from exc
             if self.header:
                 self._file.write(self.header)
         return self._file
@@ -374,10 +376,7 @@ def write_file(table: Any, filename: Any, fmt: str, *, name: str | None,
     if not isinstance(filename, str | os.PathLike):
         raise TypeError(f"{label}: filename must be a string or a path, got {filename!r}")
     path = os.fspath(filename)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{label}: the directory {directory!r} does not exist; create "
-                                f"it first (the writer does not create directories)")
+    # A missing directory is an OSError of the run (when the file is created), as in Pathway.
     columns = dict(table._columns)
     formatter: Formatter
     if fmt == "csv":

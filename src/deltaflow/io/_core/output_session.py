@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from deltaflow.engine.boundary import ConnectorError, ConnectorStats, Sink
+from deltaflow.engine.boundary import ConnectorError, ConnectorStats, Sink, connector_error
 from deltaflow.io._core.base import BytesFormatter, Formatter, Writer
 
 logger = logging.getLogger("deltaflow.io")
@@ -96,9 +96,7 @@ class OutputSession(Sink):
     def _as_connector_error(self, error: BaseException) -> ConnectorError:
         if isinstance(error, ConnectorError):
             return error
-        wrapped = ConnectorError(self.name, f"{type(error).__name__}: {error}")
-        wrapped.__cause__ = error
-        return wrapped
+        return connector_error(self.name, error)
 
     # --- writer thread -----------------------------------------------------------------
     def _work(self) -> None:
