@@ -191,3 +191,14 @@ def test_a_size_limit_below_the_database_pages_holds_nothing() -> None:
 
 def test_a_roomy_size_limit_caches() -> None:
     assert _cached_run(1 << 20) == [(2,), (4,)]
+
+
+def test_propagate_none_keeps_the_future() -> None:
+    @pw.udf(executor=pw.udfs.fully_async_executor(), propagate_none=True)
+    async def double(a: int) -> int:
+        return 2 * a
+
+    t = pw.debug.table_from_markdown("a\n1\nNone")
+    result = t.select(d=double(pw.this.a))
+    assert result.schema.typehints()["d"] == asyncio.Future[int | None]
+    assert snapshot(result.await_futures()) == [(None,), (2,)]

@@ -92,8 +92,9 @@ def test_with_columns_update_stream() -> None:
 
 def test_renames() -> None:
     t = people()
-    assert t.rename_columns(who=t.name).column_names() == ["who", "age", "city"]
-    assert t.rename_by_dict({"age": "years"}).column_names() == ["name", "years", "city"]
+    # Renamed columns go last, in the order of the mapping (as in Pathway).
+    assert t.rename_columns(who=t.name).column_names() == ["age", "city", "who"]
+    assert t.rename_by_dict({"age": "years"}).column_names() == ["name", "city", "years"]
     assert t.rename({"city": "town"}).column_names() == ["name", "age", "town"]
     assert t.rename(town="city").column_names() == ["name", "age", "town"]
     assert t.with_prefix("p_").column_names() == ["p_name", "p_age", "p_city"]

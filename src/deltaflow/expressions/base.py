@@ -853,6 +853,8 @@ class Apply(PythonNode):
         else:
             result = _annotated_return(self.fun)
         if self.propagate_none and any(a.is_optional for a in arg_types):
+            if getattr(result, "is_future", False):  # Future[T] -> Future[Optional[T]]
+                return type(result)(t.optional(result.wrapped))  # type: ignore[attr-defined]
             result = t.optional(result)
         return result
 
