@@ -94,6 +94,27 @@ def test_repeated_ids_in_an_update_stream() -> None:
         pw.debug.table_to_dicts(joined)
 
 
+def test_a_replaced_partner_is_not_a_repeat() -> None:
+    orders = _orders()
+    # The partner of customer 10 changes twice: in one time (deletion and insertion) and
+    # across times (deleted at 4, another row at 6); customer 20 has two rows but no order.
+    partners = pw.debug.table_from_markdown("""
+          | cust | tag | __time__ | __diff__
+        7 | 10   | x   | 2        | 1
+        7 | 10   | x   | 4        | -1
+        8 | 10   | y   | 4        | 1
+        8 | 10   | y   | 6        | -1
+        9 | 10   | z   | 8        | 1
+        5 | 40   | p   | 2        | 1
+        6 | 40   | q   | 2        | 1
+    """)
+    joined = orders.join_left(partners, orders.cust == partners.cust, id=orders.id).select(
+        orders.amount, partners.tag)
+    changes = stream(joined)
+    assert (8, 5, "z", 1) in changes and (4, 5, "y", 1) in changes
+    assert set(snapshot(joined)) == {(5, "z"), (7, None), (9, None)}
+
+
 # --- self-joins and names -------------------------------------------------------------------
 
 
