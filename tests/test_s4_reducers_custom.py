@@ -250,3 +250,40 @@ def test_doc_example(index: int, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(code, f"docs/reducers.md example {index}", "exec"), {})  # noqa: S102
     printed = [line.rstrip() for line in capsys.readouterr().out.strip().splitlines()]
     assert printed == [line.rstrip() for line in expected.strip().splitlines()]
+
+
+class Count(pw.BaseCustomAccumulator):
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Count:
+        return cls(1)
+
+    def update(self, other: Count) -> None:
+        self.count += other.count
+
+    def compute_result(self) -> int:
+        return self.count
+
+
+def test_removal_under_another_id_on_both_reduce_paths() -> None:
+    # Plain int results: small deltas take the Python path, big ones the frame path; both
+    # count the removal of a never-inserted row against the equal values.
+    counted = pw.reducers.udf_reducer(Count)
+    lines = ["pet | age | __time__ | __diff__"]
+    lines += [f"dog | {i} | 2 | 1" for i in range(400)]  # a big first delta
+    lines += ["dog | 7 | 4 | -1", "dog | 1000 | 6 | 1", "cat | 1 | 6 | 1", "cat | 1 | 8 | -1"]
+    t = pw.debug.table_from_markdown("\n".join(lines))
+    result = t.groupby(t.pet).reduce(t.pet, c=counted(t.age), e=counted(),
+                                     n=pw.reducers.count(), s=pw.reducers.sum(t.age))
+    total = sum(range(400))
+    assert stream(result) == [
+        (2, "dog", 400, 400, 400, total, 1),
+        (4, "dog", 399, 399, 399, total - 7, 1),
+        (4, "dog", 400, 400, 400, total, -1),
+        (6, "cat", 1, 1, 1, 1, 1),
+        (6, "dog", 399, 399, 399, total - 7, -1),
+        (6, "dog", 400, 400, 400, total + 993, 1),
+        (8, "cat", 1, 1, 1, 1, -1),
+    ]

@@ -83,7 +83,7 @@ class Fold:
         new group). The state is None when the group has no rows left."""
         current: dict[Any, list[Any]] = {}
         for values, count in rows:
-            key = t.canonical_key(values)
+            key = _key(values)
             entry = current.get(key)
             if entry is None:
                 current[key] = [values, count]
@@ -120,6 +120,17 @@ class Fold:
         return user
 
 
+_PLAIN = frozenset([int, str, bool, bytes, type(None)])
+
+
+def _key(values: Values) -> Any:
+    """A hashable key equal exactly for equal values (plain values are their own key)."""
+    for value in values:
+        if type(value) not in _PLAIN:
+            return t.canonical_key(values)
+    return values
+
+
 def _value_order(values: Values) -> Any:
     from deltaflow.reducers import sort_order
 
@@ -140,7 +151,7 @@ def _safe_order(fold: Fold, values: Values) -> Any:
 def _appended(old: dict[Any, list[Any]], change: Entries) -> list[Any]:
     """The old order of values, then the values the change adds."""
     order = list(old)
-    order += [t.canonical_key(values) for values, diff in change if diff > 0]
+    order += [_key(values) for values, diff in change if diff > 0]
     return order
 
 
@@ -180,7 +191,7 @@ class AccumulatorFold(Fold):
             return user, _appended(old, change)
         # Rebuild from the current values: the ones the change adds first, then the others
         # in the order they were merged.
-        order = [t.canonical_key(values) for values, diff in change if diff > 0]
+        order = [_key(values) for values, diff in change if diff > 0]
         order += [key for key in old if key not in order]
         order += [key for key in current if key not in order]
         rebuilt = None

@@ -107,10 +107,7 @@ class ReduceOperator(Operator):
 
     def _small_possible(self, native: bool) -> bool:
         """The Python path needs keys hashable by Polars without surrogates and columns that
-        round-trip exactly through Python values. Stateful (user) reducers keep their group
-        states on the frame path only."""
-        if any(c.reducer.stateful for c in self.calls):
-            return False
+        round-trip exactly through Python values."""
         keys = [k.to_polars() for k in self.key_types]
         if any(k == pl.Object or not python_exact(k) for k in keys):
             return False
@@ -432,9 +429,11 @@ class ReduceOperator(Operator):
         keys = list(groups.select(match).iter_rows())
         position: dict[tuple[Any, ...], int] = {key: i for i, key in enumerate(keys)}
         out = []
+        live = rows.sort(ID)
+        every = all_rows.sort(ID) if any(c.reducer.stateful for c in calls) else live
         for call in calls:
-            source = all_rows if call.reducer.stateful else rows
-            per_group = self._rows_per_group(source.sort(ID), match, position, call.args)
+            source = every if call.reducer.stateful else live
+            per_group = self._rows_per_group(source, match, position, call.args)
             if call.reducer.stateful:
                 index = self.calls.index(call)
                 states, fresh = self._states[index], self._fresh_states[index]
@@ -553,7 +552,7 @@ class ReduceOperator(Operator):
         if recompute:
             assert self.rows is not None and self.rows.columns is not None
             news.update(self._recompute_small(self.rows.lookup_rows(recompute),
-                                              self.rows.columns))
+                                              self.rows.columns, recompute))
         return self._emit_small(plan, old_rows, olds, news, touched, recompute)
 
     def _prepare_small(self, time: int, delta: pl.DataFrame) -> pl.DataFrame:
@@ -568,44 +567,67 @@ class ReduceOperator(Operator):
         extra = [] if self.invertible else [pl.lit(min(time, _LAST_TIME), dtype=pl.Int64).alias(TIME)]
         return delta.select([ID, DIFF, *exprs.values(), hashed.alias(KH), *extra])
 
-    def _recompute_small(self, rows: list[tuple[Any, ...]], names: list[str]
+    def _recompute_small(self, rows: list[tuple[Any, ...]], names: list[str],
+                         touched: set[int] | None = None
                          ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
         """Group rows computed from the current rows of the given groups, as the frame path's
-        aggregations would (Python reducers see the rows in id order)."""
+        aggregations would (Python reducers see the rows in id order). ``touched``: the key
+        hashes recomputed, whose stateful reducers' states are replaced by the new ones."""
         at = {name: i for i, name in enumerate(names)}
         diff_at, id_at, time_at = at[DIFF], at[ID], at[TIME]
         group_of = _getter([at[KH], *[at[k] for k in self.keys]])
         convert = [[_to_user(a) for a in c.arg_types] for c in self.calls]
         arg_at = [[at[a] for a in c.args] for c in self.calls]
         members: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
-        # A group's count includes retractions of rows never inserted (as the frame path's).
-        totals: dict[tuple[Any, ...], int] = {}
+        # A group's count includes retractions of rows never inserted (as the frame path's);
+        # so do its count/sum/avg values, and user reducers see every row.
+        everyone: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
         for row in rows:
             group = group_of(row)
-            totals[group] = totals.get(group, 0) + row[diff_at]
+            everyone.setdefault(group, []).append(row)
             if row[diff_at] > 0:
                 members.setdefault(group, []).append(row)
+        totals_of = [c.reducer.stateful or (c.reducer.name in ("count", "sum", "avg")
+                                            and inverts(c.reducer, c.arg_types))
+                     for c in self.calls]
+        fresh: dict[int, dict[int, dict[tuple[Any, ...], Any]]] = {i: {} for i in self._states}
         news: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for group, live in members.items():
             live.sort(key=lambda r: r[id_at])
-            count = totals[group]
+            every = everyone[group]
+            count = sum(r[diff_at] for r in every)
             if count <= 0:
                 continue
+            if len(every) != len(live):
+                every.sort(key=lambda r: r[id_at])
+            else:
+                every = live
             accs = []
             for index in range(len(self.calls)):
                 if f"__acc{index}" in self.accs:
                     position = arg_at[index][0]
-                    accs.append(sum(r[position] * r[diff_at] for r in live))
+                    accs.append(sum(r[position] * r[diff_at] for r in every))
             results = []
-            for call, positions, converters in zip(self.calls, arg_at, convert, strict=True):
+            for index, (call, positions, converters) in enumerate(
+                    zip(self.calls, arg_at, convert, strict=True)):
                 reducer_rows = [
                     Row(r[id_at], tuple(f(r[p]) for f, p in zip(converters, positions,
                                                                  strict=True)),
-                        r[diff_at], r[time_at]) for r in live]
+                        r[diff_at], r[time_at]) for r in (every if totals_of[index] else live)]
                 # Back to storage: a Pointer a reducer returns is stored as its UInt128.
-                result = call.reducer.python(reducer_rows)
+                if call.reducer.stateful:
+                    before = self._states[index].get(group[0], {}).get(group)
+                    result, state = call.reducer.python_stateful(reducer_rows, before)
+                    if state is not None:
+                        fresh[index].setdefault(group[0], {})[group] = state
+                else:
+                    result = call.reducer.python(reducer_rows)
                 results.append(int(result) if isinstance(result, t.Pointer) else result)
             news[group] = (count, *accs, *results)
+        for index, states in self._states.items():
+            for key_hash in touched or ():
+                states.pop(key_hash, None)
+            states.update(fresh[index])
         return news
 
     def _emit_small(self, plan: _SmallPlan, old_rows: list[tuple[Any, ...]],
