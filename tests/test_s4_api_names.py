@@ -181,3 +181,18 @@ def test_api_gaps_names_signature_differences() -> None:
     assert problems == ["b: default 'y' (Pathway 'x')",
                         "missing parameter c (swallowed by **kwargs)",
                         "extra **kwargs (unknown keywords not rejected)"]
+
+
+def test_notebook_views_are_refused_by_name() -> None:
+    table = _table()
+    with pytest.raises(NotImplementedError, match="Table.live"):
+        table.live()
+    with pytest.raises(NotImplementedError, match="Table.show"):
+        table.show(page_size=5)
+    with pytest.raises(NotImplementedError, match="Table.plot"):
+        table.plot(print)
+    with pytest.raises(TypeError):
+        table.show(colour="red")  # type: ignore[call-arg]
+    assert pw.viz is pw.stdlib.viz
+    with pytest.raises(NotImplementedError, match="Table.show"):
+        pw.viz.show(table)

@@ -90,6 +90,7 @@ _LAZY = {
     "enable_interactive_mode": ("deltaflow.api_types", "enable_interactive_mode"),
     "table_transformer": ("deltaflow.transformers", "table_transformer"),
     "pandas_transformer": ("deltaflow.stdlib.utils.pandas_transformer", "pandas_transformer"),
+    "viz": ("deltaflow.stdlib.viz", None),
 }
 
 

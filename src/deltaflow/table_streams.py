@@ -91,6 +91,27 @@ class StreamMethods:
                                  upsert_flag=None, label="from_streams")
         return type(table)(node, plan.Universe())
 
+    def live(self) -> Any:
+        """Not supported (Pathway's interactive mode): raises ``NotImplementedError``."""
+        raise NotImplementedError("Table.live (interactive mode) is not supported by "
+                                  "deltaflow; print results with pw.debug.compute_and_print")
+
+    def show(self, *, snapshot: bool = True, include_id: bool = True,
+             short_pointers: bool = True, sorters: list[dict[str, str]] | None = None,
+             page_size: int = 10, table_height: int = 400) -> Any:
+        """Not supported (a notebook widget): raises ``NotImplementedError``."""
+        from deltaflow.stdlib.viz import show
+
+        return show(self, snapshot=snapshot, include_id=include_id,
+                    short_pointers=short_pointers, sorters=sorters, page_size=page_size,
+                    table_height=table_height)
+
+    def plot(self, plotting_function: Any, sorting_col: Any = None) -> Any:
+        """Not supported (a notebook widget): raises ``NotImplementedError``."""
+        from deltaflow.stdlib.viz import plot
+
+        return plot(self, plotting_function, sorting_col)
+
     def unpack_snapshots(self) -> Table:
         """Every state of this table: at each time at which it changes, all its rows are
         inserted again (with ids of their own), and nothing is ever deleted. An append-only
