@@ -672,19 +672,19 @@ class JoinResult:
     # --- universes ------------------------------------------------------------------------
     def promise_universe_is_equal_to(self, other: Table | JoinResult) -> JoinResult:
         """Promise that the joined rows have exactly the ids of ``other``'s rows."""
-        self._wide._universe = _universe_of(other)
+        universe_checks.promise_equal(self._wide._universe, _universe_of(other))
         return self
 
     def promise_universe_is_subset_of(self, other: Table | JoinResult) -> JoinResult:
         """Promise that every id of the joined rows is an id of ``other``."""
-        self._wide._universe.parent = _universe_of(other)
+        universe_checks.promise_subset(self._wide._universe, _universe_of(other))
         return self
 
     def promise_universes_are_disjoint(self, other: Table | JoinResult) -> JoinResult:
         """Promise that no id of the joined rows is an id of ``other``."""
-        mine, theirs = self._wide._universe, _universe_of(other)
-        mine.disjoint_from.add(id(theirs))
-        theirs.disjoint_from.add(id(mine))
+        _universe_of(other)  # checks the argument
+        universe_checks.promise_disjoint(self._wide, other._wide if isinstance(
+            other, JoinResult) else other)
         return self
 
     def groupby(self, *args: Any, id: Any = None, **kwargs: Any) -> GroupedTable:  # noqa: A002

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from deltaflow import _types as t
-from deltaflow import plan
+from deltaflow import plan, universe_checks
 from deltaflow.expressions.base import ColumnExpression, ColumnReference, Scope
 from deltaflow.expressions.placeholders import left
 
@@ -85,7 +85,7 @@ class ForeignColumns:
                 continue
             if ref.name == "id":
                 self._check_universe(owner)
-                self.columns[key] = ("_id", t.POINTER)
+                self.columns[key] = ("_id", getattr(owner, "_id_dtype", t.POINTER))
                 continue
             if ref.name not in owner._columns:
                 raise owner._missing(ref.name)
@@ -106,8 +106,7 @@ class ForeignColumns:
 
     def _check_universe(self, other: Table) -> None:
         table = self.table
-        if not (other._universe is table._universe
-                or table._universe.is_subset_of(other._universe)):
+        if not universe_checks.known_subset(table._universe, other._universe):
             raise ValueError(
                 f"{self.operation} on {self.description}: it uses columns of "
                 f"{other._description}, whose rows are not known to include this table's "

@@ -32,6 +32,7 @@ def promise_are_pairwise_disjoint(self: Any, *others: Any) -> None:
 def table_of_columns(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``Table.from_columns``: one table of columns taken from tables with the same rows
     (the same universe, or promised equal); the ids are those rows' ids."""
+    from deltaflow import universe_checks
     from deltaflow.expressions.base import ColumnReference
     from deltaflow.table import Table
 
@@ -50,9 +51,7 @@ def table_of_columns(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     first = named[0][1].table
     for _, column in named[1:]:
         other = column.table
-        if not (other._universe is first._universe or (
-                first._universe.is_subset_of(other._universe)
-                and other._universe.is_subset_of(first._universe))):
+        if not universe_checks.known_equal(first._universe, other._universe):
             raise ValueError(
                 f"from_columns: {first._description} and {other._description} are not known "
                 f"to have the same rows; promise it with pw.universes.promise_are_equal (or "
