@@ -4,7 +4,9 @@ with ``context=pw.this``; ``from_columns``; typing rules of filters and ``id``."
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 from tests._util import snapshot, stream
+from tests.test_stateful_properties import SETTINGS, Event, check, update_streams
 
 import deltaflow as pw
 from deltaflow import _types as t
@@ -223,3 +225,24 @@ def test_is_not_none_filter_on_an_outer_join() -> None:
         a=pw.left.v, b=pw.right.v, c=pw.this.v)
     assert both._columns == {"a": t.INT, "b": t.INT, "c": t.Optional(t.INT)}
     assert snapshot(both) == [(2, 2, 2)]
+
+
+# --- property: plans over same-row columns update like their recomputation ------------------
+
+
+@SETTINGS
+@given(update_streams(), update_streams(label_base=100))
+def test_same_row_columns_match_recomputation(left: list[Event], right: list[Event]) -> None:
+    def grouped(a: pw.Table) -> pw.Table:
+        doubled = a.select(w=a.v * 2)  # computed: brought in by a join on the ids
+        same = a.select(*pw.this)  # a copy: read from a itself
+        return a.groupby(same.k).reduce(a.k, s=pw.reducers.sum(doubled.w),
+                                        m=pw.reducers.max(same.v))
+
+    def joined(a: pw.Table, b: pw.Table) -> pw.Table:
+        pairs = a.join(b, a.k == b.k)
+        sums = pairs.select(s=pw.left.v + pw.right.v)
+        return pairs.filter(sums.s > 0).select(a.k, lv=a.v, s=sums.s)
+
+    check(grouped, left)
+    check(joined, left, right)
