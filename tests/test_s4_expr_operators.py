@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests._util import snapshot, stream
+from tests.test_stateful_properties import Event, check, update_streams
 
 import deltaflow as pw
 
@@ -45,6 +46,11 @@ def _pairs_table(pairs: list[tuple[Any, Any]], left: type, right: type) -> pw.Ta
 # --- values against Python ---------------------------------------------------------------
 
 
+def _quotient(a: float, b: float) -> float:
+    with np.errstate(over="ignore"):  # may overflow to inf, as ours does
+        return float(np.float64(a) / np.float64(b))
+
+
 @SETTINGS
 @given(st.lists(st.tuples(FLOATS, FLOATS.filter(lambda x: x != 0)), min_size=1, max_size=12))
 def test_float_arithmetic_matches_python(pairs: list[tuple[float, float]]) -> None:
@@ -52,9 +58,9 @@ def test_float_arithmetic_matches_python(pairs: list[tuple[float, float]]) -> No
     result = t.select(t.n, div=t.a / t.b, mod=t.a % t.b, floordiv=t.a // t.b,
                       lit=t.a / 1e9, mul=t.a * t.b)
     checks: dict[str, Any] = {
-        "div": lambda a, b: float(np.float64(a) / np.float64(b)), "mod": operator.mod, "mul": operator.mul,
+        "div": _quotient, "mod": operator.mod, "mul": operator.mul,
         # floor of the exact quotient (Pathway's rule; Python's // can be one less)
-        "floordiv": lambda a, b: float(np.floor(np.float64(a) / np.float64(b))),
+        "floordiv": lambda a, b: float(np.floor(_quotient(a, b))),
         "lit": lambda a, _: a / 1e9,
     }
     for name, expected in checks.items():
@@ -320,3 +326,17 @@ def test_the_examples_of_docs_expressions_run() -> None:
     for block in blocks:
         pw.clear_graph()
         exec(compile(block, "docs/expressions.md", "exec"), namespace)  # noqa: S102
+
+
+def _operators_program(table: pw.Table) -> pw.Table:
+    return table.select(
+        shift=table.v << (table.k + 60), back=table.v >> table.k, mod=(table.v * 0.7) % 1.3,
+        lazy=(table.k != 0) & (table.v // table.k > 0), either=(table.k == 0) | (table.v > 1),
+        text=table.v.to_string(), rep="ab" * table.v, div=table.v / 3,
+        period=pw.Duration(1, "s") * (table.v * 0.5))
+
+
+@SETTINGS
+@given(update_streams(max_key=3))
+def test_operators_on_update_streams_match_recomputation(events: list[Event]) -> None:
+    check(_operators_program, events)
