@@ -142,8 +142,9 @@ def test_row_ids_are_deterministic_and_key_based() -> None:
 
 def test_pointer_rendering() -> None:
     p = pw.Pointer(2**127 + 5)
-    assert repr(p).startswith("^") and len(repr(p)) == 27
-    assert p.short() == repr(p)[:8] + "..."
+    assert str(p).startswith("^") and len(str(p)) == 27
+    assert repr(p) == f'Pointer("{p}")'
+    assert p.short() == str(p)[:8] + "..."
 
 
 def test_datetime_values() -> None:

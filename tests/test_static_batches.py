@@ -166,5 +166,6 @@ def test_big_and_small_joins_give_rows_the_same_ids() -> None:
     b = pw.debug.table_from_pandas(pd.DataFrame({"k": list(range(50)), "w": list(range(50))}))
     joined = a.join_left(b, a.k == b.k).select(b.w)
     ids = set(pw.debug.table_to_pandas(joined).index)
-    assert ids == {combine_id_values(pointer_from_values(i), pointer_from_values(i % 50),
-                                     salt="join") for i in range(rows)}
+    assert ids == {pw.Pointer(combine_id_values(pointer_from_values(i),
+                                                pointer_from_values(i % 50), salt="join"))
+                   for i in range(rows)}

@@ -250,12 +250,13 @@ def combine_ids(columns: Sequence[pl.Series], salt: str = "") -> pl.Series:
     return frame.select("_id").collect().to_series()
 
 
-def combine_id_values(*ids: int | None, salt: str = "") -> int:
-    """:func:`combine_ids` of one row of ids (non-negative Python integers, None for a missing
-    one): for a few rows, cheaper than any Polars query."""
+def combine_id_values(*ids: int | Pointer | None, salt: str = "") -> int:
+    """:func:`combine_ids` of one row of ids (stored ids, i.e. non-negative Python integers,
+    or ``Pointer`` values; None for a missing one): for a few rows, cheaper than any Polars
+    query."""
     h = _salt_digest(salt)
     for value in ids:
-        h = fmix_int(h ^ (MISSING if value is None else value))
+        h = fmix_int(h ^ (MISSING if value is None else int(value)))
     return h
 
 

@@ -20,46 +20,11 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from deltaflow._pointer import Pointer, PointerKey
+
 # --------------------------------------------------------------------------------------------
-# Value classes users see
+# Value classes users see (row ids: deltaflow._pointer)
 # --------------------------------------------------------------------------------------------
-
-_POINTER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
-
-
-class Pointer(int):
-    """A 128-bit row id. Treat it as opaque: compare, hash and print it.
-
-    It is an ``int`` underneath so that millions of them are cheap to create.
-    """
-
-    __slots__ = ()
-
-    def __class_getitem__(cls, item: Any) -> type[Pointer]:
-        # ``pw.Pointer[Schema]`` is accepted as an annotation and means a plain pointer.
-        return cls
-
-    @property
-    def value(self) -> int:
-        return int(self)
-
-    def __repr__(self) -> str:
-        return "^" + _base32(int(self))
-
-    __str__ = __repr__
-
-    def short(self) -> str:
-        """The shortened rendering used when printing tables."""
-        return "^" + _base32(int(self))[:7] + "..."
-
-
-def _base32(value: int) -> str:
-    digits = []
-    for _ in range(26):  # 128 bits fit in 26 base32 digits
-        digits.append(_POINTER_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(digits))
-
 
 class Json:
     """A JSON value (dict, list, str, int, float, bool or None) stored in a column."""
@@ -157,6 +122,8 @@ Json.NULL = Json(None)
 def _json_default(value: Any) -> Any:
     if isinstance(value, Json):
         return value.value
+    if isinstance(value, Pointer):
+        return str(value)  # as sinks write ids
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, (np.integer, np.floating)):
@@ -255,7 +222,7 @@ class DType:
         return self.to_polars() == pl.Object
 
     def __repr__(self) -> str:
-        return self.name
+        return describe(self)
 
     def __eq__(self, other: object) -> bool:
         if self is other:
@@ -288,7 +255,43 @@ BYTES = _Simple("bytes", pl.Binary(), bytes)
 DATE_TIME_NAIVE = _Simple("DateTimeNaive", pl.Datetime("ns"), DateTimeNaive)
 DATE_TIME_UTC = _Simple("DateTimeUtc", pl.Datetime("ns", "UTC"), DateTimeUtc)
 DURATION = _Simple("Duration", pl.Duration("ns"), Duration)
-POINTER = _Simple("Pointer", pl.UInt128(), Pointer)
+
+
+class PointerType(DType):
+    """The type of row ids and of columns holding them.
+
+    ``args`` says whose ids they are: the types of the key the ids were computed from
+    (``Pointer[int, str]`` for ids of a ``groupby(int_column, str_column)``), or None for a
+    pointer to rows of any kind (:data:`POINTER`, Pathway's ``ANY_POINTER``).
+
+    All pointer types are stored alike (``UInt128``), so they share one name and compare
+    equal as DTypes (dict lookups, ``dtype == POINTER`` checks and composite types such as
+    ``Optional[Pointer]`` treat them as one type); the key types are what ``typehint``,
+    schema printing and the pointer compatibility checks (:func:`pointers_compatible`) use.
+    """
+
+    name = "Pointer"
+
+    def __init__(self, args: Sequence[DType] | None = None) -> None:
+        self.args = None if args is None else tuple(args)
+
+    def to_polars(self) -> pl.DataType:
+        return pl.UInt128()
+
+    @property
+    def typehint(self) -> Any:
+        if self.args is None:
+            return Pointer
+        return types.GenericAlias(Pointer, tuple(a.typehint for a in self.args))
+
+    def describe(self) -> str:
+        """``Pointer`` or ``Pointer[int, str]`` (for error messages)."""
+        if self.args is None:
+            return "Pointer"
+        return "Pointer[" + ", ".join(describe(a) for a in self.args) + "]"
+
+
+POINTER = PointerType()
 JSON = _Simple("Json", pl.Object(), Json)
 ANY = _Simple("Any", pl.Object(), Any)
 PY_OBJECT_WRAPPER = _Simple("PyObjectWrapper", pl.Object(), PyObjectWrapper)
@@ -297,7 +300,7 @@ PY_OBJECT_WRAPPER = _Simple("PyObjectWrapper", pl.Object(), PyObjectWrapper)
 class Optional(DType):
     def __init__(self, wrapped: DType) -> None:
         self.wrapped = wrapped.strip_optional()
-        self.name = f"Optional[{self.wrapped!r}]"
+        self.name = f"Optional[{self.wrapped.name}]"
 
     def to_polars(self) -> pl.DataType:
         return self.wrapped.to_polars()
@@ -338,7 +341,7 @@ NONE = _NoneType()
 class Tuple(DType):
     def __init__(self, *args: DType) -> None:
         self.args = tuple(args)
-        self.name = "tuple[" + ", ".join(repr(a) for a in args) + "]"
+        self.name = "tuple[" + ", ".join(a.name for a in args) + "]"
 
     def to_polars(self) -> pl.DataType:
         return pl.Object()
@@ -351,7 +354,7 @@ class Tuple(DType):
 class List(DType):
     def __init__(self, arg: DType) -> None:
         self.arg = arg
-        self.name = f"list[{arg!r}]"
+        self.name = f"list[{arg.name}]"
 
     def to_polars(self) -> pl.DataType:
         return pl.Object()
@@ -368,7 +371,7 @@ class Array(DType):
         if wrapped is None and n_dim is None:
             self.name = "np.ndarray"
         else:
-            self.name = f"np.ndarray[{n_dim}, {wrapped!r}]"
+            self.name = f"np.ndarray[{n_dim}, {wrapped.name if wrapped else None}]"
 
     def element(self) -> DType:
         """The type of ``array[i]``: the element type of a 1-d array, an array of one
@@ -438,8 +441,8 @@ def wrap(annotation: Any) -> DType:
         return List(wrap(args[0]) if args else ANY)
     if origin is np.ndarray:
         return ARRAY
-    if origin in (Pointer,) or annotation is Pointer:
-        return POINTER
+    if origin is Pointer:
+        return _pointer_type(args)
     if origin is dict:
         return JSON
     if origin is typing.Annotated:
@@ -454,6 +457,67 @@ def wrap(annotation: Any) -> DType:
         # Any other class: values are kept as Python objects.
         return ANY
     raise TypeError(f"unsupported column type annotation: {annotation!r}")
+
+
+def _pointer_type(args: tuple[Any, ...]) -> PointerType:
+    """The DType of ``pw.Pointer[args]``: ``Pointer[...]`` is any pointer, ``Pointer[S]`` for
+    a schema ``S`` the type of ``S``'s ids."""
+    if args == (Ellipsis,):
+        return POINTER
+    if len(args) == 1 and isinstance(getattr(args[0], "__id_dtype__", None), PointerType):
+        return args[0].__id_dtype__
+    return PointerType([wrap(a) for a in args])
+
+
+def describe(dtype: DType) -> str:
+    """How a type is printed (its ``repr``): its name, with the key types of pointers
+    spelled out (``Optional[Pointer[int]]``)."""
+    if isinstance(dtype, PointerType):
+        return dtype.describe()
+    if isinstance(dtype, Optional):
+        return f"Optional[{describe(dtype.wrapped)}]"
+    if isinstance(dtype, Tuple):
+        return "tuple[" + ", ".join(describe(a) for a in dtype.args) + "]"
+    if isinstance(dtype, List):
+        return f"list[{describe(dtype.arg)}]"
+    return dtype.name
+
+
+def pointers_compatible(left: DType, right: DType) -> bool:
+    """Whether ids of these two pointer types may be compared, merged or looked up in each
+    other: always when either says nothing of its key (``Pointer``) or a key type is Any,
+    otherwise the key types must be the same (``int`` and ``float`` keys differ)."""
+    a, b = left.strip_optional(), right.strip_optional()
+    if not (isinstance(a, PointerType) and isinstance(b, PointerType)):
+        return True
+    if a.args is None or b.args is None:
+        return True
+    return len(a.args) == len(b.args) and all(
+        _key_types_compatible(x, y) for x, y in zip(a.args, b.args, strict=True))
+
+
+def _key_types_compatible(left: DType, right: DType) -> bool:
+    # A key that may be None holds the values of the key that may not: only the types of
+    # the values matter.
+    a, b = left.strip_optional(), right.strip_optional()
+    if a == ANY or b == ANY:
+        return True
+    if isinstance(a, PointerType) and isinstance(b, PointerType):
+        return pointers_compatible(a, b)
+    return describe(a) == describe(b)
+
+
+def _pointer_supertype(a: PointerType, b: PointerType) -> PointerType | None:
+    """The pointer type holding ids of both (None if they are incompatible)."""
+    if not pointers_compatible(a, b):
+        return None
+    if a.args is None or b.args is None:
+        return POINTER
+    merged = [x if describe(x) == describe(y)
+              else optional(x.strip_optional()) if describe(x.strip_optional()) == describe(
+                  y.strip_optional()) else ANY
+              for x, y in zip(a.args, b.args, strict=True)]
+    return PointerType(merged)
 
 
 def optional(dtype: DType) -> DType:
@@ -472,8 +536,13 @@ def common_supertype(left: DType, right: DType) -> DType | None:
         return optional(right if left == NONE else left)
     nullable = left.is_optional or right.is_optional
     a, b = left.strip_optional(), right.strip_optional()
-    if a == b:
-        result: DType = a
+    if isinstance(a, PointerType) and isinstance(b, PointerType):
+        merged_pointer = _pointer_supertype(a, b)
+        if merged_pointer is None:
+            return None
+        result: DType = merged_pointer
+    elif a == b:
+        result = a
     elif a == ANY or b == ANY:
         return ANY
     elif {a, b} == {INT, FLOAT}:
@@ -484,7 +553,13 @@ def common_supertype(left: DType, right: DType) -> DType | None:
             return None
         result = Tuple(*parts)  # type: ignore[arg-type]
     elif isinstance(a, (Tuple, List)) and isinstance(b, (Tuple, List)):
-        result = List(ANY)
+        # Sequences of different shapes: a list of the items' common type.
+        items = [*(a.args if isinstance(a, Tuple) else (a.arg,)),
+                 *(b.args if isinstance(b, Tuple) else (b.arg,))]
+        element: DType | None = items[0] if items else ANY
+        for item in items[1:]:
+            element = common_supertype(element, item) if element is not None else None
+        result = List(element if element is not None else ANY)
     elif isinstance(a, Array) and isinstance(b, Array):
         result = ARRAY
     else:
@@ -639,6 +714,8 @@ def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[An
 
 def canonical_key(value: Any) -> Any:
     """A hashable stand-in for a stored value, equal exactly when the values are equal."""
+    if value.__class__ is Pointer:
+        return PointerKey(int(value))
     if isinstance(value, np.ndarray):
         return ("ndarray", str(value.dtype), value.shape, value.tobytes())
     if isinstance(value, Json):
@@ -671,6 +748,10 @@ def engine_name(dtype: DType) -> str:
     ``List(INT)``, ``Tuple(INT, STR)``, ``Array`` ...)."""
     if dtype == NONE:
         return "NONE"
+    if isinstance(dtype, PointerType):
+        if dtype.args is None:
+            return "ANY_POINTER"
+        return "Pointer(" + ", ".join(engine_name(a) for a in dtype.args) + ")"
     if isinstance(dtype, Optional):
         return f"Optional({engine_name(dtype.wrapped)})"
     if isinstance(dtype, Tuple):

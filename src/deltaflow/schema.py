@@ -107,6 +107,9 @@ class SchemaMetaclass(type):
 
     __columns__: dict[str, ColumnSchema]
     __properties__: SchemaProperties
+    #: The type of the rows' ids (set explicitly for tables' schemas; otherwise derived from
+    #: the primary key: see :meth:`id`).
+    __explicit_id_dtype__: t.DType | None = None
 
     def __new__(
         mcs,
@@ -216,6 +219,21 @@ class SchemaMetaclass(type):
     def universe_properties(cls) -> SchemaProperties:
         return cls.__properties__
 
+    @property
+    def __id_dtype__(cls) -> t.DType:
+        """The type of the ids: ``Pointer[key types]`` with a primary key, else ``Pointer``."""
+        if cls.__explicit_id_dtype__ is not None:
+            return cls.__explicit_id_dtype__
+        keys = cls.primary_key_columns()
+        if not keys:
+            return t.POINTER
+        return t.PointerType([cls.__columns__[k].dtype for k in keys])
+
+    @property
+    def id(cls) -> ColumnSchema:  # noqa: A003 (Pathway's name)
+        """The id column as a column schema: ``schema.id.dtype`` is the type of the ids."""
+        return ColumnSchema(name="id", dtype=cls.__id_dtype__)
+
     def with_types(cls, **kwargs: Any) -> type[Schema]:
         for name in kwargs:
             if name not in cls.__columns__:
@@ -244,13 +262,12 @@ class SchemaMetaclass(type):
                                    name=f"{cls.__name__}|{other.__name__}")
 
     def __repr__(cls) -> str:
-        return f"<deltaflow.Schema types={cls.typehints()!r}, id_type={t.Pointer!r}>"
+        return (f"<deltaflow.Schema types={cls.typehints()!r}, "
+                f"id_type={cls.__id_dtype__.typehint!r}>")
 
     def __str__(cls) -> str:
         """The columns and their types as a two-line table, the id column first."""
-        keys = cls.primary_key_columns()
-        id_type = ("Pointer(" + ", ".join(t.engine_name(cls.__columns__[k].dtype)
-                                          for k in keys) + ")") if keys else "ANY_POINTER"
+        id_type = t.engine_name(cls.__id_dtype__)
         header = ["id", *cls.__columns__]
         types = [id_type, *(t.engine_name(c.dtype) for c in cls.__columns__.values())]
         widths = [max(len(a), len(b)) for a, b in zip(header, types)]
@@ -469,12 +486,18 @@ def type_from_name(name: str, column: str = "?") -> Any:
 
 
 def schema_from_dtypes(dtypes: Mapping[str, t.DType], *, name: str = "Schema",
-                       primary_key: list[str] | None = None) -> type[Schema]:
+                       primary_key: list[str] | None = None,
+                       id_dtype: t.DType | None = None) -> type[Schema]:
+    """A schema with the given column types (``id_dtype``: the type of the ids, when it is
+    not the one the primary key gives)."""
     keys = set(primary_key or ())
-    return schema_from_columns(
+    schema = schema_from_columns(
         {n: ColumnSchema(name=n, dtype=d, primary_key=n in keys) for n, d in dtypes.items()},
         name=name,
     )
+    if id_dtype is not None:
+        schema.__explicit_id_dtype__ = id_dtype
+    return schema
 
 
 def assert_table_has_schema(table: Any, schema: type[Schema], *, allow_superset: bool = True,

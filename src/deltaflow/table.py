@@ -55,10 +55,14 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     """A collection of rows with typed columns and 128-bit ids, kept up to date over time."""
 
     def __init__(self, node: plan.Node, universe: plan.Universe | None = None, *,
-                 primary_key: tuple[str, ...] | None = None) -> None:
+                 primary_key: tuple[str, ...] | None = None,
+                 id_dtype: t.DType | None = None) -> None:
         self._node = node
         self._universe = universe or plan.Universe()
         self._primary_key = primary_key
+        # The type of the ids (``t.id``): Pointer[key types] when they come from key values.
+        self._id_dtype = id_dtype if id_dtype is not None else t.POINTER if not primary_key \
+            else t.PointerType([node.columns[k] for k in primary_key if k in node.columns])
         self._location = user_location()
         plan.REGISTRY.add_table(node)
 
@@ -86,7 +90,8 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     def schema(self) -> type[Schema]:
         """The table's schema class."""
         return schema_from_dtypes(self._columns, name="Schema",
-                                  primary_key=list(self._primary_key or ()) or None)
+                                  primary_key=list(self._primary_key or ()) or None,
+                                  id_dtype=self._id_dtype)
 
     def _dtypes(self) -> dict[str, t.DType]:
         return dict(self._columns)
@@ -143,7 +148,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                 isinstance(owner, Table) and owner._node is self._node
             ):
                 if ref.name == "id":
-                    return "_id", t.POINTER
+                    return "_id", self._id_dtype
                 if ref.name in self._columns:
                     return ref.name, self._columns[ref.name]
                 raise ColumnNotFoundError(f"no column {ref.name!r}; the columns are "
@@ -245,7 +250,8 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     def _derive(self, node: plan.Node, *, universe: plan.Universe | None = None,
                 keep_key: bool = True) -> Table:
         return Table(node, universe or self._universe,
-                     primary_key=self._primary_key if keep_key else None)
+                     primary_key=self._primary_key if keep_key else None,
+                     id_dtype=self._id_dtype if keep_key else None)
 
     # --- stateless operations -------------------------------------------------------------
     def select(self, *args: Any, **kwargs: Any) -> Table:
@@ -262,7 +268,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                                projection=projection, label=operation)
         kept = self._primary_key if self._primary_key and all(
             k in projection.types for k in self._primary_key) else None
-        return Table(node, self._universe, primary_key=kept)
+        return Table(node, self._universe, primary_key=kept, id_dtype=self._id_dtype)
 
     def with_columns(self, *args: Any, **kwargs: Any) -> Table:
         """This table with columns added or replaced."""
@@ -428,8 +434,10 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                                   f"Pointer column, got {projection.types['__id']!r}")
         node = plan.ReindexNode(columns=dict(source.columns), inputs=(source,),
                                 id_projection=projection, what="with_id", label="with_id")
-        return self._derive(self._trimmed(node, "with_id"), universe=plan.Universe(),
-                            keep_key=False)
+        table = self._derive(self._trimmed(node, "with_id"), universe=plan.Universe(),
+                             keep_key=False)
+        table._id_dtype = projection.types["__id"].strip_optional()
+        return table
 
     def with_id_from(self, *args: Any, instance: ColumnReference | None = None) -> Table:
         """This table with ids computed from the given values (like a primary key)."""
@@ -442,7 +450,8 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                                               label="with_id_from"), "with_id_from")
         key = tuple(a.name for a in args if isinstance(a, ColumnReference)
                     and a.name in self._columns)
-        return Table(node, plan.Universe(), primary_key=key or None)
+        return Table(node, plan.Universe(), primary_key=key or None,
+                     id_dtype=projection.types["__id"])
 
     def concat(self, *others: Table) -> Table:
         """The union of tables with the same columns and disjoint ids."""
@@ -471,7 +480,9 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                     raise TypeError(f"{operation}: column {name!r} has type {columns[name]!r} "
                                     f"in one table and {other._columns[name]!r} in another")
                 columns[name] = merged
+        id_dtype = t.POINTER
         if not reindex:
+            id_dtype = _concat_id_dtype(tables)
             for i, first in enumerate(tables):
                 for second in tables[i + 1:]:
                     if first._universe.known_disjoint(second._universe) is False:
@@ -484,7 +495,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                                         operation) for tb in tables]
         node = plan.ConcatNode(columns=columns, inputs=tuple(tb._node for tb in aligned),
                                reindex=reindex, label=operation)
-        return Table(node, plan.Universe())
+        return Table(node, plan.Universe(), id_dtype=id_dtype)
 
     def flatten(self, to_flatten: ColumnReference | str, *,
                 origin_id: str | None = None) -> Table:

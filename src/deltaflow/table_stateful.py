@@ -188,7 +188,11 @@ class GroupedTable:
                           label="reduce")
         key_names = tuple(n for n, e in outputs if isinstance(e, ColumnReference)
                           and not isinstance(e, ReducerExpression))
-        return _table_class()(node, plan.Universe(), primary_key=key_names or None)
+        # Group ids are computed from the key values (or are the id= column's values).
+        id_dtype = t.PointerType(key_types) if self._id_key is None \
+            else key_types[self._id_key].strip_optional()
+        return _table_class()(node, plan.Universe(), primary_key=key_names or None,
+                              id_dtype=id_dtype)
 
 
     def _reduce_with_ix(self, outputs: list[tuple[str, ColumnExpression]]) -> Table:
@@ -1037,6 +1041,7 @@ class StatefulMethods:
             return DeferredIx(table, expression, optional=optional,  # type: ignore[return-value]
                               allow_misses=allow_misses)
         lenient = optional or allow_misses
+        _check_pointer_type(ctx, expression, table)
         result = _join(ctx, table, (BinaryOp("==", expression, ColumnReference(table, "id")),),
                        JoinMode.LEFT, ColumnReference(ctx, "id"), allow_self=True)
         if lenient:
@@ -1105,6 +1110,19 @@ class StatefulMethods:
                                instance_type=pre.types.get("__inst"), label="deduplicate",
                                name=name)
         return _table_class()(node, plan.Universe())
+
+
+def _check_pointer_type(context: Table, pointer: ColumnExpression, target: Table) -> None:
+    """``ix`` fails when the pointers are ids of another kind of rows than ``target``'s
+    (``pointer_from(a, b)`` to look up a table whose ids come from one key column)."""
+    dtype = context._project("ix", [("__p", pointer)]).types["__p"]
+    if not isinstance(dtype.strip_optional(), t.PointerType):
+        return  # other checks (the join's) report what is wrong
+    if not t.pointers_compatible(dtype, target._id_dtype):
+        raise TypeError(f"ix on {target._description}: the pointers have type "
+                        f"{t.describe(dtype)} but the table's ids are "
+                        f"{t.describe(target._id_dtype)}; the keys used to compute them "
+                        f"differ from the table's key")
 
 
 class _PointerFound(PythonNode):

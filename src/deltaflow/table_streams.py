@@ -124,8 +124,12 @@ class StreamMethods:
     def update_id_type(self, id_type: Any, *, id_append_only: bool | None = None) -> Table:
         """This table with its id type declared as ``id_type`` (a typing-only change)."""
         table: Table = self  # type: ignore[assignment]
+        dtype = t.wrap(id_type)
+        if not isinstance(dtype.strip_optional(), t.PointerType):
+            raise TypeError(f"update_id_type on {table._description}: id_type must be a "
+                            f"pointer type (pw.Pointer or pw.Pointer[...]), got {id_type!r}")
         copy = table.copy()
-        copy._id_type = id_type  # type: ignore[attr-defined]
+        copy._id_dtype = dtype.strip_optional()
         return copy
 
     def eval_type(self, expression: ColumnExpression) -> t.DType:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import itertools
 import numbers
 import operator
+import os
+import sys
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -491,6 +494,9 @@ class BinaryOp(ColumnExpression):
         if op in ops.COMPARISON:
             if op in ops.EQUALITY and self._null_literal_side() is not None:
                 return t.BOOL
+            if not t.pointers_compatible(a, b):
+                raise scope.fail(f"cannot compare {t.describe(left)} with {t.describe(right)}"
+                                 f" using {op}: they are ids of rows with different keys")
             if not ops.comparable(op, left, right):
                 raise scope.fail(f"cannot compare {left!r} with {right!r} using {op} "
                                  f"(in {self._describe()})")
@@ -790,8 +796,10 @@ class DeclareType(ColumnExpression):
 
     def _infer(self, scope: Scope) -> t.DType:
         source = scope.dtype_of(self.arg)
+        # From Any, any type may be declared (as in Pathway): the values are converted to the
+        # target's storage when computed, and one that does not fit is an error then.
         stored_alike = source.to_polars() == self.target.to_polars() or self.target == t.ANY \
-            or (source == t.NONE and self.target.is_optional)
+            or (source == t.NONE and self.target.is_optional) or source.strip_optional() == t.ANY
         widening = source.strip_optional() == t.INT and self.target.strip_optional() == t.FLOAT
         if not stored_alike and not widening:
             raise scope.fail(f"declare_type: values of {source!r} are not stored like "
@@ -801,9 +809,26 @@ class DeclareType(ColumnExpression):
     def _polars(self, scope: Scope) -> pl.Expr:
         inner = self.arg.to_polars(scope)
         source = scope.dtype_of(self.arg)
+        if source.strip_optional() == t.ANY and self.target.strip_optional() != t.ANY:
+            target = self.target
+            return inner.map_batches(lambda series: _declared_from_any(series, target),
+                                     return_dtype=target.to_polars(), is_elementwise=True)
         if source.to_polars() != self.target.to_polars() and self.target != t.ANY:
             return inner.cast(self.target.to_polars())
         return inner
+
+
+def _declared_from_any(series: pl.Series, target: t.DType) -> pl.Series:
+    """Values of an ``Any`` column stored as ``target`` declares them (``declare_type`` /
+    ``update_types``); a ``TypeError`` for a value that is not of that type."""
+    values = series.to_list()
+    stored = t.series_from_values(series.name, values, target)
+    if stored.null_count() != sum(v is None for v in values):
+        bad = next(v for v, s in zip(values, stored.to_list(), strict=True)
+                   if v is not None and s is None)
+        raise TypeError(f"declare_type: the value {bad!r} ({type(bad).__name__}) is not of "
+                        f"the declared type {target!r}; use pw.cast to convert values")
+    return stored
 
 
 # ------------------------------------------------------------------------------------------
@@ -1003,6 +1028,15 @@ class MakeTuple(PythonNode):
         return [tuple(column[row] for column in args) for row in range(size)]
 
 
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` making a warning point at the innermost caller outside deltaflow."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
+
+
 class GetItem(PythonNode):
     """``expr[index]`` on tuples, lists, arrays and Json; ``expr.get(index, default)``."""
 
@@ -1035,16 +1069,7 @@ class GetItem(PythonNode):
             return t.JSON if default.strip_optional() == t.JSON and not default.is_optional \
                 else t.Optional(t.JSON)
         if isinstance(base, t.Tuple):
-            if isinstance(self.index, Literal) and isinstance(self.index.value, int):
-                try:
-                    item = base.args[self.index.value]
-                except IndexError:
-                    if not self.checked:  # .get(index, default): always the default
-                        return scope.dtype_of(self.default)
-                    raise scope.fail(f"index {self.index.value} out of range for "
-                                     f"{container!r}") from None
-                return item if self.checked else t.optional(item)
-            return t.ANY
+            return self._tuple_item_type(scope, container, base)
         if isinstance(base, t.List):
             return base.arg if self.checked else t.optional(base.arg)
         if isinstance(base, t.Array):
@@ -1054,6 +1079,32 @@ class GetItem(PythonNode):
         if base in (t.STR,):
             return t.STR
         raise scope.fail(f"values of type {container!r} cannot be indexed")
+
+    def _tuple_item_type(self, scope: Scope, container: t.DType, base: t.Tuple) -> t.DType:
+        """The type of an item of a tuple: the element at a constant index, the common type
+        of the elements at a computed one (Any when they differ)."""
+        default = scope.dtype_of(self.default)
+        if isinstance(self.index, Literal) and isinstance(self.index.value, int) \
+                and not isinstance(self.index.value, bool):
+            index = self.index.value
+            if -len(base.args) <= index < len(base.args):
+                return base.args[index]
+            where = f"{scope.description}: index {index} is out of range for {container!r}"
+            if self.checked:
+                # Known when the pipeline is defined: an IndexError, as Python would raise.
+                raise IndexError(where)
+            warnings.warn(f"{where}; .get() always gives the default here, write the "
+                          f"default alone", UserWarning, stacklevel=_user_stacklevel())
+            return default
+        items = set(base.args)
+        if len(items) != 1:
+            return t.ANY
+        (item,) = items
+        if self.checked:
+            return item
+        merged = _merge_types(item, default)
+        return t.ANY if merged is None else merged
+
 
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
         containers, indexes, defaults = args
@@ -1226,10 +1277,12 @@ class PointerFrom(ColumnExpression):
         return self.args + ((self.instance,) if self.instance is not None else ())
 
     def _infer(self, scope: Scope) -> t.DType:
+        # Pointer[key types]; with optional=True a None key gives a None pointer, so the
+        # pointer is to rows keyed by the non-None values.
         types = [scope.dtype_of(a) for a in self.children()]
         if self.optional and any(x.is_optional for x in types):
-            return t.Optional(t.POINTER)
-        return t.POINTER
+            return t.Optional(t.PointerType([x.strip_optional() for x in types]))
+        return t.PointerType(types)
 
     def _polars(self, scope: Scope) -> pl.Expr:
         from deltaflow._ids import id_expr

@@ -303,7 +303,7 @@ def _scalar_payloads(series: pl.Series, dtype: t.DType) -> tuple[str, pl.Series]
     if base == t.DATE_TIME_UTC:
         return "S", series.dt.convert_time_zone("UTC").dt.to_string(_UTC_FORMAT)
     if base == t.POINTER:
-        texts = [None if v is None else repr(t.Pointer(v)) for v in series.to_list()]
+        texts = [None if v is None else str(t.Pointer(v)) for v in series.to_list()]
         return "S", pl.Series(series.name, texts, dtype=pl.String)
     if base == t.JSON:
         texts = [None if v is None else _json_text(v) for v in series.to_list()]

@@ -49,7 +49,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.integer | np.floating):
         return value.item()
     if isinstance(value, t.Pointer):
-        return repr(value)
+        return str(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, pd.Timestamp | datetime.datetime):
@@ -119,7 +119,7 @@ def _text_or_null(series: pl.Series, dtype: t.DType) -> pl.Series:
 
 def _object_text(value: Any, base: t.DType) -> str:
     if isinstance(value, t.Pointer):
-        return repr(value)
+        return str(value)
     if isinstance(value, str):
         return value
     if isinstance(value, t.Json):
@@ -134,7 +134,7 @@ def _object_text(value: Any, base: t.DType) -> str:
 def json_value(value: Any) -> Any:
     """A stored value as a JSON-ready Python value (see the module's conventions)."""
     if isinstance(value, t.Pointer):
-        return repr(value)
+        return str(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, t.Json):
