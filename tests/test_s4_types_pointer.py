@@ -149,3 +149,13 @@ def test_pointer_reducers_match_recomputation(stream: list[Any]) -> None:
             table.k, low=pw.reducers.argmin(table.v), high=pw.reducers.max(table.id))
 
     check(program, stream)
+
+
+def test_compute_and_print_shows_pointer_text(capsys: pytest.CaptureFixture[str]) -> None:
+    table = _table().select(p=pw.this.id)
+    keys, _ = pw.debug.table_to_dicts(table)
+    pw.debug.compute_and_print(table, short_pointers=False)
+    printed = capsys.readouterr().out
+    assert all(str(k) in printed for k in keys) and "Pointer(" not in printed
+    pw.debug.compute_and_print(table)
+    assert all(k.short() in capsys.readouterr().out for k in keys)

@@ -607,7 +607,7 @@ def _format_value(value: Any, short_pointers: bool) -> str:
     if value is None:
         return ""
     if isinstance(value, t.Pointer):
-        return value.short() if short_pointers else repr(value)
+        return value.short() if short_pointers else str(value)
     if isinstance(value, t.Json):
         return value.dumps()
     if isinstance(value, bytes):
