@@ -153,7 +153,7 @@ def test_clock_functions_check_their_arguments() -> None:
 # --- live runs on the real clock ----------------------------------------------------------
 
 
-def run_until(done: threading.Event, timeout: float = 10.0) -> None:
+def run_until(done: threading.Event, timeout: float = 30.0) -> None:
     """pw.run() until ``done`` is set (by a callback), or fail after ``timeout`` seconds."""
     watchdog = threading.Timer(timeout, stop_all_runs)
     watcher = threading.Thread(target=lambda: done.wait(timeout) and stop_all_runs(),
