@@ -28,7 +28,7 @@ from deltaflow.expressions.base import (
 )
 from deltaflow.expressions.deferred import IxColumn, has_ix_columns, transform
 from deltaflow.expressions.evaluate import CompiledProjection
-from deltaflow.expressions.placeholders import AllColumns, Placeholder, this
+from deltaflow.expressions.placeholders import AllColumns, Placeholder, expand_keywords, this
 from deltaflow.narrowing import check_not_id, narrowed_columns
 from deltaflow.schema import Schema, schema_from_dtypes
 from deltaflow.table_slice import ColumnNamespace, TableSlice
@@ -233,9 +233,8 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                     source, "_columns", None)
                 if names is None:
                     raise ValueError(f"{operation}: *{source!r} cannot be expanded here")
-                for name in names:
-                    if name not in arg.excluded:
-                        out.append((name, ColumnReference(source, name)))
+                for name, column in arg.pairs(list(names)):
+                    out.append((name, ColumnReference(source, column)))
             elif isinstance(arg, ColumnReference | IxColumn):
                 out.append((arg.name, arg))
             else:
@@ -257,6 +256,8 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     def select(self, *args: Any, **kwargs: Any) -> Table:
         """A table with the same ids and the given columns (references or expressions)."""
         outputs = self._expand(args, "select")
+        spread, kwargs = expand_keywords(kwargs, lambda a: self._expand(a, "select"))
+        outputs += spread  # **pw.left.with_prefix("l_") ...
         outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
         _check_unique([n for n, _ in outputs], "select", self._description)
         check_not_id([n for n, _ in outputs], f"select on {self._description}")

@@ -36,7 +36,14 @@ from deltaflow.expressions.base import (
 )
 from deltaflow.expressions.deferred import DeferredIx, IxColumn, has_ix_columns, transform
 from deltaflow.expressions.evaluate import CompiledProjection
-from deltaflow.expressions.placeholders import AllColumns, Placeholder, left, right, this
+from deltaflow.expressions.placeholders import (
+    AllColumns,
+    Placeholder,
+    expand_keywords,
+    left,
+    right,
+    this,
+)
 from deltaflow.narrowing import check_not_id, narrowed_columns
 from deltaflow.reducers import ReducerExpression
 from deltaflow.table_zip import ForeignColumns, all_references, join_inputs
@@ -624,7 +631,8 @@ class JoinResult:
                     raise ValueError(f"{operation} on {self._description}: *{source!r} cannot "
                                      f"be expanded here; use *pw.left, *pw.right or *pw.this")
                 excluded = set(_names_of(arg.excluded))
-                out += [(n, ColumnReference(holder, n)) for n in names if n not in excluded]
+                out += [(n, ColumnReference(holder, column))
+                        for n, column in arg.pairs([n for n in names if n not in excluded])]
             elif isinstance(arg, ColumnReference | IxColumn):
                 out.append((arg.name, arg))
             else:
@@ -639,6 +647,8 @@ class JoinResult:
     def select(self, *args: Any, **kwargs: Any) -> Table:
         """The joined rows with the given columns."""
         outputs = self._expand(args, "select")
+        spread, kwargs = expand_keywords(kwargs, lambda a: self._expand(a, "select"))
+        outputs += spread  # **pw.left.with_prefix("l_") ...
         outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
         names = [n for n, _ in outputs]
         if len(set(names)) != len(names):
