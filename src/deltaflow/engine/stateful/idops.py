@@ -41,16 +41,24 @@ def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col(ID).hash(7).alias(KH))
 
 
-def _no_ids() -> pl.DataFrame:
-    return pl.DataFrame(schema={ID: ID_DTYPE})
+_NO_IDS = pl.DataFrame(schema={ID: ID_DTYPE})
+_SMALL = 64  # rows: a state this small is checked with Python lists, not Polars calls
+
+
+def _all_once(frame: pl.DataFrame) -> bool:
+    """Whether every row of ``frame`` has diff 1 and its own id (the promise kept)."""
+    if frame.height <= _SMALL:
+        ids = frame[ID].to_list()
+        return len(set(ids)) == len(ids) and all(d == 1 for d in frame[DIFF].to_list())
+    return bool((frame[DIFF] == 1).all()) and bool(frame[ID].is_unique().all())
 
 
 def _split_repeated(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The rows of ``frame`` (a consolidated state) whose id is there once, and the ids that
     are there more than once (several rows, or one row inserted several times)."""
+    if frame.height == 0 or _all_once(frame):  # the common case: nothing to split
+        return frame, _NO_IDS
     present = frame.filter(pl.col(DIFF) > 0)
-    if present.height == 0 or (present[ID].is_unique().all() and (present[DIFF] == 1).all()):
-        return present, _no_ids()
     counts = present.group_by(ID).agg(pl.col(DIFF).sum().alias("__n"))
     repeated = counts.filter(pl.col("__n") > 1).select(ID)
     return present.join(repeated, on=ID, how="anti"), repeated
@@ -138,10 +146,11 @@ class IdOpOperator(Operator):
                      ) -> pl.DataFrame:
         rows, repeated = _split_repeated(base)
         updates, repeated_updates = _split_repeated(other)
-        kept = rows.join(other.filter(pl.col(DIFF) > 0).select(ID), on=ID, how="anti")
+        replaced = other if not repeated_updates.height else other.filter(pl.col(DIFF) > 0)
+        kept = rows.join(replaced.select(ID), on=ID, how="anti") if replaced.height else rows
         result = pl.concat([self._shape(kept), self._shape(updates)], how="vertical_relaxed")
-        bad = pl.concat([repeated, repeated_updates]).unique()
-        if bad.height:
+        if repeated.height or repeated_updates.height:
+            bad = pl.concat([repeated, repeated_updates]).unique()
             if report:
                 self._report_repeated(bad)
             result = result.join(bad, on=ID, how="anti")
@@ -165,8 +174,12 @@ class IdOpOperator(Operator):
         if report:
             if repeated.height:
                 self._report_repeated(repeated)
-            missing = other.filter(pl.col(DIFF) > 0).select(ID).unique() \
-                .join(base.filter(pl.col(DIFF) > 0).select(ID), on=ID, how="anti")
+            known = base[ID] if not repeated.height else base.filter(pl.col(DIFF) > 0)[ID]
+            wanted = other[ID] if not repeated_updates.height else \
+                other.filter(pl.col(DIFF) > 0)[ID]
+            found = wanted.is_in(known.implode()) if wanted.len() else None
+            missing = _NO_IDS if found is None or found.all() else \
+                wanted.filter(~found).unique().to_frame()
             for key in _pointers(missing):
                 errors.on_failure(
                     f"{self.what}: the update of row {key} cannot be applied, the table has no "
@@ -183,9 +196,11 @@ class IdOpOperator(Operator):
     def _restrict(self, base: pl.DataFrame, other: pl.DataFrame, report: bool
                   ) -> pl.DataFrame:
         rows, repeated = _split_repeated(base)
-        wanted = other.filter(pl.col(DIFF) > 0).select(ID).unique(maintain_order=True)
+        wanted = other.select(ID) if _all_once(other) else \
+            other.filter(pl.col(DIFF) > 0).select(ID).unique(maintain_order=True)
         result = self._shape(wanted.join(rows, on=ID, how="inner"))
-        missing = wanted.join(rows.select(ID), on=ID, how="anti")
+        missing = _NO_IDS if result.height == wanted.height else \
+            wanted.join(rows.select(ID), on=ID, how="anti")
         if report:
             if repeated.height:
                 self._report_repeated(repeated.join(wanted, on=ID, how="semi"))
@@ -195,7 +210,7 @@ class IdOpOperator(Operator):
                     f"{self.what}: id {key} is in the restricting table but the table has no "
                     f"row with it (a broken promise); its cells are Error",
                     KeyError(f"{self.what}: the table has no row with id {key}"))
-            if self.kind == "with_universe_of":
+            if self.kind == "with_universe_of" and rows.height > result.height:
                 extra = rows.select(ID).join(wanted, on=ID, how="anti")
                 for key in _pointers(extra):
                     errors.on_failure(
