@@ -65,3 +65,13 @@ def test_slices_on_an_update_stream() -> None:
     result = t.select(**pw.this.with_prefix("p_"))
     assert result.column_names() == ["p_a", "p_b"]
     assert stream(result) == [(2, 1, 2, 1), (4, 1, 2, -1), (4, 5, 2, 1)]
+
+
+def test_this_without_in_reduce_leaves_the_column_out() -> None:
+    t = pw.debug.table_from_markdown("""
+    k | v
+    1 | 2
+    1 | 3
+    """)
+    grouped = t.groupby(t.k, t.v).reduce(*pw.this.without("v"), n=pw.reducers.count())
+    assert grouped.column_names() == ["k", "n"]

@@ -76,6 +76,9 @@ class PlaceholderSlice:
         return self._then("suffix", suffix)
 
     def _columns(self) -> AllColumns:
+        if all(kind == "without" for kind, _ in self._steps):
+            # only columns left out: the plain form, which every expansion site knows
+            return AllColumns(self._source, tuple(n for _, names in self._steps for n in names))
         return AllColumns(self._source, (), self._steps)
 
     def __getitem__(self, name: Any) -> Any:
