@@ -86,9 +86,12 @@ def test_static_tables_numbered_by_position_push_consolidated_batches() -> None:
 
 def test_repeated_labels_are_still_consolidated() -> None:
     frame = pd.DataFrame({"v": [7] * 300}, index=[3] * 300)
-    out = pw.debug.table_to_pandas(pw.debug.table_from_pandas(frame))
+    changes = pw.debug.table_to_stream(pw.debug.table_from_pandas(frame))
     # One id; the rows are equal, so they merge into one row inserted 300 times.
-    assert len(set(out.index)) == 1 and len(out) == 300
+    assert [(row["v"], diff) for _, row, diff in changes] == [(7, 300)]
+    # A final table cannot hold one id 300 times (Pathway's helpers refuse it too).
+    with pytest.raises(KeyError, match="duplicated entries"):
+        pw.debug.table_to_pandas(pw.debug.table_from_pandas(frame))
 
 
 def naive_join(left: list[tuple[int, Any, int]], right: list[tuple[int, Any, int]],
