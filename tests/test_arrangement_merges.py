@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deltaflow.engine.batch import DIFF, ID
@@ -41,7 +41,7 @@ batches = st.lists(
     min_size=1, max_size=20)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=batches, slow=st.booleans())
 def test_lookups_see_the_same_rows_while_big_merges_run_in_the_background(
         batches: list[list[tuple[int, int, int]]], slow: bool) -> None:
