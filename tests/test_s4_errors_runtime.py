@@ -160,3 +160,30 @@ def test_output_to_a_missing_directory_fails_the_run(tmp_path: Any, rows: str) -
     pw.io.csv.write(table, missing / "out.csv")  # defining the output is fine, as in Pathway
     with pytest.raises(OSError, match=f"{missing} does not exist"):
         pw.run_all(monitoring_level=pw.MonitoringLevel.NONE)
+
+
+class Stamps(pw.Schema):
+    naive: pw.DateTimeNaive
+    utc: pw.DateTimeUtc
+
+
+def test_python_datetimes_of_the_wrong_kind_are_errors() -> None:
+    import datetime
+
+    aware = datetime.datetime(2025, 5, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    plain = datetime.datetime(2025, 5, 1, 12)
+
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(naive=plain, utc=aware)
+            self.next(naive=aware, utc=aware)  # a zone where none is expected
+            self.next(naive=plain, utc=plain)  # no zone where one is needed
+
+    table = pw.io.python.read(Subject(), schema=Stamps)
+    rows = table.select(naive=pw.fill_error(pw.this.naive, None),
+                        utc=pw.fill_error(pw.this.utc, None))
+    _, columns = pw.debug.table_to_dicts(rows, terminate_on_error=False)
+    pairs = sorted((str(columns["naive"][k]), str(columns["utc"][k])) for k in columns["naive"])
+    assert pairs == [("2025-05-01 12:00:00", "2025-05-01 10:00:00+00:00"),
+                     ("2025-05-01 12:00:00", "None"),
+                     ("None", "2025-05-01 10:00:00+00:00")]

@@ -357,6 +357,11 @@ def _convert_timestamp(value: Any, base: t.DType) -> pd.Timestamp:
     except (ValueError, TypeError) as exc:
         raise ConversionError(f"{value!r} is not a datetime") from exc
     if base == t.DATE_TIME_UTC:
+        if stamp.tzinfo is None and isinstance(value, datetime.datetime):
+            # A naive datetime object says nothing of its zone; reading it as UTC would be a
+            # plausible wrong value (Pathway refuses it too). Text is read as UTC.
+            raise ConversionError(f"{value!r} has no time zone; the column is DateTimeUtc "
+                                  f"(give a datetime with tzinfo, or make the column naive)")
         return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     if stamp.tzinfo is not None:
         raise ConversionError(f"{value!r} has a time zone; the column is naive")
