@@ -390,3 +390,21 @@ def test_intervals_over_streams_end_in_the_recomputed_windows(history: Any,
     for at, count in expected:
         merged[at] = merged.get(at, 0) + count
     assert got == sorted(merged.items())
+
+
+def test_columns_of_the_windowed_rows_by_attribute_and_by_name() -> None:
+    table = pw.debug.table_from_markdown("""
+        | t | v
+      1 | 1 | 3
+      2 | 2 | 1
+      3 | 8 | 2
+    """)
+    grouped = table.windowby(table.t, window=pw.temporal.tumbling(duration=5))
+    result = grouped.reduce(grouped._pw_window_start, total=pw.reducers.sum(grouped.v),
+                            n=pw.reducers.count(grouped["t"]))
+    assert sorted(pw.debug.table_to_dicts(result)[1]["total"].values()) == [2, 4]
+    assert sorted(pw.debug.table_to_dicts(result)[1]["n"].values()) == [1, 2]
+    with pytest.raises(AttributeError, match="nope"):
+        grouped.nope  # noqa: B018
+    with pytest.raises(KeyError):
+        grouped["nope"]

@@ -476,6 +476,21 @@ class WindowedGroupedTable:
         # per pane (hop) first when the reducers allow it (see _panes.py).
         self._panes = panes
 
+    def __getattr__(self, name: str) -> ColumnReference:
+        # ``grouped.col``: a column of the windowed rows, as ``pw.this.col`` in ``reduce``.
+        if name.startswith("_") and name not in self._visible():
+            raise AttributeError(name)
+        if name not in self._table._columns and name not in self._visible():
+            raise AttributeError(f"windowby(...) on {self._table._description} has no column "
+                                 f"{name!r}")
+        return this[name]
+
+    def __getitem__(self, name: str) -> ColumnReference:
+        try:
+            return self.__getattr__(name)
+        except AttributeError as exc:
+            raise KeyError(name) from exc
+
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
         """One row per window with the given window columns and reducers."""
         where = f"windowby(...).reduce on {self._table._description}"
