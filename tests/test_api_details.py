@@ -365,3 +365,24 @@ def test_a_column_of_only_none_widens_to_the_other_type() -> None:
     assert both.typehints()["y"] == int | None
     assert empty.update_types(y=int | None).typehints()["y"] == int | None
     assert snapshot(both) == [(1, None), (2, 5)]
+
+
+def test_placeholders_spread_into_select_keywords() -> None:
+    left = pw.debug.table_from_markdown("""
+     a | x
+     0 | 1
+     6 | 1
+    """)
+    right = pw.debug.table_from_markdown("""
+     b | y
+     5 | 2
+    """)
+    joined = left.asof_join(right, left.a, right.b, how=pw.JoinMode.LEFT).select(
+        **pw.left, **pw.right)
+    assert joined.column_names() == ["a", "x", "b", "y"]
+    rows = sorted(pw.debug.table_to_dicts(joined)[1]["b"].values(), key=repr)
+    assert rows == [5, None]
+    # keys() is a method, as in Pathway: a column named "keys" is pw.this["keys"].
+    assert callable(pw.this.keys) and len(pw.left.keys()) == 1
+    spread = left.select(**pw.this, doubled=pw.this.a * 2)
+    assert spread.column_names() == ["a", "x", "doubled"]

@@ -139,10 +139,18 @@ class Placeholder:
             return PlaceholderSlice(self)[name]
         if isinstance(name, ColumnReference):
             name = name.name
+        if name.startswith(SPREAD_KEY):  # the value of **pw.left: all of its columns
+            return AllColumns(self)
         return ColumnReference(self, name)
 
     def __iter__(self) -> Iterator[ColumnExpression]:
         yield AllColumns(self)
+
+    def keys(self) -> list[str]:
+        """``select(**pw.left)``: one key of its own standing for all the columns (so that
+        several placeholders can be spread into one select); a column named ``keys`` is
+        ``pw.this["keys"]``, as in Pathway."""
+        return [f"{SPREAD_KEY}{next(_spread_numbers)}"]
 
     @property
     def C(self) -> Any:  # noqa: N802 (Pathway's name)
