@@ -408,3 +408,25 @@ def test_columns_of_the_windowed_rows_by_attribute_and_by_name() -> None:
         grouped.nope  # noqa: B018
     with pytest.raises(KeyError):
         grouped["nope"]
+
+
+def test_ix_of_a_windowed_column_inside_a_reducer() -> None:
+    values = pw.debug.table_from_markdown("""
+        | v
+      1 | 1
+      2 | 2
+      3 | 6
+    """)
+    table = pw.debug.table_from_markdown("""
+        | t | ptr | __time__
+      1 | 1 | 3   | 2
+      2 | 2 | 1   | 2
+      3 | 8 | 2   | 4
+      4 | 3 | 2   | 6
+    """).select(pw.this.t, ptr=values.pointer_from(pw.this.ptr))
+    grouped = table.windowby(table.t, window=pw.temporal.tumbling(duration=5))
+    result = grouped.reduce(grouped._pw_window_start,
+                            v=pw.reducers.sorted_tuple(values.ix(grouped.ptr).v))
+    _, columns = pw.debug.table_to_dicts(result)
+    final = {columns["_pw_window_start"][key]: columns["v"][key] for key in columns["v"]}
+    assert final == {0: (1, 2, 6), 5: (2,)}  # rows arrived at three times

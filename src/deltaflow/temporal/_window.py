@@ -26,6 +26,7 @@ from deltaflow import _types as t
 from deltaflow.argument_errors import ArgumentError, extra_arguments_refused
 from deltaflow.engine.temporal_window import END, INSTANCE, KEY, START, WindowAssignNode
 from deltaflow.expressions.base import Cast, ColumnExpression, ColumnReference, wrap_value
+from deltaflow.expressions.deferred import IxColumn, transform
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.functions import coalesce, if_else, make_tuple
 from deltaflow.expressions.placeholders import AllColumns, this
@@ -506,7 +507,22 @@ class WindowedGroupedTable:
                                     f"name computed columns with keywords (got {arg!r})")
         outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
         _warn_about_processing_time(outputs)
+        # ``table.ix(grouped.ptr).col`` inside a reducer: looked up on the windowed rows
+        # first (hidden columns), then reduced like any column.
+        lifted: list[tuple[str, IxColumn]] = []
+
+        def lift(node: ColumnExpression) -> ColumnExpression | None:
+            if not isinstance(node, IxColumn):
+                return None
+            name = next((n for n, seen in lifted if seen is node), None)
+            if name is None:
+                name = f"__pw_ix{len(lifted)}"
+                lifted.append((name, node))
+            return this[name]
+
+        outputs = [(name, transform(expr, lift)) for name, expr in outputs]
         used = {ref.name for _, expr in outputs for ref in _references(expr)}
+        used |= {ref.name for _, node in lifted for ref in _references(node.request.pointer)}
         carried = [name for name in self._table._columns
                    if name in used and name not in WINDOW_COLUMNS and name != KEY]
         # _pw_window of tumbling/sliding windows and _pw_instance without an instance are
@@ -524,12 +540,13 @@ class WindowedGroupedTable:
             inner[name] = expr
         by_instance_name = self._instance_name is not None and self._instance_name in carried
         result = None
-        if self._panes is not None and not nested and not by_instance_name:
+        if self._panes is not None and not nested and not by_instance_name and not lifted:
             from deltaflow.temporal._panes import pane_reduce
 
             result = pane_reduce(self._panes, carried, inner, where)
         if result is None:
-            result = self._reduce_rows(carried, nested, virtual, inner, by_instance_name)
+            result = self._reduce_rows(carried, nested, virtual, inner, by_instance_name,
+                                       lifted)
         if self._forgetting_marked:
             result = behaviors.filter_out_results_of_forgetting(result)
         # Pathway's ids: the pointer of (window, start, end, instance).
@@ -544,10 +561,13 @@ class WindowedGroupedTable:
 
     def _reduce_rows(self, carried: list[str], nested: set[str],
                      virtual: dict[str, ColumnExpression], inner: dict[str, Any],
-                     by_instance_name: bool) -> Table:
+                     by_instance_name: bool,
+                     lifted: list[tuple[str, IxColumn]] | None = None) -> Table:
         """The grouped reduce over the rows with their windows (hidden key columns
         ``__pw_key_<name>`` next to the ``inner`` outputs)."""
         target = self._build(carried)
+        if lifted:
+            target = target.with_columns(**dict(lifted))
         if nested:
             target = target.with_columns(**{name: virtual[name] for name in sorted(nested)})
         keys = [ColumnReference(target, k) for k in self._keys]
