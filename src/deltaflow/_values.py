@@ -1,0 +1,183 @@
+"""Python values <-> Polars series: how the values of each column type are stored.
+
+Part of the type system (:mod:`deltaflow._types` re-exports every name here): the type of a
+column given its Python values, the conversion of one value to what the column's Polars series
+stores, and of whole columns both ways (ids become :class:`~deltaflow._pointer.Pointer`
+values, date-times ``pd.Timestamp`` ...).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from deltaflow._pointer import Pointer, PointerKey
+from deltaflow._types import (
+    ANY,
+    ARRAY,
+    BOOL,
+    BYTES,
+    DATE_TIME_NAIVE,
+    DATE_TIME_UTC,
+    DURATION,
+    FLOAT,
+    INT,
+    JSON,
+    NONE,
+    POINTER,
+    PY_OBJECT_WRAPPER,
+    STR,
+    Array,
+    DType,
+    Json,
+    List,
+    Optional,
+    PyObjectWrapper,
+    Tuple,
+    common_supertype,
+    json_stored,
+    optional,
+)
+
+
+def infer_dtype(values: Iterable[Any]) -> DType:
+    """The type of a column given its Python values (as read from markdown or pandas)."""
+    seen: DType | None = None
+    has_none = False
+    last_class: type | None = None
+    for value in values:
+        if value is None:
+            has_none = True
+            continue
+        if value.__class__ is last_class:
+            continue  # same Python class as the previous value: same type
+        last_class = value.__class__ if not isinstance(value, tuple | np.ndarray) else None
+        dtype = _dtype_of_value(value)
+        if seen is None:
+            seen = dtype
+        elif seen != dtype:
+            merged = common_supertype(seen, dtype)
+            seen = merged if merged is not None else ANY
+    if seen is None:
+        return NONE if has_none else ANY
+    return optional(seen) if has_none else seen
+
+
+def _dtype_of_value(value: Any) -> DType:
+    if isinstance(value, Pointer):
+        return POINTER
+    if isinstance(value, bool | np.bool_):
+        return BOOL
+    if isinstance(value, int | np.integer):
+        return INT
+    if isinstance(value, float | np.floating):
+        return FLOAT
+    if isinstance(value, str):
+        return STR
+    if isinstance(value, bytes):
+        return BYTES
+    if isinstance(value, pd.Timestamp | datetime.datetime):
+        return DATE_TIME_NAIVE if value.tzinfo is None else DATE_TIME_UTC
+    if isinstance(value, pd.Timedelta | datetime.timedelta):
+        return DURATION
+    if isinstance(value, Json | dict):
+        return JSON
+    if isinstance(value, np.ndarray):
+        kind = {"i": INT, "u": INT, "f": FLOAT}.get(value.dtype.kind)
+        return Array(value.ndim, kind) if kind is not None else ARRAY
+    if isinstance(value, tuple):
+        return Tuple(*(_dtype_of_value(v) if v is not None else Optional(ANY) for v in value))
+    if isinstance(value, list):
+        return List(ANY)
+    if isinstance(value, PyObjectWrapper):
+        return PY_OBJECT_WRAPPER
+    return ANY
+
+
+def to_storage(value: Any, dtype: DType) -> Any:
+    """Convert one Python value to what the column's Polars series stores."""
+    if value is None:
+        return None
+    base = dtype.strip_optional()
+    if base == POINTER:
+        return int(value)
+    if base == JSON:
+        return Json(json_stored(value.value if isinstance(value, Json) else value))
+    if base == INT and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if base == FLOAT and isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return float(value)
+    if base in (DATE_TIME_NAIVE, DATE_TIME_UTC):
+        ts = pd.Timestamp(value)
+        if base == DATE_TIME_UTC:
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return ts.value  # nanoseconds since the epoch
+    if base == DURATION:
+        return pd.Timedelta(value).value
+    if isinstance(base, Tuple | List) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+_PLAIN = {"int", "float", "str", "bool", "bytes"}
+
+
+def series_from_values(name: str, values: Sequence[Any], dtype: DType) -> pl.Series:
+    """Build the Polars series storing ``values`` (Python objects) as ``dtype``."""
+    polars_type = dtype.to_polars()
+    base = dtype.strip_optional()
+    if base.name in _PLAIN and base.name != "float":
+        try:
+            return pl.Series(name, values, dtype=polars_type, strict=True)
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            pass  # mixed representations (e.g. 1.0 for an int): convert one by one
+    stored = [to_storage(v, dtype) for v in values]
+    if polars_type == pl.Object:
+        return pl.Series(name, stored, dtype=pl.Object)
+    if isinstance(polars_type, pl.Datetime):
+        ints = pl.Series(name, stored, dtype=pl.Int64)
+        return ints.cast(pl.Datetime("ns")).dt.replace_time_zone(polars_type.time_zone)
+    if isinstance(polars_type, pl.Duration):
+        return pl.Series(name, stored, dtype=pl.Int64).cast(pl.Duration("ns"))
+    return pl.Series(name, stored, dtype=polars_type, strict=False)
+
+
+def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[Any]:
+    """Python values of a column, as users see them (``Pointer``, ``pd.Timestamp`` ...)."""
+    polars_type = series.dtype
+    if polars_type == pl.UInt128:
+        if series.null_count():
+            return [None if v is None else Pointer(v) for v in series.to_list()]
+        return list(map(Pointer, series.to_list()))
+    if isinstance(polars_type, pl.Datetime):
+        tz = polars_type.time_zone
+        nanos = series.dt.epoch("ns").to_list()
+        return [None if v is None else pd.Timestamp(v, unit="ns", tz=tz) for v in nanos]
+    if isinstance(polars_type, pl.Duration):
+        nanos = series.cast(pl.Int64).to_list()
+        return [None if v is None else pd.Timedelta(v, unit="ns") for v in nanos]
+    return series.to_list()
+
+
+def canonical_key(value: Any) -> Any:
+    """A hashable stand-in for a stored value, equal exactly when the values are equal."""
+    if value.__class__ is Pointer:
+        return PointerKey(int(value))
+    if isinstance(value, np.ndarray):
+        return ("ndarray", str(value.dtype), value.shape, value.tobytes())
+    if isinstance(value, Json):
+        return ("json", value.dumps())
+    if isinstance(value, tuple | list):
+        return (type(value).__name__, tuple(canonical_key(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, canonical_key(v)) for k, v in value.items())))
+    try:
+        hash(value)
+    except TypeError:
+        return ("repr", repr(value))
+    return value
