@@ -463,3 +463,14 @@ def test_json_lines_of_plain_values_are_read_by_polars() -> None:
     assert parser._read_fast(text.encode()) is not None  # the fast path applies here
     block = parser.parse(RawContext([text], {"path": "in.jsonl"}))
     assert block.frame["d"].to_list() == [f"w{i}" for i in range(50)]
+
+
+def test_json_lines_with_a_field_repeated_as_null_keep_the_last_value() -> None:
+    # Found by the property above: the repeated null balanced the key count, so Polars' first
+    # value (0) was kept where JSON readers keep the last (null).
+    text = ('{"a":0,"b":0.0,"c":false,"d":"","e":null,"f":""}\n'
+            '{"a":0,"b":0.0,"c":false,"d":"","e":0,"f":"","e":null}\n')
+    parser = JsonLinesParser(column_specs(Mixed))
+    assert parser._read_fast(text.encode()) is None
+    block = parser.parse(RawContext([text], {"path": "in.jsonl"}))
+    assert block.frame["e"].to_list() == [None, None]

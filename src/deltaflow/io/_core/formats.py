@@ -686,6 +686,10 @@ class JsonLinesParser(Parser):
             nulls = count(b"null") if column.null_count() else 0
             if data.count(key) != present + nulls:
                 return None  # a field twice in a row, or the key elsewhere (nested)
+            if re.search(re.escape(key) + rb"[^\n]*" + re.escape(key), data):
+                # A line holding the key twice: Polars kept the first value, JSON readers the
+                # last (a null after a value could balance the count above).
+                return None
             if spec.dtype.strip_optional() == t.STR and count(b'"') != present:
                 return None  # a number, object or list made into text
         return frame
