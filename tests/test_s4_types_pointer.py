@@ -160,3 +160,25 @@ def test_compute_and_print_shows_pointer_text(capsys: pytest.CaptureFixture[str]
     pw.debug.compute_and_print(table)
     shortened = capsys.readouterr().out
     assert all(k.short() in shortened for k in keys) and str(keys[0]) not in shortened
+
+
+def test_typed_pointer_columns_written_as_text_by_json_and_sqlite(tmp_path: Any) -> None:
+    import json
+    import sqlite3
+
+    table = _table()
+    grouped = table.groupby(table.a).reduce(table.a).select(
+        pw.this.a, me=pw.this.id, pair=pw.make_tuple(pw.this.id, pw.this.a))
+    assert grouped.schema.typehints()["me"] == pw.Pointer[int]
+    pw.io.jsonlines.write(grouped, str(tmp_path / "out.jsonl"))
+    pw.io.sqlite.write(grouped.select(pw.this.a, pw.this.me), str(tmp_path / "db.sqlite"),
+                       "ids", init_mode="create_if_not_exists")
+    pw.run()
+    keys, columns = pw.debug.table_to_dicts(grouped)
+    expected = sorted(str(k) for k in keys)
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(r["me"] for r in rows) == expected
+    assert sorted(r["pair"][0] for r in rows) == expected
+    with sqlite3.connect(tmp_path / "db.sqlite") as connection:
+        stored = [row[0] for row in connection.execute("select me from ids")]
+    assert sorted(stored) == expected

@@ -249,7 +249,7 @@ def _attribute(value: Any) -> tuple[dict[str, Any], int]:
         data = bytes(value)
         return {"B": data}, len(data)
     if isinstance(value, t.Pointer):
-        text = repr(value)
+        text = str(value)
         return {"S": text}, len(text)
     if isinstance(value, datetime.datetime | np.datetime64):
         text = _timestamp_text(value)

@@ -135,7 +135,7 @@ def mapping_key(dtype: t.DType) -> str | None:
         return "list"
     if isinstance(base, t.Array):
         return "np.ndarray"
-    name = repr(base)
+    name = base.name  # the same for every pointer type: Pointer
     return name if name in TYPE_MAPPING else None
 
 

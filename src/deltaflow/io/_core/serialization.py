@@ -158,7 +158,7 @@ def json_ready_column(series: pl.Series, dtype: t.DType) -> pl.Series | list[Any
     if base == t.DURATION:
         return series.dt.total_nanoseconds()
     if base == t.POINTER:
-        return [None if v is None else repr(v) for v in t.values_from_series(series)]
+        return [None if v is None else str(v) for v in t.values_from_series(series)]
     if base == t.BYTES:
         return [None if v is None else base64.b64encode(v).decode() for v in series.to_list()]
     return [json_value(v) for v in t.values_from_series(series)]
