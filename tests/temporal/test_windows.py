@@ -430,3 +430,17 @@ def test_ix_of_a_windowed_column_inside_a_reducer() -> None:
     _, columns = pw.debug.table_to_dicts(result)
     final = {columns["_pw_window_start"][key]: columns["v"][key] for key in columns["v"]}
     assert final == {0: (1, 2, 6), 5: (2,)}  # rows arrived at three times
+
+
+def test_ix_inside_a_reducer_of_overlapping_windows_is_refused_at_definition() -> None:
+    values = pw.debug.table_from_markdown("""
+        | v
+      1 | 1
+    """)
+    table = pw.debug.table_from_markdown("""
+        | t | ptr
+      1 | 1 | 1
+    """).select(pw.this.t, ptr=values.pointer_from(pw.this.ptr))
+    grouped = table.windowby(table.t, window=pw.temporal.sliding(hop=1, duration=3))
+    with pytest.raises(NotImplementedError, match="before windowby"):
+        grouped.reduce(v=pw.reducers.sorted_tuple(values.ix(grouped.ptr).v))

@@ -135,7 +135,9 @@ class _SlidingWindow(Window):
                                     instance_name=_name_of(instance),
                                     forgetting_marked=behavior is not None
                                     and behavior.cutoff is not None and behavior.keep_results,
-                                    panes=panes)
+                                    panes=panes,
+                                    one_window_per_row=self.ratio == 1
+                                    or bool(self.length() <= self.hop))
 
 
 @dataclasses.dataclass
@@ -156,7 +158,7 @@ class _SessionWindow(Window):
         keys = [WINDOW, START, END] + ([INSTANCE] if instance is not None else [])
         return WindowedGroupedTable(table, build, keys, window_kind="session",
                                     has_instance=instance is not None,
-                                    instance_name=_name_of(instance))
+                                    instance_name=_name_of(instance), one_window_per_row=True)
 
     def assign(self, table: Table, key: ColumnExpression, instance: ColumnExpression | None,
                carried: list[str], where: str) -> Table:
@@ -464,7 +466,8 @@ class WindowedGroupedTable:
 
     def __init__(self, table: Table, build: Callable[[list[str]], Table], keys: list[str],
                  *, window_kind: str, has_instance: bool, instance_name: str | None = None,
-                 forgetting_marked: bool = False, panes: Any = None) -> None:
+                 forgetting_marked: bool = False, panes: Any = None,
+                 one_window_per_row: bool = False) -> None:
         self._table = table
         self._build = build
         self._keys = keys
@@ -476,6 +479,8 @@ class WindowedGroupedTable:
         # Sliding windows without a behavior: (window, table, key, instance) for reducing
         # per pane (hop) first when the reducers allow it (see _panes.py).
         self._panes = panes
+        # Whether a row falls in at most one window (its windowed row keeps a unique id).
+        self._one_window_per_row = one_window_per_row
 
     def __getattr__(self, name: str) -> ColumnReference:
         # ``grouped.col``: a column of the windowed rows, as ``pw.this.col`` in ``reduce``.
@@ -512,8 +517,9 @@ class WindowedGroupedTable:
         lifted: list[tuple[str, IxColumn]] = []
 
         def lift(node: ColumnExpression) -> ColumnExpression | None:
-            if not isinstance(node, IxColumn):
-                return None
+            if not isinstance(node, IxColumn) or any(
+                    isinstance(n, ReducerExpression) for n in node.request.pointer.walk()):
+                return None  # ix of a reducer's result (argmin ...): done after the reduce
             name = next((n for n, seen in lifted if seen is node), None)
             if name is None:
                 name = f"__pw_ix{len(lifted)}"
@@ -521,6 +527,11 @@ class WindowedGroupedTable:
             return this[name]
 
         outputs = [(name, transform(expr, lift)) for name, expr in outputs]
+        if lifted and not self._one_window_per_row:
+            raise NotImplementedError(
+                f"{where}: ix(...) inside a reducer is supported for windows that hold each "
+                f"row once (tumbling, session); with sliding or intervals_over windows, add "
+                f"the looked-up column to the table before windowby")
         used = {ref.name for _, expr in outputs for ref in _references(expr)}
         used |= {ref.name for _, node in lifted for ref in _references(node.request.pointer)}
         carried = [name for name in self._table._columns
