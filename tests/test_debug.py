@@ -232,3 +232,15 @@ def test_markdown_column_of_mixed_plain_values_is_str() -> None:
     """)
     assert table.schema.typehints()["c"] is str
     assert sorted(row[1] for row in snapshot(table)) == ["1.5", "2", "a"]
+
+
+def test_table_from_rows_leaves_out_extra_trailing_values_as_pathway() -> None:
+    schema = pw.schema_from_types(a=int, b=int)
+    table = pw.debug.table_from_rows(schema, [(1, 2, "x"), (4, 5, "y")])
+    assert sorted(pw.debug.table_to_dicts(table)[1]["b"].values()) == [2, 5]
+    with pytest.raises(ValueError, match="different numbers of values"):
+        pw.debug.table_from_rows(schema, [(1, 2, 3), (4, 5)])
+    with pytest.raises(ValueError, match="row 0 has 1 values"):
+        pw.debug.table_from_rows(schema, [(1,)])
+    with pytest.raises(ValueError, match="time, diff"):
+        pw.debug.table_from_rows(schema, [(1, 2, 3, 4, 5)], is_stream=True)

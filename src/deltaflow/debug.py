@@ -429,12 +429,19 @@ def _is_missing(value: Any) -> bool:
 
 def table_from_rows(schema: type[Schema], rows: list[tuple], unsafe_trusted_ids: bool = False,
                     is_stream: bool = False) -> Table:
-    """A table from tuples of values in schema order (plus time and diff with ``is_stream``)."""
+    """A table from tuples of values in schema order (plus time and diff with ``is_stream``).
+
+    Without ``is_stream``, rows may carry more values than the schema has columns, all rows
+    equally many: the extra ones are left out, as Pathway does."""
     names = schema.column_names()
     dtypes = schema.dtypes()
     width = len(names) + (2 if is_stream else 0)
+    lengths = {len(row) for row in rows}
+    if not is_stream and len(lengths) > 1 and min(lengths) >= width:
+        raise ValueError(f"table_from_rows: rows have different numbers of values "
+                         f"({sorted(lengths)}); give {width} per row ({', '.join(names)})")
     for number, row in enumerate(rows):
-        if len(row) != width:
+        if len(row) < width or (len(row) != width and (is_stream or len(lengths) > 1)):
             raise ValueError(f"table_from_rows: row {number} has {len(row)} values, expected "
                              f"{width} ({', '.join(names)}{', time, diff' if is_stream else ''})")
     frame = pl.DataFrame([t.series_from_values(n, [r[i] for r in rows], dtypes[n])
