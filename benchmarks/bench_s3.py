@@ -9,7 +9,7 @@
   that both see the same machine load; every run's objects are checked to be byte-identical
   (same MD5s) to the reference, and deleted afterwards. Figures (medians):
   ``write_seconds``, ``write_rows_per_s``, ``boto3_put_rows_per_s`` and ``write_vs_boto3``
-  (the median of the per-pair ratios; the target is >= 0.7).
+  (the median of the per-pair ratios; the target is >= 0.9, issue #13).
 * read (both implementations): ``BENCH_S3_OBJECTS`` objects (default 100) of
   ``BENCH_S3_OBJECT_ROWS`` rows (default 10k) read by ``pw.io.s3.read(..., mode="static")``
   with ``downloader_threads_count=BENCH_S3_THREADS`` (default 8) and counted, timed from
