@@ -386,3 +386,21 @@ def test_placeholders_spread_into_select_keywords() -> None:
     assert callable(pw.this.keys) and len(pw.left.keys()) == 1
     spread = left.select(**pw.this, doubled=pw.this.a * 2)
     assert spread.column_names() == ["a", "x", "doubled"]
+
+
+def test_join_result_groupby_takes_only_id_by_keyword() -> None:
+    left = pw.debug.table_from_markdown("""
+    k | v
+    1 | 2
+    1 | 3
+    """)
+    right = pw.debug.table_from_markdown("""
+    k | w
+    1 | 10
+    """)
+    joined = left.join(right, left.k == right.k)
+    totals = joined.groupby(pw.left.k).reduce(pw.left.k, s=pw.reducers.sum(pw.left.v + pw.right.w))
+    assert list(pw.debug.table_to_dicts(totals)[1]["s"].values()) == [25]
+    for keyword in ("sort_by", "instance", "nope"):
+        with pytest.raises(TypeError, match=keyword):
+            joined.groupby(pw.left.k, **{keyword: pw.left.v})

@@ -701,17 +701,18 @@ class JoinResult:
             other, JoinResult) else other)
         return self
 
-    def groupby(self, *args: Any, id: Any = None, **kwargs: Any) -> GroupedTable:  # noqa: A002
-        """Group the joined rows (then ``reduce``)."""
-        for arg in (*args, kwargs.get("instance")):
+    def groupby(self, *args: Any, id: Any = None) -> GroupedTable:  # noqa: A002
+        """Group the joined rows (then ``reduce``). As in Pathway, only ``id=`` may be given
+        by keyword (any other keyword is a ``TypeError``)."""
+        for arg in args:
             if isinstance(arg, str):
                 # A bare name is ambiguous across the joined tables; the wide table's own
                 # names are internal, so ask for a reference.
                 raise TypeError(f"groupby on {self._description}: expected column references, "
                                 f"got the string {arg!r}; use pw.this.{arg}, pw.left.{arg}, "
                                 f"pw.right.{arg} or <table>.{arg}")
-        return _grouped(self._wide, args, id, kwargs.get("instance"), self._description,
-                        self._scope, self._wide._node)
+        return _grouped(self._wide, args, id, None, self._description, self._scope,
+                        self._wide._node)
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
         """Reduce all joined rows to one row."""
