@@ -441,7 +441,7 @@ def table_from_rows(schema: type[Schema], rows: list[tuple], unsafe_trusted_ids:
         raise ValueError(f"table_from_rows: rows have different numbers of values "
                          f"({sorted(lengths)}); give {width} per row ({', '.join(names)})")
     for number, row in enumerate(rows):
-        if len(row) < width or (len(row) != width and (is_stream or len(lengths) > 1)):
+        if len(row) < width or (is_stream and len(row) != width):
             raise ValueError(f"table_from_rows: row {number} has {len(row)} values, expected "
                              f"{width} ({', '.join(names)}{', time, diff' if is_stream else ''})")
     frame = pl.DataFrame([t.series_from_values(n, [r[i] for r in rows], dtypes[n])

@@ -472,6 +472,18 @@ class Arrangement:
                                                             lengths)
         return run[pl.Series(starts + offsets, dtype=pl.Int64)].rows()
 
+    def plus_rows(self, old: list[tuple[Any, ...]], delta: list[tuple[Any, ...]]
+                  ) -> list[tuple[Any, ...]]:
+        """Consolidated rows of ``old`` (rows :meth:`lookup_rows` gave) with ``delta``'s rows
+        added: the rows of the same keys after the delta."""
+        if not delta:
+            return old
+        if not old:
+            return delta
+        layout = self._layout
+        assert layout is not None
+        return layout.consolidate(old + delta)
+
     def contents(self) -> pl.DataFrame | None:
         """Every row (consolidated); for tests and debugging."""
         self._flush()

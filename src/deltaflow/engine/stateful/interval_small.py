@@ -49,7 +49,7 @@ def small_pairs(op: IntervalJoinOperator, d_left: pl.DataFrame | None,
     keys = [*op.keys, bucket]
     left_at = _Positions(op.left._schema, keys)
     right_at = _Positions(op.right._schema, keys)
-    left_new = _plus(op.left, left_old, left_rows) if right_rows else []
+    left_new = op.left.plus_rows(left_old, left_rows) if right_rows else []
     out: dict[tuple[Any, ...], list[Any]] = {}
     lt, rt = left_at.index[left_time], right_at.index[right_time]
     lower, upper = op.lower, op.upper
@@ -94,14 +94,3 @@ def _aligned(arrangement: Arrangement, frame: pl.DataFrame | None) -> pl.DataFra
             frame.columns != arrangement.columns:
         return frame.select(arrangement.columns)
     return frame
-
-
-def _plus(arrangement: Arrangement, old: list[tuple[Any, ...]],
-          delta: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    if not delta:
-        return old
-    if not old:
-        return delta
-    layout = arrangement._layout
-    assert layout is not None
-    return layout.consolidate(old + delta)

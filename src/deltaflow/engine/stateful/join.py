@@ -371,8 +371,8 @@ class JoinOperator(Operator):
                 group[slot].append(row)
         out: dict[tuple[Any, ...], list[Any]] = {}
         for l_old, d_l, r_old, d_r in groups.values():
-            l_new = self._plus_rows(self.left, l_old, d_l)
-            r_new = self._plus_rows(self.right, r_old, d_r)
+            l_new = self.left.plus_rows(l_old, d_l)
+            r_new = self.right.plus_rows(r_old, d_r)
             for lefts, rights in ((d_l, r_old), (l_new, d_r)):
                 for lrow in lefts:
                     for rrow in rights:
@@ -392,17 +392,6 @@ class JoinOperator(Operator):
         if not live:
             return None
         return self._frame_small(live, left_at, right_at)
-
-    @staticmethod
-    def _plus_rows(arrangement: Arrangement, old: list[tuple[Any, ...]],
-                   delta: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        if not delta:
-            return old
-        if not old:
-            return delta
-        layout = arrangement._layout
-        assert layout is not None
-        return layout.consolidate(old + delta)
 
     def _frame_small(self, live: list[list[Any]], left_at: _Positions,
                      right_at: _Positions) -> Delta:
