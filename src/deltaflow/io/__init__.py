@@ -11,7 +11,7 @@ from typing import Any
 
 _SUBMODULES = {
     "csv", "jsonlines", "plaintext", "fs", "python", "null", "sqlite", "s3", "minio",
-    "dynamodb", "postgres", "http", "kafka",
+    "dynamodb", "postgres", "http", "kafka", "redpanda", "deltalake",
 }
 _TOP_LEVEL = {
     "subscribe": "deltaflow.io.subscribe",
