@@ -39,15 +39,19 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
     """Run every output defined so far, until all inputs are exhausted.
 
     Static inputs end by themselves; streaming inputs keep the run alive until they finish
-    (or the process is interrupted). ``with_http_server``, ``runtime_typechecking``,
-    ``max_expression_batch_size``, ``event_loop`` and ``udf_cache_directory`` are accepted for
-    compatibility and have no effect; ``debug`` logs the plan being run and prints the changes
+    (or the process is interrupted). ``with_http_server=True`` serves Prometheus metrics
+    while the run lasts (docs/monitoring.md); ``default_logging`` (on by default) shows
+    deltaflow's INFO lines on stderr when the program configured no logging of its own.
+    ``runtime_typechecking``, ``max_expression_batch_size``, ``event_loop`` and
+    ``udf_cache_directory`` are accepted for compatibility and have no effect; ``debug`` logs
+    the plan being run and prints the changes
     of the tables marked with ``Table.debug(name)``. ``terminate_on_error=False`` keeps the run
     going when a cell fails: the cell holds an error value and the failure is a row of
     ``pw.global_error_log()`` (docs/errors.md).
     """
     _run(every_table=False, debug=debug, monitoring_level=monitoring_level,
-         persistence_config=persistence_config, terminate_on_error=terminate_on_error)
+         persistence_config=persistence_config, terminate_on_error=terminate_on_error,
+         with_http_server=with_http_server, default_logging=default_logging)
 
 
 def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,
@@ -59,11 +63,21 @@ def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = Monitori
     """Like :func:`run`, and also compute every table defined so far, whether or not it has
     an output (so that, for example, an error in any of them stops the run)."""
     _run(every_table=True, debug=debug, monitoring_level=monitoring_level,
-         persistence_config=persistence_config, terminate_on_error=terminate_on_error)
+         persistence_config=persistence_config, terminate_on_error=terminate_on_error,
+         with_http_server=with_http_server, default_logging=default_logging)
 
 
 def _run(*, every_table: bool, debug: bool, monitoring_level: MonitoringLevel,
-         persistence_config: Any, terminate_on_error: bool | None) -> None:
+         persistence_config: Any, terminate_on_error: bool | None,
+         with_http_server: bool = False, default_logging: bool = True) -> None:
+    from deltaflow.monitoring import install_default_logging, make_monitoring
+
+    if default_logging:
+        install_default_logging()
+    if persistence_config is None:
+        from deltaflow.persistence.from_environment import config_from_environment
+
+        persistence_config = config_from_environment()
     persistence = None
     if persistence_config is not None:
         from deltaflow.persistence.config import Config
@@ -81,13 +95,7 @@ def _run(*, every_table: bool, debug: bool, monitoring_level: MonitoringLevel,
     if debug:
         for node in plan.topological_order(outputs):
             logger.info("plan node %s: %s", node.describe(), node.columns)
-    monitoring = None
-    try:
-        from deltaflow.monitoring import make_monitor
-    except ImportError:
-        make_monitor = None  # type: ignore[assignment]
-    if make_monitor is not None:
-        monitoring = make_monitor(monitoring_level)
+    monitoring = make_monitoring(monitoring_level, with_http_server=with_http_server)
     from deltaflow.udfs.context import udf_storage
 
     previous = _DEBUG_RUN.active

@@ -214,14 +214,14 @@ class Runtime:
         try:
             for sink in self.sinks:
                 sink.start()
+            if self.monitoring is not None:  # before sources: their first rows are counted
+                self.monitoring.start(self)
             if self.persistence is not None:  # replays the checkpoint before sources start
                 self.persistence.start(self)
             for op, handle in self.inputs:
                 source = op.node.source  # type: ignore[attr-defined]
                 started.append(source)
                 source.start(handle)
-            if self.monitoring is not None:
-                self.monitoring.start(self)
             self._loop()
             ok = True
         except KeyboardInterrupt:

@@ -1,11 +1,15 @@
 """Run monitoring: per-connector statistics while ``pw.run`` runs.
 
-``pw.run(monitoring_level=...)`` asks :func:`make_monitor` for a monitor. Every 5 seconds the
-monitor logs one line per connector (logger ``deltaflow.monitoring``, INFO): rows read and
-committed by each input and their rate, rows written by each output, and the input's lag (how
-long its oldest committed-but-unprocessed rows have been waiting). With ``AUTO``/``AUTO_ALL``
-and a terminal on stdout, a live console table (``rich``, if installed) shows the same figures.
-``NONE`` disables it.
+``pw.run(monitoring_level=...)`` asks :func:`make_monitoring` for what watches the run. Every 5
+seconds the monitor logs one line per connector (logger ``deltaflow.monitoring``, INFO): rows
+read and committed by each input and their rate in rows/s, rows written by each output and
+theirs, and the input's lag (how long its oldest committed-but-unprocessed rows have been
+waiting). With ``AUTO``/``AUTO_ALL`` and a terminal on stdout, a live console table (``rich``,
+if installed) shows the same figures. ``NONE`` disables it. ``with_http_server=True`` adds a
+Prometheus endpoint (:mod:`deltaflow.monitoring.metrics`).
+
+``pw.run(default_logging=True)`` (the default, as in Pathway) gives deltaflow's INFO lines a
+handler on stderr when the program has configured none (:func:`install_default_logging`).
 """
 
 from __future__ import annotations
@@ -30,11 +34,15 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._runtime: Any = None
+        self._started_at = _time.monotonic()
         self._previous: dict[str, int] = {}
+        self._previous_at: dict[str, float] = {}
+        self._rate_samples: dict[str, tuple[float, int, float]] = {}
         self._live: Any = None
 
     def start(self, runtime: Any) -> None:
         self._runtime = runtime
+        self._started_at = _time.monotonic()
         self._stop.clear()
         if self.dashboard:
             self._live = _start_dashboard()
@@ -63,6 +71,18 @@ class Monitor:
                 self.log()
 
     # --- figures ---------------------------------------------------------------------------
+    def _rate(self, key: str, total: int, now: float) -> float:
+        """Rows per second of one connector, over the last second or more."""
+        sample = self._rate_samples.get(key)
+        if sample is None:
+            self._rate_samples[key] = (now, total, 0.0)
+            return 0.0
+        at, previous, rate = sample
+        if now - at >= 1.0:
+            rate = (total - previous) / (now - at)
+            self._rate_samples[key] = (now, total, rate)
+        return rate
+
     def rows(self) -> list[dict[str, Any]]:
         """One dict of figures per connector."""
         now = _time.monotonic()
@@ -75,39 +95,46 @@ class Monitor:
             out.append({"kind": "input", "name": handle.name, "read": stats.rows_read,
                         "committed": stats.rows_committed, "written": None,
                         "skipped": stats.extra.get("rows_skipped", 0), "backlog": backlog,
-                        "lag_ms": lag_ms})
+                        "lag_ms": lag_ms,
+                        "rate": self._rate(f"input:{handle.name}", stats.rows_committed, now)})
         for sink in getattr(self._runtime, "sinks", []):
             stats = getattr(sink, "stats", None)
-            out.append({"kind": "output", "name": getattr(sink, "name", "output"),
-                        "read": None, "committed": None,
-                        "written": stats.rows_written if stats is not None else 0,
-                        "skipped": 0, "backlog": 0, "lag_ms": 0.0})
+            name = getattr(sink, "name", "output")
+            written = stats.rows_written if stats is not None else 0
+            out.append({"kind": "output", "name": name, "read": None, "committed": None,
+                        "written": written, "skipped": 0, "backlog": 0, "lag_ms": 0.0,
+                        "rate": self._rate(f"output:{name}", written, now)})
         return out
 
     def log(self) -> None:
+        now = _time.monotonic()
         for row in self.rows():
             key = f"{row['kind']}:{row['name']}"
             total = row["committed"] if row["kind"] == "input" else row["written"]
             recent = total - self._previous.get(key, 0)
+            elapsed = now - self._previous_at.get(key, self._started_at)
+            rate = recent / elapsed if elapsed > 0 else 0.0
             self._previous[key] = total
+            self._previous_at[key] = now
             if row["kind"] == "input":
-                logger.info("%s: %d rows read, %d committed (+%d since the last report), "
-                            "%d skipped, lag %.0f ms", row["name"], row["read"],
-                            row["committed"], recent, row["skipped"],
-                            row["lag_ms"])
+                logger.info("%s: %d rows read, %d committed (+%d since the last report, "
+                            "%.0f rows/s), %d skipped, lag %.0f ms", row["name"], row["read"],
+                            row["committed"], recent, rate, row["skipped"], row["lag_ms"])
             else:
-                logger.info("%s: %d rows written (+%d since the last report)", row["name"],
-                            row["written"], recent)
+                logger.info("%s: %d rows written (+%d since the last report, %.0f rows/s)",
+                            row["name"], row["written"], recent, rate)
 
     def _table(self) -> Any:
         from rich.table import Table
 
         table = Table(title="deltaflow connectors")
-        for column in ("connector", "read", "committed", "written", "skipped", "lag ms"):
+        for column in ("connector", "read", "committed", "written", "rows/s", "skipped",
+                       "lag ms"):
             table.add_column(column, justify="left" if column == "connector" else "right")
         for row in self.rows():
             table.add_row(row["name"], _n(row["read"]), _n(row["committed"]),
-                          _n(row["written"]), _n(row["skipped"]), f"{row['lag_ms']:.0f}")
+                          _n(row["written"]), f"{row['rate']:,.0f}", _n(row["skipped"]),
+                          f"{row['lag_ms']:.0f}")
         return table
 
 
@@ -134,3 +161,57 @@ def make_monitor(level: Any) -> Monitor | None:
         return None
     dashboard = name in ("AUTO", "AUTO_ALL") and sys.stdout.isatty()
     return Monitor(dashboard=dashboard)
+
+
+class Monitoring:
+    """What watches one run: the console monitor and/or the metrics server, started and
+    stopped together by the runtime."""
+
+    def __init__(self, monitor: Monitor | None, with_http_server: bool) -> None:
+        self.monitor = monitor
+        self._figures = monitor if monitor is not None else Monitor()
+        self.metrics: Any = None
+        if with_http_server:
+            from deltaflow.monitoring.metrics import MetricsServer
+
+            self.metrics = MetricsServer(self._figures.rows)
+
+    def start(self, runtime: Any) -> None:
+        if self.monitor is None:
+            self._figures._runtime = runtime  # figures for the metrics server only
+        if self.metrics is not None:
+            self.metrics.start(runtime)
+        if self.monitor is not None:
+            self.monitor.start(runtime)
+
+    def stop(self) -> None:
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
+
+
+def make_monitoring(level: Any, *, with_http_server: bool = False) -> Monitoring | None:
+    """What ``pw.run(monitoring_level=level, with_http_server=...)`` watches the run with."""
+    monitor = make_monitor(level)
+    if monitor is None and not with_http_server:
+        return None
+    return Monitoring(monitor, with_http_server)
+
+
+_DEFAULT_HANDLER_MARK = "_deltaflow_default_handler"
+
+
+def install_default_logging() -> None:
+    """Show deltaflow's INFO lines on stderr, unless the program configured logging itself
+    (a handler on the root logger or on ``deltaflow``) or this was done before."""
+    package_logger = logging.getLogger("deltaflow")
+    if logging.getLogger().handlers or package_logger.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           datefmt="%Y-%m-%dT%H:%M:%S"))
+    setattr(handler, _DEFAULT_HANDLER_MARK, True)
+    package_logger.addHandler(handler)
+    if package_logger.level == logging.NOTSET:
+        package_logger.setLevel(logging.INFO)

@@ -38,7 +38,14 @@ class PersistenceMode(enum.Enum):
 
 
 class SnapshotAccess(enum.Enum):
-    """Whether a run reads and/or writes snapshots. Only ``FULL`` (both) is implemented."""
+    """Whether a run reads and/or writes snapshots.
+
+    * ``FULL``: resume from the last checkpoint and keep writing new ones;
+    * ``RECORD``: the same (what ``deltaflow spawn --record`` asks for);
+    * ``REPLAY``: run the recorded inputs through the program, outputs included, and write
+      nothing back (what ``deltaflow replay`` asks for);
+    * ``OFFSETS_ONLY`` is not implemented.
+    """
 
     FULL = "full"
     RECORD = "record"
@@ -132,9 +139,9 @@ class Config:
                                       f"supported; use PersistenceMode.PERSISTING, "
                                       f"SELECTIVE_PERSISTING or UDF_CACHING")
         access = _enum_member(SnapshotAccess, snapshot_access, "snapshot_access")
-        if access is not SnapshotAccess.FULL:
-            raise NotImplementedError(f"{label}: snapshot_access={access.name} is not "
-                                      f"supported; only FULL is")
+        if access is SnapshotAccess.OFFSETS_ONLY:
+            raise NotImplementedError(f"{label}: snapshot_access=OFFSETS_ONLY is not "
+                                      f"supported; use FULL, RECORD or REPLAY")
         if not isinstance(continue_after_replay, bool):
             raise TypeError(f"{label}: continue_after_replay must be a bool")
         if worker_scaling_enabled:

@@ -50,7 +50,7 @@ from deltaflow.persistence.checkpoints import (
     decode_key,
     encode_key,
 )
-from deltaflow.persistence.config import Config
+from deltaflow.persistence.config import Config, SnapshotAccess
 from deltaflow.persistence.operators import OperatorStates, persisted_operators
 from deltaflow.persistence.storage import open_storage
 
@@ -283,8 +283,8 @@ class PersistentRun:
         replay_time = _even_now_ms() if replay else 0
         self._operators = OperatorStates(self.store, operators)
         restored = self._operators.restore(checkpoint, replay_time)
-        if replay:
-            _replay(runtime, replay, replay_time)
+        if replay:  # REPLAY access (deltaflow replay) sends the results to the outputs
+            _replay(runtime, replay, replay_time, muted=not self.replays_outputs)
         elif restored:
             _emit_restored(runtime)
         if not self.config.continue_after_replay:
@@ -342,7 +342,16 @@ class PersistentRun:
             return -1
         return min(t for t in times if t is not None)
 
+    @property
+    def replays_outputs(self) -> bool:
+        """A REPLAY run (``deltaflow replay``) sends the replayed data's results to the
+        outputs and leaves the recording as it was: it writes no checkpoint."""
+        return self.config.snapshot_access is SnapshotAccess.REPLAY
+
     def _write(self, segments: list[_Segment]) -> None:
+        if self.replays_outputs:
+            self._segments = []
+            return
         number = self._next_number
         states: dict[str, InputState] = {}
         for entry in self._inputs:
@@ -395,9 +404,15 @@ def _emit_restored(runtime: Any) -> None:
     runtime.last_time = None
 
 
-def _replay(runtime: Any, batches: list[tuple[int, pl.DataFrame]], time: int) -> None:
-    """Process the snapshot as the run's first time, with no output reaching a sink."""
+def _replay(runtime: Any, batches: list[tuple[int, pl.DataFrame]], time: int, *,
+            muted: bool = True) -> None:
+    """Process the snapshot as the run's first time, with no output reaching a sink unless
+    ``muted`` is false."""
     from deltaflow.engine.operators import OutputOperator
+
+    if not muted:
+        runtime._process(time, batches)
+        return
 
     outputs = [op for op in runtime.operators if isinstance(op, OutputOperator)]
     sinks, real = runtime.sinks, [op.sink for op in outputs]
