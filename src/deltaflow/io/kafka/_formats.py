@@ -1,0 +1,271 @@
+"""Kafka message formats: messages to rows (parser) and rows to messages (formatter).
+
+A batch of consumed messages arrives as a :class:`MessagesContext` (one partition's messages
+in offset order). The parser turns it into rows of the table's schema:
+
+* ``raw``: ``key: bytes | None``, ``data: bytes``, the message as it is;
+* ``plaintext``: the same decoded as UTF-8 (a message that is not UTF-8 is reported, skipped);
+* ``json``: each message value is one JSON object, read into the schema's columns (by name or
+  by ``json_field_paths``) with the shared JSON lines parser, so Polars reads a whole batch in
+  one call when it can; a message that is not a JSON object of the right types is reported
+  and skipped.
+
+With ``with_metadata=True`` each row also gets the ``_metadata`` Json of its own message:
+``timestamp_millis``, ``topic``, ``partition``, ``offset``, ``headers`` (a list of
+``[name, base64 value]`` pairs), as Pathway 0.33 shows them.
+
+On output, :class:`MessageFormatter` turns each delta batch into parallel lists of keys,
+values and headers, the way Pathway 0.33 writes them (checked on the same broker): the key is
+the ``key=`` column or else the 16 little-endian bytes of the row id, every message carries the
+headers ``pathway_time`` and ``pathway_diff`` then one per ``headers=`` column (its text), and
+the value is a JSON object (the key column, header columns, then the others, then ``diff`` and
+``time``), a DSV line of quoted fields (after one header line), or a single column's text/bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow.engine.batch import DIFF, ID
+from deltaflow.io._core.base import (
+    Formatter,
+    ParsedBlock,
+    ParseError,
+    Parser,
+    RawContext,
+    ReaderContext,
+)
+from deltaflow.io._core.formats import (
+    METADATA_COLUMN,
+    ColumnSpec,
+    CsvFormatter,
+    JsonLinesFormatter,
+    JsonLinesParser,
+)
+from deltaflow.io._core.serialization import text_column
+
+# ------------------------------------------------------------------------------------------
+# Input
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MessagesContext(ReaderContext):
+    """Consumed messages of one partition, in offset order (parallel lists)."""
+
+    topic: str
+    partition: int
+    offsets: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    timestamps: list[int | None] = field(default_factory=list)
+    headers: list[list[tuple[str, bytes | None]] | None] = field(default_factory=list)
+
+    def where(self, index: int) -> str:
+        """Where message ``index`` is, for error messages: ``topic/partition@offset``."""
+        return f"{self.topic}/{self.partition}@{self.offsets[index]}"
+
+    def metadata(self, index: int) -> t.Json:
+        headers = self.headers[index] if self.headers else None
+        return t.Json({
+            "timestamp_millis": self.timestamps[index] if self.timestamps else None,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offsets[index],
+            "headers": [[name, None if value is None else base64.b64encode(value).decode()]
+                        for name, value in (headers or [])],
+        })
+
+
+class MessageParser(Parser):
+    """Rows of one of Pathway's Kafka read formats (``raw``, ``plaintext``, ``json``)."""
+
+    def __init__(self, fmt: str, columns: Sequence[ColumnSpec], *, with_metadata: bool,
+                 json_field_paths: Mapping[str, str] | None = None) -> None:
+        self.fmt = fmt
+        self.with_metadata = with_metadata
+        self._json = JsonLinesParser(columns, json_field_paths) if fmt == "json" else None
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        if not isinstance(context, MessagesContext):
+            raise TypeError(f"Kafka messages come as MessagesContext, not "
+                            f"{type(context).__name__}")
+        if self.fmt == "raw":
+            frame = pl.DataFrame({"key": pl.Series(context.keys, dtype=pl.Binary),
+                                  "data": pl.Series([v or b"" for v in context.values],
+                                                    dtype=pl.Binary)})
+            return self._with_metadata(ParsedBlock(frame), context,
+                                       list(range(len(context.values))))
+        if self.fmt == "plaintext":
+            return self._plaintext(context)
+        return self._json_rows(context)
+
+    def _plaintext(self, context: MessagesContext) -> ParsedBlock:
+        keys: list[str | None] = []
+        data: list[str] = []
+        good: list[int] = []
+        errors: list[ParseError] = []
+        for index, (key, value) in enumerate(zip(context.keys, context.values, strict=True)):
+            try:
+                text_key = None if key is None else key.decode("utf-8")
+                text = "" if value is None else value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                errors.append(ParseError(context.where(index), f"not UTF-8 text: {exc}"))
+                continue
+            keys.append(text_key)
+            data.append(text)
+            good.append(index)
+        frame = pl.DataFrame({"key": pl.Series(keys, dtype=pl.String),
+                              "data": pl.Series(data, dtype=pl.String)})
+        return self._with_metadata(ParsedBlock(frame, errors=errors), context, good)
+
+    def _json_rows(self, context: MessagesContext) -> ParsedBlock:
+        assert self._json is not None
+        errors: list[ParseError] = []
+        lines: list[bytes] = []
+        line_message: list[int] = []  # message index of each line given to the JSON parser
+        for index, value in enumerate(context.values):
+            if value is None or not value.strip():
+                errors.append(ParseError(context.where(index), "empty message"))
+                continue
+            # Raw line breaks can only be whitespace in valid JSON (inside strings they must
+            # be escaped), so replacing them keeps one message per line and its meaning.
+            if b"\n" in value or b"\r" in value:
+                value = value.replace(b"\r", b" ").replace(b"\n", b" ")
+            lines.append(value)
+            line_message.append(index)
+        if not lines:
+            return self._with_metadata(ParsedBlock(self._json.parse(
+                RawContext([b""])).frame, errors=errors), context, [])
+        block = self._json.parse(RawContext([b"\n".join(lines) + b"\n"], first_line=1))
+        failed: set[int] = set()
+        for error in block.errors:
+            line = int(error.where.rpartition(":")[2])
+            failed.add(line - 1)
+            errors.append(ParseError(context.where(line_message[line - 1]), error.reason))
+        good = [line_message[i] for i in range(len(lines)) if i not in failed]
+        if block.frame.height != len(good):  # never attach a message's metadata to another
+            raise RuntimeError(f"the JSON parser returned {block.frame.height} rows for "
+                               f"{len(good)} good messages")
+        errors.sort(key=lambda e: int(e.where.rpartition("@")[2]))
+        return self._with_metadata(ParsedBlock(block.frame, block.kind, block.keys, errors),
+                                   context, good)
+
+    def _with_metadata(self, block: ParsedBlock, context: MessagesContext,
+                       good: list[int]) -> ParsedBlock:
+        if not self.with_metadata:
+            return block
+        metadata = pl.Series(METADATA_COLUMN, [context.metadata(i) for i in good],
+                             dtype=pl.Object)
+        block.frame = block.frame.with_columns(metadata) if block.frame.width \
+            else pl.DataFrame([metadata])
+        return block
+
+
+# ------------------------------------------------------------------------------------------
+# Output
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Messages:
+    """Messages to produce: parallel lists (``topics`` None: the writer's fixed topic)."""
+
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    headers: list[list[tuple[str, bytes | None]]]
+    topics: list[str] | None = None
+
+
+def _bytes_column(series: pl.Series, dtype: t.DType) -> list[bytes | None]:
+    """Message bytes of a column: bytes as they are, text as UTF-8, others as their text."""
+    base = dtype.strip_optional()
+    if base == t.BYTES:
+        return series.to_list()
+    if base == t.STR:
+        return [None if v is None else v.encode() for v in series.to_list()]
+    if base == t.ANY:  # each value as what it is: bytes, text, or its text form
+        return [v if v is None or isinstance(v, bytes) else
+                v.encode() if isinstance(v, str) else text_column(
+                    pl.Series([v], dtype=pl.Object), dtype)[0].encode()
+                for v in t.values_from_series(series)]
+    text = text_column(series, dtype)
+    return [v.encode() for v in text.to_list()]
+
+
+def _header_column(series: pl.Series, dtype: t.DType) -> list[bytes | None]:
+    """A header's value: the column's text (None stays a header without value)."""
+    base = dtype.strip_optional()
+    if base in (t.BYTES, t.ANY):
+        return _bytes_column(series, dtype)
+    nulls = series.is_null().to_list()
+    text = text_column(series, dtype).to_list()
+    return [None if null else value.encode() for value, null in zip(text, nulls, strict=True)]
+
+
+class MessageFormatter(Formatter):
+    """Delta batches to :class:`Messages` in one of Pathway's Kafka write formats."""
+
+    def __init__(self, fmt: str, columns: Mapping[str, t.DType], *, key: str | None,
+                 value: str | None, headers: Sequence[str], delimiter: str,
+                 topic_column: str | None) -> None:
+        self.fmt = fmt
+        self.columns = dict(columns)
+        self.key = key
+        self.value = value
+        self.headers = list(headers)
+        self.topic_column = topic_column
+        self._header_sent = False
+        if fmt == "json":
+            # Pathway's order: the key column, the header columns, then the others.
+            order = list(dict.fromkeys([*([key] if key else []), *self.headers,
+                                        *self.columns]))
+            self._json = JsonLinesFormatter({n: self.columns[n] for n in order})
+        elif fmt == "dsv":
+            self._csv = CsvFormatter(self.columns, delimiter)
+
+    def format(self, batch: pl.DataFrame, time: int) -> Messages:
+        count = batch.height
+        if self.key is not None:
+            keys = _bytes_column(batch[self.key], self.columns[self.key])
+        else:
+            keys = [int(i).to_bytes(16, "little") for i in batch[ID].to_list()]
+        extra = [(name, _header_column(batch[name], self.columns[name]))
+                 for name in self.headers]
+        time_header = str(time).encode()
+        diffs = batch[DIFF].to_list()
+        headers = [[("pathway_time", time_header), ("pathway_diff", str(diff).encode()),
+                    *((name, values[i]) for name, values in extra)]
+                   for i, diff in enumerate(diffs)]
+        values = self._values(batch, time, count)
+        topics = batch[self.topic_column].to_list() if self.topic_column else None
+        if self.fmt == "dsv" and not self._header_sent and count:
+            # Pathway sends the header line once, before the first row, as a message with
+            # that row's key and headers.
+            self._header_sent = True
+            keys.insert(0, keys[0])
+            headers.insert(0, headers[0])
+            values.insert(0, self._csv.header().rstrip(b"\n"))
+            if topics is not None:
+                topics.insert(0, topics[0])
+        return Messages(keys, values, headers, topics)
+
+    def _values(self, batch: pl.DataFrame, time: int, count: int) -> list[bytes | None]:
+        if self.fmt == "json":
+            lines = self._json.format(batch, time).split(b"\n")
+            return lines[:count]
+        if self.fmt == "dsv":
+            lines = self._csv.format(batch, time).split(b"\n")[:-1]
+            if len(lines) == count:
+                return lines
+            # A field holding a line break: format the rows one by one.
+            return [self._csv.format(batch.slice(i, 1), time).rstrip(b"\n")
+                    for i in range(count)]
+        name = self.value if self.value is not None else next(iter(self.columns))
+        return _bytes_column(batch[name], self.columns[name])
+

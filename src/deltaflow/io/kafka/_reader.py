@@ -1,0 +1,233 @@
+"""The Kafka reader: a confluent-kafka consumer feeding an input session.
+
+One consumer per input, on the session's thread. In streaming mode it joins the consumer group
+of ``group.id`` (``subscribe``, as Pathway does), so partitions are assigned by the group; in
+static mode it is assigned every partition of the topic directly and stops at the end offsets
+the topic had when the run started.
+
+Offsets: each ``Data`` event holds the messages of one partition and carries the offset key
+``(topic, partition)`` with the offset of the next message to read. With persistence, the
+frontier of the last checkpoint is handed to :meth:`KafkaReader.seek`; when the group assigns
+a partition, the consumer starts exactly there (whatever offset the group has committed), so a
+restart neither skips nor repeats a checkpointed message. Partitions without a saved position
+start at ``start_from_timestamp_ms`` if given, else where the group and ``auto.offset.reset``
+say.
+
+A broker that cannot be reached when the run starts is retried for
+:data:`deltaflow.io.kafka.CONNECT_TIMEOUT_S` seconds, then the run fails with an error naming
+the connector and the bootstrap address. Settings (which may hold passwords) never appear in
+logs or errors.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time as _time
+from collections.abc import Mapping
+from typing import Any
+
+from deltaflow.engine.boundary import ConnectorError
+from deltaflow.io._core.base import Data, Finished, OffsetAntichain, Reader, ReadEvent
+from deltaflow.io.kafka._formats import MessagesContext
+
+logger = logging.getLogger("deltaflow.io.kafka")
+
+#: Messages taken from the consumer per call (a Data event per partition among them).
+BATCH_MESSAGES = 20_000
+
+
+class _RateLimitedWarnings:
+    """Logs a warning at most once per ``interval_s`` per kind (a broken broker repeats them)."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+
+    def warn(self, kind: str, message: str, *args: Any) -> None:
+        now = _time.monotonic()
+        if now - self._last.get(kind, -1e9) >= self.interval_s:
+            self._last[kind] = now
+            logger.warning(message, *args)
+
+
+class KafkaReader(Reader):
+    """Consumes ``topic`` with ``settings`` (librdkafka settings, ``group.id`` included)."""
+
+    poll_interval_s = 0.05
+
+    def __init__(self, settings: Mapping[str, Any], topic: str, *, connector: str,
+                 static: bool, with_metadata: bool, start_from_timestamp_ms: int | None,
+                 connect_timeout_s: float) -> None:
+        self.settings = dict(settings)
+        self.topic = topic
+        self.connector = connector
+        self.static = static
+        self.with_metadata = with_metadata
+        self.start_from_timestamp_ms = start_from_timestamp_ms
+        self.connect_timeout_s = connect_timeout_s
+        self.bootstrap = str(self.settings.get("bootstrap.servers", "?"))
+        self._resume: dict[tuple[str, int], int] = {}
+        self._consumer: Any = None
+        self._connect_deadline: float | None = None
+        self._last_connect_error = ""
+        self._pending: collections.deque[ReadEvent] = collections.deque()
+        self._warnings = _RateLimitedWarnings()
+        # Static mode: the offset each partition must reach, and where it is now.
+        self._end_offsets: dict[tuple[str, int], int] = {}
+        self._positions: dict[tuple[str, int], int] = {}
+
+    # --- Reader ---------------------------------------------------------------------------
+    def seek(self, frontier: OffsetAntichain) -> None:
+        for key, offset in frontier.items():
+            if isinstance(key, tuple | list) and len(key) == 2 and key[0] == self.topic:
+                self._resume[(str(key[0]), int(key[1]))] = int(offset)
+
+    def read(self) -> ReadEvent | None:
+        if self._pending:
+            return self._pending.popleft()
+        if self._consumer is None and not self._connect():
+            return None
+        self._take(self._consumer.consume(BATCH_MESSAGES, timeout=0))
+        if self._pending:
+            return self._pending.popleft()
+        if self.static and self._static_done():
+            return Finished()
+        return None
+
+    def wait(self, timeout: float) -> None:
+        if self._consumer is None or self._pending:
+            _time.sleep(min(timeout, self.poll_interval_s))
+            return
+        # Blocks until messages arrive (returning at once then) or the timeout passes.
+        self._take(self._consumer.consume(BATCH_MESSAGES, timeout=max(timeout, 0.001)))
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            try:
+                consumer.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not hide the outcome
+                logger.warning("%s: closing the consumer failed: %s", self.connector, exc)
+
+    # --- connecting -------------------------------------------------------------------------
+    def _connect(self) -> bool:
+        """One attempt to reach the broker; True once the consumer is subscribed/assigned."""
+        from confluent_kafka import Consumer, KafkaException
+
+        if self._connect_deadline is None:
+            self._connect_deadline = _time.monotonic() + self.connect_timeout_s
+        config = {**self.settings, "logger": logger}
+        if self.static:
+            config.setdefault("enable.auto.commit", False)
+        consumer = Consumer(config)
+        try:
+            metadata = consumer.list_topics(self.topic, timeout=1.0)
+        except KafkaException as exc:
+            consumer.close()
+            self._last_connect_error = str(exc.args[0].str() if exc.args else exc)
+            if _time.monotonic() >= self._connect_deadline:
+                raise ConnectorError(
+                    self.connector,
+                    f"cannot reach the Kafka broker at {self.bootstrap} within "
+                    f"{self.connect_timeout_s:g} s: {self._last_connect_error}") from None
+            self._warnings.warn("connect", "%s: the Kafka broker at %s is not reachable yet "
+                                "(%s); retrying", self.connector, self.bootstrap,
+                                self._last_connect_error)
+            return False
+        self._consumer = consumer
+        if self.static:
+            self._assign_all(consumer, metadata)
+        else:
+            consumer.subscribe([self.topic], on_assign=self._on_assign)
+        return True
+
+    def _assign_all(self, consumer: Any, metadata: Any) -> None:
+        from confluent_kafka import TopicPartition
+
+        topic = metadata.topics.get(self.topic)
+        partitions = [] if topic is None or topic.error is not None \
+            else sorted(topic.partitions)
+        assignment = [TopicPartition(self.topic, p) for p in partitions]
+        for tp in assignment:
+            low, high = consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
+            self._end_offsets[(self.topic, tp.partition)] = high
+            self._positions[(self.topic, tp.partition)] = low
+        self._start_positions(consumer, assignment, default_beginning=True)
+        consumer.assign(assignment)
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self._start_positions(consumer, partitions, default_beginning=False)
+        consumer.assign(partitions)
+
+    def _start_positions(self, consumer: Any, partitions: list[Any], *,
+                         default_beginning: bool) -> None:
+        """Set where each partition starts: the checkpoint, the timestamp, or the default."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        by_time = []
+        for tp in partitions:
+            saved = self._resume.get((tp.topic, tp.partition))
+            if saved is not None:
+                tp.offset = saved
+            elif self.start_from_timestamp_ms is not None:
+                by_time.append(tp)
+            elif default_beginning:
+                tp.offset = OFFSET_BEGINNING
+        if by_time:
+            found = consumer.offsets_for_times(
+                [TopicPartition(tp.topic, tp.partition, self.start_from_timestamp_ms)
+                 for tp in by_time], timeout=10.0)
+            for tp, result in zip(by_time, found, strict=True):
+                # -1: no message at or after the timestamp, i.e. start at the end.
+                tp.offset = result.offset if result.offset >= 0 else \
+                    self._end_offset(consumer, tp)
+        for tp in partitions:
+            if tp.offset >= 0:
+                self._positions[(tp.topic, tp.partition)] = tp.offset
+
+    @staticmethod
+    def _end_offset(consumer: Any, tp: Any) -> int:
+        return int(consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)[1])
+
+    # --- messages ----------------------------------------------------------------------------
+    def _take(self, messages: list[Any]) -> None:
+        """Group consumed messages per partition into Data events (in order)."""
+        if not messages:
+            return
+        groups: dict[tuple[str, int], MessagesContext] = {}
+        metadata = self.with_metadata
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._on_error(error)
+                continue
+            key = (message.topic(), message.partition())
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = MessagesContext(key[0], key[1], [], [], [])
+            group.offsets.append(message.offset())
+            group.keys.append(message.key())
+            group.values.append(message.value())
+            if metadata:
+                kind, stamp = message.timestamp()
+                group.timestamps.append(stamp if kind else None)
+                group.headers.append(message.headers())
+        for key, group in groups.items():
+            after = group.offsets[-1] + 1
+            self._positions[key] = after
+            self._pending.append(Data(group, offset=(key, after)))
+
+    def _on_error(self, error: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise ConnectorError(self.connector, f"Kafka consumer failed: {error.str()}")
+        self._warnings.warn(f"consume-{error.code()}", "%s: Kafka reports: %s",
+                            self.connector, error.str())
+
+    def _static_done(self) -> bool:
+        return all(self._positions.get(key, 0) >= end
+                   for key, end in self._end_offsets.items())
