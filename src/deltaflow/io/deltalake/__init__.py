@@ -1,0 +1,325 @@
+"""``pw.io.deltalake``: read a Delta Lake table as a live table, write a table to one.
+
+Built on delta-rs (the ``deltalake`` package, the ``deltalake`` extra) with Arrow in and out,
+for local directories and S3 (``s3://`` or ``s3a://`` URIs). The modules:
+
+* :mod:`._types` — the type mapping (:data:`TYPE_TABLE`), Arrow encoding and decoding, and
+  the column descriptions stored in the Delta schema;
+* :mod:`._writer` — ``write``: stream of changes (``time``/``diff``) or snapshot (``_id``),
+  one Delta commit per minibatch or per ``min_commit_frequency``;
+* :mod:`._reader` — ``read``: the table's current version, then (streaming) every new version
+  as the rows it added and removed, with the version as the offset;
+* :mod:`._storage` — URIs, S3 options, retries while the store is unreachable, redaction.
+
+See ``docs/deltalake.md``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable
+from os import PathLike
+from typing import Any, Literal
+
+from deltaflow import _types as t
+from deltaflow.io._core.formats import TypedRowsParser, column_specs
+from deltaflow.io._core.read_table import (
+    check_autocommit,
+    check_backlog,
+    check_extra_kwargs,
+    check_mode,
+    check_schema,
+    reader_table,
+)
+from deltaflow.io.deltalake._reader import DeltaReader, ReadSpec
+from deltaflow.io.deltalake._storage import (
+    MAX_OUTAGE_ENV,
+    Location,
+    resolve,
+    with_retries,
+)
+from deltaflow.io.deltalake._types import (
+    COLUMN_METADATA_KEY,
+    TYPE_TABLE,
+    check_mappable,
+)
+from deltaflow.io.deltalake._writer import (
+    DeltaFormatter,
+    DeltaOutputSession,
+    DeltaWriter,
+    WriteSpec,
+)
+from deltaflow.io.minio import MinIOSettings
+from deltaflow.io.s3 import AwsS3Settings
+from deltaflow.schema_export import dtype_from_json
+
+__all__ = ["COLUMN_METADATA_KEY", "MAX_OUTAGE_ENV", "TYPE_TABLE", "AwsS3Settings",
+           "MinIOSettings", "TableOptimizer", "read", "write"]
+
+_SPECIAL_COLUMNS = ("time", "diff", "_id")
+
+
+def _seconds(value: Any, name: str, *, allow_zero: bool) -> float:
+    """A duration given as seconds, ``datetime.timedelta`` or ``pw.Duration``."""
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif hasattr(value, "total_seconds") and callable(value.total_seconds):
+        seconds = float(value.total_seconds())
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(f"pw.io.deltalake.TableOptimizer: {name} must be a number of seconds, "
+                        f"a datetime.timedelta or a pw.Duration, got {type(value).__name__}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"pw.io.deltalake.TableOptimizer: {name} must be "
+                         f"{'non-negative' if allow_zero else 'positive'}, got {value!r}")
+    return seconds
+
+
+class TableOptimizer:
+    """Settings for compacting old partitions of a table written by ``write`` (Pathway's
+    ``OPTIMIZE`` + ``VACUUM`` of partitions older than ``quick_access_window``).
+
+    The settings are checked and kept, but deltaflow does not run the optimization yet:
+    passing one to ``write`` raises ``NotImplementedError``. Run
+    ``deltalake.DeltaTable(uri).optimize.compact()`` and ``.vacuum()`` yourself meanwhile.
+    """
+
+    def __init__(self, tracked_column: Any, time_format: str, quick_access_window: Any,
+                 compression_frequency: Any, retention_period: Any = datetime.timedelta(0),
+                 remove_old_checkpoints: bool = False) -> None:
+        from deltaflow.expressions.base import ColumnReference
+
+        if not isinstance(tracked_column, ColumnReference):
+            raise TypeError("pw.io.deltalake.TableOptimizer: tracked_column must be a column "
+                            f"reference (table.column), got {type(tracked_column).__name__}")
+        if not isinstance(time_format, str):
+            raise TypeError("pw.io.deltalake.TableOptimizer: time_format must be a strftime "
+                            f"format string, got {type(time_format).__name__}")
+        self.tracked_column = tracked_column
+        self.time_format = time_format
+        self.quick_access_window = _seconds(quick_access_window, "quick_access_window",
+                                            allow_zero=True)
+        self.compression_frequency = _seconds(compression_frequency, "compression_frequency",
+                                              allow_zero=True)
+        self.retention_period = _seconds(retention_period, "retention_period", allow_zero=True)
+        self.remove_old_checkpoints = bool(remove_old_checkpoints)
+
+
+# ------------------------------------------------------------------------------------------
+# write
+# ------------------------------------------------------------------------------------------
+
+
+def _column_names(connector: str, table: Any, columns: Any, parameter: str) -> list[str]:
+    from deltaflow.expressions.base import ColumnReference
+
+    if isinstance(columns, ColumnReference | str):
+        columns = [columns]
+    names = []
+    for column in columns:
+        if isinstance(column, ColumnReference):
+            if column.table is not table:
+                raise ValueError(f"{connector}: {parameter} column {column.name!r} belongs to "
+                                 "another table; use columns of the table being written")
+            name = column.name
+        elif isinstance(column, str):
+            name = column
+        else:
+            raise TypeError(f"{connector}: {parameter} must be columns of the table "
+                            f"(table.column), got {type(column).__name__}")
+        if name not in table._columns:
+            raise ValueError(f"{connector}: {parameter} column {name!r} is not a column of "
+                             f"the table; its columns are {list(table._columns)}")
+        if name in names:
+            raise ValueError(f"{connector}: {parameter} names column {name!r} twice")
+        names.append(name)
+    return names
+
+
+def write(
+    table: Any,
+    uri: str | PathLike,
+    *,
+    s3_connection_settings: Any = None,
+    partition_columns: Iterable[Any] | None = None,
+    min_commit_frequency: int | None = 60_000,
+    name: str | None = None,
+    sort_by: Iterable[Any] | None = None,
+    output_table_type: Literal["stream_of_changes", "snapshot"] = "stream_of_changes",
+    table_optimizer: TableOptimizer | None = None,
+) -> None:
+    """Write ``table`` to the Delta table at ``uri`` (a directory, or ``s3://bucket/path``).
+
+    ``output_table_type="stream_of_changes"`` appends every change as a row with ``time``
+    and ``diff`` (1 or -1) columns; ``"snapshot"`` keeps the Delta table equal to the table's
+    current contents, with an ``_id`` column holding the row id. The table is created when
+    missing (with ``partition_columns``), else its columns must fit. ``min_commit_frequency``
+    (ms, default 60000; None: every minibatch) is the least time between two Delta commits.
+    ``sort_by`` orders each minibatch's rows. See ``docs/deltalake.md``.
+    """
+    from deltaflow.table import Table, add_output
+
+    connector = "pw.io.deltalake.write"
+    if not isinstance(table, Table):
+        raise TypeError(f"{connector}: table must be a pw.Table, got {type(table).__name__}")
+    location = resolve(uri, s3_connection_settings, connector)
+    connector = f"pw.io.deltalake.write({location.uri})"
+    if output_table_type not in ("stream_of_changes", "snapshot"):
+        raise ValueError(f"{connector}: output_table_type must be 'stream_of_changes' or "
+                         f"'snapshot', got {output_table_type!r}")
+    if min_commit_frequency is not None and (
+            isinstance(min_commit_frequency, bool)
+            or not isinstance(min_commit_frequency, int | float) or min_commit_frequency < 0):
+        raise ValueError(f"{connector}: min_commit_frequency must be a non-negative number of "
+                         f"milliseconds or None, got {min_commit_frequency!r}")
+    columns = dict(table._columns)
+    for column, dtype in columns.items():
+        reason = check_mappable(dtype)
+        if reason:
+            raise TypeError(f"{connector}: column {column!r}: {reason}")
+    snapshot = output_table_type == "snapshot"
+    reserved = [c for c in columns if c in (("_id",) if snapshot else ("time", "diff"))]
+    if reserved:
+        raise ValueError(f"{connector}: column(s) {reserved} clash with the column(s) "
+                         f"{output_table_type} mode adds; rename them")
+    partitions = _column_names(connector, table, partition_columns or [], "partition_columns")
+    for column in partitions:
+        base = columns[column].strip_optional()
+        if isinstance(base, t.Tuple | t.List | t.Array) or base.name == "PyObjectWrapper":
+            raise ValueError(f"{connector}: partition column {column!r} has type "
+                             f"{columns[column]!r}; Delta partitions need a primitive type")
+    if table_optimizer is not None:
+        if not isinstance(table_optimizer, TableOptimizer):
+            raise TypeError(f"{connector}: table_optimizer must be a "
+                            "pw.io.deltalake.TableOptimizer")
+        if table_optimizer.tracked_column.name not in partitions:
+            raise ValueError(f"{connector}: the optimizer tracks column "
+                             f"{table_optimizer.tracked_column.name!r}, which is not a "
+                             "partition column; add it to partition_columns")
+        raise NotImplementedError(
+            f"{connector}: table_optimizer is not supported by deltaflow yet (TableOptimizer "
+            "settings are accepted, but no OPTIMIZE/VACUUM runs); compact the table with "
+            "deltalake.DeltaTable(uri).optimize.compact() and .vacuum() instead")
+    keys = list(getattr(table.schema, "primary_key_columns", lambda: None)() or [])
+    spec = WriteSpec(location=location, columns=columns, primary_key=keys, snapshot=snapshot,
+                     partition_columns=partitions,
+                     min_commit_frequency_s=None if min_commit_frequency is None
+                     else min_commit_frequency / 1000.0,
+                     connector=connector)
+    writer = DeltaWriter(spec)
+    session = DeltaOutputSession(name or connector, writer, DeltaFormatter(spec))
+    add_output(table, session, sort_by=sort_by)
+
+
+# ------------------------------------------------------------------------------------------
+# read
+# ------------------------------------------------------------------------------------------
+
+
+def _stored_schema(location: Location, connector: str) -> Any:
+    """The schema described in the Delta table's column metadata (as written by ``write``,
+    here or in Pathway)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    from deltaflow.schema import schema_from_dict
+
+    def load() -> Any:
+        return DeltaTable(location.uri, storage_options=location.storage_options).schema()
+
+    delta_schema = with_retries(location, "open the Delta table at", load, connector=connector)
+    columns: dict[str, Any] = {}
+    for field in pa.schema(delta_schema.to_arrow()):
+        raw = (field.metadata or {}).get(COLUMN_METADATA_KEY.encode())
+        if raw is None or field.name in _SPECIAL_COLUMNS:
+            continue
+        try:
+            description = json.loads(raw)
+            dtype = dtype_from_json(description["dtype"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{connector}: the description of column {field.name!r} stored "
+                             f"in the Delta table at {location.uri} cannot be read: "
+                             f"{exc}") from None
+        columns[field.name] = {"dtype": dtype.typehint,
+                               "primary_key": bool(description.get("primary_key", False))}
+    if not columns:
+        raise ValueError(f"{connector}: the Delta table at {location.uri} stores no column "
+                         "descriptions (it was not written by pw.io.deltalake.write); pass "
+                         "schema=")
+    return schema_from_dict(columns)
+
+
+def read(
+    uri: str | PathLike,
+    schema: Any = None,
+    *,
+    mode: Literal["streaming", "static"] = "streaming",
+    s3_connection_settings: Any = None,
+    start_from_timestamp_ms: int | None = None,
+    autocommit_duration_ms: int | None = 1500,
+    name: str | None = None,
+    max_backlog_size: int | None = None,
+    debug_data: Any = None,
+    _backfilling_thresholds: Any = None,
+    _ensure_consecutive_versions: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """The Delta table at ``uri`` as a table.
+
+    ``mode="static"`` reads the current version; ``"streaming"`` (default) then follows new
+    versions: rows of added data files are inserted, rows of removed files retracted, each
+    version's changes in one minibatch. Rows are identified by the schema's primary key, or
+    else by their position in their data file. Without ``schema`` the column descriptions
+    stored by ``write`` are used. ``start_from_timestamp_ms`` starts at the version current
+    then (see ``docs/deltalake.md``). ``debug_data`` is accepted for compatibility and ignored.
+    """
+    connector = "pw.io.deltalake.read"
+    location = resolve(uri, s3_connection_settings, connector)
+    connector = f"pw.io.deltalake.read({location.uri})"
+    check_mode(mode, connector)
+    autocommit = check_autocommit(autocommit_duration_ms, connector)
+    backlog = check_backlog(max_backlog_size, connector)
+    check_extra_kwargs(kwargs, connector)
+    if _backfilling_thresholds is not None:
+        raise NotImplementedError(f"{connector}: _backfilling_thresholds is not supported")
+    if start_from_timestamp_ms is not None and (
+            isinstance(start_from_timestamp_ms, bool)
+            or not isinstance(start_from_timestamp_ms, int)):
+        raise TypeError(f"{connector}: start_from_timestamp_ms must be an int (milliseconds "
+                        f"since the epoch) or None, got {start_from_timestamp_ms!r}")
+    if schema is None:
+        schema = _stored_schema(location, connector)
+    checked = check_schema(schema, connector)
+    assert checked is not None
+    columns = checked.dtypes()
+    for column, dtype in columns.items():
+        reason = check_mappable(dtype)
+        if reason:
+            raise TypeError(f"{connector}: column {column!r}: {reason}")
+    spec = ReadSpec(location=location, columns=columns,
+                    primary_key=list(checked.primary_key_columns() or []),
+                    static=mode == "static", start_from_timestamp_ms=start_from_timestamp_ms,
+                    connector=connector)
+    if location.is_local:
+        _check_local(spec)
+    return reader_table(schema=checked, reader_factory=lambda: DeltaReader(spec),
+                        parser=TypedRowsParser(column_specs(checked, exclude=())),
+                        name=name or f"deltalake:{location.uri}",
+                        autocommit_duration_ms=autocommit, max_backlog_size=backlog,
+                        named=name is not None)
+
+
+def _check_local(spec: ReadSpec) -> None:
+    """A local table that exists is checked against the schema now, when the pipeline is
+    defined (an S3 table is checked when the run starts)."""
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(spec.location.uri):
+        if spec.static:
+            raise ValueError(f"{spec.connector}: there is no Delta table at "
+                             f"{spec.location.uri}")
+        return
+    reader = DeltaReader(spec)
+    reader._check_table(DeltaTable(spec.location.uri))

@@ -1,0 +1,372 @@
+"""``pw.io.deltalake.read``'s input side: a reader following a Delta table's versions.
+
+The table is a set of data files; each version adds and removes some. The reader compares the
+file lists of consecutive versions: an added file's rows are inserted, a removed file's rows
+are retracted (the input session remembers each file's rows: a file is a *source block*, as an
+object of the S3 reader is). So appends, deletes, updates, merges and overwrites all arrive as
+the changes they made, and a rewrite that keeps rows (``OPTIMIZE``, Z-order) cancels out when
+rows have primary-key ids. All changes of one version are committed together (never split
+between minibatches); the version is the reader's offset, so a restart with persistence goes
+on after the last checkpointed version.
+
+Rows are identified by the schema's primary key, or else by their position in their file.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time as _time
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow._ids import combine_ids, hash_columns
+from deltaflow.io._core.base import (
+    Data,
+    Finished,
+    FinishedSource,
+    NewSource,
+    OffsetAntichain,
+    Reader,
+    ReadEvent,
+    RowsContext,
+)
+from deltaflow.io.deltalake._storage import Location, StoreUnreachable, with_retries
+from deltaflow.io.deltalake._types import TypeMismatch, check_compatible, decode_column
+
+logger = logging.getLogger("deltaflow.io.deltalake")
+
+OFFSET_KEY = "delta_version"
+DIFF_COLUMN = "diff"
+TIME_COLUMN = "time"
+POLL_INTERVAL_S = 0.2
+"""How often streaming mode looks for a new version of the table."""
+
+
+@dataclass
+class ReadSpec:
+    location: Location
+    columns: dict[str, t.DType]
+    primary_key: list[str]
+    static: bool
+    start_from_timestamp_ms: int | None
+    connector: str
+
+
+@dataclass
+class _Version:
+    """The files of one version of the table: path -> partition values."""
+
+    number: int
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class DeltaReader(Reader):
+    """One ``read`` call handles at most one new version (see the module docstring)."""
+
+    def __init__(self, spec: ReadSpec, *, poll_interval_s: float = POLL_INTERVAL_S) -> None:
+        self.spec = spec
+        self.poll_interval_s = poll_interval_s
+        self.retracts_sources = not spec.static
+        self._table: Any = None
+        self._current: _Version | None = None  # what has been emitted so far
+        self._events: collections.deque[ReadEvent] = collections.deque()
+        self._next_poll = 0.0
+        self._done = False
+        self._waiting_logged = False
+        self._bad_logged: set[tuple[str, str]] = set()
+        # A table holding a stream of changes (a ``diff`` column the schema does not name)
+        # is read as the changes it records; without a primary key, identical rows are told
+        # apart by how many of them are live (see _content_ids).
+        self._changelog = False
+        self._counts = pl.DataFrame(schema={"h": pl.UInt128, "n": pl.Int64})
+
+    # --- persistence -----------------------------------------------------------------------
+    def seek(self, frontier: OffsetAntichain) -> None:
+        """Go on after the checkpointed version: its files are known (their rows were
+        replayed from the checkpoint), later versions are read as changes."""
+        version = frontier.get(OFFSET_KEY)
+        if version is None:
+            return
+        table = self._open(wait=False)
+        if table is None:
+            return
+        self._load(table, int(version))
+        self._current = self._files_of(table, int(version))
+        self.retracts_sources = True
+        if self._changelog and not self.spec.primary_key:
+            self._rebuild_counts(table)
+
+    # --- reading ---------------------------------------------------------------------------
+    def read(self) -> ReadEvent | None:
+        if self._events:
+            return self._events.popleft()
+        if self._done:
+            return Finished()
+        now = _time.monotonic()
+        if now < self._next_poll:
+            return None
+        self._next_poll = now + self.poll_interval_s
+        table = self._table or self._open(wait=not self.spec.static)
+        if table is None:
+            return None
+        latest = self._latest(table)
+        if self._current is None:
+            self._start(table, latest)
+        elif latest > self._current.number:
+            self._advance(table, self._current.number + 1)
+        if self.spec.static and (self._current is not None
+                                 and self._current.number >= latest):
+            self._done = True
+        if self._events:
+            return self._events.popleft()
+        return Finished() if self._done else None
+
+    def close(self) -> None:
+        self._table = None
+
+    # --- table access ----------------------------------------------------------------------
+    def _call(self, action: str, call: Any) -> Any:
+        return with_retries(self.spec.location, action, call, connector=self.spec.connector)
+
+    def _open(self, *, wait: bool) -> Any:
+        from deltalake import DeltaTable
+
+        location = self.spec.location
+        exists = self._call("look for the Delta table at", lambda: DeltaTable.is_deltatable(
+            location.uri, storage_options=location.storage_options))
+        if not exists:
+            if not wait:
+                raise FileNotFoundError(f"{self.spec.connector}: there is no Delta table at "
+                                        f"{location.uri}")
+            if not self._waiting_logged:
+                logger.warning("%s: no Delta table at %s yet; waiting for it to be created",
+                               self.spec.connector, location.uri)
+                self._waiting_logged = True
+            return None
+        self._table = self._call("open the Delta table at", lambda: DeltaTable(
+            location.uri, storage_options=location.storage_options))
+        return self._table
+
+    def _latest(self, table: Any) -> int:
+        self._call("read the log of the Delta table at", table.update_incremental)
+        return int(table.version())
+
+    def _load(self, table: Any, version: int) -> None:
+        self._call(f"load version {version} of the Delta table at",
+                   lambda: table.load_as_version(version))
+        self._check_table(table)
+
+    def _check_table(self, table: Any) -> None:
+        import pyarrow as pa
+
+        spec = self.spec
+        protocol = table.protocol()
+        if "deletionVectors" in (protocol.reader_features or []):
+            raise ValueError(f"{spec.connector}: the Delta table at {spec.location.uri} uses "
+                             "deletion vectors, which this connector cannot read yet")
+        schema = pa.schema(table.schema().to_arrow())
+        names = {f.name: f for f in schema}
+        for column, dtype in spec.columns.items():
+            if column not in names:
+                raise TypeMismatch(f"{spec.connector}: the schema's column {column!r} is not "
+                                   f"in the Delta table at {spec.location.uri}, whose columns "
+                                   f"are {list(names)}")
+            check_compatible(spec.connector, column, names[column].type, dtype)
+        diff = names.get(DIFF_COLUMN)
+        self._changelog = DIFF_COLUMN not in spec.columns and diff is not None and \
+            pa.types.is_integer(diff.type)
+
+    def _files_of(self, table: Any, version: int) -> _Version:
+        actions = self._call("list the files of the Delta table at",
+                             lambda: table.get_add_actions(flatten=True))
+        import pyarrow as pa
+
+        listing = pl.from_arrow(pa.table(actions))  # delta-rs answers with an arro3 table
+        assert isinstance(listing, pl.DataFrame)
+        # Files in the order they were written (a stream of changes must be applied in
+        # order): by the first ``time`` they hold when the log has statistics, then by
+        # modification time.
+        order = [c for c in (f"min.{TIME_COLUMN}", "modification_time", "path")
+                 if c in listing.columns]
+        listing = listing.sort(order, nulls_last=True)
+        partition_names = [c for c in listing.columns if c.startswith("partition.")]
+        files: dict[str, dict[str, Any]] = {}
+        for row in listing.select(["path", *partition_names]).iter_rows(named=True):
+            files[row["path"]] = {k[len("partition."):]: v for k, v in row.items()
+                                  if k != "path"}
+        return _Version(version, files)
+
+    # --- versions --------------------------------------------------------------------------
+    def _start(self, table: Any, latest: int) -> None:
+        """The first version read: the latest one, or the one current at
+        ``start_from_timestamp_ms`` (then every later version follows as changes)."""
+        start = latest
+        emit_state = True
+        stamp = self.spec.start_from_timestamp_ms
+        if stamp is not None:
+            history = self._call("read the history of the Delta table at", table.history)
+            start = -1
+            append_only = True
+            for entry in history:
+                if int(entry.get("timestamp", 0)) <= stamp:
+                    start = max(start, int(entry["version"]))
+                operation = str(entry.get("operation", ""))
+                mode = str((entry.get("operationParameters") or {}).get("mode", "Append"))
+                if operation not in ("CREATE TABLE", "WRITE", "OPTIMIZE", "VACUUM START",
+                                     "VACUUM END") or (operation == "WRITE"
+                                                       and mode != "Append"):
+                    append_only = False
+            # An append-only table starting after a timestamp gives only the rows appended
+            # later; a table with updates or deletions gives its state then, and the changes.
+            emit_state = not append_only
+        if start < 0:
+            self._current = _Version(-1)
+            self._advance(table, 0)
+            return
+        self._load(table, start)
+        version = self._files_of(table, start)
+        if emit_state:
+            self._emit(table, _Version(-1), version)
+        else:
+            self._events.append(Data(RowsContext(self._empty()), offset=(OFFSET_KEY, start)))
+        self._current = version
+
+    def _advance(self, table: Any, number: int) -> None:
+        self._load(table, number)
+        version = self._files_of(table, number)
+        assert self._current is not None
+        self._emit(table, self._current, version)
+        self._current = version
+
+    def _emit(self, table: Any, old: _Version, new: _Version) -> None:
+        """Events turning the rows of ``old``'s files into those of ``new``'s, as one
+        transaction ending with the offset."""
+        removed = [p for p in old.files if p not in new.files]
+        added = [p for p in new.files if p not in old.files]
+        if removed and self._changelog and not self.spec.primary_key:
+            raise ValueError(
+                f"{self.spec.connector}: version {new.number} of the Delta table at "
+                f"{self.spec.location.uri} rewrote data files of a stream of changes (a "
+                "'diff' column), which can only be followed with a primary key: declare the "
+                "key columns with pw.column_definition(primary_key=True)")
+        for path in removed:
+            self._events.append(NewSource({"path": path}, key=path, replaces=True))
+            self._events.append(FinishedSource(commit_possibility=False))
+        if added:
+            fragments = self._fragments(table)
+            for path in added:
+                self._events.append(NewSource({"path": path}, key=path))
+                self._events.append(Data(self._context(fragments, path)))
+                self._events.append(FinishedSource(commit_possibility=False))
+        # The offset comes last, outside any block: the session commits at this point at the
+        # earliest, so a checkpoint never holds part of a version.
+        self._events.append(Data(RowsContext(self._empty()), offset=(OFFSET_KEY, new.number)))
+
+    def _empty(self) -> pl.DataFrame:
+        return pl.DataFrame(schema={n: d.to_polars() for n, d in self.spec.columns.items()})
+
+    def _fragments(self, table: Any) -> dict[str, Any]:
+        dataset = self._call("open the data of the Delta table at", table.to_pyarrow_dataset)
+        return {fragment.path: (fragment, dataset.schema)
+                for fragment in dataset.get_fragments()}
+
+    def _context(self, fragments: dict[str, Any], path: str) -> RowsContext:
+        """The rows of the data file ``path``: insertions, or (stream of changes) insertions
+        and deletions as its ``diff`` column says."""
+        frame, diffs = self._rows(fragments, path)
+        if diffs is None:
+            return RowsContext(frame)
+        kinds = pl.when(diffs > 0).then(pl.lit("insert")).otherwise(pl.lit("delete"))
+        frame = frame.with_columns(pl.select(kinds.alias("_kind")).to_series())
+        keys = None if self.spec.primary_key else self._content_ids(frame, diffs)
+        return RowsContext(frame, kind="column", keys=keys)
+
+    def _rows(self, fragments: dict[str, Any], path: str
+              ) -> tuple[pl.DataFrame, pl.Series | None]:
+        spec = self.spec
+        entry = fragments.get(path)
+        if entry is None:
+            raise RuntimeError(f"{spec.connector}: data file {path!r} of the Delta table at "
+                               f"{spec.location.uri} is listed by the log but not readable")
+        fragment, schema = entry
+        names = list(spec.columns) + ([DIFF_COLUMN] if self._changelog else [])
+        data = self._call(f"read data file {path!r} of the Delta table at",
+                          lambda: fragment.to_table(schema=schema, columns=names))
+        series = []
+        bad: pl.Series | None = None
+        bad_columns: list[str] = []
+        for name, dtype in spec.columns.items():
+            column, wrong = decode_column(data.column(name), dtype)
+            series.append(column.rename(name))
+            if wrong is not None:
+                bad = wrong if bad is None else (bad | wrong)
+                bad_columns.append(name)
+        diffs = None
+        if self._changelog:
+            diffs = pl.from_arrow(data.column(DIFF_COLUMN)).cast(pl.Int64, strict=False)
+            assert isinstance(diffs, pl.Series)
+            wrong = ~diffs.is_in([1, -1]).fill_null(False)
+            if wrong.any():
+                bad = wrong if bad is None else (bad | wrong)
+                bad_columns.append(DIFF_COLUMN)
+        frame = pl.DataFrame(series) if series else pl.DataFrame()
+        if bad is not None:
+            self._log_bad(path, data, bad, bad_columns)
+            frame = frame.filter(~bad)
+            diffs = diffs.filter(~bad) if diffs is not None else None
+        return frame, diffs
+
+    def _content_ids(self, frame: pl.DataFrame, diffs: pl.Series) -> pl.Series:
+        """Ids of change rows without a primary key: the row's values and its occurrence
+        number among live rows of equal values (an insertion takes the next number, a deletion
+        frees the last one), so a deletion finds the id its insertion got."""
+        hashes = hash_columns(frame, list(self.spec.columns.items())).rename("h")
+        rows = pl.DataFrame({"h": hashes, "d": diffs}).with_row_index("i")
+        rows = rows.join(self._counts, on="h", how="left").with_columns(
+            pl.col("n").fill_null(0))
+        rows = rows.with_columns(
+            (pl.col("n") + pl.col("d").cum_sum().over("h") - pl.col("d")
+             - (pl.col("d") < 0).cast(pl.Int64)).alias("occ")).sort("i")
+        if (rows["occ"] < 0).any():
+            # A deletion of a row that is not in the table: give it an id nothing has, so it
+            # shows up (as a negative count) rather than deleting another row.
+            logger.error("%s: the stream of changes in the Delta table at %s deletes rows it "
+                         "never inserted", self.spec.connector, self.spec.location.uri)
+        totals = rows.group_by("h").agg((pl.col("n").first() + pl.col("d").sum()).alias("n"))
+        self._counts = pl.concat([self._counts.join(totals, on="h", how="anti"), totals])
+        occ = rows["occ"]
+        return combine_ids([hashes, occ.cast(pl.UInt128, strict=False).fill_null(
+            pl.lit(2**127, dtype=pl.UInt128))], salt="deltalake-changes")
+
+    def _rebuild_counts(self, table: Any) -> None:
+        """After a restart: how many rows of each content are live (from every file)."""
+        assert self._current is not None
+        fragments = self._fragments(table)
+        parts = []
+        for path in self._current.files:
+            frame, diffs = self._rows(fragments, path)
+            if diffs is not None and frame.height:
+                hashes = hash_columns(frame, list(self.spec.columns.items()))
+                parts.append(pl.DataFrame({"h": hashes, "d": diffs}))
+        if parts:
+            self._counts = pl.concat(parts).group_by("h").agg(pl.col("d").sum().alias("n"))
+
+    def _log_bad(self, path: str, data: Any, bad: pl.Series, columns: list[str]) -> None:
+        key = (path, ",".join(columns))
+        if key in self._bad_logged:
+            return
+        self._bad_logged.add(key)
+        first = int(bad.arg_true()[0])
+        sample = {c: data.column(c)[first].as_py() for c in columns}
+        logger.error("%s: skipped %d row(s) of data file %r of the Delta table at %s whose "
+                     "column(s) %s do not fit the schema (%s), e.g. row %d with %r",
+                     self.spec.connector, int(bad.sum()), path, self.spec.location.uri,
+                     columns, ", ".join(f"{c}: {self.spec.columns[c]!r}" for c in columns),
+                     first, sample)
+
+
+__all__ = ["OFFSET_KEY", "DeltaReader", "ReadSpec", "StoreUnreachable"]
