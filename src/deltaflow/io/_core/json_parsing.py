@@ -1,0 +1,288 @@
+"""JSON lines parsing (``format="json"``) and rows that come already structured (Python
+connectors, databases): mappings turned into the schema's typed columns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow.io._core.base import (
+    DictsContext,
+    ParsedBlock,
+    ParseError,
+    Parser,
+    RawContext,
+    ReaderContext,
+    RowsContext,
+)
+from deltaflow.io._core.parsing import (
+    CellErrors,
+    ColumnSpec,
+    as_bytes,
+    decode_text,
+    error_line,
+    missing_value,
+    records_of,
+    where_label,
+)
+from deltaflow.io._core.serialization import column_from_values
+
+# (``re`` finds this short pattern about twice as fast as ``bytes.__contains__``.)
+_SPACE_BEFORE_COLON = re.compile(rb'" :')
+
+
+def _json_pointer(document: Any, path: str) -> Any:
+    """Follow a JSON pointer (``/a/0/b``); KeyError if it leads nowhere."""
+    node = document
+    for part in path.strip("/").split("/") if path.strip("/") else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, list):
+            try:
+                node = node[int(part)]
+            except (ValueError, IndexError):
+                raise KeyError(path) from None
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise KeyError(path)
+    return node
+
+
+class _DictRows:
+    """Shared tail of the JSON and typed-rows parsers: mappings to typed columns."""
+
+    def __init__(self, columns: Sequence[ColumnSpec],
+                 field_paths: Mapping[str, str] | None = None, origin: str = "json") -> None:
+        self.columns = list(columns)
+        self.field_paths = dict(field_paths or {})
+        self.origin = origin  # "json" or "python": how bad values are described
+
+    def frame_from_dicts(self, rows: Sequence[Mapping[str, Any]], where: Sequence[str]
+                         ) -> tuple[pl.DataFrame, list[ParseError], list[int]]:
+        """Typed frame of the usable rows, errors, and the positions of the usable rows."""
+        reasons: dict[int, str] = {}
+        series: list[pl.Series] = []
+        cell_errors = CellErrors()
+        for spec in self.columns:
+            path = self.field_paths.get(spec.name)
+            missing: list[int] = []
+            plain: list[Any] | None = None
+            if path is None:
+                try:  # the common case, every row has the field: one comprehension
+                    plain = [row[spec.name] for row in rows]
+                except (KeyError, TypeError):
+                    plain = None
+            values: list[Any] = [] if plain is None else plain
+            for index, row in enumerate(rows if plain is None else ()):
+                try:
+                    value = _json_pointer(row, path) if path is not None else row[spec.name]
+                except (KeyError, TypeError):
+                    try:
+                        value = missing_value(spec)
+                    except KeyError:
+                        if cell_errors.keep and self.origin == "python":
+                            missing.append(index)
+                        else:
+                            reasons.setdefault(index, f"missing required field {spec.name!r}")
+                        value = None
+                values.append(value)
+            column, bad = column_from_values(spec.name, values, spec.dtype)
+            if cell_errors.keep and (bad or missing):
+                failed = sorted(set(bad) | set(missing))
+                mask = pl.Series([False] * len(rows), dtype=pl.Boolean).scatter(failed, True)
+                column = cell_errors.add(spec, column, mask, [
+                    self._describe(spec, values[i], i in missing, cell_errors)
+                    for i in failed])
+            else:
+                for index, reason in bad.items():
+                    reasons.setdefault(index, reason)
+            series.append(column)
+        frame = pl.DataFrame(series) if series else pl.DataFrame()
+        frame = cell_errors.finish(frame)
+        reasons.update(cell_errors.dropped)
+        errors = [ParseError(where[i], reasons[i]) for i in sorted(reasons)]
+        good = [i for i in range(len(rows)) if i not in reasons]
+        if reasons:
+            frame = frame.filter(pl.Series([i not in reasons for i in range(len(rows))]))
+        return frame, errors, good
+
+
+    def _describe(self, spec: ColumnSpec, value: Any, missing: bool,
+                  cell_errors: CellErrors) -> str:
+        """How a bad value reads in the error log (as Pathway words it)."""
+        name = cell_errors.type_name(spec.dtype)
+        if missing:
+            return f'no value for "{spec.name}" field and no default specified'
+        if self.origin == "python":
+            return (f'cannot create a field "{spec.name}" with type {name} from value {value}. '
+                    f"Original error: TypeError: cannot create an object of type "
+                    f"{_ENGINE_TYPE_NAMES.get(spec.dtype.strip_optional(), name)} from value "
+                    f"{value}")
+        return (f'failed to create a field "{spec.name}" with type {name} from json payload: '
+                f"{json.dumps(value)}")
+
+
+_ENGINE_TYPE_NAMES = {t.INT: "Int", t.FLOAT: "Float", t.STR: "String", t.BOOL: "Bool"}
+
+
+_FAST_JSON: dict[t.DType, pl.DataType] = {t.INT: pl.Int64(), t.FLOAT: pl.Float64(),
+                                           t.BOOL: pl.Boolean(), t.STR: pl.String()}
+
+
+class JsonLinesParser(Parser):
+    """Each record holds one or more JSON objects, one per line.
+
+    ``json_field_paths`` maps a column to a JSON pointer (``/a/b``) inside the object.
+    """
+
+    def __init__(self, columns: Sequence[ColumnSpec],
+                 json_field_paths: Mapping[str, str] | None = None) -> None:
+        self._rows = _DictRows(columns, json_field_paths)
+        self.columns = list(columns)
+        self._next_line = 1  # where the next piece of a document starts (RawContext)
+        # Polars reads the lines at once when every column is a plain value taken by name.
+        self._fast_schema = None if json_field_paths else {
+            spec.name: _FAST_JSON[spec.dtype.strip_optional()] for spec in self.columns
+            if spec.dtype.strip_optional() in _FAST_JSON}
+        if self._fast_schema is not None and len(self._fast_schema) != len(self.columns):
+            self._fast_schema = None
+
+    def _read_fast(self, data: bytes) -> pl.DataFrame | None:
+        """The rows of JSON lines read by Polars, or None when only the exact reader can tell
+        what they hold.
+
+        With a schema, Polars rejects a value of another type for a number or a bool (as the
+        exact reader does, ints being accepted as floats by both), but writes any value as text
+        into a string column, cannot tell a missing field from a null, and keeps the first of two
+        equal keys where JSON readers keep the last. So the keys are counted in the text
+        (``"k":`` with or without one space after the colon), and every row must hold each of
+        its fields once, string values quoted, and no null where a default or a required value
+        is due; anything else is left to the exact reader, which reports the offending lines.
+        """
+        if not data or data.isspace():  # (``isspace`` stops at the first other byte)
+            return None
+        if b"\t" in data or _SPACE_BEFORE_COLON.search(data):
+            return None  # unusual spacing around colons: the counts below would miss keys
+        try:
+            frame = pl.read_ndjson(data, schema=dict(self._fast_schema or {}))
+        except Exception:  # noqa: BLE001 - any failure: the exact reader decides and explains
+            return None
+        # The spacing of the first line; lines spaced otherwise make the null and string counts
+        # come out short, which sends the text to the exact reader (the key count needs none).
+        end = data.find(b"\n")
+        spaced = b'": ' in (data if end < 0 else data[:end])
+        for spec in self.columns:
+            column = frame[spec.name]
+            present = column.len() - column.null_count()
+            key = json.dumps(spec.name).encode() + b":"  # every occurrence, spaced or not
+
+            def count(value_start: bytes, key: bytes = key) -> int:
+                found = data.count(key + value_start)
+                return found + data.count(key + b" " + value_start) if spaced else found
+
+            if column.null_count() and (spec.has_default or not spec.dtype.is_optional):
+                return None
+            nulls = count(b"null") if column.null_count() else 0
+            if data.count(key) != present + nulls:
+                return None  # a field twice in a row, or the key elsewhere (nested)
+            if re.search(re.escape(key) + rb"[^\n]*" + re.escape(key), data):
+                # A line holding the key twice: Polars kept the first value, JSON readers the
+                # last (a null after a value could balance the count above).
+                return None
+            if spec.dtype.strip_optional() == t.STR and count(b'"') != present:
+                return None  # a number, object or list made into text
+        return frame
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        if isinstance(context, DictsContext):
+            return TypedRowsParser(self.columns).parse(context)
+        records, metadata, first_line = records_of(context)
+        if len(records) == 1 and self._fast_schema:
+            data = as_bytes(records[0])
+            frame = self._read_fast(data)
+            if frame is not None:
+                line = self._next_line if isinstance(context, RawContext) and \
+                    context.continues else first_line
+                self._next_line = line + data.count(b"\n")
+                return ParsedBlock(frame)
+        documents: list[Any] = []
+        where: list[str] = []
+        errors: list[ParseError] = []
+        line = self._next_line if isinstance(context, RawContext) and context.continues \
+            else first_line
+        for record in records:
+            for text in decode_text(record).split("\n"):
+                here = where_label(metadata, line, "json")
+                line += 1
+                if not text.strip():
+                    continue
+                try:
+                    document = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    errors.append(ParseError(here, f"invalid JSON: {exc}"))
+                    continue
+                if not isinstance(document, dict):
+                    errors.append(ParseError(here, "a JSON object was expected"))
+                    continue
+                documents.append(document)
+                where.append(here)
+        # A piece of a document ends with a newline, which split() followed by an empty text.
+        self._next_line = line - 1
+        frame, row_errors, _ = self._rows.frame_from_dicts(documents, where)
+        # Reported in line order, whichever check found them (JSON syntax, then values).
+        return ParsedBlock(frame, errors=sorted(errors + row_errors, key=error_line))
+
+
+class TypedRowsParser(Parser):
+    """Rows the source already structured: :class:`DictsContext` or :class:`RowsContext`."""
+
+    def __init__(self, columns: Sequence[ColumnSpec]) -> None:
+        self.columns = list(columns)
+        self._rows = _DictRows(columns, origin="python")
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        if isinstance(context, RowsContext):
+            return ParsedBlock(self._conform(context.frame), kind=context.kind,
+                               keys=context.keys)
+        if not isinstance(context, DictsContext):
+            raise TypeError(f"typed rows come as DictsContext or RowsContext, "
+                            f"not {type(context).__name__}")
+        source = (context.metadata or {}).get("path", "row")
+        where = [f"{source} {i + 1}" for i in range(len(context.rows))]
+        frame, errors, good = self._rows.frame_from_dicts(context.rows, where)
+        kinds = context.kinds
+        keys = context.keys
+        kind = kinds if isinstance(kinds, str) else "column"
+        if not isinstance(kinds, str):
+            frame = frame.with_columns(pl.Series("_kind", [kinds[i] for i in good],
+                                                 dtype=pl.String))
+        key_series = None
+        if keys is not None and any(k is not None for k in keys):
+            kept = [keys[i] for i in good]
+            if any(k is None for k in kept):
+                frame = frame.with_columns(pl.Series("_key", [
+                    None if k is None else int(k) for k in kept], dtype=pl.UInt128))
+            else:
+                key_series = pl.Series("_id", [int(k) for k in kept], dtype=pl.UInt128)
+        return ParsedBlock(frame, kind=kind, keys=key_series, errors=errors)
+
+    def _conform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        series = []
+        for spec in self.columns:
+            if spec.name in frame.columns:
+                column = frame[spec.name]
+                wanted = spec.dtype.to_polars()
+                series.append(column if column.dtype == wanted else column.cast(wanted))
+            else:
+                series.append(t.series_from_values(spec.name,
+                                                   [missing_value(spec)] * frame.height,
+                                                   spec.dtype))
+        extra = [frame[c] for c in ("_kind",) if c in frame.columns]
+        return pl.DataFrame(series + extra)
+

@@ -1,0 +1,139 @@
+"""What every parser shares: the schema's columns as parsers see them, the records of a
+reader context, line-numbered error locations, and bad values kept as Error cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow.io._core.base import KeyValueContext, ParseError, RawContext, ReaderContext
+
+METADATA_COLUMN = "_metadata"
+NO_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What a parser needs to know about one schema column."""
+
+    name: str
+    dtype: t.DType
+    default: Any = NO_DEFAULT
+    primary_key: bool = False  # a bad value here drops the row even when errors are values
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not NO_DEFAULT
+
+
+def column_specs(schema: Any, *, exclude: Sequence[str] = (METADATA_COLUMN,)
+                 ) -> list[ColumnSpec]:
+    """The parser-facing description of a schema's columns."""
+    specs = []
+    for name, column in schema.columns().items():
+        if name in exclude:
+            continue
+        default = column.default_value if column.has_default_value() else NO_DEFAULT
+        specs.append(ColumnSpec(name, column.dtype, default,
+                                bool(getattr(column, "primary_key", False))))
+    return specs
+
+
+def where_label(metadata: Mapping[str, Any] | None, line: int | None, fallback: str) -> str:
+    source = (metadata or {}).get("path") or fallback
+    return f"{source}:{line}" if line is not None else str(source)
+
+
+def records_of(context: ReaderContext) -> tuple[list[Any], Mapping[str, Any] | None, int]:
+    if isinstance(context, RawContext):
+        return list(context.records), context.metadata, context.first_line
+    if isinstance(context, KeyValueContext):
+        return [v for v in context.values if v is not None], context.metadata, 1
+    raise TypeError(f"this parser reads raw records, not {type(context).__name__}")
+
+
+def as_bytes(record: Any) -> bytes:
+    return record if isinstance(record, bytes) else str(record).encode()
+
+
+def decode_text(record: Any) -> str:
+    return record.decode("utf-8", errors="replace") if isinstance(record, bytes | bytearray) \
+        else str(record)
+
+
+def missing_value(spec: ColumnSpec) -> Any:
+    """The value of a column absent from a record; raises KeyError if it is required."""
+    if spec.has_default:
+        return spec.default
+    if spec.dtype.is_optional or spec.dtype.strip_optional() in (t.ANY, t.JSON):
+        return None
+    raise KeyError(spec.name)
+
+
+def empty_frame(specs: Sequence[ColumnSpec]) -> pl.DataFrame:
+    return pl.DataFrame(schema={s.name: s.dtype.to_polars() for s in specs})
+
+
+def select_good(frame: pl.DataFrame, bad: pl.Series | None) -> pl.DataFrame:
+    return frame if bad is None or not bad.any() else frame.filter(~bad)
+
+
+def error_line(error: ParseError) -> int:
+    """The line number at the end of ``where`` (``file:line``), 0 if there is none."""
+    line = error.where.rpartition(":")[2]
+    return int(line) if line.isdigit() else 0
+
+
+
+class CellErrors:
+    """Bad values of one parsed block as Error cells (runs with ``terminate_on_error=False``):
+    each reported to the error log, except that a bad primary key value drops its row (the
+    row cannot get an id), reported as such."""
+
+    def __init__(self) -> None:
+        from deltaflow import errors
+
+        self._errors = errors
+        self.keep = errors.keeps_errors()
+        self.masks: dict[str, pl.Series] = {}
+        self.dropped: dict[int, str] = {}
+        self.pending: list[tuple[int, str]] = []  # reported at finish, unless the row drops
+
+    @staticmethod
+    def type_name(dtype: t.DType) -> str:
+        base = dtype.strip_optional()
+        name = {t.INT: "int", t.FLOAT: "float", t.STR: "str", t.BOOL: "bool",
+                t.BYTES: "bytes"}.get(base, repr(base))
+        return f"{name} | None" if dtype.is_optional else name
+
+    def add(self, spec: ColumnSpec, values: pl.Series, bad: pl.Series,
+            messages: list[str]) -> pl.Series:
+        rows = bad.arg_true().to_list()
+        if spec.primary_key:
+            for row, message in zip(rows, messages, strict=True):
+                if row not in self.dropped:
+                    self.dropped[row] = f"error in primary key, skipping the row: {message}"
+                    self._errors.report_connector(self.dropped[row])
+            return values
+        self.pending.extend(zip(rows, messages, strict=True))
+        previous = self.masks.get(spec.name)
+        self.masks[spec.name] = bad if previous is None else previous | bad
+        return values
+
+    def finish(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` with the recorded cells as Errors (rows of ``dropped`` still there: the
+        caller leaves them out)."""
+        for row, message in self.pending:
+            if row not in self.dropped:  # a skipped row reports only its key's failure
+                self._errors.report_connector(message)
+        if not self.masks:
+            return frame
+        self._errors.mark_seen()
+        return frame.with_columns([self._errors.with_errors(frame[name], mask)
+                                   for name, mask in self.masks.items()])
+
