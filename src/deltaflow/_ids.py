@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
-import polars_hash  # noqa: F401  (registers the ``nchash`` namespace)
+import polars_hash
 
 from deltaflow._types import (
     BOOL,
@@ -73,6 +73,12 @@ _MASK = (1 << 128) - 1
 _HALF = 1 << 64
 
 
+def xxh3_128(expr: pl.Expr) -> pl.Expr:
+    """The xxh3-128 digest of a string expression (``expr.nchash.xxh3_128()``, through the
+    plugin's namespace class so type checkers see it)."""
+    return polars_hash.NonCryptographicHashingNameSpace(expr).xxh3_128()
+
+
 def _lit(value: int) -> pl.Expr:
     return pl.lit(value, dtype=ID_DTYPE)
 
@@ -81,7 +87,7 @@ def _lit(value: int) -> pl.Expr:
 def text_digest(text: str) -> int:
     """``H(text)``: the xxh3-128 digest of ``text``'s UTF-8 bytes, as an integer."""
     frame = pl.DataFrame({"t": [text]})
-    return int(frame.select(pl.col("t").nchash.xxh3_128().cast(ID_DTYPE)).item())
+    return int(frame.select(xxh3_128(pl.col("t")).cast(ID_DTYPE)).item())
 
 
 #: What a missing (None) input id counts as in :func:`combine_ids_expr`: ``H("none")``.
@@ -197,7 +203,7 @@ def id_expr(columns: Sequence[tuple[pl.Expr, DType]], *, salt: str = "") -> pl.E
                                 return_dtype=ID_DTYPE, is_elementwise=True)
     parts: list[pl.Expr] = [pl.lit("k" + salt)]
     parts.extend(_part(expr, dtype) for expr, dtype in columns)
-    return pl.concat_str(parts, separator="|").nchash.xxh3_128().cast(ID_DTYPE)
+    return xxh3_128(pl.concat_str(parts, separator="|")).cast(ID_DTYPE)
 
 
 def hash_columns(frame: pl.DataFrame, columns: Sequence[tuple[str, DType]]) -> pl.Series:
@@ -211,7 +217,7 @@ def hash_columns(frame: pl.DataFrame, columns: Sequence[tuple[str, DType]]) -> p
     parts: list[pl.Expr] = [pl.lit("k")]
     parts.extend(_part(pl.col(name), dtype, may_be_null=frame[name].null_count() > 0)
                  for name, dtype in columns)
-    expr = pl.concat_str(parts, separator="|").nchash.xxh3_128().cast(ID_DTYPE)
+    expr = xxh3_128(pl.concat_str(parts, separator="|")).cast(ID_DTYPE)
     return frame.select(expr.alias("_id")).to_series()
 
 

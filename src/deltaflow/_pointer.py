@@ -47,12 +47,12 @@ class Pointer:
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is Pointer:
-            return self._value == other._value  # type: ignore[attr-defined]
+            return self._value == other._value
         return NotImplemented
 
     def __ne__(self, other: object) -> bool:
         if other.__class__ is Pointer:
-            return self._value != other._value  # type: ignore[attr-defined]
+            return self._value != other._value
         return NotImplemented
 
     def __hash__(self) -> int:

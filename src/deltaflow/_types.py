@@ -31,6 +31,7 @@ class Json:
 
     __slots__ = ("value",)
     NULL: Json
+    value: Any
 
     def __init__(self, value: Any) -> None:
         self.value = value.value if isinstance(value, Json) else value
@@ -348,7 +349,9 @@ class Tuple(DType):
 
     @property
     def typehint(self) -> Any:
-        return tuple[tuple(a.typehint for a in self.args)] if self.args else tuple
+        # Built at run time from the element types: ``tuple[int, str]`` for (INT, STR).
+        return types.GenericAlias(tuple, tuple(a.typehint for a in self.args)) \
+            if self.args else tuple
 
 
 class List(DType):
@@ -361,7 +364,7 @@ class List(DType):
 
     @property
     def typehint(self) -> Any:
-        return list[self.arg.typehint]
+        return types.GenericAlias(list, (self.arg.typehint,))
 
 
 class Array(DType):

@@ -52,7 +52,7 @@ class StaticSource(Source):
     @property
     def append_only(self) -> bool:
         """Whether the prepared data never deletes a row."""
-        return all(batch[DIFF].min() >= 0 for _, batch in self.batches if batch.height)
+        return all(bool((batch[DIFF] >= 0).all()) for _, batch in self.batches)
 
     def start(self, handle: SourceHandle) -> None:
         # Pushed synchronously so that every static time is known before the first is run.

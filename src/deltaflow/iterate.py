@@ -45,6 +45,8 @@ class IterateResult:
     """The tables :func:`iterate` returns when the body returned a dict: reachable as
     ``result.name`` and ``result["name"]``; iterating gives the tables, in argument order."""
 
+    _tables: dict[str, Table]  # set through object.__setattr__ (attribute access is the API)
+
     def __init__(self, tables: dict[str, Table]) -> None:
         object.__setattr__(self, "_tables", dict(tables))
 

@@ -38,7 +38,8 @@ class Row(NamedTuple):
 
     id: int
     args: builtins.tuple[Any, ...]
-    count: int
+    # Shadows tuple.count on purpose: the multiplicity is what reducers read.
+    count: int  # type: ignore[assignment]
     time: int
 
 
@@ -70,7 +71,7 @@ class Reducer:
     def python(self, rows: list[Row]) -> Any:
         raise NotImplementedError
 
-    def python_stateful(self, rows: list[Row], state: Any) -> tuple[Any, Any]:
+    def python_stateful(self, rows: list[Row], state: Any) -> builtins.tuple[Any, Any]:
         """For :attr:`stateful` reducers: the value and the new state of a group, from all its
         rows and the state it had (None for a new group)."""
         raise NotImplementedError
@@ -377,7 +378,7 @@ class Stateful(Reducer):
     def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
         return self.return_type
 
-    def python_stateful(self, rows: list[Row], state: Any) -> tuple[Any, Any]:
+    def python_stateful(self, rows: list[Row], state: Any) -> builtins.tuple[Any, Any]:
         return self.fold.step([(r.args, r.count) for r in rows], state)
 
     def python(self, rows: list[Row]) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from deltaflow import _types as t
@@ -263,8 +263,9 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         check_not_id([n for n, _ in outputs], f"select on {self._description}")
         return self._select_node(outputs, "select")
 
-    def _select_node(self, outputs: list[tuple[str, ColumnExpression]], operation: str) -> Table:
-        projection, source = self._project_zipped(operation, outputs)
+    def _select_node(self, outputs: Sequence[tuple[str, ColumnExpression]],
+                     operation: str) -> Table:
+        projection, source = self._project_zipped(operation, list(outputs))
         node = plan.SelectNode(columns=dict(projection.types), inputs=(source,),
                                projection=projection, label=operation)
         kept = self._primary_key if self._primary_key and all(
@@ -322,7 +323,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
 
     def rename_columns(self, **kwargs: str | ColumnReference) -> Table:
         """Rename columns: ``new_name=old_column``."""
-        mapping = {}
+        mapping: dict[str | ColumnReference, str] = {}
         for new, old in kwargs.items():
             old_name = old.name if isinstance(old, ColumnReference) else old
             if old_name not in self._columns:
@@ -481,7 +482,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                     raise TypeError(f"{operation}: column {name!r} has type {columns[name]!r} "
                                     f"in one table and {other._columns[name]!r} in another")
                 columns[name] = merged
-        id_dtype = t.POINTER
+        id_dtype: t.DType = t.POINTER
         if not reindex:
             id_dtype = _concat_id_dtype(tables)
             for i, first in enumerate(tables):
@@ -648,7 +649,7 @@ def input_table(schema: type[Schema], source: Any, *, name: str | None = None) -
     key = schema.primary_key_columns()
     node = plan.InputNode(columns=columns, source=source,
                           primary_key=tuple(key) if key else None,
-                          label=name or getattr(source, "name", "input"))
+                          label=name or str(getattr(source, "name", None) or "input"))
     return Table(node, plan.Universe(), primary_key=tuple(key) if key else None)
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from deltaflow.table import Table
 
 
 class _Forward:
@@ -80,20 +83,22 @@ class TemporalMethods:
         """Pathway's private form of ``forget``: explicit threshold, optional instance."""
         from deltaflow.temporal._behaviors import forget_after
 
-        return forget_after(self, threshold_column, time_column, mark_forgetting_records,
-                            instance=instance_column)
+        return forget_after(cast("Table", self), threshold_column, time_column,
+                            mark_forgetting_records, instance=instance_column)
 
     def _buffer(self, threshold_column: Any, time_column: Any,
                 instance_column: Any = None) -> Any:
         from deltaflow.temporal._behaviors import buffer_until
 
-        return buffer_until(self, threshold_column, time_column, instance=instance_column)
+        return buffer_until(cast("Table", self), threshold_column, time_column,
+                            instance=instance_column)
 
     def _freeze(self, threshold_column: Any, time_column: Any,
                 instance_column: Any = None) -> Any:
         from deltaflow.temporal._behaviors import freeze_after
 
-        return freeze_after(self, threshold_column, time_column, instance=instance_column)
+        return freeze_after(cast("Table", self), threshold_column, time_column,
+                            instance=instance_column)
 
     inactivity_detection = _forward(_CLOCK, "inactivity_detection")
     add_update_timestamp_utc = _forward(_CLOCK, "add_update_timestamp_utc")

@@ -14,9 +14,9 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from deltaflow.schema import SchemaMetaclass
+from deltaflow.schema import Schema, SchemaMetaclass
 from deltaflow.table import Table
 
 __all__ = ["table_transformer"]
@@ -25,14 +25,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 _OPTIONS = ("allow_superset", "ignore_primary_keys", "allow_subtype")
 
 
-def _expected_schema(annotation: Any) -> SchemaMetaclass | None:
+def _expected_schema(annotation: Any) -> type[Schema] | None:
     """The schema of a ``pw.Table[Schema]`` annotation (also inside ``Optional``)."""
     if typing.get_origin(annotation) is Table:
         args = typing.get_args(annotation)
         if len(args) == 1 and isinstance(args[0], tuple):  # re-subscripted by get_type_hints
             args = args[0]
         if len(args) == 1 and isinstance(args[0], SchemaMetaclass):
-            return args[0]
+            return cast("type[Schema]", args[0])  # classes of that metaclass are Schemas
         return None
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         found = [s for s in map(_expected_schema, typing.get_args(annotation)) if s]
@@ -52,7 +52,7 @@ def _option(value: bool | Mapping[str, bool], name: str, option: str,
     return chosen
 
 
-def _check(value: Any, schema: SchemaMetaclass, name: str, function: str,
+def _check(value: Any, schema: type[Schema], name: str, function: str,
            options: dict[str, bool | Mapping[str, bool]]) -> None:
     if value is None or not isinstance(value, Table):
         return

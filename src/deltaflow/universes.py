@@ -36,7 +36,7 @@ def table_of_columns(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     from deltaflow.expressions.base import ColumnReference
     from deltaflow.table import Table
 
-    named: list[tuple[str, Any]] = [(getattr(a, "name", None), a) for a in args]
+    named: list[tuple[str, Any]] = [(str(getattr(a, "name", "")), a) for a in args]
     named += list(kwargs.items())
     if not named:
         raise ValueError("from_columns: give at least one column")

@@ -10,6 +10,7 @@ uniqueness check (a hash of every id) at every step of the pipeline.
 
 from __future__ import annotations
 
+import functools
 import operator
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -103,7 +104,7 @@ def mark_distinct_ids(batch: pl.DataFrame) -> pl.DataFrame:
     uniqueness check, which costs a hash of every id.
     """
     key = id(batch)
-    _DISTINCT[key] = weakref.ref(batch, lambda ref, key=key: _forget(key, ref))
+    _DISTINCT[key] = weakref.ref(batch, functools.partial(_forget, key))
     return batch
 
 

@@ -173,7 +173,7 @@ def _sum(deltas: Sequence[Delta], names: list[str]) -> Delta:
     return merged if merged.height else None
 
 
-class IterateOperator(Operator):
+class IterateOperator(Operator[IterateNode]):
     """Runs the chain of rounds; its result maps each iterated name to its changes."""
 
     def __init__(self, node: IterateNode) -> None:
@@ -201,7 +201,10 @@ class IterateOperator(Operator):
     def _limit_reached(self) -> bool:
         return self.limit is not None and len(self.rounds) >= self.limit
 
-    def step(self, time: int, deltas: Sequence[Delta]) -> dict[str, Delta] | None:
+    # Its output is not a Delta but the iterated tables' deltas by name, read only by the
+    # IterateOutputOperator nodes behind it; the runtime passes outputs along untouched.
+    def step(self, time: int, deltas: Sequence[Delta]  # type: ignore[override]
+             ) -> dict[str, Delta] | None:
         current: dict[str, Delta] = {name: deltas[i] for name, i in self._iterated_at.items()}
         read_only: dict[int, pl.DataFrame] = {}
         for uid, delta in zip(self._feed_uids, deltas, strict=True):
@@ -271,7 +274,7 @@ class IterateOperator(Operator):
         return converged
 
 
-class IterateOutputOperator(Operator):
+class IterateOutputOperator(Operator[IterateOutputNode]):
     """Picks one iterated table's changes out of the iterate operator's result."""
 
     def __init__(self, node: IterateOutputNode) -> None:
@@ -282,7 +285,8 @@ class IterateOutputOperator(Operator):
         result = deltas[0]
         if result is None:
             return None
-        return result.get(self.name)  # type: ignore[attr-defined, no-any-return]
+        # The IterateOperator's dict of deltas (see its step), not a Delta.
+        return result.get(self.name)  # type: ignore[attr-defined]
 
 
 def _placeholder_outside(node: IterationInputNode) -> Operator:

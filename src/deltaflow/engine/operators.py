@@ -9,7 +9,7 @@ ones (in :mod:`deltaflow.engine.stateful`) keep arrangements of their inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import polars as pl
 
@@ -27,6 +27,9 @@ from deltaflow.engine.batch import (
 )
 
 Delta = pl.DataFrame | None
+
+#: The plan node type an operator runs; ``Operator[plan.SelectNode]`` has ``node`` typed as one.
+NodeT = TypeVar("NodeT", bound=plan.Node)
 
 
 def projection_exprs(projection: Any) -> dict[str, pl.Expr] | None:
@@ -56,7 +59,7 @@ def run_projection(projection: Any, frame: pl.DataFrame, keep: Sequence[str] = (
     return frame.select([*keep, *exprs.values(), *tail])
 
 
-class Operator:
+class Operator(Generic[NodeT]):
     """Base class: one plan node at run time.
 
     ``handles_errors``: whether the operator copes with error cells in its deltas (runs with
@@ -65,8 +68,8 @@ class Operator:
 
     handles_errors = False
 
-    def __init__(self, node: plan.Node) -> None:
-        self.node = node
+    def __init__(self, node: NodeT) -> None:
+        self.node: NodeT = node
         self.columns = node.columns
 
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
@@ -79,7 +82,7 @@ class Operator:
         return self.node.describe()
 
 
-class InputOperator(Operator):
+class InputOperator(Operator[plan.InputNode]):
     """Emits what the engine collected from the node's source for this time."""
 
     handles_errors = True  # error cells: see deltaflow.errors
@@ -102,7 +105,7 @@ class InputOperator(Operator):
         return consolidate(batch)
 
 
-class SelectOperator(Operator):
+class SelectOperator(Operator[plan.SelectNode]):
     handles_errors = True  # error cells: see deltaflow.errors
 
     def __init__(self, node: plan.SelectNode) -> None:
@@ -121,7 +124,7 @@ class SelectOperator(Operator):
         return _nonempty(consolidate(out))
 
 
-class FilterOperator(Operator):
+class FilterOperator(Operator[plan.FilterNode]):
     handles_errors = True  # error cells: see deltaflow.errors
 
     def __init__(self, node: plan.FilterNode) -> None:
@@ -137,12 +140,12 @@ class FilterOperator(Operator):
         if failed is not None:
             errors.report("Error value encountered in filter condition, skipping the row",
                           count=int(failed.sum()))
-            keep = errors.without_errors(keep, pl.Boolean)
+            keep = errors.without_errors(keep, pl.Boolean())
         out = delta.filter(keep.fill_null(False))
         return same_ids_as(delta, out) if out.height else None
 
 
-class ReindexOperator(Operator):
+class ReindexOperator(Operator[plan.ReindexNode]):
     handles_errors = True  # error cells: see deltaflow.errors
 
     def __init__(self, node: plan.ReindexNode) -> None:
@@ -160,7 +163,7 @@ class ReindexOperator(Operator):
             errors.report("Error value encountered in reindex as new id, skipping the row",
                           count=int(failed.sum()))
             delta = delta.filter(~failed)
-            new_ids = errors.without_errors(new_ids, pl.UInt128).filter(~failed)
+            new_ids = errors.without_errors(new_ids, pl.UInt128()).filter(~failed)
             if delta.height == 0:
                 return None
         if new_ids.null_count():
@@ -169,7 +172,7 @@ class ReindexOperator(Operator):
         return _nonempty(consolidate(out))
 
 
-class ConcatOperator(Operator):
+class ConcatOperator(Operator[plan.ConcatNode]):
     handles_errors = True  # error cells: see deltaflow.errors
 
     def __init__(self, node: plan.ConcatNode) -> None:
@@ -207,7 +210,7 @@ def _check_no_duplicate_insertions(batch: pl.DataFrame) -> None:
         raise KeyError(f"duplicated entries for key {key}")
 
 
-class FlattenOperator(Operator):
+class FlattenOperator(Operator[plan.FlattenNode]):
     def __init__(self, node: plan.FlattenNode) -> None:
         super().__init__(node)
         self.column = node.column
@@ -247,7 +250,7 @@ class FlattenOperator(Operator):
         return consolidate(same_ids_as(delta, out.select([ID, *self.columns, DIFF])))
 
 
-class OutputOperator(Operator):
+class OutputOperator(Operator[plan.OutputNode]):
     """Passes the input's delta to the sink (sorted by ``sort_by`` within the time)."""
 
     handles_errors = True  # error cells: see deltaflow.errors

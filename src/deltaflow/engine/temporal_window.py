@@ -57,7 +57,7 @@ class WindowAssignNode(Node):
     derive_ids: bool = True
 
 
-class WindowAssignOperator(Operator):
+class WindowAssignOperator(Operator[WindowAssignNode]):
     def __init__(self, node: WindowAssignNode) -> None:
         super().__init__(node)
         self.pre = node.pre
@@ -200,7 +200,7 @@ _EXACT_PHYSICAL = (pl.Int64, pl.Int32, pl.UInt64, pl.UInt32, pl.String, pl.Boole
                    pl.Datetime, pl.Duration, pl.Date)
 
 
-class WindowIdOperator(Operator):
+class WindowIdOperator(Operator[WindowIdNode]):
     def __init__(self, node: WindowIdNode) -> None:
         super().__init__(node)
         self.start, self.end = node.start, node.end
@@ -291,9 +291,9 @@ def window_ids(frame: pl.DataFrame, start: str, end: str, instance: str | None,
         inst_part = pl.lit("1:n") if instance is None else _part(pl.col(instance), inst_type)
         key = pl.concat_str([pl.lit("k"), part, _part(pl.col(start), types[start]),
                              _part(pl.col(end), types[end]), inst_part], separator="|")
-        from deltaflow._ids import ID_DTYPE
+        from deltaflow._ids import ID_DTYPE, xxh3_128
 
-        return frame.select(key.nchash.xxh3_128().cast(ID_DTYPE).alias(ID)).to_series()
+        return frame.select(xxh3_128(key).cast(ID_DTYPE).alias(ID)).to_series()
     instances = [None] * frame.height if instance is None else \
         t.values_from_series(frame[instance])
     starts = t.values_from_series(frame[start])

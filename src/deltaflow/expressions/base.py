@@ -865,8 +865,11 @@ class Apply(PythonNode):
         self.return_type = None if return_type is None else t.wrap(return_type)
         self.propagate_none = propagate_none
         self.deterministic = deterministic
-        self.label = name or getattr(fun, "__name__", repr(fun))
+        self.label: str = name or str(getattr(fun, "__name__", repr(fun)))
         self.options = options  # a deltaflow.udfs.evaluation.CallOptions, or None
+        # Whether arguments may be Future columns: set for fully asynchronous UDFs, whose
+        # calls may take another's result.
+        self.accepts_futures = False
 
     def children(self) -> tuple[ColumnExpression, ...]:
         return (*self.args, *self.kwargs)
@@ -879,7 +882,9 @@ class Apply(PythonNode):
             result = _annotated_return(self.fun)
         if self.propagate_none and any(a.is_optional for a in arg_types):
             if getattr(result, "is_future", False):  # Future[T] -> Future[Optional[T]]
-                return type(result)(t.optional(result.wrapped))  # type: ignore[attr-defined]
+                # A FutureType, not imported here: deltaflow.udfs.future imports this module.
+                future: Any = result
+                return type(future)(t.optional(future.wrapped))
             result = t.optional(result)
         return result
 
@@ -1165,8 +1170,10 @@ class ConvertTo(PythonNode):
         return t.Optional(self.target)
 
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
-        convert = {t.INT: int, t.FLOAT: float, t.STR: str, t.BOOL: bool}[self.target]
-        expected = {t.INT: int, t.FLOAT: (int, float), t.STR: str, t.BOOL: bool}[self.target]
+        converters: dict[t.DType, type] = {t.INT: int, t.FLOAT: float, t.STR: str, t.BOOL: bool}
+        accepted: dict[t.DType, type | tuple[type, ...]] = {
+            t.INT: int, t.FLOAT: (int, float), t.STR: str, t.BOOL: bool}
+        convert, expected = converters[self.target], accepted[self.target]
         out: list[Any] = []
         for value, default in zip(args[0], args[1], strict=True):
             raw = value.value if isinstance(value, t.Json) else value

@@ -19,7 +19,7 @@ import re
 import warnings
 import zoneinfo
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import polars as pl
@@ -623,7 +623,9 @@ class DateTimeNamespace(_Namespace):
                            sign: int) -> ColumnExpression:
         _check_timezone(timezone, method)
         if isinstance(duration, str):
-            duration = pd.Timedelta(_duration_ns(duration, method))
+            nanos = _duration_ns(duration, method)  # a number for any string (or it raises)
+            if nanos is not None:
+                duration = pd.Timedelta(nanos)
 
         def fun(args: list[pl.Series]) -> pl.Series:
             utc = _local_to_utc(args[0], timezone)
@@ -734,7 +736,8 @@ class DateTimeNamespace(_Namespace):
         if not isinstance(unit, str):
             raise TypeError(f"dt.to_duration(): the unit must be a constant string, got {unit!r}")
         try:
-            factor = pd.Timedelta(1, unit=unit).value
+            # pandas checks the unit (ValueError below); its stubs list the accepted names.
+            factor = pd.Timedelta(1, unit=cast(Any, unit)).value
         except ValueError:
             raise ValueError(f"dt.to_duration(): unknown unit {unit!r}") from None
         return self._call("dt.to_duration", (), (t.INT,), (), t.DURATION,

@@ -20,7 +20,7 @@ The values follow Pathway's engine, which is not always what a Polars operator d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,7 +156,7 @@ def compile_binary(op: str, a: pl.Expr, b: pl.Expr, left: t.DType, right: t.DTyp
         return {"&": a & b, "|": a | b, "^": a ^ b}[op]
     if op in SHIFTS:
         return _numpy(np.left_shift if op == "<<" else np.right_shift, a,
-                      b.cast(pl.Int64) & 63, pl.Int64, pl.Int64)
+                      b.cast(pl.Int64) & 63, pl.Int64(), pl.Int64())
     if left == t.DURATION or right == t.DURATION:
         return _duration(op, a, b, left, right)
     if left in _NUMBERS and right in _NUMBERS:
@@ -178,7 +178,7 @@ def compile_binary(op: str, a: pl.Expr, b: pl.Expr, left: t.DType, right: t.DTyp
 def _numeric(op: str, a: pl.Expr, b: pl.Expr, left: t.DType, right: t.DType) -> pl.Expr:
     both_int = left == right == t.INT
     if op == "/":
-        return _numpy(np.true_divide, a, b, pl.Float64, pl.Float64)
+        return _numpy(np.true_divide, a, b, pl.Float64(), pl.Float64())
     if op == "**":
         if both_int:
             return _int_power(a, b)
@@ -187,8 +187,8 @@ def _numeric(op: str, a: pl.Expr, b: pl.Expr, left: t.DType, right: t.DType) -> 
         return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
                 "//": lambda: a // b, "%": lambda: a % b}[op]()
     if op == "//":
-        return _numpy(_floor_divide, a, b, pl.Float64, pl.Float64)
-    return _numpy(np.remainder, a, b, pl.Float64, pl.Float64)
+        return _numpy(_floor_divide, a, b, pl.Float64(), pl.Float64())
+    return _numpy(np.remainder, a, b, pl.Float64(), pl.Float64())
 
 
 def _floor_divide(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -216,13 +216,13 @@ def _duration(op: str, a: pl.Expr, b: pl.Expr, left: t.DType, right: t.DType) ->
     if right == t.DURATION:
         other = b.dt.total_nanoseconds()
         if op == "/":
-            return _numpy(np.true_divide, nanos, other, pl.Float64, pl.Float64)
+            return _numpy(np.true_divide, nanos, other, pl.Float64(), pl.Float64())
         if op == "//":
             return nanos // other
         return (nanos % other).cast(pl.Duration("ns"))
     if right == t.FLOAT:
         function = np.multiply if op == "*" else np.true_divide
-        product = _numpy(function, nanos, b, pl.Float64, pl.Float64)
+        product = _numpy(function, nanos, b, pl.Float64(), pl.Float64())
         return _saturated_nanos(product).cast(pl.Duration("ns"))
     count = b.cast(pl.Int64)
     if op == "*":
@@ -255,7 +255,7 @@ def _numpy(function: Callable[[np.ndarray, np.ndarray], Any], a: pl.Expr, b: pl.
     Polars computes some of these differently from IEEE/Python (see the module's text);
     numpy does them exactly, on whole columns."""
 
-    def run(series: list[pl.Series]) -> pl.Series:
+    def run(series: Sequence[pl.Series]) -> pl.Series:
         x, y = (s.cast(operands).fill_null(0).to_numpy() for s in series)
         with np.errstate(all="ignore"):
             return pl.Series("value", function(x, y), dtype=result)

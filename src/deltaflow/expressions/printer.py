@@ -66,7 +66,7 @@ class _Printer:
             prefix = self.table(owner) if owner is not None else "pathway.this"
             return f"{prefix}.pointer_from({self.args(expr.args)})"
         if kind in ("MethodCall", "PythonMethodCall", "SeriesMethodCall", "ToString"):
-            name = getattr(expr, "name", None) or getattr(expr, "label", "method")
+            name = str(getattr(expr, "name", None) or getattr(expr, "label", "method"))
             receiver, *rest = expr.args
             shown = getattr(expr, "shown_args", None)
             if shown is not None:  # the arguments as the user wrote them

@@ -49,7 +49,7 @@ def neighbours(table: Table, key: ColumnReference, *, instance: ColumnReference 
     if anchor is not None:
         outputs.append(("__anchor", anchor))
     pre = table._project(operation, outputs)
-    columns = {"prev": t.Optional(t.POINTER), "next": t.Optional(t.POINTER)}
+    columns: dict[str, t.DType] = {"prev": t.Optional(t.POINTER), "next": t.Optional(t.POINTER)}
     node = NeighboursNode(columns=columns, inputs=(table._node,), pre=pre, mode=mode,
                           label=operation)
     return TableClass(node, table._universe)

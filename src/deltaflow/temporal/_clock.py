@@ -62,7 +62,7 @@ class TimestampSubject(python_io.ConnectorSubject):
         if self._halt.wait(self._delay_seconds):
             return
         while True:
-            self.next(timestamp_utc=datetime.datetime.now(tz=datetime.UTC))
+            self.next(timestamp_utc=datetime.datetime.now(tz=datetime.timezone.utc))
             self.commit()
             if self._halt.wait(self._refresh_seconds):
                 return
@@ -108,7 +108,7 @@ def utc_now(refresh_rate: datetime.timedelta = datetime.timedelta(seconds=60),
 
 def _get_now_timestamp_utc(for_test_only: t.Pointer | None) -> pd.Timestamp:
     """The current UTC time; the argument (a row id, or None) lets tests fake it per row."""
-    return pd.Timestamp(datetime.datetime.now(tz=datetime.UTC))
+    return pd.Timestamp(datetime.datetime.now(tz=datetime.timezone.utc))
 
 
 def _activity_time(row_id: t.Pointer | None) -> pd.Timestamp:
@@ -117,7 +117,7 @@ def _activity_time(row_id: t.Pointer | None) -> pd.Timestamp:
 
 
 def _now_without_ticks() -> pd.Timestamp:
-    return pd.Timestamp(datetime.datetime.now(tz=datetime.UTC))
+    return pd.Timestamp(datetime.datetime.now(tz=datetime.timezone.utc))
 
 
 def _clock_projection(clock: Table, function: str) -> Any:

@@ -140,7 +140,8 @@ def project_sides(left_table: Any, right_table: Any, left_time: Any, right_time:
         not_equality=TypeError, coalesce=coalesce,
         typing_errors=(ExpressionError, KeyError, ValueError))
     time_kind = ""
-    left_time_type = right_time_type = t.INT
+    left_time_type: t.DType = t.INT
+    right_time_type: t.DType = t.INT
     left_outputs: list[tuple[str, ColumnExpression]] = [
         (f"__l__{n}", ColumnReference(left_table, n)) for n in left_table._columns]
     right_outputs: list[tuple[str, ColumnExpression]] = [

@@ -69,7 +69,8 @@ class _SlidingWindow(Window):
         """The duration of each window."""
         if self.duration is not None:
             return self.duration
-        return self.ratio * self.hop  # type: ignore[operator,return-value]
+        assert self.ratio is not None, "a sliding window has a duration or a ratio"
+        return self.ratio * self.hop
 
     def check(self, kind: str, where: str) -> None:
         _check_types(where, kind, [("window.hop", self.hop), ("window.duration", self.duration),
@@ -137,7 +138,9 @@ class _SlidingWindow(Window):
                                     and behavior.cutoff is not None and behavior.keep_results,
                                     panes=panes,
                                     one_window_per_row=self.ratio == 1
-                                    or bool(self.length() <= self.hop))
+                                    # mixed kinds (an int hop, a timedelta duration) fail
+                                    # here with Python's TypeError, as they would later
+                                    or bool(self.length() <= self.hop))  # type: ignore[operator]
 
 
 @dataclasses.dataclass

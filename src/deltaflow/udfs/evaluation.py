@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -206,9 +206,10 @@ def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DTyp
     memory = state.get(node._uid)
     if memory is None:
         memory = state[node._uid] = _RowMemory()
-    if diffs.min() > 0:  # insertions only (one cheap call: tiny deltas are the hot path)
+    # Diffs are non-null integers and size > 0, so min/max are ints (casts for the checker).
+    if cast(int, diffs.min()) > 0:  # insertions only (one cheap call: tiny deltas are hot)
         column = node.compute(args, size, dtype)
-        memory.keep(ids, column, repeated_in_batch=diffs.max() > 1)
+        memory.keep(ids, column, repeated_in_batch=cast(int, diffs.max()) > 1)
         memory.check(_udf_name(node))
         return column
     # Python lists from here: batches with deletions are mostly small streaming deltas.

@@ -33,7 +33,7 @@ class FutureType(t.DType):
     is_future = True  # read by the expression checks without importing this module
 
     def __init__(self, wrapped: t.DType) -> None:
-        self.wrapped = wrapped.wrapped if isinstance(wrapped, FutureType) else wrapped
+        self.wrapped: t.DType = wrapped.wrapped if isinstance(wrapped, FutureType) else wrapped
         self.name = f"Future[{self.wrapped.name}]"
 
     def to_polars(self) -> pl.DataType:
@@ -74,7 +74,7 @@ def awaited_column(column: ColumnExpression, dtype: t.DType) -> ColumnExpression
 class _Awaited(DeclareType):
     """A ``Future[T]`` column read as ``T`` (its values are stored as ``T`` already)."""
 
-    accepts_futures = True  # type: ignore[assignment]
+    accepts_futures = True
 
 
 def refuse_futures(types: Iterable[tuple[str, t.DType]], operation: str, where: str) -> None:

@@ -82,7 +82,7 @@ class UDF:
         self.max_batch_size = max_batch_size
 
     def _function(self) -> Callable[..., Any]:
-        return self.__wrapped__  # type: ignore[attr-defined,no-any-return]
+        return self.__wrapped__  # type: ignore[attr-defined]  # subclasses define it (checked)
 
     def _name(self) -> str:
         fun = self._function()

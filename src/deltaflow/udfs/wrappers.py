@@ -10,7 +10,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -35,13 +35,15 @@ def is_coroutine_function(fun: Any) -> bool:
 def coerce_async(func: Callable[..., T] | Callable[..., Awaitable[T]]
                  ) -> Callable[..., Awaitable[T]]:
     """``func`` as a coroutine function; a plain function runs in the loop's thread pool."""
+    # Which of the two it is is known from the check, which the type checker cannot follow.
     if is_coroutine_function(func):
-        return func  # type: ignore[return-value]
+        return cast("Callable[..., Awaitable[T]]", func)
+    plain = cast("Callable[..., T]", func)
 
     @functools.wraps(func)
     async def in_thread(*args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(func, *args, **kwargs))
+        return await loop.run_in_executor(None, functools.partial(plain, *args, **kwargs))
 
     return in_thread
 

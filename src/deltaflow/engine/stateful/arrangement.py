@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -289,11 +289,12 @@ class Arrangement:
         if not self._tail:
             self._tail_frames = []
             return
-        frames, self._tail_frames = self._tail_frames, []
+        tail_frames, self._tail_frames = self._tail_frames, []
         tail, self._tail = self._tail, {}
         self._tail_count = 0
-        if frames:
-            frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+        if tail_frames:
+            frame = tail_frames[0] if len(tail_frames) == 1 else \
+                pl.concat(tail_frames, how="vertical_relaxed")
         else:
             rows = [row for bucket in tail.values() for row in bucket.values()]
             assert self.columns is not None
@@ -568,8 +569,8 @@ def _merge_runs(older: pl.DataFrame, newer: pl.DataFrame, inserts_only: bool,
 
 
 def _has_deletions(frame: pl.DataFrame) -> bool:
-    smallest = frame[DIFF].min()
-    return smallest is not None and smallest < 0  # type: ignore[operator]
+    smallest = cast("int | None", frame[DIFF].min())  # diffs are integers
+    return smallest is not None and smallest < 0
 
 
 def _ranges(run: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:

@@ -54,7 +54,7 @@ class AsofNowJoinNode(JoinNode):
     """``asof_now_join``: left changes joined with the right side as it is when they come."""
 
 
-class AsofJoinOperator(JoinOperator):
+class AsofJoinOperator(JoinOperator[AsofJoinNode]):
     """Recomputes the asof matches of the touched instances and emits the difference."""
 
     def __init__(self, node: AsofJoinNode) -> None:
@@ -212,7 +212,7 @@ def _asof(frame: pl.DataFrame, candidates: pl.DataFrame, by: list[str], strategy
                            coalesce=False)
 
 
-class AsofNowJoinOperator(JoinOperator):
+class AsofNowJoinOperator(JoinOperator[AsofNowJoinNode]):
     """Joins each left change with the right rows present at its time (after that time's
     right changes); right changes alone change nothing, and no answer is revised later."""
 

@@ -82,9 +82,9 @@ def small_step(op: AsofJoinOperator, deltas: Sequence[Delta]) -> Delta:
         elif not old[side]:
             new[side] = rows
         else:
-            layout = arrangement._layout
-            assert layout is not None
-            new[side] = layout.consolidate(old[side] + rows)
+            row_layout = arrangement._layout
+            assert row_layout is not None
+            new[side] = row_layout.consolidate(old[side] + rows)
     if op.left.columns is None or op.right.columns is None:
         # One side has never had rows: its columns are unknown, and it matches nothing.
         layouts = {side: _Layout(arr.columns, by, op.left_names if side == "l" else

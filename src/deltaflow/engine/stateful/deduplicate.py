@@ -34,7 +34,7 @@ Entry = tuple[Any, tuple[Any, ...], Any]
 _ABSENT = object()  # an instance without an entry before a change (undo log)
 
 
-class DeduplicateOperator(Operator):
+class DeduplicateOperator(Operator[DeduplicateNode]):
     persistent_kind = "deduplicate"
 
     def __init__(self, node: DeduplicateNode) -> None:

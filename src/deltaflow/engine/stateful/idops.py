@@ -64,7 +64,7 @@ def _split_repeated(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return present.join(repeated, on=ID, how="anti"), repeated
 
 
-class IdOpOperator(Operator):
+class IdOpOperator(Operator[IdOpNode]):
     def __init__(self, node: IdOpNode) -> None:
         super().__init__(node)
         self.kind = node.kind

@@ -43,7 +43,7 @@ class IntervalJoinNode(JoinNode):
     time_unit: str = "int"  # int | float | datetime: how times become computing units
 
 
-class IntervalJoinOperator(JoinOperator):
+class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
     def __init__(self, node: IntervalJoinNode) -> None:
         super().__init__(node)
         self.lower = node.lower

@@ -14,7 +14,7 @@ one join of the two inputs). Deltas of a few rows take a Python path over row tu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -51,11 +51,13 @@ SMALL_DELTA_ROWS = 256  # deltas up to this many rows (both sides) take the Pyth
 #: as :data:`~deltaflow._ids.MISSING`.
 PAIR_SALT = "join"
 
+#: The join node a join operator runs (temporal joins subclass both node and operator).
+JoinNodeT = TypeVar("JoinNodeT", bound=JoinNode)
 
-class JoinOperator(Operator):
-    def __init__(self, node: JoinNode) -> None:
+
+class JoinOperator(Operator[JoinNodeT]):
+    def __init__(self, node: JoinNodeT) -> None:
         super().__init__(node)
-        self.node = node
         self.keys = list(node.keys)
         self.mode = node.mode
         # Errors as values: a row with an error in its join key is left out and reported;
@@ -112,7 +114,7 @@ class JoinOperator(Operator):
             fused = self._side_fused(delta, pre, id_name)
             if fused is not None:
                 return fused
-        frame = pre.run(delta, keep=[ID, DIFF]).rename({ID: id_name})  # type: ignore[attr-defined]
+        frame = pre.run(delta, keep=[ID, DIFF]).rename({ID: id_name})
         casts = [pl.col(k).cast(dtype.to_polars()) for k, dtype in
                  zip(self.keys, self.node.key_types, strict=True)
                  if dtype.to_polars() != pl.Object]
@@ -209,13 +211,13 @@ class JoinOperator(Operator):
             if not any(own_at.group(row) in crowded for row in own.lookup_rows(keys)):
                 return
         else:
-            rows, partners = own.lookup(touched), other.lookup(touched)
-            if rows is None or partners is None:
+            own_rows, partner_rows = own.lookup(touched), other.lookup(touched)
+            if own_rows is None or partner_rows is None:
                 return
             on = self._on()
-            crowded_frame = partners.group_by(on).agg(pl.col(DIFF).sum().alias("__n")).filter(
-                pl.col("__n") > 1)
-            if rows.join(crowded_frame, on=on, how="semi", nulls_equal=True).height == 0:
+            crowded_frame = partner_rows.group_by(on).agg(
+                pl.col(DIFF).sum().alias("__n")).filter(pl.col("__n") > 1)
+            if own_rows.join(crowded_frame, on=on, how="semi", nulls_equal=True).height == 0:
                 return
         raise KeyError(f"{self.describe()}: a join with id= taken from the {side} side "
                        f"matched one {side} row with several rows of the other side, so ids "
@@ -264,8 +266,8 @@ class JoinOperator(Operator):
                         deltas[1])))
         if not parts:
             return None
-        rows = sum(f.height for f in (left_old, right_old, d_left, d_right) if f is not None)
-        return self._finish([p for p, _ in parts], rows, len(parts) == 1 and parts[0][1])
+        n_rows = sum(f.height for f in (left_old, right_old, d_left, d_right) if f is not None)
+        return self._finish([p for p, _ in parts], n_rows, len(parts) == 1 and parts[0][1])
 
     def _finish(self, parts: list[pl.LazyFrame], rows: int, distinct: bool = False) -> Delta:
         """The output batch of the parts (one query over about ``rows`` rows); ``distinct``:

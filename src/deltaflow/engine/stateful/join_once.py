@@ -30,7 +30,7 @@ from deltaflow.engine.stateful.join import LID, RID, JoinOperator
 from deltaflow.engine.stateful.nodes import JoinNode
 
 
-class ExactlyOnceJoinOperator(JoinOperator):
+class ExactlyOnceJoinOperator(JoinOperator[JoinNode]):
     """An inner join whose exactly-once sides forget each row after its first match."""
 
     def __init__(self, node: JoinNode) -> None:

@@ -165,7 +165,7 @@ class _PythonState:
             affected.update(self.span(instance, entry))
 
 
-class NeighboursOperator(Operator):
+class NeighboursOperator(Operator[NeighboursNode]):
     """Runs a :class:`NeighboursNode`; see the module docstring for the two paths."""
 
     def __init__(self, node: NeighboursNode) -> None:

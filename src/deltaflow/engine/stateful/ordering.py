@@ -27,7 +27,7 @@ def _sort_key(value: Any) -> Any:
     return (1, value)
 
 
-class SortOperator(Operator):
+class SortOperator(Operator[SortNode]):
     handles_errors = True  # only its key projection reads the rows (error policy)
 
     def __init__(self, node: SortNode) -> None:

@@ -27,7 +27,7 @@ class UnpackSnapshotsNode(Node):
     """The snapshots of the one input, one per time at which it changed."""
 
 
-class UnpackSnapshotsOperator(Operator):
+class UnpackSnapshotsOperator(Operator[UnpackSnapshotsNode]):
     def __init__(self, node: UnpackSnapshotsNode) -> None:
         super().__init__(node)
         self.names = list(node.columns)
@@ -41,7 +41,7 @@ class UnpackSnapshotsOperator(Operator):
         added = delta.filter(pl.col(DIFF) > 0).select([ID, *self.names])
         kept = self.state.join(removed, on=ID, how="anti") if removed.height else self.state
         kept = kept.join(added.select(ID), on=ID, how="anti") if added.height else kept
-        self.state = pl.concat([kept, added.cast(dict(kept.schema))], how="vertical")
+        self.state = pl.concat([kept, added.cast(kept.schema)], how="vertical")
         if self.state.height == 0:
             return None
         keys = self.state.select(pl.col(ID).alias("row"), pl.lit(time, dtype=pl.Int64).alias("time"))

@@ -40,7 +40,7 @@ class AssertAppendOnlyNode(Node):
     """The input unchanged; a deletion stops the run."""
 
 
-class AssertAppendOnlyOperator(Operator):
+class AssertAppendOnlyOperator(Operator[AssertAppendOnlyNode]):
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
         delta = deltas[0]
         if delta is None:
@@ -53,7 +53,7 @@ class AssertAppendOnlyOperator(Operator):
         return delta
 
 
-class ToStreamOperator(Operator):
+class ToStreamOperator(Operator[ToStreamNode]):
     def __init__(self, node: ToStreamNode) -> None:
         super().__init__(node)
         self.flag = node.flag
@@ -72,7 +72,7 @@ class ToStreamOperator(Operator):
         return consolidate(out)
 
 
-class StreamToTableOperator(Operator):
+class StreamToTableOperator(Operator[StreamToTableNode]):
     """Keeps the current row per id (a dict: each stream row costs one lookup)."""
 
     def __init__(self, node: StreamToTableNode) -> None:
@@ -102,14 +102,14 @@ class StreamToTableOperator(Operator):
         if not events:
             return None
         retract: dict[int, tuple[Any, ...]] = {}
-        for row_id, row in events:
+        for row_id, event_row in events:
             old = self.current.get(row_id)
             if old is not None and row_id not in retract:
                 retract[row_id] = old
-            if row is None:
+            if event_row is None:
                 self.current.pop(row_id, None)
             else:
-                self.current[row_id] = row
+                self.current[row_id] = event_row
         touched = {row_id for row_id, _ in events}
         out_ids: list[int] = []
         out_rows: list[tuple[Any, ...]] = []

@@ -112,7 +112,7 @@ def _at_or_below(threshold: pl.Expr, frontier: pl.Expr) -> pl.Expr:
     return (threshold <= frontier).fill_null(False)
 
 
-class TimeGateOperator(Operator):
+class TimeGateOperator(Operator[TimeGateNode]):
     def __init__(self, node: TimeGateNode) -> None:
         super().__init__(node)
         self.pre = node.pre
@@ -266,7 +266,7 @@ def _compact(frame: pl.DataFrame | None) -> pl.DataFrame | None:
     return frame
 
 
-class ForgettingFilterOperator(Operator):
+class ForgettingFilterOperator(Operator[ForgettingFilterNode]):
     """Drops the changes of odd times: the effects of marked forgetting.
 
     With ``ensure_consistency``: the rows shown so far are kept by id; every row a delta

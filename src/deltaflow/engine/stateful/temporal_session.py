@@ -43,7 +43,7 @@ class SessionNode(Node):
     has_instance: bool = False
 
 
-class SessionOperator(Operator):
+class SessionOperator(Operator[SessionNode]):
     def __init__(self, node: SessionNode) -> None:
         super().__init__(node)
         self.pre = node.pre

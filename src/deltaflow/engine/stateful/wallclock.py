@@ -42,7 +42,7 @@ def _latest_tick(delta: Delta, pre: Any) -> int | None:
     ticks = pre.run(delta, keep=[DIFF]).filter(pl.col(DIFF) > 0)[NOW]
     if ticks.len() == 0 or ticks.null_count() == ticks.len():
         return None
-    return int(ticks.dt.epoch("ns").max())  # type: ignore[arg-type]
+    return int(ticks.dt.epoch("ns").max())
 
 
 @dataclass(eq=False)
@@ -54,7 +54,7 @@ class UpdateStampNode(Node):
     fallback: Callable[[], Any] | None = None  # the time when no tick has come yet
 
 
-class UpdateStampOperator(Operator):
+class UpdateStampOperator(Operator[UpdateStampNode]):
     def __init__(self, node: UpdateStampNode) -> None:
         super().__init__(node)
         self.node: UpdateStampNode = node
@@ -107,7 +107,7 @@ class InactivityNode(Node):
     activity_time: Callable[[Any], Any] | None = None  # row id -> the row's UTC arrival time
 
 
-class InactivityOperator(Operator):
+class InactivityOperator(Operator[InactivityNode]):
     """Keeps the latest activity per instance and the inactivities reported so far.
 
     An inactivity ``(instance, last activity)`` is reported once the clock passes the last
@@ -140,12 +140,12 @@ class InactivityOperator(Operator):
                     self.open[key] = (instance, latest)
                     out.append((instance, latest, None, 1))
         for key, (instance, inactive_since) in list(self.open.items()):
-            latest = self.latest.get(key)
-            if latest is not None and inactive_since < latest[1]:
-                self.resumed[(key, inactive_since)] = latest[1]
+            seen = self.latest.get(key)
+            if seen is not None and inactive_since < seen[1]:
+                self.resumed[(key, inactive_since)] = seen[1]
                 del self.open[key]
                 out.append((instance, inactive_since, None, -1))
-                out.append((instance, inactive_since, latest[1], 1))
+                out.append((instance, inactive_since, seen[1], 1))
         return self._frame(out) if out else None
 
     def _record_activities(self, data: Delta) -> None:

@@ -77,7 +77,7 @@ def _result_rows(result: Any, names: Sequence[str], where: str) -> dict[int, tup
     return rows
 
 
-class PandasTransformerOperator(Operator):
+class PandasTransformerOperator(Operator[PandasTransformerNode]):
     def __init__(self, node: PandasTransformerNode) -> None:
         super().__init__(node)
         self.function = node.function
