@@ -378,6 +378,8 @@ class PersistentRun:
         self._last = self.store.commit(number, time, states, previous, operators)
         for entry in self._inputs:
             entry.state = states[entry.persistent_id]
+            if entry.state.frontier:  # e.g. a replication slot may now forget what it holds
+                entry.session.checkpointed(entry.state.frontier)
         self._next_number = number + 1
         self._last_write = _time.monotonic()
         done = {id(s) for s in segments}

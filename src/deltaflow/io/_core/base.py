@@ -177,6 +177,8 @@ class Reader(ABC):
     poll_interval_s: float = 0.05
     retracts_sources: bool = False
     """True if the reader emits ``NewSource(replaces=True)`` (the session then keeps rows)."""
+    persisted: bool = False
+    """Set by the input session, before ``seek``, when persistence records this input."""
 
     @abstractmethod
     def read(self) -> ReadEvent | None: ...
@@ -190,6 +192,12 @@ class Reader(ABC):
 
     def seek(self, frontier: OffsetAntichain) -> None:  # noqa: B027 - optional
         """Position the reader just after ``frontier`` (persistence)."""
+
+    def checkpointed(self, frontier: OffsetAntichain) -> None:  # noqa: B027 - optional
+        """A checkpoint now holds everything read up to ``frontier``.
+
+        Called on the engine's thread: only record it. A source that must be told what it
+        may forget (a replication slot) acts on it on the reader's own thread."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections and files."""

@@ -45,7 +45,7 @@ from deltaflow.io._core.offsets import OffsetFrontier
 
 logger = logging.getLogger("deltaflow.io")
 
-KINDS = ("insert", "delete", "upsert")
+KINDS = ("insert", "delete", "upsert", "truncate")
 _ID_BLOCK = 4096  # position ids computed at once for small commits
 _PART_ROWS = 100_000  # a block with this many rows ready may push them as a part of its time
 _PART_BACKLOG_ROWS = 500_000  # a part waits while this many pushed rows are unprocessed
@@ -89,6 +89,7 @@ class InputSession(Source):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: SourceHandle | None = None
+        self._reader: Reader | None = None
         #: The io.synchronization group this session's table belongs to, if any.
         self.sync_group: Any = None
 
@@ -115,6 +116,12 @@ class InputSession(Source):
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
+    def checkpointed(self, frontier: OffsetAntichain) -> None:
+        """Persistence wrote a checkpoint holding this input up to ``frontier``."""
+        reader = self._reader
+        if reader is not None:
+            reader.checkpointed(frontier)
+
     # --- the session thread ----------------------------------------------------------------
     def _run(self) -> None:
         handle = self._handle
@@ -122,6 +129,8 @@ class InputSession(Source):
         reader: Reader | None = None
         try:
             reader = self.reader_factory()
+            reader.persisted = self.source_tags is not None  # persistence records this input
+            self._reader = reader
             if self.reader_check is not None:
                 self.reader_check(reader)
             if self.seek_to:
@@ -138,6 +147,7 @@ class InputSession(Source):
                 error.__cause__ = exc
             handle.fail(error)
         finally:
+            self._reader = None
             if reader is not None:
                 try:
                     reader.close()
@@ -429,6 +439,13 @@ class InputSession(Source):
                 return rows.with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF))
             old = [self._state.pop(i, None) for i in rows[ID].to_list()]
             return self._frame_of([r for r in old if r is not None], -1)
+        if kind == "truncate":  # the source was emptied: retract every current row
+            if not self.keep_row_state:
+                raise RuntimeError("truncate rows need a session created with "
+                                   "keep_row_state=True")
+            old_rows = list(self._state.values())
+            self._state.clear()
+            return self._frame_of(old_rows, -1)
         if kind == "upsert":
             if not self.keep_row_state:
                 raise RuntimeError("upsert rows need a session created with "

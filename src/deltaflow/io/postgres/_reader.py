@@ -1,0 +1,646 @@
+"""``pw.io.postgres.read``: a PostgreSQL table as a live table, with change data capture.
+
+``mode="static"`` reads the table once, in one transaction, as one minibatch.
+``mode="streaming"`` reads the same snapshot and then every committed change through logical
+replication (``pgoutput``): insertions, updates and deletions, transaction by transaction in
+commit order, a source transaction never split across minibatches. The slot handling lives
+in ``_cdc.py``, the message parser in ``_pgoutput.py``, value decoding in ``_decode.py``;
+this module holds the readers, the parser turning text rows into typed rows, and ``read``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time as _time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow.io._core.base import (
+    Data,
+    Finished,
+    FinishedSource,
+    NewSource,
+    OffsetAntichain,
+    ParsedBlock,
+    ParseError,
+    Parser,
+    Reader,
+    ReaderContext,
+    ReadEvent,
+)
+from deltaflow.io._core.read_table import (
+    check_autocommit,
+    check_backlog,
+    check_mode,
+    check_schema,
+    reader_table,
+)
+from deltaflow.io.postgres import _cdc
+from deltaflow.io.postgres._cdc import PostgresReadError, Target
+from deltaflow.io.postgres._decode import BadValue, Decoder, decoder_for
+from deltaflow.io.postgres._pgoutput import (
+    UNCHANGED,
+    Begin,
+    Commit,
+    Delete,
+    Insert,
+    Relation,
+    Truncate,
+    Update,
+    parse_message,
+)
+
+logger = logging.getLogger("deltaflow.io.postgres")
+
+__all__ = ["read"]
+
+OFFSET_KEY = "wal"
+"""The offset key of the change stream; its value is the end LSN of the last transaction."""
+
+SNAPSHOT_CHUNK_ROWS = 50_000
+CHANGES_PER_POLL = 20_000
+POLL_BACKOFF_S = (0.001, 0.05)
+"""Polls of the slot: again at once after changes, then waits doubling up to 50 ms."""
+
+_SUPPORTED = {"int", "float", "bool", "str", "bytes", "DateTimeNaive", "DateTimeUtc",
+              "Duration", "Json"}
+
+
+# --- rows in text form -> typed rows -------------------------------------------------------
+@dataclass
+class TextRowsContext(ReaderContext):
+    """Rows as PostgreSQL prints their values (text or None), in the schema's column order.
+
+    ``kinds`` per row: ``upsert``/``insert``, ``delete`` (only key columns are known when
+    ``key_only``), ``truncate``. ``decoders`` are the column decoders of the current table
+    layout."""
+
+    rows: list[tuple[Any, ...]]
+    kinds: list[str]
+    key_only: list[bool]
+    decoders: Sequence[Decoder]
+    where: str = "row"
+
+
+class TextRowsParser(Parser):
+    """Decodes :class:`TextRowsContext` rows. A row with a value that does not fit the schema
+    is reported and skipped; if it was an upsert, its key is deleted instead, so that the
+    pipeline never keeps a version of the row the source no longer holds."""
+
+    def __init__(self, columns: Mapping[str, t.DType], primary_key: Sequence[str]) -> None:
+        self.columns = dict(columns)
+        self.key_positions = [list(columns).index(k) for k in primary_key]
+
+    def parse(self, context: ReaderContext) -> ParsedBlock:
+        assert isinstance(context, TextRowsContext)
+        rows, kinds, key_only = context.rows, list(context.kinds), context.key_only
+        count = len(rows)
+        problems: dict[int, str] = {}
+        columns: list[list[Any]] = []
+        for position, (name, dtype) in enumerate(self.columns.items()):
+            decode = context.decoders[position]
+            optional = dtype.is_optional
+            is_key = position in self.key_positions
+            values: list[Any] = [None] * count
+            for index, row in enumerate(rows):
+                text = row[position]
+                if text is None:
+                    if not optional and kinds[index] != "truncate" and \
+                            (is_key or not key_only[index]):
+                        problems.setdefault(index, f"NULL in column {name!r}, whose type "
+                                                   f"{dtype!r} is not Optional")
+                    continue
+                if text is UNCHANGED:
+                    problems.setdefault(index, f"column {name!r} holds a large (TOASTed) "
+                                               "value the UPDATE left unchanged, which "
+                                               "PostgreSQL does not send with REPLICA "
+                                               "IDENTITY DEFAULT; set REPLICA IDENTITY FULL")
+                    continue
+                try:
+                    values[index] = decode(text)
+                except (BadValue, ValueError, TypeError, OverflowError) as exc:
+                    problems.setdefault(index, f"column {name!r}: {text[:80]!r} does not fit "
+                                               f"{dtype!r} ({exc})")
+            columns.append(values)
+        errors: list[ParseError] = []
+        keep = list(range(count))
+        if problems:
+            keep = []
+            for index in range(count):
+                reason = problems.get(index)
+                if reason is None:
+                    keep.append(index)
+                    continue
+                key = tuple(rows[index][p] for p in self.key_positions)
+                key_ok = self.key_positions and all(
+                    p not in _problem_columns(reason, self.columns) for p in self.key_positions)
+                if kinds[index] == "upsert" and key_ok:
+                    kinds[index] = "delete"  # drop the row's earlier version, if any
+                    keep.append(index)
+                    reason += "; the row is removed from the table until a valid version comes"
+                where = f"{context.where} key {key}" if self.key_positions else context.where
+                errors.append(ParseError(where, reason))
+        series = []
+        for (name, dtype), values in zip(self.columns.items(), columns, strict=True):
+            kept = [values[i] for i in keep] if problems else values
+            series.append(t.series_from_values(name, kept, dtype))
+        frame = pl.DataFrame(series).with_columns(pl.Series("_kind", [kinds[i] for i in keep],
+                                             dtype=pl.String))
+        return ParsedBlock(frame, kind="column", errors=errors)
+
+
+def _problem_columns(reason: str, columns: Mapping[str, t.DType]) -> set[int]:
+    """Positions of the columns a problem message names (to know if the key decoded)."""
+    return {i for i, name in enumerate(columns) if f"column {name!r}" in reason}
+
+
+# --- readers ---------------------------------------------------------------------------------
+class _TableReader(Reader):
+    """What both readers share: connecting, inspecting, reading the snapshot."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.names = list(target.columns)
+        self.decoders: list[Decoder] = []
+        self._snapshot: _cdc.Snapshot | None = None
+        self._upsert = bool(target.primary_key)
+
+    def _decoders(self, info: _cdc.TableInfo) -> list[Decoder]:
+        found = [decoder_for(info.types[n], d) for n, d in self.target.columns.items()]
+        assert all(found), "checked by inspect_table"
+        return found  # type: ignore[return-value]
+
+    def _snapshot_step(self) -> ReadEvent:
+        snapshot = self._snapshot
+        assert snapshot is not None
+        rows = snapshot.cursor.fetchmany(SNAPSHOT_CHUNK_ROWS)
+        if not rows:
+            self._close_snapshot()
+            return Data(self._context([]), offset=self._snapshot_offset(snapshot))
+        kind = "upsert" if self._upsert and self._streaming else "insert"
+        return Data(self._context([tuple(r) for r in rows], kind))
+
+    _streaming = False
+
+    def _snapshot_offset(self, snapshot: _cdc.Snapshot) -> tuple[str, int] | None:
+        return None
+
+    def _context(self, rows: list[tuple[Any, ...]], kind: str = "insert",
+                 key_only: list[bool] | None = None,
+                 kinds: list[str] | None = None) -> TextRowsContext:
+        return TextRowsContext(rows, kinds or [kind] * len(rows),
+                               key_only or [False] * len(rows), self.decoders,
+                               where=f"{self.target.qualified}")
+
+    def _close_snapshot(self) -> None:
+        snapshot, self._snapshot = self._snapshot, None
+        if snapshot is not None:
+            try:
+                snapshot.connection.close()
+            except Exception:  # noqa: BLE001 - the read is over either way
+                logger.debug("closing the snapshot connection failed", exc_info=True)
+
+    def close(self) -> None:
+        self._close_snapshot()
+
+
+class StaticReader(_TableReader):
+    """Reads the table once (one minibatch) and finishes."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self._phase = "start"
+
+    def read(self) -> ReadEvent | None:
+        if self._phase == "start":
+            connection = _cdc.connect(self.target)
+            try:
+                info = _cdc.inspect_table(connection, self.target, streaming=False)
+            finally:
+                connection.close()
+            self.decoders = self._decoders(info)
+            self._snapshot = _cdc.open_snapshot(self.target, None, 0, self.names)
+            self._phase = "snapshot"
+            return NewSource({"table": self.target.qualified})
+        if self._phase == "snapshot":
+            event = self._snapshot_step()
+            if self._snapshot is None:
+                self._phase = "end"
+            return event
+        if self._phase == "end":
+            self._phase = "finished"
+            return FinishedSource()
+        return Finished()
+
+
+@dataclass
+class _Relation:
+    positions: list[int | None]  # tuple index of each schema column
+    key_positions: list[int | None]
+
+
+@dataclass
+class _Batch:
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    key_only: list[bool] = field(default_factory=list)
+
+
+class CdcReader(_TableReader):
+    """The snapshot, then the changes of the replication slot (see ``_cdc.py``)."""
+
+    _streaming = True
+
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
+        self._phase = "start"
+        self._replication: Any = None
+        self._slot = ""  # the slot changes are consumed from
+        self._anchor: str | None = None  # the persistent slot (persistence only)
+        self._resume_lsn: int | None = None  # from the checkpoint (seek)
+        self._delivered = 0  # end LSN of the last transaction handed to the session
+        self._checkpointed: int | None = None  # set on the engine thread
+        self._advanced = 0
+        self._last_advance = 0.0
+        self._relation: _Relation | None = None
+        self._oid = 0
+        self._info: _cdc.TableInfo | None = None
+        self._backoff = POLL_BACKOFF_S[0]
+        self._last_progress = 0.0
+
+    # --- persistence hooks -------------------------------------------------------------------
+    def seek(self, frontier: OffsetAntichain) -> None:
+        value = frontier.get(OFFSET_KEY)
+        self._resume_lsn = int(value) if value is not None else None
+
+    def checkpointed(self, frontier: OffsetAntichain) -> None:
+        value = frontier.get(OFFSET_KEY)
+        if value is not None:
+            self._checkpointed = int(value)
+
+    # --- reading -----------------------------------------------------------------------------
+    def read(self) -> ReadEvent | None:
+        if self._phase == "start":
+            return self._start()
+        if self._phase == "snapshot":
+            event = self._snapshot_step()
+            if self._snapshot is None:
+                self._phase = "snapshot-end"
+            return event
+        if self._phase == "snapshot-end":
+            self._phase = "stream"
+            return FinishedSource()
+        return self._poll()
+
+    def wait(self, timeout: float) -> None:
+        _time.sleep(max(0.0, min(timeout, self._backoff)))
+
+    def _start(self) -> ReadEvent | None:
+        target = self.target
+        connection = _cdc.connect(target)
+        try:
+            self._info = _cdc.inspect_table(connection, target, streaming=True)
+        finally:
+            connection.close()
+        self.decoders = self._decoders(self._info)
+        self._oid = self._info.oid
+        self._replication = _cdc.connect(target, replication=True)
+        if not self.persisted:
+            self._slot = f"deltaflow_tmp_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+            return self._begin_snapshot(temporary=True)
+        self._anchor = target.anchor_slot()
+        state = _cdc.slot_state(self._replication, self._anchor)
+        if self._resume_lsn is None:
+            if state is not None:
+                logger.warning("%s: dropping replication slot %r left by a run that wrote no "
+                               "checkpoint", target.connector, self._anchor)
+                self._check_idle(state)
+                _cdc.drop_slot(self._replication, self._anchor)
+            event = self._begin_snapshot(temporary=False)
+            self._open_cursor()
+            return event
+        if state is None:
+            raise PostgresReadError(
+                f"{target.connector}: the replication slot {self._anchor!r} that holds the "
+                f"changes since the last checkpoint is gone from {target.address}, so the run "
+                "cannot resume exactly; start again with an empty persistence directory")
+        self._check_idle(state)
+        confirmed = state[0] or 0
+        if confirmed > self._resume_lsn:
+            raise PostgresReadError(
+                f"{target.connector}: the replication slot {self._anchor!r} is past the "
+                "checkpoint the run resumes from (an older checkpoint?); changes in between "
+                "are gone; start again with an empty persistence directory")
+        self._delivered = self._advanced = self._resume_lsn
+        self._open_cursor()
+        logger.info("%s: resuming change data capture from slot %r", target.connector,
+                    self._anchor)
+        self._phase = "stream"
+        return None
+
+    def _check_idle(self, state: tuple[int | None, bool, str]) -> None:
+        if state[1]:
+            raise PostgresReadError(f"{self.target.connector}: replication slot "
+                                    f"{self._anchor!r} is in use by another connection (is "
+                                    "the same pipeline running twice?)")
+
+    def _begin_snapshot(self, *, temporary: bool) -> ReadEvent:
+        slot = self._slot if temporary else self._anchor
+        assert slot
+        start_lsn, snapshot_name = _cdc.create_slot(self._replication, slot, temporary=temporary)
+        self._snapshot = _cdc.open_snapshot(self.target, snapshot_name, start_lsn, self.names)
+        self._delivered = self._advanced = start_lsn
+        logger.info("%s: created %s replication slot %r", self.target.connector,
+                    "temporary" if temporary else "persistent", slot)
+        self._phase = "snapshot"
+        return NewSource({"table": self.target.qualified})
+
+    def _open_cursor(self) -> None:
+        assert self._anchor is not None
+        self._slot = f"{self._anchor}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        _cdc.copy_slot(self._replication, self._anchor, self._slot)
+
+    def _snapshot_offset(self, snapshot: _cdc.Snapshot) -> tuple[str, int] | None:
+        return (OFFSET_KEY, snapshot.start_lsn)
+
+    # --- the change stream ---------------------------------------------------------------------
+    def _poll(self) -> ReadEvent | None:
+        import psycopg
+
+        try:
+            self._advance_anchor()
+            messages = _cdc.fetch_changes(self._replication, self._slot,
+                                          self.target.publication or "", CHANGES_PER_POLL)
+        except psycopg.OperationalError as exc:
+            if not (self._replication.broken or self._replication.closed):
+                raise
+            self._reconnect(exc)
+            return None
+        if not messages:
+            self._backoff = min(self._backoff * 2, POLL_BACKOFF_S[1])
+            return None
+        self._backoff = POLL_BACKOFF_S[0]
+        batch, end_lsn = self._transactions(messages)
+        if end_lsn is None:
+            return None
+        self._delivered = end_lsn
+        offset = (OFFSET_KEY, end_lsn)
+        if batch.rows:
+            return Data(self._context(batch.rows, kinds=batch.kinds, key_only=batch.key_only),
+                        offset=offset)
+        # Only other tables' (or skipped) transactions: tell persistence about the progress
+        # now and then, so the slot can let go of the WAL they used.
+        if self.persisted and _time.monotonic() - self._last_progress > 1.0:
+            self._last_progress = _time.monotonic()
+            return Data(self._context([]), offset=offset)
+        return None
+
+    def _transactions(self, messages: list[bytes]) -> tuple[_Batch, int | None]:
+        """The rows of the complete transactions in ``messages`` (those the checkpoint
+        already holds left out), and the end LSN of the last one."""
+        batch = _Batch()
+        current: _Batch | None = None
+        end_lsn: int | None = None
+        skip_to = self._resume_lsn or 0
+        for data in messages:
+            message = parse_message(data)
+            if isinstance(message, Begin):
+                current = _Batch()
+            elif isinstance(message, Commit):
+                if current is not None and message.end_lsn > skip_to:
+                    batch.rows += current.rows
+                    batch.kinds += current.kinds
+                    batch.key_only += current.key_only
+                current = None
+                end_lsn = message.end_lsn
+            elif isinstance(message, Relation):
+                if message.relation_id == self._oid:
+                    self._relation = self._map_relation(message)
+            elif current is not None:
+                self._change(message, current)
+        if current is not None:  # PostgreSQL returns whole transactions only
+            raise PostgresReadError(f"{self.target.connector}: the slot returned part of a "
+                                    "transaction")
+        return batch, end_lsn
+
+    def _map_relation(self, relation: Relation) -> _Relation:
+        names = [c.name for c in relation.columns]
+        positions: list[int | None] = []
+        for name, dtype in self.target.columns.items():
+            if name not in names:
+                positions.append(None)
+                continue
+            index = names.index(name)
+            column = relation.columns[index]
+            pg_type = _cdc.pg_type(self._replication, column.type_oid)
+            decoder = decoder_for(pg_type, dtype)
+            if decoder is None:
+                raise PostgresReadError(f"{self.target.connector}: column {name!r} of "
+                                        f"{self.target.qualified} now has type "
+                                        f"{pg_type.describe()}, which cannot be read as "
+                                        f"{dtype!r}")
+            self.decoders[len(positions)] = decoder
+            positions.append(index)
+        missing = [n for n, p in zip(self.target.columns, positions, strict=True) if p is None]
+        if missing:
+            logger.error("%s: column(s) %s were dropped from %s; its changes are read with "
+                         "NULL there", self.target.connector, missing, self.target.qualified)
+        keys = [positions[list(self.target.columns).index(k)] for k in self.target.primary_key]
+        return _Relation(positions, keys)
+
+    def _row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        assert self._relation is not None
+        return tuple(None if p is None or p >= len(values) else values[p]
+                     for p in self._relation.positions)
+
+    def _change(self, message: Any, batch: _Batch) -> None:
+        if isinstance(message, Truncate):
+            if self._oid in message.relation_ids:
+                self._refuse_if_append_only("TRUNCATE")
+                batch.rows.append((None,) * len(self.names))
+                batch.kinds.append("truncate")
+                batch.key_only.append(True)
+            return
+        if getattr(message, "relation_id", None) != self._oid:
+            return  # another table of the publication
+        if self._relation is None:
+            raise PostgresReadError(f"{self.target.connector}: a change came before the "
+                                    "description of its table")
+        upsert = "upsert" if self._upsert else "insert"
+        if isinstance(message, Insert):
+            batch.rows.append(self._row(message.new))
+            batch.kinds.append(upsert)
+            batch.key_only.append(False)
+        elif isinstance(message, Update):
+            self._refuse_if_append_only("UPDATE")
+            new = self._row(message.new)
+            if message.old is not None:
+                old = self._row(message.old)
+                if not message.old_is_key_only:  # REPLICA IDENTITY FULL: fill TOASTed values
+                    new = tuple(o if n is UNCHANGED else n for n, o in zip(new, old,
+                                                                          strict=True))
+                if self._key(old) != self._key(new):
+                    batch.rows.append(old)
+                    batch.kinds.append("delete")
+                    batch.key_only.append(True)
+            batch.rows.append(new)
+            batch.kinds.append("upsert")
+            batch.key_only.append(False)
+        elif isinstance(message, Delete):
+            self._refuse_if_append_only("DELETE")
+            batch.rows.append(self._row(message.old))
+            batch.kinds.append("delete")
+            batch.key_only.append(True)
+
+    def _key(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        names = list(self.target.columns)
+        return tuple(row[names.index(k)] for k in self.target.primary_key)
+
+    def _refuse_if_append_only(self, what: str) -> None:
+        if self.target.append_only:
+            raise PostgresReadError(f"{self.target.connector}: {self.target.qualified} was "
+                                    f"declared append-only (is_append_only=True) but a {what} "
+                                    "changed it")
+
+    def _advance_anchor(self) -> None:
+        """Let the persistent slot forget what a checkpoint holds (at most twice a second)."""
+        lsn = self._checkpointed
+        if self._anchor is None or lsn is None or lsn <= self._advanced:
+            return
+        if _time.monotonic() - self._last_advance < 0.5:
+            return
+        _cdc.advance_slot(self._replication, self._anchor, lsn)
+        self._advanced = lsn
+        self._last_advance = _time.monotonic()
+
+    def _reconnect(self, error: Exception) -> None:
+        """The connection broke mid-run. A persisted reader continues from its anchor slot,
+        skipping what it delivered; a temporary slot died with the connection."""
+        target = self.target
+        if self._anchor is None:
+            raise PostgresReadError(
+                f"{target.connector}: lost the connection to {target.address} ({error}); its "
+                "temporary replication slot went with it, so changes cannot be followed "
+                "exactly; restart the pipeline (with pw.persistence to resume where it "
+                "stopped)") from None
+        logger.warning("%s: lost the connection to %s (%s); reconnecting", target.connector,
+                       target.address, error)
+        with contextlib.suppress(Exception):  # it is broken anyway
+            self._replication.close()
+        self._replication = _cdc.connect(target, replication=True)
+        state = _cdc.slot_state(self._replication, self._anchor)
+        if state is None:
+            raise PostgresReadError(f"{target.connector}: the replication slot "
+                                    f"{self._anchor!r} disappeared")
+        self._resume_lsn = self._delivered
+        self._advanced = max(self._advanced, state[0] or 0)
+        self._open_cursor()
+        self._relation = None
+
+    def close(self) -> None:
+        super().close()
+        if self._replication is not None:
+            try:
+                self._replication.close()  # temporary slots end with the connection
+            except Exception:  # noqa: BLE001
+                logger.debug("closing the replication connection failed", exc_info=True)
+            self._replication = None
+
+
+# --- the public function ------------------------------------------------------------------
+def read(
+    postgres_settings: dict,
+    table_name: str,
+    schema: Any,
+    *,
+    mode: Literal["streaming", "static"] = "streaming",
+    is_append_only: bool = False,
+    publication_name: str | None = None,
+    schema_name: str | None = "public",
+    autocommit_duration_ms: int | None = 1500,
+    name: str | None = None,
+    max_backlog_size: int | None = None,
+    debug_data: Any = None,
+) -> Any:
+    """Read the PostgreSQL table ``schema_name.table_name`` (see docs/postgres_read.md).
+
+    ``mode="static"`` reads the table once, in one minibatch. ``mode="streaming"`` (the
+    default) reads the same snapshot and then follows every committed INSERT, UPDATE,
+    DELETE and TRUNCATE through logical replication; it needs ``wal_level=logical``, the
+    REPLICATION privilege and ``publication_name``, a publication covering the table. Rows
+    are identified by the schema's primary key, which must be the table's (its replica
+    identity), unless ``is_append_only=True``. With ``pw.persistence`` the change stream
+    resumes after a restart from the last checkpoint through a persistent replication slot
+    named after the connector. ``debug_data`` is accepted and ignored.
+    """
+    label = f"pw.io.postgres.read({table_name!r})" if isinstance(table_name, str) \
+        else "pw.io.postgres.read"
+    if not isinstance(postgres_settings, Mapping):
+        raise TypeError(f"{label}: postgres_settings must be a dict of libpq connection "
+                        f"parameters, got {type(postgres_settings).__name__}")
+    bad_keys = [k for k in postgres_settings if not isinstance(k, str)]
+    if bad_keys:
+        raise TypeError(f"{label}: postgres_settings keys must be strings, got {bad_keys!r}")
+    if not isinstance(table_name, str) or not table_name:
+        raise ValueError(f"{label}: table_name must be a non-empty string, got {table_name!r}")
+    if schema_name is not None and (not isinstance(schema_name, str) or not schema_name):
+        raise ValueError(f"{label}: schema_name must be a non-empty string or None, got "
+                         f"{schema_name!r}")
+    checked = check_schema(schema, label)
+    assert checked is not None
+    streaming = check_mode(mode, label) == "streaming"
+    if not isinstance(is_append_only, bool):
+        raise TypeError(f"{label}: is_append_only must be a bool, got {is_append_only!r}")
+    if streaming:
+        if publication_name is None:
+            raise ValueError(f"{label}: publication_name is required with mode='streaming' "
+                             "(CREATE PUBLICATION <name> FOR TABLE <table>)")
+        if not isinstance(publication_name, str) or not publication_name:
+            raise ValueError(f"{label}: publication_name must be a non-empty string, got "
+                             f"{publication_name!r}")
+    elif publication_name is not None:
+        raise ValueError(f"{label}: publication_name is only used with mode='streaming'")
+    autocommit = check_autocommit(autocommit_duration_ms, label)
+    backlog = check_backlog(max_backlog_size, label)
+    columns = checked.dtypes()
+    for column, dtype in columns.items():
+        if not _readable(dtype):
+            raise TypeError(f"{label}: column {column!r} has type {dtype!r}, which cannot be "
+                            "read from PostgreSQL (see docs/postgres_read.md for the types)")
+    primary_key = tuple(checked.primary_key_columns() or ())
+    if streaming and not is_append_only and not primary_key:
+        raise ValueError(f"{label}: mode='streaming' needs the schema to declare the table's "
+                         "primary key (pw.column_definition(primary_key=True)) so updates and "
+                         "deletes find their rows, or is_append_only=True")
+    schema_name = schema_name or "public"
+    connector = f"pw.io.postgres.read({schema_name}.{table_name})"
+    target = Target(
+        connector=connector,
+        settings={k: str(v) for k, v in postgres_settings.items()},
+        schema_name=schema_name, table_name=table_name, columns=columns,
+        primary_key=primary_key, publication=publication_name,
+        append_only=is_append_only, identity=name or connector)
+    reader_class = CdcReader if streaming else StaticReader
+    return reader_table(
+        schema=checked, reader_factory=lambda: reader_class(target),
+        parser=TextRowsParser(columns, primary_key), name=name or connector,
+        autocommit_duration_ms=autocommit, max_backlog_size=backlog,
+        keep_row_state=streaming and bool(primary_key), named=name is not None)
+
+
+def _readable(dtype: t.DType) -> bool:
+    base = dtype.strip_optional()
+    if isinstance(base, t.List):
+        return _readable(base.arg)
+    if isinstance(base, t.Tuple):
+        return bool(base.args) and all(_readable(a) for a in base.args)
+    if isinstance(base, t.Array):
+        return True
+    return base.name in _SUPPORTED
