@@ -192,7 +192,7 @@ class GroupedTable:
                           keys=[f"__k{i}" for i in range(len(self._keys))], key_types=key_types,
                           reducers=calls, post=post,
                           id_key=None if self._id_key is None else f"__k{self._id_key}",
-                          label="reduce")
+                          skip_errors=getattr(self, "_skip_errors", True), label="reduce")
         key_names = tuple(n for n, e in outputs if isinstance(e, ColumnReference)
                           and not isinstance(e, ReducerExpression))
         # Group ids are computed from the key values (or are the id= column's values).
@@ -904,6 +904,9 @@ class StatefulMethods:
         grouped = _grouped(table, args, id, instance, table._description, table._scope,
                            table._node, zip_foreign=True)
         grouped._sort_by = sort_by  # type: ignore[attr-defined]
+        if not isinstance(_skip_errors, bool):
+            raise TypeError(f"groupby: _skip_errors must be a bool, got {_skip_errors!r}")
+        grouped._skip_errors = _skip_errors  # type: ignore[attr-defined]
         return grouped
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:

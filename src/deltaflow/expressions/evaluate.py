@@ -92,14 +92,18 @@ class CompiledProjection:
 
     def set_error_policy(self, keys: Sequence[str], key_message: str,
                          other_message: str | None = None,
-                         carry: errors.CarriedErrors | None = None) -> None:
+                         carry: errors.CarriedErrors | None = None, *,
+                         flag_others: bool = False) -> None:
         """Make this projection (the key/argument projection of a stateful operator) hand on
         no error cells: rows with an error in ``keys`` are left out and reported with
         ``key_message``; rows with errors in the other outputs are left out the same way with
         ``other_message`` (an empty one: not reported), or, when it is None, the errors
         become nulls. With ``carry``, errors in the other outputs are kept there instead (by
-        row id), for the operator to put back into its output."""
-        self.error_policy = ErrorPolicy(list(keys), key_message, other_message, carry)
+        row id), for the operator to put back into its output. With ``flag_others``, errors
+        in the other outputs become nulls and each such column gets a boolean column
+        :func:`error_flag` marking its error cells."""
+        self.error_policy = ErrorPolicy(list(keys), key_message, other_message, carry,
+                                        flag_others=flag_others)
 
     # --- compile-time helpers ------------------------------------------------------------
     def _assign_guards(self, node: ColumnExpression, guard: pl.Expr | None) -> None:
@@ -251,6 +255,13 @@ class CompiledProjection:
         policy = self.error_policy
         assert policy is not None
         others = [name for name, _ in self.outputs if name not in policy.keys]
+        if policy.flag_others:
+            result = _drop_error_rows(result, policy.keys, policy.key_message)
+            masks = errors.error_columns(result, others)
+            if masks:
+                result = result.with_columns([mask.alias(error_flag(name))
+                                              for name, mask in masks.items()])
+            return _restored(result, replaced, self.types)
         if policy.stash is not None and policy.carry is not None:
             # Rows whose key is an error match nothing but are kept (an outer side's
             # unmatched rows): their value errors are carried like the others'.
@@ -338,14 +349,22 @@ class ErrorPolicy:
     :meth:`CompiledProjection.set_error_policy`)."""
 
     def __init__(self, keys: list[str], key_message: str, other_message: str | None,
-                 carry: errors.CarriedErrors | None = None) -> None:
+                 carry: errors.CarriedErrors | None = None, *, flag_others: bool = False
+                 ) -> None:
         self.keys = keys
         self.key_message = key_message
         self.other_message = other_message
         self.carry = carry
+        self.flag_others = flag_others
         # Set by an outer join's operator for a side whose unmatched rows it keeps: the
         # prepared rows whose key is an error, for it to emit as unmatched rows.
         self.stash: list[pl.DataFrame] | None = None
+
+
+def error_flag(column: str) -> str:
+    """The name of the boolean column marking the error cells of ``column`` (see
+    :meth:`CompiledProjection.set_error_policy`)."""
+    return f"__err:{column}"
 
 
 def _restored(frame: pl.DataFrame, names: Sequence[str], types: dict[str, t.DType]

@@ -30,6 +30,9 @@ class ReduceNode(Node):
     reducers: list[ReducerCall] = field(default_factory=list)
     post: Any = None  # CompiledProjection over the group frame
     id_key: str | None = None  # key column whose (Pointer) value is the group id
+    # groupby(_skip_errors=...): in a run keeping errors, an error argument leaves its row out
+    # of that reducer (True) or makes the reducer's value an Error (False).
+    skip_errors: bool = True
 
 
 @dataclass(eq=False)

@@ -44,6 +44,7 @@ from deltaflow.engine.stateful.arrangement import (
     key_hash_expr,
 )
 from deltaflow.engine.stateful.nodes import ReduceNode
+from deltaflow.expressions.evaluate import error_flag
 from deltaflow.reducers import Row, inverts
 
 COUNT = "__cnt"
@@ -104,6 +105,22 @@ class ReduceOperator(Operator):
         # Stateful (user) reducers: per call index, key hash -> group key -> group state.
         self._states: dict[int, dict[int, dict[tuple[Any, ...], Any]]] = {
             i: {} for i, c in enumerate(self.calls) if c.reducer.stateful}
+        # Errors as values (a run with terminate_on_error=False): an error in a reducer's
+        # argument leaves the row out of that reducer only (skip_errors, the default) or makes
+        # that reducer's value an Error (skip_errors=False); the other reducers, count()
+        # included, still see the row. Error cells are kept as flags on the stored rows, so
+        # touched groups are recomputed from their rows (no accumulators, no Python path).
+        self.skip_errors = node.skip_errors
+        self.argument_errors = errors.keeps_errors() and any(c.args for c in self.calls)
+        self._flags = [error_flag(a) for c in self.calls for a in c.args]
+        if self.argument_errors:
+            self.pre.set_error_policy(self.keys, "Error value encountered in grouping "
+                                                 "columns, skipping the row",
+                                      flag_others=True)
+            self.invertible = self.foldable = self.accumulated = False
+            self.accs = []
+            self.rows = Arrangement(ignore=(TIME,))
+            self.small = False
 
     def _small_possible(self, native: bool) -> bool:
         """The Python path needs keys hashable by Polars without surrogates and columns that
@@ -119,6 +136,11 @@ class ReduceOperator(Operator):
     # --- helpers ---------------------------------------------------------------------------
     def _prepare(self, delta: pl.DataFrame) -> pl.DataFrame:
         frame = self.pre.run(delta, keep=[ID, DIFF])
+        if self.argument_errors:  # every stored row has every flag, in one order
+            flags = set(self._flags)
+            frame = frame.with_columns([pl.lit(False).alias(f) for f in self._flags
+                                        if f not in frame.columns])
+            frame = frame.select([c for c in frame.columns if c not in flags] + self._flags)
         frame, match = add_key_columns(frame, self.keys)
         self.match = match
         return frame
@@ -394,6 +416,8 @@ class ReduceOperator(Operator):
         if in_python:
             groups = groups.with_columns(self._python_values(rows, groups, match, in_python,
                                                              all_rows))
+        if self.argument_errors:
+            groups = self._argument_errors(groups, rows, match)
         casts = [pl.col(c.column).cast(c.dtype.to_polars()) for c in self.calls
                  if c.dtype.to_polars() != pl.Object and groups.schema[c.column] != pl.Object]
         if casts:
@@ -433,6 +457,8 @@ class ReduceOperator(Operator):
         every = all_rows.sort(ID) if any(c.reducer.stateful for c in calls) else live
         for call in calls:
             source = every if call.reducer.stateful else live
+            if self.argument_errors and call.args:  # error arguments: not this reducer's rows
+                source = source.filter(~self._error_mask(call))
             per_group = self._rows_per_group(source, match, position, call.args)
             if call.reducer.stateful:
                 index = self.calls.index(call)
@@ -452,6 +478,37 @@ class ReduceOperator(Operator):
                 values = [_python_value(call, group) for group in per_group]
             out.append(_value_series(call.column, values, call.dtype))
         return out
+
+    def _error_mask(self, call: Any) -> pl.Expr:
+        """The rows where an argument of ``call`` was an error."""
+        return pl.any_horizontal([pl.col(error_flag(a)) for a in call.args])
+
+    def _argument_errors(self, groups: pl.DataFrame, rows: pl.DataFrame, match: list[str]
+                         ) -> pl.DataFrame:
+        """Reducer values of groups that have rows with error arguments: recomputed without
+        those rows (skip_errors), or Errors. Reducers computed in Python already left the
+        rows out."""
+        for call in self.calls:
+            if not call.args:
+                continue
+            mask = self._error_mask(call)
+            bad = rows.filter(mask)
+            if bad.height == 0:
+                continue
+            if self.skip_errors:
+                expr = call.reducer.polars_agg(call.args, call.arg_types)
+                if expr is None:
+                    continue
+                values = rows.filter(~mask).group_by(match).agg(expr.alias(call.column))
+                column = groups.select(match).join(values, on=match, how="left",
+                                                   nulls_equal=True, maintain_order="left")
+                groups = groups.with_columns(column[call.column])
+            else:
+                marked = bad.select(match).unique().with_columns(pl.lit(True).alias("__bad"))
+                hit = groups.select(match).join(marked, on=match, how="left", nulls_equal=True,
+                                                maintain_order="left")["__bad"].fill_null(False)
+                groups = groups.with_columns(errors.with_errors(groups[call.column], hit))
+        return groups
 
     @staticmethod
     def _rows_per_group(rows: pl.DataFrame, match: list[str],
