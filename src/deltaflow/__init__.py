@@ -1,5 +1,7 @@
 """deltaflow: incremental data pipelines with Pathway's API (``import deltaflow as pw``)."""
 
+from typing import TYPE_CHECKING
+
 from deltaflow import debug, io
 from deltaflow._types import (
     DateTimeNaive,
@@ -10,6 +12,7 @@ from deltaflow._types import (
     PyObjectWrapper,
     wrap_py_object,
 )
+from deltaflow._version import __version__
 from deltaflow.engine.boundary import ConnectorError
 from deltaflow.errors import global_error_log, local_error_log
 from deltaflow.expressions import (
@@ -46,7 +49,42 @@ from deltaflow.schema import (
 )
 from deltaflow.table import Table
 
-__version__ = "0.1.0"
+# The names below are imported on first use (``__getattr__``); type checkers see them here.
+if TYPE_CHECKING:
+    from deltaflow import demo, persistence, reducers, stdlib, temporal, udfs, universes
+    from deltaflow.api_types import (
+        GroupedJoinResult,
+        Joinable,
+        LiveTable,
+        TableLike,
+        Type,
+        enable_interactive_mode,
+    )
+    from deltaflow.config import set_license_key, set_monitoring_config
+    from deltaflow.iterate import iterate, iterate_universe
+    from deltaflow.persistence import PersistenceMode
+    from deltaflow.reducers import BaseCustomAccumulator
+    from deltaflow.schema import schema_from_csv
+    from deltaflow.sql import sql
+    from deltaflow.stdlib import ordered, stateful, statistical, utils, viz
+    from deltaflow.stdlib.utils.pandas_transformer import pandas_transformer
+    from deltaflow.table_slice import TableSlice
+    from deltaflow.table_stateful import (
+        GroupedTable,
+        JoinMode,
+        JoinResult,
+        groupby,
+        join,
+        join_inner,
+        join_left,
+        join_outer,
+        join_right,
+    )
+    from deltaflow.transformers import table_transformer
+    from deltaflow.udfs import UDF
+    from deltaflow.udfs.async_transformer import AsyncTransformer
+    from deltaflow.yaml_loader import load_yaml
+
 
 # Names provided by the stateful part of the API, imported on first use.
 _LAZY = {

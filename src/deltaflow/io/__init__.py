@@ -7,7 +7,33 @@ libraries (boto3 ...) are needed only by programs that use them.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use (``__getattr__``); type checkers see them here.
+if TYPE_CHECKING:
+    from deltaflow.io import (
+        csv,
+        deltalake,
+        dynamodb,
+        fs,
+        http,
+        jsonlines,
+        kafka,
+        minio,
+        null,
+        plaintext,
+        postgres,
+        python,
+        redpanda,
+        s3,
+        sqlite,
+    )
+    from deltaflow.io._core.formats import CsvParserSettings
+    from deltaflow.io.subscribe import OnChangeCallback, OnFinishCallback, subscribe
+    from deltaflow.io.synchronization import (
+        SynchronizedColumn,
+        register_input_synchronization_group,
+    )
 
 _SUBMODULES = {
     "csv", "jsonlines", "plaintext", "fs", "python", "null", "sqlite", "s3", "minio",
