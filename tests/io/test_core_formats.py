@@ -85,11 +85,12 @@ def test_csv_parser_reports_bad_rows_with_line_and_reason() -> None:
     assert len(where) == 3
 
 
-def test_csv_parser_missing_required_column_reports_every_row() -> None:
+def test_csv_parser_missing_required_column_is_reported_once_per_file() -> None:
+    # (issue #15: one message for the header, not one per row)
     block = csv_parse("a,b,c\n1,1,True\n2,2,False\n")
     assert block.frame.height == 0
-    assert [e.where for e in block.errors] == ["in.csv:2", "in.csv:3"]
-    assert all("missing required field 'd'" in e.reason for e in block.errors)
+    assert [e.where for e in block.errors] == ["in.csv:1"]
+    assert "lacks the column 'd'" in block.errors[0].reason
 
 
 def test_csv_parser_settings() -> None:

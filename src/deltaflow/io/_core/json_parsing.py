@@ -25,7 +25,7 @@ from deltaflow.io._core.parsing import (
     CellErrors,
     ColumnSpec,
     as_bytes,
-    decode_text,
+    decode_lines,
     error_line,
     missing_value,
     records_of,
@@ -35,6 +35,56 @@ from deltaflow.io._core.serialization import column_from_values
 
 # (``re`` finds this short pattern about twice as fast as ``bytes.__contains__``.)
 _SPACE_BEFORE_COLON = re.compile(rb'" :')
+
+
+# An escaped UTF-16 surrogate (``\\ud800``): valid only as half of a pair.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+#: The deepest nesting of arrays and objects a line may have, its outer object counted (as
+#: in Pathway, whose reader refuses deeper lines). Deeper lines are reported, so that no
+#: value reaching the engine is deep enough to exhaust Python's recursion limit later.
+MAX_JSON_DEPTH = 127
+
+
+def _load_line(text: str) -> tuple[Any, str | None]:
+    """The JSON document of one line, or why it is refused (syntax, nesting, surrogates)."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc}"
+    except RecursionError:
+        return None, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+    # Only a line with that many brackets can be that deep: the walk is rarely needed.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and \
+            _depth_exceeds(document, MAX_JSON_DEPTH):
+        return None, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+    if _SURROGATE_ESCAPE_TEXT.search(text) and _has_lone_surrogate(document):
+        return None, "invalid JSON: a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"
+    return document, None
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than ``limit`` (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _has_lone_surrogate(document: Any) -> bool:
+    """Whether a key or string of the document holds a surrogate code point, which no UTF-8
+    text can carry (the JSON escaped half of a pair without the other half)."""
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _json_pointer(document: Any, path: str) -> Any:
@@ -167,6 +217,8 @@ class JsonLinesParser(Parser):
         """
         if not data or data.isspace():  # (``isspace`` stops at the first other byte)
             return None
+        if _SURROGATE_ESCAPE.search(data):
+            return None  # Polars reads a lone surrogate as NUL: the exact reader rejects it
         if b"\t" in data or _SPACE_BEFORE_COLON.search(data):
             return None  # unusual spacing around colons: the counts below would miss keys
         try:
@@ -217,15 +269,17 @@ class JsonLinesParser(Parser):
         line = self._next_line if isinstance(context, RawContext) and context.continues \
             else first_line
         for record in records:
-            for text in decode_text(record).split("\n"):
+            for text, undecodable in decode_lines(record):
                 here = where_label(metadata, line, "json")
                 line += 1
+                if text is None:
+                    errors.append(ParseError(here, f"invalid JSON: {undecodable}"))
+                    continue
                 if not text.strip():
                     continue
-                try:
-                    document = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    errors.append(ParseError(here, f"invalid JSON: {exc}"))
+                document, reason = _load_line(text)
+                if reason is not None:
+                    errors.append(ParseError(here, reason))
                     continue
                 if not isinstance(document, dict):
                     errors.append(ParseError(here, "a JSON object was expected"))

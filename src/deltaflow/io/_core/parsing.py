@@ -62,8 +62,44 @@ def as_bytes(record: Any) -> bytes:
 
 
 def decode_text(record: Any) -> str:
+    """A record as text, invalid UTF-8 replaced (for callers that check it beforehand)."""
     return record.decode("utf-8", errors="replace") if isinstance(record, bytes | bytearray) \
         else str(record)
+
+
+def is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 (ASCII is checked without decoding anything)."""
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_lines(record: Any) -> list[tuple[str | None, str | None]]:
+    """The lines of a record (split on ``\\n``), each as ``(text, None)`` or, for a line that
+    is not valid UTF-8, ``(None, why)``: such a line is reported, never read with replacement
+    characters standing for its bytes."""
+    if not isinstance(record, bytes | bytearray):
+        return [(line, None) for line in str(record).split("\n")]
+    data = bytes(record)
+    if is_utf8(data):
+        return [(line, None) for line in data.decode("utf-8").split("\n")]
+    lines: list[tuple[str | None, str | None]] = []
+    for raw in data.split(b"\n"):
+        try:
+            lines.append((raw.decode("utf-8"), None))
+        except UnicodeDecodeError as exc:
+            lines.append((None, invalid_utf8_reason(exc)))
+    return lines
+
+
+def invalid_utf8_reason(error: UnicodeDecodeError) -> str:
+    """How a decoding failure is reported: the offending bytes and where they are."""
+    bad = error.object[error.start:error.end]
+    return f"not valid UTF-8 (byte {bad.hex(' ')} at offset {error.start})"
 
 
 def missing_value(spec: ColumnSpec) -> Any:

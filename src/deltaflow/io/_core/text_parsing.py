@@ -5,33 +5,78 @@ from __future__ import annotations
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow.io._core.base import ParsedBlock, Parser, ReaderContext
-from deltaflow.io._core.parsing import METADATA_COLUMN, decode_text, records_of
+from deltaflow.io._core.base import ParsedBlock, ParseError, Parser, RawContext, ReaderContext
+from deltaflow.io._core.parsing import (
+    METADATA_COLUMN,
+    as_bytes,
+    decode_lines,
+    invalid_utf8_reason,
+    is_utf8,
+    records_of,
+    where_label,
+)
 
 
 class PlaintextParser(Parser):
-    """One row per line, in a ``data: str`` column."""
+    """One row per line, in a ``data: str`` column.
+
+    A line that is not valid UTF-8 is reported and skipped (as Pathway does), never read
+    with replacement characters.
+    """
+
+    def __init__(self) -> None:
+        self._next_line = 1  # where the next piece of a document starts (RawContext)
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
-        records, _, _ = records_of(context)
+        records, metadata, first_line = records_of(context)
+        line = self._next_line if isinstance(context, RawContext) and context.continues \
+            else first_line
         parts = []
+        errors: list[ParseError] = []
         for record in records:
-            text = decode_text(record)
-            lines = pl.Series("data", [text]).str.split("\n").explode()
-            if text.endswith("\n"):
-                lines = lines.head(lines.len() - 1)
+            data = as_bytes(record)
+            if is_utf8(data):
+                text = data.decode("utf-8")
+                lines = pl.Series("data", [text]).str.split("\n").explode()
+                if text.endswith("\n"):
+                    lines = lines.head(lines.len() - 1)
+                line += lines.len()
+            else:  # rare: line by line, to report each undecodable line
+                good: list[str] = []
+                decoded = decode_lines(data)
+                if data.endswith(b"\n"):
+                    decoded.pop()
+                for text_line, reason in decoded:
+                    if text_line is None:
+                        errors.append(ParseError(where_label(metadata, line, "plaintext"),
+                                                 f"the line is {reason}"))
+                    else:
+                        good.append(text_line)
+                    line += 1
+                lines = pl.Series("data", good, dtype=pl.String)
             parts.append(lines.str.strip_suffix("\r"))
-        data = pl.concat(parts) if parts else pl.Series("data", [], dtype=pl.String)
-        return ParsedBlock(pl.DataFrame({"data": data}))
+        self._next_line = line
+        data_column = pl.concat(parts) if parts else pl.Series("data", [], dtype=pl.String)
+        return ParsedBlock(pl.DataFrame({"data": data_column}), errors=errors)
 
 
 class PlaintextByFileParser(Parser):
-    """One row per record (a whole file or object), in a ``data: str`` column."""
+    """One row per record (a whole file or object), in a ``data: str`` column; a record that
+    is not valid UTF-8 is reported and skipped, as in Pathway."""
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
-        records, _, _ = records_of(context)
-        return ParsedBlock(pl.DataFrame({"data": pl.Series([decode_text(r) for r in records],
-                                                           dtype=pl.String)}))
+        records, metadata, _ = records_of(context)
+        texts: list[str] = []
+        errors: list[ParseError] = []
+        for record in records:
+            data = as_bytes(record)
+            try:
+                texts.append(data.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                errors.append(ParseError(where_label(metadata, None, "plaintext"),
+                                         f"the contents are {invalid_utf8_reason(exc)}"))
+        return ParsedBlock(pl.DataFrame({"data": pl.Series(texts, dtype=pl.String)}),
+                           errors=errors)
 
 
 class BinaryParser(Parser):
