@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._signals import graceful_stop
 from deltaflow import errors, plan
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorStats, Sink
@@ -101,7 +102,7 @@ def _run(*, every_table: bool, debug: bool, monitoring_level: MonitoringLevel,
     previous = _DEBUG_RUN.active
     _DEBUG_RUN.active = debug
     try:
-        with udf_storage(persistence_config):
+        with udf_storage(persistence_config), graceful_stop():
             run_outputs(outputs, monitoring=monitoring, persistence=persistence,
                         terminate_on_error=terminate_on_error)
     finally:

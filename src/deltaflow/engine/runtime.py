@@ -213,6 +213,8 @@ class Runtime:
         udf_scope = begin_run()  # the run's UDF state: event loop, remembered values, caches
         try:
             for sink in self.sinks:
+            if self.persistence is not None:  # outputs learn where the checkpoint left them
+                self.persistence.prepare(self)
                 sink.start()
             if self.monitoring is not None:  # before sources: their first rows are counted
                 self.monitoring.start(self)

@@ -253,8 +253,11 @@ class FileWriter(Writer):
         self.path = path
         self.header = header
         self._file: Any = None
+        self._resume_at: int | None = None  # keep this many bytes of an earlier run's file
 
     def _open(self) -> Any:
+        if self._file is None and self._resume_at is not None:
+            self._file = self._reopen(self._resume_at)
         if self._file is None:
             try:
                 self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close/abort
@@ -275,6 +278,35 @@ class FileWriter(Writer):
 
     def flush(self, time: int) -> None:
         self._open().flush()
+
+    def position(self) -> int:
+        """The file's length after the last flush (what a checkpoint keeps of it)."""
+        return int(self._open().tell())
+
+    def resume(self, position: Any) -> None:
+        """Continue the file of the run that wrote the checkpoint: what it wrote after
+        ``position`` bytes is cut off when the file is opened (those changes are written again
+        by this run). Without a position (it had written nothing) the file starts over."""
+        self._resume_at = position if isinstance(position, int) and position > 0 else None
+
+    def _reopen(self, keep: int) -> Any:
+        self._resume_at = None
+        try:
+            handle = open(self.path, "r+b")  # noqa: SIM115 - closed in close/abort
+        except FileNotFoundError:
+            logger.warning("output file %s: it was written by the run that made the "
+                           "checkpoint but is gone; writing it again from this run's changes",
+                           self.path)
+            return None
+        size = handle.seek(0, os.SEEK_END)
+        if size < keep:
+            logger.warning("output file %s: it is shorter (%d bytes) than when the checkpoint "
+                           "was made (%d bytes); continuing after what is there", self.path,
+                           size, keep)
+            return handle
+        handle.truncate(keep)
+        handle.seek(keep)
+        return handle
 
     def close(self) -> None:
         self._open().close()

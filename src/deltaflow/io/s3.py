@@ -264,9 +264,20 @@ class S3ConnectorError(RuntimeError):
         self.fatal = fatal
 
 
+MIN_REDACTED_LENGTH = 4
+"""Shorter "secrets" (test keys such as ``s`` or ``key``) are not redacted: replacing every
+occurrence of a few letters mangles the message and hides nothing worth hiding."""
+
+
 def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
+    """``text`` with every whole occurrence of a secret replaced by ``***``. A secret counts
+    only where no letter or digit touches it, so an error message is never cut up
+    mid-word."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) < MIN_REDACTED_LENGTH:
+            continue
+        text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])",
+                      "***", text)
     return text
 
 
@@ -315,6 +326,7 @@ class _PendingObject:
     chunks: list[bytes]
     body: bytes | None = None
     index: int | None = None
+    order: int = 0  # objects made before this one in this run
 
 
 class S3Writer(Writer):
@@ -362,6 +374,16 @@ class S3Writer(Writer):
         self._closing = False
         self._stopped = False
         self._threads: list[threading.Thread] = []
+        # Exactly once with persistence (docs/persistence.md): after each flush, where its
+        # rows will be — (objects made before them, their bytes at the start of the next
+        # object) — until they are uploaded; a checkpoint only covers uploaded times.
+        self._made = 0
+        self._base_index: int | None = None  # the number of this run's first object
+        self._uploaded: set[int] = set()
+        self._uploaded_prefix = 0  # objects 0..n-1 of this run are all uploaded
+        self._flushes: collections.deque[tuple[int, int, int]] = collections.deque()
+        self._durable: int | None = None
+        self._last_position: tuple[int, int] = (0, 0)
 
     # --- Writer API (output session thread) ----------------------------------------------
     def start(self) -> None:
@@ -392,19 +414,117 @@ class S3Writer(Writer):
 
     def flush(self, time: int) -> None:
         with self._lock:
-            self._raise_pending()
-            if self._open:
-                self._sealed.extend(self._open)
-                self._open.clear()
-                self._lock.notify_all()  # the senders' timer now has rows to wait for
-            if not self._sealed or not self._due(_time.monotonic()):
-                return
-            self._lock.wait_for(lambda: self._error is not None or self._failures > 0
-                                or self._in_flight() < self.max_in_flight)
-            self._raise_pending()
-            # A sender may have made the object meanwhile (its timer saw the rows due).
-            if self._sealed and self._in_flight() < self.max_in_flight:
-                self._make_object()
+            try:
+                self._flush(time)
+            finally:
+                position = (self._made, sum(len(chunk) for chunk in self._sealed))
+                self._last_position = position
+                self._flushes.append((time, *position))
+
+    def _flush(self, time: int) -> None:
+        self._raise_pending()
+        if self._open:
+            self._sealed.extend(self._open)
+            self._open.clear()
+            self._lock.notify_all()  # the senders' timer now has rows to wait for
+        if not self._sealed or not self._due(_time.monotonic()):
+            return
+        self._lock.wait_for(lambda: self._error is not None or self._failures > 0
+                            or self._in_flight() < self.max_in_flight)
+        self._raise_pending()
+        # A sender may have made the object meanwhile (its timer saw the rows due).
+        if self._sealed and self._in_flight() < self.max_in_flight:
+            self._make_object()
+
+    # --- persistence: what a checkpoint may cover, and undoing what followed it ----------
+    def position(self) -> list[int]:
+        """(objects made before the rows of the last flushed time's successors, bytes of
+        those rows at the start of the next object), relative to this run's first object."""
+        with self._lock:
+            return list(self._last_position)
+
+    def durable_time(self) -> int | None:
+        """The last flushed time whose rows are all uploaded (None: none yet)."""
+        with self._lock:
+            while self._flushes:
+                _, made, pending = self._flushes[0]
+                if self._uploaded_prefix < made + (1 if pending else 0):
+                    break
+                self._durable = self._flushes.popleft()[0]
+            return self._durable
+
+    def export_position(self, position: Any) -> Any:
+        """An absolute position: the number of the first object that holds rows after the
+        checkpoint and how many bytes of its rows (after the header) precede them."""
+        if not isinstance(position, list):
+            return position  # the resumed position, already absolute (or None)
+        made, pending = position
+        with self._lock:
+            if self._base_index is None:
+                if self._next_index is None:
+                    self._lock.release()
+                    try:
+                        if self._client is None:
+                            self._client = self.settings._client(attempts=2)
+                        first = self._first_free_index()
+                    finally:
+                        self._lock.acquire()
+                    if self._next_index is None:
+                        self._next_index = self._base_index = first
+                if self._base_index is None:
+                    self._base_index = self._next_index
+            return {"index": self._base_index + made, "bytes": pending}
+
+    def resume(self, position: Any) -> None:
+        """Undo what the crashed run uploaded after the checkpoint: objects from ``index`` on
+        are deleted, except that object ``index`` keeps its first ``bytes`` bytes of rows
+        (rewritten). Numbering then continues right after what is kept."""
+        if not isinstance(position, dict):
+            return
+        index, keep = int(position["index"]), int(position["bytes"])
+        client = self.settings._client(attempts=3)
+        try:
+            later = [i for i in self._object_numbers(client) if i >= index]
+            if keep:
+                key = self._object_key(index)
+                if index in later:
+                    body = client.get_object(Bucket=self.location.bucket, Key=key)["Body"].read()
+                    header = self.header() if self.header is not None else b""
+                    if len(body) > len(header) + keep:
+                        client.put_object(Bucket=self.location.bucket, Key=key,
+                                          Body=body[:len(header) + keep])
+                else:
+                    logger.warning("output %s: object %s, uploaded before the checkpoint, is "
+                                   "missing", self.name, key)
+            for number in later:
+                if number > index or not keep:
+                    client.delete_object(Bucket=self.location.bucket,
+                                         Key=self._object_key(number))
+        except Exception as exc:
+            _, message = classify_error(exc, self.settings._secrets())
+            raise S3ConnectorError(f"output {self.name}: cannot remove what the crashed run "
+                                   f"wrote to {self.location} after the checkpoint: "
+                                   f"{message}") from None
+        removed = [n for n in later if n > index or not keep]
+        if removed:
+            logger.info("output %s: removed %d object(s) written after the checkpoint (their "
+                        "rows are written again by this run)", self.name, len(removed))
+        self._client = client
+        self._next_index = self._base_index = index + (1 if keep else 0)
+
+    def _object_key(self, number: int) -> str:
+        return f"{self._prefix}{number:0{_KEY_DIGITS}d}.{self.extension}"
+
+    def _object_numbers(self, client: Any) -> list[int]:
+        numbers = []
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self._prefix,
+                                       Delimiter="/"):
+            for item in page.get("Contents", []):
+                match = _OBJECT_NAME.match(item["Key"][len(self._prefix):])
+                if match:
+                    numbers.append(int(match.group(1)))
+        return sorted(numbers)
 
     def close(self) -> None:
         with self._lock:
@@ -451,7 +571,8 @@ class S3Writer(Writer):
 
     def _make_object(self) -> None:
         assert self._sealed, "an empty buffer is never uploaded"
-        self._waiting.append(_PendingObject(chunks=self._sealed))
+        self._waiting.append(_PendingObject(chunks=self._sealed, order=self._made))
+        self._made += 1
         self._sealed = []
         # The next object is due an interval after this one was made (and after the last
         # success): overlapping uploads never make objects more often than the interval.
@@ -473,8 +594,8 @@ class S3Writer(Writer):
             except Exception:  # noqa: BLE001 - retried (and reported) by the first upload
                 first = None
             with self._lock:
-                if self._next_index is None:
-                    self._next_index = first
+                if self._next_index is None and first is not None:
+                    self._next_index = self._base_index = first
                 self._listing = False
                 self._lock.notify_all()
         with self._lock:
@@ -523,7 +644,7 @@ class S3Writer(Writer):
         if error is not None:
             self._on_failure(error)
         elif self._next_index is None:
-            self._next_index = first
+            self._next_index = self._base_index = first
 
     def _send(self, obj: _PendingObject) -> None:
         """One PUT of ``obj`` (the lock is released during the request)."""
@@ -554,6 +675,10 @@ class S3Writer(Writer):
                 self._waiting, key=lambda o: (o.index is None, o.index or 0)))
             self._on_failure(error)
             return
+        self._uploaded.add(obj.order)
+        while self._uploaded_prefix in self._uploaded:
+            self._uploaded.discard(self._uploaded_prefix)
+            self._uploaded_prefix += 1
         if self._failures:
             logger.info("output %s: upload to %s succeeded after %d failed attempt(s)",
                         self.name, self.location, self._failures)

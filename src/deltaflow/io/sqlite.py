@@ -472,6 +472,9 @@ class SqliteWriter(Writer):
         self._connection: sqlite3.Connection | None = None
         self._pending: list[pl.DataFrame] = []
         self._pending_rows = 0
+        self._last_flushed: int | None = None
+        self._resumed = False
+        self._resume_after: int | None = None
         self._prepare_statements()
 
     # --- statements ------------------------------------------------------------------------
@@ -511,6 +514,8 @@ class SqliteWriter(Writer):
         try:
             self._switch_to_wal(connection)
             self._run_transaction(self._init_table)
+            if self._resume_after is not None:
+                self._run_transaction(self._roll_back_after)
         except BaseException:
             self.abort()
             raise
@@ -536,7 +541,8 @@ class SqliteWriter(Writer):
 
     def _init_table(self, connection: sqlite3.Connection) -> None:
         spec = self.spec
-        if spec.init_mode == "replace":
+        # A run resuming after a crash continues the table the crashed run wrote.
+        if spec.init_mode == "replace" and not self._resumed:
             info = _table_info(connection, spec.table_name)
             if info is not None and info.kind == "view":
                 raise ValueError(f"{spec.connector}: {spec.table_name!r} is a view; init_mode="
@@ -594,6 +600,29 @@ class SqliteWriter(Writer):
 
     def flush(self, time: int) -> None:
         self._commit_pending(full_chunks_only=False)
+        self._last_flushed = time
+
+    def position(self) -> int | None:
+        """The last time committed: a restart removes the rows of later times (in
+        ``stream_of_changes`` mode) before the restarted run writes them again."""
+        return self._last_flushed
+
+    def resume(self, position: Any) -> None:
+        """Called before :meth:`open` when the run resumes after a crash."""
+        self._resumed = True
+        if not self.spec.snapshot and isinstance(position, int):
+            self._resume_after = position
+
+    def _roll_back_after(self, connection: sqlite3.Connection) -> None:
+        # Rows of times after the checkpoint were written by the crashed run; the restarted
+        # run writes those changes again (at new times). Snapshot tables need nothing: their
+        # upserts and deletions by key give the same table when applied again.
+        removed = connection.execute(f"DELETE FROM {quote(self.spec.table_name)} WHERE "
+                                     f"{quote('time')} > ?", (self._resume_after,)).rowcount
+        if removed:
+            logger.info("%s: removed %d row(s) of %r written after the checkpoint (they are "
+                        "written again by this run)", self.spec.connector, removed,
+                        self.spec.table_name)
 
     def close(self) -> None:
         try:

@@ -143,6 +143,20 @@ class ChunkRef:
     key: str
     rows: int
     pickled: list[str] = field(default_factory=list)
+    # SHA-256 of the stored bytes: a damaged or partly written chunk is recognised before it
+    # is parsed (None in checkpoints written before checksums were recorded).
+    digest: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"key": self.key, "rows": self.rows, "pickled": self.pickled}
+        if self.digest is not None:
+            document["sha256"] = self.digest
+        return document
+
+    @staticmethod
+    def from_json(document: dict[str, Any]) -> ChunkRef:
+        return ChunkRef(document["key"], int(document["rows"]), list(document["pickled"]),
+                        document.get("sha256"))
 
 
 @dataclass
@@ -169,6 +183,10 @@ class Checkpoint:
     time: int | None
     inputs: dict[str, InputState]
     operators: dict[str, OperatorState] = field(default_factory=dict)
+    # Per output, where it stood at the checkpointed time (a writer-specific JSON value, e.g.
+    # the length of an output file): a restart puts the output back there before writing.
+    sinks: dict[str, Any] = field(default_factory=dict)
+    final: bool = False  # written when the run ended normally (not after a crash)
 
 
 def input_directory(persistent_id: str) -> str:
@@ -183,6 +201,7 @@ class CheckpointStore:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        self._loaded: dict[str, pl.DataFrame] = {}
 
     def _manifest_numbers(self) -> list[int]:
         numbers = []
@@ -193,26 +212,87 @@ class CheckpointStore:
         return sorted(numbers)
 
     def load_latest(self) -> Checkpoint | None:
-        """The newest complete checkpoint, or None. A manifest that cannot be read or that
-        names a missing chunk is skipped (with a warning) in favour of the previous one."""
+        """The newest usable checkpoint, or None when the store holds none.
+
+        A checkpoint is usable when its manifest parses and every chunk it names exists, has
+        the recorded checksum and can be decoded. An unusable one is skipped with a warning in
+        favour of the one before it (the previous checkpoint is always kept for that). When
+        checkpoints exist but none is usable, restarting from nothing would output everything
+        again, so that is an error instead.
+        """
         stored = set(self.storage.list("chunks/"))
-        for number in reversed(self._manifest_numbers()):
+        numbers = self._manifest_numbers()
+        problems: list[str] = []
+        for number in reversed(numbers):
             raw = self.storage.get(f"{_MANIFESTS}{number:012d}.json")
             try:
                 checkpoint = self._parse(number, raw)
             except (ValueError, KeyError, TypeError) as exc:
-                logger.warning("persistence: checkpoint %d is unreadable (%s); trying the "
-                               "previous one", number, exc)
+                problems.append(f"checkpoint {number}: unreadable manifest ({exc})")
+                logger.warning("persistence: checkpoint %d in %s is unreadable (%s); trying "
+                               "the previous one", number, self.storage.describe(), exc)
                 continue
             missing = [c.key for s in [*checkpoint.inputs.values(),
                                        *checkpoint.operators.values()]
                        for c in s.chunks if c.key not in stored]
             if missing:
-                logger.warning("persistence: checkpoint %d lacks %s; trying the previous one",
-                               number, ", ".join(missing))
+                problems.append(f"checkpoint {number}: missing {', '.join(missing)}")
+                logger.warning("persistence: checkpoint %d in %s lacks %s; trying the "
+                               "previous one", number, self.storage.describe(),
+                               ", ".join(missing))
+                continue
+            damaged = self._load_chunks(checkpoint)
+            if damaged is not None:
+                problems.append(f"checkpoint {number}: {damaged}")
+                logger.warning("persistence: checkpoint %d in %s is damaged (%s); falling "
+                               "back to the previous one", number, self.storage.describe(),
+                               damaged)
                 continue
             return checkpoint
+        if numbers:
+            raise CheckpointError(
+                f"persistence: no usable checkpoint in {self.storage.describe()} ("
+                + "; ".join(problems) + "). Restore the store from a backup, or remove it to "
+                "start over (everything is then read and output again)")
         return None
+
+    def _load_chunks(self, checkpoint: Checkpoint) -> str | None:
+        """Read and decode every chunk of ``checkpoint`` into the cache the replay then
+        uses; what is wrong with the first bad chunk, or None when all are fine."""
+        self._loaded = {}
+        for state in [*checkpoint.inputs.values(), *checkpoint.operators.values()]:
+            for chunk in state.chunks:
+                if chunk.key in self._loaded:
+                    continue
+                data = self.storage.get(chunk.key)
+                if data is None:
+                    return f"chunk {chunk.key} vanished"
+                if chunk.digest is not None and hashlib.sha256(data).hexdigest() != chunk.digest:
+                    return f"chunk {chunk.key} does not match its checksum"
+                try:
+                    frame = deserialize_chunk(data, chunk.pickled)
+                except Exception as exc:  # noqa: BLE001 - any decoding failure means damage
+                    return f"chunk {chunk.key} cannot be decoded ({type(exc).__name__}: {exc})"
+                if frame.height != chunk.rows:
+                    return (f"chunk {chunk.key} holds {frame.height} rows, the manifest says "
+                            f"{chunk.rows}")
+                self._loaded[chunk.key] = frame
+        return None
+
+    def release_loaded(self) -> None:
+        """Forget the chunks :meth:`load_latest` read that the run did not use."""
+        self._loaded = {}
+
+    def _chunk_frame(self, chunk: ChunkRef) -> pl.DataFrame:
+        """A chunk's rows: from the cache filled by :meth:`load_latest`, else from the store."""
+        frame = self._loaded.pop(chunk.key, None)
+        if frame is not None:
+            return frame
+        data = self.storage.get(chunk.key)
+        if data is None:
+            raise CheckpointError(f"persistence: the chunk {chunk.key} of a complete "
+                                  f"checkpoint vanished from {self.storage.describe()}")
+        return deserialize_chunk(data, chunk.pickled)
 
     @staticmethod
     def _parse(number: int, raw: bytes | None) -> Checkpoint:
@@ -226,26 +306,20 @@ class CheckpointStore:
             frontiers = [_decode_frontier(f) for f in entry["frontiers"]]
             inputs[name] = InputState(
                 columns=list(entry["columns"]),
-                chunks=[ChunkRef(c["key"], int(c["rows"]), list(c["pickled"]))
-                        for c in entry["chunks"]],
+                chunks=[ChunkRef.from_json(c) for c in entry["chunks"]],
                 # One frontier per worker that wrote this input; a restart needs their merge.
                 frontier=merge_frontiers(frontiers))
         operators = {
             name: OperatorState(layout=list(entry["layout"]),
-                                chunks=[ChunkRef(c["key"], int(c["rows"]), list(c["pickled"]))
-                                        for c in entry["chunks"]])
+                                chunks=[ChunkRef.from_json(c) for c in entry["chunks"]])
             for name, entry in document.get("operators", {}).items()}
-        return Checkpoint(number, document.get("time"), inputs, operators)
+        sinks = dict(document.get("sinks", {}))
+        return Checkpoint(number, document.get("time"), inputs, operators, sinks,
+                          bool(document.get("final", False)))
 
     def read_rows(self, state: InputState) -> pl.DataFrame | None:
         """All the delta rows of an input's snapshot, in commit order (None if none)."""
-        frames = []
-        for chunk in state.chunks:
-            data = self.storage.get(chunk.key)
-            if data is None:
-                raise CheckpointError(f"persistence: the chunk {chunk.key} of a complete "
-                                      f"checkpoint vanished from the store")
-            frames.append(deserialize_chunk(data, chunk.pickled))
+        frames = [self._chunk_frame(chunk) for chunk in state.chunks]
         if not frames:
             return None
         return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
@@ -254,11 +328,7 @@ class CheckpointStore:
         """An operator's saved mapping: its chunks applied in order."""
         entries: dict[Any, Any] = {}
         for chunk in state.chunks:
-            data = self.storage.get(chunk.key)
-            if data is None:
-                raise CheckpointError(f"persistence: the chunk {chunk.key} of a complete "
-                                      f"checkpoint vanished from the store")
-            frame = deserialize_chunk(data, chunk.pickled)
+            frame = self._chunk_frame(chunk)
             entries.update(zip(frame["key"].to_list(), frame["entry"].to_list(), strict=True))
         return entries
 
@@ -276,30 +346,32 @@ class CheckpointStore:
         key = f"chunks/{input_directory(persistent_id)}/{number:012d}{suffix}.ipc"
         data, pickled = serialize_chunk(frame)
         self.storage.put(key, data)
-        return ChunkRef(key, frame.height, pickled)
+        return ChunkRef(key, frame.height, pickled, hashlib.sha256(data).hexdigest())
 
     def commit(self, number: int, time: int | None, inputs: Mapping[str, InputState],
                previous: Checkpoint | None,
-               operators: Mapping[str, OperatorState] | None = None) -> Checkpoint:
+               operators: Mapping[str, OperatorState] | None = None,
+               sinks: Mapping[str, Any] | None = None, *, final: bool = False) -> Checkpoint:
         """Phase two: write the manifest of checkpoint ``number``; then drop what only
         checkpoints older than ``previous`` used (the previous one stays as a fallback)."""
         document = {
             "format": FORMAT_VERSION, "number": number, "time": time,
             "inputs": {
                 name: {"columns": state.columns,
-                       "chunks": [{"key": c.key, "rows": c.rows, "pickled": c.pickled}
-                                  for c in state.chunks],
+                       "chunks": [c.as_json() for c in state.chunks],
                        "frontiers": [_encode_frontier(state.frontier)]}
                 for name, state in inputs.items()},
             "operators": {
                 name: {"layout": state.layout,
-                       "chunks": [{"key": c.key, "rows": c.rows, "pickled": c.pickled}
-                                  for c in state.chunks]}
+                       "chunks": [c.as_json() for c in state.chunks]}
                 for name, state in (operators or {}).items()},
+            "sinks": dict(sinks or {}),
+            "final": final,
         }
         self.storage.put(f"{_MANIFESTS}{number:012d}.json",
                          json.dumps(document, separators=(",", ":")).encode())
-        checkpoint = Checkpoint(number, time, dict(inputs), dict(operators or {}))
+        checkpoint = Checkpoint(number, time, dict(inputs), dict(operators or {}),
+                                dict(sinks or {}), final)
         self._collect_garbage(checkpoint, previous)
         return checkpoint
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 import time as _time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import polars as pl
 
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorError, Pushed, Sink, Source, SourceHandle
+from deltaflow.io._core.base import FLUSHED as _FLUSHED
 from deltaflow.io._core.base import Reader, Writer
 from deltaflow.io._core.input_session import InputSession
 from deltaflow.io._core.output_session import OutputSession
@@ -171,11 +173,17 @@ class _Segment:
 
 # --- outputs ----------------------------------------------------------------------------------
 class FlushWatch(Writer):
-    """Wraps an output session's writer to learn which time it flushed last."""
+    """Wraps an output session's writer to learn which times it made durable, and where the
+    output stood after each of them (its *position*, see :meth:`Writer.position`)."""
 
-    def __init__(self, inner: Writer) -> None:
+    def __init__(self, inner: Writer, name: str) -> None:
         self.inner = inner
+        self.name = name
         self.flushed: int | None = None
+        self._lock = threading.Lock()
+        # (time, position) after each flush not yet covered by a checkpoint, oldest first.
+        self._positions: collections.deque[tuple[int, Any]] = collections.deque()
+        self.checkpointed: Any = None  # the position the last checkpoint recorded
 
     def write(self, payload: Any) -> None:
         self.inner.write(payload)
@@ -185,7 +193,23 @@ class FlushWatch(Writer):
 
     def flush(self, time: int) -> None:
         self.inner.flush(time)
-        self.flushed = time
+        position = self.inner.position()
+        with self._lock:
+            self._positions.append((time, position))
+            self.flushed = time
+
+    def durable_time(self) -> int | None:
+        """The last time whose changes are all in the destination."""
+        own = self.inner.durable_time()
+        return self.flushed if own is _FLUSHED else own
+
+    def position_at(self, time: int) -> Any:
+        """The position after the last flush of a time at or before ``time`` (the one a
+        checkpoint of ``time`` records); forgets the older ones."""
+        with self._lock:
+            while self._positions and self._positions[0][0] <= time:
+                self.checkpointed = self._positions.popleft()[1]
+        return self.inner.export_position(self.checkpointed)
 
     def close(self) -> None:
         self.inner.close()
@@ -221,6 +245,8 @@ class PersistentRun:
         self._next_number = 1
         self._last_write = 0.0
         self._operators: OperatorStates | None = None
+        self._checkpoint: Checkpoint | None = None
+        self._prepared = False
 
     # --- hooks -----------------------------------------------------------------------------
     def handle(self, source: Source, name: str, notify: Callable[[], None]) -> SourceHandle:
@@ -243,9 +269,36 @@ class PersistentRun:
         source.source_tags = tags
         return handle
 
+    def prepare(self, runtime: Any) -> None:
+        """Before any output starts: load the newest usable checkpoint and tell each output
+        where it stood then (:meth:`Writer.resume`), so it can drop what it wrote after."""
+        self._prepared = True
+        self._checkpoint = self.store.load_latest()
+        names: set[str] = set()
+        for sink in runtime.sinks:
+            if not isinstance(sink, OutputSession):
+                continue
+            name, count = sink.name, 2
+            while name in names:  # two outputs with one name: number them in order
+                name = f"{sink.name}#{count}"
+                count += 1
+            names.add(name)
+            watch = FlushWatch(sink.writer, name)
+            sink.writer = watch
+            self._watches.append((sink, watch))
+            # After a crash the outputs continue from where the checkpoint left them; after a
+            # run that ended normally they start afresh (a new file per run, as in Pathway).
+            if self._checkpoint is not None and not self._checkpoint.final and \
+                    not self.replays_outputs and name in self._checkpoint.sinks:
+                position = self._checkpoint.sinks[name]
+                watch.checkpointed = position
+                watch.inner.resume(position)
+
     def start(self, runtime: Any) -> None:
-        """Load the newest checkpoint, replay it with sinks muted, prepare the readers."""
-        checkpoint = self.store.load_latest()
+        """Replay the loaded checkpoint with sinks muted, prepare the readers."""
+        if not self._prepared:
+            self.prepare(runtime)
+        checkpoint = self._checkpoint
         replay: list[tuple[int, pl.DataFrame]] = []
         handles = [handle for _, handle in runtime.inputs]
         for entry in self._inputs:
@@ -266,11 +319,6 @@ class PersistentRun:
                 replay.append((handles.index(entry.handle), alive.drop(SOURCE)))
                 session.restored = _by_source(alive)
             session.seek_to = dict(stored.frontier) or None
-        for sink in runtime.sinks:
-            if isinstance(sink, OutputSession):
-                watch = FlushWatch(sink.writer)
-                sink.writer = watch
-                self._watches.append((sink, watch))
         if checkpoint is not None:
             self._last = checkpoint
             self._next_number = checkpoint.number + 1
@@ -283,6 +331,7 @@ class PersistentRun:
         replay_time = _even_now_ms() if replay else 0
         self._operators = OperatorStates(self.store, operators)
         restored = self._operators.restore(checkpoint, replay_time)
+        self.store.release_loaded()
         if replay:  # REPLAY access (deltaflow replay) sends the results to the outputs
             _replay(runtime, replay, replay_time, muted=not self.replays_outputs)
         elif restored:
@@ -321,8 +370,10 @@ class PersistentRun:
         try:
             if commit:
                 self.tick(last_time)
-                if self._segments:  # every output was closed, so everything is flushed
-                    self._write(self._segments)
+                # Every output was closed, so everything is flushed. The final checkpoint is
+                # written even with nothing new: it marks the run as ended, so the next run
+                # starts its outputs afresh instead of continuing them (as after a crash).
+                self._write(self._segments, final=True)
         finally:
             for entry in self._inputs:
                 entry.session.source_tags = None
@@ -337,7 +388,7 @@ class PersistentRun:
         """The last time every output session flushed (None: there are none to wait for)."""
         if not self._watches:
             return None
-        times = [watch.flushed for _, watch in self._watches]
+        times = [watch.durable_time() for _, watch in self._watches]
         if any(t is None for t in times):
             return -1
         return min(t for t in times if t is not None)
@@ -348,10 +399,16 @@ class PersistentRun:
         outputs and leaves the recording as it was: it writes no checkpoint."""
         return self.config.snapshot_access is SnapshotAccess.REPLAY
 
-    def _write(self, segments: list[_Segment]) -> None:
+    def _write(self, segments: list[_Segment], *, final: bool = False) -> None:
         if self.replays_outputs:
             self._segments = []
             return
+        if segments:
+            time = segments[-1].time
+        elif self._last is not None and self._last.time is not None:
+            time = self._last.time
+        else:
+            time = 0
         number = self._next_number
         states: dict[str, InputState] = {}
         for entry in self._inputs:
@@ -371,11 +428,12 @@ class PersistentRun:
                 state.chunks = [self.store.write_chunk(pid, number, current_rows(rows),
                                                        suffix="-compact")]
             states[pid] = state
-        time = segments[-1].time
         operators = self._operators.write(number, time) if self._operators is not None \
             else None
         previous = self._last
-        self._last = self.store.commit(number, time, states, previous, operators)
+        sinks = {watch.name: watch.position_at(time) for _, watch in self._watches}
+        self._last = self.store.commit(number, time, states, previous, operators, sinks,
+                                       final=final)
         for entry in self._inputs:
             entry.state = states[entry.persistent_id]
             if entry.state.frontier:  # e.g. a replication slot may now forget what it holds

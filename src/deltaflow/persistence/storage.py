@@ -8,16 +8,29 @@ write-to-temporary + fsync + rename (+ fsync of the directory); an S3 PUT is ato
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from deltaflow.persistence.config import Backend
+
+_Result = TypeVar("_Result")
+
+
+class StorageError(OSError):
+    """The checkpoint store cannot be read or written; the message names the store and the
+    operation that failed."""
 
 
 class Storage(ABC):
     """The few operations a checkpoint store needs."""
+
+    def describe(self) -> str:
+        """Where the store is (a directory, an ``s3://`` location), for messages."""
+        return type(self).__name__
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
@@ -36,17 +49,40 @@ class Storage(ABC):
         """Remove ``key`` (no error if it is absent)."""
 
 
+def _fail(storage: Storage, action: str, key: str, exc: BaseException) -> StorageError:
+    where = storage.describe()
+    target = f" ({key})" if key else ""
+    return StorageError(f"persistence: cannot {action} the checkpoint store {where}{target}: "
+                        f"{type(exc).__name__}: {exc}")
+
+
 class FilesystemStorage(Storage):
     """Keys are files under ``root``."""
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
-        os.makedirs(self.root, exist_ok=True)
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise _fail(self, "create", "", exc) from exc
+        if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
+            raise StorageError(f"persistence: the checkpoint store {self.root} is not "
+                               f"readable and writable by this process (check its "
+                               f"permissions)")
+
+    def describe(self) -> str:
+        return self.root
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
 
     def put(self, key: str, data: bytes) -> None:
+        try:
+            self._put(key, data)
+        except OSError as exc:
+            raise _fail(self, "write to", key, exc) from exc
+
+    def _put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         directory = os.path.dirname(path)
         os.makedirs(directory, exist_ok=True)
@@ -74,10 +110,18 @@ class FilesystemStorage(Storage):
                 return handle.read()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise _fail(self, "read", key, exc) from exc
 
     def list(self, prefix: str) -> list[str]:
         found = []
-        for directory, _, names in os.walk(self.root):
+
+        def unreadable(exc: OSError) -> None:
+            # os.walk skips what it cannot read by default: a restart would then miss
+            # checkpoints and output everything again.
+            raise _fail(self, "list", prefix, exc) from exc
+
+        for directory, _, names in os.walk(self.root, onerror=unreadable):
             relative = os.path.relpath(directory, self.root)
             for name in names:
                 if name.startswith(".tmp-"):
@@ -88,8 +132,36 @@ class FilesystemStorage(Storage):
         return sorted(found)
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(self._path(key))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _fail(self, "delete from", key, exc) from exc
+
+
+def _s3_errors(action: str) -> Callable[[Callable[..., _Result]], Callable[..., _Result]]:
+    """Turn a failed request of an :class:`S3Storage` method into a :class:`StorageError`
+    naming persistence, the location and the key, with the settings' secrets redacted."""
+
+    def decorate(method: Callable[..., _Result]) -> Callable[..., _Result]:
+        @functools.wraps(method)
+        def wrapped(self: S3Storage, key: str, *args: Any) -> _Result:
+            try:
+                return method(self, key, *args)
+            except StorageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - botocore's many error classes
+                from deltaflow.io.s3 import classify_error
+
+                secrets = self.settings._secrets() if hasattr(self.settings, "_secrets") \
+                    else []
+                _, message = classify_error(exc, secrets)
+                raise StorageError(f"persistence: cannot {action} the checkpoint store "
+                                   f"{self.describe()} ({self.prefix + key}): "
+                                   f"{message}") from None
+        return wrapped
+    return decorate
 
 
 class S3Storage(Storage):
@@ -106,9 +178,14 @@ class S3Storage(Storage):
             self._client = self.settings._client()
         return self._client
 
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @_s3_errors("write to")
     def put(self, key: str, data: bytes) -> None:
         self.client().put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
 
+    @_s3_errors("read")
     def get(self, key: str) -> bytes | None:
         client = self.client()
         try:
@@ -117,6 +194,7 @@ class S3Storage(Storage):
             return None
         return bytes(response["Body"].read())
 
+    @_s3_errors("list")
     def list(self, prefix: str) -> list[str]:
         keys: list[str] = []
         paginator = self.client().get_paginator("list_objects_v2")
@@ -124,6 +202,7 @@ class S3Storage(Storage):
             keys.extend(str(item["Key"])[len(self.prefix):] for item in page.get("Contents", []))
         return sorted(keys)
 
+    @_s3_errors("delete from")
     def delete(self, key: str) -> None:
         self.client().delete_object(Bucket=self.bucket, Key=self.prefix + key)
 

@@ -259,6 +259,10 @@ class BytesFormatter(Formatter):
         return buffer.getvalue()
 
 
+FLUSHED: Any = object()
+"""What :meth:`Writer.durable_time` returns when flushed times are durable."""
+
+
 class Writer(ABC):
     """Talks to the destination system.
 
@@ -286,3 +290,26 @@ class Writer(ABC):
 
     def abort(self) -> None:  # noqa: B027 - optional
         """Release resources without writing more (the run failed)."""
+
+    # --- persistence (docs/persistence.md, "Exactly once") ------------------------------
+    def position(self) -> Any:
+        """Where the destination stands after the last ``flush`` (a JSON value: a file's
+        length, the last time stored ...), recorded in the checkpoint of that time; None when
+        the writer cannot undo what it wrote after a checkpoint (at-least-once)."""
+        return None
+
+    def export_position(self, position: Any) -> Any:
+        """The JSON form of a :meth:`position` when a checkpoint records it (called on the
+        engine thread once the position is durable)."""
+        return position
+
+    def durable_time(self) -> Any:
+        """The last time whose payloads are all in the destination; :data:`FLUSHED` (the
+        default) means "the last time flushed". A writer that keeps rows after ``flush``
+        (to upload them later) returns an earlier time, so that no checkpoint covers them."""
+        return FLUSHED
+
+    def resume(self, position: Any) -> None:  # noqa: B027 - optional
+        """The run restarts from a checkpoint that recorded ``position`` for this output
+        (called before anything is written): remove what was written after it, so that the
+        changes the restarted run writes again are not doubled."""
