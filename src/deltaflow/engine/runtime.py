@@ -130,10 +130,10 @@ class Runtime:
             if isinstance(op, InputOperator):
                 name = op.node.describe()
                 handle = SourceHandle(name, self._wake.set) if persistence is None else \
-                    persistence.handle(op.node.source, name, self._wake.set)  # type: ignore
+                    persistence.handle(op.node.source, name, self._wake.set)
                 self.inputs.append((op, handle))
         self.sinks: list[Sink] = [op.sink for op in self.operators
-                                  if isinstance(op, OutputOperator)]
+                                  if isinstance(op, OutputOperator) and op.sink is not None]
         # Operators that may ask for times of their own (``requested_time``).
         self._self_timed = [op for op in self.operators if hasattr(op, "requested_time")]
         self._part_paths: dict[int, list[int]] = {}
@@ -158,11 +158,12 @@ class Runtime:
 
         self.errors = active() or ErrorContext(terminate_on_error=True)
         log_inputs = {op.node.uid for op, _ in self.inputs
-                      if isinstance(op.node.source, ErrorLogSource)}  # type: ignore[attr-defined]
+                      if isinstance(op.node.source, ErrorLogSource)}
         self._log_handles = [handle for op, handle in self.inputs if op.node.uid in log_inputs]
         for op, handle in self.inputs:  # before any source starts: none of its rows is lost
-            if op.node.uid in log_inputs:
-                self.errors.attach_log(op.node.source.key, handle)  # type: ignore[attr-defined]
+            source = op.node.source
+            if isinstance(source, ErrorLogSource):
+                self.errors.attach_log(source.key, handle)
         self._data_handles = [handle for op, handle in self.inputs
                               if op.node.uid not in log_inputs]
         below_log = set(log_inputs)
@@ -212,16 +213,18 @@ class Runtime:
 
         udf_scope = begin_run()  # the run's UDF state: event loop, remembered values, caches
         try:
-            for sink in self.sinks:
             if self.persistence is not None:  # outputs learn where the checkpoint left them
                 self.persistence.prepare(self)
+            for sink in self.sinks:
                 sink.start()
             if self.monitoring is not None:  # before sources: their first rows are counted
                 self.monitoring.start(self)
             if self.persistence is not None:  # replays the checkpoint before sources start
                 self.persistence.start(self)
             for op, handle in self.inputs:
-                source = op.node.source  # type: ignore[attr-defined]
+                source = op.node.source
+                if source is None:
+                    raise RuntimeError(f"{op.describe()}: an input without a source")
                 started.append(source)
                 source.start(handle)
             self._loop()
@@ -274,11 +277,12 @@ class Runtime:
                     raise error
                 raise ConnectorError(handle.name, f"{type(error).__name__}: {error}") from error
         for sink in self.sinks:
-            error = sink.failure()
-            if error is not None:
-                if isinstance(error, ConnectorError):
-                    raise error
-                raise ConnectorError(sink.name, f"{type(error).__name__}: {error}") from error
+            sink_error = sink.failure()
+            if sink_error is not None:
+                if isinstance(sink_error, ConnectorError):
+                    raise sink_error
+                raise ConnectorError(sink.name, f"{type(sink_error).__name__}: {sink_error}"
+                                     ) from sink_error
 
     def _loop(self) -> None:
         timed: dict[int, list[tuple[int, pl.DataFrame]]] = {}
@@ -345,7 +349,7 @@ class Runtime:
         time right after a time at which ``forget`` marks its retractions), in order."""
         last = -1 if self.last_time is None else self.last_time
         wanted = [w for op in self._self_timed
-                  if (w := op.requested_time) is not None and w > last]  # type: ignore
+                  if (w := op.requested_time) is not None and w > last]
         if wanted:
             self._process(min(wanted), [])  # which processes the later ones
 
