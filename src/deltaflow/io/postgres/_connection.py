@@ -1,0 +1,175 @@
+"""Connection settings and connections of ``pw.io.postgres.write``.
+
+``postgres_settings`` is a dict of libpq keywords (``host``, ``port``, ``dbname``, ``user``,
+``password``, ``sslmode`` ...), values of any type (``str()`` is applied), as in Pathway.
+They are checked when the pipeline is defined (unknown keywords, an ``sslrootcert`` that is
+not a readable file), and completed the way Pathway completes them: TCP keepalives so a dead
+peer is noticed within minutes, a 30 s connect timeout, and an ``application_name`` naming
+the connector (``deltaflow:<name>``) so it shows in ``pg_stat_activity``.
+
+A server that cannot be reached is retried with exponential backoff for
+``DELTAFLOW_POSTGRES_CONNECT_RETRY_S`` seconds (30 by default), at start and after losing the
+connection mid-run; then a :class:`PostgresConnectionError` names the connector and
+``host:port/dbname`` (never the password). Errors that waiting cannot fix (a wrong password,
+a missing database) fail at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time as _time
+from collections.abc import Mapping
+from typing import Any
+
+logger = logging.getLogger("deltaflow.io.postgres")
+
+RETRY_ENV = "DELTAFLOW_POSTGRES_CONNECT_RETRY_S"
+DEFAULT_RETRY_S = 30.0
+
+_DEFAULTS = {
+    "keepalives": "1",
+    "keepalives_idle": "300",
+    "keepalives_interval": "30",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "300000",
+    "connect_timeout": "30",
+}
+"""libpq settings added unless given (the same values as Pathway 0.33 adds)."""
+
+SESSION_SETTINGS = {"DateStyle": "ISO", "TimeZone": "UTC", "IntervalStyle": "iso_8601"}
+"""Fixed on every connection, so that text input of timestamps never depends on the server's
+configuration."""
+
+_FATAL_MARKERS = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
+                  "permission denied", "authentication", "certificate", "invalid")
+
+
+class PostgresConnectionError(ConnectionError):
+    """The server could not be reached (or refused the login); names connector and address."""
+
+
+def check_settings(connector: str, settings: Any) -> dict[str, str]:
+    """``postgres_settings`` as libpq keywords and text values, checked (ValueError/TypeError
+    naming the connector) when the pipeline is defined."""
+    from psycopg import conninfo as pg_conninfo
+    from psycopg.errors import ProgrammingError
+
+    if not isinstance(settings, Mapping):
+        raise TypeError(f"{connector}: postgres_settings must be a dict of libpq connection "
+                        f"keywords, got {type(settings).__name__}")
+    checked: dict[str, str] = {}
+    for key, value in settings.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{connector}: postgres_settings keys must be strings, got "
+                            f"{key!r}")
+        if value is None:
+            continue
+        checked[key] = value if isinstance(value, str) else str(value)
+    root_cert = checked.get("sslrootcert")
+    if root_cert is not None:
+        if os.path.isdir(root_cert):
+            raise ValueError(f"{connector}: sslrootcert {root_cert!r} is a directory, not a "
+                             "certificate file")
+        if not os.path.exists(root_cert):
+            raise ValueError(f"{connector}: sslrootcert {root_cert!r} does not exist")
+        if not os.access(root_cert, os.R_OK):
+            raise ValueError(f"{connector}: sslrootcert {root_cert!r} is not readable")
+    try:
+        pg_conninfo.make_conninfo(**checked)
+    except ProgrammingError as exc:
+        raise ValueError(f"{connector}: postgres_settings: {hide(str(exc), checked)}") \
+            from None
+    return checked
+
+
+def complete_settings(settings: Mapping[str, str], name: str | None) -> dict[str, str]:
+    """``settings`` with the defaults added for every keyword not given."""
+    completed = dict(settings)
+    label = "deltaflow" if not name else "deltaflow:" + "".join(
+        c if 0x20 <= ord(c) <= 0x7E else "_" for c in name)
+    completed.setdefault("application_name", label[:63])
+    for key, value in _DEFAULTS.items():
+        completed.setdefault(key, value)
+    return completed
+
+
+def address(settings: Mapping[str, str]) -> str:
+    """``host:port/dbname`` of the settings, for messages (never the password)."""
+    host = settings.get("host") or settings.get("hostaddr") or "localhost"
+    port = settings.get("port") or "5432"
+    return f"{host}:{port}/{settings.get('dbname') or settings.get('user') or ''}"
+
+
+def hide(text: str, settings: Mapping[str, str]) -> str:
+    """``text`` with the password (if any) replaced by ``***``."""
+    password = settings.get("password")
+    if password and len(password) >= 4:
+        text = text.replace(password, "***")
+    return text
+
+
+def retry_seconds(connector: str) -> float:
+    """The connection retry budget (:data:`RETRY_ENV`), checked."""
+    raw = os.environ.get(RETRY_ENV)
+    if raw is None or raw == "":
+        return DEFAULT_RETRY_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{connector}: environment variable {RETRY_ENV}={raw!r} is not a "
+                         "number of seconds") from None
+    if value < 0:
+        raise ValueError(f"{connector}: {RETRY_ENV} must not be negative, got {raw!r}")
+    return value
+
+
+def _reason(error: BaseException, settings: Mapping[str, str]) -> str:
+    text = str(error).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return hide(lines[-1] if lines else type(error).__name__, settings)
+
+
+def connect(connector: str, settings: Mapping[str, str], *, retry_s: float) -> Any:
+    """An open psycopg connection (not in autocommit), retried while the server is
+    unreachable for ``retry_s`` seconds; :class:`PostgresConnectionError` after that."""
+    import psycopg
+
+    deadline = _time.monotonic() + retry_s
+    delay = 0.1
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            connection = psycopg.connect(**settings)
+            break
+        except psycopg.OperationalError as exc:
+            reason = _reason(exc, settings)
+            fatal = any(marker in str(exc) for marker in _FATAL_MARKERS)
+            if fatal or _time.monotonic() + delay > deadline:
+                waited = "" if fatal else f" (tried for {retry_s:g} s, {attempts} attempts; " \
+                    f"{RETRY_ENV} sets how long)"
+                raise PostgresConnectionError(f"{connector}: cannot connect to PostgreSQL at "
+                                              f"{address(settings)}{waited}: {reason}") \
+                    from None
+            logger.warning("%s: PostgreSQL at %s unreachable (%s); retrying in %.1f s",
+                           connector, address(settings), reason, delay)
+            _time.sleep(delay)
+            delay = min(delay * 2, 5.0) * (0.8 + 0.4 * random.random())  # noqa: S311
+    with connection.cursor() as cursor:
+        for key, value in SESSION_SETTINGS.items():
+            cursor.execute(f"SET {key} = '{value}'")
+    connection.commit()
+    return connection
+
+
+def is_connection_loss(error: BaseException) -> bool:
+    """Whether ``error`` means the connection broke (as opposed to the SQL failing)."""
+    import psycopg
+
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return not isinstance(error, psycopg.errors.QueryCanceled) and \
+            getattr(error, "sqlstate", None) in (None, "57P01", "57P02", "57P03", "08000",
+                                                 "08003", "08006", "08001", "08004")
+    return False
