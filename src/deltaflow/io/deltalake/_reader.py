@@ -19,12 +19,14 @@ import logging
 import time as _time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import combine_ids, hash_columns
 from deltaflow.io._core.base import (
+    Commit,
     Data,
     Finished,
     FinishedSource,
@@ -70,13 +72,16 @@ class DeltaReader(Reader):
     def __init__(self, spec: ReadSpec, *, poll_interval_s: float = POLL_INTERVAL_S) -> None:
         self.spec = spec
         self.poll_interval_s = poll_interval_s
-        self.retracts_sources = not spec.static
+        # Static mode reads one version unless it starts from a timestamp (then it applies
+        # every later version, which may remove files).
+        self.retracts_sources = not spec.static or spec.start_from_timestamp_ms is not None
         self._table: Any = None
         self._current: _Version | None = None  # what has been emitted so far
         self._events: collections.deque[ReadEvent] = collections.deque()
         self._next_poll = 0.0
         self._done = False
         self._waiting_logged = False
+        self._latest_seen = -1  # the newest version the log showed so far
         self._bad_logged: set[tuple[str, str]] = set()
         # A table holding a stream of changes (a ``diff`` column the schema does not name)
         # is read as the changes it records; without a primary key, identical rows are told
@@ -107,13 +112,18 @@ class DeltaReader(Reader):
         if self._done:
             return Finished()
         now = _time.monotonic()
-        if now < self._next_poll:
+        behind = self._current is not None and self._current.number < self._latest_seen
+        if now < self._next_poll and not behind:
             return None
-        self._next_poll = now + self.poll_interval_s
         table = self._table or self._open(wait=not self.spec.static)
         if table is None:
+            self._next_poll = now + self.poll_interval_s
             return None
-        latest = self._latest(table)
+        if behind:
+            latest = self._latest_seen
+        else:
+            self._next_poll = now + self.poll_interval_s
+            latest = self._latest_seen = self._latest(table)
         if self._current is None:
             self._start(table, latest)
         elif latest > self._current.number:
@@ -265,13 +275,16 @@ class DeltaReader(Reader):
         # The offset comes last, outside any block: the session commits at this point at the
         # earliest, so a checkpoint never holds part of a version.
         self._events.append(Data(RowsContext(self._empty()), offset=(OFFSET_KEY, new.number)))
+        # Each version is its own minibatch (its changes are never merged with the next
+        # version's), as in Pathway.
+        self._events.append(Commit())
 
     def _empty(self) -> pl.DataFrame:
         return pl.DataFrame(schema={n: d.to_polars() for n, d in self.spec.columns.items()})
 
     def _fragments(self, table: Any) -> dict[str, Any]:
         dataset = self._call("open the data of the Delta table at", table.to_pyarrow_dataset)
-        return {fragment.path: (fragment, dataset.schema)
+        return {_normal_path(fragment.path): (fragment, dataset.schema)
                 for fragment in dataset.get_fragments()}
 
     def _context(self, fragments: dict[str, Any], path: str) -> RowsContext:
@@ -288,7 +301,7 @@ class DeltaReader(Reader):
     def _rows(self, fragments: dict[str, Any], path: str
               ) -> tuple[pl.DataFrame, pl.Series | None]:
         spec = self.spec
-        entry = fragments.get(path)
+        entry = fragments.get(_normal_path(path))
         if entry is None:
             raise RuntimeError(f"{spec.connector}: data file {path!r} of the Delta table at "
                                f"{spec.location.uri} is listed by the log but not readable")
@@ -367,6 +380,16 @@ class DeltaReader(Reader):
                      self.spec.connector, int(bad.sum()), path, self.spec.location.uri,
                      columns, ", ".join(f"{c}: {self.spec.columns[c]!r}" for c in columns),
                      first, sample)
+
+
+def _normal_path(path: str) -> str:
+    """A data file's path as the log and the dataset both give it: the log percent-encodes
+    partition values (sometimes twice), the dataset does not always."""
+    while True:
+        decoded = unquote(path)
+        if decoded == path:
+            return path
+        path = decoded
 
 
 __all__ = ["OFFSET_KEY", "DeltaReader", "ReadSpec", "StoreUnreachable"]

@@ -308,8 +308,9 @@ def decode_column(array: pa.Array | pa.ChunkedArray, dtype: t.DType
         bad = pl.Series(bad_list, dtype=pl.Boolean)
     else:
         if pa.types.is_decimal(kind):
-            if name == "str":
-                array = pc.cast(array, pa.string())
+            if name == "str":  # the exact text, with the column's scale ("0.0000", not "0E-4")
+                array = pa.array([None if v is None else format(v, "f")
+                                  for v in array.to_pylist()], type=pa.string())
             else:
                 array = pc.cast(array, pa.float64())
         elif pa.types.is_date(kind):

@@ -70,6 +70,14 @@ class DeltaFormatter(Formatter):
         self.schema = spec.arrow_schema()
 
     def format(self, batch: pl.DataFrame, time: int) -> pa.Table:
+        for name in self.spec.partition_columns:
+            dtype = self.spec.columns[name]
+            if dtype.strip_optional() in (t.STR, t.BYTES) and \
+                    (batch[name].cast(pl.Binary).bin.size() == 0).any():
+                raise ValueError(f"{self.spec.connector}: partition column {name!r} holds an "
+                                 "empty value, which Delta Lake stores as null (the partition "
+                                 "directory cannot be named by an empty value); declare the "
+                                 "column Optional or keep empty values out of it")
         arrays = {name: encode_column(batch[name], dtype)
                   for name, dtype in self.spec.columns.items()}
         if self.spec.snapshot:
