@@ -178,7 +178,10 @@ def test_arguments_are_checked_when_the_pipeline_is_defined(pg: PgDatabase) -> N
 
     with pytest.raises(ValueError, match="primary key"):
         pw.io.postgres.read(settings, "items", NoKey, publication_name="p")
-    pw.io.postgres.read(settings, "items", NoKey, publication_name="p", is_append_only=True)
+    assert pw.io.postgres.read(settings, "items", NoKey, publication_name="p",
+                               is_append_only=True).is_append_only
+    assert pw.io.postgres.read(settings, "items", Item, mode="static").is_append_only
+    assert not pw.io.postgres.read(settings, "items", Item, publication_name="p").is_append_only
 
     class Weird(pw.Schema):
         id: int = pw.column_definition(primary_key=True)
@@ -451,6 +454,60 @@ def test_persistence_resumes_from_the_checkpointed_position(pg: PgDatabase, tmp_
     (state,) = pg.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots "
                           "WHERE slot_name = %s", (anchor,))
     assert state[0] != "0/0"
+
+
+def test_static_mode_refuses_persistence(pg: PgDatabase, tmp_path) -> None:
+    setup_items(pg, publication=False)
+    table = pw.io.postgres.read(pg.settings, "items", Item, mode="static")
+    pw.io.subscribe(table, lambda **_: None)
+    config = pw.persistence.Config(pw.persistence.Backend.filesystem(tmp_path / "state"))
+    with pytest.raises(ConnectorError, match="persistence is not supported"):
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE, persistence_config=config)
+
+
+def _kill_replication_connections(pg: PgDatabase) -> int:
+    return len(pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                          "backend_type = 'walsender' AND datname = %s", (pg.dbname,)))
+
+
+def test_persisted_reader_reconnects_without_losing_or_repeating(
+        pg: PgDatabase, tmp_path) -> None:
+    setup_items(pg)
+    config = pw.persistence.Config(pw.persistence.Backend.filesystem(tmp_path / "state"))
+    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
+                                autocommit_duration_ms=10, name="items")
+    changes = Changes().subscribe(table)
+    run = _PersistentRun(config)
+    try:
+        changes.wait_for(lambda c: len(c.rows) == 2)
+        committed(pg, "INSERT INTO items VALUES (3, 'plum', 3)")
+        changes.wait_for(lambda c: len(c.rows) == 3)
+        assert _kill_replication_connections(pg) == 1
+        committed(pg, "INSERT INTO items VALUES (4, 'fig', 4)")
+        committed(pg, "DELETE FROM items WHERE id = 1")
+        changes.wait_for(lambda c: len(c.rows) == 5)
+        time.sleep(0.3)  # nothing more may come
+    finally:
+        run.stop()
+    assert items(changes) == [(2, "pear", None), (3, "plum", 3.0), (4, "fig", 4.0)]
+    assert len(changes.rows) == 5
+
+
+def test_unpersisted_reader_fails_clearly_when_its_connection_is_lost(
+        pg: PgDatabase) -> None:
+    setup_items(pg)
+    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
+                                autocommit_duration_ms=10)
+    changes = Changes().subscribe(table)
+    run = BackgroundRun()
+    run.__enter__()
+    changes.wait_for(lambda c: len(c.rows) == 2)
+    assert _kill_replication_connections(pg) == 1
+    deadline = time.monotonic() + 10
+    while run._thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(ConnectorError, match="temporary replication slot"):
+        run.stop()
 
 
 def test_documented_example_runs(pg: PgDatabase) -> None:

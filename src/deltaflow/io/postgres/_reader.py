@@ -628,11 +628,14 @@ def read(
         primary_key=primary_key, publication=publication_name,
         append_only=is_append_only, identity=name or connector)
     reader_class = CdcReader if streaming else StaticReader
-    return reader_table(
+    table = reader_table(
         schema=checked, reader_factory=lambda: reader_class(target),
         parser=TextRowsParser(columns, primary_key), name=name or connector,
         autocommit_duration_ms=autocommit, max_backlog_size=backlog,
         keep_row_state=streaming and bool(primary_key), named=name is not None)
+    # Table.is_append_only, as in Pathway: a static read or a table declared append-only.
+    table._node.source.append_only = not streaming or is_append_only
+    return table
 
 
 def _readable(dtype: t.DType) -> bool:
