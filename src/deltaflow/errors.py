@@ -162,18 +162,19 @@ class ErrorContext:
         return [h for handles in self._handles.values() for h in handles]
 
     def report(self, message: str, node: Any = None, *, count: int = 1,
-               with_trace: bool = True) -> None:
+               with_trace: bool = True, log: bool = True) -> None:
         """Record ``count`` failures with ``message`` in the operator ``node`` (default: the
-        one running now): logged, and rows of its error log table."""
+        one running now): logged (unless the caller logs them itself: ``log=False``), and
+        rows of its error log table."""
         if count <= 0:
             return
         node = node if node is not None else self.current
         origin: NodeOrigin | None = getattr(node, "origin", None)
         operator_id = getattr(node, "uid", -1)
         trace = origin.trace if origin is not None and with_trace else ""
-        for _ in range(min(count, 1000)):  # do not flood the log with one repeated failure
+        for _ in range(min(count, 1000) if log else 0):  # do not flood the log
             logger.error("%s in operator %s. %s", message, operator_id, trace)
-        if count > 1000:
+        if log and count > 1000:
             logger.error("(%d more times: %s)", count - 1000, message)
         if node is not None and node.uid in self.silent_nodes:
             return  # an error about the error log itself: never fed back into it
@@ -237,14 +238,16 @@ def mark_seen() -> None:
         context.seen = True
 
 
-def report_connector(message: str) -> None:
-    """A connector's bad value or row: logged and a row of the global error log (it has no
-    operator; its trace is empty)."""
+def report_connector(message: str, *, log: bool = True) -> None:
+    """A connector's bad value or row: logged (unless the connector rate-limits its own
+    logging: ``log=False``) and a row of the global error log (it has no operator; its trace
+    is empty)."""
     context = active()
     if context is None:
-        logger.error("%s", message)
+        if log:
+            logger.error("%s", message)
         return
-    context.report(message, _CONNECTOR, with_trace=False)
+    context.report(message, _CONNECTOR, with_trace=False, log=log)
 
 
 class _ConnectorOrigin:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import os
 import types
 import typing
@@ -345,8 +346,31 @@ class SchemaMetaclass(type):
             raise AssertionError(f"schema {cls!r} differs from {other!r}")
 
 
+#: Python types a column cannot have (Pathway refuses them with ``TypeError`` too): sets have
+#: no order, so no value of a table cell could stand for them faithfully; the others are
+#: numbers or buffers no engine type holds.
+_REFUSED_COLUMN_TYPES: tuple[type, ...] = (set, frozenset, complex, bytearray, range,
+                                           decimal.Decimal)
+
+
+def _refused_column_type(annotation: Any) -> type | None:
+    """The refused type an annotation is or holds in a union (``set | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, _REFUSED_COLUMN_TYPES):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            refused = _refused_column_type(arg)
+            if refused is not None:
+                return refused
+    return None
+
+
 def _column_schema(schema_name: str, column: str, annotation: Any, definition: ColumnDefinition,
                    append_only: bool | None) -> ColumnSchema:
+    refused = _refused_column_type(annotation)
+    if refused is not None:
+        raise TypeError(f"schema {schema_name}, column {column!r}: {refused.__name__} is not a "
+                        f"column type (use list, tuple or pw.Json for collections)")
     try:
         dtype = t.wrap(annotation)
     except TypeError as exc:

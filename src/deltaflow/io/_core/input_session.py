@@ -29,6 +29,7 @@ from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE, hash_columns, sequence_ids
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorError, Source, SourceHandle
+from deltaflow.io._core.bad_records import BadRecordLog
 from deltaflow.io._core.base import (
     Commit,
     Data,
@@ -90,6 +91,7 @@ class InputSession(Source):
         self._thread: threading.Thread | None = None
         self._handle: SourceHandle | None = None
         self._reader: Reader | None = None
+        self._bad_records = BadRecordLog(name)  # renewed at every run
         #: The io.synchronization group this session's table belongs to, if any.
         self.sync_group: Any = None
 
@@ -127,6 +129,7 @@ class InputSession(Source):
         handle = self._handle
         assert handle is not None
         reader: Reader | None = None
+        self._bad_records = BadRecordLog(self.name)
         try:
             reader = self.reader_factory()
             reader.persisted = self.source_tags is not None  # persistence records this input
@@ -147,6 +150,7 @@ class InputSession(Source):
                 error.__cause__ = exc
             handle.fail(error)
         finally:
+            self._bad_records.flush()
             self._reader = None
             if reader is not None:
                 try:
@@ -363,9 +367,7 @@ class InputSession(Source):
         if block.errors:
             skipped = stats.extra.get("rows_skipped", 0) + len(block.errors)
             stats.extra["rows_skipped"] = skipped
-            for error in block.errors:
-                logger.error("%s: skipped the record at %s: %s", self.name, error.where,
-                             error.reason)
+            self._bad_records.report(block.errors)  # rate-limited logging, error log rows
         frame = block.frame
         if frame.height == 0:
             return None

@@ -39,9 +39,46 @@ def column_specs(schema: Any, *, exclude: Sequence[str] = (METADATA_COLUMN,)
         if name in exclude:
             continue
         default = column.default_value if column.has_default_value() else NO_DEFAULT
+        if default is not NO_DEFAULT:
+            check_default(schema, name, column.dtype, default)
         specs.append(ColumnSpec(name, column.dtype, default,
                                 bool(getattr(column, "primary_key", False))))
     return specs
+
+
+def check_default(schema: Any, name: str, dtype: t.DType, value: Any) -> None:
+    """Refuse a default value that is not of its column's type when a connector reading the
+    schema is defined (as Pathway does: ``TypeError``, ``ValueError`` for text standing for a
+    date or a duration), rather than filling rows with a value of the wrong type or None."""
+    from deltaflow.io._core.serialization import ConversionError, convert_value
+
+    base = dtype.strip_optional()
+    where = f"schema {getattr(schema, '__name__', schema)}, column {name!r}"
+    if value is None:
+        if dtype.is_optional or base in (t.ANY, t.JSON):
+            return
+        raise TypeError(f"{where}: the default value is None but the column's type {dtype!r} "
+                        f"is not optional")
+    exact: dict[t.DType, tuple[type, ...]] = {
+        t.INT: (int,), t.FLOAT: (int, float), t.BOOL: (bool,), t.STR: (str,),
+        t.BYTES: (bytes,), t.POINTER: (t.Pointer,)}
+    if base in exact:
+        fits = isinstance(value, exact[base])
+        if fits and base == t.INT:
+            fits = -(2**63) <= value < 2**63
+    elif base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC, t.DURATION) and isinstance(value, str):
+        raise ValueError(f"{where}: the default value {value!r} is text, not a "
+                         f"{dtype!r} value")
+    else:
+        try:
+            convert_value(value, dtype)
+        except ConversionError:
+            fits = False
+        else:
+            fits = True
+    if not fits:
+        raise TypeError(f"{where}: the default value {value!r} is not of the column's type "
+                        f"{dtype!r}")
 
 
 def where_label(metadata: Mapping[str, Any] | None, line: int | None, fallback: str) -> str:
@@ -143,8 +180,9 @@ class CellErrors:
     @staticmethod
     def type_name(dtype: t.DType) -> str:
         base = dtype.strip_optional()
-        name = {t.INT: "int", t.FLOAT: "float", t.STR: "str", t.BOOL: "bool",
-                t.BYTES: "bytes"}.get(base, repr(base))
+        names: dict[t.DType, str] = {t.INT: "int", t.FLOAT: "float", t.STR: "str",
+                                     t.BOOL: "bool", t.BYTES: "bytes"}
+        name = names.get(base, repr(base))
         return f"{name} | None" if dtype.is_optional else name
 
     def add(self, spec: ColumnSpec, values: pl.Series, bad: pl.Series,
