@@ -71,7 +71,8 @@ class TansuBroker:
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+            # In-memory storage, nothing to save: Tansu may linger on SIGTERM, so kill it.
+            self._process.kill()
             try:
                 self._process.wait(timeout=5)
             except subprocess.TimeoutExpired:

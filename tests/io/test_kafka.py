@@ -48,14 +48,14 @@ def test_json_static_read_skips_bad_messages(kafka_broker: TansuBroker, kafka_to
     kafka_broker.produce(kafka_topic, [
         _json({"word": "a", "n": 1}), b"{not json", _json({"word": "b", "n": "two"}),
         _json({"word": "c"}), b"", b'{"word":\n "d", "n": 4}', _json([1, 2]),
-        _json({"word": "e", "n": 5})])
+        _json({"word": "e", "n": 5}), b"   "])
     table = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, schema=Word,
                              format="json", mode="static")
     with caplog.at_level(logging.ERROR, logger="deltaflow.io"):
         rows = _rows(table)
     assert rows == [{"n": 1, "word": "a"}, {"n": 4, "word": "d"}, {"n": 5, "word": "e"}]
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
-    assert len(skipped) == 5
+    assert len(skipped) == 6
     assert all(f"{kafka_topic}/0@" in m for m in skipped)
     assert f"{kafka_topic}/0@1" in skipped[0] and "invalid JSON" in skipped[0]
 
@@ -288,6 +288,57 @@ def test_redpanda_is_the_same_connector(kafka_broker: TansuBroker, kafka_topic: 
     back = pw.io.redpanda.read(kafka_broker.settings(), kafka_topic, schema=Word,
                                format="json", mode="static")
     assert _rows(back) == [{"n": 9, "word": "z"}]
+
+
+@pytest.mark.slow  # its own consumer group with default timings: Tansu takes ~20 s to settle
+def test_simple_read_from_the_beginning(kafka_broker: TansuBroker, kafka_topic: str) -> None:
+    kafka_broker.produce(kafka_topic, [b"one"])
+    table = pw.io.kafka.simple_read(kafka_broker.address, kafka_topic, format="plaintext",
+                                    autocommit_duration_ms=20)
+    changes = Changes().subscribe(table.select(table.data))
+    with BackgroundRun():
+        changes.wait_for(lambda c: c.state() == [{"data": "one"}], timeout=30)
+
+
+def test_write_to_a_topic_per_row(kafka_broker: TansuBroker) -> None:
+    topics = [f"dyn-{free_port()}-{i}" for i in range(2)]
+    for topic in topics:
+        kafka_broker.create_topic(topic)
+    table = pw.debug.table_from_rows(pw.schema_from_types(topic=str, value=str),
+                                     [(topics[0], "x"), (topics[1], "y"), (topics[1], "z")])
+    pw.io.kafka.write(table, kafka_broker.settings(), table.topic, format="plaintext",
+                      value=table.value)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert [m[1] for m in _messages(kafka_broker, topics[0], 1)] == [b"x"]
+    assert sorted(m[1] for m in _messages(kafka_broker, topics[1], 2)) == [b"y", b"z"]
+
+
+def test_kafka_to_kafka_with_persistence(kafka_broker: TansuBroker, kafka_topic: str,
+                                         tmp_path: Any) -> None:
+    """Outputs of a persisted run go out once: the restarted run writes only what the new
+    message changed (the writer reports a time durable only once the broker acknowledged
+    it, and the end of the run waits for every acknowledgement)."""
+    target = f"out-{free_port()}"
+    kafka_broker.create_topic(target)
+    config = pw.persistence.Config(pw.persistence.Backend.filesystem(tmp_path / "state"))
+
+    def run() -> None:
+        pw.clear_graph()
+        words = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, schema=Word,
+                                 format="json", mode="static", name="words")
+        totals = words.groupby(words.word).reduce(words.word, total=pw.reducers.sum(words.n))
+        pw.io.kafka.write(totals, kafka_broker.settings(), target)
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE, persistence_config=config)
+
+    kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 1}),
+                                       _json({"word": "b", "n": 2})])
+    run()
+    kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 5})])
+    run()
+    found = [json.loads(m[1]) for m in _messages(kafka_broker, target, 4)]
+    assert sorted((d["word"], d["total"], d["diff"]) for d in found) == [
+        ("a", 1, -1), ("a", 1, 1), ("a", 6, 1), ("b", 2, 1)]
+    assert kafka_broker.consume(target, 5, timeout=1.0)[4:] == []  # nothing more
 
 
 # --- failures and arguments -----------------------------------------------------------------

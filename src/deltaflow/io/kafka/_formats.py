@@ -125,11 +125,18 @@ class MessageParser(Parser):
         return self._with_metadata(ParsedBlock(frame, errors=errors), context, good)
 
     def _json_rows(self, context: MessagesContext) -> ParsedBlock:
-        assert self._json is not None
+        values = context.values
+        if None not in values and all(values):
+            data = b"\n".join(values)  # type: ignore[arg-type]
+            if data.count(b"\n") == len(values) - 1 and b"\r" not in data:
+                # The common case, one line per message: no per-message Python work.
+                block = self._json_lines(context, data + b"\n", range(len(values)), [])
+                if block is not None:
+                    return block
         errors: list[ParseError] = []
         lines: list[bytes] = []
         line_message: list[int] = []  # message index of each line given to the JSON parser
-        for index, value in enumerate(context.values):
+        for index, value in enumerate(values):
             if value is None or not value.strip():
                 errors.append(ParseError(context.where(index), "empty message"))
                 continue
@@ -139,21 +146,33 @@ class MessageParser(Parser):
                 value = value.replace(b"\r", b" ").replace(b"\n", b" ")
             lines.append(value)
             line_message.append(index)
-        if not lines:
-            return self._with_metadata(ParsedBlock(self._json.parse(
-                RawContext([b""])).frame, errors=errors), context, [])
-        block = self._json.parse(RawContext([b"\n".join(lines) + b"\n"], first_line=1))
+        if lines:
+            block = self._json_lines(context, b"\n".join(lines) + b"\n", line_message, errors)
+            if block is None:  # never attach a message's metadata to another message
+                raise RuntimeError("the JSON parser skipped a message without reporting it")
+            return block
+        assert self._json is not None
+        empty = self._json.parse(RawContext([b""])).frame
+        return self._with_metadata(ParsedBlock(empty, errors=errors), context, [])
+
+    def _json_lines(self, context: MessagesContext, data: bytes,
+                    line_message: Sequence[int], errors: list[ParseError]
+                    ) -> ParsedBlock | None:
+        """Rows of ``data`` (line i holds message ``line_message[i]``); None when the parser
+        skipped a line silently (a blank message), so rows and messages no longer pair up."""
+        assert self._json is not None
+        block = self._json.parse(RawContext([data], first_line=1))
         failed: set[int] = set()
+        found = list(errors)
         for error in block.errors:
             line = int(error.where.rpartition(":")[2])
             failed.add(line - 1)
-            errors.append(ParseError(context.where(line_message[line - 1]), error.reason))
-        good = [line_message[i] for i in range(len(lines)) if i not in failed]
-        if block.frame.height != len(good):  # never attach a message's metadata to another
-            raise RuntimeError(f"the JSON parser returned {block.frame.height} rows for "
-                               f"{len(good)} good messages")
-        errors.sort(key=lambda e: int(e.where.rpartition("@")[2]))
-        return self._with_metadata(ParsedBlock(block.frame, block.kind, block.keys, errors),
+            found.append(ParseError(context.where(line_message[line - 1]), error.reason))
+        good = [line_message[i] for i in range(len(line_message)) if i not in failed]
+        if block.frame.height != len(good):
+            return None
+        found.sort(key=lambda e: int(e.where.rpartition("@")[2]))
+        return self._with_metadata(ParsedBlock(block.frame, block.kind, block.keys, found),
                                    context, good)
 
     def _with_metadata(self, block: ParsedBlock, context: MessagesContext,

