@@ -117,6 +117,60 @@ def test_static_read_of_every_type(pg: PgDatabase) -> None:
     assert row["u"] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
 
 
+def test_what_the_writer_stores_reads_back_unchanged(pg: PgDatabase) -> None:
+    """pw.io.postgres.write then read: the two halves of the type mapping agree."""
+
+    class Wide(pw.Schema):
+        id: int = pw.column_definition(primary_key=True)
+        f: float
+        s: str
+        b: bool
+        raw: bytes
+        naive: pw.DateTimeNaive
+        utc: pw.DateTimeUtc
+        span: pw.Duration
+        doc: pw.Json
+        ref: pw.Pointer
+        ints: list[int]
+        grid: list[list[float]]
+        pair: tuple[str, str]
+        arr: np.ndarray
+        maybe: str | None
+
+    values = [
+        (1, 2.5, "é ,\"q\"\n", True, b"\x00\x01", pd.Timestamp("2024-05-06 07:08:09.123456"),
+         pd.Timestamp("2024-05-06 07:08:09.5", tz="UTC"), pd.Timedelta(microseconds=-1500),
+         pw.Json({"a": [1, "x"]}), pw.Pointer(12345), (1, -2), ((0.5, 1.0), (2.0, 3.0)),
+         ("a", "b,c"), np.array([[1.5, 2.0], [3.0, 4.0]]), None),
+        (2, float("nan"), "", False, b"", pd.Timestamp("1970-01-01"),
+         pd.Timestamp("1999-12-31 23:59:59", tz="UTC"), pd.Timedelta(days=3),
+         pw.Json(None), pw.Pointer(0), (), (), ("", ""), np.array([7.0]), "x"),
+    ]
+    source = pw.debug.table_from_rows(Wide, values)
+    pw.io.postgres.write(source, pg.settings, "wide", init_mode="create_if_not_exists",
+                         output_table_type="snapshot", primary_key=[source.id])
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    pw.clear_graph()
+    keys, columns = pw.debug.table_to_dicts(pw.io.postgres.read(pg.settings, "wide", Wide,
+                                                                mode="static"))
+    got = {columns["id"][k]: {n: columns[n][k] for n in columns} for k in keys}
+    for row in values:
+        read_back = got[row[0]]
+        for name, expected in zip(Wide.column_names(), row, strict=True):
+            actual = read_back[name]
+            if isinstance(expected, np.ndarray):
+                assert np.array_equal(actual, expected), name
+            elif isinstance(expected, float) and np.isnan(expected):
+                assert np.isnan(actual), name
+            elif isinstance(expected, tuple):
+                assert [list(x) if isinstance(x, tuple) else x for x in actual] == \
+                    [list(x) if isinstance(x, tuple) else x for x in expected], name
+            elif isinstance(expected, pw.Json):
+                assert actual.value == expected.value, name
+            else:
+                assert actual == expected, (name, actual, expected)
+
+
 def test_static_read_skips_and_reports_values_that_do_not_fit(
         pg: PgDatabase, caplog: pytest.LogCaptureFixture) -> None:
     pg.execute("CREATE TABLE t (id INT PRIMARY KEY, name TEXT, at TIMESTAMP, n NUMERIC)")
@@ -185,7 +239,7 @@ def test_arguments_are_checked_when_the_pipeline_is_defined(pg: PgDatabase) -> N
 
     class Weird(pw.Schema):
         id: int = pw.column_definition(primary_key=True)
-        ref: pw.Pointer
+        ref: pw.PyObjectWrapper
 
     with pytest.raises(TypeError, match="'ref'"):
         pw.io.postgres.read(settings, "items", Weird, mode="static")

@@ -78,6 +78,7 @@ TYPE_TABLE: list[tuple[str, str, str]] = [
     ("Duration", "interval (without months or years), bigint (microseconds)",
      "microsecond precision"),
     ("Json", "json, jsonb", "the parsed document"),
+    ("Pointer", "text, varchar", "^ and 26 base-32 digits, as pw.io.postgres.write stores it"),
     ("list[T], tuple[...]", "arrays (any number of dimensions; tuples: of that length)",
      "nested lists/tuples of the elements, NULL elements only for Optional elements"),
     ("np.ndarray", "arrays of integer or floating point types", "an int64/float64 array"),
@@ -117,6 +118,8 @@ def decoder_for(pg_type: PgType, dtype: t.DType) -> Decoder | None:
         return _micros if name == "int8" else None
     if key == "Json":
         return _json if name in ("json", "jsonb") else None
+    if key == "Pointer":
+        return _pointer if name in ("text", "varchar", "bpchar") else None
     return None
 
 
@@ -218,6 +221,15 @@ def _micros(text: str) -> int:
 
 def _json(text: str) -> t.Json:
     return t.Json(json.loads(text))
+
+
+def _pointer(text: str) -> Any:
+    from deltaflow.io._core.serialization import ConversionError, parse_pointer
+
+    try:
+        return parse_pointer(text)
+    except ConversionError as exc:
+        raise BadValue(str(exc)) from None
 
 
 # --- arrays -----------------------------------------------------------------------------------

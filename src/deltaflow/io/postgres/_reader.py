@@ -70,7 +70,7 @@ POLL_BACKOFF_S = (0.001, 0.05)
 """Polls of the slot: again at once after changes, then waits doubling up to 50 ms."""
 
 _SUPPORTED = {"int", "float", "bool", "str", "bytes", "DateTimeNaive", "DateTimeUtc",
-              "Duration", "Json"}
+              "Duration", "Json", "Pointer"}
 
 
 # --- rows in text form -> typed rows -------------------------------------------------------
