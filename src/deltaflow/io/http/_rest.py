@@ -151,18 +151,17 @@ class _RestReader(Reader):
             self.endpoint.ready.clear()
             if not buffer:
                 return None
+        # One kind per block (a run of insertions, or of retractions of answered queries):
+        # the session handles a block of one kind with less work than one of mixed kinds.
+        kind = buffer[0][0]
         rows: list[dict[str, Any]] = []
-        kinds: list[str] = []
         keys: list[int] = []
-        while buffer and len(rows) < _BLOCK_ROWS:
-            kind, row, key = buffer.popleft()
+        while buffer and len(rows) < _BLOCK_ROWS and buffer[0][0] == kind:
+            _, row, key = buffer.popleft()
             rows.append(row)
-            kinds.append(kind)
             keys.append(key)
         self._sent += len(rows)
-        same = kinds[0] if kinds.count(kinds[0]) == len(kinds) else None
-        return Data(DictsContext(rows, kinds=same or kinds, keys=keys,
-                                 metadata={"path": "request"}),
+        return Data(DictsContext(rows, kinds=kind, keys=keys, metadata={"path": "request"}),
                     offset=("requests", self._sent))
 
     def wait(self, timeout: float) -> None:
