@@ -244,3 +244,13 @@ def test_table_from_rows_leaves_out_extra_trailing_values_as_pathway() -> None:
         pw.debug.table_from_rows(schema, [(1,)])
     with pytest.raises(ValueError, match="time, diff"):
         pw.debug.table_from_rows(schema, [(1, 2, 3, 4, 5)], is_stream=True)
+
+
+def test_pathway_test_helper_keywords_are_accepted() -> None:
+    """Pathway's own test helpers pass ``_stacklevel``/``_new_universe``; they change nothing."""
+    plain = pw.debug.table_from_markdown("a\n1\n2")
+    marked = pw.debug.table_from_markdown("a\n1\n2", _stacklevel=2, _new_universe=True)
+    assert pw.debug.table_to_dicts(marked) == pw.debug.table_to_dicts(plain)
+    frame = pw.debug.table_to_pandas(plain)
+    again = pw.debug.table_from_pandas(frame, _stacklevel=2, _new_universe=True)
+    assert sorted(pw.debug.table_to_dicts(again)[1]["a"].values()) == [1, 2]

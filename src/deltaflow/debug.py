@@ -179,12 +179,15 @@ def _cell_as(text: str, dtype: t.DType, column: str) -> Any:
 
 def table_from_markdown(table_def: str, id_from: list[str] | None = None,
                         unsafe_trusted_ids: bool = False, schema: type[Schema] | None = None,
-                        *, split_on_whitespace: bool = True) -> Table:
+                        *, _stacklevel: int = 1, split_on_whitespace: bool = True,
+                        _new_universe: bool = False) -> Table:
     """A table from a markdown-like text: a header row of column names, then rows.
 
     A first column with an empty header gives row labels (ids); ``__time__`` and ``__diff__``
     columns describe an update stream. With ``split_on_whitespace`` cells are separated by
-    whitespace as well as ``|``; pass False to keep strings with spaces.
+    whitespace as well as ``|``; pass False to keep strings with spaces. ``_stacklevel`` and
+    ``_new_universe`` are accepted as Pathway's test helpers pass them: every table built here
+    already has a universe of its own, and definition sites are found without a stack level.
     """
     lines = [line for line in table_def.strip("\n").splitlines() if line.strip()]
     # Drop markdown separator rows (|---|:--|); a header of a lone "|" is a table without
@@ -364,8 +367,11 @@ def table_from_polars(df: pl.DataFrame, id_from: list[str] | None = None,
 
 def table_from_pandas(df: Any, id_from: list[str] | None = None,
                       unsafe_trusted_ids: bool = False,
-                      schema: type[Schema] | None = None) -> Table:
-    """A table from a pandas DataFrame; the index gives the ids (as markdown labels do)."""
+                      schema: type[Schema] | None = None, _stacklevel: int = 1,
+                      _new_universe: bool = False) -> Table:
+    """A table from a pandas DataFrame; the index gives the ids (as markdown labels do).
+    ``_stacklevel`` and ``_new_universe`` are accepted and change nothing (see
+    :func:`table_from_markdown`)."""
     import pandas as pd
 
     columns: dict[str, pl.Series] = {}
