@@ -134,3 +134,28 @@ def row_from_payload(payload: Any, schema: type[Schema], *, from_text: bool
             raise BadRequest(f"the field {name!r} must be {column.dtype!r}, got "
                              f"{_describe(value)} ({exc})") from None
     return row
+
+
+class RestServerSubject:
+    """The request-to-row conversion under the name Pathway's modules use for it (some
+    programs and tests import it from ``pathway.io.http._server``).
+
+    Only ``_schema`` and :meth:`_cast_types_to_schema` are provided: the REST connector itself
+    does not go through a subject.
+    """
+
+    _schema: type[Schema]
+
+    def __init__(self, schema: type[Schema]) -> None:
+        self._schema = schema
+
+    def _cast_types_to_schema(self, payload: dict[str, Any]) -> None:
+        """Convert the fields of ``payload`` present in the schema in place (text from a query
+        string included); a field that does not convert raises :class:`BadRequest`."""
+        for name, column in self._schema.columns().items():
+            if name in payload:
+                try:
+                    payload[name] = convert_field(payload[name], column.dtype, from_text=True)
+                except ConversionError as exc:
+                    raise BadRequest(f"the field {name!r} must be {column.dtype!r}, got "
+                                     f"{_describe(payload[name])} ({exc})") from None

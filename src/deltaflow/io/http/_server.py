@@ -20,6 +20,7 @@ from typing import Any
 
 from deltaflow.engine.boundary import ConnectorError
 from deltaflow.io.http._openapi import empty_description
+from deltaflow.io.http._payload import RestServerSubject  # noqa: F401 - Pathway's import path
 
 logger = logging.getLogger("deltaflow.io")
 
