@@ -44,7 +44,7 @@ from deltaflow.io._core.read_table import (
 )
 from deltaflow.io.postgres import _cdc
 from deltaflow.io.postgres._cdc import PostgresReadError, Target
-from deltaflow.io.postgres._decode import BadValue, Decoder, decoder_for
+from deltaflow.io.postgres._decode import BadValue, Decoder, decode_fast, decoder_for
 from deltaflow.io.postgres._pgoutput import (
     UNCHANGED,
     Begin,
@@ -103,32 +103,18 @@ class TextRowsParser(Parser):
         rows, kinds, key_only = context.rows, list(context.kinds), context.key_only
         count = len(rows)
         problems: dict[int, str] = {}
-        columns: list[list[Any]] = []
+        columns: list[list[Any] | pl.Series] = []
         for position, (name, dtype) in enumerate(self.columns.items()):
             decode = context.decoders[position]
-            optional = dtype.is_optional
-            is_key = position in self.key_positions
-            values: list[Any] = [None] * count
-            for index, row in enumerate(rows):
-                text = row[position]
-                if text is None:
-                    if not optional and kinds[index] != "truncate" and \
-                            (is_key or not key_only[index]):
-                        problems.setdefault(index, f"NULL in column {name!r}, whose type "
-                                                   f"{dtype!r} is not Optional")
-                    continue
-                if text is UNCHANGED:
-                    problems.setdefault(index, f"column {name!r} holds a large (TOASTed) "
-                                               "value the UPDATE left unchanged, which "
-                                               "PostgreSQL does not send with REPLICA "
-                                               "IDENTITY DEFAULT; set REPLICA IDENTITY FULL")
-                    continue
-                try:
-                    values[index] = decode(text)
-                except (BadValue, ValueError, TypeError, OverflowError) as exc:
-                    problems.setdefault(index, f"column {name!r}: {text[:80]!r} does not fit "
-                                               f"{dtype!r} ({exc})")
-            columns.append(values)
+            texts = [row[position] for row in rows]
+            fast = decode_fast(name, texts, decode, dtype)
+            if fast is not None:
+                if not dtype.is_optional and fast.null_count():
+                    self._null_problems(fast, name, dtype, position, kinds, key_only, problems)
+                columns.append(fast)
+                continue
+            columns.append(self._decode_slowly(texts, name, dtype, position, decode, kinds,
+                                               key_only, problems))
         errors: list[ParseError] = []
         keep = list(range(count))
         if problems:
@@ -148,12 +134,55 @@ class TextRowsParser(Parser):
                 where = f"{context.where} key {key}" if self.key_positions else context.where
                 errors.append(ParseError(where, reason))
         series = []
+        kept_mask = None
+        if problems:
+            kept_set = set(keep)
+            kept_mask = pl.Series([i in kept_set for i in range(count)], dtype=pl.Boolean)
         for (name, dtype), values in zip(self.columns.items(), columns, strict=True):
+            if isinstance(values, pl.Series):
+                series.append(values.filter(kept_mask) if kept_mask is not None else values)
+                continue
             kept = [values[i] for i in keep] if problems else values
             series.append(t.series_from_values(name, kept, dtype))
         frame = pl.DataFrame(series).with_columns(pl.Series("_kind", [kinds[i] for i in keep],
                                              dtype=pl.String))
         return ParsedBlock(frame, kind="column", errors=errors)
+
+
+    def _null_problems(self, column: pl.Series, name: str, dtype: t.DType, position: int,
+                       kinds: list[str], key_only: list[bool], problems: dict[int, str]) -> None:
+        is_key = position in self.key_positions
+        for index in column.is_null().arg_true().to_list():
+            if kinds[index] != "truncate" and (is_key or not key_only[index]):
+                problems.setdefault(index, f"NULL in column {name!r}, whose type {dtype!r} is "
+                                           "not Optional")
+
+    def _decode_slowly(self, texts: list[Any], name: str, dtype: t.DType, position: int,
+                       decode: Decoder, kinds: list[str], key_only: list[bool],
+                       problems: dict[int, str]) -> list[Any]:
+        """Value by value, each failure with its reason."""
+        optional = dtype.is_optional
+        is_key = position in self.key_positions
+        values: list[Any] = [None] * len(texts)
+        for index, text in enumerate(texts):
+            if text is None:
+                if not optional and kinds[index] != "truncate" and \
+                        (is_key or not key_only[index]):
+                    problems.setdefault(index, f"NULL in column {name!r}, whose type "
+                                               f"{dtype!r} is not Optional")
+                continue
+            if text is UNCHANGED:
+                problems.setdefault(index, f"column {name!r} holds a large (TOASTed) "
+                                           "value the UPDATE left unchanged, which "
+                                           "PostgreSQL does not send with REPLICA "
+                                           "IDENTITY DEFAULT; set REPLICA IDENTITY FULL")
+                continue
+            try:
+                values[index] = decode(text)
+            except (BadValue, ValueError, TypeError, OverflowError) as exc:
+                problems.setdefault(index, f"column {name!r}: {text[:80]!r} does not fit "
+                                           f"{dtype!r} ({exc})")
+        return values
 
 
 def _problem_columns(reason: str, columns: Mapping[str, t.DType]) -> set[int]:
