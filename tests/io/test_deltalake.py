@@ -529,3 +529,22 @@ def test_empty_partition_value_is_refused_clearly(tmp_path: Path) -> None:
     pw.io.deltalake.write(table, tmp_path / "lake", partition_columns=[table.by])
     with pytest.raises(ConnectorError, match="partition column 'by' holds an empty value"):
         run()
+
+
+def test_existing_table_with_other_types_or_nullability_is_a_type_error(tmp_path: Path) -> None:
+    write_deltalake(str(tmp_path / "a"), pd.DataFrame({"k": [1], "v": [2], "time": [0],
+                                                       "diff": [1]}))
+    pw.io.deltalake.write(pw.debug.table_from_markdown("k | v\n1 | a", schema=KV),
+                          tmp_path / "a")
+    with pytest.raises(TypeError, match=r"does not fit.*column 'v' is int64 in the table, "
+                                        r"but string is written"):
+        run()
+    pw.clear_graph()
+    schema = pa.schema([pa.field("k", pa.int64(), False), pa.field("v", pa.string(), True),
+                        pa.field("time", pa.int64(), False), pa.field("diff", pa.int64(), False)])
+    write_deltalake(str(tmp_path / "b"), pa.table({"k": [1], "v": ["x"], "time": [0],
+                                                   "diff": [1]}, schema=schema))
+    pw.io.deltalake.write(pw.debug.table_from_markdown("k | v\n1 | a", schema=KV),
+                          tmp_path / "b")
+    with pytest.raises(TypeError, match=r"column 'v' is nullable in the table"):
+        run()

@@ -58,6 +58,7 @@ __all__ = ["COLUMN_METADATA_KEY", "MAX_OUTAGE_ENV", "TYPE_TABLE", "AwsS3Settings
            "MinIOSettings", "TableOptimizer", "read", "write"]
 
 _SPECIAL_COLUMNS = ("time", "diff", "_id")
+_PATHWAY_COLUMN_META_FIELD = COLUMN_METADATA_KEY  # Pathway's name of the metadata key
 
 
 def _seconds(value: Any, name: str, *, allow_zero: bool) -> float:

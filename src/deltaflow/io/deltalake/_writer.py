@@ -133,18 +133,23 @@ class DeltaWriter(Writer):
         location = spec.location
         schema = spec.arrow_schema()
 
-        def prepare() -> None:
-            if DeltaTable.is_deltatable(location.uri, storage_options=location.storage_options):
-                table = DeltaTable(location.uri, storage_options=location.storage_options)
-                self._check_existing(pa.schema(table.schema().to_arrow()),
-                                     table.metadata().partition_columns)
-                return
-            DeltaTable.create(location.uri, schema=schema, mode="error",
-                              partition_by=spec.partition_columns or None,
-                              storage_options=location.storage_options)
-            self._created_empty = True
+        def existing() -> tuple[pa.Schema, list[str]] | None:
+            if not DeltaTable.is_deltatable(location.uri,
+                                            storage_options=location.storage_options):
+                return None
+            table = DeltaTable(location.uri, storage_options=location.storage_options)
+            return pa.schema(table.schema().to_arrow()), table.metadata().partition_columns
 
-        with_retries(location, "open the Delta table at", prepare, connector=spec.connector)
+        found = with_retries(location, "open the Delta table at", existing,
+                             connector=spec.connector)
+        if found is not None:
+            self._check_existing(*found)
+        else:
+            with_retries(location, "create the Delta table at", lambda: DeltaTable.create(
+                location.uri, schema=schema, mode="error",
+                partition_by=spec.partition_columns or None,
+                storage_options=location.storage_options), connector=spec.connector)
+            self._created_empty = True
         self._last_commit = _time.monotonic()
 
     def _check_existing(self, existing: pa.Schema, partitions: list[str]) -> None:
@@ -159,9 +164,13 @@ class DeltaWriter(Writer):
             elif _normalized(present.type) != _normalized(field.type):
                 problems.append(f"column {field.name!r} is {present.type} in the table, but "
                                 f"{field.type} is written")
-            elif field.nullable and not present.nullable:
-                problems.append(f"column {field.name!r} is not nullable in the table, but "
-                                "the column written is Optional")
+            elif field.nullable != present.nullable:
+                # As Pathway: nullability must agree both ways (a nullable Delta column read
+                # back would otherwise not give the type written).
+                problems.append(f"column {field.name!r} is "
+                                f"{'nullable' if present.nullable else 'not nullable'} in the "
+                                f"table, but the column written is "
+                                f"{'Optional' if field.nullable else 'not Optional'}")
         if have:
             problems.append(f"the table has columns {sorted(have)} that are not written")
         if spec.partition_columns and list(partitions) != spec.partition_columns:
@@ -299,6 +308,11 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+class ConnectorTypeError(ConnectorError, TypeError):
+    """The existing Delta table does not fit the table written (a ``TypeError``, as in
+    Pathway)."""
+
+
 class DeltaOutputSession(OutputSession):
     """Opens (creates or checks) the Delta table before the run reads any input, so that a
     table that does not fit stops the run at once."""
@@ -310,5 +324,6 @@ class DeltaOutputSession(OutputSession):
             self.writer.open()
         except Exception as exc:
             message = redact(str(exc), self.writer.spec.location.secrets)
-            raise ConnectorError(self.name, message) from None
+            kind = ConnectorTypeError if isinstance(exc, TypeError) else ConnectorError
+            raise kind(self.name, message) from None
         super().start()
