@@ -23,14 +23,21 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
 
-# Reinstall only when pyproject.toml is newer than the last install.
+# Reinstall only when pyproject.toml is newer than the last install. The demo needs only the
+# package's own dependencies; tests and lint need the dev extra (which includes them).
+DEMO_STAMP := $(VENV)/.installed-demo
+
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install $(PIP_FLAGS) -e .
+	@touch $(DEMO_STAMP)
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(PY) examples/demo.py
 
 lint: $(STAMP)
