@@ -519,6 +519,88 @@ def test_static_mode_refuses_persistence(pg: PgDatabase, tmp_path) -> None:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE, persistence_config=config)
 
 
+_CRASH_PROGRAM = """
+import json, sys
+import deltaflow as pw
+
+settings, state, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+
+class Stock(pw.Schema):
+    sku: int = pw.column_definition(primary_key=True)
+    qty: int
+
+
+table = pw.io.postgres.read(settings, "stock", Stock, publication_name="stock_pub",
+                            autocommit_duration_ms=5, name="stock")
+totals = table.reduce(n=pw.reducers.count(), total=pw.reducers.sum(pw.this.qty))
+
+
+def on_change(key, row, time, is_addition):
+    if is_addition:
+        with open(out, "a") as handle:
+            handle.write(json.dumps([row["n"], row["total"]]) + "\\n")
+
+
+pw.io.subscribe(totals, on_change)
+pw.run(monitoring_level=pw.MonitoringLevel.NONE,
+       persistence_config=pw.persistence.Config(pw.persistence.Backend.filesystem(state)))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_pipeline_resumes_without_losing_a_change(pg: PgDatabase, tmp_path) -> None:
+    """SIGKILL while changes stream in, then restart: the totals end equal to the table's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pg.execute("CREATE TABLE stock (sku INT PRIMARY KEY, qty INT NOT NULL)")
+    pg.execute("CREATE PUBLICATION stock_pub FOR TABLE stock")
+    program = tmp_path / "pipeline.py"
+    program.write_text(_CRASH_PROGRAM)
+    out = tmp_path / "out.jsonl"
+    argv = [sys.executable, str(program), json.dumps(pg.settings), str(tmp_path / "state"),
+            str(out)]
+
+    def last_total() -> list[int] | None:
+        lines = out.read_text().splitlines() if out.exists() else []
+        return json.loads(lines[-1]) if lines else None
+
+    def wait_total(expected: list[int], process: subprocess.Popen) -> None:
+        deadline = time.monotonic() + 30
+        while last_total() != expected:
+            assert process.poll() is None, "the pipeline died"
+            assert time.monotonic() < deadline, (last_total(), expected)
+            time.sleep(0.05)
+
+    first = subprocess.Popen(argv)
+    try:
+        committed(pg, "INSERT INTO stock VALUES (0, 1)")
+        wait_total([1, 1], first)
+        for sku in range(1, 60):  # changes keep coming while the process is killed
+            committed(pg, f"INSERT INTO stock VALUES ({sku}, {sku})")
+            if sku == 30:
+                os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    committed(pg, "UPDATE stock SET qty = qty + 1000 WHERE sku = 5")
+    second = subprocess.Popen(argv)
+    try:
+        committed(pg, "INSERT INTO stock VALUES (100, 100)")
+        (n, total), = pg.execute("SELECT count(*), sum(qty) FROM stock")
+        wait_total([n, total], second)
+    finally:
+        second.send_signal(signal.SIGINT)
+        try:
+            second.wait(10)
+        except subprocess.TimeoutExpired:
+            second.kill()
+
+
 def _kill_replication_connections(pg: PgDatabase) -> int:
     return len(pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                           "backend_type = 'walsender' AND datname = %s", (pg.dbname,)))
