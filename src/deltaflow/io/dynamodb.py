@@ -351,11 +351,11 @@ def _serialize_column(series: pl.Series, dtype: t.DType) -> _Column:
     if scalar is not None:
         tag, payloads = scalar
         values = [_NULL if v is None else {tag: v} for v in payloads.to_list()]
-        errors = _float_problems(series) if base == t.FLOAT else {}
+        errors: dict[int, str] = _float_problems(series) if base == t.FLOAT else {}
         return _Column(values, _payload_sizes(tag, payloads), errors)
     values = []
     sizes = np.empty(series.len(), dtype=np.int64)
-    errors: dict[int, str] = {}
+    errors = {}
     for index, value in enumerate(series.to_list()):
         try:
             attribute, size = _attribute(value)
@@ -486,9 +486,9 @@ class DynamoDBFormatter(Formatter):
         for name, column in zip(names, serialized, strict=True):
             for row, reason in column.errors.items():
                 problems.setdefault(row, []).append(f"column {name!r}: {reason}")
-        for row in np.flatnonzero(sizes > MAX_ITEM_BYTES):
-            problems.setdefault(int(row), []).append(
-                f"the item is about {int(sizes[row])} bytes, over DynamoDB's limit of "
+        for big in np.flatnonzero(sizes > MAX_ITEM_BYTES):
+            problems.setdefault(int(big), []).append(
+                f"the item is about {int(sizes[big])} bytes, over DynamoDB's limit of "
                 f"{MAX_ITEM_BYTES} bytes (400 KB)")
         identities = list(zip(*[frame[name].to_list() for name in key_names], strict=True))
         rows = zip(*[column.values for column in serialized], strict=True)
@@ -598,6 +598,7 @@ class DynamoDBWriter(Writer):
         self._prepared = False
         self._pending: list[DynamoDBChanges] = []
         self._lock = threading.Lock()
+        self._resumed = False
         self.retries = 0  # throttling/unprocessed resends, for statistics and tests
 
     # --- preparation ---------------------------------------------------------------------
@@ -611,7 +612,9 @@ class DynamoDBWriter(Writer):
     def prepare_table(self, client: Any) -> None:
         """Apply ``init_mode`` (done once, by the output thread when the run starts)."""
         where = f"DynamoDB table {self.table_name!r} at {self.settings.describe()}"
-        if self.init_mode == "replace":
+        # A run resuming after a crash continues the table: writes by key are idempotent, so
+        # the changes written again after the checkpoint leave it as they found it.
+        if self.init_mode == "replace" and not self._resumed:
             if _describe_table(client, self.table_name) is not None:
                 logger.info("%s: replacing %s", self.name, where)
                 client.delete_table(TableName=self.table_name)
@@ -655,6 +658,10 @@ class DynamoDBWriter(Writer):
         _wait_for(client, self.table_name, gone=False)
 
     # --- the Writer contract -------------------------------------------------------------
+    def resume(self, position: Any) -> None:
+        """The run resumes after a crash: keep the table even with ``init_mode='replace'``."""
+        self._resumed = True
+
     def write(self, payload: DynamoDBChanges) -> None:
         self._prepare()
         self._pending.append(payload)

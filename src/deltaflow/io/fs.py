@@ -151,25 +151,29 @@ class FileReader(Reader):
 
     def read(self) -> ReadEvent | None:
         if self._events:
-            event = self._events.popleft()
-            if isinstance(event, _Pieces):
-                data, more = event.next_event()
-                if more:
-                    self._events.appendleft(event)
-                return data
-            return event
+            return self._take()
         if not self.streaming:
             if self._scanned_once:
                 return Finished()
             self._scan()
             self._scanned_once = True
-            return self._events.popleft() if self._events else Finished()
+            return self._take() if self._events else Finished()
         now = _time.monotonic()
         if now < self._next_scan:
             return None
         self._next_scan = now + self.poll_interval_s
         self._scan()
-        return self._events.popleft() if self._events else None
+        return self._take() if self._events else None
+
+    def _take(self) -> ReadEvent:
+        """The next queued event; a big file's pieces are handed out one at a time."""
+        event = self._events.popleft()
+        if isinstance(event, _Pieces):
+            data, more = event.next_event()
+            if more:
+                self._events.appendleft(event)
+            return data
+        return event
 
     # --- scanning --------------------------------------------------------------------------
     def _list(self) -> list[str]:
@@ -413,7 +417,7 @@ def write_file(table: Any, filename: Any, fmt: str, *, name: str | None,
     formatter: Formatter
     if fmt == "csv":
         formatter = CsvFormatter(columns)
-        writer = FileWriter(path, header=formatter.header())  # type: ignore[attr-defined]
+        writer = FileWriter(path, header=formatter.header())
     else:
         formatter = JsonLinesFormatter(columns)
         writer = FileWriter(path)

@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import time as _time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -845,7 +845,7 @@ class S3Lister:
         yield from deleted
         yield from self._downloaded(updated)
 
-    def _downloaded(self, infos: list[ObjectInfo]) -> Iterator[ObjectChange]:
+    def _downloaded(self, infos: Sequence[ObjectInfo]) -> Iterator[ObjectChange]:
         if not self.download:
             yield from (ObjectChange(info) for info in infos)
             return

@@ -657,8 +657,11 @@ class SqliteWriter(Writer):
         start = 0
         while frame.height - start >= limit or (not full_chunks_only and start < frame.height):
             chunk = frame.slice(start, limit)
-            self._run_transaction(lambda c, chunk=chunk: c.executemany(self._insert_sql,
-                                                                        chunk.iter_rows()))
+
+            def insert(cursor: Any, chunk: pl.DataFrame = chunk) -> Any:
+                return cursor.executemany(self._insert_sql, chunk.iter_rows())
+
+            self._run_transaction(insert)
             start += chunk.height
         rest = frame.slice(start)
         self._pending = [rest] if rest.height else []

@@ -188,6 +188,10 @@ class Checkpoint:
     sinks: dict[str, Any] = field(default_factory=dict)
     final: bool = False  # written when the run ended normally (not after a crash)
 
+    def states(self) -> list[InputState | OperatorState]:
+        """The inputs' states, then the operators' (each lists its chunks)."""
+        return [*self.inputs.values(), *self.operators.values()]
+
 
 def input_directory(persistent_id: str) -> str:
     """A storage-safe directory name for an input (ids may hold ``/`` or ``:``)."""
@@ -232,9 +236,8 @@ class CheckpointStore:
                 logger.warning("persistence: checkpoint %d in %s is unreadable (%s); trying "
                                "the previous one", number, self.storage.describe(), exc)
                 continue
-            missing = [c.key for s in [*checkpoint.inputs.values(),
-                                       *checkpoint.operators.values()]
-                       for c in s.chunks if c.key not in stored]
+            missing = [c.key for s in checkpoint.states() for c in s.chunks
+                       if c.key not in stored]
             if missing:
                 problems.append(f"checkpoint {number}: missing {', '.join(missing)}")
                 logger.warning("persistence: checkpoint %d in %s lacks %s; trying the "
@@ -260,7 +263,7 @@ class CheckpointStore:
         """Read and decode every chunk of ``checkpoint`` into the cache the replay then
         uses; what is wrong with the first bad chunk, or None when all are fine."""
         self._loaded = {}
-        for state in [*checkpoint.inputs.values(), *checkpoint.operators.values()]:
+        for state in checkpoint.states():
             for chunk in state.chunks:
                 if chunk.key in self._loaded:
                     continue
@@ -378,7 +381,7 @@ class CheckpointStore:
     def _collect_garbage(self, current: Checkpoint, previous: Checkpoint | None) -> None:
         keep_numbers = {current.number} | ({previous.number} if previous else set())
         used = {c.key for cp in (current, previous) if cp is not None
-                for s in [*cp.inputs.values(), *cp.operators.values()] for c in s.chunks}
+                for s in cp.states() for c in s.chunks}
         for number in self._manifest_numbers():
             if number not in keep_numbers and number < current.number:
                 self.storage.delete(f"{_MANIFESTS}{number:012d}.json")

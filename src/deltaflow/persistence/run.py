@@ -451,7 +451,7 @@ def _by_source(alive: pl.DataFrame) -> list[tuple[Hashable | None, pl.DataFrame]
         return [(None, alive.drop(SOURCE))]
     groups = []
     for (key,), rows in alive.group_by(SOURCE, maintain_order=True):
-        groups.append((decode_key(key), rows.drop(SOURCE)))  # type: ignore[arg-type]
+        groups.append((decode_key(key), rows.drop(SOURCE)))
     return groups
 
 
@@ -476,9 +476,9 @@ def _replay(runtime: Any, batches: list[tuple[int, pl.DataFrame]], time: int, *,
 
     outputs = [op for op in runtime.operators if isinstance(op, OutputOperator)]
     sinks, real = runtime.sinks, [op.sink for op in outputs]
-    muted = _Muted()
+    silent = _Muted()
     for op in outputs:
-        op.sink = muted
+        op.sink = silent
     runtime.sinks = []
     try:
         runtime._process(time, batches)

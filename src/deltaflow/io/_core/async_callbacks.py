@@ -19,7 +19,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from deltaflow import _types as t
 from deltaflow.engine.boundary import ConnectorError
@@ -27,7 +27,11 @@ from deltaflow.io._core.base import Writer
 
 logger = logging.getLogger("deltaflow.io")
 
-AsyncOnChange = Callable[[t.Pointer, dict[str, Any], int, bool], Coroutine[Any, Any, Any]]
+class AsyncOnChange(Protocol):
+    """The coroutine function called for each row, with keywords (see ``OnChange``)."""
+
+    def __call__(self, *, key: t.Pointer, row: dict[str, Any], time: int,
+                 is_addition: bool) -> Coroutine[Any, Any, Any]: ...
 Row = tuple[t.Pointer, dict[str, Any], int, int]  # TypedRowsFormatter's (key, row, time, diff)
 
 _SHUTDOWN_TIMEOUT_S = 5.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -20,7 +20,12 @@ from deltaflow.engine.boundary import ConnectorError, ConnectorStats, Sink
 
 logger = logging.getLogger("deltaflow.io")
 
-OnChange = Callable[[t.Pointer, dict[str, Any], int, bool], Any]
+class OnChange(Protocol):
+    """``on_change(key=..., row=..., time=..., is_addition=...)``: called with keywords, as
+    Pathway calls it (so a callback may take ``**kwargs``)."""
+
+    def __call__(self, *, key: t.Pointer, row: dict[str, Any], time: int,
+                 is_addition: bool) -> Any: ...
 
 
 class CallbackSink(Sink):

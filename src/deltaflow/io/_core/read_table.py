@@ -77,7 +77,7 @@ def with_metadata_column(schema: type[Schema]) -> type[Schema]:
     """``schema`` plus the ``_metadata: Json`` column of ``with_metadata=True``."""
     if METADATA_COLUMN in schema.columns():
         return schema
-    return schema | schema_from_types(_metadata=t.Json)  # type: ignore[operator]
+    return schema | schema_from_types(_metadata=t.Json)
 
 
 def reader_table(*, schema: type[Schema], reader_factory: Callable[[], Reader], parser: Parser,

@@ -368,7 +368,8 @@ def _convert_timestamp(value: Any, base: t.DType) -> pd.Timestamp:
     return stamp
 
 
-_FAST = {t.INT: pl.Int64, t.FLOAT: pl.Float64, t.BOOL: pl.Boolean, t.STR: pl.String}
+_FAST: dict[t.DType, type[pl.DataType]] = {
+    t.INT: pl.Int64, t.FLOAT: pl.Float64, t.BOOL: pl.Boolean, t.STR: pl.String}
 
 
 def column_from_values(name: str, values: Sequence[Any], dtype: t.DType
