@@ -490,20 +490,45 @@ def test_write_arguments_are_checked_at_definition(tmp_path: Path) -> None:
         pw.io.deltalake.write(table, tmp_path, s3_connection_settings=pw.io.s3.AwsS3Settings())
 
 
-def test_table_optimizer_settings_and_not_implemented(tmp_path: Path) -> None:
+def test_table_optimizer_compacts_old_partitions(tmp_path: Path) -> None:
+    today = datetime.date.today()
+    old = (today - datetime.timedelta(days=21)).isoformat()
+
+    def write(rows: list[tuple[int, str]]) -> None:
+        pw.clear_graph()
+        table = pw.debug.table_from_rows(pw.schema_from_types(k=int, day=str), rows)
+        pw.io.deltalake.write(table, tmp_path / "lake", partition_columns=[table.day],
+                              table_optimizer=pw.io.deltalake.TableOptimizer(
+                                  tracked_column=table.day, time_format="%Y-%m-%d",
+                                  quick_access_window=datetime.timedelta(days=7),
+                                  compression_frequency=3600))
+        run()
+
+    write([(1, today.isoformat()), (2, old)])
+    assert len(DeltaTable(str(tmp_path / "lake")).file_uris()) == 2
+    write([(3, old)])
+    delta = DeltaTable(str(tmp_path / "lake"))
+    assert len(delta.file_uris()) == 2  # the old partition's two files became one
+    assert len(delta.to_pandas()) == 3
+    assert [h["operation"] for h in delta.history()][:3] == ["VACUUM END", "VACUUM START",
+                                                             "OPTIMIZE"]
+
+
+def test_table_optimizer_arguments(tmp_path: Path) -> None:
     table = pw.debug.table_from_markdown("k | v | day\n1 | a | 2025-01-01")
     optimizer = pw.io.deltalake.TableOptimizer(
         tracked_column=table.day, time_format="%Y-%m-%d",
         quick_access_window=datetime.timedelta(days=7), compression_frequency=3600)
-    assert optimizer.quick_access_window == 7 * 86400
+    assert optimizer.quick_access_window == datetime.timedelta(days=7)
+    assert optimizer.compression_frequency == datetime.timedelta(hours=1)
     with pytest.raises(ValueError, match="not a partition column"):
         pw.io.deltalake.write(table, tmp_path, table_optimizer=optimizer)
-    with pytest.raises(NotImplementedError, match="TableOptimizer"):
-        pw.io.deltalake.write(table, tmp_path, partition_columns=[table.day],
-                              table_optimizer=optimizer)
     with pytest.raises(ValueError, match="compression_frequency"):
         pw.io.deltalake.TableOptimizer(tracked_column=table.day, time_format="%Y",
                                        quick_access_window=1, compression_frequency=-1)
+    with pytest.raises(TypeError, match="quick_access_window"):
+        pw.io.deltalake.TableOptimizer(tracked_column=table.day, time_format="%Y",
+                                       quick_access_window="7d", compression_frequency=1)
 
 
 @pytest.mark.parametrize("column", ["f", "b", "s", "tn", "tu", "d", "j", "p", "o"])

@@ -16,7 +16,6 @@ See ``docs/deltalake.md``.
 
 from __future__ import annotations
 
-import datetime
 import json
 from collections.abc import Iterable
 from os import PathLike
@@ -32,6 +31,7 @@ from deltaflow.io._core.read_table import (
     check_schema,
     reader_table,
 )
+from deltaflow.io.deltalake._optimizer import OptimizerRun, TableOptimizer
 from deltaflow.io.deltalake._reader import DeltaReader, ReadSpec
 from deltaflow.io.deltalake._storage import (
     MAX_OUTAGE_ENV,
@@ -59,53 +59,6 @@ __all__ = ["COLUMN_METADATA_KEY", "MAX_OUTAGE_ENV", "TYPE_TABLE", "AwsS3Settings
 
 _SPECIAL_COLUMNS = ("time", "diff", "_id")
 _PATHWAY_COLUMN_META_FIELD = COLUMN_METADATA_KEY  # Pathway's name of the metadata key
-
-
-def _seconds(value: Any, name: str, *, allow_zero: bool) -> float:
-    """A duration given as seconds, ``datetime.timedelta`` or ``pw.Duration``."""
-    if isinstance(value, datetime.timedelta):
-        seconds = value.total_seconds()
-    elif hasattr(value, "total_seconds") and callable(value.total_seconds):
-        seconds = float(value.total_seconds())
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(f"pw.io.deltalake.TableOptimizer: {name} must be a number of seconds, "
-                        f"a datetime.timedelta or a pw.Duration, got {type(value).__name__}")
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(f"pw.io.deltalake.TableOptimizer: {name} must be "
-                         f"{'non-negative' if allow_zero else 'positive'}, got {value!r}")
-    return seconds
-
-
-class TableOptimizer:
-    """Settings for compacting old partitions of a table written by ``write`` (Pathway's
-    ``OPTIMIZE`` + ``VACUUM`` of partitions older than ``quick_access_window``).
-
-    The settings are checked and kept, but deltaflow does not run the optimization yet:
-    passing one to ``write`` raises ``NotImplementedError``. Run
-    ``deltalake.DeltaTable(uri).optimize.compact()`` and ``.vacuum()`` yourself meanwhile.
-    """
-
-    def __init__(self, tracked_column: Any, time_format: str, quick_access_window: Any,
-                 compression_frequency: Any, retention_period: Any = datetime.timedelta(0),
-                 remove_old_checkpoints: bool = False) -> None:
-        from deltaflow.expressions.base import ColumnReference
-
-        if not isinstance(tracked_column, ColumnReference):
-            raise TypeError("pw.io.deltalake.TableOptimizer: tracked_column must be a column "
-                            f"reference (table.column), got {type(tracked_column).__name__}")
-        if not isinstance(time_format, str):
-            raise TypeError("pw.io.deltalake.TableOptimizer: time_format must be a strftime "
-                            f"format string, got {type(time_format).__name__}")
-        self.tracked_column = tracked_column
-        self.time_format = time_format
-        self.quick_access_window = _seconds(quick_access_window, "quick_access_window",
-                                            allow_zero=True)
-        self.compression_frequency = _seconds(compression_frequency, "compression_frequency",
-                                              allow_zero=True)
-        self.retention_period = _seconds(retention_period, "retention_period", allow_zero=True)
-        self.remove_old_checkpoints = bool(remove_old_checkpoints)
 
 
 # ------------------------------------------------------------------------------------------
@@ -195,21 +148,19 @@ def write(
         if not isinstance(table_optimizer, TableOptimizer):
             raise TypeError(f"{connector}: table_optimizer must be a "
                             "pw.io.deltalake.TableOptimizer")
-        if table_optimizer.tracked_column.name not in partitions:
-            raise ValueError(f"{connector}: the optimizer tracks column "
-                             f"{table_optimizer.tracked_column.name!r}, which is not a "
-                             "partition column; add it to partition_columns")
-        raise NotImplementedError(
-            f"{connector}: table_optimizer is not supported by deltaflow yet (TableOptimizer "
-            "settings are accepted, but no OPTIMIZE/VACUUM runs); compact the table with "
-            "deltalake.DeltaTable(uri).optimize.compact() and .vacuum() instead")
+        tracked = table_optimizer.tracked_column
+        if tracked.table is not table or tracked.name not in partitions:
+            raise ValueError(f"{connector}: the optimizer tracks column {tracked.name!r}, "
+                             "which is not a partition column of the table written; add it "
+                             "to partition_columns")
     keys = list(getattr(table.schema, "primary_key_columns", lambda: None)() or [])
     spec = WriteSpec(location=location, columns=columns, primary_key=keys, snapshot=snapshot,
                      partition_columns=partitions,
                      min_commit_frequency_s=None if min_commit_frequency is None
                      else min_commit_frequency / 1000.0,
                      connector=connector)
-    writer = DeltaWriter(spec)
+    writer = DeltaWriter(spec, None if table_optimizer is None else
+                         OptimizerRun(table_optimizer, location, connector))
     session = DeltaOutputSession(name or connector, writer, DeltaFormatter(spec))
     add_output(table, session, sort_by=sort_by)
 

@@ -26,6 +26,7 @@ from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorError
 from deltaflow.io._core.base import Formatter, Writer
 from deltaflow.io._core.output_session import OutputSession
+from deltaflow.io.deltalake._optimizer import OptimizerRun
 from deltaflow.io.deltalake._storage import Location, redact, with_retries
 from deltaflow.io.deltalake._types import arrow_type, column_metadata, encode_column
 
@@ -65,8 +66,9 @@ class WriteSpec:
 class DeltaFormatter(Formatter):
     """A delta batch as an Arrow table of the Delta schema (snapshot: plus a diff column)."""
 
-    def __init__(self, spec: WriteSpec) -> None:
+    def __init__(self, spec: WriteSpec, optimizer: OptimizerRun | None = None) -> None:
         self.spec = spec
+        self.optimizer = optimizer
         self.schema = spec.arrow_schema()
 
     def format(self, batch: pl.DataFrame, time: int) -> pa.Table:
@@ -111,8 +113,9 @@ def _normalized(kind: pa.DataType) -> pa.DataType:
 class DeltaWriter(Writer):
     """Commits formatted batches to the Delta table (see the module docstring)."""
 
-    def __init__(self, spec: WriteSpec) -> None:
+    def __init__(self, spec: WriteSpec, optimizer: OptimizerRun | None = None) -> None:
         self.spec = spec
+        self.optimizer = optimizer
         self._lock = threading.RLock()
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -252,6 +255,8 @@ class DeltaWriter(Writer):
         self._pending, self._pending_rows = [], 0
         self._last_commit = _time.monotonic()
         self.commits += 1
+        if self.optimizer is not None:
+            self.optimizer.after_commit()
 
     def _append(self, data: pa.Table) -> None:
         from deltalake import write_deltalake
