@@ -37,7 +37,7 @@ def _handlers():
         await response.prepare(request)
         for i in range(3):
             await response.write(f"part {i};".encode())
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.15)  # the parts arrive apart: several minibatches
         return response
 
     async def echo(request):
