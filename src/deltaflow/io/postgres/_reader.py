@@ -16,7 +16,7 @@ import os
 import time as _time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import polars as pl
@@ -45,17 +45,8 @@ from deltaflow.io._core.read_table import (
 from deltaflow.io.postgres import _cdc
 from deltaflow.io.postgres._cdc import PostgresReadError, Target
 from deltaflow.io.postgres._decode import BadValue, Decoder, decode_fast, decoder_for
-from deltaflow.io.postgres._pgoutput import (
-    UNCHANGED,
-    Begin,
-    Commit,
-    Delete,
-    Insert,
-    Relation,
-    Truncate,
-    Update,
-    parse_message,
-)
+from deltaflow.io.postgres._pgoutput import UNCHANGED
+from deltaflow.io.postgres._stream import Batch, ChangeStream, cursor_slot_name
 
 logger = logging.getLogger("deltaflow.io.postgres")
 
@@ -65,9 +56,6 @@ OFFSET_KEY = "wal"
 """The offset key of the change stream; its value is the end LSN of the last transaction."""
 
 SNAPSHOT_CHUNK_ROWS = 50_000
-CHANGES_PER_POLL = 20_000
-POLL_BACKOFF_S = (0.001, 0.05)
-"""Polls of the slot: again at once after changes, then waits doubling up to 50 ms."""
 
 _SUPPORTED = {"int", "float", "bool", "str", "bytes", "DateTimeNaive", "DateTimeUtc",
               "Duration", "Json", "Pointer"}
@@ -269,21 +257,9 @@ class StaticReader(_TableReader):
         return Finished()
 
 
-@dataclass
-class _Relation:
-    positions: list[int | None]  # tuple index of each schema column
-    key_positions: list[int | None]
-
-
-@dataclass
-class _Batch:
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    key_only: list[bool] = field(default_factory=list)
-
-
 class CdcReader(_TableReader):
-    """The snapshot, then the changes of the replication slot (see ``_cdc.py``)."""
+    """The snapshot, then the changes of the replication slot (see ``_cdc.py`` and
+    ``_stream.py``)."""
 
     _streaming = True
 
@@ -294,14 +270,10 @@ class CdcReader(_TableReader):
         self._slot = ""  # the slot changes are consumed from
         self._anchor: str | None = None  # the persistent slot (persistence only)
         self._resume_lsn: int | None = None  # from the checkpoint (seek)
-        self._delivered = 0  # end LSN of the last transaction handed to the session
-        self._checkpointed: int | None = None  # set on the engine thread
-        self._advanced = 0
-        self._last_advance = 0.0
-        self._relation: _Relation | None = None
+        self._start_lsn = 0  # where the change stream starts
         self._oid = 0
-        self._info: _cdc.TableInfo | None = None
-        self._backoff = POLL_BACKOFF_S[0]
+        self._stream: ChangeStream | None = None
+        self._next: Batch | None = None
         self._last_progress = 0.0
 
     # --- persistence hooks -------------------------------------------------------------------
@@ -311,8 +283,9 @@ class CdcReader(_TableReader):
 
     def checkpointed(self, frontier: OffsetAntichain) -> None:
         value = frontier.get(OFFSET_KEY)
-        if value is not None:
-            self._checkpointed = int(value)
+        stream = self._stream
+        if value is not None and stream is not None:
+            stream.checkpointed(int(value))
 
     # --- reading -----------------------------------------------------------------------------
     def read(self) -> ReadEvent | None:
@@ -324,22 +297,39 @@ class CdcReader(_TableReader):
                 self._phase = "snapshot-end"
             return event
         if self._phase == "snapshot-end":
-            self._phase = "stream"
+            self._start_stream()
             return FinishedSource()
-        return self._poll()
+        assert self._stream is not None
+        batch, self._next = self._next, None
+        if batch is None:
+            batch = self._stream.get(0)
+        if batch is None:
+            return None
+        offset = (OFFSET_KEY, batch.end_lsn)
+        if batch.rows:
+            return Data(TextRowsContext(batch.rows, batch.kinds, batch.key_only, batch.decoders,
+                                        where=self.target.qualified), offset=offset)
+        # Only other tables' (or already held) transactions: tell persistence about the
+        # progress now and then, so the slot can let go of the WAL they used.
+        if self.persisted and _time.monotonic() - self._last_progress > 1.0:
+            self._last_progress = _time.monotonic()
+            return Data(self._context([]), offset=offset)
+        return None
 
     def wait(self, timeout: float) -> None:
-        _time.sleep(max(0.0, min(timeout, self._backoff)))
+        if self._stream is None or self._next is not None:
+            return
+        self._next = self._stream.get(timeout)  # wakes up as soon as changes come
 
     def _start(self) -> ReadEvent | None:
         target = self.target
         connection = _cdc.connect(target)
         try:
-            self._info = _cdc.inspect_table(connection, target, streaming=True)
+            info = _cdc.inspect_table(connection, target, streaming=True)
         finally:
             connection.close()
-        self.decoders = self._decoders(self._info)
-        self._oid = self._info.oid
+        self.decoders = self._decoders(info)
+        self._oid = info.oid
         self._replication = _cdc.connect(target, replication=True)
         if not self.persisted:
             self._slot = f"deltaflow_tmp_{os.getpid()}_{uuid.uuid4().hex[:12]}"
@@ -352,26 +342,22 @@ class CdcReader(_TableReader):
                                "checkpoint", target.connector, self._anchor)
                 self._check_idle(state)
                 _cdc.drop_slot(self._replication, self._anchor)
-            event = self._begin_snapshot(temporary=False)
-            self._open_cursor()
-            return event
+            return self._begin_snapshot(temporary=False)
         if state is None:
             raise PostgresReadError(
                 f"{target.connector}: the replication slot {self._anchor!r} that holds the "
                 f"changes since the last checkpoint is gone from {target.address}, so the run "
                 "cannot resume exactly; start again with an empty persistence directory")
         self._check_idle(state)
-        confirmed = state[0] or 0
-        if confirmed > self._resume_lsn:
+        if (state[0] or 0) > self._resume_lsn:
             raise PostgresReadError(
                 f"{target.connector}: the replication slot {self._anchor!r} is past the "
                 "checkpoint the run resumes from (an older checkpoint?); changes in between "
                 "are gone; start again with an empty persistence directory")
-        self._delivered = self._advanced = self._resume_lsn
-        self._open_cursor()
+        self._start_lsn = self._resume_lsn
         logger.info("%s: resuming change data capture from slot %r", target.connector,
                     self._anchor)
-        self._phase = "stream"
+        self._start_stream(advanced=state[0] or 0)
         return None
 
     def _check_idle(self, state: tuple[int | None, bool, str]) -> None:
@@ -385,201 +371,37 @@ class CdcReader(_TableReader):
         assert slot
         start_lsn, snapshot_name = _cdc.create_slot(self._replication, slot, temporary=temporary)
         self._snapshot = _cdc.open_snapshot(self.target, snapshot_name, start_lsn, self.names)
-        self._delivered = self._advanced = start_lsn
+        self._start_lsn = start_lsn
         logger.info("%s: created %s replication slot %r", self.target.connector,
                     "temporary" if temporary else "persistent", slot)
         self._phase = "snapshot"
         return NewSource({"table": self.target.qualified})
 
-    def _open_cursor(self) -> None:
-        assert self._anchor is not None
-        self._slot = f"{self._anchor}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        _cdc.copy_slot(self._replication, self._anchor, self._slot)
+    def _start_stream(self, advanced: int | None = None) -> None:
+        """Hand the replication connection to a :class:`ChangeStream` thread."""
+        if self._anchor is not None:  # persisted: consume a temporary copy of the anchor
+            self._slot = cursor_slot_name(self._anchor)
+            _cdc.copy_slot(self._replication, self._anchor, self._slot)
+        self._stream = ChangeStream(
+            self.target, self._replication, slot=self._slot, anchor=self._anchor,
+            oid=self._oid, decoders=self.decoders, skip_to=self._start_lsn,
+            delivered=self._start_lsn,
+            advanced=self._start_lsn if advanced is None else advanced)
+        self._replication = None  # the stream owns (and closes) it now
+        self._stream.start()
+        self._phase = "stream"
 
     def _snapshot_offset(self, snapshot: _cdc.Snapshot) -> tuple[str, int] | None:
         return (OFFSET_KEY, snapshot.start_lsn)
 
-    # --- the change stream ---------------------------------------------------------------------
-    def _poll(self) -> ReadEvent | None:
-        import psycopg
-
-        try:
-            self._advance_anchor()
-            messages = _cdc.fetch_changes(self._replication, self._slot,
-                                          self.target.publication or "", CHANGES_PER_POLL)
-        except psycopg.OperationalError as exc:
-            if not (self._replication.broken or self._replication.closed):
-                raise
-            self._reconnect(exc)
-            return None
-        if not messages:
-            self._backoff = min(self._backoff * 2, POLL_BACKOFF_S[1])
-            return None
-        self._backoff = POLL_BACKOFF_S[0]
-        batch, end_lsn = self._transactions(messages)
-        if end_lsn is None:
-            return None
-        self._delivered = end_lsn
-        offset = (OFFSET_KEY, end_lsn)
-        if batch.rows:
-            return Data(self._context(batch.rows, kinds=batch.kinds, key_only=batch.key_only),
-                        offset=offset)
-        # Only other tables' (or skipped) transactions: tell persistence about the progress
-        # now and then, so the slot can let go of the WAL they used.
-        if self.persisted and _time.monotonic() - self._last_progress > 1.0:
-            self._last_progress = _time.monotonic()
-            return Data(self._context([]), offset=offset)
-        return None
-
-    def _transactions(self, messages: list[bytes]) -> tuple[_Batch, int | None]:
-        """The rows of the complete transactions in ``messages`` (those the checkpoint
-        already holds left out), and the end LSN of the last one."""
-        batch = _Batch()
-        current: _Batch | None = None
-        end_lsn: int | None = None
-        skip_to = self._resume_lsn or 0
-        for data in messages:
-            message = parse_message(data)
-            if isinstance(message, Begin):
-                current = _Batch()
-            elif isinstance(message, Commit):
-                if current is not None and message.end_lsn > skip_to:
-                    batch.rows += current.rows
-                    batch.kinds += current.kinds
-                    batch.key_only += current.key_only
-                current = None
-                end_lsn = message.end_lsn
-            elif isinstance(message, Relation):
-                if message.relation_id == self._oid:
-                    self._relation = self._map_relation(message)
-            elif current is not None:
-                self._change(message, current)
-        if current is not None:  # PostgreSQL returns whole transactions only
-            raise PostgresReadError(f"{self.target.connector}: the slot returned part of a "
-                                    "transaction")
-        return batch, end_lsn
-
-    def _map_relation(self, relation: Relation) -> _Relation:
-        names = [c.name for c in relation.columns]
-        positions: list[int | None] = []
-        for name, dtype in self.target.columns.items():
-            if name not in names:
-                positions.append(None)
-                continue
-            index = names.index(name)
-            column = relation.columns[index]
-            pg_type = _cdc.pg_type(self._replication, column.type_oid)
-            decoder = decoder_for(pg_type, dtype)
-            if decoder is None:
-                raise PostgresReadError(f"{self.target.connector}: column {name!r} of "
-                                        f"{self.target.qualified} now has type "
-                                        f"{pg_type.describe()}, which cannot be read as "
-                                        f"{dtype!r}")
-            self.decoders[len(positions)] = decoder
-            positions.append(index)
-        missing = [n for n, p in zip(self.target.columns, positions, strict=True) if p is None]
-        if missing:
-            logger.error("%s: column(s) %s were dropped from %s; its changes are read with "
-                         "NULL there", self.target.connector, missing, self.target.qualified)
-        keys = [positions[list(self.target.columns).index(k)] for k in self.target.primary_key]
-        return _Relation(positions, keys)
-
-    def _row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        assert self._relation is not None
-        return tuple(None if p is None or p >= len(values) else values[p]
-                     for p in self._relation.positions)
-
-    def _change(self, message: Any, batch: _Batch) -> None:
-        if isinstance(message, Truncate):
-            if self._oid in message.relation_ids:
-                self._refuse_if_append_only("TRUNCATE")
-                batch.rows.append((None,) * len(self.names))
-                batch.kinds.append("truncate")
-                batch.key_only.append(True)
-            return
-        if getattr(message, "relation_id", None) != self._oid:
-            return  # another table of the publication
-        if self._relation is None:
-            raise PostgresReadError(f"{self.target.connector}: a change came before the "
-                                    "description of its table")
-        upsert = "upsert" if self._upsert else "insert"
-        if isinstance(message, Insert):
-            batch.rows.append(self._row(message.new))
-            batch.kinds.append(upsert)
-            batch.key_only.append(False)
-        elif isinstance(message, Update):
-            self._refuse_if_append_only("UPDATE")
-            new = self._row(message.new)
-            if message.old is not None:
-                old = self._row(message.old)
-                if not message.old_is_key_only:  # REPLICA IDENTITY FULL: fill TOASTed values
-                    new = tuple(o if n is UNCHANGED else n for n, o in zip(new, old,
-                                                                          strict=True))
-                if self._key(old) != self._key(new):
-                    batch.rows.append(old)
-                    batch.kinds.append("delete")
-                    batch.key_only.append(True)
-            batch.rows.append(new)
-            batch.kinds.append("upsert")
-            batch.key_only.append(False)
-        elif isinstance(message, Delete):
-            self._refuse_if_append_only("DELETE")
-            batch.rows.append(self._row(message.old))
-            batch.kinds.append("delete")
-            batch.key_only.append(True)
-
-    def _key(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        names = list(self.target.columns)
-        return tuple(row[names.index(k)] for k in self.target.primary_key)
-
-    def _refuse_if_append_only(self, what: str) -> None:
-        if self.target.append_only:
-            raise PostgresReadError(f"{self.target.connector}: {self.target.qualified} was "
-                                    f"declared append-only (is_append_only=True) but a {what} "
-                                    "changed it")
-
-    def _advance_anchor(self) -> None:
-        """Let the persistent slot forget what a checkpoint holds (at most twice a second)."""
-        lsn = self._checkpointed
-        if self._anchor is None or lsn is None or lsn <= self._advanced:
-            return
-        if _time.monotonic() - self._last_advance < 0.5:
-            return
-        _cdc.advance_slot(self._replication, self._anchor, lsn)
-        self._advanced = lsn
-        self._last_advance = _time.monotonic()
-
-    def _reconnect(self, error: Exception) -> None:
-        """The connection broke mid-run. A persisted reader continues from its anchor slot,
-        skipping what it delivered; a temporary slot died with the connection."""
-        target = self.target
-        if self._anchor is None:
-            raise PostgresReadError(
-                f"{target.connector}: lost the connection to {target.address} ({error}); its "
-                "temporary replication slot went with it, so changes cannot be followed "
-                "exactly; restart the pipeline (with pw.persistence to resume where it "
-                "stopped)") from None
-        logger.warning("%s: lost the connection to %s (%s); reconnecting", target.connector,
-                       target.address, error)
-        with contextlib.suppress(Exception):  # it is broken anyway
-            self._replication.close()
-        self._replication = _cdc.connect(target, replication=True)
-        state = _cdc.slot_state(self._replication, self._anchor)
-        if state is None:
-            raise PostgresReadError(f"{target.connector}: the replication slot "
-                                    f"{self._anchor!r} disappeared")
-        self._resume_lsn = self._delivered
-        self._advanced = max(self._advanced, state[0] or 0)
-        self._open_cursor()
-        self._relation = None
-
     def close(self) -> None:
         super().close()
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
         if self._replication is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._replication.close()  # temporary slots end with the connection
-            except Exception:  # noqa: BLE001
-                logger.debug("closing the replication connection failed", exc_info=True)
             self._replication = None
 
 
