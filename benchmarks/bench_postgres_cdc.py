@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from time import perf_counter as clock
+from time import time as wall_clock
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,7 +65,8 @@ def main() -> None:
         with psycopg.connect(_conninfo(settings), autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS cdc_bench")
             conn.execute("DROP PUBLICATION IF EXISTS cdc_bench_pub")
-            conn.execute("CREATE TABLE cdc_bench (id BIGINT PRIMARY KEY, payload TEXT)")
+            conn.execute("CREATE TABLE cdc_bench (id BIGINT PRIMARY KEY, "
+                         "sent_at DOUBLE PRECISION)")
             conn.execute("CREATE PUBLICATION cdc_bench_pub FOR TABLE cdc_bench")
         latencies = _measure(settings, rows, rate, autocommit_ms)
     finally:
@@ -82,23 +83,37 @@ def main() -> None:
     report("cdc_latency_p99", pct(0.99), "ms", "lower")
 
 
-def _measure(settings: dict[str, str], rows: int, rate: int, autocommit_ms: int) -> list[float]:
-    import psycopg
+_INSERTER = """
+import sys, time, psycopg
+conninfo, rows, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with psycopg.connect(conninfo, autocommit=True) as conn:
+    conn.execute("SET synchronous_commit = on")
+    started = time.perf_counter()
+    for index in range(rows):
+        pause = started + index / rate - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        conn.execute("INSERT INTO cdc_bench VALUES (%s, %s)", (index, time.time()))
+    print(rows / (time.perf_counter() - started))
+"""
 
+
+def _measure(settings: dict[str, str], rows: int, rate: int, autocommit_ms: int) -> list[float]:
+    """Latencies in seconds. The INSERTs come from another process (as they would from
+    another program), each carrying its wall-clock send time."""
     pw = load_pw()
 
     class Row(pw.Schema):
         id: int = pw.column_definition(primary_key=True)
-        payload: str
+        sent_at: float
 
-    sent: dict[int, float] = {}
-    arrived: dict[int, float] = {}
+    latencies: list[float] = []
     done = threading.Event()
 
     def on_change(key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:  # noqa: A002 - the callback keyword
         if is_addition:
-            arrived[row["id"]] = clock()
-            if len(arrived) >= rows:
+            latencies.append(wall_clock() - row["sent_at"])
+            if len(latencies) >= rows:
                 done.set()
 
     table = pw.io.postgres.read(settings, "cdc_bench", Row, publication_name="cdc_bench_pub",
@@ -108,23 +123,16 @@ def _measure(settings: dict[str, str], rows: int, rate: int, autocommit_ms: int)
         monitoring_level=pw.MonitoringLevel.NONE), daemon=True)
     runner.start()
     time.sleep(3.0)  # let the reader create its slot and read the (empty) snapshot
+    import subprocess
 
-    started = time.perf_counter()
-    with psycopg.connect(_conninfo(settings), autocommit=True) as conn:
-        conn.execute("SET synchronous_commit = on")
-        for index in range(rows):
-            due = started + index / rate
-            pause = due - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            sent[index] = time.perf_counter()
-            conn.execute("INSERT INTO cdc_bench VALUES (%s, 'x')", (index,))
-    elapsed = time.perf_counter() - started
-    report("insert_rate_held", rows / elapsed, "rows/s", "higher")
+    inserter = subprocess.run([sys.executable, "-c", _INSERTER, _conninfo(settings),
+                               str(rows), str(rate)], capture_output=True, text=True,
+                              check=True)
+    report("insert_rate_held", float(inserter.stdout.strip()), "rows/s", "higher")
     if not done.wait(60):
-        raise SystemExit(f"only {len(arrived)} of {rows} rows arrived")
+        raise SystemExit(f"only {len(latencies)} of {rows} rows arrived")
     _stop(pw)
-    return [arrived[i] - sent[i] for i in range(rows)]
+    return latencies
 
 
 def _stop(pw: Any) -> None:
