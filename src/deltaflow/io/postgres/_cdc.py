@@ -34,6 +34,7 @@ from typing import Any
 from deltaflow import _types as t
 from deltaflow.io.postgres._decode import PgType, decoder_for
 from deltaflow.io.postgres._pgoutput import format_lsn, parse_lsn
+from deltaflow.io.postgres._types import quote_ident  # the writer's: one quoting rule
 
 logger = logging.getLogger("deltaflow.io.postgres")
 
@@ -141,10 +142,6 @@ def execute(connection: Any, query: str, params: tuple[Any, ...] = ()) -> Any:
         composed = sql.SQL(query.replace("{", "{{").replace("}", "}}").replace("%s", "{}"))
         query = composed.format(*(sql.Literal(p) for p in params)).as_string(connection)
     return connection.execute(query)
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def qualified_sql(target: Target) -> str:
