@@ -66,6 +66,6 @@ def graceful_stop() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            if signal.getsignal(signum) is on_signal:
-                signal.signal(signum, handler)
+        for stopping, handler in previous.items():
+            if signal.getsignal(stopping) is on_signal:
+                signal.signal(stopping, handler)

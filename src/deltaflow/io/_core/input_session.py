@@ -393,13 +393,14 @@ class InputSession(Source):
             else:
                 parts = [self._apply_kind(frame.filter(kinds == kind), kind)
                          for kind in kinds.unique(maintain_order=True).to_list()]
-            parts = [p for p in parts if p is not None and p.height]
-            return pl.concat(parts, how="vertical_relaxed") if parts else None
+            changed = [p for p in parts if p is not None and p.height]
+            return pl.concat(changed, how="vertical_relaxed") if changed else None
         return self._apply_kind(frame, block.kind)
 
-    def _apply_in_order(self, frame: pl.DataFrame, kinds: pl.Series) -> list[pl.DataFrame]:
+    def _apply_in_order(self, frame: pl.DataFrame, kinds: pl.Series
+                        ) -> list[pl.DataFrame | None]:
         runs = (kinds != kinds.shift(1)).fill_null(True).cum_sum()
-        out = []
+        out: list[pl.DataFrame | None] = []
         for run in runs.unique(maintain_order=True).to_list():
             part = frame.filter(runs == run)
             out.append(self._apply_kind(part, part["_kind"][0]))
@@ -459,9 +460,10 @@ class InputSession(Source):
                     retracted.append(previous)
                 self._state[row[0]] = row
             inserted = rows.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF))
-            if not retracted:
+            retractions = self._frame_of(retracted, -1)
+            if retractions is None:
                 return inserted
-            return pl.concat([self._frame_of(retracted, -1), inserted], how="vertical_relaxed")
+            return pl.concat([retractions, inserted], how="vertical_relaxed")
         raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     def _remember(self, rows: pl.DataFrame) -> None:
