@@ -267,6 +267,9 @@ def test_arguments_are_checked_when_the_pipeline_is_defined(pg: PgDatabase) -> N
     ("CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8); "
      "ALTER TABLE items REPLICA IDENTITY NOTHING; "
      "CREATE PUBLICATION items_pub FOR TABLE items", "id", "REPLICA IDENTITY NOTHING"),
+    ("CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8) PARTITION BY RANGE (id);"
+     " CREATE TABLE items_low PARTITION OF items FOR VALUES FROM (0) TO (100); "
+     "CREATE PUBLICATION items_pub FOR TABLE items", "id", "publish_via_partition_root"),
 ])
 def test_tables_that_cannot_be_read_fail_the_run_clearly(
         pg: PgDatabase, setup: str, schema_key: str, message: str) -> None:
@@ -327,6 +330,24 @@ def test_streaming_snapshot_then_changes_in_commit_order(pg: PgDatabase) -> None
     snapshot_time = changes.rows[0][1]
     assert changes.rows[1][1] == snapshot_time
     assert changes.rows[2][1] > snapshot_time
+
+
+def test_streaming_a_partitioned_table_through_its_root(pg: PgDatabase) -> None:
+    pg.execute("CREATE TABLE items (id INT PRIMARY KEY, name TEXT NOT NULL, price FLOAT8) "
+               "PARTITION BY RANGE (id)")
+    pg.execute("CREATE TABLE items_low PARTITION OF items FOR VALUES FROM (0) TO (100)")
+    pg.execute("CREATE TABLE items_high PARTITION OF items FOR VALUES FROM (100) TO (1000)")
+    pg.execute("INSERT INTO items VALUES (1, 'a', 1)")
+    pg.execute("CREATE PUBLICATION items_pub FOR TABLE items "
+               "WITH (publish_via_partition_root = true)")
+    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
+                                autocommit_duration_ms=10)
+    changes = Changes().subscribe(table)
+    with BackgroundRun():
+        changes.wait_for(lambda c: len(c.rows) == 1)
+        committed(pg, "INSERT INTO items VALUES (500, 'b', 2)",
+                  "UPDATE items SET id = 200 WHERE id = 1")  # moves between partitions
+        changes.wait_for(lambda c: items(c) == [(200, "a", 1.0), (500, "b", 2.0)])
 
 
 def test_streaming_truncate_and_toasted_values(pg: PgDatabase) -> None:

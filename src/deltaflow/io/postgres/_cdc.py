@@ -238,12 +238,16 @@ def _check_streaming(connection: Any, target: Target, info: TableInfo, where: st
                                 "can be read with mode='streaming'")
     publication = target.publication
     found = connection.execute(
-        "SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE "
-        "pubname = %s", (publication,)).fetchone()
+        "SELECT pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot FROM pg_publication "
+        "WHERE pubname = %s", (publication,)).fetchone()
     if found is None:
         raise PostgresReadError(f"{where}: publication {publication!r} does not exist; create "
                                 f"it with CREATE PUBLICATION {quote_ident(publication or '')} "
                                 f"FOR TABLE {qualified_sql(target)}")
+    if info.kind == "p" and not found[4]:
+        raise PostgresReadError(f"{where} is partitioned: its changes are published under its "
+                                "partitions' names unless the publication is created WITH "
+                                "(publish_via_partition_root = true)")
     covered = connection.execute(
         "SELECT attnames FROM pg_publication_tables WHERE pubname = %s AND schemaname = %s "
         "AND tablename = %s", (publication, target.schema_name, target.table_name)).fetchone()
@@ -256,7 +260,7 @@ def _check_streaming(connection: Any, target: Target, info: TableInfo, where: st
     if unpublished:
         raise PostgresReadError(f"{where}: publication {publication!r} leaves out column(s) "
                                 f"{unpublished} of the schema")
-    skipped = [op for op, on in zip(("insert", "update", "delete", "truncate"), found,
+    skipped = [op for op, on in zip(("insert", "update", "delete", "truncate"), found[:4],
                                     strict=True) if not on]
     if skipped:
         logger.warning("%s: publication %r does not publish %s; such changes of %s will not "

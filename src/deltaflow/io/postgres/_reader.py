@@ -56,6 +56,8 @@ OFFSET_KEY = "wal"
 """The offset key of the change stream; its value is the end LSN of the last transaction."""
 
 SNAPSHOT_CHUNK_ROWS = 50_000
+SLOT_RELEASE_WAIT_S = 10.0
+"""How long a start waits for a persistent slot still held by a run that just ended."""
 
 _SUPPORTED = {"int", "float", "bool", "str", "bytes", "DateTimeNaive", "DateTimeUtc",
               "Duration", "Json", "Pointer"}
@@ -361,6 +363,13 @@ class CdcReader(_TableReader):
         return None
 
     def _check_idle(self, state: tuple[int | None, bool, str]) -> None:
+        # A run that was just killed may hold the slot for a moment, until its server process
+        # notices the connection is gone.
+        deadline = _time.monotonic() + SLOT_RELEASE_WAIT_S
+        while state[1] and _time.monotonic() < deadline:
+            _time.sleep(0.2)
+            assert self._anchor is not None
+            state = _cdc.slot_state(self._replication, self._anchor) or (None, False, "")
         if state[1]:
             raise PostgresReadError(f"{self.target.connector}: replication slot "
                                     f"{self._anchor!r} is in use by another connection (is "
