@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from deltaflow import _types as t
 from deltaflow import plan, universe_checks
@@ -488,7 +488,7 @@ class JoinResult:
         if isinstance(right_side, JoinResult):
             right_name = f"({right_name})"
         description = f"join of {left_name} with {right_name}"
-        self._description = description
+        self._description: str = description
         left_scope = _side_scope(left_side, left, "join")
         right_scope = _side_scope(right_side, right, "join")
         left_keys, right_keys, key_types, coalesced = equality_keys(
@@ -724,39 +724,39 @@ class JoinResult:
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Join these joined rows with ``other`` (a table or another join result)."""
-        return _join(self, other, on, how, id, left_instance, right_instance,
+        return _join(cast("Table", self), other, on, how, id, left_instance, right_instance,
                      left_exactly_once, right_exactly_once)
 
     def join_inner(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
-        return _join(self, other, on, JoinMode.INNER, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)
+        return _join(cast("Table", self), other, on, JoinMode.INNER, id, left_instance,
+                     right_instance, left_exactly_once, right_exactly_once)
 
     def join_left(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
                   left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every joined row, with its partners in ``other`` or with None on the right."""
-        return _join(self, other, on, JoinMode.LEFT, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)
+        return _join(cast("Table", self), other, on, JoinMode.LEFT, id, left_instance,
+                     right_instance, left_exactly_once, right_exactly_once)
 
     def join_right(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every row of ``other``, with its partners here or with None on the left."""
-        return _join(self, other, on, JoinMode.RIGHT, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)
+        return _join(cast("Table", self), other, on, JoinMode.RIGHT, id, left_instance,
+                     right_instance, left_exactly_once, right_exactly_once)
 
     def join_outer(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every joined row and every row of ``other``, matched where possible."""
-        return _join(self, other, on, JoinMode.OUTER, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)
+        return _join(cast("Table", self), other, on, JoinMode.OUTER, id, left_instance,
+                     right_instance, left_exactly_once, right_exactly_once)
 
 
 Joinable: TypeAlias = "Table | JoinResult"  # what a join side may be
@@ -900,7 +900,7 @@ class StatefulMethods:
         The result's ids are derived from the group key (``table.pointer_from(*key)``), or
         taken from the Pointer column given as ``id``.
         """
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         grouped = _grouped(table, args, id, instance, table._description, table._scope,
                            table._node, zip_foreign=True)
         grouped._sort_by = sort_by  # type: ignore[attr-defined]
@@ -918,39 +918,39 @@ class StatefulMethods:
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Join with ``other`` on equality conditions; ``select`` on the result."""
-        return _join(self, other, on, how, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
+        return _join(cast("Table", self), other, on, how, id, left_instance, right_instance,
+                     left_exactly_once, right_exactly_once)
 
     def join_inner(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
-        return _join(self, other, on, JoinMode.INNER, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
+        return _join(cast("Table", self), other, on, JoinMode.INNER, id, left_instance,
+                     right_instance, left_exactly_once, right_exactly_once)
 
     def join_left(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                   left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every row of this table, with its partners or with None on the right."""
-        return _join(self, other, on, JoinMode.LEFT, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
+        return _join(cast("Table", self), other, on, JoinMode.LEFT, id, left_instance,
+                     right_instance, left_exactly_once, right_exactly_once)
 
     def join_right(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every row of ``other``, with its partners or with None on the left."""
-        return _join(self, other, on, JoinMode.RIGHT, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
+        return _join(cast("Table", self), other, on, JoinMode.RIGHT, id, left_instance,
+                     right_instance, left_exactly_once, right_exactly_once)
 
     def join_outer(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
                    left_instance: Any = None, right_instance: Any = None,
              left_exactly_once: bool = False, right_exactly_once: bool = False
              ) -> JoinResult:
         """Every row of both tables, matched where possible."""
-        return _join(self, other, on, JoinMode.OUTER, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)  # type: ignore[arg-type]
+        return _join(cast("Table", self), other, on, JoinMode.OUTER, id, left_instance,
+                     right_instance, left_exactly_once, right_exactly_once)
 
     # --- id operations ---------------------------------------------------------------------
     def _id_op(self, kind: str, others: tuple[Table, ...], columns: dict[str, t.DType],
@@ -961,7 +961,7 @@ class StatefulMethods:
 
     def update_rows(self, other: Table) -> Table:
         """This table with the rows of ``other`` added, replacing rows with the same id."""
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         _check_table(other, "update_rows")
         if set(other._columns) != set(table._columns):
             raise ValueError(f"update_rows: {other._description} has columns "
@@ -988,7 +988,7 @@ class StatefulMethods:
     def update_cells(self, other: Table, _stacklevel: int = 1) -> Table:
         """This table with the cells of ``other``'s columns replaced where ``other`` has the
         row (``other``'s ids must be ids of this table)."""
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         _check_table(other, "update_cells")
         columns = dict(table._columns)
         for name, dtype in other._columns.items():
@@ -1011,7 +1011,7 @@ class StatefulMethods:
 
     def restrict(self, other: Any) -> Table:
         """The rows of this table whose ids are in ``other``."""
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         if isinstance(other, JoinResult):  # the rows of a join (its wide table's ids)
             other = other._wide
         _check_table(other, "restrict")
@@ -1022,7 +1022,7 @@ class StatefulMethods:
 
     def intersect(self, *tables: Table) -> Table:
         """The rows of this table whose ids are in every one of ``tables``."""
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         for other in tables:
             _check_table(other, "intersect")
         if not tables:
@@ -1035,7 +1035,7 @@ class StatefulMethods:
 
     def difference(self, other: Table) -> Table:
         """The rows of this table whose ids are not in ``other``."""
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         _check_table(other, "difference")
         result = self._id_op("difference", (other,), dict(table._columns), (table, other))
         result._universe = plan.Universe(parent=table._universe)
@@ -1045,7 +1045,7 @@ class StatefulMethods:
            allow_misses: bool = False) -> Table:
         """For each row of the table ``expression`` belongs to, the row of this table whose id
         is the value of ``expression`` (a Pointer)."""
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         expression = wrap_value(expression)
         ctx = context if context is not None else _context_of(expression)
         if ctx is None or isinstance(ctx, Placeholder):
@@ -1078,7 +1078,7 @@ class StatefulMethods:
     def ix_ref(self, *args: Any, optional: bool = False, context: Any = None,
                instance: Any = None, allow_misses: bool = False) -> Table:
         """``ix`` with the pointer computed from key values, like ``pointer_from``."""
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         wrapped = [wrap_value(a) for a in args]
         ctx = context
         if ctx is None:
@@ -1092,21 +1092,22 @@ class StatefulMethods:
     # --- ordering ----------------------------------------------------------------------------
     def sort(self, key: Any, instance: Any = None) -> Table:
         """``prev`` and ``next`` pointers linking the rows in ``key`` order (per instance)."""
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         outputs = [("__key", wrap_value(key))]
         if instance is not None:
             outputs.append(("__inst", wrap_value(instance)))
         pre = table._project("sort", outputs)
         refuse_futures([("the key" if n == "__key" else "the instance", d)
                         for n, d in pre.types.items()], "sort", f"sort on {table._description}")
-        columns = {"prev": t.Optional(t.POINTER), "next": t.Optional(t.POINTER)}
+        columns: dict[str, t.DType] = {"prev": t.Optional(t.POINTER),
+                                       "next": t.Optional(t.POINTER)}
         node = SortNode(columns=columns, inputs=(table._node,), pre=pre, label="sort")
         return _table_class()(node, table._universe)
 
     def deduplicate(self, *, value: Any, instance: Any = None,
                     acceptor: Callable[[Any, Any], bool], name: str | None = None) -> Table:
         """Per instance, the last row whose value ``acceptor(new, old)`` accepted."""
-        table: Table = self  # type: ignore[assignment]
+        table = cast("Table", self)  # a mixin of Table only
         if not callable(acceptor):
             raise TypeError("deduplicate: acceptor must be a function (new, old) -> bool")
         if name is not None and not isinstance(name, str):

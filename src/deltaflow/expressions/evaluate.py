@@ -66,7 +66,7 @@ class CompiledProjection:
                     continue
                 seen.add(id(node))
                 if node.computed_in_python(scope):
-                    self.python_nodes.append(node)  # type: ignore[arg-type]
+                    self.python_nodes.append(node)
                 elif isinstance(node, BinaryOp) and node.zero_divisor(scope) is not None:
                     divisions.append(node)
         for node in self.python_nodes:
@@ -466,10 +466,10 @@ class _ErrorPlan:
         if isinstance(node, Coalesce):
             parts: list[pl.Expr | None] = []
             reached: pl.Expr | None = None
-            for arg, arg_err in zip(node.args, children, strict=True):
+            for operand, arg_err in zip(node.args, children, strict=True):
                 if arg_err is not None:
                     parts.append(arg_err if reached is None else reached & arg_err)
-                missing = arg.to_polars(scope).is_null()
+                missing = operand.to_polars(scope).is_null()
                 reached = missing if reached is None else reached & missing
             return _any(parts)
         if isinstance(node, BinaryOp) and node.op in _SHORT_CIRCUIT \
@@ -512,8 +512,9 @@ def _compute_row_by_row(node: ColumnExpression, args: list[pl.Series], height: i
         except Exception as exc:  # noqa: BLE001 - the failure is the row's value
             errors.report(_failure_message(node, exc))
             parts.append(None)
-    if all(p is not None for p in parts) and parts:
-        return pl.concat(parts)  # type: ignore[arg-type]
+    computed = [p for p in parts if p is not None]
+    if parts and len(computed) == len(parts):
+        return pl.concat(computed)
     values = [errors.ERROR if p is None else p.to_list()[0] for p in parts]
     return pl.Series("value", values, dtype=pl.Object)
 

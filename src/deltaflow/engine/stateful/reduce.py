@@ -58,7 +58,7 @@ _ACCUMULATED = frozenset(["sum", "avg"])
 _LAST_TIME = 2**63 - 1
 
 
-class ReduceOperator(Operator):
+class ReduceOperator(Operator[ReduceNode]):
     handles_errors = True  # through the error policy of its key/argument projection
 
     def __init__(self, node: ReduceNode) -> None:
@@ -762,12 +762,12 @@ class ReduceOperator(Operator):
             return {}
         if self.id_key is not None:
             position = 1 + self.keys.index(self.id_key)
-            ids = {}
+            given: dict[tuple[Any, ...], int] = {}
             for group in groups:
                 if group[position] is None:
                     raise ValueError(f"{self.describe()}: groupby(id=...) met a None id value")
-                ids[group] = group[position]
-            return ids
+                given[group] = group[position]
+            return given
         if not self.keys:
             value = constant_id()
             return {group: value for group in groups}
