@@ -42,6 +42,15 @@ SESSION_SETTINGS = {"DateStyle": "ISO", "TimeZone": "UTC", "IntervalStyle": "iso
                     "extra_float_digits": "3"}
 """Fixed on every connection: the text output of values depends on them (see _decode)."""
 
+CONNECTION_DEFAULTS = {
+    "connect_timeout": "10", "application_name": "deltaflow",
+    # A server that vanishes without closing the connection is noticed within about a minute
+    # (keepalives on an idle connection, tcp_user_timeout on a poll waiting for an answer).
+    "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10",
+    "keepalives_count": "3", "tcp_user_timeout": "60000",
+}
+"""libpq settings added to ``postgres_settings`` when they are not given."""
+
 _FATAL_CONNECT_ERRORS = ("password authentication failed", "does not exist",
                          "no pg_hba.conf entry", "permission denied", "SSL")
 
@@ -100,8 +109,8 @@ def connect(target: Target, *, replication: bool = False, autocommit: bool = Tru
     import psycopg
 
     params = dict(target.settings)
-    params.setdefault("connect_timeout", "10")
-    params.setdefault("application_name", "deltaflow")
+    for key, value in CONNECTION_DEFAULTS.items():
+        params.setdefault(key, value)
     if replication:
         params["replication"] = "database"
     budget = connect_retry_seconds() if retry_s is None else retry_s
