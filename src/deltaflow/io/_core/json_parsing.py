@@ -64,6 +64,18 @@ def _load_line(text: str) -> tuple[Any, str | None]:
     return document, None
 
 
+_ALL_BUT_OPENINGS = bytes(c for c in range(256) if c not in b"[{\n")
+
+
+def _may_nest_too_deep(data: bytes) -> bool:
+    """Whether some line of ``data`` opens more than MAX_JSON_DEPTH arrays and objects (only
+    such a line can nest that deep). One C pass keeps only the brackets and line breaks."""
+    openings = data.translate(None, _ALL_BUT_OPENINGS)
+    if len(openings) - openings.count(b"\n") <= MAX_JSON_DEPTH:
+        return False
+    return max(map(len, openings.split(b"\n"))) > MAX_JSON_DEPTH
+
+
 def _depth_exceeds(document: Any, limit: int) -> bool:
     """Whether arrays and objects nest deeper than ``limit`` (walked without recursion)."""
     stack: list[tuple[Any, int]] = [(document, 1)]
@@ -219,6 +231,8 @@ class JsonLinesParser(Parser):
             return None
         if _SURROGATE_ESCAPE.search(data):
             return None  # Polars reads a lone surrogate as NUL: the exact reader rejects it
+        if _may_nest_too_deep(data):
+            return None  # Polars reads up to its own, deeper limit: the exact reader reports
         if b"\t" in data or _SPACE_BEFORE_COLON.search(data):
             return None  # unusual spacing around colons: the counts below would miss keys
         try:

@@ -35,6 +35,8 @@ class PlaintextParser(Parser):
         errors: list[ParseError] = []
         for record in records:
             data = as_bytes(record)
+            if not data and isinstance(context, RawContext):
+                continue  # an empty file has no line (an empty message is one, though)
             if is_utf8(data):
                 text = data.decode("utf-8")
                 lines = pl.Series("data", [text]).str.split("\n").explode()
