@@ -64,7 +64,7 @@ class Target:
     """Everything a reader needs to know, fixed when the pipeline is defined."""
 
     connector: str
-    settings: Mapping[str, str]
+    settings: Mapping[str, str] = field(repr=False)  # holds the password
     schema_name: str
     table_name: str
     columns: Mapping[str, t.DType]
