@@ -573,3 +573,32 @@ def test_existing_table_with_other_types_or_nullability_is_a_type_error(tmp_path
                           tmp_path / "b")
     with pytest.raises(TypeError, match=r"column 'v' is nullable in the table"):
         run()
+
+
+def test_restart_on_a_stream_of_changes_without_a_key(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    store, out = tmp_path / "store", tmp_path / "out.jsonl"
+    log_schema = pa.schema([pa.field("k", pa.int64(), False), pa.field("v", pa.string(), False),
+                            pa.field("time", pa.int64(), False),
+                            pa.field("diff", pa.int64(), False)])
+
+    def append(rows: list[tuple[int, str, int, int]]) -> None:
+        k, v, time, diff = zip(*rows, strict=True)
+        write_deltalake(lake, pa.table({"k": k, "v": v, "time": time, "diff": diff},
+                                       schema=log_schema), mode="append")
+
+    def restart() -> Counter:
+        pw.clear_graph()
+        table = pw.io.deltalake.read(lake, Plain, mode="static", name="log")
+        pw.io.jsonlines.write(table, out)
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE,
+               persistence_config=pw.persistence.Config(pw.persistence.Backend.filesystem(store)))
+        return Counter((json.loads(line)["k"], json.loads(line)["diff"])
+                       for line in out.read_text().splitlines())
+
+    append([(1, "a", 2, 1), (1, "a", 2, 1), (2, "b", 2, 1)])
+    assert restart() == Counter({(1, 1): 2, (2, 1): 1})
+    append([(1, "a", 4, -1), (2, "b", 4, -1), (3, "c", 4, 1)])
+    assert restart() == Counter({(1, -1): 1, (2, -1): 1, (3, 1): 1})
+    pw.clear_graph()
+    assert final_rows(pw.io.deltalake.read(lake, Plain, mode="static")) == [(1, "a"), (3, "c")]

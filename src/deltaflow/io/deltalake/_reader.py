@@ -24,7 +24,8 @@ from urllib.parse import unquote
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._ids import combine_ids, hash_columns
+from deltaflow._ids import sequence_ids
+from deltaflow.engine.batch import ID
 from deltaflow.io._core.base import (
     Commit,
     Data,
@@ -84,10 +85,10 @@ class DeltaReader(Reader):
         self._latest_seen = -1  # the newest version the log showed so far
         self._bad_logged: set[tuple[str, str]] = set()
         # A table holding a stream of changes (a ``diff`` column the schema does not name)
-        # is read as the changes it records; without a primary key, identical rows are told
-        # apart by how many of them are live (see _content_ids).
+        # is read as the changes it records; without a primary key, a deletion takes the id
+        # of a live row with the same values (see _change_ids), so the live rows are kept.
         self._changelog = False
-        self._counts = pl.DataFrame(schema={"h": pl.UInt128, "n": pl.Int64})
+        self._live: pl.DataFrame | None = None
 
     # --- persistence -----------------------------------------------------------------------
     def seek(self, frontier: OffsetAntichain) -> None:
@@ -103,7 +104,7 @@ class DeltaReader(Reader):
         self._current = self._files_of(table, int(version))
         self.retracts_sources = True
         if self._changelog and not self.spec.primary_key:
-            self._rebuild_counts(table)
+            self._rebuild_live(table)
 
     # --- reading ---------------------------------------------------------------------------
     def read(self) -> ReadEvent | None:
@@ -295,8 +296,10 @@ class DeltaReader(Reader):
             return RowsContext(frame)
         kinds = pl.when(diffs > 0).then(pl.lit("insert")).otherwise(pl.lit("delete"))
         frame = frame.with_columns(pl.select(kinds.alias("_kind")).to_series())
-        keys = None if self.spec.primary_key else self._content_ids(frame, diffs)
-        return RowsContext(frame, kind="column", keys=keys)
+        if self.spec.primary_key:
+            return RowsContext(frame, kind="column")
+        keys, matched = self._change_ids(frame, diffs, path)
+        return RowsContext(frame.filter(matched), kind="column", keys=keys.filter(matched))
 
     def _rows(self, fragments: dict[str, Any], path: str
               ) -> tuple[pl.DataFrame, pl.Series | None]:
@@ -333,40 +336,62 @@ class DeltaReader(Reader):
             diffs = diffs.filter(~bad) if diffs is not None else None
         return frame, diffs
 
-    def _content_ids(self, frame: pl.DataFrame, diffs: pl.Series) -> pl.Series:
-        """Ids of change rows without a primary key: the row's values and its occurrence
-        number among live rows of equal values (an insertion takes the next number, a deletion
-        frees the last one), so a deletion finds the id its insertion got."""
-        hashes = hash_columns(frame, list(self.spec.columns.items())).rename("h")
-        rows = pl.DataFrame({"h": hashes, "d": diffs}).with_row_index("i")
-        rows = rows.join(self._counts, on="h", how="left").with_columns(
-            pl.col("n").fill_null(0))
-        rows = rows.with_columns(
-            (pl.col("n") + pl.col("d").cum_sum().over("h") - pl.col("d")
-             - (pl.col("d") < 0).cast(pl.Int64)).alias("occ")).sort("i")
-        if (rows["occ"] < 0).any():
-            # A deletion of a row that is not in the table: give it an id nothing has, so it
-            # shows up (as a negative count) rather than deleting another row.
-            logger.error("%s: the stream of changes in the Delta table at %s deletes rows it "
-                         "never inserted", self.spec.connector, self.spec.location.uri)
-        totals = rows.group_by("h").agg((pl.col("n").first() + pl.col("d").sum()).alias("n"))
-        self._counts = pl.concat([self._counts.join(totals, on="h", how="anti"), totals])
-        occ = rows["occ"]
-        return combine_ids([hashes, occ.cast(pl.UInt128, strict=False).fill_null(
-            pl.lit(2**127, dtype=pl.UInt128))], salt="deltalake-changes")
+    def _match_keys(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Columns on which rows of equal values compare equal in a Polars join (values
+        stored as Python objects are compared by their JSON/text form)."""
+        columns = []
+        for name in self.spec.columns:
+            column = frame[name]
+            if column.dtype == pl.Object:
+                column = pl.Series(name, [None if v is None else _match_text(v)
+                                          for v in column.to_list()], dtype=pl.String)
+            columns.append(column.rename(f"m_{name}"))
+        return pl.DataFrame(columns)
 
-    def _rebuild_counts(self, table: Any) -> None:
-        """After a restart: how many rows of each content are live (from every file)."""
+    def _change_ids(self, frame: pl.DataFrame, diffs: pl.Series, path: str
+                    ) -> tuple[pl.Series, pl.Series]:
+        """Ids of the change rows of one data file of a stream of changes without a primary
+        key, and a mask of the rows kept. An insertion's id is its position in the file; a
+        deletion takes the id of a live row (or of a row this file inserted) with the same
+        values, each such row taken once. Deleting rows of equal values is interchangeable,
+        so any of them gives the same table. A deletion matching no row is reported and
+        skipped."""
+        ids = sequence_ids(f"deltalake|{path}", 0, frame.height).rename(ID)
+        keys = self._match_keys(frame)
+        names = keys.columns
+        inserted = diffs > 0
+        new_rows = keys.with_columns(ids).filter(inserted)
+        live = new_rows if self._live is None else pl.concat([self._live, new_rows])
+        if bool(inserted.all()):
+            self._live = live
+            return ids, pl.Series([True] * frame.height)
+        rank = pl.int_range(pl.len()).over(names).alias("__rank")
+        deletions = keys.with_row_index("__row").filter(~inserted).with_columns(rank)
+        candidates = live.with_columns(rank)
+        matched = deletions.join(candidates, on=[*names, "__rank"], how="left",
+                                 nulls_equal=True)
+        found = matched.filter(pl.col(ID).is_not_null())
+        missing = matched.height - found.height
+        if missing:
+            logger.error("%s: skipped %d deletion(s) in data file %r of the Delta table at %s "
+                         "that match no row in the table", self.spec.connector, missing, path,
+                         self.spec.location.uri)
+        self._live = live.filter(~pl.col(ID).is_in(found[ID].implode()))
+        replaced = pl.DataFrame({"__row": found["__row"], "__id": found[ID]})
+        out = pl.DataFrame({ID: ids}).with_row_index("__row").join(replaced, on="__row",
+                                                                    how="left")
+        keep = inserted | out["__row"].is_in(found["__row"].implode())
+        return out["__id"].fill_null(out[ID]).rename(ID), keep
+
+    def _rebuild_live(self, table: Any) -> None:
+        """After a restart: the live rows of a stream of changes without a primary key,
+        replayed from every data file (their ids are those the checkpoint holds)."""
         assert self._current is not None
         fragments = self._fragments(table)
-        parts = []
         for path in self._current.files:
             frame, diffs = self._rows(fragments, path)
             if diffs is not None and frame.height:
-                hashes = hash_columns(frame, list(self.spec.columns.items()))
-                parts.append(pl.DataFrame({"h": hashes, "d": diffs}))
-        if parts:
-            self._counts = pl.concat(parts).group_by("h").agg(pl.col("d").sum().alias("n"))
+                self._change_ids(frame, diffs, path)
 
     def _log_bad(self, path: str, data: Any, bad: pl.Series, columns: list[str]) -> None:
         key = (path, ",".join(columns))
@@ -380,6 +405,18 @@ class DeltaReader(Reader):
                      self.spec.connector, int(bad.sum()), path, self.spec.location.uri,
                      columns, ", ".join(f"{c}: {self.spec.columns[c]!r}" for c in columns),
                      first, sample)
+
+
+def _match_text(value: Any) -> str:
+    import json
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return json.dumps([list(value.shape), value.ravel().tolist()])
+    if isinstance(value, t.Json):
+        return json.dumps(value.value, sort_keys=True)
+    return repr(value)
 
 
 def _normal_path(path: str) -> str:
