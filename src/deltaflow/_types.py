@@ -248,14 +248,15 @@ class _Simple(DType):
         return self._typehint
 
 
-INT = _Simple("int", pl.Int64(), int)
-FLOAT = _Simple("float", pl.Float64(), float)
-BOOL = _Simple("bool", pl.Boolean(), bool)
-STR = _Simple("str", pl.String(), str)
-BYTES = _Simple("bytes", pl.Binary(), bytes)
-DATE_TIME_NAIVE = _Simple("DateTimeNaive", pl.Datetime("ns"), DateTimeNaive)
-DATE_TIME_UTC = _Simple("DateTimeUtc", pl.Datetime("ns", "UTC"), DateTimeUtc)
-DURATION = _Simple("Duration", pl.Duration("ns"), Duration)
+# Typed as DType: users (and dicts keyed by these) see the public type, not the private class.
+INT: DType = _Simple("int", pl.Int64(), int)
+FLOAT: DType = _Simple("float", pl.Float64(), float)
+BOOL: DType = _Simple("bool", pl.Boolean(), bool)
+STR: DType = _Simple("str", pl.String(), str)
+BYTES: DType = _Simple("bytes", pl.Binary(), bytes)
+DATE_TIME_NAIVE: DType = _Simple("DateTimeNaive", pl.Datetime("ns"), DateTimeNaive)
+DATE_TIME_UTC: DType = _Simple("DateTimeUtc", pl.Datetime("ns", "UTC"), DateTimeUtc)
+DURATION: DType = _Simple("Duration", pl.Duration("ns"), Duration)
 
 
 class PointerType(DType):
@@ -293,9 +294,9 @@ class PointerType(DType):
 
 
 POINTER = PointerType()
-JSON = _Simple("Json", pl.Object(), Json)
-ANY = _Simple("Any", pl.Object(), Any)
-PY_OBJECT_WRAPPER = _Simple("PyObjectWrapper", pl.Object(), PyObjectWrapper)
+JSON: DType = _Simple("Json", pl.Object(), Json)
+ANY: DType = _Simple("Any", pl.Object(), Any)
+PY_OBJECT_WRAPPER: DType = _Simple("PyObjectWrapper", pl.Object(), PyObjectWrapper)
 
 
 class Optional(DType):

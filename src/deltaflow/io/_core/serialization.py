@@ -397,7 +397,7 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 def _uniform(values: Sequence[Any], base: t.DType) -> bool:
     """Whether every value is exactly of the type Polars stores (no conversion needed)."""
     wanted: tuple[type, ...] = {t.INT: (int,), t.FLOAT: (float,), t.BOOL: (bool,),
-                                t.STR: (str,)}[base]  # type: ignore[index]
+                                t.STR: (str,)}[base]
     none = type(None)
     kinds = set(map(type, values))  # C-speed: these checks run for every value of a block
     if not kinds <= {*wanted, none}:
