@@ -126,9 +126,8 @@ def retry_seconds(connector: str) -> float:
 
 
 def _reason(error: BaseException, settings: Mapping[str, str]) -> str:
-    text = str(error).strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    return hide(lines[-1] if lines else type(error).__name__, settings)
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return hide(text or type(error).__name__, settings)
 
 
 def connect(connector: str, settings: Mapping[str, str], *, retry_s: float) -> Any:
@@ -147,7 +146,8 @@ def connect(connector: str, settings: Mapping[str, str], *, retry_s: float) -> A
         except psycopg.OperationalError as exc:
             reason = _reason(exc, settings)
             fatal = any(marker in str(exc) for marker in _FATAL_MARKERS)
-            if fatal or _time.monotonic() + delay > deadline:
+            remaining = deadline - _time.monotonic()
+            if fatal or remaining <= 0:
                 waited = "" if fatal else f" (tried for {retry_s:g} s, {attempts} attempts; " \
                     f"{RETRY_ENV} sets how long)"
                 raise PostgresConnectionError(f"{connector}: cannot connect to PostgreSQL at "
@@ -155,7 +155,7 @@ def connect(connector: str, settings: Mapping[str, str], *, retry_s: float) -> A
                     from None
             logger.warning("%s: PostgreSQL at %s unreachable (%s); retrying in %.1f s",
                            connector, address(settings), reason, delay)
-            _time.sleep(delay)
+            _time.sleep(min(delay, remaining))
             delay = min(delay * 2, 5.0) * (0.8 + 0.4 * random.random())  # noqa: S311
     with connection.cursor() as cursor:
         for key, value in SESSION_SETTINGS.items():
