@@ -375,11 +375,20 @@ def test_broker_down_at_start_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     ({"format": "json", "schema": Word, "json_field_paths": {"nope": "/x"}}, ValueError),
     ({"mode": "batch"}, ValueError),
     ({"topic": None}, ValueError),
+    ({"autocommit_duration_ms": None}, ValueError),  # a stream would never commit
 ])
 def test_read_arguments_fail_at_definition(kwargs: dict[str, Any], error: type) -> None:
     kwargs = {"topic": "t", **kwargs}
     with pytest.raises(error):
         pw.io.kafka.read({"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}, **kwargs)
+
+
+def test_a_refused_setting_is_a_value_error_at_run(kafka_broker: TansuBroker) -> None:
+    settings = kafka_broker.settings(bootstrap_servers="typo")  # "_" for "."
+    table = pw.io.kafka.read(settings, "t", format="plaintext", mode="static")
+    pw.io.null.write(table)
+    with pytest.raises(ValueError, match="bootstrap_servers"):
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
 
 
 def test_read_needs_group_id_and_write_needs_servers() -> None:
@@ -401,6 +410,11 @@ def test_write_arguments_fail_at_definition() -> None:
         pw.io.kafka.write(table, settings, "t", key=table.n)
     with pytest.raises(ValueError, match="value"):
         pw.io.kafka.write(table, settings, "t", format="json", value=table.word)
+    with pytest.raises(ValueError, match="value"):
+        words = table.select(table.word)
+        pw.io.kafka.write(words, settings, "t", format="raw", key=words.word)
+    with pytest.raises(ValueError, match="str"):
+        pw.io.kafka.write(table, settings, table.n)  # topic names are text
     with pytest.raises(ValueError, match="delimiter"):
         pw.io.kafka.write(table, settings, "t", format="dsv", delimiter=";;")
     with pytest.raises(TypeError):

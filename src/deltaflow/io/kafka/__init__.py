@@ -130,6 +130,10 @@ def read(rdkafka_settings: dict, topic: str | list[str] | None = None, *,
     _no_schema_registry(schema_registry_settings, connector)
     if autocommit_duration_ms is not None:
         _check_positive(autocommit_duration_ms, "autocommit_duration_ms", connector)
+    elif mode == "streaming":
+        raise ValueError(f"{connector}: autocommit_duration_ms=None would never commit a "
+                         f"streaming topic's messages (it never ends); give a duration in "
+                         f"milliseconds")
     _check_positive(parallel_readers, "parallel_readers", connector)
     backlog = check_backlog(max_backlog_size, connector)
     if start_from_timestamp_ms is not None and (
@@ -264,6 +268,9 @@ def write(table: Any, rdkafka_settings: dict, topic_name: Any, *,
     key_name = None if key is None else _column(table, key, "key", connector, _MESSAGE_TYPES)
     header_names = [_column(table, h, "headers", connector) for h in (headers or ())]
     value_name: str | None = None
+    if format in ("raw", "plaintext") and key is not None and value is None:
+        raise ValueError(f"{connector}: with format {format!r}, a key= column needs a value= "
+                         f"column too (which column is the message?)")
     if format in ("json", "dsv"):
         if value is not None:
             raise ValueError(f"{connector}: format {format!r} writes every column; value= is "

@@ -240,13 +240,13 @@ class MessageFormatter(Formatter):
         self.headers = list(headers)
         self.topic_column = topic_column
         self._header_sent = False
+        # Pathway's field order: the key column, the header columns, then the others.
+        order = list(dict.fromkeys([*([key] if key else []), *self.headers, *self.columns]))
+        ordered = {n: self.columns[n] for n in order}
         if fmt == "json":
-            # Pathway's order: the key column, the header columns, then the others.
-            order = list(dict.fromkeys([*([key] if key else []), *self.headers,
-                                        *self.columns]))
-            self._json = JsonLinesFormatter({n: self.columns[n] for n in order})
+            self._json = JsonLinesFormatter(ordered)
         elif fmt == "dsv":
-            self._csv = CsvFormatter(self.columns, delimiter)
+            self._csv = CsvFormatter(ordered, delimiter)
 
     def format(self, batch: pl.DataFrame, time: int) -> Messages:
         count = batch.height

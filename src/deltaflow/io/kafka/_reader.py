@@ -37,6 +37,23 @@ logger = logging.getLogger("deltaflow.io.kafka")
 BATCH_MESSAGES = 20_000
 
 
+class KafkaSettingsError(ConnectorError, ValueError):
+    """librdkafka refused a setting (an unknown property, a bad value): still a
+    ``ValueError``, as the same mistake is in Pathway."""
+
+
+def make_client(kind: Any, config: Mapping[str, Any], connector: str) -> Any:
+    """A confluent-kafka Consumer/Producer; a refused setting is a :class:`KafkaSettingsError`
+    (librdkafka's message names the property, never its value)."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return kind({**config, "logger": logger})
+    except KafkaException as exc:
+        reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
+        raise KafkaSettingsError(connector, f"rdkafka_settings refused: {reason}") from None
+
+
 class _RateLimitedWarnings:
     """Logs a warning at most once per ``interval_s`` per kind (a broken broker repeats them)."""
 
@@ -120,10 +137,10 @@ class KafkaReader(Reader):
 
         if self._connect_deadline is None:
             self._connect_deadline = _time.monotonic() + self.connect_timeout_s
-        config = {**self.settings, "logger": logger}
+        config = dict(self.settings)
         if self.static:
             config.setdefault("enable.auto.commit", False)
-        consumer = Consumer(config)
+        consumer = make_client(Consumer, config, self.connector)
         try:
             metadata = consumer.list_topics(self.topic, timeout=1.0)
         except KafkaException as exc:

@@ -22,6 +22,7 @@ from typing import Any
 from deltaflow.engine.boundary import ConnectorError
 from deltaflow.io._core.base import Writer
 from deltaflow.io.kafka._formats import Messages
+from deltaflow.io.kafka._reader import make_client
 
 logger = logging.getLogger("deltaflow.io.kafka")
 
@@ -83,7 +84,7 @@ class KafkaWriter(Writer):
     def _open(self) -> Any:
         from confluent_kafka import KafkaException, Producer
 
-        producer = Producer({**self.settings, "logger": logger})
+        producer = make_client(Producer, self.settings, self.connector)
         deadline = _time.monotonic() + self.connect_timeout_s
         warned = False
         while True:
