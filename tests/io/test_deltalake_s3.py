@@ -210,3 +210,27 @@ def test_store_back_within_the_limit(moto: ChildMotoS3, monkeypatch: pytest.Monk
     finally:
         if getattr(moto, "_process", None) is None:
             moto.start()
+
+
+def test_wrong_settings_fail_at_once_without_secrets(s3: ChildMotoS3,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DELTAFLOW_DELTALAKE_MAX_OUTAGE_S", "30")
+    pw.io.deltalake.write(pw.debug.table_from_markdown("k | v\n1 | a", schema=KV),
+                          "s3://no-such-bucket/t",
+                          s3_connection_settings=settings(s3, bucket_name=None))
+    started = time.monotonic()
+    with pytest.raises(ConnectorError, match="NoSuchBucket") as failure:
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert time.monotonic() - started < 10
+    assert "s3://no-such-bucket/t" in str(failure.value)
+
+    pw.clear_graph()
+    s3.require_auth(True)
+    try:
+        table = pw.io.deltalake.read(f"s3://{BUCKET}/t", KV, mode="static",
+                                     s3_connection_settings=settings(s3))
+        with pytest.raises(ConnectorError) as failure:
+            pw.debug.table_to_dicts(table)
+        assert SECRET not in str(failure.value)
+    finally:
+        s3.require_auth(False)
