@@ -12,8 +12,8 @@ PIP_FLAGS ?= --disable-pip-version-check
 
 help:
 	@echo "make demo   - set up $(VENV) and run examples/demo.py"
-	@echo "make test   - set up $(VENV), run ruff check and pytest"
-	@echo "make lint   - ruff check only"
+	@echo "make test   - set up $(VENV), run the lint checks and pytest"
+	@echo "make lint   - ruff check, mypy (types) and lint-imports (no import cycles)"
 	@echo "make format - ruff format + ruff check --fix"
 	@echo "make bench  - run benchmarks/run.py (ARGS='--rows 100000 --pathway-python ...')"
 	@echo "make clean  - remove $(VENV) and caches"
@@ -40,8 +40,11 @@ venv: $(STAMP)
 demo: $(DEMO_STAMP)
 	$(PY) examples/demo.py
 
+# The checks CI runs before the tests (mypy reads its settings from pyproject.toml).
+LINT_CHECKS = $(VENV)/bin/ruff check . && $(VENV)/bin/mypy && $(VENV)/bin/lint-imports
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check .
+	$(LINT_CHECKS)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -49,7 +52,7 @@ format: $(STAMP)
 
 # pytest exits 5 when it collects no test at all; that is reported, not treated as a failure.
 test: $(STAMP)
-	$(VENV)/bin/ruff check .
+	$(LINT_CHECKS)
 	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), not a failure"; rc=0; fi; \
 	exit $$rc
