@@ -425,3 +425,20 @@ def test_write_arguments_fail_at_definition() -> None:
     with pytest.raises(NotImplementedError, match="schema regist"):
         pw.io.kafka.write(table, settings, "t",
                           schema_registry_settings=pw.io.kafka.SchemaRegistrySettings(["x"]))
+
+
+def test_static_read_ends_after_a_transaction_marker(kafka_broker: TansuBroker,
+                                                     kafka_topic: str) -> None:
+    """A committed transaction ends with a marker that takes an offset but is no message: a
+    static read must still see that it reached the end."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": kafka_broker.address,
+                         "transactional.id": f"tx-{kafka_topic}"})
+    producer.init_transactions(10)
+    producer.begin_transaction()
+    producer.produce(kafka_topic, b"in a transaction")
+    producer.commit_transaction(10)
+    table = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, format="plaintext",
+                             mode="static")
+    assert _rows(table) == [{"data": "in a transaction", "key": None}]

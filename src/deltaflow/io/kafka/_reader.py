@@ -236,6 +236,9 @@ class KafkaReader(Reader):
         for key, group in groups.items():
             after = group.offsets[-1] + 1
             self._positions[key] = after
+            # A partition taken away by a rebalance and given back later resumes here (its
+            # rows read so far are in the session already), not at an older position.
+            self._resume[key] = after
             self._pending.append(Data(group, offset=(key, after)))
 
     def _on_error(self, error: Any) -> None:
@@ -249,5 +252,17 @@ class KafkaReader(Reader):
                             self.connector, error.str())
 
     def _static_done(self) -> bool:
-        return all(self._positions.get(key, 0) >= end
-                   for key, end in self._end_offsets.items())
+        waiting = [key for key, end in self._end_offsets.items()
+                   if self._positions.get(key, 0) < end]
+        if not waiting:
+            return True
+        # Offsets may have gaps the consumer never sees as messages (transaction markers,
+        # compacted records): librdkafka's own position moves past them.
+        from confluent_kafka import TopicPartition
+
+        positions = self._consumer.position([TopicPartition(t, p) for t, p in waiting])
+        for tp in positions:
+            if tp.offset >= 0:
+                key = (tp.topic, tp.partition)
+                self._positions[key] = max(self._positions.get(key, 0), tp.offset)
+        return all(self._positions.get(key, 0) >= self._end_offsets[key] for key in waiting)
