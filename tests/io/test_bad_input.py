@@ -368,3 +368,19 @@ def test_streaming_file_rewritten_with_bad_rows(tmp_path: Path) -> None:
         os.utime(source, ns=(1, 1))  # a different mtime even on coarse clocks
         changes.wait_for(lambda c: {"a": 4, "b": "multi\nline"} in c.state())
         assert changes.state() == [{"a": 1, "b": "x"}, {"a": 4, "b": "multi\nline"}]
+
+
+def test_docs_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsys: pytest.CaptureFixture[str],
+                      caplog: pytest.LogCaptureFixture) -> None:
+    # The example of docs/bad_input.md prints what the page shows and logs its three lines.
+    page = (Path(__file__).parents[2] / "docs" / "bad_input.md").read_text()
+    code = page.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "bad_input.md", "exec"), {})
+    printed = capsys.readouterr().out.split()
+    shown = [w for line in code.splitlines() if line.startswith("# ")
+             for w in line[2:].split()]
+    assert printed == shown
+    logged = page.split("with where and why:\n\n```\n", 1)[1].split("```", 1)[0].splitlines()
+    assert skipped(caplog) == logged

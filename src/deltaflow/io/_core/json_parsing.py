@@ -73,7 +73,10 @@ def _may_nest_too_deep(data: bytes) -> bool:
     openings = data.translate(None, _ALL_BUT_OPENINGS)
     if len(openings) - openings.count(b"\n") <= MAX_JSON_DEPTH:
         return False
-    return max(map(len, openings.split(b"\n"))) > MAX_JSON_DEPTH
+    return _TOO_MANY_OPENINGS.search(openings) is not None
+
+
+_TOO_MANY_OPENINGS = re.compile(rb"[^\n]{%d}" % (MAX_JSON_DEPTH + 1))
 
 
 def _depth_exceeds(document: Any, limit: int) -> bool:
