@@ -10,10 +10,11 @@ Batches crossing the boundary are *delta batches*: Polars DataFrames with a ``_i
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time as _time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -217,3 +218,14 @@ class Sink(ABC):
     def failure(self) -> BaseException | None:
         """A failure that happened asynchronously (on a writer thread), if any."""
         return None
+
+
+@contextlib.contextmanager
+def sink_errors(sink: Sink) -> Iterator[None]:
+    """Report an exception raised by a sink as a :class:`ConnectorError` naming it."""
+    try:
+        yield
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        raise ConnectorError(sink.name, f"{type(exc).__name__}: {exc}") from exc

@@ -25,6 +25,7 @@ from deltaflow.engine.batch import (
     has_distinct_ids,
     same_ids_as,
 )
+from deltaflow.engine.boundary import sink_errors
 
 Delta = pl.DataFrame | None
 
@@ -270,8 +271,6 @@ class OutputOperator(Operator[plan.OutputNode]):
                 return None
         if self.sort_by:
             delta = delta.sort([*self.sort_by, DIFF])
-        from deltaflow.engine.runtime import sink_errors
-
         with sink_errors(self.sink):  # type: ignore[arg-type]
             self.sink.on_batch(time, delta)  # type: ignore[union-attr]
         return None

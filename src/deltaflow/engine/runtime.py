@@ -8,18 +8,17 @@ order, hands outputs to the sinks and tells each sink to flush that time.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import threading
 import time as _time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
 
 from deltaflow import plan
-from deltaflow.engine.boundary import ConnectorError, Sink, SourceHandle
+from deltaflow.engine.boundary import ConnectorError, Sink, SourceHandle, sink_errors
 from deltaflow.engine.operators import (
     STATELESS,
     FilterOperator,
@@ -47,17 +46,6 @@ FINAL_TIME = 18446744073709551614
 
 class EngineError(RuntimeError):
     """The run failed inside an operator; the message names the operator."""
-
-
-@contextlib.contextmanager
-def sink_errors(sink: Sink) -> Iterator[None]:
-    """Report an exception raised by a sink as a :class:`ConnectorError` naming it."""
-    try:
-        yield
-    except ConnectorError:
-        raise
-    except Exception as exc:
-        raise ConnectorError(sink.name, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _even_now_ms() -> int:
