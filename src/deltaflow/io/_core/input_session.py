@@ -29,7 +29,7 @@ from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE, hash_columns, sequence_ids
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorError, Source, SourceHandle
-from deltaflow.io._core.bad_records import BadRecordLog
+from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
 from deltaflow.io._core.base import (
     Commit,
     Data,
@@ -138,7 +138,8 @@ class InputSession(Source):
                 self.reader_check(reader)
             if self.seek_to:
                 reader.seek(self.seek_to)
-            self._loop(reader, handle)
+            with reporting_to(self._bad_records):  # bad values of the parser, rate-limited
+                self._loop(reader, handle)
             handle.finish()
         except _Stopped:
             handle.finish()

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow.io._core.bad_records import report_bad_value
 from deltaflow.io._core.base import KeyValueContext, ParseError, RawContext, ReaderContext
 
 METADATA_COLUMN = "_metadata"
@@ -190,9 +191,8 @@ class CellErrors:
         rows = bad.arg_true().to_list()
         if spec.primary_key:
             for row, message in zip(rows, messages, strict=True):
-                if row not in self.dropped:
+                if row not in self.dropped:  # reported by the session, as skipped rows are
                     self.dropped[row] = f"error in primary key, skipping the row: {message}"
-                    self._errors.report_connector(self.dropped[row])
             return values
         self.pending.extend(zip(rows, messages, strict=True))
         previous = self.masks.get(spec.name)
@@ -204,7 +204,7 @@ class CellErrors:
         caller leaves them out)."""
         for row, message in self.pending:
             if row not in self.dropped:  # a skipped row reports only its key's failure
-                self._errors.report_connector(message)
+                report_bad_value(message)
         if not self.masks:
             return frame
         self._errors.mark_seen()
