@@ -602,3 +602,24 @@ def test_restart_on_a_stream_of_changes_without_a_key(tmp_path: Path) -> None:
     assert restart() == Counter({(1, -1): 1, (2, -1): 1, (3, 1): 1})
     pw.clear_graph()
     assert final_rows(pw.io.deltalake.read(lake, Plain, mode="static")) == [(1, "a"), (3, "c")]
+
+
+def test_str_into_an_existing_decimal_column(tmp_path: Path) -> None:
+    import decimal
+
+    schema = pa.schema([pa.field("k", pa.int64(), False), pa.field("v", pa.decimal128(8, 2),
+                                                                     False),
+                        pa.field("time", pa.int64(), False), pa.field("diff", pa.int64(), False)])
+    for name in ("good", "bad"):
+        write_deltalake(str(tmp_path / name), schema.empty_table())
+    good = pw.debug.table_from_markdown("k | v\n1 | 100.50\n2 | -0.01\n3 | 7", schema=KV)
+    pw.io.deltalake.write(good, tmp_path / "good")
+    run()
+    values = lake_rows(tmp_path / "good", "k", "v")
+    assert values == [(1, decimal.Decimal("100.50")), (2, decimal.Decimal("-0.01")),
+                      (3, decimal.Decimal("7.00"))]
+    pw.clear_graph()
+    bad = pw.debug.table_from_markdown("k | v\n1 | 1.005", schema=KV)
+    pw.io.deltalake.write(bad, tmp_path / "bad")
+    with pytest.raises(ConnectorError, match=r"'1.005' of column 'v' .*decimal\(8, 2\).*after"):
+        run()

@@ -124,6 +124,7 @@ class DeltaWriter(Writer):
         self._timer: threading.Thread | None = None
         self._closing = threading.Event()
         self._timer_error: BaseException | None = None
+        self._decimals: dict[str, pa.DataType] = {}  # str columns written into decimals
         self.commits = 0
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -164,6 +165,10 @@ class DeltaWriter(Writer):
             present = have.pop(field.name, None)
             if present is None:
                 problems.append(f"column {field.name!r} is missing")
+            elif pa.types.is_decimal(present.type) and pa.types.is_string(field.type):
+                # A str column goes into an existing decimal column as the exact number its
+                # text spells (as in Pathway): checked value by value when written.
+                self._decimals[field.name] = present.type
             elif _normalized(present.type) != _normalized(field.type):
                 problems.append(f"column {field.name!r} is {present.type} in the table, but "
                                 f"{field.type} is written")
@@ -262,11 +267,26 @@ class DeltaWriter(Writer):
         from deltalake import write_deltalake
 
         location = self.spec.location
-        data = data.cast(self.spec.arrow_schema())
+        data = self._with_decimals(data).cast(self._target_schema())
         with_retries(location, "append to the Delta table at",
                      lambda: write_deltalake(location.uri, data, mode="append",
                                              storage_options=location.storage_options),
                      connector=self.spec.connector)
+
+    def _target_schema(self) -> pa.Schema:
+        schema = self.spec.arrow_schema()
+        for name, kind in self._decimals.items():
+            index = schema.get_field_index(name)
+            schema = schema.set(index, schema.field(index).with_type(kind))
+        return schema
+
+    def _with_decimals(self, data: pa.Table) -> pa.Table:
+        for name, kind in self._decimals.items():
+            index = data.schema.get_field_index(name)
+            texts = data.column(name).to_pylist()
+            data = data.set_column(index, name, _decimal_array(texts, kind, name,
+                                                               self.spec.connector))
+        return data
 
     def _commit_snapshot(self, parts: list[pa.Table]) -> None:
         # What the table must hold for an id is its last change: the latest time, and within
@@ -293,7 +313,8 @@ class DeltaWriter(Writer):
         names = list(self.spec.columns)
         quoted = {n: _quote(n) for n in [ID_COLUMN, *names]}
         values = {quoted[n]: f"s.{quoted[n]}" for n in [ID_COLUMN, *names]}
-        rows = rows.cast(pa.schema([*self.spec.arrow_schema(), pa.field(_OP, pa.int64())]))
+        rows = self._with_decimals(rows).cast(
+            pa.schema([*self._target_schema(), pa.field(_OP, pa.int64())]))
 
         def merge() -> None:
             table = DeltaTable(location.uri, storage_options=location.storage_options)
@@ -306,6 +327,40 @@ class DeltaWriter(Writer):
 
         with_retries(location, "merge into the Delta table at", merge,
                      connector=self.spec.connector)
+
+
+def _decimal_array(texts: list[str | None], kind: pa.DataType, column: str,
+                   connector: str) -> pa.Array:
+    """The decimals spelled by ``texts``, each checked to fit ``kind`` exactly."""
+    import decimal
+
+    values: list[decimal.Decimal | None] = []
+    shape = f"decimal({kind.precision}, {kind.scale})"
+    for text in texts:
+        if text is None:
+            values.append(None)
+            continue
+        try:
+            value = decimal.Decimal(text.strip())
+        except decimal.InvalidOperation:
+            value = None
+        reason = None
+        if value is None or not value.is_finite():
+            reason = "it is not a decimal number"
+        else:
+            exponent = value.as_tuple().exponent
+            assert isinstance(exponent, int)
+            digits = len(value.as_tuple().digits)
+            if -exponent > kind.scale:
+                reason = f"it has more than {kind.scale} digits after the point"
+            elif digits - (-exponent) + kind.scale > kind.precision and value != 0:
+                reason = f"it has more than {kind.precision - kind.scale} digits before " \
+                         "the point"
+        if reason is not None:
+            raise ValueError(f"{connector}: value {text!r} of column {column!r} cannot be "
+                             f"stored in the table's {shape} column: {reason}")
+        values.append(value)
+    return pa.array(values, type=kind)
 
 
 def _quote(name: str) -> str:
