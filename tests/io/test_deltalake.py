@@ -623,3 +623,29 @@ def test_str_into_an_existing_decimal_column(tmp_path: Path) -> None:
     pw.io.deltalake.write(bad, tmp_path / "bad")
     with pytest.raises(ConnectorError, match=r"'1.005' of column 'v' .*decimal\(8, 2\).*after"):
         run()
+
+
+def test_snapshot_table_read_without_a_key_keeps_the_written_ids(tmp_path: Path) -> None:
+    path = tmp_path / "lake"
+    table = pw.debug.table_from_markdown(UPDATES, schema=Plain)
+    pw.io.deltalake.write(table, path, output_table_type="snapshot", min_commit_frequency=None)
+    run()
+    written = {str(key): row for key, row in zip(*_ids_and_rows(table), strict=True)}
+    pw.clear_graph()
+    back = pw.io.deltalake.read(path, Plain, mode="static")
+    assert {str(key): row for key, row in zip(*_ids_and_rows(back), strict=True)} == written
+
+
+def _ids_and_rows(table: pw.Table) -> tuple[list[Any], list[tuple]]:
+    keys, columns = pw.debug.table_to_dicts(table)
+    return list(keys), [tuple(columns[n][k] for n in table.column_names()) for k in keys]
+
+
+def test_bad_diff_values_are_skipped_and_reported(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    write_deltalake(str(tmp_path / "lake"), pa.table({
+        "k": [1, 2], "v": ["a", "b"], "time": [2, 2], "diff": [1, 7]}))
+    with caplog.at_level(logging.ERROR, logger="deltaflow.io.deltalake"):
+        rows = final_rows(pw.io.deltalake.read(tmp_path / "lake", KV, mode="static"))
+    assert rows == [(1, "a")]
+    assert "'diff'" in caplog.text and "1 or -1" in caplog.text

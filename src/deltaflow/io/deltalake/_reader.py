@@ -45,6 +45,8 @@ logger = logging.getLogger("deltaflow.io.deltalake")
 OFFSET_KEY = "delta_version"
 DIFF_COLUMN = "diff"
 TIME_COLUMN = "time"
+ID_COLUMN = "_id"
+STORED_ID = "__deltaflow_stored_id"
 POLL_INTERVAL_S = 0.2
 """How often streaming mode looks for a new version of the table."""
 
@@ -88,6 +90,7 @@ class DeltaReader(Reader):
         # is read as the changes it records; without a primary key, a deletion takes the id
         # of a live row with the same values (see _change_ids), so the live rows are kept.
         self._changelog = False
+        self._stored_ids = False
         self._live: pl.DataFrame | None = None
 
     # --- persistence -----------------------------------------------------------------------
@@ -188,6 +191,11 @@ class DeltaReader(Reader):
                                    f"are {list(names)}")
             check_compatible(spec.connector, column, names[column].type, dtype)
         diff = names.get(DIFF_COLUMN)
+        stored = names.get(ID_COLUMN)
+        # A snapshot table keeps each row's id in ``_id``: without a primary key in the
+        # schema, those ids are used (they survive the MERGEs rewriting the data files).
+        self._stored_ids = ID_COLUMN not in spec.columns and not spec.primary_key and \
+            stored is not None and check_mappable_as_pointer(stored.type)
         self._changelog = DIFF_COLUMN not in spec.columns and diff is not None and \
             pa.types.is_integer(diff.type)
 
@@ -292,6 +300,8 @@ class DeltaReader(Reader):
         """The rows of the data file ``path``: insertions, or (stream of changes) insertions
         and deletions as its ``diff`` column says."""
         frame, diffs = self._rows(fragments, path)
+        if STORED_ID in frame.columns:
+            return RowsContext(frame.drop(STORED_ID), keys=frame[STORED_ID])
         if diffs is None:
             return RowsContext(frame)
         kinds = pl.when(diffs > 0).then(pl.lit("insert")).otherwise(pl.lit("delete"))
@@ -309,7 +319,8 @@ class DeltaReader(Reader):
             raise RuntimeError(f"{spec.connector}: data file {path!r} of the Delta table at "
                                f"{spec.location.uri} is listed by the log but not readable")
         fragment, schema = entry
-        names = list(spec.columns) + ([DIFF_COLUMN] if self._changelog else [])
+        names = list(spec.columns) + ([DIFF_COLUMN] if self._changelog else []) \
+            + ([ID_COLUMN] if self._stored_ids else [])
         data = self._call(f"read data file {path!r} of the Delta table at",
                           lambda: fragment.to_table(schema=schema, columns=names))
         series = []
@@ -329,6 +340,12 @@ class DeltaReader(Reader):
             if wrong.any():
                 bad = wrong if bad is None else (bad | wrong)
                 bad_columns.append(DIFF_COLUMN)
+        if self._stored_ids:
+            ids, wrong = decode_column(data.column(ID_COLUMN), t.POINTER)
+            series.append(ids.rename(STORED_ID))
+            if wrong is not None:
+                bad = wrong if bad is None else (bad | wrong)
+                bad_columns.append(ID_COLUMN)
         frame = pl.DataFrame(series) if series else pl.DataFrame()
         if bad is not None:
             self._log_bad(path, data, bad, bad_columns)
@@ -403,8 +420,21 @@ class DeltaReader(Reader):
         logger.error("%s: skipped %d row(s) of data file %r of the Delta table at %s whose "
                      "column(s) %s do not fit the schema (%s), e.g. row %d with %r",
                      self.spec.connector, int(bad.sum()), path, self.spec.location.uri,
-                     columns, ", ".join(f"{c}: {self.spec.columns[c]!r}" for c in columns),
+                     columns, ", ".join(f"{c}: {self._expected(c)}" for c in columns),
                      first, sample)
+
+    def _expected(self, column: str) -> str:
+        if column == DIFF_COLUMN:
+            return "1 or -1"
+        if column == ID_COLUMN:
+            return "a row id ^..."
+        return repr(self.spec.columns[column])
+
+
+def check_mappable_as_pointer(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def _match_text(value: Any) -> str:
