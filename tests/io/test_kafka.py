@@ -442,3 +442,28 @@ def test_static_read_ends_after_a_transaction_marker(kafka_broker: TansuBroker,
     table = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, format="plaintext",
                              mode="static")
     assert _rows(table) == [{"data": "in a transaction", "key": None}]
+
+
+def test_streaming_read_survives_a_broker_restart() -> None:
+    """The broker goes away mid-run and comes back: the reader reconnects by itself and goes
+    on at its position. (Tansu keeps topics in memory, so the new broker starts empty; the
+    two messages sent again stand in for the ones the old broker had at offsets 0 and 1.)"""
+    broker = TansuBroker().start()
+    try:
+        broker.create_topic("restart")
+        broker.produce("restart", [b"a", b"b"])
+        table = pw.io.kafka.read(broker.settings(), "restart", format="plaintext",
+                                 autocommit_duration_ms=20)
+        changes = Changes().subscribe(table.select(table.data))
+        with BackgroundRun():
+            changes.wait_for(lambda c: len(c.rows) == 2, timeout=30)
+            broker.stop()
+            time.sleep(0.5)
+            broker = TansuBroker(port=broker.port).start()
+            broker.create_topic("restart")
+            broker.produce("restart", [b"a again", b"b again", b"c"])
+            changes.wait_for(lambda c: len(c.rows) >= 3, timeout=60)
+            time.sleep(0.5)
+        assert changes.state() == [{"data": "a"}, {"data": "b"}, {"data": "c"}]
+    finally:
+        broker.stop()
