@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from deltaflow import debug, io
+from deltaflow import _fork, debug, io  # _fork: a forked child gets an error, not a hang
 from deltaflow._types import (
     DateTimeNaive,
     DateTimeUtc,

@@ -12,8 +12,9 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._signals import graceful_stop
 from deltaflow import errors, plan
+from deltaflow._fork import check_not_forked
+from deltaflow._signals import graceful_stop
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorStats, Sink
 from deltaflow.engine.runtime import run_outputs
@@ -71,6 +72,7 @@ def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = Monitori
 def _run(*, every_table: bool, debug: bool, monitoring_level: MonitoringLevel,
          persistence_config: Any, terminate_on_error: bool | None,
          with_http_server: bool = False, default_logging: bool = True) -> None:
+    check_not_forked()
     from deltaflow.monitoring import install_default_logging, make_monitoring
 
     if default_logging:

@@ -193,6 +193,28 @@ class Checkpoint:
         return [*self.inputs.values(), *self.operators.values()]
 
 
+def chunk_keys(checkpoint: Checkpoint | None) -> set[str]:
+    """Every chunk a checkpoint uses."""
+    if checkpoint is None:
+        return set()
+    return {c.key for s in [*checkpoint.inputs.values(), *checkpoint.operators.values()]
+            for c in s.chunks}
+
+
+def fallback_for(keys: set[str], last: Checkpoint | None,
+                 fallback: Checkpoint | None) -> Checkpoint | None:
+    """Which checkpoint to keep as a fallback next to a new one using chunks ``keys``.
+
+    Normally the last one. But a checkpoint that added no chunk (a final checkpoint with
+    nothing new, one where only offsets moved) shares all its chunks with the last one, which
+    is then no fallback at all: a damaged chunk would break both. The last one's own fallback
+    is kept instead.
+    """
+    if last is None:
+        return None
+    return fallback if keys == chunk_keys(last) else last
+
+
 def input_directory(persistent_id: str) -> str:
     """A storage-safe directory name for an input (ids may hold ``/`` or ``:``)."""
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", persistent_id)[:40]
@@ -206,6 +228,8 @@ class CheckpointStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._loaded: dict[str, pl.DataFrame] = {}
+        # The checkpoint kept as a fallback next to the one load_latest returned.
+        self.fallback: Checkpoint | None = None
 
     def _manifest_numbers(self) -> list[int]:
         numbers = []
@@ -251,6 +275,7 @@ class CheckpointStore:
                                "back to the previous one", number, self.storage.describe(),
                                damaged)
                 continue
+            self.fallback = self._older_checkpoint(numbers, number)
             return checkpoint
         if numbers:
             raise CheckpointError(
@@ -258,6 +283,17 @@ class CheckpointStore:
                 + "; ".join(problems) + "). Restore the store from a backup, or remove it to "
                 "start over (everything is then read and output again)")
         return None
+
+    def _older_checkpoint(self, numbers: list[int], number: int) -> Checkpoint | None:
+        """The newest checkpoint before ``number`` (the fallback kept next to it), parsed but
+        not verified; None if there is none or it cannot be read."""
+        older = [n for n in numbers if n < number]
+        if not older:
+            return None
+        try:
+            return self._parse(older[-1], self.storage.get(f"{_MANIFESTS}{older[-1]:012d}.json"))
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def _load_chunks(self, checkpoint: Checkpoint) -> str | None:
         """Read and decode every chunk of ``checkpoint`` into the cache the replay then
@@ -355,8 +391,9 @@ class CheckpointStore:
                previous: Checkpoint | None,
                operators: Mapping[str, OperatorState] | None = None,
                sinks: Mapping[str, Any] | None = None, *, final: bool = False) -> Checkpoint:
-        """Phase two: write the manifest of checkpoint ``number``; then drop what only
-        checkpoints older than ``previous`` used (the previous one stays as a fallback)."""
+        """Phase two: write the manifest of checkpoint ``number``; then drop every other
+        checkpoint but ``previous`` (kept as a fallback: see :func:`fallback_for`) and every
+        chunk neither uses."""
         document = {
             "format": FORMAT_VERSION, "number": number, "time": time,
             "inputs": {

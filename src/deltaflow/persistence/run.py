@@ -51,6 +51,7 @@ from deltaflow.persistence.checkpoints import (
     current_rows,
     decode_key,
     encode_key,
+    fallback_for,
 )
 from deltaflow.persistence.config import Config, SnapshotAccess
 from deltaflow.persistence.operators import OperatorStates, persisted_operators
@@ -321,6 +322,7 @@ class PersistentRun:
             session.seek_to = dict(stored.frontier) or None
         if checkpoint is not None:
             self._last = checkpoint
+            self._previous = self.store.fallback
             self._next_number = checkpoint.number + 1
             logger.info("persistence: resuming from checkpoint %d (%d input rows replayed)",
                         checkpoint.number, sum(b.height for _, b in replay))
@@ -430,7 +432,9 @@ class PersistentRun:
             states[pid] = state
         operators = self._operators.write(number, time) if self._operators is not None \
             else None
-        previous = self._last
+        keys = {c.key for state in [*states.values(), *(operators or {}).values()]
+                for c in state.chunks}
+        previous = self._previous = fallback_for(keys, self._last, self._previous)
         sinks = {watch.name: watch.position_at(time) for _, watch in self._watches}
         self._last = self.store.commit(number, time, states, previous, operators, sinks,
                                        final=final)

@@ -1,0 +1,73 @@
+"""A child forked after deltaflow ran gets a clear error instead of hanging in Polars.
+
+The scenario runs in a fresh interpreter (so the test process's own threads do not matter):
+it runs a pipeline, then starts children with multiprocessing's ``fork`` and ``spawn``
+methods. The whole scenario has a timeout: a hang fails the test instead of blocking it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCENARIO = textwrap.dedent('''
+    import json, multiprocessing as mp, sys
+    import deltaflow as pw
+
+
+    def pipeline():
+        rows = "a | b\\n" + "\\n".join(f"{i} | {i % 7}" for i in range(5000))
+        t = pw.debug.table_from_markdown(rows)
+        r = t.groupby(t.b).reduce(t.b, s=pw.reducers.sum(t.a))
+        return sorted(pw.debug.table_to_pandas(r)["s"].tolist())
+
+
+    def child(queue):
+        try:
+            queue.put(["ok", pipeline()])
+        except Exception as exc:
+            queue.put(["error", type(exc).__name__, str(exc)])
+
+
+    def start(method):
+        context = mp.get_context(method)
+        queue = context.Queue()
+        process = context.Process(target=child, args=(queue,))
+        process.start()
+        process.join(90)
+        if process.is_alive():
+            process.kill()
+            return ["hung"]
+        return queue.get(timeout=10)
+
+
+    if __name__ == "__main__":
+        expected = pipeline()
+        results = {"fork": start("fork"), "spawn": start("spawn"), "expected": expected}
+        print(json.dumps(results))
+''')
+
+
+def test_forked_child_raises_a_clear_error_and_spawn_works(tmp_path: Path) -> None:
+    script = tmp_path / "scenario.py"
+    script.write_text(SCENARIO)
+    done = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    fork = results["fork"]
+    assert fork[0] == "error", fork
+    assert fork[1] == "ForkedAfterPolarsError"
+    assert "spawn" in fork[2] and "fork" in fork[2]
+    assert results["spawn"] == ["ok", results["expected"]]
+
+
+def test_check_not_forked_is_silent_in_an_ordinary_process() -> None:
+    from deltaflow import _fork
+
+    _fork.check_not_forked()
+    assert not _fork.forked_after_polars()
