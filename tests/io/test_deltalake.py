@@ -649,3 +649,18 @@ def test_bad_diff_values_are_skipped_and_reported(tmp_path: Path,
         rows = final_rows(pw.io.deltalake.read(tmp_path / "lake", KV, mode="static"))
     assert rows == [(1, "a")]
     assert "'diff'" in caplog.text and "1 or -1" in caplog.text
+
+
+def test_hosted_s3_settings_give_the_service_endpoint() -> None:
+    from deltaflow.io.deltalake._storage import resolve
+
+    spaces = pw.io.deltalake.DigitalOceanS3Settings("b", access_key="key-id",
+                                                    secret_access_key="secret-key",
+                                                    region="ams3")
+    location = resolve("s3://b/t", spaces, "test")
+    assert location.storage_options is not None
+    assert location.storage_options["AWS_ENDPOINT_URL"] == "https://ams3.digitaloceanspaces.com"
+    assert "secret-key" not in repr(spaces) and "secret-key" not in repr(location)
+    wasabi = pw.io.deltalake.WasabiS3Settings("b", region="eu-central-1")
+    assert resolve("s3://b/t", wasabi, "test").storage_options["AWS_ENDPOINT_URL"] == \
+        "https://s3.eu-central-1.wasabisys.com"

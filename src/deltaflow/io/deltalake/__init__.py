@@ -35,7 +35,9 @@ from deltaflow.io.deltalake._optimizer import OptimizerRun, TableOptimizer
 from deltaflow.io.deltalake._reader import DeltaReader, ReadSpec
 from deltaflow.io.deltalake._storage import (
     MAX_OUTAGE_ENV,
+    DigitalOceanS3Settings,
     Location,
+    WasabiS3Settings,
     resolve,
     with_retries,
 )
@@ -55,7 +57,8 @@ from deltaflow.io.s3 import AwsS3Settings
 from deltaflow.schema_export import dtype_from_json
 
 __all__ = ["COLUMN_METADATA_KEY", "MAX_OUTAGE_ENV", "TYPE_TABLE", "AwsS3Settings",
-           "MinIOSettings", "TableOptimizer", "read", "write"]
+           "DigitalOceanS3Settings", "MinIOSettings", "TableOptimizer", "WasabiS3Settings",
+           "read", "write"]
 
 _SPECIAL_COLUMNS = ("time", "diff", "_id")
 _PATHWAY_COLUMN_META_FIELD = COLUMN_METADATA_KEY  # Pathway's name of the metadata key

@@ -193,3 +193,41 @@ def with_retries(location: Location, action: str, call: Callable[[], T], *,
             logger.warning("%s: cannot %s %s (%s); retrying in %.1f s", connector, action,
                            location.uri, message, delay)
             _time.sleep(delay)
+
+
+class _HostedS3Settings:
+    """Settings of an S3-compatible hosting service (bucket, keys and region), turned into
+    ``pw.io.s3.AwsS3Settings`` with the service's endpoint for that region."""
+
+    _endpoint_template = ""
+
+    def __init__(self, bucket_name: str, *, access_key: str | None = None,
+                 secret_access_key: str | None = None, region: str | None = None) -> None:
+        self.bucket_name = bucket_name
+        self.access_key = access_key
+        self.secret_access_key = secret_access_key
+        self.region = region
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(bucket_name={self.bucket_name!r}, region={self.region!r})"
+
+    def create_aws_settings(self) -> Any:
+        from deltaflow.io.s3 import AwsS3Settings
+
+        if not self.region:
+            raise ValueError(f"{type(self).__name__}: a region is needed to find the endpoint")
+        return AwsS3Settings(bucket_name=self.bucket_name, access_key=self.access_key,
+                             secret_access_key=self.secret_access_key, region=self.region,
+                             endpoint=self._endpoint_template.format(region=self.region))
+
+
+class DigitalOceanS3Settings(_HostedS3Settings):
+    """A DigitalOcean Spaces bucket (endpoint ``https://<region>.digitaloceanspaces.com``)."""
+
+    _endpoint_template = "https://{region}.digitaloceanspaces.com"
+
+
+class WasabiS3Settings(_HostedS3Settings):
+    """A Wasabi bucket (endpoint ``https://s3.<region>.wasabisys.com``)."""
+
+    _endpoint_template = "https://s3.{region}.wasabisys.com"
