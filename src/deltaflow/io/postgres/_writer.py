@@ -202,6 +202,7 @@ class PostgresWriter(Writer):
         self._resume_from: int | None = None
         self._resuming = False
         self._stage_ready = False
+        self._broken = False  # the open stream transaction was lost
         self.transactions = 0
 
     # --- persistence -----------------------------------------------------------------------
@@ -233,21 +234,37 @@ class PostgresWriter(Writer):
         self._run(self._init_table)
 
     def write(self, payload: _Payload) -> None:
-        if payload.frame.height == 0:
+        frame = payload.frame
+        if frame.height == 0:
             return
-        self._pending.append(payload.frame)
-        self._pending_rows += payload.frame.height
+        if self.spec.mode != "stream":
+            self._pending.append(frame)  # applied as a whole at the flush
+            self._pending_rows += frame.height
+            return
+        # Stream of changes: sent at once (COPY), inside the time's open transaction, so
+        # that writing overlaps the computation of the rest of the time.
         limit = self.spec.max_batch_size
-        if self.spec.mode == "stream" and limit is not None and self._pending_rows >= limit:
-            self._commit_pending(full_chunks_only=True)
+        while frame.height:
+            room = frame.height if limit is None else limit - self._pending_rows
+            piece, frame = frame.slice(0, room), frame.slice(room)
+            self._send(piece)
+            if limit is not None and self._pending_rows >= limit:
+                self._commit_open()
 
     def flush(self, time: int) -> None:
-        self._commit_pending(full_chunks_only=False)
+        if self.spec.mode == "stream":
+            self._commit_open()
+        else:
+            self._commit_snapshot()
         self._committed_time = time
 
     def close(self) -> None:
         try:
-            self._commit_pending(full_chunks_only=False)
+            if self._pending:
+                if self.spec.mode == "stream":
+                    self._commit_open()
+                else:
+                    self._commit_snapshot()
         finally:
             self._disconnect()
 
@@ -350,25 +367,79 @@ class PostgresWriter(Writer):
                                     + ". Fix the table, or use init_mode='replace'.")
 
     # --- transactions ----------------------------------------------------------------------
-    def _commit_pending(self, *, full_chunks_only: bool) -> None:
+    def _commit_snapshot(self) -> None:
         if not self._pending:
             return
         frame = pl.concat(self._pending, how="vertical") if len(self._pending) > 1 \
             else self._pending[0]
-        if self.spec.mode != "stream":
-            self._run(lambda c: self._apply_snapshot(c, frame), write=True)
-            self._pending, self._pending_rows = [], 0
+        self._run(lambda c: self._apply_snapshot(c, frame), write=True)
+        self._pending, self._pending_rows = [], 0
+
+    def _send(self, frame: pl.DataFrame) -> None:
+        """COPY ``frame`` into the open transaction (kept until the commit, to be sent again
+        if the connection breaks before it)."""
+        self._pending.append(frame)
+        self._pending_rows += frame.height
+        if self._broken or self._connection is None:
+            self._broken = True
             return
-        limit = self.spec.max_batch_size or frame.height
-        start = 0
-        while frame.height - start >= limit or (not full_chunks_only and start < frame.height):
-            chunk = frame.slice(start, limit)
-            self._run(lambda c, chunk=chunk: self._copy(c, self.spec.qualified,
-                                                        chunk.columns, chunk), write=True)
-            start += chunk.height
-        rest = frame.slice(start)
-        self._pending = [rest] if rest.height else []
-        self._pending_rows = rest.height
+        try:
+            with self._connection.cursor() as cursor:
+                self._copy(cursor, self.spec.qualified, frame.columns, frame)
+        except BaseException as exc:
+            self._after_failure(exc)
+            self._broken = True
+
+    def _commit_open(self) -> None:
+        """Commit the open stream transaction; after a broken connection, reconnect and
+        send it again, unless its commit is known to have happened."""
+        frames = self._pending
+        if not frames:
+            return
+        done = False
+        if not self._broken and self._connection is not None:
+            xid: int | None = None
+            try:
+                with self._connection.cursor() as cursor:
+                    xid = int(cursor.execute("SELECT txid_current()").fetchone()[0])
+                self._connection.commit()
+                self.transactions += 1
+                done = True
+            except BaseException as exc:
+                self._after_failure(exc)
+                done = xid is not None and self._committed(xid)
+        if not done:
+            target, columns = self.spec.qualified, frames[0].columns
+            self._run(lambda c: [self._copy(c, target, columns, f) for f in frames],
+                      write=True)
+        self._pending, self._pending_rows, self._broken = [], 0, False
+
+    def _after_failure(self, exc: BaseException) -> None:
+        """Roll back and raise a failure of the SQL itself; drop a lost connection (the
+        caller sends the transaction again)."""
+        import psycopg
+
+        spec = self.spec
+        if not conn.is_connection_loss(exc):
+            connection = self._connection
+            try:
+                if connection is not None:
+                    connection.rollback()
+            except Exception:  # noqa: BLE001 - the original error matters
+                self._disconnect()
+            self._pending, self._pending_rows, self._broken = [], 0, False
+            if isinstance(exc, psycopg.Error):
+                raise RuntimeError(
+                    f"{spec.connector}: writing to table {spec.display!r} at "
+                    f"{conn.address(spec.settings)} failed and the transaction was rolled "
+                    f"back: {type(exc).__name__}: "
+                    f"{conn.hide(str(exc).strip(), spec.settings)}") from None
+            raise exc
+        logger.warning("%s: lost the connection to %s (%s); reconnecting", spec.connector,
+                       conn.address(spec.settings),
+                       conn.hide(" ".join(str(exc).split()) or type(exc).__name__,
+                                 spec.settings))
+        self._disconnect()
 
     def _copy(self, cursor: Any, target: str, columns: list[str], frame: pl.DataFrame) -> None:
         names = ", ".join(quote_ident(c) for c in columns)
@@ -422,8 +493,6 @@ class PostgresWriter(Writer):
     def _run(self, body: Any, *, write: bool = False) -> Any:
         """Run ``body(cursor)`` in one transaction and commit it; after a lost connection,
         reconnect and run it again unless its commit is known to have happened."""
-        import psycopg
-
         spec = self.spec
         while True:
             if self._connection is None:
@@ -441,25 +510,13 @@ class PostgresWriter(Writer):
                 self.transactions += 1
                 return result
             except BaseException as exc:
-                if not conn.is_connection_loss(exc):
-                    try:
+                if isinstance(exc, ConnectorError):
+                    with contextlib.suppress(Exception):
                         connection.rollback()
-                    except Exception:  # noqa: BLE001 - the original error matters
-                        self._disconnect()
-                    if isinstance(exc, ConnectorError):
-                        raise
-                    if isinstance(exc, psycopg.Error):
-                        raise RuntimeError(
-                            f"{spec.connector}: writing to table {spec.display!r} at "
-                            f"{conn.address(spec.settings)} failed and the transaction was "
-                            f"rolled back: {type(exc).__name__}: "
-                            f"{conn.hide(str(exc).strip(), spec.settings)}") from None
                     raise
-                logger.warning("%s: lost the connection to %s (%s); reconnecting",
-                               spec.connector, conn.address(spec.settings),
-                               conn.hide(str(exc).strip() or type(exc).__name__,
-                                         spec.settings))
-                self._disconnect()
+                pending = self._pending, self._pending_rows
+                self._after_failure(exc)  # raises unless the connection was lost
+                self._pending, self._pending_rows = pending
                 if xid is not None and self._committed(xid):
                     self.transactions += 1
                     return None
