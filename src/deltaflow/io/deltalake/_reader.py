@@ -85,6 +85,7 @@ class DeltaReader(Reader):
         self._done = False
         self._waiting_logged = False
         self._latest_seen = -1  # the newest version the log showed so far
+        self._probe: Any = None  # follows the log (see _latest)
         self._bad_logged: set[tuple[str, str]] = set()
         # A table holding a stream of changes (a ``diff`` column the schema does not name)
         # is read as the changes it records; without a primary key, a deletion takes the id
@@ -140,7 +141,7 @@ class DeltaReader(Reader):
         return Finished() if self._done else None
 
     def close(self) -> None:
-        self._table = None
+        self._table = self._probe = None
 
     # --- table access ----------------------------------------------------------------------
     def _call(self, action: str, call: Any) -> Any:
@@ -166,8 +167,17 @@ class DeltaReader(Reader):
         return self._table
 
     def _latest(self, table: Any) -> int:
-        self._call("read the log of the Delta table at", table.update_incremental)
-        return int(table.version())
+        """The newest version in the log. A second table object follows the log, so that
+        the one data is read from only ever moves forward, version by version (loading an
+        older version than the current one would replay the log from a checkpoint)."""
+        from deltalake import DeltaTable
+
+        location = self.spec.location
+        if self._probe is None:
+            self._probe = self._call("open the Delta table at", lambda: DeltaTable(
+                location.uri, storage_options=location.storage_options))
+        self._call("read the log of the Delta table at", self._probe.update_incremental)
+        return int(self._probe.version())
 
     def _load(self, table: Any, version: int) -> None:
         self._call(f"load version {version} of the Delta table at",
