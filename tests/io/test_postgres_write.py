@@ -332,3 +332,17 @@ def test_arguments_are_checked_when_defined(pg: PgDatabase, tmp_path: Any) -> No
         pw.io.postgres.write(table, settings, "")
     # Values of any type are accepted and turned into text, as in Pathway.
     pw.io.postgres.write(table, {"host": "localhost", "port": 5423}, "t")
+
+
+def test_docs_example_runs(pg: PgDatabase) -> None:
+    import pathlib
+    import re
+
+    page = pathlib.Path(__file__).parents[2] / "docs" / "postgres.md"
+    code = re.search(r"```python\n(.*?)```", page.read_text(), re.S)
+    assert code is not None
+    program = re.sub(r"settings = \{.*?\}\n", f"settings = {pg.settings!r}\n", code.group(1),
+                     flags=re.S)
+    exec(compile(program, str(page), "exec"), {})  # noqa: S102 - the page's own example
+    assert pg.execute("SELECT count(*), sum(diff) FROM order_log") == [(4, 2)]
+    assert pg.execute("SELECT item, quantity FROM totals") == [("apple", 5)]
