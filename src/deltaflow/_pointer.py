@@ -26,6 +26,7 @@ class Pointer:
 
     __slots__ = ("_value",)
     __module__ = "deltaflow"  # printed (and pickled) as deltaflow.Pointer
+    _value: int
 
     def __init__(self, value: int | Pointer) -> None:
         # Pointers are built by deltaflow from stored ids (Polars UInt128 values, i.e. ints):

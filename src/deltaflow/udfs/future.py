@@ -74,7 +74,10 @@ def awaited_column(column: ColumnExpression, dtype: t.DType) -> ColumnExpression
 class _Awaited(DeclareType):
     """A ``Future[T]`` column read as ``T`` (its values are stored as ``T`` already)."""
 
-    accepts_futures = True
+    @property
+    def accepts_futures(self) -> bool:
+        """Always: reading a ``Future`` column is what this node is for."""
+        return True
 
 
 def refuse_futures(types: Iterable[tuple[str, t.DType]], operation: str, where: str) -> None:
