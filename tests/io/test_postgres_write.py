@@ -346,3 +346,40 @@ def test_docs_example_runs(pg: PgDatabase) -> None:
     exec(compile(program, str(page), "exec"), {})  # noqa: S102 - the page's own example
     assert pg.execute("SELECT count(*), sum(diff) FROM order_log") == [(4, 2)]
     assert pg.execute("SELECT item, quantity FROM totals") == [("apple", 5)]
+
+
+def test_binary_copy_stores_what_text_copy_stores(
+        pg: PgDatabase, caplog: pytest.LogCaptureFixture) -> None:
+    """Tables of fixed-width, non-Optional columns go in as binary COPY; an Optional column
+    makes the same rows go in as text. Both must read back the same."""
+    stamps = [_TS, pd.Timestamp(-500, unit="ns"), pd.Timestamp("1900-02-03 04:05:06.999999999")]
+    values = {
+        "i": (int, [0, -(2**63), 2**63 - 1]),
+        "f": (float, [0.1, float("inf"), -0.0]),
+        "b": (bool, [True, False, True]),
+        "dn": (pw.DateTimeNaive, stamps),
+        "du": (pw.DateTimeUtc, [s.tz_localize("UTC") for s in stamps]),
+        "dur": (pw.Duration, [pd.Timedelta(nanoseconds=n) for n in (-1500, 999, 10**15)]),
+    }
+    base = pw.debug.table_from_markdown("k\n0\n1\n2")
+    columns = {name: pw.apply_with_type(lambda k, vs=vs: vs[k], annotation, pw.this.k)
+               for name, (annotation, vs) in values.items()}
+    fixed = base.select(pw.this.k, **columns)
+    with_optional = fixed.select(*pw.this, o=pw.cast(int | None, pw.this.k))
+    pw.io.postgres.write(fixed, pg.settings, "as_binary", init_mode="replace")
+    pw.io.postgres.write(with_optional, pg.settings, "as_text", init_mode="replace",
+                         output_table_type="snapshot", primary_key=[with_optional.k])
+    pw.io.postgres.write(fixed, pg.settings, "snap_binary", init_mode="replace",
+                         output_table_type="snapshot", primary_key=[fixed.k])
+    with caplog.at_level(logging.DEBUG, logger="deltaflow.io.postgres"):
+        _run()
+    used = {line.split("'")[1]: line.split("with ")[1] for line in caplog.messages
+            if "COPY" in line}
+    assert used == {"as_binary": "binary COPY", "as_text": "text (csv) COPY",
+                    "snap_binary": "binary COPY"}
+    names = ", ".join(["k", *values])
+    binary = pg.execute(f"SELECT {names} FROM as_binary ORDER BY k")
+    assert binary == pg.execute(f"SELECT {names} FROM as_text ORDER BY k")
+    assert binary == pg.execute(f"SELECT {names} FROM snap_binary ORDER BY k")
+    assert binary[1][5] == datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+    assert [row[6] for row in binary] == [-1, 0, 10**12]

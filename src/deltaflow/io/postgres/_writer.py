@@ -47,6 +47,9 @@ from deltaflow.io.postgres._types import (
     DIFF_COLUMN,
     TIME_COLUMN,
     PgColumnType,
+    binary_typname,
+    copy_binary,
+    encode_binary,
     encode_text,
     quote_ident,
 )
@@ -81,6 +84,7 @@ class WriteSpec:
     init_mode: str
     max_batch_size: int | None
     retry_s: float
+    binary: bool = False  # set when the run starts: every column has a binary form
 
     @property
     def qualified(self) -> str:
@@ -154,6 +158,9 @@ class PostgresFormatter(Formatter):
         encoded: list[pl.Series] = []
         keep: np.ndarray | None = None
         for name, dtype in spec.columns.items():
+            if spec.binary:  # fixed-width values that cannot be bad
+                encoded.append(encode_binary(batch[name], dtype).rename(name))
+                continue
             result = encode_text(batch[name], dtype)
             encoded.append(result.values.rename(name))
             if result.bad is not None:
@@ -232,6 +239,26 @@ class PostgresWriter(Writer):
         spec = self.spec
         self._connection = conn.connect(spec.connector, spec.settings, retry_s=spec.retry_s)
         self._run(self._init_table)
+        spec.binary = self._run(self._binary_fits)
+        logger.debug("%s: rows go in with %s COPY", spec.connector,
+                     "binary" if spec.binary else "text (csv)")
+
+    def _binary_fits(self, cursor: Any) -> bool:
+        """Whether every written column has a fixed-width binary form and the table's column
+        has exactly that type (binary COPY does not convert; text input does)."""
+        spec = self.spec
+        wanted = {name: binary_typname(dtype) for name, dtype in spec.columns.items()}
+        if spec.has_time_diff:
+            wanted.update(time="int8", diff="int2")
+        if not wanted or None in wanted.values():
+            return False
+        relation = self._relation(cursor)
+        assert relation is not None
+        present = dict(cursor.execute(
+            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t "
+            "ON t.oid = a.atttypid WHERE a.attrelid = %s AND a.attnum > 0 "
+            "AND NOT a.attisdropped", (relation[0],)).fetchall())
+        return all(present.get(name) == typname for name, typname in wanted.items())
 
     def write(self, payload: _Payload) -> None:
         frame = payload.frame
@@ -443,8 +470,9 @@ class PostgresWriter(Writer):
 
     def _copy(self, cursor: Any, target: str, columns: list[str], frame: pl.DataFrame) -> None:
         names = ", ".join(quote_ident(c) for c in columns)
-        with cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(_csv(frame))
+        form = "binary" if self.spec.binary else "csv"
+        with cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT {form})") as copy:
+            copy.write(copy_binary(frame) if self.spec.binary else _csv(frame))
 
     def _ensure_stage(self, cursor: Any) -> None:
         """A temporary table (one per connection, emptied at every commit) shaped like the
