@@ -171,11 +171,15 @@ class MotoServer:
 
 # --- input --------------------------------------------------------------------------------
 class Feeder:
-    """Adds one CSV file of ``rows_per_file`` new rows to ``directory`` every ``period_s``
-    (written next to it and renamed in, so the reader never sees half a file)."""
+    """Adds one CSV file of ``rows_per_file`` new rows to ``directory`` every ``period_s``,
+    up to ``max_files`` (written next to it and renamed in, so the reader never sees half a
+    file). The cap keeps a long sweep on a slow machine from burying the last run under
+    thousands of files."""
 
-    def __init__(self, directory: Path, rows_per_file: int, period_s: float) -> None:
+    def __init__(self, directory: Path, rows_per_file: int, period_s: float,
+                 max_files: int = 400) -> None:
         self.directory = directory
+        self.max_files = max_files
         self.rows_per_file = rows_per_file
         self.period_s = period_s
         self.written: list[tuple[int, str]] = []
@@ -202,6 +206,8 @@ class Feeder:
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
+            if len(self.written) >= self.max_files * self.rows_per_file:
+                return
             self.add_file()
 
 
@@ -328,7 +334,8 @@ def _prepare_sink(sink: str, workdir: Path, moto: MotoServer | None) -> str:
 
 def sweep(sink: str, *, python: str, engine: str, kills: int, seed: int, workdir: Path,
           moto: MotoServer | None = None, rows_per_file: int = 20, period_s: float = 0.2,
-          kill_after: tuple[float, float] = (0.0, 2.5), final_timeout_s: float = 120.0,
+          kill_after: tuple[float, float] = (0.0, 2.5), final_timeout_s: float = 600.0,
+          max_files: int = 400,
           per_run_files: bool | None = None) -> SweepResult:
     """Run one sink's sweep in ``workdir`` (created) and return its figures."""
     started = time.monotonic()
@@ -344,7 +351,7 @@ def sweep(sink: str, *, python: str, engine: str, kills: int, seed: int, workdir
     output = Output(sink, target, moto)
     env = {**os.environ, **(moto.env() if moto else {}), "PYTHONUNBUFFERED": "1"}
     result = SweepResult(engine=engine, sink=sink)
-    feeder = Feeder(inputs, rows_per_file, period_s)
+    feeder = Feeder(inputs, rows_per_file, period_s, max_files)
     feeder.add_file()
     feeder.start()
     command = [python, str(script), engine, sink, str(inputs), target, str(store)]
