@@ -75,6 +75,33 @@ def bench_soc(rows: int, settings: dict[str, Any]) -> None:
 
         table = pw.io.csv.read(path, schema=Row, mode="static")
         _soc_run(pw, table, rows, settings)
+        if impl() == "deltaflow":
+            _copy_floor(path, rows, settings)
+
+
+def _copy_floor(path: str, rows: int, settings: dict[str, Any]) -> None:
+    """The floor any writer pays on this server at this moment: the same CSV rows sent by
+    plain psycopg with one ``COPY ... (FORMAT csv)`` (plus ``time``/``diff``), one
+    transaction. Reported as ``psycopg_copy_rows_per_s`` (deltaflow runs only)."""
+    import polars as pl
+    import psycopg
+
+    frame = pl.read_csv(path).with_columns(pl.lit(0).alias("time"),
+                                           pl.lit(1, dtype=pl.Int16).alias("diff"))
+    conninfo = " ".join(f"{key}={value}" for key, value in settings.items())
+    with psycopg.connect(conninfo) as connection:
+        connection.execute("DROP TABLE IF EXISTS bench_copy_floor")
+        connection.execute("CREATE TABLE bench_copy_floor (a BIGINT NOT NULL, x DOUBLE "
+                           "PRECISION NOT NULL, s TEXT NOT NULL, time BIGINT NOT NULL, "
+                           "diff SMALLINT NOT NULL)")
+        connection.commit()
+        start = perf_counter()
+        with connection.cursor() as cursor, cursor.copy(
+                "COPY bench_copy_floor FROM STDIN (FORMAT csv)") as copy:
+            copy.write(frame.write_csv(include_header=False).encode())
+        connection.commit()
+        seconds = perf_counter() - start
+    report("psycopg_copy_rows_per_s", rows / seconds, "rows/s", "higher")
 
 
 def _soc_run(pw: Any, table: Any, rows: int, settings: dict[str, Any]) -> None:
