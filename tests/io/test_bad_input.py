@@ -384,3 +384,19 @@ def test_docs_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert printed == shown
     logged = page.split("with where and why:\n\n```\n", 1)[1].split("```", 1)[0].splitlines()
     assert skipped(caplog) == logged
+
+
+@pytest.mark.parametrize("values", [{"b": "\ud800"}, {"b": "ok", "c": {"k": ["\udc00"]}}],
+                         ids=["str", "json"])
+def test_python_connector_lone_surrogate_skips_the_row(values: dict[str, Any],
+                                                       caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
+    # It stopped the input with a UnicodeEncodeError; Pathway skips the row too.
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next(a=1, **values)
+            self.next(a=2, b="fine")
+
+    table = pw.io.python.read(Subject(), schema=RowJson)
+    assert rows_of(table) == [{"a": 2, "b": "fine", "c": None}]
+    assert len(skipped(caplog)) == 1 and "surrogate" in skipped(caplog)[0]

@@ -102,6 +102,48 @@ def _has_lone_surrogate(document: Any) -> bool:
     return False
 
 
+def _column_without_surrogates(spec: ColumnSpec, values: list[Any], *, check: bool = False
+                               ) -> tuple[pl.Series, dict[int, str]]:
+    """``column_from_values``, except that a value holding a string with an unpaired
+    surrogate (which a Python connector can pass, and no UTF-8 text can hold) is a bad value
+    of its row rather than an exception stopping the input. Text columns notice such strings
+    themselves; objects (Json) are looked into only with ``check``."""
+    bad_rows = [i for i, value in enumerate(values) if _holds_surrogate(value)] if check \
+        else []
+    if not bad_rows:
+        try:
+            return column_from_values(spec.name, values, spec.dtype)
+        except UnicodeEncodeError:
+            bad_rows = [i for i, value in enumerate(values) if _holds_surrogate(value)]
+    cleaned = list(values)
+    for index in bad_rows:
+        cleaned[index] = None
+    column, bad = column_from_values(spec.name, cleaned, spec.dtype)
+    for index in bad_rows:
+        bad[index] = f"column {spec.name!r}: a string holds an unpaired UTF-16 surrogate"
+    return column, dict(sorted(bad.items()))
+
+
+def _holds_surrogate(value: Any, depth: int = 0) -> bool:
+    """Whether a Python value holds a string that cannot be UTF-8 (a lone surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if depth > MAX_JSON_DEPTH:
+        return False
+    if isinstance(value, t.Json):
+        return _holds_surrogate(value.value, depth + 1)
+    if isinstance(value, list | tuple):
+        return any(_holds_surrogate(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_surrogate(k, depth + 1) or _holds_surrogate(v, depth + 1)
+                   for k, v in value.items())
+    return False
+
+
 def _json_pointer(document: Any, path: str) -> Any:
     """Follow a JSON pointer (``/a/0/b``); KeyError if it leads nowhere."""
     node = document
@@ -157,7 +199,9 @@ class _DictRows:
                             reasons.setdefault(index, f"missing required field {spec.name!r}")
                         value = None
                 values.append(value)
-            column, bad = column_from_values(spec.name, values, spec.dtype)
+            column, bad = _column_without_surrogates(
+                spec, values, check=self.origin == "python"
+                and spec.dtype.strip_optional() in (t.JSON, t.ANY))
             if cell_errors.keep and (bad or missing):
                 failed = sorted(set(bad) | set(missing))
                 mask = pl.Series([False] * len(rows), dtype=pl.Boolean).scatter(failed, True)
