@@ -204,8 +204,6 @@ class PostgresWriter(Writer):
         self._pending: list[pl.DataFrame] = []
         self._pending_rows = 0
         self._committed_time: int | None = None  # last time committed by this run
-        self._baseline: int | None = None  # position before this run wrote anything
-        self._baseline_known = False
         self._resume_from: int | None = None
         self._resuming = False
         self._stage_ready = False
@@ -214,18 +212,9 @@ class PostgresWriter(Writer):
 
     # --- persistence -----------------------------------------------------------------------
     def position(self) -> Any:
-        """The last time whose rows are committed (see the module docstring)."""
-        if self._committed_time is not None:
-            return self._committed_time
-        if not self._baseline_known:
-            self._baseline_known = True
-            if self._resuming:
-                self._baseline = self._resume_from
-            elif self.spec.mode == "stream" and self._connection is not None:
-                row = self._run(lambda c: c.execute(
-                    f"SELECT max(time) FROM {self.spec.qualified}").fetchone())
-                self._baseline = None if row is None or row[0] is None else int(row[0])
-        return self._baseline if self._baseline is not None else -1
+        """The last time whose rows are committed (asked after each flush; see the module
+        docstring)."""
+        return self._committed_time
 
     def resume(self, position: Any) -> None:
         """A restart from a checkpoint taken when ``position`` was the last committed time:
