@@ -99,12 +99,6 @@ def as_bytes(record: Any) -> bytes:
     return record if isinstance(record, bytes) else str(record).encode()
 
 
-def decode_text(record: Any) -> str:
-    """A record as text, invalid UTF-8 replaced (for callers that check it beforehand)."""
-    return record.decode("utf-8", errors="replace") if isinstance(record, bytes | bytearray) \
-        else str(record)
-
-
 def is_utf8(data: bytes) -> bool:
     """Whether ``data`` is valid UTF-8 (ASCII is checked without decoding anything)."""
     if data.isascii():
@@ -151,10 +145,6 @@ def missing_value(spec: ColumnSpec) -> Any:
 
 def empty_frame(specs: Sequence[ColumnSpec]) -> pl.DataFrame:
     return pl.DataFrame(schema={s.name: s.dtype.to_polars() for s in specs})
-
-
-def select_good(frame: pl.DataFrame, bad: pl.Series | None) -> pl.DataFrame:
-    return frame if bad is None or not bad.any() else frame.filter(~bad)
 
 
 def error_line(error: ParseError) -> int:
