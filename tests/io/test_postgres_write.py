@@ -311,12 +311,19 @@ def test_arguments_are_checked_when_defined(pg: PgDatabase, tmp_path: Any) -> No
     with pytest.raises(ValueError, match="Optional"):
         pw.io.postgres.write(optional, settings, "t", output_table_type="snapshot",
                              primary_key=[optional.k])
-    with pytest.raises(ValueError, match="init_mode"):
+    with pytest.raises(TypeError, match="init_mode"):
         pw.io.postgres.write(table, settings, "t", init_mode="truncate")  # type: ignore
-    with pytest.raises(ValueError, match="output_table_type"):
+    with pytest.raises(TypeError, match="output_table_type"):
         pw.io.postgres.write(table, settings, "t", output_table_type="log")  # type: ignore
     with pytest.raises(ValueError, match="max_batch_size"):
         pw.io.postgres.write(table, settings, "t", max_batch_size=0)
+    with pytest.raises(TypeError, match="max_batch_size"):
+        pw.io.postgres.write(table, settings, "t", max_batch_size="3")  # type: ignore
+    with pytest.raises(TypeError, match="primary_key"):  # write takes columns, not names
+        pw.io.postgres.write(table, settings, "t", output_table_type="snapshot",
+                             primary_key=["k"])
+    with pytest.raises(TypeError, match="table_name"):
+        pw.io.postgres.write(table, settings, 5)  # type: ignore[arg-type]
     clash = table.select(pw.this.k, time=pw.this.v)
     with pytest.raises(ValueError, match="'time'"):
         pw.io.postgres.write(clash, settings, "t")

@@ -31,10 +31,10 @@ def _label(function: str, table_name: Any) -> str:
     return f"pw.io.postgres.{function}"
 
 
-def _key_name(connector: str, table: Any, column: Any) -> str:
+def _key_name(connector: str, table: Any, column: Any, *, by_name: bool) -> str:
     from deltaflow.expressions.base import ColumnReference
 
-    if isinstance(column, ColumnReference):
+    if isinstance(column, ColumnReference) and not by_name:
         owner = column.table
         if owner is not table and owner.__class__.__name__ == "Table" and \
                 column.name not in table._columns:
@@ -42,11 +42,12 @@ def _key_name(connector: str, table: Any, column: Any) -> str:
                              "another table; pass columns of the written table, e.g. "
                              "primary_key=[table.key]")
         name = column.name
-    elif isinstance(column, str):
+    elif isinstance(column, str) and by_name:
         name = column
     else:
-        raise TypeError(f"{connector}: primary_key must be a list of columns (e.g. "
-                        f"[table.key]), got an item of type {type(column).__name__}")
+        wanted = "column names" if by_name else "columns (e.g. [table.key])"
+        raise TypeError(f"{connector}: primary_key must be a list of {wanted}, got an item "
+                        f"of type {type(column).__name__}")
     if name not in table._columns:
         raise ValueError(f"{connector}: primary_key column {name!r} is not a column of the "
                          f"written table; its columns are {list(table._columns)}")
@@ -62,21 +63,26 @@ def _build(function: str, table: Any, postgres_settings: Any, table_name: Any, *
     if not isinstance(table, Table):
         raise TypeError(f"{connector}: table must be a Table, got {type(table).__name__}")
     settings = conn.check_settings(connector, postgres_settings)
-    if not isinstance(table_name, str) or not table_name:
-        raise ValueError(f"{connector}: table_name must be a non-empty string, got "
-                         f"{table_name!r}")
+    if not isinstance(table_name, str):
+        raise TypeError(f"{connector}: table_name must be a string, got "
+                        f"{type(table_name).__name__}")
+    if not table_name:
+        raise ValueError(f"{connector}: table_name must not be empty")
     quote_ident(table_name)
     if schema_name is not None and (not isinstance(schema_name, str) or not schema_name):
         raise ValueError(f"{connector}: schema_name must be a non-empty string or None, got "
                          f"{schema_name!r}")
     if init_mode not in ("default", "create_if_not_exists", "replace"):
-        raise ValueError(f"{connector}: init_mode must be 'default', 'create_if_not_exists' "
-                         f"or 'replace', got {init_mode!r}")
-    if max_batch_size is not None and (not isinstance(max_batch_size, int)
-                                       or isinstance(max_batch_size, bool)
-                                       or max_batch_size < 1):
-        raise ValueError(f"{connector}: max_batch_size must be a positive integer or None, "
-                         f"got {max_batch_size!r}")
+        # A TypeError, as Pathway's check of the Literal type hint gives.
+        raise TypeError(f"{connector}: init_mode must be 'default', 'create_if_not_exists' "
+                        f"or 'replace', got {init_mode!r}")
+    if max_batch_size is not None:
+        if not isinstance(max_batch_size, int) or isinstance(max_batch_size, bool):
+            raise TypeError(f"{connector}: max_batch_size must be an integer or None, got "
+                            f"{type(max_batch_size).__name__}")
+        if max_batch_size < 1:
+            raise ValueError(f"{connector}: max_batch_size must be a positive integer (or "
+                             f"None), got {max_batch_size}")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"{connector}: name must be a string or None, got "
                         f"{type(name).__name__}")
@@ -113,7 +119,8 @@ def _build(function: str, table: Any, postgres_settings: Any, table_name: Any, *
         if not isinstance(primary_key, list | tuple):
             raise TypeError(f"{connector}: primary_key must be a list of columns, got "
                             f"{type(primary_key).__name__}")
-        keys = [_key_name(connector, table, column) for column in primary_key]
+        keys = [_key_name(connector, table, column, by_name=mode == "legacy")
+                for column in primary_key]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
             raise ValueError(f"{connector}: primary_key repeats column(s) {repeated}")
@@ -158,7 +165,7 @@ def write(
     ``sort_by`` orders the rows of each minibatch. See ``docs/postgres.md``.
     """
     if output_table_type not in ("stream_of_changes", "snapshot"):
-        raise ValueError(f"{_label('write', table_name)}: output_table_type must be "
+        raise TypeError(f"{_label('write', table_name)}: output_table_type must be "
                          f"'stream_of_changes' or 'snapshot', got {output_table_type!r}")
     mode: Mode = "snapshot" if output_table_type == "snapshot" else "stream"
     _build("write", table, postgres_settings, table_name, schema_name=schema_name,
