@@ -340,8 +340,8 @@ def test_skipped_rows_are_in_the_error_log_when_errors_are_kept(tmp_path: Path) 
                     lambda key, row, time, is_addition: log.append(row["message"]))
     pw.run(terminate_on_error=False, monitoring_level=pw.MonitoringLevel.NONE)
     assert sorted(r["a"] for r in seen) == [1, 4]
-    assert len(log) == 2 and all("in.csv:" in m for m in log)
-    assert any("in.csv:3" in m for m in log) and any("in.csv:4" in m for m in log)
+    assert sorted(log) == ["expected 2 fields (as in the header), got 1",
+                           "expected 2 fields (as in the header), got 3"]
 
 
 def test_skipped_rows_stay_out_of_the_error_log_by_default(tmp_path: Path) -> None:

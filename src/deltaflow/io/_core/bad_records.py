@@ -42,8 +42,8 @@ class BadRecordLog:
         """Report records the parser skipped (in the order it found them)."""
         keep = errors.keeps_errors()
         for error in skipped:
-            if keep:
-                errors.report_connector(f"{error.reason} (at {error.where})", log=False)
+            if keep:  # the reason alone, as Pathway's rows read (the log line says where)
+                errors.report_connector(error.reason, log=False)
             self._note(f"skipped the record at {error.where}: {error.reason}")
         self._maybe_summarize()
 
