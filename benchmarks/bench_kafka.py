@@ -74,8 +74,10 @@ def pathway_python() -> str | None:
 # --- the consumer and producer processes -------------------------------------------------
 
 
-def consume(bootstrap: str, topic: str, own_count: bool, stop_at: float, out: Any) -> None:
-    """Read ``topic`` until ``stop_at``; send back (word, count, receipt time) triples.
+def consume(bootstrap: str, topic: str, own_count: bool, quiet_after: float, stop_at: float,
+            out: Any) -> None:
+    """Read ``topic`` until ``stop_at``, or until nothing came for 2 s after ``quiet_after``;
+    send back (word, count, receipt time) triples.
 
     ``own_count``: the topic holds the input words (the broker-only run): count them here."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -85,9 +87,14 @@ def consume(bootstrap: str, topic: str, own_count: bool, stop_at: float, out: An
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     seen: list[tuple[str, int, float]] = []
     counts: dict[str, int] = {}
+    last = time.time()
     while time.time() < stop_at:
         messages = consumer.consume(10_000, timeout=0.01)
         now = time.time()
+        if messages:
+            last = now
+        elif now > quiet_after and now - last > 2.0:
+            break
         for message in messages:
             if message.error():
                 continue
@@ -169,13 +176,13 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int
         if pipeline is not None:
             wait_ready(broker, source, target)
         start_at = time.time() + 0.5
-        stop_at = start_at + seconds + 10.0
+        stop_at = start_at + seconds + 20.0
         context = multiprocessing.get_context("fork")
         consumer_end, consumer_out = context.Pipe(duplex=False)
         producer_end, producer_out = context.Pipe(duplex=False)
         consumer = context.Process(target=consume, args=(broker.address,
                                    source if impl == "broker" else target, impl == "broker",
-                                   stop_at, consumer_out))
+                                   start_at + seconds, stop_at, consumer_out))
         producer = context.Process(target=produce, args=(broker.address, source, rate,
                                                          seconds, start_at, producer_out))
         consumer.start()
