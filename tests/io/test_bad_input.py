@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from _io_helpers import BackgroundRun, Changes
 
@@ -261,6 +262,7 @@ def test_default_of_the_wrong_type_is_refused_by_the_connector(
 @pytest.mark.parametrize(("dtype", "default"), [
     (float, 1), (int, True), (int | None, None), (pw.Json, {"k": [1]}),
     (tuple[int, str], (1, "x")), (pw.DateTimeNaive, datetime.datetime(2020, 1, 1)),
+    (int, np.int64(3)), (float, np.float32(0.5)), (bool, np.bool_(True)),
 ])
 def test_default_of_the_right_type_is_used(tmp_path: Path, dtype: Any, default: Any) -> None:
     schema = pw.schema_builder({"a": pw.column_definition(dtype=int),

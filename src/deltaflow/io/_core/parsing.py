@@ -4,6 +4,7 @@ reader context, line-numbered error locations, and bad values kept as Error cell
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,17 @@ def column_specs(schema: Any, *, exclude: Sequence[str] = (METADATA_COLUMN,)
     return specs
 
 
+def _bool_types() -> tuple[type, ...]:
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - NumPy comes with pandas
+        return (bool,)
+    return (bool, np.bool_)
+
+
+_BOOL_TYPES = _bool_types()
+
+
 def check_default(schema: Any, name: str, dtype: t.DType, value: Any) -> None:
     """Refuse a default value that is not of its column's type when a connector reading the
     schema is defined (as Pathway does: ``TypeError``, ``ValueError`` for text standing for a
@@ -60,13 +72,14 @@ def check_default(schema: Any, name: str, dtype: t.DType, value: Any) -> None:
             return
         raise TypeError(f"{where}: the default value is None but the column's type {dtype!r} "
                         f"is not optional")
+    # numbers.Integral/Real: NumPy's scalars are fine too (bool is an int, as in Pathway).
     exact: dict[t.DType, tuple[type, ...]] = {
-        t.INT: (int,), t.FLOAT: (int, float), t.BOOL: (bool,), t.STR: (str,),
-        t.BYTES: (bytes,), t.POINTER: (t.Pointer,)}
+        t.INT: (numbers.Integral,), t.FLOAT: (numbers.Real,), t.BOOL: _BOOL_TYPES,
+        t.STR: (str,), t.BYTES: (bytes,), t.POINTER: (t.Pointer,)}
     if base in exact:
         fits = isinstance(value, exact[base])
         if fits and base == t.INT:
-            fits = -(2**63) <= value < 2**63
+            fits = -(2**63) <= int(value) < 2**63
     elif base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC, t.DURATION) and isinstance(value, str):
         raise ValueError(f"{where}: the default value {value!r} is text, not a "
                          f"{dtype!r} value")
