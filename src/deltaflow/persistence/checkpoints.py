@@ -197,8 +197,7 @@ def chunk_keys(checkpoint: Checkpoint | None) -> set[str]:
     """Every chunk a checkpoint uses."""
     if checkpoint is None:
         return set()
-    return {c.key for s in [*checkpoint.inputs.values(), *checkpoint.operators.values()]
-            for c in s.chunks}
+    return {c.key for s in checkpoint.states() for c in s.chunks}
 
 
 def fallback_for(keys: set[str], last: Checkpoint | None,

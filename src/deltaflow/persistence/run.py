@@ -48,6 +48,7 @@ from deltaflow.persistence.checkpoints import (
     CheckpointError,
     CheckpointStore,
     InputState,
+    OperatorState,
     current_rows,
     decode_key,
     encode_key,
@@ -432,8 +433,9 @@ class PersistentRun:
             states[pid] = state
         operators = self._operators.write(number, time) if self._operators is not None \
             else None
-        keys = {c.key for state in [*states.values(), *(operators or {}).values()]
-                for c in state.chunks}
+        listed: list[InputState | OperatorState] = [*states.values(),
+                                                     *(operators or {}).values()]
+        keys = {c.key for state in listed for c in state.chunks}
         previous = self._previous = fallback_for(keys, self._last, self._previous)
         sinks = {watch.name: watch.position_at(time) for _, watch in self._watches}
         self._last = self.store.commit(number, time, states, previous, operators, sinks,
