@@ -22,7 +22,9 @@ def read(rdkafka_settings: dict, topic: str | list[str] | None = None, *,
          json_field_paths: dict[str, str] | None = None, parallel_readers: int | None = None,
          name: str | None = None, max_backlog_size: int | None = None, **kwargs: Any) -> Any:
     """A table of the messages of a Redpanda topic: see :func:`deltaflow.io.kafka.read`."""
-    return kafka.read(rdkafka_settings, topic, schema=schema, mode=mode, format=format,
+    # Pathway's signature names "csv", which kafka.read refuses with a clear error.
+    return kafka.read(rdkafka_settings, topic, schema=schema, mode=mode,
+                      format=format,  # type: ignore[arg-type]
                       schema_registry_settings=schema_registry_settings,
                       debug_data=debug_data, autocommit_duration_ms=autocommit_duration_ms,
                       json_field_paths=json_field_paths, parallel_readers=parallel_readers,

@@ -96,7 +96,7 @@ class OptimizerRun:
                 moment = datetime.datetime.strptime(value, settings.time_format)
             except (TypeError, ValueError):
                 continue  # not a time in this format: never compacted
-            now = datetime.datetime.now(moment.tzinfo or datetime.UTC)
+            now = datetime.datetime.now(moment.tzinfo or datetime.timezone.utc)
             if moment.tzinfo is None:
                 now = now.replace(tzinfo=None)
             if now - moment > settings.quick_access_window:

@@ -342,10 +342,11 @@ class DeltaReader(Reader):
             if wrong is not None:
                 bad = wrong if bad is None else (bad | wrong)
                 bad_columns.append(name)
-        diffs = None
+        diffs: pl.Series | None = None
         if self._changelog:
-            diffs = pl.from_arrow(data.column(DIFF_COLUMN)).cast(pl.Int64, strict=False)
-            assert isinstance(diffs, pl.Series)
+            diff_column = pl.from_arrow(data.column(DIFF_COLUMN))
+            assert isinstance(diff_column, pl.Series)  # one Arrow column gives a Series
+            diffs = diff_column.cast(pl.Int64, strict=False)
             wrong = ~diffs.is_in([1, -1]).fill_null(False)
             if wrong.any():
                 bad = wrong if bad is None else (bad | wrong)

@@ -169,7 +169,9 @@ class _HttpStreamReader(Reader):
             messages.append(queue.popleft())
         first = self._sent + 1
         self._sent += len(messages)
-        return Data(DictsContext(messages, metadata={"path": "message", "first": first}),
+        # Raw messages stand for rows here: the message parser takes bytes.
+        return Data(DictsContext(messages, metadata={"path": "message",  # type: ignore[arg-type]
+                                                     "first": first}),
                     offset=("messages", self._sent))
 
     def wait(self, timeout: float) -> None:

@@ -22,7 +22,7 @@ import logging
 import secrets
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -154,7 +154,7 @@ class _RestReader(Reader):
         # One kind per block (a run of insertions, or of retractions of answered queries):
         # the session handles a block of one kind with less work than one of mixed kinds.
         kind = buffer[0][0]
-        rows: list[dict[str, Any]] = []
+        rows: list[Mapping[str, Any]] = []
         keys: list[int] = []
         while buffer and len(rows) < _BLOCK_ROWS and buffer[0][0] == kind:
             _, row, key = buffer.popleft()

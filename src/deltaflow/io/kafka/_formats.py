@@ -276,12 +276,12 @@ class MessageFormatter(Formatter):
 
     def _values(self, batch: pl.DataFrame, time: int, count: int) -> list[bytes | None]:
         if self.fmt == "json":
-            lines = self._json.format(batch, time).split(b"\n")
+            lines: list[bytes | None] = list(self._json.format(batch, time).split(b"\n"))
             return lines[:count]
         if self.fmt == "dsv":
-            lines = self._csv.format(batch, time).split(b"\n")[:-1]
-            if len(lines) == count:
-                return lines
+            rows: list[bytes | None] = list(self._csv.format(batch, time).split(b"\n")[:-1])
+            if len(rows) == count:
+                return rows
             # A field holding a line break: format the rows one by one.
             return [self._csv.format(batch.slice(i, 1), time).rstrip(b"\n")
                     for i in range(count)]

@@ -195,6 +195,7 @@ class KafkaReader(Reader):
             elif default_beginning:
                 tp.offset = OFFSET_BEGINNING
         if by_time:
+            assert self.start_from_timestamp_ms is not None  # only then is by_time filled
             found = consumer.offsets_for_times(
                 [TopicPartition(tp.topic, tp.partition, self.start_from_timestamp_ms)
                  for tp in by_time], timeout=10.0)
