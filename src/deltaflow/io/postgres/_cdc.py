@@ -120,7 +120,8 @@ def connect(target: Target, *, replication: bool = False, autocommit: bool = Tru
     while True:
         attempts += 1
         try:
-            connection = psycopg.connect(**params, autocommit=True)
+            connection = psycopg.connect(**params,  # type: ignore[arg-type]  # libpq keywords
+                                         autocommit=True)
             if replication:  # prepared statements use the extended protocol: refused there
                 connection.prepare_threshold = None
             break

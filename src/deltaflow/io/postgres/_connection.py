@@ -141,7 +141,7 @@ def connect(connector: str, settings: Mapping[str, str], *, retry_s: float) -> A
     while True:
         attempts += 1
         try:
-            connection = psycopg.connect(**settings)
+            connection = psycopg.connect(**settings)  # type: ignore[arg-type]  # libpq keywords
             break
         except psycopg.OperationalError as exc:
             reason = _reason(exc, settings)

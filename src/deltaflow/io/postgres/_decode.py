@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,7 @@ _FLOATS = {"float4", "float8", "numeric"}
 _TEXTS = {"text", "varchar", "bpchar", "name", "char", "citext", "uuid", "xml", "json",
           "jsonb", "inet", "cidr", "macaddr", "macaddr8"}
 _EPOCH_NAIVE = datetime(1970, 1, 1)
-_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)
 _INT64 = (-(2**63), 2**63 - 1)
 

@@ -381,7 +381,8 @@ _BINARY_FIXED: dict[str, str] = {
 """deltaflow types with a fixed-width binary form -> the ``typname`` the column must have."""
 
 _PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, in Unix microseconds
-_BINARY_LAYOUT = {pl.Int64: ">i8", pl.Float64: ">f8", pl.Boolean: "?", pl.Int16: ">i2"}
+# Keyed by dtype classes; frame dtypes (instances) compare and hash equal to them.
+_BINARY_LAYOUT: dict[Any, str] = {pl.Int64: ">i8", pl.Float64: ">f8", pl.Boolean: "?", pl.Int16: ">i2"}
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" * 2
 
 

@@ -426,8 +426,12 @@ class PostgresWriter(Writer):
                 done = xid is not None and self._committed(xid)
         if not done:
             target, columns = self.spec.qualified, frames[0].columns
-            self._run(lambda c: [self._copy(c, target, columns, f) for f in frames],
-                      write=True)
+
+            def copy_all(cursor: Any) -> None:
+                for frame in frames:
+                    self._copy(cursor, target, columns, frame)
+
+            self._run(copy_all, write=True)
         self._pending, self._pending_rows, self._broken = [], 0, False
 
     def _after_failure(self, exc: BaseException) -> None:
