@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import deltaflow as pw
@@ -100,3 +102,25 @@ def test_on_change_gets_keyword_arguments_as_in_pathway() -> None:
     pw.io.subscribe(pw.debug.table_from_markdown("a\n1"), on_change)
     pw.run()
     assert seen == [["is_addition", "key", "row", "time"]]
+
+
+def test_async_callbacks_are_awaited() -> None:
+    """``async def`` callbacks run to completion, in order, before the run goes on."""
+    import asyncio
+
+    seen: list[tuple[int, bool]] = []
+    ended: list[bool] = []
+
+    async def on_change(key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:
+        await asyncio.sleep(0)
+        seen.append((row["a"], is_addition))
+
+    async def on_end() -> None:
+        await asyncio.sleep(0)
+        ended.append(True)
+
+    table = pw.debug.table_from_markdown("a\n1\n2\n3")
+    pw.io.subscribe(table, on_change=on_change, on_end=on_end)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert sorted(seen) == [(1, True), (2, True), (3, True)]
+    assert ended == [True]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import sys
+import threading
 import types
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -45,9 +49,41 @@ def subscribe(table: Any, on_change: OnChangeCallback, on_end: OnFinishCallback 
         if callback is not None and not callable(callback):
             raise TypeError(f"pw.io.subscribe: {label} must be callable, got {callback!r}")
     sort_by = list(sort_by) if sort_by is not None else None
-    sink = CallbackSink(name or "subscribe", table._columns, on_change=on_change,
-                        on_time_end=on_time_end, on_end=on_end, sorted_by_user=bool(sort_by))
+    runner = _AsyncRunner()
+    sink = CallbackSink(name or "subscribe", table._columns, on_change=runner.wrap(on_change),
+                        on_time_end=runner.wrap(on_time_end), on_end=runner.wrap(on_end),
+                        sorted_by_user=bool(sort_by))
     add_output(table, sink, sort_by=sort_by)
+
+
+class _AsyncRunner:
+    """Runs ``async def`` callbacks to completion, one at a time and in order, on an event
+    loop of their own (a daemon thread started on first use), so the engine thread waits for
+    each as it would for a plain function, whether or not it runs inside an event loop."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def wrap(self, callback: Any) -> Any:
+        if callback is None or not inspect.iscoroutinefunction(callback):
+            return callback
+
+        @functools.wraps(callback)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            future = asyncio.run_coroutine_threadsafe(callback(*args, **kwargs), self._get())
+            return future.result()
+
+        return run
+
+    def _get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="deltaflow-subscribe-async",
+                                 daemon=True).start()
+                self._loop = loop
+            return self._loop
 
 
 class _CallableModule(types.ModuleType):
