@@ -516,6 +516,12 @@ class SqliteWriter(Writer):
             self._run_transaction(self._init_table)
             if self._resume_after is not None:
                 self._run_transaction(self._roll_back_after)
+            elif not spec.snapshot:
+                # Rows already there belong to earlier runs: a crash of this run before its
+                # first checkpoint removes only rows of later times (docs/persistence.md).
+                latest = connection.execute(f"SELECT MAX({quote('time')}) FROM "
+                                            f"{quote(spec.table_name)}").fetchone()[0]
+                self._last_flushed = int(latest) if latest is not None else -1
         except BaseException:
             self.abort()
             raise

@@ -186,6 +186,7 @@ class FlushWatch(Writer):
         # (time, position) after each flush not yet covered by a checkpoint, oldest first.
         self._positions: collections.deque[tuple[int, Any]] = collections.deque()
         self.checkpointed: Any = None  # the position the last checkpoint recorded
+        self.resumed = False
 
     def write(self, payload: Any) -> None:
         self.inner.write(payload)
@@ -294,6 +295,7 @@ class PersistentRun:
                     not self.replays_outputs and name in self._checkpoint.sinks:
                 position = self._checkpoint.sinks[name]
                 watch.checkpointed = position
+                watch.resumed = True
                 watch.inner.resume(position)
 
     def start(self, runtime: Any) -> None:
@@ -339,8 +341,20 @@ class PersistentRun:
             _replay(runtime, replay, replay_time, muted=not self.replays_outputs)
         elif restored:
             _emit_restored(runtime)
+        if not self.replays_outputs and (checkpoint is None or checkpoint.final):
+            self._write_start_checkpoint()
         if not self.config.continue_after_replay:
             runtime.stop()
+
+    def _write_start_checkpoint(self) -> None:
+        """A fresh start (no checkpoint, or the last run ended): before anything is output,
+        record where every output starts. A crash before the first periodic checkpoint
+        then resumes from here and removes what the crashed run wrote (without it, those
+        rows would be written twice: nothing would say they belong to the crashed run)."""
+        for _, watch in self._watches:
+            if not watch.resumed:
+                watch.checkpointed = watch.inner.position()
+        self._write([])
 
     def tick(self, last_time: int | None) -> None:
         """Collect what the engine processed; checkpoint what every output flushed."""
