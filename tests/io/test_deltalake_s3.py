@@ -34,6 +34,13 @@ _SERVER = """
 import sys, time, logging
 from moto.server import ThreadedMotoServer
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
+# Buckets named after the port exist before the port opens: no client sees the store
+# without them (a missing bucket is an error at once, not an outage).
+if sys.argv[2:]:
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID
+    for name in sys.argv[2:]:
+        get_backend("s3")[DEFAULT_ACCOUNT_ID]["global"].create_bucket(name, "us-east-1")
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
 server.start()
 while True:
@@ -44,8 +51,9 @@ while True:
 class ChildMotoS3(MotoS3):
     """:class:`MotoS3` whose server runs in a child process."""
 
-    def start(self) -> None:
-        self._process = subprocess.Popen([sys.executable, "-c", _SERVER, str(self.port)],
+    def start(self, buckets: tuple[str, ...] = ()) -> None:
+        self._process = subprocess.Popen([sys.executable, "-c", _SERVER, str(self.port),
+                                          *buckets],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -198,8 +206,7 @@ def test_store_back_within_the_limit(moto: ChildMotoS3, monkeypatch: pytest.Monk
                               min_commit_frequency=None)
         with BackgroundRun() as background:
             time.sleep(1.0)
-            moto.start()
-            moto.create_bucket(BUCKET)
+            moto.start(buckets=(BUCKET,))
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not any(
                     k.endswith(".parquet") for k in moto.keys(BUCKET)):
