@@ -71,3 +71,28 @@ def test_check_not_forked_is_silent_in_an_ordinary_process() -> None:
 
     _fork.check_not_forked()
     assert not _fork.forked_after_polars()
+
+
+
+EMPTY_RUN = textwrap.dedent('''
+    import multiprocessing as mp
+    import polars as pl
+    import deltaflow as pw
+
+    if __name__ == "__main__":
+        pl.DataFrame({"a": [1, 2]}).select(pl.col("a").sum())  # the pool runs from here on
+        child = mp.get_context("fork").Process(target=pw.run)
+        child.start()
+        child.join(60)
+        print(child.exitcode)
+''')
+
+
+def test_a_forked_child_may_run_an_empty_pipeline(tmp_path: Path) -> None:
+    """pw.run with nothing defined uses no Polars, so a forked child may call it."""
+    script = tmp_path / "empty.py"
+    script.write_text(EMPTY_RUN)
+    done = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "0"
