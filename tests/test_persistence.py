@@ -308,8 +308,8 @@ def test_killed_process_resumes_without_loss_or_duplicates(tmp_path: Path) -> No
             if index == 3:  # let some checkpoints happen, then go on while it runs
                 deadline = time.monotonic() + 20
                 # (A run writes a checkpoint of its start at once: wait for one with rows.)
-                while not (store / "checkpoints").exists() or \
-                        len(list((store / "chunks").glob("*/*.ipc"))) < 2:
+                while len(list((store / "checkpoints").glob("*.json"))) < 2 or \
+                        not list((store / "chunks").glob("*/*.ipc")):
                     assert time.monotonic() < deadline, "no checkpoint was written"
                     time.sleep(0.02)
             time.sleep(0.01)

@@ -320,6 +320,13 @@ class PostgresWriter(Writer):
             cursor.execute(self._create_sql())
         else:
             self._check_existing(cursor)
+        if not self._resuming and spec.mode == "stream":
+            # Rows already there belong to earlier runs: the checkpoint of this run's start
+            # records the latest of their times, so a crash before the first periodic
+            # checkpoint removes only what this run wrote (docs/persistence.md).
+            cursor.execute(f"SELECT MAX(time) FROM {spec.qualified}")
+            latest = cursor.fetchone()[0]
+            self._committed_time = int(latest) if latest is not None else -1
         if self._resuming and spec.mode == "stream" and self._resume_from is not None:
             cursor.execute(f"DELETE FROM {spec.qualified} WHERE time > %s",
                            (self._resume_from,))
