@@ -12,7 +12,6 @@ import collections
 import fnmatch
 import itertools
 import logging
-import os
 import re
 import threading
 import time as _time
@@ -35,6 +34,7 @@ from deltaflow.io._core.base import (
     ReadEvent,
     Writer,
 )
+from deltaflow.io._core.environment import seconds_from_env
 from deltaflow.io._core.formats import (
     CsvFormatter,
     CsvParserSettings,
@@ -743,17 +743,7 @@ class _StartingFormatter(Formatter):
 
 
 def _max_outage_s(connector: str) -> float:
-    raw = os.environ.get(MAX_OUTAGE_ENV)
-    if raw is None or raw == "":
-        return DEFAULT_MAX_OUTAGE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{connector}: environment variable {MAX_OUTAGE_ENV}={raw!r} is not "
-                         f"a number of seconds") from None
-    if value <= 0:
-        raise ValueError(f"{connector}: {MAX_OUTAGE_ENV} must be positive, got {raw!r}")
-    return value
+    return seconds_from_env(MAX_OUTAGE_ENV, DEFAULT_MAX_OUTAGE_S, connector)
 
 
 

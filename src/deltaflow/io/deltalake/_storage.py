@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from os import PathLike, fspath
 from typing import Any, TypeVar
 
+from deltaflow.io._core.environment import seconds_from_env
+
 logger = logging.getLogger("deltaflow.io.deltalake")
 
 MAX_OUTAGE_ENV = "DELTAFLOW_DELTALAKE_MAX_OUTAGE_S"
@@ -60,17 +62,7 @@ class Location:
 
 
 def max_outage_s(connector: str) -> float:
-    raw = os.environ.get(MAX_OUTAGE_ENV)
-    if raw is None or raw == "":
-        return DEFAULT_MAX_OUTAGE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{connector}: environment variable {MAX_OUTAGE_ENV}={raw!r} is not "
-                         "a number of seconds") from None
-    if value <= 0:
-        raise ValueError(f"{connector}: {MAX_OUTAGE_ENV} must be positive, got {raw!r}")
-    return value
+    return seconds_from_env(MAX_OUTAGE_ENV, DEFAULT_MAX_OUTAGE_S, connector)
 
 
 def resolve(uri: Any, settings: Any, connector: str) -> Location:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time as _time
 import uuid
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deltaflow import _types as t
+from deltaflow.io.postgres._connection import hide, retry_seconds
 from deltaflow.io.postgres._decode import PgType, decoder_for
 from deltaflow.io.postgres._pgoutput import format_lsn, parse_lsn
 from deltaflow.io.postgres._types import quote_ident  # the writer's: one quoting rule
@@ -92,13 +92,8 @@ class Target:
 
 
 def connect_retry_seconds() -> float:
-    """How long a connection is retried at start (``DELTAFLOW_POSTGRES_CONNECT_RETRY_S``)."""
-    return float(os.environ.get("DELTAFLOW_POSTGRES_CONNECT_RETRY_S", "30"))
-
-
-def _hide(text: str, settings: Mapping[str, str]) -> str:
-    password = settings.get("password")
-    return text.replace(password, "***") if password else text
+    """How long a connection is retried at start (the writer's setting, the same variable)."""
+    return retry_seconds("pw.io.postgres.read")
 
 
 def connect(target: Target, *, replication: bool = False, autocommit: bool = True,
@@ -126,7 +121,7 @@ def connect(target: Target, *, replication: bool = False, autocommit: bool = Tru
                 connection.prepare_threshold = None
             break
         except psycopg.OperationalError as exc:
-            reason = _hide(str(exc).strip().splitlines()[-1] if str(exc).strip() else
+            reason = hide(str(exc).strip().splitlines()[-1] if str(exc).strip() else
                            type(exc).__name__, target.settings)
             fatal = any(marker in str(exc) for marker in _FATAL_CONNECT_ERRORS)
             if fatal or _time.monotonic() + delay > deadline:

@@ -23,6 +23,8 @@ import time as _time
 from collections.abc import Mapping
 from typing import Any
 
+from deltaflow.io._core.environment import seconds_from_env
+
 logger = logging.getLogger("deltaflow.io.postgres")
 
 RETRY_ENV = "DELTAFLOW_POSTGRES_CONNECT_RETRY_S"
@@ -112,17 +114,7 @@ def hide(text: str, settings: Mapping[str, str]) -> str:
 
 def retry_seconds(connector: str) -> float:
     """The connection retry budget (:data:`RETRY_ENV`), checked."""
-    raw = os.environ.get(RETRY_ENV)
-    if raw is None or raw == "":
-        return DEFAULT_RETRY_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{connector}: environment variable {RETRY_ENV}={raw!r} is not a "
-                         "number of seconds") from None
-    if value < 0:
-        raise ValueError(f"{connector}: {RETRY_ENV} must not be negative, got {raw!r}")
-    return value
+    return seconds_from_env(RETRY_ENV, DEFAULT_RETRY_S, connector, allow_zero=True)
 
 
 def _reason(error: BaseException, settings: Mapping[str, str]) -> str:
