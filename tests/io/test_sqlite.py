@@ -613,7 +613,7 @@ def test_busy_database_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     db = tmp_path / "x.db"
     _execute(db, "PRAGMA journal_mode = WAL",
              "CREATE TABLE t (k INTEGER, v INTEGER, s TEXT, time INTEGER, diff INTEGER)")
-    monkeypatch.setattr(sqlite_io, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(sqlite_io._settings, "BUSY_TIMEOUT_S", 0.2)
     blocker = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
     release = threading.Timer(0.6, lambda: blocker.execute("COMMIT"))

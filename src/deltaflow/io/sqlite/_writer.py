@@ -1,0 +1,496 @@
+"""``pw.io.sqlite.write``: the formatter, the writer and the definition-time checks.
+
+``stream_of_changes`` appends every change with ``time``/``diff``; ``snapshot`` upserts and
+deletes on a primary key, one transaction per minibatch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any, Literal
+
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow.engine.batch import DIFF
+from deltaflow.engine.boundary import ConnectorError
+from deltaflow.io._core.base import Formatter, Writer
+from deltaflow.io._core.output_session import OutputSession
+from deltaflow.io.sqlite._database import (
+    _check_path,
+    _connect,
+    _is_busy,
+    _table_info,
+    _TableInfo,
+    quote,
+)
+from deltaflow.io.sqlite._settings import COMMIT_ATTEMPTS, logger
+from deltaflow.io.sqlite._type_table import (
+    TYPE_MAPPING,
+    SqliteType,
+    _affinity,
+    _affinity_fits,
+    _check_mappable,
+    _sqlite_type,
+    encode_column,
+    mapping_key,
+)
+
+
+@dataclass
+class _WriteSpec:
+    """Everything the writer needs to know, fixed when the pipeline is defined."""
+
+    path: str
+    table_name: str
+    columns: dict[str, t.DType]
+    snapshot: bool
+    primary_key: list[str]
+    init_mode: str
+    max_batch_size: int | None
+    connector: str
+
+    @property
+    def stored_columns(self) -> list[tuple[str, SqliteType, bool]]:
+        """(name, storage, nullable) of every column of the destination table."""
+        out = [(n, _sqlite_type(d), d.is_optional) for n, d in self.columns.items()]
+        if not self.snapshot:
+            out += [("time", TYPE_MAPPING["int"], False), ("diff", TYPE_MAPPING["int"], False)]
+        return out
+
+
+@dataclass
+class _Payload:
+    """A formatted delta batch: SQLite-ready columns (+ time/diff, or ``_diff``)."""
+
+    time: int
+    frame: pl.DataFrame
+
+
+class SqliteFormatter(Formatter):
+    """Turns a delta batch into SQLite parameter rows, column by column in Polars."""
+
+    def __init__(self, spec: _WriteSpec) -> None:
+        self.spec = spec
+        self._names = list(spec.columns)
+
+    def format(self, batch: pl.DataFrame, time: int) -> _Payload:
+        columns = [encode_column(batch[n], d) for n, d in self.spec.columns.items()]
+        for name, dtype in self.spec.columns.items():
+            # NaN becomes NULL in SQLite; a non-Optional column would refuse it with a
+            # cryptic constraint error at commit, so name the column and row here.
+            if mapping_key(dtype) == "float" and not dtype.is_optional:
+                nan = batch[name].is_nan()
+                if nan.any():
+                    row = batch.filter(nan).row(0, named=True)
+                    raise ValueError(f"{self.spec.connector}: column {name!r} (float) holds "
+                                     f"NaN in row {row}; SQLite stores NaN as NULL, which a "
+                                     "non-Optional column does not accept. Declare the column "
+                                     "Optional or replace NaN.")
+        diff = batch[DIFF]
+        if self.spec.snapshot:
+            frame = pl.DataFrame([*columns, diff])
+        else:
+            times = pl.repeat(time, batch.height, dtype=pl.Int64, eager=True).rename("time")
+            frame = pl.DataFrame([*columns, times, diff.rename("diff")])
+        return _Payload(time, frame)
+
+
+class SqliteWriter(Writer):
+    """Writes formatted batches to an SQLite table, one transaction per minibatch.
+
+    ``stream_of_changes`` rows are appended; with ``max_batch_size`` a minibatch larger than
+    that is committed in several transactions of at most ``max_batch_size`` rows (an append-only
+    log has no intermediate state that could be wrong, only a shorter one).
+
+    ``snapshot`` minibatches are applied in ONE transaction whatever their size: deletions of
+    the retracted keys first, then upserts of the inserted rows. Committing part of a minibatch
+    would let readers see a state that never existed (e.g. an update's deletion without its
+    insertion), so ``max_batch_size`` there only bounds the rows sent per ``executemany`` call.
+
+    A transaction that fails because the database is busy is rolled back and retried from
+    its start (up to :data:`COMMIT_ATTEMPTS` times); any other failure is rolled back and
+    raised. Rows are dropped from the buffer only after their transaction committed, so
+    nothing committed is sent again and nothing uncommitted is forgotten.
+    """
+
+    def __init__(self, spec: _WriteSpec) -> None:
+        self.spec = spec
+        self._connection: sqlite3.Connection | None = None
+        self._pending: list[pl.DataFrame] = []
+        self._pending_rows = 0
+        self._last_flushed: int | None = None
+        self._resumed = False
+        self._resume_after: int | None = None
+        self._prepare_statements()
+
+    # --- statements ------------------------------------------------------------------------
+    def _prepare_statements(self) -> None:
+        spec = self.spec
+        table = quote(spec.table_name)
+        names = [n for n, _, _ in spec.stored_columns]
+        marks = ", ".join("?" for _ in names)
+        insert = f"INSERT INTO {table} ({', '.join(quote(n) for n in names)}) VALUES ({marks})"
+        if spec.snapshot:
+            keys = ", ".join(quote(k) for k in spec.primary_key)
+            others = [n for n in spec.columns if n not in spec.primary_key]
+            if others:
+                updates = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in others)
+                insert += f" ON CONFLICT ({keys}) DO UPDATE SET {updates}"
+            else:
+                insert += f" ON CONFLICT ({keys}) DO NOTHING"
+            where = " AND ".join(f"{quote(k)} = ?" for k in spec.primary_key)
+            self._delete_sql = f"DELETE FROM {table} WHERE {where}"
+        self._insert_sql = insert
+
+    def _create_sql(self, if_not_exists: bool) -> str:
+        spec = self.spec
+        parts = [f"{quote(n)} {s.declared}{'' if nullable else ' NOT NULL'}"
+                 for n, s, nullable in spec.stored_columns]
+        if spec.snapshot:
+            parts.append(f"PRIMARY KEY ({', '.join(quote(k) for k in spec.primary_key)})")
+        guard = "IF NOT EXISTS " if if_not_exists else ""
+        return f"CREATE TABLE {guard}{quote(spec.table_name)} ({', '.join(parts)})"
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect, switch the database to WAL and prepare the table as ``init_mode`` says."""
+        spec = self.spec
+        connection = _connect(spec.path, create=True)
+        self._connection = connection
+        try:
+            self._switch_to_wal(connection)
+            self._run_transaction(self._init_table)
+            if self._resume_after is not None:
+                self._run_transaction(self._roll_back_after)
+            elif not spec.snapshot:
+                # Rows already there belong to earlier runs: a crash of this run before its
+                # first checkpoint removes only rows of later times (docs/persistence.md).
+                latest = connection.execute(f"SELECT MAX({quote('time')}) FROM "
+                                            f"{quote(spec.table_name)}").fetchone()[0]
+                self._last_flushed = int(latest) if latest is not None else -1
+        except BaseException:
+            self.abort()
+            raise
+
+    def _switch_to_wal(self, connection: sqlite3.Connection) -> None:
+        # WAL lets readers in other processes read while this writer writes. Switching needs a
+        # moment with no other writer; if the database stays busy, go on in its current mode.
+        spec = self.spec
+        mode: Any = None
+        delay = 0.05
+        for _ in range(COMMIT_ATTEMPTS):
+            try:
+                mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+                break
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                _time.sleep(delay)
+                delay *= 2
+        if mode is None or str(mode[0]).lower() != "wal":
+            logger.warning("%s: could not switch %s to WAL journaling (got %s); concurrent "
+                           "readers may wait for writes", spec.connector, spec.path, mode)
+
+    def _init_table(self, connection: sqlite3.Connection) -> None:
+        spec = self.spec
+        # A run resuming after a crash continues the table the crashed run wrote.
+        if spec.init_mode == "replace" and not self._resumed:
+            info = _table_info(connection, spec.table_name)
+            if info is not None and info.kind == "view":
+                raise ValueError(f"{spec.connector}: {spec.table_name!r} is a view; init_mode="
+                                 "'replace' only drops tables")
+            connection.execute(f"DROP TABLE IF EXISTS {quote(spec.table_name)}")
+            connection.execute(self._create_sql(if_not_exists=False))
+            return
+        info = _table_info(connection, spec.table_name)
+        if info is None:
+            if spec.init_mode == "create_if_not_exists":
+                connection.execute(self._create_sql(if_not_exists=False))
+                return
+            raise ValueError(f"{spec.connector}: table {spec.table_name!r} does not exist in "
+                             f"{spec.path!r}; create it, or pass init_mode="
+                             "'create_if_not_exists' or 'replace'")
+        self._check_existing(info)
+
+    def _check_existing(self, info: _TableInfo) -> None:
+        spec = self.spec
+        where = f"{spec.connector}: existing table {info.name!r} in {spec.path!r}"
+        if info.kind != "table":
+            raise ValueError(f"{where} is a view; write to a table")
+        present = {c["name"].lower(): c for c in info.columns}
+        problems = []
+        for name, storage, _ in spec.stored_columns:
+            column = present.pop(name.lower(), None)
+            if column is None:
+                problems.append(f"column {name!r} is missing")
+            elif not _affinity_fits(_affinity(column["type"]), storage.storage):
+                problems.append(f"column {name!r} is declared {column['type'] or 'untyped'!r}, "
+                                f"which does not keep {storage.storage} values unchanged "
+                                f"(declare it {storage.declared})")
+        for column in present.values():
+            if column["notnull"] and column["dflt_value"] is None and not column["pk"]:
+                problems.append(f"column {column['name']!r} is NOT NULL without a default and "
+                                "the table being written has no such column")
+        if spec.snapshot:
+            wanted = frozenset(k.lower() for k in spec.primary_key)
+            if wanted not in info.unique_sets:
+                problems.append(f"snapshot mode needs a PRIMARY KEY or UNIQUE constraint on "
+                                f"exactly {spec.primary_key}")
+        if problems:
+            raise ValueError(f"{where} does not fit the table being written: "
+                             + "; ".join(problems)
+                             + ". Fix the table, or use init_mode='replace'.")
+
+    def write(self, payload: _Payload) -> None:
+        if payload.frame.height == 0:
+            return
+        self._pending.append(payload.frame)
+        self._pending_rows += payload.frame.height
+        limit = self.spec.max_batch_size
+        if not self.spec.snapshot and limit is not None and self._pending_rows >= limit:
+            self._commit_pending(full_chunks_only=True)
+
+    def flush(self, time: int) -> None:
+        self._commit_pending(full_chunks_only=False)
+        self._last_flushed = time
+
+    def position(self) -> int | None:
+        """The last time committed: a restart removes the rows of later times (in
+        ``stream_of_changes`` mode) before the restarted run writes them again."""
+        return self._last_flushed
+
+    def resume(self, position: Any) -> None:
+        """Called before :meth:`open` when the run resumes after a crash."""
+        self._resumed = True
+        if not self.spec.snapshot and isinstance(position, int):
+            self._resume_after = position
+
+    def _roll_back_after(self, connection: sqlite3.Connection) -> None:
+        # Rows of times after the checkpoint were written by the crashed run; the restarted
+        # run writes those changes again (at new times). Snapshot tables need nothing: their
+        # upserts and deletions by key give the same table when applied again.
+        removed = connection.execute(f"DELETE FROM {quote(self.spec.table_name)} WHERE "
+                                     f"{quote('time')} > ?", (self._resume_after,)).rowcount
+        if removed:
+            logger.info("%s: removed %d row(s) of %r written after the checkpoint (they are "
+                        "written again by this run)", self.spec.connector, removed,
+                        self.spec.table_name)
+
+    def close(self) -> None:
+        try:
+            self._commit_pending(full_chunks_only=False)
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def abort(self) -> None:
+        connection, self._connection = self._connection, None
+        self._pending, self._pending_rows = [], 0
+        if connection is not None:
+            try:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            connection.close()
+
+    # --- transactions ----------------------------------------------------------------------
+    def _commit_pending(self, *, full_chunks_only: bool) -> None:
+        if not self._pending:
+            return
+        frame = pl.concat(self._pending, how="vertical") if len(self._pending) > 1 \
+            else self._pending[0]
+        if self.spec.snapshot:
+            self._run_transaction(lambda c: self._apply_snapshot(c, frame))
+            self._pending, self._pending_rows = [], 0
+            return
+        limit = self.spec.max_batch_size or frame.height
+        start = 0
+        while frame.height - start >= limit or (not full_chunks_only and start < frame.height):
+            chunk = frame.slice(start, limit)
+
+            def insert(cursor: Any, chunk: pl.DataFrame = chunk) -> Any:
+                return cursor.executemany(self._insert_sql, chunk.iter_rows())
+
+            self._run_transaction(insert)
+            start += chunk.height
+        rest = frame.slice(start)
+        self._pending = [rest] if rest.height else []
+        self._pending_rows = rest.height
+
+    def _apply_snapshot(self, connection: sqlite3.Connection, frame: pl.DataFrame) -> None:
+        step = self.spec.max_batch_size or max(frame.height, 1)
+        deletions = frame.filter(pl.col(DIFF) < 0).select(self.spec.primary_key)
+        insertions = frame.filter(pl.col(DIFF) > 0).drop(DIFF)
+        for part in deletions.iter_slices(step):
+            connection.executemany(self._delete_sql, part.iter_rows())
+        for part in insertions.iter_slices(step):
+            connection.executemany(self._insert_sql, part.iter_rows())
+
+    def _run_transaction(self, body: Callable[[sqlite3.Connection], Any]) -> None:
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError(f"{self.spec.connector}: the connection is closed")
+        delay = 0.05
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                body(connection)
+                connection.execute("COMMIT")
+                return
+            except BaseException as exc:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                if _is_busy(exc) and attempt < COMMIT_ATTEMPTS:
+                    logger.warning("%s: database busy (%s); transaction rolled back, retrying "
+                                   "(attempt %d of %d)", self.spec.connector, exc, attempt + 1,
+                                   COMMIT_ATTEMPTS)
+                    _time.sleep(delay)
+                    delay *= 2
+                    continue
+                if isinstance(exc, sqlite3.Error):
+                    raise RuntimeError(
+                        f"{self.spec.connector}: writing to table {self.spec.table_name!r} of "
+                        f"{self.spec.path!r} failed and the transaction was rolled back: "
+                        f"{type(exc).__name__}: {exc}") from exc
+                raise
+
+
+class _SqliteOutputSession(OutputSession):
+    """An output session that prepares the destination table before the run starts, so that
+    a missing or unfitting table stops the run before any input is read."""
+
+    writer: SqliteWriter
+
+    def start(self) -> None:
+        try:
+            self.writer.open()
+        except Exception as exc:
+            raise ConnectorError(self.name, str(exc)) from exc
+        super().start()
+
+
+def _column_name(connector: str, table: Any, column: Any) -> str:
+    from deltaflow.expressions.base import ColumnReference
+
+    if isinstance(column, ColumnReference):
+        owner = column.table
+        if owner is not table and owner.__class__.__name__ == "Table":
+            raise ValueError(f"{connector}: primary_key column {column.name!r} belongs to "
+                             "another table; use columns of the table being written")
+        name = column.name
+    elif isinstance(column, str):
+        name = column
+    else:
+        raise TypeError(f"{connector}: primary_key must be a list of columns (e.g. "
+                        f"[table.key]), got an item of type {type(column).__name__}")
+    if name == "id":
+        raise ValueError(f"{connector}: the row id is not written; primary_key must name "
+                         "written columns")
+    if name not in table._columns:
+        raise ValueError(f"{connector}: primary_key column {name!r} is not a column of the "
+                         f"table; its columns are {list(table._columns)}")
+    return name
+
+
+def write(
+    table: Any,
+    path: PathLike | str,
+    table_name: str,
+    *,
+    max_batch_size: int | None = None,
+    init_mode: Literal["default", "create_if_not_exists", "replace"] = "default",
+    output_table_type: Literal["stream_of_changes", "snapshot"] = "stream_of_changes",
+    primary_key: list[Any] | None = None,
+    name: str | None = None,
+) -> None:
+    """Write ``table`` to the table ``table_name`` of the SQLite database at ``path``.
+
+    ``output_table_type="stream_of_changes"`` appends every change as a row with two extra
+    INTEGER columns: ``time`` (the minibatch time) and ``diff`` (1 insertion, -1 deletion).
+    ``"snapshot"`` keeps the destination equal to the table's current contents: rows are
+    upserted on ``primary_key`` (required in this mode, rejected otherwise) and deleted when
+    retracted, each minibatch in one transaction.
+
+    ``init_mode``: ``"default"`` writes to an existing table whose columns must fit;
+    ``"create_if_not_exists"`` creates the table from the schema when missing (with a PRIMARY
+    KEY in snapshot mode); ``"replace"`` drops and re-creates it when the run starts.
+    ``max_batch_size`` bounds the rows per transaction (see :class:`SqliteWriter` for how
+    snapshot mode stays atomic). Value encodings are those of :data:`TYPE_MAPPING`. The file is
+    created if missing and switched to WAL journaling so readers never block the writer.
+    """
+    from deltaflow.table import Table, add_output
+
+    connector = f"pw.io.sqlite.write({table_name!r})" if isinstance(table_name, str) \
+        else "pw.io.sqlite.write"
+    if not isinstance(table, Table):
+        raise TypeError(f"{connector}: table must be a deltaflow Table, got "
+                        f"{type(table).__name__}")
+    if not isinstance(table_name, str) or not table_name:
+        raise ValueError(f"{connector}: table_name must be a non-empty string, got "
+                         f"{table_name!r}")
+    quote(table_name)
+    path_str = _check_path(connector, path, must_exist=False)
+    if init_mode not in ("default", "create_if_not_exists", "replace"):
+        raise ValueError(f"{connector}: init_mode must be 'default', 'create_if_not_exists' "
+                         f"or 'replace', got {init_mode!r}")
+    if output_table_type not in ("stream_of_changes", "snapshot"):
+        raise ValueError(f"{connector}: output_table_type must be 'stream_of_changes' or "
+                         f"'snapshot', got {output_table_type!r}")
+    if max_batch_size is not None and (not isinstance(max_batch_size, int)
+                                       or isinstance(max_batch_size, bool)
+                                       or max_batch_size < 1):
+        raise ValueError(f"{connector}: max_batch_size must be a positive integer or None, "
+                         f"got {max_batch_size!r}")
+    columns = dict(table._columns)
+    _check_mappable(connector, columns)
+    for column in columns:
+        quote(column)
+    by_case: dict[str, list[str]] = {}
+    for column in columns:
+        by_case.setdefault(column.lower(), []).append(column)
+    clashes = [names for names in by_case.values() if len(names) > 1]
+    if clashes:
+        raise ValueError(f"{connector}: column names {clashes} differ only in case; SQLite "
+                         "compares names case-insensitively, so rename them")
+    snapshot = output_table_type == "snapshot"
+    keys: list[str] = []
+    if snapshot:
+        if not primary_key:
+            raise ValueError(f"{connector}: output_table_type='snapshot' requires primary_key "
+                             "(the columns identifying a row, e.g. primary_key=[table.key])")
+        if not isinstance(primary_key, list | tuple):
+            primary_key = [primary_key]
+        keys = [_column_name(connector, table, c) for c in primary_key]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"{connector}: primary_key repeats column(s) {repeated}")
+        optional = [k for k in keys if columns[k].is_optional]
+        if optional:
+            raise ValueError(f"{connector}: primary_key column(s) {optional} are Optional; a "
+                             "NULL key cannot identify a row (DELETE ... WHERE key = NULL "
+                             "matches nothing). Use non-Optional key columns.")
+    else:
+        if primary_key is not None:
+            raise ValueError(f"{connector}: primary_key is only used with output_table_type="
+                             "'snapshot'; remove it for 'stream_of_changes'")
+        reserved = [c for c in columns if c.lower() in ("time", "diff")]
+        if reserved:
+            raise ValueError(f"{connector}: column(s) {reserved} clash with the 'time' and "
+                             "'diff' columns added in stream_of_changes mode; rename them or "
+                             "use output_table_type='snapshot'")
+    if snapshot and sqlite3.sqlite_version_info < (3, 24, 0):
+        raise RuntimeError(f"{connector}: snapshot mode needs SQLite 3.24 or newer (upserts); "
+                           f"this Python has SQLite {sqlite3.sqlite_version}")
+    spec = _WriteSpec(path=path_str, table_name=table_name, columns=columns, snapshot=snapshot,
+                      primary_key=keys, init_mode=init_mode, max_batch_size=max_batch_size,
+                      connector=connector)
+    session = _SqliteOutputSession(name or connector, SqliteWriter(spec), SqliteFormatter(spec))
+    add_output(table, session)
+
