@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 # Imported on first use (``__getattr__``); type checkers see them here.
 if TYPE_CHECKING:
     from deltaflow.io import (
+        connector,
         csv,
         deltalake,
         dynamodb,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 _SUBMODULES = {
     "csv", "jsonlines", "plaintext", "fs", "python", "null", "sqlite", "s3", "minio",
-    "dynamodb", "postgres", "http", "kafka", "redpanda", "deltalake",
+    "dynamodb", "postgres", "http", "kafka", "redpanda", "deltalake", "connector",
 }
 _TOP_LEVEL = {
     "subscribe": "deltaflow.io.subscribe",

@@ -1,0 +1,420 @@
+"""The public connector SDK (deltaflow.io.connector): the example of docs/custom_connectors.md,
+polling sources with persistence, batch writers and the common argument checks."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+import types
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from _io_helpers import BackgroundRun, Changes
+
+import deltaflow as pw
+from deltaflow.engine.runtime import stop_all_runs
+from deltaflow.io import connector
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "custom_connectors.md"
+NO_MONITORING = pw.MonitoringLevel.NONE
+
+
+def _doc_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+
+
+def _example() -> types.ModuleType:
+    """The documented connector, run as a module of its own."""
+    module = types.ModuleType("custom_connector_example")
+    exec(compile(_doc_blocks()[0], str(DOC), "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+class Order(pw.Schema):
+    id: int
+    item: str
+    price: float
+
+
+def _database(path: Path, rows: list[tuple[int, str, float]]) -> Path:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT, "
+                   "price REAL)")
+        db.executemany("INSERT INTO orders VALUES (?, ?, ?)", rows)
+    return path
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
+        else []
+
+
+def _config(store: Path) -> Any:
+    return pw.persistence.Config(pw.persistence.Backend.filesystem(store))
+
+
+# --- the documented example -----------------------------------------------------------------
+
+
+def test_documented_example_is_short_and_runs_as_shown(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    code = _doc_blocks()[0]
+    assert len(code.splitlines()) < 60
+    assert "_core" not in DOC.read_text()  # nothing private is needed
+    monkeypatch.chdir(tmp_path)
+    _database(tmp_path / "shop.db", [(1, "tea", 2.0), (2, "cake", 3.5), (3, "tea", 1.0)])
+    namespace: dict[str, Any] = {}
+    exec(compile(code + _doc_blocks()[1], str(DOC), "exec"), namespace)  # noqa: S102
+    totals = {row["item"]: row["total"] for row in _lines(tmp_path / "totals.jsonl")}
+    assert totals == {"tea": 3.0, "cake": 3.5}
+
+
+def test_documented_reader_streams_new_rows_and_updates(tmp_path: Path) -> None:
+    example = _example()
+    db = _database(tmp_path / "shop.db", [(1, "tea", 2.0)])
+    out = tmp_path / "totals.jsonl"
+    orders = example.read_new_rows(str(db), "orders", schema=Order, autocommit_duration_ms=5)
+    totals = orders.groupby(orders.item).reduce(orders.item,
+                                                total=pw.reducers.sum(orders.price))
+    example.write_json_lines(totals, str(out))
+    changes = Changes().subscribe(orders)
+    with BackgroundRun():
+        changes.wait_for(lambda c: len(c.rows) == 1)
+        _database(db, [(2, "tea", 1.5), (3, "cake", 4.0)])
+        changes.wait_for(lambda c: len(c.rows) == 3)
+    assert [row["id"] for row, _, _ in changes.rows] == [1, 2, 3]
+    lines = _lines(out)
+    # The tea total went from 2.0 to 3.5: its old row retracted in the time of the new one.
+    tea = [(line["total"], line["diff"]) for line in lines if line["item"] == "tea"]
+    assert tea[0] == (2.0, 1) and sorted(tea[1:]) == [(2.0, -1), (3.5, 1)]
+    retract = next(line for line in lines if line["diff"] == -1)
+    assert lines.index(retract) < lines.index(next(
+        line for line in lines if line["total"] == 3.5))  # deletions first within a time
+    assert {line["time"] for line in lines if line["total"] in (3.5, 4.0)} == \
+        {retract["time"]}
+
+
+def test_documented_reader_checks_its_arguments_when_defined(tmp_path: Path) -> None:
+    example = _example()
+    db = str(_database(tmp_path / "shop.db", []))
+    with pytest.raises(TypeError, match="read_new_rows.*'autocommit'"):
+        example.read_new_rows(db, "orders", schema=Order, autocommit=5)
+    with pytest.raises(ValueError, match="read_new_rows.*mode"):
+        example.read_new_rows(db, "orders", schema=Order, mode="batch")
+    with pytest.raises(ValueError, match="read_new_rows.*autocommit_duration_ms"):
+        example.read_new_rows(db, "orders", schema=Order, autocommit_duration_ms=-1)
+    with pytest.raises(ValueError, match="read_new_rows.*max_backlog_size"):
+        example.read_new_rows(db, "orders", schema=Order, max_backlog_size=0)
+    with pytest.raises(ValueError, match="read_new_rows.*schema is required"):
+        example.read_new_rows(db, "orders", schema=None)
+    with pytest.raises(TypeError, match="read_new_rows.*pw.Schema"):
+        example.read_new_rows(db, "orders", schema=dict)
+    with pytest.raises(TypeError, match="read_new_rows.*name must be a str"):
+        example.read_new_rows(db, "orders", schema=Order, name=3)
+    with pytest.raises(FileNotFoundError):
+        example.read_new_rows(str(tmp_path / "none.db"), "orders", schema=Order)
+    table = example.read_new_rows(db, "orders", schema=Order, debug_data=[1], _stacklevel=2)
+    with pytest.raises(TypeError, match="write_json_lines.*'format'"):
+        example.write_json_lines(table, "out.jsonl", format="csv")
+    with pytest.raises(TypeError, match="write_json_lines.*table must be a pw.Table"):
+        example.write_json_lines([1], "out.jsonl")
+    with pytest.raises(KeyError, match="nope"):
+        example.write_json_lines(table, "out.jsonl", sort_by=["nope"])
+    with pytest.raises(TypeError, match="write_json_lines.*name must be a str"):
+        example.write_json_lines(table, "out.jsonl", name=b"x")
+
+
+def test_persistent_id_is_the_old_spelling_of_name(tmp_path: Path) -> None:
+    example = _example()
+    db = str(_database(tmp_path / "shop.db", []))
+    with pytest.warns(DeprecationWarning, match="persistent_id"):
+        example.read_new_rows(db, "orders", schema=Order, persistent_id="orders")
+    with pytest.raises(ValueError, match="name= only"):
+        example.read_new_rows(db, "orders", schema=Order, persistent_id="a", name="b")
+    checked = connector.check_read_options("r", default_name="d", schema=Order)
+    assert (checked.name, checked.named, checked.streaming) == ("d", False, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        checked = connector.check_read_options("r", default_name="d", schema=Order,
+                                               persistent_id="p", mode="static")
+    assert (checked.name, checked.named, checked.streaming) == ("p", True, False)
+
+
+# --- persistence --------------------------------------------------------------------------
+
+
+class _Recorded:
+    """The offsets the documented source was polled with, across runs."""
+
+    def __init__(self, example: types.ModuleType) -> None:
+        self.offsets: list[Any] = []
+        recorded = self
+
+        class RecordingRows(example.NewRows):  # type: ignore[name-defined, misc]
+            def poll(self, offset: Any) -> Any:
+                recorded.offsets.append(offset)
+                return super().poll(offset)
+
+        self.source_class = RecordingRows
+
+
+def _persisted_run(example: types.ModuleType, recorded: _Recorded, db: Path, out: Path,
+                   store: Path, *, mode: str = "static") -> None:
+    pw.clear_graph()
+    orders = connector.read_polling(recorded.source_class(str(db), "orders"), schema=Order,
+                                    mode=mode, name="orders", autocommit_duration_ms=5)
+    example.write_json_lines(orders, str(out))
+    pw.run(persistence_config=_config(store), monitoring_level=NO_MONITORING)
+
+
+def test_restart_resumes_from_the_returned_offset(tmp_path: Path) -> None:
+    example = _example()
+    recorded = _Recorded(example)
+    db = _database(tmp_path / "shop.db", [(i, f"item{i}", float(i)) for i in range(1, 6)])
+    store = tmp_path / "store"
+    _persisted_run(example, recorded, db, tmp_path / "out1.jsonl", store)
+    assert [line["id"] for line in _lines(tmp_path / "out1.jsonl")] == [1, 2, 3, 4, 5]
+    assert recorded.offsets[0] is None
+
+    recorded.offsets.clear()
+    _database(db, [(i, f"item{i}", float(i)) for i in range(6, 9)])
+    _persisted_run(example, recorded, db, tmp_path / "out2.jsonl", store)
+    assert recorded.offsets[0] == 5  # restored from the checkpoint, not None
+    assert [(line["id"], line["diff"]) for line in _lines(tmp_path / "out2.jsonl")] == \
+        [(6, 1), (7, 1), (8, 1)]
+
+    recorded.offsets.clear()
+    _persisted_run(example, recorded, db, tmp_path / "out3.jsonl", store)
+    assert recorded.offsets == [8]  # one poll finding nothing: the static input ends
+    assert _lines(tmp_path / "out3.jsonl") == []
+
+
+def test_stopped_stream_restarts_without_loss_or_duplicates(tmp_path: Path) -> None:
+    example = _example()
+    recorded = _Recorded(example)
+    db = _database(tmp_path / "shop.db", [(1, "a", 1.0)])
+    store, first, second = tmp_path / "store", tmp_path / "o1.jsonl", tmp_path / "o2.jsonl"
+    inserted = [1]
+    failures: list[BaseException] = []
+
+    def streaming_run() -> None:
+        try:
+            _persisted_run(example, recorded, db, first, store, mode="streaming")
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            failures.append(exc)
+
+    run = threading.Thread(target=streaming_run, daemon=True)
+    run.start()
+    # Rows keep arriving while the stream is read; it is stopped in the middle of them.
+    while inserted[-1] < 200:
+        _database(db, [(inserted[-1] + 1, "a", 1.0), (inserted[-1] + 2, "b", 2.0)])
+        inserted.extend([inserted[-1] + 1, inserted[-1] + 2])
+        time.sleep(0.002)
+    deadline = time.monotonic() + 10
+    while run.is_alive() and time.monotonic() < deadline:
+        stop_all_runs()
+        run.join(timeout=0.05)
+    assert not run.is_alive() and not failures, failures
+    _database(db, [(1000, "c", 3.0)])  # added while nothing runs
+    _persisted_run(example, recorded, db, second, store)
+    seen = Counter(line["id"] for line in _lines(first) + _lines(second) if line["diff"] == 1)
+    assert _lines(first) and _lines(second)  # each run wrote a part
+    assert seen == Counter([*inserted, 1000])  # every row once: none lost, none twice
+
+
+# --- polling sources ------------------------------------------------------------------------
+
+
+class ListSource(connector.PollingSource):
+    """Hands out ``batches`` one per poll; the offset is the number of batches handed out."""
+
+    poll_interval_s = 0.01
+
+    def __init__(self, batches: list[Any]) -> None:
+        self.batches = batches
+        self.closed = 0
+
+    def poll(self, offset: Any) -> Any:
+        index = offset or 0
+        if index >= len(self.batches):
+            return None
+        batch = self.batches[index]
+        if isinstance(batch, connector.Polled):
+            batch.offset = index + 1
+            return batch
+        return connector.Polled(batch, offset=index + 1)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class Keyed(pw.Schema):
+    k: str = pw.column_definition(primary_key=True)
+    v: int
+
+
+class Plain(pw.Schema):
+    k: str
+    v: int
+
+
+def _static_rows(source: connector.PollingSource, schema: type[pw.Schema]
+                 ) -> list[tuple[dict[str, Any], bool]]:
+    changes = Changes().subscribe(connector.read_polling(source, schema=schema, mode="static"))
+    pw.run(monitoring_level=NO_MONITORING)
+    return [(row, added) for row, _, added in changes.rows]
+
+
+def test_rows_as_dicts_tuples_iterables_and_frames() -> None:
+    source = ListSource([
+        [{"k": "a", "v": 1}],
+        [("b", 2)],
+        (row for row in [{"k": "c", "v": 3}]),
+        pl.DataFrame({"k": ["d"], "v": [4]}),
+    ])
+    rows = _static_rows(source, Plain)
+    assert sorted(row["k"] + str(row["v"]) for row, _ in rows) == ["a1", "b2", "c3", "d4"]
+    assert source.closed == 1
+
+
+def test_bad_rows_are_reported_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    source = ListSource([[{"k": "a", "v": 1}, {"k": "b"}, ("c", 3, 4), {"k": "d", "v": "x"},
+                          ("e", 5)]])
+    rows = _static_rows(source, Plain)
+    assert sorted(row["k"] for row, _ in rows) == ["a", "e"]
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "ListSource poll 1, row 2" in messages and "row 4" in messages
+
+
+def test_upserts_and_deletions_by_key() -> None:
+    class Upserting(ListSource):
+        upserts = True
+
+    source = Upserting([
+        [{"k": "a", "v": 1}, {"k": "b", "v": 2}],
+        connector.Polled([{"k": "a", "v": 10}], kind="upsert"),
+        connector.Polled([{"k": "b", "v": 0}], kind="delete"),
+    ])
+    changes = Changes().subscribe(connector.read_polling(source, schema=Keyed, mode="static",
+                                                         autocommit_duration_ms=None))
+    pw.run(monitoring_level=NO_MONITORING)
+    assert changes.state() == [{"k": "a", "v": 10}]
+    with pytest.raises(ValueError, match="upserts needs a primary key"):
+        connector.read_polling(Upserting([]), schema=Plain)
+
+
+def test_upserts_need_the_source_to_declare_them() -> None:
+    source = ListSource([connector.Polled([{"k": "a", "v": 1}], kind="upsert")])
+    pw.io.null.write(connector.read_polling(source, schema=Keyed, mode="static"))
+    with pytest.raises(pw.ConnectorError, match="upserts = True"):
+        pw.run(monitoring_level=NO_MONITORING)
+
+
+def test_offset_that_cannot_be_stored_fails_the_run() -> None:
+    class BadOffset(connector.PollingSource):
+        def poll(self, offset: Any) -> Any:
+            return connector.Polled([{"k": "a", "v": 1}], offset=object())
+
+    pw.io.null.write(connector.read_polling(BadOffset(), schema=Plain, mode="static"))
+    with pytest.raises(pw.ConnectorError, match="BadOffset.*offset"):
+        pw.run(monitoring_level=NO_MONITORING)
+
+
+def test_failing_poll_stops_the_run_naming_the_connector() -> None:
+    class Broken(connector.PollingSource):
+        def poll(self, offset: Any) -> Any:
+            raise OSError("the service is down")
+
+    pw.io.null.write(connector.read_polling(Broken(), schema=Plain, mode="static",
+                                            name="broken-feed"))
+    with pytest.raises(pw.ConnectorError, match="broken-feed.*the service is down"):
+        pw.run(monitoring_level=NO_MONITORING)
+
+
+def test_finished_ends_a_streaming_source() -> None:
+    source = ListSource([[{"k": "a", "v": 1}],
+                         connector.Polled([{"k": "b", "v": 2}], finished=True),
+                         [{"k": "never", "v": 0}]])
+    changes = Changes().subscribe(connector.read_polling(source, schema=Plain))
+    pw.run(monitoring_level=NO_MONITORING)  # returns: the source finished
+    assert sorted(row["k"] for row, _, _ in changes.rows) == ["a", "b"]
+
+
+def test_polling_arguments() -> None:
+    with pytest.raises(TypeError, match="PollingSource"):
+        connector.read_polling(object(), schema=Plain)  # type: ignore[arg-type]
+
+    class TooFast(ListSource):
+        poll_interval_s = -1  # type: ignore[assignment]
+
+    with pytest.raises(ValueError, match="poll_interval_s"):
+        connector.read_polling(TooFast([]), schema=Plain)
+    table = connector.read_polling(ListSource([]), schema=Plain, label="my.read")
+    assert isinstance(table, pw.Table)
+
+
+# --- batch writers -------------------------------------------------------------------------
+
+
+class Collect(connector.BatchWriter):
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, list[connector.Change]]] = []
+        self.closed = False
+
+    def write_batch(self, time: int, changes: list[connector.Change]) -> None:
+        self.calls.append((time, changes))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_batch_writer_gets_one_call_per_time_deletions_first() -> None:
+    table = pw.debug.table_from_markdown("""
+        k | v | __time__ | __diff__
+        a | 1 | 2        | 1
+        b | 2 | 2        | 1
+        a | 1 | 4        | -1
+        a | 5 | 4        | 1
+        c | 7 | 6        | 1
+    """)
+    writer = Collect()
+    connector.write_batches(table, writer)
+    pw.run(monitoring_level=NO_MONITORING)
+    assert [time for time, _ in writer.calls] == sorted(time for time, _ in writer.calls)
+    assert len(writer.calls) == 3 and writer.closed
+    as_rows = [[(c.row["k"], c.row["v"], c.diff) for c in changes] for _, changes in writer.calls]
+    assert sorted(as_rows[0]) == [("a", 1, 1), ("b", 2, 1)]
+    assert as_rows[1] == [("a", 1, -1), ("a", 5, 1)]
+    assert as_rows[2] == [("c", 7, 1)]
+    assert all(isinstance(c.key, pw.Pointer) for _, changes in writer.calls for c in changes)
+
+
+def test_batch_writer_sort_by_and_failure() -> None:
+    table = pw.debug.table_from_markdown("""
+        k | v
+        b | 2
+        a | 1
+        c | 3
+    """)
+    writer = Collect()
+    connector.write_batches(table, writer, sort_by=[table.k], name="collector")
+    pw.run(monitoring_level=NO_MONITORING)
+    assert [c.row["k"] for c in writer.calls[0][1]] == ["a", "b", "c"]
+
+    class Failing(connector.BatchWriter):
+        def write_batch(self, time: int, changes: list[connector.Change]) -> None:
+            raise RuntimeError("disk full")
+
+    pw.clear_graph()
+    connector.write_batches(table, Failing(), name="failing-sink")
+    with pytest.raises(pw.ConnectorError, match="failing-sink.*disk full"):
+        pw.run(monitoring_level=NO_MONITORING)
+    with pytest.raises(TypeError, match="BatchWriter"):
+        connector.write_batches(table, Collect)  # type: ignore[arg-type]
