@@ -23,6 +23,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from deltaflow.errors import DeltaflowError
+
 _POOL_THREAD = re.compile(r"polars-\d+")
 _MESSAGE = (
     "deltaflow cannot run in this process: it was forked (multiprocessing's 'fork' start "
@@ -33,7 +35,7 @@ _MESSAGE = (
     "importing deltaflow.")
 
 
-class ForkedAfterPolarsError(RuntimeError):
+class ForkedAfterPolarsError(DeltaflowError, RuntimeError):
     """This process was forked after Polars started its thread pool (see the message)."""
 
 

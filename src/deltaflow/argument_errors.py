@@ -13,12 +13,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from deltaflow.errors import DefinitionError
 from deltaflow.expressions.base import ColumnNotFoundError, ExpressionError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ArgumentError(TypeError, ValueError):
+class ArgumentError(DefinitionError, TypeError, ValueError):
     """An argument of the wrong kind (Pathway: ``ValueError``; Python: ``TypeError``)."""
 
 

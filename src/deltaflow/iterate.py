@@ -17,6 +17,7 @@ from typing import Any
 from deltaflow import plan
 from deltaflow.engine import iterate as _engine  # noqa: F401 - registers the operators
 from deltaflow.engine.iterate_nodes import IterateNode, IterateOutputNode, IterationInputNode
+from deltaflow.errors import DefinitionError
 from deltaflow.table import Table
 
 __all__ = ["IterateResult", "MissingIteratedTable", "iterate", "iterate_universe"]
@@ -36,7 +37,7 @@ class iterate_universe:  # noqa: N801 - Pathway's name
         return f"iterate_universe(table={self.table!r})"
 
 
-class MissingIteratedTable(AttributeError, KeyError):
+class MissingIteratedTable(DefinitionError, AttributeError, KeyError):
     """``result.name`` for a name the result does not have: an AttributeError (``hasattr``
     works) that is also the KeyError Pathway raises."""
 

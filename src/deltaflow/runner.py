@@ -18,6 +18,7 @@ from deltaflow._signals import graceful_stop
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorStats, Sink
 from deltaflow.engine.runtime import run_outputs
+from deltaflow.error_display import UserFacingErrors
 
 logger = logging.getLogger("deltaflow")
 
@@ -51,9 +52,10 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
     going when a cell fails: the cell holds an error value and the failure is a row of
     ``pw.global_error_log()`` (docs/errors.md).
     """
-    _run(every_table=False, debug=debug, monitoring_level=monitoring_level,
-         persistence_config=persistence_config, terminate_on_error=terminate_on_error,
-         with_http_server=with_http_server, default_logging=default_logging)
+    with UserFacingErrors():  # a failure shows the user's frames, not deltaflow's
+        _run(every_table=False, debug=debug, monitoring_level=monitoring_level,
+             persistence_config=persistence_config, terminate_on_error=terminate_on_error,
+             with_http_server=with_http_server, default_logging=default_logging)
 
 
 def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,
@@ -64,9 +66,10 @@ def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = Monitori
             udf_cache_directory: str | None = None) -> None:
     """Like :func:`run`, and also compute every table defined so far, whether or not it has
     an output (so that, for example, an error in any of them stops the run)."""
-    _run(every_table=True, debug=debug, monitoring_level=monitoring_level,
-         persistence_config=persistence_config, terminate_on_error=terminate_on_error,
-         with_http_server=with_http_server, default_logging=default_logging)
+    with UserFacingErrors():  # a failure shows the user's frames, not deltaflow's
+        _run(every_table=True, debug=debug, monitoring_level=monitoring_level,
+             persistence_config=persistence_config, terminate_on_error=terminate_on_error,
+             with_http_server=with_http_server, default_logging=default_logging)
 
 
 def _run(*, every_table: bool, debug: bool, monitoring_level: MonitoringLevel,

@@ -20,27 +20,7 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
-
-class ConnectorError(RuntimeError):
-    """A connector failed; the message names it. The original error is ``__cause__``."""
-
-    def __init__(self, connector: str, message: str) -> None:
-        super().__init__(f"connector {connector!r}: {message}")
-        self.connector = connector
-
-
-class ConnectorOSError(ConnectorError, OSError):
-    """A connector failed on an operating-system error (a missing directory, a refused
-    connection ...): still an ``OSError``, as the failure is in Pathway."""
-
-
-def connector_error(connector: str, error: BaseException) -> ConnectorError:
-    """``error`` raised by the connector, as a :class:`ConnectorError` naming it (an
-    ``OSError`` stays one); the original error is its ``__cause__``."""
-    kind = ConnectorOSError if isinstance(error, OSError) else ConnectorError
-    wrapped = kind(connector, f"{type(error).__name__}: {error}")
-    wrapped.__cause__ = error
-    return wrapped
+from deltaflow.errors import ConnectorError, ConnectorOSError, connector_error  # noqa: F401
 
 
 @dataclass
@@ -228,4 +208,4 @@ def sink_errors(sink: Sink) -> Iterator[None]:
     except ConnectorError:
         raise
     except Exception as exc:
-        raise ConnectorError(sink.name, f"{type(exc).__name__}: {exc}") from exc
+        raise connector_error(sink.name, exc) from exc

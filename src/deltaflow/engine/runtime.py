@@ -28,6 +28,7 @@ from deltaflow.engine.operators import (
     OutputOperator,
     SelectOperator,
 )
+from deltaflow.errors import EngineError  # noqa: F401 - its former home
 
 logger = logging.getLogger("deltaflow.engine")
 
@@ -42,10 +43,6 @@ def register_operator(node_type: type[plan.Node], factory: Callable[[Any], Opera
 #: The time of the changes released when every input has finished (held rows of ``buffer``
 #: and delayed windows), as in Pathway: the largest even 64-bit unsigned time.
 FINAL_TIME = 18446744073709551614
-
-
-class EngineError(RuntimeError):
-    """The run failed inside an operator; the message names the operator."""
 
 
 def _even_now_ms() -> int:
@@ -383,6 +380,7 @@ class Runtime:
             if self.errors.seen:
                 deltas = _without_unhandled_errors(self.operators[position], deltas)
             results[position] = self.operators[position].step(self._open_time, deltas)
+        self.errors.current = None  # a later failure is no operator's (see error_display)
         self.errors.flush()
 
     def _process(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> None:
@@ -400,6 +398,7 @@ class Runtime:
             if self.errors.seen:
                 deltas = _without_unhandled_errors(op, deltas)
             results[position] = op.step(time, deltas)
+        self.errors.current = None  # a later failure is no operator's (see error_display)
         self.errors.flush()
         for sink in self.sinks:
             with sink_errors(sink):

@@ -198,8 +198,7 @@ class _SubjectReader(Reader):
                     break
                 return after
             if isinstance(item, _Failure):
-                raise RuntimeError(f"the subject's run() raised {type(item.error).__name__}: "
-                                   f"{item.error}") from item.error
+                raise item.error  # the session names the subject (as Pathway, same type)
             kind, message, key = item
             rows.append(message)
             kinds.append(self._insert_kind if kind == "insert" else kind)

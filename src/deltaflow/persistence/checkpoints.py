@@ -37,6 +37,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow.engine.batch import DIFF, ID
+from deltaflow.errors import PersistenceError
 from deltaflow.io._core.offsets import merge_frontiers
 from deltaflow.persistence.storage import Storage
 
@@ -48,7 +49,7 @@ _MANIFESTS = "checkpoints/"
 _MANIFEST_NAME = re.compile(r"^checkpoints/(\d+)\.json$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PersistenceError, RuntimeError):
     """A checkpoint cannot be used by this pipeline (the message says why and what to do)."""
 
 

@@ -15,12 +15,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from deltaflow.errors import PersistenceError
 from deltaflow.persistence.config import Backend
 
 _Result = TypeVar("_Result")
 
 
-class StorageError(OSError):
+class StorageError(PersistenceError, OSError):
     """The checkpoint store cannot be read or written; the message names the store and the
     operation that failed."""
 

@@ -10,12 +10,14 @@ import logging
 from types import ModuleType
 from typing import Any
 
+from deltaflow.errors import DefinitionError
+
 logger = logging.getLogger(__name__)
 
 _INSTALL_HINT = "pw.sql needs the sqlglot package: pip install 'deltaflow[sql]'"
 
 
-class UnsupportedSqlError(NotImplementedError):
+class UnsupportedSqlError(DefinitionError, NotImplementedError):
     """A construct of the query that ``pw.sql`` cannot translate (the message names it)."""
 
 
@@ -30,7 +32,7 @@ class MissingFromError(UnsupportedSqlError, KeyError):
         return str(self.args[0])
 
 
-class CorrelatedSubqueryError(SyntaxError):
+class CorrelatedSubqueryError(DefinitionError, SyntaxError):
     """A subquery refers to a table of the query around it (Pathway raises SyntaxError here)."""
 
 

@@ -28,7 +28,7 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE, hash_columns, sequence_ids
 from deltaflow.engine.batch import DIFF, ID
-from deltaflow.engine.boundary import ConnectorError, Source, SourceHandle
+from deltaflow.engine.boundary import Source, SourceHandle, connector_error
 from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
 from deltaflow.io._core.base import (
     Commit,
@@ -144,12 +144,9 @@ class InputSession(Source):
         except _Stopped:
             handle.finish()
         except BaseException as exc:  # noqa: BLE001 - every failure goes to the engine
-            logger.error("input %s failed: %s: %s", self.name, type(exc).__name__, exc)
-            error = exc if isinstance(exc, ConnectorError) else \
-                ConnectorError(self.name, f"{type(exc).__name__}: {exc}")
-            if error is not exc:
-                error.__cause__ = exc
-            handle.fail(error)
+            # Reported once: the engine raises it out of pw.run(); logged here for debugging.
+            logger.debug("input %s failed: %s: %s", self.name, type(exc).__name__, exc)
+            handle.fail(connector_error(self.name, exc))
         finally:
             self._bad_records.flush()
             self._reader = None

@@ -120,7 +120,8 @@ class OutputSession(Sink):
                 else:
                     self.writer.flush(time)
         except BaseException as exc:  # noqa: BLE001 - reported to the engine
-            logger.error("output %s failed: %s", self.name, exc)
+            # Reported once: the engine raises it out of pw.run(); logged here for debugging.
+            logger.debug("output %s failed: %s", self.name, exc)
             self._failure = exc
 
     def _write(self, batch: pl.DataFrame, time: int) -> None:

@@ -1,0 +1,585 @@
+"""Errors as values: the ``Error`` cell value, the run-wide ``terminate_on_error`` setting and
+the error log tables (``pw.global_error_log()``, ``pw.local_error_log()``).
+
+The exception classes live in :mod:`deltaflow.errors`, which also re-exports every name of
+this module (``from deltaflow import errors; errors.report(...)`` keeps working).
+
+With ``terminate_on_error=True`` (the default) nothing here is used: the first failure raises.
+With ``terminate_on_error=False`` a failing cell holds :data:`ERROR`. Batches keep their Polars
+dtypes while no error occurs; a column holding an error cell travels as a ``pl.Object`` column
+with the :data:`ERROR` object in the failed cells (see ``docs/errors.md``). Operators only look
+for such columns once the run has produced an error (:func:`errors_seen`), so runs without
+errors pay one flag test per operator step.
+
+Every failure is reported once, by the operator where it happened: a row of the error log of
+that operator (the global one, or the local one active when the operator's table was defined)
+and an ``ERROR`` logging record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import polars as pl
+
+from deltaflow import _types as t
+
+logger = logging.getLogger("deltaflow.errors")
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_CONTEXTLIB = os.path.dirname(os.path.abspath(contextlib.__file__))
+
+
+class ErrorValue:
+    """The value of a cell whose computation failed (there is a single instance,
+    :data:`ERROR`). It prints as ``Error``; only ``pw.fill_error`` and
+    ``Table.remove_errors`` get rid of it."""
+
+    __slots__ = ()
+    _instance: ErrorValue | None = None
+
+    def __new__(cls) -> ErrorValue:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "Error"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ErrorValue, ())
+
+
+ERROR = ErrorValue()
+
+#: The columns of an error log table, as Pathway's ``ErrorLogSchema``.
+ERROR_LOG_COLUMNS: dict[str, t.DType] = {"operator_id": t.INT, "message": t.STR,
+                                         "trace": t.STR}
+
+
+# ------------------------------------------------------------------------------------------
+# Where a plan node was defined, and which log its errors go to
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeOrigin:
+    """The user's line that defined a plan node (for the ``trace`` column) and the local error
+    log active at that moment (None: the global log). ``location`` is ``file:line`` and
+    ``line`` the source text there (both empty when no user frame was found)."""
+
+    trace: str
+    log: LocalErrorLog | None
+    location: str = ""
+    line: str = ""
+
+
+class LocalErrorLog:
+    """The identity of one ``pw.local_error_log()`` block."""
+
+    _ids = itertools.count()
+
+    def __init__(self) -> None:
+        self.number = next(self._ids)
+
+    def __repr__(self) -> str:
+        return f"<local error log {self.number}>"
+
+
+_GLOBAL_LOG = "global"
+_local_logs = threading.local()
+
+
+def _active_local_log() -> LocalErrorLog | None:
+    stack = getattr(_local_logs, "stack", None)
+    return stack[-1] if stack else None
+
+
+def capture_origin() -> NodeOrigin:
+    """The innermost frame outside deltaflow, as a trace, and the active local log."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        raw = frame.f_code.co_filename
+        filename = os.path.abspath(raw)
+        # Generated code (dataclass __init__, "<string>") and contextlib are not the user's.
+        if not raw.startswith("<") and not filename.startswith(_PACKAGE_DIR) \
+                and not filename.startswith(_CONTEXTLIB):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return NodeOrigin("", _active_local_log())
+    import linecache
+
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    location = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    trace = (f"Occurred here:\n \tLine: {line}\n \tFile: {location}\n \tFunction: "
+             f"{frame.f_code.co_name}")
+    return NodeOrigin(trace, _active_local_log(), location, line)
+
+
+# ------------------------------------------------------------------------------------------
+# The run-wide context
+# ------------------------------------------------------------------------------------------
+
+
+class ErrorContext:
+    """The error handling of one run: whether to stop at the first error, whether an error
+    value exists yet, the operator running now, and the log tables to fill."""
+
+    def __init__(self, terminate_on_error: bool) -> None:
+        self.terminate = terminate_on_error
+        self.seen = False
+        self.current: Any = None  # the plan node whose operator is running
+        self.silent_nodes: set[int] = set()  # downstream of a log table: logging only
+        self._handles: dict[Any, list[Any]] = {}
+        self._pending: dict[Any, list[tuple[int, str, str]]] = {}
+        self._next_row = 0  # log rows are numbered: distinct ids
+        self._lock = threading.Lock()  # connectors report from their own threads
+
+    # --- error log tables ----------------------------------------------------------------
+    def attach_log(self, key: Any, handle: Any) -> None:
+        self._handles.setdefault(key, []).append(handle)
+
+    @property
+    def log_handles(self) -> list[Any]:
+        return [h for handles in self._handles.values() for h in handles]
+
+    def report(self, message: str, node: Any = None, *, count: int = 1,
+               with_trace: bool = True, log: bool = True) -> None:
+        """Record ``count`` failures with ``message`` in the operator ``node`` (default: the
+        one running now): logged (unless the caller logs them itself: ``log=False``), and
+        rows of its error log table."""
+        if count <= 0:
+            return
+        node = node if node is not None else self.current
+        origin: NodeOrigin | None = getattr(node, "origin", None)
+        operator_id = getattr(node, "uid", -1)
+        trace = origin.trace if origin is not None and with_trace else ""
+        for _ in range(min(count, 1000) if log else 0):  # do not flood the log
+            logger.error("%s in operator %s. %s", message, operator_id, trace)
+        if log and count > 1000:
+            logger.error("(%d more times: %s)", count - 1000, message)
+        if node is not None and node.uid in self.silent_nodes:
+            return  # an error about the error log itself: never fed back into it
+        key = origin.log if origin is not None and origin.log is not None else _GLOBAL_LOG
+        if key in self._handles:
+            with self._lock:
+                self._pending.setdefault(key, []).extend([(operator_id, message, trace)] * count)
+
+    def flush(self) -> None:
+        """Push the rows reported so far into the log tables (called between times)."""
+        if not self._pending:
+            return
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for key, rows in pending.items():
+            for handle in self._handles.get(key, []):
+                from deltaflow._ids import sequence_ids
+
+                start, self._next_row = self._next_row, self._next_row + len(rows)
+                batch = pl.DataFrame({
+                    "_id": sequence_ids("error-log", start, len(rows)),
+                    "operator_id": pl.Series([r[0] for r in rows], dtype=pl.Int64),
+                    "message": pl.Series([r[1] for r in rows], dtype=pl.String),
+                    "trace": pl.Series([r[2] for r in rows], dtype=pl.String),
+                    "_diff": pl.Series([1] * len(rows), dtype=pl.Int64),
+                })
+                handle.push(batch, consolidated=True)
+
+
+_state = threading.local()
+# The contexts of the runs in progress, newest last: connectors' threads (which have no
+# context of their own) use the newest.
+_runs: list[ErrorContext] = []
+
+
+def active() -> ErrorContext | None:
+    """The error context of the run on this thread (or, on another thread such as a
+    connector's, of the newest run), if any."""
+    context = getattr(_state, "context", None)
+    if context is None and _runs:
+        return _runs[-1]
+    return context
+
+
+def errors_seen() -> bool:
+    """Whether the run on this thread has produced an error value (then batches may hold
+    error cells and operators must look for them)."""
+    context = getattr(_state, "context", None)
+    return context is not None and context.seen
+
+
+def keeps_errors() -> bool:
+    """Whether failures become error values (``terminate_on_error=False``) in this run."""
+    context = getattr(_state, "context", None) or active()
+    return context is not None and not context.terminate
+
+
+def mark_seen() -> None:
+    context = active()
+    if context is not None:
+        context.seen = True
+
+
+def report_connector(message: str, *, log: bool = True) -> None:
+    """A connector's bad value or row: logged (unless the connector rate-limits its own
+    logging: ``log=False``) and a row of the global error log (it has no operator; its trace
+    is empty)."""
+    context = active()
+    if context is None:
+        if log:
+            logger.error("%s", message)
+        return
+    context.report(message, _CONNECTOR, with_trace=False, log=log)
+
+
+class _ConnectorOrigin:
+    """Stands for the operator of failures found by connectors."""
+
+    uid = -1
+    origin = None
+
+
+_CONNECTOR = _ConnectorOrigin()
+
+
+def report(message: str, *, count: int = 1, node: Any = None, with_trace: bool = True) -> None:
+    """Report failures in the operator running now (see :meth:`ErrorContext.report`)."""
+    context = getattr(_state, "context", None)
+    if context is not None:
+        context.report(message, node, count=count, with_trace=with_trace)
+    else:
+        logger.error("%s", message)
+
+
+def resolve_terminate(terminate_on_error: bool | None) -> bool:
+    """``terminate_on_error`` as a run uses it: None means the ``PATHWAY_TERMINATE_ON_ERROR``
+    environment variable (default true), as in Pathway."""
+    if terminate_on_error is not None:
+        return bool(terminate_on_error)
+    setting = os.environ.get("PATHWAY_TERMINATE_ON_ERROR", "true").strip().lower()
+    return setting not in ("false", "0", "no", "off")
+
+
+class run_context:  # noqa: N801 - used as a function: ``with run_context(...) as context``
+    """Make an error context current on this thread for the duration of a run
+    (``terminate_on_error=None``: the ``PATHWAY_TERMINATE_ON_ERROR`` variable, default true).
+
+    An exception leaving the run is prepared for the user on the way out (see
+    :mod:`deltaflow.error_display`): a note naming where the operation that was running was
+    defined, and deltaflow's frames trimmed. A class rather than a generator: ``contextlib``
+    would put the original traceback back."""
+
+    def __init__(self, terminate_on_error: bool | None) -> None:
+        self.context = ErrorContext(resolve_terminate(terminate_on_error))
+        self._previous: ErrorContext | None = None
+
+    def __enter__(self) -> ErrorContext:
+        self._previous = getattr(_state, "context", None)
+        _state.context = self.context
+        _runs.append(self.context)
+        return self.context
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        _state.context = self._previous
+        _runs.remove(self.context)
+        if error is not None:
+            from deltaflow.error_display import explain_failure
+
+            explain_failure(error, self.context.current)
+        return False
+
+
+def on_failure(message: str, error: BaseException | None = None) -> ErrorValue:
+    """The one place where a per-row failure becomes a value: with ``terminate_on_error`` it
+    raises (``error`` when given), otherwise it is reported and :data:`ERROR` is returned."""
+    context = getattr(_state, "context", None)
+    if context is None or context.terminate:
+        if error is not None:
+            raise error
+        raise ValueError(message)
+    context.seen = True
+    context.report(message)
+    return ERROR
+
+
+def exception_message(error: BaseException) -> str:
+    """How a Python exception raised by user code reads in the error log."""
+    return f"{type(error).__name__}: {error}"
+
+
+# ------------------------------------------------------------------------------------------
+# Error cells in batches
+# ------------------------------------------------------------------------------------------
+
+
+def error_mask(series: pl.Series) -> pl.Series | None:
+    """Which cells of ``series`` are errors, or None when none is (only object columns can
+    hold errors)."""
+    if series.dtype != pl.Object or series.len() == 0:
+        return None
+    flags = [value is ERROR for value in series.to_list()]
+    if not any(flags):
+        return None
+    return pl.Series(series.name, flags, dtype=pl.Boolean)
+
+
+def error_columns(frame: pl.DataFrame, names: Sequence[str] | None = None) -> dict[str, pl.Series]:
+    """The error masks of the columns of ``frame`` (all, or ``names``) holding errors."""
+    found: dict[str, pl.Series] = {}
+    for name in (names if names is not None else frame.columns):
+        if name in frame.columns and frame.schema[name] == pl.Object:
+            mask = error_mask(frame[name])
+            if mask is not None:
+                found[name] = mask
+    return found
+
+
+def frame_has_errors(frame: pl.DataFrame) -> bool:
+    """Whether any cell of ``frame`` is an error (cheap unless the run produced errors)."""
+    if not errors_seen():
+        return False
+    return any(dtype == pl.Object and error_mask(frame[name]) is not None
+               for name, dtype in frame.schema.items())
+
+
+def without_errors(series: pl.Series, dtype: pl.DataType | t.DType) -> pl.Series:
+    """``series`` with its error cells made null, stored as ``dtype`` again."""
+    polars_type = dtype.to_polars() if isinstance(dtype, t.DType) else dtype
+    values = [None if v is ERROR else v for v in series.to_list()]
+    if polars_type == pl.Object:
+        return pl.Series(series.name, values, dtype=pl.Object)
+    return pl.Series(series.name, values, dtype=polars_type)
+
+
+def with_errors(series: pl.Series, mask: pl.Series) -> pl.Series:
+    """``series`` as an object column with :data:`ERROR` where ``mask`` is true."""
+    values = series.to_list()
+    for position in mask.arg_true().to_list():
+        values[position] = ERROR
+    return pl.Series(series.name, values, dtype=pl.Object)
+
+
+def clean_frame(frame: pl.DataFrame, types: dict[str, pl.DataType]) -> tuple[
+        pl.DataFrame, dict[str, pl.Series]]:
+    """``frame`` with error cells nulled (columns in ``types`` restored to their dtype) and
+    the error masks of those columns."""
+    masks = error_columns(frame)
+    if not masks:
+        return frame, masks
+    restored = [without_errors(frame[name], types.get(name, frame.schema[name]))
+                for name in masks]
+    return frame.with_columns(restored), masks
+
+
+def row_has_error_mask(frame: pl.DataFrame, names: Sequence[str] | None = None
+                       ) -> pl.Series | None:
+    """Which rows of ``frame`` hold an error in one of ``names`` (None: no row does)."""
+    masks = list(error_columns(frame, names).values())
+    if not masks:
+        return None
+    combined = masks[0]
+    for mask in masks[1:]:
+        combined = combined | mask
+    return combined
+
+
+def drop_error_rows(frame: pl.DataFrame, names: Sequence[str] | None, message: str
+                    ) -> pl.DataFrame:
+    """``frame`` without the rows holding an error in ``names`` (None: any column), each one
+    reported with ``message``. Free while the run has no errors."""
+    if not errors_seen():
+        return frame
+    mask = row_has_error_mask(frame, names)
+    if mask is None:
+        return frame
+    report(message, count=int(mask.sum()))
+    return frame.filter(~mask)
+
+
+def squash_repeated_ids(state: pl.DataFrame, names: Sequence[str],
+                        terminate_on_error: bool | None) -> pl.DataFrame:
+    """A final table (rows with ``_id``) where an id holds several rows — a broken promise
+    upstream, e.g. ``concat`` of overlapping tables or ``with_id_from`` of a repeated key.
+    A table has one row per id, so this raises a ``KeyError``, or with
+    ``terminate_on_error=False`` warns and keeps one row of Errors for the id (as Pathway's
+    debug helpers do)."""
+    if state.height < 2 or state["_id"].n_unique() == state.height:
+        return state
+    repeated = state["_id"].is_duplicated()
+    keys = [t.Pointer(v) for v in state["_id"].filter(repeated).unique(maintain_order=True)
+            .to_list()]
+    if resolve_terminate(terminate_on_error):
+        raise KeyError(f"duplicated entries for key {keys[0]}: the table has several rows "
+                       f"with this id")
+    import warnings
+
+    for key in keys:
+        warnings.warn(f"duplicated entries for key {key}: the table has several rows with "
+                      f"this id; shown as one row of Errors", UserWarning, stacklevel=4)
+    first = ~state["_id"].is_duplicated() | state["_id"].is_first_distinct()
+    kept = state.filter(first)
+    mask = kept["_id"].is_in(state["_id"].filter(repeated).implode())
+    mark_seen()
+    return kept.with_columns([with_errors(kept[name], mask) for name in names])
+
+
+def unify_object_columns(frames: Sequence[pl.DataFrame]) -> list[pl.DataFrame]:
+    """Frames to concatenate, with a column stored as objects in one stored as objects in all
+    (a column holding errors in one part)."""
+    if len(frames) < 2:
+        return list(frames)
+    object_columns = {name for frame in frames for name, dtype in frame.schema.items()
+                      if dtype == pl.Object}
+    out = []
+    for frame in frames:
+        casts = [pl.Series(name, frame[name].to_list(), dtype=pl.Object)
+                 for name in object_columns
+                 if name in frame.columns and frame.schema[name] != pl.Object]
+        out.append(frame.with_columns(casts) if casts else frame)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# The public log tables
+# ------------------------------------------------------------------------------------------
+
+
+def _log_table(key: Any) -> Any:
+    from deltaflow import plan
+    from deltaflow.table import Table
+
+    source = ErrorLogSource(key)
+    node = plan.InputNode(columns=dict(ERROR_LOG_COLUMNS), source=source,
+                          label="global_error_log" if key == _GLOBAL_LOG else "local_error_log")
+    return Table(node)
+
+
+def global_error_log() -> Any:
+    """A table of every failure of the run (``operator_id``, ``message``, ``trace``), except
+    those of operators defined inside a ``pw.local_error_log()`` block."""
+    return _log_table(_GLOBAL_LOG)
+
+
+@contextlib.contextmanager
+def local_error_log() -> Iterator[Any]:
+    """A table of the failures of the operators defined inside the ``with`` block (they no
+    longer go to the global log)."""
+    log = LocalErrorLog()
+    table = _log_table(log)
+    stack = getattr(_local_logs, "stack", None)
+    if stack is None:
+        stack = _local_logs.stack = []
+    stack.append(log)
+    try:
+        yield table
+    finally:
+        stack.remove(log)
+
+
+def _source_base() -> type:
+    from deltaflow.engine.boundary import Source
+
+    return Source
+
+
+class ErrorLogSource(_source_base()):  # type: ignore[misc]
+    """The source of an error log table: the run pushes the reported rows into it, and
+    finishes it when every other input has finished."""
+
+    name = "error_log"
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def start(self, handle: Any) -> None:
+        """Nothing to start: the run attached ``handle`` to its error context already."""
+
+
+# ------------------------------------------------------------------------------------------
+# Errors carried beside a join's typed state
+# ------------------------------------------------------------------------------------------
+
+
+class CarriedErrors:
+    """The error cells of one join side's value columns, kept by row id beside the typed
+    arrangements (which never hold error cells): stripped from each prepared delta, put back
+    into the join's output rows that come from those input rows.
+
+    A retraction (diff < 0) gets the cells of the row version it removes, an insertion those of
+    the version it adds, so an output row and its later retraction are equal."""
+
+    def __init__(self, id_column: str) -> None:
+        self.id_column = id_column
+        self.current: dict[int, frozenset[str]] = {}
+        self._changes: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.current or self._changes)
+
+    def begin_step(self) -> None:
+        self._changes = {}
+
+    def strip(self, frame: pl.DataFrame, names: Sequence[str], id_column: str = "_id",
+              diff_column: str = "_diff") -> pl.DataFrame:
+        """Record the error cells of ``names`` in ``frame`` (a prepared delta) and null
+        them (the caller restores the dtypes)."""
+        masks = error_columns(frame, names)
+        if not masks and not self.current:
+            return frame
+        flags = {name: mask.to_list() for name, mask in masks.items()}
+        empty: frozenset[str] = frozenset()
+        for row, (row_id, diff) in enumerate(zip(frame[id_column].to_list(),
+                                                 frame[diff_column].to_list(), strict=True)):
+            cells = frozenset(n for n, f in flags.items() if f[row]) if flags else empty
+            if not cells and row_id not in self.current and row_id not in self._changes:
+                continue
+            old, new = self._changes.get(row_id) or (self.current.get(row_id, empty),) * 2
+            if diff < 0:
+                old = cells
+            else:
+                new = cells
+            self._changes[row_id] = (old, new)
+            if new:
+                self.current[row_id] = new
+            else:
+                self.current.pop(row_id, None)
+        if not masks:
+            return frame
+        return frame.with_columns([
+            pl.Series(name, [None if v is ERROR else v for v in frame[name].to_list()],
+                      dtype=pl.Object) for name in masks])
+
+    def restore(self, out: pl.DataFrame, diff_column: str = "_diff") -> pl.DataFrame:
+        """``out`` (the join's output) with the carried error cells put back."""
+        if not self.active or self.id_column not in out.columns or out.height == 0:
+            return out
+        cells: dict[str, list[int]] = {}
+        for row, (row_id, diff) in enumerate(zip(out[self.id_column].to_list(),
+                                                 out[diff_column].to_list(), strict=True)):
+            change = self._changes.get(row_id)
+            status = (change[0] if diff < 0 else change[1]) if change is not None \
+                else self.current.get(row_id)
+            for name in status or ():
+                cells.setdefault(name, []).append(row)
+        if not cells:
+            return out
+        replaced = []
+        for name, rows in cells.items():
+            mask = pl.Series(name, [False] * out.height, dtype=pl.Boolean)
+            mask = mask.scatter(rows, True)
+            replaced.append(with_errors(out[name], mask))
+        mark_seen()
+        return out.with_columns(replaced)
