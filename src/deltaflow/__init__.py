@@ -4,9 +4,6 @@ from typing import TYPE_CHECKING
 
 from deltaflow import _fork, debug, io  # _fork: a forked child gets an error, not a hang
 from deltaflow._types import (
-    DateTimeNaive,
-    DateTimeUtc,
-    Duration,
     Json,
     Pointer,
     PyObjectWrapper,
@@ -52,6 +49,7 @@ from deltaflow.table import Table
 # The names below are imported on first use (``__getattr__``); type checkers see them here.
 if TYPE_CHECKING:
     from deltaflow import demo, persistence, reducers, stdlib, temporal, udfs, universes
+    from deltaflow._types import DateTimeNaive, DateTimeUtc, Duration
     from deltaflow.api_types import (
         GroupedJoinResult,
         Joinable,
@@ -88,6 +86,10 @@ if TYPE_CHECKING:
 
 # Names provided by the stateful part of the API, imported on first use.
 _LAZY = {
+    # pandas' Timestamp/Timedelta subclasses: defined (and pandas imported) on first use.
+    "DateTimeNaive": ("deltaflow._types", "DateTimeNaive"),
+    "DateTimeUtc": ("deltaflow._types", "DateTimeUtc"),
+    "Duration": ("deltaflow._types", "Duration"),
     "reducers": ("deltaflow.reducers", None),
     "groupby": ("deltaflow.table_stateful", "groupby"),
     "join": ("deltaflow.table_stateful", "join"),

@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime
 import json as _json
 import operator
+import sys
 import types
 import typing
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import polars as pl
 
 from deltaflow._pointer import Pointer
@@ -145,12 +145,16 @@ def json_stored(value: Any) -> Any:
     if isinstance(value, Json):
         return json_stored(value.value)
     if isinstance(value, datetime.datetime):
+        import pandas as pd  # loaded on first use: `import deltaflow` stays light
+
         stamp = pd.Timestamp(value)
         text = (f"{stamp.strftime('%Y-%m-%dT%H:%M:%S')}."
                 f"{stamp.microsecond * 1000 + stamp.nanosecond:09d}")
         offset = stamp.strftime("%z")
         return text if not offset else f"{text}{offset[:3]}:{offset[3:]}"
     if isinstance(value, datetime.timedelta):
+        import pandas as pd
+
         return pd.Timedelta(value).value
     return value
 
@@ -182,16 +186,57 @@ def wrap_py_object(object: Any, *, serializer: Any = None) -> PyObjectWrapper:  
     return PyObjectWrapper(object, serializer)
 
 
-class DateTimeNaive(pd.Timestamp):
-    """Annotation for timezone-less timestamps (nanosecond precision)."""
+# The date-time annotations subclass pandas' Timestamp/Timedelta (values of date-time columns
+# are pandas objects, as in Pathway). pandas takes about half a second to import, so they are
+# defined on first access (module ``__getattr__`` below) and ``import deltaflow`` does not load
+# pandas; type checkers see the classes here.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    class DateTimeNaive(pd.Timestamp):
+        """Annotation for timezone-less timestamps (nanosecond precision)."""
+
+    class DateTimeUtc(pd.Timestamp):
+        """Annotation for timezone-aware timestamps, stored in UTC (nanosecond precision)."""
+
+    class Duration(pd.Timedelta):
+        """Annotation for time differences (nanosecond precision)."""
 
 
-class DateTimeUtc(pd.Timestamp):
-    """Annotation for timezone-aware timestamps, stored in UTC (nanosecond precision)."""
+_PANDAS_ANNOTATIONS = ("DateTimeNaive", "DateTimeUtc", "Duration")
 
 
-class Duration(pd.Timedelta):
-    """Annotation for time differences (nanosecond precision)."""
+def _define_pandas_annotations() -> None:
+    """Import pandas and define ``DateTimeNaive``, ``DateTimeUtc`` and ``Duration`` (once),
+    registering them and pandas' own classes as annotations :func:`wrap` knows."""
+    if "Duration" in globals():
+        return
+    import pandas as pd
+
+    class DateTimeNaive(pd.Timestamp):
+        """Annotation for timezone-less timestamps (nanosecond precision)."""
+
+    class DateTimeUtc(pd.Timestamp):
+        """Annotation for timezone-aware timestamps, stored in UTC (nanosecond precision)."""
+
+    class Duration(pd.Timedelta):
+        """Annotation for time differences (nanosecond precision)."""
+
+    for cls in (DateTimeNaive, DateTimeUtc, Duration):
+        cls.__qualname__ = cls.__name__  # pickled by reference as deltaflow._types.<name>
+    _SIMPLE_BY_PYTHON.update({
+        DateTimeNaive: DATE_TIME_NAIVE, DateTimeUtc: DATE_TIME_UTC, Duration: DURATION,
+        pd.Timestamp: DATE_TIME_NAIVE, pd.Timedelta: DURATION,
+    })
+    # Duration last: its presence is what marks the three as defined.
+    globals().update(DateTimeNaive=DateTimeNaive, DateTimeUtc=DateTimeUtc, Duration=Duration)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PANDAS_ANNOTATIONS:
+        _define_pandas_annotations()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,9 +299,20 @@ FLOAT: DType = _Simple("float", pl.Float64(), float)
 BOOL: DType = _Simple("bool", pl.Boolean(), bool)
 STR: DType = _Simple("str", pl.String(), str)
 BYTES: DType = _Simple("bytes", pl.Binary(), bytes)
-DATE_TIME_NAIVE: DType = _Simple("DateTimeNaive", pl.Datetime("ns"), DateTimeNaive)
-DATE_TIME_UTC: DType = _Simple("DateTimeUtc", pl.Datetime("ns", "UTC"), DateTimeUtc)
-DURATION: DType = _Simple("Duration", pl.Duration("ns"), Duration)
+
+
+class _PandasBacked(_Simple):
+    """A date-time type: its typehint (``pw.DateTimeNaive`` ...) is defined on first use."""
+
+    @property
+    def typehint(self) -> Any:
+        _define_pandas_annotations()
+        return globals()[self.name]
+
+
+DATE_TIME_NAIVE: DType = _PandasBacked("DateTimeNaive", pl.Datetime("ns"), None)
+DATE_TIME_UTC: DType = _PandasBacked("DateTimeUtc", pl.Datetime("ns", "UTC"), None)
+DURATION: DType = _PandasBacked("Duration", pl.Duration("ns"), None)
 
 
 class PointerType(DType):
@@ -400,9 +456,6 @@ _SIMPLE_BY_PYTHON: dict[Any, DType] = {
     bool: BOOL,
     str: STR,
     bytes: BYTES,
-    DateTimeNaive: DATE_TIME_NAIVE,
-    DateTimeUtc: DATE_TIME_UTC,
-    Duration: DURATION,
     Pointer: POINTER,
     Json: JSON,
     dict: JSON,
@@ -413,8 +466,8 @@ _SIMPLE_BY_PYTHON: dict[Any, DType] = {
     np.ndarray: ARRAY,
     datetime.datetime: DATE_TIME_NAIVE,
     datetime.timedelta: DURATION,
-    pd.Timestamp: DATE_TIME_NAIVE,
-    pd.Timedelta: DURATION,
+    # pw.DateTimeNaive, pw.DateTimeUtc, pw.Duration, pd.Timestamp and pd.Timedelta are added
+    # by _define_pandas_annotations, when pandas is loaded.
 }
 
 
@@ -424,6 +477,9 @@ def wrap(annotation: Any) -> DType:
         return annotation
     if annotation is type(None):
         return Optional(ANY)
+    if "Duration" not in globals() and "pandas" in sys.modules:
+        # pandas is loaded: its classes (and ours built on them) may be the annotation.
+        _define_pandas_annotations()
     try:
         found = _SIMPLE_BY_PYTHON.get(annotation)
     except TypeError:  # unhashable annotation objects
@@ -454,7 +510,8 @@ def wrap(annotation: Any) -> DType:
     if isinstance(annotation, type):
         if issubclass(annotation, PyObjectWrapper):
             return PY_OBJECT_WRAPPER
-        if issubclass(annotation, pd.Timestamp):
+        pandas = sys.modules.get("pandas")  # a pd.Timestamp subclass means pandas is loaded
+        if pandas is not None and issubclass(annotation, pandas.Timestamp):
             return DATE_TIME_NAIVE
         if issubclass(annotation, np.ndarray):
             return ARRAY

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import polars as pl
 
 from deltaflow._pointer import Pointer, PointerKey
@@ -81,9 +80,10 @@ def _dtype_of_value(value: Any) -> DType:
         return STR
     if isinstance(value, bytes):
         return BYTES
-    if isinstance(value, pd.Timestamp | datetime.datetime):
+    # pd.Timestamp / pd.Timedelta are datetime / timedelta subclasses.
+    if isinstance(value, datetime.datetime):
         return DATE_TIME_NAIVE if value.tzinfo is None else DATE_TIME_UTC
-    if isinstance(value, pd.Timedelta | datetime.timedelta):
+    if isinstance(value, datetime.timedelta):
         return DURATION
     if isinstance(value, Json | dict):
         return JSON
@@ -113,11 +113,15 @@ def to_storage(value: Any, dtype: DType) -> Any:
     if base == FLOAT and isinstance(value, int | np.integer) and not isinstance(value, bool):
         return float(value)
     if base in (DATE_TIME_NAIVE, DATE_TIME_UTC):
+        import pandas as pd  # loaded on first use: `import deltaflow` stays light
+
         ts = pd.Timestamp(value)
         if base == DATE_TIME_UTC:
             ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
         return ts.value  # nanoseconds since the epoch
     if base == DURATION:
+        import pandas as pd
+
         return pd.Timedelta(value).value
     if isinstance(base, Tuple | List) and isinstance(value, list):
         return tuple(value)
@@ -154,6 +158,8 @@ def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[An
         if series.null_count():
             return [None if v is None else Pointer(v) for v in series.to_list()]
         return list(map(Pointer, series.to_list()))
+    if isinstance(polars_type, pl.Datetime | pl.Duration):
+        import pandas as pd  # date-time values are pandas objects, as in Pathway
     if isinstance(polars_type, pl.Datetime):
         tz = polars_type.time_zone
         nanos = series.dt.epoch("ns").to_list()

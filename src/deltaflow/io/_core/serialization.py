@@ -18,13 +18,15 @@ import binascii
 import datetime
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import polars as pl
 
 from deltaflow import _types as t
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _NAIVE_FORMAT = "%Y-%m-%dT%H:%M:%S%.9f"
 _UTC_FORMAT = "%Y-%m-%dT%H:%M:%S%.9f%z"
@@ -52,9 +54,14 @@ def _json_default(value: Any) -> Any:
         return str(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
-    if isinstance(value, pd.Timestamp | datetime.datetime):
+    # pandas is imported on first use (pd.Timestamp / pd.Timedelta subclass these).
+    if isinstance(value, datetime.datetime):
+        import pandas as pd
+
         return _timestamp_text(pd.Timestamp(value))
-    if isinstance(value, pd.Timedelta | datetime.timedelta):
+    if isinstance(value, datetime.timedelta):
+        import pandas as pd
+
         return pd.Timedelta(value).value
     if isinstance(value, t.PyObjectWrapper):
         return repr(value.value)
@@ -315,7 +322,9 @@ def convert_value(value: Any, dtype: t.DType) -> Any:
     if base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC):
         return _convert_timestamp(value, base)
     if base == t.DURATION:
-        if isinstance(value, pd.Timedelta | datetime.timedelta):
+        import pandas as pd
+
+        if isinstance(value, datetime.timedelta):
             return pd.Timedelta(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return pd.Timedelta(value, unit="ns")
@@ -347,8 +356,10 @@ def convert_value(value: Any, dtype: t.DType) -> Any:
 
 
 def _convert_timestamp(value: Any, base: t.DType) -> pd.Timestamp:
+    import pandas as pd
+
     try:
-        if isinstance(value, str | datetime.datetime | pd.Timestamp | np.datetime64):
+        if isinstance(value, str | datetime.datetime | np.datetime64):
             stamp = pd.Timestamp(value)
         elif isinstance(value, int) and not isinstance(value, bool):
             stamp = pd.Timestamp(value, unit="ns")
