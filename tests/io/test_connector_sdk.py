@@ -418,3 +418,30 @@ def test_batch_writer_sort_by_and_failure() -> None:
         pw.run(monitoring_level=NO_MONITORING)
     with pytest.raises(TypeError, match="BatchWriter"):
         connector.write_batches(table, Collect)  # type: ignore[arg-type]
+
+
+# --- built-in connectors on the same checks -------------------------------------------------
+
+
+def test_file_and_delta_connectors_use_the_common_checks(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("k,v\na,1\n")
+    with pytest.raises(TypeError, match=r"pw.io.csv.read: .*'chunk_size'"):
+        pw.io.csv.read(source, schema=Plain, chunk_size=10)
+    with pytest.raises(TypeError, match=r"pw.io.fs.read: .*name must be a str"):
+        pw.io.fs.read(source, format="csv", schema=Plain, name=1)  # type: ignore[arg-type]
+    with pytest.warns(DeprecationWarning, match="persistent_id") as caught:
+        table = pw.io.csv.read(source, schema=Plain, persistent_id="people", mode="static")
+    assert caught[0].filename == __file__  # the warning names the user's line
+    assert table._node.source.name == "people"
+    with pytest.raises(TypeError, match=r"pw.io.jsonlines.write: table must be a pw.Table"):
+        pw.io.jsonlines.write([1], tmp_path / "out.jsonl")
+    with pytest.raises(KeyError, match="nope"):
+        pw.io.csv.write(table, tmp_path / "out.csv", sort_by=["nope"])
+    pytest.importorskip("deltalake")
+    with pytest.raises(TypeError, match=r"pw.io.deltalake.read\(.*\): .*'version'"):
+        pw.io.deltalake.read(tmp_path / "lake", Plain, version=3)
+    with pytest.raises(TypeError, match=r"pw.io.deltalake.write\(.*\): table must be"):
+        pw.io.deltalake.write("table", tmp_path / "lake")
+    with pytest.raises(TypeError, match=r"pw.io.deltalake.write\(.*\): name must be a str"):
+        pw.io.deltalake.write(table, tmp_path / "lake", name=2)  # type: ignore[arg-type]

@@ -20,8 +20,15 @@ import logging
 import os
 import time as _time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, BinaryIO, Literal
 
+from deltaflow.io._core.arguments import (
+    check_read_options,
+    check_write_options,
+    input_table,
+    output_table,
+)
 from deltaflow.io._core.base import (
     Data,
     Finished,
@@ -41,16 +48,7 @@ from deltaflow.io._core.formats import (
     column_specs,
     parser_for_format,
 )
-from deltaflow.io._core.output_session import write_table
-from deltaflow.io._core.read_table import (
-    check_autocommit,
-    check_backlog,
-    check_extra_kwargs,
-    check_mode,
-    format_schema,
-    reader_table,
-    with_metadata_column,
-)
+from deltaflow.io._core.read_table import format_schema, with_metadata_column
 from deltaflow.schema import Schema
 
 logger = logging.getLogger("deltaflow.io.fs")
@@ -346,11 +344,12 @@ def read_files(path: Any, fmt: str, *, schema: Any, mode: str, csv_settings: Any
     if fmt not in READ_FORMATS:
         raise ValueError(f"{label}: unknown format {fmt!r}; expected one of "
                          f"{', '.join(READ_FORMATS)}")
-    check_mode(mode, label)
-    autocommit = check_autocommit(autocommit_duration_ms, label)
-    backlog = check_backlog(max_backlog_size, label)
     path = _check_path(path, label)
-    check_extra_kwargs(kwargs, label)
+    # The schema is checked per format below (some formats have fixed columns).
+    options = check_read_options(label, default_name=f"{connector}:{path}", mode=mode,
+                                 autocommit_duration_ms=autocommit_duration_ms,
+                                 max_backlog_size=max_backlog_size, name=name,
+                                 schema_required=False, **kwargs)
     if csv_settings is not None and not isinstance(csv_settings, CsvParserSettings):
         raise TypeError(f"{label}: csv_settings must be a pw.io.CsvParserSettings")
     if json_field_paths is not None and not isinstance(json_field_paths, dict):
@@ -366,16 +365,13 @@ def read_files(path: Any, fmt: str, *, schema: Any, mode: str, csv_settings: Any
                                json_field_paths=json_field_paths)
     if with_metadata or fmt == "only_metadata":
         table_schema = with_metadata_column(table_schema)
-    streaming = mode == "streaming"
 
     def make_reader() -> FileReader:
-        return FileReader(path, object_pattern=object_pattern, streaming=streaming,
+        return FileReader(path, object_pattern=object_pattern, streaming=options.streaming,
                           read_contents=fmt != "only_metadata",
                           chunk_bytes=CHUNK_BYTES if fmt in LINE_FORMATS else None)
 
-    return reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
-                        name=name or f"{connector}:{path}", named=name is not None,
-                        autocommit_duration_ms=autocommit, max_backlog_size=backlog)
+    return input_table(replace(options, schema=table_schema), make_reader, parser)
 
 
 def read(path: str | os.PathLike, format: Literal["csv", "json", "plaintext",  # noqa: A002
@@ -412,8 +408,10 @@ def write_file(table: Any, filename: Any, fmt: str, *, name: str | None,
     if not isinstance(filename, str | os.PathLike):
         raise TypeError(f"{label}: filename must be a string or a path, got {filename!r}")
     path = os.fspath(filename)
+    options = check_write_options(label, table, default_name=f"{connector}:{path}", name=name,
+                                  sort_by=sort_by)
     # A missing directory is an OSError of the run (when the file is created), as in Pathway.
-    columns = dict(table._columns)
+    columns = options.columns
     formatter: Formatter
     if fmt == "csv":
         formatter = CsvFormatter(columns)
@@ -421,7 +419,7 @@ def write_file(table: Any, filename: Any, fmt: str, *, name: str | None,
     else:
         formatter = JsonLinesFormatter(columns)
         writer = FileWriter(path)
-    write_table(table, writer, formatter, name=name or f"{connector}:{path}", sort_by=sort_by)
+    output_table(options, writer, formatter)
 
 
 def write(table: Any, filename: str | os.PathLike, format: Literal["json", "csv"],  # noqa: A002

@@ -18,19 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from os import PathLike
 from typing import Any, Literal
 
 from deltaflow import _types as t
+from deltaflow.io._core.arguments import check_read_options, check_write_options, input_table
 from deltaflow.io._core.formats import TypedRowsParser, column_specs
-from deltaflow.io._core.read_table import (
-    check_autocommit,
-    check_backlog,
-    check_extra_kwargs,
-    check_mode,
-    check_schema,
-    reader_table,
-)
 from deltaflow.io.deltalake._optimizer import OptimizerRun, TableOptimizer
 from deltaflow.io.deltalake._reader import DeltaReader, ReadSpec
 from deltaflow.io.deltalake._storage import (
@@ -116,13 +110,13 @@ def write(
     (ms, default 60000; None: every minibatch) is the least time between two Delta commits.
     ``sort_by`` orders each minibatch's rows. See ``docs/deltalake.md``.
     """
-    from deltaflow.table import Table, add_output
+    from deltaflow.table import add_output
 
     connector = "pw.io.deltalake.write"
-    if not isinstance(table, Table):
-        raise TypeError(f"{connector}: table must be a pw.Table, got {type(table).__name__}")
     location = resolve(uri, s3_connection_settings, connector)
     connector = f"pw.io.deltalake.write({location.uri})"
+    options = check_write_options(connector, table, default_name=connector, name=name,
+                                  sort_by=sort_by)
     if output_table_type not in ("stream_of_changes", "snapshot"):
         raise ValueError(f"{connector}: output_table_type must be 'stream_of_changes' or "
                          f"'snapshot', got {output_table_type!r}")
@@ -131,7 +125,7 @@ def write(
             or not isinstance(min_commit_frequency, int | float) or min_commit_frequency < 0):
         raise ValueError(f"{connector}: min_commit_frequency must be a non-negative number of "
                          f"milliseconds or None, got {min_commit_frequency!r}")
-    columns = dict(table._columns)
+    columns = options.columns
     for column, dtype in columns.items():
         reason = check_mappable(dtype)
         if reason:
@@ -164,8 +158,8 @@ def write(
                      connector=connector)
     writer = DeltaWriter(spec, None if table_optimizer is None else
                          OptimizerRun(table_optimizer, location, connector))
-    session = DeltaOutputSession(name or connector, writer, DeltaFormatter(spec))
-    add_output(table, session, sort_by=sort_by)
+    session = DeltaOutputSession(options.name, writer, DeltaFormatter(spec))
+    add_output(table, session, sort_by=options.sort_by)
 
 
 # ------------------------------------------------------------------------------------------
@@ -233,10 +227,11 @@ def read(
     connector = "pw.io.deltalake.read"
     location = resolve(uri, s3_connection_settings, connector)
     connector = f"pw.io.deltalake.read({location.uri})"
-    check_mode(mode, connector)
-    autocommit = check_autocommit(autocommit_duration_ms, connector)
-    backlog = check_backlog(max_backlog_size, connector)
-    check_extra_kwargs(kwargs, connector)
+    options = check_read_options(connector, default_name=f"deltalake:{location.uri}",
+                                 schema=schema, mode=mode, name=name,
+                                 autocommit_duration_ms=autocommit_duration_ms,
+                                 max_backlog_size=max_backlog_size, schema_required=False,
+                                 **kwargs)
     if _backfilling_thresholds is not None:
         raise NotImplementedError(f"{connector}: _backfilling_thresholds is not supported")
     if start_from_timestamp_ms is not None and (
@@ -244,9 +239,9 @@ def read(
             or not isinstance(start_from_timestamp_ms, int)):
         raise TypeError(f"{connector}: start_from_timestamp_ms must be an int (milliseconds "
                         f"since the epoch) or None, got {start_from_timestamp_ms!r}")
-    if schema is None:
-        schema = _stored_schema(location, connector)
-    checked = check_schema(schema, connector)
+    if options.schema is None:
+        options = replace(options, schema=_stored_schema(location, connector))
+    checked = options.schema
     assert checked is not None
     columns = checked.dtypes()
     for column, dtype in columns.items():
@@ -255,15 +250,12 @@ def read(
             raise TypeError(f"{connector}: column {column!r}: {reason}")
     spec = ReadSpec(location=location, columns=columns,
                     primary_key=list(checked.primary_key_columns() or []),
-                    static=mode == "static", start_from_timestamp_ms=start_from_timestamp_ms,
-                    connector=connector)
+                    static=not options.streaming,
+                    start_from_timestamp_ms=start_from_timestamp_ms, connector=connector)
     if location.is_local:
         _check_local(spec)
-    return reader_table(schema=checked, reader_factory=lambda: DeltaReader(spec),
-                        parser=TypedRowsParser(column_specs(checked, exclude=())),
-                        name=name or f"deltalake:{location.uri}",
-                        autocommit_duration_ms=autocommit, max_backlog_size=backlog,
-                        named=name is not None)
+    return input_table(options, lambda: DeltaReader(spec),
+                       TypedRowsParser(column_specs(checked, exclude=())))
 
 
 def _check_local(spec: ReadSpec) -> None:
