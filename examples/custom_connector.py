@@ -1,9 +1,11 @@
-"""A complete connector in under 100 lines (see docs/connectors.md).
+"""A connector implementing the full Reader/Writer contract (see docs/connectors.md; the
+one-method forms of docs/custom_connectors.md are shorter when polling is enough).
 
 ``read_log`` tails a growing JSON-lines log file: the Reader only returns new complete lines
-and their byte offset; the shared JSON parser, the input session (thread, minibatching,
-backpressure, offsets, error reporting) and the table come from the framework. ``write_list``
-is the output side: a Writer appending each time's JSON lines to a Python list.
+and their byte offset; the argument checks, the shared JSON parser, the input session
+(thread, minibatching, backpressure, offsets, error reporting) and the table come from the
+framework. ``write_list`` is the output side: a Writer appending each time's JSON lines to a
+Python list.
 """
 
 from __future__ import annotations
@@ -11,22 +13,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from deltaflow.io._core.base import (
+from deltaflow.io.connector import (
     Data,
     Finished,
+    JsonLinesFormatter,
+    JsonLinesParser,
     OffsetAntichain,
     RawContext,
     Reader,
     ReadEvent,
     Writer,
-)
-from deltaflow.io._core.formats import JsonLinesFormatter, JsonLinesParser, column_specs
-from deltaflow.io._core.output_session import write_table
-from deltaflow.io._core.read_table import (
-    check_autocommit,
-    check_mode,
-    check_schema,
-    reader_table,
+    check_read_options,
+    check_write_options,
+    column_specs,
+    input_table,
+    output_table,
 )
 
 
@@ -57,19 +58,16 @@ class LogTailReader(Reader):
         return Data(context, offset=(self.path, self.position))
 
 
-def read_log(path: str, *, schema: Any, mode: str = "streaming",
-             autocommit_duration_ms: int | None = 100, name: str | None = None) -> Any:
-    """A table of the JSON objects appended to the log file at ``path``."""
-    label = "read_log"
-    check_mode(mode, label)
-    checked = check_schema(schema, label)
-    autocommit = check_autocommit(autocommit_duration_ms, label)
+def read_log(path: str, *, schema: Any, autocommit_duration_ms: int | None = 100,
+             **options: Any) -> Any:
+    """A table of the JSON objects appended to the log file at ``path``; ``options`` are the
+    common reader arguments (``mode``, ``name``, ``max_backlog_size`` ...)."""
+    checked = check_read_options("read_log", default_name=f"log:{path}", schema=schema,
+                                 autocommit_duration_ms=autocommit_duration_ms, **options)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{label}: no file at {path!r}")
-    return reader_table(
-        schema=checked, parser=JsonLinesParser(column_specs(checked)),
-        reader_factory=lambda: LogTailReader(path, streaming=mode == "streaming"),
-        name=name or f"log:{path}", autocommit_duration_ms=autocommit, max_backlog_size=None)
+        raise FileNotFoundError(f"read_log: no file at {path!r}")
+    return input_table(checked, lambda: LogTailReader(path, streaming=checked.streaming),
+                       JsonLinesParser(column_specs(checked.schema)))
 
 
 class ListWriter(Writer):
@@ -87,6 +85,8 @@ class ListWriter(Writer):
         self.pending.clear()
 
 
-def write_list(table: Any, target: list, *, name: str = "list") -> None:
-    """Append every change of ``table`` to ``target`` as a JSON line."""
-    write_table(table, ListWriter(target), JsonLinesFormatter(table._columns), name=name)
+def write_list(table: Any, target: list, **options: Any) -> None:
+    """Append every change of ``table`` to ``target`` as a JSON line (``options``: ``name``,
+    ``sort_by``)."""
+    checked = check_write_options("write_list", table, default_name="list", **options)
+    output_table(checked, ListWriter(target), JsonLinesFormatter(checked.columns))

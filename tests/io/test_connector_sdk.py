@@ -76,6 +76,18 @@ def test_documented_example_is_short_and_runs_as_shown(tmp_path: Path,
     assert totals == {"tea": 3.0, "cake": 3.5}
 
 
+def test_full_contract_example_is_the_one_the_docs_show() -> None:
+    """examples/custom_connector.py (run by test_core_docs_example.py) is what connectors.md
+    shows, and what custom_connectors.md quotes of it; it imports nothing private."""
+    example = (DOC.parent.parent / "examples" / "custom_connector.py").read_text()
+    assert "_core" not in example
+    assert _doc_blocks()[2] in example
+    shown = (DOC.parent / "connectors.md").read_text()
+    block = shown[shown.index("## Writing a connector with the full contract"):]
+    block = block[block.index("```python\n") + 10:]
+    assert example.endswith(block[:block.index("```")])
+
+
 def test_documented_reader_streams_new_rows_and_updates(tmp_path: Path) -> None:
     example = _example()
     db = _database(tmp_path / "shop.db", [(1, "tea", 2.0)])

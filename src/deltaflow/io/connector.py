@@ -24,7 +24,7 @@ backpressure, row ids, bad-record reporting, statistics, failures reported as
 
 from __future__ import annotations
 
-from deltaflow.engine.boundary import ConnectorError
+from deltaflow.errors import ConnectorError
 from deltaflow.io._core.arguments import (
     ReadOptions,
     WriteOptions,
