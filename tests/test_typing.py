@@ -54,6 +54,7 @@ GOOD = """
     version: str = pw.__version__
     limited = pw.iterate(lambda t: t, t=t)
     accumulator: type[pw.BaseCustomAccumulator] = pw.BaseCustomAccumulator
+    polled: pw.io.connector.Polled = pw.io.connector.Polled([{"a": 1}], offset=1)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
 """
 

@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deltaflow import _types as t
 from deltaflow.io._core.base import Formatter, Parser, Reader, Writer
@@ -31,6 +31,9 @@ from deltaflow.io._core.read_table import (
     reader_table,
 )
 from deltaflow.schema import Schema
+
+if TYPE_CHECKING:
+    from deltaflow.table import Table
 
 #: Keywords Pathway's readers accept and deltaflow has no use for (``debug_data`` feeds
 #: Pathway's debug mode, ``_stacklevel`` its warnings).
@@ -165,7 +168,7 @@ def check_write_options(label: str, table: Any, *, default_name: str, name: Any 
 
 
 def input_table(options: ReadOptions, reader_factory: Callable[[], Reader], parser: Parser, *,
-                keep_row_state: bool = False) -> Any:
+                keep_row_state: bool = False) -> Table:
     """The input table of a reader: ``reader_factory()`` builds a fresh reader for every run,
     ``parser`` turns its records into rows of ``options.schema``. ``keep_row_state`` makes the
     session remember each id's current row, which upserts and deletions by key need."""

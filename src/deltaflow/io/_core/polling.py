@@ -18,7 +18,7 @@ import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import polars as pl
 
@@ -34,6 +34,9 @@ from deltaflow.io._core.base import (
     RowsContext,
 )
 from deltaflow.io._core.formats import TypedRowsParser, column_specs
+
+if TYPE_CHECKING:
+    from deltaflow.table import Table
 
 logger = logging.getLogger("deltaflow.io")
 
@@ -184,7 +187,7 @@ class PollingReader(Reader):
 
 
 def read_polling(source: PollingSource, *, schema: Any, label: str | None = None,
-                 **options: Any) -> Any:
+                 **options: Any) -> Table:
     """The table of the rows ``source`` finds, polling it (see :class:`PollingSource`).
 
     ``options`` are the common reader arguments (``mode``, ``autocommit_duration_ms``,
