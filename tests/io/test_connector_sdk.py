@@ -457,3 +457,17 @@ def test_file_and_delta_connectors_use_the_common_checks(tmp_path: Path) -> None
         pw.io.deltalake.write("table", tmp_path / "lake")
     with pytest.raises(TypeError, match=r"pw.io.deltalake.write\(.*\): name must be a str"):
         pw.io.deltalake.write(table, tmp_path / "lake", name=2)  # type: ignore[arg-type]
+
+
+def test_http_client_connectors_use_the_common_checks() -> None:
+    table = pw.debug.table_from_markdown("a\n1")
+    with pytest.raises(TypeError, match=r"pw.io.http.write: table must be a pw.Table"):
+        pw.io.http.write([1], "http://127.0.0.1:1/")
+    with pytest.raises(TypeError, match=r"pw.io.http.write: name must be a str"):
+        pw.io.http.write(table, "http://127.0.0.1:1/", name=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"pw.io.http.read: autocommit_duration_ms"):
+        pw.io.http.read("http://127.0.0.1:1/", schema=Plain, autocommit_duration_ms=-1)
+    with pytest.raises(TypeError, match=r"pw.io.http.read: schema must be a pw.Schema"):
+        pw.io.http.read("http://127.0.0.1:1/", schema=int)  # type: ignore[arg-type]
+    raw = pw.io.http.read("http://127.0.0.1:1/", format="raw", name="feed")
+    assert list(raw.schema.columns()) == ["data"] and raw._node.source.name == "feed"

@@ -17,15 +17,11 @@ import collections
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
+from deltaflow.io._core.arguments import check_read_options, input_table
 from deltaflow.io._core.base import Data, DictsContext, Finished, Reader, ReadEvent
-from deltaflow.io._core.read_table import (
-    check_autocommit,
-    check_backlog,
-    check_schema,
-    reader_table,
-)
 from deltaflow.io.http._common import (
     DEFAULT_RETRY_CODES,
     RequestFailed,
@@ -213,15 +209,17 @@ def read(url: str, *, schema: type[Schema] | None = None, method: str = "GET",
     else:
         raise ValueError(f"{LABEL}: delimiter must be a non-empty str or bytes, got "
                          f"{delimiter!r}")
-    autocommit = check_autocommit(autocommit_duration_ms, LABEL)
-    backlog = check_backlog(max_backlog_size, LABEL)
-    if format == "json":
-        if schema is None:
-            raise ValueError(f"{LABEL}: format 'json' needs a schema (schema=MySchema)")
-        checked = check_schema(schema, LABEL)
-        assert checked is not None
-    else:
-        checked = schema_from_types(data=str)
+    if format == "json" and schema is None:
+        raise ValueError(f"{LABEL}: format 'json' needs a schema (schema=MySchema)")
+    options = check_read_options(LABEL, default_name=f"http:{safe_url(url)}",
+                                 schema=schema if format == "json" else None,
+                                 schema_required=False, name=name,
+                                 autocommit_duration_ms=autocommit_duration_ms,
+                                 max_backlog_size=max_backlog_size)
+    if options.schema is None:  # format 'raw': one data column
+        options = replace(options, schema=schema_from_types(data=str))
+    checked = options.schema
+    assert checked is not None
     codes = tuple(retry_codes or ())
     timeout = client_timeout(connect_timeout_ms, request_timeout_ms)
 
@@ -232,7 +230,4 @@ def read(url: str, *, schema: type[Schema] | None = None, method: str = "GET",
                                  timeout=timeout, allow_redirects=allow_redirects,
                                  retry_codes=codes)
 
-    return reader_table(schema=checked, reader_factory=reader,
-                        parser=_MessageParser(checked, format),
-                        name=name or f"http:{safe_url(url)}", named=name is not None,
-                        autocommit_duration_ms=autocommit, max_backlog_size=backlog)
+    return input_table(options, reader, _MessageParser(checked, format))

@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from deltaflow import _types as t
+from deltaflow.io._core.arguments import check_write_options, output_table
 from deltaflow.io._core.base import Writer
 from deltaflow.io._core.formats import TypedRowsFormatter
-from deltaflow.io._core.output_session import write_table
 from deltaflow.io._core.serialization import json_value
 from deltaflow.io.http._common import (
     DEFAULT_RETRY_CODES,
@@ -202,11 +202,9 @@ def write(table: Any, url: str, *, method: str = "POST",
           name: str | None = None) -> None:
     """Send one ``method`` request to ``url`` for every row added to or removed from
     ``table`` (see the module's description for the bodies and the failure handling)."""
-    from deltaflow.table import Table
-
-    if not isinstance(table, Table):
-        raise TypeError(f"{LABEL}: expected a table, got {table!r}")
     check_url(url, LABEL)
+    options = check_write_options(LABEL, table, default_name=f"http:{safe_url(url)}",
+                                  name=name)
     if format not in ("json", "custom"):
         raise TypeError(f"{LABEL}: format must be 'json' or 'custom', got {format!r}")
     check_client_args(LABEL, method=method, headers=headers, n_retries=n_retries,
@@ -223,7 +221,7 @@ def write(table: Any, url: str, *, method: str = "POST",
                                  f"of the table (its columns: {', '.join(table._columns)})")
     if content_type is not None and not isinstance(content_type, str):
         raise TypeError(f"{LABEL}: content_type must be a str, got {content_type!r}")
-    label = name or f"http:{safe_url(url)}"
+    label = options.name
     writer = _HttpWriter(url, method=method.upper(), fmt=format,
                          template=request_payload_template, headers=dict(headers or {}),
                          content_type=content_type, n_retries=n_retries,
@@ -231,5 +229,5 @@ def write(table: Any, url: str, *, method: str = "POST",
                          timeout=client_timeout(connect_timeout_ms, request_timeout_ms),
                          allow_redirects=allow_redirects, retry_codes=tuple(retry_codes or ()),
                          name=label)
-    write_table(table, writer, TypedRowsFormatter(table._columns), name=label)
+    output_table(options, writer, TypedRowsFormatter(options.columns))
 
