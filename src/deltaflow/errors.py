@@ -136,38 +136,58 @@ class ConnectorOSError(ConnectorError, OSError):
 _MIXED: dict[tuple[type[BaseException], type[BaseException]], type[BaseException] | None] = {}
 
 
+def _builtin_type(kind: type[BaseException]) -> type[Exception] | None:
+    """The most specific of Python's builtin exception types that ``kind`` derives from
+    (``ValueError`` for a library's ``ValueError`` subclass), if more specific than
+    ``Exception``; None for ``KeyboardInterrupt`` and the like."""
+    if not issubclass(kind, Exception):
+        return None
+    for ancestor in kind.__mro__:
+        if ancestor is Exception:
+            return None
+        if ancestor.__module__ == "builtins" and issubclass(ancestor, Exception):
+            return ancestor
+    return None
+
+
 def mixed_class(base: type[BaseException], kind: type[BaseException]
                 ) -> type[BaseException] | None:
-    """A subclass of both ``base`` (one of deltaflow's errors) and ``kind`` (the type of the
-    error it reports), named ``Base[Kind]``, so that ``except Kind`` still catches the
-    report; None when the two cannot be combined. Only Python's builtin exception types are
-    mixed in: a library's exception class may need constructor arguments and attributes that
-    a deltaflow error does not have; nor ``KeyboardInterrupt`` and the like, which the run
-    treats as a request to stop."""
-    if issubclass(base, kind):
-        return base
-    if kind.__module__ != "builtins" or not issubclass(kind, Exception):
+    """A subclass of both ``base`` (one of deltaflow's errors) and the builtin exception type
+    behind ``kind`` (the type of the error it reports), named ``Base[Builtin]``, so that
+    ``except ValueError`` still catches the report of a ``ValueError``; None when there is
+    no such type or the two cannot be combined. Only builtin types are mixed in: a library's
+    exception class may need constructor arguments and attributes that a deltaflow error does
+    not have. ``KeyboardInterrupt`` and the like, which a run treats as a request to stop, are
+    never mixed in."""
+    builtin = _builtin_type(kind)
+    if builtin is None:
         return None
-    key = (base, kind)
+    if issubclass(base, builtin):
+        return base
+    key = (base, builtin)
     if key not in _MIXED:
         try:
-            _MIXED[key] = type(f"{base.__name__}[{kind.__name__}]", (base, kind),
+            _MIXED[key] = type(f"{base.__name__}[{builtin.__name__}]", (base, builtin),
                                {"__module__": base.__module__})
         except TypeError:  # incompatible layouts (e.g. UnicodeDecodeError's)
             _MIXED[key] = None
     return _MIXED[key]
 
 
-def connector_error(connector: str, error: BaseException) -> ConnectorError:
-    """``error``, raised by the connector named ``connector``, as a :class:`ConnectorError`
-    naming it (an error that is one already is returned as it is). The result is also an
-    instance of the original builtin exception type (``except ValueError`` catches a
-    ``ValueError`` a connector raised; an ``OSError`` stays one, with its ``errno``), and the
-    original error is its ``__cause__``."""
+def connector_error(connector: str, error: BaseException, message: str | None = None
+                    ) -> ConnectorError:
+    """``error``, raised by the connector named ``connector`` (or by a user callback it
+    called), as a :class:`ConnectorError` naming it; an error that is one already is
+    returned as it is. The result is also an instance of the builtin exception type of the
+    original (``except ValueError`` catches a ``ValueError`` a connector raised, as in
+    Pathway; an ``OSError`` stays one, with its ``errno``), and the original error is its
+    ``__cause__``.
+    ``message`` defaults to ``ErrorType: text``."""
     if isinstance(error, ConnectorError):
         return error
     base: type[ConnectorError] = ConnectorOSError if isinstance(error, OSError) else ConnectorError
-    message = f"{type(error).__name__}: {error}"
+    if message is None:
+        message = f"{type(error).__name__}: {error}"
     wrapped: ConnectorError | None = None
     kind = mixed_class(base, type(error))
     if kind is not None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from deltaflow import _types as t
-from deltaflow.engine.boundary import ConnectorError
+from deltaflow.engine.boundary import ConnectorError, connector_error
 from deltaflow.io._core.base import Writer
 
 logger = logging.getLogger("deltaflow.io")
@@ -115,7 +115,7 @@ class AsyncCallbackWriter(Writer):
         except ConnectorError:
             raise
         except Exception as exc:
-            raise ConnectorError(self.name, f"the {what} callback raised "
+            raise connector_error(self.name, exc, f"the {what} callback raised "
                                             f"{type(exc).__name__}: {exc}") from exc
 
     def _shutdown(self) -> None:
@@ -166,7 +166,7 @@ class AsyncCallbackWriter(Writer):
             raise ConnectorError(self.name, "an on_change call was cancelled")
         error = failed.exception()
         assert error is not None
-        raise ConnectorError(self.name, f"the on_change callback raised "
+        raise connector_error(self.name, error, f"the on_change callback raised "
                                         f"{type(error).__name__}: {error}") from error
 
     async def _cancel_all(self) -> None:

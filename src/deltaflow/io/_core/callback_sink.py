@@ -16,7 +16,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow.engine.batch import DIFF, ID
-from deltaflow.engine.boundary import ConnectorError, ConnectorStats, Sink
+from deltaflow.engine.boundary import ConnectorStats, Sink, connector_error
 
 logger = logging.getLogger("deltaflow.io")
 
@@ -49,7 +49,7 @@ class CallbackSink(Sink):
         try:
             function(*args)
         except Exception as exc:
-            raise ConnectorError(self.name, f"the {what} callback raised "
+            raise connector_error(self.name, exc, f"the {what} callback raised "
                                             f"{type(exc).__name__}: {exc}") from exc
 
     def on_batch(self, time: int, batch: pl.DataFrame) -> None:
@@ -78,7 +78,7 @@ class CallbackSink(Sink):
                     for _ in range(abs(diff) - 1):
                         on_change(key=key, row=dict(row), time=time, is_addition=diff > 0)
         except Exception as exc:
-            raise ConnectorError(self.name, f"the on_change callback raised "
+            raise connector_error(self.name, exc, f"the on_change callback raised "
                                             f"{type(exc).__name__}: {exc}") from exc
 
     def on_time_end(self, time: int) -> None:
