@@ -350,6 +350,45 @@ def test_failing_poll_stops_the_run_naming_the_connector() -> None:
         pw.run(monitoring_level=NO_MONITORING)
 
 
+def test_offset_moving_without_rows_is_checkpointed(tmp_path: Path) -> None:
+    class Skipping(connector.PollingSource):
+        """Skips three empty pages before a row; records what it was polled with."""
+
+        poll_interval_s = 0.01
+
+        def __init__(self) -> None:
+            self.offsets: list[Any] = []
+
+        def poll(self, offset: Any) -> Any:
+            self.offsets.append(offset)
+            page = offset or 0
+            if page < 3:
+                return connector.Polled([], offset=page + 1)
+            return connector.Polled([{"k": "a", "v": 1}], offset=4) if page == 3 else None
+
+    for run, source in enumerate([Skipping(), Skipping()]):
+        pw.clear_graph()
+        changes = Changes().subscribe(connector.read_polling(source, schema=Plain,
+                                                             mode="static", name="pages"))
+        pw.run(persistence_config=_config(tmp_path / "store"), monitoring_level=NO_MONITORING)
+        if run == 0:
+            assert source.offsets == [None, 1, 2, 3, 4]
+            assert [row for row, _, _ in changes.rows] == [{"k": "a", "v": 1}]
+        else:
+            assert source.offsets == [4] and changes.rows == []
+
+
+def test_backlog_limit_pauses_polling_without_losing_rows() -> None:
+    source = ListSource([[{"k": f"{batch}-{i}", "v": i} for i in range(3)]
+                         for batch in range(40)])
+    table = connector.read_polling(source, schema=Plain, mode="static", max_backlog_size=4,
+                                   autocommit_duration_ms=None)
+    changes = Changes().subscribe(table)
+    pw.run(monitoring_level=NO_MONITORING)
+    assert len({row["k"] for row, _, _ in changes.rows}) == len(changes.rows) == 120
+    assert len(changes.times) >= 20  # commits of at most a few rows, not one big one
+
+
 def test_finished_ends_a_streaming_source() -> None:
     source = ListSource([[{"k": "a", "v": 1}],
                          connector.Polled([{"k": "b", "v": 2}], finished=True),

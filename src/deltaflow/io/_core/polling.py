@@ -18,7 +18,7 @@ import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import polars as pl
 
@@ -77,8 +77,8 @@ class PollingSource(ABC):
     framework then keeps each key's current row.
     """
 
-    poll_interval_s: ClassVar[float] = 1.0
-    upserts: ClassVar[bool] = False
+    poll_interval_s: float = 1.0
+    upserts: bool = False
 
     @abstractmethod
     def poll(self, offset: Any) -> PollResult:
@@ -89,13 +89,13 @@ class PollingSource(ABC):
         """The run ended: release connections (the next run polls again)."""
 
 
-def check_offset(value: Any) -> bool:
+def storable_offset(value: Any) -> bool:
     """Whether ``value`` can be stored in a checkpoint: None, a bool, int, float, str or
     bytes, or a tuple or list of such values."""
     if value is None or isinstance(value, bool | int | float | str | bytes):
         return True
     if isinstance(value, tuple | list):
-        return all(check_offset(item) for item in value)
+        return all(storable_offset(item) for item in value)
     return False
 
 
@@ -127,7 +127,7 @@ class PollingReader(Reader):
         polled = self._as_polled(self.source.poll(self.offset))
         moved = polled.offset is not None and polled.offset != self.offset
         if moved:
-            if not check_offset(polled.offset):
+            if not storable_offset(polled.offset):
                 raise TypeError(f"{self.label}: poll returned the offset {polled.offset!r}; "
                                 "an offset must be None, a bool, int, float, str or bytes, "
                                 "or a tuple or list of those (it is stored in checkpoints)")
