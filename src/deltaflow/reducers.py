@@ -24,6 +24,7 @@ from deltaflow import _hyperloglog as hyperloglog
 from deltaflow import _types as t
 from deltaflow.expressions.base import ColumnExpression, Scope, wrap_value
 from deltaflow.expressions.placeholders import this
+from deltaflow.expressions.scope import ExpressionError
 from deltaflow.reducers_stateful import (
     AccumulatorFold,
     BaseCustomAccumulator,
@@ -385,6 +386,10 @@ class Stateful(Reducer):
         return self.python_stateful(rows, None)[0]
 
 
+class ReducerOutsideReduceError(ExpressionError, ValueError):
+    """A reducer used in a row-wise operation (select, with_columns, filter ...)."""
+
+
 class ReducerExpression(ColumnExpression):
     """A reducer applied to argument expressions; only meaningful inside ``reduce``.
 
@@ -404,7 +409,11 @@ class ReducerExpression(ColumnExpression):
     def _infer(self, scope: Scope) -> t.DType:
         types = getattr(scope, "reducer_types", None)
         if types is None or id(self) not in types:
-            raise scope.fail(f"pw.reducers.{self.reducer.name} can only be used in reduce()")
+            # A ValueError (as Pathway raises) that is still an ExpressionError.
+            raise ReducerOutsideReduceError(
+                f"{scope.description}: pw.reducers.{self.reducer.name} can only be used in "
+                f"reduce(); select(), with_columns() and filter() work row by row, so move "
+                f"the reducer into t.reduce(...) or t.groupby(...).reduce(...)")
         return types[id(self)]
 
     def _polars(self, scope: Scope) -> pl.Expr:
