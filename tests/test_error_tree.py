@@ -206,11 +206,12 @@ def test_a_failing_input_is_raised_once_and_not_logged(caplog: pytest.LogCapture
 def test_a_failing_output_is_raised_once_and_not_logged(tmp_path: Path,
                                                           caplog: pytest.LogCaptureFixture
                                                           ) -> None:
-    pw.io.csv.write(_one_row(), str(tmp_path / "missing" / "out.csv"))
+    pw.io.csv.write(_one_row(), str(tmp_path / "missing" / "out.csv")); line = sys._getframe().f_lineno  # noqa: E501, E702
     with caplog.at_level(logging.DEBUG, logger="deltaflow"), \
             pytest.raises(OSError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert isinstance(caught.value, errors.ConnectorError)
+    assert f"{__file__}:{line}" in "\n".join(getattr(caught.value, "__notes__", []))
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
@@ -291,14 +292,23 @@ def test_a_failing_sink_names_the_line_that_defined_it() -> None:
     assert f"{__file__}:{line}" in notes and "subscribe" in notes
 
 
-def test_an_input_failure_is_not_blamed_on_an_operation() -> None:
-    table = pw.io.python.read(_FailingSubject(), schema=_Schema)
+def test_an_input_failure_names_the_read_not_an_operation() -> None:
+    table = pw.io.python.read(_FailingSubject(), schema=_Schema); line = sys._getframe().f_lineno  # noqa: E501, E702
     pw.io.null.write(table.select(b=table.a + 1))
     with pytest.raises(errors.ConnectorError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     notes = "\n".join(getattr(caught.value, "__notes__", []))
-    assert "raised while computing" not in notes
+    assert f"{__file__}:{line}" in notes and "select" not in notes
     assert "python" in str(caught.value)  # the message names the connector
+
+
+def test_connectors_sharing_a_name_are_not_named() -> None:
+    first = pw.io.python.read(_FailingSubject(), schema=_Schema)
+    second = pw.io.python.read(_FailingSubject(), schema=_Schema)
+    pw.io.null.write(first.concat_reindex(second))
+    with pytest.raises(errors.ConnectorError) as caught:
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert "defined at" not in "\n".join(getattr(caught.value, "__notes__", []))
 
 
 def test_a_deltaflow_error_keeps_no_internal_frame() -> None:

@@ -111,7 +111,7 @@ def definition_note(node: Any) -> str | None:
         return None
     describe = getattr(node, "describe", None)
     what = describe() if callable(describe) else type(node).__name__
-    note = f"{_NOTE_PREFIX}raised while computing {what}, defined at {location}"
+    note = f"{_NOTE_PREFIX}the failure happened in {what}, defined at {location}"
     line = getattr(origin, "line", "")
     return f"{note}:\n    {line}" if line else note
 

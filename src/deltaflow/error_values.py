@@ -145,6 +145,32 @@ class ErrorContext:
         self._pending: dict[Any, list[tuple[int, str, str]]] = {}
         self._next_row = 0  # log rows are numbered: distinct ids
         self._lock = threading.Lock()  # connectors report from their own threads
+        self._connector_nodes: dict[str, Any] = {}
+
+    # --- which plan node a failure belongs to --------------------------------------------
+    def know_connectors(self, nodes: Sequence[Any]) -> None:
+        """Remember the plan nodes of the run's connectors by name (their source's, their
+        sink's and their own), so that a connector's failure can name the line that defined
+        it. A name shared by several connectors names none of them."""
+        owners: dict[str, Any] = {}
+        shared: set[str] = set()
+        for node in nodes:
+            ends = [getattr(node, "source", None), getattr(node, "sink", None)]
+            if all(end is None for end in ends):
+                continue
+            names = {getattr(end, "name", None) for end in ends} | {node.describe()}
+            for name in names - {None, ""}:
+                if name in owners and owners[name] is not node:
+                    shared.add(name)
+                owners[name] = node
+        self._connector_nodes = {k: v for k, v in owners.items() if k not in shared}
+
+    def failing_node(self, error: BaseException) -> Any:
+        """The plan node a failure leaving the run belongs to: the operator running when it
+        was raised, or the connector that the error names; None when unknown."""
+        if self.current is not None:
+            return self.current
+        return self._connector_nodes.get(getattr(error, "connector", None) or "")
 
     # --- error log tables ----------------------------------------------------------------
     def attach_log(self, key: Any, handle: Any) -> None:
@@ -297,7 +323,7 @@ class run_context:  # noqa: N801 - used as a function: ``with run_context(...) a
         if error is not None:
             from deltaflow.error_display import explain_failure
 
-            explain_failure(error, self.context.current)
+            explain_failure(error, self.context.failing_node(error))
         return False
 
 

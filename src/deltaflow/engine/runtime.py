@@ -142,6 +142,7 @@ class Runtime:
         from deltaflow.errors import ErrorContext, ErrorLogSource, active
 
         self.errors = active() or ErrorContext(terminate_on_error=True)
+        self.errors.know_connectors(self.order)  # a connector's failure names its definition
         log_inputs = {op.node.uid for op, _ in self.inputs
                       if isinstance(op.node.source, ErrorLogSource)}
         self._log_handles = [handle for op, handle in self.inputs if op.node.uid in log_inputs]
