@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -239,6 +242,74 @@ def test_stopped_stream_restarts_without_loss_or_duplicates(tmp_path: Path) -> N
     seen = Counter(line["id"] for line in _lines(first) + _lines(second) if line["diff"] == 1)
     assert _lines(first) and _lines(second)  # each run wrote a part
     assert seen == Counter([*inserted, 1000])  # every row once: none lost, none twice
+
+
+_CHILD = """
+import sys
+import deltaflow as pw
+from example import read_new_rows, write_json_lines
+
+class Order(pw.Schema):
+    id: int
+    item: str
+    price: float
+
+db, out, store, mode = sys.argv[1:5]
+orders = read_new_rows(db, "orders", schema=Order, mode=mode, name="orders",
+                       autocommit_duration_ms=5)
+write_json_lines(orders, out)
+pw.run(persistence_config=pw.persistence.Config(pw.persistence.Backend.filesystem(store)),
+       monitoring_level=pw.MonitoringLevel.NONE)
+"""
+
+
+def test_killed_process_resumes_without_loss_or_duplicates(tmp_path: Path) -> None:
+    from deltaflow.persistence.checkpoints import CheckpointStore, current_rows
+    from deltaflow.persistence.storage import FilesystemStorage
+
+    (tmp_path / "example.py").write_text(_doc_blocks()[0])
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    db, store = _database(tmp_path / "shop.db", []), tmp_path / "store"
+    inserted: list[int] = []
+
+    def insert(count: int) -> None:
+        start = len(inserted) + 1
+        _database(db, [(i, "x", float(i)) for i in range(start, start + count)])
+        inserted.extend(range(start, start + count))
+
+    def child(out: str, mode: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, str(script), str(db), str(tmp_path / out),
+                                 str(store), mode], cwd=tmp_path)
+
+    def checkpointed_ids() -> Counter[int]:
+        """The rows the newest complete checkpoint holds (what a restart resumes from)."""
+        checkpoints = CheckpointStore(FilesystemStorage(str(store)))
+        checkpoint = checkpoints.load_latest()
+        stored = checkpoint.inputs.get("orders") if checkpoint is not None else None
+        rows = checkpoints.read_rows(stored) if stored is not None else None
+        return Counter(current_rows(rows)["id"].to_list()) if rows is not None else Counter()
+
+    running = child("o1.jsonl", "streaming")
+    try:
+        deadline = time.monotonic() + 30
+        # Rows keep arriving; once a checkpoint holds some of them, the process is killed.
+        while len(inserted) < 60 or not checkpointed_ids():
+            assert time.monotonic() < deadline, "no checkpoint with rows was written"
+            insert(3)
+            time.sleep(0.01)
+    finally:
+        running.send_signal(signal.SIGKILL)
+        running.wait(10)
+    insert(5)
+    state = checkpointed_ids()
+    assert 0 < len(state) < len(inserted)  # the restart has rows to read, and rows to skip
+    restarted = child("o2.jsonl", "static")
+    assert restarted.wait(60) == 0
+    for line in _lines(tmp_path / "o2.jsonl"):
+        state[line["id"]] += line["diff"]
+    # The checkpoint's rows plus what the restart wrote: every row exactly once.
+    assert +state == Counter(inserted)
 
 
 # --- polling sources ------------------------------------------------------------------------
