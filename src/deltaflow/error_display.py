@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 #: The environment variable that keeps deltaflow's frames in tracebacks.
 FULL_TRACEBACK_VARIABLE = "DELTAFLOW_FULL_TRACEBACK"
@@ -116,6 +116,17 @@ def definition_note(node: Any) -> str | None:
     return f"{note}:\n    {line}" if line else note
 
 
+def _add_note(error: BaseException, note: str) -> None:
+    """PEP 678's ``add_note`` (Python 3.11+); on 3.10 the note is kept in ``__notes__``
+    all the same, which tools reading notes understand, though 3.10 does not print it."""
+    add_note = getattr(error, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+    else:
+        notes = getattr(error, "__notes__", None)
+        error.__notes__ = [*(notes or []), note]  # type: ignore[attr-defined]
+
+
 def explain_failure(error: BaseException, node: Any) -> None:
     """Prepare ``error``, about to leave a run, for the user: a note naming where ``node``
     (the plan node whose operator was running, or None) was defined, and a trimmed
@@ -124,9 +135,9 @@ def explain_failure(error: BaseException, node: Any) -> None:
         return
     note = definition_note(node) if node is not None else None
     if note is not None:
-        error.add_note(note)
+        _add_note(error, note)
     if trim_traceback(error):
-        error.add_note(f"{_NOTE_PREFIX}deltaflow's own frames are left out of this traceback; "
+        _add_note(error, f"{_NOTE_PREFIX}deltaflow's own frames are left out of this traceback; "
                        f"{FULL_TRACEBACK_VARIABLE}=1 shows them")
 
 
@@ -138,7 +149,7 @@ class UserFacingErrors:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+                 tb: TracebackType | None) -> Literal[False]:
         if error is not None:
             trim_traceback(error)
         return False  # the exception goes on, with its trimmed traceback

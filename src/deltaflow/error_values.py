@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -159,7 +159,9 @@ class ErrorContext:
             if all(end is None for end in ends):
                 continue
             names = {getattr(end, "name", None) for end in ends} | {node.describe()}
-            for name in names - {None, ""}:
+            for name in names:
+                if not isinstance(name, str) or not name:
+                    continue
                 if name in owners and owners[name] is not node:
                     shared.add(name)
                 owners[name] = node
@@ -317,7 +319,7 @@ class run_context:  # noqa: N801 - used as a function: ``with run_context(...) a
         return self.context
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> bool:
+                 tb: TracebackType | None) -> Literal[False]:
         _state.context = self._previous
         _runs.remove(self.context)
         if error is not None:

@@ -35,7 +35,7 @@ machinery: ``ERROR``, ``global_error_log`` ...), which lived here before, so tha
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # the names re-exported lazily below, for type checkers
     from deltaflow.error_values import (  # noqa: F401
@@ -133,7 +133,8 @@ class ConnectorOSError(ConnectorError, OSError):
     connection ...): still an ``OSError``, as the failure is in Pathway."""
 
 
-_MIXED: dict[tuple[type[BaseException], type[BaseException]], type[BaseException] | None] = {}
+_E = TypeVar("_E", bound=BaseException)
+_MIXED: dict[tuple[type[BaseException], type[BaseException]], Any] = {}
 
 
 def _builtin_type(kind: type[BaseException]) -> type[Exception] | None:
@@ -150,8 +151,7 @@ def _builtin_type(kind: type[BaseException]) -> type[Exception] | None:
     return None
 
 
-def mixed_class(base: type[BaseException], kind: type[BaseException]
-                ) -> type[BaseException] | None:
+def mixed_class(base: type[_E], kind: type[BaseException]) -> type[_E] | None:
     """A subclass of both ``base`` (one of deltaflow's errors) and the builtin exception type
     behind ``kind`` (the type of the error it reports), named ``Base[Builtin]``, so that
     ``except ValueError`` still catches the report of a ``ValueError``; None when there is
@@ -192,7 +192,7 @@ def connector_error(connector: str, error: BaseException, message: str | None = 
     kind = mixed_class(base, type(error))
     if kind is not None:
         try:
-            wrapped = kind(connector, message)  # type: ignore[call-arg]
+            wrapped = kind(connector, message)
         except Exception:  # noqa: BLE001 - a mixed-in type with an unusual constructor
             wrapped = None
     if wrapped is None:
