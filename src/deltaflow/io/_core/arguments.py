@@ -6,7 +6,8 @@ A ``read`` function takes ``schema``, ``mode``, ``autocommit_duration_ms``,
 each connector checking them again, :func:`check_read_options` and
 :func:`check_write_options` do it and return the checked values with their defaults applied,
 so that a mistake fails at once with a message naming the connector and the parameter, and an
-unknown keyword is a ``TypeError`` as for any Python call.
+unknown keyword is a ``TypeError`` as for any Python call. :func:`input_table` and
+:func:`output_table` then build the input table or register the output from those values.
 
 The public face of these helpers is :mod:`deltaflow.io.connector`.
 """
