@@ -17,6 +17,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import hash_columns
+from deltaflow.column_properties import declared_append_only
 from deltaflow.engine.batch import DIFF, ID, consolidate
 from deltaflow.engine.boundary import ConnectorStats, Sink, Source, SourceHandle
 from deltaflow.engine.runtime import run_outputs
@@ -63,10 +64,12 @@ class StaticSource(Source):
 
 def _static_table(columns: dict[str, t.DType], batches: Sequence[tuple[int, pl.DataFrame]],
                   *, label: str, primary_key: tuple[str, ...] | None = None,
-                  consolidated: bool = False) -> Table:
+                  consolidated: bool = False,
+                  append_only_columns: frozenset[str] = frozenset()) -> Table:
     node = InputNode(columns=dict(columns),
                      source=StaticSource(batches, label, consolidated=consolidated),
-                     primary_key=primary_key, label=label)
+                     primary_key=primary_key, label=label,
+                     append_only_columns=append_only_columns)
     return Table(node, _universe_of_keys(batches), primary_key=primary_key)
 
 
@@ -286,7 +289,8 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
         ids = _position_ids(len(rows))
     batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
     return _static_table(dtypes, batches, label="table_from_markdown",
-                         primary_key=tuple(key) if key else None)
+                         primary_key=tuple(key) if key else None,
+                         append_only_columns=declared_append_only(schema))
 
 
 parse_to_table = table_from_markdown

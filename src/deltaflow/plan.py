@@ -91,6 +91,9 @@ class InputNode(Node):
 
     source: Source | None = None
     primary_key: tuple[str, ...] | None = None
+    # Columns the schema declares append-only in a table that may delete rows (see
+    # deltaflow.column_properties).
+    append_only_columns: frozenset[str] = frozenset()
 
 
 @dataclass(eq=False)

@@ -15,6 +15,10 @@ from typing import Any
 
 from deltaflow import _types as t
 from deltaflow import plan, universe_checks
+from deltaflow.column_properties import (
+    declared_append_only,
+    mark_udfs_on_append_only_columns,
+)
 from deltaflow.expressions.base import (
     Cast,
     ColumnExpression,
@@ -182,9 +186,12 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         foreign = ForeignColumns(self, [ref for _, e in outputs for ref in e.references()],
                                  operation)
         if not foreign:
-            return self._project(operation, outputs), self._node
-        source = foreign.build()._node if foreign.needs_join else self._node
-        return CompiledProjection(foreign.scope(operation), outputs), source
+            projection, source = self._project(operation, outputs), self._node
+        else:
+            source = foreign.build()._node if foreign.needs_join else self._node
+            projection = CompiledProjection(foreign.scope(operation), outputs)
+        mark_udfs_on_append_only_columns(projection, source)
+        return projection, source
 
     def _resolve_deferred(self, outputs: list[tuple[str, ColumnExpression]]
                           ) -> list[tuple[str, ColumnExpression]]:
@@ -649,7 +656,8 @@ def input_table(schema: type[Schema], source: Any, *, name: str | None = None) -
     key = schema.primary_key_columns()
     node = plan.InputNode(columns=columns, source=source,
                           primary_key=tuple(key) if key else None,
-                          label=name or str(getattr(source, "name", None) or "input"))
+                          label=name or str(getattr(source, "name", None) or "input"),
+                          append_only_columns=declared_append_only(schema))
     return Table(node, plan.Universe(), primary_key=tuple(key) if key else None)
 
 

@@ -174,6 +174,12 @@ class _RowMemory:
 
     def take(self, ids: list[int]) -> list[Any]:
         """The remembered values of ``ids`` (forgotten now), :data:`MISSING` when unknown."""
+        self._index_pending()
+        pop = self.values.pop
+        return [pop(row_id, MISSING) for row_id in ids]
+
+    def _index_pending(self) -> None:
+        """Move the lazily kept chunks into the per-id dictionary."""
         if self.pending:
             for chunk_ids, chunk_values in self.pending:
                 id_list = chunk_ids.to_list()
@@ -184,8 +190,6 @@ class _RowMemory:
                 self.values.update(zip(id_list, t.values_from_series(chunk_values),
                                        strict=True))
             self.pending = []
-        pop = self.values.pop
-        return [pop(row_id, MISSING) for row_id in ids]
 
     def check(self, name: str) -> None:
         """Stop the run if a row id was inserted twice in a table known to delete rows."""
@@ -206,6 +210,8 @@ def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DTyp
     memory = state.get(node._uid)
     if memory is None:
         memory = state[node._uid] = _RowMemory()
+    if getattr(node, "keeps_values_forever", False):
+        return _compute_forever(node, memory, args, size, dtype, ids)
     # Diffs are non-null integers and size > 0, so min/max are ints (casts for the checker).
     if cast(int, diffs.min()) > 0:  # insertions only (one cheap call: tiny deltas are hot)
         column = node.compute(args, size, dtype)
@@ -239,6 +245,32 @@ def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DTyp
             memory._note_repeated(still)
         memory.values.update((id_list[row], values[row]) for row in inserted)
         memory.check(_udf_name(node))
+    return column
+
+
+def _compute_forever(node: Any, memory: _RowMemory, args: list[pl.Series], size: int,
+                     dtype: t.DType, ids: pl.Series) -> pl.Series:
+    """A UDF whose arguments are append-only columns (deltaflow.column_properties): a row
+    id's arguments never change, so the value computed the first time the id appeared is
+    its value for good. It is kept when the row is deleted and served again, without a
+    call, when the row comes back (an update of other columns, a reinsertion)."""
+    memory._index_pending()
+    stored = memory.values
+    id_list = ids.to_list()
+    known = {row: stored[row_id] for row, row_id in enumerate(id_list) if row_id in stored}
+    if not known:
+        column = node.compute(args, size, dtype)
+        memory.keep(ids, column)
+        return column
+    _KNOWN.values = known
+    try:
+        column = node.compute(args, size, dtype)
+    finally:
+        _KNOWN.values = None
+    if len(known) < size:
+        values = t.values_from_series(column)
+        stored.update((row_id, values[row]) for row, row_id in enumerate(id_list)
+                      if row not in known)
     return column
 
 
