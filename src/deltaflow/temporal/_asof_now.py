@@ -16,7 +16,7 @@ from deltaflow import plan
 from deltaflow.engine.stateful.asof import AsofNowJoinNode
 from deltaflow.expressions.base import ColumnReference
 from deltaflow.expressions.placeholders import left, right
-from deltaflow.table_stateful import JoinMode, _owns
+from deltaflow.table_join import JoinMode, _owns
 from deltaflow.temporal._join_common import (
     TemporalJoinResult,
     check_sides,

@@ -1,7 +1,7 @@
 """What the temporal joins (asof, asof_now, interval) share: checking the sides and the time
 columns, projecting each side for the operator, and the result class.
 
-A temporal join result is a :class:`~deltaflow.table_stateful.JoinResult` whose wide table
+A temporal join result is a :class:`~deltaflow.table_join.JoinResult` whose wide table
 (both sides' columns prefixed ``__l__``/``__r__``, their ids ``__l_id``/``__r_id`` and, for
 columns equated by a condition of the same name, ``__t__<name>``) comes from a temporal
 operator instead of the equi-join; ``select``, ``filter``, ``groupby``, ``pw.left``,
@@ -28,12 +28,12 @@ from deltaflow.expressions.base import (
 )
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.placeholders import left, right, this
-from deltaflow.table_stateful import (
+from deltaflow.table_groupby import _table_class
+from deltaflow.table_join import (
     JoinMode,
     JoinResult,
     _owns,
     _side_scope,
-    _table_class,
     equality_keys,
 )
 from deltaflow.temporal._timetypes import check_length

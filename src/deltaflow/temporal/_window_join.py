@@ -7,7 +7,7 @@ window. For sessions, the events of both sides are put together and cut into ses
 value of the ``on`` columns (and instance), so a session can be opened by a row of either
 side; each side's rows then carry their session and the join is on it.
 
-:class:`WindowJoinResult` is a :class:`~deltaflow.table_stateful.JoinResult` over the
+:class:`WindowJoinResult` is a :class:`~deltaflow.table_join.JoinResult` over the
 window-assigned sides: ``pw.left``/``pw.right`` name those, and references to the original
 tables are read from them (``left_table.id`` is the original row's id).
 """
@@ -27,7 +27,8 @@ from deltaflow.expressions.base import (
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.functions import make_tuple
 from deltaflow.expressions.placeholders import AllColumns, left, right, this
-from deltaflow.table_stateful import JoinMode, JoinResult, _owns, _table_class
+from deltaflow.table_groupby import _table_class
+from deltaflow.table_join import JoinMode, JoinResult, _owns
 from deltaflow.temporal._timetypes import time_kind
 from deltaflow.temporal._window import (
     END,
