@@ -38,6 +38,9 @@ class Apply(PythonNode):
         # Whether arguments may be Future columns: set for fully asynchronous UDFs, whose
         # calls may take another's result.
         self.accepts_futures = False
+        # Set by deltaflow.column_properties when every argument is an append-only column
+        # (None: not decided): a row id's value is then computed once and kept.
+        self.keeps_values_forever: bool | None = None
 
     def children(self) -> tuple[ColumnExpression, ...]:
         return (*self.args, *self.kwargs)
