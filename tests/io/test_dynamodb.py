@@ -415,10 +415,13 @@ def test_unreachable_endpoint_is_checked_when_the_run_starts(
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", closed)  # takes precedence
+    # An unreachable endpoint is waited for as long as the outage limit (docs/retries.md).
+    monkeypatch.setenv("DELTAFLOW_DYNAMODB_MAX_OUTAGE_S", "1")
     table = simple_table()
     pw.io.dynamodb.write(table, "nowhere", table.key)  # cannot check yet: not an error
-    with pytest.raises(pw.ConnectorError, match="dynamodb:nowhere"):
+    with pytest.raises(pw.ConnectorError, match="dynamodb:nowhere") as info:
         pw.run()
+    assert "DELTAFLOW_DYNAMODB_MAX_OUTAGE_S" in str(info.value)
 
 
 def test_missing_region_fails_at_definition(ddb: Any, monkeypatch: pytest.MonkeyPatch,
