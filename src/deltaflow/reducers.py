@@ -22,6 +22,7 @@ import polars as pl
 
 from deltaflow import _hyperloglog as hyperloglog
 from deltaflow import _types as t
+from deltaflow._float_sums import exact_sum, sum_expr
 from deltaflow.expressions.base import ColumnExpression, Scope, wrap_value
 from deltaflow.expressions.placeholders import this
 from deltaflow.expressions.scope import ExpressionError
@@ -156,13 +157,10 @@ class _Sum(Reducer):
     def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
         if not _polars_native(arg_types):
             return None
-        return (pl.col(args[0]) * pl.col("_diff")).sum()
+        return sum_expr(pl.col(args[0]) * pl.col("_diff"), arg_types[0])
 
     def python(self, rows: list[Row]) -> Any:
-        total: Any = 0
-        for row in rows:
-            total = total + row.args[0] * row.count
-        return total
+        return exact_sum(row.args[0] * row.count for row in rows)
 
 
 class _Avg(Reducer):
@@ -176,11 +174,12 @@ class _Avg(Reducer):
     def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
         if not _polars_native(arg_types):
             return None
-        return ((pl.col(args[0]) * pl.col("_diff")).sum() / pl.col("_diff").sum())
+        return (sum_expr(pl.col(args[0]) * pl.col("_diff"), arg_types[0])
+                / pl.col("_diff").sum())
 
     def python(self, rows: list[Row]) -> Any:
         n = builtins.sum(r.count for r in rows)
-        return builtins.sum(r.args[0] * r.count for r in rows) / n
+        return exact_sum(r.args[0] * r.count for r in rows) / n
 
 
 def _present(rows: list[Row]) -> list[Row]:

@@ -23,6 +23,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow import errors
+from deltaflow._float_sums import compensate_small_sums, exact_sum, sum_expr
 from deltaflow._ids import hash_columns
 from deltaflow.engine.batch import (
     DIFF,
@@ -276,7 +277,8 @@ class ReduceOperator(Operator[ReduceNode]):
         exprs = [pl.col(DIFF).sum().alias(COUNT)]
         for index, call in enumerate(self.calls):
             if f"__acc{index}" in self.accs:
-                exprs.append((pl.col(call.args[0]) * pl.col(DIFF)).sum().alias(f"__acc{index}"))
+                exprs.append(sum_expr(pl.col(call.args[0]) * pl.col(DIFF), call.arg_types[0])
+                             .alias(f"__acc{index}"))
             elif self.foldable and call.reducer.name in ("min", "max"):
                 exprs.append(call.reducer.polars_agg(call.args, call.arg_types)
                              .alias(f"__fold{index}"))
@@ -579,6 +581,9 @@ class ReduceOperator(Operator[ReduceNode]):
                     entry = touched[group_of(row)]
                     for slot, position in sums:
                         entry[slot] += row[position] * diff
+        # Float sums added row by row above are redone accurately (Pathway compensates them).
+        compensate_small_sums(self.calls, plan.accumulated, sums, rows, group_of, diff_at,
+                              touched, self.invertible)
         recompute: set[int] = set()
         if not self.invertible:
             recompute = {group[0] for group, entry in touched.items()
@@ -663,7 +668,7 @@ class ReduceOperator(Operator[ReduceNode]):
             for index in range(len(self.calls)):
                 if f"__acc{index}" in self.accs:
                     position = arg_at[index][0]
-                    accs.append(sum(r[position] * r[diff_at] for r in every))
+                    accs.append(exact_sum(r[position] * r[diff_at] for r in every))
             results = []
             for index, (call, positions, converters) in enumerate(
                     zip(self.calls, arg_at, convert, strict=True)):
