@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import logging
 import os
-import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike, fspath
 from typing import Any, TypeVar
 
-from deltaflow.io._core.environment import seconds_from_env
+from deltaflow.io._aws.errors import redact
+from deltaflow.io._core.retry import (
+    CONNECTOR_ENV,
+    DEFAULT_POLICY,
+    OutageTooLong,
+    call_with_retries,
+    policy_for,
+)
 
 logger = logging.getLogger("deltaflow.io.deltalake")
 
-MAX_OUTAGE_ENV = "DELTAFLOW_DELTALAKE_MAX_OUTAGE_S"
+MAX_OUTAGE_ENV = CONNECTOR_ENV["deltalake"]
 """Environment variable: how long (seconds) an unreachable store is retried before the run
-fails (default :data:`DEFAULT_MAX_OUTAGE_S`)."""
+fails (default :data:`DEFAULT_MAX_OUTAGE_S`, the shared retry policy's: docs/retries.md)."""
 
-DEFAULT_MAX_OUTAGE_S = 60.0
-_BACKOFF_FIRST_S = 0.2
-_BACKOFF_MAX_S = 5.0
+DEFAULT_MAX_OUTAGE_S = DEFAULT_POLICY.max_outage_s
 _S3_SCHEMES = ("s3://", "s3a://")
 
 # Words in delta-rs / object store errors meaning "could not reach the store" (worth a retry)
@@ -62,7 +66,7 @@ class Location:
 
 
 def max_outage_s(connector: str) -> float:
-    return seconds_from_env(MAX_OUTAGE_ENV, DEFAULT_MAX_OUTAGE_S, connector)
+    return policy_for("deltalake", connector).max_outage_s
 
 
 def resolve(uri: Any, settings: Any, connector: str) -> Location:
@@ -131,13 +135,6 @@ def _s3_location(uri: str, settings: Any, connector: str, outage: float) -> Loca
     return Location(f"s3://{bucket}/{prefix.strip('/')}".rstrip("/"), options, secrets, outage)
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if len(secret) >= 4:  # shorter "secrets" (test values) would garble every message
-            text = text.replace(secret, "***")
-    return text
-
-
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` means the store could not be reached (a retry may help)."""
     from deltalake.exceptions import TableNotFoundError
@@ -157,34 +154,24 @@ class StoreUnreachable(RuntimeError):
 
 def with_retries(location: Location, action: str, call: Callable[[], T], *,
                  connector: str, stop: Callable[[], bool] | None = None) -> T:
-    """``call()``, retried with backoff while it fails because the store is unreachable, for
-    at most ``location.max_outage_s``; other errors are raised at once (redacted)."""
-    first_failure: float | None = None
-    failures = 0
-    while True:
-        try:
-            result = call()
-            if failures:
-                logger.info("%s: %s is reachable again", connector, location.uri)
-            return result
-        except Exception as exc:  # noqa: BLE001 - classified below
-            message = redact(f"{type(exc).__name__}: {exc}", location.secrets)
-            if not is_transient(exc):
-                raise RuntimeError(f"{connector}: cannot {action} {location.uri}: "
-                                   f"{message}") from None
-            now = _time.monotonic()
-            first_failure = now if first_failure is None else first_failure
-            failures += 1
-            if now - first_failure >= location.max_outage_s or (stop is not None and stop()):
-                raise StoreUnreachable(
-                    f"{connector}: cannot {action} {location.uri}: the store stayed "
-                    f"unreachable for {now - first_failure:.1f} s (limit "
-                    f"{location.max_outage_s:g} s, set by {MAX_OUTAGE_ENV}); last error: "
-                    f"{message}") from None
-            delay = min(_BACKOFF_FIRST_S * 2 ** (failures - 1), _BACKOFF_MAX_S)
-            logger.warning("%s: cannot %s %s (%s); retrying in %.1f s", connector, action,
-                           location.uri, message, delay)
-            _time.sleep(delay)
+    """``call()``, retried per the shared retry policy while it fails because the store is
+    unreachable, for at most ``location.max_outage_s``; other errors are raised at once
+    (redacted)."""
+    def describe(exc: BaseException) -> str:
+        return redact(f"{type(exc).__name__}: {exc}", location.secrets)
+
+    policy = policy_for("deltalake", connector).with_max_outage(location.max_outage_s)
+    try:
+        return call_with_retries(
+            call, policy=policy, is_transient=is_transient, describe=describe, stop=stop,
+            what=f"{connector}: {action} {location.uri}", hint=MAX_OUTAGE_ENV,
+            failing="the store stayed unreachable")
+    except OutageTooLong as exc:
+        raise StoreUnreachable(f"{connector}: cannot {action} {location.uri}: "
+                               f"{exc.detail}") from None
+    except Exception as exc:  # noqa: BLE001 - not transient: the settings or the table
+        raise RuntimeError(f"{connector}: cannot {action} {location.uri}: "
+                           f"{describe(exc)}") from None
 
 
 class _HostedS3Settings:

@@ -1,13 +1,28 @@
-"""What the HTTP client connectors share: the retry policy, the retry loop and safe URLs."""
+"""What the HTTP client connectors share: the retry policy, the retry loop and safe URLs.
+
+Pathway's ``RetryPolicy``/``n_retries`` arguments are mapped onto the shared retry policy of
+every connector (:mod:`deltaflow.io._core.retry`, ``docs/retries.md``): the same delays, at
+most ``1 + n_retries`` attempts, and never longer than the outage limit
+(``DELTAFLOW_HTTP_MAX_OUTAGE_S``, default 300 s).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from deltaflow.io._core.retry import (
+    BackoffPolicy,
+    Outage,
+    OutageTooLong,
+    limit_hint,
+    policy_for,
+)
 
 logger = logging.getLogger("deltaflow.io")
 
@@ -43,11 +58,14 @@ class RetryPolicy:
             + random.uniform(0.0, self._jitter)
         return current
 
-    def _copy(self) -> RetryPolicy:
-        """A fresh policy with the same settings (each request starts from the first delay)."""
-        fresh = RetryPolicy.__new__(RetryPolicy)
-        fresh.__dict__.update(self.__dict__)
-        return fresh
+    def backoff(self, n_retries: int, connector: str) -> BackoffPolicy:
+        """This policy as the shared one: its first delay and factor, its jitter added to
+        each wait, at most ``1 + n_retries`` attempts, within the HTTP outage limit."""
+        shared = policy_for("http", connector)
+        return BackoffPolicy(first_delay_s=self._next_retry_duration,
+                             multiplier=max(self._backoff_factor, 1.0), jitter=0.0,
+                             extra_jitter_s=self._jitter, max_delay_s=math.inf,
+                             max_outage_s=shared.max_outage_s, max_attempts=n_retries + 1)
 
     def __repr__(self) -> str:
         return (f"RetryPolicy(first_delay_ms={self._next_retry_duration * 1000:g}, "
@@ -96,6 +114,7 @@ def check_client_args(connector: str, *, method: Any, headers: Any, n_retries: A
     if not isinstance(retry_policy, RetryPolicy):
         raise TypeError(f"{connector}: retry_policy must be a pw.io.http.RetryPolicy, got "
                         f"{retry_policy!r}")
+    policy_for("http", connector)  # a malformed outage limit fails here, not mid-run
     for label, value in (("connect_timeout_ms", connect_timeout_ms),
                          ("request_timeout_ms", request_timeout_ms)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
@@ -122,24 +141,29 @@ class RequestFailed(Exception):
 async def with_retries(attempt: Callable[[], Awaitable[Any]], *, n_retries: int,
                        policy: RetryPolicy, retry_codes: Sequence[int], what: str) -> Any:
     """Run ``attempt`` (which returns an aiohttp response, already read) until it succeeds,
-    at most ``1 + n_retries`` times; retried are connection errors, timeouts and the
-    ``retry_codes`` statuses. Returns the last response; raises :class:`RequestFailed` when
-    the last attempt failed on a connection error."""
+    at most ``1 + n_retries`` times within the outage limit; retried are connection errors,
+    timeouts and the ``retry_codes`` statuses. Returns the last response; raises
+    :class:`RequestFailed` when the last attempt failed on a connection error."""
     import aiohttp
 
-    policy = policy._copy()
-    tries = 0
+    outage = Outage(policy.backoff(n_retries, what), what=what, hint=limit_hint("http"))
     while True:
-        tries += 1
         try:
             response = await attempt()
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            if tries > n_retries:
-                raise RequestFailed(f"{what} failed after {tries} attempt(s): "
-                                    f"{type(exc).__name__}: {exc}") from exc
-            logger.warning("%s failed (%s: %s); retrying", what, type(exc).__name__, exc)
+            reason = f"{type(exc).__name__}: {exc}"
+            try:
+                wait = outage.failed(reason)
+            except OutageTooLong:
+                raise RequestFailed(f"{what} failed after {outage.failures} attempt(s): "
+                                    f"{reason}") from exc
+            logger.warning("%s failed (%s); retrying", what, reason)
         else:
-            if response.status not in retry_codes or tries > n_retries:
+            if response.status not in retry_codes:
+                return response
+            try:
+                wait = outage.failed(f"HTTP {response.status}")
+            except OutageTooLong:
                 return response
             logger.warning("%s got HTTP %d; retrying", what, response.status)
-        await asyncio.sleep(policy.wait_duration_before_retry())
+        await asyncio.sleep(wait)

@@ -16,6 +16,7 @@ from deltaflow import _types as t
 from deltaflow.io._core.formats import column_specs
 from deltaflow.io._core.output_session import write_table
 from deltaflow.io._core.read_table import check_backlog, check_mode, check_schema, reader_table
+from deltaflow.io._core.retry import BackoffPolicy, limit_hint, policy_for
 from deltaflow.io.kafka._formats import MessageFormatter, MessageParser
 from deltaflow.io.kafka._reader import KafkaReader
 from deltaflow.io.kafka._writer import KafkaWriter
@@ -25,8 +26,17 @@ __all__ = ["CONNECT_TIMEOUT_S", "SchemaRegistryHeader", "SchemaRegistrySettings"
            "simple_read", "write"]
 
 #: How long a broker that cannot be reached when a run starts is retried before the run fails
-#: (seconds). A module setting, as Pathway's functions have no parameter for it.
-CONNECT_TIMEOUT_S: float = 30.0
+#: (seconds). None: the shared retry policy's outage limit (``DELTAFLOW_KAFKA_MAX_OUTAGE_S``,
+#: default 300 s; docs/retries.md). A module setting, as Pathway's functions have no parameter.
+CONNECT_TIMEOUT_S: float | None = None
+
+
+def _connect_policy(connector: str) -> tuple[BackoffPolicy, str]:
+    """The retry policy for reaching the broker at start, and what sets its limit."""
+    policy = policy_for("kafka", connector)
+    if CONNECT_TIMEOUT_S is not None:
+        return policy.with_max_outage(CONNECT_TIMEOUT_S), "pw.io.kafka.CONNECT_TIMEOUT_S"
+    return policy, limit_hint("kafka")
 
 READ_FORMATS = ("plaintext", "raw", "json")
 WRITE_FORMATS = ("raw", "plaintext", "json", "dsv")
@@ -168,12 +178,13 @@ def read(rdkafka_settings: dict, topic: str | list[str] | None = None, *,
         table_schema = schema_from_types(_metadata=t.Json) | table_schema
     static = mode == "static"
     chosen_topic = topic
+    policy, hint = _connect_policy(connector)
 
     def make_reader() -> KafkaReader:
         return KafkaReader(settings, chosen_topic, connector=connector, static=static,
                            with_metadata=with_metadata,
                            start_from_timestamp_ms=start_from_timestamp_ms,
-                           connect_timeout_s=CONNECT_TIMEOUT_S)
+                           policy=policy, limit_hint=hint)
 
     return reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
                         name=name or f"kafka:{topic}", named=name is not None,
@@ -296,6 +307,7 @@ def write(table: Any, rdkafka_settings: dict, topic_name: Any, *,
     formatter = MessageFormatter(format, table._columns, key=key_name, value=value_name,
                                  headers=header_names, delimiter=delimiter,
                                  topic_column=topic_column)
-    writer = KafkaWriter(settings, fixed_topic, connector=connector,
-                         connect_timeout_s=CONNECT_TIMEOUT_S)
+    policy, hint = _connect_policy(connector)
+    writer = KafkaWriter(settings, fixed_topic, connector=connector, policy=policy,
+                         limit_hint=hint)
     write_table(table, writer, formatter, name=name or connector, sort_by=order or None)

@@ -13,10 +13,10 @@ restart neither skips nor repeats a checkpointed message. Partitions without a s
 start at ``start_from_timestamp_ms`` if given, else where the group and ``auto.offset.reset``
 say.
 
-A broker that cannot be reached when the run starts is retried for
-:data:`deltaflow.io.kafka.CONNECT_TIMEOUT_S` seconds, then the run fails with an error naming
-the connector and the bootstrap address. Settings (which may hold passwords) never appear in
-logs or errors.
+A broker that cannot be reached when the run starts is retried per the shared retry policy
+(``docs/retries.md``: backoff with jitter, for the outage limit), then the run fails with an
+error naming the connector and the bootstrap address; mid-run, librdkafka reconnects by
+itself. Settings (which may hold passwords) never appear in logs or errors.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 from deltaflow.engine.boundary import ConnectorError
 from deltaflow.io._core.base import Data, Finished, OffsetAntichain, Reader, ReadEvent
+from deltaflow.io._core.retry import BackoffPolicy, Outage, OutageTooLong
 from deltaflow.io.kafka._formats import MessagesContext
 
 logger = logging.getLogger("deltaflow.io.kafka")
@@ -75,19 +76,20 @@ class KafkaReader(Reader):
 
     def __init__(self, settings: Mapping[str, Any], topic: str, *, connector: str,
                  static: bool, with_metadata: bool, start_from_timestamp_ms: int | None,
-                 connect_timeout_s: float) -> None:
+                 policy: BackoffPolicy, limit_hint: str) -> None:
         self.settings = dict(settings)
         self.topic = topic
         self.connector = connector
         self.static = static
         self.with_metadata = with_metadata
         self.start_from_timestamp_ms = start_from_timestamp_ms
-        self.connect_timeout_s = connect_timeout_s
         self.bootstrap = str(self.settings.get("bootstrap.servers", "?"))
+        self._connecting = Outage(policy, what=f"{connector}: the Kafka broker at "
+                                  f"{self.bootstrap}", hint=limit_hint,
+                                  failing="stayed unreachable")
+        self._next_connect = 0.0
         self._resume: dict[tuple[str, int], int] = {}
         self._consumer: Any = None
-        self._connect_deadline: float | None = None
-        self._last_connect_error = ""
         self._pending: collections.deque[ReadEvent] = collections.deque()
         self._warnings = _RateLimitedWarnings()
         # Static mode: the offset each partition must reach, and where it is now.
@@ -135,8 +137,8 @@ class KafkaReader(Reader):
         """One attempt to reach the broker; True once the consumer is subscribed/assigned."""
         from confluent_kafka import Consumer, KafkaException
 
-        if self._connect_deadline is None:
-            self._connect_deadline = _time.monotonic() + self.connect_timeout_s
+        if _time.monotonic() < self._next_connect:
+            return False  # backing off after a failed attempt
         config = dict(self.settings)
         if self.static:
             config.setdefault("enable.auto.commit", False)
@@ -145,16 +147,17 @@ class KafkaReader(Reader):
             metadata = consumer.list_topics(self.topic, timeout=1.0)
         except KafkaException as exc:
             consumer.close()
-            self._last_connect_error = str(exc.args[0].str() if exc.args else exc)
-            if _time.monotonic() >= self._connect_deadline:
-                raise ConnectorError(
-                    self.connector,
-                    f"cannot reach the Kafka broker at {self.bootstrap} within "
-                    f"{self.connect_timeout_s:g} s: {self._last_connect_error}") from None
+            reason = str(exc.args[0].str() if exc.args else exc)
+            try:
+                wait = self._connecting.failed(reason)
+            except OutageTooLong as too_long:
+                raise ConnectorError(self.connector, f"cannot reach the Kafka broker at "
+                                     f"{self.bootstrap}: {too_long.detail}") from None
+            self._next_connect = _time.monotonic() + wait
             self._warnings.warn("connect", "%s: the Kafka broker at %s is not reachable yet "
-                                "(%s); retrying", self.connector, self.bootstrap,
-                                self._last_connect_error)
+                                "(%s); retrying", self.connector, self.bootstrap, reason)
             return False
+        self._connecting.succeeded()
         self._consumer = consumer
         if self.static:
             self._assign_all(consumer, metadata)

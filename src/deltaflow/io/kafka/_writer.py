@@ -21,6 +21,7 @@ from typing import Any
 
 from deltaflow.engine.boundary import ConnectorError
 from deltaflow.io._core.base import Writer
+from deltaflow.io._core.retry import BackoffPolicy, OutageTooLong, call_with_retries
 from deltaflow.io.kafka._formats import Messages
 from deltaflow.io.kafka._reader import make_client
 
@@ -66,11 +67,12 @@ class KafkaWriter(Writer):
     """Produces :class:`Messages` to ``topic`` (or each message's own topic)."""
 
     def __init__(self, settings: Mapping[str, Any], topic: str | None, *, connector: str,
-                 connect_timeout_s: float) -> None:
+                 policy: BackoffPolicy, limit_hint: str) -> None:
         self.settings = {k: v for k, v in settings.items() if k not in _CONSUMER_ONLY}
         self.topic = topic
         self.connector = connector
-        self.connect_timeout_s = connect_timeout_s
+        self.policy = policy
+        self.limit_hint = limit_hint
         self.bootstrap = str(self.settings.get("bootstrap.servers", "?"))
         self._producer: Any = None
         self._failure: str | None = None
@@ -85,23 +87,19 @@ class KafkaWriter(Writer):
         from confluent_kafka import KafkaException, Producer
 
         producer = make_client(Producer, self.settings, self.connector)
-        deadline = _time.monotonic() + self.connect_timeout_s
-        warned = False
-        while True:
-            try:
-                producer.list_topics(timeout=1.0)
-                break
-            except KafkaException as exc:
-                reason = str(exc.args[0].str() if exc.args else exc)
-                if _time.monotonic() >= deadline:
-                    raise ConnectorError(
-                        self.connector,
-                        f"cannot reach the Kafka broker at {self.bootstrap} within "
-                        f"{self.connect_timeout_s:g} s: {reason}") from None
-                if not warned:
-                    warned = True
-                    logger.warning("%s: the Kafka broker at %s is not reachable yet (%s); "
-                                   "retrying", self.connector, self.bootstrap, reason)
+
+        def reason(exc: BaseException) -> str:
+            return str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
+
+        try:
+            call_with_retries(lambda: producer.list_topics(timeout=1.0), policy=self.policy,
+                              is_transient=lambda exc: isinstance(exc, KafkaException),
+                              describe=reason, hint=self.limit_hint,
+                              failing="stayed unreachable",
+                              what=f"{self.connector}: the Kafka broker at {self.bootstrap}")
+        except OutageTooLong as exc:
+            raise ConnectorError(self.connector, f"cannot reach the Kafka broker at "
+                                 f"{self.bootstrap}: {exc.detail}") from None
         self._poller = threading.Thread(target=self._serve_reports, args=(producer,),
                                         name=f"deltaflow-kafka-acks-{self.topic}",
                                         daemon=True)

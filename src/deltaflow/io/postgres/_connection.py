@@ -7,10 +7,11 @@ not a readable file), and completed the way Pathway completes them: TCP keepaliv
 peer is noticed within minutes, a 30 s connect timeout, and an ``application_name`` naming
 the connector (``deltaflow:<name>``) so it shows in ``pg_stat_activity``.
 
-A server that cannot be reached is retried with exponential backoff for
-``DELTAFLOW_POSTGRES_CONNECT_RETRY_S`` seconds (30 by default), at start and after losing the
-connection mid-run; then a :class:`PostgresConnectionError` names the connector and
-``host:port/dbname`` (never the password). Errors that waiting cannot fix (a wrong password,
+A server that cannot be reached is retried per the shared retry policy (``docs/retries.md``)
+for ``DELTAFLOW_POSTGRES_CONNECT_RETRY_S`` seconds (300 by default, as every connector's
+outage limit), at start and after losing the connection mid-run; then a
+:class:`PostgresConnectionError` names the connector and ``host:port/dbname`` (never the
+password). Errors that waiting cannot fix (a wrong password,
 a missing database) fail at once.
 """
 
@@ -18,17 +19,14 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import time as _time
 from collections.abc import Mapping
 from typing import Any
 
-from deltaflow.io._core.environment import seconds_from_env
+from deltaflow.io._core.retry import CONNECTOR_ENV, OutageTooLong, call_with_retries, policy_for
 
 logger = logging.getLogger("deltaflow.io.postgres")
 
-RETRY_ENV = "DELTAFLOW_POSTGRES_CONNECT_RETRY_S"
-DEFAULT_RETRY_S = 30.0
+RETRY_ENV = CONNECTOR_ENV["postgres"]
 
 _DEFAULTS = {
     "keepalives": "1",
@@ -114,7 +112,7 @@ def hide(text: str, settings: Mapping[str, str]) -> str:
 
 def retry_seconds(connector: str) -> float:
     """The connection retry budget (:data:`RETRY_ENV`), checked."""
-    return seconds_from_env(RETRY_ENV, DEFAULT_RETRY_S, connector, allow_zero=True)
+    return policy_for("postgres", connector).max_outage_s
 
 
 def _reason(error: BaseException, settings: Mapping[str, str]) -> str:
@@ -127,28 +125,21 @@ def connect(connector: str, settings: Mapping[str, str], *, retry_s: float) -> A
     unreachable for ``retry_s`` seconds; :class:`PostgresConnectionError` after that."""
     import psycopg
 
-    deadline = _time.monotonic() + retry_s
-    delay = 0.1
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            connection = psycopg.connect(**settings)  # type: ignore[arg-type]  # libpq keywords
-            break
-        except psycopg.OperationalError as exc:
-            reason = _reason(exc, settings)
-            fatal = any(marker in str(exc) for marker in _FATAL_MARKERS)
-            remaining = deadline - _time.monotonic()
-            if fatal or remaining <= 0:
-                waited = "" if fatal else f" (tried for {retry_s:g} s, {attempts} attempts; " \
-                    f"{RETRY_ENV} sets how long)"
-                raise PostgresConnectionError(f"{connector}: cannot connect to PostgreSQL at "
-                                              f"{address(settings)}{waited}: {reason}") \
-                    from None
-            logger.warning("%s: PostgreSQL at %s unreachable (%s); retrying in %.1f s",
-                           connector, address(settings), reason, delay)
-            _time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 5.0) * (0.8 + 0.4 * random.random())  # noqa: S311
+    def transient(error: BaseException) -> bool:
+        return isinstance(error, psycopg.OperationalError) and \
+            not any(marker in str(error) for marker in _FATAL_MARKERS)
+
+    try:
+        connection = call_with_retries(
+            lambda: psycopg.connect(**settings),  # type: ignore[arg-type]  # libpq keywords
+            policy=policy_for("postgres", connector).with_max_outage(retry_s),
+            is_transient=transient, describe=lambda exc: _reason(exc, settings),
+            what=f"{connector}: connecting to PostgreSQL at {address(settings)}",
+            failing="tried", hint=RETRY_ENV)
+    except (OutageTooLong, psycopg.OperationalError) as exc:
+        reason = exc.detail if isinstance(exc, OutageTooLong) else _reason(exc, settings)
+        raise PostgresConnectionError(f"{connector}: cannot connect to PostgreSQL at "
+                                      f"{address(settings)}: {reason}") from None
     with connection.cursor() as cursor:
         for key, value in SESSION_SETTINGS.items():
             cursor.execute(f"SET {key} = '{value}'")
