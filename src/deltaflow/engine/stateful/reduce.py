@@ -402,7 +402,8 @@ class ReduceOperator(Operator[ReduceNode]):
         aggs.append(pl.col(DIFF).sum().alias(COUNT))
         for index, call in enumerate(self.calls):
             if f"__acc{index}" in self.accs:
-                aggs.append((pl.col(call.args[0]) * pl.col(DIFF)).sum().alias(f"__acc{index}"))
+                aggs.append(sum_expr(pl.col(call.args[0]) * pl.col(DIFF), call.arg_types[0])
+                            .alias(f"__acc{index}"))
         in_python = []
         for call in self.calls:
             expr = call.reducer.polars_agg(call.args, call.arg_types)
@@ -435,7 +436,7 @@ class ReduceOperator(Operator[ReduceNode]):
         for index, call in enumerate(self.calls):
             name = call.reducer.name
             if name in ("sum", "avg") and inverts(call.reducer, call.arg_types):
-                total = (pl.col(call.args[0]) * pl.col(DIFF)).sum()
+                total = sum_expr(pl.col(call.args[0]) * pl.col(DIFF), call.arg_types[0])
                 if f"__acc{index}" in self.accs:
                     totals.append(total.alias(f"__acc{index}"))
                 value = total if name == "sum" else total / pl.col(DIFF).sum()
