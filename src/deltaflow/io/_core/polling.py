@@ -69,7 +69,8 @@ class PollingSource(ABC):
     """A source read by polling: implement :meth:`poll`.
 
     ``poll`` runs on the input's own thread, every ``poll_interval_s`` seconds while it finds
-    nothing and again at once after it found rows. The framework remembers the offset and
+    nothing and again at once after it found rows; it should return promptly (a run stops
+    between two polls). The framework remembers the offset and
     passes it to each call, so the object itself needs no read position: the same instance
     may serve several runs. In ``mode="static"`` the input ends at the first poll that finds
     no rows and leaves the offset where it was. ``upserts = True`` lets polls return
