@@ -125,6 +125,16 @@ class PostgresServer:
                     raise
                 time.sleep(0.2)
 
+    def restart(self, mode: str = "fast") -> None:
+        """``pg_ctl restart`` with shutdown ``mode`` (``fast``: clean; ``immediate``: as a
+        crash, recovered from the WAL); every connection is cut."""
+        subprocess.run(
+            self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l",
+                      str(self.log_file), "-m", mode, "-w", "-t", "60", "restart"),
+            check=True, capture_output=True,
+        )
+        self._wait_ready()
+
     def stop(self) -> None:
         subprocess.run(
             self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",

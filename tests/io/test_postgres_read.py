@@ -15,6 +15,7 @@ import pytest
 from _io_helpers import BackgroundRun, Changes
 from postgres_server import (  # noqa: F401 - *_fixture: the postgres_server and pg fixtures
     PgDatabase,
+    PostgresServer,
     pg_fixture,
     postgres_server_fixture,
 )
@@ -310,7 +311,10 @@ def test_streaming_snapshot_then_changes_in_commit_order(pg: PgDatabase) -> None
     changes = Changes().subscribe(table)
     with BackgroundRun():
         changes.wait_for(lambda c: len(c.rows) == 2)
-        assert slots(pg)[0][1] is True  # a temporary slot while the run goes on
+        # The run's permanent slot and the temporary copy it consumes.
+        (anchor, anchor_temporary), (cursor, cursor_temporary) = slots(pg)
+        assert anchor.startswith("deltaflow_run_") and not anchor_temporary
+        assert cursor.startswith(anchor + "_") and cursor_temporary
         committed(pg, "INSERT INTO items VALUES (3, 'plum', 3)")
         changes.wait_for(lambda c: len(c.rows) == 3)
         committed(pg, "UPDATE items SET price = 2 WHERE id = 2")
@@ -324,7 +328,7 @@ def test_streaming_snapshot_then_changes_in_commit_order(pg: PgDatabase) -> None
         assert items(changes)[:2] == [(2, "pear", 2.0), (30, "plum", 3.0)]
         last = changes.rows[6:]
         assert len({time for _, time, _ in last}) == 1
-    assert slots(pg) == []  # the temporary slot ended with the run
+    assert slots(pg) == []  # the run's slots are dropped when it ends
     times = [time for _, time, _ in changes.rows]
     assert times == sorted(times)
     snapshot_time = changes.rows[0][1]
@@ -650,21 +654,82 @@ def test_persisted_reader_reconnects_without_losing_or_repeating(
     assert len(changes.rows) == 5
 
 
-def test_unpersisted_reader_fails_clearly_when_its_connection_is_lost(
-        pg: PgDatabase) -> None:
+def test_unpersisted_reader_reconnects_without_losing_or_repeating(pg: PgDatabase) -> None:
     setup_items(pg)
     table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
                                 autocommit_duration_ms=10)
     changes = Changes().subscribe(table)
-    run = BackgroundRun()
-    run.__enter__()
-    changes.wait_for(lambda c: len(c.rows) == 2)
-    assert _kill_replication_connections(pg) == 1
-    deadline = time.monotonic() + 10
-    while run._thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    with pytest.raises(ConnectorError, match="temporary replication slot"):
-        run.stop()
+    with BackgroundRun():
+        changes.wait_for(lambda c: len(c.rows) == 2)
+        committed(pg, "INSERT INTO items VALUES (3, 'plum', 3)")
+        changes.wait_for(lambda c: len(c.rows) == 3)
+        for round_ in range(2):
+            assert _kill_replication_connections(pg) == 1
+            committed(pg, f"INSERT INTO items VALUES ({10 + round_}, 'fig', 4)")
+        committed(pg, "DELETE FROM items WHERE id = 1")
+        changes.wait_for(lambda c: len(c.rows) == 6)
+        time.sleep(0.3)  # nothing more may come
+    assert items(changes) == [(2, "pear", None), (3, "plum", 3.0), (10, "fig", 4.0),
+                              (11, "fig", 4.0)]
+    assert len(changes.rows) == 6
+    assert slots(pg) == []
+
+
+@pytest.mark.parametrize("shutdown", ["fast", "immediate"])
+def test_a_server_restart_mid_run_loses_and_repeats_nothing(
+        pg: PgDatabase, postgres_server: PostgresServer, shutdown: str) -> None:
+    """``pg_ctl restart`` while changes stream in (a clean shutdown, then a crash of the
+    server): the reader reconnects and its table ends equal to the source's, each change
+    seen once."""
+    pg.execute("CREATE TABLE stock (sku INT PRIMARY KEY, qty INT NOT NULL)")
+    pg.execute("CREATE PUBLICATION stock_pub FOR TABLE stock")
+
+    class Stock(pw.Schema):
+        sku: int = pw.column_definition(primary_key=True)
+        qty: int
+
+    table = pw.io.postgres.read(pg.settings, "stock", Stock, publication_name="stock_pub",
+                                autocommit_duration_ms=10)
+    changes = Changes().subscribe(table)
+    with BackgroundRun():
+        committed(pg, "INSERT INTO stock VALUES (0, 0)")
+        changes.wait_for(lambda c: len(c.rows) == 1)
+        for sku in range(1, 21):
+            committed(pg, f"INSERT INTO stock VALUES ({sku}, {sku})")
+        postgres_server.restart(shutdown)
+        for sku in range(21, 41):
+            committed(pg, f"INSERT INTO stock VALUES ({sku}, {sku})")
+        committed(pg, "UPDATE stock SET qty = -1 WHERE sku = 3")
+        changes.wait_for(lambda c: len(c.rows) == 43, timeout=30)
+        time.sleep(0.3)  # nothing more may come
+    expected = sorted(tuple(r) for r in pg.execute("SELECT sku, qty FROM stock"))
+    assert sorted((r["sku"], r["qty"]) for r in changes.state()) == expected
+    inserted = [row["sku"] for row, _, added in changes.rows if added]
+    assert len(inserted) == len(set(inserted)) + 1  # sku 3 twice: inserted, then updated
+    assert len(changes.rows) == 43
+    assert slots(pg) == []
+
+
+def test_slots_left_by_killed_runs_are_dropped_by_the_next_run(pg: PgDatabase) -> None:
+    from deltaflow.io.postgres._cdc import Target
+
+    setup_items(pg)
+    connector = "pw.io.postgres.read(public.items)"
+    target = Target(connector=connector, settings=pg.settings, schema_name="public",
+                    table_name="items", columns={}, primary_key=(), publication=None,
+                    append_only=False, identity=connector)
+    leftover = target.run_slot()
+    other = Target(**{**target.__dict__, "identity": "another pipeline"}).run_slot()
+    for slot in (leftover, other):
+        pg.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
+    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
+                                autocommit_duration_ms=10)
+    changes = Changes().subscribe(table)
+    with BackgroundRun():
+        changes.wait_for(lambda c: len(c.rows) == 2)
+        names = [name for name, _ in slots(pg)]
+        assert leftover not in names and other in names
+    assert [name for name, _ in slots(pg)] == [other]  # another connector's: not touched
 
 
 def test_documented_example_runs(pg: PgDatabase) -> None:

@@ -55,6 +55,12 @@ _FATAL_CONNECT_ERRORS = ("password authentication failed", "does not exist",
                          "no pg_hba.conf entry", "permission denied", "SSL")
 
 
+RUN_SLOT_PREFIX = "deltaflow_run_"
+"""Slots of runs without persistence: ``deltaflow_run_<12 hex: connector>_<12 hex: run>``."""
+
+RUN_SLOT_LENGTH = len(RUN_SLOT_PREFIX) + 12 + 1 + 12
+
+
 class PostgresReadError(RuntimeError):
     """The table or the server cannot be read as asked (wrong table, columns, key, slot ...)."""
 
@@ -84,11 +90,22 @@ class Target:
     def qualified(self) -> str:
         return f"{self.schema_name}.{self.table_name}"
 
-    def anchor_slot(self) -> str:
-        """The persistent slot of this connector (at most 63 characters, PostgreSQL's limit)."""
+    def _digest(self) -> str:
         seed = "|".join([str(self.settings.get("dbname", "")), self.schema_name,
                          self.table_name, self.identity])
-        return "deltaflow_" + hashlib.sha1(seed.encode()).hexdigest()[:24]
+        return hashlib.sha1(seed.encode()).hexdigest()
+
+    def anchor_slot(self) -> str:
+        """The persistent slot of this connector (at most 63 characters, PostgreSQL's limit)."""
+        return "deltaflow_" + self._digest()[:24]
+
+    def run_slot_prefix(self) -> str:
+        """What the names of this connector's per-run slots (no persistence) start with."""
+        return RUN_SLOT_PREFIX + self._digest()[:12] + "_"
+
+    def run_slot(self) -> str:
+        """A fresh name for the slot of one run without persistence (39 characters)."""
+        return self.run_slot_prefix() + uuid.uuid4().hex[:12]
 
 
 def connect_retry_seconds() -> float:
@@ -348,6 +365,57 @@ def advance_slot(connection: Any, slot: str, lsn: int) -> None:
 
 def drop_slot(connection: Any, slot: str) -> None:
     execute(connection, "SELECT pg_drop_replication_slot(%s)", (slot,))
+
+
+def drop_run_slot(target: Target, slot: str, connection: Any = None) -> None:
+    """Drop the per-run slot ``slot`` at the end of a run, on ``connection`` if it still
+    works, else on a new one; a slot that cannot be dropped is logged with the SQL that drops
+    it (the next run of the same connector drops it too, see :func:`drop_leftover_run_slots`)."""
+    import psycopg
+
+    usable = connection is not None and not (connection.closed or connection.broken)
+    error: Exception | None = None
+    for given in ((True, False) if usable else (False,)):
+        try:
+            current = connection if given else connect(target, retry_s=5.0)
+            try:
+                execute(current, "SELECT pg_drop_replication_slot(slot_name) FROM "
+                        "pg_replication_slots WHERE slot_name = %s", (slot,))
+            finally:
+                if not given:
+                    current.close()
+            logger.info("%s: dropped replication slot %r", target.connector, slot)
+            return
+        except (psycopg.Error, ConnectionError) as exc:
+            error = exc
+    logger.warning("%s: could not drop replication slot %r at %s (%s); it keeps WAL until "
+                   "dropped: SELECT pg_drop_replication_slot('%s')", target.connector, slot,
+                   target.address, hide(str(error).strip(), target.settings), slot)
+
+
+def drop_leftover_run_slots(connection: Any, target: Target) -> list[str]:
+    """Drop the per-run slots of this connector that a killed run left behind: those that no
+    connection uses and that have no temporary cursor copy (a running run always has one,
+    except while it reconnects)."""
+    prefix = target.run_slot_prefix()
+    rows = execute(
+        connection,
+        "SELECT s.slot_name FROM pg_replication_slots s WHERE starts_with(s.slot_name, %s) "
+        "AND length(s.slot_name) = %s AND NOT s.active AND NOT s.temporary "
+        "AND s.database = current_database() AND NOT EXISTS (SELECT 1 FROM "
+        "pg_replication_slots c WHERE starts_with(c.slot_name, s.slot_name || '_'))",
+        (prefix, RUN_SLOT_LENGTH)).fetchall()
+    dropped = []
+    for (slot,) in rows:
+        try:
+            drop_slot(connection, slot)
+        except Exception as exc:  # noqa: BLE001 - taken in the meantime: not a leftover
+            logger.debug("leftover slot %r not dropped: %s", slot, exc)
+            continue
+        logger.warning("%s: dropped replication slot %r left by a run that did not end "
+                       "cleanly", target.connector, slot)
+        dropped.append(slot)
+    return dropped
 
 
 def fetch_changes(connection: Any, slot: str, publication: str, limit: int) -> list[bytes]:

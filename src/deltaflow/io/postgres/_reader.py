@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time as _time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -270,7 +268,7 @@ class CdcReader(_TableReader):
         self._phase = "start"
         self._replication: Any = None
         self._slot = ""  # the slot changes are consumed from
-        self._anchor: str | None = None  # the persistent slot (persistence only)
+        self._anchor: str | None = None  # the permanent slot (per connector or per run)
         self._resume_lsn: int | None = None  # from the checkpoint (seek)
         self._start_lsn = 0  # where the change stream starts
         self._oid = 0
@@ -334,8 +332,11 @@ class CdcReader(_TableReader):
         self._oid = info.oid
         self._replication = _cdc.connect(target, replication=True)
         if not self.persisted:
-            self._slot = f"deltaflow_tmp_{os.getpid()}_{uuid.uuid4().hex[:12]}"
-            return self._begin_snapshot(temporary=True)
+            # A permanent slot of this run, so that a lost connection (a network fault, a
+            # server restart) can resume from it; dropped when the reader closes.
+            _cdc.drop_leftover_run_slots(self._replication, target)
+            self._anchor = target.run_slot()
+            return self._begin_snapshot()
         self._anchor = target.anchor_slot()
         state = _cdc.slot_state(self._replication, self._anchor)
         if self._resume_lsn is None:
@@ -344,7 +345,7 @@ class CdcReader(_TableReader):
                                "checkpoint", target.connector, self._anchor)
                 self._check_idle(state)
                 _cdc.drop_slot(self._replication, self._anchor)
-            return self._begin_snapshot(temporary=False)
+            return self._begin_snapshot()
         if state is None:
             raise PostgresReadError(
                 f"{target.connector}: the replication slot {self._anchor!r} that holds the "
@@ -375,25 +376,27 @@ class CdcReader(_TableReader):
                                     f"{self._anchor!r} is in use by another connection (is "
                                     "the same pipeline running twice?)")
 
-    def _begin_snapshot(self, *, temporary: bool) -> ReadEvent:
-        slot = self._slot if temporary else self._anchor
+    def _begin_snapshot(self) -> ReadEvent:
+        slot = self._anchor
         assert slot
-        start_lsn, snapshot_name = _cdc.create_slot(self._replication, slot, temporary=temporary)
+        start_lsn, snapshot_name = _cdc.create_slot(self._replication, slot, temporary=False)
         self._snapshot = _cdc.open_snapshot(self.target, snapshot_name, start_lsn, self.names)
         self._start_lsn = start_lsn
-        logger.info("%s: created %s replication slot %r", self.target.connector,
-                    "temporary" if temporary else "persistent", slot)
+        logger.info("%s: created replication slot %r (%s)", self.target.connector, slot,
+                    "kept for restarts" if self.persisted else "dropped at the end of the run")
         self._phase = "snapshot"
         return NewSource({"table": self.target.qualified})
 
     def _start_stream(self, advanced: int | None = None) -> None:
         """Hand the replication connection to a :class:`ChangeStream` thread."""
-        if self._anchor is not None:  # persisted: consume a temporary copy of the anchor
-            self._slot = cursor_slot_name(self._anchor)
-            _cdc.copy_slot(self._replication, self._anchor, self._slot)
+        assert self._anchor is not None
+        # What is consumed is a temporary copy of the anchor: the anchor itself only moves
+        # to positions that are safe to resume from.
+        self._slot = cursor_slot_name(self._anchor)
+        _cdc.copy_slot(self._replication, self._anchor, self._slot)
         self._stream = ChangeStream(
             self.target, self._replication, slot=self._slot, anchor=self._anchor,
-            oid=self._oid, decoders=self.decoders, skip_to=self._start_lsn,
+            run_slot=not self.persisted, oid=self._oid, decoders=self.decoders, skip_to=self._start_lsn,
             delivered=self._start_lsn,
             advanced=self._start_lsn if advanced is None else advanced)
         self._replication = None  # the stream owns (and closes) it now
@@ -408,9 +411,11 @@ class CdcReader(_TableReader):
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-        if self._replication is not None:
+        if self._replication is not None:  # closed before the change stream started
+            if self._anchor is not None and not self.persisted:
+                _cdc.drop_run_slot(self.target, self._anchor, self._replication)
             with contextlib.suppress(Exception):
-                self._replication.close()  # temporary slots end with the connection
+                self._replication.close()
             self._replication = None
 
 

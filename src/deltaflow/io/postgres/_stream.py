@@ -4,8 +4,12 @@
 thread consumes whole transactions from the slot (``_cdc.fetch_changes``), keeps the changes of
 the table being read, and queues them, so that the next poll runs while the input session is
 still turning the previous changes into rows (the poll is mostly waiting on the server). It
-also advances the persistent slot to checkpointed positions and reconnects a persisted reader
-whose connection broke.
+also advances the permanent (anchor) slot and, when the connection breaks, reconnects and
+resumes from a new copy of it, skipping the transactions it already queued.
+
+The anchor is advanced to checkpointed positions with persistence; without it, the anchor is a
+slot of this run only, advanced to what has been queued (nothing outlives the process then)
+and dropped when the stream closes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from deltaflow.io.postgres import _cdc
 from deltaflow.io.postgres._cdc import PostgresReadError, Target
+from deltaflow.io.postgres._connection import hide
 from deltaflow.io.postgres._decode import Decoder, decoder_for
 from deltaflow.io.postgres._pgoutput import (
     UNCHANGED,
@@ -71,13 +76,14 @@ class _Relation:
 class ChangeStream:
     """Polls ``slot`` on its own thread; :meth:`get` returns the next :class:`Batch`."""
 
-    def __init__(self, target: Target, replication: Any, *, slot: str, anchor: str | None,
-                 oid: int, decoders: list[Decoder], skip_to: int, delivered: int,
-                 advanced: int) -> None:
+    def __init__(self, target: Target, replication: Any, *, slot: str, anchor: str,
+                 run_slot: bool, oid: int, decoders: list[Decoder], skip_to: int,
+                 delivered: int, advanced: int) -> None:
         self.target = target
         self._replication = replication
         self._slot = slot
         self._anchor = anchor
+        self._run_slot = run_slot  # no persistence: the anchor is this run's, dropped at close
         self._oid = oid
         self._decoders = decoders
         self._skip_to = skip_to  # transactions ending at or before it are already held
@@ -117,8 +123,10 @@ class ChangeStream:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        if self._run_slot:
+            _cdc.drop_run_slot(self.target, self._anchor, self._replication)
         with contextlib.suppress(Exception):
-            self._replication.close()  # a temporary slot ends with its connection
+            self._replication.close()  # the temporary cursor slot ends with its connection
 
     # --- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -150,14 +158,15 @@ class ChangeStream:
             self._advance_anchor()
             messages = _cdc.fetch_changes(self._replication, self._slot,
                                           self.target.publication or "", CHANGES_PER_POLL)
+            if not messages:
+                return None
+            # Decoding may query the catalog (a new table layout): on the same connection.
+            batch = self._transactions(messages)
         except psycopg.OperationalError as exc:
-            if not (self._replication.broken or self._replication.closed):
+            if not connection_lost(exc, self._replication):
                 raise
-            self._reconnect(exc)
+            self._reconnect(exc)  # nothing of this poll was queued: it is read again
             return None
-        if not messages:
-            return None
-        batch = self._transactions(messages)
         if batch.end_lsn:
             self._delivered = batch.end_lsn
         return batch
@@ -264,9 +273,10 @@ class ChangeStream:
                                     "changed it")
 
     def _advance_anchor(self) -> None:
-        """Let the persistent slot forget what a checkpoint holds (at most twice a second)."""
-        lsn = self._checkpointed
-        if self._anchor is None or lsn is None or lsn <= self._advanced:
+        """Let the anchor slot forget what a checkpoint holds (without persistence: what was
+        queued), at most twice a second, so that the server can recycle that WAL."""
+        lsn = self._delivered if self._run_slot else self._checkpointed
+        if lsn is None or lsn <= self._advanced:
             return
         if _time.monotonic() - self._last_advance < 0.5:
             return
@@ -275,29 +285,56 @@ class ChangeStream:
         self._last_advance = _time.monotonic()
 
     def _reconnect(self, error: Exception) -> None:
-        """The connection broke. A persisted reader continues from a new copy of its anchor
-        slot, skipping what it already queued; a temporary slot died with the connection."""
+        """The connection broke (a network fault, a server restart): continue from a new
+        copy of the anchor slot, skipping the transactions already queued. A server that
+        comes back and goes again (a restart in progress) is retried until the connector's
+        connect budget is spent."""
+        import psycopg
+
         target = self.target
-        if self._anchor is None:
-            raise PostgresReadError(
-                f"{target.connector}: lost the connection to {target.address} ({error}); its "
-                "temporary replication slot went with it, so changes cannot be followed "
-                "exactly; restart the pipeline (with pw.persistence to resume where it "
-                "stopped)") from None
         logger.warning("%s: lost the connection to %s (%s); reconnecting", target.connector,
-                       target.address, error)
-        with contextlib.suppress(Exception):  # it is broken anyway
-            self._replication.close()
-        self._replication = _cdc.connect(target, replication=True)
-        state = _cdc.slot_state(self._replication, self._anchor)
-        if state is None:
-            raise PostgresReadError(f"{target.connector}: the replication slot "
-                                    f"{self._anchor!r} disappeared")
+                       target.address, hide(str(error).strip(), target.settings))
+        budget = _cdc.connect_retry_seconds()
+        deadline = _time.monotonic() + budget
+        while True:
+            with contextlib.suppress(Exception):  # it is broken anyway
+                self._replication.close()
+            try:
+                self._replication = _cdc.connect(
+                    target, replication=True, retry_s=max(deadline - _time.monotonic(), 0.0))
+                state = _cdc.slot_state(self._replication, self._anchor)
+                if state is None:
+                    raise PostgresReadError(
+                        f"{target.connector}: the replication slot {self._anchor!r} "
+                        f"disappeared while the connection to {target.address} was down "
+                        "(dropped by hand?), so the changes since cannot be followed exactly")
+                slot = cursor_slot_name(self._anchor)
+                _cdc.copy_slot(self._replication, self._anchor, slot)
+                break
+            except psycopg.OperationalError as exc:
+                if not connection_lost(exc, self._replication) or \
+                        _time.monotonic() > deadline or self._stop.is_set():
+                    raise
+                logger.warning("%s: connection to %s lost again while reconnecting (%s)",
+                               target.connector, target.address,
+                               hide(str(exc).strip(), target.settings))
+                self._stop.wait(0.5)
+        logger.info("%s: reconnected to %s; resuming from slot %r", target.connector,
+                    target.address, self._anchor)
+        self._slot = slot
         self._skip_to = self._delivered
         self._advanced = max(self._advanced, state[0] or 0)
-        self._slot = cursor_slot_name(self._anchor)
-        _cdc.copy_slot(self._replication, self._anchor, self._slot)
         self._relation = None
+
+
+def connection_lost(error: Exception, connection: Any) -> bool:
+    """Whether ``error`` means the connection (or the server) went away, rather than that
+    the server refused a command: no SQLSTATE (a socket error), class 08 (connection
+    exception) or 57P (the server shutting down or starting)."""
+    if connection.broken or connection.closed:
+        return True
+    state = getattr(error, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P"))
 
 
 def cursor_slot_name(anchor: str) -> str:
