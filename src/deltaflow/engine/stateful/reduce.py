@@ -57,6 +57,8 @@ _ACCUMULATED = frozenset(["sum", "avg"])
 # Times order rows for reducers (latest, earliest ...); the engine's final time (2^64 - 2,
 # when held rows are let out at the end) is stored as the largest Int64.
 _LAST_TIME = 2**63 - 1
+# The state of a user reducer that folded an Error in (see ReduceOperator._poison_states).
+_POISONED = object()
 
 
 class ReduceOperator(Operator[ReduceNode]):
@@ -469,6 +471,10 @@ class ReduceOperator(Operator[ReduceNode]):
                 values = []
                 for key, group in zip(keys, per_group, strict=True):
                     before = states.get(key[0], {}).get(key)
+                    if before is _POISONED:  # the state took an Error in: it stays one
+                        fresh.setdefault(key[0], {})[key] = before
+                        values.append(errors.ERROR)
+                        continue
                     try:
                         value, state = call.reducer.python_stateful(group, before)
                     except Exception as error:  # noqa: BLE001 - user code: an Error value
@@ -511,7 +517,16 @@ class ReduceOperator(Operator[ReduceNode]):
                 hit = groups.select(match).join(marked, on=match, how="left", nulls_equal=True,
                                                 maintain_order="left")["__bad"].fill_null(False)
                 groups = groups.with_columns(errors.with_errors(groups[call.column], hit))
+                if call.reducer.stateful:
+                    self._poison_states(self.calls.index(call), groups.filter(hit), match)
         return groups
+
+    def _poison_states(self, index: int, groups: pl.DataFrame, match: list[str]) -> None:
+        """A user reducer's state that saw an Error argument (``skip_errors=False``) cannot
+        take it out again: its groups keep an Error value while they live (as in Pathway)."""
+        fresh = self._fresh_states[index]
+        for key in groups.select(match).iter_rows():
+            fresh.setdefault(key[0], {})[key] = _POISONED
 
     @staticmethod
     def _rows_per_group(rows: pl.DataFrame, match: list[str],
