@@ -124,6 +124,9 @@ class FileReader(Reader):
         self._events: collections.deque[ReadEvent | _Pieces] = collections.deque()
         self._next_scan = 0.0
         self._scanned_once = False
+        # Static mode: bytes of the files found and bytes handed to the parser (progress).
+        self._bytes_total = 0
+        self._bytes_read = 0
 
     def seek(self, frontier: OffsetAntichain) -> None:
         """Resume after ``frontier`` (file path -> modification time in ns when it was read).
@@ -170,8 +173,17 @@ class FileReader(Reader):
             data, more = event.next_event()
             if more:
                 self._events.appendleft(event)
-            return data
+            event = data
+        if isinstance(event, Data) and isinstance(event.context, RawContext):
+            self._bytes_read += sum(len(record) for record in event.context.records)
         return event
+
+    def progress(self) -> tuple[int, int] | None:
+        """Bytes read of the files' total, in static mode (a streaming read has no end)."""
+        if self.streaming or not self.read_contents or not self._scanned_once:
+            return None
+        # A file growing while read may give more than its size when listed.
+        return min(self._bytes_read, self._bytes_total), self._bytes_total
 
     # --- scanning --------------------------------------------------------------------------
     def _list(self) -> list[str]:
@@ -229,6 +241,8 @@ class FileReader(Reader):
             "seen_at": int(_time.time()),
         }
         self._known[path] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if self.read_contents:
+            self._bytes_total += stat.st_size
         self._events.append(NewSource(metadata, key=path, replaces=replaces))
         offset = (path, stat.st_mtime_ns)
         if pieces is not None:

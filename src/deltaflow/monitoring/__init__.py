@@ -3,8 +3,8 @@
 ``pw.run(monitoring_level=...)`` asks :func:`make_monitoring` for what watches the run. Every 5
 seconds the monitor logs one line per connector (logger ``deltaflow.monitoring``, INFO): rows
 read and committed by each input and their rate in rows/s, rows written by each output and
-theirs, and the input's lag (how long its oldest committed-but-unprocessed rows have been
-waiting). With ``AUTO``/``AUTO_ALL`` and a terminal on stdout, a live console table (``rich``,
+theirs, the input's lag (how long its oldest committed-but-unprocessed rows have been
+waiting) and, for static file inputs, the bytes read of the files' total. With ``AUTO``/``AUTO_ALL`` and a terminal on stdout, a live console table (``rich``,
 if installed) shows the same figures. ``NONE`` disables it. ``with_http_server=True`` adds a
 Prometheus endpoint (:mod:`deltaflow.monitoring.metrics`).
 
@@ -87,7 +87,7 @@ class Monitor:
         """One dict of figures per connector."""
         now = _time.monotonic()
         out: list[dict[str, Any]] = []
-        for _, handle in getattr(self._runtime, "inputs", []):
+        for op, handle in getattr(self._runtime, "inputs", []):
             stats = handle.stats
             backlog = handle.backlog_rows
             since = stats.last_processed_monotonic or stats.last_commit_monotonic
@@ -95,7 +95,7 @@ class Monitor:
             out.append({"kind": "input", "name": handle.name, "read": stats.rows_read,
                         "committed": stats.rows_committed, "written": None,
                         "skipped": stats.extra.get("rows_skipped", 0), "backlog": backlog,
-                        "lag_ms": lag_ms,
+                        "lag_ms": lag_ms, "progress": _progress_of(op),
                         "rate": self._rate(f"input:{handle.name}", stats.rows_committed, now)})
         for sink in getattr(self._runtime, "sinks", []):
             stats = getattr(sink, "stats", None)
@@ -103,7 +103,7 @@ class Monitor:
             written = stats.rows_written if stats is not None else 0
             out.append({"kind": "output", "name": name, "read": None, "committed": None,
                         "written": written, "skipped": 0, "backlog": 0, "lag_ms": 0.0,
-                        "rate": self._rate(f"output:{name}", written, now)})
+                        "progress": None, "rate": self._rate(f"output:{name}", written, now)})
         return out
 
     def log(self) -> None:
@@ -117,9 +117,11 @@ class Monitor:
             self._previous[key] = total
             self._previous_at[key] = now
             if row["kind"] == "input":
+                progress = row["progress"]
                 logger.info("%s: %d rows read, %d committed (+%d since the last report, "
-                            "%.0f rows/s), %d skipped, lag %.0f ms", row["name"], row["read"],
-                            row["committed"], recent, rate, row["skipped"], row["lag_ms"])
+                            "%.0f rows/s), %d skipped, lag %.0f ms%s", row["name"], row["read"],
+                            row["committed"], recent, rate, row["skipped"], row["lag_ms"],
+                            "" if progress is None else f", {progress_text(*progress)}")
             else:
                 logger.info("%s: %d rows written (+%d since the last report, %.0f rows/s)",
                             row["name"], row["written"], recent, rate)
@@ -129,17 +131,54 @@ class Monitor:
 
         table = Table(title="deltaflow connectors")
         for column in ("connector", "read", "committed", "written", "rows/s", "skipped",
-                       "lag ms"):
-            table.add_column(column, justify="left" if column == "connector" else "right")
+                       "lag ms", "progress"):
+            table.add_column(column, justify="left" if column in ("connector", "progress")
+                             else "right")
         for row in self.rows():
+            progress = row["progress"]
             table.add_row(row["name"], _n(row["read"]), _n(row["committed"]),
                           _n(row["written"]), f"{row['rate']:,.0f}", _n(row["skipped"]),
-                          f"{row['lag_ms']:.0f}")
+                          f"{row['lag_ms']:.0f}",
+                          "" if progress is None else progress_bar(*progress))
         return table
 
 
 def _n(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
+
+
+def _progress_of(op: Any) -> tuple[int, int] | None:
+    """``(bytes read, bytes to read)`` of an input whose source knows them (static files)."""
+    progress = getattr(getattr(op.node, "source", None), "progress", None)
+    if isinstance(progress, tuple) and len(progress) == 2:
+        return int(progress[0]), int(progress[1])
+    return None
+
+
+def _bytes(count: int) -> str:
+    """A byte count for people: ``512 B``, ``3.4 MB``, ``1.2 GB``."""
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{count} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _fraction(done: int, total: int) -> float:
+    return 1.0 if total <= 0 else min(done / total, 1.0)
+
+
+def progress_text(done: int, total: int) -> str:
+    """``"3.4 MB of 10.0 MB read (34%)"``: the progress of a static file input."""
+    return f"{_bytes(done)} of {_bytes(total)} read ({_fraction(done, total):.0%})"
+
+
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+    """A text progress bar with the percentage and the total, for the console table."""
+    fraction = _fraction(done, total)
+    filled = round(fraction * width)
+    return f"{'█' * filled}{'░' * (width - filled)} {fraction:.0%} of {_bytes(total)}"
 
 
 def _start_dashboard() -> Any:

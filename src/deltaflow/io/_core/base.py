@@ -193,6 +193,11 @@ class Reader(ABC):
     def seek(self, frontier: OffsetAntichain) -> None:  # noqa: B027 - optional
         """Position the reader just after ``frontier`` (persistence)."""
 
+    def progress(self) -> tuple[int, int] | None:
+        """``(bytes read, bytes to read)`` when the reader knows how much there is (static
+        files); None otherwise. Called from the monitor's thread: only read counters."""
+        return None
+
     def checkpointed(self, frontier: OffsetAntichain) -> None:  # noqa: B027 - optional
         """A checkpoint now holds everything read up to ``frontier``.
 

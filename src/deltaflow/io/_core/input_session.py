@@ -91,6 +91,7 @@ class InputSession(Source):
         self._thread: threading.Thread | None = None
         self._handle: SourceHandle | None = None
         self._reader: Reader | None = None
+        self._progress: Callable[[], tuple[int, int] | None] = lambda: None
         self._bad_records = BadRecordLog(name)  # renewed at every run
         #: The io.synchronization group this session's table belongs to, if any.
         self.sync_group: Any = None
@@ -99,6 +100,11 @@ class InputSession(Source):
     def current_handle(self) -> SourceHandle | None:
         """The handle of the run this session last started in."""
         return self._handle
+
+    @property
+    def progress(self) -> tuple[int, int] | None:
+        """The reader's ``(bytes read, bytes to read)`` (static files), kept after it ends."""
+        return self._progress()
 
     @property
     def is_reading(self) -> bool:
@@ -134,6 +140,7 @@ class InputSession(Source):
             reader = self.reader_factory()
             reader.persisted = self.source_tags is not None  # persistence records this input
             self._reader = reader
+            self._progress = reader.progress
             if self.reader_check is not None:
                 self.reader_check(reader)
             if self.seek_to:
