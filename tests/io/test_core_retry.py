@@ -1,11 +1,9 @@
 """The shared retry policy (deltaflow.io._core.retry): backoff bounds, jitter, outage limit,
-overrides from the environment, and the blocking / asyncio / non-blocking ways to use it."""
+overrides from the environment, and the blocking and non-blocking ways to use it."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -17,7 +15,6 @@ from deltaflow.io._core.retry import (
     BackoffPolicy,
     Outage,
     OutageTooLong,
-    async_call_with_retries,
     call_with_retries,
     policy_for,
 )
@@ -39,8 +36,9 @@ class FakeClock:
 
 
 def test_defaults_are_the_documented_ones() -> None:
-    assert DEFAULT_POLICY == BackoffPolicy(first_delay_s=0.2, max_delay_s=10.0, multiplier=2.0,
-                                           jitter=0.5, max_outage_s=300.0)
+    documented = BackoffPolicy(first_delay_s=0.2, max_delay_s=10.0, multiplier=2.0,
+                               jitter=0.5, max_outage_s=300.0)
+    assert documented == DEFAULT_POLICY
     # The ceilings double from 0.2 s and stop at 10 s.
     assert [DEFAULT_POLICY.ceiling(n) for n in range(1, 9)] == \
         [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0]
@@ -134,29 +132,6 @@ def test_call_with_retries_stops_when_asked() -> None:
     with pytest.raises(OutageTooLong, match="reset"):
         call_with_retries(down, policy=DEFAULT_POLICY, is_transient=lambda e: True,
                           what="call", stop=lambda: True, sleep=lambda s: None)
-
-
-def test_async_call_with_retries() -> None:
-    attempts: list[int] = []
-
-    async def flaky() -> int:
-        attempts.append(1)
-        if len(attempts) < 3:
-            raise TimeoutError
-        return 42
-
-    fast = BackoffPolicy(first_delay_s=0.001, max_delay_s=0.002)
-    assert asyncio.run(async_call_with_retries(
-        flaky, policy=fast, is_transient=lambda e: True, what="request")) == 42
-    assert len(attempts) == 3
-    never = BackoffPolicy(first_delay_s=0.001, max_attempts=2)
-    with pytest.raises(OutageTooLong, match="slow"):
-        asyncio.run(async_call_with_retries(_always_timeout, policy=never,
-                                            is_transient=lambda e: True, what="request"))
-
-
-async def _always_timeout() -> Any:
-    raise TimeoutError("slow")
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,8 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-from s3_server import ManualSource, free_port, run_in_thread, wait_for
+from s3_server import ManualSource, MotoS3, run_in_thread, wait_for
 
 import deltaflow as pw
 
@@ -24,30 +23,16 @@ OUTAGE_S = 10.0
 """Longer than the 5-9 s the writer survived before the shared retry policy."""
 
 
-class MotoDynamoDB:
-    """A moto server on a fixed port that can be stopped and started again."""
+class MotoDynamoDB(MotoS3):
+    """The S3 tests' moto server (it serves every AWS API, DynamoDB's too): it can be
+    stopped and started again on the same port with its tables kept."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server: ThreadedMotoServer | None = None
-
-    def start(self) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def client(self) -> Any:
+    def dynamodb(self) -> Any:
         return boto3.client("dynamodb", endpoint_url=self.endpoint, region_name=REGION,
                             aws_access_key_id="testing", aws_secret_access_key="testing")
 
     def values(self, table: str) -> dict[int, str]:
-        items = self.client().scan(TableName=table)["Items"]
+        items = self.dynamodb().scan(TableName=table)["Items"]
         return {int(item["key"]["N"]): item["value"]["S"] for item in items}
 
 
@@ -55,15 +40,20 @@ class MotoDynamoDB:
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoDynamoDB]:
     server = MotoDynamoDB()
     server.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    for variable in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_DEFAULT_REGION", "AWS_PROFILE",
-                     "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(variable, raising=False)
-    # A short policy keeps the test fast: retries at most 0.5 s apart.
-    monkeypatch.setenv("DELTAFLOW_RETRY_MAX_DELAY_S", "0.5")
+    environment = {
+        "AWS_ENDPOINT_URL": server.endpoint, "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        # A short policy keeps the test fast: retries at most 0.5 s apart.
+        "DELTAFLOW_RETRY_MAX_DELAY_S": "0.5",
+        # Only these count (a developer's own AWS setup must not leak in).
+        "AWS_ENDPOINT_URL_DYNAMODB": None, "AWS_DEFAULT_REGION": None, "AWS_PROFILE": None,
+        "AWS_SESSION_TOKEN": None,
+    }
+    for variable, value in environment.items():
+        if value is None:
+            monkeypatch.delenv(variable, raising=False)
+        else:
+            monkeypatch.setenv(variable, value)
     try:
         yield server
     finally:
@@ -76,7 +66,7 @@ class KV(pw.Schema):
 
 
 def _create(server: MotoDynamoDB, name: str) -> None:
-    server.client().create_table(
+    server.dynamodb().create_table(
         TableName=name, BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "N"}])

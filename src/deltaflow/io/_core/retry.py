@@ -12,11 +12,10 @@ failed together do not retry together), and gives up once the service has been f
 
 Three ways to use a policy, for the three shapes of connector loop:
 
-- :func:`call_with_retries` / :func:`async_call_with_retries`: run a call until it succeeds
-  (blocking, or in an asyncio task);
-- :class:`Outage`: for loops that must not sleep (a reader that returns "nothing yet", a
-  writer whose sender threads schedule a retry time): it counts failures, says how long to
-  wait and raises :class:`OutageTooLong` past the limit.
+- :func:`call_with_retries`: run a call until it succeeds (blocking);
+- :class:`Outage`: for loops that must not sleep in our code (a reader that returns "nothing
+  yet", a writer whose sender threads schedule a retry time, an asyncio task): it counts
+  failures, says how long to wait and raises :class:`OutageTooLong` past the limit.
 
 Where a client has retry machinery of its own (botocore's retry modes, librdkafka's
 reconnects) it handles the short blips inside one attempt; the policy decides how long a
@@ -25,12 +24,11 @@ whole outage may last.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import random
 import time as _time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -110,8 +108,9 @@ class BackoffPolicy:
         ceiling = self.ceiling(failures)
         return ceiling * (1.0 - self.jitter * draw()) + self.extra_jitter_s * draw()
 
-    def with_max_outage(self, seconds: float) -> BackoffPolicy:
-        return replace(self, max_outage_s=seconds)
+    def with_max_outage(self, seconds: float | None) -> BackoffPolicy:
+        """This policy with another outage limit (None: unchanged)."""
+        return self if seconds is None else replace(self, max_outage_s=seconds)
 
 
 DEFAULT_POLICY = BackoffPolicy()
@@ -244,27 +243,3 @@ def call_with_retries(call: Callable[[], T], *, policy: BackoffPolicy,
             logger.info("%s succeeded after %d failed attempt(s)", what, failures)
         return result
 
-
-async def async_call_with_retries(call: Callable[[], Awaitable[T]], *, policy: BackoffPolicy,
-                                  is_transient: Callable[[BaseException], bool], what: str,
-                                  describe: Callable[[BaseException], str] = str,
-                                  hint: str = "", failing: str = "kept failing") -> T:
-    """:func:`call_with_retries` for coroutines (the waits are ``asyncio.sleep``)."""
-    outage = Outage(policy, what=what, hint=hint, failing=failing)
-    while True:
-        try:
-            result = await call()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            reason = describe(exc)
-            try:
-                wait = outage.failed(reason)
-            except OutageTooLong as too_long:
-                raise too_long from exc
-            logger.warning("%s failed (attempt %d: %s); retrying in %.1f s", what,
-                           outage.failures, reason, wait)
-            await asyncio.sleep(wait)
-            continue
-        outage.succeeded()
-        return result

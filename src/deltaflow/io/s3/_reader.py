@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deltaflow.io._aws.errors import classify_error
+from deltaflow.io._core import retry
 from deltaflow.io._core.base import (
     Data,
     Finished,
@@ -28,13 +29,7 @@ from deltaflow.io._core.base import (
     Reader,
     ReadEvent,
 )
-from deltaflow.io._core.retry import (
-    DEFAULT_POLICY,
-    BackoffPolicy,
-    Outage,
-    OutageTooLong,
-    limit_hint,
-)
+from deltaflow.io._core.retry import DEFAULT_POLICY, BackoffPolicy, Outage, OutageTooLong
 from deltaflow.io.s3._settings import AwsS3Settings, S3ConnectorError, S3Location
 
 logger = logging.getLogger("deltaflow.io.s3")
@@ -193,13 +188,10 @@ class S3Reader(Reader):
                  poll_interval_s: float = LISTING_POLL_S) -> None:
         self.lister = lister
         self.streaming = streaming
-        policy = policy or DEFAULT_POLICY
-        if max_outage_s is not None:
-            policy = policy.with_max_outage(max_outage_s)
-        self.policy = policy
+        self.policy = policy = (policy or DEFAULT_POLICY).with_max_outage(max_outage_s)
         self.poll_interval_s = poll_interval_s
         self._outage = Outage(policy, what=f"input {lister.name}: {lister.location}",
-                              failing="stayed unreachable", hint=limit_hint("s3"))
+                              failing="stayed unreachable", hint=retry.limit_hint("s3"))
         # Only streaming mode replaces objects, so only it needs the session to keep rows.
         self.retracts_sources = streaming
         self._events: collections.deque[ReadEvent] = collections.deque()

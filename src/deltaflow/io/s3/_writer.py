@@ -19,14 +19,9 @@ from typing import Any
 import polars as pl
 
 from deltaflow.io._aws.errors import classify_error
+from deltaflow.io._core import retry
 from deltaflow.io._core.base import Formatter, Writer
-from deltaflow.io._core.retry import (
-    DEFAULT_POLICY,
-    BackoffPolicy,
-    Outage,
-    OutageTooLong,
-    limit_hint,
-)
+from deltaflow.io._core.retry import DEFAULT_POLICY, BackoffPolicy, Outage, OutageTooLong
 from deltaflow.io.s3._settings import AwsS3Settings, S3ConnectorError, S3Location
 
 logger = logging.getLogger("deltaflow.io.s3")
@@ -82,10 +77,7 @@ class S3Writer(Writer):
         self.extension = extension
         self.header = header
         self.interval_s = interval_s
-        policy = policy or DEFAULT_POLICY
-        if max_outage_s is not None:
-            policy = policy.with_max_outage(max_outage_s)
-        self.policy = policy
+        self.policy = policy = (policy or DEFAULT_POLICY).with_max_outage(max_outage_s)
         self.max_in_flight = max_in_flight
         self._prefix = _directory_prefix(location.prefix)
         self._lock = threading.Condition()
@@ -98,7 +90,7 @@ class S3Writer(Writer):
         self._listing = False
         self._last_upload: float | None = None
         self._outage = Outage(policy, what=f"output {name}: uploads to {location}",
-                              hint=limit_hint("s3"))
+                              hint=retry.limit_hint("s3"))
         self._retry_at = 0.0
         self._error: BaseException | None = None
         self._closing = False
