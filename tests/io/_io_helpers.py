@@ -58,13 +58,14 @@ class Changes:
 class BackgroundRun:
     """``pw.run()`` on a thread, stopped with the runtime's stop facility."""
 
-    def __init__(self) -> None:
+    def __init__(self, **run_kwargs: Any) -> None:
         self.error: BaseException | None = None
+        self._run_kwargs = run_kwargs  # e.g. persistence_config
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         try:
-            pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+            pw.run(monitoring_level=pw.MonitoringLevel.NONE, **self._run_kwargs)
         except BaseException as exc:  # noqa: BLE001 - re-raised by stop()
             self.error = exc
 

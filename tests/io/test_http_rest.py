@@ -64,6 +64,31 @@ def test_completed_queries_are_deleted_or_kept(delete, expected):
     assert all(row == {"name": "a", "n": 1} for row, _, _ in changes.rows)
 
 
+def test_persistence_keeps_the_queries_table_across_a_restart(tmp_path):
+    """As in Pathway 0.33: the queries are part of the checkpoint; a restarted run starts
+    with them in its table (their answers are not sent again) and takes new requests."""
+    config = pw.persistence.Config(pw.persistence.Backend.filesystem(tmp_path / "state"),
+                                   snapshot_interval_ms=50)
+    port = free_port()
+    counts_seen = []
+    for words, total in ((["ann", "bob"], 2), (["cid"], 3)):
+        pw.clear_graph()
+        _, queries = _echo_server(port, delete_completed_queries=False)
+        changes = Changes().subscribe(queries.reduce(total=pw.reducers.count()))
+        with BackgroundRun(persistence_config=config):
+            wait_serving(port)
+            for n, name in enumerate(words):
+                reply = call("POST", f"http://127.0.0.1:{port}/echo", {"name": name, "n": n})
+                assert reply.json() == [name, 2 * n]
+            changes.wait_for(lambda c, total=total: [r["total"] for r, _, added in c.rows
+                                                     if added][-1:] == [total])
+        counts_seen.append([(r["total"], added) for r, _, added in changes.rows])
+    # The second run starts from the first one's count (the restored state is not output
+    # again, only its change), as Pathway does.
+    assert counts_seen[0][-1] == (2, True)
+    assert counts_seen[1] == [(2, False), (3, True)]
+
+
 def test_keep_queries_is_the_opposite_of_delete_completed_queries():
     port = free_port()
     with warnings.catch_warnings(record=True) as caught:

@@ -30,7 +30,7 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorStats, Sink
-from deltaflow.io._core.base import Data, DictsContext, Reader, ReadEvent
+from deltaflow.io._core.base import Data, DictsContext, OffsetAntichain, Reader, ReadEvent
 from deltaflow.io._core.formats import TypedRowsParser, column_specs
 from deltaflow.io._core.read_table import check_autocommit, check_schema, reader_table
 from deltaflow.io._core.serialization import json_value
@@ -166,6 +166,12 @@ class _RestReader(Reader):
 
     def wait(self, timeout: float) -> None:
         self.endpoint.ready.wait(timeout)
+
+    def seek(self, frontier: OffsetAntichain) -> None:
+        """A restart with persistence: the checkpoint's queries are replayed into the table
+        by persistence (their answers go nowhere: outputs are muted during the replay, and
+        their clients are gone); requests are never sent twice, so there is nothing to skip
+        and the reader takes the new ones."""
 
     def close(self) -> None:
         if self._started:
