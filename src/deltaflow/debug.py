@@ -728,6 +728,55 @@ def table_to_parquet(table: Table, filename: Any) -> None:
     table_to_polars(table, include_id=False).write_parquet(filename)
 
 
+# Arrow in and out: deltaflow's addition (Pathway has no Arrow functions); the conversions
+# live in deltaflow._arrow, which imports pyarrow only when called.
+
+
+def table_to_arrow(table: Table, *, include_id: bool = True) -> Any:
+    """The table's final contents as a ``pyarrow.Table`` (deltaflow's addition).
+
+    Each field's metadata holds the column's deltaflow type, so :func:`table_from_arrow`
+    rebuilds the same table; pointers (and the ``id`` column, unless ``include_id=False``)
+    are written as their ``^...`` text. A column of Python objects (``Any``,
+    ``PyObjectWrapper``) has no Arrow form: a ``TypeError`` before anything runs.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... name | qty
+        ... pen  | 2
+        ... ''')
+        >>> pw.debug.table_to_arrow(t, include_id=False).to_pylist()
+        [{'name': 'pen', 'qty': 2}]
+    """
+    from deltaflow._arrow import table_to_arrow as convert
+
+    return convert(table, include_id=include_id)
+
+
+def table_from_arrow(data: Any, id_from: list[str] | None = None,
+                     unsafe_trusted_ids: bool = False,
+                     schema: type[Schema] | None = None) -> Table:
+    """A table from a ``pyarrow.Table`` or ``RecordBatch`` (deltaflow's addition).
+
+    Column types come from ``schema``, else from the field metadata
+    :func:`table_to_arrow` writes, else from the Arrow types. Row ids come from ``id_from``
+    (or the schema's primary key), else from an ``id`` column written by
+    :func:`table_to_arrow`, else from the row positions. ``__time__``/``__diff__`` columns
+    make an update stream, as in :func:`table_from_markdown`.
+
+    Examples:
+        >>> import deltaflow as pw, pyarrow as pa
+        >>> t = pw.debug.table_from_arrow(pa.table({"name": ["pen"], "qty": [2]}))
+        >>> pw.debug.compute_and_print(t, include_id=False)
+        name | qty
+        pen  | 2
+    """
+    from deltaflow._arrow import table_from_arrow as convert
+
+    return convert(data, id_from=id_from, unsafe_trusted_ids=unsafe_trusted_ids, schema=schema)
+
+
 class StreamGenerator:
     """Builds tables that change over time from lists of batches (one batch per time)."""
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         sqlite,
     )
     from deltaflow.io._core.formats import CsvParserSettings
+    from deltaflow.io.frames import OnFrameCallback, subscribe_frames
     from deltaflow.io.subscribe import OnChangeCallback, OnFinishCallback, subscribe
     from deltaflow.io.synchronization import (
         SynchronizedColumn,
@@ -42,6 +43,9 @@ _SUBMODULES = {
 }
 _TOP_LEVEL = {
     "subscribe": "deltaflow.io.subscribe",
+    # deltaflow's addition: each time's changes as one Polars DataFrame.
+    "subscribe_frames": "deltaflow.io.frames",
+    "OnFrameCallback": "deltaflow.io.frames",
     "OnChangeCallback": "deltaflow.io.subscribe",
     "OnFinishCallback": "deltaflow.io.subscribe",
     "CsvParserSettings": "deltaflow.io._core.formats",
