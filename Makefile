@@ -8,13 +8,14 @@ STAMP  := $(VENV)/.installed
 PIP_FLAGS ?= --disable-pip-version-check
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format bench clean venv
+.PHONY: help demo test lint format docs bench clean venv
 
 help:
 	@echo "make demo   - set up $(VENV) and run examples/demo.py"
 	@echo "make test   - set up $(VENV), run the lint checks and pytest"
 	@echo "make lint   - ruff check, mypy (types) and lint-imports (no import cycles)"
 	@echo "make format - ruff format + ruff check --fix"
+	@echo "make docs   - build the documentation site (API reference included) into site/"
 	@echo "make bench  - run benchmarks/run.py (ARGS='--rows 100000 --pathway-python ...')"
 	@echo "make clean  - remove $(VENV) and caches"
 
@@ -57,10 +58,15 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5), not a failure"; rc=0; fi; \
 	exit $$rc
 
+# The pages of docs/ plus the API reference from docstrings; --strict: a broken link or
+# reference fails the build (tests/test_docs_site.py runs the same build).
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build dist site .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +
