@@ -15,7 +15,8 @@ BUSY_TIMEOUT_S = 30.0
 """How long a connection waits for another connection's lock before giving up."""
 
 COMMIT_ATTEMPTS = 5
-"""How many times a transaction that hit a busy/locked database is retried from the start."""
+"""How many times switching to WAL journaling is tried while the database is busy (a busy
+transaction is retried per the shared retry policy instead, docs/retries.md)."""
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _ROWID_ALIASES = {"rowid", "_rowid_", "oid"}

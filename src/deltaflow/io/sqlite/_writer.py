@@ -20,6 +20,14 @@ from deltaflow.engine.batch import DIFF
 from deltaflow.engine.boundary import ConnectorError
 from deltaflow.io._core.base import Formatter, Writer
 from deltaflow.io._core.output_session import OutputSession
+from deltaflow.io._core.retry import (
+    DEFAULT_POLICY,
+    BackoffPolicy,
+    Outage,
+    OutageTooLong,
+    limit_hint,
+    policy_for,
+)
 from deltaflow.io.sqlite._database import (
     _check_path,
     _connect,
@@ -53,6 +61,7 @@ class _WriteSpec:
     init_mode: str
     max_batch_size: int | None
     connector: str
+    retry: BackoffPolicy = DEFAULT_POLICY  # a busy database: docs/retries.md
 
     @property
     def stored_columns(self) -> list[tuple[str, SqliteType, bool]]:
@@ -113,7 +122,8 @@ class SqliteWriter(Writer):
     insertion), so ``max_batch_size`` there only bounds the rows sent per ``executemany`` call.
 
     A transaction that fails because the database is busy is rolled back and retried from
-    its start (up to :data:`COMMIT_ATTEMPTS` times); any other failure is rolled back and
+    its start per the shared retry policy (``docs/retries.md``: until the database has been
+    locked for the outage limit); any other failure is rolled back and
     raised. Rows are dropped from the buffer only after their transaction committed, so
     nothing committed is sent again and nothing uncommitted is forgotten.
     """
@@ -337,8 +347,11 @@ class SqliteWriter(Writer):
         connection = self._connection
         if connection is None:
             raise RuntimeError(f"{self.spec.connector}: the connection is closed")
-        delay = 0.05
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        # A busy database (another connection held the lock past the busy timeout) is an
+        # outage like any other: retried per the shared policy, each time from the start.
+        busy = Outage(self.spec.retry, what=f"{self.spec.connector}: the database",
+                      failing="stayed locked", hint=limit_hint("sqlite"))
+        while True:
             try:
                 connection.execute("BEGIN IMMEDIATE")
                 body(connection)
@@ -347,12 +360,17 @@ class SqliteWriter(Writer):
             except BaseException as exc:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
-                if _is_busy(exc) and attempt < COMMIT_ATTEMPTS:
+                if _is_busy(exc):
+                    try:
+                        delay = busy.failed(str(exc))
+                    except OutageTooLong as too_long:
+                        raise RuntimeError(f"{self.spec.connector}: writing to table "
+                                           f"{self.spec.table_name!r} of {self.spec.path!r} "
+                                           f"failed: {too_long.detail}") from exc
                     logger.warning("%s: database busy (%s); transaction rolled back, retrying "
-                                   "(attempt %d of %d)", self.spec.connector, exc, attempt + 1,
-                                   COMMIT_ATTEMPTS)
+                                   "(attempt %d) in %.1f s", self.spec.connector, exc,
+                                   busy.failures + 1, delay)
                     _time.sleep(delay)
-                    delay *= 2
                     continue
                 if isinstance(exc, sqlite3.Error):
                     raise RuntimeError(
@@ -490,7 +508,7 @@ def write(
                            f"this Python has SQLite {sqlite3.sqlite_version}")
     spec = _WriteSpec(path=path_str, table_name=table_name, columns=columns, snapshot=snapshot,
                       primary_key=keys, init_mode=init_mode, max_batch_size=max_batch_size,
-                      connector=connector)
+                      connector=connector, retry=policy_for("sqlite", connector))
     session = _SqliteOutputSession(name or connector, SqliteWriter(spec), SqliteFormatter(spec))
     add_output(table, session)
 
