@@ -113,6 +113,22 @@ def test_former_import_paths_still_work() -> None:
         errors.no_such_name  # noqa: B018
 
 
+def test_the_tree_members_defined_elsewhere_are_importable_from_errors() -> None:
+    from deltaflow import argument_errors
+    from deltaflow.expressions import base
+    from deltaflow.persistence import checkpoints, storage
+
+    assert errors.ArgumentError is argument_errors.ArgumentError
+    assert errors.ContextError is argument_errors.ContextError
+    assert errors.ExpressionError is base.ExpressionError
+    assert errors.ColumnNotFoundError is base.ColumnNotFoundError
+    assert errors.UdfError is base.UdfError
+    assert errors.CheckpointError is checkpoints.CheckpointError
+    assert errors.StorageError is storage.StorageError
+    for name in errors.__all__:
+        assert getattr(errors, name) is not None
+
+
 def test_messages_are_not_quoted_by_key_error() -> None:
     assert str(errors.InconsistentDataError("row 5 deleted twice")) == "row 5 deleted twice"
     wrapped = errors.connector_error("csv:in", KeyError("k"))

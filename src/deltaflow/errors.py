@@ -12,7 +12,7 @@
     │   ├── UnsupportedSqlError      (also NotImplementedError)        deltaflow.sql
     │   └── CorrelatedSubqueryError  (also SyntaxError)                deltaflow.sql
     ├── EngineError              (also RuntimeError) a run failed while computing
-    │   ├── UdfError                 (also the type of the exception the function raised)
+    │   ├── UdfError                 (also the raised type)            deltaflow.expressions.base
     │   └── InconsistentDataError    (also KeyError)
     ├── ConnectorError           (also RuntimeError) a connector failed; names it
     │   └── ConnectorOSError         (also OSError), and each connector's own errors
@@ -23,8 +23,10 @@
 
 Each class is also the builtin exception Pathway raises in that situation, so code written for
 Pathway (``except ValueError``) keeps working, and ``except DeltaflowError`` catches every
-failure deltaflow itself reports. The classes defined in other modules are importable from
-there as before and from here (see ``docs/errors.md``).
+exception of deltaflow's own classes (many argument checks raise Python's ``TypeError`` or
+``ValueError`` directly: those are not in the tree). The classes defined in other modules
+are importable from there as before and, except those of ``pw.iterate`` and ``pw.sql``,
+from here (see ``docs/errors.md``).
 
 This module imports nothing from deltaflow when it is imported, so every module may use it.
 It also gives access to the names of :mod:`deltaflow.error_values` (the errors-as-values
@@ -38,6 +40,12 @@ import importlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # the names re-exported lazily below, for type checkers
+    from deltaflow._fork import ForkedAfterPolarsError  # noqa: F401
+    from deltaflow.argument_errors import (  # noqa: F401
+        ArgumentError,
+        ColumnArgumentError,
+        ContextError,
+    )
     from deltaflow.error_values import (  # noqa: F401
         ERROR,
         ERROR_LOG_COLUMNS,
@@ -71,6 +79,14 @@ if TYPE_CHECKING:  # the names re-exported lazily below, for type checkers
         with_errors,
         without_errors,
     )
+    from deltaflow.expressions.base import (  # noqa: F401
+        ColumnNotFoundError,
+        ExpressionAttributeError,
+        ExpressionError,
+        UdfError,
+    )
+    from deltaflow.persistence.checkpoints import CheckpointError  # noqa: F401
+    from deltaflow.persistence.storage import StorageError  # noqa: F401
 
 
 class DeltaflowError(Exception):
@@ -212,17 +228,33 @@ class PersistenceError(DeltaflowError):
     cannot be read or written (the message says which and what to do)."""
 
 
-# --- the errors-as-values machinery, formerly defined here ---------------------------------
+# --- members of the tree defined next to the code raising them, and the errors-as-values
+# --- machinery formerly defined here: given on first use ----------------------------------
 
+#: Classes of the tree defined in other modules (``pw.iterate``'s and ``pw.sql``'s are not
+#: listed: importing those modules would shadow the functions of the same name in ``pw``).
+_ELSEWHERE = {
+    "ArgumentError": "deltaflow.argument_errors",
+    "ColumnArgumentError": "deltaflow.argument_errors",
+    "ContextError": "deltaflow.argument_errors",
+    "ExpressionError": "deltaflow.expressions.base",
+    "ExpressionAttributeError": "deltaflow.expressions.base",
+    "ColumnNotFoundError": "deltaflow.expressions.base",
+    "UdfError": "deltaflow.expressions.base",
+    "CheckpointError": "deltaflow.persistence.checkpoints",
+    "StorageError": "deltaflow.persistence.storage",
+    "ForkedAfterPolarsError": "deltaflow._fork",
+}
 _VALUES_MODULE = "deltaflow.error_values"
 
 
 def __getattr__(name: str) -> Any:
-    """The names of :mod:`deltaflow.error_values`, imported on first use (importing it here
-    eagerly would make this module depend on the engine), then kept as attributes."""
+    """The classes of :data:`_ELSEWHERE` and the names of :mod:`deltaflow.error_values`,
+    imported on first use (importing them here eagerly would make this module depend on the
+    engine and the expressions), then kept as attributes."""
     if name.startswith("__"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(_VALUES_MODULE)
+    module = importlib.import_module(_ELSEWHERE.get(name, _VALUES_MODULE))
     try:
         value = getattr(module, name)
     except AttributeError:
@@ -232,6 +264,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ArgumentError",
+    "CheckpointError",
+    "ColumnArgumentError",
+    "ColumnNotFoundError",
     "ConnectorError",
     "ConnectorOSError",
     "DefinitionError",
@@ -240,6 +276,12 @@ __all__ = [
     "InconsistentDataError",
     "NoArgumentsError",
     "PersistenceError",
+    "ContextError",
+    "ExpressionAttributeError",
+    "ExpressionError",
+    "ForkedAfterPolarsError",
+    "StorageError",
+    "UdfError",
     "connector_error",
     "mixed_class",
 ]
