@@ -185,6 +185,9 @@ def test_connector_error_of_a_library_value_error_is_a_value_error() -> None:
 def test_connector_error_takes_a_message_naming_the_connector() -> None:
     error = errors.ConnectorError("output s3://bucket/x: cannot write")
     assert str(error) == "output s3://bucket/x: cannot write" and error.connector == ""
+    # the session reporting it gives it the connector's name (for the note of the run)
+    assert errors.connector_error("s3:out", error) is error and error.connector == "s3:out"
+    assert str(error) == "output s3://bucket/x: cannot write"
     # a plain message also survives pickling, as exceptions are pickled by their args
     import pickle
 

@@ -198,8 +198,12 @@ def connector_error(connector: str, error: BaseException, message: str | None = 
     original (``except ValueError`` catches a ``ValueError`` a connector raised, as in
     Pathway; an ``OSError`` stays one, with its ``errno``), and the original error is its
     ``__cause__``.
-    ``message`` defaults to ``ErrorType: text``."""
+    ``message`` defaults to ``ErrorType: text``. A connector's own error class (a
+    :class:`ConnectorError` whose message names the connector) is returned as it is, and
+    learns the connector's name (:attr:`ConnectorError.connector`) if it lacks it."""
     if isinstance(error, ConnectorError):
+        if not error.connector:
+            error.connector = connector
         return error
     base: type[ConnectorError] = ConnectorOSError if isinstance(error, OSError) else ConnectorError
     if message is None:
