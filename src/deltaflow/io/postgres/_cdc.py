@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deltaflow import _types as t
+from deltaflow.io._core.retry import Outage, OutageTooLong, policy_for
 from deltaflow.io.postgres._connection import hide, retry_seconds
 from deltaflow.io.postgres._decode import PgType, decoder_for
 from deltaflow.io.postgres._pgoutput import format_lsn, parse_lsn
@@ -126,11 +127,9 @@ def connect(target: Target, *, replication: bool = False, autocommit: bool = Tru
     if replication:
         params["replication"] = "database"
     budget = connect_retry_seconds() if retry_s is None else retry_s
-    deadline = _time.monotonic() + budget
-    delay = 0.1
-    attempts = 0
+    outage = Outage(policy_for("postgres", target.connector).with_max_outage(budget),
+                    what=f"{target.connector}: PostgreSQL at {target.address}")
     while True:
-        attempts += 1
         try:
             connection = psycopg.connect(**params,  # type: ignore[arg-type]  # libpq keywords
                                          autocommit=True)
@@ -141,14 +140,19 @@ def connect(target: Target, *, replication: bool = False, autocommit: bool = Tru
             reason = hide(str(exc).strip().splitlines()[-1] if str(exc).strip() else
                            type(exc).__name__, target.settings)
             fatal = any(marker in str(exc) for marker in _FATAL_CONNECT_ERRORS)
-            if fatal or _time.monotonic() + delay > deadline:
-                waited = "" if fatal else f" (retried for {budget:g} s, {attempts} attempts)"
+            try:
+                # The shared retry policy (docs/retries.md) spaces the attempts.
+                wait = None if fatal else outage.failed(reason)
+            except OutageTooLong:
+                wait = None
+            if wait is None:
+                waited = "" if fatal else \
+                    f" (retried for {budget:g} s, {outage.failures} attempts)"
                 raise ConnectionError(f"{target.connector}: cannot connect to PostgreSQL at "
                                       f"{target.address}{waited}: {reason}") from None
             logger.warning("%s: PostgreSQL at %s unreachable (%s); retrying", target.connector,
                            target.address, reason)
-            _time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            _time.sleep(wait)
     for name, value in SESSION_SETTINGS.items():
         connection.execute(f"SET {name} = '{value}'")
     connection.autocommit = autocommit
