@@ -7,15 +7,28 @@ same engine as ``pw.run``.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._debug_parsing import (
+    _cell_as,
+    _dtype_of_series,
+    _is_missing,
+    _normalize_series,
+    _parse_cell,
+)
+from deltaflow._debug_rendering import (
+    _format_value,
+    _render,
+    _rows_of,
+    _series_to_pandas,
+    _sort_key,
+)
 from deltaflow._ids import hash_columns
 from deltaflow.column_properties import declared_append_only
 from deltaflow.engine.batch import DIFF, ID, consolidate
@@ -125,59 +138,6 @@ def _frame_to_batches(frame: pl.DataFrame, columns: dict[str, t.DType], ids: pl.
 # ------------------------------------------------------------------------------------------
 # Markdown
 # ------------------------------------------------------------------------------------------
-
-
-def _parse_cell(text: str) -> Any:
-    if text == "None" or text == "":
-        return None
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        return text[1:-1]
-    if text in ("True", "False", "true", "false"):
-        return text in ("True", "true")
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return value
-
-
-def _cell_as(text: str, dtype: t.DType, column: str) -> Any:
-    base = dtype.strip_optional()
-    if text in ("None", "") and (dtype.is_optional or base == t.ANY):
-        return None
-    if base == t.STR:
-        return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" \
-            else text
-    value = _parse_cell(text)
-    try:
-        if base == t.INT:
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError
-            return value
-        if base == t.FLOAT:
-            return float(value)
-        if base == t.BOOL:
-            if not isinstance(value, bool):
-                raise ValueError
-            return value
-        if base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC, t.DURATION):
-            import pandas as pd
-
-            return pd.Timedelta(text) if base == t.DURATION else pd.Timestamp(text)
-        if base == t.JSON:
-            return t.Json.parse(text)
-        if base == t.BYTES:
-            return text.encode()
-    except (ValueError, TypeError):
-        raise ValueError(f"table_from_markdown: value {text!r} in column {column!r} is not a "
-                         f"valid {dtype!r}") from None
-    return value
 
 
 def table_from_markdown(table_def: str, id_from: list[str] | None = None,
@@ -307,41 +267,6 @@ def _position_ids(count: int, start: int = 0, step: int = 1) -> pl.Series:
 # ------------------------------------------------------------------------------------------
 
 
-_POLARS_TO_DTYPE: list[tuple[Any, t.DType]] = [
-    (pl.Int64, t.INT), (pl.Int32, t.INT), (pl.Int16, t.INT), (pl.Int8, t.INT),
-    (pl.UInt32, t.INT), (pl.UInt16, t.INT), (pl.UInt8, t.INT), (pl.UInt64, t.INT),
-    (pl.Float64, t.FLOAT), (pl.Float32, t.FLOAT), (pl.String, t.STR), (pl.Boolean, t.BOOL),
-    (pl.Binary, t.BYTES), (pl.UInt128, t.POINTER),
-]
-
-
-def _dtype_of_series(series: pl.Series) -> t.DType:
-    polars_type = series.dtype
-    base: t.DType | None = None
-    for candidate, dtype in _POLARS_TO_DTYPE:
-        if polars_type == candidate:
-            base = dtype
-            break
-    if base is None:
-        if isinstance(polars_type, pl.Datetime):
-            base = t.DATE_TIME_UTC if polars_type.time_zone else t.DATE_TIME_NAIVE
-        elif isinstance(polars_type, pl.Duration):
-            base = t.DURATION
-        else:
-            return t.infer_dtype(series.to_list())
-    return t.optional(base) if series.null_count() else base
-
-
-def _normalize_series(series: pl.Series, dtype: t.DType) -> pl.Series:
-    target = dtype.to_polars()
-    if target == pl.Object:
-        return t.series_from_values(series.name, series.to_list(), dtype)
-    if isinstance(target, pl.Datetime):
-        converted = series.cast(pl.Datetime("ns", series.dtype.time_zone))  # type: ignore[attr-defined]
-        return converted.dt.convert_time_zone("UTC") if target.time_zone else converted
-    return series.cast(target)
-
-
 def table_from_polars(df: pl.DataFrame, id_from: list[str] | None = None,
                       unsafe_trusted_ids: bool = False,
                       schema: type[Schema] | None = None) -> Table:
@@ -424,17 +349,6 @@ def table_from_pandas(df: Any, id_from: list[str] | None = None,
     batches = _frame_to_batches(data, dtypes, ids, times, diffs)
     return _static_table(dtypes, batches, label="table_from_pandas",
                          consolidated=positions and diffs is None)
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        import pandas as pd
-
-        return value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def table_from_rows(schema: type[Schema], rows: list[tuple], unsafe_trusted_ids: bool = False,
@@ -581,28 +495,6 @@ def table_to_pandas(table: Table, *, include_id: bool = True) -> Any:
     return pd.DataFrame(data, index=index)
 
 
-def _series_to_pandas(series: pl.Series, index: Any) -> Any:
-    """One column as a pandas Series with the dtype Pathway gives it."""
-    import pandas as pd
-
-    polars_type = series.dtype
-    if polars_type in (pl.Object, pl.UInt128, pl.Binary):
-        return pd.Series(t.values_from_series(series), index=index, dtype=object)
-    if isinstance(polars_type, pl.Datetime):
-        values = pd.Series(series.dt.replace_time_zone(None).to_numpy(), index=index)
-        return values.dt.tz_localize(polars_type.time_zone) if polars_type.time_zone else values
-    if polars_type == pl.String:
-        values = series.to_pandas()  # through Arrow: no Python string per value
-        values.index = index
-        return values
-    if polars_type == pl.Boolean and series.null_count():
-        return pd.Series(series.to_list(), index=index, dtype=object)
-    if polars_type.is_integer() and series.null_count():
-        # Optional ints stay ints (pandas' nullable Int64), not floats with NaN.
-        return pd.Series(series.to_list(), index=index, dtype="Int64")
-    return pd.Series(series.to_numpy(), index=index)
-
-
 def table_to_dicts(table: Table, **kwargs: Any) -> tuple[list[t.Pointer],
                                                           dict[str, dict[t.Pointer, Any]]]:
     """The final contents as (ids, {column: {id: value}}) (``kwargs``: options of
@@ -618,39 +510,6 @@ def table_to_dicts(table: Table, **kwargs: Any) -> tuple[list[t.Pointer],
 # ------------------------------------------------------------------------------------------
 # Printing
 # ------------------------------------------------------------------------------------------
-
-
-def _format_value(value: Any, short_pointers: bool) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, t.Pointer):
-        return value.short() if short_pointers else str(value)
-    if isinstance(value, t.Json):
-        return value.dumps()
-    if isinstance(value, bytes):
-        return repr(value)
-    return str(value)
-
-
-def _sort_key(values: Iterable[Any]) -> tuple:
-    return tuple((0, 0) if v is None else (1, v) for v in values)
-
-
-def _rows_of(frame: pl.DataFrame, names: list[str]) -> list[list[Any]]:
-    columns = [t.values_from_series(frame[n]) for n in names]
-    return [list(row) for row in zip(*columns, strict=True)] if columns else []
-
-
-def _render(header: list[str], rows: list[list[str]]) -> str:
-    widths = [len(h) for h in header]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in [header, *rows]:
-        cells = [c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)]
-        lines.append(" | ".join(cells).rstrip())
-    return "\n".join(lines)
 
 
 def _print_table(frame: pl.DataFrame, names: list[str], extra: list[str], include_id: bool,
