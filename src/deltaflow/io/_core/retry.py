@@ -10,7 +10,7 @@ failed together do not retry together), and gives up once the service has been f
 (``DELTAFLOW_RETRY_*``) or for one connector (``DELTAFLOW_<CONNECTOR>_MAX_OUTAGE_S``). See
 ``docs/retries.md``.
 
-Three ways to use a policy, for the three shapes of connector loop:
+Two ways to use a policy, for the two shapes of connector loop:
 
 - :func:`call_with_retries`: run a call until it succeeds (blocking);
 - :class:`Outage`: for loops that must not sleep in our code (a reader that returns "nothing
@@ -138,8 +138,9 @@ def policy_for(connector: str, label: str) -> BackoffPolicy:
 
 
 def limit_hint(connector: str) -> str:
-    """Which environment variable sets ``connector``'s outage limit (for error messages)."""
-    return CONNECTOR_ENV.get(connector, MAX_OUTAGE_ENV)
+    """Which environment variables set ``connector``'s outage limit (for error messages)."""
+    variable = CONNECTOR_ENV.get(connector)
+    return MAX_OUTAGE_ENV if variable is None else f"{variable} or {MAX_OUTAGE_ENV}"
 
 
 class OutageTooLong(ConnectionError):
