@@ -21,10 +21,10 @@ import dataclasses
 import json
 import keyword
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from deltaflow import _types as t
 
@@ -176,10 +176,12 @@ def value_source(value: Any) -> str | None:
         return repr(value)
     if isinstance(value, t.Json):
         return f"pw.Json({value.value!r})"
-    if isinstance(value, pd.Timestamp):
+    # A pandas value means pandas is loaded already; otherwise do not import it for this.
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(value, pd.Timestamp):
         kind = "DateTimeUtc" if value.tzinfo is not None else "DateTimeNaive"
         return f"pw.{kind}({value.isoformat()!r})"
-    if isinstance(value, pd.Timedelta):
+    if pd is not None and isinstance(value, pd.Timedelta):
         return f"pw.Duration({value.value})"
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return f"numpy.array({value.tolist()!r}, dtype=numpy.{value.dtype.name})"

@@ -21,7 +21,6 @@ import zoneinfo
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-import pandas as pd
 import polars as pl
 
 from deltaflow import _types as t
@@ -393,6 +392,8 @@ def _frequency_ns(text: str) -> int | None:
 def _duration_ns(value: Any, method: str) -> int | None:
     """Nanoseconds of a constant duration argument (Timedelta, a string like "1h", or a
     frequency such as "D", "min", "2H3T")."""
+    import pandas as pd  # loaded on first use: only date-time methods need it
+
     if isinstance(value, str):
         frequency = _frequency_ns(value.strip())
         if frequency is not None:
@@ -447,6 +448,8 @@ def _local_to_utc(local: pl.Series, zone: str) -> pl.Series:
 
 def _transition_instant(local_ns: int, tz: zoneinfo.ZoneInfo) -> int:
     """The UTC instant (ns) at which the clock jumped over the non-existent local time."""
+    import pandas as pd
+
     stamp = pd.Timestamp(local_ns, unit="ns")
     before = stamp.to_pydatetime().replace(tzinfo=tz, fold=0).utcoffset()
     after = stamp.to_pydatetime().replace(tzinfo=tz, fold=1).utcoffset()
@@ -625,6 +628,8 @@ class DateTimeNamespace(_Namespace):
         if isinstance(duration, str):
             nanos = _duration_ns(duration, method)  # a number for any string (or it raises)
             if nanos is not None:
+                import pandas as pd
+
                 duration = pd.Timedelta(nanos)
 
         def fun(args: list[pl.Series]) -> pl.Series:
@@ -661,6 +666,8 @@ class DateTimeNamespace(_Namespace):
         if constant is not None:
             if constant <= 0:
                 raise ValueError(f"{method}(): the duration must be positive, got {duration!r}")
+            import pandas as pd
+
             duration = pd.Timedelta(constant)
 
         def build(a: list[pl.Expr], types: list[t.DType]) -> pl.Expr:
@@ -735,6 +742,8 @@ class DateTimeNamespace(_Namespace):
         """Ints as durations of ``unit`` (a pandas unit: "W", "D", "h", "m", "s", "ms" ...)."""
         if not isinstance(unit, str):
             raise TypeError(f"dt.to_duration(): the unit must be a constant string, got {unit!r}")
+        import pandas as pd
+
         try:
             # pandas checks the unit (ValueError below); its stubs list the accepted names.
             factor = pd.Timedelta(1, unit=cast(Any, unit)).value
