@@ -100,9 +100,15 @@ class ReduceOperator(Operator[ReduceNode]):
         self.lazy_aggregate = native and bool(self.keys) and all(
             k.to_polars() != pl.Object for k in self.key_types)
         self._plan: _SmallPlan | None = None
+        self._small_select: tuple[Any, list[Any]] | None = None  # see _prepare_small
         # Group rows as the Python path last wrote them (None: no such group), so that hot
         # groups need no arrangement lookup; cleared by the frame path, which does not keep it.
         self._known: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}
+        # The Python path writes group rows to ``_known`` only; ``groups`` catches up when
+        # something else reads it (:meth:`_sync_groups`). Per group changed since: the row
+        # ``groups`` still holds (None: none). Storing every change at once cost a frame and
+        # a tail insert per time for rows that are mostly changed again a moment later.
+        self._dirty: dict[tuple[Any, ...], tuple[Any, ...] | None] = {}
         # Reducer values that are Errors, by group id (see _with_error_cells).
         self._error_cells: dict[int, set[str]] = {}
         # Stateful (user) reducers: per call index, key hash -> group key -> group state.
@@ -193,6 +199,7 @@ class ReduceOperator(Operator[ReduceNode]):
         return self._step_big(time, delta)
 
     def _step_big(self, time: int, delta: pl.DataFrame) -> Delta:
+        self._sync_groups()
         self._known.clear()
         if self.invertible:
             # Aggregate the delta per group first: hashing then costs per group, not per row.
@@ -607,6 +614,8 @@ class ReduceOperator(Operator[ReduceNode]):
         # Old group rows: from the cache of rows this path wrote, else from the arrangement
         # (always for recomputed key hashes: every group with such a hash is recomputed).
         width = plan.width
+        if recompute:  # every group of a recomputed key hash is read from ``groups``
+            self._sync_groups()
         known = self._known
         missing = {group[0] for group in touched if group not in known} | recompute
         olds: dict[tuple[Any, ...], tuple[Any, ...]] = {}
@@ -641,9 +650,18 @@ class ReduceOperator(Operator[ReduceNode]):
             if not self.invertible:
                 frame = frame.with_columns(pl.lit(min(time, _LAST_TIME), dtype=pl.Int64).alias(TIME))
             return frame
-        hashed = key_hash_expr([exprs[k] for k in self.keys])
-        extra = [] if self.invertible else [pl.lit(min(time, _LAST_TIME), dtype=pl.Int64).alias(TIME)]
-        return delta.select([ID, DIFF, *exprs.values(), hashed.alias(KH), *extra])
+        cached = self._small_select
+        built_from = tuple(map(id, exprs.values()))
+        if cached is None or cached[0] != built_from:  # built once: expressions cost to build
+            hashed = key_hash_expr([exprs[k] for k in self.keys])
+            cached = self._small_select = (built_from,
+                                           [ID, DIFF, *exprs.values(), hashed.alias(KH)])
+        frame = delta.select(cached[1])
+        if self.invertible:
+            return frame
+        times = pl.Series(TIME, [min(time, _LAST_TIME)], dtype=pl.Int64)
+        return frame.with_columns(times.extend_constant(times[0], frame.height - 1)) \
+            if frame.height > 1 else frame.with_columns(times[:frame.height])
 
     def _recompute_small(self, rows: list[tuple[Any, ...]], names: list[str],
                          touched: set[int] | None = None
@@ -723,7 +741,9 @@ class ReduceOperator(Operator[ReduceNode]):
         unchanged = set()
         inserted = []
         known = self._known
+        dirty = self._dirty
         if len(known) > _KNOWN_LIMIT:
+            self._sync_groups()
             known.clear()
         for group, body in news.items():
             old = olds.get(group)
@@ -740,10 +760,14 @@ class ReduceOperator(Operator[ReduceNode]):
                 continue  # unchanged, or a group whose key hash collides with a touched one
             changes.append(old[:-1])
             diffs.append(-1)
+            if group not in dirty:
+                dirty[group] = old
             known[group] = None
         for group in touched:
             if group not in news and group not in olds:
-                known[group] = None  # came and went within the delta
+                if group not in dirty:  # came and went within the delta
+                    dirty[group] = known.get(group)
+                known[group] = None
         fresh = self._new_ids([g for g, old, _ in inserted if old is None])
         hidden = set()  # groups whose count or accumulators changed but not their values
         for group, old, body in inserted:
@@ -756,15 +780,12 @@ class ReduceOperator(Operator[ReduceNode]):
             row = (*group, gid, *body)
             changes.append(row)
             diffs.append(1)
+            if group not in dirty:
+                dirty[group] = old
             known[group] = (*row, 1)
         if not changes:
             return None
-        series = [plan.series(i, list(values)) for i, values in
-                  enumerate(zip(*changes, strict=True))]
-        series.append(pl.Series(DIFF, diffs, dtype=pl.Int64))
-        frame = pl.DataFrame(series)
-        self.groups.insert(frame, [(*row, diff) for row, diff in zip(changes, diffs,
-                                                                     strict=True)])
+        frame = plan.output_frame(changes, diffs)
         if plan.injective:
             # ``post`` shows every reducer value as it is: an output row changes exactly when
             # a value does, and output rows are then distinct (no consolidation needed).
@@ -776,6 +797,27 @@ class ReduceOperator(Operator[ReduceNode]):
             return run_projection(self.post, frame, keep=[ID], tail=[DIFF])
         out = consolidate(run_projection(self.post, frame, keep=[ID], tail=[DIFF]))
         return out if out.height else None
+
+    def _sync_groups(self) -> None:
+        """Store in ``groups`` the group rows the Python path changed since the last call
+        (their old rows retracted, their current ones inserted)."""
+        dirty = self._dirty
+        if not dirty:
+            return
+        self._dirty = {}
+        plan = self._small_plan()
+        known = self._known
+        rows: list[tuple[Any, ...]] = []
+        for group, stored in dirty.items():
+            current = known[group]
+            if stored is current:
+                continue
+            if stored is not None:
+                rows.append((*stored[:-1], -1))
+            if current is not None:
+                rows.append(current)
+        if rows:
+            self.groups.insert(plan.state_frame(rows), rows)
 
     def _new_ids(self, groups: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
         """Ids of groups seen for the first time (same function as the frame path)."""
@@ -830,6 +872,11 @@ class _SmallPlan:
         self.values_from = first_result
         self.body_values = 1 + len(self.accumulated)
         self.injective = _shows_every_value(op.post, [c.column for c in calls])
+        self.read_by_post = list(range(len(columns)))
+        empty = pl.DataFrame(schema={name: dtype for name, dtype, _ in self.columns})
+        if not errors.keeps_errors() and (copies := op.post.copies(empty)) is not None:
+            wanted = {ID} | {source for _, source in copies}
+            self.read_by_post = [i for i, name in enumerate(columns) if name in wanted]
 
     def fold(self, entry: list[Any], old: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
         """The group row's count, accumulators and values after an insert-only delta (any
@@ -856,6 +903,21 @@ class _SmallPlan:
         if declared is not None:
             return t.series_from_values(name, values, declared)
         return pl.Series(name, values, dtype=dtype)
+
+    def state_frame(self, rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+        """Group rows (with their diffs last) as a frame of the group arrangement."""
+        columns = list(zip(*rows, strict=True))
+        series = [self.series(i, list(values)) for i, values in enumerate(columns[:-1])]
+        series.append(pl.Series(DIFF, columns[-1], dtype=pl.Int64))
+        return pl.DataFrame(series)
+
+    def output_frame(self, changes: list[tuple[Any, ...]], diffs: list[int]) -> pl.DataFrame:
+        """The frame ``post`` reads, from changed group rows (without their diffs): only the
+        columns it reads when it merely picks columns, else every state column."""
+        columns = list(zip(*changes, strict=True))
+        series = [self.series(i, list(columns[i])) for i in self.read_by_post]
+        series.append(pl.Series(DIFF, diffs, dtype=pl.Int64))
+        return pl.DataFrame(series)
 
 
 def _python_value(call: Any, rows: list[Row]) -> Any:

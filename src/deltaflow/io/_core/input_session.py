@@ -48,6 +48,14 @@ logger = logging.getLogger("deltaflow.io")
 
 KINDS = ("insert", "delete", "upsert", "truncate")
 _ID_BLOCK = 4096  # position ids computed at once for small commits
+_ONES = pl.Series(DIFF, [1] * _ID_BLOCK, dtype=pl.Int64)
+
+
+def _ones(count: int) -> pl.Series:
+    """A ``_diff`` column of ``count`` ones (a slice of a kept one for small commits)."""
+    if count <= _ID_BLOCK:
+        return _ONES.slice(0, count)
+    return pl.Series(DIFF, [1], dtype=pl.Int64).extend_constant(1, count - 1)
 _PART_ROWS = 100_000  # a block with this many rows ready may push them as a part of its time
 _PART_BACKLOG_ROWS = 500_000  # a part waits while this many pushed rows are unprocessed
 
@@ -386,9 +394,11 @@ class InputSession(Source):
         if block.kind == "insert" and not self.keep_row_state:
             self._distinct = block.keys is None and not self._key_types \
                 and "_key" not in frame.columns
-            # The common case in one Polars call: ids, the columns, +1.
-            return frame.select([ids.alias(ID), *self._names[1:-1],
-                                 pl.lit(1, dtype=pl.Int64).alias(DIFF)])
+            # The common case: the Series themselves, no query. A query releases the GIL,
+            # and taking it back waits for the engine thread's switch interval (up to 5 ms
+            # per call on a busy engine: the latency of every small commit).
+            return pl.DataFrame([ids.alias(ID), *(frame[n] for n in self._names[1:-1]),
+                                 _ones(frame.height)])
         frame = frame.with_columns(ids.alias(ID))
         if block.kind == "column":
             kinds = frame["_kind"]
