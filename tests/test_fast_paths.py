@@ -1,8 +1,10 @@
 """The small-delta (Python) and big-batch (Polars) paths of the stateful operators agree.
 
 Every property of ``test_stateful_properties`` is checked again with the paths forced: ``big``
-(every delta through Polars frames), ``small`` (every delta through Python tuples) and
-``mixed`` (deltas of at most two rows in Python, the others in Polars, sharing one state). The
+(every delta through Polars frames), ``small`` (every delta through the Python path: NumPy
+group columns for the simple reductions that allow them, Python tuples otherwise), ``rows``
+(every delta through Python tuples) and ``mixed`` (deltas of at most two rows in Python, the
+others in Polars, sharing one state). The
 arrangements' Python tail is kept tiny so that it is flushed into runs, and runs merged, within
 a test.
 """
@@ -26,15 +28,16 @@ from test_stateful_properties import REDUCERS, Event, check, update_streams
 
 SETTINGS = settings(max_examples=20, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-MODES = {"big": 0, "small": 10**9, "mixed": 2}
+MODES = {"big": 0, "small": 10**9, "rows": 10**9, "mixed": 2}
 
 
 @contextlib.contextmanager
 def paths(mode: str) -> Iterator[None]:
     """Force the small/big path choice and make the arrangements' tail flush early."""
     saved = (reduce.SMALL_DELTA_ROWS, join.SMALL_DELTA_ROWS, arrangement.TAIL_ROWS,
-             arrangement.SMALL_INSERT, batch.SMALL_BATCH)
+             arrangement.SMALL_INSERT, batch.SMALL_BATCH, reduce.COLUMN_GROUPS)
     limit = MODES[mode]
+    reduce.COLUMN_GROUPS = mode != "rows"
     reduce.SMALL_DELTA_ROWS = limit
     join.SMALL_DELTA_ROWS = limit
     arrangement.TAIL_ROWS = 3
@@ -44,7 +47,7 @@ def paths(mode: str) -> Iterator[None]:
         yield
     finally:
         (reduce.SMALL_DELTA_ROWS, join.SMALL_DELTA_ROWS, arrangement.TAIL_ROWS,
-         arrangement.SMALL_INSERT, batch.SMALL_BATCH) = saved
+         arrangement.SMALL_INSERT, batch.SMALL_BATCH, reduce.COLUMN_GROUPS) = saved
 
 
 modes = st.sampled_from(sorted(MODES))
@@ -266,15 +269,17 @@ def test_streaming_deltas_take_the_python_path_and_big_batches_polars() -> None:
         runtime._process(time, [(0, batch)])
 
     push(2, 0, [1, 2, 1])
-    # Python state was used: group rows live in the path's cache, not yet in the arrangement
-    assert set(reduce_op._known) and set(reduce_op._dirty) and not reduce_op.groups.size
+    # Python state was used: group rows live in the path's NumPy columns, not yet in the
+    # arrangement
+    assert reduce_op._columns is not None and reduce_op._columns.dirty
+    assert not reduce_op.groups.size
     assert Counter(seen) == Counter({(1, 2, 1): 2, (2, 1, 1): 1})
     seen.clear()
     from deltaflow.engine.stateful.reduce import SMALL_DELTA_ROWS
 
     per_key = SMALL_DELTA_ROWS // 3 + 100  # bigger than SMALL_DELTA_ROWS: frame path
     push(4, 3, [k % 3 for k in range(3 * per_key)])
-    assert not reduce_op._known
+    assert not reduce_op._known and reduce_op._columns is None
     final: Counter = Counter()
     for v, n, diff in seen:
         final[(v, n)] += diff

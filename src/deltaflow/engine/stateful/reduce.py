@@ -19,6 +19,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
@@ -45,15 +46,24 @@ from deltaflow.engine.stateful.arrangement import (
     key_hash_expr,
 )
 from deltaflow.engine.stateful.nodes import ReduceNode
+from deltaflow.engine.stateful.reduce_columns import (
+    ColumnGroups,
+    Fold,
+    eligible,
+    output_frame,
+    sum_is_safe,
+)
 from deltaflow.expressions.evaluate import error_flag
 from deltaflow.reducers import Row, inverts
 
 COUNT = "__cnt"
 NEG = "__neg"
 SMALL_DELTA_ROWS = 1024  # deltas up to this many rows take the Python path
+COLUMN_GROUPS = True  # simple reductions keep that path's groups in NumPy columns (tests: off)
 _KNOWN_LIMIT = 200_000  # group rows cached by the Python path
 _FOLDABLE = frozenset(["count", "sum", "avg", "min", "max"])
 _ACCUMULATED = frozenset(["sum", "avg"])
+_NOT_FOLDED = object()  # _step_columns: the delta takes the row path
 # Times order rows for reducers (latest, earliest ...); the engine's final time (2^64 - 2,
 # when held rows are let out at the end) is stored as the largest Int64.
 _LAST_TIME = 2**63 - 1
@@ -114,6 +124,12 @@ class ReduceOperator(Operator[ReduceNode]):
         # Stateful (user) reducers: per call index, key hash -> group key -> group state.
         self._states: dict[int, dict[int, dict[tuple[Any, ...], Any]]] = {
             i: {} for i, c in enumerate(self.calls) if c.reducer.stateful}
+        # Simple reductions keep the streaming path's group state in NumPy columns instead
+        # of tuples (see reduce_columns): None until a small delta comes, and after a
+        # frame-path step.
+        self._columns: ColumnGroups | None = None
+        self._columns_possible = self.small and self.accumulated and eligible(
+            self.calls, self.key_types, node.id_key is not None, bool(self._states))
         # Errors as values (a run with terminate_on_error=False): an error in a reducer's
         # argument leaves the row out of that reducer only (skip_errors, the default) or makes
         # that reducer's value an Error (skip_errors=False); the other reducers, count()
@@ -195,12 +211,15 @@ class ReduceOperator(Operator[ReduceNode]):
             return None
         # Reducer failures become Error cells only on the frame path (runs keeping errors).
         if self.small and delta.height <= SMALL_DELTA_ROWS and not errors.keeps_errors():
+            if self._columns_possible and COLUMN_GROUPS and not self.argument_errors:
+                out = self._step_columns(time, delta)
+                if out is not _NOT_FOLDED:
+                    return out
             return self._step_small(time, delta)
         return self._step_big(time, delta)
 
     def _step_big(self, time: int, delta: pl.DataFrame) -> Delta:
-        self._sync_groups()
-        self._known.clear()
+        self._drop_caches()
         if self.invertible:
             # Aggregate the delta per group first: hashing then costs per group, not per row.
             agg, match = self._aggregate_delta(delta)
@@ -561,6 +580,8 @@ class ReduceOperator(Operator[ReduceNode]):
     def _step_small(self, time: int, delta: pl.DataFrame) -> Delta:
         """The step for a delta of a few rows: the same results as the frame path, computed
         over Python tuples (the arrangements answer with row tuples for a few keys)."""
+        if self._columns is not None:  # the row path keeps group rows as tuples
+            self._drop_caches()
         frame = self._prepare_small(time, delta)
         self.match = [KH, *self.keys]
         plan = self._small_plan()
@@ -659,9 +680,9 @@ class ReduceOperator(Operator[ReduceNode]):
         frame = delta.select(cached[1])
         if self.invertible:
             return frame
-        times = pl.Series(TIME, [min(time, _LAST_TIME)], dtype=pl.Int64)
-        return frame.with_columns(times.extend_constant(times[0], frame.height - 1)) \
-            if frame.height > 1 else frame.with_columns(times[:frame.height])
+        # A Series rather than a query: a query releases the GIL (see input_session).
+        times = pl.Series(TIME, np.full(frame.height, min(time, _LAST_TIME), dtype=np.int64))
+        return pl.DataFrame([*frame.get_columns(), times])
 
     def _recompute_small(self, rows: list[tuple[Any, ...]], names: list[str],
                          touched: set[int] | None = None
@@ -798,9 +819,61 @@ class ReduceOperator(Operator[ReduceNode]):
         out = consolidate(run_projection(self.post, frame, keep=[ID], tail=[DIFF]))
         return out if out.height else None
 
+    def _drop_caches(self) -> None:
+        """Write the Python paths' group rows back and forget them (before a step that
+        changes ``groups`` by itself)."""
+        self._sync_groups()
+        self._known.clear()
+        self._columns = None
+
+    def _step_columns(self, time: int, delta: pl.DataFrame) -> Any:
+        """The small-delta step over NumPy group columns (see reduce_columns); returns
+        :data:`_NOT_FOLDED` when the delta needs the row path."""
+        frame = self._prepare_small(time, delta)
+        diffs = frame[DIFF].to_numpy()
+        if not self.invertible and bool((diffs < 0).any()):
+            return _NOT_FOLDED  # a deletion under min/max: the group is recomputed
+        plan = self._small_plan()
+        state = self._columns
+        if state is None or len(state) > _KNOWN_LIMIT:
+            self._drop_caches()
+            self.match = [KH, *self.keys]
+            state = self._columns = ColumnGroups(
+                [c.reducer.name for c in self.calls], plan.accumulated,
+                [bool(c.arg_types) and c.arg_types[0] == t.FLOAT for c in self.calls])
+        width = plan.width
+        groups = list(zip(frame[KH].to_list(), *(frame[k].to_list() for k in self.keys)))
+        slot = state.slot
+        missing = {g for g in groups if g not in slot}
+        if missing:
+            found = {row[:width]: row for row in
+                     self.groups.lookup_rows({g[0] for g in missing})}
+            new = [g for g in missing if g not in found]
+            ids = self._new_ids(new)
+            for group in missing:
+                state.add(group, found.get(group), width, ids.get(group))
+        slots = np.fromiter(map(slot.__getitem__, groups), dtype=np.int64, count=len(groups))
+        args = [frame[c.args[0]].to_numpy() if c.args else None for c in self.calls]
+        if not sum_is_safe(state, slots, args):
+            return _NOT_FOLDED
+        if self.rows is not None:
+            self.rows.insert(frame)
+        fold = Fold(state, slots, diffs, args)
+        out = output_frame(state, fold, [(name, dtype) for name, dtype, _ in plan.columns],
+                           plan.read_by_post, width)
+        if out is None:
+            return None
+        if plan.injective:  # one row per changed group: distinct output rows
+            return run_projection(self.post, out, keep=[ID], tail=[DIFF])
+        out = consolidate(run_projection(self.post, out, keep=[ID], tail=[DIFF]))
+        return out if out.height else None
+
     def _sync_groups(self) -> None:
-        """Store in ``groups`` the group rows the Python path changed since the last call
+        """Store in ``groups`` the group rows the Python paths changed since the last call
         (their old rows retracted, their current ones inserted)."""
+        if self._columns is not None:
+            plan = self._small_plan()
+            self._columns.sync(lambda rows: self.groups.insert(plan.state_frame(rows), rows))
         dirty = self._dirty
         if not dirty:
             return

@@ -1,0 +1,262 @@
+"""Group state in NumPy columns for the streaming path of simple reductions.
+
+A reduce whose reducers are all ``count``, ``sum``/``avg`` of int or float columns and
+``min``/``max`` of int columns keeps, on its small-delta path, one slot per group with the
+group's count and accumulators in NumPy arrays. A delta of a few hundred rows is then folded in
+with a handful of array operations (``np.add.at``, ``np.maximum.at``) instead of Python code per
+row and per group, and the changed group rows come out of the arrays as whole columns.
+
+The slots are a write-back cache of the operator's group arrangement, as the tuple cache of the
+row path is: a group is loaded from the arrangement the first time a delta touches it, changed
+groups are written back (old row retracted, new one inserted) when anything else is about to
+read the arrangement (:meth:`ColumnGroups.sync`), and the slots are dropped after a frame-path
+step. Deltas this cannot fold exactly (deletions under ``min``/``max``, sums that could leave
+the 64-bit range) are left to the row path, after a write-back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from deltaflow import _types as t
+from deltaflow.engine.batch import DIFF
+
+_SAFE_SUM = 2**62  # a sum whose bound stays below this cannot overflow an int64 accumulator
+_START = 1024  # slots allocated at first; doubled as needed
+
+
+def eligible(calls: Sequence[Any], key_types: Sequence[t.DType], has_id_key: bool,
+             stateful: bool) -> bool:
+    """Whether a reduce can keep its streaming group state in NumPy columns."""
+    if has_id_key or stateful or not key_types:
+        return False
+    for key in key_types:
+        if key.strip_optional() not in (t.INT, t.STR, t.BOOL):  # float keys: NaN grouping
+            return False
+    for call in calls:
+        name = call.reducer.name
+        args = list(call.arg_types)
+        if name == "count":
+            continue
+        if len(args) != 1 or args[0].is_optional:
+            return False
+        if name in ("sum", "avg") and args[0] in (t.INT, t.FLOAT):
+            continue
+        if name in ("min", "max") and args[0] == t.INT:
+            continue
+        return False
+    return True
+
+
+class ColumnGroups:
+    """Slots of groups: key values, key hash, id, count, accumulators and extremes.
+
+    ``layout`` describes a group row of the arrangement: ``(key hash, *keys, id, count,
+    *accumulators, *reducer values)``; ``kinds`` gives each reducer's name, ``accumulated`` the
+    reducers (by index) that keep an accumulator, ``floats`` whether each reducer's argument is
+    a float column.
+    """
+
+    def __init__(self, kinds: list[str], accumulated: list[int], floats: list[bool]) -> None:
+        self.kinds = kinds
+        self.accumulated = accumulated
+        self.floats = floats
+        self.slot: dict[tuple[Any, ...], int] = {}
+        self.groups: list[tuple[Any, ...]] = []  # (key hash, *keys) per slot
+        self.ids: list[int] = []
+        self.stored: list[tuple[Any, ...] | None] = []  # the arrangement's row, per slot
+        self.dirty: set[int] = set()
+        size = _START
+        self.count = np.zeros(size, dtype=np.int64)
+        self.accs = [np.zeros(size, dtype=np.float64 if floats[i] else np.int64)
+                     for i in accumulated]
+        self.extremes = {i: np.zeros(size, dtype=np.int64)
+                         for i, kind in enumerate(kinds) if kind in ("min", "max")}
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def _grow(self, needed: int) -> None:
+        size = self.count.shape[0]
+        if needed <= size:
+            return
+        while size < needed:
+            size *= 2
+
+        def grown(array: np.ndarray) -> np.ndarray:
+            bigger = np.zeros(size, dtype=array.dtype)
+            bigger[:array.shape[0]] = array
+            return bigger
+
+        self.count = grown(self.count)
+        self.accs = [grown(a) for a in self.accs]
+        self.extremes = {i: grown(a) for i, a in self.extremes.items()}
+
+    def add(self, group: tuple[Any, ...], row: tuple[Any, ...] | None, width: int,
+            new_id: int | None) -> int:
+        """A slot for ``group``, filled from its arrangement row (None: a new group, whose id
+        is ``new_id``)."""
+        index = len(self.groups)
+        self._grow(index + 1)
+        self.slot[group] = index
+        self.groups.append(group)
+        self.stored.append(row)
+        if row is None:
+            assert new_id is not None
+            self.ids.append(new_id)
+            self.count[index] = 0
+            for array in self.accs:
+                array[index] = 0
+            return index
+        self.ids.append(row[width])
+        self.count[index] = row[width + 1]
+        for n, array in enumerate(self.accs):
+            array[index] = row[width + 2 + n]
+        first_value = width + 2 + len(self.accs)
+        for i, array in self.extremes.items():
+            array[index] = row[first_value + i]
+        return index
+
+    def values(self, slots: np.ndarray) -> list[np.ndarray]:
+        """Each reducer's value for the given slots (count, sum, average, extreme)."""
+        out: list[np.ndarray] = []
+        counts = self.count[slots]
+        for i, kind in enumerate(self.kinds):
+            if kind == "count":
+                out.append(counts)
+            elif kind in ("min", "max"):
+                out.append(self.extremes[i][slots])
+            else:
+                acc = self.accs[self.accumulated.index(i)][slots]
+                if kind == "sum":
+                    out.append(acc)
+                else:
+                    with np.errstate(divide="ignore", invalid="ignore"):  # empty groups
+                        out.append(acc / counts)
+        return out
+
+    def snapshot(self, slots: np.ndarray) -> list[np.ndarray]:
+        """Count, accumulators and values of the slots, in group row order (after the id)."""
+        return [self.count[slots].copy(), *(a[slots].copy() for a in self.accs),
+                *self.values(slots)]
+
+    def row(self, slot: int) -> tuple[Any, ...]:
+        """The group row of a slot, as the arrangement stores it (without the diff)."""
+        body = [column[0].item() for column in self.snapshot(np.array([slot]))]
+        return (*self.groups[slot], self.ids[slot], *body)
+
+    def sync(self, insert: Callable[[list[tuple[Any, ...]]], None]) -> None:
+        """Write the changed groups back: ``insert`` gets the arrangement's rows to retract
+        (diff -1) and the current ones (diff +1)."""
+        if not self.dirty:
+            return
+        rows: list[tuple[Any, ...]] = []
+        for slot in sorted(self.dirty):
+            stored = self.stored[slot]
+            current = self.row(slot) if self.count[slot] > 0 else None
+            if stored is not None and current is not None and stored[:-1] == current:
+                continue
+            if stored is not None:
+                rows.append((*stored[:-1], -1))
+            if current is not None:
+                rows.append((*current, 1))
+            self.stored[slot] = None if current is None else (*current, 1)
+        self.dirty.clear()
+        if rows:
+            insert(rows)
+
+
+class Fold:
+    """A delta folded into the state: the touched slots, whether each had a row before and
+    has one after, and their count, accumulators and values before and after."""
+
+    def __init__(self, state: ColumnGroups, slots: np.ndarray, diffs: np.ndarray,
+                 args: list[np.ndarray | None]) -> None:
+        self.touched = touched = np.unique(slots)
+        self.before = state.snapshot(touched)
+        self.had = self.before[0] > 0
+        np.add.at(state.count, slots, diffs)
+        for n, i in enumerate(state.accumulated):
+            column = args[i]
+            assert column is not None
+            np.add.at(state.accs[n], slots, column * diffs)
+        fresh = touched[~self.had]
+        for i, array in state.extremes.items():
+            column = args[i]
+            assert column is not None
+            if state.kinds[i] == "max":
+                array[fresh] = np.iinfo(np.int64).min
+                np.maximum.at(array, slots, column)
+            else:
+                array[fresh] = np.iinfo(np.int64).max
+                np.minimum.at(array, slots, column)
+        self.after = state.snapshot(touched)
+        self.has = self.after[0] > 0
+        state.dirty.update(touched.tolist())
+
+    def changed(self, value_floats: list[bool], values_from: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Positions (in ``touched``) of the rows retracted and inserted: a group whose
+        reducer values did not change keeps its output row."""
+        same = self.had & self.has
+        for old, new, is_float in zip(self.before[values_from:], self.after[values_from:],
+                                      value_floats, strict=True):
+            equal = old == new
+            if is_float:
+                equal |= np.isnan(old) & np.isnan(new)
+            same &= equal
+        return np.flatnonzero(self.had & ~same), np.flatnonzero(self.has & ~same)
+
+
+def sum_is_safe(state: ColumnGroups, slots: np.ndarray, args: list[np.ndarray | None]) -> bool:
+    """Whether folding int sums cannot leave the 64-bit range."""
+    for n, i in enumerate(state.accumulated):
+        column = args[i]
+        if column is None or state.floats[i] or column.shape[0] == 0:
+            continue
+        bound = int(np.abs(state.accs[n][slots]).max()) + int(np.abs(column).sum())
+        if bound >= _SAFE_SUM:
+            return False
+    return True
+
+
+def output_frame(state: ColumnGroups, fold: Fold, columns: list[tuple[str, pl.DataType]],
+                 read: list[int], width: int) -> pl.DataFrame | None:
+    """The changed group rows (retractions first, then insertions) with the columns ``read``
+    (positions in the group row layout) and the diff; None when no output row changes."""
+    values_from = 2 + len(state.accs)  # in a snapshot: count, accumulators, then values
+    value_floats = [columns[width + 1 + values_from - 1 + i][1] in (pl.Float32, pl.Float64)
+                    for i in range(len(state.kinds))]
+    gone, come = fold.changed(value_floats, values_from - 1)
+    if gone.shape[0] == 0 and come.shape[0] == 0:
+        return None
+    slots = np.concatenate([fold.touched[gone], fold.touched[come]]).tolist()
+    series: list[pl.Series] = []
+    for at in read:
+        name, dtype = columns[at]
+        if at < width:  # key hash and keys
+            values: Any = [state.groups[s][at] for s in slots]
+        elif at == width:
+            values = [state.ids[s] for s in slots]
+        else:
+            body = at - width - 1
+            values = np.concatenate([fold.before[body][gone], fold.after[body][come]])
+        series.append(_series(name, values, dtype))
+    diffs = np.concatenate([np.full(gone.shape[0], -1, dtype=np.int64),
+                            np.ones(come.shape[0], dtype=np.int64)])
+    series.append(pl.Series(DIFF, diffs))
+    return pl.DataFrame(series)
+
+
+def _series(name: str, values: np.ndarray | list[Any], dtype: pl.DataType) -> pl.Series:
+    if isinstance(values, list):
+        return pl.Series(name, values, dtype=dtype)
+    series = pl.Series(name, values)
+    return series if series.dtype == dtype else series.cast(dtype)
+
+
+__all__ = ["ColumnGroups", "Fold", "eligible", "output_frame", "sum_is_safe"]
