@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._float_sums import exact_sum
 from deltaflow.engine.batch import DIFF
 
 _SAFE_SUM = 2**62  # a sum whose bound stays below this cannot overflow an int64 accumulator
@@ -180,10 +181,19 @@ class Fold:
         self.before = state.snapshot(touched)
         self.had = self.before[0] > 0
         np.add.at(state.count, slots, diffs)
-        for n, i in enumerate(state.accumulated):
-            column = args[i]
-            assert column is not None
-            np.add.at(state.accs[n], slots, column * diffs)
+        if state.accumulated:
+            position = np.searchsorted(touched, slots)
+            for n, i in enumerate(state.accumulated):
+                column = args[i]
+                assert column is not None
+                # The minibatch's sum per group first, then one addition to the running
+                # total: as the row path does (float sums of a minibatch are exact there).
+                terms = column * diffs
+                sums = np.zeros(touched.shape[0], dtype=terms.dtype)
+                np.add.at(sums, position, terms)
+                if state.floats[i]:
+                    _exact_group_sums(sums, position, terms)
+                state.accs[n][touched] += sums
         fresh = touched[~self.had]
         for i, array in state.extremes.items():
             column = args[i]
@@ -210,6 +220,19 @@ class Fold:
                 equal |= np.isnan(old) & np.isnan(new)
             same &= equal
         return np.flatnonzero(self.had & ~same), np.flatnonzero(self.has & ~same)
+
+
+def _exact_group_sums(sums: np.ndarray, position: np.ndarray, terms: np.ndarray) -> None:
+    """Replace the sums of the groups with several terms by their accurate sums."""
+    counts = np.bincount(position, minlength=sums.shape[0])
+    several = np.flatnonzero(counts > 1)
+    if several.shape[0] == 0:
+        return  # one term per group: its sum is exact
+    order = np.argsort(position, kind="stable")
+    ends = np.cumsum(counts)
+    ordered = terms[order]
+    for group in several.tolist():
+        sums[group] = exact_sum(ordered[ends[group] - counts[group]:ends[group]].tolist())
 
 
 def sum_is_safe(state: ColumnGroups, slots: np.ndarray, args: list[np.ndarray | None]) -> bool:
