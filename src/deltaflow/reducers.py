@@ -426,7 +426,24 @@ class ReducerExpression(ColumnExpression):
 
 
 def count(*args: Any) -> ReducerExpression:
-    """The number of rows in the group."""
+    """The number of rows in the group.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 1
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.groupby(t.shop).reduce(t.shop, rows=pw.reducers.count(),
+        ...                              total=pw.reducers.sum(t.qty),
+        ...                              items=pw.reducers.sorted_tuple(t.item))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        shop | rows | total | items
+        a    | 2    | 3     | ('ink', 'pen')
+        b    | 1    | 5     | ('pen',)
+    """
     return ReducerExpression(_Count(), *args)
 
 
@@ -493,7 +510,23 @@ def count_distinct(*args: Any) -> ReducerExpression:
 
 
 def earliest(expression: Any) -> ReducerExpression:
-    """The value of the row that entered the group first."""
+    """The value of the row that entered the group first.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> s = pw.debug.table_from_markdown('''
+        ... sensor | value | __time__
+        ... x      | 1     | 2
+        ... x      | 7     | 4
+        ... ''')
+        >>> r = s.groupby(s.sensor).reduce(s.sensor, first=pw.reducers.earliest(s.value),
+        ...                                last=pw.reducers.latest(s.value))
+        >>> pw.debug.compute_and_print_update_stream(r, include_id=False)
+        sensor | first | last | __time__ | __diff__
+        x      | 1     | 1    | 2        | 1
+        x      | 1     | 1    | 4        | -1
+        x      | 1     | 7    | 4        | 1
+    """
     return ReducerExpression(_EarliestLatest("earliest", latest=False), expression)
 
 

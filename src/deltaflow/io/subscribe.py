@@ -39,7 +39,31 @@ def subscribe(table: Any, on_change: OnChangeCallback, on_end: OnFinishCallback 
               sort_by: Iterable[Any] | None = None) -> None:
     """Call ``on_change`` for every row added to or removed from ``table``, ``on_time_end``
     after each time and ``on_end`` when the run ends. Callbacks run on the engine's thread,
-    right after each time is computed."""
+    right after each time is computed.
+
+    Parameters:
+        table: the table to watch.
+        on_change: called as ``on_change(key=, row=, time=, is_addition=)`` per changed row.
+        on_end: called with no argument once the run ends.
+        on_time_end: called as ``on_time_end(time)`` after the last change of each time.
+        name: the output's name in logs and monitoring (default ``subscribe``).
+        sort_by: columns ordering the changes of one time.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... word  | __time__ | __diff__
+        ... hello | 2        | 1
+        ... hello | 4        | -1
+        ... ''')
+        >>> def on_change(key, row, time, is_addition):
+        ...     print(time, "+" if is_addition else "-", row)
+        >>> pw.io.subscribe(t, on_change, on_end=lambda: print("end"))
+        >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        2 + {'word': 'hello'}
+        4 - {'word': 'hello'}
+        end
+    """
     from deltaflow.table import Table, add_output
 
     if not isinstance(table, Table):
