@@ -148,7 +148,7 @@ def _model(left: list[Event], right: list[Event], left_once: bool,
     once = (left_once, right_once)
     out: dict[int, Counter] = {}
     for time in sorted({e[3] for e in left + right}):
-        deltas = [[e for e in side if e[3] == time] for side in (left, right)]
+        deltas = [_consolidated([e for e in side if e[3] == time]) for side in (left, right)]
         pairs: Counter = Counter()
         old_right = dict(state[1])
         for label, k, v, _, diff in deltas[0]:
@@ -176,6 +176,15 @@ def _model(left: list[Event], right: list[Event], left_once: bool,
         if pairs:
             out[time] = pairs
     return out
+
+
+def _consolidated(delta: list[Event]) -> list[Event]:
+    """A time's changes as the engine sees them: a row deleted and inserted again with the
+    same values within one time is no change at all."""
+    total: Counter = Counter()
+    for label, k, v, time, diff in delta:
+        total[(label, k, v, time)] += diff
+    return [(*row, diff) for row, diff in total.items() if diff]
 
 
 def _apply(state: dict[int, tuple[int, int]], delta: list[Event]) -> None:
