@@ -292,3 +292,13 @@ def test_docs_example(index: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
          {"__name__": "__doc__"})
     printed = [line.rstrip() for line in capsys.readouterr().out.strip().splitlines()]
     assert printed == [line.rstrip() for line in expected.strip().splitlines()]
+
+
+def test_arrow_types_narrower_than_the_storage_are_widened() -> None:
+    data = pa.table({"n": pa.array([1, 2], pa.int32()), "x": pa.array([0.5, 1.0], pa.float32()),
+                     "at": pa.array([1_000_000, 2_000_000], pa.timestamp("us"))})
+    table = pw.debug.table_from_arrow(data)
+    assert table.schema.typehints() == {"n": int, "x": float, "at": pw.DateTimeNaive}
+    rows = sorted(_by_id(table).values())
+    assert [r[2].value for r in rows] == [1_000_000_000, 2_000_000_000]  # nanoseconds
+    assert pw.debug.table_to_arrow(table, include_id=False).schema.field("n").type == pa.int64()

@@ -29,26 +29,24 @@ Every field written carries its deltaflow type in the field metadata (key
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow.engine.batch import DIFF, ID
+from deltaflow._pointer import _POINTER_ALPHABET
+from deltaflow.engine.batch import ID
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from deltaflow.schema import Schema
-    from deltaflow.table import Table
 
 DTYPE_METADATA_KEY = b"deltaflow.dtype"
 """Arrow field metadata key holding the column's deltaflow type (JSON)."""
 
 ID_COLUMN = "id"
-_STREAM_COLUMNS = ("__time__", "__diff__")
+STREAM_COLUMNS = ("__time__", "__diff__")  # an update stream's times and diffs
 
 
 # ------------------------------------------------------------------------------------------
@@ -149,32 +147,34 @@ def frame_to_arrow(frame: pl.DataFrame, columns: dict[str, t.DType], *,
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def table_to_arrow(table: Table, *, include_id: bool = True) -> pa.Table:
-    """See :func:`deltaflow.debug.table_to_arrow`."""
-    from deltaflow.debug import _snapshot, capture
-
-    columns = dict(table._columns)
-    for name, dtype in columns.items():
-        arrow_type(dtype, name)  # an unconvertible column fails before the run
-    (sink,) = capture(table)
-    state = _snapshot(sink, columns)
-    return frame_to_arrow(state.drop(DIFF), columns, include_id=include_id)
-
-
 # ------------------------------------------------------------------------------------------
 # Arrow -> deltaflow
 # ------------------------------------------------------------------------------------------
 
 
+def parse_pointer_text(text: str) -> t.Pointer:
+    """The pointer ``str(pointer)`` wrote (``^`` and base-32 digits); ``ValueError`` if
+    ``text`` is not one."""
+    body = text[1:] if text.startswith("^") else text
+    value = 0
+    for char in body.upper():
+        digit = _POINTER_DIGITS.get(char)
+        if digit is None or not body or len(body) > 26:
+            raise ValueError(f"{text!r} is not a pointer")
+        value = value * 32 + digit
+    return t.Pointer(value)
+
+
+_POINTER_DIGITS = {char: digit for digit, char in enumerate(_POINTER_ALPHABET)}
+
+
 def _from_arrow_value(value: Any, dtype: t.DType) -> Any:
     """The Python value of a column of ``dtype`` for one value of its Arrow form."""
-    from deltaflow.io._core.serialization import parse_pointer
-
     if value is None:
         return None
     base = dtype.strip_optional()
     if base == t.POINTER:
-        return value if isinstance(value, t.Pointer) else parse_pointer(value)
+        return value if isinstance(value, t.Pointer) else parse_pointer_text(value)
     if base == t.JSON:
         return t.Json(json.loads(value)) if isinstance(value, str) else t.Json(value)
     if isinstance(base, t.Tuple):
@@ -202,75 +202,57 @@ def _needs_values(dtype: t.DType) -> bool:
     return dtype.stored_as_object or dtype.strip_optional() == t.POINTER
 
 
-def _column_series(column: pa.ChunkedArray, name: str, dtype: t.DType | None) -> pl.Series:
-    if dtype is not None and _needs_values(dtype):
-        values = [_from_arrow_value(v, dtype) for v in column.to_pylist()]
-        return t.series_from_values(name, values, dtype)
-    series = pl.Series(name, column)
-    if dtype is not None:
-        from deltaflow.debug import _normalize_series
+@dataclass
+class ArrowColumns:
+    """An Arrow table read for ``pw.debug.table_from_arrow``.
 
-        series = _normalize_series(series, dtype)
-    return series
+    ``series`` holds the data columns: those of a declared type with no Arrow-native storage
+    (pointers, Json, tuples ...) already converted to it, the others as Polars reads them.
+    ``dtypes`` has each column's declared type (from the schema, else from the field
+    metadata), or None where the type is to be inferred.
+    """
+
+    series: list[pl.Series]
+    dtypes: dict[str, t.DType | None]
+    ids: pl.Series | None  # from an ``id`` column (as table_to_arrow writes it)
+    times: pl.Series | None
+    diffs: pl.Series | None
+    rows: int
 
 
-def table_from_arrow(data: Any, id_from: Sequence[str] | None = None,
-                     unsafe_trusted_ids: bool = False,
-                     schema: type[Schema] | None = None) -> Table:
-    """See :func:`deltaflow.debug.table_from_arrow`."""
+def read_arrow(data: Any, schema_dtypes: dict[str, t.DType] | None) -> ArrowColumns:
+    """Read a ``pyarrow.Table`` or ``RecordBatch`` (``schema_dtypes``: the columns to keep
+    and their types, when a schema is given)."""
     import pyarrow as pa
 
-    from deltaflow._ids import hash_columns
-    from deltaflow.debug import (
-        DIFF_COLUMN,
-        TIME_COLUMN,
-        _dtype_of_series,
-        _frame_to_batches,
-        _position_ids,
-        _static_table,
-    )
-
+    where = "pw.debug.table_from_arrow"
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if not isinstance(data, pa.Table):
-        raise TypeError(f"pw.debug.table_from_arrow: expected a pyarrow Table or RecordBatch, "
-                        f"got {type(data).__name__}")
-    names = [n for n in data.column_names if n not in (ID_COLUMN, *_STREAM_COLUMNS)]
-    if schema is not None:
-        missing = [c for c in schema.column_names() if c not in names]
+        raise TypeError(f"{where}: expected a pyarrow Table or RecordBatch, got "
+                        f"{type(data).__name__}")
+    names = [n for n in data.column_names if n not in (ID_COLUMN, *STREAM_COLUMNS)]
+    dtypes: dict[str, t.DType | None]
+    if schema_dtypes is not None:
+        missing = [c for c in schema_dtypes if c not in names]
         if missing:
-            raise ValueError(f"pw.debug.table_from_arrow: the Arrow table lacks the schema's "
-                             f"columns {missing}")
-        dtypes: dict[str, t.DType | None] = dict(schema.dtypes())
-        key: list[str] | None = schema.primary_key_columns()
+            raise ValueError(f"{where}: the Arrow table lacks the schema's columns {missing}")
+        dtypes = dict(schema_dtypes)
     else:
         dtypes = {n: _declared_dtype(data.schema.field(n)) for n in names}
-        key = None
-    if id_from:
-        unknown = [c for c in id_from if c not in dtypes]
-        if unknown:
-            raise ValueError(f"pw.debug.table_from_arrow: id_from names columns {unknown} "
-                             f"that the table does not have")
-        key = list(id_from)
-    series = [_column_series(data.column(n), n, dtypes[n]) for n in dtypes]
-    resolved = {s.name: dtypes[s.name] or _dtype_of_series(s) for s in series}
-    if any(dtypes[s.name] is None and resolved[s.name].stored_as_object for s in series):
-        # Values Polars keeps as objects (nested data without a declared type): rebuild.
-        series = [t.series_from_values(s.name, s.to_list(), resolved[s.name])
-                  if dtypes[s.name] is None and resolved[s.name].stored_as_object else s
-                  for s in series]
-    frame = pl.DataFrame(series) if series else pl.DataFrame({"__empty": [0] * data.num_rows})
-    if key:
-        ids = hash_columns(frame, [(c, resolved[c]) for c in key])
-    elif ID_COLUMN in data.column_names:
-        # The ids table_to_arrow wrote: the rows keep them.
+    series = []
+    for name, dtype in dtypes.items():
+        column = data.column(name)
+        if dtype is not None and _needs_values(dtype):
+            values = [_from_arrow_value(v, dtype) for v in column.to_pylist()]
+            series.append(t.series_from_values(name, values, dtype))
+        else:
+            series.append(pl.Series(name, column))
+    ids = None
+    if ID_COLUMN in data.column_names:
         ids = pl.Series(ID, [int(_from_arrow_value(v, t.POINTER))
                              for v in data.column(ID_COLUMN).to_pylist()], dtype=pl.UInt128)
-    else:
-        ids = _position_ids(data.num_rows)
-    times = pl.Series(data.column(TIME_COLUMN)) if TIME_COLUMN in data.column_names else None
-    diffs = pl.Series(data.column(DIFF_COLUMN)) if DIFF_COLUMN in data.column_names else None
-    batches = _frame_to_batches(frame, resolved, ids, times, diffs)
-    return _static_table(resolved, batches, label="table_from_arrow",
-                         primary_key=tuple(key) if key else None,
-                         consolidated=not key and diffs is None)
+    time_column, diff_column = STREAM_COLUMNS
+    times = pl.Series(data.column(time_column)) if time_column in data.column_names else None
+    diffs = pl.Series(data.column(diff_column)) if diff_column in data.column_names else None
+    return ArrowColumns(series, dtypes, ids, times, diffs, data.num_rows)

@@ -608,9 +608,14 @@ def table_to_arrow(table: Table, *, include_id: bool = True) -> Any:
         >>> pw.debug.table_to_arrow(t, include_id=False).to_pylist()
         [{'name': 'pen', 'qty': 2}]
     """
-    from deltaflow._arrow import table_to_arrow as convert
+    from deltaflow._arrow import arrow_type, frame_to_arrow
 
-    return convert(table, include_id=include_id)
+    columns = dict(table._columns)
+    for name, dtype in columns.items():
+        arrow_type(dtype, name)  # an unconvertible column fails before the run
+    (sink,) = capture(table)
+    state = _snapshot(sink, columns)
+    return frame_to_arrow(state.drop(DIFF), columns, include_id=include_id)
 
 
 def table_from_arrow(data: Any, id_from: list[str] | None = None,
@@ -631,10 +636,34 @@ def table_from_arrow(data: Any, id_from: list[str] | None = None,
         name | qty
         pen  | 2
     """
-    from deltaflow._arrow import table_from_arrow as convert
+    from deltaflow._arrow import read_arrow
 
-    return convert(data, id_from=id_from, unsafe_trusted_ids=unsafe_trusted_ids, schema=schema)
-
+    read = read_arrow(data, dict(schema.dtypes()) if schema is not None else None)
+    key = list(id_from) if id_from else (schema.primary_key_columns() if schema else None)
+    unknown = [c for c in key or () if c not in read.dtypes]
+    if unknown:
+        raise ValueError(f"pw.debug.table_from_arrow: id_from names columns {unknown} that "
+                         f"the table does not have")
+    dtypes: dict[str, t.DType] = {}
+    series = []
+    for column in read.series:
+        declared = read.dtypes[column.name]
+        dtype = declared if declared is not None else _dtype_of_series(column)
+        if declared is None and dtype.stored_as_object:  # nested data: Python values
+            column = t.series_from_values(column.name, column.to_list(), dtype)
+        elif not dtype.stored_as_object and column.dtype != dtype.to_polars():
+            column = _normalize_series(column, dtype)
+        dtypes[column.name] = dtype
+        series.append(column)
+    frame = pl.DataFrame(series) if series else pl.DataFrame({"__empty": [0] * read.rows})
+    if key:
+        ids = hash_columns(frame, [(c, dtypes[c]) for c in key])
+    else:  # the ids table_to_arrow wrote, else positions
+        ids = read.ids if read.ids is not None else _position_ids(read.rows)
+    batches = _frame_to_batches(frame, dtypes, ids, read.times, read.diffs)
+    return _static_table(dtypes, batches, label="table_from_arrow",
+                         primary_key=tuple(key) if key else None,
+                         consolidated=not key and read.ids is None and read.diffs is None)
 
 class StreamGenerator:
     """Builds tables that change over time from lists of batches (one batch per time)."""
