@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from deltaflow.errors import ConnectorOSError
 from deltaflow.io._core.environment import seconds_from_env
 
 logger = logging.getLogger("deltaflow.io.retry")
@@ -143,9 +144,10 @@ def limit_hint(connector: str) -> str:
     return MAX_OUTAGE_ENV if variable is None else f"{variable} or {MAX_OUTAGE_ENV}"
 
 
-class OutageTooLong(ConnectionError):
+class OutageTooLong(ConnectorOSError, ConnectionError):
     """A service kept failing for longer than the policy allows (or for every attempt).
 
+    A connector error (its message names the connector) and a ``ConnectionError``.
     ``detail`` is the message without the leading description of what failed (for callers
     that phrase that part themselves)."""
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from deltaflow.errors import ConnectorError
 from deltaflow.io._aws.errors import classify_error, error_code, is_retryable
 from deltaflow.io._core.base import Writer
 from deltaflow.io._core.retry import (
@@ -37,7 +38,7 @@ from deltaflow.io.dynamodb._table import (
 logger = logging.getLogger("deltaflow.io.dynamodb")
 
 
-class DynamoDBWriteError(RuntimeError):
+class DynamoDBWriteError(ConnectorError):
     """Some changes could not be written; every other change of the minibatch was."""
 
 
@@ -144,7 +145,7 @@ class DynamoDBWriter(Writer):
             shown = "; ".join(problems[:10])
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
             raise DynamoDBWriteError(
-                f"{len(problems)} change(s) at time {time} could not be written to DynamoDB "
+                self.name, f"{len(problems)} change(s) at time {time} could not be written to DynamoDB "
                 f"table {self.table_name!r} (all other changes of that time were written): "
                 f"{shown}{more}")
 

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from deltaflow.errors import ConnectorError
 from deltaflow.io._aws.clients import BOTOCORE_ATTEMPTS, botocore_config, new_client
 
 __all__ = ["AwsS3Settings", "S3ConnectorError", "S3Location", "check_settings",
@@ -147,8 +148,9 @@ def check_settings(settings: Any, connector: str) -> AwsS3Settings:
     return settings
 
 
-class S3ConnectorError(RuntimeError):
-    """A request to the store failed. ``fatal``: retrying cannot help (wrong settings)."""
+class S3ConnectorError(ConnectorError):
+    """A request to the store failed; the message names the connector. ``fatal``: retrying
+    cannot help (wrong settings)."""
 
     def __init__(self, message: str, *, fatal: bool = True) -> None:
         super().__init__(message)
