@@ -125,3 +125,18 @@ def test_progress_texts() -> None:
     assert progress_text(0, 0) == "0 B of 0 B read (100%)"  # empty files: nothing to wait for
     assert progress_bar(5, 10, width=10) == "█████░░░░░ 50% of 10 B"
     assert progress_bar(20, 10, width=4) == "████ 100% of 10 B"
+
+
+def test_metrics_carry_bytes_of_file_inputs() -> None:
+    pytest.importorskip("prometheus_client")
+    from deltaflow.monitoring.metrics import MetricsServer
+
+    rows = [{"kind": "input", "name": "big", "read": 1, "committed": 1, "skipped": 0,
+             "backlog": 0, "lag_ms": 0.0, "progress": (300, 1200), "rate": 0.0},
+            {"kind": "input", "name": "py", "read": 1, "committed": 1, "skipped": 0,
+             "backlog": 0, "lag_ms": 0.0, "progress": None, "rate": 0.0}]
+    families = {f.name: f for f in MetricsServer(lambda: rows, port=0).families()}
+    read = {s.labels["connector"]: s.value for s in families["deltaflow_input_bytes_read"].samples}
+    total = {s.labels["connector"]: s.value
+             for s in families["deltaflow_input_bytes_total"].samples}
+    assert read == {"big": 300} and total == {"big": 1200}

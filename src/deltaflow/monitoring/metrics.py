@@ -145,6 +145,11 @@ class MetricsServer:
                                     "the engine has not processed yet.", labels=["connector"])
         rows_out = CounterMetricFamily("deltaflow_output_rows", "Rows an output connector "
                                        "wrote.", labels=["connector"])
+        bytes_read = GaugeMetricFamily("deltaflow_input_bytes_read", "Bytes of its files a "
+                                       "static file input has read.", labels=["connector"])
+        bytes_total = GaugeMetricFamily("deltaflow_input_bytes_total", "Total size of the "
+                                        "files a static file input reads.",
+                                        labels=["connector"])
         for row in self._figures():
             name = str(row["name"])
             if row["kind"] == "input":
@@ -153,9 +158,13 @@ class MetricsServer:
                 skipped.add_metric([name], row["skipped"])
                 lag.add_metric([name], row["lag_ms"])
                 backlog.add_metric([name], row["backlog"])
+                if row.get("progress") is not None:
+                    done, total = row["progress"]
+                    bytes_read.add_metric([name], done)
+                    bytes_total.add_metric([name], total)
             else:
                 rows_out.add_metric([name], row["written"] or 0)
-        yield from (rows_in, read, skipped, lag, backlog, rows_out)
+        yield from (rows_in, read, skipped, lag, backlog, rows_out, bytes_read, bytes_total)
         positive = CounterMetricFamily("deltaflow_operator_rows_positive", "Insertions an "
                                        "operator emitted (sum of positive diffs).",
                                        labels=["operator"])
