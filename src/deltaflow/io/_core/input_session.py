@@ -51,6 +51,14 @@ _ID_BLOCK = 4096  # position ids computed at once for small commits
 _ONES = pl.Series(DIFF, [1] * _ID_BLOCK, dtype=pl.Int64)
 
 
+def _with_column(frame: pl.DataFrame, column: pl.Series) -> pl.DataFrame:
+    """``frame`` with ``column`` added or replaced, without a query."""
+    columns = [column if name == column.name else frame[name] for name in frame.columns]
+    if column.name not in frame.columns:
+        columns.append(column)
+    return pl.DataFrame(columns)
+
+
 def _ones(count: int) -> pl.Series:
     """A ``_diff`` column of ``count`` ones (a slice of a kept one for small commits)."""
     if count <= _ID_BLOCK:
@@ -399,7 +407,7 @@ class InputSession(Source):
             # per call on a busy engine: the latency of every small commit).
             return pl.DataFrame([ids.alias(ID), *(frame[n] for n in self._names[1:-1]),
                                  _ones(frame.height)])
-        frame = frame.with_columns(ids.alias(ID))
+        frame = _with_column(frame, ids.alias(ID))
         if block.kind == "column":
             kinds = frame["_kind"]
             if self.keep_row_state:
@@ -447,14 +455,15 @@ class InputSession(Source):
         return cached[1].slice(start - cached[0], count)
 
     def _apply_kind(self, frame: pl.DataFrame, kind: str) -> pl.DataFrame | None:
-        rows = frame.select(self._names[:-1])
+        # Frames are put together from their Series (no query: see _delta).
+        rows = pl.DataFrame([frame[name] for name in self._names[:-1]])
         if kind == "insert":
             if self.keep_row_state:
                 self._remember(rows)
-            return rows.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF))
+            return _with_column(rows, _ones(rows.height))
         if kind == "delete":
             if not self.keep_row_state:
-                return rows.with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF))
+                return _with_column(rows, -_ones(rows.height))
             old = [self._state.pop(i, None) for i in rows[ID].to_list()]
             return self._frame_of([r for r in old if r is not None], -1)
         if kind == "truncate":  # the source was emptied: retract every current row
@@ -469,20 +478,22 @@ class InputSession(Source):
                 raise RuntimeError("upsert rows need a session created with "
                                    "keep_row_state=True")
             retracted = []
-            for row in rows.iter_rows():
+            for row in rows.rows():
                 previous = self._state.get(row[0])
                 if previous is not None:
                     retracted.append(previous)
                 self._state[row[0]] = row
-            inserted = rows.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF))
+            inserted = _with_column(rows, _ones(rows.height))
             retractions = self._frame_of(retracted, -1)
             if retractions is None:
                 return inserted
+            if retractions.schema == inserted.schema:
+                return retractions.vstack(inserted)
             return pl.concat([retractions, inserted], how="vertical_relaxed")
         raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     def _remember(self, rows: pl.DataFrame) -> None:
-        for row in rows.iter_rows():
+        for row in rows.rows():
             self._state[row[0]] = row
 
     def _frame_of(self, rows: list[tuple[Any, ...]], diff: int) -> pl.DataFrame | None:
@@ -498,6 +509,7 @@ class InputSession(Source):
                 series.append(pl.Series(name, list(values)).cast(dtype))
             else:
                 series.append(pl.Series(name, list(values), dtype=dtype))
-        frame = pl.DataFrame(series)
-        return frame.with_columns(pl.lit(diff, dtype=pl.Int64).alias(DIFF))
+        diffs = _ones(len(rows)) if diff == 1 else pl.Series(DIFF, [diff] * len(rows),
+                                                             dtype=pl.Int64)
+        return pl.DataFrame([*series, diffs])
 
