@@ -69,3 +69,19 @@ def test_http_outage_limit_is_checked_when_the_pipeline_is_defined(
     table = pw.debug.table_from_markdown("k\n1")
     with pytest.raises(ValueError, match="DELTAFLOW_HTTP_MAX_OUTAGE_S"):
         pw.io.http.write(table, "http://127.0.0.1:1/sink")
+
+
+def test_a_missing_boto3_is_an_install_hint_when_the_pipeline_is_defined(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "boto3" else real_find_spec(name, *a))
+    table = pw.debug.table_from_markdown("k\n1")
+    with pytest.raises(ImportError, match=r"pip install 'deltaflow\[s3\]'"):
+        pw.io.s3.write(table, "s3://bucket/prefix", "csv")
+    with pytest.raises(ImportError, match=r"pip install 'deltaflow\[s3\]'"):
+        pw.io.s3.read("s3://bucket/prefix", "plaintext")
+    with pytest.raises(ImportError, match=r"pip install 'deltaflow\[dynamodb\]'"):
+        pw.io.dynamodb.write(table, "table", table.k)

@@ -9,7 +9,12 @@ Nothing here imports boto3 at module import time: the ``s3``/``dynamodb`` extras
 needed when a connector actually runs.
 """
 
-from deltaflow.io._aws.clients import botocore_config, new_client, session_with_shared_loader
+from deltaflow.io._aws.clients import (
+    botocore_config,
+    new_client,
+    require_boto3,
+    session_with_shared_loader,
+)
 from deltaflow.io._aws.errors import (
     MIN_REDACTED_LENGTH,
     THROTTLING_CODES,
@@ -22,4 +27,4 @@ from deltaflow.io._aws.errors import (
 
 __all__ = ["MIN_REDACTED_LENGTH", "THROTTLING_CODES", "botocore_config", "classify_error",
            "error_code", "is_retryable", "is_transport_error", "new_client", "redact",
-           "session_with_shared_loader"]
+           "require_boto3", "session_with_shared_loader"]

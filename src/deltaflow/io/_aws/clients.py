@@ -9,8 +9,11 @@ whole outage may last (``docs/retries.md``).
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from typing import Any, Literal
+
+from deltaflow._extras import missing_extra
 
 RetryMode = Literal["standard", "adaptive"]
 
@@ -19,6 +22,13 @@ BOTOCORE_ATTEMPTS = 3
 
 _LOADER_LOCK = threading.Lock()
 _SHARED_LOADER: Any = None
+
+
+def require_boto3(feature: str, extra: str) -> None:
+    """An ``ImportError`` with the install command when boto3 is missing; called when the
+    pipeline is defined, without importing boto3 (which costs a few hundred ms)."""
+    if importlib.util.find_spec("boto3") is None:
+        raise missing_extra(feature, "boto3", extra)
 
 
 def session_with_shared_loader() -> Any:

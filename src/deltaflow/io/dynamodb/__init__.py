@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from deltaflow.expressions.base import ColumnReference
+from deltaflow.io._aws.clients import require_boto3
 from deltaflow.io._core.output_session import write_table
 from deltaflow.io._core.retry import policy_for
 from deltaflow.io.dynamodb._formatter import DynamoDBChanges, DynamoDBFormatter, RejectedRow
@@ -116,6 +117,7 @@ def write(table: Any, table_name: str, partition_key: ColumnReference, *,
                             f"which cannot be written to DynamoDB; declare a concrete type "
                             f"with update_types or pw.cast") from None
     key_schema = [(column, dynamodb_type(columns[column])) for column in keys]
+    require_boto3("pw.io.dynamodb.write", "dynamodb")
     settings = DynamoDBSettings.from_env()
     check_existing_table(settings, table_name, key_schema, init_mode)
     connector = name or f"dynamodb:{table_name}"

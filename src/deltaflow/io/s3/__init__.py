@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from deltaflow.io._aws.clients import require_boto3
 from deltaflow.io._aws.errors import MIN_REDACTED_LENGTH as MIN_REDACTED_LENGTH
 from deltaflow.io._aws.errors import classify_error
 from deltaflow.io._aws.errors import redact as _redact  # noqa: F401 - tests import it here
@@ -82,6 +83,7 @@ def _read(path: str, fmt: str, *, settings: AwsS3Settings, schema: Any, mode: st
         raise ValueError(f"{connector}: unknown format {fmt!r}; expected one of "
                          f"{', '.join(_FORMATS)}")
     check_mode(mode, connector)
+    require_boto3(connector, "s3")
     autocommit = check_autocommit(autocommit_duration_ms, connector)
     backlog = check_backlog(max_backlog_size, connector)
     check_extra_kwargs(kwargs, connector)
@@ -185,6 +187,7 @@ def _write(table: Any, path: str, format: str, *, settings: AwsS3Settings,  # no
     interval_s = _check_interval(write_interval_ms, connector)
     location = resolve_location(path, settings, connector=connector)
     policy = policy_for("s3", connector)
+    require_boto3(connector, "s3")
     columns = table.schema.dtypes()
     session_name = name or f"{connector}({location})"
     if format == "csv":
