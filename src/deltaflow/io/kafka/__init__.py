@@ -309,5 +309,5 @@ def write(table: Any, rdkafka_settings: dict, topic_name: Any, *,
                                  topic_column=topic_column)
     policy, hint = _connect_policy(connector)
     writer = KafkaWriter(settings, fixed_topic, connector=connector, policy=policy,
-                         limit_hint=hint)
+                         limit_hint=hint, fmt=format, delimiter=delimiter)
     write_table(table, writer, formatter, name=name or connector, sort_by=order or None)

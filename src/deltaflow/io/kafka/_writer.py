@@ -8,6 +8,10 @@ time whose messages are all acknowledged, so a checkpoint never covers a message
 still be lost. The end of the run waits for every acknowledgement. A message the broker
 refuses (after librdkafka's own retries, bounded by ``message.timeout.ms``) fails the run with
 an error naming the connector.
+
+With persistence, a checkpoint records the offsets the topic's partitions had reached at the
+checkpointed time, and a run resuming after a crash replays what the crashed run wrote after
+them instead of doubling it (``_replay.py``, docs/kafka.md).
 """
 
 from __future__ import annotations
@@ -24,8 +28,12 @@ from deltaflow.io._core.base import Writer
 from deltaflow.io._core.retry import BackoffPolicy, OutageTooLong, call_with_retries
 from deltaflow.io.kafka._formats import Messages
 from deltaflow.io.kafka._reader import make_client
+from deltaflow.io.kafka._replay import TailReplay, read_tail, topic_ends
 
 logger = logging.getLogger("deltaflow.io.kafka")
+
+TAIL_TIMEOUT_S = 60.0
+"""How long a resuming writer may take to read the end offsets and the crashed run's tail."""
 
 
 #: Consumer settings a producer does not use: dropped (the same settings often serve both a
@@ -45,17 +53,24 @@ class _TimeAcks:
     """Acknowledgements of one time's messages. ``produced`` is counted by the output thread,
     ``acked`` by the thread serving delivery reports: each counter has a single writer."""
 
-    __slots__ = ("acked", "owner", "produced", "time")
+    __slots__ = ("acked", "cumulative", "offsets", "owner", "produced", "time")
 
     def __init__(self, owner: KafkaWriter) -> None:
         self.owner = owner
         self.produced = 0
         self.acked = 0
         self.time: int | None = None
+        self.offsets: dict[int, int] = {}  # partition of the fixed topic -> next offset
+        self.cumulative: dict[int, int] | None = None  # all times up to this one
 
     def __call__(self, error: Any, message: Any) -> None:
-        if error is not None and self.owner._failure is None:
-            self.owner._failure = error.str()
+        if error is not None:
+            if self.owner._failure is None:
+                self.owner._failure = error.str()
+        elif message.topic() == self.owner.topic:
+            partition, after = message.partition(), message.offset() + 1
+            if after > self.offsets.get(partition, -1):
+                self.offsets[partition] = after
         self.acked += 1
 
     @property
@@ -63,13 +78,25 @@ class _TimeAcks:
         return self.acked >= self.produced
 
 
+def _time_of(headers: list[tuple[str, bytes | None]]) -> int:
+    """The time a message's ``pathway_time`` header holds."""
+    text = next((v for n, v in headers if n == "pathway_time"), None)
+    return int(text) if text else 0
+
+
 class KafkaWriter(Writer):
     """Produces :class:`Messages` to ``topic`` (or each message's own topic)."""
 
     def __init__(self, settings: Mapping[str, Any], topic: str | None, *, connector: str,
-                 policy: BackoffPolicy, limit_hint: str) -> None:
+                 policy: BackoffPolicy, limit_hint: str, fmt: str = "json",
+                 delimiter: str = ",") -> None:
         self.settings = {k: v for k, v in settings.items() if k not in _CONSUMER_ONLY}
         self.topic = topic
+        self.fmt = fmt
+        self.delimiter = delimiter
+        self._cumulative: dict[int, int] = {}  # acked offsets of durable times
+        self._last_flushed: _TimeAcks | None = None
+        self._replay: TailReplay | None = None  # a resumed run's crashed tail
         self.connector = connector
         self.policy = policy
         self.limit_hint = limit_hint
@@ -115,6 +142,12 @@ class KafkaWriter(Writer):
         if self._producer is None:
             self._producer = self._open()
         self._check()
+        replay = self._replay
+        if replay is not None and self._current is None and replay.due() and payload.headers:
+            # A new time: retract the rest of the crashed tail before its changes, so that
+            # a consumer keeping the last change of each key ends with the right one.
+            self._end_replay(_time_of(payload.headers[0]))
+            replay = None
         if self._current is None:
             self._current = _TimeAcks(self)
         acks = self._current
@@ -123,6 +156,8 @@ class KafkaWriter(Writer):
         for index, (key, value, headers) in enumerate(zip(payload.keys, payload.values,
                                                           payload.headers, strict=True)):
             topic = topics[index] if topics is not None else self.topic
+            if replay is not None and replay.already_written(topic, key, value, headers):
+                continue  # the crashed run wrote it after the checkpoint
             acks.produced += 1
             while True:
                 try:
@@ -134,20 +169,98 @@ class KafkaWriter(Writer):
 
     def flush(self, time: int) -> None:
         self._check()
+        replay = self._replay
+        if replay is not None and (replay.pending == 0 or replay.due()):
+            self._end_replay(time)
         acks, self._current = self._current, None
         if acks is None:
             acks = _TimeAcks(self)
         acks.time = time
         with self._lock:
             self._flushed.append(acks)
+            self._last_flushed = acks
 
     def durable_time(self) -> Any:
         with self._lock:
             while self._flushed and self._flushed[0].complete:
-                self._durable = self._flushed.popleft().time
-            return self._durable
+                acks = self._flushed.popleft()
+                for partition, after in acks.offsets.items():
+                    if after > self._cumulative.get(partition, -1):
+                        self._cumulative[partition] = after
+                acks.cumulative = dict(self._cumulative)
+                self._durable = acks.time
+            # A resumed run holds checkpoints back until the crashed tail is settled: a
+            # crash meanwhile must find the same checkpoint and the same tail.
+            return None if self._replay is not None else self._durable
+
+    # --- persistence ------------------------------------------------------------------------
+    def position(self) -> Any:
+        """The acknowledgements of the last flushed time (their offsets become known when
+        the time is durable, see :meth:`export_position`); before any flush, the end offsets
+        the topic has now. None (no undo: at-least-once) for a topic per row."""
+        if self.topic is None:
+            return None
+        with self._lock:
+            last = self._last_flushed
+        if last is not None:
+            return last
+        ends = topic_ends(self.settings, self.topic, self.connector, TAIL_TIMEOUT_S)
+        with self._lock:
+            self._cumulative = dict(ends)
+        return {"topic": self.topic, "offsets": {str(p): o for p, o in ends.items()}}
+
+    def export_position(self, position: Any) -> Any:
+        if not isinstance(position, _TimeAcks):
+            return position
+        offsets = position.cumulative
+        if offsets is None:  # not durable yet: cannot happen for a checkpointed time
+            with self._lock:
+                offsets = dict(self._cumulative)
+        return {"topic": self.topic, "offsets": {str(p): o for p, o in offsets.items()}}
+
+    def resume(self, position: Any) -> None:
+        """Read what the crashed run wrote after ``position``, to replay it (_replay.py)."""
+        if not isinstance(position, dict) or position.get("topic") != self.topic or \
+                self.topic is None:
+            return
+        offsets = {int(p): int(o) for p, o in position.get("offsets", {}).items()}
+        self._cumulative = dict(offsets)
+        tail = read_tail(self.settings, self.topic, offsets, self.connector, TAIL_TIMEOUT_S)
+        if tail:
+            self._replay = TailReplay(self.fmt, self.delimiter, tail)
+            logger.info("%s: the crashed run wrote %d message(s) after the checkpoint; "
+                        "equal ones the restarted run produces are not written again",
+                        self.connector, len(tail))
+
+    def _end_replay(self, time: int) -> None:
+        """Retract what the crashed run wrote and the restarted one did not write again."""
+        replay, self._replay = self._replay, None
+        assert replay is not None
+        retractions = replay.retractions(time)
+        if retractions:
+            if self._producer is None:
+                self._producer = self._open()
+            if self._current is None:
+                self._current = _TimeAcks(self)
+            acks = self._current
+            for message, value, headers in retractions:
+                acks.produced += 1
+                while True:
+                    try:
+                        self._producer.produce(message.topic, value=value, key=message.key,
+                                               headers=headers, partition=message.partition,
+                                               on_delivery=acks)
+                        break
+                    except BufferError:  # librdkafka's queue is full: let it send first
+                        _time.sleep(0.005)
+                        self._check()
+        logger.info("%s: the crashed run's tail is settled: %d message(s) not written again, "
+                    "%d retracted", self.connector, replay.matched, len(retractions))
 
     def close(self) -> None:
+        if self._replay is not None:
+            last = self._last_flushed
+            self._end_replay(last.time if last is not None and last.time is not None else 0)
         self._stop_reports()
         if self._producer is not None:
             while self._producer.flush(1.0) > 0:
