@@ -718,18 +718,24 @@ def test_slots_left_by_killed_runs_are_dropped_by_the_next_run(pg: PgDatabase) -
     target = Target(connector=connector, settings=pg.settings, schema_name="public",
                     table_name="items", columns={}, primary_key=(), publication=None,
                     append_only=False, identity=connector)
-    leftover = target.run_slot()
+    import psycopg
+
+    leftover, alive = target.run_slot(), target.run_slot()
     other = Target(**{**target.__dict__, "identity": "another pipeline"}).run_slot()
-    for slot in (leftover, other):
+    for slot in (leftover, alive, other):
         pg.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
-    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
-                                autocommit_duration_ms=10)
-    changes = Changes().subscribe(table)
-    with BackgroundRun():
-        changes.wait_for(lambda c: len(c.rows) == 2)
-        names = [name for name, _ in slots(pg)]
-        assert leftover not in names and other in names
-    assert [name for name, _ in slots(pg)] == [other]  # another connector's: not touched
+    # A run of the same connector still reading its snapshot: it holds its run lock.
+    with psycopg.connect(pg.conninfo, autocommit=True) as running:
+        running.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (alive,))
+        table = pw.io.postgres.read(pg.settings, "items", Item,
+                                    publication_name="items_pub", autocommit_duration_ms=10)
+        changes = Changes().subscribe(table)
+        with BackgroundRun():
+            changes.wait_for(lambda c: len(c.rows) == 2)
+            names = [name for name, _ in slots(pg)]
+            assert leftover not in names and alive in names and other in names
+    # Another connector's slot and a live run's are not touched.
+    assert [name for name, _ in slots(pg)] == sorted([alive, other])
 
 
 def test_documented_example_runs(pg: PgDatabase) -> None:

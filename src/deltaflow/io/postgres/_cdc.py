@@ -397,10 +397,17 @@ def drop_run_slot(target: Target, slot: str, connection: Any = None) -> None:
                    target.address, hide(str(error).strip(), target.settings), slot)
 
 
+def hold_run_lock(connection: Any, slot: str) -> None:
+    """Take the session advisory lock that says "the run of ``slot`` is alive" (released by
+    PostgreSQL when ``connection`` ends, however it ends)."""
+    execute(connection, "SELECT pg_advisory_lock(hashtextextended(%s, 0))", (slot,))
+
+
 def drop_leftover_run_slots(connection: Any, target: Target) -> list[str]:
     """Drop the per-run slots of this connector that a killed run left behind: those that no
-    connection uses and that have no temporary cursor copy (a running run always has one,
-    except while it reconnects)."""
+    connection uses, that have no temporary cursor copy and whose run lock
+    (:func:`hold_run_lock`) is free. A running run holds its lock from before its slot exists,
+    except while it reconnects."""
     prefix = target.run_slot_prefix()
     rows = execute(
         connection,
@@ -411,11 +418,17 @@ def drop_leftover_run_slots(connection: Any, target: Target) -> list[str]:
         (prefix, RUN_SLOT_LENGTH)).fetchall()
     dropped = []
     for (slot,) in rows:
+        (free,) = execute(connection, "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                          (slot,)).fetchone()
+        if not free:
+            continue  # its run is alive (reading its snapshot)
         try:
             drop_slot(connection, slot)
         except Exception as exc:  # noqa: BLE001 - taken in the meantime: not a leftover
             logger.debug("leftover slot %r not dropped: %s", slot, exc)
             continue
+        finally:
+            execute(connection, "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (slot,))
         logger.warning("%s: dropped replication slot %r left by a run that did not end "
                        "cleanly", target.connector, slot)
         dropped.append(slot)

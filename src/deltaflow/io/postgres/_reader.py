@@ -336,6 +336,7 @@ class CdcReader(_TableReader):
             # server restart) can resume from it; dropped when the reader closes.
             _cdc.drop_leftover_run_slots(self._replication, target)
             self._anchor = target.run_slot()
+            _cdc.hold_run_lock(self._replication, self._anchor)
             return self._begin_snapshot()
         self._anchor = target.anchor_slot()
         state = _cdc.slot_state(self._replication, self._anchor)

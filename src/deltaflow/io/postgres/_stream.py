@@ -302,6 +302,8 @@ class ChangeStream:
             try:
                 self._replication = _cdc.connect(
                     target, replication=True, retry_s=max(deadline - _time.monotonic(), 0.0))
+                if self._run_slot:
+                    _cdc.hold_run_lock(self._replication, self._anchor)
                 state = _cdc.slot_state(self._replication, self._anchor)
                 if state is None:
                     raise PostgresReadError(
