@@ -383,6 +383,14 @@ def test_read_arguments_fail_at_definition(kwargs: dict[str, Any], error: type) 
         pw.io.kafka.read({"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}, **kwargs)
 
 
+def test_tables_read_from_kafka_are_append_only() -> None:
+    settings = {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}
+    assert pw.io.kafka.read(settings, "t").is_append_only
+    assert pw.io.kafka.read(settings, "t", format="json", schema=Word,
+                            mode="static").is_append_only
+    assert pw.io.kafka.simple_read("127.0.0.1:1", "t").is_append_only
+
+
 def test_a_refused_setting_is_a_value_error_at_run(kafka_broker: TansuBroker) -> None:
     settings = kafka_broker.settings(bootstrap_servers="typo")  # "_" for "."
     table = pw.io.kafka.read(settings, "t", format="plaintext", mode="static")

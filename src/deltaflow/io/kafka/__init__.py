@@ -186,10 +186,14 @@ def read(rdkafka_settings: dict, topic: str | list[str] | None = None, *,
                            start_from_timestamp_ms=start_from_timestamp_ms,
                            policy=policy, limit_hint=hint)
 
-    return reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
-                        name=name or f"kafka:{topic}", named=name is not None,
-                        autocommit_duration_ms=autocommit_duration_ms,
-                        max_backlog_size=backlog)
+    table = reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
+                         name=name or f"kafka:{topic}", named=name is not None,
+                         autocommit_duration_ms=autocommit_duration_ms,
+                         max_backlog_size=backlog)
+    # A message is never taken back: Table.is_append_only, as in Pathway (with a primary key
+    # too: a message with a key seen before is not an update of its row).
+    table._node.source.append_only = True
+    return table
 
 
 def simple_read(server: str, topic: str, *, read_only_new: bool = False,
