@@ -70,6 +70,12 @@ def _tree() -> list[tuple[type[BaseException], type[BaseException], tuple[type, 
         (MissingFromError, errors.DefinitionError, (KeyError,)),
         (CorrelatedSubqueryError, errors.DefinitionError, (SyntaxError,)),
         (errors.InconsistentDataError, errors.EngineError, (KeyError, RuntimeError)),
+        (errors.UdfError, errors.EngineError, (RuntimeError,)),
+        (errors.ExpressionError, errors.DefinitionError, (TypeError,)),
+        (errors.ExpressionAttributeError, errors.DefinitionError, (TypeError, AttributeError)),
+        (errors.ColumnNotFoundError, errors.DefinitionError, (KeyError, AttributeError)),
+        (errors.ColumnArgumentError, errors.DefinitionError, (KeyError, ValueError)),
+        (errors.ContextError, errors.DefinitionError, (TypeError, ValueError)),
         (errors.ConnectorOSError, errors.ConnectorError, (OSError, RuntimeError)),
         (CheckpointError, errors.PersistenceError, (RuntimeError,)),
         (StorageError, errors.PersistenceError, (OSError,)),
@@ -84,6 +90,31 @@ def test_each_error_is_under_the_root_and_keeps_its_builtin_type(case: Any) -> N
     assert issubclass(category, errors.DeltaflowError)
     for builtin in builtins:
         assert issubclass(kind, builtin), (kind, builtin)
+
+
+_CONNECTOR_ERRORS = [
+    ("deltaflow.io.s3._settings", "S3ConnectorError", ()),
+    ("deltaflow.io.dynamodb._writer", "DynamoDBWriteError", ()),
+    ("deltaflow.io.postgres._connection", "PostgresConnectionError", (ConnectionError,)),
+    ("deltaflow.io.postgres._writer", "PostgresInitError", (ValueError,)),
+    ("deltaflow.io.kafka._reader", "KafkaSettingsError", (ValueError,)),
+    ("deltaflow.io.deltalake._storage", "StoreUnreachable", ()),
+    ("deltaflow.io.deltalake._writer", "ConnectorTypeError", (TypeError,)),
+]
+
+
+@pytest.mark.parametrize("case", _CONNECTOR_ERRORS, ids=lambda case: case[1])
+def test_connectors_errors_are_connector_errors(case: tuple[str, str, tuple[type, ...]]
+                                                ) -> None:
+    module_name, name, builtins = case
+    try:
+        module = __import__(module_name, fromlist=[name])
+    except ModuleNotFoundError as missing:  # an extra that is not installed
+        pytest.skip(str(missing))
+    kind = getattr(module, name)
+    assert issubclass(kind, errors.ConnectorError)
+    for builtin in builtins:
+        assert issubclass(kind, builtin)
 
 
 def test_former_import_paths_still_work() -> None:
@@ -254,7 +285,6 @@ def _inverse(x: int) -> float:
     return 1 / x
 
 
-@pytest.mark.xfail(strict=True, reason="UdfError joins the tree in the next commit")
 def test_a_failing_udf_names_the_users_line_and_hides_engine_frames() -> None:
     t = _one_row(0)
     udf = pw.udf(_inverse)
@@ -365,9 +395,12 @@ def test_keyboard_interrupt_is_left_alone() -> None:
         assert _frames(error.__traceback__)  # untouched
 
 
-@pytest.mark.xfail(strict=True, reason="UdfError joins the tree in the next commit")
-def test_docs_example_of_a_failed_run() -> None:
+def test_docs_example_of_a_failed_run(tmp_path: Path) -> None:
+    import runpy
+
     text = (Path(__file__).parent.parent / "docs" / "errors.md").read_text()
     section = text.split("## What a failed run shows", 1)[1]
     block = section.split("```python\n", 1)[1].split("```", 1)[0]
-    exec(compile(block, "errors.md", "exec"), {})  # noqa: S102 - our own documentation
+    example = tmp_path / "example.py"  # a file, as a program is: its lines can be quoted
+    example.write_text(block)
+    runpy.run_path(str(example), run_name="__main__")

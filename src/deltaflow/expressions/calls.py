@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow.errors import EngineError
 from deltaflow.expressions.core import ColumnExpression, PythonNode, Scope, wrap_value
 
 
@@ -91,7 +92,7 @@ class Apply(PythonNode):
         raise UdfError.wrapping(self.label, values[:positional], kwargs, error) from error
 
 
-class UdfError(RuntimeError):
+class UdfError(EngineError):
     """A user function raised while the pipeline ran; names the function and the row.
 
     Raised as an instance of a subclass that also derives from the type of the original

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow.errors import DefinitionError
 
 if TYPE_CHECKING:
     from deltaflow.expressions.core import ColumnExpression, ColumnReference
 
 
-class ExpressionError(TypeError):
+class ExpressionError(DefinitionError, TypeError):
     """An expression cannot be typed in its context (wrong column, impossible operation)."""
 
 
@@ -22,7 +23,7 @@ class ExpressionAttributeError(ExpressionError, AttributeError):
     """A method (``.dt.hour()``, ``abs()`` ...) that a column of this type does not have."""
 
 
-class ColumnNotFoundError(KeyError, AttributeError):
+class ColumnNotFoundError(DefinitionError, KeyError, AttributeError):
     """A column name that the table does not have."""
 
     def __str__(self) -> str:

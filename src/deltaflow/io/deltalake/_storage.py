@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from os import PathLike, fspath
 from typing import Any, TypeVar
 
+from deltaflow.errors import ConnectorError
 from deltaflow.io._aws.errors import redact
 from deltaflow.io._core.retry import (
     CONNECTOR_ENV,
@@ -148,7 +149,7 @@ def is_transient(error: BaseException) -> bool:
     return any(marker in text for marker in _TRANSIENT_MARKERS)
 
 
-class StoreUnreachable(RuntimeError):
+class StoreUnreachable(ConnectorError):
     """The store stayed unreachable for longer than the configured outage limit."""
 
 

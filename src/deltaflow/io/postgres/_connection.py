@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from deltaflow.errors import ConnectorOSError
 from deltaflow.io._core.retry import CONNECTOR_ENV, OutageTooLong, call_with_retries, policy_for
 
 logger = logging.getLogger("deltaflow.io.postgres")
@@ -46,7 +47,7 @@ _FATAL_MARKERS = ("password authentication failed", "does not exist", "no pg_hba
                   "permission denied", "authentication", "certificate", "invalid")
 
 
-class PostgresConnectionError(ConnectionError):
+class PostgresConnectionError(ConnectorOSError, ConnectionError):
     """The server could not be reached (or refused the login); names connector and address."""
 
 
