@@ -131,12 +131,12 @@ class TailReplay:
             self._left.setdefault(print_, collections.deque()).append(message)
         self.size = len(tail)
         self.matched = 0
+        self.retracted = 0
 
     @property
     def pending(self) -> int:
+        """Tail messages neither produced again nor retracted yet."""
         return self.size - self.matched - self.retracted
-
-    retracted = 0
 
     def already_written(self, topic: str | None, key: bytes | None, value: bytes | None,
                         headers: list[tuple[str, bytes | None]]) -> bool:

@@ -8,16 +8,18 @@ returns the name of a snapshot showing exactly the transactions committed before
 starting point, so the initial read of the table (in a transaction importing that snapshot)
 and the changes decoded from the slot neither overlap nor leave a gap.
 
-Two slot arrangements (see ``docs/postgres_read.md``):
+Either way, a permanent *anchor* slot keeps the WAL needed to resume, and a temporary *cursor*
+slot copied from it (``pg_copy_logical_replication_slot``) is what is consumed, with
+``pg_logical_slot_get_binary_changes``; a lost connection resumes from a new copy of the
+anchor (see ``docs/postgres_read.md``):
 
-* **not persisted**: one *temporary* slot, owned by the replication connection and dropped by
-  PostgreSQL when that connection ends (normal end, crash or kill alike). Changes are consumed
-  with ``pg_logical_slot_get_binary_changes``.
-* **persisted** (``pw.persistence.Config``): a permanent *anchor* slot named after the
-  connector, which keeps the WAL needed to resume, and a temporary *cursor* slot copied from it
-  (``pg_copy_logical_replication_slot``) that is consumed as above. The anchor is advanced
-  (``pg_replication_slot_advance``) only to positions a checkpoint holds, so a crash at any
-  moment resumes from the checkpoint without losing or repeating a transaction.
+* **persisted** (``pw.persistence.Config``): the anchor is named after the connector and kept
+  across runs; it is advanced (``pg_replication_slot_advance``) only to positions a checkpoint
+  holds, so a crash at any moment resumes from the checkpoint without losing or repeating a
+  transaction.
+* **not persisted**: the anchor belongs to one run (``deltaflow_run_...``), is advanced to what
+  the run handed on and dropped at its end; a killed run's anchor is dropped by the next run
+  of the same connector, unless its run lock (an advisory lock) shows the run alive.
 """
 
 from __future__ import annotations
