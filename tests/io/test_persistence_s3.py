@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import pytest
 from s3_server import (  # noqa: F401 - *_fixture: the moto_s3 and s3 fixtures
     MotoS3,
     moto_s3_fixture,
@@ -12,7 +14,7 @@ from s3_server import (  # noqa: F401 - *_fixture: the moto_s3 and s3 fixtures
 
 import deltaflow as pw
 from deltaflow.persistence.checkpoints import CheckpointStore
-from deltaflow.persistence.storage import S3Storage
+from deltaflow.persistence.storage import S3Storage, StorageError
 
 BUCKET = "persist"
 
@@ -63,3 +65,34 @@ def test_s3_backend_and_reader_resume(s3: MotoS3, tmp_path: Path) -> None:
     latest = store.load_latest()
     assert latest is not None and set(latest.inputs["objects"].frontier) == {"data/1.csv",
                                                                               "data/2.csv"}
+
+
+def test_s3_store_waits_out_an_outage(s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint write during an S3 outage is retried with the connectors' policy: it
+    succeeds once the service is back; past the outage limit it is a persistence error."""
+    monkeypatch.setenv("DELTAFLOW_RETRY_FIRST_DELAY_S", "0.1")
+    monkeypatch.setenv("DELTAFLOW_RETRY_MAX_DELAY_S", "0.3")
+    monkeypatch.setenv("DELTAFLOW_S3_MAX_OUTAGE_S", "20")
+    s3.create_bucket(BUCKET)
+    storage = S3Storage(_settings(s3), BUCKET, "outage")
+    storage.put("before", b"1")
+    s3.stop()
+    back = threading.Timer(1.5, s3.restart)
+    back.start()
+    try:
+        storage.put("during", b"2")  # blocks until the server is back
+    finally:
+        back.join()
+    assert s3.get(BUCKET, "outage/during") == b"2"
+
+    monkeypatch.setenv("DELTAFLOW_S3_MAX_OUTAGE_S", "1")
+    short = S3Storage(_settings(s3), BUCKET, "outage")
+    s3.stop()
+    try:
+        with pytest.raises(StorageError) as info:
+            short.put("lost", b"3")
+    finally:
+        s3.restart()
+    message = str(info.value)
+    assert message.startswith("persistence: cannot write to the checkpoint store")
+    assert "DELTAFLOW_S3_MAX_OUTAGE_S" in message

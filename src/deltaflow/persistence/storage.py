@@ -148,18 +148,25 @@ def _s3_errors(action: str) -> Callable[[Callable[..., _Result]], Callable[..., 
     def decorate(method: Callable[..., _Result]) -> Callable[..., _Result]:
         @functools.wraps(method)
         def wrapped(self: S3Storage, key: str, *args: Any) -> _Result:
+            from deltaflow.io._aws.errors import classify_error, is_retryable
+            from deltaflow.io._core.retry import OutageTooLong, call_with_retries, limit_hint
+
+            secrets = self.settings._secrets() if hasattr(self.settings, "_secrets") else []
+            where = f"the checkpoint store {self.describe()} ({self.prefix + key})"
             try:
-                return method(self, key, *args)
+                # An outage is waited out as the S3 connectors wait it out (one policy).
+                return call_with_retries(
+                    lambda: method(self, key, *args), policy=self.policy,
+                    is_transient=is_retryable, what=f"persistence: {action} {where}",
+                    describe=lambda exc: classify_error(exc, secrets)[1],
+                    hint=limit_hint("s3"))
             except StorageError:
                 raise
+            except OutageTooLong as exc:
+                raise StorageError(f"persistence: cannot {action} {where}: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - botocore's many error classes
-                from deltaflow.io.s3 import classify_error
-
-                secrets = self.settings._secrets() if hasattr(self.settings, "_secrets") \
-                    else []
                 _, message = classify_error(exc, secrets)
-                raise StorageError(f"persistence: cannot {action} the checkpoint store "
-                                   f"{self.describe()} ({self.prefix + key}): "
+                raise StorageError(f"persistence: cannot {action} {where}: "
                                    f"{message}") from None
         return wrapped
     return decorate
@@ -169,7 +176,10 @@ class S3Storage(Storage):
     """Keys are objects under ``prefix`` in ``bucket``."""
 
     def __init__(self, settings: Any, bucket: str, prefix: str) -> None:
+        from deltaflow.io._core.retry import policy_for
+
         self.settings = settings
+        self.policy = policy_for("s3", "pw.persistence.Backend.s3")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._client: Any = None
