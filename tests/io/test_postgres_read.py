@@ -626,9 +626,16 @@ def test_a_killed_pipeline_resumes_without_losing_a_change(pg: PgDatabase, tmp_p
             second.kill()
 
 
-def _kill_replication_connections(pg: PgDatabase) -> int:
-    return len(pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                          "backend_type = 'walsender' AND datname = %s", (pg.dbname,)))
+def _kill_replication_connections(pg: PgDatabase, wait_s: float = 15.0) -> int:
+    """Terminate the reader's replication connections, once there is one: after an earlier
+    kill the reader takes a moment (a backoff wait) to connect again."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        killed = len(pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                                "backend_type = 'walsender' AND datname = %s", (pg.dbname,)))
+        if killed or time.monotonic() > deadline:
+            return killed
+        time.sleep(0.05)
 
 
 def test_persisted_reader_reconnects_without_losing_or_repeating(
