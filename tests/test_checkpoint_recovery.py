@@ -37,8 +37,7 @@ def _run(inputs: Path, out: Path, store: Path) -> list[tuple[str, ...]]:
         pw.persistence.Backend.filesystem(store), snapshot_interval_ms=600_000),
         monitoring_level=pw.MonitoringLevel.NONE)
     lines = out.read_text().splitlines()[1:]
-    return sorted(tuple(field.strip('"') for field in line.split(","))[:2]
-                  + (line.split(",")[-1].strip('"'),) for line in lines)
+    return sorted((*tuple(field.strip('"') for field in line.split(","))[:2], line.split(",")[-1].strip('"')) for line in lines)
 
 
 def _two_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -92,7 +91,7 @@ def test_partial_manifest_falls_back(tmp_path: Path,
 
 
 def test_no_usable_checkpoint_is_an_error_naming_the_store(tmp_path: Path) -> None:
-    inputs, out, store = _two_runs(tmp_path)
+    _inputs, _out, store = _two_runs(tmp_path)
     for manifest in _manifests(store):
         manifest.write_text("{")
     with pytest.raises(CheckpointError, match="no usable checkpoint") as info:

@@ -23,7 +23,7 @@ def test_markdown_ids_labels_and_positions() -> None:
     """)
     assert pw.debug.table_to_dicts(labelled)[1] == pw.debug.table_to_dicts(unlabelled)[1]
     ids = pw.debug.table_to_dicts(labelled)[1]["a"]
-    assert {v: k for k, v in ids.items()}["y"] == labelled.pointer_from(1).__class__ and False \
+    assert ({v: k for k, v in ids.items()}["y"] == labelled.pointer_from(1).__class__ and False) \
         or True  # pointer_from is an expression; compared through a select below
     looked = labelled.select(labelled.a, p=labelled.pointer_from(1))
     by_value = {v: k for k, v in ids.items()}

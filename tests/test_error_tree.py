@@ -256,7 +256,7 @@ def test_a_failing_input_is_raised_once_and_not_logged(caplog: pytest.LogCapture
 def test_a_failing_output_is_raised_once_and_not_logged(tmp_path: Path,
                                                           caplog: pytest.LogCaptureFixture
                                                           ) -> None:
-    pw.io.csv.write(_one_row(), str(tmp_path / "missing" / "out.csv")); line = sys._getframe().f_lineno  # noqa: E501, E702
+    pw.io.csv.write(_one_row(), str(tmp_path / "missing" / "out.csv")); line = sys._getframe().f_lineno  # noqa: E702
     with caplog.at_level(logging.DEBUG, logger="deltaflow"), \
             pytest.raises(OSError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -342,7 +342,7 @@ def test_a_failing_sink_names_the_line_that_defined_it() -> None:
 
 
 def test_an_input_failure_names_the_read_not_an_operation() -> None:
-    table = pw.io.python.read(_FailingSubject(), schema=_Schema); line = sys._getframe().f_lineno  # noqa: E501, E702
+    table = pw.io.python.read(_FailingSubject(), schema=_Schema); line = sys._getframe().f_lineno  # noqa: E702
     pw.io.null.write(table.select(b=table.a + 1))
     with pytest.raises(errors.ConnectorError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)

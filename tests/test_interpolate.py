@@ -3,6 +3,8 @@ streams, types, bad arguments, and incremental == recomputation on both engine p
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -153,7 +155,7 @@ def _doc_examples() -> list[tuple[str, str]]:
     section = text[start:end if end >= 0 else len(text)]
     blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
     # A ```py block followed by a ```text block is an example with its printed output.
-    return [(code, output) for (lang, code), (next_lang, output) in zip(blocks, blocks[1:])
+    return [(code, output) for (lang, code), (next_lang, output) in itertools.pairwise(blocks)
             if lang == "py" and next_lang == "text"]
 
 

@@ -94,7 +94,7 @@ def test_transitive_closure_static() -> None:
     4 | 1
     """)
     cycle = [(a, b) for a in (1, 2, 3) for b in (1, 2, 3)]
-    assert snapshot(closure(edges)) == sorted(cycle + [(4, 1), (4, 2), (4, 3)])
+    assert snapshot(closure(edges)) == sorted([*cycle, (4, 1), (4, 2), (4, 3)])
 
 
 def test_shortest_paths_static() -> None:

@@ -49,7 +49,7 @@ def test_modes() -> None:
 def test_ids_follow_pairs_and_id_argument() -> None:
     left, right = _tables()
     inner_ids, _ = pw.debug.table_to_dicts(left.join(right, left.k == right.k).select(left.a))
-    left_ids, columns = pw.debug.table_to_dicts(
+    left_ids, _columns = pw.debug.table_to_dicts(
         left.join_left(right, left.k == right.k).select(left.a))
     assert set(inner_ids) <= set(left_ids) and len(left_ids) == 4
     unique_right = right.groupby(right.k).reduce(right.k, b=pw.reducers.max(right.b))

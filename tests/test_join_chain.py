@@ -174,7 +174,7 @@ def test_chained_ids_are_pair_ids_of_the_inner_pair_ids() -> None:
 
 
 def test_id_of_a_whole_side() -> None:
-    t1, t2, t3 = _tables()
+    t1, t2, _t3 = _tables()
     t6 = pw.debug.table_from_markdown("""
           | b  | q
         1 | 10 | q1

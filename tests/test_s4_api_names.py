@@ -109,7 +109,7 @@ def test_table_transformer_resolves_string_annotations_with_locals() -> None:
     class Local(pw.Schema):
         a: int
 
-    def plain(table: pw.Table[Local]) -> pw.Table[Local]:  # noqa: F821
+    def plain(table: pw.Table[Local]) -> pw.Table[Local]:
         return table
 
     plain.__annotations__ = {"table": "pw.Table[Local]", "return": "pw.Table[Local]"}

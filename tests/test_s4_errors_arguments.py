@@ -74,7 +74,7 @@ def test_iterating_a_column_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="pw.apply"):
         list(table.a)
     with pytest.raises(TypeError, match="not iterable"):
-        first, second = pw.make_tuple(table.a, table.a)
+        _first, _second = pw.make_tuple(table.a, table.a)
 
 
 def test_getitem_of_own_columns_still_works() -> None:

@@ -174,7 +174,7 @@ def test_typed_pointer_columns_written_as_text_by_json_and_sqlite(tmp_path: Any)
     pw.io.sqlite.write(grouped.select(pw.this.a, pw.this.me), str(tmp_path / "db.sqlite"),
                        "ids", init_mode="create_if_not_exists")
     pw.run()
-    keys, columns = pw.debug.table_to_dicts(grouped)
+    keys, _columns = pw.debug.table_to_dicts(grouped)
     expected = sorted(str(k) for k in keys)
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(r["me"] for r in rows) == expected

@@ -162,7 +162,7 @@ def json_stored(value: Any) -> Any:
 class PyObjectWrapper:
     """Carries an arbitrary Python object through a pipeline untouched."""
 
-    __slots__ = ("value", "serializer")
+    __slots__ = ("serializer", "value")
 
     def __init__(self, value: Any, serializer: Any = None) -> None:
         self.value = value

@@ -134,7 +134,7 @@ class SchemaMetaclass(type):
         if own:
             try:
                 hints = typing.get_type_hints(cls, include_extras=False)
-            except Exception:  # fall back to raw annotations (e.g. unresolvable forward refs)
+            except Exception:  # noqa: BLE001 - fall back to raw annotations (unresolvable refs)
                 hints = dict(own)
             for attr in own:
                 definition = namespace.get(attr, _NO_DEFAULT)
@@ -500,7 +500,7 @@ def type_from_name(name: str, column: str = "?") -> Any:
     try:
         # Evaluated with no builtins, over type names only: nothing else can run.
         value = eval(text, {"__builtins__": {}}, names)  # noqa: S307
-    except Exception:
+    except Exception:  # noqa: BLE001 - not a type expression
         value = None
     if value is None or isinstance(value, types.ModuleType):
         raise TypeError(f"column {column!r}: {name!r} is not a type name deltaflow knows "

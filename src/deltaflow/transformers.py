@@ -89,7 +89,7 @@ def table_transformer(func: F | None = None, *,
         signature = inspect.signature(function)
         try:
             hints = typing.get_type_hints(function, localns=locals)
-        except Exception as exc:  # an annotation that does not resolve
+        except Exception as exc:  # noqa: BLE001 - an annotation that does not resolve
             raise TypeError(f"table_transformer on {label}: cannot resolve its annotations "
                             f"({exc}); pass locals=locals() for local classes") from None
         expected = {name: schema for name, hint in hints.items()

@@ -52,8 +52,8 @@ def promise_disjoint(first: Any, second: Any, *, stacklevel: int = 3) -> None:
     mistake)."""
     a, b = first._universe, second._universe
     if _same_rows(a, b) or a.is_subset_of(b) or b.is_subset_of(a):
-        empty = a.static_ids is not None and a.static_ids.len() == 0 or \
-            b.static_ids is not None and b.static_ids.len() == 0
+        empty = (a.static_ids is not None and a.static_ids.len() == 0) or \
+            (b.static_ids is not None and b.static_ids.len() == 0)
         if not empty:
             warnings.warn(
                 f"promise_universes_are_disjoint: the rows of {first._description} and "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from typing import Any
@@ -48,7 +49,7 @@ def pieces(data: bytes, cuts: list[int]) -> list[RawContext]:
         if end >= 0 and end + 1 < len(data) and (not ends or end + 1 > ends[-1]):
             ends.append(end + 1)
     bounds = [0, *ends, len(data)]
-    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     metadata = {"path": "in"}
     return [RawContext([chunk], metadata, continues=i > 0, continued=i < len(chunks) - 1)
             for i, chunk in enumerate(chunks)]

@@ -176,7 +176,7 @@ def test_parts_reach_the_sink_before_their_time_ends_and_hold_other_inputs() -> 
     assert sorted(v for _, v, _ in rows) == [10, 20, 30]
     time = rows[0][2]
     assert {t for _, _, t in rows} == {time}
-    assert [e for e in events if e[0] == "end"][0] == ("end", 0, time)
+    assert next(e for e in events if e[0] == "end") == ("end", 0, time)
     # The other input pushed while the time was open: its rows joined that same time.
     assert other_times == [time]
 

@@ -226,7 +226,7 @@ class Runtime:
             for source in started:
                 try:
                     source.stop()
-                except Exception:  # noqa: BLE001 - stopping must not hide the real error
+                except Exception:  # stopping must not hide the real error
                     logger.exception("stopping source %s failed", getattr(source, "name", "?"))
             if self.monitoring is not None:
                 self.monitoring.stop()

@@ -4,7 +4,7 @@ the methods of the ``.str``/``.dt``/``.num`` namespaces (in Polars or in Python 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import polars as pl
 
@@ -99,7 +99,7 @@ class UdfError(EngineError):
     exception, so that ``except ZeroDivisionError`` (what Pathway raises) catches it too.
     """
 
-    _subclasses: dict[type[BaseException], type[UdfError]] = {}
+    _subclasses: ClassVar[dict[type[BaseException], type[UdfError]]] = {}
 
     def __init__(self, name: str, args: list[Any], kwargs: dict[str, Any],
                  error: BaseException) -> None:
@@ -141,7 +141,7 @@ def _annotated_return(fun: Callable[..., Any]) -> t.DType:
         target = getattr(fun, "__call__", fun)  # noqa: B004
     try:
         hints = typing.get_type_hints(target)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any unresolvable annotation means: type unknown
         return t.ANY
     if "return" not in hints:
         return t.ANY

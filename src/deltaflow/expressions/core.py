@@ -569,8 +569,8 @@ class ConvertTo(PythonNode):
                 not t.is_subtype(default.strip_optional(), self.target):
             raise scope.fail(f"type of default {default.strip_optional().typehint} is not "
                              f"compatible with {self.target.typehint}.")
-        if self.unwrap or not default.is_optional and not (
-                isinstance(self.default, Literal) and self.default.value is None):
+        if self.unwrap or (not default.is_optional and not (
+                isinstance(self.default, Literal) and self.default.value is None)):
             return self.target
         return t.Optional(self.target)
 

@@ -218,7 +218,7 @@ class _BatchCall:
         name = type(self.transformer).__name__
         try:
             result = await self.invoke(**values)
-        except Exception:  # noqa: BLE001 - Pathway's transformers log and mark the row
+        except Exception:  # Pathway's transformers log and mark the row
             logger.exception("Exception in AsyncTransformer %s", name)
             return FAILURE, None
         if not isinstance(result, dict) or set(result) != set(self.outputs):

@@ -179,7 +179,7 @@ class _DiskStore(CacheStore):
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
         try:
             encoded = pickle.dumps((args, sorted(kwargs.items())), protocol=4)
-        except Exception as exc:  # noqa: BLE001 - turned into a clear message
+        except Exception as exc:  # turned into a clear message
             raise TypeError(f"pw.udfs.DiskCache: the arguments {args!r} cannot be pickled to "
                             f"form a cache key: {exc}") from exc
         return hashlib.sha256(encoded).hexdigest()

@@ -82,7 +82,7 @@ class RunScope:
         for store in self._stores.values():
             try:
                 store.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the run's own error
+            except Exception:  # closing must not hide the run's own error
                 logger.exception("closing a UDF cache failed")
         self._stores.clear()
         self.node_state.clear()

@@ -127,7 +127,7 @@ class AsyncCallbackWriter(Writer):
         try:
             asyncio.run_coroutine_threadsafe(self._cancel_all(), loop).result(
                 timeout=_SHUTDOWN_TIMEOUT_S)
-        except Exception:  # noqa: BLE001 - shutting down must not hide the run's outcome
+        except Exception:  # shutting down must not hide the run's outcome
             logger.exception("output %s: cancelling the remaining callbacks failed", self.name)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=_SHUTDOWN_TIMEOUT_S)

@@ -176,7 +176,7 @@ class InputSession(Source):
             if reader is not None:
                 try:
                     reader.close()
-                except Exception:  # noqa: BLE001 - closing must not hide the run's outcome
+                except Exception:  # closing must not hide the run's outcome
                     logger.exception("input %s: closing the reader failed", self.name)
 
     def _loop(self, reader: Reader, handle: SourceHandle) -> None:

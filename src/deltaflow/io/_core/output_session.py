@@ -77,7 +77,7 @@ class OutputSession(Sink):
             self._thread.join(timeout=5)
         try:
             self.writer.abort()
-        except Exception:  # noqa: BLE001 - aborting must not hide the run's error
+        except Exception:  # aborting must not hide the run's error
             logger.exception("output %s: abort failed", self.name)
 
     def failure(self) -> BaseException | None:

@@ -99,7 +99,7 @@ def _s3_location(uri: str, settings: Any, connector: str, outage: float) -> Loca
     if settings is not None and not isinstance(settings, AwsS3Settings):
         raise TypeError(f"{connector}: s3_connection_settings must be pw.io.s3.AwsS3Settings "
                         f"or pw.io.minio.MinIOSettings, got {type(settings).__name__}")
-    scheme, _, rest = uri.partition("://")
+    _scheme, _, rest = uri.partition("://")
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise ValueError(f"{connector}: uri {uri!r} names no bucket")

@@ -382,7 +382,7 @@ class DeltaOutputSession(OutputSession):
     def start(self) -> None:
         try:
             self.writer.open()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - delta-rs raises many kinds; reported, redacted
             message = redact(str(exc), self.writer.spec.location.secrets)
             kind = ConnectorTypeError if isinstance(exc, TypeError) else ConnectorError
             raise kind(self.name, message) from None

@@ -15,11 +15,11 @@ from deltaflow.io.http._rest import rest_connector
 from deltaflow.io.http._server import PathwayWebserver
 
 __all__ = [
-    "read",
-    "write",
-    "RetryPolicy",
-    "rest_connector",
-    "PathwayWebserver",
     "EndpointDocumentation",
     "EndpointExamples",
+    "PathwayWebserver",
+    "RetryPolicy",
+    "read",
+    "rest_connector",
+    "write",
 ]

@@ -40,7 +40,7 @@ def _to_int(value: Any) -> int:
         raise ConversionError("a boolean is not an int")
     if isinstance(value, int):
         result = value
-    elif isinstance(value, float) and value.is_integer() or isinstance(value, str) and _INT_TEXT.fullmatch(value):
+    elif (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and _INT_TEXT.fullmatch(value)):
         result = int(value)
     else:
         raise ConversionError("not an integer")

@@ -28,7 +28,7 @@ import polars as pl
 
 from deltaflow import _types as t
 
-__all__ = ["BadValue", "PgType", "TYPE_TABLE", "decode_fast", "decoder_for", "parse_array"]
+__all__ = ["TYPE_TABLE", "BadValue", "PgType", "decode_fast", "decoder_for", "parse_array"]
 
 
 class BadValue(ValueError):

@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 
 __all__ = [
+    "UNCHANGED",
     "Begin",
     "Column",
     "Commit",
@@ -26,7 +27,6 @@ __all__ = [
     "Relation",
     "Truncate",
     "Update",
-    "UNCHANGED",
     "format_lsn",
     "parse_lsn",
     "parse_message",
@@ -54,7 +54,7 @@ class _Unchanged:
 UNCHANGED = _Unchanged()
 """Marks a column value PostgreSQL left out of a tuple because it did not change."""
 
-TupleValues = tuple["str | None | _Unchanged", ...]
+TupleValues = tuple["str | _Unchanged | None", ...]
 """A tuple's column values in the relation's column order: text, None (NULL) or UNCHANGED."""
 
 
@@ -198,7 +198,7 @@ class _Cursor:
 
     def tuple_data(self) -> TupleValues:
         count = self.int16()
-        values: list[str | None | _Unchanged] = []
+        values: list[str | _Unchanged | None] = []
         for _ in range(count):
             kind = self.byte()
             if kind == "n":

@@ -221,7 +221,7 @@ class _TableReader(Reader):
         if snapshot is not None:
             try:
                 snapshot.connection.close()
-            except Exception:  # noqa: BLE001 - the read is over either way
+            except Exception:  # the read is over either way
                 logger.debug("closing the snapshot connection failed", exc_info=True)
 
     def close(self) -> None:

@@ -50,12 +50,12 @@ from deltaflow import _types as t
 from deltaflow._values import values_from_series
 
 __all__ = [
-    "PgColumnType",
     "TYPE_TABLE",
+    "Encoded",
+    "PgColumnType",
     "UnsupportedType",
     "column_type",
     "encode_text",
-    "Encoded",
     "quote_ident",
 ]
 

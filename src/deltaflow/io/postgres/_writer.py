@@ -409,7 +409,7 @@ class PostgresWriter(Writer):
         try:
             with self._connection.cursor() as cursor:
                 self._copy(cursor, self.spec.qualified, frame.columns, frame)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the connection is marked broken, then re-raised
             self._after_failure(exc)
             self._broken = True
 
@@ -428,7 +428,7 @@ class PostgresWriter(Writer):
                 self._connection.commit()
                 self.transactions += 1
                 done = True
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - a lost COMMIT is checked, then re-raised
                 self._after_failure(exc)
                 done = xid is not None and self._committed(xid)
         if not done:

@@ -222,7 +222,7 @@ class S3Writer(Writer):
                 if number > index or not keep:
                     client.delete_object(Bucket=self.location.bucket,
                                          Key=self._object_key(number))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - botocore's many error classes
             _, message = classify_error(exc, self.settings._secrets())
             raise S3ConnectorError(f"output {self.name}: cannot remove what the crashed run "
                                    f"wrote to {self.location} after the checkpoint: "
@@ -333,7 +333,7 @@ class S3Writer(Writer):
                     self._send(self._waiting.popleft())
                     continue
                 if self._sealed and self._in_flight() < self.max_in_flight and \
-                        (self._closing and now >= self._retry_at or self._due(now)):
+                        ((self._closing and now >= self._retry_at) or self._due(now)):
                     self._make_object()
                     continue
                 self._lock.wait(self._sleep_time(now))

@@ -239,7 +239,7 @@ def _coerce_raw(values: Sequence[Any], raw_type: pl.DataType) -> tuple[list[Any]
             out.append(value)
         elif raw_type == pl.Float64 and isinstance(value, int | float):
             out.append(float(value))
-        elif raw_type == pl.String and isinstance(value, str) or raw_type == pl.Binary and isinstance(value, bytes):
+        elif (raw_type == pl.String and isinstance(value, str)) or (raw_type == pl.Binary and isinstance(value, bytes)):
             out.append(value)
         else:
             out.append(None)
