@@ -30,9 +30,17 @@ from _harness import banner, env_int, report, write_lines
 def make_file(path: str, rows: int) -> None:
     rng = random.Random(42)
     names = [f"name{i:04d}" for i in range(1000)]
-    write_lines(path, itertools.chain(["id,name,value,flag\n"], (
-        f"{i},{names[rng.randrange(1000)]},{rng.random() * 100:.4f},"
-        f"{'true' if i % 3 else 'false'}\n" for i in range(rows))))
+    write_lines(
+        path,
+        itertools.chain(
+            ["id,name,value,flag\n"],
+            (
+                f"{i},{names[rng.randrange(1000)]},{rng.random() * 100:.4f},"
+                f"{'true' if i % 3 else 'false'}\n"
+                for i in range(rows)
+            ),
+        ),
+    )
 
 
 def check_output(path: str, rows: int) -> int:
@@ -99,8 +107,9 @@ def _timed_child(code: str, *args: str) -> float:
 
 def _child_figures(code: str, *args: str) -> list[float]:
     """The numbers on the last stdout line of ``code`` run in a fresh interpreter."""
-    done = subprocess.run([sys.executable, "-c", code, *args], check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
+    )
     return [float(x) for x in done.stdout.strip().splitlines()[-1].split()]
 
 
@@ -110,6 +119,7 @@ def main() -> None:
     banner(f"csv read->write rows={rows} repeats={repeats}")
     try:
         import polars  # noqa: F401 - only to know whether the baseline can run here
+
         have_polars = True
     except ImportError:  # the Pathway interpreter need not have Polars
         have_polars = False
@@ -146,16 +156,17 @@ def main() -> None:
         report("same_output_end_to_end_seconds", seconds, "s", "lower")
         if have_polars:
             report("polars_end_to_end_seconds", statistics.median(plain), "s", "lower")
-            report("polars_end_to_end_rows_per_s", rows / statistics.median(plain), "rows/s",
-                   "higher")
-            report("polars_same_output_end_to_end_seconds", statistics.median(same), "s",
-                   "lower")
+            report(
+                "polars_end_to_end_rows_per_s", rows / statistics.median(plain), "rows/s", "higher"
+            )
+            report("polars_same_output_end_to_end_seconds", statistics.median(same), "s", "lower")
             # Each pipeline run over the Polars run right after it: a paired figure, less
             # sensitive than the ratio of the two medians to the machine drifting meanwhile.
             ratios = sorted(a / b for a, b in zip(ours, plain, strict=True))
             report("paired_ratio_to_polars", statistics.median(ratios), "x", "lower")
-            logging.info("per-pair ratios to plain Polars: %s",
-                         " ".join(f"{r:.2f}" for r in ratios))
+            logging.info(
+                "per-pair ratios to plain Polars: %s", " ".join(f"{r:.2f}" for r in ratios)
+            )
 
 
 if __name__ == "__main__":

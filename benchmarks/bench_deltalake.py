@@ -31,11 +31,13 @@ from _harness import banner, env_int, impl, load_pw, report
 def make_frame(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(42)
     names = np.array([f"name{i:05d}" for i in range(10_000)], dtype=object)
-    return pd.DataFrame({
-        "a": np.arange(rows, dtype=np.int64),
-        "x": rng.random(rows),
-        "s": names[rng.integers(0, len(names), size=rows)],
-    })
+    return pd.DataFrame(
+        {
+            "a": np.arange(rows, dtype=np.int64),
+            "x": rng.random(rows),
+            "s": names[rng.integers(0, len(names), size=rows)],
+        }
+    )
 
 
 def main() -> None:
@@ -74,8 +76,10 @@ def main() -> None:
     read = pw.io.deltalake.read(path, Row, mode="static")
     counted = read.reduce(n=pw.reducers.count())
     result: list[int] = []
-    pw.io.subscribe(counted, lambda key, row, time, is_addition: result.append(row["n"])
-                    if is_addition else None)
+    pw.io.subscribe(
+        counted,
+        lambda key, row, time, is_addition: result.append(row["n"]) if is_addition else None,
+    )
     start = perf_counter()
     pw.run()
     seconds = perf_counter() - start

@@ -46,7 +46,8 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -63,18 +64,23 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
 
 def make_frame(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(7)
-    return pd.DataFrame({
-        "key": np.arange(rows, dtype=np.int64),
-        "name": [f"user-{i:07d}" for i in range(rows)],
-        "score": rng.integers(0, 10_000, size=rows).astype(np.float64) / 4,
-        "active": rng.integers(0, 2, size=rows).astype(bool),
-    })
+    return pd.DataFrame(
+        {
+            "key": np.arange(rows, dtype=np.int64),
+            "name": [f"user-{i:07d}" for i in range(rows)],
+            "score": rng.integers(0, 10_000, size=rows).astype(np.float64) / 4,
+            "active": rng.integers(0, 2, size=rows).astype(bool),
+        }
+    )
 
 
 def create(client: Any, name: str) -> None:
-    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "N"}])
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "N"}],
+    )
 
 
 def count(client: Any, name: str) -> int:
@@ -92,11 +98,14 @@ def run_batch_writer(resource: Any, frame: pd.DataFrame) -> float:
     records = frame.to_dict("records")
     with Timer() as timer, table.batch_writer() as batch:
         for record in records:
-            batch.put_item(Item={
-                "key": int(record["key"]), "name": record["name"],
-                "score": Decimal(repr(float(record["score"]))),
-                "active": bool(record["active"]),
-            })
+            batch.put_item(
+                Item={
+                    "key": int(record["key"]),
+                    "name": record["name"],
+                    "score": Decimal(repr(float(record["score"]))),
+                    "active": bool(record["active"]),
+                }
+            )
     return timer.seconds
 
 
@@ -119,8 +128,12 @@ def main() -> None:
 
     process, endpoint = start_moto()
     try:
-        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_REGION=REGION,
-                          AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_REGION=REGION,
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+        )
         client = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
         resource = boto3.resource("dynamodb", region_name=REGION, endpoint_url=endpoint)
         create(client, "baseline")

@@ -52,6 +52,7 @@ async def _load(url: str, rate: float, seconds: float, keys: int) -> dict:
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
         async def one(i: int) -> None:
             nonlocal errors, wrong
             key = (i * 7919) % (keys + keys // 10)  # about 1 in 11 keys has no price
@@ -82,8 +83,13 @@ async def _load(url: str, rate: float, seconds: float, keys: int) -> dict:
             tasks.append(asyncio.ensure_future(one(i)))
         sending = time.perf_counter() - start
         await asyncio.gather(*tasks)
-    return {"latencies": latencies, "errors": errors, "wrong": wrong, "sent": total,
-            "send_rate": total / sending if sending else 0.0}
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "wrong": wrong,
+        "sent": total,
+        "send_rate": total / sending if sending else 0.0,
+    }
 
 
 def _client_main(url: str, rate: float, seconds: float, keys: int) -> None:
@@ -98,13 +104,19 @@ def _serve(pw, port: int, keys: int, autocommit_ms: int) -> None:
         key: int
         qty: int
 
-    prices = pw.debug.table_from_pandas(pd.DataFrame(
-        {"key": list(range(keys)), "price": [_price(k) for k in range(keys)]}))
+    prices = pw.debug.table_from_pandas(
+        pd.DataFrame({"key": list(range(keys)), "price": [_price(k) for k in range(keys)]})
+    )
     orders, response_writer = pw.io.http.rest_connector(
-        host="127.0.0.1", port=port, schema=Order, autocommit_duration_ms=autocommit_ms,
-        delete_completed_queries=True)
+        host="127.0.0.1",
+        port=port,
+        schema=Order,
+        autocommit_duration_ms=autocommit_ms,
+        delete_completed_queries=True,
+    )
     answers = orders.join_left(prices, pw.left.key == pw.right.key, id=pw.left.id).select(
-        result=pw.coalesce(pw.right.price, 0) * pw.left.qty)
+        result=pw.coalesce(pw.right.price, 0) * pw.left.qty
+    )
     response_writer(answers)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
 
@@ -134,15 +146,28 @@ def main() -> None:
     seconds = env_float("BENCH_SECONDS", 10.0)
     keys = env_int("BENCH_HTTP_KEYS", 10_000)
     autocommit_ms = env_int("BENCH_AUTOCOMMIT_MS", 10)
-    banner(f"http lookup join, {impl()}: {rate:g} requests/s for {seconds:g} s, "
-           f"{keys} keys, autocommit {autocommit_ms} ms")
+    banner(
+        f"http lookup join, {impl()}: {rate:g} requests/s for {seconds:g} s, "
+        f"{keys} keys, autocommit {autocommit_ms} ms"
+    )
     port = _free_port()
     threading.Thread(target=_serve, args=(pw, port, keys, autocommit_ms), daemon=True).start()
     _wait_serving(port)
     time.sleep(0.5)
     client = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--client", f"http://127.0.0.1:{port}/",
-         str(rate), str(seconds), str(keys)], capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--client",
+            f"http://127.0.0.1:{port}/",
+            str(rate),
+            str(seconds),
+            str(keys),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if client.returncode != 0:
         print(client.stderr, file=sys.stderr)
         raise SystemExit("the load generator failed")
@@ -150,8 +175,9 @@ def main() -> None:
     latencies = outcome["latencies"]
     print(client.stderr, file=sys.stderr, end="", flush=True)
     if outcome["wrong"] or not latencies:
-        print(f"{outcome['wrong']} wrong answers, {len(latencies)} right", file=sys.stderr,
-              flush=True)
+        print(
+            f"{outcome['wrong']} wrong answers, {len(latencies)} right", file=sys.stderr, flush=True
+        )
         os._exit(1)
     report("http_failed_requests", outcome["errors"], "requests", "lower")
     for label, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):

@@ -26,8 +26,12 @@ from _harness import banner, env_int, load_pw, report
 
 def make_base(state: int) -> pd.DataFrame:
     rng = np.random.default_rng(3)
-    return pd.DataFrame({"k": rng.integers(0, max(state // 10, 1), size=state, dtype=np.int64),
-                         "v": rng.integers(0, 100, size=state, dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "k": rng.integers(0, max(state // 10, 1), size=state, dtype=np.int64),
+            "v": rng.integers(0, 100, size=state, dtype=np.int64),
+        }
+    )
 
 
 def make_updates(state: int, updates: int) -> pd.DataFrame:
@@ -37,14 +41,17 @@ def make_updates(state: int, updates: int) -> pd.DataFrame:
     values = rng.integers(0, 100, size=updates, dtype=np.int64)
     times = 4 + 2 * np.arange(updates, dtype=np.int64)
     ids = np.arange(updates, dtype=np.int64) + 2 * state  # disjoint from the base rows' ids
-    inserts = pd.DataFrame({"k": keys, "v": values, "__time__": times,
-                            "__diff__": np.ones(updates, dtype=np.int64)}, index=ids)
+    inserts = pd.DataFrame(
+        {"k": keys, "v": values, "__time__": times, "__diff__": np.ones(updates, dtype=np.int64)},
+        index=ids,
+    )
     deletes = inserts.iloc[:-1].assign(__time__=times[1:], __diff__=-1)
     return pd.concat([inserts, deletes]).sort_values("__time__", kind="stable")
 
 
-def run(pw: Any, program: str, base: pd.DataFrame, updates: pd.DataFrame | None,
-        right: pd.DataFrame) -> float:
+def run(
+    pw: Any, program: str, base: pd.DataFrame, updates: pd.DataFrame | None, right: pd.DataFrame
+) -> float:
     if hasattr(pw, "clear_graph"):
         pw.clear_graph()
     started = time.perf_counter()
@@ -53,8 +60,9 @@ def run(pw: Any, program: str, base: pd.DataFrame, updates: pd.DataFrame | None,
         extra = pw.debug.table_from_pandas(updates)
         table = table.promise_universes_are_disjoint(extra).concat(extra)
     if program == "groupby":
-        result = table.groupby(table.k).reduce(table.k, n=pw.reducers.count(),
-                                               s=pw.reducers.sum(table.v))
+        result = table.groupby(table.k).reduce(
+            table.k, n=pw.reducers.count(), s=pw.reducers.sum(table.v)
+        )
     else:
         other = pw.debug.table_from_pandas(right)
         result = table.join(other, table.k == other.k).select(table.v, other.w)
@@ -63,16 +71,21 @@ def run(pw: Any, program: str, base: pd.DataFrame, updates: pd.DataFrame | None,
 
 
 def main() -> None:
-    states = [int(float(s)) for s in
-              os.environ.get("BENCH_STATES", "100000,1000000,5000000").split(",")]
+    states = [
+        int(float(s)) for s in os.environ.get("BENCH_STATES", "100000,1000000,5000000").split(",")
+    ]
     updates = env_int("BENCH_UPDATES", 1000)
     banner(f"incremental states={states} updates={updates}")
     pw = load_pw()
     for state in states:
         base_rows = make_base(state)
         stream = make_updates(state, updates)
-        right = pd.DataFrame({"k": np.arange(state // 10, dtype=np.int64),
-                              "w": np.arange(state // 10, dtype=np.int64) % 7})
+        right = pd.DataFrame(
+            {
+                "k": np.arange(state // 10, dtype=np.int64),
+                "w": np.arange(state // 10, dtype=np.int64) % 7,
+            }
+        )
         right.index = right.index + 10 * state  # ids distinct from the left side's
         for program in ("groupby", "join"):
             base = run(pw, program, base_rows, None, right)

@@ -25,8 +25,12 @@ from _harness import banner, env_int, load_pw, report
 def make_edges(vertices: int, updates: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(11)
     count = vertices * 5 // 4
-    base = pd.DataFrame({"u": rng.integers(0, vertices, count, dtype=np.int64),
-                         "v": rng.integers(0, vertices, count, dtype=np.int64)})
+    base = pd.DataFrame(
+        {
+            "u": rng.integers(0, vertices, count, dtype=np.int64),
+            "v": rng.integers(0, vertices, count, dtype=np.int64),
+        }
+    )
     rows = []
     for step in range(updates):
         time_ = 4 + 2 * step
@@ -36,8 +40,11 @@ def make_edges(vertices: int, updates: int) -> tuple[pd.DataFrame, pd.DataFrame]
         else:  # insert a new edge
             index = 10 * count + step
             rows.append((index, *rng.integers(0, vertices, 2), time_, 1))
-    stream = pd.DataFrame(rows, columns=["id", "u", "v", "__time__", "__diff__"]) \
-        .drop_duplicates("id").set_index("id")
+    stream = (
+        pd.DataFrame(rows, columns=["id", "u", "v", "__time__", "__diff__"])
+        .drop_duplicates("id")
+        .set_index("id")
+    )
     return base, stream
 
 
@@ -47,13 +54,20 @@ def components(pw: Any, edges: Any) -> Any:
 
     def step(labels: Any, both: Any) -> Any:
         offered = both.join(labels, both.v == labels.vertex).select(
-            vertex=pw.left.u, label=pw.right.label)
+            vertex=pw.left.u, label=pw.right.label
+        )
         best = offered.groupby(pw.this.vertex).reduce(
-            pw.this.vertex, label=pw.reducers.min(pw.this.label))
+            pw.this.vertex, label=pw.reducers.min(pw.this.label)
+        )
         joined = labels.join_left(best, labels.vertex == best.vertex, id=labels.id).select(
-            labels.vertex, own=labels.label, offered=pw.coalesce(best.label, labels.label))
-        return {"labels": joined.select(pw.this.vertex, label=pw.if_else(
-            pw.this.offered < pw.this.own, pw.this.offered, pw.this.own))}
+            labels.vertex, own=labels.label, offered=pw.coalesce(best.label, labels.label)
+        )
+        return {
+            "labels": joined.select(
+                pw.this.vertex,
+                label=pw.if_else(pw.this.offered < pw.this.own, pw.this.offered, pw.this.own),
+            )
+        }
 
     return pw.iterate(step, labels=labels, both=both).labels
 

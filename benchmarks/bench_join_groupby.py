@@ -23,10 +23,18 @@ from bench_wordcount import measure
 
 def make_frames(rows: int, right: int, groups: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(11)
-    orders = pd.DataFrame({"k": rng.integers(0, right, size=rows, dtype=np.int64),
-                           "v": rng.integers(0, 100, size=rows, dtype=np.int64)})
-    customers = pd.DataFrame({"k": np.arange(right, dtype=np.int64),
-                              "region": rng.integers(0, groups, size=right, dtype=np.int64)})
+    orders = pd.DataFrame(
+        {
+            "k": rng.integers(0, right, size=rows, dtype=np.int64),
+            "v": rng.integers(0, 100, size=rows, dtype=np.int64),
+        }
+    )
+    customers = pd.DataFrame(
+        {
+            "k": np.arange(right, dtype=np.int64),
+            "region": rng.integers(0, groups, size=right, dtype=np.int64),
+        }
+    )
     return orders, customers
 
 
@@ -35,7 +43,8 @@ def run_pw(pw: Any, orders: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFra
     right = pw.debug.table_from_pandas(customers)
     joined = left.join(right, left.k == right.k).select(right.region, left.v)
     totals = joined.groupby(joined.region).reduce(
-        joined.region, total=pw.reducers.sum(joined.v), n=pw.reducers.count())
+        joined.region, total=pw.reducers.sum(joined.v), n=pw.reducers.count()
+    )
     return pw.debug.table_to_pandas(totals)
 
 
@@ -48,8 +57,7 @@ def main() -> None:
     orders, customers = make_frames(rows, right, groups)
 
     pw = load_pw()  # imports are not part of the measured work
-    out = measure("end_to_end", rows + right, repeats, lambda: run_pw(pw, orders, customers),
-                  pw)
+    out = measure("end_to_end", rows + right, repeats, lambda: run_pw(pw, orders, customers), pw)
     if int(out["n"].sum()) != rows or int(out["total"].sum()) != int(orders["v"].sum()):
         raise SystemExit(f"wrong result: n={out['n'].sum()} total={out['total'].sum()}")
     report("output_rows", len(out), "rows", "higher")
@@ -58,10 +66,18 @@ def main() -> None:
         import polars as pl
     except ImportError:
         return
-    result = measure("polars_end_to_end", rows + right, repeats, lambda: (
-        pl.from_pandas(orders).join(pl.from_pandas(customers), on="k")
-        .group_by("region").agg(pl.col("v").sum().alias("total"), pl.len().alias("n"))
-        .to_pandas()))
+    result = measure(
+        "polars_end_to_end",
+        rows + right,
+        repeats,
+        lambda: (
+            pl.from_pandas(orders)
+            .join(pl.from_pandas(customers), on="k")
+            .group_by("region")
+            .agg(pl.col("v").sum().alias("total"), pl.len().alias("n"))
+            .to_pandas()
+        ),
+    )
     if int(result["n"].sum()) != rows:
         raise SystemExit("polars baseline wrong")
 

@@ -20,9 +20,22 @@ from _harness import banner, env_int, load_pw, report, timed, write_lines
 
 def make_file(path: str, rows: int) -> None:
     rng = random.Random(7)
-    write_lines(path, (json.dumps({"id": i, "name": f"name{rng.randrange(1000):04d}",
-                                   "value": round(rng.random() * 100, 4), "flag": i % 3 == 0},
-                                  separators=(",", ":")) + "\n" for i in range(rows)))
+    write_lines(
+        path,
+        (
+            json.dumps(
+                {
+                    "id": i,
+                    "name": f"name{rng.randrange(1000):04d}",
+                    "value": round(rng.random() * 100, 4),
+                    "flag": i % 3 == 0,
+                },
+                separators=(",", ":"),
+            )
+            + "\n"
+            for i in range(rows)
+        ),
+    )
 
 
 def main() -> None:

@@ -74,16 +74,23 @@ def pathway_python() -> str | None:
 # --- the consumer and producer processes -------------------------------------------------
 
 
-def consume(bootstrap: str, topic: str, own_count: bool, quiet_after: float, stop_at: float,
-            out: Any) -> None:
+def consume(
+    bootstrap: str, topic: str, own_count: bool, quiet_after: float, stop_at: float, out: Any
+) -> None:
     """Read ``topic`` until ``stop_at``, or until nothing came for 2 s after ``quiet_after``;
     send back (word, count, receipt time) triples.
 
     ``own_count``: the topic holds the input words (the broker-only run): count them here."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 5})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": uuid.uuid4().hex,
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 5,
+        }
+    )
     consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     seen: list[tuple[str, int, float]] = []
     counts: dict[str, int] = {}
@@ -109,14 +116,20 @@ def consume(bootstrap: str, topic: str, own_count: bool, quiet_after: float, sto
     out.send(seen)
 
 
-def produce(bootstrap: str, topic: str, rate: int, seconds: float, start_at: float,
-            out: Any) -> None:
+def produce(
+    bootstrap: str, topic: str, rate: int, seconds: float, start_at: float, out: Any
+) -> None:
     """Send ``rate * seconds`` words at ``rate``; send back the send time of each batch."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1,
-                         "queue.buffering.max.messages": 2_000_000,
-                         "delivery.report.only.error": True})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 1,
+            "queue.buffering.max.messages": 2_000_000,
+            "delivery.report.only.error": True,
+        }
+    )
     chooser = random.Random(7)
     total = int(rate * seconds)
     words = [chooser.choice(WORDS) for _ in range(total)]
@@ -159,8 +172,7 @@ def wait_ready(broker: Any, source: str, target: str, timeout: float = 60.0) -> 
     raise RuntimeError("the pipeline did not answer within the timeout")
 
 
-def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int
-            ) -> dict[str, float]:
+def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) -> dict[str, float]:
     tag = uuid.uuid4().hex[:8]
     source, target = f"in-{impl}-{tag}", f"out-{impl}-{tag}"
     broker.create_topic(source)
@@ -169,9 +181,12 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int
     if impl != "broker":
         python = sys.executable if impl == "deltaflow" else pathway_python()
         env = {**os.environ, "PATHWAY_THREADS": "1"}
-        pipeline = subprocess.Popen([python, "-c", _PIPELINE, impl, broker.address, source,
-                                     target, str(autocommit)], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pipeline = subprocess.Popen(
+            [python, "-c", _PIPELINE, impl, broker.address, source, target, str(autocommit)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     try:
         if pipeline is not None:
             wait_ready(broker, source, target)
@@ -180,11 +195,20 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int
         context = multiprocessing.get_context("fork")
         consumer_end, consumer_out = context.Pipe(duplex=False)
         producer_end, producer_out = context.Pipe(duplex=False)
-        consumer = context.Process(target=consume, args=(broker.address,
-                                   source if impl == "broker" else target, impl == "broker",
-                                   start_at + seconds, stop_at, consumer_out))
-        producer = context.Process(target=produce, args=(broker.address, source, rate,
-                                                         seconds, start_at, producer_out))
+        consumer = context.Process(
+            target=consume,
+            args=(
+                broker.address,
+                source if impl == "broker" else target,
+                impl == "broker",
+                start_at + seconds,
+                stop_at,
+                consumer_out,
+            ),
+        )
+        producer = context.Process(
+            target=produce, args=(broker.address, source, rate, seconds, start_at, producer_out)
+        )
         consumer.start()
         producer.start()
         words, times, send_seconds = producer_end.recv()
@@ -198,9 +222,13 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int
     return latencies(words, times, seen, send_seconds, rate)
 
 
-def latencies(words: list[str], times: list[tuple[int, float]],
-              seen: list[tuple[str, int, float]], send_seconds: float, rate: int
-              ) -> dict[str, float]:
+def latencies(
+    words: list[str],
+    times: list[tuple[int, float]],
+    seen: list[tuple[str, int, float]],
+    send_seconds: float,
+    rate: int,
+) -> dict[str, float]:
     # The send time of every message, from the batches' (messages so far, time) marks.
     sent_at: list[float] = []
     for count, moment in times:
@@ -220,14 +248,22 @@ def latencies(words: list[str], times: list[tuple[int, float]],
             latency_of[indices[k]] = received - sent_at[indices[k]]
         reflected[word] = max(done, count)
     begin = sent_at[0] if sent_at else 0.0
-    measured = [latency_of[i] * 1000 for i in range(len(words))
-                if i in latency_of and sent_at[i] - begin >= WARMUP_S]
+    measured = [
+        latency_of[i] * 1000
+        for i in range(len(words))
+        if i in latency_of and sent_at[i] - begin >= WARMUP_S
+    ]
     missing = len(words) - len(latency_of)
     p95 = percentile(measured, 0.95)
-    return {"p50_ms": percentile(measured, 0.5), "p95_ms": p95,
-            "missing": float(missing), "send_rate": len(words) / send_seconds,
-            "held": float(missing == 0 and p95 < LATENCY_GOAL_MS
-                          and len(words) / send_seconds >= 0.95 * rate)}
+    return {
+        "p50_ms": percentile(measured, 0.5),
+        "p95_ms": p95,
+        "missing": float(missing),
+        "send_rate": len(words) / send_seconds,
+        "held": float(
+            missing == 0 and p95 < LATENCY_GOAL_MS and len(words) / send_seconds >= 0.95 * rate
+        ),
+    }
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -237,14 +273,17 @@ def main() -> None:
     from _harness import report
 
     if importlib.util.find_spec("confluent_kafka") is None:
-        print("bench_kafka: this interpreter has no confluent-kafka; run it with the "
-              "repository's interpreter, which measures deltaflow and Pathway side by side",
-              flush=True)
+        print(
+            "bench_kafka: this interpreter has no confluent-kafka; run it with the "
+            "repository's interpreter, which measures deltaflow and Pathway side by side",
+            flush=True,
+        )
         return
     from kafka_broker import TansuBroker
 
-    rates = [int(float(r)) for r in os.environ.get(
-        "BENCH_KAFKA_RATES", "50000,100000,200000").split(",")]
+    rates = [
+        int(float(r)) for r in os.environ.get("BENCH_KAFKA_RATES", "50000,100000,200000").split(",")
+    ]
     seconds = float(os.environ.get("BENCH_KAFKA_SECONDS", "5"))
     autocommit = int(os.environ.get("BENCH_KAFKA_AUTOCOMMIT_MS", "10"))
     impls = os.environ.get("BENCH_KAFKA_IMPLS", "deltaflow,pathway,broker").split(",")
@@ -257,9 +296,12 @@ def main() -> None:
         for rate in rates:
             for impl in impls:
                 result = measure(broker, impl, rate, seconds, autocommit)
-                print(f"# {impl:9} {rate:>7}/s: p50 {result['p50_ms']:8.1f} ms  p95 "
-                      f"{result['p95_ms']:8.1f} ms  sent at {result['send_rate']:9.0f}/s  "
-                      f"not reflected {int(result['missing'])}", flush=True)
+                print(
+                    f"# {impl:9} {rate:>7}/s: p50 {result['p50_ms']:8.1f} ms  p95 "
+                    f"{result['p95_ms']:8.1f} ms  sent at {result['send_rate']:9.0f}/s  "
+                    f"not reflected {int(result['missing'])}",
+                    flush=True,
+                )
                 prefix = f"{impl}_{rate // 1000}k"
                 report(f"{prefix}_p50_ms", result["p50_ms"], "ms", "lower")
                 report(f"{prefix}_p95_ms", result["p95_ms"], "ms", "lower")

@@ -40,26 +40,43 @@ PARTS = ("soc", "snapshot")
 
 def _psql(settings: dict[str, Any], sql: str) -> str:
     """The first row of ``sql``'s result, as psql prints it unaligned."""
-    binary = shutil.which("psql") or next(iter(sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/psql"), reverse=True)), None)
+    binary = shutil.which("psql") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), reverse=True)), None
+    )
     if binary is None:
         raise SystemExit("psql not found (install PostgreSQL's client)")
     env = {**os.environ, "PGPASSWORD": str(settings.get("password", ""))}
-    command = [binary, "-X", "-A", "-t", "-h", str(settings["host"]), "-p",
-               str(settings["port"]), "-U", str(settings["user"]), "-d",
-               str(settings["dbname"]), "-c", sql]
-    return subprocess.run(command, env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    command = [
+        binary,
+        "-X",
+        "-A",
+        "-t",
+        "-h",
+        str(settings["host"]),
+        "-p",
+        str(settings["port"]),
+        "-U",
+        str(settings["user"]),
+        "-d",
+        str(settings["dbname"]),
+        "-c",
+        sql,
+    ]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def make_frame(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(42)
     keys = np.array([f"name{i:05d}" for i in range(10_000)], dtype=object)
-    return pd.DataFrame({
-        "a": np.arange(rows, dtype=np.int64),
-        "x": rng.random(rows),
-        "s": keys[rng.integers(0, len(keys), size=rows)],
-    })
+    return pd.DataFrame(
+        {
+            "a": np.arange(rows, dtype=np.int64),
+            "x": rng.random(rows),
+            "s": keys[rng.integers(0, len(keys), size=rows)],
+        }
+    )
 
 
 def bench_soc(rows: int, settings: dict[str, Any]) -> None:
@@ -86,18 +103,23 @@ def _copy_floor(path: str, rows: int, settings: dict[str, Any]) -> None:
     import polars as pl
     import psycopg
 
-    frame = pl.read_csv(path).with_columns(pl.lit(0).alias("time"),
-                                           pl.lit(1, dtype=pl.Int16).alias("diff"))
+    frame = pl.read_csv(path).with_columns(
+        pl.lit(0).alias("time"), pl.lit(1, dtype=pl.Int16).alias("diff")
+    )
     conninfo = " ".join(f"{key}={value}" for key, value in settings.items())
     with psycopg.connect(conninfo) as connection:
         connection.execute("DROP TABLE IF EXISTS bench_copy_floor")
-        connection.execute("CREATE TABLE bench_copy_floor (a BIGINT NOT NULL, x DOUBLE "
-                           "PRECISION NOT NULL, s TEXT NOT NULL, time BIGINT NOT NULL, "
-                           "diff SMALLINT NOT NULL)")
+        connection.execute(
+            "CREATE TABLE bench_copy_floor (a BIGINT NOT NULL, x DOUBLE "
+            "PRECISION NOT NULL, s TEXT NOT NULL, time BIGINT NOT NULL, "
+            "diff SMALLINT NOT NULL)"
+        )
         connection.commit()
         start = perf_counter()
-        with connection.cursor() as cursor, cursor.copy(
-                "COPY bench_copy_floor FROM STDIN (FORMAT csv)") as copy:
+        with (
+            connection.cursor() as cursor,
+            cursor.copy("COPY bench_copy_floor FROM STDIN (FORMAT csv)") as copy,
+        ):
             copy.write(frame.write_csv(include_header=False).encode())
         connection.commit()
         seconds = perf_counter() - start
@@ -126,8 +148,14 @@ def bench_snapshot(rows: int, keys: int, settings: dict[str, Any]) -> None:
     table = pw.debug.table_from_pandas(words)
     counts = table.groupby(table.word).reduce(table.word, n=pw.reducers.count())
     name = f"bench_counts_{impl()}"
-    pw.io.postgres.write(counts, settings, name, init_mode="replace",
-                         output_table_type="snapshot", primary_key=[counts.word])
+    pw.io.postgres.write(
+        counts,
+        settings,
+        name,
+        init_mode="replace",
+        output_table_type="snapshot",
+        primary_key=[counts.word],
+    )
     start = perf_counter()
     pw.run()
     seconds = perf_counter() - start
@@ -156,8 +184,9 @@ def main() -> None:
         failed = False
         try:
             for name in PARTS:
-                result = subprocess.run([sys.executable, __file__],
-                                        env={**env, "BENCH_PART": name}, check=False)
+                result = subprocess.run(
+                    [sys.executable, __file__], env={**env, "BENCH_PART": name}, check=False
+                )
                 failed = failed or result.returncode != 0
         finally:
             if server is not None:

@@ -52,8 +52,10 @@ def _conninfo(settings: dict[str, str]) -> str:
 
 def main() -> None:
     if impl() == "pathway" and not os.environ.get("PATHWAY_LICENSE_KEY"):
-        print("Pathway 0.33's pw.io.postgres.read needs a license key (PATHWAY_LICENSE_KEY); "
-              "not measured")
+        print(
+            "Pathway 0.33's pw.io.postgres.read needs a license key (PATHWAY_LICENSE_KEY); "
+            "not measured"
+        )
         return
     import psycopg
 
@@ -65,14 +67,13 @@ def main() -> None:
         with psycopg.connect(_conninfo(settings), autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS cdc_bench")
             conn.execute("DROP PUBLICATION IF EXISTS cdc_bench_pub")
-            conn.execute("CREATE TABLE cdc_bench (id BIGINT PRIMARY KEY, "
-                         "sent_at DOUBLE PRECISION)")
+            conn.execute("CREATE TABLE cdc_bench (id BIGINT PRIMARY KEY, sent_at DOUBLE PRECISION)")
             conn.execute("CREATE PUBLICATION cdc_bench_pub FOR TABLE cdc_bench")
         latencies = _measure(settings, rows, rate, autocommit_ms)
     finally:
         if server is not None:
             server.stop()
-    warm = latencies[len(latencies) // 10:]
+    warm = latencies[len(latencies) // 10 :]
     warm.sort()
 
     def pct(q: float) -> float:
@@ -116,18 +117,27 @@ def _measure(settings: dict[str, str], rows: int, rate: int, autocommit_ms: int)
             if len(latencies) >= rows:
                 done.set()
 
-    table = pw.io.postgres.read(settings, "cdc_bench", Row, publication_name="cdc_bench_pub",
-                                autocommit_duration_ms=autocommit_ms)
+    table = pw.io.postgres.read(
+        settings,
+        "cdc_bench",
+        Row,
+        publication_name="cdc_bench_pub",
+        autocommit_duration_ms=autocommit_ms,
+    )
     pw.io.subscribe(table, on_change)
-    runner = threading.Thread(target=lambda: pw.run(
-        monitoring_level=pw.MonitoringLevel.NONE), daemon=True)
+    runner = threading.Thread(
+        target=lambda: pw.run(monitoring_level=pw.MonitoringLevel.NONE), daemon=True
+    )
     runner.start()
     time.sleep(3.0)  # let the reader create its slot and read the (empty) snapshot
     import subprocess
 
-    inserter = subprocess.run([sys.executable, "-c", _INSERTER, _conninfo(settings),
-                               str(rows), str(rate)], capture_output=True, text=True,
-                              check=True)
+    inserter = subprocess.run(
+        [sys.executable, "-c", _INSERTER, _conninfo(settings), str(rows), str(rate)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     report("insert_rate_held", float(inserter.stdout.strip()), "rows/s", "higher")
     if not done.wait(60):
         raise SystemExit(f"only {len(latencies)} of {rows} rows arrived")

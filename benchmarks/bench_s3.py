@@ -90,9 +90,13 @@ def moto_python() -> str:
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    process = subprocess.Popen([moto_python(), "-c", _SERVER, str(port)], text=True,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [moto_python(), "-c", _SERVER, str(port)],
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert process.stdout is not None
     if process.stdout.readline().strip() != "ready":
         raise SystemExit("the moto server did not start")
@@ -104,8 +108,13 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 def client(endpoint: str) -> Any:
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
-                        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
 
 
 def keys_under(s3: Any, prefix: str) -> list[str]:
@@ -116,19 +125,26 @@ def keys_under(s3: Any, prefix: str) -> list[str]:
 
 
 def settings(pw: Any, endpoint: str) -> Any:
-    return pw.io.s3.AwsS3Settings(bucket_name=BUCKET, access_key=ACCESS_KEY,
-                                  secret_access_key=SECRET_KEY, with_path_style=True,
-                                  region=REGION, endpoint=endpoint)
+    return pw.io.s3.AwsS3Settings(
+        bucket_name=BUCKET,
+        access_key=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
+        with_path_style=True,
+        region=REGION,
+        endpoint=endpoint,
+    )
 
 
 def write_frame(rows: int, times: int) -> pd.DataFrame:
     rng = np.random.default_rng(7)
-    return pd.DataFrame({
-        "key": np.arange(rows, dtype=np.int64),
-        "value": rng.random(rows),
-        "label": np.array([f"label-{i % 1000}" for i in range(rows)], dtype=object),
-        "__time__": (np.arange(rows) * times // rows) * 2 + 2,
-    })
+    return pd.DataFrame(
+        {
+            "key": np.arange(rows, dtype=np.int64),
+            "value": rng.random(rows),
+            "label": np.array([f"label-{i % 1000}" for i in range(rows)], dtype=object),
+            "__time__": (np.arange(rows) * times // rows) * 2 + 2,
+        }
+    )
 
 
 def etags_under(s3: Any, prefix: str) -> list[str]:
@@ -157,8 +173,9 @@ def bench_write(pw: Any, endpoint: str, s3: Any) -> None:
     def run_pipeline(prefix: str) -> float:
         pw.clear_graph()
         table = pw.debug.table_from_pandas(frame)  # preparing the input is not timed
-        pw.io.s3.write(table, prefix, "csv", aws_s3_settings=settings(pw, endpoint),
-                       write_interval_ms=0)
+        pw.io.s3.write(
+            table, prefix, "csv", aws_s3_settings=settings(pw, endpoint), write_interval_ms=0
+        )
         start = time.perf_counter()
         pw.run()
         return time.perf_counter() - start
@@ -191,8 +208,10 @@ def bench_write(pw: Any, endpoint: str, s3: Any) -> None:
             baseline.append(run_boto3(theirs, bodies))
             pipeline.append(run_pipeline(ours))
         # Same bytes, same number of objects: compare the stores' MD5s.
-        if etags_under(s3, ours + "/") != reference_tags or \
-                etags_under(s3, theirs + "/") != reference_tags:
+        if (
+            etags_under(s3, ours + "/") != reference_tags
+            or etags_under(s3, theirs + "/") != reference_tags
+        ):
             raise SystemExit(f"run {attempt}: the objects differ from the reference run")
         delete_under(s3, ours + "/")  # keep the server's state the same for every pair
         delete_under(s3, theirs + "/")
@@ -201,10 +220,13 @@ def bench_write(pw: Any, endpoint: str, s3: Any) -> None:
     report("write_rows_per_s", rows / statistics.median(pipeline), "rows/s", "higher")
     report("boto3_put_rows_per_s", rows / statistics.median(baseline), "rows/s", "higher")
     report("write_vs_boto3", statistics.median(ratios), "x", "higher")
-    print(f"{sum(map(len, bodies)) / 1e6:.1f} MB in {len(keys)} objects, {repeat} pairs; "
-          f"pipeline {[round(x, 3) for x in pipeline]} s, boto3 "
-          f"{[round(x, 3) for x in baseline]} s, ratios {[round(x, 2) for x in ratios]} "
-          f"(median {statistics.median(ratios):.2f}, min {min(ratios):.2f})", flush=True)
+    print(
+        f"{sum(map(len, bodies)) / 1e6:.1f} MB in {len(keys)} objects, {repeat} pairs; "
+        f"pipeline {[round(x, 3) for x in pipeline]} s, boto3 "
+        f"{[round(x, 3) for x in baseline]} s, ratios {[round(x, 2) for x in ratios]} "
+        f"(median {statistics.median(ratios):.2f}, min {min(ratios):.2f})",
+        flush=True,
+    )
 
 
 def clear_graph(pw: Any) -> None:
@@ -219,8 +241,10 @@ def bench_read(pw: Any, endpoint: str) -> None:
     per_object = env_int("BENCH_S3_OBJECT_ROWS", 10_000)
     threads = env_int("BENCH_S3_THREADS", 8)
     repeat = env_int("BENCH_S3_READ_REPEAT", 3)
-    subprocess.run([moto_python(), "-c", _POPULATE, endpoint, BUCKET, str(objects),
-                    str(per_object)], check=True)
+    subprocess.run(
+        [moto_python(), "-c", _POPULATE, endpoint, BUCKET, str(objects), str(per_object)],
+        check=True,
+    )
 
     class Row(pw.Schema):
         key: int
@@ -233,9 +257,14 @@ def bench_read(pw: Any, endpoint: str) -> None:
         clear_graph(pw)
         start = time.perf_counter()
         # Both implementations download with the same number of threads.
-        table = pw.io.s3.read("input/", "csv", schema=Row, mode="static",
-                              aws_s3_settings=settings(pw, endpoint),
-                              downloader_threads_count=threads)
+        table = pw.io.s3.read(
+            "input/",
+            "csv",
+            schema=Row,
+            mode="static",
+            aws_s3_settings=settings(pw, endpoint),
+            downloader_threads_count=threads,
+        )
         counted = table.reduce(n=pw.reducers.count(), total=pw.reducers.sum(pw.this.key))
         result = pw.debug.table_to_pandas(counted)
         seconds.append(time.perf_counter() - start)
@@ -257,8 +286,9 @@ def main() -> None:
             pw.clear_graph()
             bench_write(pw, endpoint, client(endpoint))
         else:
-            print("pw.io.s3.write does not exist in Pathway 0.33: write figures skipped",
-                  flush=True)
+            print(
+                "pw.io.s3.write does not exist in Pathway 0.33: write figures skipped", flush=True
+            )
     finally:
         assert process.stdin is not None
         process.stdin.close()

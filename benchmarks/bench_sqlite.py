@@ -37,11 +37,13 @@ PARTS = ("soc", "snapshot", "read")
 def make_frame(rows: int) -> pd.DataFrame:
     rng = np.random.default_rng(42)
     keys = np.array([f"name{i:05d}" for i in range(10_000)], dtype=object)
-    return pd.DataFrame({
-        "a": np.arange(rows, dtype=np.int64),
-        "x": rng.random(rows),
-        "s": keys[rng.integers(0, len(keys), size=rows)],
-    })
+    return pd.DataFrame(
+        {
+            "a": np.arange(rows, dtype=np.int64),
+            "x": rng.random(rows),
+            "s": keys[rng.integers(0, len(keys), size=rows)],
+        }
+    )
 
 
 def bench_soc(rows: int, folder: str) -> None:
@@ -61,11 +63,21 @@ def bench_soc(rows: int, folder: str) -> None:
 
     if impl() == "deltaflow":
         base = os.path.join(folder, "plain.db")
-        values = list(zip(frame["a"].tolist(), frame["x"].tolist(), frame["s"].tolist(),
-                          [0] * rows, [1] * rows, strict=True))
+        values = list(
+            zip(
+                frame["a"].tolist(),
+                frame["x"].tolist(),
+                frame["s"].tolist(),
+                [0] * rows,
+                [1] * rows,
+                strict=True,
+            )
+        )
         connection = sqlite3.connect(base)
-        connection.execute("CREATE TABLE out (a INTEGER NOT NULL, x REAL NOT NULL, "
-                           "s TEXT NOT NULL, time INTEGER NOT NULL, diff INTEGER NOT NULL)")
+        connection.execute(
+            "CREATE TABLE out (a INTEGER NOT NULL, x REAL NOT NULL, "
+            "s TEXT NOT NULL, time INTEGER NOT NULL, diff INTEGER NOT NULL)"
+        )
         start = perf_counter()
         with connection:
             connection.executemany("INSERT INTO out VALUES (?, ?, ?, ?, ?)", values)
@@ -82,8 +94,14 @@ def bench_snapshot(rows: int, keys: int, folder: str) -> None:
     path = os.path.join(folder, "snapshot.db")
     table = pw.debug.table_from_pandas(words)
     counts = table.groupby(table.word).reduce(table.word, n=pw.reducers.count())
-    pw.io.sqlite.write(counts, path, "counts", init_mode="replace",
-                       output_table_type="snapshot", primary_key=[counts.word])
+    pw.io.sqlite.write(
+        counts,
+        path,
+        "counts",
+        init_mode="replace",
+        output_table_type="snapshot",
+        primary_key=[counts.word],
+    )
     start = perf_counter()
     pw.run()
     seconds = perf_counter() - start
@@ -98,11 +116,12 @@ def bench_read(rows: int, folder: str) -> None:
     path = os.path.join(folder, "source.db")
     frame = make_frame(rows)
     connection = sqlite3.connect(path)
-    connection.execute("CREATE TABLE src (a INTEGER NOT NULL, x REAL NOT NULL, "
-                       "s TEXT NOT NULL)")
+    connection.execute("CREATE TABLE src (a INTEGER NOT NULL, x REAL NOT NULL, s TEXT NOT NULL)")
     with connection:
-        connection.executemany("INSERT INTO src VALUES (?, ?, ?)", zip(
-            frame["a"].tolist(), frame["x"].tolist(), frame["s"].tolist(), strict=True))
+        connection.executemany(
+            "INSERT INTO src VALUES (?, ?, ?)",
+            zip(frame["a"].tolist(), frame["x"].tolist(), frame["s"].tolist(), strict=True),
+        )
     connection.close()
     del frame
 
@@ -141,8 +160,9 @@ def main() -> None:
         banner(f"sqlite rows={rows} keys={keys}")
         failed = False
         for name in PARTS:
-            result = subprocess.run([sys.executable, __file__],
-                                    env={**os.environ, "BENCH_PART": name}, check=False)
+            result = subprocess.run(
+                [sys.executable, __file__], env={**os.environ, "BENCH_PART": name}, check=False
+            )
             failed = failed or result.returncode != 0
         raise SystemExit(1 if failed else 0)
     with tempfile.TemporaryDirectory() as folder:

@@ -35,8 +35,11 @@ def build(pw, subject, *, autocommit_ms: int) -> dict:
     table = pw.io.python.read(subject, schema=Event, autocommit_duration_ms=autocommit_ms)
     doubled = table.select(pw.this.k, pw.this.seq, w=pw.this.v * 2)
     totals = doubled.groupby(pw.this.k).reduce(
-        pw.this.k, n=pw.reducers.count(), total=pw.reducers.sum(pw.this.w),
-        last=pw.reducers.max(pw.this.seq))
+        pw.this.k,
+        n=pw.reducers.count(),
+        total=pw.reducers.sum(pw.this.w),
+        last=pw.reducers.max(pw.this.seq),
+    )
 
     def on_change(key, row, time, is_addition) -> None:
         if is_addition and row["last"] > state["max_seq"]:
@@ -118,8 +121,9 @@ def latency_run(pw) -> dict[str, float]:
     measured = latencies[warm:] or latencies
     if len(latencies) < 0.9 * len(commit_times):
         raise SystemExit(f"only {len(latencies)} of {len(commit_times)} commits were seen")
-    return {name: percentile(measured, q) for name, q in (("p50", 0.50), ("p95", 0.95),
-                                                           ("p99", 0.99))}
+    return {
+        name: percentile(measured, q) for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
+    }
 
 
 def throughput(pw) -> None:

@@ -53,9 +53,13 @@ FIGURES = ("tumbling", "sliding", "asof", "interval", "streaming", "memory")
 
 def events_frame(rows: int, seed: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"t": rng.integers(0, HOUR, size=rows, dtype=np.int64),
-                         "k": rng.integers(0, KEYS, size=rows, dtype=np.int64),
-                         "v": rng.integers(0, 100, size=rows, dtype=np.int64)})
+    return pd.DataFrame(
+        {
+            "t": rng.integers(0, HOUR, size=rows, dtype=np.int64),
+            "k": rng.integers(0, KEYS, size=rows, dtype=np.int64),
+            "v": rng.integers(0, 100, size=rows, dtype=np.int64),
+        }
+    )
 
 
 def tumbling(pw: Any, rows: int, repeats: int) -> None:
@@ -63,16 +67,23 @@ def tumbling(pw: Any, rows: int, repeats: int) -> None:
 
     def work() -> pd.DataFrame:
         events = pw.debug.table_from_pandas(frame)
-        windows = events.windowby(pw.this.t, window=pw.temporal.tumbling(duration=60),
-                                  instance=pw.this.k).reduce(
-            k=pw.this._pw_instance, start=pw.this._pw_window_start,
-            n=pw.reducers.count(), total=pw.reducers.sum(pw.this.v))
+        windows = events.windowby(
+            pw.this.t, window=pw.temporal.tumbling(duration=60), instance=pw.this.k
+        ).reduce(
+            k=pw.this._pw_instance,
+            start=pw.this._pw_window_start,
+            n=pw.reducers.count(),
+            total=pw.reducers.sum(pw.this.v),
+        )
         return pw.debug.table_to_pandas(windows)
 
     out = measure("tumbling", rows, repeats, work, pw)
     expected = frame.groupby([frame.t // 60, frame.k]).size()
-    if len(out) != len(expected) or int(out["n"].sum()) != rows \
-            or int(out["total"].sum()) != int(frame["v"].sum()):
+    if (
+        len(out) != len(expected)
+        or int(out["n"].sum()) != rows
+        or int(out["total"].sum()) != int(frame["v"].sum())
+    ):
         raise SystemExit(f"tumbling: wrong result ({len(out)} windows, {out['n'].sum()} rows)")
     report("tumbling_windows", len(out), "rows", "higher")
 
@@ -82,10 +93,9 @@ def sliding(pw: Any, rows: int, repeats: int) -> None:
 
     def work() -> pd.DataFrame:
         events = pw.debug.table_from_pandas(frame)
-        windows = events.windowby(pw.this.t, window=pw.temporal.sliding(hop=1, duration=60)
-                                  ).reduce(start=pw.this._pw_window_start,
-                                           n=pw.reducers.count(),
-                                           total=pw.reducers.sum(pw.this.v))
+        windows = events.windowby(pw.this.t, window=pw.temporal.sliding(hop=1, duration=60)).reduce(
+            start=pw.this._pw_window_start, n=pw.reducers.count(), total=pw.reducers.sum(pw.this.v)
+        )
         return pw.debug.table_to_pandas(windows)
 
     out = measure("sliding", rows, repeats, work, pw)
@@ -98,19 +108,32 @@ def asof(pw: Any, rows: int, repeats: int) -> None:
     rng = np.random.default_rng(5)
     # Quote times are distinct and even, trade times odd: no ties, so that both libraries
     # must find exactly the same quotes (ties are broken by row ids, which differ).
-    trades = pd.DataFrame({"sym": rng.integers(0, KEYS, size=rows, dtype=np.int64),
-                           "t": 2 * rng.integers(0, rows, size=rows, dtype=np.int64) + 1,
-                           "qty": rng.integers(1, 10, size=rows, dtype=np.int64)})
-    quotes = pd.DataFrame({"sym": rng.integers(0, KEYS, size=rows, dtype=np.int64),
-                           "t": 2 * rng.permutation(rows).astype(np.int64),
-                           "price": rng.integers(100, 200, size=rows, dtype=np.int64)})
+    trades = pd.DataFrame(
+        {
+            "sym": rng.integers(0, KEYS, size=rows, dtype=np.int64),
+            "t": 2 * rng.integers(0, rows, size=rows, dtype=np.int64) + 1,
+            "qty": rng.integers(1, 10, size=rows, dtype=np.int64),
+        }
+    )
+    quotes = pd.DataFrame(
+        {
+            "sym": rng.integers(0, KEYS, size=rows, dtype=np.int64),
+            "t": 2 * rng.permutation(rows).astype(np.int64),
+            "price": rng.integers(100, 200, size=rows, dtype=np.int64),
+        }
+    )
 
     def work() -> pd.DataFrame:
         left = pw.debug.table_from_pandas(trades)
         right = pw.debug.table_from_pandas(quotes)
-        joined = left.asof_join(right, left.t, right.t, left.sym == right.sym,
-                                how=pw.JoinMode.LEFT, defaults={right.price: 0}).select(
-            qty=left.qty, price=right.price)
+        joined = left.asof_join(
+            right,
+            left.t,
+            right.t,
+            left.sym == right.sym,
+            how=pw.JoinMode.LEFT,
+            defaults={right.price: 0},
+        ).select(qty=left.qty, price=right.price)
         totals = joined.reduce(n=pw.reducers.count(), total=pw.reducers.sum(pw.this.price))
         return pw.debug.table_to_pandas(totals)
 
@@ -123,16 +146,25 @@ def asof(pw: Any, rows: int, repeats: int) -> None:
 def interval(pw: Any, rows: int, repeats: int) -> None:
     rng = np.random.default_rng(6)
     span = 20_000
-    left_frame = pd.DataFrame({"k": rng.integers(0, KEYS, size=rows, dtype=np.int64),
-                               "t": rng.integers(0, span, size=rows, dtype=np.int64)})
-    right_frame = pd.DataFrame({"k": rng.integers(0, KEYS, size=rows, dtype=np.int64),
-                                "t": rng.integers(0, span, size=rows, dtype=np.int64)})
+    left_frame = pd.DataFrame(
+        {
+            "k": rng.integers(0, KEYS, size=rows, dtype=np.int64),
+            "t": rng.integers(0, span, size=rows, dtype=np.int64),
+        }
+    )
+    right_frame = pd.DataFrame(
+        {
+            "k": rng.integers(0, KEYS, size=rows, dtype=np.int64),
+            "t": rng.integers(0, span, size=rows, dtype=np.int64),
+        }
+    )
 
     def work() -> pd.DataFrame:
         left = pw.debug.table_from_pandas(left_frame)
         right = pw.debug.table_from_pandas(right_frame)
-        joined = left.interval_join(right, left.t, right.t, pw.temporal.interval(-100, 100),
-                                    left.k == right.k).select(lt=left.t, rt=right.t)
+        joined = left.interval_join(
+            right, left.t, right.t, pw.temporal.interval(-100, 100), left.k == right.k
+        ).select(lt=left.t, rt=right.t)
         return pw.debug.table_to_pandas(joined.reduce(n=pw.reducers.count()))
 
     out = measure("interval", 2 * rows, repeats, work, pw)
@@ -177,10 +209,14 @@ def streaming(pw: Any) -> None:
                 seq += 1
 
     events = pw.io.python.read(Paced(), schema=Event, autocommit_duration_ms=10)
-    windows = events.windowby(pw.this.t, window=pw.temporal.tumbling(duration=1000),
-                              instance=pw.this.k).reduce(
-        k=pw.this._pw_instance, n=pw.reducers.count(), total=pw.reducers.sum(pw.this.v),
-        last=pw.reducers.max(pw.this.seq))
+    windows = events.windowby(
+        pw.this.t, window=pw.temporal.tumbling(duration=1000), instance=pw.this.k
+    ).reduce(
+        k=pw.this._pw_instance,
+        n=pw.reducers.count(),
+        total=pw.reducers.sum(pw.this.v),
+        last=pw.reducers.max(pw.this.seq),
+    )
 
     def on_change(key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:
         if is_addition and row["last"] > state["max_seq"]:
@@ -197,9 +233,10 @@ def streaming(pw: Any) -> None:
     pw.io.subscribe(windows, on_change, on_time_end=on_time_end)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     if len(latencies) < 0.9 * len(commit_times):
-        raise SystemExit(f"streaming: only {len(latencies)} of {len(commit_times)} commits "
-                         f"were seen")
-    measured = latencies[int(rate / per_commit):] or latencies
+        raise SystemExit(
+            f"streaming: only {len(latencies)} of {len(commit_times)} commits were seen"
+        )
+    measured = latencies[int(rate / per_commit) :] or latencies
     for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
         report(f"streaming_latency_{name}_ms", percentile(measured, q) * 1000, "ms", "lower")
 
@@ -244,9 +281,9 @@ def memory_variant(pw: Any, rows: int, cutoff: bool) -> dict[int, float]:
 
     events = pw.io.python.read(Flood(), schema=Event, autocommit_duration_ms=50)
     behavior = pw.temporal.common_behavior(cutoff=100) if cutoff else None
-    windows = events.windowby(pw.this.t, window=pw.temporal.tumbling(duration=100),
-                              instance=pw.this.k, behavior=behavior).reduce(
-        k=pw.this._pw_instance, n=pw.reducers.count(), last=pw.reducers.max(pw.this.t))
+    windows = events.windowby(
+        pw.this.t, window=pw.temporal.tumbling(duration=100), instance=pw.this.k, behavior=behavior
+    ).reduce(k=pw.this._pw_instance, n=pw.reducers.count(), last=pw.reducers.max(pw.this.t))
 
     def on_change(key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:
         if is_addition:
@@ -269,16 +306,21 @@ def memory(pw: Any) -> None:
     for variant in ("cutoff", "no_behavior"):
         env = dict(os.environ, BENCH_MEMORY_VARIANT=variant)
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, __file__], env=env, capture_output=True,
-                                text=True, check=False)
+        result = subprocess.run(
+            [sys.executable, __file__], env=env, capture_output=True, text=True, check=False
+        )
         if result.returncode != 0:
             print(result.stdout + result.stderr, file=sys.stderr)
             raise SystemExit(f"memory ({variant}) failed")
         for line in result.stdout.splitlines():
             if line.startswith("MEMORY "):
                 _, mark, megabytes = line.split()
-                report(f"memory_{variant}_peak_rss_at_{_count(int(mark))}_mb",
-                       float(megabytes), "MB", "lower")
+                report(
+                    f"memory_{variant}_peak_rss_at_{_count(int(mark))}_mb",
+                    float(megabytes),
+                    "MB",
+                    "lower",
+                )
         report(f"memory_{variant}_seconds", time.perf_counter() - started, "s", "lower")
 
 
@@ -305,8 +347,11 @@ def main() -> None:
     if variant:
         memory_child(variant)
         return
-    selected = [f.strip() for f in os.environ.get("BENCH_TEMPORAL", ",".join(FIGURES))
-                .split(",") if f.strip()]
+    selected = [
+        f.strip()
+        for f in os.environ.get("BENCH_TEMPORAL", ",".join(FIGURES)).split(",")
+        if f.strip()
+    ]
     unknown = sorted(set(selected) - set(FIGURES))
     if unknown:
         raise SystemExit(f"BENCH_TEMPORAL: unknown figures {unknown}; choose from {FIGURES}")
@@ -315,10 +360,12 @@ def main() -> None:
     repeats = max(1, env_int("BENCH_REPEATS", 1))
     banner(f"temporal figures={','.join(selected)} rows={rows} interval_rows={interval_rows}")
     pw = load_pw()
-    static = {"tumbling": lambda: tumbling(pw, rows, repeats),
-              "sliding": lambda: sliding(pw, rows, repeats),
-              "asof": lambda: asof(pw, rows, repeats),
-              "interval": lambda: interval(pw, interval_rows, repeats)}
+    static = {
+        "tumbling": lambda: tumbling(pw, rows, repeats),
+        "sliding": lambda: sliding(pw, rows, repeats),
+        "asof": lambda: asof(pw, rows, repeats),
+        "interval": lambda: interval(pw, interval_rows, repeats),
+    }
     for figure in selected:
         started = time.perf_counter()
         if figure in static:

@@ -39,11 +39,13 @@ def main() -> None:
     latencies: list[float] = []
 
     if mode == "upsert":
+
         class Row(pw.Schema):
             id: int = pw.column_definition(primary_key=True)
             k: int
             v: int
     else:
+
         class Row(pw.Schema):  # type: ignore[no-redef]
             id: int
             k: int
@@ -71,10 +73,12 @@ def main() -> None:
 
     session = {"session_type": "upsert"} if mode == "upsert" else {}
     table = pw.io.python.read(Updates(**session), schema=Row, autocommit_duration_ms=None)
-    totals = table.groupby(pw.this.k).reduce(pw.this.k, n=pw.reducers.count(),
-                                             total=pw.reducers.sum(pw.this.v))
-    pw.io.subscribe(totals, lambda key, row, time, is_addition: None,
-                    on_time_end=lambda time: time_ended.set())
+    totals = table.groupby(pw.this.k).reduce(
+        pw.this.k, n=pw.reducers.count(), total=pw.reducers.sum(pw.this.v)
+    )
+    pw.io.subscribe(
+        totals, lambda key, row, time, is_addition: None, on_time_end=lambda time: time_ended.set()
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     ordered = sorted(latencies)
     if len(ordered) != updates:

@@ -42,8 +42,7 @@ def clear(pw: Any) -> None:
         G.clear()
 
 
-def measure(name: str, rows: int, repeats: int, work: Callable[[], Any],
-            pw: Any = None) -> Any:
+def measure(name: str, rows: int, repeats: int, work: Callable[[], Any], pw: Any = None) -> Any:
     """Run ``work`` ``repeats`` times; report the median in seconds (and, for ``pw``'s work,
     the first run: a Polars baseline runs after it, in memory that is no longer fresh, so its
     first run would not compare)."""
@@ -114,19 +113,32 @@ def main() -> None:
         class Words(pw.Schema):
             word: str
 
-        out = measure("csv_end_to_end", rows, repeats, lambda: count_words(
-            pw, pw.io.csv.read(path, schema=Words, mode="static")), pw)
+        out = measure(
+            "csv_end_to_end",
+            rows,
+            repeats,
+            lambda: count_words(pw, pw.io.csv.read(path, schema=Words, mode="static")),
+            pw,
+        )
         check(out, expected, rows)
 
         if pl is None:
             return
-        result = measure("polars_csv_end_to_end", rows, repeats, lambda: pl.read_csv(path)
-                         .group_by("word").agg(pl.len().alias("count")).to_pandas())
+        result = measure(
+            "polars_csv_end_to_end",
+            rows,
+            repeats,
+            lambda: pl.read_csv(path).group_by("word").agg(pl.len().alias("count")).to_pandas(),
+        )
         if len(result) != len(expected):
             raise SystemExit("polars baseline wrong")
 
-    result = measure("polars_end_to_end", rows, repeats, lambda: pl.from_pandas(df)
-                     .group_by("word").agg(pl.len().alias("count")).to_pandas())
+    result = measure(
+        "polars_end_to_end",
+        rows,
+        repeats,
+        lambda: pl.from_pandas(df).group_by("word").agg(pl.len().alias("count")).to_pandas(),
+    )
     if len(result) != len(expected):
         raise SystemExit("polars baseline wrong")
 

@@ -58,16 +58,25 @@ class LogTailReader(Reader):
         return Data(context, offset=(self.path, self.position))
 
 
-def read_log(path: str, *, schema: Any, autocommit_duration_ms: int | None = 100,
-             **options: Any) -> Any:
+def read_log(
+    path: str, *, schema: Any, autocommit_duration_ms: int | None = 100, **options: Any
+) -> Any:
     """A table of the JSON objects appended to the log file at ``path``; ``options`` are the
     common reader arguments (``mode``, ``name``, ``max_backlog_size`` ...)."""
-    checked = check_read_options("read_log", default_name=f"log:{path}", schema=schema,
-                                 autocommit_duration_ms=autocommit_duration_ms, **options)
+    checked = check_read_options(
+        "read_log",
+        default_name=f"log:{path}",
+        schema=schema,
+        autocommit_duration_ms=autocommit_duration_ms,
+        **options,
+    )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"read_log: no file at {path!r}")
-    return input_table(checked, lambda: LogTailReader(path, streaming=checked.streaming),
-                       JsonLinesParser(column_specs(checked.schema)))
+    return input_table(
+        checked,
+        lambda: LogTailReader(path, streaming=checked.streaming),
+        JsonLinesParser(column_specs(checked.schema)),
+    )
 
 
 class ListWriter(Writer):

@@ -35,17 +35,41 @@ PATHWAY_PYTHON = "/tmp/pwsuite-pathway-venv/bin/python"
 
 # Modules whose public names are compared ("" is the package itself).
 MODULES = [
-    "", "reducers", "debug", "udfs", "demo", "stdlib", "stdlib.ordered", "stdlib.stateful",
-    "stdlib.statistical", "stdlib.temporal", "stdlib.utils", "stdlib.utils.col",
-    "stdlib.utils.bucketing", "stdlib.utils.filtering", "stdlib.utils.pandas_transformer",
-    "stdlib.utils.async_transformer", "stdlib.graphs", "stdlib.indexing", "stdlib.ml",
+    "",
+    "reducers",
+    "debug",
+    "udfs",
+    "demo",
+    "stdlib",
+    "stdlib.ordered",
+    "stdlib.stateful",
+    "stdlib.statistical",
+    "stdlib.temporal",
+    "stdlib.utils",
+    "stdlib.utils.col",
+    "stdlib.utils.bucketing",
+    "stdlib.utils.filtering",
+    "stdlib.utils.pandas_transformer",
+    "stdlib.utils.async_transformer",
+    "stdlib.graphs",
+    "stdlib.indexing",
+    "stdlib.ml",
     "stdlib.viz",
 ]
 # Classes (attribute paths from the package) whose public methods are compared as well.
 CLASSES = ["Table", "GroupedTable", "JoinResult", "GroupedJoinResult", "Schema"]
 # Classes users get from methods and never construct: their constructors are not compared.
-INTERNAL_CONSTRUCTORS = {"Table", "ColumnReference", "ColumnExpression", "GroupedTable",
-                         "TableSlice", "TableLike", "Joinable", "LiveTable", "Window"}
+INTERNAL_CONSTRUCTORS = {
+    "Table",
+    "ColumnReference",
+    "ColumnExpression",
+    "GroupedTable",
+    "TableSlice",
+    "TableLike",
+    "Joinable",
+    "LiveTable",
+    "Window",
+}
 # Literal defaults are compared by value; any other default only by its presence.
 _LITERALS = (type(None), bool, int, float, str)
 
@@ -80,8 +104,10 @@ def _signature(obj: Any) -> list[dict[str, Any]] | None:
         if param.default is not inspect.Parameter.empty:
             default = param.default
             entry["default"] = (
-                {"literal": default} if isinstance(default, _LITERALS)
-                else {"repr": type(default).__name__})
+                {"literal": default}
+                if isinstance(default, _LITERALS)
+                else {"repr": type(default).__name__}
+            )
         params.append(entry)
     return params
 
@@ -91,8 +117,9 @@ def _public_names(module: types.ModuleType) -> list[str]:
     declared = getattr(module, "__all__", None)
     if declared is not None:
         # Some names are listed without being there (lazy or withdrawn): not public then.
-        return sorted(name for name in declared
-                      if not name.startswith("_") and hasattr(module, name))
+        return sorted(
+            name for name in declared if not name.startswith("_") and hasattr(module, name)
+        )
     names = []
     for name in dir(module):
         if name.startswith("_"):
@@ -162,9 +189,10 @@ def dump(package_name: str, probe: dict[str, list[str]]) -> dict[str, Any]:
             if obj is missing:
                 continue
             kind = _kind(obj)
-            entries[name] = {"kind": kind,
-                             "signature": _signature(obj) if callable(obj) and kind != "enum"
-                             else None}
+            entries[name] = {
+                "kind": kind,
+                "signature": _signature(obj) if callable(obj) and kind != "enum" else None,
+            }
         result["modules"][dotted] = {"public": _public_names(module), "all": entries}
     for dotted in CLASSES:
         try:
@@ -186,18 +214,24 @@ def compare_signatures(ours: list[dict] | None, theirs: list[dict] | None) -> li
     """Differences between two signatures, in words (empty when they agree)."""
     if ours is None or theirs is None:
         return []
-    if theirs and all(p["kind"] in ("VAR_POSITIONAL", "VAR_KEYWORD") for p in theirs) and \
-            any(p["kind"] not in ("VAR_POSITIONAL", "VAR_KEYWORD") for p in ours):
+    if (
+        theirs
+        and all(p["kind"] in ("VAR_POSITIONAL", "VAR_KEYWORD") for p in theirs)
+        and any(p["kind"] not in ("VAR_POSITIONAL", "VAR_KEYWORD") for p in ours)
+    ):
         return []  # Pathway passes everything through; naming the parameters is no gap
-    if any(p["name"].startswith("_") and p["kind"] != "VAR_KEYWORD" and "default" not in p
-           for p in theirs):
+    if any(
+        p["name"].startswith("_") and p["kind"] != "VAR_KEYWORD" and "default" not in p
+        for p in theirs
+    ):
         return []  # a required private parameter: not meant to be called by users
     # The bound object's own parameter (self of a method, cls of a metaclass method) differs
     # in name only.
     # Parameters starting with "_" are private on both sides.
     ours = [p for p in ours if p["name"] not in ("self", "cls") and not p["name"].startswith("_")]
-    theirs = [p for p in theirs
-              if p["name"] not in ("self", "cls") and not p["name"].startswith("_")]
+    theirs = [
+        p for p in theirs if p["name"] not in ("self", "cls") and not p["name"].startswith("_")
+    ]
     ours_by = {p["name"]: p for p in ours}
     theirs_by = {p["name"]: p for p in theirs}
     ours_var_kw = any(p["kind"] == "VAR_KEYWORD" for p in ours)
@@ -207,8 +241,9 @@ def compare_signatures(ours: list[dict] | None, theirs: list[dict] | None) -> li
         if param["kind"] in ("VAR_POSITIONAL", "VAR_KEYWORD"):
             same_kind = [p for p in ours if p["kind"] == param["kind"]]
             if not same_kind:
-                problems.append(f"missing {'*' if param['kind'] == 'VAR_POSITIONAL' else '**'}"
-                                f"{name}")
+                problems.append(
+                    f"missing {'*' if param['kind'] == 'VAR_POSITIONAL' else '**'}{name}"
+                )
             continue
         mine = ours_by.get(name)
         if mine is None:
@@ -218,10 +253,11 @@ def compare_signatures(ours: list[dict] | None, theirs: list[dict] | None) -> li
         if mine["kind"] != param["kind"]:
             problems.append(f"{name}: kind {mine['kind']} (Pathway {param['kind']})")
         if ("default" in mine) != ("default" in param) or (
-                "literal" in param.get("default", {})
-                and mine.get("default") != param.get("default")):
-            problems.append(f"{name}: default {_describe_default(mine)} (Pathway "
-                            f"{_describe_default(param)})")
+            "literal" in param.get("default", {}) and mine.get("default") != param.get("default")
+        ):
+            problems.append(
+                f"{name}: default {_describe_default(mine)} (Pathway {_describe_default(param)})"
+            )
     for name, param in ours_by.items():
         if param["kind"] in ("VAR_POSITIONAL", "VAR_KEYWORD"):
             if param["kind"] == "VAR_KEYWORD" and not theirs_var_kw:
@@ -247,8 +283,9 @@ def compare(ours: dict[str, Any], theirs: dict[str, Any], *, extra: bool) -> lis
             if name in INTERNAL_CONSTRUCTORS or name.endswith("Result"):
                 continue
             if name in mine["all"] and name in reference["all"]:
-                for problem in compare_signatures(mine["all"][name]["signature"],
-                                                  reference["all"][name]["signature"]):
+                for problem in compare_signatures(
+                    mine["all"][name]["signature"], reference["all"][name]["signature"]
+                ):
                     lines.append(f"{label}.{name}: {problem}")
         if extra:
             only_ours = [n for n in mine["public"] if n not in reference["all"]]
@@ -265,8 +302,7 @@ def compare(ours: dict[str, Any], theirs: dict[str, Any], *, extra: bool) -> lis
             lines.append(f"{label}: missing {', '.join(missing)}")
         for name, member in sorted(reference.items()):
             if name in mine and member.get("signature") is not None:
-                for problem in compare_signatures(mine[name].get("signature"),
-                                                  member["signature"]):
+                for problem in compare_signatures(mine[name].get("signature"), member["signature"]):
                     lines.append(f"{label}.{name}: {problem}")
         if extra:
             only_ours = sorted(n for n in mine if n not in reference)
@@ -276,8 +312,13 @@ def compare(ours: dict[str, Any], theirs: dict[str, Any], *, extra: bool) -> lis
 
 
 def _run_dump(python: str, package: str, probe: dict[str, list[str]]) -> dict[str, Any]:
-    completed = subprocess.run([python, __file__, "dump", package], check=True,
-                               capture_output=True, text=True, input=json.dumps(probe))
+    completed = subprocess.run(
+        [python, __file__, "dump", package],
+        check=True,
+        capture_output=True,
+        text=True,
+        input=json.dumps(probe),
+    )
     return json.loads(completed.stdout)
 
 
@@ -286,10 +327,14 @@ def main() -> None:
     parser.add_argument("mode", nargs="?", default="compare", choices=["compare", "dump"])
     parser.add_argument("package", nargs="?", default="deltaflow")
     parser.add_argument("--pathway-python", default=PATHWAY_PYTHON)
-    parser.add_argument("--reference-package", default="pathway",
-                        help="the package to compare with (default: pathway)")
-    parser.add_argument("--extra", action="store_true",
-                        help="also list public names only deltaflow has")
+    parser.add_argument(
+        "--reference-package",
+        default="pathway",
+        help="the package to compare with (default: pathway)",
+    )
+    parser.add_argument(
+        "--extra", action="store_true", help="also list public names only deltaflow has"
+    )
     args = parser.parse_args()
     if args.mode == "dump":
         json.dump(dump(args.package, json.loads(sys.stdin.read() or "{}")), sys.stdout)

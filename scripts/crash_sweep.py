@@ -58,7 +58,7 @@ SECRET_KEY = "crash-sweep-secret-key"
 REGION = "us-east-1"
 BUCKET = "crash-sweep"
 
-CHILD = r'''
+CHILD = r"""
 import json, os, sys
 engine, sink, inputs, target, store = sys.argv[1:6]
 if engine == "pathway":
@@ -113,7 +113,7 @@ open(os.path.join(os.path.dirname(store), "ready"), "a").close()  # imported, de
 pw.run(persistence_config=pw.persistence.Config(
     pw.persistence.Backend.filesystem(store), snapshot_interval_ms=100),
     monitoring_level=pw.MonitoringLevel.NONE)
-'''
+"""
 
 
 @dataclass
@@ -133,11 +133,13 @@ class SweepResult:
     seconds: float = 0.0
 
     def row(self) -> str:
-        return (f"{self.engine:9} {self.sink:16} kills={self.kills:3} "
-                f"restarts_ok={self.restarts_ok:3} expected={self.expected:6} "
-                f"lost={self.lost:5} duplicated={self.duplicated:5} "
-                f"unexpected={self.unexpected:4} complete={self.complete} "
-                f"({self.seconds:.0f}s)")
+        return (
+            f"{self.engine:9} {self.sink:16} kills={self.kills:3} "
+            f"restarts_ok={self.restarts_ok:3} expected={self.expected:6} "
+            f"lost={self.lost:5} duplicated={self.duplicated:5} "
+            f"unexpected={self.unexpected:4} complete={self.complete} "
+            f"({self.seconds:.0f}s)"
+        )
 
 
 # --- services -----------------------------------------------------------------------------
@@ -156,20 +158,29 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port,
-                                          verbose=False)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
 
     def client(self, service: str) -> Any:
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
 
     def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": REGION,
-                "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-                "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "SWEEP_BUCKET": BUCKET}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "SWEEP_BUCKET": BUCKET,
+        }
 
     def stop(self) -> None:
         self._server.stop()
@@ -182,8 +193,9 @@ class Feeder:
     file). The cap keeps a long sweep on a slow machine from burying the last run under
     thousands of files."""
 
-    def __init__(self, directory: Path, rows_per_file: int, period_s: float,
-                 max_files: int = 400) -> None:
+    def __init__(
+        self, directory: Path, rows_per_file: int, period_s: float, max_files: int = 400
+    ) -> None:
         self.directory = directory
         self.max_files = max_files
         self.rows_per_file = rows_per_file
@@ -203,8 +215,9 @@ class Feeder:
 
     def add_file(self) -> None:
         number = len(self.written) // self.rows_per_file
-        rows = [(len(self.written) + i, f"v{len(self.written) + i}")
-                for i in range(self.rows_per_file)]
+        rows = [
+            (len(self.written) + i, f"v{len(self.written) + i}") for i in range(self.rows_per_file)
+        ]
         staged = self._staging / f"part-{number:06d}.csv"
         staged.write_text("k,v\n" + "".join(f"{k},{v}\n" for k, v in rows))
         os.replace(staged, self.directory / staged.name)
@@ -255,23 +268,30 @@ class KafkaBroker:
         """Every change in ``topic``, read from the start of each partition to its end."""
         from confluent_kafka import Consumer, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.address, "group.id": "crash-sweep",
-                             "enable.auto.commit": False})
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.address,
+                "group.id": "crash-sweep",
+                "enable.auto.commit": False,
+            }
+        )
         try:
             metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
             if metadata is None or metadata.error is not None:
                 return []
-            ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10,
-                                                      cached=False)[1]
-                    for p in metadata.partitions}
+            ends = {
+                p: consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=10, cached=False
+                )[1]
+                for p in metadata.partitions
+            }
             wanted = {p: end for p, end in ends.items() if end > 0}
             if not wanted:
                 return []
             consumer.assign([TopicPartition(topic, p, 0) for p in wanted])
             records, done = [], dict.fromkeys(wanted, 0)
             deadline = time.monotonic() + 30
-            while any(done[p] < end for p, end in wanted.items()) and \
-                    time.monotonic() < deadline:
+            while any(done[p] < end for p, end in wanted.items()) and time.monotonic() < deadline:
                 for message in consumer.consume(10_000, timeout=0.2):
                     if message.error() is None:
                         done[message.partition()] = message.offset() + 1
@@ -290,8 +310,9 @@ class KafkaBroker:
 class Output:
     """Reads the changes a sink holds now (and saves a file sink's per-run copy)."""
 
-    def __init__(self, sink: str, target: str, moto: MotoServer | None,
-                 kafka: KafkaBroker | None = None) -> None:
+    def __init__(
+        self, sink: str, target: str, moto: MotoServer | None, kafka: KafkaBroker | None = None
+    ) -> None:
         self.sink = sink
         self.target = target
         self.moto = moto
@@ -313,8 +334,9 @@ class Output:
                 if self.sink == "sqlite":
                     rows = connection.execute("SELECT k, v, diff FROM out").fetchall()
                 else:
-                    rows = [(k, v, 1) for k, v in
-                            connection.execute("SELECT k, v FROM out").fetchall()]
+                    rows = [
+                        (k, v, 1) for k, v in connection.execute("SELECT k, v FROM out").fetchall()
+                    ]
             except sqlite3.OperationalError:
                 return []
             finally:
@@ -394,12 +416,23 @@ def _prepare_sink(sink: str, workdir: Path, moto: MotoServer | None) -> str:
     raise ValueError(f"unknown sink {sink!r}; choose from {', '.join(SINKS)}")
 
 
-def sweep(sink: str, *, python: str, engine: str, kills: int, seed: int, workdir: Path,
-          moto: MotoServer | None = None, kafka: KafkaBroker | None = None,
-          rows_per_file: int = 20, period_s: float = 0.2,
-          kill_after: tuple[float, float] = (0.0, 2.5), final_timeout_s: float = 600.0,
-          max_files: int = 400,
-          per_run_files: bool | None = None) -> SweepResult:
+def sweep(
+    sink: str,
+    *,
+    python: str,
+    engine: str,
+    kills: int,
+    seed: int,
+    workdir: Path,
+    moto: MotoServer | None = None,
+    kafka: KafkaBroker | None = None,
+    rows_per_file: int = 20,
+    period_s: float = 0.2,
+    kill_after: tuple[float, float] = (0.0, 2.5),
+    final_timeout_s: float = 600.0,
+    max_files: int = 400,
+    per_run_files: bool | None = None,
+) -> SweepResult:
     """Run one sink's sweep in ``workdir`` (created) and return its figures."""
     started = time.monotonic()
     if per_run_files is None:
@@ -412,8 +445,12 @@ def sweep(sink: str, *, python: str, engine: str, kills: int, seed: int, workdir
     script.write_text(CHILD)
     target = _prepare_sink(sink, workdir, moto)
     output = Output(sink, target, moto, kafka)
-    env = {**os.environ, **(moto.env() if moto else {}), **(kafka.env() if kafka else {}),
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        **(moto.env() if moto else {}),
+        **(kafka.env() if kafka else {}),
+        "PYTHONUNBUFFERED": "1",
+    }
     result = SweepResult(engine=engine, sink=sink)
     feeder = Feeder(inputs, rows_per_file, period_s, max_files)
     feeder.add_file()
@@ -422,8 +459,7 @@ def sweep(sink: str, *, python: str, engine: str, kills: int, seed: int, workdir
 
     def launch(run: int) -> subprocess.Popen[bytes]:
         log = open(workdir / f"run-{run:03d}.log", "wb")  # noqa: SIM115 - closed by the OS
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=workdir)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
 
     def log_tail(run: int) -> str:
         text = (workdir / f"run-{run:03d}.log").read_text(errors="replace")
@@ -475,8 +511,9 @@ def sweep(sink: str, *, python: str, engine: str, kills: int, seed: int, workdir
                 child.kill()
                 child.wait()
         else:
-            result.failures.append(f"final run exited with {child.returncode}: "
-                                   f"{log_tail(final_run)}")
+            result.failures.append(
+                f"final run exited with {child.returncode}: {log_tail(final_run)}"
+            )
         if kills:
             result.restarts_ok += 1 if not result.failures else 0
         _score(result, expected, output.total(per_run_files))
@@ -490,10 +527,14 @@ def sweep(sink: str, *, python: str, engine: str, kills: int, seed: int, workdir
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engine", choices=("deltaflow", "pathway"), default="deltaflow")
-    parser.add_argument("--python", default=sys.executable,
-                        help="the interpreter that has the engine installed")
-    parser.add_argument("--sinks", default="csv,jsonlines,sqlite,python",
-                        help=f"comma-separated, from {', '.join(SINKS)}")
+    parser.add_argument(
+        "--python", default=sys.executable, help="the interpreter that has the engine installed"
+    )
+    parser.add_argument(
+        "--sinks",
+        default="csv,jsonlines,sqlite,python",
+        help=f"comma-separated, from {', '.join(SINKS)}",
+    )
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--workdir", default=None, help="kept for inspection when given")
@@ -507,9 +548,16 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for sink in sinks:
-            result = sweep(sink, python=args.python, engine=args.engine, kills=args.kills,
-                           seed=args.seed, workdir=root / f"{args.engine}-{sink}", moto=moto,
-                           kafka=kafka)
+            result = sweep(
+                sink,
+                python=args.python,
+                engine=args.engine,
+                kills=args.kills,
+                seed=args.seed,
+                workdir=root / f"{args.engine}-{sink}",
+                moto=moto,
+                kafka=kafka,
+            )
             logger.info("%s", result.row())
             for failure in result.failures[:3]:
                 logger.info("    %s", failure.replace("\n", "\n    "))

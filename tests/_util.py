@@ -37,6 +37,8 @@ def snapshot_by_id(table: pw.Table) -> dict[Any, tuple]:
 def stream(table: pw.Table) -> list[tuple]:
     """Every change as (time, values..., diff), sorted within each time."""
     names = table.column_names()
-    rows = [(time, *(row[n] for n in names), diff)
-            for time, row, diff in pw.debug.table_to_stream(table)]
+    rows = [
+        (time, *(row[n] for n in names), diff)
+        for time, row, diff in pw.debug.table_to_stream(table)
+    ]
     return sorted(rows, key=row_order)

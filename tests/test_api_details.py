@@ -34,16 +34,26 @@ def test_schema_prints_as_a_table_of_engine_type_names() -> None:
     lines = str(S).splitlines()
     assert [c.strip() for c in lines[0].split("|")] == ["id", "a", "b", "c", "d"]
     assert [c.strip() for c in lines[1].split("|")] == [
-        "Pointer(INT)", "INT", "Optional(STR)", "List(INT)", "Tuple(INT, STR)"]
+        "Pointer(INT)",
+        "INT",
+        "Optional(STR)",
+        "List(INT)",
+        "Tuple(INT, STR)",
+    ]
     assert "types=" in repr(S)
 
 
 def test_schema_from_dict_takes_type_names_as_text() -> None:
-    s = pw.schema_from_dict({"a": "int", "b": {"dtype": "Optional[str]"},
-                             "c": "DateTimeUtc", "d": "list[float]"})
+    s = pw.schema_from_dict(
+        {"a": "int", "b": {"dtype": "Optional[str]"}, "c": "DateTimeUtc", "d": "list[float]"}
+    )
     assert s.typehints()["a"] is int
     assert [c.strip() for c in str(s).splitlines()[1].split("|")][1:] == [
-        "INT", "Optional(STR)", "DATE_TIME_UTC", "List(FLOAT)"]
+        "INT",
+        "Optional(STR)",
+        "DATE_TIME_UTC",
+        "List(FLOAT)",
+    ]
     with pytest.raises(TypeError, match="'blah' is not a type name"):
         pw.schema_from_dict({"a": "blah"})
 
@@ -133,7 +143,11 @@ def test_apply_all_rows_sees_whole_columns_and_keeps_ids() -> None:
     result = apply_all_rows(t.v, t.w, fun=product, result_col_name="prod")
     joined = t + result
     assert snapshot(joined.select(joined.v, joined.w, joined.prod)) == [
-        (1, 5, 5), (2, 7, 14), (3, 1, 3), (3, 5, 15)]
+        (1, 5, 5),
+        (2, 7, 14),
+        (3, 1, 3),
+        (3, 5, 15),
+    ]
     assert calls == [4]
 
 
@@ -161,7 +175,11 @@ def test_universes_promises() -> None:
     )
     pw.universes.promise_are_equal(t, other)
     assert snapshot((t + other).select(pw.this.v, pw.this.x)) == [
-        (1, 10), (2, 30), (3, 20), (3, 40)]
+        (1, 10),
+        (2, 30),
+        (3, 20),
+        (3, 40),
+    ]
 
 
 class _Thing:
@@ -197,7 +215,8 @@ def test_schema_from_csv_infers_types(tmp_path) -> None:
     schema = pw.schema_from_csv(str(path))
     assert schema.typehints() == {"a": int, "b": float, "c": str, "e": str}
     assert set(pw.schema_from_csv(str(path), num_parsed_rows=0).typehints().values()) == {
-        pw.schema_from_dict({"x": "Any"}).typehints()["x"]}
+        pw.schema_from_dict({"x": "Any"}).typehints()["x"]
+    }
 
 
 def test_license_key_and_monitoring_config_are_accepted() -> None:
@@ -276,15 +295,20 @@ def test_str_to_bool_cast_and_unicode_json_and_optional_ints_in_pandas() -> None
 
     t = pw.debug.table_from_rows(S, [("true",), ("False",), ("",)])
     assert snapshot(t.select(pw.this.s, b=pw.cast(bool, pw.this.s))) == [
-        ("", False), ("False", True), ("true", True)]
+        ("", False),
+        ("False", True),
+        ("true", True),
+    ]
     assert str(pw.Json({"name": "żółć"})) == '{"name": "żółć"}'
-    frame = pw.debug.table_to_pandas(pw.debug.table_from_markdown(
-        """
+    frame = pw.debug.table_to_pandas(
+        pw.debug.table_from_markdown(
+            """
         a
         1
         None
         """
-    ))
+        )
+    )
     assert str(frame["a"].dtype) == "Int64"
     assert sorted(v for v in frame["a"].tolist() if v is not pd_na()) == [1]
 
@@ -378,7 +402,8 @@ def test_placeholders_spread_into_select_keywords() -> None:
      5 | 2
     """)
     joined = left.asof_join(right, left.a, right.b, how=pw.JoinMode.LEFT).select(
-        **pw.left, **pw.right)
+        **pw.left, **pw.right
+    )
     assert joined.column_names() == ["a", "x", "b", "y"]
     rows = sorted(pw.debug.table_to_dicts(joined)[1]["b"].values(), key=repr)
     assert rows == [5, None]

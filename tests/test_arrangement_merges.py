@@ -18,10 +18,14 @@ from deltaflow.engine.stateful.arrangement import KH, Arrangement
 
 def frame(rows: list[tuple[int, int, int]]) -> pl.DataFrame:
     """Rows (key, value, diff) with the key as hash and the value as id."""
-    return pl.DataFrame({KH: pl.Series([k for k, _, _ in rows], dtype=pl.UInt64),
-                         ID: pl.Series([v for _, v, _ in rows], dtype=pl.UInt128),
-                         "v": pl.Series([v for _, v, _ in rows], dtype=pl.Int64),
-                         DIFF: pl.Series([d for _, _, d in rows], dtype=pl.Int64)})
+    return pl.DataFrame(
+        {
+            KH: pl.Series([k for k, _, _ in rows], dtype=pl.UInt64),
+            ID: pl.Series([v for _, v, _ in rows], dtype=pl.UInt128),
+            "v": pl.Series([v for _, v, _ in rows], dtype=pl.Int64),
+            DIFF: pl.Series([d for _, _, d in rows], dtype=pl.Int64),
+        }
+    )
 
 
 def expected(state: Counter, keys: set[int]) -> Counter:
@@ -36,15 +40,21 @@ def found(arrangement: Arrangement, keys: set[int]) -> Counter:
 
 
 batches = st.lists(
-    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5), st.sampled_from([1, 1, -1])),
-             min_size=1, max_size=200),
-    min_size=1, max_size=20)
+    st.lists(
+        st.tuples(st.integers(0, 30), st.integers(0, 5), st.sampled_from([1, 1, -1])),
+        min_size=1,
+        max_size=200,
+    ),
+    min_size=1,
+    max_size=20,
+)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=batches, slow=st.booleans())
 def test_lookups_see_the_same_rows_while_big_merges_run_in_the_background(
-        batches: list[list[tuple[int, int, int]]], slow: bool) -> None:
+    batches: list[list[tuple[int, int, int]]], slow: bool
+) -> None:
     old = arr.BACKGROUND_MERGE_ROWS, arr._merge_runs, arr.SMALL_INSERT, arr.TAIL_ROWS
     arr.BACKGROUND_MERGE_ROWS = 64  # nearly every merge goes to the merge thread
     arr.SMALL_INSERT, arr.TAIL_ROWS = 8, 32  # and runs form after a few rows
@@ -67,9 +77,21 @@ def test_lookups_see_the_same_rows_while_big_merges_run_in_the_background(
             keys = {k for k, _, _ in rows} | {0, 7}
             assert found(arrangement, keys) == expected(state, keys)
         everything = arrangement.contents()
-        got = Counter() if everything is None else Counter(
-            {(k, v): d for k, v, d in zip(everything[KH].to_list(), everything["v"].to_list(),
-                                          everything[DIFF].to_list(), strict=True)})
+        got = (
+            Counter()
+            if everything is None
+            else Counter(
+                {
+                    (k, v): d
+                    for k, v, d in zip(
+                        everything[KH].to_list(),
+                        everything["v"].to_list(),
+                        everything[DIFF].to_list(),
+                        strict=True,
+                    )
+                }
+            )
+        )
         assert got == Counter({key: d for key, d in state.items() if d})
         assert arrangement._merging is None
     finally:
@@ -77,8 +99,9 @@ def test_lookups_see_the_same_rows_while_big_merges_run_in_the_background(
         assert arr.Arrangement._start_merge is started
 
 
-def test_a_big_merge_does_not_block_the_insert_that_starts_it(monkeypatch: pytest.MonkeyPatch
-                                                                ) -> None:
+def test_a_big_merge_does_not_block_the_insert_that_starts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import threading
 
     release, started = threading.Event(), threading.Event()

@@ -33,11 +33,17 @@ def _run(inputs: Path, out: Path, store: Path) -> list[tuple[str, ...]]:
     rows = pw.io.csv.read(inputs, schema=Row, mode="static", name="rows")
     pw.io.csv.write(rows, out)
     # A long interval: each run writes exactly one (final) checkpoint with its own chunk.
-    pw.run(persistence_config=pw.persistence.Config(
-        pw.persistence.Backend.filesystem(store), snapshot_interval_ms=600_000),
-        monitoring_level=pw.MonitoringLevel.NONE)
+    pw.run(
+        persistence_config=pw.persistence.Config(
+            pw.persistence.Backend.filesystem(store), snapshot_interval_ms=600_000
+        ),
+        monitoring_level=pw.MonitoringLevel.NONE,
+    )
     lines = out.read_text().splitlines()[1:]
-    return sorted((*tuple(field.strip('"') for field in line.split(","))[:2], line.split(",")[-1].strip('"')) for line in lines)
+    return sorted(
+        (*tuple(field.strip('"') for field in line.split(","))[:2], line.split(",")[-1].strip('"'))
+        for line in lines
+    )
 
 
 def _two_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -61,7 +67,8 @@ def _newest_chunk(store: Path) -> Path:
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped"])
 def test_damaged_chunk_falls_back_to_the_previous_checkpoint(
-        tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     inputs, out, store = _two_runs(tmp_path)
     chunk = _newest_chunk(store)
     data = chunk.read_bytes()
@@ -74,14 +81,12 @@ def test_damaged_chunk_falls_back_to_the_previous_checkpoint(
     with caplog.at_level(logging.WARNING, logger="deltaflow.persistence"):
         # The previous checkpoint knows only 1.csv: 2.csv is read (and output) again.
         assert _run(inputs, out, store) == [("b", "2", "1")]
-    assert any("damaged" in r.getMessage() and "previous" in r.getMessage()
-               for r in caplog.records)
+    assert any("damaged" in r.getMessage() and "previous" in r.getMessage() for r in caplog.records)
     # The run wrote a good checkpoint again: the next run has nothing new.
     assert _run(inputs, out, store) == []
 
 
-def test_partial_manifest_falls_back(tmp_path: Path,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_partial_manifest_falls_back(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     inputs, out, store = _two_runs(tmp_path)
     newest = _manifests(store)[-1]
     newest.write_bytes(newest.read_bytes()[:40])
@@ -108,18 +113,25 @@ def test_unreadable_store_names_persistence_and_the_path(tmp_path: Path) -> None
     rows = pw.io.csv.read(tmp_path / "in", schema=Row, mode="static")
     pw.io.csv.write(rows, tmp_path / "out.csv")
     with pytest.raises(StorageError) as info:
-        pw.run(persistence_config=pw.persistence.Config(
-            pw.persistence.Backend.filesystem(not_a_directory)))
+        pw.run(
+            persistence_config=pw.persistence.Config(
+                pw.persistence.Backend.filesystem(not_a_directory)
+            )
+        )
     message = str(info.value)
     assert message.startswith("persistence:") and str(not_a_directory) in message
 
 
 def test_s3_store_errors_name_persistence_and_the_bucket(s3: MotoS3, tmp_path: Path) -> None:
     secret = "persistence-test-secret-key-1234"
-    settings = pw.io.s3.AwsS3Settings(bucket_name="no-such-bucket", endpoint=s3.endpoint,
-                                      with_path_style=True, region="us-east-1",
-                                      access_key="persistence-test-access",
-                                      secret_access_key=secret)
+    settings = pw.io.s3.AwsS3Settings(
+        bucket_name="no-such-bucket",
+        endpoint=s3.endpoint,
+        with_path_style=True,
+        region="us-east-1",
+        access_key="persistence-test-access",
+        secret_access_key=secret,
+    )
     pw.clear_graph()
     (tmp_path / "in").mkdir()
     rows = pw.io.csv.read(tmp_path / "in", schema=Row, mode="static")
@@ -137,4 +149,5 @@ def test_s3_store_errors_name_persistence_and_the_bucket(s3: MotoS3, tmp_path: P
 def test_redaction_replaces_whole_secrets_only() -> None:
     message = "The specified bucket does not exist; key=AKIAEXAMPLE123 secret AKIAEXAMPLE123x"
     assert _redact(message, ["s", "AKIAEXAMPLE123"]) == (
-        "The specified bucket does not exist; key=*** secret AKIAEXAMPLE123x")
+        "The specified bucket does not exist; key=*** secret AKIAEXAMPLE123x"
+    )

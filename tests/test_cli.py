@@ -19,17 +19,28 @@ from deltaflow.cli import main
 PYTHON = sys.executable
 
 
-def _deltaflow(*args: str, cwd: Path, env: dict[str, str] | None = None,
-               ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "deltaflow", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+def _deltaflow(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "deltaflow", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_spawn_passes_the_run_settings(tmp_path: Path) -> None:
     program = tmp_path / "env.py"
-    program.write_text("import json, os\n"
-                       "print(json.dumps({k: v for k, v in os.environ.items()"
-                       " if k.startswith('PATHWAY_')}))\n")
+    program.write_text(
+        "import json, os\n"
+        "print(json.dumps({k: v for k, v in os.environ.items()"
+        " if k.startswith('PATHWAY_')}))\n"
+    )
     done = _deltaflow("spawn", "-t", "1", PYTHON, str(program), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     env = json.loads(done.stdout)
@@ -51,8 +62,7 @@ def test_spawn_refuses_several_processes(tmp_path: Path) -> None:
 
 
 def test_replay_without_a_recording_is_a_usage_error(tmp_path: Path) -> None:
-    done = _deltaflow("replay", "--record-path", "missing", PYTHON, "-c", "pass",
-                      cwd=tmp_path)
+    done = _deltaflow("replay", "--record-path", "missing", PYTHON, "-c", "pass", cwd=tmp_path)
     assert done.returncode == 2
     assert "no recording" in done.stderr
 
@@ -88,27 +98,53 @@ def test_record_then_replay_gives_the_same_outputs(tmp_path: Path) -> None:
     (inputs / "a.csv").write_text("word\nfoo\nbar\nfoo\n")
     program = tmp_path / "count.py"
     program.write_text(_WORD_COUNT)
-    recorded = _deltaflow("spawn", "--record", "--record-path", "rec", PYTHON, str(program),
-                          str(inputs), str(tmp_path / "first.jsonl"), cwd=tmp_path)
+    recorded = _deltaflow(
+        "spawn",
+        "--record",
+        "--record-path",
+        "rec",
+        PYTHON,
+        str(program),
+        str(inputs),
+        str(tmp_path / "first.jsonl"),
+        cwd=tmp_path,
+    )
     assert recorded.returncode == 0, recorded.stderr
     assert (tmp_path / "rec").is_dir()
     # The input is gone: only the recording can give the replay its rows.
     (inputs / "a.csv").unlink()
-    replayed = _deltaflow("replay", "--record-path", "rec", PYTHON, str(program),
-                          str(inputs), str(tmp_path / "second.jsonl"), cwd=tmp_path)
+    replayed = _deltaflow(
+        "replay",
+        "--record-path",
+        "rec",
+        PYTHON,
+        str(program),
+        str(inputs),
+        str(tmp_path / "second.jsonl"),
+        cwd=tmp_path,
+    )
     assert replayed.returncode == 0, replayed.stderr
     assert _final_counts(tmp_path / "first.jsonl") == {"foo": 2, "bar": 1}
     assert _final_counts(tmp_path / "second.jsonl") == {"foo": 2, "bar": 1}
     # A replay leaves the recording as it was: replaying twice gives the same again.
-    again = _deltaflow("replay", "--record-path", "rec", PYTHON, str(program),
-                       str(inputs), str(tmp_path / "third.jsonl"), cwd=tmp_path)
+    again = _deltaflow(
+        "replay",
+        "--record-path",
+        "rec",
+        PYTHON,
+        str(program),
+        str(inputs),
+        str(tmp_path / "third.jsonl"),
+        cwd=tmp_path,
+    )
     assert again.returncode == 0, again.stderr
     assert _final_counts(tmp_path / "third.jsonl") == {"foo": 2, "bar": 1}
 
 
 def test_default_logging_shows_info_lines_unless_turned_off(tmp_path: Path) -> None:
     program = tmp_path / "log.py"
-    program.write_text(textwrap.dedent("""
+    program.write_text(
+        textwrap.dedent("""
         import sys
         import deltaflow as pw
 
@@ -119,11 +155,10 @@ def test_default_logging_shows_info_lines_unless_turned_off(tmp_path: Path) -> N
         ''')
         pw.io.null.write(t)
         pw.run(default_logging=sys.argv[1] == "on")
-    """))
-    on = subprocess.run([PYTHON, str(program), "on"], capture_output=True, text=True,
-                        timeout=120)
-    off = subprocess.run([PYTHON, str(program), "off"], capture_output=True, text=True,
-                         timeout=120)
+    """)
+    )
+    on = subprocess.run([PYTHON, str(program), "on"], capture_output=True, text=True, timeout=120)
+    off = subprocess.run([PYTHON, str(program), "off"], capture_output=True, text=True, timeout=120)
     assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
     assert "INFO deltaflow.monitoring" in on.stderr
     assert "rows written" in on.stderr
@@ -150,8 +185,11 @@ def test_with_http_server_serves_prometheus_metrics(monkeypatch: pytest.MonkeyPa
             self.commit()
             # The engine processes the commit on its own thread; wait until it shows.
             for _ in range(100):
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
-                                              timeout=5).read().decode()
+                body = (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+                    .read()
+                    .decode()
+                )
                 if 'deltaflow_input_rows_total{connector="numbers"} 5.0' in body:
                     break
                 import time
@@ -161,8 +199,7 @@ def test_with_http_server_serves_prometheus_metrics(monkeypatch: pytest.MonkeyPa
             status = urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5)
             scraped.append(str(status.status))
 
-    table = pw.io.python.read(Numbers(), schema=pw.schema_from_types(value=int),
-                              name="numbers")
+    table = pw.io.python.read(Numbers(), schema=pw.schema_from_types(value=int), name="numbers")
     total = table.reduce(total=pw.reducers.sum(pw.this.value))
     pw.io.null.write(total)
     pw.run(with_http_server=True, monitoring_level=pw.MonitoringLevel.NONE)
@@ -189,7 +226,12 @@ def test_metrics_port_in_use_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_python_m_deltaflow_prints_help() -> None:
-    done = subprocess.run([PYTHON, "-m", "deltaflow", "--help"], capture_output=True,
-                          text=True, timeout=60, env={**os.environ})
+    done = subprocess.run(
+        [PYTHON, "-m", "deltaflow", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
     assert done.returncode == 0
     assert "spawn" in done.stdout and "replay" in done.stdout

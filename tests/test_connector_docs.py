@@ -15,8 +15,7 @@ import pytest
 import deltaflow as pw
 
 DOCS = pathlib.Path(__file__).parent.parent / "docs"
-PAGES = ("csv.md", "jsonlines.md", "plaintext.md", "fs.md", "python.md", "subscribe.md",
-         "null.md")
+PAGES = ("csv.md", "jsonlines.md", "plaintext.md", "fs.md", "python.md", "subscribe.md", "null.md")
 _EXAMPLE = re.compile(r"```python\n(.*?)```\s*```text\n(.*?)```", re.S)
 
 
@@ -34,9 +33,13 @@ def test_every_example_shows_its_output(page: str) -> None:
 
 
 @pytest.mark.parametrize(("page", "index"), _ALL, ids=[f"{p}-{i}" for p, i in _ALL])
-def test_doc_example(page: str, index: int, tmp_path: pathlib.Path,
-                     monkeypatch: pytest.MonkeyPatch,
-                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_doc_example(
+    page: str,
+    index: int,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, expected = _examples(page)[index]
     monkeypatch.chdir(tmp_path)
     pw.clear_graph()

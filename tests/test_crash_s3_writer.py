@@ -21,11 +21,19 @@ BUCKET = "durable"
 
 
 def _writer(s3: MotoS3, interval_s: float) -> S3Writer:
-    settings = pw.io.s3.AwsS3Settings(bucket_name=BUCKET, endpoint=s3.endpoint,
-                                      with_path_style=True, region="us-east-1")
+    settings = pw.io.s3.AwsS3Settings(
+        bucket_name=BUCKET, endpoint=s3.endpoint, with_path_style=True, region="us-east-1"
+    )
     location = resolve_location(f"s3://{BUCKET}/out/", settings, connector="test")
-    return S3Writer(name="test", settings=settings, location=location, extension="csv",
-                    header=lambda: b"k\n", interval_s=interval_s, max_outage_s=30)
+    return S3Writer(
+        name="test",
+        settings=settings,
+        location=location,
+        extension="csv",
+        header=lambda: b"k\n",
+        interval_s=interval_s,
+        max_outage_s=30,
+    )
 
 
 def test_buffered_rows_are_not_durable_until_uploaded(s3: MotoS3) -> None:

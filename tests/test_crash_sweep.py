@@ -39,9 +39,19 @@ def moto() -> Iterator[Any]:
 
 
 def _sweep(sink: str, tmp_path: Path, moto: Any = None, kills: int = 2) -> Any:
-    result = harness.sweep(sink, python=sys.executable, engine="deltaflow", kills=kills,
-                           seed=7, workdir=tmp_path / sink, moto=moto, rows_per_file=10,
-                           period_s=0.1, kill_after=(0.3, 1.5), final_timeout_s=120)
+    result = harness.sweep(
+        sink,
+        python=sys.executable,
+        engine="deltaflow",
+        kills=kills,
+        seed=7,
+        workdir=tmp_path / sink,
+        moto=moto,
+        rows_per_file=10,
+        period_s=0.1,
+        kill_after=(0.3, 1.5),
+        final_timeout_s=120,
+    )
     assert not result.failures, result.failures
     assert result.kills == kills and result.restarts_ok == kills
     assert result.complete, result.row()
@@ -49,8 +59,7 @@ def _sweep(sink: str, tmp_path: Path, moto: Any = None, kills: int = 2) -> Any:
 
 
 @pytest.mark.parametrize("sink", ["csv", "jsonlines", "sqlite"])
-def test_file_and_sqlite_outputs_are_exactly_once_across_kills(sink: str,
-                                                               tmp_path: Path) -> None:
+def test_file_and_sqlite_outputs_are_exactly_once_across_kills(sink: str, tmp_path: Path) -> None:
     result = _sweep(sink, tmp_path)
     assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0), result.row()
 
@@ -72,9 +81,19 @@ def kafka() -> Iterator[Any]:
 def test_kafka_output_is_exactly_once_across_kills(tmp_path: Path, kafka: Any) -> None:
     # A crashed run's messages after its checkpoint are read back by the restarted run,
     # which does not write them again (src/deltaflow/io/kafka/_replay.py).
-    result = harness.sweep("kafka", python=sys.executable, engine="deltaflow", kills=2,
-                           seed=7, workdir=tmp_path / "kafka", kafka=kafka, rows_per_file=10,
-                           period_s=0.1, kill_after=(0.3, 1.5), final_timeout_s=120)
+    result = harness.sweep(
+        "kafka",
+        python=sys.executable,
+        engine="deltaflow",
+        kills=2,
+        seed=7,
+        workdir=tmp_path / "kafka",
+        kafka=kafka,
+        rows_per_file=10,
+        period_s=0.1,
+        kill_after=(0.3, 1.5),
+        final_timeout_s=120,
+    )
     assert not result.failures, result.failures
     assert result.complete, result.row()
     assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0), result.row()

@@ -23,8 +23,9 @@ def test_markdown_ids_labels_and_positions() -> None:
     """)
     assert pw.debug.table_to_dicts(labelled)[1] == pw.debug.table_to_dicts(unlabelled)[1]
     ids = pw.debug.table_to_dicts(labelled)[1]["a"]
-    assert ({v: k for k, v in ids.items()}["y"] == labelled.pointer_from(1).__class__ and False) \
-        or True  # pointer_from is an expression; compared through a select below
+    assert (
+        {v: k for k, v in ids.items()}["y"] == labelled.pointer_from(1).__class__ and False
+    ) or True  # pointer_from is an expression; compared through a select below
     looked = labelled.select(labelled.a, p=labelled.pointer_from(1))
     by_value = {v: k for k, v in ids.items()}
     assert all(p == by_value["y"] for _, p in snapshot(looked))
@@ -46,10 +47,13 @@ def test_markdown_with_schema() -> None:
         name: str
         code: str
 
-    t = pw.debug.table_from_markdown("""
+    t = pw.debug.table_from_markdown(
+        """
         name | code
         a    | 007
-    """, schema=S)
+    """,
+        schema=S,
+    )
     assert snapshot(t) == [("a", "007")]
     with pytest.raises(ValueError, match="schema"):
         pw.debug.table_from_markdown("name\na", schema=S)
@@ -60,12 +64,15 @@ def test_markdown_schema_primary_key_gives_ids() -> None:
         k: int = pw.column_definition(primary_key=True)
         v: str
 
-    t = pw.debug.table_from_markdown("""
+    t = pw.debug.table_from_markdown(
+        """
         k | v    | __time__ | __diff__
         1 | a    | 2        | 1
         1 | a    | 4        | -1
         1 | b    | 4        | 1
-    """, schema=S)
+    """,
+        schema=S,
+    )
     assert stream(t) == [(2, 1, "a", 1), (4, 1, "a", -1), (4, 1, "b", 1)]
 
 
@@ -89,10 +96,13 @@ def test_markdown_odd_times_are_doubled_with_a_warning() -> None:
 
 
 def test_markdown_spaces_in_strings() -> None:
-    t = pw.debug.table_from_markdown("""
+    t = pw.debug.table_from_markdown(
+        """
         a           | b
         hello world | 1
-    """, split_on_whitespace=False)
+    """,
+        split_on_whitespace=False,
+    )
     assert snapshot(t) == [("hello world", 1)]
 
 
@@ -153,12 +163,15 @@ def test_table_from_rows_stream() -> None:
 
 
 def test_compute_and_print_format(capsys: pytest.CaptureFixture[str]) -> None:
-    t = pw.debug.table_from_markdown("""
+    t = pw.debug.table_from_markdown(
+        """
         owner | n
         Bob   | 1
         Alice | 22
         Carol |
-    """, split_on_whitespace=False)
+    """,
+        split_on_whitespace=False,
+    )
     pw.debug.compute_and_print(t, include_id=False)
     assert capsys.readouterr().out == "owner | n\nAlice | 22\nBob   | 1\nCarol |\n"
 
@@ -201,8 +214,11 @@ def test_to_pandas_strings_and_streams_after_fast_paths() -> None:
     assert all(isinstance(i, pw.Pointer) for i in out.index)
     stepped = pd.DataFrame({"v": [1, 2, 3]}, index=pd.RangeIndex(10, 4, -2))
     keys = pw.debug.table_to_dicts(pw.debug.table_from_pandas(stepped))[0]
-    assert sorted(keys) == sorted(pw.debug.table_to_dicts(pw.debug.table_from_pandas(
-        pd.DataFrame({"v": [1, 2, 3]}, index=[10, 8, 6])))[0])
+    assert sorted(keys) == sorted(
+        pw.debug.table_to_dicts(
+            pw.debug.table_from_pandas(pd.DataFrame({"v": [1, 2, 3]}, index=[10, 8, 6]))
+        )[0]
+    )
 
 
 def test_parquet_round_trip(tmp_path) -> None:  # noqa: ANN001
@@ -217,7 +233,8 @@ def test_parquet_round_trip(tmp_path) -> None:  # noqa: ANN001
 def test_stream_generator() -> None:
     schema = pw.schema_from_types(k=str, v=int)
     t = pw.debug.StreamGenerator().table_from_list_of_batches(
-        [[{"k": "a", "v": 1}], [{"k": "b", "v": 2}, {"k": "c", "v": 3}]], schema)
+        [[{"k": "a", "v": 1}], [{"k": "b", "v": 2}, {"k": "c", "v": 3}]], schema
+    )
     assert [(time, diff) for time, *_, diff in stream(t)] == [(2, 1), (4, 1), (4, 1)]
     with pytest.raises(ValueError, match="without column 'v'"):
         pw.debug.StreamGenerator().table_from_list_of_batches([[{"k": "a"}]], schema)

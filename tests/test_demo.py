@@ -19,8 +19,7 @@ def test_range_stream_rows_and_types() -> None:
 
 
 def test_range_stream_defaults_start_at_zero() -> None:
-    assert snapshot(pw.demo.range_stream(nb_rows=3, input_rate=1000)) == [(0.0,), (1.0,),
-                                                                           (2.0,)]
+    assert snapshot(pw.demo.range_stream(nb_rows=3, input_rate=1000)) == [(0.0,), (1.0,), (2.0,)]
 
 
 def test_noisy_linear_stream_is_reproducible() -> None:
@@ -47,8 +46,12 @@ def test_generate_custom_stream() -> None:
 
     table = pw.demo.generate_custom_stream(
         {"n": lambda i: i, "square": lambda i: i * i, "label": lambda i: f"row{i}"},
-        schema=Squares, nb_rows=4, input_rate=1000, autocommit_duration_ms=10,
-        name="squares")
+        schema=Squares,
+        nb_rows=4,
+        input_rate=1000,
+        autocommit_duration_ms=10,
+        name="squares",
+    )
     assert snapshot(table) == [(0, 0, "row0"), (1, 1, "row1"), (2, 4, "row2"), (3, 9, "row3")]
 
 
@@ -69,8 +72,9 @@ def test_unbounded_custom_stream_runs_until_stopped() -> None:
         n: int
 
     seen: list[int] = []
-    table = pw.demo.generate_custom_stream({"n": lambda i: i}, schema=Counter, nb_rows=None,
-                                           input_rate=500, autocommit_duration_ms=5)
+    table = pw.demo.generate_custom_stream(
+        {"n": lambda i: i}, schema=Counter, nb_rows=None, input_rate=500, autocommit_duration_ms=5
+    )
 
     def on_change(key: object, row: dict, time: int, is_addition: bool) -> None:
         seen.append(row["n"])
@@ -106,11 +110,13 @@ def test_replay_csv_with_time_follows_the_time_column(tmp_path: pathlib.Path) ->
         time: int
         v: str
 
-    table = pw.demo.replay_csv_with_time(str(source), schema=InputSchema, time_column="time",
-                                         unit="ms", autocommit_ms=5, speedup=2)
+    table = pw.demo.replay_csv_with_time(
+        str(source), schema=InputSchema, time_column="time", unit="ms", autocommit_ms=5, speedup=2
+    )
     arrivals: dict[str, float] = {}
-    pw.io.subscribe(table, lambda key, row, time, is_addition:
-                    arrivals.setdefault(row["v"], monotonic()))
+    pw.io.subscribe(
+        table, lambda key, row, time, is_addition: arrivals.setdefault(row["v"], monotonic())
+    )
     pw.run()
     assert set(arrivals) == {"a", "b", "c"}
     # 250 ms of data time at speed 2: c comes about 125 ms after a.

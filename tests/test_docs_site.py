@@ -17,7 +17,11 @@ pytest.importorskip("mkdocstrings", reason="the docs extra is not installed")
 def test_site_builds_strictly(tmp_path: pathlib.Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     # The reference is generated from docstrings: a documented function is on its page.
     debug_page = (tmp_path / "reference" / "debug" / "index.html").read_text()

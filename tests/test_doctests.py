@@ -39,8 +39,9 @@ EXAMPLES = _examples()
 
 
 def test_examples_are_found() -> None:
-    assert {"deltaflow.debug.table_to_arrow", "deltaflow.io.frames.subscribe_frames"} <= \
-        {test.name for test in EXAMPLES}
+    assert {"deltaflow.debug.table_to_arrow", "deltaflow.io.frames.subscribe_frames"} <= {
+        test.name for test in EXAMPLES
+    }
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[test.name for test in EXAMPLES])

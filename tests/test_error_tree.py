@@ -104,8 +104,7 @@ _CONNECTOR_ERRORS = [
 
 
 @pytest.mark.parametrize("case", _CONNECTOR_ERRORS, ids=lambda case: case[1])
-def test_connectors_errors_are_connector_errors(case: tuple[str, str, tuple[type, ...]]
-                                                ) -> None:
+def test_connectors_errors_are_connector_errors(case: tuple[str, str, tuple[type, ...]]) -> None:
     module_name, name, builtins = case
     try:
         module = __import__(module_name, fromlist=[name])
@@ -193,8 +192,10 @@ def test_connector_error_does_not_mix_in_library_classes_or_interrupts() -> None
             self.code = code
 
     wrapped = errors.connector_error("db", LibraryError(3, "refused"))
-    assert type(wrapped) is errors.ConnectorError and str(wrapped) == \
-        "connector 'db': LibraryError: refused"
+    assert (
+        type(wrapped) is errors.ConnectorError
+        and str(wrapped) == "connector 'db': LibraryError: refused"
+    )
     stop = errors.connector_error("db", KeyboardInterrupt())
     assert not isinstance(stop, KeyboardInterrupt)
 
@@ -238,27 +239,29 @@ class _FailingSubject(pw.io.python.ConnectorSubject):
         raise ValueError("the feed broke")
 
 
-def test_a_failing_input_is_raised_once_and_not_logged(caplog: pytest.LogCaptureFixture
-                                                         ) -> None:
+def test_a_failing_input_is_raised_once_and_not_logged(caplog: pytest.LogCaptureFixture) -> None:
     table = pw.io.python.read(_FailingSubject(), schema=_Schema)
     pw.io.null.write(table)
-    with caplog.at_level(logging.DEBUG, logger="deltaflow"), \
-            pytest.raises(ValueError, match="the feed broke") as caught:
+    with (
+        caplog.at_level(logging.DEBUG, logger="deltaflow"),
+        pytest.raises(ValueError, match="the feed broke") as caught,
+    ):
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert isinstance(caught.value, errors.ConnectorError)  # Pathway: a ValueError
     assert isinstance(caught.value.__cause__, ValueError)
     reports = [r for r in caplog.records if "the feed broke" in r.getMessage()]
     assert reports, "the failure is still logged for debugging"
     assert all(r.levelno == logging.DEBUG for r in reports), [
-        (r.levelname, r.getMessage()) for r in reports]
+        (r.levelname, r.getMessage()) for r in reports
+    ]
 
 
-def test_a_failing_output_is_raised_once_and_not_logged(tmp_path: Path,
-                                                          caplog: pytest.LogCaptureFixture
-                                                          ) -> None:
-    pw.io.csv.write(_one_row(), str(tmp_path / "missing" / "out.csv")); line = sys._getframe().f_lineno  # noqa: E702
-    with caplog.at_level(logging.DEBUG, logger="deltaflow"), \
-            pytest.raises(OSError) as caught:
+def test_a_failing_output_is_raised_once_and_not_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pw.io.csv.write(_one_row(), str(tmp_path / "missing" / "out.csv"))
+    line = sys._getframe().f_lineno
+    with caplog.at_level(logging.DEBUG, logger="deltaflow"), pytest.raises(OSError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert isinstance(caught.value, errors.ConnectorError)
     assert f"{__file__}:{line}" in "\n".join(getattr(caught.value, "__notes__", []))
@@ -270,8 +273,7 @@ def test_a_failing_callback_keeps_its_type(caplog: pytest.LogCaptureFixture) -> 
         raise KeyError("no such customer")
 
     pw.io.subscribe(_one_row(), on_change)
-    with caplog.at_level(logging.DEBUG, logger="deltaflow"), \
-            pytest.raises(KeyError) as caught:
+    with caplog.at_level(logging.DEBUG, logger="deltaflow"), pytest.raises(KeyError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert isinstance(caught.value, errors.ConnectorError)
     assert "no such customer" in str(caught.value)
@@ -288,7 +290,8 @@ def _inverse(x: int) -> float:
 def test_a_failing_udf_names_the_users_line_and_hides_engine_frames() -> None:
     t = _one_row(0)
     udf = pw.udf(_inverse)
-    result = t.select(b=udf(t.a)); line = sys._getframe().f_lineno  # noqa: E702
+    result = t.select(b=udf(t.a))
+    line = sys._getframe().f_lineno
     pw.io.null.write(result)
     with pytest.raises(ZeroDivisionError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -320,7 +323,8 @@ def test_the_full_traceback_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_an_expression_failure_in_a_debug_helper_names_the_line() -> None:
     t = _one_row(0)
-    ratio = t.select(r=t.a // t.a); line = sys._getframe().f_lineno  # noqa: E702
+    ratio = t.select(r=t.a // t.a)
+    line = sys._getframe().f_lineno
     with pytest.raises(ZeroDivisionError) as caught:
         pw.debug.compute_and_print(ratio)
     notes = "\n".join(getattr(caught.value, "__notes__", []))
@@ -334,7 +338,8 @@ def test_a_failing_sink_names_the_line_that_defined_it() -> None:
     def on_change(key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:
         raise RuntimeError("sink down")
 
-    pw.io.subscribe(_one_row(), on_change); line = sys._getframe().f_lineno  # noqa: E702
+    pw.io.subscribe(_one_row(), on_change)
+    line = sys._getframe().f_lineno
     with pytest.raises(errors.ConnectorError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     notes = "\n".join(getattr(caught.value, "__notes__", []))
@@ -342,7 +347,8 @@ def test_a_failing_sink_names_the_line_that_defined_it() -> None:
 
 
 def test_an_input_failure_names_the_read_not_an_operation() -> None:
-    table = pw.io.python.read(_FailingSubject(), schema=_Schema); line = sys._getframe().f_lineno  # noqa: E702
+    table = pw.io.python.read(_FailingSubject(), schema=_Schema)
+    line = sys._getframe().f_lineno
     pw.io.null.write(table.select(b=table.a + 1))
     with pytest.raises(errors.ConnectorError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)

@@ -12,8 +12,7 @@ from deltaflow import debug
 from deltaflow.errors import ERROR
 
 
-def rows(*tables: pw.Table, terminate_on_error: bool | None = False
-         ) -> list[list[tuple[Any, ...]]]:
+def rows(*tables: pw.Table, terminate_on_error: bool | None = False) -> list[list[tuple[Any, ...]]]:
     """The final rows of each table (sorted by their text), computed in one run."""
     sinks = debug.capture(*tables, terminate_on_error=terminate_on_error)
     out = []
@@ -67,9 +66,14 @@ def test_errors_propagate_except_where_handled(numbers: pw.Table) -> None:
         chained=pw.fill_error(q.q * 2 + 1, q.a),
     )
     (table,) = rows(result)
-    assert table == sorted([(ERROR, -1, 100, ERROR, ERROR, ERROR, 1),
-                            (4, 3, 3, 1, False, 3, 7),
-                            (2, 1, 1, 2, False, 1, 3)], key=repr)
+    assert table == sorted(
+        [
+            (ERROR, -1, 100, ERROR, ERROR, ERROR, 1),
+            (4, 3, 3, 1, False, 3, 7),
+            (2, 1, 1, 2, False, 1, 3),
+        ],
+        key=repr,
+    )
 
 
 def test_fill_error_within_one_select(numbers: pw.Table) -> None:
@@ -85,8 +89,10 @@ def test_filter_drops_rows_whose_condition_is_an_error(numbers: pw.Table) -> Non
     table, other_rows, log = rows(kept, other, pw.global_error_log())
     assert table == [(3, 1), (6, 3)]
     assert other_rows == sorted([(6, 3), (3, 1)], key=repr)
-    assert messages(log) == ["Error value encountered in filter condition, skipping the row",
-                             "division by zero"]
+    assert messages(log) == [
+        "Error value encountered in filter condition, skipping the row",
+        "division by zero",
+    ]
 
 
 def test_remove_errors(numbers: pw.Table) -> None:
@@ -115,8 +121,10 @@ def test_udf_failures_and_wrong_return_types() -> None:
     result = table.select(table.a, inv=inverse(table.a), s=text(table.a))
     out, log = rows(result, pw.global_error_log())
     assert out == sorted([(1, ERROR, "x"), (2, 1.0, ERROR)], key=repr)
-    assert messages(log) == ["TypeError: cannot create an object of type String from value 2",
-                             "ZeroDivisionError: division by zero"]
+    assert messages(log) == [
+        "TypeError: cannot create an object of type String from value 2",
+        "ZeroDivisionError: division by zero",
+    ]
 
 
 def test_unwrap_of_none_is_an_error() -> None:
@@ -145,8 +153,7 @@ def test_groupby_skips_error_keys_and_arguments() -> None:
     sums, counts, log = rows(by_key, by_error, pw.global_error_log())
     assert sums == [(1, 2), (2, 2)]
     assert counts == [(2, 2)]
-    assert messages(log).count("Error value encountered in grouping columns, skipping the row") \
-        == 2
+    assert messages(log).count("Error value encountered in grouping columns, skipping the row") == 2
 
 
 def test_join_skips_rows_with_error_keys() -> None:
@@ -203,8 +210,10 @@ def test_sinks_skip_rows_with_errors(numbers: pw.Table, tmp_path: Any) -> None:
     pw.io.jsonlines.write(q, tmp_path / "out.jsonl")
     pw.io.csv.write(q, tmp_path / "out.csv")
     log: list[str] = []
-    pw.io.subscribe(pw.global_error_log(),
-                    on_change=lambda key, row, time, is_addition: log.append(row["message"]))
+    pw.io.subscribe(
+        pw.global_error_log(),
+        on_change=lambda key, row, time, is_addition: log.append(row["message"]),
+    )
     pw.run(terminate_on_error=False)
     assert sorted(r["a"] for r in seen) == [3, 6]
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -230,8 +239,9 @@ def test_update_stream_error_row_deleted_later() -> None:
 
 
 def test_compute_and_print_shows_error(numbers: pw.Table, capsys: Any) -> None:
-    pw.debug.compute_and_print(numbers.select(q=numbers.a // numbers.b), include_id=False,
-                               terminate_on_error=False)
+    pw.debug.compute_and_print(
+        numbers.select(q=numbers.a // numbers.b), include_id=False, terminate_on_error=False
+    )
     assert "Error" in capsys.readouterr().out
 
 
@@ -256,18 +266,20 @@ def test_csv_bad_values_are_errors_and_logged(tmp_path: Any) -> None:
     path = tmp_path / "in.csv"
     path.write_text("a,b\n1,2\nx,3\n4,y\n")
     plain = pw.io.csv.read(path, schema=Numbers, mode="static")
-    out, log = rows(plain.select(a=pw.fill_error(plain.a, -1), b=pw.fill_error(plain.b, -2)),
-                    pw.global_error_log())
+    out, log = rows(
+        plain.select(a=pw.fill_error(plain.a, -1), b=pw.fill_error(plain.b, -2)),
+        pw.global_error_log(),
+    )
     assert out == sorted([(1, 2), (-1, 3), (4, -2)], key=repr)
     assert messages(log) == [
         'failed to parse value "x" at field "a" according to the type int in schema: '
-        'invalid digit found in string',
+        "invalid digit found in string",
         'failed to parse value "y" at field "b" according to the type int in schema: '
-        'invalid digit found in string']
+        "invalid digit found in string",
+    ]
     pw.clear_graph()
     keyed = pw.io.csv.read(path, schema=KeyedNumbers, mode="static")
-    out, log = rows(keyed.select(a=pw.fill_error(keyed.a, -1), b=keyed.b),
-                    pw.global_error_log())
+    out, log = rows(keyed.select(a=pw.fill_error(keyed.a, -1), b=keyed.b), pw.global_error_log())
     assert out == sorted([(1, 2), (-1, 3)], key=repr)
     assert messages(log)[0].startswith("error in primary key, skipping the row: ")
 
@@ -284,8 +296,7 @@ def test_jsonlines_and_python_bad_values(tmp_path: Any) -> None:
     path = tmp_path / "in.jsonl"
     path.write_text('{"a": 1, "b": 2}\n{"a": "x", "b": 3}\n')
     table = pw.io.jsonlines.read(path, schema=Numbers, mode="static")
-    out, log = rows(table.select(a=pw.fill_error(table.a, -1), b=table.b),
-                    pw.global_error_log())
+    out, log = rows(table.select(a=pw.fill_error(table.a, -1), b=table.b), pw.global_error_log())
     assert out == sorted([(1, 2), (-1, 3)], key=repr)
     assert messages(log) == ['failed to create a field "a" with type int from json payload: "x"']
 
@@ -297,13 +308,16 @@ def test_jsonlines_and_python_bad_values(tmp_path: Any) -> None:
 
     pw.clear_graph()
     table = pw.io.python.read(Subject(), schema=Numbers)
-    out, log = rows(table.select(a=pw.fill_error(table.a, -1), b=pw.fill_error(table.b, -2)),
-                    pw.global_error_log())
+    out, log = rows(
+        table.select(a=pw.fill_error(table.a, -1), b=pw.fill_error(table.b, -2)),
+        pw.global_error_log(),
+    )
     assert out == sorted([(1, 2), (-1, 3), (3, -2)], key=repr)
     assert messages(log) == [
         'cannot create a field "a" with type int from value 2.5. Original error: TypeError: '
-        'cannot create an object of type Int from value 2.5',
-        'no value for "b" field and no default specified']
+        "cannot create an object of type Int from value 2.5",
+        'no value for "b" field and no default specified',
+    ]
 
 
 def test_ix_miss_is_an_error_not_none() -> None:

@@ -56,16 +56,20 @@ def _with_errors(t: pw.Table) -> pw.Table:
 
 
 PROGRAMS: dict[str, Callable[..., pw.Table]] = {
-    "select": lambda t: _with_errors(t).select(pw.this.k, r=pw.this.q + 1,
-                                              f=pw.fill_error(pw.this.q, -100)),
+    "select": lambda t: _with_errors(t).select(
+        pw.this.k, r=pw.this.q + 1, f=pw.fill_error(pw.this.q, -100)
+    ),
     "filter": lambda t: _with_errors(t).filter(pw.this.q > 0),
     "remove_errors": lambda t: _with_errors(t).remove_errors(),
-    "groupby_value": lambda t: (lambda e: e.groupby(e.k).reduce(
-        e.k, s=pw.reducers.sum(e.q), m=pw.reducers.max(e.q)))(_with_errors(t)),
-    "groupby_error_key": lambda t: (lambda e: e.groupby(e.q).reduce(
-        e.q, c=pw.reducers.count()))(_with_errors(t)),
+    "groupby_value": lambda t: (
+        lambda e: e.groupby(e.k).reduce(e.k, s=pw.reducers.sum(e.q), m=pw.reducers.max(e.q))
+    )(_with_errors(t)),
+    "groupby_error_key": lambda t: (lambda e: e.groupby(e.q).reduce(e.q, c=pw.reducers.count()))(
+        _with_errors(t)
+    ),
     "same_universe": lambda t: (lambda e: t.select(t.k, q=e.q, f=pw.fill_error(e.q, 0)))(
-        _with_errors(t)),
+        _with_errors(t)
+    ),
 }
 
 
@@ -79,8 +83,9 @@ def test_errors_incremental_matches_recomputation(stream: list[Event], name: str
 @SETTINGS
 @given(left=update_streams(), right=update_streams(100))
 @pytest.mark.parametrize("how", ["inner", "left", "outer"])
-def test_join_carrying_errors_matches_recomputation(left: list[Event], right: list[Event],
-                                                    how: str) -> None:
+def test_join_carrying_errors_matches_recomputation(
+    left: list[Event], right: list[Event], how: str
+) -> None:
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
         ea, eb = _with_errors(a), _with_errors(b)
         # keys: one plain, one an error where v == 0 (rows matching nothing)

@@ -21,7 +21,8 @@ def _table(extra: str = "") -> pw.Table:
         4 | 2 | 5 | 1 |    4     |    1
         2 | 1 | 2 | 0 |    8     |   -1
         3 | 1 | 3 | 1 |   10     |    1
-        """ + extra
+        """
+        + extra
     ).with_columns(b=pw.this.b // pw.this.d)
 
 
@@ -43,7 +44,7 @@ def test_user_reducer_stays_error_while_the_group_lives() -> None:
         (4, 1, 1, 1, -1),
         (4, 2, 5, 5, 1),
         (8, 1, -1, -1, -1),
-        (8, 1, -1, 1, 1),    # the built-in sum recovers, the user reducer does not
+        (8, 1, -1, 1, 1),  # the built-in sum recovers, the user reducer does not
         (10, 1, -1, 1, -1),
         (10, 1, -1, 4, 1),
     ]

@@ -37,8 +37,9 @@ def _changes(stream: list[tuple[int, dict[str, Any], int]], columns: list[str]) 
     return Counter({key: diff for key, diff in total.items() if diff})
 
 
-def check_stream(source: pw.Table, result: pw.Table,
-                 expected: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+def check_stream(
+    source: pw.Table, result: pw.Table, expected: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
     """``result`` (a row-wise projection of ``source``) must change exactly as ``expected``
     applied to every change of ``source`` implies (same ids, times and diffs)."""
     columns = result.column_names()
@@ -68,8 +69,11 @@ def stream_table() -> pw.Table:
 def test_column_references_all_spellings() -> None:
     t = stream_table()
     r = t.select(x=t.a, y=t["a"], z=pw.this.a, w=pw.this["s"], v=t["s"])
-    check_stream(t, r, lambda row: {"x": row["a"], "y": row["a"], "z": row["a"],
-                                    "w": row["s"], "v": row["s"]})
+    check_stream(
+        t,
+        r,
+        lambda row: {"x": row["a"], "y": row["a"], "z": row["a"], "w": row["s"], "v": row["s"]},
+    )
 
 
 def test_positional_references_keep_names_and_with_columns() -> None:
@@ -86,24 +90,64 @@ def test_positional_references_keep_names_and_with_columns() -> None:
 
 def test_int_arithmetic_on_stream() -> None:
     t = stream_table()
-    r = t.select(add=t.a + 2, sub=10 - t.a, mul=t.a * t.a, div=t.a / 2, fdiv=t.a // 2,
-                 mod=t.a % 3, pw_=t.a ** 2, neg=-t.a, ab=abs(t.a))
-    assert r.schema.typehints() == {"add": int, "sub": int, "mul": int, "div": float,
-                                    "fdiv": int, "mod": int, "pw_": int, "neg": int, "ab": int}
-    check_stream(t, r, lambda row: {
-        "add": row["a"] + 2, "sub": 10 - row["a"], "mul": row["a"] ** 2, "div": row["a"] / 2,
-        "fdiv": row["a"] // 2, "mod": row["a"] % 3, "pw_": row["a"] ** 2, "neg": -row["a"],
-        "ab": abs(row["a"])})
+    r = t.select(
+        add=t.a + 2,
+        sub=10 - t.a,
+        mul=t.a * t.a,
+        div=t.a / 2,
+        fdiv=t.a // 2,
+        mod=t.a % 3,
+        pw_=t.a**2,
+        neg=-t.a,
+        ab=abs(t.a),
+    )
+    assert r.schema.typehints() == {
+        "add": int,
+        "sub": int,
+        "mul": int,
+        "div": float,
+        "fdiv": int,
+        "mod": int,
+        "pw_": int,
+        "neg": int,
+        "ab": int,
+    }
+    check_stream(
+        t,
+        r,
+        lambda row: {
+            "add": row["a"] + 2,
+            "sub": 10 - row["a"],
+            "mul": row["a"] ** 2,
+            "div": row["a"] / 2,
+            "fdiv": row["a"] // 2,
+            "mod": row["a"] % 3,
+            "pw_": row["a"] ** 2,
+            "neg": -row["a"],
+            "ab": abs(row["a"]),
+        },
+    )
 
 
 def test_float_and_mixed_arithmetic_on_stream() -> None:
     t = stream_table()
-    r = t.select(add=t.a + t.b, mul=t.b * 2, div=t.b / t.a, fdiv=t.b // 1, mod=t.b % 2,
-                 pw_=t.b ** 2, neg=-t.b)
+    r = t.select(
+        add=t.a + t.b, mul=t.b * 2, div=t.b / t.a, fdiv=t.b // 1, mod=t.b % 2, pw_=t.b**2, neg=-t.b
+    )
     assert set(r.schema.typehints().values()) == {float}
-    check_stream(t, r, lambda row: {
-        "add": row["a"] + row["b"], "mul": row["b"] * 2, "div": row["b"] / row["a"],
-        "fdiv": row["b"] // 1, "mod": row["b"] % 2, "pw_": row["b"] ** 2, "neg": -row["b"]})
+    check_stream(
+        t,
+        r,
+        lambda row: {
+            "add": row["a"] + row["b"],
+            "mul": row["b"] * 2,
+            "div": row["b"] / row["a"],
+            "fdiv": row["b"] // 1,
+            "mod": row["b"] % 2,
+            "pw_": row["b"] ** 2,
+            "neg": -row["b"],
+        },
+    )
 
 
 def test_floor_division_and_modulo_follow_python_signs() -> None:
@@ -114,14 +158,14 @@ def test_floor_division_and_modulo_follow_python_signs() -> None:
         -7 | -2
     """)
     assert values(t.select(t.a, t.b, q=t.a // t.b, m=t.a % t.b)) == sorted(
-        [(a, b, a // b, a % b) for a, b in [(-7, 2), (7, -2), (-7, -2)]], key=repr)
+        [(a, b, a // b, a % b) for a, b in [(-7, 2), (7, -2), (-7, -2)]], key=repr
+    )
 
 
 def test_string_concatenation_and_repetition() -> None:
     t = stream_table()
     r = t.select(c=t.s + "!", d="<" + t.s, e=t.s * 2)
-    check_stream(t, r, lambda row: {"c": row["s"] + "!", "d": "<" + row["s"],
-                                    "e": row["s"] * 2})
+    check_stream(t, r, lambda row: {"c": row["s"] + "!", "d": "<" + row["s"], "e": row["s"] * 2})
 
 
 class _Times(pw.Schema):
@@ -131,22 +175,39 @@ class _Times(pw.Schema):
 
 
 def _times_table() -> pw.Table:
-    return pw.debug.table_from_rows(_Times, [
-        (pd.Timestamp("2024-01-01 10:00"), pd.Timestamp("2024-01-01 10:00", tz="UTC"),
-         pd.Timedelta("90min")),
-        (pd.Timestamp("2023-12-31 23:59:59.5"), pd.Timestamp("2000-02-29", tz="UTC"),
-         pd.Timedelta("-1s")),
-    ])
+    return pw.debug.table_from_rows(
+        _Times,
+        [
+            (
+                pd.Timestamp("2024-01-01 10:00"),
+                pd.Timestamp("2024-01-01 10:00", tz="UTC"),
+                pd.Timedelta("90min"),
+            ),
+            (
+                pd.Timestamp("2023-12-31 23:59:59.5"),
+                pd.Timestamp("2000-02-29", tz="UTC"),
+                pd.Timedelta("-1s"),
+            ),
+        ],
+    )
 
 
 def test_datetime_and_duration_arithmetic() -> None:
     t = _times_table()
     r = t.select(
-        later=t.when + t.span, earlier=t.when - t.span, utc_later=t.utc + t.span,
-        gap=t.when - pd.Timestamp("2023-12-31"), utc_gap=t.utc - t.utc,
-        double=t.span * 2, rdouble=3 * t.span, half=t.span // 2, ratio=t.span / t.span,
-        whole=t.span // pd.Timedelta("30min"), rest=t.span % pd.Timedelta("1h"),
-        total=t.span + t.span, shifted=t.span + t.when,
+        later=t.when + t.span,
+        earlier=t.when - t.span,
+        utc_later=t.utc + t.span,
+        gap=t.when - pd.Timestamp("2023-12-31"),
+        utc_gap=t.utc - t.utc,
+        double=t.span * 2,
+        rdouble=3 * t.span,
+        half=t.span // 2,
+        ratio=t.span / t.span,
+        whole=t.span // pd.Timedelta("30min"),
+        rest=t.span % pd.Timedelta("1h"),
+        total=t.span + t.span,
+        shifted=t.span + t.when,
     )
     hints = r.schema.typehints()
     assert hints["later"] is pw.DateTimeNaive and hints["utc_later"] is pw.DateTimeUtc
@@ -173,12 +234,15 @@ def _dict_rows(table: pw.Table) -> list[dict[str, Any]]:
 
 
 def test_datetime_arithmetic_on_stream() -> None:
-    t = pw.debug.table_from_markdown("""
+    t = pw.debug.table_from_markdown(
+        """
           | when                | __time__ | __diff__
         1 | 2024-01-01T10:00:00 | 2        | 1
         1 | 2024-01-01T10:00:00 | 4        | -1
         1 | 2024-01-02T10:00:00 | 4        | 1
-    """, schema=pw.schema_from_types(when=pw.DateTimeNaive))
+    """,
+        schema=pw.schema_from_types(when=pw.DateTimeNaive),
+    )
     r = t.select(next=t.when + pd.Timedelta("1D"))
     check_stream(t, r, lambda row: {"next": row["when"] + pd.Timedelta("1D")})
 
@@ -190,22 +254,51 @@ def test_datetime_arithmetic_on_stream() -> None:
 
 def test_comparisons_on_stream() -> None:
     t = stream_table()
-    r = t.select(eq=t.a == 4, ne=t.a != 4, lt=t.a < t.b, le=t.a <= 1, gt=t.b > 0,
-                 ge=t.b >= 2.5, seq=t.s == "baz", slt=t.s < "c")
+    r = t.select(
+        eq=t.a == 4,
+        ne=t.a != 4,
+        lt=t.a < t.b,
+        le=t.a <= 1,
+        gt=t.b > 0,
+        ge=t.b >= 2.5,
+        seq=t.s == "baz",
+        slt=t.s < "c",
+    )
     assert set(r.schema.typehints().values()) == {bool}
-    check_stream(t, r, lambda row: {
-        "eq": row["a"] == 4, "ne": row["a"] != 4, "lt": row["a"] < row["b"],
-        "le": row["a"] <= 1, "gt": row["b"] > 0, "ge": row["b"] >= 2.5,
-        "seq": row["s"] == "baz", "slt": row["s"] < "c"})
+    check_stream(
+        t,
+        r,
+        lambda row: {
+            "eq": row["a"] == 4,
+            "ne": row["a"] != 4,
+            "lt": row["a"] < row["b"],
+            "le": row["a"] <= 1,
+            "gt": row["b"] > 0,
+            "ge": row["b"] >= 2.5,
+            "seq": row["s"] == "baz",
+            "slt": row["s"] < "c",
+        },
+    )
 
 
 def test_boolean_operators_and_filter_on_stream() -> None:
     t = stream_table()
-    r = t.select(both=(t.a > 0) & (t.b > 0), either=(t.a > 5) | (t.b > 5),
-                 one=(t.a > 0) ^ (t.b > 0), no=~(t.a > 0))
-    check_stream(t, r, lambda row: {
-        "both": row["a"] > 0 and row["b"] > 0, "either": row["a"] > 5 or row["b"] > 5,
-        "one": (row["a"] > 0) != (row["b"] > 0), "no": not row["a"] > 0})
+    r = t.select(
+        both=(t.a > 0) & (t.b > 0),
+        either=(t.a > 5) | (t.b > 5),
+        one=(t.a > 0) ^ (t.b > 0),
+        no=~(t.a > 0),
+    )
+    check_stream(
+        t,
+        r,
+        lambda row: {
+            "both": row["a"] > 0 and row["b"] > 0,
+            "either": row["a"] > 5 or row["b"] > 5,
+            "one": (row["a"] > 0) != (row["b"] > 0),
+            "no": not row["a"] > 0,
+        },
+    )
     kept = t.filter((pw.this.a > 0) & (pw.this.s != "foo"))
     got = [(time, row["s"], diff) for time, row, diff in pw.debug.table_to_stream(kept)]
     assert sorted(got) == [(2, "bar", 1), (4, "baz", 1), (6, "bar", -1)]
@@ -238,24 +331,40 @@ def _first_not_none(*items: Any) -> Any:
 
 def test_is_none_coalesce_require_on_stream() -> None:
     t = pw.debug.table_from_markdown(OPTIONAL_STREAM)
-    r = t.select(xn=t.x.is_none(), yn=t.y.is_not_none(), eqn=t.x == None,  # noqa: E711
-                 c=pw.coalesce(t.x, t.y, 0), c2=pw.coalesce(t.x, t.y),
-                 req=pw.require(t.x + 100, t.y))
+    r = t.select(
+        xn=t.x.is_none(),
+        yn=t.y.is_not_none(),
+        eqn=t.x == None,  # noqa: E711
+        c=pw.coalesce(t.x, t.y, 0),
+        c2=pw.coalesce(t.x, t.y),
+        req=pw.require(t.x + 100, t.y),
+    )
     hints = r.schema.typehints()
     assert hints["c"] is int and hints["xn"] is bool
     assert hints["c2"] == int | None and hints["req"] == int | None
-    check_stream(t, r, lambda row: {
-        "xn": row["x"] is None, "yn": row["y"] is not None, "eqn": row["x"] is None,
-        "c": _first_not_none(row["x"], row["y"], 0), "c2": _first_not_none(row["x"], row["y"]),
-        "req": None if row["x"] is None or row["y"] is None else row["x"] + 100})
+    check_stream(
+        t,
+        r,
+        lambda row: {
+            "xn": row["x"] is None,
+            "yn": row["y"] is not None,
+            "eqn": row["x"] is None,
+            "c": _first_not_none(row["x"], row["y"], 0),
+            "c2": _first_not_none(row["x"], row["y"]),
+            "req": None if row["x"] is None or row["y"] is None else row["x"] + 100,
+        },
+    )
 
 
 def test_arithmetic_propagates_none() -> None:
     t = pw.debug.table_from_markdown(OPTIONAL_STREAM)
     r = t.select(s=t.x + t.y)
     assert r.schema.typehints()["s"] == int | None
-    check_stream(t, r, lambda row: {
-        "s": None if row["x"] is None or row["y"] is None else row["x"] + row["y"]})
+    check_stream(
+        t,
+        r,
+        lambda row: {"s": None if row["x"] is None or row["y"] is None else row["x"] + row["y"]},
+    )
 
 
 def test_unwrap_on_stream_and_failure() -> None:
@@ -278,31 +387,61 @@ def test_if_else_on_stream() -> None:
     r = t.select(v=pw.if_else(t.a > 2, t.a, t.b), w=pw.if_else(t.s == "foo", None, t.s))
     hints = r.schema.typehints()
     assert hints["v"] is float and hints["w"] == str | None
-    check_stream(t, r, lambda row: {
-        "v": float(row["a"] if row["a"] > 2 else row["b"]),
-        "w": None if row["s"] == "foo" else row["s"]})
+    check_stream(
+        t,
+        r,
+        lambda row: {
+            "v": float(row["a"] if row["a"] > 2 else row["b"]),
+            "w": None if row["s"] == "foo" else row["s"],
+        },
+    )
 
 
 def test_cast_on_stream() -> None:
     t = stream_table()
-    r = t.select(f=pw.cast(float, t.a), i=pw.cast(int, t.b), s=pw.cast(str, t.a),
-                 fs=pw.cast(str, t.b), bs=pw.cast(str, t.a > 1), bi=pw.cast(bool, t.a),
-                 ts=t.a.to_string())
-    assert r.schema.typehints() == {"f": float, "i": int, "s": str, "fs": str, "bs": str,
-                                    "bi": bool, "ts": str}
-    check_stream(t, r, lambda row: {
-        "f": float(row["a"]), "i": int(row["b"]), "s": str(row["a"]), "fs": repr(row["b"]),
-        "bs": str(row["a"] > 1), "bi": bool(row["a"]), "ts": str(row["a"])})
+    r = t.select(
+        f=pw.cast(float, t.a),
+        i=pw.cast(int, t.b),
+        s=pw.cast(str, t.a),
+        fs=pw.cast(str, t.b),
+        bs=pw.cast(str, t.a > 1),
+        bi=pw.cast(bool, t.a),
+        ts=t.a.to_string(),
+    )
+    assert r.schema.typehints() == {
+        "f": float,
+        "i": int,
+        "s": str,
+        "fs": str,
+        "bs": str,
+        "bi": bool,
+        "ts": str,
+    }
+    check_stream(
+        t,
+        r,
+        lambda row: {
+            "f": float(row["a"]),
+            "i": int(row["b"]),
+            "s": str(row["a"]),
+            "fs": repr(row["b"]),
+            "bs": str(row["a"] > 1),
+            "bi": bool(row["a"]),
+            "ts": str(row["a"]),
+        },
+    )
 
 
 def test_cast_str_to_numbers() -> None:
-    t = pw.debug.table_from_markdown("""
+    t = pw.debug.table_from_markdown(
+        """
         n   | f
         12  | 2.5
         -3  | 1e3
-    """, schema=pw.schema_from_types(n=str, f=str))
-    assert values(t.select(n=pw.cast(int, t.n), f=pw.cast(float, t.f))) == [(-3, 1000.0),
-                                                                         (12, 2.5)]
+    """,
+        schema=pw.schema_from_types(n=str, f=str),
+    )
+    assert values(t.select(n=pw.cast(int, t.n), f=pw.cast(float, t.f))) == [(-3, 1000.0), (12, 2.5)]
 
 
 class _JsonRows(pw.Schema):
@@ -310,23 +449,33 @@ class _JsonRows(pw.Schema):
 
 
 def _json_table() -> pw.Table:
-    return pw.debug.table_from_rows(_JsonRows, [
-        (pw.Json({"i": 3, "f": 1.5, "s": "x", "b": True, "l": [10, 20], "n": None}),),
-        (pw.Json({"i": -1, "f": 2, "s": "y", "b": False, "l": [30], "n": None}),),
-    ])
+    return pw.debug.table_from_rows(
+        _JsonRows,
+        [
+            (pw.Json({"i": 3, "f": 1.5, "s": "x", "b": True, "l": [10, 20], "n": None}),),
+            (pw.Json({"i": -1, "f": 2, "s": "y", "b": False, "l": [30], "n": None}),),
+        ],
+    )
 
 
 def test_json_indexing_and_as_conversions() -> None:
     t = _json_table()
-    r = t.select(i=t.j["i"].as_int(), f=t.j["f"].as_float(), s=t.j["s"].as_str(),
-                 b=t.j["b"].as_bool(), first=t.j["l"][0].as_int(), n=t.j["n"].as_int(),
-                 missing=t.j.get("zzz"), raw=t.j["l"],
-                 iu=t.j["i"].as_int(unwrap=True))
+    r = t.select(
+        i=t.j["i"].as_int(),
+        f=t.j["f"].as_float(),
+        s=t.j["s"].as_str(),
+        b=t.j["b"].as_bool(),
+        first=t.j["l"][0].as_int(),
+        n=t.j["n"].as_int(),
+        missing=t.j.get("zzz"),
+        raw=t.j["l"],
+        iu=t.j["i"].as_int(unwrap=True),
+    )
     hints = r.schema.typehints()
     assert hints["i"] == int | None and hints["iu"] is int and hints["raw"] is pw.Json
-    assert values(r.select(pw.this.i, pw.this.f, pw.this.s, pw.this.b, pw.this.first,
-                           pw.this.n, pw.this.iu)) == [
-        (-1, 2.0, "y", False, 30, None, -1), (3, 1.5, "x", True, 10, None, 3)]
+    assert values(
+        r.select(pw.this.i, pw.this.f, pw.this.s, pw.this.b, pw.this.first, pw.this.n, pw.this.iu)
+    ) == [(-1, 2.0, "y", False, 30, None, -1), (3, 1.5, "x", True, 10, None, 3)]
     rows = sorted(_dict_rows(r), key=lambda row: row["i"])
     assert rows[0]["raw"] == pw.Json([30]) and rows[1]["raw"] == pw.Json([10, 20])
     assert rows[0]["missing"] is None  # .get() of a missing key: None, as in Pathway
@@ -355,12 +504,16 @@ def test_apply_and_apply_with_type_on_stream() -> None:
     def describe(a: int, s: str) -> str:
         return f"{s}:{a}"
 
-    r = t.select(d=pw.apply(describe, t.a, s=t.s), n=pw.apply_with_type(len, int, t.s),
-                 u=pw.apply(lambda x: x * 2, t.a))
+    r = t.select(
+        d=pw.apply(describe, t.a, s=t.s),
+        n=pw.apply_with_type(len, int, t.s),
+        u=pw.apply(lambda x: x * 2, t.a),
+    )
     hints = r.schema.typehints()
     assert hints["d"] is str and hints["n"] is int
-    check_stream(t, r, lambda row: {"d": f"{row['s']}:{row['a']}", "n": len(row["s"]),
-                                    "u": row["a"] * 2})
+    check_stream(
+        t, r, lambda row: {"d": f"{row['s']}:{row['a']}", "n": len(row["s"]), "u": row["a"] * 2}
+    )
 
 
 def test_udf_decorators_on_stream() -> None:
@@ -376,8 +529,11 @@ def test_udf_decorators_on_stream() -> None:
     r = t.select(p=plus(t.a, t.b), s=shout(t.s), k=plus(t.a, b=1.0))
     hints = r.schema.typehints()
     assert hints["p"] is float and hints["s"] is str
-    check_stream(t, r, lambda row: {"p": row["a"] + row["b"], "s": row["s"].upper() + "!",
-                                    "k": row["a"] + 1.0})
+    check_stream(
+        t,
+        r,
+        lambda row: {"p": row["a"] + row["b"], "s": row["s"].upper() + "!", "k": row["a"] + 1.0},
+    )
 
 
 def test_udf_propagate_none() -> None:
@@ -420,12 +576,25 @@ def test_apply_returning_wrong_type_fails_clearly() -> None:
 def test_make_tuple_and_indexing_on_stream() -> None:
     t = stream_table()
     r = t.select(tup=pw.make_tuple(t.a, t.s, None)).select(
-        tup=pw.this.tup, first=pw.this.tup[0], second=pw.this.tup[1], last=pw.this.tup[-1],
-        got=pw.this.tup.get(5, "none"))
+        tup=pw.this.tup,
+        first=pw.this.tup[0],
+        second=pw.this.tup[1],
+        last=pw.this.tup[-1],
+        got=pw.this.tup.get(5, "none"),
+    )
     hints = r.schema.typehints()
     assert hints["first"] is int and hints["second"] is str
-    check_stream(t, r, lambda row: {"tup": (row["a"], row["s"], None), "first": row["a"],
-                                    "second": row["s"], "last": None, "got": "none"})
+    check_stream(
+        t,
+        r,
+        lambda row: {
+            "tup": (row["a"], row["s"], None),
+            "first": row["a"],
+            "second": row["s"],
+            "last": None,
+            "got": "none",
+        },
+    )
 
 
 def test_tuple_index_out_of_range_fails_at_definition() -> None:
@@ -450,8 +619,9 @@ def test_pointer_from_matches_ids_keyed_by_the_same_values() -> None:
 
 def _pointer_of(value: str) -> pw.Pointer:
     single = pw.debug.table_from_markdown(f"s\n{value}")
-    ((pointer,),) = [tuple(row.values()) for row in _dict_rows(
-        single.select(p=single.pointer_from(single.s)))]
+    ((pointer,),) = [
+        tuple(row.values()) for row in _dict_rows(single.select(p=single.pointer_from(single.s)))
+    ]
     return pointer
 
 
@@ -474,8 +644,11 @@ def test_unknown_column_names_column_and_table() -> None:
         t.nope  # noqa: B018
     with pytest.raises(KeyError, match=r"no column 'nope'"):
         t["nope"]
-    with pytest.raises((KeyError, TypeError), match=r"table_from_markdown.*'nope'|'nope'.*"
-                                                    r"table_from_markdown"):
+    with pytest.raises(
+        (KeyError, TypeError),
+        match=r"table_from_markdown.*'nope'|'nope'.*"
+        r"table_from_markdown",
+    ):
         t.select(v=pw.this.nope + 1)
 
 
@@ -556,14 +729,19 @@ def test_branches_not_taken_are_not_evaluated() -> None:
         o=pw.if_else(t.b != 0, pw.apply(lambda a: (a,), t.a), None),
     )
     assert sorted(pw.debug.table_to_pandas(r).itertuples(index=False, name=None)) == [
-        (-1, -1, 7, None), (2, 2, 2, (4,))]
+        (-1, -1, 7, None),
+        (2, 2, 2, (4,)),
+    ]
     assert calls == [2, 2]  # only the row with b == 2 reached the UDFs
 
 
 def test_json_as_conversions_with_defaults() -> None:
     t = _json_table()
-    r = t.select(x=t.j.get("zzz").as_int(default=7), y=t.j["n"].as_str(default="none"),
-                 z=t.j.get("i").as_int(default=0))
+    r = t.select(
+        x=t.j.get("zzz").as_int(default=7),
+        y=t.j["n"].as_str(default="none"),
+        z=t.j.get("i").as_int(default=0),
+    )
     assert r.schema.typehints() == {"x": int, "y": str, "z": int}
     assert values(r) == [(7, "none", -1), (7, "none", 3)]
     with pytest.raises(TypeError, match="type of default .* is not compatible"):
@@ -588,8 +766,10 @@ def test_expressions_print_like_pathway() -> None:
     assert repr(t.a) == "<table1>.a"
     assert repr(t.a + other.b * 2) == "(<table1>.a + (<table2>.b * 2))"
     assert repr(-t.a) == "(-<table1>.a)"
-    assert repr(pw.if_else(t.a == 1, other.a, t.b)) == \
-        "pathway.if_else((<table1>.a == 1), <table2>.a, <table1>.b)"
+    assert (
+        repr(pw.if_else(t.a == 1, other.a, t.b))
+        == "pathway.if_else((<table1>.a == 1), <table2>.a, <table1>.b)"
+    )
     assert repr(pw.cast(float, t.a)) == "pathway.cast(FLOAT, <table1>.a)"
     assert repr(pw.reducers.argmax(t.a)) == "pathway.reducers.argmax(<table1>.a, pathway.this.id)"
     assert repr(pw.reducers.tuple(t.a)) == "pathway.reducers.tuple(<table1>.a, skip_nones=False)"
@@ -616,10 +796,14 @@ def test_matrix_product_of_array_columns() -> None:
     import numpy as np
     import pandas as pd
 
-    frame = pd.DataFrame({"a": [np.ones((2, 3)), np.arange(3.0).reshape(1, 3)],
-                          "b": [np.ones((3, 2)), np.ones((3, 1))],
-                          "u": [np.array([1, 2]), np.array([3, 4])],
-                          "v": [np.array([3, 4]), np.array([1, 1])]})
+    frame = pd.DataFrame(
+        {
+            "a": [np.ones((2, 3)), np.arange(3.0).reshape(1, 3)],
+            "b": [np.ones((3, 2)), np.ones((3, 1))],
+            "u": [np.array([1, 2]), np.array([3, 4])],
+            "v": [np.array([3, 4]), np.array([1, 1])],
+        }
+    )
     t = pw.debug.table_from_pandas(frame)
     r = t.select(m=t.a @ t.b, d=t.u @ t.v)
     assert r.typehints()["d"] is np.ndarray  # as in Pathway: always an array (0-d here)
@@ -634,8 +818,13 @@ def test_matrix_product_of_array_columns() -> None:
 
 def test_json_value_conversions_refuse_other_kinds() -> None:
     assert pw.Json(3).as_float() == 3.0 and pw.Json([1]).as_list() == [1]
-    for value, method in [(None, "as_int"), (True, "as_int"), ("42", "as_int"),
-                          (1, "as_bool"), ({"a": 1}, "as_list")]:
+    for value, method in [
+        (None, "as_int"),
+        (True, "as_int"),
+        ("42", "as_int"),
+        (1, "as_bool"),
+        ({"a": 1}, "as_list"),
+    ]:
         with pytest.raises(ValueError, match="Cannot convert Json"):
             getattr(pw.Json(value), method)()
 

@@ -26,16 +26,21 @@ from deltaflow.engine import batch
 from deltaflow.engine.stateful import arrangement, join, reduce
 from test_stateful_properties import REDUCERS, Event, check, update_streams
 
-SETTINGS = settings(max_examples=20, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MODES = {"big": 0, "small": 10**9, "rows": 10**9, "mixed": 2}
 
 
 @contextlib.contextmanager
 def paths(mode: str) -> Iterator[None]:
     """Force the small/big path choice and make the arrangements' tail flush early."""
-    saved = (reduce.SMALL_DELTA_ROWS, join.SMALL_DELTA_ROWS, arrangement.TAIL_ROWS,
-             arrangement.SMALL_INSERT, batch.SMALL_BATCH, reduce.COLUMN_GROUPS)
+    saved = (
+        reduce.SMALL_DELTA_ROWS,
+        join.SMALL_DELTA_ROWS,
+        arrangement.TAIL_ROWS,
+        arrangement.SMALL_INSERT,
+        batch.SMALL_BATCH,
+        reduce.COLUMN_GROUPS,
+    )
     limit = MODES[mode]
     reduce.COLUMN_GROUPS = mode != "rows"
     reduce.SMALL_DELTA_ROWS = limit
@@ -46,8 +51,14 @@ def paths(mode: str) -> Iterator[None]:
     try:
         yield
     finally:
-        (reduce.SMALL_DELTA_ROWS, join.SMALL_DELTA_ROWS, arrangement.TAIL_ROWS,
-         arrangement.SMALL_INSERT, batch.SMALL_BATCH, reduce.COLUMN_GROUPS) = saved
+        (
+            reduce.SMALL_DELTA_ROWS,
+            join.SMALL_DELTA_ROWS,
+            arrangement.TAIL_ROWS,
+            arrangement.SMALL_INSERT,
+            batch.SMALL_BATCH,
+            reduce.COLUMN_GROUPS,
+        ) = saved
 
 
 modes = st.sampled_from(sorted(MODES))
@@ -55,8 +66,13 @@ modes = st.sampled_from(sorted(MODES))
 
 def bursty_streams(label_base: int = 0) -> st.SearchStrategy[list[Event]]:
     """Update streams whose times carry from 0 to 12 changes (so ``mixed`` really mixes)."""
-    return update_streams(label_base, max_times=5, changes=st.sampled_from([0, 1, 2, 6, 12]),
-                          kinds=("insert", "insert", "delete", "update"), max_key=3)
+    return update_streams(
+        label_base,
+        max_times=5,
+        changes=st.sampled_from([0, 1, 2, 6, 12]),
+        kinds=("insert", "insert", "delete", "update"),
+        max_key=3,
+    )
 
 
 @SETTINGS
@@ -73,18 +89,28 @@ def test_reducers_on_both_paths(stream: list[Event], name: str, mode: str) -> No
 @given(bursty_streams(), modes)
 def test_folded_and_recomputed_reducers_on_both_paths(stream: list[Event], mode: str) -> None:
     def folded(t: pw.Table) -> pw.Table:
-        return t.groupby(t.k).reduce(t.k, n=pw.reducers.count(), s=pw.reducers.sum(t.v),
-                                     a=pw.reducers.avg(t.v), lo=pw.reducers.min(t.v),
-                                     hi=pw.reducers.max(t.v))
+        return t.groupby(t.k).reduce(
+            t.k,
+            n=pw.reducers.count(),
+            s=pw.reducers.sum(t.v),
+            a=pw.reducers.avg(t.v),
+            lo=pw.reducers.min(t.v),
+            hi=pw.reducers.max(t.v),
+        )
 
     def whole(t: pw.Table) -> pw.Table:
-        return t.reduce(n=pw.reducers.count(), hi=pw.reducers.max(t.v),
-                        any=pw.reducers.any(t.v), s=pw.reducers.sum(t.v))
+        return t.reduce(
+            n=pw.reducers.count(),
+            hi=pw.reducers.max(t.v),
+            any=pw.reducers.any(t.v),
+            s=pw.reducers.sum(t.v),
+        )
 
     def by_pointer(t: pw.Table) -> pw.Table:
         keyed = t.select(t.v, p=t.pointer_from(t.k))
-        return keyed.groupby(keyed.p, id=keyed.p).reduce(m=pw.reducers.argmax(keyed.v),
-                                                        n=pw.reducers.count())
+        return keyed.groupby(keyed.p, id=keyed.p).reduce(
+            m=pw.reducers.argmax(keyed.v), n=pw.reducers.count()
+        )
 
     with paths(mode):
         check(folded, stream)
@@ -93,10 +119,13 @@ def test_folded_and_recomputed_reducers_on_both_paths(stream: list[Event], mode:
 
 
 @SETTINGS
-@given(bursty_streams(), bursty_streams(label_base=100),
-       st.sampled_from(["inner", "left", "right", "outer"]), modes)
-def test_joins_on_both_paths(left: list[Event], right: list[Event], how: str,
-                             mode: str) -> None:
+@given(
+    bursty_streams(),
+    bursty_streams(label_base=100),
+    st.sampled_from(["inner", "left", "right", "outer"]),
+    modes,
+)
+def test_joins_on_both_paths(left: list[Event], right: list[Event], how: str, mode: str) -> None:
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
         joined = getattr(a, f"join_{how}")(b, a.k == b.k)
         return joined.select(lv=pw.left.v, rv=pw.right.v, k=pw.this.k, lid=a.id, rid=b.id)
@@ -110,12 +139,14 @@ def test_joins_on_both_paths(left: list[Event], right: list[Event], how: str,
 def test_join_variants_on_both_paths(left: list[Event], right: list[Event], mode: str) -> None:
     def two_keys_left_ids(a: pw.Table, b: pw.Table) -> pw.Table:
         unique_right = b.groupby(b.k, b.v).reduce(b.k, b.v, n=pw.reducers.count())
-        return a.join_left(unique_right, a.k == unique_right.k, a.v == unique_right.v,
-                           id=a.id).select(a.k, a.v, n=unique_right.n)
+        return a.join_left(
+            unique_right, a.k == unique_right.k, a.v == unique_right.v, id=a.id
+        ).select(a.k, a.v, n=unique_right.n)
 
     def pipeline(a: pw.Table, b: pw.Table) -> pw.Table:
-        joined = a.join_outer(b, a.k == b.k).select(k=pw.this.k, x=pw.coalesce(pw.left.v, 0)
-                                                   + pw.coalesce(pw.right.v, 0))
+        joined = a.join_outer(b, a.k == b.k).select(
+            k=pw.this.k, x=pw.coalesce(pw.left.v, 0) + pw.coalesce(pw.right.v, 0)
+        )
         totals = joined.groupby(pw.this.k).reduce(pw.this.k, v=pw.reducers.sum(pw.this.x))
         per_key = a.groupby(a.k).reduce(a.k, v=pw.reducers.max(a.v))
         return per_key.update_rows(totals).filter(pw.this.v > -2)
@@ -129,12 +160,23 @@ def test_join_variants_on_both_paths(left: list[Event], right: list[Event], mode
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3),
-                                   st.sampled_from([1, -1]), st.integers(0, 6)),
-                         max_size=9), max_size=12),
-       st.lists(st.integers(0, 5), max_size=4), st.integers(1, 6), st.integers(0, 8))
-def test_lookup_rows_equals_lookup(batches: list[list[tuple[int, int, int, int]]],
-                                   keys: list[int], tail_rows: int, small: int) -> None:
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(0, 5), st.integers(0, 3), st.sampled_from([1, -1]), st.integers(0, 6)
+            ),
+            max_size=9,
+        ),
+        max_size=12,
+    ),
+    st.lists(st.integers(0, 5), max_size=4),
+    st.integers(1, 6),
+    st.integers(0, 8),
+)
+def test_lookup_rows_equals_lookup(
+    batches: list[list[tuple[int, int, int, int]]], keys: list[int], tail_rows: int, small: int
+) -> None:
     saved = arrangement.TAIL_ROWS, arrangement.SMALL_INSERT
     arrangement.TAIL_ROWS, arrangement.SMALL_INSERT = tail_rows, small
     try:
@@ -148,11 +190,17 @@ def test_lookup_rows_equals_lookup(batches: list[list[tuple[int, int, int, int]]
                 entry[1] = min(entry[1], time)
             rows = [(i, v, d, tm) for (i, v), (d, tm) in summed.items() if d != 0]
             if rows:
-                target.insert(pl.DataFrame(
-                    {"_id": pl.Series([r[0] for r in rows], dtype=pl.UInt128),
-                     "v": [r[1] for r in rows], "_kh": pl.Series([r[0] % 3 for r in rows],
-                                                                 dtype=pl.UInt64),
-                     "_diff": [r[2] for r in rows], "__time": [r[3] for r in rows]}))
+                target.insert(
+                    pl.DataFrame(
+                        {
+                            "_id": pl.Series([r[0] for r in rows], dtype=pl.UInt128),
+                            "v": [r[1] for r in rows],
+                            "_kh": pl.Series([r[0] % 3 for r in rows], dtype=pl.UInt64),
+                            "_diff": [r[2] for r in rows],
+                            "__time": [r[3] for r in rows],
+                        }
+                    )
+                )
         khs = {k % 3 for k in keys}
         fast_rows = target.lookup_rows(khs)
         fast = Counter()
@@ -177,13 +225,19 @@ def test_lookup_rows_equals_lookup(batches: list[list[tuple[int, int, int, int]]
 def test_arrangement_keeps_timestamps_out_of_the_python_tail() -> None:
     """Datetime columns lose nanoseconds in Python; such arrangements never use the tail."""
     target = arrangement.Arrangement()
-    frame = pl.DataFrame({"_id": pl.Series([1], dtype=pl.UInt128),
-                          "d": pl.Series([1_000_000_001], dtype=pl.Datetime("ns")),
-                          "_kh": pl.Series([7], dtype=pl.UInt64), "_diff": [1]})
+    frame = pl.DataFrame(
+        {
+            "_id": pl.Series([1], dtype=pl.UInt128),
+            "d": pl.Series([1_000_000_001], dtype=pl.Datetime("ns")),
+            "_kh": pl.Series([7], dtype=pl.UInt64),
+            "_diff": [1],
+        }
+    )
     target.insert(frame)
     assert target._tail_count == 0 and len(target.runs) == 1
-    assert target.lookup(pl.Series([7], dtype=pl.UInt64))["d"].dt.epoch("ns").to_list() == \
-        [1_000_000_001]
+    assert target.lookup(pl.Series([7], dtype=pl.UInt64))["d"].dt.epoch("ns").to_list() == [
+        1_000_000_001
+    ]
 
 
 # --- reducers whose values Python and Polars compute separately --------------------------------
@@ -202,15 +256,21 @@ def test_float_and_string_reductions_agree(mode: str) -> None:
     """)
     with paths(mode):
         result = table.groupby(table.k).reduce(
-            table.k, lo=pw.reducers.min(table.s), hi=pw.reducers.max(table.s),
-            f=pw.reducers.max(table.f), a=pw.reducers.avg(table.f),
-            t=pw.reducers.sorted_tuple(table.s), n=pw.reducers.count_distinct(table.s))
+            table.k,
+            lo=pw.reducers.min(table.s),
+            hi=pw.reducers.max(table.s),
+            f=pw.reducers.max(table.f),
+            a=pw.reducers.avg(table.f),
+            t=pw.reducers.sorted_tuple(table.s),
+            n=pw.reducers.count_distinct(table.s),
+        )
         stream = pw.debug.table_to_stream(result)
     final: Counter = Counter()
     for _, row, diff in stream:
         final[(row["k"], row["lo"], row["hi"], row["f"], row["a"], row["t"], row["n"])] += diff
-    assert +final == Counter({(1, "b", "c", 4.0, 2.75, ("b", "c"), 2): 1,
-                              (2, "y", "zz", 3.0, 2.625, ("y", "zz"), 2): 1})
+    assert +final == Counter(
+        {(1, "b", "c", 4.0, 2.75, ("b", "c"), 2): 1, (2, "y", "zz", 3.0, 2.625, ("y", "zz"), 2): 1}
+    )
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -251,21 +311,31 @@ def test_streaming_deltas_take_the_python_path_and_big_batches_polars() -> None:
         v: int
 
     events = input_table(Event, Idle(), name="events")
-    totals = events.groupby(events.k).reduce(events.k, n=pw.reducers.count(),
-                                             top=pw.reducers.max(events.v))
+    totals = events.groupby(events.k).reduce(
+        events.k, n=pw.reducers.count(), top=pw.reducers.max(events.v)
+    )
     joined = events.join(totals, events.k == totals.k).select(events.v, totals.n)
     seen: list[tuple[int, int, int]] = []
-    pw.io.subscribe(joined, lambda key, row, time, is_addition: seen.append(
-        (row["v"], row["n"], 1 if is_addition else -1)))
+    pw.io.subscribe(
+        joined,
+        lambda key, row, time, is_addition: seen.append(
+            (row["v"], row["n"], 1 if is_addition else -1)
+        ),
+    )
     runtime = Runtime(plan.REGISTRY.take())
     reduce_op = next(op for op in runtime.operators if isinstance(op, ReduceOperator))
     join_op = next(op for op in runtime.operators if isinstance(op, JoinOperator))
     assert reduce_op.small and reduce_op.foldable and join_op.small
 
     def push(time: int, start: int, keys: list[int]) -> None:
-        batch = pl.DataFrame([sequence_ids("events", start, len(keys)),
-                              pl.Series("k", keys), pl.Series("v", keys),
-                              pl.Series("_diff", [1] * len(keys))])
+        batch = pl.DataFrame(
+            [
+                sequence_ids("events", start, len(keys)),
+                pl.Series("k", keys),
+                pl.Series("v", keys),
+                pl.Series("_diff", [1] * len(keys)),
+            ]
+        )
         runtime._process(time, [(0, batch)])
 
     push(2, 0, [1, 2, 1])

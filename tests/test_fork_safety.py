@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-SCENARIO = textwrap.dedent('''
+SCENARIO = textwrap.dedent("""
     import json, multiprocessing as mp, sys
     import deltaflow as pw
 
@@ -47,14 +47,19 @@ SCENARIO = textwrap.dedent('''
         expected = pipeline()
         results = {"fork": start("fork"), "spawn": start("spawn"), "expected": expected}
         print(json.dumps(results))
-''')
+""")
 
 
 def test_forked_child_raises_a_clear_error_and_spawn_works(tmp_path: Path) -> None:
     script = tmp_path / "scenario.py"
     script.write_text(SCENARIO)
-    done = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True,
-                          text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     import json
 
@@ -73,8 +78,7 @@ def test_check_not_forked_is_silent_in_an_ordinary_process() -> None:
     assert not _fork.forked_after_polars()
 
 
-
-EMPTY_RUN = textwrap.dedent('''
+EMPTY_RUN = textwrap.dedent("""
     import multiprocessing as mp
     import polars as pl
     import deltaflow as pw
@@ -85,14 +89,19 @@ EMPTY_RUN = textwrap.dedent('''
         child.start()
         child.join(60)
         print(child.exitcode)
-''')
+""")
 
 
 def test_a_forked_child_may_run_an_empty_pipeline(tmp_path: Path) -> None:
     """pw.run with nothing defined uses no Polars, so a forked child may call it."""
     script = tmp_path / "empty.py"
     script.write_text(EMPTY_RUN)
-    done = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "0"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-PROGRAM = textwrap.dedent('''
+PROGRAM = textwrap.dedent("""
     import sys
     import deltaflow as pw
 
@@ -31,7 +31,7 @@ PROGRAM = textwrap.dedent('''
     pw.run(persistence_config=pw.persistence.Config(
         pw.persistence.Backend.filesystem(store), snapshot_interval_ms=60_000))
     print("run returned", flush=True)
-''')
+""")
 
 
 def _data_lines(path: Path) -> list[str]:
@@ -57,9 +57,12 @@ def test_signal_flushes_checkpoints_and_exits_zero(tmp_path: Path, signum: int) 
     (inputs / "1.csv").write_text("k,v\n" + "".join(f"{i},v{i}\n" for i in range(50)))
     script = tmp_path / "program.py"
     script.write_text(PROGRAM)
-    process = subprocess.Popen([sys.executable, str(script), str(inputs), str(output),
-                                str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(inputs), str(output), str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for_rows(output, 50, process)
         # With a 60 s interval no periodic checkpoint covers these rows yet: only the final
@@ -79,9 +82,12 @@ def test_signal_flushes_checkpoints_and_exits_zero(tmp_path: Path, signum: int) 
 
     # The next run resumes from that checkpoint: nothing is read or written again.
     (inputs / "2.csv").write_text("k,v\n100,v100\n")
-    rerun = subprocess.Popen([sys.executable, str(script), str(inputs), str(output),
-                              str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    rerun = subprocess.Popen(
+        [sys.executable, str(script), str(inputs), str(output), str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120  # the file is recreated: wait for the new row
         while [line.split(",")[0].strip('"') for line in _data_lines(output)] != ["100"]:

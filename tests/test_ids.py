@@ -50,34 +50,46 @@ def test_fmix_is_the_documented_function_and_a_bijection_on_samples() -> None:
 def test_ids_are_fixed_values() -> None:
     # These numbers are the contract with stored data and other processes: they must never
     # change. If this test fails, ids changed between versions.
-    assert hash_columns(pl.DataFrame({"a": ["a"]}), [("a", t.STR)])[0] == \
-        48679811028374996927659455095862748903
-    assert hash_columns(pl.DataFrame({"a": [5]}), [("a", t.INT)])[0] == \
-        160126607773527643713616090699187863138
-    assert sequence_ids("s", 0, 2).to_list() == [143805280132950862413922624627751284819,
-                                                 216057891054669746320513340319845233046]
-    frame = pl.DataFrame({"a": pl.Series([1], dtype=ID_DTYPE),
-                          "b": pl.Series([2], dtype=ID_DTYPE)})
-    assert frame.select(combine_ids_expr(pl.col("a"), pl.col("b"), salt="j")).item() == \
-        237509026510722854135849740621304162862
+    assert (
+        hash_columns(pl.DataFrame({"a": ["a"]}), [("a", t.STR)])[0]
+        == 48679811028374996927659455095862748903
+    )
+    assert (
+        hash_columns(pl.DataFrame({"a": [5]}), [("a", t.INT)])[0]
+        == 160126607773527643713616090699187863138
+    )
+    assert sequence_ids("s", 0, 2).to_list() == [
+        143805280132950862413922624627751284819,
+        216057891054669746320513340319845233046,
+    ]
+    frame = pl.DataFrame({"a": pl.Series([1], dtype=ID_DTYPE), "b": pl.Series([2], dtype=ID_DTYPE)})
+    assert (
+        frame.select(combine_ids_expr(pl.col("a"), pl.col("b"), salt="j")).item()
+        == 237509026510722854135849740621304162862
+    )
 
 
 def test_vectorised_ids_follow_their_definitions() -> None:
     values = [0, 1, -1, 2**63 - 1, -(2**63), None]
-    ids = hash_columns(pl.DataFrame({"a": values}, schema={"a": pl.Int64}),
-                       [("a", t.Optional(t.INT))]).to_list()
+    ids = hash_columns(
+        pl.DataFrame({"a": values}, schema={"a": pl.Int64}), [("a", t.Optional(t.INT))]
+    ).to_list()
     base = text_digest("k|int")
-    expected = [text_digest("k|1:n") if v is None else fmix_int(base + (v & (2**64 - 1)))
-                for v in values]
+    expected = [
+        text_digest("k|1:n") if v is None else fmix_int(base + (v & (2**64 - 1))) for v in values
+    ]
     assert ids == expected
     # The null key's id is what the text encoding gives a None: "k|1:n".
-    assert hash_columns(pl.DataFrame({"a": [None]}, schema={"a": pl.String}),
-                        [("a", t.Optional(t.STR))])[0] == text_digest("k|1:n")
+    assert hash_columns(
+        pl.DataFrame({"a": [None]}, schema={"a": pl.String}), [("a", t.Optional(t.STR))]
+    )[0] == text_digest("k|1:n")
     pointers = pl.Series("p", [7, 2**127], dtype=ID_DTYPE)
-    assert hash_columns(pointers.to_frame(), [("p", t.POINTER)]).to_list() == \
-        [fmix_int(text_digest("k|ptr") + v) for v in (7, 2**127)]
-    assert sequence_ids("src", 5, 3).to_list() == \
-        [fmix_int(text_digest("qsrc") + p) for p in (5, 6, 7)]
+    assert hash_columns(pointers.to_frame(), [("p", t.POINTER)]).to_list() == [
+        fmix_int(text_digest("k|ptr") + v) for v in (7, 2**127)
+    ]
+    assert sequence_ids("src", 5, 3).to_list() == [
+        fmix_int(text_digest("qsrc") + p) for p in (5, 6, 7)
+    ]
     assert sequence_ids("src", 0, 0).len() == 0
     left = pl.Series([1, None, 3], dtype=ID_DTYPE)
     right = pl.Series([4, 5, None], dtype=pl.Int64)
@@ -88,8 +100,9 @@ def test_vectorised_ids_follow_their_definitions() -> None:
             h = fmix_int(h ^ (MISSING if v is None else v))
         return h
 
-    assert combine_ids([left, right], salt="x").to_list() == \
-        [combined(p, "x") for p in zip(left.to_list(), right.to_list(), strict=True)]
+    assert combine_ids([left, right], salt="x").to_list() == [
+        combined(p, "x") for p in zip(left.to_list(), right.to_list(), strict=True)
+    ]
 
 
 def test_text_keys_separate_values_by_construction() -> None:
@@ -109,10 +122,13 @@ def test_derived_ids_agree_in_every_form() -> None:
     right = pl.Series("r", [None, 7, 3, 0], dtype=ID_DTYPE)
     expected = combine_ids([left, right], salt="s").to_list()
     frame = pl.DataFrame([left, right]).lazy()
-    assert with_derived_ids(frame, ["l", "r"], salt="s", name="x").collect()["x"].to_list() \
-        == expected
-    assert [combine_id_values(a, b, salt="s") for a, b in
-            zip(left.to_list(), right.to_list(), strict=True)] == expected
+    assert (
+        with_derived_ids(frame, ["l", "r"], salt="s", name="x").collect()["x"].to_list() == expected
+    )
+    assert [
+        combine_id_values(a, b, salt="s")
+        for a, b in zip(left.to_list(), right.to_list(), strict=True)
+    ] == expected
 
 
 def test_join_row_ids_derive_from_the_pair_of_ids() -> None:
@@ -143,11 +159,16 @@ def test_ids_are_unique_over_many_positions_and_pairs() -> None:
     assert ids.n_unique() == 200_000
     other = sequence_ids("other.csv", 0, 200_000)
     assert pl.concat([ids, other]).n_unique() == 400_000
-    pairs = pl.DataFrame({"l": ids.head(1000).to_list() * 1000,
-                          "r": [v for v in other.head(1000).to_list() for _ in range(1000)]},
-                         schema={"l": ID_DTYPE, "r": ID_DTYPE})
-    assert pairs.select(combine_ids_expr(pl.col("l"), pl.col("r"))).to_series().n_unique() \
-        == 1_000_000
+    pairs = pl.DataFrame(
+        {
+            "l": ids.head(1000).to_list() * 1000,
+            "r": [v for v in other.head(1000).to_list() for _ in range(1000)],
+        },
+        schema={"l": ID_DTYPE, "r": ID_DTYPE},
+    )
+    assert (
+        pairs.select(combine_ids_expr(pl.col("l"), pl.col("r"))).to_series().n_unique() == 1_000_000
+    )
 
 
 def test_int_key_expression_broadcasts_literals() -> None:
@@ -176,26 +197,37 @@ def test_ids_agree_across_markdown_pandas_polars_and_pointer_from() -> None:
     looked = marked.select(p=marked.pointer_from(3))
     assert set(pw.debug.table_to_pandas(looked)["p"]) == {pointer_from_values(3)}
     unlabelled = pw.debug.table_from_polars(pl.DataFrame({"v": ["a", "b"]}))
-    assert sorted(pw.debug.table_to_dicts(unlabelled)[0]) == \
-        sorted([pointer_from_values(0), pointer_from_values(1)])
-    keyed = pw.debug.table_from_markdown("""
+    assert sorted(pw.debug.table_to_dicts(unlabelled)[0]) == sorted(
+        [pointer_from_values(0), pointer_from_values(1)]
+    )
+    keyed = pw.debug.table_from_markdown(
+        """
         k | v
         3 | a
-    """, id_from=["k"])
+    """,
+        id_from=["k"],
+    )
     assert pw.debug.table_to_dicts(keyed)[0] == [pointer_from_values(3)]
 
 
 def test_ids_are_equal_in_another_process() -> None:
-    code = ("import polars as pl; from deltaflow import _types as t; "
-            "from deltaflow._ids import hash_columns, sequence_ids; "
-            "print(hash_columns(pl.DataFrame({'a': ['x', 'y']}), [('a', t.STR)]).to_list(), "
-            "hash_columns(pl.DataFrame({'a': [1, 2]}), [('a', t.INT)]).to_list(), "
-            "sequence_ids('s', 3, 2).to_list())")
-    here = str([hash_columns(pl.DataFrame({"a": ["x", "y"]}), [("a", t.STR)]).to_list(),
-                hash_columns(pl.DataFrame({"a": [1, 2]}), [("a", t.INT)]).to_list(),
-                sequence_ids("s", 3, 2).to_list()])
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True).stdout.strip()
+    code = (
+        "import polars as pl; from deltaflow import _types as t; "
+        "from deltaflow._ids import hash_columns, sequence_ids; "
+        "print(hash_columns(pl.DataFrame({'a': ['x', 'y']}), [('a', t.STR)]).to_list(), "
+        "hash_columns(pl.DataFrame({'a': [1, 2]}), [('a', t.INT)]).to_list(), "
+        "sequence_ids('s', 3, 2).to_list())"
+    )
+    here = str(
+        [
+            hash_columns(pl.DataFrame({"a": ["x", "y"]}), [("a", t.STR)]).to_list(),
+            hash_columns(pl.DataFrame({"a": [1, 2]}), [("a", t.INT)]).to_list(),
+            sequence_ids("s", 3, 2).to_list(),
+        ]
+    )
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert there == here[1:-1].replace("], [", "] [")
 
 

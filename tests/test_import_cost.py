@@ -16,10 +16,12 @@ import pytest
 
 def _modules_after(code: str) -> set[str]:
     """Top-level module names loaded once ``code`` has run in a fresh interpreter."""
-    program = (f"{code}\nimport sys\n"
-               "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                            timeout=120)
+    program = (
+        f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return set(result.stdout.split())
 
@@ -41,7 +43,8 @@ def test_a_pipeline_without_dates_does_not_load_pandas(tmp_path: pathlib.Path) -
         "j = j.filter(j.v > 1).with_columns(up=pw.this.k.str.upper())\n"
         f"pw.io.jsonlines.write(j, {str(tmp_path / 'out.jsonl')!r})\n"
         "pw.io.subscribe_frames(g, lambda frame: None)\n"
-        "pw.run(monitoring_level=pw.MonitoringLevel.NONE)")
+        "pw.run(monitoring_level=pw.MonitoringLevel.NONE)"
+    )
     # (pw.debug.table_to_arrow would load it: pyarrow's pa.array() imports pandas itself.)
     assert "pandas" not in loaded
 
@@ -53,7 +56,8 @@ def test_date_time_annotations_load_pandas_on_first_use() -> None:
         "assert issubclass(pw.DateTimeUtc, pd.Timestamp)\n"
         "assert issubclass(pw.Duration, pd.Timedelta)\n"
         "class S(pw.Schema):\n    at: pw.DateTimeUtc\n    took: pw.Duration\n"
-        "assert S.typehints() == {'at': pw.DateTimeUtc, 'took': pw.Duration}")
+        "assert S.typehints() == {'at': pw.DateTimeUtc, 'took': pw.Duration}"
+    )
     assert "pandas" in loaded
 
 
@@ -62,7 +66,8 @@ def test_pandas_annotations_resolve_when_pandas_was_imported_first() -> None:
     _modules_after(
         "import pandas as pd\nimport deltaflow as pw\n"
         "class S(pw.Schema):\n    at: pd.Timestamp\n    took: pd.Timedelta\n"
-        "assert S.typehints() == {'at': pw.DateTimeNaive, 'took': pw.Duration}, S.typehints()")
+        "assert S.typehints() == {'at': pw.DateTimeNaive, 'took': pw.Duration}, S.typehints()"
+    )
 
 
 def test_date_time_values_are_pandas_objects() -> None:
@@ -72,4 +77,5 @@ def test_date_time_values_are_pandas_objects() -> None:
         " [(datetime.datetime(2024, 1, 2, 3, 4, 5),)])\n"
         "(value,) = pw.debug.table_to_dicts(t)[1]['at'].values()\n"
         "assert value == pd.Timestamp('2024-01-02 03:04:05'), value\n"
-        "assert type(value) is pd.Timestamp, type(value)")
+        "assert type(value) is pd.Timestamp, type(value)"
+    )

@@ -62,9 +62,11 @@ def _rows(table: pw.Table) -> Counter[tuple]:
 
 
 def _check(pipeline: Callable[[pw.Table], pw.Table], events: list[Event]) -> None:
-    incremental = pipeline(pw.debug.table_from_rows(Row, [(k, v, s, time, diff)
-                                                          for time, k, v, s, diff in events],
-                                                    is_stream=True))
+    incremental = pipeline(
+        pw.debug.table_from_rows(
+            Row, [(k, v, s, time, diff) for time, k, v, s, diff in events], is_stream=True
+        )
+    )
     names = incremental.column_names()
     emitted: dict[int, Counter[tuple]] = {}
     for time, row, diff in pw.debug.table_to_stream(incremental):
@@ -87,25 +89,33 @@ def _check(pipeline: Callable[[pw.Table], pw.Table], events: list[Event]) -> Non
 PIPELINES: dict[str, Callable[[pw.Table], pw.Table]] = {
     "select": lambda t: t.select(t.k, w=t.v * 2 + 1, u=t.s + "!"),
     "filter": lambda t: t.filter(pw.this.v > 0),
-    "select_filter_chain": lambda t: t.with_columns(w=pw.this.v % 3)
-    .filter(pw.this.w != 1)
-    .select(pw.this.s, x=pw.if_else(pw.this.v > 0, pw.this.v, -pw.this.v)),
+    "select_filter_chain": lambda t: (
+        t.with_columns(w=pw.this.v % 3)
+        .filter(pw.this.w != 1)
+        .select(pw.this.s, x=pw.if_else(pw.this.v > 0, pw.this.v, -pw.this.v))
+    ),
     "projection_collapses_updates": lambda t: t.select(t.s),
     "reindex": lambda t: t.with_id_from(pw.this.k, pw.this.s),
     "concat": lambda t: t.filter(pw.this.v > 0).concat(t.filter(pw.this.v <= 0)),
-    "split_concat_reindex": lambda t: t.filter(pw.this.v > 0)
-    .concat_reindex(t.filter(pw.this.v < 2)),
+    "split_concat_reindex": lambda t: t.filter(pw.this.v > 0).concat_reindex(
+        t.filter(pw.this.v < 2)
+    ),
     "udf": lambda t: t.select(z=pw.apply(lambda v, s: f"{s}{v}", t.v, t.s)),
-    "same_universe_columns": lambda t: (lambda d: t.select(t.k, z=d.x + t.v)
-                                        .filter(d.x > 0))(t.select(x=t.v * 2)),
-    "flatten": lambda t: t.select(t.k, chars=pw.apply_with_type(tuple, tuple[str, ...], t.s))
-    .flatten(pw.this.chars),
+    "same_universe_columns": lambda t: (lambda d: t.select(t.k, z=d.x + t.v).filter(d.x > 0))(
+        t.select(x=t.v * 2)
+    ),
+    "flatten": lambda t: t.select(
+        t.k, chars=pw.apply_with_type(tuple, tuple[str, ...], t.s)
+    ).flatten(pw.this.chars),
 }
 
 
 def _make_test(name: str) -> Callable[..., None]:
-    @settings(max_examples=25, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(events=update_streams())
     def test(events: list[Event]) -> None:
         pw.clear_graph()

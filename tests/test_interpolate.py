@@ -35,8 +35,13 @@ def test_interpolate_static(mode: str) -> None:
         assert result.column_names() == ["t", "v", "f", "s"]
         rows = snapshot(result)
     assert rows == [
-        (1, 10.0, 1.5, "a"), (2, 11.0, 2.0, "c"), (3, 15.5, 2.0, "b"), (4, 20.0, 2.0, "e"),
-        (5, 18.75, 2.0, "d"), (6, 17.5, 2.0, "f"), (8, 15.0, 2.0, "g"),
+        (1, 10.0, 1.5, "a"),
+        (2, 11.0, 2.0, "c"),
+        (3, 15.5, 2.0, "b"),
+        (4, 20.0, 2.0, "e"),
+        (5, 18.75, 2.0, "d"),
+        (6, 17.5, 2.0, "f"),
+        (8, 15.0, 2.0, "g"),
     ]
 
 
@@ -56,11 +61,14 @@ def test_interpolate_without_any_value_stays_none() -> None:
         t: int
         v: int | None
 
-    table = pw.debug.table_from_markdown("""
+    table = pw.debug.table_from_markdown(
+        """
       t | v
       1 |
       2 |
-    """, schema=Gaps)
+    """,
+        schema=Gaps,
+    )
     assert snapshot(table.interpolate(pw.this.t, pw.this.v)) == [(1, None), (2, None)]
 
 
@@ -85,9 +93,15 @@ def test_interpolate_update_stream() -> None:
     """)
     result = table.interpolate(pw.this.t, pw.this.v)
     assert stream(result) == [
-        (2, 1, 10.0, 1), (2, 2, 10.0, 1),
-        (4, 2, 10.0, -1), (4, 2, 20.0, 1), (4, 3, 30.0, 1),
-        (6, 2, 20.0, -1), (6, 2, 10 + 40 / 3, 1), (6, 3, 30.0, -1), (6, 4, 50.0, 1),
+        (2, 1, 10.0, 1),
+        (2, 2, 10.0, 1),
+        (4, 2, 10.0, -1),
+        (4, 2, 20.0, 1),
+        (4, 3, 30.0, 1),
+        (6, 2, 20.0, -1),
+        (6, 2, 10 + 40 / 3, 1),
+        (6, 3, 30.0, -1),
+        (6, 4, 50.0, 1),
     ]
 
 
@@ -109,16 +123,26 @@ def test_interpolate_bad_arguments() -> None:
 def _gappy_program(t: pw.Table) -> pw.Table:
     # k == 0 marks a missing value. Missing rows get odd timestamps and present rows even
     # ones, so two values around a gap never share a timestamp (that would divide by zero).
-    prepared = t.select(ts=t.v * 2 + pw.if_else(t.k == 0, 1, 0),
-                        value=pw.if_else(t.k == 0, None, t.k * 10 + t.v))
+    prepared = t.select(
+        ts=t.v * 2 + pw.if_else(t.k == 0, 1, 0), value=pw.if_else(t.k == 0, None, t.k * 10 + t.v)
+    )
     return prepared.interpolate(pw.this.ts, pw.this.value)
 
 
 @SETTINGS
 @given(update_streams(max_key=3), st.sampled_from(sorted(PATHS)))
 # Found by CI: the same row computed in two batches with different float rounding.
-@example(events=[(1, 1, 3, 2, 1), (2, 0, 0, 2, 1), (3, 2, 0, 2, 1), (4, 0, 0, 2, 1),
-                 (3, 2, 0, 4, -1), (3, 3, -3, 4, 1)], mode="columnar")
+@example(
+    events=[
+        (1, 1, 3, 2, 1),
+        (2, 0, 0, 2, 1),
+        (3, 2, 0, 2, 1),
+        (4, 0, 0, 2, 1),
+        (3, 2, 0, 4, -1),
+        (3, 3, -3, 4, 1),
+    ],
+    mode="columnar",
+)
 def test_interpolate_matches_recomputation(events: list[Event], mode: str) -> None:
     with path(mode):
         check(_gappy_program, events)
@@ -152,11 +176,14 @@ def _doc_examples() -> list[tuple[str, str]]:
     text = (pathlib.Path(__file__).parent.parent / "docs" / "temporal.md").read_text()
     start = text.index("## Differences, interpolation and the wall clock")
     end = text.find("\n## ", start + 1)
-    section = text[start:end if end >= 0 else len(text)]
+    section = text[start : end if end >= 0 else len(text)]
     blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
     # A ```py block followed by a ```text block is an example with its printed output.
-    return [(code, output) for (lang, code), (next_lang, output) in itertools.pairwise(blocks)
-            if lang == "py" and next_lang == "text"]
+    return [
+        (code, output)
+        for (lang, code), (next_lang, output) in itertools.pairwise(blocks)
+        if lang == "py" and next_lang == "text"
+    ]
 
 
 @pytest.mark.parametrize("index", range(len(_doc_examples())))

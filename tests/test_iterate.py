@@ -27,13 +27,20 @@ def components(edges: pw.Table) -> pw.Table:
 
     def step(labels: pw.Table, both: pw.Table) -> dict[str, pw.Table]:
         offered = both.join(labels, both.v == labels.vertex).select(
-            vertex=pw.left.u, label=pw.right.label)
+            vertex=pw.left.u, label=pw.right.label
+        )
         best = offered.groupby(pw.this.vertex).reduce(
-            pw.this.vertex, label=pw.reducers.min(pw.this.label))
+            pw.this.vertex, label=pw.reducers.min(pw.this.label)
+        )
         joined = labels.join_left(best, labels.vertex == best.vertex, id=labels.id).select(
-            labels.vertex, own=labels.label, offered=pw.coalesce(best.label, labels.label))
-        return {"labels": joined.select(pw.this.vertex, label=pw.if_else(
-            pw.this.offered < pw.this.own, pw.this.offered, pw.this.own))}
+            labels.vertex, own=labels.label, offered=pw.coalesce(best.label, labels.label)
+        )
+        return {
+            "labels": joined.select(
+                pw.this.vertex,
+                label=pw.if_else(pw.this.offered < pw.this.own, pw.this.offered, pw.this.own),
+            )
+        }
 
     return pw.iterate(step, labels=labels, both=both).labels
 
@@ -44,29 +51,35 @@ def closure(edges: pw.Table) -> pw.Table:
 
     def step(reach: pw.Table, edges: pw.Table) -> pw.Table:
         longer = reach.join(edges, reach.v == edges.u).select(u=reach.u, v=edges.v)
-        return reach.concat_reindex(longer).groupby(pw.this.u, pw.this.v).reduce(
-            pw.this.u, pw.this.v)
+        return (
+            reach.concat_reindex(longer).groupby(pw.this.u, pw.this.v).reduce(pw.this.u, pw.this.v)
+        )
 
     return pw.iterate(step, reach=pw.iterate_universe(start), edges=edges)
 
 
 def distances(edges: pw.Table, source: int) -> pw.Table:
     """Bellman-Ford: the length of the shortest path from ``source`` to every vertex."""
-    start = edges.filter(pw.this.u == source).groupby(pw.this.u).reduce(
-        vertex=pw.this.u, dist=0)
+    start = edges.filter(pw.this.u == source).groupby(pw.this.u).reduce(vertex=pw.this.u, dist=0)
 
     def step(dist: pw.Table, edges: pw.Table) -> pw.Table:
         further = dist.join(edges, dist.vertex == edges.u).select(
-            vertex=edges.v, dist=dist.dist + edges.w)
-        return dist.concat_reindex(further).groupby(pw.this.vertex).reduce(
-            pw.this.vertex, dist=pw.reducers.min(pw.this.dist))
+            vertex=edges.v, dist=dist.dist + edges.w
+        )
+        return (
+            dist.concat_reindex(further)
+            .groupby(pw.this.vertex)
+            .reduce(pw.this.vertex, dist=pw.reducers.min(pw.this.dist))
+        )
 
     return pw.iterate(step, dist=pw.iterate_universe(start), edges=edges)
 
 
 def _collatz(t: pw.Table) -> pw.Table:
-    return t.select(n=pw.if_else(t.n == 1, 1, pw.if_else(t.n % 2 == 0, t.n // 2, 3 * t.n + 1)),
-                    steps=pw.if_else(t.n == 1, t.steps, t.steps + 1))
+    return t.select(
+        n=pw.if_else(t.n == 1, 1, pw.if_else(t.n % 2 == 0, t.n // 2, 3 * t.n + 1)),
+        steps=pw.if_else(t.n == 1, t.steps, t.steps + 1),
+    )
 
 
 # --- static programs ----------------------------------------------------------------------
@@ -81,8 +94,7 @@ def test_connected_components_static() -> None:
     6 | 5
     7 | 7
     """)
-    assert snapshot(components(edges)) == [(1, 1), (2, 1), (3, 1), (4, 4), (5, 4), (6, 4),
-                                            (7, 7)]
+    assert snapshot(components(edges)) == [(1, 1), (2, 1), (3, 1), (4, 4), (5, 4), (6, 4), (7, 7)]
 
 
 def test_transitive_closure_static() -> None:
@@ -162,8 +174,9 @@ def test_result_keeps_the_input_universe() -> None:
     other = t.select(x=t.c * 3)
     result = pw.iterate(lambda t: t.select(a=t.a * 2, c=t.c), iteration_limit=2, t=t)
     assert snapshot(result.select(result.a, other.x)) == [(4, 0), (8, 9)]
-    grown = pw.iterate(lambda t: t.select(a=t.a * 2, c=t.c), iteration_limit=2,
-                       t=pw.iterate_universe(t))
+    grown = pw.iterate(
+        lambda t: t.select(a=t.a * 2, c=t.c), iteration_limit=2, t=pw.iterate_universe(t)
+    )
     with pytest.raises(ValueError):
         grown.select(grown.a, other.x)
 
@@ -197,8 +210,7 @@ def test_iterate_universe_grows() -> None:
         return t.concat_reindex(bigger).groupby(pw.this.a).reduce(pw.this.a)
 
     result = pw.iterate(double, t=pw.iterate_universe(t))
-    assert snapshot(result) == [(1,), (2,), (3,), (4,), (6,), (8,), (12,), (16,), (24,),
-                                (32,)]
+    assert snapshot(result) == [(1,), (2,), (3,), (4,), (6,), (8,), (12,), (16,), (24,), (32,)]
 
 
 def test_nested_iterate() -> None:
@@ -280,8 +292,9 @@ def test_body_returning_a_table_iterates_the_first_argument() -> None:
 
 def test_body_returning_a_dict_gives_a_mapping_in_argument_order() -> None:
     t, s = _pair()
-    result = pw.iterate(lambda t, s: {"s": s, "t": t.select(a=t.a + 1)}, iteration_limit=2,
-                        t=t, s=s)
+    result = pw.iterate(
+        lambda t, s: {"s": s, "t": t.select(a=t.a + 1)}, iteration_limit=2, t=t, s=s
+    )
     assert list(result.keys()) == ["t", "s"]
     assert len(result) == 2 and "t" in result and "z" not in result
     assert result["t"] is result.t
@@ -355,23 +368,29 @@ def test_bad_results_of_the_body() -> None:
         pw.iterate(lambda t, s: (t, s, t), t=t, s=s)
 
 
-@pytest.mark.parametrize("body", [
-    lambda t: t.select(a=t.a, extra=1),
-    lambda t: t.select(b=t.a),
-    lambda t: t.select(a=t.a * 0.5),
-    lambda t: t.select(a=pw.if_else(t.a > 5, None, t.a)),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        lambda t: t.select(a=t.a, extra=1),
+        lambda t: t.select(b=t.a),
+        lambda t: t.select(a=t.a * 0.5),
+        lambda t: t.select(a=pw.if_else(t.a > 5, None, t.a)),
+    ],
+)
 def test_schema_changes_are_value_errors(body: Any) -> None:
     t, _ = _pair()
     with pytest.raises(ValueError, match="correspond"):
         pw.iterate(body, t=t)
 
 
-@pytest.mark.parametrize("body", [
-    lambda t: t.filter(t.a > 1),
-    lambda t: t.groupby(t.a).reduce(t.a),
-    lambda t: t.concat_reindex(t),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        lambda t: t.filter(t.a > 1),
+        lambda t: t.groupby(t.a).reduce(t.a),
+        lambda t: t.concat_reindex(t),
+    ],
+)
 def test_changing_rows_needs_iterate_universe(body: Any) -> None:
     t, _ = _pair()
     with pytest.raises(ValueError, match="iterate_universe"):
@@ -387,8 +406,7 @@ def test_update_cells_and_update_rows_keep_the_universe() -> None:
     """)
     cells = pw.iterate(lambda t: t << t.filter(t.a < 5).select(a=pw.this.a + 1), t=t)
     assert snapshot(cells) == [(5, 10), (5, 20)]
-    rows = pw.iterate(lambda t: t.update_rows(t.select(a=t.a + 1, b=t.b)), iteration_limit=2,
-                      t=t)
+    rows = pw.iterate(lambda t: t.update_rows(t.select(a=t.a + 1, b=t.b)), iteration_limit=2, t=t)
     assert snapshot(rows) == [(3, 10), (4, 20)]
 
 
@@ -412,9 +430,18 @@ def test_component_split_by_a_deletion_is_recomputed() -> None:
     4 | 4 | 1 | 6        | 1
     """)
     assert stream(components(edges)) == [
-        (2, 1, 1, 1), (2, 2, 1, 1), (2, 3, 1, 1), (2, 4, 1, 1),
-        (4, 3, 1, -1), (4, 3, 3, 1), (4, 4, 1, -1), (4, 4, 3, 1),
-        (6, 3, 1, 1), (6, 3, 3, -1), (6, 4, 1, 1), (6, 4, 3, -1),
+        (2, 1, 1, 1),
+        (2, 2, 1, 1),
+        (2, 3, 1, 1),
+        (2, 4, 1, 1),
+        (4, 3, 1, -1),
+        (4, 3, 3, 1),
+        (4, 4, 1, -1),
+        (4, 4, 3, 1),
+        (6, 3, 1, 1),
+        (6, 3, 3, -1),
+        (6, 4, 1, 1),
+        (6, 4, 3, -1),
     ]
 
 
@@ -428,8 +455,11 @@ def test_shortest_path_grows_after_an_edge_is_removed() -> None:
     3 | 3 | 2 | 9 | 4        | 1
     """)
     assert stream(distances(edges, 1)) == [
-        (2, 1, 0, 1), (2, 2, 2, 1), (2, 3, 1, 1),
-        (4, 2, 2, -1), (4, 2, 5, 1),
+        (2, 1, 0, 1),
+        (2, 2, 2, 1),
+        (2, 3, 1, 1),
+        (4, 2, 2, -1),
+        (4, 2, 5, 1),
     ]
 
 
@@ -451,7 +481,11 @@ def test_read_only_input_change_reaches_every_round() -> None:
         return t.select(a=pw.if_else(t.a * 2 <= cap.ix_ref(context=t).cap, t.a * 2, t.a))
 
     assert stream(pw.iterate(step, t=t, caps=caps)) == [
-        (2, 8, 1), (4, 8, -1), (4, 64, 1), (6, 2, 1), (6, 64, -1),
+        (2, 8, 1),
+        (4, 8, -1),
+        (4, 64, 1),
+        (6, 2, 1),
+        (6, 64, -1),
     ]
 
 
@@ -479,9 +513,16 @@ def test_rows_added_and_removed_under_iterate_universe() -> None:
         return t.concat_reindex(bigger).groupby(pw.this.a).reduce(pw.this.a)
 
     assert stream(pw.iterate(double, t=pw.iterate_universe(t))) == [
-        (2, 1, 1), (2, 2, 1), (2, 4, 1), (2, 8, 1),
-        (4, 3, 1), (4, 6, 1),
-        (6, 1, -1), (6, 2, -1), (6, 4, -1), (6, 8, -1),
+        (2, 1, 1),
+        (2, 2, 1),
+        (2, 4, 1),
+        (2, 8, 1),
+        (4, 3, 1),
+        (4, 6, 1),
+        (6, 1, -1),
+        (6, 2, -1),
+        (6, 4, -1),
+        (6, 8, -1),
     ]
 
 
@@ -501,8 +542,12 @@ def test_rounds_are_built_once_and_reused(monkeypatch: pytest.MonkeyPatch) -> No
     # the path of 12 vertices needs about 12 rounds at time 2; later, small components
     # converge within the rounds that exist: no round is built again
     assert 11 <= len(built) <= 14
-    assert [c for c in changes if c[0] > 2] == [(4, 20, 20, 1), (4, 21, 20, 1),
-                                                 (6, 30, 30, 1), (6, 31, 30, 1)]
+    assert [c for c in changes if c[0] > 2] == [
+        (4, 20, 20, 1),
+        (4, 21, 20, 1),
+        (6, 30, 30, 1),
+        (6, 31, 30, 1),
+    ]
 
 
 # --- the examples of docs/iterate.md --------------------------------------------------------
@@ -560,10 +605,16 @@ def _ping_pong(a: pw.Table, b: pw.Table) -> Any:
     def step(a: pw.Table, b: pw.Table) -> tuple[pw.Table, pw.Table]:
         def climb(mine: pw.Table, other: pw.Table) -> pw.Table:
             pairs = mine.join_left(other, mine.k == other.k, id=mine.id).select(
-                mine.k, own=mine.v, offer=pw.coalesce(other.v, mine.v - 1) + 1)
-            return pairs.select(pw.this.k, v=pw.if_else(
-                (pw.this.offer > pw.this.own) & (pw.this.offer <= 10), pw.this.offer,
-                pw.this.own))
+                mine.k, own=mine.v, offer=pw.coalesce(other.v, mine.v - 1) + 1
+            )
+            return pairs.select(
+                pw.this.k,
+                v=pw.if_else(
+                    (pw.this.offer > pw.this.own) & (pw.this.offer <= 10),
+                    pw.this.offer,
+                    pw.this.own,
+                ),
+            )
 
         return climb(a, b), climb(b, a)
 
@@ -592,8 +643,7 @@ def test_kept_contents_stay_proportional_to_the_table() -> None:
     contents = iterate_engine.Contents(["_id", "x", "_diff"])
 
     def change(x: int, diff: int) -> pl.DataFrame:
-        return pl.DataFrame({"_id": pl.Series([7], dtype=pl.UInt128), "x": [x],
-                             "_diff": [diff]})
+        return pl.DataFrame({"_id": pl.Series([7], dtype=pl.UInt128), "x": [x], "_diff": [diff]})
 
     contents.add(change(0, 1))
     for x in range(1, 3_000):  # one row updated over and over
@@ -628,7 +678,9 @@ def test_error_values_inside_the_body() -> None:
     """)
     result = pw.iterate(lambda t: t.select(a=pw.if_else(t.a < 10, t.a + 10 // t.a, t.a)), t=t)
     seen: list[tuple[int, int, bool]] = []
-    pw.io.subscribe(result, on_change=lambda key, row, time, is_addition: seen.append(
-        (time, row["a"], is_addition)))
+    pw.io.subscribe(
+        result,
+        on_change=lambda key, row, time, is_addition: seen.append((time, row["a"], is_addition)),
+    )
     pw.run(terminate_on_error=False)  # the row dividing by zero holds an error: not written
     assert seen == [(2, 11, True), (4, 10, True)]

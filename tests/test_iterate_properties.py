@@ -44,8 +44,7 @@ def test_shortest_paths_match_recomputation(events: list[Event]) -> None:
 
 @SETTINGS
 @given(update_streams(max_key=5), st.sampled_from([None, 1, 3]))
-def test_per_row_iteration_matches_recomputation(events: list[Event],
-                                                 limit: int | None) -> None:
+def test_per_row_iteration_matches_recomputation(events: list[Event], limit: int | None) -> None:
     def program(t: pw.Table) -> pw.Table:
         start = t.select(n=t.k + pw.if_else(t.v < 0, -t.v, t.v) + 1, steps=0)
 
@@ -53,7 +52,8 @@ def test_per_row_iteration_matches_recomputation(events: list[Event],
             even = s.n % 2 == 0
             return s.select(
                 n=pw.if_else(s.n == 1, 1, pw.if_else(even, s.n // 2, 3 * s.n + 1)),
-                steps=pw.if_else(s.n == 1, s.steps, s.steps + 1))
+                steps=pw.if_else(s.n == 1, s.steps, s.steps + 1),
+            )
 
         return pw.iterate(step, iteration_limit=limit, s=start)
 
@@ -62,8 +62,9 @@ def test_per_row_iteration_matches_recomputation(events: list[Event],
 
 @SETTINGS
 @given(graphs, update_streams(label_base=1000, max_key=3))
-def test_read_only_table_changes_match_recomputation(events: list[Event],
-                                                     caps: list[Event]) -> None:
+def test_read_only_table_changes_match_recomputation(
+    events: list[Event], caps: list[Event]
+) -> None:
     """Labels spread along edges only up to a bound that a second, read-only stream sets."""
 
     def program(t: pw.Table, c: pw.Table) -> pw.Table:
@@ -73,15 +74,21 @@ def test_read_only_table_changes_match_recomputation(events: list[Event],
 
         def step(labels: pw.Table, edges: pw.Table, bound: pw.Table) -> dict[str, pw.Table]:
             offered = edges.join(labels, edges.u == labels.vertex).select(
-                vertex=pw.left.v, label=pw.right.label)
-            allowed = offered.join(bound).filter(pw.this.vertex <= pw.this.b).select(
-                pw.this.vertex, pw.this.label)
-            merged = labels.concat_reindex(allowed).groupby(pw.this.vertex).reduce(
-                pw.this.vertex, label=pw.reducers.max(pw.this.label))
+                vertex=pw.left.v, label=pw.right.label
+            )
+            allowed = (
+                offered.join(bound)
+                .filter(pw.this.vertex <= pw.this.b)
+                .select(pw.this.vertex, pw.this.label)
+            )
+            merged = (
+                labels.concat_reindex(allowed)
+                .groupby(pw.this.vertex)
+                .reduce(pw.this.vertex, label=pw.reducers.max(pw.this.label))
+            )
             return {"labels": merged}
 
-        return pw.iterate(step, labels=pw.iterate_universe(start), edges=edges,
-                          bound=bound).labels
+        return pw.iterate(step, labels=pw.iterate_universe(start), edges=edges, bound=bound).labels
 
     check(program, events, caps)
 
@@ -93,8 +100,7 @@ def test_nested_iteration_matches_recomputation(events: list[Event]) -> None:
         start = t.select(a=t.k + pw.if_else(t.v < 0, -t.v, t.v))
 
         def outer(s: pw.Table) -> pw.Table:
-            inner = pw.iterate(
-                lambda u: u.select(a=pw.if_else(u.a % 3 == 0, u.a, u.a + 1)), u=s)
+            inner = pw.iterate(lambda u: u.select(a=pw.if_else(u.a % 3 == 0, u.a, u.a + 1)), u=s)
             return inner.select(a=pw.if_else(inner.a < 12, inner.a + 1, inner.a))
 
         return pw.iterate(outer, s=start)
@@ -111,6 +117,7 @@ def test_two_iterated_tables_match_recomputation(a: list[Event], b: list[Event])
 
         new_a, new_b = _ping_pong(per_key(a), per_key(b))
         return new_a.select(new_a.k, new_a.v, side=0).concat_reindex(
-            new_b.select(new_b.k, new_b.v, side=1))
+            new_b.select(new_b.k, new_b.v, side=1)
+        )
 
     check(program, a, b)

@@ -55,8 +55,10 @@ def test_ix_of_an_argmax_inside_reduce_follows_updates() -> None:
         """
     )
     oldest = pets.groupby(pets.pet).reduce(
-        pets.pet, age=pw.reducers.max(pw.this.age),
-        owner=pw.this.ix(pw.reducers.argmax(pw.this.age)).owner)
+        pets.pet,
+        age=pw.reducers.max(pw.this.age),
+        owner=pw.this.ix(pw.reducers.argmax(pw.this.age)).owner,
+    )
     assert oldest.column_names() == ["pet", "age", "owner"]
     assert snapshot(oldest) == [("cat", 8, "Alice"), ("dog", 9, "Bob")]
     changes = [row for row in stream(oldest) if row[0] == 4]

@@ -27,8 +27,10 @@ def _tables() -> tuple[pw.Table, pw.Table]:
 def _values(table: pw.Table, *names: str) -> list[tuple]:
     _, columns = pw.debug.table_to_dicts(table)
     ids = list(columns[names[0]])
-    return sorted((tuple(columns[n][i] for n in names) for i in ids),
-                  key=lambda row: tuple((v is None, v or 0) for v in row))
+    return sorted(
+        (tuple(columns[n][i] for n in names) for i in ids),
+        key=lambda row: tuple((v is None, v or 0) for v in row),
+    )
 
 
 def test_modes() -> None:
@@ -40,9 +42,15 @@ def test_modes() -> None:
     rj = pw.join_right(left, right, left.k == right.k).select(pw.left.a, pw.right.b)
     assert _values(rj, "a", "b") == [(10, 100), (10, 101), (None, 400)]
     oj = left.join(right, left.k == right.k, how=pw.JoinMode.OUTER).select(
-        pw.this.k, pw.left.a, pw.right.b)
-    assert _values(oj, "k", "a", "b") == [(1, 10, 100), (1, 10, 101), (2, 20, None),
-                                          (3, 30, None), (4, None, 400)]
+        pw.this.k, pw.left.a, pw.right.b
+    )
+    assert _values(oj, "k", "a", "b") == [
+        (1, 10, 100),
+        (1, 10, 101),
+        (2, 20, None),
+        (3, 30, None),
+        (4, None, 400),
+    ]
     assert oj.typehints()["a"] == int | None
 
 
@@ -50,11 +58,13 @@ def test_ids_follow_pairs_and_id_argument() -> None:
     left, right = _tables()
     inner_ids, _ = pw.debug.table_to_dicts(left.join(right, left.k == right.k).select(left.a))
     left_ids, _columns = pw.debug.table_to_dicts(
-        left.join_left(right, left.k == right.k).select(left.a))
+        left.join_left(right, left.k == right.k).select(left.a)
+    )
     assert set(inner_ids) <= set(left_ids) and len(left_ids) == 4
     unique_right = right.groupby(right.k).reduce(right.k, b=pw.reducers.max(right.b))
     kept, _ = pw.debug.table_to_dicts(
-        left.join_left(unique_right, left.k == unique_right.k, id=left.id).select(left.a))
+        left.join_left(unique_right, left.k == unique_right.k, id=left.id).select(left.a)
+    )
     original, _ = pw.debug.table_to_dicts(left)
     assert set(kept) == set(original)
     with pytest.raises(KeyError, match="ids would repeat"):
@@ -83,12 +93,19 @@ def test_partner_changes_update_unmatched_rows() -> None:
         8 | 9 | 900 | 6        | -1
     """)
     result = left.join_outer(right, left.k == right.k).select(pw.left.a, pw.right.b)
-    stream = sorted((time, row["a"] or 0, row["b"] or 0, diff)
-                    for time, row, diff in pw.debug.table_to_stream(result))
+    stream = sorted(
+        (time, row["a"] or 0, row["b"] or 0, diff)
+        for time, row, diff in pw.debug.table_to_stream(result)
+    )
     assert stream == [
-        (2, 10, 0, 1), (2, 20, 0, 1),
-        (4, 0, 900, 1), (4, 20, 0, -1), (4, 20, 200, 1),
-        (6, 0, 900, -1), (6, 20, 0, 1), (6, 20, 200, -1),
+        (2, 10, 0, 1),
+        (2, 20, 0, 1),
+        (4, 0, 900, 1),
+        (4, 20, 0, -1),
+        (4, 20, 200, 1),
+        (6, 0, 900, -1),
+        (6, 20, 0, 1),
+        (6, 20, 200, -1),
     ]
 
 
@@ -135,8 +152,9 @@ def test_instances_only_match_within_an_instance() -> None:
         1 | x    | 100
         1 | z    | 300
     """)
-    joined = left.join(right, left.k == right.k, left_instance=left.inst,
-                       right_instance=right.inst).select(left.a, right.b)
+    joined = left.join(
+        right, left.k == right.k, left_instance=left.inst, right_instance=right.inst
+    ).select(left.a, right.b)
     assert snapshot(joined) == [(10, 100)]
     with pytest.raises(ValueError, match="both left_instance and right_instance"):
         left.join(right, left.k == right.k, left_instance=left.inst)

@@ -45,8 +45,7 @@ def _tables() -> tuple[pw.Table, pw.Table, pw.Table]:
 def _dicts(table: pw.Table) -> list[dict[str, Any]]:
     """The final rows, each with its ``id``."""
     keys, columns = pw.debug.table_to_dicts(table)
-    return [{"id": key, **{name: values[key] for name, values in columns.items()}}
-            for key in keys]
+    return [{"id": key, **{name: values[key] for name, values in columns.items()}} for key in keys]
 
 
 def _rows(table: pw.Table, *names: str) -> list[tuple[Any, ...]]:
@@ -72,13 +71,20 @@ def test_left_and_outer_chains_fill_missing_sides_with_none() -> None:
     t1, t2, t3 = _tables()
     left = t1.join_left(t2, t1.a == t2.a).join_left(t3, t1.b == t3.b).select(t1.x, t2.y, t3.z)
     assert _rows(left, "x", "y", "z") == [
-        ("x1", "y1", "z1"), ("x1", "y1", "z1b"), ("x2", "y2", None), ("x3", None, "z3")]
+        ("x1", "y1", "z1"),
+        ("x1", "y1", "z1b"),
+        ("x2", "y2", None),
+        ("x3", None, "z3"),
+    ]
     assert left.schema.typehints() == {"x": str, "y": str | None, "z": str | None}
-    outer = t1.join_outer(t2, t1.a == t2.a).join_outer(t3, t1.b == t3.b) \
-        .select(t1.x, t2.y, t3.z)
+    outer = t1.join_outer(t2, t1.a == t2.a).join_outer(t3, t1.b == t3.b).select(t1.x, t2.y, t3.z)
     assert _rows(outer, "x", "y", "z") == [
-        (None, "y4", None), ("x1", "y1", "z1"), ("x1", "y1", "z1b"), ("x2", "y2", None),
-        ("x3", None, "z3")]
+        (None, "y4", None),
+        ("x1", "y1", "z1"),
+        ("x1", "y1", "z1b"),
+        ("x2", "y2", None),
+        ("x3", None, "z3"),
+    ]
     mixed = t1.join_outer(t2, t1.a == t2.a).join(t3, t1.b == t3.b).select(t2.y, t3.z)
     assert _rows(mixed, "y", "z") == [(None, "z3"), ("y1", "z1"), ("y1", "z1b")]
     right = t1.join(t2, t1.a == t2.a).join_right(t3, t1.b == t3.b).select(t1.x, t3.z)
@@ -90,7 +96,9 @@ def test_placeholders_name_the_inner_join_as_a_whole() -> None:
     chained = t1.join(t2, t1.a == t2.a).join(t3, pw.left.b == pw.right.b)
     result = chained.select(pw.left.x, pw.left.y, pw.right.z, pw.this.a, pw.this.b)
     assert _rows(result, "x", "y", "z", "a", "b") == [
-        ("x1", "y1", "z1", 1, 10), ("x1", "y1", "z1b", 1, 10)]
+        ("x1", "y1", "z1", 1, 10),
+        ("x1", "y1", "z1b", 1, 10),
+    ]
     # *pw.left is the inner join's pw.this; *pw.this adds the right side's new names.
     assert chained.select(*pw.left).column_names() == ["a", "b", "x", "y"]
     assert chained.select(*pw.this).column_names() == ["a", "b", "x", "y", "z"]
@@ -101,7 +109,9 @@ def test_join_result_on_the_right_and_free_functions() -> None:
     t1, t2, t3 = _tables()
     right = t3.join(t1.join(t2, t1.a == t2.a), pw.left.b == pw.right.b)
     assert _rows(right.select(pw.right.x, pw.left.z, t2.y), "x", "z", "y") == [
-        ("x1", "z1", "y1"), ("x1", "z1b", "y1")]
+        ("x1", "z1", "y1"),
+        ("x1", "z1b", "y1"),
+    ]
     free = pw.join(t1.join(t2, t1.a == t2.a), t3, t1.b == t3.b).select(t1.x, t3.z)
     assert _rows(free, "x", "z") == [("x1", "z1"), ("x1", "z1b")]
     free_left = pw.join_left(t1.join(t2, t1.a == t2.a), t3, t1.b == t3.b).select(t1.x, t3.z)
@@ -116,13 +126,19 @@ def test_two_join_results_and_four_way_chains() -> None:
         2 | z1b | 200
         3 | z3  | 300
     """)
-    four = t1.join(t2, t1.a == t2.a).join(t3, t1.b == t3.b).join_left(t4, t3.z == t4.z) \
+    four = (
+        t1.join(t2, t1.a == t2.a)
+        .join(t3, t1.b == t3.b)
+        .join_left(t4, t3.z == t4.z)
         .select(t1.x, t2.y, t4.w, pw.this.z)
-    assert _rows(four, "x", "y", "w", "z") == [("x1", "y1", 100, "z1"),
-                                               ("x1", "y1", 200, "z1b")]
+    )
+    assert _rows(four, "x", "y", "w", "z") == [("x1", "y1", 100, "z1"), ("x1", "y1", 200, "z1b")]
     both = t1.join_left(t2, t1.a == t2.a).join(t3.join(t4, t3.z == t4.z), t1.b == t3.b)
     assert _rows(both.select(t1.x, t2.y, t4.w), "x", "y", "w") == [
-        ("x1", "y1", 100), ("x1", "y1", 200), ("x3", None, 300)]
+        ("x1", "y1", 100),
+        ("x1", "y1", 200),
+        ("x3", None, 300),
+    ]
 
 
 def test_condition_mixing_tables_of_the_inner_join() -> None:
@@ -152,15 +168,17 @@ def test_chained_ids_are_pair_ids_of_the_inner_pair_ids() -> None:
         t1, t2, t3 = _tables()
         inner = t1.join(t2, t1.a == t2.a, how=how)
         chained = inner.join(t3, t1.b == t3.b, how=how).select(t1.x, t3.z)
-        materialised = inner.select(t1.x, t1.b).join(t3, pw.left.b == t3.b, how=how) \
-            .select(pw.left.x, t3.z)
+        materialised = (
+            inner.select(t1.x, t1.b).join(t3, pw.left.b == t3.b, how=how).select(pw.left.x, t3.z)
+        )
         got = _ids(chained, "x", "z")
         assert got == _ids(materialised, "x", "z")
         assert len(set(got.values())) == len(got)
     t1, t2, t3 = _tables()
     inner = t1.join(t2, t1.a == t2.a)
     sides = inner.join(t3, t1.b == t3.b).select(
-        t3.z, i=pw.this.id, l=pw.left.id, r=pw.right.id, i1=t1.id)
+        t3.z, i=pw.this.id, l=pw.left.id, r=pw.right.id, i1=t1.id
+    )
     rows = _dicts(sides)
     inner_ids = {row["id"] for row in _dicts(inner.select(t1.x))}
     t3_ids = {row["z"]: row["id"] for row in _dicts(t3)}
@@ -205,8 +223,9 @@ def test_coalesced_and_ambiguous_names() -> None:
     # c is ambiguous inside the inner join, a is on both sides of the outer one.
     assert chained.select(*pw.this).column_names() == ["b"]
     assert chained.select(*pw.left).column_names() == ["a", "b"]
-    assert _rows(chained.select(pw.left.a, a3=pw.right.a, c1=t1.c, c2=t2.c),
-                 "a", "a3", "c1", "c2") == [(1, 7, "c1", "d1")]
+    assert _rows(
+        chained.select(pw.left.a, a3=pw.right.a, c1=t1.c, c2=t2.c), "a", "a3", "c1", "c2"
+    ) == [(1, 7, "c1", "d1")]
     # An ambiguous name is a KeyError (not found as one column), as in Pathway.
     with pytest.raises(KeyError, match=r"pw.this.a is ambiguous"):
         chained.select(pw.this.a)
@@ -252,8 +271,11 @@ def test_groupby_on_join_result_ids_follow_the_key() -> None:
 
 def test_chain_updates_match_recomputation_example() -> None:
     def program(t1: pw.Table, t2: pw.Table, t3: pw.Table) -> pw.Table:
-        return t1.join_left(t2, t1.k == t2.k).join_outer(t3, t1.v == t3.v) \
+        return (
+            t1.join_left(t2, t1.k == t2.k)
+            .join_outer(t3, t1.v == t3.v)
             .select(a=t1.v, b=t2.v, c=t3.k)
+        )
 
     s1: list[Event] = [(1, 0, 1, 2, 1), (2, 1, 2, 2, 1), (1, 0, 1, 4, -1), (1, 0, 2, 4, 1)]
     s2: list[Event] = [(11, 0, 5, 2, 1), (12, 1, 6, 4, 1), (11, 0, 5, 6, -1)]
@@ -270,10 +292,16 @@ CHAINS = {
 
 
 @SETTINGS
-@given(update_streams(0, max_times=3), update_streams(100, max_times=3),
-       update_streams(200, max_times=3), st.sampled_from(sorted(CHAINS)), st.booleans())
-def test_chain_updates_match_recomputation(s1: list[Event], s2: list[Event], s3: list[Event],
-                                           chain: str, right_nested: bool) -> None:
+@given(
+    update_streams(0, max_times=3),
+    update_streams(100, max_times=3),
+    update_streams(200, max_times=3),
+    st.sampled_from(sorted(CHAINS)),
+    st.booleans(),
+)
+def test_chain_updates_match_recomputation(
+    s1: list[Event], s2: list[Event], s3: list[Event], chain: str, right_nested: bool
+) -> None:
     first, second = CHAINS[chain]
 
     def program(t1: pw.Table, t2: pw.Table, t3: pw.Table) -> pw.Table:
@@ -288,14 +316,17 @@ def test_chain_updates_match_recomputation(s1: list[Event], s2: list[Event], s3:
 
 
 @SETTINGS
-@given(update_streams(0, max_times=3), update_streams(100, max_times=3),
-       update_streams(200, max_times=3))
-def test_groupby_on_chain_updates_match_recomputation(s1: list[Event], s2: list[Event],
-                                                      s3: list[Event]) -> None:
+@given(
+    update_streams(0, max_times=3),
+    update_streams(100, max_times=3),
+    update_streams(200, max_times=3),
+)
+def test_groupby_on_chain_updates_match_recomputation(
+    s1: list[Event], s2: list[Event], s3: list[Event]
+) -> None:
     def program(t1: pw.Table, t2: pw.Table, t3: pw.Table) -> pw.Table:
         chained = t1.join_left(t2, t1.k == t2.k).join(t3, pw.left.k == pw.right.k)
-        return chained.groupby(t3.v).reduce(t3.v, n=pw.reducers.count(),
-                                            s=pw.reducers.sum(t1.v))
+        return chained.groupby(t3.v).reduce(t3.v, n=pw.reducers.count(), s=pw.reducers.sum(t1.v))
 
     check(program, s1, s2, s3)
 

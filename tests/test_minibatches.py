@@ -30,8 +30,9 @@ def test_slow_commits_each_become_their_own_minibatch() -> None:
     events = pw.io.python.read(Slow(), schema=Event, autocommit_duration_ms=60_000)
     doubled = events.select(pw.this.k, seq2=pw.this.seq * 2)
     by_time: dict[int, list[int]] = defaultdict(list)
-    pw.io.subscribe(doubled, lambda key, row, time, is_addition: by_time[time].append(
-        row["seq2"] // 2))
+    pw.io.subscribe(
+        doubled, lambda key, row, time, is_addition: by_time[time].append(row["seq2"] // 2)
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert len(by_time) == commits
     for rows in by_time.values():
@@ -50,8 +51,9 @@ def test_fast_commits_merge_without_losing_rows_or_reordering_times() -> None:
                 self.commit()  # no pause: faster than the engine processes them
 
     events = pw.io.python.read(Fast(), schema=Event, autocommit_duration_ms=60_000)
-    totals = events.groupby(pw.this.k).reduce(pw.this.k, n=pw.reducers.count(),
-                                              last=pw.reducers.max(pw.this.seq))
+    totals = events.groupby(pw.this.k).reduce(
+        pw.this.k, n=pw.reducers.count(), last=pw.reducers.max(pw.this.seq)
+    )
     state: dict[int, dict[str, Any]] = {}
     change_times: list[int] = []
     ended: list[int] = []

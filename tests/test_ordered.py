@@ -47,8 +47,7 @@ def test_diff_static(mode: str) -> None:
     with path(mode):
         result = table.diff(pw.this.t, pw.this.v, pw.this.w)
         assert result.column_names() == ["diff_v", "diff_w"]
-        assert repr(result.schema.typehints()["diff_v"]) in ("typing.Optional[int]",
-                                                             "int | None")
+        assert repr(result.schema.typehints()["diff_v"]) in ("typing.Optional[int]", "int | None")
         rows = snapshot((table + result).select(pw.this.t, pw.this.diff_v, pw.this.diff_w))
     assert rows == [(1, None, None), (2, 1, 1.0), (3, 2, -0.5), (4, 7, 2.0), (5, -13, -1.0)]
 
@@ -67,8 +66,7 @@ def test_diff_ties_follow_ids_and_none_values() -> None:
       2 | 2 |
       3 | 1 | 4
     """)
-    rows = snapshot((table + table.diff(pw.this.t, pw.this.v)).select(
-        pw.this.v, pw.this.diff_v))
+    rows = snapshot((table + table.diff(pw.this.t, pw.this.v)).select(pw.this.v, pw.this.diff_v))
     # Rows 1 and 3 tie on t: whichever comes first by id has no difference, the other one
     # differs from it; the row holding None has a None difference of its own.
     assert rows in ([(None, None), (1, None), (4, 3)], [(None, None), (1, -3), (4, None)])
@@ -96,10 +94,16 @@ def test_diff_update_stream() -> None:
     """)
     result = (table + table.diff(pw.this.t, pw.this.v)).select(pw.this.t, pw.this.diff_v)
     assert stream(result) == [
-        (2, 1, None, 1), (2, 3, 3, 1),
-        (4, 2, 1, 1), (4, 3, 2, 1), (4, 3, 3, -1),
-        (6, 3, 2, -1), (6, 3, 9, 1),
-        (8, 1, None, -1), (8, 2, None, 1), (8, 2, 1, -1),
+        (2, 1, None, 1),
+        (2, 3, 3, 1),
+        (4, 2, 1, 1),
+        (4, 3, 2, 1),
+        (4, 3, 3, -1),
+        (6, 3, 2, -1),
+        (6, 3, 9, 1),
+        (8, 1, None, -1),
+        (8, 2, None, 1),
+        (8, 2, 1, -1),
     ]
 
 
@@ -113,12 +117,15 @@ def test_diff_none_in_previous_value_stops_the_run() -> None:
         pw.debug.table_to_dicts(table.diff(pw.this.t, pw.this.v))
 
 
-@pytest.mark.parametrize("call", [
-    lambda t: t.diff("t", pw.this.v),
-    lambda t: t.diff(pw.this.t, "v"),
-    lambda t: t.diff(pw.this.t + 1, pw.this.v),
-    lambda t: t.diff(pw.this.t, pw.this.v, instance="k"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: t.diff("t", pw.this.v),
+        lambda t: t.diff(pw.this.t, "v"),
+        lambda t: t.diff(pw.this.t + 1, pw.this.v),
+        lambda t: t.diff(pw.this.t, pw.this.v, instance="k"),
+    ],
+)
 def test_diff_needs_column_references(call: object) -> None:
     with pytest.raises(TypeError, match="column reference"):
         call(series())  # type: ignore[operator]

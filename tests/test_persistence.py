@@ -35,15 +35,23 @@ def _config(store: Path, **kwargs: Any) -> Any:
     return pw.persistence.Config(pw.persistence.Backend.filesystem(store), **kwargs)
 
 
-def _groupby_run(inputs: Path, out: Path, store: Path, *, name: str | None = "src",
-                 mode: str = "static", fmt: str = "csv") -> None:
+def _groupby_run(
+    inputs: Path,
+    out: Path,
+    store: Path,
+    *,
+    name: str | None = "src",
+    mode: str = "static",
+    fmt: str = "csv",
+) -> None:
     pw.clear_graph()
     if fmt == "csv":
         table = pw.io.csv.read(inputs, schema=KV, mode=mode, name=name)
     else:
         table = pw.io.jsonlines.read(inputs, schema=KV, mode=mode, name=name)
-    result = table.groupby(table.k).reduce(table.k, s=pw.reducers.sum(table.v),
-                                           c=pw.reducers.count())
+    result = table.groupby(table.k).reduce(
+        table.k, s=pw.reducers.sum(table.v), c=pw.reducers.count()
+    )
     pw.io.csv.write(result, out)
     pw.run(persistence_config=_config(store), monitoring_level=pw.MonitoringLevel.NONE)
 
@@ -94,8 +102,9 @@ def test_restarts_emit_only_the_changes_since_the_checkpoint(tmp_path: Path) -> 
 
     _write(inputs / "2.csv", [("a", 10), ("c", 3)])
     _groupby_run(inputs, out, store)  # the state of run 1 was rebuilt from the snapshot
-    assert _changes(out) == Counter({("a", "1", "1", "-1"): 1, ("a", "11", "2", "1"): 1,
-                                     ("c", "3", "1", "1"): 1})
+    assert _changes(out) == Counter(
+        {("a", "1", "1", "-1"): 1, ("a", "11", "2", "1"): 1, ("c", "3", "1", "1"): 1}
+    )
 
     _write(inputs / "1.csv", [("a", 1), ("b", 5)])  # modified: old rows retracted
     _groupby_run(inputs, out, store)
@@ -103,8 +112,9 @@ def test_restarts_emit_only_the_changes_since_the_checkpoint(tmp_path: Path) -> 
 
     (inputs / "2.csv").unlink()  # deleted: its rows retracted
     _groupby_run(inputs, out, store)
-    assert _changes(out) == Counter({("a", "11", "2", "-1"): 1, ("c", "3", "1", "-1"): 1,
-                                     ("a", "1", "1", "1"): 1})
+    assert _changes(out) == Counter(
+        {("a", "11", "2", "-1"): 1, ("c", "3", "1", "-1"): 1, ("a", "1", "1", "1"): 1}
+    )
 
 
 def test_unnamed_connector_and_jsonlines_resume(tmp_path: Path) -> None:
@@ -179,7 +189,8 @@ def test_bad_configuration_fails_when_built(tmp_path: Path) -> None:
         pw.persistence.Config(backend, snapshot_interval_ms=-1)
     with pytest.raises(NotImplementedError, match="OPERATOR_PERSISTING"):
         pw.persistence.Config(
-            backend, persistence_mode=pw.persistence.PersistenceMode.OPERATOR_PERSISTING)
+            backend, persistence_mode=pw.persistence.PersistenceMode.OPERATOR_PERSISTING
+        )
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError):
         pw.persistence.Backend.filesystem(tmp_path / "file")
@@ -197,10 +208,10 @@ def test_sqlite_input_is_refused_under_persistence(tmp_path: Path) -> None:
 
     table = pw.io.sqlite.read(db, "t", KV, mode="static", name="sq")
     pw.io.csv.write(table, tmp_path / "out.csv")
-    with pytest.raises(pw.ConnectorError, match="persistence is not supported by this "
-                                                "connector"):
-        pw.run(persistence_config=_config(tmp_path / "store"),
-               monitoring_level=pw.MonitoringLevel.NONE)
+    with pytest.raises(pw.ConnectorError, match="persistence is not supported by this connector"):
+        pw.run(
+            persistence_config=_config(tmp_path / "store"), monitoring_level=pw.MonitoringLevel.NONE
+        )
 
 
 def test_python_connector_replays_and_runs_its_subject_again(tmp_path: Path) -> None:
@@ -231,8 +242,7 @@ def _run_collecting(store: Path, errors: list[BaseException]) -> None:
         errors.append(exc)
 
 
-def test_streaming_restart_with_compaction(tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streaming_restart_with_compaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(persistence_run, "COMPACT_AFTER_CHUNKS", 2)
     inputs, store = tmp_path / "in", tmp_path / "store"
     inputs.mkdir()
@@ -241,10 +251,12 @@ def test_streaming_restart_with_compaction(tmp_path: Path,
     for run in range(3):
         out = tmp_path / f"out{run}.csv"
         pw.clear_graph()
-        table = pw.io.csv.read(inputs, schema=KV, mode="streaming", name="src",
-                               autocommit_duration_ms=10)
-        result = table.groupby(table.k).reduce(table.k, s=pw.reducers.sum(table.v),
-                                               c=pw.reducers.count())
+        table = pw.io.csv.read(
+            inputs, schema=KV, mode="streaming", name="src", autocommit_duration_ms=10
+        )
+        result = table.groupby(table.k).reduce(
+            table.k, s=pw.reducers.sum(table.v), c=pw.reducers.count()
+        )
         pw.io.csv.write(result, out)
         errors: list[BaseException] = []
         thread = threading.Thread(target=_run_collecting, args=(store, errors), daemon=True)
@@ -300,16 +312,25 @@ def test_killed_process_resumes_without_loss_or_duplicates(tmp_path: Path) -> No
         _write(inputs / f"{index:02d}.csv", rows)
         all_rows.update((k, str(v)) for k, v in rows)
 
-    child = subprocess.Popen([sys.executable, str(script), str(inputs), str(tmp_path / "o1.csv"),
-                              str(store), "streaming"])
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            str(inputs),
+            str(tmp_path / "o1.csv"),
+            str(store),
+            "streaming",
+        ]
+    )
     try:
         for index in range(8):
             add(index)
             if index == 3:  # let some checkpoints happen, then go on while it runs
                 deadline = time.monotonic() + 20
                 # (A run writes a checkpoint of its start at once: wait for one with rows.)
-                while len(list((store / "checkpoints").glob("*.json"))) < 2 or \
-                        not list((store / "chunks").glob("*/*.ipc")):
+                while len(list((store / "checkpoints").glob("*.json"))) < 2 or not list(
+                    (store / "chunks").glob("*/*.ipc")
+                ):
                     assert time.monotonic() < deadline, "no checkpoint was written"
                     time.sleep(0.02)
             time.sleep(0.01)
@@ -322,12 +343,18 @@ def test_killed_process_resumes_without_loss_or_duplicates(tmp_path: Path) -> No
     checkpoint = CheckpointStore(FilesystemStorage(str(store))).load_latest()
     assert checkpoint is not None
     snapshot_rows = CheckpointStore(FilesystemStorage(str(store))).read_rows(
-        checkpoint.inputs["src"])
+        checkpoint.inputs["src"]
+    )
     assert snapshot_rows is not None
     state: Counter[tuple[str, str]] = Counter(
-        (k, str(v)) for k, v in current_rows(snapshot_rows).select("k", "v").iter_rows())
-    done = subprocess.run([sys.executable, str(script), str(inputs), str(tmp_path / "o2.csv"),
-                           str(store), "static"], timeout=60, capture_output=True, text=True)
+        (k, str(v)) for k, v in current_rows(snapshot_rows).select("k", "v").iter_rows()
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(inputs), str(tmp_path / "o2.csv"), str(store), "static"],
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     for (k, v, diff), count in _changes(tmp_path / "o2.csv").items():
         state[(k, v)] += int(diff) * count
@@ -335,13 +362,20 @@ def test_killed_process_resumes_without_loss_or_duplicates(tmp_path: Path) -> No
     assert +state == all_rows
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 9)), max_size=3),
-                min_size=1, max_size=6),
-       st.lists(st.integers(0, 5), min_size=1, max_size=3))
-def test_files_spread_over_runs_equal_one_run(tmp_path_factory: pytest.TempPathFactory,
-                                              contents: list[list[tuple[str, int]]],
-                                              cuts: list[int]) -> None:
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 9)), max_size=3),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.integers(0, 5), min_size=1, max_size=3),
+)
+def test_files_spread_over_runs_equal_one_run(
+    tmp_path_factory: pytest.TempPathFactory, contents: list[list[tuple[str, int]]], cuts: list[int]
+) -> None:
     base = tmp_path_factory.mktemp("prop")
     inputs, store, out = base / "in", base / "store", base / "out.csv"
     inputs.mkdir()

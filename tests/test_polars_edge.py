@@ -72,8 +72,12 @@ def test_frames_carry_the_same_changes_as_subscribe() -> None:
     table = pw.debug.table_from_markdown(STOCK)
     result = table.groupby(table.name).reduce(table.name, total=pw.reducers.sum(table.qty))
     rows: list[tuple[Any, ...]] = []
-    pw.io.subscribe(result, lambda key, row, time, is_addition: rows.append(
-        (int(key), row["name"], row["total"], time, 1 if is_addition else -1)))
+    pw.io.subscribe(
+        result,
+        lambda key, row, time, is_addition: rows.append(
+            (int(key), row["name"], row["total"], time, 1 if is_addition else -1)
+        ),
+    )
     frames: list[pl.DataFrame] = []
     pw.io.subscribe_frames(result, frames.append)
     pw.run(monitoring_level=NONE)
@@ -122,11 +126,13 @@ def test_wrong_arguments_fail_when_the_pipeline_is_defined() -> None:
 @SETTINGS
 @given(stream=update_streams(max_times=4))
 def test_frames_replayed_match_recomputation_at_every_time(
-        stream: list[tuple[int, int, int, int, int]]) -> None:
+    stream: list[tuple[int, int, int, int, int]],
+) -> None:
     pw.clear_graph()
     table = _stream_table(stream)
-    result = table.groupby(table.k).reduce(table.k, total=pw.reducers.sum(table.v),
-                                           count=pw.reducers.count())
+    result = table.groupby(table.k).reduce(
+        table.k, total=pw.reducers.sum(table.v), count=pw.reducers.count()
+    )
     frames = _frames(result)
     state: Counter[tuple[int, int, int]] = Counter()
     by_time = {int(f["time"][0]): f for f in frames}
@@ -166,12 +172,34 @@ class Everything(pw.Schema):
 
 _UTC = datetime.timezone.utc
 _ROWS = [
-    (1, "x", datetime.datetime(2024, 1, 1, tzinfo=_UTC), datetime.datetime(2020, 1, 1, 1, 2, 3),
-     datetime.timedelta(seconds=3), pw.Json({"k": [1, 2]}), (1, "a"), [1.5, 2.0],
-     pw.Pointer(5), b"zz", True, np.array([[1, 2], [3, 4]])),
-    (2, None, datetime.datetime(2024, 1, 2, 5, tzinfo=_UTC), datetime.datetime(1999, 12, 31),
-     datetime.timedelta(0), pw.Json(None), (2, "b"), [], pw.Pointer(7), b"", False,
-     np.array([[0, 0]])),
+    (
+        1,
+        "x",
+        datetime.datetime(2024, 1, 1, tzinfo=_UTC),
+        datetime.datetime(2020, 1, 1, 1, 2, 3),
+        datetime.timedelta(seconds=3),
+        pw.Json({"k": [1, 2]}),
+        (1, "a"),
+        [1.5, 2.0],
+        pw.Pointer(5),
+        b"zz",
+        True,
+        np.array([[1, 2], [3, 4]]),
+    ),
+    (
+        2,
+        None,
+        datetime.datetime(2024, 1, 2, 5, tzinfo=_UTC),
+        datetime.datetime(1999, 12, 31),
+        datetime.timedelta(0),
+        pw.Json(None),
+        (2, "b"),
+        [],
+        pw.Pointer(7),
+        b"",
+        False,
+        np.array([[0, 0]]),
+    ),
 ]
 
 
@@ -191,8 +219,9 @@ def test_arrow_round_trip_keeps_types_values_and_ids() -> None:
     assert isinstance(arrow, pa.Table) and arrow.num_rows == 2
     assert arrow.schema.field("at").type == pa.timestamp("ns", "UTC")
     assert arrow.schema.field("took").type == pa.duration("ns")
-    assert arrow.schema.field("pair").type == pa.struct([("0", pa.int64()),
-                                                         ("1", pa.large_string())])
+    assert arrow.schema.field("pair").type == pa.struct(
+        [("0", pa.int64()), ("1", pa.large_string())]
+    )
     assert arrow.schema.field("id").type == pa.string()
     assert not arrow.schema.field("n").nullable and arrow.schema.field("label").nullable
     ref = {r["n"]: r["ref"] for r in arrow.to_pylist()}
@@ -216,8 +245,9 @@ def test_arrow_from_a_plain_arrow_table_infers_types() -> None:
     assert table.schema.typehints() == {"x": int, "y": str | None, "z": float | None}
     assert sorted(_by_id(table).values()) == [(1, "a", 0.5), (2, None, 1.5), (3, "c", None)]
     batch = data.to_batches()[0]
-    assert sorted(_by_id(pw.debug.table_from_arrow(batch)).values()) == \
-        sorted(_by_id(table).values())
+    assert sorted(_by_id(pw.debug.table_from_arrow(batch)).values()) == sorted(
+        _by_id(table).values()
+    )
 
 
 def test_arrow_with_a_schema_converts_columns() -> None:
@@ -226,8 +256,14 @@ def test_arrow_with_a_schema_converts_columns() -> None:
         ref: pw.Pointer
         doc: pw.Json
 
-    data = pa.table({"key": ["a", "b"], "ref": [str(pw.Pointer(1)), str(pw.Pointer(2))],
-                     "doc": ['{"a": 1}', "[1, 2]"], "ignored": [0, 0]})
+    data = pa.table(
+        {
+            "key": ["a", "b"],
+            "ref": [str(pw.Pointer(1)), str(pw.Pointer(2))],
+            "doc": ['{"a": 1}', "[1, 2]"],
+            "ignored": [0, 0],
+        }
+    )
     table = pw.debug.table_from_arrow(data, schema=Typed)
     assert table.column_names() == ["key", "ref", "doc"]
     rows = sorted(_by_id(table).values(), key=lambda row: row[0])
@@ -237,12 +273,20 @@ def test_arrow_with_a_schema_converts_columns() -> None:
 
 
 def test_arrow_update_stream_from_time_and_diff_columns() -> None:
-    data = pa.table({"name": ["pen", "pen", "pen"], "qty": [2, 2, 5],
-                     "__time__": [2, 4, 4], "__diff__": [1, -1, 1]})
+    data = pa.table(
+        {
+            "name": ["pen", "pen", "pen"],
+            "qty": [2, 2, 5],
+            "__time__": [2, 4, 4],
+            "__diff__": [1, -1, 1],
+        }
+    )
     table = pw.debug.table_from_arrow(data, id_from=["name"])
     frames = _frames(table, include_id=False)
-    assert [sorted(f.rows()) for f in frames] == [[("pen", 2, 2, 1)],
-                                                  [("pen", 2, 4, -1), ("pen", 5, 4, 1)]]
+    assert [sorted(f.rows()) for f in frames] == [
+        [("pen", 2, 2, 1)],
+        [("pen", 2, 4, -1), ("pen", 5, 4, 1)],
+    ]
     final = pw.debug.table_to_arrow(table, include_id=False)
     assert final.to_pylist() == [{"name": "pen", "qty": 5}]
 
@@ -258,8 +302,7 @@ def test_arrow_errors() -> None:
     with pytest.raises(TypeError, match="pyarrow Table or RecordBatch"):
         pw.debug.table_from_arrow({"x": [1]})
     with pytest.raises(ValueError, match=r"lacks the schema's columns \['b'\]"):
-        pw.debug.table_from_arrow(pa.table({"a": [1]}),
-                                  schema=pw.schema_from_types(a=int, b=int))
+        pw.debug.table_from_arrow(pa.table({"a": [1]}), schema=pw.schema_from_types(a=int, b=int))
     with pytest.raises(ValueError, match="id_from"):
         pw.debug.table_from_arrow(pa.table({"a": [1]}), id_from=["nope"])
 
@@ -270,8 +313,9 @@ def test_arrow_errors() -> None:
     table = pw.debug.table_from_rows(Objects, [(1, object())])
     with pytest.raises(TypeError, match="'anything'.*no Arrow form"):
         pw.debug.table_to_arrow(table)
-    ragged = pw.debug.table_from_rows(pw.schema_from_types(a=np.ndarray),
-                                      [(np.array([1]),), (np.array([[1]]),)])
+    ragged = pw.debug.table_from_rows(
+        pw.schema_from_types(a=np.ndarray), [(np.array([1]),), (np.array([[1]]),)]
+    )
     with pytest.raises(TypeError, match="'a'.*one Arrow type"):
         pw.debug.table_to_arrow(ragged)
 
@@ -282,21 +326,29 @@ def test_arrow_errors() -> None:
 
 
 @pytest.mark.parametrize("index", range(len(_examples("polars.md"))))
-def test_docs_example(index: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
-                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_docs_example(
+    index: int, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, expected = _examples("polars.md")[index]
     monkeypatch.chdir(tmp_path)
     pw.clear_graph()
     # dont_inherit: this file's `from __future__ import annotations` must not apply.
-    exec(compile(code, f"docs/polars.md example {index}", "exec", dont_inherit=True),  # noqa: S102
-         {"__name__": "__doc__"})
+    exec(
+        compile(code, f"docs/polars.md example {index}", "exec", dont_inherit=True),  # noqa: S102
+        {"__name__": "__doc__"},
+    )
     printed = [line.rstrip() for line in capsys.readouterr().out.strip().splitlines()]
     assert printed == [line.rstrip() for line in expected.strip().splitlines()]
 
 
 def test_arrow_types_narrower_than_the_storage_are_widened() -> None:
-    data = pa.table({"n": pa.array([1, 2], pa.int32()), "x": pa.array([0.5, 1.0], pa.float32()),
-                     "at": pa.array([1_000_000, 2_000_000], pa.timestamp("us"))})
+    data = pa.table(
+        {
+            "n": pa.array([1, 2], pa.int32()),
+            "x": pa.array([0.5, 1.0], pa.float32()),
+            "at": pa.array([1_000_000, 2_000_000], pa.timestamp("us")),
+        }
+    )
     table = pw.debug.table_from_arrow(data)
     assert table.schema.typehints() == {"n": int, "x": float, "at": pw.DateTimeNaive}
     rows = sorted(_by_id(table).values())

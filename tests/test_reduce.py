@@ -29,13 +29,23 @@ def _rows(table: pw.Table) -> dict[str, dict]:
 def test_every_reducer_value_and_type() -> None:
     t = _table()
     r = t.groupby(t.g).reduce(
-        t.g, c=pw.reducers.count(), s=pw.reducers.sum(t.v), av=pw.reducers.avg(t.v),
-        mn=pw.reducers.min(t.v), mx=pw.reducers.max(t.v), an=pw.reducers.any(t.v),
-        st=pw.reducers.sorted_tuple(t.v), cd=pw.reducers.count_distinct(t.v),
-        e=pw.reducers.earliest(t.v), la=pw.reducers.latest(t.v),
-        mw=pw.reducers.max(t.w), tw=pw.reducers.tuple(t.w, skip_nones=True),
-        nd=pw.reducers.ndarray(t.v), ug=pw.reducers.unique(t.g),
-        ratio=pw.reducers.sum(t.v) / pw.reducers.count())
+        t.g,
+        c=pw.reducers.count(),
+        s=pw.reducers.sum(t.v),
+        av=pw.reducers.avg(t.v),
+        mn=pw.reducers.min(t.v),
+        mx=pw.reducers.max(t.v),
+        an=pw.reducers.any(t.v),
+        st=pw.reducers.sorted_tuple(t.v),
+        cd=pw.reducers.count_distinct(t.v),
+        e=pw.reducers.earliest(t.v),
+        la=pw.reducers.latest(t.v),
+        mw=pw.reducers.max(t.w),
+        tw=pw.reducers.tuple(t.w, skip_nones=True),
+        nd=pw.reducers.ndarray(t.v),
+        ug=pw.reducers.unique(t.g),
+        ratio=pw.reducers.sum(t.v) / pw.reducers.count(),
+    )
     hints = r.typehints()
     assert hints["c"] is int and hints["av"] is float and hints["ug"] is str
     rows = _rows(r)
@@ -96,10 +106,16 @@ def test_group_disappears_when_emptied() -> None:
         2 | a | 2 | 6        | 1
     """)
     r = t.groupby(t.g).reduce(t.g, m=pw.reducers.max(t.v), c=pw.reducers.count())
-    stream = sorted((time, row["g"], row["m"], diff)
-                    for time, row, diff in pw.debug.table_to_stream(r))
-    assert stream == [(2, "a", 1, 1), (2, "b", 2, 1), (4, "a", 1, -1), (6, "a", 2, 1),
-                      (6, "b", 2, -1)]
+    stream = sorted(
+        (time, row["g"], row["m"], diff) for time, row, diff in pw.debug.table_to_stream(r)
+    )
+    assert stream == [
+        (2, "a", 1, 1),
+        (2, "b", 2, 1),
+        (4, "a", 1, -1),
+        (6, "a", 2, 1),
+        (6, "b", 2, -1),
+    ]
 
 
 def test_stateful_reducers() -> None:
@@ -165,10 +181,13 @@ def test_reducers_without_arguments() -> None:
             return self.count
 
     counter = pw.reducers.udf_reducer(Counter)
-    r = t.groupby(t.a).reduce(t.a, distinct=pw.reducers.count_distinct(), many=rows_seen(),
-                              custom=counter())
+    r = t.groupby(t.a).reduce(
+        t.a, distinct=pw.reducers.count_distinct(), many=rows_seen(), custom=counter()
+    )
     assert sorted(pw.debug.table_to_pandas(r, include_id=False).itertuples(index=False)) == [
-        (1, 1, 1, 1), (3, 1, 2, 2)]
+        (1, 1, 1, 1),
+        (3, 1, 2, 2),
+    ]
 
 
 def test_min_treats_none_as_the_smallest_value_incrementally() -> None:
@@ -183,5 +202,10 @@ def test_min_treats_none_as_the_smallest_value_incrementally() -> None:
     )
     r = t.groupby(t.g).reduce(t.g, mn=pw.reducers.min(t.v), mx=pw.reducers.max(t.v))
     changes = {row for row in stream(r) if row[1] == "a"}
-    assert changes == {(2, "a", 1, 1, 1), (4, "a", 1, 1, -1), (4, "a", None, 1, 1),
-                       (6, "a", None, 1, -1), (6, "a", 1, 1, 1)}
+    assert changes == {
+        (2, "a", 1, 1, 1),
+        (4, "a", 1, 1, -1),
+        (4, "a", None, 1, 1),
+        (6, "a", None, 1, -1),
+        (6, "a", 1, 1, 1),
+    }

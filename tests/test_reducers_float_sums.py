@@ -38,9 +38,12 @@ def test_per_group_and_with_a_recomputed_reducer() -> None:
     invertible = t1.groupby(pw.this.g).reduce(pw.this.g, s=pw.reducers.sum(pw.this.v))
     assert snapshot(invertible) == [(1, 0.5), (2, math.fsum([3.0, 0.1, 0.2]))]
     # max makes the reduce keep the rows (folded / recomputed paths)
-    mixed = t1.groupby(pw.this.g).reduce(pw.this.g, s=pw.reducers.sum(pw.this.v),
-                                         m=pw.reducers.max(pw.this.v),
-                                         k=pw.reducers.tuple(pw.this.v))
+    mixed = t1.groupby(pw.this.g).reduce(
+        pw.this.g,
+        s=pw.reducers.sum(pw.this.v),
+        m=pw.reducers.max(pw.this.v),
+        k=pw.reducers.tuple(pw.this.v),
+    )
     assert [row[:3] for row in snapshot(mixed)] == [(1, 0.5, 1e16), (2, 3.3, 3.0)]
 
 
@@ -104,14 +107,16 @@ def test_helpers() -> None:
     out = frame.group_by("g").agg(sum_expr(pl.col("x"), t.FLOAT).alias("s")).sort("g")
     assert out["s"].to_list() == [0.5, 7.0]
     ints = pl.DataFrame({"x": [2**62, 2**62 - 1]})
-    assert ints.select(sum_expr(pl.col("x").cast(pl.Int128), t.INT))["x"].to_list() == [
-        2**63 - 1]
+    assert ints.select(sum_expr(pl.col("x").cast(pl.Int128), t.INT))["x"].to_list() == [2**63 - 1]
 
 
 _MIXED = st.lists(
-    st.one_of(st.floats(-1e6, 1e6, allow_nan=False),
-              st.sampled_from([1e16, -1e16, 1e20, -1e20, 2.0**-30])),
-    min_size=1, max_size=40)
+    st.one_of(
+        st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([1e16, -1e16, 1e20, -1e20, 2.0**-30])
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -128,8 +133,9 @@ def test_polars_aggregation_is_accurate(values: list[float]) -> None:
     got = frame.select(sum_expr(pl.col("x"), t.FLOAT))["x"][0]
     exact = math.fsum(values * 50)
     # Only the sum of the small remainders rounds: far below one ulp of the largest term.
-    bound = 4 * sys.float_info.epsilon * abs(exact) + \
-        len(frame) * sys.float_info.epsilon**2 * math.fsum(abs(v) for v in values * 50)
+    bound = 4 * sys.float_info.epsilon * abs(exact) + len(
+        frame
+    ) * sys.float_info.epsilon**2 * math.fsum(abs(v) for v in values * 50)
     assert abs(got - exact) <= bound
 
 
@@ -147,12 +153,11 @@ def test_docs_example(capsys: pytest.CaptureFixture[str]) -> None:
 def test_big_minibatch_with_deletions_recomputes_accurately() -> None:
     # 1500 rows deleted at time 4 (more than the Python path takes): with max, the touched
     # group is recomputed from its rows by Polars aggregations.
-    inserted = [(i, 0.5, 2, 1) for i in range(3000)] + [(3000, 1e16, 2, 1),
-                                                        (3001, -1e16, 2, 1)]
+    inserted = [(i, 0.5, 2, 1) for i in range(3000)] + [(3000, 1e16, 2, 1), (3001, -1e16, 2, 1)]
     deleted = [(i, 0.5, 4, -1) for i in range(1500)]
-    lines = "\n".join(f"{i} | {v} | {time} | {diff}" for i, v, time, diff in
-                      inserted + deleted)
+    lines = "\n".join(f"{i} | {v} | {time} | {diff}" for i, v, time, diff in inserted + deleted)
     t1 = pw.debug.table_from_markdown(f"  | v | __time__ | __diff__\n{lines}\n")
-    result = t1.reduce(s=pw.reducers.sum(pw.this.v), m=pw.reducers.max(pw.this.v),
-                       c=pw.reducers.count())
+    result = t1.reduce(
+        s=pw.reducers.sum(pw.this.v), m=pw.reducers.max(pw.this.v), c=pw.reducers.count()
+    )
     assert snapshot(result) == [(750.0, 1e16, 1502)]

@@ -16,9 +16,9 @@ from deltaflow.table import add_output, input_table
 
 def batch(values: list[int], diff: int = 1) -> pl.DataFrame:
     frame = pl.DataFrame({"v": values}, schema={"v": pl.Int64})
-    return frame.with_columns(hash_columns(frame, [("v", INT)]).alias("_id"),
-                              pl.lit(diff, dtype=pl.Int64).alias("_diff")).select(
-        "_id", "v", "_diff")
+    return frame.with_columns(
+        hash_columns(frame, [("v", INT)]).alias("_id"), pl.lit(diff, dtype=pl.Int64).alias("_diff")
+    ).select("_id", "v", "_diff")
 
 
 class ThreadSource(Source):
@@ -113,7 +113,15 @@ def test_run_without_outputs_is_a_no_op() -> None:
 
 def test_run_accepts_pathway_keywords() -> None:
     add_output(pw.debug.table_from_markdown("v\n1"), Recorder())
-    pw.run(debug=False, monitoring_level=pw.MonitoringLevel.NONE, with_http_server=False,
-           default_logging=True, persistence_config=None, runtime_typechecking=None,
-           terminate_on_error=True, max_expression_batch_size=1024, event_loop=None,
-           udf_cache_directory=None)
+    pw.run(
+        debug=False,
+        monitoring_level=pw.MonitoringLevel.NONE,
+        with_http_server=False,
+        default_logging=True,
+        persistence_config=None,
+        runtime_typechecking=None,
+        terminate_on_error=True,
+        max_expression_batch_size=1024,
+        event_loop=None,
+        udf_cache_directory=None,
+    )

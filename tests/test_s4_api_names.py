@@ -36,14 +36,15 @@ def test_table_like_and_joinable_cover_tables_and_join_results() -> None:
 
 
 def test_type_namespace_gives_column_types() -> None:
-    schema = pw.schema_builder({
-        "i": pw.column_definition(dtype=pw.Type.INT),
-        "s": pw.column_definition(dtype=pw.Type.optional(pw.Type.STRING)),
-        "l": pw.column_definition(dtype=pw.Type.list(pw.Type.FLOAT)),
-        "t": pw.column_definition(dtype=pw.Type.tuple(pw.Type.INT, pw.Type.BOOL)),
-    })
-    assert schema == pw.schema_from_types(i=int, s=str | None, l=list[float],
-                                          t=tuple[int, bool])
+    schema = pw.schema_builder(
+        {
+            "i": pw.column_definition(dtype=pw.Type.INT),
+            "s": pw.column_definition(dtype=pw.Type.optional(pw.Type.STRING)),
+            "l": pw.column_definition(dtype=pw.Type.list(pw.Type.FLOAT)),
+            "t": pw.column_definition(dtype=pw.Type.tuple(pw.Type.INT, pw.Type.BOOL)),
+        }
+    )
+    assert schema == pw.schema_from_types(i=int, s=str | None, l=list[float], t=tuple[int, bool])
     with pytest.raises(NotImplementedError, match="pw.Type.future"):
         pw.Type.future(pw.Type.INT)
 
@@ -66,8 +67,9 @@ class Keyed(pw.Schema):
 
 def test_table_transformer_checks_arguments_and_result() -> None:
     @pw.table_transformer
-    def doubled(table: pw.Table[Numbers], factor: int, *,
-                extra: pw.Table[Keyed] | None = None) -> pw.Table[Numbers]:
+    def doubled(
+        table: pw.Table[Numbers], factor: int, *, extra: pw.Table[Keyed] | None = None
+    ) -> pw.Table[Numbers]:
         return table.select(a=table.a * factor)
 
     good = _table()
@@ -89,16 +91,16 @@ def test_table_transformer_checks_arguments_and_result() -> None:
 
 
 def test_table_transformer_options_per_parameter() -> None:
-    @pw.table_transformer(allow_superset={"table": True, "return": False},
-                          ignore_primary_keys={"return": False})
+    @pw.table_transformer(
+        allow_superset={"table": True, "return": False}, ignore_primary_keys={"return": False}
+    )
     def passthrough(table: pw.Table[Numbers], result: Any) -> pw.Table[Keyed]:
         return result
 
     unkeyed = pw.debug.table_from_markdown("a | b\n1 | 2.5")
     with pytest.raises(AssertionError, match="the result"):
         passthrough(_table(), unkeyed)  # Keyed has a primary key, the result has none
-    keyed = pw.debug.table_from_markdown("a | b\n1 | 2.5").select(
-        *pw.this).with_id_from(pw.this.a)
+    keyed = pw.debug.table_from_markdown("a | b\n1 | 2.5").select(*pw.this).with_id_from(pw.this.a)
     if keyed.schema.primary_key_columns() == ["a"]:
         assert passthrough(_table(), keyed) is keyed
         with pytest.raises(AssertionError, match="the result"):
@@ -139,8 +141,10 @@ def test_unknown_keywords_fail_when_the_pipeline_is_defined() -> None:
         table.windowby(table.a, window=pw.temporal.tumbling(2), bogus=True)
     with pytest.raises(TypeError, match="bogus"):
         table.diff(table.a, table.b, bogus=True)
-    assert snapshot(table.groupby(table.a, _skip_errors=True).reduce(
-        n=pw.reducers.count())) == [(1,), (1,)]
+    assert snapshot(table.groupby(table.a, _skip_errors=True).reduce(n=pw.reducers.count())) == [
+        (1,),
+        (1,),
+    ]
 
 
 def test_stdlib_utils_async_transformer_module_path() -> None:
@@ -178,9 +182,11 @@ def test_api_gaps_names_signature_differences() -> None:
     def ours_(a: int, b: str = "y", **kwargs: Any) -> None: ...
 
     problems = gaps.compare_signatures(gaps._signature(ours_), gaps._signature(reference))
-    assert problems == ["b: default 'y' (Pathway 'x')",
-                        "missing parameter c (swallowed by **kwargs)",
-                        "extra **kwargs (unknown keywords not rejected)"]
+    assert problems == [
+        "b: default 'y' (Pathway 'x')",
+        "missing parameter c (swallowed by **kwargs)",
+        "extra **kwargs (unknown keywords not rejected)",
+    ]
 
 
 def test_notebook_views_are_refused_by_name() -> None:

@@ -50,9 +50,15 @@ def test_whole_table_result_follows_every_change() -> None:
         return frame["v"] / frame["v"].sum()
 
     assert stream(shares(table)) == [
-        (2, 0.25, 1), (2, 0.75, 1),
-        (4, 0.2, 1), (4, 0.25, -1), (4, 0.75, -1), (4, 0.8, 1),
-        (6, 0.2, -1), (6, 0.8, -1), (6, 1.0, 1),
+        (2, 0.25, 1),
+        (2, 0.75, 1),
+        (4, 0.2, 1),
+        (4, 0.25, -1),
+        (4, 0.75, -1),
+        (4, 0.8, 1),
+        (6, 0.2, -1),
+        (6, 0.8, -1),
+        (6, 1.0, 1),
     ]
 
 
@@ -101,7 +107,8 @@ def test_functions_without_tables_run_when_called() -> None:
     result = numbers()
     assert snapshot(result) == [(4,), (5,)]
     assert sorted(pw.debug.table_to_dicts(result)[0]) == sorted(
-        pw.debug.table_to_dicts(labelled)[0])
+        pw.debug.table_to_dicts(labelled)[0]
+    )
 
     @pw.pandas_transformer(output_schema=Total)
     def repeated() -> pd.DataFrame:
@@ -124,10 +131,10 @@ def test_wrong_output_width_and_schema_fail() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(-3, 3), st.integers(1, 4)),
-                max_size=10))
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(-3, 3), st.integers(1, 4)), max_size=10))
 def test_update_stream_equals_recomputation_at_every_time(
-        events: list[tuple[int, int, int]]) -> None:
+    events: list[tuple[int, int, int]],
+) -> None:
     """Each event sets key k to value v at time 2*slot (the last one per key and slot wins)."""
     final: dict[tuple[int, int], int] = {}
     for key, value, slot in events:
@@ -138,8 +145,9 @@ def test_update_stream_equals_recomputation_at_every_time(
             rows.append((key, state[key], 2 * slot, -1))
         rows.append((key, value, 2 * slot, 1))
         state[key] = value
-    table = pw.debug.table_from_rows(pw.schema_from_types(k=int, v=int), rows,
-                                     is_stream=True).with_id_from(pw.this.k)
+    table = pw.debug.table_from_rows(
+        pw.schema_from_types(k=int, v=int), rows, is_stream=True
+    ).with_id_from(pw.this.k)
 
     @pw.pandas_transformer(output_schema=Total)
     def running(frame: pd.DataFrame) -> pd.Series:

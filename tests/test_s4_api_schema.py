@@ -20,7 +20,8 @@ class Order(pw.Schema):
     item: str = pw.column_definition(default_value="tea")
     price: float | None
     placed: pw.DateTimeUtc = pw.column_definition(
-        default_value=pw.DateTimeUtc("2025-03-01T10:00:00+00:00"))
+        default_value=pw.DateTimeUtc("2025-03-01T10:00:00+00:00")
+    )
     wait: pw.Duration = pw.column_definition(default_value=pw.Duration(minutes=3))
     sizes: np.ndarray = pw.column_definition(default_value=np.array([[1, 2], [3, 4]]))
     tags: list[str | None] = pw.column_definition(default_value=("a", None))
@@ -39,9 +40,13 @@ def test_json_dict_names_types_and_keeps_defaults_as_text() -> None:
     assert columns["order_id"]["description"] == "the key"
     assert columns["price"]["dtype"] == {"type": "OPTIONAL", "wrapped": {"type": "FLOAT"}}
     assert columns["tags"]["dtype"] == {
-        "type": "LIST", "wrapped": {"type": "OPTIONAL", "wrapped": {"type": "STR"}}}
-    assert columns["pair"]["dtype"] == {"type": "TUPLE",
-                                        "wrapped": [{"type": "BYTES"}, {"type": "BOOL"}]}
+        "type": "LIST",
+        "wrapped": {"type": "OPTIONAL", "wrapped": {"type": "STR"}},
+    }
+    assert columns["pair"]["dtype"] == {
+        "type": "TUPLE",
+        "wrapped": [{"type": "BYTES"}, {"type": "BOOL"}],
+    }
     assert "_serialized_default_value" not in columns["price"]
     assert json.loads(columns["item"]["_serialized_default_value"]) == "tea"
     assert Order.columns_to_json_serializable_dict() == columns
@@ -64,8 +69,9 @@ def test_json_dict_rebuilds_an_equal_schema() -> None:
 
 def test_a_serialized_default_that_does_not_fit_the_type_fails_when_defined() -> None:
     with pytest.raises(ValueError, match="default value"):
-        pw.schema_builder({"a": pw.column_definition(
-            dtype=int, _serialized_default_value='"not a number"')})
+        pw.schema_builder(
+            {"a": pw.column_definition(dtype=int, _serialized_default_value='"not a number"')}
+        )
 
 
 def _load(path: pathlib.Path, class_name: str) -> Any:
@@ -94,9 +100,13 @@ def test_generated_class_rebuilds_an_equal_schema(tmp_path: pathlib.Path) -> Non
 
 def test_generated_class_keeps_odd_names_and_append_only(tmp_path: pathlib.Path) -> None:
     schema = pw.schema_builder(
-        {"first name": pw.column_definition(dtype=str),
-         "class": pw.column_definition(dtype=int, default_value=3)},
-        name="People", properties=pw.SchemaProperties(append_only=True))
+        {
+            "first name": pw.column_definition(dtype=str),
+            "class": pw.column_definition(dtype=int, default_value=3),
+        },
+        name="People",
+        properties=pw.SchemaProperties(append_only=True),
+    )
     source = schema.generate_class()
     assert source.startswith("class People(pw.Schema, append_only=True):")
     assert "import" not in source
@@ -134,8 +144,13 @@ class Inherited(Base):
 
 @pytest.mark.parametrize("schema", [Inherited, Base | Flag], ids=["inherited", "or"])
 def test_composed_schemas_match_the_spelled_out_one_strictly(schema: Any) -> None:
-    schema.assert_matches_schema(Expected, allow_subtype=False, allow_superset=False,
-                                 ignore_primary_keys=False, ignore_properties=False)
+    schema.assert_matches_schema(
+        Expected,
+        allow_subtype=False,
+        allow_superset=False,
+        ignore_primary_keys=False,
+        ignore_properties=False,
+    )
 
 
 def test_composed_schema_defaults_fill_missing_fields(tmp_path: pathlib.Path) -> None:
@@ -181,8 +196,7 @@ def test_assert_matches_schema_checks_columns_types_keys_and_properties() -> Non
 
     with pytest.raises(AssertionError, match="default"):
         Base.assert_matches_schema(NoDefault, ignore_properties=False)
-    Base.assert_matches_schema(Base.without(), ignore_properties=False,
-                               ignore_primary_keys=False)
+    Base.assert_matches_schema(Base.without(), ignore_properties=False, ignore_primary_keys=False)
 
 
 def test_column_and_schema_properties() -> None:

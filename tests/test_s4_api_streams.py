@@ -31,7 +31,11 @@ def test_rename_columns_puts_renamed_columns_last_in_argument_order() -> None:
 def test_rename_by_dict_and_rename_follow_the_mapping_order() -> None:
     pets = _pets()
     assert pets.rename_by_dict({"legs": "feet", "pet": "kind"}).column_names() == [
-        "owner", "age", "feet", "kind"]
+        "owner",
+        "age",
+        "feet",
+        "kind",
+    ]
     assert pets.rename({"age": "years"}).column_names() == ["pet", "owner", "legs", "years"]
     assert pets.rename(years=pets.age).column_names() == ["pet", "owner", "legs", "years"]
 
@@ -40,8 +44,7 @@ def test_swapping_two_column_names_and_prefixing_keep_every_value() -> None:
     pets = _pets()
     swapped = pets.rename_columns(pet=pets.owner, owner=pets.pet)
     assert swapped.column_names() == ["age", "legs", "pet", "owner"]
-    assert snapshot(swapped.select(pw.this.pet, pw.this.owner)) == [("Ann", "dog"),
-                                                                    ("Bob", "hen")]
+    assert snapshot(swapped.select(pw.this.pet, pw.this.owner)) == [("Ann", "dog"), ("Bob", "hen")]
     assert pets.with_prefix("p_").column_names() == ["p_pet", "p_owner", "p_age", "p_legs"]
 
 
@@ -52,24 +55,33 @@ def test_renaming_onto_a_kept_column_is_rejected_when_defined() -> None:
 
 
 def test_from_streams_deletion_stream_needs_only_the_ids() -> None:
-    inserts = pw.debug.table_from_markdown("""
+    inserts = pw.debug.table_from_markdown(
+        """
         k | v  | __time__
         1 | 10 | 2
         2 | 20 | 2
         2 | 21 | 4
         3 | 30 | 4
-    """, id_from=["k"])
-    deletes = pw.debug.table_from_markdown("""
+    """,
+        id_from=["k"],
+    )
+    deletes = pw.debug.table_from_markdown(
+        """
         k | __time__
         9 | 2
         3 | 6
         1 | 8
-    """, id_from=["k"])
+    """,
+        id_from=["k"],
+    )
     result = pw.Table.from_streams(inserts, deletes)
     assert result.column_names() == ["k", "v"]
     assert stream(result) == [
-        (2, 1, 10, 1), (2, 2, 20, 1),
-        (4, 2, 20, -1), (4, 2, 21, 1), (4, 3, 30, 1),
+        (2, 1, 10, 1),
+        (2, 2, 20, 1),
+        (4, 2, 20, -1),
+        (4, 2, 21, 1),
+        (4, 3, 30, 1),
         (6, 3, 30, -1),
         (8, 1, 10, -1),
     ]
@@ -93,15 +105,18 @@ _events = st.dictionaries(
 @settings(max_examples=30, deadline=None)
 @given(events=_events)
 def test_from_streams_matches_a_replay_at_every_time(
-        events: dict[tuple[int, int], int | None]) -> None:
+    events: dict[tuple[int, int], int | None],
+) -> None:
     inserts = [(k, v, 2 * slot) for (k, slot), v in events.items() if v is not None]
     deletes = [(k, 2 * slot) for (k, slot), v in events.items() if v is None]
     insert_table = pw.debug.table_from_rows(
-        pw.schema_from_types(k=int, v=int), [(k, v, time, 1) for k, v, time in inserts],
-        is_stream=True).with_id_from(pw.this.k)
+        pw.schema_from_types(k=int, v=int),
+        [(k, v, time, 1) for k, v, time in inserts],
+        is_stream=True,
+    ).with_id_from(pw.this.k)
     delete_table = pw.debug.table_from_rows(
-        pw.schema_from_types(k=int), [(k, time, 1) for k, time in deletes],
-        is_stream=True).with_id_from(pw.this.k)
+        pw.schema_from_types(k=int), [(k, time, 1) for k, time in deletes], is_stream=True
+    ).with_id_from(pw.this.k)
     result = pw.Table.from_streams(insert_table, delete_table)
 
     expected: list[tuple] = []
@@ -136,7 +151,8 @@ def test_patching_utc_now_by_its_stdlib_path_reaches_the_code_that_uses_it() -> 
     fake_clock = pw.debug.table_from_rows(pw.schema_from_types(timestamp_utc=int), [])
     with mock.patch("deltaflow.stdlib.temporal.time_utils.utc_now") as utc_now:
         utc_now.return_value = fake_clock.select(
-            timestamp_utc=pw.this.timestamp_utc.dt.utc_from_timestamp(unit="ms"))
+            timestamp_utc=pw.this.timestamp_utc.dt.utc_from_timestamp(unit="ms")
+        )
         pw.Table.empty(value=int).inactivity_detection(pw.Duration(seconds=1))
         assert utc_now.call_count == 1
     time_utils = importlib.import_module("deltaflow.stdlib.temporal.time_utils")
@@ -180,13 +196,17 @@ def test_unpack_snapshots_repeats_the_whole_state_at_each_changing_time() -> Non
         2 | b | 3 | 8        | -1
     """)
     assert _snapshots(table.unpack_snapshots()) == {
-        2: [("a", 1), ("b", 2)], 4: [("a", 1), ("b", 3)], 6: [("b", 3)]}
+        2: [("a", 1), ("b", 2)],
+        4: [("a", 1), ("b", 3)],
+        6: [("b", 3)],
+    }
 
 
 @settings(max_examples=30, deadline=None)
 @given(events=_events)
 def test_unpack_snapshots_equals_the_state_at_every_time(
-        events: dict[tuple[int, int], int | None]) -> None:
+    events: dict[tuple[int, int], int | None],
+) -> None:
     rows: list[tuple] = []
     state: dict[int, int] = {}
     expected: dict[int, list[tuple]] = {}
@@ -203,6 +223,7 @@ def test_unpack_snapshots_equals_the_state_at_every_time(
                 state[key] = value
         if state != before and state:
             expected[2 * slot] = sorted(state.items())
-    table = pw.debug.table_from_rows(pw.schema_from_types(k=int, v=int), rows,
-                                     is_stream=True).with_id_from(pw.this.k)
+    table = pw.debug.table_from_rows(
+        pw.schema_from_types(k=int, v=int), rows, is_stream=True
+    ).with_id_from(pw.this.k)
     assert _snapshots(table.unpack_snapshots()) == expected

@@ -19,25 +19,43 @@ def _table() -> pw.Table:
     """)
 
 
-@pytest.mark.parametrize("call", [
-    lambda t: t.select("a"),
-    lambda t: t.reduce("a"),
-    lambda t: t.reduce(1),
-    lambda t: t.groupby().reduce("a"),
-    lambda t: t.groupby(pw.this.a, output=pw.this.a),
-    lambda t: t.windowby(t.t, t.a, window=pw.temporal.tumbling(duration=2)),
-    lambda t: t.windowby(t.t, window=pw.temporal.tumbling(duration=2),
-                         total=pw.reducers.sum(pw.this.a)),
-    lambda t: t.select(pw.this.filter),
-    lambda t: t[t.copy().a],
-    lambda t: t.slice[t.copy().a],
-    lambda t: t.slice[pw.left.a],
-    lambda t: t.slice.select,
-    lambda t: t.update_types(missing=int),
-    lambda t: t.groupby(t.a).reduce(t.a, t=pw.this.t),  # t is not a grouping column
-], ids=["select-str", "reduce-str", "reduce-int", "grouped-reduce-str", "groupby-kwarg",
-        "windowby-args", "windowby-kwarg", "method-name", "getitem-other", "slice-other",
-        "slice-left", "slice-method", "update_types", "non-grouping"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: t.select("a"),
+        lambda t: t.reduce("a"),
+        lambda t: t.reduce(1),
+        lambda t: t.groupby().reduce("a"),
+        lambda t: t.groupby(pw.this.a, output=pw.this.a),
+        lambda t: t.windowby(t.t, t.a, window=pw.temporal.tumbling(duration=2)),
+        lambda t: t.windowby(
+            t.t, window=pw.temporal.tumbling(duration=2), total=pw.reducers.sum(pw.this.a)
+        ),
+        lambda t: t.select(pw.this.filter),
+        lambda t: t[t.copy().a],
+        lambda t: t.slice[t.copy().a],
+        lambda t: t.slice[pw.left.a],
+        lambda t: t.slice.select,
+        lambda t: t.update_types(missing=int),
+        lambda t: t.groupby(t.a).reduce(t.a, t=pw.this.t),  # t is not a grouping column
+    ],
+    ids=[
+        "select-str",
+        "reduce-str",
+        "reduce-int",
+        "grouped-reduce-str",
+        "groupby-kwarg",
+        "windowby-args",
+        "windowby-kwarg",
+        "method-name",
+        "getitem-other",
+        "slice-other",
+        "slice-left",
+        "slice-method",
+        "update_types",
+        "non-grouping",
+    ],
+)
 def test_refused_with_a_value_error(call: object) -> None:
     with pytest.raises(ValueError) as info:
         call(_table())  # type: ignore[operator]

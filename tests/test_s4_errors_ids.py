@@ -142,9 +142,11 @@ def test_empty_tables_have_the_same_rows() -> None:
         assert _rows(first.update_cells(second)) == []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        first.promise_universes_are_disjoint(T("""
+        first.promise_universes_are_disjoint(
+            T("""
           | a | b
-        """))  # empty and disjoint: nothing suspicious
+        """)
+        )  # empty and disjoint: nothing suspicious
 
 
 def test_promises_add_up() -> None:
@@ -203,8 +205,11 @@ def test_restrict_repairs_itself_when_the_row_arrives() -> None:
     """)
     other.promise_universe_is_subset_of(table)
     sinks = pw.debug.capture(table.restrict(other), terminate_on_error=False)
-    changes = [(time, str(row["a"]), row["_diff"]) for time, batch in sinks[0].batches
-               for row in batch.iter_rows(named=True)]
+    changes = [
+        (time, str(row["a"]), row["_diff"])
+        for time, batch in sinks[0].batches
+        for row in batch.iter_rows(named=True)
+    ]
     assert sorted(changes) == [(2, "1", 1), (4, "Error", 1), (6, "2", 1), (6, "Error", -1)]
 
 
@@ -271,8 +276,11 @@ def test_update_rows_recovers_when_the_repetition_ends() -> None:
     1 | 5 | 6 | -1
     """)
     sinks = pw.debug.capture(table.update_rows(update), terminate_on_error=False)
-    changes = sorted((time, row["a"], row["_diff"]) for time, batch in sinks[0].batches
-                     for row in batch.iter_rows(named=True))
+    changes = sorted(
+        (time, row["a"], row["_diff"])
+        for time, batch in sinks[0].batches
+        for row in batch.iter_rows(named=True)
+    )
     assert changes == [(2, 5, 1), (4, 5, -1), (6, 6, 1)]
 
 
@@ -289,10 +297,14 @@ def test_with_universe_of_checks_the_ids() -> None:
     assert rows == [("1", "100"), ("2", "200"), ("Error", "400")]
     assert len(log) == 2  # id 4 without a row, row 3 outside ``other``
     with pytest.raises(KeyError, match="with_universe_of"):
-        pw.debug.table_to_dicts(_base().with_universe_of(T("""
+        pw.debug.table_to_dicts(
+            _base().with_universe_of(
+                T("""
           | c
         1 | 0
-        """)))
+        """)
+            )
+        )
 
 
 def test_with_universe_of_known_rows_needs_no_check() -> None:
@@ -314,7 +326,8 @@ _PROGRAMS = {
     "restrict": lambda a, b: a.restrict(b.promise_universe_is_subset_of(a)),
     "with_universe_of": lambda a, b: a.with_universe_of(b),
     "update_cells": lambda a, b: a.update_cells(
-        b.select(v=pw.this.v).promise_universe_is_subset_of(a)),
+        b.select(v=pw.this.v).promise_universe_is_subset_of(a)
+    ),
     "update_rows": lambda a, b: a.update_rows(b),
 }
 
@@ -343,10 +356,15 @@ def _snapshot(table: pw.Table) -> Counter:
 
 
 @SETTINGS
-@given(update_streams(max_key=1), update_streams(max_key=1), st.sampled_from(sorted(_PROGRAMS)),
-       st.booleans())
+@given(
+    update_streams(max_key=1),
+    update_streams(max_key=1),
+    st.sampled_from(sorted(_PROGRAMS)),
+    st.booleans(),
+)
 def test_id_operations_with_broken_promises_match_recomputation(
-        base: list[Event], other: list[Event], kind: str, shared_labels: bool) -> None:
+    base: list[Event], other: list[Event], kind: str, shared_labels: bool
+) -> None:
     # Labels are row ids: with shared labels the two tables overlap, repeat ids within a
     # time (two labels of one stream never clash), and miss ids of each other.
     if not shared_labels:
@@ -362,8 +380,10 @@ def test_id_operations_with_broken_promises_match_recomputation(
             current = _snapshot(program(*tables))
             expected = Counter(current)
             expected.subtract(previous)
-            assert +incremental.get(time, Counter()) == +expected and \
-                -incremental.get(time, Counter()) == -expected, (kind, time)
+            assert (
+                +incremental.get(time, Counter()) == +expected
+                and -incremental.get(time, Counter()) == -expected
+            ), (kind, time)
             previous = current
 
 

@@ -25,9 +25,10 @@ def plus_one(x: int) -> int:
 def _results(markdown: str, **run_options: bool) -> list[tuple[int, int, bool]]:
     table = pw.debug.table_from_markdown(markdown, schema=Keyed)
     seen: list[tuple[int, int, bool]] = []
-    pw.io.subscribe(table.select(b=plus_one(pw.this.b)),
-                    on_change=lambda key, row, time, is_addition:
-                    seen.append((time, row["b"], is_addition)))
+    pw.io.subscribe(
+        table.select(b=plus_one(pw.this.b)),
+        on_change=lambda key, row, time, is_addition: seen.append((time, row["b"], is_addition)),
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE, **run_options)
     return sorted(seen)
 
@@ -35,13 +36,16 @@ def _results(markdown: str, **run_options: bool) -> list[tuple[int, int, bool]]:
 @pytest.mark.parametrize("terminate", [True, False])
 def test_second_insertion_of_a_key_stops_the_run(terminate: bool) -> None:
     with pytest.raises(KeyError, match="inserted again"):
-        _results("""
+        _results(
+            """
         a | b | __time__ | __diff__
         1 | 2 |     2    |     1
         2 | 3 |     2    |     1
         1 | 4 |     4    |     1
         2 | 3 |     6    |    -1
-        """, terminate_on_error=terminate)
+        """,
+            terminate_on_error=terminate,
+        )
 
 
 def test_repeated_insertion_within_one_batch_is_seen() -> None:
@@ -136,8 +140,11 @@ def test_deduplicate_acceptor_failure_rejects_the_row() -> None:
     """)
     kept = values.deduplicate(value=pw.this.a, acceptor=_picky)
     sinks = pw.debug.capture(kept, pw.global_error_log(), terminate_on_error=False)
-    changes = sorted((time, row["a"], row["_diff"]) for time, batch in sinks[0].batches
-                     for row in batch.iter_rows(named=True))
+    changes = sorted(
+        (time, row["a"], row["_diff"])
+        for time, batch in sinks[0].batches
+        for row in batch.iter_rows(named=True)
+    )
     assert changes == [(2, 2, 1), (6, 2, -1), (6, 3, 1), (8, 3, -1), (8, 5, 1)]
     messages = [m for _, batch in sinks[1].batches for m in batch["message"].to_list()]
     assert messages == ["ValueError: four"]
@@ -180,10 +187,13 @@ def test_python_datetimes_of_the_wrong_kind_are_errors() -> None:
             self.next(naive=plain, utc=plain)  # no zone where one is needed
 
     table = pw.io.python.read(Subject(), schema=Stamps)
-    rows = table.select(naive=pw.fill_error(pw.this.naive, None),
-                        utc=pw.fill_error(pw.this.utc, None))
+    rows = table.select(
+        naive=pw.fill_error(pw.this.naive, None), utc=pw.fill_error(pw.this.utc, None)
+    )
     _, columns = pw.debug.table_to_dicts(rows, terminate_on_error=False)
     pairs = sorted((str(columns["naive"][k]), str(columns["utc"][k])) for k in columns["naive"])
-    assert pairs == [("2025-05-01 12:00:00", "2025-05-01 10:00:00+00:00"),
-                     ("2025-05-01 12:00:00", "None"),
-                     ("None", "2025-05-01 10:00:00+00:00")]
+    assert pairs == [
+        ("2025-05-01 12:00:00", "2025-05-01 10:00:00+00:00"),
+        ("2025-05-01 12:00:00", "None"),
+        ("None", "2025-05-01 10:00:00+00:00"),
+    ]

@@ -13,8 +13,9 @@ import deltaflow as pw
 
 OBJECT = {
     "naive": datetime.datetime(2025, 3, 14, 10, 13),
-    "aware": datetime.datetime(2025, 3, 14, 10, 13, 0, 5,
-                               tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+    "aware": datetime.datetime(
+        2025, 3, 14, 10, 13, 0, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+    ),
     "stamp": pd.Timestamp("2025-03-14T10:13:00.123456789"),
     "duration": pd.Timedelta("4 days 2 microseconds"),
     "pair": (1, 2),
@@ -64,14 +65,19 @@ def test_unpack_col_dict_parses_datetimes_and_durations() -> None:
         missing_at: Optional[pw.DateTimeUtc]  # noqa: UP045 (Pathway-style schema)
         missing_for: Optional[pw.Duration]  # noqa: UP045
 
-    t = pw.debug.table_from_rows(JsonSchema, [({**OBJECT, "missing_at": None,
-                                                "missing_for": None},)])
+    t = pw.debug.table_from_rows(
+        JsonSchema, [({**OBJECT, "missing_at": None, "missing_for": None},)]
+    )
     result = pw.utils.col.unpack_col_dict(t.data, Fields)
     assert result.typehints()["naive"] is pw.DateTimeNaive
     assert result.typehints()["missing_at"] == Optional[pw.DateTimeUtc]  # noqa: UP045
-    assert _only(result) == (pd.Timestamp("2025-03-14T10:13:00"),
-                             pd.Timestamp("2025-03-14T10:13:00.123456789"),
-                             pd.Timedelta("4 days 2 microseconds"), None, None)
+    assert _only(result) == (
+        pd.Timestamp("2025-03-14T10:13:00"),
+        pd.Timestamp("2025-03-14T10:13:00.123456789"),
+        pd.Timedelta("4 days 2 microseconds"),
+        None,
+        None,
+    )
 
 
 @pytest.mark.parametrize("dtype", [pw.DateTimeNaive, pw.DateTimeUtc, pw.Duration, int])
@@ -91,8 +97,11 @@ def test_negative_json_array_index_is_null_on_a_stream() -> None:
     1  | 2 |     4    |    1
     """)
     data = t.select(t.n, j=pw.apply_with_type(lambda n: pw.Json([10, 11, 12]), pw.Json, t.n))
-    result = data.select(data.n, first=data.j[0], last=data.j[-1],
-                         got=data.j.get(-1, pw.Json("none")))
-    assert stream(result) == [(2, 0, pw.Json(10), pw.Json(None), pw.Json("none"), 1),
-                              (4, 0, pw.Json(10), pw.Json(None), pw.Json("none"), -1),
-                              (4, 2, pw.Json(10), pw.Json(None), pw.Json("none"), 1)]
+    result = data.select(
+        data.n, first=data.j[0], last=data.j[-1], got=data.j.get(-1, pw.Json("none"))
+    )
+    assert stream(result) == [
+        (2, 0, pw.Json(10), pw.Json(None), pw.Json("none"), 1),
+        (4, 0, pw.Json(10), pw.Json(None), pw.Json("none"), -1),
+        (4, 2, pw.Json(10), pw.Json(None), pw.Json("none"), 1),
+    ]

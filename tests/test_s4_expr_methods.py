@@ -19,8 +19,11 @@ def test_to_string_of_optional_values_writes_none() -> None:
     """)
     result = t.select(a=t.a.to_string(), f=t.f.to_string(), b=t.b.to_string())
     assert result.typehints() == {"a": str, "f": str, "b": str}
-    assert snapshot(result) == [("-2", "0.1", "False"), ("10", "1.5", "True"),
-                                ("None", "None", "None")]
+    assert snapshot(result) == [
+        ("-2", "0.1", "False"),
+        ("10", "1.5", "True"),
+        ("None", "None", "None"),
+    ]
 
 
 def test_to_string_of_datetimes_is_iso_with_nanoseconds() -> None:
@@ -32,9 +35,13 @@ def test_to_string_of_datetimes_is_iso_with_nanoseconds() -> None:
     utc = t.select(t.n, t=t.t.dt.strptime("%Y-%m-%dT%H:%M:%S.%f%z"))
     naive = utc.select(utc.n, t=utc.t.dt.to_naive_in_timezone("UTC"))
     assert snapshot(utc.select(s=utc.t.to_string())) == [
-        ("2019-12-31T22:49:59.000100000+0000",), ("2023-03-26T11:00:00.000000001+0000",)]
+        ("2019-12-31T22:49:59.000100000+0000",),
+        ("2023-03-26T11:00:00.000000001+0000",),
+    ]
     assert snapshot(naive.select(s=naive.t.to_string())) == [
-        ("2019-12-31T22:49:59.000100000",), ("2023-03-26T11:00:00.000000001",)]
+        ("2019-12-31T22:49:59.000100000",),
+        ("2023-03-26T11:00:00.000000001",),
+    ]
 
 
 def test_to_string_of_json_is_compact() -> None:
@@ -42,8 +49,7 @@ def test_to_string_of_json_is_compact() -> None:
     a
     1
     """)
-    data = t.select(j=pw.apply_with_type(lambda a: pw.Json({"a": a, "l": [1, 2]}), pw.Json,
-                                         t.a))
+    data = t.select(j=pw.apply_with_type(lambda a: pw.Json({"a": a, "l": [1, 2]}), pw.Json, t.a))
     assert snapshot(data.select(s=data.j.to_string())) == [('{"a":1,"l":[1,2]}',)]
 
 
@@ -65,10 +71,17 @@ def test_to_string_prints_as_a_method() -> None:
     assert repr(t.a.to_string()) == "(<table1>.a).to_string()"
 
 
-@pytest.mark.parametrize("method", [
-    lambda c: c.dt.nanosecond(), lambda c: c.dt.seconds(), lambda c: c.dt.strftime("%Y"),
-    lambda c: c.dt.strptime("%Y"), lambda c: c.str.lower(), lambda c: c.num.abs() + c.str.len(),
-])
+@pytest.mark.parametrize(
+    "method",
+    [
+        lambda c: c.dt.nanosecond(),
+        lambda c: c.dt.seconds(),
+        lambda c: c.dt.strftime("%Y"),
+        lambda c: c.dt.strptime("%Y"),
+        lambda c: c.str.lower(),
+        lambda c: c.num.abs() + c.str.len(),
+    ],
+)
 def test_a_method_missing_for_the_type_is_an_attribute_error(method: Any) -> None:
     t = pw.debug.table_from_markdown("""
     a

@@ -25,7 +25,8 @@ def _sides() -> tuple[pw.Table, pw.Table]:
 def test_prefix_and_suffix_of_both_sides_of_a_join() -> None:
     left, right = _sides()
     result = left.join(right, left.on == right.on).select(
-        **pw.left.with_suffix("_l").with_prefix("t"), **pw.right.with_suffix("_r"))
+        **pw.left.with_suffix("_l").with_prefix("t"), **pw.right.with_suffix("_r")
+    )
     assert result.column_names() == ["tcol_l", "ton_l", "col_r", "on_r"]
     assert snapshot(result) == [("b", 12, "d", 12)]
 
@@ -33,8 +34,9 @@ def test_prefix_and_suffix_of_both_sides_of_a_join() -> None:
 def test_without_and_rename_merge_like_a_dict() -> None:
     left, right = _sides()
     joined = left.join(right, left.on == right.on)
-    result = joined.select(**pw.left.without(left.col),
-                           **pw.right.rename({right.col: pw.this.col2})[["col2"]])
+    result = joined.select(
+        **pw.left.without(left.col), **pw.right.rename({right.col: pw.this.col2})[["col2"]]
+    )
     assert result.column_names() == ["on", "col2"]
     assert snapshot(result) == [(12, "d")]
     both = joined.select(**pw.left.without("col"), **pw.right.rename({"col": "col2"}))

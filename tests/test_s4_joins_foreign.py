@@ -72,8 +72,10 @@ def test_ix_with_context_this_in_a_join_select() -> None:
     keyed = people.with_columns(city=cities.pointer_from(people.city))
     # The pointer is computed on the join's rows; the looked-up rows are cities'.
     pairs = keyed.join(cities, keyed.city == cities.id, id=keyed.id).select(
-        keyed.age, name=cities.ix(keyed.city, context=pw.this).name,
-        upper=cities.ix(keyed.city, context=pw.this).name.str.upper())
+        keyed.age,
+        name=cities.ix(keyed.city, context=pw.this).name,
+        upper=cities.ix(keyed.city, context=pw.this).name.str.upper(),
+    )
     assert snapshot(pairs) == [(30, "rome", "ROME"), (40, "oslo", "OSLO")]
 
 
@@ -87,7 +89,8 @@ def test_ix_with_context_this_in_a_join_select_on_a_stream() -> None:
     cities = _cities()
     keyed = people.with_columns(city=cities.pointer_from(people.city))
     pairs = keyed.join(cities, keyed.city == cities.id, id=keyed.id).select(
-        keyed.age, name=cities.ix(keyed.city, context=pw.this).name)
+        keyed.age, name=cities.ix(keyed.city, context=pw.this).name
+    )
     assert stream(pairs) == [(2, 30, "rome", 1), (4, 40, "oslo", 1), (6, 30, "rome", -1)]
 
 
@@ -102,7 +105,8 @@ def test_ix_with_context_this_in_reduce() -> None:
         3 | b    | 30  | cid
     """)
     oldest = ages.groupby(ages.team).reduce(
-        ages.team, name=ages.ix(pw.reducers.argmax(ages.age), context=pw.this).name)
+        ages.team, name=ages.ix(pw.reducers.argmax(ages.age), context=pw.this).name
+    )
     assert snapshot(oldest) == [("a", "bob"), ("b", "cid")]
 
 
@@ -135,9 +139,9 @@ def test_reduce_over_looked_up_values() -> None:
         2 | x    | 2    | 6        | -1
     """).select(pw.this.shop, item=prices.pointer_from(pw.this.item))
     totals = sales.groupby(sales.shop).reduce(
-        sales.shop, total=pw.reducers.sum(prices.ix(sales.item).price))
-    assert stream(totals) == [(2, "x", 35, 1), (4, "y", 25, 1), (6, "x", 10, 1),
-                              (6, "x", 35, -1)]
+        sales.shop, total=pw.reducers.sum(prices.ix(sales.item).price)
+    )
+    assert stream(totals) == [(2, "x", 35, 1), (4, "y", 25, 1), (6, "x", 10, 1), (6, "x", 35, -1)]
 
 
 def test_groupby_key_from_a_table_with_other_rows_is_refused() -> None:
@@ -182,9 +186,12 @@ def test_empty_static_tables_have_the_same_rows() -> None:
 
 def test_id_is_not_a_column_name() -> None:
     people = _people()
-    for make in (lambda: people.select(id=people.id), lambda: people.with_columns(id=1),
-                 lambda: people.reduce(id=pw.reducers.count()),
-                 lambda: people.join(_cities(), people.id == pw.right.id).select(id=1)):
+    for make in (
+        lambda: people.select(id=people.id),
+        lambda: people.with_columns(id=1),
+        lambda: people.reduce(id=pw.reducers.count()),
+        lambda: people.join(_cities(), people.id == pw.right.id).select(id=1),
+    ):
         with pytest.raises(ValueError, match="'id' cannot be a column name"):
             make()
 
@@ -220,9 +227,12 @@ def test_is_not_none_filter_on_an_outer_join() -> None:
         2
         3
     """)
-    both = left.join_outer(right, left.v == right.v).filter(
-        pw.left.v.is_not_none()).filter(pw.right.v.is_not_none()).select(
-        a=pw.left.v, b=pw.right.v, c=pw.this.v)
+    both = (
+        left.join_outer(right, left.v == right.v)
+        .filter(pw.left.v.is_not_none())
+        .filter(pw.right.v.is_not_none())
+        .select(a=pw.left.v, b=pw.right.v, c=pw.this.v)
+    )
     assert both._columns == {"a": t.INT, "b": t.INT, "c": t.Optional(t.INT)}
     assert snapshot(both) == [(2, 2, 2)]
 
@@ -236,8 +246,9 @@ def test_same_row_columns_match_recomputation(left: list[Event], right: list[Eve
     def grouped(a: pw.Table) -> pw.Table:
         doubled = a.select(w=a.v * 2)  # computed: brought in by a join on the ids
         same = a.select(*pw.this)  # a copy: read from a itself
-        return a.groupby(same.k).reduce(a.k, s=pw.reducers.sum(doubled.w),
-                                        m=pw.reducers.max(same.v))
+        return a.groupby(same.k).reduce(
+            a.k, s=pw.reducers.sum(doubled.w), m=pw.reducers.max(same.v)
+        )
 
     def joined(a: pw.Table, b: pw.Table) -> pw.Table:
         pairs = a.join(b, a.k == b.k)

@@ -34,9 +34,11 @@ def _customers() -> pw.Table:
 def test_id_of_a_side_not_kept_by_the_mode_is_a_key_error(mode: str) -> None:
     orders, customers = _orders(), _customers()
     # outer: no side keeps its ids; left: the right side's ids; right: the left side's.
-    refused = {"join_outer": [orders.id, customers.id, pw.left.id, pw.right.id],
-               "join_left": [customers.id, pw.right.id],
-               "join_right": [orders.id, pw.left.id]}[mode]
+    refused = {
+        "join_outer": [orders.id, customers.id, pw.left.id, pw.right.id],
+        "join_left": [customers.id, pw.right.id],
+        "join_right": [orders.id, pw.left.id],
+    }[mode]
     for id_column in refused:
         with pytest.raises(KeyError, match="cannot take the ids"):
             getattr(orders, mode)(customers, orders.cust == customers.cust, id=id_column)
@@ -53,7 +55,8 @@ def test_id_must_be_the_id_column_of_a_side() -> None:
 def test_id_of_the_side_a_left_join_keeps() -> None:
     orders, customers = _orders(), _customers()
     joined = orders.join_left(customers, orders.cust == customers.cust, id=orders.id).select(
-        orders.amount, customers.name)
+        orders.amount, customers.name
+    )
     assert pw.debug.table_to_dicts(joined)[0] == pw.debug.table_to_dicts(orders)[0]
     # The result has the orders' rows: their columns can be used directly.
     both = orders.select(orders.amount, name=joined.name)
@@ -63,9 +66,11 @@ def test_id_of_the_side_a_left_join_keeps() -> None:
 def test_pw_this_id_names_the_left_ids() -> None:
     orders, customers = _orders(), _customers()
     by_this = orders.join(customers, orders.cust == customers.cust, id=pw.this.id).select(
-        orders.amount)
+        orders.amount
+    )
     by_left = orders.join(customers, orders.cust == customers.cust, id=orders.id).select(
-        orders.amount)
+        orders.amount
+    )
     assert pw.debug.table_to_dicts(by_this)[0] == pw.debug.table_to_dicts(by_left)[0]
 
 
@@ -109,7 +114,8 @@ def test_a_replaced_partner_is_not_a_repeat() -> None:
         6 | 40   | q   | 2        | 1
     """)
     joined = orders.join_left(partners, orders.cust == partners.cust, id=orders.id).select(
-        orders.amount, partners.tag)
+        orders.amount, partners.tag
+    )
     changes = stream(joined)
     assert (8, 5, "z", 1) in changes and (4, 5, "y", 1) in changes
     assert set(snapshot(joined)) == {(5, "z"), (7, None), (9, None)}
@@ -152,8 +158,7 @@ def test_a_name_on_both_sides_is_a_key_error_for_pw_this() -> None:
     """)
     joined = left.join(right, pw.left.b == pw.right.b)
     # b is equated by the condition, so pw.this.b is one column; c is not.
-    assert snapshot(joined.select(pw.left.a, pw.this.b, pw.right.c, pw.right.d)) == [
-        (1, 2, 3, 4)]
+    assert snapshot(joined.select(pw.left.a, pw.this.b, pw.right.c, pw.right.d)) == [(1, 2, 3, 4)]
     with pytest.raises(KeyError, match="ambiguous"):
         joined.select(pw.this.c)
     with pytest.raises(KeyError, match="ambiguous"):
@@ -171,7 +176,10 @@ def test_promised_equal_join_results_share_columns() -> None:
     amounts = first.select(orders.amount)
     names = second.select(customers.name)
     assert snapshot(amounts.select(amounts.amount, names.name)) == [
-        (5, "ann"), (7, "bob"), (9, None)]
+        (5, "ann"),
+        (7, "bob"),
+        (9, None),
+    ]
 
 
 def test_restrict_to_a_join_result_and_subset_promise() -> None:
@@ -181,8 +189,7 @@ def test_restrict_to_a_join_result_and_subset_promise() -> None:
     assert snapshot(kept) == [(10, 5), (20, 7)]
     labels = orders.select(label=orders.cust * 100)
     matched.promise_universe_is_subset_of(labels)
-    assert snapshot(matched.select(customers.name, labels.label)) == [
-        ("ann", 1000), ("bob", 2000)]
+    assert snapshot(matched.select(customers.name, labels.label)) == [("ann", 1000), ("bob", 2000)]
 
 
 def test_join_with_left_ids_on_an_update_stream() -> None:
@@ -197,12 +204,16 @@ def test_join_with_left_ids_on_an_update_stream() -> None:
         4 | 10   | ann  | 4
         5 | 20   | bob  | 2
     """)
-    joined = orders.join_left(customers, orders.cust == customers.cust,
-                              id=orders.id).select(orders.amount, customers.name)
+    joined = orders.join_left(customers, orders.cust == customers.cust, id=orders.id).select(
+        orders.amount, customers.name
+    )
     assert stream(joined) == [
-        (2, 5, None, 1), (2, 7, "bob", 1),
-        (4, 5, None, -1), (4, 5, "ann", 1),
-        (6, 5, "ann", -1)]
+        (2, 5, None, 1),
+        (2, 7, "bob", 1),
+        (4, 5, None, -1),
+        (4, 5, "ann", 1),
+        (6, 5, "ann", -1),
+    ]
 
 
 # --- the examples of docs/joins.md ------------------------------------------------------------

@@ -15,8 +15,7 @@ from tests.test_stateful_properties import Event, update_streams
 import deltaflow as pw
 from deltaflow.engine.runtime import EngineError
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _sensors() -> pw.Table:
@@ -41,26 +40,34 @@ def _alerts() -> pw.Table:
 
 def _joined(left_once: bool, right_once: bool) -> list[tuple]:
     sensors, alerts = _sensors(), _alerts()
-    return stream(sensors.join(alerts, sensors.zone == alerts.zone,
-                               left_exactly_once=left_once, right_exactly_once=right_once)
-                  .select(sensors.reading, alerts.level))
+    return stream(
+        sensors.join(
+            alerts,
+            sensors.zone == alerts.zone,
+            left_exactly_once=left_once,
+            right_exactly_once=right_once,
+        ).select(sensors.reading, alerts.level)
+    )
 
 
 def test_without_the_flags_every_pair_is_joined() -> None:
     assert _joined(False, False) == [
-        (4, 1, 10, 1), (4, 2, 20, 1), (6, 2, 40, 1), (6, 3, 30, 1), (8, 4, 10, 1)]
+        (4, 1, 10, 1),
+        (4, 2, 20, 1),
+        (6, 2, 40, 1),
+        (6, 3, 30, 1),
+        (8, 4, 10, 1),
+    ]
 
 
 def test_left_rows_are_matched_once() -> None:
     # Reading 2 met level 20 first, so the later level 40 finds no partner.
-    assert _joined(True, False) == [(4, 1, 10, 1), (4, 2, 20, 1), (6, 3, 30, 1),
-                                    (8, 4, 10, 1)]
+    assert _joined(True, False) == [(4, 1, 10, 1), (4, 2, 20, 1), (6, 3, 30, 1), (8, 4, 10, 1)]
 
 
 def test_right_rows_are_matched_once() -> None:
     # Level 10 met reading 1 first, so the later reading 4 finds no partner.
-    assert _joined(False, True) == [(4, 1, 10, 1), (4, 2, 20, 1), (6, 2, 40, 1),
-                                    (6, 3, 30, 1)]
+    assert _joined(False, True) == [(4, 1, 10, 1), (4, 2, 20, 1), (6, 2, 40, 1), (6, 3, 30, 1)]
 
 
 def test_both_sides_matched_once() -> None:
@@ -69,10 +76,12 @@ def test_both_sides_matched_once() -> None:
 
 def test_other_modes_ignore_the_flags() -> None:
     sensors, alerts = _sensors(), _alerts()
-    flagged = sensors.join_left(alerts, sensors.zone == alerts.zone, left_exactly_once=True,
-                                right_exactly_once=True).select(sensors.reading, alerts.level)
+    flagged = sensors.join_left(
+        alerts, sensors.zone == alerts.zone, left_exactly_once=True, right_exactly_once=True
+    ).select(sensors.reading, alerts.level)
     plain = sensors.join_left(alerts, sensors.zone == alerts.zone).select(
-        sensors.reading, alerts.level)
+        sensors.reading, alerts.level
+    )
     assert stream(flagged) == stream(plain)
 
 
@@ -106,8 +115,7 @@ def test_deleting_a_matched_row_stops_the_run() -> None:
           | zone | level | __time__
         5 | 7    | 10    | 4
     """)
-    joined = left.join(right, left.zone == right.zone, left_exactly_once=True).select(
-        right.level)
+    joined = left.join(right, left.zone == right.zone, left_exactly_once=True).select(right.level)
     # Row 2 is deleted before any match (fine); row 1 after its match (refused).
     with pytest.raises(EngineError, match="deleted after it was matched"):
         pw.debug.table_to_dicts(joined)
@@ -124,8 +132,9 @@ def test_static_tables() -> None:
         7    | 10
         9    | 30
     """)
-    joined = left.join(right, left.zone == right.zone, left_exactly_once=True,
-                       right_exactly_once=True).select(left.reading, right.level)
+    joined = left.join(
+        right, left.zone == right.zone, left_exactly_once=True, right_exactly_once=True
+    ).select(left.reading, right.level)
     assert stream(joined) == [(0, 1, 10, 1)]
 
 
@@ -140,8 +149,9 @@ class _Broken(Exception):
         self.kind = kind
 
 
-def _model(left: list[Event], right: list[Event], left_once: bool,
-           right_once: bool) -> dict[int, Counter]:
+def _model(
+    left: list[Event], right: list[Event], left_once: bool, right_once: bool
+) -> dict[int, Counter]:
     """Per time, the (left label, right label, left v, right v) pairs the join emits."""
     state: list[dict[int, tuple[int, int]]] = [{}, {}]
     forgotten: list[set[int]] = [set(), set()]
@@ -197,21 +207,27 @@ def _apply(state: dict[int, tuple[int, int]], delta: list[Event]) -> None:
 
 def _table(events: list[Event]) -> pw.Table:
     lines = ["  | n | k | v | __time__ | __diff__"]
-    lines += [f"  {label} | {label} | {k} | {v} | {time} | {diff}"
-              for label, k, v, time, diff in events]
+    lines += [
+        f"  {label} | {label} | {k} | {v} | {time} | {diff}" for label, k, v, time, diff in events
+    ]
     return pw.debug.table_from_markdown("\n".join(lines))
 
 
 @SETTINGS
-@given(update_streams(max_times=5, changes=st.integers(0, 3)),
-       update_streams(label_base=100, max_times=5, changes=st.integers(0, 3)),
-       st.booleans(), st.booleans())
-def test_exactly_once_follows_the_model(left: list[Event], right: list[Event],
-                                        left_once: bool, right_once: bool) -> None:
+@given(
+    update_streams(max_times=5, changes=st.integers(0, 3)),
+    update_streams(label_base=100, max_times=5, changes=st.integers(0, 3)),
+    st.booleans(),
+    st.booleans(),
+)
+def test_exactly_once_follows_the_model(
+    left: list[Event], right: list[Event], left_once: bool, right_once: bool
+) -> None:
     pw.clear_graph()
     a, b = _table(left), _table(right)
-    joined = a.join(b, a.k == b.k, left_exactly_once=left_once,
-                    right_exactly_once=right_once).select(ln=a.n, rn=b.n, lv=a.v, rv=b.v)
+    joined = a.join(
+        b, a.k == b.k, left_exactly_once=left_once, right_exactly_once=right_once
+    ).select(ln=a.n, rn=b.n, lv=a.v, rv=b.v)
     try:
         expected = _model(left, right, left_once, right_once)
     except _Broken as broken:
@@ -234,10 +250,12 @@ def test_big_batches_follow_the_model(left_once: bool, right_once: bool) -> None
         left = [e for e in left if e[0] <= 150]
     pw.clear_graph()
     a, b = _table(sorted(left, key=lambda e: e[3])), _table(sorted(right, key=lambda e: e[3]))
-    joined = a.join(b, a.k == b.k, left_exactly_once=left_once,
-                    right_exactly_once=right_once).select(ln=a.n, rn=b.n, lv=a.v, rv=b.v)
-    expected = _model(sorted(left, key=lambda e: e[3]), sorted(right, key=lambda e: e[3]),
-                      left_once, right_once)
+    joined = a.join(
+        b, a.k == b.k, left_exactly_once=left_once, right_exactly_once=right_once
+    ).select(ln=a.n, rn=b.n, lv=a.v, rv=b.v)
+    expected = _model(
+        sorted(left, key=lambda e: e[3]), sorted(right, key=lambda e: e[3]), left_once, right_once
+    )
     got: dict[int, Counter] = {}
     for time, row, diff in pw.debug.table_to_stream(joined):
         got.setdefault(time, Counter())[(row["ln"], row["rn"], row["lv"], row["rv"])] += diff

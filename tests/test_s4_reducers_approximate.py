@@ -46,8 +46,10 @@ def test_estimate_is_within_a_few_standard_errors(precision: int) -> None:
     count = 3000
     rows = "\n".join(f"{i % 7} | {i * 7919 % 100_003}" for i in range(count))
     t = pw.debug.table_from_markdown("g | v\n" + rows)
-    result = t.reduce(exact=pw.reducers.count_distinct(t.v),
-                      approx=pw.reducers.count_distinct_approximate(t.v, precision=precision))
+    result = t.reduce(
+        exact=pw.reducers.count_distinct(t.v),
+        approx=pw.reducers.count_distinct_approximate(t.v, precision=precision),
+    )
     [(exact, approx)] = snapshot(result)
     assert exact == count
     assert abs(approx - exact) / exact < 4 * 1.04 / 2 ** (precision / 2)

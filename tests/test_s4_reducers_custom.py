@@ -82,11 +82,15 @@ def test_stateful_many_sees_each_change() -> None:
 
     t = pw.debug.table_from_markdown(EVENTS)
     result = t.groupby(t.g).reduce(m=changes(t.v))
-    assert snapshot(result) == [((
-        (((1,), 1), ((3,), 1), ((5,), 1), ((9,), 1)),
-        (((2,), 1), ((7,), 1)),
-        (((0,), 1), ((9,), -1)),
-    ),)]
+    assert snapshot(result) == [
+        (
+            (
+                (((1,), 1), ((3,), 1), ((5,), 1), ((9,), 1)),
+                (((2,), 1), ((7,), 1)),
+                (((0,), 1), ((9,), -1)),
+            ),
+        )
+    ]
 
 
 def test_stateful_single_refuses_removals() -> None:
@@ -115,8 +119,9 @@ def test_removal_of_equal_values_under_another_id() -> None:
         cat | 1   | 0        | 1
         cat | 1   | 2        | -1
     """)
-    result = t.groupby(t.pet).reduce(t.pet, c=listing(t.age), n=pw.reducers.count(),
-                                     s=pw.reducers.sum(t.age))
+    result = t.groupby(t.pet).reduce(
+        t.pet, c=listing(t.age), n=pw.reducers.count(), s=pw.reducers.sum(t.age)
+    )
     assert stream(result) == [
         (0, "cat", (1,), 1, 1, 1),
         (0, "dog", (7, 9, 10), 3, 26, 1),
@@ -177,9 +182,11 @@ def test_groupby_sort_by_orders_tuples_and_arrays() -> None:
         1 | 1 | 8
     """)
     inner = t.groupby(t.a, t.b, sort_by=t.val).reduce(
-        t.a, val=pw.reducers.ndarray(t.val), down=pw.reducers.tuple(-t.val))
+        t.a, val=pw.reducers.ndarray(t.val), down=pw.reducers.tuple(-t.val)
+    )
     outer = inner.groupby(pw.this.a, sort_by=pw.this.val).reduce(
-        pw.this.a, val=pw.reducers.ndarray(pw.this.val))
+        pw.this.a, val=pw.reducers.ndarray(pw.this.val)
+    )
     rows = {a: v.tolist() for a, v in snapshot(outer)}
     assert rows == {0: [[1, 2], [3, 4]], 1: [[0, 8, 9], [5, 6, 7]]}
     downs = sorted(d for _, _, d in snapshot(inner))
@@ -206,13 +213,16 @@ def test_sum_of_arrays_with_deletions() -> None:
         2 | 1 | 2 | 2 | 1
         2 | 1 | 2 | 4 | -1
     """)
-    arrays = t.select(t.g, a=pw.apply_with_type(lambda v: np.array([v, 10 * v]), np.ndarray,
-                                                t.v))
-    result = arrays.groupby(arrays.g).reduce(s=pw.reducers.sum(arrays.a),
-                                             st=pw.reducers.sum(arrays.a, strict=True))
+    arrays = t.select(t.g, a=pw.apply_with_type(lambda v: np.array([v, 10 * v]), np.ndarray, t.v))
+    result = arrays.groupby(arrays.g).reduce(
+        s=pw.reducers.sum(arrays.a), st=pw.reducers.sum(arrays.a, strict=True)
+    )
     changes = [(time, s.tolist(), st.tolist(), diff) for time, s, st, diff in stream(result)]
-    assert sorted(changes) == [(2, [3, 30], [3, 30], 1), (4, [1, 10], [1, 10], 1),
-                               (4, [3, 30], [3, 30], -1)]
+    assert sorted(changes) == [
+        (2, [3, 30], [3, 30], 1),
+        (4, [1, 10], [1, 10], 1),
+        (4, [3, 30], [3, 30], -1),
+    ]
 
 
 def test_latest_warns_on_tables_with_deletions() -> None:
@@ -275,8 +285,9 @@ def test_removal_under_another_id_on_both_reduce_paths() -> None:
     lines += [f"dog | {i} | 2 | 1" for i in range(400)]  # a big first delta
     lines += ["dog | 7 | 4 | -1", "dog | 1000 | 6 | 1", "cat | 1 | 6 | 1", "cat | 1 | 8 | -1"]
     t = pw.debug.table_from_markdown("\n".join(lines))
-    result = t.groupby(t.pet).reduce(t.pet, c=counted(t.age), e=counted(),
-                                     n=pw.reducers.count(), s=pw.reducers.sum(t.age))
+    result = t.groupby(t.pet).reduce(
+        t.pet, c=counted(t.age), e=counted(), n=pw.reducers.count(), s=pw.reducers.sum(t.age)
+    )
     total = sum(range(400))
     assert stream(result) == [
         (2, "dog", 400, 400, 400, total, 1),

@@ -13,8 +13,10 @@ import deltaflow as pw
 
 def _changes(table: pw.Table) -> list[tuple[Any, ...]]:
     names = table.column_names()
-    rows = [(time, *(repr(row[n]) for n in names), diff)
-            for time, row, diff in pw.debug.table_to_stream(table, terminate_on_error=False)]
+    rows = [
+        (time, *(repr(row[n]) for n in names), diff)
+        for time, row, diff in pw.debug.table_to_stream(table, terminate_on_error=False)
+    ]
     return sorted(rows)
 
 
@@ -27,11 +29,13 @@ UPDATES = """
 """
 
 
-def test_failing_unique_gives_an_error_cell_and_recovers(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_failing_unique_gives_an_error_cell_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
     t = pw.debug.table_from_markdown(UPDATES)
-    result = t.reduce(a=pw.fill_error(pw.reducers.unique(t.a), -1),
-                      u=pw.reducers.unique(t.a), n=pw.reducers.count())
+    result = t.reduce(
+        a=pw.fill_error(pw.reducers.unique(t.a), -1),
+        u=pw.reducers.unique(t.a),
+        n=pw.reducers.count(),
+    )
     assert _changes(result) == [
         (2, "1", "1", "2", 1),
         (4, "-1", "Error", "3", 1),

@@ -62,9 +62,9 @@ def _net_count(state: Any, rows: list[tuple[list[Any], int]]) -> int:
 
 NEW_REDUCERS: dict[str, Callable[[pw.Table], Any]] = {
     "count_distinct_approximate": lambda t: pw.reducers.count_distinct_approximate(
-        t.v, precision=4),
-    "count_distinct_approximate_pairs": lambda t: pw.reducers.count_distinct_approximate(
-        t.k, t.v),
+        t.v, precision=4
+    ),
+    "count_distinct_approximate_pairs": lambda t: pw.reducers.count_distinct_approximate(t.k, t.v),
     "udf_with_retract": lambda t: pw.reducers.udf_reducer(SquareSum)(t.v),
     "udf_rebuilt": lambda t: pw.reducers.udf_reducer(Largest)(t.v),
     "stateful_many_count": lambda t: pw.reducers.stateful_many(_net_count)(t.v),
@@ -89,8 +89,9 @@ def test_sort_by_order_matches_recomputation(stream: list[Event], name: str) -> 
     def program(t: pw.Table) -> pw.Table:
         result = t.groupby(t.k, sort_by=t.v).reduce(t.k, r=reducer(t.v * 10 + t.k))
         if name == "ndarray":  # compare arrays by their values
-            return result.select(pw.this.k, r=pw.apply(lambda a: tuple(np.asarray(a).tolist()),
-                                                 pw.this.r))
+            return result.select(
+                pw.this.k, r=pw.apply(lambda a: tuple(np.asarray(a).tolist()), pw.this.r)
+            )
         return result
 
     check(program, stream)
@@ -100,8 +101,9 @@ def test_sort_by_order_matches_recomputation(stream: list[Event], name: str) -> 
 @given(update_streams())
 def test_sum_of_arrays_matches_recomputation(stream: list[Event]) -> None:
     def program(t: pw.Table) -> pw.Table:
-        arrays = t.select(t.k, a=pw.apply_with_type(lambda v: np.array([v, 2 * v]),
-                                                    np.ndarray, t.v))
+        arrays = t.select(
+            t.k, a=pw.apply_with_type(lambda v: np.array([v, 2 * v]), np.ndarray, t.v)
+        )
         summed = arrays.groupby(arrays.k).reduce(arrays.k, s=pw.reducers.sum(arrays.a))
         return summed.select(summed.k, s=pw.apply(lambda a: tuple(a.tolist()), summed.s))
 

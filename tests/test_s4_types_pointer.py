@@ -32,8 +32,13 @@ def test_pointer_is_an_opaque_value_not_an_int() -> None:
     assert p != int(p) and int(p) != p  # never equal to an integer
     assert p < q and q > p and p <= p and sorted([q, p]) == [p, q]
     assert bool(p)
-    for misuse in (lambda: p + 1, lambda: p < 5, lambda: [0, 1][p], lambda: hex(p),  # type: ignore[index]
-                   lambda: -p):  # type: ignore[operator]
+    for misuse in (
+        lambda: p + 1,
+        lambda: p < 5,
+        lambda: [0, 1][p],
+        lambda: hex(p),  # type: ignore[index]
+        lambda: -p,
+    ):  # type: ignore[operator]
         with pytest.raises(TypeError):
             misuse()
 
@@ -77,7 +82,10 @@ def test_pointers_returned_by_udfs_are_stored_and_looked_up() -> None:
     looked = table.select(table.a, b=first.ix(same(first.pointer_from(table.a))).b)
     _, columns = pw.debug.table_to_dicts(looked)
     assert sorted(zip(columns["a"].values(), columns["b"].values(), strict=True)) == [
-        (1, "x"), (2, "y"), (2, "y")]
+        (1, "x"),
+        (2, "y"),
+        (2, "y"),
+    ]
 
 
 def test_printing_shows_pointer_text() -> None:
@@ -106,8 +114,10 @@ def test_subscribe_gets_pointer_keys_and_values_on_updates() -> None:
         1 | 5 |        4 |        1
     """).select(pw.this.a, p=pw.this.id)
     events: list[tuple[Any, Any, bool]] = []
-    pw.io.subscribe(table, on_change=lambda key, row, time, is_addition:
-                    events.append((key, row["p"], is_addition)))
+    pw.io.subscribe(
+        table,
+        on_change=lambda key, row, time, is_addition: events.append((key, row["p"], is_addition)),
+    )
     pw.run()
     assert len(events) == 4
     assert all(type(key) is pw.Pointer and key == p for key, p, _ in events)
@@ -124,7 +134,8 @@ def test_python_reducers_return_pointers_on_both_paths() -> None:
         2 | 1 | 3 |        4 |       -1
     """)
     result = table.groupby(table.g).reduce(
-        table.g, low=pw.reducers.argmin(table.v), ids=pw.reducers.tuple(table.id))
+        table.g, low=pw.reducers.argmin(table.v), ids=pw.reducers.tuple(table.id)
+    )
     keys, columns = pw.debug.table_to_dicts(result)
     by_group = {columns["g"][k]: k for k in keys}
     source_keys, source = pw.debug.table_to_dicts(table)
@@ -146,7 +157,8 @@ def test_values_and_storage_convert_both_ways() -> None:
 def test_pointer_reducers_match_recomputation(stream: list[Any]) -> None:
     def program(table: pw.Table) -> pw.Table:
         return table.groupby(table.k).reduce(
-            table.k, low=pw.reducers.argmin(table.v), high=pw.reducers.max(table.id))
+            table.k, low=pw.reducers.argmin(table.v), high=pw.reducers.max(table.id)
+        )
 
     check(program, stream)
 
@@ -167,12 +179,19 @@ def test_typed_pointer_columns_written_as_text_by_json_and_sqlite(tmp_path: Any)
     import sqlite3
 
     table = _table()
-    grouped = table.groupby(table.a).reduce(table.a).select(
-        pw.this.a, me=pw.this.id, pair=pw.make_tuple(pw.this.id, pw.this.a))
+    grouped = (
+        table.groupby(table.a)
+        .reduce(table.a)
+        .select(pw.this.a, me=pw.this.id, pair=pw.make_tuple(pw.this.id, pw.this.a))
+    )
     assert grouped.schema.typehints()["me"] == pw.Pointer[int]
     pw.io.jsonlines.write(grouped, str(tmp_path / "out.jsonl"))
-    pw.io.sqlite.write(grouped.select(pw.this.a, pw.this.me), str(tmp_path / "db.sqlite"),
-                       "ids", init_mode="create_if_not_exists")
+    pw.io.sqlite.write(
+        grouped.select(pw.this.a, pw.this.me),
+        str(tmp_path / "db.sqlite"),
+        "ids",
+        init_mode="create_if_not_exists",
+    )
     pw.run()
     keys, _columns = pw.debug.table_to_dicts(grouped)
     expected = sorted(str(k) for k in keys)

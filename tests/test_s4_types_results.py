@@ -15,8 +15,12 @@ def _tuples() -> pw.Table:
         4 | 1 | 0 | x
         3 | 2 | 1 | y
     """)
-    return table.select(pair=pw.make_tuple(pw.this.a, pw.this.b),
-                        mixed=pw.make_tuple(pw.this.a, pw.this.s), c=pw.this.c, s=pw.this.s)
+    return table.select(
+        pair=pw.make_tuple(pw.this.a, pw.this.b),
+        mixed=pw.make_tuple(pw.this.a, pw.this.s),
+        c=pw.this.c,
+        s=pw.this.s,
+    )
 
 
 def _values(table: pw.Table, column: str) -> list[Any]:
@@ -25,20 +29,21 @@ def _values(table: pw.Table, column: str) -> list[Any]:
 
 def test_items_at_constant_indexes_have_the_element_type() -> None:
     table = _tuples()
-    result = table.select(first=pw.this.mixed[0], last=pw.this.mixed[-1],
-                          got=pw.this.mixed.get(1))
+    result = table.select(first=pw.this.mixed[0], last=pw.this.mixed[-1], got=pw.this.mixed.get(1))
     assert result.schema.typehints() == {"first": int, "last": str, "got": str}
     assert _values(result, "last") == ["x", "y"]
 
 
 def test_items_at_computed_indexes() -> None:
     table = _tuples()
-    same = table.select(r=pw.this.pair[pw.this.c], g=pw.this.pair.get(pw.this.c, default=0),
-                        o=pw.this.pair.get(pw.this.c))
+    same = table.select(
+        r=pw.this.pair[pw.this.c],
+        g=pw.this.pair.get(pw.this.c, default=0),
+        o=pw.this.pair.get(pw.this.c),
+    )
     assert same.schema.typehints() == {"r": int, "g": int, "o": int | None}
     assert _values(same, "r") == [2, 4]
-    mixed = table.select(r=pw.this.mixed[pw.this.c],
-                         g=pw.this.pair.get(pw.this.c, default="none"))
+    mixed = table.select(r=pw.this.mixed[pw.this.c], g=pw.this.pair.get(pw.this.c, default="none"))
     assert mixed.schema.typehints() == {"r": Any, "g": Any}
 
 
@@ -62,11 +67,14 @@ def test_tuples_of_expressions_in_if_else_and_comparisons() -> None:
     """)
     result = table.select(
         z=pw.if_else(pw.this.a == 1, (pw.this.a, pw.this.b), (pw.this.b, pw.this.a)).get(0),
-        lt=(pw.this.a, pw.this.b) < pw.make_tuple(pw.this.b, pw.this.a))
+        lt=(pw.this.a, pw.this.b) < pw.make_tuple(pw.this.b, pw.this.a),
+    )
     assert result.schema.typehints() == {"z": int, "lt": bool}
     _, columns = pw.debug.table_to_dicts(result)
     assert sorted(zip(columns["z"].values(), columns["lt"].values(), strict=True)) == [
-        (1, True), (3, False)]
+        (1, True),
+        (3, False),
+    ]
 
 
 def test_declare_type_from_any() -> None:
@@ -109,7 +117,8 @@ def test_declare_json_and_lists_from_any() -> None:
         return [x, x]
 
     declared = table.select(d=as_dict(table.a), l=as_list(table.a)).update_types(
-        d=dict, l=list[int])
+        d=dict, l=list[int]
+    )
     assert declared.schema.typehints() == {"d": pw.Json, "l": list[int]}
     _, columns = pw.debug.table_to_dicts(declared)
     assert sorted(v.value["a"] for v in columns["d"].values()) == [1, 2]

@@ -26,9 +26,15 @@ def test_annotations_give_typed_pointer_columns() -> None:
     class Plain(pw.Schema):
         a: int
 
-    table = pw.Table.empty(p=pw.Pointer[int], q=pw.Pointer[int, str], r=pw.Pointer,
-                           s=pw.Pointer[Keyed], u=pw.Pointer[Plain], v=pw.Pointer[Any],
-                           w=pw.Pointer[int] | None)
+    table = pw.Table.empty(
+        p=pw.Pointer[int],
+        q=pw.Pointer[int, str],
+        r=pw.Pointer,
+        s=pw.Pointer[Keyed],
+        u=pw.Pointer[Plain],
+        v=pw.Pointer[Any],
+        w=pw.Pointer[int] | None,
+    )
     hints = table.schema.typehints()
     assert hints["p"] == pw.Pointer[int] and hints["q"] == pw.Pointer[int, str]
     assert hints["r"] is pw.Pointer and hints["s"] == pw.Pointer[int]
@@ -58,10 +64,13 @@ def test_ids_of_operations_say_whose_ids_they_are() -> None:
     assert table.reduce(n=pw.reducers.count()).schema.id.dtype.typehint == pw.Pointer[()]
     assert table.groupby(id=table.id).reduce().schema.id.dtype.typehint is pw.Pointer
     assert table.with_id_from(table.a).schema.id.dtype.typehint == pw.Pointer[int]
-    assert table.with_id_from(table.a, instance=table.b).schema.id.dtype.typehint == \
-        pw.Pointer[int, str]
-    pointers = table.select(p=table.pointer_from(table.a),
-                            q=table.pointer_from(table.a, table.b)).schema.typehints()
+    assert (
+        table.with_id_from(table.a, instance=table.b).schema.id.dtype.typehint
+        == pw.Pointer[int, str]
+    )
+    pointers = table.select(
+        p=table.pointer_from(table.a), q=table.pointer_from(table.a, table.b)
+    ).schema.typehints()
     assert pointers == {"p": pw.Pointer[int], "q": pw.Pointer[int, str]}
     assert table.update_id_type(pw.Pointer[str]).schema.id.dtype.typehint == pw.Pointer[str]
     assert table.concat_reindex(table).schema.id.dtype.typehint is pw.Pointer
@@ -72,10 +81,13 @@ def test_primary_key_gives_the_id_type() -> None:
         a: int = pw.column_definition(primary_key=True)
         b: str
 
-    table = pw.debug.table_from_markdown("""
+    table = pw.debug.table_from_markdown(
+        """
         a | b
         1 | x
-    """, schema=Keyed)
+    """,
+        schema=Keyed,
+    )
     assert table.schema.id.dtype.typehint == pw.Pointer[int]
     # ids of rows keyed by an int: pointer_from with an int finds them.
     found = table.select(same=table.pointer_from(table.a) == table.id)
@@ -93,10 +105,14 @@ def test_mismatched_pointer_types_fail_at_definition() -> None:
         a.filter(a.col == c.col)  # int and float keys are different keys
     assert a.filter(a.col == d.col).column_names() == ["col"]
     with pytest.raises(TypeError):
-        pw.Table.concat(pw.Table.empty().update_id_type(pw.Pointer[int]),
-                        pw.Table.empty().update_id_type(pw.Pointer[str]))
-    merged = pw.Table.concat(pw.Table.empty().update_id_type(pw.Pointer[int]),
-                             pw.Table.empty().update_id_type(pw.Pointer[Any]))
+        pw.Table.concat(
+            pw.Table.empty().update_id_type(pw.Pointer[int]),
+            pw.Table.empty().update_id_type(pw.Pointer[str]),
+        )
+    merged = pw.Table.concat(
+        pw.Table.empty().update_id_type(pw.Pointer[int]),
+        pw.Table.empty().update_id_type(pw.Pointer[Any]),
+    )
     assert merged.schema.id.dtype.typehint == pw.Pointer[Any]
     with pytest.raises(TypeError):
         pw.Table.empty().update_id_type(int)
@@ -123,4 +139,6 @@ def test_typed_ids_look_up_rows_on_update_streams() -> None:
     looked = rows.select(rows.k, total=totals.ix_ref(rows.k).total)
     _, columns = pw.debug.table_to_dicts(looked)
     assert sorted(zip(columns["k"].values(), columns["total"].values(), strict=True)) == [
-        (1, 6), (1, 6)]
+        (1, 6),
+        (1, 6),
+    ]

@@ -35,17 +35,18 @@ def _expected(stream: list[Event], with_instance: bool) -> Counter:
 @pytest.mark.parametrize("with_instance", [False, True])
 @given(stream=update_streams(max_times=5))
 @SETTINGS
-def test_deduplicate_matches_a_sequential_model(stream: list[Event],
-                                                with_instance: bool) -> None:
+def test_deduplicate_matches_a_sequential_model(stream: list[Event], with_instance: bool) -> None:
     pw.clear_graph()
     if not stream:
         return
     table = _stream_table(stream)
     instance = pw.this.k if with_instance else None
-    result = table.deduplicate(value=pw.this.v, instance=instance,
-                               acceptor=lambda new, old: new > old)
-    got = Counter((time, row["k"], row["v"], diff)
-                  for time, row, diff in pw.debug.table_to_stream(result))
+    result = table.deduplicate(
+        value=pw.this.v, instance=instance, acceptor=lambda new, old: new > old
+    )
+    got = Counter(
+        (time, row["k"], row["v"], diff) for time, row, diff in pw.debug.table_to_stream(result)
+    )
     assert got == _expected(stream, with_instance)
 
 

@@ -75,13 +75,14 @@ REFUSED: dict[str, Callable[[pw.Table], Any]] = {
     "sort key": lambda t: t.sort(t.ret),
     "sort instance": lambda t: t.sort(t.a, instance=t.ret),
     "deduplicate value": lambda t: t.deduplicate(value=t.ret, acceptor=lambda n, o: n > o),
-    "deduplicate instance": lambda t: t.deduplicate(value=t.a, instance=t.ret,
-                                                    acceptor=lambda n, o: n > o),
-    "join key": lambda t: t.join(pw.debug.table_from_markdown("k\n2"),
-                                 t.ret == pw.right.k),
+    "deduplicate instance": lambda t: t.deduplicate(
+        value=t.a, instance=t.ret, acceptor=lambda n, o: n > o
+    ),
+    "join key": lambda t: t.join(pw.debug.table_from_markdown("k\n2"), t.ret == pw.right.k),
     "flatten": lambda t: t.flatten(t.ret),
     "windowby": lambda t: t.windowby(t.ret, window=pw.temporal.tumbling(2)).reduce(
-        n=pw.reducers.count()),
+        n=pw.reducers.count()
+    ),
 }
 
 
@@ -91,8 +92,18 @@ def test_reading_a_future_is_refused_when_defined(operation: str) -> None:
         REFUSED[operation](_with_future())
 
 
-@pytest.mark.parametrize("operation", ["arithmetic", "groupby key", "reducer", "sort key",
-                                       "deduplicate value", "join key", "plain udf"])
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "arithmetic",
+        "groupby key",
+        "reducer",
+        "sort key",
+        "deduplicate value",
+        "join key",
+        "plain udf",
+    ],
+)
 def test_after_await_futures_the_same_operations_work(operation: str) -> None:
     REFUSED[operation](_with_future().await_futures())
 
@@ -140,10 +151,14 @@ def test_update_stream_of_a_fully_async_udf() -> None:
 
 
 @settings(max_examples=20, deadline=None)
-@given(changes=st.lists(st.tuples(st.integers(0, 4), st.integers(-5, 5), st.booleans()),
-                        min_size=1, max_size=10))
+@given(
+    changes=st.lists(
+        st.tuples(st.integers(0, 4), st.integers(-5, 5), st.booleans()), min_size=1, max_size=10
+    )
+)
 def test_awaited_fully_async_equals_async_at_every_time(
-        changes: list[tuple[int, int, bool]]) -> None:
+    changes: list[tuple[int, int, bool]],
+) -> None:
     """Random inserts/deletes by key: after await_futures, the fully asynchronous UDF's
     update stream is the asynchronous one's (deltaflow delivers results in the row's time)."""
     alive: dict[int, int] = {}
@@ -174,8 +189,10 @@ def _cached_run(size_limit: int) -> list[tuple]:
         return 2 * a
 
     table = pw.debug.table_from_markdown("a\n1\n2")
-    config = pw.persistence.Config(pw.persistence.Backend.filesystem(tempfile.mkdtemp()),
-                                   persistence_mode=pw.PersistenceMode.UDF_CACHING)
+    config = pw.persistence.Config(
+        pw.persistence.Backend.filesystem(tempfile.mkdtemp()),
+        persistence_mode=pw.PersistenceMode.UDF_CACHING,
+    )
     return snapshot_with(table.select(r=double(pw.this.a)), persistence_config=config)
 
 

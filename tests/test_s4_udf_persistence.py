@@ -31,8 +31,14 @@ def _markdown(rows: list[tuple[int, int]], column: str = "val") -> str:
     return f"{column} | __time__\n" + "\n".join(f"{v} | {time}" for time, v in rows)
 
 
-def _dedup_stream(rows: list[tuple[int, int]], config: Any, *, name: str | None = None,
-                  gap: int = 2, calls: list[tuple[int, int]] | None = None) -> list[tuple]:
+def _dedup_stream(
+    rows: list[tuple[int, int]],
+    config: Any,
+    *,
+    name: str | None = None,
+    gap: int = 2,
+    calls: list[tuple[int, int]] | None = None,
+) -> list[tuple]:
     """Run ``deduplicate`` (accepting a value at least ``gap`` above the current one) over
     (time, value) rows; its stream as sorted (time, value, diff)."""
     pw.clear_graph()
@@ -44,8 +50,10 @@ def _dedup_stream(rows: list[tuple[int, int]], config: Any, *, name: str | None 
 
     table = pw.debug.table_from_markdown(_markdown(rows))
     result = table.deduplicate(value=pw.this.val, acceptor=acceptor, name=name)
-    out = [(time, row["val"], diff)
-           for time, row, diff in pw.debug.table_to_stream(result, persistence_config=config)]
+    out = [
+        (time, row["val"], diff)
+        for time, row, diff in pw.debug.table_to_stream(result, persistence_config=config)
+    ]
     return sorted(out, key=row_order)
 
 
@@ -54,8 +62,13 @@ FIRST = [(2, 1), (4, 2), (6, 3), (8, 4), (10, 5)]
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     config = _config(tmp_path / "store")
-    assert _dedup_stream(FIRST, config) == [(2, 1, 1), (6, 1, -1), (6, 3, 1), (10, 3, -1),
-                                            (10, 5, 1)]
+    assert _dedup_stream(FIRST, config) == [
+        (2, 1, 1),
+        (6, 1, -1),
+        (6, 3, 1),
+        (10, 3, -1),
+        (10, 5, 1),
+    ]
     calls: list[tuple[int, int]] = []
     # The rows at time 0 stand for a replay of what the saved state already reflects.
     second = _dedup_stream([(0, 1), (0, 9), (12, 6), (14, 7), (16, 9)], config, calls=calls)
@@ -80,7 +93,10 @@ def test_state_kept_when_the_acceptor_changes(tmp_path: Path) -> None:
     config = _config(tmp_path / "store")
     _dedup_stream(FIRST[:3], config)  # state 3
     assert _dedup_stream([(0, 1), (10, 5), (12, 6), (14, 7)], config, gap=4) == [
-        (0, 3, 1), (14, 3, -1), (14, 7, 1)]
+        (0, 3, 1),
+        (14, 3, -1),
+        (14, 7, 1),
+    ]
 
 
 def test_state_per_instance_survives(tmp_path: Path) -> None:
@@ -89,45 +105,67 @@ def test_state_per_instance_survives(tmp_path: Path) -> None:
     def run(markdown: str) -> list[tuple]:
         pw.clear_graph()
         table = pw.debug.table_from_markdown(markdown)
-        result = table.deduplicate(value=pw.this.val, instance=pw.this.k,
-                                   acceptor=lambda new, old: new > old)
-        return sorted(((time, row["k"], row["val"], diff) for time, row, diff in
-                       pw.debug.table_to_stream(result, persistence_config=config)),
-                      key=row_order)
+        result = table.deduplicate(
+            value=pw.this.val, instance=pw.this.k, acceptor=lambda new, old: new > old
+        )
+        return sorted(
+            (
+                (time, row["k"], row["val"], diff)
+                for time, row, diff in pw.debug.table_to_stream(result, persistence_config=config)
+            ),
+            key=row_order,
+        )
 
     run("k | val | __time__\na | 1 | 2\nb | 5 | 2\na | 3 | 4")
     assert run("k | val | __time__\na | 2 | 2\nb | 6 | 4\nc | 1 | 4") == [
-        (0, "a", 3, 1), (0, "b", 5, 1), (4, "b", 5, -1), (4, "b", 6, 1), (4, "c", 1, 1)]
+        (0, "a", 3, 1),
+        (0, "b", 5, 1),
+        (4, "b", 5, -1),
+        (4, "b", 6, 1),
+        (4, "c", 1, 1),
+    ]
 
 
 def test_without_persistence_time_zero_rows_are_processed(tmp_path: Path) -> None:
-    assert _dedup_stream([(0, 1), (0, 5), (2, 8)], None) == [
-        (0, 5, 1), (2, 5, -1), (2, 8, 1)]
+    assert _dedup_stream([(0, 1), (0, 5), (2, 8)], None) == [(0, 5, 1), (2, 5, -1), (2, 8, 1)]
 
 
 def test_first_run_processes_time_zero_rows(tmp_path: Path) -> None:
     # Nothing was restored, so nothing at time 0 is a replay (Pathway drops these rows).
     config = _config(tmp_path / "store")
-    assert _dedup_stream([(0, 1), (0, 5), (2, 8)], config) == [
-        (0, 5, 1), (2, 5, -1), (2, 8, 1)]
+    assert _dedup_stream([(0, 1), (0, 5), (2, 8)], config) == [(0, 5, 1), (2, 5, -1), (2, 8, 1)]
 
 
 SECOND = [(2, 1), (4, 2), (6, 3), (8, 4), (10, 5), (12, 6), (14, 7), (16, 8), (16, 9)]
-FROM_SCRATCH = [(2, 1, 1), (6, 1, -1), (6, 3, 1), (10, 3, -1), (10, 5, 1), (14, 5, -1),
-                (14, 7, 1), (16, 7, -1), (16, 9, 1)]
+FROM_SCRATCH = [
+    (2, 1, 1),
+    (6, 1, -1),
+    (6, 3, 1),
+    (10, 3, -1),
+    (10, 5, 1),
+    (14, 5, -1),
+    (14, 7, 1),
+    (16, 7, -1),
+    (16, 9, 1),
+]
 
 
 def test_selective_persistence_restores_named_operators(tmp_path: Path) -> None:
     config = _config(tmp_path / "store", pw.PersistenceMode.SELECTIVE_PERSISTING)
     _dedup_stream(FIRST, config, name="latest")
     assert _dedup_stream(SECOND, config, name="latest") == [
-        (0, 5, 1), (14, 5, -1), (14, 7, 1), (16, 7, -1), (16, 9, 1)]
+        (0, 5, 1),
+        (14, 5, -1),
+        (14, 7, 1),
+        (16, 7, -1),
+        (16, 9, 1),
+    ]
 
 
-@pytest.mark.parametrize(("first", "second"), [(None, None), ("a", "b"), (None, "a"),
-                                               ("a", None)])
-def test_selective_persistence_ignores_unnamed_or_renamed(tmp_path: Path, first: str | None,
-                                                          second: str | None) -> None:
+@pytest.mark.parametrize(("first", "second"), [(None, None), ("a", "b"), (None, "a"), ("a", None)])
+def test_selective_persistence_ignores_unnamed_or_renamed(
+    tmp_path: Path, first: str | None, second: str | None
+) -> None:
     config = _config(tmp_path / "store", pw.PersistenceMode.SELECTIVE_PERSISTING)
     _dedup_stream(FIRST, config, name=first)
     assert _dedup_stream(SECOND, config, name=second) == FROM_SCRATCH
@@ -160,8 +198,7 @@ def test_changed_columns_are_refused(tmp_path: Path) -> None:
 def test_name_must_be_a_string() -> None:
     table = pw.debug.table_from_markdown("val\n1")
     with pytest.raises(TypeError, match="name"):
-        table.deduplicate(value=pw.this.val, acceptor=lambda new, old: True,
-                          name=3)  # type: ignore[arg-type]
+        table.deduplicate(value=pw.this.val, acceptor=lambda new, old: True, name=3)  # type: ignore[arg-type]
 
 
 # --- persisted inputs --------------------------------------------------------------------
@@ -169,8 +206,9 @@ class Value(pw.Schema):
     v: int
 
 
-def _csv_dedup_run(inputs: Path, out: Path, config: Any, calls: list[tuple[int, int]],
-                   name: str | None = "src") -> list[tuple[str, str]]:
+def _csv_dedup_run(
+    inputs: Path, out: Path, config: Any, calls: list[tuple[int, int]], name: str | None = "src"
+) -> list[tuple[str, str]]:
     pw.clear_graph()
 
     def acceptor(new: int, old: int) -> bool:
@@ -193,8 +231,7 @@ def test_replayed_input_does_not_reach_a_restored_deduplicate(tmp_path: Path) ->
     assert _csv_dedup_run(inputs, tmp_path / "out1.csv", config, calls) == [("4", "1")]
     (inputs / "b.csv").write_text("v\n5\n7\n")
     calls.clear()
-    assert _csv_dedup_run(inputs, tmp_path / "out2.csv", config, calls) == [
-        ("4", "-1"), ("7", "1")]
+    assert _csv_dedup_run(inputs, tmp_path / "out2.csv", config, calls) == [("4", "-1"), ("7", "1")]
     assert sorted(calls) == [(5, 4), (7, 4)]
 
 
@@ -207,8 +244,7 @@ def test_selective_persistence_reads_unnamed_inputs_again(tmp_path: Path) -> Non
     _csv_dedup_run(inputs, tmp_path / "out1.csv", config, calls, name=None)
     (inputs / "b.csv").write_text("v\n7\n")
     # Neither the input nor the (unnamed) operator was persisted: all is computed again.
-    assert _csv_dedup_run(inputs, tmp_path / "out2.csv", config, calls, name=None) == [
-        ("7", "1")]
+    assert _csv_dedup_run(inputs, tmp_path / "out2.csv", config, calls, name=None) == [("7", "1")]
     assert not list((tmp_path / "store").rglob("*.ipc"))
 
 
@@ -222,8 +258,7 @@ def test_selective_persistence_resumes_named_inputs(tmp_path: Path) -> None:
     def run(out: Path) -> list[tuple[str, str, str]]:
         pw.clear_graph()
         table = pw.io.csv.read(inputs, schema=Value, mode="static", name="values")
-        pw.io.csv.write(table.reduce(n=pw.reducers.count(), s=pw.reducers.sum(pw.this.v)),
-                        out)
+        pw.io.csv.write(table.reduce(n=pw.reducers.count(), s=pw.reducers.sum(pw.this.v)), out)
         pw.run(persistence_config=config, monitoring_level=pw.MonitoringLevel.NONE)
         with open(out, newline="") as handle:
             return sorted((row["n"], row["s"], row["diff"]) for row in csv.DictReader(handle))
@@ -246,8 +281,13 @@ def _batch(values: list[int]) -> Any:
 
     from deltaflow.engine.batch import DIFF, ID
 
-    return pl.DataFrame({ID: pl.Series(range(len(values)), dtype=pl.UInt128),
-                         "val": values, DIFF: [1] * len(values)})
+    return pl.DataFrame(
+        {
+            ID: pl.Series(range(len(values)), dtype=pl.UInt128),
+            "val": values,
+            DIFF: [1] * len(values),
+        }
+    )
 
 
 def test_changes_until_a_time_exclude_later_times() -> None:
@@ -273,12 +313,17 @@ def test_compaction_keeps_the_state(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert _dedup_stream([(2, 1)], config) == [(0, 50, 1)]
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(st.integers(0, 30), min_size=1, max_size=12),
-       cut=st.integers(0, 12), gap=st.integers(1, 4))
-def test_a_restart_continues_like_one_run(tmp_path_factory: pytest.TempPathFactory,
-                                          values: list[int], cut: int, gap: int) -> None:
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(st.integers(0, 30), min_size=1, max_size=12),
+    cut=st.integers(0, 12),
+    gap=st.integers(1, 4),
+)
+def test_a_restart_continues_like_one_run(
+    tmp_path_factory: pytest.TempPathFactory, values: list[int], cut: int, gap: int
+) -> None:
     """Split a stream at any time: the second run's restored state plus its own changes end
     where one uninterrupted run ends, and its changes are those of the uninterrupted run
     after the cut (the restored row at time 0 standing for the state before it)."""
@@ -296,8 +341,7 @@ def test_a_restart_continues_like_one_run(tmp_path_factory: pytest.TempPathFacto
     for time, value, diff in whole:
         if time <= 2 * cut:
             alive[value] = alive.get(value, 0) + diff
-    assert [(v, d) for time, v, d in second if time == 0] == \
-        [(v, n) for v, n in alive.items() if n]
+    assert [(v, d) for time, v, d in second if time == 0] == [(v, n) for v, n in alive.items() if n]
 
 
 def test_simple_config_is_the_constructor_deprecated(tmp_path: Path) -> None:
@@ -309,15 +353,15 @@ def test_simple_config_is_the_constructor_deprecated(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         selective = pw.persistence.Config.simple_config(
-            backend, persistence_mode=pw.PersistenceMode.SELECTIVE_PERSISTING)
+            backend, persistence_mode=pw.PersistenceMode.SELECTIVE_PERSISTING
+        )
     assert selective.persists_only_named
 
 
 def test_unsupported_modes_still_fail_when_built(tmp_path: Path) -> None:
     backend = pw.persistence.Backend.filesystem(tmp_path / "store")
     with pytest.raises(NotImplementedError, match="OPERATOR_PERSISTING"):
-        pw.persistence.Config(backend,
-                               persistence_mode=pw.PersistenceMode.OPERATOR_PERSISTING)
+        pw.persistence.Config(backend, persistence_mode=pw.PersistenceMode.OPERATOR_PERSISTING)
 
 
 # --- the examples of docs/persistence.md ------------------------------------------------------

@@ -35,15 +35,22 @@ def test_column_definition_name_and_dtype() -> None:
     assert S.column_names() == ["renamed"]
     assert S.dtypes()["renamed"] == t.FLOAT
     with pytest.raises(TypeError, match="annotated"):
+
         class Mismatch(pw.Schema):
             a: int = pw.column_definition(dtype=str)
+
     with pytest.raises(ValueError, match="should be a column definition"):
+
         class PlainDefault(pw.Schema):
             a: int = 1
+
     with pytest.raises(ValueError, match="lack type annotation"):
+
         class Unannotated(pw.Schema):
             a = pw.column_definition()
+
     with pytest.raises(ValueError, match="ambiguous property"):
+
         class Ambiguous(pw.Schema, append_only=True):
             a: int = pw.column_definition(append_only=False)
 
@@ -74,12 +81,23 @@ def test_schema_with_types_without_and_union() -> None:
 @pytest.mark.parametrize(
     ("annotation", "expected"),
     [
-        (int, t.INT), (float, t.FLOAT), (str, t.STR), (bool, t.BOOL), (bytes, t.BYTES),
-        (pw.DateTimeNaive, t.DATE_TIME_NAIVE), (pw.DateTimeUtc, t.DATE_TIME_UTC),
-        (pw.Duration, t.DURATION), (pw.Json, t.JSON), (pw.Pointer, t.POINTER),
-        (np.ndarray, t.ARRAY), (Any, t.ANY), (pw.PyObjectWrapper, t.PY_OBJECT_WRAPPER),
-        (Optional[int], t.Optional(t.INT)), (int | None, t.Optional(t.INT)),  # noqa: UP045
-        (tuple[int, str], t.Tuple(t.INT, t.STR)), (list[int], t.List(t.INT)),
+        (int, t.INT),
+        (float, t.FLOAT),
+        (str, t.STR),
+        (bool, t.BOOL),
+        (bytes, t.BYTES),
+        (pw.DateTimeNaive, t.DATE_TIME_NAIVE),
+        (pw.DateTimeUtc, t.DATE_TIME_UTC),
+        (pw.Duration, t.DURATION),
+        (pw.Json, t.JSON),
+        (pw.Pointer, t.POINTER),
+        (np.ndarray, t.ARRAY),
+        (Any, t.ANY),
+        (pw.PyObjectWrapper, t.PY_OBJECT_WRAPPER),
+        (Optional[int], t.Optional(t.INT)),  # noqa: UP045
+        (int | None, t.Optional(t.INT)),
+        (tuple[int, str], t.Tuple(t.INT, t.STR)),
+        (list[int], t.List(t.INT)),
         (tuple[int, ...], t.List(t.INT)),
     ],
 )
@@ -107,10 +125,24 @@ def test_every_type_goes_through_a_table() -> None:
         op: Optional[int]  # noqa: UP045
 
     pointer = pw.Pointer(12345)
-    row = (1, 2.5, "x", True, b"\x00\x01", pd.Timestamp("2024-01-02 03:04:05.123456789"),
-           pd.Timestamp("2024-01-02 03:04:05", tz="UTC"), pd.Timedelta("1s500ms"),
-           pw.Json({"k": [1, None]}), pointer, np.array([1.0, 2.0]), (1, "a"), (1, 2),
-           pw.wrap_py_object({"any": "object"}), {"free": 1}, None)
+    row = (
+        1,
+        2.5,
+        "x",
+        True,
+        b"\x00\x01",
+        pd.Timestamp("2024-01-02 03:04:05.123456789"),
+        pd.Timestamp("2024-01-02 03:04:05", tz="UTC"),
+        pd.Timedelta("1s500ms"),
+        pw.Json({"k": [1, None]}),
+        pointer,
+        np.array([1.0, 2.0]),
+        (1, "a"),
+        (1, 2),
+        pw.wrap_py_object({"any": "object"}),
+        {"free": 1},
+        None,
+    )
     table = pw.debug.table_from_rows(All, [row])
     (got,) = snapshot(table.select(*pw.this))
     for index, (expected, actual) in enumerate(zip(row, got, strict=True)):

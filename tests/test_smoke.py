@@ -20,4 +20,7 @@ def test_select_filter_update_stream() -> None:
         (4, "Alice", 11, -1),
         (4, "Alice", 12, 1),
     ] or sorted((time, row["next_age"], diff) for time, row, diff in stream) == [
-        (2, 11, 1), (4, 11, -1), (4, 12, 1)]
+        (2, 11, 1),
+        (4, 11, -1),
+        (4, 12, 1),
+    ]

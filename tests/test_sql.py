@@ -51,8 +51,14 @@ def types(table: pw.Table) -> dict[str, Any]:
 def test_select_columns_expressions_and_literals(people: pw.Table) -> None:
     result = pw.sql("SELECT name, age + 1 AS next, age * 2, 7, 'x', 2.5 FROM p", p=people)
     assert result.column_names() == ["name", "next", "_col_2", "7", "x", "2.5"]
-    assert types(result) == {"name": str, "next": int, "_col_2": int, "7": int, "x": str,
-                             "2.5": float}
+    assert types(result) == {
+        "name": str,
+        "next": int,
+        "_col_2": int,
+        "7": int,
+        "x": str,
+        "2.5": float,
+    }
     assert snapshot(result)[0] == ("Ada", 37, 72, 7, "x", 2.5)
     assert ids(result) == ids(people)
 
@@ -68,8 +74,11 @@ def test_star_and_qualified_star(people: pw.Table) -> None:
 def test_row_ids_as_id(people: pw.Table, depts: pw.Table) -> None:
     own = pw.sql("SELECT name, p.id AS key FROM p WHERE id IS NOT NULL", p=people)
     assert {row[1] for row in snapshot_by_id(own).values()} == ids(people)
-    joined = pw.sql("SELECT p.id AS pk, d.id AS dk, id AS jk FROM p JOIN d ON p.dept = d.dept",
-                    p=people, d=depts)
+    joined = pw.sql(
+        "SELECT p.id AS pk, d.id AS dk, id AS jk FROM p JOIN d ON p.dept = d.dept",
+        p=people,
+        d=depts,
+    )
     rows = snapshot_by_id(joined)
     assert {r[0] for r in rows.values()} <= ids(people)
     assert {r[1] for r in rows.values()} == ids(depts) - ids(depts.filter(pw.this.floor == 2))
@@ -83,8 +92,11 @@ def test_literals_are_named_by_their_text(people: pw.Table) -> None:
 
 
 def test_star_lists_subqueries_after_tables(people: pw.Table, depts: pw.Table) -> None:
-    result = pw.sql("SELECT * FROM (SELECT name AS who, dept AS unit FROM p) AS s "
-                    "JOIN d ON s.unit = d.dept", p=people, d=depts)
+    result = pw.sql(
+        "SELECT * FROM (SELECT name AS who, dept AS unit FROM p) AS s JOIN d ON s.unit = d.dept",
+        p=people,
+        d=depts,
+    )
     assert result.column_names() == ["dept", "floor", "who", "unit"]
 
 
@@ -95,22 +107,28 @@ def test_duplicate_output_names_keep_the_last_value(people: pw.Table) -> None:
 
 
 def test_where_keeps_row_ids(people: pw.Table) -> None:
-    result = pw.sql("SELECT name FROM p WHERE age > 40 AND NOT dept = 'hr' OR salary < 71",
-                    p=people)
+    result = pw.sql(
+        "SELECT name FROM p WHERE age > 40 AND NOT dept = 'hr' OR salary < 71", p=people
+    )
     assert snapshot(result) == [("Brian",), ("Chen",), ("Dana",), ("Eve",)]
     assert ids(result) == ids(people.filter(pw.this.name != "Ada"))
 
 
 def test_between_in_and_comparisons(people: pw.Table) -> None:
-    result = pw.sql("SELECT name, age >= 45 AS old, age <> 36 AS other FROM p "
-                    "WHERE age BETWEEN 36 AND 45 AND dept IN ('eng', 'hr')", p=people)
-    assert snapshot(result) == [("Ada", False, False), ("Brian", False, True),
-                                ("Eve", True, True)]
+    result = pw.sql(
+        "SELECT name, age >= 45 AS old, age <> 36 AS other FROM p "
+        "WHERE age BETWEEN 36 AND 45 AND dept IN ('eng', 'hr')",
+        p=people,
+    )
+    assert snapshot(result) == [("Ada", False, False), ("Brian", False, True), ("Eve", True, True)]
 
 
 def test_division_is_true_division_and_div_is_integer(people: pw.Table) -> None:
-    result = pw.sql("SELECT salary / age AS ratio, salary DIV 7 AS whole, salary % 7 AS rest, "
-                    "-age AS minus FROM p WHERE name = 'Ada'", p=people)
+    result = pw.sql(
+        "SELECT salary / age AS ratio, salary DIV 7 AS whole, salary % 7 AS rest, "
+        "-age AS minus FROM p WHERE name = 'Ada'",
+        p=people,
+    )
     assert types(result) == {"ratio": float, "whole": int, "rest": int, "minus": int}
     assert snapshot(result) == [(120 / 36, 17, 1, -36)]
 
@@ -132,22 +150,32 @@ def test_null_handling() -> None:
 
 
 def test_case_expressions(people: pw.Table) -> None:
-    result = pw.sql("""
+    result = pw.sql(
+        """
         SELECT name,
                CASE WHEN age < 35 THEN 'young' WHEN age < 50 THEN 'mid' ELSE 'senior' END
                    AS band,
                CASE dept WHEN 'eng' THEN 1 END AS code,
                CASE WHEN salary > 95 THEN 1.5 ELSE 1 END AS factor
-        FROM p""", p=people)
+        FROM p""",
+        p=people,
+    )
     assert types(result) == {"name": str, "band": str, "code": int | None, "factor": float}
-    assert snapshot(result) == [("Ada", "mid", 1, 1.5), ("Brian", "mid", 1, 1.5),
-                                ("Chen", "young", None, 1.0), ("Dana", "senior", None, 1.0),
-                                ("Eve", "mid", None, 1.0)]
+    assert snapshot(result) == [
+        ("Ada", "mid", 1, 1.5),
+        ("Brian", "mid", 1, 1.5),
+        ("Chen", "young", None, 1.0),
+        ("Dana", "senior", None, 1.0),
+        ("Eve", "mid", None, 1.0),
+    ]
 
 
 def test_string_functions_and_cast(people: pw.Table) -> None:
-    result = pw.sql("SELECT UPPER(name) AS up, LENGTH(dept) AS n, CAST(age AS FLOAT) AS f, "
-                    "name || '!' AS shout FROM p WHERE name = 'Eve'", p=people)
+    result = pw.sql(
+        "SELECT UPPER(name) AS up, LENGTH(dept) AS n, CAST(age AS FLOAT) AS f, "
+        "name || '!' AS shout FROM p WHERE name = 'Eve'",
+        p=people,
+    )
     assert types(result) == {"up": str, "n": int, "f": float, "shout": str}
     assert snapshot(result) == [("EVE", 2, 45.0, "Eve!")]
 
@@ -156,9 +184,14 @@ def test_like_substring_and_round(people: pw.Table) -> None:
     result = pw.sql("SELECT name FROM p WHERE name LIKE '_a%' OR name ILIKE 'e%'", p=people)
     assert snapshot(result) == [("Dana",), ("Eve",)]
     assert snapshot(pw.sql("SELECT name FROM p WHERE name NOT LIKE '%a%'", p=people)) == [
-        ("Chen",), ("Eve",)]
-    parts = pw.sql("SELECT SUBSTRING(name, 2, 2) AS mid, SUBSTRING(name, 3) AS tail, "
-                   "ROUND(salary / 7, 1) AS r FROM p WHERE dept = 'hr'", p=people)
+        ("Chen",),
+        ("Eve",),
+    ]
+    parts = pw.sql(
+        "SELECT SUBSTRING(name, 2, 2) AS mid, SUBSTRING(name, 3) AS tail, "
+        "ROUND(salary / 7, 1) AS r FROM p WHERE dept = 'hr'",
+        p=people,
+    )
     assert snapshot(parts) == [("ve", "e", 8.6)]
 
 
@@ -174,41 +207,62 @@ def test_table_and_column_names_are_case_sensitive(people: pw.Table) -> None:
 
 
 def test_group_by_aggregates_types_and_ids(people: pw.Table) -> None:
-    result = pw.sql("SELECT dept, COUNT(*) AS n, SUM(salary) AS total, AVG(age) AS mean, "
-                    "MIN(name) AS first, MAX(age) FROM p GROUP BY dept", p=people)
-    assert types(result) == {"dept": str, "n": int, "total": int, "mean": float,
-                             "first": str, "_col_5": int}
-    assert snapshot(result) == [("eng", 2, 220, 38.5, "Ada", 41),
-                                ("hr", 1, 60, 45.0, "Eve", 45),
-                                ("sales", 2, 160, 40.5, "Chen", 52)]
+    result = pw.sql(
+        "SELECT dept, COUNT(*) AS n, SUM(salary) AS total, AVG(age) AS mean, "
+        "MIN(name) AS first, MAX(age) FROM p GROUP BY dept",
+        p=people,
+    )
+    assert types(result) == {
+        "dept": str,
+        "n": int,
+        "total": int,
+        "mean": float,
+        "first": str,
+        "_col_5": int,
+    }
+    assert snapshot(result) == [
+        ("eng", 2, 220, 38.5, "Ada", 41),
+        ("hr", 1, 60, 45.0, "Eve", 45),
+        ("sales", 2, 160, 40.5, "Chen", 52),
+    ]
     assert ids(result) == ids(people.groupby(pw.this.dept).reduce())
 
 
 def test_group_by_several_columns_uses_their_order(people: pw.Table) -> None:
-    result = pw.sql("SELECT dept, age > 40 AS older, COUNT(*) AS n FROM p "
-                    "GROUP BY dept, age > 40", p=people)
-    assert snapshot(result) == [("eng", False, 1), ("eng", True, 1), ("hr", True, 1),
-                                ("sales", False, 1), ("sales", True, 1)]
+    result = pw.sql(
+        "SELECT dept, age > 40 AS older, COUNT(*) AS n FROM p GROUP BY dept, age > 40", p=people
+    )
+    assert snapshot(result) == [
+        ("eng", False, 1),
+        ("eng", True, 1),
+        ("hr", True, 1),
+        ("sales", False, 1),
+        ("sales", True, 1),
+    ]
     by_two = pw.sql("SELECT name, dept FROM p GROUP BY dept, name", p=people)
     assert ids(by_two) == ids(people.groupby(pw.this.dept, pw.this.name).reduce())
 
 
 def test_group_by_alias_and_position(people: pw.Table) -> None:
-    by_alias = pw.sql("SELECT age DIV 10 AS decade, COUNT(*) AS n FROM p GROUP BY decade",
-                      p=people)
-    by_position = pw.sql("SELECT age DIV 10 AS decade, COUNT(*) AS n FROM p GROUP BY 1",
-                         p=people)
+    by_alias = pw.sql("SELECT age DIV 10 AS decade, COUNT(*) AS n FROM p GROUP BY decade", p=people)
+    by_position = pw.sql("SELECT age DIV 10 AS decade, COUNT(*) AS n FROM p GROUP BY 1", p=people)
     expected = [(2, 1), (3, 1), (4, 2), (5, 1)]
     assert snapshot(by_alias) == expected
     assert snapshot(by_position) == expected
 
 
 def test_expressions_over_groups(people: pw.Table) -> None:
-    result = pw.sql("SELECT dept || '/' AS label, SUM(salary) * 2 AS double, "
-                    "MAX(age) - MIN(age) AS spread, SUM(salary * age) AS weighted "
-                    "FROM p GROUP BY dept", p=people)
-    assert snapshot(result) == [("eng/", 440, 5, 120 * 36 + 100 * 41), ("hr/", 120, 0, 2700),
-                                ("sales/", 320, 23, 70 * 29 + 90 * 52)]
+    result = pw.sql(
+        "SELECT dept || '/' AS label, SUM(salary) * 2 AS double, "
+        "MAX(age) - MIN(age) AS spread, SUM(salary * age) AS weighted "
+        "FROM p GROUP BY dept",
+        p=people,
+    )
+    assert snapshot(result) == [
+        ("eng/", 440, 5, 120 * 36 + 100 * 41),
+        ("hr/", 120, 0, 2700),
+        ("sales/", 320, 23, 70 * 29 + 90 * 52),
+    ]
 
 
 def test_having_on_aggregates_aliases_and_group_columns(people: pw.Table) -> None:
@@ -217,28 +271,33 @@ def test_having_on_aggregates_aliases_and_group_columns(people: pw.Table) -> Non
 
     assert run("SELECT dept FROM p GROUP BY dept HAVING COUNT(*) > 1") == [("eng",), ("sales",)]
     assert run("SELECT dept, SUM(salary) AS total FROM p GROUP BY dept HAVING total < 200") == [
-        ("hr", 60), ("sales", 160)]
-    assert run("SELECT dept, COUNT(*) AS n FROM p GROUP BY dept HAVING dept = 'hr'") == [
-        ("hr", 1)]
+        ("hr", 60),
+        ("sales", 160),
+    ]
+    assert run("SELECT dept, COUNT(*) AS n FROM p GROUP BY dept HAVING dept = 'hr'") == [("hr", 1)]
     # an alias shadowing a non-grouped column
-    assert run("SELECT dept, SUM(salary) AS salary FROM p GROUP BY dept HAVING salary > 150"
-               ) == [("eng", 220), ("sales", 160)]
-    having = pw.sql("SELECT dept, COUNT(*) AS n FROM p GROUP BY dept HAVING MAX(age) > 45",
-                    p=people)
+    assert run("SELECT dept, SUM(salary) AS salary FROM p GROUP BY dept HAVING salary > 150") == [
+        ("eng", 220),
+        ("sales", 160),
+    ]
+    having = pw.sql(
+        "SELECT dept, COUNT(*) AS n FROM p GROUP BY dept HAVING MAX(age) > 45", p=people
+    )
     assert ids(having) <= ids(people.groupby(pw.this.dept).reduce())
 
 
 def test_aggregates_without_group_by(people: pw.Table) -> None:
-    result = pw.sql("SELECT COUNT(*), SUM(salary) AS total, AVG(age) AS mean FROM p "
-                    "WHERE dept <> 'hr'", p=people)
+    result = pw.sql(
+        "SELECT COUNT(*), SUM(salary) AS total, AVG(age) AS mean FROM p WHERE dept <> 'hr'",
+        p=people,
+    )
     assert result.column_names() == ["_col_0", "total", "mean"]
     assert snapshot(result) == [(4, 380, 39.5)]
     assert ids(result) == ids(people.reduce())
 
 
 def test_count_distinct(people: pw.Table) -> None:
-    result = pw.sql("SELECT COUNT(DISTINCT dept) AS depts, COUNT(dept) AS rows FROM p",
-                    p=people)
+    result = pw.sql("SELECT COUNT(DISTINCT dept) AS depts, COUNT(dept) AS rows FROM p", p=people)
     assert snapshot(result) == [(3, 5)]
 
 
@@ -273,16 +332,20 @@ def test_join_star_shows_a_shared_name_once(people: pw.Table, depts: pw.Table) -
     assert using.column_names() == ["name", "dept", "age", "salary", "floor"]
     assert snapshot(using) == snapshot(result)
     # the equated column can be used unqualified
-    assert len(snapshot(pw.sql("SELECT dept FROM p JOIN d ON p.dept = d.dept", p=people,
-                               d=depts))) == 4
+    assert (
+        len(snapshot(pw.sql("SELECT dept FROM p JOIN d ON p.dept = d.dept", p=people, d=depts)))
+        == 4
+    )
 
 
 def test_comma_join_with_where_equality(people: pw.Table, depts: pw.Table) -> None:
-    result = pw.sql("SELECT name, floor FROM p, d WHERE p.dept = d.dept AND floor > 1",
-                    p=people, d=depts)
+    result = pw.sql(
+        "SELECT name, floor FROM p, d WHERE p.dept = d.dept AND floor > 1", p=people, d=depts
+    )
     assert snapshot(result) == [("Ada", 3), ("Brian", 3)]
-    cross = people.join(depts).filter(pw.left.dept == pw.right.dept).filter(
-        pw.right.floor > 1).select()
+    cross = (
+        people.join(depts).filter(pw.left.dept == pw.right.dept).filter(pw.right.floor > 1).select()
+    )
     assert ids(result) == ids(cross)
 
 
@@ -297,43 +360,47 @@ def test_outer_joins(people: pw.Table, depts: pw.Table) -> None:
     assert types(left) == {"name": str, "floor": int | None}
     assert ("Eve", None) in snapshot(left)
     assert ids(left) == ids(people.join_left(depts, people.dept == depts.dept).select())
-    right = pw.sql("SELECT name, floor FROM p RIGHT JOIN d ON p.dept = d.dept", p=people,
-                   d=depts)
+    right = pw.sql("SELECT name, floor FROM p RIGHT JOIN d ON p.dept = d.dept", p=people, d=depts)
     assert types(right) == {"name": str | None, "floor": int}
     assert (None, 2) in snapshot(right) and len(snapshot(right)) == 5
-    full = pw.sql("SELECT name, floor FROM p FULL OUTER JOIN d ON p.dept = d.dept", p=people,
-                  d=depts)
+    full = pw.sql(
+        "SELECT name, floor FROM p FULL OUTER JOIN d ON p.dept = d.dept", p=people, d=depts
+    )
     assert (None, 2) in snapshot(full) and ("Eve", None) in snapshot(full)
     assert len(snapshot(full)) == 6
     using = pw.sql("SELECT dept, name FROM p FULL JOIN d USING (dept)", p=people, d=depts)
-    assert sorted(r[0] for r in snapshot(using)) == ["eng", "eng", "hr", "legal", "sales",
-                                                     "sales"]
+    assert sorted(r[0] for r in snapshot(using)) == ["eng", "eng", "hr", "legal", "sales", "sales"]
 
 
 def test_inner_join_on_other_conditions(people: pw.Table, depts: pw.Table) -> None:
-    result = pw.sql("SELECT name, floor FROM p JOIN d ON p.dept = d.dept AND age > 40",
-                    p=people, d=depts)
+    result = pw.sql(
+        "SELECT name, floor FROM p JOIN d ON p.dept = d.dept AND age > 40", p=people, d=depts
+    )
     assert snapshot(result) == [("Brian", 3), ("Dana", 1)]
-    unequal = pw.sql("SELECT name, floor FROM p JOIN d ON p.age > d.floor * 15", p=people,
-                     d=depts)
+    unequal = pw.sql("SELECT name, floor FROM p JOIN d ON p.age > d.floor * 15", p=people, d=depts)
     assert ("Chen", 1) in snapshot(unequal) and ("Chen", 2) not in snapshot(unequal)
 
 
 def test_outer_join_with_non_equality_on_raises(people: pw.Table, depts: pw.Table) -> None:
     with pytest.raises(NotImplementedError, match="LEFT JOIN"):
-        pw.sql("SELECT * FROM p LEFT JOIN d ON p.dept = d.dept AND d.floor > 1", p=people,
-               d=depts)
+        pw.sql("SELECT * FROM p LEFT JOIN d ON p.dept = d.dept AND d.floor > 1", p=people, d=depts)
     with pytest.raises(AssertionError):  # the exception type Pathway raises here
-        pw.sql("SELECT * FROM p LEFT JOIN d ON p.dept = d.dept AND d.floor > 1", p=people,
-               d=depts)
+        pw.sql("SELECT * FROM p LEFT JOIN d ON p.dept = d.dept AND d.floor > 1", p=people, d=depts)
 
 
 def test_self_join_with_aliases_and_three_tables(people: pw.Table, depts: pw.Table) -> None:
-    pairs = pw.sql("SELECT a.name AS first, b.name AS second FROM p a JOIN p b "
-                   "ON a.dept = b.dept WHERE a.age < b.age", p=people)
+    pairs = pw.sql(
+        "SELECT a.name AS first, b.name AS second FROM p a JOIN p b "
+        "ON a.dept = b.dept WHERE a.age < b.age",
+        p=people,
+    )
     assert snapshot(pairs) == [("Ada", "Brian"), ("Chen", "Dana")]
-    three = pw.sql("SELECT a.name, d.floor FROM p a JOIN p b ON a.dept = b.dept "
-                   "JOIN d ON d.dept = b.dept WHERE a.name <> b.name", p=people, d=depts)
+    three = pw.sql(
+        "SELECT a.name, d.floor FROM p a JOIN p b ON a.dept = b.dept "
+        "JOIN d ON d.dept = b.dept WHERE a.name <> b.name",
+        p=people,
+        d=depts,
+    )
     assert snapshot(three) == [("Ada", 3), ("Brian", 3), ("Chen", 1), ("Dana", 1)]
 
 
@@ -343,8 +410,12 @@ def test_ambiguous_column_raises(people: pw.Table, depts: pw.Table) -> None:
 
 
 def test_group_by_over_a_join(people: pw.Table, depts: pw.Table) -> None:
-    result = pw.sql("SELECT floor, SUM(salary) AS total FROM p JOIN d ON p.dept = d.dept "
-                    "GROUP BY floor HAVING COUNT(*) = 2", p=people, d=depts)
+    result = pw.sql(
+        "SELECT floor, SUM(salary) AS total FROM p JOIN d ON p.dept = d.dept "
+        "GROUP BY floor HAVING COUNT(*) = 2",
+        p=people,
+        d=depts,
+    )
     assert snapshot(result) == [(1, 160), (3, 220)]
 
 
@@ -352,20 +423,24 @@ def test_group_by_over_a_join(people: pw.Table, depts: pw.Table) -> None:
 
 
 def test_subquery_in_from_and_column_aliases(people: pw.Table) -> None:
-    result = pw.sql("SELECT s.who FROM (SELECT name AS who, age FROM p WHERE age > 40) AS s "
-                    "WHERE s.age < 50", p=people)
+    result = pw.sql(
+        "SELECT s.who FROM (SELECT name AS who, age FROM p WHERE age > 40) AS s WHERE s.age < 50",
+        p=people,
+    )
     assert snapshot(result) == [("Brian",), ("Eve",)]
     assert ids(result) <= ids(people)
-    renamed = pw.sql("SELECT x FROM (SELECT name, age FROM p) AS s(x, y) WHERE y = 29",
-                     p=people)
+    renamed = pw.sql("SELECT x FROM (SELECT name, age FROM p) AS s(x, y) WHERE y = 29", p=people)
     assert snapshot(renamed) == [("Chen",)]
 
 
 def test_with_clauses_chain(people: pw.Table) -> None:
-    result = pw.sql("""
+    result = pw.sql(
+        """
         WITH eng AS (SELECT name, age FROM p WHERE dept = 'eng'),
              older AS (SELECT name FROM eng WHERE age > 40)
-        SELECT name FROM older""", p=people)
+        SELECT name FROM older""",
+        p=people,
+    )
     assert snapshot(result) == [("Brian",)]
     assert ids(result) <= ids(people)
 
@@ -374,27 +449,31 @@ def test_scalar_subqueries(people: pw.Table) -> None:
     above = pw.sql("SELECT name FROM p WHERE salary > (SELECT AVG(salary) FROM p)", p=people)
     assert snapshot(above) == [("Ada",), ("Brian",), ("Dana",)]
     assert ids(above) <= ids(people)
-    with_max = pw.sql("SELECT name, (SELECT MAX(age) FROM p) - age AS gap FROM p "
-                      "WHERE dept = 'eng'", p=people)
+    with_max = pw.sql(
+        "SELECT name, (SELECT MAX(age) FROM p) - age AS gap FROM p WHERE dept = 'eng'", p=people
+    )
     assert snapshot(with_max) == [("Ada", 16), ("Brian", 11)]
-    grouped = pw.sql("SELECT dept FROM p GROUP BY dept "
-                     "HAVING MAX(age) = (SELECT MAX(age) FROM p)", p=people)
+    grouped = pw.sql(
+        "SELECT dept FROM p GROUP BY dept HAVING MAX(age) = (SELECT MAX(age) FROM p)", p=people
+    )
     assert snapshot(grouped) == [("sales",)]
 
 
 def test_in_and_exists_subqueries(people: pw.Table, depts: pw.Table) -> None:
-    inside = pw.sql("SELECT name FROM p WHERE dept IN (SELECT dept FROM d WHERE floor > 1)",
-                    p=people, d=depts)
+    inside = pw.sql(
+        "SELECT name FROM p WHERE dept IN (SELECT dept FROM d WHERE floor > 1)", p=people, d=depts
+    )
     assert snapshot(inside) == [("Ada",), ("Brian",)]
     assert ids(inside) <= ids(people)
-    outside = pw.sql("SELECT name FROM p WHERE dept NOT IN (SELECT dept FROM d)", p=people,
-                     d=depts)
+    outside = pw.sql("SELECT name FROM p WHERE dept NOT IN (SELECT dept FROM d)", p=people, d=depts)
     assert snapshot(outside) == [("Eve",)]
-    exists = pw.sql("SELECT name FROM p WHERE EXISTS (SELECT * FROM d WHERE floor > 2)",
-                    p=people, d=depts)
+    exists = pw.sql(
+        "SELECT name FROM p WHERE EXISTS (SELECT * FROM d WHERE floor > 2)", p=people, d=depts
+    )
     assert len(snapshot(exists)) == 5
-    empty = pw.sql("SELECT name FROM p WHERE EXISTS (SELECT * FROM d WHERE floor > 9)",
-                   p=people, d=depts)
+    empty = pw.sql(
+        "SELECT name FROM p WHERE EXISTS (SELECT * FROM d WHERE floor > 9)", p=people, d=depts
+    )
     assert snapshot(empty) == []
 
 
@@ -402,63 +481,95 @@ def test_any_and_all_subqueries(people: pw.Table, depts: pw.Table) -> None:
     def names(query: str) -> list[tuple]:
         return snapshot(pw.sql(query, p=people, d=depts))
 
-    assert names("SELECT name FROM p WHERE age < ALL (SELECT age FROM p WHERE dept = 'eng')"
-                 ) == [("Chen",)]
-    assert names("SELECT name FROM p WHERE age > ANY (SELECT age FROM p WHERE dept = 'eng')"
-                 ) == [("Brian",), ("Dana",), ("Eve",)]
+    assert names("SELECT name FROM p WHERE age < ALL (SELECT age FROM p WHERE dept = 'eng')") == [
+        ("Chen",)
+    ]
+    assert names("SELECT name FROM p WHERE age > ANY (SELECT age FROM p WHERE dept = 'eng')") == [
+        ("Brian",),
+        ("Dana",),
+        ("Eve",),
+    ]
     assert names("SELECT name FROM p WHERE dept = ANY (SELECT dept FROM d)") == [
-        ("Ada",), ("Brian",), ("Chen",), ("Dana",)]
+        ("Ada",),
+        ("Brian",),
+        ("Chen",),
+        ("Dana",),
+    ]
     assert names("SELECT name FROM p WHERE dept <> ALL (SELECT dept FROM d)") == [("Eve",)]
     # over no rows, ALL holds and ANY does not
-    assert len(names("SELECT name FROM p WHERE age > ALL (SELECT age FROM p WHERE age > 99)"
-                     )) == 5
+    assert len(names("SELECT name FROM p WHERE age > ALL (SELECT age FROM p WHERE age > 99)")) == 5
     assert names("SELECT name FROM p WHERE age > ANY (SELECT age FROM p WHERE age > 99)") == []
 
 
 def test_correlated_exists_and_in(people: pw.Table, depts: pw.Table) -> None:
-    exists = pw.sql("SELECT name FROM p WHERE EXISTS "
-                    "(SELECT * FROM d WHERE d.dept = p.dept AND floor > 1)", p=people, d=depts)
+    exists = pw.sql(
+        "SELECT name FROM p WHERE EXISTS (SELECT * FROM d WHERE d.dept = p.dept AND floor > 1)",
+        p=people,
+        d=depts,
+    )
     assert snapshot(exists) == [("Ada",), ("Brian",)]
     assert ids(exists) <= ids(people)
-    missing = pw.sql("SELECT name FROM p WHERE NOT EXISTS (SELECT * FROM d WHERE d.dept = dept)",
-                     p=people, d=depts)
+    missing = pw.sql(
+        "SELECT name FROM p WHERE NOT EXISTS (SELECT * FROM d WHERE d.dept = dept)",
+        p=people,
+        d=depts,
+    )
     # unqualified "dept" is the subquery's own column: d.dept = d.dept holds for every row
     assert snapshot(missing) == []
-    juniors = pw.sql("SELECT q.name FROM p q WHERE q.name IN "
-                     "(SELECT o.name FROM p o WHERE o.dept = q.dept AND o.age < 40)", p=people)
+    juniors = pw.sql(
+        "SELECT q.name FROM p q WHERE q.name IN "
+        "(SELECT o.name FROM p o WHERE o.dept = q.dept AND o.age < 40)",
+        p=people,
+    )
     assert snapshot(juniors) == [("Ada",), ("Chen",)]
 
 
 def test_correlated_scalar_aggregates(people: pw.Table, depts: pw.Table) -> None:
-    above = pw.sql("SELECT name FROM p e WHERE salary > "
-                   "(SELECT AVG(salary) FROM p o WHERE o.dept = e.dept)", p=people)
+    above = pw.sql(
+        "SELECT name FROM p e WHERE salary > (SELECT AVG(salary) FROM p o WHERE o.dept = e.dept)",
+        p=people,
+    )
     assert snapshot(above) == [("Ada",), ("Dana",)]
-    counts = pw.sql("SELECT dept, (SELECT COUNT(*) FROM p WHERE p.dept = d.dept) AS n FROM d",
-                    p=people, d=depts)
+    counts = pw.sql(
+        "SELECT dept, (SELECT COUNT(*) FROM p WHERE p.dept = d.dept) AS n FROM d", p=people, d=depts
+    )
     assert types(counts) == {"dept": str, "n": int}
     assert snapshot(counts) == [("eng", 2), ("legal", 0), ("sales", 2)]
 
 
-def test_subquery_of_a_grouped_query_must_be_one_value_per_group(people: pw.Table,
-                                                                  depts: pw.Table) -> None:
-    per_group = pw.sql("SELECT dept, (SELECT COUNT(*) FROM d WHERE d.dept = p.dept) AS n "
-                       "FROM p GROUP BY dept", p=people, d=depts)
+def test_subquery_of_a_grouped_query_must_be_one_value_per_group(
+    people: pw.Table, depts: pw.Table
+) -> None:
+    per_group = pw.sql(
+        "SELECT dept, (SELECT COUNT(*) FROM d WHERE d.dept = p.dept) AS n FROM p GROUP BY dept",
+        p=people,
+        d=depts,
+    )
     assert snapshot(per_group) == [("eng", 1), ("hr", 0), ("sales", 1)]
-    per_row = pw.sql("SELECT dept FROM p GROUP BY dept "
-                     "HAVING EXISTS (SELECT * FROM d WHERE d.floor * 12 = p.age)", p=people,
-                     d=depts)
+    per_row = pw.sql(
+        "SELECT dept FROM p GROUP BY dept "
+        "HAVING EXISTS (SELECT * FROM d WHERE d.floor * 12 = p.age)",
+        p=people,
+        d=depts,
+    )
     with pytest.raises(ValueError, match="unique"):
         snapshot(per_row)
 
 
-def test_other_correlated_subqueries_raise_syntax_error(people: pw.Table,
-                                                         depts: pw.Table) -> None:
+def test_other_correlated_subqueries_raise_syntax_error(people: pw.Table, depts: pw.Table) -> None:
     with pytest.raises(SyntaxError, match="correlated"):
-        pw.sql("SELECT name FROM p WHERE 1 = (SELECT COUNT(*) FROM d WHERE d.floor > p.age)",
-               p=people, d=depts)
+        pw.sql(
+            "SELECT name FROM p WHERE 1 = (SELECT COUNT(*) FROM d WHERE d.floor > p.age)",
+            p=people,
+            d=depts,
+        )
     with pytest.raises(SyntaxError, match="correlated"):
-        pw.sql("SELECT name FROM p WHERE EXISTS (SELECT dept FROM d WHERE d.dept = p.dept "
-               "GROUP BY dept)", p=people, d=depts)
+        pw.sql(
+            "SELECT name FROM p WHERE EXISTS (SELECT dept FROM d WHERE d.dept = p.dept "
+            "GROUP BY dept)",
+            p=people,
+            d=depts,
+        )
 
 
 def test_union_intersect_except() -> None:
@@ -478,7 +589,12 @@ def test_union_intersect_except() -> None:
         return snapshot(pw.sql(query, x=first, y=second))
 
     assert run("SELECT * FROM x UNION ALL SELECT * FROM y") == [
-        (1, "a"), (1, "a"), (2, "b"), (2, "b"), (3, "c")]
+        (1, "a"),
+        (1, "a"),
+        (2, "b"),
+        (2, "b"),
+        (3, "c"),
+    ]
     assert run("SELECT * FROM x UNION SELECT * FROM y") == [(1, "a"), (2, "b"), (3, "c")]
     assert run("SELECT * FROM x INTERSECT SELECT * FROM y") == [(2, "b")]
     assert run("SELECT * FROM x EXCEPT SELECT * FROM y") == [(1, "a")]
@@ -509,20 +625,23 @@ def test_union_ids_are_those_of_concat_reindex_then_groupby() -> None:
 # --- errors ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("query, construct", [
-    ("SELECT name FROM p ORDER BY name", "ORDER BY"),
-    ("SELECT name FROM p LIMIT 2", "LIMIT"),
-    ("CREATE TABLE q (a INT)", "CREATE"),
-    ("SELECT name, ROW_NUMBER() OVER (ORDER BY age) FROM p", "OVER"),
-    ("SELECT dept FROM p GROUP BY ROLLUP (dept)", "ROLLUP"),
-    ("SELECT name FROM other.p", "other.p"),
-    ("SELECT name FROM p UNION SELECT dept FROM p ORDER BY name", "ORDER"),
-    ("SELECT MID(name, 1, 2) FROM p", "MID"),
-    ("SELECT name FROM p WHERE name LIKE dept", "LIKE"),
-    ("SELECT * FROM p NATURAL JOIN p", "NATURAL"),
-    ("WITH RECURSIVE r AS (SELECT name FROM p) SELECT * FROM r", "RECURSIVE"),
-    ("SELECT STDDEV(age) FROM p", "STDDEV"),
-])
+@pytest.mark.parametrize(
+    "query, construct",
+    [
+        ("SELECT name FROM p ORDER BY name", "ORDER BY"),
+        ("SELECT name FROM p LIMIT 2", "LIMIT"),
+        ("CREATE TABLE q (a INT)", "CREATE"),
+        ("SELECT name, ROW_NUMBER() OVER (ORDER BY age) FROM p", "OVER"),
+        ("SELECT dept FROM p GROUP BY ROLLUP (dept)", "ROLLUP"),
+        ("SELECT name FROM other.p", "other.p"),
+        ("SELECT name FROM p UNION SELECT dept FROM p ORDER BY name", "ORDER"),
+        ("SELECT MID(name, 1, 2) FROM p", "MID"),
+        ("SELECT name FROM p WHERE name LIKE dept", "LIKE"),
+        ("SELECT * FROM p NATURAL JOIN p", "NATURAL"),
+        ("WITH RECURSIVE r AS (SELECT name FROM p) SELECT * FROM r", "RECURSIVE"),
+        ("SELECT STDDEV(age) FROM p", "STDDEV"),
+    ],
+)
 def test_unsupported_constructs_are_named(people: pw.Table, query: str, construct: str) -> None:
     with pytest.raises(NotImplementedError, match=construct):
         pw.sql(query, p=people)
@@ -558,15 +677,15 @@ def test_parse_errors_are_sqlglot_parse_errors(people: pw.Table) -> None:
         pw.sql("", p=people)
 
 
-def test_only_the_first_statement_runs(people: pw.Table,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_only_the_first_statement_runs(people: pw.Table, caplog: pytest.LogCaptureFixture) -> None:
     result = pw.sql("SELECT name FROM p WHERE age = 29; SELECT age FROM p", p=people)
     assert snapshot(result) == [("Chen",)]
     assert "first of the 2 statements" in caplog.text
 
 
-def test_missing_sqlglot_says_how_to_install(people: pw.Table,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_sqlglot_says_how_to_install(
+    people: pw.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in list(sys.modules):
         if name == "sqlglot" or name.startswith(("sqlglot.", "deltaflow.sql._")):
             monkeypatch.delitem(sys.modules, name)

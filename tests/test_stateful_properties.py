@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 import deltaflow as pw
 
 COLUMNS = ("k", "v")
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class S(pw.Schema):
@@ -33,10 +32,15 @@ Event = tuple[int, int, int, int, int]  # (label, k, v, time, diff)
 
 
 @st.composite
-def update_streams(draw: Any, label_base: int = 0, *, max_times: int = 4,
-                   changes: st.SearchStrategy[int] | None = None,
-                   kinds: tuple[str, ...] = ("insert", "delete", "update"),
-                   max_key: int = 2) -> list[Event]:
+def update_streams(
+    draw: Any,
+    label_base: int = 0,
+    *,
+    max_times: int = 4,
+    changes: st.SearchStrategy[int] | None = None,
+    kinds: tuple[str, ...] = ("insert", "delete", "update"),
+    max_key: int = 2,
+) -> list[Event]:
     """Random events over 1..max_times times; one change per id per time."""
     changes = st.integers(0, 4) if changes is None else changes
     live: dict[int, tuple[int, int]] = {}
@@ -202,20 +206,25 @@ def test_groupby_reduce_matches_recomputation(stream: list[Event], name: str) ->
 def test_invertible_and_recomputed_reducers_together(stream: list[Event]) -> None:
     def program(t: pw.Table) -> pw.Table:
         return t.groupby(pw.this.k).reduce(
-            pw.this.k, n=pw.reducers.count(), s=pw.reducers.sum(pw.this.v),
-            a=pw.reducers.avg(pw.this.v))
+            pw.this.k,
+            n=pw.reducers.count(),
+            s=pw.reducers.sum(pw.this.v),
+            a=pw.reducers.avg(pw.this.v),
+        )
 
     def program_mixed(t: pw.Table) -> pw.Table:
-        return t.reduce(n=pw.reducers.count(), m=pw.reducers.max(t.v),
-                        s=pw.reducers.sum(t.v))
+        return t.reduce(n=pw.reducers.count(), m=pw.reducers.max(t.v), s=pw.reducers.sum(t.v))
 
     check(program, stream)
     check(program_mixed, stream)
 
 
 @SETTINGS
-@given(update_streams(), update_streams(label_base=100),
-       st.sampled_from(["inner", "left", "right", "outer"]))
+@given(
+    update_streams(),
+    update_streams(label_base=100),
+    st.sampled_from(["inner", "left", "right", "outer"]),
+)
 def test_joins_match_recomputation(left: list[Event], right: list[Event], how: str) -> None:
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
         joined = getattr(a, f"join_{how}")(b, a.k == b.k)
@@ -229,17 +238,22 @@ def test_joins_match_recomputation(left: list[Event], right: list[Event], how: s
 def test_join_on_two_columns_with_left_ids(left: list[Event], right: list[Event]) -> None:
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
         unique_right = b.groupby(b.k, b.v).reduce(b.k, b.v, n=pw.reducers.count())
-        return a.join_left(unique_right, a.k == unique_right.k, a.v == unique_right.v,
-                           id=a.id).select(a.k, a.v, n=unique_right.n)
+        return a.join_left(
+            unique_right, a.k == unique_right.k, a.v == unique_right.v, id=a.id
+        ).select(a.k, a.v, n=unique_right.n)
 
     check(program, left, right)
 
 
 @SETTINGS
-@given(update_streams(), update_streams(label_base=2),
-       st.sampled_from(["update_rows", "update_cells", "restrict", "difference", "intersect"]))
-def test_id_operations_match_recomputation(base: list[Event], other: list[Event],
-                                           kind: str) -> None:
+@given(
+    update_streams(),
+    update_streams(label_base=2),
+    st.sampled_from(["update_rows", "update_cells", "restrict", "difference", "intersect"]),
+)
+def test_id_operations_match_recomputation(
+    base: list[Event], other: list[Event], kind: str
+) -> None:
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
         if kind == "update_rows":
             return a.update_rows(b)
@@ -256,8 +270,9 @@ def test_id_operations_match_recomputation(base: list[Event], other: list[Event]
 @given(update_streams(), update_streams(label_base=100))
 def test_pipeline_join_reduce_update_rows(left: list[Event], right: list[Event]) -> None:
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
-        joined = a.join_outer(b, a.k == b.k).select(k=pw.this.k, x=pw.coalesce(pw.left.v, 0)
-                                                   + pw.coalesce(pw.right.v, 0))
+        joined = a.join_outer(b, a.k == b.k).select(
+            k=pw.this.k, x=pw.coalesce(pw.left.v, 0) + pw.coalesce(pw.right.v, 0)
+        )
         totals = joined.groupby(pw.this.k).reduce(pw.this.k, v=pw.reducers.sum(pw.this.x))
         per_key = a.groupby(a.k).reduce(a.k, v=pw.reducers.max(a.v))
         return per_key.update_rows(totals).filter(pw.this.v > -2)

@@ -20,8 +20,9 @@ from deltaflow.engine.boundary import SourceHandle
 
 
 def batch(ids: list[int], values: list[Any], diffs: list[int]) -> pl.DataFrame:
-    return pl.DataFrame({ID: pl.Series(ids, dtype=ID_DTYPE), "v": values,
-                         DIFF: pl.Series(diffs, dtype=pl.Int64)})
+    return pl.DataFrame(
+        {ID: pl.Series(ids, dtype=ID_DTYPE), "v": values, DIFF: pl.Series(diffs, dtype=pl.Int64)}
+    )
 
 
 def test_consolidate_trusts_marked_batches_and_marks_checked_ones() -> None:
@@ -63,8 +64,9 @@ def pushed(table: pw.Table) -> list[pl.DataFrame]:
 def test_static_tables_numbered_by_position_push_consolidated_batches() -> None:
     frame = pd.DataFrame({"v": [1, 1, 2]})
     assert all(has_distinct_ids(b) for b in pushed(pw.debug.table_from_pandas(frame)))
-    assert all(has_distinct_ids(b) for b in pushed(pw.debug.table_from_polars(
-        pl.DataFrame({"v": [1, 1]}))))
+    assert all(
+        has_distinct_ids(b) for b in pushed(pw.debug.table_from_polars(pl.DataFrame({"v": [1, 1]})))
+    )
 
     class S(pw.Schema):
         v: int
@@ -74,13 +76,15 @@ def test_static_tables_numbered_by_position_push_consolidated_batches() -> None:
     repeated_labels = pd.DataFrame({"v": [1, 1]}, index=[4, 4])
     with_diffs = pd.DataFrame({"v": [1, 1], "__time__": [2, 2], "__diff__": [1, -1]})
     keyed = pl.DataFrame({"v": [1, 1]})
-    for table in (pw.debug.table_from_pandas(repeated_labels),
-                  pw.debug.table_from_pandas(with_diffs),
-                  pw.debug.table_from_polars(keyed, id_from=["v"]),
-                  pw.debug.table_from_markdown("""
+    for table in (
+        pw.debug.table_from_pandas(repeated_labels),
+        pw.debug.table_from_pandas(with_diffs),
+        pw.debug.table_from_polars(keyed, id_from=["v"]),
+        pw.debug.table_from_markdown("""
                         | v
                       1 | 1
-                  """)):
+                  """),
+    ):
         assert not any(has_distinct_ids(b) for b in pushed(table))
 
 
@@ -94,8 +98,9 @@ def test_repeated_labels_are_still_consolidated() -> None:
         pw.debug.table_to_pandas(pw.debug.table_from_pandas(frame))
 
 
-def naive_join(left: list[tuple[int, Any, int]], right: list[tuple[int, Any, int]],
-               how: str) -> Counter:
+def naive_join(
+    left: list[tuple[int, Any, int]], right: list[tuple[int, Any, int]], how: str
+) -> Counter:
     """(left value, right value) pairs of a join on the key, Nones matching each other."""
     out: Counter = Counter()
     for _, lk, lv in left:
@@ -117,15 +122,22 @@ def test_big_static_join_matches_a_plain_join(how: str) -> None:
     keys = [None, *range(40)]
     left = [(i, rng.choice(keys), i) for i in range(600)]
     right = [(i, rng.choice(keys[:30]), 1000 + i) for i in range(300)]
-    a = pw.debug.table_from_pandas(pd.DataFrame({"k": [r[1] for r in left],
-                                                 "lv": [r[2] for r in left]}))
-    b = pw.debug.table_from_pandas(pd.DataFrame({"k": [r[1] for r in right],
-                                                 "rv": [r[2] for r in right]}))
+    a = pw.debug.table_from_pandas(
+        pd.DataFrame({"k": [r[1] for r in left], "lv": [r[2] for r in left]})
+    )
+    b = pw.debug.table_from_pandas(
+        pd.DataFrame({"k": [r[1] for r in right], "rv": [r[2] for r in right]})
+    )
     method = {"inner": a.join, "left": a.join_left, "outer": a.join_outer}[how]
     joined = method(b, a.k == b.k).select(a.lv, b.rv)
     out = pw.debug.table_to_pandas(joined)
-    got = Counter(zip([None if pd.isna(v) else int(v) for v in out["lv"]],
-                      [None if pd.isna(v) else int(v) for v in out["rv"]], strict=True))
+    got = Counter(
+        zip(
+            [None if pd.isna(v) else int(v) for v in out["lv"]],
+            [None if pd.isna(v) else int(v) for v in out["rv"]],
+            strict=True,
+        )
+    )
     assert got == naive_join(left, right, how)
     assert out.index.is_unique
 
@@ -134,11 +146,16 @@ def test_big_update_dropping_a_selected_column_cancels_after_a_join() -> None:
     # Time 2 updates column w of every left row; the select drops w, so the joined rows keep
     # their ids and values: the update must cancel out, not reach the output.
     rows = 400
-    left = pd.DataFrame({"k": list(range(rows)) * 3, "v": list(range(rows)) * 3,
-                         "w": [0] * rows + [0] * rows + [1] * rows,
-                         "__time__": [0] * rows + [2] * rows * 2,
-                         "__diff__": [1] * rows + [-1] * rows + [1] * rows},
-                        index=list(range(rows)) * 3)
+    left = pd.DataFrame(
+        {
+            "k": list(range(rows)) * 3,
+            "v": list(range(rows)) * 3,
+            "w": [0] * rows + [0] * rows + [1] * rows,
+            "__time__": [0] * rows + [2] * rows * 2,
+            "__diff__": [1] * rows + [-1] * rows + [1] * rows,
+        },
+        index=list(range(rows)) * 3,
+    )
     right = pd.DataFrame({"k": list(range(rows)), "r": list(range(rows))})
     a = pw.debug.table_from_pandas(left)
     b = pw.debug.table_from_pandas(right)
@@ -169,6 +186,9 @@ def test_big_and_small_joins_give_rows_the_same_ids() -> None:
     b = pw.debug.table_from_pandas(pd.DataFrame({"k": list(range(50)), "w": list(range(50))}))
     joined = a.join_left(b, a.k == b.k).select(b.w)
     ids = set(pw.debug.table_to_pandas(joined).index)
-    assert ids == {pw.Pointer(combine_id_values(pointer_from_values(i),
-                                                pointer_from_values(i % 50), salt="join"))
-                   for i in range(rows)}
+    assert ids == {
+        pw.Pointer(
+            combine_id_values(pointer_from_values(i), pointer_from_values(i % 50), salt="join")
+        )
+        for i in range(rows)
+    }

@@ -21,8 +21,12 @@ def test_to_stream_turns_changes_into_upserts_and_deletions() -> None:
     t = pw.debug.table_from_markdown(_CHANGES)
     s = t.to_stream()
     assert s.column_names() == ["a", "b", "is_upsert"] and s.is_append_only
-    assert stream(s) == [(2, 1, 2, True, 1), (2, 3, 4, True, 1), (4, 5, 6, True, 1),
-                         (6, 3, 4, False, 1)]
+    assert stream(s) == [
+        (2, 1, 2, True, 1),
+        (2, 3, 4, True, 1),
+        (4, 5, 6, True, 1),
+        (6, 3, 4, False, 1),
+    ]
 
 
 def test_stream_to_table_rebuilds_the_table() -> None:
@@ -30,7 +34,12 @@ def test_stream_to_table_rebuilds_the_table() -> None:
     s = t.to_stream()
     back = s.stream_to_table(s.is_upsert)
     assert [row[:3] + row[4:] for row in stream(back)] == [
-        (2, 1, 2, 1), (2, 3, 4, 1), (4, 1, 2, -1), (4, 5, 6, 1), (6, 3, 4, -1)]
+        (2, 1, 2, 1),
+        (2, 3, 4, 1),
+        (4, 1, 2, -1),
+        (4, 5, 6, 1),
+        (6, 3, 4, -1),
+    ]
     assert snapshot(back.without("is_upsert")) == snapshot(t)
 
 

@@ -48,8 +48,12 @@ def test_select_update_stream() -> None:
     t = people(update_stream=True)
     r = t.select(t.name, older=t.age + 1)
     assert stream(r) == [
-        (2, "Alice", 11, 1), (2, "Bob", 10, 1), (4, "Carol", 31, 1),
-        (6, "Alice", 11, -1), (6, "Alice", 12, 1), (8, "Bob", 10, -1),
+        (2, "Alice", 11, 1),
+        (2, "Bob", 10, 1),
+        (4, "Carol", 31, 1),
+        (6, "Alice", 11, -1),
+        (6, "Alice", 12, 1),
+        (8, "Bob", 10, -1),
     ]
 
 
@@ -62,7 +66,9 @@ def test_select_update_that_does_not_change_the_projection_is_silent() -> None:
 
 def test_filter_static_and_stream() -> None:
     assert snapshot(people().filter(pw.this.age >= 10)) == [
-        ("Alice", 10, "Paris"), ("Carol", 30, "Rome")]
+        ("Alice", 10, "Paris"),
+        ("Carol", 30, "Rome"),
+    ]
     r = people(update_stream=True).filter(pw.this.age > 10)
     assert stream(r) == [(4, "Carol", 30, "Rome", 1), (6, "Alice", 11, "Paris", 1)]
 
@@ -156,11 +162,18 @@ def test_flatten() -> None:
     r = t.flatten(pw.this.items, origin_id="origin")
     assert r.column_names() == ["items", "k", "origin"]  # flattened column first
     rows = stream(r.without("origin"))
-    assert rows == [(2, "a", "a", 1), (2, "a!", "a", 1), (2, "b", "b", 1), (2, "b!", "b", 1),
-                    (4, "a", "a", -1), (4, "a!", "a", -1)]
+    assert rows == [
+        (2, "a", "a", 1),
+        (2, "a!", "a", 1),
+        (2, "b", "b", 1),
+        (2, "b!", "b", 1),
+        (4, "a", "a", -1),
+        (4, "a!", "a", -1),
+    ]
     origins = {row[2] for row in snapshot(r)}
-    assert origins == set(snapshot_by_id(t)) - {k for k, v in snapshot_by_id(t).items()
-                                                 if v[0] == "a"}
+    assert origins == set(snapshot_by_id(t)) - {
+        k for k, v in snapshot_by_id(t).items() if v[0] == "a"
+    }
 
 
 def test_flatten_rejects_scalars() -> None:
@@ -285,9 +298,11 @@ def test_columns_of_tables_with_the_same_ids() -> None:
     tagged = t.with_columns(tag=t.city + "!")
     r = t.select(t.name, doubled.age2, x=tagged.tag, same=doubled.id == t.id)
     assert stream(r) == [
-        (2, "Alice", 20, "Paris!", True, 1), (2, "Bob", 18, "Berlin!", True, 1),
+        (2, "Alice", 20, "Paris!", True, 1),
+        (2, "Bob", 18, "Berlin!", True, 1),
         (4, "Carol", 60, "Rome!", True, 1),
-        (6, "Alice", 20, "Paris!", True, -1), (6, "Alice", 22, "Paris!", True, 1),
+        (6, "Alice", 20, "Paris!", True, -1),
+        (6, "Alice", 22, "Paris!", True, 1),
         (8, "Bob", 18, "Berlin!", True, -1),
     ]
     adults = t.filter(t.age >= 10)
@@ -302,8 +317,13 @@ def test_numpy_array_columns_know_their_element_type() -> None:
     import numpy as np
     import pandas as pd
 
-    frame = pd.DataFrame({"a": [np.array([1, 2, 3]), np.array([4, 5])],
-                          "f": [np.array([1.5]), np.array([2.5, 3.5])], "i": [1, -1]})
+    frame = pd.DataFrame(
+        {
+            "a": [np.array([1, 2, 3]), np.array([4, 5])],
+            "f": [np.array([1.5]), np.array([2.5, 3.5])],
+            "i": [1, -1],
+        }
+    )
     t = pw.debug.table_from_pandas(frame)
     picked = t.select(x=t.a[t.i], y=t.f.get(0))
     assert picked.typehints() == {"x": int, "y": float}

@@ -72,9 +72,20 @@ BAD = """
 
 def _mypy(*files: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--no-error-summary", "--hide-error-context",
-         *map(str, files)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--no-error-summary",
+            "--hide-error-context",
+            *map(str, files),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def _docs_example() -> str:
@@ -96,12 +107,13 @@ def test_public_names_resolve_for_type_checkers(tmp_path: Path) -> None:
     assert not [e for e in errors if "good_program.py" in e], run.stdout + run.stderr
     reported = {int(e.split(":")[1]) for e in errors if "bad_program.py" in e}
     assert reported == {5, 6, 7, 8}, run.stdout + run.stderr
-    assert "maybe \"sum\"?" in run.stdout and "maybe \"write\"?" in run.stdout
+    assert 'maybe "sum"?' in run.stdout and 'maybe "write"?' in run.stdout
     # The documented mistake, and only it, is reported on the docs page's example.
     doc_lines = doc.read_text().splitlines()
     flagged = [doc_lines[int(e.split(":")[1]) - 1] for e in errors if "docs_example.py" in e]
-    assert flagged == ["pw.reducers.summ(t.age)  # mypy: Module has no attribute \"summ\"; "
-                       "maybe \"sum\"?"], run.stdout + run.stderr
+    assert flagged == [
+        'pw.reducers.summ(t.age)  # mypy: Module has no attribute "summ"; maybe "sum"?'
+    ], run.stdout + run.stderr
 
 
 def test_package_ships_py_typed() -> None:

@@ -84,7 +84,12 @@ def test_other_arguments_make_the_udf_recompute() -> None:
     result = t.select(x=tag2(pw.this.a, pw.this.b))
     # b changes, so row 1 is computed at each insertion; deletions retract the kept value.
     assert stream(result) == [
-        (2, 101, 1), (4, 201, 1), (6, 101, -1), (6, 102, 1), (8, 102, -1), (10, 103, 1),
+        (2, 101, 1),
+        (4, 201, 1),
+        (6, 101, -1),
+        (6, 102, 1),
+        (8, 102, -1),
+        (10, 103, 1),
     ]
 
 
@@ -133,7 +138,11 @@ def test_deterministic_udf_is_unchanged() -> None:
 
     result = t.select(x=double(pw.this.a), b=pw.this.b)
     assert {(row[1], row[2]) for row in stream(result) if row[-1] > 0} == {
-        (2, 2), (4, 3), (2, 4), (2, 7)}
+        (2, 2),
+        (4, 3),
+        (2, 4),
+        (2, 7),
+    }
 
 
 def test_connector_schema_declares_it(tmp_path: Any) -> None:
@@ -164,10 +173,10 @@ def _histories(draw: st.DrawFn) -> list[tuple[int, int, int, int]]:
 @settings(max_examples=25, deadline=None)
 @given(_histories())
 def test_stream_matches_one_value_per_id(changes: list[tuple[int, int, int, int]]) -> None:
-    lines = "\n".join(f"{row} | {10 * row} | {b} | {time} | {diff}"
-                      for time, row, b, diff in changes)
-    t = pw.debug.table_from_markdown(
-        f"  | a | b | __time__ | __diff__\n{lines}\n", schema=_Schema)
+    lines = "\n".join(
+        f"{row} | {10 * row} | {b} | {time} | {diff}" for time, row, b, diff in changes
+    )
+    t = pw.debug.table_from_markdown(f"  | a | b | __time__ | __diff__\n{lines}\n", schema=_Schema)
     tag, calls = _counting()
     result = t.select(a=pw.this.a, x=tag(pw.this.a), b=pw.this.b)
     got = stream(result)
@@ -191,5 +200,6 @@ def test_docs_example(capsys: Any) -> None:
     shown = section.split("```text\n", 1)[1].split("```", 1)[0]
     exec(compile(code, "docs/udfs.md append-only example", "exec"), {})  # noqa: S102
     printed = capsys.readouterr().out
-    assert [line.split() for line in printed.strip().splitlines()] == \
-        [line.split() for line in shown.strip().splitlines()]
+    assert [line.split() for line in printed.strip().splitlines()] == [
+        line.split() for line in shown.strip().splitlines()
+    ]

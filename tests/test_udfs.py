@@ -23,11 +23,28 @@ STREAM = """
 
 
 def test_public_names_of_pw_udfs() -> None:
-    expected = {"AsyncRetryStrategy", "CacheStrategy", "DefaultCache", "DiskCache",
-                "ExponentialBackoffRetryStrategy", "FixedDelayRetryStrategy", "InMemoryCache",
-                "NoRetryStrategy", "UDF", "async_executor", "async_options", "auto_executor",
-                "coerce_async", "fully_async_executor", "sync_executor", "udf",
-                "with_cache_strategy", "with_capacity", "with_retry_strategy", "with_timeout"}
+    expected = {
+        "AsyncRetryStrategy",
+        "CacheStrategy",
+        "DefaultCache",
+        "DiskCache",
+        "ExponentialBackoffRetryStrategy",
+        "FixedDelayRetryStrategy",
+        "InMemoryCache",
+        "NoRetryStrategy",
+        "UDF",
+        "async_executor",
+        "async_options",
+        "auto_executor",
+        "coerce_async",
+        "fully_async_executor",
+        "sync_executor",
+        "udf",
+        "with_cache_strategy",
+        "with_capacity",
+        "with_retry_strategy",
+        "with_timeout",
+    }
     assert expected <= set(dir(pw.udfs))
     assert pw.UDF is pw.udfs.UDF
     assert isinstance(pw.udf(lambda x: x), pw.UDF)
@@ -101,8 +118,13 @@ def test_deletions_recall_only_deterministic_udfs() -> None:
 
     t = pw.debug.table_from_markdown(STREAM)
     r = t.select(a=det(pw.this.x), b=nondet(pw.this.x), c=pw.apply(plain, pw.this.x))
-    assert stream(r) == [(2, 2, 3, 4, 1), (2, 4, 6, 8, 1), (4, 2, 3, 4, -1),
-                         (6, 4, 6, 8, -1), (6, 10, 15, 20, 1)]
+    assert stream(r) == [
+        (2, 2, 3, 4, 1),
+        (2, 4, 6, 8, 1),
+        (4, 2, 3, 4, -1),
+        (6, 4, 6, 8, -1),
+        (6, 10, 15, 20, 1),
+    ]
     assert calls["det"] == [1, 2, 1, 2, 5]
     assert calls["nondet"] == [1, 2, 5]
     assert calls["apply"] == [1, 2, 5]
@@ -191,11 +213,13 @@ def test_batched_udf_wrong_count_and_annotation() -> None:
 
 def test_option_errors_at_definition() -> None:
     with pytest.raises(ValueError, match="coroutine"):
+
         @pw.udf(executor=pw.udfs.sync_executor())
         async def f(x: int) -> int:
             return x
 
     with pytest.raises(ValueError, match="Batching is not supported"):
+
         @pw.udf(max_batch_size=4, executor=pw.udfs.fully_async_executor())
         async def g(x: list[int]) -> list[int]:
             return x
@@ -263,10 +287,12 @@ def _write_run(tmp_path: Any, udf: Any, mode: Any) -> list[dict[str, Any]]:
     pw.clear_graph()
     t = pw.debug.table_from_markdown("x\n1\n2\n1")
     rows: list[dict[str, Any]] = []
-    pw.io.subscribe(t.select(y=udf(pw.this.x)),
-                    on_change=lambda key, row, time, is_addition: rows.append(row))
-    config = pw.persistence.Config(pw.persistence.Backend.filesystem(tmp_path / "store"),
-                                   persistence_mode=mode)
+    pw.io.subscribe(
+        t.select(y=udf(pw.this.x)), on_change=lambda key, row, time, is_addition: rows.append(row)
+    )
+    config = pw.persistence.Config(
+        pw.persistence.Backend.filesystem(tmp_path / "store"), persistence_mode=mode
+    )
     pw.run(persistence_config=config)
     return rows
 
@@ -333,9 +359,13 @@ def test_udfs_match_recomputation(stream: list[Event]) -> None:
         return k + 100
 
     def program(t: pw.Table) -> pw.Table:
-        return t.select(a=det(pw.this.k, pw.this.v), b=nondet(pw.this.v),
-                        c=batched(pw.this.v), d=pw.apply(abs, pw.this.v),
-                        e=cached_async(pw.this.k))
+        return t.select(
+            a=det(pw.this.k, pw.this.v),
+            b=nondet(pw.this.v),
+            c=batched(pw.this.v),
+            d=pw.apply(abs, pw.this.v),
+            e=cached_async(pw.this.k),
+        )
 
     check(program, stream)
 

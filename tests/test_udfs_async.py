@@ -89,9 +89,11 @@ def test_timeout_fails_the_run_with_timeout_error() -> None:
 def test_retries_are_counted_and_timeout_bounds_each_attempt() -> None:
     attempts: list[int] = []
 
-    @pw.udf(executor=pw.udfs.async_executor(
-        timeout=0.05,
-        retry_strategy=pw.udfs.FixedDelayRetryStrategy(max_retries=2, delay_ms=1)))
+    @pw.udf(
+        executor=pw.udfs.async_executor(
+            timeout=0.05, retry_strategy=pw.udfs.FixedDelayRetryStrategy(max_retries=2, delay_ms=1)
+        )
+    )
     async def flaky(x: int) -> int:
         attempts.append(x)
         if len(attempts) < 3:
@@ -106,9 +108,13 @@ def test_retries_are_counted_and_timeout_bounds_each_attempt() -> None:
 def test_retries_give_up_after_max_retries() -> None:
     attempts: list[int] = []
 
-    @pw.udf(executor=pw.udfs.async_executor(
-        retry_strategy=pw.udfs.ExponentialBackoffRetryStrategy(
-            max_retries=3, initial_delay=1, backoff_factor=2, jitter_ms=0)))
+    @pw.udf(
+        executor=pw.udfs.async_executor(
+            retry_strategy=pw.udfs.ExponentialBackoffRetryStrategy(
+                max_retries=3, initial_delay=1, backoff_factor=2, jitter_ms=0
+            )
+        )
+    )
     async def broken(x: int) -> int:
         attempts.append(x)
         raise ValueError("nope")
@@ -117,8 +123,9 @@ def test_retries_give_up_after_max_retries() -> None:
     with pytest.raises(ValueError, match="nope"):
         snapshot(t.select(y=broken(pw.this.x)))
     assert sorted(attempts) == [1, 1, 1, 1, 2, 2, 2, 2]
-    strategy = pw.udfs.ExponentialBackoffRetryStrategy(max_retries=3, initial_delay=100,
-                                                       backoff_factor=3)
+    strategy = pw.udfs.ExponentialBackoffRetryStrategy(
+        max_retries=3, initial_delay=100, backoff_factor=3
+    )
     assert strategy.delays() == pytest.approx([0.1, 0.3, 0.9])
 
 
@@ -138,8 +145,7 @@ def test_async_udf_on_update_stream_and_propagate_none() -> None:
     1 | 1 | 4        | -1
     3 | 4 | 4        | 1
     """)
-    assert stream(t.select(y=double(pw.this.x))) == [
-        (2, None, 1), (2, 2, 1), (4, 2, -1), (4, 8, 1)]
+    assert stream(t.select(y=double(pw.this.x))) == [(2, None, 1), (2, 2, 1), (4, 2, -1), (4, 8, 1)]
     assert calls == [1, 4]
 
 
@@ -196,8 +202,7 @@ def test_async_transformer_tables() -> None:
     """)
     transformer = _Doubler(input_table=t)
     assert transformer.successful.schema.typehints() == {"y": int}
-    assert transformer.output_table.schema.typehints() == {"_async_status": str,
-                                                           "y": int | None}
+    assert transformer.output_table.schema.typehints() == {"_async_status": str, "y": int | None}
     assert snapshot(transformer.successful) == [(6,)]
     assert snapshot(transformer.failed) == [(None,)]
     assert snapshot(transformer.finished) == [("-FAILURE-", None), ("-SUCCESS-", 6)]
@@ -226,7 +231,11 @@ def test_async_transformer_failure_fails_its_whole_instance() -> None:
     t = pw.debug.table_from_markdown("x | group\n1 | 1\n-1 | 1\n2 | 2\n3 | 2")
     transformer = _Picky(input_table=t, instance=pw.this.group)
     assert snapshot(transformer.finished) == [
-        ("-FAILURE-", None), ("-FAILURE-", None), ("-SUCCESS-", 2), ("-SUCCESS-", 3)]
+        ("-FAILURE-", None),
+        ("-FAILURE-", None),
+        ("-SUCCESS-", 2),
+        ("-SUCCESS-", 3),
+    ]
     per_row = _Picky(input_table=t)
     assert snapshot(per_row.successful) == [(1,), (2,), (3,)]
 
@@ -240,8 +249,7 @@ def test_async_transformer_column_checks() -> None:
         _Picky(input_table=t2)
     t3 = pw.debug.table_from_markdown("x | group\n1 | 1")
     with pytest.raises(ValueError, match="unhashable"):
-        _Picky(input_table=t3, instance=pw.apply_with_type(lambda g: [g], list[int],
-                                                            pw.this.group))
+        _Picky(input_table=t3, instance=pw.apply_with_type(lambda g: [g], list[int], pw.this.group))
 
 
 def test_apply_awaits_coroutine_functions() -> None:
@@ -279,11 +287,18 @@ def test_async_udf_on_a_streaming_source_keeps_one_loop_per_run() -> None:
 
     t = pw.io.python.read(Numbers(), schema=Schema)
     changes: list[tuple[str, bool]] = []
-    pw.io.subscribe(t.select(y=tag(pw.this.x)),
-                    on_change=lambda key, row, time, is_addition: changes.append(
-                        (row["y"], is_addition)))
+    pw.io.subscribe(
+        t.select(y=tag(pw.this.x)),
+        on_change=lambda key, row, time, is_addition: changes.append((row["y"], is_addition)),
+    )
     pw.run()
-    assert sorted(changes) == [("#1", False), ("#1", True), ("#2", True), ("#3", True),
-                               ("#4", True), ("#5", True)]
+    assert sorted(changes) == [
+        ("#1", False),
+        ("#1", True),
+        ("#2", True),
+        ("#3", True),
+        ("#4", True),
+        ("#5", True),
+    ]
     assert len(loops) == 1  # one event loop served every minibatch of the run
     assert not [th for th in threading.enumerate() if th.name == "deltaflow-udf-loop"]

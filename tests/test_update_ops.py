@@ -26,8 +26,10 @@ def _other() -> pw.Table:
 def _sorted(table: pw.Table, *names: str) -> list[tuple]:
     _, columns = pw.debug.table_to_dicts(table)
     ids = list(columns[names[0]])
-    return sorted((tuple(columns[n][i] for n in names) for i in ids),
-                  key=lambda r: tuple((v is None, v or 0) for v in r))
+    return sorted(
+        (tuple(columns[n][i] for n in names) for i in ids),
+        key=lambda r: tuple((v is None, v or 0) for v in r),
+    )
 
 
 def test_update_rows_and_cells() -> None:
@@ -94,8 +96,9 @@ def test_deduplicate() -> None:
         4 | a | 5 | 4
     """)
     d = t.deduplicate(value=t.v, instance=t.g, acceptor=lambda new, old: new > old + 1)
-    stream = sorted((time, row["g"], row["v"], diff)
-                    for time, row, diff in pw.debug.table_to_stream(d))
+    stream = sorted(
+        (time, row["g"], row["v"], diff) for time, row, diff in pw.debug.table_to_stream(d)
+    )
     assert stream == [(2, "a", 3, 1), (4, "a", 3, -1), (4, "a", 5, 1), (4, "b", 2, 1)]
     with pytest.raises(TypeError, match="acceptor"):
         t.deduplicate(value=t.v, acceptor=None)  # type: ignore[arg-type]
@@ -110,5 +113,6 @@ def test_ix_miss_raises_unless_optional() -> None:
     with pytest.raises(KeyError, match="ix: no row with id"):
         pw.debug.table_to_pandas(t.ix(refs.p))
     _, lenient = pw.debug.table_to_dicts(t.ix(refs.p, optional=True))
-    assert sorted(lenient["v"].values(), key=str) == ["None", "a"] or \
-        sorted(map(str, lenient["v"].values())) == ["None", "a"]
+    assert sorted(lenient["v"].values(), key=str) == ["None", "a"] or sorted(
+        map(str, lenient["v"].values())
+    ) == ["None", "a"]

@@ -147,6 +147,7 @@ def __getattr__(name: str) -> object:
         return value
     raise AttributeError(f"module 'deltaflow' has no attribute {name!r}")
 
+
 __all__ = [
     "UDF",
     "ColumnDefinition",

@@ -62,23 +62,35 @@ def arrow_type(dtype: t.DType, column: str, *, nested: bool = False) -> pa.DataT
 
     base = dtype.strip_optional()
     simple = {
-        t.INT: pa.int64(), t.FLOAT: pa.float64(), t.STR: pa.large_string(),
-        t.BYTES: pa.large_binary(), t.BOOL: pa.bool_(),
-        t.DATE_TIME_NAIVE: pa.timestamp("ns"), t.DATE_TIME_UTC: pa.timestamp("ns", "UTC"),
-        t.DURATION: pa.duration("ns"), t.POINTER: pa.string(), t.JSON: pa.string(),
+        t.INT: pa.int64(),
+        t.FLOAT: pa.float64(),
+        t.STR: pa.large_string(),
+        t.BYTES: pa.large_binary(),
+        t.BOOL: pa.bool_(),
+        t.DATE_TIME_NAIVE: pa.timestamp("ns"),
+        t.DATE_TIME_UTC: pa.timestamp("ns", "UTC"),
+        t.DURATION: pa.duration("ns"),
+        t.POINTER: pa.string(),
+        t.JSON: pa.string(),
     }
     if isinstance(base, t.Tuple):
-        return pa.struct([pa.field(str(i), arrow_type(arg, column, nested=True))
-                          for i, arg in enumerate(base.args)])
+        return pa.struct(
+            [
+                pa.field(str(i), arrow_type(arg, column, nested=True))
+                for i, arg in enumerate(base.args)
+            ]
+        )
     if isinstance(base, t.List):
         return pa.large_list(arrow_type(base.arg, column, nested=True))
     if isinstance(base, t.Array):
         if base.n_dim is None or base.wrapped not in (t.INT, t.FLOAT):
             if not nested:
                 return None
-            raise TypeError(f"column {column!r}: an np.ndarray inside a tuple or list "
-                            f"converts to Arrow only when its shape and element type are "
-                            f"known; this one is {base.name}")
+            raise TypeError(
+                f"column {column!r}: an np.ndarray inside a tuple or list "
+                f"converts to Arrow only when its shape and element type are "
+                f"known; this one is {base.name}"
+            )
         element = arrow_type(base.wrapped, column)
         for _ in range(base.n_dim):
             element = pa.large_list(element)
@@ -86,8 +98,10 @@ def arrow_type(dtype: t.DType, column: str, *, nested: bool = False) -> pa.DataT
     for known, kind in simple.items():
         if base == known:
             return kind
-    raise TypeError(f"column {column!r} of type {dtype.name} has no Arrow form (Python objects); "
-                    f"convert it first, e.g. with .select(...) and a typed expression")
+    raise TypeError(
+        f"column {column!r} of type {dtype.name} has no Arrow form (Python objects); "
+        f"convert it first, e.g. with .select(...) and a typed expression"
+    )
 
 
 def _to_arrow_value(value: Any, dtype: t.DType) -> Any:
@@ -100,8 +114,10 @@ def _to_arrow_value(value: Any, dtype: t.DType) -> Any:
     if base == t.JSON:
         return value.dumps() if isinstance(value, t.Json) else t.Json(value).dumps()
     if isinstance(base, t.Tuple):
-        return {str(i): _to_arrow_value(item, arg)
-                for i, (item, arg) in enumerate(zip(value, base.args, strict=True))}
+        return {
+            str(i): _to_arrow_value(item, arg)
+            for i, (item, arg) in enumerate(zip(value, base.args, strict=True))
+        }
     if isinstance(base, t.List):
         return [_to_arrow_value(item, base.arg) for item in value]
     if isinstance(base, t.Array):
@@ -120,30 +136,41 @@ def series_to_arrow(series: pl.Series, dtype: t.DType, column: str) -> pa.Array:
         try:
             return pa.array([_to_arrow_value(v, dtype) for v in series.to_list()])
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise TypeError(f"column {column!r}: its arrays do not convert to one Arrow type "
-                            f"(different numbers of dimensions?): {exc}") from exc
+            raise TypeError(
+                f"column {column!r}: its arrays do not convert to one Arrow type "
+                f"(different numbers of dimensions?): {exc}"
+            ) from exc
     if series.dtype == pl.UInt128:
-        return pa.array([None if v is None else str(t.Pointer(v)) for v in series.to_list()],
-                        type=kind)
+        return pa.array(
+            [None if v is None else str(t.Pointer(v)) for v in series.to_list()], type=kind
+        )
     if series.dtype == pl.Object:
         return pa.array([_to_arrow_value(v, dtype) for v in series.to_list()], type=kind)
     return series.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(kind)
 
 
-def frame_to_arrow(frame: pl.DataFrame, columns: dict[str, t.DType], *,
-                   include_id: bool) -> pa.Table:
+def frame_to_arrow(
+    frame: pl.DataFrame, columns: dict[str, t.DType], *, include_id: bool
+) -> pa.Table:
     """A captured frame (``_id``, the columns, ``_diff``) as an Arrow table, with each
     field's deltaflow type in its metadata; the id column is ``id`` when included."""
     import pyarrow as pa
 
     from deltaflow.schema_export import dtype_to_json
 
-    selected = ([(ID_COLUMN, ID, t.POINTER)] if include_id else []) + \
-        [(name, name, dtype) for name, dtype in columns.items()]
+    selected = ([(ID_COLUMN, ID, t.POINTER)] if include_id else []) + [
+        (name, name, dtype) for name, dtype in columns.items()
+    ]
     arrays = [series_to_arrow(frame[stored], dtype, name) for name, stored, dtype in selected]
-    fields = [pa.field(name, array.type, nullable=dtype.is_optional or dtype == t.ANY,
-                       metadata={DTYPE_METADATA_KEY: json.dumps(dtype_to_json(dtype))})
-              for (name, _, dtype), array in zip(selected, arrays, strict=True)]
+    fields = [
+        pa.field(
+            name,
+            array.type,
+            nullable=dtype.is_optional or dtype == t.ANY,
+            metadata={DTYPE_METADATA_KEY: json.dumps(dtype_to_json(dtype))},
+        )
+        for (name, _, dtype), array in zip(selected, arrays, strict=True)
+    ]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
@@ -178,10 +205,14 @@ def _from_arrow_value(value: Any, dtype: t.DType) -> Any:
     if base == t.JSON:
         return t.Json(json.loads(value)) if isinstance(value, str) else t.Json(value)
     if isinstance(base, t.Tuple):
-        items = [value[str(i)] for i in range(len(base.args))] if isinstance(value, dict) \
+        items = (
+            [value[str(i)] for i in range(len(base.args))]
+            if isinstance(value, dict)
             else list(value)
-        return tuple(_from_arrow_value(item, arg)
-                     for item, arg in zip(items, base.args, strict=True))
+        )
+        return tuple(
+            _from_arrow_value(item, arg) for item, arg in zip(items, base.args, strict=True)
+        )
     if isinstance(base, t.List):
         return tuple(_from_arrow_value(item, base.arg) for item in value)
     if isinstance(base, t.Array):
@@ -229,8 +260,9 @@ def read_arrow(data: Any, schema_dtypes: dict[str, t.DType] | None) -> ArrowColu
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if not isinstance(data, pa.Table):
-        raise TypeError(f"{where}: expected a pyarrow Table or RecordBatch, got "
-                        f"{type(data).__name__}")
+        raise TypeError(
+            f"{where}: expected a pyarrow Table or RecordBatch, got {type(data).__name__}"
+        )
     names = [n for n in data.column_names if n not in (ID_COLUMN, *STREAM_COLUMNS)]
     dtypes: dict[str, t.DType | None]
     if schema_dtypes is not None:
@@ -250,8 +282,11 @@ def read_arrow(data: Any, schema_dtypes: dict[str, t.DType] | None) -> ArrowColu
             series.append(pl.Series(name, column))
     ids = None
     if ID_COLUMN in data.column_names:
-        ids = pl.Series(ID, [int(_from_arrow_value(v, t.POINTER))
-                             for v in data.column(ID_COLUMN).to_pylist()], dtype=pl.UInt128)
+        ids = pl.Series(
+            ID,
+            [int(_from_arrow_value(v, t.POINTER)) for v in data.column(ID_COLUMN).to_pylist()],
+            dtype=pl.UInt128,
+        )
     time_column, diff_column = STREAM_COLUMNS
     times = pl.Series(data.column(time_column)) if time_column in data.column_names else None
     diffs = pl.Series(data.column(diff_column)) if diff_column in data.column_names else None

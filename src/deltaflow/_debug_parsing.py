@@ -34,8 +34,7 @@ def _cell_as(text: str, dtype: t.DType, column: str) -> Any:
     if text in ("None", "") and (dtype.is_optional or base == t.ANY):
         return None
     if base == t.STR:
-        return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" \
-            else text
+        return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" else text
     value = _parse_cell(text)
     try:
         if base == t.INT:
@@ -59,16 +58,27 @@ def _cell_as(text: str, dtype: t.DType, column: str) -> Any:
         if base == t.BYTES:
             return text.encode()
     except (ValueError, TypeError):
-        raise ValueError(f"table_from_markdown: value {text!r} in column {column!r} is not a "
-                         f"valid {dtype!r}") from None
+        raise ValueError(
+            f"table_from_markdown: value {text!r} in column {column!r} is not a valid {dtype!r}"
+        ) from None
     return value
 
 
 _POLARS_TO_DTYPE: list[tuple[Any, t.DType]] = [
-    (pl.Int64, t.INT), (pl.Int32, t.INT), (pl.Int16, t.INT), (pl.Int8, t.INT),
-    (pl.UInt32, t.INT), (pl.UInt16, t.INT), (pl.UInt8, t.INT), (pl.UInt64, t.INT),
-    (pl.Float64, t.FLOAT), (pl.Float32, t.FLOAT), (pl.String, t.STR), (pl.Boolean, t.BOOL),
-    (pl.Binary, t.BYTES), (pl.UInt128, t.POINTER),
+    (pl.Int64, t.INT),
+    (pl.Int32, t.INT),
+    (pl.Int16, t.INT),
+    (pl.Int8, t.INT),
+    (pl.UInt32, t.INT),
+    (pl.UInt16, t.INT),
+    (pl.UInt8, t.INT),
+    (pl.UInt64, t.INT),
+    (pl.Float64, t.FLOAT),
+    (pl.Float32, t.FLOAT),
+    (pl.String, t.STR),
+    (pl.Boolean, t.BOOL),
+    (pl.Binary, t.BYTES),
+    (pl.UInt128, t.POINTER),
 ]
 
 

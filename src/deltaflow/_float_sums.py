@@ -61,20 +61,27 @@ def sum_expr(terms: pl.Expr, arg_type: t.DType) -> pl.Expr:
     return pl.when(total.is_finite() & (largest > 0)).then(total).otherwise(terms.sum())
 
 
-def compensate_small_sums(calls: Sequence[Any], accumulated: Sequence[int],
-                          sums: Sequence[tuple[int, int]], rows: Sequence[tuple[Any, ...]],
-                          group_of: Callable[[tuple[Any, ...]], tuple[Any, ...]],
-                          diff_at: int, touched: dict[tuple[Any, ...], list[Any]],
-                          with_deletions: bool) -> None:
+def compensate_small_sums(
+    calls: Sequence[Any],
+    accumulated: Sequence[int],
+    sums: Sequence[tuple[int, int]],
+    rows: Sequence[tuple[Any, ...]],
+    group_of: Callable[[tuple[Any, ...]], tuple[Any, ...]],
+    diff_at: int,
+    touched: dict[tuple[Any, ...], list[Any]],
+    with_deletions: bool,
+) -> None:
     """For the reduce operator's small-delta path: replace the running float sums of the
     delta's groups (``touched[group][slot]``, added row by row) by accurate ones.
 
     ``accumulated`` are the indices of the calls with accumulators and ``sums`` their
     (slot, argument position) pairs, in the same order; deletions count only
     ``with_deletions`` (as they do in the row-by-row sums)."""
-    floats = [(slot, position) for index, (slot, position) in zip(accumulated, sums,
-                                                                      strict=True)
-              if is_float_sum(calls[index].arg_types[0])]
+    floats = [
+        (slot, position)
+        for index, (slot, position) in zip(accumulated, sums, strict=True)
+        if is_float_sum(calls[index].arg_types[0])
+    ]
     if not floats:
         return
     terms: dict[tuple[tuple[Any, ...], int], list[Any]] = {}

@@ -32,7 +32,8 @@ _MESSAGE = (
     "have, so any Polars computation would wait for ever. Start the child with the 'spawn' or "
     "'forkserver' start method instead (multiprocessing.get_context('spawn').Process(...), or "
     "multiprocessing.set_start_method('spawn') at the start of the program), or fork before "
-    "importing deltaflow.")
+    "importing deltaflow."
+)
 
 
 class ForkedAfterPolarsError(DeltaflowError, RuntimeError):

@@ -108,9 +108,11 @@ def _fmix_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
     """``fmix`` of a UInt128 column, one step per projection (no repeated sub-expressions)."""
     c = pl.col(column)
     half = _lit(_HALF)
-    return (frame.with_columns((c.xor(c // half) * _lit(K1)).alias(column))
-            .with_columns((c.xor(c // half) * _lit(K2)).alias(column))
-            .with_columns(c.xor(c // half).alias(column)))
+    return (
+        frame.with_columns((c.xor(c // half) * _lit(K1)).alias(column))
+        .with_columns((c.xor(c // half) * _lit(K2)).alias(column))
+        .with_columns(c.xor(c // half).alias(column))
+    )
 
 
 def _as_u128(series: pl.Series) -> pl.Series:
@@ -198,9 +200,12 @@ def id_expr(columns: Sequence[tuple[pl.Expr, DType]], *, salt: str = "") -> pl.E
     """An expression computing ids from the given (expression, type) pairs."""
     tag = _integer_tag([dtype for _, dtype in columns])
     if tag is not None:
-        (expr, _), = columns
-        return expr.map_batches(functools.partial(_integer_key_ids, tag=tag, salt=salt),
-                                return_dtype=ID_DTYPE, is_elementwise=True)
+        ((expr, _),) = columns
+        return expr.map_batches(
+            functools.partial(_integer_key_ids, tag=tag, salt=salt),
+            return_dtype=ID_DTYPE,
+            is_elementwise=True,
+        )
     parts: list[pl.Expr] = [pl.lit("k" + salt)]
     parts.extend(_part(expr, dtype) for expr, dtype in columns)
     return xxh3_128(pl.concat_str(parts, separator="|")).cast(ID_DTYPE)
@@ -212,11 +217,13 @@ def hash_columns(frame: pl.DataFrame, columns: Sequence[tuple[str, DType]]) -> p
         return pl.Series("_id", [], dtype=ID_DTYPE)
     tag = _integer_tag([dtype for _, dtype in columns])
     if tag is not None:
-        (name, _), = columns
+        ((name, _),) = columns
         return _integer_key_ids(frame[name], tag, "")
     parts: list[pl.Expr] = [pl.lit("k")]
-    parts.extend(_part(pl.col(name), dtype, may_be_null=frame[name].null_count() > 0)
-                 for name, dtype in columns)
+    parts.extend(
+        _part(pl.col(name), dtype, may_be_null=frame[name].null_count() > 0)
+        for name, dtype in columns
+    )
     expr = xxh3_128(pl.concat_str(parts, separator="|")).cast(ID_DTYPE)
     return frame.select(expr.alias("_id")).to_series()
 
@@ -227,8 +234,10 @@ def pointer_from_values(*values: Any, dtypes: Sequence[DType] | None = None) -> 
 
     if dtypes is None:
         dtypes = [infer_dtype([v]) for v in values]
-    data = {f"k{i}": series_from_values(f"k{i}", [v], t)
-            for i, (v, t) in enumerate(zip(values, dtypes, strict=True))}
+    data = {
+        f"k{i}": series_from_values(f"k{i}", [v], t)
+        for i, (v, t) in enumerate(zip(values, dtypes, strict=True))
+    }
     frame = pl.DataFrame(data) if data else pl.DataFrame({"_": [0]})
     ids = hash_columns(frame, [(f"k{i}", t) for i, t in enumerate(dtypes)])
     return Pointer(ids[0])
@@ -271,8 +280,9 @@ def _salt_digest(salt: str) -> int:
     return text_digest("c" + salt)
 
 
-def with_derived_ids(frame: pl.LazyFrame, columns: Sequence[str], *, salt: str = "",
-                     name: str = "_id") -> pl.LazyFrame:
+def with_derived_ids(
+    frame: pl.LazyFrame, columns: Sequence[str], *, salt: str = "", name: str = "_id"
+) -> pl.LazyFrame:
     """``frame`` with a column ``name`` holding the derived ids (:func:`combine_ids`) of its
     id (``UInt128``) columns ``columns``.
 
@@ -291,6 +301,9 @@ def with_derived_ids(frame: pl.LazyFrame, columns: Sequence[str], *, salt: str =
 def combine_ids_expr(*ids: pl.Expr, salt: str = "") -> pl.Expr:
     """Ids derived from tuples of other ids (flattened rows, reindexed concat; joins use
     :func:`with_derived_ids` or :func:`combine_id_values`)."""
-    return pl.map_batches(list(ids), functools.partial(combine_ids, salt=salt),
-                          return_dtype=ID_DTYPE, is_elementwise=True)
-
+    return pl.map_batches(
+        list(ids),
+        functools.partial(combine_ids, salt=salt),
+        return_dtype=ID_DTYPE,
+        is_elementwise=True,
+    )

@@ -53,8 +53,11 @@ def graceful_stop() -> Iterator[None]:
             signal.raise_signal(signum)
             return
         received.append(signum)
-        logger.info("received %s: finishing the run (flushing outputs, writing the last "
-                    "checkpoint); send it again to stop at once", signal.Signals(signum).name)
+        logger.info(
+            "received %s: finishing the run (flushing outputs, writing the last "
+            "checkpoint); send it again to stop at once",
+            signal.Signals(signum).name,
+        )
         for run in runs:
             run.stop()
 

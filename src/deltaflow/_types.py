@@ -26,6 +26,7 @@ from deltaflow._pointer import Pointer
 # Value classes users see (row ids: deltaflow._pointer)
 # --------------------------------------------------------------------------------------------
 
+
 class Json:
     """A JSON value (dict, list, str, int, float, bool or None) stored in a column."""
 
@@ -77,8 +78,7 @@ class Json:
         return self.dumps()
 
     def dumps(self) -> str:
-        return _json.dumps(self.value, sort_keys=False, default=_json_default,
-                           ensure_ascii=False)
+        return _json.dumps(self.value, sort_keys=False, default=_json_default, ensure_ascii=False)
 
     # Conversions of the wrapped value; a value of another kind (None included) is a
     # ValueError, as in Pathway.
@@ -102,8 +102,7 @@ class Json:
 
     def _as(self, accepted: type | tuple[type, ...], convert: type) -> Any:
         value = self.value
-        if not isinstance(value, accepted) or (isinstance(value, bool) and convert
-                                               is not bool):
+        if not isinstance(value, accepted) or (isinstance(value, bool) and convert is not bool):
             raise ValueError(f"Cannot convert Json {self} to {convert.__name__}")
         return convert(value)
 
@@ -113,8 +112,11 @@ class Json:
 
     @staticmethod
     def dumps_value(value: Any) -> str:
-        return _json.dumps(value.value if isinstance(value, Json) else value,
-                           default=_json_default, ensure_ascii=False)
+        return _json.dumps(
+            value.value if isinstance(value, Json) else value,
+            default=_json_default,
+            ensure_ascii=False,
+        )
 
 
 Json.NULL = Json(None)
@@ -148,8 +150,10 @@ def json_stored(value: Any) -> Any:
         import pandas as pd  # loaded on first use: `import deltaflow` stays light
 
         stamp = pd.Timestamp(value)
-        text = (f"{stamp.strftime('%Y-%m-%dT%H:%M:%S')}."
-                f"{stamp.microsecond * 1000 + stamp.nanosecond:09d}")
+        text = (
+            f"{stamp.strftime('%Y-%m-%dT%H:%M:%S')}."
+            f"{stamp.microsecond * 1000 + stamp.nanosecond:09d}"
+        )
         offset = stamp.strftime("%z")
         return text if not offset else f"{text}{offset[:3]}:{offset[3:]}"
     if isinstance(value, datetime.timedelta):
@@ -224,10 +228,15 @@ def _define_pandas_annotations() -> None:
 
     for cls in (DateTimeNaive, DateTimeUtc, Duration):
         cls.__qualname__ = cls.__name__  # pickled by reference as deltaflow._types.<name>
-    _SIMPLE_BY_PYTHON.update({
-        DateTimeNaive: DATE_TIME_NAIVE, DateTimeUtc: DATE_TIME_UTC, Duration: DURATION,
-        pd.Timestamp: DATE_TIME_NAIVE, pd.Timedelta: DURATION,
-    })
+    _SIMPLE_BY_PYTHON.update(
+        {
+            DateTimeNaive: DATE_TIME_NAIVE,
+            DateTimeUtc: DATE_TIME_UTC,
+            Duration: DURATION,
+            pd.Timestamp: DATE_TIME_NAIVE,
+            pd.Timedelta: DURATION,
+        }
+    )
     # Duration last: its presence is what marks the three as defined.
     globals().update(DateTimeNaive=DateTimeNaive, DateTimeUtc=DateTimeUtc, Duration=Duration)
 
@@ -407,8 +416,9 @@ class Tuple(DType):
     @property
     def typehint(self) -> Any:
         # Built at run time from the element types: ``tuple[int, str]`` for (INT, STR).
-        return types.GenericAlias(tuple, tuple(a.typehint for a in self.args)) \
-            if self.args else tuple
+        return (
+            types.GenericAlias(tuple, tuple(a.typehint for a in self.args)) if self.args else tuple
+        )
 
 
 class List(DType):
@@ -554,7 +564,8 @@ def pointers_compatible(left: DType, right: DType) -> bool:
     if a.args is None or b.args is None:
         return True
     return len(a.args) == len(b.args) and all(
-        _key_types_compatible(x, y) for x, y in zip(a.args, b.args, strict=True))
+        _key_types_compatible(x, y) for x, y in zip(a.args, b.args, strict=True)
+    )
 
 
 def _key_types_compatible(left: DType, right: DType) -> bool:
@@ -574,10 +585,14 @@ def _pointer_supertype(a: PointerType, b: PointerType) -> PointerType | None:
         return None
     if a.args is None or b.args is None:
         return POINTER
-    merged = [x if describe(x) == describe(y)
-              else optional(x.strip_optional()) if describe(x.strip_optional()) == describe(
-                  y.strip_optional()) else ANY
-              for x, y in zip(a.args, b.args, strict=True)]
+    merged = [
+        x
+        if describe(x) == describe(y)
+        else optional(x.strip_optional())
+        if describe(x.strip_optional()) == describe(y.strip_optional())
+        else ANY
+        for x, y in zip(a.args, b.args, strict=True)
+    ]
     return PointerType(merged)
 
 
@@ -615,8 +630,10 @@ def common_supertype(left: DType, right: DType) -> DType | None:
         result = Tuple(*parts)  # type: ignore[arg-type]
     elif isinstance(a, (Tuple, List)) and isinstance(b, (Tuple, List)):
         # Sequences of different shapes: a list of the items' common type.
-        items = [*(a.args if isinstance(a, Tuple) else (a.arg,)),
-                 *(b.args if isinstance(b, Tuple) else (b.arg,))]
+        items = [
+            *(a.args if isinstance(a, Tuple) else (a.arg,)),
+            *(b.args if isinstance(b, Tuple) else (b.arg,)),
+        ]
         element: DType | None = items[0] if items else ANY
         for item in items[1:]:
             element = common_supertype(element, item) if element is not None else None
@@ -654,9 +671,17 @@ def type_name(dtype: DType) -> str:
 
 
 _ENGINE_NAMES = {
-    "int": "INT", "float": "FLOAT", "bool": "BOOL", "str": "STR", "bytes": "BYTES",
-    "DateTimeNaive": "DATE_TIME_NAIVE", "DateTimeUtc": "DATE_TIME_UTC", "Duration": "DURATION",
-    "Pointer": "ANY_POINTER", "Json": "Json", "Any": "ANY",
+    "int": "INT",
+    "float": "FLOAT",
+    "bool": "BOOL",
+    "str": "STR",
+    "bytes": "BYTES",
+    "DateTimeNaive": "DATE_TIME_NAIVE",
+    "DateTimeUtc": "DATE_TIME_UTC",
+    "Duration": "DURATION",
+    "Pointer": "ANY_POINTER",
+    "Json": "Json",
+    "Any": "ANY",
     "PyObjectWrapper": "PyObjectWrapper(<class 'object'>)",
 }
 
@@ -685,7 +710,9 @@ def engine_name(dtype: DType) -> str:
 
 # The value conversions live in their own module; they are part of this module's interface.
 from deltaflow._values import (  # noqa: E402, I001 (after the names _values imports)
-    canonical_key as canonical_key, infer_dtype as infer_dtype,
-    series_from_values as series_from_values, to_storage as to_storage,
+    canonical_key as canonical_key,
+    infer_dtype as infer_dtype,
+    series_from_values as series_from_values,
+    to_storage as to_storage,
     values_from_series as values_from_series,
 )

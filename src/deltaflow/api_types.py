@@ -18,8 +18,14 @@ from deltaflow import _types as t
 from deltaflow.table import Table
 from deltaflow.table_stateful import GroupedTable, JoinResult
 
-__all__ = ["GroupedJoinResult", "Joinable", "LiveTable", "TableLike", "Type",
-           "enable_interactive_mode"]
+__all__ = [
+    "GroupedJoinResult",
+    "Joinable",
+    "LiveTable",
+    "TableLike",
+    "Type",
+    "enable_interactive_mode",
+]
 
 
 class TableLike(abc.ABC):  # noqa: B024 (a marker: no abstract methods of its own)
@@ -78,20 +84,26 @@ class Type:
 
     @staticmethod
     def future(wrapped: Any) -> t.DType:
-        raise NotImplementedError("pw.Type.future is not supported by deltaflow: fully "
-                                  "asynchronous UDF results are ready in their own minibatch "
-                                  "(docs/udfs.md), so columns never hold pending values")
+        raise NotImplementedError(
+            "pw.Type.future is not supported by deltaflow: fully "
+            "asynchronous UDF results are ready in their own minibatch "
+            "(docs/udfs.md), so columns never hold pending values"
+        )
 
 
 class LiveTable:
     """Pathway's interactive-mode view of a table; not supported by deltaflow."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("pw.LiveTable (interactive mode) is not supported by "
-                                  "deltaflow; print results with pw.debug.compute_and_print")
+        raise NotImplementedError(
+            "pw.LiveTable (interactive mode) is not supported by "
+            "deltaflow; print results with pw.debug.compute_and_print"
+        )
 
 
 def enable_interactive_mode() -> Any:
     """Not supported by deltaflow: raises ``NotImplementedError``."""
-    raise NotImplementedError("pw.enable_interactive_mode (interactive mode) is not supported "
-                              "by deltaflow; print results with pw.debug.compute_and_print")
+    raise NotImplementedError(
+        "pw.enable_interactive_mode (interactive mode) is not supported "
+        "by deltaflow; print results with pw.debug.compute_and_print"
+    )

@@ -57,7 +57,8 @@ def method_name_as_column(placeholder: str, name: str) -> ArgumentError:
     """The error of ``pw.this.<method name>``."""
     return ArgumentError(
         f"pw.{placeholder}.{name}: {name!r} is the name of a Table method, so it does not name "
-        f"a column here; write pw.{placeholder}[{name!r}] for a column with that name")
+        f"a column here; write pw.{placeholder}[{name!r}] for a column with that name"
+    )
 
 
 def extra_arguments_refused(hint: str) -> Callable[[F], F]:

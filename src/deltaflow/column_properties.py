@@ -51,14 +51,14 @@ def append_only_columns(node: plan.Node) -> frozenset[str]:
         projection = node.projection
         if projection is None or len(stable) <= 1:
             return frozenset({_ID})
-        kept = {name for name, expr in projection.outputs
-                if _reads_only(projection, expr, stable)}
+        kept = {name for name, expr in projection.outputs if _reads_only(projection, expr, stable)}
         return frozenset(kept) | {_ID}
     if isinstance(node, plan.FilterNode) and len(node.inputs) == 1:
         stable = append_only_columns(node.inputs[0])
         predicate = node.predicate
-        if predicate is not None and all(_reads_only(predicate, expr, stable)
-                                         for _, expr in predicate.outputs):
+        if predicate is not None and all(
+            _reads_only(predicate, expr, stable) for _, expr in predicate.outputs
+        ):
             return stable & (set(node.columns) | {_ID})
     return frozenset({_ID})
 
@@ -75,8 +75,7 @@ def _reads_only(projection: CompiledProjection, expr: Any, stable: frozenset[str
     return True
 
 
-def mark_udfs_on_append_only_columns(projection: CompiledProjection,
-                                     source: plan.Node) -> None:
+def mark_udfs_on_append_only_columns(projection: CompiledProjection, source: plan.Node) -> None:
     """Tell the non-deterministic UDFs of ``projection`` (which reads ``source``) whether all
     their arguments are append-only columns there.
 
@@ -94,6 +93,7 @@ def mark_udfs_on_append_only_columns(projection: CompiledProjection,
             if stable is None:
                 stable = append_only_columns(source)
             forever = len(stable) > 1 and all(
-                _reads_only(projection, child, stable) for child in node.children())
+                _reads_only(projection, child, stable) for child in node.children()
+            )
             previous = getattr(node, "keeps_values_forever", None)
             node.keeps_values_forever = forever if previous is None else previous and forever

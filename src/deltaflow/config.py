@@ -28,13 +28,18 @@ def set_license_key(key: str | None) -> None:
     SETTINGS.license_key = key
 
 
-def set_monitoring_config(*, server_endpoint: str | None = None,
-                          detailed_metrics_dir: str | os.PathLike[str] | None = None) -> None:
+def set_monitoring_config(
+    *,
+    server_endpoint: str | None = None,
+    detailed_metrics_dir: str | os.PathLike[str] | None = None,
+) -> None:
     """Remember where monitoring data would be sent (an OpenTelemetry endpoint) and where
     detailed metrics would be written."""
     SETTINGS.monitoring_server = server_endpoint
-    SETTINGS.detailed_metrics_dir = None if detailed_metrics_dir is None \
-        else os.fspath(detailed_metrics_dir)
+    SETTINGS.detailed_metrics_dir = (
+        None if detailed_metrics_dir is None else os.fspath(detailed_metrics_dir)
+    )
     if server_endpoint is not None:
-        logger.info("monitoring endpoint set to %s (deltaflow does not export to it yet)",
-                    server_endpoint)
+        logger.info(
+            "monitoring endpoint set to %s (deltaflow does not export to it yet)", server_endpoint
+        )

@@ -57,8 +57,9 @@ class StaticSource(Source):
     position, inserted once), so the engine need not check.
     """
 
-    def __init__(self, batches: Sequence[tuple[int, pl.DataFrame]], name: str,
-                 consolidated: bool = False) -> None:
+    def __init__(
+        self, batches: Sequence[tuple[int, pl.DataFrame]], name: str, consolidated: bool = False
+    ) -> None:
         self.batches = list(batches)
         self.name = name
         self.consolidated = consolidated
@@ -75,14 +76,22 @@ class StaticSource(Source):
         handle.finish()
 
 
-def _static_table(columns: dict[str, t.DType], batches: Sequence[tuple[int, pl.DataFrame]],
-                  *, label: str, primary_key: tuple[str, ...] | None = None,
-                  consolidated: bool = False,
-                  append_only_columns: frozenset[str] = frozenset()) -> Table:
-    node = InputNode(columns=dict(columns),
-                     source=StaticSource(batches, label, consolidated=consolidated),
-                     primary_key=primary_key, label=label,
-                     append_only_columns=append_only_columns)
+def _static_table(
+    columns: dict[str, t.DType],
+    batches: Sequence[tuple[int, pl.DataFrame]],
+    *,
+    label: str,
+    primary_key: tuple[str, ...] | None = None,
+    consolidated: bool = False,
+    append_only_columns: frozenset[str] = frozenset(),
+) -> Table:
+    node = InputNode(
+        columns=dict(columns),
+        source=StaticSource(batches, label, consolidated=consolidated),
+        primary_key=primary_key,
+        label=label,
+        append_only_columns=append_only_columns,
+    )
     return Table(node, _universe_of_keys(batches), primary_key=primary_key)
 
 
@@ -111,22 +120,26 @@ def _universe_of_keys(batches: Sequence[tuple[int, pl.DataFrame]]) -> Universe:
     return universe
 
 
-def _frame_to_batches(frame: pl.DataFrame, columns: dict[str, t.DType], ids: pl.Series,
-                      times: Sequence[int] | pl.Series | None,
-                      diffs: Sequence[int] | pl.Series | None
-                      ) -> list[tuple[int, pl.DataFrame]]:
-    diff = pl.lit(1, dtype=pl.Int64) if diffs is None else \
-        pl.Series(DIFF, diffs, dtype=pl.Int64)
+def _frame_to_batches(
+    frame: pl.DataFrame,
+    columns: dict[str, t.DType],
+    ids: pl.Series,
+    times: Sequence[int] | pl.Series | None,
+    diffs: Sequence[int] | pl.Series | None,
+) -> list[tuple[int, pl.DataFrame]]:
+    diff = pl.lit(1, dtype=pl.Int64) if diffs is None else pl.Series(DIFF, diffs, dtype=pl.Int64)
     data = frame.select(ids.alias(ID), *columns, diff.alias(DIFF))
     if times is None:
         return [(0, data)] if data.height else []
     # Pathway's final time (rows held until the inputs end) does not fit an Int64.
-    big = any(time >= 2**63 for time in (times.to_list() if isinstance(times, pl.Series)
-                                          else times))
+    big = any(
+        time >= 2**63 for time in (times.to_list() if isinstance(times, pl.Series) else times)
+    )
     time_series = pl.Series("__t", times, dtype=pl.UInt64 if big else pl.Int64)
     if (time_series % 2 != 0).any():
-        warnings.warn("timestamps are required to be even; all timestamps will be doubled",
-                      stacklevel=3)
+        warnings.warn(
+            "timestamps are required to be even; all timestamps will be doubled", stacklevel=3
+        )
         time_series = time_series * 2
     data = data.with_columns(time_series)
     batches = []
@@ -140,10 +153,16 @@ def _frame_to_batches(frame: pl.DataFrame, columns: dict[str, t.DType], ids: pl.
 # ------------------------------------------------------------------------------------------
 
 
-def table_from_markdown(table_def: str, id_from: list[str] | None = None,
-                        unsafe_trusted_ids: bool = False, schema: type[Schema] | None = None,
-                        *, _stacklevel: int = 1, split_on_whitespace: bool = True,
-                        _new_universe: bool = False) -> Table:
+def table_from_markdown(
+    table_def: str,
+    id_from: list[str] | None = None,
+    unsafe_trusted_ids: bool = False,
+    schema: type[Schema] | None = None,
+    *,
+    _stacklevel: int = 1,
+    split_on_whitespace: bool = True,
+    _new_universe: bool = False,
+) -> Table:
     """A table from a markdown-like text: a header row of column names, then rows.
 
     A first column with an empty header gives row labels (ids); ``__time__`` and ``__diff__``
@@ -158,8 +177,10 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
     lines = [line for line in lines if not re.fullmatch(r"[\s|:+]*-[\s|:\-+]*", line)]
     if not lines:
         raise ValueError("table_from_markdown: the table has no header row")
-    github_style = all(line.strip().startswith("|") and line.strip().endswith("|")
-                       and line.strip() != "|" for line in lines)
+    github_style = all(
+        line.strip().startswith("|") and line.strip().endswith("|") and line.strip() != "|"
+        for line in lines
+    )
     if github_style:
         lines = [line.strip()[1:-1] for line in lines]
     header_line = lines[0]
@@ -193,14 +214,16 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
         if not header and cells == [""]:
             cells = []
         if len(cells) != len(header):
-            raise ValueError(f"table_from_markdown: line {number} has {len(cells)} cells, the "
-                             f"header has {len(header)} ({', '.join(header)}): {line.strip()!r}")
+            raise ValueError(
+                f"table_from_markdown: line {number} has {len(cells)} cells, the "
+                f"header has {len(header)} ({', '.join(header)}): {line.strip()!r}"
+            )
         rows.append(cells)
     if "id" in header and not has_ids:
         # An "id" column gives the row labels, as a first column with an empty header does.
         position = header.index("id")
         labels = [row.pop(position) for row in rows]
-        header = header[:position] + header[position + 1:]
+        header = header[:position] + header[position + 1 :]
         has_ids = True
     data_columns = [h for h in header if h not in _SPECIAL]
     if schema is not None:
@@ -211,8 +234,7 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
                 f"{data_columns}"
             )
         dtypes = schema.dtypes()
-        values = {c: [_cell_as(r[header.index(c)], dtypes[c], c) for r in rows]
-                  for c in expected}
+        values = {c: [_cell_as(r[header.index(c)], dtypes[c], c) for r in rows] for c in expected}
         data_columns = expected
         key = schema.primary_key_columns()
     else:
@@ -221,18 +243,26 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
         for c in data_columns:
             # Plain values of several kinds (`a`, `2`, `1.5`): a str column of the texts, as
             # in Pathway.
-            if dtypes[c].strip_optional() == t.ANY and values[c] and all(
-                    v is None or type(v) in (int, float, str, bool) for v in values[c]):
-                values[c] = [None if v is None else r[header.index(c)]
-                             for v, r in zip(values[c], rows, strict=True)]
+            if (
+                dtypes[c].strip_optional() == t.ANY
+                and values[c]
+                and all(v is None or type(v) in (int, float, str, bool) for v in values[c])
+            ):
+                values[c] = [
+                    None if v is None else r[header.index(c)]
+                    for v, r in zip(values[c], rows, strict=True)
+                ]
                 dtypes[c] = t.optional(t.STR) if None in values[c] else t.STR
         key = None
     times = [int(r[header.index(TIME_COLUMN)]) for r in rows] if TIME_COLUMN in header else None
     diffs = [int(r[header.index(DIFF_COLUMN)]) for r in rows] if DIFF_COLUMN in header else None
     if diffs is not None and any(d not in (1, -1) for d in diffs):
         raise ValueError("table_from_markdown: __diff__ values must be 1 or -1")
-    frame = pl.DataFrame([t.series_from_values(c, values[c], dtypes[c]) for c in data_columns]) \
-        if data_columns else pl.DataFrame({"__empty": [0] * len(rows)})
+    frame = (
+        pl.DataFrame([t.series_from_values(c, values[c], dtypes[c]) for c in data_columns])
+        if data_columns
+        else pl.DataFrame({"__empty": [0] * len(rows)})
+    )
     if id_from:
         key = list(id_from)
     for column in key or ():
@@ -248,9 +278,13 @@ def table_from_markdown(table_def: str, id_from: list[str] | None = None,
     else:
         ids = _position_ids(len(rows))
     batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
-    return _static_table(dtypes, batches, label="table_from_markdown",
-                         primary_key=tuple(key) if key else None,
-                         append_only_columns=declared_append_only(schema))
+    return _static_table(
+        dtypes,
+        batches,
+        label="table_from_markdown",
+        primary_key=tuple(key) if key else None,
+        append_only_columns=declared_append_only(schema),
+    )
 
 
 parse_to_table = table_from_markdown
@@ -267,9 +301,12 @@ def _position_ids(count: int, start: int = 0, step: int = 1) -> pl.Series:
 # ------------------------------------------------------------------------------------------
 
 
-def table_from_polars(df: pl.DataFrame, id_from: list[str] | None = None,
-                      unsafe_trusted_ids: bool = False,
-                      schema: type[Schema] | None = None) -> Table:
+def table_from_polars(
+    df: pl.DataFrame,
+    id_from: list[str] | None = None,
+    unsafe_trusted_ids: bool = False,
+    schema: type[Schema] | None = None,
+) -> Table:
     """A table from a Polars DataFrame (``__time__``/``__diff__`` columns make a stream)."""
     data_columns = [c for c in df.columns if c not in _SPECIAL]
     if schema is not None:
@@ -281,23 +318,33 @@ def table_from_polars(df: pl.DataFrame, id_from: list[str] | None = None,
     else:
         dtypes = {c: _dtype_of_series(df[c]) for c in data_columns}
         key = None
-    frame = pl.DataFrame([_normalize_series(df[c], d) for c, d in dtypes.items()]) \
-        if dtypes else pl.DataFrame({"__empty": [0] * df.height})
+    frame = (
+        pl.DataFrame([_normalize_series(df[c], d) for c, d in dtypes.items()])
+        if dtypes
+        else pl.DataFrame({"__empty": [0] * df.height})
+    )
     key = list(id_from) if id_from else key
-    ids = hash_columns(frame, [(c, dtypes[c]) for c in key]) if key \
-        else _position_ids(df.height)
+    ids = hash_columns(frame, [(c, dtypes[c]) for c in key]) if key else _position_ids(df.height)
     times = df[TIME_COLUMN] if TIME_COLUMN in df.columns else None
     diffs = df[DIFF_COLUMN] if DIFF_COLUMN in df.columns else None
     batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
-    return _static_table(dtypes, batches, label="table_from_polars",
-                         primary_key=tuple(key) if key else None,
-                         consolidated=not key and diffs is None)
+    return _static_table(
+        dtypes,
+        batches,
+        label="table_from_polars",
+        primary_key=tuple(key) if key else None,
+        consolidated=not key and diffs is None,
+    )
 
 
-def table_from_pandas(df: Any, id_from: list[str] | None = None,
-                      unsafe_trusted_ids: bool = False,
-                      schema: type[Schema] | None = None, _stacklevel: int = 1,
-                      _new_universe: bool = False) -> Table:
+def table_from_pandas(
+    df: Any,
+    id_from: list[str] | None = None,
+    unsafe_trusted_ids: bool = False,
+    schema: type[Schema] | None = None,
+    _stacklevel: int = 1,
+    _new_universe: bool = False,
+) -> Table:
     """A table from a pandas DataFrame; the index gives the ids (as markdown labels do).
     ``_stacklevel`` and ``_new_universe`` are accepted and change nothing (see
     :func:`table_from_markdown`)."""
@@ -308,8 +355,11 @@ def table_from_pandas(df: Any, id_from: list[str] | None = None,
         column = df[name]
         if column.dtype == object or isinstance(column.dtype, pd.CategoricalDtype):
             values = [None if _is_missing(v) else v for v in column.tolist()]
-            dtype = schema.dtypes()[name] if schema is not None and name in schema \
+            dtype = (
+                schema.dtypes()[name]
+                if schema is not None and name in schema
                 else t.infer_dtype(values)
+            )
             columns[str(name)] = t.series_from_values(str(name), values, dtype)
         else:
             if isinstance(column.dtype, pd.DatetimeTZDtype):
@@ -342,17 +392,25 @@ def table_from_pandas(df: Any, id_from: list[str] | None = None,
         dtypes = table_schema.dtypes()
     else:
         dtypes = {c: _dtype_of_series(frame[c]) for c in data_columns}
-    data = pl.DataFrame([_normalize_series(frame[c], d) for c, d in dtypes.items()]) \
-        if dtypes else pl.DataFrame({"__empty": [0] * frame.height})
+    data = (
+        pl.DataFrame([_normalize_series(frame[c], d) for c, d in dtypes.items()])
+        if dtypes
+        else pl.DataFrame({"__empty": [0] * frame.height})
+    )
     times = frame[TIME_COLUMN] if TIME_COLUMN in frame.columns else None
     diffs = frame[DIFF_COLUMN] if DIFF_COLUMN in frame.columns else None
     batches = _frame_to_batches(data, dtypes, ids, times, diffs)
-    return _static_table(dtypes, batches, label="table_from_pandas",
-                         consolidated=positions and diffs is None)
+    return _static_table(
+        dtypes, batches, label="table_from_pandas", consolidated=positions and diffs is None
+    )
 
 
-def table_from_rows(schema: type[Schema], rows: list[tuple], unsafe_trusted_ids: bool = False,
-                    is_stream: bool = False) -> Table:
+def table_from_rows(
+    schema: type[Schema],
+    rows: list[tuple],
+    unsafe_trusted_ids: bool = False,
+    is_stream: bool = False,
+) -> Table:
     """A table from tuples of values in schema order (plus time and diff with ``is_stream``).
 
     Without ``is_stream``, rows may carry more values than the schema has columns, all rows
@@ -362,23 +420,35 @@ def table_from_rows(schema: type[Schema], rows: list[tuple], unsafe_trusted_ids:
     width = len(names) + (2 if is_stream else 0)
     lengths = {len(row) for row in rows}
     if not is_stream and len(lengths) > 1 and min(lengths) >= width:
-        raise ValueError(f"table_from_rows: rows have different numbers of values "
-                         f"({sorted(lengths)}); give {width} per row ({', '.join(names)})")
+        raise ValueError(
+            f"table_from_rows: rows have different numbers of values "
+            f"({sorted(lengths)}); give {width} per row ({', '.join(names)})"
+        )
     for number, row in enumerate(rows):
         if len(row) < width or (is_stream and len(row) != width):
-            raise ValueError(f"table_from_rows: row {number} has {len(row)} values, expected "
-                             f"{width} ({', '.join(names)}{', time, diff' if is_stream else ''})")
-    frame = pl.DataFrame([t.series_from_values(n, [r[i] for r in rows], dtypes[n])
-                          for i, n in enumerate(names)]) if names else \
-        pl.DataFrame({"__empty": [0] * len(rows)})
+            raise ValueError(
+                f"table_from_rows: row {number} has {len(row)} values, expected "
+                f"{width} ({', '.join(names)}{', time, diff' if is_stream else ''})"
+            )
+    frame = (
+        pl.DataFrame(
+            [t.series_from_values(n, [r[i] for r in rows], dtypes[n]) for i, n in enumerate(names)]
+        )
+        if names
+        else pl.DataFrame({"__empty": [0] * len(rows)})
+    )
     key = schema.primary_key_columns()
     ids = hash_columns(frame, [(c, dtypes[c]) for c in key]) if key else _position_ids(len(rows))
     times = [r[-2] for r in rows] if is_stream else None
     diffs = [r[-1] for r in rows] if is_stream else None
     batches = _frame_to_batches(frame, dtypes, ids, times, diffs)
-    return _static_table(dtypes, batches, label="table_from_rows",
-                         primary_key=tuple(key) if key else None,
-                         consolidated=not key and not is_stream)
+    return _static_table(
+        dtypes,
+        batches,
+        label="table_from_rows",
+        primary_key=tuple(key) if key else None,
+        consolidated=not key and not is_stream,
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -402,8 +472,9 @@ class CaptureSink(Sink):
         self.stats.rows_written += batch.height
 
 
-def capture(*tables: Table, terminate_on_error: bool | None = None,
-            **run_options: Any) -> list[CaptureSink]:
+def capture(
+    *tables: Table, terminate_on_error: bool | None = None, **run_options: Any
+) -> list[CaptureSink]:
     """Run the given tables (only them) and return what each produced (error cells
     included, when ``terminate_on_error=False``). ``persistence_config`` works as in
     ``pw.run``; other ``pw.run`` options are accepted and have no effect here."""
@@ -414,8 +485,10 @@ def capture(*tables: Table, terminate_on_error: bool | None = None,
     config = run_options.get("persistence_config")
     persistence = make_persistence(config, "pw.debug")
     sinks = [CaptureSink(f"capture{i}") for i in range(len(tables))]
-    outputs = [OutputNode(columns=dict(tb._columns), inputs=(tb._node,), sink=s, label=s.name)
-               for tb, s in zip(tables, sinks, strict=True)]
+    outputs = [
+        OutputNode(columns=dict(tb._columns), inputs=(tb._node,), sink=s, label=s.name)
+        for tb, s in zip(tables, sinks, strict=True)
+    ]
     with udf_storage(config):
         run_outputs(outputs, terminate_on_error=terminate_on_error, persistence=persistence)
     return sinks
@@ -429,16 +502,20 @@ def _check_run_options(options: dict[str, Any]) -> None:
     known = set(inspect.signature(run).parameters)
     unknown = sorted(set(options) - known)
     if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}: "
-                        f"pw.debug helpers take the options of pw.run")
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}: "
+            f"pw.debug helpers take the options of pw.run"
+        )
 
 
 def _stream_frame(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFrame:
     from deltaflow.engine.batch import empty_batch
 
     # The final time (rows held until the inputs end) does not fit an Int64.
-    parts = [b.with_columns(pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64)
-                            .alias("__time")) for time, b in sink.batches]
+    parts = [
+        b.with_columns(pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64).alias("__time"))
+        for time, b in sink.batches
+    ]
     if not parts:
         return empty_batch(columns).with_columns(pl.lit(0, dtype=pl.Int64).alias("__time"))
     from deltaflow.errors import unify_object_columns
@@ -446,8 +523,9 @@ def _stream_frame(sink: CaptureSink, columns: dict[str, t.DType]) -> pl.DataFram
     return pl.concat(unify_object_columns(parts), how="vertical_relaxed")
 
 
-def _snapshot(sink: CaptureSink, columns: dict[str, t.DType],
-              terminate_on_error: bool | None = None) -> pl.DataFrame:
+def _snapshot(
+    sink: CaptureSink, columns: dict[str, t.DType], terminate_on_error: bool | None = None
+) -> pl.DataFrame:
     """The table a captured stream ends in; an id holding several rows raises, or with
     ``terminate_on_error=False`` becomes one row of Errors (``errors.squash_repeated_ids``)."""
     from deltaflow.engine.batch import empty_batch
@@ -460,8 +538,9 @@ def _snapshot(sink: CaptureSink, columns: dict[str, t.DType],
         from deltaflow.errors import unify_object_columns
 
         # A column holding error cells in some batches is stored as objects in all of them.
-        state = consolidate(pl.concat(unify_object_columns([b for _, b in sink.batches]),
-                                      how="vertical_relaxed"))
+        state = consolidate(
+            pl.concat(unify_object_columns([b for _, b in sink.batches]), how="vertical_relaxed")
+        )
     negative = state.filter(pl.col(DIFF) < 0)
     if negative.height:
         logger.warning("%d rows were deleted more often than inserted", negative.height)
@@ -489,21 +568,27 @@ def table_to_pandas(table: Table, *, include_id: bool = True) -> Any:
 
     (sink,) = capture(table)
     state = _snapshot(sink, table._columns)
-    index = pd.Index(t.values_from_series(state[ID]), dtype=object) if include_id \
+    index = (
+        pd.Index(t.values_from_series(state[ID]), dtype=object)
+        if include_id
         else pd.RangeIndex(state.height)
+    )
     data = {name: _series_to_pandas(state[name], index) for name in table._columns}
     return pd.DataFrame(data, index=index)
 
 
-def table_to_dicts(table: Table, **kwargs: Any) -> tuple[list[t.Pointer],
-                                                          dict[str, dict[t.Pointer, Any]]]:
+def table_to_dicts(
+    table: Table, **kwargs: Any
+) -> tuple[list[t.Pointer], dict[str, dict[t.Pointer, Any]]]:
     """The final contents as (ids, {column: {id: value}}) (``kwargs``: options of
     ``pw.run``)."""
     (sink,) = capture(table, **kwargs)
     state = _snapshot(sink, table._columns, kwargs.get("terminate_on_error"))
     keys = t.values_from_series(state[ID])
-    columns = {name: dict(zip(keys, t.values_from_series(state[name]), strict=True))
-               for name in table._columns}
+    columns = {
+        name: dict(zip(keys, t.values_from_series(state[name]), strict=True))
+        for name in table._columns
+    }
     return keys, columns
 
 
@@ -512,13 +597,25 @@ def table_to_dicts(table: Table, **kwargs: Any) -> tuple[list[t.Pointer],
 # ------------------------------------------------------------------------------------------
 
 
-def _print_table(frame: pl.DataFrame, names: list[str], extra: list[str], include_id: bool,
-                 short_pointers: bool, n_rows: int | None, sort_prefix: list[str]) -> None:
+def _print_table(
+    frame: pl.DataFrame,
+    names: list[str],
+    extra: list[str],
+    include_id: bool,
+    short_pointers: bool,
+    n_rows: int | None,
+    sort_prefix: list[str],
+) -> None:
     rows = _rows_of(frame, [ID, *names, *extra])
     try:
         if sort_prefix:
-            rows.sort(key=lambda r: (_sort_key(r[len(names) + 1:]), _sort_key(r[1:len(names) + 1]),
-                                     r[0]))
+            rows.sort(
+                key=lambda r: (
+                    _sort_key(r[len(names) + 1 :]),
+                    _sort_key(r[1 : len(names) + 1]),
+                    r[0],
+                )
+            )
         else:
             rows.sort(key=lambda r: (_sort_key(r[1:]), r[0]))
     except TypeError:
@@ -526,13 +623,19 @@ def _print_table(frame: pl.DataFrame, names: list[str], extra: list[str], includ
     if n_rows is not None:
         rows = rows[:n_rows]
     header = ([""] if include_id else []) + names + extra
-    rendered = [[_format_value(v, short_pointers) for v in (row if include_id else row[1:])]
-                for row in rows]
+    rendered = [
+        [_format_value(v, short_pointers) for v in (row if include_id else row[1:])] for row in rows
+    ]
     print(_render(header, rendered))
 
 
-def compute_and_print(*tables: Table, include_id: bool = True, short_pointers: bool = True,
-                      n_rows: int | None = None, **kwargs: Any) -> None:
+def compute_and_print(
+    *tables: Table,
+    include_id: bool = True,
+    short_pointers: bool = True,
+    n_rows: int | None = None,
+    **kwargs: Any,
+) -> None:
     """Run the tables and print their final contents (``kwargs``: options of ``pw.run``,
     e.g. ``terminate_on_error=False``)."""
     sinks = capture(*tables, **kwargs)
@@ -541,17 +644,29 @@ def compute_and_print(*tables: Table, include_id: bool = True, short_pointers: b
         _print_table(state, list(table._columns), [], include_id, short_pointers, n_rows, [])
 
 
-def compute_and_print_update_stream(*tables: Table, include_id: bool = True,
-                                    short_pointers: bool = True, n_rows: int | None = None,
-                                    **kwargs: Any) -> None:
+def compute_and_print_update_stream(
+    *tables: Table,
+    include_id: bool = True,
+    short_pointers: bool = True,
+    n_rows: int | None = None,
+    **kwargs: Any,
+) -> None:
     """Run the tables and print every change with its ``__time__`` and ``__diff__``
     (``kwargs``: options of ``pw.run``)."""
     sinks = capture(*tables, **kwargs)
     for table, sink in zip(tables, sinks, strict=True):
-        frame = _stream_frame(sink, table._columns).rename({"__time": TIME_COLUMN,
-                                                            DIFF: DIFF_COLUMN})
-        _print_table(frame, list(table._columns), [TIME_COLUMN, DIFF_COLUMN], include_id,
-                     short_pointers, n_rows, [TIME_COLUMN, DIFF_COLUMN])
+        frame = _stream_frame(sink, table._columns).rename(
+            {"__time": TIME_COLUMN, DIFF: DIFF_COLUMN}
+        )
+        _print_table(
+            frame,
+            list(table._columns),
+            [TIME_COLUMN, DIFF_COLUMN],
+            include_id,
+            short_pointers,
+            n_rows,
+            [TIME_COLUMN, DIFF_COLUMN],
+        )
 
 
 def table_to_stream(table: Table, **run_options: Any) -> list[tuple[int, dict[str, Any], int]]:
@@ -562,8 +677,7 @@ def table_to_stream(table: Table, **run_options: Any) -> list[tuple[int, dict[st
     names = list(table._columns)
     for time, batch in sink.batches:
         for row in _rows_of(batch, [ID, *names, DIFF]):
-            out.append((time, {"id": row[0], **dict(zip(names, row[1:-1], strict=True))},
-                        row[-1]))
+            out.append((time, {"id": row[0], **dict(zip(names, row[1:-1], strict=True))}, row[-1]))
     return out
 
 
@@ -572,8 +686,9 @@ def table_to_stream(table: Table, **run_options: Any) -> list[tuple[int, dict[st
 # ------------------------------------------------------------------------------------------
 
 
-def table_from_parquet(path: Any, id_from: list[str] | None = None,
-                       unsafe_trusted_ids: bool = False) -> Table:
+def table_from_parquet(
+    path: Any, id_from: list[str] | None = None, unsafe_trusted_ids: bool = False
+) -> Table:
     """A table from a Parquet file (rows get position ids unless ``id_from`` names keys)."""
     return table_from_polars(pl.read_parquet(path), id_from=id_from)
 
@@ -582,8 +697,10 @@ def table_to_parquet(table: Table, filename: Any) -> None:
     """Write the table's final contents (without ids) to a Parquet file."""
     objects = [n for n, d in table._columns.items() if d.stored_as_object]
     if objects:
-        raise TypeError(f"table_to_parquet: columns {objects} hold Python objects, which "
-                        f"Parquet cannot store; select or convert them first")
+        raise TypeError(
+            f"table_to_parquet: columns {objects} hold Python objects, which "
+            f"Parquet cannot store; select or convert them first"
+        )
     table_to_polars(table, include_id=False).write_parquet(filename)
 
 
@@ -618,9 +735,12 @@ def table_to_arrow(table: Table, *, include_id: bool = True) -> Any:
     return frame_to_arrow(state.drop(DIFF), columns, include_id=include_id)
 
 
-def table_from_arrow(data: Any, id_from: list[str] | None = None,
-                     unsafe_trusted_ids: bool = False,
-                     schema: type[Schema] | None = None) -> Table:
+def table_from_arrow(
+    data: Any,
+    id_from: list[str] | None = None,
+    unsafe_trusted_ids: bool = False,
+    schema: type[Schema] | None = None,
+) -> Table:
     """A table from a ``pyarrow.Table`` or ``RecordBatch`` (deltaflow's addition).
 
     Column types come from ``schema``, else from the field metadata
@@ -642,8 +762,10 @@ def table_from_arrow(data: Any, id_from: list[str] | None = None,
     key = list(id_from) if id_from else (schema.primary_key_columns() if schema else None)
     unknown = [c for c in key or () if c not in read.dtypes]
     if unknown:
-        raise ValueError(f"pw.debug.table_from_arrow: id_from names columns {unknown} that "
-                         f"the table does not have")
+        raise ValueError(
+            f"pw.debug.table_from_arrow: id_from names columns {unknown} that "
+            f"the table does not have"
+        )
     dtypes: dict[str, t.DType] = {}
     series = []
     for column in read.series:
@@ -661,20 +783,27 @@ def table_from_arrow(data: Any, id_from: list[str] | None = None,
     else:  # the ids table_to_arrow wrote, else positions
         ids = read.ids if read.ids is not None else _position_ids(read.rows)
     batches = _frame_to_batches(frame, dtypes, ids, read.times, read.diffs)
-    return _static_table(dtypes, batches, label="table_from_arrow",
-                         primary_key=tuple(key) if key else None,
-                         consolidated=not key and read.ids is None and read.diffs is None)
+    return _static_table(
+        dtypes,
+        batches,
+        label="table_from_arrow",
+        primary_key=tuple(key) if key else None,
+        consolidated=not key and read.ids is None and read.diffs is None,
+    )
+
 
 class StreamGenerator:
     """Builds tables that change over time from lists of batches (one batch per time)."""
 
-    def table_from_list_of_batches(self, batches: list[list[dict[str, Any]]],
-                                   schema: type[Schema]) -> Table:
+    def table_from_list_of_batches(
+        self, batches: list[list[dict[str, Any]]], schema: type[Schema]
+    ) -> Table:
         """Batch ``i`` (a list of rows as dicts) is inserted at time ``2 * (i + 1)``."""
         return self.table_from_list_of_batches_by_workers([{0: b} for b in batches], schema)
 
     def table_from_list_of_batches_by_workers(
-            self, batches: list[dict[int, list[dict[str, Any]]]], schema: type[Schema]) -> Table:
+        self, batches: list[dict[int, list[dict[str, Any]]]], schema: type[Schema]
+    ) -> Table:
         """Like :meth:`table_from_list_of_batches`, with each batch split by worker (the
         split does not matter on one process)."""
         names = schema.column_names()
@@ -684,13 +813,17 @@ class StreamGenerator:
                 for row in worker_rows:
                     unknown = set(row) - set(names)
                     if unknown:
-                        raise ValueError(f"StreamGenerator: batch {index} has a row with "
-                                         f"columns {sorted(unknown)} not in the schema")
+                        raise ValueError(
+                            f"StreamGenerator: batch {index} has a row with "
+                            f"columns {sorted(unknown)} not in the schema"
+                        )
                     defaults = schema.default_values()
                     try:
                         values = [row[n] if n in row else defaults[n] for n in names]
                     except KeyError as exc:
-                        raise ValueError(f"StreamGenerator: batch {index} has a row without "
-                                         f"column {exc.args[0]!r}") from None
+                        raise ValueError(
+                            f"StreamGenerator: batch {index} has a row without "
+                            f"column {exc.args[0]!r}"
+                        ) from None
                     rows.append((*values, 2 * (index + 1), 1))
         return table_from_rows(schema, rows, is_stream=True)

@@ -52,8 +52,7 @@ def is_internal_file(filename: str) -> bool:
     return path.startswith(_STDLIB_DIR) and "-packages" + os.sep not in path
 
 
-def _trimmed(tb: TracebackType | None, keep_raise_site: bool) -> tuple[TracebackType | None,
-                                                                         bool]:
+def _trimmed(tb: TracebackType | None, keep_raise_site: bool) -> tuple[TracebackType | None, bool]:
     """``tb`` without internal frames (the last one kept when ``keep_raise_site``), and
     whether any frame was dropped."""
     frames: list[TracebackType] = []
@@ -98,8 +97,10 @@ def trim_traceback(error: BaseException) -> bool:
 
 
 def _has_our_note(error: BaseException) -> bool:
-    return any(isinstance(note, str) and note.startswith(_NOTE_PREFIX)
-               for note in getattr(error, "__notes__", ()))
+    return any(
+        isinstance(note, str) and note.startswith(_NOTE_PREFIX)
+        for note in getattr(error, "__notes__", ())
+    )
 
 
 def definition_note(node: Any) -> str | None:
@@ -137,8 +138,11 @@ def explain_failure(error: BaseException, node: Any) -> None:
     if note is not None:
         _add_note(error, note)
     if trim_traceback(error):
-        _add_note(error, f"{_NOTE_PREFIX}deltaflow's own frames are left out of this traceback; "
-                       f"{FULL_TRACEBACK_VARIABLE}=1 shows them")
+        _add_note(
+            error,
+            f"{_NOTE_PREFIX}deltaflow's own frames are left out of this traceback; "
+            f"{FULL_TRACEBACK_VARIABLE}=1 shows them",
+        )
 
 
 class UserFacingErrors:
@@ -148,8 +152,12 @@ class UserFacingErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> Literal[False]:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
         if error is not None:
             trim_traceback(error)
         return False  # the exception goes on, with its trimmed traceback

@@ -63,8 +63,7 @@ class ErrorValue:
 ERROR = ErrorValue()
 
 #: The columns of an error log table, as Pathway's ``ErrorLogSchema``.
-ERROR_LOG_COLUMNS: dict[str, t.DType] = {"operator_id": t.INT, "message": t.STR,
-                                         "trace": t.STR}
+ERROR_LOG_COLUMNS: dict[str, t.DType] = {"operator_id": t.INT, "message": t.STR, "trace": t.STR}
 
 
 # ------------------------------------------------------------------------------------------
@@ -112,8 +111,11 @@ def capture_origin() -> NodeOrigin:
         raw = frame.f_code.co_filename
         filename = os.path.abspath(raw)
         # Generated code (dataclass __init__, "<string>") and contextlib are not the user's.
-        if not raw.startswith("<") and not filename.startswith(_PACKAGE_DIR) \
-                and not filename.startswith(_CONTEXTLIB):
+        if (
+            not raw.startswith("<")
+            and not filename.startswith(_PACKAGE_DIR)
+            and not filename.startswith(_CONTEXTLIB)
+        ):
             break
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
@@ -122,8 +124,9 @@ def capture_origin() -> NodeOrigin:
 
     line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
     location = f"{frame.f_code.co_filename}:{frame.f_lineno}"
-    trace = (f"Occurred here:\n \tLine: {line}\n \tFile: {location}\n \tFunction: "
-             f"{frame.f_code.co_name}")
+    trace = (
+        f"Occurred here:\n \tLine: {line}\n \tFile: {location}\n \tFunction: {frame.f_code.co_name}"
+    )
     return NodeOrigin(trace, _active_local_log(), location, line)
 
 
@@ -182,8 +185,15 @@ class ErrorContext:
     def log_handles(self) -> list[Any]:
         return [h for handles in self._handles.values() for h in handles]
 
-    def report(self, message: str, node: Any = None, *, count: int = 1,
-               with_trace: bool = True, log: bool = True) -> None:
+    def report(
+        self,
+        message: str,
+        node: Any = None,
+        *,
+        count: int = 1,
+        with_trace: bool = True,
+        log: bool = True,
+    ) -> None:
         """Record ``count`` failures with ``message`` in the operator ``node`` (default: the
         one running now): logged (unless the caller logs them itself: ``log=False``), and
         rows of its error log table."""
@@ -215,13 +225,15 @@ class ErrorContext:
                 from deltaflow._ids import sequence_ids
 
                 start, self._next_row = self._next_row, self._next_row + len(rows)
-                batch = pl.DataFrame({
-                    "_id": sequence_ids("error-log", start, len(rows)),
-                    "operator_id": pl.Series([r[0] for r in rows], dtype=pl.Int64),
-                    "message": pl.Series([r[1] for r in rows], dtype=pl.String),
-                    "trace": pl.Series([r[2] for r in rows], dtype=pl.String),
-                    "_diff": pl.Series([1] * len(rows), dtype=pl.Int64),
-                })
+                batch = pl.DataFrame(
+                    {
+                        "_id": sequence_ids("error-log", start, len(rows)),
+                        "operator_id": pl.Series([r[0] for r in rows], dtype=pl.Int64),
+                        "message": pl.Series([r[1] for r in rows], dtype=pl.String),
+                        "trace": pl.Series([r[2] for r in rows], dtype=pl.String),
+                        "_diff": pl.Series([1] * len(rows), dtype=pl.Int64),
+                    }
+                )
                 handle.push(batch, consolidated=True)
 
 
@@ -318,8 +330,12 @@ class run_context:  # noqa: N801 - used as a function: ``with run_context(...) a
         _runs.append(self.context)
         return self.context
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> Literal[False]:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
         _state.context = self._previous
         _runs.remove(self.context)
         if error is not None:
@@ -366,7 +382,7 @@ def error_mask(series: pl.Series) -> pl.Series | None:
 def error_columns(frame: pl.DataFrame, names: Sequence[str] | None = None) -> dict[str, pl.Series]:
     """The error masks of the columns of ``frame`` (all, or ``names``) holding errors."""
     found: dict[str, pl.Series] = {}
-    for name in (names if names is not None else frame.columns):
+    for name in names if names is not None else frame.columns:
         if name in frame.columns and frame.schema[name] == pl.Object:
             mask = error_mask(frame[name])
             if mask is not None:
@@ -378,8 +394,10 @@ def frame_has_errors(frame: pl.DataFrame) -> bool:
     """Whether any cell of ``frame`` is an error (cheap unless the run produced errors)."""
     if not errors_seen():
         return False
-    return any(dtype == pl.Object and error_mask(frame[name]) is not None
-               for name, dtype in frame.schema.items())
+    return any(
+        dtype == pl.Object and error_mask(frame[name]) is not None
+        for name, dtype in frame.schema.items()
+    )
 
 
 def without_errors(series: pl.Series, dtype: pl.DataType | t.DType) -> pl.Series:
@@ -399,20 +417,19 @@ def with_errors(series: pl.Series, mask: pl.Series) -> pl.Series:
     return pl.Series(series.name, values, dtype=pl.Object)
 
 
-def clean_frame(frame: pl.DataFrame, types: dict[str, pl.DataType]) -> tuple[
-        pl.DataFrame, dict[str, pl.Series]]:
+def clean_frame(
+    frame: pl.DataFrame, types: dict[str, pl.DataType]
+) -> tuple[pl.DataFrame, dict[str, pl.Series]]:
     """``frame`` with error cells nulled (columns in ``types`` restored to their dtype) and
     the error masks of those columns."""
     masks = error_columns(frame)
     if not masks:
         return frame, masks
-    restored = [without_errors(frame[name], types.get(name, frame.schema[name]))
-                for name in masks]
+    restored = [without_errors(frame[name], types.get(name, frame.schema[name])) for name in masks]
     return frame.with_columns(restored), masks
 
 
-def row_has_error_mask(frame: pl.DataFrame, names: Sequence[str] | None = None
-                       ) -> pl.Series | None:
+def row_has_error_mask(frame: pl.DataFrame, names: Sequence[str] | None = None) -> pl.Series | None:
     """Which rows of ``frame`` hold an error in one of ``names`` (None: no row does)."""
     masks = list(error_columns(frame, names).values())
     if not masks:
@@ -423,8 +440,7 @@ def row_has_error_mask(frame: pl.DataFrame, names: Sequence[str] | None = None
     return combined
 
 
-def drop_error_rows(frame: pl.DataFrame, names: Sequence[str] | None, message: str
-                    ) -> pl.DataFrame:
+def drop_error_rows(frame: pl.DataFrame, names: Sequence[str] | None, message: str) -> pl.DataFrame:
     """``frame`` without the rows holding an error in ``names`` (None: any column), each one
     reported with ``message``. Free while the run has no errors."""
     if not errors_seen():
@@ -436,8 +452,9 @@ def drop_error_rows(frame: pl.DataFrame, names: Sequence[str] | None, message: s
     return frame.filter(~mask)
 
 
-def squash_repeated_ids(state: pl.DataFrame, names: Sequence[str],
-                        terminate_on_error: bool | None) -> pl.DataFrame:
+def squash_repeated_ids(
+    state: pl.DataFrame, names: Sequence[str], terminate_on_error: bool | None
+) -> pl.DataFrame:
     """A final table (rows with ``_id``) where an id holds several rows — a broken promise
     upstream, e.g. ``concat`` of overlapping tables or ``with_id_from`` of a repeated key.
     A table has one row per id, so this raises a ``KeyError``, or with
@@ -446,16 +463,22 @@ def squash_repeated_ids(state: pl.DataFrame, names: Sequence[str],
     if state.height < 2 or state["_id"].n_unique() == state.height:
         return state
     repeated = state["_id"].is_duplicated()
-    keys = [t.Pointer(v) for v in state["_id"].filter(repeated).unique(maintain_order=True)
-            .to_list()]
+    keys = [
+        t.Pointer(v) for v in state["_id"].filter(repeated).unique(maintain_order=True).to_list()
+    ]
     if resolve_terminate(terminate_on_error):
-        raise KeyError(f"duplicated entries for key {keys[0]}: the table has several rows "
-                       f"with this id")
+        raise KeyError(
+            f"duplicated entries for key {keys[0]}: the table has several rows with this id"
+        )
     import warnings
 
     for key in keys:
-        warnings.warn(f"duplicated entries for key {key}: the table has several rows with "
-                      f"this id; shown as one row of Errors", UserWarning, stacklevel=4)
+        warnings.warn(
+            f"duplicated entries for key {key}: the table has several rows with "
+            f"this id; shown as one row of Errors",
+            UserWarning,
+            stacklevel=4,
+        )
     first = ~state["_id"].is_duplicated() | state["_id"].is_first_distinct()
     kept = state.filter(first)
     mask = kept["_id"].is_in(state["_id"].filter(repeated).implode())
@@ -468,13 +491,16 @@ def unify_object_columns(frames: Sequence[pl.DataFrame]) -> list[pl.DataFrame]:
     (a column holding errors in one part)."""
     if len(frames) < 2:
         return list(frames)
-    object_columns = {name for frame in frames for name, dtype in frame.schema.items()
-                      if dtype == pl.Object}
+    object_columns = {
+        name for frame in frames for name, dtype in frame.schema.items() if dtype == pl.Object
+    }
     out = []
     for frame in frames:
-        casts = [pl.Series(name, frame[name].to_list(), dtype=pl.Object)
-                 for name in object_columns
-                 if name in frame.columns and frame.schema[name] != pl.Object]
+        casts = [
+            pl.Series(name, frame[name].to_list(), dtype=pl.Object)
+            for name in object_columns
+            if name in frame.columns and frame.schema[name] != pl.Object
+        ]
         out.append(frame.with_columns(casts) if casts else frame)
     return out
 
@@ -489,8 +515,11 @@ def _log_table(key: Any) -> Any:
     from deltaflow.table import Table
 
     source = ErrorLogSource(key)
-    node = plan.InputNode(columns=dict(ERROR_LOG_COLUMNS), source=source,
-                          label="global_error_log" if key == _GLOBAL_LOG else "local_error_log")
+    node = plan.InputNode(
+        columns=dict(ERROR_LOG_COLUMNS),
+        source=source,
+        label="global_error_log" if key == _GLOBAL_LOG else "local_error_log",
+    )
     return Table(node)
 
 
@@ -560,8 +589,13 @@ class CarriedErrors:
     def begin_step(self) -> None:
         self._changes = {}
 
-    def strip(self, frame: pl.DataFrame, names: Sequence[str], id_column: str = "_id",
-              diff_column: str = "_diff") -> pl.DataFrame:
+    def strip(
+        self,
+        frame: pl.DataFrame,
+        names: Sequence[str],
+        id_column: str = "_id",
+        diff_column: str = "_diff",
+    ) -> pl.DataFrame:
         """Record the error cells of ``names`` in ``frame`` (a prepared delta) and null
         them (the caller restores the dtypes)."""
         masks = error_columns(frame, names)
@@ -569,8 +603,9 @@ class CarriedErrors:
             return frame
         flags = {name: mask.to_list() for name, mask in masks.items()}
         empty: frozenset[str] = frozenset()
-        for row, (row_id, diff) in enumerate(zip(frame[id_column].to_list(),
-                                                 frame[diff_column].to_list(), strict=True)):
+        for row, (row_id, diff) in enumerate(
+            zip(frame[id_column].to_list(), frame[diff_column].to_list(), strict=True)
+        ):
             cells = frozenset(n for n, f in flags.items() if f[row]) if flags else empty
             if not cells and row_id not in self.current and row_id not in self._changes:
                 continue
@@ -586,20 +621,31 @@ class CarriedErrors:
                 self.current.pop(row_id, None)
         if not masks:
             return frame
-        return frame.with_columns([
-            pl.Series(name, [None if v is ERROR else v for v in frame[name].to_list()],
-                      dtype=pl.Object) for name in masks])
+        return frame.with_columns(
+            [
+                pl.Series(
+                    name,
+                    [None if v is ERROR else v for v in frame[name].to_list()],
+                    dtype=pl.Object,
+                )
+                for name in masks
+            ]
+        )
 
     def restore(self, out: pl.DataFrame, diff_column: str = "_diff") -> pl.DataFrame:
         """``out`` (the join's output) with the carried error cells put back."""
         if not self.active or self.id_column not in out.columns or out.height == 0:
             return out
         cells: dict[str, list[int]] = {}
-        for row, (row_id, diff) in enumerate(zip(out[self.id_column].to_list(),
-                                                 out[diff_column].to_list(), strict=True)):
+        for row, (row_id, diff) in enumerate(
+            zip(out[self.id_column].to_list(), out[diff_column].to_list(), strict=True)
+        ):
             change = self._changes.get(row_id)
-            status = (change[0] if diff < 0 else change[1]) if change is not None \
+            status = (
+                (change[0] if diff < 0 else change[1])
+                if change is not None
                 else self.current.get(row_id)
+            )
             for name in status or ():
                 cells.setdefault(name, []).append(row)
         if not cells:

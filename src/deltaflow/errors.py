@@ -183,15 +183,19 @@ def mixed_class(base: type[_E], kind: type[BaseException]) -> type[_E] | None:
     key = (base, builtin)
     if key not in _MIXED:
         try:
-            _MIXED[key] = type(f"{base.__name__}[{builtin.__name__}]", (base, builtin),
-                               {"__module__": base.__module__})
+            _MIXED[key] = type(
+                f"{base.__name__}[{builtin.__name__}]",
+                (base, builtin),
+                {"__module__": base.__module__},
+            )
         except TypeError:  # incompatible layouts (e.g. UnicodeDecodeError's)
             _MIXED[key] = None
     return _MIXED[key]
 
 
-def connector_error(connector: str, error: BaseException, message: str | None = None
-                    ) -> ConnectorError:
+def connector_error(
+    connector: str, error: BaseException, message: str | None = None
+) -> ConnectorError:
     """``error``, raised by the connector named ``connector`` (or by a user callback it
     called), as a :class:`ConnectorError` naming it; an error that is one already is
     returned as it is. The result is also an instance of the builtin exception type of the

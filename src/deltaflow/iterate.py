@@ -29,8 +29,7 @@ class iterate_universe:  # noqa: N801 - Pathway's name
 
     def __init__(self, table: Table) -> None:
         if not isinstance(table, Table):
-            raise TypeError(f"pw.iterate_universe: expected a Table, got "
-                            f"{type(table).__name__}")
+            raise TypeError(f"pw.iterate_universe: expected a Table, got {type(table).__name__}")
         self.table = table
 
     def __repr__(self) -> str:
@@ -56,8 +55,9 @@ class IterateResult:
         if name.startswith("__"):
             raise AttributeError(name)
         if name not in tables:
-            raise MissingIteratedTable(f"pw.iterate result has no table {name!r}; it has "
-                                       f"{', '.join(tables) or '(none)'}")
+            raise MissingIteratedTable(
+                f"pw.iterate result has no table {name!r}; it has {', '.join(tables) or '(none)'}"
+            )
         return tables[name]
 
     def __getitem__(self, name: str) -> Table:
@@ -85,8 +85,9 @@ class IterateResult:
         return f"IterateResult({', '.join(self._tables)})"
 
 
-def iterate(func: Callable[..., Any], iteration_limit: int | None = None,
-            **kwargs: Table | iterate_universe) -> Any:
+def iterate(
+    func: Callable[..., Any], iteration_limit: int | None = None, **kwargs: Table | iterate_universe
+) -> Any:
     """The fixed point of ``func`` started from the keyword tables.
 
     ``func`` is called once, with tables of the same names, columns and types, and returns
@@ -103,8 +104,10 @@ def iterate(func: Callable[..., Any], iteration_limit: int | None = None,
     if not callable(func):
         raise TypeError(f"pw.iterate: func must be callable, got {type(func).__name__}")
     if not kwargs:
-        raise TypeError("pw.iterate: give the tables to iterate as keyword arguments "
-                        "(pw.iterate(func, name=table, ...))")
+        raise TypeError(
+            "pw.iterate: give the tables to iterate as keyword arguments "
+            "(pw.iterate(func, name=table, ...))"
+        )
     given: dict[str, Table] = {}
     growing: set[str] = set()
     for name, value in kwargs.items():
@@ -114,11 +117,16 @@ def iterate(func: Callable[..., Any], iteration_limit: int | None = None,
         elif isinstance(value, Table):
             given[name] = value
         else:
-            raise TypeError(f"pw.iterate: argument {name}= must be a Table or "
-                            f"pw.iterate_universe(table), got {type(value).__name__}")
-    placeholders = {name: IterationInputNode(columns=dict(table._columns), name=name,
-                                             label=f"pw.iterate argument {name!r}")
-                    for name, table in given.items()}
+            raise TypeError(
+                f"pw.iterate: argument {name}= must be a Table or "
+                f"pw.iterate_universe(table), got {type(value).__name__}"
+            )
+    placeholders = {
+        name: IterationInputNode(
+            columns=dict(table._columns), name=name, label=f"pw.iterate argument {name!r}"
+        )
+        for name, table in given.items()
+    }
     with _body_tables_not_recorded():
         inside = {name: Table(node, plan.Universe()) for name, node in placeholders.items()}
         returned, shape = _returned_tables(func(**inside), list(given))
@@ -126,16 +134,26 @@ def iterate(func: Callable[..., Any], iteration_limit: int | None = None,
         _check_iterated(name, table, given[name], inside[name], name in growing)
     iterated = tuple(name for name in given if name in returned)
     body_outputs = {name: returned[name]._node for name in iterated}
-    outer = _outer_nodes(list(body_outputs.values()),
-                         {node.uid for node in placeholders.values()})
-    node = IterateNode(columns={}, inputs=(*(t._node for t in given.values()), *outer),
-                       names=tuple(given), iterated=iterated, placeholders=placeholders,
-                       body_outputs=body_outputs, outer=tuple(outer), limit=limit,
-                       label="iterate")
+    outer = _outer_nodes(list(body_outputs.values()), {node.uid for node in placeholders.values()})
+    node = IterateNode(
+        columns={},
+        inputs=(*(t._node for t in given.values()), *outer),
+        names=tuple(given),
+        iterated=iterated,
+        placeholders=placeholders,
+        body_outputs=body_outputs,
+        outer=tuple(outer),
+        limit=limit,
+        label="iterate",
+    )
     results: dict[str, Table] = {}
     for name in iterated:
-        output = IterateOutputNode(columns=dict(given[name]._columns), inputs=(node,),
-                                   name=name, label=f"iterate result {name!r}")
+        output = IterateOutputNode(
+            columns=dict(given[name]._columns),
+            inputs=(node,),
+            name=name,
+            label=f"iterate result {name!r}",
+        )
         universe = plan.Universe() if name in growing else given[name]._universe
         results[name] = Table(output, universe)
     if shape == "table":
@@ -156,8 +174,9 @@ def _checked_limit(limit: Any) -> int | None:
     if limit is None:
         return None
     if not isinstance(limit, int):
-        raise TypeError(f"pw.iterate: iteration_limit must be an int or None, got "
-                        f"{type(limit).__name__}")
+        raise TypeError(
+            f"pw.iterate: iteration_limit must be an int or None, got {type(limit).__name__}"
+        )
     if limit <= 0:
         raise ValueError(f"pw.iterate: iteration_limit must be positive, got {limit}")
     return int(limit)
@@ -170,23 +189,30 @@ def _returned_tables(raw: Any, names: list[str]) -> tuple[dict[str, Table], str]
     if isinstance(raw, Mapping):
         unknown = [k for k in raw if k not in names]
         if unknown:
-            raise ValueError(f"pw.iterate: the function returned tables {unknown} that are "
-                             f"not among its arguments {names}")
+            raise ValueError(
+                f"pw.iterate: the function returned tables {unknown} that are "
+                f"not among its arguments {names}"
+            )
         tables = {name: raw[name] for name in names if name in raw}
         shape = "dict"
     elif isinstance(raw, Sequence) and not isinstance(raw, str | bytes):
         if len(raw) > len(names):
-            raise ValueError(f"pw.iterate: the function returned {len(raw)} tables for "
-                             f"{len(names)} arguments")
+            raise ValueError(
+                f"pw.iterate: the function returned {len(raw)} tables for {len(names)} arguments"
+            )
         tables = dict(zip(names, raw, strict=False))
         shape = "tuple"
     else:
-        raise TypeError(f"pw.iterate: the function must return a Table, a dict or a tuple of "
-                        f"tables, got {type(raw).__name__}")
+        raise TypeError(
+            f"pw.iterate: the function must return a Table, a dict or a tuple of "
+            f"tables, got {type(raw).__name__}"
+        )
     for name, table in tables.items():
         if not isinstance(table, Table):
-            raise TypeError(f"pw.iterate: the function returned {type(table).__name__} for "
-                            f"{name!r}, not a Table")
+            raise TypeError(
+                f"pw.iterate: the function returned {type(table).__name__} for "
+                f"{name!r}, not a Table"
+            )
     if not tables:
         raise ValueError("pw.iterate: the function returned no table to iterate")
     return tables, shape
@@ -195,17 +221,22 @@ def _returned_tables(raw: Any, names: list[str]) -> tuple[dict[str, Table], str]
 def _check_iterated(name: str, out: Table, given: Table, inside: Table, growing: bool) -> None:
     """The next value of an iterated table must look like the table itself."""
     if dict(out._columns) != dict(given._columns):
+
         def show(columns: Mapping[str, Any]) -> str:
             return "{" + ", ".join(f"{n!r}: {d!r}" for n, d in columns.items()) + "}"
 
-        raise ValueError(f"pw.iterate: the function's result for {name!r} has columns "
-                         f"{show(out._columns)}, which do not correspond to the input "
-                         f"{show(given._columns)} (same names and types are needed)")
+        raise ValueError(
+            f"pw.iterate: the function's result for {name!r} has columns "
+            f"{show(out._columns)}, which do not correspond to the input "
+            f"{show(given._columns)} (same names and types are needed)"
+        )
     if not growing and out._universe is not inside._universe:
-        raise ValueError(f"pw.iterate: iterated table {name!r} not marked as "
-                         f"'iterate_universe' changed its universe (its rows may differ "
-                         f"from the input's); pass it as pw.iterate_universe(table) if its "
-                         f"rows may change")
+        raise ValueError(
+            f"pw.iterate: iterated table {name!r} not marked as "
+            f"'iterate_universe' changed its universe (its rows may differ "
+            f"from the input's); pass it as pw.iterate_universe(table) if its "
+            f"rows may change"
+        )
 
 
 def _outer_nodes(roots: list[plan.Node], placeholders: set[int]) -> list[plan.Node]:

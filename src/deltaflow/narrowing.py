@@ -38,8 +38,9 @@ def not_none_reference(condition: ColumnExpression) -> ColumnReference | None:
     return argument if type(argument) is ColumnReference else None
 
 
-def narrowed_columns(columns: Mapping[str, t.DType], condition: ColumnExpression,
-                     scope: Scope) -> dict[str, t.DType]:
+def narrowed_columns(
+    columns: Mapping[str, t.DType], condition: ColumnExpression, scope: Scope
+) -> dict[str, t.DType]:
     """``columns`` (of the frame a filter reads, typed by ``scope``) after a filter on
     ``condition``: the column it requires to have a value loses ``Optional``."""
     narrowed = dict(columns)
@@ -58,8 +59,10 @@ def narrowed_columns(columns: Mapping[str, t.DType], condition: ColumnExpression
 def check_not_id(names: Iterable[str], description: str) -> None:
     """Refuse an output column named ``id`` (the row id is not a column to set)."""
     if "id" in names:
-        raise ValueError(f"{description}: 'id' cannot be a column name (it is the row id); "
-                         f"use with_id / with_id_from to set ids")
+        raise ValueError(
+            f"{description}: 'id' cannot be a column name (it is the row id); "
+            f"use with_id / with_id_from to set ids"
+        )
 
 
 __all__ = ["check_not_id", "narrowed_columns", "not_none_reference"]

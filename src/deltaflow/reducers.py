@@ -113,10 +113,13 @@ def _nested(value: Any) -> Any:
 
 def _numeric(scope: Scope, name: str, dtype: t.DType) -> None:
     if dtype.is_optional:
-        raise scope.fail(f"pw.reducers.{name} cannot aggregate the Optional column type "
-                         f"{dtype!r}; filter out None values or use pw.coalesce first")
+        raise scope.fail(
+            f"pw.reducers.{name} cannot aggregate the Optional column type "
+            f"{dtype!r}; filter out None values or use pw.coalesce first"
+        )
     if dtype.strip_optional() not in (t.INT, t.FLOAT, t.ANY) and not isinstance(
-            dtype.strip_optional(), t.Array):
+        dtype.strip_optional(), t.Array
+    ):
         raise scope.fail(f"pw.reducers.{name} needs int or float values, got {dtype!r}")
 
 
@@ -174,8 +177,7 @@ class _Avg(Reducer):
     def polars_agg(self, args: list[str], arg_types: list[t.DType]) -> pl.Expr | None:
         if not _polars_native(arg_types):
             return None
-        return (sum_expr(pl.col(args[0]) * pl.col("_diff"), arg_types[0])
-                / pl.col("_diff").sum())
+        return sum_expr(pl.col(args[0]) * pl.col("_diff"), arg_types[0]) / pl.col("_diff").sum()
 
     def python(self, rows: list[Row]) -> Any:
         n = builtins.sum(r.count for r in rows)
@@ -228,8 +230,11 @@ class _ArgMinMax(Reducer):
             return None
         value, key = pl.col(args[0]), pl.col(args[1])
         present = value.is_not_null()
-        return key.filter(present).sort_by([value.filter(present), key.filter(present)],
-                                           descending=[self.largest, False]).first()
+        return (
+            key.filter(present)
+            .sort_by([value.filter(present), key.filter(present)], descending=[self.largest, False])
+            .first()
+        )
 
     def python(self, rows: list[Row]) -> Any:
         present = _present(rows)
@@ -273,8 +278,9 @@ class _Unique(Reducer):
         values = {t.canonical_key(r.args[0]): r.args[0] for r in rows}
         if len(values) > 1:
             shown = ", ".join(repr(v) for v in list(values.values())[:5])
-            raise ValueError(f"pw.reducers.unique: a group has more than one distinct value "
-                             f"({shown})")
+            raise ValueError(
+                f"pw.reducers.unique: a group has more than one distinct value ({shown})"
+            )
         return next(iter(values.values())) if values else None
 
 
@@ -399,8 +405,7 @@ class ReducerExpression(ColumnExpression):
     def __init__(self, reducer: Reducer, *args: Any) -> None:
         super().__init__()
         count = len(args)
-        if count < reducer.min_args or (reducer.max_args is not None
-                                        and count > reducer.max_args):
+        if count < reducer.min_args or (reducer.max_args is not None and count > reducer.max_args):
             raise TypeError(f"pw.reducers.{reducer.name} got {count} arguments")
         self.reducer = reducer
         self.args = builtins.tuple(wrap_value(a) for a in args)
@@ -412,12 +417,12 @@ class ReducerExpression(ColumnExpression):
             raise ReducerOutsideReduceError(
                 f"{scope.description}: pw.reducers.{self.reducer.name} can only be used in "
                 f"reduce(); select(), with_columns() and filter() work row by row, so move "
-                f"the reducer into t.reduce(...) or t.groupby(...).reduce(...)")
+                f"the reducer into t.reduce(...) or t.groupby(...).reduce(...)"
+            )
         return types[id(self)]
 
     def _polars(self, scope: Scope) -> pl.Expr:
         return pl.col(scope.reducer_columns[id(self)])  # type: ignore[attr-defined]
-
 
 
 # ------------------------------------------------------------------------------------------
@@ -469,14 +474,14 @@ def max(arg: Any) -> ReducerExpression:  # noqa: A001
 
 def argmin(arg: Any, id: Any = None) -> ReducerExpression:  # noqa: A002
     """The id (or ``id`` expression) of the row with the smallest value; ties: smallest id."""
-    return ReducerExpression(_ArgMinMax("argmin", largest=False), arg,
-                             this.id if id is None else id)
+    return ReducerExpression(
+        _ArgMinMax("argmin", largest=False), arg, this.id if id is None else id
+    )
 
 
 def argmax(arg: Any, id: Any = None) -> ReducerExpression:  # noqa: A002
     """The id (or ``id`` expression) of the row with the largest value; ties: smallest id."""
-    return ReducerExpression(_ArgMinMax("argmax", largest=True), arg,
-                             this.id if id is None else id)
+    return ReducerExpression(_ArgMinMax("argmax", largest=True), arg, this.id if id is None else id)
 
 
 def any(arg: Any) -> ReducerExpression:  # noqa: A001
@@ -541,8 +546,9 @@ def _return_type(fun: Callable[..., Any]) -> t.DType:
     return _annotated_return(fun)
 
 
-def stateful_many(combine_many: Callable[[Any, list[builtins.tuple[list[Any], int]]], Any]
-                  ) -> Callable[..., ReducerExpression]:
+def stateful_many(
+    combine_many: Callable[[Any, list[builtins.tuple[list[Any], int]]], Any],
+) -> Callable[..., ReducerExpression]:
     """A reducer from ``combine_many(state, [(values, count), ...]) -> state``.
 
     Each group keeps its state; whenever the group's rows change, ``combine_many`` gets the
@@ -572,13 +578,16 @@ def stateful_single(combine_single: Callable[..., Any]) -> Callable[..., Reducer
 def udf_reducer(reducer_cls: type[BaseCustomAccumulator]) -> Callable[..., ReducerExpression]:
     """A reducer from a :class:`BaseCustomAccumulator` subclass."""
     if not (isinstance(reducer_cls, type) and issubclass(reducer_cls, BaseCustomAccumulator)):
-        raise TypeError(f"pw.reducers.udf_reducer expects a subclass of "
-                        f"pw.BaseCustomAccumulator, got {reducer_cls!r}")
+        raise TypeError(
+            f"pw.reducers.udf_reducer expects a subclass of "
+            f"pw.BaseCustomAccumulator, got {reducer_cls!r}"
+        )
     return_type = _return_type(reducer_cls.compute_result)
 
     def reducer(*args: Any) -> ReducerExpression:
-        return ReducerExpression(Stateful(reducer_cls.__name__, return_type,
-                                          AccumulatorFold(reducer_cls)), *args)
+        return ReducerExpression(
+            Stateful(reducer_cls.__name__, return_type, AccumulatorFold(reducer_cls)), *args
+        )
 
     return reducer
 
@@ -588,12 +597,15 @@ def count_distinct_approximate(*args: Any, precision: int = 12) -> ReducerExpres
     a HyperLogLog sketch of ``2**precision`` registers (``precision`` from 4 to 18; the
     relative error is about ``1.04 / 2**(precision / 2)``)."""
     if isinstance(precision, bool) or not isinstance(precision, int):
-        raise TypeError(f"pw.reducers.count_distinct_approximate: precision must be an int, "
-                        f"got {precision!r}")
+        raise TypeError(
+            f"pw.reducers.count_distinct_approximate: precision must be an int, got {precision!r}"
+        )
     if not hyperloglog.MIN_PRECISION <= precision <= hyperloglog.MAX_PRECISION:
-        raise ValueError(f"pw.reducers.count_distinct_approximate: precision must be between "
-                         f"{hyperloglog.MIN_PRECISION} and {hyperloglog.MAX_PRECISION}, "
-                         f"got {precision}")
+        raise ValueError(
+            f"pw.reducers.count_distinct_approximate: precision must be between "
+            f"{hyperloglog.MIN_PRECISION} and {hyperloglog.MAX_PRECISION}, "
+            f"got {precision}"
+        )
     return ReducerExpression(_CountDistinctApproximate(precision), *args)
 
 
@@ -620,4 +632,3 @@ __all__ = [
     "udf_reducer",
     "unique",
 ]
-

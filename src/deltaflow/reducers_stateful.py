@@ -77,8 +77,9 @@ class Fold:
         """How values that change together are ordered."""
         return _value_order(values)
 
-    def step(self, rows: Sequence[tuple[Values, int]], state: GroupState | None
-             ) -> tuple[Any, GroupState | None]:
+    def step(
+        self, rows: Sequence[tuple[Values, int]], state: GroupState | None
+    ) -> tuple[Any, GroupState | None]:
         """The group's value and new state, from all its rows and its old state (None for a
         new group). The state is None when the group has no rows left."""
         current: dict[Any, list[Any]] = {}
@@ -111,8 +112,9 @@ class Fold:
         counts.update((k, e) for k, e in current.items() if k not in counts)
         return self.result(user), GroupState(counts, user)
 
-    def apply(self, user: Any, change: Entries, old: dict[Any, list[Any]],
-              current: dict[Any, list[Any]]) -> tuple[Any, list[Any]]:
+    def apply(
+        self, user: Any, change: Entries, old: dict[Any, list[Any]], current: dict[Any, list[Any]]
+    ) -> tuple[Any, list[Any]]:
         """The new fold state and the order of the group's values after the change."""
         raise NotImplementedError
 
@@ -168,8 +170,9 @@ class AccumulatorFold(Fold):
             return (self.sort_by(list(values)), _value_order(values))
         return _value_order(values)
 
-    def _merge(self, accumulator: BaseCustomAccumulator | None, values: Values,
-               times: int) -> BaseCustomAccumulator | None:
+    def _merge(
+        self, accumulator: BaseCustomAccumulator | None, values: Values, times: int
+    ) -> BaseCustomAccumulator | None:
         for _ in range(times):
             one = self.accumulator.from_row(list(values))
             if accumulator is None:
@@ -178,8 +181,9 @@ class AccumulatorFold(Fold):
                 accumulator.update(one)
         return accumulator
 
-    def apply(self, user: Any, change: Entries, old: dict[Any, list[Any]],
-              current: dict[Any, list[Any]]) -> tuple[Any, list[Any]]:
+    def apply(
+        self, user: Any, change: Entries, old: dict[Any, list[Any]], current: dict[Any, list[Any]]
+    ) -> tuple[Any, list[Any]]:
         removes = any(diff < 0 for _, diff in change)
         if user is not None and (not removes or self.retracts):
             for values, diff in change:
@@ -211,8 +215,9 @@ class ManyFold(Fold):
     def __init__(self, combine_many: Callable[[Any, list[tuple[list[Any], int]]], Any]) -> None:
         self.combine_many = combine_many
 
-    def apply(self, user: Any, change: Entries, old: dict[Any, list[Any]],
-              current: dict[Any, list[Any]]) -> tuple[Any, list[Any]]:
+    def apply(
+        self, user: Any, change: Entries, old: dict[Any, list[Any]], current: dict[Any, list[Any]]
+    ) -> tuple[Any, list[Any]]:
         user = self.combine_many(user, [(list(values), diff) for values, diff in change])
         return user, _appended(old, change)
 
@@ -223,15 +228,18 @@ class SingleFold(Fold):
     def __init__(self, combine_single: Callable[..., Any]) -> None:
         self.combine_single = combine_single
 
-    def apply(self, user: Any, change: Entries, old: dict[Any, list[Any]],
-              current: dict[Any, list[Any]]) -> tuple[Any, list[Any]]:
+    def apply(
+        self, user: Any, change: Entries, old: dict[Any, list[Any]], current: dict[Any, list[Any]]
+    ) -> tuple[Any, list[Any]]:
         for values, diff in change:
             if diff < 0:
                 name = getattr(self.combine_single, "__name__", "stateful_single")
-                raise ValueError(f"pw.reducers.stateful_single reducer {name!r}: a group lost "
-                                 f"a row {list(values)!r}, which a stateful_single reducer "
-                                 f"cannot take back; use stateful_many or udf_reducer with "
-                                 f"retract() for tables with deletions")
+                raise ValueError(
+                    f"pw.reducers.stateful_single reducer {name!r}: a group lost "
+                    f"a row {list(values)!r}, which a stateful_single reducer "
+                    f"cannot take back; use stateful_many or udf_reducer with "
+                    f"retract() for tables with deletions"
+                )
             for _ in range(diff):
                 user = self.combine_single(user, *values)
         return user, _appended(old, change)

@@ -33,12 +33,19 @@ class MonitoringLevel(enum.Enum):
     ALL = 4
 
 
-def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,
-        with_http_server: bool = False, default_logging: bool = True,
-        persistence_config: Any = None, runtime_typechecking: bool | None = None,
-        terminate_on_error: bool | None = None, max_expression_batch_size: int = 1024,
-        event_loop: asyncio.AbstractEventLoop | None = None,
-        udf_cache_directory: str | None = None) -> None:
+def run(
+    *,
+    debug: bool = False,
+    monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,
+    with_http_server: bool = False,
+    default_logging: bool = True,
+    persistence_config: Any = None,
+    runtime_typechecking: bool | None = None,
+    terminate_on_error: bool | None = None,
+    max_expression_batch_size: int = 1024,
+    event_loop: asyncio.AbstractEventLoop | None = None,
+    udf_cache_directory: str | None = None,
+) -> None:
     """Run every output defined so far, until all inputs are exhausted.
 
     Static inputs end by themselves; streaming inputs keep the run alive until they finish
@@ -53,28 +60,54 @@ def run(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLe
     ``pw.global_error_log()`` (docs/errors.md).
     """
     with UserFacingErrors():  # a failure shows the user's frames, not deltaflow's
-        _run(every_table=False, debug=debug, monitoring_level=monitoring_level,
-             persistence_config=persistence_config, terminate_on_error=terminate_on_error,
-             with_http_server=with_http_server, default_logging=default_logging)
+        _run(
+            every_table=False,
+            debug=debug,
+            monitoring_level=monitoring_level,
+            persistence_config=persistence_config,
+            terminate_on_error=terminate_on_error,
+            with_http_server=with_http_server,
+            default_logging=default_logging,
+        )
 
 
-def run_all(*, debug: bool = False, monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,
-            with_http_server: bool = False, default_logging: bool = True,
-            persistence_config: Any = None, runtime_typechecking: bool | None = None,
-            terminate_on_error: bool | None = None, max_expression_batch_size: int = 1024,
-            event_loop: asyncio.AbstractEventLoop | None = None,
-            udf_cache_directory: str | None = None) -> None:
+def run_all(
+    *,
+    debug: bool = False,
+    monitoring_level: MonitoringLevel = MonitoringLevel.AUTO,
+    with_http_server: bool = False,
+    default_logging: bool = True,
+    persistence_config: Any = None,
+    runtime_typechecking: bool | None = None,
+    terminate_on_error: bool | None = None,
+    max_expression_batch_size: int = 1024,
+    event_loop: asyncio.AbstractEventLoop | None = None,
+    udf_cache_directory: str | None = None,
+) -> None:
     """Like :func:`run`, and also compute every table defined so far, whether or not it has
     an output (so that, for example, an error in any of them stops the run)."""
     with UserFacingErrors():  # a failure shows the user's frames, not deltaflow's
-        _run(every_table=True, debug=debug, monitoring_level=monitoring_level,
-             persistence_config=persistence_config, terminate_on_error=terminate_on_error,
-             with_http_server=with_http_server, default_logging=default_logging)
+        _run(
+            every_table=True,
+            debug=debug,
+            monitoring_level=monitoring_level,
+            persistence_config=persistence_config,
+            terminate_on_error=terminate_on_error,
+            with_http_server=with_http_server,
+            default_logging=default_logging,
+        )
 
 
-def _run(*, every_table: bool, debug: bool, monitoring_level: MonitoringLevel,
-         persistence_config: Any, terminate_on_error: bool | None,
-         with_http_server: bool = False, default_logging: bool = True) -> None:
+def _run(
+    *,
+    every_table: bool,
+    debug: bool,
+    monitoring_level: MonitoringLevel,
+    persistence_config: Any,
+    terminate_on_error: bool | None,
+    with_http_server: bool = False,
+    default_logging: bool = True,
+) -> None:
     from deltaflow.monitoring import install_default_logging, make_monitoring
 
     if default_logging:
@@ -89,8 +122,10 @@ def _run(*, every_table: bool, debug: bool, monitoring_level: MonitoringLevel,
         from deltaflow.persistence.run import PersistentRun
 
         if not isinstance(persistence_config, Config):
-            raise TypeError(f"pw.run: persistence_config must be a pw.persistence.Config, got "
-                            f"{type(persistence_config).__name__}")
+            raise TypeError(
+                f"pw.run: persistence_config must be a pw.persistence.Config, got "
+                f"{type(persistence_config).__name__}"
+            )
         # UDF_CACHING keeps only UDF disk caches (see deltaflow.udfs.context), no inputs.
         if persistence_config.persistence_mode.name != "UDF_CACHING":
             persistence = PersistentRun(persistence_config)
@@ -109,8 +144,12 @@ def _run(*, every_table: bool, debug: bool, monitoring_level: MonitoringLevel,
     _DEBUG_RUN.active = debug
     try:
         with udf_storage(persistence_config), graceful_stop():
-            run_outputs(outputs, monitoring=monitoring, persistence=persistence,
-                        terminate_on_error=terminate_on_error)
+            run_outputs(
+                outputs,
+                monitoring=monitoring,
+                persistence=persistence,
+                terminate_on_error=terminate_on_error,
+            )
     finally:
         _DEBUG_RUN.active = previous
 
@@ -142,11 +181,15 @@ class DebugSink(Sink):
         diffs = batch[DIFF].to_list()
         values = [t.values_from_series(batch[name]) for name in self.columns]
         for row, (key, diff) in enumerate(zip(ids, diffs, strict=True)):
-            cells = ", ".join(f"{name}={_debug_value(column[row])}"
-                              for name, column in zip(self.columns, values, strict=True))
+            cells = ", ".join(
+                f"{name}={_debug_value(column[row])}"
+                for name, column in zip(self.columns, values, strict=True)
+            )
             sign = f"+{diff}" if diff > 0 else str(diff)
-            print(f"[0][{self.label}] @Timestamp({time}) {sign} id={key}"
-                  + (f", {cells}" if cells else ""))
+            print(
+                f"[0][{self.label}] @Timestamp({time}) {sign} id={key}"
+                + (f", {cells}" if cells else "")
+            )
 
 
 def _debug_value(value: Any) -> str:
@@ -187,6 +230,12 @@ def _null_outputs(nodes: list[plan.Node]) -> list[plan.OutputNode]:
     """Outputs that compute ``nodes`` and discard their changes."""
     from deltaflow.io.null import NullSink
 
-    return [plan.OutputNode(columns=dict(node.columns), inputs=(node,),
-                            sink=NullSink(f"run_all:{node.describe()}"), label="run_all")
-            for node in nodes]
+    return [
+        plan.OutputNode(
+            columns=dict(node.columns),
+            inputs=(node,),
+            sink=NullSink(f"run_all:{node.describe()}"),
+            label="run_all",
+        )
+        for node in nodes
+    ]

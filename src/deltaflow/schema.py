@@ -92,8 +92,10 @@ class ColumnSchema:
             return NotImplemented
         from deltaflow.schema_export import same_value
 
-        return all(same_value(getattr(self, f.name), getattr(other, f.name))
-                   for f in dataclasses.fields(self))
+        return all(
+            same_value(getattr(self, f.name), getattr(other, f.name))
+            for f in dataclasses.fields(self)
+        )
 
     def has_default_value(self) -> bool:
         return self.default_value is not _NO_DEFAULT
@@ -125,12 +127,17 @@ class SchemaMetaclass(type):
         for base in reversed(bases):
             columns.update(getattr(base, "__columns__", {}))
         own = namespace.get("__annotations__", {})
-        unannotated = [attr for attr, value in namespace.items()
-                       if isinstance(value, ColumnDefinition) and attr not in own]
+        unannotated = [
+            attr
+            for attr, value in namespace.items()
+            if isinstance(value, ColumnDefinition) and attr not in own
+        ]
         if unannotated:
-            raise ValueError(f"schema {name}: definitions of columns {', '.join(unannotated)} "
-                             f"lack type annotation; write e.g. `{unannotated[0]}: int = "
-                             f"pw.column_definition(...)`")
+            raise ValueError(
+                f"schema {name}: definitions of columns {', '.join(unannotated)} "
+                f"lack type annotation; write e.g. `{unannotated[0]}: int = "
+                f"pw.column_definition(...)`"
+            )
         if own:
             try:
                 hints = typing.get_type_hints(cls, include_extras=False)
@@ -144,24 +151,35 @@ class SchemaMetaclass(type):
                     raise ValueError(
                         f"schema {name}: `{attr}` should be a column definition, found "
                         f"{type(definition)}; give a default as "
-                        f"pw.column_definition(default_value={definition!r})")
-                if definition.dtype is not None and attr in hints and \
-                        t.wrap(definition.dtype) != t.wrap(hints[attr]):
-                    raise TypeError(f"schema {name}: column {attr!r} is annotated "
-                                    f"{hints[attr]!r} but its column_definition says dtype="
-                                    f"{definition.dtype!r}")
-                if append_only is not None and definition.append_only is not None and \
-                        definition.append_only != append_only:
+                        f"pw.column_definition(default_value={definition!r})"
+                    )
+                if (
+                    definition.dtype is not None
+                    and attr in hints
+                    and t.wrap(definition.dtype) != t.wrap(hints[attr])
+                ):
+                    raise TypeError(
+                        f"schema {name}: column {attr!r} is annotated "
+                        f"{hints[attr]!r} but its column_definition says dtype="
+                        f"{definition.dtype!r}"
+                    )
+                if (
+                    append_only is not None
+                    and definition.append_only is not None
+                    and definition.append_only != append_only
+                ):
                     raise ValueError(
                         f"schema {name}: ambiguous property; schema property `append_only` "
                         f"has value {append_only} but column `{attr}` got "
-                        f"{definition.append_only}")
+                        f"{definition.append_only}"
+                    )
                 annotation = definition.dtype if definition.dtype is not None else hints[attr]
                 column_name = definition.name or attr
                 if column_name in columns and attr in own and column_name != attr:
                     raise ValueError(f"schema {name}: duplicate column name {column_name!r}")
-                columns[column_name] = _column_schema(name, column_name, annotation, definition,
-                                                      append_only)
+                columns[column_name] = _column_schema(
+                    name, column_name, annotation, definition, append_only
+                )
         cls.__columns__ = columns
         inherited = getattr(cls, "__properties__", SchemaProperties())
         if append_only is None:
@@ -171,8 +189,9 @@ class SchemaMetaclass(type):
         cls.__properties__ = SchemaProperties(append_only=append_only)
         return cls
 
-    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
-                 **kwargs: Any) -> None:
+    def __init__(
+        cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> None:
         super().__init__(name, bases, namespace)
 
     # --- introspection, as Pathway's schema classes offer it ---------------------------
@@ -257,14 +276,17 @@ class SchemaMetaclass(type):
     def __or__(cls, other: type[Schema]) -> type[Schema]:
         clash = set(cls.__columns__) & set(other.__columns__)
         if clash:
-            raise ValueError(f"schemas {cls.__name__} and {other.__name__} both have columns "
-                             f"{sorted(clash)}")
-        return schema_from_columns({**cls.__columns__, **other.__columns__},
-                                   name=f"{cls.__name__}|{other.__name__}")
+            raise ValueError(
+                f"schemas {cls.__name__} and {other.__name__} both have columns {sorted(clash)}"
+            )
+        return schema_from_columns(
+            {**cls.__columns__, **other.__columns__}, name=f"{cls.__name__}|{other.__name__}"
+        )
 
     def __repr__(cls) -> str:
-        return (f"<deltaflow.Schema types={cls.typehints()!r}, "
-                f"id_type={cls.__id_dtype__.typehint!r}>")
+        return (
+            f"<deltaflow.Schema types={cls.typehints()!r}, id_type={cls.__id_dtype__.typehint!r}>"
+        )
 
     def __str__(cls) -> str:
         """The columns and their types as a two-line table, the id column first."""
@@ -272,8 +294,9 @@ class SchemaMetaclass(type):
         header = ["id", *cls.__columns__]
         types = [id_type, *(t.engine_name(c.dtype) for c in cls.__columns__.values())]
         widths = [max(len(a), len(b)) for a, b in zip(header, types)]
-        return "\n".join(" | ".join(cell.ljust(w) for cell, w in zip(row, widths))
-                         for row in (header, types))
+        return "\n".join(
+            " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in (header, types)
+        )
 
     def __eq__(cls, other: object) -> bool:
         """Schemas are equal when they have the same columns, types and primary key."""
@@ -281,7 +304,8 @@ class SchemaMetaclass(type):
             return NotImplemented
         return cls is other or (
             list(cls.__columns__.values()) == list(other.__columns__.values())
-            and cls.__properties__ == other.__properties__)
+            and cls.__properties__ == other.__properties__
+        )
 
     def __hash__(cls) -> int:
         return hash(tuple(cls.__columns__))
@@ -298,28 +322,42 @@ class SchemaMetaclass(type):
 
         return columns_to_json(cls)
 
-    def generate_class(cls, class_name: str | None = None,
-                       generate_imports: bool = False) -> str:
+    def generate_class(cls, class_name: str | None = None, generate_imports: bool = False) -> str:
         """Python source of a ``pw.Schema`` subclass equal to this schema."""
         from deltaflow.schema_export import generate_class
 
         return generate_class(cls, class_name, generate_imports)
 
-    def generate_class_to_file(cls, path: str | os.PathLike[str], class_name: str | None = None,
-                               generate_imports: bool = False) -> None:
+    def generate_class_to_file(
+        cls,
+        path: str | os.PathLike[str],
+        class_name: str | None = None,
+        generate_imports: bool = False,
+    ) -> None:
         from deltaflow.schema_export import generate_class_to_file
 
         generate_class_to_file(cls, path, class_name, generate_imports)
 
-    def assert_matches_schema(cls, other: type[Schema], *, allow_superset: bool = True,
-                              ignore_primary_keys: bool = True, allow_subtype: bool = True,
-                              ignore_properties: bool = True) -> None:
+    def assert_matches_schema(
+        cls,
+        other: type[Schema],
+        *,
+        allow_superset: bool = True,
+        ignore_primary_keys: bool = True,
+        allow_subtype: bool = True,
+        ignore_properties: bool = True,
+    ) -> None:
         """``AssertionError`` unless this schema fits ``other`` (see schema_export)."""
         from deltaflow.schema_export import assert_matches_schema
 
-        assert_matches_schema(cls, other, allow_superset=allow_superset,
-                              ignore_primary_keys=ignore_primary_keys,
-                              allow_subtype=allow_subtype, ignore_properties=ignore_properties)
+        assert_matches_schema(
+            cls,
+            other,
+            allow_superset=allow_superset,
+            ignore_primary_keys=ignore_primary_keys,
+            allow_subtype=allow_subtype,
+            ignore_properties=ignore_properties,
+        )
 
     def column_properties(cls, name: str) -> Any:
         """The type and append-only flag of column ``name``."""
@@ -332,13 +370,16 @@ class SchemaMetaclass(type):
         """This schema with schema-wide properties replaced (``append_only=...``)."""
         unknown = set(kwargs) - {f.name for f in dataclasses.fields(SchemaProperties)}
         if unknown:
-            raise TypeError(f"update_properties on schema {cls.__name__}: unknown properties "
-                            f"{sorted(unknown)}")
+            raise TypeError(
+                f"update_properties on schema {cls.__name__}: unknown properties {sorted(unknown)}"
+            )
         properties = dataclasses.replace(cls.__properties__, **kwargs)
         columns = cls.__columns__
         if properties.append_only is not None:
-            columns = {n: dataclasses.replace(c, append_only=bool(properties.append_only))
-                       for n, c in columns.items()}
+            columns = {
+                n: dataclasses.replace(c, append_only=bool(properties.append_only))
+                for n, c in columns.items()
+            }
         return schema_from_columns(columns, name=cls.__name__, properties=properties)
 
     def assert_equal_to(cls, other: type[Schema]) -> None:
@@ -349,8 +390,14 @@ class SchemaMetaclass(type):
 #: Python types a column cannot have (Pathway refuses them with ``TypeError`` too): sets have
 #: no order, so no value of a table cell could stand for them faithfully; the others are
 #: numbers or buffers no engine type holds.
-_REFUSED_COLUMN_TYPES: tuple[type, ...] = (set, frozenset, complex, bytearray, range,
-                                           decimal.Decimal)
+_REFUSED_COLUMN_TYPES: tuple[type, ...] = (
+    set,
+    frozenset,
+    complex,
+    bytearray,
+    range,
+    decimal.Decimal,
+)
 
 
 def _refused_column_type(annotation: Any) -> type | None:
@@ -365,35 +412,45 @@ def _refused_column_type(annotation: Any) -> type | None:
     return None
 
 
-def _column_schema(schema_name: str, column: str, annotation: Any, definition: ColumnDefinition,
-                   append_only: bool | None) -> ColumnSchema:
+def _column_schema(
+    schema_name: str,
+    column: str,
+    annotation: Any,
+    definition: ColumnDefinition,
+    append_only: bool | None,
+) -> ColumnSchema:
     refused = _refused_column_type(annotation)
     if refused is not None:
-        raise TypeError(f"schema {schema_name}, column {column!r}: {refused.__name__} is not a "
-                        f"column type (use list, tuple or pw.Json for collections)")
+        raise TypeError(
+            f"schema {schema_name}, column {column!r}: {refused.__name__} is not a "
+            f"column type (use list, tuple or pw.Json for collections)"
+        )
     try:
         dtype = t.wrap(annotation)
     except TypeError as exc:
         raise TypeError(f"schema {schema_name}, column {column!r}: {exc}") from None
     default_value, example = definition.default_value, definition.example
-    if definition._serialized_default_value is not None or \
-            definition._serialized_example is not None:
+    if (
+        definition._serialized_default_value is not None
+        or definition._serialized_example is not None
+    ):
         from deltaflow.schema_export import deserialize_value
 
         where = f"schema {schema_name}, column {column!r}"
         if definition._serialized_default_value is not None:
-            default_value = deserialize_value(definition._serialized_default_value, dtype,
-                                              f"{where}, default value")
+            default_value = deserialize_value(
+                definition._serialized_default_value, dtype, f"{where}, default value"
+            )
         if definition._serialized_example is not None:
-            example = deserialize_value(definition._serialized_example, dtype,
-                                        f"{where}, example")
+            example = deserialize_value(definition._serialized_example, dtype, f"{where}, example")
     return ColumnSchema(
         name=column,
         dtype=dtype,
         primary_key=definition.primary_key,
         default_value=default_value,
-        append_only=bool(definition.append_only if definition.append_only is not None
-                         else append_only),
+        append_only=bool(
+            definition.append_only if definition.append_only is not None else append_only
+        ),
         description=definition.description,
         example=example,
     )
@@ -414,8 +471,12 @@ class Schema(metaclass=SchemaMetaclass):
         raise TypeError("schemas describe tables; they are not instantiated")
 
 
-def schema_from_columns(columns: Mapping[str, ColumnSchema], *, name: str = "Schema",
-                        properties: SchemaProperties | None = None) -> type[Schema]:
+def schema_from_columns(
+    columns: Mapping[str, ColumnSchema],
+    *,
+    name: str = "Schema",
+    properties: SchemaProperties | None = None,
+) -> type[Schema]:
     """Build a schema class from already resolved columns (the engine's own builder)."""
     cls = SchemaMetaclass(name, (Schema,), {})
     cls.__columns__ = dict(columns)
@@ -423,9 +484,13 @@ def schema_from_columns(columns: Mapping[str, ColumnSchema], *, name: str = "Sch
     return cls  # type: ignore[return-value]
 
 
-def schema_builder(columns: dict[str, ColumnDefinition], *, name: str | None = None,
-                   properties: SchemaProperties = SchemaProperties(),  # noqa: B008
-                   id_type: type = t.Pointer) -> type[Schema]:
+def schema_builder(
+    columns: dict[str, ColumnDefinition],
+    *,
+    name: str | None = None,
+    properties: SchemaProperties = SchemaProperties(),  # noqa: B008
+    id_type: type = t.Pointer,
+) -> type[Schema]:
     """Build a schema from ``column_definition(...)`` objects keyed by column name."""
     resolved: dict[str, ColumnSchema] = {}
     schema_name = name or "Schema"
@@ -434,20 +499,23 @@ def schema_builder(columns: dict[str, ColumnDefinition], *, name: str | None = N
         if column_name in resolved:
             raise ValueError(f"schema {schema_name}: duplicate column name {column_name!r}")
         annotation = definition.dtype if definition.dtype is not None else Any
-        resolved[column_name] = _column_schema(schema_name, column_name, annotation, definition,
-                                               properties.append_only)
+        resolved[column_name] = _column_schema(
+            schema_name, column_name, annotation, definition, properties.append_only
+        )
     return schema_from_columns(resolved, name=schema_name, properties=properties)
 
 
 def schema_from_types(_name: str | None = None, **kwargs: Any) -> type[Schema]:
     """Build a schema from ``column=type`` keyword arguments."""
-    return schema_builder({n: ColumnDefinition(dtype=tp) for n, tp in kwargs.items()},
-                          name=_name)
+    return schema_builder({n: ColumnDefinition(dtype=tp) for n, tp in kwargs.items()}, name=_name)
 
 
-def schema_from_dict(columns: dict, *, name: str | None = None,
-                     properties: dict | SchemaProperties = SchemaProperties()  # noqa: B008
-                     ) -> type[Schema]:
+def schema_from_dict(
+    columns: dict,
+    *,
+    name: str | None = None,
+    properties: dict | SchemaProperties = SchemaProperties(),  # noqa: B008
+) -> type[Schema]:
     """Build a schema from a dict mapping column names to types or to option dicts.
 
     A value may be a type, or a dict with ``dtype`` and optionally ``primary_key`` and
@@ -460,8 +528,9 @@ def schema_from_dict(columns: dict, *, name: str | None = None,
         if isinstance(spec, dict):
             unknown = set(spec) - {f.name for f in dataclasses.fields(ColumnDefinition)}
             if unknown:
-                raise ValueError(f"schema_from_dict: column {column!r} has unknown options "
-                                 f"{sorted(unknown)}")
+                raise ValueError(
+                    f"schema_from_dict: column {column!r} has unknown options {sorted(unknown)}"
+                )
             definitions[column] = ColumnDefinition(**spec)
         elif isinstance(spec, ColumnDefinition):
             definitions[column] = spec
@@ -480,11 +549,24 @@ def _type_names() -> dict[str, Any]:
     import numpy as np
 
     names: dict[str, Any] = {
-        "int": int, "float": float, "str": str, "bool": bool, "bytes": bytes, "list": list,
-        "tuple": tuple, "dict": dict, "None": None, "np": np, "numpy": np,
-        "DateTimeNaive": t.DateTimeNaive, "DateTimeUtc": t.DateTimeUtc,
-        "Duration": t.Duration, "Json": t.Json, "Pointer": t.Pointer,
-        "PyObjectWrapper": t.PyObjectWrapper, "ndarray": np.ndarray,
+        "int": int,
+        "float": float,
+        "str": str,
+        "bool": bool,
+        "bytes": bytes,
+        "list": list,
+        "tuple": tuple,
+        "dict": dict,
+        "None": None,
+        "np": np,
+        "numpy": np,
+        "DateTimeNaive": t.DateTimeNaive,
+        "DateTimeUtc": t.DateTimeUtc,
+        "Duration": t.Duration,
+        "Json": t.Json,
+        "Pointer": t.Pointer,
+        "PyObjectWrapper": t.PyObjectWrapper,
+        "ndarray": np.ndarray,
     }
     names.update({n: getattr(typing, n) for n in ("Any", "Optional", "List", "Tuple", "Union")})
     return names
@@ -503,15 +585,21 @@ def type_from_name(name: str, column: str = "?") -> Any:
     except Exception:  # noqa: BLE001 - not a type expression
         value = None
     if value is None or isinstance(value, types.ModuleType):
-        raise TypeError(f"column {column!r}: {name!r} is not a type name deltaflow knows "
-                        f"(use int, float, str, bool, bytes, DateTimeNaive, DateTimeUtc, "
-                        f"Duration, Json, Pointer, Any, list[...], tuple[...], Optional[...])")
+        raise TypeError(
+            f"column {column!r}: {name!r} is not a type name deltaflow knows "
+            f"(use int, float, str, bool, bytes, DateTimeNaive, DateTimeUtc, "
+            f"Duration, Json, Pointer, Any, list[...], tuple[...], Optional[...])"
+        )
     return value
 
 
-def schema_from_dtypes(dtypes: Mapping[str, t.DType], *, name: str = "Schema",
-                       primary_key: list[str] | None = None,
-                       id_dtype: t.DType | None = None) -> type[Schema]:
+def schema_from_dtypes(
+    dtypes: Mapping[str, t.DType],
+    *,
+    name: str = "Schema",
+    primary_key: list[str] | None = None,
+    id_dtype: t.DType | None = None,
+) -> type[Schema]:
     """A schema with the given column types (``id_dtype``: the type of the ids, when it is
     not the one the primary key gives)."""
     keys = set(primary_key or ())
@@ -524,8 +612,14 @@ def schema_from_dtypes(dtypes: Mapping[str, t.DType], *, name: str = "Schema",
     return schema
 
 
-def assert_table_has_schema(table: Any, schema: type[Schema], *, allow_superset: bool = True,
-                            ignore_primary_keys: bool = True, allow_subtype: bool = True) -> None:
+def assert_table_has_schema(
+    table: Any,
+    schema: type[Schema],
+    *,
+    allow_superset: bool = True,
+    ignore_primary_keys: bool = True,
+    allow_subtype: bool = True,
+) -> None:
     """Raise ``AssertionError`` unless ``table``'s columns and types fit ``schema``."""
     actual = table.schema.dtypes()
     expected = schema.dtypes()
@@ -533,20 +627,31 @@ def assert_table_has_schema(table: Any, schema: type[Schema], *, allow_superset:
     if missing:
         raise AssertionError(f"table lacks columns {sorted(missing)} of schema {schema.__name__}")
     if not allow_superset and set(actual) - set(expected):
-        raise AssertionError(f"table has columns {sorted(set(actual) - set(expected))} "
-                             f"that schema {schema.__name__} does not")
+        raise AssertionError(
+            f"table has columns {sorted(set(actual) - set(expected))} "
+            f"that schema {schema.__name__} does not"
+        )
     for column, dtype in expected.items():
         ok = t.is_subtype(actual[column], dtype) if allow_subtype else actual[column] == dtype
         if not ok:
-            raise AssertionError(f"column {column!r} has type {actual[column]!r}, schema "
-                                 f"{schema.__name__} expects {dtype!r}")
+            raise AssertionError(
+                f"column {column!r} has type {actual[column]!r}, schema "
+                f"{schema.__name__} expects {dtype!r}"
+            )
 
 
-def schema_from_csv(path: str, *, name: str | None = None,
-                    properties: SchemaProperties = SchemaProperties(),  # noqa: B008
-                    delimiter: str = ",", quote: str = '"', comment_character: str | None = None,
-                    escape: str | None = None, double_quote_escapes: bool = True,
-                    num_parsed_rows: int | None = None) -> type[Schema]:
+def schema_from_csv(
+    path: str,
+    *,
+    name: str | None = None,
+    properties: SchemaProperties = SchemaProperties(),  # noqa: B008
+    delimiter: str = ",",
+    quote: str = '"',
+    comment_character: str | None = None,
+    escape: str | None = None,
+    double_quote_escapes: bool = True,
+    num_parsed_rows: int | None = None,
+) -> type[Schema]:
     """A schema whose columns are the CSV file's header, typed from its first
     ``num_parsed_rows`` rows (all rows when None): ``int`` when every value is an integer,
     ``float`` when every value is a number, ``str`` otherwise, ``Any`` when no row is read."""
@@ -557,19 +662,25 @@ def schema_from_csv(path: str, *, name: str | None = None,
         lines: Any = handle
         if comment_character is not None:
             lines = (line for line in handle if not line.startswith(comment_character))
-        reader = csv.reader(lines, delimiter=delimiter, quotechar=quote, escapechar=escape,
-                            doublequote=double_quote_escapes)
+        reader = csv.reader(
+            lines,
+            delimiter=delimiter,
+            quotechar=quote,
+            escapechar=escape,
+            doublequote=double_quote_escapes,
+        )
         try:
             header = next(reader)
         except StopIteration:
             raise ValueError(f"schema_from_csv: {path} is empty (no header line)") from None
-        rows = list(reader if num_parsed_rows is None
-                    else itertools.islice(reader, num_parsed_rows))
-    columns = {column: ColumnDefinition(dtype=_csv_column_type([r[i] for r in rows
-                                                                  if i < len(r)]))
-               for i, column in enumerate(header)}
-    return schema_builder(columns, name=name or f"custom_schema({header})",
-                          properties=properties)
+        rows = list(
+            reader if num_parsed_rows is None else itertools.islice(reader, num_parsed_rows)
+        )
+    columns = {
+        column: ColumnDefinition(dtype=_csv_column_type([r[i] for r in rows if i < len(r)]))
+        for i, column in enumerate(header)
+    }
+    return schema_builder(columns, name=name or f"custom_schema({header})", properties=properties)
 
 
 def _csv_column_type(values: list[str]) -> Any:

@@ -36,10 +36,19 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------------------------
 
 _SIMPLE_JSON_NAMES: dict[str, t.DType] = {
-    "INT": t.INT, "FLOAT": t.FLOAT, "BOOL": t.BOOL, "STR": t.STR, "BYTES": t.BYTES,
-    "DATE_TIME_NAIVE": t.DATE_TIME_NAIVE, "DATE_TIME_UTC": t.DATE_TIME_UTC,
-    "DURATION": t.DURATION, "Json": t.JSON, "ANY": t.ANY,
-    "PY_OBJECT_WRAPPER": t.PY_OBJECT_WRAPPER, "POINTER": t.POINTER, "NONE": t.NONE,
+    "INT": t.INT,
+    "FLOAT": t.FLOAT,
+    "BOOL": t.BOOL,
+    "STR": t.STR,
+    "BYTES": t.BYTES,
+    "DATE_TIME_NAIVE": t.DATE_TIME_NAIVE,
+    "DATE_TIME_UTC": t.DATE_TIME_UTC,
+    "DURATION": t.DURATION,
+    "Json": t.JSON,
+    "ANY": t.ANY,
+    "PY_OBJECT_WRAPPER": t.PY_OBJECT_WRAPPER,
+    "POINTER": t.POINTER,
+    "NONE": t.NONE,
 }
 
 
@@ -52,8 +61,11 @@ def dtype_to_json(dtype: t.DType) -> dict[str, Any]:
     if isinstance(dtype, t.List):
         return {"type": "LIST", "wrapped": dtype_to_json(dtype.arg)}
     if isinstance(dtype, t.Array):
-        return {"type": "ARRAY", "n_dim": dtype.n_dim,
-                "wrapped": dtype_to_json(dtype.wrapped or t.ANY)}
+        return {
+            "type": "ARRAY",
+            "n_dim": dtype.n_dim,
+            "wrapped": dtype_to_json(dtype.wrapped or t.ANY),
+        }
     if dtype.name == t.POINTER.name:
         return {"type": "POINTER"}  # the key types are not part of the stored form
     for name, simple in _SIMPLE_JSON_NAMES.items():
@@ -103,8 +115,9 @@ def deserialize_value(text: str, dtype: t.DType, what: str) -> Any:
     try:
         return convert_value(json.loads(text), dtype)
     except (ValueError, TypeError, ConversionError) as exc:
-        raise ValueError(f"{what}: cannot read {text!r} as a value of type {dtype!r}: "
-                         f"{exc}") from None
+        raise ValueError(
+            f"{what}: cannot read {text!r} as a value of type {dtype!r}: {exc}"
+        ) from None
 
 
 def column_to_json(column: ColumnSchema) -> dict[str, Any]:
@@ -136,11 +149,18 @@ def schema_to_json(schema: SchemaMetaclass) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 _SIMPLE_SOURCE = {
-    t.INT.name: "int", t.FLOAT.name: "float", t.BOOL.name: "bool", t.STR.name: "str",
-    t.BYTES.name: "bytes", t.DATE_TIME_NAIVE.name: "pw.DateTimeNaive",
-    t.DATE_TIME_UTC.name: "pw.DateTimeUtc", t.DURATION.name: "pw.Duration",
-    t.JSON.name: "pw.Json", t.ANY.name: "typing.Any",
-    t.PY_OBJECT_WRAPPER.name: "pw.PyObjectWrapper", t.NONE.name: "None",
+    t.INT.name: "int",
+    t.FLOAT.name: "float",
+    t.BOOL.name: "bool",
+    t.STR.name: "str",
+    t.BYTES.name: "bytes",
+    t.DATE_TIME_NAIVE.name: "pw.DateTimeNaive",
+    t.DATE_TIME_UTC.name: "pw.DateTimeUtc",
+    t.DURATION.name: "pw.Duration",
+    t.JSON.name: "pw.Json",
+    t.ANY.name: "typing.Any",
+    t.PY_OBJECT_WRAPPER.name: "pw.PyObjectWrapper",
+    t.NONE.name: "None",
 }
 
 
@@ -161,8 +181,11 @@ def dtype_source(dtype: t.DType) -> str:
         return f"numpy.ndarray[{dtype.n_dim}, {wrapped}]"
     if dtype.name == t.POINTER.name:
         args = getattr(dtype, "args", None)
-        return "pw.Pointer" if not args else \
-            "pw.Pointer[" + ", ".join(dtype_source(a) for a in args) + "]"
+        return (
+            "pw.Pointer"
+            if not args
+            else "pw.Pointer[" + ", ".join(dtype_source(a) for a in args) + "]"
+        )
     try:
         return _SIMPLE_SOURCE[dtype.name]
     except KeyError:
@@ -192,8 +215,9 @@ def value_source(value: Any) -> str | None:
     return None
 
 
-def _definition_arguments(column: ColumnSchema, attribute: str,
-                          schema_append_only: bool) -> list[str]:
+def _definition_arguments(
+    column: ColumnSchema, attribute: str, schema_append_only: bool
+) -> list[str]:
     arguments = []
     if column.primary_key:
         arguments.append("primary_key=True")
@@ -203,8 +227,11 @@ def _definition_arguments(column: ColumnSchema, attribute: str,
         if field == "example" and value is None:
             continue
         source = value_source(value)
-        arguments.append(f"{field}={source}" if source is not None
-                         else f"_serialized_{field}={serialize_value(value)!r}")
+        arguments.append(
+            f"{field}={source}"
+            if source is not None
+            else f"_serialized_{field}={serialize_value(value)!r}"
+        )
     if column.description is not None:
         arguments.append(f"description={column.description!r}")
     if attribute != column.name:
@@ -224,21 +251,25 @@ def _imports(source: str) -> list[str]:
     return lines
 
 
-def generate_class(schema: SchemaMetaclass, class_name: str | None = None,
-                   generate_imports: bool = False) -> str:
+def generate_class(
+    schema: SchemaMetaclass, class_name: str | None = None, generate_imports: bool = False
+) -> str:
     """Python source of a ``pw.Schema`` subclass equal to ``schema``."""
     name = class_name if class_name is not None else schema.__name__
     if not name.isidentifier() or keyword.iskeyword(name):
-        raise ValueError(f"generate_class: {name!r} is not a valid class name; pass "
-                         f"class_name=")
+        raise ValueError(f"generate_class: {name!r} is not a valid class name; pass class_name=")
     append_only = bool(schema.__properties__.append_only)
     header = f"class {name}(pw.Schema{', append_only=True' if append_only else ''}):"
     body = []
     taken: set[str] = set()
     for index, column in enumerate(schema.__columns__.values()):
         attribute = column.name
-        if not attribute.isidentifier() or keyword.iskeyword(attribute) or \
-                attribute.startswith("__") or attribute in taken:
+        if (
+            not attribute.isidentifier()
+            or keyword.iskeyword(attribute)
+            or attribute.startswith("__")
+            or attribute in taken
+        ):
             attribute = f"column_{index}"
         taken.add(attribute)
         line = f"    {attribute}: {dtype_source(column.dtype)}"
@@ -254,13 +285,17 @@ def generate_class(schema: SchemaMetaclass, class_name: str | None = None,
     return text
 
 
-def generate_class_to_file(schema: SchemaMetaclass, path: str | os.PathLike[str],
-                           class_name: str | None = None,
-                           generate_imports: bool = False) -> None:
+def generate_class_to_file(
+    schema: SchemaMetaclass,
+    path: str | os.PathLike[str],
+    class_name: str | None = None,
+    generate_imports: bool = False,
+) -> None:
     """Write :func:`generate_class`'s source to ``path`` (replacing the file)."""
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(generate_class(schema, class_name=class_name,
-                                    generate_imports=generate_imports))
+        handle.write(
+            generate_class(schema, class_name=class_name, generate_imports=generate_imports)
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,8 +316,12 @@ def same_value(left: Any, right: Any) -> bool:
     """Equality of two cell values that also works for numpy arrays (same shape and
     elements)."""
     if isinstance(left, np.ndarray) or isinstance(right, np.ndarray):
-        return isinstance(left, np.ndarray) and isinstance(right, np.ndarray) and \
-            left.shape == right.shape and bool(np.all(left == right))
+        return (
+            isinstance(left, np.ndarray)
+            and isinstance(right, np.ndarray)
+            and left.shape == right.shape
+            and bool(np.all(left == right))
+        )
     try:
         return bool(left == right)
     except (TypeError, ValueError):
@@ -297,13 +336,22 @@ def _fits(actual: t.DType, expected: t.DType, allow_subtype: bool) -> bool:
     if t.is_subtype(actual, expected):
         return True
     # An int column is a fine float column (numbers widen), as long as None fits too.
-    return actual.strip_optional() == t.INT and expected.strip_optional() == t.FLOAT and \
-        (expected.is_optional or not actual.is_optional)
+    return (
+        actual.strip_optional() == t.INT
+        and expected.strip_optional() == t.FLOAT
+        and (expected.is_optional or not actual.is_optional)
+    )
 
 
-def assert_matches_schema(schema: SchemaMetaclass, other: SchemaMetaclass, *,
-                          allow_superset: bool = True, ignore_primary_keys: bool = True,
-                          allow_subtype: bool = True, ignore_properties: bool = True) -> None:
+def assert_matches_schema(
+    schema: SchemaMetaclass,
+    other: SchemaMetaclass,
+    *,
+    allow_superset: bool = True,
+    ignore_primary_keys: bool = True,
+    allow_subtype: bool = True,
+    ignore_properties: bool = True,
+) -> None:
     """Raise ``AssertionError`` unless ``schema`` has ``other``'s columns with fitting types
     (a subtype when ``allow_subtype``), no others unless ``allow_superset``, the same primary
     key unless ``ignore_primary_keys``, and the same defaults, descriptions, examples and
@@ -311,40 +359,53 @@ def assert_matches_schema(schema: SchemaMetaclass, other: SchemaMetaclass, *,
     ours, theirs = schema.__columns__, other.__columns__
     lacking = [name for name in theirs if name not in ours]
     if lacking:
-        raise AssertionError(f"schema {schema.__name__} lacks columns {lacking} of schema "
-                             f"{other.__name__}")
+        raise AssertionError(
+            f"schema {schema.__name__} lacks columns {lacking} of schema {other.__name__}"
+        )
     extra = [name for name in ours if name not in theirs]
     if extra and not allow_superset:
-        raise AssertionError(f"schema {schema.__name__} has columns {extra} that schema "
-                             f"{other.__name__} does not have")
+        raise AssertionError(
+            f"schema {schema.__name__} has columns {extra} that schema "
+            f"{other.__name__} does not have"
+        )
     for name, expected in theirs.items():
         actual = ours[name]
         if not _fits(actual.dtype, expected.dtype, allow_subtype):
-            raise AssertionError(f"column {name!r} has type {actual.dtype!r} in schema "
-                                 f"{schema.__name__} and {expected.dtype!r} in schema "
-                                 f"{other.__name__}")
-    if not ignore_primary_keys and \
-            schema.primary_key_columns() != other.primary_key_columns():
-        raise AssertionError(f"primary key {schema.primary_key_columns()} of schema "
-                             f"{schema.__name__} differs from {other.primary_key_columns()} "
-                             f"of schema {other.__name__}")
+            raise AssertionError(
+                f"column {name!r} has type {actual.dtype!r} in schema "
+                f"{schema.__name__} and {expected.dtype!r} in schema "
+                f"{other.__name__}"
+            )
+    if not ignore_primary_keys and schema.primary_key_columns() != other.primary_key_columns():
+        raise AssertionError(
+            f"primary key {schema.primary_key_columns()} of schema "
+            f"{schema.__name__} differs from {other.primary_key_columns()} "
+            f"of schema {other.__name__}"
+        )
     if ignore_properties:
         return
     if bool(schema.__properties__.append_only) != bool(other.__properties__.append_only):
-        raise AssertionError(f"schema {schema.__name__} is "
-                             f"{'' if schema.__properties__.append_only else 'not '}"
-                             f"append-only, schema {other.__name__} is "
-                             f"{'' if other.__properties__.append_only else 'not '}")
+        raise AssertionError(
+            f"schema {schema.__name__} is "
+            f"{'' if schema.__properties__.append_only else 'not '}"
+            f"append-only, schema {other.__name__} is "
+            f"{'' if other.__properties__.append_only else 'not '}"
+        )
     for name, expected in theirs.items():
         actual = ours[name]
         for field in ("append_only", "description", "example"):
             if not same_value(getattr(actual, field), getattr(expected, field)):
-                raise AssertionError(f"column {name!r}: {field} {getattr(actual, field)!r} in "
-                                     f"schema {schema.__name__}, {getattr(expected, field)!r} "
-                                     f"in schema {other.__name__}")
+                raise AssertionError(
+                    f"column {name!r}: {field} {getattr(actual, field)!r} in "
+                    f"schema {schema.__name__}, {getattr(expected, field)!r} "
+                    f"in schema {other.__name__}"
+                )
         if actual.has_default_value() != expected.has_default_value() or (
-                actual.has_default_value()
-                and not same_value(actual.default_value, expected.default_value)):
-            raise AssertionError(f"column {name!r}: default value "
-                                 f"{actual.default_value!r} in schema {schema.__name__}, "
-                                 f"{expected.default_value!r} in schema {other.__name__}")
+            actual.has_default_value()
+            and not same_value(actual.default_value, expected.default_value)
+        ):
+            raise AssertionError(
+                f"column {name!r}: default value "
+                f"{actual.default_value!r} in schema {schema.__name__}, "
+                f"{expected.default_value!r} in schema {other.__name__}"
+            )

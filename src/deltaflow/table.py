@@ -58,15 +58,25 @@ def user_location() -> str:
 class Table(StatefulMethods, TemporalMethods, StreamMethods):
     """A collection of rows with typed columns and 128-bit ids, kept up to date over time."""
 
-    def __init__(self, node: plan.Node, universe: plan.Universe | None = None, *,
-                 primary_key: tuple[str, ...] | None = None,
-                 id_dtype: t.DType | None = None) -> None:
+    def __init__(
+        self,
+        node: plan.Node,
+        universe: plan.Universe | None = None,
+        *,
+        primary_key: tuple[str, ...] | None = None,
+        id_dtype: t.DType | None = None,
+    ) -> None:
         self._node = node
         self._universe = universe or plan.Universe()
         self._primary_key = primary_key
         # The type of the ids (``t.id``): Pointer[key types] when they come from key values.
-        self._id_dtype = id_dtype if id_dtype is not None else t.POINTER if not primary_key \
+        self._id_dtype = (
+            id_dtype
+            if id_dtype is not None
+            else t.POINTER
+            if not primary_key
             else t.PointerType([node.columns[k] for k in primary_key if k in node.columns])
+        )
         self._location = user_location()
         plan.REGISTRY.add_table(node)
 
@@ -93,9 +103,12 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     @property
     def schema(self) -> type[Schema]:
         """The table's schema class."""
-        return schema_from_dtypes(self._columns, name="Schema",
-                                  primary_key=list(self._primary_key or ()) or None,
-                                  id_dtype=self._id_dtype)
+        return schema_from_dtypes(
+            self._columns,
+            name="Schema",
+            primary_key=list(self._primary_key or ()) or None,
+            id_dtype=self._id_dtype,
+        )
 
     def _dtypes(self) -> dict[str, t.DType]:
         return dict(self._columns)
@@ -117,13 +130,18 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             return self.select(*[self[n] for n in name])
         if isinstance(name, ColumnReference):
             owner = name.table
-            if owner is not self and not isinstance(owner, Placeholder) and not (
-                    isinstance(owner, Table) and owner._node is self._node):
+            if (
+                owner is not self
+                and not isinstance(owner, Placeholder)
+                and not (isinstance(owner, Table) and owner._node is self._node)
+            ):
                 from deltaflow.argument_errors import ArgumentError
 
-                raise ArgumentError(f"{self._description}[...]: {name!r} is a column of "
-                                    f"another table; give a name, pw.this.<name> or a column "
-                                    f"of this table")
+                raise ArgumentError(
+                    f"{self._description}[...]: {name!r} is a column of "
+                    f"another table; give a name, pw.this.<name> or a column "
+                    f"of this table"
+                )
             name = name.name
         if name == "id" or name in self._columns:
             return ColumnReference(self, name)
@@ -139,8 +157,12 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         )
 
     # --- scopes --------------------------------------------------------------------------
-    def _scope(self, operation: str, zipped: Table | None = None,
-               foreign: dict[tuple[int, str], str] | None = None) -> Scope:
+    def _scope(
+        self,
+        operation: str,
+        zipped: Table | None = None,
+        foreign: dict[tuple[int, str], str] | None = None,
+    ) -> Scope:
         def resolve(ref: ColumnReference) -> tuple[str, t.DType]:
             owner = ref.table
             if foreign and (id(owner), ref.name) in foreign:
@@ -148,15 +170,19 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                 if column == "_id":
                     return column, t.POINTER
                 return column, zipped._columns[column]  # type: ignore[union-attr]
-            if owner is self or owner is this or (
-                isinstance(owner, Table) and owner._node is self._node
+            if (
+                owner is self
+                or owner is this
+                or (isinstance(owner, Table) and owner._node is self._node)
             ):
                 if ref.name == "id":
                     return "_id", self._id_dtype
                 if ref.name in self._columns:
                     return ref.name, self._columns[ref.name]
-                raise ColumnNotFoundError(f"no column {ref.name!r}; the columns are "
-                                          f"{', '.join(self._columns) or '(none)'}")
+                raise ColumnNotFoundError(
+                    f"no column {ref.name!r}; the columns are "
+                    f"{', '.join(self._columns) or '(none)'}"
+                )
             if isinstance(owner, Placeholder):
                 raise ValueError(f"{owner!r} cannot be used in {operation} (only in joins)")
             if isinstance(owner, Table):
@@ -169,12 +195,14 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
 
         return Scope(f"{operation} on {self._description}", resolve)
 
-    def _project(self, operation: str,
-                 outputs: list[tuple[str, ColumnExpression]]) -> CompiledProjection:
+    def _project(
+        self, operation: str, outputs: list[tuple[str, ColumnExpression]]
+    ) -> CompiledProjection:
         return CompiledProjection(self._scope(operation), outputs)
 
-    def _project_zipped(self, operation: str, outputs: list[tuple[str, ColumnExpression]]
-                        ) -> tuple[CompiledProjection, plan.Node]:
+    def _project_zipped(
+        self, operation: str, outputs: list[tuple[str, ColumnExpression]]
+    ) -> tuple[CompiledProjection, plan.Node]:
         """Like :meth:`_project`, also allowing columns of tables with the same ids.
 
         Pathway lets an operation on ``t`` use columns of any table whose universe contains
@@ -183,8 +211,9 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         runs on that wider table. Returns the projection and the node it reads from.
         """
         outputs = self._resolve_deferred(outputs)
-        foreign = ForeignColumns(self, [ref for _, e in outputs for ref in e.references()],
-                                 operation)
+        foreign = ForeignColumns(
+            self, [ref for _, e in outputs for ref in e.references()], operation
+        )
         if not foreign:
             projection, source = self._project(operation, outputs), self._node
         else:
@@ -193,8 +222,9 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         mark_udfs_on_append_only_columns(projection, source)
         return projection, source
 
-    def _resolve_deferred(self, outputs: list[tuple[str, ColumnExpression]]
-                          ) -> list[tuple[str, ColumnExpression]]:
+    def _resolve_deferred(
+        self, outputs: list[tuple[str, ColumnExpression]]
+    ) -> list[tuple[str, ColumnExpression]]:
         """Turn ``ix(...)`` columns whose pointer is on ``pw.this`` into columns of real
         ``ix`` tables over this table (see :mod:`deltaflow.expressions.deferred`)."""
         if not any(has_ix_columns(expr) for _, expr in outputs):
@@ -213,9 +243,12 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             if id(request) not in looked_up:
                 target = self if request.target is this else request.target
                 pointer = transform(request.pointer, bind_this)
-                looked_up[id(request)] = target.ix(pointer, optional=request.optional,
-                                                   context=self,
-                                                   allow_misses=request.allow_misses)
+                looked_up[id(request)] = target.ix(
+                    pointer,
+                    optional=request.optional,
+                    context=self,
+                    allow_misses=request.allow_misses,
+                )
             return ColumnReference(looked_up[id(request)], node.name)
 
         return [(name, transform(expr, replace)) for name, expr in outputs]
@@ -225,10 +258,12 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         if list(node.columns) == list(self._columns):
             return node
         scope = Scope(label, lambda ref: (ref.name, node.columns[ref.name]))
-        projection = CompiledProjection(scope, [(n, ColumnReference(this, n))
-                                                for n in self._columns])
-        return plan.SelectNode(columns=dict(projection.types), inputs=(node,),
-                               projection=projection, label=label)
+        projection = CompiledProjection(
+            scope, [(n, ColumnReference(this, n)) for n in self._columns]
+        )
+        return plan.SelectNode(
+            columns=dict(projection.types), inputs=(node,), projection=projection, label=label
+        )
 
     def _expand(self, args: Iterable[Any], operation: str) -> list[tuple[str, ColumnExpression]]:
         """Positional arguments of select-like methods as (name, expression) pairs."""
@@ -236,8 +271,11 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         for arg in args:
             if isinstance(arg, AllColumns):
                 source = arg.source
-                names = self._columns if source is this or source is self else getattr(
-                    source, "_columns", None)
+                names = (
+                    self._columns
+                    if source is this or source is self
+                    else getattr(source, "_columns", None)
+                )
                 if names is None:
                     raise ValueError(f"{operation}: *{source!r} cannot be expanded here")
                 for name, column in arg.pairs(list(names)):
@@ -248,16 +286,22 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                 from deltaflow.argument_errors import ArgumentError
 
                 hint = f"; did you mean pw.this.{arg}?" if isinstance(arg, str) else ""
-                raise ArgumentError(f"{operation}: positional arguments must be column "
-                                    f"references (table.column or pw.this.column), got "
-                                    f"{arg!r}{hint}; name computed columns with keywords")
+                raise ArgumentError(
+                    f"{operation}: positional arguments must be column "
+                    f"references (table.column or pw.this.column), got "
+                    f"{arg!r}{hint}; name computed columns with keywords"
+                )
         return out
 
-    def _derive(self, node: plan.Node, *, universe: plan.Universe | None = None,
-                keep_key: bool = True) -> Table:
-        return Table(node, universe or self._universe,
-                     primary_key=self._primary_key if keep_key else None,
-                     id_dtype=self._id_dtype if keep_key else None)
+    def _derive(
+        self, node: plan.Node, *, universe: plan.Universe | None = None, keep_key: bool = True
+    ) -> Table:
+        return Table(
+            node,
+            universe or self._universe,
+            primary_key=self._primary_key if keep_key else None,
+            id_dtype=self._id_dtype if keep_key else None,
+        )
 
     # --- stateless operations -------------------------------------------------------------
     def select(self, *args: Any, **kwargs: Any) -> Table:
@@ -270,13 +314,18 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         check_not_id([n for n, _ in outputs], f"select on {self._description}")
         return self._select_node(outputs, "select")
 
-    def _select_node(self, outputs: Sequence[tuple[str, ColumnExpression]],
-                     operation: str) -> Table:
+    def _select_node(
+        self, outputs: Sequence[tuple[str, ColumnExpression]], operation: str
+    ) -> Table:
         projection, source = self._project_zipped(operation, list(outputs))
-        node = plan.SelectNode(columns=dict(projection.types), inputs=(source,),
-                               projection=projection, label=operation)
-        kept = self._primary_key if self._primary_key and all(
-            k in projection.types for k in self._primary_key) else None
+        node = plan.SelectNode(
+            columns=dict(projection.types), inputs=(source,), projection=projection, label=operation
+        )
+        kept = (
+            self._primary_key
+            if self._primary_key and all(k in projection.types for k in self._primary_key)
+            else None
+        )
         return Table(node, self._universe, primary_key=kept, id_dtype=self._id_dtype)
 
     def with_columns(self, *args: Any, **kwargs: Any) -> Table:
@@ -307,11 +356,12 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         columns replace this table's columns of the same name)."""
         if not isinstance(other, Table):
             return NotImplemented
-        if not (other._universe is self._universe
-                or self._universe.is_subset_of(other._universe)):
-            raise ValueError(f"{self._description} + {other._description}: the tables must "
-                             f"have the same rows (the same universe); use a join, or promise "
-                             f"it with promise_universe_is_equal_to")
+        if not (other._universe is self._universe or self._universe.is_subset_of(other._universe)):
+            raise ValueError(
+                f"{self._description} + {other._description}: the tables must "
+                f"have the same rows (the same universe); use a join, or promise "
+                f"it with promise_universe_is_equal_to"
+            )
         return self.with_columns(*other)
 
     def __class_getitem__(cls, schema: Any) -> Any:
@@ -353,8 +403,11 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         _check_unique([n for n, _ in outputs], "rename", self._description)
         return self._select_node(outputs, "rename")
 
-    def rename(self, names_mapping: Mapping[str | ColumnReference, str] | None = None,
-               **kwargs: str | ColumnReference) -> Table:
+    def rename(
+        self,
+        names_mapping: Mapping[str | ColumnReference, str] | None = None,
+        **kwargs: str | ColumnReference,
+    ) -> Table:
         """``rename_by_dict`` with a mapping, ``rename_columns`` with keywords."""
         if names_mapping is not None and kwargs:
             raise ValueError("rename: give either a mapping or keyword arguments, not both")
@@ -377,14 +430,20 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         projection, source = self._project_zipped("filter", [("__keep", expression)])
         dtype = projection.types["__keep"]
         if dtype.strip_optional() != t.BOOL:
-            raise ExpressionError(f"filter on {self._description}: the condition must be a "
-                                  f"bool expression, got {dtype!r}")
+            raise ExpressionError(
+                f"filter on {self._description}: the condition must be a "
+                f"bool expression, got {dtype!r}"
+            )
         # A condition `column.is_not_none()` leaves that column without Optional.
-        node = plan.FilterNode(columns=narrowed_columns(source.columns, projection.outputs[0][1],
-                                                        projection.scope),
-                               inputs=(source,), predicate=projection, label="filter")
-        return self._derive(self._trimmed(node, "filter"),
-                            universe=plan.Universe(parent=self._universe))
+        node = plan.FilterNode(
+            columns=narrowed_columns(source.columns, projection.outputs[0][1], projection.scope),
+            inputs=(source,),
+            predicate=projection,
+            label="filter",
+        )
+        return self._derive(
+            self._trimmed(node, "filter"), universe=plan.Universe(parent=self._universe)
+        )
 
     def remove_errors(self) -> Table:
         """The rows none of whose cells is an error (errors exist in runs with
@@ -399,8 +458,13 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         (docs/udfs.md), so this is every row."""
         from deltaflow.udfs.future import awaited_column
 
-        return self._select_node([(n, awaited_column(ColumnReference(self, n), dtype))
-                                  for n, dtype in self._columns.items()], "await_futures")
+        return self._select_node(
+            [
+                (n, awaited_column(ColumnReference(self, n), dtype))
+                for n, dtype in self._columns.items()
+            ],
+            "await_futures",
+        )
 
     def split(self, split_expression: Any) -> tuple[Table, Table]:
         """Two tables: the rows where the expression holds, and the rest."""
@@ -412,8 +476,15 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         for name in kwargs:
             if name not in self._columns:
                 raise self._missing(name)
-        outputs = [(n, Cast(kwargs[n], ColumnReference(self, n)) if n in kwargs
-                    else ColumnReference(self, n)) for n in self._columns]
+        outputs = [
+            (
+                n,
+                Cast(kwargs[n], ColumnReference(self, n))
+                if n in kwargs
+                else ColumnReference(self, n),
+            )
+            for n in self._columns
+        ]
         return self._select_node(outputs, "cast_to_types")
 
     def update_types(self, **kwargs: Any) -> Table:
@@ -423,15 +494,26 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
                 from deltaflow.argument_errors import ColumnArgumentError
 
                 raise ColumnArgumentError(f"update_types: {self._missing(name)}")
-        outputs = [(n, DeclareType(kwargs[n], ColumnReference(self, n)) if n in kwargs
-                    else ColumnReference(self, n)) for n in self._columns]
+        outputs = [
+            (
+                n,
+                DeclareType(kwargs[n], ColumnReference(self, n))
+                if n in kwargs
+                else ColumnReference(self, n),
+            )
+            for n in self._columns
+        ]
         return self._select_node(outputs, "update_types")
 
-    def pointer_from(self, *args: Any, optional: bool = False,
-                     instance: ColumnReference | None = None) -> ColumnExpression:
+    def pointer_from(
+        self, *args: Any, optional: bool = False, instance: ColumnReference | None = None
+    ) -> ColumnExpression:
         """An expression giving the id that a row keyed by ``args`` has."""
-        pointer = PointerFrom(*(wrap_value(a) for a in args), optional=optional,
-                              instance=None if instance is None else wrap_value(instance))
+        pointer = PointerFrom(
+            *(wrap_value(a) for a in args),
+            optional=optional,
+            instance=None if instance is None else wrap_value(instance),
+        )
         pointer.table = self
         return pointer
 
@@ -439,12 +521,20 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         """This table with ids taken from a Pointer column."""
         projection, source = self._project_zipped("with_id", [("__id", wrap_value(new_index))])
         if projection.types["__id"] != t.POINTER:
-            raise ExpressionError(f"with_id on {self._description}: new_index must be a "
-                                  f"Pointer column, got {projection.types['__id']!r}")
-        node = plan.ReindexNode(columns=dict(source.columns), inputs=(source,),
-                                id_projection=projection, what="with_id", label="with_id")
-        table = self._derive(self._trimmed(node, "with_id"), universe=plan.Universe(),
-                             keep_key=False)
+            raise ExpressionError(
+                f"with_id on {self._description}: new_index must be a "
+                f"Pointer column, got {projection.types['__id']!r}"
+            )
+        node = plan.ReindexNode(
+            columns=dict(source.columns),
+            inputs=(source,),
+            id_projection=projection,
+            what="with_id",
+            label="with_id",
+        )
+        table = self._derive(
+            self._trimmed(node, "with_id"), universe=plan.Universe(), keep_key=False
+        )
         table._id_dtype = projection.types["__id"].strip_optional()
         return table
 
@@ -454,13 +544,22 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             raise ValueError(f"with_id_from on {self._description}: give at least one column")
         expression = self.pointer_from(*args, instance=instance)
         projection, source = self._project_zipped("with_id_from", [("__id", expression)])
-        node = self._trimmed(plan.ReindexNode(columns=dict(source.columns), inputs=(source,),
-                                              id_projection=projection, what="with_id_from",
-                                              label="with_id_from"), "with_id_from")
-        key = tuple(a.name for a in args if isinstance(a, ColumnReference)
-                    and a.name in self._columns)
-        return Table(node, plan.Universe(), primary_key=key or None,
-                     id_dtype=projection.types["__id"])
+        node = self._trimmed(
+            plan.ReindexNode(
+                columns=dict(source.columns),
+                inputs=(source,),
+                id_projection=projection,
+                what="with_id_from",
+                label="with_id_from",
+            ),
+            "with_id_from",
+        )
+        key = tuple(
+            a.name for a in args if isinstance(a, ColumnReference) and a.name in self._columns
+        )
+        return Table(
+            node, plan.Universe(), primary_key=key or None, id_dtype=projection.types["__id"]
+        )
 
     def concat(self, *others: Table) -> Table:
         """The union of tables with the same columns and disjoint ids."""
@@ -486,28 +585,37 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             for name in names:
                 merged = t.common_supertype(columns[name], other._columns[name])
                 if merged is None:
-                    raise TypeError(f"{operation}: column {name!r} has type {columns[name]!r} "
-                                    f"in one table and {other._columns[name]!r} in another")
+                    raise TypeError(
+                        f"{operation}: column {name!r} has type {columns[name]!r} "
+                        f"in one table and {other._columns[name]!r} in another"
+                    )
                 columns[name] = merged
         id_dtype: t.DType = t.POINTER
         if not reindex:
             id_dtype = _concat_id_dtype(tables)
             for i, first in enumerate(tables):
-                for second in tables[i + 1:]:
+                for second in tables[i + 1 :]:
                     if first._universe.known_disjoint(second._universe) is False:
                         raise ValueError(
                             f"concat: {first._description} and {second._description} have "
                             f"rows with the same ids; use concat_reindex (new ids), or "
-                            f"promise_universes_are_disjoint if they can never meet")
-        aligned = [tb if tb.column_names() == names and tb._columns == columns
-                   else tb._select_node([(n, _coerced(tb, n, columns[n])) for n in names],
-                                        operation) for tb in tables]
-        node = plan.ConcatNode(columns=columns, inputs=tuple(tb._node for tb in aligned),
-                               reindex=reindex, label=operation)
+                            f"promise_universes_are_disjoint if they can never meet"
+                        )
+        aligned = [
+            tb
+            if tb.column_names() == names and tb._columns == columns
+            else tb._select_node([(n, _coerced(tb, n, columns[n])) for n in names], operation)
+            for tb in tables
+        ]
+        node = plan.ConcatNode(
+            columns=columns,
+            inputs=tuple(tb._node for tb in aligned),
+            reindex=reindex,
+            label=operation,
+        )
         return Table(node, plan.Universe(), id_dtype=id_dtype)
 
-    def flatten(self, to_flatten: ColumnReference | str, *,
-                origin_id: str | None = None) -> Table:
+    def flatten(self, to_flatten: ColumnReference | str, *, origin_id: str | None = None) -> Table:
         """One row per element of the ``to_flatten`` column (other columns are repeated)."""
         name = to_flatten.name if isinstance(to_flatten, ColumnReference) else to_flatten
         if name not in self._columns:
@@ -520,8 +628,9 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         if isinstance(base, t.List):
             element = base.arg
         elif isinstance(base, t.Tuple):
-            element = base.args[0] if base.args and all(a == base.args[0] for a in base.args) \
-                else t.ANY
+            element = (
+                base.args[0] if base.args and all(a == base.args[0] for a in base.args) else t.ANY
+            )
         elif base == t.STR:
             element = t.STR
         elif base in (t.JSON,):
@@ -531,16 +640,19 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         elif base == t.ANY:
             element = t.ANY
         else:
-            raise TypeError(f"flatten on {self._description}: column {name!r} of type "
-                            f"{dtype!r} is not a list, tuple, array, string or Json")
+            raise TypeError(
+                f"flatten on {self._description}: column {name!r} of type "
+                f"{dtype!r} is not a list, tuple, array, string or Json"
+            )
         # The flattened column comes first, the others keep their order (as in Pathway).
         columns = {name: element, **{n: d for n, d in self._columns.items() if n != name}}
         if origin_id is not None:
             if origin_id in columns:
                 raise ValueError(f"flatten: origin_id column {origin_id!r} already exists")
             columns[origin_id] = t.POINTER
-        node = plan.FlattenNode(columns=columns, inputs=(self._node,), column=name,
-                                origin_id=origin_id, label="flatten")
+        node = plan.FlattenNode(
+            columns=columns, inputs=(self._node,), column=name, origin_id=origin_id, label="flatten"
+        )
         return Table(node, plan.Universe())
 
     # --- universes --------------------------------------------------------------------------
@@ -567,8 +679,9 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         of ``other`` without a row here gives a row of Errors, a row whose id ``other`` lacks
         is left out, each reported."""
         if not isinstance(other, Table):
-            raise TypeError(f"with_universe_of on {self._description}: expected a table, "
-                            f"got {other!r}")
+            raise TypeError(
+                f"with_universe_of on {self._description}: expected a table, got {other!r}"
+            )
         if universe_checks.known_equal(self._universe, other._universe):
             copy = self.copy()
             copy._universe = other._universe
@@ -624,11 +737,13 @@ def _concat_id_dtype(tables: list[Table]) -> t.DType:
     for other in tables[1:]:
         combined = t.common_supertype(merged, other._id_dtype)
         if combined is None:
-            raise TypeError(f"concat: the ids of {tables[0]._description} are "
-                            f"{t.describe(merged)} but those of {other._description} are "
-                            f"{t.describe(other._id_dtype)}; concatenating rows keyed so "
-                            f"differently is most likely a mistake (update_id_type("
-                            f"pw.Pointer) on both says it is not)")
+            raise TypeError(
+                f"concat: the ids of {tables[0]._description} are "
+                f"{t.describe(merged)} but those of {other._description} are "
+                f"{t.describe(other._id_dtype)}; concatenating rows keyed so "
+                f"differently is most likely a mistake (update_id_type("
+                f"pw.Pointer) on both says it is not)"
+            )
         merged = combined
     return merged
 
@@ -654,10 +769,13 @@ def input_table(schema: type[Schema], source: Any, *, name: str | None = None) -
     """
     columns = schema.dtypes()
     key = schema.primary_key_columns()
-    node = plan.InputNode(columns=columns, source=source,
-                          primary_key=tuple(key) if key else None,
-                          label=name or str(getattr(source, "name", None) or "input"),
-                          append_only_columns=declared_append_only(schema))
+    node = plan.InputNode(
+        columns=columns,
+        source=source,
+        primary_key=tuple(key) if key else None,
+        label=name or str(getattr(source, "name", None) or "input"),
+        append_only_columns=declared_append_only(schema),
+    )
     return Table(node, plan.Universe(), primary_key=tuple(key) if key else None)
 
 
@@ -667,6 +785,11 @@ def add_output(table: Table, sink: Any, *, sort_by: Iterable[Any] | None = None)
     for column in order:
         if column not in table._columns:
             raise table._missing(column)
-    node = plan.OutputNode(columns=dict(table._columns), inputs=(table._node,), sink=sink,
-                           sort_by=tuple(order), label=getattr(sink, "name", "output"))
+    node = plan.OutputNode(
+        columns=dict(table._columns),
+        inputs=(table._node,),
+        sink=sink,
+        sort_by=tuple(order),
+        label=getattr(sink, "name", "output"),
+    )
     plan.REGISTRY.add_output(node)

@@ -47,10 +47,16 @@ def _table_class() -> type[Table]:
 class GroupedTable:
     """The result of ``groupby``: call :meth:`reduce` to get one row per group."""
 
-    def __init__(self, node: plan.Node, make_scope: Callable[[str], Scope], description: str,
-                 keys: list[ColumnExpression], *, id_key: int | None = None,
-                 expand: Callable[[Any], list[tuple[str, ColumnExpression]]] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        node: plan.Node,
+        make_scope: Callable[[str], Scope],
+        description: str,
+        keys: list[ColumnExpression],
+        *,
+        id_key: int | None = None,
+        expand: Callable[[Any], list[tuple[str, ColumnExpression]]] | None = None,
+    ) -> None:
         self._node = node
         self._make_scope = make_scope
         self._description = description
@@ -68,25 +74,32 @@ class GroupedTable:
         outputs: list[tuple[str, ColumnExpression]] = []
         for arg in args:
             if isinstance(arg, AllColumns):
-                outputs += [(k.name, k) for k in self._keys if isinstance(k, ColumnReference)
-                            and k.name not in arg.excluded]
+                outputs += [
+                    (k.name, k)
+                    for k in self._keys
+                    if isinstance(k, ColumnReference) and k.name not in arg.excluded
+                ]
             elif isinstance(arg, ColumnReference):
                 outputs.append((arg.name, arg))
-            elif isinstance(arg, ReducerExpression) and len(arg.args) >= 1 and \
-                    isinstance(arg.args[0], ColumnReference):
+            elif (
+                isinstance(arg, ReducerExpression)
+                and len(arg.args) >= 1
+                and isinstance(arg.args[0], ColumnReference)
+            ):
                 outputs.append((arg.args[0].name, arg))  # named after its column
             else:
                 from deltaflow.argument_errors import ArgumentError
 
-                raise ArgumentError(f"reduce on {self._description}: positional arguments "
-                                    f"must be column references; name computed columns with "
-                                    f"keywords (got {arg!r})")
+                raise ArgumentError(
+                    f"reduce on {self._description}: positional arguments "
+                    f"must be column references; name computed columns with "
+                    f"keywords (got {arg!r})"
+                )
         outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
         seen: set[str] = set()
         for name, _ in outputs:
             if name in seen:
-                raise ValueError(f"reduce on {self._description}: column {name!r} is given "
-                                 f"twice")
+                raise ValueError(f"reduce on {self._description}: column {name!r} is given twice")
             seen.add(name)
         check_not_id(seen, f"reduce on {self._description}")
         if any(has_ix_columns(expr) for _, expr in outputs):
@@ -98,7 +111,8 @@ class GroupedTable:
             foreign = ForeignColumns(
                 self._zip_source,
                 [*self._key_refs, *(r for _, e in outputs for r in all_references(e))],
-                "reduce")
+                "reduce",
+            )
             if foreign:
                 make_scope = foreign.scope
                 node = foreign.build()._node if foreign.needs_join else self._zip_source._node
@@ -126,9 +140,14 @@ class GroupedTable:
                 pre_outputs.append((name, arg))
                 arg_names.append(name)
                 arg_types.append(pre_scope.dtype_of(arg))
-            refuse_futures([(f"the argument {arg!r}", dtype)
-                            for arg, dtype in zip(reducer.args, arg_types, strict=False)],
-                           "reduce", f"reduce on {self._description}")
+            refuse_futures(
+                [
+                    (f"the argument {arg!r}", dtype)
+                    for arg, dtype in zip(reducer.args, arg_types, strict=False)
+                ],
+                "reduce",
+                f"reduce on {self._description}",
+            )
             dtype = reducer.reducer.result_type(pre_scope, arg_types)
             column = f"__red{index}"
             kind = reducer.reducer
@@ -155,26 +174,41 @@ class GroupedTable:
                 return "_id", t.POINTER
             from deltaflow.argument_errors import ContextError
 
-            raise ContextError(f"column {ref.name!r} is not a grouping column; use it inside a "
-                               f"reducer (e.g. pw.reducers.any({ref.name}))")
+            raise ContextError(
+                f"column {ref.name!r} is not a grouping column; use it inside a "
+                f"reducer (e.g. pw.reducers.any({ref.name}))"
+            )
 
         post_scope = Scope(operation, resolve)
         post_scope.reducer_types = reducer_types  # type: ignore[attr-defined]
         post_scope.reducer_columns = reducer_columns  # type: ignore[attr-defined]
         post = CompiledProjection(post_scope, outputs)
-        node = ReduceNode(columns=dict(post.types), inputs=(node,), pre=pre,
-                          keys=[f"__k{i}" for i in range(len(self._keys))], key_types=key_types,
-                          reducers=calls, post=post,
-                          id_key=None if self._id_key is None else f"__k{self._id_key}",
-                          skip_errors=getattr(self, "_skip_errors", True), label="reduce")
-        key_names = tuple(n for n, e in outputs if isinstance(e, ColumnReference)
-                          and not isinstance(e, ReducerExpression))
+        node = ReduceNode(
+            columns=dict(post.types),
+            inputs=(node,),
+            pre=pre,
+            keys=[f"__k{i}" for i in range(len(self._keys))],
+            key_types=key_types,
+            reducers=calls,
+            post=post,
+            id_key=None if self._id_key is None else f"__k{self._id_key}",
+            skip_errors=getattr(self, "_skip_errors", True),
+            label="reduce",
+        )
+        key_names = tuple(
+            n
+            for n, e in outputs
+            if isinstance(e, ColumnReference) and not isinstance(e, ReducerExpression)
+        )
         # Group ids are computed from the key values (or are the id= column's values).
-        id_dtype = t.PointerType(key_types) if self._id_key is None \
+        id_dtype = (
+            t.PointerType(key_types)
+            if self._id_key is None
             else key_types[self._id_key].strip_optional()
-        return _table_class()(node, plan.Universe(), primary_key=key_names or None,
-                              id_dtype=id_dtype)
-
+        )
+        return _table_class()(
+            node, plan.Universe(), primary_key=key_names or None, id_dtype=id_dtype
+        )
 
     def _reduce_with_ix(self, outputs: list[tuple[str, ColumnExpression]]) -> Table:
         """``reduce`` with ``ix(...)`` columns whose pointers are reducers: reduce the
@@ -196,21 +230,28 @@ class GroupedTable:
                 if id(request) not in looked_up:
                     target = self._source if request.target is this else request.target
                     if target is None:
-                        raise TypeError(f"reduce on {self._description}: pw.this.ix(...) "
-                                        f"needs a grouped table, not a join result")
+                        raise TypeError(
+                            f"reduce on {self._description}: pw.this.ix(...) "
+                            f"needs a grouped table, not a join result"
+                        )
                     looked_up[id(request)] = target.ix(
-                        reduced[hidden[id(request)]], optional=request.optional,
-                        allow_misses=request.allow_misses)
+                        reduced[hidden[id(request)]],
+                        optional=request.optional,
+                        allow_misses=request.allow_misses,
+                    )
                 return ColumnReference(looked_up[id(request)], node.name)
             if isinstance(node, ColumnReference) and not isinstance(node.table, _table_class()):
                 raise NotImplementedError(
                     f"reduce on {self._description}: an expression using ix(...) may combine "
                     f"it only with constants, not with {node!r}; compute it in a select "
-                    f"after the reduce")
+                    f"after the reduce"
+                )
             return None
 
-        final = {name: (transform(expr, replace) if has_ix_columns(expr)
-                        else reduced[name]) for name, expr in outputs}
+        final = {
+            name: (transform(expr, replace) if has_ix_columns(expr) else reduced[name])
+            for name, expr in outputs
+        }
         return reduced.select(**final)
 
 
@@ -228,9 +269,13 @@ def _warn_latest_not_append_only(node: plan.Node, description: str) -> None:
     from deltaflow.table_streams import is_append_only_node
 
     if not is_append_only_node(node):
-        warnings.warn(f"reduce on {description}: pw.reducers.latest is given a table that is "
-                      f"not append-only; its rows may be deleted or updated, and the value "
-                      f"then follows insertions only", UserWarning, stacklevel=4)
+        warnings.warn(
+            f"reduce on {description}: pw.reducers.latest is given a table that is "
+            f"not append-only; its rows may be deleted or updated, and the value "
+            f"then follows insertions only",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _expand_all_columns(table: Table, args: tuple[Any, ...]) -> list[Any]:
@@ -245,15 +290,27 @@ def _expand_all_columns(table: Table, args: tuple[Any, ...]) -> list[Any]:
     return expanded
 
 
-def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noqa: A002
-             description: str, make_scope: Callable[[str], Scope], node: plan.Node,
-             *, zip_foreign: bool = False) -> GroupedTable:
+def _grouped(
+    table: Table,
+    args: tuple[Any, ...],
+    id: Any,
+    instance: Any,  # noqa: A002
+    description: str,
+    make_scope: Callable[[str], Scope],
+    node: plan.Node,
+    *,
+    zip_foreign: bool = False,
+) -> GroupedTable:
     """A grouped table; ``zip_foreign``: ``table`` is a plain table whose operations may
     use columns of tables with the same rows (checked here, brought in by ``reduce``)."""
     key_refs: list[ColumnReference] = []
     if zip_foreign:
-        key_refs = [r for a in (*args, id, instance) if isinstance(a, ColumnExpression)
-                    for r in all_references(a)]
+        key_refs = [
+            r
+            for a in (*args, id, instance)
+            if isinstance(a, ColumnExpression)
+            for r in all_references(a)
+        ]
         foreign = ForeignColumns(table, key_refs, "groupby")
         if foreign:
             make_scope = foreign.scope
@@ -262,8 +319,9 @@ def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noq
         if isinstance(arg, str):
             arg = table[arg]
         if not isinstance(arg, ColumnReference):
-            raise TypeError(f"groupby on {description}: arguments must be column references, "
-                            f"got {arg!r}")
+            raise TypeError(
+                f"groupby on {description}: arguments must be column references, got {arg!r}"
+            )
         keys.append(arg)
     id_key: int | None = None
     if id is not None:
@@ -271,23 +329,30 @@ def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noq
             raise TypeError(f"groupby on {description}: id= must be a column reference")
         scope = make_scope("groupby")
         if scope.dtype_of(id).strip_optional() != t.POINTER:
-            raise ExpressionError(f"groupby on {description}: id= must be a Pointer column, "
-                                  f"got {scope.dtype_of(id)!r}")
+            raise ExpressionError(
+                f"groupby on {description}: id= must be a Pointer column, "
+                f"got {scope.dtype_of(id)!r}"
+            )
         source = scope.resolve(id)[0]
         for i, key in enumerate(keys):
             if isinstance(key, ColumnReference) and scope.resolve(key)[0] == source:
                 id_key = i
         if id_key is None:
             if keys:
-                raise ValueError(f"groupby on {description}: id= must be one of the grouping "
-                                 f"columns (or the only one)")
+                raise ValueError(
+                    f"groupby on {description}: id= must be one of the grouping "
+                    f"columns (or the only one)"
+                )
             keys.append(id)
             id_key = 0
     if instance is not None:
         keys.append(instance if isinstance(instance, ColumnExpression) else table[instance])
     key_scope = make_scope("groupby")
-    refuse_futures([(f"the key {key!r}", key_scope.dtype_of(key)) for key in keys], "groupby",
-                   f"groupby on {description}")
+    refuse_futures(
+        [(f"the key {key!r}", key_scope.dtype_of(key)) for key in keys],
+        "groupby",
+        f"groupby on {description}",
+    )
     grouped = GroupedTable(node, make_scope, description, keys, id_key=id_key)
     grouped._source = table if isinstance(table, _table_class()) else None
     if zip_foreign:
@@ -296,9 +361,11 @@ def _grouped(table: Table, args: tuple[Any, ...], id: Any, instance: Any,  # noq
     return grouped
 
 
-
-def groupby(grouped: Table | JoinResult, *args: Any, id: Any = None,  # noqa: A002
-            **kwargs: Any) -> GroupedTable:
+def groupby(
+    grouped: Table | JoinResult,
+    *args: Any,
+    id: Any = None,  # noqa: A002
+    **kwargs: Any,
+) -> GroupedTable:
     """``grouped.groupby(*args, ...)`` for a table or a join result."""
     return grouped.groupby(*args, id=id, **kwargs)
-

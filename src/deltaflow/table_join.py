@@ -55,8 +55,12 @@ class JoinMode(enum.Enum):
     OUTER = 3
 
 
-_MODE_NAMES = {JoinMode.INNER: "inner", JoinMode.LEFT: "left", JoinMode.RIGHT: "right",
-               JoinMode.OUTER: "outer"}
+_MODE_NAMES = {
+    JoinMode.INNER: "inner",
+    JoinMode.LEFT: "left",
+    JoinMode.RIGHT: "right",
+    JoinMode.OUTER: "outer",
+}
 
 
 def _owns(table: Table, owner: Any) -> bool:
@@ -83,8 +87,9 @@ def _side_names(side: Table | JoinResult) -> list[str]:
     return side._this_names() if isinstance(side, JoinResult) else list(side._columns)
 
 
-def _side_column(side: Table | JoinResult, ref: ColumnReference,
-                 placeholder: Placeholder) -> tuple[str, t.DType]:
+def _side_column(
+    side: Table | JoinResult, ref: ColumnReference, placeholder: Placeholder
+) -> tuple[str, t.DType]:
     """The column of :func:`_side_table` a reference means: the side's placeholder (or
     ``pw.this``) names the side as a whole; a join result side also resolves references to
     the tables it joined."""
@@ -122,14 +127,22 @@ def fits(expr: ColumnExpression, scope: Scope) -> bool:
     return True
 
 
-JoinKeys: TypeAlias = tuple[list[ColumnExpression], list[ColumnExpression], list[t.DType],
-                           dict[str, tuple[str, str]]]
+JoinKeys: TypeAlias = tuple[
+    list[ColumnExpression], list[ColumnExpression], list[t.DType], dict[str, tuple[str, str]]
+]
 
 
-def equality_keys(conditions: Iterable[Any], left_scope: Scope, right_scope: Scope,
-                  description: str, *, swapped: str = "refuse",
-                  not_equality: type[Exception] = ValueError, coalesce: bool = True,
-                  typing_errors: tuple[type[Exception], ...] = (ExpressionError,)) -> JoinKeys:
+def equality_keys(
+    conditions: Iterable[Any],
+    left_scope: Scope,
+    right_scope: Scope,
+    description: str,
+    *,
+    swapped: str = "refuse",
+    not_equality: type[Exception] = ValueError,
+    coalesce: bool = True,
+    typing_errors: tuple[type[Exception], ...] = (ExpressionError,),
+) -> JoinKeys:
     """The key expressions of join conditions ``left == right``: the left keys, the right
     keys, their common types, and the columns named alike on both sides (coalesced into one
     result column). A condition written right-side first is refused (``swapped="refuse"``,
@@ -140,33 +153,50 @@ def equality_keys(conditions: Iterable[Any], left_scope: Scope, right_scope: Sco
     coalesced: dict[str, tuple[str, str]] = {}
     for condition in conditions:
         if not (isinstance(condition, BinaryOp) and condition.op == "=="):
-            raise not_equality(f"{description}: join conditions must be equalities "
-                               f"left_column == right_column, got {condition!r}")
+            raise not_equality(
+                f"{description}: join conditions must be equalities "
+                f"left_column == right_column, got {condition!r}"
+            )
         lhs, rhs = condition.left, condition.right
         if not fits(lhs, left_scope) and fits(rhs, left_scope) and fits(lhs, right_scope):
             if swapped == "refuse":
-                raise ValueError(f"{description}: in a join condition the left table's "
-                                 f"expression goes on the left of ==, the right table's on "
-                                 f"the right (write {rhs!r} == {lhs!r})")
+                raise ValueError(
+                    f"{description}: in a join condition the left table's "
+                    f"expression goes on the left of ==, the right table's on "
+                    f"the right (write {rhs!r} == {lhs!r})"
+                )
             lhs, rhs = rhs, lhs
         try:
             lt, rt = left_scope.dtype_of(lhs), right_scope.dtype_of(rhs)
         except typing_errors as exc:
-            raise ExpressionError(f"{description}: each condition must compare a left "
-                                  f"expression with a right one: {exc}") from None
-        refuse_futures([(f"the condition's key {lhs!r}", lt), (f"the condition's key {rhs!r}",
-                                                                rt)], "join", description)
+            raise ExpressionError(
+                f"{description}: each condition must compare a left "
+                f"expression with a right one: {exc}"
+            ) from None
+        refuse_futures(
+            [(f"the condition's key {lhs!r}", lt), (f"the condition's key {rhs!r}", rt)],
+            "join",
+            description,
+        )
         common = t.common_supertype(lt, rt)
         if common is None:
-            raise TypeError(f"{description}: cannot join {lt!r} with {rt!r} (condition "
-                            f"{condition!r})")
+            raise TypeError(
+                f"{description}: cannot join {lt!r} with {rt!r} (condition {condition!r})"
+            )
         left_keys.append(lhs)
         right_keys.append(rhs)
         key_types.append(common)
-        if coalesce and isinstance(lhs, ColumnReference) and isinstance(rhs, ColumnReference) \
-                and lhs.name == rhs.name and lhs.name != "id":
-            coalesced[lhs.name] = (f"__l__{left_scope.resolve(lhs)[0]}",
-                                   f"__r__{right_scope.resolve(rhs)[0]}")
+        if (
+            coalesce
+            and isinstance(lhs, ColumnReference)
+            and isinstance(rhs, ColumnReference)
+            and lhs.name == rhs.name
+            and lhs.name != "id"
+        ):
+            coalesced[lhs.name] = (
+                f"__l__{left_scope.resolve(lhs)[0]}",
+                f"__r__{right_scope.resolve(rhs)[0]}",
+            )
     return left_keys, right_keys, key_types, coalesced
 
 
@@ -181,20 +211,34 @@ class JoinResult:
     (what ``pw.this`` meant on it) and references to any table joined inside still resolve.
     """
 
-    def __init__(self, left_side: Table | JoinResult, right_side: Table | JoinResult,
-                 on: tuple[Any, ...], mode: JoinMode, id: Any = None,  # noqa: A002
-                 *, left_exactly_once: bool = False, right_exactly_once: bool = False,
-                 allow_self: bool = False) -> None:
+    def __init__(
+        self,
+        left_side: Table | JoinResult,
+        right_side: Table | JoinResult,
+        on: tuple[Any, ...],
+        mode: JoinMode,
+        id: Any = None,  # noqa: A002
+        *,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+        allow_self: bool = False,
+    ) -> None:
         Table = _table_class()
         for side in (left_side, right_side):
             if not isinstance(side, (Table, JoinResult)):
                 raise TypeError(f"join: expected tables or join results, got {side!r}")
-        if not allow_self and isinstance(left_side, Table) and isinstance(right_side, Table) \
-                and left_side._node is right_side._node:
+        if (
+            not allow_self
+            and isinstance(left_side, Table)
+            and isinstance(right_side, Table)
+            and left_side._node is right_side._node
+        ):
             # pw.left / pw.right could not tell the sides apart by table: as in Pathway, a
             # self-join needs a copy() on one side.
-            raise ValueError(f"join: {left_side._description} is joined with itself; join it "
-                             f"with its copy() instead")
+            raise ValueError(
+                f"join: {left_side._description} is joined with itself; join it "
+                f"with its copy() instead"
+            )
         self._left = left_side
         self._right = right_side
         self._chained = isinstance(left_side, JoinResult) or isinstance(right_side, JoinResult)
@@ -211,7 +255,8 @@ class JoinResult:
         left_scope = _side_scope(left_side, left, "join")
         right_scope = _side_scope(right_side, right, "join")
         left_keys, right_keys, key_types, coalesced = equality_keys(
-            on, left_scope, right_scope, description)
+            on, left_scope, right_scope, description
+        )
         left_optional = self._mode in ("right", "outer")
         right_optional = self._mode in ("left", "outer")
         columns: dict[str, t.DType] = {}
@@ -227,8 +272,13 @@ class JoinResult:
         for name, (a, b) in coalesced.items():
             common = t.common_supertype(columns[a], columns[b]) or t.ANY
             # The side every row has decides whether the coalesced value can be missing.
-            kept = columns[a] if self._mode == "left" else \
-                columns[b] if self._mode == "right" else None
+            kept = (
+                columns[a]
+                if self._mode == "left"
+                else columns[b]
+                if self._mode == "right"
+                else None
+            )
             if kept is not None and not kept.is_optional:
                 common = common.strip_optional()
             columns[f"__t__{name}"] = t.optional(common) if self._mode == "outer" else common
@@ -237,24 +287,32 @@ class JoinResult:
         left_pre = CompiledProjection(
             left_scope,
             [(f"__l__{n}", ColumnReference(left_table, n)) for n in left_table._columns]
-            + [(f"__jk{i}", k) for i, k in enumerate(left_keys)])
+            + [(f"__jk{i}", k) for i, k in enumerate(left_keys)],
+        )
         right_pre = CompiledProjection(
             right_scope,
             [(f"__r__{n}", ColumnReference(right_table, n)) for n in right_table._columns]
-            + [(f"__jk{i}", k) for i, k in enumerate(right_keys)])
+            + [(f"__jk{i}", k) for i, k in enumerate(right_keys)],
+        )
         # Exactly-once matching is a promise about inner joins of append-only streams; the
         # other modes ignore it (see docs/joins.md).
         once = self._mode == "inner"
-        node = JoinNode(columns=columns, inputs=(left_table._node, right_table._node),
-                        left_pre=left_pre, right_pre=right_pre,
-                        keys=[f"__jk{i}" for i in range(len(left_keys))], key_types=key_types,
-                        mode=self._mode, id_side=id_side,
-                        coalesced={f"__t__{n}": v for n, v in coalesced.items()},
-                        left_columns=[f"__l__{n}" for n in left_table._columns],
-                        right_columns=[f"__r__{n}" for n in right_table._columns],
-                        left_exactly_once=once and left_exactly_once,
-                        right_exactly_once=once and right_exactly_once,
-                        label=f"join_{self._mode}")
+        node = JoinNode(
+            columns=columns,
+            inputs=(left_table._node, right_table._node),
+            left_pre=left_pre,
+            right_pre=right_pre,
+            keys=[f"__jk{i}" for i in range(len(left_keys))],
+            key_types=key_types,
+            mode=self._mode,
+            id_side=id_side,
+            coalesced={f"__t__{n}": v for n, v in coalesced.items()},
+            left_columns=[f"__l__{n}" for n in left_table._columns],
+            right_columns=[f"__r__{n}" for n in right_table._columns],
+            left_exactly_once=once and left_exactly_once,
+            right_exactly_once=once and right_exactly_once,
+            label=f"join_{self._mode}",
+        )
         self._wide = Table(node, _join_universe(left_table, right_table, self._mode, id_side))
         self._foreign = None
 
@@ -279,7 +337,8 @@ class JoinResult:
         right_names = _side_names(self._right)
         left_set, right_set = set(left_names), set(right_names)
         return [n for n in left_names if n not in right_set or n in self._coalesced] + [
-            n for n in right_names if n not in left_set]
+            n for n in right_names if n not in left_set
+        ]
 
     def _resolve(self, ref: ColumnReference) -> tuple[str, t.DType]:
         if self._foreign is not None:
@@ -301,19 +360,25 @@ class JoinResult:
             in_left, in_right = name in left_names, name in right_names
             if in_left and in_right:
                 # KeyError (not found as one column), as in Pathway.
-                raise KeyError(f"pw.this.{name} is ambiguous in {self._description}: both "
-                                 f"sides have it; use pw.left.{name} or pw.right.{name}")
+                raise KeyError(
+                    f"pw.this.{name} is ambiguous in {self._description}: both "
+                    f"sides have it; use pw.left.{name} or pw.right.{name}"
+                )
             if not in_left and not in_right:
-                raise KeyError(f"no column {name!r} on either side of {self._description} "
-                               f"(pw.this has {self._this_names()})")
+                raise KeyError(
+                    f"no column {name!r} on either side of {self._description} "
+                    f"(pw.this has {self._this_names()})"
+                )
             side = "l" if in_left else "r"
             ref = ColumnReference(left if in_left else right, name)
         else:
             in_left = _side_owns(self._left, owner)
             if in_left and self._chained and _side_owns(self._right, owner):
-                raise ValueError(f"{ref!r} is ambiguous in {self._description}: its table is "
-                                 f"joined on both sides; use pw.left / pw.right, or join a "
-                                 f"copy() of the table")
+                raise ValueError(
+                    f"{ref!r} is ambiguous in {self._description}: its table is "
+                    f"joined on both sides; use pw.left / pw.right, or join a "
+                    f"copy() of the table"
+                )
             if in_left:
                 side = "l"
             elif _side_owns(self._right, owner):
@@ -344,22 +409,29 @@ class JoinResult:
                 elif source is right:
                     names, holder = _side_names(self._right), right
                 elif isinstance(source, _table_class()) and (
-                        _side_owns(self._left, source) or _side_owns(self._right, source)):
+                    _side_owns(self._left, source) or _side_owns(self._right, source)
+                ):
                     names, holder = list(source._columns), source
                 else:
-                    raise ValueError(f"{operation} on {self._description}: *{source!r} cannot "
-                                     f"be expanded here; use *pw.left, *pw.right or *pw.this")
+                    raise ValueError(
+                        f"{operation} on {self._description}: *{source!r} cannot "
+                        f"be expanded here; use *pw.left, *pw.right or *pw.this"
+                    )
                 excluded = set(_names_of(arg.excluded))
-                out += [(n, ColumnReference(holder, column))
-                        for n, column in arg.pairs([n for n in names if n not in excluded])]
+                out += [
+                    (n, ColumnReference(holder, column))
+                    for n, column in arg.pairs([n for n in names if n not in excluded])
+                ]
             elif isinstance(arg, ColumnReference | IxColumn):
                 out.append((arg.name, arg))
             else:
                 from deltaflow.argument_errors import ArgumentError
 
-                raise ArgumentError(f"{operation}: positional arguments must be column "
-                                    f"references, got {arg!r}; name computed columns with "
-                                    f"keywords")
+                raise ArgumentError(
+                    f"{operation}: positional arguments must be column "
+                    f"references, got {arg!r}; name computed columns with "
+                    f"keywords"
+                )
         return out
 
     # --- API ----------------------------------------------------------------------------------
@@ -372,13 +444,16 @@ class JoinResult:
         names = [n for n, _ in outputs]
         if len(set(names)) != len(names):
             duplicate = next(n for n in names if names.count(n) > 1)
-            raise ValueError(f"select on {self._description}: column {duplicate!r} is given "
-                             f"twice")
+            raise ValueError(f"select on {self._description}: column {duplicate!r} is given twice")
         check_not_id(names, f"select on {self._description}")
         source, outputs = join_inputs(self, outputs, "select")
         projection = CompiledProjection(source._scope("select"), outputs)
-        node = plan.SelectNode(columns=dict(projection.types), inputs=(source._wide._node,),
-                               projection=projection, label="join select")
+        node = plan.SelectNode(
+            columns=dict(projection.types),
+            inputs=(source._wide._node,),
+            projection=projection,
+            label="join select",
+        )
         return _table_class()(node, self._wide._universe)
 
     def filter(self, filter_expression: Any) -> JoinResult:
@@ -389,12 +464,16 @@ class JoinResult:
         scope = source._scope("filter")
         projection = CompiledProjection(scope, [("__keep", expression)])
         if projection.types["__keep"].strip_optional() != t.BOOL:
-            raise ExpressionError(f"filter on {self._description}: the condition must be a "
-                                  f"bool expression")
+            raise ExpressionError(
+                f"filter on {self._description}: the condition must be a bool expression"
+            )
         wide = source._wide
         node: plan.Node = plan.FilterNode(
             columns=narrowed_columns(wide._columns, expression, scope),
-            inputs=(wide._node,), predicate=projection, label="join filter")
+            inputs=(wide._node,),
+            predicate=projection,
+            label="join filter",
+        )
         if wide is not self._wide:  # foreign columns were brought in: drop them again
             node = self._wide._trimmed(node, "join filter")
         copy = self._copy()
@@ -416,8 +495,9 @@ class JoinResult:
     def promise_universes_are_disjoint(self, other: Table | JoinResult) -> JoinResult:
         """Promise that no id of the joined rows is an id of ``other``."""
         _universe_of(other)  # checks the argument
-        universe_checks.promise_disjoint(self._wide, other._wide if isinstance(
-            other, JoinResult) else other)
+        universe_checks.promise_disjoint(
+            self._wide, other._wide if isinstance(other, JoinResult) else other
+        )
         return self
 
     def groupby(self, *args: Any, id: Any = None) -> GroupedTable:  # noqa: A002
@@ -427,55 +507,134 @@ class JoinResult:
             if isinstance(arg, str):
                 # A bare name is ambiguous across the joined tables; the wide table's own
                 # names are internal, so ask for a reference.
-                raise TypeError(f"groupby on {self._description}: expected column references, "
-                                f"got the string {arg!r}; use pw.this.{arg}, pw.left.{arg}, "
-                                f"pw.right.{arg} or <table>.{arg}")
-        return _grouped(self._wide, args, id, None, self._description, self._scope,
-                        self._wide._node)
+                raise TypeError(
+                    f"groupby on {self._description}: expected column references, "
+                    f"got the string {arg!r}; use pw.this.{arg}, pw.left.{arg}, "
+                    f"pw.right.{arg} or <table>.{arg}"
+                )
+        return _grouped(
+            self._wide, args, id, None, self._description, self._scope, self._wide._node
+        )
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
         """Reduce all joined rows to one row."""
         return self.groupby().reduce(*args, **kwargs)
 
     # --- chaining ---------------------------------------------------------------------------
-    def join(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-             how: JoinMode = JoinMode.INNER, left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
+    def join(
+        self,
+        other: Table | JoinResult,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        how: JoinMode = JoinMode.INNER,
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
         """Join these joined rows with ``other`` (a table or another join result)."""
-        return _join(cast("Table", self), other, on, how, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            how,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
-    def join_inner(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-                   left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
-        return _join(cast("Table", self), other, on, JoinMode.INNER, id, left_instance,
-                     right_instance, left_exactly_once, right_exactly_once)
+    def join_inner(
+        self,
+        other: Table | JoinResult,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            JoinMode.INNER,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
-    def join_left(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-                  left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
+    def join_left(
+        self,
+        other: Table | JoinResult,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
         """Every joined row, with its partners in ``other`` or with None on the right."""
-        return _join(cast("Table", self), other, on, JoinMode.LEFT, id, left_instance,
-                     right_instance, left_exactly_once, right_exactly_once)
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            JoinMode.LEFT,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
-    def join_right(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-                   left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
+    def join_right(
+        self,
+        other: Table | JoinResult,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
         """Every row of ``other``, with its partners here or with None on the left."""
-        return _join(cast("Table", self), other, on, JoinMode.RIGHT, id, left_instance,
-                     right_instance, left_exactly_once, right_exactly_once)
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            JoinMode.RIGHT,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
-    def join_outer(self, other: Table | JoinResult, *on: Any, id: Any = None,  # noqa: A002
-                   left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
+    def join_outer(
+        self,
+        other: Table | JoinResult,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
         """Every joined row and every row of ``other``, matched where possible."""
-        return _join(cast("Table", self), other, on, JoinMode.OUTER, id, left_instance,
-                     right_instance, left_exactly_once, right_exactly_once)
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            JoinMode.OUTER,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
 
 Joinable: TypeAlias = "Table | JoinResult"  # what a join side may be
@@ -490,10 +649,19 @@ def _universe_of(other: Any) -> plan.Universe:
     return other._universe
 
 
-def _join(left_side: Joinable, right_side: Joinable, on: tuple[Any, ...], mode: JoinMode,
-          id: Any, left_instance: Any = None,  # noqa: A002
-          right_instance: Any = None, left_exactly_once: bool = False,
-          right_exactly_once: bool = False, *, allow_self: bool = False) -> JoinResult:
+def _join(
+    left_side: Joinable,
+    right_side: Joinable,
+    on: tuple[Any, ...],
+    mode: JoinMode,
+    id: Any,
+    left_instance: Any = None,  # noqa: A002
+    right_instance: Any = None,
+    left_exactly_once: bool = False,
+    right_exactly_once: bool = False,
+    *,
+    allow_self: bool = False,
+) -> JoinResult:
     if isinstance(mode, int) and not isinstance(mode, JoinMode):
         mode = JoinMode(mode)
     if (left_instance is None) != (right_instance is None):
@@ -501,12 +669,25 @@ def _join(left_side: Joinable, right_side: Joinable, on: tuple[Any, ...], mode: 
     if left_instance is not None:
         # Rows only ever match within the same instance: one more equality condition.
         on = (*on, BinaryOp("==", wrap_value(left_instance), wrap_value(right_instance)))
-    return JoinResult(left_side, right_side, on, mode, id, left_exactly_once=left_exactly_once,
-                      right_exactly_once=right_exactly_once, allow_self=allow_self)
+    return JoinResult(
+        left_side,
+        right_side,
+        on,
+        mode,
+        id,
+        left_exactly_once=left_exactly_once,
+        right_exactly_once=right_exactly_once,
+        allow_self=allow_self,
+    )
 
 
-def _id_side(id: Any, left_side: Joinable, right_side: Joinable,  # noqa: A002
-             mode: str, description: str) -> str | None:
+def _id_side(
+    id: Any,
+    left_side: Joinable,
+    right_side: Joinable,  # noqa: A002
+    mode: str,
+    description: str,
+) -> str | None:
     """Which side's ids a join with ``id=`` keeps ("left"/"right"), checked as Pathway
     checks it when the join is defined: ``id=`` must be a column reference (ValueError) to
     the id of a side (AssertionError), and the mode must keep every row of that side and
@@ -516,35 +697,46 @@ def _id_side(id: Any, left_side: Joinable, right_side: Joinable,  # noqa: A002
         return None
     Table = _table_class()
     if not isinstance(id, ColumnReference):
-        raise ValueError(f"{description}: id= must be a column reference (the id of one "
-                         f"side: left_table.id / pw.left.id or right_table.id / pw.right.id), "
-                         f"got {id!r}")
+        raise ValueError(
+            f"{description}: id= must be a column reference (the id of one "
+            f"side: left_table.id / pw.left.id or right_table.id / pw.right.id), "
+            f"got {id!r}"
+        )
     if id.name != "id":
-        raise AssertionError(f"{description}: id= must be the id column of one side "
-                             f"(left_table.id or right_table.id), not column {id.name!r}")
+        raise AssertionError(
+            f"{description}: id= must be the id column of one side "
+            f"(left_table.id or right_table.id), not column {id.name!r}"
+        )
     owner = id.table
-    if owner is left or owner is this or (isinstance(left_side, Table)
-                                          and _owns(left_side, owner)):
+    if owner is left or owner is this or (isinstance(left_side, Table) and _owns(left_side, owner)):
         side = "left"  # pw.this.id names the left side's ids, as in Pathway
     elif owner is right or (isinstance(right_side, Table) and _owns(right_side, owner)):
         side = "right"
     elif _side_owns(left_side, owner) or _side_owns(right_side, owner):
-        raise ValueError(f"{description}: id= must be the id of a whole side "
-                         f"(pw.left.id or pw.right.id), not of {owner!r} inside a "
-                         f"joined join result")
+        raise ValueError(
+            f"{description}: id= must be the id of a whole side "
+            f"(pw.left.id or pw.right.id), not of {owner!r} inside a "
+            f"joined join result"
+        )
     else:
         raise ValueError(f"{description}: id= refers to a table that is not joined")
-    if mode == "outer" or (mode == "left" and side == "right") or (
-            mode == "right" and side == "left"):
+    if (
+        mode == "outer"
+        or (mode == "left" and side == "right")
+        or (mode == "right" and side == "left")
+    ):
         article = "an" if mode in ("inner", "outer") else "a"
-        raise KeyError(f"{description}: {article} {mode} join cannot take the ids of its {side} "
-                       f"side (some rows have no {side} row, or several rows share one); use "
-                       f"id= only with an inner join or with the side every row keeps")
+        raise KeyError(
+            f"{description}: {article} {mode} join cannot take the ids of its {side} "
+            f"side (some rows have no {side} row, or several rows share one); use "
+            f"id= only with an inner join or with the side every row keeps"
+        )
     return side
 
 
-def _join_universe(left_table: Table, right_table: Table, mode: str,
-                   id_side: str | None) -> plan.Universe:
+def _join_universe(
+    left_table: Table, right_table: Table, mode: str, id_side: str | None
+) -> plan.Universe:
     """The rows of a join's result as the plan knows them: with ``id=`` of a side, those of
     that side (a left join keeps every left row) or a subset of them (an inner join)."""
     if id_side is None:
@@ -555,43 +747,118 @@ def _join_universe(left_table: Table, right_table: Table, mode: str,
     return plan.Universe(parent=kept._universe)
 
 
-def join(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-         how: JoinMode = JoinMode.INNER, left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
+def join(
+    left: Joinable,
+    right: Joinable,
+    *on: Any,
+    id: Any = None,  # noqa: A002
+    how: JoinMode = JoinMode.INNER,
+    left_instance: Any = None,
+    right_instance: Any = None,
+    left_exactly_once: bool = False,
+    right_exactly_once: bool = False,
+) -> JoinResult:
     """Join two tables (or join results) on equality conditions (``how`` chooses inner/left/right/outer)."""
-    return _join(left, right, on, how, id, left_instance, right_instance,
-                 left_exactly_once, right_exactly_once)
+    return _join(
+        left,
+        right,
+        on,
+        how,
+        id,
+        left_instance,
+        right_instance,
+        left_exactly_once,
+        right_exactly_once,
+    )
 
 
-def join_inner(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-               left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
-    return _join(left, right, on, JoinMode.INNER, id, left_instance, right_instance,
-                 left_exactly_once, right_exactly_once)
+def join_inner(
+    left: Joinable,
+    right: Joinable,
+    *on: Any,
+    id: Any = None,  # noqa: A002
+    left_instance: Any = None,
+    right_instance: Any = None,
+    left_exactly_once: bool = False,
+    right_exactly_once: bool = False,
+) -> JoinResult:
+    return _join(
+        left,
+        right,
+        on,
+        JoinMode.INNER,
+        id,
+        left_instance,
+        right_instance,
+        left_exactly_once,
+        right_exactly_once,
+    )
 
 
-def join_left(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-              left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
-    return _join(left, right, on, JoinMode.LEFT, id, left_instance, right_instance,
-                 left_exactly_once, right_exactly_once)
+def join_left(
+    left: Joinable,
+    right: Joinable,
+    *on: Any,
+    id: Any = None,  # noqa: A002
+    left_instance: Any = None,
+    right_instance: Any = None,
+    left_exactly_once: bool = False,
+    right_exactly_once: bool = False,
+) -> JoinResult:
+    return _join(
+        left,
+        right,
+        on,
+        JoinMode.LEFT,
+        id,
+        left_instance,
+        right_instance,
+        left_exactly_once,
+        right_exactly_once,
+    )
 
 
-def join_right(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-               left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
-    return _join(left, right, on, JoinMode.RIGHT, id, left_instance, right_instance,
-                 left_exactly_once, right_exactly_once)
+def join_right(
+    left: Joinable,
+    right: Joinable,
+    *on: Any,
+    id: Any = None,  # noqa: A002
+    left_instance: Any = None,
+    right_instance: Any = None,
+    left_exactly_once: bool = False,
+    right_exactly_once: bool = False,
+) -> JoinResult:
+    return _join(
+        left,
+        right,
+        on,
+        JoinMode.RIGHT,
+        id,
+        left_instance,
+        right_instance,
+        left_exactly_once,
+        right_exactly_once,
+    )
 
 
-def join_outer(left: Joinable, right: Joinable, *on: Any, id: Any = None,  # noqa: A002
-               left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
-    return _join(left, right, on, JoinMode.OUTER, id, left_instance, right_instance,
-                 left_exactly_once, right_exactly_once)
-
+def join_outer(
+    left: Joinable,
+    right: Joinable,
+    *on: Any,
+    id: Any = None,  # noqa: A002
+    left_instance: Any = None,
+    right_instance: Any = None,
+    left_exactly_once: bool = False,
+    right_exactly_once: bool = False,
+) -> JoinResult:
+    return _join(
+        left,
+        right,
+        on,
+        JoinMode.OUTER,
+        id,
+        left_instance,
+        right_instance,
+        left_exactly_once,
+        right_exactly_once,
+    )

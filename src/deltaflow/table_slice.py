@@ -25,8 +25,9 @@ class TableSlice(Mapping[str, ColumnReference]):
             return TableSlice({self._name(n): self[n] for n in name}, self._table)
         key = self._name(name)
         if key not in self._mapping:
-            raise ColumnNotFoundError(f"the slice has no column {key!r}; it has "
-                                      f"{', '.join(self._mapping) or '(none)'}")
+            raise ColumnNotFoundError(
+                f"the slice has no column {key!r}; it has {', '.join(self._mapping) or '(none)'}"
+            )
         return self._mapping[key]
 
     def __getattr__(self, name: str) -> ColumnReference:
@@ -35,8 +36,10 @@ class TableSlice(Mapping[str, ColumnReference]):
         from deltaflow.argument_errors import TABLE_METHOD_NAMES, ArgumentError
 
         if name in TABLE_METHOD_NAMES:  # as in Pathway: slice["name"] for such a column
-            raise ArgumentError(f"slice.{name}: {name!r} is the name of a Table method; write "
-                                f"slice[{name!r}] for a column with that name")
+            raise ArgumentError(
+                f"slice.{name}: {name!r} is the name of a Table method; write "
+                f"slice[{name!r}] for a column with that name"
+            )
         return self[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -56,8 +59,7 @@ class TableSlice(Mapping[str, ColumnReference]):
         names = {self._name(c) for c in columns}
         for name in names:
             self[name]  # a missing name is an error, as for tables
-        return TableSlice({k: v for k, v in self._mapping.items() if k not in names},
-                          self._table)
+        return TableSlice({k: v for k, v in self._mapping.items() if k not in names}, self._table)
 
     def rename(self, rename_dict: dict[Any, Any]) -> TableSlice:
         renames = {self._name(k): self._name(v) for k, v in rename_dict.items()}
@@ -77,32 +79,51 @@ class TableSlice(Mapping[str, ColumnReference]):
     def slice(self) -> TableSlice:
         return self
 
-    def ix(self, expression: Any, *, optional: bool = False, context: Any = None,
-           allow_misses: bool = False) -> TableSlice:
+    def ix(
+        self,
+        expression: Any,
+        *,
+        optional: bool = False,
+        context: Any = None,
+        allow_misses: bool = False,
+    ) -> TableSlice:
         """The same names, read from the rows ``expression`` points to."""
-        looked_up = self._table.ix(expression, optional=optional, context=context,
-                                   allow_misses=allow_misses)
-        return TableSlice({k: looked_up[v.name] for k, v in self._mapping.items()},
-                          looked_up)
+        looked_up = self._table.ix(
+            expression, optional=optional, context=context, allow_misses=allow_misses
+        )
+        return TableSlice({k: looked_up[v.name] for k, v in self._mapping.items()}, looked_up)
 
-    def ix_ref(self, *args: Any, optional: bool = False, context: Any = None,
-               instance: Any = None, allow_misses: bool = False) -> TableSlice:
-        looked_up = self._table.ix_ref(*args, optional=optional, context=context,
-                                       instance=instance, allow_misses=allow_misses)
-        return TableSlice({k: looked_up[v.name] for k, v in self._mapping.items()},
-                          looked_up)
+    def ix_ref(
+        self,
+        *args: Any,
+        optional: bool = False,
+        context: Any = None,
+        instance: Any = None,
+        allow_misses: bool = False,
+    ) -> TableSlice:
+        looked_up = self._table.ix_ref(
+            *args, optional=optional, context=context, instance=instance, allow_misses=allow_misses
+        )
+        return TableSlice({k: looked_up[v.name] for k, v in self._mapping.items()}, looked_up)
 
     def _name(self, column: Any) -> str:
         if isinstance(column, ColumnReference):
             owner = column.table
             label = getattr(owner, "_label", None)
-            if owner is not self._table and label != "this" and not (
+            if (
+                owner is not self._table
+                and label != "this"
+                and not (
                     getattr(owner, "_node", None) is not None
-                    and owner._node is getattr(self._table, "_node", None)):
+                    and owner._node is getattr(self._table, "_node", None)
+                )
+            ):
                 from deltaflow.argument_errors import ArgumentError
 
-                raise ArgumentError(f"slice: {column!r} is not a column of the sliced table; "
-                                    f"give a name or pw.this.<name>")
+                raise ArgumentError(
+                    f"slice: {column!r} is not a column of the sliced table; "
+                    f"give a name or pw.this.<name>"
+                )
             return column.name
         return str(column)
 

@@ -52,17 +52,32 @@ class StatefulMethods:
     """Mixin of ``Table``'s stateful operations."""
 
     @extra_arguments_refused("give the reducers to reduce(): groupby(...).reduce(**kwargs)")
-    def groupby(self, *args: Any, id: Any = None, sort_by: Any = None,  # noqa: A002
-                _filter_out_results_of_forgetting: bool = False, instance: Any = None,
-                _skip_errors: bool = True, _is_window: bool = False) -> GroupedTable:
+    def groupby(
+        self,
+        *args: Any,
+        id: Any = None,
+        sort_by: Any = None,  # noqa: A002
+        _filter_out_results_of_forgetting: bool = False,
+        instance: Any = None,
+        _skip_errors: bool = True,
+        _is_window: bool = False,
+    ) -> GroupedTable:
         """Group rows by the given columns; ``reduce`` then gives one row per group.
 
         The result's ids are derived from the group key (``table.pointer_from(*key)``), or
         taken from the Pointer column given as ``id``.
         """
         table = cast("Table", self)  # a mixin of Table only
-        grouped = _grouped(table, args, id, instance, table._description, table._scope,
-                           table._node, zip_foreign=True)
+        grouped = _grouped(
+            table,
+            args,
+            id,
+            instance,
+            table._description,
+            table._scope,
+            table._node,
+            zip_foreign=True,
+        )
         grouped._sort_by = sort_by  # type: ignore[attr-defined]
         if not isinstance(_skip_errors, bool):
             raise TypeError(f"groupby: _skip_errors must be a bool, got {_skip_errors!r}")
@@ -73,50 +88,132 @@ class StatefulMethods:
         """One row aggregating the whole table (an empty table gives no row)."""
         return self.groupby().reduce(*args, **kwargs)
 
-    def join(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-             how: JoinMode = JoinMode.INNER, left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
+    def join(
+        self,
+        other: Joinable,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        how: JoinMode = JoinMode.INNER,
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
         """Join with ``other`` on equality conditions; ``select`` on the result."""
-        return _join(cast("Table", self), other, on, how, id, left_instance, right_instance,
-                     left_exactly_once, right_exactly_once)
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            how,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
-    def join_inner(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-                   left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
-        return _join(cast("Table", self), other, on, JoinMode.INNER, id, left_instance,
-                     right_instance, left_exactly_once, right_exactly_once)
+    def join_inner(
+        self,
+        other: Joinable,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            JoinMode.INNER,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
-    def join_left(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-                  left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
+    def join_left(
+        self,
+        other: Joinable,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
         """Every row of this table, with its partners or with None on the right."""
-        return _join(cast("Table", self), other, on, JoinMode.LEFT, id, left_instance,
-                     right_instance, left_exactly_once, right_exactly_once)
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            JoinMode.LEFT,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
-    def join_right(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-                   left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
+    def join_right(
+        self,
+        other: Joinable,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
         """Every row of ``other``, with its partners or with None on the left."""
-        return _join(cast("Table", self), other, on, JoinMode.RIGHT, id, left_instance,
-                     right_instance, left_exactly_once, right_exactly_once)
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            JoinMode.RIGHT,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
-    def join_outer(self, other: Joinable, *on: Any, id: Any = None,  # noqa: A002
-                   left_instance: Any = None, right_instance: Any = None,
-             left_exactly_once: bool = False, right_exactly_once: bool = False
-             ) -> JoinResult:
+    def join_outer(
+        self,
+        other: Joinable,
+        *on: Any,
+        id: Any = None,  # noqa: A002
+        left_instance: Any = None,
+        right_instance: Any = None,
+        left_exactly_once: bool = False,
+        right_exactly_once: bool = False,
+    ) -> JoinResult:
         """Every row of both tables, matched where possible."""
-        return _join(cast("Table", self), other, on, JoinMode.OUTER, id, left_instance,
-                     right_instance, left_exactly_once, right_exactly_once)
+        return _join(
+            cast("Table", self),
+            other,
+            on,
+            JoinMode.OUTER,
+            id,
+            left_instance,
+            right_instance,
+            left_exactly_once,
+            right_exactly_once,
+        )
 
     # --- id operations ---------------------------------------------------------------------
-    def _id_op(self, kind: str, others: tuple[Table, ...], columns: dict[str, t.DType],
-               inputs: tuple[Table, ...]) -> Table:
-        node = IdOpNode(columns=columns, inputs=tuple(tb._node for tb in inputs), kind=kind,
-                        label=kind)
+    def _id_op(
+        self,
+        kind: str,
+        others: tuple[Table, ...],
+        columns: dict[str, t.DType],
+        inputs: tuple[Table, ...],
+    ) -> Table:
+        node = IdOpNode(
+            columns=columns, inputs=tuple(tb._node for tb in inputs), kind=kind, label=kind
+        )
         return _table_class()(node, plan.Universe())
 
     def update_rows(self, other: Table) -> Table:
@@ -124,15 +221,19 @@ class StatefulMethods:
         table = cast("Table", self)  # a mixin of Table only
         _check_table(other, "update_rows")
         if set(other._columns) != set(table._columns):
-            raise ValueError(f"update_rows: {other._description} has columns "
-                             f"{list(other._columns)}, but {table._description} has "
-                             f"{list(table._columns)}")
+            raise ValueError(
+                f"update_rows: {other._description} has columns "
+                f"{list(other._columns)}, but {table._description} has "
+                f"{list(table._columns)}"
+            )
         columns = {}
         for name, dtype in table._columns.items():
             common = t.common_supertype(dtype, other._columns[name])
             if common is None:
-                raise TypeError(f"update_rows: column {name!r} has type {dtype!r} in one table "
-                                f"and {other._columns[name]!r} in the other")
+                raise TypeError(
+                    f"update_rows: column {name!r} has type {dtype!r} in one table "
+                    f"and {other._columns[name]!r} in the other"
+                )
             columns[name] = common
         if universe_checks.update_rows_is_other(table, other):
             return other
@@ -153,12 +254,16 @@ class StatefulMethods:
         columns = dict(table._columns)
         for name, dtype in other._columns.items():
             if name not in columns:
-                raise ValueError(f"update_cells: {other._description} has column {name!r} that "
-                                 f"{table._description} does not have")
+                raise ValueError(
+                    f"update_cells: {other._description} has column {name!r} that "
+                    f"{table._description} does not have"
+                )
             common = t.common_supertype(columns[name], dtype)
             if common is None:
-                raise TypeError(f"update_cells: column {name!r} has type {columns[name]!r} "
-                                f"here and {dtype!r} in the update")
+                raise TypeError(
+                    f"update_cells: column {name!r} has type {columns[name]!r} "
+                    f"here and {dtype!r} in the update"
+                )
             columns[name] = common
         if universe_checks.check_update_cells(table, other):
             return table.with_columns(**{name: other[name] for name in other._columns})
@@ -201,8 +306,14 @@ class StatefulMethods:
         result._universe = plan.Universe(parent=table._universe)
         return result
 
-    def ix(self, expression: Any, *, optional: bool = False, context: Any = None,
-           allow_misses: bool = False) -> Table:
+    def ix(
+        self,
+        expression: Any,
+        *,
+        optional: bool = False,
+        context: Any = None,
+        allow_misses: bool = False,
+    ) -> Table:
         """For each row of the table ``expression`` belongs to, the row of this table whose id
         is the value of ``expression`` (a Pointer)."""
         table = cast("Table", self)  # a mixin of Table only
@@ -212,31 +323,48 @@ class StatefulMethods:
             # context=pw.this: the rows of the operation using the columns (a select on a
             # join result, a reduce) are only known there.
             # The pointer is on pw.this (or is a reducer): resolved by the operation using it.
-            return DeferredIx(table, expression, optional=optional,  # type: ignore[return-value]
-                              allow_misses=allow_misses)
+            return DeferredIx(
+                table,
+                expression,
+                optional=optional,  # type: ignore[return-value]
+                allow_misses=allow_misses,
+            )
         lenient = optional or allow_misses
         _check_pointer_type(ctx, expression, table)
-        result = _join(ctx, table, (BinaryOp("==", expression, ColumnReference(table, "id")),),
-                       JoinMode.LEFT, ColumnReference(ctx, "id"), allow_self=True)
+        result = _join(
+            ctx,
+            table,
+            (BinaryOp("==", expression, ColumnReference(table, "id")),),
+            JoinMode.LEFT,
+            ColumnReference(ctx, "id"),
+            allow_self=True,
+        )
         if lenient:
             out = result.select(*[ColumnReference(right, n) for n in table._columns])
         else:
             # Every pointer must find its row: a miss stops the run (as in Pathway) rather than
             # silently dropping the row; the columns keep the table's own (non-Optional) types.
-            check = _PointerFound(ColumnReference(right, "id"), expression,
-                                  table._description)
+            check = _PointerFound(ColumnReference(right, "id"), expression, table._description)
             # With terminate_on_error=False a miss is an Error in every looked-up column
             # (each value requires the check), never a None.
             out = result.select(
                 __found=check,
-                **{n: DeclareType(d, Require(ColumnReference(right, n), check))
-                   for n, d in table._columns.items()},
+                **{
+                    n: DeclareType(d, Require(ColumnReference(right, n), check))
+                    for n, d in table._columns.items()
+                },
             ).without("__found")
         out._universe = ctx._universe
         return out
 
-    def ix_ref(self, *args: Any, optional: bool = False, context: Any = None,
-               instance: Any = None, allow_misses: bool = False) -> Table:
+    def ix_ref(
+        self,
+        *args: Any,
+        optional: bool = False,
+        context: Any = None,
+        instance: Any = None,
+        allow_misses: bool = False,
+    ) -> Table:
         """``ix`` with the pointer computed from key values, like ``pointer_from``."""
         table = cast("Table", self)  # a mixin of Table only
         wrapped = [wrap_value(a) for a in args]
@@ -257,33 +385,51 @@ class StatefulMethods:
         if instance is not None:
             outputs.append(("__inst", wrap_value(instance)))
         pre = table._project("sort", outputs)
-        refuse_futures([("the key" if n == "__key" else "the instance", d)
-                        for n, d in pre.types.items()], "sort", f"sort on {table._description}")
-        columns: dict[str, t.DType] = {"prev": t.Optional(t.POINTER),
-                                       "next": t.Optional(t.POINTER)}
+        refuse_futures(
+            [("the key" if n == "__key" else "the instance", d) for n, d in pre.types.items()],
+            "sort",
+            f"sort on {table._description}",
+        )
+        columns: dict[str, t.DType] = {"prev": t.Optional(t.POINTER), "next": t.Optional(t.POINTER)}
         node = SortNode(columns=columns, inputs=(table._node,), pre=pre, label="sort")
         return _table_class()(node, table._universe)
 
-    def deduplicate(self, *, value: Any, instance: Any = None,
-                    acceptor: Callable[[Any, Any], bool], name: str | None = None) -> Table:
+    def deduplicate(
+        self,
+        *,
+        value: Any,
+        instance: Any = None,
+        acceptor: Callable[[Any, Any], bool],
+        name: str | None = None,
+    ) -> Table:
         """Per instance, the last row whose value ``acceptor(new, old)`` accepted."""
         table = cast("Table", self)  # a mixin of Table only
         if not callable(acceptor):
             raise TypeError("deduplicate: acceptor must be a function (new, old) -> bool")
         if name is not None and not isinstance(name, str):
-            raise TypeError(f"deduplicate: name must be a string (it identifies the "
-                            f"operator's persisted state), got {type(name).__name__}")
+            raise TypeError(
+                f"deduplicate: name must be a string (it identifies the "
+                f"operator's persisted state), got {type(name).__name__}"
+            )
         outputs = [("__val", wrap_value(value))]
         if instance is not None:
             outputs.append(("__inst", wrap_value(instance)))
         pre = table._project("deduplicate", outputs)
-        refuse_futures([("the value" if n == "__val" else "the instance", d)
-                        for n, d in pre.types.items()], "deduplicate",
-                       f"deduplicate on {table._description}")
-        node = DeduplicateNode(columns=dict(table._columns), inputs=(table._node,), pre=pre,
-                               acceptor=acceptor, has_instance=instance is not None,
-                               instance_type=pre.types.get("__inst"), label="deduplicate",
-                               name=name)
+        refuse_futures(
+            [("the value" if n == "__val" else "the instance", d) for n, d in pre.types.items()],
+            "deduplicate",
+            f"deduplicate on {table._description}",
+        )
+        node = DeduplicateNode(
+            columns=dict(table._columns),
+            inputs=(table._node,),
+            pre=pre,
+            acceptor=acceptor,
+            has_instance=instance is not None,
+            instance_type=pre.types.get("__inst"),
+            label="deduplicate",
+            name=name,
+        )
         return _table_class()(node, plan.Universe())
 
 
@@ -294,10 +440,12 @@ def _check_pointer_type(context: Table, pointer: ColumnExpression, target: Table
     if not isinstance(dtype.strip_optional(), t.PointerType):
         return  # other checks (the join's) report what is wrong
     if not t.pointers_compatible(dtype, target._id_dtype):
-        raise TypeError(f"ix on {target._description}: the pointers have type "
-                        f"{t.describe(dtype)} but the table's ids are "
-                        f"{t.describe(target._id_dtype)}; the keys used to compute them "
-                        f"differ from the table's key")
+        raise TypeError(
+            f"ix on {target._description}: the pointers have type "
+            f"{t.describe(dtype)} but the table's ids are "
+            f"{t.describe(target._id_dtype)}; the keys used to compute them "
+            f"differ from the table's key"
+        )
 
 
 class _PointerFound(PythonNode):
@@ -305,8 +453,7 @@ class _PointerFound(PythonNode):
 
     label = "ix"
 
-    def __init__(self, found: ColumnExpression, pointer: ColumnExpression,
-                 target: str) -> None:
+    def __init__(self, found: ColumnExpression, pointer: ColumnExpression, target: str) -> None:
         super().__init__()
         self.found = found
         self.pointer = pointer
@@ -324,9 +471,11 @@ class _PointerFound(PythonNode):
         if found.null_count():
             missing = pointers.filter(found.is_null())
             shown = t.values_from_series(missing.head(1))[0]
-            raise KeyError(f"ix: no row with id {shown!r} in {self.target} "
-                           f"({missing.len()} pointer(s) missing; use optional=True or "
-                           f"allow_misses=True to get None instead)")
+            raise KeyError(
+                f"ix: no row with id {shown!r} in {self.target} "
+                f"({missing.len()} pointer(s) missing; use optional=True or "
+                f"allow_misses=True to get None instead)"
+            )
         return found
 
 

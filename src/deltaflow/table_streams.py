@@ -48,8 +48,9 @@ class StreamMethods:
     def assert_append_only(self) -> Table:
         """This table, promised append-only: a deletion or update stops the run."""
         table: Table = self  # type: ignore[assignment]
-        node = AssertAppendOnlyNode(columns=dict(table._columns), inputs=(table._node,),
-                                    label="assert_append_only")
+        node = AssertAppendOnlyNode(
+            columns=dict(table._columns), inputs=(table._node,), label="assert_append_only"
+        )
         return type(table)(node, table._universe, primary_key=table._primary_key)
 
     def to_stream(self, upsert_column_name: str = "is_upsert") -> Table:
@@ -57,11 +58,14 @@ class StreamMethods:
         an insertion or update, old values with False for a deletion."""
         table: Table = self  # type: ignore[assignment]
         if upsert_column_name in table._columns:
-            raise ValueError(f"to_stream on {table._description}: it already has a column "
-                             f"{upsert_column_name!r}; choose another upsert_column_name")
+            raise ValueError(
+                f"to_stream on {table._description}: it already has a column "
+                f"{upsert_column_name!r}; choose another upsert_column_name"
+            )
         columns = {**table._columns, upsert_column_name: t.BOOL}
-        node = ToStreamNode(columns=columns, inputs=(table._node,), flag=upsert_column_name,
-                            label="to_stream")
+        node = ToStreamNode(
+            columns=columns, inputs=(table._node,), flag=upsert_column_name, label="to_stream"
+        )
         return type(table)(node, plan.Universe())
 
     def stream_to_table(self, is_upsert: Any) -> Table:
@@ -70,10 +74,16 @@ class StreamMethods:
         table: Table = self  # type: ignore[assignment]
         flag = table._project("stream_to_table", [("__upsert", wrap_value(is_upsert))])
         if flag.types["__upsert"].strip_optional() != t.BOOL:
-            raise TypeError(f"stream_to_table on {table._description}: is_upsert must be a "
-                            f"bool expression, got {flag.types['__upsert']!r}")
-        node = StreamToTableNode(columns=dict(table._columns), inputs=(table._node,),
-                                 upsert_flag=flag, label="stream_to_table")
+            raise TypeError(
+                f"stream_to_table on {table._description}: is_upsert must be a "
+                f"bool expression, got {flag.types['__upsert']!r}"
+            )
+        node = StreamToTableNode(
+            columns=dict(table._columns),
+            inputs=(table._node,),
+            upsert_flag=flag,
+            label="stream_to_table",
+        )
         return type(table)(node, plan.Universe())
 
     def from_streams(self, deletion_stream: Table) -> Table:
@@ -84,27 +94,47 @@ class StreamMethods:
 
         table: Table = self  # type: ignore[assignment]
         if not isinstance(deletion_stream, TableClass):
-            raise TypeError(f"from_streams on {table._description}: deletion_stream must be "
-                            f"a Table, not {type(deletion_stream).__name__}")
-        node = StreamToTableNode(columns=dict(table._columns),
-                                 inputs=(table._node, deletion_stream._node),
-                                 upsert_flag=None, label="from_streams")
+            raise TypeError(
+                f"from_streams on {table._description}: deletion_stream must be "
+                f"a Table, not {type(deletion_stream).__name__}"
+            )
+        node = StreamToTableNode(
+            columns=dict(table._columns),
+            inputs=(table._node, deletion_stream._node),
+            upsert_flag=None,
+            label="from_streams",
+        )
         return type(table)(node, plan.Universe())
 
     def live(self) -> Any:
         """Not supported (Pathway's interactive mode): raises ``NotImplementedError``."""
-        raise NotImplementedError("Table.live (interactive mode) is not supported by "
-                                  "deltaflow; print results with pw.debug.compute_and_print")
+        raise NotImplementedError(
+            "Table.live (interactive mode) is not supported by "
+            "deltaflow; print results with pw.debug.compute_and_print"
+        )
 
-    def show(self, *, snapshot: bool = True, include_id: bool = True,
-             short_pointers: bool = True, sorters: list[dict[str, str]] | None = None,
-             page_size: int = 10, table_height: int = 400) -> Any:
+    def show(
+        self,
+        *,
+        snapshot: bool = True,
+        include_id: bool = True,
+        short_pointers: bool = True,
+        sorters: list[dict[str, str]] | None = None,
+        page_size: int = 10,
+        table_height: int = 400,
+    ) -> Any:
         """Not supported (a notebook widget): raises ``NotImplementedError``."""
         from deltaflow.stdlib.viz import show
 
-        return show(self, snapshot=snapshot, include_id=include_id,
-                    short_pointers=short_pointers, sorters=sorters, page_size=page_size,
-                    table_height=table_height)
+        return show(
+            self,
+            snapshot=snapshot,
+            include_id=include_id,
+            short_pointers=short_pointers,
+            sorters=sorters,
+            page_size=page_size,
+            table_height=table_height,
+        )
 
     def plot(self, plotting_function: Any, sorting_col: Any = None) -> Any:
         """Not supported (a notebook widget): raises ``NotImplementedError``."""
@@ -117,8 +147,9 @@ class StreamMethods:
         inserted again (with ids of their own), and nothing is ever deleted. An append-only
         table with one full snapshot per changing time, so large for big, busy tables."""
         table: Table = self  # type: ignore[assignment]
-        node = UnpackSnapshotsNode(columns=dict(table._columns), inputs=(table._node,),
-                                   label="unpack_snapshots")
+        node = UnpackSnapshotsNode(
+            columns=dict(table._columns), inputs=(table._node,), label="unpack_snapshots"
+        )
         return type(table)(node, plan.Universe())
 
     def update_id_type(self, id_type: Any, *, id_append_only: bool | None = None) -> Table:
@@ -126,8 +157,10 @@ class StreamMethods:
         table: Table = self  # type: ignore[assignment]
         dtype = t.wrap(id_type)
         if not isinstance(dtype.strip_optional(), t.PointerType):
-            raise TypeError(f"update_id_type on {table._description}: id_type must be a "
-                            f"pointer type (pw.Pointer or pw.Pointer[...]), got {id_type!r}")
+            raise TypeError(
+                f"update_id_type on {table._description}: id_type must be a "
+                f"pointer type (pw.Pointer or pw.Pointer[...]), got {id_type!r}"
+            )
         copy = table.copy()
         copy._id_dtype = dtype.strip_optional()
         return copy

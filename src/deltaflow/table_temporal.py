@@ -78,27 +78,37 @@ class TemporalMethods:
     ignore_late = _forward(_BEHAVIORS, "ignore_late")
     filter_out_results_of_forgetting = _forward(_BEHAVIORS, "filter_out_results_of_forgetting")
 
-    def _forget(self, threshold_column: Any, time_column: Any, mark_forgetting_records: bool,
-                instance_column: Any = None) -> Any:
+    def _forget(
+        self,
+        threshold_column: Any,
+        time_column: Any,
+        mark_forgetting_records: bool,
+        instance_column: Any = None,
+    ) -> Any:
         """Pathway's private form of ``forget``: explicit threshold, optional instance."""
         from deltaflow.temporal._behaviors import forget_after
 
-        return forget_after(cast("Table", self), threshold_column, time_column,
-                            mark_forgetting_records, instance=instance_column)
+        return forget_after(
+            cast("Table", self),
+            threshold_column,
+            time_column,
+            mark_forgetting_records,
+            instance=instance_column,
+        )
 
-    def _buffer(self, threshold_column: Any, time_column: Any,
-                instance_column: Any = None) -> Any:
+    def _buffer(self, threshold_column: Any, time_column: Any, instance_column: Any = None) -> Any:
         from deltaflow.temporal._behaviors import buffer_until
 
-        return buffer_until(cast("Table", self), threshold_column, time_column,
-                            instance=instance_column)
+        return buffer_until(
+            cast("Table", self), threshold_column, time_column, instance=instance_column
+        )
 
-    def _freeze(self, threshold_column: Any, time_column: Any,
-                instance_column: Any = None) -> Any:
+    def _freeze(self, threshold_column: Any, time_column: Any, instance_column: Any = None) -> Any:
         from deltaflow.temporal._behaviors import freeze_after
 
-        return freeze_after(cast("Table", self), threshold_column, time_column,
-                            instance=instance_column)
+        return freeze_after(
+            cast("Table", self), threshold_column, time_column, instance=instance_column
+        )
 
     inactivity_detection = _forward(_CLOCK, "inactivity_detection")
     add_update_timestamp_utc = _forward(_CLOCK, "add_update_timestamp_utc")

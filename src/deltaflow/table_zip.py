@@ -56,8 +56,9 @@ def _table_class() -> type[Table]:
 
 def is_foreign(table: Table, owner: Any) -> bool:
     """Whether ``owner`` (a reference's table) is a table other than ``table`` itself."""
-    return isinstance(owner, _table_class()) and owner is not table \
-        and owner._node is not table._node
+    return (
+        isinstance(owner, _table_class()) and owner is not table and owner._node is not table._node
+    )
 
 
 class ForeignColumns:
@@ -68,8 +69,13 @@ class ForeignColumns:
     table (``table`` itself when every foreign column is a copy of one of its own).
     """
 
-    def __init__(self, table: Table, refs: Iterable[ColumnReference], operation: str,
-                 description: str | None = None) -> None:
+    def __init__(
+        self,
+        table: Table,
+        refs: Iterable[ColumnReference],
+        operation: str,
+        description: str | None = None,
+    ) -> None:
         self.table = table
         self.operation = operation
         self.description = description or table._description
@@ -111,7 +117,8 @@ class ForeignColumns:
                 f"{self.operation} on {self.description}: it uses columns of "
                 f"{other._description}, whose rows are not known to include this table's "
                 f"rows; join the tables (or promise it with promise_universe_is_subset_of / "
-                f"with_universe_of)")
+                f"with_universe_of)"
+            )
 
     def __bool__(self) -> bool:
         return bool(self.columns)
@@ -142,8 +149,7 @@ class ForeignColumns:
         zipped = self.table
         for other, columns in self._brought:
             extra = {column: ColumnReference(other, name) for column, name in columns.items()}
-            zipped = zipped.join(other, zipped.id == other.id, id=zipped.id).select(
-                *left, **extra)
+            zipped = zipped.join(other, zipped.id == other.id, id=zipped.id).select(*left, **extra)
         self._built = zipped
         return zipped
 
@@ -164,8 +170,9 @@ def all_references(expression: ColumnExpression) -> list[ColumnReference]:
     return found
 
 
-def join_inputs(joined: JoinResult, outputs: list[tuple[str, ColumnExpression]],
-                operation: str) -> tuple[JoinResult, list[tuple[str, ColumnExpression]]]:
+def join_inputs(
+    joined: JoinResult, outputs: list[tuple[str, ColumnExpression]], operation: str
+) -> tuple[JoinResult, list[tuple[str, ColumnExpression]]]:
     """What an operation on a join result computes from: ``ix(...)`` columns (from
     ``table.ix(pointer, context=pw.this)``) turned into columns of real ``ix`` tables, and
     the columns of tables with the join's rows (a select of the same join result, an ``ix``
@@ -183,9 +190,15 @@ def join_inputs(joined: JoinResult, outputs: list[tuple[str, ColumnExpression]],
             return False
         return True
 
-    refs = [ref for _, e in outputs for ref in all_references(e)
-            if isinstance(ref.table, Table) and ref.table._node is not wide._node
-            and not joined._joins_table(ref.table) and not resolves(ref)]
+    refs = [
+        ref
+        for _, e in outputs
+        for ref in all_references(e)
+        if isinstance(ref.table, Table)
+        and ref.table._node is not wide._node
+        and not joined._joins_table(ref.table)
+        and not resolves(ref)
+    ]
     if not refs:
         return joined, outputs
     foreign = ForeignColumns(wide, refs, operation, joined._description)
@@ -195,8 +208,9 @@ def join_inputs(joined: JoinResult, outputs: list[tuple[str, ColumnExpression]],
     return copy, outputs
 
 
-def _join_ix_columns(joined: JoinResult, outputs: list[tuple[str, ColumnExpression]]
-                     ) -> list[tuple[str, ColumnExpression]]:
+def _join_ix_columns(
+    joined: JoinResult, outputs: list[tuple[str, ColumnExpression]]
+) -> list[tuple[str, ColumnExpression]]:
     """``outputs`` with each ``ix(...)`` column read from a real ``ix`` table whose rows are
     the join's (the pointer computed by a select on the join result)."""
     from deltaflow.expressions.deferred import IxColumn, has_ix_columns, transform
@@ -211,13 +225,18 @@ def _join_ix_columns(joined: JoinResult, outputs: list[tuple[str, ColumnExpressi
         request = node.request
         if id(request) not in looked_up:
             if not isinstance(request.target, _table_class()):
-                raise TypeError(f"{joined._description}: {request.target!r}.ix(...) cannot be "
-                                f"used on a join result; use <table>.ix(pointer, "
-                                f"context=pw.this) with the table to look rows up in")
+                raise TypeError(
+                    f"{joined._description}: {request.target!r}.ix(...) cannot be "
+                    f"used on a join result; use <table>.ix(pointer, "
+                    f"context=pw.this) with the table to look rows up in"
+                )
             pointers = joined.select(__pointer=request.pointer)
             looked_up[id(request)] = request.target.ix(
-                pointers["__pointer"], optional=request.optional, context=pointers,
-                allow_misses=request.allow_misses)
+                pointers["__pointer"],
+                optional=request.optional,
+                context=pointers,
+                allow_misses=request.allow_misses,
+            )
         return ColumnReference(looked_up[id(request)], node.name)
 
     return [(name, transform(e, replace)) for name, e in outputs]

@@ -40,37 +40,47 @@ def _expected_schema(annotation: Any) -> type[Schema] | None:
     return None
 
 
-def _option(value: bool | Mapping[str, bool], name: str, option: str,
-            function: str) -> bool:
+def _option(value: bool | Mapping[str, bool], name: str, option: str, function: str) -> bool:
     if isinstance(value, Mapping):
         chosen = value.get(name, True)
     else:
         chosen = value
     if not isinstance(chosen, bool):
-        raise TypeError(f"table_transformer on {function}: {option} must be a bool or a "
-                        f"mapping of parameter names to bools, got {chosen!r}")
+        raise TypeError(
+            f"table_transformer on {function}: {option} must be a bool or a "
+            f"mapping of parameter names to bools, got {chosen!r}"
+        )
     return chosen
 
 
-def _check(value: Any, schema: type[Schema], name: str, function: str,
-           options: dict[str, bool | Mapping[str, bool]]) -> None:
+def _check(
+    value: Any,
+    schema: type[Schema],
+    name: str,
+    function: str,
+    options: dict[str, bool | Mapping[str, bool]],
+) -> None:
     if value is None or not isinstance(value, Table):
         return
     what = "the result" if name == "return" else f"argument {name!r}"
     try:
         value.schema.assert_matches_schema(
-            schema, **{o: _option(options[o], name, o, function) for o in _OPTIONS})
+            schema, **{o: _option(options[o], name, o, function) for o in _OPTIONS}
+        )
     except AssertionError as exc:
-        raise AssertionError(f"{function}: {what} does not match schema "
-                             f"{schema.__name__}: {exc}") from None
+        raise AssertionError(
+            f"{function}: {what} does not match schema {schema.__name__}: {exc}"
+        ) from None
 
 
-def table_transformer(func: F | None = None, *,
-                      allow_superset: bool | Mapping[str, bool] = True,
-                      ignore_primary_keys: bool | Mapping[str, bool] = True,
-                      allow_subtype: bool | Mapping[str, bool] = True,
-                      locals: dict[str, Any] | None = None,  # noqa: A002 (Pathway's name)
-                      ) -> Any:
+def table_transformer(
+    func: F | None = None,
+    *,
+    allow_superset: bool | Mapping[str, bool] = True,
+    ignore_primary_keys: bool | Mapping[str, bool] = True,
+    allow_subtype: bool | Mapping[str, bool] = True,
+    locals: dict[str, Any] | None = None,  # noqa: A002 (Pathway's name)
+) -> Any:
     """Decorate ``func`` so that its ``pw.Table[Schema]`` arguments and result are checked
     against their schemas on each call (``AssertionError`` when one does not match).
 
@@ -78,22 +88,28 @@ def table_transformer(func: F | None = None, *,
     written as strings that name local classes (``from __future__ import annotations``).
     """
     options: dict[str, bool | Mapping[str, bool]] = {
-        "allow_superset": allow_superset, "ignore_primary_keys": ignore_primary_keys,
-        "allow_subtype": allow_subtype}
+        "allow_superset": allow_superset,
+        "ignore_primary_keys": ignore_primary_keys,
+        "allow_subtype": allow_subtype,
+    }
 
     def decorate(function: F) -> F:
         if not callable(function):
-            raise TypeError(f"table_transformer decorates functions, not "
-                            f"{type(function).__name__}")
+            raise TypeError(f"table_transformer decorates functions, not {type(function).__name__}")
         label = getattr(function, "__qualname__", repr(function))
         signature = inspect.signature(function)
         try:
             hints = typing.get_type_hints(function, localns=locals)
         except Exception as exc:  # noqa: BLE001 - an annotation that does not resolve
-            raise TypeError(f"table_transformer on {label}: cannot resolve its annotations "
-                            f"({exc}); pass locals=locals() for local classes") from None
-        expected = {name: schema for name, hint in hints.items()
-                    if (schema := _expected_schema(hint)) is not None}
+            raise TypeError(
+                f"table_transformer on {label}: cannot resolve its annotations "
+                f"({exc}); pass locals=locals() for local classes"
+            ) from None
+        expected = {
+            name: schema
+            for name, hint in hints.items()
+            if (schema := _expected_schema(hint)) is not None
+        }
 
         @functools.wraps(function)
         def checked(*args: Any, **kwargs: Any) -> Any:

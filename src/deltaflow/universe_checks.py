@@ -52,14 +52,17 @@ def promise_disjoint(first: Any, second: Any, *, stacklevel: int = 3) -> None:
     mistake)."""
     a, b = first._universe, second._universe
     if _same_rows(a, b) or a.is_subset_of(b) or b.is_subset_of(a):
-        empty = (a.static_ids is not None and a.static_ids.len() == 0) or \
-            (b.static_ids is not None and b.static_ids.len() == 0)
+        empty = (a.static_ids is not None and a.static_ids.len() == 0) or (
+            b.static_ids is not None and b.static_ids.len() == 0
+        )
         if not empty:
             warnings.warn(
                 f"promise_universes_are_disjoint: the rows of {first._description} and "
                 f"{second._description} are known to overlap (one table's rows are among the "
                 f"other's), so the promise means both are always empty; check the promise",
-                UserWarning, stacklevel=stacklevel)
+                UserWarning,
+                stacklevel=stacklevel,
+            )
     a.disjoint_from.add(id(b))
     b.disjoint_from.add(id(a))
 
@@ -72,12 +75,15 @@ def check_update_cells(table: Any, other: Any) -> bool:
         raise ValueError(
             f"update_cells on {table._description}: the rows of {other._description} are not "
             f"known to be rows of this table; use update_rows to add rows, or promise it "
-            f"with promise_universe_is_subset_of")
+            f"with promise_universe_is_subset_of"
+        )
     if _same_rows(table._universe, other._universe):
         warnings.warn(
             f"update_cells on {table._description}: {other._description} has exactly the "
             f"rows of this table, so every row is updated; computed as with_columns",
-            UserWarning, stacklevel=4)
+            UserWarning,
+            stacklevel=4,
+        )
         return True
     return False
 
@@ -90,7 +96,8 @@ def _same_rows(first: plan.Universe, second: plan.Universe) -> bool:
     if first.static_ids is None or second.static_ids is None:
         return False
     return first.static_ids.len() == second.static_ids.len() and bool(
-        first.static_ids.is_in(second.static_ids.implode()).all())
+        first.static_ids.is_in(second.static_ids.implode()).all()
+    )
 
 
 def check_restrict(table: Any, other: Any) -> None:
@@ -100,12 +107,16 @@ def check_restrict(table: Any, other: Any) -> None:
         raise ValueError(
             f"restrict on {table._description}: the rows of {other._description} are not "
             f"known to be rows of this table; use intersect (which checks the ids), or "
-            f"promise it with promise_universe_is_subset_of")
+            f"promise it with promise_universe_is_subset_of"
+        )
     if known_subset(table._universe, other._universe):
         warnings.warn(
             f"restrict on {table._description}: {other._description} is known to have the "
             f"same rows, so restrict changes nothing; with_universe_of says so without a "
-            f"check of the ids", UserWarning, stacklevel=4)
+            f"check of the ids",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def update_rows_is_other(table: Any, other: Any) -> bool:
@@ -116,5 +127,7 @@ def update_rows_is_other(table: Any, other: Any) -> bool:
     warnings.warn(
         f"update_rows on {table._description}: its rows are known to be rows of "
         f"{other._description}, which replaces every one of them; the result is that table",
-        UserWarning, stacklevel=4)
+        UserWarning,
+        stacklevel=4,
+    )
     return True

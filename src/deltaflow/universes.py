@@ -25,7 +25,7 @@ def promise_are_pairwise_disjoint(self: Any, *others: Any) -> None:
     """Promise that no two of the tables share a row id (so ``concat`` keeps their ids)."""
     tables = [self, *others]
     for i, first in enumerate(tables):
-        for second in tables[i + 1:]:
+        for second in tables[i + 1 :]:
             first.promise_universes_are_disjoint(second)
 
 
@@ -43,8 +43,9 @@ def table_of_columns(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     seen: set[str] = set()
     for name, column in named:
         if not isinstance(column, ColumnReference) or not isinstance(column.table, Table):
-            raise TypeError(f"from_columns: expected columns of tables (table.column), got "
-                            f"{column!r}")
+            raise TypeError(
+                f"from_columns: expected columns of tables (table.column), got {column!r}"
+            )
         if name in seen:
             raise ValueError(f"from_columns: column {name!r} is given twice")
         seen.add(name)
@@ -55,5 +56,6 @@ def table_of_columns(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             raise ValueError(
                 f"from_columns: {first._description} and {other._description} are not known "
                 f"to have the same rows; promise it with pw.universes.promise_are_equal (or "
-                f"join the tables)")
+                f"join the tables)"
+            )
     return first.select(**dict(named))

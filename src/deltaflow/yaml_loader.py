@@ -30,20 +30,22 @@ class _Call:
 
 def _import_target(path: str) -> Any:
     if path.startswith("pw."):
-        path = "deltaflow." + path[len("pw."):]
+        path = "deltaflow." + path[len("pw.") :]
     module_name, _, attribute = path.rpartition(".")
     if not module_name:
         raise ValueError(f"load_yaml: tag !{path} does not name module.attribute")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ImportError(f"load_yaml: cannot import {module_name!r} for tag !{path}: "
-                          f"{exc}") from exc
+        raise ImportError(
+            f"load_yaml: cannot import {module_name!r} for tag !{path}: {exc}"
+        ) from exc
     try:
         return getattr(module, attribute)
     except AttributeError:
-        raise AttributeError(f"load_yaml: module {module_name!r} has no {attribute!r} "
-                             f"(tag !{path})") from None
+        raise AttributeError(
+            f"load_yaml: module {module_name!r} has no {attribute!r} (tag !{path})"
+        ) from None
 
 
 def _loader_class() -> Any:
@@ -74,11 +76,13 @@ def load_yaml(stream: str | bytes | io.IOBase) -> Any:
     document = yaml.load(stream, Loader=_loader_class())  # noqa: S506 (SafeLoader subclass)
     if not isinstance(document, dict):
         return _Resolver({}).resolve(document)
-    variables = {k[1:]: v for k, v in document.items() if isinstance(k, str)
-                 and k.startswith("$")}
+    variables = {k[1:]: v for k, v in document.items() if isinstance(k, str) and k.startswith("$")}
     resolver = _Resolver(variables)
-    return {k: resolver.resolve(v) for k, v in document.items()
-            if not (isinstance(k, str) and k.startswith("$"))}
+    return {
+        k: resolver.resolve(v)
+        for k, v in document.items()
+        if not (isinstance(k, str) and k.startswith("$"))
+    }
 
 
 class _Resolver:
@@ -93,8 +97,10 @@ class _Resolver:
         if name in self._done:
             return self._done[name]
         if name not in self._raw:
-            raise KeyError(f"load_yaml: variable ${name} is not defined (define it with a "
-                           f"top-level key ${name})")
+            raise KeyError(
+                f"load_yaml: variable ${name} is not defined (define it with a "
+                f"top-level key ${name})"
+            )
         if name in self._resolving:
             raise ValueError(f"load_yaml: variable ${name} refers to itself")
         self._resolving.add(name)

@@ -33,13 +33,21 @@ class Reply:
         return json.loads(self.body)
 
 
-def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
-         timeout: float = 10.0) -> Reply:
+def call(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> Reply:
     """One HTTP request with urllib; errors statuses are returned, not raised."""
     data = None
     if body is not None:
-        data = body if isinstance(body, bytes) else \
-            (body if isinstance(body, str) else json.dumps(body)).encode()
+        data = (
+            body
+            if isinstance(body, bytes)
+            else (body if isinstance(body, str) else json.dumps(body)).encode()
+        )
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

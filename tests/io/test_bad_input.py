@@ -54,10 +54,13 @@ def write(path: Path, data: bytes) -> Path:
 
 @pytest.mark.parametrize("schema", [Row, RowJson], ids=["polars", "python"])
 def test_json_line_nested_200k_deep_is_skipped_not_fatal(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, schema: type[pw.Schema]) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, schema: type[pw.Schema]
+) -> None:
     deep = b"[" * 200_000 + b"]" * 200_000
-    source = write(tmp_path / "in.jsonl", b'{"a":1,"b":"x"}\n{"a":2,"b":"y","c":' + deep
-                   + b'}\n{"a":3,"b":"z"}\n')
+    source = write(
+        tmp_path / "in.jsonl",
+        b'{"a":1,"b":"x"}\n{"a":2,"b":"y","c":' + deep + b'}\n{"a":3,"b":"z"}\n',
+    )
     rows = rows_of(pw.io.jsonlines.read(source, schema=schema, mode="static"))
     assert [(r["a"], r["b"]) for r in rows] == [(1, "x"), (3, "z")]
     assert len(skipped(caplog)) == 1
@@ -74,10 +77,14 @@ def test_json_nesting_limit_is_pathways(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("schema", [Row, RowJson], ids=["polars", "python"])
 def test_lone_surrogate_is_reported_and_pairs_are_read(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, schema: type[pw.Schema]) -> None:
-    source = write(tmp_path / "in.jsonl", b'{"a":1,"b":"\\ud800"}\n'
-                                          b'{"a":2,"b":"\\ud83d\\ude00"}\n'
-                                          b'{"a":3,"b":"x\\udc00y"}\n{"a":4,"b":"ok"}\n')
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, schema: type[pw.Schema]
+) -> None:
+    source = write(
+        tmp_path / "in.jsonl",
+        b'{"a":1,"b":"\\ud800"}\n'
+        b'{"a":2,"b":"\\ud83d\\ude00"}\n'
+        b'{"a":3,"b":"x\\udc00y"}\n{"a":4,"b":"ok"}\n',
+    )
     rows = rows_of(pw.io.jsonlines.read(source, schema=schema, mode="static"))
     assert [(r["a"], r["b"]) for r in rows] == [(2, "\U0001f600"), (4, "ok")]
     messages = skipped(caplog)
@@ -86,8 +93,9 @@ def test_lone_surrogate_is_reported_and_pairs_are_read(
 
 
 @pytest.mark.parametrize("schema", [Row, RowJson], ids=["polars", "python"])
-def test_json_invalid_utf8_line_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                            schema: type[pw.Schema]) -> None:
+def test_json_invalid_utf8_line_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, schema: type[pw.Schema]
+) -> None:
     source = write(tmp_path / "in.jsonl", b'{"a":1,"b":"\xff\xfe"}\n{"a":2,"b":"\xc3\xa9"}\n')
     rows = rows_of(pw.io.jsonlines.read(source, schema=schema, mode="static"))
     assert [(r["a"], r["b"]) for r in rows] == [(2, "é")]
@@ -98,16 +106,20 @@ def test_json_invalid_utf8_line_is_reported(tmp_path: Path, caplog: pytest.LogCa
 
 
 @pytest.mark.parametrize("quoted", [False, True], ids=["polars", "python"])
-def test_csv_invalid_utf8_row_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                          quoted: bool) -> None:
+def test_csv_invalid_utf8_row_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, quoted: bool
+) -> None:
     q = b'"' if quoted else b""
-    source = write(tmp_path / "in.csv", b"a,b\n1," + q + b"\xff\xfe" + q + b"\n2," + q
-                   + b"\xc3\xa9" + q + b"\n")
+    source = write(
+        tmp_path / "in.csv",
+        b"a,b\n1," + q + b"\xff\xfe" + q + b"\n2," + q + b"\xc3\xa9" + q + b"\n",
+    )
     rows = rows_of(pw.io.csv.read(source, schema=Row, mode="static"))
     assert rows == [{"a": 2, "b": "é"}]
     assert len(skipped(caplog)) == 1
-    assert "in.csv:2" in skipped(caplog)[0] and "not valid UTF-8 (bytes ff fe)" in \
-        skipped(caplog)[0]
+    assert (
+        "in.csv:2" in skipped(caplog)[0] and "not valid UTF-8 (bytes ff fe)" in skipped(caplog)[0]
+    )
 
 
 def test_csv_invalid_utf8_in_an_ignored_column_still_rejects_the_row(tmp_path: Path) -> None:
@@ -116,7 +128,8 @@ def test_csv_invalid_utf8_in_an_ignored_column_still_rejects_the_row(tmp_path: P
 
 
 def test_csv_invalid_utf8_header_skips_the_file_once(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     source = write(tmp_path / "in.csv", b"a,b\xff\n1,x\n2,y\n")
     assert rows_of(pw.io.csv.read(source, schema=Row, mode="static")) == []
     assert len(skipped(caplog)) == 1 and "header is not valid UTF-8" in skipped(caplog)[0]
@@ -140,8 +153,11 @@ def _big_csv(rows: int) -> tuple[bytes, list[list[str]]]:
 
 @pytest.mark.parametrize("chunk_bytes", [64, 1000, 4096])
 def test_csv_multiline_quoted_fields_across_pieces(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-        chunk_bytes: int) -> None:
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    chunk_bytes: int,
+) -> None:
     # Issue #15: a quote inside an unquoted field made the quotes of a piece pair up, so a
     # quoted field with line breaks across the cut was truncated and its rest reported.
     monkeypatch.setattr(fs, "CHUNK_BYTES", chunk_bytes)
@@ -164,16 +180,19 @@ def test_csv_over_4_mib_with_multiline_fields_at_the_real_piece_size(tmp_path: P
 
 
 def test_csv_file_ending_inside_a_quoted_field_reports_that_record(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     source = write(tmp_path / "in.csv", b'a,b\n1,x\n2,"never closed\n3,y\n')
     assert rows_of(pw.io.csv.read(source, schema=Row, mode="static")) == [{"a": 1, "b": "x"}]
     assert len(skipped(caplog)) == 1 and "in.csv:3" in skipped(caplog)[0]
 
 
-@pytest.mark.parametrize("text", ["a,b,b\n1,x,y\n", '"a","b","b"\n1,"x","y"\n'],
-                         ids=["polars", "python"])
+@pytest.mark.parametrize(
+    "text", ["a,b,b\n1,x,y\n", '"a","b","b"\n1,"x","y"\n'], ids=["polars", "python"]
+)
 def test_csv_header_repeating_a_schema_column_skips_the_file_once(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
     source = write(tmp_path / "in.csv", text.encode())
     assert rows_of(pw.io.csv.read(source, schema=Row, mode="static")) == []
     assert len(skipped(caplog)) == 1
@@ -186,7 +205,8 @@ def test_csv_header_repeating_another_column_is_fine(tmp_path: Path) -> None:
 
 
 def test_csv_header_lacking_a_column_is_one_message_per_file(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     source = write(tmp_path / "in.csv", b"a\n" + b"".join(b"%d\n" % i for i in range(200_000)))
     assert rows_of(pw.io.csv.read(source, schema=Row, mode="static")) == []
     assert len(skipped(caplog)) == 1
@@ -204,8 +224,9 @@ def test_csv_header_lacking_an_optional_or_defaulted_column_fills_it(tmp_path: P
     assert rows == [{"a": 1, "b": None, "c": 7}]
 
 
-@pytest.mark.parametrize("text", ['a,b\n1,""\n2,\n3,x\n', "a,b\n1,\n2,\n3,x\n"],
-                         ids=["python", "polars"])
+@pytest.mark.parametrize(
+    "text", ['a,b\n1,""\n2,\n3,x\n', "a,b\n1,\n2,\n3,x\n"], ids=["python", "polars"]
+)
 def test_csv_empty_text_is_empty_string_also_when_optional(tmp_path: Path, text: str) -> None:
     class Optional(pw.Schema):
         a: int
@@ -220,7 +241,8 @@ def test_csv_empty_text_is_empty_string_also_when_optional(tmp_path: Path, text:
 
 
 def test_plaintext_undecodable_line_is_reported_and_skipped(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     source = write(tmp_path / "in.txt", b"one\nt\xffwo\nthree\n")
     rows = rows_of(pw.io.plaintext.read(source, mode="static"))
     assert rows == [{"data": "one"}, {"data": "three"}]
@@ -242,16 +264,29 @@ def test_plaintext_empty_file_has_no_line(tmp_path: Path) -> None:
 # --- schema mistakes: refused when the pipeline is defined ----------------------------------
 
 
-@pytest.mark.parametrize(("dtype", "default", "error"), [
-    (int, "x", TypeError), (int, None, TypeError), (int, 1.5, TypeError),
-    (int, 2**70, TypeError), (str, 3, TypeError), (bytes, "s", TypeError),
-    (bool, 1, TypeError), (list[int], [1, "x"], TypeError),
-    (pw.DateTimeNaive, "2020-01-01", ValueError),
-])
+@pytest.mark.parametrize(
+    ("dtype", "default", "error"),
+    [
+        (int, "x", TypeError),
+        (int, None, TypeError),
+        (int, 1.5, TypeError),
+        (int, 2**70, TypeError),
+        (str, 3, TypeError),
+        (bytes, "s", TypeError),
+        (bool, 1, TypeError),
+        (list[int], [1, "x"], TypeError),
+        (pw.DateTimeNaive, "2020-01-01", ValueError),
+    ],
+)
 def test_default_of_the_wrong_type_is_refused_by_the_connector(
-        tmp_path: Path, dtype: Any, default: Any, error: type[Exception]) -> None:
-    schema = pw.schema_builder({"a": pw.column_definition(dtype=int),
-                                "b": pw.column_definition(dtype=dtype, default_value=default)})
+    tmp_path: Path, dtype: Any, default: Any, error: type[Exception]
+) -> None:
+    schema = pw.schema_builder(
+        {
+            "a": pw.column_definition(dtype=int),
+            "b": pw.column_definition(dtype=dtype, default_value=default),
+        }
+    )
     source = write(tmp_path / "in.csv", b"a\n1\n")
     with pytest.raises(error, match="column 'b'"):
         pw.io.csv.read(source, schema=schema, mode="static")
@@ -259,14 +294,27 @@ def test_default_of_the_wrong_type_is_refused_by_the_connector(
         pw.io.jsonlines.read(source, schema=schema, mode="static")
 
 
-@pytest.mark.parametrize(("dtype", "default"), [
-    (float, 1), (int, True), (int | None, None), (pw.Json, {"k": [1]}),
-    (tuple[int, str], (1, "x")), (pw.DateTimeNaive, datetime.datetime(2020, 1, 1)),
-    (int, np.int64(3)), (float, np.float32(0.5)), (bool, np.bool_(True)),
-])
+@pytest.mark.parametrize(
+    ("dtype", "default"),
+    [
+        (float, 1),
+        (int, True),
+        (int | None, None),
+        (pw.Json, {"k": [1]}),
+        (tuple[int, str], (1, "x")),
+        (pw.DateTimeNaive, datetime.datetime(2020, 1, 1)),
+        (int, np.int64(3)),
+        (float, np.float32(0.5)),
+        (bool, np.bool_(True)),
+    ],
+)
 def test_default_of_the_right_type_is_used(tmp_path: Path, dtype: Any, default: Any) -> None:
-    schema = pw.schema_builder({"a": pw.column_definition(dtype=int),
-                                "b": pw.column_definition(dtype=dtype, default_value=default)})
+    schema = pw.schema_builder(
+        {
+            "a": pw.column_definition(dtype=int),
+            "b": pw.column_definition(dtype=dtype, default_value=default),
+        }
+    )
     source = write(tmp_path / "in.csv", b"a\n1\n")
     rows = rows_of(pw.io.csv.read(source, schema=schema, mode="static"))
     assert len(rows) == 1 and rows[0]["a"] == 1
@@ -277,6 +325,7 @@ def test_set_column_type_is_refused_when_the_schema_is_defined(annotation: Any) 
     with pytest.raises(TypeError, match="column 'a'"):
         pw.schema_from_types(a=annotation)
     with pytest.raises(TypeError):
+
         class WithSet(pw.Schema):
             a: annotation  # type: ignore[valid-type]
 
@@ -284,8 +333,9 @@ def test_set_column_type_is_refused_when_the_schema_is_defined(annotation: Any) 
 # --- reporting: rate-limited logs, the error log --------------------------------------------
 
 
-def test_many_bad_rows_are_logged_with_a_count(tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_many_bad_rows_are_logged_with_a_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     lines = b"".join(b"%d,x\n" % i if i % 2 else b"%d\n" % i for i in range(10_000))
     source = write(tmp_path / "in.csv", b"a,b\n" + lines)
     rows = rows_of(pw.io.csv.read(source, schema=Row, mode="static"))
@@ -338,12 +388,15 @@ def test_skipped_rows_are_in_the_error_log_when_errors_are_kept(tmp_path: Path) 
     seen: list[dict[str, Any]] = []
     log: list[str] = []
     pw.io.subscribe(table, lambda key, row, time, is_addition: seen.append(row))
-    pw.io.subscribe(pw.global_error_log(),
-                    lambda key, row, time, is_addition: log.append(row["message"]))
+    pw.io.subscribe(
+        pw.global_error_log(), lambda key, row, time, is_addition: log.append(row["message"])
+    )
     pw.run(terminate_on_error=False, monitoring_level=pw.MonitoringLevel.NONE)
     assert sorted(r["a"] for r in seen) == [1, 4]
-    assert sorted(log) == ["expected 2 fields (as in the header), got 1",
-                           "expected 2 fields (as in the header), got 3"]
+    assert sorted(log) == [
+        "expected 2 fields (as in the header), got 1",
+        "expected 2 fields (as in the header), got 3",
+    ]
 
 
 def test_skipped_rows_stay_out_of_the_error_log_by_default(tmp_path: Path) -> None:
@@ -352,8 +405,9 @@ def test_skipped_rows_stay_out_of_the_error_log_by_default(tmp_path: Path) -> No
     table = pw.io.csv.read(source, schema=Row, mode="static")
     log: list[str] = []
     pw.io.subscribe(table, lambda key, row, time, is_addition: None)
-    pw.io.subscribe(pw.global_error_log(),
-                    lambda key, row, time, is_addition: log.append(row["message"]))
+    pw.io.subscribe(
+        pw.global_error_log(), lambda key, row, time, is_addition: log.append(row["message"])
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert log == []
 
@@ -372,27 +426,30 @@ def test_streaming_file_rewritten_with_bad_rows(tmp_path: Path) -> None:
         assert changes.state() == [{"a": 1, "b": "x"}, {"a": 4, "b": "multi\nline"}]
 
 
-def test_docs_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      capsys: pytest.CaptureFixture[str],
-                      caplog: pytest.LogCaptureFixture) -> None:
+def test_docs_example(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # The example of docs/bad_input.md prints what the page shows and logs its three lines.
     page = (Path(__file__).parents[2] / "docs" / "bad_input.md").read_text()
     code = page.split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "bad_input.md", "exec"), {})
     printed = capsys.readouterr().out.split()
-    shown = [w for line in code.splitlines() if line.startswith("# ")
-             for w in line[2:].split()]
+    shown = [w for line in code.splitlines() if line.startswith("# ") for w in line[2:].split()]
     assert printed == shown
     logged = page.split("with where and why:\n\n```\n", 1)[1].split("```", 1)[0].splitlines()
     assert skipped(caplog) == logged
 
 
-@pytest.mark.parametrize("values", [{"b": "\ud800"}, {"b": "ok", "c": {"k": ["\udc00"]}}],
-                         ids=["str", "json"])
-def test_python_connector_lone_surrogate_skips_the_row(values: dict[str, Any],
-                                                       caplog: pytest.LogCaptureFixture
-                                                       ) -> None:
+@pytest.mark.parametrize(
+    "values", [{"b": "\ud800"}, {"b": "ok", "c": {"k": ["\udc00"]}}], ids=["str", "json"]
+)
+def test_python_connector_lone_surrogate_skips_the_row(
+    values: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     # It stopped the input with a UnicodeEncodeError; Pathway skips the row too.
     class Subject(pw.io.python.ConnectorSubject):
         def run(self) -> None:

@@ -31,8 +31,7 @@ from deltaflow.io._core.formats import (
 )
 from deltaflow.io._core.json_parsing import MAX_JSON_DEPTH
 
-_SETTINGS = settings(max_examples=100, deadline=None,
-                     suppress_health_check=[HealthCheck.too_slow])
+_SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class Text2(pw.Schema):
@@ -51,8 +50,10 @@ def pieces(data: bytes, cuts: list[int]) -> list[RawContext]:
     bounds = [0, *ends, len(data)]
     chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
     metadata = {"path": "in"}
-    return [RawContext([chunk], metadata, continues=i > 0, continued=i < len(chunks) - 1)
-            for i, chunk in enumerate(chunks)]
+    return [
+        RawContext([chunk], metadata, continues=i > 0, continued=i < len(chunks) - 1)
+        for i, chunk in enumerate(chunks)
+    ]
 
 
 def parse_in_pieces(parser: Any, data: bytes, cuts: list[int]) -> ParsedBlock:
@@ -67,8 +68,29 @@ def error_lines(block: ParsedBlock) -> list[int]:
 
 # --- CSV ------------------------------------------------------------------------------------
 
-_CSV_ATOMS = ["a", "b", "x y", "1", "", ",", ",", '"', '"', '""', "\n", "\n", "\r\n", "\r",
-              "é", "日本", "\t", " ", "'", "\\", "#"]
+_CSV_ATOMS = [
+    "a",
+    "b",
+    "x y",
+    "1",
+    "",
+    ",",
+    ",",
+    '"',
+    '"',
+    '""',
+    "\n",
+    "\n",
+    "\r\n",
+    "\r",
+    "é",
+    "日本",
+    "\t",
+    " ",
+    "'",
+    "\\",
+    "#",
+]
 _BAD_BYTES = [b"\xff", b"\xc3", b"\xe6\x97", b"\xed\xa0\x80", b"\x80"]
 
 
@@ -81,8 +103,12 @@ def csv_bytes(draw: st.DrawFn) -> bytes:
         if draw(st.integers(min_value=0, max_value=30)) == 0:
             parts.append(draw(st.sampled_from(_BAD_BYTES)))
         elif draw(st.integers(min_value=0, max_value=4)) == 0:
-            parts.append(draw(st.text(max_size=4)).encode("utf-8", errors="surrogatepass")
-                         .decode("utf-8", errors="ignore").encode())
+            parts.append(
+                draw(st.text(max_size=4))
+                .encode("utf-8", errors="surrogatepass")
+                .decode("utf-8", errors="ignore")
+                .encode()
+            )
         else:
             parts.append(draw(st.sampled_from(_CSV_ATOMS)).encode())
     return b"".join(parts)
@@ -147,8 +173,9 @@ def _check_csv(block: ParsedBlock, data: bytes) -> None:
     assert block.frame.to_dicts() == good, data
     lines = error_lines(block)
     assert len(lines) == len(bad), (data, block.errors)
-    assert [line for line, ref in zip(lines, bad, strict=True) if ref != -1] == \
-        [ref for ref in bad if ref != -1], (data, block.errors)
+    assert [line for line, ref in zip(lines, bad, strict=True) if ref != -1] == [
+        ref for ref in bad if ref != -1
+    ], (data, block.errors)
 
 
 @_SETTINGS
@@ -158,42 +185,56 @@ def test_csv_fuzz_whole_and_in_pieces(data: bytes, cuts: list[int]) -> None:
     _check_csv(whole, data)
     split = parse_in_pieces(CsvParser(column_specs(Text2)), data, cuts)
     assert split.frame.equals(whole.frame), (data, cuts)
-    assert [(e.where, e.reason) for e in split.errors] == \
-        [(e.where, e.reason) for e in whole.errors], (data, cuts)
+    assert [(e.where, e.reason) for e in split.errors] == [
+        (e.where, e.reason) for e in whole.errors
+    ], (data, cuts)
 
 
 @_SETTINGS
-@given(st.lists(st.sampled_from(["plain", "quoted", "multiline", "literal", "bad_utf8",
-                                 "short"]), max_size=40),
-       st.lists(st.integers(min_value=0, max_value=2000), max_size=10))
-def test_csv_literal_quotes_and_multiline_fields_across_pieces(kinds: list[str],
-                                                                cuts: list[int]) -> None:
+@given(
+    st.lists(
+        st.sampled_from(["plain", "quoted", "multiline", "literal", "bad_utf8", "short"]),
+        max_size=40,
+    ),
+    st.lists(st.integers(min_value=0, max_value=2000), max_size=10),
+)
+def test_csv_literal_quotes_and_multiline_fields_across_pieces(
+    kinds: list[str], cuts: list[int]
+) -> None:
     # The case of issue #15: a literal quote in an unquoted field (which makes the quotes
     # of a piece pair up wrongly) and a quoted field holding line breaks across a cut.
-    rows = {"plain": b"x,y\n", "quoted": b'"a,b","c"\n', "multiline": b'm,"one\ntwo\nthree"\n',
-            "literal": b'5" tall,ok\n', "bad_utf8": b"\xff,z\n", "short": b"lonely\n"}
+    rows = {
+        "plain": b"x,y\n",
+        "quoted": b'"a,b","c"\n',
+        "multiline": b'm,"one\ntwo\nthree"\n',
+        "literal": b'5" tall,ok\n',
+        "bad_utf8": b"\xff,z\n",
+        "short": b"lonely\n",
+    }
     data = b"a,b\n" + b"".join(rows[k] for k in kinds)
     whole = CsvParser(column_specs(Text2)).parse(RawContext([data], {"path": "in"}))
     _check_csv(whole, data)
     split = parse_in_pieces(CsvParser(column_specs(Text2)), data, cuts)
     assert split.frame.to_dicts() == whole.frame.to_dicts()
-    assert [(e.where, e.reason) for e in split.errors] == \
-        [(e.where, e.reason) for e in whole.errors]
-    assert split.frame.filter(pl.col("a") == "m")["b"].to_list() == \
-        ["one\ntwo\nthree"] * kinds.count("multiline")
+    assert [(e.where, e.reason) for e in split.errors] == [
+        (e.where, e.reason) for e in whole.errors
+    ]
+    assert split.frame.filter(pl.col("a") == "m")["b"].to_list() == [
+        "one\ntwo\nthree"
+    ] * kinds.count("multiline")
 
 
 @_SETTINGS
 @given(csv_bytes(), st.lists(st.integers(min_value=0, max_value=400), max_size=8))
-def test_csv_fuzz_with_escapes_never_raises_and_pieces_agree(data: bytes, cuts: list[int]
-                                                               ) -> None:
+def test_csv_fuzz_with_escapes_never_raises_and_pieces_agree(data: bytes, cuts: list[int]) -> None:
     # Escapes and comments: the exact reader only; the pieces must agree with the whole.
     options = CsvParserSettings(escape="\\", comment_character="#")
     whole = CsvParser(column_specs(Text2), options).parse(RawContext([data], {"path": "in"}))
     split = parse_in_pieces(CsvParser(column_specs(Text2), options), data, cuts)
     assert split.frame.equals(whole.frame), (data, cuts)
-    assert [(e.where, e.reason) for e in split.errors] == \
-        [(e.where, e.reason) for e in whole.errors], (data, cuts)
+    assert [(e.where, e.reason) for e in split.errors] == [
+        (e.where, e.reason) for e in whole.errors
+    ], (data, cuts)
     for row in whole.frame.to_dicts():
         assert not re.search("[\udc80-\udcff\ufffd]", row["a"] + (row["b"] or ""))
 
@@ -216,8 +257,20 @@ class Slow(pw.Schema):
     c: pw.Json | None
 
 
-_STRINGS = ["x", "", "é", "日本", "\\ud83d\\ude00", "\\ud800", "\\udc00x", "a\\\\ud800",
-            "\\u0000", "\\n", '\\"', "\\\\"]
+_STRINGS = [
+    "x",
+    "",
+    "é",
+    "日本",
+    "\\ud83d\\ude00",
+    "\\ud800",
+    "\\udc00x",
+    "a\\\\ud800",
+    "\\u0000",
+    "\\n",
+    '\\"',
+    "\\\\",
+]
 
 
 @st.composite
@@ -236,8 +289,9 @@ def json_line(draw: st.DrawFn) -> bytes:
         at = draw(st.integers(min_value=0, max_value=len(raw)))
         return raw[:at] + draw(st.sampled_from(_BAD_BYTES)) + raw[at:]
     if kind == 3:
-        return draw(st.sampled_from([b"", b"  ", b"not json", b"[1]", b"{", b'{"a": 1, "b"}',
-                                     b'"s"']))
+        return draw(
+            st.sampled_from([b"", b"  ", b"not json", b"[1]", b"{", b'{"a": 1, "b"}', b'"s"'])
+        )
     return f'{{"a": {a}, "b": {b}}}'.encode()
 
 
@@ -249,8 +303,7 @@ def _depth(value: Any) -> int:
     return 0
 
 
-def json_reference(lines: list[bytes], with_json: bool) -> tuple[list[dict[str, Any]],
-                                                                  list[int]]:
+def json_reference(lines: list[bytes], with_json: bool) -> tuple[list[dict[str, Any]], list[int]]:
     """The rows and the bad lines of JSON lines under ``Fast`` (or ``Slow``), by Python's
     json module: UTF-8, at most MAX_JSON_DEPTH levels, no unpaired surrogate, an object with
     an int ``a`` (64 bits) and a str ``b``."""
@@ -265,10 +318,15 @@ def json_reference(lines: list[bytes], with_json: bool) -> tuple[list[dict[str, 
         except (UnicodeError, ValueError, RecursionError):
             bad.append(number)
             continue
-        a, b = (document.get("a"), document.get("b")) if isinstance(document, dict) \
-            else (None, None)
-        if _depth(document) > MAX_JSON_DEPTH or type(a) is not int \
-                or not -(2**63) <= a < 2**63 or not isinstance(b, str):
+        a, b = (
+            (document.get("a"), document.get("b")) if isinstance(document, dict) else (None, None)
+        )
+        if (
+            _depth(document) > MAX_JSON_DEPTH
+            or type(a) is not int
+            or not -(2**63) <= a < 2**63
+            or not isinstance(b, str)
+        ):
             bad.append(number)
             continue
         row: dict[str, Any] = {"a": a, "b": b}
@@ -279,15 +337,21 @@ def json_reference(lines: list[bytes], with_json: bool) -> tuple[list[dict[str, 
 
 
 @_SETTINGS
-@given(st.lists(json_line(), max_size=12), st.booleans(),
-       st.lists(st.integers(min_value=0, max_value=3000), max_size=6))
-def test_json_lines_fuzz_whole_and_in_pieces(lines: list[bytes], with_json: bool,
-                                             cuts: list[int]) -> None:
+@given(
+    st.lists(json_line(), max_size=12),
+    st.booleans(),
+    st.lists(st.integers(min_value=0, max_value=3000), max_size=6),
+)
+def test_json_lines_fuzz_whole_and_in_pieces(
+    lines: list[bytes], with_json: bool, cuts: list[int]
+) -> None:
     data = b"\n".join(lines) + b"\n"
     schema = Slow if with_json else Fast
     good, bad = json_reference(lines, with_json)
-    for block in (JsonLinesParser(column_specs(schema)).parse(RawContext([data], {"path": "in"})),
-                  parse_in_pieces(JsonLinesParser(column_specs(schema)), data, cuts)):
+    for block in (
+        JsonLinesParser(column_specs(schema)).parse(RawContext([data], {"path": "in"})),
+        parse_in_pieces(JsonLinesParser(column_specs(schema)), data, cuts),
+    ):
         rows = block.frame.to_dicts()
         if with_json:
             for row in rows:
@@ -300,13 +364,20 @@ def test_json_lines_fuzz_whole_and_in_pieces(lines: list[bytes], with_json: bool
 
 
 @_SETTINGS
-@given(st.lists(st.one_of(st.text(alphabet=st.characters(blacklist_categories=["Cs"],
-                                                           blacklist_characters="\n"),
-                                   max_size=5).map(str.encode),
-                          st.sampled_from(_BAD_BYTES)), max_size=12),
-       st.lists(st.integers(min_value=0, max_value=100), max_size=4))
-def test_plaintext_fuzz_undecodable_lines_are_reported(lines: list[bytes], cuts: list[int]
-                                                       ) -> None:
+@given(
+    st.lists(
+        st.one_of(
+            st.text(
+                alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"),
+                max_size=5,
+            ).map(str.encode),
+            st.sampled_from(_BAD_BYTES),
+        ),
+        max_size=12,
+    ),
+    st.lists(st.integers(min_value=0, max_value=100), max_size=4),
+)
+def test_plaintext_fuzz_undecodable_lines_are_reported(lines: list[bytes], cuts: list[int]) -> None:
     data = b"".join(line + b"\n" for line in lines)
     expected, bad = [], []
     for number, line in enumerate(lines, start=1):
@@ -314,7 +385,9 @@ def test_plaintext_fuzz_undecodable_lines_are_reported(lines: list[bytes], cuts:
             expected.append(line.decode("utf-8").removesuffix("\r"))
         except UnicodeDecodeError:
             bad.append(number)
-    for block in (PlaintextParser().parse(RawContext([data], {"path": "in"})),
-                  parse_in_pieces(PlaintextParser(), data, cuts)):
+    for block in (
+        PlaintextParser().parse(RawContext([data], {"path": "in"})),
+        parse_in_pieces(PlaintextParser(), data, cuts),
+    ):
         assert block.frame["data"].to_list() == expected
         assert error_lines(block) == bad

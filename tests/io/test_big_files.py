@@ -31,10 +31,16 @@ class Row(pw.Schema):
     qty: int
 
 
-def write_csv(path: Path, rows: int, *, qty_offset: int = 0, bad_line: int | None = None
-              ) -> pl.DataFrame:
-    frame = pl.DataFrame({"key": range(rows), "name": [f"customer-{i % 977:04d}" for i in range(rows)],
-                          "qty": [(i % 13) + qty_offset for i in range(rows)]})
+def write_csv(
+    path: Path, rows: int, *, qty_offset: int = 0, bad_line: int | None = None
+) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        {
+            "key": range(rows),
+            "name": [f"customer-{i % 977:04d}" for i in range(rows)],
+            "qty": [(i % 13) + qty_offset for i in range(rows)],
+        }
+    )
     text = frame.write_csv()
     if bad_line is not None:  # a malformed row deep inside a later piece
         lines = text.split("\n")
@@ -49,8 +55,7 @@ def write_csv(path: Path, rows: int, *, qty_offset: int = 0, bad_line: int | Non
 def test_a_big_file_streams_through_in_parts_of_one_time(tmp_path: Path) -> None:
     expected = write_csv(tmp_path / "big.csv", ROWS)
     table = pw.io.csv.read(tmp_path / "big.csv", schema=Row, mode="static")
-    doubled = table.filter(pw.this.qty >= 0).select(pw.this.key, pw.this.name,
-                                                    qty=pw.this.qty * 2)
+    doubled = table.filter(pw.this.qty >= 0).select(pw.this.key, pw.this.name, qty=pw.this.qty * 2)
     (sink,) = capture(doubled)
     # More than one batch reached the sink, all at the same time, and together they are
     # the whole file: the parts of one transaction.
@@ -59,15 +64,19 @@ def test_a_big_file_streams_through_in_parts_of_one_time(tmp_path: Path) -> None
     rows = pl.concat([batch for _, batch in sink.batches])
     assert rows[ID].n_unique() == ROWS
     assert (rows[DIFF] == 1).all()
-    assert rows.sort("key").select("key", "name", "qty").equals(
-        expected.with_columns(qty=pl.col("qty") * 2))
+    assert (
+        rows.sort("key")
+        .select("key", "name", "qty")
+        .equals(expected.with_columns(qty=pl.col("qty") * 2))
+    )
 
 
 def test_a_big_file_into_a_groupby_and_a_csv_file(tmp_path: Path) -> None:
     expected = write_csv(tmp_path / "big.csv", ROWS, bad_line=ROWS - 5)
     table = pw.io.csv.read(tmp_path / "big.csv", schema=Row, mode="static")
-    totals = table.groupby(pw.this.name).reduce(pw.this.name, total=pw.reducers.sum(pw.this.qty),
-                                                n=pw.reducers.count())
+    totals = table.groupby(pw.this.name).reduce(
+        pw.this.name, total=pw.reducers.sum(pw.this.qty), n=pw.reducers.count()
+    )
     pw.io.csv.write(table, tmp_path / "copy.csv")
     pw.io.csv.write(totals, tmp_path / "totals.csv")
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -81,7 +90,8 @@ def test_a_big_file_into_a_groupby_and_a_csv_file(tmp_path: Path) -> None:
 
 
 def test_the_bad_row_of_a_later_piece_is_reported_with_its_line(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     write_csv(tmp_path / "big.csv", ROWS, bad_line=ROWS - 5)
     table = pw.io.csv.read(tmp_path / "big.csv", schema=Row, mode="static")
     assert pw.debug.table_to_pandas(table).shape[0] == ROWS - 1
@@ -92,8 +102,7 @@ def test_the_bad_row_of_a_later_piece_is_reported_with_its_line(
 def test_a_big_file_modified_while_streaming_is_replaced(tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     write_csv(path, ROWS)
-    table = pw.io.csv.read(tmp_path, schema=Row, autocommit_duration_ms=10,
-                           object_pattern="*.csv")
+    table = pw.io.csv.read(tmp_path, schema=Row, autocommit_duration_ms=10, object_pattern="*.csv")
     totals = table.reduce(total=pw.reducers.sum(pw.this.qty), n=pw.reducers.count())
     changes = Changes().subscribe(totals)
     first_total = sum(i % 13 for i in range(ROWS))
@@ -114,8 +123,7 @@ def test_a_big_file_modified_while_streaming_is_replaced(tmp_path: Path) -> None
 class PartsSource(Source):
     """Pushes the first part of a time, waits until the output saw it, then the rest."""
 
-    def __init__(self, name: str, seen: threading.Event, other_pushed: threading.Event
-                 ) -> None:
+    def __init__(self, name: str, seen: threading.Event, other_pushed: threading.Event) -> None:
         self.name = name
         self.seen = seen
         self.other_pushed = other_pushed
@@ -149,8 +157,9 @@ class OneBatchSource(Source):
 
 
 def _batch(values: list[int]) -> pl.DataFrame:
-    return pl.DataFrame({ID: pl.Series(values, dtype=pl.UInt128), "v": values,
-                         DIFF: [1] * len(values)})
+    return pl.DataFrame(
+        {ID: pl.Series(values, dtype=pl.UInt128), "v": values, DIFF: [1] * len(values)}
+    )
 
 
 def test_parts_reach_the_sink_before_their_time_ends_and_hold_other_inputs() -> None:
@@ -165,8 +174,11 @@ def test_parts_reach_the_sink_before_their_time_ends_and_hold_other_inputs() -> 
         events.append(("row", row["v"], time))
         seen.set()
 
-    pw.io.subscribe(streamed.select(v=pw.this.v * 10), on_change,
-                    on_time_end=lambda time: events.append(("end", 0, time)))
+    pw.io.subscribe(
+        streamed.select(v=pw.this.v * 10),
+        on_change,
+        on_time_end=lambda time: events.append(("end", 0, time)),
+    )
     counted = other.reduce(n=pw.reducers.count())
     other_times: list[int] = []
     pw.io.subscribe(counted, lambda key, row, time, is_addition: other_times.append(time))
@@ -225,14 +237,27 @@ def test_an_output_session_holds_a_bounded_number_of_rows() -> None:
 _NAMES = ["a", "b", "c,d", "e f", ""]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
-@given(st.lists(st.lists(st.tuples(st.integers(-5, 5), st.sampled_from(_NAMES)), max_size=30),
-                min_size=1, max_size=4),
-       st.integers(min_value=8, max_value=60), st.integers(min_value=1, max_value=7))
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(-5, 5), st.sampled_from(_NAMES)), max_size=30),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(min_value=8, max_value=60),
+    st.integers(min_value=1, max_value=7),
+)
 def test_files_in_many_pieces_and_parts_give_the_whole_result(
-        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
-        files: list[list[tuple[int, str]]], chunk_bytes: int, part_rows: int) -> None:
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    files: list[list[tuple[int, str]]],
+    chunk_bytes: int,
+    part_rows: int,
+) -> None:
     from deltaflow.io._core import input_session
 
     monkeypatch.setattr(fs, "CHUNK_BYTES", chunk_bytes)
@@ -266,19 +291,22 @@ def test_files_in_many_pieces_and_parts_give_the_whole_result(
                 final[name] = n
             elif final.get(name) == n:
                 del final[name]
-    assert final == {name: sum(1 for _, m in expected if m == name)
-                     for name in {m for _, m in expected}}
+    assert final == {
+        name: sum(1 for _, m in expected if m == name) for name in {m for _, m in expected}
+    }
 
 
 def test_a_small_file_in_tiny_pieces_comes_in_parts_of_one_time(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from deltaflow.io._core import input_session
 
     monkeypatch.setattr(fs, "CHUNK_BYTES", 16)
     monkeypatch.setattr(input_session, "_PART_ROWS", 2)
     (tmp_path / "f.csv").write_text("key,name\n" + "".join(f"{i},n{i}\n" for i in range(40)))
-    table = pw.io.csv.read(tmp_path / "f.csv", schema=pw.schema_from_types(key=int, name=str),
-                           mode="static")
+    table = pw.io.csv.read(
+        tmp_path / "f.csv", schema=pw.schema_from_types(key=int, name=str), mode="static"
+    )
     (sink,) = capture(table.select(pw.this.key))
     assert len(sink.batches) > 5 and len({time for time, _ in sink.batches}) == 1
     assert sorted(pl.concat([b for _, b in sink.batches])["key"].to_list()) == list(range(40))

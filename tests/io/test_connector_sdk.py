@@ -48,15 +48,15 @@ class Order(pw.Schema):
 
 def _database(path: Path, rows: list[tuple[int, str, float]]) -> Path:
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT, "
-                   "price REAL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT, price REAL)"
+        )
         db.executemany("INSERT INTO orders VALUES (?, ?, ?)", rows)
     return path
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
-        else []
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def _config(store: Path) -> Any:
@@ -66,8 +66,9 @@ def _config(store: Path) -> Any:
 # --- the documented example -----------------------------------------------------------------
 
 
-def test_documented_example_is_short_and_runs_as_shown(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_documented_example_is_short_and_runs_as_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code = _doc_blocks()[0]
     assert len(code.splitlines()) < 60
     assert "_core" not in DOC.read_text()  # nothing private is needed
@@ -86,9 +87,9 @@ def test_full_contract_example_is_the_one_the_docs_show() -> None:
     assert "_core" not in example
     assert _doc_blocks()[2] in example
     shown = (DOC.parent / "connectors.md").read_text()
-    block = shown[shown.index("## Writing a connector with the full contract"):]
-    block = block[block.index("```python\n") + 10:]
-    assert example.endswith(block[:block.index("```")])
+    block = shown[shown.index("## Writing a connector with the full contract") :]
+    block = block[block.index("```python\n") + 10 :]
+    assert example.endswith(block[: block.index("```")])
 
 
 def test_documented_reader_streams_new_rows_and_updates(tmp_path: Path) -> None:
@@ -96,8 +97,7 @@ def test_documented_reader_streams_new_rows_and_updates(tmp_path: Path) -> None:
     db = _database(tmp_path / "shop.db", [(1, "tea", 2.0)])
     out = tmp_path / "totals.jsonl"
     orders = example.read_new_rows(str(db), "orders", schema=Order, autocommit_duration_ms=5)
-    totals = orders.groupby(orders.item).reduce(orders.item,
-                                                total=pw.reducers.sum(orders.price))
+    totals = orders.groupby(orders.item).reduce(orders.item, total=pw.reducers.sum(orders.price))
     example.write_json_lines(totals, str(out))
     changes = Changes().subscribe(orders)
     with BackgroundRun():
@@ -110,10 +110,10 @@ def test_documented_reader_streams_new_rows_and_updates(tmp_path: Path) -> None:
     tea = [(line["total"], line["diff"]) for line in lines if line["item"] == "tea"]
     assert tea[0] == (2.0, 1) and sorted(tea[1:]) == [(2.0, -1), (3.5, 1)]
     retract = next(line for line in lines if line["diff"] == -1)
-    assert lines.index(retract) < lines.index(next(
-        line for line in lines if line["total"] == 3.5))  # deletions first within a time
-    assert {line["time"] for line in lines if line["total"] in (3.5, 4.0)} == \
-        {retract["time"]}
+    assert lines.index(retract) < lines.index(
+        next(line for line in lines if line["total"] == 3.5)
+    )  # deletions first within a time
+    assert {line["time"] for line in lines if line["total"] in (3.5, 4.0)} == {retract["time"]}
 
 
 def test_documented_reader_checks_its_arguments_when_defined(tmp_path: Path) -> None:
@@ -157,8 +157,9 @@ def test_persistent_id_is_the_old_spelling_of_name(tmp_path: Path) -> None:
     assert (checked.name, checked.named, checked.streaming) == ("d", False, True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        checked = connector.check_read_options("r", default_name="d", schema=Order,
-                                               persistent_id="p", mode="static")
+        checked = connector.check_read_options(
+            "r", default_name="d", schema=Order, persistent_id="p", mode="static"
+        )
     assert (checked.name, checked.named, checked.streaming) == ("p", True, False)
 
 
@@ -180,11 +181,23 @@ class _Recorded:
         self.source_class = RecordingRows
 
 
-def _persisted_run(example: types.ModuleType, recorded: _Recorded, db: Path, out: Path,
-                   store: Path, *, mode: str = "static") -> None:
+def _persisted_run(
+    example: types.ModuleType,
+    recorded: _Recorded,
+    db: Path,
+    out: Path,
+    store: Path,
+    *,
+    mode: str = "static",
+) -> None:
     pw.clear_graph()
-    orders = connector.read_polling(recorded.source_class(str(db), "orders"), schema=Order,
-                                    mode=mode, name="orders", autocommit_duration_ms=5)
+    orders = connector.read_polling(
+        recorded.source_class(str(db), "orders"),
+        schema=Order,
+        mode=mode,
+        name="orders",
+        autocommit_duration_ms=5,
+    )
     example.write_json_lines(orders, str(out))
     pw.run(persistence_config=_config(store), monitoring_level=NO_MONITORING)
 
@@ -202,8 +215,11 @@ def test_restart_resumes_from_the_returned_offset(tmp_path: Path) -> None:
     _database(db, [(i, f"item{i}", float(i)) for i in range(6, 9)])
     _persisted_run(example, recorded, db, tmp_path / "out2.jsonl", store)
     assert recorded.offsets[0] == 5  # restored from the checkpoint, not None
-    assert [(line["id"], line["diff"]) for line in _lines(tmp_path / "out2.jsonl")] == \
-        [(6, 1), (7, 1), (8, 1)]
+    assert [(line["id"], line["diff"]) for line in _lines(tmp_path / "out2.jsonl")] == [
+        (6, 1),
+        (7, 1),
+        (8, 1),
+    ]
 
     recorded.offsets.clear()
     _persisted_run(example, recorded, db, tmp_path / "out3.jsonl", store)
@@ -279,8 +295,10 @@ def test_killed_process_resumes_without_loss_or_duplicates(tmp_path: Path) -> No
         inserted.extend(range(start, start + count))
 
     def child(out: str, mode: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, str(script), str(db), str(tmp_path / out),
-                                 str(store), mode], cwd=tmp_path)
+        return subprocess.Popen(
+            [sys.executable, str(script), str(db), str(tmp_path / out), str(store), mode],
+            cwd=tmp_path,
+        )
 
     def checkpointed_ids() -> Counter[int]:
         """The rows the newest complete checkpoint holds (what a restart resumes from)."""
@@ -348,28 +366,32 @@ class Plain(pw.Schema):
     v: int
 
 
-def _static_rows(source: connector.PollingSource, schema: type[pw.Schema]
-                 ) -> list[tuple[dict[str, Any], bool]]:
+def _static_rows(
+    source: connector.PollingSource, schema: type[pw.Schema]
+) -> list[tuple[dict[str, Any], bool]]:
     changes = Changes().subscribe(connector.read_polling(source, schema=schema, mode="static"))
     pw.run(monitoring_level=NO_MONITORING)
     return [(row, added) for row, _, added in changes.rows]
 
 
 def test_rows_as_dicts_tuples_iterables_and_frames() -> None:
-    source = ListSource([
-        [{"k": "a", "v": 1}],
-        [("b", 2)],
-        (row for row in [{"k": "c", "v": 3}]),
-        pl.DataFrame({"k": ["d"], "v": [4]}),
-    ])
+    source = ListSource(
+        [
+            [{"k": "a", "v": 1}],
+            [("b", 2)],
+            (row for row in [{"k": "c", "v": 3}]),
+            pl.DataFrame({"k": ["d"], "v": [4]}),
+        ]
+    )
     rows = _static_rows(source, Plain)
     assert sorted(row["k"] + str(row["v"]) for row, _ in rows) == ["a1", "b2", "c3", "d4"]
     assert source.closed == 1
 
 
 def test_bad_rows_are_reported_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
-    source = ListSource([[{"k": "a", "v": 1}, {"k": "b"}, ("c", 3, 4), {"k": "d", "v": "x"},
-                          ("e", 5)]])
+    source = ListSource(
+        [[{"k": "a", "v": 1}, {"k": "b"}, ("c", 3, 4), {"k": "d", "v": "x"}, ("e", 5)]]
+    )
     rows = _static_rows(source, Plain)
     assert sorted(row["k"] for row, _ in rows) == ["a", "e"]
     messages = " ".join(record.getMessage() for record in caplog.records)
@@ -380,13 +402,16 @@ def test_upserts_and_deletions_by_key() -> None:
     class Upserting(ListSource):
         upserts = True
 
-    source = Upserting([
-        [{"k": "a", "v": 1}, {"k": "b", "v": 2}],
-        connector.Polled([{"k": "a", "v": 10}], kind="upsert"),
-        connector.Polled([{"k": "b", "v": 0}], kind="delete"),
-    ])
-    changes = Changes().subscribe(connector.read_polling(source, schema=Keyed, mode="static",
-                                                         autocommit_duration_ms=None))
+    source = Upserting(
+        [
+            [{"k": "a", "v": 1}, {"k": "b", "v": 2}],
+            connector.Polled([{"k": "a", "v": 10}], kind="upsert"),
+            connector.Polled([{"k": "b", "v": 0}], kind="delete"),
+        ]
+    )
+    changes = Changes().subscribe(
+        connector.read_polling(source, schema=Keyed, mode="static", autocommit_duration_ms=None)
+    )
     pw.run(monitoring_level=NO_MONITORING)
     assert changes.state() == [{"k": "a", "v": 10}]
     with pytest.raises(ValueError, match="upserts needs a primary key"):
@@ -415,8 +440,9 @@ def test_failing_poll_stops_the_run_naming_the_connector() -> None:
         def poll(self, offset: Any) -> Any:
             raise OSError("the service is down")
 
-    pw.io.null.write(connector.read_polling(Broken(), schema=Plain, mode="static",
-                                            name="broken-feed"))
+    pw.io.null.write(
+        connector.read_polling(Broken(), schema=Plain, mode="static", name="broken-feed")
+    )
     with pytest.raises(pw.ConnectorError, match="broken-feed.*the service is down"):
         pw.run(monitoring_level=NO_MONITORING)
 
@@ -439,8 +465,9 @@ def test_offset_moving_without_rows_is_checkpointed(tmp_path: Path) -> None:
 
     for run, source in enumerate([Skipping(), Skipping()]):
         pw.clear_graph()
-        changes = Changes().subscribe(connector.read_polling(source, schema=Plain,
-                                                             mode="static", name="pages"))
+        changes = Changes().subscribe(
+            connector.read_polling(source, schema=Plain, mode="static", name="pages")
+        )
         pw.run(persistence_config=_config(tmp_path / "store"), monitoring_level=NO_MONITORING)
         if run == 0:
             assert source.offsets == [None, 1, 2, 3, 4]
@@ -450,10 +477,10 @@ def test_offset_moving_without_rows_is_checkpointed(tmp_path: Path) -> None:
 
 
 def test_backlog_limit_pauses_polling_without_losing_rows() -> None:
-    source = ListSource([[{"k": f"{batch}-{i}", "v": i} for i in range(3)]
-                         for batch in range(40)])
-    table = connector.read_polling(source, schema=Plain, mode="static", max_backlog_size=4,
-                                   autocommit_duration_ms=None)
+    source = ListSource([[{"k": f"{batch}-{i}", "v": i} for i in range(3)] for batch in range(40)])
+    table = connector.read_polling(
+        source, schema=Plain, mode="static", max_backlog_size=4, autocommit_duration_ms=None
+    )
     changes = Changes().subscribe(table)
     pw.run(monitoring_level=NO_MONITORING)
     assert len({row["k"] for row, _, _ in changes.rows}) == len(changes.rows) == 120
@@ -461,9 +488,13 @@ def test_backlog_limit_pauses_polling_without_losing_rows() -> None:
 
 
 def test_finished_ends_a_streaming_source() -> None:
-    source = ListSource([[{"k": "a", "v": 1}],
-                         connector.Polled([{"k": "b", "v": 2}], finished=True),
-                         [{"k": "never", "v": 0}]])
+    source = ListSource(
+        [
+            [{"k": "a", "v": 1}],
+            connector.Polled([{"k": "b", "v": 2}], finished=True),
+            [{"k": "never", "v": 0}],
+        ]
+    )
     changes = Changes().subscribe(connector.read_polling(source, schema=Plain))
     pw.run(monitoring_level=NO_MONITORING)  # returns: the source finished
     assert sorted(row["k"] for row, _, _ in changes.rows) == ["a", "b"]

@@ -22,8 +22,10 @@ class Entry(pw.Schema):
 
 def test_static_log_with_a_bad_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     log = tmp_path / "app.log"
-    log.write_text('{"level": "info", "code": 1}\n{"level": "warn"}\n{"level": "err", "code": 3}\n'
-                   '{"level": "partial"')
+    log.write_text(
+        '{"level": "info", "code": 1}\n{"level": "warn"}\n{"level": "err", "code": 3}\n'
+        '{"level": "partial"'
+    )
     out: list[str] = []
     write_list(read_log(str(log), schema=Entry, mode="static"), out)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)

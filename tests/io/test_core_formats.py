@@ -48,8 +48,9 @@ class Mixed(pw.Schema):
     f: str = pw.column_definition(default_value="dflt")
 
 
-def csv_parse(text: str | bytes, settings: CsvParserSettings | None = None,
-              schema: type[pw.Schema] = Mixed):
+def csv_parse(
+    text: str | bytes, settings: CsvParserSettings | None = None, schema: type[pw.Schema] = Mixed
+):
     parser = CsvParser(column_specs(schema), settings)
     return parser.parse(RawContext([text], {"path": "in.csv"}))
 
@@ -61,8 +62,16 @@ def test_csv_parser_types_defaults_and_optional() -> None:
         {"a": 1, "b": 1.5, "c": True, "d": "hello", "e": None, "f": "dflt"},
         {"a": 2, "b": 2.0, "c": False, "d": "x y", "e": 5, "f": "dflt"},
     ]
-    assert block.frame.schema == pl.Schema({"a": pl.Int64, "b": pl.Float64, "c": pl.Boolean,
-                                            "d": pl.String, "e": pl.Int64, "f": pl.String})
+    assert block.frame.schema == pl.Schema(
+        {
+            "a": pl.Int64,
+            "b": pl.Float64,
+            "c": pl.Boolean,
+            "d": pl.String,
+            "e": pl.Int64,
+            "f": pl.String,
+        }
+    )
 
 
 def test_csv_parser_quotes_and_embedded_newlines() -> None:
@@ -73,8 +82,10 @@ def test_csv_parser_quotes_and_embedded_newlines() -> None:
 
 
 def test_csv_parser_reports_bad_rows_with_line_and_reason() -> None:
-    text = "a,b,c,d,e\n1,1.5,True,ok,\n2,abc,True,bad float,\n3,1,True\n4,1,maybe,bad bool,\n" \
-           "5,1,True,ok,\n"
+    text = (
+        "a,b,c,d,e\n1,1.5,True,ok,\n2,abc,True,bad float,\n3,1,True\n4,1,maybe,bad bool,\n"
+        "5,1,True,ok,\n"
+    )
     block = csv_parse(text)
     assert block.frame["a"].to_list() == [1, 5]
     where = [(e.where, e.reason) for e in block.errors]
@@ -118,13 +129,15 @@ def test_json_parser_with_field_paths_and_errors() -> None:
         tags: tuple[int, int] | None
 
     parser = JsonLinesParser(column_specs(S), {"n": "/inner/n"})
-    text = ('{"name": "a", "inner": {"n": 1}, "tags": [1, 2]}\n'
-            "not json\n"
-            '{"name": "b", "inner": {"n": "x"}}\n'
-            "\n"
-            '{"inner": {"n": 3}}\n'
-            '[1, 2]\n'
-            '{"name": "c", "inner": {"n": 4}}\n')
+    text = (
+        '{"name": "a", "inner": {"n": 1}, "tags": [1, 2]}\n'
+        "not json\n"
+        '{"name": "b", "inner": {"n": "x"}}\n'
+        "\n"
+        '{"inner": {"n": 3}}\n'
+        "[1, 2]\n"
+        '{"name": "c", "inner": {"n": 4}}\n'
+    )
     block = parser.parse(RawContext([text.encode()], {"path": "in.jsonl"}))
     assert block.frame.to_dicts()[0]["name"] == "a"
     assert block.frame["n"].to_list() == [1, 4]
@@ -139,10 +152,10 @@ def test_json_parser_with_field_paths_and_errors() -> None:
 
 def test_plaintext_parsers_binary_and_metadata() -> None:
     context = RawContext([b"one\r\ntwo\n\nfour\n"], {"path": "p.txt", "size": 15})
-    assert PlaintextParser().parse(context).frame["data"].to_list() == ["one", "two", "",
-                                                                        "four"]
+    assert PlaintextParser().parse(context).frame["data"].to_list() == ["one", "two", "", "four"]
     assert PlaintextByFileParser().parse(context).frame["data"].to_list() == [
-        "one\r\ntwo\n\nfour\n"]
+        "one\r\ntwo\n\nfour\n"
+    ]
     assert BinaryParser().parse(context).frame["data"].to_list() == [b"one\r\ntwo\n\nfour\n"]
     meta = OnlyMetadataParser().parse(context).frame["_metadata"].to_list()
     assert meta == [t.Json({"path": "p.txt", "size": 15})]
@@ -158,10 +171,16 @@ def test_typed_rows_parser_dicts_kinds_keys_and_frames() -> None:
 
     parser = TypedRowsParser(column_specs(S))
     pointer = t.Pointer(12345)
-    block = parser.parse(DictsContext(
-        [{"k": 1, "when": "2024-01-02T03:04:05", "p": str(pointer)},
-         {"k": 2, "when": pd.Timestamp("2024-01-03")}],
-        kinds=["insert", "delete"], keys=[t.Pointer(7), t.Pointer(8)]))
+    block = parser.parse(
+        DictsContext(
+            [
+                {"k": 1, "when": "2024-01-02T03:04:05", "p": str(pointer)},
+                {"k": 2, "when": pd.Timestamp("2024-01-03")},
+            ],
+            kinds=["insert", "delete"],
+            keys=[t.Pointer(7), t.Pointer(8)],
+        )
+    )
     assert block.errors == []
     assert block.kind == "column"
     assert block.frame["_kind"].to_list() == ["insert", "delete"]
@@ -177,14 +196,24 @@ def test_typed_rows_parser_dicts_kinds_keys_and_frames() -> None:
 
 
 def _batch() -> tuple[pl.DataFrame, dict[str, t.DType]]:
-    columns = {"name": t.STR, "flag": t.Optional(t.BOOL), "x": t.Optional(t.FLOAT),
-               "n": t.INT, "s": t.Optional(t.STR)}
-    frame = pl.DataFrame({
-        "_id": pl.Series([1, 2, 3], dtype=pl.UInt128),
-        "name": ["Alice", "Bob", "Carol"], "flag": [True, False, None],
-        "x": [1.5, 2.0, None], "n": [1, 2, 3], "s": ["hello", None, 'say "hi"'],
-        "_diff": pl.Series([1, 1, -1], dtype=pl.Int64),
-    })
+    columns = {
+        "name": t.STR,
+        "flag": t.Optional(t.BOOL),
+        "x": t.Optional(t.FLOAT),
+        "n": t.INT,
+        "s": t.Optional(t.STR),
+    }
+    frame = pl.DataFrame(
+        {
+            "_id": pl.Series([1, 2, 3], dtype=pl.UInt128),
+            "name": ["Alice", "Bob", "Carol"],
+            "flag": [True, False, None],
+            "x": [1.5, 2.0, None],
+            "n": [1, 2, 3],
+            "s": ["hello", None, 'say "hi"'],
+            "_diff": pl.Series([1, 1, -1], dtype=pl.Int64),
+        }
+    )
     return frame, columns
 
 
@@ -195,7 +224,8 @@ def test_csv_formatter_matches_pathway() -> None:
     assert formatter.format(frame, 2).decode() == (
         '"Alice","True","1.5","1","hello","2","1"\n'
         '"Bob","False","2.0","2","None","2","1"\n'
-        '"Carol","None","None","3","say ""hi""","2","-1"\n')
+        '"Carol","None","None","3","say ""hi""","2","-1"\n'
+    )
 
 
 def test_json_formatter_matches_pathway() -> None:
@@ -209,19 +239,36 @@ def test_json_formatter_matches_pathway() -> None:
 
 
 def test_formatters_special_types() -> None:
-    columns = {"when": t.DATE_TIME_NAIVE, "utc": t.DATE_TIME_UTC, "d": t.DURATION,
-               "tup": t.Tuple(t.INT, t.BOOL), "p": t.POINTER, "js": t.JSON, "b": t.BYTES}
+    columns = {
+        "when": t.DATE_TIME_NAIVE,
+        "utc": t.DATE_TIME_UTC,
+        "d": t.DURATION,
+        "tup": t.Tuple(t.INT, t.BOOL),
+        "p": t.POINTER,
+        "js": t.JSON,
+        "b": t.BYTES,
+    }
     stamp = pd.Timestamp("2024-01-02 03:04:05.123456")
-    data = {"when": [stamp], "utc": [pd.Timestamp("2024-01-02 03:04:05", tz="UTC")],
-            "d": [pd.Timedelta(seconds=1.5)], "tup": [(2, False)], "p": [t.Pointer(1)],
-            "js": [t.Json({"a": [1, None]})], "b": [b"\x00hi"]}
-    frame = pl.DataFrame([pl.Series("_id", [1], dtype=pl.UInt128)]
-                         + [t.series_from_values(n, v, columns[n]) for n, v in data.items()]
-                         + [pl.Series("_diff", [1], dtype=pl.Int64)])
+    data = {
+        "when": [stamp],
+        "utc": [pd.Timestamp("2024-01-02 03:04:05", tz="UTC")],
+        "d": [pd.Timedelta(seconds=1.5)],
+        "tup": [(2, False)],
+        "p": [t.Pointer(1)],
+        "js": [t.Json({"a": [1, None]})],
+        "b": [b"\x00hi"],
+    }
+    frame = pl.DataFrame(
+        [pl.Series("_id", [1], dtype=pl.UInt128)]
+        + [t.series_from_values(n, v, columns[n]) for n, v in data.items()]
+        + [pl.Series("_diff", [1], dtype=pl.Int64)]
+    )
     csv_line = CsvFormatter(columns).format(frame, 0).decode()
-    assert csv_line.startswith('"2024-01-02T03:04:05.123456000","2024-01-02T03:04:05.000000000'
-                               '+0000","1500000000","[2,false]","^000000000000000000000000'
-                               '01","{""a"":[1,null]}"')
+    assert csv_line.startswith(
+        '"2024-01-02T03:04:05.123456000","2024-01-02T03:04:05.000000000'
+        '+0000","1500000000","[2,false]","^000000000000000000000000'
+        '01","{""a"":[1,null]}"'
+    )
     row = json.loads(JsonLinesFormatter(columns).format(frame, 0))
     assert row["when"] == "2024-01-02T03:04:05.123456000"
     assert row["d"] == 1500000000
@@ -240,13 +287,18 @@ def test_formatters_special_types() -> None:
 
 
 ROUND_TRIP = [
-    (t.INT, [1, -5, None]), (t.FLOAT, [1.5, 1e20, -0.0, None]), (t.BOOL, [True, False, None]),
-    (t.STR, ["a", "", "x,y"]), (t.BYTES, [b"abc", None]),
+    (t.INT, [1, -5, None]),
+    (t.FLOAT, [1.5, 1e20, -0.0, None]),
+    (t.BOOL, [True, False, None]),
+    (t.STR, ["a", "", "x,y"]),
+    (t.BYTES, [b"abc", None]),
     (t.DATE_TIME_NAIVE, [pd.Timestamp("2024-01-02 03:04:05.123456789"), None]),
     (t.DATE_TIME_UTC, [pd.Timestamp("2024-01-02 03:04:05", tz="UTC"), None]),
     (t.DURATION, [pd.Timedelta(1500, unit="ms"), None]),
-    (t.POINTER, [t.Pointer(2**127 + 5), None]), (t.JSON, [t.Json({"a": 1}), t.Json([1])]),
-    (t.Tuple(t.INT, t.STR), [(1, "a"), None]), (t.List(t.INT), [(1, 2, 3), None]),
+    (t.POINTER, [t.Pointer(2**127 + 5), None]),
+    (t.JSON, [t.Json({"a": 1}), t.Json([1])]),
+    (t.Tuple(t.INT, t.STR), [(1, "a"), None]),
+    (t.List(t.INT), [(1, 2, 3), None]),
 ]
 
 
@@ -259,8 +311,8 @@ def test_text_and_json_round_trip(dtype: t.DType, values: list) -> None:
         assert not bad.any()
         assert t.values_from_series(parsed) == t.values_from_series(series)
     back, errors = column_from_values(
-        "c", [json.loads(json.dumps(json_value(v))) for v in t.values_from_series(series)],
-        nullable)
+        "c", [json.loads(json.dumps(json_value(v))) for v in t.values_from_series(series)], nullable
+    )
     assert errors == {}
     assert t.values_from_series(back) == t.values_from_series(series)
 
@@ -299,7 +351,7 @@ def _csv_documents(draw: st.DrawFn) -> str:
     """CSV text with a header of some of Mixed's columns (and an unknown one), then lines
     of random field counts, blank lines and empty values: malformed lines included."""
     names = draw(st.permutations(["a", "b", "c", "d", "e", "zz"]))
-    header = names[:draw(st.integers(min_value=1, max_value=len(names)))]
+    header = names[: draw(st.integers(min_value=1, max_value=len(names)))]
     lines = [",".join(header)]
     for _ in range(draw(st.integers(min_value=0, max_value=8))):
         if draw(st.integers(min_value=0, max_value=9)) == 0:
@@ -317,8 +369,9 @@ def test_csv_fast_path_matches_the_exact_reader(text: str) -> None:
     fast = csv_parse(text)
     exact = csv_parse(text, CsvParserSettings(escape="\\"))
     assert fast.frame.equals(exact.frame), text
-    assert [(e.where, e.reason) for e in fast.errors] == \
-        [(e.where, e.reason) for e in exact.errors], text
+    assert [(e.where, e.reason) for e in fast.errors] == [
+        (e.where, e.reason) for e in exact.errors
+    ], text
 
 
 def _in_pieces(text: str, cuts: list[int]) -> list[RawContext]:
@@ -328,12 +381,14 @@ def _in_pieces(text: str, cuts: list[int]) -> list[RawContext]:
     pieces, start = [], 0
     for end in ends:
         if end + 1 > start:
-            pieces.append(b"\n".join(lines[start:end + 1]) + b"\n")
+            pieces.append(b"\n".join(lines[start : end + 1]) + b"\n")
             start = end + 1
     pieces.append(b"\n".join(lines[start:]))
     metadata = {"path": "in.csv"}
-    return [RawContext([piece], metadata, continues=i > 0, continued=i < len(pieces) - 1)
-            for i, piece in enumerate(pieces)]
+    return [
+        RawContext([piece], metadata, continues=i > 0, continued=i < len(pieces) - 1)
+        for i, piece in enumerate(pieces)
+    ]
 
 
 _QUOTED_CELLS = [*_CELLS, '"a,b"', '"two\nlines"', '"say ""hi"""', '"']
@@ -355,11 +410,14 @@ def _csv_with_quotes(draw: st.DrawFn) -> str:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_csv_with_quotes(), st.lists(st.integers(min_value=0, max_value=20), max_size=4),
-       st.sampled_from([None, CsvParserSettings(escape="\\")]))
-def test_csv_read_in_pieces_matches_the_whole_document(text: str, cuts: list[int],
-                                                       csv_settings: CsvParserSettings | None
-                                                       ) -> None:
+@given(
+    _csv_with_quotes(),
+    st.lists(st.integers(min_value=0, max_value=20), max_size=4),
+    st.sampled_from([None, CsvParserSettings(escape="\\")]),
+)
+def test_csv_read_in_pieces_matches_the_whole_document(
+    text: str, cuts: list[int], csv_settings: CsvParserSettings | None
+) -> None:
     # A file read in pieces of whole lines (a big file, see FileReader(chunk_bytes=)) must
     # give the rows and the errors, with their line numbers, of the whole document.
     whole = csv_parse(text, csv_settings)
@@ -367,25 +425,38 @@ def test_csv_read_in_pieces_matches_the_whole_document(text: str, cuts: list[int
     blocks = [parser.parse(context) for context in _in_pieces(text, cuts)]
     frame = pl.concat([b.frame for b in blocks], how="vertical_relaxed")
     assert frame.equals(whole.frame), (text, cuts)
-    assert [(e.where, e.reason) for b in blocks for e in b.errors] == \
-        [(e.where, e.reason) for e in whole.errors], (text, cuts)
+    assert [(e.where, e.reason) for b in blocks for e in b.errors] == [
+        (e.where, e.reason) for e in whole.errors
+    ], (text, cuts)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(['{"a": 1, "d": "x"}', '{"a": "bad"}', "", "not json",
-                                 '{"a": 2, "b": 1.5, "c": true, "d": "y"}', "[1]"]),
-                max_size=12),
-       st.lists(st.integers(min_value=0, max_value=20), max_size=4))
-def test_json_lines_in_pieces_keep_their_line_numbers(lines: list[str], cuts: list[int]
-                                                      ) -> None:
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                '{"a": 1, "d": "x"}',
+                '{"a": "bad"}',
+                "",
+                "not json",
+                '{"a": 2, "b": 1.5, "c": true, "d": "y"}',
+                "[1]",
+            ]
+        ),
+        max_size=12,
+    ),
+    st.lists(st.integers(min_value=0, max_value=20), max_size=4),
+)
+def test_json_lines_in_pieces_keep_their_line_numbers(lines: list[str], cuts: list[int]) -> None:
     text = "\n".join(lines) + "\n"
     whole = JsonLinesParser(column_specs(Mixed)).parse(RawContext([text], {"path": "in.csv"}))
     parser = JsonLinesParser(column_specs(Mixed))
     blocks = [parser.parse(context) for context in _in_pieces(text, cuts)]
     frame = pl.concat([b.frame for b in blocks], how="vertical_relaxed")
     assert frame.equals(whole.frame)
-    assert [(e.where, e.reason) for b in blocks for e in b.errors] == \
-        [(e.where, e.reason) for e in whole.errors]
+    assert [(e.where, e.reason) for b in blocks for e in b.errors] == [
+        (e.where, e.reason) for e in whole.errors
+    ]
 
 
 _JSON_VALUES = [1, -7, 2.5, 1.0, True, False, None, "x", "1", "", [1], {"k": 1}, 2**70]
@@ -408,22 +479,29 @@ def _json_lines(draw: st.DrawFn) -> str:
                 value = {name: value}  # the column's name one level down
             fields.append((name, value))
         colon = draw(st.sampled_from([":", ": "])) if kind == 2 else ":"
-        lines.append("{" + ",".join(f"{json.dumps(k)}{colon}{json.dumps(v)}"
-                                    for k, v in fields) + "}")
+        lines.append(
+            "{" + ",".join(f"{json.dumps(k)}{colon}{json.dumps(v)}" for k, v in fields) + "}"
+        )
     return "\n".join(lines) + draw(st.sampled_from(["\n", ""]))
 
 
-_GOOD_VALUES = {"a": st.integers(-2**63, 2**63 - 1), "b": st.floats(allow_nan=False,
-                                                                    allow_infinity=False),
-                "c": st.booleans(), "d": st.text(max_size=5),
-                "e": st.none() | st.integers(-9, 9), "f": st.text(max_size=3)}
+_GOOD_VALUES = {
+    "a": st.integers(-(2**63), 2**63 - 1),
+    "b": st.floats(allow_nan=False, allow_infinity=False),
+    "c": st.booleans(),
+    "d": st.text(max_size=5),
+    "e": st.none() | st.integers(-9, 9),
+    "f": st.text(max_size=3),
+}
 
 
 @st.composite
 def _good_json_lines(draw: st.DrawFn) -> str:
     """Complete rows of the right types (the fast path's case), perhaps with one flaw."""
-    rows = [{name: draw(values) for name, values in _GOOD_VALUES.items()}
-            for _ in range(draw(st.integers(min_value=1, max_value=6)))]
+    rows = [
+        {name: draw(values) for name, values in _GOOD_VALUES.items()}
+        for _ in range(draw(st.integers(min_value=1, max_value=6)))
+    ]
     spacing = draw(st.sampled_from([(",", ":"), (", ", ": ")]))
     lines = [json.dumps(row, separators=spacing) for row in rows]
     flaw = draw(st.integers(min_value=0, max_value=6))
@@ -433,8 +511,12 @@ def _good_json_lines(draw: st.DrawFn) -> str:
         rows[index][name] = draw(st.sampled_from(_JSON_VALUES))
         lines[index] = json.dumps(rows[index], separators=spacing)
     elif flaw == 2:  # a field repeated (JSON readers keep the last)
-        lines[index] = lines[index][:-1] + f',"{name}":' + json.dumps(
-            draw(st.sampled_from(_JSON_VALUES))) + "}"
+        lines[index] = (
+            lines[index][:-1]
+            + f',"{name}":'
+            + json.dumps(draw(st.sampled_from(_JSON_VALUES)))
+            + "}"
+        )
     elif flaw == 3:  # a field missing
         del rows[index][name]
         lines[index] = json.dumps(rows[index], separators=spacing)
@@ -451,15 +533,19 @@ def test_json_lines_fast_read_matches_the_exact_reader(text: str) -> None:
     fast = JsonLinesParser(column_specs(Mixed)).parse(RawContext([text], {"path": "in.jsonl"}))
     paths = {name: f"/{name}" for name in "abcdef"}
     exact = JsonLinesParser(column_specs(Mixed), paths).parse(
-        RawContext([text], {"path": "in.jsonl"}))
+        RawContext([text], {"path": "in.jsonl"})
+    )
     assert fast.frame.equals(exact.frame), text
-    assert [(e.where, e.reason) for e in fast.errors] == \
-        [(e.where, e.reason) for e in exact.errors], text
+    assert [(e.where, e.reason) for e in fast.errors] == [
+        (e.where, e.reason) for e in exact.errors
+    ], text
 
 
 def test_json_lines_of_plain_values_are_read_by_polars() -> None:
-    text = "".join(json.dumps({"a": i, "b": i / 2, "c": i % 2 == 0, "d": f"w{i}", "f": "z"})
-                   + "\n" for i in range(50))
+    text = "".join(
+        json.dumps({"a": i, "b": i / 2, "c": i % 2 == 0, "d": f"w{i}", "f": "z"}) + "\n"
+        for i in range(50)
+    )
     parser = JsonLinesParser(column_specs(Mixed))
     assert parser._read_fast(text.encode()) is not None  # the fast path applies here
     block = parser.parse(RawContext([text], {"path": "in.jsonl"}))
@@ -469,8 +555,10 @@ def test_json_lines_of_plain_values_are_read_by_polars() -> None:
 def test_json_lines_with_a_field_repeated_as_null_keep_the_last_value() -> None:
     # Found by the property above: the repeated null balanced the key count, so Polars' first
     # value (0) was kept where JSON readers keep the last (null).
-    text = ('{"a":0,"b":0.0,"c":false,"d":"","e":null,"f":""}\n'
-            '{"a":0,"b":0.0,"c":false,"d":"","e":0,"f":"","e":null}\n')
+    text = (
+        '{"a":0,"b":0.0,"c":false,"d":"","e":null,"f":""}\n'
+        '{"a":0,"b":0.0,"c":false,"d":"","e":0,"f":"","e":null}\n'
+    )
     parser = JsonLinesParser(column_specs(Mixed))
     assert parser._read_fast(text.encode()) is None
     block = parser.parse(RawContext([text], {"path": "in.jsonl"}))

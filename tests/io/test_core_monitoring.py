@@ -24,8 +24,9 @@ def test_run_logs_rows_per_connector(tmp_path: Path, caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.INFO, logger="deltaflow.monitoring"):
         pw.run(monitoring_level=pw.MonitoringLevel.IN_OUT)
     lines = [r.getMessage() for r in caplog.records if r.name == "deltaflow.monitoring"]
-    assert any(line.startswith("items: 2 rows read, 2 committed") and "1 skipped" in line
-               for line in lines)
+    assert any(
+        line.startswith("items: 2 rows read, 2 committed") and "1 skipped" in line for line in lines
+    )
     assert any(line.startswith("sink: 2 rows written") for line in lines)
 
 

@@ -36,19 +36,34 @@ class FakeClock:
 
 
 def test_defaults_are_the_documented_ones() -> None:
-    documented = BackoffPolicy(first_delay_s=0.2, max_delay_s=10.0, multiplier=2.0,
-                               jitter=0.5, max_outage_s=300.0)
+    documented = BackoffPolicy(
+        first_delay_s=0.2, max_delay_s=10.0, multiplier=2.0, jitter=0.5, max_outage_s=300.0
+    )
     assert documented == DEFAULT_POLICY
     # The ceilings double from 0.2 s and stop at 10 s.
-    assert [DEFAULT_POLICY.ceiling(n) for n in range(1, 9)] == \
-        [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0]
+    assert [DEFAULT_POLICY.ceiling(n) for n in range(1, 9)] == [
+        0.2,
+        0.4,
+        0.8,
+        1.6,
+        3.2,
+        6.4,
+        10.0,
+        10.0,
+    ]
     assert DEFAULT_POLICY.ceiling(10_000) == 10.0  # no overflow after many failures
 
 
-@given(failures=st.integers(min_value=1, max_value=200), seed=st.integers(0, 2**32 - 1),
-       first=st.floats(0.001, 5), cap=st.floats(0.001, 60), jitter=st.floats(0, 1))
-def test_every_delay_lies_within_the_jittered_ceiling(failures: int, seed: int, first: float,
-                                                      cap: float, jitter: float) -> None:
+@given(
+    failures=st.integers(min_value=1, max_value=200),
+    seed=st.integers(0, 2**32 - 1),
+    first=st.floats(0.001, 5),
+    cap=st.floats(0.001, 60),
+    jitter=st.floats(0, 1),
+)
+def test_every_delay_lies_within_the_jittered_ceiling(
+    failures: int, seed: int, first: float, cap: float, jitter: float
+) -> None:
     policy = BackoffPolicy(first_delay_s=first, max_delay_s=cap, jitter=jitter)
     ceiling = min(cap, first * 2 ** min(failures - 1, 100))
     delay = policy.delay(failures, random.Random(seed))
@@ -67,8 +82,13 @@ def test_jitter_spreads_the_delays_and_zero_jitter_does_not() -> None:
 
 def test_outage_gives_up_after_the_limit_and_names_it() -> None:
     clock = FakeClock()
-    outage = Outage(BackoffPolicy(max_outage_s=5.0), what="output w", clock=clock,
-                    hint="DELTAFLOW_X_MAX_OUTAGE_S", rng=random.Random(1))
+    outage = Outage(
+        BackoffPolicy(max_outage_s=5.0),
+        what="output w",
+        clock=clock,
+        hint="DELTAFLOW_X_MAX_OUTAGE_S",
+        rng=random.Random(1),
+    )
     waited = 0.0
     with pytest.raises(OutageTooLong) as info:
         while True:
@@ -112,17 +132,29 @@ def test_call_with_retries_retries_transient_errors_only() -> None:
             raise ConnectionRefusedError("refused")
         return "done"
 
-    assert call_with_retries(flaky, policy=DEFAULT_POLICY,
-                             is_transient=lambda e: isinstance(e, ConnectionError),
-                             what="call", sleep=clock.sleep) == "done"
+    assert (
+        call_with_retries(
+            flaky,
+            policy=DEFAULT_POLICY,
+            is_transient=lambda e: isinstance(e, ConnectionError),
+            what="call",
+            sleep=clock.sleep,
+        )
+        == "done"
+    )
     assert len(calls) == 4 and len(clock.sleeps) == 3
 
     def wrong() -> None:
         raise ValueError("bad request")
 
     with pytest.raises(ValueError, match="bad request"):
-        call_with_retries(wrong, policy=DEFAULT_POLICY, is_transient=lambda e: False,
-                          what="call", sleep=clock.sleep)
+        call_with_retries(
+            wrong,
+            policy=DEFAULT_POLICY,
+            is_transient=lambda e: False,
+            what="call",
+            sleep=clock.sleep,
+        )
 
 
 def test_call_with_retries_stops_when_asked() -> None:
@@ -130,13 +162,23 @@ def test_call_with_retries_stops_when_asked() -> None:
         raise ConnectionResetError("reset")
 
     with pytest.raises(OutageTooLong, match="reset"):
-        call_with_retries(down, policy=DEFAULT_POLICY, is_transient=lambda e: True,
-                          what="call", stop=lambda: True, sleep=lambda s: None)
+        call_with_retries(
+            down,
+            policy=DEFAULT_POLICY,
+            is_transient=lambda e: True,
+            what="call",
+            stop=lambda: True,
+            sleep=lambda s: None,
+        )
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in ("DELTAFLOW_RETRY_MAX_OUTAGE_S", "DELTAFLOW_RETRY_FIRST_DELAY_S",
-                     "DELTAFLOW_RETRY_MAX_DELAY_S", *CONNECTOR_ENV.values()):
+    for variable in (
+        "DELTAFLOW_RETRY_MAX_OUTAGE_S",
+        "DELTAFLOW_RETRY_FIRST_DELAY_S",
+        "DELTAFLOW_RETRY_MAX_DELAY_S",
+        *CONNECTOR_ENV.values(),
+    ):
         monkeypatch.delenv(variable, raising=False)
     assert policy_for("s3", "pw.io.s3.write") == DEFAULT_POLICY
     # The same defaults for every connector.

@@ -49,16 +49,19 @@ class ScriptReader(Reader):
         self.reads = 0
 
     def read(self) -> ReadEvent | None:
-        while self.script and callable(self.script[0]) and not isinstance(self.script[0],
-                                                                           ReadEvent):
+        while (
+            self.script and callable(self.script[0]) and not isinstance(self.script[0], ReadEvent)
+        ):
             self.script.pop(0)()
         self.reads += 1
         return self.script.pop(0) if self.script else Finished()
 
 
 def rows(*values: tuple, kinds: str | list[str] = "insert") -> Data:
-    return Data(DictsContext([{"k": k, "v": v} for k, v in values], kinds=kinds),
-                offset=("part", values[-1][0] if values else 0))
+    return Data(
+        DictsContext([{"k": k, "v": v} for k, v in values], kinds=kinds),
+        offset=("part", values[-1][0] if values else 0),
+    )
 
 
 def run_session(schema: type[pw.Schema], script: list, **options) -> list:
@@ -66,12 +69,21 @@ def run_session(schema: type[pw.Schema], script: list, **options) -> list:
     return run_reader(schema, ScriptReader(script), **options).take()
 
 
-def run_reader(schema: type[pw.Schema], reader: Reader, handle_class: type[SourceHandle] =
-               SourceHandle, **options) -> SourceHandle:
+def run_reader(
+    schema: type[pw.Schema],
+    reader: Reader,
+    handle_class: type[SourceHandle] = SourceHandle,
+    **options,
+) -> SourceHandle:
     """Run an InputSession over ``reader`` until it finishes; returns its handle."""
-    session = InputSession("test", lambda: reader, TypedRowsParser(column_specs(schema)),
-                           columns=schema.dtypes(), primary_key=schema.primary_key_columns(),
-                           **options)
+    session = InputSession(
+        "test",
+        lambda: reader,
+        TypedRowsParser(column_specs(schema)),
+        columns=schema.dtypes(),
+        primary_key=schema.primary_key_columns(),
+        **options,
+    )
     done = threading.Event()
     handle = handle_class("test", done.set)
     session.start(handle)
@@ -86,8 +98,9 @@ def run_reader(schema: type[pw.Schema], reader: Reader, handle_class: type[Sourc
 
 
 def as_rows(batch: pl.DataFrame) -> list[tuple]:
-    return sorted(zip(batch["k"].to_list(), batch["v"].to_list(), batch["_diff"].to_list(),
-                      strict=True))
+    return sorted(
+        zip(batch["k"].to_list(), batch["v"].to_list(), batch["_diff"].to_list(), strict=True)
+    )
 
 
 def test_insert_rows_get_primary_key_ids_and_offsets() -> None:
@@ -109,19 +122,29 @@ def test_rows_without_key_get_position_ids() -> None:
 
 
 def test_delete_event_retracts_given_row() -> None:
-    pushed = run_session(Keyed, [rows((1, "a")), Commit(), rows((1, "a"), kinds="delete")],
-                         autocommit_duration_ms=None)
+    pushed = run_session(
+        Keyed,
+        [rows((1, "a")), Commit(), rows((1, "a"), kinds="delete")],
+        autocommit_duration_ms=None,
+    )
     assert [as_rows(b) for b, *_ in pushed] == [[(1, "a", 1)], [(1, "a", -1)]]
 
 
 def test_upsert_retracts_previous_row_and_delete_by_key_uses_state() -> None:
-    script = [rows((1, "a"), (2, "b"), kinds="upsert"), Commit(),
-              rows((1, "c"), kinds="upsert"), Commit(),
-              # a deletion whose value is stale: the stored row is what gets retracted
-              rows((2, "stale"), kinds="delete")]
+    script = [
+        rows((1, "a"), (2, "b"), kinds="upsert"),
+        Commit(),
+        rows((1, "c"), kinds="upsert"),
+        Commit(),
+        # a deletion whose value is stale: the stored row is what gets retracted
+        rows((2, "stale"), kinds="delete"),
+    ]
     pushed = run_session(Keyed, script, autocommit_duration_ms=None, keep_row_state=True)
     assert [as_rows(b) for b, *_ in pushed] == [
-        [(1, "a", 1), (2, "b", 1)], [(1, "a", -1), (1, "c", 1)], [(2, "b", -1)]]
+        [(1, "a", 1), (2, "b", 1)],
+        [(1, "a", -1), (1, "c", 1)],
+        [(2, "b", -1)],
+    ]
 
 
 def test_per_row_kinds_apply_in_order() -> None:
@@ -146,33 +169,63 @@ def test_rows_context_is_accepted() -> None:
 
 def test_autocommit_never_splits_a_block() -> None:
     # autocommit_duration_ms=0 commits after every event outside a block.
-    script = [rows((1, "a")), rows((2, "b")),
-              NewSource({"path": "f"}), rows((3, "c")), rows((4, "d")), rows((5, "e")),
-              FinishedSource(), rows((6, "f"))]
+    script = [
+        rows((1, "a")),
+        rows((2, "b")),
+        NewSource({"path": "f"}),
+        rows((3, "c")),
+        rows((4, "d")),
+        rows((5, "e")),
+        FinishedSource(),
+        rows((6, "f")),
+    ]
     pushed = run_session(Keyed, script, autocommit_duration_ms=0)
     assert [sorted(b["k"].to_list()) for b, *_ in pushed] == [[1], [2], [3, 4, 5], [6]]
 
 
 def test_block_with_forbidden_commit_joins_next_block() -> None:
-    script = [NewSource({"path": "a"}), rows((1, "a")), FinishedSource(commit_possibility=False),
-              NewSource({"path": "b"}), rows((2, "b")), FinishedSource(), rows((3, "c"))]
+    script = [
+        NewSource({"path": "a"}),
+        rows((1, "a")),
+        FinishedSource(commit_possibility=False),
+        NewSource({"path": "b"}),
+        rows((2, "b")),
+        FinishedSource(),
+        rows((3, "c")),
+    ]
     pushed = run_session(Keyed, script, autocommit_duration_ms=0)
     assert [sorted(b["k"].to_list()) for b, *_ in pushed] == [[1, 2], [3]]
 
 
 def test_explicit_commit_inside_block_is_ignored() -> None:
-    script = [NewSource({"path": "a"}), rows((1, "a")), Commit(), rows((2, "b")),
-              FinishedSource(), Commit()]
+    script = [
+        NewSource({"path": "a"}),
+        rows((1, "a")),
+        Commit(),
+        rows((2, "b")),
+        FinishedSource(),
+        Commit(),
+    ]
     pushed = run_session(Keyed, script, autocommit_duration_ms=None)
     assert [sorted(b["k"].to_list()) for b, *_ in pushed] == [[1, 2]]
 
 
 def test_block_rows_enter_engine_at_one_time() -> None:
-    script = [rows((1, "a")), NewSource({"path": "f"}), rows((2, "b")), rows((3, "c")),
-              FinishedSource()]
-    table = reader_table(schema=Keyed, reader_factory=lambda: ScriptReader(script),
-                         parser=TypedRowsParser(column_specs(Keyed)), name="blocks",
-                         autocommit_duration_ms=0, max_backlog_size=None)
+    script = [
+        rows((1, "a")),
+        NewSource({"path": "f"}),
+        rows((2, "b")),
+        rows((3, "c")),
+        FinishedSource(),
+    ]
+    table = reader_table(
+        schema=Keyed,
+        reader_factory=lambda: ScriptReader(script),
+        parser=TypedRowsParser(column_specs(Keyed)),
+        name="blocks",
+        autocommit_duration_ms=0,
+        max_backlog_size=None,
+    )
     changes = Changes().subscribe(table)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     times = {row["k"]: time_ for row, time_, _ in changes.rows}
@@ -184,9 +237,14 @@ def test_block_rows_enter_engine_at_one_time() -> None:
 def test_backpressure_pauses_reading_and_resumes() -> None:
     release = threading.Event()
     reader = ScriptReader([rows(*((i * 10 + j, "x") for j in range(10))) for i in range(10)])
-    table = reader_table(schema=Keyed, reader_factory=lambda: reader,
-                         parser=TypedRowsParser(column_specs(Keyed)), name="bp",
-                         autocommit_duration_ms=0, max_backlog_size=20)
+    table = reader_table(
+        schema=Keyed,
+        reader_factory=lambda: reader,
+        parser=TypedRowsParser(column_specs(Keyed)),
+        name="bp",
+        autocommit_duration_ms=0,
+        max_backlog_size=20,
+    )
     seen: list[int] = []
 
     def on_change(key, row, time, is_addition) -> None:
@@ -194,8 +252,7 @@ def test_backpressure_pauses_reading_and_resumes() -> None:
         release.wait(10)  # the engine stalls on the first row it delivers
 
     pw.io.subscribe(table, on_change)
-    thread = threading.Thread(target=pw.run,
-                              kwargs={"monitoring_level": pw.MonitoringLevel.NONE})
+    thread = threading.Thread(target=pw.run, kwargs={"monitoring_level": pw.MonitoringLevel.NONE})
     thread.start()
     deadline = time.monotonic() + 10
     while reader.reads < 3 and time.monotonic() < deadline:
@@ -212,10 +269,14 @@ def test_reader_failure_stops_run_naming_connector() -> None:
     def boom() -> None:
         raise OSError("disk on fire")
 
-    table = reader_table(schema=Keyed, reader_factory=lambda: ScriptReader([rows((1, "a")),
-                                                                            boom]),
-                         parser=TypedRowsParser(column_specs(Keyed)), name="burning",
-                         autocommit_duration_ms=0, max_backlog_size=None)
+    table = reader_table(
+        schema=Keyed,
+        reader_factory=lambda: ScriptReader([rows((1, "a")), boom]),
+        parser=TypedRowsParser(column_specs(Keyed)),
+        name="burning",
+        autocommit_duration_ms=0,
+        max_backlog_size=None,
+    )
     pw.io.null.write(table)
     with pytest.raises(ConnectorError, match="burning.*disk on fire"):
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -241,7 +302,8 @@ def test_offsets_frontier_and_merge() -> None:
 
 
 def test_small_commits_take_position_ids_from_blocks_computed_ahead(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Ids of many small commits equal the ids of the same positions computed at once."""
     from deltaflow.io._core import input_session
 
@@ -265,8 +327,15 @@ class PromiseHandle(SourceHandle):
         super().__init__(name, notify)
         self.promises: list[tuple[pl.DataFrame, bool]] = []
 
-    def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets=None,
-             consolidated: bool = False, more: bool = False) -> None:
+    def push(
+        self,
+        batch: pl.DataFrame,
+        *,
+        time: int | None = None,
+        offsets=None,
+        consolidated: bool = False,
+        more: bool = False,
+    ) -> None:
         self.promises.append((batch, consolidated))
         super().push(batch, time=time, offsets=offsets, consolidated=consolidated, more=more)
 
@@ -285,10 +354,20 @@ def test_inserts_with_position_ids_are_pushed_as_consolidated() -> None:
     def plain(*values: str, kinds: str = "insert") -> Data:
         return Data(DictsContext([{"v": v} for v in values], kinds=kinds))
 
-    script = [plain("a", "a"), plain("b"), Commit(),  # distinct positions (equal rows)
-              NewSource({"path": "f"}), plain("c", "d"), FinishedSource(), Commit(),
-              NewSource({"path": "f"}, replaces=True), plain("e"), FinishedSource(), Commit(),
-              plain("a", kinds="delete")]
+    script = [
+        plain("a", "a"),
+        plain("b"),
+        Commit(),  # distinct positions (equal rows)
+        NewSource({"path": "f"}),
+        plain("c", "d"),
+        FinishedSource(),
+        Commit(),
+        NewSource({"path": "f"}, replaces=True),
+        plain("e"),
+        FinishedSource(),
+        Commit(),
+        plain("a", kinds="delete"),
+    ]
     pushed = promises(Plain, RetractingScript(script))
     assert [(b.height, c) for b, c in pushed] == [(3, True), (2, True), (3, False), (1, False)]
     for batch, consolidated in pushed:

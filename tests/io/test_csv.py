@@ -68,14 +68,19 @@ def test_output_is_written_in_time_order_with_retractions(tmp_path: Path) -> Non
     pw.io.csv.write(table, out)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert out.read_text().splitlines() == [
-        '"name","n","time","diff"', '"Alice","1","2","1"', '"Bob","2","2","1"',
-        '"Alice","1","4","-1"']
+        '"name","n","time","diff"',
+        '"Alice","1","2","1"',
+        '"Bob","2","2","1"',
+        '"Alice","1","4","-1"',
+    ]
 
 
-def test_malformed_rows_reported_and_skipped(tmp_path: Path,
-                                             caplog: pytest.LogCaptureFixture) -> None:
-    source = write_text(tmp_path / "in.csv",
-                        "name,age,score\nalice,30,1\nbob,old,2\ncarl,3\ndan,4,x\neve,5,\n")
+def test_malformed_rows_reported_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = write_text(
+        tmp_path / "in.csv", "name,age,score\nalice,30,1\nbob,old,2\ncarl,3\ndan,4,x\neve,5,\n"
+    )
     table = pw.io.csv.read(source, schema=Person, mode="static")
     result = pw.debug.table_to_pandas(table, include_id=False)
     assert sorted(result["name"]) == ["alice", "eve"]

@@ -29,11 +29,11 @@ from test_stateful_properties import (  # noqa: E402
     update_streams,
 )
 
-SETTINGS = settings(max_examples=20, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.function_scoped_fixture])
-
-
+SETTINGS = settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 def _run() -> None:
@@ -53,8 +53,9 @@ def _versions_read_back(path: str) -> list[Counter]:
     """The table after each minibatch of a static read that starts before the table's
     creation (so every version comes as its own minibatch of changes)."""
     pw.clear_graph()
-    table = pw.io.deltalake.read(path, pw.schema_from_types(k=int, v=int), mode="static",
-                                 start_from_timestamp_ms=0)
+    table = pw.io.deltalake.read(
+        path, pw.schema_from_types(k=int, v=int), mode="static", start_from_timestamp_ms=0
+    )
     by_time: dict[int, Counter] = {}
     for time, row, diff in pw.debug.table_to_stream(table):
         by_time.setdefault(time, Counter())[(row["k"], row["v"])] += diff
@@ -78,16 +79,16 @@ def test_written_tables_and_versions_read_back_match_the_stream(stream: list[Eve
         pw.clear_graph()
         table = _stream_table(stream)
         pw.io.deltalake.write(table, changes_path, min_commit_frequency=None)
-        pw.io.deltalake.write(table, snapshot_path, output_table_type="snapshot",
-                              min_commit_frequency=None)
+        pw.io.deltalake.write(
+            table, snapshot_path, output_table_type="snapshot", min_commit_frequency=None
+        )
         _run()
         times = sorted({e[3] for e in stream})
 
         # Stream of changes: per time, the consolidated changes of the stream.
         data = DeltaTable(changes_path).to_pyarrow_table().to_pydict()
         written: Counter = Counter()
-        for k, v, time, diff in zip(data["k"], data["v"], data["time"], data["diff"],
-                                    strict=True):
+        for k, v, time, diff in zip(data["k"], data["v"], data["time"], data["diff"], strict=True):
             written[(time, k, v)] += diff
         expected: Counter = Counter()
         for _, k, v, time, diff in stream:

@@ -48,14 +48,23 @@ def ddb(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    for variable in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_DEFAULT_REGION", "AWS_PROFILE",
-                     "AWS_SESSION_TOKEN"):
+    for variable in (
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+    ):
         monkeypatch.delenv(variable, raising=False)
     request = urllib.request.Request(moto_endpoint + "/moto-api/reset", data=b"", method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()
-    return boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=moto_endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def scan(client: Any, table_name: str) -> list[dict[str, Any]]:
@@ -81,7 +90,8 @@ def by_key(client: Any, table_name: str, key: str = "key") -> dict[Any, dict[str
 def create_table(client: Any, name: str, keys: list[tuple[str, str, str]]) -> None:
     """keys: (attribute, HASH/RANGE, S/N/B)."""
     client.create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": a, "KeyType": k} for a, k, _ in keys],
         AttributeDefinitions=[{"AttributeName": a, "AttributeType": ty} for a, _, ty in keys],
     )
@@ -102,8 +112,9 @@ def test_documented_example(ddb: Any) -> None:
     1   | Hello
     2   | World
     """)
-    pw.io.dynamodb.write(table, table_name="test", partition_key=table.key,
-                         init_mode="create_if_not_exists")
+    pw.io.dynamodb.write(
+        table, table_name="test", partition_key=table.key, init_mode="create_if_not_exists"
+    )
     pw.run()
     assert by_key(ddb, "test") == {
         "1": {"key": {"N": "1"}, "value": {"S": "Hello"}},
@@ -170,12 +181,15 @@ def test_sort_key(ddb: Any) -> None:
     3 | bob   | 1  | 30     | 4        | -1
     3 | bob   | 1  | 31     | 4        | 1
     """)
-    pw.io.dynamodb.write(table, "events", table.user, sort_key=table.ts,
-                         init_mode="create_if_not_exists")
+    pw.io.dynamodb.write(
+        table, "events", table.user, sort_key=table.ts, init_mode="create_if_not_exists"
+    )
     pw.run()
     description = ddb.describe_table(TableName="events")["Table"]
-    assert description["KeySchema"] == [{"AttributeName": "user", "KeyType": "HASH"},
-                                        {"AttributeName": "ts", "KeyType": "RANGE"}]
+    assert description["KeySchema"] == [
+        {"AttributeName": "user", "KeyType": "HASH"},
+        {"AttributeName": "ts", "KeyType": "RANGE"},
+    ]
     assert sorted(description["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == [
         {"AttributeName": "ts", "AttributeType": "N"},
         {"AttributeName": "user", "AttributeType": "S"},
@@ -257,12 +271,22 @@ def test_every_type_is_written_as_the_table_says(ddb: Any) -> None:
         none: int | None
 
     row = (
-        "k1", True, -42, 2.5, "héllo", b"\x00\x01", pw.Pointer(12345),
+        "k1",
+        True,
+        -42,
+        2.5,
+        "héllo",
+        b"\x00\x01",
+        pw.Pointer(12345),
         pd.Timestamp("2024-01-02 03:04:05.123456789"),
         pd.Timestamp("2024-01-02 04:04:05", tz="Europe/Paris"),
-        pd.Timedelta(seconds=1.5), pw.Json({"a": [1, 2]}),
-        np.array([[1, 2, 3], [4, 5, 6]]), (1, "x", 0.5), [7, 8],
-        pw.wrap_py_object(Wrapped(3)), None,
+        pd.Timedelta(seconds=1.5),
+        pw.Json({"a": [1, 2]}),
+        np.array([[1, 2, 3], [4, 5, 6]]),
+        (1, "x", 0.5),
+        [7, 8],
+        pw.wrap_py_object(Wrapped(3)),
+        None,
     )
     table = pw.debug.table_from_rows(AllTypes, [row])
     pw.io.dynamodb.write(table, "types", table.key, init_mode="create_if_not_exists")
@@ -286,8 +310,12 @@ def test_every_type_is_written_as_the_table_says(ddb: Any) -> None:
         "dtu": {"S": "2024-01-02T03:04:05.000000000+0000"},
         "d": {"N": "1500000000"},
         "j": {"S": '{"a":[1,2]}'},
-        "a": {"M": {"shape": {"L": [{"N": "2"}, {"N": "3"}]},
-                    "elements": {"L": [{"N": str(v)} for v in range(1, 7)]}}},
+        "a": {
+            "M": {
+                "shape": {"L": [{"N": "2"}, {"N": "3"}]},
+                "elements": {"L": [{"N": str(v)} for v in range(1, 7)]},
+            }
+        },
         "tup": {"L": [{"N": "1"}, {"S": "x"}, {"N": "0.5"}]},
         "lst": {"L": [{"N": "7"}, {"N": "8"}]},
         "o": item["o"],
@@ -300,21 +328,50 @@ def test_every_type_is_written_as_the_table_says(ddb: Any) -> None:
 
 def test_type_mapping_table_covers_the_seed() -> None:
     assert dynamodb.TYPE_MAPPING == {
-        "bool": "BOOL", "int": "N", "float": "N", "Pointer": "S", "str": "S", "bytes": "B",
-        "DateTimeNaive": "S", "DateTimeUtc": "S", "Duration": "N", "Json": "S",
-        "np.ndarray": "M", "tuple": "L", "list": "L", "PyObjectWrapper": "B", "None": "NULL",
+        "bool": "BOOL",
+        "int": "N",
+        "float": "N",
+        "Pointer": "S",
+        "str": "S",
+        "bytes": "B",
+        "DateTimeNaive": "S",
+        "DateTimeUtc": "S",
+        "Duration": "N",
+        "Json": "S",
+        "np.ndarray": "M",
+        "tuple": "L",
+        "list": "L",
+        "PyObjectWrapper": "B",
+        "None": "NULL",
     }
 
 
-@pytest.mark.parametrize("dtype, kind", [
-    (str, "S"), (int, "N"), (float, "N"), (bytes, "B"), (pw.Pointer, "S"),
-    (pw.DateTimeNaive, "S"), (pw.DateTimeUtc, "S"), (pw.Duration, "N"), (pw.Json, "S"),
-])
+@pytest.mark.parametrize(
+    "dtype, kind",
+    [
+        (str, "S"),
+        (int, "N"),
+        (float, "N"),
+        (bytes, "B"),
+        (pw.Pointer, "S"),
+        (pw.DateTimeNaive, "S"),
+        (pw.DateTimeUtc, "S"),
+        (pw.Duration, "N"),
+        (pw.Json, "S"),
+    ],
+)
 def test_key_types(ddb: Any, dtype: Any, kind: str) -> None:
-    samples = {str: "a", int: 3, float: 1.25, bytes: b"k", pw.Pointer: pw.Pointer(9),
-               pw.DateTimeNaive: pd.Timestamp("2024-05-06 07:08:09"),
-               pw.DateTimeUtc: pd.Timestamp("2024-05-06 07:08:09", tz="UTC"),
-               pw.Duration: pd.Timedelta(minutes=2), pw.Json: pw.Json("k")}
+    samples = {
+        str: "a",
+        int: 3,
+        float: 1.25,
+        bytes: b"k",
+        pw.Pointer: pw.Pointer(9),
+        pw.DateTimeNaive: pd.Timestamp("2024-05-06 07:08:09"),
+        pw.DateTimeUtc: pd.Timestamp("2024-05-06 07:08:09", tz="UTC"),
+        pw.Duration: pd.Timedelta(minutes=2),
+        pw.Json: pw.Json("k"),
+    }
     schema = pw.schema_from_types(k=dtype, v=int)
     table = pw.debug.table_from_rows(schema, [(samples[dtype], 1)])
     pw.io.dynamodb.write(table, "keyed", table.k, init_mode="create_if_not_exists")
@@ -410,7 +467,8 @@ def test_table_deleted_after_definition_fails_the_run(ddb: Any) -> None:
 
 
 def test_unreachable_endpoint_is_checked_when_the_run_starts(
-        ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -424,8 +482,9 @@ def test_unreachable_endpoint_is_checked_when_the_run_starts(
     assert "DELTAFLOW_DYNAMODB_MAX_OUTAGE_S" in str(info.value)
 
 
-def test_missing_region_fails_at_definition(ddb: Any, monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Any) -> None:
+def test_missing_region_fails_at_definition(
+    ddb: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     table = simple_table()
@@ -488,7 +547,7 @@ def test_bad_rows_are_reported_and_the_rest_is_written(ddb: Any) -> None:
         ("nan", float("nan"), [1], b"x"),
         ("inf", float("-inf"), [1], b"x"),
         ("range", 1e200, [1], b"x"),
-        ("digits", 1.0, [10 ** 40 + 1], b"x"),
+        ("digits", 1.0, [10**40 + 1], b"x"),
         ("huge", 1.0, [1], b"y" * 500_000),
         ("", 1.0, [1], b"x"),
     ]
@@ -498,9 +557,19 @@ def test_bad_rows_are_reported_and_the_rest_is_written(ddb: Any) -> None:
         pw.run()
     message = str(info.value)
     assert "6 change(s)" in message
-    for fragment in ["key='nan'", "NaN", "key='inf'", "key='range'", "number range",
-                     "key='digits'", "38 significant digits", "key='huge'", "400 KB",
-                     "key=''", "empty string"]:
+    for fragment in [
+        "key='nan'",
+        "NaN",
+        "key='inf'",
+        "key='range'",
+        "number range",
+        "key='digits'",
+        "38 significant digits",
+        "key='huge'",
+        "400 KB",
+        "key=''",
+        "empty string",
+    ]:
         assert fragment in message, fragment
     assert set(by_key(ddb, "bad")) == {f"good{k}" for k in range(40)}
 
@@ -571,10 +640,12 @@ class FaultyProxy:
                 throttle = self.batch_calls <= self.throttle
                 self.throttled += throttle
             if throttle:
-                error = {"__type": "com.amazonaws.dynamodb.v20120810#"
-                                   "ProvisionedThroughputExceededException",
-                         "message": "The level of configured provisioned throughput for the "
-                                    "table was exceeded"}
+                error = {
+                    "__type": "com.amazonaws.dynamodb.v20120810#"
+                    "ProvisionedThroughputExceededException",
+                    "message": "The level of configured provisioned throughput for the "
+                    "table was exceeded",
+                }
                 return 400, json.dumps(error).encode()
             request = json.loads(body)
             ((table_name, changes),) = request["RequestItems"].items()
@@ -584,10 +655,10 @@ class FaultyProxy:
                 body = json.dumps({"RequestItems": {table_name: changes[:half]}}).encode()
                 with self._lock:
                     self.unprocessed += len(held_back)
-        forwarded = {k: v for k, v in headers.items() if k.lower() not in ("host",
-                                                                            "content-length")}
-        request = urllib.request.Request(self.target, data=body, headers=forwarded,
-                                         method="POST")
+        forwarded = {
+            k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")
+        }
+        request = urllib.request.Request(self.target, data=body, headers=forwarded, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 status, payload = response.status, response.read()
@@ -605,7 +676,8 @@ class FaultyProxy:
 
 
 def test_throttling_and_unprocessed_items_are_retried(
-        ddb: Any, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ddb: Any, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     create_table(ddb, "busy", [("key", "HASH", "N")])
     proxy = FaultyProxy(moto_endpoint, throttle=4)
     try:
@@ -628,8 +700,9 @@ def test_docs_example_runs() -> None:
     blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), flags=re.S)
     (example,) = [block for block in blocks if "ThreadedMotoServer" in block]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    result = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
-                            timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=120, env=env
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines() == [
         "[('1', 'Hello'), ('2', 'World')]",

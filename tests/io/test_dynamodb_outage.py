@@ -28,8 +28,13 @@ class MotoDynamoDB(MotoS3):
     stopped and started again on the same port with its tables kept."""
 
     def dynamodb(self) -> Any:
-        return boto3.client("dynamodb", endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            "dynamodb",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def values(self, table: str) -> dict[int, str]:
         items = self.dynamodb().scan(TableName=table)["Items"]
@@ -41,12 +46,16 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoDynamoDB]:
     server = MotoDynamoDB()
     server.start()
     environment = {
-        "AWS_ENDPOINT_URL": server.endpoint, "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": server.endpoint,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
         # A short policy keeps the test fast: retries at most 0.5 s apart.
         "DELTAFLOW_RETRY_MAX_DELAY_S": "0.5",
         # Only these count (a developer's own AWS setup must not leak in).
-        "AWS_ENDPOINT_URL_DYNAMODB": None, "AWS_DEFAULT_REGION": None, "AWS_PROFILE": None,
+        "AWS_ENDPOINT_URL_DYNAMODB": None,
+        "AWS_DEFAULT_REGION": None,
+        "AWS_PROFILE": None,
         "AWS_SESSION_TOKEN": None,
     }
     for variable, value in environment.items():
@@ -67,14 +76,16 @@ class KV(pw.Schema):
 
 def _create(server: MotoDynamoDB, name: str) -> None:
     server.dynamodb().create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "N"}])
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "N"}],
+    )
 
 
 def test_outage_shorter_than_the_limit_loses_nothing(
-        dynamodb: MotoDynamoDB, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+    dynamodb: MotoDynamoDB, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("DELTAFLOW_DYNAMODB_MAX_OUTAGE_S", "40")
     _create(dynamodb, "outage")
     source = ManualSource(KV, "key")
@@ -102,7 +113,8 @@ def test_outage_shorter_than_the_limit_loses_nothing(
 
 
 def test_outage_longer_than_the_limit_fails_the_run_naming_it(
-        dynamodb: MotoDynamoDB, monkeypatch: pytest.MonkeyPatch) -> None:
+    dynamodb: MotoDynamoDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DELTAFLOW_DYNAMODB_MAX_OUTAGE_S", "2")
     _create(dynamodb, "doomed")
     table = pw.debug.table_from_rows(KV, [(1, "a"), (2, "b")])

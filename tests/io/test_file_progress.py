@@ -50,9 +50,9 @@ def test_streaming_and_metadata_reads_have_no_progress(tmp_path: Path) -> None:
     assert metadata_only.progress() is None
 
 
-def test_monitor_reports_bytes_read_of_total(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_monitor_reports_bytes_read_of_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(fs, "CHUNK_BYTES", 2000)
     size = _csv(tmp_path / "big.csv", 2000)
     table = pw.io.csv.read(tmp_path / "big.csv", schema=Item, mode="static", name="big")
@@ -79,12 +79,14 @@ def test_monitor_reports_bytes_read_of_total(tmp_path: Path,
     assert done == sorted(done)
     lines = [r.getMessage() for r in caplog.records if r.name == "deltaflow.monitoring"]
     expected = f"{size / 1000:.1f} kB of {size / 1000:.1f} kB read (100%)"
-    assert any(line.startswith("big: 2000 rows read") and line.endswith(expected)
-               for line in lines), lines
+    assert any(
+        line.startswith("big: 2000 rows read") and line.endswith(expected) for line in lines
+    ), lines
 
 
 def test_monitor_rows_carry_progress_for_file_inputs_only(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     size = _csv(tmp_path / "small.csv", 5)
     table = pw.io.csv.read(tmp_path / "small.csv", schema=Item, mode="static", name="small")
     pw.io.null.write(table, name="out")
@@ -105,8 +107,7 @@ def test_monitor_rows_carry_progress_for_file_inputs_only(
     assert by_name["out"]["progress"] is None
 
 
-def test_python_inputs_show_no_progress(tmp_path: Path,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_python_inputs_show_no_progress(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     class Subject(pw.io.python.ConnectorSubject):
         def run(self) -> None:
             self.next(name="a", qty=1)
@@ -131,12 +132,33 @@ def test_metrics_carry_bytes_of_file_inputs() -> None:
     pytest.importorskip("prometheus_client")
     from deltaflow.monitoring.metrics import MetricsServer
 
-    rows = [{"kind": "input", "name": "big", "read": 1, "committed": 1, "skipped": 0,
-             "backlog": 0, "lag_ms": 0.0, "progress": (300, 1200), "rate": 0.0},
-            {"kind": "input", "name": "py", "read": 1, "committed": 1, "skipped": 0,
-             "backlog": 0, "lag_ms": 0.0, "progress": None, "rate": 0.0}]
+    rows = [
+        {
+            "kind": "input",
+            "name": "big",
+            "read": 1,
+            "committed": 1,
+            "skipped": 0,
+            "backlog": 0,
+            "lag_ms": 0.0,
+            "progress": (300, 1200),
+            "rate": 0.0,
+        },
+        {
+            "kind": "input",
+            "name": "py",
+            "read": 1,
+            "committed": 1,
+            "skipped": 0,
+            "backlog": 0,
+            "lag_ms": 0.0,
+            "progress": None,
+            "rate": 0.0,
+        },
+    ]
     families = {f.name: f for f in MetricsServer(lambda: rows, port=0).families()}
     read = {s.labels["connector"]: s.value for s in families["deltaflow_input_bytes_read"].samples}
-    total = {s.labels["connector"]: s.value
-             for s in families["deltaflow_input_bytes_total"].samples}
+    total = {
+        s.labels["connector"]: s.value for s in families["deltaflow_input_bytes_total"].samples
+    }
     assert read == {"big": 300} and total == {"big": 1200}

@@ -21,11 +21,11 @@ def test_static_directory_with_pattern(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.csv").write_text("name,qty\npear,2\n")
     (tmp_path / "notes.txt").write_text("not csv")
-    table = pw.io.fs.read(tmp_path, format="csv", schema=Item, mode="static",
-                          object_pattern="*.csv")
+    table = pw.io.fs.read(
+        tmp_path, format="csv", schema=Item, mode="static", object_pattern="*.csv"
+    )
     result = pw.debug.table_to_pandas(table, include_id=False)
-    assert sorted(zip(result["name"], result["qty"], strict=True)) == [("apple", 1),
-                                                                        ("pear", 2)]
+    assert sorted(zip(result["name"], result["qty"], strict=True)) == [("apple", 1), ("pear", 2)]
 
 
 def test_glob_path(tmp_path: Path) -> None:
@@ -63,15 +63,19 @@ def test_write_json_format(tmp_path: Path) -> None:
 
 def test_streaming_add_modify_delete(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("name,qty\napple,1\npear,2\n")
-    table = pw.io.fs.read(tmp_path, format="csv", schema=Item, mode="streaming",
-                          autocommit_duration_ms=10)
+    table = pw.io.fs.read(
+        tmp_path, format="csv", schema=Item, mode="streaming", autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
     with BackgroundRun():
         changes.wait_for(lambda c: len(c.rows) == 2)
         (tmp_path / "b.csv").write_text("name,qty\nplum,3\n")  # a new file adds its rows
         changes.wait_for(lambda c: len(c.rows) == 3)
-        assert changes.state() == [{"name": "apple", "qty": 1}, {"name": "pear", "qty": 2},
-                                   {"name": "plum", "qty": 3}]
+        assert changes.state() == [
+            {"name": "apple", "qty": 1},
+            {"name": "pear", "qty": 2},
+            {"name": "plum", "qty": 3},
+        ]
         # A modified file: old rows retracted and new rows added in one transaction.
         path = tmp_path / "a.csv"
         path.write_text("name,qty\napple,10\n")

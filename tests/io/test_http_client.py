@@ -19,8 +19,10 @@ class Row(pw.Schema):
     b: str
 
 
-FAST_RETRIES = dict(n_retries=3, retry_policy=pw.io.http.RetryPolicy(
-    first_delay_ms=5, backoff_factor=2, jitter_ms=1))
+FAST_RETRIES = dict(
+    n_retries=3,
+    retry_policy=pw.io.http.RetryPolicy(first_delay_ms=5, backoff_factor=2, jitter_ms=1),
+)
 
 
 def _handlers():
@@ -29,8 +31,10 @@ def _handlers():
     state = {"flaky": 0}
 
     async def lines(request):
-        return web.Response(text='{"a": 1, "b": "x"}\n{"a": 2, "b": "y"}\n'
-                                 '{"a": "bad", "b": "z"}\nnot json\n{"a": 4}\n{"a": 5, "b": "w"}')
+        return web.Response(
+            text='{"a": 1, "b": "x"}\n{"a": 2, "b": "y"}\n'
+            '{"a": "bad", "b": "z"}\nnot json\n{"a": 4}\n{"a": 5, "b": "w"}'
+        )
 
     async def stream(request):
         response = web.StreamResponse()
@@ -56,8 +60,14 @@ def _handlers():
     async def fail(request):
         return web.Response(status=500)
 
-    return {"/lines": lines, "/stream": stream, "/echo": echo, "/sink": ok, "/flaky": flaky,
-            "/fail": fail}
+    return {
+        "/lines": lines,
+        "/stream": stream,
+        "/echo": echo,
+        "/sink": ok,
+        "/flaky": flaky,
+        "/fail": fail,
+    }
 
 
 @pytest.fixture
@@ -67,19 +77,28 @@ def server():
 
 
 def test_read_json_messages_skipping_bad_ones(server, caplog):
-    table = pw.io.http.read(server.url + "/lines", schema=Row, headers={"X-Token": "t"},
-                            autocommit_duration_ms=10)
+    table = pw.io.http.read(
+        server.url + "/lines", schema=Row, headers={"X-Token": "t"}, autocommit_duration_ms=10
+    )
     with caplog.at_level(logging.ERROR, logger="deltaflow.io"):
         rows = pw.debug.table_to_dicts(table)[1]
     assert sorted(zip(rows["a"].values(), rows["b"].values(), strict=True)) == [
-        (1, "x"), (2, "y"), (5, "w")]
+        (1, "x"),
+        (2, "y"),
+        (5, "w"),
+    ]
     assert "message 3" in caplog.text and "message 4" in caplog.text  # bad type, not JSON
     assert server.requests[0][2]["X-Token"] == "t"
 
 
 def test_read_raw_stream_with_delimiter_and_mapper(server):
-    table = pw.io.http.read(server.url + "/stream", format="raw", delimiter=";",
-                            response_mapper=lambda m: m.upper(), autocommit_duration_ms=10)
+    table = pw.io.http.read(
+        server.url + "/stream",
+        format="raw",
+        delimiter=";",
+        response_mapper=lambda m: m.upper(),
+        autocommit_duration_ms=10,
+    )
     changes = Changes().subscribe(table)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert [row["data"] for row, _, _ in changes.rows] == ["PART 0", "PART 1", "PART 2"]
@@ -88,8 +107,13 @@ def test_read_raw_stream_with_delimiter_and_mapper(server):
 
 
 def test_read_sends_the_payload(server):
-    table = pw.io.http.read(server.url + "/echo", schema=Row, method="POST",
-                            payload={"q": [1, 2]}, autocommit_duration_ms=10)
+    table = pw.io.http.read(
+        server.url + "/echo",
+        schema=Row,
+        method="POST",
+        payload={"q": [1, 2]},
+        autocommit_duration_ms=10,
+    )
     rows = pw.debug.table_to_dicts(table)[1]
     assert list(rows["b"].values()) == ['{"q": [1, 2]}']
     assert server.requests[0][0] == "POST"
@@ -97,8 +121,9 @@ def test_read_sends_the_payload(server):
 
 
 def test_read_retries_then_succeeds(server):
-    table = pw.io.http.read(server.url + "/flaky", schema=Row, autocommit_duration_ms=10,
-                            **FAST_RETRIES)
+    table = pw.io.http.read(
+        server.url + "/flaky", schema=Row, autocommit_duration_ms=10, **FAST_RETRIES
+    )
     rows = pw.debug.table_to_dicts(table)[1]
     assert list(rows["b"].values()) == ["late"]
     assert len(server.bodies("/flaky")) == 3
@@ -106,8 +131,7 @@ def test_read_retries_then_succeeds(server):
 
 def test_read_failure_names_the_url_without_the_password(server):
     url = server.url.replace("http://", "http://user:hunter2@") + "/fail?token=s3cret"
-    table = pw.io.http.read(url, schema=Row, n_retries=1, retry_policy=FAST_RETRIES[
-        "retry_policy"])
+    table = pw.io.http.read(url, schema=Row, n_retries=1, retry_policy=FAST_RETRIES["retry_policy"])
     pw.io.null.write(table)
     with pytest.raises(ConnectorError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -125,13 +149,18 @@ def test_write_json_sends_each_change_with_time_and_diff(server):
     """)
     pw.io.http.write(table, server.url + "/sink", headers={"X-Token": "t"})
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
-    bodies = sorted((json.loads(b) for b in server.bodies("/sink")),
-                    key=lambda d: (d["time"], d["a"]))
-    assert bodies == [{"a": 1, "b": "x", "time": 2, "diff": 1},
-                      {"a": 2, "b": 'y"z', "time": 2, "diff": 1},
-                      {"a": 1, "b": "x", "time": 4, "diff": -1}]
-    assert all(h["Content-Type"] == "application/json" and h["X-Token"] == "t"
-               for _, _, h, _ in server.requests)
+    bodies = sorted(
+        (json.loads(b) for b in server.bodies("/sink")), key=lambda d: (d["time"], d["a"])
+    )
+    assert bodies == [
+        {"a": 1, "b": "x", "time": 2, "diff": 1},
+        {"a": 2, "b": 'y"z', "time": 2, "diff": 1},
+        {"a": 1, "b": "x", "time": 4, "diff": -1},
+    ]
+    assert all(
+        h["Content-Type"] == "application/json" and h["X-Token"] == "t"
+        for _, _, h, _ in server.requests
+    )
 
 
 def test_write_custom_template_fills_placeholders(server):
@@ -139,10 +168,15 @@ def test_write_custom_template_fills_placeholders(server):
         a | b
         3 | x
     """)
-    pw.io.http.write(table, server.url + "/sink", method="PUT", format="custom",
-                     request_payload_template='a={table.a} b={table.b} t={table.time} '
-                                              'd={table.diff} {other}',
-                     headers={"X-Row": "{table.a}"}, content_type="text/plain")
+    pw.io.http.write(
+        table,
+        server.url + "/sink",
+        method="PUT",
+        format="custom",
+        request_payload_template="a={table.a} b={table.b} t={table.time} d={table.diff} {other}",
+        headers={"X-Row": "{table.a}"},
+        content_type="text/plain",
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     ((method, _, headers, body),) = server.requests
     assert method == "PUT"
@@ -185,8 +219,9 @@ def test_client_definition_errors():
     with pytest.raises(ValueError, match="request_payload_template"):
         pw.io.http.write(table, "http://127.0.0.1:1/", format="custom")
     with pytest.raises(ValueError, match="table.zz"):
-        pw.io.http.write(table, "http://127.0.0.1:1/", format="custom",
-                         request_payload_template="{table.zz}")
+        pw.io.http.write(
+            table, "http://127.0.0.1:1/", format="custom", request_payload_template="{table.zz}"
+        )
     with pytest.raises(ValueError, match="url"):
         pw.io.http.write(table, "ftp://127.0.0.1/")
     with pytest.raises(TypeError, match="format"):
@@ -205,8 +240,12 @@ def test_write_to_a_streaming_rest_pipeline(server):
 
     port = free_port()
     queries, writer = pw.io.http.rest_connector(
-        host="127.0.0.1", port=port, schema=Row, delete_completed_queries=False,
-        autocommit_duration_ms=10)
+        host="127.0.0.1",
+        port=port,
+        schema=Row,
+        delete_completed_queries=False,
+        autocommit_duration_ms=10,
+    )
     writer(queries.select(result=pw.this.a))
     pw.io.http.write(queries, server.url + "/sink")
     with BackgroundRun():
@@ -218,4 +257,7 @@ def test_write_to_a_streaming_rest_pipeline(server):
             asyncio.run(asyncio.sleep(0.02))
     (body,) = server.bodies("/sink")
     assert {k: v for k, v in json.loads(body).items() if k != "time"} == {
-        "a": 9, "b": "q", "diff": 1}
+        "a": 9,
+        "b": "q",
+        "diff": 1,
+    }

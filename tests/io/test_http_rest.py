@@ -28,8 +28,13 @@ class Query(pw.Schema):
 def _echo_server(port: int, **kwargs):
     webserver = pw.io.http.PathwayWebserver(host="127.0.0.1", port=port)
     queries, writer = pw.io.http.rest_connector(
-        webserver=webserver, route="/echo", schema=Query, methods=("GET", "POST"),
-        autocommit_duration_ms=10, **kwargs)
+        webserver=webserver,
+        route="/echo",
+        schema=Query,
+        methods=("GET", "POST"),
+        autocommit_duration_ms=10,
+        **kwargs,
+    )
     writer(queries.select(result=pw.make_tuple(pw.this.name, pw.this.n * 2)))
     return webserver, queries
 
@@ -57,8 +62,10 @@ def test_completed_queries_are_deleted_or_kept(delete, expected):
     changes = Changes().subscribe(queries)
     with BackgroundRun():
         wait_serving(port)
-        assert call("POST", f"http://127.0.0.1:{port}/echo",
-                    {"name": "a", "n": 1}).json() == ["a", 2]
+        assert call("POST", f"http://127.0.0.1:{port}/echo", {"name": "a", "n": 1}).json() == [
+            "a",
+            2,
+        ]
         changes.wait_for(lambda c: len(c.rows) >= len(expected))
     assert [added for _, _, added in changes.rows] == expected
     assert all(row == {"name": "a", "n": 1} for row, _, _ in changes.rows)
@@ -67,8 +74,9 @@ def test_completed_queries_are_deleted_or_kept(delete, expected):
 def test_persistence_keeps_the_queries_table_across_a_restart(tmp_path):
     """As in Pathway 0.33: the queries are part of the checkpoint; a restarted run starts
     with them in its table (their answers are not sent again) and takes new requests."""
-    config = pw.persistence.Config(pw.persistence.Backend.filesystem(tmp_path / "state"),
-                                   snapshot_interval_ms=50)
+    config = pw.persistence.Config(
+        pw.persistence.Backend.filesystem(tmp_path / "state"), snapshot_interval_ms=50
+    )
     port = free_port()
     counts_seen = []
     for words, total in ((["ann", "bob"], 2), (["cid"], 3)):
@@ -80,8 +88,11 @@ def test_persistence_keeps_the_queries_table_across_a_restart(tmp_path):
             for n, name in enumerate(words):
                 reply = call("POST", f"http://127.0.0.1:{port}/echo", {"name": name, "n": n})
                 assert reply.json() == [name, 2 * n]
-            changes.wait_for(lambda c, total=total: [r["total"] for r, _, added in c.rows
-                                                     if added][-1:] == [total])
+            changes.wait_for(
+                lambda c, total=total: (
+                    [r["total"] for r, _, added in c.rows if added][-1:] == [total]
+                )
+            )
         counts_seen.append([(r["total"], added) for r, _, added in changes.rows])
     # The second run starts from the first one's count (the restored state is not output
     # again, only its change), as Pathway does.
@@ -132,7 +143,8 @@ def test_bad_requests_get_400_naming_the_field_and_never_reach_the_pipeline(capl
 def test_default_schema_takes_the_raw_body():
     port = free_port()
     queries, writer = pw.io.http.rest_connector(
-        host="127.0.0.1", port=port, delete_completed_queries=True, autocommit_duration_ms=10)
+        host="127.0.0.1", port=port, delete_completed_queries=True, autocommit_duration_ms=10
+    )
     writer(queries.select(result=pw.this.query))
     with BackgroundRun():
         wait_serving(port)
@@ -152,8 +164,13 @@ def test_request_validator_refusals_are_400():
         return None
 
     queries, writer = pw.io.http.rest_connector(
-        host="127.0.0.1", port=port, schema=Query, request_validator=validate,
-        delete_completed_queries=True, autocommit_duration_ms=10)
+        host="127.0.0.1",
+        port=port,
+        schema=Query,
+        request_validator=validate,
+        delete_completed_queries=True,
+        autocommit_duration_ms=10,
+    )
     writer(queries.select(result=pw.this.n))
     url = f"http://127.0.0.1:{port}/"
     with BackgroundRun():
@@ -162,8 +179,7 @@ def test_request_validator_refusals_are_400():
         assert refused.status == 400 and "wrong token" in refused.text
         raised = call("POST", url, {"name": "a", "n": 0}, headers={"X-Token": "secret"})
         assert raised.status == 400 and "n must not be zero" in raised.text
-        assert call("POST", url, {"name": "a", "n": 5}, headers={"X-Token": "secret"}
-                    ).json() == 5
+        assert call("POST", url, {"name": "a", "n": 5}, headers={"X-Token": "secret"}).json() == 5
 
 
 def test_lookup_join_answers_many_concurrent_requests():
@@ -179,20 +195,27 @@ def test_lookup_join_answers_many_concurrent_requests():
         qty: int
 
     orders, writer = pw.io.http.rest_connector(
-        host="127.0.0.1", port=port, schema=Order, delete_completed_queries=True,
-        autocommit_duration_ms=5)
+        host="127.0.0.1",
+        port=port,
+        schema=Order,
+        delete_completed_queries=True,
+        autocommit_duration_ms=5,
+    )
     joined = orders.join_left(prices, pw.left.item == pw.right.item, id=pw.left.id).select(
-        result=pw.coalesce(pw.right.price, 0) * pw.left.qty)
+        result=pw.coalesce(pw.right.price, 0) * pw.left.qty
+    )
     writer(joined)
     url = f"http://127.0.0.1:{port}/"
     items = ["apple", "pear", "plum"]
     with BackgroundRun():
         wait_serving(port)
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            replies = list(pool.map(
-                lambda i: call("POST", url, {"item": items[i % 3], "qty": i}), range(60)))
+            replies = list(
+                pool.map(lambda i: call("POST", url, {"item": items[i % 3], "qty": i}), range(60))
+            )
     assert [r.json() for r in replies] == [
-        {"apple": 3, "pear": 5, "plum": 0}[items[i % 3]] * i for i in range(60)]
+        {"apple": 3, "pear": 5, "plum": 0}[items[i % 3]] * i for i in range(60)
+    ]
 
 
 def test_one_webserver_serves_several_routes_and_its_openapi_description():
@@ -200,8 +223,12 @@ def test_one_webserver_serves_several_routes_and_its_openapi_description():
     webserver = pw.io.http.PathwayWebserver(host="127.0.0.1", port=port, with_cors=True)
     for route, factor in (("/double", 2), ("/triple", 3)):
         queries, writer = pw.io.http.rest_connector(
-            webserver=webserver, route=route, schema=Query, delete_completed_queries=True,
-            autocommit_duration_ms=10)
+            webserver=webserver,
+            route=route,
+            schema=Query,
+            delete_completed_queries=True,
+            autocommit_duration_ms=10,
+        )
         writer(queries.select(result=pw.this.n * factor))
     base = f"http://127.0.0.1:{port}"
     with BackgroundRun():
@@ -214,22 +241,28 @@ def test_one_webserver_serves_several_routes_and_its_openapi_description():
         described = call("GET", base + "/_schema?format=json").json()
         assert list(described["paths"]) == ["/double", "/triple"]
         assert described["servers"] == [{"url": base}]
-        preflight = call("OPTIONS", base + "/double", headers={
-            "Origin": "http://example.com", "Access-Control-Request-Method": "POST"})
+        preflight = call(
+            "OPTIONS",
+            base + "/double",
+            headers={"Origin": "http://example.com", "Access-Control-Request-Method": "POST"},
+        )
         assert preflight.status == 200
         assert preflight.headers["Access-Control-Allow-Origin"] == "http://example.com"
-        cors = call("POST", base + "/double", {"name": "a", "n": 1},
-                    headers={"Origin": "http://example.com"})
+        cors = call(
+            "POST",
+            base + "/double",
+            {"name": "a", "n": 1},
+            headers={"Origin": "http://example.com"},
+        )
         assert cors.headers["Access-Control-Allow-Origin"] == "http://example.com"
 
 
 def test_schema_endpoint_can_be_turned_off():
     port = free_port()
-    webserver = pw.io.http.PathwayWebserver(host="127.0.0.1", port=port,
-                                            with_schema_endpoint=False)
+    webserver = pw.io.http.PathwayWebserver(host="127.0.0.1", port=port, with_schema_endpoint=False)
     queries, writer = pw.io.http.rest_connector(
-        webserver=webserver, schema=Query, delete_completed_queries=True,
-        autocommit_duration_ms=10)
+        webserver=webserver, schema=Query, delete_completed_queries=True, autocommit_duration_ms=10
+    )
     writer(queries.select(result=pw.this.n))
     with BackgroundRun():
         wait_serving(port, path="/")
@@ -239,8 +272,9 @@ def test_schema_endpoint_can_be_turned_off():
 def test_openapi_description_has_pathways_shapes():
     class Described(pw.Schema):
         k: int
-        v: str | None = pw.column_definition(default_value="Hello", description="Some value",
-                                             example="Example")
+        v: str | None = pw.column_definition(
+            default_value="Hello", description="Some value", example="Example"
+        )
         d: dict
         f: float | None
         b: bool = pw.column_definition(default_value=False)
@@ -249,9 +283,15 @@ def test_openapi_description_has_pathways_shapes():
     examples.add_example("default", "Default example", values={"k": 1, "v": "Hello"})
     webserver = pw.io.http.PathwayWebserver(host="127.0.0.1", port=8080)
     pw.io.http.rest_connector(
-        webserver=webserver, route="/a", methods=("GET", "PUT", "POST"), schema=Described,
-        delete_completed_queries=False, documentation=pw.io.http.EndpointDocumentation(
-            summary="s", tags=["x"], method_types=("GET", "PUT"), examples=examples))
+        webserver=webserver,
+        route="/a",
+        methods=("GET", "PUT", "POST"),
+        schema=Described,
+        delete_completed_queries=False,
+        documentation=pw.io.http.EndpointDocumentation(
+            summary="s", tags=["x"], method_types=("GET", "PUT"), examples=examples
+        ),
+    )
     pw.io.http.rest_connector(webserver=webserver, route="/raw", delete_completed_queries=False)
     description = webserver.openapi_description_json("127.0.0.1:8080")
     responses = pw.io.http.EndpointDocumentation.DEFAULT_RESPONSES_DESCRIPTION
@@ -260,25 +300,42 @@ def test_openapi_description_has_pathways_shapes():
     get = description["paths"]["/a"]["get"]
     assert get["parameters"][:2] == [
         {"in": "query", "name": "k", "required": True, "schema": {"type": "number"}},
-        {"in": "query", "name": "v", "required": False, "example": "Example",
-         "description": "Some value", "schema": {"type": "string"}}]
+        {
+            "in": "query",
+            "name": "v",
+            "required": False,
+            "example": "Example",
+            "description": "Some value",
+            "schema": {"type": "string"},
+        },
+    ]
     assert get["tags"] == ["x"] and get["summary"] == "s" and "description" not in get
     body = description["paths"]["/a"]["put"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {
         "type": "object",
         "properties": {
             "k": {"type": "number", "format": "int64"},
-            "v": {"type": "string", "default": "Hello", "example": "Example",
-                  "description": "Some value"},
+            "v": {
+                "type": "string",
+                "default": "Hello",
+                "example": "Example",
+                "description": "Some value",
+            },
             "f": {"type": "number"},
-            "b": {"type": "boolean", "default": False}},
+            "b": {"type": "boolean", "default": False},
+        },
         "additionalProperties": True,
-        "required": ["k", "f"]}
-    assert body["examples"] == {"default": {"summary": "Default example",
-                                            "value": {"k": 1, "v": "Hello"}}}
-    assert description["paths"]["/raw"] == {"post": {
-        "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        "responses": responses}}
+        "required": ["k", "f"],
+    }
+    assert body["examples"] == {
+        "default": {"summary": "Default example", "value": {"k": 1, "v": "Hello"}}
+    }
+    assert description["paths"]["/raw"] == {
+        "post": {
+            "requestBody": {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            "responses": responses,
+        }
+    }
     assert webserver.openapi_description("h:1").startswith("openapi: 3.0.3\n")
 
 
@@ -287,29 +344,36 @@ def test_definition_errors():
         pw.io.http.rest_connector(schema=Query, delete_completed_queries=True)
     webserver = pw.io.http.PathwayWebserver(host="127.0.0.1", port=8080)
     with pytest.raises(ValueError, match="not both"):
-        pw.io.http.rest_connector(host="127.0.0.1", port=1, webserver=webserver,
-                                  delete_completed_queries=True)
+        pw.io.http.rest_connector(
+            host="127.0.0.1", port=1, webserver=webserver, delete_completed_queries=True
+        )
     with pytest.raises(ValueError, match="route"):
         pw.io.http.rest_connector(webserver=webserver, route="x", delete_completed_queries=True)
     with pytest.raises(TypeError):
-        pw.io.http.rest_connector(host="127.0.0.1", port=("8080",), schema=Query,
-                                  delete_completed_queries=True)
+        pw.io.http.rest_connector(
+            host="127.0.0.1", port=("8080",), schema=Query, delete_completed_queries=True
+        )
     with pytest.raises(ValueError):
-        pw.io.http.rest_connector(host="127.0.0.1", port="abc", schema=Query,
-                                  delete_completed_queries=True)
+        pw.io.http.rest_connector(
+            host="127.0.0.1", port="abc", schema=Query, delete_completed_queries=True
+        )
     with pytest.raises(ValueError, match="FETCH"):
-        pw.io.http.rest_connector(webserver=webserver, methods=("FETCH",),
-                                  delete_completed_queries=True)
-    queries, writer = pw.io.http.rest_connector(webserver=webserver, route="/q", schema=Query,
-                                                delete_completed_queries=True)
+        pw.io.http.rest_connector(
+            webserver=webserver, methods=("FETCH",), delete_completed_queries=True
+        )
+    queries, writer = pw.io.http.rest_connector(
+        webserver=webserver, route="/q", schema=Query, delete_completed_queries=True
+    )
     with pytest.raises(RuntimeError, match="/q"):
-        pw.io.http.rest_connector(webserver=webserver, route="/q", schema=Query,
-                                  delete_completed_queries=True)
+        pw.io.http.rest_connector(
+            webserver=webserver, route="/q", schema=Query, delete_completed_queries=True
+        )
     with pytest.raises(ValueError, match="result"):
         writer(queries.select(answer=pw.this.n))
     with pytest.raises(TypeError):
-        pw.io.http.rest_connector(webserver=webserver, route="/t", schema=Query,
-                                  delete_completed_queries=True, unknown=1)
+        pw.io.http.rest_connector(
+            webserver=webserver, route="/t", schema=Query, delete_completed_queries=True, unknown=1
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pw.io.http.rest_connector(webserver=webserver, route="/w", schema=Query)
@@ -322,7 +386,8 @@ def test_port_in_use_fails_the_run_naming_the_address():
         blocker.listen()
         port = blocker.getsockname()[1]
         queries, writer = pw.io.http.rest_connector(
-            host="127.0.0.1", port=port, schema=Query, delete_completed_queries=True)
+            host="127.0.0.1", port=port, schema=Query, delete_completed_queries=True
+        )
         writer(queries.select(result=pw.this.n))
         with pytest.raises(OSError, match=f"127.0.0.1:{port}.*already in use"):
             pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -330,7 +395,8 @@ def test_port_in_use_fails_the_run_naming_the_address():
 
 def test_port_out_of_range_fails_the_run():
     queries, writer = pw.io.http.rest_connector(
-        host="127.0.0.1", port=-1, schema=Query, delete_completed_queries=True)
+        host="127.0.0.1", port=-1, schema=Query, delete_completed_queries=True
+    )
     writer(queries.select(result=pw.this.n))
     with pytest.raises(OverflowError, match="port must be 0-65535"):
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)

@@ -25,7 +25,9 @@ def test_read_write_round_trip(tmp_path: Path) -> None:
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted((r["user"], r["amount"], r["note"], r["diff"]) for r in rows) == [
-        ("a", 3, None, 1), ("b", 4, "hi", 1)]
+        ("a", 3, None, 1),
+        ("b", 4, "hi", 1),
+    ]
     first = out.read_text().splitlines()[0]
     assert list(json.loads(first)) == ["user", "amount", "note", "diff", "time"]
     assert ": " not in first  # compact, as Pathway writes it
@@ -39,8 +41,9 @@ def test_json_field_paths_and_metadata(tmp_path: Path) -> None:
         user: str
         amount: int
 
-    table = pw.io.jsonlines.read(source, schema=S, mode="static",
-                                 json_field_paths={"user": "/who/name"}, with_metadata=True)
+    table = pw.io.jsonlines.read(
+        source, schema=S, mode="static", json_field_paths={"user": "/who/name"}, with_metadata=True
+    )
     _, columns = pw.debug.table_to_dicts(table)
     assert list(columns["user"].values()) == ["a"]
     (metadata,) = columns["_metadata"].values()
@@ -50,11 +53,12 @@ def test_json_field_paths_and_metadata(tmp_path: Path) -> None:
         pw.io.jsonlines.read(source, schema=S, json_field_paths={"nope": "/x"})
 
 
-def test_bad_lines_reported_and_skipped(tmp_path: Path,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_lines_reported_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     source = tmp_path / "in.jsonl"
-    source.write_text('{"user": "a", "amount": 1}\n{"user": "b"\n{"amount": 2}\n'
-                      '{"user": "c", "amount": 2.5}\n{"user": "d", "amount": 4}\n')
+    source.write_text(
+        '{"user": "a", "amount": 1}\n{"user": "b"\n{"amount": 2}\n'
+        '{"user": "c", "amount": 2.5}\n{"user": "d", "amount": 4}\n'
+    )
     table = pw.io.jsonlines.read(source, schema=Event, mode="static")
     result = pw.debug.table_to_pandas(table, include_id=False)
     assert sorted(result["user"]) == ["a", "d"]

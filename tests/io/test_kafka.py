@@ -43,14 +43,26 @@ def _json(value: Any) -> bytes:
 # --- reading ------------------------------------------------------------------------------
 
 
-def test_json_static_read_skips_bad_messages(kafka_broker: TansuBroker, kafka_topic: str,
-                                             caplog: pytest.LogCaptureFixture) -> None:
-    kafka_broker.produce(kafka_topic, [
-        _json({"word": "a", "n": 1}), b"{not json", _json({"word": "b", "n": "two"}),
-        _json({"word": "c"}), b"", b'{"word":\n "d", "n": 4}', _json([1, 2]),
-        _json({"word": "e", "n": 5}), b"   "])
-    table = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, schema=Word,
-                             format="json", mode="static")
+def test_json_static_read_skips_bad_messages(
+    kafka_broker: TansuBroker, kafka_topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    kafka_broker.produce(
+        kafka_topic,
+        [
+            _json({"word": "a", "n": 1}),
+            b"{not json",
+            _json({"word": "b", "n": "two"}),
+            _json({"word": "c"}),
+            b"",
+            b'{"word":\n "d", "n": 4}',
+            _json([1, 2]),
+            _json({"word": "e", "n": 5}),
+            b"   ",
+        ],
+    )
+    table = pw.io.kafka.read(
+        kafka_broker.settings(), kafka_topic, schema=Word, format="json", mode="static"
+    )
     with caplog.at_level(logging.ERROR, logger="deltaflow.io"):
         rows = _rows(table)
     assert rows == [{"n": 1, "word": "a"}, {"n": 4, "word": "d"}, {"n": 5, "word": "e"}]
@@ -61,38 +73,46 @@ def test_json_static_read_skips_bad_messages(kafka_broker: TansuBroker, kafka_to
 
 
 def test_raw_and_plaintext_with_metadata(kafka_broker: TansuBroker, kafka_topic: str) -> None:
-    kafka_broker.produce(kafka_topic, [b"hello", b"\xff\xfe", b"x"], keys=[b"k", None, None],
-                         headers=[[("h", b"v")], None, [("n", None)]])
-    raw = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, mode="static",
-                           with_metadata=True)
+    kafka_broker.produce(
+        kafka_topic,
+        [b"hello", b"\xff\xfe", b"x"],
+        keys=[b"k", None, None],
+        headers=[[("h", b"v")], None, [("n", None)]],
+    )
+    raw = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, mode="static", with_metadata=True)
     assert list(raw.schema.columns()) == ["_metadata", "key", "data"]
     rows = sorted(_rows(raw), key=lambda r: r["_metadata"]["offset"].as_int())
-    assert [(r["key"], r["data"]) for r in rows] == [(b"k", b"hello"), (None, b"\xff\xfe"),
-                                                     (None, b"x")]
+    assert [(r["key"], r["data"]) for r in rows] == [
+        (b"k", b"hello"),
+        (None, b"\xff\xfe"),
+        (None, b"x"),
+    ]
     first = rows[0]["_metadata"].value
     assert first["topic"] == kafka_topic and first["partition"] == 0 and first["offset"] == 0
     assert first["headers"] == [["h", "dg=="]]
     assert abs(first["timestamp_millis"] - time.time() * 1000) < 60_000
     assert rows[2]["_metadata"].value["headers"] == [["n", None]]
     pw.clear_graph()
-    text = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, format="plaintext",
-                            mode="static")
+    text = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, format="plaintext", mode="static")
     # The message that is not UTF-8 is skipped, not turned into replacement characters.
     assert _rows(text) == [{"data": "hello", "key": "k"}, {"data": "x", "key": None}]
 
 
 def test_streaming_read_sees_new_messages(kafka_broker: TansuBroker, kafka_topic: str) -> None:
     kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 1})])
-    table = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, schema=Word,
-                             format="json", autocommit_duration_ms=20)
+    table = pw.io.kafka.read(
+        kafka_broker.settings(), kafka_topic, schema=Word, format="json", autocommit_duration_ms=20
+    )
     counts = table.groupby(table.word).reduce(table.word, total=pw.reducers.sum(table.n))
     changes = Changes().subscribe(counts)
     with BackgroundRun():
         changes.wait_for(lambda c: c.state() == [{"total": 1, "word": "a"}])
-        kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 2}),
-                                           _json({"word": "b", "n": 3})])
-        changes.wait_for(lambda c: c.state() == [{"total": 3, "word": "a"},
-                                                 {"total": 3, "word": "b"}])
+        kafka_broker.produce(
+            kafka_topic, [_json({"word": "a", "n": 2}), _json({"word": "b", "n": 3})]
+        )
+        changes.wait_for(
+            lambda c: c.state() == [{"total": 3, "word": "a"}, {"total": 3, "word": "b"}]
+        )
     # The update of "a" is a retraction and an insertion at one time.
     assert ({"word": "a", "total": 1}, False) in [(r, a) for r, _, a in changes.rows]
 
@@ -102,15 +122,28 @@ def test_json_field_paths_and_primary_key(kafka_broker: TansuBroker, kafka_topic
         word: str = pw.column_definition(primary_key=True)
         n: int
 
-    kafka_broker.produce(kafka_topic, [_json({"w": {"x": "a"}, "n": 1}),
-                                       _json({"w": {"x": "b"}, "n": 2})])
-    table = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, schema=Keyed, format="json",
-                             json_field_paths={"word": "/w/x"}, mode="static")
+    kafka_broker.produce(
+        kafka_topic, [_json({"w": {"x": "a"}, "n": 1}), _json({"w": {"x": "b"}, "n": 2})]
+    )
+    table = pw.io.kafka.read(
+        kafka_broker.settings(),
+        kafka_topic,
+        schema=Keyed,
+        format="json",
+        json_field_paths={"word": "/w/x"},
+        mode="static",
+    )
     rows = _rows(table)
     assert rows == [{"n": 1, "word": "a"}, {"n": 2, "word": "b"}]
     pw.clear_graph()
-    table = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, schema=Keyed, format="json",
-                             json_field_paths={"word": "/w/x"}, mode="static")
+    table = pw.io.kafka.read(
+        kafka_broker.settings(),
+        kafka_topic,
+        schema=Keyed,
+        format="json",
+        json_field_paths={"word": "/w/x"},
+        mode="static",
+    )
     keys, _ = pw.debug.table_to_dicts(table)
     expected = pw.debug.table_from_rows(Keyed, [("a", 1), ("b", 2)])
     expected_keys, _ = pw.debug.table_to_dicts(expected)
@@ -127,50 +160,66 @@ def test_several_partitions_and_start_timestamp(kafka_broker: TansuBroker) -> No
     time.sleep(0.05)
     for partition in range(3):
         kafka_broker.produce(topic, [f"new{partition}".encode()], partition=partition)
-    everything = pw.io.kafka.read(kafka_broker.settings(), topic, format="plaintext",
-                                  mode="static")
-    assert sorted(r["data"] for r in _rows(everything)) == ["new0", "new1", "new2", "old0",
-                                                            "old2"]
+    everything = pw.io.kafka.read(kafka_broker.settings(), topic, format="plaintext", mode="static")
+    assert sorted(r["data"] for r in _rows(everything)) == ["new0", "new1", "new2", "old0", "old2"]
     pw.clear_graph()
-    recent = pw.io.kafka.read(kafka_broker.settings(), topic, format="plaintext",
-                              mode="static", start_from_timestamp_ms=cutoff)
+    recent = pw.io.kafka.read(
+        kafka_broker.settings(),
+        topic,
+        format="plaintext",
+        mode="static",
+        start_from_timestamp_ms=cutoff,
+    )
     assert sorted(r["data"] for r in _rows(recent)) == ["new0", "new1", "new2"]
 
 
-def test_persistence_resumes_after_the_checkpoint(kafka_broker: TansuBroker, kafka_topic: str,
-                                                  tmp_path: Any) -> None:
+def test_persistence_resumes_after_the_checkpoint(
+    kafka_broker: TansuBroker, kafka_topic: str, tmp_path: Any
+) -> None:
     config = pw.persistence.Config(pw.persistence.Backend.filesystem(tmp_path / "state"))
 
     def run() -> list[dict[str, Any]]:
         pw.clear_graph()
-        table = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, schema=Word,
-                                 format="json", mode="static", name="words")
-        totals = table.groupby(table.word).reduce(table.word,
-                                                  total=pw.reducers.sum(table.n))
+        table = pw.io.kafka.read(
+            kafka_broker.settings(),
+            kafka_topic,
+            schema=Word,
+            format="json",
+            mode="static",
+            name="words",
+        )
+        totals = table.groupby(table.word).reduce(table.word, total=pw.reducers.sum(table.n))
         changes = Changes().subscribe(totals)
         pw.run(monitoring_level=pw.MonitoringLevel.NONE, persistence_config=config)
         return sorted((tuple(sorted(row.items())), added) for row, _, added in changes.rows)
 
-    kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 1}),
-                                       _json({"word": "b", "n": 2})])
-    assert run() == [((("total", 1), ("word", "a")), True),
-                     ((("total", 2), ("word", "b")), True)]
+    kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 1}), _json({"word": "b", "n": 2})])
+    assert run() == [((("total", 1), ("word", "a")), True), ((("total", 2), ("word", "b")), True)]
     assert run() == []  # nothing new: nothing read again, nothing output again
     kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 10})])
     # Only the new message is read, but the total covers the earlier runs' rows too.
-    assert run() == [((("total", 1), ("word", "a")), False),
-                     ((("total", 11), ("word", "a")), True)]
+    assert run() == [((("total", 1), ("word", "a")), False), ((("total", 11), ("word", "a")), True)]
 
 
-@settings(max_examples=8, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(st.lists(st.one_of(
-    st.builds(lambda w, n: _json({"word": w, "n": n}), st.sampled_from("abc"),
-              st.integers(-5, 5)),
-    st.sampled_from([b"{", b"null", b'{"word": 1, "n": 1}', b'{"word": "a", "n": 1.5}'])),
-    max_size=30))
-def test_json_read_equals_the_valid_messages(kafka_broker: TansuBroker,
-                                             messages: list[bytes]) -> None:
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(
+                lambda w, n: _json({"word": w, "n": n}), st.sampled_from("abc"), st.integers(-5, 5)
+            ),
+            st.sampled_from([b"{", b"null", b'{"word": 1, "n": 1}', b'{"word": "a", "n": 1.5}']),
+        ),
+        max_size=30,
+    )
+)
+def test_json_read_equals_the_valid_messages(
+    kafka_broker: TansuBroker, messages: list[bytes]
+) -> None:
     """Whatever mix of good and bad messages, the table is exactly the good ones, and a
     groupby over it equals the same groupby computed from scratch on them."""
     pw.clear_graph()
@@ -184,19 +233,24 @@ def test_json_read_equals_the_valid_messages(kafka_broker: TansuBroker,
             document = json.loads(message)
         except ValueError:
             continue
-        if isinstance(document, dict) and isinstance(document.get("word"), str) and \
-                type(document.get("n")) is int:
+        if (
+            isinstance(document, dict)
+            and isinstance(document.get("word"), str)
+            and type(document.get("n")) is int
+        ):
             valid.append(document)
-    table = pw.io.kafka.read(kafka_broker.settings(), topic, schema=Word, format="json",
-                             mode="static")
+    table = pw.io.kafka.read(
+        kafka_broker.settings(), topic, schema=Word, format="json", mode="static"
+    )
     totals = table.groupby(table.word).reduce(table.word, total=pw.reducers.sum(table.n))
     changes = Changes().subscribe(totals)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     expected: dict[str, int] = {}
     for document in valid:
         expected[document["word"]] = expected.get(document["word"], 0) + document["n"]
-    assert changes.state() == sorted(({"total": v, "word": k} for k, v in expected.items()),
-                                     key=repr)
+    assert changes.state() == sorted(
+        ({"total": v, "word": k} for k, v in expected.items()), key=repr
+    )
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -218,16 +272,26 @@ _CHANGES = """
 
 def test_write_json_with_key_and_headers(kafka_broker: TansuBroker, kafka_topic: str) -> None:
     table = pw.debug.table_from_markdown(_CHANGES)
-    pw.io.kafka.write(table, kafka_broker.settings(), kafka_topic, key=table.word,
-                      headers=[table.n])
+    pw.io.kafka.write(
+        table, kafka_broker.settings(), kafka_topic, key=table.word, headers=[table.n]
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert _messages(kafka_broker, kafka_topic, 3) == [
-        (b"a", b'{"word":"a","n":1,"diff":-1,"time":4}',
-         [("pathway_time", b"4"), ("pathway_diff", b"-1"), ("n", b"1")]),
-        (b"a", b'{"word":"a","n":1,"diff":1,"time":2}',
-         [("pathway_time", b"2"), ("pathway_diff", b"1"), ("n", b"1")]),
-        (b"b", b'{"word":"b","n":2,"diff":1,"time":2}',
-         [("pathway_time", b"2"), ("pathway_diff", b"1"), ("n", b"2")]),
+        (
+            b"a",
+            b'{"word":"a","n":1,"diff":-1,"time":4}',
+            [("pathway_time", b"4"), ("pathway_diff", b"-1"), ("n", b"1")],
+        ),
+        (
+            b"a",
+            b'{"word":"a","n":1,"diff":1,"time":2}',
+            [("pathway_time", b"2"), ("pathway_diff", b"1"), ("n", b"1")],
+        ),
+        (
+            b"b",
+            b'{"word":"b","n":2,"diff":1,"time":2}',
+            [("pathway_time", b"2"), ("pathway_diff", b"1"), ("n", b"2")],
+        ),
     ]
 
 
@@ -236,17 +300,24 @@ def test_write_dsv_plaintext_raw(kafka_broker: TansuBroker) -> None:
     topics = {fmt: f"w-{fmt}-{free_port()}" for fmt in ("dsv", "plaintext", "raw")}
     for topic in topics.values():
         kafka_broker.create_topic(topic)
-    pw.io.kafka.write(table, kafka_broker.settings(), topics["dsv"], format="dsv",
-                      delimiter=";")
-    pw.io.kafka.write(table, kafka_broker.settings(), topics["plaintext"], format="plaintext",
-                      value=table.word)
-    pw.io.kafka.write(table.select(data=table.word.str.upper()), kafka_broker.settings(),
-                      topics["raw"], format="raw")
+    pw.io.kafka.write(table, kafka_broker.settings(), topics["dsv"], format="dsv", delimiter=";")
+    pw.io.kafka.write(
+        table, kafka_broker.settings(), topics["plaintext"], format="plaintext", value=table.word
+    )
+    pw.io.kafka.write(
+        table.select(data=table.word.str.upper()),
+        kafka_broker.settings(),
+        topics["raw"],
+        format="raw",
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     dsv = _messages(kafka_broker, topics["dsv"], 4)
     assert sorted(value for _, value, _ in dsv) == [
-        b'"a";"1";"2";"1"', b'"a";"1";"4";"-1"', b'"b";"2";"2";"1"',
-        b'"word";"n";"time";"diff"']
+        b'"a";"1";"2";"1"',
+        b'"a";"1";"4";"-1"',
+        b'"b";"2";"2";"1"',
+        b'"word";"n";"time";"diff"',
+    ]
     plain = _messages(kafka_broker, topics["plaintext"], 3)
     assert sorted(value for _, value, _ in plain) == [b"a", b"a", b"b"]
     # The key is the row id (16 bytes): the same for both changes of "a".
@@ -273,11 +344,14 @@ def test_round_trip_of_an_update_stream(kafka_broker: TansuBroker, kafka_topic: 
         time: int
         diff: int
 
-    back = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, schema=Change,
-                            format="json", mode="static")
-    assert _rows(back) == [{"diff": -1, "n": 1, "time": 4, "word": "a"},
-                           {"diff": 1, "n": 1, "time": 2, "word": "a"},
-                           {"diff": 1, "n": 2, "time": 2, "word": "b"}]
+    back = pw.io.kafka.read(
+        kafka_broker.settings(), kafka_topic, schema=Change, format="json", mode="static"
+    )
+    assert _rows(back) == [
+        {"diff": -1, "n": 1, "time": 4, "word": "a"},
+        {"diff": 1, "n": 1, "time": 2, "word": "a"},
+        {"diff": 1, "n": 2, "time": 2, "word": "b"},
+    ]
 
 
 def test_redpanda_is_the_same_connector(kafka_broker: TansuBroker, kafka_topic: str) -> None:
@@ -285,16 +359,18 @@ def test_redpanda_is_the_same_connector(kafka_broker: TansuBroker, kafka_topic: 
     pw.io.redpanda.write(table, kafka_broker.settings(), kafka_topic)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     pw.clear_graph()
-    back = pw.io.redpanda.read(kafka_broker.settings(), kafka_topic, schema=Word,
-                               format="json", mode="static")
+    back = pw.io.redpanda.read(
+        kafka_broker.settings(), kafka_topic, schema=Word, format="json", mode="static"
+    )
     assert _rows(back) == [{"n": 9, "word": "z"}]
 
 
 @pytest.mark.slow  # its own consumer group with default timings: Tansu takes ~20 s to settle
 def test_simple_read_from_the_beginning(kafka_broker: TansuBroker, kafka_topic: str) -> None:
     kafka_broker.produce(kafka_topic, [b"one"])
-    table = pw.io.kafka.simple_read(kafka_broker.address, kafka_topic, format="plaintext",
-                                    autocommit_duration_ms=20)
+    table = pw.io.kafka.simple_read(
+        kafka_broker.address, kafka_topic, format="plaintext", autocommit_duration_ms=20
+    )
     changes = Changes().subscribe(table.select(table.data))
     with BackgroundRun():
         changes.wait_for(lambda c: c.state() == [{"data": "one"}], timeout=30)
@@ -304,17 +380,21 @@ def test_write_to_a_topic_per_row(kafka_broker: TansuBroker) -> None:
     topics = [f"dyn-{free_port()}-{i}" for i in range(2)]
     for topic in topics:
         kafka_broker.create_topic(topic)
-    table = pw.debug.table_from_rows(pw.schema_from_types(topic=str, value=str),
-                                     [(topics[0], "x"), (topics[1], "y"), (topics[1], "z")])
-    pw.io.kafka.write(table, kafka_broker.settings(), table.topic, format="plaintext",
-                      value=table.value)
+    table = pw.debug.table_from_rows(
+        pw.schema_from_types(topic=str, value=str),
+        [(topics[0], "x"), (topics[1], "y"), (topics[1], "z")],
+    )
+    pw.io.kafka.write(
+        table, kafka_broker.settings(), table.topic, format="plaintext", value=table.value
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert [m[1] for m in _messages(kafka_broker, topics[0], 1)] == [b"x"]
     assert sorted(m[1] for m in _messages(kafka_broker, topics[1], 2)) == [b"y", b"z"]
 
 
-def test_kafka_to_kafka_with_persistence(kafka_broker: TansuBroker, kafka_topic: str,
-                                         tmp_path: Any) -> None:
+def test_kafka_to_kafka_with_persistence(
+    kafka_broker: TansuBroker, kafka_topic: str, tmp_path: Any
+) -> None:
     """Outputs of a persisted run go out once: the restarted run writes only what the new
     message changed (the writer reports a time durable only once the broker acknowledged
     it, and the end of the run waits for every acknowledgement)."""
@@ -324,20 +404,29 @@ def test_kafka_to_kafka_with_persistence(kafka_broker: TansuBroker, kafka_topic:
 
     def run() -> None:
         pw.clear_graph()
-        words = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, schema=Word,
-                                 format="json", mode="static", name="words")
+        words = pw.io.kafka.read(
+            kafka_broker.settings(),
+            kafka_topic,
+            schema=Word,
+            format="json",
+            mode="static",
+            name="words",
+        )
         totals = words.groupby(words.word).reduce(words.word, total=pw.reducers.sum(words.n))
         pw.io.kafka.write(totals, kafka_broker.settings(), target)
         pw.run(monitoring_level=pw.MonitoringLevel.NONE, persistence_config=config)
 
-    kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 1}),
-                                       _json({"word": "b", "n": 2})])
+    kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 1}), _json({"word": "b", "n": 2})])
     run()
     kafka_broker.produce(kafka_topic, [_json({"word": "a", "n": 5})])
     run()
     found = [json.loads(m[1]) for m in _messages(kafka_broker, target, 4)]
     assert sorted((d["word"], d["total"], d["diff"]) for d in found) == [
-        ("a", 1, -1), ("a", 1, 1), ("a", 6, 1), ("b", 2, 1)]
+        ("a", 1, -1),
+        ("a", 1, 1),
+        ("a", 6, 1),
+        ("b", 2, 1),
+    ]
     assert kafka_broker.consume(target, 5, timeout=1.0)[4:] == []  # nothing more
 
 
@@ -348,8 +437,12 @@ def test_broker_down_at_start_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(pw.io.kafka, "CONNECT_TIMEOUT_S", 1.0)
     address = f"127.0.0.1:{free_port()}"
     secret = "s3cr3t-password"
-    settings = {"bootstrap.servers": address, "group.id": "g", "sasl.password": secret,
-                "sasl.username": "user"}
+    settings = {
+        "bootstrap.servers": address,
+        "group.id": "g",
+        "sasl.password": secret,
+        "sasl.username": "user",
+    }
     table = pw.io.kafka.read(settings, "nowhere", format="plaintext")
     pw.io.null.write(table)
     started = time.monotonic()
@@ -365,18 +458,21 @@ def test_broker_down_at_start_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     assert secret not in str(raised.value)
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"format": "csv"}, TypeError),
-    ({"format": "json"}, ValueError),  # no schema
-    ({"schema": Word}, ValueError),  # raw takes no schema
-    ({"autocommit_duration_ms": -1}, ValueError),
-    ({"parallel_readers": 0}, ValueError),
-    ({"unknown": 1}, TypeError),
-    ({"format": "json", "schema": Word, "json_field_paths": {"nope": "/x"}}, ValueError),
-    ({"mode": "batch"}, ValueError),
-    ({"topic": None}, ValueError),
-    ({"autocommit_duration_ms": None}, ValueError),  # a stream would never commit
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"format": "csv"}, TypeError),
+        ({"format": "json"}, ValueError),  # no schema
+        ({"schema": Word}, ValueError),  # raw takes no schema
+        ({"autocommit_duration_ms": -1}, ValueError),
+        ({"parallel_readers": 0}, ValueError),
+        ({"unknown": 1}, TypeError),
+        ({"format": "json", "schema": Word, "json_field_paths": {"nope": "/x"}}, ValueError),
+        ({"mode": "batch"}, ValueError),
+        ({"topic": None}, ValueError),
+        ({"autocommit_duration_ms": None}, ValueError),  # a stream would never commit
+    ],
+)
 def test_read_arguments_fail_at_definition(kwargs: dict[str, Any], error: type) -> None:
     kwargs = {"topic": "t", **kwargs}
     with pytest.raises(error):
@@ -386,8 +482,7 @@ def test_read_arguments_fail_at_definition(kwargs: dict[str, Any], error: type) 
 def test_tables_read_from_kafka_are_append_only() -> None:
     settings = {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}
     assert pw.io.kafka.read(settings, "t").is_append_only
-    assert pw.io.kafka.read(settings, "t", format="json", schema=Word,
-                            mode="static").is_append_only
+    assert pw.io.kafka.read(settings, "t", format="json", schema=Word, mode="static").is_append_only
     assert pw.io.kafka.simple_read("127.0.0.1:1", "t").is_append_only
 
 
@@ -428,27 +523,32 @@ def test_write_arguments_fail_at_definition() -> None:
     with pytest.raises(TypeError):
         pw.io.kafka.write(table, settings, "t", format="xml")
     with pytest.raises(ValueError, match="sort_by"):
-        pw.io.kafka.write(table, settings, "t", format="plaintext", value=table.word,
-                          sort_by=[table.n])
+        pw.io.kafka.write(
+            table, settings, "t", format="plaintext", value=table.word, sort_by=[table.n]
+        )
     with pytest.raises(NotImplementedError, match="schema regist"):
-        pw.io.kafka.write(table, settings, "t",
-                          schema_registry_settings=pw.io.kafka.SchemaRegistrySettings(["x"]))
+        pw.io.kafka.write(
+            table, settings, "t", schema_registry_settings=pw.io.kafka.SchemaRegistrySettings(["x"])
+        )
 
 
-def test_static_read_ends_after_a_transaction_marker(kafka_broker: TansuBroker,
-                                                     kafka_topic: str) -> None:
+def test_static_read_ends_after_a_transaction_marker(
+    kafka_broker: TansuBroker, kafka_topic: str
+) -> None:
     """A committed transaction ends with a marker that takes an offset but is no message: a
     static read must still see that it reached the end."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": kafka_broker.address,
-                         "transactional.id": f"tx-{kafka_topic}"})
+    producer = Producer(
+        {"bootstrap.servers": kafka_broker.address, "transactional.id": f"tx-{kafka_topic}"}
+    )
     producer.init_transactions(10)
     producer.begin_transaction()
     producer.produce(kafka_topic, b"in a transaction")
     producer.commit_transaction(10)
-    table = pw.io.kafka.read(kafka_broker.settings(), kafka_topic, format="plaintext",
-                             mode="static")
+    table = pw.io.kafka.read(
+        kafka_broker.settings(), kafka_topic, format="plaintext", mode="static"
+    )
     assert _rows(table) == [{"data": "in a transaction", "key": None}]
 
 
@@ -460,8 +560,9 @@ def test_streaming_read_survives_a_broker_restart() -> None:
     try:
         broker.create_topic("restart")
         broker.produce("restart", [b"a", b"b"])
-        table = pw.io.kafka.read(broker.settings(), "restart", format="plaintext",
-                                 autocommit_duration_ms=20)
+        table = pw.io.kafka.read(
+            broker.settings(), "restart", format="plaintext", autocommit_duration_ms=20
+        )
         changes = Changes().subscribe(table.select(table.data))
         with BackgroundRun():
             changes.wait_for(lambda c: len(c.rows) == 2, timeout=30)

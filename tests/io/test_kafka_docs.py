@@ -30,8 +30,9 @@ def test_docs_example_counts_words(kafka_broker: TansuBroker) -> None:
     assert "pw.run()" in code and '"localhost:9092"' in code
     extra = "".join(f'    "{k}": "{v}",\n' for k, v in FAST_GROUP_SETTINGS.items())
     code = code.replace('"localhost:9092"', f'"{kafka_broker.address}"')
-    code = code.replace('    "auto.offset.reset": "earliest",\n',
-                        '    "auto.offset.reset": "earliest",\n' + extra)
+    code = code.replace(
+        '    "auto.offset.reset": "earliest",\n', '    "auto.offset.reset": "earliest",\n' + extra
+    )
     code = code.replace("pw.run()", "")
     kafka_broker.produce("words", [json.dumps({"word": w}).encode() for w in "abacab"])
     exec(compile(code, str(DOC), "exec"), {})  # noqa: S102 - the page's own example

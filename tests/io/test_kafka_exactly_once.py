@@ -22,19 +22,32 @@ from deltaflow.io.kafka._writer import KafkaWriter
 
 
 def _writer(broker: TansuBroker, topic: str, fmt: str = "json") -> KafkaWriter:
-    return KafkaWriter({"bootstrap.servers": broker.address}, topic,
-                       connector=f"pw.io.kafka.write({topic!r})", policy=DEFAULT_POLICY,
-                       limit_hint="", fmt=fmt, delimiter=";")
+    return KafkaWriter(
+        {"bootstrap.servers": broker.address},
+        topic,
+        connector=f"pw.io.kafka.write({topic!r})",
+        policy=DEFAULT_POLICY,
+        limit_hint="",
+        fmt=fmt,
+        delimiter=";",
+    )
 
 
 def _changes(time: int, changes: list[tuple[str, int, int]]) -> Messages:
     """JSON messages as the formatter makes them: key = the word, value with diff and time."""
     return Messages(
         keys=[word.encode() for word, _, _ in changes],
-        values=[json.dumps({"word": word, "n": n, "diff": diff, "time": time},
-                           separators=(",", ":")).encode() for word, n, diff in changes],
-        headers=[[("pathway_time", str(time).encode()), ("pathway_diff", str(diff).encode())]
-                 for _, _, diff in changes])
+        values=[
+            json.dumps(
+                {"word": word, "n": n, "diff": diff, "time": time}, separators=(",", ":")
+            ).encode()
+            for word, n, diff in changes
+        ],
+        headers=[
+            [("pathway_time", str(time).encode()), ("pathway_diff", str(diff).encode())]
+            for _, _, diff in changes
+        ],
+    )
 
 
 def _flush(writer: KafkaWriter, time: int) -> Any:
@@ -50,8 +63,7 @@ def _flush(writer: KafkaWriter, time: int) -> Any:
 
 def _topic_changes(broker: TansuBroker, topic: str, count: int) -> list[tuple[str, int, int]]:
     messages = broker.consume(topic, count + 1, timeout=3.0)
-    return [(d["word"], d["n"], d["diff"]) for d in
-            (json.loads(m.value()) for m in messages)]
+    return [(d["word"], d["n"], d["diff"]) for d in (json.loads(m.value()) for m in messages)]
 
 
 def test_the_crashed_tail_is_not_written_twice(kafka_broker: TansuBroker) -> None:
@@ -78,11 +90,17 @@ def test_the_crashed_tail_is_not_written_twice(kafka_broker: TansuBroker) -> Non
     assert second._replay is None
     second.close()
     assert sorted(_topic_changes(kafka_broker, topic, 5)) == [
-        ("a", 1, 1), ("b", 2, 1), ("c", 3, 1), ("d", 4, 1), ("e", 5, 1)]
+        ("a", 1, 1),
+        ("b", 2, 1),
+        ("c", 3, 1),
+        ("d", 4, 1),
+        ("e", 5, 1),
+    ]
 
 
 def test_what_the_restart_does_not_write_again_is_retracted(
-        kafka_broker: TansuBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    kafka_broker: TansuBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     topic = f"eo-{free_port()}"
     kafka_broker.create_topic(topic)
     first = _writer(kafka_broker, topic)
@@ -115,10 +133,12 @@ def test_what_the_restart_does_not_write_again_is_retracted(
 @pytest.mark.parametrize("fmt", ["json", "dsv"])
 def test_fingerprints_ignore_the_time_only(fmt: str) -> None:
     def message(time: int, n: int, diff: int) -> tuple[bytes, list[tuple[str, bytes]]]:
-        value = (f'{{"n":{n},"diff":{diff},"time":{time}}}' if fmt == "json"
-                 else f'"{n}";"{time}";"{diff}"').encode()
-        return value, [("pathway_time", str(time).encode()),
-                       ("pathway_diff", str(diff).encode())]
+        value = (
+            f'{{"n":{n},"diff":{diff},"time":{time}}}'
+            if fmt == "json"
+            else f'"{n}";"{time}";"{diff}"'
+        ).encode()
+        return value, [("pathway_time", str(time).encode()), ("pathway_diff", str(diff).encode())]
 
     def fingerprint(time: int, n: int, diff: int) -> Any:
         value, headers = message(time, n, diff)

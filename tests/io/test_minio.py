@@ -27,8 +27,12 @@ class KV(pw.Schema):
 
 
 def minio_settings(server: MotoS3, **overrides: object) -> pw.io.minio.MinIOSettings:
-    values: dict = {"endpoint": server.endpoint, "bucket_name": BUCKET,
-                    "access_key": "minio-user", "secret_access_key": "minio-password"}
+    values: dict = {
+        "endpoint": server.endpoint,
+        "bucket_name": BUCKET,
+        "access_key": "minio-user",
+        "secret_access_key": "minio-password",
+    }
     values.update(overrides)
     return pw.io.minio.MinIOSettings(**values)
 
@@ -43,15 +47,20 @@ def rows_of(table: pw.Table) -> list[tuple]:
 def test_minio_write_then_read(s3: MotoS3, fmt: str) -> None:
     s3.create_bucket(BUCKET)
     data = [(k, f"row {k}") for k in range(20)]
-    pw.io.minio.write(pw.debug.table_from_rows(KV, data), "exports", fmt,
-                      minio_settings=minio_settings(s3),
-                      write_interval_ms=0)
+    pw.io.minio.write(
+        pw.debug.table_from_rows(KV, data),
+        "exports",
+        fmt,
+        minio_settings=minio_settings(s3),
+        write_interval_ms=0,
+    )
     pw.run()
     keys = s3.keys(BUCKET, "exports/")
     assert keys == ["exports/0000000000000000." + ("csv" if fmt == "csv" else "jsonl")]
     pw.clear_graph()
-    back = pw.io.minio.read("exports", minio_settings(s3), fmt, schema=KV, mode="static",
-                            with_metadata=True)
+    back = pw.io.minio.read(
+        "exports", minio_settings(s3), fmt, schema=KV, mode="static", with_metadata=True
+    )
     keys_, columns = pw.debug.table_to_dicts(back)
     assert {columns["_metadata"][k].value["path"] for k in keys_} == set(keys)
     assert sorted((columns["k"][k], columns["v"][k]) for k in keys_) == data
@@ -64,8 +73,9 @@ def test_minio_endpoint_without_scheme_and_s3_url_path(s3: MotoS3) -> None:
     settings = minio_settings(s3)
     assert settings.create_aws_settings()._endpoint_url() == s3.endpoint
     no_scheme = minio_settings(s3, endpoint=s3.endpoint.removeprefix("http://"))
-    assert no_scheme.create_aws_settings()._endpoint_url() == "https://" + \
-        s3.endpoint.removeprefix("http://")
+    assert no_scheme.create_aws_settings()._endpoint_url() == "https://" + s3.endpoint.removeprefix(
+        "http://"
+    )
     table = pw.io.minio.read(f"s3://{BUCKET}/plain", settings, "plaintext", mode="static")
     assert rows_of(table) == [("hello",), ("world",)]
 
@@ -76,8 +86,12 @@ def test_minio_bad_settings(s3: MotoS3) -> None:
     with pytest.raises(TypeError, match="minio_settings must be pw.io.minio.MinIOSettings"):
         pw.io.minio.read("x", pw.io.s3.AwsS3Settings(bucket_name=BUCKET), "csv", schema=KV)
     assert "minio-password" not in repr(minio_settings(s3))
-    pw.io.minio.write(pw.debug.table_from_rows(KV, [(1, "a")]), "x",
-                      minio_settings(s3, bucket_name="missing-bucket"), "csv")
+    pw.io.minio.write(
+        pw.debug.table_from_rows(KV, [(1, "a")]),
+        "x",
+        minio_settings(s3, bucket_name="missing-bucket"),
+        "csv",
+    )
     with pytest.raises(Exception, match="bucket does not exist"):
         pw.run()
 
@@ -90,8 +104,9 @@ def test_docs_example_runs_and_prints_what_the_page_says(tmp_path: Path) -> None
 def test_minio_write_accepts_both_argument_orders(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
     table = pw.debug.table_from_rows(KV, [(1, "a")])
-    pw.io.minio.write(table, "seed-order", "csv", minio_settings=minio_settings(s3),
-                      write_interval_ms=0)
+    pw.io.minio.write(
+        table, "seed-order", "csv", minio_settings=minio_settings(s3), write_interval_ms=0
+    )
     pw.io.minio.write(table, "read-order", minio_settings(s3), "json", write_interval_ms=0)
     pw.run()
     assert s3.keys(BUCKET, "seed-order/") == ["seed-order/0000000000000000.csv"]

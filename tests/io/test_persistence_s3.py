@@ -25,22 +25,26 @@ class KV(pw.Schema):
 
 
 def _settings(server: MotoS3) -> pw.io.s3.AwsS3Settings:
-    return pw.io.s3.AwsS3Settings(bucket_name=BUCKET, endpoint=server.endpoint,
-                                  with_path_style=True, region="us-east-1")
+    return pw.io.s3.AwsS3Settings(
+        bucket_name=BUCKET, endpoint=server.endpoint, with_path_style=True, region="us-east-1"
+    )
 
 
 def _run(server: MotoS3, out: Path) -> list[tuple[str, str, str, str]]:
     """One static run of S3 objects -> groupby -> CSV file, checkpointed in S3; the
     output rows as (k, sum, count, diff)."""
     pw.clear_graph()
-    table = pw.io.s3.read("data/", "csv", schema=KV, aws_s3_settings=_settings(server),
-                          mode="static", name="objects")
-    result = table.groupby(table.k).reduce(table.k, s=pw.reducers.sum(table.v),
-                                           c=pw.reducers.count())
+    table = pw.io.s3.read(
+        "data/", "csv", schema=KV, aws_s3_settings=_settings(server), mode="static", name="objects"
+    )
+    result = table.groupby(table.k).reduce(
+        table.k, s=pw.reducers.sum(table.v), c=pw.reducers.count()
+    )
     pw.io.csv.write(result, out)
     backend = pw.persistence.Backend.s3(f"s3://{BUCKET}/checkpoints-root", _settings(server))
-    pw.run(persistence_config=pw.persistence.Config(backend),
-           monitoring_level=pw.MonitoringLevel.NONE)
+    pw.run(
+        persistence_config=pw.persistence.Config(backend), monitoring_level=pw.MonitoringLevel.NONE
+    )
     lines = out.read_text().splitlines()[1:]
     rows = [tuple(f.strip('"') for f in line.split(",")) for line in lines]
     return sorted((r[0], r[1], r[2], r[4]) for r in rows)  # type: ignore[misc]
@@ -63,8 +67,10 @@ def test_s3_backend_and_reader_resume(s3: MotoS3, tmp_path: Path) -> None:
 
     store = CheckpointStore(S3Storage(_settings(s3), BUCKET, "checkpoints-root"))
     latest = store.load_latest()
-    assert latest is not None and set(latest.inputs["objects"].frontier) == {"data/1.csv",
-                                                                              "data/2.csv"}
+    assert latest is not None and set(latest.inputs["objects"].frontier) == {
+        "data/1.csv",
+        "data/2.csv",
+    }
 
 
 def test_s3_store_waits_out_an_outage(s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> None:

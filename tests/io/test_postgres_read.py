@@ -34,8 +34,9 @@ class Item(pw.Schema):
 
 
 def setup_items(pg: PgDatabase, *, publication: bool = True) -> None:
-    pg.execute("CREATE TABLE items (id INT PRIMARY KEY, name TEXT NOT NULL, "
-               "price DOUBLE PRECISION)")
+    pg.execute(
+        "CREATE TABLE items (id INT PRIMARY KEY, name TEXT NOT NULL, price DOUBLE PRECISION)"
+    )
     pg.execute("INSERT INTO items VALUES (1, 'apple', 1.5), (2, 'pear', NULL)")
     if publication:
         pg.execute("CREATE PUBLICATION items_pub FOR TABLE items")
@@ -64,22 +65,31 @@ def items(changes: Changes) -> list[tuple[Any, ...]]:
 
 
 def slots(pg: PgDatabase) -> list[tuple[str, bool]]:
-    return [(r[0], r[1]) for r in pg.execute(
-        "SELECT slot_name, temporary FROM pg_replication_slots WHERE database = %s "
-        "ORDER BY slot_name", (pg.dbname,))]
+    return [
+        (r[0], r[1])
+        for r in pg.execute(
+            "SELECT slot_name, temporary FROM pg_replication_slots WHERE database = %s "
+            "ORDER BY slot_name",
+            (pg.dbname,),
+        )
+    ]
 
 
 # --- static --------------------------------------------------------------------------------
 def test_static_read_of_every_type(pg: PgDatabase) -> None:
-    pg.execute('CREATE TABLE "Odd ""Name""" (id BIGINT PRIMARY KEY, "my col" TEXT, '
-               "f REAL, n NUMERIC, b BOOLEAN, raw BYTEA, ts TIMESTAMP, tz TIMESTAMPTZ, "
-               "d INTERVAL, us BIGINT, j JSONB, tags TEXT[], grid INT[], vec FLOAT8[], "
-               "maybe INT, u UUID)")
-    pg.execute('INSERT INTO "Odd ""Name""" VALUES (1, \'a,"b\', 0.5, 12.25, true, '
-               "'\\x00ff', '2024-03-01 10:20:30.123456', '2024-03-01 10:20:30+02', "
-               "'1 day 02:03:04.5', 1500000, '{\"k\": [1, null]}', "
-               "ARRAY['x', 'y z', NULL], '{{1,2},{3,4}}', '{1.5,-2}', NULL, "
-               "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')")
+    pg.execute(
+        'CREATE TABLE "Odd ""Name""" (id BIGINT PRIMARY KEY, "my col" TEXT, '
+        "f REAL, n NUMERIC, b BOOLEAN, raw BYTEA, ts TIMESTAMP, tz TIMESTAMPTZ, "
+        "d INTERVAL, us BIGINT, j JSONB, tags TEXT[], grid INT[], vec FLOAT8[], "
+        "maybe INT, u UUID)"
+    )
+    pg.execute(
+        'INSERT INTO "Odd ""Name""" VALUES (1, \'a,"b\', 0.5, 12.25, true, '
+        "'\\x00ff', '2024-03-01 10:20:30.123456', '2024-03-01 10:20:30+02', "
+        "'1 day 02:03:04.5', 1500000, '{\"k\": [1, null]}', "
+        "ARRAY['x', 'y z', NULL], '{{1,2},{3,4}}', '{1.5,-2}', NULL, "
+        "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')"
+    )
 
     class Everything(pw.Schema):
         id: int = pw.column_definition(primary_key=True)
@@ -139,21 +149,55 @@ def test_what_the_writer_stores_reads_back_unchanged(pg: PgDatabase) -> None:
         maybe: str | None
 
     values = [
-        (1, 2.5, "é ,\"q\"\n", True, b"\x00\x01", pd.Timestamp("2024-05-06 07:08:09.123456"),
-         pd.Timestamp("2024-05-06 07:08:09.5", tz="UTC"), pd.Timedelta(microseconds=-1500),
-         pw.Json({"a": [1, "x"]}), pw.Pointer(12345), (1, -2), ((0.5, 1.0), (2.0, 3.0)),
-         ("a", "b,c"), np.array([[1.5, 2.0], [3.0, 4.0]]), None),
-        (2, float("nan"), "", False, b"", pd.Timestamp("1970-01-01"),
-         pd.Timestamp("1999-12-31 23:59:59", tz="UTC"), pd.Timedelta(days=3),
-         pw.Json(None), pw.Pointer(0), (), (), ("", ""), np.array([7.0]), "x"),
+        (
+            1,
+            2.5,
+            'é ,"q"\n',
+            True,
+            b"\x00\x01",
+            pd.Timestamp("2024-05-06 07:08:09.123456"),
+            pd.Timestamp("2024-05-06 07:08:09.5", tz="UTC"),
+            pd.Timedelta(microseconds=-1500),
+            pw.Json({"a": [1, "x"]}),
+            pw.Pointer(12345),
+            (1, -2),
+            ((0.5, 1.0), (2.0, 3.0)),
+            ("a", "b,c"),
+            np.array([[1.5, 2.0], [3.0, 4.0]]),
+            None,
+        ),
+        (
+            2,
+            float("nan"),
+            "",
+            False,
+            b"",
+            pd.Timestamp("1970-01-01"),
+            pd.Timestamp("1999-12-31 23:59:59", tz="UTC"),
+            pd.Timedelta(days=3),
+            pw.Json(None),
+            pw.Pointer(0),
+            (),
+            (),
+            ("", ""),
+            np.array([7.0]),
+            "x",
+        ),
     ]
     source = pw.debug.table_from_rows(Wide, values)
-    pw.io.postgres.write(source, pg.settings, "wide", init_mode="create_if_not_exists",
-                         output_table_type="snapshot", primary_key=[source.id])
+    pw.io.postgres.write(
+        source,
+        pg.settings,
+        "wide",
+        init_mode="create_if_not_exists",
+        output_table_type="snapshot",
+        primary_key=[source.id],
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     pw.clear_graph()
-    keys, columns = pw.debug.table_to_dicts(pw.io.postgres.read(pg.settings, "wide", Wide,
-                                                                mode="static"))
+    keys, columns = pw.debug.table_to_dicts(
+        pw.io.postgres.read(pg.settings, "wide", Wide, mode="static")
+    )
     got = {columns["id"][k]: {n: columns[n][k] for n in columns} for k in keys}
     for row in values:
         read_back = got[row[0]]
@@ -164,8 +208,9 @@ def test_what_the_writer_stores_reads_back_unchanged(pg: PgDatabase) -> None:
             elif isinstance(expected, float) and np.isnan(expected):
                 assert np.isnan(actual), name
             elif isinstance(expected, tuple):
-                assert [list(x) if isinstance(x, tuple) else x for x in actual] == \
-                    [list(x) if isinstance(x, tuple) else x for x in expected], name
+                assert [list(x) if isinstance(x, tuple) else x for x in actual] == [
+                    list(x) if isinstance(x, tuple) else x for x in expected
+                ], name
             elif isinstance(expected, pw.Json):
                 assert actual.value == expected.value, name
             else:
@@ -173,10 +218,13 @@ def test_what_the_writer_stores_reads_back_unchanged(pg: PgDatabase) -> None:
 
 
 def test_static_read_skips_and_reports_values_that_do_not_fit(
-        pg: PgDatabase, caplog: pytest.LogCaptureFixture) -> None:
+    pg: PgDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
     pg.execute("CREATE TABLE t (id INT PRIMARY KEY, name TEXT, at TIMESTAMP, n NUMERIC)")
-    pg.execute("INSERT INTO t VALUES (1, 'ok', '2020-01-01', 1), (2, NULL, '2020-01-01', 2), "
-               "(3, 'far', 'infinity', 3), (4, 'big', '2020-01-01', 1e400)")
+    pg.execute(
+        "INSERT INTO t VALUES (1, 'ok', '2020-01-01', 1), (2, NULL, '2020-01-01', 2), "
+        "(3, 'far', 'infinity', 3), (4, 'big', '2020-01-01', 1e400)"
+    )
 
     class T(pw.Schema):
         id: int = pw.column_definition(primary_key=True)
@@ -202,18 +250,21 @@ def test_static_read_without_primary_key_and_of_a_view(pg: PgDatabase) -> None:
         line: str
         n: int
 
-    assert rows_of(pw.io.postgres.read(pg.settings, "log", Log, mode="static")) == \
-        [("a", 1), ("a", 1), ("b", 2)]
+    assert rows_of(pw.io.postgres.read(pg.settings, "log", Log, mode="static")) == [
+        ("a", 1),
+        ("a", 1),
+        ("b", 2),
+    ]
     assert rows_of(pw.io.postgres.read(pg.settings, "big", Log, mode="static")) == [("b", 2)]
 
 
 def test_schema_name_and_identifiers_are_quoted(pg: PgDatabase) -> None:
     pg.execute('CREATE SCHEMA "Sales; DROP"')
-    pg.execute('CREATE TABLE "Sales; DROP".items (id INT PRIMARY KEY, name TEXT, '
-               "price FLOAT8)")
+    pg.execute('CREATE TABLE "Sales; DROP".items (id INT PRIMARY KEY, name TEXT, price FLOAT8)')
     pg.execute("""INSERT INTO "Sales; DROP".items VALUES (7, 'x', 1)""")
-    table = pw.io.postgres.read(pg.settings, "items", Item, mode="static",
-                                schema_name="Sales; DROP")
+    table = pw.io.postgres.read(
+        pg.settings, "items", Item, mode="static", schema_name="Sales; DROP"
+    )
     assert rows_of(table) == [(7, "x", 1.0)]
 
 
@@ -233,8 +284,9 @@ def test_arguments_are_checked_when_the_pipeline_is_defined(pg: PgDatabase) -> N
 
     with pytest.raises(ValueError, match="primary key"):
         pw.io.postgres.read(settings, "items", NoKey, publication_name="p")
-    assert pw.io.postgres.read(settings, "items", NoKey, publication_name="p",
-                               is_append_only=True).is_append_only
+    assert pw.io.postgres.read(
+        settings, "items", NoKey, publication_name="p", is_append_only=True
+    ).is_append_only
     assert pw.io.postgres.read(settings, "items", Item, mode="static").is_append_only
     assert not pw.io.postgres.read(settings, "items", Item, publication_name="p").is_append_only
 
@@ -245,37 +297,61 @@ def test_arguments_are_checked_when_the_pipeline_is_defined(pg: PgDatabase) -> N
     with pytest.raises(TypeError, match="'ref'"):
         pw.io.postgres.read(settings, "items", Weird, mode="static")
     with pytest.raises(TypeError):
-        pw.io.postgres.read(settings, "items", Item, mode="static",
-                            replication_slot="x")  # type: ignore[call-arg]
+        pw.io.postgres.read(settings, "items", Item, mode="static", replication_slot="x")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="postgres_settings"):
         pw.io.postgres.read("host=x", "items", Item, mode="static")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="autocommit_duration_ms"):
-        pw.io.postgres.read(settings, "items", Item, mode="static",
-                            autocommit_duration_ms=-1)
+        pw.io.postgres.read(settings, "items", Item, mode="static", autocommit_duration_ms=-1)
 
 
-@pytest.mark.parametrize("setup, schema_key, message", [
-    ("", "id", "does not exist"),
-    ("CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price TEXT)", "id",
-     "column 'price' of type text cannot be read as"),
-    ("CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8)", "id",
-     "publication 'items_pub' does not exist"),
-    ("CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8); "
-     "CREATE PUBLICATION items_pub", "id", "does not cover the table"),
-    ("CREATE TABLE items (id INT PRIMARY KEY, name TEXT UNIQUE, price FLOAT8); "
-     "CREATE PUBLICATION items_pub FOR TABLE items", "name",
-     "identify rows by its primary key"),
-    ("CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8); "
-     "ALTER TABLE items REPLICA IDENTITY NOTHING; "
-     "CREATE PUBLICATION items_pub FOR TABLE items", "id", "REPLICA IDENTITY NOTHING"),
-    ("CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8) PARTITION BY RANGE (id);"
-     " CREATE TABLE items_low PARTITION OF items FOR VALUES FROM (0) TO (100); "
-     "CREATE PUBLICATION items_pub FOR TABLE items", "id", "publish_via_partition_root"),
-])
+@pytest.mark.parametrize(
+    "setup, schema_key, message",
+    [
+        ("", "id", "does not exist"),
+        (
+            "CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price TEXT)",
+            "id",
+            "column 'price' of type text cannot be read as",
+        ),
+        (
+            "CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8)",
+            "id",
+            "publication 'items_pub' does not exist",
+        ),
+        (
+            "CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8); "
+            "CREATE PUBLICATION items_pub",
+            "id",
+            "does not cover the table",
+        ),
+        (
+            "CREATE TABLE items (id INT PRIMARY KEY, name TEXT UNIQUE, price FLOAT8); "
+            "CREATE PUBLICATION items_pub FOR TABLE items",
+            "name",
+            "identify rows by its primary key",
+        ),
+        (
+            "CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8); "
+            "ALTER TABLE items REPLICA IDENTITY NOTHING; "
+            "CREATE PUBLICATION items_pub FOR TABLE items",
+            "id",
+            "REPLICA IDENTITY NOTHING",
+        ),
+        (
+            "CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price FLOAT8) PARTITION BY RANGE (id);"
+            " CREATE TABLE items_low PARTITION OF items FOR VALUES FROM (0) TO (100); "
+            "CREATE PUBLICATION items_pub FOR TABLE items",
+            "id",
+            "publish_via_partition_root",
+        ),
+    ],
+)
 def test_tables_that_cannot_be_read_fail_the_run_clearly(
-        pg: PgDatabase, setup: str, schema_key: str, message: str) -> None:
+    pg: PgDatabase, setup: str, schema_key: str, message: str
+) -> None:
     if setup:
         pg.execute(setup)
+
     class ByName(pw.Schema):
         id: int
         name: str = pw.column_definition(primary_key=True)
@@ -290,13 +366,15 @@ def test_tables_that_cannot_be_read_fail_the_run_clearly(
 
 
 def test_an_unreachable_server_is_retried_then_named(
-        pg: PgDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    pg: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DELTAFLOW_POSTGRES_CONNECT_RETRY_S", "0.5")
     settings = dict(pg.settings, port="1")  # nothing listens there
     table = pw.io.postgres.read(settings, "items", Item, mode="static")
     started = time.monotonic()
-    with pytest.raises(ConnectorError,
-                       match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:1/") as info:
+    with pytest.raises(
+        ConnectorError, match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:1/"
+    ) as info:
         pw.debug.table_to_dicts(table)
     assert 0.3 < time.monotonic() - started < 10
     assert "retried for 0.5 s" in str(info.value)
@@ -306,8 +384,9 @@ def test_an_unreachable_server_is_retried_then_named(
 # --- change data capture --------------------------------------------------------------------
 def test_streaming_snapshot_then_changes_in_commit_order(pg: PgDatabase) -> None:
     setup_items(pg)
-    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
-                                autocommit_duration_ms=10)
+    table = pw.io.postgres.read(
+        pg.settings, "items", Item, publication_name="items_pub", autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
     with BackgroundRun():
         changes.wait_for(lambda c: len(c.rows) == 2)
@@ -322,8 +401,11 @@ def test_streaming_snapshot_then_changes_in_commit_order(pg: PgDatabase) -> None
         committed(pg, "DELETE FROM items WHERE id = 1")
         changes.wait_for(lambda c: len(c.rows) == 6)
         # One transaction: a key change and several rows, seen at one time.
-        committed(pg, "UPDATE items SET id = 30 WHERE id = 3",
-                  *[f"INSERT INTO items VALUES ({i}, 'n{i}', {i})" for i in range(100, 150)])
+        committed(
+            pg,
+            "UPDATE items SET id = 30 WHERE id = 3",
+            *[f"INSERT INTO items VALUES ({i}, 'n{i}', {i})" for i in range(100, 150)],
+        )
         changes.wait_for(lambda c: len(c.rows) == 58)
         assert items(changes)[:2] == [(2, "pear", 2.0), (30, "plum", 3.0)]
         last = changes.rows[6:]
@@ -337,20 +419,25 @@ def test_streaming_snapshot_then_changes_in_commit_order(pg: PgDatabase) -> None
 
 
 def test_streaming_a_partitioned_table_through_its_root(pg: PgDatabase) -> None:
-    pg.execute("CREATE TABLE items (id INT PRIMARY KEY, name TEXT NOT NULL, price FLOAT8) "
-               "PARTITION BY RANGE (id)")
+    pg.execute(
+        "CREATE TABLE items (id INT PRIMARY KEY, name TEXT NOT NULL, price FLOAT8) "
+        "PARTITION BY RANGE (id)"
+    )
     pg.execute("CREATE TABLE items_low PARTITION OF items FOR VALUES FROM (0) TO (100)")
     pg.execute("CREATE TABLE items_high PARTITION OF items FOR VALUES FROM (100) TO (1000)")
     pg.execute("INSERT INTO items VALUES (1, 'a', 1)")
-    pg.execute("CREATE PUBLICATION items_pub FOR TABLE items "
-               "WITH (publish_via_partition_root = true)")
-    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
-                                autocommit_duration_ms=10)
+    pg.execute(
+        "CREATE PUBLICATION items_pub FOR TABLE items WITH (publish_via_partition_root = true)"
+    )
+    table = pw.io.postgres.read(
+        pg.settings, "items", Item, publication_name="items_pub", autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
     with BackgroundRun():
         changes.wait_for(lambda c: len(c.rows) == 1)
-        committed(pg, "INSERT INTO items VALUES (500, 'b', 2)",
-                  "UPDATE items SET id = 200 WHERE id = 1")  # moves between partitions
+        committed(
+            pg, "INSERT INTO items VALUES (500, 'b', 2)", "UPDATE items SET id = 200 WHERE id = 1"
+        )  # moves between partitions
         changes.wait_for(lambda c: items(c) == [(200, "a", 1.0), (500, "b", 2.0)])
 
 
@@ -359,8 +446,9 @@ def test_streaming_truncate_and_toasted_values(pg: PgDatabase) -> None:
     pg.execute("ALTER TABLE items REPLICA IDENTITY FULL")
     big = "x" * 100_000
     committed(pg, f"INSERT INTO items VALUES (5, '{big}', 1)")
-    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
-                                autocommit_duration_ms=10)
+    table = pw.io.postgres.read(
+        pg.settings, "items", Item, publication_name="items_pub", autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
     with BackgroundRun():
         changes.wait_for(lambda c: len(c.rows) == 3)
@@ -374,12 +462,14 @@ def test_streaming_truncate_and_toasted_values(pg: PgDatabase) -> None:
 
 
 def test_streaming_bad_values_are_reported_and_the_row_removed(
-        pg: PgDatabase, caplog: pytest.LogCaptureFixture) -> None:
+    pg: PgDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
     pg.execute("CREATE TABLE items (id INT PRIMARY KEY, name TEXT, price NUMERIC)")
     pg.execute("INSERT INTO items VALUES (1, 'a', 1), (2, 'b', 2)")
     pg.execute("CREATE PUBLICATION items_pub FOR TABLE items")
-    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
-                                autocommit_duration_ms=10)
+    table = pw.io.postgres.read(
+        pg.settings, "items", Item, publication_name="items_pub", autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
     with caplog.at_level(logging.ERROR), BackgroundRun():
         changes.wait_for(lambda c: len(c.rows) == 2)
@@ -399,8 +489,14 @@ def test_append_only_tables_refuse_updates(pg: PgDatabase) -> None:
     class Line(pw.Schema):
         name: str
 
-    table = pw.io.postgres.read(pg.settings, "items", Line, publication_name="items_pub",
-                                is_append_only=True, autocommit_duration_ms=10)
+    table = pw.io.postgres.read(
+        pg.settings,
+        "items",
+        Line,
+        publication_name="items_pub",
+        is_append_only=True,
+        autocommit_duration_ms=10,
+    )
     changes = Changes().subscribe(table)
     run = BackgroundRun()
     run.__enter__()
@@ -419,8 +515,9 @@ def test_random_transactions_end_in_the_table_state(pg: PgDatabase) -> None:
     """Whatever the sequence of committed transactions, the stream of changes sums up to the
     table's final contents (seeded: reproducible)."""
     setup_items(pg)
-    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
-                                autocommit_duration_ms=5)
+    table = pw.io.postgres.read(
+        pg.settings, "items", Item, publication_name="items_pub", autocommit_duration_ms=5
+    )
     changes = Changes().subscribe(table)
     rng = random.Random(14)
     with BackgroundRun():
@@ -434,13 +531,16 @@ def test_random_transactions_end_in_the_table_state(pg: PgDatabase) -> None:
                     statements.append(
                         f"INSERT INTO items VALUES ({key}, 'v{rng.randint(0, 9)}', "
                         f"{rng.choice(['NULL', '1.25', '2'])}) ON CONFLICT (id) DO UPDATE "
-                        "SET name = EXCLUDED.name, price = EXCLUDED.price")
+                        "SET name = EXCLUDED.name, price = EXCLUDED.price"
+                    )
                 elif action == "delete":
                     statements.append(f"DELETE FROM items WHERE id = {key}")
                 else:
-                    statements.append(f"UPDATE items SET id = {key + 100} WHERE id = {key} "
-                                      f"AND NOT EXISTS (SELECT 1 FROM items WHERE id = "
-                                      f"{key + 100})")
+                    statements.append(
+                        f"UPDATE items SET id = {key + 100} WHERE id = {key} "
+                        f"AND NOT EXISTS (SELECT 1 FROM items WHERE id = "
+                        f"{key + 100})"
+                    )
             committed(pg, *statements)
         final = sorted(tuple(r) for r in pg.execute("SELECT id, name, price FROM items"))
         changes.wait_for(lambda c: items(c) == final, timeout=15)
@@ -492,14 +592,21 @@ def test_persistence_resumes_from_the_checkpointed_position(pg: PgDatabase, tmp_
 
     def start() -> tuple[Changes, _PersistentRun]:
         pw.clear_graph()
-        table = pw.io.postgres.read(pg.settings, "stock", Stock, publication_name="stock_pub",
-                                    autocommit_duration_ms=10, name="stock")
+        table = pw.io.postgres.read(
+            pg.settings,
+            "stock",
+            Stock,
+            publication_name="stock_pub",
+            autocommit_duration_ms=10,
+            name="stock",
+        )
         totals = table.reduce(n=pw.reducers.count(), total=pw.reducers.sum(pw.this.qty))
         changes = Changes().subscribe(totals)
         return changes, _PersistentRun(config)
 
-    def totals(changes: Changes, before: dict[tuple[int, int], int] | None = None
-               ) -> list[tuple[int, int]]:
+    def totals(
+        changes: Changes, before: dict[tuple[int, int], int] | None = None
+    ) -> list[tuple[int, int]]:
         counts = dict(before or {})
         for row, _, added in changes.rows:
             key = (row["n"], row["total"])
@@ -513,7 +620,7 @@ def test_persistence_resumes_from_the_checkpointed_position(pg: PgDatabase, tmp_
         changes.wait_for(lambda c: totals(c) == [(3, 60)])
     finally:
         run.stop()
-    (anchor, temporary), = slots(pg)
+    ((anchor, temporary),) = slots(pg)
     assert anchor.startswith("deltaflow_") and temporary is False  # kept for the restart
 
     # Changes made while the pipeline is down are read on restart, and only they.
@@ -530,8 +637,9 @@ def test_persistence_resumes_from_the_checkpointed_position(pg: PgDatabase, tmp_
     # Nothing read twice: the restart's output starts from the checkpointed total.
     first = changes.rows[0]
     assert not first[2] and (first[0]["n"], first[0]["total"]) == (3, 60)
-    (state,) = pg.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots "
-                          "WHERE slot_name = %s", (anchor,))
+    (state,) = pg.execute(
+        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s", (anchor,)
+    )
     assert state[0] != "0/0"
 
 
@@ -586,8 +694,13 @@ def test_a_killed_pipeline_resumes_without_losing_a_change(pg: PgDatabase, tmp_p
     program = tmp_path / "pipeline.py"
     program.write_text(_CRASH_PROGRAM)
     out = tmp_path / "out.jsonl"
-    argv = [sys.executable, str(program), json.dumps(pg.settings), str(tmp_path / "state"),
-            str(out)]
+    argv = [
+        sys.executable,
+        str(program),
+        json.dumps(pg.settings),
+        str(tmp_path / "state"),
+        str(out),
+    ]
 
     def last_total() -> list[int] | None:
         lines = out.read_text().splitlines() if out.exists() else []
@@ -616,7 +729,7 @@ def test_a_killed_pipeline_resumes_without_losing_a_change(pg: PgDatabase, tmp_p
     second = subprocess.Popen(argv)
     try:
         committed(pg, "INSERT INTO stock VALUES (100, 100)")
-        (n, total), = pg.execute("SELECT count(*), sum(qty) FROM stock")
+        ((n, total),) = pg.execute("SELECT count(*), sum(qty) FROM stock")
         wait_total([n, total], second)
     finally:
         second.send_signal(signal.SIGINT)
@@ -631,19 +744,29 @@ def _kill_replication_connections(pg: PgDatabase, wait_s: float = 15.0) -> int:
     kill the reader takes a moment (a backoff wait) to connect again."""
     deadline = time.monotonic() + wait_s
     while True:
-        killed = len(pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                                "backend_type = 'walsender' AND datname = %s", (pg.dbname,)))
+        killed = len(
+            pg.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "backend_type = 'walsender' AND datname = %s",
+                (pg.dbname,),
+            )
+        )
         if killed or time.monotonic() > deadline:
             return killed
         time.sleep(0.05)
 
 
-def test_persisted_reader_reconnects_without_losing_or_repeating(
-        pg: PgDatabase, tmp_path) -> None:
+def test_persisted_reader_reconnects_without_losing_or_repeating(pg: PgDatabase, tmp_path) -> None:
     setup_items(pg)
     config = pw.persistence.Config(pw.persistence.Backend.filesystem(tmp_path / "state"))
-    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
-                                autocommit_duration_ms=10, name="items")
+    table = pw.io.postgres.read(
+        pg.settings,
+        "items",
+        Item,
+        publication_name="items_pub",
+        autocommit_duration_ms=10,
+        name="items",
+    )
     changes = Changes().subscribe(table)
     run = _PersistentRun(config)
     try:
@@ -663,8 +786,9 @@ def test_persisted_reader_reconnects_without_losing_or_repeating(
 
 def test_unpersisted_reader_reconnects_without_losing_or_repeating(pg: PgDatabase) -> None:
     setup_items(pg)
-    table = pw.io.postgres.read(pg.settings, "items", Item, publication_name="items_pub",
-                                autocommit_duration_ms=10)
+    table = pw.io.postgres.read(
+        pg.settings, "items", Item, publication_name="items_pub", autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
     with BackgroundRun():
         changes.wait_for(lambda c: len(c.rows) == 2)
@@ -676,15 +800,20 @@ def test_unpersisted_reader_reconnects_without_losing_or_repeating(pg: PgDatabas
         committed(pg, "DELETE FROM items WHERE id = 1")
         changes.wait_for(lambda c: len(c.rows) == 6)
         time.sleep(0.3)  # nothing more may come
-    assert items(changes) == [(2, "pear", None), (3, "plum", 3.0), (10, "fig", 4.0),
-                              (11, "fig", 4.0)]
+    assert items(changes) == [
+        (2, "pear", None),
+        (3, "plum", 3.0),
+        (10, "fig", 4.0),
+        (11, "fig", 4.0),
+    ]
     assert len(changes.rows) == 6
     assert slots(pg) == []
 
 
 @pytest.mark.parametrize("shutdown", ["fast", "immediate"])
 def test_a_server_restart_mid_run_loses_and_repeats_nothing(
-        pg: PgDatabase, postgres_server: PostgresServer, shutdown: str) -> None:
+    pg: PgDatabase, postgres_server: PostgresServer, shutdown: str
+) -> None:
     """``pg_ctl restart`` while changes stream in (a clean shutdown, then a crash of the
     server): the reader reconnects and its table ends equal to the source's, each change
     seen once."""
@@ -695,8 +824,9 @@ def test_a_server_restart_mid_run_loses_and_repeats_nothing(
         sku: int = pw.column_definition(primary_key=True)
         qty: int
 
-    table = pw.io.postgres.read(pg.settings, "stock", Stock, publication_name="stock_pub",
-                                autocommit_duration_ms=10)
+    table = pw.io.postgres.read(
+        pg.settings, "stock", Stock, publication_name="stock_pub", autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
     with BackgroundRun():
         committed(pg, "INSERT INTO stock VALUES (0, 0)")
@@ -722,9 +852,17 @@ def test_slots_left_by_killed_runs_are_dropped_by_the_next_run(pg: PgDatabase) -
 
     setup_items(pg)
     connector = "pw.io.postgres.read(public.items)"
-    target = Target(connector=connector, settings=pg.settings, schema_name="public",
-                    table_name="items", columns={}, primary_key=(), publication=None,
-                    append_only=False, identity=connector)
+    target = Target(
+        connector=connector,
+        settings=pg.settings,
+        schema_name="public",
+        table_name="items",
+        columns={},
+        primary_key=(),
+        publication=None,
+        append_only=False,
+        identity=connector,
+    )
     import psycopg
 
     leftover, alive = target.run_slot(), target.run_slot()
@@ -734,8 +872,9 @@ def test_slots_left_by_killed_runs_are_dropped_by_the_next_run(pg: PgDatabase) -
     # A run of the same connector still reading its snapshot: it holds its run lock.
     with psycopg.connect(pg.conninfo, autocommit=True) as running:
         running.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (alive,))
-        table = pw.io.postgres.read(pg.settings, "items", Item,
-                                    publication_name="items_pub", autocommit_duration_ms=10)
+        table = pw.io.postgres.read(
+            pg.settings, "items", Item, publication_name="items_pub", autocommit_duration_ms=10
+        )
         changes = Changes().subscribe(table)
         with BackgroundRun():
             changes.wait_for(lambda c: len(c.rows) == 2)

@@ -91,20 +91,24 @@ class Proxy:
             with self._lock:
                 self._sockets += [client, server]
             blocked = threading.Event()  # set: answers from the server are dropped
-            threading.Thread(target=self._pipe, args=(client, server, blocked, True),
-                             daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, blocked, False),
-                             daemon=True).start()
+            threading.Thread(
+                target=self._pipe, args=(client, server, blocked, True), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pipe, args=(server, client, blocked, False), daemon=True
+            ).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket, blocked: threading.Event,
-              upstream: bool) -> None:
+    def _pipe(
+        self, source: socket.socket, sink: socket.socket, blocked: threading.Event, upstream: bool
+    ) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data or (blocked.is_set() and not upstream):
                     break
-                commit = upstream and self.cut_after_commit and \
-                    b"Q\x00\x00\x00\x0bCOMMIT\x00" in data
+                commit = (
+                    upstream and self.cut_after_commit and b"Q\x00\x00\x00\x0bCOMMIT\x00" in data
+                )
                 if commit:  # let the COMMIT through, never its answer
                     self.cut_after_commit = False
                     blocked.set()
@@ -169,7 +173,8 @@ def _stop(thread: threading.Thread, feed: Feed) -> None:
 
 
 def test_server_down_at_start_fails_naming_connector_and_address(
-        pg: PgDatabase, monkeypatch: pytest.MonkeyPatch) -> None:
+    pg: PgDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DELTAFLOW_POSTGRES_CONNECT_RETRY_S", "1")
     port = _free_port()
     settings = {**pg.settings, "port": str(port)}
@@ -187,8 +192,7 @@ def test_server_down_at_start_fails_naming_connector_and_address(
 
 def test_wrong_password_fails_at_once_without_showing_it(pg: PgDatabase) -> None:
     settings = {**pg.settings, "password": "not-the-password-42"}
-    pw.io.postgres.write(pw.debug.table_from_markdown("k\n1"), settings, "t",
-                         init_mode="replace")
+    pw.io.postgres.write(pw.debug.table_from_markdown("k\n1"), settings, "t", init_mode="replace")
     started = time.monotonic()
     with pytest.raises(OSError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -198,13 +202,12 @@ def test_wrong_password_fails_at_once_without_showing_it(pg: PgDatabase) -> None
 
 
 def test_server_coming_up_during_the_retry_window(
-        pg: PgDatabase, postgres_server: PostgresServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    pg: PgDatabase, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DELTAFLOW_POSTGRES_CONNECT_RETRY_S", "20")
     proxy = Proxy(postgres_server.port)
     table = pw.debug.table_from_markdown("k\n1\n2")
-    pw.io.postgres.write(table, {**pg.settings, "port": proxy.port}, "late",
-                         init_mode="replace")
+    pw.io.postgres.write(table, {**pg.settings, "port": proxy.port}, "late", init_mode="replace")
     threading.Timer(1.0, proxy.start).start()
     try:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -215,17 +218,19 @@ def test_server_coming_up_during_the_retry_window(
 
 @pytest.mark.parametrize("mode", ["stream_of_changes", "snapshot"])
 def test_connection_lost_mid_run_loses_and_doubles_nothing(
-        pg: PgDatabase, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch,
-        mode: str) -> None:
+    pg: PgDatabase, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
     monkeypatch.setenv("DELTAFLOW_POSTGRES_CONNECT_RETRY_S", "20")
     proxy = Proxy(postgres_server.port)
     proxy.start()
     feed = Feed()
     table = pw.io.python.read(feed, schema=KV)
-    extra: dict[str, Any] = {"output_table_type": "snapshot", "primary_key": [table.k]} \
-        if mode == "snapshot" else {}
-    pw.io.postgres.write(table, {**pg.settings, "port": proxy.port}, "out",
-                         init_mode="replace", **extra)
+    extra: dict[str, Any] = (
+        {"output_table_type": "snapshot", "primary_key": [table.k]} if mode == "snapshot" else {}
+    )
+    pw.io.postgres.write(
+        table, {**pg.settings, "port": proxy.port}, "out", init_mode="replace", **extra
+    )
     thread, errors = _start(lambda: pw.run(monitoring_level=pw.MonitoringLevel.NONE))
 
     def count() -> int:
@@ -252,7 +257,8 @@ def test_connection_lost_mid_run_loses_and_doubles_nothing(
         proxy.stop()
     assert not errors, errors
     assert pg.execute("SELECT k, count(*) FROM out GROUP BY k ORDER BY k") == [
-        (k, 1) for k in range(1, 7)]
+        (k, 1) for k in range(1, 7)
+    ]
 
 
 def test_snapshot_minibatches_are_atomic_for_readers(pg: PgDatabase) -> None:
@@ -260,8 +266,14 @@ def test_snapshot_minibatches_are_atomic_for_readers(pg: PgDatabase) -> None:
     rows from value n to n+1 at once."""
     feed = Feed()
     table = pw.io.python.read(feed, schema=KV)
-    pw.io.postgres.write(table, pg.settings, "atomic", init_mode="replace",
-                         output_table_type="snapshot", primary_key=[table.k])
+    pw.io.postgres.write(
+        table,
+        pg.settings,
+        "atomic",
+        init_mode="replace",
+        output_table_type="snapshot",
+        primary_key=[table.k],
+    )
     thread, errors = _start(lambda: pw.run(monitoring_level=pw.MonitoringLevel.NONE))
     seen: set[tuple[str, ...]] = set()
     try:
@@ -273,8 +285,7 @@ def test_snapshot_minibatches_are_atomic_for_readers(pg: PgDatabase) -> None:
                 except Exception:  # noqa: BLE001 - not created yet
                     continue
                 seen.add(tuple(sorted(v for (v,) in values)))
-        assert wait_for(lambda: pg.execute("SELECT DISTINCT v FROM atomic") == [("5",)],
-                        timeout=20)
+        assert wait_for(lambda: pg.execute("SELECT DISTINCT v FROM atomic") == [("5",)], timeout=20)
     finally:
         _stop(thread, feed)
     assert not errors, errors
@@ -283,7 +294,7 @@ def test_snapshot_minibatches_are_atomic_for_readers(pg: PgDatabase) -> None:
 
 # --- crash and restart ------------------------------------------------------------------------
 
-_CHILD = textwrap.dedent('''
+_CHILD = textwrap.dedent("""
     import json, sys
     import deltaflow as pw
 
@@ -303,13 +314,15 @@ _CHILD = textwrap.dedent('''
     pw.run(persistence_config=pw.persistence.Config(
         pw.persistence.Backend.filesystem(store), snapshot_interval_ms=1000),
         monitoring_level=pw.MonitoringLevel.NONE)
-''')
+""")
 
 
-@pytest.mark.parametrize("mode", ["stream_of_changes",
-                                  pytest.param("snapshot", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "mode", ["stream_of_changes", pytest.param("snapshot", marks=pytest.mark.slow)]
+)
 def test_sigkill_and_restart_with_persistence_is_exactly_once(
-        pg: PgDatabase, tmp_path: Path, mode: str) -> None:
+    pg: PgDatabase, tmp_path: Path, mode: str
+) -> None:
     import json
 
     inputs = tmp_path / "in"
@@ -335,9 +348,18 @@ def test_sigkill_and_restart_with_persistence_is_exactly_once(
 
     def launch() -> subprocess.Popen[bytes]:
         with open(log, "ab") as sink:
-            return subprocess.Popen([sys.executable, str(script), str(inputs), str(store),
-                                     mode, json.dumps(pg.settings)],
-                                    stdout=subprocess.DEVNULL, stderr=sink)
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    str(script),
+                    str(inputs),
+                    str(store),
+                    mode,
+                    json.dumps(pg.settings),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+            )
 
     def count() -> int:
         try:

@@ -32,8 +32,12 @@ def test_native_session_next_variants_and_commit_times() -> None:
     table = pw.io.python.read(Subject(), schema=Plain, autocommit_duration_ms=None)
     changes = Changes().subscribe(table)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
-    assert changes.state() == [{"n": 0, "v": "b"}, {"n": 1, "v": "a"}, {"n": 3, "v": "c"},
-                               {"n": 4, "v": "d"}]
+    assert changes.state() == [
+        {"n": 0, "v": "b"},
+        {"n": 1, "v": "a"},
+        {"n": 3, "v": "c"},
+        {"n": 4, "v": "d"},
+    ]
     times = {row["v"]: time for row, time, _ in changes.rows}
     assert times["a"] == times["b"] <= times["c"] == times["d"]  # commits may share a time
     assert changes.ended
@@ -49,14 +53,16 @@ def test_upsert_session_replaces_and_removes() -> None:
             self.commit()
             self._remove(None, {"k": 2, "v": "b"})
 
-    table = pw.io.python.read(Subject(session_type="upsert"), schema=KV,
-                              autocommit_duration_ms=None)
+    table = pw.io.python.read(
+        Subject(session_type="upsert"), schema=KV, autocommit_duration_ms=None
+    )
     changes = Changes().subscribe(table)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert changes.state() == [{"k": 1, "v": "c"}]
     # Consecutive commits may share an engine time, so only the order across times is fixed.
-    assert sorted((r["v"], added) for r, _, added in changes.rows) == sorted([
-        ("a", True), ("b", True), ("a", False), ("c", True), ("b", False)])
+    assert sorted((r["v"], added) for r, _, added in changes.rows) == sorted(
+        [("a", True), ("b", True), ("a", False), ("c", True), ("b", False)]
+    )
     assert [r["v"] for r, _, added in changes.rows if added][:2] == ["a", "b"]
 
 
@@ -177,14 +183,21 @@ def test_observer_receives_changes_time_ends_and_end() -> None:
     )
     pw.io.python.write(table, Observer())
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
-    assert events == [("change", "a", 2, True), ("time_end", 2), ("change", "a", 4, False),
-                      ("change", "b", 4, True), ("time_end", 4), ("end",)]
+    assert events == [
+        ("change", "a", 2, True),
+        ("time_end", 2),
+        ("change", "a", 4, False),
+        ("change", "b", 4, True),
+        ("time_end", 4),
+        ("end",),
+    ]
     with pytest.raises(TypeError, match="ConnectorObserver"):
         pw.io.python.write(table, object())
 
 
 def test_subject_waits_for_room_when_the_session_falls_behind(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A subject sending far more than its buffer holds is paused, then resumed, losing
     nothing (the session signals room as it takes blocks)."""
     from deltaflow.io import python as python_io
@@ -202,7 +215,8 @@ def test_subject_waits_for_room_when_the_session_falls_behind(
     table = pw.io.python.read(Flood(), schema=Plain, autocommit_duration_ms=None)
     result = table.reduce(count=pw.reducers.count(), total=pw.reducers.sum(table.n))
     assert pw.debug.table_to_pandas(result).to_dict("records") == [
-        {"count": 500, "total": sum(range(500))}]
+        {"count": 500, "total": sum(range(500))}
+    ]
 
 
 def test_streaming_commit_reaches_subscriber_before_the_next_commit() -> None:
@@ -220,8 +234,9 @@ def test_streaming_commit_reaches_subscriber_before_the_next_commit() -> None:
                 assert seen.wait(10), f"commit {i} was not delivered"
 
     table = pw.io.python.read(Paced(), schema=Plain, autocommit_duration_ms=10)
-    totals = table.groupby(table.n).reduce(table.n, c=pw.reducers.count(),
-                                           top=pw.reducers.max(table.v))
+    totals = table.groupby(table.n).reduce(
+        table.n, c=pw.reducers.count(), top=pw.reducers.max(table.v)
+    )
     counts: dict[int, int] = {}
 
     def on_change(key, row, time, is_addition) -> None:

@@ -43,8 +43,7 @@ class Recorder(pw.io.python.AsyncConnectorObserver):
         self.threads: set[str] = set()
         self.delays = delays or {}
 
-    async def on_change(self, key: Any, row: dict[str, Any], time: int,
-                        is_addition: bool) -> None:
+    async def on_change(self, key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:
         self.threads.add(threading.current_thread().name)
         asyncio.get_running_loop()  # raises unless called on a running loop
         self.active += 1
@@ -72,12 +71,14 @@ def test_changes_of_a_time_complete_before_its_time_end_and_the_next_time() -> N
     assert events[-1] == ("end", 0)
     assert [e for e in events if e[0] == "end"] == [("end", 0)]
     assert time_end_2 < time_end_4
-    time_2, time_4 = events[:time_end_2], events[time_end_2 + 1:time_end_4]
+    time_2, time_4 = events[:time_end_2], events[time_end_2 + 1 : time_end_4]
     assert sorted(e[1] for e in time_2 if e[0] == "done") == ["a", "b", "c"]
     assert {e[2] for e in time_2} == {2}
     # Deletions of a time start before its insertions; every call completes inside its time.
-    assert [e for e in time_4 if e[0] == "start"] == [("start", "a", 4, False),
-                                                     ("start", "d", 4, True)]
+    assert [e for e in time_4 if e[0] == "start"] == [
+        ("start", "a", 4, False),
+        ("start", "d", 4, True),
+    ]
     assert sorted(e[1] for e in time_4 if e[0] == "done") == ["a", "d"]
     # The time's three calls were all started before the first of them completed.
     assert [e[0] for e in time_2[:3]] == ["start"] * 3
@@ -91,8 +92,9 @@ def test_calls_of_one_time_overlap_on_an_event_loop_off_the_engine_thread() -> N
     observer_threads: set[str] = set()
 
     class Gate(pw.io.python.AsyncConnectorObserver):
-        async def on_change(self, key: Any, row: dict[str, Any], time: int,
-                            is_addition: bool) -> None:
+        async def on_change(
+            self, key: Any, row: dict[str, Any], time: int, is_addition: bool
+        ) -> None:
             # Every call waits until all of them have started: this completes only if the
             # calls of the time run concurrently (a sequential runner would time out).
             nonlocal started, all_started
@@ -117,8 +119,9 @@ def test_an_exception_in_on_change_stops_the_run_naming_the_connector() -> None:
     ended: list[bool] = []
 
     class Failing(pw.io.python.AsyncConnectorObserver):
-        async def on_change(self, key: Any, row: dict[str, Any], time: int,
-                            is_addition: bool) -> None:
+        async def on_change(
+            self, key: Any, row: dict[str, Any], time: int, is_addition: bool
+        ) -> None:
             if row["v"] == "b":
                 raise ValueError("cannot store b")
             try:
@@ -142,8 +145,9 @@ def test_an_exception_in_on_change_stops_the_run_naming_the_connector() -> None:
 
 def test_an_exception_in_on_time_end_or_on_end_stops_the_run() -> None:
     class BadTimeEnd(pw.io.python.AsyncConnectorObserver):
-        async def on_change(self, key: Any, row: dict[str, Any], time: int,
-                            is_addition: bool) -> None:
+        async def on_change(
+            self, key: Any, row: dict[str, Any], time: int, is_addition: bool
+        ) -> None:
             return None
 
         def on_time_end(self, time: int) -> None:
@@ -156,8 +160,9 @@ def test_an_exception_in_on_time_end_or_on_end_stops_the_run() -> None:
     pw.clear_graph()
 
     class BadEnd(pw.io.python.AsyncConnectorObserver):
-        async def on_change(self, key: Any, row: dict[str, Any], time: int,
-                            is_addition: bool) -> None:
+        async def on_change(
+            self, key: Any, row: dict[str, Any], time: int, is_addition: bool
+        ) -> None:
             return None
 
         async def on_end(self) -> None:
@@ -170,14 +175,21 @@ def test_an_exception_in_on_time_end_or_on_end_stops_the_run() -> None:
 
 def test_wrong_definitions_fail_early() -> None:
     with pytest.raises(TypeError, match=r"Sync\.on_change must be a coroutine function"):
+
         class Sync(pw.io.python.AsyncConnectorObserver):
-            def on_change(self, key: Any, row: dict[str, Any], time: int,  # type: ignore
-                          is_addition: bool) -> None:
+            def on_change(
+                self,
+                key: Any,
+                row: dict[str, Any],
+                time: int,  # type: ignore
+                is_addition: bool,
+            ) -> None:
                 return None
 
     class Fine(pw.io.python.AsyncConnectorObserver):
-        async def on_change(self, key: Any, row: dict[str, Any], time: int,
-                            is_addition: bool) -> None:
+        async def on_change(
+            self, key: Any, row: dict[str, Any], time: int, is_addition: bool
+        ) -> None:
             return None
 
     table = _two_times()
@@ -186,6 +198,7 @@ def test_wrong_definitions_fail_early() -> None:
     with pytest.raises(TypeError, match="AsyncConnectorObserver"):
         pw.io.python.write(table, object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="abstract"):
+
         class NoChange(pw.io.python.AsyncConnectorObserver):
             pass
 
@@ -209,8 +222,9 @@ def test_streaming_subject_and_coroutine_ends() -> None:
     background: list[asyncio.Task[None]] = []
 
     class Observer(pw.io.python.AsyncConnectorObserver):
-        async def on_change(self, key: Any, row: dict[str, Any], time: int,
-                            is_addition: bool) -> None:
+        async def on_change(
+            self, key: Any, row: dict[str, Any], time: int, is_addition: bool
+        ) -> None:
             await asyncio.sleep(0)
             log.append(("change", row["v"], time, is_addition))
 
@@ -260,8 +274,9 @@ def test_a_stopped_streaming_run_waits_for_calls_in_flight() -> None:
     log: list[str] = []
 
     class Slow(pw.io.python.AsyncConnectorObserver):
-        async def on_change(self, key: Any, row: dict[str, Any], time: int,
-                            is_addition: bool) -> None:
+        async def on_change(
+            self, key: Any, row: dict[str, Any], time: int, is_addition: bool
+        ) -> None:
             entered.set()
             await asyncio.sleep(0.2)  # still running when the run is asked to stop
             log.append("completed")
@@ -281,8 +296,13 @@ def test_a_connector_observer_with_a_coroutine_on_change_is_awaited() -> None:
     seen: list[str] = []
 
     class Observer(pw.io.python.ConnectorObserver):
-        async def on_change(self, key: Any, row: dict[str, Any], time: int,  # type: ignore
-                            is_addition: bool) -> None:
+        async def on_change(
+            self,
+            key: Any,
+            row: dict[str, Any],
+            time: int,  # type: ignore
+            is_addition: bool,
+        ) -> None:
             await asyncio.sleep(0)
             seen.append(row["v"])
 

@@ -16,7 +16,8 @@ from deltaflow.io import sqlite as sqlite_io
 
 
 def test_sqlite_lock_held_past_the_limit_fails_the_run_naming_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "locked.db"
     connection = sqlite3.connect(db)
     connection.execute("CREATE TABLE t (k INTEGER, time INTEGER, diff INTEGER)")
@@ -45,7 +46,8 @@ def test_sqlite_lock_held_past_the_limit_fails_the_run_naming_it(
 
 
 def test_sqlite_limit_is_checked_when_the_pipeline_is_defined(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DELTAFLOW_SQLITE_MAX_OUTAGE_S", "a while")
     with pytest.raises(ValueError, match="DELTAFLOW_SQLITE_MAX_OUTAGE_S"):
         pw.io.sqlite.write(pw.debug.table_from_markdown("k\n1"), tmp_path / "x.db", "t")
@@ -64,7 +66,8 @@ def test_http_retry_policy_maps_onto_the_shared_policy(monkeypatch: pytest.Monke
 
 
 def test_http_outage_limit_is_checked_when_the_pipeline_is_defined(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("DELTAFLOW_HTTP_MAX_OUTAGE_S", "-3")
     table = pw.debug.table_from_markdown("k\n1")
     with pytest.raises(ValueError, match="DELTAFLOW_HTTP_MAX_OUTAGE_S"):
@@ -72,12 +75,16 @@ def test_http_outage_limit_is_checked_when_the_pipeline_is_defined(
 
 
 def test_a_missing_boto3_is_an_install_hint_when_the_pipeline_is_defined(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "boto3" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "boto3" else real_find_spec(name, *a),
+    )
     table = pw.debug.table_from_markdown("k\n1")
     with pytest.raises(ImportError, match=r"pip install 'deltaflow\[s3\]'"):
         pw.io.s3.write(table, "s3://bucket/prefix", "csv")

@@ -29,8 +29,12 @@ class KV(pw.Schema):
 
 
 def settings(server: MotoS3, **overrides: object) -> pw.io.s3.AwsS3Settings:
-    values: dict = {"bucket_name": BUCKET, "endpoint": server.endpoint,
-                    "with_path_style": True, "region": "us-east-1"}
+    values: dict = {
+        "bucket_name": BUCKET,
+        "endpoint": server.endpoint,
+        "with_path_style": True,
+        "region": "us-east-1",
+    }
     values.update(overrides)
     return pw.io.s3.AwsS3Settings(**values)
 
@@ -54,16 +58,16 @@ def state(changes: Changes) -> list[tuple[Any, ...]]:
 
 def test_write_then_read_back_csv_and_json(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
-    data = [(k, f"value {k}, with \"quotes\"") for k in range(50)]
+    data = [(k, f'value {k}, with "quotes"') for k in range(50)]
     source = pw.debug.table_from_rows(KV, data)
     pw.io.s3.write(source, "rt/csv", "csv", aws_s3_settings=settings(s3), write_interval_ms=0)
-    pw.io.s3.write(source, "rt/json", "json", aws_s3_settings=settings(s3),
-                   write_interval_ms=0)
+    pw.io.s3.write(source, "rt/json", "json", aws_s3_settings=settings(s3), write_interval_ms=0)
     pw.run()
     pw.clear_graph()
     for fmt in ("csv", "json"):
-        back = pw.io.s3.read(f"rt/{fmt}", fmt, schema=KV, mode="static",
-                             aws_s3_settings=settings(s3))
+        back = pw.io.s3.read(
+            f"rt/{fmt}", fmt, schema=KV, mode="static", aws_s3_settings=settings(s3)
+        )
         assert rows_of(back) == sorted(data, key=repr)
         pw.clear_graph()
 
@@ -74,11 +78,15 @@ def test_many_objects_all_read_with_parallel_downloads(s3: MotoS3) -> None:
     for obj in range(30):
         rows = [(obj * 100 + i, f"o{obj}") for i in range(20)]
         expected.extend(rows)
-        s3.put(BUCKET, f"many/{obj:03d}.csv",
-               "k,v\n" + "".join(f"{k},{v}\n" for k, v in rows))
-    table = pw.io.s3.read(f"s3://{BUCKET}/many/", "csv", schema=KV, mode="static",
-                          downloader_threads_count=4,
-                          aws_s3_settings=settings(s3, bucket_name=None))
+        s3.put(BUCKET, f"many/{obj:03d}.csv", "k,v\n" + "".join(f"{k},{v}\n" for k, v in rows))
+    table = pw.io.s3.read(
+        f"s3://{BUCKET}/many/",
+        "csv",
+        schema=KV,
+        mode="static",
+        downloader_threads_count=4,
+        aws_s3_settings=settings(s3, bucket_name=None),
+    )
     assert rows_of(table) == sorted(expected, key=repr)
 
 
@@ -90,22 +98,36 @@ def test_other_formats_metadata_and_path_filter(s3: MotoS3) -> None:
     s3.put(BUCKET, "other/d.txt", "not under the prefix\n")
     st = settings(s3)
 
-    lines = pw.io.s3.read("mix", "plaintext", mode="static", aws_s3_settings=st,
-                          path_filter="*.txt")
+    lines = pw.io.s3.read(
+        "mix", "plaintext", mode="static", aws_s3_settings=st, path_filter="*.txt"
+    )
     assert rows_of(lines) == [("first line",), ("second line",), ("third",)]
     pw.clear_graph()
 
-    whole = pw.io.s3.read("mix", "plaintext_by_object", mode="static", aws_s3_settings=st,
-                          path_filter="mix/*.txt", with_metadata=True)
+    whole = pw.io.s3.read(
+        "mix",
+        "plaintext_by_object",
+        mode="static",
+        aws_s3_settings=st,
+        path_filter="mix/*.txt",
+        with_metadata=True,
+    )
     keys, columns = pw.debug.table_to_dicts(whole)
-    found = sorted((columns["data"][k], columns["_metadata"][k].value["path"],
-                    columns["_metadata"][k].value["size"]) for k in keys)
-    assert found == [("first line\nsecond line\n", "mix/a.txt", 23), ("third\n",
-                                                                      "mix/sub/b.txt", 6)]
+    found = sorted(
+        (
+            columns["data"][k],
+            columns["_metadata"][k].value["path"],
+            columns["_metadata"][k].value["size"],
+        )
+        for k in keys
+    )
+    assert found == [
+        ("first line\nsecond line\n", "mix/a.txt", 23),
+        ("third\n", "mix/sub/b.txt", 6),
+    ]
     pw.clear_graph()
 
-    binary = pw.io.s3.read("mix", "binary", mode="static", aws_s3_settings=st,
-                           path_filter="*.bin")
+    binary = pw.io.s3.read("mix", "binary", mode="static", aws_s3_settings=st, path_filter="*.bin")
     assert rows_of(binary) == [(b"\x00\x01\xff",)]
     pw.clear_graph()
 
@@ -119,23 +141,35 @@ def test_other_formats_metadata_and_path_filter(s3: MotoS3) -> None:
 def test_csv_settings_and_json_field_paths(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
     s3.put(BUCKET, "semi/a.csv", "k;v\n1;x,y\n2;z\n")
-    table = pw.io.s3.read("semi", "csv", schema=KV, mode="static", aws_s3_settings=settings(s3),
-                          csv_settings=pw.io.CsvParserSettings(delimiter=";"))
+    table = pw.io.s3.read(
+        "semi",
+        "csv",
+        schema=KV,
+        mode="static",
+        aws_s3_settings=settings(s3),
+        csv_settings=pw.io.CsvParserSettings(delimiter=";"),
+    )
     assert rows_of(table) == [(1, "x,y"), (2, "z")]
     pw.clear_graph()
     docs = [{"id": {"n": 1}, "payload": {"text": "a"}}, {"id": {"n": 2}, "payload": {"text": "b"}}]
     s3.put(BUCKET, "nested/a.jsonl", "".join(json.dumps(d) + "\n" for d in docs))
-    table = pw.io.s3.read("nested", "json", schema=KV, mode="static",
-                          aws_s3_settings=settings(s3),
-                          json_field_paths={"k": "/id/n", "v": "/payload/text"})
+    table = pw.io.s3.read(
+        "nested",
+        "json",
+        schema=KV,
+        mode="static",
+        aws_s3_settings=settings(s3),
+        json_field_paths={"k": "/id/n", "v": "/payload/text"},
+    )
     assert rows_of(table) == [(1, "a"), (2, "b")]
 
 
 def test_streaming_picks_up_new_changed_and_deleted_objects(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
     s3.put(BUCKET, "live/0.csv", "k,v\n1,a\n")
-    table = pw.io.s3.read("live", "csv", schema=KV, aws_s3_settings=settings(s3),
-                          autocommit_duration_ms=10)
+    table = pw.io.s3.read(
+        "live", "csv", schema=KV, aws_s3_settings=settings(s3), autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
 
     with BackgroundRun():
@@ -157,10 +191,12 @@ def test_streaming_read_of_a_running_writer(s3: MotoS3) -> None:
     run, picks each of them up as it appears."""
     s3.create_bucket(BUCKET)
     source = ManualSource(KV, "k")
-    pw.io.s3.write(source.table(), "chain", "json", aws_s3_settings=settings(s3),
-                   write_interval_ms=0)
-    table = pw.io.s3.read("chain", "json", schema=KV, aws_s3_settings=settings(s3),
-                          autocommit_duration_ms=10)
+    pw.io.s3.write(
+        source.table(), "chain", "json", aws_s3_settings=settings(s3), write_interval_ms=0
+    )
+    table = pw.io.s3.read(
+        "chain", "json", schema=KV, aws_s3_settings=settings(s3), autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
     expected: list[tuple[int, str]] = []
     with BackgroundRun():
@@ -176,36 +212,46 @@ def test_streaming_read_of_a_running_writer(s3: MotoS3) -> None:
 def test_read_rejects_bad_arguments_at_definition(s3: MotoS3) -> None:
     st = settings(s3)
     with pytest.raises(ValueError, match="no bucket given"):
-        pw.io.s3.read("prefix", "csv", schema=KV,
-                      aws_s3_settings=pw.io.s3.AwsS3Settings(endpoint=s3.endpoint))
+        pw.io.s3.read(
+            "prefix", "csv", schema=KV, aws_s3_settings=pw.io.s3.AwsS3Settings(endpoint=s3.endpoint)
+        )
     with pytest.raises(ValueError, match="unknown format 'xml'"):
         pw.io.s3.read("prefix", "xml", schema=KV, aws_s3_settings=st)
     with pytest.raises(ValueError, match="a schema is required"):
         pw.io.s3.read("prefix", "csv", aws_s3_settings=st)
     with pytest.raises(ValueError, match="downloader_threads_count"):
-        pw.io.s3.read("prefix", "csv", schema=KV, aws_s3_settings=st,
-                      downloader_threads_count=0)
+        pw.io.s3.read("prefix", "csv", schema=KV, aws_s3_settings=st, downloader_threads_count=0)
     with pytest.raises(ValueError, match="mode must be"):
         pw.io.s3.read("prefix", "csv", schema=KV, aws_s3_settings=st, mode="batch")
     with pytest.raises(ValueError, match="json_field_paths names columns"):
-        pw.io.s3.read("prefix", "json", schema=KV, aws_s3_settings=st,
-                      json_field_paths={"nope": "/a"})
+        pw.io.s3.read(
+            "prefix", "json", schema=KV, aws_s3_settings=st, json_field_paths={"nope": "/a"}
+        )
     with pytest.raises(ValueError, match="both access_key and secret_access_key"):
         pw.io.s3.AwsS3Settings(access_key="only-half")
 
 
 def test_read_of_missing_bucket_or_wrong_credentials_fails_clearly(s3: MotoS3) -> None:
-    table = pw.io.s3.read("x", "csv", schema=KV, mode="static",
-                          aws_s3_settings=settings(s3, bucket_name="no-such-bucket"))
+    table = pw.io.s3.read(
+        "x",
+        "csv",
+        schema=KV,
+        mode="static",
+        aws_s3_settings=settings(s3, bucket_name="no-such-bucket"),
+    )
     with pytest.raises(Exception, match="bucket does not exist"):
         pw.debug.table_to_dicts(table)
     pw.clear_graph()
     s3.create_bucket(BUCKET)
     s3.create_user_with_key("reader")
     s3.require_auth(True)
-    table = pw.io.s3.read("x", "csv", schema=KV, mode="static",
-                          aws_s3_settings=settings(s3, access_key="AKIANOBODY",
-                                                   secret_access_key="not-the-secret"))
+    table = pw.io.s3.read(
+        "x",
+        "csv",
+        schema=KV,
+        mode="static",
+        aws_s3_settings=settings(s3, access_key="AKIANOBODY", secret_access_key="not-the-secret"),
+    )
     with pytest.raises(Exception, match="access key is not known") as info:
         pw.debug.table_to_dicts(table)
     assert "not-the-secret" not in str(info.value)
@@ -215,39 +261,54 @@ def test_credentials_from_the_environment_chain(s3: MotoS3) -> None:
     """Without keys in the settings, boto3's chain (here: the environment) is used."""
     s3.create_bucket(BUCKET)
     s3.put(BUCKET, "env/a.csv", "k,v\n7,env\n")
-    table = pw.io.s3.read("env", "csv", schema=KV, mode="static",
-                          aws_s3_settings=pw.io.s3.AwsS3Settings(
-                              bucket_name=BUCKET, endpoint=s3.endpoint, with_path_style=True))
+    table = pw.io.s3.read(
+        "env",
+        "csv",
+        schema=KV,
+        mode="static",
+        aws_s3_settings=pw.io.s3.AwsS3Settings(
+            bucket_name=BUCKET, endpoint=s3.endpoint, with_path_style=True
+        ),
+    )
     assert rows_of(table) == [(7, "env")]
 
 
-def test_credentials_from_a_shared_credentials_profile(s3: MotoS3, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_from_a_shared_credentials_profile(
+    s3: MotoS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without keys in the settings or the environment, a profile of the AWS config files
     is used (the server checks the key)."""
     s3.create_bucket(BUCKET)
     s3.put(BUCKET, "profile/a.csv", "k,v\n8,profile\n")
     access, secret = s3.create_user_with_key("profile-reader")
     credentials = tmp_path / "credentials"
-    credentials.write_text(f"[reader]\naws_access_key_id = {access}\n"
-                           f"aws_secret_access_key = {secret}\n")
+    credentials.write_text(
+        f"[reader]\naws_access_key_id = {access}\naws_secret_access_key = {secret}\n"
+    )
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_PROFILE", "reader")
     s3.require_auth(True)
-    table = pw.io.s3.read("profile", "csv", schema=KV, mode="static",
-                          aws_s3_settings=pw.io.s3.AwsS3Settings(
-                              bucket_name=BUCKET, endpoint=s3.endpoint, with_path_style=True))
+    table = pw.io.s3.read(
+        "profile",
+        "csv",
+        schema=KV,
+        mode="static",
+        aws_s3_settings=pw.io.s3.AwsS3Settings(
+            bucket_name=BUCKET, endpoint=s3.endpoint, with_path_style=True
+        ),
+    )
     assert rows_of(table) == [(8, "profile")]
 
 
 def test_streaming_read_survives_an_outage(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
     s3.put(BUCKET, "flaky/0.csv", "k,v\n1,a\n")
-    table = pw.io.s3.read("flaky", "csv", schema=KV, aws_s3_settings=settings(s3),
-                          autocommit_duration_ms=10)
+    table = pw.io.s3.read(
+        "flaky", "csv", schema=KV, aws_s3_settings=settings(s3), autocommit_duration_ms=10
+    )
     changes = Changes().subscribe(table)
     with BackgroundRun():
         changes.wait_for(lambda c: state(c) == [(1, "a")])
@@ -261,8 +322,9 @@ def test_streaming_read_survives_an_outage(s3: MotoS3) -> None:
     assert sum(1 for _, _, added in changes.rows if added) == 2  # nothing read twice
 
 
-def test_read_fails_when_the_store_stays_unreachable(s3: MotoS3,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_fails_when_the_store_stays_unreachable(
+    s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DELTAFLOW_S3_MAX_OUTAGE_S", "1")
     table = pw.io.s3.read("gone", "csv", schema=KV, mode="static", aws_s3_settings=settings(s3))
     s3.stop()

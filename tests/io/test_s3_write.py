@@ -48,8 +48,12 @@ class Written(pw.Schema):
 
 
 def settings(server: MotoS3, **overrides: object) -> pw.io.s3.AwsS3Settings:
-    values: dict = {"bucket_name": BUCKET, "endpoint": server.endpoint,
-                    "with_path_style": True, "region": "us-east-1"}
+    values: dict = {
+        "bucket_name": BUCKET,
+        "endpoint": server.endpoint,
+        "with_path_style": True,
+        "region": "us-east-1",
+    }
     values.update(overrides)
     return pw.io.s3.AwsS3Settings(**values)
 
@@ -84,8 +88,9 @@ def static_table() -> pw.Table:
 
 def test_csv_objects_have_header_time_and_diff(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
-    pw.io.s3.write(static_table(), "results", "csv", aws_s3_settings=settings(s3),
-                   write_interval_ms=60_000)
+    pw.io.s3.write(
+        static_table(), "results", "csv", aws_s3_settings=settings(s3), write_interval_ms=60_000
+    )
     pw.run()
     keys = s3.keys(BUCKET)
     # The interval never elapsed: everything is uploaded once, at the end of the run.
@@ -93,21 +98,33 @@ def test_csv_objects_have_header_time_and_diff(s3: MotoS3) -> None:
     text = s3.get(BUCKET, keys[0]).decode()
     lines = text.splitlines()
     assert lines[0] == '"k","v","time","diff"'
-    assert lines[1:] == ['"1","one","2","1"', '"2","two","2","1"', '"3","three","4","1"',
-                         '"1","one","6","-1"']
+    assert lines[1:] == [
+        '"1","one","2","1"',
+        '"2","two","2","1"',
+        '"3","three","4","1"',
+        '"1","one","6","-1"',
+    ]
 
 
 def test_json_lines_objects(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
-    pw.io.s3.write(static_table(), f"s3://{BUCKET}/json/", "json",
-                   aws_s3_settings=settings(s3, bucket_name=None), write_interval_ms=0)
+    pw.io.s3.write(
+        static_table(),
+        f"s3://{BUCKET}/json/",
+        "json",
+        aws_s3_settings=settings(s3, bucket_name=None),
+        write_interval_ms=0,
+    )
     pw.run()
     keys = s3.keys(BUCKET, "json/")
     assert keys and all(k.endswith(".jsonl") for k in keys)
-    rows = [json.loads(line) for key in keys
-            for line in s3.get(BUCKET, key).decode().splitlines()]
+    rows = [json.loads(line) for key in keys for line in s3.get(BUCKET, key).decode().splitlines()]
     assert sorted((r["k"], r["v"], r["diff"], r["time"]) for r in rows) == [
-        (1, "one", -1, 6), (1, "one", 1, 2), (2, "two", 1, 2), (3, "three", 1, 4)]
+        (1, "one", -1, 6),
+        (1, "one", 1, 2),
+        (2, "two", 1, 2),
+        (3, "three", 1, 4),
+    ]
     # write_interval_ms=0: one object per time with data, in time order.
     assert len(keys) == 3
     first = [json.loads(line) for line in s3.get(BUCKET, keys[0]).decode().splitlines()]
@@ -125,14 +142,12 @@ def test_empty_table_uploads_nothing(s3: MotoS3) -> None:
 def test_second_run_continues_after_existing_objects(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
     s3.put(BUCKET, "runs/unrelated.txt", "not ours")
-    pw.io.s3.write(static_table(), "runs", "csv", aws_s3_settings=settings(s3),
-                   write_interval_ms=0)
+    pw.io.s3.write(static_table(), "runs", "csv", aws_s3_settings=settings(s3), write_interval_ms=0)
     pw.run()
     first = s3.keys(BUCKET, "runs/0")
     first_bodies = {k: s3.get(BUCKET, k) for k in first}
     pw.clear_graph()
-    pw.io.s3.write(static_table(), "runs", "csv", aws_s3_settings=settings(s3),
-                   write_interval_ms=0)
+    pw.io.s3.write(static_table(), "runs", "csv", aws_s3_settings=settings(s3), write_interval_ms=0)
     pw.run()
     keys = s3.keys(BUCKET, "runs/0")
     assert len(first) == 3 and len(keys) == 6
@@ -145,8 +160,13 @@ def test_no_object_before_interval_then_one_shortly_after(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
     source = ManualSource(KV, "k")
     interval = 1.5
-    pw.io.s3.write(source.table(), "timed", "csv", aws_s3_settings=settings(s3),
-                   write_interval_ms=int(interval * 1000))
+    pw.io.s3.write(
+        source.table(),
+        "timed",
+        "csv",
+        aws_s3_settings=settings(s3),
+        write_interval_ms=int(interval * 1000),
+    )
     thread, errors = run_in_thread(pw.run)
     sent = time.monotonic()
     source.send([{"k": 1, "v": "a"}])
@@ -165,8 +185,9 @@ def test_no_object_before_interval_then_one_shortly_after(s3: MotoS3) -> None:
 def test_early_flushes_keep_the_buffer(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
     source = ManualSource(KV, "k")
-    pw.io.s3.write(source.table(), "early", "csv", aws_s3_settings=settings(s3),
-                   write_interval_ms=2000)
+    pw.io.s3.write(
+        source.table(), "early", "csv", aws_s3_settings=settings(s3), write_interval_ms=2000
+    )
     thread, errors = run_in_thread(pw.run)
     for k in range(1, 4):  # three times, each flushed well before the interval
         source.send([{"k": k, "v": f"v{k}"}])
@@ -184,8 +205,9 @@ def test_early_flushes_keep_the_buffer(s3: MotoS3) -> None:
 def test_multiple_flush_cycles_make_ordered_objects(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
     source = ManualSource(KV, "k")
-    pw.io.s3.write(source.table(), "cycles", "csv", aws_s3_settings=settings(s3),
-                   write_interval_ms=100)
+    pw.io.s3.write(
+        source.table(), "cycles", "csv", aws_s3_settings=settings(s3), write_interval_ms=100
+    )
     thread, errors = run_in_thread(pw.run)
     expected = []
     for cycle in range(4):
@@ -201,19 +223,23 @@ def test_multiple_flush_cycles_make_ordered_objects(s3: MotoS3) -> None:
     assert all_csv_rows(s3, "cycles/") == expected  # listing order is write order
     # Every object is readable by pw.io.s3.read, and together they hold the whole dataset.
     pw.clear_graph()
-    back = pw.io.s3.read("cycles", "csv", schema=KV, mode="static",
-                         aws_s3_settings=settings(s3))
+    back = pw.io.s3.read("cycles", "csv", schema=KV, mode="static", aws_s3_settings=settings(s3))
     assert rows_of(back) == sorted((k, v) for k, v, _ in expected)
 
 
-def test_upload_outage_loses_and_duplicates_nothing(s3: MotoS3,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_upload_outage_loses_and_duplicates_nothing(
+    s3: MotoS3, caplog: pytest.LogCaptureFixture
+) -> None:
     s3.create_bucket(BUCKET)
     source = ManualSource(KV, "k")
-    pw.io.s3.write(source.table(), "outage", "csv",
-                   aws_s3_settings=settings(s3, access_key="AKIAOUTAGE",
-                                            secret_access_key=SECRET_KEY),
-                   write_interval_ms=50, name="outage-writer")
+    pw.io.s3.write(
+        source.table(),
+        "outage",
+        "csv",
+        aws_s3_settings=settings(s3, access_key="AKIAOUTAGE", secret_access_key=SECRET_KEY),
+        write_interval_ms=50,
+        name="outage-writer",
+    )
     thread, errors = run_in_thread(pw.run)
     source.send([{"k": 1, "v": "before"}])
     assert wait_for(lambda: len(s3.keys(BUCKET)) == 1, timeout=10)
@@ -223,8 +249,9 @@ def test_upload_outage_loses_and_duplicates_nothing(s3: MotoS3,
         for k in range(2, 6):
             source.send([{"k": k, "v": "during"}])
             time.sleep(0.1)  # let flushes and retries hit the dead endpoint
-        assert wait_for(lambda: any("outage-writer" in r.getMessage()
-                                    for r in caplog.records), timeout=10)
+        assert wait_for(
+            lambda: any("outage-writer" in r.getMessage() for r in caplog.records), timeout=10
+        )
     finally:
         s3.restart()
     source.send([{"k": 6, "v": "after"}])
@@ -234,20 +261,32 @@ def test_upload_outage_loses_and_duplicates_nothing(s3: MotoS3,
     rows = all_csv_rows(s3, "outage/")
     assert sorted(r[0] for r in rows) == [1, 2, 3, 4, 5, 6]  # each row exactly once
     pw.clear_graph()
-    back = pw.io.s3.read("outage", "csv", schema=KV, mode="static",
-                         aws_s3_settings=settings(s3))
-    assert rows_of(back) == [(1, "before"), (2, "during"), (3, "during"), (4, "during"),
-                             (5, "during"), (6, "after")]
+    back = pw.io.s3.read("outage", "csv", schema=KV, mode="static", aws_s3_settings=settings(s3))
+    assert rows_of(back) == [
+        (1, "before"),
+        (2, "during"),
+        (3, "during"),
+        (4, "during"),
+        (5, "during"),
+        (6, "after"),
+    ]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and all(SECRET_KEY not in w and "AKIAOUTAGE" not in w for w in warnings)
 
 
-def test_unreachable_store_fails_after_the_limit(s3: MotoS3,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_store_fails_after_the_limit(
+    s3: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DELTAFLOW_S3_MAX_OUTAGE_S", "1")
     s3.create_bucket(BUCKET)
-    pw.io.s3.write(static_table(), "never", "csv", aws_s3_settings=settings(s3),
-                   write_interval_ms=0, name="doomed")
+    pw.io.s3.write(
+        static_table(),
+        "never",
+        "csv",
+        aws_s3_settings=settings(s3),
+        write_interval_ms=0,
+        name="doomed",
+    )
     s3.stop()
     started = time.monotonic()
     with pytest.raises(Exception, match=r"doomed.*kept failing") as info:
@@ -259,20 +298,21 @@ def test_unreachable_store_fails_after_the_limit(s3: MotoS3,
 def test_missing_bucket_fails_at_definition(s3: MotoS3) -> None:
     table = static_table()
     with pytest.raises(ValueError, match="no bucket given"):
-        pw.io.s3.write(table, "prefix", "csv",
-                       aws_s3_settings=pw.io.s3.AwsS3Settings(endpoint=s3.endpoint))
+        pw.io.s3.write(
+            table, "prefix", "csv", aws_s3_settings=pw.io.s3.AwsS3Settings(endpoint=s3.endpoint)
+        )
     with pytest.raises(ValueError, match="format must be one of csv, json"):
         pw.io.s3.write(table, "prefix", "parquet", aws_s3_settings=settings(s3))
     with pytest.raises(ValueError, match="write_interval_ms must be >= 0"):
-        pw.io.s3.write(table, "prefix", "csv", aws_s3_settings=settings(s3),
-                       write_interval_ms=-5)
+        pw.io.s3.write(table, "prefix", "csv", aws_s3_settings=settings(s3), write_interval_ms=-5)
     with pytest.raises(ValueError, match="names bucket 'other'"):
         pw.io.s3.write(table, "s3://other/prefix", "csv", aws_s3_settings=settings(s3))
 
 
 def test_nonexistent_bucket_fails_the_run(s3: MotoS3) -> None:
-    pw.io.s3.write(static_table(), "prefix", "csv",
-                   aws_s3_settings=settings(s3, bucket_name="no-such-bucket"))
+    pw.io.s3.write(
+        static_table(), "prefix", "csv", aws_s3_settings=settings(s3, bucket_name="no-such-bucket")
+    )
     with pytest.raises(Exception, match="bucket does not exist"):
         pw.run()
 
@@ -282,14 +322,25 @@ def test_wrong_credentials_fail_the_run(s3: MotoS3) -> None:
     access, secret = s3.create_user_with_key("writer")
     s3.require_auth(True)
     # The right key works ...
-    pw.io.s3.write(static_table(), "auth", "csv", write_interval_ms=0,
-                   aws_s3_settings=settings(s3, access_key=access, secret_access_key=secret))
+    pw.io.s3.write(
+        static_table(),
+        "auth",
+        "csv",
+        write_interval_ms=0,
+        aws_s3_settings=settings(s3, access_key=access, secret_access_key=secret),
+    )
     pw.run()
     pw.clear_graph()
     # ... a wrong one fails with an error naming the problem, not the secret.
-    pw.io.s3.write(static_table(), "auth2", "csv", write_interval_ms=0,
-                   aws_s3_settings=settings(s3, access_key="AKIAWRONGWRONGWRONG",
-                                            secret_access_key="wrong-secret"))
+    pw.io.s3.write(
+        static_table(),
+        "auth2",
+        "csv",
+        write_interval_ms=0,
+        aws_s3_settings=settings(
+            s3, access_key="AKIAWRONGWRONGWRONG", secret_access_key="wrong-secret"
+        ),
+    )
     with pytest.raises(Exception, match="access key is not known") as info:
         pw.run()
     assert "wrong-secret" not in str(info.value)
@@ -314,8 +365,7 @@ def test_read_back_gives_the_same_table(s3: MotoS3, fmt: str) -> None:
     expected = rows_of(source)  # computes the table itself (the output is not run here)
     pw.run()
     pw.clear_graph()
-    back = pw.io.s3.read("same", fmt, schema=Written, mode="static",
-                         aws_s3_settings=settings(s3))
+    back = pw.io.s3.read("same", fmt, schema=Written, mode="static", aws_s3_settings=settings(s3))
     counts: dict[tuple, int] = {}
     for k, v, _time, diff in rows_of(back):
         counts[(k, v)] = counts.get((k, v), 0) + diff
@@ -325,9 +375,15 @@ def test_read_back_gives_the_same_table(s3: MotoS3, fmt: str) -> None:
 
 def test_errors_are_classified_and_redacted() -> None:
     """Which store errors are retried (unreachable, 5xx, throttling) and which are fatal."""
+
     def client_error(code: str, status: int, message: str = "details") -> ClientError:
-        return ClientError({"Error": {"Code": code, "Message": message},
-                            "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+        return ClientError(
+            {
+                "Error": {"Code": code, "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            },
+            "PutObject",
+        )
 
     assert classify_error(client_error("InternalError", 500), [])[0] is False
     assert classify_error(client_error("ServiceUnavailable", 503), [])[0] is False
@@ -337,7 +393,8 @@ def test_errors_are_classified_and_redacted() -> None:
     fatal, message = classify_error(client_error("NoSuchBucket", 404), [])
     assert fatal and "bucket does not exist" in message
     fatal, message = classify_error(
-        client_error("SignatureDoesNotMatch", 403, "bad signature for s3cr3t"), ["s3cr3t"])
+        client_error("SignatureDoesNotMatch", 403, "bad signature for s3cr3t"), ["s3cr3t"]
+    )
     assert fatal and "secret_access_key" in message and "s3cr3t" not in message
 
 
@@ -357,12 +414,25 @@ def test_overlapping_uploads_keep_every_row_once(s3: MotoS3) -> None:
     import pandas as pd
 
     data = [(k, f"t{k % 6}") for k in range(60)]
-    table = pw.debug.table_from_pandas(pd.DataFrame({
-        "k": [k for k, _ in data], "v": [v for _, v in data],
-        "__time__": [2 * (k % 6) + 2 for k, _ in data]}))  # six times: six objects
-    writer = S3Writer(name="overlap", settings=settings(s3),
-                      location=S3Location(BUCKET, "overlap"), extension="jsonl", header=None,
-                      interval_s=0.0, max_outage_s=10.0, max_in_flight=2)
+    table = pw.debug.table_from_pandas(
+        pd.DataFrame(
+            {
+                "k": [k for k, _ in data],
+                "v": [v for _, v in data],
+                "__time__": [2 * (k % 6) + 2 for k, _ in data],
+            }
+        )
+    )  # six times: six objects
+    writer = S3Writer(
+        name="overlap",
+        settings=settings(s3),
+        location=S3Location(BUCKET, "overlap"),
+        extension="jsonl",
+        header=None,
+        interval_s=0.0,
+        max_outage_s=10.0,
+        max_in_flight=2,
+    )
     write_table(table, writer, JsonLinesFormatter(table.schema.dtypes()), name="overlap")
     pw.run()
     keys = s3.keys(BUCKET, "overlap/")

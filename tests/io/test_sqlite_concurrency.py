@@ -25,8 +25,9 @@ TIMEOUT_S = 60.0
 class LiveState(Sink):
     """Keeps a table's current rows as the run goes and lets a test wait for a state."""
 
-    def __init__(self, columns: list[str],
-                 check: Callable[[dict[Any, tuple]], str | None] | None = None) -> None:
+    def __init__(
+        self, columns: list[str], check: Callable[[dict[Any, tuple]], str | None] | None = None
+    ) -> None:
         self.name = "live-state"
         self.stats = ConnectorStats()
         self.columns = columns
@@ -62,8 +63,7 @@ class LiveState(Sink):
 
     def wait_for(self, expected: set[tuple], timeout: float = TIMEOUT_S) -> None:
         with self._condition:
-            reached = self._condition.wait_for(lambda: set(self.rows.values()) == expected,
-                                               timeout)
+            reached = self._condition.wait_for(lambda: set(self.rows.values()) == expected, timeout)
             assert reached, f"state {set(self.rows.values())} never became {expected}"
 
 
@@ -111,16 +111,22 @@ def test_streaming_read_sees_another_process_s_changes(tmp_path: Path, keyed: bo
 
     schema = pw.schema_from_types(k=int, v=int, s=str)
     if keyed:
+
         class Keyed(pw.Schema):
             k: int = pw.column_definition(primary_key=True)
             v: int
             s: str
+
         schema = Keyed
     table = pw.io.sqlite.read(db, "t", schema, autocommit_duration_ms=20)
     live = LiveState(["k", "v", "s"])
     add_output(table, live)
-    client = subprocess.Popen([sys.executable, "-c", _SQL_CLIENT, str(db)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    client = subprocess.Popen(
+        [sys.executable, "-c", _SQL_CLIENT, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     run = Run(table)
     try:
         live.wait_for({(1, 10, "a"), (2, 20, "b")})
@@ -146,9 +152,14 @@ def test_streaming_read_sees_another_process_s_changes(tmp_path: Path, keyed: bo
     # the update is one retraction and one insertion, at the same time, of the same row id
     update = [(time, values, diff) for time, values, diff in live.changes if values[0] == 1]
     assert [(values, diff) for _, values, diff in update] == [
-        ((1, 10, "a"), 1), ((1, 10, "a"), -1), ((1, 11, "a2"), 1)] or \
-        [(values, diff) for _, values, diff in update] == [
-        ((1, 10, "a"), 1), ((1, 11, "a2"), 1), ((1, 10, "a"), -1)]
+        ((1, 10, "a"), 1),
+        ((1, 10, "a"), -1),
+        ((1, 11, "a2"), 1),
+    ] or [(values, diff) for _, values, diff in update] == [
+        ((1, 10, "a"), 1),
+        ((1, 11, "a2"), 1),
+        ((1, 10, "a"), -1),
+    ]
     assert update[1][0] == update[2][0]
 
 
@@ -182,7 +193,8 @@ print(json.dumps(balances))
 
 
 def test_snapshot_minibatches_are_atomic_for_a_reader_pipeline_in_another_process(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """A writer pipeline (subprocess) moves money between 20 accounts, one transfer per
     minibatch, committing with max_batch_size=1; the total must be 2000 in every state that a
     reader pipeline (this process) or a plain SQLite reader ever sees."""
@@ -206,8 +218,12 @@ def test_snapshot_minibatches_are_atomic_for_a_reader_pipeline_in_another_proces
     live = LiveState(["k", "balance"], check=invariant)
     add_output(table, live)
     run = Run(table)
-    writer = subprocess.Popen([sys.executable, "-c", _TRANSFER_WRITER, str(db), "150"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _TRANSFER_WRITER, str(db), "150"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: set[tuple[int, int | None]] = set()
     polls = 0
     try:

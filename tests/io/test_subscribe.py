@@ -23,20 +23,31 @@ def stream() -> pw.Table:
 
 def test_subscribe_callbacks_in_order() -> None:
     events: list = []
-    pw.io.subscribe(stream(), lambda key, row, time, is_addition: events.append(
-        (row["k"], row["v"], time, is_addition, isinstance(key, pw.Pointer))),
-        on_end=lambda: events.append("end"), on_time_end=lambda t: events.append(("t", t)))
+    pw.io.subscribe(
+        stream(),
+        lambda key, row, time, is_addition: events.append(
+            (row["k"], row["v"], time, is_addition, isinstance(key, pw.Pointer))
+        ),
+        on_end=lambda: events.append("end"),
+        on_time_end=lambda t: events.append(("t", t)),
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert sorted(events[:2]) == [("x", 1, 2, True, True), ("y", 2, 2, True, True)]
-    assert events[2:] == [("t", 2), ("x", 1, 4, False, True), ("x", 5, 4, True, True),
-                          ("t", 4), "end"]
+    assert events[2:] == [
+        ("t", 2),
+        ("x", 1, 4, False, True),
+        ("x", 5, 4, True, True),
+        ("t", 4),
+        "end",
+    ]
 
 
 def test_subscribe_sort_by_and_repeated_access() -> None:
     seen: list[int] = []
     table = pw.debug.table_from_markdown("k | v\nb | 2\na | 3\nc | 1")
-    pw.io.subscribe(table, lambda key, row, time, is_addition: seen.append(row["v"]),
-                    sort_by=[table.v])
+    pw.io.subscribe(
+        table, lambda key, row, time, is_addition: seen.append(row["v"]), sort_by=[table.v]
+    )
     pw.io.subscribe(table, lambda key, row, time, is_addition: None)  # the name stays callable
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert seen == [1, 2, 3]
@@ -85,11 +96,16 @@ def test_subscribe_values_and_deletions_first() -> None:
         """
     ).select(pw.this.k, pw.this.v, at=pw.if_else(pw.this.v.is_none(), None, stamp))
     events: list = []
-    pw.io.subscribe(table, lambda key, row, time, is_addition: events.append(
-        (isinstance(key, pw.Pointer), row["k"], row["v"], row["at"], time, is_addition)))
+    pw.io.subscribe(
+        table,
+        lambda key, row, time, is_addition: events.append(
+            (isinstance(key, pw.Pointer), row["k"], row["v"], row["at"], time, is_addition)
+        ),
+    )
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert sorted(events[:2], key=str) == sorted(
-        [(True, "c", 7, stamp, 2, True), (True, "b", None, None, 2, True)], key=str)
+        [(True, "c", 7, stamp, 2, True), (True, "b", None, None, 2, True)], key=str
+    )
     assert events[2:] == [(True, "c", 7, stamp, 4, False), (True, "a", 1, stamp, 4, True)]
 
 

@@ -108,8 +108,7 @@ def test_three_sources_the_slowest_one_holds_the_others() -> None:
     b, _ = read([0, 10, 20, 30, b_done.set])
     c, _ = read([0, b_done, lambda: time.sleep(LEAK_WINDOW_S), released.set, c_go, 30])
     pw.io.register_input_synchronization_group(a.t, b.t, c.t, max_difference=3)
-    changes = {name: Changes().subscribe(table) for name, table in
-               (("a", a), ("b", b), ("c", c))}
+    changes = {name: Changes().subscribe(table) for name, table in (("a", a), ("b", b), ("c", c))}
     with BackgroundRun():
         changes["c"].wait_for(lambda ch: values(ch) == [0])
         assert released.wait(10)
@@ -189,8 +188,10 @@ def test_idle_source_stops_holding_the_others() -> None:
     a, _ = read(list(range(11)))
     b, b_subject = read([0, b_go, 20])
     pw.io.register_input_synchronization_group(
-        a.t, pw.io.SynchronizedColumn(b.t, idle_duration=datetime.timedelta(seconds=0.2)),
-        max_difference=2)
+        a.t,
+        pw.io.SynchronizedColumn(b.t, idle_duration=datetime.timedelta(seconds=0.2)),
+        max_difference=2,
+    )
     changes_a, changes_b = Changes().subscribe(a), Changes().subscribe(b)
     with BackgroundRun():
         # B is still waiting at 0: only its idleness lets A through.
@@ -206,7 +207,8 @@ def test_idle_source_holds_until_its_duration_passed() -> None:
     a, a_subject = read(list(range(11)))
     b, _ = read([0, b_go, 20])
     pw.io.register_input_synchronization_group(
-        pw.io.SynchronizedColumn(a.t, idle_duration=0.1), b.t, max_difference=2)
+        pw.io.SynchronizedColumn(a.t, idle_duration=0.1), b.t, max_difference=2
+    )
     changes_a = Changes().subscribe(a)
     with BackgroundRun():
         assert a_subject.done.wait(10)
@@ -223,8 +225,10 @@ def test_priority_source_reads_first() -> None:
     logins, _ = read([0, go_20, 20, go_30, 30])
     trades, trades_subject = read(list(range(26)))
     pw.io.register_input_synchronization_group(
-        pw.io.SynchronizedColumn(logins.t, priority=1), pw.io.SynchronizedColumn(trades.t),
-        max_difference=10)
+        pw.io.SynchronizedColumn(logins.t, priority=1),
+        pw.io.SynchronizedColumn(trades.t),
+        max_difference=10,
+    )
     changes = Changes().subscribe(trades)
     with BackgroundRun():
         assert trades_subject.done.wait(10)
@@ -257,8 +261,9 @@ def test_datetime_columns_from_streaming_directories(tmp_path: Path) -> None:
     (sparse / "part1.jsonl").write_text(_lines([("00:00:00", 100)]))
     a = pw.io.jsonlines.read(dense, schema=Stamped, autocommit_duration_ms=5)
     b = pw.io.jsonlines.read(sparse, schema=Stamped, autocommit_duration_ms=5)
-    pw.io.register_input_synchronization_group(a.at, b.at,
-                                               max_difference=datetime.timedelta(minutes=2))
+    pw.io.register_input_synchronization_group(
+        a.at, b.at, max_difference=datetime.timedelta(minutes=2)
+    )
     changes_a, changes_b = Changes().subscribe(a), Changes().subscribe(b)
     with BackgroundRun():
         changes_b.wait_for(lambda ch: len(ch.rows) == 1)
@@ -283,10 +288,15 @@ def test_utc_and_duration_columns() -> None:
     a = pw.io.python.read(subject_a, schema=Utc, autocommit_duration_ms=5)
     b = pw.io.python.read(subject_b, schema=Utc, autocommit_duration_ms=5)
     pw.io.register_input_synchronization_group(a.at, b.at, max_difference=pw.Duration(seconds=1))
-    durations = [pw.io.python.read(Scripted([datetime.timedelta(seconds=s) for s in steps], key="d"), schema=Dur)
-                 for steps in ([1, 2, 3], [1])]
+    durations = [
+        pw.io.python.read(
+            Scripted([datetime.timedelta(seconds=s) for s in steps], key="d"), schema=Dur
+        )
+        for steps in ([1, 2, 3], [1])
+    ]
     pw.io.register_input_synchronization_group(
-        *(table.d for table in durations), max_difference=datetime.timedelta(0), name="other")
+        *(table.d for table in durations), max_difference=datetime.timedelta(0), name="other"
+    )
     changes = Changes().subscribe(a)
     Changes().subscribe(b)
     changes_d = Changes().subscribe(durations[0])
@@ -316,16 +326,22 @@ def _uneven_program(tmp_path: Path, synchronized: bool) -> list[dict[str, Any]]:
                     self.commit()
 
     static = pw.io.jsonlines.read(path, schema=Event, mode="static")
-    medium = pw.io.python.read(Sub([(i * 7) % 97 for i in range(150)], 3), schema=Event,
-                               autocommit_duration_ms=5, max_backlog_size=4)
-    sparse = pw.io.python.read(Sub([0, 50, 50, 99, 3], 1), schema=Event,
-                               autocommit_duration_ms=5)
+    medium = pw.io.python.read(
+        Sub([(i * 7) % 97 for i in range(150)], 3),
+        schema=Event,
+        autocommit_duration_ms=5,
+        max_backlog_size=4,
+    )
+    sparse = pw.io.python.read(Sub([0, 50, 50, 99, 3], 1), schema=Event, autocommit_duration_ms=5)
     if synchronized:
         pw.io.register_input_synchronization_group(
-            static.t, pw.io.SynchronizedColumn(medium.t, priority=2), sparse.t,
-            max_difference=4)
-    result = static.concat_reindex(medium, sparse).groupby(pw.this.t).reduce(
-        pw.this.t, n=pw.reducers.count(), vs=pw.reducers.sorted_tuple(pw.this.v))
+            static.t, pw.io.SynchronizedColumn(medium.t, priority=2), sparse.t, max_difference=4
+        )
+    result = (
+        static.concat_reindex(medium, sparse)
+        .groupby(pw.this.t)
+        .reduce(pw.this.t, n=pw.reducers.count(), vs=pw.reducers.sorted_tuple(pw.this.v))
+    )
     frame = pw.debug.table_to_pandas(result)
     return sorted(frame.to_dict("records"), key=lambda r: r["t"])
 
@@ -383,15 +399,24 @@ def _debug_table() -> None:
 def _group(*schemas: type[pw.Schema], **kwargs: Any) -> Callable[[], None]:
     def define() -> None:
         pw.io.register_input_synchronization_group(*(_table(s).t for s in schemas), **kwargs)
+
     return define
 
 
 BAD: list[tuple[str, Callable[[], None], type[Exception], str]] = [
-    ("no column", lambda: pw.io.register_input_synchronization_group(max_difference=1),
-     ValueError, "at least two columns"),
+    (
+        "no column",
+        lambda: pw.io.register_input_synchronization_group(max_difference=1),
+        ValueError,
+        "at least two columns",
+    ),
     ("one column", _group(Ts, max_difference=1), ValueError, "at least two columns"),
-    ("not a column", lambda: pw.io.register_input_synchronization_group(
-        "t", _table().t, max_difference=1), TypeError, "column references"),
+    (
+        "not a column",
+        lambda: pw.io.register_input_synchronization_group("t", _table().t, max_difference=1),
+        TypeError,
+        "column references",
+    ),
     ("same table", _same_table, ValueError, "one column of a table"),
     ("two groups", _table_in_two_groups, ValueError, "one group at most"),
     ("derived table", _derived, ValueError, "input connector"),
@@ -403,29 +428,58 @@ BAD: list[tuple[str, Callable[[], None], type[Exception], str]] = [
     ("negative int", _group(Ts, Ts, max_difference=-1), ValueError, "non-negative"),
     ("float for int", _group(Ts, Ts, max_difference=1.5), ValueError, "must be an int"),
     ("bool for int", _group(Ts, Ts, max_difference=True), ValueError, "must be an int"),
-    ("timedelta for int", _group(Ts, Ts, max_difference=datetime.timedelta(1)), ValueError,
-     "must be an int"),
+    (
+        "timedelta for int",
+        _group(Ts, Ts, max_difference=datetime.timedelta(1)),
+        ValueError,
+        "must be an int",
+    ),
     ("None", _group(Ts, Ts, max_difference=None), ValueError, "must be an int"),
     ("int for datetime", _group(Dt, Dt, max_difference=60), ValueError, "timedelta"),
-    ("negative timedelta", _group(Dt, Dt, max_difference=datetime.timedelta(seconds=-1)),
-     ValueError, "non-negative"),
+    (
+        "negative timedelta",
+        _group(Dt, Dt, max_difference=datetime.timedelta(seconds=-1)),
+        ValueError,
+        "non-negative",
+    ),
     ("name not str", _group(Ts, Ts, max_difference=1, name=3), TypeError, "name must be a str"),
-    ("priority float", lambda: pw.io.SynchronizedColumn(_table().t, priority=1.5), TypeError,
-     "priority must be an int"),
-    ("priority negative", lambda: pw.io.SynchronizedColumn(_table().t, priority=-1),
-     ValueError, "priority must be non-negative"),
-    ("idle negative", lambda: pw.io.SynchronizedColumn(_table().t, idle_duration=-1),
-     ValueError, "idle_duration must be non-negative"),
-    ("idle str", lambda: pw.io.SynchronizedColumn(_table().t, idle_duration="1s"), TypeError,
-     "idle_duration must be a number"),
-    ("synchronized column of a string", lambda: pw.io.SynchronizedColumn("t"), TypeError,
-     "column must be a column"),
+    (
+        "priority float",
+        lambda: pw.io.SynchronizedColumn(_table().t, priority=1.5),
+        TypeError,
+        "priority must be an int",
+    ),
+    (
+        "priority negative",
+        lambda: pw.io.SynchronizedColumn(_table().t, priority=-1),
+        ValueError,
+        "priority must be non-negative",
+    ),
+    (
+        "idle negative",
+        lambda: pw.io.SynchronizedColumn(_table().t, idle_duration=-1),
+        ValueError,
+        "idle_duration must be non-negative",
+    ),
+    (
+        "idle str",
+        lambda: pw.io.SynchronizedColumn(_table().t, idle_duration="1s"),
+        TypeError,
+        "idle_duration must be a number",
+    ),
+    (
+        "synchronized column of a string",
+        lambda: pw.io.SynchronizedColumn("t"),
+        TypeError,
+        "column must be a column",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "define", "error", "message"), BAD, ids=[b[0] for b in BAD])
-def test_bad_arguments_fail_at_definition(case: str, define: Callable[[], None],
-                                          error: type[Exception], message: str) -> None:
+def test_bad_arguments_fail_at_definition(
+    case: str, define: Callable[[], None], error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=re.escape(message)):
         define()
 
@@ -452,8 +506,7 @@ def test_a_name_reused_joins_the_group_and_clear_graph_forgets_it() -> None:
     pw.io.register_input_synchronization_group(c.t, d.t, max_difference=1)
     from deltaflow.io.synchronization import _GROUPS
 
-    assert [m.session for m in _GROUPS["default"].members] == \
-        [t._node.source for t in (a, b, c, d)]
+    assert [m.session for m in _GROUPS["default"].members] == [t._node.source for t in (a, b, c, d)]
     with pytest.raises(ValueError, match="already exists"):
         pw.io.register_input_synchronization_group(_table().t, _table().t, max_difference=7)
     pw.clear_graph()

@@ -36,8 +36,9 @@ def test_where_follows_updates_across_the_condition() -> None:
 
 
 def test_group_by_updates_only_the_touched_groups() -> None:
-    result = pw.sql("SELECT customer, SUM(amount) AS total, COUNT(*) AS n FROM o "
-                    "GROUP BY customer", o=_orders())
+    result = pw.sql(
+        "SELECT customer, SUM(amount) AS total, COUNT(*) AS n FROM o GROUP BY customer", o=_orders()
+    )
     assert stream(result) == [
         (2, "alice", 10, 1, 1),
         (2, "bob", 5, 1, 1),
@@ -51,8 +52,9 @@ def test_group_by_updates_only_the_touched_groups() -> None:
 
 
 def test_having_lets_groups_in_and_out() -> None:
-    result = pw.sql("SELECT customer FROM o GROUP BY customer HAVING SUM(amount) >= 17",
-                    o=_orders())
+    result = pw.sql(
+        "SELECT customer FROM o GROUP BY customer HAVING SUM(amount) >= 17", o=_orders()
+    )
     assert stream(result) == [(4, "alice", 1), (6, "bob", 1), (8, "alice", -1)]
 
 
@@ -63,8 +65,11 @@ def test_join_with_a_late_right_row_and_a_deletion() -> None:
     11 | bob      | Oslo   | 6        | 1
     10 | alice    | Paris  | 8        | -1
     """)
-    result = pw.sql("SELECT o.customer, amount, city FROM o JOIN n ON o.customer = n.customer",
-                    o=_orders(), n=names)
+    result = pw.sql(
+        "SELECT o.customer, amount, city FROM o JOIN n ON o.customer = n.customer",
+        o=_orders(),
+        n=names,
+    )
     assert stream(result) == [
         (2, "alice", 10, "Paris", 1),
         (4, "alice", 7, "Paris", 1),
@@ -75,8 +80,9 @@ def test_join_with_a_late_right_row_and_a_deletion() -> None:
 
 
 def test_scalar_subquery_reevaluates_every_row_when_it_changes() -> None:
-    result = pw.sql("SELECT customer, amount FROM o WHERE amount >= (SELECT MAX(amount) FROM o)",
-                    o=_orders())
+    result = pw.sql(
+        "SELECT customer, amount FROM o WHERE amount >= (SELECT MAX(amount) FROM o)", o=_orders()
+    )
     assert stream(result) == [(2, "alice", 10, 1), (6, "alice", 10, -1), (6, "bob", 50, 1)]
 
 
@@ -143,6 +149,7 @@ def test_one_table_queries_match_recomputation(query: str, events: list[Event]) 
 @pytest.mark.parametrize("query", _TWO_TABLE_QUERIES)
 @_PER_QUERY
 @given(left=update_streams(), right=update_streams(label_base=100))
-def test_two_table_queries_match_recomputation(query: str, left: list[Event],
-                                               right: list[Event]) -> None:
+def test_two_table_queries_match_recomputation(
+    query: str, left: list[Event], right: list[Event]
+) -> None:
     check(lambda a, b: pw.sql(query, a=a, b=b), left, right)

@@ -30,8 +30,9 @@ RIGHT = """
 14 | 2 | 9 | 400
 """
 
-PROPERTY_SETTINGS = settings(max_examples=60, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def tables() -> tuple[pw.Table, pw.Table]:
@@ -46,12 +47,28 @@ def rows(result: pw.JoinResult) -> list[tuple]:
 EXPECTED = {
     ("BACKWARD", "LEFT"): [(10, 100), (20, 200), (30, None), (40, 300)],
     ("BACKWARD", "RIGHT"): [(None, 100), (20, 200), (20, 300), (30, 400)],
-    ("BACKWARD", "OUTER"): [(None, 100), (10, 100), (20, 100), (20, 200), (20, 300),
-                            (30, None), (30, 400), (40, 300)],
+    ("BACKWARD", "OUTER"): [
+        (None, 100),
+        (10, 100),
+        (20, 100),
+        (20, 200),
+        (20, 300),
+        (30, None),
+        (30, 400),
+        (40, 300),
+    ],
     ("FORWARD", "LEFT"): [(10, 200), (20, 200), (30, 400), (40, None)],
     ("FORWARD", "RIGHT"): [(None, 400), (10, 100), (20, 200), (40, 300)],
-    ("FORWARD", "OUTER"): [(None, 400), (10, 100), (10, 200), (20, 200), (30, 400),
-                           (40, None), (40, 200), (40, 300)],
+    ("FORWARD", "OUTER"): [
+        (None, 400),
+        (10, 100),
+        (10, 200),
+        (20, 200),
+        (30, 400),
+        (40, None),
+        (40, 200),
+        (40, 300),
+    ],
     ("NEAREST", "LEFT"): [(10, 100), (20, 200), (30, 400), (40, 300)],
     ("NEAREST", "RIGHT"): [(10, 100), (20, 200), (20, 300), (30, 400)],
 }
@@ -60,8 +77,14 @@ EXPECTED = {
 @pytest.mark.parametrize("direction,how", list(EXPECTED))
 def test_directions_and_modes_match_pathway(direction: str, how: str) -> None:
     t1, t2 = tables()
-    result = t1.asof_join(t2, t1.t, t2.t, t1.k == t2.k, how=getattr(pw.JoinMode, how),
-                          direction=getattr(pw.temporal.Direction, direction))
+    result = t1.asof_join(
+        t2,
+        t1.t,
+        t2.t,
+        t1.k == t2.k,
+        how=getattr(pw.JoinMode, how),
+        direction=getattr(pw.temporal.Direction, direction),
+    )
     assert rows(result) == sorted(EXPECTED[direction, how], key=_none_first)
 
 
@@ -71,11 +94,11 @@ def _none_first(row: tuple) -> tuple:
 
 def test_method_and_module_forms_agree_and_types() -> None:
     t1, t2 = tables()
-    left = t1.asof_join_left(t2, t1.t, t2.t, t1.k == t2.k).select(pw.left.a, pw.right.b,
-                                                                   pw.this.instance, pw.this.t)
+    left = t1.asof_join_left(t2, t1.t, t2.t, t1.k == t2.k).select(
+        pw.left.a, pw.right.b, pw.this.instance, pw.this.t
+    )
     module = pw.temporal.asof_join(t1, t2, t1.t, t2.t, t1.k == t2.k, how=pw.JoinMode.LEFT)
-    assert snapshot(left) == [(10, 100, 1, 1), (20, 200, 1, 5), (30, None, 2, 3),
-                              (40, 300, 1, 8)]
+    assert snapshot(left) == [(10, 100, 1, 1), (20, 200, 1, 5), (30, None, 2, 3), (40, 300, 1, 8)]
     assert snapshot(module.select(pw.left.a, pw.right.b)) == [r[:2] for r in snapshot(left)]
     assert left.schema.typehints() == {"a": int, "b": int | None, "instance": int, "t": int}
     outer = t1.asof_join_outer(t2, t1.t, t2.t, t1.k == t2.k).select(pw.left.a, pw.right.b)
@@ -95,7 +118,10 @@ def test_filter_and_groupby_on_the_result() -> None:
     t1, t2 = tables()
     result = t1.asof_join_left(t2, t1.t, t2.t, t1.k == t2.k)
     assert snapshot(result.filter(pw.right.b.is_not_none()).select(pw.left.a)) == [
-        (10,), (20,), (40,)]
+        (10,),
+        (20,),
+        (40,),
+    ]
     counts = result.groupby(pw.left.k).reduce(pw.left.k, n=pw.reducers.count())
     assert snapshot(counts) == [(1, 3), (2, 1)]
 
@@ -123,7 +149,11 @@ def test_datetimes_and_mixed_int_float_times() -> None:
     ints, floats = tables()
     floats = floats.with_columns(t=pw.cast(float, pw.this.t) + 0.5)
     assert rows(ints.asof_join_left(floats, ints.t, floats.t, ints.k == floats.k)) == [
-        (10, 100), (20, 100), (30, None), (40, 300)]
+        (10, 100),
+        (20, 100),
+        (30, None),
+        (40, 300),
+    ]
 
 
 def test_bad_arguments_fail_at_definition() -> None:
@@ -156,9 +186,16 @@ def test_update_stream_retracts_changed_matches() -> None:
     """)
     result = t1.asof_join_left(t2, t1.t, t2.t).select(pw.left.a, pw.right.b)
     assert stream(result) == [
-        (2, 1, 7, 1), (2, 2, 7, 1),
-        (4, 1, 7, -1), (4, 1, 8, 1), (4, 2, 7, -1), (4, 2, 8, 1),
-        (6, 1, 7, 1), (6, 1, 8, -1), (6, 2, 8, -1), (6, 2, 9, 1),
+        (2, 1, 7, 1),
+        (2, 2, 7, 1),
+        (4, 1, 7, -1),
+        (4, 1, 8, 1),
+        (4, 2, 7, -1),
+        (4, 2, 8, 1),
+        (6, 1, 7, 1),
+        (6, 1, 8, -1),
+        (6, 2, 8, -1),
+        (6, 2, 9, 1),
     ]
 
 
@@ -166,19 +203,32 @@ def test_update_stream_retracts_changed_matches() -> None:
 
 
 @PROPERTY_SETTINGS
-@given(update_streams(max_key=1), update_streams(label_base=100, max_key=1),
-       st.sampled_from(["left", "right", "outer"]),
-       st.sampled_from(["BACKWARD", "FORWARD", "NEAREST"]),
-       st.sampled_from([-1, 1, 256]))
-def test_asof_join_matches_recomputation(left: list[Event], right: list[Event], how: str,
-                                         direction: str, small_rows: int) -> None:
+@given(
+    update_streams(max_key=1),
+    update_streams(label_base=100, max_key=1),
+    st.sampled_from(["left", "right", "outer"]),
+    st.sampled_from(["BACKWARD", "FORWARD", "NEAREST"]),
+    st.sampled_from([-1, 1, 256]),
+)
+def test_asof_join_matches_recomputation(
+    left: list[Event], right: list[Event], how: str, direction: str, small_rows: int
+) -> None:
     """``small_rows``: the largest delta the Python path takes (-1: Polars only, 1: both
     paths mixed, 256: Python for every streaming delta)."""
+
     def program(a: pw.Table, b: pw.Table) -> pw.Table:
         joined = getattr(a, f"asof_join_{how}")(
-            b, a.v, b.v, a.k == b.k, direction=getattr(pw.temporal.Direction, direction))
-        return joined.select(lid=a.id, rid=b.id, lv=pw.left.v, rv=pw.right.v,
-                             t=pw.this.t, side=pw.this.side, instance=pw.this.instance)
+            b, a.v, b.v, a.k == b.k, direction=getattr(pw.temporal.Direction, direction)
+        )
+        return joined.select(
+            lid=a.id,
+            rid=b.id,
+            lv=pw.left.v,
+            rv=pw.right.v,
+            t=pw.this.t,
+            side=pw.this.side,
+            instance=pw.this.instance,
+        )
 
     saved = asof_engine.SMALL_ROWS
     asof_engine.SMALL_ROWS = small_rows
@@ -195,20 +245,27 @@ def test_both_paths_give_the_same_static_result() -> None:
         asof_engine.SMALL_ROWS = small_rows
         try:
             t1, t2 = tables()
-            result = t1.asof_join_outer(t2, t1.t, t2.t, t1.k == t2.k,
-                                        direction=pw.temporal.Direction.NEAREST,
-                                        defaults={t2.b: 0})
+            result = t1.asof_join_outer(
+                t2,
+                t1.t,
+                t2.t,
+                t1.k == t2.k,
+                direction=pw.temporal.Direction.NEAREST,
+                defaults={t2.b: 0},
+            )
             results.append(stream(result.select(pw.left.a, pw.right.b, pw.this.t)))
         finally:
             asof_engine.SMALL_ROWS = saved
     assert results[0] == results[1]
 
 
-def _reference(left: dict[Any, tuple], right: dict[Any, tuple], how: str,
-               direction: str) -> list[tuple]:
+def _reference(
+    left: dict[Any, tuple], right: dict[Any, tuple], how: str, direction: str
+) -> list[tuple]:
     """Asof matches by the total order (time, side rank, id) within each key."""
     right_first = (direction == "backward" and how == "left") or (
-        direction == "forward" and how == "right")
+        direction == "forward" and how == "right"
+    )
     order = []
     for side, rows_ in ((0, left), (1, right)):
         for row_id, (k, v) in rows_.items():
@@ -219,34 +276,38 @@ def _reference(left: dict[Any, tuple], right: dict[Any, tuple], how: str,
         if (side == 0 and how == "right") or (side == 1 and how == "left"):
             continue
         prev = next((o for o in reversed(order[:i]) if o[0] == k and o[4] != side), None)
-        nxt = next((o for o in order[i + 1:] if o[0] == k and o[4] != side), None)
+        nxt = next((o for o in order[i + 1 :] if o[0] == k and o[4] != side), None)
         if direction == "backward":
             peer = prev
         elif direction == "forward":
             peer = nxt
         else:
-            peer = prev if prev is not None and (
-                nxt is None or v - prev[1] < nxt[1] - v) else nxt
+            peer = prev if prev is not None and (nxt is None or v - prev[1] < nxt[1] - v) else nxt
         peer_v = None if peer is None else peer[1]
         out.append((v, peer_v) if side == 0 else (peer_v, v))
     return sorted(out, key=_none_first)
 
 
 @PROPERTY_SETTINGS
-@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), max_size=6),
-       st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), max_size=6),
-       st.sampled_from(["left", "right", "outer"]),
-       st.sampled_from(["backward", "forward", "nearest"]))
-def test_asof_join_matches_reference_model(left: list, right: list, how: str,
-                                           direction: str) -> None:
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), max_size=6),
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), max_size=6),
+    st.sampled_from(["left", "right", "outer"]),
+    st.sampled_from(["backward", "forward", "nearest"]),
+)
+def test_asof_join_matches_reference_model(
+    left: list, right: list, how: str, direction: str
+) -> None:
     pw.clear_graph()
     a = pw.debug.table_from_rows(pw.schema_from_types(k=int, v=int), left)
     b = pw.debug.table_from_rows(pw.schema_from_types(k=int, v=int), right)
     joined = getattr(a, f"asof_join_{how}")(
-        b, a.v, b.v, a.k == b.k, direction=getattr(pw.temporal.Direction, direction.upper()))
-    got = sorted(((r[0], r[1]) for r in snapshot(joined.select(lv=pw.left.v,
-                                                                rv=pw.right.v))),
-                 key=_none_first)
+        b, a.v, b.v, a.k == b.k, direction=getattr(pw.temporal.Direction, direction.upper())
+    )
+    got = sorted(
+        ((r[0], r[1]) for r in snapshot(joined.select(lv=pw.left.v, rv=pw.right.v))),
+        key=_none_first,
+    )
     left_rows = pw.debug.table_to_dicts(a)
     right_rows = pw.debug.table_to_dicts(b)
     left_state = {i: (left_rows[1]["k"][i], left_rows[1]["v"][i]) for i in left_rows[0]}
@@ -293,8 +354,12 @@ def test_behavior_delay_holds_rows() -> None:
     # row waits for a right time of 4, which never comes: it is released when the inputs
     # end, and the answers change then (the stream Pathway 0.33 prints).
     final = 18446744073709551614
-    assert stream(result) == [(4, 1, None, 1), (final, 1, None, -1), (final, 1, 1, 1),
-                              (final, 2, 1, 1)]
+    assert stream(result) == [
+        (4, 1, None, 1),
+        (final, 1, None, -1),
+        (final, 1, 1, 1),
+        (final, 2, 1, 1),
+    ]
 
 
 # --- asof_now -------------------------------------------------------------------------------
@@ -322,21 +387,28 @@ def now_tables() -> tuple[pw.Table, pw.Table]:
 def test_asof_now_answers_once_against_the_state_of_its_time() -> None:
     queries, data = now_tables()
     result = queries.asof_now_join(data, pw.left.k == pw.right.k).select(
-        qv=pw.left.qv, v=pw.right.v, k=pw.this.k)
+        qv=pw.left.qv, v=pw.right.v, k=pw.this.k
+    )
     # As in Pathway: the deletion of query 8 at time 8 is answered against the data of time
     # 8 (row 10 is gone), and old answers stay.
     assert stream(result) == [
-        (2, 1, 10, 1, 1), (2, 1, 11, 1, 1),
-        (4, 2, 10, 1, 1), (4, 2, 11, 1, 1), (4, 2, 20, 1, 1),
-        (8, 2, 11, 1, -1), (8, 2, 20, 1, -1),
-        (10, 5, 11, 1, 1), (10, 5, 20, 1, 1),
+        (2, 1, 10, 1, 1),
+        (2, 1, 11, 1, 1),
+        (4, 2, 10, 1, 1),
+        (4, 2, 11, 1, 1),
+        (4, 2, 20, 1, 1),
+        (8, 2, 11, 1, -1),
+        (8, 2, 20, 1, -1),
+        (10, 5, 11, 1, 1),
+        (10, 5, 20, 1, 1),
     ]
 
 
 def test_asof_now_left_and_ids() -> None:
     queries, data = now_tables()
     result = queries.asof_now_join_left(data, pw.left.k == pw.right.k).select(
-        qv=pw.left.qv, v=pw.right.v)
+        qv=pw.left.qv, v=pw.right.v
+    )
     assert (8, 3, None, 1) in stream(result)
     assert result.schema.typehints() == {"qv": int, "v": int | None}
     single = pw.debug.table_from_markdown("""
@@ -349,7 +421,8 @@ def test_asof_now_left_and_ids() -> None:
     8 | 2 | 2
     """)
     by_left = asked.asof_now_join_left(single, asked.k == single.k, id=asked.id).select(
-        asked.q, single.v)
+        asked.q, single.v
+    )
     keys, _ = pw.debug.table_to_dicts(by_left)
     assert set(keys) == set(pw.debug.table_to_dicts(asked)[0])
     with pytest.raises(ValueError, match="INNER or LEFT"):
@@ -359,11 +432,10 @@ def test_asof_now_left_and_ids() -> None:
 def test_asof_now_module_form_and_inner_variant() -> None:
     queries, data = now_tables()
     a = pw.temporal.asof_now_join_inner(queries, data, queries.k == data.k).select(
-        queries.qv, data.v)
+        queries.qv, data.v
+    )
     assert len(snapshot(a)) == 5 - 0  # (1,10) (1,11) (2,10) (5,11) (5,20)
     assert (2, 10) in snapshot(a)
-
-
 
 
 def test_the_examples_of_the_temporal_joins_docs_run() -> None:
@@ -375,7 +447,7 @@ def test_the_examples_of_the_temporal_joins_docs_run() -> None:
     text = (pathlib.Path(__file__).parents[2] / "docs" / "temporal.md").read_text()
     start = text.index("## Temporal joins: asof, asof_now and interval")
     end = text.find("\n## ", start + 1)
-    section = text[start:end if end >= 0 else len(text)]
+    section = text[start : end if end >= 0 else len(text)]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 3
     for block in blocks:

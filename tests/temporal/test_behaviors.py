@@ -32,55 +32,115 @@ EVENTS = """
 
 def changes(table: pw.Table) -> list[tuple[int, Any, int]]:
     """(time, v, diff) of every change, sorted."""
-    return sorted((time, row["v"] if "v" in row else row["s"], diff)
-                  for time, row, diff in pw.debug.table_to_stream(table))
+    return sorted(
+        (time, row["v"] if "v" in row else row["s"], diff)
+        for time, row, diff in pw.debug.table_to_stream(table)
+    )
 
 
 def test_buffer_holds_rows_until_the_frontier_reaches_time_plus_threshold() -> None:
     t = pw.debug.table_from_markdown(EVENTS)
     assert changes(t.buffer(pw.this.t, 3)) == [
-        (6, 1, 1), (10, 2, 1), (10, 3, 1), (10, 4, 1), (12, 3, -1), (12, 6, 1), (14, 5, 1),
-        (FINAL, 7, 1)]
+        (6, 1, 1),
+        (10, 2, 1),
+        (10, 3, 1),
+        (10, 4, 1),
+        (12, 3, -1),
+        (12, 6, 1),
+        (14, 5, 1),
+        (FINAL, 7, 1),
+    ]
 
 
 def test_ignore_late_drops_late_insertions_and_deletions() -> None:
     t = pw.debug.table_from_markdown(EVENTS)
     # the deletion of v=3 at 12 comes when the frontier (7) reached its 4 + 3: dropped too
     assert changes(t.ignore_late(pw.this.t, 3)) == [
-        (2, 1, 1), (4, 2, 1), (6, 3, 1), (8, 4, 1), (10, 5, 1), (14, 7, 1)]
+        (2, 1, 1),
+        (4, 2, 1),
+        (6, 3, 1),
+        (8, 4, 1),
+        (10, 5, 1),
+        (14, 7, 1),
+    ]
 
 
 def test_forget_retracts_at_the_next_change_after_the_frontier_passed() -> None:
     t = pw.debug.table_from_markdown(EVENTS)
     assert changes(t.forget(pw.this.t, 3)) == [
-        (2, 1, 1), (4, 2, 1), (6, 3, 1), (8, 1, -1), (8, 4, 1), (10, 5, 1), (12, 2, -1),
-        (12, 3, -1), (12, 4, -1), (14, 7, 1)]
+        (2, 1, 1),
+        (4, 2, 1),
+        (6, 3, 1),
+        (8, 1, -1),
+        (8, 4, 1),
+        (10, 5, 1),
+        (12, 2, -1),
+        (12, 3, -1),
+        (12, 4, -1),
+        (14, 7, 1),
+    ]
 
 
 def test_marked_forgetting_comes_at_odd_times_and_can_be_filtered_out() -> None:
     t = pw.debug.table_from_markdown(EVENTS)
     marked = t.forget(pw.this.t, 3, mark_forgetting_records=True)
     assert changes(marked) == [
-        (2, 1, 1), (4, 2, 1), (6, 3, 1), (8, 4, 1), (9, 1, -1), (10, 5, 1), (12, 3, -1),
-        (12, 6, 1), (13, 2, -1), (13, 4, -1), (13, 6, -1), (14, 7, 1)]
+        (2, 1, 1),
+        (4, 2, 1),
+        (6, 3, 1),
+        (8, 4, 1),
+        (9, 1, -1),
+        (10, 5, 1),
+        (12, 3, -1),
+        (12, 6, 1),
+        (13, 2, -1),
+        (13, 4, -1),
+        (13, 6, -1),
+        (14, 7, 1),
+    ]
     kept = marked.filter_out_results_of_forgetting()
     assert changes(kept) == [c for c in changes(marked) if c[0] % 2 == 0]
     total = marked.reduce(s=pw.reducers.sum(pw.this.v)).filter_out_results_of_forgetting()
     # the sum forgets the forgotten rows for later updates, but never shows their removal
     assert changes(total) == [
-        (2, 1, 1), (4, 1, -1), (4, 3, 1), (6, 3, -1), (6, 6, 1), (8, 6, -1), (8, 10, 1),
-        (10, 9, -1), (10, 14, 1), (12, 14, -1), (12, 17, 1), (14, 5, -1), (14, 12, 1)]
+        (2, 1, 1),
+        (4, 1, -1),
+        (4, 3, 1),
+        (6, 3, -1),
+        (6, 6, 1),
+        (8, 6, -1),
+        (8, 10, 1),
+        (10, 9, -1),
+        (10, 14, 1),
+        (12, 14, -1),
+        (12, 17, 1),
+        (14, 5, -1),
+        (14, 12, 1),
+    ]
 
 
 def test_ensure_consistency_retracts_what_was_shown() -> None:
     t = pw.debug.table_from_markdown(EVENTS)
     marked = t.forget(pw.this.t, 3, mark_forgetting_records=True)
     total = marked.reduce(s=pw.reducers.sum(pw.this.v)).filter_out_results_of_forgetting(
-        ensure_consistency=True)
+        ensure_consistency=True
+    )
     # -10 (what was shown) rather than -9 (the sum after forgetting t=1) at time 10
     assert changes(total) == [
-        (2, 1, 1), (4, 1, -1), (4, 3, 1), (6, 3, -1), (6, 6, 1), (8, 6, -1), (8, 10, 1),
-        (10, 10, -1), (10, 14, 1), (12, 14, -1), (12, 17, 1), (14, 12, 1), (14, 17, -1)]
+        (2, 1, 1),
+        (4, 1, -1),
+        (4, 3, 1),
+        (6, 3, -1),
+        (6, 6, 1),
+        (8, 6, -1),
+        (8, 10, 1),
+        (10, 10, -1),
+        (10, 14, 1),
+        (12, 14, -1),
+        (12, 17, 1),
+        (14, 12, 1),
+        (14, 17, -1),
+    ]
 
 
 def test_forget_is_only_triggered_by_the_operators_own_input() -> None:
@@ -94,7 +154,10 @@ def test_forget_is_only_triggered_by_the_operators_own_input() -> None:
     1 | 2  | 8 | 8
     """)
     assert changes(t.forget(pw.this.t, 3).concat_reindex(other)) == [
-        (2, 1, 1), (4, 2, 1), (8, 8, 1)]
+        (2, 1, 1),
+        (4, 2, 1),
+        (8, 8, 1),
+    ]
 
 
 def test_private_forms_with_an_instance_keep_one_frontier_per_instance() -> None:
@@ -105,10 +168,16 @@ def test_private_forms_with_an_instance_keep_one_frontier_per_instance() -> None
       2 |  4 |     4
       2 |  5 |     6
     """)
-    rows = pw.debug.table_to_stream(t._forget(pw.this.t + 2, pw.this.t, False,
-                                              instance_column=pw.this.a))
+    rows = pw.debug.table_to_stream(
+        t._forget(pw.this.t + 2, pw.this.t, False, instance_column=pw.this.a)
+    )
     assert sorted((time, row["a"], row["t"], diff) for time, row, diff in rows) == [
-        (2, 1, 2, 1), (4, 1, 15, 1), (4, 2, 4, 1), (6, 1, 2, -1), (6, 2, 5, 1)]
+        (2, 1, 2, 1),
+        (4, 1, 15, 1),
+        (4, 2, 4, 1),
+        (6, 1, 2, -1),
+        (6, 2, 5, 1),
+    ]
 
 
 def test_datetime_times_take_timedelta_thresholds() -> None:
@@ -138,8 +207,9 @@ def test_bad_thresholds_fail_when_defined(method: str) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def model(kind: str, batches: list[list[tuple[int, int, int]]], threshold: int
-          ) -> list[tuple[int, int, int, int]]:
+def model(
+    kind: str, batches: list[list[tuple[int, int, int]]], threshold: int
+) -> list[tuple[int, int, int, int]]:
     """The rules of the three operators over batches of (key, t, diff); returns sorted
     (time, key, t, diff) changes (FINAL for rows still held at the end)."""
     out: list[tuple[int, int, int, int]] = []
@@ -152,8 +222,9 @@ def model(kind: str, batches: list[list[tuple[int, int, int]]], threshold: int
         for _, t, _ in batch:
             frontier = t if frontier is None else max(frontier, t)
         if kind == "freeze":
-            out += [(time, k, t, d) for k, t, d in batch
-                    if before is None or t + threshold > before]
+            out += [
+                (time, k, t, d) for k, t, d in batch if before is None or t + threshold > before
+            ]
         elif kind == "buffer":
             for k, t, d in batch:
                 held[(k, t)] = held.get((k, t), 0) + d
@@ -205,16 +276,19 @@ def histories(draw: Any) -> list[list[tuple[int, int, int]]]:
     return batches
 
 
-def run(kind: str, batches: list[list[tuple[int, int, int]]], threshold: int
-        ) -> list[tuple[int, int, int, int]]:
+def run(
+    kind: str, batches: list[list[tuple[int, int, int]]], threshold: int
+) -> list[tuple[int, int, int, int]]:
     rows = [(k, t, 2 * (i + 1), d) for i, batch in enumerate(batches) for k, t, d in batch]
-    lines = ["  | k | t | __time__ | __diff__"] + [f"{k + 1} | {k} | {t} | {time} | {d}"
-                                                  for k, t, time, d in rows]
+    lines = ["  | k | t | __time__ | __diff__"] + [
+        f"{k + 1} | {k} | {t} | {time} | {d}" for k, t, time, d in rows
+    ]
     table = pw.debug.table_from_markdown("\n".join(lines))
     method = {"freeze": "ignore_late", "buffer": "buffer", "forget": "forget"}[kind]
     result = getattr(table, method)(pw.this.t, threshold)
-    return sorted((time, row["k"], row["t"], diff)
-                  for time, row, diff in pw.debug.table_to_stream(result))
+    return sorted(
+        (time, row["k"], row["t"], diff) for time, row, diff in pw.debug.table_to_stream(result)
+    )
 
 
 @pytest.mark.parametrize("kind", ["freeze", "buffer", "forget"])

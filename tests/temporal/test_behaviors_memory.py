@@ -56,26 +56,34 @@ def events() -> pw.Table:
     batches = []
     for first in range(0, EVENTS, PER_TIME):
         index = pl.int_range(first, first + PER_TIME, eager=True)
-        batches.append((2 * (first // PER_TIME + 1), pl.DataFrame({
-            ID: index.cast(pl.UInt128),
-            "t": index // PER_UNIT,
-            "v": index % 7,
-            DIFF: pl.repeat(1, PER_TIME, dtype=pl.Int64, eager=True),
-        })))
-    return _static_table({"t": t.INT, "v": t.INT}, batches, label="events",
-                         consolidated=True)
+        batches.append(
+            (
+                2 * (first // PER_TIME + 1),
+                pl.DataFrame(
+                    {
+                        ID: index.cast(pl.UInt128),
+                        "t": index // PER_UNIT,
+                        "v": index % 7,
+                        DIFF: pl.repeat(1, PER_TIME, dtype=pl.Int64, eager=True),
+                    }
+                ),
+            )
+        )
+    return _static_table({"t": t.INT, "v": t.INT}, batches, label="events", consolidated=True)
 
 
 @pytest.mark.parametrize("keep_results", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_a_cutoff_keeps_the_state_of_a_long_stream_bounded(keep_results: bool) -> None:
     table = events()
-    result = table.windowby(table.t, window=pw.temporal.tumbling(100),
-                            behavior=pw.temporal.common_behavior(
-                                cutoff=10, keep_results=keep_results)).reduce(
-        start=pw.this._pw_window_start, c=pw.reducers.count())
+    result = table.windowby(
+        table.t,
+        window=pw.temporal.tumbling(100),
+        behavior=pw.temporal.common_behavior(cutoff=10, keep_results=keep_results),
+    ).reduce(start=pw.this._pw_window_start, c=pw.reducers.count())
     probe = StateProbe()
-    output = OutputNode(columns=dict(result._columns), inputs=(result._node,), sink=probe,
-                        label="probe")
+    output = OutputNode(
+        columns=dict(result._columns), inputs=(result._node,), sink=probe, label="probe"
+    )
     runtime = Runtime([output])
     probe.runtime = runtime
     runtime.run()

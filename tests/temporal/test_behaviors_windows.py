@@ -35,8 +35,7 @@ BEHAVIORS = {
     "cutoff2": pw.temporal.common_behavior(cutoff=2),
     "cutoff2 nokeep": pw.temporal.common_behavior(cutoff=2, keep_results=False),
     "delay3 cutoff1": pw.temporal.common_behavior(delay=3, cutoff=1),
-    "delay3 cutoff1 nokeep": pw.temporal.common_behavior(delay=3, cutoff=1,
-                                                         keep_results=False),
+    "delay3 cutoff1 nokeep": pw.temporal.common_behavior(delay=3, cutoff=1, keep_results=False),
     "exactly once": pw.temporal.exactly_once_behavior(),
     "exactly once 1": pw.temporal.exactly_once_behavior(shift=1),
 }
@@ -44,54 +43,160 @@ BEHAVIORS = {
 #: (time, window start, sum, diff) of every change, per behavior (and with sliding windows).
 EXPECTED: dict[str, list[tuple[Any, ...]]] = {
     "delay2": [
-        (2, 0, 3, 1), (4, 5, 3, 1), (6, 0, 3, -1), (6, 0, 7, 1), (8, 10, 5, 1),
-        (10, 0, 7, -1), (10, 0, 13, 1), (12, 0, 13, -1), (12, 5, 3, -1), (12, 0, 11, 1),
-        (12, 5, 10, 1), (14, 20, 8, 1), (16, 5, 10, -1), (16, 5, 19, 1)],
+        (2, 0, 3, 1),
+        (4, 5, 3, 1),
+        (6, 0, 3, -1),
+        (6, 0, 7, 1),
+        (8, 10, 5, 1),
+        (10, 0, 7, -1),
+        (10, 0, 13, 1),
+        (12, 0, 13, -1),
+        (12, 5, 3, -1),
+        (12, 0, 11, 1),
+        (12, 5, 10, 1),
+        (14, 20, 8, 1),
+        (16, 5, 10, -1),
+        (16, 5, 19, 1),
+    ],
     "delay2 sliding": [
-        (2, -3, 1, 1), (2, 0, 3, 1), (4, 3, 5, 1), (6, -3, 1, -1), (6, 0, 3, -1),
-        (6, -3, 5, 1), (6, 0, 7, 1), (8, 6, 3, 1), (8, 9, 5, 1), (10, 0, 7, -1),
-        (10, 3, 5, -1), (10, 0, 13, 1), (10, 3, 11, 1), (12, 0, 13, -1), (12, 3, 11, -1),
-        (12, 6, 3, -1), (12, 9, 5, -1), (12, 0, 11, 1), (12, 3, 9, 1), (12, 6, 10, 1),
-        (12, 9, 12, 1), (14, 12, 5, 1), (14, 18, 8, 1), (16, 3, 9, -1), (16, 6, 10, -1),
-        (16, 3, 18, 1), (16, 6, 19, 1), (FINAL, 21, 8, 1)],
-    "cutoff2": [
-        (2, 0, 3, 1), (4, 5, 3, 1), (8, 10, 5, 1), (14, 20, 8, 1)],
+        (2, -3, 1, 1),
+        (2, 0, 3, 1),
+        (4, 3, 5, 1),
+        (6, -3, 1, -1),
+        (6, 0, 3, -1),
+        (6, -3, 5, 1),
+        (6, 0, 7, 1),
+        (8, 6, 3, 1),
+        (8, 9, 5, 1),
+        (10, 0, 7, -1),
+        (10, 3, 5, -1),
+        (10, 0, 13, 1),
+        (10, 3, 11, 1),
+        (12, 0, 13, -1),
+        (12, 3, 11, -1),
+        (12, 6, 3, -1),
+        (12, 9, 5, -1),
+        (12, 0, 11, 1),
+        (12, 3, 9, 1),
+        (12, 6, 10, 1),
+        (12, 9, 12, 1),
+        (14, 12, 5, 1),
+        (14, 18, 8, 1),
+        (16, 3, 9, -1),
+        (16, 6, 10, -1),
+        (16, 3, 18, 1),
+        (16, 6, 19, 1),
+        (FINAL, 21, 8, 1),
+    ],
+    "cutoff2": [(2, 0, 3, 1), (4, 5, 3, 1), (8, 10, 5, 1), (14, 20, 8, 1)],
     "cutoff2 sliding": [
-        (2, -3, 1, 1), (2, 0, 3, 1), (2, 3, 2, 1), (4, 3, 2, -1), (4, 3, 5, 1),
-        (4, 6, 3, 1), (6, 0, 3, -1), (6, 0, 7, 1), (8, 9, 5, 1), (8, 12, 5, 1),
-        (12, 6, 3, -1), (12, 9, 5, -1), (12, 6, 10, 1), (12, 9, 12, 1), (14, 18, 8, 1),
-        (14, 21, 8, 1)],
+        (2, -3, 1, 1),
+        (2, 0, 3, 1),
+        (2, 3, 2, 1),
+        (4, 3, 2, -1),
+        (4, 3, 5, 1),
+        (4, 6, 3, 1),
+        (6, 0, 3, -1),
+        (6, 0, 7, 1),
+        (8, 9, 5, 1),
+        (8, 12, 5, 1),
+        (12, 6, 3, -1),
+        (12, 9, 5, -1),
+        (12, 6, 10, 1),
+        (12, 9, 12, 1),
+        (14, 18, 8, 1),
+        (14, 21, 8, 1),
+    ],
     "cutoff2 nokeep": [
-        (2, 0, 3, 1), (4, 5, 3, 1), (8, 0, 3, -1), (8, 10, 5, 1), (14, 5, 3, -1),
-        (14, 20, 8, 1)],
+        (2, 0, 3, 1),
+        (4, 5, 3, 1),
+        (8, 0, 3, -1),
+        (8, 10, 5, 1),
+        (14, 5, 3, -1),
+        (14, 20, 8, 1),
+    ],
     "cutoff2 nokeep sliding": [
-        (2, -3, 1, 1), (2, 0, 3, 1), (2, 3, 2, 1), (4, 3, 2, -1), (4, 3, 5, 1),
-        (4, 6, 3, 1), (6, -3, 1, -1), (6, 0, 3, -1), (6, 0, 7, 1), (8, 9, 5, 1),
-        (8, 12, 5, 1), (12, 0, 7, -1), (12, 3, 5, -1), (12, 6, 3, -1), (12, 9, 5, -1),
-        (12, 6, 10, 1), (12, 9, 12, 1), (14, 18, 8, 1), (14, 21, 8, 1)],
-    "delay3 cutoff1": [
-        (2, 0, 3, 1), (8, 5, 3, 1), (8, 10, 5, 1), (FINAL, 20, 8, 1)],
+        (2, -3, 1, 1),
+        (2, 0, 3, 1),
+        (2, 3, 2, 1),
+        (4, 3, 2, -1),
+        (4, 3, 5, 1),
+        (4, 6, 3, 1),
+        (6, -3, 1, -1),
+        (6, 0, 3, -1),
+        (6, 0, 7, 1),
+        (8, 9, 5, 1),
+        (8, 12, 5, 1),
+        (12, 0, 7, -1),
+        (12, 3, 5, -1),
+        (12, 6, 3, -1),
+        (12, 9, 5, -1),
+        (12, 6, 10, 1),
+        (12, 9, 12, 1),
+        (14, 18, 8, 1),
+        (14, 21, 8, 1),
+    ],
+    "delay3 cutoff1": [(2, 0, 3, 1), (8, 5, 3, 1), (8, 10, 5, 1), (FINAL, 20, 8, 1)],
     "delay3 cutoff1 sliding": [
-        (2, -3, 1, 1), (2, 0, 3, 1), (4, 3, 5, 1), (8, 6, 3, 1), (8, 9, 5, 1),
-        (12, 9, 5, -1), (12, 9, 12, 1), (14, 12, 5, 1), (14, 18, 8, 1), (FINAL, 21, 8, 1)],
+        (2, -3, 1, 1),
+        (2, 0, 3, 1),
+        (4, 3, 5, 1),
+        (8, 6, 3, 1),
+        (8, 9, 5, 1),
+        (12, 9, 5, -1),
+        (12, 9, 12, 1),
+        (14, 12, 5, 1),
+        (14, 18, 8, 1),
+        (FINAL, 21, 8, 1),
+    ],
     "delay3 cutoff1 nokeep": [
-        (2, 0, 3, 1), (8, 5, 3, 1), (8, 10, 5, 1), (FINAL, 0, 3, -1), (FINAL, 5, 3, -1),
-        (FINAL, 20, 8, 1)],
+        (2, 0, 3, 1),
+        (8, 5, 3, 1),
+        (8, 10, 5, 1),
+        (FINAL, 0, 3, -1),
+        (FINAL, 5, 3, -1),
+        (FINAL, 20, 8, 1),
+    ],
     "delay3 cutoff1 nokeep sliding": [
-        (2, -3, 1, 1), (2, 0, 3, 1), (4, -3, 1, -1), (4, 3, 5, 1), (8, 0, 3, -1),
-        (8, 6, 3, 1), (8, 9, 5, 1), (12, 3, 5, -1), (12, 6, 3, -1), (12, 9, 5, -1),
-        (12, 9, 12, 1), (14, 12, 5, 1), (14, 18, 8, 1), (FINAL, 9, 12, -1),
-        (FINAL, 12, 5, -1), (FINAL, 21, 8, 1)],
-    "exactly once": [
-        (4, 0, 3, 1), (8, 5, 3, 1), (14, 10, 5, 1), (FINAL, 20, 8, 1)],
+        (2, -3, 1, 1),
+        (2, 0, 3, 1),
+        (4, -3, 1, -1),
+        (4, 3, 5, 1),
+        (8, 0, 3, -1),
+        (8, 6, 3, 1),
+        (8, 9, 5, 1),
+        (12, 3, 5, -1),
+        (12, 6, 3, -1),
+        (12, 9, 5, -1),
+        (12, 9, 12, 1),
+        (14, 12, 5, 1),
+        (14, 18, 8, 1),
+        (FINAL, 9, 12, -1),
+        (FINAL, 12, 5, -1),
+        (FINAL, 21, 8, 1),
+    ],
+    "exactly once": [(4, 0, 3, 1), (8, 5, 3, 1), (14, 10, 5, 1), (FINAL, 20, 8, 1)],
     "exactly once sliding": [
-        (2, -3, 1, 1), (4, 0, 3, 1), (8, 3, 5, 1), (8, 6, 3, 1), (14, 9, 12, 1),
-        (14, 12, 5, 1), (FINAL, 18, 8, 1), (FINAL, 21, 8, 1)],
-    "exactly once 1": [
-        (4, 0, 3, 1), (8, 5, 3, 1), (14, 10, 5, 1), (FINAL, 20, 8, 1)],
+        (2, -3, 1, 1),
+        (4, 0, 3, 1),
+        (8, 3, 5, 1),
+        (8, 6, 3, 1),
+        (14, 9, 12, 1),
+        (14, 12, 5, 1),
+        (FINAL, 18, 8, 1),
+        (FINAL, 21, 8, 1),
+    ],
+    "exactly once 1": [(4, 0, 3, 1), (8, 5, 3, 1), (14, 10, 5, 1), (FINAL, 20, 8, 1)],
     "exactly once 1 sliding": [
-        (2, -3, 1, 1), (4, 0, 3, 1), (8, 3, 5, 1), (8, 6, 3, 1), (14, 9, 12, 1),
-        (14, 12, 5, 1), (FINAL, 18, 8, 1), (FINAL, 21, 8, 1)],
+        (2, -3, 1, 1),
+        (4, 0, 3, 1),
+        (8, 3, 5, 1),
+        (8, 6, 3, 1),
+        (14, 9, 12, 1),
+        (14, 12, 5, 1),
+        (FINAL, 18, 8, 1),
+        (FINAL, 21, 8, 1),
+    ],
 }
 
 
@@ -99,12 +204,18 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
 def test_behavior_streams_are_pathways(name: str) -> None:
     t = pw.debug.table_from_markdown(EVENTS)
     behavior = BEHAVIORS[name.removesuffix(" sliding")]
-    window = pw.temporal.sliding(hop=3, duration=6) if name.endswith("sliding") else \
-        pw.temporal.tumbling(5)
+    window = (
+        pw.temporal.sliding(hop=3, duration=6)
+        if name.endswith("sliding")
+        else pw.temporal.tumbling(5)
+    )
     result = t.windowby(t.t, window=window, behavior=behavior).reduce(
-        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v))
-    got = sorted((time, row["_pw_window_start"], row["s"], diff)
-                 for time, row, diff in pw.debug.table_to_stream(result))
+        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v)
+    )
+    got = sorted(
+        (time, row["_pw_window_start"], row["s"], diff)
+        for time, row, diff in pw.debug.table_to_stream(result)
+    )
     assert got == sorted(EXPECTED[name])
 
 
@@ -113,8 +224,11 @@ def test_bad_behaviors_fail_when_defined() -> None:
     with pytest.raises(TypeError, match="behavior"):
         t.windowby(t.t, window=pw.temporal.tumbling(5), behavior="late")
     with pytest.raises(TypeError, match="delay"):
-        t.windowby(t.t, window=pw.temporal.tumbling(5),
-                   behavior=pw.temporal.common_behavior(delay=datetime.timedelta(1)))
+        t.windowby(
+            t.t,
+            window=pw.temporal.tumbling(5),
+            behavior=pw.temporal.common_behavior(delay=datetime.timedelta(1)),
+        )
 
 
 # ------------------------------------------------------------------------------------------
@@ -128,8 +242,9 @@ def _later(current: int | None, values: list[int]) -> int | None:
     return max([v for v in [current, *values] if v is not None], default=None)
 
 
-def behavior_model(batches: list[list[tuple[int, int, int]]], delay: int | None,
-                   cutoff: int | None, keep: bool) -> list[tuple[int, int, int, int]]:
+def behavior_model(
+    batches: list[list[tuple[int, int, int]]], delay: int | None, cutoff: int | None, keep: bool
+) -> list[tuple[int, int, int, int]]:
     """(time, window start, sum, diff) of a tumbling-window sum with a common behavior: late
     rows dropped past end + cutoff (frontier of the earlier batches), rows held until the
     frontier reaches start + delay, windows forgotten once end + cutoff is reached (at the
@@ -215,18 +330,28 @@ def late_streams(draw: Any) -> list[list[tuple[int, int, int]]]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(batches=late_streams(), delay=st.one_of(st.none(), st.integers(0, 6)),
-       cutoff=st.one_of(st.none(), st.integers(0, 4)), keep=st.booleans())
-def test_windowby_behaviors_follow_the_model(batches: Any, delay: Any, cutoff: Any,
-                                             keep: bool) -> None:
+@given(
+    batches=late_streams(),
+    delay=st.one_of(st.none(), st.integers(0, 6)),
+    cutoff=st.one_of(st.none(), st.integers(0, 4)),
+    keep=st.booleans(),
+)
+def test_windowby_behaviors_follow_the_model(
+    batches: Any, delay: Any, cutoff: Any, keep: bool
+) -> None:
     pw.clear_graph()
-    lines = ["  | t | v | __time__"] + [f"{row} | {t} | {v} | {2 * (i + 1)}"
-                                      for i, batch in enumerate(batches)
-                                      for row, t, v in batch]
+    lines = ["  | t | v | __time__"] + [
+        f"{row} | {t} | {v} | {2 * (i + 1)}"
+        for i, batch in enumerate(batches)
+        for row, t, v in batch
+    ]
     t = pw.debug.table_from_markdown("\n".join(lines))
     behavior = pw.temporal.common_behavior(delay=delay, cutoff=cutoff, keep_results=keep)
     result = t.windowby(t.t, window=pw.temporal.tumbling(DURATION), behavior=behavior).reduce(
-        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v))
-    got = sorted((time, row["_pw_window_start"], row["s"], diff)
-                 for time, row, diff in pw.debug.table_to_stream(result))
+        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v)
+    )
+    got = sorted(
+        (time, row["_pw_window_start"], row["s"], diff)
+        for time, row, diff in pw.debug.table_to_stream(result)
+    )
     assert got == behavior_model(batches, delay, cutoff, keep)

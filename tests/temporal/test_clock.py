@@ -64,8 +64,11 @@ def arrivals(monkeypatch: pytest.MonkeyPatch) -> Callable[[pw.Table, str, int], 
         keys, columns = pw.debug.table_to_dicts(table)
         times = {key: columns[column][key] for key in keys}
         monkeypatch.setattr(time_utils, "utc_now", fake_clock(until_ms))
-        monkeypatch.setattr(time_utils, "_get_now_timestamp_utc",
-                            lambda row: ms(times[row] if row is not None else 0))
+        monkeypatch.setattr(
+            time_utils,
+            "_get_now_timestamp_utc",
+            lambda row: ms(times[row] if row is not None else 0),
+        )
 
     return install
 
@@ -80,14 +83,19 @@ def test_inactivity_detection_reports_and_resumes(arrivals: Any) -> None:
       5 | 1000 | 1000
     """)
     arrivals(table, "at", 1500)
-    found = table.inactivity_detection(pw.Duration(milliseconds=300),
-                                       refresh_rate=pw.Duration(milliseconds=50))
+    found = table.inactivity_detection(
+        pw.Duration(milliseconds=300), refresh_rate=pw.Duration(milliseconds=50)
+    )
     assert found.column_names() == ["inactivity_timestamp_utc", "resumed_activity_timestamp_utc"]
-    assert changes(found) == sorted([
-        (550, 200, None, 1),
-        (900, 200, None, -1), (900, 200, 900, 1),
-        (1350, 1000, None, 1),
-    ], key=repr)
+    assert changes(found) == sorted(
+        [
+            (550, 200, None, 1),
+            (900, 200, None, -1),
+            (900, 200, 900, 1),
+            (1350, 1000, None, 1),
+        ],
+        key=repr,
+    )
 
 
 def test_inactivity_detection_per_instance(arrivals: Any) -> None:
@@ -99,22 +107,29 @@ def test_inactivity_detection_per_instance(arrivals: Any) -> None:
       4 | A   | 600  | 600
     """)
     arrivals(table, "at", 1000)
-    found = table.inactivity_detection(pw.Duration(milliseconds=300),
-                                       refresh_rate=pw.Duration(milliseconds=100),
-                                       instance=pw.this.who)
+    found = table.inactivity_detection(
+        pw.Duration(milliseconds=300),
+        refresh_rate=pw.Duration(milliseconds=100),
+        instance=pw.this.who,
+    )
     assert found.schema.typehints()["instance"] == (str | None)
-    assert changes(found) == sorted([
-        (400, "A", 0, None, 1),
-        (600, "A", 0, None, -1), (600, "A", 0, 600, 1),
-        (800, "B", 400, None, 1),
-    ], key=repr)
+    assert changes(found) == sorted(
+        [
+            (400, "A", 0, None, 1),
+            (600, "A", 0, None, -1),
+            (600, "A", 0, 600, 1),
+            (800, "B", 400, None, 1),
+        ],
+        key=repr,
+    )
 
 
 def test_inactivity_detection_without_rows_reports_the_start(arrivals: Any) -> None:
     table = pw.Table.empty(value=int)
     arrivals(pw.debug.table_from_markdown("at\n0"), "at", 500)
-    found = table.inactivity_detection(pw.Duration(milliseconds=300),
-                                       refresh_rate=pw.Duration(milliseconds=50))
+    found = table.inactivity_detection(
+        pw.Duration(milliseconds=300), refresh_rate=pw.Duration(milliseconds=50)
+    )
     assert changes(found) == [(350, 0, None, 1)]
 
 
@@ -130,11 +145,16 @@ def test_add_update_timestamp_utc_uses_the_latest_tick(monkeypatch: pytest.Monke
     """)
     result = table.add_update_timestamp_utc(refresh_rate=pw.Duration(milliseconds=100))
     assert result.column_names() == ["value", "updated_timestamp_utc"]
-    assert changes(result) == sorted([
-        (0, 10, 0, 1), (0, 20, 0, 1),
-        (130, 10, 0, -1), (130, 110, 100, 1),
-        (330, 20, 0, -1),
-    ], key=repr)
+    assert changes(result) == sorted(
+        [
+            (0, 10, 0, 1),
+            (0, 20, 0, 1),
+            (130, 10, 0, -1),
+            (130, 110, 100, 1),
+            (330, 20, 0, -1),
+        ],
+        key=repr,
+    )
     named = table.add_update_timestamp_utc(pw.Duration(milliseconds=100), "seen")
     assert named.column_names() == ["value", "seen"]
 
@@ -157,8 +177,7 @@ def test_clock_functions_check_their_arguments() -> None:
 def run_until(done: threading.Event, timeout: float = 30.0) -> None:
     """pw.run() until ``done`` is set (by a callback), or fail after ``timeout`` seconds."""
     watchdog = threading.Timer(timeout, stop_all_runs)
-    watcher = threading.Thread(target=lambda: done.wait(timeout) and stop_all_runs(),
-                               daemon=True)
+    watcher = threading.Thread(target=lambda: done.wait(timeout) and stop_all_runs(), daemon=True)
     watchdog.start()
     watcher.start()
     try:
@@ -210,8 +229,9 @@ class Bursts(pw.io.python.ConnectorSubject):
 
 def test_live_inactivity_and_update_times() -> None:
     rows = pw.io.python.read(Bursts(pause=0.4), schema=pw.schema_from_types(v=int))
-    found = rows.inactivity_detection(datetime.timedelta(milliseconds=150),
-                                      refresh_rate=datetime.timedelta(milliseconds=20))
+    found = rows.inactivity_detection(
+        datetime.timedelta(milliseconds=150), refresh_rate=datetime.timedelta(milliseconds=20)
+    )
     stamped = rows.add_update_timestamp_utc(refresh_rate=datetime.timedelta(milliseconds=20))
     reports: list[dict[str, Any]] = []
     stamps: dict[int, pd.Timestamp] = {}

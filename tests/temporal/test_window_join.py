@@ -46,16 +46,31 @@ def rows(table: pw.Table) -> Counter[tuple[Any, ...]]:
 def test_outer_tumbling_join_on_a_key() -> None:
     t1, t2 = pw.debug.table_from_markdown(LEFT), pw.debug.table_from_markdown(RIGHT)
     result = t1.window_join_outer(t2, t1.t, t2.t, pw.temporal.tumbling(2), t1.a == t2.b).select(
-        key=pw.coalesce(t1.a, t2.b), left_t=t1.t, right_t=t2.t)
-    assert rows(result) == Counter([
-        (1, None, 5), (1, 1, None), (1, 2, 2), (1, 3, 2), (1, 7, 6), (1, 7, 7), (1, 13, None),
-        (2, 1, None), (2, 2, 2), (2, 2, 3), (3, 4, None), (4, None, 3)])
+        key=pw.coalesce(t1.a, t2.b), left_t=t1.t, right_t=t2.t
+    )
+    assert rows(result) == Counter(
+        [
+            (1, None, 5),
+            (1, 1, None),
+            (1, 2, 2),
+            (1, 3, 2),
+            (1, 7, 6),
+            (1, 7, 7),
+            (1, 13, None),
+            (2, 1, None),
+            (2, 2, 2),
+            (2, 2, 3),
+            (3, 4, None),
+            (4, None, 3),
+        ]
+    )
 
 
 def test_sliding_join_repeats_pairs_once_per_common_window() -> None:
     t1, t2 = pw.debug.table_from_markdown(LEFT), pw.debug.table_from_markdown(RIGHT)
     result = t1.window_join(t2, t1.t, t2.t, pw.temporal.sliding(1, 2)).select(
-        left_t=t1.t, right_t=t2.t, s=pw.this._pw_window_start)
+        left_t=t1.t, right_t=t2.t, s=pw.this._pw_window_start
+    )
     got = rows(result)
     assert got[(7, 7, 6)] == 1 and got[(7, 7, 7)] == 1  # the pair shares two windows
     assert got[(2, 2, 1)] == 4  # two left rows at 2 x two right rows at 2, window [1, 3)
@@ -64,20 +79,34 @@ def test_sliding_join_repeats_pairs_once_per_common_window() -> None:
 
 def test_session_join_builds_sessions_from_both_sides() -> None:
     t1, t2 = pw.debug.table_from_markdown(LEFT), pw.debug.table_from_markdown(RIGHT)
-    result = t1.window_join_left(t2, t1.t, t2.t, pw.temporal.session(max_gap=2),
-                                 t1.a == t2.b).select(
-        pw.left.a, lt=pw.left.t, rt=pw.right.t, s=pw.this._pw_window_start,
-        e=pw.this._pw_window_end)
-    assert rows(result) == Counter([
-        (1, 1, 2, 1, 3), (1, 2, 2, 1, 3), (1, 3, 2, 1, 3), (1, 7, 5, 5, 7), (1, 7, 6, 5, 7),
-        (1, 7, 7, 5, 7), (1, 13, None, 13, 13), (2, 1, 2, 1, 3), (2, 1, 3, 1, 3),
-        (2, 2, 2, 1, 3), (2, 2, 3, 1, 3), (3, 4, None, 4, 4)])
+    result = t1.window_join_left(
+        t2, t1.t, t2.t, pw.temporal.session(max_gap=2), t1.a == t2.b
+    ).select(
+        pw.left.a, lt=pw.left.t, rt=pw.right.t, s=pw.this._pw_window_start, e=pw.this._pw_window_end
+    )
+    assert rows(result) == Counter(
+        [
+            (1, 1, 2, 1, 3),
+            (1, 2, 2, 1, 3),
+            (1, 3, 2, 1, 3),
+            (1, 7, 5, 5, 7),
+            (1, 7, 6, 5, 7),
+            (1, 7, 7, 5, 7),
+            (1, 13, None, 13, 13),
+            (2, 1, 2, 1, 3),
+            (2, 1, 3, 1, 3),
+            (2, 2, 2, 1, 3),
+            (2, 2, 3, 1, 3),
+            (3, 4, None, 4, 4),
+        ]
+    )
 
 
 def test_original_ids_reach_the_select() -> None:
     t1, t2 = pw.debug.table_from_markdown(LEFT), pw.debug.table_from_markdown(RIGHT)
     result = t1.window_join_left(t2, t1.t, t2.t, pw.temporal.sliding(1, 2)).select(
-        x=t1.t, original=t1.id)
+        x=t1.t, original=t1.id
+    )
     keys, columns = pw.debug.table_to_dicts(t1)
     times = {key: columns["t"][key] for key in keys}
     assert all(times[original] == x for x, original in rows(result))
@@ -86,11 +115,14 @@ def test_original_ids_reach_the_select() -> None:
 def test_module_function_and_how_argument_agree_with_methods() -> None:
     t1, t2 = pw.debug.table_from_markdown(LEFT), pw.debug.table_from_markdown(RIGHT)
     by_method = t1.window_join_right(t2, t1.t, t2.t, pw.temporal.tumbling(3)).select(
-        pw.left.a, pw.right.b)
-    by_function = pw.temporal.window_join(t1, t2, t1.t, t2.t, pw.temporal.tumbling(3),
-                                          how=pw.JoinMode.RIGHT).select(pw.left.a, pw.right.b)
-    assert isinstance(t1.window_join(t2, t1.t, t2.t, pw.temporal.tumbling(3)),
-                      pw.temporal.WindowJoinResult)
+        pw.left.a, pw.right.b
+    )
+    by_function = pw.temporal.window_join(
+        t1, t2, t1.t, t2.t, pw.temporal.tumbling(3), how=pw.JoinMode.RIGHT
+    ).select(pw.left.a, pw.right.b)
+    assert isinstance(
+        t1.window_join(t2, t1.t, t2.t, pw.temporal.tumbling(3)), pw.temporal.WindowJoinResult
+    )
     assert rows(by_method) == rows(by_function)
 
 
@@ -107,9 +139,11 @@ def test_a_late_row_and_a_deletion_update_the_join() -> None:
     2 | 6 | 4
     """)
     result = t1.window_join(t2, t1.t, t2.t, pw.temporal.tumbling(4)).select(
-        lt=pw.left.t, rt=pw.right.t)
-    stream = sorted((time, row["lt"], row["rt"], diff)
-                    for time, row, diff in pw.debug.table_to_stream(result))
+        lt=pw.left.t, rt=pw.right.t
+    )
+    stream = sorted(
+        (time, row["lt"], row["rt"], diff) for time, row, diff in pw.debug.table_to_stream(result)
+    )
     assert stream == [(4, 1, 0, 1), (4, 5, 6, 1), (6, 1, 0, -1)]
 
 
@@ -122,8 +156,9 @@ def test_bad_window_join_arguments() -> None:
     with pytest.raises(TypeError, match=r"Arguments \(left_time_expression"):
         t1.window_join(t3, t1.t, t3.t, pw.temporal.tumbling(datetime.timedelta(1)))
     with pytest.raises(NotImplementedError, match="intervals_over"):
-        t1.window_join(t3, t1.t, t3.t, pw.temporal.intervals_over(
-            at=t1.t, lower_bound=-1, upper_bound=1))
+        t1.window_join(
+            t3, t1.t, t3.t, pw.temporal.intervals_over(at=t1.t, lower_bound=-1, upper_bound=1)
+        )
 
 
 class Rows(pw.Schema):
@@ -166,7 +201,8 @@ def test_tumbling_window_join_matches_a_model(history: Any, how: Any) -> None:
     t1 = pw.debug.table_from_rows(Rows, data[0], is_stream=True)
     t2 = pw.debug.table_from_rows(Rows, data[1], is_stream=True)
     result = t1.window_join(t2, t1.t, t2.t, pw.temporal.tumbling(3), how=how).select(
-        lt=pw.left.t, rt=pw.right.t)
+        lt=pw.left.t, rt=pw.right.t
+    )
     left_rows: list[int] = []
     right_rows: list[int] = []
     final: dict[tuple[int, int], int] = {}
@@ -186,6 +222,7 @@ def test_tumbling_window_join_matches_a_model(history: Any, how: Any) -> None:
             expected[(lt, None)] += 1
     for rt in right_rows:
         if how in (pw.JoinMode.RIGHT, pw.JoinMode.OUTER) and not any(
-                lt // 3 == rt // 3 for lt in left_rows):
+            lt // 3 == rt // 3 for lt in left_rows
+        ):
             expected[(None, rt)] += 1
     assert rows(result) == expected

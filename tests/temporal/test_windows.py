@@ -30,8 +30,10 @@ STREAM = """
 
 def changes(table: pw.Table, *names: str) -> list[tuple[Any, ...]]:
     """(time, the named values..., diff) of every change, sorted."""
-    return sorted((time, *(row[n] for n in names), diff)
-                  for time, row, diff in pw.debug.table_to_stream(table))
+    return sorted(
+        (time, *(row[n] for n in names), diff)
+        for time, row, diff in pw.debug.table_to_stream(table)
+    )
 
 
 def rows(table: pw.Table, *names: str) -> list[tuple[Any, ...]]:
@@ -47,18 +49,29 @@ def rows(table: pw.Table, *names: str) -> list[tuple[Any, ...]]:
 
 def test_sliding_windows_with_an_origin_and_instances_update_as_rows_arrive() -> None:
     t = pw.debug.table_from_markdown(STREAM)
-    result = t.windowby(t.t, window=pw.temporal.sliding(hop=5, duration=10, origin=-3),
-                        instance=t.k).reduce(pw.this._pw_window, pw.this._pw_instance,
-                                             c=pw.reducers.count())
+    result = t.windowby(
+        t.t, window=pw.temporal.sliding(hop=5, duration=10, origin=-3), instance=t.k
+    ).reduce(pw.this._pw_window, pw.this._pw_instance, c=pw.reducers.count())
     assert changes(result, "_pw_window", "c") == [
-        (2, ("a", -3, 7), 2, 1), (2, ("a", 2, 12), 1, 1),
-        (4, ("a", 7, 17), 1, 1), (4, ("a", 12, 22), 1, 1), (4, ("b", -3, 7), 1, 1),
+        (2, ("a", -3, 7), 2, 1),
+        (2, ("a", 2, 12), 1, 1),
+        (4, ("a", 7, 17), 1, 1),
+        (4, ("a", 12, 22), 1, 1),
+        (4, ("b", -3, 7), 1, 1),
         (4, ("b", 2, 12), 1, 1),
-        (6, ("a", -3, 7), 2, -1), (6, ("a", -3, 7), 3, 1), (6, ("a", 2, 12), 1, -1),
+        (6, ("a", -3, 7), 2, -1),
+        (6, ("a", -3, 7), 3, 1),
+        (6, ("a", 2, 12), 1, -1),
         (6, ("a", 2, 12), 2, 1),
-        (8, ("a", 17, 27), 1, 1), (8, ("a", 22, 32), 1, 1),
-        (10, ("a", -3, 7), 3, -1), (10, ("a", -3, 7), 4, 1), (10, ("a", 2, 12), 2, -1),
-        (10, ("a", 2, 12), 3, 1), (10, ("b", 7, 17), 1, 1), (10, ("b", 12, 22), 1, 1)]
+        (8, ("a", 17, 27), 1, 1),
+        (8, ("a", 22, 32), 1, 1),
+        (10, ("a", -3, 7), 3, -1),
+        (10, ("a", -3, 7), 4, 1),
+        (10, ("a", 2, 12), 2, -1),
+        (10, ("a", 2, 12), 3, 1),
+        (10, ("b", 7, 17), 1, 1),
+        (10, ("b", 12, 22), 1, 1),
+    ]
 
 
 def test_result_ids_and_types_are_pathways() -> None:
@@ -68,8 +81,12 @@ def test_result_ids_and_types_are_pathways() -> None:
     7 | 2
     """)
     result = t.windowby(t.t, window=pw.temporal.tumbling(5)).reduce(
-        pw.this._pw_window, pw.this._pw_window_start, pw.this._pw_window_end,
-        pw.this._pw_instance, s=pw.reducers.sum(pw.this.v))
+        pw.this._pw_window,
+        pw.this._pw_window_start,
+        pw.this._pw_window_end,
+        pw.this._pw_instance,
+        s=pw.reducers.sum(pw.this.v),
+    )
     keys, columns = pw.debug.table_to_dicts(result)
     probe = pw.debug.table_from_markdown("x\n1")
     expected = probe.select(p=probe.pointer_from((None, 0, 5), 0, 5, None))
@@ -89,15 +106,17 @@ def test_hop_longer_than_duration_leaves_gaps_and_origin_drops_earlier_rows() ->
     16 | 5
     """)
     gaps = t.windowby(t.t, window=pw.temporal.sliding(hop=10, duration=3)).reduce(
-        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v))
+        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v)
+    )
     assert rows(gaps, "_pw_window_start", "s") == [(0, 1), (10, 4)]
     late_origin = t.windowby(t.t, window=pw.temporal.tumbling(duration=4, origin=5)).reduce(
-        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v))
+        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v)
+    )
     assert rows(late_origin, "_pw_window_start", "s") == [(5, 3), (9, 4), (13, 5)]
     unaligned = t.windowby(t.t, window=pw.temporal.sliding(hop=5, duration=10)).reduce(
-        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v))
-    assert rows(unaligned, "_pw_window_start", "s") == [(-5, 3), (0, 6), (5, 7), (10, 9),
-                                                        (15, 5)]
+        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v)
+    )
+    assert rows(unaligned, "_pw_window_start", "s") == [(-5, 3), (0, 6), (5, 7), (10, 9), (15, 5)]
 
 
 def test_float_and_datetime_times() -> None:
@@ -108,7 +127,8 @@ def test_float_and_datetime_times() -> None:
     4.5
     """)
     result = floats.windowby(floats.t, window=pw.temporal.tumbling(2.5)).reduce(
-        pw.this._pw_window_start, c=pw.reducers.count())
+        pw.this._pw_window_start, c=pw.reducers.count()
+    )
     assert rows(result, "_pw_window_start", "c") == [(0.0, 1), (2.5, 2)]
     d = pw.debug.table_from_markdown("""
     t                   | v
@@ -117,10 +137,14 @@ def test_float_and_datetime_times() -> None:
     """).select(t=pw.this.t.dt.strptime("%Y-%m-%dT%H:%M:%S"), v=pw.this.v)
     minute = datetime.timedelta(minutes=1)
     slid = d.windowby(d.t, window=pw.temporal.sliding(hop=minute, duration=2 * minute)).reduce(
-        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v))
+        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v)
+    )
     starts = [(str(start), s) for start, s in rows(slid, "_pw_window_start", "s")]
-    assert starts == [("2023-12-31 23:59:00", 1), ("2024-01-01 00:00:00", 3),
-                      ("2024-01-01 00:01:00", 2)]
+    assert starts == [
+        ("2023-12-31 23:59:00", 1),
+        ("2024-01-01 00:00:00", 3),
+        ("2024-01-01 00:01:00", 2),
+    ]
 
 
 def test_sessions_merge_when_a_late_row_bridges_them() -> None:
@@ -132,11 +156,18 @@ def test_sessions_merge_when_a_late_row_bridges_them() -> None:
     3 | 3  | 3 | 6        | -1
     """)
     result = t.windowby(t.t, window=pw.temporal.session(max_gap=3)).reduce(
-        pw.this._pw_window_start, pw.this._pw_window_end, s=pw.reducers.sum(pw.this.v))
+        pw.this._pw_window_start, pw.this._pw_window_end, s=pw.reducers.sum(pw.this.v)
+    )
     assert changes(result, "_pw_window_start", "_pw_window_end", "s") == [
-        (2, 1, 1, 1, 1), (2, 5, 5, 2, 1),
-        (4, 1, 1, 1, -1), (4, 1, 5, 6, 1), (4, 5, 5, 2, -1),
-        (6, 1, 1, 1, 1), (6, 1, 5, 6, -1), (6, 5, 5, 2, 1)]
+        (2, 1, 1, 1, 1),
+        (2, 5, 5, 2, 1),
+        (4, 1, 1, 1, -1),
+        (4, 1, 5, 6, 1),
+        (4, 5, 5, 2, -1),
+        (6, 1, 1, 1, 1),
+        (6, 1, 5, 6, -1),
+        (6, 5, 5, 2, 1),
+    ]
 
 
 def test_session_gap_is_strict_and_predicates_see_neighbours() -> None:
@@ -148,11 +179,12 @@ def test_session_gap_is_strict_and_predicates_see_neighbours() -> None:
     11 | 4
     """)
     gap = t.windowby(t.t, window=pw.temporal.session(max_gap=3)).reduce(
-        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v))
+        pw.this._pw_window_start, s=pw.reducers.sum(pw.this.v)
+    )
     assert rows(gap, "_pw_window_start", "s") == [(1, 1), (4, 2), (7, 3), (11, 4)]
-    close = t.windowby(t.t, window=pw.temporal.session(
-        predicate=lambda a, b: b - a <= 3)).reduce(
-        pw.this._pw_window_start, pw.this._pw_window_end, s=pw.reducers.sum(pw.this.v))
+    close = t.windowby(t.t, window=pw.temporal.session(predicate=lambda a, b: b - a <= 3)).reduce(
+        pw.this._pw_window_start, pw.this._pw_window_end, s=pw.reducers.sum(pw.this.v)
+    )
     assert rows(close, "_pw_window_start", "_pw_window_end", "s") == [(1, 7, 6), (11, 11, 4)]
 
 
@@ -163,8 +195,9 @@ def test_instance_column_can_be_used_by_its_name() -> None:
     0 | 2 | 1
     1 | 1 | 9
     """)
-    result = t.windowby(pw.this.t, window=pw.temporal.session(max_gap=2),
-                        instance=pw.this.g).reduce(pw.this.g, m=pw.reducers.max(pw.this.v))
+    result = t.windowby(
+        pw.this.t, window=pw.temporal.session(max_gap=2), instance=pw.this.g
+    ).reduce(pw.this.g, m=pw.reducers.max(pw.this.v))
     assert rows(result, "g", "m") == [(0, 10), (1, 9)]
 
 
@@ -183,30 +216,41 @@ def test_intervals_over_groups_rows_around_each_point() -> None:
     2
     6
     """)
-    inner = t.windowby(t.t, window=pw.temporal.intervals_over(
-        at=probes.t, lower_bound=-2, upper_bound=1, is_outer=False)).reduce(
-        pw.this._pw_window_location, s=pw.reducers.sum(pw.this.v))
+    inner = t.windowby(
+        t.t,
+        window=pw.temporal.intervals_over(
+            at=probes.t, lower_bound=-2, upper_bound=1, is_outer=False
+        ),
+    ).reduce(pw.this._pw_window_location, s=pw.reducers.sum(pw.this.v))
     assert rows(inner, "_pw_window_location", "s") == [(2, 14)]
-    outer = t.windowby(t.t, window=pw.temporal.intervals_over(
-        at=probes.t, lower_bound=-2, upper_bound=1)).reduce(
-        pw.this._pw_window_location, c=pw.reducers.count())
+    outer = t.windowby(
+        t.t, window=pw.temporal.intervals_over(at=probes.t, lower_bound=-2, upper_bound=1)
+    ).reduce(pw.this._pw_window_location, c=pw.reducers.count())
     assert rows(outer, "_pw_window_location", "c") == [(2, 3), (6, 1)]
 
 
-@pytest.mark.parametrize(("make", "error", "match"), [
-    (lambda t: t.windowby(t.s, window=pw.temporal.tumbling(2)), TypeError, "time column"),
-    (lambda t: t.windowby(t.t, window=pw.temporal.tumbling(datetime.timedelta(1))),
-     TypeError, r"Arguments \(time_expr, window.hop\)"),
-    (lambda t: t.windowby(t.t, window=pw.temporal.tumbling(0)), ValueError, "hop"),
-    (lambda t: t.windowby(t.t, window=pw.temporal.sliding(-1, 3)), ValueError, "hop"),
-    (lambda t: t.windowby(t.t, window=pw.temporal.session(max_gap=0)), ValueError,
-     "max_gap"),
-    (lambda t: pw.temporal.sliding(1, 3, ratio=2), ValueError, "not both"),
-    (lambda t: pw.temporal.sliding(1), ValueError, "duration"),
-    (lambda t: pw.temporal.session(), ValueError, "predicate"),
-    (lambda t: pw.temporal.session(max_gap=1, predicate=lambda a, b: True), ValueError,
-     "not both"),
-])
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda t: t.windowby(t.s, window=pw.temporal.tumbling(2)), TypeError, "time column"),
+        (
+            lambda t: t.windowby(t.t, window=pw.temporal.tumbling(datetime.timedelta(1))),
+            TypeError,
+            r"Arguments \(time_expr, window.hop\)",
+        ),
+        (lambda t: t.windowby(t.t, window=pw.temporal.tumbling(0)), ValueError, "hop"),
+        (lambda t: t.windowby(t.t, window=pw.temporal.sliding(-1, 3)), ValueError, "hop"),
+        (lambda t: t.windowby(t.t, window=pw.temporal.session(max_gap=0)), ValueError, "max_gap"),
+        (lambda t: pw.temporal.sliding(1, 3, ratio=2), ValueError, "not both"),
+        (lambda t: pw.temporal.sliding(1), ValueError, "duration"),
+        (lambda t: pw.temporal.session(), ValueError, "predicate"),
+        (
+            lambda t: pw.temporal.session(max_gap=1, predicate=lambda a, b: True),
+            ValueError,
+            "not both",
+        ),
+    ],
+)
 def test_bad_windows_fail_when_defined(make: Any, error: type, match: str) -> None:
     t = pw.debug.table_from_markdown("""
     t | s
@@ -241,8 +285,9 @@ def windows_of(kind: str, t: int) -> list[tuple[int, int]]:
     raise AssertionError(kind)
 
 
-def model(kind: str, present: dict[int, tuple[str, int, int]]
-          ) -> list[tuple[str, int, int, int, int]]:
+def model(
+    kind: str, present: dict[int, tuple[str, int, int]]
+) -> list[tuple[str, int, int, int, int]]:
     """(instance, start, end, count, sum) of every window of the rows present."""
     groups: dict[tuple[str, int, int], list[int]] = {}
     if kind == "session":
@@ -283,8 +328,11 @@ def histories(draw: Any) -> list[list[tuple[int, str, int, int, int]]]:
             else:
                 key, next_key = next_key, next_key + 1
                 touched.add(key)
-                present[key] = (draw(st.sampled_from("ab")), draw(st.integers(0, 20)),
-                                draw(st.integers(0, 9)))
+                present[key] = (
+                    draw(st.sampled_from("ab")),
+                    draw(st.integers(0, 20)),
+                    draw(st.integers(0, 9)),
+                )
                 batch.append((key, *present[key], 1))
         batches.append(batch)
     return batches
@@ -297,16 +345,21 @@ def test_update_stream_equals_recomputation_at_every_time(kind: str, history: An
     pw.clear_graph()
     lines = ["  | k | t | v | __time__ | __diff__"]
     for index, batch in enumerate(history):
-        lines += [f"{key} | {k} | {t} | {v} | {2 * (index + 1)} | {d}"
-                  for key, k, t, v, d in batch]
+        lines += [f"{key} | {k} | {t} | {v} | {2 * (index + 1)} | {d}" for key, k, t, v, d in batch]
     table = pw.debug.table_from_markdown("\n".join(lines))
-    window = {"tumbling": pw.temporal.tumbling(4),
-              "sliding": pw.temporal.sliding(hop=2, duration=5, origin=1),
-              "panes": pw.temporal.sliding(hop=2, duration=6),
-              "session": pw.temporal.session(max_gap=3)}[kind]
+    window = {
+        "tumbling": pw.temporal.tumbling(4),
+        "sliding": pw.temporal.sliding(hop=2, duration=5, origin=1),
+        "panes": pw.temporal.sliding(hop=2, duration=6),
+        "session": pw.temporal.session(max_gap=3),
+    }[kind]
     result = table.windowby(table.t, window=window, instance=table.k).reduce(
-        pw.this._pw_instance, pw.this._pw_window_start, pw.this._pw_window_end,
-        c=pw.reducers.count(), s=pw.reducers.sum(pw.this.v))
+        pw.this._pw_instance,
+        pw.this._pw_window_start,
+        pw.this._pw_window_end,
+        c=pw.reducers.count(),
+        s=pw.reducers.sum(pw.this.v),
+    )
     stream = pw.debug.table_to_stream(result)
     state: dict[Any, tuple[Any, ...]] = {}
     present: dict[int, tuple[str, int, int]] = {}
@@ -321,8 +374,13 @@ def test_update_stream_equals_recomputation_at_every_time(kind: str, history: An
         for at, row, diff in stream:
             if at != time:
                 continue
-            values = (row["_pw_instance"], row["_pw_window_start"], row["_pw_window_end"],
-                      row["c"], row["s"])
+            values = (
+                row["_pw_instance"],
+                row["_pw_window_start"],
+                row["_pw_window_end"],
+                row["c"],
+                row["s"],
+            )
             assert (row["id"], diff) not in seen  # consolidated: one change per id and sign
             seen.add((row["id"], diff))
             if diff > 0:
@@ -339,7 +397,7 @@ def test_the_examples_of_docs_temporal_run() -> None:
     import re
 
     text = (pathlib.Path(__file__).parents[2] / "docs" / "temporal.md").read_text()
-    mine = text[text.index("## Windows and `windowby`"):text.index("## How it is built")]
+    mine = text[text.index("## Windows and `windowby`") : text.index("## How it is built")]
     blocks = re.findall(r"```python\n(.*?)```", mine, flags=re.S)
     assert len(blocks) >= 4
     for block in blocks:
@@ -353,11 +411,15 @@ class _Rows(pw.Schema):
 
 
 @settings(max_examples=25, deadline=None)
-@given(history=st.lists(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 20)),
-                                 min_size=1, max_size=4), min_size=1, max_size=4),
-       outer=st.booleans())
-def test_intervals_over_streams_end_in_the_recomputed_windows(history: Any,
-                                                              outer: bool) -> None:
+@given(
+    history=st.lists(
+        st.lists(st.tuples(st.integers(0, 1), st.integers(0, 20)), min_size=1, max_size=4),
+        min_size=1,
+        max_size=4,
+    ),
+    outer=st.booleans(),
+)
+def test_intervals_over_streams_end_in_the_recomputed_windows(history: Any, outer: bool) -> None:
     """Points and rows arriving over time (some deleted again) give the windows a static
     computation over what remains gives."""
     pw.clear_graph()
@@ -374,9 +436,12 @@ def test_intervals_over_streams_end_in_the_recomputed_windows(history: Any,
                 del present[side][row]
     points = pw.debug.table_from_rows(_Rows, data[0], is_stream=True)
     rows_table = pw.debug.table_from_rows(_Rows, data[1], is_stream=True)
-    result = rows_table.windowby(rows_table.t, window=pw.temporal.intervals_over(
-        at=points.t, lower_bound=-3, upper_bound=2, is_outer=outer)).reduce(
-        pw.this._pw_window_location, c=pw.reducers.count())
+    result = rows_table.windowby(
+        rows_table.t,
+        window=pw.temporal.intervals_over(
+            at=points.t, lower_bound=-3, upper_bound=2, is_outer=outer
+        ),
+    ).reduce(pw.this._pw_window_location, c=pw.reducers.count())
     got = sorted(rows(result, "_pw_window_location", "c"))
     expected = []
     for at in present[0].values():
@@ -400,8 +465,11 @@ def test_columns_of_the_windowed_rows_by_attribute_and_by_name() -> None:
       3 | 8 | 2
     """)
     grouped = table.windowby(table.t, window=pw.temporal.tumbling(duration=5))
-    result = grouped.reduce(grouped._pw_window_start, total=pw.reducers.sum(grouped.v),
-                            n=pw.reducers.count(grouped["t"]))
+    result = grouped.reduce(
+        grouped._pw_window_start,
+        total=pw.reducers.sum(grouped.v),
+        n=pw.reducers.count(grouped["t"]),
+    )
     assert sorted(pw.debug.table_to_dicts(result)[1]["total"].values()) == [2, 4]
     assert sorted(pw.debug.table_to_dicts(result)[1]["n"].values()) == [1, 2]
     with pytest.raises(AttributeError, match="nope"):
@@ -425,8 +493,9 @@ def test_ix_of_a_windowed_column_inside_a_reducer() -> None:
       4 | 3 | 2   | 6
     """).select(pw.this.t, ptr=values.pointer_from(pw.this.ptr))
     grouped = table.windowby(table.t, window=pw.temporal.tumbling(duration=5))
-    result = grouped.reduce(grouped._pw_window_start,
-                            v=pw.reducers.sorted_tuple(values.ix(grouped.ptr).v))
+    result = grouped.reduce(
+        grouped._pw_window_start, v=pw.reducers.sorted_tuple(values.ix(grouped.ptr).v)
+    )
     _, columns = pw.debug.table_to_dicts(result)
     final = {columns["_pw_window_start"][key]: columns["v"][key] for key in columns["v"]}
     assert final == {0: (1, 2, 6), 5: (2,)}  # rows arrived at three times

@@ -28,9 +28,26 @@ MEDIUM_BATCH = 8192  # up to this many rows, duplicates are found by row hash in
 _SEED = 0xC0DE
 STREAMING_ROWS = 50_000  # queries over at least this many rows run on Polars' streaming engine
 
-_EXACT = frozenset([pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32,
-                    pl.UInt64, pl.UInt128, pl.Float32, pl.Float64, pl.String, pl.Boolean,
-                    pl.Binary, pl.Object, pl.Null])
+_EXACT = frozenset(
+    [
+        pl.Int8,
+        pl.Int16,
+        pl.Int32,
+        pl.Int64,
+        pl.UInt8,
+        pl.UInt16,
+        pl.UInt32,
+        pl.UInt64,
+        pl.UInt128,
+        pl.Float32,
+        pl.Float64,
+        pl.String,
+        pl.Boolean,
+        pl.Binary,
+        pl.Object,
+        pl.Null,
+    ]
+)
 _NAN = ("nan",)
 
 
@@ -43,15 +60,20 @@ def python_exact(dtype: pl.DataType) -> bool:
     return dtype in _EXACT
 
 
-def row_key(row: Sequence[Any], positions: Sequence[int], objects: Sequence[int] = (),
-            floats: Sequence[int] = ()) -> tuple[Any, ...]:
+def row_key(
+    row: Sequence[Any],
+    positions: Sequence[int],
+    objects: Sequence[int] = (),
+    floats: Sequence[int] = (),
+) -> tuple[Any, ...]:
     """What makes two rows equal: the values at ``positions``; Python objects compared by
     their canonical form, NaN equal to NaN (as in Polars' group_by)."""
     return row_key_function(positions, objects, floats)(row)
 
 
-def row_key_function(positions: Sequence[int], objects: Sequence[int] = (),
-                     floats: Sequence[int] = ()) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+def row_key_function(
+    positions: Sequence[int], objects: Sequence[int] = (), floats: Sequence[int] = ()
+) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """:func:`row_key` for rows of one layout, as a fast function."""
     positions = list(positions)
     if len(positions) == 1:
@@ -63,8 +85,10 @@ def row_key_function(positions: Sequence[int], objects: Sequence[int] = (),
         getter = operator.itemgetter(*positions)
         plain = getter  # type: ignore[assignment]
     else:
+
         def plain(row: Sequence[Any]) -> tuple[Any, ...]:
             return ()
+
     if not objects and not floats:
         return plain
     object_set, float_set = set(objects), set(floats)
@@ -167,18 +191,26 @@ def consolidate(batch: pl.DataFrame) -> pl.DataFrame:
         # Python objects cannot be grouped by Polars: group by a canonical text of them.
         for column in object_columns:
             work = work.with_columns(
-                pl.Series(f"__key_{column}",
-                          [repr(t.canonical_key(v)) for v in work[column].to_list()],
-                          dtype=pl.String)
+                pl.Series(
+                    f"__key_{column}",
+                    [repr(t.canonical_key(v)) for v in work[column].to_list()],
+                    dtype=pl.String,
+                )
             )
-        keys = [c for c in names if c not in object_columns] + [f"__key_{c}" for c in
-                                                                  object_columns]
-        summed = (work.with_row_index("__row")
-                  .group_by(keys, maintain_order=True)
-                  .agg(pl.col("__row").first(), pl.col(DIFF).sum()))
+        keys = [c for c in names if c not in object_columns] + [
+            f"__key_{c}" for c in object_columns
+        ]
+        summed = (
+            work.with_row_index("__row")
+            .group_by(keys, maintain_order=True)
+            .agg(pl.col("__row").first(), pl.col(DIFF).sum())
+        )
         summed = summed.filter(pl.col(DIFF) != 0)
-        rows = batch.drop(DIFF)[summed["__row"].to_list()] if summed.height else batch.drop(
-            DIFF).head(0)
+        rows = (
+            batch.drop(DIFF)[summed["__row"].to_list()]
+            if summed.height
+            else batch.drop(DIFF).head(0)
+        )
         return rows.with_columns(summed[DIFF].alias(DIFF)).select(batch.columns)
     summed = work.group_by(keys, maintain_order=True).agg(pl.col(DIFF).sum())
     return summed.filter(pl.col(DIFF) != 0).select(batch.columns)
@@ -223,12 +255,15 @@ def _consolidate_small(batch: pl.DataFrame) -> pl.DataFrame | None:
     if not dropped:
         return batch
     chosen = [i for i in range(len(ids)) if i not in dropped]
-    return batch[chosen].with_columns(
-        pl.Series(DIFF, [totals[i] for i in chosen], dtype=pl.Int64))
+    return batch[chosen].with_columns(pl.Series(DIFF, [totals[i] for i in chosen], dtype=pl.Int64))
 
 
-def sum_equal_rows(frame: pl.DataFrame, rows: Iterable[tuple[Any, ...]],
-                   key_of: Callable[[tuple[Any, ...]], Any], diffs: list[int]) -> pl.DataFrame:
+def sum_equal_rows(
+    frame: pl.DataFrame,
+    rows: Iterable[tuple[Any, ...]],
+    key_of: Callable[[tuple[Any, ...]], Any],
+    diffs: list[int],
+) -> pl.DataFrame:
     """Consolidate ``frame`` in Python: rows with equal ``key_of(row)`` become their first
     occurrence with the summed diff, and rows summing to zero go (``rows`` are ``frame``'s rows,
     ``diffs`` its ``_diff`` values)."""
@@ -298,7 +333,8 @@ def _consolidate_hashed(batch: pl.DataFrame) -> pl.DataFrame | None:
     if len(chosen) == batch.height:
         return batch
     return batch[[i for i, _ in chosen]].with_columns(
-        pl.Series(DIFF, [total for _, total in chosen], dtype=pl.Int64))
+        pl.Series(DIFF, [total for _, total in chosen], dtype=pl.Int64)
+    )
 
 
 def collect(query: pl.LazyFrame, rows: int) -> pl.DataFrame:

@@ -66,8 +66,15 @@ class SourceHandle:
         self.stats = ConnectorStats()
 
     # --- called by the source -----------------------------------------------------------
-    def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets: Any = None,
-             consolidated: bool = False, more: bool = False) -> None:
+    def push(
+        self,
+        batch: pl.DataFrame,
+        *,
+        time: int | None = None,
+        offsets: Any = None,
+        consolidated: bool = False,
+        more: bool = False,
+    ) -> None:
         """Hand over one committed minibatch. All its rows enter the engine at one time.
 
         ``time`` pins the batch to a given (even) logical time; sources reading live data leave
@@ -87,8 +94,10 @@ class SourceHandle:
         pinned ``time``: the parts of a time together must hold no id twice.
         """
         if more and not (self.accepts_parts and consolidated and time is None):
-            raise ValueError(f"{self.name}: a part of a time (more=True) needs "
-                             f"accepts_parts, consolidated=True and no pinned time")
+            raise ValueError(
+                f"{self.name}: a part of a time (more=True) needs "
+                f"accepts_parts, consolidated=True and no pinned time"
+            )
         if batch.height == 0 and offsets is None and not self._in_parts:
             return  # (an empty push still ends a time whose parts were pushed)
         if consolidated and batch.height:

@@ -73,8 +73,9 @@ class BodyPlan:
                 if child.uid not in visited:
                     stack.append((child, False))
         positions = {n.uid: i for i, n in enumerate(order)}
-        inputs_of = [[] if n.uid in boundary else [positions[i.uid] for i in n.inputs]
-                     for n in order]
+        inputs_of = [
+            [] if n.uid in boundary else [positions[i.uid] for i in n.inputs] for n in order
+        ]
         outputs = {name: positions[node.body_outputs[name].uid] for name in node.iterated}
         return cls(order, inputs_of, positions, boundary, outputs)
 
@@ -91,8 +92,9 @@ class BodyRound:
                 continue
             factory = OPERATORS.get(type(node))
             if factory is None:
-                raise NotImplementedError(f"no operator implements {type(node).__name__} "
-                                          f"(inside pw.iterate)")
+                raise NotImplementedError(
+                    f"no operator implements {type(node).__name__} (inside pw.iterate)"
+                )
             self.operators.append(factory(node))
 
     def step(self, time: int, feeds: Mapping[int, pl.DataFrame]) -> dict[str, Delta]:
@@ -139,8 +141,9 @@ class Contents:
 
     def frame(self) -> pl.DataFrame | None:
         if len(self.parts) > 1:
-            merged = consolidate(_stack([p if p.columns == self.names
-                                         else p.select(self.names) for p in self.parts]))
+            merged = consolidate(
+                _stack([p if p.columns == self.names else p.select(self.names) for p in self.parts])
+            )
             self.parts = [merged] if merged.height else []
             self._rows = self._compacted = merged.height
         return self.parts[0] if self.parts else None
@@ -181,8 +184,7 @@ class IterateOperator(Operator[IterateNode]):
         self.iterate = node
         self.body = BodyPlan.of(node)
         self.limit = node.limit
-        self.names = {name: [ID, *node.placeholders[name].columns, DIFF]
-                      for name in node.iterated}
+        self.names = {name: [ID, *node.placeholders[name].columns, DIFF] for name in node.iterated}
         self.rounds: list[BodyRound] = [BodyRound(self.body)]
         # The boundary nodes fed with the outer tables' changes, by input position.
         feeds: list[int] = [node.placeholders[name].uid for name in node.names]
@@ -193,9 +195,11 @@ class IterateOperator(Operator[IterateNode]):
         iterated_uids = {node.placeholders[m].uid for m in node.iterated}
         boundary_nodes = [*(node.placeholders[m] for m in node.names), *node.outer]
         self._read_only_uids = {uid for uid in feeds if uid not in iterated_uids}
-        self._read_only = {uid: Contents([ID, *n.columns, DIFF])
-                           for uid, n in zip(feeds, boundary_nodes, strict=True)
-                           if uid in self._read_only_uids}
+        self._read_only = {
+            uid: Contents([ID, *n.columns, DIFF])
+            for uid, n in zip(feeds, boundary_nodes, strict=True)
+            if uid in self._read_only_uids
+        }
         self._result = {name: Contents(names) for name, names in self.names.items()}
 
     def _limit_reached(self) -> bool:
@@ -203,8 +207,11 @@ class IterateOperator(Operator[IterateNode]):
 
     # Its output is not a Delta but the iterated tables' deltas by name, read only by the
     # IterateOutputOperator nodes behind it; the runtime passes outputs along untouched.
-    def step(self, time: int, deltas: Sequence[Delta]  # type: ignore[override]
-             ) -> dict[str, Delta] | None:
+    def step(  # type: ignore[override]
+        self,
+        time: int,
+        deltas: Sequence[Delta],
+    ) -> dict[str, Delta] | None:
         current: dict[str, Delta] = {name: deltas[i] for name, i in self._iterated_at.items()}
         read_only: dict[int, pl.DataFrame] = {}
         for uid, delta in zip(self._feed_uids, deltas, strict=True):
@@ -226,8 +233,10 @@ class IterateOperator(Operator[IterateNode]):
         if not self._limit_reached():
             for name, contents in self._result.items():
                 contents.add(current[name])
-            converged = all(_difference(current[name], previous[name], names) is None
-                            for name, names in self.names.items())
+            converged = all(
+                _difference(current[name], previous[name], names) is None
+                for name, names in self.names.items()
+            )
             while not converged and not self._limit_reached():
                 converged = self._add_round(time, emitted)
             if self._limit_reached():  # no round will be added: forget the copies
@@ -290,8 +299,10 @@ class IterateOutputOperator(Operator[IterateOutputNode]):
 
 
 def _placeholder_outside(node: IterationInputNode) -> Operator:
-    raise ValueError(f"a table built inside the body of pw.iterate (from its argument "
-                     f"{node.name!r}) is used outside of it; use the tables pw.iterate returns")
+    raise ValueError(
+        f"a table built inside the body of pw.iterate (from its argument "
+        f"{node.name!r}) is used outside of it; use the tables pw.iterate returns"
+    )
 
 
 register_operator(IterateNode, IterateOperator)

@@ -40,8 +40,9 @@ def projection_exprs(projection: Any) -> dict[str, pl.Expr] | None:
     return projection.pure_exprs()
 
 
-def run_projection(projection: Any, frame: pl.DataFrame, keep: Sequence[str] = (),
-                   tail: Sequence[str] = ()) -> pl.DataFrame:
+def run_projection(
+    projection: Any, frame: pl.DataFrame, keep: Sequence[str] = (), tail: Sequence[str] = ()
+) -> pl.DataFrame:
     """``projection.run(frame, keep=keep)`` followed by the ``tail`` columns of ``frame``, in a
     single eager Polars call when the projection has no Python nodes (per-time deltas are
     small: the number of calls is their cost; lazy chains cost several times an eager call).
@@ -54,9 +55,13 @@ def run_projection(projection: Any, frame: pl.DataFrame, keep: Sequence[str] = (
     if copies is not None:
         # Renaming or choosing columns: the Series themselves, without a query's fixed cost.
         series = dict(zip(frame.columns, frame.get_columns(), strict=True))
-        return pl.DataFrame([*(series[c] for c in keep),
-                             *(series[source].alias(name) for name, source in copies),
-                             *(series[c] for c in tail)])
+        return pl.DataFrame(
+            [
+                *(series[c] for c in keep),
+                *(series[source].alias(name) for name, source in copies),
+                *(series[c] for c in tail),
+            ]
+        )
     return frame.select([*keep, *exprs.values(), *tail])
 
 
@@ -97,8 +102,12 @@ class InputOperator(Operator[plan.InputNode]):
         if not self.pending:
             return None
         batches, self.pending = self.pending, []
-        batch = concat_batches([b if b.columns == self._names else
-                                same_ids_as(b, b.select(self._names)) for b in batches])
+        batch = concat_batches(
+            [
+                b if b.columns == self._names else same_ids_as(b, b.select(self._names))
+                for b in batches
+            ]
+        )
         if isinstance(batch, list) or batch.height == 0:
             return None
         # A single batch its source marked consolidated (pushed with consolidated=True) is
@@ -139,8 +148,10 @@ class FilterOperator(Operator[plan.FilterNode]):
         keep = self.predicate.run(delta)["__keep"]
         failed = errors.error_mask(keep) if errors.errors_seen() else None
         if failed is not None:
-            errors.report("Error value encountered in filter condition, skipping the row",
-                          count=int(failed.sum()))
+            errors.report(
+                "Error value encountered in filter condition, skipping the row",
+                count=int(failed.sum()),
+            )
             keep = errors.without_errors(keep, pl.Boolean())
         out = delta.filter(keep.fill_null(False))
         return same_ids_as(delta, out) if out.height else None
@@ -161,8 +172,10 @@ class ReindexOperator(Operator[plan.ReindexNode]):
         new_ids = self.projection.run(delta)["__id"]
         failed = errors.error_mask(new_ids) if errors.errors_seen() else None
         if failed is not None:
-            errors.report("Error value encountered in reindex as new id, skipping the row",
-                          count=int(failed.sum()))
+            errors.report(
+                "Error value encountered in reindex as new id, skipping the row",
+                count=int(failed.sum()),
+            )
             delta = delta.filter(~failed)
             new_ids = errors.without_errors(new_ids, pl.UInt128()).filter(~failed)
             if delta.height == 0:
@@ -284,13 +297,21 @@ def _without_error_rows(delta: pl.DataFrame, columns: dict[str, t.DType]) -> Del
         return delta
     failed = errors.row_has_error_mask(delta, list(masks))
     assert failed is not None
-    errors.report("Error value encountered in output, skipping the row",
-                  count=int(failed.sum()), with_trace=False)
+    errors.report(
+        "Error value encountered in output, skipping the row",
+        count=int(failed.sum()),
+        with_trace=False,
+    )
     kept = delta.filter(~failed)
     if kept.height == 0:
         return None
-    return kept.with_columns([errors.without_errors(kept[name], columns[name].to_polars())
-                              for name in masks if name in columns])
+    return kept.with_columns(
+        [
+            errors.without_errors(kept[name], columns[name].to_polars())
+            for name in masks
+            if name in columns
+        ]
+    )
 
 
 def _nonempty(batch: pl.DataFrame) -> Delta:

@@ -95,8 +95,9 @@ def stop_all_runs() -> None:
 class Runtime:
     """One run of a set of outputs."""
 
-    def __init__(self, outputs: Sequence[plan.OutputNode], *, monitoring: Any = None,
-                 persistence: Any = None) -> None:
+    def __init__(
+        self, outputs: Sequence[plan.OutputNode], *, monitoring: Any = None, persistence: Any = None
+    ) -> None:
         _load_operator_modules()
         self.persistence = persistence  # a deltaflow.persistence.run.PersistentRun, or None
         self.order = plan.topological_order(outputs)
@@ -114,11 +115,17 @@ class Runtime:
         for op in self.operators:
             if isinstance(op, InputOperator):
                 name = op.node.describe()
-                handle = SourceHandle(name, self._wake.set) if persistence is None else \
-                    persistence.handle(op.node.source, name, self._wake.set)
+                handle = (
+                    SourceHandle(name, self._wake.set)
+                    if persistence is None
+                    else persistence.handle(op.node.source, name, self._wake.set)
+                )
                 self.inputs.append((op, handle))
-        self.sinks: list[Sink] = [op.sink for op in self.operators
-                                  if isinstance(op, OutputOperator) and op.sink is not None]
+        self.sinks: list[Sink] = [
+            op.sink
+            for op in self.operators
+            if isinstance(op, OutputOperator) and op.sink is not None
+        ]
         # Operators that may ask for times of their own (``requested_time``).
         self._self_timed = [op for op in self.operators if hasattr(op, "requested_time")]
         self._part_paths: dict[int, list[int]] = {}
@@ -143,15 +150,15 @@ class Runtime:
 
         self.errors = active() or ErrorContext(terminate_on_error=True)
         self.errors.know_connectors(self.order)  # a connector's failure names its definition
-        log_inputs = {op.node.uid for op, _ in self.inputs
-                      if isinstance(op.node.source, ErrorLogSource)}
+        log_inputs = {
+            op.node.uid for op, _ in self.inputs if isinstance(op.node.source, ErrorLogSource)
+        }
         self._log_handles = [handle for op, handle in self.inputs if op.node.uid in log_inputs]
         for op, handle in self.inputs:  # before any source starts: none of its rows is lost
             source = op.node.source
             if isinstance(source, ErrorLogSource):
                 self.errors.attach_log(source.key, handle)
-        self._data_handles = [handle for op, handle in self.inputs
-                              if op.node.uid not in log_inputs]
+        self._data_handles = [handle for op, handle in self.inputs if op.node.uid not in log_inputs]
         below_log = set(log_inputs)
         for node in self.order:
             if any(i.uid in below_log for i in node.inputs):
@@ -252,8 +259,9 @@ class Runtime:
         if ok and first_error is not None:
             if isinstance(first_error, ConnectorError):
                 raise first_error
-            raise ConnectorError(getattr(first_error, "connector", "output"),
-                                 str(first_error)) from first_error
+            raise ConnectorError(
+                getattr(first_error, "connector", "output"), str(first_error)
+            ) from first_error
 
     def _check_failures(self) -> None:
         for _, handle in self.inputs:
@@ -267,8 +275,9 @@ class Runtime:
             if sink_error is not None:
                 if isinstance(sink_error, ConnectorError):
                     raise sink_error
-                raise ConnectorError(sink.name, f"{type(sink_error).__name__}: {sink_error}"
-                                     ) from sink_error
+                raise ConnectorError(
+                    sink.name, f"{type(sink_error).__name__}: {sink_error}"
+                ) from sink_error
 
     def _loop(self) -> None:
         timed: dict[int, list[tuple[int, pl.DataFrame]]] = {}
@@ -299,8 +308,7 @@ class Runtime:
                         timed.setdefault(pinned, []).append((index, batch))
             if self._open_inputs:
                 # An input stopped in the middle of a time does not keep it open.
-                self._open_inputs = {i for i in self._open_inputs
-                                     if not self.inputs[i][1].finished}
+                self._open_inputs = {i for i in self._open_inputs if not self.inputs[i][1].finished}
             if self._open_inputs:
                 # The open time's last parts are still to come; what the other inputs pushed
                 # meanwhile belongs to that time too and waits for it.
@@ -308,8 +316,9 @@ class Runtime:
                     self._wake.wait(0.05)
                 continue
             if not timed and not live and self._open_time is None:
-                if all(handle.finished for handle in self._data_handles) \
-                        and not any(handle.has_pending() for handle in self._log_handles):
+                if all(handle.finished for handle in self._data_handles) and not any(
+                    handle.has_pending() for handle in self._log_handles
+                ):
                     self._check_failures()
                     self._process_final_time()
                     return
@@ -320,8 +329,11 @@ class Runtime:
                 self._process(time, live)
                 live = []
             for pinned in sorted(timed):
-                time = pinned if self.last_time is None or pinned > self.last_time \
+                time = (
+                    pinned
+                    if self.last_time is None or pinned > self.last_time
                     else self._even_after_last()
+                )
                 self._process(time, timed[pinned])
             if live:
                 self._process(self._next_time(), live)
@@ -334,8 +346,7 @@ class Runtime:
         """Process the times operators asked for themselves (``requested_time``, e.g. the odd
         time right after a time at which ``forget`` marks its retractions), in order."""
         last = -1 if self.last_time is None else self.last_time
-        wanted = [w for op in self._self_timed
-                  if (w := op.requested_time) is not None and w > last]
+        wanted = [w for op in self._self_timed if (w := op.requested_time) is not None and w > last]
         if wanted:
             self._process(min(wanted), [])  # which processes the later ones
 
@@ -355,8 +366,7 @@ class Runtime:
 
     def _next_time(self) -> int:
         now = _even_now_ms()
-        return now if self.last_time is None or now > self.last_time else \
-            self._even_after_last()
+        return now if self.last_time is None or now > self.last_time else self._even_after_last()
 
     def _even_after_last(self) -> int:
         """The next even time after the last one (which is odd after a time an operator
@@ -391,9 +401,12 @@ class Runtime:
         results: list[pl.DataFrame | None] = [None] * len(self.operators)
         for position, op in enumerate(self.operators):
             deltas = [results[i] for i in self._inputs_of[position]]
-            if not isinstance(op, InputOperator) and all(d is None for d in deltas) \
-                    and not getattr(op, "always_step", False) \
-                    and getattr(op, "requested_time", None) != time:
+            if (
+                not isinstance(op, InputOperator)
+                and all(d is None for d in deltas)
+                and not getattr(op, "always_step", False)
+                and getattr(op, "requested_time", None) != time
+            ):
                 continue
             self.errors.current = op.node
             if self.errors.seen:
@@ -409,8 +422,9 @@ class Runtime:
             self._process_requested_times()
 
 
-def _without_unhandled_errors(op: Operator, deltas: list[pl.DataFrame | None]
-                              ) -> list[pl.DataFrame | None]:
+def _without_unhandled_errors(
+    op: Operator, deltas: list[pl.DataFrame | None]
+) -> list[pl.DataFrame | None]:
     """The deltas an operator that does not handle error cells may see (only called once the
     run has produced an error): rows holding one are left out, each reported, and the columns
     get their dtypes back — never an error turned into a plausible value, nor a crash."""
@@ -422,20 +436,31 @@ def _without_unhandled_errors(op: Operator, deltas: list[pl.DataFrame | None]
     for delta, source in zip(deltas, op.node.inputs, strict=True):
         if isinstance(delta, pl.DataFrame) and error_columns(delta):
             columns = source.columns
-            delta = drop_error_rows(delta, None, f"Error value encountered in "
-                                                 f"{op.describe()}, skipping the row")
-            delta = delta.with_columns([without_errors(delta[name], columns[name])
-                                        for name, dtype in delta.schema.items()
-                                        if dtype == pl.Object and name in columns
-                                        and columns[name].to_polars() != pl.Object])
+            delta = drop_error_rows(
+                delta, None, f"Error value encountered in {op.describe()}, skipping the row"
+            )
+            delta = delta.with_columns(
+                [
+                    without_errors(delta[name], columns[name])
+                    for name, dtype in delta.schema.items()
+                    if dtype == pl.Object
+                    and name in columns
+                    and columns[name].to_polars() != pl.Object
+                ]
+            )
             if delta.height == 0:
                 delta = None
         out.append(delta)
     return out
 
 
-def run_outputs(outputs: Sequence[plan.OutputNode], *, monitoring: Any = None,
-                persistence: Any = None, terminate_on_error: bool | None = None) -> None:
+def run_outputs(
+    outputs: Sequence[plan.OutputNode],
+    *,
+    monitoring: Any = None,
+    persistence: Any = None,
+    terminate_on_error: bool | None = None,
+) -> None:
     """Compile and run the given outputs until every source is finished.
 
     ``terminate_on_error=False`` turns failures into error values (see ``deltaflow.errors``);

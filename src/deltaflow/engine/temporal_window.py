@@ -108,8 +108,11 @@ class WindowAssignOperator(Operator[WindowAssignNode]):
         last = self._floor_div(pl.col(_X))
         # With an exact ratio the first window follows from the last (no rounding of floats
         # may add or lose a window at a border).
-        first = last - (self.ratio - 1) if self.ratio is not None else \
-            self._floor_div(pl.col(_X) - self.duration) + 1
+        first = (
+            last - (self.ratio - 1)
+            if self.ratio is not None
+            else self._floor_div(pl.col(_X) - self.duration) + 1
+        )
         if self.single:
             keep = pl.lit(True) if self.ratio == 1 else first <= last
             if self.origin is not None:
@@ -119,17 +122,23 @@ class WindowAssignOperator(Operator[WindowAssignNode]):
             if self.origin is not None:
                 first = pl.max_horizontal(first, pl.lit(0, dtype=pl.Int64))
             frame = frame.with_columns(pl.int_ranges(first, last + 1).alias(_K)).explode(
-                _K, empty_as_null=False)
+                _K, empty_as_null=False
+            )
             frame = frame.filter(pl.col(_K).is_not_null())
         if frame.height == 0:
             return None
         start = pl.lit(origin) + pl.col(_K) * self.hop
-        frame = frame.with_columns(self._time_of(start).alias(START),
-                                   self._time_of(start + self.duration).alias(END))
+        frame = frame.with_columns(
+            self._time_of(start).alias(START), self._time_of(start + self.duration).alias(END)
+        )
         if not self.single and self.derive_ids:
             window_number = pl.col(_K).reinterpret(signed=False).cast(pl.UInt128)
-            frame = with_derived_ids(frame.lazy().with_columns(window_number.alias(_K)),
-                                     [ID, _K], salt="window", name="__nid").collect()
+            frame = with_derived_ids(
+                frame.lazy().with_columns(window_number.alias(_K)),
+                [ID, _K],
+                salt="window",
+                name="__nid",
+            ).collect()
             frame = frame.with_columns(pl.col("__nid").alias(ID))
         out = frame.select(self.out_names)
         # Distinct (row id, window) pairs: ids stay distinct when the input's are.
@@ -138,7 +147,6 @@ class WindowAssignOperator(Operator[WindowAssignNode]):
         if self.derive_ids and has_distinct_ids(delta):
             return mark_distinct_ids(out)
         return out
-
 
     def _single_fused(self, delta: pl.DataFrame) -> Delta:
         """At most one window per row, pure projection: one ``select`` and one ``filter``
@@ -160,9 +168,12 @@ class WindowAssignOperator(Operator[WindowAssignNode]):
         columns = [pl.col(ID), *[pl.col(c) for c in self.carried], key.alias(KEY)]
         if INSTANCE in exprs:
             columns.append(exprs[INSTANCE].alias(INSTANCE))
-        columns += [self._time_of(start).alias(START),
-                    self._time_of(start + self.duration).alias(END), pl.col(DIFF),
-                    keep.alias("__keep")]
+        columns += [
+            self._time_of(start).alias(START),
+            self._time_of(start + self.duration).alias(END),
+            pl.col(DIFF),
+            keep.alias("__keep"),
+        ]
         frame = delta.select(columns)
         keep_mask = frame["__keep"]
         if not keep_mask.all():  # rows without a time or before the origin (rare)
@@ -196,8 +207,18 @@ _ID_CACHE_LIMIT = 200_000
 #: Deltas up to this many rows look their ids up in the cache; bigger ones hash in Polars.
 _CACHED_ROWS = 4096
 #: Column types whose physical values (ints, strings, booleans) identify a value exactly.
-_EXACT_PHYSICAL = (pl.Int64, pl.Int32, pl.UInt64, pl.UInt32, pl.String, pl.Boolean, pl.Null,
-                   pl.Datetime, pl.Duration, pl.Date)
+_EXACT_PHYSICAL = (
+    pl.Int64,
+    pl.Int32,
+    pl.UInt64,
+    pl.UInt32,
+    pl.String,
+    pl.Boolean,
+    pl.Null,
+    pl.Datetime,
+    pl.Duration,
+    pl.Date,
+)
 
 
 class WindowIdOperator(Operator[WindowIdNode]):
@@ -206,13 +227,16 @@ class WindowIdOperator(Operator[WindowIdNode]):
         self.start, self.end = node.start, node.end
         self.instance, self.window = node.instance, node.window
         self.types = dict(node.key_types)
-        self.key_columns = [c for c in (self.start, self.end, self.instance, self.window)
-                            if c is not None]
+        self.key_columns = [
+            c for c in (self.start, self.end, self.instance, self.window) if c is not None
+        ]
         # (start, end, instance, window) physical values -> id, when those identify a window
         # exactly (floats and Python objects do not: -0.0 == 0.0, NaN != NaN).
-        self.cache: dict[tuple[Any, ...], int] | None = {} if all(
-            isinstance(self.types[c].to_polars(), _EXACT_PHYSICAL)
-            for c in self.key_columns) else None
+        self.cache: dict[tuple[Any, ...], int] | None = (
+            {}
+            if all(isinstance(self.types[c].to_polars(), _EXACT_PHYSICAL) for c in self.key_columns)
+            else None
+        )
 
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
         delta = deltas[0]
@@ -222,8 +246,11 @@ class WindowIdOperator(Operator[WindowIdNode]):
             ids = self._cached_ids(delta)
             out = pl.DataFrame([ids if name == ID else delta[name] for name in delta.columns])
         else:
-            out = delta.with_columns(window_ids(delta, self.start, self.end, self.instance,
-                                                self.window, self.types).alias(ID))
+            out = delta.with_columns(
+                window_ids(
+                    delta, self.start, self.end, self.instance, self.window, self.types
+                ).alias(ID)
+            )
         # One output row per window before: distinct windows give distinct ids.
         return same_ids_as(delta, out)
 
@@ -237,8 +264,9 @@ class WindowIdOperator(Operator[WindowIdNode]):
         if missing:
             if len(cache) + len(missing) > _ID_CACHE_LIMIT:
                 cache.clear()
-            fresh = window_ids(delta[missing], self.start, self.end, self.instance,
-                               self.window, self.types).to_list()
+            fresh = window_ids(
+                delta[missing], self.start, self.end, self.instance, self.window, self.types
+            ).to_list()
             for i, value in zip(missing, fresh, strict=True):
                 cache[keys[i]] = value
         return pl.Series(ID, [cache[key] for key in keys], dtype=ID_DTYPE)
@@ -253,8 +281,14 @@ def _physical_values(series: pl.Series) -> list[Any]:
     return series.to_list()
 
 
-def window_ids(frame: pl.DataFrame, start: str, end: str, instance: str | None,
-               window: str | None, types: dict[str, Any]) -> pl.Series:
+def window_ids(
+    frame: pl.DataFrame,
+    start: str,
+    end: str,
+    instance: str | None,
+    window: str | None,
+    types: dict[str, Any],
+) -> pl.Series:
     """``pointer_from(window, start, end, instance)`` of every row (see :class:`WindowIdNode`),
     with the tuple window's text built by Polars when its parts print as Python does
     (ints, None), else from Python tuples."""
@@ -264,17 +298,23 @@ def window_ids(frame: pl.DataFrame, start: str, end: str, instance: str | None,
     none = t.Optional(t.ANY)
     inst_type = types[instance] if instance is not None else none
     if window is not None:
-        data = frame.select(pl.col(window).alias("w"), pl.col(start).alias("s"),
-                            pl.col(end).alias("e"),
-                            (pl.col(instance) if instance is not None
-                             else pl.lit(None, dtype=pl.Null)).alias("i"))
-        return hash_columns(data, [("w", types[window]), ("s", types[start]),
-                                   ("e", types[end]), ("i", inst_type)])
+        data = frame.select(
+            pl.col(window).alias("w"),
+            pl.col(start).alias("s"),
+            pl.col(end).alias("e"),
+            (pl.col(instance) if instance is not None else pl.lit(None, dtype=pl.Null)).alias("i"),
+        )
+        return hash_columns(
+            data, [("w", types[window]), ("s", types[start]), ("e", types[end]), ("i", inst_type)]
+        )
     bounds_type = types[start].strip_optional()
     base = inst_type.strip_optional()
     # Strings print as Python does when quoted plainly: printable ASCII, no quote/backslash.
-    plain_strings = instance is not None and base == t.STR and not frame[instance].str.contains(
-        r"[^ -~]|['\\]").any()
+    plain_strings = (
+        instance is not None
+        and base == t.STR
+        and not frame[instance].str.contains(r"[^ -~]|['\\]").any()
+    )
     plain_instance = instance is None or base == t.INT or plain_strings
     if bounds_type == t.INT and plain_instance:
         # repr(canonical_key((instance, start, end))) == "('tuple', (i, s, e))"
@@ -284,25 +324,47 @@ def window_ids(frame: pl.DataFrame, start: str, end: str, instance: str | None,
             shown = pl.concat_str([pl.lit("'"), pl.col(instance), pl.lit("'")]).fill_null("None")
         else:
             shown = pl.col(instance).cast(pl.String).fill_null("None")
-        text = pl.concat_str([pl.lit("('tuple', ("), shown, pl.lit(", "),
-                              pl.col(start).cast(pl.String), pl.lit(", "),
-                              pl.col(end).cast(pl.String), pl.lit("))")])
+        text = pl.concat_str(
+            [
+                pl.lit("('tuple', ("),
+                shown,
+                pl.lit(", "),
+                pl.col(start).cast(pl.String),
+                pl.lit(", "),
+                pl.col(end).cast(pl.String),
+                pl.lit("))"),
+            ]
+        )
         part = pl.concat_str([(text.str.len_bytes() + 1).cast(pl.String), pl.lit(":o"), text])
         inst_part = pl.lit("1:n") if instance is None else _part(pl.col(instance), inst_type)
-        key = pl.concat_str([pl.lit("k"), part, _part(pl.col(start), types[start]),
-                             _part(pl.col(end), types[end]), inst_part], separator="|")
+        key = pl.concat_str(
+            [
+                pl.lit("k"),
+                part,
+                _part(pl.col(start), types[start]),
+                _part(pl.col(end), types[end]),
+                inst_part,
+            ],
+            separator="|",
+        )
         from deltaflow._ids import ID_DTYPE, xxh3_128
 
         return frame.select(xxh3_128(key).cast(ID_DTYPE).alias(ID)).to_series()
-    instances = [None] * frame.height if instance is None else \
-        t.values_from_series(frame[instance])
+    instances = [None] * frame.height if instance is None else t.values_from_series(frame[instance])
     starts = t.values_from_series(frame[start])
     ends = t.values_from_series(frame[end])
     windows = [(i, s, e) for i, s, e in zip(instances, starts, ends, strict=True)]
     window_type = t.Tuple(inst_type, types[start], types[end])
-    data = pl.DataFrame([t.series_from_values("w", windows, window_type), frame[start].alias("s"),
-                         frame[end].alias("e"),
-                         frame[instance].alias("i") if instance is not None
-                         else pl.Series("i", [None] * frame.height, dtype=pl.Null)])
-    return hash_columns(data, [("w", window_type), ("s", types[start]), ("e", types[end]),
-                               ("i", inst_type)])
+    data = pl.DataFrame(
+        [
+            t.series_from_values("w", windows, window_type),
+            frame[start].alias("s"),
+            frame[end].alias("e"),
+            frame[instance].alias("i")
+            if instance is not None
+            else pl.Series("i", [None] * frame.height, dtype=pl.Null),
+        ]
+    )
+    return hash_columns(
+        data, [("w", window_type), ("s", types[start]), ("e", types[end]), ("i", inst_type)]
+    )

@@ -46,8 +46,10 @@ def _series_keeping_errors(result: list[Any], dtype: t.DType) -> pl.Series:
                 except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
                     ok = False
                 if not ok:
-                    errors.report(f"TypeError: cannot create an object of type "
-                                  f"{_engine_type_name(dtype)} from value {value!r}")
+                    errors.report(
+                        f"TypeError: cannot create an object of type "
+                        f"{_engine_type_name(dtype)} from value {value!r}"
+                    )
                     failed[position] = True
                     value = None
             stored.append(value)
@@ -67,14 +69,25 @@ _PLAIN_CHECKS: dict[t.DType, Callable[[Any], bool]] = {
 
 def _engine_type_name(dtype: t.DType) -> str:
     base = dtype.strip_optional()
-    names = {t.INT: "Int", t.FLOAT: "Float", t.STR: "String", t.BOOL: "Bool",
-             t.BYTES: "Bytes", t.POINTER: "Pointer", t.JSON: "Json"}
+    names = {
+        t.INT: "Int",
+        t.FLOAT: "Float",
+        t.STR: "String",
+        t.BOOL: "Bool",
+        t.BYTES: "Bytes",
+        t.POINTER: "Pointer",
+        t.JSON: "Json",
+    }
     return names.get(base, repr(base))
 
 
 _PYTHON_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-    ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -87,7 +100,6 @@ def _comparable_value(value: Any) -> Any:
     if isinstance(value, t.Json):
         return value.value
     return value
-
 
 
 def _user_stacklevel() -> int:
@@ -103,8 +115,10 @@ def compare_rows(op: str, args: list[list[Any]]) -> list[Any]:
     """``BinaryOp`` on values kept as Python objects: tuple concatenation (``+``) or a
     comparison, row by row."""
     if op == "+":
-        return [None if a is None or b is None else tuple(a) + tuple(b)
-                for a, b in zip(args[0], args[1], strict=True)]
+        return [
+            None if a is None or b is None else tuple(a) + tuple(b)
+            for a, b in zip(args[0], args[1], strict=True)
+        ]
     compare = _PYTHON_COMPARISONS[op]
     out: list[Any] = []
     for a, b in zip(args[0], args[1], strict=True):
@@ -114,8 +128,7 @@ def compare_rows(op: str, args: list[list[Any]]) -> list[Any]:
         try:
             out.append(compare(_comparable_value(a), _comparable_value(b)))
         except TypeError as exc:
-            raise TypeError(f"cannot compare {a!r} with {b!r} using {op}: "
-                            f"{exc}") from None
+            raise TypeError(f"cannot compare {a!r} with {b!r} using {op}: {exc}") from None
     return out
 
 
@@ -129,8 +142,10 @@ def matmul_rows(args: list[list[Any]]) -> list[Any]:
         try:
             out.append(np.asarray(np.matmul(a, b)))
         except ValueError as exc:  # shapes that do not fit
-            raise ValueError(f"operator @ cannot multiply arrays of shapes "
-                             f"{np.shape(a)} and {np.shape(b)}: {exc}") from None
+            raise ValueError(
+                f"operator @ cannot multiply arrays of shapes "
+                f"{np.shape(a)} and {np.shape(b)}: {exc}"
+            ) from None
     return out
 
 
@@ -162,12 +177,17 @@ def index_rows(args: list[list[Any]], checked: bool) -> list[Any]:
     return out
 
 
-def convert_json_rows(args: list[list[Any]], target: t.DType, unwrap: bool,
-                      label: str) -> list[Any]:
+def convert_json_rows(
+    args: list[list[Any]], target: t.DType, unwrap: bool, label: str
+) -> list[Any]:
     """``.as_int()`` ... on Json values row by row; a null value gives the default."""
     converters: dict[t.DType, type] = {t.INT: int, t.FLOAT: float, t.STR: str, t.BOOL: bool}
     accepted: dict[t.DType, type | tuple[type, ...]] = {
-        t.INT: int, t.FLOAT: (int, float), t.STR: str, t.BOOL: bool}
+        t.INT: int,
+        t.FLOAT: (int, float),
+        t.STR: str,
+        t.BOOL: bool,
+    }
     convert, expected = converters[target], accepted[target]
     out: list[Any] = []
     for value, default in zip(args[0], args[1], strict=True):
@@ -177,8 +197,7 @@ def convert_json_rows(args: list[list[Any]], target: t.DType, unwrap: bool,
                 raise ValueError(f"{label}(unwrap=True) met a null value")
             out.append(None if default is None else convert(default))
             continue
-        if not isinstance(raw, expected) or (target != t.BOOL
-                                             and isinstance(raw, bool)):
+        if not isinstance(raw, expected) or (target != t.BOOL and isinstance(raw, bool)):
             raise ValueError(f"cannot convert Json value {raw!r} with {label}()")
         out.append(convert(raw))
     return out

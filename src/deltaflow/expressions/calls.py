@@ -22,10 +22,18 @@ class Apply(PythonNode):
     place, :meth:`fail`.
     """
 
-    def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 return_type: Any = None, *, propagate_none: bool = False,
-                 deterministic: bool = False, name: str | None = None,
-                 options: Any = None) -> None:
+    def __init__(
+        self,
+        fun: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        return_type: Any = None,
+        *,
+        propagate_none: bool = False,
+        deterministic: bool = False,
+        name: str | None = None,
+        options: Any = None,
+    ) -> None:
         super().__init__()
         self.fun = fun
         self.args = tuple(wrap_value(a) for a in args)
@@ -60,8 +68,9 @@ class Apply(PythonNode):
             result = t.optional(result)
         return result
 
-    def compute_rows(self, args: list[pl.Series], size: int, dtype: t.DType,
-                     ids: pl.Series, diffs: pl.Series) -> pl.Series:
+    def compute_rows(
+        self, args: list[pl.Series], size: int, dtype: t.DType, ids: pl.Series, diffs: pl.Series
+    ) -> pl.Series:
         """:meth:`compute` knowing each row's id and diff: the value a non-deterministic
         function gave a row is remembered, and its deletion retracts that same value."""
         from deltaflow.udfs.evaluation import compute_with_rows
@@ -101,11 +110,13 @@ class UdfError(EngineError):
 
     _subclasses: ClassVar[dict[type[BaseException], type[UdfError]]] = {}
 
-    def __init__(self, name: str, args: list[Any], kwargs: dict[str, Any],
-                 error: BaseException) -> None:
+    def __init__(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], error: BaseException
+    ) -> None:
         shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-        self.message = (f"function {name!r} failed on arguments ({shown}): "
-                        f"{type(error).__name__}: {error}")
+        self.message = (
+            f"function {name!r} failed on arguments ({shown}): {type(error).__name__}: {error}"
+        )
         RuntimeError.__init__(self, self.message)
         self.function = name
         self.error = error
@@ -114,15 +125,17 @@ class UdfError(EngineError):
         return self.message
 
     @classmethod
-    def wrapping(cls, name: str, args: list[Any], kwargs: dict[str, Any],
-                 error: BaseException) -> UdfError:
+    def wrapping(
+        cls, name: str, args: list[Any], kwargs: dict[str, Any], error: BaseException
+    ) -> UdfError:
         """The error to raise for ``error``: a UdfError that is also a ``type(error)``."""
         kind = type(error)
         subclass = cls._subclasses.get(kind)
         if subclass is None and not issubclass(kind, UdfError):
             try:
-                subclass = type(f"UdfError[{kind.__name__}]", (cls, kind),
-                                {"__module__": cls.__module__})
+                subclass = type(
+                    f"UdfError[{kind.__name__}]", (cls, kind), {"__module__": cls.__module__}
+                )
             except TypeError:  # an exception type that cannot be mixed in
                 subclass = cls
             cls._subclasses[kind] = subclass
@@ -151,7 +164,6 @@ def _annotated_return(fun: Callable[..., Any]) -> t.DType:
         return t.ANY
 
 
-
 class MethodCall(ColumnExpression):
     """A method of the ``.str``/``.dt``/``.num`` namespaces.
 
@@ -159,9 +171,13 @@ class MethodCall(ColumnExpression):
     builds the Polars expression from the compiled arguments.
     """
 
-    def __init__(self, name: str, args: tuple[ColumnExpression, ...],
-                 type_rule: Callable[[Scope, list[t.DType]], t.DType],
-                 build: Callable[[list[pl.Expr], list[t.DType]], pl.Expr]) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: tuple[ColumnExpression, ...],
+        type_rule: Callable[[Scope, list[t.DType]], t.DType],
+        build: Callable[[list[pl.Expr], list[t.DType]], pl.Expr],
+    ) -> None:
         super().__init__()
         self.name = name
         self.args = args
@@ -175,16 +191,21 @@ class MethodCall(ColumnExpression):
         return self.type_rule(scope, [scope.dtype_of(a) for a in self.args])
 
     def _polars(self, scope: Scope) -> pl.Expr:
-        return self.build([a.to_polars(scope) for a in self.args],
-                          [scope.dtype_of(a) for a in self.args])
+        return self.build(
+            [a.to_polars(scope) for a in self.args], [scope.dtype_of(a) for a in self.args]
+        )
 
 
 class PythonMethodCall(PythonNode):
     """A namespace method computed in Python per row (when Polars has no equivalent)."""
 
-    def __init__(self, name: str, args: tuple[ColumnExpression, ...],
-                 type_rule: Callable[[Scope, list[t.DType]], t.DType],
-                 fun: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: tuple[ColumnExpression, ...],
+        type_rule: Callable[[Scope, list[t.DType]], t.DType],
+        fun: Callable[..., Any],
+    ) -> None:
         super().__init__()
         self.label = name
         self.args = args

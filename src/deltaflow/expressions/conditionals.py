@@ -12,8 +12,9 @@ from deltaflow.expressions.core import ColumnExpression, Scope, _merge_types
 
 
 class IfElse(ColumnExpression):
-    def __init__(self, cond: ColumnExpression, then: ColumnExpression,
-                 otherwise: ColumnExpression) -> None:
+    def __init__(
+        self, cond: ColumnExpression, then: ColumnExpression, otherwise: ColumnExpression
+    ) -> None:
         super().__init__()
         self.cond, self.then, self.otherwise = cond, then, otherwise
 
@@ -34,15 +35,15 @@ class IfElse(ColumnExpression):
         return scope.dtype_of(self).stored_as_object
 
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
-        return [then if cond else otherwise
-                for cond, then, otherwise in zip(*args, strict=True)]
+        return [then if cond else otherwise for cond, then, otherwise in zip(*args, strict=True)]
 
     def _polars(self, scope: Scope) -> pl.Expr:
         out = scope.dtype_of(self)
-        return (pl.when(self.cond.to_polars(scope))
-                .then(_coerce(self.then, out, scope))
-                .otherwise(_coerce(self.otherwise, out, scope)))
-
+        return (
+            pl.when(self.cond.to_polars(scope))
+            .then(_coerce(self.then, out, scope))
+            .otherwise(_coerce(self.otherwise, out, scope))
+        )
 
 
 def _coerce(expr: ColumnExpression, target: t.DType, scope: Scope) -> pl.Expr:
@@ -72,8 +73,9 @@ class Coalesce(ColumnExpression):
                 continue
             merged = _merge_types(result, dtype)
             if merged is None:
-                raise scope.fail(f"pw.coalesce arguments have incompatible types {result!r} "
-                                 f"and {dtype!r}")
+                raise scope.fail(
+                    f"pw.coalesce arguments have incompatible types {result!r} and {dtype!r}"
+                )
             result = merged
         assert result is not None
         if not all(scope.dtype_of(a).is_optional for a in self.args):
@@ -84,8 +86,9 @@ class Coalesce(ColumnExpression):
         return scope.dtype_of(self).stored_as_object
 
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
-        return [next((v for v in values if v is not None), None)
-                for values in zip(*args, strict=True)]
+        return [
+            next((v for v in values if v is not None), None) for values in zip(*args, strict=True)
+        ]
 
     def _polars(self, scope: Scope) -> pl.Expr:
         out = scope.dtype_of(self)
@@ -139,8 +142,11 @@ class FillError(ColumnExpression):
         if arg_errors is None:
             return value
         out = scope.dtype_of(self)
-        return (pl.when(arg_errors.fill_null(False))
-                .then(_coerce(self.replacement, out, scope)).otherwise(value))
+        return (
+            pl.when(arg_errors.fill_null(False))
+            .then(_coerce(self.replacement, out, scope))
+            .otherwise(value)
+        )
 
 
 class NoErrors(ColumnExpression):
@@ -160,9 +166,11 @@ class NoErrors(ColumnExpression):
         return t.BOOL
 
     def _polars(self, scope: Scope) -> pl.Expr:
-        masks = [] if scope.error_exprs is None else \
-            [m for a in self.args if (m := scope.error_exprs.get(id(a))) is not None]
+        masks = (
+            []
+            if scope.error_exprs is None
+            else [m for a in self.args if (m := scope.error_exprs.get(id(a))) is not None]
+        )
         if not masks:
             return pl.lit(True)
         return ~pl.any_horizontal([m.fill_null(False) for m in masks])
-

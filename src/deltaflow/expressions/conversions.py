@@ -70,12 +70,18 @@ class DeclareType(ColumnExpression):
         source = scope.dtype_of(self.arg)
         # From Any, any type may be declared (as in Pathway): the values are converted to the
         # target's storage when computed, and one that does not fit is an error then.
-        stored_alike = source.to_polars() == self.target.to_polars() or self.target == t.ANY \
-            or (source == t.NONE and self.target.is_optional) or source.strip_optional() == t.ANY
+        stored_alike = (
+            source.to_polars() == self.target.to_polars()
+            or self.target == t.ANY
+            or (source == t.NONE and self.target.is_optional)
+            or source.strip_optional() == t.ANY
+        )
         widening = source.strip_optional() == t.INT and self.target.strip_optional() == t.FLOAT
         if not stored_alike and not widening:
-            raise scope.fail(f"declare_type: values of {source!r} are not stored like "
-                             f"{self.target!r}; use pw.cast")
+            raise scope.fail(
+                f"declare_type: values of {source!r} are not stored like "
+                f"{self.target!r}; use pw.cast"
+            )
         return self.target
 
     def _polars(self, scope: Scope) -> pl.Expr:
@@ -83,8 +89,11 @@ class DeclareType(ColumnExpression):
         source = scope.dtype_of(self.arg)
         if source.strip_optional() == t.ANY and self.target.strip_optional() != t.ANY:
             target = self.target
-            return inner.map_batches(lambda series: _declared_from_any(series, target),
-                                     return_dtype=target.to_polars(), is_elementwise=True)
+            return inner.map_batches(
+                lambda series: _declared_from_any(series, target),
+                return_dtype=target.to_polars(),
+                is_elementwise=True,
+            )
         if source.to_polars() != self.target.to_polars() and self.target != t.ANY:
             return inner.cast(self.target.to_polars())
         return inner
@@ -96,10 +105,13 @@ def _declared_from_any(series: pl.Series, target: t.DType) -> pl.Series:
     values = series.to_list()
     stored = t.series_from_values(series.name, values, target)
     if stored.null_count() != sum(v is None for v in values):
-        bad = next(v for v, s in zip(values, stored.to_list(), strict=True)
-                   if v is not None and s is None)
-        raise TypeError(f"declare_type: the value {bad!r} ({type(bad).__name__}) is not of "
-                        f"the declared type {target!r}; use pw.cast to convert values")
+        bad = next(
+            v for v, s in zip(values, stored.to_list(), strict=True) if v is not None and s is None
+        )
+        raise TypeError(
+            f"declare_type: the value {bad!r} ({type(bad).__name__}) is not of "
+            f"the declared type {target!r}; use pw.cast to convert values"
+        )
     return stored
 
 
@@ -130,13 +142,15 @@ class Unwrap(PythonNode):
         return scope.dtype_of(self.arg).strip_optional()
 
 
-
-
 class PointerFrom(ColumnExpression):
     """``t.pointer_from(*values)``: the id a row keyed by ``values`` gets."""
 
-    def __init__(self, *args: ColumnExpression, optional: bool = False,
-                 instance: ColumnExpression | None = None) -> None:
+    def __init__(
+        self,
+        *args: ColumnExpression,
+        optional: bool = False,
+        instance: ColumnExpression | None = None,
+    ) -> None:
         super().__init__()
         self.args = args
         self.optional = optional
@@ -163,4 +177,3 @@ class PointerFrom(ColumnExpression):
             any_null = pl.any_horizontal([p.is_null() for p, _ in parts])
             return pl.when(any_null).then(None).otherwise(ids)
         return ids
-

@@ -60,9 +60,11 @@ class ColumnExpression(OperatorOverloads):
 
     def __iter__(self) -> Iterator[Any]:
         # Without this, indexing (``__getitem__``) would make ``list(t.a)`` loop forever.
-        raise TypeError(f"{self!r} is not iterable: a column expression stands for one value "
-                        f"per row, computed when the pipeline runs; to work on the values in "
-                        f"Python, use pw.apply(function, column) (or pw.udf)")
+        raise TypeError(
+            f"{self!r} is not iterable: a column expression stands for one value "
+            f"per row, computed when the pipeline runs; to work on the values in "
+            f"Python, use pw.apply(function, column) (or pw.udf)"
+        )
 
     # --- to be provided by subclasses -------------------------------------------------
     def children(self) -> tuple[ColumnExpression, ...]:
@@ -101,14 +103,19 @@ class ColumnExpression(OperatorOverloads):
         try:
             series = t.series_from_values("value", result, dtype)
         except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError) as exc:
-            raise TypeError(f"{label} returned values that are not of its declared type "
-                            f"{dtype!r}: {exc}") from exc
+            raise TypeError(
+                f"{label} returned values that are not of its declared type {dtype!r}: {exc}"
+            ) from exc
         if series.null_count() != sum(v is None for v in result):
             # The conversion is lenient: a value of another type silently became null.
-            bad = next(v for v, ok in zip(result, series.is_not_null(), strict=True)
-                       if v is not None and not ok)
-            raise TypeError(f"{label} returned {bad!r}, which is not of its declared type "
-                            f"{dtype!r}")
+            bad = next(
+                v
+                for v, ok in zip(result, series.is_not_null(), strict=True)
+                if v is not None and not ok
+            )
+            raise TypeError(
+                f"{label} returned {bad!r}, which is not of its declared type {dtype!r}"
+            )
         return series
 
     def walk(self) -> Iterator[ColumnExpression]:
@@ -198,7 +205,6 @@ class ColumnExpression(OperatorOverloads):
 # ------------------------------------------------------------------------------------------
 
 
-
 class ColumnReference(ColumnExpression):
     """``table.column``: a column of a table, or of a placeholder such as ``pw.this``."""
 
@@ -228,7 +234,6 @@ class ColumnReference(ColumnExpression):
 
     def _polars(self, scope: Scope) -> pl.Expr:
         return pl.col(scope.resolve(self)[0])
-
 
 
 class Literal(ColumnExpression):
@@ -286,25 +291,30 @@ class BinaryOp(ColumnExpression):
             if op in ops.EQUALITY and self._null_literal_side() is not None:
                 return t.BOOL
             if not t.pointers_compatible(a, b):
-                raise scope.fail(f"cannot compare {t.describe(left)} with {t.describe(right)}"
-                                 f" using {op}: they are ids of rows with different keys")
+                raise scope.fail(
+                    f"cannot compare {t.describe(left)} with {t.describe(right)}"
+                    f" using {op}: they are ids of rows with different keys"
+                )
             if not ops.comparable(op, left, right):
-                raise scope.fail(f"cannot compare {left!r} with {right!r} using {op} "
-                                 f"(in {self._describe()})")
+                raise scope.fail(
+                    f"cannot compare {left!r} with {right!r} using {op} (in {self._describe()})"
+                )
             return t.BOOL
         if op in ops.BOOLEAN:
             if a == b == t.BOOL:
                 return t.Optional(t.BOOL) if nullable else t.BOOL
             if a == b == t.INT:
                 return t.Optional(t.INT) if nullable else t.INT
-            raise scope.fail(f"operator {op} needs two bool (or two int) operands, "
-                             f"got {left!r} and {right!r}")
+            raise scope.fail(
+                f"operator {op} needs two bool (or two int) operands, got {left!r} and {right!r}"
+            )
         if a == t.ANY or b == t.ANY:
             return t.ANY
         result = ops.arithmetic_type(op, a, b)
         if result is None:
-            raise scope.fail(f"operator {op} is not defined for {left!r} and {right!r}"
-                             f" (in {self._describe()})")
+            raise scope.fail(
+                f"operator {op} is not defined for {left!r} and {right!r} (in {self._describe()})"
+            )
         return t.Optional(result) if nullable else result
 
     def _describe(self) -> str:
@@ -336,8 +346,7 @@ class BinaryOp(ColumnExpression):
         if (left_type.stored_as_object or right_type.stored_as_object) and left_type != t.ANY:
             raise scope.fail(f"operator {op} on {left_type!r} values is not supported")
         a, b = self.left.to_polars(scope), self.right.to_polars(scope)
-        nullable = scope.dtype_of(self.left).is_optional or \
-            scope.dtype_of(self.right).is_optional
+        nullable = scope.dtype_of(self.left).is_optional or scope.dtype_of(self.right).is_optional
         return ops.compile_binary(op, a, b, left_type, right_type, nullable)
 
     def zero_divisor(self, scope: Scope) -> pl.Expr | None:
@@ -371,8 +380,9 @@ class UnaryOp(ColumnExpression):
         if result is not None:
             return result
         if self.op == "abs":  # abs() is the num.abs() method, missing on this type
-            raise ExpressionAttributeError(f"{scope.description}: abs() needs an int or "
-                                           f"float column, got {dtype!r}")
+            raise ExpressionAttributeError(
+                f"{scope.description}: abs() needs an int or float column, got {dtype!r}"
+            )
         if self.op == "~":
             raise scope.fail(f"operator ~ needs a bool column, got {dtype!r}")
         raise scope.fail(f"operator {self.op} is not defined for {dtype!r}")
@@ -424,7 +434,6 @@ class PythonNode(ColumnExpression):
     label = "expression"
 
 
-
 class MatMul(PythonNode):
     """``a @ b`` on numpy array columns: numpy's matrix product per row, always an array
     (a 0-d one for two vectors), whatever the element type, as in Pathway. Shapes that do
@@ -444,8 +453,9 @@ class MatMul(PythonNode):
         left, right = scope.dtype_of(self.left), scope.dtype_of(self.right)
         a, b = left.strip_optional(), right.strip_optional()
         if not (isinstance(a, t.Array) and isinstance(b, t.Array)):
-            raise scope.fail(f"operator @ needs two numpy array columns, got {left!r} and "
-                             f"{right!r}")
+            raise scope.fail(
+                f"operator @ needs two numpy array columns, got {left!r} and {right!r}"
+            )
         return t.optional(t.ARRAY) if left.is_optional or right.is_optional else t.ARRAY
 
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
@@ -474,8 +484,13 @@ class GetItem(PythonNode):
 
     label = "indexing"
 
-    def __init__(self, arg: ColumnExpression, index: ColumnExpression,
-                 default: ColumnExpression | None = None, checked: bool = True) -> None:
+    def __init__(
+        self,
+        arg: ColumnExpression,
+        index: ColumnExpression,
+        default: ColumnExpression | None = None,
+        checked: bool = True,
+    ) -> None:
         super().__init__()
         self.arg = arg
         self.index = index
@@ -496,10 +511,15 @@ class GetItem(PythonNode):
                 return t.JSON
             default = scope.dtype_of(self.default)
             if default.strip_optional() not in (t.JSON, t.ANY) and default != t.NONE:
-                raise scope.fail(f"Default must be of type {t.Json | None}, found "
-                                 f"{default.strip_optional().typehint}.")
-            return t.JSON if default.strip_optional() == t.JSON and not default.is_optional \
+                raise scope.fail(
+                    f"Default must be of type {t.Json | None}, found "
+                    f"{default.strip_optional().typehint}."
+                )
+            return (
+                t.JSON
+                if default.strip_optional() == t.JSON and not default.is_optional
                 else t.Optional(t.JSON)
+            )
         if isinstance(base, t.Tuple):
             return self._tuple_item_type(scope, container, base)
         if isinstance(base, t.List):
@@ -516,8 +536,11 @@ class GetItem(PythonNode):
         """The type of an item of a tuple: the element at a constant index, the common type
         of the elements at a computed one (Any when they differ)."""
         default = scope.dtype_of(self.default)
-        if isinstance(self.index, Literal) and isinstance(self.index.value, int) \
-                and not isinstance(self.index.value, bool):
+        if (
+            isinstance(self.index, Literal)
+            and isinstance(self.index.value, int)
+            and not isinstance(self.index.value, bool)
+        ):
             index = self.index.value
             if -len(base.args) <= index < len(base.args):
                 return base.args[index]
@@ -525,8 +548,11 @@ class GetItem(PythonNode):
             if self.checked:
                 # Known when the pipeline is defined: an IndexError, as Python would raise.
                 raise IndexError(where)
-            warnings.warn(f"{where}; .get() always gives the default here, write the "
-                          f"default alone", UserWarning, stacklevel=_user_stacklevel())
+            warnings.warn(
+                f"{where}; .get() always gives the default here, write the default alone",
+                UserWarning,
+                stacklevel=_user_stacklevel(),
+            )
             return default
         items = set(base.args)
         if len(items) != 1:
@@ -537,7 +563,6 @@ class GetItem(PythonNode):
         merged = _merge_types(item, default)
         return t.ANY if merged is None else merged
 
-
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
         return index_rows(args, self.checked)
 
@@ -546,8 +571,9 @@ class ConvertTo(PythonNode):
     """``.as_int()`` / ``.as_float()`` / ``.as_str()`` / ``.as_bool()`` on Json values; a
     null (or missing) value gives ``default``."""
 
-    def __init__(self, arg: ColumnExpression, target: t.DType, unwrap: bool,
-                 default: Any = None) -> None:
+    def __init__(
+        self, arg: ColumnExpression, target: t.DType, unwrap: bool, default: Any = None
+    ) -> None:
         super().__init__()
         self.arg = arg
         self.target = target
@@ -561,16 +587,24 @@ class ConvertTo(PythonNode):
     def _infer(self, scope: Scope) -> t.DType:
         source = scope.dtype_of(self.arg)
         if source.strip_optional() not in (t.JSON, t.ANY):
-            raise scope.fail(f"{self.label}({self.arg!r}) can only be applied to JSON columns, "
-                             f"but column has type {source.typehint}.")
+            raise scope.fail(
+                f"{self.label}({self.arg!r}) can only be applied to JSON columns, "
+                f"but column has type {source.typehint}."
+            )
         default = scope.dtype_of(self.default)
-        if default.strip_optional() not in (t.ANY,) and not (
-                isinstance(self.default, Literal) and self.default.value is None) and \
-                not t.is_subtype(default.strip_optional(), self.target):
-            raise scope.fail(f"type of default {default.strip_optional().typehint} is not "
-                             f"compatible with {self.target.typehint}.")
-        if self.unwrap or (not default.is_optional and not (
-                isinstance(self.default, Literal) and self.default.value is None)):
+        if (
+            default.strip_optional() not in (t.ANY,)
+            and not (isinstance(self.default, Literal) and self.default.value is None)
+            and not t.is_subtype(default.strip_optional(), self.target)
+        ):
+            raise scope.fail(
+                f"type of default {default.strip_optional().typehint} is not "
+                f"compatible with {self.target.typehint}."
+            )
+        if self.unwrap or (
+            not default.is_optional
+            and not (isinstance(self.default, Literal) and self.default.value is None)
+        ):
             return self.target
         return t.Optional(self.target)
 

@@ -30,8 +30,10 @@ class IxColumn(ColumnExpression):
         return (self.request.pointer,)
 
     def _infer(self, scope: Scope) -> t.DType:
-        raise scope.fail(f"ix(...).{self.name} can only be used directly in select, "
-                         f"with_columns, filter or reduce")
+        raise scope.fail(
+            f"ix(...).{self.name} can only be used directly in select, "
+            f"with_columns, filter or reduce"
+        )
 
     def __repr__(self) -> str:
         return f"<ix({self.request.pointer!r}).{self.name}>"
@@ -40,8 +42,9 @@ class IxColumn(ColumnExpression):
 class DeferredIx:
     """What ``table.ix(pointer)`` returns when ``pointer``'s table is not known yet."""
 
-    def __init__(self, target: Any, pointer: ColumnExpression, *, optional: bool,
-                 allow_misses: bool) -> None:
+    def __init__(
+        self, target: Any, pointer: ColumnExpression, *, optional: bool, allow_misses: bool
+    ) -> None:
         self.target = target
         self.pointer = pointer
         self.optional = optional
@@ -64,8 +67,9 @@ class DeferredIx:
         return iter([IxColumn(self, n) for n in columns()])
 
 
-def transform(expr: ColumnExpression,
-              replace: Callable[[ColumnExpression], ColumnExpression | None]) -> ColumnExpression:
+def transform(
+    expr: ColumnExpression, replace: Callable[[ColumnExpression], ColumnExpression | None]
+) -> ColumnExpression:
     """``expr`` with every node for which ``replace`` returns an expression replaced by it
     (nodes are copied only where something below them changed)."""
     new = replace(expr)
@@ -76,10 +80,12 @@ def transform(expr: ColumnExpression,
     for attribute, value in vars(expr).items():
         if isinstance(value, ColumnExpression):
             updated: Any = transform(value, replace)
-        elif isinstance(value, tuple | list) and any(isinstance(v, ColumnExpression)
-                                                      for v in value):
-            updated = type(value)(transform(v, replace) if isinstance(v, ColumnExpression)
-                                  else v for v in value)
+        elif isinstance(value, tuple | list) and any(
+            isinstance(v, ColumnExpression) for v in value
+        ):
+            updated = type(value)(
+                transform(v, replace) if isinstance(v, ColumnExpression) else v for v in value
+            )
             if all(a is b for a, b in zip(updated, value)):
                 updated = value
         else:

@@ -75,13 +75,13 @@ class CompiledProjection:
         for _, expr in self.outputs:
             self._assign_guards(expr, None)
         # Everything compiled once, here: running a projection costs only Polars calls.
-        self._python_args = [[c.to_polars(scope).alias(f"__arg{i}")
-                              for i, c in enumerate(node.children())]
-                             for node in self.python_nodes]
+        self._python_args = [
+            [c.to_polars(scope).alias(f"__arg{i}") for i, c in enumerate(node.children())]
+            for node in self.python_nodes
+        ]
         self._python_guards = [self._guards.get(id(node)) for node in self.python_nodes]
         self._division_checks = [
-            (node, _and(self._guards.get(id(node)), _zero(node, scope)))
-            for node in divisions
+            (node, _and(self._guards.get(id(node)), _zero(node, scope))) for node in divisions
         ]
         self._final = [self._cast(name, expr) for name, expr in self.outputs]
         self._divisions = divisions
@@ -90,10 +90,15 @@ class CompiledProjection:
         # Per input layout: the input column each output copies, or None (see copies()).
         self._copies: dict[tuple[str, ...], list[tuple[str, str]] | None] = {}
 
-    def set_error_policy(self, keys: Sequence[str], key_message: str,
-                         other_message: str | None = None,
-                         carry: errors.CarriedErrors | None = None, *,
-                         flag_others: bool = False) -> None:
+    def set_error_policy(
+        self,
+        keys: Sequence[str],
+        key_message: str,
+        other_message: str | None = None,
+        carry: errors.CarriedErrors | None = None,
+        *,
+        flag_others: bool = False,
+    ) -> None:
         """Make this projection (the key/argument projection of a stateful operator) hand on
         no error cells: rows with an error in ``keys`` are left out and reported with
         ``key_message``; rows with errors in the other outputs are left out the same way with
@@ -102,8 +107,9 @@ class CompiledProjection:
         row id), for the operator to put back into its output. With ``flag_others``, errors
         in the other outputs become nulls and each such column gets a boolean column
         :func:`error_flag` marking its error cells."""
-        self.error_policy = ErrorPolicy(list(keys), key_message, other_message, carry,
-                                        flag_others=flag_others)
+        self.error_policy = ErrorPolicy(
+            list(keys), key_message, other_message, carry, flag_others=flag_others
+        )
 
     # --- compile-time helpers ------------------------------------------------------------
     def _assign_guards(self, node: ColumnExpression, guard: pl.Expr | None) -> None:
@@ -123,8 +129,11 @@ class CompiledProjection:
             for arg in node.args:
                 self._assign_guards(arg, reached)
                 reached = _and(reached, arg.to_polars(self.scope).is_null())
-        elif isinstance(node, BinaryOp) and node.op in _SHORT_CIRCUIT \
-                and scope_bool(self.scope, node.left):
+        elif (
+            isinstance(node, BinaryOp)
+            and node.op in _SHORT_CIRCUIT
+            and scope_bool(self.scope, node.left)
+        ):
             # a & b needs b only where a is not False; a | b only where a is not True (a None
             # a still needs b: Kleene logic), so a division in b is not checked elsewhere.
             self._assign_guards(node.left, guard)
@@ -133,8 +142,9 @@ class CompiledProjection:
             for dep in node.deps:
                 self._assign_guards(dep, guard)
             present = [d.to_polars(self.scope).is_not_null() for d in node.deps]
-            self._assign_guards(node.value, _and(guard, pl.all_horizontal(present))
-                                if present else guard)
+            self._assign_guards(
+                node.value, _and(guard, pl.all_horizontal(present)) if present else guard
+            )
         else:
             for child in node.children():
                 self._assign_guards(child, guard)
@@ -192,8 +202,9 @@ class CompiledProjection:
         if errors.keeps_errors():
             return self._run_keeping_errors(frame, keep)
         work = frame
-        for node, arg_exprs, guard in zip(self.python_nodes, self._python_args,
-                                          self._python_guards, strict=True):
+        for node, arg_exprs, guard in zip(
+            self.python_nodes, self._python_args, self._python_guards, strict=True
+        ):
             column = self._run_python_node(work, node, arg_exprs, guard)
             work = work.with_columns(column.alias(self.scope.python_columns[id(node)]))
         if self._division_checks:
@@ -212,26 +223,39 @@ class CompiledProjection:
         mask has a true cell become object columns holding :data:`errors.ERROR` there."""
         plan = self._error_plan or self._build_error_plan()
         work, masks = errors.clean_frame(frame, plan.input_types)
-        work = work.with_columns([
-            (masks[column] if column in masks else pl.lit(False)).alias(_error_column(column))
-            for column in plan.input_types])
-        for node, arg_exprs, guard in zip(self.python_nodes, self._python_args,
-                                          self._python_guards, strict=True):
+        work = work.with_columns(
+            [
+                (masks[column] if column in masks else pl.lit(False)).alias(_error_column(column))
+                for column in plan.input_types
+            ]
+        )
+        for node, arg_exprs, guard in zip(
+            self.python_nodes, self._python_args, self._python_guards, strict=True
+        ):
             child_errors = plan.child_errors[id(node)]
             values, failed = self._run_python_node_keeping_errors(
-                work, node, arg_exprs, guard, child_errors)
-            node_errors = failed if child_errors is None else \
-                work.select(child_errors.fill_null(False)).to_series() | failed
-            work = work.with_columns(values.alias(self.scope.python_columns[id(node)]),
-                                     node_errors.alias(f"__pyerr{node._uid}"))
+                work, node, arg_exprs, guard, child_errors
+            )
+            node_errors = (
+                failed
+                if child_errors is None
+                else work.select(child_errors.fill_null(False)).to_series() | failed
+            )
+            work = work.with_columns(
+                values.alias(self.scope.python_columns[id(node)]),
+                node_errors.alias(f"__pyerr{node._uid}"),
+            )
         for _node, zero in plan.division_reports:
             count = work.select(zero.fill_null(False).sum()).item()
             errors.report("division by zero", count=count)
         names = [name for name, _ in self.outputs]
         if not names:
             return work.select(list(keep))
-        flags = [(name, f"__errout{i}", expr.fill_null(False).alias(f"__errout{i}"))
-                 for i, (name, expr) in enumerate(plan.output_errors) if expr is not None]
+        flags = [
+            (name, f"__errout{i}", expr.fill_null(False).alias(f"__errout{i}"))
+            for i, (name, expr) in enumerate(plan.output_errors)
+            if expr is not None
+        ]
         out = work.with_columns([*plan.final, *(e for _, _, e in flags)])
         result = out.select([*keep, *names])
         replaced = []
@@ -243,13 +267,11 @@ class CompiledProjection:
             errors.mark_seen()
             result = result.with_columns(replaced)
         policy = self.error_policy
-        if policy is not None and (replaced or (policy.carry is not None
-                                                and policy.carry.active)):
+        if policy is not None and (replaced or (policy.carry is not None and policy.carry.active)):
             result = self._apply_error_policy(result, [c.name for c in replaced])
         return result
 
-    def _apply_error_policy(self, result: pl.DataFrame, replaced: Sequence[str]
-                            ) -> pl.DataFrame:
+    def _apply_error_policy(self, result: pl.DataFrame, replaced: Sequence[str]) -> pl.DataFrame:
         """Leave out (or null) the error cells of the columns in ``replaced`` as the policy
         says; those columns then get their own dtype back."""
         policy = self.error_policy
@@ -259,8 +281,9 @@ class CompiledProjection:
             result = _drop_error_rows(result, policy.keys, policy.key_message)
             masks = errors.error_columns(result, others)
             if masks:
-                result = result.with_columns([mask.alias(error_flag(name))
-                                              for name, mask in masks.items()])
+                result = result.with_columns(
+                    [mask.alias(error_flag(name)) for name, mask in masks.items()]
+                )
             return _restored(result, replaced, self.types)
         if policy.stash is not None and policy.carry is not None:
             # Rows whose key is an error match nothing but are kept (an outer side's
@@ -285,8 +308,13 @@ class CompiledProjection:
         return plan
 
     def _run_python_node_keeping_errors(
-            self, work: pl.DataFrame, node: ColumnExpression, arg_exprs: list[pl.Expr],
-            guard: pl.Expr | None, child_errors: pl.Expr | None) -> tuple[pl.Series, pl.Series]:
+        self,
+        work: pl.DataFrame,
+        node: ColumnExpression,
+        arg_exprs: list[pl.Expr],
+        guard: pl.Expr | None,
+        child_errors: pl.Expr | None,
+    ) -> tuple[pl.Series, pl.Series]:
         """The node's values (null where it failed or was not computed) and the rows where
         it failed itself; rows outside the guard or with an error argument are skipped."""
         dtype = self.scope.dtype_of(node)
@@ -315,11 +343,18 @@ class CompiledProjection:
             failed = pl.Series("failed", [False] * subset.height, dtype=pl.Boolean)
         if rows is None:
             return computed, failed
-        return (_scatter(computed, rows, height, dtype),
-                pl.Series("failed", [False] * height, dtype=pl.Boolean).scatter(rows, failed))
+        return (
+            _scatter(computed, rows, height, dtype),
+            pl.Series("failed", [False] * height, dtype=pl.Boolean).scatter(rows, failed),
+        )
 
-    def _run_python_node(self, work: pl.DataFrame, node: ColumnExpression,
-                         arg_exprs: list[pl.Expr], guard: pl.Expr | None) -> pl.Series:
+    def _run_python_node(
+        self,
+        work: pl.DataFrame,
+        node: ColumnExpression,
+        arg_exprs: list[pl.Expr],
+        guard: pl.Expr | None,
+    ) -> pl.Series:
         dtype = self.scope.dtype_of(node)
         if guard is not None and work.height:
             mask = work.select(guard.fill_null(False).alias("__guard")).to_series()
@@ -333,24 +368,35 @@ class CompiledProjection:
         return _compute(node, args, work, dtype)
 
     def _check_divisions(self, work: pl.DataFrame) -> None:
-        flags = work.select([check.fill_null(False).any().alias(f"d{i}")
-                             for i, (_, check) in enumerate(self._division_checks)]).row(0)
+        flags = work.select(
+            [
+                check.fill_null(False).any().alias(f"d{i}")
+                for i, (_, check) in enumerate(self._division_checks)
+            ]
+        ).row(0)
         for flag, (node, check) in zip(flags, self._division_checks, strict=True):
             if flag:
                 row = work.filter(check.fill_null(False)).head(1)
-                shown = {c: v for c, v in row.row(0, named=True).items()
-                         if not c.startswith("_")}
-                raise ZeroDivisionError(f"{self.scope.description}: division by zero in "
-                                        f"{node._describe()} (row {shown})")
+                shown = {c: v for c, v in row.row(0, named=True).items() if not c.startswith("_")}
+                raise ZeroDivisionError(
+                    f"{self.scope.description}: division by zero in "
+                    f"{node._describe()} (row {shown})"
+                )
 
 
 class ErrorPolicy:
     """What a stateful operator's key projection does with error cells (see
     :meth:`CompiledProjection.set_error_policy`)."""
 
-    def __init__(self, keys: list[str], key_message: str, other_message: str | None,
-                 carry: errors.CarriedErrors | None = None, *, flag_others: bool = False
-                 ) -> None:
+    def __init__(
+        self,
+        keys: list[str],
+        key_message: str,
+        other_message: str | None,
+        carry: errors.CarriedErrors | None = None,
+        *,
+        flag_others: bool = False,
+    ) -> None:
         self.keys = keys
         self.key_message = key_message
         self.other_message = other_message
@@ -367,11 +413,11 @@ def error_flag(column: str) -> str:
     return f"__err:{column}"
 
 
-def _restored(frame: pl.DataFrame, names: Sequence[str], types: dict[str, t.DType]
-              ) -> pl.DataFrame:
+def _restored(frame: pl.DataFrame, names: Sequence[str], types: dict[str, t.DType]) -> pl.DataFrame:
     """``frame`` with the columns ``names`` (error cells nulled) back to their dtypes."""
-    return frame.with_columns([errors.without_errors(frame[name], types[name].to_polars())
-                               for name in names])
+    return frame.with_columns(
+        [errors.without_errors(frame[name], types[name].to_polars()) for name in names]
+    )
 
 
 def _drop_error_rows(frame: pl.DataFrame, names: Sequence[str], message: str) -> pl.DataFrame:
@@ -413,16 +459,18 @@ class _ErrorPlan:
             own = _and(projection._guards.get(id(node)), _zero(node, scope))
             child = self.child_errors[id(node)]
             self.division_reports.append((node, own if child is None else own & ~child))
-        self.output_errors = [(name, self.node_errors[id(expr)])
-                              for name, expr in projection.outputs]
+        self.output_errors = [
+            (name, self.node_errors[id(expr)]) for name, expr in projection.outputs
+        ]
         scope.error_exprs = self.node_errors
         try:
             self.final = [projection._cast(name, expr) for name, expr in projection.outputs]
         finally:
             scope.error_exprs = None
 
-    def _node_errors(self, node: ColumnExpression, python: set[int],
-                     divisions: set[int]) -> pl.Expr | None:
+    def _node_errors(
+        self, node: ColumnExpression, python: set[int], divisions: set[int]
+    ) -> pl.Expr | None:
         scope = self.scope
         if isinstance(node, ColumnReference) and id(node) not in python:
             column, dtype = scope.resolve(node)
@@ -444,8 +492,7 @@ class _ErrorPlan:
             return pl.col(f"__pyerr{node._uid}")
         return structural
 
-    def _structural_errors(self, node: ColumnExpression, divisions: set[int]
-                           ) -> pl.Expr | None:
+    def _structural_errors(self, node: ColumnExpression, divisions: set[int]) -> pl.Expr | None:
         """The node's error mask from its children's (and, for a division, its zeros)."""
         scope = self.scope
         children = [self.node_errors[id(c)] for c in node.children()]
@@ -460,9 +507,13 @@ class _ErrorPlan:
         if isinstance(node, IfElse):
             cond_err, then_err, else_err = children
             condition = node.cond.to_polars(scope).fill_null(False)
-            return _any([cond_err,
-                         None if then_err is None else condition & then_err,
-                         None if else_err is None else ~condition & else_err])
+            return _any(
+                [
+                    cond_err,
+                    None if then_err is None else condition & then_err,
+                    None if else_err is None else ~condition & else_err,
+                ]
+            )
         if isinstance(node, Coalesce):
             parts: list[pl.Expr | None] = []
             reached: pl.Expr | None = None
@@ -472,16 +523,22 @@ class _ErrorPlan:
                 missing = operand.to_polars(scope).is_null()
                 reached = missing if reached is None else reached & missing
             return _any(parts)
-        if isinstance(node, BinaryOp) and node.op in _SHORT_CIRCUIT \
-                and scope_bool(scope, node.left):
+        if (
+            isinstance(node, BinaryOp)
+            and node.op in _SHORT_CIRCUIT
+            and scope_bool(scope, node.left)
+        ):
             left_err, right_err = children
             needed = _right_needed(node, scope)
             return _any([left_err, None if right_err is None else needed & right_err])
         if isinstance(node, Require):
             value_err, *dep_errs = children
             present = [d.to_polars(scope).is_not_null() for d in node.deps]
-            gated = value_err if value_err is None or not present else \
-                value_err & pl.all_horizontal(present)
+            gated = (
+                value_err
+                if value_err is None or not present
+                else value_err & pl.all_horizontal(present)
+            )
             return _any([gated, *dep_errs])
         own = _any(children)
         if id(node) in divisions:
@@ -501,14 +558,15 @@ def _error_column(column: str) -> str:
     return f"__err:{column}"
 
 
-def _compute_row_by_row(node: ColumnExpression, args: list[pl.Series], height: int,
-                        dtype: t.DType) -> pl.Series:
+def _compute_row_by_row(
+    node: ColumnExpression, args: list[pl.Series], height: int, dtype: t.DType
+) -> pl.Series:
     """The node computed one row at a time (after it failed on the whole batch): a row that
     fails holds an error, reported with the exception's text."""
     parts: list[pl.Series | None] = []
     for row in range(height):
         try:
-            parts.append(node.compute([a[row:row + 1] for a in args], 1, dtype))
+            parts.append(node.compute([a[row : row + 1] for a in args], 1, dtype))
         except Exception as exc:  # noqa: BLE001 - the failure is the row's value
             errors.report(_failure_message(node, exc))
             parts.append(None)
@@ -528,8 +586,9 @@ def _failure_message(node: ColumnExpression, error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def _compute(node: ColumnExpression, args: list[pl.Series], frame: pl.DataFrame,
-             dtype: t.DType) -> pl.Series:
+def _compute(
+    node: ColumnExpression, args: list[pl.Series], frame: pl.DataFrame, dtype: t.DType
+) -> pl.Series:
     # UDFs (``Apply``) also get the rows' ids and diffs, when the frame is a delta batch.
     compute_rows = getattr(node, "compute_rows", None)
     if compute_rows is not None and "_id" in frame.columns and "_diff" in frame.columns:

@@ -27,8 +27,9 @@ def apply(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExpressio
     return Apply(fun, args, kwargs, options=_async_options_if_coroutine(fun))
 
 
-def apply_with_type(fun: Callable[..., Any], ret_type: Any, *args: Any,
-                    **kwargs: Any) -> ColumnExpression:
+def apply_with_type(
+    fun: Callable[..., Any], ret_type: Any, *args: Any, **kwargs: Any
+) -> ColumnExpression:
     """Like :func:`apply`, with the result type given explicitly."""
     _require_arguments("apply_with_type", fun, args, kwargs)
     return Apply(fun, args, kwargs, ret_type, options=_async_options_if_coroutine(fun))
@@ -41,8 +42,9 @@ def apply_async(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExp
     return Apply(fun, args, kwargs, options=_async_options(fun))
 
 
-def _require_arguments(name: str, fun: Callable[..., Any], args: tuple[Any, ...],
-                       kwargs: dict[str, Any]) -> None:
+def _require_arguments(
+    name: str, fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     """A function applied to no argument at all has nothing to be computed per row from:
     refused at once, with Pathway's exception type (an ``AssertionError``)."""
     if not args and not kwargs:
@@ -51,7 +53,8 @@ def _require_arguments(name: str, fun: Callable[..., Any], args: tuple[Any, ...]
         raise NoArgumentsError(
             f"pw.{name}({getattr(fun, '__name__', fun)!s}): give the function's arguments "
             f"(columns or values), e.g. pw.{name}(f, pw.this.a); to compute one value for "
-            f"every row, use a plain Python value")
+            f"every row, use a plain Python value"
+        )
 
 
 def _async_options(fun: Callable[..., Any]) -> Any:
@@ -69,16 +72,30 @@ def _async_options_if_coroutine(fun: Callable[..., Any]) -> Any:
     return _async_options(fun) if is_coroutine_function(fun) else None
 
 
-def udf(fun: Callable[..., Any] | None = None, /, *, return_type: Any = ...,
-        deterministic: bool = False, propagate_none: bool = False, executor: Any = None,
-        cache_strategy: Any = None, max_batch_size: int | None = None) -> Any:
+def udf(
+    fun: Callable[..., Any] | None = None,
+    /,
+    *,
+    return_type: Any = ...,
+    deterministic: bool = False,
+    propagate_none: bool = False,
+    executor: Any = None,
+    cache_strategy: Any = None,
+    max_batch_size: int | None = None,
+) -> Any:
     """Turn a Python function into a column function (``@pw.udf`` or ``@pw.udf(...)``);
     see :func:`deltaflow.udfs.udf`."""
     from deltaflow.udfs.udf import udf as make_udf
 
-    return make_udf(fun, return_type=return_type, deterministic=deterministic,
-                    propagate_none=propagate_none, executor=executor,
-                    cache_strategy=cache_strategy, max_batch_size=max_batch_size)
+    return make_udf(
+        fun,
+        return_type=return_type,
+        deterministic=deterministic,
+        propagate_none=propagate_none,
+        executor=executor,
+        cache_strategy=cache_strategy,
+        max_batch_size=max_batch_size,
+    )
 
 
 def cast(target_type: Any, col: Any) -> ColumnExpression:

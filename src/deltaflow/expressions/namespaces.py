@@ -60,9 +60,15 @@ class _Param:
         self.none_ok = none_ok
 
 
-def _rule(method: str, receiver: ColumnExpression, receiver_types: Sequence[t.DType],
-          params: Sequence[_Param], result: t.DType | Callable[[list[t.DType]], t.DType],
-          *, nullable_result: bool = True) -> TypeRule:
+def _rule(
+    method: str,
+    receiver: ColumnExpression,
+    receiver_types: Sequence[t.DType],
+    params: Sequence[_Param],
+    result: t.DType | Callable[[list[t.DType]], t.DType],
+    *,
+    nullable_result: bool = True,
+) -> TypeRule:
     """A type rule: check the receiver and each argument, then give the result type.
 
     The result is Optional when the receiver is (a None value gives None), unless
@@ -73,16 +79,18 @@ def _rule(method: str, receiver: ColumnExpression, receiver_types: Sequence[t.DT
         own = types[0]
         if own.strip_optional() not in receiver_types:
             raise _no_such_method(
-                scope, f"{method}() needs a {_type_names(receiver_types)} column, but "
-                f"{_describe(receiver)} has type {own!r}"
+                scope,
+                f"{method}() needs a {_type_names(receiver_types)} column, but "
+                f"{_describe(receiver)} has type {own!r}",
             )
         for param, given in zip(params, types[1:], strict=True):
             if given == t.Optional(t.ANY) and param.none_ok:
                 continue
             if given.strip_optional() not in param.types:
                 raise _no_such_method(
-                    scope, f"{method}(): argument {param.name!r} must be {_type_names(param.types)}, "
-                    f"got {given!r} (called on {_describe(receiver)})"
+                    scope,
+                    f"{method}(): argument {param.name!r} must be {_type_names(param.types)}, "
+                    f"got {given!r} (called on {_describe(receiver)})",
                 )
             if given.is_optional and not param.none_ok:
                 raise scope.fail(
@@ -137,25 +145,50 @@ class _Namespace:
     def __init__(self, expression: ColumnExpression) -> None:
         self._expression = expression
 
-    def _call(self, method: str, args: Sequence[Any], receiver_types: Sequence[t.DType],
-              params: Sequence[_Param], result: t.DType | Callable[[list[t.DType]], t.DType],
-              build: Callable[[list[pl.Expr], list[t.DType]], pl.Expr], *,
-              nullable_result: bool = True) -> ColumnExpression:
+    def _call(
+        self,
+        method: str,
+        args: Sequence[Any],
+        receiver_types: Sequence[t.DType],
+        params: Sequence[_Param],
+        result: t.DType | Callable[[list[t.DType]], t.DType],
+        build: Callable[[list[pl.Expr], list[t.DType]], pl.Expr],
+        *,
+        nullable_result: bool = True,
+    ) -> ColumnExpression:
         wrapped = (self._expression, *(wrap_value(a) for a in args))
-        rule = _rule(method, self._expression, receiver_types, params, result,
-                     nullable_result=nullable_result)
+        rule = _rule(
+            method,
+            self._expression,
+            receiver_types,
+            params,
+            result,
+            nullable_result=nullable_result,
+        )
         return MethodCall(method, wrapped, rule, build)
 
-    def _python(self, method: str, args: Sequence[Any], receiver_types: Sequence[t.DType],
-                params: Sequence[_Param], result: t.DType | Callable[[list[t.DType]], t.DType],
-                fun: Callable[..., Any]) -> ColumnExpression:
+    def _python(
+        self,
+        method: str,
+        args: Sequence[Any],
+        receiver_types: Sequence[t.DType],
+        params: Sequence[_Param],
+        result: t.DType | Callable[[list[t.DType]], t.DType],
+        fun: Callable[..., Any],
+    ) -> ColumnExpression:
         wrapped = (self._expression, *(wrap_value(a) for a in args))
         rule = _rule(method, self._expression, receiver_types, params, result)
         return PythonMethodCall(method, wrapped, rule, fun)
 
-    def _series(self, method: str, args: Sequence[Any], receiver_types: Sequence[t.DType],
-                params: Sequence[_Param], result: t.DType | Callable[[list[t.DType]], t.DType],
-                fun: Callable[[list[pl.Series]], pl.Series]) -> ColumnExpression:
+    def _series(
+        self,
+        method: str,
+        args: Sequence[Any],
+        receiver_types: Sequence[t.DType],
+        params: Sequence[_Param],
+        result: t.DType | Callable[[list[t.DType]], t.DType],
+        fun: Callable[[list[pl.Series]], pl.Series],
+    ) -> ColumnExpression:
         wrapped = (self._expression, *(wrap_value(a) for a in args))
         rule = _rule(method, self._expression, receiver_types, params, result)
         return SeriesMethodCall(method, wrapped, rule, fun)
@@ -168,8 +201,10 @@ class _Namespace:
 _STR = (t.STR,)
 _INT_PARAM = (t.INT,)
 _INT_RE = r"^[+-]?[0-9]+$"
-_FLOAT_RE = (r"(?i)^[+-]?(?:inf|infinity|nan|(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
-             r"(?:e[+-]?[0-9]+)?)$")
+_FLOAT_RE = (
+    r"(?i)^[+-]?(?:inf|infinity|nan|(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
+    r"(?:e[+-]?[0-9]+)?)$"
+)
 
 
 def _py_slice(text: str, start: int, end: int) -> str:
@@ -187,13 +222,11 @@ class StringNamespace(_Namespace):
 
     def lower(self) -> ColumnExpression:
         """The text in lower case."""
-        return self._call("str.lower", (), _STR, (), t.STR,
-                          lambda a, _: a[0].str.to_lowercase())
+        return self._call("str.lower", (), _STR, (), t.STR, lambda a, _: a[0].str.to_lowercase())
 
     def upper(self) -> ColumnExpression:
         """The text in upper case."""
-        return self._call("str.upper", (), _STR, (), t.STR,
-                          lambda a, _: a[0].str.to_uppercase())
+        return self._call("str.upper", (), _STR, (), t.STR, lambda a, _: a[0].str.to_uppercase())
 
     def title(self) -> ColumnExpression:
         """Every word capitalised (Python's ``str.title``)."""
@@ -205,15 +238,20 @@ class StringNamespace(_Namespace):
 
     def strip(self, chars: Any = None) -> ColumnExpression:
         """The text without leading and trailing ``chars`` (whitespace when None)."""
-        return self._call("str.strip", (chars,), _STR,
-                          (_Param("chars", _STR, none_ok=True),), t.STR,
-                          lambda a, types: a[0].str.strip_chars(
-                              None if types[1] == t.Optional(t.ANY) else a[1]))
+        return self._call(
+            "str.strip",
+            (chars,),
+            _STR,
+            (_Param("chars", _STR, none_ok=True),),
+            t.STR,
+            lambda a, types: a[0].str.strip_chars(None if types[1] == t.Optional(t.ANY) else a[1]),
+        )
 
     def len(self) -> ColumnExpression:
         """The number of characters (code points)."""
-        return self._call("str.len", (), _STR, (), t.INT,
-                          lambda a, _: a[0].str.len_chars().cast(pl.Int64))
+        return self._call(
+            "str.len", (), _STR, (), t.INT, lambda a, _: a[0].str.len_chars().cast(pl.Int64)
+        )
 
     def reversed(self) -> ColumnExpression:
         """The characters in reverse order."""
@@ -225,38 +263,71 @@ class StringNamespace(_Namespace):
         def build(a: list[pl.Expr], _: list[t.DType]) -> pl.Expr:
             text, lo, hi = a
             n = text.str.len_chars().cast(pl.Int64)
-            first = pl.when(lo < 0).then(pl.max_horizontal(n + lo, 0)) \
+            first = (
+                pl.when(lo < 0)
+                .then(pl.max_horizontal(n + lo, 0))
                 .otherwise(pl.min_horizontal(lo, n))
-            last = pl.when(hi < 0).then(pl.max_horizontal(n + hi, 0)) \
+            )
+            last = (
+                pl.when(hi < 0)
+                .then(pl.max_horizontal(n + hi, 0))
                 .otherwise(pl.min_horizontal(hi, n))
+            )
             length = pl.max_horizontal(last - first, 0)
             return text.str.slice(first, length)
 
-        return self._call("str.slice", (start, end), _STR,
-                          (_Param("start", _INT_PARAM), _Param("end", _INT_PARAM)), t.STR, build)
+        return self._call(
+            "str.slice",
+            (start, end),
+            _STR,
+            (_Param("start", _INT_PARAM), _Param("end", _INT_PARAM)),
+            t.STR,
+            build,
+        )
 
     def startswith(self, prefix: Any) -> ColumnExpression:
         """Whether the text begins with ``prefix``."""
-        return self._call("str.startswith", (prefix,), _STR, (_Param("prefix", _STR),),
-                          t.BOOL, lambda a, _: a[0].str.starts_with(a[1]))
+        return self._call(
+            "str.startswith",
+            (prefix,),
+            _STR,
+            (_Param("prefix", _STR),),
+            t.BOOL,
+            lambda a, _: a[0].str.starts_with(a[1]),
+        )
 
     def endswith(self, suffix: Any) -> ColumnExpression:
         """Whether the text ends with ``suffix``."""
-        return self._call("str.endswith", (suffix,), _STR, (_Param("suffix", _STR),),
-                          t.BOOL, lambda a, _: a[0].str.ends_with(a[1]))
+        return self._call(
+            "str.endswith",
+            (suffix,),
+            _STR,
+            (_Param("suffix", _STR),),
+            t.BOOL,
+            lambda a, _: a[0].str.ends_with(a[1]),
+        )
 
-    def _search(self, method: str, sub: Any, start: Any, end: Any,
-                fun: Callable[..., int]) -> ColumnExpression:
-        params = (_Param("sub", _STR), _Param("start", _INT_PARAM, none_ok=True),
-                  _Param("end", _INT_PARAM, none_ok=True))
+    def _search(
+        self, method: str, sub: Any, start: Any, end: Any, fun: Callable[..., int]
+    ) -> ColumnExpression:
+        params = (
+            _Param("sub", _STR),
+            _Param("start", _INT_PARAM, none_ok=True),
+            _Param("end", _INT_PARAM, none_ok=True),
+        )
         return self._python(method, (sub, start, end), _STR, params, t.INT, fun)
 
     def count(self, sub: Any, start: Any = None, end: Any = None) -> ColumnExpression:
         """The number of non-overlapping occurrences of ``sub`` in ``text[start:end]``."""
         if start is None and end is None and isinstance(sub, str):
-            return self._call("str.count", (sub,), _STR, (_Param("sub", _STR),), t.INT,
-                              lambda a, _: a[0].str.count_matches(sub, literal=True)
-                              .cast(pl.Int64))
+            return self._call(
+                "str.count",
+                (sub,),
+                _STR,
+                (_Param("sub", _STR),),
+                t.INT,
+                lambda a, _: a[0].str.count_matches(sub, literal=True).cast(pl.Int64),
+            )
         return self._search("str.count", sub, start, end, str.count)
 
     def find(self, sub: Any, start: Any = None, end: Any = None) -> ColumnExpression:
@@ -269,10 +340,12 @@ class StringNamespace(_Namespace):
 
     def replace(self, old_value: Any, new_value: Any, count: Any = -1, /) -> ColumnExpression:
         """The text with ``old_value`` replaced by ``new_value`` (at most ``count`` times)."""
-        params = (_Param("old_value", _STR), _Param("new_value", _STR),
-                  _Param("count", _INT_PARAM))
-        constants = all(isinstance(v, str) for v in (old_value, new_value)) and \
-            isinstance(count, int) and not isinstance(count, bool)
+        params = (_Param("old_value", _STR), _Param("new_value", _STR), _Param("count", _INT_PARAM))
+        constants = (
+            all(isinstance(v, str) for v in (old_value, new_value))
+            and isinstance(count, int)
+            and not isinstance(count, bool)
+        )
         if constants and old_value != "" and (count < 0 or count > 0):
 
             def build(a: list[pl.Expr], _: list[t.DType]) -> pl.Expr:
@@ -280,23 +353,48 @@ class StringNamespace(_Namespace):
                     return a[0].str.replace_all(old_value, new_value, literal=True)
                 return a[0].str.replace(old_value, new_value, literal=True, n=count)
 
-            return self._call("str.replace", (old_value, new_value, count), _STR, params,
-                              t.STR, build)
-        return self._python("str.replace", (old_value, new_value, count), _STR, params, t.STR,
-                            lambda s, o, n, c: s.replace(o, n, c))
+            return self._call(
+                "str.replace", (old_value, new_value, count), _STR, params, t.STR, build
+            )
+        return self._python(
+            "str.replace",
+            (old_value, new_value, count),
+            _STR,
+            params,
+            t.STR,
+            lambda s, o, n, c: s.replace(o, n, c),
+        )
 
     def removeprefix(self, prefix: Any, /) -> ColumnExpression:
         """The text without ``prefix`` if it starts with it."""
-        return self._call("str.removeprefix", (prefix,), _STR, (_Param("prefix", _STR),),
-                          t.STR, lambda a, _: a[0].str.strip_prefix(a[1]))
+        return self._call(
+            "str.removeprefix",
+            (prefix,),
+            _STR,
+            (_Param("prefix", _STR),),
+            t.STR,
+            lambda a, _: a[0].str.strip_prefix(a[1]),
+        )
 
     def removesuffix(self, suffix: Any, /) -> ColumnExpression:
         """The text without ``suffix`` if it ends with it."""
-        return self._call("str.removesuffix", (suffix,), _STR, (_Param("suffix", _STR),),
-                          t.STR, lambda a, _: a[0].str.strip_suffix(a[1]))
+        return self._call(
+            "str.removesuffix",
+            (suffix,),
+            _STR,
+            (_Param("suffix", _STR),),
+            t.STR,
+            lambda a, _: a[0].str.strip_suffix(a[1]),
+        )
 
-    def _parse(self, method: str, target: str, optional: bool,
-               convert: Callable[[pl.Series], pl.Series], result: t.DType) -> ColumnExpression:
+    def _parse(
+        self,
+        method: str,
+        target: str,
+        optional: bool,
+        convert: Callable[[pl.Series], pl.Series],
+        result: t.DType,
+    ) -> ColumnExpression:
         def fun(args: list[pl.Series]) -> pl.Series:
             parsed = convert(args[0])
             if not optional:
@@ -304,26 +402,30 @@ class StringNamespace(_Namespace):
                 if bad is not None:
                     # Worded as Pathway's message (it is also the error log's message when
                     # failures are values), with our hint.
-                    reason = {"int": "invalid digit found in string",
-                              "float": "invalid float literal"}.get(target)
+                    reason = {
+                        "int": "invalid digit found in string",
+                        "float": "invalid float literal",
+                    }.get(target)
                     if reason is None:
-                        raise ValueError(f"{method}(): cannot parse {bad!r} to {target}; use "
-                                         f"{method}(optional=True) to get None instead")
-                    raise ValueError(f'parse error: cannot parse "{bad}" to {target}: '
-                                     f"{reason}")
+                        raise ValueError(
+                            f"{method}(): cannot parse {bad!r} to {target}; use "
+                            f"{method}(optional=True) to get None instead"
+                        )
+                    raise ValueError(f'parse error: cannot parse "{bad}" to {target}: {reason}')
             return parsed
 
-        return self._series(method, (), _STR, (), t.Optional(result) if optional else result,
-                            fun)
+        return self._series(method, (), _STR, (), t.Optional(result) if optional else result, fun)
 
     def parse_int(self, optional: bool = False) -> ColumnExpression:
         """The text as an int (surrounding whitespace ignored); None if ``optional``."""
 
         def convert(s: pl.Series) -> pl.Series:
             stripped = s.str.strip_chars()
-            return pl.select(pl.when(stripped.str.contains(_INT_RE))
-                             .then(stripped.cast(pl.Int64, strict=False))
-                             .otherwise(None)).to_series()
+            return pl.select(
+                pl.when(stripped.str.contains(_INT_RE))
+                .then(stripped.cast(pl.Int64, strict=False))
+                .otherwise(None)
+            ).to_series()
 
         return self._parse("str.parse_int", "int", optional, convert, t.INT)
 
@@ -332,27 +434,38 @@ class StringNamespace(_Namespace):
 
         def convert(s: pl.Series) -> pl.Series:
             stripped = s.str.strip_chars()
-            return pl.select(pl.when(stripped.str.contains(_FLOAT_RE))
-                             .then(stripped.cast(pl.Float64, strict=False))
-                             .otherwise(None)).to_series()
+            return pl.select(
+                pl.when(stripped.str.contains(_FLOAT_RE))
+                .then(stripped.cast(pl.Float64, strict=False))
+                .otherwise(None)
+            ).to_series()
 
         return self._parse("str.parse_float", "float", optional, convert, t.FLOAT)
 
-    def parse_bool(self, true_values: Any = default_true_values,
-                   false_values: Any = default_false_values,
-                   optional: bool = False) -> ColumnExpression:
+    def parse_bool(
+        self,
+        true_values: Any = default_true_values,
+        false_values: Any = default_false_values,
+        optional: bool = False,
+    ) -> ColumnExpression:
         """True/False for the listed spellings (case and surrounding whitespace ignored)."""
         trues = [str(v).lower() for v in true_values]
         falses = [str(v).lower() for v in false_values]
         if set(trues) & set(falses):
-            raise ValueError(f"str.parse_bool(): {sorted(set(trues) & set(falses))} are both "
-                             f"in true_values and in false_values")
+            raise ValueError(
+                f"str.parse_bool(): {sorted(set(trues) & set(falses))} are both "
+                f"in true_values and in false_values"
+            )
 
         def convert(s: pl.Series) -> pl.Series:
             key = s.str.strip_chars().str.to_lowercase()
-            return pl.select(pl.when(key.is_in(trues)).then(True)
-                             .when(key.is_in(falses)).then(False)
-                             .otherwise(None)).to_series()
+            return pl.select(
+                pl.when(key.is_in(trues))
+                .then(True)
+                .when(key.is_in(falses))
+                .then(False)
+                .otherwise(None)
+            ).to_series()
 
         return self._parse("str.parse_bool", "bool", optional, convert, t.BOOL)
 
@@ -366,9 +479,18 @@ _TZ_DIRECTIVES = ("%z", "%:z", "%::z", "%:::z", "%#z", "%Z", "%+")
 
 # Frequency units as pandas spelled them (old one-letter aliases included: Pathway takes them).
 _FREQUENCY_UNITS_NS = {
-    "w": 7 * 86_400 * 10**9, "d": 86_400 * 10**9, "h": 3_600 * 10**9, "min": 60 * 10**9,
-    "t": 60 * 10**9, "s": 10**9, "ms": 10**6, "l": 10**6, "us": 10**3, "u": 10**3,
-    "ns": 1, "n": 1,
+    "w": 7 * 86_400 * 10**9,
+    "d": 86_400 * 10**9,
+    "h": 3_600 * 10**9,
+    "min": 60 * 10**9,
+    "t": 60 * 10**9,
+    "s": 10**9,
+    "ms": 10**6,
+    "l": 10**6,
+    "us": 10**3,
+    "u": 10**3,
+    "ns": 1,
+    "n": 1,
 }
 _FREQUENCY_RE = re.compile(r"(\d*)([a-zA-Z]+)")
 
@@ -381,8 +503,7 @@ def _frequency_ns(text: str) -> int | None:
         return None
     total = 0
     for number, unit in parts:
-        scale = _FREQUENCY_UNITS_NS.get(unit if unit in ("ms", "us", "ns", "min")
-                                        else unit.lower())
+        scale = _FREQUENCY_UNITS_NS.get(unit if unit in ("ms", "us", "ns", "min") else unit.lower())
         if scale is None:
             return None
         total += int(number or 1) * scale
@@ -410,20 +531,24 @@ def _duration_ns(value: Any, method: str) -> int | None:
 def _check_timezone(name: Any, method: str) -> None:
     if not isinstance(name, str):
         if isinstance(name, ColumnExpression):
-            raise TypeError(f"{method}(): the time zone must be a constant string in deltaflow, "
-                            f"not a column expression")
+            raise TypeError(
+                f"{method}(): the time zone must be a constant string in deltaflow, "
+                f"not a column expression"
+            )
         raise TypeError(f"{method}(): the time zone must be a string, got {name!r}")
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{method}(): unknown time zone {name!r} (use an IANA name such as "
-                         f"'Europe/Warsaw')") from None
+        raise ValueError(
+            f"{method}(): unknown time zone {name!r} (use an IANA name such as 'Europe/Warsaw')"
+        ) from None
 
 
 def _constant_format(fmt: Any, method: str) -> str:
     if not isinstance(fmt, str):
-        raise TypeError(f"{method}(): the format must be a constant string in deltaflow, got "
-                        f"{fmt!r}")
+        raise TypeError(
+            f"{method}(): the format must be a constant string in deltaflow, got {fmt!r}"
+        )
     return fmt
 
 
@@ -433,8 +558,9 @@ def _local_to_utc(local: pl.Series, zone: str) -> pl.Series:
     Ambiguous times (clocks going back) take the later instant; times skipped when clocks go
     forward map to the instant of the change.
     """
-    utc = local.dt.replace_time_zone(zone, ambiguous="latest", non_existent="null") \
-        .dt.convert_time_zone("UTC")
+    utc = local.dt.replace_time_zone(
+        zone, ambiguous="latest", non_existent="null"
+    ).dt.convert_time_zone("UTC")
     skipped = local.is_not_null() & utc.is_null()
     if not skipped.any():
         return utc
@@ -473,8 +599,9 @@ class DateTimeNamespace(_Namespace):
     """
 
     def _part(self, method: str, extract: Callable[[pl.Expr], pl.Expr]) -> ColumnExpression:
-        return self._call(f"dt.{method}", (), _DATETIMES, (), t.INT,
-                          lambda a, _: extract(a[0]).cast(pl.Int64))
+        return self._call(
+            f"dt.{method}", (), _DATETIMES, (), t.INT, lambda a, _: extract(a[0]).cast(pl.Int64)
+        )
 
     def nanosecond(self) -> ColumnExpression:
         """Nanoseconds within the second (0 to 999 999 999)."""
@@ -555,19 +682,21 @@ class DateTimeNamespace(_Namespace):
         def rule(scope: Scope, types: list[t.DType]) -> t.DType:
             base = types[0].strip_optional()
             if base == t.DATE_TIME_NAIVE and any(d in fmt for d in _TZ_DIRECTIVES):
-                raise scope.fail(f"dt.strftime(): format {fmt!r} prints a time zone, but "
-                                 f"{_describe(receiver)} holds naive datetimes")
+                raise scope.fail(
+                    f"dt.strftime(): format {fmt!r} prints a time zone, but "
+                    f"{_describe(receiver)} holds naive datetimes"
+                )
             if base in _DATETIMES:
                 sample = pl.Series([0], dtype=pl.Int64).cast(base.to_polars())
                 try:
                     sample.dt.to_string(fmt)
                 except pl.exceptions.PolarsError as exc:
-                    raise scope.fail(f"dt.strftime(): invalid format {fmt!r}: "
-                                     f"{str(exc).splitlines()[0]}") from None
+                    raise scope.fail(
+                        f"dt.strftime(): invalid format {fmt!r}: {str(exc).splitlines()[0]}"
+                    ) from None
             return _rule("dt.strftime", receiver, _DATETIMES, (), t.STR)(scope, types[:1])
 
-        return MethodCall("dt.strftime", (receiver,), rule,
-                          lambda a, _: a[0].dt.to_string(fmt))
+        return MethodCall("dt.strftime", (receiver,), rule, lambda a, _: a[0].dt.to_string(fmt))
 
     @_shows_arguments
     def strptime(self, fmt: Any, contains_timezone: bool | None = None) -> ColumnExpression:
@@ -581,16 +710,20 @@ class DateTimeNamespace(_Namespace):
         if contains_timezone is None:
             contains_timezone = has_tz
         if contains_timezone and not has_tz:
-            raise ValueError(f"dt.strptime(): contains_timezone=True but format {fmt!r} has no "
-                             f"time zone directive such as %z")
+            raise ValueError(
+                f"dt.strptime(): contains_timezone=True but format {fmt!r} has no "
+                f"time zone directive such as %z"
+            )
         chrono_fmt = fmt.replace(".%f", "%.f")
         result = t.DATE_TIME_UTC if contains_timezone else t.DATE_TIME_NAIVE
 
         def fun(args: list[pl.Series]) -> pl.Series:
             if re.search(r"(?<![.%])%f", fmt):
                 # Raised when run, as Pathway does: %f reads digits after a dot only.
-                raise ValueError(f'parse error: cannot use format "{fmt}": using "%f" '
-                                 f'without the leading dot is not supported')
+                raise ValueError(
+                    f'parse error: cannot use format "{fmt}": using "%f" '
+                    f"without the leading dot is not supported"
+                )
             text = args[0]
             target = pl.Datetime("ns", "UTC") if has_tz else pl.Datetime("ns")
             with warnings.catch_warnings():
@@ -598,8 +731,10 @@ class DateTimeNamespace(_Namespace):
                 parsed = text.str.strptime(target, chrono_fmt, strict=False)
             bad = _first_failure(text, parsed)
             if bad is not None:
-                raise ValueError(f"dt.strptime(): parse error: cannot parse date \"{bad}\" "
-                                 f"using format \"{chrono_fmt}\"")
+                raise ValueError(
+                    f'dt.strptime(): parse error: cannot parse date "{bad}" '
+                    f'using format "{chrono_fmt}"'
+                )
             if has_tz and not contains_timezone:
                 # Offsets are read but not kept (see docs/namespaces.md for the difference).
                 parsed = parsed.dt.replace_time_zone(None)
@@ -611,19 +746,30 @@ class DateTimeNamespace(_Namespace):
     def to_utc(self, from_timezone: Any) -> ColumnExpression:
         """Naive local times of ``from_timezone`` as UTC datetimes."""
         _check_timezone(from_timezone, "dt.to_utc")
-        return self._series("dt.to_utc", (), (t.DATE_TIME_NAIVE,), (), t.DATE_TIME_UTC,
-                            lambda a: _local_to_utc(a[0], from_timezone))
+        return self._series(
+            "dt.to_utc",
+            (),
+            (t.DATE_TIME_NAIVE,),
+            (),
+            t.DATE_TIME_UTC,
+            lambda a: _local_to_utc(a[0], from_timezone),
+        )
 
     def to_naive_in_timezone(self, timezone: Any) -> ColumnExpression:
         """UTC datetimes as naive local times of ``timezone``."""
         _check_timezone(timezone, "dt.to_naive_in_timezone")
-        return self._call("dt.to_naive_in_timezone", (), (t.DATE_TIME_UTC,), (),
-                          t.DATE_TIME_NAIVE,
-                          lambda a, _: a[0].dt.convert_time_zone(timezone)
-                          .dt.replace_time_zone(None))
+        return self._call(
+            "dt.to_naive_in_timezone",
+            (),
+            (t.DATE_TIME_UTC,),
+            (),
+            t.DATE_TIME_NAIVE,
+            lambda a, _: a[0].dt.convert_time_zone(timezone).dt.replace_time_zone(None),
+        )
 
-    def _shift_in_timezone(self, method: str, duration: Any, timezone: Any,
-                           sign: int) -> ColumnExpression:
+    def _shift_in_timezone(
+        self, method: str, duration: Any, timezone: Any, sign: int
+    ) -> ColumnExpression:
         _check_timezone(timezone, method)
         if isinstance(duration, str):
             nanos = _duration_ns(duration, method)  # a number for any string (or it raises)
@@ -637,8 +783,14 @@ class DateTimeNamespace(_Namespace):
             moved = utc + args[1] if sign > 0 else utc - args[1]
             return moved.dt.convert_time_zone(timezone).dt.replace_time_zone(None)
 
-        return self._series(method, (duration,), (t.DATE_TIME_NAIVE,),
-                            (_Param("duration", (t.DURATION,)),), t.DATE_TIME_NAIVE, fun)
+        return self._series(
+            method,
+            (duration,),
+            (t.DATE_TIME_NAIVE,),
+            (_Param("duration", (t.DURATION,)),),
+            t.DATE_TIME_NAIVE,
+            fun,
+        )
 
     def add_duration_in_timezone(self, duration: Any, timezone: Any) -> ColumnExpression:
         """Add ``duration`` to naive local times of ``timezone``, following its DST changes."""
@@ -646,8 +798,7 @@ class DateTimeNamespace(_Namespace):
 
     def subtract_duration_in_timezone(self, duration: Any, timezone: Any) -> ColumnExpression:
         """Subtract ``duration`` from naive local times of ``timezone`` (DST aware)."""
-        return self._shift_in_timezone("dt.subtract_duration_in_timezone", duration, timezone,
-                                       -1)
+        return self._shift_in_timezone("dt.subtract_duration_in_timezone", duration, timezone, -1)
 
     def subtract_date_time_in_timezone(self, date_time: Any, timezone: Any) -> ColumnExpression:
         """The real time elapsed between two naive local times of ``timezone``."""
@@ -656,9 +807,14 @@ class DateTimeNamespace(_Namespace):
         def fun(args: list[pl.Series]) -> pl.Series:
             return _local_to_utc(args[0], timezone) - _local_to_utc(args[1], timezone)
 
-        return self._series("dt.subtract_date_time_in_timezone", (date_time,),
-                            (t.DATE_TIME_NAIVE,),
-                            (_Param("date_time", (t.DATE_TIME_NAIVE,)),), t.DURATION, fun)
+        return self._series(
+            "dt.subtract_date_time_in_timezone",
+            (date_time,),
+            (t.DATE_TIME_NAIVE,),
+            (_Param("date_time", (t.DATE_TIME_NAIVE,)),),
+            t.DURATION,
+            fun,
+        )
 
     # --- rounding ---------------------------------------------------------------------------
     def _align(self, method: str, duration: Any, up_half: bool) -> ColumnExpression:
@@ -678,8 +834,14 @@ class DateTimeNamespace(_Namespace):
             # Floor division aligns to multiples of the step counted from the epoch.
             return ((ns // step) * step).cast(types[0].to_polars())
 
-        return self._call(method, (duration,), _DATETIMES, (_Param("duration", (t.DURATION,)),),
-                          lambda types: types[0].strip_optional(), build)
+        return self._call(
+            method,
+            (duration,),
+            _DATETIMES,
+            (_Param("duration", (t.DURATION,)),),
+            lambda types: types[0].strip_optional(),
+            build,
+        )
 
     @_shows_arguments
     def floor(self, duration: Any) -> ColumnExpression:
@@ -697,11 +859,15 @@ class DateTimeNamespace(_Namespace):
         """Time since 1970-01-01 (UTC for UTC datetimes) as a float in ``unit``
         (s, ms, us, ns); without a unit, an int of nanoseconds (deprecated)."""
         if unit is None:
-            warnings.warn("dt.timestamp() without a unit is deprecated and gives nanoseconds; "
-                          "pass unit='s', 'ms', 'us' or 'ns'", DeprecationWarning,
-                          stacklevel=3)  # the user's line: past _shows_arguments' wrapper
-            return self._call("dt.timestamp", (), _DATETIMES, (), t.INT,
-                              lambda a, _: a[0].dt.epoch("ns"))
+            warnings.warn(
+                "dt.timestamp() without a unit is deprecated and gives nanoseconds; "
+                "pass unit='s', 'ms', 'us' or 'ns'",
+                DeprecationWarning,
+                stacklevel=3,
+            )  # the user's line: past _shows_arguments' wrapper
+            return self._call(
+                "dt.timestamp", (), _DATETIMES, (), t.INT, lambda a, _: a[0].dt.epoch("ns")
+            )
         factor = _unit_factor(unit, "dt.timestamp")
 
         def divide(series: pl.Series) -> pl.Series:
@@ -709,9 +875,14 @@ class DateTimeNamespace(_Namespace):
             # one unit in the last place for some values; numpy divides exactly like Pathway.
             return pl.Series(series.cast(pl.Float64).to_numpy() / factor, dtype=pl.Float64)
 
-        return self._call("dt.timestamp", (), _DATETIMES, (), t.FLOAT,
-                          lambda a, _: a[0].dt.epoch("ns").map_batches(
-                              divide, return_dtype=pl.Float64))
+        return self._call(
+            "dt.timestamp",
+            (),
+            _DATETIMES,
+            (),
+            t.FLOAT,
+            lambda a, _: a[0].dt.epoch("ns").map_batches(divide, return_dtype=pl.Float64),
+        )
 
     def _from_timestamp(self, method: str, unit: str, target: t.DType) -> ColumnExpression:
         factor = _unit_factor(unit, method)
@@ -721,9 +892,13 @@ class DateTimeNamespace(_Namespace):
                 return (a[0] * factor).cast(target.to_polars())
             # Out-of-range floats saturate and NaN gives the epoch, as Rust's ``as`` does.
             scaled = (a[0] * float(factor)).fill_nan(0.0)
-            ns = (pl.when(scaled >= 2.0**63).then(pl.lit(2**63 - 1, dtype=pl.Int64))
-                  .when(scaled < -(2.0**63)).then(pl.lit(-(2**63), dtype=pl.Int64))
-                  .otherwise(scaled.cast(pl.Int64, strict=False)))
+            ns = (
+                pl.when(scaled >= 2.0**63)
+                .then(pl.lit(2**63 - 1, dtype=pl.Int64))
+                .when(scaled < -(2.0**63))
+                .then(pl.lit(-(2**63), dtype=pl.Int64))
+                .otherwise(scaled.cast(pl.Int64, strict=False))
+            )
             return ns.cast(target.to_polars())
 
         return self._call(method, (), _NUMBERS, (), target, build)
@@ -749,8 +924,14 @@ class DateTimeNamespace(_Namespace):
             factor = pd.Timedelta(1, unit=cast(Any, unit)).value
         except ValueError:
             raise ValueError(f"dt.to_duration(): unknown unit {unit!r}") from None
-        return self._call("dt.to_duration", (), (t.INT,), (), t.DURATION,
-                          lambda a, _: (a[0] * factor).cast(pl.Duration("ns")))
+        return self._call(
+            "dt.to_duration",
+            (),
+            (t.INT,),
+            (),
+            t.DURATION,
+            lambda a, _: (a[0] * factor).cast(pl.Duration("ns")),
+        )
 
 
 def _unit_factor(unit: Any, method: str) -> int:
@@ -769,8 +950,14 @@ class NumericalNamespace(_Namespace):
 
     def abs(self) -> ColumnExpression:
         """The absolute value."""
-        return self._call("num.abs", (), _NUMBERS, (), lambda types: types[0].strip_optional(),
-                          lambda a, _: a[0].abs())
+        return self._call(
+            "num.abs",
+            (),
+            _NUMBERS,
+            (),
+            lambda types: types[0].strip_optional(),
+            lambda a, _: a[0].abs(),
+        )
 
     def round(self, decimals: Any = 0) -> ColumnExpression:
         """Rounded to ``decimals`` digits, halves to even, exactly as Python's ``round``."""
@@ -782,11 +969,26 @@ class NumericalNamespace(_Namespace):
         if isinstance(decimals, int) and decimals == 0:
             # Rounding to whole numbers is exact in Polars; to decimals it is not always the
             # correctly rounded result Python gives, so that case runs per row.
-            return self._call("num.round", (decimals,), _NUMBERS, params, same,
-                              lambda a, types: a[0] if types[0].strip_optional() == t.INT
-                              else a[0].round(0, mode="half_to_even"))
-        return self._python("num.round", (decimals,), _NUMBERS, params, same,
-                            lambda value, digits: round(value, digits))
+            return self._call(
+                "num.round",
+                (decimals,),
+                _NUMBERS,
+                params,
+                same,
+                lambda a, types: (
+                    a[0]
+                    if types[0].strip_optional() == t.INT
+                    else a[0].round(0, mode="half_to_even")
+                ),
+            )
+        return self._python(
+            "num.round",
+            (decimals,),
+            _NUMBERS,
+            params,
+            same,
+            lambda value, digits: round(value, digits),
+        )
 
     def fill_na(self, default_value: Any) -> ColumnExpression:
         """The value, or ``default_value`` where it is None or NaN."""
@@ -802,6 +1004,12 @@ class NumericalNamespace(_Namespace):
                 default = default.cast(pl.Int64)
             return value.fill_null(default)
 
-        return self._call("num.fill_na", (default_value,), _NUMBERS,
-                          (_Param("default_value", _NUMBERS),), result, build,
-                          nullable_result=False)
+        return self._call(
+            "num.fill_na",
+            (default_value,),
+            _NUMBERS,
+            (_Param("default_value", _NUMBERS),),
+            result,
+            build,
+            nullable_result=False,
+        )

@@ -38,8 +38,8 @@ DIVISIONS = frozenset({"/", "//", "%"})
 
 _NUMBERS = (t.INT, t.FLOAT)
 _DATETIMES = (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC)
-_I64_MIN = -(2 ** 63)
-_I64_MAX = 2 ** 63 - 1
+_I64_MIN = -(2**63)
+_I64_MAX = 2**63 - 1
 
 
 # ------------------------------------------------------------------------------------------
@@ -79,8 +79,9 @@ def arithmetic_type(op: str, a: t.DType, b: t.DType) -> t.DType | None:
 
 def _duration_type(op: str, b: t.DType) -> t.DType | None:
     if b == t.DURATION:
-        return {"+": t.DURATION, "-": t.DURATION, "%": t.DURATION, "/": t.FLOAT,
-                "//": t.INT}.get(op)
+        return {"+": t.DURATION, "-": t.DURATION, "%": t.DURATION, "/": t.FLOAT, "//": t.INT}.get(
+            op
+        )
     if op == "+" and b in _DATETIMES:
         return b
     if op in ("*", "/") and b in _NUMBERS:
@@ -142,8 +143,9 @@ def _sequences_comparable(op: str, a: t.DType, b: t.DType) -> bool:
 # ------------------------------------------------------------------------------------------
 
 
-def compile_binary(op: str, a: pl.Expr, b: pl.Expr, left: t.DType, right: t.DType,
-                   nullable: bool) -> pl.Expr:
+def compile_binary(
+    op: str, a: pl.Expr, b: pl.Expr, left: t.DType, right: t.DType, nullable: bool
+) -> pl.Expr:
     """The Polars expression for ``a op b``, whose operands have the (non-optional) types
     ``left`` and ``right``; ``nullable`` says whether either operand may be None."""
     if op in EQUALITY:
@@ -155,8 +157,13 @@ def compile_binary(op: str, a: pl.Expr, b: pl.Expr, left: t.DType, right: t.DTyp
     if op in BOOLEAN:
         return {"&": a & b, "|": a | b, "^": a ^ b}[op]
     if op in SHIFTS:
-        return _numpy(np.left_shift if op == "<<" else np.right_shift, a,
-                      b.cast(pl.Int64) & 63, pl.Int64(), pl.Int64())
+        return _numpy(
+            np.left_shift if op == "<<" else np.right_shift,
+            a,
+            b.cast(pl.Int64) & 63,
+            pl.Int64(),
+            pl.Int64(),
+        )
     if left == t.DURATION or right == t.DURATION:
         return _duration(op, a, b, left, right)
     if left in _NUMBERS and right in _NUMBERS:
@@ -184,8 +191,13 @@ def _numeric(op: str, a: pl.Expr, b: pl.Expr, left: t.DType, right: t.DType) -> 
             return _int_power(a, b)
         return a.cast(pl.Float64).pow(b)
     if both_int or op in ("+", "-", "*"):
-        return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
-                "//": lambda: a // b, "%": lambda: a % b}[op]()
+        return {
+            "+": lambda: a + b,
+            "-": lambda: a - b,
+            "*": lambda: a * b,
+            "//": lambda: a // b,
+            "%": lambda: a % b,
+        }[op]()
     if op == "//":
         return _numpy(_floor_divide, a, b, pl.Float64(), pl.Float64())
     return _numpy(np.remainder, a, b, pl.Float64(), pl.Float64())
@@ -200,10 +212,13 @@ def _int_power(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     exponent = b.cast(pl.Int64)
     positive = a.pow(exponent.clip(lower_bound=0)).cast(pl.Int64)
     odd = (exponent % 2) != 0
-    negative = (pl.when(a == 1).then(pl.lit(1, pl.Int64))
-                .when(a == -1).then(pl.when(odd).then(pl.lit(-1, pl.Int64))
-                                    .otherwise(pl.lit(1, pl.Int64)))
-                .otherwise(pl.lit(0, pl.Int64)))
+    negative = (
+        pl.when(a == 1)
+        .then(pl.lit(1, pl.Int64))
+        .when(a == -1)
+        .then(pl.when(odd).then(pl.lit(-1, pl.Int64)).otherwise(pl.lit(1, pl.Int64)))
+        .otherwise(pl.lit(0, pl.Int64))
+    )
     return pl.when(exponent < 0).then(negative).otherwise(positive)
 
 
@@ -242,14 +257,24 @@ def _truncating_division(x: pl.Expr, y: pl.Expr) -> pl.Expr:
 
 def _saturated_nanos(value: pl.Expr) -> pl.Expr:
     """Float nanoseconds to int64, toward zero, clamped to the int64 range (NaN is 0)."""
-    return (pl.when(value.is_nan()).then(pl.lit(0, pl.Int64))
-            .when(value >= float(2 ** 63)).then(pl.lit(_I64_MAX, pl.Int64))
-            .when(value <= float(_I64_MIN)).then(pl.lit(_I64_MIN, pl.Int64))
-            .otherwise(value.cast(pl.Int64, strict=False)))
+    return (
+        pl.when(value.is_nan())
+        .then(pl.lit(0, pl.Int64))
+        .when(value >= float(2**63))
+        .then(pl.lit(_I64_MAX, pl.Int64))
+        .when(value <= float(_I64_MIN))
+        .then(pl.lit(_I64_MIN, pl.Int64))
+        .otherwise(value.cast(pl.Int64, strict=False))
+    )
 
 
-def _numpy(function: Callable[[np.ndarray, np.ndarray], Any], a: pl.Expr, b: pl.Expr,
-           operands: pl.DataType, result: pl.DataType) -> pl.Expr:
+def _numpy(
+    function: Callable[[np.ndarray, np.ndarray], Any],
+    a: pl.Expr,
+    b: pl.Expr,
+    operands: pl.DataType,
+    result: pl.DataType,
+) -> pl.Expr:
     """``function`` (a numpy ufunc) over two columns, None where either operand is None.
 
     Polars computes some of these differently from IEEE/Python (see the module's text);

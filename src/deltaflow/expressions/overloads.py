@@ -141,4 +141,3 @@ class OperatorOverloads:
 
     def __getitem__(self, index: Any) -> ColumnExpression:
         return self._indexed(index)
-

@@ -14,8 +14,9 @@ class AllColumns(ColumnExpression):
     a placeholder slice (``pw.left.without("a").with_prefix("l_")``) also renames and picks
     columns, as its ``steps`` say."""
 
-    def __init__(self, source: Any, excluded: tuple[str, ...] = (),
-                 steps: tuple[tuple[str, Any], ...] = ()) -> None:
+    def __init__(
+        self, source: Any, excluded: tuple[str, ...] = (), steps: tuple[tuple[str, Any], ...] = ()
+    ) -> None:
         super().__init__()
         self.source = source
         self.excluded = excluded
@@ -109,8 +110,9 @@ class PlaceholderSlice:
         return f"{self._source!r}[slice]"
 
 
-def expand_keywords(kwargs: dict[str, Any], expand: Callable[[list[Any]], list[Any]]
-                    ) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+def expand_keywords(
+    kwargs: dict[str, Any], expand: Callable[[list[Any]], list[Any]]
+) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
     """Select's keywords split into the columns of its ``**slice`` arguments (expanded by
     ``expand``; a name given by two slices takes the later one, as a dict merge does in
     Pathway) and the ordinary keywords."""
@@ -163,23 +165,42 @@ class Placeholder:
         """The id a row keyed by ``args`` has (the same for every table)."""
         from deltaflow.expressions.base import PointerFrom, wrap_value
 
-        return PointerFrom(*(wrap_value(a) for a in args), optional=optional,
-                           instance=None if instance is None else wrap_value(instance))
+        return PointerFrom(
+            *(wrap_value(a) for a in args),
+            optional=optional,
+            instance=None if instance is None else wrap_value(instance),
+        )
 
-    def ix(self, expression: Any, *, optional: bool = False, context: Any = None,
-           allow_misses: bool = False) -> Any:
+    def ix(
+        self,
+        expression: Any,
+        *,
+        optional: bool = False,
+        context: Any = None,
+        allow_misses: bool = False,
+    ) -> Any:
         """Rows of the table this operation works on, looked up by ``expression``."""
         from deltaflow.expressions.base import wrap_value
         from deltaflow.expressions.deferred import DeferredIx
 
-        return DeferredIx(self, wrap_value(expression), optional=optional,
-                          allow_misses=allow_misses)
+        return DeferredIx(
+            self, wrap_value(expression), optional=optional, allow_misses=allow_misses
+        )
 
-    def ix_ref(self, *args: Any, optional: bool = False, context: Any = None,
-               instance: Any = None, allow_misses: bool = False) -> Any:
+    def ix_ref(
+        self,
+        *args: Any,
+        optional: bool = False,
+        context: Any = None,
+        instance: Any = None,
+        allow_misses: bool = False,
+    ) -> Any:
         """``ix`` by key values: the row whose id ``pointer_from(*args)`` gives."""
-        return self.ix(self.pointer_from(*args, optional=optional, instance=instance),
-                       optional=optional, allow_misses=allow_misses)
+        return self.ix(
+            self.pointer_from(*args, optional=optional, instance=instance),
+            optional=optional,
+            allow_misses=allow_misses,
+        )
 
     def without(self, *columns: str | ColumnReference) -> PlaceholderSlice:
         return PlaceholderSlice(self).without(*columns)

@@ -11,8 +11,14 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-_FUNCTIONS = {"IfElse": "if_else", "Coalesce": "coalesce", "Require": "require",
-              "MakeTuple": "make_tuple", "Unwrap": "unwrap", "FillError": "fill_error"}
+_FUNCTIONS = {
+    "IfElse": "if_else",
+    "Coalesce": "coalesce",
+    "Require": "require",
+    "MakeTuple": "make_tuple",
+    "Unwrap": "unwrap",
+    "FillError": "fill_error",
+}
 
 
 class _Printer:
@@ -70,8 +76,9 @@ class _Printer:
             receiver, *rest = expr.args
             shown = getattr(expr, "shown_args", None)
             if shown is not None:  # the arguments as the user wrote them
-                given = ", ".join(self.text(v) if hasattr(v, "children") else repr(v)
-                                  for v in shown)
+                given = ", ".join(
+                    self.text(v) if hasattr(v, "children") else repr(v) for v in shown
+                )
                 return f"({self.text(receiver)}).{name}({given})"
             return f"({self.text(receiver)}).{name}({self.args(rest)})"
         if kind == "ReducerExpression":

@@ -37,8 +37,9 @@ class Scope:
     its type, or raises ``KeyError``/``ValueError`` with a message for the user.
     """
 
-    def __init__(self, description: str,
-                 resolver: Callable[[ColumnReference], tuple[str, t.DType]]) -> None:
+    def __init__(
+        self, description: str, resolver: Callable[[ColumnReference], tuple[str, t.DType]]
+    ) -> None:
         self.description = description
         self._resolver = resolver
         self._types: dict[int, t.DType] = {}
@@ -65,9 +66,11 @@ class Scope:
         for child in expr.children():
             dtype = self._types.get(id(child))  # the children _infer typed (no new lookups)
             if getattr(dtype, "is_future", False):
-                raise self.fail(f"cannot compute {expr!r}: {child!r} has type {dtype!r} (a "
-                                f"fully asynchronous UDF's result, maybe not there yet); "
-                                f"call await_futures() on the table first")
+                raise self.fail(
+                    f"cannot compute {expr!r}: {child!r} has type {dtype!r} (a "
+                    f"fully asynchronous UDF's result, maybe not there yet); "
+                    f"call await_futures() on the table first"
+                )
 
     def fail(self, message: str) -> ExpressionError:
         return ExpressionError(f"{self.description}: {message}")

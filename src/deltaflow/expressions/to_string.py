@@ -38,8 +38,10 @@ class ToString(ColumnExpression):
     def _infer(self, scope: Scope) -> t.DType:
         source = scope.dtype_of(self.arg).strip_optional()
         if source == t.DURATION:
-            raise scope.fail("to_string() of a Duration is not supported; use "
-                             "dt.total_seconds() or dt.nanoseconds() and format the number")
+            raise scope.fail(
+                "to_string() of a Duration is not supported; use "
+                "dt.total_seconds() or dt.nanoseconds() and format the number"
+            )
         return t.STR
 
     def computed_in_python(self, scope: Scope) -> bool:
@@ -69,6 +71,5 @@ class ToString(ColumnExpression):
 def _text(value: Any) -> str:
     if isinstance(value, t.Json):
         # through Json's own text first: it knows how to write numpy values and nested Json
-        return json.dumps(json.loads(value.dumps()), separators=(",", ":"),
-                          ensure_ascii=False)
+        return json.dumps(json.loads(value.dumps()), separators=(",", ":"), ensure_ascii=False)
     return "None" if value is None else str(value)

@@ -38,8 +38,22 @@ if TYPE_CHECKING:
     )
 
 _SUBMODULES = {
-    "csv", "jsonlines", "plaintext", "fs", "python", "null", "sqlite", "s3", "minio",
-    "dynamodb", "postgres", "http", "kafka", "redpanda", "deltalake", "connector",
+    "csv",
+    "jsonlines",
+    "plaintext",
+    "fs",
+    "python",
+    "null",
+    "sqlite",
+    "s3",
+    "minio",
+    "dynamodb",
+    "postgres",
+    "http",
+    "kafka",
+    "redpanda",
+    "deltalake",
+    "connector",
 }
 _TOP_LEVEL = {
     "subscribe": "deltaflow.io.subscribe",

@@ -35,9 +35,15 @@ class FrameSink(Sink):
 
     accepts_parts = False  # one call per time, with the whole time
 
-    def __init__(self, name: str, columns: dict[str, t.DType], *,
-                 on_change: OnFrameCallback, on_end: Callable[[], Any] | None,
-                 include_id: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        columns: dict[str, t.DType],
+        *,
+        on_change: OnFrameCallback,
+        on_end: Callable[[], Any] | None,
+        include_id: bool,
+    ) -> None:
         self.name = name
         self.stats = ConnectorStats()
         self._names = list(columns)
@@ -48,10 +54,14 @@ class FrameSink(Sink):
     def frame(self, time: int, batch: pl.DataFrame) -> pl.DataFrame:
         """What ``on_change`` receives for ``batch`` at ``time``: the id (if included), the
         columns, ``time`` (UInt64: the final time does not fit an Int64) and ``diff``."""
-        selected = ([pl.col(ID).alias(FRAME_ID)] if self._include_id else []) + \
-            [pl.col(name) for name in self._names]
-        return batch.select(*selected, pl.lit(time, dtype=pl.UInt64).alias(FRAME_TIME),
-                            pl.col(DIFF).alias(FRAME_DIFF))
+        selected = ([pl.col(ID).alias(FRAME_ID)] if self._include_id else []) + [
+            pl.col(name) for name in self._names
+        ]
+        return batch.select(
+            *selected,
+            pl.lit(time, dtype=pl.UInt64).alias(FRAME_TIME),
+            pl.col(DIFF).alias(FRAME_DIFF),
+        )
 
     def on_batch(self, time: int, batch: pl.DataFrame) -> None:
         self.stats.rows_written += batch.height
@@ -60,8 +70,9 @@ class FrameSink(Sink):
         try:
             self._on_change(frame)
         except Exception as exc:
-            raise ConnectorError(self.name, f"the on_change callback raised "
-                                            f"{type(exc).__name__}: {exc}") from exc
+            raise ConnectorError(
+                self.name, f"the on_change callback raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     def on_end(self) -> None:
         if self._on_end is None:
@@ -69,13 +80,19 @@ class FrameSink(Sink):
         try:
             self._on_end()
         except Exception as exc:
-            raise ConnectorError(self.name, f"the on_end callback raised "
-                                            f"{type(exc).__name__}: {exc}") from exc
+            raise ConnectorError(
+                self.name, f"the on_end callback raised {type(exc).__name__}: {exc}"
+            ) from exc
 
 
-def subscribe_frames(table: Any, on_change: OnFrameCallback,
-                     on_end: Callable[[], Any] | None = None, *, name: str | None = None,
-                     include_id: bool = True) -> None:
+def subscribe_frames(
+    table: Any,
+    on_change: OnFrameCallback,
+    on_end: Callable[[], Any] | None = None,
+    *,
+    name: str | None = None,
+    include_id: bool = True,
+) -> None:
     """Call ``on_change(frame)`` once per time at which ``table`` changed, and ``on_end()``
     when the run ends.
 
@@ -125,11 +142,17 @@ def subscribe_frames(table: Any, on_change: OnFrameCallback,
     reserved = ({FRAME_ID} if include_id else set()) | {FRAME_TIME, FRAME_DIFF}
     clashing = sorted(reserved & set(table._columns))
     if clashing:
-        raise ValueError(f"{where}: the table has columns named {clashing}, which the frames "
-                         f"use for the changes' {' and '.join(clashing)}; rename them first "
-                         f"(table.rename(...))")
+        raise ValueError(
+            f"{where}: the table has columns named {clashing}, which the frames "
+            f"use for the changes' {' and '.join(clashing)}; rename them first "
+            f"(table.rename(...))"
+        )
     runner = _AsyncRunner()
-    sink = FrameSink(name or "subscribe_frames", dict(table._columns),
-                     on_change=runner.wrap(on_change), on_end=runner.wrap(on_end),
-                     include_id=include_id)
+    sink = FrameSink(
+        name or "subscribe_frames",
+        dict(table._columns),
+        on_change=runner.wrap(on_change),
+        on_end=runner.wrap(on_end),
+        include_id=include_id,
+    )
     add_output(table, sink)

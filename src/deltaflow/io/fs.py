@@ -76,8 +76,14 @@ def _owner(uid: int) -> str:
 class _Pieces:
     """A file being read in pieces of whole lines (``FileReader(chunk_bytes=...)``)."""
 
-    def __init__(self, handle: BinaryIO, first: bytes, chunk_bytes: int,
-                 metadata: dict[str, Any], offset: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        handle: BinaryIO,
+        first: bytes,
+        chunk_bytes: int,
+        metadata: dict[str, Any],
+        offset: tuple[str, int],
+    ) -> None:
         self.handle = handle
         self.pending = first
         self.chunk_bytes = chunk_bytes
@@ -110,9 +116,16 @@ class FileReader(Reader):
     with a row per line only), one ``Data`` event each, within the file's block.
     """
 
-    def __init__(self, path: str, *, object_pattern: str = "*", streaming: bool = False,
-                 read_contents: bool = True, poll_interval_s: float = 0.1,
-                 chunk_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        object_pattern: str = "*",
+        streaming: bool = False,
+        read_contents: bool = True,
+        poll_interval_s: float = 0.1,
+        chunk_bytes: int | None = None,
+    ) -> None:
         self.path = path
         self.chunk_bytes = chunk_bytes
         self.object_pattern = object_pattern
@@ -189,8 +202,11 @@ class FileReader(Reader):
     def _list(self) -> list[str]:
         if glob.has_magic(self.path):
             found = glob.glob(self.path, recursive=True)
-            return sorted(p for p in found if os.path.isfile(p)
-                          and fnmatch.fnmatch(os.path.basename(p), self.object_pattern))
+            return sorted(
+                p
+                for p in found
+                if os.path.isfile(p) and fnmatch.fnmatch(os.path.basename(p), self.object_pattern)
+            )
         if os.path.isfile(self.path):
             return [self.path]
         files = []
@@ -235,9 +251,11 @@ class FileReader(Reader):
                 self._retract(path)
             return
         metadata = {
-            "created_at": int(stat.st_ctime), "modified_at": int(stat.st_mtime),
-            "owner": _owner(stat.st_uid), "path": path, "size": len(content)
-            if self.read_contents and pieces is None else stat.st_size,
+            "created_at": int(stat.st_ctime),
+            "modified_at": int(stat.st_mtime),
+            "owner": _owner(stat.st_uid),
+            "path": path,
+            "size": len(content) if self.read_contents and pieces is None else stat.st_size,
             "seen_at": int(_time.time()),
         }
         self._known[path] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
@@ -279,9 +297,11 @@ class FileWriter(Writer):
                 self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close/abort
             except FileNotFoundError as exc:
                 directory = os.path.dirname(os.path.abspath(self.path))
-                raise OSError(f"cannot create the output file {self.path}: the directory "
-                              f"{directory} does not exist (create it first; the writer does "
-                              f"not create directories)") from exc
+                raise OSError(
+                    f"cannot create the output file {self.path}: the directory "
+                    f"{directory} does not exist (create it first; the writer does "
+                    f"not create directories)"
+                ) from exc
             if self.header:
                 self._file.write(self.header)
         return self._file
@@ -310,15 +330,21 @@ class FileWriter(Writer):
         try:
             handle = open(self.path, "r+b")  # noqa: SIM115 - closed in close/abort
         except FileNotFoundError:
-            logger.warning("output file %s: it was written by the run that made the "
-                           "checkpoint but is gone; writing it again from this run's changes",
-                           self.path)
+            logger.warning(
+                "output file %s: it was written by the run that made the "
+                "checkpoint but is gone; writing it again from this run's changes",
+                self.path,
+            )
             return None
         size = handle.seek(0, os.SEEK_END)
         if size < keep:
-            logger.warning("output file %s: it is shorter (%d bytes) than when the checkpoint "
-                           "was made (%d bytes); continuing after what is there", self.path,
-                           size, keep)
+            logger.warning(
+                "output file %s: it is shorter (%d bytes) than when the checkpoint "
+                "was made (%d bytes); continuing after what is there",
+                self.path,
+                size,
+                keep,
+            )
             return handle
         handle.truncate(keep)
         handle.seek(keep)
@@ -342,62 +368,105 @@ def _check_path(path: Any, connector: str) -> str:
         base = path.split("*")[0].split("?")[0].split("[")[0]
         base = os.path.dirname(base) or "."
         if not os.path.isdir(base):
-            raise FileNotFoundError(f"{connector}: the directory {base!r} of the pattern "
-                                    f"{path!r} does not exist")
+            raise FileNotFoundError(
+                f"{connector}: the directory {base!r} of the pattern {path!r} does not exist"
+            )
     elif not os.path.exists(path):
         raise FileNotFoundError(f"{connector}: the path {path!r} does not exist")
     return path
 
 
-def read_files(path: Any, fmt: str, *, schema: Any, mode: str, csv_settings: Any,
-               json_field_paths: Any, object_pattern: str, with_metadata: bool,
-               name: str | None, autocommit_duration_ms: Any, max_backlog_size: Any,
-               connector: str, kwargs: dict[str, Any]) -> Any:
+def read_files(
+    path: Any,
+    fmt: str,
+    *,
+    schema: Any,
+    mode: str,
+    csv_settings: Any,
+    json_field_paths: Any,
+    object_pattern: str,
+    with_metadata: bool,
+    name: str | None,
+    autocommit_duration_ms: Any,
+    max_backlog_size: Any,
+    connector: str,
+    kwargs: dict[str, Any],
+) -> Any:
     """Shared body of the file ``read`` functions (fs, csv, jsonlines, plaintext)."""
     label = f"pw.io.{connector}.read"
     if fmt not in READ_FORMATS:
-        raise ValueError(f"{label}: unknown format {fmt!r}; expected one of "
-                         f"{', '.join(READ_FORMATS)}")
+        raise ValueError(
+            f"{label}: unknown format {fmt!r}; expected one of {', '.join(READ_FORMATS)}"
+        )
     path = _check_path(path, label)
     # The schema is checked per format below (some formats have fixed columns).
-    options = check_read_options(label, default_name=f"{connector}:{path}", mode=mode,
-                                 autocommit_duration_ms=autocommit_duration_ms,
-                                 max_backlog_size=max_backlog_size, name=name,
-                                 schema_required=False, **kwargs)
+    options = check_read_options(
+        label,
+        default_name=f"{connector}:{path}",
+        mode=mode,
+        autocommit_duration_ms=autocommit_duration_ms,
+        max_backlog_size=max_backlog_size,
+        name=name,
+        schema_required=False,
+        **kwargs,
+    )
     if csv_settings is not None and not isinstance(csv_settings, CsvParserSettings):
         raise TypeError(f"{label}: csv_settings must be a pw.io.CsvParserSettings")
     if json_field_paths is not None and not isinstance(json_field_paths, dict):
-        raise TypeError(f"{label}: json_field_paths must be a dict of column -> JSON "
-                        f"pointer")
+        raise TypeError(f"{label}: json_field_paths must be a dict of column -> JSON pointer")
     table_schema = format_schema(fmt, schema, label)
     if json_field_paths:
         unknown = set(json_field_paths) - set(table_schema.columns())
         if unknown:
-            raise ValueError(f"{label}: json_field_paths names columns that are not in the "
-                             f"schema: {', '.join(sorted(unknown))}")
-    parser = parser_for_format(fmt, column_specs(table_schema), csv_settings=csv_settings,
-                               json_field_paths=json_field_paths)
+            raise ValueError(
+                f"{label}: json_field_paths names columns that are not in the "
+                f"schema: {', '.join(sorted(unknown))}"
+            )
+    parser = parser_for_format(
+        fmt,
+        column_specs(table_schema),
+        csv_settings=csv_settings,
+        json_field_paths=json_field_paths,
+    )
     if with_metadata or fmt == "only_metadata":
         table_schema = with_metadata_column(table_schema)
 
     def make_reader() -> FileReader:
-        return FileReader(path, object_pattern=object_pattern, streaming=options.streaming,
-                          read_contents=fmt != "only_metadata",
-                          chunk_bytes=CHUNK_BYTES if fmt in LINE_FORMATS else None)
+        return FileReader(
+            path,
+            object_pattern=object_pattern,
+            streaming=options.streaming,
+            read_contents=fmt != "only_metadata",
+            chunk_bytes=CHUNK_BYTES if fmt in LINE_FORMATS else None,
+        )
 
     return input_table(replace(options, schema=table_schema), make_reader, parser)
 
 
-def read(path: str | os.PathLike, format: Literal["csv", "json", "plaintext",  # noqa: A002
-                                                   "plaintext_by_file", "binary",
-                                                   "only_metadata"], *,
-         schema: type[Schema] | None = None,
-         mode: Literal["streaming", "static"] = "streaming",
-         csv_settings: CsvParserSettings | None = None,
-         json_field_paths: dict[str, str] | None = None, object_pattern: str = "*",
-         with_metadata: bool = False, name: str | None = None,
-         autocommit_duration_ms: int | None = 1500, max_backlog_size: int | None = None,
-         debug_data: Any = None, _stacklevel: int = 1, **kwargs: Any) -> Any:
+def read(
+    path: str | os.PathLike,
+    format: Literal[
+        "csv",
+        "json",
+        "plaintext",  # noqa: A002
+        "plaintext_by_file",
+        "binary",
+        "only_metadata",
+    ],
+    *,
+    schema: type[Schema] | None = None,
+    mode: Literal["streaming", "static"] = "streaming",
+    csv_settings: CsvParserSettings | None = None,
+    json_field_paths: dict[str, str] | None = None,
+    object_pattern: str = "*",
+    with_metadata: bool = False,
+    name: str | None = None,
+    autocommit_duration_ms: int | None = 1500,
+    max_backlog_size: int | None = None,
+    debug_data: Any = None,
+    _stacklevel: int = 1,
+    **kwargs: Any,
+) -> Any:
     """A table read from a file, a directory or a glob, in the given format.
 
     ``csv``/``json`` need a ``schema``; ``plaintext`` gives one ``data: str`` row per line,
@@ -406,15 +475,32 @@ def read(path: str | os.PathLike, format: Literal["csv", "json", "plaintext",  #
     ``_metadata`` Json column (path, size, owner, created/modified/seen times).
     ``debug_data`` is accepted for compatibility and ignored.
     """
-    return read_files(path, format, schema=schema, mode=mode, csv_settings=csv_settings,
-                      json_field_paths=json_field_paths, object_pattern=object_pattern,
-                      with_metadata=with_metadata, name=name,
-                      autocommit_duration_ms=autocommit_duration_ms,
-                      max_backlog_size=max_backlog_size, connector="fs", kwargs=kwargs)
+    return read_files(
+        path,
+        format,
+        schema=schema,
+        mode=mode,
+        csv_settings=csv_settings,
+        json_field_paths=json_field_paths,
+        object_pattern=object_pattern,
+        with_metadata=with_metadata,
+        name=name,
+        autocommit_duration_ms=autocommit_duration_ms,
+        max_backlog_size=max_backlog_size,
+        connector="fs",
+        kwargs=kwargs,
+    )
 
 
-def write_file(table: Any, filename: Any, fmt: str, *, name: str | None,
-               sort_by: Iterable[Any] | None, connector: str) -> None:
+def write_file(
+    table: Any,
+    filename: Any,
+    fmt: str,
+    *,
+    name: str | None,
+    sort_by: Iterable[Any] | None,
+    connector: str,
+) -> None:
     """Shared body of the file ``write`` functions."""
     label = f"pw.io.{connector}.write"
     if fmt not in WRITE_FORMATS:
@@ -422,8 +508,9 @@ def write_file(table: Any, filename: Any, fmt: str, *, name: str | None,
     if not isinstance(filename, str | os.PathLike):
         raise TypeError(f"{label}: filename must be a string or a path, got {filename!r}")
     path = os.fspath(filename)
-    options = check_write_options(label, table, default_name=f"{connector}:{path}", name=name,
-                                  sort_by=sort_by)
+    options = check_write_options(
+        label, table, default_name=f"{connector}:{path}", name=name, sort_by=sort_by
+    )
     # A missing directory is an OSError of the run (when the file is created), as in Pathway.
     columns = options.columns
     formatter: Formatter
@@ -436,8 +523,14 @@ def write_file(table: Any, filename: Any, fmt: str, *, name: str | None,
     output_table(options, writer, formatter)
 
 
-def write(table: Any, filename: str | os.PathLike, format: Literal["json", "csv"],  # noqa: A002
-          *, name: str | None = None, sort_by: Iterable[Any] | None = None) -> None:
+def write(
+    table: Any,
+    filename: str | os.PathLike,
+    format: Literal["json", "csv"],  # noqa: A002
+    *,
+    name: str | None = None,
+    sort_by: Iterable[Any] | None = None,
+) -> None:
     """Write every change of ``table`` to ``filename`` as CSV or JSON lines, with ``time`` and
     ``diff`` columns; the file is flushed once per time."""
     write_file(table, filename, format, name=name, sort_by=sort_by, connector="fs")

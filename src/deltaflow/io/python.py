@@ -59,11 +59,16 @@ class _Failure:
 class ConnectorSubject(ABC):
     """Subclass it and implement :meth:`run`, which sends rows with :meth:`next` & co."""
 
-    def __init__(self, datasource_name: str = "python", *,
-                 session_type: Literal["native", "upsert"] = "native") -> None:
+    def __init__(
+        self,
+        datasource_name: str = "python",
+        *,
+        session_type: Literal["native", "upsert"] = "native",
+    ) -> None:
         if session_type not in ("native", "upsert"):
-            raise ValueError(f"ConnectorSubject: session_type must be 'native' or 'upsert', "
-                             f"got {session_type!r}")
+            raise ValueError(
+                f"ConnectorSubject: session_type must be 'native' or 'upsert', got {session_type!r}"
+            )
         self._datasource_name = datasource_name
         self._session_type = session_type
         self._buffer: collections.deque[Any] = collections.deque()
@@ -139,11 +144,14 @@ class ConnectorSubject(ABC):
     # --- run control -----------------------------------------------------------------------
     def _start(self) -> None:
         if self._started:
-            raise RuntimeError(f"the ConnectorSubject {type(self).__name__} was already run; "
-                               f"create a new one for each run")
+            raise RuntimeError(
+                f"the ConnectorSubject {type(self).__name__} was already run; "
+                f"create a new one for each run"
+            )
         self._started = True
-        self._thread = threading.Thread(target=self._run_thread, daemon=True,
-                                        name=f"deltaflow-subject-{type(self).__name__}")
+        self._thread = threading.Thread(
+            target=self._run_thread, daemon=True, name=f"deltaflow-subject-{type(self).__name__}"
+        )
         self._thread.start()
 
     def _run_thread(self) -> None:
@@ -211,10 +219,15 @@ class _SubjectReader(Reader):
         self._sent += len(rows)
         same_kind = kinds[0] if kinds.count(kinds[0]) == len(kinds) else None
         has_keys = any(k is not None for k in keys)
-        return Data(DictsContext(rows, kinds=same_kind or kinds,
-                                 keys=keys if has_keys else None,
-                                 metadata={"path": "message", "first": first}),
-                    offset=("messages", self._sent))
+        return Data(
+            DictsContext(
+                rows,
+                kinds=same_kind or kinds,
+                keys=keys if has_keys else None,
+                metadata={"path": "message", "first": first},
+            ),
+            offset=("messages", self._sent),
+        )
 
     def wait(self, timeout: float) -> None:
         self.subject._ready.wait(timeout)
@@ -244,21 +257,21 @@ class _MessageParser(Parser):
             if row is not None:
                 rows.append(row)
                 keep.append(index)
-        kinds = context.kinds if isinstance(context.kinds, str) else \
-            [context.kinds[i] for i in keep]
+        kinds = (
+            context.kinds if isinstance(context.kinds, str) else [context.kinds[i] for i in keep]
+        )
         keys = None if context.keys is None else [context.keys[i] for i in keep]
-        block = self._rows.parse(DictsContext(rows, kinds=kinds, keys=keys,
-                                              metadata={"path": "message"}))
+        block = self._rows.parse(
+            DictsContext(rows, kinds=kinds, keys=keys, metadata={"path": "message"})
+        )
         if block.errors:
             for error in block.errors:  # renumber "message N" from the subject's start
                 number = int(error.where.rsplit(" ", 1)[1])
                 error.where = f"message {first + keep[number - 1]}"
-        block.errors = sorted(errors + block.errors,
-                              key=lambda e: int(e.where.rsplit(" ", 1)[1]))
+        block.errors = sorted(errors + block.errors, key=lambda e: int(e.where.rsplit(" ", 1)[1]))
         return block
 
-    def _row(self, message: Any, number: int, errors: list[ParseError]
-             ) -> Mapping[str, Any] | None:
+    def _row(self, message: Any, number: int, errors: list[ParseError]) -> Mapping[str, Any] | None:
         if self.format == "json":
             if isinstance(message, Mapping):
                 return message
@@ -275,15 +288,25 @@ class _MessageParser(Parser):
             return message
         if self.format == "binary":
             return {"data": message if isinstance(message, bytes) else str(message).encode()}
-        return {"data": message.decode("utf-8", errors="replace")
-                if isinstance(message, bytes) else str(message)}
+        return {
+            "data": message.decode("utf-8", errors="replace")
+            if isinstance(message, bytes)
+            else str(message)
+        }
 
 
-def read(subject: ConnectorSubject, *, schema: type[Schema] | None = None,
-         format: Literal["json", "raw", "binary"] | None = None,  # noqa: A002
-         autocommit_duration_ms: int | None = 1500, debug_data: Any = None,
-         name: str | None = None, max_backlog_size: int | None = None, _stacklevel: int = 1,
-         **kwargs: Any) -> Any:
+def read(
+    subject: ConnectorSubject,
+    *,
+    schema: type[Schema] | None = None,
+    format: Literal["json", "raw", "binary"] | None = None,  # noqa: A002
+    autocommit_duration_ms: int | None = 1500,
+    debug_data: Any = None,
+    name: str | None = None,
+    max_backlog_size: int | None = None,
+    _stacklevel: int = 1,
+    **kwargs: Any,
+) -> Any:
     """A table fed by ``subject``'s :meth:`ConnectorSubject.run`.
 
     With a ``schema`` (format ``json``) messages are rows; with ``format='raw'`` (``data:
@@ -292,8 +315,9 @@ def read(subject: ConnectorSubject, *, schema: type[Schema] | None = None,
     """
     label = "pw.io.python.read"
     if not isinstance(subject, ConnectorSubject):
-        raise TypeError(f"{label}: subject must be a pw.io.python.ConnectorSubject, "
-                        f"got {subject!r}")
+        raise TypeError(
+            f"{label}: subject must be a pw.io.python.ConnectorSubject, got {subject!r}"
+        )
     if format not in (None, "json", "raw", "binary"):
         raise ValueError(f"{label}: format must be 'json', 'raw' or 'binary', got {format!r}")
     autocommit = check_autocommit(autocommit_duration_ms, label)
@@ -301,8 +325,9 @@ def read(subject: ConnectorSubject, *, schema: type[Schema] | None = None,
     check_extra_kwargs(kwargs, label)
     if format in ("raw", "binary"):
         if schema is not None:
-            raise ValueError(f"{label}: format {format!r} produces one 'data' column; do not "
-                             f"give a schema")
+            raise ValueError(
+                f"{label}: format {format!r} produces one 'data' column; do not give a schema"
+            )
         schema = schema_from_types(data=bytes if format == "binary" else str)
     else:
         format = "json"
@@ -311,22 +336,28 @@ def read(subject: ConnectorSubject, *, schema: type[Schema] | None = None,
         check_schema(schema, label)
     assert schema is not None
     if subject._session_type == "upsert" and not schema.primary_key_columns():
-        raise ValueError(f"{label}: an upsert session needs a primary key in the schema "
-                         f"(pw.column_definition(primary_key=True))")
+        raise ValueError(
+            f"{label}: an upsert session needs a primary key in the schema "
+            f"(pw.column_definition(primary_key=True))"
+        )
     parser = _MessageParser(schema, format)
-    return reader_table(schema=schema, reader_factory=lambda: _SubjectReader(subject),
-                        parser=parser,
-                        name=name or f"python:{type(subject).__name__}", named=name is not None,
-                        autocommit_duration_ms=autocommit, max_backlog_size=backlog,
-                        keep_row_state=subject._session_type == "upsert")
+    return reader_table(
+        schema=schema,
+        reader_factory=lambda: _SubjectReader(subject),
+        parser=parser,
+        name=name or f"python:{type(subject).__name__}",
+        named=name is not None,
+        autocommit_duration_ms=autocommit,
+        max_backlog_size=backlog,
+        keep_row_state=subject._session_type == "upsert",
+    )
 
 
 class ConnectorObserver(ABC):
     """Receives a table's changes: subclass it and pass it to :func:`write`."""
 
     @abstractmethod
-    def on_change(self, key: t.Pointer, row: dict[str, Any], time: int,
-                  is_addition: bool) -> None:
+    def on_change(self, key: t.Pointer, row: dict[str, Any], time: int, is_addition: bool) -> None:
         """One row was added (``is_addition``) or removed at ``time``."""
 
     def on_time_end(self, time: int) -> None:  # noqa: B027 - optional hook
@@ -349,14 +380,17 @@ class AsyncConnectorObserver(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not inspect.iscoroutinefunction(cls.on_change):
-            raise TypeError(f"{cls.__name__}.on_change must be a coroutine function "
-                            f"('async def on_change(self, key, row, time, is_addition)') in "
-                            f"a pw.io.python.AsyncConnectorObserver; for a plain method "
-                            f"derive from pw.io.python.ConnectorObserver instead")
+            raise TypeError(
+                f"{cls.__name__}.on_change must be a coroutine function "
+                f"('async def on_change(self, key, row, time, is_addition)') in "
+                f"a pw.io.python.AsyncConnectorObserver; for a plain method "
+                f"derive from pw.io.python.ConnectorObserver instead"
+            )
 
     @abstractmethod
-    async def on_change(self, key: t.Pointer, row: dict[str, Any], time: int,
-                        is_addition: bool) -> None:
+    async def on_change(
+        self, key: t.Pointer, row: dict[str, Any], time: int, is_addition: bool
+    ) -> None:
         """One row was added (``is_addition``) or removed at ``time``."""
 
     def on_time_end(self, time: int) -> None:  # noqa: B027 - optional hook
@@ -366,8 +400,13 @@ class AsyncConnectorObserver(ABC):
         """The run ended and every call has completed."""
 
 
-def write(table: Any, observer: ConnectorObserver | AsyncConnectorObserver, *,
-          name: str | None = None, sort_by: Iterable[Any] | None = None) -> None:
+def write(
+    table: Any,
+    observer: ConnectorObserver | AsyncConnectorObserver,
+    *,
+    name: str | None = None,
+    sort_by: Iterable[Any] | None = None,
+) -> None:
     """Send every change of ``table`` to ``observer``.
 
     A :class:`ConnectorObserver` is called on the engine's thread, in order. An observer whose
@@ -378,20 +417,30 @@ def write(table: Any, observer: ConnectorObserver | AsyncConnectorObserver, *,
 
     label = "pw.io.python.write"
     if not isinstance(observer, ConnectorObserver | AsyncConnectorObserver):
-        raise TypeError(f"{label}: observer must be a pw.io.python.ConnectorObserver or "
-                        f"pw.io.python.AsyncConnectorObserver, got {observer!r}")
+        raise TypeError(
+            f"{label}: observer must be a pw.io.python.ConnectorObserver or "
+            f"pw.io.python.AsyncConnectorObserver, got {observer!r}"
+        )
     name = name or f"python:{type(observer).__name__}"
     sort_by = list(sort_by) if sort_by is not None else None
     if inspect.iscoroutinefunction(observer.on_change):
         if sort_by is not None:
-            raise ValueError(f"{label}: sort_by cannot be used with an asynchronous observer "
-                             f"({type(observer).__name__}): its on_change calls of one time "
-                             f"run concurrently, so they have no order to sort")
-        writer = AsyncCallbackWriter(name, observer.on_change, on_time_end=observer.on_time_end,
-                                     on_end=observer.on_end)
+            raise ValueError(
+                f"{label}: sort_by cannot be used with an asynchronous observer "
+                f"({type(observer).__name__}): its on_change calls of one time "
+                f"run concurrently, so they have no order to sort"
+            )
+        writer = AsyncCallbackWriter(
+            name, observer.on_change, on_time_end=observer.on_time_end, on_end=observer.on_end
+        )
         write_table(table, writer, TypedRowsFormatter(table._columns), name=name)
         return
-    sink = CallbackSink(name, table._columns,
-                        on_change=observer.on_change, on_time_end=observer.on_time_end,
-                        on_end=observer.on_end, sorted_by_user=bool(sort_by))
+    sink = CallbackSink(
+        name,
+        table._columns,
+        on_change=observer.on_change,
+        on_time_end=observer.on_time_end,
+        on_end=observer.on_end,
+        sorted_by_user=bool(sort_by),
+    )
     add_output(table, sink, sort_by=sort_by)

@@ -18,8 +18,9 @@ from deltaflow.io._core.callback_sink import CallbackSink
 class OnChangeCallback(Protocol):
     """``on_change(key, row, time, is_addition)``: one row was added or removed at ``time``."""
 
-    def __call__(self, key: t.Pointer, row: dict[str, Any], time: int,
-                 is_addition: bool) -> None: ...
+    def __call__(
+        self, key: t.Pointer, row: dict[str, Any], time: int, is_addition: bool
+    ) -> None: ...
 
 
 class OnFinishCallback(Protocol):
@@ -34,9 +35,15 @@ class OnTimeEndCallback(Protocol):
     def __call__(self, time: int) -> None: ...
 
 
-def subscribe(table: Any, on_change: OnChangeCallback, on_end: OnFinishCallback | None = None,
-              on_time_end: OnTimeEndCallback | None = None, *, name: str | None = None,
-              sort_by: Iterable[Any] | None = None) -> None:
+def subscribe(
+    table: Any,
+    on_change: OnChangeCallback,
+    on_end: OnFinishCallback | None = None,
+    on_time_end: OnTimeEndCallback | None = None,
+    *,
+    name: str | None = None,
+    sort_by: Iterable[Any] | None = None,
+) -> None:
     """Call ``on_change`` for every row added to or removed from ``table``, ``on_time_end``
     after each time and ``on_end`` when the run ends. Callbacks run on the engine's thread,
     right after each time is computed.
@@ -68,15 +75,23 @@ def subscribe(table: Any, on_change: OnChangeCallback, on_end: OnFinishCallback 
 
     if not isinstance(table, Table):
         raise TypeError(f"pw.io.subscribe: expected a table, got {table!r}")
-    for label, callback in (("on_change", on_change), ("on_end", on_end),
-                            ("on_time_end", on_time_end)):
+    for label, callback in (
+        ("on_change", on_change),
+        ("on_end", on_end),
+        ("on_time_end", on_time_end),
+    ):
         if callback is not None and not callable(callback):
             raise TypeError(f"pw.io.subscribe: {label} must be callable, got {callback!r}")
     sort_by = list(sort_by) if sort_by is not None else None
     runner = _AsyncRunner()
-    sink = CallbackSink(name or "subscribe", table._columns, on_change=runner.wrap(on_change),
-                        on_time_end=runner.wrap(on_time_end), on_end=runner.wrap(on_end),
-                        sorted_by_user=bool(sort_by))
+    sink = CallbackSink(
+        name or "subscribe",
+        table._columns,
+        on_change=runner.wrap(on_change),
+        on_time_end=runner.wrap(on_time_end),
+        on_end=runner.wrap(on_end),
+        sorted_by_user=bool(sort_by),
+    )
     add_output(table, sink, sort_by=sort_by)
 
 
@@ -104,8 +119,9 @@ class _AsyncRunner:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="deltaflow-subscribe-async",
-                                 daemon=True).start()
+                threading.Thread(
+                    target=loop.run_forever, name="deltaflow-subscribe-async", daemon=True
+                ).start()
                 self._loop = loop
             return self._loop
 

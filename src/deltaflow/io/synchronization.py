@@ -75,14 +75,18 @@ class SynchronizedColumn:
 
     def __post_init__(self) -> None:
         if not isinstance(self.column, ColumnReference):
-            raise TypeError(f"pw.io.SynchronizedColumn: column must be a column of an input "
-                            f"table (table.column), got {self.column!r}")
+            raise TypeError(
+                f"pw.io.SynchronizedColumn: column must be a column of an input "
+                f"table (table.column), got {self.column!r}"
+            )
         if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            raise TypeError(f"pw.io.SynchronizedColumn: priority must be an int, got "
-                            f"{self.priority!r}")
+            raise TypeError(
+                f"pw.io.SynchronizedColumn: priority must be an int, got {self.priority!r}"
+            )
         if self.priority < 0:
-            raise ValueError(f"pw.io.SynchronizedColumn: priority must be non-negative, got "
-                             f"{self.priority!r}")
+            raise ValueError(
+                f"pw.io.SynchronizedColumn: priority must be non-negative, got {self.priority!r}"
+            )
         _idle_seconds(self.idle_duration)  # fails now rather than when the run starts
 
 
@@ -94,11 +98,14 @@ def _idle_seconds(value: Any) -> float | None:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
-        raise TypeError(f"pw.io.SynchronizedColumn: idle_duration must be a number of seconds "
-                        f"(int or float) or a datetime.timedelta, got {type(value).__name__}")
+        raise TypeError(
+            f"pw.io.SynchronizedColumn: idle_duration must be a number of seconds "
+            f"(int or float) or a datetime.timedelta, got {type(value).__name__}"
+        )
     if not seconds >= 0:  # also rejects NaN
-        raise ValueError(f"pw.io.SynchronizedColumn: idle_duration must be non-negative, got "
-                         f"{value!r}")
+        raise ValueError(
+            f"pw.io.SynchronizedColumn: idle_duration must be non-negative, got {value!r}"
+        )
     return seconds
 
 
@@ -172,8 +179,13 @@ class SynchronizationGroup:
                 member.handle = handle
                 self._cond.notify_all()
 
-    def admit(self, session: InputSession, handle: SourceHandle, batch: pl.DataFrame,
-              stop: threading.Event) -> Iterator[tuple[pl.DataFrame, bool]]:
+    def admit(
+        self,
+        session: InputSession,
+        handle: SourceHandle,
+        batch: pl.DataFrame,
+        stop: threading.Event,
+    ) -> Iterator[tuple[pl.DataFrame, bool]]:
         """Yield ``(part, is_last)`` for consecutive parts of ``batch`` as the group lets them
         through, waiting in between. Ends early (without ``is_last``) when ``stop`` is set."""
         self.seen(session, handle)
@@ -201,10 +213,17 @@ class SynchronizationGroup:
                 member.head = int(values[end]) if end < batch.height else None
                 self._cond.notify_all()
             if end < batch.height:
-                logger.debug("sync group %r: %s holds back %d row(s) from value %s", self.name,
-                             member.label, batch.height - end, values[end])
-            yield (batch if start == 0 and end == batch.height else batch.slice(start, count),
-                   end == batch.height)
+                logger.debug(
+                    "sync group %r: %s holds back %d row(s) from value %s",
+                    self.name,
+                    member.label,
+                    batch.height - end,
+                    values[end],
+                )
+            yield (
+                batch if start == 0 and end == batch.height else batch.slice(start, count),
+                end == batch.height,
+            )
             start = end
 
     # --- the rule ------------------------------------------------------------------------
@@ -216,8 +235,11 @@ class SynchronizationGroup:
 
     def _constrains(self, other: _Member, now: float) -> bool:
         """Whether ``other`` currently holds the rest of the group back."""
-        if other.head is None and other.idle_s is not None \
-                and now - other.last_data >= other.idle_s:
+        if (
+            other.head is None
+            and other.idle_s is not None
+            and now - other.last_data >= other.idle_s
+        ):
             return False
         handle = other.handle
         if handle is not None:  # it committed in this run
@@ -241,8 +263,11 @@ class SynchronizationGroup:
                 return 0  # it has not read anything yet: wait for its first value
             allowed &= values <= min(position + self.max_difference, _INT64_MAX)
             if other.priority > member.priority:
-                ahead = values < other.head if other.head is not None \
+                ahead = (
+                    values < other.head
+                    if other.head is not None
                     else np.zeros(len(values), dtype=bool)
+                )
                 if other.reached is not None:
                     ahead |= values <= other.reached
                 allowed &= ahead
@@ -267,16 +292,19 @@ def _input_session(column: ColumnReference, where: str) -> InputSession:
     table = column.table
     node = getattr(table, "_node", None)
     if not isinstance(node, plan.InputNode) or not isinstance(node.source, InputSession):
-        raise ValueError(f"{where}: column {column.name!r} must belong to a table read by an "
-                         f"input connector (pw.io.*.read), not to a transformed or debug "
-                         f"table; got {table!r}")
+        raise ValueError(
+            f"{where}: column {column.name!r} must belong to a table read by an "
+            f"input connector (pw.io.*.read), not to a transformed or debug "
+            f"table; got {table!r}"
+        )
     if column.name not in node.columns:
         raise ValueError(f"{where}: {column.name!r} is not a column of {table!r}")
     return node.source
 
 
-def register_input_synchronization_group(*columns: ColumnReference | SynchronizedColumn,
-                                         max_difference: Any, name: str = "default") -> None:
+def register_input_synchronization_group(
+    *columns: ColumnReference | SynchronizedColumn, max_difference: Any, name: str = "default"
+) -> None:
     """Read the tables of ``columns`` in step: no source's column gets further than
     ``max_difference`` ahead of the others' (see the module docstring for the exact rule).
 
@@ -289,8 +317,9 @@ def register_input_synchronization_group(*columns: ColumnReference | Synchronize
     if not isinstance(name, str):
         raise TypeError(f"{where}: name must be a str, got {name!r}")
     if len(columns) < 2:
-        raise ValueError(f"{where}: give at least two columns (of different input tables), got "
-                         f"{len(columns)}")
+        raise ValueError(
+            f"{where}: give at least two columns (of different input tables), got {len(columns)}"
+        )
     specs: list[SynchronizedColumn] = []
     for column in columns:
         if isinstance(column, SynchronizedColumn):
@@ -298,23 +327,29 @@ def register_input_synchronization_group(*columns: ColumnReference | Synchronize
         elif isinstance(column, ColumnReference):
             specs.append(SynchronizedColumn(column))
         else:
-            raise TypeError(f"{where}: columns must be column references (table.column) or "
-                            f"pw.io.SynchronizedColumn, got {column!r}")
+            raise TypeError(
+                f"{where}: columns must be column references (table.column) or "
+                f"pw.io.SynchronizedColumn, got {column!r}"
+            )
     sessions: list[InputSession] = []
     dtypes: list[tuple[str, t.DType]] = []
     for position, spec in enumerate(specs):
         session = _input_session(spec.column, where)
         label = f"#{position + 1} ({spec.column.name!r} of {session.name!r})"
         if session in sessions or session.sync_group is not None:
-            raise ValueError(f"{where}: only one column of a table can be synchronized, and a "
-                             f"table belongs to one group at most; column {label} repeats a "
-                             f"table")
+            raise ValueError(
+                f"{where}: only one column of a table can be synchronized, and a "
+                f"table belongs to one group at most; column {label} repeats a "
+                f"table"
+            )
         sessions.append(session)
         dtype = session.columns[spec.column.name]
         if dtype not in _SUPPORTED:
-            raise ValueError(f"{where}: column {label} has type {dtype!r}; synchronization "
-                             f"groups support int, DateTimeNaive, DateTimeUtc and Duration "
-                             f"columns (not optional ones)")
+            raise ValueError(
+                f"{where}: column {label} has type {dtype!r}; synchronization "
+                f"groups support int, DateTimeNaive, DateTimeUtc and Duration "
+                f"columns (not optional ones)"
+            )
         dtypes.append((label, dtype))
     if len({dtype for _, dtype in dtypes}) > 1:
         found = ", ".join(f"column {label}: {dtype!r}" for label, dtype in dtypes)
@@ -324,15 +359,24 @@ def register_input_synchronization_group(*columns: ColumnReference | Synchronize
     with _GROUPS_LOCK:
         group = _GROUPS.get(name)
         if group is not None and (group.dtype != dtype or group.max_difference != difference):
-            raise ValueError(f"{where}: group {name!r} already exists with type "
-                             f"{group.dtype!r} and max_difference "
-                             f"{group.describe_difference()}; use another name or the same "
-                             f"settings")
+            raise ValueError(
+                f"{where}: group {name!r} already exists with type "
+                f"{group.dtype!r} and max_difference "
+                f"{group.describe_difference()}; use another name or the same "
+                f"settings"
+            )
         if group is None:
             group = _GROUPS[name] = SynchronizationGroup(name, dtype, difference)
         for spec, session in zip(specs, sessions, strict=True):
-            group.members.append(_Member(session, spec.column.name, session.name,
-                                         spec.priority, _idle_seconds(spec.idle_duration)))
+            group.members.append(
+                _Member(
+                    session,
+                    spec.column.name,
+                    session.name,
+                    spec.priority,
+                    _idle_seconds(spec.idle_duration),
+                )
+            )
             session.sync_group = group
 
 
@@ -340,14 +384,18 @@ def _check_max_difference(value: Any, dtype: t.DType, label: str, where: str) ->
     """``max_difference`` in the physical unit of ``dtype`` (ns for times), checked."""
     if dtype in _NUMERIC:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{where}: max_difference must be an int for int columns (such as "
-                             f"column {label}), got {value!r}")
+            raise ValueError(
+                f"{where}: max_difference must be an int for int columns (such as "
+                f"column {label}), got {value!r}"
+            )
         difference = value
     else:
         if not isinstance(value, datetime.timedelta):
-            raise ValueError(f"{where}: max_difference must be a datetime.timedelta or "
-                             f"pw.Duration for {dtype!r} columns (such as column {label}), got "
-                             f"{value!r}")
+            raise ValueError(
+                f"{where}: max_difference must be a datetime.timedelta or "
+                f"pw.Duration for {dtype!r} columns (such as column {label}), got "
+                f"{value!r}"
+            )
         difference = _timedelta_ns(value)
     if difference < 0:
         raise ValueError(f"{where}: max_difference must be non-negative, got {value!r}")

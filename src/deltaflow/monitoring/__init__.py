@@ -46,8 +46,7 @@ class Monitor:
         self._stop.clear()
         if self.dashboard:
             self._live = _start_dashboard()
-        self._thread = threading.Thread(target=self._work, name="deltaflow-monitor",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._work, name="deltaflow-monitor", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -92,18 +91,38 @@ class Monitor:
             backlog = handle.backlog_rows
             since = stats.last_processed_monotonic or stats.last_commit_monotonic
             lag_ms = (now - since) * 1000.0 if backlog > 0 and since is not None else 0.0
-            out.append({"kind": "input", "name": handle.name, "read": stats.rows_read,
-                        "committed": stats.rows_committed, "written": None,
-                        "skipped": stats.extra.get("rows_skipped", 0), "backlog": backlog,
-                        "lag_ms": lag_ms, "progress": _progress_of(op),
-                        "rate": self._rate(f"input:{handle.name}", stats.rows_committed, now)})
+            out.append(
+                {
+                    "kind": "input",
+                    "name": handle.name,
+                    "read": stats.rows_read,
+                    "committed": stats.rows_committed,
+                    "written": None,
+                    "skipped": stats.extra.get("rows_skipped", 0),
+                    "backlog": backlog,
+                    "lag_ms": lag_ms,
+                    "progress": _progress_of(op),
+                    "rate": self._rate(f"input:{handle.name}", stats.rows_committed, now),
+                }
+            )
         for sink in getattr(self._runtime, "sinks", []):
             stats = getattr(sink, "stats", None)
             name = getattr(sink, "name", "output")
             written = stats.rows_written if stats is not None else 0
-            out.append({"kind": "output", "name": name, "read": None, "committed": None,
-                        "written": written, "skipped": 0, "backlog": 0, "lag_ms": 0.0,
-                        "progress": None, "rate": self._rate(f"output:{name}", written, now)})
+            out.append(
+                {
+                    "kind": "output",
+                    "name": name,
+                    "read": None,
+                    "committed": None,
+                    "written": written,
+                    "skipped": 0,
+                    "backlog": 0,
+                    "lag_ms": 0.0,
+                    "progress": None,
+                    "rate": self._rate(f"output:{name}", written, now),
+                }
+            )
         return out
 
     def log(self) -> None:
@@ -118,28 +137,56 @@ class Monitor:
             self._previous_at[key] = now
             if row["kind"] == "input":
                 progress = row["progress"]
-                logger.info("%s: %d rows read, %d committed (+%d since the last report, "
-                            "%.0f rows/s), %d skipped, lag %.0f ms%s", row["name"], row["read"],
-                            row["committed"], recent, rate, row["skipped"], row["lag_ms"],
-                            "" if progress is None else f", {progress_text(*progress)}")
+                logger.info(
+                    "%s: %d rows read, %d committed (+%d since the last report, "
+                    "%.0f rows/s), %d skipped, lag %.0f ms%s",
+                    row["name"],
+                    row["read"],
+                    row["committed"],
+                    recent,
+                    rate,
+                    row["skipped"],
+                    row["lag_ms"],
+                    "" if progress is None else f", {progress_text(*progress)}",
+                )
             else:
-                logger.info("%s: %d rows written (+%d since the last report, %.0f rows/s)",
-                            row["name"], row["written"], recent, rate)
+                logger.info(
+                    "%s: %d rows written (+%d since the last report, %.0f rows/s)",
+                    row["name"],
+                    row["written"],
+                    recent,
+                    rate,
+                )
 
     def _table(self) -> Any:
         from rich.table import Table
 
         table = Table(title="deltaflow connectors")
-        for column in ("connector", "read", "committed", "written", "rows/s", "skipped",
-                       "lag ms", "progress"):
-            table.add_column(column, justify="left" if column in ("connector", "progress")
-                             else "right")
+        for column in (
+            "connector",
+            "read",
+            "committed",
+            "written",
+            "rows/s",
+            "skipped",
+            "lag ms",
+            "progress",
+        ):
+            table.add_column(
+                column, justify="left" if column in ("connector", "progress") else "right"
+            )
         for row in self.rows():
             progress = row["progress"]
-            table.add_row(row["name"], _n(row["read"]), _n(row["committed"]),
-                          _n(row["written"]), f"{row['rate']:,.0f}", _n(row["skipped"]),
-                          f"{row['lag_ms']:.0f}",
-                          "" if progress is None else progress_bar(*progress))
+            table.add_row(
+                row["name"],
+                _n(row["read"]),
+                _n(row["committed"]),
+                _n(row["written"]),
+                f"{row['rate']:,.0f}",
+                _n(row["skipped"]),
+                f"{row['lag_ms']:.0f}",
+                "" if progress is None else progress_bar(*progress),
+            )
         return table
 
 
@@ -248,8 +295,11 @@ def install_default_logging() -> None:
     if logging.getLogger().handlers or package_logger.handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                           datefmt="%Y-%m-%dT%H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
+        )
+    )
     setattr(handler, _DEFAULT_HANDLER_MARK, True)
     package_logger.addHandler(handler)
     if package_logger.level == logging.NOTSET:

@@ -36,8 +36,9 @@ def metrics_port() -> int:
             try:
                 base = int(value)
             except ValueError:
-                raise ValueError(f"pw.run(with_http_server=True): {variable}={value!r} is not "
-                                 f"a port number") from None
+                raise ValueError(
+                    f"pw.run(with_http_server=True): {variable}={value!r} is not a port number"
+                ) from None
             break
     else:
         base = DEFAULT_PORT
@@ -86,8 +87,9 @@ def _instrumented(step: Callable[..., Any], counters: OperatorCounters) -> Calla
 class MetricsServer:
     """Serves one run's figures; :meth:`start` with the runtime, :meth:`stop` at its end."""
 
-    def __init__(self, figures: Callable[[], list[dict[str, Any]]], port: int | None = None
-                 ) -> None:
+    def __init__(
+        self, figures: Callable[[], list[dict[str, Any]]], port: int | None = None
+    ) -> None:
         self._figures = figures
         self.port = metrics_port() if port is None else port
         self._runtime: Any = None
@@ -101,8 +103,9 @@ class MetricsServer:
         except ImportError as exc:
             from deltaflow._extras import missing_extra
 
-            raise missing_extra("pw.run(with_http_server=True)", "prometheus_client",
-                                "metrics") from exc
+            raise missing_extra(
+                "pw.run(with_http_server=True)", "prometheus_client", "metrics"
+            ) from exc
         self._runtime = runtime
         for position, op in enumerate(getattr(runtime, "operators", [])):
             counters = OperatorCounters()
@@ -111,12 +114,15 @@ class MetricsServer:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self))
         try:
-            self._server, self._thread = start_http_server(self.port, addr="127.0.0.1",
-                                                           registry=registry)
+            self._server, self._thread = start_http_server(
+                self.port, addr="127.0.0.1", registry=registry
+            )
         except OSError as exc:
-            raise OSError(f"pw.run(with_http_server=True): cannot serve metrics on "
-                          f"127.0.0.1:{self.port}: {exc.strerror or exc}; set "
-                          f"PATHWAY_MONITORING_HTTP_PORT to a free port") from exc
+            raise OSError(
+                f"pw.run(with_http_server=True): cannot serve metrics on "
+                f"127.0.0.1:{self.port}: {exc.strerror or exc}; set "
+                f"PATHWAY_MONITORING_HTTP_PORT to a free port"
+            ) from exc
         logger.info("metrics available at http://127.0.0.1:%d/metrics", self.port)
 
     def stop(self) -> None:
@@ -132,24 +138,45 @@ class MetricsServer:
         """The metric families of one scrape."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        rows_in = CounterMetricFamily("deltaflow_input_rows", "Rows an input connector committed "
-                                      "to the engine.", labels=["connector"])
-        read = CounterMetricFamily("deltaflow_input_rows_read", "Rows an input connector read "
-                                   "(committed or not yet).", labels=["connector"])
-        skipped = CounterMetricFamily("deltaflow_input_rows_skipped", "Bad rows an input "
-                                      "connector reported and skipped.", labels=["connector"])
-        lag = GaugeMetricFamily("deltaflow_input_lag_ms", "How long the oldest committed, "
-                                "unprocessed rows of an input have waited (0 when none wait).",
-                                labels=["connector"])
-        backlog = GaugeMetricFamily("deltaflow_input_backlog_rows", "Committed rows of an input "
-                                    "the engine has not processed yet.", labels=["connector"])
-        rows_out = CounterMetricFamily("deltaflow_output_rows", "Rows an output connector "
-                                       "wrote.", labels=["connector"])
-        bytes_read = GaugeMetricFamily("deltaflow_input_bytes_read", "Bytes of its files a "
-                                       "static file input has read.", labels=["connector"])
-        bytes_total = GaugeMetricFamily("deltaflow_input_bytes_total", "Total size of the "
-                                        "files a static file input reads.",
-                                        labels=["connector"])
+        rows_in = CounterMetricFamily(
+            "deltaflow_input_rows",
+            "Rows an input connector committed to the engine.",
+            labels=["connector"],
+        )
+        read = CounterMetricFamily(
+            "deltaflow_input_rows_read",
+            "Rows an input connector read (committed or not yet).",
+            labels=["connector"],
+        )
+        skipped = CounterMetricFamily(
+            "deltaflow_input_rows_skipped",
+            "Bad rows an input connector reported and skipped.",
+            labels=["connector"],
+        )
+        lag = GaugeMetricFamily(
+            "deltaflow_input_lag_ms",
+            "How long the oldest committed, "
+            "unprocessed rows of an input have waited (0 when none wait).",
+            labels=["connector"],
+        )
+        backlog = GaugeMetricFamily(
+            "deltaflow_input_backlog_rows",
+            "Committed rows of an input the engine has not processed yet.",
+            labels=["connector"],
+        )
+        rows_out = CounterMetricFamily(
+            "deltaflow_output_rows", "Rows an output connector wrote.", labels=["connector"]
+        )
+        bytes_read = GaugeMetricFamily(
+            "deltaflow_input_bytes_read",
+            "Bytes of its files a static file input has read.",
+            labels=["connector"],
+        )
+        bytes_total = GaugeMetricFamily(
+            "deltaflow_input_bytes_total",
+            "Total size of the files a static file input reads.",
+            labels=["connector"],
+        )
         for row in self._figures():
             name = str(row["name"])
             if row["kind"] == "input":
@@ -165,24 +192,34 @@ class MetricsServer:
             else:
                 rows_out.add_metric([name], row["written"] or 0)
         yield from (rows_in, read, skipped, lag, backlog, rows_out, bytes_read, bytes_total)
-        positive = CounterMetricFamily("deltaflow_operator_rows_positive", "Insertions an "
-                                       "operator emitted (sum of positive diffs).",
-                                       labels=["operator"])
-        negative = CounterMetricFamily("deltaflow_operator_rows_negative", "Deletions an "
-                                       "operator emitted (sum of negative diffs, as a positive "
-                                       "number).", labels=["operator"])
-        steps = CounterMetricFamily("deltaflow_operator_steps", "Minibatches an operator "
-                                    "processed.", labels=["operator"])
-        step_ms = GaugeMetricFamily("deltaflow_operator_last_step_ms", "How long the "
-                                    "operator's last step took.", labels=["operator"])
+        positive = CounterMetricFamily(
+            "deltaflow_operator_rows_positive",
+            "Insertions an operator emitted (sum of positive diffs).",
+            labels=["operator"],
+        )
+        negative = CounterMetricFamily(
+            "deltaflow_operator_rows_negative",
+            "Deletions an operator emitted (sum of negative diffs, as a positive number).",
+            labels=["operator"],
+        )
+        steps = CounterMetricFamily(
+            "deltaflow_operator_steps", "Minibatches an operator processed.", labels=["operator"]
+        )
+        step_ms = GaugeMetricFamily(
+            "deltaflow_operator_last_step_ms",
+            "How long the operator's last step took.",
+            labels=["operator"],
+        )
         for name, counters in self._operators:
             positive.add_metric([name], counters.positive)
             negative.add_metric([name], counters.negative)
             steps.add_metric([name], counters.steps)
             step_ms.add_metric([name], counters.last_step_seconds * 1000.0)
         yield from (positive, negative, steps, step_ms)
-        last_time = GaugeMetricFamily("deltaflow_last_time", "The last logical time the engine "
-                                      "finished (milliseconds since the epoch for streams).")
+        last_time = GaugeMetricFamily(
+            "deltaflow_last_time",
+            "The last logical time the engine finished (milliseconds since the epoch for streams).",
+        )
         value = getattr(self._runtime, "last_time", None)
         last_time.add_metric([], float(value) if value is not None else -1.0)
         yield last_time

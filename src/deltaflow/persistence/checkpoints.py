@@ -64,8 +64,10 @@ def encode_value(value: Any) -> Any:
         return [encode_value(v) for v in value]
     if isinstance(value, bytes):
         return {"b": base64.b64encode(value).decode("ascii")}
-    raise TypeError(f"an offset or source key of type {type(value).__name__} ({value!r}) "
-                    f"cannot be stored in a checkpoint")
+    raise TypeError(
+        f"an offset or source key of type {type(value).__name__} ({value!r}) "
+        f"cannot be stored in a checkpoint"
+    )
 
 
 def decode_value(value: Any) -> Any:
@@ -103,7 +105,8 @@ def serialize_chunk(frame: pl.DataFrame) -> tuple[bytes, list[str]]:
     if pickled:
         frame = frame.with_columns(
             pl.Series(name, [pickle.dumps(v) for v in frame[name].to_list()], dtype=pl.Binary)
-            for name in pickled)
+            for name in pickled
+        )
     buffer = io.BytesIO()
     frame.write_ipc(buffer, compression="lz4")
     return buffer.getvalue(), pickled
@@ -113,9 +116,16 @@ def deserialize_chunk(data: bytes, pickled: list[str]) -> pl.DataFrame:
     frame = pl.read_ipc(io.BytesIO(data))
     if pickled:
         frame = frame.with_columns(
-            pl.Series(name, [None if v is None else pickle.loads(v)  # noqa: S301 - own data
-                             for v in frame[name].to_list()], dtype=pl.Object)
-            for name in pickled)
+            pl.Series(
+                name,
+                [
+                    None if v is None else pickle.loads(v)  # noqa: S301 - own data
+                    for v in frame[name].to_list()
+                ],
+                dtype=pl.Object,
+            )
+            for name in pickled
+        )
     return frame
 
 
@@ -129,11 +139,15 @@ def current_rows(frame: pl.DataFrame) -> pl.DataFrame:
     if frame.height == 0:
         return frame
     indexed = frame.select(pl.col(ID), pl.col(DIFF)).with_row_index("_row")
-    alive = (indexed.group_by(ID)
-             .agg(pl.col(DIFF).sum().alias("_net"),
-                  pl.col("_row").filter(pl.col(DIFF) > 0).last().alias("_last"))
-             .filter((pl.col("_net") > 0) & pl.col("_last").is_not_null())
-             .sort("_last"))
+    alive = (
+        indexed.group_by(ID)
+        .agg(
+            pl.col(DIFF).sum().alias("_net"),
+            pl.col("_row").filter(pl.col(DIFF) > 0).last().alias("_last"),
+        )
+        .filter((pl.col("_net") > 0) & pl.col("_last").is_not_null())
+        .sort("_last")
+    )
     rows = frame[alive["_last"].to_list()]
     return rows.with_columns(alive["_net"].cast(pl.Int64).alias(DIFF))
 
@@ -156,8 +170,12 @@ class ChunkRef:
 
     @staticmethod
     def from_json(document: dict[str, Any]) -> ChunkRef:
-        return ChunkRef(document["key"], int(document["rows"]), list(document["pickled"]),
-                        document.get("sha256"))
+        return ChunkRef(
+            document["key"],
+            int(document["rows"]),
+            list(document["pickled"]),
+            document.get("sha256"),
+        )
 
 
 @dataclass
@@ -201,8 +219,9 @@ def chunk_keys(checkpoint: Checkpoint | None) -> set[str]:
     return {c.key for s in checkpoint.states() for c in s.chunks}
 
 
-def fallback_for(keys: set[str], last: Checkpoint | None,
-                 fallback: Checkpoint | None) -> Checkpoint | None:
+def fallback_for(
+    keys: set[str], last: Checkpoint | None, fallback: Checkpoint | None
+) -> Checkpoint | None:
     """Which checkpoint to keep as a fallback next to a new one using chunks ``keys``.
 
     Normally the last one. But a checkpoint that added no chunk (a final checkpoint with
@@ -257,31 +276,43 @@ class CheckpointStore:
                 checkpoint = self._parse(number, raw)
             except (ValueError, KeyError, TypeError) as exc:
                 problems.append(f"checkpoint {number}: unreadable manifest ({exc})")
-                logger.warning("persistence: checkpoint %d in %s is unreadable (%s); trying "
-                               "the previous one", number, self.storage.describe(), exc)
+                logger.warning(
+                    "persistence: checkpoint %d in %s is unreadable (%s); trying the previous one",
+                    number,
+                    self.storage.describe(),
+                    exc,
+                )
                 continue
-            missing = [c.key for s in checkpoint.states() for c in s.chunks
-                       if c.key not in stored]
+            missing = [c.key for s in checkpoint.states() for c in s.chunks if c.key not in stored]
             if missing:
                 problems.append(f"checkpoint {number}: missing {', '.join(missing)}")
-                logger.warning("persistence: checkpoint %d in %s lacks %s; trying the "
-                               "previous one", number, self.storage.describe(),
-                               ", ".join(missing))
+                logger.warning(
+                    "persistence: checkpoint %d in %s lacks %s; trying the previous one",
+                    number,
+                    self.storage.describe(),
+                    ", ".join(missing),
+                )
                 continue
             damaged = self._load_chunks(checkpoint)
             if damaged is not None:
                 problems.append(f"checkpoint {number}: {damaged}")
-                logger.warning("persistence: checkpoint %d in %s is damaged (%s); falling "
-                               "back to the previous one", number, self.storage.describe(),
-                               damaged)
+                logger.warning(
+                    "persistence: checkpoint %d in %s is damaged (%s); falling "
+                    "back to the previous one",
+                    number,
+                    self.storage.describe(),
+                    damaged,
+                )
                 continue
             self.fallback = self._older_checkpoint(numbers, number)
             return checkpoint
         if numbers:
             raise CheckpointError(
                 f"persistence: no usable checkpoint in {self.storage.describe()} ("
-                + "; ".join(problems) + "). Restore the store from a backup, or remove it to "
-                "start over (everything is then read and output again)")
+                + "; ".join(problems)
+                + "). Restore the store from a backup, or remove it to "
+                "start over (everything is then read and output again)"
+            )
         return None
 
     def _older_checkpoint(self, numbers: list[int], number: int) -> Checkpoint | None:
@@ -313,8 +344,10 @@ class CheckpointStore:
                 except Exception as exc:  # noqa: BLE001 - any decoding failure means damage
                     return f"chunk {chunk.key} cannot be decoded ({type(exc).__name__}: {exc})"
                 if frame.height != chunk.rows:
-                    return (f"chunk {chunk.key} holds {frame.height} rows, the manifest says "
-                            f"{chunk.rows}")
+                    return (
+                        f"chunk {chunk.key} holds {frame.height} rows, the manifest says "
+                        f"{chunk.rows}"
+                    )
                 self._loaded[chunk.key] = frame
         return None
 
@@ -329,8 +362,10 @@ class CheckpointStore:
             return frame
         data = self.storage.get(chunk.key)
         if data is None:
-            raise CheckpointError(f"persistence: the chunk {chunk.key} of a complete "
-                                  f"checkpoint vanished from {self.storage.describe()}")
+            raise CheckpointError(
+                f"persistence: the chunk {chunk.key} of a complete "
+                f"checkpoint vanished from {self.storage.describe()}"
+            )
         return deserialize_chunk(data, chunk.pickled)
 
     @staticmethod
@@ -347,14 +382,24 @@ class CheckpointStore:
                 columns=list(entry["columns"]),
                 chunks=[ChunkRef.from_json(c) for c in entry["chunks"]],
                 # One frontier per worker that wrote this input; a restart needs their merge.
-                frontier=merge_frontiers(frontiers))
+                frontier=merge_frontiers(frontiers),
+            )
         operators = {
-            name: OperatorState(layout=list(entry["layout"]),
-                                chunks=[ChunkRef.from_json(c) for c in entry["chunks"]])
-            for name, entry in document.get("operators", {}).items()}
+            name: OperatorState(
+                layout=list(entry["layout"]),
+                chunks=[ChunkRef.from_json(c) for c in entry["chunks"]],
+            )
+            for name, entry in document.get("operators", {}).items()
+        }
         sinks = dict(document.get("sinks", {}))
-        return Checkpoint(number, document.get("time"), inputs, operators, sinks,
-                          bool(document.get("final", False)))
+        return Checkpoint(
+            number,
+            document.get("time"),
+            inputs,
+            operators,
+            sinks,
+            bool(document.get("final", False)),
+        )
 
     def read_rows(self, state: InputState) -> pl.DataFrame | None:
         """All the delta rows of an input's snapshot, in commit order (None if none)."""
@@ -371,54 +416,79 @@ class CheckpointStore:
             entries.update(zip(frame["key"].to_list(), frame["entry"].to_list(), strict=True))
         return entries
 
-    def write_operator_chunk(self, persistent_id: str, number: int, entries: Mapping[Any, Any],
-                             suffix: str = "") -> ChunkRef:
+    def write_operator_chunk(
+        self, persistent_id: str, number: int, entries: Mapping[Any, Any], suffix: str = ""
+    ) -> ChunkRef:
         """Phase one: store changed entries of one operator's state for checkpoint
         ``number``."""
-        frame = pl.DataFrame([pl.Series("key", list(entries), dtype=pl.Object),
-                              pl.Series("entry", list(entries.values()), dtype=pl.Object)])
+        frame = pl.DataFrame(
+            [
+                pl.Series("key", list(entries), dtype=pl.Object),
+                pl.Series("entry", list(entries.values()), dtype=pl.Object),
+            ]
+        )
         return self.write_chunk(f"operator:{persistent_id}", number, frame, suffix)
 
-    def write_chunk(self, persistent_id: str, number: int, frame: pl.DataFrame,
-                    suffix: str = "") -> ChunkRef:
+    def write_chunk(
+        self, persistent_id: str, number: int, frame: pl.DataFrame, suffix: str = ""
+    ) -> ChunkRef:
         """Phase one: store rows of one input for checkpoint ``number``."""
         key = f"chunks/{input_directory(persistent_id)}/{number:012d}{suffix}.ipc"
         data, pickled = serialize_chunk(frame)
         self.storage.put(key, data)
         return ChunkRef(key, frame.height, pickled, hashlib.sha256(data).hexdigest())
 
-    def commit(self, number: int, time: int | None, inputs: Mapping[str, InputState],
-               previous: Checkpoint | None,
-               operators: Mapping[str, OperatorState] | None = None,
-               sinks: Mapping[str, Any] | None = None, *, final: bool = False) -> Checkpoint:
+    def commit(
+        self,
+        number: int,
+        time: int | None,
+        inputs: Mapping[str, InputState],
+        previous: Checkpoint | None,
+        operators: Mapping[str, OperatorState] | None = None,
+        sinks: Mapping[str, Any] | None = None,
+        *,
+        final: bool = False,
+    ) -> Checkpoint:
         """Phase two: write the manifest of checkpoint ``number``; then drop every other
         checkpoint but ``previous`` (kept as a fallback: see :func:`fallback_for`) and every
         chunk neither uses."""
         document = {
-            "format": FORMAT_VERSION, "number": number, "time": time,
+            "format": FORMAT_VERSION,
+            "number": number,
+            "time": time,
             "inputs": {
-                name: {"columns": state.columns,
-                       "chunks": [c.as_json() for c in state.chunks],
-                       "frontiers": [_encode_frontier(state.frontier)]}
-                for name, state in inputs.items()},
+                name: {
+                    "columns": state.columns,
+                    "chunks": [c.as_json() for c in state.chunks],
+                    "frontiers": [_encode_frontier(state.frontier)],
+                }
+                for name, state in inputs.items()
+            },
             "operators": {
-                name: {"layout": state.layout,
-                       "chunks": [c.as_json() for c in state.chunks]}
-                for name, state in (operators or {}).items()},
+                name: {"layout": state.layout, "chunks": [c.as_json() for c in state.chunks]}
+                for name, state in (operators or {}).items()
+            },
             "sinks": dict(sinks or {}),
             "final": final,
         }
-        self.storage.put(f"{_MANIFESTS}{number:012d}.json",
-                         json.dumps(document, separators=(",", ":")).encode())
-        checkpoint = Checkpoint(number, time, dict(inputs), dict(operators or {}),
-                                dict(sinks or {}), final)
+        self.storage.put(
+            f"{_MANIFESTS}{number:012d}.json", json.dumps(document, separators=(",", ":")).encode()
+        )
+        checkpoint = Checkpoint(
+            number, time, dict(inputs), dict(operators or {}), dict(sinks or {}), final
+        )
         self._collect_garbage(checkpoint, previous)
         return checkpoint
 
     def _collect_garbage(self, current: Checkpoint, previous: Checkpoint | None) -> None:
         keep_numbers = {current.number} | ({previous.number} if previous else set())
-        used = {c.key for cp in (current, previous) if cp is not None
-                for s in cp.states() for c in s.chunks}
+        used = {
+            c.key
+            for cp in (current, previous)
+            if cp is not None
+            for s in cp.states()
+            for c in s.chunks
+        }
         for number in self._manifest_numbers():
             if number not in keep_numbers and number < current.number:
                 self.storage.delete(f"{_MANIFESTS}{number:012d}.json")

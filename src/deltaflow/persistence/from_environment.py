@@ -18,8 +18,11 @@ from deltaflow.persistence.config import Backend, Config, SnapshotAccess
 
 logger = logging.getLogger("deltaflow.persistence")
 
-_ACCESS = {"record": SnapshotAccess.RECORD, "replay": SnapshotAccess.REPLAY,
-           "full": SnapshotAccess.FULL}
+_ACCESS = {
+    "record": SnapshotAccess.RECORD,
+    "replay": SnapshotAccess.REPLAY,
+    "full": SnapshotAccess.FULL,
+}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -31,13 +34,15 @@ def config_from_environment() -> Config | None:
         return None
     access_name = os.environ.get("PATHWAY_SNAPSHOT_ACCESS", "full").strip().lower()
     if access_name not in _ACCESS:
-        raise ValueError(f"PATHWAY_SNAPSHOT_ACCESS={access_name!r}: expected one of "
-                         f"{', '.join(sorted(_ACCESS))}")
+        raise ValueError(
+            f"PATHWAY_SNAPSHOT_ACCESS={access_name!r}: expected one of {', '.join(sorted(_ACCESS))}"
+        )
     access = _ACCESS[access_name]
     continue_value = os.environ.get("PATHWAY_CONTINUE_AFTER_REPLAY", "").strip().lower()
     if continue_value not in _TRUE | _FALSE:
-        raise ValueError(f"PATHWAY_CONTINUE_AFTER_REPLAY={continue_value!r}: expected true "
-                         f"or false")
+        raise ValueError(
+            f"PATHWAY_CONTINUE_AFTER_REPLAY={continue_value!r}: expected true or false"
+        )
     # Recording goes on with live data by definition; a replay stops after the recording
     # unless asked to continue.
     continue_after_replay = continue_value in _TRUE or access is not SnapshotAccess.REPLAY
@@ -45,11 +50,17 @@ def config_from_environment() -> Config | None:
     if mode not in ("batch", "speedrun"):
         raise ValueError(f"PATHWAY_PERSISTENCE_MODE={mode!r}: expected batch or speedrun")
     if mode == "speedrun" and access is SnapshotAccess.REPLAY:
-        logger.warning("replay mode speedrun: deltaflow replays the recording as one batch, "
-                       "as in batch mode")
+        logger.warning(
+            "replay mode speedrun: deltaflow replays the recording as one batch, as in batch mode"
+        )
     if access is SnapshotAccess.REPLAY and not os.path.isdir(path):
-        raise FileNotFoundError(f"replay: no recording at {path!r} (record one with "
-                                f"'deltaflow spawn --record --record-path {path} ...')")
+        raise FileNotFoundError(
+            f"replay: no recording at {path!r} (record one with "
+            f"'deltaflow spawn --record --record-path {path} ...')"
+        )
     logger.info("persistence from the environment: %s %s", access.name.lower(), path)
-    return Config(Backend.filesystem(path), snapshot_access=access,
-                  continue_after_replay=continue_after_replay)
+    return Config(
+        Backend.filesystem(path),
+        snapshot_access=access,
+        continue_after_replay=continue_after_replay,
+    )

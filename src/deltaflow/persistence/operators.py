@@ -84,12 +84,14 @@ class OperatorStates:
                 raise CheckpointError(
                     f"persistence: the state of {persistent_id!r} was saved with columns "
                     f"{stored.layout} but the operator now has {op.state_layout}; give the "
-                    f"operator another name= or use a new persistence directory")
+                    f"operator another name= or use a new persistence directory"
+                )
             entries = self.store.read_operator_state(stored)
             op.restore_state(entries, replay_time)
             restored = True
-            logger.info("persistence: restored the state of %s (%d entries)", persistent_id,
-                        len(entries))
+            logger.info(
+                "persistence: restored the state of %s (%d entries)", persistent_id, len(entries)
+            )
         return restored
 
     def has_unsaved_changes(self) -> bool:
@@ -105,12 +107,14 @@ class OperatorStates:
             state = OperatorState(op.state_layout, list(previous.chunks) if previous else [])
             changes = op.state_changes_until(time)
             if changes:
-                state.chunks.append(self.store.write_operator_chunk(persistent_id, number,
-                                                                    changes))
+                state.chunks.append(self.store.write_operator_chunk(persistent_id, number, changes))
             if len(state.chunks) > COMPACT_AFTER_CHUNKS:
                 entries = self.store.read_operator_state(state)
-                state.chunks = [self.store.write_operator_chunk(persistent_id, number, entries,
-                                                                suffix="-compact")]
+                state.chunks = [
+                    self.store.write_operator_chunk(
+                        persistent_id, number, entries, suffix="-compact"
+                    )
+                ]
             if state.chunks:
                 states[persistent_id] = state
         self.saved = states

@@ -70,8 +70,10 @@ def make_persistence(persistence_config: Any, caller: str = "pw.run") -> Persist
     if persistence_config is None:
         return None
     if not isinstance(persistence_config, Config):
-        raise TypeError(f"{caller}: persistence_config must be a pw.persistence.Config, got "
-                        f"{type(persistence_config).__name__}")
+        raise TypeError(
+            f"{caller}: persistence_config must be a pw.persistence.Config, got "
+            f"{type(persistence_config).__name__}"
+        )
     if persistence_config.persistence_mode.name == "UDF_CACHING":
         return None
     return PersistentRun(persistence_config)
@@ -82,22 +84,32 @@ class RecordingHandle(SourceHandle):
     """A source handle that keeps every pushed batch, with the source part of each row, until
     the engine took it; :meth:`drain` then hands the taken batches to the checkpointer."""
 
-    def __init__(self, name: str, notify: Callable[[], None],
-                 tags: collections.deque[tuple[Hashable | None, int]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        notify: Callable[[], None],
+        tags: collections.deque[tuple[Hashable | None, int]],
+    ) -> None:
         super().__init__(name, notify)
         self._tags = tags
         self._sources: collections.deque[pl.Series | None] = collections.deque()
         self._taken: list[tuple[pl.DataFrame, pl.Series | None, Any]] = []
 
-    def push(self, batch: pl.DataFrame, *, time: int | None = None, offsets: Any = None,
-             consolidated: bool = False, more: bool = False) -> None:
+    def push(
+        self,
+        batch: pl.DataFrame,
+        *,
+        time: int | None = None,
+        offsets: Any = None,
+        consolidated: bool = False,
+        more: bool = False,
+    ) -> None:
         if batch.height == 0 and offsets is None:
             return
         sources = self._source_column(batch.height)
         with self._lock:  # a re-entrant lock: the push and its record are one step
             self._sources.append(sources)
-            super().push(batch, time=time, offsets=offsets, consolidated=consolidated,
-                         more=more)
+            super().push(batch, time=time, offsets=offsets, consolidated=consolidated, more=more)
 
     def take(self) -> list[Pushed]:
         with self._lock:
@@ -133,8 +145,9 @@ class RecordingHandle(SourceHandle):
             parts.append((None, remaining))
         if all(key is None for key, _ in parts):
             return None
-        return pl.concat([pl.repeat(key, count, dtype=pl.Utf8, eager=True)
-                          for key, count in parts]).alias(SOURCE)
+        return pl.concat(
+            [pl.repeat(key, count, dtype=pl.Utf8, eager=True) for key, count in parts]
+        ).alias(SOURCE)
 
 
 def check_reader(name: str, reader: Reader) -> None:
@@ -149,10 +162,13 @@ def check_reader(name: str, reader: Reader) -> None:
         return
     if type(reader).__module__ == "deltaflow.io.python":
         return
-    raise ConnectorError(name, f"persistence is not supported by this connector (its reader "
-                               f"{type(reader).__name__} cannot seek to a checkpointed "
-                               f"position); run without persistence_config, or read this "
-                               f"source through a connector that supports it")
+    raise ConnectorError(
+        name,
+        f"persistence is not supported by this connector (its reader "
+        f"{type(reader).__name__} cannot seek to a checkpointed "
+        f"position); run without persistence_config, or read this "
+        f"source through a connector that supports it",
+    )
 
 
 @dataclass
@@ -255,8 +271,9 @@ class PersistentRun:
     def handle(self, source: Source, name: str, notify: Callable[[], None]) -> SourceHandle:
         """The handle the engine gives ``source`` (a recording one for persisted input
         sessions)."""
-        if not isinstance(source, InputSession) or \
-                (self.config.persists_only_named and not source.named):
+        if not isinstance(source, InputSession) or (
+            self.config.persists_only_named and not source.named
+        ):
             return SourceHandle(name, notify)
         tags: collections.deque[tuple[Hashable | None, int]] = collections.deque()
         handle = RecordingHandle(name, notify, tags)
@@ -267,8 +284,9 @@ class PersistentRun:
             count += 1
         self._ids.add(persistent_id)
         columns = [ID, *source.columns, DIFF]
-        self._inputs.append(_Input(persistent_id, source, handle, columns,
-                                   InputState(columns=columns)))
+        self._inputs.append(
+            _Input(persistent_id, source, handle, columns, InputState(columns=columns))
+        )
         source.source_tags = tags
         return handle
 
@@ -291,8 +309,12 @@ class PersistentRun:
             self._watches.append((sink, watch))
             # After a crash the outputs continue from where the checkpoint left them; after a
             # run that ended normally they start afresh (a new file per run, as in Pathway).
-            if self._checkpoint is not None and not self._checkpoint.final and \
-                    not self.replays_outputs and name in self._checkpoint.sinks:
+            if (
+                self._checkpoint is not None
+                and not self._checkpoint.final
+                and not self.replays_outputs
+                and name in self._checkpoint.sinks
+            ):
                 position = self._checkpoint.sinks[name]
                 watch.checkpointed = position
                 watch.resumed = True
@@ -315,7 +337,8 @@ class PersistentRun:
                 raise CheckpointError(
                     f"persistence: input {entry.persistent_id!r} was checkpointed with "
                     f"columns {stored.columns[1:-1]} but now has {entry.columns[1:-1]}; "
-                    f"use a new persistence directory (or the old schema)")
+                    f"use a new persistence directory (or the old schema)"
+                )
             entry.state = InputState(stored.columns, list(stored.chunks), dict(stored.frontier))
             rows = self.store.read_rows(stored)
             alive = current_rows(rows) if rows is not None else None
@@ -327,12 +350,16 @@ class PersistentRun:
             self._last = checkpoint
             self._previous = self.store.fallback
             self._next_number = checkpoint.number + 1
-            logger.info("persistence: resuming from checkpoint %d (%d input rows replayed)",
-                        checkpoint.number, sum(b.height for _, b in replay))
+            logger.info(
+                "persistence: resuming from checkpoint %d (%d input rows replayed)",
+                checkpoint.number,
+                sum(b.height for _, b in replay),
+            )
         from deltaflow.engine.runtime import _even_now_ms
 
-        operators = persisted_operators(runtime.operators,
-                                        only_named=self.config.persists_only_named)
+        operators = persisted_operators(
+            runtime.operators, only_named=self.config.persists_only_named
+        )
         replay_time = _even_now_ms() if replay else 0
         self._operators = OperatorStates(self.store, operators)
         restored = self._operators.restore(checkpoint, replay_time)
@@ -365,15 +392,21 @@ class PersistentRun:
             for batch, sources, offsets in entry.handle.drain():
                 if batch.height:
                     frame = batch.select(entry.columns)
-                    frame = frame.with_columns(sources if sources is not None else
-                                               pl.lit(None, dtype=pl.Utf8).alias(SOURCE))
+                    frame = frame.with_columns(
+                        sources
+                        if sources is not None
+                        else pl.lit(None, dtype=pl.Utf8).alias(SOURCE)
+                    )
                     segment.frames.setdefault(entry.persistent_id, []).append(frame)
                 if offsets is not None:
                     segment.frontiers[entry.persistent_id] = dict(offsets)
         if segment.frames or segment.frontiers:
             self._segments.append(segment)
-        elif self._operators is not None and self._operators.has_unsaved_changes() and \
-                (not self._segments or self._segments[-1].time != last_time):
+        elif (
+            self._operators is not None
+            and self._operators.has_unsaved_changes()
+            and (not self._segments or self._segments[-1].time != last_time)
+        ):
             self._segments.append(segment)  # only operator states changed up to last_time
         if self._segments and _time.monotonic() - self._last_write >= self.interval_s:
             flushed = self._flushed_time()
@@ -433,8 +466,7 @@ class PersistentRun:
             state = InputState(entry.columns, list(entry.state.chunks), dict(entry.state.frontier))
             frames = [f for s in segments for f in s.frames.get(pid, [])]
             if frames:
-                frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 \
-                    else frames[0]
+                frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
                 state.chunks.append(self.store.write_chunk(pid, number, frame))
             for segment in segments:
                 if pid in segment.frontiers:
@@ -442,18 +474,18 @@ class PersistentRun:
             if len(state.chunks) > COMPACT_AFTER_CHUNKS:
                 rows = self.store.read_rows(state)
                 assert rows is not None
-                state.chunks = [self.store.write_chunk(pid, number, current_rows(rows),
-                                                       suffix="-compact")]
+                state.chunks = [
+                    self.store.write_chunk(pid, number, current_rows(rows), suffix="-compact")
+                ]
             states[pid] = state
-        operators = self._operators.write(number, time) if self._operators is not None \
-            else None
-        listed: list[InputState | OperatorState] = [*states.values(),
-                                                     *(operators or {}).values()]
+        operators = self._operators.write(number, time) if self._operators is not None else None
+        listed: list[InputState | OperatorState] = [*states.values(), *(operators or {}).values()]
         keys = {c.key for state in listed for c in state.chunks}
         previous = self._previous = fallback_for(keys, self._last, self._previous)
         sinks = {watch.name: watch.position_at(time) for _, watch in self._watches}
-        self._last = self.store.commit(number, time, states, previous, operators, sinks,
-                                       final=final)
+        self._last = self.store.commit(
+            number, time, states, previous, operators, sinks, final=final
+        )
         for entry in self._inputs:
             entry.state = states[entry.persistent_id]
             if entry.state.frontier:  # e.g. a replication slot may now forget what it holds
@@ -484,8 +516,9 @@ def _emit_restored(runtime: Any) -> None:
     runtime.last_time = None
 
 
-def _replay(runtime: Any, batches: list[tuple[int, pl.DataFrame]], time: int, *,
-            muted: bool = True) -> None:
+def _replay(
+    runtime: Any, batches: list[tuple[int, pl.DataFrame]], time: int, *, muted: bool = True
+) -> None:
     """Process the snapshot as the run's first time, with no output reaching a sink unless
     ``muted`` is false."""
     from deltaflow.engine.operators import OutputOperator

@@ -53,8 +53,10 @@ class Storage(ABC):
 def _fail(storage: Storage, action: str, key: str, exc: BaseException) -> StorageError:
     where = storage.describe()
     target = f" ({key})" if key else ""
-    return StorageError(f"persistence: cannot {action} the checkpoint store {where}{target}: "
-                        f"{type(exc).__name__}: {exc}")
+    return StorageError(
+        f"persistence: cannot {action} the checkpoint store {where}{target}: "
+        f"{type(exc).__name__}: {exc}"
+    )
 
 
 class FilesystemStorage(Storage):
@@ -67,9 +69,11 @@ class FilesystemStorage(Storage):
         except OSError as exc:
             raise _fail(self, "create", "", exc) from exc
         if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
-            raise StorageError(f"persistence: the checkpoint store {self.root} is not "
-                               f"readable and writable by this process (check its "
-                               f"permissions)")
+            raise StorageError(
+                f"persistence: the checkpoint store {self.root} is not "
+                f"readable and writable by this process (check its "
+                f"permissions)"
+            )
 
     def describe(self) -> str:
         return self.root
@@ -156,19 +160,23 @@ def _s3_errors(action: str) -> Callable[[Callable[..., _Result]], Callable[..., 
             try:
                 # An outage is waited out as the S3 connectors wait it out (one policy).
                 return call_with_retries(
-                    lambda: method(self, key, *args), policy=self.policy,
-                    is_transient=is_retryable, what=f"persistence: {action} {where}",
+                    lambda: method(self, key, *args),
+                    policy=self.policy,
+                    is_transient=is_retryable,
+                    what=f"persistence: {action} {where}",
                     describe=lambda exc: classify_error(exc, secrets)[1],
-                    hint=limit_hint("s3"))
+                    hint=limit_hint("s3"),
+                )
             except StorageError:
                 raise
             except OutageTooLong as exc:
                 raise StorageError(f"persistence: cannot {action} {where}: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - botocore's many error classes
                 _, message = classify_error(exc, secrets)
-                raise StorageError(f"persistence: cannot {action} {where}: "
-                                   f"{message}") from None
+                raise StorageError(f"persistence: cannot {action} {where}: {message}") from None
+
         return wrapped
+
     return decorate
 
 
@@ -210,7 +218,7 @@ class S3Storage(Storage):
         keys: list[str] = []
         paginator = self.client().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
-            keys.extend(str(item["Key"])[len(self.prefix):] for item in page.get("Contents", []))
+            keys.extend(str(item["Key"])[len(self.prefix) :] for item in page.get("Contents", []))
         return sorted(keys)
 
     @_s3_errors("delete from")
@@ -226,7 +234,8 @@ def open_storage(backend: Backend) -> Storage:
     if backend.kind == "s3":
         from deltaflow.io.s3 import resolve_location
 
-        location = resolve_location(backend.root_path or "", backend.bucket_settings,
-                                    connector="pw.persistence.Backend.s3")
+        location = resolve_location(
+            backend.root_path or "", backend.bucket_settings, connector="pw.persistence.Backend.s3"
+        )
         return S3Storage(backend.bucket_settings, location.bucket, location.prefix)
     raise ValueError(f"unknown persistence backend {backend.kind!r}")

@@ -24,8 +24,9 @@ def sql(query: str, **kwargs: Table) -> Table:
         raise TypeError(f"pw.sql: the query must be a str, got {type(query).__name__}")
     for name, table in kwargs.items():
         if not isinstance(table, Table):
-            raise TypeError(f"pw.sql: argument {name!r} must be a Table, got "
-                            f"{type(table).__name__}")
+            raise TypeError(
+                f"pw.sql: argument {name!r} must be a Table, got {type(table).__name__}"
+            )
     from deltaflow.sql._parse import parse_query, sqlglot_modules
     from deltaflow.sql._query import QueryTranslator
 

@@ -29,9 +29,19 @@ _REDUCERS: dict[type, Callable[[Any], Any]] = {
 
 # SQL type names accepted by CAST, and the Python type each converts to.
 _CAST_TYPES: dict[str, type] = {
-    "INT": int, "INTEGER": int, "BIGINT": int, "SMALLINT": int, "TINYINT": int,
-    "FLOAT": float, "DOUBLE": float, "REAL": float, "DECIMAL": float,
-    "TEXT": str, "VARCHAR": str, "CHAR": str, "NVARCHAR": str,
+    "INT": int,
+    "INTEGER": int,
+    "BIGINT": int,
+    "SMALLINT": int,
+    "TINYINT": int,
+    "FLOAT": float,
+    "DOUBLE": float,
+    "REAL": float,
+    "DECIMAL": float,
+    "TEXT": str,
+    "VARCHAR": str,
+    "CHAR": str,
+    "NVARCHAR": str,
     "BOOLEAN": bool,
 }
 
@@ -46,8 +56,10 @@ class ExpressionContext:
         raise unsupported(node, "column reference here")
 
     def aggregate(self, node: Any) -> Any:
-        raise ValueError(f"pw.sql: aggregate function {node.sql()} is not allowed here "
-                         "(only in SELECT and HAVING)")
+        raise ValueError(
+            f"pw.sql: aggregate function {node.sql()} is not allowed here "
+            "(only in SELECT and HAVING)"
+        )
 
     def subquery(self, node: Any) -> Any:
         raise unsupported(node, "subquery here")
@@ -150,6 +162,7 @@ def translate_aggregate(node: Any, argument: Callable[[Any], Any]) -> Any:
 def _binary(operation: Callable[[Any, Any], Any]) -> Callable[[Any, ExpressionContext], Any]:
     def handle(node: Any, context: ExpressionContext) -> Any:
         return operation(translate(node.this, context), translate(node.expression, context))
+
     return handle
 
 
@@ -162,6 +175,7 @@ def _comparison(operation: Callable[[Any, Any], Any]) -> Callable[[Any, Expressi
             return wrap_value(False)
         left = _as_expression(translate(node.this, context))
         return operation(left, translate(node.expression, context))
+
     return handle
 
 
@@ -169,6 +183,7 @@ def _boolean(operation: Callable[[Any, Any], Any]) -> Callable[[Any, ExpressionC
     def handle(node: Any, context: ExpressionContext) -> Any:
         left = _as_expression(translate(node.this, context))
         return operation(left, _as_expression(translate(node.expression, context)))
+
     return handle
 
 
@@ -179,6 +194,7 @@ def _arithmetic(operation: Callable[[Any, Any], Any]) -> Callable[[Any, Expressi
         if not isinstance(left, ColumnExpression) and not isinstance(right, ColumnExpression):
             left = wrap_value(left)
         return operation(left, right)
+
     return handle
 
 
@@ -224,16 +240,17 @@ def _case(node: Any, context: ExpressionContext) -> Any:
         condition = translate(branch.this, context)
         if subject_value is not None:
             condition = subject_value == condition
-        result = if_else(_as_expression(condition), translate(branch.args["true"], context),
-                         result)
+        result = if_else(_as_expression(condition), translate(branch.args["true"], context), result)
     return result
 
 
 def _if(node: Any, context: ExpressionContext) -> Any:
     false = node.args.get("false")
-    return if_else(_as_expression(translate(node.this, context)),
-                   translate(node.args["true"], context),
-                   None if false is None else translate(false, context))
+    return if_else(
+        _as_expression(translate(node.this, context)),
+        translate(node.args["true"], context),
+        None if false is None else translate(false, context),
+    )
 
 
 def _coalesce(node: Any, context: ExpressionContext) -> Any:
@@ -253,6 +270,7 @@ def _cast(node: Any, context: ExpressionContext) -> Any:
 def _string_method(method: str) -> Callable[[Any, ExpressionContext], Any]:
     def handle(node: Any, context: ExpressionContext) -> Any:
         return getattr(_as_expression(translate(node.this, context)).str, method)()
+
     return handle
 
 
@@ -266,18 +284,21 @@ def _concat(node: Any, context: ExpressionContext) -> Any:
 
 def _like(case_sensitive: bool) -> Callable[[Any, ExpressionContext], Any]:
     """``x LIKE 'pattern'``: ``%`` any text, ``_`` one character, the rest literally."""
+
     def handle(node: Any, context: ExpressionContext) -> Any:
         pattern = node.expression
         if not isinstance(pattern, exp.Literal) or not pattern.is_string:
             raise unsupported(node, "LIKE with a pattern that is not a string literal")
-        regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c)
-                        for c in pattern.this)
+        regex = "".join(
+            ".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern.this
+        )
         compiled = re.compile(regex, re.DOTALL if case_sensitive else re.DOTALL | re.I)
 
         def matches(text: str | None) -> bool:
             return text is not None and compiled.fullmatch(text) is not None
 
         return apply_with_type(matches, bool, translate(node.this, context))
+
     return handle
 
 

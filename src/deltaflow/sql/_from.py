@@ -39,8 +39,12 @@ if TYPE_CHECKING:
 
 _, exp = sqlglot_modules()
 
-_JOIN_METHODS = {"inner": "join_inner", "left": "join_left", "right": "join_right",
-                 "outer": "join_outer"}
+_JOIN_METHODS = {
+    "inner": "join_inner",
+    "left": "join_left",
+    "right": "join_right",
+    "outer": "join_outer",
+}
 
 
 def join_mode(join: Any) -> str:
@@ -60,8 +64,9 @@ def join_mode(join: Any) -> str:
     raise unsupported(join, f"{kind} JOIN")
 
 
-def build_from(translator: QueryTranslator, select: Any,
-               where_terms: list[Any]) -> tuple[Relation, list[Any]]:
+def build_from(
+    translator: QueryTranslator, select: Any, where_terms: list[Any]
+) -> tuple[Relation, list[Any]]:
     """The relation of ``select``'s FROM clause, and the WHERE terms it did not absorb."""
     from_clause = select.args.get("from")
     if from_clause is None:
@@ -78,17 +83,20 @@ def build_from(translator: QueryTranslator, select: Any,
     relations = [item_relation(translator, item) for item in items]
     joined = [(join_mode(j), item_relation(translator, j.this), j) for j in joins]
     pushdown = all(mode in ("inner", "left") for mode, _, _ in joined)
-    name_counts = Counter(name for r in relations + [r for _, r, _ in joined]
-                          for s in r.sources for name in s.columns)
+    name_counts = Counter(
+        name for r in relations + [r for _, r, _ in joined] for s in r.sources for name in s.columns
+    )
     remaining = list(where_terms)
 
     def absorb(current: Relation, other: Relation) -> list[Any]:
         """WHERE equalities that can serve as the conditions of joining these two."""
         if not pushdown:
             return []
-        taken = [term for term in remaining
-                 if _unique_names(term, name_counts)
-                 and split_equality(term, current, other) is not None]
+        taken = [
+            term
+            for term in remaining
+            if _unique_names(term, name_counts) and split_equality(term, current, other) is not None
+        ]
         for term in taken:
             remaining.remove(term)
         return taken
@@ -97,8 +105,11 @@ def build_from(translator: QueryTranslator, select: Any,
         """``item`` filtered by the WHERE terms about it alone, before it is joined."""
         if not pushdown or null_supplied or len(relations) + len(joined) == 1:
             return item
-        taken = [term for term in remaining
-                 if _unique_names(term, name_counts) and _only_about(term, item)]
+        taken = [
+            term
+            for term in remaining
+            if _unique_names(term, name_counts) and _only_about(term, item)
+        ]
         for term in taken:
             remaining.remove(term)
         return translator.filtered(item, taken) if taken else item
@@ -107,8 +118,7 @@ def build_from(translator: QueryTranslator, select: Any,
     joined = [(mode, restrict(item, mode == "left"), node) for mode, item, node in joined]
     relation = relations[0]
     for other in relations[1:]:
-        relation = join_relations(translator, relation, other, "inner",
-                                  absorb(relation, other), [])
+        relation = join_relations(translator, relation, other, "inner", absorb(relation, other), [])
     for mode, other, node in joined:
         on = node.args.get("on")
         using = [u.name for u in node.args.get("using") or []]
@@ -140,8 +150,9 @@ def _only_about(term: Any, relation: Relation) -> bool:
 
 def _unique_names(term: Any, name_counts: Counter) -> bool:
     """Whether every unqualified column of ``term`` names one column of the whole FROM."""
-    return all(column.table or name_counts[column.name] == 1
-               for column in term.find_all(exp.Column))
+    return all(
+        column.table or name_counts[column.name] == 1 for column in term.find_all(exp.Column)
+    )
 
 
 def item_relation(translator: QueryTranslator, item: Any) -> Relation:
@@ -173,13 +184,19 @@ def _with_column_aliases(relation: Relation, alias: Any) -> Relation:
     source = relation.sources[0]
     current = list(source.columns.items())
     if len(names) > len(current):
-        raise ValueError(f"pw.sql: {len(names)} column aliases given for table "
-                         f"{source.name!r}, which has {len(current)} columns")
+        raise ValueError(
+            f"pw.sql: {len(names)} column aliases given for table "
+            f"{source.name!r}, which has {len(current)} columns"
+        )
     renamed = {new: internal for new, (_, internal) in zip(names, current)}
-    renamed.update({old: internal for old, internal in current[len(names):]})
+    renamed.update({old: internal for old, internal in current[len(names) :]})
     star = tuple((name, internal) for name, internal in renamed.items())
-    return Relation(relation.table, (Source(source.name, renamed, source.derived,
-                                            source.id_column),), star, relation.equated)
+    return Relation(
+        relation.table,
+        (Source(source.name, renamed, source.derived, source.id_column),),
+        star,
+        relation.equated,
+    )
 
 
 def _sides(node: Any, left_relation: Relation, right_relation: Relation) -> set[str] | None:
@@ -198,8 +215,9 @@ def _sides(node: Any, left_relation: Relation, right_relation: Relation) -> set[
     return sides
 
 
-def split_equality(term: Any, left_relation: Relation,
-                   right_relation: Relation) -> tuple[Any, Any] | None:
+def split_equality(
+    term: Any, left_relation: Relation, right_relation: Relation
+) -> tuple[Any, Any] | None:
     """``(left operand, right operand)`` if ``term`` equates the two sides, else None."""
     while isinstance(term, exp.Paren):
         term = term.this
@@ -214,9 +232,14 @@ def split_equality(term: Any, left_relation: Relation,
     return None
 
 
-def join_relations(translator: QueryTranslator, left_relation: Relation,
-                   right_relation: Relation, mode: str, terms: list[Any],
-                   using: list[str]) -> Relation:
+def join_relations(
+    translator: QueryTranslator,
+    left_relation: Relation,
+    right_relation: Relation,
+    mode: str,
+    terms: list[Any],
+    using: list[str],
+) -> Relation:
     """The relation of ``left JOIN right`` in ``mode`` on the ON ``terms`` / USING names."""
     conditions: list[Any] = []
     equated: list[tuple[str, str]] = []
@@ -229,18 +252,24 @@ def join_relations(translator: QueryTranslator, left_relation: Relation,
         left_operand, right_operand = pair
         conditions.append(
             translate(left_operand, translator.row_context(left_relation, left))
-            == translate(right_operand, translator.row_context(right_relation, right)))
+            == translate(right_operand, translator.row_context(right_relation, right))
+        )
         if isinstance(left_operand, exp.Column) and isinstance(right_operand, exp.Column):
-            equated.append((translator.row_context(left_relation, left).internal(left_operand),
-                            translator.row_context(right_relation, right)
-                            .internal(right_operand)))
+            equated.append(
+                (
+                    translator.row_context(left_relation, left).internal(left_operand),
+                    translator.row_context(right_relation, right).internal(right_operand),
+                )
+            )
     if residual and mode != "inner":
         raise UnsupportedSqlAssertion(
             f"pw.sql: the ON clause of a {mode.upper()} JOIN may only equate columns of the "
             f"two sides; move {' AND '.join(t.sql() for t in residual)} to WHERE if that "
-            "is what is meant")
-    using_pairs = [(left_relation.resolve(name, None), right_relation.resolve(name, None))
-                   for name in using]
+            "is what is meant"
+        )
+    using_pairs = [
+        (left_relation.resolve(name, None), right_relation.resolve(name, None)) for name in using
+    ]
     for left_column, right_column in using_pairs:
         conditions.append(left[left_column] == right[right_column])
     equated += using_pairs
@@ -288,15 +317,19 @@ def join_relations(translator: QueryTranslator, left_relation: Relation,
             for column, target in list(standing_for.items()):
                 if target == dropped:
                     standing_for[column] = kept
-    relation = Relation(table, renamed_left.sources + renamed_right.sources, star,
-                        standing_for)
+    relation = Relation(table, renamed_left.sources + renamed_right.sources, star, standing_for)
     if residual:
         relation = translator.filtered(relation, residual)
     return relation
 
 
-def _carry_ids(translator: QueryTranslator, relation: Relation, side: Placeholder,
-               names: dict[str, str], columns: dict[str, Any]) -> None:
+def _carry_ids(
+    translator: QueryTranslator,
+    relation: Relation,
+    side: Placeholder,
+    names: dict[str, str],
+    columns: dict[str, Any],
+) -> None:
     """Add to a join's ``columns`` the row ids of the side's sources not yet held in one.
 
     ``names`` gets an entry ``"<id of source i>"`` for each, so ``_with_ids`` can find it.
@@ -312,13 +345,20 @@ def _with_ids(relation: Relation, names: dict[str, str]) -> Relation:
     """The relation with each source's ``id_column`` set from what ``_carry_ids`` added."""
     sources = tuple(
         replace(source, id_column=names[f"<id of source {index}>"])
-        if f"<id of source {index}>" in names else source
-        for index, source in enumerate(relation.sources))
+        if f"<id of source {index}>" in names
+        else source
+        for index, source in enumerate(relation.sources)
+    )
     return replace(relation, sources=sources)
 
 
-def attach_column(table: Table, other: Table, column: str, new_name: str,
-                  value: Callable[[Placeholder], Any] | None = None) -> Table:
+def attach_column(
+    table: Table,
+    other: Table,
+    column: str,
+    new_name: str,
+    value: Callable[[Placeholder], Any] | None = None,
+) -> Table:
     """``table`` with ``other``'s single row's ``column`` added to every row as ``new_name``.
 
     The rows keep their ids; if ``other`` is empty, so is the result.

@@ -36,8 +36,9 @@ class CorrelatedSubqueryError(DefinitionError, SyntaxError):
     """A subquery refers to a table of the query around it (Pathway raises SyntaxError here)."""
 
 
-def unsupported(node: Any, what: str | None = None,
-                error: type[UnsupportedSqlError] = UnsupportedSqlError) -> UnsupportedSqlError:
+def unsupported(
+    node: Any, what: str | None = None, error: type[UnsupportedSqlError] = UnsupportedSqlError
+) -> UnsupportedSqlError:
     """The error for an unsupported construct, quoting it as SQL."""
     text = node.sql() if hasattr(node, "sql") else str(node)
     prefix = f"{what}: " if what else ""
@@ -74,9 +75,11 @@ def parse_query(query: str) -> Any:
     if not statements:
         raise sqlglot.errors.ParseError(f"no SQL statement found in {query!r}")
     if len(statements) > 1:
-        logger.warning("pw.sql runs only the first of the %d statements of the query; "
-                       "ignored: %s", len(statements),
-                       "; ".join(s.sql() for s in statements[1:]))
+        logger.warning(
+            "pw.sql runs only the first of the %d statements of the query; ignored: %s",
+            len(statements),
+            "; ".join(s.sql() for s in statements[1:]),
+        )
     statement = statements[0]
     if not isinstance(statement, (exp.Subqueryable, exp.Subquery)):
         raise unsupported(statement)

@@ -37,17 +37,29 @@ from deltaflow.table import Table
 _, exp = sqlglot_modules()
 
 # Parts of a SELECT this translator handles; any other part present is reported as such.
-_HANDLED_SELECT_PARTS = {"expressions", "from", "joins", "where", "group", "having",
-                         "distinct", "with"}
+_HANDLED_SELECT_PARTS = {
+    "expressions",
+    "from",
+    "joins",
+    "where",
+    "group",
+    "having",
+    "distinct",
+    "with",
+}
 _HAVING_COLUMN = "_sql_having"
 
 
 class RowContext(ExpressionContext):
     """Expressions over the rows of a relation (WHERE, the SELECT list without grouping)."""
 
-    def __init__(self, translator: QueryTranslator, relation: Relation,
-                 placeholder: Placeholder = this,
-                 prepared: Mapping[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        translator: QueryTranslator,
+        relation: Relation,
+        placeholder: Placeholder = this,
+        prepared: Mapping[int, str] | None = None,
+    ) -> None:
         self.translator = translator
         self.relation = relation
         self.placeholder = placeholder
@@ -68,7 +80,8 @@ class RowContext(ExpressionContext):
                 if self.translator.in_outer_scope(node.name, qualifier):
                     raise CorrelatedSubqueryError(
                         f"pw.sql: correlated subqueries are not supported ({node.sql()} "
-                        "refers to the query around the subquery)") from None
+                        "refers to the query around the subquery)"
+                    ) from None
                 if self.translator.knows_table(qualifier):
                     # A table of the query's arguments used directly, as Pathway allows:
                     # its rows must include those of the relation.
@@ -76,7 +89,8 @@ class RowContext(ExpressionContext):
             elif qualifier is None and self.translator.in_outer_scope(node.name, None):
                 raise CorrelatedSubqueryError(
                     f"pw.sql: correlated subqueries are not supported ({node.sql()} refers "
-                    "to the query around the subquery)") from None
+                    "to the query around the subquery)"
+                ) from None
             raise
 
     def _row_id(self, qualifier: str | None) -> Any:
@@ -101,9 +115,15 @@ class RowContext(ExpressionContext):
 class GroupContext(RowContext):
     """Expressions of a reduce: grouping columns, aggregates, and SELECT aliases (in HAVING)."""
 
-    def __init__(self, translator: QueryTranslator, relation: Relation, keys: set[str],
-                 key_expressions: Mapping[str, str], prepared: Mapping[int, str],
-                 aliases: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        translator: QueryTranslator,
+        relation: Relation,
+        keys: set[str],
+        key_expressions: Mapping[str, str],
+        prepared: Mapping[int, str],
+        aliases: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(translator, relation, this, prepared)
         self.keys = keys
         self.key_expressions = key_expressions
@@ -123,8 +143,10 @@ class GroupContext(RowContext):
             if alias is not None and not node.table:
                 # HAVING total > 1 with "SUM(total) AS total": the alias is what is meant.
                 return translate(alias, self)
-            raise ValueError(f"pw.sql: column {node.sql()} is neither in GROUP BY nor inside "
-                             "an aggregate function")
+            raise ValueError(
+                f"pw.sql: column {node.sql()} is neither in GROUP BY nor inside "
+                "an aggregate function"
+            )
         return this[internal]
 
     def aggregate(self, node: Any) -> Any:
@@ -145,8 +167,12 @@ class GroupContext(RowContext):
 class QueryTranslator:
     """Translates the queries of one ``pw.sql`` call over the tables it was given."""
 
-    def __init__(self, catalog: Mapping[str, Table], fresh: FreshNames | None = None,
-                 outer: tuple[Relation, ...] = ()) -> None:
+    def __init__(
+        self,
+        catalog: Mapping[str, Table],
+        fresh: FreshNames | None = None,
+        outer: tuple[Relation, ...] = (),
+    ) -> None:
         self.catalog = dict(catalog)
         self.fresh = fresh or FreshNames()
         self.outer = outer
@@ -160,9 +186,11 @@ class QueryTranslator:
 
     def lookup(self, name: str) -> Table:
         if name not in self.catalog:
-            raise KeyError(f"pw.sql: no table {name!r}; the query's tables are "
-                           f"{', '.join(sorted(self.catalog)) or '(none)'} (pass tables as "
-                           "keyword arguments: pw.sql(query, name=table))")
+            raise KeyError(
+                f"pw.sql: no table {name!r}; the query's tables are "
+                f"{', '.join(sorted(self.catalog)) or '(none)'} (pass tables as "
+                "keyword arguments: pw.sql(query, name=table))"
+            )
         return self.catalog[name]
 
     def in_outer_scope(self, name: str, qualifier: str | None) -> bool:
@@ -174,8 +202,12 @@ class QueryTranslator:
         translator.uses_id = self.uses_id
         return translator
 
-    def row_context(self, relation: Relation, placeholder: Placeholder = this,
-                    prepared: Mapping[int, str] | None = None) -> RowContext:
+    def row_context(
+        self,
+        relation: Relation,
+        placeholder: Placeholder = this,
+        prepared: Mapping[int, str] | None = None,
+    ) -> RowContext:
         return RowContext(self, relation, placeholder, prepared)
 
     # --- queries --------------------------------------------------------------------------
@@ -206,8 +238,10 @@ class QueryTranslator:
             if columns:
                 current = table.column_names()
                 if len(columns) != len(current):
-                    raise ValueError(f"pw.sql: WITH {cte.alias} names {len(columns)} columns "
-                                     f"but its query has {len(current)}")
+                    raise ValueError(
+                        f"pw.sql: WITH {cte.alias} names {len(columns)} columns "
+                        f"but its query has {len(current)}"
+                    )
                 table = table.select(**{new: this[old] for new, old in zip(columns, current)})
             translator.catalog[cte.alias] = table
         return translator
@@ -225,8 +259,10 @@ class QueryTranslator:
             raise unsupported(node, f"{operation} ALL", UnsupportedSqlAssertion)
         names = left_table.column_names()
         if sorted(names) != sorted(right_table.column_names()):
-            raise ValueError(f"pw.sql: {operation} needs the same column names on both sides, "
-                             f"got {names} and {right_table.column_names()}")
+            raise ValueError(
+                f"pw.sql: {operation} needs the same column names on both sides, "
+                f"got {names} and {right_table.column_names()}"
+            )
         left_rows, right_rows = distinct(left_table, names), distinct(right_table, names)
         if operation == "INTERSECT":
             return left_rows.intersect(right_rows)
@@ -238,8 +274,9 @@ class QueryTranslator:
         if node.args.get("group") is not None:
             reject_unhandled(node.args["group"], {"expressions"})
         where = node.args.get("where")
-        relation, where_terms = build_from(self, node,
-                                           conjuncts(where.this) if where is not None else [])
+        relation, where_terms = build_from(
+            self, node, conjuncts(where.this) if where is not None else []
+        )
         self.current = relation
         if where_terms:
             relation = self.filtered(relation, where_terms)
@@ -247,8 +284,11 @@ class QueryTranslator:
         items = self._select_items(node, relation)
         having = node.args.get("having")
         group = node.args.get("group")
-        if group is not None or having is not None or any(
-                contains_aggregate(item) for _, item in items if not isinstance(item, str)):
+        if (
+            group is not None
+            or having is not None
+            or any(contains_aggregate(item) for _, item in items if not isinstance(item, str))
+        ):
             table = self._aggregate(relation, items, group, having)
         else:
             table = self._project(relation, items)
@@ -267,8 +307,10 @@ class QueryTranslator:
         condition = None
         for term in terms:
             if contains_aggregate(term):
-                raise ValueError(f"pw.sql: aggregate functions are not allowed in WHERE "
-                                 f"({term.sql()}); use HAVING")
+                raise ValueError(
+                    f"pw.sql: aggregate functions are not allowed in WHERE "
+                    f"({term.sql()}); use HAVING"
+                )
             value = translate(term, context)
             condition = value if condition is None else condition & value
         return relation.with_table(relation.table.filter(condition))
@@ -301,8 +343,10 @@ class QueryTranslator:
                 items.append((f"_col_{position}", item))
         for name, _ in items:
             if name == "id":
-                raise ValueError("pw.sql: 'id' cannot name a result column (every table has "
-                                 "its row ids as id); choose another alias")
+                raise ValueError(
+                    "pw.sql: 'id' cannot name a result column (every table has "
+                    "its row ids as id); choose another alias"
+                )
         return items
 
     def _project(self, relation: Relation, items: list[tuple[str, Any]]) -> Table:
@@ -315,15 +359,16 @@ class QueryTranslator:
             outputs[name] = this[item] if isinstance(item, str) else translate(item, context)
         return table.select(**outputs)
 
-    def _aggregate(self, relation: Relation, items: list[tuple[str, Any]], group: Any,
-                   having: Any) -> Table:
+    def _aggregate(
+        self, relation: Relation, items: list[tuple[str, Any]], group: Any, having: Any
+    ) -> Table:
         table = relation.table
         keys: list[str] = []
         key_expressions: dict[str, str] = {}
         aliases = {name: item for name, item in items if not isinstance(item, str)}
         row_context = self.row_context(relation)
         computed: dict[str, Any] = {}
-        for key in (group.expressions if group is not None else []):
+        for key in group.expressions if group is not None else []:
             if isinstance(key, exp.Literal) and not key.is_string:
                 position = int(key.this)
                 if not 1 <= position <= len(items):
@@ -356,15 +401,18 @@ class QueryTranslator:
         for name, item in items:
             if isinstance(item, str):
                 if item not in key_set:
-                    raise ValueError(f"pw.sql: column {name!r} is neither in GROUP BY nor "
-                                     "inside an aggregate function")
+                    raise ValueError(
+                        f"pw.sql: column {name!r} is neither in GROUP BY nor "
+                        "inside an aggregate function"
+                    )
                 outputs[name] = this[item]
             else:
                 outputs[name] = translate(item, context)
         reduced_columns = dict(outputs)
         if having is not None:
-            having_context = GroupContext(self, relation, key_set, key_expressions, prepared,
-                                          aliases)
+            having_context = GroupContext(
+                self, relation, key_set, key_expressions, prepared, aliases
+            )
             reduced_columns[_HAVING_COLUMN] = translate(having.this, having_context)
         grouped = table.groupby(*(this[k] for k in keys)) if keys else table
         reduced = grouped.reduce(**reduced_columns)

@@ -51,8 +51,9 @@ class Relation:
     def of_table(table: Table, name: str | None, derived: bool = False) -> Relation:
         """The relation of a single table, whose columns keep their names."""
         names = table.column_names()
-        return Relation(table, (Source(name, {c: c for c in names}, derived),),
-                        tuple((c, c) for c in names))
+        return Relation(
+            table, (Source(name, {c: c for c in names}, derived),), tuple((c, c) for c in names)
+        )
 
     def with_table(self, table: Table) -> Relation:
         """The same names over a table derived from this one (filtered, with extra columns)."""
@@ -60,9 +61,15 @@ class Relation:
 
     def renamed(self, mapping: Mapping[str, str]) -> Relation:
         """The bookkeeping after the table's columns were renamed by ``mapping``."""
-        sources = tuple(Source(s.name, {k: mapping[v] for k, v in s.columns.items()},
-                               s.derived, None if s.id_column is None else mapping[s.id_column])
-                        for s in self.sources)
+        sources = tuple(
+            Source(
+                s.name,
+                {k: mapping[v] for k, v in s.columns.items()},
+                s.derived,
+                None if s.id_column is None else mapping[s.id_column],
+            )
+            for s in self.sources
+        )
         star = tuple((name, mapping[column]) for name, column in self.star)
         equated = {mapping[k]: mapping[v] for k, v in self.equated.items()}
         return Relation(self.table, sources, star, equated)
@@ -76,8 +83,9 @@ class Relation:
     def star_columns(self) -> list[tuple[str, str]]:
         """What ``SELECT *`` expands to: tables' columns first, then subqueries' (in order)."""
         derived = {c for s in self.sources if s.derived for c in s.columns.values()}
-        return ([entry for entry in self.star if entry[1] not in derived]
-                + [entry for entry in self.star if entry[1] in derived])
+        return [entry for entry in self.star if entry[1] not in derived] + [
+            entry for entry in self.star if entry[1] in derived
+        ]
 
     def star_of(self, qualifier: str) -> list[tuple[str, str]]:
         """What ``qualifier.*`` expands to."""
@@ -91,11 +99,15 @@ class Relation:
     def _source(self, qualifier: str) -> Source:
         matches = [s for s in self.sources if s.name == qualifier]
         if not matches:
-            raise KeyError(f"pw.sql: no table {qualifier!r} in the FROM clause; "
-                           f"its tables are {', '.join(self.source_names()) or '(unnamed)'}")
+            raise KeyError(
+                f"pw.sql: no table {qualifier!r} in the FROM clause; "
+                f"its tables are {', '.join(self.source_names()) or '(unnamed)'}"
+            )
         if len(matches) > 1:
-            raise KeyError(f"pw.sql: table name {qualifier!r} is used twice in the FROM "
-                           "clause; give each an alias")
+            raise KeyError(
+                f"pw.sql: table name {qualifier!r} is used twice in the FROM "
+                "clause; give each an alias"
+            )
         return matches[0]
 
     def resolve(self, name: str, qualifier: str | None) -> str:
@@ -103,19 +115,25 @@ class Relation:
         if qualifier is not None:
             source = self._source(qualifier)
             if name not in source.columns:
-                raise KeyError(f"pw.sql: table {qualifier!r} has no column {name!r}; its "
-                               f"columns are {', '.join(source.columns) or '(none)'}")
+                raise KeyError(
+                    f"pw.sql: table {qualifier!r} has no column {name!r}; its "
+                    f"columns are {', '.join(source.columns) or '(none)'}"
+                )
             return source.columns[name]
         candidates = [s.columns[name] for s in self.sources if name in s.columns]
         if not candidates:
             known = sorted({c for s in self.sources for c in s.columns})
-            raise KeyError(f"pw.sql: no column {name!r} in the FROM clause; its columns are "
-                           f"{', '.join(known) or '(none)'}")
+            raise KeyError(
+                f"pw.sql: no column {name!r} in the FROM clause; its columns are "
+                f"{', '.join(known) or '(none)'}"
+            )
         standing_for = {self.equated.get(c, c) for c in candidates}
         if len(standing_for) > 1:
             owners = [s.name or "(subquery)" for s in self.sources if name in s.columns]
-            raise KeyError(f"pw.sql: column {name!r} is ambiguous: it is in "
-                           f"{' and '.join(owners)}; qualify it (e.g. {owners[0]}.{name})")
+            raise KeyError(
+                f"pw.sql: column {name!r} is ambiguous: it is in "
+                f"{' and '.join(owners)}; qualify it (e.g. {owners[0]}.{name})"
+            )
         return standing_for.pop()
 
     def can_resolve(self, name: str, qualifier: str | None) -> bool:

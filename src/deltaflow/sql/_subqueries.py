@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 _, exp = sqlglot_modules()
 
 
-def attach_subqueries(translator: QueryTranslator, relation: Relation,
-                      nodes: list[Any]) -> tuple[Table, dict[int, str]]:
+def attach_subqueries(
+    translator: QueryTranslator, relation: Relation, nodes: list[Any]
+) -> tuple[Table, dict[int, str]]:
     """The relation's table with a column for each subquery in ``nodes``.
 
     Returns the table and ``prepared``, which maps each subquery node (by ``id``) to the
@@ -49,8 +50,7 @@ def attach_subqueries(translator: QueryTranslator, relation: Relation,
                 kind = "exists"
             elif isinstance(getattr(sub, "expression", None), exp.Any | exp.All):
                 kind = "quantified"
-            elif isinstance(sub, exp.Subquery) and not isinstance(sub.parent,
-                                                                  exp.In | exp.Exists):
+            elif isinstance(sub, exp.Subquery) and not isinstance(sub.parent, exp.In | exp.Exists):
                 kind = "scalar"
             else:
                 continue
@@ -58,52 +58,61 @@ def attach_subqueries(translator: QueryTranslator, relation: Relation,
             try:
                 table, prepared[id(sub)] = _ATTACH[kind](translator, current, sub, prepared)
             except CorrelatedSubqueryError:
-                table, prepared[id(sub)] = _CORRELATED[kind](translator, current, sub,
-                                                             prepared)
+                table, prepared[id(sub)] = _CORRELATED[kind](translator, current, sub, prepared)
     return table, prepared
 
 
 def single_column(result: Table, node: Any) -> str:
     names = result.column_names()
     if len(names) != 1:
-        raise ValueError(f"pw.sql: the subquery {node.sql()} must give one column, "
-                         f"it gives {len(names)}")
+        raise ValueError(
+            f"pw.sql: the subquery {node.sql()} must give one column, it gives {len(names)}"
+        )
     return names[0]
 
 
 # --- uncorrelated -----------------------------------------------------------------------------
 
 
-def _scalar(translator: QueryTranslator, relation: Relation, node: Any,
-            prepared: dict[int, str]) -> tuple[Table, str]:
+def _scalar(
+    translator: QueryTranslator, relation: Relation, node: Any, prepared: dict[int, str]
+) -> tuple[Table, str]:
     result = translator.subquery_translator().query(node.this)
     column = translator.fresh()
     return attach_column(relation.table, result, single_column(result, node), column), column
 
 
-def _in(translator: QueryTranslator, relation: Relation, node: Any,
-        prepared: dict[int, str]) -> tuple[Table, str]:
+def _in(
+    translator: QueryTranslator, relation: Relation, node: Any, prepared: dict[int, str]
+) -> tuple[Table, str]:
     query = node.args["query"]
     result = translator.subquery_translator().query(query)
     value = single_column(result, query)
-    values = distinct(result.select(**{"value": this[value]})).select(
-        this.value, hit=True)
+    values = distinct(result.select(**{"value": this[value]})).select(this.value, hit=True)
     return _probe_join(translator, relation, [node.this], values, ["value"], prepared)
 
 
-def _exists(translator: QueryTranslator, relation: Relation, node: Any,
-            prepared: dict[int, str]) -> tuple[Table, str]:
+def _exists(
+    translator: QueryTranslator, relation: Relation, node: Any, prepared: dict[int, str]
+) -> tuple[Table, str]:
     result = translator.subquery_translator().query(node.this)
     counted = result.reduce(rows=reducers.count())
     present = translator.fresh()
     table = relation.table.join_left(counted, id=left.id).select(
-        *left, **{present: coalesce(right["rows"], 0) > 0})
+        *left, **{present: coalesce(right["rows"], 0) > 0}
+    )
     return table, present
 
 
-def _probe_join(translator: QueryTranslator, relation: Relation, outer_keys: list[Any],
-                keyed: Table, key_columns: list[str], prepared: dict[int, str],
-                value: Any = None) -> tuple[Table, str]:
+def _probe_join(
+    translator: QueryTranslator,
+    relation: Relation,
+    outer_keys: list[Any],
+    keyed: Table,
+    key_columns: list[str],
+    prepared: dict[int, str],
+    value: Any = None,
+) -> tuple[Table, str]:
     """Left-join the relation's rows, on ``outer_keys`` (expressions over them), to
     ``keyed``'s rows on ``key_columns``; the new column is ``value(right)`` (default: whether
     a row of ``keyed`` matched, from its ``hit`` column). Each row matches at most one."""
@@ -115,12 +124,14 @@ def _probe_join(translator: QueryTranslator, relation: Relation, outer_keys: lis
     column = translator.fresh()
     added = coalesce(right["hit"], False) if value is None else value
     table = table.join_left(keyed, *conditions, id=left.id).select(
-        *(left[c] for c in original), **{column: added})
+        *(left[c] for c in original), **{column: added}
+    )
     return table, column
 
 
-def _quantified(translator: QueryTranslator, relation: Relation, node: Any,
-                prepared: dict[int, str]) -> tuple[Table, str]:
+def _quantified(
+    translator: QueryTranslator, relation: Relation, node: Any, prepared: dict[int, str]
+) -> tuple[Table, str]:
     """``x <op> ALL|ANY (SELECT c ...)``, from the minimum, maximum and count of ``c``."""
     quantifier = node.expression
     query = quantifier.this
@@ -130,14 +141,14 @@ def _quantified(translator: QueryTranslator, relation: Relation, node: Any,
     operation = type(node)
     if (operation is exp.EQ and not is_all) or (operation is exp.NEQ and is_all):
         values = distinct(result.select(**{"value": this[value]})).select(this.value, hit=True)
-        table, member = _probe_join(translator, relation, [node.this], values, ["value"],
-                                    prepared)
+        table, member = _probe_join(translator, relation, [node.this], values, ["value"], prepared)
         if operation is exp.EQ:
             return table, member
         outside = translator.fresh()
         return table.with_columns(**{outside: ~this[member]}), outside
-    stats = result.reduce(lo=reducers.min(this[value]), hi=reducers.max(this[value]),
-                          rows=reducers.count())
+    stats = result.reduce(
+        lo=reducers.min(this[value]), hi=reducers.max(this[value]), rows=reducers.count()
+    )
     probe = translator.fresh()
     context = translator.row_context(relation, prepared=prepared)
     original = relation.table.column_names()
@@ -145,16 +156,20 @@ def _quantified(translator: QueryTranslator, relation: Relation, node: Any,
     x, lo, hi = left[probe], right["lo"], right["hi"]
     # ALL: every value satisfies it (so does an empty subquery); ANY: at least one does.
     tests = {
-        exp.LT: (x < lo, x < hi), exp.LTE: (x <= lo, x <= hi),
-        exp.GT: (x > hi, x > lo), exp.GTE: (x >= hi, x >= lo),
-        exp.EQ: ((x == lo) & (x == hi), None), exp.NEQ: (None, (x != lo) | (x != hi)),
+        exp.LT: (x < lo, x < hi),
+        exp.LTE: (x <= lo, x <= hi),
+        exp.GT: (x > hi, x > lo),
+        exp.GTE: (x >= hi, x >= lo),
+        exp.EQ: ((x == lo) & (x == hi), None),
+        exp.NEQ: (None, (x != lo) | (x != hi)),
     }
     holds = tests[operation][0 if is_all else 1]
     column = translator.fresh()
     empty = coalesce(right["rows"], 0) == 0
     added = if_else(empty, is_all, coalesce(holds, False))
-    table = table.join_left(stats, id=left.id).select(*(left[c] for c in original),
-                                                     **{column: added})
+    table = table.join_left(stats, id=left.id).select(
+        *(left[c] for c in original), **{column: added}
+    )
     return table, column
 
 
@@ -184,8 +199,9 @@ class _Decorrelated:
 
 def _decorrelate(translator: QueryTranslator, outer: Relation, select: Any) -> _Decorrelated:
     def refuse(reason: str) -> CorrelatedSubqueryError:
-        return CorrelatedSubqueryError(f"pw.sql: correlated subqueries are supported only as "
-                                       f"{reason} ({select.sql()})")
+        return CorrelatedSubqueryError(
+            f"pw.sql: correlated subqueries are supported only as {reason} ({select.sql()})"
+        )
 
     if not isinstance(select, exp.Select):
         raise refuse("a single SELECT")
@@ -194,8 +210,9 @@ def _decorrelate(translator: QueryTranslator, outer: Relation, select: Any) -> _
             raise refuse(f"a SELECT without {part.upper()}")
     inner_translator = translator.subquery_translator()
     where = select.args.get("where")
-    relation, terms = build_from(inner_translator, select,
-                                 conjuncts(where.this) if where is not None else [])
+    relation, terms = build_from(
+        inner_translator, select, conjuncts(where.this) if where is not None else []
+    )
     inner_translator.current = relation
 
     def side(node: Any) -> set[str]:
@@ -232,8 +249,7 @@ def _decorrelate(translator: QueryTranslator, outer: Relation, select: Any) -> _
                 outer_keys.append(bare.expression)
                 inner_keys.append(bare.this)
                 continue
-        raise refuse(f"equalities between their columns and the outer query's, not "
-                     f"{term.sql()},")
+        raise refuse(f"equalities between their columns and the outer query's, not {term.sql()},")
     if not outer_keys:
         raise refuse("WHERE equalities with the outer query's columns")
     if local:
@@ -242,14 +258,16 @@ def _decorrelate(translator: QueryTranslator, outer: Relation, select: Any) -> _
     return _Decorrelated(inner_translator, relation, outer_keys, inner_keys)
 
 
-def _correlated_exists(translator: QueryTranslator, relation: Relation, node: Any,
-                       prepared: dict[int, str]) -> tuple[Table, str]:
+def _correlated_exists(
+    translator: QueryTranslator, relation: Relation, node: Any, prepared: dict[int, str]
+) -> tuple[Table, str]:
     decorrelated = _decorrelate(translator, relation, node.this)
     return _correlated_exists_of(translator, relation, decorrelated, prepared)
 
 
-def _correlated_in(translator: QueryTranslator, relation: Relation, node: Any,
-                   prepared: dict[int, str]) -> tuple[Table, str]:
+def _correlated_in(
+    translator: QueryTranslator, relation: Relation, node: Any, prepared: dict[int, str]
+) -> tuple[Table, str]:
     query = node.args["query"]
     decorrelated = _decorrelate(translator, relation, query)
     if len(query.expressions) != 1:
@@ -259,16 +277,20 @@ def _correlated_in(translator: QueryTranslator, relation: Relation, node: Any,
     return _correlated_exists_of(translator, relation, decorrelated, prepared)
 
 
-def _correlated_exists_of(translator: QueryTranslator, relation: Relation,
-                          decorrelated: _Decorrelated,
-                          prepared: dict[int, str]) -> tuple[Table, str]:
+def _correlated_exists_of(
+    translator: QueryTranslator,
+    relation: Relation,
+    decorrelated: _Decorrelated,
+    prepared: dict[int, str],
+) -> tuple[Table, str]:
     keyed, names = decorrelated.keyed()
     hits = distinct(keyed).select(*(this[n] for n in names), hit=True)
     return _probe_join(translator, relation, decorrelated.outer_keys, hits, names, prepared)
 
 
-def _correlated_scalar(translator: QueryTranslator, relation: Relation, node: Any,
-                       prepared: dict[int, str]) -> tuple[Table, str]:
+def _correlated_scalar(
+    translator: QueryTranslator, relation: Relation, node: Any, prepared: dict[int, str]
+) -> tuple[Table, str]:
     """A correlated aggregate (``(SELECT AVG(v) FROM t2 WHERE t2.k = t1.k)``), per key."""
     from deltaflow.sql._query import GroupContext
 
@@ -279,30 +301,49 @@ def _correlated_scalar(translator: QueryTranslator, relation: Relation, node: An
     item = _unaliased(select.expressions[0])
     inner = decorrelated.relation
     context = decorrelated.translator.row_context(inner)
-    key_columns = {decorrelated.translator.fresh(): translate(k, context)
-                   for k in decorrelated.inner_keys}
+    key_columns = {
+        decorrelated.translator.fresh(): translate(k, context) for k in decorrelated.inner_keys
+    }
     inner = inner.with_table(inner.table.with_columns(**key_columns))
-    group_context = GroupContext(decorrelated.translator, inner, set(key_columns),
-                                 {k.sql(): n for k, n in zip(decorrelated.inner_keys,
-                                                              key_columns)}, {})
+    group_context = GroupContext(
+        decorrelated.translator,
+        inner,
+        set(key_columns),
+        {k.sql(): n for k, n in zip(decorrelated.inner_keys, key_columns)},
+        {},
+    )
     value = translate(item, group_context)
     grouped = inner.table.groupby(*(this[k] for k in key_columns)).reduce(
-        *(this[k] for k in key_columns), value=value)
+        *(this[k] for k in key_columns), value=value
+    )
     # An aggregate over no rows: COUNT is 0, the others NULL (the left join's None).
     result = coalesce(right["value"], 0) if isinstance(item, exp.Count) else right["value"]
-    return _probe_join(translator, relation, decorrelated.outer_keys, grouped,
-                       list(key_columns), prepared, value=result)
+    return _probe_join(
+        translator,
+        relation,
+        decorrelated.outer_keys,
+        grouped,
+        list(key_columns),
+        prepared,
+        value=result,
+    )
 
 
 def _unaliased(node: Any) -> Any:
     return node.this if isinstance(node, exp.Alias) else node
 
 
-def _correlated_quantified(translator: QueryTranslator, relation: Relation, node: Any,
-                           prepared: dict[int, str]) -> tuple[Table, str]:
-    raise CorrelatedSubqueryError(f"pw.sql: correlated ANY/ALL subqueries are not supported "
-                                  f"({node.sql()})")
+def _correlated_quantified(
+    translator: QueryTranslator, relation: Relation, node: Any, prepared: dict[int, str]
+) -> tuple[Table, str]:
+    raise CorrelatedSubqueryError(
+        f"pw.sql: correlated ANY/ALL subqueries are not supported ({node.sql()})"
+    )
 
 
-_CORRELATED = {"scalar": _correlated_scalar, "in": _correlated_in,
-               "exists": _correlated_exists, "quantified": _correlated_quantified}
+_CORRELATED = {
+    "scalar": _correlated_scalar,
+    "in": _correlated_in,
+    "exists": _correlated_exists,
+    "quantified": _correlated_quantified,
+}

@@ -22,23 +22,29 @@ if TYPE_CHECKING:
 __all__ = ["diff"]
 
 
-def check_reference(value: Any, function: str, parameter: str,
-                    *, allow_none: bool = False) -> None:
+def check_reference(value: Any, function: str, parameter: str, *, allow_none: bool = False) -> None:
     """A ``TypeError`` unless ``value`` is a column reference (``pw.this.x``, ``t.x``)."""
     if value is None and allow_none:
         return
     if isinstance(value, ColumnReference):
         return
-    hint = f"; did you mean pw.this.{value} instead of {value!r}?" \
-        if isinstance(value, str) else ""
+    hint = f"; did you mean pw.this.{value} instead of {value!r}?" if isinstance(value, str) else ""
     what = "an expression" if isinstance(value, ColumnExpression) else type(value).__name__
-    raise TypeError(f"{function}(): {parameter} must be a column reference such as "
-                    f"pw.this.<name>, not {what} ({value!r}){hint}")
+    raise TypeError(
+        f"{function}(): {parameter} must be a column reference such as "
+        f"pw.this.<name>, not {what} ({value!r}){hint}"
+    )
 
 
-def neighbours(table: Table, key: ColumnReference, *, instance: ColumnReference | None = None,
-               anchor: ColumnExpression | None = None, mode: NeighbourMode,
-               operation: str) -> Table:
+def neighbours(
+    table: Table,
+    key: ColumnReference,
+    *,
+    instance: ColumnReference | None = None,
+    anchor: ColumnExpression | None = None,
+    mode: NeighbourMode,
+    operation: str,
+) -> Table:
     """A table with the ids of ``table`` and ``prev``/``next`` pointers in ``key`` order
     (see :class:`~deltaflow.engine.stateful.neighbours.NeighbourMode`)."""
     from deltaflow.table import Table as TableClass
@@ -50,13 +56,18 @@ def neighbours(table: Table, key: ColumnReference, *, instance: ColumnReference 
         outputs.append(("__anchor", anchor))
     pre = table._project(operation, outputs)
     columns: dict[str, t.DType] = {"prev": t.Optional(t.POINTER), "next": t.Optional(t.POINTER)}
-    node = NeighboursNode(columns=columns, inputs=(table._node,), pre=pre, mode=mode,
-                          label=operation)
+    node = NeighboursNode(
+        columns=columns, inputs=(table._node,), pre=pre, mode=mode, label=operation
+    )
     return TableClass(node, table._universe)
 
 
-def diff(self: Table, timestamp: ColumnReference, *values: ColumnReference,
-         instance: ColumnReference | None = None) -> Table:
+def diff(
+    self: Table,
+    timestamp: ColumnReference,
+    *values: ColumnReference,
+    instance: ColumnReference | None = None,
+) -> Table:
     """For every row, each of ``values`` minus the same column's value in the row just
     before it in ``timestamp`` order (within its ``instance``, if given).
 
@@ -70,12 +81,18 @@ def diff(self: Table, timestamp: ColumnReference, *values: ColumnReference,
         check_reference(value, "diff", "each value")
     check_reference(instance, "diff", "instance", allow_none=True)
     timestamp = self[timestamp]
-    links = neighbours(self, timestamp, instance=self[instance] if instance is not None
-                       else None, mode=NeighbourMode.ADJACENT, operation="diff")
+    links = neighbours(
+        self,
+        timestamp,
+        instance=self[instance] if instance is not None else None,
+        mode=NeighbourMode.ADJACENT,
+        operation="diff",
+    )
     previous = self.ix(links.prev, optional=True)
     differences: dict[str, ColumnExpression] = {}
     for value in values:
         column = self[value]
         differences[f"diff_{column.name}"] = require(
-            column - unwrap(previous[column.name]), column, links.prev)
+            column - unwrap(previous[column.name]), column, links.prev
+        )
     return links.select(**differences)

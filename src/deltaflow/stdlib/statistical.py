@@ -37,14 +37,22 @@ def _reference(value: Any, parameter: str) -> None:
     # Pathway reports a wrong kind of argument here with ValueError (not TypeError).
     if isinstance(value, ColumnReference):
         return
-    hint = f", found a string; did you mean pw.this.{value} instead of {value!r}?" \
-        if isinstance(value, str) else ""
-    raise ValueError(f"interpolate(): {parameter} must be a column reference such as "
-                     f"pw.this.<name>{hint}")
+    hint = (
+        f", found a string; did you mean pw.this.{value} instead of {value!r}?"
+        if isinstance(value, str)
+        else ""
+    )
+    raise ValueError(
+        f"interpolate(): {parameter} must be a column reference such as pw.this.<name>{hint}"
+    )
 
 
-def interpolate(self: Table, timestamp: ColumnReference, *values: ColumnReference,
-                mode: InterpolateMode = InterpolateMode.LINEAR) -> Table:
+def interpolate(
+    self: Table,
+    timestamp: ColumnReference,
+    *values: ColumnReference,
+    mode: InterpolateMode = InterpolateMode.LINEAR,
+) -> Table:
     """``self`` with every None in the ``values`` columns replaced by linear interpolation
     over ``timestamp``.
 
@@ -55,26 +63,33 @@ def interpolate(self: Table, timestamp: ColumnReference, *values: ColumnReferenc
     their ids. Datetime timestamps are interpolated over their nanoseconds.
     """
     if mode != InterpolateMode.LINEAR:
-        raise ValueError(f"interpolate(): mode must be InterpolateMode.LINEAR (the only mode "
-                         f"available), not {mode!r}")
+        raise ValueError(
+            f"interpolate(): mode must be InterpolateMode.LINEAR (the only mode "
+            f"available), not {mode!r}"
+        )
     _reference(timestamp, "timestamp")
     for value in values:
         _reference(value, "each value")
     timestamp = self[timestamp]
     time_type = self._columns[timestamp.name].strip_optional()
     if time_type.name not in (*_NUMERIC, *_DATETIMES):
-        raise TypeError(f"interpolate() on {self._description}: the timestamp column "
-                        f"{timestamp.name!r} must be int, float or a datetime, not {time_type!r}")
+        raise TypeError(
+            f"interpolate() on {self._description}: the timestamp column "
+            f"{timestamp.name!r} must be int, float or a datetime, not {time_type!r}"
+        )
     replaced: dict[str, ColumnExpression] = {}
     for value in values:
         column = self[value]
         if column.name == timestamp.name:
-            raise ValueError(f"interpolate(): the value column {column.name!r} is the "
-                             f"timestamp column")
+            raise ValueError(
+                f"interpolate(): the value column {column.name!r} is the timestamp column"
+            )
         dtype = self._columns[column.name]
         if dtype.strip_optional().name not in _NUMERIC:
-            raise TypeError(f"interpolate() on {self._description}: the value column "
-                            f"{column.name!r} must be int or float, not {dtype!r}")
+            raise TypeError(
+                f"interpolate() on {self._description}: the value column "
+                f"{column.name!r} must be int or float, not {dtype!r}"
+            )
         if not isinstance(dtype, t.Optional):
             # Nothing to fill: the values only become floats, as in Pathway.
             replaced[column.name] = cast(float, column)
@@ -83,11 +98,17 @@ def interpolate(self: Table, timestamp: ColumnReference, *values: ColumnReferenc
     return self.with_columns(**replaced)
 
 
-def _filled(table: Table, timestamp: ColumnReference, column: ColumnReference,
-            time_kind: str) -> ColumnExpression:
+def _filled(
+    table: Table, timestamp: ColumnReference, column: ColumnReference, time_kind: str
+) -> ColumnExpression:
     """The column with its Nones interpolated from the nearest values around them."""
-    links = neighbours(table, timestamp, anchor=column.is_not_none(),
-                       mode=NeighbourMode.NEAREST_ANCHOR, operation="interpolate")
+    links = neighbours(
+        table,
+        timestamp,
+        anchor=column.is_not_none(),
+        mode=NeighbourMode.NEAREST_ANCHOR,
+        operation="interpolate",
+    )
     before = table.ix(links.prev, optional=True)
     after = table.ix(links.next, optional=True)
 
@@ -102,6 +123,5 @@ def _filled(table: Table, timestamp: ColumnReference, column: ColumnReference,
     v0 = before[column.name]
     v1 = after[column.name]
     line = cast(float, v0) + (here - t0) * (v1 - v0) / (t1 - t0)
-    gap = if_else(v0.is_none(), cast(float, v1),
-                  if_else(v1.is_none(), cast(float, v0), line))
+    gap = if_else(v0.is_none(), cast(float, v1), if_else(v1.is_none(), cast(float, v0), line))
     return declare_type(t.Optional(t.FLOAT), coalesce(cast(float, column), gap))

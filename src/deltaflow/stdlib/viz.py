@@ -14,9 +14,11 @@ __all__ = ["plot", "show"]
 
 
 def _refuse(name: str) -> NotImplementedError:
-    return NotImplementedError(f"{name} (interactive visualisation) is not supported by "
-                               f"deltaflow; use pw.debug.compute_and_print or plot "
-                               f"pw.debug.table_to_pandas(table)")
+    return NotImplementedError(
+        f"{name} (interactive visualisation) is not supported by "
+        f"deltaflow; use pw.debug.compute_and_print or plot "
+        f"pw.debug.table_to_pandas(table)"
+    )
 
 
 def plot(self: Any, plotting_function: Any, sorting_col: Any = None) -> Any:
@@ -24,8 +26,15 @@ def plot(self: Any, plotting_function: Any, sorting_col: Any = None) -> Any:
     raise _refuse("Table.plot")
 
 
-def show(self: Any, *, snapshot: bool = True, include_id: bool = True,
-         short_pointers: bool = True, sorters: list[dict[str, str]] | None = None,
-         page_size: int = 10, table_height: int = 400) -> Any:
+def show(
+    self: Any,
+    *,
+    snapshot: bool = True,
+    include_id: bool = True,
+    short_pointers: bool = True,
+    sorters: list[dict[str, str]] | None = None,
+    page_size: int = 10,
+    table_height: int = 400,
+) -> Any:
     """Not supported: raises ``NotImplementedError``."""
     raise _refuse("Table.show")

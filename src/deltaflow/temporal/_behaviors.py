@@ -55,8 +55,9 @@ class ExactlyOnceBehavior(Behavior):
     shift: IntervalType | None
 
 
-def common_behavior(delay: IntervalType | None = None, cutoff: IntervalType | None = None,
-                    keep_results: bool = True) -> CommonBehavior:
+def common_behavior(
+    delay: IntervalType | None = None, cutoff: IntervalType | None = None, keep_results: bool = True
+) -> CommonBehavior:
     """A :class:`CommonBehavior` (see there); the lengths are checked against the time
     column when the behavior is applied."""
     return CommonBehavior(delay, cutoff, keep_results)
@@ -72,36 +73,50 @@ def exactly_once_behavior(shift: IntervalType | None = None) -> ExactlyOnceBehav
 # ------------------------------------------------------------------------------------------
 
 
-def _gate(table: Table, kind: str, threshold: Any, time: Any, instance: Any,
-          operation: str, mark_forgetting_records: bool = False) -> Table:
+def _gate(
+    table: Table,
+    kind: str,
+    threshold: Any,
+    time: Any,
+    instance: Any,
+    operation: str,
+    mark_forgetting_records: bool = False,
+) -> Table:
     from deltaflow.table import Table
 
     outputs: list[tuple[str, ColumnExpression]] = [
-        ("__thr", wrap_value(threshold)), ("__time", wrap_value(time))]
+        ("__thr", wrap_value(threshold)),
+        ("__time", wrap_value(time)),
+    ]
     if instance is not None:
         outputs.append(("__inst", wrap_value(instance)))
     projection = CompiledProjection(table._scope(operation), outputs)
     _check_comparable(table, operation, projection.types["__thr"], projection.types["__time"])
-    node = TimeGateNode(columns=dict(table._columns), inputs=(table._node,), pre=projection,
-                        kind=kind, has_instance=instance is not None,
-                        mark_forgetting_records=mark_forgetting_records, label=operation)
-    return Table(node, plan.Universe(parent=table._universe),
-                 primary_key=table._primary_key)
+    node = TimeGateNode(
+        columns=dict(table._columns),
+        inputs=(table._node,),
+        pre=projection,
+        kind=kind,
+        has_instance=instance is not None,
+        mark_forgetting_records=mark_forgetting_records,
+        label=operation,
+    )
+    return Table(node, plan.Universe(parent=table._universe), primary_key=table._primary_key)
 
 
-def _check_comparable(table: Table, operation: str, threshold: t.DType,
-                      time: t.DType) -> None:
+def _check_comparable(table: Table, operation: str, threshold: t.DType, time: t.DType) -> None:
     """Thresholds are compared with event times: both numbers, or both datetimes of one
     kind."""
     a, b = threshold.strip_optional(), time.strip_optional()
     numeric = (t.INT, t.FLOAT)
-    if (a in numeric and b in numeric) or (a == b and a in (t.DATE_TIME_NAIVE,
-                                                               t.DATE_TIME_UTC)):
+    if (a in numeric and b in numeric) or (a == b and a in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC)):
         return
-    raise TypeError(f"{operation} on {table._description}: the threshold ({threshold!r}) "
-                    f"cannot be compared with the time column ({time!r}); times must be int, "
-                    f"float, DateTimeNaive or DateTimeUtc, and a datetime threshold needs a "
-                    f"datetime time of the same kind")
+    raise TypeError(
+        f"{operation} on {table._description}: the threshold ({threshold!r}) "
+        f"cannot be compared with the time column ({time!r}); times must be int, "
+        f"float, DateTimeNaive or DateTimeUtc, and a datetime threshold needs a "
+        f"datetime time of the same kind"
+    )
 
 
 def buffer_until(table: Table, threshold: Any, time: Any, *, instance: Any = None) -> Table:
@@ -116,15 +131,28 @@ def freeze_after(table: Table, threshold: Any, time: Any, *, instance: Any = Non
     return _gate(table, "freeze", threshold, time, instance, "ignore_late")
 
 
-def forget_after(table: Table, threshold: Any, time: Any,
-                 mark_forgetting_records: bool = False, *, instance: Any = None) -> Table:
+def forget_after(
+    table: Table,
+    threshold: Any,
+    time: Any,
+    mark_forgetting_records: bool = False,
+    *,
+    instance: Any = None,
+) -> Table:
     """``table`` whose rows are retracted once the frontier is at or past their
     ``threshold`` (so that state downstream is dropped). Late insertions never enter, and
     deletions of rows already forgotten are dropped. With ``mark_forgetting_records`` the
     retractions come at the odd time right after the time that caused them, where
     :func:`filter_out_results_of_forgetting` finds and removes their effects."""
-    return _gate(table, "forget", threshold, time, instance, "forget",
-                 mark_forgetting_records=mark_forgetting_records)
+    return _gate(
+        table,
+        "forget",
+        threshold,
+        time,
+        instance,
+        "forget",
+        mark_forgetting_records=mark_forgetting_records,
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -136,22 +164,28 @@ def _threshold(table: Table, time_column: Any, threshold: Any, operation: str) -
     time = wrap_value(time_column)
     dtype = table._scope(operation).dtype_of(time).strip_optional()
     time_kind(dtype, f"{operation} on {table._description}: time_column {time_column!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float,
-                                                                 datetime.timedelta)):
-        raise TypeError(f"{operation} on {table._description}: threshold must be an int, a "
-                        f"float or a datetime.timedelta, got {threshold!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, datetime.timedelta)):
+        raise TypeError(
+            f"{operation} on {table._description}: threshold must be an int, a "
+            f"float or a datetime.timedelta, got {threshold!r}"
+        )
     is_length = isinstance(threshold, datetime.timedelta)
     if dtype in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC) and not is_length:
-        raise TypeError(f"{operation} on {table._description}: the time column is {dtype!r}, "
-                        f"so threshold must be a datetime.timedelta, got {threshold!r}")
+        raise TypeError(
+            f"{operation} on {table._description}: the time column is {dtype!r}, "
+            f"so threshold must be a datetime.timedelta, got {threshold!r}"
+        )
     if dtype in (t.INT, t.FLOAT) and is_length:
-        raise TypeError(f"{operation} on {table._description}: the time column is {dtype!r}, "
-                        f"so threshold must be a number, got {threshold!r}")
+        raise TypeError(
+            f"{operation} on {table._description}: the time column is {dtype!r}, "
+            f"so threshold must be a number, got {threshold!r}"
+        )
     return time + threshold
 
 
-def forget(table: Table, time_column: Any, threshold: IntervalType,
-           mark_forgetting_records: bool = False) -> Table:
+def forget(
+    table: Table, time_column: Any, threshold: IntervalType, mark_forgetting_records: bool = False
+) -> Table:
     """Rows are retracted once the largest ``time_column`` value seen reaches their time +
     ``threshold`` (see :func:`forget_after`)."""
     limit = _threshold(table, time_column, threshold, "forget")
@@ -182,7 +216,10 @@ def filter_out_results_of_forgetting(table: Table, ensure_consistency: bool = Fa
     """
     from deltaflow.table import Table
 
-    node = ForgettingFilterNode(columns=dict(table._columns), inputs=(table._node,),
-                                ensure_consistency=ensure_consistency,
-                                label="filter_out_results_of_forgetting")
+    node = ForgettingFilterNode(
+        columns=dict(table._columns),
+        inputs=(table._node,),
+        ensure_consistency=ensure_consistency,
+        label="filter_out_results_of_forgetting",
+    )
     return Table(node, table._universe, primary_key=table._primary_key)

@@ -32,8 +32,13 @@ from deltaflow.schema import Schema
 if TYPE_CHECKING:
     from deltaflow.table import Table
 
-__all__ = ["TimestampSchema", "TimestampSubject", "add_update_timestamp_utc",
-           "inactivity_detection", "utc_now"]
+__all__ = [
+    "TimestampSchema",
+    "TimestampSubject",
+    "add_update_timestamp_utc",
+    "inactivity_detection",
+    "utc_now",
+]
 
 
 class TimestampSchema(Schema):
@@ -45,8 +50,7 @@ class TimestampSchema(Schema):
 class TimestampSubject(python_io.ConnectorSubject):
     """Sends the current UTC time every ``refresh_rate``, after ``initial_delay``."""
 
-    def __init__(self, refresh_rate: datetime.timedelta,
-                 initial_delay: datetime.timedelta) -> None:
+    def __init__(self, refresh_rate: datetime.timedelta, initial_delay: datetime.timedelta) -> None:
         super().__init__(datasource_name="utc_now")
         self._refresh_seconds = refresh_rate.total_seconds()
         self._delay_seconds = initial_delay.total_seconds()
@@ -76,18 +80,24 @@ _CLOCKS: dict[tuple[datetime.timedelta, datetime.timedelta], tuple[Any, Timestam
 
 def _duration(value: Any, function: str, parameter: str, *, positive: bool) -> pd.Timedelta:
     if isinstance(value, bool) or not isinstance(value, datetime.timedelta):
-        raise TypeError(f"{function}(): {parameter} must be a datetime.timedelta or "
-                        f"pw.Duration, not {type(value).__name__} ({value!r})")
+        raise TypeError(
+            f"{function}(): {parameter} must be a datetime.timedelta or "
+            f"pw.Duration, not {type(value).__name__} ({value!r})"
+        )
     duration = pd.Timedelta(value)
     if duration < pd.Timedelta(0) or (positive and duration == pd.Timedelta(0)):
-        raise ValueError(f"{function}(): {parameter} must be "
-                         f"{'greater than zero' if positive else 'zero or more'}, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{function}(): {parameter} must be "
+            f"{'greater than zero' if positive else 'zero or more'}, "
+            f"got {value!r}"
+        )
     return duration
 
 
-def utc_now(refresh_rate: datetime.timedelta = datetime.timedelta(seconds=60),
-            initial_delay: datetime.timedelta = datetime.timedelta(0)) -> Table:
+def utc_now(
+    refresh_rate: datetime.timedelta = datetime.timedelta(seconds=60),
+    initial_delay: datetime.timedelta = datetime.timedelta(0),
+) -> Table:
     """A live table (column ``timestamp_utc``, ``DateTimeUtc``) that gains a row with the
     current UTC time every ``refresh_rate``, the first after ``initial_delay``.
 
@@ -126,9 +136,12 @@ def _clock_projection(clock: Table, function: str) -> Any:
     return clock._project(function, [("__now", clock.timestamp_utc)])
 
 
-def inactivity_detection(self: Table, allowed_inactivity_period: datetime.timedelta,
-                         refresh_rate: datetime.timedelta = pd.Timedelta(seconds=1),
-                         instance: ColumnExpression | None = None) -> Table:
+def inactivity_detection(
+    self: Table,
+    allowed_inactivity_period: datetime.timedelta,
+    refresh_rate: datetime.timedelta = pd.Timedelta(seconds=1),
+    instance: ColumnExpression | None = None,
+) -> Table:
     """Report the periods in which ``self`` got no new rows for longer than
     ``allowed_inactivity_period`` (checked against a ``utc_now`` clock ticking every
     ``refresh_rate``), per ``instance`` if given.
@@ -143,10 +156,12 @@ def inactivity_detection(self: Table, allowed_inactivity_period: datetime.timede
 
     function = "inactivity_detection"
     if not isinstance(self, TableClass):
-        raise TypeError(f"{function}(): the first argument must be a Table, not "
-                        f"{type(self).__name__}")
-    allowed = _duration(allowed_inactivity_period, function, "allowed_inactivity_period",
-                        positive=False)
+        raise TypeError(
+            f"{function}(): the first argument must be a Table, not {type(self).__name__}"
+        )
+    allowed = _duration(
+        allowed_inactivity_period, function, "allowed_inactivity_period", positive=False
+    )
     _duration(refresh_rate, function, "refresh_rate", positive=True)
     if instance is not None:
         data_pre = self._project(function, [("__inst", wrap_value(instance))])
@@ -162,19 +177,25 @@ def inactivity_detection(self: Table, allowed_inactivity_period: datetime.timede
     columns["inactivity_timestamp_utc"] = t.DATE_TIME_UTC
     columns["resumed_activity_timestamp_utc"] = t.Optional(t.DATE_TIME_UTC)
     node = InactivityNode(
-        columns=columns, inputs=(self._node, clock._node), label=function,
-        data_pre=data_pre, clock_pre=_clock_projection(clock, function),
-        allowed_ns=int(allowed.value), start_ns=int(start.value),
-        has_instance=instance is not None, instance_type=instance_type,
+        columns=columns,
+        inputs=(self._node, clock._node),
+        label=function,
+        data_pre=data_pre,
+        clock_pre=_clock_projection(clock, function),
+        allowed_ns=int(allowed.value),
+        start_ns=int(start.value),
+        has_instance=instance is not None,
+        instance_type=instance_type,
         activity_time=_activity_time,
     )
     return TableClass(node, plan.Universe())
 
 
-def add_update_timestamp_utc(self: Table,
-                             refresh_rate: datetime.timedelta = pd.Timedelta(seconds=1),
-                             update_timestamp_column_name: str = "updated_timestamp_utc"
-                             ) -> Table:
+def add_update_timestamp_utc(
+    self: Table,
+    refresh_rate: datetime.timedelta = pd.Timedelta(seconds=1),
+    update_timestamp_column_name: str = "updated_timestamp_utc",
+) -> Table:
     """``self`` with one more column, ``update_timestamp_column_name``: the UTC time at which
     each row was last inserted or updated, as read from a ``utc_now`` clock ticking every
     ``refresh_rate`` (so precise to ``refresh_rate``; the machine clock before the first
@@ -184,17 +205,23 @@ def add_update_timestamp_utc(self: Table,
 
     function = "add_update_timestamp_utc"
     if not isinstance(self, TableClass):
-        raise TypeError(f"{function}(): the first argument must be a Table, not "
-                        f"{type(self).__name__}")
+        raise TypeError(
+            f"{function}(): the first argument must be a Table, not {type(self).__name__}"
+        )
     _duration(refresh_rate, function, "refresh_rate", positive=True)
     if not isinstance(update_timestamp_column_name, str) or not update_timestamp_column_name:
-        raise TypeError(f"{function}(): update_timestamp_column_name must be a non-empty "
-                        f"str, not {update_timestamp_column_name!r}")
+        raise TypeError(
+            f"{function}(): update_timestamp_column_name must be a non-empty "
+            f"str, not {update_timestamp_column_name!r}"
+        )
     name = update_timestamp_column_name
     clock = utc_now(refresh_rate=refresh_rate)
     node = UpdateStampNode(
-        columns={name: t.DATE_TIME_UTC}, inputs=(self._node, clock._node), label=function,
-        clock_pre=_clock_projection(clock, function), column=name,
+        columns={name: t.DATE_TIME_UTC},
+        inputs=(self._node, clock._node),
+        label=function,
+        clock_pre=_clock_projection(clock, function),
+        column=name,
         fallback=_now_without_ticks,
     )
     stamps = TableClass(node, self._universe)

@@ -29,9 +29,11 @@ from deltaflow.temporal._join_common import (
 
 T = TypeVar("T", int, float, datetime.timedelta)
 
-_ACCEPTED = ("(INT, INT, INT, INT) or (FLOAT, FLOAT, FLOAT, FLOAT) or "
-             "(DATE_TIME_NAIVE, DATE_TIME_NAIVE, DURATION, DURATION) or "
-             "(DATE_TIME_UTC, DATE_TIME_UTC, DURATION, DURATION)")
+_ACCEPTED = (
+    "(INT, INT, INT, INT) or (FLOAT, FLOAT, FLOAT, FLOAT) or "
+    "(DATE_TIME_NAIVE, DATE_TIME_NAIVE, DURATION, DURATION) or "
+    "(DATE_TIME_UTC, DATE_TIME_UTC, DURATION, DURATION)"
+)
 
 
 @dataclasses.dataclass
@@ -42,122 +44,262 @@ class Interval(Generic[T]):
     upper_bound: T
 
 
-def interval(lower_bound: int | float | datetime.timedelta,
-             upper_bound: int | float | datetime.timedelta) -> Interval:
+def interval(
+    lower_bound: int | float | datetime.timedelta, upper_bound: int | float | datetime.timedelta
+) -> Interval:
     """The interval ``[lower_bound, upper_bound]`` around a left row's time; checked against
     the time columns when the join is defined."""
     return Interval(lower_bound, upper_bound)
 
 
-def _time_kind(left_type: t.DType, right_type: t.DType, bounds: Interval,
-               description: str) -> str:
+def _time_kind(left_type: t.DType, right_type: t.DType, bounds: Interval, description: str) -> str:
     """The common kind of the times and bounds (int with float counts as float, as in
     Pathway); a ``TypeError`` listing all four types otherwise."""
-    names = [engine_type_name(left_type), engine_type_name(right_type),
-             value_type_name(bounds.lower_bound), value_type_name(bounds.upper_bound)]
+    names = [
+        engine_type_name(left_type),
+        engine_type_name(right_type),
+        value_type_name(bounds.lower_bound),
+        value_type_name(bounds.upper_bound),
+    ]
     numeric = {"INT", "FLOAT"}
     if all(name in numeric for name in names):
         return "float" if "FLOAT" in names else "int"
     for kind, engine in (("DateTimeNaive", "DATE_TIME_NAIVE"), ("DateTimeUtc", "DATE_TIME_UTC")):
         if names == [engine, engine, "DURATION", "DURATION"]:
             return kind
-    raise TypeError(f"{description}: Arguments (self_time_expression, other_time_expression, "
-                    f"lower_bound, upper_bound) have to be of types {_ACCEPTED} but are of "
-                    f"types ({', '.join(names)}).")
+    raise TypeError(
+        f"{description}: Arguments (self_time_expression, other_time_expression, "
+        f"lower_bound, upper_bound) have to be of types {_ACCEPTED} but are of "
+        f"types ({', '.join(names)})."
+    )
 
 
 class IntervalJoinResult(TemporalJoinResult):
     """The result of an interval join before ``select`` (``pw.left``, ``pw.right``,
     ``pw.this`` and the joined tables' columns are available)."""
 
-    def __init__(self, left_table: Any, right_table: Any, self_time: Any, other_time: Any,
-                 bounds: Any, on: tuple[Any, ...], behavior: Any, how: Any,
-                 left_instance: Any, right_instance: Any) -> None:
+    def __init__(
+        self,
+        left_table: Any,
+        right_table: Any,
+        self_time: Any,
+        other_time: Any,
+        bounds: Any,
+        on: tuple[Any, ...],
+        behavior: Any,
+        how: Any,
+        left_instance: Any,
+        right_instance: Any,
+    ) -> None:
         operation = "interval_join"
         check_sides(left_table, right_table, operation)
-        description = (f"interval_join of {left_table._description} with "
-                       f"{right_table._description}")
+        description = f"interval_join of {left_table._description} with {right_table._description}"
         mode = mode_name(how, operation)
         if not isinstance(bounds, Interval):
-            raise TypeError(f"{description}: interval must be pw.temporal.interval(lower_bound, "
-                            f"upper_bound), got {bounds!r}")
+            raise TypeError(
+                f"{description}: interval must be pw.temporal.interval(lower_bound, "
+                f"upper_bound), got {bounds!r}"
+            )
         kinds: list[str] = []
 
         def check_times(left_type: t.DType, right_type: t.DType) -> str:
             kinds.append(_time_kind(left_type, right_type, bounds, description))
             return kinds[-1]
 
-        sides = project_sides(left_table, right_table, self_time, other_time, on,
-                              left_instance, right_instance, mode, description,
-                              time_types=check_times)
+        sides = project_sides(
+            left_table,
+            right_table,
+            self_time,
+            other_time,
+            on,
+            left_instance,
+            right_instance,
+            mode,
+            description,
+            time_types=check_times,
+        )
         kind = kinds[0]
         lower = time_unit_value(bounds.lower_bound, kind)
         upper = time_unit_value(bounds.upper_bound, kind)
         if lower > upper:
-            raise ValueError(f"{description}: the interval's lower_bound "
-                             f"({bounds.lower_bound!r}) is greater than its upper_bound "
-                             f"({bounds.upper_bound!r}); no pair could ever match")
+            raise ValueError(
+                f"{description}: the interval's lower_bound "
+                f"({bounds.lower_bound!r}) is greater than its upper_bound "
+                f"({bounds.upper_bound!r}); no pair could ever match"
+            )
         left_input = apply_behavior(left_table, self_time, behavior, kind, description)
         right_input = apply_behavior(right_table, other_time, behavior, kind, description)
         if behavior is not None:
-            sides = project_sides(left_table, right_table, self_time, other_time, on,
-                                  left_instance, right_instance, mode, description,
-                                  time_types=check_times, left_input=left_input,
-                                  right_input=right_input)
-        self._init_result(left_table, right_table, sides.columns, mode, description,
-                          sides.coalesced)
+            sides = project_sides(
+                left_table,
+                right_table,
+                self_time,
+                other_time,
+                on,
+                left_instance,
+                right_instance,
+                mode,
+                description,
+                time_types=check_times,
+                left_input=left_input,
+                right_input=right_input,
+            )
+        self._init_result(
+            left_table, right_table, sides.columns, mode, description, sides.coalesced
+        )
         unit = "datetime" if kind in ("DateTimeNaive", "DateTimeUtc") else kind
         node = IntervalJoinNode(
-            columns=sides.columns, inputs=(left_input._node, right_input._node),
-            left_pre=sides.left_pre, right_pre=sides.right_pre, keys=sides.keys,
-            key_types=sides.key_types, mode=mode, coalesced=sides.coalesced,
-            left_columns=sides.left_columns, right_columns=sides.right_columns,
-            lower=lower, upper=upper, time_unit=unit, label=f"interval_join_{mode}")
-        self._set_wide(node, filter_forgetting=behavior is not None
-                       and behavior.cutoff is not None and behavior.keep_results)
+            columns=sides.columns,
+            inputs=(left_input._node, right_input._node),
+            left_pre=sides.left_pre,
+            right_pre=sides.right_pre,
+            keys=sides.keys,
+            key_types=sides.key_types,
+            mode=mode,
+            coalesced=sides.coalesced,
+            left_columns=sides.left_columns,
+            right_columns=sides.right_columns,
+            lower=lower,
+            upper=upper,
+            time_unit=unit,
+            label=f"interval_join_{mode}",
+        )
+        self._set_wide(
+            node,
+            filter_forgetting=behavior is not None
+            and behavior.cutoff is not None
+            and behavior.keep_results,
+        )
 
 
-def interval_join(self: Any, other: Any, self_time: Any, other_time: Any, interval: Interval,
-                  *on: Any, behavior: Any = None, how: JoinMode = JoinMode.INNER,
-                  left_instance: Any = None, right_instance: Any = None) -> IntervalJoinResult:
+def interval_join(
+    self: Any,
+    other: Any,
+    self_time: Any,
+    other_time: Any,
+    interval: Interval,
+    *on: Any,
+    behavior: Any = None,
+    how: JoinMode = JoinMode.INNER,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> IntervalJoinResult:
     """Pairs of rows of ``self`` and ``other`` with equal ``on`` keys whose times satisfy
     ``self_time + lower_bound <= other_time <= self_time + upper_bound``; ``how`` adds the
     rows without partners of one or both sides."""
-    return IntervalJoinResult(self, other, self_time, other_time, interval, on, behavior, how,
-                              left_instance, right_instance)
+    return IntervalJoinResult(
+        self,
+        other,
+        self_time,
+        other_time,
+        interval,
+        on,
+        behavior,
+        how,
+        left_instance,
+        right_instance,
+    )
 
 
-def interval_join_inner(self: Any, other: Any, self_time: Any, other_time: Any,
-                        interval: Interval, *on: Any, behavior: Any = None,
-                        left_instance: Any = None,
-                        right_instance: Any = None) -> IntervalJoinResult:
+def interval_join_inner(
+    self: Any,
+    other: Any,
+    self_time: Any,
+    other_time: Any,
+    interval: Interval,
+    *on: Any,
+    behavior: Any = None,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> IntervalJoinResult:
     """:func:`interval_join` keeping only the pairs."""
-    return IntervalJoinResult(self, other, self_time, other_time, interval, on, behavior,
-                              JoinMode.INNER, left_instance, right_instance)
+    return IntervalJoinResult(
+        self,
+        other,
+        self_time,
+        other_time,
+        interval,
+        on,
+        behavior,
+        JoinMode.INNER,
+        left_instance,
+        right_instance,
+    )
 
 
-def interval_join_left(self: Any, other: Any, self_time: Any, other_time: Any,
-                       interval: Interval, *on: Any, behavior: Any = None,
-                       left_instance: Any = None,
-                       right_instance: Any = None) -> IntervalJoinResult:
+def interval_join_left(
+    self: Any,
+    other: Any,
+    self_time: Any,
+    other_time: Any,
+    interval: Interval,
+    *on: Any,
+    behavior: Any = None,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> IntervalJoinResult:
     """:func:`interval_join` plus the rows of ``self`` without partners."""
-    return IntervalJoinResult(self, other, self_time, other_time, interval, on, behavior,
-                              JoinMode.LEFT, left_instance, right_instance)
+    return IntervalJoinResult(
+        self,
+        other,
+        self_time,
+        other_time,
+        interval,
+        on,
+        behavior,
+        JoinMode.LEFT,
+        left_instance,
+        right_instance,
+    )
 
 
-def interval_join_right(self: Any, other: Any, self_time: Any, other_time: Any,
-                        interval: Interval, *on: Any, behavior: Any = None,
-                        left_instance: Any = None,
-                        right_instance: Any = None) -> IntervalJoinResult:
+def interval_join_right(
+    self: Any,
+    other: Any,
+    self_time: Any,
+    other_time: Any,
+    interval: Interval,
+    *on: Any,
+    behavior: Any = None,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> IntervalJoinResult:
     """:func:`interval_join` plus the rows of ``other`` without partners."""
-    return IntervalJoinResult(self, other, self_time, other_time, interval, on, behavior,
-                              JoinMode.RIGHT, left_instance, right_instance)
+    return IntervalJoinResult(
+        self,
+        other,
+        self_time,
+        other_time,
+        interval,
+        on,
+        behavior,
+        JoinMode.RIGHT,
+        left_instance,
+        right_instance,
+    )
 
 
-def interval_join_outer(self: Any, other: Any, self_time: Any, other_time: Any,
-                        interval: Interval, *on: Any, behavior: Any = None,
-                        left_instance: Any = None,
-                        right_instance: Any = None) -> IntervalJoinResult:
+def interval_join_outer(
+    self: Any,
+    other: Any,
+    self_time: Any,
+    other_time: Any,
+    interval: Interval,
+    *on: Any,
+    behavior: Any = None,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> IntervalJoinResult:
     """:func:`interval_join` plus the rows of either table without partners."""
-    return IntervalJoinResult(self, other, self_time, other_time, interval, on, behavior,
-                              JoinMode.OUTER, left_instance, right_instance)
+    return IntervalJoinResult(
+        self,
+        other,
+        self_time,
+        other_time,
+        interval,
+        on,
+        behavior,
+        JoinMode.OUTER,
+        left_instance,
+        right_instance,
+    )

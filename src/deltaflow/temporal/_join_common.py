@@ -40,11 +40,20 @@ from deltaflow.temporal._timetypes import check_length
 
 #: The time column of each side, as the operators see it.
 TIME = "__time"
-_MODE_NAMES = {JoinMode.INNER: "inner", JoinMode.LEFT: "left", JoinMode.RIGHT: "right",
-               JoinMode.OUTER: "outer"}
+_MODE_NAMES = {
+    JoinMode.INNER: "inner",
+    JoinMode.LEFT: "left",
+    JoinMode.RIGHT: "right",
+    JoinMode.OUTER: "outer",
+}
 #: Engine names of the time types, as Pathway prints them in type errors.
-_ENGINE_TIME_NAMES = {"int": "INT", "float": "FLOAT", "DateTimeNaive": "DATE_TIME_NAIVE",
-                      "DateTimeUtc": "DATE_TIME_UTC", "Duration": "DURATION"}
+_ENGINE_TIME_NAMES = {
+    "int": "INT",
+    "float": "FLOAT",
+    "DateTimeNaive": "DATE_TIME_NAIVE",
+    "DateTimeUtc": "DATE_TIME_UTC",
+    "Duration": "DURATION",
+}
 
 
 def mode_name(how: Any, operation: str) -> str:
@@ -63,8 +72,10 @@ def check_sides(left_table: Any, right_table: Any, operation: str) -> None:
         if not isinstance(side, Table):
             raise TypeError(f"{operation}: expected two tables, got {side!r}")
     if left_table._node is right_table._node:
-        raise ValueError(f"{operation}: Cannot join table with itself. Use <table>.copy() as "
-                         f"one of the arguments of the join.")
+        raise ValueError(
+            f"{operation}: Cannot join table with itself. Use <table>.copy() as "
+            f"one of the arguments of the join."
+        )
 
 
 def engine_type_name(dtype: t.DType) -> str:
@@ -111,10 +122,22 @@ class SideProjections:
     right_time_type: t.DType
 
 
-def project_sides(left_table: Any, right_table: Any, left_time: Any, right_time: Any,
-                  on: tuple[Any, ...], left_instance: Any, right_instance: Any, mode: str,
-                  description: str, *, coalesce: bool = True, time_types: Any = None,
-                  left_input: Any = None, right_input: Any = None) -> SideProjections:
+def project_sides(
+    left_table: Any,
+    right_table: Any,
+    left_time: Any,
+    right_time: Any,
+    on: tuple[Any, ...],
+    left_instance: Any,
+    right_instance: Any,
+    mode: str,
+    description: str,
+    *,
+    coalesce: bool = True,
+    time_types: Any = None,
+    left_input: Any = None,
+    right_input: Any = None,
+) -> SideProjections:
     """Check the join conditions and the time columns, and build each side's projection:
     every column as ``__l__<name>``/``__r__<name>``, the keys ``__jk<i>`` and the time.
 
@@ -124,8 +147,7 @@ def project_sides(left_table: Any, right_table: Any, left_time: Any, right_time:
     sides after a behavior's gates: same columns, so references to the sides still work).
     """
     if (left_instance is None) != (right_instance is None):
-        raise ValueError(f"{description}: give both left_instance and right_instance, or "
-                         f"neither")
+        raise ValueError(f"{description}: give both left_instance and right_instance, or neither")
     conditions = list(on)
     if left_instance is not None:
         conditions.append(BinaryOp("==", wrap_value(left_instance), wrap_value(right_instance)))
@@ -136,16 +158,24 @@ def project_sides(left_table: Any, right_table: Any, left_time: Any, right_time:
     if right_input is not None:
         right_scope = _gated_scope(right_table, right_input, right)
     left_keys, right_keys, key_types, coalesced = equality_keys(
-        conditions, left_scope, right_scope, description, swapped="swap",
-        not_equality=TypeError, coalesce=coalesce,
-        typing_errors=(ExpressionError, KeyError, ValueError))
+        conditions,
+        left_scope,
+        right_scope,
+        description,
+        swapped="swap",
+        not_equality=TypeError,
+        coalesce=coalesce,
+        typing_errors=(ExpressionError, KeyError, ValueError),
+    )
     time_kind = ""
     left_time_type: t.DType = t.INT
     right_time_type: t.DType = t.INT
     left_outputs: list[tuple[str, ColumnExpression]] = [
-        (f"__l__{n}", ColumnReference(left_table, n)) for n in left_table._columns]
+        (f"__l__{n}", ColumnReference(left_table, n)) for n in left_table._columns
+    ]
     right_outputs: list[tuple[str, ColumnExpression]] = [
-        (f"__r__{n}", ColumnReference(right_table, n)) for n in right_table._columns]
+        (f"__r__{n}", ColumnReference(right_table, n)) for n in right_table._columns
+    ]
     left_outputs += [(f"__jk{i}", k) for i, k in enumerate(left_keys)]
     right_outputs += [(f"__jk{i}", k) for i, k in enumerate(right_keys)]
     if left_time is not None:
@@ -157,8 +187,7 @@ def project_sides(left_table: Any, right_table: Any, left_time: Any, right_time:
         right_outputs.append((TIME, right_time))
     left_optional = mode in ("right", "outer")
     right_optional = mode in ("left", "outer")
-    columns: dict[str, t.DType] = {"__l_id": t.optional(t.POINTER) if left_optional
-                                   else t.POINTER}
+    columns: dict[str, t.DType] = {"__l_id": t.optional(t.POINTER) if left_optional else t.POINTER}
     for name, dtype in left_table._columns.items():
         columns[f"__l__{name}"] = t.optional(dtype) if left_optional else dtype
     columns["__r_id"] = t.optional(t.POINTER) if right_optional else t.POINTER
@@ -169,18 +198,28 @@ def project_sides(left_table: Any, right_table: Any, left_time: Any, right_time:
         # present, so the merged key is never missing for lack of a side. Its type is the
         # kept side's (the left one for inner joins), both sides' for outer joins, as in
         # Pathway's temporal joins.
-        left_type = left_table._columns[a[len("__l__"):]]
-        right_type = right_table._columns[b[len("__r__"):]]
-        columns[f"__t__{name}"] = right_type if mode == "right" else left_type \
-            if mode in ("inner", "left") else t.common_supertype(left_type, right_type) or t.ANY
+        left_type = left_table._columns[a[len("__l__") :]]
+        right_type = right_table._columns[b[len("__r__") :]]
+        columns[f"__t__{name}"] = (
+            right_type
+            if mode == "right"
+            else left_type
+            if mode in ("inner", "left")
+            else t.common_supertype(left_type, right_type) or t.ANY
+        )
     return SideProjections(
         left_pre=CompiledProjection(left_scope, left_outputs),
         right_pre=CompiledProjection(right_scope, right_outputs),
-        keys=[f"__jk{i}" for i in range(len(left_keys))], key_types=key_types,
-        coalesced={f"__t__{n}": v for n, v in coalesced.items()}, columns=columns,
+        keys=[f"__jk{i}" for i in range(len(left_keys))],
+        key_types=key_types,
+        coalesced={f"__t__{n}": v for n, v in coalesced.items()},
+        columns=columns,
         left_columns=[f"__l__{n}" for n in left_table._columns],
         right_columns=[f"__r__{n}" for n in right_table._columns],
-        time_kind=time_kind, left_time_type=left_time_type, right_time_type=right_time_type)
+        time_kind=time_kind,
+        left_time_type=left_time_type,
+        right_time_type=right_time_type,
+    )
 
 
 def _gated_scope(table: Any, gated: Any, placeholder: Any) -> Scope:
@@ -188,8 +227,12 @@ def _gated_scope(table: Any, gated: Any, placeholder: Any) -> Scope:
     the same columns): references to the side, to ``gated`` or to the placeholder resolve."""
 
     def resolve(ref: ColumnReference) -> tuple[str, t.DType]:
-        if ref.table is placeholder or ref.table is this or _owns(table, ref.table) or \
-                _owns(gated, ref.table):
+        if (
+            ref.table is placeholder
+            or ref.table is this
+            or _owns(table, ref.table)
+            or _owns(gated, ref.table)
+        ):
             if ref.name == "id":
                 return "_id", t.POINTER
             if ref.name in table._columns:
@@ -215,8 +258,9 @@ def apply_behavior(table: Any, time: Any, behavior: Any, kind: str, operation: s
     )
 
     if not isinstance(behavior, CommonBehavior):
-        raise TypeError(f"{operation}: behavior= must be a pw.temporal.common_behavior(...), "
-                        f"got {behavior!r}")
+        raise TypeError(
+            f"{operation}: behavior= must be a pw.temporal.common_behavior(...), got {behavior!r}"
+        )
     time = _on_table(wrap_value(time), table)
     for name in ("delay", "cutoff"):
         value = getattr(behavior, name)
@@ -243,9 +287,15 @@ def _on_table(expr: ColumnExpression, table: Any) -> ColumnExpression:
 class TemporalJoinResult(JoinResult):
     """A join result whose wide table a temporal operator computes (see the module doc)."""
 
-    def _init_result(self, left_table: Any, right_table: Any, columns: dict[str, t.DType],
-                     mode: str, description: str,
-                     coalesced: dict[str, tuple[str, str]]) -> None:
+    def _init_result(
+        self,
+        left_table: Any,
+        right_table: Any,
+        columns: dict[str, t.DType],
+        mode: str,
+        description: str,
+        coalesced: dict[str, tuple[str, str]],
+    ) -> None:
         """Set up everything but the wide table (``JoinResult.__init__`` builds an equi-join;
         only its attributes are wanted). ``columns``: the wide table's columns, so that
         references resolve before the node exists (see :meth:`_set_wide`)."""
@@ -254,12 +304,16 @@ class TemporalJoinResult(JoinResult):
         self._chained = False
         self._mode = mode
         self._description = description
-        self._coalesced = {name[len("__t__"):] for name in coalesced}
+        self._coalesced = {name[len("__t__") :] for name in coalesced}
         self._wide = _ColumnsOnly(columns)  # type: ignore[assignment]
         self._filters: list[ColumnExpression] = []
 
-    def _set_wide(self, node: plan.Node, universe: plan.Universe | None = None,
-                  filter_forgetting: bool = False) -> None:
+    def _set_wide(
+        self,
+        node: plan.Node,
+        universe: plan.Universe | None = None,
+        filter_forgetting: bool = False,
+    ) -> None:
         """The wide table: the operator's node (with its forgetting filtered out when a
         behavior forgets but results are kept)."""
         wide = _table_class()(node, universe or plan.Universe())

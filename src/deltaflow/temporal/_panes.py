@@ -26,8 +26,7 @@ if TYPE_CHECKING:
 
 #: Reducers whose window result is the same reducer's result over the panes' results
 #: (count becomes the sum of pane counts).
-_COMBINE = {"count": reducers.sum, "sum": reducers.sum, "min": reducers.min,
-            "max": reducers.max}
+_COMBINE = {"count": reducers.sum, "sum": reducers.sum, "min": reducers.min, "max": reducers.max}
 START = "_pw_window_start"
 END = "_pw_window_end"
 INSTANCE = "_pw_instance"
@@ -48,8 +47,9 @@ def _panes_per_window(window: Any, kind: str) -> int | None:
     return int(ratio) if ratio > 1 else None
 
 
-def pane_reduce(panes: tuple[Any, ...], carried: list[str], inner: dict[str, Any],
-                where: str) -> Table | None:
+def pane_reduce(
+    panes: tuple[Any, ...], carried: list[str], inner: dict[str, Any], where: str
+) -> Table | None:
     """The windowed reduce computed through panes (hidden key columns ``__pw_key_<name>``
     next to the ``inner`` outputs, like the row path), or None when it does not apply."""
     from deltaflow.temporal._window import _SlidingWindow
@@ -59,8 +59,9 @@ def pane_reduce(panes: tuple[Any, ...], carried: list[str], inner: dict[str, Any
         return None
     for expr in inner.values():
         plain_key = isinstance(expr, ColumnReference) and expr.name in (START, END, INSTANCE)
-        if not plain_key and not (isinstance(expr, ReducerExpression)
-                                  and expr.reducer.name in _COMBINE):
+        if not plain_key and not (
+            isinstance(expr, ReducerExpression) and expr.reducer.name in _COMBINE
+        ):
             return None
     calls = {name: expr for name, expr in inner.items() if isinstance(expr, ReducerExpression)}
     tumbling = _SlidingWindow(hop=window.hop, duration=None, ratio=1, origin=window.origin)
@@ -69,12 +70,19 @@ def pane_reduce(panes: tuple[Any, ...], carried: list[str], inner: dict[str, Any
     if instance is not None:
         pane_keys.append(ColumnReference(rows, INSTANCE))
     partials = {f"__pane{i}": expr for i, expr in enumerate(calls.values())}
-    pane_columns = {START: this[START], **({INSTANCE: this[INSTANCE]} if instance is not None
-                                           else {})}
+    pane_columns = {
+        START: this[START],
+        **({INSTANCE: this[INSTANCE]} if instance is not None else {}),
+    }
     per_pane = rows.groupby(*pane_keys).reduce(**pane_columns, **partials)
-    spread = window.assign(per_pane, ColumnReference(per_pane, START),
-                           None if instance is None else ColumnReference(per_pane, INSTANCE),
-                           list(partials), where, derive_ids=False)
+    spread = window.assign(
+        per_pane,
+        ColumnReference(per_pane, START),
+        None if instance is None else ColumnReference(per_pane, INSTANCE),
+        list(partials),
+        where,
+        derive_ids=False,
+    )
     keys = [START, END] + ([INSTANCE] if instance is not None else [])
     hidden = {f"__pw_key_{name}": ColumnReference(spread, name) for name in keys}
     combined: dict[str, Any] = {}

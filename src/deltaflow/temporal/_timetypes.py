@@ -29,8 +29,9 @@ def time_kind(dtype: t.DType, what: str) -> str:
     ``DateTimeUtc``); a ``TypeError`` naming ``what`` for any other type."""
     name = dtype.strip_optional().name
     if name not in _LENGTHS:
-        raise TypeError(f"{what}: a time column must be int, float, DateTimeNaive or "
-                        f"DateTimeUtc, not {dtype!r}")
+        raise TypeError(
+            f"{what}: a time column must be int, float, DateTimeNaive or DateTimeUtc, not {dtype!r}"
+        )
     return name
 
 
@@ -41,8 +42,9 @@ def is_length_value(value: Any, kind: str) -> bool:
     return isinstance(value, _LENGTHS[kind])
 
 
-def check_length(value: Any, kind: str, what: str, *, positive: bool = True,
-                 allow_none: bool = True) -> None:
+def check_length(
+    value: Any, kind: str, what: str, *, positive: bool = True, allow_none: bool = True
+) -> None:
     """Check one length against the time type: its Python type, and (with ``positive``) that
     it is above zero. ``what`` names the parameter in messages."""
     if value is None:
@@ -51,9 +53,12 @@ def check_length(value: Any, kind: str, what: str, *, positive: bool = True,
         raise ValueError(f"{what} must be given")
     if not is_length_value(value, kind):
         wanted = {"int": "an int or a float", "float": "an int or a float"}.get(
-            kind, "a datetime.timedelta (or pw.Duration)")
-        raise TypeError(f"{what} is {value!r} ({type(value).__name__}), but the time column "
-                        f"is {kind}: it needs {wanted}")
+            kind, "a datetime.timedelta (or pw.Duration)"
+        )
+        raise TypeError(
+            f"{what} is {value!r} ({type(value).__name__}), but the time column "
+            f"is {kind}: it needs {wanted}"
+        )
     if positive and not _above_zero(value):
         raise ValueError(f"{what} must be greater than zero, got {value!r}")
 
@@ -67,10 +72,12 @@ def check_origin(value: Any, kind: str, what: str) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     else:
         ok = isinstance(value, datetime.datetime) and (
-            (value.tzinfo is not None) == (kind == "DateTimeUtc"))
+            (value.tzinfo is not None) == (kind == "DateTimeUtc")
+        )
     if not ok:
-        raise TypeError(f"{what} is {value!r} ({type(value).__name__}), which does not fit a "
-                        f"{kind} time column")
+        raise TypeError(
+            f"{what} is {value!r} ({type(value).__name__}), which does not fit a {kind} time column"
+        )
 
 
 def _above_zero(value: Any) -> bool:

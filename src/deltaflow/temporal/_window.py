@@ -48,8 +48,9 @@ class Window(ABC):
     :func:`session`, :func:`intervals_over`)."""
 
     @abstractmethod
-    def _apply(self, table: Table, key: ColumnExpression, behavior: Any,
-               instance: ColumnExpression | None) -> WindowedGroupedTable:
+    def _apply(
+        self, table: Table, key: ColumnExpression, behavior: Any, instance: ColumnExpression | None
+    ) -> WindowedGroupedTable:
         """The grouped table of ``table`` by this window."""
 
 
@@ -73,21 +74,37 @@ class _SlidingWindow(Window):
         return self.ratio * self.hop
 
     def check(self, kind: str, where: str) -> None:
-        _check_types(where, kind, [("window.hop", self.hop), ("window.duration", self.duration),
-                                   ("window.origin", self.origin)])
+        _check_types(
+            where,
+            kind,
+            [
+                ("window.hop", self.hop),
+                ("window.duration", self.duration),
+                ("window.origin", self.origin),
+            ],
+        )
         check_length(self.hop, kind, f"{where}: window hop", allow_none=False)
         check_length(self.length(), kind, f"{where}: window duration", allow_none=False)
         check_origin(self.origin, kind, f"{where}: window origin")
 
     def value_kind(self, kind: str) -> str:
         """The kind of the window bounds: float when an int time meets a float length."""
-        if kind == "int" and any(isinstance(v, float) for v in (self.hop, self.duration,
-                                                                 self.origin)):
+        if kind == "int" and any(
+            isinstance(v, float) for v in (self.hop, self.duration, self.origin)
+        ):
             return "float"
         return kind
 
-    def assign(self, table: Table, key: ColumnExpression, instance: ColumnExpression | None,
-               carried: list[str], where: str, *, derive_ids: bool = True) -> Table:
+    def assign(
+        self,
+        table: Table,
+        key: ColumnExpression,
+        instance: ColumnExpression | None,
+        carried: list[str],
+        where: str,
+        *,
+        derive_ids: bool = True,
+    ) -> Table:
         """``table``'s rows with their windows (``_pw_key``, start, end, instance); with
         ``derive_ids`` a row in several windows gets an id per window, else keeps its id."""
         from deltaflow.table import Table
@@ -108,18 +125,27 @@ class _SlidingWindow(Window):
         bound_type = t.FLOAT if bounds_kind == "float" else time_type
         columns[START] = bound_type
         columns[END] = bound_type
-        node = WindowAssignNode(columns=columns, inputs=(table._node,), pre=projection,
-                                carried=carried, hop=_units(self.hop),
-                                duration=_units(self.length()), origin=_units(self.origin),
-                                kind=bounds_kind, has_instance=instance is not None,
-                                ratio=self.ratio, derive_ids=derive_ids,
-                                label="windowby")
+        node = WindowAssignNode(
+            columns=columns,
+            inputs=(table._node,),
+            pre=projection,
+            carried=carried,
+            hop=_units(self.hop),
+            duration=_units(self.length()),
+            origin=_units(self.origin),
+            kind=bounds_kind,
+            has_instance=instance is not None,
+            ratio=self.ratio,
+            derive_ids=derive_ids,
+            label="windowby",
+        )
         from deltaflow import plan
 
         return Table(node, plan.Universe())
 
-    def _apply(self, table: Table, key: ColumnExpression, behavior: Any,
-               instance: ColumnExpression | None) -> WindowedGroupedTable:
+    def _apply(
+        self, table: Table, key: ColumnExpression, behavior: Any, instance: ColumnExpression | None
+    ) -> WindowedGroupedTable:
         where = f"windowby on {table._description}"
         kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: {_time_label(key)}")
         self.check(kind, where)
@@ -131,16 +157,22 @@ class _SlidingWindow(Window):
 
         keys = [START, END] + ([INSTANCE] if instance is not None else [])
         panes = (self, table, key, instance, kind) if behavior is None else None
-        return WindowedGroupedTable(table, build, keys, window_kind="sliding",
-                                    has_instance=instance is not None,
-                                    instance_name=_name_of(instance),
-                                    forgetting_marked=behavior is not None
-                                    and behavior.cutoff is not None and behavior.keep_results,
-                                    panes=panes,
-                                    one_window_per_row=self.ratio == 1
-                                    # mixed kinds (an int hop, a timedelta duration) fail
-                                    # here with Python's TypeError, as they would later
-                                    or bool(self.length() <= self.hop))  # type: ignore[operator]
+        return WindowedGroupedTable(
+            table,
+            build,
+            keys,
+            window_kind="sliding",
+            has_instance=instance is not None,
+            instance_name=_name_of(instance),
+            forgetting_marked=behavior is not None
+            and behavior.cutoff is not None
+            and behavior.keep_results,
+            panes=panes,
+            one_window_per_row=self.ratio == 1
+            # mixed kinds (an int hop, a timedelta duration) fail
+            # here with Python's TypeError, as they would later
+            or bool(self.length() <= self.hop),  # type: ignore[operator]
+        )
 
 
 @dataclasses.dataclass
@@ -148,8 +180,9 @@ class _SessionWindow(Window):
     predicate: Callable[[Any, Any], bool] | None
     max_gap: IntervalType | None
 
-    def _apply(self, table: Table, key: ColumnExpression, behavior: Any,
-               instance: ColumnExpression | None) -> WindowedGroupedTable:
+    def _apply(
+        self, table: Table, key: ColumnExpression, behavior: Any, instance: ColumnExpression | None
+    ) -> WindowedGroupedTable:
         where = f"windowby on {table._description}"
 
         def build(carried: list[str]) -> Table:
@@ -159,12 +192,24 @@ class _SessionWindow(Window):
         _check_types(where, kind, [("window.max_gap", self.max_gap)])
         check_length(self.max_gap, kind, f"{where}: session max_gap")
         keys = [WINDOW, START, END] + ([INSTANCE] if instance is not None else [])
-        return WindowedGroupedTable(table, build, keys, window_kind="session",
-                                    has_instance=instance is not None,
-                                    instance_name=_name_of(instance), one_window_per_row=True)
+        return WindowedGroupedTable(
+            table,
+            build,
+            keys,
+            window_kind="session",
+            has_instance=instance is not None,
+            instance_name=_name_of(instance),
+            one_window_per_row=True,
+        )
 
-    def assign(self, table: Table, key: ColumnExpression, instance: ColumnExpression | None,
-               carried: list[str], where: str) -> Table:
+    def assign(
+        self,
+        table: Table,
+        key: ColumnExpression,
+        instance: ColumnExpression | None,
+        carried: list[str],
+        where: str,
+    ) -> Table:
         """``table``'s rows with their sessions."""
         from deltaflow import plan
         from deltaflow.engine.stateful.temporal_session import SessionNode
@@ -185,9 +230,16 @@ class _SessionWindow(Window):
         columns[WINDOW] = t.POINTER
         columns[START] = time_type
         columns[END] = time_type
-        node = SessionNode(columns=columns, inputs=(table._node,), pre=projection,
-                           carried=carried, max_gap=self.max_gap, predicate=self.predicate,
-                           has_instance=instance is not None, label="windowby(session)")
+        node = SessionNode(
+            columns=columns,
+            inputs=(table._node,),
+            pre=projection,
+            carried=carried,
+            max_gap=self.max_gap,
+            predicate=self.predicate,
+            has_instance=instance is not None,
+            label="windowby(session)",
+        )
         return Table(node, plan.Universe())
 
 
@@ -198,8 +250,9 @@ class _IntervalsOverWindow(Window):
     upper_bound: IntervalType
     is_outer: bool
 
-    def _apply(self, table: Table, key: ColumnExpression, behavior: Any,
-               instance: ColumnExpression | None) -> WindowedGroupedTable:
+    def _apply(
+        self, table: Table, key: ColumnExpression, behavior: Any, instance: ColumnExpression | None
+    ) -> WindowedGroupedTable:
         from deltaflow.expressions.placeholders import left, right
         from deltaflow.table import Table
         from deltaflow.temporal._interval_join import interval, interval_join
@@ -210,25 +263,37 @@ class _IntervalsOverWindow(Window):
             at_table = table.copy()
         at = at_table[self.at.name]
         kind = time_kind(table._scope("windowby").dtype_of(key), f"{where}: {_time_label(key)}")
-        at_kind = time_kind(at_table._scope("windowby").dtype_of(at),
-                            f"{where}: the window's at column")
+        at_kind = time_kind(
+            at_table._scope("windowby").dtype_of(at), f"{where}: the window's at column"
+        )
         if at_kind != kind:
-            raise TypeError(f"{where}: the time column is {kind} but intervals_over's at "
-                            f"column {self.at.name!r} is {at_kind}")
-        check_length(self.lower_bound, kind, f"{where}: lower_bound", positive=False,
-                     allow_none=False)
-        check_length(self.upper_bound, kind, f"{where}: upper_bound", positive=False,
-                     allow_none=False)
+            raise TypeError(
+                f"{where}: the time column is {kind} but intervals_over's at "
+                f"column {self.at.name!r} is {at_kind}"
+            )
+        check_length(
+            self.lower_bound, kind, f"{where}: lower_bound", positive=False, allow_none=False
+        )
+        check_length(
+            self.upper_bound, kind, f"{where}: upper_bound", positive=False, allow_none=False
+        )
         from deltaflow.table_stateful import JoinMode
 
         def build(carried: list[str]) -> Table:
-            joined = interval_join(at_table, table, at, key,
-                                   interval(self.lower_bound, self.upper_bound),
-                                   how=JoinMode.LEFT if self.is_outer else JoinMode.INNER)
-            extra: dict[str, Any] = {LOCATION: left[self.at.name],
-                                     START: left[self.at.name] + self.lower_bound,
-                                     END: left[self.at.name] + self.upper_bound,
-                                     KEY: _rebind(key, table, right)}
+            joined = interval_join(
+                at_table,
+                table,
+                at,
+                key,
+                interval(self.lower_bound, self.upper_bound),
+                how=JoinMode.LEFT if self.is_outer else JoinMode.INNER,
+            )
+            extra: dict[str, Any] = {
+                LOCATION: left[self.at.name],
+                START: left[self.at.name] + self.lower_bound,
+                END: left[self.at.name] + self.upper_bound,
+                KEY: _rebind(key, table, right),
+            }
             if instance is not None:
                 extra[INSTANCE] = _rebind(instance, table, right)
             extra.update({name: right[name] for name in carried})
@@ -238,9 +303,14 @@ class _IntervalsOverWindow(Window):
             return joined.select(**extra).with_id(this["__pw_row"]).without("__pw_row")
 
         keys = [LOCATION, START, END] + ([INSTANCE] if instance is not None else [])
-        return WindowedGroupedTable(table, build, keys, window_kind="intervals_over",
-                                    has_instance=instance is not None,
-                                    instance_name=_name_of(instance))
+        return WindowedGroupedTable(
+            table,
+            build,
+            keys,
+            window_kind="intervals_over",
+            has_instance=instance is not None,
+            instance_name=_name_of(instance),
+        )
 
 
 _TYPE_NAMES = {int: "INT", float: "FLOAT", str: "STR", bool: "BOOL"}
@@ -267,21 +337,27 @@ def _check_types(where: str, kind: str, params: list[tuple[str, Any]]) -> None:
             if numeric:
                 return isinstance(value, (int, float))
             return isinstance(value, datetime.datetime) and (
-                (value.tzinfo is not None) == (kind == "DateTimeUtc"))
-        return isinstance(value, (int, float)) if numeric else isinstance(
-            value, datetime.timedelta)
+                (value.tzinfo is not None) == (kind == "DateTimeUtc")
+            )
+        return isinstance(value, (int, float)) if numeric else isinstance(value, datetime.timedelta)
 
     if all(fits(name, value) for name, value in given):
         return
-    time_name = {"int": "INT", "float": "FLOAT", "DateTimeNaive": "DATE_TIME_NAIVE",
-                 "DateTimeUtc": "DATE_TIME_UTC"}[kind]
+    time_name = {
+        "int": "INT",
+        "float": "FLOAT",
+        "DateTimeNaive": "DATE_TIME_NAIVE",
+        "DateTimeUtc": "DATE_TIME_UTC",
+    }[kind]
     names = ", ".join(["time_expr", *[name for name, _ in given]])
     types = ", ".join([time_name, *[_type_name(value) for _, value in given]])
-    raise TypeError(f"{where}: Arguments ({names}) have to be of types (INT, INT) or "
-                    f"(FLOAT, FLOAT) or (DATE_TIME_NAIVE, DURATION) or (DATE_TIME_UTC, "
-                    f"DURATION) but are of types ({types}): the time column is {kind}, "
-                    f"so window lengths must be numbers for a numeric time and "
-                    f"datetime.timedelta for a datetime one")
+    raise TypeError(
+        f"{where}: Arguments ({names}) have to be of types (INT, INT) or "
+        f"(FLOAT, FLOAT) or (DATE_TIME_NAIVE, DURATION) or (DATE_TIME_UTC, "
+        f"DURATION) but are of types ({types}): the time column is {kind}, "
+        f"so window lengths must be numbers for a numeric time and "
+        f"datetime.timedelta for a datetime one"
+    )
 
 
 def _time_label(key: ColumnExpression) -> str:
@@ -304,8 +380,9 @@ def _name_of(instance: ColumnExpression | None) -> str | None:
 def _rebind(expression: ColumnExpression, table: Table, placeholder: Any) -> Any:
     """A plain column reference of ``table`` (or ``pw.this``) as a reference through
     ``placeholder`` (``pw.right``) in a join's select."""
-    if isinstance(expression, ColumnReference) and (expression.table is this
-                                                    or expression.table is table):
+    if isinstance(expression, ColumnReference) and (
+        expression.table is this or expression.table is table
+    ):
         return placeholder[expression.name]
     return expression
 
@@ -316,21 +393,25 @@ def tumbling(duration: IntervalType, origin: TimeType | None = None) -> Window:
     return _SlidingWindow(hop=duration, duration=None, ratio=1, origin=origin)
 
 
-def sliding(hop: IntervalType, duration: IntervalType | None = None,
-            ratio: int | None = None, origin: TimeType | None = None) -> Window:
+def sliding(
+    hop: IntervalType,
+    duration: IntervalType | None = None,
+    ratio: int | None = None,
+    origin: TimeType | None = None,
+) -> Window:
     """Windows of length ``duration`` (or ``ratio * hop``) starting every ``hop``."""
     if duration is None and ratio is None:
         raise ValueError("sliding: give one of duration and ratio")
     if duration is not None and ratio is not None:
         raise ValueError("sliding: give either duration or ratio, not both")
-    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, int)
-                              or ratio <= 0):
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, int) or ratio <= 0):
         raise ValueError(f"sliding: ratio must be a positive int, got {ratio!r}")
     return _SlidingWindow(hop=hop, duration=duration, ratio=ratio, origin=origin)
 
 
-def session(*, predicate: Callable[[Any, Any], bool] | None = None,
-            max_gap: IntervalType | None = None) -> Window:
+def session(
+    *, predicate: Callable[[Any, Any], bool] | None = None, max_gap: IntervalType | None = None
+) -> Window:
     """Sessions: neighbouring rows (in time order) belong together when their gap is below
     ``max_gap``, or when ``predicate(earlier_time, later_time)`` is true."""
     if predicate is None and max_gap is None:
@@ -338,37 +419,49 @@ def session(*, predicate: Callable[[Any, Any], bool] | None = None,
     if predicate is not None and max_gap is not None:
         raise ValueError("session: give either predicate or max_gap, not both")
     if predicate is not None and not callable(predicate):
-        raise TypeError(f"session: predicate must be a function of two times, got "
-                        f"{predicate!r}")
+        raise TypeError(f"session: predicate must be a function of two times, got {predicate!r}")
     return _SessionWindow(predicate=predicate, max_gap=max_gap)
 
 
-def intervals_over(*, at: ColumnReference, lower_bound: IntervalType,
-                   upper_bound: IntervalType, is_outer: bool = True) -> Window:
+def intervals_over(
+    *,
+    at: ColumnReference,
+    lower_bound: IntervalType,
+    upper_bound: IntervalType,
+    is_outer: bool = True,
+) -> Window:
     """One window per row of ``at``'s table: the rows whose time is within
     [at + lower_bound, at + upper_bound]; with ``is_outer`` a point without rows still has
     its window."""
     if not isinstance(at, ColumnReference):
         raise TypeError(f"intervals_over: at must be a column reference, got {at!r}")
-    return _IntervalsOverWindow(at=at, lower_bound=lower_bound, upper_bound=upper_bound,
-                                is_outer=is_outer)
+    return _IntervalsOverWindow(
+        at=at, lower_bound=lower_bound, upper_bound=upper_bound, is_outer=is_outer
+    )
 
 
-@extra_arguments_refused("windowby groups by one time expression; give the reducers to "
-                         "reduce(): windowby(...).reduce(**kwargs)")
-def windowby(table: Table, time_expr: Any, *, window: Window, behavior: Any = None,
-             instance: Any = None) -> WindowedGroupedTable:
+@extra_arguments_refused(
+    "windowby groups by one time expression; give the reducers to "
+    "reduce(): windowby(...).reduce(**kwargs)"
+)
+def windowby(
+    table: Table, time_expr: Any, *, window: Window, behavior: Any = None, instance: Any = None
+) -> WindowedGroupedTable:
     """Group ``table`` by the windows of ``time_expr``; ``reduce`` then gives one row per
     window (and instance), with ``_pw_window``, ``_pw_window_start``, ``_pw_window_end`` and
     ``_pw_instance`` available next to the reducers."""
     if not isinstance(window, Window):
-        raise TypeError(f"windowby on {table._description}: window must be a window "
-                        f"(pw.temporal.tumbling, sliding, session, intervals_over), got "
-                        f"{window!r}")
+        raise TypeError(
+            f"windowby on {table._description}: window must be a window "
+            f"(pw.temporal.tumbling, sliding, session, intervals_over), got "
+            f"{window!r}"
+        )
     if behavior is not None and not isinstance(behavior, behaviors.Behavior):
-        raise TypeError(f"windowby on {table._description}: behavior must be made by "
-                        f"pw.temporal.common_behavior or exactly_once_behavior, got "
-                        f"{behavior!r}")
+        raise TypeError(
+            f"windowby on {table._description}: behavior must be made by "
+            f"pw.temporal.common_behavior or exactly_once_behavior, got "
+            f"{behavior!r}"
+        )
     key = wrap_value(time_expr)
     inst = None if instance is None else wrap_value(instance)
     return window._apply(table, key, behavior, inst)
@@ -379,21 +472,25 @@ def windowby(table: Table, time_expr: Any, *, window: Window, behavior: Any = No
 # ------------------------------------------------------------------------------------------
 
 
-def _common(behavior: Any, window: _SlidingWindow, kind: str,
-            where: str) -> behaviors.CommonBehavior | None:
+def _common(
+    behavior: Any, window: _SlidingWindow, kind: str, where: str
+) -> behaviors.CommonBehavior | None:
     """The behavior as a checked :class:`CommonBehavior` (exactly once is a delay of one
     window length plus the shift, with the shift as cutoff)."""
     if behavior is None:
         return None
     if isinstance(behavior, behaviors.ExactlyOnceBehavior):
-        check_length(behavior.shift, kind, f"{where}: exactly_once_behavior shift",
-                     positive=False)
+        check_length(behavior.shift, kind, f"{where}: exactly_once_behavior shift", positive=False)
         shift = behavior.shift if behavior.shift is not None else _zero(kind)
-        return behaviors.CommonBehavior(window.length() + shift, shift,  # type: ignore
-                                        True)
+        return behaviors.CommonBehavior(
+            window.length() + shift,  # type: ignore[operator]
+            shift,
+            True,
+        )
     if not isinstance(behavior, behaviors.CommonBehavior):
-        raise ValueError(f"{where}: behavior {behavior!r} is not supported by "
-                         f"tumbling/sliding windows")
+        raise ValueError(
+            f"{where}: behavior {behavior!r} is not supported by tumbling/sliding windows"
+        )
     check_length(behavior.delay, kind, f"{where}: behavior delay", positive=False)
     check_length(behavior.cutoff, kind, f"{where}: behavior cutoff", positive=False)
     return behavior
@@ -416,8 +513,9 @@ def _with_behavior(target: Table, behavior: behaviors.CommonBehavior | None) -> 
         # Forgetting sees the time a held row was let out at.
         target = target.with_columns(**{KEY: if_else(this[KEY] > release, this[KEY], release)})
     if behavior.cutoff is not None:
-        target = behaviors.forget_after(target, this[END] + behavior.cutoff, this[KEY],
-                                        behavior.keep_results)
+        target = behaviors.forget_after(
+            target, this[END] + behavior.cutoff, this[KEY], behavior.keep_results
+        )
     return target
 
 
@@ -426,13 +524,14 @@ def _warn_about_processing_time(outputs: list[tuple[str, ColumnExpression]]) -> 
     the window: say so (Pathway warns too)."""
     for _, expression in outputs:
         for node in expression.walk():
-            if isinstance(node, ReducerExpression) and node.reducer.name in ("latest",
-                                                                             "earliest"):
+            if isinstance(node, ReducerExpression) and node.reducer.name in ("latest", "earliest"):
                 warnings.warn(
                     f"pw.reducers.{node.reducer.name} in a windowby reduce chooses rows by "
                     f"processing time, while windows are assigned by data time; "
                     f"pw.reducers.max/min (or argmax/argmin) of the time column choose by "
-                    f"data time", stacklevel=3)
+                    f"data time",
+                    stacklevel=3,
+                )
                 return
 
 
@@ -467,10 +566,19 @@ WINDOW_COLUMNS = (WINDOW, START, END, INSTANCE, LOCATION)
 class WindowedGroupedTable:
     """What ``windowby`` returns: ``reduce`` gives one row per window (and instance)."""
 
-    def __init__(self, table: Table, build: Callable[[list[str]], Table], keys: list[str],
-                 *, window_kind: str, has_instance: bool, instance_name: str | None = None,
-                 forgetting_marked: bool = False, panes: Any = None,
-                 one_window_per_row: bool = False) -> None:
+    def __init__(
+        self,
+        table: Table,
+        build: Callable[[list[str]], Table],
+        keys: list[str],
+        *,
+        window_kind: str,
+        has_instance: bool,
+        instance_name: str | None = None,
+        forgetting_marked: bool = False,
+        panes: Any = None,
+        one_window_per_row: bool = False,
+    ) -> None:
         self._table = table
         self._build = build
         self._keys = keys
@@ -490,8 +598,9 @@ class WindowedGroupedTable:
         if name.startswith("_") and name not in self._visible():
             raise AttributeError(name)
         if name not in self._table._columns and name not in self._visible():
-            raise AttributeError(f"windowby(...) on {self._table._description} has no column "
-                                 f"{name!r}")
+            raise AttributeError(
+                f"windowby(...) on {self._table._description} has no column {name!r}"
+            )
         return this[name]
 
     def __getitem__(self, name: str) -> ColumnReference:
@@ -506,13 +615,16 @@ class WindowedGroupedTable:
         outputs: list[tuple[str, ColumnExpression]] = []
         for arg in args:
             if isinstance(arg, AllColumns):
-                outputs += [(name, this[name]) for name in self._visible()
-                            if name not in arg.excluded]
+                outputs += [
+                    (name, this[name]) for name in self._visible() if name not in arg.excluded
+                ]
             elif isinstance(arg, ColumnReference):
                 outputs.append((arg.name, arg))
             else:
-                raise ArgumentError(f"{where}: positional arguments must be column references; "
-                                    f"name computed columns with keywords (got {arg!r})")
+                raise ArgumentError(
+                    f"{where}: positional arguments must be column references; "
+                    f"name computed columns with keywords (got {arg!r})"
+                )
         outputs += [(name, wrap_value(value)) for name, value in kwargs.items()]
         _warn_about_processing_time(outputs)
         # ``table.ix(grouped.ptr).col`` inside a reducer: looked up on the windowed rows
@@ -521,7 +633,8 @@ class WindowedGroupedTable:
 
         def lift(node: ColumnExpression) -> ColumnExpression | None:
             if not isinstance(node, IxColumn) or any(
-                    isinstance(n, ReducerExpression) for n in node.request.pointer.walk()):
+                isinstance(n, ReducerExpression) for n in node.request.pointer.walk()
+            ):
                 return None  # ix of a reducer's result (argmin ...): done after the reduce
             name = next((n for n, seen in lifted if seen is node), None)
             if name is None:
@@ -534,21 +647,33 @@ class WindowedGroupedTable:
             raise NotImplementedError(
                 f"{where}: ix(...) inside a reducer is supported for windows that hold each "
                 f"row once (tumbling, session); with sliding or intervals_over windows, add "
-                f"the looked-up column to the table before windowby")
+                f"the looked-up column to the table before windowby"
+            )
         used = {ref.name for _, expr in outputs for ref in _references(expr)}
         used |= {ref.name for _, node in lifted for ref in _references(node.request.pointer)}
-        carried = [name for name in self._table._columns
-                   if name in used and name not in WINDOW_COLUMNS and name != KEY]
+        carried = [
+            name
+            for name in self._table._columns
+            if name in used and name not in WINDOW_COLUMNS and name != KEY
+        ]
         # _pw_window of tumbling/sliding windows and _pw_instance without an instance are
         # not grouped on: they are made after the reduce, when used as plain columns.
         virtual = self._virtual()
-        nested = {ref.name for _, expr in outputs if not isinstance(expr, ColumnReference)
-                  for ref in _references(expr) if ref.name in virtual}
+        nested = {
+            ref.name
+            for _, expr in outputs
+            if not isinstance(expr, ColumnReference)
+            for ref in _references(expr)
+            if ref.name in virtual
+        }
         inner: dict[str, Any] = {}
         plain_virtual: list[str] = []
         for name, expr in outputs:
-            if isinstance(expr, ColumnReference) and expr.name in virtual \
-                    and expr.name not in nested:
+            if (
+                isinstance(expr, ColumnReference)
+                and expr.name in virtual
+                and expr.name not in nested
+            ):
                 plain_virtual.append(name)
                 continue
             inner[name] = expr
@@ -559,8 +684,7 @@ class WindowedGroupedTable:
 
             result = pane_reduce(self._panes, carried, inner, where)
         if result is None:
-            result = self._reduce_rows(carried, nested, virtual, inner, by_instance_name,
-                                       lifted)
+            result = self._reduce_rows(carried, nested, virtual, inner, by_instance_name, lifted)
         if self._forgetting_marked:
             result = behaviors.filter_out_results_of_forgetting(result)
         # Pathway's ids: the pointer of (window, start, end, instance).
@@ -573,10 +697,15 @@ class WindowedGroupedTable:
                 final[name] = this[name]
         return result.select(**final)
 
-    def _reduce_rows(self, carried: list[str], nested: set[str],
-                     virtual: dict[str, ColumnExpression], inner: dict[str, Any],
-                     by_instance_name: bool,
-                     lifted: list[tuple[str, IxColumn]] | None = None) -> Table:
+    def _reduce_rows(
+        self,
+        carried: list[str],
+        nested: set[str],
+        virtual: dict[str, ColumnExpression],
+        inner: dict[str, Any],
+        by_instance_name: bool,
+        lifted: list[tuple[str, IxColumn]] | None = None,
+    ) -> Table:
         """The grouped reduce over the rows with their windows (hidden key columns
         ``__pw_key_<name>`` next to the ``inner`` outputs)."""
         target = self._build(carried)
@@ -608,11 +737,16 @@ class WindowedGroupedTable:
         names = [hidden(START), hidden(END)]
         instance = hidden(INSTANCE) if self._has_instance else None
         names += [n for n in (instance, window) if n is not None]
-        node = WindowIdNode(columns=dict(result._columns), inputs=(result._node,),
-                            start=hidden(START), end=hidden(END), instance=instance,
-                            window=window,
-                            key_types={n: result._columns[n] for n in names},
-                            label="windowby ids")
+        node = WindowIdNode(
+            columns=dict(result._columns),
+            inputs=(result._node,),
+            start=hidden(START),
+            end=hidden(END),
+            instance=instance,
+            window=window,
+            key_types={n: result._columns[n] for n in names},
+            label="windowby ids",
+        )
         return Table(node, plan.Universe())
 
     def _visible(self) -> list[str]:
@@ -646,5 +780,8 @@ def _refuse_futures(types: dict[str, t.DType], where: str) -> None:
     """The time and instance of a window cannot be a fully asynchronous UDF's result."""
     from deltaflow.udfs.future import refuse_futures
 
-    refuse_futures([("the time" if name == KEY else "the instance", dtype)
-                    for name, dtype in types.items()], "windowby", where)
+    refuse_futures(
+        [("the time" if name == KEY else "the instance", dtype) for name, dtype in types.items()],
+        "windowby",
+        where,
+    )

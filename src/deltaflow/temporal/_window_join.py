@@ -53,8 +53,15 @@ class WindowJoinResult(JoinResult):
     """The result of a window join; ``select`` (and ``filter``/``groupby``) as on a join,
     with ``pw.left``/``pw.right`` naming the window-assigned sides."""
 
-    def __init__(self, left_original: Table, right_original: Table, left_new: Table,
-                 right_new: Table, on: tuple[Any, ...], mode: JoinMode) -> None:
+    def __init__(
+        self,
+        left_original: Table,
+        right_original: Table,
+        left_new: Table,
+        right_new: Table,
+        on: tuple[Any, ...],
+        mode: JoinMode,
+    ) -> None:
         self._originals = ((left_original, left_new), (right_original, right_new))
         super().__init__(left_new, right_new, tuple(self._substituted(c) for c in on), mode)
 
@@ -84,8 +91,9 @@ class WindowJoinResult(JoinResult):
             if isinstance(arg, AllColumns):
                 for original, _ in self._originals:
                     if _owns(original, arg.source):
-                        arg = AllColumns(left if original is self._originals[0][0] else right,
-                                         arg.excluded)
+                        arg = AllColumns(
+                            left if original is self._originals[0][0] else right, arg.excluded
+                        )
                         break
             mapped.append(arg)
         return super()._expand(mapped, operation)
@@ -117,40 +125,52 @@ def _with_time(table: Table, time: ColumnExpression, placeholder: Any) -> Table:
     from deltaflow.table import Table as TableClass
 
     outputs: list[tuple[str, ColumnExpression]] = [
-        (name, ColumnReference(this, name)) for name in table._columns]
+        (name, ColumnReference(this, name)) for name in table._columns
+    ]
     outputs.append(("__pw_time", time))
     outputs.append((ORIGINAL_ID, ColumnReference(this, "id")))
     projection = CompiledProjection(_side_scope(table, placeholder), outputs)
-    node = plan.SelectNode(columns=dict(projection.types), inputs=(table._node,),
-                           projection=projection, label="window_join")
+    node = plan.SelectNode(
+        columns=dict(projection.types),
+        inputs=(table._node,),
+        projection=projection,
+        label="window_join",
+    )
     return TableClass(node, table._universe)
 
 
-def _sliding_side(window: _SlidingWindow, table: Table, time: ColumnExpression,
-                  placeholder: Any, where: str) -> Table:
+def _sliding_side(
+    window: _SlidingWindow, table: Table, time: ColumnExpression, placeholder: Any, where: str
+) -> Table:
     timed = _with_time(table, time, placeholder)
     carried = [*table._columns, ORIGINAL_ID]
     assigned = window.assign(timed, ColumnReference(timed, "__pw_time"), None, carried, where)
     return assigned.with_columns(**{WINDOW: make_tuple(_none(), this[START], this[END])}).without(
-        KEY)
+        KEY
+    )
 
 
-def _on_side(expr: ColumnExpression, timed: Table, table: Table,
-             placeholder: Any) -> ColumnExpression:
-    if isinstance(expr, ColumnReference) and (expr.table is placeholder or expr.table is this
-                                              or _owns(table, expr.table)):
+def _on_side(
+    expr: ColumnExpression, timed: Table, table: Table, placeholder: Any
+) -> ColumnExpression:
+    if isinstance(expr, ColumnReference) and (
+        expr.table is placeholder or expr.table is this or _owns(table, expr.table)
+    ):
         return ColumnReference(timed, expr.name)
     return expr
 
 
-def _split_conditions(on: tuple[Any, ...], left_table: Table, right_table: Table,
-                      where: str) -> tuple[list[ColumnExpression], list[ColumnExpression]]:
+def _split_conditions(
+    on: tuple[Any, ...], left_table: Table, right_table: Table, where: str
+) -> tuple[list[ColumnExpression], list[ColumnExpression]]:
     left_on: list[ColumnExpression] = []
     right_on: list[ColumnExpression] = []
     for condition in on:
         if not (isinstance(condition, BinaryOp) and condition.op == "=="):
-            raise TypeError(f"{where}: join conditions must be equalities "
-                            f"left_column == right_column, got {condition!r}")
+            raise TypeError(
+                f"{where}: join conditions must be equalities "
+                f"left_column == right_column, got {condition!r}"
+            )
         lhs, rhs = condition.left, condition.right
         if _belongs(lhs, right_table, right) and _belongs(rhs, left_table, left):
             lhs, rhs = rhs, lhs
@@ -160,13 +180,22 @@ def _split_conditions(on: tuple[Any, ...], left_table: Table, right_table: Table
 
 
 def _belongs(expr: Any, table: Table, placeholder: Any) -> bool:
-    return isinstance(expr, ColumnReference) and (expr.table is placeholder
-                                                  or _owns(table, expr.table))
+    return isinstance(expr, ColumnReference) and (
+        expr.table is placeholder or _owns(table, expr.table)
+    )
 
 
-def window_join(self: Table, other: Table, self_time: Any, other_time: Any, window: Window,
-                *on: Any, how: JoinMode = JoinMode.INNER, left_instance: Any = None,
-                right_instance: Any = None) -> WindowJoinResult:
+def window_join(
+    self: Table,
+    other: Table,
+    self_time: Any,
+    other_time: Any,
+    window: Window,
+    *on: Any,
+    how: JoinMode = JoinMode.INNER,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> WindowJoinResult:
     """Join the rows of ``self`` and ``other`` that fall in a common window and satisfy the
     ``on`` conditions (``how``: inner, left, right or outer)."""
     Table = _table_class()
@@ -184,14 +213,18 @@ def window_join(self: Table, other: Table, self_time: Any, other_time: Any, wind
     left_kind = _time_kind(self, left_time, left, f"{where}: the left time")
     right_kind = _time_kind(other, right_time, right, f"{where}: the right time")
     if isinstance(window, _SlidingWindow):
-        params = [("window.hop", window.hop), ("window.duration", window.duration),
-                  ("window.origin", window.origin)]
+        params = [
+            ("window.hop", window.hop),
+            ("window.duration", window.duration),
+            ("window.origin", window.origin),
+        ]
     elif isinstance(window, _SessionWindow):
         params = [("window.max_gap", window.max_gap)]
     else:
         kind = "intervals_over" if isinstance(window, _IntervalsOverWindow) else repr(window)
-        raise NotImplementedError(f"{where}: window_join supports tumbling, sliding and "
-                                  f"session windows, not {kind}")
+        raise NotImplementedError(
+            f"{where}: window_join supports tumbling, sliding and session windows, not {kind}"
+        )
     _check_join_types(where, left_kind, right_kind, params)
     if isinstance(window, _SlidingWindow):
         window.check(left_kind, where)
@@ -199,17 +232,21 @@ def window_join(self: Table, other: Table, self_time: Any, other_time: Any, wind
         right_new = _sliding_side(window, other, right_time, right, where)
     else:
         left_on, right_on = _split_conditions(on, self, other, where)
-        left_new, right_new = _session_join_sides(window, self, other, left_time, right_time,
-                                                  left_on, right_on, where)
-    conditions = (ColumnReference(left_new, START) == ColumnReference(right_new, START),
-                  ColumnReference(left_new, END) == ColumnReference(right_new, END),
-                  ColumnReference(left_new, WINDOW) == ColumnReference(right_new, WINDOW),
-                  *on)
+        left_new, right_new = _session_join_sides(
+            window, self, other, left_time, right_time, left_on, right_on, where
+        )
+    conditions = (
+        ColumnReference(left_new, START) == ColumnReference(right_new, START),
+        ColumnReference(left_new, END) == ColumnReference(right_new, END),
+        ColumnReference(left_new, WINDOW) == ColumnReference(right_new, WINDOW),
+        *on,
+    )
     return WindowJoinResult(self, other, left_new, right_new, conditions, how)
 
 
-def _check_join_types(where: str, left_kind: str, right_kind: str,
-                      params: list[tuple[str, Any]]) -> None:
+def _check_join_types(
+    where: str, left_kind: str, right_kind: str, params: list[tuple[str, Any]]
+) -> None:
     """Both times of one kind, and the window's lengths fitting it (Pathway's message)."""
     numeric = ("int", "float")
     same = left_kind == right_kind or (left_kind in numeric and right_kind in numeric)
@@ -219,84 +256,172 @@ def _check_join_types(where: str, left_kind: str, right_kind: str,
             return
         except TypeError:
             pass
-    names = {"int": "INT", "float": "FLOAT", "DateTimeNaive": "DATE_TIME_NAIVE",
-             "DateTimeUtc": "DATE_TIME_UTC"}
+    names = {
+        "int": "INT",
+        "float": "FLOAT",
+        "DateTimeNaive": "DATE_TIME_NAIVE",
+        "DateTimeUtc": "DATE_TIME_UTC",
+    }
     from deltaflow.temporal._window import _type_name
 
     given = [(n, v) for n, v in params if v is not None]
-    arg_names = ", ".join(["left_time_expression", "right_time_expression",
-                           *[n for n, _ in given]])
+    arg_names = ", ".join(["left_time_expression", "right_time_expression", *[n for n, _ in given]])
     types = ", ".join([names[left_kind], names[right_kind], *[_type_name(v) for _, v in given]])
-    raise TypeError(f"{where}: Arguments ({arg_names}) have to be of types (INT, INT, ...) "
-                    f"or (FLOAT, FLOAT, ...) or (DATE_TIME_NAIVE, DATE_TIME_NAIVE, DURATION) "
-                    f"or (DATE_TIME_UTC, DATE_TIME_UTC, DURATION) but are of types ({types}): "
-                    f"both times must be of one kind, with numeric lengths for numbers and "
-                    f"datetime.timedelta for datetimes")
+    raise TypeError(
+        f"{where}: Arguments ({arg_names}) have to be of types (INT, INT, ...) "
+        f"or (FLOAT, FLOAT, ...) or (DATE_TIME_NAIVE, DATE_TIME_NAIVE, DURATION) "
+        f"or (DATE_TIME_UTC, DATE_TIME_UTC, DURATION) but are of types ({types}): "
+        f"both times must be of one kind, with numeric lengths for numbers and "
+        f"datetime.timedelta for datetimes"
+    )
 
 
-def _session_join_sides(window: _SessionWindow, left_table: Table, right_table: Table,
-                        left_time: ColumnExpression, right_time: ColumnExpression,
-                        left_on: list[ColumnExpression], right_on: list[ColumnExpression],
-                        where: str) -> tuple[Table, Table]:
+def _session_join_sides(
+    window: _SessionWindow,
+    left_table: Table,
+    right_table: Table,
+    left_time: ColumnExpression,
+    right_time: ColumnExpression,
+    left_on: list[ColumnExpression],
+    right_on: list[ColumnExpression],
+    where: str,
+) -> tuple[Table, Table]:
     """Each side with the session (window, start, end) of its rows, the sessions cut from
     both sides' events together, per value of the ``on`` columns."""
     left_timed = _with_time(left_table, left_time, left)
     right_timed = _with_time(right_table, right_time, right)
 
-    def events(timed: Table, table: Table, placeholder: Any, keys: list[ColumnExpression],
-               is_left: bool) -> Table:
-        columns: dict[str, Any] = {"__pw_time": this["__pw_time"], "__pw_left": is_left,
-                                   "__pw_row": this.id}
+    def events(
+        timed: Table, table: Table, placeholder: Any, keys: list[ColumnExpression], is_left: bool
+    ) -> Table:
+        columns: dict[str, Any] = {
+            "__pw_time": this["__pw_time"],
+            "__pw_left": is_left,
+            "__pw_row": this.id,
+        }
         if keys:
             rebound = [_on_side(k, timed, table, placeholder) for k in keys]
             columns["__pw_inst"] = timed.pointer_from(*rebound)
         return timed.select(**columns)
 
     both = events(left_timed, left_table, left, left_on, True).concat_reindex(
-        events(right_timed, right_table, right, right_on, False))
+        events(right_timed, right_table, right, right_on, False)
+    )
     instance = this["__pw_inst"] if left_on else None
-    sessions = window.assign(both, this["__pw_time"], instance, ["__pw_left", "__pw_row"],
-                             where)
+    sessions = window.assign(both, this["__pw_time"], instance, ["__pw_left", "__pw_row"], where)
     sides = []
     for timed, is_left in ((left_timed, True), (right_timed, False)):
         mine = sessions.filter(this["__pw_left"] == is_left).with_id(this["__pw_row"])
         mine = mine.with_universe_of(timed)
-        sides.append(timed.with_columns(**{WINDOW: mine[WINDOW], START: mine[START],
-                                           END: mine[END]}).without("__pw_time"))
+        sides.append(
+            timed.with_columns(
+                **{WINDOW: mine[WINDOW], START: mine[START], END: mine[END]}
+            ).without("__pw_time")
+        )
     return sides[0], sides[1]
 
 
-def window_join_inner(self: Table, other: Table, self_time: Any, other_time: Any,
-                      window: Window, *on: Any, left_instance: Any = None,
-                      right_instance: Any = None) -> WindowJoinResult:
+def window_join_inner(
+    self: Table,
+    other: Table,
+    self_time: Any,
+    other_time: Any,
+    window: Window,
+    *on: Any,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> WindowJoinResult:
     """:func:`window_join` keeping only matched pairs."""
-    return window_join(self, other, self_time, other_time, window, *on, how=JoinMode.INNER,
-                       left_instance=left_instance, right_instance=right_instance)
+    return window_join(
+        self,
+        other,
+        self_time,
+        other_time,
+        window,
+        *on,
+        how=JoinMode.INNER,
+        left_instance=left_instance,
+        right_instance=right_instance,
+    )
 
 
-def window_join_left(self: Table, other: Table, self_time: Any, other_time: Any,
-                     window: Window, *on: Any, left_instance: Any = None,
-                     right_instance: Any = None) -> WindowJoinResult:
+def window_join_left(
+    self: Table,
+    other: Table,
+    self_time: Any,
+    other_time: Any,
+    window: Window,
+    *on: Any,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> WindowJoinResult:
     """:func:`window_join` keeping every left row (with None when unmatched)."""
-    return window_join(self, other, self_time, other_time, window, *on, how=JoinMode.LEFT,
-                       left_instance=left_instance, right_instance=right_instance)
+    return window_join(
+        self,
+        other,
+        self_time,
+        other_time,
+        window,
+        *on,
+        how=JoinMode.LEFT,
+        left_instance=left_instance,
+        right_instance=right_instance,
+    )
 
 
-def window_join_right(self: Table, other: Table, self_time: Any, other_time: Any,
-                      window: Window, *on: Any, left_instance: Any = None,
-                      right_instance: Any = None) -> WindowJoinResult:
+def window_join_right(
+    self: Table,
+    other: Table,
+    self_time: Any,
+    other_time: Any,
+    window: Window,
+    *on: Any,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> WindowJoinResult:
     """:func:`window_join` keeping every right row (with None when unmatched)."""
-    return window_join(self, other, self_time, other_time, window, *on, how=JoinMode.RIGHT,
-                       left_instance=left_instance, right_instance=right_instance)
+    return window_join(
+        self,
+        other,
+        self_time,
+        other_time,
+        window,
+        *on,
+        how=JoinMode.RIGHT,
+        left_instance=left_instance,
+        right_instance=right_instance,
+    )
 
 
-def window_join_outer(self: Table, other: Table, self_time: Any, other_time: Any,
-                      window: Window, *on: Any, left_instance: Any = None,
-                      right_instance: Any = None) -> WindowJoinResult:
+def window_join_outer(
+    self: Table,
+    other: Table,
+    self_time: Any,
+    other_time: Any,
+    window: Window,
+    *on: Any,
+    left_instance: Any = None,
+    right_instance: Any = None,
+) -> WindowJoinResult:
     """:func:`window_join` keeping every row of both sides."""
-    return window_join(self, other, self_time, other_time, window, *on, how=JoinMode.OUTER,
-                       left_instance=left_instance, right_instance=right_instance)
+    return window_join(
+        self,
+        other,
+        self_time,
+        other_time,
+        window,
+        *on,
+        how=JoinMode.OUTER,
+        left_instance=left_instance,
+        right_instance=right_instance,
+    )
 
 
-__all__ = ["WindowJoinResult", "window_join", "window_join_inner", "window_join_left",
-           "window_join_outer", "window_join_right"]
+__all__ = [
+    "WindowJoinResult",
+    "window_join",
+    "window_join_inner",
+    "window_join_left",
+    "window_join_outer",
+    "window_join_right",
+]

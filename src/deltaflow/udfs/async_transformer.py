@@ -48,12 +48,20 @@ class AsyncTransformer:
         if output_schema is not None:
             cls.output_schema = output_schema
 
-    def __init__(self, input_table: Any, *, instance: Any = None,
-                 autocommit_duration_ms: int | None = 1500, _event_loop: Any = None) -> None:
+    def __init__(
+        self,
+        input_table: Any,
+        *,
+        instance: Any = None,
+        autocommit_duration_ms: int | None = 1500,
+        _event_loop: Any = None,
+    ) -> None:
         if self.output_schema is None:
-            raise TypeError(f"{type(self).__name__}: give the output schema in the class "
-                            f"statement: class {type(self).__name__}(pw.AsyncTransformer, "
-                            f"output_schema=MySchema)")
+            raise TypeError(
+                f"{type(self).__name__}: give the output schema in the class "
+                f"statement: class {type(self).__name__}(pw.AsyncTransformer, "
+                f"output_schema=MySchema)"
+            )
         if not inspect.iscoroutinefunction(type(self).invoke):
             raise TypeError(f"{type(self).__name__}.invoke must be an async method")
         self._check_signature(input_table)
@@ -79,17 +87,25 @@ class AsyncTransformer:
     def close(self) -> None:
         """Called when the object is no longer used (deltaflow does not call it itself)."""
 
-    def with_options(self, capacity: int | None = None, timeout: float | None = None,
-                     retry_strategy: AsyncRetryStrategy | None = None,
-                     cache_strategy: CacheStrategy | None = None) -> AsyncTransformer:
+    def with_options(
+        self,
+        capacity: int | None = None,
+        timeout: float | None = None,
+        retry_strategy: AsyncRetryStrategy | None = None,
+        cache_strategy: CacheStrategy | None = None,
+    ) -> AsyncTransformer:
         """Set the concurrency ``capacity``, per-call ``timeout``, retries and cache."""
         AsyncExecutor(capacity=capacity, timeout=timeout, retry_strategy=retry_strategy)
         if cache_strategy is not None and not isinstance(cache_strategy, CacheStrategy):
-            raise TypeError(f"{type(self).__name__}.with_options: cache_strategy must be a "
-                            f"pw.udfs.CacheStrategy, got {type(cache_strategy).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.with_options: cache_strategy must be a "
+                f"pw.udfs.CacheStrategy, got {type(cache_strategy).__name__}"
+            )
         if self._output is not None:
-            raise ValueError(f"{type(self).__name__}.with_options: set the options before "
-                             f"using the result tables")
+            raise ValueError(
+                f"{type(self).__name__}.with_options: set the options before "
+                f"using the result tables"
+            )
         self._capacity, self._timeout = capacity, timeout
         self._retry_strategy, self._cache_strategy = retry_strategy, cache_strategy
         return self
@@ -114,8 +130,12 @@ class AsyncTransformer:
 
         table = self.output_table
         done = table.filter(table[STATUS_COLUMN] == SUCCESS)
-        return done.select(**{name: declare_type(dtype, done[name])
-                              for name, dtype in self.output_schema.dtypes().items()})
+        return done.select(
+            **{
+                name: declare_type(dtype, done[name])
+                for name, dtype in self.output_schema.dtypes().items()
+            }
+        )
 
     @functools.cached_property
     def failed(self) -> Any:
@@ -132,18 +152,23 @@ class AsyncTransformer:
     def _check_signature(self, input_table: Any) -> None:
         parameters = inspect.signature(self.invoke).parameters.values()
         kinds = {p.kind for p in parameters}
-        named = {p.name: p for p in parameters
-                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        named = {
+            p.name: p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
         columns = input_table.column_names()
         if inspect.Parameter.VAR_KEYWORD not in kinds:
             for column in columns:
                 if column not in named:
-                    raise TypeError(f"Input table has a column {column!r} but it is not "
-                                    f"present on the argument list of the invoke method.")
+                    raise TypeError(
+                        f"Input table has a column {column!r} but it is not "
+                        f"present on the argument list of the invoke method."
+                    )
         for name, parameter in named.items():
             if parameter.default is parameter.empty and name not in columns:
-                raise TypeError(f"Column {name!r} is present on the argument list of the "
-                                f"invoke method but it is not present in the input_table.")
+                raise TypeError(
+                    f"Column {name!r} is present on the argument list of the "
+                    f"invoke method but it is not present in the input_table."
+                )
 
     def _build(self) -> Any:
         from deltaflow.expressions.functions import apply_with_type
@@ -152,8 +177,9 @@ class AsyncTransformer:
         names = table.column_names()
         outputs = self.output_schema.dtypes()
         # Timeout and retries bound each invocation; the batch call itself never fails.
-        invoke = AsyncExecutor(timeout=self._timeout,
-                               retry_strategy=self._retry_strategy).wrap(self.invoke)
+        invoke = AsyncExecutor(timeout=self._timeout, retry_strategy=self._retry_strategy).wrap(
+            self.invoke
+        )
         call = _BatchCall(self, invoke, list(outputs), self._capacity).__call__
         options = CallOptions(
             executor=AsyncExecutor(),
@@ -162,16 +188,22 @@ class AsyncTransformer:
             max_batch_size=_WHOLE_MINIBATCH,  # one call sees every row, to group instances
         )
         instance = table.id if self._instance is None else self._instance
-        outcome: ColumnExpression = Apply(call, (instance,), {name: table[name]
-                                                              for name in names},
-                                          t.ANY, name=f"{type(self).__name__}.invoke",
-                                          options=options)
+        outcome: ColumnExpression = Apply(
+            call,
+            (instance,),
+            {name: table[name] for name in names},
+            t.ANY,
+            name=f"{type(self).__name__}.invoke",
+            options=options,
+        )
         with_outcome = table.select(**{OUTCOME_COLUMN: outcome})
-        columns: dict[str, Any] = {STATUS_COLUMN: apply_with_type(
-            _status_of, str, with_outcome[OUTCOME_COLUMN])}
+        columns: dict[str, Any] = {
+            STATUS_COLUMN: apply_with_type(_status_of, str, with_outcome[OUTCOME_COLUMN])
+        }
         for name, dtype in outputs.items():
-            columns[name] = apply_with_type(functools.partial(_value_of, name),
-                                            t.optional(dtype), with_outcome[OUTCOME_COLUMN])
+            columns[name] = apply_with_type(
+                functools.partial(_value_of, name), t.optional(dtype), with_outcome[OUTCOME_COLUMN]
+            )
         return with_outcome.select(**columns)
 
 
@@ -184,8 +216,9 @@ class _BatchCall:
     """The invocations of a minibatch's rows, run concurrently (at most ``capacity`` at
     once); never raises. A failure fails every row of the same instance in the minibatch."""
 
-    def __init__(self, transformer: AsyncTransformer, invoke: Any, outputs: list[str],
-                 capacity: int | None) -> None:
+    def __init__(
+        self, transformer: AsyncTransformer, invoke: Any, outputs: list[str], capacity: int | None
+    ) -> None:
         self.transformer = transformer
         self.invoke = invoke
         self.outputs = outputs
@@ -207,11 +240,16 @@ class _BatchCall:
                 return await self._invoke(values)
 
         outcomes = list(await asyncio.gather(*(one(row) for row in range(len(instances)))))
-        failed = {t.canonical_key(instance) for instance, (status, _) in
-                  zip(instances, outcomes, strict=True) if status == FAILURE}
+        failed = {
+            t.canonical_key(instance)
+            for instance, (status, _) in zip(instances, outcomes, strict=True)
+            if status == FAILURE
+        }
         if failed:
-            outcomes = [(FAILURE, None) if t.canonical_key(instance) in failed else outcome
-                        for instance, outcome in zip(instances, outcomes, strict=True)]
+            outcomes = [
+                (FAILURE, None) if t.canonical_key(instance) in failed else outcome
+                for instance, outcome in zip(instances, outcomes, strict=True)
+            ]
         return outcomes
 
     async def _invoke(self, values: dict[str, Any]) -> Outcome:
@@ -222,8 +260,12 @@ class _BatchCall:
             logger.exception("Exception in AsyncTransformer %s", name)
             return FAILURE, None
         if not isinstance(result, dict) or set(result) != set(self.outputs):
-            logger.error("AsyncTransformer %s: invoke returned %r, not a dict with exactly "
-                         "the columns %s", name, result, self.outputs)
+            logger.error(
+                "AsyncTransformer %s: invoke returned %r, not a dict with exactly the columns %s",
+                name,
+                result,
+                self.outputs,
+            )
             return FAILURE, None
         return SUCCESS, result
 
@@ -242,5 +284,7 @@ def _check_hashable_instance(table: Any, instance: Any) -> None:
 
     dtype = table._scope("AsyncTransformer").dtype_of(wrap_value(instance)).strip_optional()
     if isinstance(dtype, t.Array | t.List) or dtype == t.JSON:
-        raise ValueError(f"You can't use a column of type {dtype!r} as instance in "
-                         f"AsyncTransformer because it is unhashable.")
+        raise ValueError(
+            f"You can't use a column of type {dtype!r} as instance in "
+            f"AsyncTransformer because it is unhashable."
+        )

@@ -136,10 +136,13 @@ class InMemoryCache(CacheStrategy):
     with ``max_size`` the least recently used entries go first."""
 
     def __init__(self, max_size: int | None = None) -> None:
-        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int)
-                                     or max_size < 0):
-            raise ValueError(f"pw.udfs.InMemoryCache: max_size must be None or a non-negative "
-                             f"integer, got {max_size!r}")
+        if max_size is not None and (
+            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0
+        ):
+            raise ValueError(
+                f"pw.udfs.InMemoryCache: max_size must be None or a non-negative "
+                f"integer, got {max_size!r}"
+            )
         self.max_size = max_size
         self._stores: dict[str, _MemoryStore] = {}
         self._lock = threading.Lock()
@@ -164,11 +167,14 @@ class _DiskStore(CacheStore):
         self.size_limit = size_limit
         self.lock = threading.Lock()
         self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.connection.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, "
-                                "value BLOB NOT NULL, size INTEGER NOT NULL, "
-                                "stored INTEGER NOT NULL)")
-        row = self.connection.execute("SELECT COALESCE(SUM(size), 0), COALESCE(MAX(stored), 0) "
-                                      "FROM calls").fetchone()
+        self.connection.execute(
+            "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, "
+            "value BLOB NOT NULL, size INTEGER NOT NULL, "
+            "stored INTEGER NOT NULL)"
+        )
+        row = self.connection.execute(
+            "SELECT COALESCE(SUM(size), 0), COALESCE(MAX(stored), 0) FROM calls"
+        ).fetchone()
         self.total_size, self.counter = int(row[0]), int(row[1])
         # The file's fixed part counts against size_limit too: the first page (holding the
         # schema) and one root page per table and index, even with no entry at all.
@@ -180,14 +186,17 @@ class _DiskStore(CacheStore):
         try:
             encoded = pickle.dumps((args, sorted(kwargs.items())), protocol=4)
         except Exception as exc:  # turned into a clear message
-            raise TypeError(f"pw.udfs.DiskCache: the arguments {args!r} cannot be pickled to "
-                            f"form a cache key: {exc}") from exc
+            raise TypeError(
+                f"pw.udfs.DiskCache: the arguments {args!r} cannot be pickled to "
+                f"form a cache key: {exc}"
+            ) from exc
         return hashlib.sha256(encoded).hexdigest()
 
     def get(self, key: Hashable) -> Any:
         with self.lock:
-            row = self.connection.execute("SELECT value FROM calls WHERE key = ?",
-                                          (key,)).fetchone()
+            row = self.connection.execute(
+                "SELECT value FROM calls WHERE key = ?", (key,)
+            ).fetchone()
         return _MISSING if row is None else pickle.loads(row[0])
 
     def put(self, key: Hashable, value: Any) -> None:
@@ -195,21 +204,25 @@ class _DiskStore(CacheStore):
         if len(blob) > self.budget:
             # Kept nowhere: the caller could not find it again (Pathway's disk cache
             # raises KeyError in this case too).
-            raise KeyError(f"pw.udfs.DiskCache: a result of {len(blob)} bytes does not fit "
-                           f"in size_limit={self.size_limit} (of which the database's own "
-                           f"pages take {self.size_limit - self.budget})")
+            raise KeyError(
+                f"pw.udfs.DiskCache: a result of {len(blob)} bytes does not fit "
+                f"in size_limit={self.size_limit} (of which the database's own "
+                f"pages take {self.size_limit - self.budget})"
+            )
         with self.lock:
             self.counter += 1
-            old = self.connection.execute("SELECT size FROM calls WHERE key = ?",
-                                          (key,)).fetchone()
+            old = self.connection.execute("SELECT size FROM calls WHERE key = ?", (key,)).fetchone()
             if old is not None:
                 self.total_size -= int(old[0])
-            self.connection.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?)",
-                                    (key, blob, len(blob), self.counter))
+            self.connection.execute(
+                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?)",
+                (key, blob, len(blob), self.counter),
+            )
             self.total_size += len(blob)
             while self.total_size > self.budget:
                 oldest = self.connection.execute(
-                    "SELECT key, size FROM calls ORDER BY stored LIMIT 1").fetchone()
+                    "SELECT key, size FROM calls ORDER BY stored LIMIT 1"
+                ).fetchone()
                 self.connection.execute("DELETE FROM calls WHERE key = ?", (oldest[0],))
                 self.total_size -= int(oldest[1])
 
@@ -227,24 +240,27 @@ class DiskCache(CacheStrategy):
 
     def __init__(self, name: str | None = None, size_limit: int = 2**30) -> None:
         if name is not None and not isinstance(name, str):
-            raise TypeError(f"pw.udfs.DiskCache: name must be a string, got "
-                            f"{type(name).__name__}")
+            raise TypeError(f"pw.udfs.DiskCache: name must be a string, got {type(name).__name__}")
         if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit < 0:
-            raise ValueError(f"pw.udfs.DiskCache: size_limit must be a non-negative integer, "
-                             f"got {size_limit!r}")
+            raise ValueError(
+                f"pw.udfs.DiskCache: size_limit must be a non-negative integer, got {size_limit!r}"
+            )
         self._name = name
         self._size_limit = size_limit
 
     def open_store(self, udf_name: str, run_scope: Any) -> CacheStore:
         root = run_scope.storage_root()
         if root is None:
-            raise RuntimeError("pw.udfs.DiskCache: no persistent storage is configured for the "
-                               "disk cache; run with pw.run(persistence_config="
-                               "pw.persistence.Config(pw.persistence.Backend.filesystem(...), "
-                               "persistence_mode=pw.PersistenceMode.UDF_CACHING))")
+            raise RuntimeError(
+                "pw.udfs.DiskCache: no persistent storage is configured for the "
+                "disk cache; run with pw.run(persistence_config="
+                "pw.persistence.Config(pw.persistence.Backend.filesystem(...), "
+                "persistence_mode=pw.PersistenceMode.UDF_CACHING))"
+            )
         directory = _safe_name(self._name or udf_name)
-        return _DiskStore(os.path.join(root, "runtime_calls", directory, "cache.db"),
-                          self._size_limit)
+        return _DiskStore(
+            os.path.join(root, "runtime_calls", directory, "cache.db"), self._size_limit
+        )
 
     def __repr__(self) -> str:
         return f"DiskCache(name={self._name!r}, size_limit={self._size_limit})"
@@ -258,8 +274,11 @@ def default_cache_name(func: Callable[..., Any]) -> str:
     """``<module>_<qualified name>`` of a function (the default cache directory name)."""
     target = getattr(func, "__wrapped__", func)
     module = getattr(target, "__module__", None) or "udf"
-    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) \
+    name = (
+        getattr(target, "__qualname__", None)
+        or getattr(target, "__name__", None)
         or type(target).__name__
+    )
     return f"{module}_{name}"
 
 

@@ -27,10 +27,12 @@ logger = logging.getLogger("deltaflow.udfs")
 
 T = TypeVar("T")
 
-_SCOPE: contextvars.ContextVar[RunScope | None] = contextvars.ContextVar("deltaflow_udf_scope",
-                                                                       default=None)
+_SCOPE: contextvars.ContextVar[RunScope | None] = contextvars.ContextVar(
+    "deltaflow_udf_scope", default=None
+)
 _STORAGE_ROOT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "deltaflow_udf_storage_root", default=None)
+    "deltaflow_udf_storage_root", default=None
+)
 _LAST_SCOPE: list[RunScope] = []  # for calls made off the engine thread (wrapped functions)
 
 
@@ -67,8 +69,9 @@ class RunScope:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="deltaflow-udf-loop",
-                                          daemon=True)
+                thread = threading.Thread(
+                    target=loop.run_forever, name="deltaflow-udf-loop", daemon=True
+                )
                 thread.start()
                 self._loop, self._thread = loop, thread
             return self._loop
@@ -89,9 +92,11 @@ class RunScope:
         loop, thread = self._loop, self._thread
         self._loop = self._thread = None
         if loop is not None and thread is not None:
+
             async def cancel_pending() -> None:
-                pending = [task for task in asyncio.all_tasks()
-                           if task is not asyncio.current_task()]
+                pending = [
+                    task for task in asyncio.all_tasks() if task is not asyncio.current_task()
+                ]
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
@@ -144,8 +149,10 @@ def udf_storage(persistence_config: Any) -> Iterator[None]:
         if getattr(backend, "kind", None) == "filesystem":
             root = os.path.abspath(backend.path)
         else:
-            logger.warning("UDF disk caches need a filesystem persistence backend; %r keeps "
-                           "no UDF cache", backend)
+            logger.warning(
+                "UDF disk caches need a filesystem persistence backend; %r keeps no UDF cache",
+                backend,
+            )
     token = _STORAGE_ROOT.set(root)
     try:
         yield

@@ -62,11 +62,11 @@ def evaluate(node: Any, args: list[list[Any]], size: int) -> tuple[list[Any], Fa
     if node.propagate_none and args:
         rows = [row for row in rows if all(column[row] is not None for column in args)]
     if options is None:
-        computed, failures = _PLAIN.run(node.fun, args, rows, node.kwarg_names, None,
-                                        _fail_fast())
+        computed, failures = _PLAIN.run(node.fun, args, rows, node.kwarg_names, None, _fail_fast())
     elif options.cache_strategy is None:
-        computed, failures = options.executor.run(node.fun, args, rows, node.kwarg_names,
-                                                  options.max_batch_size, _fail_fast())
+        computed, failures = options.executor.run(
+            node.fun, args, rows, node.kwarg_names, options.max_batch_size, _fail_fast()
+        )
     else:
         computed, failures = _run_cached(node, options, args, rows)
     if isinstance(rows, range):
@@ -80,21 +80,25 @@ def evaluate(node: Any, args: list[list[Any]], size: int) -> tuple[list[Any], Fa
     return results, {rows[index]: error for index, error in failures.items()}
 
 
-def _run_cached(node: Any, options: CallOptions, args: list[list[Any]],
-                rows: Sequence[int]) -> tuple[list[Any], Failures]:
+def _run_cached(
+    node: Any, options: CallOptions, args: list[list[Any]], rows: Sequence[int]
+) -> tuple[list[Any], Failures]:
     assert options.cache_strategy is not None
     store = current_scope().cache_store(options.cache_strategy, options.cache_name)
     if not store.keeps_values:
-        return options.executor.run(node.fun, args, rows, node.kwarg_names,
-                                    options.max_batch_size, True)
+        return options.executor.run(
+            node.fun, args, rows, node.kwarg_names, options.max_batch_size, True
+        )
     positional = len(args) - len(node.kwarg_names)
     keys: list[Hashable] = []
     results: list[Any] = []
     first_row_of: dict[Hashable, int] = {}  # distinct missing keys -> index in ``rows``
     for index, row in enumerate(rows):
         values = [column[row] for column in args]
-        key = store.key(tuple(values[:positional]),
-                        dict(zip(node.kwarg_names, values[positional:], strict=True)))
+        key = store.key(
+            tuple(values[:positional]),
+            dict(zip(node.kwarg_names, values[positional:], strict=True)),
+        )
         keys.append(key)
         value = store.get(key)
         if value is MISSING and key not in first_row_of:
@@ -104,8 +108,13 @@ def _run_cached(node: Any, options: CallOptions, args: list[list[Any]],
     if first_row_of:
         missing = list(first_row_of.values())
         computed, call_failures = options.executor.run(
-            node.fun, args, [rows[i] for i in missing], node.kwarg_names,
-            options.max_batch_size, _fail_fast())
+            node.fun,
+            args,
+            [rows[i] for i in missing],
+            node.kwarg_names,
+            options.max_batch_size,
+            _fail_fast(),
+        )
         fresh: dict[Hashable, Any] = {}
         failed: dict[Hashable, BaseException] = {}
         for position, (index, value) in enumerate(zip(missing, computed, strict=True)):
@@ -156,8 +165,10 @@ class _RowMemory:
         elif size:
             id_list = ids.to_list()
             if self.repeated is None and (
-                    repeated_in_batch or len(set(id_list)) < size
-                    or (self.values and not self.values.keys().isdisjoint(id_list))):
+                repeated_in_batch
+                or len(set(id_list)) < size
+                or (self.values and not self.values.keys().isdisjoint(id_list))
+            ):
                 self._note_repeated(id_list)
             self.values.update(zip(id_list, t.values_from_series(values), strict=True))
 
@@ -184,11 +195,10 @@ class _RowMemory:
             for chunk_ids, chunk_values in self.pending:
                 id_list = chunk_ids.to_list()
                 if self.repeated is None and (
-                        len(set(id_list)) < len(id_list)
-                        or not self.values.keys().isdisjoint(id_list)):
+                    len(set(id_list)) < len(id_list) or not self.values.keys().isdisjoint(id_list)
+                ):
                     self._note_repeated(id_list)
-                self.values.update(zip(id_list, t.values_from_series(chunk_values),
-                                       strict=True))
+                self.values.update(zip(id_list, t.values_from_series(chunk_values), strict=True))
             self.pending = []
 
     def check(self, name: str) -> None:
@@ -198,11 +208,13 @@ class _RowMemory:
                 f"{name}: row {t.Pointer(self.repeated)} was inserted again without being "
                 f"deleted first (a source repeating a primary key?); a non-deterministic UDF "
                 f"keeps one value per row to retract it later, so the table's rows must have "
-                f"distinct ids (make the source an upsert source, or deduplicate it)")
+                f"distinct ids (make the source an upsert source, or deduplicate it)"
+            )
 
 
-def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DType,
-                      ids: pl.Series, diffs: pl.Series) -> pl.Series:
+def compute_with_rows(
+    node: Any, args: list[pl.Series], size: int, dtype: t.DType, ids: pl.Series, diffs: pl.Series
+) -> pl.Series:
     """The node's column for a delta batch (``ids`` and ``diffs`` of its rows)."""
     if node.deterministic or size == 0:
         return node.compute(args, size, dtype)
@@ -224,12 +236,15 @@ def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DTyp
     deleted = [row for row in range(size) if diff_list[row] < 0]
     over_deleted = next((id_list[row] for row in deleted if diff_list[row] < -1), None)
     if over_deleted is not None:
-        raise InconsistentDataError(f"{_udf_name(node)}: row {t.Pointer(over_deleted)} was deleted more "
-                       f"often than it was inserted (a source deleting a row twice?)")
+        raise InconsistentDataError(
+            f"{_udf_name(node)}: row {t.Pointer(over_deleted)} was deleted more "
+            f"often than it was inserted (a source deleting a row twice?)"
+        )
     remembered = memory.take([id_list[row] for row in deleted])
     memory.check(_udf_name(node))
-    known = {row: value for row, value in zip(deleted, remembered, strict=True)
-             if value is not MISSING}
+    known = {
+        row: value for row, value in zip(deleted, remembered, strict=True) if value is not MISSING
+    }
     _KNOWN.values = known
     try:
         column = node.compute(args, size, dtype)
@@ -239,8 +254,9 @@ def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DTyp
     if inserted:
         values = t.values_from_series(column)
         # Ids that stay in the memory (inserted before, not deleted now) are repeated.
-        still = [id_list[row] for row in inserted
-                 if id_list[row] in memory.values or diff_list[row] > 1]
+        still = [
+            id_list[row] for row in inserted if id_list[row] in memory.values or diff_list[row] > 1
+        ]
         if still:
             memory._note_repeated(still)
         memory.values.update((id_list[row], values[row]) for row in inserted)
@@ -248,8 +264,9 @@ def compute_with_rows(node: Any, args: list[pl.Series], size: int, dtype: t.DTyp
     return column
 
 
-def _compute_forever(node: Any, memory: _RowMemory, args: list[pl.Series], size: int,
-                     dtype: t.DType, ids: pl.Series) -> pl.Series:
+def _compute_forever(
+    node: Any, memory: _RowMemory, args: list[pl.Series], size: int, dtype: t.DType, ids: pl.Series
+) -> pl.Series:
     """A UDF whose arguments are append-only columns (deltaflow.column_properties): a row
     id's arguments never change, so the value computed the first time the id appeared is
     its value for good. It is kept when the row is deleted and served again, without a
@@ -269,8 +286,9 @@ def _compute_forever(node: Any, memory: _RowMemory, args: list[pl.Series], size:
         _KNOWN.values = None
     if len(known) < size:
         values = t.values_from_series(column)
-        stored.update((row_id, values[row]) for row, row_id in enumerate(id_list)
-                      if row not in known)
+        stored.update(
+            (row_id, values[row]) for row, row_id in enumerate(id_list) if row not in known
+        )
     return column
 
 

@@ -50,8 +50,15 @@ class Executor(abc.ABC):
         return self
 
     @abc.abstractmethod
-    def run(self, fun: Callable[..., Any], columns: Sequence[list[Any]], rows: Sequence[int],
-            kwarg_names: Sequence[str], batch_size: int | None, fail_fast: bool) -> Results:
+    def run(
+        self,
+        fun: Callable[..., Any],
+        columns: Sequence[list[Any]],
+        rows: Sequence[int],
+        kwarg_names: Sequence[str],
+        batch_size: int | None,
+        fail_fast: bool,
+    ) -> Results:
         """Compute ``fun`` on the given rows: (results aligned with ``rows``, failures keyed by
         the index in ``rows``). ``columns`` hold the positional arguments first, then one
         column per name of ``kwarg_names``."""
@@ -63,8 +70,15 @@ class Executor(abc.ABC):
 class SyncExecutor(Executor):
     """Row after row, on the engine thread."""
 
-    def run(self, fun: Callable[..., Any], columns: Sequence[list[Any]], rows: Sequence[int],
-            kwarg_names: Sequence[str], batch_size: int | None, fail_fast: bool) -> Results:
+    def run(
+        self,
+        fun: Callable[..., Any],
+        columns: Sequence[list[Any]],
+        rows: Sequence[int],
+        kwarg_names: Sequence[str],
+        batch_size: int | None,
+        fail_fast: bool,
+    ) -> Results:
         if batch_size is not None:
             return _run_batches_sync(fun, columns, rows, kwarg_names, batch_size, fail_fast)
         selected = _select(columns, rows)
@@ -89,8 +103,12 @@ class SyncExecutor(Executor):
             names = tuple(kwarg_names)
             for index, values in enumerate(zip(*selected, strict=True)):
                 try:
-                    append(fun(*values[:positional], **dict(zip(names, values[positional:],
-                                                                strict=True))))
+                    append(
+                        fun(
+                            *values[:positional],
+                            **dict(zip(names, values[positional:], strict=True)),
+                        )
+                    )
                 except Exception as exc:  # noqa: BLE001
                     failures[index] = exc
                     append(None)
@@ -103,20 +121,31 @@ class SyncExecutor(Executor):
 class AsyncExecutor(Executor):
     """The calls of a minibatch run concurrently on the run's event loop."""
 
-    def __init__(self, *, capacity: int | None = None, timeout: float | None = None,
-                 retry_strategy: AsyncRetryStrategy | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        capacity: int | None = None,
+        timeout: float | None = None,
+        retry_strategy: AsyncRetryStrategy | None = None,
+    ) -> None:
         label = type(self).__name__
-        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int)
-                                     or capacity <= 0):
-            raise ValueError(f"{label}: capacity must be None or a positive integer, "
-                             f"got {capacity!r}")
-        if timeout is not None and (isinstance(timeout, bool)
-                                    or not isinstance(timeout, int | float) or timeout <= 0):
-            raise ValueError(f"{label}: timeout must be None or a positive number of seconds, "
-                             f"got {timeout!r}")
+        if capacity is not None and (
+            isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0
+        ):
+            raise ValueError(
+                f"{label}: capacity must be None or a positive integer, got {capacity!r}"
+            )
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ValueError(
+                f"{label}: timeout must be None or a positive number of seconds, got {timeout!r}"
+            )
         if retry_strategy is not None and not isinstance(retry_strategy, AsyncRetryStrategy):
-            raise TypeError(f"{label}: retry_strategy must be a pw.udfs.AsyncRetryStrategy, "
-                            f"got {type(retry_strategy).__name__}")
+            raise TypeError(
+                f"{label}: retry_strategy must be a pw.udfs.AsyncRetryStrategy, "
+                f"got {type(retry_strategy).__name__}"
+            )
         self.capacity = capacity
         self.timeout = timeout
         self.retry_strategy = retry_strategy
@@ -131,8 +160,15 @@ class AsyncExecutor(Executor):
             wrapped = with_retry_strategy(wrapped, self.retry_strategy)
         return wrapped
 
-    def run(self, fun: Callable[..., Any], columns: Sequence[list[Any]], rows: Sequence[int],
-            kwarg_names: Sequence[str], batch_size: int | None, fail_fast: bool) -> Results:
+    def run(
+        self,
+        fun: Callable[..., Any],
+        columns: Sequence[list[Any]],
+        rows: Sequence[int],
+        kwarg_names: Sequence[str],
+        batch_size: int | None,
+        fail_fast: bool,
+    ) -> Results:
         from deltaflow.udfs.context import current_scope
 
         if not rows:  # nothing to call: do not start the run's event loop for it
@@ -144,11 +180,13 @@ class AsyncExecutor(Executor):
             groups = [[row] for row in rows]
             arguments = [tuple(column[row] for column in columns) for row in rows]
         else:
-            groups = [list(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
-            arguments = [tuple([column[row] for row in group] for column in columns)
-                         for group in groups]
+            groups = [list(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+            arguments = [
+                tuple([column[row] for row in group] for column in columns) for group in groups
+            ]
         outcomes = current_scope().run_coroutine(
-            _gather(call, arguments, positional, names, self.capacity))
+            _gather(call, arguments, positional, names, self.capacity)
+        )
         out: list[Any] = []
         failures: dict[int, BaseException] = {}
         for group, outcome in zip(groups, outcomes, strict=True):
@@ -168,24 +206,33 @@ class AsyncExecutor(Executor):
         return out, failures
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(capacity={self.capacity}, timeout={self.timeout}, "
-                f"retry_strategy={self.retry_strategy!r})")
+        return (
+            f"{type(self).__name__}(capacity={self.capacity}, timeout={self.timeout}, "
+            f"retry_strategy={self.retry_strategy!r})"
+        )
 
 
 class FullyAsyncExecutor(AsyncExecutor):
     """Pathway's fully asynchronous executor; deltaflow completes its calls within the
     minibatch (as :class:`AsyncExecutor` does) instead of delivering them at later times."""
 
-    def __init__(self, *, capacity: int | None = None, timeout: float | None = None,
-                 retry_strategy: AsyncRetryStrategy | None = None,
-                 autocommit_duration_ms: int | None = 1500) -> None:
+    def __init__(
+        self,
+        *,
+        capacity: int | None = None,
+        timeout: float | None = None,
+        retry_strategy: AsyncRetryStrategy | None = None,
+        autocommit_duration_ms: int | None = 1500,
+    ) -> None:
         super().__init__(capacity=capacity, timeout=timeout, retry_strategy=retry_strategy)
         self.autocommit_duration_ms = autocommit_duration_ms
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(capacity={self.capacity}, timeout={self.timeout}, "
-                f"retry_strategy={self.retry_strategy!r}, "
-                f"autocommit_duration_ms={self.autocommit_duration_ms})")
+        return (
+            f"{type(self).__name__}(capacity={self.capacity}, timeout={self.timeout}, "
+            f"retry_strategy={self.retry_strategy!r}, "
+            f"autocommit_duration_ms={self.autocommit_duration_ms})"
+        )
 
 
 class AutoExecutor(Executor):
@@ -194,8 +241,15 @@ class AutoExecutor(Executor):
     def resolve(self, is_async_function: bool) -> Executor:
         return AsyncExecutor() if is_async_function else SyncExecutor()
 
-    def run(self, fun: Callable[..., Any], columns: Sequence[list[Any]], rows: Sequence[int],
-            kwarg_names: Sequence[str], batch_size: int | None, fail_fast: bool) -> Results:
+    def run(
+        self,
+        fun: Callable[..., Any],
+        columns: Sequence[list[Any]],
+        rows: Sequence[int],
+        kwarg_names: Sequence[str],
+        batch_size: int | None,
+        fail_fast: bool,
+    ) -> Results:
         executor = self.resolve(asyncio.iscoroutinefunction(fun))
         return executor.run(fun, columns, rows, kwarg_names, batch_size, fail_fast)
 
@@ -205,20 +259,31 @@ def sync_executor() -> Executor:
     return SyncExecutor()
 
 
-def async_executor(*, capacity: int | None = None, timeout: float | None = None,
-                   retry_strategy: AsyncRetryStrategy | None = None) -> Executor:
+def async_executor(
+    *,
+    capacity: int | None = None,
+    timeout: float | None = None,
+    retry_strategy: AsyncRetryStrategy | None = None,
+) -> Executor:
     """Calls of a minibatch made concurrently (at most ``capacity`` at once), each attempt
     bounded by ``timeout`` seconds and retried by ``retry_strategy``."""
     return AsyncExecutor(capacity=capacity, timeout=timeout, retry_strategy=retry_strategy)
 
 
-def fully_async_executor(*, capacity: int | None = None, timeout: float | None = None,
-                         retry_strategy: AsyncRetryStrategy | None = None,
-                         autocommit_duration_ms: int | None = 1500) -> Executor:
+def fully_async_executor(
+    *,
+    capacity: int | None = None,
+    timeout: float | None = None,
+    retry_strategy: AsyncRetryStrategy | None = None,
+    autocommit_duration_ms: int | None = 1500,
+) -> Executor:
     """Pathway's fully asynchronous executor (see :class:`FullyAsyncExecutor`)."""
-    return FullyAsyncExecutor(capacity=capacity, timeout=timeout,
-                              retry_strategy=retry_strategy,
-                              autocommit_duration_ms=autocommit_duration_ms)
+    return FullyAsyncExecutor(
+        capacity=capacity,
+        timeout=timeout,
+        retry_strategy=retry_strategy,
+        autocommit_duration_ms=autocommit_duration_ms,
+    )
 
 
 def auto_executor() -> Executor:
@@ -236,8 +301,13 @@ class _Failed:
         self.error = error
 
 
-async def _gather(call: Callable[..., Any], arguments: list[tuple[Any, ...]], positional: int,
-                  names: tuple[str, ...], capacity: int | None) -> list[Any]:
+async def _gather(
+    call: Callable[..., Any],
+    arguments: list[tuple[Any, ...]],
+    positional: int,
+    names: tuple[str, ...],
+    capacity: int | None,
+) -> list[Any]:
     semaphore = asyncio.Semaphore(capacity) if capacity is not None else None
 
     async def one(values: tuple[Any, ...]) -> Any:
@@ -264,27 +334,37 @@ def check_batch_result(result: Any, expected: int) -> list[Any]:
     try:
         values = list(result)
     except TypeError as exc:
-        raise ValueError(f"A batch UDF has to return a list of results, got "
-                         f"{type(result).__name__}") from exc
+        raise ValueError(
+            f"A batch UDF has to return a list of results, got {type(result).__name__}"
+        ) from exc
     if len(values) != expected:
-        raise ValueError(f"The number of rows produced by a UDF ({len(values)}) is different "
-                         f"than the number of rows on its input ({expected}).")
-    return [v.item() if hasattr(v, "item") and getattr(v, "shape", None) == () else v
-            for v in values]
+        raise ValueError(
+            f"The number of rows produced by a UDF ({len(values)}) is different "
+            f"than the number of rows on its input ({expected})."
+        )
+    return [
+        v.item() if hasattr(v, "item") and getattr(v, "shape", None) == () else v for v in values
+    ]
 
 
-def _run_batches_sync(fun: Callable[..., Any], columns: Sequence[list[Any]],
-                      rows: Sequence[int], kwarg_names: Sequence[str], batch_size: int,
-                      fail_fast: bool) -> Results:
+def _run_batches_sync(
+    fun: Callable[..., Any],
+    columns: Sequence[list[Any]],
+    rows: Sequence[int],
+    kwarg_names: Sequence[str],
+    batch_size: int,
+    fail_fast: bool,
+) -> Results:
     positional = len(columns) - len(kwarg_names)
     out: list[Any] = []
     failures: dict[int, BaseException] = {}
     for start in range(0, len(rows), batch_size):
-        group = rows[start:start + batch_size]
+        group = rows[start : start + batch_size]
         lists = [[column[row] for row in group] for column in columns]
         try:
-            result = fun(*lists[:positional], **dict(zip(kwarg_names, lists[positional:],
-                                                        strict=True)))
+            result = fun(
+                *lists[:positional], **dict(zip(kwarg_names, lists[positional:], strict=True))
+            )
             out.extend(check_batch_result(result, len(group)))
         except Exception as exc:  # noqa: BLE001
             for _ in group:

@@ -86,6 +86,8 @@ def refuse_futures(types: Iterable[tuple[str, t.DType]], operation: str, where: 
     starts the message (e.g. ``groupby on table t``)."""
     for label, dtype in types:
         if isinstance(dtype, FutureType):
-            raise TypeError(f"{where}: {label} has type {dtype!r}, the result "
-                            f"of a fully asynchronous UDF, which {operation} cannot use; "
-                            f"call await_futures() on the table first")
+            raise TypeError(
+                f"{where}: {label} has type {dtype!r}, the result "
+                f"of a fully asynchronous UDF, which {operation} cannot use; "
+                f"call await_futures() on the table first"
+            )

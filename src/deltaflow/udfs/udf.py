@@ -42,31 +42,46 @@ class UDF:
     ``cache_strategy`` and ``max_batch_size`` (the function receives and returns lists).
     """
 
-    def __init__(self, *, return_type: Any = ..., deterministic: bool = False,
-                 propagate_none: bool = False, executor: Executor = _AUTO,
-                 cache_strategy: CacheStrategy | None = None,
-                 max_batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        return_type: Any = ...,
+        deterministic: bool = False,
+        propagate_none: bool = False,
+        executor: Executor = _AUTO,
+        cache_strategy: CacheStrategy | None = None,
+        max_batch_size: int | None = None,
+    ) -> None:
         label = f"pw.udf {type(self).__name__}"
         if not hasattr(self, "__wrapped__"):
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute "
-                                 f"'__wrapped__': a pw.UDF subclass defines the function to "
-                                 f"apply as its __wrapped__ method")
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute "
+                f"'__wrapped__': a pw.UDF subclass defines the function to "
+                f"apply as its __wrapped__ method"
+            )
         executor = AutoExecutor() if executor is None else executor
         if not isinstance(executor, Executor):
-            raise TypeError(f"{label}: executor must be made by pw.udfs.sync_executor(), "
-                            f"async_executor(), auto_executor() or fully_async_executor(), "
-                            f"got {type(executor).__name__}")
+            raise TypeError(
+                f"{label}: executor must be made by pw.udfs.sync_executor(), "
+                f"async_executor(), auto_executor() or fully_async_executor(), "
+                f"got {type(executor).__name__}"
+            )
         if cache_strategy is not None and not isinstance(cache_strategy, CacheStrategy):
-            raise TypeError(f"{label}: cache_strategy must be a pw.udfs.CacheStrategy "
-                            f"(InMemoryCache, DiskCache ...), got "
-                            f"{type(cache_strategy).__name__}")
-        if max_batch_size is not None and (isinstance(max_batch_size, bool)
-                                           or not isinstance(max_batch_size, int)
-                                           or max_batch_size <= 0):
-            raise ValueError(f"{label}: max_batch_size must be None or a positive integer, "
-                             f"got {max_batch_size!r}")
-        for option, value in (("deterministic", deterministic),
-                              ("propagate_none", propagate_none)):
+            raise TypeError(
+                f"{label}: cache_strategy must be a pw.udfs.CacheStrategy "
+                f"(InMemoryCache, DiskCache ...), got "
+                f"{type(cache_strategy).__name__}"
+            )
+        if max_batch_size is not None and (
+            isinstance(max_batch_size, bool)
+            or not isinstance(max_batch_size, int)
+            or max_batch_size <= 0
+        ):
+            raise ValueError(
+                f"{label}: max_batch_size must be None or a positive integer, "
+                f"got {max_batch_size!r}"
+            )
+        for option, value in (("deterministic", deterministic), ("propagate_none", propagate_none)):
             if not isinstance(value, bool):
                 raise TypeError(f"{label}: {option} must be a bool, got {value!r}")
         is_async = is_coroutine_function(self.__wrapped__)
@@ -98,8 +113,9 @@ class UDF:
             if annotation is list or origin is list:
                 inner = typing.get_args(annotation)
                 return inner[0] if inner else Any
-            raise ValueError(f"A batch UDF has to return a list but is annotated as returning "
-                             f"{annotation}")
+            raise ValueError(
+                f"A batch UDF has to return a list but is annotated as returning {annotation}"
+            )
         if self.return_type is ...:
             return annotation
         if annotation is not Any:
@@ -119,8 +135,16 @@ class UDF:
         fully_async = isinstance(options.executor, FullyAsyncExecutor)
         if fully_async:  # its values may come later: the column is a Future (udfs/future.py)
             return_type = FutureType(t.wrap(return_type))
-        apply = Apply(fun, args, kwargs, return_type, propagate_none=self.propagate_none,
-                      deterministic=self.deterministic, name=self._name(), options=options)
+        apply = Apply(
+            fun,
+            args,
+            kwargs,
+            return_type,
+            propagate_none=self.propagate_none,
+            deterministic=self.deterministic,
+            name=self._name(),
+            options=options,
+        )
         apply.accepts_futures = fully_async  # a fully async UDF may take another's result
         return apply
 
@@ -140,14 +164,26 @@ class UDFFunction(UDF):
         return self.func
 
 
-def udf(fun: Callable[..., Any] | None = None, /, *, return_type: Any = ...,
-        deterministic: bool = False, propagate_none: bool = False,
-        executor: Executor = _AUTO, cache_strategy: CacheStrategy | None = None,
-        max_batch_size: int | None = None) -> Any:
+def udf(
+    fun: Callable[..., Any] | None = None,
+    /,
+    *,
+    return_type: Any = ...,
+    deterministic: bool = False,
+    propagate_none: bool = False,
+    executor: Executor = _AUTO,
+    cache_strategy: CacheStrategy | None = None,
+    max_batch_size: int | None = None,
+) -> Any:
     """Turn a function (plain or ``async``) into a UDF: ``@pw.udf`` or ``@pw.udf(...)``."""
-    options = {"return_type": return_type, "deterministic": deterministic,
-               "propagate_none": propagate_none, "executor": executor,
-               "cache_strategy": cache_strategy, "max_batch_size": max_batch_size}
+    options = {
+        "return_type": return_type,
+        "deterministic": deterministic,
+        "propagate_none": propagate_none,
+        "executor": executor,
+        "cache_strategy": cache_strategy,
+        "max_batch_size": max_batch_size,
+    }
     if fun is None:
         return functools.partial(udf, **options)
     return UDFFunction(fun, **options)
@@ -172,5 +208,8 @@ def _warn_if_narrower(return_type: Any, annotation: Any) -> None:
     except TypeError:
         return
     if declared != annotated and not t.is_subtype(annotated, declared):
-        warnings.warn(f"The value of return_type parameter ({return_type}) is inconsistent "
-                      f"with UDF's return type annotation ({annotation}).", stacklevel=4)
+        warnings.warn(
+            f"The value of return_type parameter ({return_type}) is inconsistent "
+            f"with UDF's return type annotation ({annotation}).",
+            stacklevel=4,
+        )

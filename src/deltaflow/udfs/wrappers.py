@@ -32,8 +32,9 @@ def is_coroutine_function(fun: Any) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
-def coerce_async(func: Callable[..., T] | Callable[..., Awaitable[T]]
-                 ) -> Callable[..., Awaitable[T]]:
+def coerce_async(
+    func: Callable[..., T] | Callable[..., Awaitable[T]],
+) -> Callable[..., Awaitable[T]]:
     """``func`` as a coroutine function; a plain function runs in the loop's thread pool."""
     # Which of the two it is is known from the check, which the type checker cannot follow.
     if is_coroutine_function(func):
@@ -48,12 +49,12 @@ def coerce_async(func: Callable[..., T] | Callable[..., Awaitable[T]]
     return in_thread
 
 
-def with_capacity(func: Callable[..., Awaitable[T]], capacity: int
-                  ) -> Callable[..., Awaitable[T]]:
+def with_capacity(func: Callable[..., Awaitable[T]], capacity: int) -> Callable[..., Awaitable[T]]:
     """At most ``capacity`` calls of ``func`` in flight at once (per event loop)."""
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0:
-        raise ValueError(f"pw.udfs.with_capacity: capacity must be a positive integer, "
-                         f"got {capacity!r}")
+        raise ValueError(
+            f"pw.udfs.with_capacity: capacity must be a positive integer, got {capacity!r}"
+        )
     semaphores: dict[int, asyncio.Semaphore] = {}
 
     @functools.wraps(func)
@@ -68,12 +69,12 @@ def with_capacity(func: Callable[..., Awaitable[T]], capacity: int
     return limited
 
 
-def with_timeout(func: Callable[..., Awaitable[T]], timeout: float
-                 ) -> Callable[..., Awaitable[T]]:
+def with_timeout(func: Callable[..., Awaitable[T]], timeout: float) -> Callable[..., Awaitable[T]]:
     """Each call fails with ``TimeoutError`` after ``timeout`` seconds."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"pw.udfs.with_timeout: timeout must be a positive number of "
-                         f"seconds, got {timeout!r}")
+        raise ValueError(
+            f"pw.udfs.with_timeout: timeout must be a positive number of seconds, got {timeout!r}"
+        )
 
     @functools.wraps(func)
     async def bounded(*args: Any, **kwargs: Any) -> T:
@@ -82,14 +83,17 @@ def with_timeout(func: Callable[..., Awaitable[T]], timeout: float
     return bounded
 
 
-def with_retry_strategy(func: Callable[..., Awaitable[T]], retry_strategy: Any
-                        ) -> Callable[..., Awaitable[T]]:
+def with_retry_strategy(
+    func: Callable[..., Awaitable[T]], retry_strategy: Any
+) -> Callable[..., Awaitable[T]]:
     """Failed calls are retried as ``retry_strategy`` says."""
     from deltaflow.udfs.retries import AsyncRetryStrategy
 
     if not isinstance(retry_strategy, AsyncRetryStrategy):
-        raise TypeError(f"pw.udfs.with_retry_strategy: retry_strategy must be a "
-                        f"pw.udfs.AsyncRetryStrategy, got {type(retry_strategy).__name__}")
+        raise TypeError(
+            f"pw.udfs.with_retry_strategy: retry_strategy must be a "
+            f"pw.udfs.AsyncRetryStrategy, got {type(retry_strategy).__name__}"
+        )
 
     @functools.wraps(func)
     async def retried(*args: Any, **kwargs: Any) -> T:
@@ -103,16 +107,21 @@ def with_cache_strategy(func: Callable[..., Any], cache_strategy: Any) -> Callab
     from deltaflow.udfs.caches import CacheStrategy
 
     if not isinstance(cache_strategy, CacheStrategy):
-        raise TypeError(f"pw.udfs.with_cache_strategy: cache_strategy must be a "
-                        f"pw.udfs.CacheStrategy, got {type(cache_strategy).__name__}")
+        raise TypeError(
+            f"pw.udfs.with_cache_strategy: cache_strategy must be a "
+            f"pw.udfs.CacheStrategy, got {type(cache_strategy).__name__}"
+        )
     if is_coroutine_function(func):
         return cache_strategy.wrap_async(func)
     return cache_strategy.wrap_sync(func)
 
 
-def async_options(capacity: int | None = None, timeout: float | None = None,
-                  retry_strategy: Any = None, cache_strategy: Any = None
-                  ) -> Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]:
+def async_options(
+    capacity: int | None = None,
+    timeout: float | None = None,
+    retry_strategy: Any = None,
+    cache_strategy: Any = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]:
     """A decorator giving a function all the chosen behaviours at once."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:

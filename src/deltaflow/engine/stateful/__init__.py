@@ -66,5 +66,4 @@ register_operator(WindowAssignNode, WindowAssignOperator)
 register_operator(SessionNode, SessionOperator)
 register_operator(WindowIdNode, WindowIdOperator)
 
-__all__ = ["DeduplicateOperator", "IdOpOperator", "JoinOperator", "ReduceOperator",
-           "SortOperator"]
+__all__ = ["DeduplicateOperator", "IdOpOperator", "JoinOperator", "ReduceOperator", "SortOperator"]

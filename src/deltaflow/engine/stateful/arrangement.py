@@ -97,8 +97,11 @@ def add_key_columns(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFr
     for key in keys:
         if frame.schema[key] == pl.Object:
             name = surrogate_name(key)
-            extra.append(pl.Series(name, [repr(t.canonical_key(v)) for v in frame[key].to_list()],
-                                   dtype=pl.String))
+            extra.append(
+                pl.Series(
+                    name, [repr(t.canonical_key(v)) for v in frame[key].to_list()], dtype=pl.String
+                )
+            )
             match.append(name)
         else:
             match.append(key)
@@ -109,8 +112,9 @@ def add_key_columns(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFr
     return frame, [KH, *match]
 
 
-def consolidate_rows(frame: pl.DataFrame, ignore: Sequence[str] = (),
-                     id_column: str = ID) -> pl.DataFrame:
+def consolidate_rows(
+    frame: pl.DataFrame, ignore: Sequence[str] = (), id_column: str = ID
+) -> pl.DataFrame:
     """Sum the diffs of equal rows and drop the ones that cancel out.
 
     Columns in ``ignore`` (e.g. the insertion time) do not take part in equality; the smallest
@@ -129,17 +133,24 @@ def consolidate_rows(frame: pl.DataFrame, ignore: Sequence[str] = (),
     work = frame.with_row_index("__row")
     keys = [c for c in names if c not in objects]
     if objects:
-        work = work.with_columns([
-            pl.Series(f"__obj_{c}", [repr(t.canonical_key(v)) for v in frame[c].to_list()],
-                      dtype=pl.String) for c in objects
-        ])
+        work = work.with_columns(
+            [
+                pl.Series(
+                    f"__obj_{c}",
+                    [repr(t.canonical_key(v)) for v in frame[c].to_list()],
+                    dtype=pl.String,
+                )
+                for c in objects
+            ]
+        )
         keys += [f"__obj_{c}" for c in objects]
     aggs = [pl.col("__row").first(), pl.col(DIFF).sum()]
     aggs += [pl.col(c).min().alias(f"__min_{c}") for c in ignored]
     summed = work.group_by(keys, maintain_order=True).agg(aggs).filter(pl.col(DIFF) != 0)
     rows = frame.drop(DIFF)[summed["__row"]]
-    rows = rows.with_columns(summed[DIFF].alias(DIFF),
-                             *[summed[f"__min_{c}"].alias(c) for c in ignored])
+    rows = rows.with_columns(
+        summed[DIFF].alias(DIFF), *[summed[f"__min_{c}"].alias(c) for c in ignored]
+    )
     return rows.select(frame.columns)
 
 
@@ -164,8 +175,9 @@ class Arrangement:
     insert) needs every row in runs.
     """
 
-    def __init__(self, ignore: Sequence[str] = (), *, index_eagerly: bool = False,
-                 id_column: str = ID) -> None:
+    def __init__(
+        self, ignore: Sequence[str] = (), *, index_eagerly: bool = False, id_column: str = ID
+    ) -> None:
         """``index_eagerly``: put small inserts in the tail at once (for state whose rows are
         mostly replaced, such as one row per group: retractions then cancel in the tail
         instead of piling up until a flush consolidates them). ``id_column``: the column of
@@ -226,8 +238,9 @@ class Arrangement:
         self._flush()
         self._add_run(frame)
 
-    def _to_tail(self, frame: pl.DataFrame, rows: list[tuple[Any, ...]],
-                 layout: _RowLayout) -> None:
+    def _to_tail(
+        self, frame: pl.DataFrame, rows: list[tuple[Any, ...]], layout: _RowLayout
+    ) -> None:
         tail = self._tail
         kh = layout.kh
         key_of = layout.key
@@ -280,8 +293,9 @@ class Arrangement:
                 elif not any(_has_deletions(f) for f in frames):
                     self._add_run(pl.concat(frames, how="vertical_relaxed"), clean=False)
                 else:  # frames may cancel each other: a run holds consolidated rows
-                    merged = consolidate_rows(pl.concat(frames, how="vertical_relaxed"),
-                                              self.ignore, self.id_column)
+                    merged = consolidate_rows(
+                        pl.concat(frames, how="vertical_relaxed"), self.ignore, self.id_column
+                    )
                     if merged.height:
                         self._add_run(merged)
                 return
@@ -293,14 +307,20 @@ class Arrangement:
         tail, self._tail = self._tail, {}
         self._tail_count = 0
         if tail_frames:
-            frame = tail_frames[0] if len(tail_frames) == 1 else \
-                pl.concat(tail_frames, how="vertical_relaxed")
+            frame = (
+                tail_frames[0]
+                if len(tail_frames) == 1
+                else pl.concat(tail_frames, how="vertical_relaxed")
+            )
         else:
             rows = [row for bucket in tail.values() for row in bucket.values()]
             assert self.columns is not None
-            frame = pl.DataFrame([
-                pl.Series(name, list(values), dtype=self._schema[name])
-                for name, values in zip(self.columns, zip(*rows, strict=True), strict=True)])
+            frame = pl.DataFrame(
+                [
+                    pl.Series(name, list(values), dtype=self._schema[name])
+                    for name, values in zip(self.columns, zip(*rows, strict=True), strict=True)
+                ]
+            )
         self._add_run(frame)
 
     def _add_run(self, frame: pl.DataFrame, clean: bool = True) -> None:
@@ -331,8 +351,9 @@ class Arrangement:
                     self._start_merge(older)
                 break
             inserts_only = self._inserts_only[-2] and self._inserts_only[-1]
-            merged = _merge_runs(self.runs[-2], self.runs[-1], inserts_only, self.ignore,
-                                 self.id_column)
+            merged = _merge_runs(
+                self.runs[-2], self.runs[-1], inserts_only, self.ignore, self.id_column
+            )
             self._replace_pair(older, merged, inserts_only)
 
     def _start_merge(self, older: int) -> None:
@@ -358,14 +379,19 @@ class Arrangement:
         self._merging = None
         merged, inserts_only = future.result()
         self._replace_pair(older, merged, inserts_only, is_sorted=True)
-        if older >= 1 and self.runs and older < len(self.runs) and \
-                self.runs[older - 1].height <= 2 * self.runs[older].height:
+        if (
+            older >= 1
+            and self.runs
+            and older < len(self.runs)
+            and self.runs[older - 1].height <= 2 * self.runs[older].height
+        ):
             self._start_merge(older - 1)
         else:
             self._merge_tail()
 
-    def _replace_pair(self, older: int, merged: pl.DataFrame, inserts_only: bool,
-                      is_sorted: bool = False) -> None:
+    def _replace_pair(
+        self, older: int, merged: pl.DataFrame, inserts_only: bool, is_sorted: bool = False
+    ) -> None:
         """Runs ``[older]`` and ``[older + 1]`` become ``merged`` (nothing when it is empty)."""
         pair = slice(older, older + 2)
         if merged.height:
@@ -469,12 +495,12 @@ class Arrangement:
             return out
         lo, lengths = lo[hits], lengths[hits]
         starts = np.repeat(lo, lengths)
-        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths,
-                                                            lengths)
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return run[pl.Series(starts + offsets, dtype=pl.Int64)].rows()
 
-    def plus_rows(self, old: list[tuple[Any, ...]], delta: list[tuple[Any, ...]]
-                  ) -> list[tuple[Any, ...]]:
+    def plus_rows(
+        self, old: list[tuple[Any, ...]], delta: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
         """Consolidated rows of ``old`` (rows :meth:`lookup_rows` gave) with ``delta``'s rows
         added: the rows of the same keys after the delta."""
         if not delta:
@@ -492,8 +518,9 @@ class Arrangement:
             self._adopt_merge(wait=True)
         if not self.runs:
             return None
-        return consolidate_rows(pl.concat(self.runs, how="vertical_relaxed"), self.ignore,
-                                self.id_column)
+        return consolidate_rows(
+            pl.concat(self.runs, how="vertical_relaxed"), self.ignore, self.id_column
+        )
 
 
 class _RowLayout:
@@ -561,8 +588,13 @@ class _RowLayout:
 _CANCELLED: tuple[Any, ...] = ()
 
 
-def _merge_runs(older: pl.DataFrame, newer: pl.DataFrame, inserts_only: bool,
-                ignore: Sequence[str], id_column: str) -> pl.DataFrame:
+def _merge_runs(
+    older: pl.DataFrame,
+    newer: pl.DataFrame,
+    inserts_only: bool,
+    ignore: Sequence[str],
+    id_column: str,
+) -> pl.DataFrame:
     """One run holding the rows of two (consolidated unless both only insert)."""
     merged = pl.concat([older, newer], how="vertical_relaxed")
     return merged if inserts_only else consolidate_rows(merged, ignore, id_column)

@@ -61,11 +61,11 @@ class AsofJoinOperator(JoinOperator[AsofJoinNode]):
         super().__init__(node)
         self.direction = node.direction
         right_first = (node.direction == "backward" and node.mode == "left") or (
-            node.direction == "forward" and node.mode == "right")
+            node.direction == "forward" and node.mode == "right"
+        )
         # (backward inclusive, forward inclusive): whether a row may match rows of the other
         # side with its own time, looking back / ahead.
-        self.inclusive = {"l": (right_first, not right_first),
-                          "r": (not right_first, right_first)}
+        self.inclusive = {"l": (right_first, not right_first), "r": (not right_first, right_first)}
         self.defaults = dict(node.defaults)
         self.time_cast = node.time_cast
         self.versioned = False  # while matching old and new rows together (see step)
@@ -114,8 +114,9 @@ class AsofJoinOperator(JoinOperator[AsofJoinNode]):
         by = [c for c in self._on() if c != KH]
         return [*by, _VERSION] if self.versioned else by
 
-    def _matches(self, left_rows: pl.DataFrame | None,
-                 right_rows: pl.DataFrame | None) -> pl.DataFrame:
+    def _matches(
+        self, left_rows: pl.DataFrame | None, right_rows: pl.DataFrame | None
+    ) -> pl.DataFrame:
         """The wide output rows (with ids and diffs) of the given rows of some instances."""
         parts: list[pl.LazyFrame] = []
         if self.mode in ("left", "outer") and left_rows is not None and left_rows.height:
@@ -128,25 +129,31 @@ class AsofJoinOperator(JoinOperator[AsofJoinNode]):
         rows = sum(f.height for f in (left_rows, right_rows) if f is not None)
         return collect(frame, rows)
 
-    def _own_rows(self, own: pl.DataFrame, other: pl.DataFrame | None,
-                  side: str) -> pl.LazyFrame:
+    def _own_rows(self, own: pl.DataFrame, other: pl.DataFrame | None, side: str) -> pl.LazyFrame:
         """One output row per row of ``own`` (side ``l`` or ``r``), with its match."""
         by = self._by()
-        own_names, other_names = ((self.left_names, self.right_names) if side == "l"
-                                  else (self.right_names, self.left_names))
+        own_names, other_names = (
+            (self.left_names, self.right_names)
+            if side == "l"
+            else (self.right_names, self.left_names)
+        )
         other_id = other_names[0]
         frame = own.select([*dict.fromkeys([*by, *self.keys]), TIME, *own_names, DIFF])
         if other is None or other.height == 0:
             matched = frame.lazy().with_columns(
-                [pl.lit(None, dtype=self.schema[c]).alias(c) for c in other_names])
+                [pl.lit(None, dtype=self.schema[c]).alias(c) for c in other_names]
+            )
         else:
             matched = self._attach(frame, other, by, other_names, side).lazy()
         fills = []
         for name in other_names:
             if name in self.defaults:
-                fills.append(pl.when(pl.col(other_id).is_null())
-                             .then(pl.lit(self.defaults[name]).cast(self.schema[name]))
-                             .otherwise(pl.col(name).cast(self.schema[name])).alias(name))
+                fills.append(
+                    pl.when(pl.col(other_id).is_null())
+                    .then(pl.lit(self.defaults[name]).cast(self.schema[name]))
+                    .otherwise(pl.col(name).cast(self.schema[name]))
+                    .alias(name)
+                )
         if fills:
             matched = matched.with_columns(fills)
         own_columns = [pl.col(own_names[0]).alias("__own")]
@@ -161,15 +168,22 @@ class AsofJoinOperator(JoinOperator[AsofJoinNode]):
         columns = [c for c in self.schema if c not in (ID, DIFF)]
         return matched.select([ID, *[pl.col(c).cast(self.schema[c]) for c in columns], DIFF])
 
-    def _attach(self, frame: pl.DataFrame, other: pl.DataFrame, by: list[str],
-                other_names: list[str], side: str) -> pl.DataFrame:
+    def _attach(
+        self,
+        frame: pl.DataFrame,
+        other: pl.DataFrame,
+        by: list[str],
+        other_names: list[str],
+        side: str,
+    ) -> pl.DataFrame:
         """``frame`` with the columns of each row's match in ``other`` (nulls if none)."""
         back_inclusive, forward_inclusive = self.inclusive[side]
         other_id = other_names[0]
         # Sorted by (time, id): among rows of the other side with one time, a backward match
         # then takes the last (by id) and a forward match the first, as Pathway's order says.
-        candidates = other.select([*by, pl.col(TIME).alias(_OTHER_TIME), *other_names]) \
-            .sort([_OTHER_TIME, other_id])
+        candidates = other.select([*by, pl.col(TIME).alias(_OTHER_TIME), *other_names]).sort(
+            [_OTHER_TIME, other_id]
+        )
         frame = frame.sort(TIME)
         if self.direction == "backward":
             return _asof(frame, candidates, by, "backward", back_inclusive, "")
@@ -179,19 +193,23 @@ class AsofJoinOperator(JoinOperator[AsofJoinNode]):
         both = _asof(prev, candidates, by, "forward", forward_inclusive, _NEXT)
         prev_time, next_time = pl.col(_PREV + _OTHER_TIME), pl.col(_NEXT + _OTHER_TIME)
         use_prev = prev_time.is_not_null() & (
-            next_time.is_null() | ((pl.col(TIME) - prev_time) < (next_time - pl.col(TIME))))
-        return both.with_columns([
-            pl.when(use_prev).then(pl.col(_PREV + c)).otherwise(pl.col(_NEXT + c)).alias(c)
-            for c in [*other_names, _OTHER_TIME]
-        ])
+            next_time.is_null() | ((pl.col(TIME) - prev_time) < (next_time - pl.col(TIME)))
+        )
+        return both.with_columns(
+            [
+                pl.when(use_prev).then(pl.col(_PREV + c)).otherwise(pl.col(_NEXT + c)).alias(c)
+                for c in [*other_names, _OTHER_TIME]
+            ]
+        )
 
 
 def _versions(old: pl.DataFrame | None, new: pl.DataFrame | None) -> pl.DataFrame | None:
     """Old rows (version 0, diffs negated) and new rows (version 1) of some instances."""
     parts = []
     if old is not None and old.height:
-        parts.append(old.with_columns(pl.lit(0, dtype=pl.Int8).alias(_VERSION),
-                                      (-pl.col(DIFF)).alias(DIFF)))
+        parts.append(
+            old.with_columns(pl.lit(0, dtype=pl.Int8).alias(_VERSION), (-pl.col(DIFF)).alias(DIFF))
+        )
     if new is not None and new.height:
         parts.append(new.with_columns(pl.lit(1, dtype=pl.Int8).alias(_VERSION)))
     if not parts:
@@ -199,17 +217,28 @@ def _versions(old: pl.DataFrame | None, new: pl.DataFrame | None) -> pl.DataFram
     return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
 
 
-def _asof(frame: pl.DataFrame, candidates: pl.DataFrame, by: list[str], strategy: str,
-          inclusive: bool, prefix: str) -> pl.DataFrame:
+def _asof(
+    frame: pl.DataFrame,
+    candidates: pl.DataFrame,
+    by: list[str],
+    strategy: str,
+    inclusive: bool,
+    prefix: str,
+) -> pl.DataFrame:
     """Polars' asof join of ``frame`` (sorted by time) with ``candidates`` (sorted by time,
     then id), the candidates' columns renamed with ``prefix``."""
     if prefix:
-        candidates = candidates.rename({c: prefix + c for c in candidates.columns
-                                        if c not in by})
-    return frame.join_asof(candidates, left_on=TIME, right_on=prefix + _OTHER_TIME,
-                           by=by or None, strategy=strategy,  # type: ignore[arg-type]
-                           allow_exact_matches=inclusive, check_sortedness=False,
-                           coalesce=False)
+        candidates = candidates.rename({c: prefix + c for c in candidates.columns if c not in by})
+    return frame.join_asof(
+        candidates,
+        left_on=TIME,
+        right_on=prefix + _OTHER_TIME,
+        by=by or None,
+        strategy=strategy,  # type: ignore[arg-type]
+        allow_exact_matches=inclusive,
+        check_sortedness=False,
+        coalesce=False,
+    )
 
 
 class AsofNowJoinOperator(JoinOperator[AsofNowJoinNode]):

@@ -32,8 +32,9 @@ SMALL_ROWS = 256
 class _Layout:
     """Where the fields of one side's row tuples are."""
 
-    def __init__(self, columns: Sequence[str], by: Sequence[str], names: Sequence[str],
-                 keys: Sequence[str]) -> None:
+    def __init__(
+        self, columns: Sequence[str], by: Sequence[str], names: Sequence[str], keys: Sequence[str]
+    ) -> None:
         index = {name: i for i, name in enumerate(columns)}
         self.id = index[names[0]]
         self.time = index[TIME]
@@ -57,11 +58,16 @@ def small_step(op: AsofJoinOperator, deltas: Sequence[Delta]) -> Delta:
         return None
     by = op._by()
     sides: dict[str, tuple[Arrangement, pl.DataFrame | None]] = {
-        "l": (op.left, d_left), "r": (op.right, d_right)}
+        "l": (op.left, d_left),
+        "r": (op.right, d_right),
+    }
     delta_rows: dict[str, list[tuple[Any, ...]]] = {}
     for side, (arrangement, delta) in sides.items():
-        if delta is not None and arrangement.columns is not None and \
-                delta.columns != arrangement.columns:
+        if (
+            delta is not None
+            and arrangement.columns is not None
+            and delta.columns != arrangement.columns
+        ):
             delta = delta.select(arrangement.columns)
             sides[side] = (arrangement, delta)
         delta_rows[side] = delta.rows() if delta is not None else []
@@ -87,12 +93,18 @@ def small_step(op: AsofJoinOperator, deltas: Sequence[Delta]) -> Delta:
             new[side] = row_layout.consolidate(old[side] + rows)
     if op.left.columns is None or op.right.columns is None:
         # One side has never had rows: its columns are unknown, and it matches nothing.
-        layouts = {side: _Layout(arr.columns, by, op.left_names if side == "l" else
-                                 op.right_names, op.keys)
-                   for side, (arr, _) in sides.items() if arr.columns is not None}
+        layouts = {
+            side: _Layout(
+                arr.columns, by, op.left_names if side == "l" else op.right_names, op.keys
+            )
+            for side, (arr, _) in sides.items()
+            if arr.columns is not None
+        }
     else:
-        layouts = {"l": _Layout(op.left.columns, by, op.left_names, op.keys),
-                   "r": _Layout(op.right.columns, by, op.right_names, op.keys)}
+        layouts = {
+            "l": _Layout(op.left.columns, by, op.left_names, op.keys),
+            "r": _Layout(op.right.columns, by, op.right_names, op.keys),
+        }
     # Matches are compared as (side, row, matched row) before building any output row, so
     # only the rows whose match changed cost more than a lookup.
     pairs: dict[tuple[str, tuple[Any, ...], tuple[Any, ...] | None], int] = {}
@@ -103,23 +115,30 @@ def small_step(op: AsofJoinOperator, deltas: Sequence[Delta]) -> Delta:
     for (side, row, peer), count in pairs.items():
         if count:
             layout = layouts[side]
-            wide = _wide(op, side, row, layout, peer, layouts.get("r" if side == "l" else "l"),
-                         columns)
+            wide = _wide(
+                op, side, row, layout, peer, layouts.get("r" if side == "l" else "l"), columns
+            )
             out[wide] = out.get(wide, 0) + count * row[layout.diff]
     live = [(key, diff) for key, diff in out.items() if diff != 0]
     if not live:
         return None
     data = list(zip(*[key for key, _ in live], strict=True))
     series = [pl.Series(ID, data[0], dtype=pl.UInt128)]
-    series += [pl.Series(name, values, dtype=op.schema[name])
-               for name, values in zip(columns, data[1:], strict=True)]
+    series += [
+        pl.Series(name, values, dtype=op.schema[name])
+        for name, values in zip(columns, data[1:], strict=True)
+    ]
     series.append(pl.Series(DIFF, [diff for _, diff in live], dtype=pl.Int64))
     return pl.DataFrame(series)
 
 
-def _emit(op: AsofJoinOperator, layouts: dict[str, _Layout],
-          rows: dict[str, list[tuple[Any, ...]]], sign: int,
-          out: dict[tuple[str, tuple[Any, ...], tuple[Any, ...] | None], int]) -> None:
+def _emit(
+    op: AsofJoinOperator,
+    layouts: dict[str, _Layout],
+    rows: dict[str, list[tuple[Any, ...]]],
+    sign: int,
+    out: dict[tuple[str, tuple[Any, ...], tuple[Any, ...] | None], int],
+) -> None:
     """Count ``sign`` for each (side, row, matched row) of the given rows of some
     instances."""
     kept = [side for side in ("l", "r") if op.mode in ("outer", {"l": "left", "r": "right"}[side])]
@@ -139,21 +158,26 @@ def _emit(op: AsofJoinOperator, layouts: dict[str, _Layout],
             own_layout = layouts[side]
             other_layout = layouts.get(other_side)
             times: list[Any] = []
-            candidates = [r for r in group[other_side] if r[other_layout.time] is not None] \
-                if other_layout is not None else []
+            candidates = (
+                [r for r in group[other_side] if r[other_layout.time] is not None]
+                if other_layout is not None
+                else []
+            )
             if candidates:
                 assert other_layout is not None
                 candidates.sort(key=lambda r: (r[other_layout.time], r[other_layout.id]))
                 times = [r[other_layout.time] for r in candidates]
             for row in own:
-                peer = _peer(op, side, row[own_layout.time], candidates, times) \
-                    if candidates else None
+                peer = (
+                    _peer(op, side, row[own_layout.time], candidates, times) if candidates else None
+                )
                 key = (side, row, peer)
                 out[key] = out.get(key, 0) + sign
 
 
-def _peer(op: AsofJoinOperator, side: str, time: Any, candidates: list[tuple[Any, ...]],
-          times: list[Any]) -> tuple[Any, ...] | None:
+def _peer(
+    op: AsofJoinOperator, side: str, time: Any, candidates: list[tuple[Any, ...]], times: list[Any]
+) -> tuple[Any, ...] | None:
     """The row of ``candidates`` (sorted by time, then id) a row at ``time`` matches."""
     if time is None:
         return None
@@ -170,9 +194,15 @@ def _peer(op: AsofJoinOperator, side: str, time: Any, candidates: list[tuple[Any
     return candidates[nxt] if has_next else None
 
 
-def _wide(op: AsofJoinOperator, side: str, row: tuple[Any, ...], layout: _Layout,
-          peer: tuple[Any, ...] | None, peer_layout: _Layout | None,
-          columns: list[str]) -> tuple[Any, ...]:
+def _wide(
+    op: AsofJoinOperator,
+    side: str,
+    row: tuple[Any, ...],
+    layout: _Layout,
+    peer: tuple[Any, ...] | None,
+    peer_layout: _Layout | None,
+    columns: list[str],
+) -> tuple[Any, ...]:
     """The output row (id first, then the wide columns) of ``row`` matched with ``peer``."""
     values: list[Any] = [combine_id_values(row[layout.id], salt=f"asof-{side}")]
     for name in columns:

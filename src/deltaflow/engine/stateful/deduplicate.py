@@ -41,10 +41,11 @@ class DeduplicateOperator(Operator[DeduplicateNode]):
         super().__init__(node)
         self.pre = node.pre
         self.acceptor = node.acceptor
-        self.pre.set_error_policy(["__inst"] if node.has_instance else [],
-                                  "Error value encountered in deduplicate instance, skipping "
-                                  "the row", "Error value encountered in deduplicate value, "
-                                             "skipping the row")
+        self.pre.set_error_policy(
+            ["__inst"] if node.has_instance else [],
+            "Error value encountered in deduplicate instance, skipping the row",
+            "Error value encountered in deduplicate value, skipping the row",
+        )
         self.has_instance = node.has_instance
         self.instance_type = node.instance_type
         self.names = list(node.columns)
@@ -123,8 +124,9 @@ class DeduplicateOperator(Operator[DeduplicateNode]):
             return None
         return self._changes(old_rows)
 
-    def _accept(self, time: int, delta: pl.DataFrame
-                ) -> dict[Any, tuple[Any, tuple[Any, ...] | None]]:
+    def _accept(
+        self, time: int, delta: pl.DataFrame
+    ) -> dict[Any, tuple[Any, tuple[Any, ...] | None]]:
         """Run the acceptor over the inserted rows, in order; per changed instance, its row
         before this time (None: it had none)."""
         frame = self.pre.run(delta, keep=[ID, *self.names, DIFF])
@@ -133,8 +135,11 @@ class DeduplicateOperator(Operator[DeduplicateNode]):
         if inserted.height == 0:
             return old_rows
         values = t.values_from_series(inserted["__val"])
-        instances = t.values_from_series(inserted["__inst"]) if self.has_instance \
+        instances = (
+            t.values_from_series(inserted["__inst"])
+            if self.has_instance
             else [None] * inserted.height
+        )
         rows = inserted.select(self.names).rows()
         self._schema = {name: inserted.schema[name] for name in self.names}
         log = self._log
@@ -171,8 +176,11 @@ class DeduplicateOperator(Operator[DeduplicateNode]):
             instances_out.append(instance)
             data.append(self.current[key][1])
             signs.append(1)
-        out = pl.DataFrame(data, schema=self._schema, orient="row") if self.names else \
-            pl.DataFrame({"__": [0] * len(data)})
+        out = (
+            pl.DataFrame(data, schema=self._schema, orient="row")
+            if self.names
+            else pl.DataFrame({"__": [0] * len(data)})
+        )
         if self.has_instance:
             inst = t.series_from_values("__inst", instances_out, self.instance_type or t.ANY)
             ids = hash_columns(inst.to_frame(), [("__inst", self.instance_type or t.ANY)])

@@ -118,12 +118,16 @@ class IdOpOperator(Operator[IdOpNode]):
 
     def _shape(self, frame: pl.DataFrame) -> pl.DataFrame:
         names = list(self.out_schema)
-        return frame.select([pl.col(c).cast(self.out_schema[c]) if frame.schema[c] !=
-                             self.out_schema[c] and self.out_schema[c] != pl.Object
-                             else pl.col(c) for c in names])
+        return frame.select(
+            [
+                pl.col(c).cast(self.out_schema[c])
+                if frame.schema[c] != self.out_schema[c] and self.out_schema[c] != pl.Object
+                else pl.col(c)
+                for c in names
+            ]
+        )
 
-    def _combine(self, frames: list[pl.DataFrame | None], *, report: bool
-                 ) -> pl.DataFrame | None:
+    def _combine(self, frames: list[pl.DataFrame | None], *, report: bool) -> pl.DataFrame | None:
         base = self._frame(0, frames[0])
         kind = self.kind
         if kind == "update_rows":
@@ -142,8 +146,7 @@ class IdOpOperator(Operator[IdOpNode]):
             return self._shape(base.join(other.select(ID), on=ID, how="anti"))
         raise ValueError(f"unknown id operation {kind!r}")
 
-    def _update_rows(self, base: pl.DataFrame, other: pl.DataFrame, report: bool
-                     ) -> pl.DataFrame:
+    def _update_rows(self, base: pl.DataFrame, other: pl.DataFrame, report: bool) -> pl.DataFrame:
         rows, repeated = _split_repeated(base)
         updates, repeated_updates = _split_repeated(other)
         replaced = other if not repeated_updates.height else other.filter(pl.col(DIFF) > 0)
@@ -156,35 +159,44 @@ class IdOpOperator(Operator[IdOpNode]):
             result = result.join(bad, on=ID, how="anti")
         return result
 
-    def _update_cells(self, base: pl.DataFrame, other: pl.DataFrame, report: bool
-                      ) -> pl.DataFrame:
+    def _update_cells(self, base: pl.DataFrame, other: pl.DataFrame, report: bool) -> pl.DataFrame:
         rows, repeated = _split_repeated(base)
         updates, repeated_updates = _split_repeated(other)
         names = list(self.input_columns[1])
-        renamed = updates.select([ID, *[pl.col(c).alias(f"__u_{c}") for c in names]]) \
-            .with_columns(pl.lit(True).alias("__u_present"))
+        renamed = updates.select([ID, *[pl.col(c).alias(f"__u_{c}") for c in names]]).with_columns(
+            pl.lit(True).alias("__u_present")
+        )
         joined = rows.join(renamed, on=ID, how="left")
         present = pl.col("__u_present").fill_null(False)
-        joined = joined.with_columns([
-            pl.when(present).then(pl.col(f"__u_{c}")).otherwise(pl.col(c)).alias(c)
-            if self.out_schema[c] != pl.Object else
-            _object_choice(joined, c) for c in names
-        ])
+        joined = joined.with_columns(
+            [
+                pl.when(present).then(pl.col(f"__u_{c}")).otherwise(pl.col(c)).alias(c)
+                if self.out_schema[c] != pl.Object
+                else _object_choice(joined, c)
+                for c in names
+            ]
+        )
         result = self._shape(joined)
         if report:
             if repeated.height:
                 self._report_repeated(repeated)
             known = base[ID] if not repeated.height else base.filter(pl.col(DIFF) > 0)[ID]
-            wanted = other[ID] if not repeated_updates.height else \
-                other.filter(pl.col(DIFF) > 0)[ID]
+            wanted = (
+                other[ID] if not repeated_updates.height else other.filter(pl.col(DIFF) > 0)[ID]
+            )
             found = wanted.is_in(known.implode()) if wanted.len() else None
-            missing = _NO_IDS if found is None or found.all() else \
-                wanted.filter(~found).unique().to_frame()
+            missing = (
+                _NO_IDS
+                if found is None or found.all()
+                else wanted.filter(~found).unique().to_frame()
+            )
             for key in _pointers(missing):
                 errors.on_failure(
                     f"{self.what}: the update of row {key} cannot be applied, the table has no "
                     f"row with that id (a broken promise_universe_is_subset_of); the update "
-                    f"is ignored", KeyError(f"{self.what}: no row with id {key} to update"))
+                    f"is ignored",
+                    KeyError(f"{self.what}: no row with id {key} to update"),
+                )
         if repeated_updates.height:
             hit = repeated_updates.join(rows.select(ID), on=ID, how="semi")
             if report:
@@ -193,14 +205,19 @@ class IdOpOperator(Operator[IdOpNode]):
                 result = _with_error_cells(result, hit, names)
         return result
 
-    def _restrict(self, base: pl.DataFrame, other: pl.DataFrame, report: bool
-                  ) -> pl.DataFrame:
+    def _restrict(self, base: pl.DataFrame, other: pl.DataFrame, report: bool) -> pl.DataFrame:
         rows, repeated = _split_repeated(base)
-        wanted = other.select(ID) if _all_once(other) else \
-            other.filter(pl.col(DIFF) > 0).select(ID).unique(maintain_order=True)
+        wanted = (
+            other.select(ID)
+            if _all_once(other)
+            else other.filter(pl.col(DIFF) > 0).select(ID).unique(maintain_order=True)
+        )
         result = self._shape(wanted.join(rows, on=ID, how="inner"))
-        missing = _NO_IDS if result.height == wanted.height else \
-            wanted.join(rows.select(ID), on=ID, how="anti")
+        missing = (
+            _NO_IDS
+            if result.height == wanted.height
+            else wanted.join(rows.select(ID), on=ID, how="anti")
+        )
         if report:
             if repeated.height:
                 self._report_repeated(repeated.join(wanted, on=ID, how="semi"))
@@ -209,21 +226,31 @@ class IdOpOperator(Operator[IdOpNode]):
                 errors.on_failure(
                     f"{self.what}: id {key} is in the restricting table but the table has no "
                     f"row with it (a broken promise); its cells are Error",
-                    KeyError(f"{self.what}: the table has no row with id {key}"))
+                    KeyError(f"{self.what}: the table has no row with id {key}"),
+                )
             if self.kind == "with_universe_of" and rows.height > result.height:
                 extra = rows.select(ID).join(wanted, on=ID, how="anti")
                 for key in _pointers(extra):
                     errors.on_failure(
                         f"{self.what}: the table's row {key} is not in the other table, "
                         f"whose ids it was said to have; the row is left out",
-                        KeyError(f"{self.what}: row {key} is not in the other table"))
+                        KeyError(f"{self.what}: row {key} is not in the other table"),
+                    )
         if missing.height == 0:
             return result
         filler = missing.with_columns(
-            [pl.lit(None, dtype=dtype).alias(name) for name, dtype in self.out_schema.items()
-             if name not in (ID, DIFF)] + [pl.lit(1, dtype=pl.Int64).alias(DIFF)])
-        filler = _with_error_cells(filler.select(list(self.out_schema)), missing,
-                                   [c for c in self.out_schema if c not in (ID, DIFF)])
+            [
+                pl.lit(None, dtype=dtype).alias(name)
+                for name, dtype in self.out_schema.items()
+                if name not in (ID, DIFF)
+            ]
+            + [pl.lit(1, dtype=pl.Int64).alias(DIFF)]
+        )
+        filler = _with_error_cells(
+            filler.select(list(self.out_schema)),
+            missing,
+            [c for c in self.out_schema if c not in (ID, DIFF)],
+        )
         parts = errors.unify_object_columns([result, filler])
         return pl.concat(parts, how="vertical_relaxed")
 
@@ -232,15 +259,15 @@ class IdOpOperator(Operator[IdOpNode]):
             errors.on_failure(
                 f"{self.what}: id {key} is given to several rows (ids must be unique here); "
                 f"the id's result is left out or Error",
-                KeyError(f"{self.what}: several rows with id {key}"))
+                KeyError(f"{self.what}: several rows with id {key}"),
+            )
 
 
 def _pointers(ids: pl.DataFrame) -> list[t.Pointer]:
     return [t.Pointer(v) for v in ids[ID].to_list()]
 
 
-def _with_error_cells(frame: pl.DataFrame, ids: pl.DataFrame, names: Sequence[str]
-                      ) -> pl.DataFrame:
+def _with_error_cells(frame: pl.DataFrame, ids: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     """``frame`` with Error in the cells of ``names`` for the rows whose id is in ``ids``."""
     mask = frame[ID].is_in(ids[ID].implode()) if ids.height else None
     if mask is None or not mask.any():
@@ -253,5 +280,6 @@ def _object_choice(joined: pl.DataFrame, column: str) -> pl.Series:
     present = joined["__u_present"].fill_null(False).to_list()
     new = joined[f"__u_{column}"].to_list()
     old = joined[column].to_list()
-    return pl.Series(column, [n if p else o for p, n, o in zip(present, new, old, strict=True)],
-                     dtype=pl.Object)
+    return pl.Series(
+        column, [n if p else o for p, n, o in zip(present, new, old, strict=True)], dtype=pl.Object
+    )

@@ -63,8 +63,11 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         return time.cast(pl.Float64 if self.time_unit == "float" else pl.Int64)
 
     def _bucket(self, expr: pl.Expr) -> pl.Expr:
-        return (expr / self.width).floor().cast(pl.Int64) if self.time_unit == "float" \
+        return (
+            (expr / self.width).floor().cast(pl.Int64)
+            if self.time_unit == "float"
             else expr.floordiv(self.width)
+        )
 
     def _prepared(self, delta: Delta, side: str) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
         """A side's delta as the join sees it (left rows once per bucket) and the delta with
@@ -82,8 +85,9 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
             frame = frame.with_columns(self._units().alias(LEFT_TIME)).drop(TIME)
             first = self._bucket(pl.col(LEFT_TIME) + self.lower)
             last = self._bucket(pl.col(LEFT_TIME) + self.upper)
-            bucketed = frame.with_columns(pl.int_ranges(first, last + 1).alias(BUCKET)) \
-                .explode(BUCKET)
+            bucketed = frame.with_columns(pl.int_ranges(first, last + 1).alias(BUCKET)).explode(
+                BUCKET
+            )
         else:
             frame = frame.with_columns(self._units().alias(RIGHT_TIME)).drop(TIME)
             bucketed = frame.with_columns(self._bucket(pl.col(RIGHT_TIME)).alias(BUCKET))
@@ -95,8 +99,10 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
 
     def _pairs(self, left: pl.DataFrame, right: pl.DataFrame) -> pl.LazyFrame:
         joined = self._join(left, right)
-        return joined.filter((pl.col(RIGHT_TIME) <= pl.col(LEFT_TIME) + self.upper)
-                             & (pl.col(LEFT_TIME) + self.lower <= pl.col(RIGHT_TIME)))
+        return joined.filter(
+            (pl.col(RIGHT_TIME) <= pl.col(LEFT_TIME) + self.upper)
+            & (pl.col(LEFT_TIME) + self.lower <= pl.col(RIGHT_TIME))
+        )
 
     # --- the step ---------------------------------------------------------------------------
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
@@ -109,8 +115,7 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         rows = sum(f.height for f in (d_left, d_right) if f is not None)
         if self.small and rows <= SMALL_ROWS:
             pair_names = [*self.left_names, *[n for n in self.right_names if n != RIGHT_TIME]]
-            pairs = small_pairs(self, d_left, d_right, pair_names, LEFT_TIME, RIGHT_TIME,
-                                BUCKET)
+            pairs = small_pairs(self, d_left, d_right, pair_names, LEFT_TIME, RIGHT_TIME, BUCKET)
             return self._with_unmatched(pairs, raw_left, raw_right, fresh, rows)
         need_left = bool(self.left.size) and d_right is not None
         need_right = bool(self.right.size) and d_left is not None
@@ -134,16 +139,20 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         pairs = self._consolidated_pairs(parts, rows)
         return self._with_unmatched(pairs, raw_left, raw_right, fresh, rows)
 
-    def _with_unmatched(self, pairs: pl.DataFrame | None, raw_left: pl.DataFrame | None,
-                        raw_right: pl.DataFrame | None, fresh: dict[str, bool],
-                        rows: int) -> Delta:
+    def _with_unmatched(
+        self,
+        pairs: pl.DataFrame | None,
+        raw_left: pl.DataFrame | None,
+        raw_right: pl.DataFrame | None,
+        fresh: dict[str, bool],
+        rows: int,
+    ) -> Delta:
         """The output: the change of the pairs and, for outer modes, of the unmatched rows."""
         out: list[pl.LazyFrame] = []
         if pairs is not None:
             out.append(pairs.lazy())
         if self.mode in ("left", "outer"):
-            unmatched = self._unmatched_change(pairs, raw_left, LID, self.left_names,
-                                               fresh[LID])
+            unmatched = self._unmatched_change(pairs, raw_left, LID, self.left_names, fresh[LID])
             if unmatched is not None:
                 out.append(unmatched.lazy())
         if self.mode in ("right", "outer"):
@@ -168,20 +177,28 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         out = out.filter(pl.col(DIFF) != 0)
         return out if out.height else None
 
-    def _unmatched_change(self, pairs: pl.DataFrame | None, raw: pl.DataFrame | None,
-                          id_name: str, names: list[str], fresh: bool) -> pl.DataFrame | None:
+    def _unmatched_change(
+        self,
+        pairs: pl.DataFrame | None,
+        raw: pl.DataFrame | None,
+        id_name: str,
+        names: list[str],
+        fresh: bool,
+    ) -> pl.DataFrame | None:
         """The change of one side's rows without partners, from the change of the pairs and
         the side's own delta (one row per input row); updates the partner counts."""
         counts = self.counts[id_name]
         own = raw.select([*names, DIFF]) if raw is not None else None
-        if fresh and (pairs is None or (pairs[DIFF] > 0).all()) and (
-                own is None or (own[DIFF] > 0).all()):
+        if (
+            fresh
+            and (pairs is None or (pairs[DIFF] > 0).all())
+            and (own is None or (own[DIFF] > 0).all())
+        ):
             # Only insertions into a side that had no rows (a static join): the unmatched
             # rows are the inserted rows without pairs.
             if pairs is not None:
                 summed = pairs.group_by(id_name).agg(pl.col(DIFF).sum())
-                counts.update(zip(summed[id_name].to_list(), summed[DIFF].to_list(),
-                                  strict=True))
+                counts.update(zip(summed[id_name].to_list(), summed[DIFF].to_list(), strict=True))
                 if own is not None:
                     own = own.join(summed.select(id_name), on=id_name, how="anti")
             return own if own is not None and own.height else None
@@ -192,14 +209,16 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         side_rows = pairs.select([*names, DIFF]) if pairs is not None else None
         if side_rows is not None:
             ids = side_rows[id_name].to_list()
-            for position, (row_id, diff) in enumerate(zip(ids, side_rows[DIFF].to_list(),
-                                                          strict=True)):
+            for position, (row_id, diff) in enumerate(
+                zip(ids, side_rows[DIFF].to_list(), strict=True)
+            ):
                 changes[row_id] = changes.get(row_id, 0) + diff
                 content.setdefault(row_id, position)
         own_rows: dict[int, list[tuple[int, int]]] = {}
         if own is not None:
-            for position, (row_id, diff) in enumerate(zip(own[id_name].to_list(),
-                                                          own[DIFF].to_list(), strict=True)):
+            for position, (row_id, diff) in enumerate(
+                zip(own[id_name].to_list(), own[DIFF].to_list(), strict=True)
+            ):
                 own_rows.setdefault(row_id, []).append((position, diff))
         from_pairs: list[int] = []
         pair_diffs: list[int] = []
@@ -221,11 +240,11 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
                 counts.pop(row_id, None)
         parts = []
         if from_pairs and side_rows is not None:
-            parts.append(side_rows[from_pairs].with_columns(
-                pl.Series(DIFF, pair_diffs, dtype=pl.Int64)))
+            parts.append(
+                side_rows[from_pairs].with_columns(pl.Series(DIFF, pair_diffs, dtype=pl.Int64))
+            )
         if from_own and own is not None:
             parts.append(own[from_own])
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
-

@@ -24,9 +24,15 @@ if TYPE_CHECKING:
 SMALL_ROWS = 256
 
 
-def small_pairs(op: IntervalJoinOperator, d_left: pl.DataFrame | None,
-                d_right: pl.DataFrame | None, pair_names: Sequence[str],
-                left_time: str, right_time: str, bucket: str) -> pl.DataFrame | None:
+def small_pairs(
+    op: IntervalJoinOperator,
+    d_left: pl.DataFrame | None,
+    d_right: pl.DataFrame | None,
+    pair_names: Sequence[str],
+    left_time: str,
+    right_time: str,
+    bucket: str,
+) -> pl.DataFrame | None:
     """Look up, insert and pair the deltas of one time; the change of the pairs as a frame
     of ``pair_names`` (both sides' ids and columns) and ``_diff``, or None."""
     d_left = _aligned(op.left, d_left)
@@ -78,11 +84,13 @@ def small_pairs(op: IntervalJoinOperator, d_left: pl.DataFrame | None,
         return None
     series = []
     for name in pair_names:
-        at, side = (left_at, 0) if name in left_at.index and name.startswith("__l") else \
-            (right_at, 1)
+        at, side = (
+            (left_at, 0) if name in left_at.index and name.startswith("__l") else (right_at, 1)
+        )
         position = at.index[name]
-        series.append(pl.Series(name, [entry[side][position] for entry in live],
-                                dtype=op.schema[name]))
+        series.append(
+            pl.Series(name, [entry[side][position] for entry in live], dtype=op.schema[name])
+        )
     series.append(pl.Series(DIFF, [entry[2] for entry in live], dtype=pl.Int64))
     return pl.DataFrame(series)
 
@@ -90,7 +98,10 @@ def small_pairs(op: IntervalJoinOperator, d_left: pl.DataFrame | None,
 def _aligned(arrangement: Arrangement, frame: pl.DataFrame | None) -> pl.DataFrame | None:
     """The frame with the arrangement's column order (so its rows can be inserted as they
     are)."""
-    if frame is not None and arrangement.columns is not None and \
-            frame.columns != arrangement.columns:
+    if (
+        frame is not None
+        and arrangement.columns is not None
+        and frame.columns != arrangement.columns
+    ):
         return frame.select(arrangement.columns)
     return frame

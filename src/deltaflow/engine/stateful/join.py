@@ -71,11 +71,15 @@ class JoinOperator(Operator[JoinNodeT]):
             carry = CarriedErrors(side_id) if type(self) is JoinOperator else None
             if carry is not None:
                 self.carried.append(carry)
-            pre.set_error_policy(self.keys, "Error value encountered in join condition, "
-                                            "skipping the row",
-                                 "Error value encountered in join, skipping the row", carry)
-            keeps_unmatched = self.mode in (("left", "outer") if side_id == LID
-                                            else ("right", "outer"))
+            pre.set_error_policy(
+                self.keys,
+                "Error value encountered in join condition, skipping the row",
+                "Error value encountered in join, skipping the row",
+                carry,
+            )
+            keeps_unmatched = self.mode in (
+                ("left", "outer") if side_id == LID else ("right", "outer")
+            )
             if carry is not None and keeps_unmatched:
                 pre.error_policy.stash = []
         self.left = Arrangement(id_column=LID)
@@ -88,7 +92,8 @@ class JoinOperator(Operator[JoinNodeT]):
         # The Python path needs keys Polars can hash as they are and columns that convert
         # exactly to Python values.
         self.small = all(python_exact(dtype) for dtype in self.schema.values()) and all(
-            python_exact(k.to_polars()) and k.to_polars() != pl.Object for k in node.key_types)
+            python_exact(k.to_polars()) and k.to_polars() != pl.Object for k in node.key_types
+        )
         # Keys Polars can compare as they are (no text surrogates): frames are joined on them
         # alone (the key hash adds nothing to equality and makes the join several times
         # slower), and each side is prepared in one query.
@@ -115,9 +120,11 @@ class JoinOperator(Operator[JoinNodeT]):
             if fused is not None:
                 return fused
         frame = pre.run(delta, keep=[ID, DIFF]).rename({ID: id_name})
-        casts = [pl.col(k).cast(dtype.to_polars()) for k, dtype in
-                 zip(self.keys, self.node.key_types, strict=True)
-                 if dtype.to_polars() != pl.Object]
+        casts = [
+            pl.col(k).cast(dtype.to_polars())
+            for k, dtype in zip(self.keys, self.node.key_types, strict=True)
+            if dtype.to_polars() != pl.Object
+        ]
         if casts:
             frame = frame.with_columns(casts)
         frame, self.match = add_key_columns(frame, self.keys)
@@ -133,8 +140,9 @@ class JoinOperator(Operator[JoinNodeT]):
         joined = left.lazy().join(right_part, on=on, how="inner", nulls_equal=True)
         return joined.with_columns((pl.col(DIFF) * pl.col(RDIFF)).alias(DIFF))
 
-    def _unmatched(self, rows: pl.DataFrame | None, other: pl.DataFrame | None,
-                   sign: int) -> pl.LazyFrame | None:
+    def _unmatched(
+        self, rows: pl.DataFrame | None, other: pl.DataFrame | None, sign: int
+    ) -> pl.LazyFrame | None:
         if rows is None or rows.height == 0:
             return None
         on = self._on()
@@ -196,8 +204,13 @@ class JoinOperator(Operator[JoinNodeT]):
         id is the id of its single result row); checked for the keys this time touched."""
         side = self.node.id_side
         own, other = (self.left, self.right) if side == "left" else (self.right, self.left)
-        if touched.len() <= SMALL_DELTA_ROWS and own._layout is not None \
-                and other._layout is not None and own._layout.exact and other._layout.exact:
+        if (
+            touched.len() <= SMALL_DELTA_ROWS
+            and own._layout is not None
+            and other._layout is not None
+            and own._layout.exact
+            and other._layout.exact
+        ):
             keys = set(touched.to_list())
             partners = other.lookup_rows(keys)
             at = _Positions(other._schema, self.keys)
@@ -215,13 +228,18 @@ class JoinOperator(Operator[JoinNodeT]):
             if own_rows is None or partner_rows is None:
                 return
             on = self._on()
-            crowded_frame = partner_rows.group_by(on).agg(
-                pl.col(DIFF).sum().alias("__n")).filter(pl.col("__n") > 1)
+            crowded_frame = (
+                partner_rows.group_by(on)
+                .agg(pl.col(DIFF).sum().alias("__n"))
+                .filter(pl.col("__n") > 1)
+            )
             if own_rows.join(crowded_frame, on=on, how="semi", nulls_equal=True).height == 0:
                 return
-        raise KeyError(f"{self.describe()}: a join with id= taken from the {side} side "
-                       f"matched one {side} row with several rows of the other side, so ids "
-                       f"would repeat; drop id= or make the join key unique")
+        raise KeyError(
+            f"{self.describe()}: a join with id= taken from the {side} side "
+            f"matched one {side} row with several rows of the other side, so ids "
+            f"would repeat; drop id= or make the join key unique"
+        )
 
     def _step_big(self, deltas: Sequence[Delta]) -> Delta:
         node = self.node
@@ -251,8 +269,12 @@ class JoinOperator(Operator[JoinNodeT]):
         if d_left is not None and right_old is not None:
             parts.append((self._join(d_left, right_old), False))
         if d_right is not None and left_new is not None:
-            parts.append((self._join(left_new, d_right), left_old is None and _distinct(
-                deltas[0]) and _distinct(deltas[1])))
+            parts.append(
+                (
+                    self._join(left_new, d_right),
+                    left_old is None and _distinct(deltas[0]) and _distinct(deltas[1]),
+                )
+            )
         if self.mode in ("left", "outer"):
             for rows, other, sign in ((left_old, right_old, -1), (left_new, right_new, 1)):
                 found = self._unmatched(rows, other, sign)
@@ -262,8 +284,7 @@ class JoinOperator(Operator[JoinNodeT]):
             for rows, other, sign in ((right_old, left_old, -1), (right_new, left_new, 1)):
                 found = self._unmatched(rows, other, sign)
                 if found is not None:
-                    parts.append((found, sign > 0 and right_old is None and _distinct(
-                        deltas[1])))
+                    parts.append((found, sign > 0 and right_old is None and _distinct(deltas[1])))
         if not parts:
             return None
         n_rows = sum(f.height for f in (left_old, right_old, d_left, d_right) if f is not None)
@@ -277,15 +298,18 @@ class JoinOperator(Operator[JoinNodeT]):
         shaped = []
         for part in parts:
             names = part.collect_schema().names()
-            fill = [pl.lit(None, dtype=self.schema[c]).alias(c) for c in plain
-                    if c not in names]
+            fill = [pl.lit(None, dtype=self.schema[c]).alias(c) for c in plain if c not in names]
             shaped.append((part.with_columns(fill) if fill else part).select([*plain, DIFF]))
         frame = shaped[0] if len(shaped) == 1 else pl.concat(shaped, how="vertical_relaxed")
         if self.node.coalesced:
-            frame = frame.with_columns([
-                pl.coalesce(pl.col(a).cast(self.schema[name]), pl.col(b).cast(self.schema[name]))
-                .alias(name) for name, (a, b) in self.node.coalesced.items()
-            ])
+            frame = frame.with_columns(
+                [
+                    pl.coalesce(
+                        pl.col(a).cast(self.schema[name]), pl.col(b).cast(self.schema[name])
+                    ).alias(name)
+                    for name, (a, b) in self.node.coalesced.items()
+                ]
+            )
         if self.node.id_side == "left":
             frame = frame.with_columns(pl.col(LID).alias(ID))
         elif self.node.id_side == "right":
@@ -311,15 +335,18 @@ class JoinOperator(Operator[JoinNodeT]):
         # KeyError, as Pathway reports duplicated ids at run time.
         side = self.node.id_side
         if out[ID].null_count():
-            raise KeyError(f"{self.describe()}: a join with id= taken from the {side} side "
-                             f"produced rows with no {side} row (unmatched rows of an outer "
-                             f"join); drop id= or use a join that keeps every {side} row")
+            raise KeyError(
+                f"{self.describe()}: a join with id= taken from the {side} side "
+                f"produced rows with no {side} row (unmatched rows of an outer "
+                f"join); drop id= or use a join that keeps every {side} row"
+            )
         inserted = out.filter(pl.col(DIFF) > 0)[ID]
         if inserted.n_unique() != inserted.len():
-            raise KeyError(f"{self.describe()}: a join with id= taken from the {side} side "
-                             f"matched one {side} row with several rows of the other side, so "
-                             f"ids would repeat; drop id= or make the join key unique")
-
+            raise KeyError(
+                f"{self.describe()}: a join with id= taken from the {side} side "
+                f"matched one {side} row with several rows of the other side, so "
+                f"ids would repeat; drop id= or make the join key unique"
+            )
 
     def _side_fused(self, delta: pl.DataFrame, pre: Any, id_name: str) -> pl.DataFrame | None:
         """:meth:`_side` in one Polars query; None when the projection has Python nodes."""
@@ -345,10 +372,10 @@ class JoinOperator(Operator[JoinNodeT]):
         outer_right = self.mode in ("right", "outer")
         left_rows = d_left.rows() if d_left is not None else []
         right_rows = d_right.rows() if d_right is not None else []
-        left_at = _Positions(d_left.schema if d_left is not None else self.left._schema,
-                             self.keys)
-        right_at = _Positions(d_right.schema if d_right is not None else self.right._schema,
-                              self.keys)
+        left_at = _Positions(d_left.schema if d_left is not None else self.left._schema, self.keys)
+        right_at = _Positions(
+            d_right.schema if d_right is not None else self.right._schema, self.keys
+        )
         touched = {r[left_at.kh] for r in left_rows} | {r[right_at.kh] for r in right_rows}
         # An inner join needs one side's old rows only to pair them with the other's delta.
         unmatched = outer_left or outer_right
@@ -364,8 +391,12 @@ class JoinOperator(Operator[JoinNodeT]):
             right_at = _Positions(self.right._schema, self.keys)
 
         groups: dict[tuple[Any, ...], list[list[tuple[Any, ...]]]] = {}
-        for slot, rows, at in ((0, left_old, left_at), (1, left_rows, left_at),
-                               (2, right_old, right_at), (3, right_rows, right_at)):
+        for slot, rows, at in (
+            (0, left_old, left_at),
+            (1, left_rows, left_at),
+            (2, right_old, right_at),
+            (3, right_rows, right_at),
+        ):
             for row in rows:
                 group = groups.get(at.group(row))
                 if group is None:
@@ -378,8 +409,14 @@ class JoinOperator(Operator[JoinNodeT]):
             for lefts, rights in ((d_l, r_old), (l_new, d_r)):
                 for lrow in lefts:
                     for rrow in rights:
-                        _add(out, left_at, lrow, right_at, rrow,
-                             lrow[left_at.diff] * rrow[right_at.diff])
+                        _add(
+                            out,
+                            left_at,
+                            lrow,
+                            right_at,
+                            rrow,
+                            lrow[left_at.diff] * rrow[right_at.diff],
+                        )
             if outer_left:
                 for rows, other, sign in ((l_old, r_old, -1), (l_new, r_new, 1)):
                     if not other:
@@ -395,8 +432,9 @@ class JoinOperator(Operator[JoinNodeT]):
             return None
         return self._frame_small(live, left_at, right_at)
 
-    def _frame_small(self, live: list[list[Any]], left_at: _Positions,
-                     right_at: _Positions) -> Delta:
+    def _frame_small(
+        self, live: list[list[Any]], left_at: _Positions, right_at: _Positions
+    ) -> Delta:
         """The wide output rows (left row, right row, diff) as a delta batch."""
         schema = self.schema
         data: dict[str, list[Any]] = {}
@@ -413,14 +451,30 @@ class JoinOperator(Operator[JoinNodeT]):
         series.append(pl.Series(DIFF, [e[2] for e in live], dtype=pl.Int64))
         if self.node.id_side is None:
             # Pair ids in Python: a few rows cost less than a Polars query.
-            series.append(pl.Series(ID, [combine_id_values(left, right, salt=PAIR_SALT) for
-                                         left, right in zip(data[LID], data[RID], strict=True)],
-                                    dtype=pl.UInt128))
+            series.append(
+                pl.Series(
+                    ID,
+                    [
+                        combine_id_values(left, right, salt=PAIR_SALT)
+                        for left, right in zip(data[LID], data[RID], strict=True)
+                    ],
+                    dtype=pl.UInt128,
+                )
+            )
         frame = pl.DataFrame(series)
-        coalesced = {name: pl.coalesce(pl.col(a).cast(schema[name]), pl.col(b).cast(schema[name]))
-                     .alias(name) for name, (a, b) in self.node.coalesced.items()}
-        ids = pl.col(LID) if self.node.id_side == "left" else \
-            pl.col(RID) if self.node.id_side == "right" else pl.col(ID)
+        coalesced = {
+            name: pl.coalesce(pl.col(a).cast(schema[name]), pl.col(b).cast(schema[name])).alias(
+                name
+            )
+            for name, (a, b) in self.node.coalesced.items()
+        }
+        ids = (
+            pl.col(LID)
+            if self.node.id_side == "left"
+            else pl.col(RID)
+            if self.node.id_side == "right"
+            else pl.col(ID)
+        )
         out = frame.select([ids.alias(ID), *[coalesced.get(c, c) for c in columns], DIFF])
         if self.node.id_side is not None:
             self._check_ids(out)
@@ -438,19 +492,28 @@ class _Positions:
         self.keys = [self.index[k] for k in keys] if names else []
         row = [i for i in range(len(names)) if i != self.diff]
         self.key = row_key_function(
-            row, [i for i in row if schema[names[i]] == pl.Object],
-            [i for i in row if schema[names[i]] in (pl.Float32, pl.Float64)])
+            row,
+            [i for i in row if schema[names[i]] == pl.Object],
+            [i for i in row if schema[names[i]] in (pl.Float32, pl.Float64)],
+        )
 
     def group(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         return (row[self.kh], *[row[i] for i in self.keys])
 
 
-def _add(out: dict[tuple[Any, ...], list[Any]], left_at: _Positions,
-         left: tuple[Any, ...] | None, right_at: _Positions, right: tuple[Any, ...] | None,
-         diff: int) -> None:
+def _add(
+    out: dict[tuple[Any, ...], list[Any]],
+    left_at: _Positions,
+    left: tuple[Any, ...] | None,
+    right_at: _Positions,
+    right: tuple[Any, ...] | None,
+    diff: int,
+) -> None:
     """Add ``diff`` copies of the wide row of (left, right) to ``out`` (consolidating)."""
-    key = (None if left is None else left_at.key(left),
-           None if right is None else right_at.key(right))
+    key = (
+        None if left is None else left_at.key(left),
+        None if right is None else right_at.key(right),
+    )
     entry = out.get(key)
     if entry is None:
         out[key] = [left, right, diff]
@@ -458,8 +521,9 @@ def _add(out: dict[tuple[Any, ...], list[Any]], left_at: _Positions,
         entry[2] += diff
 
 
-def _plus(old: pl.DataFrame | None, delta: pl.DataFrame | None,
-          id_column: str) -> pl.DataFrame | None:
+def _plus(
+    old: pl.DataFrame | None, delta: pl.DataFrame | None, id_column: str
+) -> pl.DataFrame | None:
     if delta is None:
         return old
     if old is None or old.height == 0:

@@ -54,14 +54,16 @@ class ExactlyOnceJoinOperator(JoinOperator[JoinNode]):
                 raise EngineError(
                     f"{self.describe()}: a row of the {side} side was deleted after it was "
                     f"matched; with {side}_exactly_once=True that side must only grow (a "
-                    f"matched row is forgotten)")
+                    f"matched row is forgotten)"
+                )
             if out is None:
                 continue
             matched = out.filter(pl.col(DIFF) > 0)[id_column]
             if matched.n_unique() != matched.len():
                 raise ValueError(
                     f"{self.describe()}: a row of the {side} side matched several rows at "
-                    f"once, but {side}_exactly_once=True promises at most one match per row")
+                    f"once, but {side}_exactly_once=True promises at most one match per row"
+                )
             if current is not None and matched.len():
                 gone = current.filter(pl.col(id_column).is_in(matched.implode()))
                 if gone.height:

@@ -42,9 +42,25 @@ NEXT = "next"
 #: Deltas of at least this many rows take the Polars path.
 BIG_DELTA = 2_000
 #: Polars types the Polars path can sort and compare exactly as the Python path does.
-_SORTABLE = frozenset([pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32,
-                       pl.UInt64, pl.UInt128, pl.Float32, pl.Float64, pl.String, pl.Boolean,
-                       pl.Binary, pl.Null])
+_SORTABLE = frozenset(
+    [
+        pl.Int8,
+        pl.Int16,
+        pl.Int32,
+        pl.Int64,
+        pl.UInt8,
+        pl.UInt16,
+        pl.UInt32,
+        pl.UInt64,
+        pl.UInt128,
+        pl.Float32,
+        pl.Float64,
+        pl.String,
+        pl.Boolean,
+        pl.Binary,
+        pl.Null,
+    ]
+)
 
 Entry = tuple[Any, int]  # (sortable key, row id)
 
@@ -130,8 +146,7 @@ class _PythonState:
         low = bisect.bisect_left(anchors, entry)
         high = bisect.bisect_right(anchors, entry)
         start = bisect.bisect_left(entries, anchors[low - 1]) if low > 0 else 0
-        stop = bisect.bisect_right(entries, anchors[high]) if high < len(anchors) \
-            else len(entries)
+        stop = bisect.bisect_right(entries, anchors[high]) if high < len(anchors) else len(entries)
         return [row_id for _, row_id in entries[start:stop]]
 
     def remove(self, row_id: int, affected: set[int]) -> None:
@@ -153,8 +168,15 @@ class _PythonState:
             del self.entries[instance]
         del self.where[row_id]
 
-    def insert(self, row_id: int, instance: Any, raw_instance: Any, key: Any,
-               is_anchor: bool, affected: set[int]) -> None:
+    def insert(
+        self,
+        row_id: int,
+        instance: Any,
+        raw_instance: Any,
+        key: Any,
+        is_anchor: bool,
+        affected: set[int],
+    ) -> None:
         entry = (key, row_id)
         bisect.insort(self.entries.setdefault(instance, []), entry)
         if is_anchor and self.mode is NeighbourMode.NEAREST_ANCHOR:
@@ -179,11 +201,13 @@ class NeighboursOperator(Operator[NeighboursNode]):
         self.frame: pl.DataFrame | None = None  # the Polars form of the state
         self.python: _PythonState | None = None  # the Python form of the state
         self._key_dtype = _physical_dtype(key_type)
-        self._instance_dtype = _physical_dtype(node.pre.types[INSTANCE]) \
-            if self.has_instance else pl.Null()
+        self._instance_dtype = (
+            _physical_dtype(node.pre.types[INSTANCE]) if self.has_instance else pl.Null()
+        )
         # Whether the key/instance types allow the Polars path at all.
         self._columnar = self._key_dtype.base_type() in _SORTABLE and (
-            not self.has_instance or self._instance_dtype.base_type() in _SORTABLE)
+            not self.has_instance or self._instance_dtype.base_type() in _SORTABLE
+        )
 
     # --- the step ------------------------------------------------------------------------
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
@@ -232,26 +256,38 @@ class NeighboursOperator(Operator[NeighboursNode]):
         new_links = new.select(ID, PREV, NEXT, pl.lit(True).alias("__new"))
         both = old_links.join(new_links, on=ID, how="full", suffix="_new", coalesce=True)
         changed = both.filter(
-            pl.col("__old").is_null() | pl.col("__new").is_null()
+            pl.col("__old").is_null()
+            | pl.col("__new").is_null()
             | pl.col(PREV).ne_missing(pl.col(PREV + "_new"))
-            | pl.col(NEXT).ne_missing(pl.col(NEXT + "_new")))
+            | pl.col(NEXT).ne_missing(pl.col(NEXT + "_new"))
+        )
         if changed.height == 0:
             return None
-        retract = changed.filter(pl.col("__old").is_not_null()) \
-            .select(ID, PREV, NEXT, pl.lit(-1, pl.Int64).alias(DIFF))
+        retract = changed.filter(pl.col("__old").is_not_null()).select(
+            ID, PREV, NEXT, pl.lit(-1, pl.Int64).alias(DIFF)
+        )
         insert = changed.filter(pl.col("__new").is_not_null()).select(
-            ID, pl.col(PREV + "_new").alias(PREV), pl.col(NEXT + "_new").alias(NEXT),
-            pl.lit(1, pl.Int64).alias(DIFF))
+            ID,
+            pl.col(PREV + "_new").alias(PREV),
+            pl.col(NEXT + "_new").alias(NEXT),
+            pl.lit(1, pl.Int64).alias(DIFF),
+        )
         return consolidate(pl.concat([retract, insert]))
 
     def _links(self, rows: pl.DataFrame) -> pl.DataFrame:
         """Every row of ``rows`` with its ``prev``/``next`` links, computed from scratch."""
         order = [INSTANCE, KEY, ID] if self.has_instance else [KEY, ID]
         ordered = rows.sort(order, nulls_last=False)
-        same_as_before = pl.col(INSTANCE).eq_missing(pl.col(INSTANCE).shift(1)) \
-            if self.has_instance else pl.lit(True)
-        same_as_after = pl.col(INSTANCE).eq_missing(pl.col(INSTANCE).shift(-1)) \
-            if self.has_instance else pl.lit(True)
+        same_as_before = (
+            pl.col(INSTANCE).eq_missing(pl.col(INSTANCE).shift(1))
+            if self.has_instance
+            else pl.lit(True)
+        )
+        same_as_after = (
+            pl.col(INSTANCE).eq_missing(pl.col(INSTANCE).shift(-1))
+            if self.has_instance
+            else pl.lit(True)
+        )
         if self.mode is NeighbourMode.ADJACENT:
             return ordered.with_columns(
                 pl.when(same_as_before).then(pl.col(ID).shift(1)).alias(PREV),
@@ -259,13 +295,18 @@ class NeighboursOperator(Operator[NeighboursNode]):
             )
         anchor_id = pl.when(pl.col(ANCHOR)).then(pl.col(ID))
         if not self.has_instance:
-            return ordered.with_columns(anchor_id.forward_fill().alias(PREV),
-                                        anchor_id.backward_fill().alias(NEXT))
+            return ordered.with_columns(
+                anchor_id.forward_fill().alias(PREV), anchor_id.backward_fill().alias(NEXT)
+            )
         group = (~same_as_before).cum_sum().alias("__group")
-        return ordered.with_columns(group).with_columns(
-            anchor_id.forward_fill().over("__group").alias(PREV),
-            anchor_id.backward_fill().over("__group").alias(NEXT),
-        ).drop("__group")
+        return (
+            ordered.with_columns(group)
+            .with_columns(
+                anchor_id.forward_fill().over("__group").alias(PREV),
+                anchor_id.backward_fill().over("__group").alias(NEXT),
+            )
+            .drop("__group")
+        )
 
     def _frame_from_python(self, state: _PythonState) -> pl.DataFrame | None:
         if not state.where:
@@ -275,12 +316,10 @@ class NeighboursOperator(Operator[NeighboursNode]):
         links = [state.links[i] for i in ids]
         data: dict[str, pl.Series] = {
             ID: pl.Series(ID, ids, dtype=pl.UInt128),
-            KEY: pl.Series(KEY, [state.unwrap_key(p[2][0]) for p in placed],
-                           dtype=self._key_dtype),
+            KEY: pl.Series(KEY, [state.unwrap_key(p[2][0]) for p in placed], dtype=self._key_dtype),
         }
         if self.has_instance:
-            data[INSTANCE] = pl.Series(INSTANCE, [p[1] for p in placed],
-                                       dtype=self._instance_dtype)
+            data[INSTANCE] = pl.Series(INSTANCE, [p[1] for p in placed], dtype=self._instance_dtype)
         if self.has_anchor:
             data[ANCHOR] = pl.Series(ANCHOR, [p[3] for p in placed], dtype=pl.Boolean)
         data[PREV] = pl.Series(PREV, [link[0] for link in links], dtype=pl.UInt128)
@@ -304,8 +343,8 @@ class NeighboursOperator(Operator[NeighboursNode]):
         raw = frame[INSTANCE].to_list() if self.has_instance else [None] * len(ids)
         anchors = frame[ANCHOR].to_list() if self.has_anchor else [True] * len(ids)
         for row_id, key, instance, is_anchor, prev, nxt in zip(
-                ids, keys, raw, anchors, frame[PREV].to_list(), frame[NEXT].to_list(),
-                strict=True):
+            ids, keys, raw, anchors, frame[PREV].to_list(), frame[NEXT].to_list(), strict=True
+        ):
             entry = (key, row_id)
             # Rows come in (instance, key, id) order, so appending keeps every list sorted.
             state.entries.setdefault(instance, []).append(entry)
@@ -317,10 +356,20 @@ class NeighboursOperator(Operator[NeighboursNode]):
     def _step_python(self, frame: pl.DataFrame) -> Delta:
         state = self._python_state()
         ids = frame[ID].to_list()
-        keys = frame[KEY].to_list() if frame[KEY].dtype != pl.Object \
+        keys = (
+            frame[KEY].to_list()
+            if frame[KEY].dtype != pl.Object
             else t.values_from_series(frame[KEY])
-        raw = (t.values_from_series(frame[INSTANCE]) if frame[INSTANCE].dtype == pl.Object
-               else frame[INSTANCE].to_list()) if self.has_instance else [None] * len(ids)
+        )
+        raw = (
+            (
+                t.values_from_series(frame[INSTANCE])
+                if frame[INSTANCE].dtype == pl.Object
+                else frame[INSTANCE].to_list()
+            )
+            if self.has_instance
+            else [None] * len(ids)
+        )
         anchors = frame[ANCHOR].to_list() if self.has_anchor else [True] * len(ids)
         diffs = frame[DIFF].to_list()
         affected: set[int] = set()
@@ -329,11 +378,19 @@ class NeighboursOperator(Operator[NeighboursNode]):
             if diffs[i] < 0:
                 state.remove(ids[i], affected)
             else:
-                state.insert(ids[i], t.canonical_key(raw[i]), raw[i], state.wrap_key(keys[i]),
-                             bool(anchors[i]), affected)
-        return links_delta(affected, state.links,
-                           lambda row_id: state.links_of(row_id) if row_id in state.where
-                           else None)
+                state.insert(
+                    ids[i],
+                    t.canonical_key(raw[i]),
+                    raw[i],
+                    state.wrap_key(keys[i]),
+                    bool(anchors[i]),
+                    affected,
+                )
+        return links_delta(
+            affected,
+            state.links,
+            lambda row_id: state.links_of(row_id) if row_id in state.where else None,
+        )
 
 
 register_operator(NeighboursNode, NeighboursOperator)

@@ -34,14 +34,16 @@ class SortOperator(Operator[SortNode]):
         super().__init__(node)
         self.pre = node.pre
         self.has_instance = "__inst" in node.pre.types
-        self.pre.set_error_policy(list(node.pre.types), "Error value encountered in sort "
-                                                        "key, skipping the row")
+        self.pre.set_error_policy(
+            list(node.pre.types), "Error value encountered in sort key, skipping the row"
+        )
         self.lists: dict[Any, list[tuple[Any, int]]] = {}
         self.where: dict[int, tuple[Any, Any]] = {}  # id -> (instance key, sort entry)
         self.links: dict[int, tuple[int | None, int | None]] = {}
 
-    def _neighbours(self, entries: list[tuple[Any, int]], entry: tuple[Any, int]
-                    ) -> tuple[int | None, int | None]:
+    def _neighbours(
+        self, entries: list[tuple[Any, int]], entry: tuple[Any, int]
+    ) -> tuple[int | None, int | None]:
         position = bisect.bisect_left(entries, entry)
         prev = entries[position - 1][1] if position > 0 else None
         nxt = entries[position + 1][1] if position + 1 < len(entries) else None
@@ -54,8 +56,11 @@ class SortOperator(Operator[SortNode]):
         frame = self.pre.run(delta, keep=[ID, DIFF])
         ids = frame[ID].to_list()
         keys = t.values_from_series(frame["__key"])
-        instances = [t.canonical_key(v) for v in t.values_from_series(frame["__inst"])] \
-            if self.has_instance else [None] * frame.height
+        instances = (
+            [t.canonical_key(v) for v in t.values_from_series(frame["__inst"])]
+            if self.has_instance
+            else [None] * frame.height
+        )
         diffs = frame[DIFF].to_list()
         affected: set[int] = set()
         # Deletions first, so that an update (delete + insert of one id) moves the row.
@@ -91,8 +96,11 @@ class SortOperator(Operator[SortNode]):
         return self._neighbours(self.lists[placed[0]], placed[1]) if placed else None
 
 
-def links_delta(affected: Iterable[int], links: dict[int, tuple[int | None, int | None]],
-                new_links: Callable[[int], tuple[int | None, int | None] | None]) -> Delta:
+def links_delta(
+    affected: Iterable[int],
+    links: dict[int, tuple[int | None, int | None]],
+    new_links: Callable[[int], tuple[int | None, int | None] | None],
+) -> Delta:
     """The changes of the (prev, next) links of the ``affected`` rows: each row whose links
     differ from the ones last emitted (``links``, updated here) is retracted and re-inserted;
     ``new_links(row)`` gives a row's links now (None when it is gone)."""
@@ -120,9 +128,13 @@ def links_delta(affected: Iterable[int], links: dict[int, tuple[int | None, int 
             links.pop(row_id, None)
     if not out_ids:
         return None
-    return consolidate(pl.DataFrame({
-        ID: pl.Series(out_ids, dtype=pl.UInt128),
-        "prev": pl.Series(prevs, dtype=pl.UInt128),
-        "next": pl.Series(nexts, dtype=pl.UInt128),
-        DIFF: pl.Series(signs, dtype=pl.Int64),
-    }))
+    return consolidate(
+        pl.DataFrame(
+            {
+                ID: pl.Series(out_ids, dtype=pl.UInt128),
+                "prev": pl.Series(prevs, dtype=pl.UInt128),
+                "next": pl.Series(nexts, dtype=pl.UInt128),
+                DIFF: pl.Series(signs, dtype=pl.Int64),
+            }
+        )
+    )

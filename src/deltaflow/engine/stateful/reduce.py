@@ -81,8 +81,9 @@ class ReduceOperator(Operator[ReduceNode]):
         # Errors as values: a row with an error in a grouping column is left out and
         # reported; one with an error argument is left out of the reduction (its error was
         # reported where it arose).
-        self.pre.set_error_policy(self.keys, "Error value encountered in grouping columns, "
-                                             "skipping the row", "")
+        self.pre.set_error_policy(
+            self.keys, "Error value encountered in grouping columns, skipping the row", ""
+        )
         self.key_types = list(node.key_types)
         self.calls = list(node.reducers)
         self.post = node.post
@@ -92,13 +93,21 @@ class ReduceOperator(Operator[ReduceNode]):
         # Insert-only deltas can be folded into the old values without reading the rows.
         # (min over an Optional column is left out: a None makes the minimum None, which a
         # fold that reads None as "no value yet" cannot tell apart.)
-        self.foldable = not self.invertible and native and all(
-            c.reducer.name in _FOLDABLE and not (c.reducer.name == "min"
-                                                 and c.arg_types[0].is_optional)
-            for c in self.calls)
+        self.foldable = (
+            not self.invertible
+            and native
+            and all(
+                c.reducer.name in _FOLDABLE
+                and not (c.reducer.name == "min" and c.arg_types[0].is_optional)
+                for c in self.calls
+            )
+        )
         self.accumulated = self.invertible or self.foldable
-        self.accs = [f"__acc{i}" for i, c in enumerate(self.calls)
-                     if self.accumulated and c.reducer.name in _ACCUMULATED]
+        self.accs = [
+            f"__acc{i}"
+            for i, c in enumerate(self.calls)
+            if self.accumulated and c.reducer.name in _ACCUMULATED
+        ]
         self.groups = Arrangement(index_eagerly=True)
         self.rows: Arrangement | None = None if self.invertible else Arrangement(ignore=(TIME,))
         self.match: list[str] | None = None
@@ -107,8 +116,9 @@ class ReduceOperator(Operator[ReduceNode]):
         # Big deltas (STREAMING_ROWS) are aggregated in one streaming query (projection and
         # group_by fused; Polars' streaming group_by is several times faster than the eager
         # one on millions of rows) when no column is a Python object.
-        self.lazy_aggregate = native and bool(self.keys) and all(
-            k.to_polars() != pl.Object for k in self.key_types)
+        self.lazy_aggregate = (
+            native and bool(self.keys) and all(k.to_polars() != pl.Object for k in self.key_types)
+        )
         self._plan: _SmallPlan | None = None
         self._small_select: tuple[Any, list[Any]] | None = None  # see _prepare_small
         # Group rows as the Python path last wrote them (None: no such group), so that hot
@@ -123,13 +133,17 @@ class ReduceOperator(Operator[ReduceNode]):
         self._error_cells: dict[int, set[str]] = {}
         # Stateful (user) reducers: per call index, key hash -> group key -> group state.
         self._states: dict[int, dict[int, dict[tuple[Any, ...], Any]]] = {
-            i: {} for i, c in enumerate(self.calls) if c.reducer.stateful}
+            i: {} for i, c in enumerate(self.calls) if c.reducer.stateful
+        }
         # Simple reductions keep the streaming path's group state in NumPy columns instead
         # of tuples (see reduce_columns): None until a small delta comes, and after a
         # frame-path step.
         self._columns: ColumnGroups | None = None
-        self._columns_possible = self.small and self.accumulated and eligible(
-            self.calls, self.key_types, node.id_key is not None, bool(self._states))
+        self._columns_possible = (
+            self.small
+            and self.accumulated
+            and eligible(self.calls, self.key_types, node.id_key is not None, bool(self._states))
+        )
         # Errors as values (a run with terminate_on_error=False): an error in a reducer's
         # argument leaves the row out of that reducer only (skip_errors, the default) or makes
         # that reducer's value an Error (skip_errors=False); the other reducers, count()
@@ -139,9 +153,11 @@ class ReduceOperator(Operator[ReduceNode]):
         self.argument_errors = errors.keeps_errors() and any(c.args for c in self.calls)
         self._flags = [error_flag(a) for c in self.calls for a in c.args]
         if self.argument_errors:
-            self.pre.set_error_policy(self.keys, "Error value encountered in grouping "
-                                                 "columns, skipping the row",
-                                      flag_others=True)
+            self.pre.set_error_policy(
+                self.keys,
+                "Error value encountered in grouping columns, skipping the row",
+                flag_others=True,
+            )
             self.invertible = self.foldable = self.accumulated = False
             self.accs = []
             self.rows = Arrangement(ignore=(TIME,))
@@ -155,16 +171,18 @@ class ReduceOperator(Operator[ReduceNode]):
             return False
         if self.accumulated and not native:
             return False
-        return all(python_exact(a.to_polars()) for c in self.calls for a in c.arg_types) and \
-            all(python_exact(c.dtype.to_polars()) for c in self.calls)
+        return all(python_exact(a.to_polars()) for c in self.calls for a in c.arg_types) and all(
+            python_exact(c.dtype.to_polars()) for c in self.calls
+        )
 
     # --- helpers ---------------------------------------------------------------------------
     def _prepare(self, delta: pl.DataFrame) -> pl.DataFrame:
         frame = self.pre.run(delta, keep=[ID, DIFF])
         if self.argument_errors:  # every stored row has every flag, in one order
             flags = set(self._flags)
-            frame = frame.with_columns([pl.lit(False).alias(f) for f in self._flags
-                                        if f not in frame.columns])
+            frame = frame.with_columns(
+                [pl.lit(False).alias(f) for f in self._flags if f not in frame.columns]
+            )
             frame = frame.select([c for c in frame.columns if c not in flags] + self._flags)
         frame, match = add_key_columns(frame, self.keys)
         self.match = match
@@ -187,8 +205,14 @@ class ReduceOperator(Operator[ReduceNode]):
     def _state_columns(self, match: Sequence[str]) -> list[str]:
         """The columns of a group row, in the one order both paths store them."""
         if self.state_columns is None:
-            self.state_columns = [*match, *self._key_columns(match), ID, COUNT, *self.accs,
-                                  *[c.column for c in self.calls]]
+            self.state_columns = [
+                *match,
+                *self._key_columns(match),
+                ID,
+                COUNT,
+                *self.accs,
+                *[c.column for c in self.calls],
+            ]
         return self.state_columns
 
     def _state_schema(self) -> dict[str, pl.DataType]:
@@ -237,16 +261,16 @@ class ReduceOperator(Operator[ReduceNode]):
             else:
                 touched = frame[KH].unique()
                 old = self.groups.lookup(touched)
-                news = [self._recompute(self.rows.lookup(touched), match,
-                                        set(touched.to_list()))]
+                news = [self._recompute(self.rows.lookup(touched), match, set(touched.to_list()))]
         columns = self._state_columns(match)
         parts = []
         if old is not None and old.height:
             parts.append(old.select(columns).with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF)))
         for new in news:
             if new is not None and new.height:
-                parts.append(new.select(columns).with_columns(
-                    pl.lit(1, dtype=pl.Int64).alias(DIFF)))
+                parts.append(
+                    new.select(columns).with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF))
+                )
         if not parts:
             return None
         stored = None
@@ -261,8 +285,9 @@ class ReduceOperator(Operator[ReduceNode]):
         out = consolidate(out)
         return out if out.height else None
 
-    def _with_error_cells(self, parts: list[pl.DataFrame]
-                          ) -> tuple[list[pl.DataFrame], pl.DataFrame | None]:
+    def _with_error_cells(
+        self, parts: list[pl.DataFrame]
+    ) -> tuple[list[pl.DataFrame], pl.DataFrame | None]:
         """Reducer values that are Errors (a failing reducer in a run keeping errors): the
         group arrangement keeps its column types, so they are stored as nulls and remembered
         here by group id. Returns the parts with the Errors of the retracted group rows put
@@ -292,12 +317,15 @@ class ReduceOperator(Operator[ReduceNode]):
                     for gid in part.filter(mask)[ID].to_list():
                         cells.setdefault(gid, set()).add(column)
         restored = errors.unify_object_columns(restored)
-        changes = pl.concat(restored, how="vertical_relaxed") if len(restored) > 1 \
-            else restored[0]
+        changes = pl.concat(restored, how="vertical_relaxed") if len(restored) > 1 else restored[0]
         schema = self._state_schema()
-        stored = changes.with_columns([
-            errors.without_errors(changes[c], schema[c]) for c in changes.columns
-            if changes.schema[c] == pl.Object and schema.get(c, pl.Object) != pl.Object])
+        stored = changes.with_columns(
+            [
+                errors.without_errors(changes[c], schema[c])
+                for c in changes.columns
+                if changes.schema[c] == pl.Object and schema.get(c, pl.Object) != pl.Object
+            ]
+        )
         return [changes], stored
 
     # --- invertible reducers ---------------------------------------------------------------
@@ -305,11 +333,15 @@ class ReduceOperator(Operator[ReduceNode]):
         exprs = [pl.col(DIFF).sum().alias(COUNT)]
         for index, call in enumerate(self.calls):
             if f"__acc{index}" in self.accs:
-                exprs.append(sum_expr(pl.col(call.args[0]) * pl.col(DIFF), call.arg_types[0])
-                             .alias(f"__acc{index}"))
+                exprs.append(
+                    sum_expr(pl.col(call.args[0]) * pl.col(DIFF), call.arg_types[0]).alias(
+                        f"__acc{index}"
+                    )
+                )
             elif self.foldable and call.reducer.name in ("min", "max"):
-                exprs.append(call.reducer.polars_agg(call.args, call.arg_types)
-                             .alias(f"__fold{index}"))
+                exprs.append(
+                    call.reducer.polars_agg(call.args, call.arg_types).alias(f"__fold{index}")
+                )
         return exprs
 
     def _results(self, groups: pl.DataFrame) -> pl.DataFrame:
@@ -337,8 +369,9 @@ class ReduceOperator(Operator[ReduceNode]):
         agg = collect(query.group_by(self.keys).agg(self._acc_exprs()), delta.height)
         return add_key_columns(agg, self.keys)
 
-    def _aggregate(self, frame: pl.DataFrame, extra: Sequence[pl.Expr] = ()
-                   ) -> tuple[pl.DataFrame, list[str]]:
+    def _aggregate(
+        self, frame: pl.DataFrame, extra: Sequence[pl.Expr] = ()
+    ) -> tuple[pl.DataFrame, list[str]]:
         objects = [k for k in self.keys if frame.schema[k] == pl.Object]
         if objects or not self.keys:
             frame, match = add_key_columns(frame, self.keys)
@@ -346,33 +379,43 @@ class ReduceOperator(Operator[ReduceNode]):
             return frame.group_by(match).agg(firsts + self._acc_exprs() + list(extra)), match
         aggs = self._acc_exprs() + list(extra)
         if frame.height < STREAMING_ROWS or any(
-                dtype == pl.Object for dtype in frame.schema.values()):
+            dtype == pl.Object for dtype in frame.schema.values()
+        ):
             agg = frame.group_by(self.keys).agg(aggs)
         else:
             agg = collect(frame.lazy().group_by(self.keys).agg(aggs), frame.height)
         return add_key_columns(agg, self.keys)
 
-    def _accumulate(self, agg: pl.DataFrame, old: pl.DataFrame | None,
-                    match: list[str]) -> pl.DataFrame | None:
+    def _accumulate(
+        self, agg: pl.DataFrame, old: pl.DataFrame | None, match: list[str]
+    ) -> pl.DataFrame | None:
         accs = [COUNT, *self.accs]
-        folds = [(f"__fold{i}", c) for i, c in enumerate(self.calls)
-                 if self.foldable and c.reducer.name in ("min", "max")]
+        folds = [
+            (f"__fold{i}", c)
+            for i, c in enumerate(self.calls)
+            if self.foldable and c.reducer.name in ("min", "max")
+        ]
         if old is None or old.height == 0:
             new = agg.filter(pl.col(COUNT) > 0)
             if new.height == 0:
                 return None
             new = new.with_columns(self._group_ids(new))
             return self._results(new)
-        previous = old.select([*match, *self._key_columns(match), ID, *accs,
-                               *[c.column for _, c in folds]])
-        joined = previous.join(agg, on=match, how="full", coalesce=True, nulls_equal=True,
-                               suffix="__d")
+        previous = old.select(
+            [*match, *self._key_columns(match), ID, *accs, *[c.column for _, c in folds]]
+        )
+        joined = previous.join(
+            agg, on=match, how="full", coalesce=True, nulls_equal=True, suffix="__d"
+        )
         fixes = [pl.col(k).fill_null(pl.col(f"{k}__d")) for k in self._key_columns(match)]
-        fixes += [(pl.col(a).fill_null(0) + pl.col(f"{a}__d").fill_null(0)).alias(a)
-                  for a in accs]
+        fixes += [(pl.col(a).fill_null(0) + pl.col(f"{a}__d").fill_null(0)).alias(a) for a in accs]
         # The old value (in the reducer's column) and the delta's, nulls skipped.
-        fixes += [(pl.max_horizontal if c.reducer.name == "max" else pl.min_horizontal)(
-            pl.col(c.column), pl.col(name)).alias(name) for name, c in folds]
+        fixes += [
+            (pl.max_horizontal if c.reducer.name == "max" else pl.min_horizontal)(
+                pl.col(c.column), pl.col(name)
+            ).alias(name)
+            for name, c in folds
+        ]
         joined = joined.with_columns(fixes).filter(pl.col(COUNT) > 0)
         joined = joined.drop([c for c in joined.columns if c.endswith("__d")])
         if joined.height == 0:
@@ -385,8 +428,9 @@ class ReduceOperator(Operator[ReduceNode]):
         return self._results(joined.drop([c.column for _, c in folds]))
 
     # --- folded and recomputed reducers ----------------------------------------------------
-    def _fold_big(self, frame: pl.DataFrame, match: list[str]
-                  ) -> tuple[pl.DataFrame | None, list[pl.DataFrame | None]]:
+    def _fold_big(
+        self, frame: pl.DataFrame, match: list[str]
+    ) -> tuple[pl.DataFrame | None, list[pl.DataFrame | None]]:
         """Groups (by key hash) whose delta only inserts are folded; the others recomputed."""
         assert self.rows is not None
         agg, match = self._aggregate(frame, [(pl.col(DIFF) < 0).any().alias(NEG)])
@@ -398,19 +442,23 @@ class ReduceOperator(Operator[ReduceNode]):
         old_folded = None
         if old is not None:
             old_folded = old.filter(~old[KH].is_in(recompute.implode()))
-        news = [self._accumulate(folded, old_folded, match) if folded.height else None,
-                self._recompute(self.rows.lookup(recompute), match)]
+        news = [
+            self._accumulate(folded, old_folded, match) if folded.height else None,
+            self._recompute(self.rows.lookup(recompute), match),
+        ]
         return old, news
 
-    def _recompute(self, rows: pl.DataFrame | None, match: list[str],
-                   touched: set[int] | None = None) -> pl.DataFrame | None:
+    def _recompute(
+        self, rows: pl.DataFrame | None, match: list[str], touched: set[int] | None = None
+    ) -> pl.DataFrame | None:
         """The group rows of the groups whose key hashes have these rows (all of them).
 
         ``touched``: the key hashes recomputed, whose stateful reducers' states are replaced
         by the new ones (a group gone loses its state).
         """
         self._fresh_states: dict[int, dict[int, dict[tuple[Any, ...], Any]]] = {
-            i: {} for i in self._states}
+            i: {} for i in self._states
+        }
         groups = self._recompute_groups(rows, match)
         for index, states in self._states.items():
             for key_hash in touched or ():
@@ -418,8 +466,7 @@ class ReduceOperator(Operator[ReduceNode]):
             states.update(self._fresh_states[index])
         return groups
 
-    def _recompute_groups(self, rows: pl.DataFrame | None, match: list[str]
-                          ) -> pl.DataFrame | None:
+    def _recompute_groups(self, rows: pl.DataFrame | None, match: list[str]) -> pl.DataFrame | None:
         if rows is None or rows.height == 0:
             return None
         all_rows = rows
@@ -430,8 +477,11 @@ class ReduceOperator(Operator[ReduceNode]):
         aggs.append(pl.col(DIFF).sum().alias(COUNT))
         for index, call in enumerate(self.calls):
             if f"__acc{index}" in self.accs:
-                aggs.append(sum_expr(pl.col(call.args[0]) * pl.col(DIFF), call.arg_types[0])
-                            .alias(f"__acc{index}"))
+                aggs.append(
+                    sum_expr(pl.col(call.args[0]) * pl.col(DIFF), call.arg_types[0]).alias(
+                        f"__acc{index}"
+                    )
+                )
         in_python = []
         for call in self.calls:
             expr = call.reducer.polars_agg(call.args, call.arg_types)
@@ -445,18 +495,23 @@ class ReduceOperator(Operator[ReduceNode]):
             if groups.height == 0:
                 return None
         if in_python:
-            groups = groups.with_columns(self._python_values(rows, groups, match, in_python,
-                                                             all_rows))
+            groups = groups.with_columns(
+                self._python_values(rows, groups, match, in_python, all_rows)
+            )
         if self.argument_errors:
             groups = self._argument_errors(groups, rows, match)
-        casts = [pl.col(c.column).cast(c.dtype.to_polars()) for c in self.calls
-                 if c.dtype.to_polars() != pl.Object and groups.schema[c.column] != pl.Object]
+        casts = [
+            pl.col(c.column).cast(c.dtype.to_polars())
+            for c in self.calls
+            if c.dtype.to_polars() != pl.Object and groups.schema[c.column] != pl.Object
+        ]
         if casts:
             groups = groups.with_columns(casts)
         return groups.with_columns(self._group_ids(groups))
 
-    def _count_retractions(self, groups: pl.DataFrame, all_rows: pl.DataFrame,
-                           match: list[str]) -> pl.DataFrame:
+    def _count_retractions(
+        self, groups: pl.DataFrame, all_rows: pl.DataFrame, match: list[str]
+    ) -> pl.DataFrame:
         """Counts, sums and averages that take retractions of rows never inserted into
         account (every diff is summed, as Pathway does); groups whose count is not positive
         are gone. Other reducers only see the inserted rows."""
@@ -473,12 +528,17 @@ class ReduceOperator(Operator[ReduceNode]):
                 totals.append(pl.col(DIFF).sum().alias(call.column))
         totals_frame = all_rows.group_by(match).agg(totals)
         replaced = [c for c in totals_frame.columns if c not in match]
-        groups = groups.drop(replaced).join(totals_frame, on=match, how="left",
-                                            nulls_equal=True)
+        groups = groups.drop(replaced).join(totals_frame, on=match, how="left", nulls_equal=True)
         return groups.filter(pl.col(COUNT) > 0)
 
-    def _python_values(self, rows: pl.DataFrame, groups: pl.DataFrame, match: list[str],
-                       calls: list[Any], all_rows: pl.DataFrame) -> list[pl.Series]:
+    def _python_values(
+        self,
+        rows: pl.DataFrame,
+        groups: pl.DataFrame,
+        match: list[str],
+        calls: list[Any],
+        all_rows: pl.DataFrame,
+    ) -> list[pl.Series]:
         """Values of the reducers computed in Python: from the group's live rows in id order
         (stateful reducers: from all its rows, retractions included, and its state)."""
         keys = list(groups.select(match).iter_rows())
@@ -518,8 +578,9 @@ class ReduceOperator(Operator[ReduceNode]):
         """The rows where an argument of ``call`` was an error."""
         return pl.any_horizontal([pl.col(error_flag(a)) for a in call.args])
 
-    def _argument_errors(self, groups: pl.DataFrame, rows: pl.DataFrame, match: list[str]
-                         ) -> pl.DataFrame:
+    def _argument_errors(
+        self, groups: pl.DataFrame, rows: pl.DataFrame, match: list[str]
+    ) -> pl.DataFrame:
         """Reducer values of groups that have rows with error arguments: recomputed without
         those rows (skip_errors), or Errors. Reducers computed in Python already left the
         rows out."""
@@ -535,13 +596,19 @@ class ReduceOperator(Operator[ReduceNode]):
                 if expr is None:
                     continue
                 values = rows.filter(~mask).group_by(match).agg(expr.alias(call.column))
-                column = groups.select(match).join(values, on=match, how="left",
-                                                   nulls_equal=True, maintain_order="left")
+                column = groups.select(match).join(
+                    values, on=match, how="left", nulls_equal=True, maintain_order="left"
+                )
                 groups = groups.with_columns(column[call.column])
             else:
                 marked = bad.select(match).unique().with_columns(pl.lit(True).alias("__bad"))
-                hit = groups.select(match).join(marked, on=match, how="left", nulls_equal=True,
-                                                maintain_order="left")["__bad"].fill_null(False)
+                hit = (
+                    groups.select(match)
+                    .join(marked, on=match, how="left", nulls_equal=True, maintain_order="left")[
+                        "__bad"
+                    ]
+                    .fill_null(False)
+                )
                 groups = groups.with_columns(errors.with_errors(groups[call.column], hit))
                 if call.reducer.stateful:
                     self._poison_states(self.calls.index(call), groups.filter(hit), match)
@@ -555,9 +622,9 @@ class ReduceOperator(Operator[ReduceNode]):
             fresh.setdefault(key[0], {})[key] = _POISONED
 
     @staticmethod
-    def _rows_per_group(rows: pl.DataFrame, match: list[str],
-                        position: dict[tuple[Any, ...], int], args: list[str]
-                        ) -> list[list[Row]]:
+    def _rows_per_group(
+        rows: pl.DataFrame, match: list[str], position: dict[tuple[Any, ...], int], args: list[str]
+    ) -> list[list[Row]]:
         """The rows of each group (in ``position``'s order) as :class:`Row` tuples."""
         ids = rows[ID].to_list()
         counts = rows[DIFF].to_list()
@@ -567,8 +634,7 @@ class ReduceOperator(Operator[ReduceNode]):
         for i, key in enumerate(rows.select(match).iter_rows()):
             at = position.get(key)
             if at is not None:  # None: a group left without rows
-                per_group[at].append(Row(ids[i], tuple(c[i] for c in columns), counts[i],
-                                         times[i]))
+                per_group[at].append(Row(ids[i], tuple(c[i] for c in columns), counts[i], times[i]))
         return per_group
 
     # --- the small-delta path --------------------------------------------------------------
@@ -626,12 +692,14 @@ class ReduceOperator(Operator[ReduceNode]):
                     for slot, position in sums:
                         entry[slot] += row[position] * diff
         # Float sums added row by row above are redone accurately (Pathway compensates them).
-        compensate_small_sums(self.calls, plan.accumulated, sums, rows, group_of, diff_at,
-                              touched, self.invertible)
+        compensate_small_sums(
+            self.calls, plan.accumulated, sums, rows, group_of, diff_at, touched, self.invertible
+        )
         recompute: set[int] = set()
         if not self.invertible:
-            recompute = {group[0] for group, entry in touched.items()
-                         if entry[1] or not self.foldable}
+            recompute = {
+                group[0] for group, entry in touched.items() if entry[1] or not self.foldable
+            }
         # Old group rows: from the cache of rows this path wrote, else from the arrangement
         # (always for recomputed key hashes: every group with such a hash is recomputed).
         width = plan.width
@@ -659,8 +727,11 @@ class ReduceOperator(Operator[ReduceNode]):
                     news[group] = new
         if recompute:
             assert self.rows is not None and self.rows.columns is not None
-            news.update(self._recompute_small(self.rows.lookup_rows(recompute),
-                                              self.rows.columns, recompute))
+            news.update(
+                self._recompute_small(
+                    self.rows.lookup_rows(recompute), self.rows.columns, recompute
+                )
+            )
         return self._emit_small(plan, old_rows, olds, news, touched, recompute)
 
     def _prepare_small(self, time: int, delta: pl.DataFrame) -> pl.DataFrame:
@@ -669,14 +740,18 @@ class ReduceOperator(Operator[ReduceNode]):
         if exprs is None:
             frame = self._prepare(delta)
             if not self.invertible:
-                frame = frame.with_columns(pl.lit(min(time, _LAST_TIME), dtype=pl.Int64).alias(TIME))
+                frame = frame.with_columns(
+                    pl.lit(min(time, _LAST_TIME), dtype=pl.Int64).alias(TIME)
+                )
             return frame
         cached = self._small_select
         built_from = tuple(map(id, exprs.values()))
         if cached is None or cached[0] != built_from:  # built once: expressions cost to build
             hashed = key_hash_expr([exprs[k] for k in self.keys])
-            cached = self._small_select = (built_from,
-                                           [ID, DIFF, *exprs.values(), hashed.alias(KH)])
+            cached = self._small_select = (
+                built_from,
+                [ID, DIFF, *exprs.values(), hashed.alias(KH)],
+            )
         frame = delta.select(cached[1])
         if self.invertible:
             return frame
@@ -684,9 +759,9 @@ class ReduceOperator(Operator[ReduceNode]):
         times = pl.Series(TIME, np.full(frame.height, min(time, _LAST_TIME), dtype=np.int64))
         return pl.DataFrame([*frame.get_columns(), times])
 
-    def _recompute_small(self, rows: list[tuple[Any, ...]], names: list[str],
-                         touched: set[int] | None = None
-                         ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    def _recompute_small(
+        self, rows: list[tuple[Any, ...]], names: list[str], touched: set[int] | None = None
+    ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
         """Group rows computed from the current rows of the given groups, as the frame path's
         aggregations would (Python reducers see the rows in id order). ``touched``: the key
         hashes recomputed, whose stateful reducers' states are replaced by the new ones."""
@@ -704,9 +779,11 @@ class ReduceOperator(Operator[ReduceNode]):
             everyone.setdefault(group, []).append(row)
             if row[diff_at] > 0:
                 members.setdefault(group, []).append(row)
-        totals_of = [c.reducer.stateful or (c.reducer.name in ("count", "sum", "avg")
-                                            and inverts(c.reducer, c.arg_types))
-                     for c in self.calls]
+        totals_of = [
+            c.reducer.stateful
+            or (c.reducer.name in ("count", "sum", "avg") and inverts(c.reducer, c.arg_types))
+            for c in self.calls
+        ]
         fresh: dict[int, dict[int, dict[tuple[Any, ...], Any]]] = {i: {} for i in self._states}
         news: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for group, live in members.items():
@@ -726,11 +803,17 @@ class ReduceOperator(Operator[ReduceNode]):
                     accs.append(exact_sum(r[position] * r[diff_at] for r in every))
             results = []
             for index, (call, positions, converters) in enumerate(
-                    zip(self.calls, arg_at, convert, strict=True)):
+                zip(self.calls, arg_at, convert, strict=True)
+            ):
                 reducer_rows = [
-                    Row(r[id_at], tuple(f(r[p]) for f, p in zip(converters, positions,
-                                                                 strict=True)),
-                        r[diff_at], r[time_at]) for r in (every if totals_of[index] else live)]
+                    Row(
+                        r[id_at],
+                        tuple(f(r[p]) for f, p in zip(converters, positions, strict=True)),
+                        r[diff_at],
+                        r[time_at],
+                    )
+                    for r in (every if totals_of[index] else live)
+                ]
                 # Back to storage: a Pointer a reducer returns is stored as its UInt128.
                 if call.reducer.stateful:
                     before = self._states[index].get(group[0], {}).get(group)
@@ -747,10 +830,15 @@ class ReduceOperator(Operator[ReduceNode]):
             states.update(fresh[index])
         return news
 
-    def _emit_small(self, plan: _SmallPlan, old_rows: list[tuple[Any, ...]],
-                    olds: dict[tuple[Any, ...], tuple[Any, ...]],
-                    news: dict[tuple[Any, ...], tuple[Any, ...]],
-                    touched: dict[tuple[Any, ...], list[Any]], recompute: set[int]) -> Delta:
+    def _emit_small(
+        self,
+        plan: _SmallPlan,
+        old_rows: list[tuple[Any, ...]],
+        olds: dict[tuple[Any, ...], tuple[Any, ...]],
+        news: dict[tuple[Any, ...], tuple[Any, ...]],
+        touched: dict[tuple[Any, ...], list[Any]],
+        recompute: set[int],
+    ) -> Delta:
         """Retract the old rows of the changed groups, insert the new ones, run ``post``.
 
         A group whose row does not change is left alone (the frame path retracts and
@@ -794,7 +882,7 @@ class ReduceOperator(Operator[ReduceNode]):
         for group, old, body in inserted:
             if old is not None:
                 gid = old[width]
-                if plan.injective and same(old[plan.values_from:-1], body[plan.body_values:]):
+                if plan.injective and same(old[plan.values_from : -1], body[plan.body_values :]):
                     hidden.add(group)
             else:
                 gid = fresh[group]
@@ -839,15 +927,16 @@ class ReduceOperator(Operator[ReduceNode]):
             self._drop_caches()
             self.match = [KH, *self.keys]
             state = self._columns = ColumnGroups(
-                [c.reducer.name for c in self.calls], plan.accumulated,
-                [bool(c.arg_types) and c.arg_types[0] == t.FLOAT for c in self.calls])
+                [c.reducer.name for c in self.calls],
+                plan.accumulated,
+                [bool(c.arg_types) and c.arg_types[0] == t.FLOAT for c in self.calls],
+            )
         width = plan.width
         groups = list(zip(frame[KH].to_list(), *(frame[k].to_list() for k in self.keys)))
         slot = state.slot
         missing = {g for g in groups if g not in slot}
         if missing:
-            found = {row[:width]: row for row in
-                     self.groups.lookup_rows({g[0] for g in missing})}
+            found = {row[:width]: row for row in self.groups.lookup_rows({g[0] for g in missing})}
             new = [g for g in missing if g not in found]
             ids = self._new_ids(new)
             for group in missing:
@@ -859,8 +948,13 @@ class ReduceOperator(Operator[ReduceNode]):
         if self.rows is not None:
             self.rows.insert(frame)
         fold = Fold(state, slots, diffs, args)
-        out = output_frame(state, fold, [(name, dtype) for name, dtype, _ in plan.columns],
-                           plan.read_by_post, width)
+        out = output_frame(
+            state,
+            fold,
+            [(name, dtype) for name, dtype, _ in plan.columns],
+            plan.read_by_post,
+            width,
+        )
         if out is None:
             return None
         if plan.injective:  # one row per changed group: distinct output rows
@@ -907,9 +1001,12 @@ class ReduceOperator(Operator[ReduceNode]):
         if not self.keys:
             value = constant_id()
             return {group: value for group in groups}
-        frame = pl.DataFrame([
-            pl.Series(k, [g[1 + i] for g in groups], dtype=d.to_polars())
-            for i, (k, d) in enumerate(zip(self.keys, self.key_types, strict=True))])
+        frame = pl.DataFrame(
+            [
+                pl.Series(k, [g[1 + i] for g in groups], dtype=d.to_polars())
+                for i, (k, d) in enumerate(zip(self.keys, self.key_types, strict=True))
+            ]
+        )
         ids = hash_columns(frame, list(zip(self.keys, self.key_types, strict=True))).to_list()
         return dict(zip(groups, ids, strict=True))
 
@@ -925,14 +1022,15 @@ class _SmallPlan:
         count_at = self.width + 1
         self.accumulated = [i for i, c in enumerate(calls) if f"__acc{i}" in op.accs]
         self.largest = [i for i, c in enumerate(calls) if op.foldable and c.reducer.name == "max"]
-        self.smallest = [i for i, c in enumerate(calls)
-                         if op.foldable and c.reducer.name == "min"]
+        self.smallest = [i for i, c in enumerate(calls) if op.foldable and c.reducer.name == "min"]
         self.zeros = [0 if i in self.accumulated else None for i in range(len(calls))]
         acc_at = {i: count_at + 1 + n for n, i in enumerate(self.accumulated)}
         first_result = count_at + 1 + len(self.accumulated)
         # (kind, delta slot, old accumulator position, old value position) per reducer
-        self.steps = [(c.reducer.name, 2 + i, acc_at.get(i, -1), first_result + i)
-                      for i, c in enumerate(calls)]
+        self.steps = [
+            (c.reducer.name, 2 + i, acc_at.get(i, -1), first_result + i)
+            for i, c in enumerate(calls)
+        ]
         self.count_at = count_at
         columns = op._state_columns([KH, *op.keys])
         schema = op._state_schema()
@@ -967,8 +1065,9 @@ class _SmallPlan:
                 accs.append(acc)
                 results.append(acc if kind == "sum" else acc / count)
             else:
-                results.append(_better(None if old is None else old[value_at], entry[slot],
-                                       kind == "max"))
+                results.append(
+                    _better(None if old is None else old[value_at], entry[slot], kind == "max")
+                )
         return (count, *accs, *results)
 
     def series(self, index: int, values: list[Any]) -> pl.Series:
@@ -1016,8 +1115,11 @@ def _shows_every_value(post: Any, columns: list[str]) -> bool:
     from deltaflow.reducers import ReducerExpression
 
     scope_columns = getattr(post.scope, "reducer_columns", {})
-    shown = {scope_columns.get(id(expr)) for _, expr in post.outputs
-             if isinstance(expr, ReducerExpression)}
+    shown = {
+        scope_columns.get(id(expr))
+        for _, expr in post.outputs
+        if isinstance(expr, ReducerExpression)
+    }
     return all(c in shown for c in columns)
 
 

@@ -30,8 +30,9 @@ _SAFE_SUM = 2**62  # a sum whose bound stays below this cannot overflow an int64
 _START = 1024  # slots allocated at first; doubled as needed
 
 
-def eligible(calls: Sequence[Any], key_types: Sequence[t.DType], has_id_key: bool,
-             stateful: bool) -> bool:
+def eligible(
+    calls: Sequence[Any], key_types: Sequence[t.DType], has_id_key: bool, stateful: bool
+) -> bool:
     """Whether a reduce can keep its streaming group state in NumPy columns."""
     if has_id_key or stateful or not key_types:
         return False
@@ -73,10 +74,14 @@ class ColumnGroups:
         self.dirty: set[int] = set()
         size = _START
         self.count = np.zeros(size, dtype=np.int64)
-        self.accs = [np.zeros(size, dtype=np.float64 if floats[i] else np.int64)
-                     for i in accumulated]
-        self.extremes = {i: np.zeros(size, dtype=np.int64)
-                         for i, kind in enumerate(kinds) if kind in ("min", "max")}
+        self.accs = [
+            np.zeros(size, dtype=np.float64 if floats[i] else np.int64) for i in accumulated
+        ]
+        self.extremes = {
+            i: np.zeros(size, dtype=np.int64)
+            for i, kind in enumerate(kinds)
+            if kind in ("min", "max")
+        }
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -90,15 +95,16 @@ class ColumnGroups:
 
         def grown(array: np.ndarray) -> np.ndarray:
             bigger = np.zeros(size, dtype=array.dtype)
-            bigger[:array.shape[0]] = array
+            bigger[: array.shape[0]] = array
             return bigger
 
         self.count = grown(self.count)
         self.accs = [grown(a) for a in self.accs]
         self.extremes = {i: grown(a) for i, a in self.extremes.items()}
 
-    def add(self, group: tuple[Any, ...], row: tuple[Any, ...] | None, width: int,
-            new_id: int | None) -> int:
+    def add(
+        self, group: tuple[Any, ...], row: tuple[Any, ...] | None, width: int, new_id: int | None
+    ) -> int:
         """A slot for ``group``, filled from its arrangement row (None: a new group, whose id
         is ``new_id``)."""
         index = len(self.groups)
@@ -142,8 +148,11 @@ class ColumnGroups:
 
     def snapshot(self, slots: np.ndarray) -> list[np.ndarray]:
         """Count, accumulators and values of the slots, in group row order (after the id)."""
-        return [self.count[slots].copy(), *(a[slots].copy() for a in self.accs),
-                *self.values(slots)]
+        return [
+            self.count[slots].copy(),
+            *(a[slots].copy() for a in self.accs),
+            *self.values(slots),
+        ]
 
     def row(self, slot: int) -> tuple[Any, ...]:
         """The group row of a slot, as the arrangement stores it (without the diff)."""
@@ -175,8 +184,13 @@ class Fold:
     """A delta folded into the state: the touched slots, whether each had a row before and
     has one after, and their count, accumulators and values before and after."""
 
-    def __init__(self, state: ColumnGroups, slots: np.ndarray, diffs: np.ndarray,
-                 args: list[np.ndarray | None]) -> None:
+    def __init__(
+        self,
+        state: ColumnGroups,
+        slots: np.ndarray,
+        diffs: np.ndarray,
+        args: list[np.ndarray | None],
+    ) -> None:
         self.touched = touched = np.unique(slots)
         self.before = state.snapshot(touched)
         self.had = self.before[0] > 0
@@ -208,13 +222,13 @@ class Fold:
         self.has = self.after[0] > 0
         state.dirty.update(touched.tolist())
 
-    def changed(self, value_floats: list[bool], values_from: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def changed(self, value_floats: list[bool], values_from: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions (in ``touched``) of the rows retracted and inserted: a group whose
         reducer values did not change keeps its output row."""
         same = self.had & self.has
-        for old, new, is_float in zip(self.before[values_from:], self.after[values_from:],
-                                      value_floats, strict=True):
+        for old, new, is_float in zip(
+            self.before[values_from:], self.after[values_from:], value_floats, strict=True
+        ):
             equal = old == new
             if is_float:
                 equal |= np.isnan(old) & np.isnan(new)
@@ -232,7 +246,7 @@ def _exact_group_sums(sums: np.ndarray, position: np.ndarray, terms: np.ndarray)
     ends = np.cumsum(counts)
     ordered = terms[order]
     for group in several.tolist():
-        sums[group] = exact_sum(ordered[ends[group] - counts[group]:ends[group]].tolist())
+        sums[group] = exact_sum(ordered[ends[group] - counts[group] : ends[group]].tolist())
 
 
 def sum_is_safe(state: ColumnGroups, slots: np.ndarray, args: list[np.ndarray | None]) -> bool:
@@ -247,13 +261,20 @@ def sum_is_safe(state: ColumnGroups, slots: np.ndarray, args: list[np.ndarray | 
     return True
 
 
-def output_frame(state: ColumnGroups, fold: Fold, columns: list[tuple[str, pl.DataType]],
-                 read: list[int], width: int) -> pl.DataFrame | None:
+def output_frame(
+    state: ColumnGroups,
+    fold: Fold,
+    columns: list[tuple[str, pl.DataType]],
+    read: list[int],
+    width: int,
+) -> pl.DataFrame | None:
     """The changed group rows (retractions first, then insertions) with the columns ``read``
     (positions in the group row layout) and the diff; None when no output row changes."""
     values_from = 2 + len(state.accs)  # in a snapshot: count, accumulators, then values
-    value_floats = [columns[width + 1 + values_from - 1 + i][1] in (pl.Float32, pl.Float64)
-                    for i in range(len(state.kinds))]
+    value_floats = [
+        columns[width + 1 + values_from - 1 + i][1] in (pl.Float32, pl.Float64)
+        for i in range(len(state.kinds))
+    ]
     gone, come = fold.changed(value_floats, values_from - 1)
     if gone.shape[0] == 0 and come.shape[0] == 0:
         return None
@@ -269,8 +290,9 @@ def output_frame(state: ColumnGroups, fold: Fold, columns: list[tuple[str, pl.Da
             body = at - width - 1
             values = np.concatenate([fold.before[body][gone], fold.after[body][come]])
         series.append(_series(name, values, dtype))
-    diffs = np.concatenate([np.full(gone.shape[0], -1, dtype=np.int64),
-                            np.ones(come.shape[0], dtype=np.int64)])
+    diffs = np.concatenate(
+        [np.full(gone.shape[0], -1, dtype=np.int64), np.ones(come.shape[0], dtype=np.int64)]
+    )
     series.append(pl.Series(DIFF, diffs))
     return pl.DataFrame(series)
 

@@ -44,7 +44,9 @@ class UnpackSnapshotsOperator(Operator[UnpackSnapshotsNode]):
         self.state = pl.concat([kept, added.cast(kept.schema)], how="vertical")
         if self.state.height == 0:
             return None
-        keys = self.state.select(pl.col(ID).alias("row"), pl.lit(time, dtype=pl.Int64).alias("time"))
+        keys = self.state.select(
+            pl.col(ID).alias("row"), pl.lit(time, dtype=pl.Int64).alias("time")
+        )
         ids = hash_columns(keys, [("row", t.POINTER), ("time", t.INT)])
         return self.state.with_columns(ids.alias(ID), pl.lit(1, dtype=pl.Int64).alias(DIFF))
 

@@ -48,8 +48,10 @@ class AssertAppendOnlyOperator(Operator[AssertAppendOnlyNode]):
         deletions = delta.filter(pl.col(DIFF) < 0)
         if deletions.height:
             key = t.Pointer(deletions[ID][0])
-            raise ValueError(f"Expected table to be append-only, but got "
-                             f"diff={deletions[DIFF][0]} for key: {key}")
+            raise ValueError(
+                f"Expected table to be append-only, but got "
+                f"diff={deletions[DIFF][0]} for key: {key}"
+            )
         return delta
 
 
@@ -65,10 +67,12 @@ class ToStreamOperator(Operator[ToStreamNode]):
             return None
         inserted = delta.filter(pl.col(DIFF) > 0)
         deleted = delta.filter(pl.col(DIFF) < 0).join(inserted.select(ID), on=ID, how="anti")
-        out = pl.concat([
-            inserted.select(ID, *self.data_columns, pl.lit(True).alias(self.flag)),
-            deleted.select(ID, *self.data_columns, pl.lit(False).alias(self.flag)),
-        ]).with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF))
+        out = pl.concat(
+            [
+                inserted.select(ID, *self.data_columns, pl.lit(True).alias(self.flag)),
+                deleted.select(ID, *self.data_columns, pl.lit(False).alias(self.flag)),
+            ]
+        ).with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF))
         return consolidate(out)
 
 
@@ -95,8 +99,7 @@ class StreamToTableOperator(Operator[StreamToTableNode]):
                 flags = [index == 0] * arrivals.height
             ids = arrivals[ID].to_list()
             # A deletion stream (second input) only names ids: its columns are not read.
-            rows = (arrivals.select(self.names).rows() if index == 0
-                    else [()] * arrivals.height)
+            rows = arrivals.select(self.names).rows() if index == 0 else [()] * arrivals.height
             for row_id, row, upsert in zip(ids, rows, flags, strict=True):
                 events.append((row_id, row if upsert else None))
         if not events:
@@ -130,7 +133,8 @@ class StreamToTableOperator(Operator[StreamToTableNode]):
             return None
         columns = [pl.Series(ID, out_ids, dtype=self.schema[ID])]
         for position, name in enumerate(self.names):
-            columns.append(t.series_from_values(name, [r[position] for r in out_rows],
-                                                self.dtypes[name]))
+            columns.append(
+                t.series_from_values(name, [r[position] for r in out_rows], self.dtypes[name])
+            )
         columns.append(pl.Series(DIFF, out_diffs, dtype=pl.Int64))
         return consolidate(pl.DataFrame(columns))

@@ -75,10 +75,10 @@ class _Frontier:
             dtype = frame.schema[EVENT_TIME]
             return frame.with_columns(pl.lit(self.value, dtype=dtype).alias(FRONTIER))
         if self.frame is None:
-            return frame.with_columns(
-                pl.lit(None, dtype=frame.schema[EVENT_TIME]).alias(FRONTIER))
-        return frame.join(self.frame, on=INSTANCE, how="left", nulls_equal=True,
-                          maintain_order="left")
+            return frame.with_columns(pl.lit(None, dtype=frame.schema[EVENT_TIME]).alias(FRONTIER))
+        return frame.join(
+            self.frame, on=INSTANCE, how="left", nulls_equal=True, maintain_order="left"
+        )
 
     def advance(self, frame: pl.DataFrame) -> None:
         """Take the event times of ``frame`` into account."""
@@ -89,13 +89,14 @@ class _Frontier:
             if latest is not None and (self.value is None or latest > self.value):
                 self.value = latest
             return
-        latest_by_instance = frame.group_by(INSTANCE).agg(pl.col(EVENT_TIME).max()
-                                                           .alias(FRONTIER))
+        latest_by_instance = frame.group_by(INSTANCE).agg(pl.col(EVENT_TIME).max().alias(FRONTIER))
         latest_by_instance = latest_by_instance.filter(pl.col(FRONTIER).is_not_null())
         if self.frame is not None:
-            latest_by_instance = pl.concat([self.frame, latest_by_instance],
-                                           how="vertical_relaxed").group_by(INSTANCE).agg(
-                pl.col(FRONTIER).max())
+            latest_by_instance = (
+                pl.concat([self.frame, latest_by_instance], how="vertical_relaxed")
+                .group_by(INSTANCE)
+                .agg(pl.col(FRONTIER).max())
+            )
         self.frame = latest_by_instance
 
     def largest(self) -> Any:
@@ -195,7 +196,8 @@ class TimeGateOperator(Operator[TimeGateNode]):
             if (rows[DIFF] < 0).any():  # a deletion may cancel a held insertion
                 held = consolidate(held)
             if self.smallest_threshold is not None and (
-                    smallest is None or self.smallest_threshold < smallest):
+                smallest is None or self.smallest_threshold < smallest
+            ):
                 smallest = self.smallest_threshold
         largest = self.frontier.largest()
         if smallest is None or largest is None or smallest > largest:
@@ -223,29 +225,40 @@ class TimeGateOperator(Operator[TimeGateNode]):
                 deleted = deleted.clear()
             else:
                 match = [ID, THRESHOLD]
-                deleted = deleted.join(live.select(match), on=match, how="semi",
-                                       nulls_equal=True)
-                live = live.join(deleted.select(match), on=match, how="anti",
-                                 nulls_equal=True)
+                deleted = deleted.join(live.select(match), on=match, how="semi", nulls_equal=True)
+                live = live.join(deleted.select(match), on=match, how="anti", nulls_equal=True)
         columns = [*self.names, DIFF, *self.extra]
-        passed = pl.concat([deleted.select(columns), inserted.select(columns)],
-                           how="vertical_relaxed")
+        passed = pl.concat(
+            [deleted.select(columns), inserted.select(columns)], how="vertical_relaxed"
+        )
         if inserted.height:
             fresh = inserted.select(columns)
-            live = fresh if live is None or live.height == 0 else pl.concat(
-                [live, fresh], how="vertical_relaxed")
+            live = (
+                fresh
+                if live is None or live.height == 0
+                else pl.concat([live, fresh], how="vertical_relaxed")
+            )
             smallest = fresh[THRESHOLD].min()
-            if smallest is not None and (self.smallest_threshold is None
-                                         or smallest < self.smallest_threshold):
+            if smallest is not None and (
+                self.smallest_threshold is None or smallest < self.smallest_threshold
+            ):
                 self.smallest_threshold = smallest
         forgotten = None
         largest = self.frontier.largest()  # of the earlier times
-        if live is not None and live.height and largest is not None and \
-                self.smallest_threshold is not None and self.smallest_threshold <= largest:
+        if (
+            live is not None
+            and live.height
+            and largest is not None
+            and self.smallest_threshold is not None
+            and self.smallest_threshold <= largest
+        ):
             live = self.frontier.attach(live)
             expired = _at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER))
-            forgotten = live.filter(expired).drop(FRONTIER).with_columns(
-                pl.lit(-1, dtype=pl.Int64).alias(DIFF))
+            forgotten = (
+                live.filter(expired)
+                .drop(FRONTIER)
+                .with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF))
+            )
             live = live.filter(~expired).drop(FRONTIER)
             self.smallest_threshold = live[THRESHOLD].min() if live.height else None
         self.state = _compact(live)
@@ -295,15 +308,18 @@ class ForgettingFilterOperator(Operator[ForgettingFilterNode]):
         shown = self.shown
         if shown is not None and shown.height:
             touched = delta.select(ID).unique()
-            parts.append(shown.join(touched, on=ID, how="semi").with_columns(
-                pl.lit(-1, dtype=pl.Int64).alias(DIFF)))
+            parts.append(
+                shown.join(touched, on=ID, how="semi").with_columns(
+                    pl.lit(-1, dtype=pl.Int64).alias(DIFF)
+                )
+            )
             shown = shown.join(touched, on=ID, how="anti")
         parts.append(inserted.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF)))
-        self.shown = _compact(inserted if shown is None else pl.concat(
-            [shown, inserted], how="vertical_relaxed"))
+        self.shown = _compact(
+            inserted if shown is None else pl.concat([shown, inserted], how="vertical_relaxed")
+        )
         return self._output(pl.concat(parts, how="vertical_relaxed"))
 
     def _output(self, frame: pl.DataFrame) -> Delta:
         out = consolidate(frame)
         return out if out.height else None
-

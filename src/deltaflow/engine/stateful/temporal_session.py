@@ -83,10 +83,13 @@ class SessionOperator(Operator[SessionNode]):
             self.state = pl.concat([rest, new], how="vertical_relaxed")
             if self.state.n_chunks() > 32:  # one chunk per batch otherwise
                 self.state = self.state.rechunk()
-        changes = pl.concat([
-            old.with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF)),
-            new.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF)),
-        ], how="vertical_relaxed")
+        changes = pl.concat(
+            [
+                old.with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF)),
+                new.with_columns(pl.lit(1, dtype=pl.Int64).alias(DIFF)),
+            ],
+            how="vertical_relaxed",
+        )
         out = consolidate(changes.select([*self.out_names, DIFF]))
         return out if out.height else None
 
@@ -98,12 +101,14 @@ class SessionOperator(Operator[SessionNode]):
         state = self.state
         if state is None or state.height == 0:
             return self._empty_state(frame)
-        bounds = frame.group_by(INSTANCE).agg(pl.col(KEY).min().alias("__lo"),
-                                              pl.col(KEY).max().alias("__hi"))
+        bounds = frame.group_by(INSTANCE).agg(
+            pl.col(KEY).min().alias("__lo"), pl.col(KEY).max().alias("__hi")
+        )
         candidates = state.join(bounds, on=INSTANCE, how="inner", nulls_equal=True)
         if self.predicate is None:
             near = (pl.col(END) >= pl.col("__lo") - self.max_gap) & (
-                pl.col(START) <= pl.col("__hi") + self.max_gap)
+                pl.col(START) <= pl.col("__hi") + self.max_gap
+            )
             windows = candidates.filter(near).select(WINDOW).unique()
             candidates = candidates.join(windows, on=WINDOW, how="semi")
         return candidates.drop("__lo", "__hi")
@@ -111,18 +116,26 @@ class SessionOperator(Operator[SessionNode]):
     def _empty_state(self, frame: pl.DataFrame) -> pl.DataFrame:
         schema = frame.select(self.input_names_all()).schema
         empty = pl.DataFrame(schema=schema)
-        return empty.with_columns(pl.lit(None, dtype=pl.UInt128).alias(WINDOW),
-                                  pl.lit(None, dtype=schema[KEY]).alias(START),
-                                  pl.lit(None, dtype=schema[KEY]).alias(END))
+        return empty.with_columns(
+            pl.lit(None, dtype=pl.UInt128).alias(WINDOW),
+            pl.lit(None, dtype=schema[KEY]).alias(START),
+            pl.lit(None, dtype=schema[KEY]).alias(END),
+        )
 
     def _sessions(self, rows: pl.DataFrame) -> pl.DataFrame:
         """``rows`` (whole sessions of some instances) with their sessions recomputed."""
         if rows.height == 0:
-            return rows.with_columns(pl.lit(None, dtype=pl.UInt128).alias(WINDOW),
-                                     pl.col(KEY).alias(START), pl.col(KEY).alias(END))
+            return rows.with_columns(
+                pl.lit(None, dtype=pl.UInt128).alias(WINDOW),
+                pl.col(KEY).alias(START),
+                pl.col(KEY).alias(END),
+            )
         rows = rows.sort([INSTANCE, KEY, ID], nulls_last=True)
-        first = pl.col(INSTANCE).ne_missing(pl.col(INSTANCE).shift(1)) \
-            if self.has_instance else pl.int_range(pl.len()) == 0
+        first = (
+            pl.col(INSTANCE).ne_missing(pl.col(INSTANCE).shift(1))
+            if self.has_instance
+            else pl.int_range(pl.len()) == 0
+        )
         if self.predicate is None:
             close = (pl.col(KEY) - pl.col(KEY).shift(1)) < self.max_gap
             rows = rows.with_columns((first | ~close.fill_null(False)).alias(_NEW))
@@ -130,8 +143,9 @@ class SessionOperator(Operator[SessionNode]):
             keys = rows[KEY].to_list()
             starts = rows.select(first.alias("f"))["f"].to_list()
             predicate = self.predicate
-            flags = [True] + [bool(starts[i]) or not predicate(keys[i - 1], keys[i])
-                              for i in range(1, len(keys))]
+            flags = [True] + [
+                bool(starts[i]) or not predicate(keys[i - 1], keys[i]) for i in range(1, len(keys))
+            ]
             rows = rows.with_columns(pl.Series(_NEW, flags, dtype=pl.Boolean))
         # Sessions are runs of the sorted rows: the start is the run's first time, the end
         # and the id (of the session's latest row) its last row's; filled along the runs

@@ -79,19 +79,22 @@ class UpdateStampOperator(Operator[UpdateStampNode]):
                 if stamp is None:
                     continue
             else:
-                stamp = self.now if self.now is not None else \
-                    _nanoseconds(self.node.fallback())  # type: ignore[misc]
+                stamp = self.now if self.now is not None else _nanoseconds(self.node.fallback())  # type: ignore[misc]
                 self.stamps[row_id] = stamp
             ids.append(row_id)
             stamps.append(stamp)
             signs.append(1 if diff > 0 else -1)
         if not ids:
             return None
-        return consolidate(pl.DataFrame({
-            ID: pl.Series(ids, dtype=pl.UInt128),
-            self.node.column: pl.Series(stamps, dtype=pl.Int64).cast(STAMP_TYPE),
-            DIFF: pl.Series(signs, dtype=pl.Int64),
-        }))
+        return consolidate(
+            pl.DataFrame(
+                {
+                    ID: pl.Series(ids, dtype=pl.UInt128),
+                    self.node.column: pl.Series(stamps, dtype=pl.Int64).cast(STAMP_TYPE),
+                    DIFF: pl.Series(signs, dtype=pl.Int64),
+                }
+            )
+        )
 
 
 @dataclass(eq=False)
@@ -134,8 +137,7 @@ class InactivityOperator(Operator[InactivityNode]):
         if self.now is not None:
             last_seen = self.latest or {None: (None, self.node.start_ns)}
             for key, (instance, latest) in last_seen.items():
-                if latest + self.node.allowed_ns < self.now \
-                        and (key, latest) not in self.resumed:
+                if latest + self.node.allowed_ns < self.now and (key, latest) not in self.resumed:
                     self.resumed[(key, latest)] = None
                     self.open[key] = (instance, latest)
                     out.append((instance, latest, None, 1))
@@ -152,8 +154,11 @@ class InactivityOperator(Operator[InactivityNode]):
         if data is None or data.height == 0:
             return
         inserted = self.node.data_pre.run(data, keep=[ID, DIFF]).filter(pl.col(DIFF) > 0)
-        instances = t.values_from_series(inserted[INSTANCE]) if self.node.has_instance \
+        instances = (
+            t.values_from_series(inserted[INSTANCE])
+            if self.node.has_instance
             else [None] * inserted.height
+        )
         activity_time = self.node.activity_time
         assert activity_time is not None
         for row_id, instance in zip(inserted[ID].to_list(), instances, strict=True):
@@ -167,20 +172,26 @@ class InactivityOperator(Operator[InactivityNode]):
         columns: dict[str, pl.Series] = {}
         instance_type = t.optional(self.node.instance_type)
         if self.node.has_instance:
-            columns["instance"] = t.series_from_values("instance", [r[0] for r in rows],
-                                                       instance_type)
-        columns["inactivity_timestamp_utc"] = pl.Series(
-            [r[1] for r in rows], dtype=pl.Int64).cast(STAMP_TYPE)
+            columns["instance"] = t.series_from_values(
+                "instance", [r[0] for r in rows], instance_type
+            )
+        columns["inactivity_timestamp_utc"] = pl.Series([r[1] for r in rows], dtype=pl.Int64).cast(
+            STAMP_TYPE
+        )
         columns["resumed_activity_timestamp_utc"] = pl.Series(
-            [r[2] for r in rows], dtype=pl.Int64).cast(STAMP_TYPE)
+            [r[2] for r in rows], dtype=pl.Int64
+        ).cast(STAMP_TYPE)
         frame = pl.DataFrame(columns)
-        keys = pl.DataFrame({
-            "__inst": t.series_from_values("__inst", [r[0] for r in rows], instance_type),
-            "__since": columns["inactivity_timestamp_utc"],
-        })
+        keys = pl.DataFrame(
+            {
+                "__inst": t.series_from_values("__inst", [r[0] for r in rows], instance_type),
+                "__since": columns["inactivity_timestamp_utc"],
+            }
+        )
         ids = hash_columns(keys, [("__inst", instance_type), ("__since", t.DATE_TIME_UTC)])
-        frame = frame.with_columns(ids.alias(ID), pl.Series(DIFF, [r[3] for r in rows],
-                                                            dtype=pl.Int64))
+        frame = frame.with_columns(
+            ids.alias(ID), pl.Series(DIFF, [r[3] for r in rows], dtype=pl.Int64)
+        )
         return consolidate(frame.select([ID, *columns, DIFF]))
 
 

@@ -25,6 +25,16 @@ from deltaflow.io._aws.errors import (
     redact,
 )
 
-__all__ = ["MIN_REDACTED_LENGTH", "THROTTLING_CODES", "botocore_config", "classify_error",
-           "error_code", "is_retryable", "is_transport_error", "new_client", "redact",
-           "require_boto3", "session_with_shared_loader"]
+__all__ = [
+    "MIN_REDACTED_LENGTH",
+    "THROTTLING_CODES",
+    "botocore_config",
+    "classify_error",
+    "error_code",
+    "is_retryable",
+    "is_transport_error",
+    "new_client",
+    "redact",
+    "require_boto3",
+    "session_with_shared_loader",
+]

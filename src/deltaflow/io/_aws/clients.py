@@ -46,8 +46,9 @@ def session_with_shared_loader() -> Any:
     return session
 
 
-def botocore_config(*, mode: RetryMode = "standard", attempts: int = BOTOCORE_ATTEMPTS,
-                    **options: Any) -> Any:
+def botocore_config(
+    *, mode: RetryMode = "standard", attempts: int = BOTOCORE_ATTEMPTS, **options: Any
+) -> Any:
     """A ``botocore.config.Config`` with the given retry mode and attempts, plus ``options``
     (timeouts, pool size, addressing style ...)."""
     from botocore.config import Config
@@ -55,20 +56,31 @@ def botocore_config(*, mode: RetryMode = "standard", attempts: int = BOTOCORE_AT
     return Config(retries={"mode": mode, "total_max_attempts": attempts}, **options)
 
 
-def new_client(service: str, *, config: Any, access_key: str | None = None,
-               secret_key: str | None = None, session_token: str | None = None,
-               region: str | None = None, profile: str | None = None,
-               endpoint_url: str | None = None) -> Any:
+def new_client(
+    service: str,
+    *,
+    config: Any,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    session_token: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+) -> Any:
     """A boto3 client of ``service``; credentials and region fall back to boto3's standard
     chain (environment, profiles, instance roles) where not given. The region defaults to
     ``us-east-1`` when nothing configures one (S3-compatible stores ignore it)."""
     import boto3
 
     session = boto3.session.Session(
-        aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-        aws_session_token=session_token, region_name=region, profile_name=profile,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        aws_session_token=session_token,
+        region_name=region,
+        profile_name=profile,
         botocore_session=session_with_shared_loader(),
     )
     region_name = region or session.region_name or "us-east-1"
-    return session.client(service, endpoint_url=endpoint_url, region_name=region_name,
-                          config=config)
+    return session.client(
+        service, endpoint_url=endpoint_url, region_name=region_name, config=config
+    )

@@ -25,11 +25,20 @@ FATAL_CODES = {
 }
 _FATAL_STATUS = {400, 401, 403, 404, 405, 411, 413}
 
-THROTTLING_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "Throttling", "TooManyRequestsException", "InternalServerError", "ServiceUnavailable",
-    "TransactionInProgressException", "RequestTimeout", "SlowDown",
-})
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Throttling",
+        "TooManyRequestsException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+        "RequestTimeout",
+        "SlowDown",
+    }
+)
 """Codes meaning "busy, try again later" (they come with 400/5xx statuses)."""
 
 
@@ -66,8 +75,10 @@ def classify_error(error: BaseException, secrets: list[str]) -> tuple[bool, str]
     from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
     if isinstance(error, NoCredentialsError | PartialCredentialsError):
-        return True, ("no AWS credentials found: pass access_key and secret_access_key in the "
-                      "settings or configure the standard AWS credential chain")
+        return True, (
+            "no AWS credentials found: pass access_key and secret_access_key in the "
+            "settings or configure the standard AWS credential chain"
+        )
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         code = str(details.get("Code", ""))

@@ -102,23 +102,35 @@ def _check_name(label: str, name: Any, persistent_id: Any) -> str | None:
     """``name``, or the deprecated ``persistent_id`` standing for it (as in Pathway)."""
     if persistent_id is not None:
         if name is not None:
-            raise ValueError(f"{label}: give name= only; persistent_id is its old spelling "
-                             "and the two cannot be combined")
-        warnings.warn(f"{label}: persistent_id is deprecated; use name= instead",
-                      DeprecationWarning, stacklevel=_stacklevel_outside_package())
+            raise ValueError(
+                f"{label}: give name= only; persistent_id is its old spelling "
+                "and the two cannot be combined"
+            )
+        warnings.warn(
+            f"{label}: persistent_id is deprecated; use name= instead",
+            DeprecationWarning,
+            stacklevel=_stacklevel_outside_package(),
+        )
         name = persistent_id
     if name is not None and not isinstance(name, str):
-        raise TypeError(f"{label}: name must be a str or None, got {type(name).__name__} "
-                        f"{name!r}")
+        raise TypeError(f"{label}: name must be a str or None, got {type(name).__name__} {name!r}")
     return name
 
 
-def check_read_options(label: str, *, default_name: str, schema: Any = None,
-                       mode: Any = "streaming", autocommit_duration_ms: Any = 1500,
-                       max_backlog_size: Any = None, name: Any = None,
-                       persistent_id: Any = None, schema_required: bool = True,
-                       schema_types: Iterable[t.DType] | None = None,
-                       **unknown: Any) -> ReadOptions:
+def check_read_options(
+    label: str,
+    *,
+    default_name: str,
+    schema: Any = None,
+    mode: Any = "streaming",
+    autocommit_duration_ms: Any = 1500,
+    max_backlog_size: Any = None,
+    name: Any = None,
+    persistent_id: Any = None,
+    schema_required: bool = True,
+    schema_types: Iterable[t.DType] | None = None,
+    **unknown: Any,
+) -> ReadOptions:
     """Check the arguments every ``read`` function shares and apply Pathway's defaults.
 
     Pass the reader's own keyword arguments straight through (``**kwargs`` included): keywords
@@ -127,21 +139,29 @@ def check_read_options(label: str, *, default_name: str, schema: Any = None,
     elsewhere); ``schema_types`` limits the column types to those the format can fill.
     ``default_name`` names the input when the user gave no ``name``.
     """
-    _reject_unknown(label, {k: v for k, v in unknown.items()
-                            if k not in IGNORED_READ_KEYWORDS})
+    _reject_unknown(label, {k: v for k, v in unknown.items() if k not in IGNORED_READ_KEYWORDS})
     given = _check_name(label, name, persistent_id)
-    checked_schema = check_schema(schema, label, required=schema_required,
-                                  allowed=schema_types)
+    checked_schema = check_schema(schema, label, required=schema_required, allowed=schema_types)
     return ReadOptions(
-        label=label, schema=checked_schema, mode=check_mode(mode, label),
+        label=label,
+        schema=checked_schema,
+        mode=check_mode(mode, label),
         autocommit_duration_ms=check_autocommit(autocommit_duration_ms, label),
         max_backlog_size=check_backlog(max_backlog_size, label),
-        name=default_name if given is None else given, named=given is not None)
+        name=default_name if given is None else given,
+        named=given is not None,
+    )
 
 
-def check_write_options(label: str, table: Any, *, default_name: str, name: Any = None,
-                        sort_by: Iterable[Any] | None = None,
-                        **unknown: Any) -> WriteOptions:
+def check_write_options(
+    label: str,
+    table: Any,
+    *,
+    default_name: str,
+    name: Any = None,
+    sort_by: Iterable[Any] | None = None,
+    **unknown: Any,
+) -> WriteOptions:
     """Check the arguments every ``write`` function shares: ``table`` must be a table,
     ``name`` a str or None, ``sort_by`` columns of ``table`` (a missing one is the table's
     ``KeyError``); other keywords are a ``TypeError``. ``default_name`` names the output when the user gave no ``name``."""
@@ -160,32 +180,46 @@ def check_write_options(label: str, table: Any, *, default_name: str, name: Any 
         for column in order:
             column_name = column.name if isinstance(column, ColumnReference) else column
             if not isinstance(column_name, str):
-                raise TypeError(f"{label}: sort_by must be columns of the table, got "
-                                f"{column!r}")
+                raise TypeError(f"{label}: sort_by must be columns of the table, got {column!r}")
             if column_name not in table._columns:
                 raise table._missing(column_name)  # the KeyError every sort_by gives
-    return WriteOptions(label=label, table=table, name=default_name if given is None else given,
-                        named=given is not None, sort_by=order)
+    return WriteOptions(
+        label=label,
+        table=table,
+        name=default_name if given is None else given,
+        named=given is not None,
+        sort_by=order,
+    )
 
 
-def input_table(options: ReadOptions, reader_factory: Callable[[], Reader], parser: Parser, *,
-                keep_row_state: bool = False) -> Table:
+def input_table(
+    options: ReadOptions,
+    reader_factory: Callable[[], Reader],
+    parser: Parser,
+    *,
+    keep_row_state: bool = False,
+) -> Table:
     """The input table of a reader: ``reader_factory()`` builds a fresh reader for every run,
     ``parser`` turns its records into rows of ``options.schema``. ``keep_row_state`` makes the
     session remember each id's current row, which upserts and deletions by key need."""
     if options.schema is None:
         raise ValueError(f"{options.label}: the input table needs a schema")
-    return reader_table(schema=options.schema, reader_factory=reader_factory, parser=parser,
-                        name=options.name, named=options.named,
-                        autocommit_duration_ms=options.autocommit_duration_ms,
-                        max_backlog_size=options.max_backlog_size,
-                        keep_row_state=keep_row_state)
+    return reader_table(
+        schema=options.schema,
+        reader_factory=reader_factory,
+        parser=parser,
+        name=options.name,
+        named=options.named,
+        autocommit_duration_ms=options.autocommit_duration_ms,
+        max_backlog_size=options.max_backlog_size,
+        keep_row_state=keep_row_state,
+    )
 
 
-def output_table(options: WriteOptions, writer: Writer,
-                 formatter: Formatter | None = None) -> OutputSession:
+def output_table(
+    options: WriteOptions, writer: Writer, formatter: Formatter | None = None
+) -> OutputSession:
     """Register the output of ``options.table`` through ``writer``: per time, each batch of
     changes goes through ``formatter`` (the raw batch when None) to ``writer.write``, then
     ``writer.flush(time)`` is called once."""
-    return write_table(options.table, writer, formatter, name=options.name,
-                       sort_by=options.sort_by)
+    return write_table(options.table, writer, formatter, name=options.name, sort_by=options.sort_by)

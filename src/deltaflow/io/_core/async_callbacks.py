@@ -27,11 +27,15 @@ from deltaflow.io._core.base import Writer
 
 logger = logging.getLogger("deltaflow.io")
 
+
 class AsyncOnChange(Protocol):
     """The coroutine function called for each row, with keywords (see ``OnChange``)."""
 
-    def __call__(self, *, key: t.Pointer, row: dict[str, Any], time: int,
-                 is_addition: bool) -> Coroutine[Any, Any, Any]: ...
+    def __call__(
+        self, *, key: t.Pointer, row: dict[str, Any], time: int, is_addition: bool
+    ) -> Coroutine[Any, Any, Any]: ...
+
+
 Row = tuple[t.Pointer, dict[str, Any], int, int]  # TypedRowsFormatter's (key, row, time, diff)
 
 _SHUTDOWN_TIMEOUT_S = 5.0
@@ -42,9 +46,13 @@ class AsyncCallbackWriter(Writer):
     functions (called on the output session's thread) or coroutine functions (awaited on the
     loop)."""
 
-    def __init__(self, name: str, on_change: AsyncOnChange,
-                 on_time_end: Callable[[int], Any] | None = None,
-                 on_end: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        on_change: AsyncOnChange,
+        on_time_end: Callable[[int], Any] | None = None,
+        on_end: Callable[[], Any] | None = None,
+    ) -> None:
         self.name = name
         self._on_change = on_change
         self._on_time_end = on_time_end
@@ -90,8 +98,9 @@ class AsyncCallbackWriter(Writer):
                 loop.call_soon(ready.set)
                 loop.run_forever()
 
-            self._thread = threading.Thread(target=drive, daemon=True,
-                                            name=f"deltaflow-async-{self.name}")
+            self._thread = threading.Thread(
+                target=drive, daemon=True, name=f"deltaflow-async-{self.name}"
+            )
             self._thread.start()
             ready.wait()
             self._loop = loop
@@ -103,8 +112,9 @@ class AsyncCallbackWriter(Writer):
         try:
             return future.result()
         except concurrent.futures.CancelledError:
-            raise ConnectorError(self.name, "the run was aborted while callbacks were "
-                                            "running") from None
+            raise ConnectorError(
+                self.name, "the run was aborted while callbacks were running"
+            ) from None
 
     def _call(self, what: str, function: Callable[..., Any], *args: Any) -> None:
         try:
@@ -115,8 +125,9 @@ class AsyncCallbackWriter(Writer):
         except ConnectorError:
             raise
         except Exception as exc:
-            raise connector_error(self.name, exc, f"the {what} callback raised "
-                                            f"{type(exc).__name__}: {exc}") from exc
+            raise connector_error(
+                self.name, exc, f"the {what} callback raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _shutdown(self) -> None:
         """Cancel whatever still runs on the loop, then stop it and its thread."""
@@ -126,7 +137,8 @@ class AsyncCallbackWriter(Writer):
         self._loop = self._thread = None
         try:
             asyncio.run_coroutine_threadsafe(self._cancel_all(), loop).result(
-                timeout=_SHUTDOWN_TIMEOUT_S)
+                timeout=_SHUTDOWN_TIMEOUT_S
+            )
         except Exception:  # shutting down must not hide the run's outcome
             logger.exception("output %s: cancelling the remaining callbacks failed", self.name)
         loop.call_soon_threadsafe(loop.stop)
@@ -142,11 +154,15 @@ class AsyncCallbackWriter(Writer):
         tasks = self._tasks
         for key, row, time, diff in rows:
             addition = diff > 0
-            tasks.append(asyncio.ensure_future(
-                on_change(key=key, row=row, time=time, is_addition=addition)))
+            tasks.append(
+                asyncio.ensure_future(on_change(key=key, row=row, time=time, is_addition=addition))
+            )
             for _ in range(abs(diff) - 1):  # a row present several times: one call each
-                tasks.append(asyncio.ensure_future(on_change(key=key, row=dict(row), time=time,
-                                                               is_addition=addition)))
+                tasks.append(
+                    asyncio.ensure_future(
+                        on_change(key=key, row=dict(row), time=time, is_addition=addition)
+                    )
+                )
 
     async def _wait_calls(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -155,8 +171,14 @@ class AsyncCallbackWriter(Writer):
         await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         # The first failure in call order is reported, so a failing run names the same row
         # every time; the rest of the time's calls are cancelled.
-        failed = next((task for task in tasks if task.done() and
-                       (task.cancelled() or task.exception() is not None)), None)
+        failed = next(
+            (
+                task
+                for task in tasks
+                if task.done() and (task.cancelled() or task.exception() is not None)
+            ),
+            None,
+        )
         if failed is None:
             return
         for task in tasks:
@@ -166,8 +188,9 @@ class AsyncCallbackWriter(Writer):
             raise ConnectorError(self.name, "an on_change call was cancelled")
         error = failed.exception()
         assert error is not None
-        raise connector_error(self.name, error, f"the on_change callback raised "
-                                        f"{type(error).__name__}: {error}") from error
+        raise connector_error(
+            self.name, error, f"the on_change callback raised {type(error).__name__}: {error}"
+        ) from error
 
     async def _cancel_all(self) -> None:
         current = asyncio.current_task()

@@ -59,8 +59,11 @@ class BadRecordLog:
         if self.total <= LOGGED_ONE_BY_ONE:
             logger.error("%s: %s", self.source, text)
             if self.total == LOGGED_ONE_BY_ONE:
-                logger.error("%s: further bad records are counted, with a summary every %g s",
-                             self.source, SUMMARY_INTERVAL_S)
+                logger.error(
+                    "%s: further bad records are counted, with a summary every %g s",
+                    self.source,
+                    SUMMARY_INTERVAL_S,
+                )
         else:
             self._unlogged += 1
             self._latest = text
@@ -74,8 +77,13 @@ class BadRecordLog:
         self._last_summary = self._clock()
         if not self._unlogged or self._latest is None:
             return
-        logger.error("%s: %d more bad records (%d in all); the latest: %s", self.source,
-                     self._unlogged, self.total, self._latest)
+        logger.error(
+            "%s: %d more bad records (%d in all); the latest: %s",
+            self.source,
+            self._unlogged,
+            self.total,
+            self._latest,
+        )
         self._unlogged = 0
         self._latest = None
 

@@ -61,8 +61,10 @@ class _ChangesFormatter(Formatter):
         diffs = batch[DIFF].to_list()
         columns = [t.values_from_series(batch[name]) for name in self.names]
         rows = zip(*columns, strict=True) if self.names else iter([()] * len(keys))
-        changes = [Change(key, dict(zip(self.names, values)), diff)
-                   for key, values, diff in zip(keys, rows, diffs, strict=True)]
+        changes = [
+            Change(key, dict(zip(self.names, values)), diff)
+            for key, values, diff in zip(keys, rows, diffs, strict=True)
+        ]
         if not self.sorted_by_user and any(diff < 0 for diff in diffs):
             changes = [c for c in changes if c.diff < 0] + [c for c in changes if c.diff > 0]
         return changes
@@ -88,8 +90,9 @@ class _BatchWriterAdapter(Writer):
         self.target.close()
 
 
-def write_batches(table: Any, writer: BatchWriter, *, label: str | None = None,
-                  **options: Any) -> None:
+def write_batches(
+    table: Any, writer: BatchWriter, *, label: str | None = None, **options: Any
+) -> None:
     """Write every change of ``table`` through ``writer``, one call per time.
 
     ``options`` are the common writer arguments (``name``, ``sort_by``), checked now;

@@ -20,12 +20,14 @@ from deltaflow.engine.boundary import ConnectorStats, Sink, connector_error
 
 logger = logging.getLogger("deltaflow.io")
 
+
 class OnChange(Protocol):
     """``on_change(key=..., row=..., time=..., is_addition=...)``: called with keywords, as
     Pathway calls it (so a callback may take ``**kwargs``)."""
 
-    def __call__(self, *, key: t.Pointer, row: dict[str, Any], time: int,
-                 is_addition: bool) -> Any: ...
+    def __call__(
+        self, *, key: t.Pointer, row: dict[str, Any], time: int, is_addition: bool
+    ) -> Any: ...
 
 
 class CallbackSink(Sink):
@@ -33,10 +35,16 @@ class CallbackSink(Sink):
 
     accepts_parts = True  # on_change per row, whichever batch holds it
 
-    def __init__(self, name: str, columns: Mapping[str, t.DType], *,
-                 on_change: OnChange | None = None,
-                 on_time_end: Callable[[int], Any] | None = None,
-                 on_end: Callable[[], Any] | None = None, sorted_by_user: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        columns: Mapping[str, t.DType],
+        *,
+        on_change: OnChange | None = None,
+        on_time_end: Callable[[int], Any] | None = None,
+        on_end: Callable[[], Any] | None = None,
+        sorted_by_user: bool = False,
+    ) -> None:
         self.name = name
         self.stats = ConnectorStats()
         self._names = list(columns)
@@ -49,8 +57,9 @@ class CallbackSink(Sink):
         try:
             function(*args)
         except Exception as exc:
-            raise connector_error(self.name, exc, f"the {what} callback raised "
-                                            f"{type(exc).__name__}: {exc}") from exc
+            raise connector_error(
+                self.name, exc, f"the {what} callback raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     def on_batch(self, time: int, batch: pl.DataFrame) -> None:
         self.stats.rows_written += batch.height
@@ -78,8 +87,9 @@ class CallbackSink(Sink):
                     for _ in range(abs(diff) - 1):
                         on_change(key=key, row=dict(row), time=time, is_addition=diff > 0)
         except Exception as exc:
-            raise connector_error(self.name, exc, f"the on_change callback raised "
-                                            f"{type(exc).__name__}: {exc}") from exc
+            raise connector_error(
+                self.name, exc, f"the on_change callback raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     def on_time_end(self, time: int) -> None:
         if self._on_time_end is not None:

@@ -39,14 +39,25 @@ class CsvParserSettings:
     ``comment_character`` are skipped.
     """
 
-    def __init__(self, delimiter: str = ",", quote: str = '"', escape: str | None = None,
-                 enable_double_quote_escapes: bool = True, enable_quoting: bool = True,
-                 comment_character: str | None = None) -> None:
-        for label, value in (("delimiter", delimiter), ("quote", quote), ("escape", escape),
-                             ("comment_character", comment_character)):
+    def __init__(
+        self,
+        delimiter: str = ",",
+        quote: str = '"',
+        escape: str | None = None,
+        enable_double_quote_escapes: bool = True,
+        enable_quoting: bool = True,
+        comment_character: str | None = None,
+    ) -> None:
+        for label, value in (
+            ("delimiter", delimiter),
+            ("quote", quote),
+            ("escape", escape),
+            ("comment_character", comment_character),
+        ):
             if value is not None and (not isinstance(value, str) or len(value) != 1):
-                raise ValueError(f"CsvParserSettings: {label} must be a single character, "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"CsvParserSettings: {label} must be a single character, got {value!r}"
+                )
         if delimiter == quote:
             raise ValueError("CsvParserSettings: delimiter and quote must differ")
         self.delimiter = delimiter
@@ -57,13 +68,17 @@ class CsvParserSettings:
         self.comment_character = comment_character
 
     def __repr__(self) -> str:
-        return (f"CsvParserSettings(delimiter={self.delimiter!r}, quote={self.quote!r}, "
-                f"escape={self.escape!r})")
+        return (
+            f"CsvParserSettings(delimiter={self.delimiter!r}, quote={self.quote!r}, "
+            f"escape={self.escape!r})"
+        )
 
 
-
-_NATIVE_CSV: dict[t.DType, pl.DataType] = {t.INT: pl.Int64(), t.FLOAT: pl.Float64(),
-                                           t.BOOL: pl.Boolean()}
+_NATIVE_CSV: dict[t.DType, pl.DataType] = {
+    t.INT: pl.Int64(),
+    t.FLOAT: pl.Float64(),
+    t.BOOL: pl.Boolean(),
+}
 
 
 def _every_line_has(data: bytes, delimiter: str, count: int, line_count: int) -> bool:
@@ -93,7 +108,6 @@ def _last_line_ends_with_delimiter(data: bytes, delimiter: str) -> bool:
     while end and data[end - 1] == 0x0A:
         end -= 1
     return data.endswith(delimiter.encode(), 0, end)
-
 
 
 @dataclass
@@ -149,8 +163,9 @@ class CsvParser(Parser):
     schema column, or lacks a required one, is reported once and the document is skipped.
     """
 
-    def __init__(self, columns: Sequence[ColumnSpec],
-                 settings: CsvParserSettings | None = None) -> None:
+    def __init__(
+        self, columns: Sequence[ColumnSpec], settings: CsvParserSettings | None = None
+    ) -> None:
         self.columns = list(columns)
         self.settings = settings or CsvParserSettings()
         # The document being read in pieces (see _parse_piece).
@@ -170,8 +185,13 @@ class CsvParser(Parser):
             frames.append(document.frame)
             # Reported in line order whichever check found them (field count, value, missing).
             errors.extend(sorted(document.errors, key=error_line))
-        frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else \
-            frames[0] if frames else empty_frame(self.columns)
+        frame = (
+            pl.concat(frames, how="vertical_relaxed")
+            if len(frames) > 1
+            else frames[0]
+            if frames
+            else empty_frame(self.columns)
+        )
         return ParsedBlock(frame, errors=errors)
 
     def _parse_piece(self, context: RawContext) -> ParsedBlock:
@@ -198,9 +218,13 @@ class CsvParser(Parser):
                 return ParsedBlock(empty_frame(self.columns))
             text = "".join(self._tail) + text
             self._tail = []
-        document = self._parse_document(data if text is None else text, context.metadata,
-                                        self._line, header=self._header,
-                                        hold_tail=context.continued)
+        document = self._parse_document(
+            data if text is None else text,
+            context.metadata,
+            self._line,
+            header=self._header,
+            hold_tail=context.continued,
+        )
         self._line += document.lines
         self._header = document.header
         self._header_problem = document.header_problem
@@ -228,9 +252,15 @@ class CsvParser(Parser):
                 continue
             return True
 
-    def _parse_document(self, data: bytes | str, metadata: Mapping[str, Any] | None,
-                        line_before: int, *, header: list[str] | None = None,
-                        hold_tail: bool = False) -> _Document:
+    def _parse_document(
+        self,
+        data: bytes | str,
+        metadata: Mapping[str, Any] | None,
+        line_before: int,
+        *,
+        header: list[str] | None = None,
+        hold_tail: bool = False,
+    ) -> _Document:
         """The rows of a document (or of a piece of one) whose first line follows line
         ``line_before``. ``header`` is the header of a document read in pieces, found in an
         earlier piece; with ``hold_tail`` a last record cut short by the end is returned as
@@ -249,19 +279,20 @@ class CsvParser(Parser):
             if problem is not None:
                 return self._skipped(names, problem, metadata, header_line, lines)
             # Row i is on line ``line_before + i + 1`` after the header: numbered on demand.
-            frame, errors = self._convert(names, cells, line_before + (header is None),
-                                          metadata, [])
+            frame, errors = self._convert(
+                names, cells, line_before + (header is None), metadata, []
+            )
             return _Document(frame, errors, names, lines)
-        text = data if isinstance(data, str) else \
-            data.decode("utf-8", errors="surrogateescape")
+        text = data if isinstance(data, str) else data.decode("utf-8", errors="surrogateescape")
         return self._parse_slow(text, metadata, line_before, header, hold_tail)
 
     def _with_header_line(self, header: list[str], data: bytes) -> bytes | None:
         """A later piece with a header line in front, for Polars; None when one plain line
         cannot say the header (the exact reader then reads the piece)."""
         s = self.settings
-        if not all(header) or any(s.delimiter in n or s.quote in n or "\n" in n or "\r" in n
-                                  for n in header):
+        if not all(header) or any(
+            s.delimiter in n or s.quote in n or "\n" in n or "\r" in n for n in header
+        ):
             return None
         return s.delimiter.join(header).encode() + b"\n" + data
 
@@ -272,24 +303,35 @@ class CsvParser(Parser):
             counts[name] = counts.get(name, 0) + 1
         for spec in self.columns:
             if counts.get(spec.name, 0) > 1:
-                return (f"the header names the column {spec.name!r} {counts[spec.name]} "
-                        f"times: which one holds its values is ambiguous")
+                return (
+                    f"the header names the column {spec.name!r} {counts[spec.name]} "
+                    f"times: which one holds its values is ambiguous"
+                )
         for spec in self.columns:
             if spec.name not in counts:
                 try:
                     missing_value(spec)
                 except KeyError:
-                    return (f"the header lacks the column {spec.name!r}, which is required "
-                            f"(not optional, no default)")
+                    return (
+                        f"the header lacks the column {spec.name!r}, which is required "
+                        f"(not optional, no default)"
+                    )
         return None
 
-    def _skipped(self, header: list[str], problem: str, metadata: Mapping[str, Any] | None,
-                 header_line: int | None, lines: int) -> _Document:
+    def _skipped(
+        self,
+        header: list[str],
+        problem: str,
+        metadata: Mapping[str, Any] | None,
+        header_line: int | None,
+        lines: int,
+    ) -> _Document:
         """A document whose header makes its rows unusable: one error for all of them."""
-        error = ParseError(where_label(metadata, header_line, "csv"),
-                           f"{problem}; every row of the file is skipped")
-        return _Document(empty_frame(self.columns), [error], header, lines,
-                         header_problem=problem)
+        error = ParseError(
+            where_label(metadata, header_line, "csv"),
+            f"{problem}; every row of the file is skipped",
+        )
+        return _Document(empty_frame(self.columns), [error], header, lines, header_problem=problem)
 
     def _split_fast(self, data: bytes) -> tuple[list[str] | None, pl.DataFrame] | None:
         """Polars' reader, when the document cannot hide a malformed row from it.
@@ -310,25 +352,32 @@ class CsvParser(Parser):
         if not data or data.isspace():  # (``isspace`` stops at the first other byte)
             return None, pl.DataFrame()
         end = data.find(b"\n")
-        header = (data if end < 0 else data[:end]).decode("utf-8", errors="replace") \
-            .split(s.delimiter)
+        header = (
+            (data if end < 0 else data[:end]).decode("utf-8", errors="replace").split(s.delimiter)
+        )
         if len(header) == 1 and b"\n\n" in data:
             return None  # a blank line could be an empty value: the slow path skips it
         if len(set(header)) != len(header):
             return None  # Polars renames repeated names: the exact reader reports them
         try:
             frame = self._read_typed(data, header)
-            if self._last_field_proves_lines(header) \
-                    and not _last_line_ends_with_delimiter(data, s.delimiter):
+            if self._last_field_proves_lines(header) and not _last_line_ends_with_delimiter(
+                data, s.delimiter
+            ):
                 # Polars parsed the last field of every line as a required number/bool, so
                 # no line is short or blank. An extra empty field after such a field makes
                 # Polars fail, except on a last line without a newline: checked here.
                 return frame.columns, frame
         except pl.exceptions.PolarsError:
             try:
-                frame = pl.read_csv(data, infer_schema=False, separator=s.delimiter,
-                                    quote_char=None, has_header=True,
-                                    empty_string_is_null=False)
+                frame = pl.read_csv(
+                    data,
+                    infer_schema=False,
+                    separator=s.delimiter,
+                    quote_char=None,
+                    has_header=True,
+                    empty_string_is_null=False,
+                )
             except pl.exceptions.PolarsError:
                 return None
         line_count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
@@ -348,8 +397,11 @@ class CsvParser(Parser):
         if len(set(header)) != len(header):
             return False
         spec = next((c for c in self.columns if c.name == header[-1]), None)
-        return spec is not None and not spec.dtype.is_optional \
+        return (
+            spec is not None
+            and not spec.dtype.is_optional
             and spec.dtype.strip_optional() in _NATIVE_CSV
+        )
 
     def _read_typed(self, data: bytes, header: list[str]) -> pl.DataFrame:
         """Let Polars parse the simple types itself (one pass); strings for the rest.
@@ -363,18 +415,34 @@ class CsvParser(Parser):
             spec = wanted.get(name)
             base = spec.dtype.strip_optional() if spec is not None else None
             overrides[name] = _NATIVE_CSV.get(base, pl.String())  # type: ignore[arg-type]
-        frame = pl.read_csv(data, schema_overrides=overrides, infer_schema=False,
-                            separator=self.settings.delimiter, quote_char=None,
-                            has_header=True, empty_string_is_null=False)
+        frame = pl.read_csv(
+            data,
+            schema_overrides=overrides,
+            infer_schema=False,
+            separator=self.settings.delimiter,
+            quote_char=None,
+            has_header=True,
+            empty_string_is_null=False,
+        )
         for name, dtype in overrides.items():
             spec = wanted.get(name)
-            if dtype != pl.String and spec is not None and not spec.dtype.is_optional \
-                    and frame[name].null_count():
+            if (
+                dtype != pl.String
+                and spec is not None
+                and not spec.dtype.is_optional
+                and frame[name].null_count()
+            ):
                 raise pl.exceptions.ComputeError(f"empty cells in required column {name}")
         return frame
 
-    def _parse_slow(self, text: str, metadata: Mapping[str, Any] | None, line_before: int,
-                    header: list[str] | None, hold_tail: bool) -> _Document:
+    def _parse_slow(
+        self,
+        text: str,
+        metadata: Mapping[str, Any] | None,
+        line_before: int,
+        header: list[str] | None,
+        hold_tail: bool,
+    ) -> _Document:
         """Python's csv reader, record by record: every bad record is reported with its line.
 
         ``text`` may hold invalid UTF-8 bytes escaped as surrogates: the records holding
@@ -383,9 +451,11 @@ class CsvParser(Parser):
         s = self.settings
         lines = _Lines(text)
         reader = csv.reader(
-            lines, delimiter=s.delimiter,
+            lines,
+            delimiter=s.delimiter,
             quotechar=s.quote if s.enable_quoting else None,
-            escapechar=s.escape, doublequote=s.enable_double_quote_escapes,
+            escapechar=s.escape,
+            doublequote=s.enable_double_quote_escapes,
             quoting=csv.QUOTE_MINIMAL if s.enable_quoting else csv.QUOTE_NONE,
             strict=False,
         )
@@ -409,11 +479,22 @@ class CsvParser(Parser):
                 continue
             if lines.ran_out:  # the end of the text came inside this record
                 if hold_tail:
-                    return self._slow_result(header, rows, row_lines, errors, metadata,
-                                             header_line, start_lines, text[start_chars:])
-                errors.append(ParseError(
-                    where_label(metadata, line_before + start_lines + 1, "csv"),
-                    "the file ends inside this record (a quoted field is not closed)"))
+                    return self._slow_result(
+                        header,
+                        rows,
+                        row_lines,
+                        errors,
+                        metadata,
+                        header_line,
+                        start_lines,
+                        text[start_chars:],
+                    )
+                errors.append(
+                    ParseError(
+                        where_label(metadata, line_before + start_lines + 1, "csv"),
+                        "the file ends inside this record (a quoted field is not closed)",
+                    )
+                )
                 continue
             if not row or (s.comment_character and row[0].startswith(s.comment_character)):
                 continue
@@ -421,8 +502,9 @@ class CsvParser(Parser):
                 reason = f"not valid UTF-8 ({_escaped_bytes_hex(row)})"
                 if header is None:  # a header cannot be matched against the schema
                     header_line = line_before + lines.count
-                    return self._skipped(row, f"the header is {reason}", metadata,
-                                         header_line, lines.count)
+                    return self._skipped(
+                        row, f"the header is {reason}", metadata, header_line, lines.count
+                    )
                 errors.append(ParseError(where(), f"the record is {reason}"))
                 continue
             if header is None:
@@ -430,36 +512,52 @@ class CsvParser(Parser):
                 header_line = line_before + lines.count
                 problem = self._header_problem_of(header)
                 if problem is not None:
-                    return self._skipped(header, problem, metadata, header_line,
-                                         lines.count)
+                    return self._skipped(header, problem, metadata, header_line, lines.count)
                 continue
             if len(row) != len(header):
-                errors.append(ParseError(
-                    where(), f"expected {len(header)} fields (as in the header), got "
-                             f"{len(row)}"))
+                errors.append(
+                    ParseError(
+                        where(), f"expected {len(header)} fields (as in the header), got {len(row)}"
+                    )
+                )
                 continue
             rows.append(row)
             row_lines.append(line_before + lines.count)
-        return self._slow_result(header, rows, row_lines, errors, metadata, header_line,
-                                 lines.count, None)
+        return self._slow_result(
+            header, rows, row_lines, errors, metadata, header_line, lines.count, None
+        )
 
-    def _slow_result(self, header: list[str] | None, rows: list[list[str]],
-                     row_lines: list[int], errors: list[ParseError],
-                     metadata: Mapping[str, Any] | None, header_line: int | None,
-                     lines: int, tail: str | None) -> _Document:
+    def _slow_result(
+        self,
+        header: list[str] | None,
+        rows: list[list[str]],
+        row_lines: list[int],
+        errors: list[ParseError],
+        metadata: Mapping[str, Any] | None,
+        header_line: int | None,
+        lines: int,
+        tail: str | None,
+    ) -> _Document:
         if header is None:
             return _Document(empty_frame(self.columns), errors, None, lines, tail)
         names = _dedupe(header)
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        cells = pl.DataFrame({n: pl.Series(n, list(c), dtype=pl.String)
-                              for n, c in zip(names, columns, strict=True)})
-        frame, errors = self._convert(names, cells, pl.Series(row_lines, dtype=pl.Int64),
-                                      metadata, errors)
+        cells = pl.DataFrame(
+            {n: pl.Series(n, list(c), dtype=pl.String) for n, c in zip(names, columns, strict=True)}
+        )
+        frame, errors = self._convert(
+            names, cells, pl.Series(row_lines, dtype=pl.Int64), metadata, errors
+        )
         return _Document(frame, errors, header, lines, tail)
 
-    def _convert(self, header: list[str], cells: pl.DataFrame, lines: pl.Series | int,
-                 metadata: Mapping[str, Any] | None, errors: list[ParseError]
-                 ) -> tuple[pl.DataFrame, list[ParseError]]:
+    def _convert(
+        self,
+        header: list[str],
+        cells: pl.DataFrame,
+        lines: pl.Series | int,
+        metadata: Mapping[str, Any] | None,
+        errors: list[ParseError],
+    ) -> tuple[pl.DataFrame, list[ParseError]]:
         """Typed columns of the schema from the cells; ``lines`` gives each row's line number
         (or, as an int, the number of the document's first line: row i is on the line
         ``lines + i + 1``)."""
@@ -487,15 +585,24 @@ class CsvParser(Parser):
             if bad.any():
                 raw = cells[spec.name]
                 if cell_errors.keep:  # terminate_on_error=False: Error cells, reported
-                    values = cell_errors.add(spec, values, bad, [
-                        f'failed to parse value "{raw[i]}" at field "{spec.name}" according to '
-                        f'the type {cell_errors.type_name(spec.dtype)} in schema: '
-                        f'{_parse_failure(raw[i], spec.dtype)}'
-                        for i in bad.arg_true().to_list()])
+                    values = cell_errors.add(
+                        spec,
+                        values,
+                        bad,
+                        [
+                            f'failed to parse value "{raw[i]}" at field "{spec.name}" according to '
+                            f"the type {cell_errors.type_name(spec.dtype)} in schema: "
+                            f"{_parse_failure(raw[i], spec.dtype)}"
+                            for i in bad.arg_true().to_list()
+                        ],
+                    )
                 else:
                     for i in bad.arg_true().to_list():
-                        reasons.setdefault(i, f"value {raw[i]!r} in column {spec.name!r} is "
-                                              f"not a valid {spec.dtype!r}")
+                        reasons.setdefault(
+                            i,
+                            f"value {raw[i]!r} in column {spec.name!r} is "
+                            f"not a valid {spec.dtype!r}",
+                        )
             out.append(values)
         frame = pl.DataFrame(out) if out else pl.DataFrame()
         frame = cell_errors.finish(frame)
@@ -530,7 +637,6 @@ def _dedupe(names: list[str]) -> list[str]:
     return out
 
 
-
 def _parse_failure(text: str, dtype: t.DType) -> str:
     """Why a text is not a value of ``dtype``, in the words of Rust's parsers (as Pathway)."""
     base = dtype.strip_optional()
@@ -546,4 +652,3 @@ def _parse_failure(text: str, dtype: t.DType) -> str:
     if base == t.BOOL:
         return "provided string was not `true` or `false`"
     return "invalid value"
-

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 
-def seconds_from_env(variable: str, default: float, connector: str, *,
-                     allow_zero: bool = False) -> float:
+def seconds_from_env(
+    variable: str, default: float, connector: str, *, allow_zero: bool = False
+) -> float:
     """A duration in seconds from ``variable`` (``default`` when unset or empty); a value
     that is not a number, or not positive (negative, with ``allow_zero``), is a
     ``ValueError`` naming the connector and the variable."""
@@ -16,8 +17,9 @@ def seconds_from_env(variable: str, default: float, connector: str, *,
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{connector}: environment variable {variable}={raw!r} is not a "
-                         "number of seconds") from None
+        raise ValueError(
+            f"{connector}: environment variable {variable}={raw!r} is not a number of seconds"
+        ) from None
     if value < 0 or (value == 0 and not allow_zero):
         limit = "must not be negative" if allow_zero else "must be positive"
         raise ValueError(f"{connector}: {variable} {limit}, got {raw!r}")

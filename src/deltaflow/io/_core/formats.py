@@ -36,10 +36,21 @@ from deltaflow.io._core.text_parsing import (
 )
 
 __all__ = [
-    "METADATA_COLUMN", "BinaryParser", "ColumnSpec", "CsvFormatter", "CsvParser",
-    "CsvParserSettings", "JsonLinesFormatter", "JsonLinesParser", "OnlyMetadataParser",
-    "PlaintextByFileParser", "PlaintextParser", "TypedRowsFormatter", "TypedRowsParser",
-    "column_specs", "parser_for_format",
+    "METADATA_COLUMN",
+    "BinaryParser",
+    "ColumnSpec",
+    "CsvFormatter",
+    "CsvParser",
+    "CsvParserSettings",
+    "JsonLinesFormatter",
+    "JsonLinesParser",
+    "OnlyMetadataParser",
+    "PlaintextByFileParser",
+    "PlaintextParser",
+    "TypedRowsFormatter",
+    "TypedRowsParser",
+    "column_specs",
+    "parser_for_format",
 ]
 
 # ------------------------------------------------------------------------------------------
@@ -59,17 +70,25 @@ class CsvFormatter(BytesFormatter):
 
     def header(self) -> bytes:
         names = [*self.columns, "time", "diff"]
-        return (self.delimiter.join('"' + n.replace('"', '""') + '"' for n in names)
-                + "\n").encode()
+        return (
+            self.delimiter.join('"' + n.replace('"', '""') + '"' for n in names) + "\n"
+        ).encode()
 
     def format_into(self, batch: pl.DataFrame, time: int, stream: BinaryIO) -> None:
         columns = [self._text(batch[name], dtype) for name, dtype in self.columns.items()]
-        frame = pl.DataFrame(columns).with_columns(pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64).alias("time"),
-                                                    batch[DIFF].alias("diff"))
+        frame = pl.DataFrame(columns).with_columns(
+            pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64).alias("time"),
+            batch[DIFF].alias("diff"),
+        )
         # Polars already writes ints, strings and most floats as Pathway does; nulls as None.
         # Its writer encodes in parallel and writes as it goes: no copy of the whole text.
-        frame.write_csv(stream, include_header=False, quote_style="always",
-                        separator=self.delimiter, null_value="None")
+        frame.write_csv(
+            stream,
+            include_header=False,
+            quote_style="always",
+            separator=self.delimiter,
+            null_value="None",
+        )
 
     @staticmethod
     def _text(series: pl.Series, dtype: t.DType) -> pl.Series:
@@ -91,11 +110,14 @@ class JsonLinesFormatter(BytesFormatter):
         self.columns = dict(columns)
 
     def format_into(self, batch: pl.DataFrame, time: int, stream: BinaryIO) -> None:
-        ready = {name: json_ready_column(batch[name], dtype)
-                 for name, dtype in self.columns.items()}
+        ready = {
+            name: json_ready_column(batch[name], dtype) for name, dtype in self.columns.items()
+        }
         if all(isinstance(v, pl.Series) for v in ready.values()):
             frame = pl.DataFrame(list(ready.values())).with_columns(
-                batch[DIFF].alias("diff"), pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64).alias("time"))
+                batch[DIFF].alias("diff"),
+                pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64).alias("time"),
+            )
             frame.write_ndjson(stream)
             return
         names = list(ready)
@@ -117,20 +139,30 @@ class TypedRowsFormatter(Formatter):
     def __init__(self, columns: Mapping[str, t.DType]) -> None:
         self.columns = dict(columns)
 
-    def format(self, batch: pl.DataFrame, time: int) -> list[tuple[t.Pointer, dict[str, Any],
-                                                                   int, int]]:
+    def format(
+        self, batch: pl.DataFrame, time: int
+    ) -> list[tuple[t.Pointer, dict[str, Any], int, int]]:
         names = list(self.columns)
         keys = t.values_from_series(batch[ID])
         values = [t.values_from_series(batch[n]) for n in names]
         diffs = batch[DIFF].to_list()
-        return [(key, dict(zip(names, row, strict=True)), time, diff)
-                for key, row, diff in zip(keys, zip(*values, strict=True), diffs, strict=True)] \
-            if names else [(key, {}, time, diff) for key, diff in zip(keys, diffs, strict=True)]
+        return (
+            [
+                (key, dict(zip(names, row, strict=True)), time, diff)
+                for key, row, diff in zip(keys, zip(*values, strict=True), diffs, strict=True)
+            ]
+            if names
+            else [(key, {}, time, diff) for key, diff in zip(keys, diffs, strict=True)]
+        )
 
 
-def parser_for_format(fmt: str, columns: Sequence[ColumnSpec], *,
-                      csv_settings: CsvParserSettings | None = None,
-                      json_field_paths: Mapping[str, str] | None = None) -> Parser:
+def parser_for_format(
+    fmt: str,
+    columns: Sequence[ColumnSpec],
+    *,
+    csv_settings: CsvParserSettings | None = None,
+    json_field_paths: Mapping[str, str] | None = None,
+) -> Parser:
     """The parser of one of the standard formats (names as in ``pw.io.fs.read``)."""
     if fmt == "csv":
         return CsvParser(columns, csv_settings)

@@ -64,6 +64,8 @@ def _ones(count: int) -> pl.Series:
     if count <= _ID_BLOCK:
         return _ONES.slice(0, count)
     return pl.Series(DIFF, [1], dtype=pl.Int64).extend_constant(1, count - 1)
+
+
 _PART_ROWS = 100_000  # a block with this many rows ready may push them as a part of its time
 _PART_BACKLOG_ROWS = 500_000  # a part waits while this many pushed rows are unprocessed
 
@@ -79,19 +81,29 @@ class InputSession(Source):
     remember the current row of every id, which ``upsert`` rows and key-only deletions need.
     """
 
-    def __init__(self, name: str, reader_factory: Callable[[], Reader], parser: Parser, *,
-                 columns: Mapping[str, t.DType], primary_key: Sequence[str] | None = None,
-                 autocommit_duration_ms: int | None = 1500,
-                 max_backlog_size: int | None = None, keep_row_state: bool = False,
-                 seek_to: OffsetAntichain | None = None, named: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        reader_factory: Callable[[], Reader],
+        parser: Parser,
+        *,
+        columns: Mapping[str, t.DType],
+        primary_key: Sequence[str] | None = None,
+        autocommit_duration_ms: int | None = 1500,
+        max_backlog_size: int | None = None,
+        keep_row_state: bool = False,
+        seek_to: OffsetAntichain | None = None,
+        named: bool = True,
+    ) -> None:
         self.name = name
         self.named = named  # the user chose the name (SELECTIVE_PERSISTING keeps only those)
         self.reader_factory = reader_factory
         self.parser = parser
         self.columns = dict(columns)
         self.primary_key = list(primary_key or [])
-        self.autocommit_s = None if autocommit_duration_ms is None \
-            else autocommit_duration_ms / 1000.0
+        self.autocommit_s = (
+            None if autocommit_duration_ms is None else autocommit_duration_ms / 1000.0
+        )
         self.max_backlog_size = max_backlog_size
         self.keep_row_state = keep_row_state
         self.seek_to = seek_to
@@ -131,8 +143,9 @@ class InputSession(Source):
     def start(self, handle: SourceHandle) -> None:
         self._handle = handle
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"deltaflow-input-{self.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"deltaflow-input-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -243,9 +256,12 @@ class InputSession(Source):
         return max(0.0, min(0.05, self._first_pending + self.autocommit_s - _time.monotonic()))
 
     def _due(self) -> bool:
-        return (self._ready_rows > 0 and self.autocommit_s is not None
-                and self._first_pending is not None
-                and _time.monotonic() - self._first_pending >= self.autocommit_s)
+        return (
+            self._ready_rows > 0
+            and self.autocommit_s is not None
+            and self._first_pending is not None
+            and _time.monotonic() - self._first_pending >= self.autocommit_s
+        )
 
     def _backlog_full(self) -> bool:
         return self.max_backlog_size is not None and self._ready_rows >= self.max_backlog_size
@@ -259,8 +275,9 @@ class InputSession(Source):
         self._block_key = event.source_key
         if event.replaces:
             if not self._retracting:
-                raise RuntimeError("the reader replaced a source but does not declare "
-                                   "retracts_sources = True")
+                raise RuntimeError(
+                    "the reader replaced a source but does not declare retracts_sources = True"
+                )
             old = self._by_source.pop(self._block_key, [])
             self._positions.pop(self._block_key, None)
             if old:
@@ -310,8 +327,11 @@ class InputSession(Source):
                 handle.push(self._empty(), offsets=offsets)
             return
         self._pushed_offsets = offsets
-        batch = pl.concat(self._ready, how="vertical_relaxed") if len(self._ready) > 1 \
+        batch = (
+            pl.concat(self._ready, how="vertical_relaxed")
+            if len(self._ready) > 1
             else self._ready[0]
+        )
         distinct = self._ready_distinct
         self._ready = []
         self._ready_rows = 0
@@ -319,8 +339,11 @@ class InputSession(Source):
         self._first_pending = None
         # A synchronization group lets the rows through in order, part by part, keeping this
         # thread (so the reader) waiting while it holds the rest back; offsets go last.
-        parts = [(batch, True)] if self.sync_group is None \
+        parts = (
+            [(batch, True)]
+            if self.sync_group is None
             else self.sync_group.admit(self, handle, batch, self._stop)
+        )
         for part, last in parts:
             self._wait_for_room(handle, part.height)
             # Inserted rows numbered by position never share an id: the engine need not check.
@@ -344,8 +367,12 @@ class InputSession(Source):
         the parts of a time together must be consolidated."""
         if self.sync_group is not None:  # its rows must pass the group, in _commit
             return
-        if not handle.accepts_parts or self._block is None or not self._block_distinct \
-                or not self._ready_distinct:
+        if (
+            not handle.accepts_parts
+            or self._block is None
+            or not self._block_distinct
+            or not self._ready_distinct
+        ):
             return
         rows = self._ready_rows + sum(frame.height for frame in self._block)
         if rows < _PART_ROWS:
@@ -395,18 +422,20 @@ class InputSession(Source):
         stats.rows_read += frame.height
         if METADATA_COLUMN in self.columns and METADATA_COLUMN not in frame.columns:
             metadata = getattr(context, "metadata", None) or {}
-            frame = frame.with_columns(pl.Series(METADATA_COLUMN,
-                                                 [t.Json(dict(metadata))] * frame.height,
-                                                 dtype=pl.Object))
+            frame = frame.with_columns(
+                pl.Series(METADATA_COLUMN, [t.Json(dict(metadata))] * frame.height, dtype=pl.Object)
+            )
         ids = self._ids(frame, block)
         if block.kind == "insert" and not self.keep_row_state:
-            self._distinct = block.keys is None and not self._key_types \
-                and "_key" not in frame.columns
+            self._distinct = (
+                block.keys is None and not self._key_types and "_key" not in frame.columns
+            )
             # The common case: the Series themselves, no query. A query releases the GIL,
             # and taking it back waits for the engine thread's switch interval (up to 5 ms
             # per call on a busy engine: the latency of every small commit).
-            return pl.DataFrame([ids.alias(ID), *(frame[n] for n in self._names[1:-1]),
-                                 _ones(frame.height)])
+            return pl.DataFrame(
+                [ids.alias(ID), *(frame[n] for n in self._names[1:-1]), _ones(frame.height)]
+            )
         frame = _with_column(frame, ids.alias(ID))
         if block.kind == "column":
             kinds = frame["_kind"]
@@ -414,14 +443,15 @@ class InputSession(Source):
                 # Order matters when one key is upserted and deleted: apply runs in order.
                 parts = self._apply_in_order(frame, kinds)
             else:
-                parts = [self._apply_kind(frame.filter(kinds == kind), kind)
-                         for kind in kinds.unique(maintain_order=True).to_list()]
+                parts = [
+                    self._apply_kind(frame.filter(kinds == kind), kind)
+                    for kind in kinds.unique(maintain_order=True).to_list()
+                ]
             changed = [p for p in parts if p is not None and p.height]
             return pl.concat(changed, how="vertical_relaxed") if changed else None
         return self._apply_kind(frame, block.kind)
 
-    def _apply_in_order(self, frame: pl.DataFrame, kinds: pl.Series
-                        ) -> list[pl.DataFrame | None]:
+    def _apply_in_order(self, frame: pl.DataFrame, kinds: pl.Series) -> list[pl.DataFrame | None]:
         runs = (kinds != kinds.shift(1)).fill_null(True).cum_sum()
         out: list[pl.DataFrame | None] = []
         for run in runs.unique(maintain_order=True).to_list():
@@ -468,15 +498,13 @@ class InputSession(Source):
             return self._frame_of([r for r in old if r is not None], -1)
         if kind == "truncate":  # the source was emptied: retract every current row
             if not self.keep_row_state:
-                raise RuntimeError("truncate rows need a session created with "
-                                   "keep_row_state=True")
+                raise RuntimeError("truncate rows need a session created with keep_row_state=True")
             old_rows = list(self._state.values())
             self._state.clear()
             return self._frame_of(old_rows, -1)
         if kind == "upsert":
             if not self.keep_row_state:
-                raise RuntimeError("upsert rows need a session created with "
-                                   "keep_row_state=True")
+                raise RuntimeError("upsert rows need a session created with keep_row_state=True")
             retracted = []
             for row in rows.rows():
                 previous = self._state.get(row[0])
@@ -509,7 +537,7 @@ class InputSession(Source):
                 series.append(pl.Series(name, list(values)).cast(dtype))
             else:
                 series.append(pl.Series(name, list(values), dtype=dtype))
-        diffs = _ones(len(rows)) if diff == 1 else pl.Series(DIFF, [diff] * len(rows),
-                                                             dtype=pl.Int64)
+        diffs = (
+            _ones(len(rows)) if diff == 1 else pl.Series(DIFF, [diff] * len(rows), dtype=pl.Int64)
+        )
         return pl.DataFrame([*series, diffs])
-

@@ -56,8 +56,9 @@ def _load_line(text: str) -> tuple[Any, str | None]:
     except RecursionError:
         return None, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
     # Only a line with that many brackets can be that deep: the walk is rarely needed.
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and \
-            _depth_exceeds(document, MAX_JSON_DEPTH):
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth_exceeds(
+        document, MAX_JSON_DEPTH
+    ):
         return None, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
     if _SURROGATE_ESCAPE_TEXT.search(text) and _has_lone_surrogate(document):
         return None, "invalid JSON: a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"
@@ -102,14 +103,14 @@ def _has_lone_surrogate(document: Any) -> bool:
     return False
 
 
-def _column_without_surrogates(spec: ColumnSpec, values: list[Any], *, check: bool = False
-                               ) -> tuple[pl.Series, dict[int, str]]:
+def _column_without_surrogates(
+    spec: ColumnSpec, values: list[Any], *, check: bool = False
+) -> tuple[pl.Series, dict[int, str]]:
     """``column_from_values``, except that a value holding a string with an unpaired
     surrogate (which a Python connector can pass, and no UTF-8 text can hold) is a bad value
     of its row rather than an exception stopping the input. Text columns notice such strings
     themselves; objects (Json) are looked into only with ``check``."""
-    bad_rows = [i for i, value in enumerate(values) if _holds_surrogate(value)] if check \
-        else []
+    bad_rows = [i for i, value in enumerate(values) if _holds_surrogate(value)] if check else []
     if not bad_rows:
         try:
             return column_from_values(spec.name, values, spec.dtype)
@@ -139,8 +140,10 @@ def _holds_surrogate(value: Any, depth: int = 0) -> bool:
     if isinstance(value, list | tuple):
         return any(_holds_surrogate(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return any(_holds_surrogate(k, depth + 1) or _holds_surrogate(v, depth + 1)
-                   for k, v in value.items())
+        return any(
+            _holds_surrogate(k, depth + 1) or _holds_surrogate(v, depth + 1)
+            for k, v in value.items()
+        )
     return False
 
 
@@ -164,14 +167,19 @@ def _json_pointer(document: Any, path: str) -> Any:
 class _DictRows:
     """Shared tail of the JSON and typed-rows parsers: mappings to typed columns."""
 
-    def __init__(self, columns: Sequence[ColumnSpec],
-                 field_paths: Mapping[str, str] | None = None, origin: str = "json") -> None:
+    def __init__(
+        self,
+        columns: Sequence[ColumnSpec],
+        field_paths: Mapping[str, str] | None = None,
+        origin: str = "json",
+    ) -> None:
         self.columns = list(columns)
         self.field_paths = dict(field_paths or {})
         self.origin = origin  # "json" or "python": how bad values are described
 
-    def frame_from_dicts(self, rows: Sequence[Mapping[str, Any]], where: Sequence[str]
-                         ) -> tuple[pl.DataFrame, list[ParseError], list[int]]:
+    def frame_from_dicts(
+        self, rows: Sequence[Mapping[str, Any]], where: Sequence[str]
+    ) -> tuple[pl.DataFrame, list[ParseError], list[int]]:
         """Typed frame of the usable rows, errors, and the positions of the usable rows."""
         reasons: dict[int, str] = {}
         series: list[pl.Series] = []
@@ -200,14 +208,19 @@ class _DictRows:
                         value = None
                 values.append(value)
             column, bad = _column_without_surrogates(
-                spec, values, check=self.origin == "python"
-                and spec.dtype.strip_optional() in (t.JSON, t.ANY))
+                spec,
+                values,
+                check=self.origin == "python" and spec.dtype.strip_optional() in (t.JSON, t.ANY),
+            )
             if cell_errors.keep and (bad or missing):
                 failed = sorted(set(bad) | set(missing))
                 mask = pl.Series([False] * len(rows), dtype=pl.Boolean).scatter(failed, True)
-                column = cell_errors.add(spec, column, mask, [
-                    self._describe(spec, values[i], i in missing, cell_errors)
-                    for i in failed])
+                column = cell_errors.add(
+                    spec,
+                    column,
+                    mask,
+                    [self._describe(spec, values[i], i in missing, cell_errors) for i in failed],
+                )
             else:
                 for index, reason in bad.items():
                     reasons.setdefault(index, reason)
@@ -221,27 +234,35 @@ class _DictRows:
             frame = frame.filter(pl.Series([i not in reasons for i in range(len(rows))]))
         return frame, errors, good
 
-
-    def _describe(self, spec: ColumnSpec, value: Any, missing: bool,
-                  cell_errors: CellErrors) -> str:
+    def _describe(
+        self, spec: ColumnSpec, value: Any, missing: bool, cell_errors: CellErrors
+    ) -> str:
         """How a bad value reads in the error log (as Pathway words it)."""
         name = cell_errors.type_name(spec.dtype)
         if missing:
             return f'no value for "{spec.name}" field and no default specified'
         if self.origin == "python":
-            return (f'cannot create a field "{spec.name}" with type {name} from value {value}. '
-                    f"Original error: TypeError: cannot create an object of type "
-                    f"{_ENGINE_TYPE_NAMES.get(spec.dtype.strip_optional(), name)} from value "
-                    f"{value}")
-        return (f'failed to create a field "{spec.name}" with type {name} from json payload: '
-                f"{json.dumps(value)}")
+            return (
+                f'cannot create a field "{spec.name}" with type {name} from value {value}. '
+                f"Original error: TypeError: cannot create an object of type "
+                f"{_ENGINE_TYPE_NAMES.get(spec.dtype.strip_optional(), name)} from value "
+                f"{value}"
+            )
+        return (
+            f'failed to create a field "{spec.name}" with type {name} from json payload: '
+            f"{json.dumps(value)}"
+        )
 
 
 _ENGINE_TYPE_NAMES = {t.INT: "Int", t.FLOAT: "Float", t.STR: "String", t.BOOL: "Bool"}
 
 
-_FAST_JSON: dict[t.DType, pl.DataType] = {t.INT: pl.Int64(), t.FLOAT: pl.Float64(),
-                                           t.BOOL: pl.Boolean(), t.STR: pl.String()}
+_FAST_JSON: dict[t.DType, pl.DataType] = {
+    t.INT: pl.Int64(),
+    t.FLOAT: pl.Float64(),
+    t.BOOL: pl.Boolean(),
+    t.STR: pl.String(),
+}
 
 
 class JsonLinesParser(Parser):
@@ -250,15 +271,22 @@ class JsonLinesParser(Parser):
     ``json_field_paths`` maps a column to a JSON pointer (``/a/b``) inside the object.
     """
 
-    def __init__(self, columns: Sequence[ColumnSpec],
-                 json_field_paths: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, columns: Sequence[ColumnSpec], json_field_paths: Mapping[str, str] | None = None
+    ) -> None:
         self._rows = _DictRows(columns, json_field_paths)
         self.columns = list(columns)
         self._next_line = 1  # where the next piece of a document starts (RawContext)
         # Polars reads the lines at once when every column is a plain value taken by name.
-        self._fast_schema = None if json_field_paths else {
-            spec.name: _FAST_JSON[spec.dtype.strip_optional()] for spec in self.columns
-            if spec.dtype.strip_optional() in _FAST_JSON}
+        self._fast_schema = (
+            None
+            if json_field_paths
+            else {
+                spec.name: _FAST_JSON[spec.dtype.strip_optional()]
+                for spec in self.columns
+                if spec.dtype.strip_optional() in _FAST_JSON
+            }
+        )
         if self._fast_schema is not None and len(self._fast_schema) != len(self.columns):
             self._fast_schema = None
 
@@ -320,15 +348,19 @@ class JsonLinesParser(Parser):
             data = as_bytes(records[0])
             frame = self._read_fast(data)
             if frame is not None:
-                line = self._next_line if isinstance(context, RawContext) and \
-                    context.continues else first_line
+                line = (
+                    self._next_line
+                    if isinstance(context, RawContext) and context.continues
+                    else first_line
+                )
                 self._next_line = line + data.count(b"\n")
                 return ParsedBlock(frame)
         documents: list[Any] = []
         where: list[str] = []
         errors: list[ParseError] = []
-        line = self._next_line if isinstance(context, RawContext) and context.continues \
-            else first_line
+        line = (
+            self._next_line if isinstance(context, RawContext) and context.continues else first_line
+        )
         for record in records:
             for text, undecodable in decode_lines(record):
                 here = where_label(metadata, line, "json")
@@ -363,11 +395,11 @@ class TypedRowsParser(Parser):
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         if isinstance(context, RowsContext):
-            return ParsedBlock(self._conform(context.frame), kind=context.kind,
-                               keys=context.keys)
+            return ParsedBlock(self._conform(context.frame), kind=context.kind, keys=context.keys)
         if not isinstance(context, DictsContext):
-            raise TypeError(f"typed rows come as DictsContext or RowsContext, "
-                            f"not {type(context).__name__}")
+            raise TypeError(
+                f"typed rows come as DictsContext or RowsContext, not {type(context).__name__}"
+            )
         source = (context.metadata or {}).get("path", "row")
         where = [f"{source} {i + 1}" for i in range(len(context.rows))]
         frame, errors, good = self._rows.frame_from_dicts(context.rows, where)
@@ -375,14 +407,18 @@ class TypedRowsParser(Parser):
         keys = context.keys
         kind = kinds if isinstance(kinds, str) else "column"
         if not isinstance(kinds, str):
-            frame = frame.with_columns(pl.Series("_kind", [kinds[i] for i in good],
-                                                 dtype=pl.String))
+            frame = frame.with_columns(
+                pl.Series("_kind", [kinds[i] for i in good], dtype=pl.String)
+            )
         key_series = None
         if keys is not None and any(k is not None for k in keys):
             kept = [keys[i] for i in good]
             if any(k is None for k in kept):
-                frame = frame.with_columns(pl.Series("_key", [
-                    None if k is None else int(k) for k in kept], dtype=pl.UInt128))
+                frame = frame.with_columns(
+                    pl.Series(
+                        "_key", [None if k is None else int(k) for k in kept], dtype=pl.UInt128
+                    )
+                )
             else:
                 key_series = pl.Series("_id", [int(k) for k in kept], dtype=pl.UInt128)
         return ParsedBlock(frame, kind=kind, keys=key_series, errors=errors)
@@ -395,9 +431,10 @@ class TypedRowsParser(Parser):
                 wanted = spec.dtype.to_polars()
                 series.append(column if column.dtype == wanted else column.cast(wanted))
             else:
-                series.append(t.series_from_values(spec.name,
-                                                   [missing_value(spec)] * frame.height,
-                                                   spec.dtype))
+                series.append(
+                    t.series_from_values(
+                        spec.name, [missing_value(spec)] * frame.height, spec.dtype
+                    )
+                )
         extra = [frame[c] for c in ("_kind",) if c in frame.columns]
         return pl.DataFrame(series + extra)
-

@@ -30,8 +30,15 @@ class OutputSession(Sink):
 
     accepts_parts = True  # each batch is formatted and written as it comes
 
-    def __init__(self, name: str, writer: Writer, formatter: Formatter | None = None, *,
-                 max_queue: int = 64, max_queued_rows: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        name: str,
+        writer: Writer,
+        formatter: Formatter | None = None,
+        *,
+        max_queue: int = 64,
+        max_queued_rows: int = 1_000_000,
+    ) -> None:
         self.name = name
         self.writer = writer
         self.formatter = formatter
@@ -47,14 +54,18 @@ class OutputSession(Sink):
 
     # --- engine side -------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._work, name=f"deltaflow-output-{self.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, name=f"deltaflow-output-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def on_batch(self, time: int, batch: pl.DataFrame) -> None:
         with self._drained:
-            while self._queued_rows > 0 and self._queued_rows + batch.height > \
-                    self._max_queued_rows and self._failure is None:
+            while (
+                self._queued_rows > 0
+                and self._queued_rows + batch.height > self._max_queued_rows
+                and self._failure is None
+            ):
                 self._drained.wait(0.1)
             self._queued_rows += batch.height
         self._put(("batch", time, batch))
@@ -137,8 +148,9 @@ class OutputSession(Sink):
         self.writer.write(formatter.format(batch, time))
 
 
-def write_table(table: Any, writer: Writer, formatter: Formatter | None, *, name: str,
-                sort_by: Any = None) -> OutputSession:
+def write_table(
+    table: Any, writer: Writer, formatter: Formatter | None, *, name: str, sort_by: Any = None
+) -> OutputSession:
     """Register an output of ``table`` through ``writer`` (the common end of every ``write``)."""
     from deltaflow.table import add_output
 

@@ -33,8 +33,7 @@ class ColumnSpec:
         return self.default is not NO_DEFAULT
 
 
-def column_specs(schema: Any, *, exclude: Sequence[str] = (METADATA_COLUMN,)
-                 ) -> list[ColumnSpec]:
+def column_specs(schema: Any, *, exclude: Sequence[str] = (METADATA_COLUMN,)) -> list[ColumnSpec]:
     """The parser-facing description of a schema's columns."""
     specs = []
     for name, column in schema.columns().items():
@@ -43,8 +42,9 @@ def column_specs(schema: Any, *, exclude: Sequence[str] = (METADATA_COLUMN,)
         default = column.default_value if column.has_default_value() else NO_DEFAULT
         if default is not NO_DEFAULT:
             check_default(schema, name, column.dtype, default)
-        specs.append(ColumnSpec(name, column.dtype, default,
-                                bool(getattr(column, "primary_key", False))))
+        specs.append(
+            ColumnSpec(name, column.dtype, default, bool(getattr(column, "primary_key", False)))
+        )
     return specs
 
 
@@ -70,19 +70,24 @@ def check_default(schema: Any, name: str, dtype: t.DType, value: Any) -> None:
     if value is None:
         if dtype.is_optional or base in (t.ANY, t.JSON):
             return
-        raise TypeError(f"{where}: the default value is None but the column's type {dtype!r} "
-                        f"is not optional")
+        raise TypeError(
+            f"{where}: the default value is None but the column's type {dtype!r} is not optional"
+        )
     # numbers.Integral/Real: NumPy's scalars are fine too (bool is an int, as in Pathway).
     exact: dict[t.DType, tuple[type, ...]] = {
-        t.INT: (numbers.Integral,), t.FLOAT: (numbers.Real,), t.BOOL: _BOOL_TYPES,
-        t.STR: (str,), t.BYTES: (bytes,), t.POINTER: (t.Pointer,)}
+        t.INT: (numbers.Integral,),
+        t.FLOAT: (numbers.Real,),
+        t.BOOL: _BOOL_TYPES,
+        t.STR: (str,),
+        t.BYTES: (bytes,),
+        t.POINTER: (t.Pointer,),
+    }
     if base in exact:
         fits = isinstance(value, exact[base])
         if fits and base == t.INT:
             fits = -(2**63) <= int(value) < 2**63
     elif base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC, t.DURATION) and isinstance(value, str):
-        raise ValueError(f"{where}: the default value {value!r} is text, not a "
-                         f"{dtype!r} value")
+        raise ValueError(f"{where}: the default value {value!r} is text, not a {dtype!r} value")
     else:
         try:
             convert_value(value, dtype)
@@ -91,8 +96,9 @@ def check_default(schema: Any, name: str, dtype: t.DType, value: Any) -> None:
         else:
             fits = True
     if not fits:
-        raise TypeError(f"{where}: the default value {value!r} is not of the column's type "
-                        f"{dtype!r}")
+        raise TypeError(
+            f"{where}: the default value {value!r} is not of the column's type {dtype!r}"
+        )
 
 
 def where_label(metadata: Mapping[str, Any] | None, line: int | None, fallback: str) -> str:
@@ -143,7 +149,7 @@ def decode_lines(record: Any) -> list[tuple[str | None, str | None]]:
 
 def invalid_utf8_reason(error: UnicodeDecodeError) -> str:
     """How a decoding failure is reported: the offending bytes and where they are."""
-    bad = error.object[error.start:error.end]
+    bad = error.object[error.start : error.end]
     return f"not valid UTF-8 (byte {bad.hex(' ')} at offset {error.start})"
 
 
@@ -166,7 +172,6 @@ def error_line(error: ParseError) -> int:
     return int(line) if line.isdigit() else 0
 
 
-
 class CellErrors:
     """Bad values of one parsed block as Error cells (runs with ``terminate_on_error=False``):
     each reported to the error log, except that a bad primary key value drops its row (the
@@ -184,13 +189,19 @@ class CellErrors:
     @staticmethod
     def type_name(dtype: t.DType) -> str:
         base = dtype.strip_optional()
-        names: dict[t.DType, str] = {t.INT: "int", t.FLOAT: "float", t.STR: "str",
-                                     t.BOOL: "bool", t.BYTES: "bytes"}
+        names: dict[t.DType, str] = {
+            t.INT: "int",
+            t.FLOAT: "float",
+            t.STR: "str",
+            t.BOOL: "bool",
+            t.BYTES: "bytes",
+        }
         name = names.get(base, repr(base))
         return f"{name} | None" if dtype.is_optional else name
 
-    def add(self, spec: ColumnSpec, values: pl.Series, bad: pl.Series,
-            messages: list[str]) -> pl.Series:
+    def add(
+        self, spec: ColumnSpec, values: pl.Series, bad: pl.Series, messages: list[str]
+    ) -> pl.Series:
         rows = bad.arg_true().to_list()
         if spec.primary_key:
             for row, message in zip(rows, messages, strict=True):
@@ -211,6 +222,6 @@ class CellErrors:
         if not self.masks:
             return frame
         self._errors.mark_seen()
-        return frame.with_columns([self._errors.with_errors(frame[name], mask)
-                                   for name, mask in self.masks.items()])
-
+        return frame.with_columns(
+            [self._errors.with_errors(frame[name], mask) for name, mask in self.masks.items()]
+        )

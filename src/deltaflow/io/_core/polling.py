@@ -129,9 +129,11 @@ class PollingReader(Reader):
         moved = polled.offset is not None and polled.offset != self.offset
         if moved:
             if not storable_offset(polled.offset):
-                raise TypeError(f"{self.label}: poll returned the offset {polled.offset!r}; "
-                                "an offset must be None, a bool, int, float, str or bytes, "
-                                "or a tuple or list of those (it is stored in checkpoints)")
+                raise TypeError(
+                    f"{self.label}: poll returned the offset {polled.offset!r}; "
+                    "an offset must be None, a bool, int, float, str or bytes, "
+                    "or a tuple or list of those (it is stored in checkpoints)"
+                )
             self.offset = polled.offset
         context = self._context(polled)
         self._done = polled.finished or (self.static and context is None and not moved)
@@ -142,9 +144,12 @@ class PollingReader(Reader):
             context = DictsContext([])  # the offset moved without rows: record it
         elif self.persisted and self.offset is None and not self._warned_offsetless:
             self._warned_offsetless = True
-            logger.warning("%s: poll returns rows without an offset; after a restart it is "
-                           "polled from the start again (offset None), so it must not return "
-                           "the rows of earlier runs again", self.label)
+            logger.warning(
+                "%s: poll returns rows without an offset; after a restart it is "
+                "polled from the start again (offset None), so it must not return "
+                "the rows of earlier runs again",
+                self.label,
+            )
         offset = None if self.offset is None else (OFFSET_KEY, self.offset)
         return Data(context, offset=offset)
 
@@ -156,19 +161,24 @@ class PollingReader(Reader):
             return Polled()
         if isinstance(result, Polled):
             if result.kind not in _KINDS:
-                raise ValueError(f"{self.label}: Polled.kind must be one of "
-                                 f"{', '.join(_KINDS)}, got {result.kind!r}")
+                raise ValueError(
+                    f"{self.label}: Polled.kind must be one of "
+                    f"{', '.join(_KINDS)}, got {result.kind!r}"
+                )
             if result.kind == "upsert" and not self.source.upserts:
-                raise ValueError(f"{self.label}: poll returned upserts; set upserts = True "
-                                 f"on {type(self.source).__name__} (its schema needs a "
-                                 "primary key)")
+                raise ValueError(
+                    f"{self.label}: poll returned upserts; set upserts = True "
+                    f"on {type(self.source).__name__} (its schema needs a "
+                    "primary key)"
+                )
             return result
         if isinstance(result, pl.DataFrame):
             return Polled(result)
         if isinstance(result, Iterable) and not isinstance(result, str | bytes | Mapping):
             return Polled(list(result))
-        raise TypeError(f"{self.label}: poll must return rows, a Polled or None, got "
-                        f"{type(result).__name__}")
+        raise TypeError(
+            f"{self.label}: poll must return rows, a Polled or None, got {type(result).__name__}"
+        )
 
     def _context(self, polled: Polled) -> ReaderContext | None:
         rows = polled.rows
@@ -181,14 +191,21 @@ class PollingReader(Reader):
         names = self.columns
         # Tuples in column order become mappings; one of the wrong length stays as it is
         # and is reported as a bad row, never filled up or cut short.
-        as_dicts = [row if isinstance(row, Mapping) or not isinstance(row, tuple | list)
-                    or len(row) != len(names) else dict(zip(names, row)) for row in rows]
+        as_dicts = [
+            row
+            if isinstance(row, Mapping)
+            or not isinstance(row, tuple | list)
+            or len(row) != len(names)
+            else dict(zip(names, row))
+            for row in rows
+        ]
         where = f"{self.label} poll {self._polls}, row"
         return DictsContext(as_dicts, kinds=polled.kind, metadata={"path": where})
 
 
-def read_polling(source: PollingSource, *, schema: Any, label: str | None = None,
-                 **options: Any) -> Table:
+def read_polling(
+    source: PollingSource, *, schema: Any, label: str | None = None, **options: Any
+) -> Table:
     """The table of the rows ``source`` finds, polling it (see :class:`PollingSource`).
 
     ``options`` are the common reader arguments (``mode``, ``autocommit_duration_ms``,
@@ -197,19 +214,23 @@ def read_polling(source: PollingSource, *, schema: Any, label: str | None = None
     given.
     """
     if not isinstance(source, PollingSource):
-        raise TypeError(f"the source to poll must be a PollingSource, got "
-                        f"{type(source).__name__}")
+        raise TypeError(f"the source to poll must be a PollingSource, got {type(source).__name__}")
     label = label or type(source).__name__
     checked = check_read_options(label, default_name=label, schema=schema, **options)
     assert checked.schema is not None
     if source.upserts and not checked.schema.primary_key_columns():
-        raise ValueError(f"{label}: a source with upserts needs a primary key in its schema "
-                         "(pw.column_definition(primary_key=True))")
+        raise ValueError(
+            f"{label}: a source with upserts needs a primary key in its schema "
+            "(pw.column_definition(primary_key=True))"
+        )
     interval = source.poll_interval_s
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
-        raise ValueError(f"{label}: poll_interval_s must be a non-negative number of seconds, "
-                         f"got {interval!r}")
-    return input_table(checked, lambda: PollingReader(source, checked),
-                       TypedRowsParser(column_specs(checked.schema)),
-                       keep_row_state=source.upserts)
-
+        raise ValueError(
+            f"{label}: poll_interval_s must be a non-negative number of seconds, got {interval!r}"
+        )
+    return input_table(
+        checked,
+        lambda: PollingReader(source, checked),
+        TypedRowsParser(column_specs(checked.schema)),
+        keep_row_state=source.upserts,
+    )

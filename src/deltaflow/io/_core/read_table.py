@@ -32,8 +32,10 @@ def check_autocommit(value: Any, connector: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"{connector}: autocommit_duration_ms must be a non-negative number of "
-                         f"milliseconds or None, got {value!r}")
+        raise ValueError(
+            f"{connector}: autocommit_duration_ms must be a non-negative number of "
+            f"milliseconds or None, got {value!r}"
+        )
     return int(value)
 
 
@@ -41,18 +43,22 @@ def check_backlog(value: Any, connector: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{connector}: max_backlog_size must be a positive number of rows or "
-                         f"None, got {value!r}")
+        raise ValueError(
+            f"{connector}: max_backlog_size must be a positive number of rows or "
+            f"None, got {value!r}"
+        )
     return value
 
 
-def check_schema(schema: Any, connector: str, *, required: bool = True,
-                 allowed: Iterable[t.DType] | None = None) -> type[Schema] | None:
+def check_schema(
+    schema: Any, connector: str, *, required: bool = True, allowed: Iterable[t.DType] | None = None
+) -> type[Schema] | None:
     """``schema`` must be a ``pw.Schema`` subclass (with columns the format can fill)."""
     if schema is None:
         if required:
-            raise ValueError(f"{connector}: a schema is required (schema=MySchema, a "
-                             f"pw.Schema subclass)")
+            raise ValueError(
+                f"{connector}: a schema is required (schema=MySchema, a pw.Schema subclass)"
+            )
         return None
     if not (isinstance(schema, type) and issubclass(schema, Schema)):
         raise TypeError(f"{connector}: schema must be a pw.Schema subclass, got {schema!r}")
@@ -62,8 +68,10 @@ def check_schema(schema: Any, connector: str, *, required: bool = True,
         allowed = list(allowed)
         for name, column in schema.columns().items():
             if column.dtype.strip_optional() not in allowed:
-                raise TypeError(f"{connector}: column {name!r} of type {column.dtype!r} cannot "
-                                f"be read in this format")
+                raise TypeError(
+                    f"{connector}: column {name!r} of type {column.dtype!r} cannot "
+                    f"be read in this format"
+                )
     return schema
 
 
@@ -80,10 +88,17 @@ def with_metadata_column(schema: type[Schema]) -> type[Schema]:
     return schema | schema_from_types(_metadata=t.Json)
 
 
-def reader_table(*, schema: type[Schema], reader_factory: Callable[[], Reader], parser: Parser,
-                 name: str, autocommit_duration_ms: int | None,
-                 max_backlog_size: int | None, keep_row_state: bool = False,
-                 named: bool = True) -> Any:
+def reader_table(
+    *,
+    schema: type[Schema],
+    reader_factory: Callable[[], Reader],
+    parser: Parser,
+    name: str,
+    autocommit_duration_ms: int | None,
+    max_backlog_size: int | None,
+    keep_row_state: bool = False,
+    named: bool = True,
+) -> Any:
     """The input table fed by an :class:`InputSession` running ``reader_factory``'s readers.
 
     ``named``: whether the user gave the connector its ``name=`` (SELECTIVE_PERSISTING
@@ -91,10 +106,15 @@ def reader_table(*, schema: type[Schema], reader_factory: Callable[[], Reader], 
     from deltaflow.table import input_table
 
     session = InputSession(
-        name, reader_factory, parser, columns=schema.dtypes(),
+        name,
+        reader_factory,
+        parser,
+        columns=schema.dtypes(),
         primary_key=schema.primary_key_columns(),
-        autocommit_duration_ms=autocommit_duration_ms, max_backlog_size=max_backlog_size,
-        keep_row_state=keep_row_state, named=named,
+        autocommit_duration_ms=autocommit_duration_ms,
+        max_backlog_size=max_backlog_size,
+        keep_row_state=keep_row_state,
+        named=named,
     )
     return input_table(schema, session, name=name)
 
@@ -108,14 +128,18 @@ def format_schema(fmt: str, schema: Any, connector: str) -> type[Schema]:
         return checked
     if fmt == "only_metadata":
         if schema is not None:
-            raise ValueError(f"{connector}: format 'only_metadata' takes no schema (its only "
-                             f"column is _metadata)")
+            raise ValueError(
+                f"{connector}: format 'only_metadata' takes no schema (its only "
+                f"column is _metadata)"
+            )
         return schema_from_types(_metadata=t.Json)
     wanted = t.BYTES if fmt == "binary" else t.STR
     if schema is not None:
         check_schema(schema, connector)
         columns = schema.columns()
         if list(columns) != ["data"] or columns["data"].dtype.strip_optional() != wanted:
-            raise ValueError(f"{connector}: format {fmt!r} produces one column data: "
-                             f"{wanted!r}; the schema {schema.__name__} does not fit it")
+            raise ValueError(
+                f"{connector}: format {fmt!r} produces one column data: "
+                f"{wanted!r}; the schema {schema.__name__} does not fit it"
+            )
     return schema_from_types(data=bytes if fmt == "binary" else str)

@@ -81,19 +81,26 @@ class BackoffPolicy:
     def __post_init__(self) -> None:
         for name in ("first_delay_s", "max_delay_s", "max_outage_s", "extra_jitter_s"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0 \
-                    or math.isnan(value):
-                raise ValueError(f"BackoffPolicy: {name} must be a non-negative number of "
-                                 f"seconds, got {value!r}")
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or value < 0
+                or math.isnan(value)
+            ):
+                raise ValueError(
+                    f"BackoffPolicy: {name} must be a non-negative number of seconds, got {value!r}"
+                )
         if not isinstance(self.multiplier, int | float) or self.multiplier < 1:
             raise ValueError(f"BackoffPolicy: multiplier must be >= 1, got {self.multiplier!r}")
         if not isinstance(self.jitter, int | float) or not 0 <= self.jitter <= 1:
-            raise ValueError(f"BackoffPolicy: jitter must be between 0 and 1, got "
-                             f"{self.jitter!r}")
-        if self.max_attempts is not None and (not isinstance(self.max_attempts, int)
-                                              or self.max_attempts < 1):
-            raise ValueError(f"BackoffPolicy: max_attempts must be a positive int or None, "
-                             f"got {self.max_attempts!r}")
+            raise ValueError(f"BackoffPolicy: jitter must be between 0 and 1, got {self.jitter!r}")
+        if self.max_attempts is not None and (
+            not isinstance(self.max_attempts, int) or self.max_attempts < 1
+        ):
+            raise ValueError(
+                f"BackoffPolicy: max_attempts must be a positive int or None, "
+                f"got {self.max_attempts!r}"
+            )
 
     def ceiling(self, failures: int) -> float:
         """The longest wait after ``failures`` consecutive failures (jitter aside)."""
@@ -101,7 +108,7 @@ class BackoffPolicy:
         # Past ~1000 doublings the float overflows; the cap has long been reached by then.
         if self.multiplier > 1 and exponent * math.log(self.multiplier) > 700:
             return self.max_delay_s
-        return min(self.max_delay_s, self.first_delay_s * self.multiplier ** exponent)
+        return min(self.max_delay_s, self.first_delay_s * self.multiplier**exponent)
 
     def delay(self, failures: int, rng: random.Random | None = None) -> float:
         """A wait, drawn with jitter, after ``failures`` (>= 1) consecutive failures."""
@@ -130,10 +137,10 @@ def policy_for(connector: str, label: str) -> BackoffPolicy:
         outage = seconds_from_env(variable, outage, label, allow_zero=True)
     return replace(
         defaults,
-        first_delay_s=seconds_from_env(FIRST_DELAY_ENV, defaults.first_delay_s, label,
-                                       allow_zero=True),
-        max_delay_s=seconds_from_env(MAX_DELAY_ENV, defaults.max_delay_s, label,
-                                     allow_zero=True),
+        first_delay_s=seconds_from_env(
+            FIRST_DELAY_ENV, defaults.first_delay_s, label, allow_zero=True
+        ),
+        max_delay_s=seconds_from_env(MAX_DELAY_ENV, defaults.max_delay_s, label, allow_zero=True),
         max_outage_s=outage,
     )
 
@@ -165,9 +172,16 @@ class Outage:
     callers that share one (sender threads) hold their own lock.
     """
 
-    def __init__(self, policy: BackoffPolicy, *, what: str, hint: str = "",
-                 failing: str = "kept failing", clock: Callable[[], float] = _time.monotonic,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        policy: BackoffPolicy,
+        *,
+        what: str,
+        hint: str = "",
+        failing: str = "kept failing",
+        clock: Callable[[], float] = _time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
         self.policy = policy
         self.what = what
         self.hint = hint
@@ -193,19 +207,19 @@ class Outage:
         self.failures += 1
         policy = self.policy
         elapsed = now - self.started
-        out_of_attempts = policy.max_attempts is not None and \
-            self.failures >= policy.max_attempts
+        out_of_attempts = policy.max_attempts is not None and self.failures >= policy.max_attempts
         if out_of_attempts or elapsed >= policy.max_outage_s:
             raise self.too_long(reason, elapsed)
         # Never sleep past the limit: the last attempt happens right at it.
-        return min(policy.delay(self.failures, self.rng),
-                   max(policy.max_outage_s - elapsed, 0.0))
+        return min(policy.delay(self.failures, self.rng), max(policy.max_outage_s - elapsed, 0.0))
 
     def too_long(self, reason: str, elapsed: float) -> OutageTooLong:
         """The error that ends the outage (``reason``: the last error)."""
         set_by = f", set by {self.hint}" if self.hint else ""
-        detail = (f"{self.failing} for {elapsed:.1f} s ({self.failures} attempt(s); limit "
-                  f"{self.policy.max_outage_s:g} s{set_by}); last error: {reason}")
+        detail = (
+            f"{self.failing} for {elapsed:.1f} s ({self.failures} attempt(s); limit "
+            f"{self.policy.max_outage_s:g} s{set_by}); last error: {reason}"
+        )
         return OutageTooLong(f"{self.what} {detail}", detail)
 
     def succeeded(self) -> int:
@@ -214,11 +228,18 @@ class Outage:
         return failures
 
 
-def call_with_retries(call: Callable[[], T], *, policy: BackoffPolicy,
-                      is_transient: Callable[[BaseException], bool], what: str,
-                      describe: Callable[[BaseException], str] = str, hint: str = "",
-                      failing: str = "kept failing", stop: Callable[[], bool] | None = None,
-                      sleep: Callable[[float], None] = _time.sleep) -> T:
+def call_with_retries(
+    call: Callable[[], T],
+    *,
+    policy: BackoffPolicy,
+    is_transient: Callable[[BaseException], bool],
+    what: str,
+    describe: Callable[[BaseException], str] = str,
+    hint: str = "",
+    failing: str = "kept failing",
+    stop: Callable[[], bool] | None = None,
+    sleep: Callable[[float], None] = _time.sleep,
+) -> T:
     """``call()`` until it succeeds. Errors ``is_transient`` accepts are retried per
     ``policy`` (a warning per failure, ``describe`` giving its text without secrets); others
     propagate at once. Past the limit, or when ``stop()`` turns true, an
@@ -237,12 +258,16 @@ def call_with_retries(call: Callable[[], T], *, policy: BackoffPolicy,
                 wait = outage.failed(reason)
             except OutageTooLong as too_long:
                 raise too_long from exc
-            logger.warning("%s failed (attempt %d: %s); retrying in %.1f s", what,
-                           outage.failures, reason, wait)
+            logger.warning(
+                "%s failed (attempt %d: %s); retrying in %.1f s",
+                what,
+                outage.failures,
+                reason,
+                wait,
+            )
             sleep(wait)
             continue
         failures = outage.succeeded()
         if failures:
             logger.info("%s succeeded after %d failed attempt(s)", what, failures)
         return result
-

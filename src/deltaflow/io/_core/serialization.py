@@ -106,10 +106,13 @@ def _text_or_null(series: pl.Series, dtype: t.DType) -> pl.Series:
         # Pathway writes 1e20 where Polars writes 1e+20.
         out = series.cast(pl.String).str.replace("e+", "e", literal=True)
     elif base == t.BOOL:
-        out = pl.Series(name, ["False", "True"]).gather(series.cast(pl.UInt32)) \
-            if series.null_count() == 0 else \
-            series.replace_strict({True: "True", False: "False"}, default=None,
-                                  return_dtype=pl.String)
+        out = (
+            pl.Series(name, ["False", "True"]).gather(series.cast(pl.UInt32))
+            if series.null_count() == 0
+            else series.replace_strict(
+                {True: "True", False: "False"}, default=None, return_dtype=pl.String
+            )
+        )
     elif base == t.DATE_TIME_NAIVE:
         out = series.dt.to_string(_NAIVE_FORMAT)
     elif base == t.DATE_TIME_UTC:
@@ -119,8 +122,11 @@ def _text_or_null(series: pl.Series, dtype: t.DType) -> pl.Series:
     elif base == t.BYTES:
         out = series.cast(pl.String, strict=False)
     else:
-        out = pl.Series(name, [None if v is None else _object_text(v, base)
-                               for v in t.values_from_series(series)], dtype=pl.String)
+        out = pl.Series(
+            name,
+            [None if v is None else _object_text(v, base) for v in t.values_from_series(series)],
+            dtype=pl.String,
+        )
     return out.alias(name)
 
 
@@ -203,9 +209,11 @@ def parse_text_column(series: pl.Series, dtype: t.DType) -> tuple[pl.Series, pl.
         values = stripped.cast(pl.Float64, strict=False)
     elif base == t.BOOL:
         lowered = stripped.str.to_lowercase()
-        values = lowered.replace_strict({**dict.fromkeys(_TRUE, True),
-                                         **dict.fromkeys(_FALSE, False)},
-                                        default=None, return_dtype=pl.Boolean)
+        values = lowered.replace_strict(
+            {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)},
+            default=None,
+            return_dtype=pl.Boolean,
+        )
     elif base == t.BYTES:
         values = raw.cast(pl.Binary)
     elif base == t.DURATION:
@@ -235,9 +243,13 @@ def parse_text_column(series: pl.Series, dtype: t.DType) -> tuple[pl.Series, pl.
     failed = values.is_null() & ~missing
     if not dtype.is_optional:
         failed = failed | missing
-    values = values.to_frame().select(
-        pl.when(missing).then(None).otherwise(pl.col(name)).alias(name)).to_series() \
-        if missing.any() else values
+    values = (
+        values.to_frame()
+        .select(pl.when(missing).then(None).otherwise(pl.col(name)).alias(name))
+        .to_series()
+        if missing.any()
+        else values
+    )
     return values.cast(dtype.to_polars()), failed.fill_null(True).alias(name)
 
 
@@ -254,8 +266,7 @@ def _parse_datetimes(text: pl.Series, base: t.DType) -> pl.Series:
         return parsed.dt.convert_time_zone("UTC")
     parsed = text.str.to_datetime(_NAIVE_FORMAT, time_unit="ns", strict=False)
     if parsed.null_count() > text.null_count():
-        for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S",
-                    "%Y-%m-%d"):
+        for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
             parsed = parsed.fill_null(text.str.to_datetime(fmt, time_unit="ns", strict=False))
     return parsed
 
@@ -371,8 +382,10 @@ def _convert_timestamp(value: Any, base: t.DType) -> pd.Timestamp:
         if stamp.tzinfo is None and isinstance(value, datetime.datetime):
             # A naive datetime object says nothing of its zone; reading it as UTC would be a
             # plausible wrong value (Pathway refuses it too). Text is read as UTC.
-            raise ConversionError(f"{value!r} has no time zone; the column is DateTimeUtc "
-                                  f"(give a datetime with tzinfo, or make the column naive)")
+            raise ConversionError(
+                f"{value!r} has no time zone; the column is DateTimeUtc "
+                f"(give a datetime with tzinfo, or make the column naive)"
+            )
         return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     if stamp.tzinfo is not None:
         raise ConversionError(f"{value!r} has a time zone; the column is naive")
@@ -380,16 +393,20 @@ def _convert_timestamp(value: Any, base: t.DType) -> pd.Timestamp:
 
 
 _FAST: dict[t.DType, type[pl.DataType]] = {
-    t.INT: pl.Int64, t.FLOAT: pl.Float64, t.BOOL: pl.Boolean, t.STR: pl.String}
+    t.INT: pl.Int64,
+    t.FLOAT: pl.Float64,
+    t.BOOL: pl.Boolean,
+    t.STR: pl.String,
+}
 
 
-def column_from_values(name: str, values: Sequence[Any], dtype: t.DType
-                       ) -> tuple[pl.Series, dict[int, str]]:
+def column_from_values(
+    name: str, values: Sequence[Any], dtype: t.DType
+) -> tuple[pl.Series, dict[int, str]]:
     """A column from Python/JSON values; also the positions of unusable values and why."""
     base = dtype.strip_optional()
     fast = _FAST.get(base)
-    if fast is not None and (dtype.is_optional or None not in values) \
-            and _uniform(values, base):
+    if fast is not None and (dtype.is_optional or None not in values) and _uniform(values, base):
         return pl.Series(name, values, dtype=fast), {}
     converted: list[Any] = []
     errors: dict[int, str] = {}
@@ -407,8 +424,9 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 def _uniform(values: Sequence[Any], base: t.DType) -> bool:
     """Whether every value is exactly of the type Polars stores (no conversion needed)."""
-    wanted: tuple[type, ...] = {t.INT: (int,), t.FLOAT: (float,), t.BOOL: (bool,),
-                                t.STR: (str,)}[base]
+    wanted: tuple[type, ...] = {t.INT: (int,), t.FLOAT: (float,), t.BOOL: (bool,), t.STR: (str,)}[
+        base
+    ]
     none = type(None)
     kinds = set(map(type, values))  # C-speed: these checks run for every value of a block
     if not kinds <= {*wanted, none}:

@@ -29,8 +29,9 @@ class PlaintextParser(Parser):
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         records, metadata, first_line = records_of(context)
-        line = self._next_line if isinstance(context, RawContext) and context.continues \
-            else first_line
+        line = (
+            self._next_line if isinstance(context, RawContext) and context.continues else first_line
+        )
         parts = []
         errors: list[ParseError] = []
         for record in records:
@@ -50,8 +51,11 @@ class PlaintextParser(Parser):
                     decoded.pop()
                 for text_line, reason in decoded:
                     if text_line is None:
-                        errors.append(ParseError(where_label(metadata, line, "plaintext"),
-                                                 f"the line is {reason}"))
+                        errors.append(
+                            ParseError(
+                                where_label(metadata, line, "plaintext"), f"the line is {reason}"
+                            )
+                        )
                     else:
                         good.append(text_line)
                     line += 1
@@ -75,10 +79,13 @@ class PlaintextByFileParser(Parser):
             try:
                 texts.append(data.decode("utf-8"))
             except UnicodeDecodeError as exc:
-                errors.append(ParseError(where_label(metadata, None, "plaintext"),
-                                         f"the contents are {invalid_utf8_reason(exc)}"))
-        return ParsedBlock(pl.DataFrame({"data": pl.Series(texts, dtype=pl.String)}),
-                           errors=errors)
+                errors.append(
+                    ParseError(
+                        where_label(metadata, None, "plaintext"),
+                        f"the contents are {invalid_utf8_reason(exc)}",
+                    )
+                )
+        return ParsedBlock(pl.DataFrame({"data": pl.Series(texts, dtype=pl.String)}), errors=errors)
 
 
 class BinaryParser(Parser):
@@ -97,4 +104,3 @@ class OnlyMetadataParser(Parser):
         records, metadata, _ = records_of(context)
         values = [t.Json(dict(metadata or {}))] * len(records)
         return ParsedBlock(pl.DataFrame({METADATA_COLUMN: pl.Series(values, dtype=pl.Object)}))
-

@@ -50,9 +50,18 @@ from deltaflow.io.minio import MinIOSettings
 from deltaflow.io.s3 import AwsS3Settings
 from deltaflow.schema_export import dtype_from_json
 
-__all__ = ["COLUMN_METADATA_KEY", "MAX_OUTAGE_ENV", "TYPE_TABLE", "AwsS3Settings",
-           "DigitalOceanS3Settings", "MinIOSettings", "TableOptimizer", "WasabiS3Settings",
-           "read", "write"]
+__all__ = [
+    "COLUMN_METADATA_KEY",
+    "MAX_OUTAGE_ENV",
+    "TYPE_TABLE",
+    "AwsS3Settings",
+    "DigitalOceanS3Settings",
+    "MinIOSettings",
+    "TableOptimizer",
+    "WasabiS3Settings",
+    "read",
+    "write",
+]
 
 _SPECIAL_COLUMNS = ("time", "diff", "_id")
 _PATHWAY_COLUMN_META_FIELD = COLUMN_METADATA_KEY  # Pathway's name of the metadata key
@@ -72,17 +81,23 @@ def _column_names(connector: str, table: Any, columns: Any, parameter: str) -> l
     for column in columns:
         if isinstance(column, ColumnReference):
             if column.table is not table:
-                raise ValueError(f"{connector}: {parameter} column {column.name!r} belongs to "
-                                 "another table; use columns of the table being written")
+                raise ValueError(
+                    f"{connector}: {parameter} column {column.name!r} belongs to "
+                    "another table; use columns of the table being written"
+                )
             name = column.name
         elif isinstance(column, str):
             name = column
         else:
-            raise TypeError(f"{connector}: {parameter} must be columns of the table "
-                            f"(table.column), got {type(column).__name__}")
+            raise TypeError(
+                f"{connector}: {parameter} must be columns of the table "
+                f"(table.column), got {type(column).__name__}"
+            )
         if name not in table._columns:
-            raise ValueError(f"{connector}: {parameter} column {name!r} is not a column of "
-                             f"the table; its columns are {list(table._columns)}")
+            raise ValueError(
+                f"{connector}: {parameter} column {name!r} is not a column of "
+                f"the table; its columns are {list(table._columns)}"
+            )
         if name in names:
             raise ValueError(f"{connector}: {parameter} names column {name!r} twice")
         names.append(name)
@@ -115,16 +130,23 @@ def write(
     connector = "pw.io.deltalake.write"
     location = resolve(uri, s3_connection_settings, connector)
     connector = f"pw.io.deltalake.write({location.uri})"
-    options = check_write_options(connector, table, default_name=connector, name=name,
-                                  sort_by=sort_by)
+    options = check_write_options(
+        connector, table, default_name=connector, name=name, sort_by=sort_by
+    )
     if output_table_type not in ("stream_of_changes", "snapshot"):
-        raise ValueError(f"{connector}: output_table_type must be 'stream_of_changes' or "
-                         f"'snapshot', got {output_table_type!r}")
+        raise ValueError(
+            f"{connector}: output_table_type must be 'stream_of_changes' or "
+            f"'snapshot', got {output_table_type!r}"
+        )
     if min_commit_frequency is not None and (
-            isinstance(min_commit_frequency, bool)
-            or not isinstance(min_commit_frequency, int | float) or min_commit_frequency < 0):
-        raise ValueError(f"{connector}: min_commit_frequency must be a non-negative number of "
-                         f"milliseconds or None, got {min_commit_frequency!r}")
+        isinstance(min_commit_frequency, bool)
+        or not isinstance(min_commit_frequency, int | float)
+        or min_commit_frequency < 0
+    ):
+        raise ValueError(
+            f"{connector}: min_commit_frequency must be a non-negative number of "
+            f"milliseconds or None, got {min_commit_frequency!r}"
+        )
     columns = options.columns
     for column, dtype in columns.items():
         reason = check_mappable(dtype)
@@ -133,31 +155,46 @@ def write(
     snapshot = output_table_type == "snapshot"
     reserved = [c for c in columns if c in (("_id",) if snapshot else ("time", "diff"))]
     if reserved:
-        raise ValueError(f"{connector}: column(s) {reserved} clash with the column(s) "
-                         f"{output_table_type} mode adds; rename them")
+        raise ValueError(
+            f"{connector}: column(s) {reserved} clash with the column(s) "
+            f"{output_table_type} mode adds; rename them"
+        )
     partitions = _column_names(connector, table, partition_columns or [], "partition_columns")
     for column in partitions:
         base = columns[column].strip_optional()
         if isinstance(base, t.Tuple | t.List | t.Array) or base.name == "PyObjectWrapper":
-            raise ValueError(f"{connector}: partition column {column!r} has type "
-                             f"{columns[column]!r}; Delta partitions need a primitive type")
+            raise ValueError(
+                f"{connector}: partition column {column!r} has type "
+                f"{columns[column]!r}; Delta partitions need a primitive type"
+            )
     if table_optimizer is not None:
         if not isinstance(table_optimizer, TableOptimizer):
-            raise TypeError(f"{connector}: table_optimizer must be a "
-                            "pw.io.deltalake.TableOptimizer")
+            raise TypeError(
+                f"{connector}: table_optimizer must be a pw.io.deltalake.TableOptimizer"
+            )
         tracked = table_optimizer.tracked_column
         if tracked.table is not table or tracked.name not in partitions:
-            raise ValueError(f"{connector}: the optimizer tracks column {tracked.name!r}, "
-                             "which is not a partition column of the table written; add it "
-                             "to partition_columns")
+            raise ValueError(
+                f"{connector}: the optimizer tracks column {tracked.name!r}, "
+                "which is not a partition column of the table written; add it "
+                "to partition_columns"
+            )
     keys = list(getattr(table.schema, "primary_key_columns", lambda: None)() or [])
-    spec = WriteSpec(location=location, columns=columns, primary_key=keys, snapshot=snapshot,
-                     partition_columns=partitions,
-                     min_commit_frequency_s=None if min_commit_frequency is None
-                     else min_commit_frequency / 1000.0,
-                     connector=connector)
-    writer = DeltaWriter(spec, None if table_optimizer is None else
-                         OptimizerRun(table_optimizer, location, connector))
+    spec = WriteSpec(
+        location=location,
+        columns=columns,
+        primary_key=keys,
+        snapshot=snapshot,
+        partition_columns=partitions,
+        min_commit_frequency_s=None
+        if min_commit_frequency is None
+        else min_commit_frequency / 1000.0,
+        connector=connector,
+    )
+    writer = DeltaWriter(
+        spec,
+        None if table_optimizer is None else OptimizerRun(table_optimizer, location, connector),
+    )
     session = DeltaOutputSession(options.name, writer, DeltaFormatter(spec))
     add_output(table, session, sort_by=options.sort_by)
 
@@ -188,15 +225,21 @@ def _stored_schema(location: Location, connector: str) -> Any:
             description = json.loads(raw)
             dtype = dtype_from_json(description["dtype"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{connector}: the description of column {field.name!r} stored "
-                             f"in the Delta table at {location.uri} cannot be read: "
-                             f"{exc}") from None
-        columns[field.name] = {"dtype": dtype.typehint,
-                               "primary_key": bool(description.get("primary_key", False))}
+            raise ValueError(
+                f"{connector}: the description of column {field.name!r} stored "
+                f"in the Delta table at {location.uri} cannot be read: "
+                f"{exc}"
+            ) from None
+        columns[field.name] = {
+            "dtype": dtype.typehint,
+            "primary_key": bool(description.get("primary_key", False)),
+        }
     if not columns:
-        raise ValueError(f"{connector}: the Delta table at {location.uri} stores no column "
-                         "descriptions (it was not written by pw.io.deltalake.write); pass "
-                         "schema=")
+        raise ValueError(
+            f"{connector}: the Delta table at {location.uri} stores no column "
+            "descriptions (it was not written by pw.io.deltalake.write); pass "
+            "schema="
+        )
     return schema_from_dict(columns)
 
 
@@ -227,18 +270,26 @@ def read(
     connector = "pw.io.deltalake.read"
     location = resolve(uri, s3_connection_settings, connector)
     connector = f"pw.io.deltalake.read({location.uri})"
-    options = check_read_options(connector, default_name=f"deltalake:{location.uri}",
-                                 schema=schema, mode=mode, name=name,
-                                 autocommit_duration_ms=autocommit_duration_ms,
-                                 max_backlog_size=max_backlog_size, schema_required=False,
-                                 **kwargs)
+    options = check_read_options(
+        connector,
+        default_name=f"deltalake:{location.uri}",
+        schema=schema,
+        mode=mode,
+        name=name,
+        autocommit_duration_ms=autocommit_duration_ms,
+        max_backlog_size=max_backlog_size,
+        schema_required=False,
+        **kwargs,
+    )
     if _backfilling_thresholds is not None:
         raise NotImplementedError(f"{connector}: _backfilling_thresholds is not supported")
     if start_from_timestamp_ms is not None and (
-            isinstance(start_from_timestamp_ms, bool)
-            or not isinstance(start_from_timestamp_ms, int)):
-        raise TypeError(f"{connector}: start_from_timestamp_ms must be an int (milliseconds "
-                        f"since the epoch) or None, got {start_from_timestamp_ms!r}")
+        isinstance(start_from_timestamp_ms, bool) or not isinstance(start_from_timestamp_ms, int)
+    ):
+        raise TypeError(
+            f"{connector}: start_from_timestamp_ms must be an int (milliseconds "
+            f"since the epoch) or None, got {start_from_timestamp_ms!r}"
+        )
     if options.schema is None:
         options = replace(options, schema=_stored_schema(location, connector))
     checked = options.schema
@@ -248,14 +299,19 @@ def read(
         reason = check_mappable(dtype)
         if reason:
             raise TypeError(f"{connector}: column {column!r}: {reason}")
-    spec = ReadSpec(location=location, columns=columns,
-                    primary_key=list(checked.primary_key_columns() or []),
-                    static=not options.streaming,
-                    start_from_timestamp_ms=start_from_timestamp_ms, connector=connector)
+    spec = ReadSpec(
+        location=location,
+        columns=columns,
+        primary_key=list(checked.primary_key_columns() or []),
+        static=not options.streaming,
+        start_from_timestamp_ms=start_from_timestamp_ms,
+        connector=connector,
+    )
     if location.is_local:
         _check_local(spec)
-    return input_table(options, lambda: DeltaReader(spec),
-                       TypedRowsParser(column_specs(checked, exclude=())))
+    return input_table(
+        options, lambda: DeltaReader(spec), TypedRowsParser(column_specs(checked, exclude=()))
+    )
 
 
 def _check_local(spec: ReadSpec) -> None:
@@ -265,8 +321,7 @@ def _check_local(spec: ReadSpec) -> None:
 
     if not DeltaTable.is_deltatable(spec.location.uri):
         if spec.static:
-            raise ValueError(f"{spec.connector}: there is no Delta table at "
-                             f"{spec.location.uri}")
+            raise ValueError(f"{spec.connector}: there is no Delta table at {spec.location.uri}")
         return
     reader = DeltaReader(spec)
     reader._check_table(DeltaTable(spec.location.uri))

@@ -133,8 +133,7 @@ class DeltaReader(Reader):
             self._start(table, latest)
         elif latest > self._current.number:
             self._advance(table, self._current.number + 1)
-        if self.spec.static and (self._current is not None
-                                 and self._current.number >= latest):
+        if self.spec.static and (self._current is not None and self._current.number >= latest):
             self._done = True
         if self._events:
             return self._events.popleft()
@@ -151,19 +150,29 @@ class DeltaReader(Reader):
         from deltalake import DeltaTable
 
         location = self.spec.location
-        exists = self._call("look for the Delta table at", lambda: DeltaTable.is_deltatable(
-            location.uri, storage_options=location.storage_options))
+        exists = self._call(
+            "look for the Delta table at",
+            lambda: DeltaTable.is_deltatable(
+                location.uri, storage_options=location.storage_options
+            ),
+        )
         if not exists:
             if not wait:
-                raise FileNotFoundError(f"{self.spec.connector}: there is no Delta table at "
-                                        f"{location.uri}")
+                raise FileNotFoundError(
+                    f"{self.spec.connector}: there is no Delta table at {location.uri}"
+                )
             if not self._waiting_logged:
-                logger.warning("%s: no Delta table at %s yet; waiting for it to be created",
-                               self.spec.connector, location.uri)
+                logger.warning(
+                    "%s: no Delta table at %s yet; waiting for it to be created",
+                    self.spec.connector,
+                    location.uri,
+                )
                 self._waiting_logged = True
             return None
-        self._table = self._call("open the Delta table at", lambda: DeltaTable(
-            location.uri, storage_options=location.storage_options))
+        self._table = self._call(
+            "open the Delta table at",
+            lambda: DeltaTable(location.uri, storage_options=location.storage_options),
+        )
         return self._table
 
     def _latest(self, table: Any) -> int:
@@ -174,14 +183,17 @@ class DeltaReader(Reader):
 
         location = self.spec.location
         if self._probe is None:
-            self._probe = self._call("open the Delta table at", lambda: DeltaTable(
-                location.uri, storage_options=location.storage_options))
+            self._probe = self._call(
+                "open the Delta table at",
+                lambda: DeltaTable(location.uri, storage_options=location.storage_options),
+            )
         self._call("read the log of the Delta table at", self._probe.update_incremental)
         return int(self._probe.version())
 
     def _load(self, table: Any, version: int) -> None:
-        self._call(f"load version {version} of the Delta table at",
-                   lambda: table.load_as_version(version))
+        self._call(
+            f"load version {version} of the Delta table at", lambda: table.load_as_version(version)
+        )
         self._check_table(table)
 
     def _check_table(self, table: Any) -> None:
@@ -190,28 +202,38 @@ class DeltaReader(Reader):
         spec = self.spec
         protocol = table.protocol()
         if "deletionVectors" in (protocol.reader_features or []):
-            raise ValueError(f"{spec.connector}: the Delta table at {spec.location.uri} uses "
-                             "deletion vectors, which this connector cannot read yet")
+            raise ValueError(
+                f"{spec.connector}: the Delta table at {spec.location.uri} uses "
+                "deletion vectors, which this connector cannot read yet"
+            )
         schema = pa.schema(table.schema().to_arrow())
         names = {f.name: f for f in schema}
         for column, dtype in spec.columns.items():
             if column not in names:
-                raise TypeMismatch(f"{spec.connector}: the schema's column {column!r} is not "
-                                   f"in the Delta table at {spec.location.uri}, whose columns "
-                                   f"are {list(names)}")
+                raise TypeMismatch(
+                    f"{spec.connector}: the schema's column {column!r} is not "
+                    f"in the Delta table at {spec.location.uri}, whose columns "
+                    f"are {list(names)}"
+                )
             check_compatible(spec.connector, column, names[column].type, dtype)
         diff = names.get(DIFF_COLUMN)
         stored = names.get(ID_COLUMN)
         # A snapshot table keeps each row's id in ``_id``: without a primary key in the
         # schema, those ids are used (they survive the MERGEs rewriting the data files).
-        self._stored_ids = ID_COLUMN not in spec.columns and not spec.primary_key and \
-            stored is not None and check_mappable_as_pointer(stored.type)
-        self._changelog = DIFF_COLUMN not in spec.columns and diff is not None and \
-            pa.types.is_integer(diff.type)
+        self._stored_ids = (
+            ID_COLUMN not in spec.columns
+            and not spec.primary_key
+            and stored is not None
+            and check_mappable_as_pointer(stored.type)
+        )
+        self._changelog = (
+            DIFF_COLUMN not in spec.columns and diff is not None and pa.types.is_integer(diff.type)
+        )
 
     def _files_of(self, table: Any, version: int) -> _Version:
-        actions = self._call("list the files of the Delta table at",
-                             lambda: table.get_add_actions(flatten=True))
+        actions = self._call(
+            "list the files of the Delta table at", lambda: table.get_add_actions(flatten=True)
+        )
         import pyarrow as pa
 
         listing = pl.from_arrow(pa.table(actions))  # delta-rs answers with an arro3 table
@@ -219,14 +241,14 @@ class DeltaReader(Reader):
         # Files in the order they were written (a stream of changes must be applied in
         # order): by the first ``time`` they hold when the log has statistics, then by
         # modification time.
-        order = [c for c in (f"min.{TIME_COLUMN}", "modification_time", "path")
-                 if c in listing.columns]
+        order = [
+            c for c in (f"min.{TIME_COLUMN}", "modification_time", "path") if c in listing.columns
+        ]
         listing = listing.sort(order, nulls_last=True)
         partition_names = [c for c in listing.columns if c.startswith("partition.")]
         files: dict[str, dict[str, Any]] = {}
         for row in listing.select(["path", *partition_names]).iter_rows(named=True):
-            files[row["path"]] = {k[len("partition."):]: v for k, v in row.items()
-                                  if k != "path"}
+            files[row["path"]] = {k[len("partition.") :]: v for k, v in row.items() if k != "path"}
         return _Version(version, files)
 
     # --- versions --------------------------------------------------------------------------
@@ -245,9 +267,13 @@ class DeltaReader(Reader):
                     start = max(start, int(entry["version"]))
                 operation = str(entry.get("operation", ""))
                 mode = str((entry.get("operationParameters") or {}).get("mode", "Append"))
-                if operation not in ("CREATE TABLE", "WRITE", "OPTIMIZE", "VACUUM START",
-                                     "VACUUM END") or (operation == "WRITE"
-                                                       and mode != "Append"):
+                if operation not in (
+                    "CREATE TABLE",
+                    "WRITE",
+                    "OPTIMIZE",
+                    "VACUUM START",
+                    "VACUUM END",
+                ) or (operation == "WRITE" and mode != "Append"):
                     append_only = False
             # An append-only table starting after a timestamp gives only the rows appended
             # later; a table with updates or deletions gives its state then, and the changes.
@@ -281,7 +307,8 @@ class DeltaReader(Reader):
                 f"{self.spec.connector}: version {new.number} of the Delta table at "
                 f"{self.spec.location.uri} rewrote data files of a stream of changes (a "
                 "'diff' column), which can only be followed with a primary key: declare the "
-                "key columns with pw.column_definition(primary_key=True)")
+                "key columns with pw.column_definition(primary_key=True)"
+            )
         for path in removed:
             self._events.append(NewSource({"path": path}, key=path, replaces=True))
             self._events.append(FinishedSource(commit_possibility=False))
@@ -303,8 +330,10 @@ class DeltaReader(Reader):
 
     def _fragments(self, table: Any) -> dict[str, Any]:
         dataset = self._call("open the data of the Delta table at", table.to_pyarrow_dataset)
-        return {_normal_path(fragment.path): (fragment, dataset.schema)
-                for fragment in dataset.get_fragments()}
+        return {
+            _normal_path(fragment.path): (fragment, dataset.schema)
+            for fragment in dataset.get_fragments()
+        }
 
     def _context(self, fragments: dict[str, Any], path: str) -> RowsContext:
         """The rows of the data file ``path``: insertions, or (stream of changes) insertions
@@ -321,18 +350,24 @@ class DeltaReader(Reader):
         keys, matched = self._change_ids(frame, diffs, path)
         return RowsContext(frame.filter(matched), kind="column", keys=keys.filter(matched))
 
-    def _rows(self, fragments: dict[str, Any], path: str
-              ) -> tuple[pl.DataFrame, pl.Series | None]:
+    def _rows(self, fragments: dict[str, Any], path: str) -> tuple[pl.DataFrame, pl.Series | None]:
         spec = self.spec
         entry = fragments.get(_normal_path(path))
         if entry is None:
-            raise RuntimeError(f"{spec.connector}: data file {path!r} of the Delta table at "
-                               f"{spec.location.uri} is listed by the log but not readable")
+            raise RuntimeError(
+                f"{spec.connector}: data file {path!r} of the Delta table at "
+                f"{spec.location.uri} is listed by the log but not readable"
+            )
         fragment, schema = entry
-        names = list(spec.columns) + ([DIFF_COLUMN] if self._changelog else []) \
+        names = (
+            list(spec.columns)
+            + ([DIFF_COLUMN] if self._changelog else [])
             + ([ID_COLUMN] if self._stored_ids else [])
-        data = self._call(f"read data file {path!r} of the Delta table at",
-                          lambda: fragment.to_table(schema=schema, columns=names))
+        )
+        data = self._call(
+            f"read data file {path!r} of the Delta table at",
+            lambda: fragment.to_table(schema=schema, columns=names),
+        )
         series = []
         bad: pl.Series | None = None
         bad_columns: list[str] = []
@@ -371,13 +406,17 @@ class DeltaReader(Reader):
         for name in self.spec.columns:
             column = frame[name]
             if column.dtype == pl.Object:
-                column = pl.Series(name, [None if v is None else _match_text(v)
-                                          for v in column.to_list()], dtype=pl.String)
+                column = pl.Series(
+                    name,
+                    [None if v is None else _match_text(v) for v in column.to_list()],
+                    dtype=pl.String,
+                )
             columns.append(column.rename(f"m_{name}"))
         return pl.DataFrame(columns)
 
-    def _change_ids(self, frame: pl.DataFrame, diffs: pl.Series, path: str
-                    ) -> tuple[pl.Series, pl.Series]:
+    def _change_ids(
+        self, frame: pl.DataFrame, diffs: pl.Series, path: str
+    ) -> tuple[pl.Series, pl.Series]:
         """Ids of the change rows of one data file of a stream of changes without a primary
         key, and a mask of the rows kept. An insertion's id is its position in the file; a
         deletion takes the id of a live row (or of a row this file inserted) with the same
@@ -396,18 +435,21 @@ class DeltaReader(Reader):
         rank = pl.int_range(pl.len()).over(names).alias("__rank")
         deletions = keys.with_row_index("__row").filter(~inserted).with_columns(rank)
         candidates = live.with_columns(rank)
-        matched = deletions.join(candidates, on=[*names, "__rank"], how="left",
-                                 nulls_equal=True)
+        matched = deletions.join(candidates, on=[*names, "__rank"], how="left", nulls_equal=True)
         found = matched.filter(pl.col(ID).is_not_null())
         missing = matched.height - found.height
         if missing:
-            logger.error("%s: skipped %d deletion(s) in data file %r of the Delta table at %s "
-                         "that match no row in the table", self.spec.connector, missing, path,
-                         self.spec.location.uri)
+            logger.error(
+                "%s: skipped %d deletion(s) in data file %r of the Delta table at %s "
+                "that match no row in the table",
+                self.spec.connector,
+                missing,
+                path,
+                self.spec.location.uri,
+            )
         self._live = live.filter(~pl.col(ID).is_in(found[ID].implode()))
         replaced = pl.DataFrame({"__row": found["__row"], "__id": found[ID]})
-        out = pl.DataFrame({ID: ids}).with_row_index("__row").join(replaced, on="__row",
-                                                                    how="left")
+        out = pl.DataFrame({ID: ids}).with_row_index("__row").join(replaced, on="__row", how="left")
         keep = inserted | out["__row"].is_in(found["__row"].implode())
         return out["__id"].fill_null(out[ID]).rename(ID), keep
 
@@ -428,11 +470,18 @@ class DeltaReader(Reader):
         self._bad_logged.add(key)
         first = int(bad.arg_true()[0])
         sample = {c: data.column(c)[first].as_py() for c in columns}
-        logger.error("%s: skipped %d row(s) of data file %r of the Delta table at %s whose "
-                     "column(s) %s do not fit the schema (%s), e.g. row %d with %r",
-                     self.spec.connector, int(bad.sum()), path, self.spec.location.uri,
-                     columns, ", ".join(f"{c}: {self._expected(c)}" for c in columns),
-                     first, sample)
+        logger.error(
+            "%s: skipped %d row(s) of data file %r of the Delta table at %s whose "
+            "column(s) %s do not fit the schema (%s), e.g. row %d with %r",
+            self.spec.connector,
+            int(bad.sum()),
+            path,
+            self.spec.location.uri,
+            columns,
+            ", ".join(f"{c}: {self._expected(c)}" for c in columns),
+            first,
+            sample,
+        )
 
     def _expected(self, column: str) -> str:
         if column == DIFF_COLUMN:

@@ -37,10 +37,23 @@ _S3_SCHEMES = ("s3://", "s3a://")
 
 # Words in delta-rs / object store errors meaning "could not reach the store" (worth a retry)
 # rather than "the store answered no" (wrong settings, missing table: fatal).
-_TRANSIENT_MARKERS = ("connect", "timed out", "timeout", "error sending request",
-                      "connection reset", "broken pipe", "dns", "temporarily unavailable",
-                      "slowdown", "503", "500 internal", "service unavailable",
-                      "io error", "http error", "request error")
+_TRANSIENT_MARKERS = (
+    "connect",
+    "timed out",
+    "timeout",
+    "error sending request",
+    "connection reset",
+    "broken pipe",
+    "dns",
+    "temporarily unavailable",
+    "slowdown",
+    "503",
+    "500 internal",
+    "service unavailable",
+    "io error",
+    "http error",
+    "request error",
+)
 
 T = TypeVar("T")
 
@@ -73,20 +86,23 @@ def max_outage_s(connector: str) -> float:
 def resolve(uri: Any, settings: Any, connector: str) -> Location:
     """Check ``uri`` and ``settings`` (when the pipeline is defined) and build the location."""
     if not isinstance(uri, str | PathLike):
-        raise TypeError(f"{connector}: uri must be a str or os.PathLike, got "
-                        f"{type(uri).__name__}")
+        raise TypeError(f"{connector}: uri must be a str or os.PathLike, got {type(uri).__name__}")
     text = fspath(uri)
     if not isinstance(text, str) or not text:
         raise ValueError(f"{connector}: uri must be a non-empty path or s3:// URI")
     outage = max_outage_s(connector)
     if not is_s3_uri(text):
         if "://" in text and not text.startswith("file://"):
-            raise ValueError(f"{connector}: uri {text!r} uses a scheme this connector does not "
-                             "support; use a local path or s3:// (s3a://)")
+            raise ValueError(
+                f"{connector}: uri {text!r} uses a scheme this connector does not "
+                "support; use a local path or s3:// (s3a://)"
+            )
         if settings is not None:
-            raise ValueError(f"{connector}: s3_connection_settings were given but uri {text!r} "
-                             "is not an s3:// URI")
-        local = text[len("file://"):] if text.startswith("file://") else text
+            raise ValueError(
+                f"{connector}: s3_connection_settings were given but uri {text!r} "
+                "is not an s3:// URI"
+            )
+        local = text[len("file://") :] if text.startswith("file://") else text
         return Location(os.path.abspath(local), None, [], outage)
     return _s3_location(text, settings, connector, outage)
 
@@ -97,18 +113,25 @@ def _s3_location(uri: str, settings: Any, connector: str, outage: float) -> Loca
     if settings is not None and hasattr(settings, "create_aws_settings"):
         settings = settings.create_aws_settings()
     if settings is not None and not isinstance(settings, AwsS3Settings):
-        raise TypeError(f"{connector}: s3_connection_settings must be pw.io.s3.AwsS3Settings "
-                        f"or pw.io.minio.MinIOSettings, got {type(settings).__name__}")
+        raise TypeError(
+            f"{connector}: s3_connection_settings must be pw.io.s3.AwsS3Settings "
+            f"or pw.io.minio.MinIOSettings, got {type(settings).__name__}"
+        )
     _scheme, _, rest = uri.partition("://")
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise ValueError(f"{connector}: uri {uri!r} names no bucket")
     if settings is not None and settings.bucket_name and settings.bucket_name != bucket:
-        raise ValueError(f"{connector}: uri {uri!r} names bucket {bucket!r} but the settings "
-                         f"name bucket {settings.bucket_name!r}; make them agree")
+        raise ValueError(
+            f"{connector}: uri {uri!r} names bucket {bucket!r} but the settings "
+            f"name bucket {settings.bucket_name!r}; make them agree"
+        )
     options: dict[str, str] = {
         # delta-rs's own retries stay short: ours (max_outage_s) decide when to give up.
-        "timeout": "30s", "connect_timeout": "5s", "max_retries": "1", "retry_timeout": "5s",
+        "timeout": "30s",
+        "connect_timeout": "5s",
+        "max_retries": "1",
+        "retry_timeout": "5s",
     }
     secrets: list[str] = []
     if settings is not None:
@@ -127,8 +150,11 @@ def _s3_location(uri: str, settings: Any, connector: str, outage: float) -> Loca
         if settings.with_path_style:
             options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
         secrets = settings._secrets()
-    if "AWS_REGION" not in options and not os.environ.get("AWS_REGION") and \
-            not os.environ.get("AWS_DEFAULT_REGION"):
+    if (
+        "AWS_REGION" not in options
+        and not os.environ.get("AWS_REGION")
+        and not os.environ.get("AWS_DEFAULT_REGION")
+    ):
         options["AWS_REGION"] = "us-east-1"
     # One writer per table is the connector's contract (as for Pathway); without it delta-rs
     # refuses to commit to S3 unless a locking provider is configured.
@@ -143,8 +169,13 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, TableNotFoundError):
         return False
     text = str(error).lower()
-    if "404 not found" in text or "403 forbidden" in text or "nosuchbucket" in text \
-            or "invalidaccesskeyid" in text or "signaturedoesnotmatch" in text:
+    if (
+        "404 not found" in text
+        or "403 forbidden" in text
+        or "nosuchbucket" in text
+        or "invalidaccesskeyid" in text
+        or "signaturedoesnotmatch" in text
+    ):
         return False
     return any(marker in text for marker in _TRANSIENT_MARKERS)
 
@@ -153,26 +184,41 @@ class StoreUnreachable(ConnectorError):
     """The store stayed unreachable for longer than the configured outage limit."""
 
 
-def with_retries(location: Location, action: str, call: Callable[[], T], *,
-                 connector: str, stop: Callable[[], bool] | None = None) -> T:
+def with_retries(
+    location: Location,
+    action: str,
+    call: Callable[[], T],
+    *,
+    connector: str,
+    stop: Callable[[], bool] | None = None,
+) -> T:
     """``call()``, retried per the shared retry policy while it fails because the store is
     unreachable, for at most ``location.max_outage_s``; other errors are raised at once
     (redacted)."""
+
     def describe(exc: BaseException) -> str:
         return redact(f"{type(exc).__name__}: {exc}", location.secrets)
 
     policy = policy_for("deltalake", connector).with_max_outage(location.max_outage_s)
     try:
         return call_with_retries(
-            call, policy=policy, is_transient=is_transient, describe=describe, stop=stop,
-            what=f"{connector}: {action} {location.uri}", hint=MAX_OUTAGE_ENV,
-            failing="the store stayed unreachable")
+            call,
+            policy=policy,
+            is_transient=is_transient,
+            describe=describe,
+            stop=stop,
+            what=f"{connector}: {action} {location.uri}",
+            hint=MAX_OUTAGE_ENV,
+            failing="the store stayed unreachable",
+        )
     except OutageTooLong as exc:
-        raise StoreUnreachable(f"{connector}: cannot {action} {location.uri}: "
-                               f"{exc.detail}") from None
+        raise StoreUnreachable(
+            f"{connector}: cannot {action} {location.uri}: {exc.detail}"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - not transient: the settings or the table
-        raise RuntimeError(f"{connector}: cannot {action} {location.uri}: "
-                           f"{describe(exc)}") from None
+        raise RuntimeError(
+            f"{connector}: cannot {action} {location.uri}: {describe(exc)}"
+        ) from None
 
 
 class _HostedS3Settings:
@@ -181,8 +227,14 @@ class _HostedS3Settings:
 
     _endpoint_template = ""
 
-    def __init__(self, bucket_name: str, *, access_key: str | None = None,
-                 secret_access_key: str | None = None, region: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket_name: str,
+        *,
+        access_key: str | None = None,
+        secret_access_key: str | None = None,
+        region: str | None = None,
+    ) -> None:
         self.bucket_name = bucket_name
         self.access_key = access_key
         self.secret_access_key = secret_access_key
@@ -196,9 +248,13 @@ class _HostedS3Settings:
 
         if not self.region:
             raise ValueError(f"{type(self).__name__}: a region is needed to find the endpoint")
-        return AwsS3Settings(bucket_name=self.bucket_name, access_key=self.access_key,
-                             secret_access_key=self.secret_access_key, region=self.region,
-                             endpoint=self._endpoint_template.format(region=self.region))
+        return AwsS3Settings(
+            bucket_name=self.bucket_name,
+            access_key=self.access_key,
+            secret_access_key=self.secret_access_key,
+            region=self.region,
+            endpoint=self._endpoint_template.format(region=self.region),
+        )
 
 
 class DigitalOceanS3Settings(_HostedS3Settings):

@@ -37,20 +37,32 @@ TYPE_TABLE: list[tuple[str, str, str]] = [
     ("float", "double (float64)", "also read: float, half float, decimal (through float64)"),
     ("str", "string", "also read: decimal (as its exact text)"),
     ("bytes", "binary", ""),
-    ("DateTimeNaive", "timestamp_ntz (microseconds)",
-     "nanoseconds are truncated; also read: timestamp of any unit, date (at midnight)"),
-    ("DateTimeUtc", "timestamp (microseconds, UTC)",
-     "nanoseconds are truncated; a timestamp without zone is read as UTC"),
+    (
+        "DateTimeNaive",
+        "timestamp_ntz (microseconds)",
+        "nanoseconds are truncated; also read: timestamp of any unit, date (at midnight)",
+    ),
+    (
+        "DateTimeUtc",
+        "timestamp (microseconds, UTC)",
+        "nanoseconds are truncated; a timestamp without zone is read as UTC",
+    ),
     ("Duration", "long: microseconds", "nanoseconds are truncated; also read: Arrow duration"),
     ("Pointer", "string: ^ and 26 base-32 digits", ""),
     ("Json", "string: the JSON text", "a text that is not JSON is a bad row"),
     ("tuple[...]", "struct with fields [0], [1], ...", ""),
     ("list[T]", "array of T", ""),
-    ("np.ndarray", "struct {shape: array<long>, elements: array<long or double>}",
-     "elements are double unless the element type is int"),
-    ("PyObjectWrapper", "binary: a pickle of the wrapped object",
-     "not readable by Pathway (which uses its own encoding); unpickling runs code: read "
-     "only tables you trust"),
+    (
+        "np.ndarray",
+        "struct {shape: array<long>, elements: array<long or double>}",
+        "elements are double unless the element type is int",
+    ),
+    (
+        "PyObjectWrapper",
+        "binary: a pickle of the wrapped object",
+        "not readable by Pathway (which uses its own encoding); unpickling runs code: read "
+        "only tables you trust",
+    ),
 ]
 """(deltaflow type, Delta type, notes). ``Optional[T]`` is ``T`` in a nullable field; other
 fields are written non-nullable. ``Any`` has no mapping (rejected when the pipeline is
@@ -81,23 +93,38 @@ def arrow_type(dtype: t.DType) -> pa.DataType:
     """The Arrow type of the Delta column storing ``dtype``."""
     base = dtype.strip_optional()
     simple = {
-        "bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "str": pa.string(),
-        "bytes": pa.binary(), "DateTimeNaive": pa.timestamp("us"),
-        "DateTimeUtc": pa.timestamp("us", tz="UTC"), "Duration": pa.int64(),
-        "Pointer": pa.string(), "Json": pa.string(), "PyObjectWrapper": pa.binary(),
+        "bool": pa.bool_(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "str": pa.string(),
+        "bytes": pa.binary(),
+        "DateTimeNaive": pa.timestamp("us"),
+        "DateTimeUtc": pa.timestamp("us", tz="UTC"),
+        "Duration": pa.int64(),
+        "Pointer": pa.string(),
+        "Json": pa.string(),
+        "PyObjectWrapper": pa.binary(),
     }
     if base.name in simple:
         return simple[base.name]
     if isinstance(base, t.Tuple):
-        return pa.struct([pa.field(f"[{i}]", arrow_type(arg), nullable=arg.is_optional)
-                          for i, arg in enumerate(base.args)])
+        return pa.struct(
+            [
+                pa.field(f"[{i}]", arrow_type(arg), nullable=arg.is_optional)
+                for i, arg in enumerate(base.args)
+            ]
+        )
     if isinstance(base, t.List):
         return pa.list_(pa.field("element", arrow_type(base.arg), nullable=True))
     if isinstance(base, t.Array):
-        element = pa.int64() if base.wrapped is not None and \
-            base.wrapped.strip_optional() == t.INT else pa.float64()
-        return pa.struct([pa.field("shape", pa.list_(pa.int64())),
-                          pa.field("elements", pa.list_(element))])
+        element = (
+            pa.int64()
+            if base.wrapped is not None and base.wrapped.strip_optional() == t.INT
+            else pa.float64()
+        )
+        return pa.struct(
+            [pa.field("shape", pa.list_(pa.int64())), pa.field("elements", pa.list_(element))]
+        )
     raise TypeError(f"type {dtype!r} has no Delta Lake type")
 
 
@@ -107,8 +134,13 @@ def arrow_type(dtype: t.DType) -> pa.DataType:
 
 
 def column_metadata(name: str, dtype: t.DType, primary_key: bool) -> dict[str, str]:
-    description = {"dtype": dtype_to_json(dtype), "name": name, "primary_key": primary_key,
-                   "append_only": False, "description": None}
+    description = {
+        "dtype": dtype_to_json(dtype),
+        "name": name,
+        "primary_key": primary_key,
+        "append_only": False,
+        "description": None,
+    }
     return {COLUMN_METADATA_KEY: json.dumps(description)}
 
 
@@ -136,13 +168,18 @@ def _python_value(value: Any, dtype: t.DType) -> Any:
     if name == "Pointer":
         return _pointer_text(value)
     if name == "Json":
-        return json.dumps(value.value if isinstance(value, t.Json) else value,
-                          separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(
+            value.value if isinstance(value, t.Json) else value,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
     if name == "PyObjectWrapper":
         return pickle.dumps(value.value if isinstance(value, t.PyObjectWrapper) else value)
     if isinstance(base, t.Tuple):
-        return {f"[{i}]": _python_value(v, a) for i, (v, a) in
-                enumerate(zip(value, base.args, strict=True))}
+        return {
+            f"[{i}]": _python_value(v, a)
+            for i, (v, a) in enumerate(zip(value, base.args, strict=True))
+        }
     if isinstance(base, t.List):
         return [_python_value(v, base.arg) for v in value]
     if isinstance(base, t.Array):
@@ -161,8 +198,7 @@ def encode_column(series: pl.Series, dtype: t.DType) -> pa.Array:
     if name == "DateTimeNaive":
         return series.dt.cast_time_unit("us").to_arrow().cast(target)
     if name == "DateTimeUtc":
-        return series.dt.convert_time_zone("UTC").dt.cast_time_unit("us").to_arrow() \
-            .cast(target)
+        return series.dt.convert_time_zone("UTC").dt.cast_time_unit("us").to_arrow().cast(target)
     if name == "Duration":
         return series.dt.total_microseconds().to_arrow().cast(target)
     if name == "Pointer":
@@ -193,10 +229,12 @@ def _compatible(kind: pa.DataType, dtype: t.DType) -> bool:
         return True
     if pa.types.is_dictionary(kind):
         return _compatible(kind.value_type, dtype)
-    strings = pa.types.is_string(kind) or pa.types.is_large_string(kind) or \
-        pa.types.is_string_view(kind)
-    binary = pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or \
-        pa.types.is_binary_view(kind)
+    strings = (
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+    )
+    binary = (
+        pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind)
+    )
     checks: dict[str, Callable[[], bool]] = {
         "bool": lambda: pa.types.is_boolean(kind),
         "int": lambda: _is_int(kind),
@@ -216,11 +254,14 @@ def _compatible(kind: pa.DataType, dtype: t.DType) -> bool:
         if not pa.types.is_struct(kind) or kind.num_fields != len(base.args):
             return False
         fields = {kind.field(i).name: kind.field(i).type for i in range(kind.num_fields)}
-        return all(f"[{i}]" in fields and _compatible(fields[f"[{i}]"], arg)
-                   for i, arg in enumerate(base.args))
+        return all(
+            f"[{i}]" in fields and _compatible(fields[f"[{i}]"], arg)
+            for i, arg in enumerate(base.args)
+        )
     if isinstance(base, t.List):
-        return (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and \
-            _compatible(kind.value_type, base.arg)
+        return (pa.types.is_list(kind) or pa.types.is_large_list(kind)) and _compatible(
+            kind.value_type, base.arg
+        )
     if isinstance(base, t.Array):
         if not pa.types.is_struct(kind):
             return False
@@ -231,12 +272,15 @@ def _compatible(kind: pa.DataType, dtype: t.DType) -> bool:
 
 def check_compatible(connector: str, column: str, kind: pa.DataType, dtype: t.DType) -> None:
     if not _compatible(kind, dtype):
-        raise TypeMismatch(f"{connector}: column {column!r} is stored as Delta/Arrow type "
-                           f"{kind} in the table, which cannot be read as {dtype!r}")
+        raise TypeMismatch(
+            f"{connector}: column {column!r} is stored as Delta/Arrow type "
+            f"{kind} in the table, which cannot be read as {dtype!r}"
+        )
 
 
-def _from_python(values: list[Any], dtype: t.DType, convert: Callable[[Any], Any]
-                 ) -> tuple[list[Any], list[bool]]:
+def _from_python(
+    values: list[Any], dtype: t.DType, convert: Callable[[Any], Any]
+) -> tuple[list[Any], list[bool]]:
     out: list[Any] = []
     bad: list[bool] = []
     for value in values:
@@ -247,8 +291,15 @@ def _from_python(values: list[Any], dtype: t.DType, convert: Callable[[Any], Any
         try:
             out.append(convert(value))
             bad.append(False)
-        except (ConversionError, ValueError, TypeError, KeyError, pickle.UnpicklingError,
-                EOFError, AttributeError):
+        except (
+            ConversionError,
+            ValueError,
+            TypeError,
+            KeyError,
+            pickle.UnpicklingError,
+            EOFError,
+            AttributeError,
+        ):
             out.append(None)
             bad.append(True)
     return out, bad
@@ -269,18 +320,19 @@ def _python_from_stored(value: Any, dtype: t.DType) -> Any:
     if name == "PyObjectWrapper":
         return t.PyObjectWrapper(pickle.loads(value))  # noqa: S301 - documented
     if isinstance(base, t.Tuple):
-        return tuple(_python_from_stored(value[f"[{i}]"], arg) for i, arg in
-                     enumerate(base.args))
+        return tuple(_python_from_stored(value[f"[{i}]"], arg) for i, arg in enumerate(base.args))
     if isinstance(base, t.List):
         return [_python_from_stored(v, base.arg) for v in value]
     if isinstance(base, t.Array):
-        kind = np.int64 if base.wrapped is not None and base.wrapped.strip_optional() == t.INT \
+        kind = (
+            np.int64
+            if base.wrapped is not None and base.wrapped.strip_optional() == t.INT
             else None
+        )
         elements = value["elements"]
         array = np.array(elements, dtype=kind) if kind is not None else np.array(elements)
         return array.reshape(value["shape"])
-    if name in ("DateTimeNaive", "DateTimeUtc", "Duration", "int", "float", "str", "bytes",
-                "bool"):
+    if name in ("DateTimeNaive", "DateTimeUtc", "Duration", "int", "float", "str", "bytes", "bool"):
         column, bad = decode_column(pa.array([value]), dtype)
         if bad is not None and bad[0]:
             raise ValueError(f"{value!r} does not fit {dtype!r}")
@@ -288,8 +340,9 @@ def _python_from_stored(value: Any, dtype: t.DType) -> Any:
     raise ValueError(f"no conversion to {dtype!r}")
 
 
-def decode_column(array: pa.Array | pa.ChunkedArray, dtype: t.DType
-                  ) -> tuple[pl.Series, pl.Series | None]:
+def decode_column(
+    array: pa.Array | pa.ChunkedArray, dtype: t.DType
+) -> tuple[pl.Series, pl.Series | None]:
     """The deltaflow column stored in ``array`` and a mask of rows that could not be read
     (None when every row could). A null in a non-Optional column is a bad row."""
     if isinstance(array, pa.ChunkedArray):
@@ -300,17 +353,21 @@ def decode_column(array: pa.Array | pa.ChunkedArray, dtype: t.DType
     name = base.name
     kind = array.type
     bad: pl.Series | None = None
-    if name in ("Pointer", "Json", "PyObjectWrapper") or isinstance(base, t.Tuple | t.List |
-                                                                      t.Array):
-        values, bad_list = _from_python(array.to_pylist(), dtype,
-                                        lambda v: _python_from_stored(v, base))
+    if name in ("Pointer", "Json", "PyObjectWrapper") or isinstance(
+        base, t.Tuple | t.List | t.Array
+    ):
+        values, bad_list = _from_python(
+            array.to_pylist(), dtype, lambda v: _python_from_stored(v, base)
+        )
         series = series_from_values("v", values, dtype)
         bad = pl.Series(bad_list, dtype=pl.Boolean)
     else:
         if pa.types.is_decimal(kind):
             if name == "str":  # the exact text, with the column's scale ("0.0000", not "0E-4")
-                array = pa.array([None if v is None else format(v, "f")
-                                  for v in array.to_pylist()], type=pa.string())
+                array = pa.array(
+                    [None if v is None else format(v, "f") for v in array.to_pylist()],
+                    type=pa.string(),
+                )
             else:
                 array = pc.cast(array, pa.float64())
         elif pa.types.is_date(kind):
@@ -329,11 +386,17 @@ def decode_column(array: pa.Array | pa.ChunkedArray, dtype: t.DType
                 series = (micros * 1000).cast(pl.Duration("ns"))
         elif name in ("DateTimeNaive", "DateTimeUtc"):
             zone = getattr(raw.dtype, "time_zone", None)
-            series = raw.cast(pl.Datetime(raw.dtype.time_unit, zone)) \
-                if isinstance(raw.dtype, pl.Datetime) else raw
+            series = (
+                raw.cast(pl.Datetime(raw.dtype.time_unit, zone))
+                if isinstance(raw.dtype, pl.Datetime)
+                else raw
+            )
             if name == "DateTimeUtc":
-                series = series.dt.replace_time_zone("UTC") if zone is None \
+                series = (
+                    series.dt.replace_time_zone("UTC")
+                    if zone is None
                     else series.dt.convert_time_zone("UTC")
+                )
             elif zone is not None:
                 series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
             series = series.dt.cast_time_unit("ns")

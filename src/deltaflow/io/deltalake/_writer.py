@@ -52,14 +52,22 @@ class WriteSpec:
 
     def arrow_schema(self) -> pa.Schema:
         """The Delta table's schema: the columns (with their descriptions) + special ones."""
-        fields = [pa.field(name, arrow_type(dtype), nullable=dtype.is_optional,
-                           metadata=column_metadata(name, dtype, name in self.primary_key))
-                  for name, dtype in self.columns.items()]
+        fields = [
+            pa.field(
+                name,
+                arrow_type(dtype),
+                nullable=dtype.is_optional,
+                metadata=column_metadata(name, dtype, name in self.primary_key),
+            )
+            for name, dtype in self.columns.items()
+        ]
         if self.snapshot:
             fields.insert(0, pa.field(ID_COLUMN, pa.string(), nullable=False))
         else:
-            fields += [pa.field(TIME_COLUMN, pa.int64(), nullable=False),
-                       pa.field(DIFF_COLUMN, pa.int64(), nullable=False)]
+            fields += [
+                pa.field(TIME_COLUMN, pa.int64(), nullable=False),
+                pa.field(DIFF_COLUMN, pa.int64(), nullable=False),
+            ]
         return pa.schema(fields)
 
 
@@ -74,22 +82,29 @@ class DeltaFormatter(Formatter):
     def format(self, batch: pl.DataFrame, time: int) -> pa.Table:
         for name in self.spec.partition_columns:
             dtype = self.spec.columns[name]
-            if dtype.strip_optional() in (t.STR, t.BYTES) and \
-                    (batch[name].cast(pl.Binary).bin.size() == 0).any():
-                raise ValueError(f"{self.spec.connector}: partition column {name!r} holds an "
-                                 "empty value, which Delta Lake stores as null (the partition "
-                                 "directory cannot be named by an empty value); declare the "
-                                 "column Optional or keep empty values out of it")
-        arrays = {name: encode_column(batch[name], dtype)
-                  for name, dtype in self.spec.columns.items()}
+            if (
+                dtype.strip_optional() in (t.STR, t.BYTES)
+                and (batch[name].cast(pl.Binary).bin.size() == 0).any()
+            ):
+                raise ValueError(
+                    f"{self.spec.connector}: partition column {name!r} holds an "
+                    "empty value, which Delta Lake stores as null (the partition "
+                    "directory cannot be named by an empty value); declare the "
+                    "column Optional or keep empty values out of it"
+                )
+        arrays = {
+            name: encode_column(batch[name], dtype) for name, dtype in self.spec.columns.items()
+        }
         if self.spec.snapshot:
             ids = encode_column(batch[ID], t.POINTER)
-            data = pa.table({ID_COLUMN: ids, **arrays,
-                             _OP: batch[DIFF].cast(pl.Int64).to_arrow()})
+            data = pa.table({ID_COLUMN: ids, **arrays, _OP: batch[DIFF].cast(pl.Int64).to_arrow()})
             return data
         n = batch.height
-        arrays[TIME_COLUMN] = pa.array([time] * n, type=pa.int64()) if n < 64 else \
-            pl.repeat(time, n, dtype=pl.Int64, eager=True).to_arrow()
+        arrays[TIME_COLUMN] = (
+            pa.array([time] * n, type=pa.int64())
+            if n < 64
+            else pl.repeat(time, n, dtype=pl.Int64, eager=True).to_arrow()
+        )
         arrays[DIFF_COLUMN] = batch[DIFF].cast(pl.Int64).to_arrow()
         return pa.table(arrays, schema=self.schema)
 
@@ -105,8 +120,12 @@ def _normalized(kind: pa.DataType) -> pa.DataType:
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         return pa.list_(_normalized(kind.value_type))
     if pa.types.is_struct(kind):
-        return pa.struct([pa.field(kind.field(i).name, _normalized(kind.field(i).type))
-                          for i in range(kind.num_fields)])
+        return pa.struct(
+            [
+                pa.field(kind.field(i).name, _normalized(kind.field(i).type))
+                for i in range(kind.num_fields)
+            ]
+        )
     return kind
 
 
@@ -138,21 +157,29 @@ class DeltaWriter(Writer):
         schema = spec.arrow_schema()
 
         def existing() -> tuple[pa.Schema, list[str]] | None:
-            if not DeltaTable.is_deltatable(location.uri,
-                                            storage_options=location.storage_options):
+            if not DeltaTable.is_deltatable(location.uri, storage_options=location.storage_options):
                 return None
             table = DeltaTable(location.uri, storage_options=location.storage_options)
             return pa.schema(table.schema().to_arrow()), table.metadata().partition_columns
 
-        found = with_retries(location, "open the Delta table at", existing,
-                             connector=spec.connector)
+        found = with_retries(
+            location, "open the Delta table at", existing, connector=spec.connector
+        )
         if found is not None:
             self._check_existing(*found)
         else:
-            with_retries(location, "create the Delta table at", lambda: DeltaTable.create(
-                location.uri, schema=schema, mode="error",
-                partition_by=spec.partition_columns or None,
-                storage_options=location.storage_options), connector=spec.connector)
+            with_retries(
+                location,
+                "create the Delta table at",
+                lambda: DeltaTable.create(
+                    location.uri,
+                    schema=schema,
+                    mode="error",
+                    partition_by=spec.partition_columns or None,
+                    storage_options=location.storage_options,
+                ),
+                connector=spec.connector,
+            )
             self._created_empty = True
         self._last_commit = _time.monotonic()
 
@@ -170,24 +197,30 @@ class DeltaWriter(Writer):
                 # text spells (as in Pathway): checked value by value when written.
                 self._decimals[field.name] = present.type
             elif _normalized(present.type) != _normalized(field.type):
-                problems.append(f"column {field.name!r} is {present.type} in the table, but "
-                                f"{field.type} is written")
+                problems.append(
+                    f"column {field.name!r} is {present.type} in the table, but "
+                    f"{field.type} is written"
+                )
             elif field.nullable != present.nullable:
                 # As Pathway: nullability must agree both ways (a nullable Delta column read
                 # back would otherwise not give the type written).
-                problems.append(f"column {field.name!r} is "
-                                f"{'nullable' if present.nullable else 'not nullable'} in the "
-                                f"table, but the column written is "
-                                f"{'Optional' if field.nullable else 'not Optional'}")
+                problems.append(
+                    f"column {field.name!r} is "
+                    f"{'nullable' if present.nullable else 'not nullable'} in the "
+                    f"table, but the column written is "
+                    f"{'Optional' if field.nullable else 'not Optional'}"
+                )
         if have:
             problems.append(f"the table has columns {sorted(have)} that are not written")
         if spec.partition_columns and list(partitions) != spec.partition_columns:
-            problems.append(f"the table is partitioned by {partitions}, not by "
-                            f"{spec.partition_columns}")
+            problems.append(
+                f"the table is partitioned by {partitions}, not by {spec.partition_columns}"
+            )
         if problems:
-            raise TypeError(f"{spec.connector}: the existing Delta table at "
-                            f"{spec.location.uri} does not fit the table being written: "
-                            + "; ".join(problems))
+            raise TypeError(
+                f"{spec.connector}: the existing Delta table at "
+                f"{spec.location.uri} does not fit the table being written: " + "; ".join(problems)
+            )
 
     def write(self, payload: pa.Table) -> None:
         if payload.num_rows == 0:
@@ -227,8 +260,9 @@ class DeltaWriter(Writer):
     def _start_timer(self) -> None:
         if self._timer is not None and self._timer.is_alive():
             return
-        self._timer = threading.Thread(target=self._timer_loop, daemon=True,
-                                       name="deltaflow-deltalake-commit")
+        self._timer = threading.Thread(
+            target=self._timer_loop, daemon=True, name="deltaflow-deltalake-commit"
+        )
         self._timer.start()
 
     def _timer_loop(self) -> None:
@@ -254,8 +288,7 @@ class DeltaWriter(Writer):
         if self.spec.snapshot:
             self._commit_snapshot(self._pending)
         else:
-            data = pa.concat_tables(self._pending) if len(self._pending) > 1 \
-                else self._pending[0]
+            data = pa.concat_tables(self._pending) if len(self._pending) > 1 else self._pending[0]
             self._append(data)
         self._pending, self._pending_rows = [], 0
         self._last_commit = _time.monotonic()
@@ -268,10 +301,14 @@ class DeltaWriter(Writer):
 
         location = self.spec.location
         data = self._with_decimals(data).cast(self._target_schema())
-        with_retries(location, "append to the Delta table at",
-                     lambda: write_deltalake(location.uri, data, mode="append",
-                                             storage_options=location.storage_options),
-                     connector=self.spec.connector)
+        with_retries(
+            location,
+            "append to the Delta table at",
+            lambda: write_deltalake(
+                location.uri, data, mode="append", storage_options=location.storage_options
+            ),
+            connector=self.spec.connector,
+        )
 
     def _target_schema(self) -> pa.Schema:
         schema = self.spec.arrow_schema()
@@ -284,20 +321,27 @@ class DeltaWriter(Writer):
         for name, kind in self._decimals.items():
             index = data.schema.get_field_index(name)
             texts = data.column(name).to_pylist()
-            data = data.set_column(index, name, _decimal_array(texts, kind, name,
-                                                               self.spec.connector))
+            data = data.set_column(
+                index, name, _decimal_array(texts, kind, name, self.spec.connector)
+            )
         return data
 
     def _commit_snapshot(self, parts: list[pa.Table]) -> None:
         # What the table must hold for an id is its last change: the latest time, and within
         # a time the insertion (an update is a deletion and an insertion at the same time).
         data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        order = pl.DataFrame({
-            ID_COLUMN: pl.from_arrow(data.column(ID_COLUMN)),
-            "__batch": pl.concat([pl.repeat(i, p.num_rows, dtype=pl.Int64, eager=True)
-                                  for i, p in enumerate(parts)]),
-            _OP: pl.from_arrow(data.column(_OP)),
-        }).with_row_index("__seq")
+        order = pl.DataFrame(
+            {
+                ID_COLUMN: pl.from_arrow(data.column(ID_COLUMN)),
+                "__batch": pl.concat(
+                    [
+                        pl.repeat(i, p.num_rows, dtype=pl.Int64, eager=True)
+                        for i, p in enumerate(parts)
+                    ]
+                ),
+                _OP: pl.from_arrow(data.column(_OP)),
+            }
+        ).with_row_index("__seq")
         has_deletions = bool((order[_OP] < 0).any())
         if self._created_empty and not has_deletions:
             self._append(data.drop_columns([_OP]))
@@ -314,23 +358,32 @@ class DeltaWriter(Writer):
         quoted = {n: _quote(n) for n in [ID_COLUMN, *names]}
         values = {quoted[n]: f"s.{quoted[n]}" for n in [ID_COLUMN, *names]}
         rows = self._with_decimals(rows).cast(
-            pa.schema([*self._target_schema(), pa.field(_OP, pa.int64())]))
+            pa.schema([*self._target_schema(), pa.field(_OP, pa.int64())])
+        )
 
         def merge() -> None:
             table = DeltaTable(location.uri, storage_options=location.storage_options)
-            (table.merge(rows, predicate=f"t.{quoted[ID_COLUMN]} = s.{quoted[ID_COLUMN]}",
-                         source_alias="s", target_alias="t")
-             .when_matched_delete(predicate=f"s.{_OP} < 0")
-             .when_matched_update(updates=values, predicate=f"s.{_OP} > 0")
-             .when_not_matched_insert(updates=values, predicate=f"s.{_OP} > 0")
-             .execute())
+            (
+                table.merge(
+                    rows,
+                    predicate=f"t.{quoted[ID_COLUMN]} = s.{quoted[ID_COLUMN]}",
+                    source_alias="s",
+                    target_alias="t",
+                )
+                .when_matched_delete(predicate=f"s.{_OP} < 0")
+                .when_matched_update(updates=values, predicate=f"s.{_OP} > 0")
+                .when_not_matched_insert(updates=values, predicate=f"s.{_OP} > 0")
+                .execute()
+            )
 
-        with_retries(location, "merge into the Delta table at", merge,
-                     connector=self.spec.connector)
+        with_retries(
+            location, "merge into the Delta table at", merge, connector=self.spec.connector
+        )
 
 
-def _decimal_array(texts: list[str | None], kind: pa.DataType, column: str,
-                   connector: str) -> pa.Array:
+def _decimal_array(
+    texts: list[str | None], kind: pa.DataType, column: str, connector: str
+) -> pa.Array:
     """The decimals spelled by ``texts``, each checked to fit ``kind`` exactly."""
     import decimal
 
@@ -354,11 +407,12 @@ def _decimal_array(texts: list[str | None], kind: pa.DataType, column: str,
             if -exponent > kind.scale:
                 reason = f"it has more than {kind.scale} digits after the point"
             elif digits - (-exponent) + kind.scale > kind.precision and value != 0:
-                reason = f"it has more than {kind.precision - kind.scale} digits before " \
-                         "the point"
+                reason = f"it has more than {kind.precision - kind.scale} digits before the point"
         if reason is not None:
-            raise ValueError(f"{connector}: value {text!r} of column {column!r} cannot be "
-                             f"stored in the table's {shape} column: {reason}")
+            raise ValueError(
+                f"{connector}: value {text!r} of column {column!r} cannot be "
+                f"stored in the table's {shape} column: {reason}"
+            )
         values.append(value)
     return pa.array(values, type=kind)
 

@@ -37,46 +37,72 @@ from deltaflow.io.dynamodb._types import (
 )
 from deltaflow.io.dynamodb._writer import MAX_BATCH, DynamoDBWriteError, DynamoDBWriter
 
-__all__ = ["KEY_TYPES", "MAX_BATCH", "MAX_ITEM_BYTES", "TYPE_MAPPING", "DynamoDBChanges",
-           "DynamoDBFormatter", "DynamoDBSettings", "DynamoDBWriteError", "DynamoDBWriter",
-           "RejectedRow", "dynamodb_type", "write"]
+__all__ = [
+    "KEY_TYPES",
+    "MAX_BATCH",
+    "MAX_ITEM_BYTES",
+    "TYPE_MAPPING",
+    "DynamoDBChanges",
+    "DynamoDBFormatter",
+    "DynamoDBSettings",
+    "DynamoDBWriteError",
+    "DynamoDBWriter",
+    "RejectedRow",
+    "dynamodb_type",
+    "write",
+]
 
 
 def _key_column(table: Any, reference: Any, parameter: str) -> str:
     if not isinstance(reference, ColumnReference):
-        raise TypeError(f"pw.io.dynamodb.write: {parameter} must be a column of the table "
-                        f"(e.g. table.key), got {reference!r}")
-    if reference.table is not table and getattr(reference.table, "_node", None) \
-            is not table._node:
-        raise ValueError(f"pw.io.dynamodb.write: {parameter} {reference.name!r} is a column of "
-                         f"another table; use a column of the table being written")
+        raise TypeError(
+            f"pw.io.dynamodb.write: {parameter} must be a column of the table "
+            f"(e.g. table.key), got {reference!r}"
+        )
+    if reference.table is not table and getattr(reference.table, "_node", None) is not table._node:
+        raise ValueError(
+            f"pw.io.dynamodb.write: {parameter} {reference.name!r} is a column of "
+            f"another table; use a column of the table being written"
+        )
     name = reference.name
     if name not in table._columns:
         if name == "id":
-            raise ValueError(f"pw.io.dynamodb.write: {parameter} cannot be the row id; add it "
-                             f"as a column first, e.g. table.with_columns(row_id=table.id)")
+            raise ValueError(
+                f"pw.io.dynamodb.write: {parameter} cannot be the row id; add it "
+                f"as a column first, e.g. table.with_columns(row_id=table.id)"
+            )
         raise table._missing(name)
     dtype = table._columns[name]
     if dtype.is_optional:
-        raise TypeError(f"pw.io.dynamodb.write: {parameter} column {name!r} has type "
-                        f"{dtype!r}; DynamoDB keys cannot be missing, so filter out the None "
-                        f"values and declare the column non-optional (pw.unwrap or "
-                        f"update_types)")
+        raise TypeError(
+            f"pw.io.dynamodb.write: {parameter} column {name!r} has type "
+            f"{dtype!r}; DynamoDB keys cannot be missing, so filter out the None "
+            f"values and declare the column non-optional (pw.unwrap or "
+            f"update_types)"
+        )
     try:
         kind = dynamodb_type(dtype)
     except TypeError:
         kind = "?"
     if kind not in KEY_TYPES:
-        raise TypeError(f"pw.io.dynamodb.write: {parameter} column {name!r} of type {dtype!r} "
-                        f"is written as {kind if kind != '?' else 'no fixed type'}, but "
-                        f"DynamoDB keys must be strings (S), numbers (N) or binary (B); see the "
-                        f"type conversion table in docs/dynamodb.md")
+        raise TypeError(
+            f"pw.io.dynamodb.write: {parameter} column {name!r} of type {dtype!r} "
+            f"is written as {kind if kind != '?' else 'no fixed type'}, but "
+            f"DynamoDB keys must be strings (S), numbers (N) or binary (B); see the "
+            f"type conversion table in docs/dynamodb.md"
+        )
     return name
 
 
-def write(table: Any, table_name: str, partition_key: ColumnReference, *,
-          sort_key: ColumnReference | None = None, init_mode: InitMode = "default",
-          name: str | None = None) -> None:
+def write(
+    table: Any,
+    table_name: str,
+    partition_key: ColumnReference,
+    *,
+    sort_key: ColumnReference | None = None,
+    init_mode: InitMode = "default",
+    name: str | None = None,
+) -> None:
     """Keep the DynamoDB table ``table_name`` equal to ``table``.
 
     Every row of ``table`` is an item keyed by ``partition_key`` (and ``sort_key``): an
@@ -97,30 +123,44 @@ def write(table: Any, table_name: str, partition_key: ColumnReference, *,
     if not isinstance(table, Table):
         raise TypeError(f"pw.io.dynamodb.write: table must be a pw.Table, got {table!r}")
     if not isinstance(table_name, str) or not 3 <= len(table_name) <= 255:
-        raise ValueError(f"pw.io.dynamodb.write: table_name must be a string of 3 to 255 "
-                         f"characters, got {table_name!r}")
+        raise ValueError(
+            f"pw.io.dynamodb.write: table_name must be a string of 3 to 255 "
+            f"characters, got {table_name!r}"
+        )
     if init_mode not in INIT_MODES:
-        raise ValueError(f"pw.io.dynamodb.write: init_mode must be one of "
-                         f"{', '.join(map(repr, INIT_MODES))}, got {init_mode!r}")
+        raise ValueError(
+            f"pw.io.dynamodb.write: init_mode must be one of "
+            f"{', '.join(map(repr, INIT_MODES))}, got {init_mode!r}"
+        )
     keys = [_key_column(table, partition_key, "partition_key")]
     if sort_key is not None:
         keys.append(_key_column(table, sort_key, "sort_key"))
         if keys[1] == keys[0]:
-            raise ValueError(f"pw.io.dynamodb.write: sort_key {keys[1]!r} is also the "
-                             f"partition key; use a different column")
+            raise ValueError(
+                f"pw.io.dynamodb.write: sort_key {keys[1]!r} is also the "
+                f"partition key; use a different column"
+            )
     columns = dict(table._columns)
     for column, dtype in columns.items():
         try:
             dynamodb_type(dtype)
         except TypeError:
-            raise TypeError(f"pw.io.dynamodb.write: column {column!r} has type {dtype!r}, "
-                            f"which cannot be written to DynamoDB; declare a concrete type "
-                            f"with update_types or pw.cast") from None
+            raise TypeError(
+                f"pw.io.dynamodb.write: column {column!r} has type {dtype!r}, "
+                f"which cannot be written to DynamoDB; declare a concrete type "
+                f"with update_types or pw.cast"
+            ) from None
     key_schema = [(column, dynamodb_type(columns[column])) for column in keys]
     require_boto3("pw.io.dynamodb.write", "dynamodb")
     settings = DynamoDBSettings.from_env()
     check_existing_table(settings, table_name, key_schema, init_mode)
     connector = name or f"dynamodb:{table_name}"
-    writer = DynamoDBWriter(settings, table_name, key_schema, init_mode, connector,
-                            policy=policy_for("dynamodb", "pw.io.dynamodb.write"))
+    writer = DynamoDBWriter(
+        settings,
+        table_name,
+        key_schema,
+        init_mode,
+        connector,
+        policy=policy_for("dynamodb", "pw.io.dynamodb.write"),
+    )
     write_table(table, writer, DynamoDBFormatter(columns, keys), name=connector)

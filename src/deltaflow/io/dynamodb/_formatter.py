@@ -75,7 +75,8 @@ class DynamoDBFormatter(Formatter):
             [series.alias(name) for name, (_, series) in zip(key_names, payloads, strict=True)]
         )
         frame = frame.sort(DIFF, maintain_order=True).unique(
-            subset=key_names, keep="last", maintain_order=True)
+            subset=key_names, keep="last", maintain_order=True
+        )
         rejected: list[RejectedRow] = []
         frame = self._drop_empty_keys(frame, key_names, rejected)
         inserted = frame[DIFF] > 0
@@ -85,8 +86,9 @@ class DynamoDBFormatter(Formatter):
         puts, put_keys = self._items_of(puts_frame, key_names, rejected)
         return DynamoDBChanges(time, puts, put_keys, deletes, delete_keys, rejected)
 
-    def _drop_empty_keys(self, frame: pl.DataFrame, key_names: list[str],
-                         rejected: list[RejectedRow]) -> pl.DataFrame:
+    def _drop_empty_keys(
+        self, frame: pl.DataFrame, key_names: list[str], rejected: list[RejectedRow]
+    ) -> pl.DataFrame:
         empty = pl.Series([False] * frame.height)
         for name, key in zip(key_names, self.key_columns, strict=True):
             series = frame[name]
@@ -97,27 +99,32 @@ class DynamoDBFormatter(Formatter):
         if not empty.any():
             return frame
         for row in np.flatnonzero(empty.to_numpy()):
-            rejected.append(RejectedRow(self._describe_key(frame, int(row)),
-                                        "DynamoDB does not accept an empty string or empty "
-                                        "bytes as a key value"))
+            rejected.append(
+                RejectedRow(
+                    self._describe_key(frame, int(row)),
+                    "DynamoDB does not accept an empty string or empty bytes as a key value",
+                )
+            )
         return frame.filter(~empty)
 
-    def _keys_of(self, frame: pl.DataFrame, key_names: list[str],
-                 payloads: list[tuple[str, pl.Series]]
-                 ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+    def _keys_of(
+        self, frame: pl.DataFrame, key_names: list[str], payloads: list[tuple[str, pl.Series]]
+    ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
         columns = [frame[name].to_list() for name in key_names]
         tags = [tag for tag, _ in payloads]
         identities = list(zip(*columns, strict=True))
         keys = [
-            {name: {tag: value} for name, tag, value
-             in zip(self.key_columns, tags, identity, strict=True)}
+            {
+                name: {tag: value}
+                for name, tag, value in zip(self.key_columns, tags, identity, strict=True)
+            }
             for identity in identities
         ]
         return keys, identities
 
-    def _items_of(self, frame: pl.DataFrame, key_names: list[str],
-                  rejected: list[RejectedRow]
-                  ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+    def _items_of(
+        self, frame: pl.DataFrame, key_names: list[str], rejected: list[RejectedRow]
+    ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
         if frame.height == 0:
             return [], []
         names = list(self.columns)
@@ -132,7 +139,8 @@ class DynamoDBFormatter(Formatter):
         for big in np.flatnonzero(sizes > MAX_ITEM_BYTES):
             problems.setdefault(int(big), []).append(
                 f"the item is about {int(sizes[big])} bytes, over DynamoDB's limit of "
-                f"{MAX_ITEM_BYTES} bytes (400 KB)")
+                f"{MAX_ITEM_BYTES} bytes (400 KB)"
+            )
         identities = list(zip(*[frame[name].to_list() for name in key_names], strict=True))
         rows = zip(*[column.values for column in serialized], strict=True)
         if not problems:
@@ -140,10 +148,10 @@ class DynamoDBFormatter(Formatter):
         items, kept = [], []
         for index, row in enumerate(rows):
             if index in problems:
-                rejected.append(RejectedRow(self._describe_key(frame, index),
-                                            "; ".join(problems[index])))
+                rejected.append(
+                    RejectedRow(self._describe_key(frame, index), "; ".join(problems[index]))
+                )
             else:
                 items.append(dict(zip(names, row, strict=True)))
                 kept.append(identities[index])
         return items, kept
-

@@ -52,8 +52,11 @@ class DynamoDBSettings:
                 "AWS_DEFAULT_REGION) in the environment, e.g. AWS_REGION=us-west-2 (any region "
                 "works with a local DynamoDB)"
             )
-        endpoint = (os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
-                    or os.environ.get("AWS_ENDPOINT_URL") or None)
+        endpoint = (
+            os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or None
+        )
         return cls(region=region, endpoint_url=endpoint, profile=profile)
 
     def client(self, *, probe: bool = False) -> Any:
@@ -69,12 +72,20 @@ class DynamoDBSettings:
         if probe:
             config = botocore_config(attempts=1, connect_timeout=3, read_timeout=10)
         else:
-            config = botocore_config(mode="standard", connect_timeout=self.connect_timeout_s,
-                                     read_timeout=self.read_timeout_s,
-                                     parameter_validation=False,
-                                     max_pool_connections=self.max_workers + 2)
-        return new_client("dynamodb", config=config, region=self.region, profile=self.profile,
-                          endpoint_url=self.endpoint_url)
+            config = botocore_config(
+                mode="standard",
+                connect_timeout=self.connect_timeout_s,
+                read_timeout=self.read_timeout_s,
+                parameter_validation=False,
+                max_pool_connections=self.max_workers + 2,
+            )
+        return new_client(
+            "dynamodb",
+            config=config,
+            region=self.region,
+            profile=self.profile,
+            endpoint_url=self.endpoint_url,
+        )
 
     def describe(self) -> str:
         return f"{self.endpoint_url or 'AWS'} (region {self.region})"
@@ -89,13 +100,13 @@ def describe_table(client: Any, table_name: str) -> dict[str, Any] | None:
         raise
 
 
-def schema_mismatch(description: dict[str, Any], key_schema: list[tuple[str, str]]
-                     ) -> str | None:
+def schema_mismatch(description: dict[str, Any], key_schema: list[tuple[str, str]]) -> str | None:
     """Why the existing table's key schema differs from ours (None if it matches)."""
     roles = {"HASH": "partition key", "RANGE": "sort key"}
     theirs = {k["KeyType"]: k["AttributeName"] for k in description.get("KeySchema", [])}
-    types = {a["AttributeName"]: a["AttributeType"]
-             for a in description.get("AttributeDefinitions", [])}
+    types = {
+        a["AttributeName"]: a["AttributeType"] for a in description.get("AttributeDefinitions", [])
+    }
     ours = {role: name for (name, _), role in zip(key_schema, ("HASH", "RANGE"), strict=False)}
     ours_types = dict(key_schema)
     if theirs != ours:
@@ -104,8 +115,10 @@ def schema_mismatch(description: dict[str, Any], key_schema: list[tuple[str, str
         return f"the table has {have or 'no key'}, but the connector writes with {want}"
     for name, wanted in ours_types.items():
         if types.get(name, wanted) != wanted:
-            return (f"key attribute {name!r} has type {types[name]} in the table, but the "
-                    f"column is written as {wanted}")
+            return (
+                f"key attribute {name!r} has type {types[name]} in the table, but the "
+                f"column is written as {wanted}"
+            )
     return None
 
 
@@ -121,14 +134,19 @@ def wait_for(client: Any, table_name: str, *, gone: bool, timeout_s: float = 300
             return
         if _time.monotonic() > deadline:
             state = "deleted" if gone else "active"
-            raise TimeoutError(f"DynamoDB table {table_name!r} did not become {state} within "
-                               f"{timeout_s:.0f} s")
+            raise TimeoutError(
+                f"DynamoDB table {table_name!r} did not become {state} within {timeout_s:.0f} s"
+            )
         _time.sleep(delay)
         delay = min(delay * 2, 1.0)
 
 
-def check_existing_table(settings: DynamoDBSettings, table_name: str,
-                          key_schema: list[tuple[str, str]], init_mode: InitMode) -> None:
+def check_existing_table(
+    settings: DynamoDBSettings,
+    table_name: str,
+    key_schema: list[tuple[str, str]],
+    init_mode: InitMode,
+) -> None:
     """Read-only check of the destination when the pipeline is defined.
 
     ``replace`` and ``create_if_not_exists`` change the database only when the run starts;
@@ -143,21 +161,30 @@ def check_existing_table(settings: DynamoDBSettings, table_name: str,
     try:
         description = describe_table(client, table_name)
     except NoCredentialsError:
-        raise ValueError("pw.io.dynamodb.write: no AWS credentials found; set "
-                         "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)") from None
+        raise ValueError(
+            "pw.io.dynamodb.write: no AWS credentials found; set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - anything else is re-checked at run start
-        logger.info("pw.io.dynamodb.write: could not check table %r at %s now (%s); it will "
-                    "be checked when the run starts", table_name, settings.describe(), exc)
+        logger.info(
+            "pw.io.dynamodb.write: could not check table %r at %s now (%s); it will "
+            "be checked when the run starts",
+            table_name,
+            settings.describe(),
+            exc,
+        )
         return
     where = f"DynamoDB table {table_name!r} at {settings.describe()}"
     if description is None:
         if init_mode == "default":
-            raise ValueError(f"pw.io.dynamodb.write: {where} does not exist; create it, or "
-                             f"pass init_mode='create_if_not_exists'")
+            raise ValueError(
+                f"pw.io.dynamodb.write: {where} does not exist; create it, or "
+                f"pass init_mode='create_if_not_exists'"
+            )
         return
     mismatch = schema_mismatch(description, key_schema)
     if mismatch is not None:
-        raise ValueError(f"pw.io.dynamodb.write: {where} cannot be written: {mismatch}; use "
-                         f"init_mode='replace' to recreate it")
-
-
+        raise ValueError(
+            f"pw.io.dynamodb.write: {where} cannot be written: {mismatch}; use "
+            f"init_mode='replace' to recreate it"
+        )

@@ -75,7 +75,6 @@ def dynamodb_type(dtype: t.DType) -> str:
     return TYPE_MAPPING[base.name]
 
 
-
 # --------------------------------------------------------------------------------------------
 # Serialization of values
 # --------------------------------------------------------------------------------------------
@@ -89,16 +88,19 @@ def _number_text(value: int | float) -> str:
     """The N payload of a Python number, or _BadValue when DynamoDB cannot store it."""
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
-            raise _BadValue(f"{value!r} is not a number DynamoDB can store (NaN and infinity "
-                            f"are not allowed)")
+            raise _BadValue(
+                f"{value!r} is not a number DynamoDB can store (NaN and infinity are not allowed)"
+            )
         magnitude = abs(value)
         if magnitude != 0 and not _MIN_MAGNITUDE <= magnitude < _MAX_MAGNITUDE:
             raise _BadValue(f"{value!r} is outside DynamoDB's number range (1e-130 to 1e126)")
         return repr(value)
     text = str(value)
     if len(text.lstrip("-").rstrip("0")) > _MAX_DIGITS:
-        raise _BadValue(f"{text} has more than {_MAX_DIGITS} significant digits, more than a "
-                        f"DynamoDB number holds")
+        raise _BadValue(
+            f"{text} has more than {_MAX_DIGITS} significant digits, more than a "
+            f"DynamoDB number holds"
+        )
     return text
 
 
@@ -239,8 +241,11 @@ def _payload_sizes(tag: str, payloads: pl.Series) -> np.ndarray:
 def _float_problems(series: pl.Series) -> dict[int, str]:
     """Rows of a float column DynamoDB cannot store (checked column-wise)."""
     magnitude = series.abs()
-    bad = (series.is_nan() | series.is_infinite()
-           | ((magnitude != 0) & ((magnitude < _MIN_MAGNITUDE) | (magnitude >= _MAX_MAGNITUDE))))
+    bad = (
+        series.is_nan()
+        | series.is_infinite()
+        | ((magnitude != 0) & ((magnitude < _MIN_MAGNITUDE) | (magnitude >= _MAX_MAGNITUDE)))
+    )
     bad = bad.fill_null(False)
     if not bad.any():
         return {}
@@ -277,5 +282,3 @@ def serialize_column(series: pl.Series, dtype: t.DType) -> _Column:
         values.append(attribute)
         sizes[index] = size
     return _Column(values, sizes, errors)
-
-

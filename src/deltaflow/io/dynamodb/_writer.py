@@ -49,9 +49,16 @@ MAX_BATCH = 25
 class DynamoDBWriter(Writer):
     """Sends the changes of each time with ``BatchWriteItem``; ``flush`` returns when stored."""
 
-    def __init__(self, settings: DynamoDBSettings, table_name: str,
-                 key_schema: list[tuple[str, str]], init_mode: InitMode, name: str, *,
-                 policy: BackoffPolicy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self,
+        settings: DynamoDBSettings,
+        table_name: str,
+        key_schema: list[tuple[str, str]],
+        init_mode: InitMode,
+        name: str,
+        *,
+        policy: BackoffPolicy = DEFAULT_POLICY,
+    ) -> None:
         self.settings = settings
         self.table_name = table_name
         self.key_schema = key_schema
@@ -91,27 +98,34 @@ class DynamoDBWriter(Writer):
         description = describe_table(client, self.table_name)
         if description is None:
             if self.init_mode == "default":
-                raise ValueError(f"{where} does not exist; create it, or pass "
-                                 f"init_mode='create_if_not_exists'")
+                raise ValueError(
+                    f"{where} does not exist; create it, or pass init_mode='create_if_not_exists'"
+                )
             self._create(client)
             return
         mismatch = schema_mismatch(description, self.key_schema)
         if mismatch is not None:
-            raise ValueError(f"{where} cannot be written: {mismatch}; use "
-                             f"init_mode='replace' to recreate it")
+            raise ValueError(
+                f"{where} cannot be written: {mismatch}; use init_mode='replace' to recreate it"
+            )
         if description.get("TableStatus") != "ACTIVE":
             wait_for(client, self.table_name, gone=False)
 
     def _create(self, client: Any) -> None:
-        key_schema = [{"AttributeName": name, "KeyType": role}
-                      for (name, _), role in zip(self.key_schema, ("HASH", "RANGE"),
-                                                 strict=False)]
-        definitions = [{"AttributeName": name, "AttributeType": kind}
-                       for name, kind in self.key_schema]
+        key_schema = [
+            {"AttributeName": name, "KeyType": role}
+            for (name, _), role in zip(self.key_schema, ("HASH", "RANGE"), strict=False)
+        ]
+        definitions = [
+            {"AttributeName": name, "AttributeType": kind} for name, kind in self.key_schema
+        ]
         try:
-            client.create_table(TableName=self.table_name, KeySchema=key_schema,
-                                AttributeDefinitions=definitions,
-                                BillingMode="PAY_PER_REQUEST")
+            client.create_table(
+                TableName=self.table_name,
+                KeySchema=key_schema,
+                AttributeDefinitions=definitions,
+                BillingMode="PAY_PER_REQUEST",
+            )
             logger.info("%s: created DynamoDB table %r", self.name, self.table_name)
         except Exception as exc:
             if error_code(exc) != "ResourceInUseException":
@@ -120,8 +134,9 @@ class DynamoDBWriter(Writer):
             description = describe_table(client, self.table_name) or {}
             mismatch = schema_mismatch(description, self.key_schema)
             if mismatch is not None:
-                raise ValueError(f"DynamoDB table {self.table_name!r} cannot be written: "
-                                 f"{mismatch}") from exc
+                raise ValueError(
+                    f"DynamoDB table {self.table_name!r} cannot be written: {mismatch}"
+                ) from exc
         wait_for(client, self.table_name, gone=False)
 
     # --- the Writer contract -------------------------------------------------------------
@@ -145,9 +160,11 @@ class DynamoDBWriter(Writer):
             shown = "; ".join(problems[:10])
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
             raise DynamoDBWriteError(
-                self.name, f"{len(problems)} change(s) at time {time} could not be written to DynamoDB "
+                self.name,
+                f"{len(problems)} change(s) at time {time} could not be written to DynamoDB "
                 f"table {self.table_name!r} (all other changes of that time were written): "
-                f"{shown}{more}")
+                f"{shown}{more}",
+            )
 
     def close(self) -> None:
         try:
@@ -170,8 +187,7 @@ class DynamoDBWriter(Writer):
 
     # --- sending -------------------------------------------------------------------------
     @staticmethod
-    def _merge(pending: list[DynamoDBChanges]
-               ) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
+    def _merge(pending: list[DynamoDBChanges]) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
         rejected = [row for changes in pending for row in changes.rejected]
         if len(pending) == 1:
             (only,) = pending
@@ -189,13 +205,14 @@ class DynamoDBWriter(Writer):
         return list(final.values()), rejected
 
     def _send(self, requests: list[dict[str, Any]]) -> list[str]:
-        chunks = [requests[i:i + MAX_BATCH] for i in range(0, len(requests), MAX_BATCH)]
+        chunks = [requests[i : i + MAX_BATCH] for i in range(0, len(requests), MAX_BATCH)]
         if len(chunks) <= 1:
             return [f for chunk in chunks for f in self._send_chunk(chunk)]
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
                 max_workers=self.settings.max_workers,
-                thread_name_prefix=f"deltaflow-dynamodb-{self.table_name}")
+                thread_name_prefix=f"deltaflow-dynamodb-{self.table_name}",
+            )
         futures = [self._executor.submit(self._send_chunk, chunk) for chunk in chunks]
         failures: list[str] = []
         first_error: BaseException | None = None
@@ -215,27 +232,38 @@ class DynamoDBWriter(Writer):
             self.retries += 1
         return True
 
-    def _with_retries(self, action: str, method: Callable[..., Any], *args: Any,
-                      **kwargs: Any) -> Any:
+    def _with_retries(
+        self, action: str, method: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         """``method(*args, **kwargs)``, retried per the policy while DynamoDB is unreachable,
         throttling or failing (5xx); after the outage limit an :class:`OutageTooLong` names
         the limit."""
         return call_with_retries(
-            lambda: method(*args, **kwargs), policy=self.policy, is_transient=self._transient,
+            lambda: method(*args, **kwargs),
+            policy=self.policy,
+            is_transient=self._transient,
             what=f"{self.name}: {action} ({self.table_name!r} at {self.settings.describe()})",
-            describe=lambda exc: classify_error(exc, [])[1], hint=limit_hint("dynamodb"),
-            stop=lambda: self._aborted)
+            describe=lambda exc: classify_error(exc, [])[1],
+            hint=limit_hint("dynamodb"),
+            stop=lambda: self._aborted,
+        )
 
     def _send_chunk(self, chunk: list[dict[str, Any]]) -> list[str]:
         remaining = chunk
         # Items DynamoDB leaves unprocessed (it is busy) are sent again after a backoff that
         # grows while no item gets through; if none does for the outage limit, the run fails.
-        leftovers = Outage(self.policy, what=f"{self.name}: writing to {self.table_name!r}",
-                           hint=limit_hint("dynamodb"))
+        leftovers = Outage(
+            self.policy,
+            what=f"{self.name}: writing to {self.table_name!r}",
+            hint=limit_hint("dynamodb"),
+        )
         while remaining:
             try:
-                response = self._with_retries("write a batch", self._client.batch_write_item,
-                                              RequestItems={self.table_name: remaining})
+                response = self._with_retries(
+                    "write a batch",
+                    self._client.batch_write_item,
+                    RequestItems={self.table_name: remaining},
+                )
             except Exception as exc:
                 if error_code(exc) == "ValidationException":
                     # One bad change fails the whole request: write them one by one so that
@@ -257,23 +285,33 @@ class DynamoDBWriter(Writer):
         for request in requests:
             try:
                 if "PutRequest" in request:
-                    self._with_retries("put an item", self._client.put_item,
-                                       TableName=self.table_name,
-                                       Item=request["PutRequest"]["Item"])
+                    self._with_retries(
+                        "put an item",
+                        self._client.put_item,
+                        TableName=self.table_name,
+                        Item=request["PutRequest"]["Item"],
+                    )
                 else:
-                    self._with_retries("delete an item", self._client.delete_item,
-                                       TableName=self.table_name,
-                                       Key=request["DeleteRequest"]["Key"])
+                    self._with_retries(
+                        "delete an item",
+                        self._client.delete_item,
+                        TableName=self.table_name,
+                        Key=request["DeleteRequest"]["Key"],
+                    )
             except Exception as exc:
                 if error_code(exc) != "ValidationException":
                     raise
-                failures.append(f"row with key {self._key_text(request)}: DynamoDB rejected "
-                                f"it: {exc}")
+                failures.append(
+                    f"row with key {self._key_text(request)}: DynamoDB rejected it: {exc}"
+                )
         return failures
 
     def _key_text(self, request: dict[str, Any]) -> str:
-        item = request["PutRequest"]["Item"] if "PutRequest" in request \
+        item = (
+            request["PutRequest"]["Item"]
+            if "PutRequest" in request
             else request["DeleteRequest"]["Key"]
+        )
         parts = []
         for name, _ in self.key_schema:
             ((kind, value),) = item[name].items()

@@ -48,10 +48,21 @@ class _Failure:
 class _HttpStreamReader(Reader):
     """Runs the request on a thread of its own; ``read`` takes the messages it queued."""
 
-    def __init__(self, url: str, *, method: str, payload: Any, headers: dict[str, str] | None,
-                 response_mapper: Callable[[bytes], bytes] | None, delimiter: bytes,
-                 n_retries: int, retry_policy: RetryPolicy, timeout: Any,
-                 allow_redirects: bool, retry_codes: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        method: str,
+        payload: Any,
+        headers: dict[str, str] | None,
+        response_mapper: Callable[[bytes], bytes] | None,
+        delimiter: bytes,
+        n_retries: int,
+        retry_policy: RetryPolicy,
+        timeout: Any,
+        allow_redirects: bool,
+        retry_codes: tuple[int, ...],
+    ) -> None:
         self.url = url
         self.method = method
         self.payload = payload
@@ -68,8 +79,9 @@ class _HttpStreamReader(Reader):
         self._stop = threading.Event()
         self._sent = 0
         self._done = False
-        self._thread = threading.Thread(target=self._fetch_thread, daemon=True,
-                                        name=f"deltaflow-http-read-{safe_url(url)}")
+        self._thread = threading.Thread(
+            target=self._fetch_thread, daemon=True, name=f"deltaflow-http-read-{safe_url(url)}"
+        )
         self._thread.start()
 
     # --- the fetching thread ---------------------------------------------------------------
@@ -86,8 +98,10 @@ class _HttpStreamReader(Reader):
             return {}
         if isinstance(self.payload, bytes | str):
             return {"data": self.payload}
-        return {"data": json.dumps(self.payload), "headers": {
-            "Content-Type": "application/json", **self.headers}}
+        return {
+            "data": json.dumps(self.payload),
+            "headers": {"Content-Type": "application/json", **self.headers},
+        }
 
     async def _fetch(self) -> None:
         import aiohttp
@@ -102,19 +116,30 @@ class _HttpStreamReader(Reader):
                 nonlocal response
                 if response is not None:
                     response.release()
-                response = await session.request(self.method, self.url, headers=headers,
-                                                 allow_redirects=self.allow_redirects, **body)
+                response = await session.request(
+                    self.method,
+                    self.url,
+                    headers=headers,
+                    allow_redirects=self.allow_redirects,
+                    **body,
+                )
                 return response
 
             try:
-                await with_retries(attempt, n_retries=self.n_retries, policy=self.retry_policy,
-                                   retry_codes=self.retry_codes, what=what)
+                await with_retries(
+                    attempt,
+                    n_retries=self.n_retries,
+                    policy=self.retry_policy,
+                    retry_codes=self.retry_codes,
+                    what=what,
+                )
             except RequestFailed as exc:
                 raise ConnectionError(str(exc)) from exc.__cause__
             async with response:
                 if response.status >= 400:
-                    raise ConnectionError(f"{what} answered HTTP {response.status} "
-                                          f"{response.reason or ''}".rstrip())
+                    raise ConnectionError(
+                        f"{what} answered HTTP {response.status} {response.reason or ''}".rstrip()
+                    )
                 await self._split(response)
 
     async def _split(self, response: Any) -> None:
@@ -166,9 +191,16 @@ class _HttpStreamReader(Reader):
         first = self._sent + 1
         self._sent += len(messages)
         # Raw messages stand for rows here: the message parser takes bytes.
-        return Data(DictsContext(messages, metadata={"path": "message",  # type: ignore[arg-type]
-                                                     "first": first}),
-                    offset=("messages", self._sent))
+        return Data(
+            DictsContext(
+                messages,  # type: ignore[arg-type]
+                metadata={
+                    "path": "message",
+                    "first": first,
+                },
+            ),
+            offset=("messages", self._sent),
+        )
 
     def wait(self, timeout: float) -> None:
         self._ready.wait(timeout)
@@ -177,16 +209,27 @@ class _HttpStreamReader(Reader):
         self._stop.set()
 
 
-def read(url: str, *, schema: type[Schema] | None = None, method: str = "GET",
-         payload: Any | None = None, headers: dict[str, str] | None = None,
-         response_mapper: Callable[[str | bytes], bytes] | None = None,
-         format: Literal["json", "raw"] = "json",  # noqa: A002
-         delimiter: str | bytes | None = None, n_retries: int = 0,
-         retry_policy: RetryPolicy = RetryPolicy.default(),  # noqa: B008
-         connect_timeout_ms: int | None = None, request_timeout_ms: int | None = None,
-         allow_redirects: bool = True, retry_codes: tuple | None = DEFAULT_RETRY_CODES,
-         autocommit_duration_ms: int = 10000, debug_data: Any = None,
-         name: str | None = None, max_backlog_size: int | None = None) -> Any:
+def read(
+    url: str,
+    *,
+    schema: type[Schema] | None = None,
+    method: str = "GET",
+    payload: Any | None = None,
+    headers: dict[str, str] | None = None,
+    response_mapper: Callable[[str | bytes], bytes] | None = None,
+    format: Literal["json", "raw"] = "json",  # noqa: A002
+    delimiter: str | bytes | None = None,
+    n_retries: int = 0,
+    retry_policy: RetryPolicy = RetryPolicy.default(),  # noqa: B008
+    connect_timeout_ms: int | None = None,
+    request_timeout_ms: int | None = None,
+    allow_redirects: bool = True,
+    retry_codes: tuple | None = DEFAULT_RETRY_CODES,
+    autocommit_duration_ms: int = 10000,
+    debug_data: Any = None,
+    name: str | None = None,
+    max_backlog_size: int | None = None,
+) -> Any:
     """A table of the messages of the response to one request to ``url``.
 
     ``format='json'``: every message (the body split at ``delimiter``, a newline by default)
@@ -197,9 +240,16 @@ def read(url: str, *, schema: type[Schema] | None = None, method: str = "GET",
     check_url(url, LABEL)
     if format not in ("json", "raw"):
         raise TypeError(f"{LABEL}: format must be 'json' or 'raw', got {format!r}")
-    check_client_args(LABEL, method=method, headers=headers, n_retries=n_retries,
-                      retry_policy=retry_policy, connect_timeout_ms=connect_timeout_ms,
-                      request_timeout_ms=request_timeout_ms, retry_codes=retry_codes)
+    check_client_args(
+        LABEL,
+        method=method,
+        headers=headers,
+        n_retries=n_retries,
+        retry_policy=retry_policy,
+        connect_timeout_ms=connect_timeout_ms,
+        request_timeout_ms=request_timeout_ms,
+        retry_codes=retry_codes,
+    )
     if response_mapper is not None and not callable(response_mapper):
         raise TypeError(f"{LABEL}: response_mapper must be callable, got {response_mapper!r}")
     if delimiter is None:
@@ -207,15 +257,18 @@ def read(url: str, *, schema: type[Schema] | None = None, method: str = "GET",
     elif isinstance(delimiter, str | bytes) and delimiter:
         split_at = delimiter.encode() if isinstance(delimiter, str) else delimiter
     else:
-        raise ValueError(f"{LABEL}: delimiter must be a non-empty str or bytes, got "
-                         f"{delimiter!r}")
+        raise ValueError(f"{LABEL}: delimiter must be a non-empty str or bytes, got {delimiter!r}")
     if format == "json" and schema is None:
         raise ValueError(f"{LABEL}: format 'json' needs a schema (schema=MySchema)")
-    options = check_read_options(LABEL, default_name=f"http:{safe_url(url)}",
-                                 schema=schema if format == "json" else None,
-                                 schema_required=False, name=name,
-                                 autocommit_duration_ms=autocommit_duration_ms,
-                                 max_backlog_size=max_backlog_size)
+    options = check_read_options(
+        LABEL,
+        default_name=f"http:{safe_url(url)}",
+        schema=schema if format == "json" else None,
+        schema_required=False,
+        name=name,
+        autocommit_duration_ms=autocommit_duration_ms,
+        max_backlog_size=max_backlog_size,
+    )
     if options.schema is None:  # format 'raw': one data column
         options = replace(options, schema=schema_from_types(data=str))
     checked = options.schema
@@ -224,10 +277,18 @@ def read(url: str, *, schema: type[Schema] | None = None, method: str = "GET",
     timeout = client_timeout(connect_timeout_ms, request_timeout_ms)
 
     def reader() -> _HttpStreamReader:
-        return _HttpStreamReader(url, method=method.upper(), payload=payload, headers=headers,
-                                 response_mapper=response_mapper, delimiter=split_at,
-                                 n_retries=n_retries, retry_policy=retry_policy,
-                                 timeout=timeout, allow_redirects=allow_redirects,
-                                 retry_codes=codes)
+        return _HttpStreamReader(
+            url,
+            method=method.upper(),
+            payload=payload,
+            headers=headers,
+            response_mapper=response_mapper,
+            delimiter=split_at,
+            n_retries=n_retries,
+            retry_policy=retry_policy,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+            retry_codes=codes,
+        )
 
     return input_table(options, reader, _MessageParser(checked, format))

@@ -69,10 +69,22 @@ def fill_template(template: str, row: Mapping[str, Any], time: int, diff: int) -
 
 
 class _HttpWriter(Writer):
-    def __init__(self, url: str, *, method: str, fmt: str, template: str | None,
-                 headers: dict[str, str], content_type: str | None, n_retries: int,
-                 retry_policy: RetryPolicy, timeout: Any, allow_redirects: bool,
-                 retry_codes: tuple[int, ...], name: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        method: str,
+        fmt: str,
+        template: str | None,
+        headers: dict[str, str],
+        content_type: str | None,
+        n_retries: int,
+        retry_policy: RetryPolicy,
+        timeout: Any,
+        allow_redirects: bool,
+        retry_codes: tuple[int, ...],
+        name: str,
+    ) -> None:
         self.url = url
         self.method = method
         self.format = fmt
@@ -96,8 +108,9 @@ class _HttpWriter(Writer):
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=loop.run_forever, daemon=True,
-                                            name=f"deltaflow-http-write-{self.name}")
+            self._thread = threading.Thread(
+                target=loop.run_forever, daemon=True, name=f"deltaflow-http-write-{self.name}"
+            )
             self._thread.start()
             self._loop = loop
         return self._loop
@@ -113,8 +126,13 @@ class _HttpWriter(Writer):
     def close(self) -> None:
         self._shutdown()
         if self.failed:
-            logger.error("%s %s: %d of %d request(s) failed after their retries", LABEL,
-                         safe_url(self.url), self.failed, self.sent)
+            logger.error(
+                "%s %s: %d of %d request(s) failed after their retries",
+                LABEL,
+                safe_url(self.url),
+                self.failed,
+                self.sent,
+            )
 
     def abort(self) -> None:
         self._shutdown()
@@ -169,22 +187,33 @@ class _HttpWriter(Writer):
         what = f"{LABEL}: {self.method} {safe_url(self.url)}"
 
         async def attempt() -> Any:
-            async with session.request(self.method, self.url, data=body, headers=headers,
-                                       allow_redirects=self.allow_redirects) as response:
+            async with session.request(
+                self.method,
+                self.url,
+                data=body,
+                headers=headers,
+                allow_redirects=self.allow_redirects,
+            ) as response:
                 await response.read()
                 return response
 
         self.sent += 1
         try:
-            response = await with_retries(attempt, n_retries=self.n_retries,
-                                          policy=self.retry_policy,
-                                          retry_codes=self.retry_codes, what=what)
+            response = await with_retries(
+                attempt,
+                n_retries=self.n_retries,
+                policy=self.retry_policy,
+                retry_codes=self.retry_codes,
+                what=what,
+            )
         except RequestFailed as exc:
             self._report(f"{exc} (row {row[0]})")
             return
         if response.status >= 400:
-            self._report(f"{what} answered HTTP {response.status} after "
-                         f"{self.n_retries} retries (row {row[0]})")
+            self._report(
+                f"{what} answered HTTP {response.status} after "
+                f"{self.n_retries} retries (row {row[0]})"
+            )
 
     def _report(self, message: str) -> None:
         self.failed += 1
@@ -192,42 +221,67 @@ class _HttpWriter(Writer):
             logger.error("%s (%d request(s) failed so far)", message, self.failed)
 
 
-def write(table: Any, url: str, *, method: str = "POST",
-          format: Literal["json", "custom"] = "json",  # noqa: A002
-          request_payload_template: str | None = None, n_retries: int = 0,
-          retry_policy: RetryPolicy = RetryPolicy.default(),  # noqa: B008
-          connect_timeout_ms: int | None = None, request_timeout_ms: int | None = None,
-          content_type: str | None = None, headers: dict[str, str] | None = None,
-          allow_redirects: bool = True, retry_codes: tuple | None = DEFAULT_RETRY_CODES,
-          name: str | None = None) -> None:
+def write(
+    table: Any,
+    url: str,
+    *,
+    method: str = "POST",
+    format: Literal["json", "custom"] = "json",  # noqa: A002
+    request_payload_template: str | None = None,
+    n_retries: int = 0,
+    retry_policy: RetryPolicy = RetryPolicy.default(),  # noqa: B008
+    connect_timeout_ms: int | None = None,
+    request_timeout_ms: int | None = None,
+    content_type: str | None = None,
+    headers: dict[str, str] | None = None,
+    allow_redirects: bool = True,
+    retry_codes: tuple | None = DEFAULT_RETRY_CODES,
+    name: str | None = None,
+) -> None:
     """Send one ``method`` request to ``url`` for every row added to or removed from
     ``table`` (see the module's description for the bodies and the failure handling)."""
     check_url(url, LABEL)
-    options = check_write_options(LABEL, table, default_name=f"http:{safe_url(url)}",
-                                  name=name)
+    options = check_write_options(LABEL, table, default_name=f"http:{safe_url(url)}", name=name)
     if format not in ("json", "custom"):
         raise TypeError(f"{LABEL}: format must be 'json' or 'custom', got {format!r}")
-    check_client_args(LABEL, method=method, headers=headers, n_retries=n_retries,
-                      retry_policy=retry_policy, connect_timeout_ms=connect_timeout_ms,
-                      request_timeout_ms=request_timeout_ms, retry_codes=retry_codes)
+    check_client_args(
+        LABEL,
+        method=method,
+        headers=headers,
+        n_retries=n_retries,
+        retry_policy=retry_policy,
+        connect_timeout_ms=connect_timeout_ms,
+        request_timeout_ms=request_timeout_ms,
+        retry_codes=retry_codes,
+    )
     if format == "custom" and not isinstance(request_payload_template, str):
-        raise ValueError(f"{LABEL}: format 'custom' needs request_payload_template (a str with "
-                         f"{{table.<column>}} placeholders)")
+        raise ValueError(
+            f"{LABEL}: format 'custom' needs request_payload_template (a str with "
+            f"{{table.<column>}} placeholders)"
+        )
     known = set(table._columns) | {"time", "diff"}
     for text in [request_payload_template or "", *(headers or {}).values()]:
         for column in _PLACEHOLDER.findall(text):
             if column not in known:
-                raise ValueError(f"{LABEL}: the placeholder {{table.{column}}} names no column "
-                                 f"of the table (its columns: {', '.join(table._columns)})")
+                raise ValueError(
+                    f"{LABEL}: the placeholder {{table.{column}}} names no column "
+                    f"of the table (its columns: {', '.join(table._columns)})"
+                )
     if content_type is not None and not isinstance(content_type, str):
         raise TypeError(f"{LABEL}: content_type must be a str, got {content_type!r}")
     label = options.name
-    writer = _HttpWriter(url, method=method.upper(), fmt=format,
-                         template=request_payload_template, headers=dict(headers or {}),
-                         content_type=content_type, n_retries=n_retries,
-                         retry_policy=retry_policy,
-                         timeout=client_timeout(connect_timeout_ms, request_timeout_ms),
-                         allow_redirects=allow_redirects, retry_codes=tuple(retry_codes or ()),
-                         name=label)
+    writer = _HttpWriter(
+        url,
+        method=method.upper(),
+        fmt=format,
+        template=request_payload_template,
+        headers=dict(headers or {}),
+        content_type=content_type,
+        n_retries=n_retries,
+        retry_policy=retry_policy,
+        timeout=client_timeout(connect_timeout_ms, request_timeout_ms),
+        allow_redirects=allow_redirects,
+        retry_codes=tuple(retry_codes or ()),
+        name=label,
+    )
     output_table(options, writer, TypedRowsFormatter(options.columns))
-

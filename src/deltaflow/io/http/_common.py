@@ -37,11 +37,15 @@ class RetryPolicy:
     """
 
     def __init__(self, first_delay_ms: int, backoff_factor: float, jitter_ms: int) -> None:
-        for label, value in (("first_delay_ms", first_delay_ms),
-                             ("backoff_factor", backoff_factor), ("jitter_ms", jitter_ms)):
+        for label, value in (
+            ("first_delay_ms", first_delay_ms),
+            ("backoff_factor", backoff_factor),
+            ("jitter_ms", jitter_ms),
+        ):
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"pw.io.http.RetryPolicy: {label} must be a non-negative "
-                                 f"number, got {value!r}")
+                raise ValueError(
+                    f"pw.io.http.RetryPolicy: {label} must be a non-negative number, got {value!r}"
+                )
         self._next_retry_duration = first_delay_ms / 1000.0
         self._backoff_factor = backoff_factor
         self._jitter = jitter_ms / 1000.0
@@ -54,22 +58,30 @@ class RetryPolicy:
     def wait_duration_before_retry(self) -> float:
         """The wait before the next retry, in seconds (and advance to the one after it)."""
         current = self._next_retry_duration
-        self._next_retry_duration = current * self._backoff_factor \
-            + random.uniform(0.0, self._jitter)
+        self._next_retry_duration = current * self._backoff_factor + random.uniform(
+            0.0, self._jitter
+        )
         return current
 
     def backoff(self, n_retries: int, connector: str) -> BackoffPolicy:
         """This policy as the shared one: its first delay and factor, its jitter added to
         each wait, at most ``1 + n_retries`` attempts, within the HTTP outage limit."""
         shared = policy_for("http", connector)
-        return BackoffPolicy(first_delay_s=self._next_retry_duration,
-                             multiplier=max(self._backoff_factor, 1.0), jitter=0.0,
-                             extra_jitter_s=self._jitter, max_delay_s=math.inf,
-                             max_outage_s=shared.max_outage_s, max_attempts=n_retries + 1)
+        return BackoffPolicy(
+            first_delay_s=self._next_retry_duration,
+            multiplier=max(self._backoff_factor, 1.0),
+            jitter=0.0,
+            extra_jitter_s=self._jitter,
+            max_delay_s=math.inf,
+            max_outage_s=shared.max_outage_s,
+            max_attempts=n_retries + 1,
+        )
 
     def __repr__(self) -> str:
-        return (f"RetryPolicy(first_delay_ms={self._next_retry_duration * 1000:g}, "
-                f"backoff_factor={self._backoff_factor:g}, jitter_ms={self._jitter * 1000:g})")
+        return (
+            f"RetryPolicy(first_delay_ms={self._next_retry_duration * 1000:g}, "
+            f"backoff_factor={self._backoff_factor:g}, jitter_ms={self._jitter * 1000:g})"
+        )
 
 
 def safe_url(url: str) -> str:
@@ -83,8 +95,9 @@ def safe_url(url: str) -> str:
         netloc = f"{netloc}:{parts.port}"
     if parts.username:
         netloc = f"{parts.username}:***@{netloc}"
-    query = "&".join(f"{k}=..." for k, _ in urllib.parse.parse_qsl(parts.query,
-                                                                      keep_blank_values=True))
+    query = "&".join(
+        f"{k}=..." for k, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
@@ -93,36 +106,55 @@ def check_url(url: Any, connector: str) -> str:
         raise TypeError(f"{connector}: url must be a str, got {url!r}")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{connector}: url must be an http:// or https:// address, got "
-                         f"{safe_url(url)!r}")
+        raise ValueError(
+            f"{connector}: url must be an http:// or https:// address, got {safe_url(url)!r}"
+        )
     return url
 
 
-def check_client_args(connector: str, *, method: Any, headers: Any, n_retries: Any,
-                      retry_policy: Any, connect_timeout_ms: Any, request_timeout_ms: Any,
-                      retry_codes: Any) -> None:
+def check_client_args(
+    connector: str,
+    *,
+    method: Any,
+    headers: Any,
+    n_retries: Any,
+    retry_policy: Any,
+    connect_timeout_ms: Any,
+    request_timeout_ms: Any,
+    retry_codes: Any,
+) -> None:
     """The arguments ``read`` and ``write`` have in common, checked at definition time."""
     if not isinstance(method, str) or not method.isalpha():
-        raise ValueError(f"{connector}: method must be an HTTP method name such as 'GET' or "
-                         f"'POST', got {method!r}")
-    if headers is not None and (not isinstance(headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+        raise ValueError(
+            f"{connector}: method must be an HTTP method name such as 'GET' or "
+            f"'POST', got {method!r}"
+        )
+    if headers is not None and (
+        not isinstance(headers, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
         raise TypeError(f"{connector}: headers must be a dict of str to str")
     if isinstance(n_retries, bool) or not isinstance(n_retries, int) or n_retries < 0:
-        raise ValueError(f"{connector}: n_retries must be a non-negative int, got "
-                         f"{n_retries!r}")
+        raise ValueError(f"{connector}: n_retries must be a non-negative int, got {n_retries!r}")
     if not isinstance(retry_policy, RetryPolicy):
-        raise TypeError(f"{connector}: retry_policy must be a pw.io.http.RetryPolicy, got "
-                        f"{retry_policy!r}")
+        raise TypeError(
+            f"{connector}: retry_policy must be a pw.io.http.RetryPolicy, got {retry_policy!r}"
+        )
     policy_for("http", connector)  # a malformed outage limit fails here, not mid-run
-    for label, value in (("connect_timeout_ms", connect_timeout_ms),
-                         ("request_timeout_ms", request_timeout_ms)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or value <= 0):
-            raise ValueError(f"{connector}: {label} must be a positive number of milliseconds "
-                             f"or None, got {value!r}")
-    if retry_codes is not None and (not isinstance(retry_codes, Sequence) or not all(
-            isinstance(c, int) for c in retry_codes)):
+    for label, value in (
+        ("connect_timeout_ms", connect_timeout_ms),
+        ("request_timeout_ms", request_timeout_ms),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise ValueError(
+                f"{connector}: {label} must be a positive number of milliseconds "
+                f"or None, got {value!r}"
+            )
+    if retry_codes is not None and (
+        not isinstance(retry_codes, Sequence) or not all(isinstance(c, int) for c in retry_codes)
+    ):
         raise TypeError(f"{connector}: retry_codes must be a tuple of HTTP status codes")
 
 
@@ -131,15 +163,22 @@ def client_timeout(connect_timeout_ms: float | None, request_timeout_ms: float |
 
     return aiohttp.ClientTimeout(
         total=None if request_timeout_ms is None else request_timeout_ms / 1000.0,
-        sock_connect=None if connect_timeout_ms is None else connect_timeout_ms / 1000.0)
+        sock_connect=None if connect_timeout_ms is None else connect_timeout_ms / 1000.0,
+    )
 
 
 class RequestFailed(Exception):
     """A request still failed after its retries."""
 
 
-async def with_retries(attempt: Callable[[], Awaitable[Any]], *, n_retries: int,
-                       policy: RetryPolicy, retry_codes: Sequence[int], what: str) -> Any:
+async def with_retries(
+    attempt: Callable[[], Awaitable[Any]],
+    *,
+    n_retries: int,
+    policy: RetryPolicy,
+    retry_codes: Sequence[int],
+    what: str,
+) -> Any:
     """Run ``attempt`` (which returns an aiohttp response, already read) until it succeeds,
     at most ``1 + n_retries`` times within the outage limit; retried are connection errors,
     timeouts and the ``retry_codes`` statuses. Returns the last response; raises
@@ -155,8 +194,9 @@ async def with_retries(attempt: Callable[[], Awaitable[Any]], *, n_retries: int,
             try:
                 wait = outage.failed(reason)
             except OutageTooLong:
-                raise RequestFailed(f"{what} failed after {outage.failures} attempt(s): "
-                                    f"{reason}") from exc
+                raise RequestFailed(
+                    f"{what} failed after {outage.failures} attempt(s): {reason}"
+                ) from exc
             logger.warning("%s failed (%s); retrying", what, reason)
         else:
             if response.status not in retry_codes:

@@ -21,8 +21,10 @@ from deltaflow.schema import Schema
 
 RESPONSES = {
     "200": {"description": "OK"},
-    "400": {"description": "The request is incorrect. Please check if it complies with "
-                           "the auto-generated and Pathway input table schemas"},
+    "400": {
+        "description": "The request is incorrect. Please check if it complies with "
+        "the auto-generated and Pathway input table schemas"
+    },
 }
 
 
@@ -51,17 +53,24 @@ class EndpointDocumentation:
 
     DEFAULT_RESPONSES_DESCRIPTION = RESPONSES
 
-    def __init__(self, *, summary: str | None = None, description: str | None = None,
-                 tags: Sequence[str] | None = None, method_types: Sequence[str] | None = None,
-                 examples: EndpointExamples | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        summary: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        method_types: Sequence[str] | None = None,
+        examples: EndpointExamples | None = None,
+    ) -> None:
         if examples is not None and not isinstance(examples, EndpointExamples):
-            raise TypeError(f"EndpointDocumentation: examples must be pw.io.http."
-                            f"EndpointExamples, got {examples!r}")
+            raise TypeError(
+                f"EndpointDocumentation: examples must be pw.io.http."
+                f"EndpointExamples, got {examples!r}"
+            )
         self.summary = summary
         self.description = description
         self.tags = None if tags is None else list(tags)
-        self.method_types = None if method_types is None else \
-            {m.upper() for m in method_types}
+        self.method_types = None if method_types is None else {m.upper() for m in method_types}
         self.examples = examples
 
     def _is_method_exposed(self, method: str) -> bool:
@@ -72,11 +81,13 @@ class EndpointDocumentation:
         if method.upper() == "GET":
             operation: dict[str, Any] = {"parameters": _query_parameters(format, schema)}
         else:
-            operation = {"requestBody": {"content": _body_content(format, schema,
-                                                                  self.examples)}}
+            operation = {"requestBody": {"content": _body_content(format, schema, self.examples)}}
         operation["responses"] = copy.deepcopy(RESPONSES)
-        for key, value in (("tags", self.tags), ("description", self.description),
-                           ("summary", self.summary)):
+        for key, value in (
+            ("tags", self.tags),
+            ("description", self.description),
+            ("summary", self.summary),
+        ):
             if value is not None:
                 operation[key] = value
         return operation
@@ -123,20 +134,25 @@ def _column_traits(column: Any) -> dict[str, Any]:
 
 def _query_parameters(format: str, schema: type[Schema]) -> list[dict[str, Any]]:  # noqa: A002
     if format == "raw":
-        return [{"in": "query", "name": "query", "required": True,
-                 "schema": {"type": "string"}}]
+        return [{"in": "query", "name": "query", "required": True, "schema": {"type": "string"}}]
     parameters = []
     for name, column in schema.columns().items():
-        parameter: dict[str, Any] = {"in": "query", "name": name,
-                                     "required": not column.has_default_value()}
+        parameter: dict[str, Any] = {
+            "in": "query",
+            "name": name,
+            "required": not column.has_default_value(),
+        }
         parameter.update(_column_traits(column))
         parameter["schema"] = {"type": _parameter_type(column.dtype)}
         parameters.append(parameter)
     return parameters
 
 
-def _body_content(format: str, schema: type[Schema],  # noqa: A002
-                  examples: EndpointExamples | None) -> dict[str, Any]:
+def _body_content(
+    format: str,
+    schema: type[Schema],  # noqa: A002
+    examples: EndpointExamples | None,
+) -> dict[str, Any]:
     if format == "raw":
         return {"text/plain": {"schema": {"type": "string"}}}
     properties: dict[str, Any] = {}
@@ -153,8 +169,11 @@ def _body_content(format: str, schema: type[Schema],  # noqa: A002
             required.append(name)
         described.update(_column_traits(column))
         properties[name] = described
-    body: dict[str, Any] = {"type": "object", "properties": properties,
-                            "additionalProperties": additional}
+    body: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": additional,
+    }
     if required:
         body["required"] = required
     content: dict[str, Any] = {"schema": body}

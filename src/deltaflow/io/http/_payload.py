@@ -40,7 +40,9 @@ def _to_int(value: Any) -> int:
         raise ConversionError("a boolean is not an int")
     if isinstance(value, int):
         result = value
-    elif (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and _INT_TEXT.fullmatch(value)):
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and _INT_TEXT.fullmatch(value)
+    ):
         result = int(value)
     else:
         raise ConversionError("not an integer")
@@ -114,12 +116,13 @@ def convert_field(value: Any, dtype: t.DType, *, from_text: bool) -> Any:
     return convert_value(value, dtype)
 
 
-def row_from_payload(payload: Any, schema: type[Schema], *, from_text: bool
-                     ) -> dict[str, Any]:
+def row_from_payload(payload: Any, schema: type[Schema], *, from_text: bool) -> dict[str, Any]:
     """The row a request's fields make; :class:`BadRequest` names the first bad field."""
     if not isinstance(payload, Mapping):
-        raise BadRequest("the request body must be a JSON object with the fields "
-                         + ", ".join(repr(n) for n in schema.column_names()))
+        raise BadRequest(
+            "the request body must be a JSON object with the fields "
+            + ", ".join(repr(n) for n in schema.column_names())
+        )
     row: dict[str, Any] = {}
     for name, column in schema.columns().items():
         if name not in payload:
@@ -131,8 +134,9 @@ def row_from_payload(payload: Any, schema: type[Schema], *, from_text: bool
         try:
             row[name] = convert_field(value, column.dtype, from_text=from_text)
         except ConversionError as exc:
-            raise BadRequest(f"the field {name!r} must be {column.dtype!r}, got "
-                             f"{_describe(value)} ({exc})") from None
+            raise BadRequest(
+                f"the field {name!r} must be {column.dtype!r}, got {_describe(value)} ({exc})"
+            ) from None
     return row
 
 
@@ -157,5 +161,7 @@ class RestServerSubject:
                 try:
                     payload[name] = convert_field(payload[name], column.dtype, from_text=True)
                 except ConversionError as exc:
-                    raise BadRequest(f"the field {name!r} must be {column.dtype!r}, got "
-                                     f"{_describe(payload[name])} ({exc})") from None
+                    raise BadRequest(
+                        f"the field {name!r} must be {column.dtype!r}, got "
+                        f"{_describe(payload[name])} ({exc})"
+                    ) from None

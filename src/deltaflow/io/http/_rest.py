@@ -54,9 +54,15 @@ def _default_schema() -> type[Schema]:
 class _Endpoint:
     """One route: turns requests into rows, keeps their pending answers."""
 
-    def __init__(self, webserver: PathwayWebserver, route: str, schema: type[Schema],
-                 raw: bool, request_validator: Callable[..., Any] | None,
-                 delete_completed: bool) -> None:
+    def __init__(
+        self,
+        webserver: PathwayWebserver,
+        route: str,
+        schema: type[Schema],
+        raw: bool,
+        request_validator: Callable[..., Any] | None,
+        delete_completed: bool,
+    ) -> None:
         self.webserver = webserver
         self.route = route
         self.schema = schema
@@ -122,9 +128,15 @@ class _Endpoint:
     def _log_refused(self, request: Any, reason: str) -> None:
         self.refused += 1
         if self.refused <= 10 or self.refused % _WARN_EVERY == 0:
-            logger.warning("%s %s: request %s %s refused (400, %d so far): %s", LABEL,
-                           self.webserver.address, request.method, self.route, self.refused,
-                           reason)
+            logger.warning(
+                "%s %s: request %s %s refused (400, %d so far): %s",
+                LABEL,
+                self.webserver.address,
+                request.method,
+                self.route,
+                self.refused,
+                reason,
+            )
 
     def deliver(self, answers: list[tuple[int, bytes]]) -> None:
         """Complete the requests answered by one batch (runs on the server's loop)."""
@@ -161,8 +173,10 @@ class _RestReader(Reader):
             rows.append(row)
             keys.append(key)
         self._sent += len(rows)
-        return Data(DictsContext(rows, kinds=kind, keys=keys, metadata={"path": "request"}),
-                    offset=("requests", self._sent))
+        return Data(
+            DictsContext(rows, kinds=kind, keys=keys, metadata={"path": "request"}),
+            offset=("requests", self._sent),
+        )
 
     def wait(self, timeout: float) -> None:
         self.endpoint.ready.wait(timeout)
@@ -196,21 +210,26 @@ class _ResponseSink(Sink):
             return
         keys = added[ID].to_list()
         results = t.values_from_series(added["result"])
-        answers = [(key, json.dumps(json_value(value), ensure_ascii=False).encode())
-                   for key, value in zip(keys, results, strict=True)]
+        answers = [
+            (key, json.dumps(json_value(value), ensure_ascii=False).encode())
+            for key, value in zip(keys, results, strict=True)
+        ]
         self.stats.rows_written += len(answers)
         self.endpoint.webserver.call_soon(self.endpoint.deliver, answers)
 
 
 def _check_methods(methods: Any) -> tuple[str, ...]:
     if isinstance(methods, str) or not isinstance(methods, Sequence) or not methods:
-        raise TypeError(f"{LABEL}: methods must be a non-empty sequence of HTTP method names, "
-                        f"got {methods!r}")
+        raise TypeError(
+            f"{LABEL}: methods must be a non-empty sequence of HTTP method names, got {methods!r}"
+        )
     checked = []
     for method in methods:
         if not isinstance(method, str) or method.upper() not in _KNOWN_METHODS:
-            raise ValueError(f"{LABEL}: unknown HTTP method {method!r} in methods (use "
-                             f"{', '.join(_KNOWN_METHODS)})")
+            raise ValueError(
+                f"{LABEL}: unknown HTTP method {method!r} in methods (use "
+                f"{', '.join(_KNOWN_METHODS)})"
+            )
         if method.upper() not in checked:
             checked.append(method.upper())
     return tuple(checked)
@@ -218,27 +237,40 @@ def _check_methods(methods: Any) -> tuple[str, ...]:
 
 def _delete_completed(keep_queries: bool | None, delete_completed_queries: bool | None) -> bool:
     if keep_queries is not None:
-        warnings.warn(f"{LABEL}: keep_queries is deprecated; use delete_completed_queries "
-                      f"(its opposite) instead", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{LABEL}: keep_queries is deprecated; use delete_completed_queries "
+            f"(its opposite) instead",
+            UserWarning,
+            stacklevel=3,
+        )
         if delete_completed_queries is None:
             return not keep_queries
     if delete_completed_queries is None:
-        warnings.warn(f"{LABEL}: set delete_completed_queries explicitly (it defaults to True: "
-                      f"a query's row is removed once it is answered)", UserWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{LABEL}: set delete_completed_queries explicitly (it defaults to True: "
+            f"a query's row is removed once it is answered)",
+            UserWarning,
+            stacklevel=3,
+        )
         return True
     return bool(delete_completed_queries)
 
 
-def rest_connector(host: str | None = None, port: int | str | None = None, *,
-                   webserver: PathwayWebserver | None = None, route: str = "/",
-                   schema: type[Schema] | None = None, methods: Sequence[str] = ("POST",),
-                   autocommit_duration_ms: int | None = 1500,
-                   documentation: EndpointDocumentation = EndpointDocumentation(),  # noqa: B008
-                   keep_queries: bool | None = None,
-                   delete_completed_queries: bool | None = None,
-                   request_validator: Callable | None = None,
-                   cache_strategy: Any = None) -> tuple[Any, Callable[[Any], None]]:
+def rest_connector(
+    host: str | None = None,
+    port: int | str | None = None,
+    *,
+    webserver: PathwayWebserver | None = None,
+    route: str = "/",
+    schema: type[Schema] | None = None,
+    methods: Sequence[str] = ("POST",),
+    autocommit_duration_ms: int | None = 1500,
+    documentation: EndpointDocumentation = EndpointDocumentation(),  # noqa: B008
+    keep_queries: bool | None = None,
+    delete_completed_queries: bool | None = None,
+    request_validator: Callable | None = None,
+    cache_strategy: Any = None,
+) -> tuple[Any, Callable[[Any], None]]:
     """Serve ``route`` over HTTP: return ``(queries, response_writer)``.
 
     Every request becomes a row of ``queries`` (columns of ``schema``; without a schema, one
@@ -254,19 +286,24 @@ def rest_connector(host: str | None = None, port: int | str | None = None, *,
     elif host is not None or port is not None:
         raise ValueError(f"{LABEL}: give either host and port or a webserver, not both")
     if not isinstance(webserver, PathwayWebserver):
-        raise TypeError(f"{LABEL}: webserver must be a pw.io.http.PathwayWebserver, got "
-                        f"{webserver!r}")
+        raise TypeError(
+            f"{LABEL}: webserver must be a pw.io.http.PathwayWebserver, got {webserver!r}"
+        )
     if not isinstance(route, str) or (route and not route.startswith("/")):
         raise ValueError(f"{LABEL}: route must start with '/', got {route!r}")
     route = route or "/"
     checked_methods = _check_methods(methods)
     autocommit = check_autocommit(autocommit_duration_ms, LABEL)
     if not isinstance(documentation, EndpointDocumentation):
-        raise TypeError(f"{LABEL}: documentation must be a pw.io.http.EndpointDocumentation, "
-                        f"got {documentation!r}")
+        raise TypeError(
+            f"{LABEL}: documentation must be a pw.io.http.EndpointDocumentation, "
+            f"got {documentation!r}"
+        )
     if request_validator is not None and not callable(request_validator):
-        raise TypeError(f"{LABEL}: request_validator must be callable(payload, headers), got "
-                        f"{request_validator!r}")
+        raise TypeError(
+            f"{LABEL}: request_validator must be callable(payload, headers), got "
+            f"{request_validator!r}"
+        )
     if cache_strategy is not None:
         logger.warning("%s: cache_strategy is not supported and is ignored", LABEL)
     raw = schema is None
@@ -274,8 +311,7 @@ def rest_connector(host: str | None = None, port: int | str | None = None, *,
     assert table_schema is not None
     delete_completed = _delete_completed(keep_queries, delete_completed_queries)
 
-    endpoint = _Endpoint(webserver, route, table_schema, raw, request_validator,
-                         delete_completed)
+    endpoint = _Endpoint(webserver, route, table_schema, raw, request_validator, delete_completed)
     docs_format = "raw" if raw else "custom"
 
     def describe(method: str) -> dict | None:
@@ -286,9 +322,13 @@ def rest_connector(host: str | None = None, port: int | str | None = None, *,
     webserver._register_endpoint(route, checked_methods, endpoint.handle, describe)
     name = f"rest:{webserver.address}{route}"
     queries = reader_table(
-        schema=table_schema, parser=TypedRowsParser(column_specs(table_schema)),
-        reader_factory=lambda: _RestReader(endpoint, name), name=name,
-        autocommit_duration_ms=autocommit, max_backlog_size=None)
+        schema=table_schema,
+        parser=TypedRowsParser(column_specs(table_schema)),
+        reader_factory=lambda: _RestReader(endpoint, name),
+        name=name,
+        autocommit_duration_ms=autocommit,
+        max_backlog_size=None,
+    )
     written: list[bool] = []
 
     def response_writer(responses: Any) -> None:
@@ -299,15 +339,21 @@ def rest_connector(host: str | None = None, port: int | str | None = None, *,
         if not isinstance(responses, Table):
             raise TypeError(f"{LABEL}: response_writer expects a table, got {responses!r}")
         if "result" not in responses._columns:
-            raise ValueError(f"{LABEL}: the table given to response_writer for route "
-                             f"{route!r} has no 'result' column (its columns: "
-                             f"{', '.join(responses._columns)}); the response is its "
-                             f"'result'")
+            raise ValueError(
+                f"{LABEL}: the table given to response_writer for route "
+                f"{route!r} has no 'result' column (its columns: "
+                f"{', '.join(responses._columns)}); the response is its "
+                f"'result'"
+            )
         if written:
-            raise RuntimeError(f"{LABEL}: response_writer of route {route!r} was already "
-                               f"called; a request gets one response")
+            raise RuntimeError(
+                f"{LABEL}: response_writer of route {route!r} was already "
+                f"called; a request gets one response"
+            )
         written.append(True)
-        add_output(responses.select(responses.result) if len(responses._columns) > 1
-                   else responses, _ResponseSink(endpoint, f"{name}:responses"))
+        add_output(
+            responses.select(responses.result) if len(responses._columns) > 1 else responses,
+            _ResponseSink(endpoint, f"{name}:responses"),
+        )
 
     return queries, response_writer

@@ -65,8 +65,9 @@ class PathwayWebserver:
     requests and adds the CORS headers, allowing any origin.
     """
 
-    def __init__(self, host: str, port: int | str, with_schema_endpoint: bool = True,
-                 with_cors: bool = False) -> None:
+    def __init__(
+        self, host: str, port: int | str, with_schema_endpoint: bool = True, with_cors: bool = False
+    ) -> None:
         label = "pw.io.http.PathwayWebserver"
         if not isinstance(host, str):
             raise TypeError(f"{label}: host must be a str, got {host!r}")
@@ -76,8 +77,7 @@ class PathwayWebserver:
         self._with_cors = bool(with_cors)
         # route -> (methods, handler, describe) where describe(method) gives the OpenAPI
         # operation or None when the method is not documented.
-        self._routes: dict[str, tuple[tuple[str, ...], Handler,
-                                      Callable[[str], dict | None]]] = {}
+        self._routes: dict[str, tuple[tuple[str, ...], Handler, Callable[[str], dict | None]]] = {}
         self._lock = threading.Lock()
         self._users = 0
         self._thread: threading.Thread | None = None
@@ -92,12 +92,19 @@ class PathwayWebserver:
         return f"PathwayWebserver({self._host!r}, {self._port})"
 
     # --- routes and their description ------------------------------------------------------
-    def _register_endpoint(self, route: str, methods: tuple[str, ...], handler: Handler,
-                           describe: Callable[[str], dict | None]) -> None:
+    def _register_endpoint(
+        self,
+        route: str,
+        methods: tuple[str, ...],
+        handler: Handler,
+        describe: Callable[[str], dict | None],
+    ) -> None:
         if route in self._routes or (self._with_schema_endpoint and route == SCHEMA_ROUTE):
-            raise RuntimeError(f"pw.io.http.rest_connector: the webserver {self.address} "
-                               f"already serves the route {route!r}; a second endpoint on it "
-                               f"would never receive a request")
+            raise RuntimeError(
+                f"pw.io.http.rest_connector: the webserver {self.address} "
+                f"already serves the route {route!r}; a second endpoint on it "
+                f"would never receive a request"
+            )
         self._routes[route] = (methods, handler, describe)
 
     def openapi_description_json(self, origin: str) -> dict:
@@ -155,20 +162,23 @@ class PathwayWebserver:
         if origin is None:
             return await handler(request)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            headers = {"Access-Control-Allow-Origin": origin,
-                       "Access-Control-Allow-Methods":
-                           request.headers["Access-Control-Request-Method"]}
+            headers = {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": request.headers["Access-Control-Request-Method"],
+            }
             if "Access-Control-Request-Headers" in request.headers:
-                headers["Access-Control-Allow-Headers"] = \
-                    request.headers["Access-Control-Request-Headers"]
+                headers["Access-Control-Allow-Headers"] = request.headers[
+                    "Access-Control-Request-Headers"
+                ]
             return web.Response(status=200, headers=headers)
         try:
             response = await handler(request)
         except web.HTTPException as exc:
             response = exc
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = \
-            ",".join(h for h in response.headers if not h.startswith("Access-Control"))
+        response.headers["Access-Control-Expose-Headers"] = ",".join(
+            h for h in response.headers if not h.startswith("Access-Control")
+        )
         return response
 
     def _start(self, connector: str) -> None:
@@ -180,12 +190,18 @@ class PathwayWebserver:
                 return
             ready = threading.Event()
             outcome: dict[str, BaseException] = {}
-            thread = threading.Thread(target=self._serve, args=(ready, outcome), daemon=True,
-                                      name=f"deltaflow-webserver-{self.address}")
+            thread = threading.Thread(
+                target=self._serve,
+                args=(ready, outcome),
+                daemon=True,
+                name=f"deltaflow-webserver-{self.address}",
+            )
             thread.start()
             if not ready.wait(_START_TIMEOUT_S):
-                raise ConnectorError(connector, f"the webserver {self.address} did not start "
-                                                f"within {_START_TIMEOUT_S:g} s")
+                raise ConnectorError(
+                    connector,
+                    f"the webserver {self.address} did not start within {_START_TIMEOUT_S:g} s",
+                )
             if "error" in outcome:
                 thread.join(timeout=5)
                 raise connector_failure(connector, outcome["error"])
@@ -228,8 +244,12 @@ class PathwayWebserver:
             ready.set()
             loop.close()
 
-    async def _serve_async(self, loop: asyncio.AbstractEventLoop, ready: threading.Event,
-                           outcome: dict[str, BaseException]) -> None:
+    async def _serve_async(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ready: threading.Event,
+        outcome: dict[str, BaseException],
+    ) -> None:
         from aiohttp import web
 
         runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
@@ -240,15 +260,19 @@ class PathwayWebserver:
                 await site.start()
             except OSError as exc:
                 if exc.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
-                    outcome["error"] = OSError(exc.errno, f"the webserver cannot listen on "
-                                                          f"{self.address}: the address is "
-                                                          f"already in use")
+                    outcome["error"] = OSError(
+                        exc.errno,
+                        f"the webserver cannot listen on "
+                        f"{self.address}: the address is "
+                        f"already in use",
+                    )
                 else:
                     outcome["error"] = exc
                 return
             except (OverflowError, ValueError) as exc:
-                outcome["error"] = type(exc)(f"the webserver cannot listen on {self.address}: "
-                                             f"{exc}")
+                outcome["error"] = type(exc)(
+                    f"the webserver cannot listen on {self.address}: {exc}"
+                )
                 return
             self._stopping = asyncio.Event()
             self._loop = loop

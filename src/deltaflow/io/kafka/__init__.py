@@ -22,8 +22,14 @@ from deltaflow.io.kafka._reader import KafkaReader
 from deltaflow.io.kafka._writer import KafkaWriter
 from deltaflow.schema import Schema, schema_from_types
 
-__all__ = ["CONNECT_TIMEOUT_S", "SchemaRegistryHeader", "SchemaRegistrySettings", "read",
-           "simple_read", "write"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "SchemaRegistryHeader",
+    "SchemaRegistrySettings",
+    "read",
+    "simple_read",
+    "write",
+]
 
 #: How long a broker that cannot be reached when a run starts is retried before the run fails
 #: (seconds). None: the shared retry policy's outage limit (``DELTAFLOW_KAFKA_MAX_OUTAGE_S``,
@@ -37,6 +43,7 @@ def _connect_policy(connector: str) -> tuple[BackoffPolicy, str]:
     if CONNECT_TIMEOUT_S is not None:
         return policy.with_max_outage(CONNECT_TIMEOUT_S), "pw.io.kafka.CONNECT_TIMEOUT_S"
     return policy, limit_hint("kafka")
+
 
 READ_FORMATS = ("plaintext", "raw", "json")
 WRITE_FORMATS = ("raw", "plaintext", "json", "dsv")
@@ -54,10 +61,17 @@ class SchemaRegistryHeader:
 class SchemaRegistrySettings:
     """Settings of a Confluent schema registry (accepted; using them is not supported)."""
 
-    def __init__(self, urls: list[str], *, token_authorization: str | None = None,
-                 username: str | None = None, password: str | None = None,
-                 headers: Iterable[SchemaRegistryHeader] | None = None,
-                 proxy: str | None = None, timeout: Any = None) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        *,
+        token_authorization: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        headers: Iterable[SchemaRegistryHeader] | None = None,
+        proxy: str | None = None,
+        timeout: Any = None,
+    ) -> None:
         self.urls = list(urls)
         self.token_authorization = token_authorization
         self.username = username
@@ -72,26 +86,35 @@ class SchemaRegistrySettings:
 
 def _no_schema_registry(settings: Any, connector: str) -> None:
     if settings is not None:
-        raise NotImplementedError(f"{connector}: schema_registry_settings (Avro/Protobuf/JSON "
-                                  f"through a schema registry) are not supported by deltaflow; "
-                                  f"read or write plain 'json', 'raw' or 'plaintext' messages")
+        raise NotImplementedError(
+            f"{connector}: schema_registry_settings (Avro/Protobuf/JSON "
+            f"through a schema registry) are not supported by deltaflow; "
+            f"read or write plain 'json', 'raw' or 'plaintext' messages"
+        )
 
 
 def _check_settings(settings: Any, connector: str, *, needs_group: bool) -> dict[str, Any]:
     if not isinstance(settings, dict):
-        raise TypeError(f"{connector}: rdkafka_settings must be a dict of librdkafka "
-                        f"settings, got {type(settings).__name__}")
+        raise TypeError(
+            f"{connector}: rdkafka_settings must be a dict of librdkafka "
+            f"settings, got {type(settings).__name__}"
+        )
     if not settings.get("bootstrap.servers"):
-        raise ValueError(f"{connector}: rdkafka_settings must name the brokers in a non-empty "
-                         f"'bootstrap.servers' entry")
+        raise ValueError(
+            f"{connector}: rdkafka_settings must name the brokers in a non-empty "
+            f"'bootstrap.servers' entry"
+        )
     if needs_group and not settings.get("group.id"):
-        raise ValueError(f"{connector}: rdkafka_settings must contain a non-empty 'group.id' "
-                         f"(the reader joins that consumer group to get its partitions)")
+        raise ValueError(
+            f"{connector}: rdkafka_settings must contain a non-empty 'group.id' "
+            f"(the reader joins that consumer group to get its partitions)"
+        )
     return dict(settings)
 
 
-def _check_positive(value: Any, parameter: str, connector: str, *, allow_none: bool = True
-                    ) -> int | None:
+def _check_positive(
+    value: Any, parameter: str, connector: str, *, allow_none: bool = True
+) -> int | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -99,16 +122,26 @@ def _check_positive(value: Any, parameter: str, connector: str, *, allow_none: b
     return value
 
 
-def read(rdkafka_settings: dict, topic: str | list[str] | None = None, *,
-         schema: type[Schema] | None = None,
-         mode: Literal["streaming", "static"] = "streaming",
-         format: Literal["plaintext", "raw", "json"] = "raw",  # noqa: A002
-         schema_registry_settings: SchemaRegistrySettings | None = None,
-         debug_data: Any = None, autocommit_duration_ms: int | None = 1500,
-         json_field_paths: dict[str, str] | None = None, autogenerate_key: bool = False,
-         with_metadata: bool = False, start_from_timestamp_ms: int | None = None,
-         parallel_readers: int | None = None, name: str | None = None,
-         max_backlog_size: int | None = None, _stacklevel: int = 1, **kwargs: Any) -> Any:
+def read(
+    rdkafka_settings: dict,
+    topic: str | list[str] | None = None,
+    *,
+    schema: type[Schema] | None = None,
+    mode: Literal["streaming", "static"] = "streaming",
+    format: Literal["plaintext", "raw", "json"] = "raw",  # noqa: A002
+    schema_registry_settings: SchemaRegistrySettings | None = None,
+    debug_data: Any = None,
+    autocommit_duration_ms: int | None = 1500,
+    json_field_paths: dict[str, str] | None = None,
+    autogenerate_key: bool = False,
+    with_metadata: bool = False,
+    start_from_timestamp_ms: int | None = None,
+    parallel_readers: int | None = None,
+    name: str | None = None,
+    max_backlog_size: int | None = None,
+    _stacklevel: int = 1,
+    **kwargs: Any,
+) -> Any:
     """A table of the messages of the Kafka topic ``topic``.
 
     ``format="raw"`` gives ``key: bytes | None, data: bytes`` per message; ``"plaintext"`` the
@@ -123,15 +156,20 @@ def read(rdkafka_settings: dict, topic: str | list[str] | None = None, *,
     """
     connector = "pw.io.kafka.read"
     if kwargs:
-        raise TypeError(f"{connector}: unexpected keyword arguments: "
-                        f"{', '.join(map(repr, kwargs))}")
+        raise TypeError(
+            f"{connector}: unexpected keyword arguments: {', '.join(map(repr, kwargs))}"
+        )
     if format not in READ_FORMATS:
-        raise TypeError(f"{connector}: format must be one of {', '.join(READ_FORMATS)}, got "
-                        f"{format!r}")
+        raise TypeError(
+            f"{connector}: format must be one of {', '.join(READ_FORMATS)}, got {format!r}"
+        )
     settings = _check_settings(rdkafka_settings, connector, needs_group=True)
     if isinstance(topic, list):
-        warnings.warn("pw.io.kafka.read: topic should be a str, not a list; the first "
-                      "element is used", DeprecationWarning, stacklevel=2 + _stacklevel)
+        warnings.warn(
+            "pw.io.kafka.read: topic should be a str, not a list; the first element is used",
+            DeprecationWarning,
+            stacklevel=2 + _stacklevel,
+        )
         topic = topic[0] if topic else None
     if not isinstance(topic, str) or not topic:
         raise ValueError(f"{connector}: a topic name is required, got {topic!r}")
@@ -141,16 +179,20 @@ def read(rdkafka_settings: dict, topic: str | list[str] | None = None, *,
     if autocommit_duration_ms is not None:
         _check_positive(autocommit_duration_ms, "autocommit_duration_ms", connector)
     elif mode == "streaming":
-        raise ValueError(f"{connector}: autocommit_duration_ms=None would never commit a "
-                         f"streaming topic's messages (it never ends); give a duration in "
-                         f"milliseconds")
+        raise ValueError(
+            f"{connector}: autocommit_duration_ms=None would never commit a "
+            f"streaming topic's messages (it never ends); give a duration in "
+            f"milliseconds"
+        )
     _check_positive(parallel_readers, "parallel_readers", connector)
     backlog = check_backlog(max_backlog_size, connector)
     if start_from_timestamp_ms is not None and (
-            isinstance(start_from_timestamp_ms, bool)
-            or not isinstance(start_from_timestamp_ms, int)):
-        raise TypeError(f"{connector}: start_from_timestamp_ms must be an int (milliseconds "
-                        f"since the epoch), got {start_from_timestamp_ms!r}")
+        isinstance(start_from_timestamp_ms, bool) or not isinstance(start_from_timestamp_ms, int)
+    ):
+        raise TypeError(
+            f"{connector}: start_from_timestamp_ms must be an int (milliseconds "
+            f"since the epoch), got {start_from_timestamp_ms!r}"
+        )
     if format == "json":
         if schema is None:
             raise ValueError(f"{connector}: format 'json' needs a schema (schema=MySchema)")
@@ -158,22 +200,33 @@ def read(rdkafka_settings: dict, topic: str | list[str] | None = None, *,
         assert table_schema is not None
         if json_field_paths is not None:
             if not isinstance(json_field_paths, dict):
-                raise TypeError(f"{connector}: json_field_paths must be a dict of column -> "
-                                f"JSON pointer")
+                raise TypeError(
+                    f"{connector}: json_field_paths must be a dict of column -> JSON pointer"
+                )
             unknown = sorted(set(json_field_paths) - set(table_schema.columns()))
             if unknown:
-                raise ValueError(f"{connector}: json_field_paths names {unknown}, not columns "
-                                 f"of the schema {list(table_schema.columns())}")
+                raise ValueError(
+                    f"{connector}: json_field_paths names {unknown}, not columns "
+                    f"of the schema {list(table_schema.columns())}"
+                )
     else:
         if schema is not None:
-            raise ValueError(f"{connector}: format {format!r} has fixed columns (key, data) "
-                             f"and takes no schema")
+            raise ValueError(
+                f"{connector}: format {format!r} has fixed columns (key, data) and takes no schema"
+            )
         if json_field_paths:
             raise ValueError(f"{connector}: json_field_paths applies to format 'json' only")
-        table_schema = schema_from_types(key=bytes | None, data=bytes) if format == "raw" \
+        table_schema = (
+            schema_from_types(key=bytes | None, data=bytes)
+            if format == "raw"
             else schema_from_types(key=str | None, data=str)
-    parser = MessageParser(format, column_specs(table_schema), with_metadata=with_metadata,
-                           json_field_paths=json_field_paths)
+        )
+    parser = MessageParser(
+        format,
+        column_specs(table_schema),
+        with_metadata=with_metadata,
+        json_field_paths=json_field_paths,
+    )
     if with_metadata:  # as in Pathway, _metadata comes first
         table_schema = schema_from_types(_metadata=t.Json) | table_schema
     static = mode == "static"
@@ -181,68 +234,119 @@ def read(rdkafka_settings: dict, topic: str | list[str] | None = None, *,
     policy, hint = _connect_policy(connector)
 
     def make_reader() -> KafkaReader:
-        return KafkaReader(settings, chosen_topic, connector=connector, static=static,
-                           with_metadata=with_metadata,
-                           start_from_timestamp_ms=start_from_timestamp_ms,
-                           policy=policy, limit_hint=hint)
+        return KafkaReader(
+            settings,
+            chosen_topic,
+            connector=connector,
+            static=static,
+            with_metadata=with_metadata,
+            start_from_timestamp_ms=start_from_timestamp_ms,
+            policy=policy,
+            limit_hint=hint,
+        )
 
-    table = reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
-                         name=name or f"kafka:{topic}", named=name is not None,
-                         autocommit_duration_ms=autocommit_duration_ms,
-                         max_backlog_size=backlog)
+    table = reader_table(
+        schema=table_schema,
+        reader_factory=make_reader,
+        parser=parser,
+        name=name or f"kafka:{topic}",
+        named=name is not None,
+        autocommit_duration_ms=autocommit_duration_ms,
+        max_backlog_size=backlog,
+    )
     # A message is never taken back: Table.is_append_only, as in Pathway (with a primary key
     # too: a message with a key seen before is not an update of its row).
     table._node.source.append_only = True
     return table
 
 
-def simple_read(server: str, topic: str, *, read_only_new: bool = False,
-                schema: type[Schema] | None = None,
-                format: Literal["plaintext", "raw", "json"] = "raw",  # noqa: A002
-                debug_data: Any = None, autocommit_duration_ms: int | None = 1500,
-                json_field_paths: dict[str, str] | None = None,
-                parallel_readers: int | None = None, name: str | None = None,
-                **kwargs: Any) -> Any:
+def simple_read(
+    server: str,
+    topic: str,
+    *,
+    read_only_new: bool = False,
+    schema: type[Schema] | None = None,
+    format: Literal["plaintext", "raw", "json"] = "raw",  # noqa: A002
+    debug_data: Any = None,
+    autocommit_duration_ms: int | None = 1500,
+    json_field_paths: dict[str, str] | None = None,
+    parallel_readers: int | None = None,
+    name: str | None = None,
+    **kwargs: Any,
+) -> Any:
     """:func:`read` from the broker ``server`` in a consumer group of its own: from the
     topic's beginning, or only messages arriving after the start with ``read_only_new``."""
     if not isinstance(server, str) or not server:
-        raise ValueError(f"pw.io.kafka.simple_read: server must be a 'host:port' string, got "
-                         f"{server!r}")
-    settings = {"bootstrap.servers": server, "group.id": str(uuid.uuid4()),
-                "auto.offset.reset": "latest" if read_only_new else "earliest",
-                "enable.auto.commit": False}
-    return read(settings, topic, schema=schema, format=format, debug_data=debug_data,
-                autocommit_duration_ms=autocommit_duration_ms,
-                json_field_paths=json_field_paths, parallel_readers=parallel_readers,
-                name=name, _stacklevel=2, **kwargs)
+        raise ValueError(
+            f"pw.io.kafka.simple_read: server must be a 'host:port' string, got {server!r}"
+        )
+    settings = {
+        "bootstrap.servers": server,
+        "group.id": str(uuid.uuid4()),
+        "auto.offset.reset": "latest" if read_only_new else "earliest",
+        "enable.auto.commit": False,
+    }
+    return read(
+        settings,
+        topic,
+        schema=schema,
+        format=format,
+        debug_data=debug_data,
+        autocommit_duration_ms=autocommit_duration_ms,
+        json_field_paths=json_field_paths,
+        parallel_readers=parallel_readers,
+        name=name,
+        _stacklevel=2,
+        **kwargs,
+    )
 
 
-def _column(table: Any, reference: Any, parameter: str, connector: str,
-            types: tuple[t.DType, ...] | None = None) -> str:
+def _column(
+    table: Any,
+    reference: Any,
+    parameter: str,
+    connector: str,
+    types: tuple[t.DType, ...] | None = None,
+) -> str:
     from deltaflow.expressions.base import ColumnReference
 
     if not isinstance(reference, ColumnReference):
-        raise TypeError(f"{connector}: {parameter} must be a column of the table (e.g. "
-                        f"table.name), got {reference!r}")
+        raise TypeError(
+            f"{connector}: {parameter} must be a column of the table (e.g. "
+            f"table.name), got {reference!r}"
+        )
     owner = reference.table
     if owner is not table and getattr(owner, "_node", None) is not table._node:
-        raise ValueError(f"{connector}: {parameter} column {reference.name!r} belongs to "
-                         f"another table; use a column of the table being written")
+        raise ValueError(
+            f"{connector}: {parameter} column {reference.name!r} belongs to "
+            f"another table; use a column of the table being written"
+        )
     name = reference.name
     if name not in table._columns:
         raise table._missing(name)
     if types is not None and table._columns[name].strip_optional() not in types:
-        raise ValueError(f"{connector}: the {parameter} column {name!r} has type "
-                         f"{table._columns[name]!r}; it must be str, bytes or Any")
+        raise ValueError(
+            f"{connector}: the {parameter} column {name!r} has type "
+            f"{table._columns[name]!r}; it must be str, bytes or Any"
+        )
     return name
 
 
-def write(table: Any, rdkafka_settings: dict, topic_name: Any, *,
-          format: Literal["raw", "plaintext", "json", "dsv"] = "json",  # noqa: A002
-          schema_registry_settings: SchemaRegistrySettings | None = None,
-          subject: str | None = None, delimiter: str = ",", key: Any = None,
-          value: Any = None, headers: Iterable[Any] | None = None, name: str | None = None,
-          sort_by: Iterable[Any] | None = None) -> None:
+def write(
+    table: Any,
+    rdkafka_settings: dict,
+    topic_name: Any,
+    *,
+    format: Literal["raw", "plaintext", "json", "dsv"] = "json",  # noqa: A002
+    schema_registry_settings: SchemaRegistrySettings | None = None,
+    subject: str | None = None,
+    delimiter: str = ",",
+    key: Any = None,
+    value: Any = None,
+    headers: Iterable[Any] | None = None,
+    name: str | None = None,
+    sort_by: Iterable[Any] | None = None,
+) -> None:
     """Write every change of ``table`` to the Kafka topic ``topic_name`` (a name, or a str
     column naming each row's topic), one message per change.
 
@@ -257,11 +361,11 @@ def write(table: Any, rdkafka_settings: dict, topic_name: Any, *,
 
     connector = "pw.io.kafka.write"
     if not isinstance(table, Table):
-        raise TypeError(f"{connector}: table must be a deltaflow Table, got "
-                        f"{type(table).__name__}")
+        raise TypeError(f"{connector}: table must be a deltaflow Table, got {type(table).__name__}")
     if format not in WRITE_FORMATS:
-        raise TypeError(f"{connector}: format must be one of {', '.join(WRITE_FORMATS)}, got "
-                        f"{format!r}")
+        raise TypeError(
+            f"{connector}: format must be one of {', '.join(WRITE_FORMATS)}, got {format!r}"
+        )
     settings = _check_settings(rdkafka_settings, connector, needs_group=False)
     topic_column: str | None = None
     if isinstance(topic_name, ColumnReference):
@@ -271,31 +375,38 @@ def write(table: Any, rdkafka_settings: dict, topic_name: Any, *,
         fixed_topic = topic_name
         connector = f"pw.io.kafka.write({topic_name!r})"
     else:
-        raise ValueError(f"{connector}: topic_name must be a topic name or a str column, got "
-                         f"{topic_name!r}")
+        raise ValueError(
+            f"{connector}: topic_name must be a topic name or a str column, got {topic_name!r}"
+        )
     _no_schema_registry(schema_registry_settings, connector)
     if subject is not None:
-        raise NotImplementedError(f"{connector}: subject belongs to schema registries, which "
-                                  f"deltaflow does not support")
+        raise NotImplementedError(
+            f"{connector}: subject belongs to schema registries, which deltaflow does not support"
+        )
     if not isinstance(delimiter, str) or len(delimiter) != 1:
-        raise ValueError(f"{connector}: delimiter must be a single character, got "
-                         f"{delimiter!r}")
+        raise ValueError(f"{connector}: delimiter must be a single character, got {delimiter!r}")
     key_name = None if key is None else _column(table, key, "key", connector, _MESSAGE_TYPES)
     header_names = [_column(table, h, "headers", connector) for h in (headers or ())]
     value_name: str | None = None
     if format in ("raw", "plaintext") and key is not None and value is None:
-        raise ValueError(f"{connector}: with format {format!r}, a key= column needs a value= "
-                         f"column too (which column is the message?)")
+        raise ValueError(
+            f"{connector}: with format {format!r}, a key= column needs a value= "
+            f"column too (which column is the message?)"
+        )
     if format in ("json", "dsv"):
         if value is not None:
-            raise ValueError(f"{connector}: format {format!r} writes every column; value= is "
-                             f"for 'raw' and 'plaintext'")
+            raise ValueError(
+                f"{connector}: format {format!r} writes every column; value= is "
+                f"for 'raw' and 'plaintext'"
+            )
     elif value is not None:
         value_name = _column(table, value, "value", connector, _MESSAGE_TYPES)
     else:
         if len(table._columns) != 1:
-            raise ValueError(f"{connector}: format {format!r} without value= needs a table "
-                             f"of one column; this one has {list(table._columns)}")
+            raise ValueError(
+                f"{connector}: format {format!r} without value= needs a table "
+                f"of one column; this one has {list(table._columns)}"
+            )
         only = next(iter(table._columns))
         _column(table, table[only], "value", connector, _MESSAGE_TYPES)
         value_name = only
@@ -305,13 +416,28 @@ def write(table: Any, rdkafka_settings: dict, topic_name: Any, *,
         for column in order:
             column_name = column.name if isinstance(column, ColumnReference) else str(column)
             if column_name not in forwarded:
-                raise ValueError(f"{connector}: sort_by column {column_name!r} is not written;"
-                                 f" with format {format!r} only the value, key, topic and "
-                                 f"header columns are")
-    formatter = MessageFormatter(format, table._columns, key=key_name, value=value_name,
-                                 headers=header_names, delimiter=delimiter,
-                                 topic_column=topic_column)
+                raise ValueError(
+                    f"{connector}: sort_by column {column_name!r} is not written;"
+                    f" with format {format!r} only the value, key, topic and "
+                    f"header columns are"
+                )
+    formatter = MessageFormatter(
+        format,
+        table._columns,
+        key=key_name,
+        value=value_name,
+        headers=header_names,
+        delimiter=delimiter,
+        topic_column=topic_column,
+    )
     policy, hint = _connect_policy(connector)
-    writer = KafkaWriter(settings, fixed_topic, connector=connector, policy=policy,
-                         limit_hint=hint, fmt=format, delimiter=delimiter)
+    writer = KafkaWriter(
+        settings,
+        fixed_topic,
+        connector=connector,
+        policy=policy,
+        limit_hint=hint,
+        fmt=format,
+        delimiter=delimiter,
+    )
     write_table(table, writer, formatter, name=name or connector, sort_by=order or None)

@@ -72,35 +72,48 @@ class MessagesContext(ReaderContext):
 
     def metadata(self, index: int) -> t.Json:
         headers = self.headers[index] if self.headers else None
-        return t.Json({
-            "timestamp_millis": self.timestamps[index] if self.timestamps else None,
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offsets[index],
-            "headers": [[name, None if value is None else base64.b64encode(value).decode()]
-                        for name, value in (headers or [])],
-        })
+        return t.Json(
+            {
+                "timestamp_millis": self.timestamps[index] if self.timestamps else None,
+                "topic": self.topic,
+                "partition": self.partition,
+                "offset": self.offsets[index],
+                "headers": [
+                    [name, None if value is None else base64.b64encode(value).decode()]
+                    for name, value in (headers or [])
+                ],
+            }
+        )
 
 
 class MessageParser(Parser):
     """Rows of one of Pathway's Kafka read formats (``raw``, ``plaintext``, ``json``)."""
 
-    def __init__(self, fmt: str, columns: Sequence[ColumnSpec], *, with_metadata: bool,
-                 json_field_paths: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        columns: Sequence[ColumnSpec],
+        *,
+        with_metadata: bool,
+        json_field_paths: Mapping[str, str] | None = None,
+    ) -> None:
         self.fmt = fmt
         self.with_metadata = with_metadata
         self._json = JsonLinesParser(columns, json_field_paths) if fmt == "json" else None
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         if not isinstance(context, MessagesContext):
-            raise TypeError(f"Kafka messages come as MessagesContext, not "
-                            f"{type(context).__name__}")
+            raise TypeError(f"Kafka messages come as MessagesContext, not {type(context).__name__}")
         if self.fmt == "raw":
-            frame = pl.DataFrame({"key": pl.Series(context.keys, dtype=pl.Binary),
-                                  "data": pl.Series([v or b"" for v in context.values],
-                                                    dtype=pl.Binary)})
-            return self._with_metadata(ParsedBlock(frame), context,
-                                       list(range(len(context.values))))
+            frame = pl.DataFrame(
+                {
+                    "key": pl.Series(context.keys, dtype=pl.Binary),
+                    "data": pl.Series([v or b"" for v in context.values], dtype=pl.Binary),
+                }
+            )
+            return self._with_metadata(
+                ParsedBlock(frame), context, list(range(len(context.values)))
+            )
         if self.fmt == "plaintext":
             return self._plaintext(context)
         return self._json_rows(context)
@@ -120,8 +133,9 @@ class MessageParser(Parser):
             keys.append(text_key)
             data.append(text)
             good.append(index)
-        frame = pl.DataFrame({"key": pl.Series(keys, dtype=pl.String),
-                              "data": pl.Series(data, dtype=pl.String)})
+        frame = pl.DataFrame(
+            {"key": pl.Series(keys, dtype=pl.String), "data": pl.Series(data, dtype=pl.String)}
+        )
         return self._with_metadata(ParsedBlock(frame, errors=errors), context, good)
 
     def _json_rows(self, context: MessagesContext) -> ParsedBlock:
@@ -155,9 +169,13 @@ class MessageParser(Parser):
         empty = self._json.parse(RawContext([b""])).frame
         return self._with_metadata(ParsedBlock(empty, errors=errors), context, [])
 
-    def _json_lines(self, context: MessagesContext, data: bytes,
-                    line_message: Sequence[int], errors: list[ParseError]
-                    ) -> ParsedBlock | None:
+    def _json_lines(
+        self,
+        context: MessagesContext,
+        data: bytes,
+        line_message: Sequence[int],
+        errors: list[ParseError],
+    ) -> ParsedBlock | None:
         """Rows of ``data`` (line i holds message ``line_message[i]``); None when the parser
         skipped a line silently (a blank message), so rows and messages no longer pair up."""
         assert self._json is not None
@@ -172,17 +190,19 @@ class MessageParser(Parser):
         if block.frame.height != len(good):
             return None
         found.sort(key=lambda e: int(e.where.rpartition("@")[2]))
-        return self._with_metadata(ParsedBlock(block.frame, block.kind, block.keys, found),
-                                   context, good)
+        return self._with_metadata(
+            ParsedBlock(block.frame, block.kind, block.keys, found), context, good
+        )
 
-    def _with_metadata(self, block: ParsedBlock, context: MessagesContext,
-                       good: list[int]) -> ParsedBlock:
+    def _with_metadata(
+        self, block: ParsedBlock, context: MessagesContext, good: list[int]
+    ) -> ParsedBlock:
         if not self.with_metadata:
             return block
-        metadata = pl.Series(METADATA_COLUMN, [context.metadata(i) for i in good],
-                             dtype=pl.Object)
-        block.frame = block.frame.with_columns(metadata) if block.frame.width \
-            else pl.DataFrame([metadata])
+        metadata = pl.Series(METADATA_COLUMN, [context.metadata(i) for i in good], dtype=pl.Object)
+        block.frame = (
+            block.frame.with_columns(metadata) if block.frame.width else pl.DataFrame([metadata])
+        )
         return block
 
 
@@ -209,10 +229,14 @@ def _bytes_column(series: pl.Series, dtype: t.DType) -> list[bytes | None]:
     if base == t.STR:
         return [None if v is None else v.encode() for v in series.to_list()]
     if base == t.ANY:  # each value as what it is: bytes, text, or its text form
-        return [v if v is None or isinstance(v, bytes) else
-                v.encode() if isinstance(v, str) else text_column(
-                    pl.Series([v], dtype=pl.Object), dtype)[0].encode()
-                for v in t.values_from_series(series)]
+        return [
+            v
+            if v is None or isinstance(v, bytes)
+            else v.encode()
+            if isinstance(v, str)
+            else text_column(pl.Series([v], dtype=pl.Object), dtype)[0].encode()
+            for v in t.values_from_series(series)
+        ]
     text = text_column(series, dtype)
     return [v.encode() for v in text.to_list()]
 
@@ -230,9 +254,17 @@ def _header_column(series: pl.Series, dtype: t.DType) -> list[bytes | None]:
 class MessageFormatter(Formatter):
     """Delta batches to :class:`Messages` in one of Pathway's Kafka write formats."""
 
-    def __init__(self, fmt: str, columns: Mapping[str, t.DType], *, key: str | None,
-                 value: str | None, headers: Sequence[str], delimiter: str,
-                 topic_column: str | None) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        columns: Mapping[str, t.DType],
+        *,
+        key: str | None,
+        value: str | None,
+        headers: Sequence[str],
+        delimiter: str,
+        topic_column: str | None,
+    ) -> None:
         self.fmt = fmt
         self.columns = dict(columns)
         self.key = key
@@ -254,13 +286,17 @@ class MessageFormatter(Formatter):
             keys = _bytes_column(batch[self.key], self.columns[self.key])
         else:
             keys = [int(i).to_bytes(16, "little") for i in batch[ID].to_list()]
-        extra = [(name, _header_column(batch[name], self.columns[name]))
-                 for name in self.headers]
+        extra = [(name, _header_column(batch[name], self.columns[name])) for name in self.headers]
         time_header = str(time).encode()
         diffs = batch[DIFF].to_list()
-        headers = [[("pathway_time", time_header), ("pathway_diff", str(diff).encode()),
-                    *((name, values[i]) for name, values in extra)]
-                   for i, diff in enumerate(diffs)]
+        headers = [
+            [
+                ("pathway_time", time_header),
+                ("pathway_diff", str(diff).encode()),
+                *((name, values[i]) for name, values in extra),
+            ]
+            for i, diff in enumerate(diffs)
+        ]
         values = self._values(batch, time, count)
         topics = batch[self.topic_column].to_list() if self.topic_column else None
         if self.fmt == "dsv" and not self._header_sent and count:
@@ -283,8 +319,6 @@ class MessageFormatter(Formatter):
             if len(rows) == count:
                 return rows
             # A field holding a line break: format the rows one by one.
-            return [self._csv.format(batch.slice(i, 1), time).rstrip(b"\n")
-                    for i in range(count)]
+            return [self._csv.format(batch.slice(i, 1), time).rstrip(b"\n") for i in range(count)]
         name = self.value if self.value is not None else next(iter(self.columns))
         return _bytes_column(batch[name], self.columns[name])
-

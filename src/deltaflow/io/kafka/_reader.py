@@ -74,9 +74,18 @@ class KafkaReader(Reader):
 
     poll_interval_s = 0.05
 
-    def __init__(self, settings: Mapping[str, Any], topic: str, *, connector: str,
-                 static: bool, with_metadata: bool, start_from_timestamp_ms: int | None,
-                 policy: BackoffPolicy, limit_hint: str) -> None:
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        topic: str,
+        *,
+        connector: str,
+        static: bool,
+        with_metadata: bool,
+        start_from_timestamp_ms: int | None,
+        policy: BackoffPolicy,
+        limit_hint: str,
+    ) -> None:
         self.settings = dict(settings)
         self.topic = topic
         self.connector = connector
@@ -84,9 +93,12 @@ class KafkaReader(Reader):
         self.with_metadata = with_metadata
         self.start_from_timestamp_ms = start_from_timestamp_ms
         self.bootstrap = str(self.settings.get("bootstrap.servers", "?"))
-        self._connecting = Outage(policy, what=f"{connector}: the Kafka broker at "
-                                  f"{self.bootstrap}", hint=limit_hint,
-                                  failing="stayed unreachable")
+        self._connecting = Outage(
+            policy,
+            what=f"{connector}: the Kafka broker at {self.bootstrap}",
+            hint=limit_hint,
+            failing="stayed unreachable",
+        )
         self._next_connect = 0.0
         self._resume: dict[tuple[str, int], int] = {}
         self._consumer: Any = None
@@ -151,11 +163,18 @@ class KafkaReader(Reader):
             try:
                 wait = self._connecting.failed(reason)
             except OutageTooLong as too_long:
-                raise ConnectorError(self.connector, f"cannot reach the Kafka broker at "
-                                     f"{self.bootstrap}: {too_long.detail}") from None
+                raise ConnectorError(
+                    self.connector,
+                    f"cannot reach the Kafka broker at {self.bootstrap}: {too_long.detail}",
+                ) from None
             self._next_connect = _time.monotonic() + wait
-            self._warnings.warn("connect", "%s: the Kafka broker at %s is not reachable yet "
-                                "(%s); retrying", self.connector, self.bootstrap, reason)
+            self._warnings.warn(
+                "connect",
+                "%s: the Kafka broker at %s is not reachable yet (%s); retrying",
+                self.connector,
+                self.bootstrap,
+                reason,
+            )
             return False
         self._connecting.succeeded()
         self._consumer = consumer
@@ -169,8 +188,7 @@ class KafkaReader(Reader):
         from confluent_kafka import TopicPartition
 
         topic = metadata.topics.get(self.topic)
-        partitions = [] if topic is None or topic.error is not None \
-            else sorted(topic.partitions)
+        partitions = [] if topic is None or topic.error is not None else sorted(topic.partitions)
         assignment = [TopicPartition(self.topic, p) for p in partitions]
         for tp in assignment:
             low, high = consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
@@ -183,8 +201,9 @@ class KafkaReader(Reader):
         self._start_positions(consumer, partitions, default_beginning=False)
         consumer.assign(partitions)
 
-    def _start_positions(self, consumer: Any, partitions: list[Any], *,
-                         default_beginning: bool) -> None:
+    def _start_positions(
+        self, consumer: Any, partitions: list[Any], *, default_beginning: bool
+    ) -> None:
         """Set where each partition starts: the checkpoint, the timestamp, or the default."""
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
@@ -200,12 +219,15 @@ class KafkaReader(Reader):
         if by_time:
             assert self.start_from_timestamp_ms is not None  # only then is by_time filled
             found = consumer.offsets_for_times(
-                [TopicPartition(tp.topic, tp.partition, self.start_from_timestamp_ms)
-                 for tp in by_time], timeout=10.0)
+                [
+                    TopicPartition(tp.topic, tp.partition, self.start_from_timestamp_ms)
+                    for tp in by_time
+                ],
+                timeout=10.0,
+            )
             for tp, result in zip(by_time, found, strict=True):
                 # -1: no message at or after the timestamp, i.e. start at the end.
-                tp.offset = result.offset if result.offset >= 0 else \
-                    self._end_offset(consumer, tp)
+                tp.offset = result.offset if result.offset >= 0 else self._end_offset(consumer, tp)
         for tp in partitions:
             if tp.offset >= 0:
                 self._positions[(tp.topic, tp.partition)] = tp.offset
@@ -252,12 +274,14 @@ class KafkaReader(Reader):
             return
         if error.fatal():
             raise ConnectorError(self.connector, f"Kafka consumer failed: {error.str()}")
-        self._warnings.warn(f"consume-{error.code()}", "%s: Kafka reports: %s",
-                            self.connector, error.str())
+        self._warnings.warn(
+            f"consume-{error.code()}", "%s: Kafka reports: %s", self.connector, error.str()
+        )
 
     def _static_done(self) -> bool:
-        waiting = [key for key, end in self._end_offsets.items()
-                   if self._positions.get(key, 0) < end]
+        waiting = [
+            key for key, end in self._end_offsets.items() if self._positions.get(key, 0) < end
+        ]
         if not waiting:
             return True
         # Offsets may have gaps the consumer never sees as messages (transaction markers,

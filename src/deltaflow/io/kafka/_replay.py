@@ -55,8 +55,14 @@ class TailMessage:
 
     __slots__ = ("headers", "key", "partition", "topic", "value")
 
-    def __init__(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
-                 headers: list[tuple[str, bytes | None]]) -> None:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+    ) -> None:
         self.topic = topic
         self.partition = partition
         self.key = key
@@ -64,8 +70,14 @@ class TailMessage:
         self.headers = headers
 
 
-def fingerprint(fmt: str, delimiter: str, topic: str | None, key: bytes | None,
-                value: bytes | None, headers: list[tuple[str, bytes | None]]) -> Fingerprint:
+def fingerprint(
+    fmt: str,
+    delimiter: str,
+    topic: str | None,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes | None]],
+) -> Fingerprint:
     """What makes two messages the same change: everything but the time (in the
     ``pathway_time`` header and, for json and dsv, in the value)."""
     time_text = next((v for n, v in headers if n == TIME_HEADER), None)
@@ -73,7 +85,7 @@ def fingerprint(fmt: str, delimiter: str, topic: str | None, key: bytes | None,
         if fmt == "json":  # {..., "diff": d, "time": t}
             suffix = b'"time":' + time_text + b"}"
             if value.endswith(suffix):
-                value = value[:-len(suffix)]
+                value = value[: -len(suffix)]
         elif fmt == "dsv":  # ...;"t";"d"
             parts = value.rsplit(delimiter.encode(), 2)
             if len(parts) == 3 and parts[1].strip(b'"') == time_text:
@@ -82,8 +94,9 @@ def fingerprint(fmt: str, delimiter: str, topic: str | None, key: bytes | None,
     return topic, key, value, rest
 
 
-def retraction(fmt: str, message: TailMessage, time: int, delimiter: str
-               ) -> tuple[bytes | None, list[tuple[str, bytes | None]]] | None:
+def retraction(
+    fmt: str, message: TailMessage, time: int, delimiter: str
+) -> tuple[bytes | None, list[tuple[str, bytes | None]]] | None:
     """The value and headers of the change opposite to ``message``, at ``time``; None for a
     message that is no change (a dsv header line, a message without ``pathway_diff``)."""
     diff_text = next((v for n, v in message.headers if n == DIFF_HEADER), None)
@@ -94,8 +107,10 @@ def retraction(fmt: str, message: TailMessage, time: int, delimiter: str
     if diff is None:
         return None
     new_time, new_diff = str(time).encode(), str(-diff).encode()
-    headers = [(n, new_time if n == TIME_HEADER else new_diff if n == DIFF_HEADER else v)
-               for n, v in message.headers]
+    headers = [
+        (n, new_time if n == TIME_HEADER else new_diff if n == DIFF_HEADER else v)
+        for n, v in message.headers
+    ]
     value = message.value
     if fmt == "json" and value is not None:
         try:
@@ -112,8 +127,9 @@ def retraction(fmt: str, message: TailMessage, time: int, delimiter: str
         if len(parts) != 3 or parts[2].strip(b'"') != diff_text:
             return None  # the header line
         quote = b'"' if parts[2].startswith(b'"') else b""
-        value = delimiter.encode().join([parts[0], quote + new_time + quote,
-                                         quote + new_diff + quote])
+        value = delimiter.encode().join(
+            [parts[0], quote + new_time + quote, quote + new_diff + quote]
+        )
     return value, headers
 
 
@@ -126,8 +142,9 @@ class TailReplay:
         self.started = _time.monotonic()
         self._left: dict[Fingerprint, collections.deque[TailMessage]] = {}
         for message in tail:
-            print_ = fingerprint(fmt, delimiter, message.topic, message.key, message.value,
-                                 message.headers)
+            print_ = fingerprint(
+                fmt, delimiter, message.topic, message.key, message.value, message.headers
+            )
             self._left.setdefault(print_, collections.deque()).append(message)
         self.size = len(tail)
         self.matched = 0
@@ -138,11 +155,15 @@ class TailReplay:
         """Tail messages neither produced again nor retracted yet."""
         return self.size - self.matched - self.retracted
 
-    def already_written(self, topic: str | None, key: bytes | None, value: bytes | None,
-                        headers: list[tuple[str, bytes | None]]) -> bool:
+    def already_written(
+        self,
+        topic: str | None,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+    ) -> bool:
         """Whether this message is in the tail (then it counts as produced)."""
-        found = self._left.get(fingerprint(self.fmt, self.delimiter, topic, key, value,
-                                           headers))
+        found = self._left.get(fingerprint(self.fmt, self.delimiter, topic, key, value, headers))
         if not found:
             return False
         found.popleft()
@@ -153,8 +174,9 @@ class TailReplay:
         """Whether the rest of the tail should be retracted now."""
         return self.pending > 0 and _time.monotonic() - self.started >= REPLAY_WINDOW_S
 
-    def retractions(self, time: int) -> list[tuple[TailMessage, bytes | None,
-                                                   list[tuple[str, bytes | None]]]]:
+    def retractions(
+        self, time: int
+    ) -> list[tuple[TailMessage, bytes | None, list[tuple[str, bytes | None]]]]:
         """The opposite changes of the tail messages not produced again, at ``time``; the
         replay is over after this."""
         out = []
@@ -177,13 +199,21 @@ def _consumer(settings: Mapping[str, Any], connector: str) -> Any:
 
     from deltaflow.io.kafka._reader import make_client
 
-    return make_client(Consumer, {**settings, "group.id": "deltaflow-kafka-writer",
-                                  "enable.auto.commit": False,
-                                  "isolation.level": "read_uncommitted"}, connector)
+    return make_client(
+        Consumer,
+        {
+            **settings,
+            "group.id": "deltaflow-kafka-writer",
+            "enable.auto.commit": False,
+            "isolation.level": "read_uncommitted",
+        },
+        connector,
+    )
 
 
-def _partitions_and_marks(consumer: Any, topic: str, connector: str,
-                          timeout_s: float) -> dict[int, int]:
+def _partitions_and_marks(
+    consumer: Any, topic: str, connector: str, timeout_s: float
+) -> dict[int, int]:
     """Every partition of ``topic`` with its high watermark ({}: no such topic yet)."""
     from confluent_kafka import KafkaException, TopicPartition
 
@@ -191,16 +221,29 @@ def _partitions_and_marks(consumer: Any, topic: str, connector: str,
         described = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
         if described is None or described.error is not None:
             return {}
-        return {p: int(consumer.get_watermark_offsets(TopicPartition(topic, p),
-                                                      timeout=timeout_s, cached=False)[1])
-                for p in described.partitions}
+        return {
+            p: int(
+                consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=timeout_s, cached=False
+                )[1]
+            )
+            for p in described.partitions
+        }
     except KafkaException as exc:
-        raise ConnectorError(connector, f"cannot read the end offsets of topic {topic!r}: "
-                             f"{exc.args[0].str() if exc.args else exc}") from None
+        raise ConnectorError(
+            connector,
+            f"cannot read the end offsets of topic {topic!r}: "
+            f"{exc.args[0].str() if exc.args else exc}",
+        ) from None
 
 
-def read_to_end(settings: Mapping[str, Any], topic: str, starts: Mapping[int, int] | None,
-                connector: str, timeout_s: float) -> tuple[list[TailMessage], dict[int, int]]:
+def read_to_end(
+    settings: Mapping[str, Any],
+    topic: str,
+    starts: Mapping[int, int] | None,
+    connector: str,
+    timeout_s: float,
+) -> tuple[list[TailMessage], dict[int, int]]:
     """The messages of ``topic`` after ``starts`` (per partition; a partition absent from it:
     from its start; ``starts=None``: from the high watermarks, to find the true ends) and the
     offset after the last message of each partition.
@@ -232,17 +275,23 @@ def read_to_end(settings: Mapping[str, Any], topic: str, starts: Mapping[int, in
                 partition, offset = message.partition(), message.offset()
                 positions[partition] = offset + 1
                 if starts is not None:
-                    tail[partition].append(TailMessage(
-                        topic, partition, message.key(), message.value(),
-                        list(message.headers() or [])))
+                    tail[partition].append(
+                        TailMessage(
+                            topic,
+                            partition,
+                            message.key(),
+                            message.value(),
+                            list(message.headers() or []),
+                        )
+                    )
             if messages:
                 continue
-            if all(positions[p] >= marks[p] for p in marks) and \
-                    now - last_message >= IDLE_END_S:
+            if all(positions[p] >= marks[p] for p in marks) and now - last_message >= IDLE_END_S:
                 break
             if now > deadline:
-                raise ConnectorError(connector, f"could not read topic {topic!r} to its end "
-                                     f"within {timeout_s:g} s")
+                raise ConnectorError(
+                    connector, f"could not read topic {topic!r} to its end within {timeout_s:g} s"
+                )
             # Offsets taken by transaction markers never arrive as messages (asked only
             # when idle: the position may count messages fetched but not handed out).
             for tp in consumer.position([TopicPartition(topic, p) for p in marks]):
@@ -253,14 +302,20 @@ def read_to_end(settings: Mapping[str, Any], topic: str, starts: Mapping[int, in
     return [m for partition in sorted(tail) for m in tail[partition]], positions
 
 
-def topic_ends(settings: Mapping[str, Any], topic: str, connector: str,
-               timeout_s: float) -> dict[int, int]:
+def topic_ends(
+    settings: Mapping[str, Any], topic: str, connector: str, timeout_s: float
+) -> dict[int, int]:
     """The offset after the last message of every partition of ``topic`` ({} if the topic
     does not exist yet)."""
     return read_to_end(settings, topic, None, connector, timeout_s)[1]
 
 
-def read_tail(settings: Mapping[str, Any], topic: str, offsets: Mapping[int, int],
-              connector: str, timeout_s: float) -> list[TailMessage]:
+def read_tail(
+    settings: Mapping[str, Any],
+    topic: str,
+    offsets: Mapping[int, int],
+    connector: str,
+    timeout_s: float,
+) -> list[TailMessage]:
     """The messages of ``topic`` after ``offsets`` (a partition absent from it: all of it)."""
     return read_to_end(settings, topic, offsets, connector, timeout_s)[0]

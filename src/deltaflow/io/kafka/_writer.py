@@ -38,15 +38,34 @@ TAIL_TIMEOUT_S = 60.0
 
 #: Consumer settings a producer does not use: dropped (the same settings often serve both a
 #: read and a write), rather than have librdkafka warn about each of them.
-_CONSUMER_ONLY = frozenset({
-    "group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms",
-    "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms",
-    "enable.auto.offset.store", "partition.assignment.strategy", "max.poll.interval.ms",
-    "group.protocol", "group.remote.assignor", "enable.partition.eof", "check.crcs",
-    "fetch.min.bytes", "fetch.max.bytes", "fetch.wait.max.ms", "fetch.error.backoff.ms",
-    "fetch.message.max.bytes", "max.partition.fetch.bytes", "queued.min.messages",
-    "queued.max.messages.kbytes", "isolation.level", "coordinator.query.interval.ms",
-})
+_CONSUMER_ONLY = frozenset(
+    {
+        "group.id",
+        "group.instance.id",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "auto.offset.reset",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "enable.auto.offset.store",
+        "partition.assignment.strategy",
+        "max.poll.interval.ms",
+        "group.protocol",
+        "group.remote.assignor",
+        "enable.partition.eof",
+        "check.crcs",
+        "fetch.min.bytes",
+        "fetch.max.bytes",
+        "fetch.wait.max.ms",
+        "fetch.error.backoff.ms",
+        "fetch.message.max.bytes",
+        "max.partition.fetch.bytes",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "isolation.level",
+        "coordinator.query.interval.ms",
+    }
+)
 
 
 class _TimeAcks:
@@ -87,9 +106,17 @@ def _time_of(headers: list[tuple[str, bytes | None]]) -> int:
 class KafkaWriter(Writer):
     """Produces :class:`Messages` to ``topic`` (or each message's own topic)."""
 
-    def __init__(self, settings: Mapping[str, Any], topic: str | None, *, connector: str,
-                 policy: BackoffPolicy, limit_hint: str, fmt: str = "json",
-                 delimiter: str = ",") -> None:
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        topic: str | None,
+        *,
+        connector: str,
+        policy: BackoffPolicy,
+        limit_hint: str,
+        fmt: str = "json",
+        delimiter: str = ",",
+    ) -> None:
         self.settings = {k: v for k, v in settings.items() if k not in _CONSUMER_ONLY}
         self.topic = topic
         self.fmt = fmt
@@ -119,17 +146,25 @@ class KafkaWriter(Writer):
             return str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
 
         try:
-            call_with_retries(lambda: producer.list_topics(timeout=1.0), policy=self.policy,
-                              is_transient=lambda exc: isinstance(exc, KafkaException),
-                              describe=reason, hint=self.limit_hint,
-                              failing="stayed unreachable",
-                              what=f"{self.connector}: the Kafka broker at {self.bootstrap}")
+            call_with_retries(
+                lambda: producer.list_topics(timeout=1.0),
+                policy=self.policy,
+                is_transient=lambda exc: isinstance(exc, KafkaException),
+                describe=reason,
+                hint=self.limit_hint,
+                failing="stayed unreachable",
+                what=f"{self.connector}: the Kafka broker at {self.bootstrap}",
+            )
         except OutageTooLong as exc:
-            raise ConnectorError(self.connector, f"cannot reach the Kafka broker at "
-                                 f"{self.bootstrap}: {exc.detail}") from None
-        self._poller = threading.Thread(target=self._serve_reports, args=(producer,),
-                                        name=f"deltaflow-kafka-acks-{self.topic}",
-                                        daemon=True)
+            raise ConnectorError(
+                self.connector, f"cannot reach the Kafka broker at {self.bootstrap}: {exc.detail}"
+            ) from None
+        self._poller = threading.Thread(
+            target=self._serve_reports,
+            args=(producer,),
+            name=f"deltaflow-kafka-acks-{self.topic}",
+            daemon=True,
+        )
         self._poller.start()
         return producer
 
@@ -153,8 +188,9 @@ class KafkaWriter(Writer):
         acks = self._current
         produce = self._producer.produce
         topics = payload.topics
-        for index, (key, value, headers) in enumerate(zip(payload.keys, payload.values,
-                                                          payload.headers, strict=True)):
+        for index, (key, value, headers) in enumerate(
+            zip(payload.keys, payload.values, payload.headers, strict=True)
+        ):
             topic = topics[index] if topics is not None else self.topic
             if replay is not None and replay.already_written(topic, key, value, headers):
                 continue  # the crashed run wrote it after the checkpoint
@@ -220,17 +256,23 @@ class KafkaWriter(Writer):
 
     def resume(self, position: Any) -> None:
         """Read what the crashed run wrote after ``position``, to replay it (_replay.py)."""
-        if not isinstance(position, dict) or position.get("topic") != self.topic or \
-                self.topic is None:
+        if (
+            not isinstance(position, dict)
+            or position.get("topic") != self.topic
+            or self.topic is None
+        ):
             return
         offsets = {int(p): int(o) for p, o in position.get("offsets", {}).items()}
         self._cumulative = dict(offsets)
         tail = read_tail(self.settings, self.topic, offsets, self.connector, TAIL_TIMEOUT_S)
         if tail:
             self._replay = TailReplay(self.fmt, self.delimiter, tail)
-            logger.info("%s: the crashed run wrote %d message(s) after the checkpoint; "
-                        "equal ones the restarted run produces are not written again",
-                        self.connector, len(tail))
+            logger.info(
+                "%s: the crashed run wrote %d message(s) after the checkpoint; "
+                "equal ones the restarted run produces are not written again",
+                self.connector,
+                len(tail),
+            )
 
     def _end_replay(self, time: int) -> None:
         """Retract what the crashed run wrote and the restarted one did not write again."""
@@ -247,15 +289,24 @@ class KafkaWriter(Writer):
                 acks.produced += 1
                 while True:
                     try:
-                        self._producer.produce(message.topic, value=value, key=message.key,
-                                               headers=headers, partition=message.partition,
-                                               on_delivery=acks)
+                        self._producer.produce(
+                            message.topic,
+                            value=value,
+                            key=message.key,
+                            headers=headers,
+                            partition=message.partition,
+                            on_delivery=acks,
+                        )
                         break
                     except BufferError:  # librdkafka's queue is full: let it send first
                         _time.sleep(0.005)
                         self._check()
-        logger.info("%s: the crashed run's tail is settled: %d message(s) not written again, "
-                    "%d retracted", self.connector, replay.matched, len(retractions))
+        logger.info(
+            "%s: the crashed run's tail is settled: %d message(s) not written again, %d retracted",
+            self.connector,
+            replay.matched,
+            len(retractions),
+        )
 
     def close(self) -> None:
         if self._replay is not None:
@@ -281,6 +332,7 @@ class KafkaWriter(Writer):
 
     def _check(self) -> None:
         if self._failure is not None:
-            raise ConnectorError(self.connector,
-                                 f"the Kafka broker at {self.bootstrap} did not accept a "
-                                 f"message: {self._failure}")
+            raise ConnectorError(
+                self.connector,
+                f"the Kafka broker at {self.bootstrap} did not accept a message: {self._failure}",
+            )

@@ -41,21 +41,34 @@ from deltaflow.io.postgres._types import quote_ident  # the writer's: one quotin
 
 logger = logging.getLogger("deltaflow.io.postgres")
 
-SESSION_SETTINGS = {"DateStyle": "ISO", "TimeZone": "UTC", "IntervalStyle": "iso_8601",
-                    "extra_float_digits": "3"}
+SESSION_SETTINGS = {
+    "DateStyle": "ISO",
+    "TimeZone": "UTC",
+    "IntervalStyle": "iso_8601",
+    "extra_float_digits": "3",
+}
 """Fixed on every connection: the text output of values depends on them (see _decode)."""
 
 CONNECTION_DEFAULTS = {
-    "connect_timeout": "10", "application_name": "deltaflow",
+    "connect_timeout": "10",
+    "application_name": "deltaflow",
     # A server that vanishes without closing the connection is noticed within about a minute
     # (keepalives on an idle connection, tcp_user_timeout on a poll waiting for an answer).
-    "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10",
-    "keepalives_count": "3", "tcp_user_timeout": "60000",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
 }
 """libpq settings added to ``postgres_settings`` when they are not given."""
 
-_FATAL_CONNECT_ERRORS = ("password authentication failed", "does not exist",
-                         "no pg_hba.conf entry", "permission denied", "SSL")
+_FATAL_CONNECT_ERRORS = (
+    "password authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "permission denied",
+    "SSL",
+)
 
 
 RUN_SLOT_PREFIX = "deltaflow_run_"
@@ -94,8 +107,9 @@ class Target:
         return f"{self.schema_name}.{self.table_name}"
 
     def _digest(self) -> str:
-        seed = "|".join([str(self.settings.get("dbname", "")), self.schema_name,
-                         self.table_name, self.identity])
+        seed = "|".join(
+            [str(self.settings.get("dbname", "")), self.schema_name, self.table_name, self.identity]
+        )
         return hashlib.sha1(seed.encode()).hexdigest()
 
     def anchor_slot(self) -> str:
@@ -116,8 +130,13 @@ def connect_retry_seconds() -> float:
     return retry_seconds("pw.io.postgres.read")
 
 
-def connect(target: Target, *, replication: bool = False, autocommit: bool = True,
-            retry_s: float | None = None) -> Any:
+def connect(
+    target: Target,
+    *,
+    replication: bool = False,
+    autocommit: bool = True,
+    retry_s: float | None = None,
+) -> Any:
     """A psycopg connection with :data:`SESSION_SETTINGS`, retried while the server is
     unreachable (``retry_s``, default :func:`connect_retry_seconds`), then a
     ``ConnectionError`` naming the connector and the address."""
@@ -129,18 +148,24 @@ def connect(target: Target, *, replication: bool = False, autocommit: bool = Tru
     if replication:
         params["replication"] = "database"
     budget = connect_retry_seconds() if retry_s is None else retry_s
-    outage = Outage(policy_for("postgres", target.connector).with_max_outage(budget),
-                    what=f"{target.connector}: PostgreSQL at {target.address}")
+    outage = Outage(
+        policy_for("postgres", target.connector).with_max_outage(budget),
+        what=f"{target.connector}: PostgreSQL at {target.address}",
+    )
     while True:
         try:
-            connection = psycopg.connect(**params,  # type: ignore[arg-type]  # libpq keywords
-                                         autocommit=True)
+            connection = psycopg.connect(
+                **params,  # type: ignore[arg-type]  # libpq keywords
+                autocommit=True,
+            )
             if replication:  # prepared statements use the extended protocol: refused there
                 connection.prepare_threshold = None
             break
         except psycopg.OperationalError as exc:
-            reason = hide(str(exc).strip().splitlines()[-1] if str(exc).strip() else
-                           type(exc).__name__, target.settings)
+            reason = hide(
+                str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__,
+                target.settings,
+            )
             fatal = any(marker in str(exc) for marker in _FATAL_CONNECT_ERRORS)
             try:
                 # The shared retry policy (docs/retries.md) spaces the attempts.
@@ -148,12 +173,17 @@ def connect(target: Target, *, replication: bool = False, autocommit: bool = Tru
             except OutageTooLong:
                 wait = None
             if wait is None:
-                waited = "" if fatal else \
-                    f" (retried for {budget:g} s, {outage.failures} attempts)"
-                raise ConnectionError(f"{target.connector}: cannot connect to PostgreSQL at "
-                                      f"{target.address}{waited}: {reason}") from None
-            logger.warning("%s: PostgreSQL at %s unreachable (%s); retrying", target.connector,
-                           target.address, reason)
+                waited = "" if fatal else f" (retried for {budget:g} s, {outage.failures} attempts)"
+                raise ConnectionError(
+                    f"{target.connector}: cannot connect to PostgreSQL at "
+                    f"{target.address}{waited}: {reason}"
+                ) from None
+            logger.warning(
+                "%s: PostgreSQL at %s unreachable (%s); retrying",
+                target.connector,
+                target.address,
+                reason,
+            )
             _time.sleep(wait)
     for name, value in SESSION_SETTINGS.items():
         connection.execute(f"SET {name} = '{value}'")
@@ -198,8 +228,9 @@ WHERE t.oid = %s
 
 def pg_type(connection: Any, oid: int) -> PgType:
     """The :class:`PgType` of type ``oid`` (a domain is its base type)."""
-    row = execute(connection, "SELECT typtype, typbasetype FROM pg_type WHERE oid = %s",
-                  (oid,)).fetchone()
+    row = execute(
+        connection, "SELECT typtype, typbasetype FROM pg_type WHERE oid = %s", (oid,)
+    ).fetchone()
     if row is not None and row[0] == "d":
         oid = row[1]
     found = execute(connection, _TYPE_SQL, (oid,)).fetchone()
@@ -216,29 +247,36 @@ def inspect_table(connection: Any, target: Target, *, streaming: bool) -> TableI
     row = connection.execute(
         "SELECT c.oid, c.relkind, c.relreplident FROM pg_class c JOIN pg_namespace n ON "
         "n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-        (target.schema_name, target.table_name)).fetchone()
+        (target.schema_name, target.table_name),
+    ).fetchone()
     if row is None:
         raise PostgresReadError(f"{where} does not exist (names are case-sensitive)")
     oid, kind, identity = row
     columns = connection.execute(
         "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s AND attnum > 0 "
-        "AND NOT attisdropped ORDER BY attnum", (oid,)).fetchall()
+        "AND NOT attisdropped ORDER BY attnum",
+        (oid,),
+    ).fetchall()
     types = {name: pg_type(connection, type_oid) for name, type_oid in columns}
     missing = [c for c in target.columns if c not in types]
     if missing:
-        raise PostgresReadError(f"{where} has no column(s) {missing}; its columns are "
-                                f"{list(types)}")
+        raise PostgresReadError(
+            f"{where} has no column(s) {missing}; its columns are {list(types)}"
+        )
     for name, dtype in target.columns.items():
         if decoder_for(types[name], dtype) is None:
-            raise PostgresReadError(f"{where}: column {name!r} of type "
-                                    f"{types[name].describe()} cannot be read as {dtype!r}")
+            raise PostgresReadError(
+                f"{where}: column {name!r} of type "
+                f"{types[name].describe()} cannot be read as {dtype!r}"
+            )
     info = TableInfo(oid, kind, identity, types)
     for attnames, primary, replident in connection.execute(
-            "SELECT array_agg(a.attname::text), i.indisprimary, i.indisreplident "
-            "FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s AND i.indisunique "
-            "AND i.indpred IS NULL GROUP BY i.indexrelid, i.indisprimary, i.indisreplident",
-            (oid,)).fetchall():
+        "SELECT array_agg(a.attname::text), i.indisprimary, i.indisreplident "
+        "FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s AND i.indisunique "
+        "AND i.indpred IS NULL GROUP BY i.indexrelid, i.indisprimary, i.indisreplident",
+        (oid,),
+    ).fetchall():
         key = frozenset(attnames)
         info.key_sets.append(key)
         if (identity == "d" and primary) or (identity == "i" and replident):
@@ -250,7 +288,8 @@ def inspect_table(connection: Any, target: Target, *, streaming: bool) -> TableI
         raise PostgresReadError(
             f"{where}: the schema's primary key {list(target.primary_key)} is not the "
             f"table's PRIMARY KEY or a UNIQUE index (the table has {sorted_sets(info)}), so "
-            "rows sharing a key would be confused; declare the table's key in the schema")
+            "rows sharing a key would be confused; declare the table's key in the schema"
+        )
     if streaming:
         _check_streaming(connection, target, info, where)
     return info
@@ -262,44 +301,66 @@ def sorted_sets(info: TableInfo) -> list[list[str]]:
 
 def _check_streaming(connection: Any, target: Target, info: TableInfo, where: str) -> None:
     if info.kind not in ("r", "p"):
-        raise PostgresReadError(f"{where} is not a table (relkind {info.kind!r}); only tables "
-                                "can be read with mode='streaming'")
+        raise PostgresReadError(
+            f"{where} is not a table (relkind {info.kind!r}); only tables "
+            "can be read with mode='streaming'"
+        )
     publication = target.publication
     found = connection.execute(
         "SELECT pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot FROM pg_publication "
-        "WHERE pubname = %s", (publication,)).fetchone()
+        "WHERE pubname = %s",
+        (publication,),
+    ).fetchone()
     if found is None:
-        raise PostgresReadError(f"{where}: publication {publication!r} does not exist; create "
-                                f"it with CREATE PUBLICATION {quote_ident(publication or '')} "
-                                f"FOR TABLE {qualified_sql(target)}")
+        raise PostgresReadError(
+            f"{where}: publication {publication!r} does not exist; create "
+            f"it with CREATE PUBLICATION {quote_ident(publication or '')} "
+            f"FOR TABLE {qualified_sql(target)}"
+        )
     if info.kind == "p" and not found[4]:
-        raise PostgresReadError(f"{where} is partitioned: its changes are published under its "
-                                "partitions' names unless the publication is created WITH "
-                                "(publish_via_partition_root = true)")
+        raise PostgresReadError(
+            f"{where} is partitioned: its changes are published under its "
+            "partitions' names unless the publication is created WITH "
+            "(publish_via_partition_root = true)"
+        )
     covered = connection.execute(
         "SELECT attnames FROM pg_publication_tables WHERE pubname = %s AND schemaname = %s "
-        "AND tablename = %s", (publication, target.schema_name, target.table_name)).fetchone()
+        "AND tablename = %s",
+        (publication, target.schema_name, target.table_name),
+    ).fetchone()
     if covered is None:
-        raise PostgresReadError(f"{where}: publication {publication!r} does not cover the "
-                                f"table; ALTER PUBLICATION {quote_ident(publication or '')} "
-                                f"ADD TABLE {qualified_sql(target)}")
+        raise PostgresReadError(
+            f"{where}: publication {publication!r} does not cover the "
+            f"table; ALTER PUBLICATION {quote_ident(publication or '')} "
+            f"ADD TABLE {qualified_sql(target)}"
+        )
     published = set(covered[0] or info.types)
     unpublished = [c for c in target.columns if c not in published]
     if unpublished:
-        raise PostgresReadError(f"{where}: publication {publication!r} leaves out column(s) "
-                                f"{unpublished} of the schema")
-    skipped = [op for op, on in zip(("insert", "update", "delete", "truncate"), found[:4],
-                                    strict=True) if not on]
+        raise PostgresReadError(
+            f"{where}: publication {publication!r} leaves out column(s) {unpublished} of the schema"
+        )
+    skipped = [
+        op
+        for op, on in zip(("insert", "update", "delete", "truncate"), found[:4], strict=True)
+        if not on
+    ]
     if skipped:
-        logger.warning("%s: publication %r does not publish %s; such changes of %s will not "
-                       "be seen", target.connector, publication, ", ".join(skipped),
-                       target.qualified)
+        logger.warning(
+            "%s: publication %r does not publish %s; such changes of %s will not be seen",
+            target.connector,
+            publication,
+            ", ".join(skipped),
+            target.qualified,
+        )
     if target.append_only:
         return
     if info.replica_identity == "n":
-        raise PostgresReadError(f"{where} has REPLICA IDENTITY NOTHING, so updates and deletes "
-                                "do not say which row they change; ALTER TABLE ... REPLICA "
-                                "IDENTITY DEFAULT (with a primary key) or FULL")
+        raise PostgresReadError(
+            f"{where} has REPLICA IDENTITY NOTHING, so updates and deletes "
+            "do not say which row they change; ALTER TABLE ... REPLICA "
+            "IDENTITY DEFAULT (with a primary key) or FULL"
+        )
     key = frozenset(target.primary_key)
     if info.replica_identity != "f" and key != info.identity_columns:
         what = "its primary key" if info.replica_identity == "d" else "its replica identity index"
@@ -307,7 +368,8 @@ def _check_streaming(connection: Any, target: Target, info: TableInfo, where: st
         raise PostgresReadError(
             f"{where}: updates and deletes identify rows by {what} ({have}), but the schema's "
             f"primary key is {list(target.primary_key)}; declare those columns with "
-            "pw.column_definition(primary_key=True), or ALTER TABLE ... REPLICA IDENTITY FULL")
+            "pw.column_definition(primary_key=True), or ALTER TABLE ... REPLICA IDENTITY FULL"
+        )
 
 
 # --- slots -----------------------------------------------------------------------------------
@@ -324,8 +386,9 @@ def create_slot(replication: Any, slot: str, *, temporary: bool) -> tuple[int, s
     """Create a ``pgoutput`` slot exporting a snapshot: its starting LSN and the snapshot's
     name (valid until the next command on ``replication``)."""
     kind = "TEMPORARY " if temporary else ""
-    command = f"CREATE_REPLICATION_SLOT {quote_ident(slot)} {kind}LOGICAL pgoutput " \
-              "(SNAPSHOT 'export')"
+    command = (
+        f"CREATE_REPLICATION_SLOT {quote_ident(slot)} {kind}LOGICAL pgoutput (SNAPSHOT 'export')"
+    )
     result = replication.pgconn.exec_(command.encode())
     if result.status != 2:  # TUPLES_OK
         message = (result.error_message or b"").decode(errors="replace").strip()
@@ -333,8 +396,9 @@ def create_slot(replication: Any, slot: str, *, temporary: bool) -> tuple[int, s
     return parse_lsn(result.get_value(0, 1).decode()), result.get_value(0, 2).decode()
 
 
-def open_snapshot(target: Target, snapshot_name: str | None, start_lsn: int,
-                  columns: list[str]) -> Snapshot:
+def open_snapshot(
+    target: Target, snapshot_name: str | None, start_lsn: int, columns: list[str]
+) -> Snapshot:
     """Start reading the table as ``snapshot_name`` shows it (the current state if None)."""
     connection = connect(target, autocommit=False, retry_s=0)
     connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -350,8 +414,11 @@ def open_snapshot(target: Target, snapshot_name: str | None, start_lsn: int,
 def slot_state(connection: Any, slot: str) -> tuple[int | None, bool, str] | None:
     """``(confirmed_flush_lsn, active, database)`` of ``slot``, or None if it does not exist."""
     row = execute(
-        connection, "SELECT confirmed_flush_lsn::text, active, database, plugin FROM "
-        "pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+        connection,
+        "SELECT confirmed_flush_lsn::text, active, database, plugin FROM "
+        "pg_replication_slots WHERE slot_name = %s",
+        (slot,),
+    ).fetchone()
     if row is None:
         return None
     if row[3] != "pgoutput":
@@ -365,8 +432,9 @@ def copy_slot(connection: Any, source: str, copy: str) -> None:
 
 
 def advance_slot(connection: Any, slot: str, lsn: int) -> None:
-    execute(connection, "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
-            (slot, format_lsn(lsn)))
+    execute(
+        connection, "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (slot, format_lsn(lsn))
+    )
 
 
 def drop_slot(connection: Any, slot: str) -> None:
@@ -381,12 +449,16 @@ def drop_run_slot(target: Target, slot: str, connection: Any = None) -> None:
 
     usable = connection is not None and not (connection.closed or connection.broken)
     error: Exception | None = None
-    for given in ((True, False) if usable else (False,)):
+    for given in (True, False) if usable else (False,):
         try:
             current = connection if given else connect(target, retry_s=5.0)
             try:
-                execute(current, "SELECT pg_drop_replication_slot(slot_name) FROM "
-                        "pg_replication_slots WHERE slot_name = %s", (slot,))
+                execute(
+                    current,
+                    "SELECT pg_drop_replication_slot(slot_name) FROM "
+                    "pg_replication_slots WHERE slot_name = %s",
+                    (slot,),
+                )
             finally:
                 if not given:
                     current.close()
@@ -394,9 +466,15 @@ def drop_run_slot(target: Target, slot: str, connection: Any = None) -> None:
             return
         except (psycopg.Error, ConnectionError) as exc:
             error = exc
-    logger.warning("%s: could not drop replication slot %r at %s (%s); it keeps WAL until "
-                   "dropped: SELECT pg_drop_replication_slot('%s')", target.connector, slot,
-                   target.address, hide(str(error).strip(), target.settings), slot)
+    logger.warning(
+        "%s: could not drop replication slot %r at %s (%s); it keeps WAL until "
+        "dropped: SELECT pg_drop_replication_slot('%s')",
+        target.connector,
+        slot,
+        target.address,
+        hide(str(error).strip(), target.settings),
+        slot,
+    )
 
 
 def hold_run_lock(connection: Any, slot: str) -> None:
@@ -417,11 +495,13 @@ def drop_leftover_run_slots(connection: Any, target: Target) -> list[str]:
         "AND length(s.slot_name) = %s AND NOT s.active AND NOT s.temporary "
         "AND s.database = current_database() AND NOT EXISTS (SELECT 1 FROM "
         "pg_replication_slots c WHERE starts_with(c.slot_name, s.slot_name || '_'))",
-        (prefix, RUN_SLOT_LENGTH)).fetchall()
+        (prefix, RUN_SLOT_LENGTH),
+    ).fetchall()
     dropped = []
     for (slot,) in rows:
-        (free,) = execute(connection, "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
-                          (slot,)).fetchone()
+        (free,) = execute(
+            connection, "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (slot,)
+        ).fetchone()
         if not free:
             continue  # its run is alive (reading its snapshot)
         try:
@@ -431,8 +511,11 @@ def drop_leftover_run_slots(connection: Any, target: Target) -> list[str]:
             continue
         finally:
             execute(connection, "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (slot,))
-        logger.warning("%s: dropped replication slot %r left by a run that did not end "
-                       "cleanly", target.connector, slot)
+        logger.warning(
+            "%s: dropped replication slot %r left by a run that did not end cleanly",
+            target.connector,
+            slot,
+        )
         dropped.append(slot)
     return dropped
 
@@ -441,7 +524,9 @@ def fetch_changes(connection: Any, slot: str, publication: str, limit: int) -> l
     """Consume the next whole transactions of ``slot`` (about ``limit`` changes at most;
     PostgreSQL never stops inside a transaction) as raw pgoutput messages."""
     rows = execute(
-        connection, "SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, %s, "
+        connection,
+        "SELECT data FROM pg_logical_slot_get_binary_changes(%s, NULL, %s, "
         "'proto_version', '1', 'publication_names', %s)",
-        (slot, limit, quote_ident(publication))).fetchall()
+        (slot, limit, quote_ident(publication)),
+    ).fetchall()
     return [bytes(row[0]) for row in rows]

@@ -43,8 +43,15 @@ SESSION_SETTINGS = {"DateStyle": "ISO", "TimeZone": "UTC", "IntervalStyle": "iso
 """Fixed on every connection, so that text input of timestamps never depends on the server's
 configuration."""
 
-_FATAL_MARKERS = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
-                  "permission denied", "authentication", "certificate", "invalid")
+_FATAL_MARKERS = (
+    "password authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "permission denied",
+    "authentication",
+    "certificate",
+    "invalid",
+)
 
 
 class PostgresConnectionError(ConnectorOSError, ConnectionError):
@@ -58,21 +65,23 @@ def check_settings(connector: str, settings: Any) -> dict[str, str]:
     from psycopg.errors import ProgrammingError
 
     if not isinstance(settings, Mapping):
-        raise TypeError(f"{connector}: postgres_settings must be a dict of libpq connection "
-                        f"keywords, got {type(settings).__name__}")
+        raise TypeError(
+            f"{connector}: postgres_settings must be a dict of libpq connection "
+            f"keywords, got {type(settings).__name__}"
+        )
     checked: dict[str, str] = {}
     for key, value in settings.items():
         if not isinstance(key, str):
-            raise TypeError(f"{connector}: postgres_settings keys must be strings, got "
-                            f"{key!r}")
+            raise TypeError(f"{connector}: postgres_settings keys must be strings, got {key!r}")
         if value is None:
             continue
         checked[key] = value if isinstance(value, str) else str(value)
     root_cert = checked.get("sslrootcert")
     if root_cert is not None:
         if os.path.isdir(root_cert):
-            raise ValueError(f"{connector}: sslrootcert {root_cert!r} is a directory, not a "
-                             "certificate file")
+            raise ValueError(
+                f"{connector}: sslrootcert {root_cert!r} is a directory, not a certificate file"
+            )
         if not os.path.exists(root_cert):
             raise ValueError(f"{connector}: sslrootcert {root_cert!r} does not exist")
         if not os.access(root_cert, os.R_OK):
@@ -80,16 +89,18 @@ def check_settings(connector: str, settings: Any) -> dict[str, str]:
     try:
         pg_conninfo.make_conninfo(**checked)
     except ProgrammingError as exc:
-        raise ValueError(f"{connector}: postgres_settings: {hide(str(exc), checked)}") \
-            from None
+        raise ValueError(f"{connector}: postgres_settings: {hide(str(exc), checked)}") from None
     return checked
 
 
 def complete_settings(settings: Mapping[str, str], name: str | None) -> dict[str, str]:
     """``settings`` with the defaults added for every keyword not given."""
     completed = dict(settings)
-    label = "deltaflow" if not name else "deltaflow:" + "".join(
-        c if 0x20 <= ord(c) <= 0x7E else "_" for c in name)
+    label = (
+        "deltaflow"
+        if not name
+        else "deltaflow:" + "".join(c if 0x20 <= ord(c) <= 0x7E else "_" for c in name)
+    )
     completed.setdefault("application_name", label[:63])
     for key, value in _DEFAULTS.items():
         completed.setdefault(key, value)
@@ -127,20 +138,25 @@ def connect(connector: str, settings: Mapping[str, str], *, retry_s: float) -> A
     import psycopg
 
     def transient(error: BaseException) -> bool:
-        return isinstance(error, psycopg.OperationalError) and \
-            not any(marker in str(error) for marker in _FATAL_MARKERS)
+        return isinstance(error, psycopg.OperationalError) and not any(
+            marker in str(error) for marker in _FATAL_MARKERS
+        )
 
     try:
         connection = call_with_retries(
             lambda: psycopg.connect(**settings),  # type: ignore[arg-type]  # libpq keywords
             policy=policy_for("postgres", connector).with_max_outage(retry_s),
-            is_transient=transient, describe=lambda exc: _reason(exc, settings),
+            is_transient=transient,
+            describe=lambda exc: _reason(exc, settings),
             what=f"{connector}: connecting to PostgreSQL at {address(settings)}",
-            failing="tried", hint=RETRY_ENV)
+            failing="tried",
+            hint=RETRY_ENV,
+        )
     except (OutageTooLong, psycopg.OperationalError) as exc:
         reason = exc.detail if isinstance(exc, OutageTooLong) else _reason(exc, settings)
-        raise PostgresConnectionError(f"{connector}: cannot connect to PostgreSQL at "
-                                      f"{address(settings)}: {reason}") from None
+        raise PostgresConnectionError(
+            f"{connector}: cannot connect to PostgreSQL at {address(settings)}: {reason}"
+        ) from None
     with connection.cursor() as cursor:
         for key, value in SESSION_SETTINGS.items():
             cursor.execute(f"SET {key} = '{value}'")
@@ -153,7 +169,7 @@ def is_connection_loss(error: BaseException) -> bool:
     import psycopg
 
     if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
-        return not isinstance(error, psycopg.errors.QueryCanceled) and \
-            getattr(error, "sqlstate", None) in (None, "57P01", "57P02", "57P03", "08000",
-                                                 "08003", "08006", "08001", "08004")
+        return not isinstance(error, psycopg.errors.QueryCanceled) and getattr(
+            error, "sqlstate", None
+        ) in (None, "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004")
     return False

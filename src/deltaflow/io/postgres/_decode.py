@@ -58,8 +58,22 @@ Decoder = Callable[[str], Any]
 
 _INTS = {"int2", "int4", "int8", "oid"}
 _FLOATS = {"float4", "float8", "numeric"}
-_TEXTS = {"text", "varchar", "bpchar", "name", "char", "citext", "uuid", "xml", "json",
-          "jsonb", "inet", "cidr", "macaddr", "macaddr8"}
+_TEXTS = {
+    "text",
+    "varchar",
+    "bpchar",
+    "name",
+    "char",
+    "citext",
+    "uuid",
+    "xml",
+    "json",
+    "jsonb",
+    "inet",
+    "cidr",
+    "macaddr",
+    "macaddr8",
+}
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)
@@ -67,21 +81,33 @@ _INT64 = (-(2**63), 2**63 - 1)
 
 TYPE_TABLE: list[tuple[str, str, str]] = [
     ("int", "smallint, integer, bigint, oid", "the integer"),
-    ("float", "real, double precision, numeric (and the integer types)",
-     "the number as a double; NaN and ±Infinity kept"),
+    (
+        "float",
+        "real, double precision, numeric (and the integer types)",
+        "the number as a double; NaN and ±Infinity kept",
+    ),
     ("bool", "boolean", "True/False"),
-    ("str", "text, varchar, char, name, citext, uuid, json, jsonb, xml, inet, cidr, "
-     "macaddr, enums, extension types (PostGIS geometry: hex EWKB)",
-     "the text PostgreSQL prints for the value"),
+    (
+        "str",
+        "text, varchar, char, name, citext, uuid, json, jsonb, xml, inet, cidr, "
+        "macaddr, enums, extension types (PostGIS geometry: hex EWKB)",
+        "the text PostgreSQL prints for the value",
+    ),
     ("bytes", "bytea", "the bytes"),
     ("DateTimeNaive", "timestamp, date (midnight)", "microsecond precision"),
     ("DateTimeUtc", "timestamptz", "the instant, in UTC"),
-    ("Duration", "interval (without months or years), bigint (microseconds)",
-     "microsecond precision"),
+    (
+        "Duration",
+        "interval (without months or years), bigint (microseconds)",
+        "microsecond precision",
+    ),
     ("Json", "json, jsonb", "the parsed document"),
     ("Pointer", "text, varchar", "^ and 26 base-32 digits, as pw.io.postgres.write stores it"),
-    ("list[T], tuple[...]", "arrays (any number of dimensions; tuples: of that length)",
-     "nested lists/tuples of the elements, NULL elements only for Optional elements"),
+    (
+        "list[T], tuple[...]",
+        "arrays (any number of dimensions; tuples: of that length)",
+        "nested lists/tuples of the elements, NULL elements only for Optional elements",
+    ),
     ("np.ndarray", "arrays of integer or floating point types", "an int64/float64 array"),
 ]
 """Which PostgreSQL column types each schema type reads from (the docs page shows it)."""
@@ -186,7 +212,8 @@ def _timestamptz(text: str) -> int:
 
 _ISO_INTERVAL = re.compile(
     r"^P(?:(?P<years>-?\d+)Y)?(?:(?P<months>-?\d+)M)?(?:(?P<days>-?\d+)D)?"
-    r"(?:T(?:(?P<hours>-?\d+)H)?(?:(?P<minutes>-?\d+)M)?(?:(?P<seconds>-?\d+(?:\.\d+)?)S)?)?$")
+    r"(?:T(?:(?P<hours>-?\d+)H)?(?:(?P<minutes>-?\d+)M)?(?:(?P<seconds>-?\d+(?:\.\d+)?)S)?)?$"
+)
 
 
 def _interval(text: str) -> int:
@@ -197,16 +224,19 @@ def _interval(text: str) -> int:
         raise BadValue(f"{text!r} is not an ISO 8601 interval")
     fields = match.groupdict()
     if int(fields["years"] or 0) or int(fields["months"] or 0):
-        raise BadValue(f"the interval {text!r} counts months or years, which have no fixed "
-                       "duration")
+        raise BadValue(
+            f"the interval {text!r} counts months or years, which have no fixed duration"
+        )
     seconds = fields["seconds"] or "0"
     negative = seconds.startswith("-")
     whole, _, fraction = seconds.lstrip("-").partition(".")
     micros = int(whole) * 1_000_000 + int((fraction + "000000")[:6])
     if negative:
         micros = -micros
-    micros += ((int(fields["days"] or 0) * 24 + int(fields["hours"] or 0)) * 60
-               + int(fields["minutes"] or 0)) * 60_000_000
+    micros += (
+        (int(fields["days"] or 0) * 24 + int(fields["hours"] or 0)) * 60
+        + int(fields["minutes"] or 0)
+    ) * 60_000_000
     value = micros * 1000
     if not _INT64[0] <= value <= _INT64[1]:
         raise BadValue(f"the interval {text!r} is too long")
@@ -270,7 +300,7 @@ def _parse_array_at(text: str, position: int) -> tuple[list[Any], int]:
                     raise BadValue(f"malformed array {text!r}")
                 char = text[position]
                 if char == "\\":
-                    parts.append(text[position + 1:position + 2])
+                    parts.append(text[position + 1 : position + 2])
                     position += 2
                 elif char == '"':
                     position += 1
@@ -329,8 +359,10 @@ def _array_decoder(element: PgType, base: t.DType) -> Decoder | None:
             items = parse_array(text)
             if len(items) != len(base.args):
                 raise BadValue(f"{len(items)} elements, the tuple type has {len(base.args)}")
-            return tuple(_leaf(item, leaf, arg.is_optional)  # type: ignore[arg-type]
-                         for item, leaf, arg in zip(items, leaves, base.args, strict=True))
+            return tuple(
+                _leaf(item, leaf, arg.is_optional)  # type: ignore[arg-type]
+                for item, leaf, arg in zip(items, leaves, base.args, strict=True)
+            )
 
         return to_tuple
     return None
@@ -406,8 +438,9 @@ def _fast_bool(raw: pl.Series) -> pl.Series | None:
     if not raw.drop_nulls().is_in(["t", "f", "true", "false"]).all():
         return None
     frame = pl.DataFrame([raw.rename("v")])
-    return frame.select(pl.when(pl.col("v").is_null()).then(None)
-                        .otherwise(pl.col("v").is_in(["t", "true"]))).to_series()
+    return frame.select(
+        pl.when(pl.col("v").is_null()).then(None).otherwise(pl.col("v").is_in(["t", "true"]))
+    ).to_series()
 
 
 def _fast_timestamp(raw: pl.Series) -> pl.Series | None:
@@ -423,13 +456,16 @@ def _fast_timestamptz(raw: pl.Series) -> pl.Series | None:
 
 
 _FAST: dict[Any, Callable[[pl.Series], pl.Series | None]] = {
-    _int: _fast_int, _float: _fast_float, str: _fast_str, _bool: _fast_bool,
-    _timestamp: _fast_timestamp, _timestamptz: _fast_timestamptz,
+    _int: _fast_int,
+    _float: _fast_float,
+    str: _fast_str,
+    _bool: _fast_bool,
+    _timestamp: _fast_timestamp,
+    _timestamptz: _fast_timestamptz,
 }
 
 
-def decode_fast(name: str, texts: list[Any], decoder: Decoder, dtype: t.DType
-                ) -> pl.Series | None:
+def decode_fast(name: str, texts: list[Any], decoder: Decoder, dtype: t.DType) -> pl.Series | None:
     """The column of ``texts`` (str or None) decoded in Polars, or None when there is no
     such path for ``decoder`` or some value needs the exact one (it then decodes and reports
     value by value). Never a different value than the exact decoder's."""

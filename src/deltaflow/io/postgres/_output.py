@@ -36,27 +36,48 @@ def _key_name(connector: str, table: Any, column: Any, *, by_name: bool) -> str:
 
     if isinstance(column, ColumnReference) and not by_name:
         owner = column.table
-        if owner is not table and owner.__class__.__name__ == "Table" and \
-                column.name not in table._columns:
-            raise ValueError(f"{connector}: primary_key column {column.name!r} belongs to "
-                             "another table; pass columns of the written table, e.g. "
-                             "primary_key=[table.key]")
+        if (
+            owner is not table
+            and owner.__class__.__name__ == "Table"
+            and column.name not in table._columns
+        ):
+            raise ValueError(
+                f"{connector}: primary_key column {column.name!r} belongs to "
+                "another table; pass columns of the written table, e.g. "
+                "primary_key=[table.key]"
+            )
         name = column.name
     elif isinstance(column, str) and by_name:
         name = column
     else:
         wanted = "column names" if by_name else "columns (e.g. [table.key])"
-        raise TypeError(f"{connector}: primary_key must be a list of {wanted}, got an item "
-                        f"of type {type(column).__name__}")
+        raise TypeError(
+            f"{connector}: primary_key must be a list of {wanted}, got an item "
+            f"of type {type(column).__name__}"
+        )
     if name not in table._columns:
-        raise ValueError(f"{connector}: primary_key column {name!r} is not a column of the "
-                         f"written table; its columns are {list(table._columns)}")
+        raise ValueError(
+            f"{connector}: primary_key column {name!r} is not a column of the "
+            f"written table; its columns are {list(table._columns)}"
+        )
     return name
 
 
-def _build(function: str, table: Any, postgres_settings: Any, table_name: Any, *,
-           schema_name: Any, max_batch_size: Any, init_mode: Any, mode: Mode,
-           primary_key: Any, name: Any, sort_by: Any, external_diff: Any) -> None:
+def _build(
+    function: str,
+    table: Any,
+    postgres_settings: Any,
+    table_name: Any,
+    *,
+    schema_name: Any,
+    max_batch_size: Any,
+    init_mode: Any,
+    mode: Mode,
+    primary_key: Any,
+    name: Any,
+    sort_by: Any,
+    external_diff: Any,
+) -> None:
     from deltaflow.table import Table, add_output
 
     connector = _label(function, table_name)
@@ -64,31 +85,39 @@ def _build(function: str, table: Any, postgres_settings: Any, table_name: Any, *
         raise TypeError(f"{connector}: table must be a Table, got {type(table).__name__}")
     settings = conn.check_settings(connector, postgres_settings)
     if not isinstance(table_name, str):
-        raise TypeError(f"{connector}: table_name must be a string, got "
-                        f"{type(table_name).__name__}")
+        raise TypeError(
+            f"{connector}: table_name must be a string, got {type(table_name).__name__}"
+        )
     if not table_name:
         raise ValueError(f"{connector}: table_name must not be empty")
     quote_ident(table_name)
     if schema_name is not None and (not isinstance(schema_name, str) or not schema_name):
-        raise ValueError(f"{connector}: schema_name must be a non-empty string or None, got "
-                         f"{schema_name!r}")
+        raise ValueError(
+            f"{connector}: schema_name must be a non-empty string or None, got {schema_name!r}"
+        )
     if init_mode not in ("default", "create_if_not_exists", "replace"):
         # A TypeError, as Pathway's check of the Literal type hint gives.
-        raise TypeError(f"{connector}: init_mode must be 'default', 'create_if_not_exists' "
-                        f"or 'replace', got {init_mode!r}")
+        raise TypeError(
+            f"{connector}: init_mode must be 'default', 'create_if_not_exists' "
+            f"or 'replace', got {init_mode!r}"
+        )
     if max_batch_size is not None:
         if not isinstance(max_batch_size, int) or isinstance(max_batch_size, bool):
-            raise TypeError(f"{connector}: max_batch_size must be an integer or None, got "
-                            f"{type(max_batch_size).__name__}")
+            raise TypeError(
+                f"{connector}: max_batch_size must be an integer or None, got "
+                f"{type(max_batch_size).__name__}"
+            )
         if max_batch_size < 1:
-            raise ValueError(f"{connector}: max_batch_size must be a positive integer (or "
-                             f"None), got {max_batch_size}")
+            raise ValueError(
+                f"{connector}: max_batch_size must be a positive integer (or "
+                f"None), got {max_batch_size}"
+            )
     if name is not None and not isinstance(name, str):
-        raise TypeError(f"{connector}: name must be a string or None, got "
-                        f"{type(name).__name__}")
+        raise TypeError(f"{connector}: name must be a string or None, got {type(name).__name__}")
     if external_diff is not None:
-        raise NotImplementedError(f"{connector}: _external_diff_column is not supported by "
-                                  "deltaflow")
+        raise NotImplementedError(
+            f"{connector}: _external_diff_column is not supported by deltaflow"
+        )
     columns = dict(table._columns)
     column_types = {}
     for column, dtype in columns.items():
@@ -96,45 +125,65 @@ def _build(function: str, table: Any, postgres_settings: Any, table_name: Any, *
         try:
             column_types[column] = column_type(dtype)
         except UnsupportedType:
-            raise ValueError(f"{connector}: column {column!r} has type {t.describe(dtype)}, "
-                             "which has no PostgreSQL column type (see docs/postgres.md for "
-                             "the supported types); convert it first, e.g. to str or "
-                             "pw.Json") from None
+            raise ValueError(
+                f"{connector}: column {column!r} has type {t.describe(dtype)}, "
+                "which has no PostgreSQL column type (see docs/postgres.md for "
+                "the supported types); convert it first, e.g. to str or "
+                "pw.Json"
+            ) from None
     if mode != "snapshot":
         reserved = sorted(c for c in columns if c.lower() in ("time", "diff"))
         if reserved:
-            raise ValueError(f"{connector}: column(s) {reserved} clash with the 'time' and "
-                             "'diff' columns this mode adds; rename them"
-                             + (" or use output_table_type='snapshot'" if mode == "stream"
-                                else ""))
+            raise ValueError(
+                f"{connector}: column(s) {reserved} clash with the 'time' and "
+                "'diff' columns this mode adds; rename them"
+                + (" or use output_table_type='snapshot'" if mode == "stream" else "")
+            )
     keys: list[str] = []
     if mode == "stream":
         if primary_key is not None:
-            raise ValueError(f"{connector}: primary_key is only used with output_table_type="
-                             "'snapshot'; remove it for 'stream_of_changes'")
+            raise ValueError(
+                f"{connector}: primary_key is only used with output_table_type="
+                "'snapshot'; remove it for 'stream_of_changes'"
+            )
     else:
         if not primary_key:
-            raise ValueError(f"{connector}: snapshot mode needs primary_key, the columns "
-                             "identifying a row (e.g. primary_key=[table.key])")
+            raise ValueError(
+                f"{connector}: snapshot mode needs primary_key, the columns "
+                "identifying a row (e.g. primary_key=[table.key])"
+            )
         if not isinstance(primary_key, list | tuple):
-            raise TypeError(f"{connector}: primary_key must be a list of columns, got "
-                            f"{type(primary_key).__name__}")
-        keys = [_key_name(connector, table, column, by_name=mode == "legacy")
-                for column in primary_key]
+            raise TypeError(
+                f"{connector}: primary_key must be a list of columns, got "
+                f"{type(primary_key).__name__}"
+            )
+        keys = [
+            _key_name(connector, table, column, by_name=mode == "legacy") for column in primary_key
+        ]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
             raise ValueError(f"{connector}: primary_key repeats column(s) {repeated}")
         optional = [k for k in keys if columns[k].is_optional]
         if optional:
-            raise ValueError(f"{connector}: primary_key column(s) {optional} are Optional; a "
-                             "NULL key cannot identify a row. Use non-Optional key columns "
-                             "(e.g. filter out None first)")
+            raise ValueError(
+                f"{connector}: primary_key column(s) {optional} are Optional; a "
+                "NULL key cannot identify a row. Use non-Optional key columns "
+                "(e.g. filter out None first)"
+            )
     label = name if name is not None else connector
-    spec = WriteSpec(connector=label, settings=conn.complete_settings(settings, name),
-                     schema_name=schema_name, table_name=table_name, columns=columns,
-                     column_types=column_types, mode=mode, primary_key=keys,
-                     init_mode=init_mode, max_batch_size=max_batch_size,
-                     retry_s=conn.retry_seconds(connector))
+    spec = WriteSpec(
+        connector=label,
+        settings=conn.complete_settings(settings, name),
+        schema_name=schema_name,
+        table_name=table_name,
+        columns=columns,
+        column_types=column_types,
+        mode=mode,
+        primary_key=keys,
+        init_mode=init_mode,
+        max_batch_size=max_batch_size,
+        retry_s=conn.retry_seconds(connector),
+    )
     session = PostgresOutputSession(label, PostgresWriter(spec), PostgresFormatter(spec))
     add_output(table, session, sort_by=sort_by)
 
@@ -165,13 +214,25 @@ def write(
     ``sort_by`` orders the rows of each minibatch. See ``docs/postgres.md``.
     """
     if output_table_type not in ("stream_of_changes", "snapshot"):
-        raise TypeError(f"{_label('write', table_name)}: output_table_type must be "
-                         f"'stream_of_changes' or 'snapshot', got {output_table_type!r}")
+        raise TypeError(
+            f"{_label('write', table_name)}: output_table_type must be "
+            f"'stream_of_changes' or 'snapshot', got {output_table_type!r}"
+        )
     mode: Mode = "snapshot" if output_table_type == "snapshot" else "stream"
-    _build("write", table, postgres_settings, table_name, schema_name=schema_name,
-           max_batch_size=max_batch_size, init_mode=init_mode, mode=mode,
-           primary_key=primary_key, name=name, sort_by=sort_by,
-           external_diff=_external_diff_column)
+    _build(
+        "write",
+        table,
+        postgres_settings,
+        table_name,
+        schema_name=schema_name,
+        max_batch_size=max_batch_size,
+        init_mode=init_mode,
+        mode=mode,
+        primary_key=primary_key,
+        name=name,
+        sort_by=sort_by,
+        external_diff=_external_diff_column,
+    )
 
 
 def write_snapshot(
@@ -190,10 +251,23 @@ def write_snapshot(
     equal to ``table``'s current rows keyed by ``primary_key`` (column names), and also
     holds ``time`` (of each row's last change) and ``diff`` (always 1) columns. Prefer
     ``write(..., output_table_type="snapshot")``."""
-    warnings.warn("pw.io.postgres.write_snapshot is deprecated; use pw.io.postgres.write "
-                  "with output_table_type='snapshot' (which adds no time/diff columns)",
-                  DeprecationWarning, stacklevel=2)
-    _build("write_snapshot", table, postgres_settings, table_name, schema_name="public",
-           max_batch_size=max_batch_size, init_mode=init_mode, mode="legacy",
-           primary_key=primary_key, name=name, sort_by=sort_by,
-           external_diff=_external_diff_column)
+    warnings.warn(
+        "pw.io.postgres.write_snapshot is deprecated; use pw.io.postgres.write "
+        "with output_table_type='snapshot' (which adds no time/diff columns)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    _build(
+        "write_snapshot",
+        table,
+        postgres_settings,
+        table_name,
+        schema_name="public",
+        max_batch_size=max_batch_size,
+        init_mode=init_mode,
+        mode="legacy",
+        primary_key=primary_key,
+        name=name,
+        sort_by=sort_by,
+        external_diff=_external_diff_column,
+    )

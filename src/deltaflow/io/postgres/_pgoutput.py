@@ -143,8 +143,10 @@ class _Cursor:
 
     def _need(self, size: int) -> None:
         if self.position + size > len(self.data):
-            raise PgOutputError(f"message truncated at byte {self.position} "
-                                f"(wanted {size} more of {len(self.data)})")
+            raise PgOutputError(
+                f"message truncated at byte {self.position} "
+                f"(wanted {size} more of {len(self.data)})"
+            )
 
     def byte(self) -> str:
         self._need(1)
@@ -186,13 +188,13 @@ class _Cursor:
         end = self.data.find(b"\x00", self.position)
         if end < 0:
             raise PgOutputError(f"unterminated string at byte {self.position}")
-        value = self.data[self.position:end].decode("utf-8")
+        value = self.data[self.position : end].decode("utf-8")
         self.position = end + 1
         return value
 
     def text(self, size: int) -> str:
         self._need(size)
-        value = self.data[self.position:self.position + size].decode("utf-8")
+        value = self.data[self.position : self.position + size].decode("utf-8")
         self.position += size
         return value
 
@@ -231,8 +233,9 @@ def parse_message(data: bytes) -> Message:
         columns = []
         for _ in range(cursor.int16()):
             flags = cursor.int8()
-            columns.append(Column(cursor.string(), cursor.uint32(), cursor.int32(),
-                                  bool(flags & 1)))
+            columns.append(
+                Column(cursor.string(), cursor.uint32(), cursor.int32(), bool(flags & 1))
+            )
         return Relation(relation_id, namespace, name, identity, tuple(columns))
     if kind == "I":
         relation_id = cursor.uint32()

@@ -57,8 +57,18 @@ SNAPSHOT_CHUNK_ROWS = 50_000
 SLOT_RELEASE_WAIT_S = 10.0
 """How long a start waits for a persistent slot still held by a run that just ended."""
 
-_SUPPORTED = {"int", "float", "bool", "str", "bytes", "DateTimeNaive", "DateTimeUtc",
-              "Duration", "Json", "Pointer"}
+_SUPPORTED = {
+    "int",
+    "float",
+    "bool",
+    "str",
+    "bytes",
+    "DateTimeNaive",
+    "DateTimeUtc",
+    "Duration",
+    "Json",
+    "Pointer",
+}
 
 
 # --- rows in text form -> typed rows -------------------------------------------------------
@@ -101,8 +111,9 @@ class TextRowsParser(Parser):
                     self._null_problems(fast, name, dtype, position, kinds, key_only, problems)
                 columns.append(fast)
                 continue
-            columns.append(self._decode_slowly(texts, name, dtype, position, decode, kinds,
-                                               key_only, problems))
+            columns.append(
+                self._decode_slowly(texts, name, dtype, position, decode, kinds, key_only, problems)
+            )
         errors: list[ParseError] = []
         keep = list(range(count))
         if problems:
@@ -114,7 +125,8 @@ class TextRowsParser(Parser):
                     continue
                 key = tuple(rows[index][p] for p in self.key_positions)
                 key_ok = self.key_positions and all(
-                    p not in _problem_columns(reason, self.columns) for p in self.key_positions)
+                    p not in _problem_columns(reason, self.columns) for p in self.key_positions
+                )
                 if kinds[index] == "upsert" and key_ok:
                     kinds[index] = "delete"  # drop the row's earlier version, if any
                     keep.append(index)
@@ -132,44 +144,65 @@ class TextRowsParser(Parser):
                 continue
             kept = [values[i] for i in keep] if problems else values
             series.append(t.series_from_values(name, kept, dtype))
-        frame = pl.DataFrame(series).with_columns(pl.Series("_kind", [kinds[i] for i in keep],
-                                             dtype=pl.String))
+        frame = pl.DataFrame(series).with_columns(
+            pl.Series("_kind", [kinds[i] for i in keep], dtype=pl.String)
+        )
         return ParsedBlock(frame, kind="column", errors=errors)
 
-
-    def _null_problems(self, column: pl.Series, name: str, dtype: t.DType, position: int,
-                       kinds: list[str], key_only: list[bool], problems: dict[int, str]) -> None:
+    def _null_problems(
+        self,
+        column: pl.Series,
+        name: str,
+        dtype: t.DType,
+        position: int,
+        kinds: list[str],
+        key_only: list[bool],
+        problems: dict[int, str],
+    ) -> None:
         is_key = position in self.key_positions
         for index in column.is_null().arg_true().to_list():
             if kinds[index] != "truncate" and (is_key or not key_only[index]):
-                problems.setdefault(index, f"NULL in column {name!r}, whose type {dtype!r} is "
-                                           "not Optional")
+                problems.setdefault(
+                    index, f"NULL in column {name!r}, whose type {dtype!r} is not Optional"
+                )
 
-    def _decode_slowly(self, texts: list[Any], name: str, dtype: t.DType, position: int,
-                       decode: Decoder, kinds: list[str], key_only: list[bool],
-                       problems: dict[int, str]) -> list[Any]:
+    def _decode_slowly(
+        self,
+        texts: list[Any],
+        name: str,
+        dtype: t.DType,
+        position: int,
+        decode: Decoder,
+        kinds: list[str],
+        key_only: list[bool],
+        problems: dict[int, str],
+    ) -> list[Any]:
         """Value by value, each failure with its reason."""
         optional = dtype.is_optional
         is_key = position in self.key_positions
         values: list[Any] = [None] * len(texts)
         for index, text in enumerate(texts):
             if text is None:
-                if not optional and kinds[index] != "truncate" and \
-                        (is_key or not key_only[index]):
-                    problems.setdefault(index, f"NULL in column {name!r}, whose type "
-                                               f"{dtype!r} is not Optional")
+                if not optional and kinds[index] != "truncate" and (is_key or not key_only[index]):
+                    problems.setdefault(
+                        index, f"NULL in column {name!r}, whose type {dtype!r} is not Optional"
+                    )
                 continue
             if text is UNCHANGED:
-                problems.setdefault(index, f"column {name!r} holds a large (TOASTed) "
-                                           "value the UPDATE left unchanged, which "
-                                           "PostgreSQL does not send with REPLICA "
-                                           "IDENTITY DEFAULT; set REPLICA IDENTITY FULL")
+                problems.setdefault(
+                    index,
+                    f"column {name!r} holds a large (TOASTed) "
+                    "value the UPDATE left unchanged, which "
+                    "PostgreSQL does not send with REPLICA "
+                    "IDENTITY DEFAULT; set REPLICA IDENTITY FULL",
+                )
                 continue
             try:
                 values[index] = decode(text)
             except (BadValue, ValueError, TypeError, OverflowError) as exc:
-                problems.setdefault(index, f"column {name!r}: {text[:80]!r} does not fit "
-                                           f"{dtype!r} ({exc})")
+                problems.setdefault(
+                    index, f"column {name!r}: {text[:80]!r} does not fit {dtype!r} ({exc})"
+                )
         return values
 
 
@@ -209,12 +242,20 @@ class _TableReader(Reader):
     def _snapshot_offset(self, snapshot: _cdc.Snapshot) -> tuple[str, int] | None:
         return None
 
-    def _context(self, rows: list[tuple[Any, ...]], kind: str = "insert",
-                 key_only: list[bool] | None = None,
-                 kinds: list[str] | None = None) -> TextRowsContext:
-        return TextRowsContext(rows, kinds or [kind] * len(rows),
-                               key_only or [False] * len(rows), self.decoders,
-                               where=f"{self.target.qualified}")
+    def _context(
+        self,
+        rows: list[tuple[Any, ...]],
+        kind: str = "insert",
+        key_only: list[bool] | None = None,
+        kinds: list[str] | None = None,
+    ) -> TextRowsContext:
+        return TextRowsContext(
+            rows,
+            kinds or [kind] * len(rows),
+            key_only or [False] * len(rows),
+            self.decoders,
+            where=f"{self.target.qualified}",
+        )
 
     def _close_snapshot(self) -> None:
         snapshot, self._snapshot = self._snapshot, None
@@ -307,8 +348,16 @@ class CdcReader(_TableReader):
             return None
         offset = (OFFSET_KEY, batch.end_lsn)
         if batch.rows:
-            return Data(TextRowsContext(batch.rows, batch.kinds, batch.key_only, batch.decoders,
-                                        where=self.target.qualified), offset=offset)
+            return Data(
+                TextRowsContext(
+                    batch.rows,
+                    batch.kinds,
+                    batch.key_only,
+                    batch.decoders,
+                    where=self.target.qualified,
+                ),
+                offset=offset,
+            )
         # Only other tables' (or already held) transactions: tell persistence about the
         # progress now and then, so the slot can let go of the WAL they used.
         if self.persisted and _time.monotonic() - self._last_progress > 1.0:
@@ -342,8 +391,11 @@ class CdcReader(_TableReader):
         state = _cdc.slot_state(self._replication, self._anchor)
         if self._resume_lsn is None:
             if state is not None:
-                logger.warning("%s: dropping replication slot %r left by a run that wrote no "
-                               "checkpoint", target.connector, self._anchor)
+                logger.warning(
+                    "%s: dropping replication slot %r left by a run that wrote no checkpoint",
+                    target.connector,
+                    self._anchor,
+                )
                 self._check_idle(state)
                 _cdc.drop_slot(self._replication, self._anchor)
             return self._begin_snapshot()
@@ -351,16 +403,17 @@ class CdcReader(_TableReader):
             raise PostgresReadError(
                 f"{target.connector}: the replication slot {self._anchor!r} that holds the "
                 f"changes since the last checkpoint is gone from {target.address}, so the run "
-                "cannot resume exactly; start again with an empty persistence directory")
+                "cannot resume exactly; start again with an empty persistence directory"
+            )
         self._check_idle(state)
         if (state[0] or 0) > self._resume_lsn:
             raise PostgresReadError(
                 f"{target.connector}: the replication slot {self._anchor!r} is past the "
                 "checkpoint the run resumes from (an older checkpoint?); changes in between "
-                "are gone; start again with an empty persistence directory")
+                "are gone; start again with an empty persistence directory"
+            )
         self._start_lsn = self._resume_lsn
-        logger.info("%s: resuming change data capture from slot %r", target.connector,
-                    self._anchor)
+        logger.info("%s: resuming change data capture from slot %r", target.connector, self._anchor)
         self._start_stream(advanced=state[0] or 0)
         return None
 
@@ -373,9 +426,11 @@ class CdcReader(_TableReader):
             assert self._anchor is not None
             state = _cdc.slot_state(self._replication, self._anchor) or (None, False, "")
         if state[1]:
-            raise PostgresReadError(f"{self.target.connector}: replication slot "
-                                    f"{self._anchor!r} is in use by another connection (is "
-                                    "the same pipeline running twice?)")
+            raise PostgresReadError(
+                f"{self.target.connector}: replication slot "
+                f"{self._anchor!r} is in use by another connection (is "
+                "the same pipeline running twice?)"
+            )
 
     def _begin_snapshot(self) -> ReadEvent:
         slot = self._anchor
@@ -383,8 +438,12 @@ class CdcReader(_TableReader):
         start_lsn, snapshot_name = _cdc.create_slot(self._replication, slot, temporary=False)
         self._snapshot = _cdc.open_snapshot(self.target, snapshot_name, start_lsn, self.names)
         self._start_lsn = start_lsn
-        logger.info("%s: created replication slot %r (%s)", self.target.connector, slot,
-                    "kept for restarts" if self.persisted else "dropped at the end of the run")
+        logger.info(
+            "%s: created replication slot %r (%s)",
+            self.target.connector,
+            slot,
+            "kept for restarts" if self.persisted else "dropped at the end of the run",
+        )
         self._phase = "snapshot"
         return NewSource({"table": self.target.qualified})
 
@@ -396,10 +455,17 @@ class CdcReader(_TableReader):
         self._slot = cursor_slot_name(self._anchor)
         _cdc.copy_slot(self._replication, self._anchor, self._slot)
         self._stream = ChangeStream(
-            self.target, self._replication, slot=self._slot, anchor=self._anchor,
-            run_slot=not self.persisted, oid=self._oid, decoders=self.decoders, skip_to=self._start_lsn,
+            self.target,
+            self._replication,
+            slot=self._slot,
+            anchor=self._anchor,
+            run_slot=not self.persisted,
+            oid=self._oid,
+            decoders=self.decoders,
+            skip_to=self._start_lsn,
             delivered=self._start_lsn,
-            advanced=self._start_lsn if advanced is None else advanced)
+            advanced=self._start_lsn if advanced is None else advanced,
+        )
         self._replication = None  # the stream owns (and closes) it now
         self._stream.start()
         self._phase = "stream"
@@ -446,19 +512,25 @@ def read(
     resumes after a restart from the last checkpoint through a persistent replication slot
     named after the connector. ``debug_data`` is accepted and ignored.
     """
-    label = f"pw.io.postgres.read({table_name!r})" if isinstance(table_name, str) \
+    label = (
+        f"pw.io.postgres.read({table_name!r})"
+        if isinstance(table_name, str)
         else "pw.io.postgres.read"
+    )
     if not isinstance(postgres_settings, Mapping):
-        raise TypeError(f"{label}: postgres_settings must be a dict of libpq connection "
-                        f"parameters, got {type(postgres_settings).__name__}")
+        raise TypeError(
+            f"{label}: postgres_settings must be a dict of libpq connection "
+            f"parameters, got {type(postgres_settings).__name__}"
+        )
     bad_keys = [k for k in postgres_settings if not isinstance(k, str)]
     if bad_keys:
         raise TypeError(f"{label}: postgres_settings keys must be strings, got {bad_keys!r}")
     if not isinstance(table_name, str) or not table_name:
         raise ValueError(f"{label}: table_name must be a non-empty string, got {table_name!r}")
     if schema_name is not None and (not isinstance(schema_name, str) or not schema_name):
-        raise ValueError(f"{label}: schema_name must be a non-empty string or None, got "
-                         f"{schema_name!r}")
+        raise ValueError(
+            f"{label}: schema_name must be a non-empty string or None, got {schema_name!r}"
+        )
     checked = check_schema(schema, label)
     assert checked is not None
     streaming = check_mode(mode, label) == "streaming"
@@ -466,11 +538,14 @@ def read(
         raise TypeError(f"{label}: is_append_only must be a bool, got {is_append_only!r}")
     if streaming:
         if publication_name is None:
-            raise ValueError(f"{label}: publication_name is required with mode='streaming' "
-                             "(CREATE PUBLICATION <name> FOR TABLE <table>)")
+            raise ValueError(
+                f"{label}: publication_name is required with mode='streaming' "
+                "(CREATE PUBLICATION <name> FOR TABLE <table>)"
+            )
         if not isinstance(publication_name, str) or not publication_name:
-            raise ValueError(f"{label}: publication_name must be a non-empty string, got "
-                             f"{publication_name!r}")
+            raise ValueError(
+                f"{label}: publication_name must be a non-empty string, got {publication_name!r}"
+            )
     elif publication_name is not None:
         raise ValueError(f"{label}: publication_name is only used with mode='streaming'")
     autocommit = check_autocommit(autocommit_duration_ms, label)
@@ -478,27 +553,41 @@ def read(
     columns = checked.dtypes()
     for column, dtype in columns.items():
         if not _readable(dtype):
-            raise TypeError(f"{label}: column {column!r} has type {dtype!r}, which cannot be "
-                            "read from PostgreSQL (see docs/postgres_read.md for the types)")
+            raise TypeError(
+                f"{label}: column {column!r} has type {dtype!r}, which cannot be "
+                "read from PostgreSQL (see docs/postgres_read.md for the types)"
+            )
     primary_key = tuple(checked.primary_key_columns() or ())
     if streaming and not is_append_only and not primary_key:
-        raise ValueError(f"{label}: mode='streaming' needs the schema to declare the table's "
-                         "primary key (pw.column_definition(primary_key=True)) so updates and "
-                         "deletes find their rows, or is_append_only=True")
+        raise ValueError(
+            f"{label}: mode='streaming' needs the schema to declare the table's "
+            "primary key (pw.column_definition(primary_key=True)) so updates and "
+            "deletes find their rows, or is_append_only=True"
+        )
     schema_name = schema_name or "public"
     connector = f"pw.io.postgres.read({schema_name}.{table_name})"
     target = Target(
         connector=connector,
         settings={k: str(v) for k, v in postgres_settings.items()},
-        schema_name=schema_name, table_name=table_name, columns=columns,
-        primary_key=primary_key, publication=publication_name,
-        append_only=is_append_only, identity=name or connector)
+        schema_name=schema_name,
+        table_name=table_name,
+        columns=columns,
+        primary_key=primary_key,
+        publication=publication_name,
+        append_only=is_append_only,
+        identity=name or connector,
+    )
     reader_class = CdcReader if streaming else StaticReader
     table = reader_table(
-        schema=checked, reader_factory=lambda: reader_class(target),
-        parser=TextRowsParser(columns, primary_key), name=name or connector,
-        autocommit_duration_ms=autocommit, max_backlog_size=backlog,
-        keep_row_state=streaming and bool(primary_key), named=name is not None)
+        schema=checked,
+        reader_factory=lambda: reader_class(target),
+        parser=TextRowsParser(columns, primary_key),
+        name=name or connector,
+        autocommit_duration_ms=autocommit,
+        max_backlog_size=backlog,
+        keep_row_state=streaming and bool(primary_key),
+        named=name is not None,
+    )
     # Table.is_append_only, as in Pathway: a static read or a table declared append-only.
     table._node.source.append_only = not streaming or is_append_only
     return table

@@ -76,9 +76,20 @@ class _Relation:
 class ChangeStream:
     """Polls ``slot`` on its own thread; :meth:`get` returns the next :class:`Batch`."""
 
-    def __init__(self, target: Target, replication: Any, *, slot: str, anchor: str,
-                 run_slot: bool, oid: int, decoders: list[Decoder], skip_to: int,
-                 delivered: int, advanced: int) -> None:
+    def __init__(
+        self,
+        target: Target,
+        replication: Any,
+        *,
+        slot: str,
+        anchor: str,
+        run_slot: bool,
+        oid: int,
+        decoders: list[Decoder],
+        skip_to: int,
+        delivered: int,
+        advanced: int,
+    ) -> None:
         self.target = target
         self._replication = replication
         self._slot = slot
@@ -97,8 +108,9 @@ class ChangeStream:
         self._upsert = "upsert" if target.primary_key else "insert"
         self._queue: queue.Queue[Batch | BaseException] = queue.Queue(QUEUED_POLLS)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"deltaflow-pg-cdc-{target.table_name}")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"deltaflow-pg-cdc-{target.table_name}"
+        )
 
     # --- the reader's side -----------------------------------------------------------------
     def start(self) -> None:
@@ -108,8 +120,7 @@ class ChangeStream:
         """The next batch (None if none came within ``timeout``); a failure of the thread is
         raised here."""
         try:
-            item = self._queue.get(timeout=timeout) if timeout > 0 else \
-                self._queue.get_nowait()
+            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
         except queue.Empty:
             return None
         if isinstance(item, BaseException):
@@ -156,8 +167,9 @@ class ChangeStream:
 
         try:
             self._advance_anchor()
-            messages = _cdc.fetch_changes(self._replication, self._slot,
-                                          self.target.publication or "", CHANGES_PER_POLL)
+            messages = _cdc.fetch_changes(
+                self._replication, self._slot, self.target.publication or "", CHANGES_PER_POLL
+            )
             if not messages:
                 return None
             # Decoding may query the catalog (a new table layout): on the same connection.
@@ -189,14 +201,16 @@ class ChangeStream:
                 if message.relation_id == self._oid:
                     self._relation = self._map_relation(message)
                     if batch.rows:  # rows decoded with the old layout stay with theirs
-                        raise PostgresReadError(f"{self.target.connector}: the table changed "
-                                                "layout inside one poll")
+                        raise PostgresReadError(
+                            f"{self.target.connector}: the table changed layout inside one poll"
+                        )
                     batch.decoders = self._decoders
             elif current is not None:
                 self._change(message, current)
         if current is not None:  # PostgreSQL returns whole transactions only
-            raise PostgresReadError(f"{self.target.connector}: the slot returned part of a "
-                                    "transaction")
+            raise PostgresReadError(
+                f"{self.target.connector}: the slot returned part of a transaction"
+            )
         return batch
 
     def _map_relation(self, relation: Relation) -> _Relation:
@@ -211,23 +225,30 @@ class ChangeStream:
             pg_type = _cdc.pg_type(self._replication, relation.columns[index].type_oid)
             decoder = decoder_for(pg_type, dtype)
             if decoder is None:
-                raise PostgresReadError(f"{self.target.connector}: column {name!r} of "
-                                        f"{self.target.qualified} now has type "
-                                        f"{pg_type.describe()}, which cannot be read as "
-                                        f"{dtype!r}")
+                raise PostgresReadError(
+                    f"{self.target.connector}: column {name!r} of "
+                    f"{self.target.qualified} now has type "
+                    f"{pg_type.describe()}, which cannot be read as "
+                    f"{dtype!r}"
+                )
             decoders[index_in_schema] = decoder
             positions.append(index)
         self._decoders = decoders
         missing = [n for n, p in zip(self._names, positions, strict=True) if p is None]
         if missing:
-            logger.error("%s: column(s) %s were dropped from %s; its changes are read with "
-                         "NULL there", self.target.connector, missing, self.target.qualified)
+            logger.error(
+                "%s: column(s) %s were dropped from %s; its changes are read with NULL there",
+                self.target.connector,
+                missing,
+                self.target.qualified,
+            )
         return _Relation(positions)
 
     def _row(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         assert self._relation is not None
-        return tuple(None if p is None or p >= len(values) else values[p]
-                     for p in self._relation.positions)
+        return tuple(
+            None if p is None or p >= len(values) else values[p] for p in self._relation.positions
+        )
 
     def _change(self, message: Any, batch: Batch) -> None:
         if isinstance(message, Truncate):
@@ -238,8 +259,9 @@ class ChangeStream:
         if getattr(message, "relation_id", None) != self._oid:
             return  # another table of the publication
         if self._relation is None:
-            raise PostgresReadError(f"{self.target.connector}: a change came before the "
-                                    "description of its table")
+            raise PostgresReadError(
+                f"{self.target.connector}: a change came before the description of its table"
+            )
         if isinstance(message, Insert):
             self._add(batch, self._row(message.new), self._upsert, False)
         elif isinstance(message, Update):
@@ -248,8 +270,7 @@ class ChangeStream:
             if message.old is not None:
                 old = self._row(message.old)
                 if not message.old_is_key_only:  # REPLICA IDENTITY FULL: fill TOASTed values
-                    new = tuple(o if n is UNCHANGED else n
-                                for n, o in zip(new, old, strict=True))
+                    new = tuple(o if n is UNCHANGED else n for n, o in zip(new, old, strict=True))
                 if self._key(old) != self._key(new):  # the key changed: retract the old row
                     self._add(batch, old, "delete", True)
             self._add(batch, new, "upsert", False)
@@ -268,9 +289,11 @@ class ChangeStream:
 
     def _refuse_if_append_only(self, what: str) -> None:
         if self.target.append_only:
-            raise PostgresReadError(f"{self.target.connector}: {self.target.qualified} was "
-                                    f"declared append-only (is_append_only=True) but a {what} "
-                                    "changed it")
+            raise PostgresReadError(
+                f"{self.target.connector}: {self.target.qualified} was "
+                f"declared append-only (is_append_only=True) but a {what} "
+                "changed it"
+            )
 
     def _advance_anchor(self) -> None:
         """Let the anchor slot forget what a checkpoint holds (without persistence: what was
@@ -292,8 +315,12 @@ class ChangeStream:
         import psycopg
 
         target = self.target
-        logger.warning("%s: lost the connection to %s (%s); reconnecting", target.connector,
-                       target.address, hide(str(error).strip(), target.settings))
+        logger.warning(
+            "%s: lost the connection to %s (%s); reconnecting",
+            target.connector,
+            target.address,
+            hide(str(error).strip(), target.settings),
+        )
         budget = _cdc.connect_retry_seconds()
         deadline = _time.monotonic() + budget
         while True:
@@ -301,7 +328,8 @@ class ChangeStream:
                 self._replication.close()
             try:
                 self._replication = _cdc.connect(
-                    target, replication=True, retry_s=max(deadline - _time.monotonic(), 0.0))
+                    target, replication=True, retry_s=max(deadline - _time.monotonic(), 0.0)
+                )
                 if self._run_slot:
                     _cdc.hold_run_lock(self._replication, self._anchor)
                 state = _cdc.slot_state(self._replication, self._anchor)
@@ -309,20 +337,31 @@ class ChangeStream:
                     raise PostgresReadError(
                         f"{target.connector}: the replication slot {self._anchor!r} "
                         f"disappeared while the connection to {target.address} was down "
-                        "(dropped by hand?), so the changes since cannot be followed exactly")
+                        "(dropped by hand?), so the changes since cannot be followed exactly"
+                    )
                 slot = cursor_slot_name(self._anchor)
                 _cdc.copy_slot(self._replication, self._anchor, slot)
                 break
             except psycopg.OperationalError as exc:
-                if not connection_lost(exc, self._replication) or \
-                        _time.monotonic() > deadline or self._stop.is_set():
+                if (
+                    not connection_lost(exc, self._replication)
+                    or _time.monotonic() > deadline
+                    or self._stop.is_set()
+                ):
                     raise
-                logger.warning("%s: connection to %s lost again while reconnecting (%s)",
-                               target.connector, target.address,
-                               hide(str(exc).strip(), target.settings))
+                logger.warning(
+                    "%s: connection to %s lost again while reconnecting (%s)",
+                    target.connector,
+                    target.address,
+                    hide(str(exc).strip(), target.settings),
+                )
                 self._stop.wait(0.5)
-        logger.info("%s: reconnected to %s; resuming from slot %r", target.connector,
-                    target.address, self._anchor)
+        logger.info(
+            "%s: reconnected to %s; resuming from slot %r",
+            target.connector,
+            target.address,
+            self._anchor,
+        )
         self._slot = slot
         self._skip_to = self._delivered
         self._advanced = max(self._advanced, state[0] or 0)

@@ -110,8 +110,10 @@ TYPE_TABLE: dict[str, tuple[str, str]] = {
     "Pointer": ("TEXT", "^ followed by 26 base-32 digits"),
     "list[T]": ("T[]", "an array; nested lists give a multi-dimensional array"),
     "tuple[T, ...]": ("T[]", "an array (homogeneous tuples only)"),
-    "np.ndarray": ("DOUBLE PRECISION[] (BIGINT[] for int arrays)",
-                   "an n-dimensional array of the elements"),
+    "np.ndarray": (
+        "DOUBLE PRECISION[] (BIGINT[] for int arrays)",
+        "an n-dimensional array of the elements",
+    ),
     "PyObjectWrapper": ("BYTEA", "the pickled object"),
     "Optional[T]": ("T, nullable", "NULL for None (other columns are NOT NULL)"),
 }
@@ -226,8 +228,9 @@ def encode_text(series: pl.Series, dtype: t.DType) -> Encoded:
         return Encoded(_micros_toward_zero(series.cast(pl.Int64)))
     if name == "Pointer":
         values = values_from_series(series)
-        return Encoded(pl.Series(series.name, [None if v is None else str(v) for v in values],
-                                 dtype=pl.String))
+        return Encoded(
+            pl.Series(series.name, [None if v is None else str(v) for v in values], dtype=pl.String)
+        )
     if name == "Json":
         return _encode_objects(series, _json_text)
     if name == "PyObjectWrapper":
@@ -310,8 +313,9 @@ def _element_text(value: Any, element: str) -> str:
     if element == "bytes":
         return _quoted("\\x" + bytes(value).hex())
     if element in ("DateTimeNaive", "DateTimeUtc"):
-        frame = pl.Series([value], dtype=pl.Datetime("ns", "UTC" if element ==
-                                                     "DateTimeUtc" else None))
+        frame = pl.Series(
+            [value], dtype=pl.Datetime("ns", "UTC" if element == "DateTimeUtc" else None)
+        )
         return _quoted(_datetime_text(frame, utc=element == "DateTimeUtc")[0])
     if element == "Duration":
         nanos = int(getattr(value, "value", 0)) if not isinstance(value, int) else value
@@ -375,14 +379,23 @@ def _encode_arrays(series: pl.Series, base: t.DType) -> Encoded:
 # ==========================================================================================
 
 _BINARY_FIXED: dict[str, str] = {
-    "int": "int8", "float": "float8", "bool": "bool", "Duration": "int8",
-    "DateTimeNaive": "timestamp", "DateTimeUtc": "timestamptz",
+    "int": "int8",
+    "float": "float8",
+    "bool": "bool",
+    "Duration": "int8",
+    "DateTimeNaive": "timestamp",
+    "DateTimeUtc": "timestamptz",
 }
 """deltaflow types with a fixed-width binary form -> the ``typname`` the column must have."""
 
 _PG_EPOCH_MICROS = 946_684_800_000_000  # 2000-01-01, PostgreSQL's epoch, in Unix microseconds
 # Keyed by dtype classes; frame dtypes (instances) compare and hash equal to them.
-_BINARY_LAYOUT: dict[Any, str] = {pl.Int64: ">i8", pl.Float64: ">f8", pl.Boolean: "?", pl.Int16: ">i2"}
+_BINARY_LAYOUT: dict[Any, str] = {
+    pl.Int64: ">i8",
+    pl.Float64: ">f8",
+    pl.Boolean: "?",
+    pl.Int16: ">i2",
+}
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" * 2
 
 

@@ -129,16 +129,22 @@ class _BadRows:
     last_log: float = 0.0
     unlogged: int = 0
 
-    def report(self, connector: str, reason: str, column: str, count: int,
-               example: Any) -> None:
+    def report(self, connector: str, reason: str, column: str, count: int, example: Any) -> None:
         key = f"{column}: {reason}"
         self.counts[key] = self.counts.get(key, 0) + count
         now = _time.monotonic()
         if now - self.last_log >= _BAD_ROW_LOG_INTERVAL_S:
             skipped = self.unlogged + count
-            logger.error("%s: skipped %d row(s) that PostgreSQL cannot store (column %r holds "
-                         "%s), e.g. %r; %d skipped in all", connector, skipped, column, reason,
-                         example, sum(self.counts.values()))
+            logger.error(
+                "%s: skipped %d row(s) that PostgreSQL cannot store (column %r holds "
+                "%s), e.g. %r; %d skipped in all",
+                connector,
+                skipped,
+                column,
+                reason,
+                example,
+                sum(self.counts.values()),
+            )
             self.last_log = now
             self.unlogged = 0
         else:
@@ -166,15 +172,19 @@ class PostgresFormatter(Formatter):
             if result.bad is not None:
                 count = int(result.bad.sum())
                 example = batch[name].filter(pl.Series(result.bad)).head(1).to_list()
-                self.bad_rows.report(spec.connector, result.reason or "a bad value", name,
-                                     count, example[0] if example else None)
+                self.bad_rows.report(
+                    spec.connector,
+                    result.reason or "a bad value",
+                    name,
+                    count,
+                    example[0] if example else None,
+                )
                 keep = ~result.bad if keep is None else keep & ~result.bad
         frame = pl.DataFrame(encoded) if encoded else pl.DataFrame()
         diff = batch[DIFF]
         if spec.has_time_diff:
             times = pl.repeat(time, batch.height, dtype=pl.Int64, eager=True)
-            frame = frame.with_columns(times.alias("time"),
-                                       diff.cast(pl.Int16).alias("diff"))
+            frame = frame.with_columns(times.alias("time"), diff.cast(pl.Int16).alias("diff"))
         if spec.mode != "stream":
             frame = frame.with_columns(diff.cast(pl.Int16).alias(_STAGE_DIFF))
         if keep is not None:
@@ -229,8 +239,9 @@ class PostgresWriter(Writer):
         self._connection = conn.connect(spec.connector, spec.settings, retry_s=spec.retry_s)
         self._run(self._init_table)
         spec.binary = self._run(self._binary_fits)
-        logger.debug("%s: rows go in with %s COPY", spec.connector,
-                     "binary" if spec.binary else "text (csv)")
+        logger.debug(
+            "%s: rows go in with %s COPY", spec.connector, "binary" if spec.binary else "text (csv)"
+        )
 
     def _binary_fits(self, cursor: Any) -> bool:
         """Whether every written column has a fixed-width binary form and the table's column
@@ -243,10 +254,14 @@ class PostgresWriter(Writer):
             return False
         relation = self._relation(cursor)
         assert relation is not None
-        present = dict(cursor.execute(
-            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t "
-            "ON t.oid = a.atttypid WHERE a.attrelid = %s AND a.attnum > 0 "
-            "AND NOT a.attisdropped", (relation[0],)).fetchall())
+        present = dict(
+            cursor.execute(
+                "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t "
+                "ON t.oid = a.atttypid WHERE a.attrelid = %s AND a.attnum > 0 "
+                "AND NOT a.attisdropped",
+                (relation[0],),
+            ).fetchall()
+        )
         return all(present.get(name) == typname for name, typname in wanted.items())
 
     def write(self, payload: _Payload) -> None:
@@ -297,8 +312,10 @@ class PostgresWriter(Writer):
     # --- table preparation -----------------------------------------------------------------
     def _create_sql(self) -> str:
         spec = self.spec
-        parts = [f"{quote_ident(n)} {ty.sql}{'' if nullable else ' NOT NULL'}"
-                 for n, ty, nullable in spec.stored_columns()]
+        parts = [
+            f"{quote_ident(n)} {ty.sql}{'' if nullable else ' NOT NULL'}"
+            for n, ty, nullable in spec.stored_columns()
+        ]
         if spec.mode != "stream":
             parts.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in spec.primary_key)})")
         return f"CREATE TABLE {spec.qualified} ({', '.join(parts)})"
@@ -313,10 +330,14 @@ class PostgresWriter(Writer):
             cursor.execute(self._create_sql())
         elif not exists:
             if spec.init_mode == "default":
-                raise PostgresInitError(spec.connector, (
-                    f"table {spec.display!r} does not exist at "
-                    f"{conn.address(spec.settings)}; create it, or pass init_mode="
-                    "'create_if_not_exists' or 'replace'"))
+                raise PostgresInitError(
+                    spec.connector,
+                    (
+                        f"table {spec.display!r} does not exist at "
+                        f"{conn.address(spec.settings)}; create it, or pass init_mode="
+                        "'create_if_not_exists' or 'replace'"
+                    ),
+                )
             cursor.execute(self._create_sql())
         else:
             self._check_existing(cursor)
@@ -328,29 +349,38 @@ class PostgresWriter(Writer):
             latest = cursor.fetchone()[0]
             self._committed_time = int(latest) if latest is not None else -1
         if self._resuming and spec.mode == "stream" and self._resume_from is not None:
-            cursor.execute(f"DELETE FROM {spec.qualified} WHERE time > %s",
-                           (self._resume_from,))
+            cursor.execute(f"DELETE FROM {spec.qualified} WHERE time > %s", (self._resume_from,))
             if cursor.rowcount:
-                logger.info("%s: removed %d row(s) written after the checkpoint (times after "
-                            "%d); the restarted run writes them again", spec.connector,
-                            cursor.rowcount, self._resume_from)
+                logger.info(
+                    "%s: removed %d row(s) written after the checkpoint (times after "
+                    "%d); the restarted run writes them again",
+                    spec.connector,
+                    cursor.rowcount,
+                    self._resume_from,
+                )
 
     def _check_schema_exists(self, cursor: Any) -> None:
         spec = self.spec
         if spec.schema_name is None:
             return
-        found = cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
-                               (spec.schema_name,)).fetchone()
+        found = cursor.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (spec.schema_name,)
+        ).fetchone()
         if found is None:
-            raise PostgresInitError(spec.connector, (
-                f"schema {spec.schema_name!r} does not exist in database "
-                f"{conn.address(spec.settings)}; create it (CREATE SCHEMA) or fix "
-                "schema_name"))
+            raise PostgresInitError(
+                spec.connector,
+                (
+                    f"schema {spec.schema_name!r} does not exist in database "
+                    f"{conn.address(spec.settings)}; create it (CREATE SCHEMA) or fix "
+                    "schema_name"
+                ),
+            )
 
     def _relation(self, cursor: Any) -> tuple[int, str] | None:
         row = cursor.execute(
             "SELECT c.oid, c.relkind FROM pg_class c WHERE c.oid = to_regclass(%s)",
-            (self.spec.qualified,)).fetchone()
+            (self.spec.qualified,),
+        ).fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
 
     def _check_existing(self, cursor: Any) -> None:
@@ -360,41 +390,55 @@ class PostgresWriter(Writer):
         oid, kind = relation
         where = f"{spec.connector}: existing table {spec.display!r}"
         if kind not in ("r", "p"):
-            raise PostgresInitError(spec.connector, f"{where} is not a table (relkind "
-                                    f"{kind!r}); write to a table")
-        present = {name: (typname, notnull, hasdef) for name, typname, notnull, hasdef in
-                   cursor.execute(
-                       "SELECT a.attname, t.typname, a.attnotnull, a.atthasdef "
-                       "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-                       "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped",
-                       (oid,)).fetchall()}
+            raise PostgresInitError(
+                spec.connector, f"{where} is not a table (relkind {kind!r}); write to a table"
+            )
+        present = {
+            name: (typname, notnull, hasdef)
+            for name, typname, notnull, hasdef in cursor.execute(
+                "SELECT a.attname, t.typname, a.attnotnull, a.atthasdef "
+                "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                (oid,),
+            ).fetchall()
+        }
         wanted = [name for name, _, _ in spec.stored_columns()]
         problems = [f"column {name!r} is missing" for name in wanted if name not in present]
         for name, (_, notnull, hasdef) in present.items():
             if name not in wanted and notnull and not hasdef:
-                problems.append(f"column {name!r} is NOT NULL without a default and the "
-                                "written table has no such column")
+                problems.append(
+                    f"column {name!r} is NOT NULL without a default and the "
+                    "written table has no such column"
+                )
         if spec.mode != "stream":
             keys = sorted(spec.primary_key)
             unique_sets = cursor.execute(
                 "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i "
                 "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
                 "WHERE i.indrelid = %s AND i.indisunique AND i.indpred IS NULL "
-                "GROUP BY i.indexrelid", (oid,)).fetchall()
+                "GROUP BY i.indexrelid",
+                (oid,),
+            ).fetchall()
             if [keys] not in [[list(row[0])] for row in unique_sets]:
-                problems.append(f"snapshot mode needs a PRIMARY KEY or UNIQUE constraint on "
-                                f"exactly {spec.primary_key}")
+                problems.append(
+                    f"snapshot mode needs a PRIMARY KEY or UNIQUE constraint on "
+                    f"exactly {spec.primary_key}"
+                )
         if problems:
-            raise PostgresInitError(spec.connector, f"{where} does not fit the written table: "
-                                    + "; ".join(problems)
-                                    + ". Fix the table, or use init_mode='replace'.")
+            raise PostgresInitError(
+                spec.connector,
+                f"{where} does not fit the written table: "
+                + "; ".join(problems)
+                + ". Fix the table, or use init_mode='replace'.",
+            )
 
     # --- transactions ----------------------------------------------------------------------
     def _commit_snapshot(self) -> None:
         if not self._pending:
             return
-        frame = pl.concat(self._pending, how="vertical") if len(self._pending) > 1 \
-            else self._pending[0]
+        frame = (
+            pl.concat(self._pending, how="vertical") if len(self._pending) > 1 else self._pending[0]
+        )
         self._run(lambda c: self._apply_snapshot(c, frame), write=True)
         self._pending, self._pending_rows = [], 0
 
@@ -460,12 +504,15 @@ class PostgresWriter(Writer):
                     f"{spec.connector}: writing to table {spec.display!r} at "
                     f"{conn.address(spec.settings)} failed and the transaction was rolled "
                     f"back: {type(exc).__name__}: "
-                    f"{conn.hide(str(exc).strip(), spec.settings)}") from None
+                    f"{conn.hide(str(exc).strip(), spec.settings)}"
+                ) from None
             raise exc
-        logger.warning("%s: lost the connection to %s (%s); reconnecting", spec.connector,
-                       conn.address(spec.settings),
-                       conn.hide(" ".join(str(exc).split()) or type(exc).__name__,
-                                 spec.settings))
+        logger.warning(
+            "%s: lost the connection to %s (%s); reconnecting",
+            spec.connector,
+            conn.address(spec.settings),
+            conn.hide(" ".join(str(exc).split()) or type(exc).__name__, spec.settings),
+        )
         self._disconnect()
 
     def _copy(self, cursor: Any, target: str, columns: list[str], frame: pl.DataFrame) -> None:
@@ -482,14 +529,19 @@ class PostgresWriter(Writer):
         spec = self.spec
         relation = self._relation(cursor)
         assert relation is not None
-        types = dict(cursor.execute(
-            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-            "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped",
-            (relation[0],)).fetchall())
+        types = dict(
+            cursor.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped",
+                (relation[0],),
+            ).fetchall()
+        )
         parts = [f"{quote_ident(n)} {types[n]}" for n, _, _ in spec.stored_columns()]
         parts += [f"{quote_ident(_STAGE_DIFF)} smallint", f"{quote_ident(_STAGE_SEQ)} bigint"]
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote_ident(_STAGE)} "
-                       f"({', '.join(parts)}) ON COMMIT DELETE ROWS")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote_ident(_STAGE)} "
+            f"({', '.join(parts)}) ON COMMIT DELETE ROWS"
+        )
         self._stage_ready = True
 
     def _apply_snapshot(self, cursor: Any, frame: pl.DataFrame) -> None:
@@ -500,8 +552,10 @@ class PostgresWriter(Writer):
         keys = [quote_ident(k) for k in spec.primary_key]
         stage = quote_ident(_STAGE)
         match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        cursor.execute(f"DELETE FROM {spec.qualified} AS t USING {stage} AS s "
-                       f"WHERE s.{quote_ident(_STAGE_DIFF)} < 0 AND {match}")
+        cursor.execute(
+            f"DELETE FROM {spec.qualified} AS t USING {stage} AS s "
+            f"WHERE s.{quote_ident(_STAGE_DIFF)} < 0 AND {match}"
+        )
         names = [n for n, _, _ in spec.stored_columns()]
         listed = ", ".join(quote_ident(n) for n in names)
         others = [n for n in names if n not in spec.primary_key]
@@ -516,7 +570,8 @@ class PostgresWriter(Writer):
             f"SELECT DISTINCT ON ({', '.join(keys)}) {listed} FROM {stage} "
             f"WHERE {quote_ident(_STAGE_DIFF)} > 0 "
             f"ORDER BY {', '.join(keys)}, {quote_ident(_STAGE_SEQ)} DESC "
-            f"ON CONFLICT ({', '.join(keys)}) {conflict}")
+            f"ON CONFLICT ({', '.join(keys)}) {conflict}"
+        )
 
     def _run(self, body: Any, *, write: bool = False) -> Any:
         """Run ``body(cursor)`` in one transaction and commit it; after a lost connection,
@@ -524,8 +579,7 @@ class PostgresWriter(Writer):
         spec = self.spec
         while True:
             if self._connection is None:
-                self._connection = conn.connect(spec.connector, spec.settings,
-                                                retry_s=spec.retry_s)
+                self._connection = conn.connect(spec.connector, spec.settings, retry_s=spec.retry_s)
                 self._stage_ready = False
             connection = self._connection
             xid: int | None = None

@@ -53,8 +53,17 @@ from deltaflow.io.s3._writer import MAX_IN_FLIGHT as MAX_IN_FLIGHT
 from deltaflow.io.s3._writer import S3Writer, _StartingFormatter
 from deltaflow.schema import Schema
 
-__all__ = ["DEFAULT_WRITE_INTERVAL_MS", "MAX_OUTAGE_ENV", "AwsS3Settings", "S3ConnectorError",
-           "S3Location", "classify_error", "read", "resolve_location", "write"]
+__all__ = [
+    "DEFAULT_WRITE_INTERVAL_MS",
+    "MAX_OUTAGE_ENV",
+    "AwsS3Settings",
+    "S3ConnectorError",
+    "S3Location",
+    "classify_error",
+    "read",
+    "resolve_location",
+    "write",
+]
 
 _FORMATS = ("csv", "json", "plaintext", "plaintext_by_object", "binary", "only_metadata")
 _WRITE_FORMATS = ("csv", "json")
@@ -74,14 +83,29 @@ DEFAULT_MAX_OUTAGE_S = DEFAULT_POLICY.max_outage_s
 # ------------------------------------------------------------------------------------------
 
 
-def _read(path: str, fmt: str, *, settings: AwsS3Settings, schema: Any, mode: str,
-          with_metadata: bool, csv_settings: Any, json_field_paths: Any, path_filter: Any,
-          downloader_threads_count: Any, autocommit_duration_ms: Any, name: str | None,
-          max_backlog_size: Any, kwargs: dict[str, Any], connector: str) -> Any:
+def _read(
+    path: str,
+    fmt: str,
+    *,
+    settings: AwsS3Settings,
+    schema: Any,
+    mode: str,
+    with_metadata: bool,
+    csv_settings: Any,
+    json_field_paths: Any,
+    path_filter: Any,
+    downloader_threads_count: Any,
+    autocommit_duration_ms: Any,
+    name: str | None,
+    max_backlog_size: Any,
+    kwargs: dict[str, Any],
+    connector: str,
+) -> Any:
     """The body of ``pw.io.s3.read`` / ``pw.io.minio.read`` (``connector`` names the API)."""
     if fmt not in _FORMATS:
-        raise ValueError(f"{connector}: unknown format {fmt!r}; expected one of "
-                         f"{', '.join(_FORMATS)}")
+        raise ValueError(
+            f"{connector}: unknown format {fmt!r}; expected one of {', '.join(_FORMATS)}"
+        )
     check_mode(mode, connector)
     require_boto3(connector, "s3")
     autocommit = check_autocommit(autocommit_duration_ms, connector)
@@ -89,28 +113,43 @@ def _read(path: str, fmt: str, *, settings: AwsS3Settings, schema: Any, mode: st
     check_extra_kwargs(kwargs, connector)
     location = resolve_location(path, settings, connector=connector)
     if csv_settings is not None and not isinstance(csv_settings, CsvParserSettings):
-        raise TypeError(f"{connector}: csv_settings must be a pw.io.CsvParserSettings, got "
-                        f"{type(csv_settings).__name__}")
+        raise TypeError(
+            f"{connector}: csv_settings must be a pw.io.CsvParserSettings, got "
+            f"{type(csv_settings).__name__}"
+        )
     if json_field_paths is not None and not isinstance(json_field_paths, dict):
-        raise TypeError(f"{connector}: json_field_paths must be a dict of column -> JSON "
-                        f"pointer, got {type(json_field_paths).__name__}")
+        raise TypeError(
+            f"{connector}: json_field_paths must be a dict of column -> JSON "
+            f"pointer, got {type(json_field_paths).__name__}"
+        )
     if path_filter is not None and not isinstance(path_filter, str):
-        raise TypeError(f"{connector}: path_filter must be a glob pattern string, got "
-                        f"{type(path_filter).__name__}")
-    threads = DEFAULT_DOWNLOADER_THREADS if downloader_threads_count is None \
-        else downloader_threads_count
+        raise TypeError(
+            f"{connector}: path_filter must be a glob pattern string, got "
+            f"{type(path_filter).__name__}"
+        )
+    threads = (
+        DEFAULT_DOWNLOADER_THREADS if downloader_threads_count is None else downloader_threads_count
+    )
     if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
-        raise ValueError(f"{connector}: downloader_threads_count must be a positive integer "
-                         f"or None, got {downloader_threads_count!r}")
+        raise ValueError(
+            f"{connector}: downloader_threads_count must be a positive integer "
+            f"or None, got {downloader_threads_count!r}"
+        )
     table_schema = format_schema(fmt, schema, connector)
     if json_field_paths:
         unknown = set(json_field_paths) - set(table_schema.columns())
         if unknown:
-            raise ValueError(f"{connector}: json_field_paths names columns that are not in "
-                             f"the schema: {', '.join(sorted(unknown))}")
+            raise ValueError(
+                f"{connector}: json_field_paths names columns that are not in "
+                f"the schema: {', '.join(sorted(unknown))}"
+            )
     parser_format = "plaintext_by_file" if fmt == "plaintext_by_object" else fmt
-    parser = parser_for_format(parser_format, column_specs(table_schema),
-                               csv_settings=csv_settings, json_field_paths=json_field_paths)
+    parser = parser_for_format(
+        parser_format,
+        column_specs(table_schema),
+        csv_settings=csv_settings,
+        json_field_paths=json_field_paths,
+    )
     if with_metadata or fmt == "only_metadata":
         table_schema = with_metadata_column(table_schema)
     label = name or str(location)
@@ -118,24 +157,45 @@ def _read(path: str, fmt: str, *, settings: AwsS3Settings, schema: Any, mode: st
     policy = policy_for("s3", connector)
 
     def make_reader() -> S3Reader:
-        lister = S3Lister(name=label, settings=settings, location=location,
-                          path_filter=path_filter, threads=threads,
-                          download=fmt != "only_metadata")
+        lister = S3Lister(
+            name=label,
+            settings=settings,
+            location=location,
+            path_filter=path_filter,
+            threads=threads,
+            download=fmt != "only_metadata",
+        )
         return S3Reader(lister, streaming=streaming, policy=policy)
 
-    return reader_table(schema=table_schema, reader_factory=make_reader, parser=parser,
-                        name=label, autocommit_duration_ms=autocommit,
-                        max_backlog_size=backlog, named=name is not None)
+    return reader_table(
+        schema=table_schema,
+        reader_factory=make_reader,
+        parser=parser,
+        name=label,
+        autocommit_duration_ms=autocommit,
+        max_backlog_size=backlog,
+        named=name is not None,
+    )
 
 
-def read(path: str, format: str, *,  # noqa: A002 - Pathway's name
-         aws_s3_settings: AwsS3Settings | None = None, schema: type[Schema] | None = None,
-         mode: str = "streaming", with_metadata: bool = False,
-         csv_settings: Any = None, json_field_paths: dict[str, str] | None = None,
-         path_filter: str | None = None, downloader_threads_count: int | None = None,
-         autocommit_duration_ms: int | None = 1500, name: str | None = None,
-         max_backlog_size: int | None = None, debug_data: Any = None,
-         **kwargs: Any) -> Any:
+def read(
+    path: str,
+    format: str,
+    *,  # noqa: A002 - Pathway's name
+    aws_s3_settings: AwsS3Settings | None = None,
+    schema: type[Schema] | None = None,
+    mode: str = "streaming",
+    with_metadata: bool = False,
+    csv_settings: Any = None,
+    json_field_paths: dict[str, str] | None = None,
+    path_filter: str | None = None,
+    downloader_threads_count: int | None = None,
+    autocommit_duration_ms: int | None = 1500,
+    name: str | None = None,
+    max_backlog_size: int | None = None,
+    debug_data: Any = None,
+    **kwargs: Any,
+) -> Any:
     """A table read from the objects under an S3 prefix.
 
     ``path`` is ``s3://bucket/prefix`` or a prefix of the bucket named in
@@ -151,12 +211,23 @@ def read(path: str, format: str, *,  # noqa: A002 - Pathway's name
     ``debug_data`` is accepted for compatibility and ignored. See ``docs/s3.md``.
     """
     settings = check_settings(aws_s3_settings, "pw.io.s3.read")
-    return _read(path, format, settings=settings, schema=schema, mode=mode,
-                 with_metadata=with_metadata, csv_settings=csv_settings,
-                 json_field_paths=json_field_paths, path_filter=path_filter,
-                 downloader_threads_count=downloader_threads_count,
-                 autocommit_duration_ms=autocommit_duration_ms, name=name,
-                 max_backlog_size=max_backlog_size, kwargs=kwargs, connector="pw.io.s3.read")
+    return _read(
+        path,
+        format,
+        settings=settings,
+        schema=schema,
+        mode=mode,
+        with_metadata=with_metadata,
+        csv_settings=csv_settings,
+        json_field_paths=json_field_paths,
+        path_filter=path_filter,
+        downloader_threads_count=downloader_threads_count,
+        autocommit_duration_ms=autocommit_duration_ms,
+        name=name,
+        max_backlog_size=max_backlog_size,
+        kwargs=kwargs,
+        connector="pw.io.s3.read",
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -166,24 +237,34 @@ def read(path: str, format: str, *,  # noqa: A002 - Pathway's name
 
 def _check_interval(write_interval_ms: Any, connector: str) -> float:
     if isinstance(write_interval_ms, bool) or not isinstance(write_interval_ms, int | float):
-        raise TypeError(f"{connector}: write_interval_ms must be a number of milliseconds, "
-                        f"got {type(write_interval_ms).__name__}")
+        raise TypeError(
+            f"{connector}: write_interval_ms must be a number of milliseconds, "
+            f"got {type(write_interval_ms).__name__}"
+        )
     if write_interval_ms < 0:
-        raise ValueError(f"{connector}: write_interval_ms must be >= 0, "
-                         f"got {write_interval_ms}")
+        raise ValueError(f"{connector}: write_interval_ms must be >= 0, got {write_interval_ms}")
     return float(write_interval_ms) / 1000.0
 
 
-def _write(table: Any, path: str, format: str, *, settings: AwsS3Settings,  # noqa: A002
-           write_interval_ms: int | float, name: str | None, connector: str) -> None:
+def _write(
+    table: Any,
+    path: str,
+    format: str,
+    *,
+    settings: AwsS3Settings,  # noqa: A002
+    write_interval_ms: int | float,
+    name: str | None,
+    connector: str,
+) -> None:
     """The body of ``pw.io.s3.write`` / ``pw.io.minio.write`` (``connector`` names the API)."""
     from deltaflow.table import Table  # deltaflow.table imports the io package lazily
 
     if not isinstance(table, Table):
         raise TypeError(f"{connector}: table must be a pw.Table, got {type(table).__name__}")
     if format not in _WRITE_FORMATS:
-        raise ValueError(f"{connector}: format must be one of {', '.join(_WRITE_FORMATS)}, "
-                         f"got {format!r}")
+        raise ValueError(
+            f"{connector}: format must be one of {', '.join(_WRITE_FORMATS)}, got {format!r}"
+        )
     interval_s = _check_interval(write_interval_ms, connector)
     location = resolve_location(path, settings, connector=connector)
     policy = policy_for("s3", connector)
@@ -197,16 +278,27 @@ def _write(table: Any, path: str, format: str, *, settings: AwsS3Settings,  # no
     else:
         formatter = JsonLinesFormatter(columns)
         header = None
-    writer = S3Writer(name=session_name, settings=settings, location=location,
-                      extension=_EXTENSIONS[format], header=header, interval_s=interval_s,
-                      policy=policy)
+    writer = S3Writer(
+        name=session_name,
+        settings=settings,
+        location=location,
+        extension=_EXTENSIONS[format],
+        header=header,
+        interval_s=interval_s,
+        policy=policy,
+    )
     write_table(table, writer, _StartingFormatter(formatter, writer), name=session_name)
 
 
-def write(table: Any, path: str, format: str, *,  # noqa: A002 - Pathway's name
-          aws_s3_settings: AwsS3Settings | None = None,
-          write_interval_ms: int | float = DEFAULT_WRITE_INTERVAL_MS,
-          name: str | None = None) -> None:
+def write(
+    table: Any,
+    path: str,
+    format: str,
+    *,  # noqa: A002 - Pathway's name
+    aws_s3_settings: AwsS3Settings | None = None,
+    write_interval_ms: int | float = DEFAULT_WRITE_INTERVAL_MS,
+    name: str | None = None,
+) -> None:
     """Write the changes of ``table`` as objects under an S3 prefix.
 
     ``format`` is ``"csv"`` (a header line, then every field quoted, with ``time`` and
@@ -219,5 +311,12 @@ def write(table: Any, path: str, format: str, *,  # noqa: A002 - Pathway's name
     the run fails. See ``docs/s3.md`` and ``docs/retries.md``.
     """
     settings = check_settings(aws_s3_settings, "pw.io.s3.write")
-    _write(table, path, format, settings=settings, write_interval_ms=write_interval_ms,
-           name=name, connector="pw.io.s3.write")
+    _write(
+        table,
+        path,
+        format,
+        settings=settings,
+        write_interval_ms=write_interval_ms,
+        name=name,
+        connector="pw.io.s3.write",
+    )

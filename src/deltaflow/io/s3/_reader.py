@@ -51,8 +51,14 @@ class ObjectInfo:
 
     def metadata(self, seen_s: int) -> dict[str, Any]:
         """The ``_metadata`` value of rows from this object (as Pathway's S3 reader)."""
-        return {"created_at": None, "modified_at": self.modified_s, "owner": None,
-                "path": self.key, "size": self.size, "seen_at": seen_s}
+        return {
+            "created_at": None,
+            "modified_at": self.modified_s,
+            "owner": None,
+            "path": self.key,
+            "size": self.size,
+            "seen_at": seen_s,
+        }
 
 
 @dataclass
@@ -68,8 +74,16 @@ class ObjectChange:
 class S3Lister:
     """Lists a prefix, tells what changed since the previous listing, downloads the changes."""
 
-    def __init__(self, *, name: str, settings: AwsS3Settings, location: S3Location,
-                 path_filter: str | None, threads: int, download: bool) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: AwsS3Settings,
+        location: S3Location,
+        path_filter: str | None,
+        threads: int,
+        download: bool,
+    ) -> None:
         self.name = name
         self.settings = settings
         self.location = location
@@ -90,18 +104,25 @@ class S3Lister:
         found: list[ObjectInfo] = []
         try:
             paginator = self.client().get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.location.bucket,
-                                           Prefix=self.location.prefix):
+            for page in paginator.paginate(
+                Bucket=self.location.bucket, Prefix=self.location.prefix
+            ):
                 for item in page.get("Contents", []):
                     key = str(item["Key"])
                     if key.endswith("/"):
                         continue  # "directory" placeholder objects hold no data
-                    if self.path_filter is not None and \
-                            not fnmatch.fnmatchcase(key, self.path_filter):
+                    if self.path_filter is not None and not fnmatch.fnmatchcase(
+                        key, self.path_filter
+                    ):
                         continue
-                    found.append(ObjectInfo(
-                        key=key, etag=str(item.get("ETag", "")), size=int(item.get("Size", 0)),
-                        modified_s=int(item["LastModified"].timestamp())))
+                    found.append(
+                        ObjectInfo(
+                            key=key,
+                            etag=str(item.get("ETag", "")),
+                            size=int(item.get("Size", 0)),
+                            modified_s=int(item["LastModified"].timestamp()),
+                        )
+                    )
         except Exception as exc:  # noqa: BLE001 - classified
             raise self._error("list", exc) from None
         return found
@@ -111,10 +132,15 @@ class S3Lister:
         then by modification time and key (the order of Pathway's reader). Downloads run in
         parallel, a few objects per thread at a time, as the iterator is consumed."""
         listing = {info.key: info for info in self.list()}
-        deleted = [ObjectChange(info, deleted=True) for key, info in sorted(self.known.items())
-                   if key not in listing]
-        updated = sorted((info for key, info in listing.items() if self.known.get(key) != info),
-                         key=lambda info: (info.modified_s, info.key))
+        deleted = [
+            ObjectChange(info, deleted=True)
+            for key, info in sorted(self.known.items())
+            if key not in listing
+        ]
+        updated = sorted(
+            (info for key, info in listing.items() if self.known.get(key) != info),
+            key=lambda info: (info.modified_s, info.key),
+        )
         self.known = listing
         yield from deleted
         yield from self._downloaded(updated)
@@ -124,13 +150,13 @@ class S3Lister:
             yield from (ObjectChange(info) for info in infos)
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.threads,
-                                            thread_name_prefix=f"deltaflow-s3-{self.name}")
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.threads, thread_name_prefix=f"deltaflow-s3-{self.name}"
+            )
         # A bounded window of downloads in flight keeps memory proportional to the threads,
         # not to the number of objects.
         window = self.threads * 2
-        futures: collections.deque[tuple[ObjectInfo, Future[bytes | None]]] = \
-            collections.deque()
+        futures: collections.deque[tuple[ObjectInfo, Future[bytes | None]]] = collections.deque()
         remaining = iter(infos)
         for info in itertools.islice(remaining, window):
             futures.append((info, self._pool.submit(self._get, info)))
@@ -169,8 +195,9 @@ class S3Lister:
 
     def _error(self, action: str, exc: BaseException) -> S3ConnectorError:
         fatal, message = classify_error(exc, self.settings._secrets())
-        return S3ConnectorError(f"input {self.name}: cannot {action} in {self.location}: "
-                                f"{message}", fatal=fatal)
+        return S3ConnectorError(
+            f"input {self.name}: cannot {action} in {self.location}: {message}", fatal=fatal
+        )
 
     def close(self) -> None:
         if self._pool is not None:
@@ -183,15 +210,25 @@ class S3Reader(Reader):
     it again every ``poll_interval_s`` and turns new, changed and deleted objects into
     inserted, replaced and retracted rows."""
 
-    def __init__(self, lister: S3Lister, *, streaming: bool, max_outage_s: float | None = None,
-                 policy: BackoffPolicy | None = None,
-                 poll_interval_s: float = LISTING_POLL_S) -> None:
+    def __init__(
+        self,
+        lister: S3Lister,
+        *,
+        streaming: bool,
+        max_outage_s: float | None = None,
+        policy: BackoffPolicy | None = None,
+        poll_interval_s: float = LISTING_POLL_S,
+    ) -> None:
         self.lister = lister
         self.streaming = streaming
         self.policy = policy = (policy or DEFAULT_POLICY).with_max_outage(max_outage_s)
         self.poll_interval_s = poll_interval_s
-        self._outage = Outage(policy, what=f"input {lister.name}: {lister.location}",
-                              failing="stayed unreachable", hint=retry.limit_hint("s3"))
+        self._outage = Outage(
+            policy,
+            what=f"input {lister.name}: {lister.location}",
+            failing="stayed unreachable",
+            hint=retry.limit_hint("s3"),
+        )
         # Only streaming mode replaces objects, so only it needs the session to keep rows.
         self.retracts_sources = streaming
         self._events: collections.deque[ReadEvent] = collections.deque()
@@ -214,8 +251,11 @@ class S3Reader(Reader):
             key = str(key)
             info = listing.get(key)
             # An ETag no object has makes the next listing see a change (or a deletion).
-            self.lister.known[key] = info if info is not None and info.etag == etag else \
-                ObjectInfo(key=key, etag=f"{etag} (checkpointed)", size=-1, modified_s=-1)
+            self.lister.known[key] = (
+                info
+                if info is not None and info.etag == etag
+                else ObjectInfo(key=key, etag=f"{etag} (checkpointed)", size=-1, modified_s=-1)
+            )
             self._emitted.add(key)
         self.retracts_sources = True
 
@@ -283,10 +323,8 @@ class S3Reader(Reader):
         content = change.content if change.content is not None else b""
         self._emitted.add(key)
         self._events.append(NewSource(metadata, key=key, replaces=replaces))
-        self._events.append(Data(RawContext([content], metadata),
-                                 offset=(key, change.info.etag)))
+        self._events.append(Data(RawContext([content], metadata), offset=(key, change.info.etag)))
         self._events.append(FinishedSource())
 
     def close(self) -> None:
         self.lister.close()
-

@@ -9,8 +9,7 @@ from typing import Any
 from deltaflow.errors import ConnectorError
 from deltaflow.io._aws.clients import BOTOCORE_ATTEMPTS, botocore_config, new_client
 
-__all__ = ["AwsS3Settings", "S3ConnectorError", "S3Location", "check_settings",
-           "resolve_location"]
+__all__ = ["AwsS3Settings", "S3ConnectorError", "S3Location", "check_settings", "resolve_location"]
 
 
 class AwsS3Settings:
@@ -25,19 +24,34 @@ class AwsS3Settings:
     be left out when the path given to ``read``/``write`` is a full ``s3://bucket/...`` URL.
     """
 
-    def __init__(self, *, bucket_name: str | None = None, access_key: str | None = None,
-                 secret_access_key: str | None = None, with_path_style: bool = False,
-                 region: str | None = None, endpoint: str | None = None,
-                 session_token: str | None = None) -> None:
-        for arg, value in (("bucket_name", bucket_name), ("access_key", access_key),
-                           ("secret_access_key", secret_access_key), ("region", region),
-                           ("endpoint", endpoint), ("session_token", session_token)):
+    def __init__(
+        self,
+        *,
+        bucket_name: str | None = None,
+        access_key: str | None = None,
+        secret_access_key: str | None = None,
+        with_path_style: bool = False,
+        region: str | None = None,
+        endpoint: str | None = None,
+        session_token: str | None = None,
+    ) -> None:
+        for arg, value in (
+            ("bucket_name", bucket_name),
+            ("access_key", access_key),
+            ("secret_access_key", secret_access_key),
+            ("region", region),
+            ("endpoint", endpoint),
+            ("session_token", session_token),
+        ):
             if value is not None and not isinstance(value, str):
-                raise TypeError(f"AwsS3Settings: {arg} must be a string or None, "
-                                f"got {type(value).__name__}")
+                raise TypeError(
+                    f"AwsS3Settings: {arg} must be a string or None, got {type(value).__name__}"
+                )
         if (access_key is None) != (secret_access_key is None):
-            raise ValueError("AwsS3Settings: give both access_key and secret_access_key, or "
-                             "neither (then the standard AWS credential chain is used)")
+            raise ValueError(
+                "AwsS3Settings: give both access_key and secret_access_key, or "
+                "neither (then the standard AWS credential chain is used)"
+            )
         self.bucket_name = bucket_name
         self.access_key = access_key
         self.secret_access_key = secret_access_key
@@ -48,9 +62,11 @@ class AwsS3Settings:
 
     def __repr__(self) -> str:
         # Secrets never appear in reprs (they end up in logs and tracebacks).
-        return (f"AwsS3Settings(bucket_name={self.bucket_name!r}, endpoint={self.endpoint!r}, "
-                f"region={self.region!r}, with_path_style={self.with_path_style!r}, "
-                f"access_key={'***' if self.access_key else None})")
+        return (
+            f"AwsS3Settings(bucket_name={self.bucket_name!r}, endpoint={self.endpoint!r}, "
+            f"region={self.region!r}, with_path_style={self.with_path_style!r}, "
+            f"access_key={'***' if self.access_key else None})"
+        )
 
     def create_aws_settings(self) -> AwsS3Settings:
         """These settings (other stores' settings classes convert themselves to S3 ones)."""
@@ -78,8 +94,16 @@ class AwsS3Settings:
         """
         if self.access_key is None:
             return self._new_client(pool_size, attempts)
-        cache_key = (self.access_key, self.secret_access_key, self.session_token, self.region,
-                     self.endpoint, self.with_path_style, pool_size, attempts)
+        cache_key = (
+            self.access_key,
+            self.secret_access_key,
+            self.session_token,
+            self.region,
+            self.endpoint,
+            self.with_path_style,
+            pool_size,
+            attempts,
+        )
         with _CLIENTS_LOCK:
             client = _CLIENTS.get(cache_key)
         if client is None:
@@ -92,11 +116,19 @@ class AwsS3Settings:
         config = botocore_config(
             attempts=attempts,
             s3={"addressing_style": "path" if self.with_path_style else "auto"},
-            connect_timeout=5, read_timeout=60, max_pool_connections=max(pool_size, 10),
+            connect_timeout=5,
+            read_timeout=60,
+            max_pool_connections=max(pool_size, 10),
         )
-        return new_client("s3", config=config, access_key=self.access_key,
-                          secret_key=self.secret_access_key, session_token=self.session_token,
-                          region=self.region, endpoint_url=self._endpoint_url())
+        return new_client(
+            "s3",
+            config=config,
+            access_key=self.access_key,
+            secret_key=self.secret_access_key,
+            session_token=self.session_token,
+            region=self.region,
+            endpoint_url=self._endpoint_url(),
+        )
 
 
 _CLIENTS_LOCK = threading.Lock()
@@ -122,18 +154,22 @@ def resolve_location(path: str, settings: AwsS3Settings, *, connector: str) -> S
     prefix = path
     for scheme in ("s3://", "s3a://", "s3n://"):
         if path.startswith(scheme):
-            rest = path[len(scheme):]
+            rest = path[len(scheme) :]
             from_path, _, prefix = rest.partition("/")
             if not from_path:
                 raise ValueError(f"{connector}: path {path!r} names no bucket")
             if bucket and bucket != from_path:
-                raise ValueError(f"{connector}: path {path!r} names bucket {from_path!r} but "
-                                 f"the settings name bucket {bucket!r}; make them agree")
+                raise ValueError(
+                    f"{connector}: path {path!r} names bucket {from_path!r} but "
+                    f"the settings name bucket {bucket!r}; make them agree"
+                )
             bucket = from_path
             break
     if not bucket:
-        raise ValueError(f"{connector}: no bucket given: use a path like 's3://bucket/prefix' "
-                         f"or set bucket_name in the settings")
+        raise ValueError(
+            f"{connector}: no bucket given: use a path like 's3://bucket/prefix' "
+            f"or set bucket_name in the settings"
+        )
     return S3Location(bucket=bucket, prefix=prefix.lstrip("/"))
 
 
@@ -143,8 +179,10 @@ def check_settings(settings: Any, connector: str) -> AwsS3Settings:
     if hasattr(settings, "create_aws_settings"):
         settings = settings.create_aws_settings()
     if not isinstance(settings, AwsS3Settings):
-        raise TypeError(f"{connector}: aws_s3_settings must be pw.io.s3.AwsS3Settings, "
-                        f"got {type(settings).__name__}")
+        raise TypeError(
+            f"{connector}: aws_s3_settings must be pw.io.s3.AwsS3Settings, "
+            f"got {type(settings).__name__}"
+        )
     return settings
 
 

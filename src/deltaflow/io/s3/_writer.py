@@ -67,10 +67,19 @@ class S3Writer(Writer):
     retries, so a retry overwrites its own object and never duplicates rows.
     """
 
-    def __init__(self, *, name: str, settings: AwsS3Settings, location: S3Location,
-                 extension: str, header: Callable[[], bytes] | None, interval_s: float,
-                 max_outage_s: float | None = None, policy: BackoffPolicy | None = None,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: AwsS3Settings,
+        location: S3Location,
+        extension: str,
+        header: Callable[[], bytes] | None,
+        interval_s: float,
+        max_outage_s: float | None = None,
+        policy: BackoffPolicy | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
         self.name = name
         self.settings = settings
         self.location = location
@@ -89,8 +98,9 @@ class S3Writer(Writer):
         self._next_index: int | None = None
         self._listing = False
         self._last_upload: float | None = None
-        self._outage = Outage(policy, what=f"output {name}: uploads to {location}",
-                              hint=retry.limit_hint("s3"))
+        self._outage = Outage(
+            policy, what=f"output {name}: uploads to {location}", hint=retry.limit_hint("s3")
+        )
         self._retry_at = 0.0
         self._error: BaseException | None = None
         self._closing = False
@@ -116,9 +126,12 @@ class S3Writer(Writer):
             if self._threads:
                 return
             for number in range(self.max_in_flight):
-                thread = threading.Thread(target=self._sender, args=(number == 0,),
-                                          daemon=True,
-                                          name=f"deltaflow-s3-upload-{self.name}-{number}")
+                thread = threading.Thread(
+                    target=self._sender,
+                    args=(number == 0,),
+                    daemon=True,
+                    name=f"deltaflow-s3-upload-{self.name}-{number}",
+                )
                 self._threads.append(thread)
                 thread.start()
 
@@ -151,8 +164,13 @@ class S3Writer(Writer):
             self._lock.notify_all()  # the senders' timer now has rows to wait for
         if not self._sealed or not self._due(_time.monotonic()):
             return
-        self._lock.wait_for(lambda: self._error is not None or self._outage.ongoing
-                            or self._in_flight() < self.max_in_flight)
+        self._lock.wait_for(
+            lambda: (
+                self._error is not None
+                or self._outage.ongoing
+                or self._in_flight() < self.max_in_flight
+            )
+        )
         self._raise_pending()
         # A sender may have made the object meanwhile (its timer saw the rows due).
         if self._sealed and self._in_flight() < self.max_in_flight:
@@ -213,24 +231,33 @@ class S3Writer(Writer):
                     body = client.get_object(Bucket=self.location.bucket, Key=key)["Body"].read()
                     header = self.header() if self.header is not None else b""
                     if len(body) > len(header) + keep:
-                        client.put_object(Bucket=self.location.bucket, Key=key,
-                                          Body=body[:len(header) + keep])
+                        client.put_object(
+                            Bucket=self.location.bucket, Key=key, Body=body[: len(header) + keep]
+                        )
                 else:
-                    logger.warning("output %s: object %s, uploaded before the checkpoint, is "
-                                   "missing", self.name, key)
+                    logger.warning(
+                        "output %s: object %s, uploaded before the checkpoint, is missing",
+                        self.name,
+                        key,
+                    )
             for number in later:
                 if number > index or not keep:
-                    client.delete_object(Bucket=self.location.bucket,
-                                         Key=self._object_key(number))
+                    client.delete_object(Bucket=self.location.bucket, Key=self._object_key(number))
         except Exception as exc:  # noqa: BLE001 - botocore's many error classes
             _, message = classify_error(exc, self.settings._secrets())
-            raise S3ConnectorError(f"output {self.name}: cannot remove what the crashed run "
-                                   f"wrote to {self.location} after the checkpoint: "
-                                   f"{message}") from None
+            raise S3ConnectorError(
+                f"output {self.name}: cannot remove what the crashed run "
+                f"wrote to {self.location} after the checkpoint: "
+                f"{message}"
+            ) from None
         removed = [n for n in later if n > index or not keep]
         if removed:
-            logger.info("output %s: removed %d object(s) written after the checkpoint (their "
-                        "rows are written again by this run)", self.name, len(removed))
+            logger.info(
+                "output %s: removed %d object(s) written after the checkpoint (their "
+                "rows are written again by this run)",
+                self.name,
+                len(removed),
+            )
         self._client = client
         self._next_index = self._base_index = index + (1 if keep else 0)
 
@@ -240,10 +267,11 @@ class S3Writer(Writer):
     def _object_numbers(self, client: Any) -> list[int]:
         numbers = []
         paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self._prefix,
-                                       Delimiter="/"):
+        for page in paginator.paginate(
+            Bucket=self.location.bucket, Prefix=self._prefix, Delimiter="/"
+        ):
             for item in page.get("Contents", []):
-                match = _OBJECT_NAME.match(item["Key"][len(self._prefix):])
+                match = _OBJECT_NAME.match(item["Key"][len(self._prefix) :])
                 if match:
                     numbers.append(int(match.group(1)))
         return sorted(numbers)
@@ -273,8 +301,12 @@ class S3Writer(Writer):
         for thread in self._threads:
             thread.join(timeout=5)
         if left:
-            logger.warning("output %s: the run failed; buffered rows were not all uploaded "
-                           "(%d chunk(s) or object(s) left)", self.name, left)
+            logger.warning(
+                "output %s: the run failed; buffered rows were not all uploaded "
+                "(%d chunk(s) or object(s) left)",
+                self.name,
+                left,
+            )
 
     # --- state (callers hold the lock) ---------------------------------------------------
     def _raise_pending(self) -> None:
@@ -332,8 +364,11 @@ class S3Writer(Writer):
                         continue
                     self._send(self._waiting.popleft())
                     continue
-                if self._sealed and self._in_flight() < self.max_in_flight and \
-                        ((self._closing and now >= self._retry_at) or self._due(now)):
+                if (
+                    self._sealed
+                    and self._in_flight() < self.max_in_flight
+                    and ((self._closing and now >= self._retry_at) or self._due(now))
+                ):
                     self._make_object()
                     continue
                 self._lock.wait(self._sleep_time(now))
@@ -393,8 +428,9 @@ class S3Writer(Writer):
         if error is not None:
             # Back in line, in number order, to be retried after the backoff.
             self._waiting.appendleft(obj)
-            self._waiting = collections.deque(sorted(
-                self._waiting, key=lambda o: (o.index is None, o.index or 0)))
+            self._waiting = collections.deque(
+                sorted(self._waiting, key=lambda o: (o.index is None, o.index or 0))
+            )
             self._on_failure(error)
             return
         self._uploaded.add(obj.order)
@@ -403,8 +439,12 @@ class S3Writer(Writer):
             self._uploaded_prefix += 1
         failures = self._outage.succeeded()
         if failures:
-            logger.info("output %s: upload to %s succeeded after %d failed attempt(s)",
-                        self.name, self.location, failures)
+            logger.info(
+                "output %s: upload to %s succeeded after %d failed attempt(s)",
+                self.name,
+                self.location,
+                failures,
+            )
         logger.debug("output %s: uploaded %s (%d bytes)", self.name, key, len(obj.body or b""))
         self._last_upload = _time.monotonic()
         self._retry_at = 0.0
@@ -413,10 +453,11 @@ class S3Writer(Writer):
         """One past the highest object number already under the prefix (earlier runs)."""
         highest = -1
         paginator = self._client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self._prefix,
-                                       Delimiter="/"):
+        for page in paginator.paginate(
+            Bucket=self.location.bucket, Prefix=self._prefix, Delimiter="/"
+        ):
             for item in page.get("Contents", []):
-                match = _OBJECT_NAME.match(item["Key"][len(self._prefix):])
+                match = _OBJECT_NAME.match(item["Key"][len(self._prefix) :])
                 if match:
                     highest = max(highest, int(match.group(1)))
         return highest + 1
@@ -426,8 +467,9 @@ class S3Writer(Writer):
         (the next write/flush/close raises them), others are retried after a backoff."""
         fatal, message = classify_error(exc, self.settings._secrets())
         if fatal:
-            self._error = S3ConnectorError(f"output {self.name}: cannot write to "
-                                           f"{self.location}: {message}")
+            self._error = S3ConnectorError(
+                f"output {self.name}: cannot write to {self.location}: {message}"
+            )
             self._lock.notify_all()
             return
         try:
@@ -437,9 +479,15 @@ class S3Writer(Writer):
             self._lock.notify_all()
             return
         self._retry_at = _time.monotonic() + delay
-        logger.warning("output %s: upload to %s failed (attempt %d), keeping the rows and "
-                       "retrying in %.1f s: %s", self.name, self.location,
-                       self._outage.failures, delay, message)
+        logger.warning(
+            "output %s: upload to %s failed (attempt %d), keeping the rows and "
+            "retrying in %.1f s: %s",
+            self.name,
+            self.location,
+            self._outage.failures,
+            delay,
+            message,
+        )
         self._lock.notify_all()
 
 

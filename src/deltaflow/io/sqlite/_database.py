@@ -19,7 +19,6 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-
 def _is_busy(error: BaseException) -> bool:
     text = str(error).lower()
     return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
@@ -27,14 +26,17 @@ def _is_busy(error: BaseException) -> bool:
 
 def _check_path(connector: str, path: PathLike | str, *, must_exist: bool) -> str:
     if not isinstance(path, str | PathLike):
-        raise TypeError(f"{connector}: path must be a str or os.PathLike, got "
-                        f"{type(path).__name__}")
+        raise TypeError(
+            f"{connector}: path must be a str or os.PathLike, got {type(path).__name__}"
+        )
     path_str = fspath(path)
     if path_str in ("", ":memory:"):
         raise ValueError(f"{connector}: path must name a database file, got {path_str!r}")
     if os.path.isdir(path_str):
-        raise ValueError(f"{connector}: path {path_str!r} is a directory, not an SQLite "
-                         "database file; pass the path of a file")
+        raise ValueError(
+            f"{connector}: path {path_str!r} is a directory, not an SQLite "
+            "database file; pass the path of a file"
+        )
     if os.path.exists(path_str):
         try:
             with open(path_str, "rb") as handle:
@@ -42,23 +44,31 @@ def _check_path(connector: str, path: PathLike | str, *, must_exist: bool) -> st
         except OSError as exc:
             raise ValueError(f"{connector}: cannot open {path_str!r}: {exc}") from None
         if header and header != _SQLITE_HEADER:
-            raise ValueError(f"{connector}: {path_str!r} is not an SQLite database (its first "
-                             "bytes are not the SQLite header)")
+            raise ValueError(
+                f"{connector}: {path_str!r} is not an SQLite database (its first "
+                "bytes are not the SQLite header)"
+            )
     elif must_exist:
         raise ValueError(f"{connector}: database file {path_str!r} does not exist")
     else:
         parent = os.path.dirname(os.path.abspath(path_str))
         if not os.path.isdir(parent):
-            raise ValueError(f"{connector}: directory {parent!r} of {path_str!r} does not "
-                             "exist; create it first")
+            raise ValueError(
+                f"{connector}: directory {parent!r} of {path_str!r} does not exist; create it first"
+            )
     return path_str
 
 
 def _connect(path: str, *, create: bool) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are begun explicitly)."""
     uri = "file:" + _uri_path(path) + ("?mode=rwc" if create else "?mode=rw")
-    connection = sqlite3.connect(uri, uri=True, timeout=_settings.BUSY_TIMEOUT_S,
-                                 isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(
+        uri,
+        uri=True,
+        timeout=_settings.BUSY_TIMEOUT_S,
+        isolation_level=None,
+        check_same_thread=False,
+    )
     connection.execute(f"PRAGMA busy_timeout = {int(_settings.BUSY_TIMEOUT_S * 1000)}")
     return connection
 
@@ -81,7 +91,9 @@ class _TableInfo:
 def _table_info(connection: sqlite3.Connection, table_name: str) -> _TableInfo | None:
     row = connection.execute(
         "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view') "
-        "AND name = ? COLLATE NOCASE", (table_name,)).fetchone()
+        "AND name = ? COLLATE NOCASE",
+        (table_name,),
+    ).fetchone()
     if row is None:
         return None
     kind, name, sql = row
@@ -101,4 +113,3 @@ def _table_info(connection: sqlite3.Connection, table_name: str) -> _TableInfo |
                     unique_sets.append(frozenset(m[2].lower() for m in members))
     without_rowid = kind == "table" and "WITHOUT ROWID" in (sql or "").upper().replace("\n", " ")
     return _TableInfo(kind, name, columns, unique_sets, without_rowid)
-

@@ -104,8 +104,10 @@ class SqliteReader(Reader):
             if _is_busy(exc):
                 logger.debug("%s: database busy, polling again later", self.spec.connector)
                 return None
-            raise RuntimeError(f"{self.spec.connector}: reading table {self.spec.table_name!r} "
-                               f"of {self.spec.path!r} failed: {exc}") from exc
+            raise RuntimeError(
+                f"{self.spec.connector}: reading table {self.spec.table_name!r} "
+                f"of {self.spec.path!r} failed: {exc}"
+            ) from exc
         self._state.data_version = version
         if self.static:
             self._done = True
@@ -147,8 +149,11 @@ class SqliteReader(Reader):
         key = self._key
         duplicated = new.select(key).is_duplicated() if self.spec.primary_key else None
         if duplicated is not None and duplicated.any():
-            first = new.with_row_index("__n").group_by(key, maintain_order=True) \
+            first = (
+                new.with_row_index("__n")
+                .group_by(key, maintain_order=True)
                 .agg(pl.col("__n").first())["__n"]
+            )
             repeated = new.with_row_index("__n").filter(~pl.col("__n").is_in(first.implode()))
             self._log_bad(repeated.drop("__n"), "a primary key already used by another row")
             new = new[first.to_list()]
@@ -160,16 +165,24 @@ class SqliteReader(Reader):
             inserted, deleted = new, old
         else:
             joined = new.with_columns(pl.lit(True).alias("__new")).join(
-                old.with_columns(pl.lit(True).alias("__old")), on=key, how="full",
-                coalesce=True, suffix="__was", nulls_equal=True)
+                old.with_columns(pl.lit(True).alias("__old")),
+                on=key,
+                how="full",
+                coalesce=True,
+                suffix="__was",
+                nulls_equal=True,
+            )
             changed = pl.lit(False)
             for column in values:
                 changed = changed | pl.col(column).ne_missing(pl.col(column + "__was"))
             both = pl.col("__new").is_not_null() & pl.col("__old").is_not_null()
             was_changed = both & changed
             inserted = joined.filter(pl.col("__old").is_null() | was_changed).select(new.columns)
-            deleted = joined.filter(pl.col("__new").is_null() | was_changed).select(
-                [*key, *[pl.col(c + "__was").alias(c) for c in values]]).select(new.columns)
+            deleted = (
+                joined.filter(pl.col("__new").is_null() | was_changed)
+                .select([*key, *[pl.col(c + "__was").alias(c) for c in values]])
+                .select(new.columns)
+            )
         inserted_typed, ok = self._decode(inserted)
         if ok is not None:
             self._log_bad(inserted.filter(~ok), "values that do not fit the schema")
@@ -180,10 +193,13 @@ class SqliteReader(Reader):
         self._state.frame = new
         if inserted_typed.height == 0 and deleted_typed.height == 0:
             return None
-        frame = pl.concat([
-            deleted_typed.with_columns(pl.lit("delete").alias(_KIND)),
-            inserted_typed.with_columns(pl.lit("insert").alias(_KIND)),
-        ], how="vertical")
+        frame = pl.concat(
+            [
+                deleted_typed.with_columns(pl.lit("delete").alias(_KIND)),
+                inserted_typed.with_columns(pl.lit("insert").alias(_KIND)),
+            ],
+            how="vertical",
+        )
         keys = frame[ID]
         return RowsContext(frame=frame.drop(ID), kind="column", keys=keys)
 
@@ -208,8 +224,9 @@ class SqliteReader(Reader):
         if self.spec.primary_key:
             ids = hash_columns(typed, [(k, self.spec.columns[k]) for k in self.spec.primary_key])
         elif raw.height:
-            ids = raw.select(id_expr([(pl.col(_ROWID), t.INT)], salt="sqlite-rowid")
-                             .alias(ID)).to_series()
+            ids = raw.select(
+                id_expr([(pl.col(_ROWID), t.INT)], salt="sqlite-rowid").alias(ID)
+            ).to_series()
         else:
             ids = pl.Series(ID, [], dtype=pl.UInt128)
         typed = typed.with_columns(ids.alias(ID)) if typed.width else pl.DataFrame([ids])
@@ -223,8 +240,14 @@ class SqliteReader(Reader):
         if signature in self._state.errors_logged:
             return
         self._state.errors_logged.add(signature)
-        logger.error("%s: skipped %d row(s) of table %r with %s, e.g. %s", self.spec.connector,
-                     rows.height, self.spec.table_name, why, sample)
+        logger.error(
+            "%s: skipped %d row(s) of table %r with %s, e.g. %s",
+            self.spec.connector,
+            rows.height,
+            self.spec.table_name,
+            why,
+            sample,
+        )
 
 
 def _coerce_raw(values: Sequence[Any], raw_type: pl.DataType) -> tuple[list[Any], np.ndarray]:
@@ -239,7 +262,9 @@ def _coerce_raw(values: Sequence[Any], raw_type: pl.DataType) -> tuple[list[Any]
             out.append(value)
         elif raw_type == pl.Float64 and isinstance(value, int | float):
             out.append(float(value))
-        elif (raw_type == pl.String and isinstance(value, str)) or (raw_type == pl.Binary and isinstance(value, bytes)):
+        elif (raw_type == pl.String and isinstance(value, str)) or (
+            raw_type == pl.Binary and isinstance(value, bytes)
+        ):
             out.append(value)
         else:
             out.append(None)
@@ -272,12 +297,12 @@ def read(
     poll's changes always together). ``max_backlog_size`` pauses polling while that many rows
     wait in the pipeline. ``debug_data`` is accepted for compatibility and ignored.
     """
-    connector = f"pw.io.sqlite.read({table_name!r})" if isinstance(table_name, str) \
-        else "pw.io.sqlite.read"
+    connector = (
+        f"pw.io.sqlite.read({table_name!r})" if isinstance(table_name, str) else "pw.io.sqlite.read"
+    )
     schema = check_schema(schema, connector)
     if not isinstance(table_name, str) or not table_name:
-        raise ValueError(f"{connector}: table_name must be a non-empty string, got "
-                         f"{table_name!r}")
+        raise ValueError(f"{connector}: table_name must be a non-empty string, got {table_name!r}")
     static = check_mode(mode, connector) == "static"
     autocommit = check_autocommit(autocommit_duration_ms, connector)
     backlog = check_backlog(max_backlog_size, connector)
@@ -287,13 +312,19 @@ def read(
     primary_key = list(schema.primary_key_columns() or [])
     spec = _inspect_source(connector, path_str, table_name, columns, primary_key)
     return reader_table(
-        schema=schema, reader_factory=lambda: SqliteReader(spec, static=static),
-        parser=TypedRowsParser(column_specs(schema, exclude=())), name=name or connector,
-        autocommit_duration_ms=autocommit, max_backlog_size=backlog, named=name is not None)
+        schema=schema,
+        reader_factory=lambda: SqliteReader(spec, static=static),
+        parser=TypedRowsParser(column_specs(schema, exclude=())),
+        name=name or connector,
+        autocommit_duration_ms=autocommit,
+        max_backlog_size=backlog,
+        named=name is not None,
+    )
 
 
-def _inspect_source(connector: str, path: str, table_name: str, columns: dict[str, t.DType],
-                    primary_key: list[str]) -> _ReadSpec:
+def _inspect_source(
+    connector: str, path: str, table_name: str, columns: dict[str, t.DType], primary_key: list[str]
+) -> _ReadSpec:
     """Check, before the run, that the table exists and can be read with the schema."""
     try:
         connection = _connect(path, create=False)
@@ -304,40 +335,62 @@ def _inspect_source(connector: str, path: str, table_name: str, columns: dict[st
             connection.execute("PRAGMA schema_version").fetchone()
             info = _table_info(connection, table_name)
         except sqlite3.DatabaseError as exc:
-            raise ValueError(f"{connector}: {path!r} is not a readable SQLite database: "
-                             f"{exc}") from None
+            raise ValueError(
+                f"{connector}: {path!r} is not a readable SQLite database: {exc}"
+            ) from None
         if info is None:
-            tables = [r[0] for r in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-            raise ValueError(f"{connector}: {path!r} has no table or view {table_name!r}; it "
-                             f"has {tables or 'none'}")
+            tables = [
+                r[0]
+                for r in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                    "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                )
+            ]
+            raise ValueError(
+                f"{connector}: {path!r} has no table or view {table_name!r}; it "
+                f"has {tables or 'none'}"
+            )
         stored = {c["name"].lower(): c["name"] for c in info.columns}
         missing = [c for c in columns if c.lower() not in stored]
         if missing:
-            raise ValueError(f"{connector}: the schema's column(s) {missing} are not in "
-                             f"{info.kind} {info.name!r}, whose columns are "
-                             f"{[c['name'] for c in info.columns]}")
+            raise ValueError(
+                f"{connector}: the schema's column(s) {missing} are not in "
+                f"{info.kind} {info.name!r}, whose columns are "
+                f"{[c['name'] for c in info.columns]}"
+            )
         stored_names = {c: stored[c.lower()] for c in columns}
         if primary_key:
             wanted = frozenset(k.lower() for k in primary_key)
             if info.kind == "table" and wanted not in info.unique_sets:
-                raise ValueError(f"{connector}: the schema's primary key {primary_key} is not "
-                                 f"a PRIMARY KEY or UNIQUE constraint of table {info.name!r}, "
-                                 "so rows sharing a key would be confused; add the constraint "
-                                 "or drop primary_key from the schema (rows are then "
-                                 "identified by rowid)")
+                raise ValueError(
+                    f"{connector}: the schema's primary key {primary_key} is not "
+                    f"a PRIMARY KEY or UNIQUE constraint of table {info.name!r}, "
+                    "so rows sharing a key would be confused; add the constraint "
+                    "or drop primary_key from the schema (rows are then "
+                    "identified by rowid)"
+                )
         else:
             shadowed = [c["name"] for c in info.columns if c["name"].lower() in _ROWID_ALIASES]
             if info.kind == "view" or info.without_rowid or shadowed:
-                reason = ("it is a view" if info.kind == "view" else
-                          "it is a WITHOUT ROWID table" if info.without_rowid else
-                          f"its column(s) {shadowed} hide SQLite's rowid")
-                raise ValueError(f"{connector}: {info.name!r} has no usable rowid ({reason}); "
-                                 "declare the identifying columns in the schema with "
-                                 "pw.column_definition(primary_key=True)")
-        return _ReadSpec(path=path, table_name=info.name, columns=columns,
-                         stored_names=stored_names, primary_key=primary_key,
-                         connector=connector)
+                reason = (
+                    "it is a view"
+                    if info.kind == "view"
+                    else "it is a WITHOUT ROWID table"
+                    if info.without_rowid
+                    else f"its column(s) {shadowed} hide SQLite's rowid"
+                )
+                raise ValueError(
+                    f"{connector}: {info.name!r} has no usable rowid ({reason}); "
+                    "declare the identifying columns in the schema with "
+                    "pw.column_definition(primary_key=True)"
+                )
+        return _ReadSpec(
+            path=path,
+            table_name=info.name,
+            columns=columns,
+            stored_names=stored_names,
+            primary_key=primary_key,
+            connector=connector,
+        )
     finally:
         connection.close()

@@ -51,8 +51,9 @@ TYPE_MAPPING: dict[str, SqliteType] = {
     "Json": SqliteType("TEXT", "TEXT", "compact JSON text", pl.String()),
     "tuple": SqliteType("TEXT", "TEXT", "JSON array of the elements", pl.String()),
     "list": SqliteType("TEXT", "TEXT", "JSON array of the elements", pl.String()),
-    "np.ndarray": SqliteType("TEXT", "TEXT", '{"shape":[...],"elements":[...]} (row-major)',
-                             pl.String()),
+    "np.ndarray": SqliteType(
+        "TEXT", "TEXT", '{"shape":[...],"elements":[...]} (row-major)', pl.String()
+    ),
 }
 """deltaflow type → SQLite storage. ``Optional[T]`` is stored as ``T``, with NULL for None.
 ``Any`` and ``PyObjectWrapper`` have no mapping (they are rejected when the pipeline is defined).
@@ -90,9 +91,11 @@ def _check_mappable(connector: str, columns: dict[str, t.DType]) -> None:
     if bad:
         listed = ", ".join(f"{name!r} ({dtype!r})" for name, dtype in bad.items())
         supported = ", ".join(TYPE_MAPPING)
-        raise TypeError(f"{connector}: column(s) {listed} have a type with no SQLite mapping; "
-                        f"supported types are {supported} (and Optional of them). Convert "
-                        "such columns, e.g. to str or pw.Json, before using the connector.")
+        raise TypeError(
+            f"{connector}: column(s) {listed} have a type with no SQLite mapping; "
+            f"supported types are {supported} (and Optional of them). Convert "
+            "such columns, e.g. to str or pw.Json, before using the connector."
+        )
 
 
 # --- encoding: deltaflow values -> SQLite values ----------------------------------------------
@@ -133,11 +136,15 @@ def encode_column(series: pl.Series, dtype: t.DType) -> pl.Series:
     if key == "DateTimeUtc":
         return series.dt.convert_time_zone("UTC").dt.strftime(_UTC_FORMAT)
     if key == "Pointer":
-        return pl.Series(series.name, [None if v is None else json_value(t.Pointer(v))
-                                       for v in series.to_list()], dtype=pl.String)
+        return pl.Series(
+            series.name,
+            [None if v is None else json_value(t.Pointer(v)) for v in series.to_list()],
+            dtype=pl.String,
+        )
     assert key is not None
-    return pl.Series(series.name, [_encode_object(v, key) for v in series.to_list()],
-                     dtype=pl.String)
+    return pl.Series(
+        series.name, [_encode_object(v, key) for v in series.to_list()], dtype=pl.String
+    )
 
 
 # --- decoding: SQLite values -> deltaflow values ----------------------------------------------
@@ -146,8 +153,11 @@ def encode_column(series: pl.Series, dtype: t.DType) -> pl.Series:
 def _array_from_json(value: Any) -> np.ndarray:
     if isinstance(value, dict) and "shape" in value and "elements" in value:
         elements = value["elements"]
-        kind = np.int64 if all(isinstance(e, int) and not isinstance(e, bool)
-                               for e in elements) and elements else np.float64
+        kind = (
+            np.int64
+            if all(isinstance(e, int) and not isinstance(e, bool) for e in elements) and elements
+            else np.float64
+        )
         return np.array(elements, dtype=kind).reshape(value["shape"])
     if isinstance(value, list):
         return np.array(value)
@@ -205,7 +215,6 @@ def decode_column(raw: pl.Series, dtype: t.DType) -> tuple[pl.Series, pl.Series 
     return series, mask if mask.any() else None
 
 
-
 # --- column affinity ----------------------------------------------------------------------
 
 
@@ -231,4 +240,3 @@ def _affinity_fits(column_affinity: str, storage: str) -> bool:
     if storage in ("INTEGER", "REAL"):
         return column_affinity in ("INTEGER", "REAL", "NUMERIC")
     return column_affinity == _AFFINITY_OF_STORAGE[storage]
-

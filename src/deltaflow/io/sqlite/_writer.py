@@ -96,10 +96,12 @@ class SqliteFormatter(Formatter):
                 nan = batch[name].is_nan()
                 if nan.any():
                     row = batch.filter(nan).row(0, named=True)
-                    raise ValueError(f"{self.spec.connector}: column {name!r} (float) holds "
-                                     f"NaN in row {row}; SQLite stores NaN as NULL, which a "
-                                     "non-Optional column does not accept. Declare the column "
-                                     "Optional or replace NaN.")
+                    raise ValueError(
+                        f"{self.spec.connector}: column {name!r} (float) holds "
+                        f"NaN in row {row}; SQLite stores NaN as NULL, which a "
+                        "non-Optional column does not accept. Declare the column "
+                        "Optional or replace NaN."
+                    )
         diff = batch[DIFF]
         if self.spec.snapshot:
             frame = pl.DataFrame([*columns, diff])
@@ -159,8 +161,10 @@ class SqliteWriter(Writer):
 
     def _create_sql(self, if_not_exists: bool) -> str:
         spec = self.spec
-        parts = [f"{quote(n)} {s.declared}{'' if nullable else ' NOT NULL'}"
-                 for n, s, nullable in spec.stored_columns]
+        parts = [
+            f"{quote(n)} {s.declared}{'' if nullable else ' NOT NULL'}"
+            for n, s, nullable in spec.stored_columns
+        ]
         if spec.snapshot:
             parts.append(f"PRIMARY KEY ({', '.join(quote(k) for k in spec.primary_key)})")
         guard = "IF NOT EXISTS " if if_not_exists else ""
@@ -180,8 +184,9 @@ class SqliteWriter(Writer):
             elif not spec.snapshot:
                 # Rows already there belong to earlier runs: a crash of this run before its
                 # first checkpoint removes only rows of later times (docs/persistence.md).
-                latest = connection.execute(f"SELECT MAX({quote('time')}) FROM "
-                                            f"{quote(spec.table_name)}").fetchone()[0]
+                latest = connection.execute(
+                    f"SELECT MAX({quote('time')}) FROM {quote(spec.table_name)}"
+                ).fetchone()[0]
                 self._last_flushed = int(latest) if latest is not None else -1
         except BaseException:
             self.abort()
@@ -203,8 +208,13 @@ class SqliteWriter(Writer):
                 _time.sleep(delay)
                 delay *= 2
         if mode is None or str(mode[0]).lower() != "wal":
-            logger.warning("%s: could not switch %s to WAL journaling (got %s); concurrent "
-                           "readers may wait for writes", spec.connector, spec.path, mode)
+            logger.warning(
+                "%s: could not switch %s to WAL journaling (got %s); concurrent "
+                "readers may wait for writes",
+                spec.connector,
+                spec.path,
+                mode,
+            )
 
     def _init_table(self, connection: sqlite3.Connection) -> None:
         spec = self.spec
@@ -212,8 +222,10 @@ class SqliteWriter(Writer):
         if spec.init_mode == "replace" and not self._resumed:
             info = _table_info(connection, spec.table_name)
             if info is not None and info.kind == "view":
-                raise ValueError(f"{spec.connector}: {spec.table_name!r} is a view; init_mode="
-                                 "'replace' only drops tables")
+                raise ValueError(
+                    f"{spec.connector}: {spec.table_name!r} is a view; init_mode="
+                    "'replace' only drops tables"
+                )
             connection.execute(f"DROP TABLE IF EXISTS {quote(spec.table_name)}")
             connection.execute(self._create_sql(if_not_exists=False))
             return
@@ -222,9 +234,11 @@ class SqliteWriter(Writer):
             if spec.init_mode == "create_if_not_exists":
                 connection.execute(self._create_sql(if_not_exists=False))
                 return
-            raise ValueError(f"{spec.connector}: table {spec.table_name!r} does not exist in "
-                             f"{spec.path!r}; create it, or pass init_mode="
-                             "'create_if_not_exists' or 'replace'")
+            raise ValueError(
+                f"{spec.connector}: table {spec.table_name!r} does not exist in "
+                f"{spec.path!r}; create it, or pass init_mode="
+                "'create_if_not_exists' or 'replace'"
+            )
         self._check_existing(info)
 
     def _check_existing(self, info: _TableInfo) -> None:
@@ -239,22 +253,30 @@ class SqliteWriter(Writer):
             if column is None:
                 problems.append(f"column {name!r} is missing")
             elif not _affinity_fits(_affinity(column["type"]), storage.storage):
-                problems.append(f"column {name!r} is declared {column['type'] or 'untyped'!r}, "
-                                f"which does not keep {storage.storage} values unchanged "
-                                f"(declare it {storage.declared})")
+                problems.append(
+                    f"column {name!r} is declared {column['type'] or 'untyped'!r}, "
+                    f"which does not keep {storage.storage} values unchanged "
+                    f"(declare it {storage.declared})"
+                )
         for column in present.values():
             if column["notnull"] and column["dflt_value"] is None and not column["pk"]:
-                problems.append(f"column {column['name']!r} is NOT NULL without a default and "
-                                "the table being written has no such column")
+                problems.append(
+                    f"column {column['name']!r} is NOT NULL without a default and "
+                    "the table being written has no such column"
+                )
         if spec.snapshot:
             wanted = frozenset(k.lower() for k in spec.primary_key)
             if wanted not in info.unique_sets:
-                problems.append(f"snapshot mode needs a PRIMARY KEY or UNIQUE constraint on "
-                                f"exactly {spec.primary_key}")
+                problems.append(
+                    f"snapshot mode needs a PRIMARY KEY or UNIQUE constraint on "
+                    f"exactly {spec.primary_key}"
+                )
         if problems:
-            raise ValueError(f"{where} does not fit the table being written: "
-                             + "; ".join(problems)
-                             + ". Fix the table, or use init_mode='replace'.")
+            raise ValueError(
+                f"{where} does not fit the table being written: "
+                + "; ".join(problems)
+                + ". Fix the table, or use init_mode='replace'."
+            )
 
     def write(self, payload: _Payload) -> None:
         if payload.frame.height == 0:
@@ -284,12 +306,18 @@ class SqliteWriter(Writer):
         # Rows of times after the checkpoint were written by the crashed run; the restarted
         # run writes those changes again (at new times). Snapshot tables need nothing: their
         # upserts and deletions by key give the same table when applied again.
-        removed = connection.execute(f"DELETE FROM {quote(self.spec.table_name)} WHERE "
-                                     f"{quote('time')} > ?", (self._resume_after,)).rowcount
+        removed = connection.execute(
+            f"DELETE FROM {quote(self.spec.table_name)} WHERE {quote('time')} > ?",
+            (self._resume_after,),
+        ).rowcount
         if removed:
-            logger.info("%s: removed %d row(s) of %r written after the checkpoint (they are "
-                        "written again by this run)", self.spec.connector, removed,
-                        self.spec.table_name)
+            logger.info(
+                "%s: removed %d row(s) of %r written after the checkpoint (they are "
+                "written again by this run)",
+                self.spec.connector,
+                removed,
+                self.spec.table_name,
+            )
 
     def close(self) -> None:
         try:
@@ -314,8 +342,9 @@ class SqliteWriter(Writer):
     def _commit_pending(self, *, full_chunks_only: bool) -> None:
         if not self._pending:
             return
-        frame = pl.concat(self._pending, how="vertical") if len(self._pending) > 1 \
-            else self._pending[0]
+        frame = (
+            pl.concat(self._pending, how="vertical") if len(self._pending) > 1 else self._pending[0]
+        )
         if self.spec.snapshot:
             self._run_transaction(lambda c: self._apply_snapshot(c, frame))
             self._pending, self._pending_rows = [], 0
@@ -349,8 +378,12 @@ class SqliteWriter(Writer):
             raise RuntimeError(f"{self.spec.connector}: the connection is closed")
         # A busy database (another connection held the lock past the busy timeout) is an
         # outage like any other: retried per the shared policy, each time from the start.
-        busy = Outage(self.spec.retry, what=f"{self.spec.connector}: the database",
-                      failing="stayed locked", hint=limit_hint("sqlite"))
+        busy = Outage(
+            self.spec.retry,
+            what=f"{self.spec.connector}: the database",
+            failing="stayed locked",
+            hint=limit_hint("sqlite"),
+        )
         while True:
             try:
                 connection.execute("BEGIN IMMEDIATE")
@@ -364,19 +397,27 @@ class SqliteWriter(Writer):
                     try:
                         delay = busy.failed(str(exc))
                     except OutageTooLong as too_long:
-                        raise RuntimeError(f"{self.spec.connector}: writing to table "
-                                           f"{self.spec.table_name!r} of {self.spec.path!r} "
-                                           f"failed: {too_long.detail}") from exc
-                    logger.warning("%s: database busy (%s); transaction rolled back, retrying "
-                                   "(attempt %d) in %.1f s", self.spec.connector, exc,
-                                   busy.failures + 1, delay)
+                        raise RuntimeError(
+                            f"{self.spec.connector}: writing to table "
+                            f"{self.spec.table_name!r} of {self.spec.path!r} "
+                            f"failed: {too_long.detail}"
+                        ) from exc
+                    logger.warning(
+                        "%s: database busy (%s); transaction rolled back, retrying "
+                        "(attempt %d) in %.1f s",
+                        self.spec.connector,
+                        exc,
+                        busy.failures + 1,
+                        delay,
+                    )
                     _time.sleep(delay)
                     continue
                 if isinstance(exc, sqlite3.Error):
                     raise RuntimeError(
                         f"{self.spec.connector}: writing to table {self.spec.table_name!r} of "
                         f"{self.spec.path!r} failed and the transaction was rolled back: "
-                        f"{type(exc).__name__}: {exc}") from exc
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 raise
 
 
@@ -400,20 +441,27 @@ def _column_name(connector: str, table: Any, column: Any) -> str:
     if isinstance(column, ColumnReference):
         owner = column.table
         if owner is not table and owner.__class__.__name__ == "Table":
-            raise ValueError(f"{connector}: primary_key column {column.name!r} belongs to "
-                             "another table; use columns of the table being written")
+            raise ValueError(
+                f"{connector}: primary_key column {column.name!r} belongs to "
+                "another table; use columns of the table being written"
+            )
         name = column.name
     elif isinstance(column, str):
         name = column
     else:
-        raise TypeError(f"{connector}: primary_key must be a list of columns (e.g. "
-                        f"[table.key]), got an item of type {type(column).__name__}")
+        raise TypeError(
+            f"{connector}: primary_key must be a list of columns (e.g. "
+            f"[table.key]), got an item of type {type(column).__name__}"
+        )
     if name == "id":
-        raise ValueError(f"{connector}: the row id is not written; primary_key must name "
-                         "written columns")
+        raise ValueError(
+            f"{connector}: the row id is not written; primary_key must name written columns"
+        )
     if name not in table._columns:
-        raise ValueError(f"{connector}: primary_key column {name!r} is not a column of the "
-                         f"table; its columns are {list(table._columns)}")
+        raise ValueError(
+            f"{connector}: primary_key column {name!r} is not a column of the "
+            f"table; its columns are {list(table._columns)}"
+        )
     return name
 
 
@@ -445,27 +493,36 @@ def write(
     """
     from deltaflow.table import Table, add_output
 
-    connector = f"pw.io.sqlite.write({table_name!r})" if isinstance(table_name, str) \
+    connector = (
+        f"pw.io.sqlite.write({table_name!r})"
+        if isinstance(table_name, str)
         else "pw.io.sqlite.write"
+    )
     if not isinstance(table, Table):
-        raise TypeError(f"{connector}: table must be a deltaflow Table, got "
-                        f"{type(table).__name__}")
+        raise TypeError(f"{connector}: table must be a deltaflow Table, got {type(table).__name__}")
     if not isinstance(table_name, str) or not table_name:
-        raise ValueError(f"{connector}: table_name must be a non-empty string, got "
-                         f"{table_name!r}")
+        raise ValueError(f"{connector}: table_name must be a non-empty string, got {table_name!r}")
     quote(table_name)
     path_str = _check_path(connector, path, must_exist=False)
     if init_mode not in ("default", "create_if_not_exists", "replace"):
-        raise ValueError(f"{connector}: init_mode must be 'default', 'create_if_not_exists' "
-                         f"or 'replace', got {init_mode!r}")
+        raise ValueError(
+            f"{connector}: init_mode must be 'default', 'create_if_not_exists' "
+            f"or 'replace', got {init_mode!r}"
+        )
     if output_table_type not in ("stream_of_changes", "snapshot"):
-        raise ValueError(f"{connector}: output_table_type must be 'stream_of_changes' or "
-                         f"'snapshot', got {output_table_type!r}")
-    if max_batch_size is not None and (not isinstance(max_batch_size, int)
-                                       or isinstance(max_batch_size, bool)
-                                       or max_batch_size < 1):
-        raise ValueError(f"{connector}: max_batch_size must be a positive integer or None, "
-                         f"got {max_batch_size!r}")
+        raise ValueError(
+            f"{connector}: output_table_type must be 'stream_of_changes' or "
+            f"'snapshot', got {output_table_type!r}"
+        )
+    if max_batch_size is not None and (
+        not isinstance(max_batch_size, int)
+        or isinstance(max_batch_size, bool)
+        or max_batch_size < 1
+    ):
+        raise ValueError(
+            f"{connector}: max_batch_size must be a positive integer or None, "
+            f"got {max_batch_size!r}"
+        )
     columns = dict(table._columns)
     _check_mappable(connector, columns)
     for column in columns:
@@ -475,14 +532,18 @@ def write(
         by_case.setdefault(column.lower(), []).append(column)
     clashes = [names for names in by_case.values() if len(names) > 1]
     if clashes:
-        raise ValueError(f"{connector}: column names {clashes} differ only in case; SQLite "
-                         "compares names case-insensitively, so rename them")
+        raise ValueError(
+            f"{connector}: column names {clashes} differ only in case; SQLite "
+            "compares names case-insensitively, so rename them"
+        )
     snapshot = output_table_type == "snapshot"
     keys: list[str] = []
     if snapshot:
         if not primary_key:
-            raise ValueError(f"{connector}: output_table_type='snapshot' requires primary_key "
-                             "(the columns identifying a row, e.g. primary_key=[table.key])")
+            raise ValueError(
+                f"{connector}: output_table_type='snapshot' requires primary_key "
+                "(the columns identifying a row, e.g. primary_key=[table.key])"
+            )
         if not isinstance(primary_key, list | tuple):
             primary_key = [primary_key]
         keys = [_column_name(connector, table, c) for c in primary_key]
@@ -491,24 +552,39 @@ def write(
             raise ValueError(f"{connector}: primary_key repeats column(s) {repeated}")
         optional = [k for k in keys if columns[k].is_optional]
         if optional:
-            raise ValueError(f"{connector}: primary_key column(s) {optional} are Optional; a "
-                             "NULL key cannot identify a row (DELETE ... WHERE key = NULL "
-                             "matches nothing). Use non-Optional key columns.")
+            raise ValueError(
+                f"{connector}: primary_key column(s) {optional} are Optional; a "
+                "NULL key cannot identify a row (DELETE ... WHERE key = NULL "
+                "matches nothing). Use non-Optional key columns."
+            )
     else:
         if primary_key is not None:
-            raise ValueError(f"{connector}: primary_key is only used with output_table_type="
-                             "'snapshot'; remove it for 'stream_of_changes'")
+            raise ValueError(
+                f"{connector}: primary_key is only used with output_table_type="
+                "'snapshot'; remove it for 'stream_of_changes'"
+            )
         reserved = [c for c in columns if c.lower() in ("time", "diff")]
         if reserved:
-            raise ValueError(f"{connector}: column(s) {reserved} clash with the 'time' and "
-                             "'diff' columns added in stream_of_changes mode; rename them or "
-                             "use output_table_type='snapshot'")
+            raise ValueError(
+                f"{connector}: column(s) {reserved} clash with the 'time' and "
+                "'diff' columns added in stream_of_changes mode; rename them or "
+                "use output_table_type='snapshot'"
+            )
     if snapshot and sqlite3.sqlite_version_info < (3, 24, 0):
-        raise RuntimeError(f"{connector}: snapshot mode needs SQLite 3.24 or newer (upserts); "
-                           f"this Python has SQLite {sqlite3.sqlite_version}")
-    spec = _WriteSpec(path=path_str, table_name=table_name, columns=columns, snapshot=snapshot,
-                      primary_key=keys, init_mode=init_mode, max_batch_size=max_batch_size,
-                      connector=connector, retry=policy_for("sqlite", connector))
+        raise RuntimeError(
+            f"{connector}: snapshot mode needs SQLite 3.24 or newer (upserts); "
+            f"this Python has SQLite {sqlite3.sqlite_version}"
+        )
+    spec = _WriteSpec(
+        path=path_str,
+        table_name=table_name,
+        columns=columns,
+        snapshot=snapshot,
+        primary_key=keys,
+        init_mode=init_mode,
+        max_batch_size=max_batch_size,
+        connector=connector,
+        retry=policy_for("sqlite", connector),
+    )
     session = _SqliteOutputSession(name or connector, SqliteWriter(spec), SqliteFormatter(spec))
     add_output(table, session)
-

@@ -21,8 +21,9 @@ def unpack_col(column: Any, *unpacked_columns: Any, schema: type[Schema] | None 
             raise ValueError("unpack_col: give either the column names or a schema, not both")
         names = schema.column_names()
         types = schema.typehints()
-        return table.select(**{name: declare_type(types[name], column[i])
-                               for i, name in enumerate(names)})
+        return table.select(
+            **{name: declare_type(types[name], column[i]) for i, name in enumerate(names)}
+        )
     names = [c if isinstance(c, str) else c.name for c in unpacked_columns]
     if not names:
         raise ValueError("unpack_col: name the columns to unpack into (or give a schema)")
@@ -33,8 +34,9 @@ def unpack_col_dict(column: Any, schema: type[Schema]) -> Any:
     """A table (same ids) with one column per field of ``schema``, read from the Json
     objects in ``column`` and converted to the schema's types."""
     table = column.table
-    return table.select(**{name: _json_as(column[name], dtype)
-                           for name, dtype in schema.typehints().items()})
+    return table.select(
+        **{name: _json_as(column[name], dtype) for name, dtype in schema.typehints().items()}
+    )
 
 
 def _json_as(value: Any, dtype: Any) -> Any:
@@ -60,18 +62,17 @@ def _json_as(value: Any, dtype: Any) -> Any:
 _JSON_DATETIME = "%Y-%m-%dT%H:%M:%S.%f"  # how a Json column writes date-times
 
 
-def apply_all_rows(*cols: Any, fun: Callable[..., Sequence[Any]],
-                   result_col_name: Any) -> Any:
+def apply_all_rows(*cols: Any, fun: Callable[..., Sequence[Any]], result_col_name: Any) -> Any:
     """Call ``fun`` once with the full lists of values of ``cols`` (all rows, in one
     order) and return a table (same ids) whose ``result_col_name`` column holds the values of
     the sequence it returned, position by position."""
     name = result_col_name if isinstance(result_col_name, str) else result_col_name.name
-    return multiapply_all_rows(*cols, fun=lambda *columns: [fun(*columns)],
-                               result_col_names=[name])
+    return multiapply_all_rows(*cols, fun=lambda *columns: [fun(*columns)], result_col_names=[name])
 
 
-def multiapply_all_rows(*cols: Any, fun: Callable[..., list[Sequence[Any]]],
-                        result_col_names: list[Any]) -> Any:
+def multiapply_all_rows(
+    *cols: Any, fun: Callable[..., list[Sequence[Any]]], result_col_names: list[Any]
+) -> Any:
     """Like :func:`apply_all_rows`, with ``fun`` returning several result sequences, one per
     name in ``result_col_names``."""
     if not cols:
@@ -88,8 +89,10 @@ def multiapply_all_rows(*cols: Any, fun: Callable[..., list[Sequence[Any]]],
         return tuple(zip(ids, *results))
 
     pairs = everything.select(__pairs=apply(compute, everything["__rows"])).flatten("__pairs")
-    out = pairs.select(__rid=apply_with_type(lambda pair: pair[0], Pointer, pairs["__pairs"]),
-                       **{name: pairs["__pairs"][i + 1] for i, name in enumerate(names)})
+    out = pairs.select(
+        __rid=apply_with_type(lambda pair: pair[0], Pointer, pairs["__pairs"]),
+        **{name: pairs["__pairs"][i + 1] for i, name in enumerate(names)},
+    )
     out = out.with_id(out["__rid"]).without("__rid")
     return out.with_universe_of(table)
 
@@ -100,7 +103,9 @@ def groupby_reduce_majority(column_group: Any, column_val: Any) -> Any:
     table = column_group.table
     group, value = column_group.name, column_val.name
     counts = table.groupby(column_group, column_val).reduce(
-        column_group, column_val, __count=reducers.count())
-    best = counts.groupby(counts[group]).reduce(counts[group],
-                                                __best=reducers.argmax(counts["__count"]))
+        column_group, column_val, __count=reducers.count()
+    )
+    best = counts.groupby(counts[group]).reduce(
+        counts[group], __best=reducers.argmax(counts["__count"])
+    )
     return best.select(best[group], majority=counts.ix(best["__best"])[value])

@@ -58,19 +58,24 @@ def _result_rows(result: Any, names: Sequence[str], where: str) -> dict[int, tup
     if isinstance(result, pd.Series):
         result = result.to_frame()
     if not isinstance(result, pd.DataFrame):
-        raise TypeError(f"{where}: the function must return a pandas DataFrame or Series, "
-                        f"not {type(result).__name__}")
+        raise TypeError(
+            f"{where}: the function must return a pandas DataFrame or Series, "
+            f"not {type(result).__name__}"
+        )
     if result.shape[1] != len(names):
-        raise ValueError(f"{where}: the function returned {result.shape[1]} columns, the "
-                         f"output schema has {len(names)} ({', '.join(names)})")
+        raise ValueError(
+            f"{where}: the function returned {result.shape[1]} columns, the "
+            f"output schema has {len(names)} ({', '.join(names)})"
+        )
     if not result.index.is_unique:
-        raise ValueError(f"{where}: the index of the function's result has repeated values; "
-                         f"it gives the row ids, which must be unique")
+        raise ValueError(
+            f"{where}: the index of the function's result has repeated values; "
+            f"it gives the row ids, which must be unique"
+        )
     if set(map(str, result.columns)) == set(names):
         result = result[[c for n in names for c in result.columns if str(c) == n]]
     rows: dict[int, tuple[Any, ...]] = {}
-    for label, values in zip(result.index.tolist(), result.itertuples(index=False),
-                             strict=True):
+    for label, values in zip(result.index.tolist(), result.itertuples(index=False), strict=True):
         if not isinstance(label, t.Pointer):
             label = pointer_from_values(label.item() if hasattr(label, "item") else label)
         rows[int(label)] = tuple(v.item() if hasattr(v, "item") else v for v in values)
@@ -102,13 +107,17 @@ class PandasTransformerOperator(Operator[PandasTransformerNode]):
                     state[row[0]] = row[1:-1]
                 else:
                     state.pop(row[0], None)
-        frames = [_frame(state, names) for state, names in zip(self.states, self.input_columns,
-                                                               strict=True)]
+        frames = [
+            _frame(state, names)
+            for state, names in zip(self.states, self.input_columns, strict=True)
+        ]
         assert self.function is not None
         new = _result_rows(self.function(*frames), self.names, self.where)
         if self.universe_input is not None and set(new) != set(self.states[self.universe_input]):
-            raise ValueError(f"{self.where}: the result's index is not the set of row ids of "
-                             f"argument {self.universe_input}, chosen as output_universe")
+            raise ValueError(
+                f"{self.where}: the result's index is not the set of row ids of "
+                f"argument {self.universe_input}, chosen as output_universe"
+            )
         return self._difference(new)
 
     def _difference(self, new: dict[int, tuple[Any, ...]]) -> Delta:
@@ -128,8 +137,10 @@ class PandasTransformerOperator(Operator[PandasTransformerNode]):
         if not ids:
             return None
         columns = [pl.Series(ID, ids, dtype=self.empty().schema[ID])]
-        columns += [t.series_from_values(name, [row[i] for row in rows], self.columns[name])
-                    for i, name in enumerate(self.names)]
+        columns += [
+            t.series_from_values(name, [row[i] for row in rows], self.columns[name])
+            for i, name in enumerate(self.names)
+        ]
         columns.append(pl.Series(DIFF, diffs, dtype=pl.Int64))
         return consolidate(pl.DataFrame(columns))
 
@@ -137,31 +148,40 @@ class PandasTransformerOperator(Operator[PandasTransformerNode]):
 register_operator(PandasTransformerNode, PandasTransformerOperator)
 
 
-def _universe_position(output_universe: str | int | None, parameters: list[str],
-                       where: str) -> int | None:
+def _universe_position(
+    output_universe: str | int | None, parameters: list[str], where: str
+) -> int | None:
     if output_universe is None:
         return None
     if isinstance(output_universe, str):
         if output_universe not in parameters:
-            raise ValueError(f"{where}: output_universe={output_universe!r} names no "
-                             f"parameter (they are {parameters})")
+            raise ValueError(
+                f"{where}: output_universe={output_universe!r} names no "
+                f"parameter (they are {parameters})"
+            )
         return parameters.index(output_universe)
     if isinstance(output_universe, bool) or not isinstance(output_universe, int):
-        raise TypeError(f"{where}: output_universe must be a parameter name or position, "
-                        f"not {output_universe!r}")
+        raise TypeError(
+            f"{where}: output_universe must be a parameter name or position, "
+            f"not {output_universe!r}"
+        )
     if not 0 <= output_universe < len(parameters):
-        raise ValueError(f"{where}: output_universe={output_universe} is no argument position "
-                         f"(there are {len(parameters)})")
+        raise ValueError(
+            f"{where}: output_universe={output_universe} is no argument position "
+            f"(there are {len(parameters)})"
+        )
     return output_universe
 
 
-def pandas_transformer(output_schema: type[Any],
-                       output_universe: str | int | None = None) -> Callable[..., Any]:
+def pandas_transformer(
+    output_schema: type[Any], output_universe: str | int | None = None
+) -> Callable[..., Any]:
     """Turn a function from pandas DataFrames to a DataFrame (or Series) into a function from
     tables to a table with ``output_schema``; see the module's description."""
     if not isinstance(output_schema, SchemaMetaclass):
-        raise TypeError(f"pandas_transformer: output_schema must be a pw.Schema class, not "
-                        f"{output_schema!r}")
+        raise TypeError(
+            f"pandas_transformer: output_schema must be a pw.Schema class, not {output_schema!r}"
+        )
     columns = output_schema.dtypes()
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Table]:
@@ -171,31 +191,39 @@ def pandas_transformer(output_schema: type[Any],
         def transformer(*tables: Table) -> Table:
             for position, table in enumerate(tables):
                 if not isinstance(table, Table):
-                    raise TypeError(f"{where}: argument {position} must be a Table, not "
-                                    f"{type(table).__name__}")
+                    raise TypeError(
+                        f"{where}: argument {position} must be a Table, not {type(table).__name__}"
+                    )
             parameters = [p.name for p in inspect.signature(function).parameters.values()]
-            universe = _universe_position(output_universe, parameters[:len(tables)] or
-                                          parameters, where)
+            universe = _universe_position(
+                output_universe, parameters[: len(tables)] or parameters, where
+            )
             if universe is not None and universe >= len(tables):
-                raise ValueError(f"{where}: output_universe={output_universe!r} is no table "
-                                 f"argument of this call")
+                raise ValueError(
+                    f"{where}: output_universe={output_universe!r} is no table "
+                    f"argument of this call"
+                )
             if not tables:
                 return _static_result(function, columns, where)
             node = PandasTransformerNode(
-                columns=dict(columns), inputs=tuple(table._node for table in tables),
-                label=where, function=function, description=where,
+                columns=dict(columns),
+                inputs=tuple(table._node for table in tables),
+                label=where,
+                function=function,
+                description=where,
                 input_columns=tuple(tuple(table._columns) for table in tables),
-                universe_input=universe)
-            return Table(node, tables[universe]._universe if universe is not None
-                         else plan.Universe())
+                universe_input=universe,
+            )
+            return Table(
+                node, tables[universe]._universe if universe is not None else plan.Universe()
+            )
 
         return transformer
 
     return decorate
 
 
-def _static_result(function: Callable[..., Any], columns: dict[str, t.DType],
-                   where: str) -> Table:
+def _static_result(function: Callable[..., Any], columns: dict[str, t.DType], where: str) -> Table:
     """A function without table arguments: run it now (so that a bad result fails at once);
     its rows enter the run at its first time, through a one-row trigger table."""
     from deltaflow.debug import table_from_rows
@@ -203,7 +231,13 @@ def _static_result(function: Callable[..., Any], columns: dict[str, t.DType],
 
     rows = _result_rows(function(), list(columns), where)
     trigger = table_from_rows(schema_from_types(trigger=int), [(0,)])
-    node = PandasTransformerNode(columns=dict(columns), inputs=(trigger._node,), label=where,
-                                 function=None, description=where, input_columns=((),),
-                                 precomputed=rows)
+    node = PandasTransformerNode(
+        columns=dict(columns),
+        inputs=(trigger._node,),
+        label=where,
+        function=None,
+        description=where,
+        input_columns=((),),
+        precomputed=rows,
+    )
     return Table(node, plan.Universe())
