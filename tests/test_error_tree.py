@@ -260,7 +260,7 @@ def test_a_failing_output_is_raised_once_and_not_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     pw.io.csv.write(_one_row(), str(tmp_path / "missing" / "out.csv"))
-    line = sys._getframe().f_lineno
+    line = sys._getframe().f_lineno - 1  # the statement above
     with caplog.at_level(logging.DEBUG, logger="deltaflow"), pytest.raises(OSError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert isinstance(caught.value, errors.ConnectorError)
@@ -291,7 +291,7 @@ def test_a_failing_udf_names_the_users_line_and_hides_engine_frames() -> None:
     t = _one_row(0)
     udf = pw.udf(_inverse)
     result = t.select(b=udf(t.a))
-    line = sys._getframe().f_lineno
+    line = sys._getframe().f_lineno - 1  # the statement above
     pw.io.null.write(result)
     with pytest.raises(ZeroDivisionError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
@@ -324,7 +324,7 @@ def test_the_full_traceback_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_expression_failure_in_a_debug_helper_names_the_line() -> None:
     t = _one_row(0)
     ratio = t.select(r=t.a // t.a)
-    line = sys._getframe().f_lineno
+    line = sys._getframe().f_lineno - 1  # the statement above
     with pytest.raises(ZeroDivisionError) as caught:
         pw.debug.compute_and_print(ratio)
     notes = "\n".join(getattr(caught.value, "__notes__", []))
@@ -339,7 +339,7 @@ def test_a_failing_sink_names_the_line_that_defined_it() -> None:
         raise RuntimeError("sink down")
 
     pw.io.subscribe(_one_row(), on_change)
-    line = sys._getframe().f_lineno
+    line = sys._getframe().f_lineno - 1  # the statement above
     with pytest.raises(errors.ConnectorError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     notes = "\n".join(getattr(caught.value, "__notes__", []))
@@ -348,7 +348,7 @@ def test_a_failing_sink_names_the_line_that_defined_it() -> None:
 
 def test_an_input_failure_names_the_read_not_an_operation() -> None:
     table = pw.io.python.read(_FailingSubject(), schema=_Schema)
-    line = sys._getframe().f_lineno
+    line = sys._getframe().f_lineno - 1  # the statement above
     pw.io.null.write(table.select(b=table.a + 1))
     with pytest.raises(errors.ConnectorError) as caught:
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
