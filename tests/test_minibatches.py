@@ -40,6 +40,32 @@ def test_slow_commits_each_become_their_own_minibatch() -> None:
     assert sorted(rows[0] for rows in by_time.values()) == list(range(commits))
 
 
+def test_a_few_commits_back_to_back_stay_separate_times() -> None:
+    """Commits waiting for the engine are merged only past a backlog of several, so a
+    subject's explicit commits keep their boundaries even if all arrive before the engine
+    looks (as they do in Pathway)."""
+    commits = 5
+
+    class Burst(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            for seq in range(commits):
+                self.next(k=seq, seq=seq)
+                self.next(k=seq + 100, seq=seq)
+                self.commit()
+
+    for _ in range(5):  # the burst lands at a different moment of the engine's start each run
+        pw.clear_graph()
+        events = pw.io.python.read(Burst(), schema=Event, autocommit_duration_ms=None)
+        by_time: dict[int, set[int]] = defaultdict(set)
+
+        def on_change(key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:
+            by_time[time].add(row["seq"])  # noqa: B023 - called within this iteration's run
+
+        pw.io.subscribe(events, on_change)
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        assert sorted(by_time.values(), key=min) == [{seq} for seq in range(commits)]
+
+
 def test_fast_commits_merge_without_losing_rows_or_reordering_times() -> None:
     commits, per_commit, keys = 300, 40, 7
 

@@ -43,6 +43,9 @@ def register_operator(node_type: type[plan.Node], factory: Callable[[Any], Opera
 #: The time of the changes released when every input has finished (held rows of ``buffer``
 #: and delayed windows), as in Pathway: the largest even 64-bit unsigned time.
 FINAL_TIME = 18446744073709551614
+#: Up to this many commits of one input waiting for the engine are processed one time each (as
+#: the source committed them); a longer backlog is merged into one time so the engine catches up.
+MERGE_BACKLOG_ABOVE = 8
 
 
 def _even_now_ms() -> int:
@@ -335,8 +338,8 @@ class Runtime:
                     else self._even_after_last()
                 )
                 self._process(time, timed[pinned])
-            if live:
-                self._process(self._next_time(), live)
+            for batches in _live_times(live):
+                self._process(self._next_time(), batches)
             for index, (_, handle) in enumerate(self.inputs):
                 if taken_rows[index]:
                     handle.mark_processed(taken_rows[index])
@@ -420,6 +423,25 @@ class Runtime:
         self._check_failures()
         if self._self_timed:
             self._process_requested_times()
+
+
+def _live_times(
+    live: list[tuple[int, pl.DataFrame]],
+) -> list[list[tuple[int, pl.DataFrame]]]:
+    """The times the waiting live commits make: the k-th commit of every input shares the k-th
+    time, unless an input has more than :data:`MERGE_BACKLOG_ABOVE` commits waiting, whose
+    commits then all go into the first time (merged, never split)."""
+    per_input: dict[int, list[pl.DataFrame]] = {}
+    for index, batch in live:
+        per_input.setdefault(index, []).append(batch)
+    times: list[list[tuple[int, pl.DataFrame]]] = []
+    for index, batches in per_input.items():
+        groups = [batches] if len(batches) > MERGE_BACKLOG_ABOVE else [[b] for b in batches]
+        for position, group in enumerate(groups):
+            if position == len(times):
+                times.append([])
+            times[position].extend((index, batch) for batch in group)
+    return times
 
 
 def _without_unhandled_errors(
