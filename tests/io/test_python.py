@@ -39,8 +39,35 @@ def test_native_session_next_variants_and_commit_times() -> None:
         {"n": 4, "v": "d"},
     ]
     times = {row["v"]: time for row, time, _ in changes.rows}
-    assert times["a"] == times["b"] <= times["c"] == times["d"]  # commits may share a time
+    assert times["a"] == times["b"] < times["c"] == times["d"]  # one time per commit
     assert changes.ended
+
+
+def test_commits_cut_blocks_wherever_they_fall(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session takes the subject's messages in blocks (here of 3); a commit in the middle
+    of a block, a mix of insertions and deletions, and the end each cut it where they are."""
+    monkeypatch.setattr(pw.io.python, "_BLOCK_ROWS", 3)
+    sent = [["a", "b"], ["c", "d", "e", "f", "g"], ["h"], ["i", "j", "k", "l"]]
+
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            for commit in sent:
+                for v in commit:
+                    self.next(v=v)
+                self.commit()
+            self.delete(v="a")
+            self.next(v="m")
+
+    table = pw.io.python.read(Subject(), schema=Plain, autocommit_duration_ms=None)
+    changes = Changes().subscribe(table)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    by_time: dict[int, list[tuple[str, bool]]] = {}
+    for row, time, is_addition in changes.rows:
+        by_time.setdefault(time, []).append((row["v"], is_addition))
+    assert [sorted(rows) for _, rows in sorted(by_time.items())] == [
+        *([(v, True) for v in commit] for commit in sent),
+        [("a", False), ("m", True)],
+    ]
 
 
 def test_upsert_session_replaces_and_removes() -> None:

@@ -17,6 +17,7 @@ import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import Any, Literal
 
 from deltaflow import _types as t
@@ -45,13 +46,18 @@ from deltaflow.io._core.read_table import (
 )
 from deltaflow.schema import Schema, schema_from_types
 
-_COMMIT = object()
-_END = object()
+
+class _Marker:
+    """What a subject's buffer holds besides its messages (which are tuples)."""
+
+
+_COMMIT = _Marker()
+_END = _Marker()
 _BLOCK_ROWS = 10_000
 _BUFFER_LIMIT = 200_000  # messages a subject may send ahead of the session before it waits
 
 
-class _Failure:
+class _Failure(_Marker):
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
@@ -89,7 +95,13 @@ class ConnectorSubject(ABC):
     # --- sending ---------------------------------------------------------------------------
     def next(self, **kwargs: Any) -> None:
         """Send one row given as column=value keywords."""
-        self._put(("insert", kwargs, None))
+        # _put inlined: this is the per-row cost of every Python source.
+        buffer = self._buffer
+        if len(buffer) >= _BUFFER_LIMIT:
+            self._wait_for_room()
+        buffer.append(("insert", kwargs, None))
+        if not self._ready.is_set():
+            self._ready.set()
 
     def delete(self, **kwargs: Any) -> None:
         """Delete the row given as column=value keywords (the row :meth:`next` sent with the
@@ -131,15 +143,19 @@ class ConnectorSubject(ABC):
     def _put(self, item: Any) -> None:
         buffer = self._buffer
         if len(buffer) >= _BUFFER_LIMIT:
-            # The session is behind (or paused by backpressure): wait instead of growing. The
-            # reader sets ``_room`` after taking a block; the timeout only guards a stop.
-            while len(buffer) >= _BUFFER_LIMIT and not self._stopped.is_set():
-                self._room.clear()
-                if len(buffer) >= _BUFFER_LIMIT:
-                    self._room.wait(0.05)
+            self._wait_for_room()
         buffer.append(item)
         if not self._ready.is_set():
             self._ready.set()
+
+    def _wait_for_room(self) -> None:
+        """The session is behind (or paused by backpressure): wait instead of growing. The
+        reader sets ``_room`` after taking a block; the timeout only guards a stop."""
+        buffer = self._buffer
+        while len(buffer) >= _BUFFER_LIMIT and not self._stopped.is_set():
+            self._room.clear()
+            if len(buffer) >= _BUFFER_LIMIT:
+                self._room.wait(0.05)
 
     # --- run control -----------------------------------------------------------------------
     def _start(self) -> None:
@@ -169,12 +185,16 @@ class ConnectorSubject(ABC):
         self.on_stop()
 
 
+_KIND, _MESSAGE, _KEY = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
 class _SubjectReader(Reader):
     """Takes the subject's buffered messages in blocks."""
 
     def __init__(self, subject: ConnectorSubject) -> None:
         self.subject = subject
         self._after: ReadEvent | None = None
+        self._taken: list[Any] = []  # taken from the subject's buffer, not yet read
         self._done = False
         self._sent = 0
         # In an upsert session a plain message replaces the row with the same key.
@@ -187,47 +207,68 @@ class _SubjectReader(Reader):
             return event
         if self._done:
             return Finished()
-        buffer = self.subject._buffer
-        if not buffer:
-            self.subject._ready.clear()
-            if not buffer:
-                return None
-        rows: list[Any] = []
-        kinds: list[str] = []
-        keys: list[Any] = []
-        while buffer and len(rows) < _BLOCK_ROWS:
-            item = buffer.popleft()
-            if item is _COMMIT or item is _END:
-                after: ReadEvent = Commit() if item is _COMMIT else Finished()
-                if item is _END:
-                    self._done = True
-                if rows:
-                    self._after = after
-                    break
-                return after
-            if isinstance(item, _Failure):
-                raise item.error  # the session names the subject (as Pathway, same type)
-            kind, message, key = item
-            rows.append(message)
-            kinds.append(self._insert_kind if kind == "insert" else kind)
-            keys.append(key)
-        if len(buffer) < _BUFFER_LIMIT:
-            self.subject._room.set()
-        if not rows:
+        items = self._take()
+        if not items:
             return None
+        # Messages are tuples; the first marker (a commit, the end, a failure) cuts the block.
+        # Found with C-level scans: per message, the session does no Python work of its own.
+        types = list(map(type, items))
+        cut = len(items)
+        for marker in (_Marker, _Failure):
+            if marker in types:
+                cut = min(cut, types.index(marker))
+        messages = items[:cut]
+        del items[:cut]
+        if items:
+            after = self._marker_event(items.pop(0))
+            if not messages:
+                return after
+            self._after = after
         first = self._sent + 1
-        self._sent += len(rows)
-        same_kind = kinds[0] if kinds.count(kinds[0]) == len(kinds) else None
-        has_keys = any(k is not None for k in keys)
+        self._sent += len(messages)
+        rows = list(map(_MESSAGE, messages))
+        keys = list(map(_KEY, messages))
+        kinds = list(map(_KIND, messages))
+        insert = self._insert_kind
+        if kinds.count("insert") == len(kinds):
+            same_kind: str | None = insert
+        else:
+            same_kind = kinds[0] if kinds.count(kinds[0]) == len(kinds) else None
+            kinds = [insert if kind == "insert" else kind for kind in kinds]
         return Data(
             DictsContext(
                 rows,
                 kinds=same_kind or kinds,
-                keys=keys if has_keys else None,
+                keys=None if keys.count(None) == len(keys) else keys,
                 metadata={"path": "message", "first": first},
             ),
             offset=("messages", self._sent),
         )
+
+    def _take(self) -> list[Any]:
+        """The messages and markers taken from the subject and not yet read: up to a block,
+        in order."""
+        items = self._taken
+        buffer = self.subject._buffer
+        wanted = min(_BLOCK_ROWS - len(items), len(buffer))
+        if wanted > 0:
+            popleft = buffer.popleft  # only this thread takes: ``len`` items are there
+            items.extend([popleft() for _ in range(wanted)])
+            if len(buffer) < _BUFFER_LIMIT:
+                self.subject._room.set()
+        elif not items:
+            self.subject._ready.clear()
+            if buffer:  # sent between the check and the clear
+                self.subject._ready.set()
+        return items
+
+    def _marker_event(self, marker: Any) -> ReadEvent:
+        if isinstance(marker, _Failure):
+            raise marker.error  # the session names the subject (as Pathway, same type)
+        if marker is _END:
+            self._done = True
+            return Finished()
+        return Commit()
 
     def wait(self, timeout: float) -> None:
         self.subject._ready.wait(timeout)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -178,9 +178,12 @@ class _DictRows:
         self.origin = origin  # "json" or "python": how bad values are described
 
     def frame_from_dicts(
-        self, rows: Sequence[Mapping[str, Any]], where: Sequence[str]
+        self, rows: Sequence[Mapping[str, Any]], where: Sequence[str] | Callable[[int], str]
     ) -> tuple[pl.DataFrame, list[ParseError], list[int]]:
-        """Typed frame of the usable rows, errors, and the positions of the usable rows."""
+        """Typed frame of the usable rows, errors, and the positions of the usable rows.
+
+        ``where`` names each row in error messages: a list, or a function of the row's
+        position (so that a block without errors builds no names)."""
         reasons: dict[int, str] = {}
         series: list[pl.Series] = []
         cell_errors = CellErrors()
@@ -228,7 +231,10 @@ class _DictRows:
         frame = pl.DataFrame(series) if series else pl.DataFrame()
         frame = cell_errors.finish(frame)
         reasons.update(cell_errors.dropped)
-        errors = [ParseError(where[i], reasons[i]) for i in sorted(reasons)]
+        if not reasons:
+            return frame, [], list(range(len(rows)))
+        name = where if callable(where) else where.__getitem__
+        errors = [ParseError(name(i), reasons[i]) for i in sorted(reasons)]
         good = [i for i in range(len(rows)) if i not in reasons]
         if reasons:
             frame = frame.filter(pl.Series([i not in reasons for i in range(len(rows))]))
@@ -401,8 +407,9 @@ class TypedRowsParser(Parser):
                 f"typed rows come as DictsContext or RowsContext, not {type(context).__name__}"
             )
         source = (context.metadata or {}).get("path", "row")
-        where = [f"{source} {i + 1}" for i in range(len(context.rows))]
-        frame, errors, good = self._rows.frame_from_dicts(context.rows, where)
+        frame, errors, good = self._rows.frame_from_dicts(
+            context.rows, lambda i: f"{source} {i + 1}"
+        )
         kinds = context.kinds
         keys = context.keys
         kind = kinds if isinstance(kinds, str) else "column"
