@@ -433,6 +433,10 @@ class ReducerExpression(ColumnExpression):
 def count(*args: Any) -> ReducerExpression:
     """The number of rows in the group.
 
+    Parameters:
+        *args: accepted for compatibility: ``count(t.x)`` counts every row, None values
+            included, as ``count()`` does.
+
     Examples:
         >>> import deltaflow as pw
         >>> t = pw.debug.table_from_markdown('''
@@ -453,69 +457,299 @@ def count(*args: Any) -> ReducerExpression:
 
 
 def sum(arg: Any, strict: bool = False) -> ReducerExpression:  # noqa: A001
-    """The sum of the values (int, float or arrays)."""
+    """The sum of the values (int, float or arrays).
+
+    Float sums are computed exactly and rounded once, so the result does not depend on the
+    order in which rows arrive.
+
+    Parameters:
+        arg: the expression summed.
+        strict: accepted for compatibility: float sums are always exact here, whatever the
+            updates, so there is no faster, less accurate mode to leave.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.groupby(t.shop).reduce(t.shop, total=pw.reducers.sum(t.qty))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        shop | total
+        a    | 8
+        b    | 5
+    """
     return ReducerExpression(_Sum(), arg)
 
 
 def avg(expression: Any) -> ReducerExpression:
-    """The mean of the values."""
+    """The mean of the values (a float).
+
+    Parameters:
+        expression: an int or float expression.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.groupby(t.shop).reduce(t.shop, mean=pw.reducers.avg(t.qty))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        shop | mean
+        a    | 4.0
+        b    | 5.0
+    """
     return ReducerExpression(_Avg(), expression)
 
 
 def min(arg: Any) -> ReducerExpression:  # noqa: A001
-    """The smallest value (None values are skipped)."""
+    """The smallest value (None values are skipped).
+
+    Parameters:
+        arg: an expression of any ordered type.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.groupby(t.shop).reduce(t.shop, low=pw.reducers.min(t.qty),
+        ...                              first=pw.reducers.min(t.item))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        shop | low | first
+        a    | 2   | ink
+        b    | 5   | pen
+    """
     return ReducerExpression(_MinMax("min", largest=False), arg)
 
 
 def max(arg: Any) -> ReducerExpression:  # noqa: A001
-    """The largest value (None values are skipped)."""
+    """The largest value (None values are skipped).
+
+    Parameters:
+        arg: an expression of any ordered type.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.reduce(high=pw.reducers.max(t.qty))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        high
+        6
+    """
     return ReducerExpression(_MinMax("max", largest=True), arg)
 
 
 def argmin(arg: Any, id: Any = None) -> ReducerExpression:  # noqa: A002
-    """The id (or ``id`` expression) of the row with the smallest value; ties: smallest id."""
+    """The id (or ``id`` expression) of the row with the smallest value; ties: smallest id.
+
+    Parameters:
+        arg: the expression compared.
+        id: what to return for the winning row (default: its id).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.groupby(t.shop).reduce(t.shop, row=pw.reducers.argmin(t.qty))
+        >>> pw.debug.compute_and_print(r.select(r.shop, item=t.ix(r.row).item),
+        ...                            include_id=False)
+        shop | item
+        a    | pen
+        b    | pen
+    """
     return ReducerExpression(
         _ArgMinMax("argmin", largest=False), arg, this.id if id is None else id
     )
 
 
 def argmax(arg: Any, id: Any = None) -> ReducerExpression:  # noqa: A002
-    """The id (or ``id`` expression) of the row with the largest value; ties: smallest id."""
+    """The id (or ``id`` expression) of the row with the largest value; ties: smallest id.
+
+    Parameters:
+        arg: the expression compared.
+        id: what to return for the winning row (default: its id).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.groupby(t.shop).reduce(t.shop, best=pw.reducers.argmax(t.qty, t.item))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        shop | best
+        a    | ink
+        b    | pen
+    """
     return ReducerExpression(_ArgMinMax("argmax", largest=True), arg, this.id if id is None else id)
 
 
 def any(arg: Any) -> ReducerExpression:  # noqa: A001
-    """One of the values (deterministically: the one of the row with the smallest id)."""
+    """One of the values (deterministically: the one of the row with the smallest id).
+
+    Parameters:
+        arg: the expression picked from.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.groupby(t.item).reduce(t.item, some_shop=pw.reducers.any(t.shop))
+        >>> pw.debug.compute_and_print(r.select(r.item), include_id=False)
+        item
+        ink
+        pen
+    """
     return ReducerExpression(_Any(), arg)
 
 
 def unique(arg: Any) -> ReducerExpression:
-    """The value shared by every row of the group; an error if the rows disagree."""
+    """The value shared by every row of the group; an error if the rows disagree.
+
+    Parameters:
+        arg: an expression that has one value per group.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... order | customer | amount
+        ... 1     | ann      | 10
+        ... 1     | ann      | 5
+        ... 2     | bob      | 7
+        ... ''')
+        >>> r = t.groupby(t.order).reduce(t.order, customer=pw.reducers.unique(t.customer),
+        ...                               total=pw.reducers.sum(t.amount))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        order | customer | total
+        1     | ann      | 15
+        2     | bob      | 7
+    """
     return ReducerExpression(_Unique(), arg)
 
 
 def tuple(arg: Any, *, skip_nones: bool = False) -> ReducerExpression:  # noqa: A001
-    """All values of the group, ordered by row id."""
+    """All values of the group, ordered by row id.
+
+    Ids are hashes, so that order is fixed but is not the order rows came in (and, deltaflow's
+    ids being other than Pathway's, not always Pathway's order either).
+
+    Parameters:
+        arg: the expression collected.
+        skip_nones: leave None values out.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ...   | shop | qty
+        ... 1 | a    | 2
+        ... 2 | a    |
+        ... 3 | a    | 6
+        ... ''')
+        >>> r = t.groupby(t.shop).reduce(all=pw.reducers.tuple(t.qty),
+        ...                              some=pw.reducers.tuple(t.qty, skip_nones=True))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        all          | some
+        (6, None, 2) | (6, 2)
+    """
     return ReducerExpression(_Tuple("tuple", sort=False, skip_nones=skip_nones), arg)
 
 
 def sorted_tuple(arg: Any, *, skip_nones: bool = False) -> ReducerExpression:
-    """All values of the group, sorted."""
+    """All values of the group, sorted (None first).
+
+    Parameters:
+        arg: the expression collected.
+        skip_nones: leave None values out.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.reduce(items=pw.reducers.sorted_tuple(t.item))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        items
+        ('ink', 'pen', 'pen')
+    """
     return ReducerExpression(_Tuple("sorted_tuple", sort=True, skip_nones=skip_nones), arg)
 
 
 def ndarray(expression: Any, *, skip_nones: bool = False) -> ReducerExpression:
-    """All values of the group as a numpy array, ordered by row id."""
+    """All values of the group as a numpy array, ordered by row id.
+
+    Parameters:
+        expression: an int or float expression (or arrays, stacked into one more dimension).
+        skip_nones: leave None values out.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ...   | x
+        ... 1 | 3
+        ... 2 | 1
+        ... ''')
+        >>> pw.debug.compute_and_print(t.reduce(xs=pw.reducers.ndarray(t.x)), include_id=False)
+        xs
+        [1 3]
+    """
     return ReducerExpression(_Ndarray("ndarray", sort=False, skip_nones=skip_nones), expression)
 
 
 def count_distinct(*args: Any) -> ReducerExpression:
-    """The number of distinct values (or tuples of values) in the group."""
+    """The number of distinct values (or tuples of values) in the group.
+
+    Parameters:
+        *args: the expressions whose values (together) are counted.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.reduce(items=pw.reducers.count_distinct(t.item),
+        ...              pairs=pw.reducers.count_distinct(t.shop, t.item))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        items | pairs
+        2     | 3
+    """
     return ReducerExpression(_CountDistinct(), *args)
 
 
 def earliest(expression: Any) -> ReducerExpression:
     """The value of the row that entered the group first.
+
+    Parameters:
+        expression: the expression whose value is kept.
 
     Examples:
         >>> import deltaflow as pw
@@ -536,7 +770,25 @@ def earliest(expression: Any) -> ReducerExpression:
 
 
 def latest(expression: Any) -> ReducerExpression:
-    """The value of the row that entered the group last."""
+    """The value of the row that entered the group last.
+
+    Parameters:
+        expression: the expression whose value is kept.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> s = pw.debug.table_from_markdown('''
+        ... sensor | value | __time__
+        ... x      | 1     | 2
+        ... x      | 7     | 4
+        ... y      | 3     | 4
+        ... ''')
+        >>> r = s.groupby(s.sensor).reduce(s.sensor, now=pw.reducers.latest(s.value))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        sensor | now
+        x      | 7
+        y      | 3
+    """
     return ReducerExpression(_EarliestLatest("latest", latest=True), expression)
 
 
@@ -553,6 +805,31 @@ def stateful_many(
 
     Each group keeps its state; whenever the group's rows change, ``combine_many`` gets the
     state and the change (the rows' values with their count changes, negative for removals).
+
+    Parameters:
+        combine_many: a function of the state (None at first) and a list of
+            ``(values, count)`` pairs, returning the new state (the group's value); its return
+            annotation gives the column type.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> @pw.reducers.stateful_many
+        ... def net_total(state: int | None, changes: list) -> int:
+        ...     total = state or 0
+        ...     for (qty,), count in changes:
+        ...         total += qty * count
+        ...     return total
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.groupby(t.shop).reduce(t.shop, total=net_total(t.qty))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        shop | total
+        a    | 8
+        b    | 5
     """
     return_type = _return_type(combine_many)
     name = getattr(combine_many, "__name__", "stateful_many")
@@ -565,7 +842,27 @@ def stateful_many(
 
 def stateful_single(combine_single: Callable[..., Any]) -> Callable[..., ReducerExpression]:
     """A reducer from ``combine_single(state, *values) -> state``, applied row after row (it
-    cannot take removals: a group losing a row is an error)."""
+    cannot take removals: a group losing a row is an error).
+
+    Parameters:
+        combine_single: a function of the state (None at first) and one row's values,
+            returning the new state; its return annotation gives the column type.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> @pw.reducers.stateful_single
+        ... def longest(state: str | None, word: str) -> str:
+        ...     return word if state is None or len(word) > len(state) else state
+        >>> t = pw.debug.table_from_markdown('''
+        ... word
+        ... ink
+        ... marker
+        ... pen
+        ... ''')
+        >>> pw.debug.compute_and_print(t.reduce(w=longest(t.word)), include_id=False)
+        w
+        marker
+    """
     return_type = _return_type(combine_single)
     name = getattr(combine_single, "__name__", "stateful_single")
 
@@ -576,7 +873,38 @@ def stateful_single(combine_single: Callable[..., Any]) -> Callable[..., Reducer
 
 
 def udf_reducer(reducer_cls: type[BaseCustomAccumulator]) -> Callable[..., ReducerExpression]:
-    """A reducer from a :class:`BaseCustomAccumulator` subclass."""
+    """A reducer from a :class:`BaseCustomAccumulator` subclass.
+
+    Parameters:
+        reducer_cls: the accumulator class: ``from_row(row)`` makes one from a row's values,
+            ``update(other)`` merges another into it, ``compute_result()`` gives the value
+            (its return annotation gives the column type); ``retract(other)``, if defined,
+            lets the group lose rows without being recomputed.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Spread(pw.BaseCustomAccumulator):
+        ...     def __init__(self, low, high):
+        ...         self.low, self.high = low, high
+        ...     @classmethod
+        ...     def from_row(cls, row):
+        ...         return cls(row[0], row[0])
+        ...     def update(self, other):
+        ...         self.low = other.low if other.low < self.low else self.low
+        ...         self.high = other.high if other.high > self.high else self.high
+        ...     def compute_result(self) -> int:
+        ...         return self.high - self.low
+        >>> spread = pw.reducers.udf_reducer(Spread)
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> pw.debug.compute_and_print(t.reduce(spread=spread(t.qty)), include_id=False)
+        spread
+        4
+    """
     if not (isinstance(reducer_cls, type) and issubclass(reducer_cls, BaseCustomAccumulator)):
         raise TypeError(
             f"pw.reducers.udf_reducer expects a subclass of "
@@ -595,7 +923,25 @@ def udf_reducer(reducer_cls: type[BaseCustomAccumulator]) -> Callable[..., Reduc
 def count_distinct_approximate(*args: Any, precision: int = 12) -> ReducerExpression:
     """An estimate of the number of distinct values (or tuples of values) in the group, from
     a HyperLogLog sketch of ``2**precision`` registers (``precision`` from 4 to 18; the
-    relative error is about ``1.04 / 2**(precision / 2)``)."""
+    relative error is about ``1.04 / 2**(precision / 2)``).
+
+    Parameters:
+        *args: the expressions whose values (together) are counted.
+        precision: the sketch's size, as a power of two.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... shop | item | qty
+        ... a    | pen  | 2
+        ... a    | ink  | 6
+        ... b    | pen  | 5
+        ... ''')
+        >>> r = t.reduce(items=pw.reducers.count_distinct_approximate(t.item))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        items
+        2
+    """
     if isinstance(precision, bool) or not isinstance(precision, int):
         raise TypeError(
             f"pw.reducers.count_distinct_approximate: precision must be an int, got {precision!r}"
