@@ -107,10 +107,12 @@ def areas() -> dict[str, list[tuple[str, Callable[..., Any]]]]:
         if not name.startswith("_") and inspect.isfunction(value := getattr(pw.Table, name))
     ]
     found["pw.reducers"] = [
-        (f"reducers.{n}", f) for n, f in _public_functions(importlib.import_module("deltaflow.reducers"))
+        (f"reducers.{n}", f)
+        for n, f in _public_functions(importlib.import_module("deltaflow.reducers"))
     ]
     found["pw.temporal"] = [
-        (f"temporal.{n}", f) for n, f in _public_functions(importlib.import_module("deltaflow.temporal"))
+        (f"temporal.{n}", f)
+        for n, f in _public_functions(importlib.import_module("deltaflow.temporal"))
     ]
     found["pw.debug"] = [(f"debug.{n}", f) for n, f in _public_functions(pw.debug, DEBUG)]
     found["pw (top level)"] = [(n, f) for n, f in _public_functions(pw, TOP_LEVEL)]
@@ -153,9 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--missing", action="store_true", help="list the names lacking one")
     args = parser.parse_args(argv)
-    total = with_examples = complete = 0
+    # The total counts each function once (``Table.windowby`` is ``pw.temporal.windowby``).
+    unique: dict[int, tuple[bool, bool]] = {}
     for area, functions in areas().items():
         marks = [(name, *documented(function)) for name, function in functions]
+        for (_, examples, parameters), (_, function) in zip(marks, functions, strict=True):
+            unique[id(function)] = (examples, parameters)
         n_examples = sum(1 for _, e, _ in marks if e)
         n_complete = sum(1 for _, e, p in marks if e and p)
         print(
@@ -165,13 +170,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.missing:
             for name, examples, parameters in marks:
                 if not (examples and parameters):
-                    lacking = [x for x, ok in (("Examples", examples), ("Parameters", parameters)) if not ok]
+                    lacking = [
+                        x
+                        for x, ok in (("Examples", examples), ("Parameters", parameters))
+                        if not ok
+                    ]
                     print(f"    {name}: no {' / '.join(lacking)}")
-        total += len(marks)
-        with_examples += n_examples
-        complete += n_complete
+    with_examples = sum(1 for e, _ in unique.values() if e)
+    complete = sum(1 for e, p in unique.values() if e and p)
     print(
-        f"{'total':16} {total:4} callables, {with_examples:4} with Examples, "
+        f"{'total (unique)':16} {len(unique):4} callables, {with_examples:4} with Examples, "
         f"{complete:4} with Examples and Parameters"
     )
     return 0

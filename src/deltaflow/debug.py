@@ -170,6 +170,27 @@ def table_from_markdown(
     whitespace as well as ``|``; pass False to keep strings with spaces. ``_stacklevel`` and
     ``_new_universe`` are accepted as Pathway's test helpers pass them: every table built here
     already has a universe of its own, and definition sites are found without a stack level.
+
+    Parameters:
+        table_def: the text: a header line, then one line per row.
+        id_from: columns whose values give the row ids (instead of labels or positions).
+        unsafe_trusted_ids: accepted for compatibility (ids are always checked).
+        schema: the column types (else each column's type is guessed from its cells).
+        split_on_whitespace: whether whitespace separates cells as well as ``|``.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... name | qty | price
+        ... pen  | 2   | 1.5
+        ... ink  |     | 4.0
+        ... ''')
+        >>> t.schema.typehints()
+        {'name': <class 'str'>, 'qty': typing.Optional[int], 'price': <class 'float'>}
+        >>> pw.debug.compute_and_print(t, include_id=False)
+        name | qty | price
+        ink  |     | 4.0
+        pen  | 2   | 1.5
     """
     lines = [line for line in table_def.strip("\n").splitlines() if line.strip()]
     # Drop markdown separator rows (|---|:--|); a header of a lone "|" is a table without
@@ -307,7 +328,23 @@ def table_from_polars(
     unsafe_trusted_ids: bool = False,
     schema: type[Schema] | None = None,
 ) -> Table:
-    """A table from a Polars DataFrame (``__time__``/``__diff__`` columns make a stream)."""
+    """A table from a Polars DataFrame (``__time__``/``__diff__`` columns make a stream).
+
+    Parameters:
+        df: the data frame.
+        id_from: columns whose values give the row ids (else the row positions do).
+        unsafe_trusted_ids: accepted for compatibility (ids are always checked).
+        schema: the column types (else they follow the frame's dtypes).
+
+    Examples:
+        >>> import deltaflow as pw, polars as pl
+        >>> df = pl.DataFrame({"name": ["pen", "ink"], "qty": [2, 6]})
+        >>> t = pw.debug.table_from_polars(df, id_from=["name"])
+        >>> pw.debug.compute_and_print(t.select(t.qty), include_id=False)
+        qty
+        2
+        6
+    """
     data_columns = [c for c in df.columns if c not in _SPECIAL]
     if schema is not None:
         missing = [c for c in schema.column_names() if c not in data_columns]
@@ -347,7 +384,23 @@ def table_from_pandas(
 ) -> Table:
     """A table from a pandas DataFrame; the index gives the ids (as markdown labels do).
     ``_stacklevel`` and ``_new_universe`` are accepted and change nothing (see
-    :func:`table_from_markdown`)."""
+    :func:`table_from_markdown`).
+
+    Parameters:
+        df: the data frame; ``__time__``/``__diff__`` columns make an update stream.
+        id_from: columns whose values give the row ids (instead of the index).
+        unsafe_trusted_ids: accepted for compatibility (ids are always checked).
+        schema: the column types (else they follow the frame's dtypes).
+
+    Examples:
+        >>> import deltaflow as pw, pandas as pd
+        >>> df = pd.DataFrame({"name": ["pen", "ink"], "qty": [2, 6]})
+        >>> t = pw.debug.table_from_pandas(df)
+        >>> pw.debug.compute_and_print(t.select(t.name, double=t.qty * 2), include_id=False)
+        name | double
+        ink  | 12
+        pen  | 4
+    """
     import pandas as pd
 
     columns: dict[str, pl.Series] = {}
@@ -414,7 +467,26 @@ def table_from_rows(
     """A table from tuples of values in schema order (plus time and diff with ``is_stream``).
 
     Without ``is_stream``, rows may carry more values than the schema has columns, all rows
-    equally many: the extra ones are left out, as Pathway does."""
+    equally many: the extra ones are left out, as Pathway does.
+
+    Parameters:
+        schema: the column names and types, in the order of the tuples' values.
+        rows: the rows, each a tuple of values (then time and diff with ``is_stream``).
+        unsafe_trusted_ids: accepted for compatibility (ids are always checked).
+        is_stream: whether each tuple ends with the row's time and diff (+1 or -1).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Stock(pw.Schema):
+        ...     item: str
+        ...     qty: int
+        >>> t = pw.debug.table_from_rows(Stock, [("pen", 2, 2, 1), ("pen", 2, 4, -1)],
+        ...                              is_stream=True)
+        >>> pw.debug.compute_and_print_update_stream(t, include_id=False)
+        item | qty | __time__ | __diff__
+        pen  | 2   | 2        | 1
+        pen  | 2   | 4        | -1
+    """
     names = schema.column_names()
     dtypes = schema.dtypes()
     width = len(names) + (2 if is_stream else 0)
@@ -554,7 +626,21 @@ def _snapshot(
 
 
 def table_to_polars(table: Table, *, include_id: bool = True) -> pl.DataFrame:
-    """The table's final contents as a Polars frame (ids in an ``id`` column if asked)."""
+    """The table's final contents as a Polars frame (ids in an ``id`` column if asked).
+
+    Parameters:
+        table: the table to compute.
+        include_id: add the row ids (as ``UInt128`` numbers) in an ``id`` column.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... name | qty
+        ... pen  | 2
+        ... ''')
+        >>> pw.debug.table_to_polars(t, include_id=False).to_dicts()
+        [{'name': 'pen', 'qty': 2}]
+    """
     (sink,) = capture(table)
     state = _snapshot(sink, table._columns)
     if include_id:
@@ -563,7 +649,24 @@ def table_to_polars(table: Table, *, include_id: bool = True) -> pl.DataFrame:
 
 
 def table_to_pandas(table: Table, *, include_id: bool = True) -> Any:
-    """The table's final contents as a pandas DataFrame indexed by ``Pointer`` ids."""
+    """The table's final contents as a pandas DataFrame indexed by ``Pointer`` ids.
+
+    Parameters:
+        table: the table to compute.
+        include_id: index the frame by the row ids (else by positions from 0).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... name | qty
+        ... pen  | 2
+        ... ink  | 6
+        ... ''')
+        >>> pw.debug.table_to_pandas(t, include_id=False).sort_values("qty")
+          name  qty
+        0  pen    2
+        1  ink    6
+    """
     import pandas as pd
 
     (sink,) = capture(table)
@@ -581,7 +684,21 @@ def table_to_dicts(
     table: Table, **kwargs: Any
 ) -> tuple[list[t.Pointer], dict[str, dict[t.Pointer, Any]]]:
     """The final contents as (ids, {column: {id: value}}) (``kwargs``: options of
-    ``pw.run``)."""
+    ``pw.run``).
+
+    Parameters:
+        table: the table to compute.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... name | qty
+        ... pen  | 2
+        ... ''')
+        >>> ids, columns = pw.debug.table_to_dicts(t)
+        >>> [columns["name"][i] for i in ids], [columns["qty"][i] for i in ids]
+        (['pen'], [2])
+    """
     (sink,) = capture(table, **kwargs)
     state = _snapshot(sink, table._columns, kwargs.get("terminate_on_error"))
     keys = t.values_from_series(state[ID])
@@ -637,7 +754,25 @@ def compute_and_print(
     **kwargs: Any,
 ) -> None:
     """Run the tables and print their final contents (``kwargs``: options of ``pw.run``,
-    e.g. ``terminate_on_error=False``)."""
+    e.g. ``terminate_on_error=False``).
+
+    Parameters:
+        *tables: the tables to print, one after the other.
+        include_id: print the row ids as a first, unnamed column.
+        short_pointers: print ids and pointers shortened to their first characters.
+        n_rows: print at most this many rows of each table.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ...   | name | qty
+        ... 1 | pen  | 2
+        ... 2 | ink  | 6
+        ... ''')
+        >>> pw.debug.compute_and_print(t.filter(t.qty > 3), include_id=False)
+        name | qty
+        ink  | 6
+    """
     sinks = capture(*tables, **kwargs)
     for table, sink in zip(tables, sinks, strict=True):
         state = _snapshot(sink, table._columns, kwargs.get("terminate_on_error"))
@@ -652,7 +787,29 @@ def compute_and_print_update_stream(
     **kwargs: Any,
 ) -> None:
     """Run the tables and print every change with its ``__time__`` and ``__diff__``
-    (``kwargs``: options of ``pw.run``)."""
+    (``kwargs``: options of ``pw.run``).
+
+    Parameters:
+        *tables: the tables to print, one after the other.
+        include_id: print the row ids as a first, unnamed column.
+        short_pointers: print ids and pointers shortened to their first characters.
+        n_rows: print at most this many changes of each table.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... item | qty | __time__ | __diff__
+        ... pen  | 2   | 2        | 1
+        ... pen  | 2   | 4        | -1
+        ... pen  | 5   | 4        | 1
+        ... ''')
+        >>> pw.debug.compute_and_print_update_stream(t.reduce(total=pw.reducers.sum(t.qty)),
+        ...                                          include_id=False)
+        total | __time__ | __diff__
+        2     | 2        | 1
+        2     | 4        | -1
+        5     | 4        | 1
+    """
     sinks = capture(*tables, **kwargs)
     for table, sink in zip(tables, sinks, strict=True):
         frame = _stream_frame(sink, table._columns).rename(
@@ -689,12 +846,46 @@ def table_to_stream(table: Table, **run_options: Any) -> list[tuple[int, dict[st
 def table_from_parquet(
     path: Any, id_from: list[str] | None = None, unsafe_trusted_ids: bool = False
 ) -> Table:
-    """A table from a Parquet file (rows get position ids unless ``id_from`` names keys)."""
+    """A table from a Parquet file (rows get position ids unless ``id_from`` names keys).
+
+    Parameters:
+        path: the file.
+        id_from: columns whose values give the row ids.
+        unsafe_trusted_ids: accepted for compatibility (ids are always checked).
+
+    Examples:
+        >>> import deltaflow as pw, pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "stock.parquet"
+        >>> t = pw.debug.table_from_markdown('''
+        ... name | qty
+        ... pen  | 2
+        ... ''')
+        >>> pw.debug.table_to_parquet(t, path)
+        >>> pw.debug.compute_and_print(pw.debug.table_from_parquet(path), include_id=False)
+        name | qty
+        pen  | 2
+    """
     return table_from_polars(pl.read_parquet(path), id_from=id_from)
 
 
 def table_to_parquet(table: Table, filename: Any) -> None:
-    """Write the table's final contents (without ids) to a Parquet file."""
+    """Write the table's final contents (without ids) to a Parquet file.
+
+    Parameters:
+        table: the table to compute.
+        filename: the file written (replaced if it exists).
+
+    Examples:
+        >>> import deltaflow as pw, pathlib, polars as pl, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "stock.parquet"
+        >>> t = pw.debug.table_from_markdown('''
+        ... name | qty
+        ... pen  | 2
+        ... ''')
+        >>> pw.debug.table_to_parquet(t, path)
+        >>> pl.read_parquet(path).to_dicts()
+        [{'name': 'pen', 'qty': 2}]
+    """
     objects = [n for n, d in table._columns.items() if d.stored_as_object]
     if objects:
         raise TypeError(
@@ -715,6 +906,10 @@ def table_to_arrow(table: Table, *, include_id: bool = True) -> Any:
     rebuilds the same table; pointers (and the ``id`` column, unless ``include_id=False``)
     are written as their ``^...`` text. A column of Python objects (``Any``,
     ``PyObjectWrapper``) has no Arrow form: a ``TypeError`` before anything runs.
+
+    Parameters:
+        table: the table to compute.
+        include_id: add the row ids in an ``id`` column.
 
     Examples:
         >>> import deltaflow as pw
@@ -748,6 +943,12 @@ def table_from_arrow(
     (or the schema's primary key), else from an ``id`` column written by
     :func:`table_to_arrow`, else from the row positions. ``__time__``/``__diff__`` columns
     make an update stream, as in :func:`table_from_markdown`.
+
+    Parameters:
+        data: a ``pyarrow.Table`` or ``pyarrow.RecordBatch``.
+        id_from: columns whose values give the row ids.
+        unsafe_trusted_ids: accepted for compatibility (ids are always checked).
+        schema: the schema of the table (column names and types).
 
     Examples:
         >>> import deltaflow as pw, pyarrow as pa
