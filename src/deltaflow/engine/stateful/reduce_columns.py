@@ -69,6 +69,8 @@ class ColumnGroups:
         self.floats = floats
         self.slot: dict[tuple[Any, ...], int] = {}
         self.groups: list[tuple[Any, ...]] = []  # (key hash, *keys) per slot
+        #: The key hash of each group's keys: a delta of known groups needs no hashing query.
+        self.hash_of: dict[tuple[Any, ...], int] = {}
         self.ids: list[int] = []
         self.stored: list[tuple[Any, ...] | None] = []  # the arrangement's row, per slot
         self.dirty: set[int] = set()
@@ -110,6 +112,7 @@ class ColumnGroups:
         index = len(self.groups)
         self._grow(index + 1)
         self.slot[group] = index
+        self.hash_of[group[1:]] = group[0]
         self.groups.append(group)
         self.stored.append(row)
         if row is None:

@@ -143,6 +143,37 @@ class ReduceRowPath(ReduceState):
         times = pl.Series(TIME, np.full(frame.height, min(time, LAST_TIME), dtype=np.int64))
         return pl.DataFrame([*frame.get_columns(), times])
 
+    def _prepare_known(self, time: int, delta: pl.DataFrame) -> pl.DataFrame | None:
+        """:meth:`_prepare_small`'s frame built from the delta's Series, without a query, when
+        the reducers' arguments and the keys are columns as they are and every group of the
+        delta is already in the column state (whose key hashes are known); else None."""
+        state = self._columns
+        if state is None or not state.hash_of:
+            return None
+        copies = self.pre.copies(delta)
+        if copies is None:
+            return None
+        source = dict(copies)
+        hash_of = state.hash_of
+        try:
+            hashes = [
+                hash_of[keys]
+                for keys in zip(*(delta.get_column(source[k]).to_list() for k in self.keys))
+            ]
+        except KeyError:  # a new group (or a key not found by value, as NaN): hash it
+            return None
+        columns = [
+            delta.get_column(ID),
+            delta.get_column(DIFF),
+            *(delta.get_column(column).alias(name) for name, column in copies),
+            pl.Series(KH, hashes, dtype=pl.UInt64),
+        ]
+        if not self.invertible:
+            columns.append(
+                pl.Series(TIME, np.full(delta.height, min(time, LAST_TIME), dtype=np.int64))
+            )
+        return pl.DataFrame(columns)
+
     def _recompute_small(
         self, rows: list[tuple[Any, ...]], names: list[str], touched: set[int] | None = None
     ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
@@ -294,7 +325,9 @@ class ReduceRowPath(ReduceState):
     def _step_columns(self, time: int, delta: pl.DataFrame) -> Any:
         """The small-delta step over NumPy group columns (see reduce_columns); returns
         :data:`NOT_FOLDED` when the delta needs the row path."""
-        frame = self._prepare_small(time, delta)
+        frame = self._prepare_known(time, delta)
+        if frame is None:
+            frame = self._prepare_small(time, delta)
         diffs = frame[DIFF].to_numpy()
         if not self.invertible and bool((diffs < 0).any()):
             return NOT_FOLDED  # a deletion under min/max: the group is recomputed
