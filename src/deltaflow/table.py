@@ -90,14 +90,48 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return f"table {self._node.describe()} (defined at {self._location})"
 
     def column_names(self) -> list[str]:
-        """The names of the columns, in order."""
+        """The names of the columns, in order.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> t.column_names()
+            ['item', 'qty', 'price']
+        """
         return list(self._columns)
 
     def keys(self) -> list[str]:
+        """The names of the columns, in order (as :meth:`column_names`).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> t.keys()
+            ['item', 'qty', 'price']
+        """
         return self.column_names()
 
     def typehints(self) -> Mapping[str, Any]:
-        """Column names mapped to their Python type annotations."""
+        """Column names mapped to their Python type annotations.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> dict(t.typehints())
+            {'item': <class 'str'>, 'qty': <class 'int'>, 'price': <class 'float'>}
+        """
         return {name: dtype.typehint for name, dtype in self._columns.items()}
 
     @property
@@ -305,7 +339,24 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
 
     # --- stateless operations -------------------------------------------------------------
     def select(self, *args: Any, **kwargs: Any) -> Table:
-        """A table with the same ids and the given columns (references or expressions)."""
+        """A table with the same ids and the given columns (references or expressions).
+
+        Parameters:
+            *args: column references (or ``pw.this.<name>``) kept under their names.
+            **kwargs: new columns: ``name=expression``.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> pw.debug.compute_and_print(t.select(t.item, value=t.qty * t.price), include_id=False)
+            item | value
+            ink  | 24.0
+            pen  | 3.0
+        """
         outputs = self._expand(args, "select")
         spread, kwargs = expand_keywords(kwargs, lambda a: self._expand(a, "select"))
         outputs += spread  # **pw.left.with_prefix("l_") ...
@@ -329,7 +380,25 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return Table(node, self._universe, primary_key=kept, id_dtype=self._id_dtype)
 
     def with_columns(self, *args: Any, **kwargs: Any) -> Table:
-        """This table with columns added or replaced."""
+        """This table with columns added or replaced.
+
+        Parameters:
+            *args: column references kept under their names (replacing columns of that name).
+            **kwargs: columns added or replaced: ``name=expression``.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> pw.debug.compute_and_print(t.with_columns(qty=t.qty + 1, cheap=t.price < 2),
+            ...                            include_id=False)
+            item | qty | price | cheap
+            ink  | 7   | 4.0   | False
+            pen  | 3   | 1.5   | True
+        """
         new = self._expand(args, "with_columns") + [(n, wrap_value(v)) for n, v in kwargs.items()]
         _check_unique([n for n, _ in new], "with_columns", self._description)
         check_not_id([n for n, _ in new], f"with_columns on {self._description}")
@@ -369,7 +438,23 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return types.GenericAlias(cls, (schema,))
 
     def without(self, *columns: str | ColumnReference) -> Table:
-        """This table without the given columns."""
+        """This table without the given columns.
+
+        Parameters:
+            *columns: the columns left out, by name or reference.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> pw.debug.compute_and_print(t.without(t.price, "qty"), include_id=False)
+            item
+            ink
+            pen
+        """
         names = {c.name if isinstance(c, ColumnReference) else c for c in columns}
         for name in names:
             if name not in self._columns:
@@ -379,7 +464,21 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         )
 
     def rename_columns(self, **kwargs: str | ColumnReference) -> Table:
-        """Rename columns: ``new_name=old_column``."""
+        """Rename columns: ``new_name=old_column``.
+
+        Parameters:
+            **kwargs: ``new_name=old_column`` (a reference or a name).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> t.rename_columns(name=t.item, stock="qty").column_names()
+            ['price', 'name', 'stock']
+        """
         mapping: dict[str | ColumnReference, str] = {}
         for new, old in kwargs.items():
             old_name = old.name if isinstance(old, ColumnReference) else old
@@ -389,7 +488,21 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return self.rename_by_dict(mapping)
 
     def rename_by_dict(self, names_mapping: Mapping[str | ColumnReference, str]) -> Table:
-        """Rename columns: ``{old_name: new_name}``."""
+        """Rename columns: ``{old_name: new_name}``.
+
+        Parameters:
+            names_mapping: old names (or references) to new names.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> t.rename_by_dict({"item": "name", t.qty: "stock"}).column_names()
+            ['price', 'name', 'stock']
+        """
         mapping = {}
         for old, new in names_mapping.items():
             old_name = old.name if isinstance(old, ColumnReference) else old
@@ -408,7 +521,22 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         names_mapping: Mapping[str | ColumnReference, str] | None = None,
         **kwargs: str | ColumnReference,
     ) -> Table:
-        """``rename_by_dict`` with a mapping, ``rename_columns`` with keywords."""
+        """``rename_by_dict`` with a mapping, ``rename_columns`` with keywords.
+
+        Parameters:
+            names_mapping: old names (or references) to new names.
+            **kwargs: ``new_name=old_column``.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> t.rename({"item": "name"}).column_names(), t.rename(stock=t.qty).column_names()
+            (['qty', 'price', 'name'], ['item', 'price', 'stock'])
+        """
         if names_mapping is not None and kwargs:
             raise ValueError("rename: give either a mapping or keyword arguments, not both")
         if names_mapping is not None:
@@ -416,16 +544,74 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return self.rename_columns(**kwargs)
 
     def with_prefix(self, prefix: str) -> Table:
+        """This table with ``prefix`` put before every column name.
+
+        Parameters:
+            prefix: the text put before each name.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> t.with_prefix("in_").column_names()
+            ['in_item', 'in_qty', 'in_price']
+        """
         return self.rename_by_dict({n: prefix + n for n in self._columns})
 
     def with_suffix(self, suffix: str) -> Table:
+        """This table with ``suffix`` put after every column name.
+
+        Parameters:
+            suffix: the text put after each name.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> t.with_suffix("_old").column_names()
+            ['item_old', 'qty_old', 'price_old']
+        """
         return self.rename_by_dict({n: n + suffix for n in self._columns})
 
     def copy(self) -> Table:
+        """A new table with the same columns and rows (and the same ids).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> c = t.copy()
+            >>> c is t, c.column_names()
+            (False, ['item', 'qty', 'price'])
+        """
         return self._select_node([(n, ColumnReference(self, n)) for n in self._columns], "copy")
 
     def filter(self, filter_expression: Any) -> Table:
-        """The rows for which ``filter_expression`` (a bool expression) is true."""
+        """The rows for which ``filter_expression`` (a bool expression) is true.
+
+        Parameters:
+            filter_expression: a bool expression over this table's columns.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> pw.debug.compute_and_print(t.filter(pw.this.qty > 3), include_id=False)
+            item | qty | price
+            ink  | 6   | 4.0
+        """
         expression = wrap_value(filter_expression)
         projection, source = self._project_zipped("filter", [("__keep", expression)])
         dtype = projection.types["__keep"]
@@ -447,7 +633,20 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
 
     def remove_errors(self) -> Table:
         """The rows none of whose cells is an error (errors exist in runs with
-        ``terminate_on_error=False``; see docs/errors.md)."""
+        ``terminate_on_error=False``; see docs/errors.md).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... a | b
+            ... 6 | 2
+            ... 1 | 0
+            ... ''')
+            >>> r = t.select(ratio=t.a // t.b).remove_errors()
+            >>> pw.debug.compute_and_print(r, include_id=False, terminate_on_error=False)
+            ratio
+            3
+        """
         from deltaflow.expressions.base import NoErrors
 
         return self.filter(NoErrors(*(ColumnReference(self, n) for n in self._columns)))
@@ -455,7 +654,22 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     def await_futures(self) -> Table:
         """The rows whose fully asynchronous UDF results are ready, their ``Future[T]``
         columns typed ``T``. deltaflow computes those results in the minibatch of their row
-        (docs/udfs.md), so this is every row."""
+        (docs/udfs.md), so this is every row.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> @pw.udf(executor=pw.udfs.fully_async_executor())
+            ... async def double(x: int) -> int:
+            ...     return 2 * x
+            >>> t = pw.debug.table_from_markdown('''
+            ... x
+            ... 3
+            ... ''')
+            >>> r = t.select(y=double(t.x)).await_futures()
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            y
+            6
+        """
         from deltaflow.udfs.future import awaited_column
 
         return self._select_node(
@@ -467,12 +681,47 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         )
 
     def split(self, split_expression: Any) -> tuple[Table, Table]:
-        """Two tables: the rows where the expression holds, and the rest."""
+        """Two tables: the rows where the expression holds, and the rest.
+
+        Parameters:
+            split_expression: a bool expression over this table's columns.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> cheap, dear = t.split(t.price < 2)
+            >>> pw.debug.compute_and_print(cheap, dear, include_id=False)
+            item | qty | price
+            pen  | 2   | 1.5
+            item | qty | price
+            ink  | 6   | 4.0
+        """
         expression = wrap_value(split_expression)
         return self.filter(expression), self.filter(~expression)
 
     def cast_to_types(self, **kwargs: Any) -> Table:
-        """Convert the named columns to new types (``pw.cast`` on each)."""
+        """Convert the named columns to new types (``pw.cast`` on each).
+
+        Parameters:
+            **kwargs: ``column=type`` for each column converted.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> r = t.cast_to_types(qty=float, price=int)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            item | qty | price
+            ink  | 6.0 | 4
+            pen  | 2.0 | 1
+        """
         for name in kwargs:
             if name not in self._columns:
                 raise self._missing(name)
@@ -488,7 +737,20 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return self._select_node(outputs, "cast_to_types")
 
     def update_types(self, **kwargs: Any) -> Table:
-        """Declare new types for the named columns without converting the values."""
+        """Declare new types for the named columns without converting the values.
+
+        Parameters:
+            **kwargs: ``column=type`` for each column whose declared type changes.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty
+            ... pen  | 2
+            ... ''')
+            >>> t.update_types(qty=int | None).typehints()["qty"]
+            typing.Optional[int]
+        """
         for name in kwargs:
             if name not in self._columns:
                 from deltaflow.argument_errors import ColumnArgumentError
@@ -508,7 +770,30 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     def pointer_from(
         self, *args: Any, optional: bool = False, instance: ColumnReference | None = None
     ) -> ColumnExpression:
-        """An expression giving the id that a row keyed by ``args`` has."""
+        """An expression giving the id that a row keyed by ``args`` has.
+
+        Parameters:
+            *args: the key values (expressions), as given to :meth:`with_id_from`.
+            optional: give None (instead of an id) when a key value is None.
+            instance: a column whose value is part of the key, as in ``with_id_from``.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> prices = t.with_id_from(t.item)
+            >>> orders = pw.debug.table_from_markdown('''
+            ... item | n
+            ... ink  | 3
+            ... ''')
+            >>> r = orders.select(orders.n, price=prices.ix(prices.pointer_from(orders.item)).price)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            n | price
+            3 | 4.0
+        """
         pointer = PointerFrom(
             *(wrap_value(a) for a in args),
             optional=optional,
@@ -518,7 +803,28 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return pointer
 
     def with_id(self, new_index: ColumnReference) -> Table:
-        """This table with ids taken from a Pointer column."""
+        """This table with ids taken from a Pointer column.
+
+        Parameters:
+            new_index: a column of Pointers, distinct across rows.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> users = pw.debug.table_from_markdown('''
+            ... name
+            ... ann
+            ... ''')
+            >>> ages = pw.debug.table_from_markdown('''
+            ... name | age
+            ... ann  | 31
+            ... ''')
+            >>> ages = ages.with_columns(user=users.with_id_from(users.name).pointer_from(ages.name))
+            >>> by_user = ages.with_id(ages.user)
+            >>> r = by_user.select(by_user.age, same=by_user.id == by_user.user)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            age | same
+            31  | True
+        """
         projection, source = self._project_zipped("with_id", [("__id", wrap_value(new_index))])
         if projection.types["__id"] != t.POINTER:
             raise ExpressionError(
@@ -539,7 +845,26 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return table
 
     def with_id_from(self, *args: Any, instance: ColumnReference | None = None) -> Table:
-        """This table with ids computed from the given values (like a primary key)."""
+        """This table with ids computed from the given values (like a primary key).
+
+        Parameters:
+            *args: the key: expressions whose values (together) give each row's id.
+            instance: a column whose value is part of the key (Pathway's sharding key).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> keyed = t.with_id_from(t.item)
+            >>> pw.debug.compute_and_print(keyed.select(keyed.qty, same=keyed.id == keyed.pointer_from(keyed.item)),
+            ...                            include_id=False)
+            qty | same
+            2   | True
+            6   | True
+        """
         if not args:
             raise ValueError(f"with_id_from on {self._description}: give at least one column")
         expression = self.pointer_from(*args, instance=instance)
@@ -562,11 +887,46 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         )
 
     def concat(self, *others: Table) -> Table:
-        """The union of tables with the same columns and disjoint ids."""
+        """The union of tables with the same columns and disjoint ids.
+
+        Parameters:
+            *others: tables with the same column names and types, whose ids are not this table's.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> a = pw.debug.table_from_markdown('''
+            ...   | item
+            ... 1 | pen
+            ... ''')
+            >>> b = pw.debug.table_from_markdown('''
+            ...   | item
+            ... 2 | ink
+            ... ''')
+            >>> pw.universes.promise_are_pairwise_disjoint(a, b)
+            >>> pw.debug.compute_and_print(a.concat(b), include_id=False)
+            item
+            ink
+            pen
+        """
         return self._concat(others, reindex=False)
 
     def concat_reindex(self, *tables: Table) -> Table:
-        """The union of tables with the same columns; ids are recomputed so they never clash."""
+        """The union of tables with the same columns; ids are recomputed so they never clash.
+
+        Parameters:
+            *tables: tables with the same column names and types.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> a = pw.debug.table_from_markdown('''
+            ... item
+            ... pen
+            ... ''')
+            >>> pw.debug.compute_and_print(a.concat_reindex(a), include_id=False)
+            item
+            pen
+            pen
+        """
         return self._concat(tables, reindex=True)
 
     def _concat(self, others: Iterable[Table], *, reindex: bool) -> Table:
@@ -616,7 +976,25 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return Table(node, plan.Universe(), id_dtype=id_dtype)
 
     def flatten(self, to_flatten: ColumnReference | str, *, origin_id: str | None = None) -> Table:
-        """One row per element of the ``to_flatten`` column (other columns are repeated)."""
+        """One row per element of the ``to_flatten`` column (other columns are repeated).
+
+        Parameters:
+            to_flatten: a column of tuples, lists, arrays, strings or Json arrays.
+            origin_id: the name of a column to hold the id of each element's original row.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... order | items
+            ... 1     | pen,ink
+            ... ''')
+            >>> t = t.select(t.order, items=pw.apply_with_type(lambda s: tuple(s.split(",")),
+            ...                                                tuple[str, ...], t.items))
+            >>> pw.debug.compute_and_print(t.flatten(t.items), include_id=False)
+            items | order
+            ink   | 1
+            pen   | 1
+        """
         name = to_flatten.name if isinstance(to_flatten, ColumnReference) else to_flatten
         if name not in self._columns:
             raise self._missing(name)
@@ -658,18 +1036,73 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     # --- universes --------------------------------------------------------------------------
     def promise_universe_is_subset_of(self, other: Table) -> Table:
         """Promise that every row id of this table is an id of ``other`` (checked by the
-        operations relying on it, see docs/errors.md)."""
+        operations relying on it, see docs/errors.md).
+
+        Parameters:
+            other: the table whose ids include this table's.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ...   | qty
+            ... 1 | 2
+            ... 2 | 6
+            ... ''')
+            >>> big = t.filter(t.qty > 3).promise_universe_is_subset_of(t)
+            >>> r = t.select(t.qty).update_cells(big.select(qty=big.qty * 10))
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            qty
+            2
+            60
+        """
         universe_checks.promise_subset(self._universe, other._universe)
         return self
 
     def promise_universes_are_disjoint(self, other: Table) -> Table:
         """Promise that no row id of this table is an id of ``other`` (``concat`` trusts
-        it)."""
+        it).
+
+        Parameters:
+            other: the table none of whose ids is an id of this table.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... qty
+            ... 2
+            ... 6
+            ... ''')
+            >>> small, big = t.filter(t.qty < 3), t.filter(t.qty >= 3)
+            >>> pw.debug.compute_and_print(small.promise_universes_are_disjoint(big).concat(big),
+            ...                            include_id=False)
+            qty
+            2
+            6
+        """
         universe_checks.promise_disjoint(self, other)
         return self
 
     def promise_universe_is_equal_to(self, other: Table) -> Table:
-        """Promise that this table and ``other`` have the same row ids."""
+        """Promise that this table and ``other`` have the same row ids.
+
+        Parameters:
+            other: the table with the same ids.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ...   | qty
+            ... 1 | 2
+            ... ''')
+            >>> u = pw.debug.table_from_markdown('''
+            ...   | price
+            ... 1 | 1.5
+            ... ''')
+            >>> r = t.promise_universe_is_equal_to(u).select(t.qty, u.price)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            qty | price
+            2   | 1.5
+        """
         universe_checks.promise_equal(self._universe, other._universe)
         return self
 
@@ -677,7 +1110,26 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         """This table, said to have exactly the rows of ``other`` (so that their columns can
         be used together). Unless that is known, the ids are checked as the data comes: an id
         of ``other`` without a row here gives a row of Errors, a row whose id ``other`` lacks
-        is left out, each reported."""
+        is left out, each reported.
+
+        Parameters:
+            other: the table whose ids this table is said to have.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ...   | qty
+            ... 1 | 2
+            ... ''')
+            >>> u = pw.debug.table_from_markdown('''
+            ...   | price
+            ... 1 | 1.5
+            ... ''')
+            >>> r = t.with_universe_of(u).select(t.qty, u.price)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            qty | price
+            2   | 1.5
+        """
         if not isinstance(other, Table):
             raise TypeError(
                 f"with_universe_of on {self._description}: expected a table, got {other!r}"
@@ -695,7 +1147,17 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
     # --- construction ---------------------------------------------------------------------
     @staticmethod
     def empty(**kwargs: Any) -> Table:
-        """An empty table with the given ``column=type`` columns."""
+        """An empty table with the given ``column=type`` columns.
+
+        Parameters:
+            **kwargs: ``column=type`` for each column.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> e = pw.Table.empty(name=str, qty=int)
+            >>> e.typehints()["qty"], pw.debug.table_to_dicts(e)[0]
+            (<class 'int'>, [])
+        """
         from deltaflow.debug import _static_table
 
         columns = {name: t.wrap(tp) for name, tp in kwargs.items()}
@@ -703,14 +1165,46 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
 
     @staticmethod
     def from_columns(*args: ColumnReference, **kwargs: ColumnReference) -> Table:
-        """A table of the given columns, which must come from tables with the same rows."""
+        """A table of the given columns, which must come from tables with the same rows.
+
+        Parameters:
+            *args: column references kept under their names.
+            **kwargs: ``name=column`` for columns given new names.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... item | qty | price
+            ... pen  | 2   | 1.5
+            ... ink  | 6   | 4.0
+            ... ''')
+            >>> prices = t.select(cost=t.price * 2)
+            >>> r = pw.Table.from_columns(t.item, cost=prices.cost)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            item | cost
+            ink  | 8.0
+            pen  | 3.0
+        """
         from deltaflow.universes import table_of_columns
 
         return table_of_columns(args, kwargs)
 
     def debug(self, name: str) -> Table:
         """Print every change of this table when the program runs with
-        ``pw.run(debug=True)``; returns the table."""
+        ``pw.run(debug=True)``; returns the table.
+
+        Parameters:
+            name: the label printed before each change.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... qty
+            ... 2
+            ... ''')
+            >>> t.debug("stock").column_names()
+            ['qty']
+        """
         from deltaflow.runner import debug_table
 
         debug_table(self, name)
