@@ -66,6 +66,27 @@ class StatefulMethods:
 
         The result's ids are derived from the group key (``table.pointer_from(*key)``), or
         taken from the Pointer column given as ``id``.
+
+        Parameters:
+            *args: the grouping columns (references).
+            id: a Pointer column (among the grouping columns) whose value becomes each group's id.
+            sort_by: an expression ordering the rows of each group for reducers that keep an order
+                (``tuple``, ``ndarray``).
+            instance: a column added to the key (Pathway's sharding key).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... shop | item | qty
+            ... a    | pen  | 2
+            ... a    | ink  | 6
+            ... b    | pen  | 5
+            ... ''')
+            >>> r = t.groupby(t.shop).reduce(t.shop, total=pw.reducers.sum(t.qty))
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            shop | total
+            a    | 8
+            b    | 5
         """
         table = cast("Table", self)  # a mixin of Table only
         grouped = _grouped(
@@ -85,7 +106,25 @@ class StatefulMethods:
         return grouped
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
-        """One row aggregating the whole table (an empty table gives no row)."""
+        """One row aggregating the whole table (an empty table gives no row).
+
+        Parameters:
+            *args: reducer expressions kept under their names.
+            **kwargs: ``name=reducer expression`` (expressions of reducers allowed).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... shop | item | qty
+            ... a    | pen  | 2
+            ... a    | ink  | 6
+            ... b    | pen  | 5
+            ... ''')
+            >>> r = t.reduce(rows=pw.reducers.count(), mean=pw.reducers.sum(t.qty) / pw.reducers.count())
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            rows | mean
+            3    | 4.333333333333333
+        """
         return self.groupby().reduce(*args, **kwargs)
 
     def join(
@@ -99,7 +138,36 @@ class StatefulMethods:
         left_exactly_once: bool = False,
         right_exactly_once: bool = False,
     ) -> JoinResult:
-        """Join with ``other`` on equality conditions; ``select`` on the result."""
+        """Join with ``other`` on equality conditions; ``select`` on the result.
+
+        Parameters:
+            other: the table joined with.
+            *on: equality conditions ``left_column == right_column``.
+            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
+            left_instance, right_instance: columns that must also match (Pathway's sharding key).
+            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
+            how: ``pw.JoinMode.INNER`` (default), ``LEFT``, ``RIGHT`` or ``OUTER``.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> stock = pw.debug.table_from_markdown('''
+            ... item | qty
+            ... pen  | 2
+            ... ink  | 6
+            ... pad  | 1
+            ... ''')
+            >>> prices = pw.debug.table_from_markdown('''
+            ... name | price
+            ... pen  | 1.5
+            ... ink  | 4.0
+            ... cap  | 0.5
+            ... ''')
+            >>> r = stock.join(prices, stock.item == prices.name).select(stock.item, stock.qty, prices.price)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            item | qty | price
+            ink  | 6   | 4.0
+            pen  | 2   | 1.5
+        """
         return _join(
             cast("Table", self),
             other,
@@ -122,6 +190,36 @@ class StatefulMethods:
         left_exactly_once: bool = False,
         right_exactly_once: bool = False,
     ) -> JoinResult:
+        """The pairs of rows (one of each table) that meet the conditions; ``select`` on the result.
+
+        Parameters:
+            other: the table joined with.
+            *on: equality conditions ``left_column == right_column``.
+            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
+            left_instance, right_instance: columns that must also match (Pathway's sharding key).
+            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> stock = pw.debug.table_from_markdown('''
+            ... item | qty
+            ... pen  | 2
+            ... ink  | 6
+            ... pad  | 1
+            ... ''')
+            >>> prices = pw.debug.table_from_markdown('''
+            ... name | price
+            ... pen  | 1.5
+            ... ink  | 4.0
+            ... cap  | 0.5
+            ... ''')
+            >>> r = stock.join_inner(prices, pw.left.item == pw.right.name).select(pw.left.item,
+            ...                                                                   cost=pw.left.qty * pw.right.price)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            item | cost
+            ink  | 24.0
+            pen  | 3.0
+        """
         return _join(
             cast("Table", self),
             other,
@@ -144,7 +242,36 @@ class StatefulMethods:
         left_exactly_once: bool = False,
         right_exactly_once: bool = False,
     ) -> JoinResult:
-        """Every row of this table, with its partners or with None on the right."""
+        """Every row of this table, with its partners or with None on the right.
+
+        Parameters:
+            other: the table joined with.
+            *on: equality conditions ``left_column == right_column``.
+            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
+            left_instance, right_instance: columns that must also match (Pathway's sharding key).
+            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> stock = pw.debug.table_from_markdown('''
+            ... item | qty
+            ... pen  | 2
+            ... ink  | 6
+            ... pad  | 1
+            ... ''')
+            >>> prices = pw.debug.table_from_markdown('''
+            ... name | price
+            ... pen  | 1.5
+            ... ink  | 4.0
+            ... cap  | 0.5
+            ... ''')
+            >>> r = stock.join_left(prices, stock.item == prices.name).select(stock.item, prices.price)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            item | price
+            ink  | 4.0
+            pad  |
+            pen  | 1.5
+        """
         return _join(
             cast("Table", self),
             other,
@@ -167,7 +294,36 @@ class StatefulMethods:
         left_exactly_once: bool = False,
         right_exactly_once: bool = False,
     ) -> JoinResult:
-        """Every row of ``other``, with its partners or with None on the left."""
+        """Every row of ``other``, with its partners or with None on the left.
+
+        Parameters:
+            other: the table joined with.
+            *on: equality conditions ``left_column == right_column``.
+            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
+            left_instance, right_instance: columns that must also match (Pathway's sharding key).
+            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> stock = pw.debug.table_from_markdown('''
+            ... item | qty
+            ... pen  | 2
+            ... ink  | 6
+            ... pad  | 1
+            ... ''')
+            >>> prices = pw.debug.table_from_markdown('''
+            ... name | price
+            ... pen  | 1.5
+            ... ink  | 4.0
+            ... cap  | 0.5
+            ... ''')
+            >>> r = stock.join_right(prices, stock.item == prices.name).select(stock.qty, prices.name)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            qty | name
+                | cap
+            2   | pen
+            6   | ink
+        """
         return _join(
             cast("Table", self),
             other,
@@ -190,7 +346,37 @@ class StatefulMethods:
         left_exactly_once: bool = False,
         right_exactly_once: bool = False,
     ) -> JoinResult:
-        """Every row of both tables, matched where possible."""
+        """Every row of both tables, matched where possible.
+
+        Parameters:
+            other: the table joined with.
+            *on: equality conditions ``left_column == right_column``.
+            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
+            left_instance, right_instance: columns that must also match (Pathway's sharding key).
+            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> stock = pw.debug.table_from_markdown('''
+            ... item | qty
+            ... pen  | 2
+            ... ink  | 6
+            ... pad  | 1
+            ... ''')
+            >>> prices = pw.debug.table_from_markdown('''
+            ... name | price
+            ... pen  | 1.5
+            ... ink  | 4.0
+            ... cap  | 0.5
+            ... ''')
+            >>> r = stock.join_outer(prices, stock.item == prices.name).select(stock.item, prices.name)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            item | name
+                 | cap
+            ink  | ink
+            pad  |
+            pen  | pen
+        """
         return _join(
             cast("Table", self),
             other,
@@ -217,7 +403,29 @@ class StatefulMethods:
         return _table_class()(node, plan.Universe())
 
     def update_rows(self, other: Table) -> Table:
-        """This table with the rows of ``other`` added, replacing rows with the same id."""
+        """This table with the rows of ``other`` added, replacing rows with the same id.
+
+        Parameters:
+            other: a table with the same columns.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> old = pw.debug.table_from_markdown('''
+            ...   | item | qty
+            ... 1 | pen  | 2
+            ... 2 | ink  | 6
+            ... ''')
+            >>> new = pw.debug.table_from_markdown('''
+            ...   | item | qty
+            ... 2 | ink  | 7
+            ... 3 | pad  | 1
+            ... ''')
+            >>> pw.debug.compute_and_print(old.update_rows(new), include_id=False)
+            item | qty
+            ink  | 7
+            pad  | 1
+            pen  | 2
+        """
         table = cast("Table", self)  # a mixin of Table only
         _check_table(other, "update_rows")
         if set(other._columns) != set(table._columns):
@@ -248,7 +456,28 @@ class StatefulMethods:
 
     def update_cells(self, other: Table, _stacklevel: int = 1) -> Table:
         """This table with the cells of ``other``'s columns replaced where ``other`` has the
-        row (``other``'s ids must be ids of this table)."""
+        row (``other``'s ids must be ids of this table).
+
+        Parameters:
+            other: a table with some of this table's columns, whose ids are ids of this table.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> old = pw.debug.table_from_markdown('''
+            ...   | item | qty
+            ... 1 | pen  | 2
+            ... 2 | ink  | 6
+            ... ''')
+            >>> fix = pw.debug.table_from_markdown('''
+            ...   | qty
+            ... 2 | 7
+            ... ''')
+            >>> pw.debug.compute_and_print(old.update_cells(fix.promise_universe_is_subset_of(old)),
+            ...                            include_id=False)
+            item | qty
+            ink  | 7
+            pen  | 2
+        """
         table = cast("Table", self)  # a mixin of Table only
         _check_table(other, "update_cells")
         columns = dict(table._columns)
@@ -275,7 +504,25 @@ class StatefulMethods:
         return self.update_cells(other)
 
     def restrict(self, other: Any) -> Table:
-        """The rows of this table whose ids are in ``other``."""
+        """The rows of this table whose ids are in ``other``.
+
+        Parameters:
+            other: a table whose ids are ids of this table.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... shop | item | qty
+            ... a    | pen  | 2
+            ... a    | ink  | 6
+            ... b    | pen  | 5
+            ... ''')
+            >>> big = t.filter(t.qty > 4)
+            >>> pw.debug.compute_and_print(t.select(t.item).restrict(big), include_id=False)
+            item
+            ink
+            pen
+        """
         table = cast("Table", self)  # a mixin of Table only
         if isinstance(other, JoinResult):  # the rows of a join (its wide table's ids)
             other = other._wide
@@ -286,7 +533,24 @@ class StatefulMethods:
         return result
 
     def intersect(self, *tables: Table) -> Table:
-        """The rows of this table whose ids are in every one of ``tables``."""
+        """The rows of this table whose ids are in every one of ``tables``.
+
+        Parameters:
+            *tables: the tables whose ids are kept.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... shop | item | qty
+            ... a    | pen  | 2
+            ... a    | ink  | 6
+            ... b    | pen  | 5
+            ... ''')
+            >>> pens, big = t.filter(t.item == "pen"), t.filter(t.qty > 4)
+            >>> pw.debug.compute_and_print(t.intersect(pens, big), include_id=False)
+            shop | item | qty
+            b    | pen  | 5
+        """
         table = cast("Table", self)  # a mixin of Table only
         for other in tables:
             _check_table(other, "intersect")
@@ -299,7 +563,23 @@ class StatefulMethods:
         return result
 
     def difference(self, other: Table) -> Table:
-        """The rows of this table whose ids are not in ``other``."""
+        """The rows of this table whose ids are not in ``other``.
+
+        Parameters:
+            other: the table whose ids are left out.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... shop | item | qty
+            ... a    | pen  | 2
+            ... a    | ink  | 6
+            ... b    | pen  | 5
+            ... ''')
+            >>> pw.debug.compute_and_print(t.difference(t.filter(t.item == "pen")), include_id=False)
+            shop | item | qty
+            a    | ink  | 6
+        """
         table = cast("Table", self)  # a mixin of Table only
         _check_table(other, "difference")
         result = self._id_op("difference", (other,), dict(table._columns), (table, other))
@@ -315,7 +595,33 @@ class StatefulMethods:
         allow_misses: bool = False,
     ) -> Table:
         """For each row of the table ``expression`` belongs to, the row of this table whose id
-        is the value of ``expression`` (a Pointer)."""
+        is the value of ``expression`` (a Pointer).
+
+        Parameters:
+            expression: a Pointer expression (ids of this table), over the rows of another table.
+            optional: give a row of None where the pointer is None (else None is an error).
+            context: the table whose rows the result has (default: the one of ``expression``).
+            allow_misses: give a row of None where no row has the id (else it is an error).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> prices = pw.debug.table_from_markdown('''
+            ... item | price
+            ... pen  | 1.5
+            ... ink  | 4.0
+            ... ''').with_id_from(pw.this.item)
+            >>> orders = pw.debug.table_from_markdown('''
+            ... item | n
+            ... ink  | 3
+            ... pen  | 1
+            ... ''')
+            >>> found = prices.ix(prices.pointer_from(orders.item))
+            >>> pw.debug.compute_and_print(orders.select(orders.n, cost=orders.n * found.price),
+            ...                            include_id=False)
+            n | cost
+            1 | 1.5
+            3 | 12.0
+        """
         table = cast("Table", self)  # a mixin of Table only
         expression = wrap_value(expression)
         ctx = context if context is not None else _context_of(expression)
@@ -365,7 +671,31 @@ class StatefulMethods:
         instance: Any = None,
         allow_misses: bool = False,
     ) -> Table:
-        """``ix`` with the pointer computed from key values, like ``pointer_from``."""
+        """``ix`` with the pointer computed from key values, like ``pointer_from``.
+
+        Parameters:
+            *args: the key values of the rows looked up, as given to ``with_id_from``.
+            optional: give a row of None where a key value is None.
+            context: the table whose rows the result has (default: the one of the key expressions).
+            instance: the instance column of the key, as given to ``with_id_from``.
+            allow_misses: give a row of None where no row has the key (else it is an error).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> prices = pw.debug.table_from_markdown('''
+            ... item | price
+            ... pen  | 1.5
+            ... ink  | 4.0
+            ... ''').with_id_from(pw.this.item)
+            >>> orders = pw.debug.table_from_markdown('''
+            ... item | n
+            ... ink  | 3
+            ... ''')
+            >>> r = orders.select(orders.n, price=prices.ix_ref(orders.item).price)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            n | price
+            3 | 4.0
+        """
         table = cast("Table", self)  # a mixin of Table only
         wrapped = [wrap_value(a) for a in args]
         ctx = context
@@ -379,7 +709,28 @@ class StatefulMethods:
 
     # --- ordering ----------------------------------------------------------------------------
     def sort(self, key: Any, instance: Any = None) -> Table:
-        """``prev`` and ``next`` pointers linking the rows in ``key`` order (per instance)."""
+        """``prev`` and ``next`` pointers linking the rows in ``key`` order (per instance).
+
+        Parameters:
+            key: the expression ordering the rows (ties broken by id).
+            instance: rows are linked only within groups of equal ``instance`` values.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... shop | item | qty
+            ... a    | pen  | 2
+            ... a    | ink  | 6
+            ... b    | pen  | 5
+            ... ''')
+            >>> links = t.sort(key=t.qty)
+            >>> r = t.select(t.item, t.qty, next_qty=t.ix(links.next, optional=True).qty)
+            >>> pw.debug.compute_and_print(r, include_id=False)
+            item | qty | next_qty
+            ink  | 6   |
+            pen  | 2   | 5
+            pen  | 5   | 6
+        """
         table = cast("Table", self)  # a mixin of Table only
         outputs = [("__key", wrap_value(key))]
         if instance is not None:
@@ -402,7 +753,30 @@ class StatefulMethods:
         acceptor: Callable[[Any, Any], bool],
         name: str | None = None,
     ) -> Table:
-        """Per instance, the last row whose value ``acceptor(new, old)`` accepted."""
+        """Per instance, the last row whose value ``acceptor(new, old)`` accepted.
+
+        Parameters:
+            value: the expression whose values are compared.
+            instance: rows are deduplicated separately per value of this expression.
+            acceptor: ``acceptor(new_value, kept_value)``: whether a new row replaces the kept one
+                (the first row of each instance is always kept).
+            name: a name for the operator's state in persistence.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... sensor | value | __time__
+            ... x      | 3     | 2
+            ... x      | 2     | 4
+            ... x      | 9     | 6
+            ... ''')
+            >>> peaks = t.deduplicate(value=t.value, instance=t.sensor, acceptor=lambda new, old: new > old)
+            >>> pw.debug.compute_and_print_update_stream(peaks, include_id=False)
+            sensor | value | __time__ | __diff__
+            x      | 3     | 2        | 1
+            x      | 3     | 6        | -1
+            x      | 9     | 6        | 1
+        """
         table = cast("Table", self)  # a mixin of Table only
         if not callable(acceptor):
             raise TypeError("deduplicate: acceptor must be a function (new, old) -> bool")
