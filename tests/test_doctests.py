@@ -9,6 +9,8 @@ from __future__ import annotations
 import doctest
 import importlib
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -42,6 +44,18 @@ def test_examples_are_found() -> None:
     assert {"deltaflow.debug.table_to_arrow", "deltaflow.io.frames.subscribe_frames"} <= {
         test.name for test in EXAMPLES
     }
+
+
+def test_importing_a_module_keeps_the_function_of_its_name() -> None:
+    """Collecting the examples imports ``deltaflow.sql`` and ``deltaflow.iterate``; importing a
+    submodule binds the package attribute of its name, which must stay the function."""
+    program = (
+        "import deltaflow.sql, deltaflow.iterate\n"
+        "import deltaflow as pw\n"
+        "assert callable(pw.sql) and callable(pw.iterate), (pw.sql, pw.iterate)"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[test.name for test in EXAMPLES])

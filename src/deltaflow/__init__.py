@@ -32,6 +32,10 @@ from deltaflow.expressions import (
     udf,
     unwrap,
 )
+
+# pw.iterate and pw.sql are functions named as their modules: imported here, so that importing
+# the module later (``import deltaflow.sql``) cannot rebind ``pw.sql`` to the module.
+from deltaflow.iterate import iterate, iterate_universe
 from deltaflow.plan import clear_graph
 from deltaflow.runner import MonitoringLevel, run, run_all
 from deltaflow.schema import (
@@ -44,6 +48,7 @@ from deltaflow.schema import (
     schema_from_dict,
     schema_from_types,
 )
+from deltaflow.sql import sql
 from deltaflow.table import Table
 
 # The names below are imported on first use (``__getattr__``); type checkers see them here.
@@ -59,11 +64,9 @@ if TYPE_CHECKING:
         enable_interactive_mode,
     )
     from deltaflow.config import set_license_key, set_monitoring_config
-    from deltaflow.iterate import iterate, iterate_universe
     from deltaflow.persistence import PersistenceMode
     from deltaflow.reducers import BaseCustomAccumulator
     from deltaflow.schema import schema_from_csv
-    from deltaflow.sql import sql
     from deltaflow.stdlib import ordered, stateful, statistical, utils, viz
     from deltaflow.stdlib.utils.pandas_transformer import pandas_transformer
     from deltaflow.table_slice import TableSlice
@@ -105,9 +108,6 @@ _LAZY = {
     "PersistenceMode": ("deltaflow.persistence", "PersistenceMode"),
     "temporal": ("deltaflow.temporal", None),
     "stdlib": ("deltaflow.stdlib", None),
-    "sql": ("deltaflow.sql", "sql"),
-    "iterate": ("deltaflow.iterate", "iterate"),
-    "iterate_universe": ("deltaflow.iterate", "iterate_universe"),
     "udfs": ("deltaflow.udfs", None),
     "UDF": ("deltaflow.udfs", "UDF"),
     "AsyncTransformer": ("deltaflow.udfs.async_transformer", "AsyncTransformer"),
@@ -141,8 +141,6 @@ def __getattr__(name: str) -> object:
         module_name, attribute = _LAZY[name]
         module = importlib.import_module(module_name)
         value = module if attribute is None else getattr(module, attribute)
-        # Importing deltaflow.iterate (or .sql) binds the package attribute of that name to
-        # the submodule; bind it to the public function instead.
         globals()[name] = value
         return value
     raise AttributeError(f"module 'deltaflow' has no attribute {name!r}")

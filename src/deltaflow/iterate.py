@@ -99,6 +99,26 @@ def iterate(
     Returns, like the body: a Table, an :class:`IterateResult` (dict-like, with attribute
     access) or a tuple. An iterated table's result has its input's column order and, unless
     wrapped in ``iterate_universe``, its input's rows (ids) and universe.
+
+    Parameters:
+        func: the body: takes tables (keyword arguments) and returns the next round's tables.
+        iteration_limit: stop after this many rounds (None: run to the fixed point).
+        **kwargs: the starting tables, by the body's argument names (wrap one in
+            ``pw.iterate_universe`` when its rows change).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... n
+        ... 7
+        ... 12
+        ... ''')
+        >>> def halve(t: pw.Table) -> pw.Table:
+        ...     return t.select(n=pw.if_else(t.n % 2 == 0, t.n // 2, t.n))
+        >>> pw.debug.compute_and_print(pw.iterate(halve, t=t), include_id=False)
+        n
+        3
+        7
     """
     limit = _checked_limit(iteration_limit)
     if not callable(func):

@@ -58,6 +58,24 @@ def run(
     of the tables marked with ``Table.debug(name)``. ``terminate_on_error=False`` keeps the run
     going when a cell fails: the cell holds an error value and the failure is a row of
     ``pw.global_error_log()`` (docs/errors.md).
+
+    Parameters:
+        debug: log the plan and print the changes of tables marked with ``Table.debug``.
+        monitoring_level: how much progress to show (``pw.MonitoringLevel.NONE`` for nothing).
+        with_http_server: serve Prometheus metrics while the run lasts.
+        default_logging: show INFO lines on stderr if the program set up no logging.
+        persistence_config: a ``pw.persistence.Config``: where state and offsets are saved.
+        terminate_on_error: False: a failing cell becomes an error value, the run goes on.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... word
+        ... hi
+        ... ''')
+        >>> pw.io.subscribe(t, lambda key, row, time, is_addition: print(row))
+        >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        {'word': 'hi'}
     """
     with UserFacingErrors():  # a failure shows the user's frames, not deltaflow's
         _run(
@@ -85,7 +103,29 @@ def run_all(
     udf_cache_directory: str | None = None,
 ) -> None:
     """Like :func:`run`, and also compute every table defined so far, whether or not it has
-    an output (so that, for example, an error in any of them stops the run)."""
+    an output (so that, for example, an error in any of them stops the run).
+
+    Parameters:
+        debug: log the plan and print the changes of tables marked with ``Table.debug``.
+        monitoring_level: how much progress to show (``pw.MonitoringLevel.NONE`` for nothing).
+        with_http_server: serve Prometheus metrics while the run lasts.
+        default_logging: show INFO lines on stderr if the program set up no logging.
+        persistence_config: a ``pw.persistence.Config``: where state and offsets are saved.
+        terminate_on_error: False: a failing cell becomes an error value, the run goes on.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... a | b
+        ... 1 | 0
+        ... ''')
+        >>> unused = t.select(q=t.a // t.b)
+        >>> try:
+        ...     pw.run_all(monitoring_level=pw.MonitoringLevel.NONE)
+        ... except ZeroDivisionError:
+        ...     print("the unused table failed too")
+        the unused table failed too
+    """
     with UserFacingErrors():  # a failure shows the user's frames, not deltaflow's
         _run(
             every_table=True,

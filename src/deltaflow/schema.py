@@ -59,7 +59,26 @@ def column_definition(
     _serialized_default_value: str | None = None,
     _serialized_example: str | None = None,
 ) -> Any:
-    """Declare a schema column's options (primary key, default, explicit type or name)."""
+    """Declare a schema column's options (primary key, default, explicit type or name).
+
+    Parameters:
+        primary_key: whether the column is part of the key giving row ids.
+        default_value: the value of the column when a connector's input lacks it.
+        dtype: the column's type (else the class annotation gives it).
+        name: the column's name in the data (else the attribute's name).
+        append_only: whether the column's values are never retracted.
+        description, example: documentation of the column (as for an HTTP endpoint).
+        source_component: where a message connector reads it from (``payload``, ``key``, ``headers``
+            ...).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Stock(pw.Schema):
+        ...     item: str = pw.column_definition(primary_key=True)
+        ...     qty: int = pw.column_definition(default_value=0)
+        >>> Stock.primary_key_columns(), Stock.default_values()
+        (['item'], {'qty': 0})
+    """
     return ColumnDefinition(
         primary_key=primary_key,
         default_value=default_value,
@@ -491,7 +510,21 @@ def schema_builder(
     properties: SchemaProperties = SchemaProperties(),  # noqa: B008
     id_type: type = t.Pointer,
 ) -> type[Schema]:
-    """Build a schema from ``column_definition(...)`` objects keyed by column name."""
+    """Build a schema from ``column_definition(...)`` objects keyed by column name.
+
+    Parameters:
+        columns: column names mapped to ``pw.column_definition(dtype=...)`` objects.
+        name: the schema class's name.
+        properties: ``pw.SchemaProperties(append_only=...)``.
+        id_type: the type of the row ids.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> Stock = pw.schema_builder({"item": pw.column_definition(dtype=str, primary_key=True),
+        ...                            "qty": pw.column_definition(dtype=int)}, name="Stock")
+        >>> Stock.typehints(), Stock.primary_key_columns()
+        ({'item': <class 'str'>, 'qty': <class 'int'>}, ['item'])
+    """
     resolved: dict[str, ColumnSchema] = {}
     schema_name = name or "Schema"
     for column, definition in columns.items():
@@ -506,7 +539,17 @@ def schema_builder(
 
 
 def schema_from_types(_name: str | None = None, **kwargs: Any) -> type[Schema]:
-    """Build a schema from ``column=type`` keyword arguments."""
+    """Build a schema from ``column=type`` keyword arguments.
+
+    Parameters:
+        _name: the schema class's name.
+        **kwargs: ``column=type``.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> pw.schema_from_types(item=str, qty=int).typehints()
+        {'item': <class 'str'>, 'qty': <class 'int'>}
+    """
     return schema_builder({n: ColumnDefinition(dtype=tp) for n, tp in kwargs.items()}, name=_name)
 
 
@@ -520,6 +563,17 @@ def schema_from_dict(
 
     A value may be a type, or a dict with ``dtype`` and optionally ``primary_key`` and
     ``default_value``.
+
+    Parameters:
+        columns: column names mapped to types, or to dicts of column options.
+        name: the schema class's name.
+        properties: ``pw.SchemaProperties`` (or a dict of them).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> Stock = pw.schema_from_dict({"item": {"dtype": str, "primary_key": True}, "qty": int})
+        >>> Stock.typehints(), Stock.primary_key_columns()
+        ({'item': <class 'str'>, 'qty': <class 'int'>}, ['item'])
     """
     if isinstance(properties, dict):
         properties = SchemaProperties(**properties)
@@ -620,7 +674,29 @@ def assert_table_has_schema(
     ignore_primary_keys: bool = True,
     allow_subtype: bool = True,
 ) -> None:
-    """Raise ``AssertionError`` unless ``table``'s columns and types fit ``schema``."""
+    """Raise ``AssertionError`` unless ``table``'s columns and types fit ``schema``.
+
+    Parameters:
+        table: the table checked.
+        schema: the schema it must fit.
+        allow_superset: whether the table may have more columns than the schema.
+        ignore_primary_keys: whether primary keys are left out of the comparison.
+        allow_subtype: whether a column may have a narrower type (``int`` for ``float | None`` ...).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... name | qty
+        ... pen  | 2
+        ... ''')
+        >>> class Stock(pw.Schema):
+        ...     qty: int
+        >>> pw.assert_table_has_schema(t, Stock)
+        >>> pw.assert_table_has_schema(t, Stock, allow_superset=False)
+        Traceback (most recent call last):
+        ...
+        AssertionError: ...
+    """
     actual = table.schema.dtypes()
     expected = schema.dtypes()
     missing = set(expected) - set(actual)

@@ -19,6 +19,24 @@ def sql(query: str, **kwargs: Table) -> Table:
     ``pw.sql("SELECT a, SUM(b) AS total FROM t GROUP BY a", t=table)`` groups ``table``.
     Table and column names are case-sensitive. Constructs outside the supported subset
     (ORDER BY, LIMIT, window functions, INSERT ...) raise ``NotImplementedError`` naming them.
+
+    Parameters:
+        query: one SELECT statement (joins, WHERE, GROUP BY, HAVING, UNION, subqueries ...).
+        **kwargs: the tables the query names, by name.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> sales = pw.debug.table_from_markdown('''
+        ... shop | qty
+        ... a    | 2
+        ... a    | 6
+        ... b    | 5
+        ... ''')
+        >>> r = pw.sql("SELECT shop, SUM(qty) AS total FROM s WHERE qty > 2 GROUP BY shop", s=sales)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        shop | total
+        a    | 6
+        b    | 5
     """
     if not isinstance(query, str):
         raise TypeError(f"pw.sql: the query must be a str, got {type(query).__name__}")
