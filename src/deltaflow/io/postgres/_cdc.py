@@ -375,11 +375,14 @@ def _check_streaming(connection: Any, target: Target, info: TableInfo, where: st
 # --- slots -----------------------------------------------------------------------------------
 @dataclass
 class Snapshot:
-    """The initial read, in a transaction importing the slot's exported snapshot."""
+    """The initial read, in a transaction importing the slot's exported snapshot ``name``
+    (None: the table as it is, for a static read); ``delivered`` counts the rows handed on."""
 
     connection: Any
     cursor: Any
     start_lsn: int
+    name: str | None = None
+    delivered: int = 0
 
 
 def create_slot(replication: Any, slot: str, *, temporary: bool) -> tuple[int, str]:
@@ -397,18 +400,37 @@ def create_slot(replication: Any, slot: str, *, temporary: bool) -> tuple[int, s
 
 
 def open_snapshot(
-    target: Target, snapshot_name: str | None, start_lsn: int, columns: list[str]
+    target: Target,
+    snapshot_name: str | None,
+    start_lsn: int,
+    columns: list[str],
+    *,
+    skip: int = 0,
+    retry_s: float = 0,
 ) -> Snapshot:
-    """Start reading the table as ``snapshot_name`` shows it (the current state if None)."""
-    connection = connect(target, autocommit=False, retry_s=0)
-    connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    if snapshot_name is not None:
-        connection.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_name}'")
-    select = ", ".join(f"{quote_ident(c)}::text" for c in columns) or "NULL"
-    cursor = connection.cursor(name="deltaflow_snapshot_" + uuid.uuid4().hex[:8])
-    cursor.itersize = 10_000
-    cursor.execute(f"SELECT {select} FROM {qualified_sql(target)}")
-    return Snapshot(connection, cursor, start_lsn)
+    """Start reading the table as ``snapshot_name`` shows it (the current state if None),
+    after its first ``skip`` rows.
+
+    Skipping is exact because two reads of the same snapshot return the rows in the same
+    order: the query is a plain sequential scan (cursors never run parallel plans) and
+    synchronized scans, which start a big table's scan where another scan stands, are off.
+    """
+    connection = connect(target, autocommit=False, retry_s=retry_s)
+    try:
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if snapshot_name is not None:
+            connection.execute(f"SET TRANSACTION SNAPSHOT '{snapshot_name}'")
+        connection.execute("SET LOCAL synchronize_seqscans = off")
+        select = ", ".join(f"{quote_ident(c)}::text" for c in columns) or "NULL"
+        cursor = connection.cursor(name="deltaflow_snapshot_" + uuid.uuid4().hex[:8])
+        cursor.itersize = 10_000
+        cursor.execute(f"SELECT {select} FROM {qualified_sql(target)}")
+        if skip:
+            cursor.scroll(skip)  # MOVE on the server: the skipped rows are not sent
+    except BaseException:
+        connection.close()
+        raise
+    return Snapshot(connection, cursor, start_lsn, snapshot_name, skip)
 
 
 def slot_state(connection: Any, slot: str) -> tuple[int | None, bool, str] | None:

@@ -20,9 +20,10 @@ from deltaflow.io._core.base import (
 )
 from deltaflow.io.postgres import _cdc
 from deltaflow.io.postgres._cdc import PostgresReadError, Target
+from deltaflow.io.postgres._connection import hide
 from deltaflow.io.postgres._decode import Decoder, decoder_for
 from deltaflow.io.postgres._rows import TextRowsContext
-from deltaflow.io.postgres._stream import Batch, ChangeStream, cursor_slot_name
+from deltaflow.io.postgres._stream import Batch, ChangeStream, connection_lost, cursor_slot_name
 
 logger = logging.getLogger("deltaflow.io.postgres")
 
@@ -56,6 +57,7 @@ class _TableReader(Reader):
         if not rows:
             self._close_snapshot()
             return Data(self._context([]), offset=self._snapshot_offset(snapshot))
+        snapshot.delivered += len(rows)
         kind = "upsert" if self._upsert and self._streaming else "insert"
         return Data(self._context([tuple(r) for r in rows], kind))
 
@@ -155,7 +157,7 @@ class CdcReader(_TableReader):
         if self._phase == "start":
             return self._start()
         if self._phase == "snapshot":
-            event = self._snapshot_step()
+            event = self._resilient_snapshot_step()
             if self._snapshot is None:
                 self._phase = "snapshot-end"
             return event
@@ -255,6 +257,11 @@ class CdcReader(_TableReader):
             )
 
     def _begin_snapshot(self) -> ReadEvent:
+        self._create_slot_and_snapshot()
+        self._phase = "snapshot"
+        return NewSource({"table": self.target.qualified})
+
+    def _create_slot_and_snapshot(self) -> None:
         slot = self._anchor
         assert slot
         start_lsn, snapshot_name = _cdc.create_slot(self._replication, slot, temporary=False)
@@ -266,8 +273,85 @@ class CdcReader(_TableReader):
             slot,
             "kept for restarts" if self.persisted else "dropped at the end of the run",
         )
-        self._phase = "snapshot"
-        return NewSource({"table": self.target.qualified})
+
+    # --- a connection lost during the snapshot (docs/postgres_read.md) ----------------------
+    def _resilient_snapshot_step(self) -> ReadEvent | None:
+        import psycopg
+
+        snapshot = self._snapshot
+        assert snapshot is not None
+        try:
+            return self._snapshot_step()
+        except psycopg.OperationalError as exc:
+            if not connection_lost(exc, snapshot.connection):
+                raise
+            return self._snapshot_lost(snapshot, exc)
+
+    def _snapshot_lost(self, lost: _cdc.Snapshot, error: Exception) -> ReadEvent | None:
+        """Continue the snapshot whose connection broke after ``lost.delivered`` rows: from
+        the same exported snapshot if it still exists (exact: the rows handed on are
+        skipped), else from a new slot and snapshot, after retracting what was handed on."""
+        import psycopg
+
+        target = self.target
+        self._close_snapshot()
+        logger.warning(
+            "%s: lost the connection to %s while reading the snapshot of %s after %d rows "
+            "(%s); resuming",
+            target.connector,
+            target.address,
+            target.qualified,
+            lost.delivered,
+            hide(str(error).strip(), target.settings),
+        )
+        try:
+            # Valid for as long as the replication connection that exported it lives and
+            # runs no other command, which it does not during the snapshot.
+            self._snapshot = _cdc.open_snapshot(
+                target, lost.name, lost.start_lsn, self.names, skip=lost.delivered, retry_s=2.0
+            )
+            logger.info(
+                "%s: reading the same snapshot again after its first %d rows",
+                target.connector,
+                lost.delivered,
+            )
+            return None
+        except (psycopg.Error, ConnectionError) as exc:
+            logger.warning(
+                "%s: the exported snapshot is gone (%s); reading the table again from a new "
+                "replication slot",
+                target.connector,
+                hide(str(exc).strip(), target.settings),
+            )
+        if lost.delivered and (not self._upsert or target.append_only):
+            # Rows without a key (or of a table declared append-only) cannot be taken back.
+            raise PostgresReadError(
+                f"{target.connector}: lost the connection to {target.address} while reading "
+                f"the initial snapshot of {target.qualified}, and the snapshot went with it; "
+                "reading the table again would repeat rows of a table without primary key or "
+                "declared append-only; run the pipeline again"
+            ) from error
+        self._reconnect_replication()
+        state = _cdc.slot_state(self._replication, self._anchor or "")
+        if state is not None:  # the slot of the lost snapshot: its start no longer fits
+            self._check_idle(state)
+            _cdc.drop_slot(self._replication, self._anchor or "")
+        self._create_slot_and_snapshot()
+        if not lost.delivered:
+            return None
+        # Retract every row handed on; the new snapshot then upserts the table as it is now.
+        return Data(self._context([(None,) * len(self.names)], kinds=["truncate"], key_only=[True]))
+
+    def _reconnect_replication(self) -> None:
+        """A new replication connection (retried for the connector's connect budget) holding
+        the run lock of a per-run slot again."""
+        with contextlib.suppress(Exception):  # broken, or holding a snapshot now useless
+            self._replication.close()
+        self._replication = None
+        self._replication = _cdc.connect(self.target, replication=True)
+        if not self.persisted:
+            assert self._anchor is not None
+            _cdc.hold_run_lock(self._replication, self._anchor)
 
     def _start_stream(self, advanced: int | None = None) -> None:
         """Hand the replication connection to a :class:`ChangeStream` thread."""
@@ -275,7 +359,7 @@ class CdcReader(_TableReader):
         # What is consumed is a temporary copy of the anchor: the anchor itself only moves
         # to positions that are safe to resume from.
         self._slot = cursor_slot_name(self._anchor)
-        _cdc.copy_slot(self._replication, self._anchor, self._slot)
+        self._copy_anchor()
         self._stream = ChangeStream(
             self.target,
             self._replication,
@@ -291,6 +375,34 @@ class CdcReader(_TableReader):
         self._replication = None  # the stream owns (and closes) it now
         self._stream.start()
         self._phase = "stream"
+
+    def _copy_anchor(self) -> None:
+        """The cursor slot; the replication connection may have been lost while the
+        snapshot was read (it stays idle then): the anchor slot survives, a new connection
+        copies it."""
+        import psycopg
+
+        assert self._anchor is not None
+        try:
+            _cdc.copy_slot(self._replication, self._anchor, self._slot)
+            return
+        except psycopg.OperationalError as exc:
+            if not connection_lost(exc, self._replication):
+                raise
+            logger.warning(
+                "%s: the replication connection to %s was lost (%s); reconnecting",
+                self.target.connector,
+                self.target.address,
+                hide(str(exc).strip(), self.target.settings),
+            )
+        self._reconnect_replication()
+        if _cdc.slot_state(self._replication, self._anchor) is None:
+            raise PostgresReadError(
+                f"{self.target.connector}: the replication slot {self._anchor!r} disappeared "
+                f"while the connection to {self.target.address} was down (dropped by hand?), "
+                "so the changes since the snapshot cannot be followed exactly"
+            )
+        _cdc.copy_slot(self._replication, self._anchor, self._slot)
 
     def _snapshot_offset(self, snapshot: _cdc.Snapshot) -> tuple[str, int] | None:
         return (OFFSET_KEY, snapshot.start_lsn)
