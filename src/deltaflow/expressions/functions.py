@@ -191,12 +191,12 @@ def cast(target_type: Any, col: Any) -> ColumnExpression:
         >>> t = pw.debug.table_from_markdown('''
         ... name | qty
         ... pen  | 2
-        ... ink  |
+        ... ink  | 7
         ... ''')
         >>> r = t.select(t.name, q=pw.cast(float, t.qty), s=pw.cast(str, t.qty))
         >>> pw.debug.compute_and_print(r, include_id=False)
         name | q   | s
-        ink  |     |
+        ink  | 7.0 | 7
         pen  | 2.0 | 2
     """
     return Cast(target_type, wrap_value(col))
@@ -216,7 +216,7 @@ def declare_type(target_type: Any, col: Any) -> ColumnExpression:
         ... pen  | 2
         ... ink  |
         ... ''')
-        >>> r = t.filter(t.qty.is_not_none()).select(q=pw.declare_type(int, t.qty))
+        >>> r = t.filter(t.qty.is_not_none()).select(q=pw.declare_type(int, pw.this.qty))
         >>> r.typehints()["q"]
         <class 'int'>
     """
@@ -324,7 +324,7 @@ def unwrap(col: Any) -> ColumnExpression:
         ... pen  | 2
         ... ink  |
         ... ''')
-        >>> r = t.filter(t.qty.is_not_none()).select(q=pw.unwrap(t.qty))
+        >>> r = t.filter(t.qty.is_not_none()).select(q=pw.unwrap(pw.this.qty))
         >>> r.typehints()["q"], pw.debug.table_to_dicts(r)[1]["q"].values()
         (<class 'int'>, dict_values([2]))
     """

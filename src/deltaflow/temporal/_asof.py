@@ -216,7 +216,38 @@ def asof_join(
     right_instance: Any = None,
 ) -> AsofJoinResult:
     """Pair rows of ``self`` and ``other`` with equal ``on`` keys by closest time
-    (``direction``); ``how`` says whose rows the result has (LEFT, RIGHT or OUTER)."""
+    (``direction``); ``how`` says whose rows the result has (LEFT, RIGHT or OUTER).
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables.
+        *on: equality conditions ``left_column == right_column``.
+        behavior: ``common_behavior(...)`` for late rows.
+        defaults: values for the columns of a side without a match (``{column: value}``).
+        direction: ``Direction.BACKWARD`` (latest row at or before), ``FORWARD`` or ``NEAREST``.
+        left_instance, right_instance: columns that must also match.
+        how: ``pw.JoinMode.LEFT``, ``RIGHT`` or ``OUTER``.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> trades = pw.debug.table_from_markdown('''
+        ... sym | t | qty
+        ... X   | 3 | 10
+        ... X   | 8 | 5
+        ... ''')
+        >>> quotes = pw.debug.table_from_markdown('''
+        ... sym | t | price
+        ... X   | 1 | 100
+        ... X   | 6 | 101
+        ... Y   | 2 | 50
+        ... ''')
+        >>> r = trades.asof_join(quotes, trades.t, quotes.t, trades.sym == quotes.sym,
+        ...                      how=pw.JoinMode.LEFT).select(trades.t, trades.qty, quotes.price)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        t | qty | price
+        3 | 10  | 100
+        8 | 5   | 101
+    """
     return AsofJoinResult(
         self,
         other,
@@ -244,7 +275,38 @@ def asof_join_left(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> AsofJoinResult:
-    """:func:`asof_join` with ``how=LEFT``: one row per row of ``self``."""
+    """:func:`asof_join` with ``how=LEFT``: one row per row of ``self``.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables.
+        *on: equality conditions ``left_column == right_column``.
+        behavior: ``common_behavior(...)`` for late rows.
+        defaults: values for the columns of a side without a match (``{column: value}``).
+        direction: ``Direction.BACKWARD`` (latest row at or before), ``FORWARD`` or ``NEAREST``.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> trades = pw.debug.table_from_markdown('''
+        ... sym | t | qty
+        ... X   | 3 | 10
+        ... X   | 8 | 5
+        ... ''')
+        >>> quotes = pw.debug.table_from_markdown('''
+        ... sym | t | price
+        ... X   | 1 | 100
+        ... X   | 6 | 101
+        ... Y   | 2 | 50
+        ... ''')
+        >>> r = trades.asof_join_left(quotes, trades.t, quotes.t, trades.sym == quotes.sym,
+        ...                           direction=pw.temporal.Direction.FORWARD).select(
+        ...     trades.t, quotes.price)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        t | price
+        3 | 101
+        8 |
+    """
     return asof_join(
         self,
         other,
@@ -272,7 +334,38 @@ def asof_join_right(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> AsofJoinResult:
-    """:func:`asof_join` with ``how=RIGHT``: one row per row of ``other``."""
+    """:func:`asof_join` with ``how=RIGHT``: one row per row of ``other``.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables.
+        *on: equality conditions ``left_column == right_column``.
+        behavior: ``common_behavior(...)`` for late rows.
+        defaults: values for the columns of a side without a match (``{column: value}``).
+        direction: ``Direction.BACKWARD`` (latest row at or before), ``FORWARD`` or ``NEAREST``.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> trades = pw.debug.table_from_markdown('''
+        ... sym | t | qty
+        ... X   | 3 | 10
+        ... X   | 8 | 5
+        ... ''')
+        >>> quotes = pw.debug.table_from_markdown('''
+        ... sym | t | price
+        ... X   | 1 | 100
+        ... X   | 6 | 101
+        ... Y   | 2 | 50
+        ... ''')
+        >>> r = trades.asof_join_right(quotes, trades.t, quotes.t, trades.sym == quotes.sym,
+        ...                            defaults={trades.qty: 0}).select(quotes.t, trades.qty)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        t | qty
+        1 | 0
+        2 | 0
+        6 | 10
+    """
     return asof_join(
         self,
         other,
@@ -300,7 +393,40 @@ def asof_join_outer(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> AsofJoinResult:
-    """:func:`asof_join` with ``how=OUTER``: one row per row of either table."""
+    """:func:`asof_join` with ``how=OUTER``: one row per row of either table.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables.
+        *on: equality conditions ``left_column == right_column``.
+        behavior: ``common_behavior(...)`` for late rows.
+        defaults: values for the columns of a side without a match (``{column: value}``).
+        direction: ``Direction.BACKWARD`` (latest row at or before), ``FORWARD`` or ``NEAREST``.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> trades = pw.debug.table_from_markdown('''
+        ... sym | t | qty
+        ... X   | 3 | 10
+        ... X   | 8 | 5
+        ... ''')
+        >>> quotes = pw.debug.table_from_markdown('''
+        ... sym | t | price
+        ... X   | 1 | 100
+        ... X   | 6 | 101
+        ... Y   | 2 | 50
+        ... ''')
+        >>> r = trades.asof_join_outer(quotes, trades.t, quotes.t, trades.sym == quotes.sym).select(
+        ...     left_t=trades.t, right_t=quotes.t)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        left_t | right_t
+               | 1
+               | 2
+        3      | 1
+        3      | 6
+        8      | 6
+    """
     return asof_join(
         self,
         other,

@@ -114,7 +114,36 @@ def asof_now_join(
     right_instance: Any = None,
 ) -> AsofNowJoinResult:
     """Join each change of ``self`` with the rows of ``other`` present when it comes (``on``
-    equalities); answers are never revised. ``how``: INNER or LEFT."""
+    equalities); answers are never revised. ``how``: INNER or LEFT.
+
+    Parameters:
+        other: the table looked up (its current rows).
+        *on: equality conditions ``left_column == right_column``.
+        id: ``self.id`` to keep the left rows' ids.
+        left_instance, right_instance: columns that must also match.
+        how: ``pw.JoinMode.INNER`` or ``LEFT``.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> prices = pw.debug.table_from_markdown('''
+        ...   | item | price | __time__ | __diff__
+        ... 1 | pen  | 2     | 2        | 1
+        ... 1 | pen  | 2     | 6        | -1
+        ... 1 | pen  | 3     | 6        | 1
+        ... ''')
+        >>> orders = pw.debug.table_from_markdown('''
+        ... item | n | __time__
+        ... pen  | 1 | 4
+        ... pen  | 5 | 8
+        ... ink  | 2 | 8
+        ... ''')
+        >>> r = orders.asof_now_join(prices, orders.item == prices.item).select(
+        ...     orders.n, prices.price)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        n | price
+        1 | 2
+        5 | 3
+    """
     return AsofNowJoinResult(self, other, on, how, id, left_instance, right_instance)
 
 
@@ -126,7 +155,35 @@ def asof_now_join_inner(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> AsofNowJoinResult:
-    """:func:`asof_now_join` with ``how=INNER``: left rows without a match give nothing."""
+    """:func:`asof_now_join` with ``how=INNER``: left rows without a match give nothing.
+
+    Parameters:
+        other: the table looked up (its current rows).
+        *on: equality conditions ``left_column == right_column``.
+        id: ``self.id`` to keep the left rows' ids.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> prices = pw.debug.table_from_markdown('''
+        ...   | item | price | __time__ | __diff__
+        ... 1 | pen  | 2     | 2        | 1
+        ... 1 | pen  | 2     | 6        | -1
+        ... 1 | pen  | 3     | 6        | 1
+        ... ''')
+        >>> orders = pw.debug.table_from_markdown('''
+        ... item | n | __time__
+        ... pen  | 1 | 4
+        ... pen  | 5 | 8
+        ... ink  | 2 | 8
+        ... ''')
+        >>> r = orders.asof_now_join_inner(prices, orders.item == prices.item).select(
+        ...     orders.n, cost=orders.n * prices.price)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        n | cost
+        1 | 2
+        5 | 15
+    """
     return AsofNowJoinResult(self, other, on, JoinMode.INNER, id, left_instance, right_instance)
 
 
@@ -139,5 +196,34 @@ def asof_now_join_left(
     right_instance: Any = None,
 ) -> AsofNowJoinResult:
     """:func:`asof_now_join` with ``how=LEFT``: a left row without a match gives one row with
-    None on the right."""
+    None on the right.
+
+    Parameters:
+        other: the table looked up (its current rows).
+        *on: equality conditions ``left_column == right_column``.
+        id: ``self.id`` to keep the left rows' ids.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> prices = pw.debug.table_from_markdown('''
+        ...   | item | price | __time__ | __diff__
+        ... 1 | pen  | 2     | 2        | 1
+        ... 1 | pen  | 2     | 6        | -1
+        ... 1 | pen  | 3     | 6        | 1
+        ... ''')
+        >>> orders = pw.debug.table_from_markdown('''
+        ... item | n | __time__
+        ... pen  | 1 | 4
+        ... pen  | 5 | 8
+        ... ink  | 2 | 8
+        ... ''')
+        >>> r = orders.asof_now_join_left(prices, orders.item == prices.item).select(
+        ...     orders.item, prices.price)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        item | price
+        ink  |
+        pen  | 2
+        pen  | 3
+    """
     return AsofNowJoinResult(self, other, on, JoinMode.LEFT, id, left_instance, right_instance)

@@ -59,12 +59,54 @@ def common_behavior(
     delay: IntervalType | None = None, cutoff: IntervalType | None = None, keep_results: bool = True
 ) -> CommonBehavior:
     """A :class:`CommonBehavior` (see there); the lengths are checked against the time
-    column when the behavior is applied."""
+    column when the behavior is applied.
+
+    Parameters:
+        delay: hold a window's results until the time frontier passes its end by this much.
+        cutoff: ignore rows coming after the frontier passes a window's end by this much.
+        keep_results: whether results of windows past their cutoff stay (else they are removed).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... t  | v  | __time__
+        ... 1  | 10 | 2
+        ... 12 | 20 | 4
+        ... 3  | 5  | 6
+        ... ''')
+        >>> r = t.windowby(t.t, window=pw.temporal.tumbling(duration=5),
+        ...                behavior=pw.temporal.common_behavior(cutoff=2)).reduce(
+        ...     start=pw.this._pw_window_start, total=pw.reducers.sum(pw.this.v))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        start | total
+        0     | 10
+        10    | 20
+    """
     return CommonBehavior(delay, cutoff, keep_results)
 
 
 def exactly_once_behavior(shift: IntervalType | None = None) -> ExactlyOnceBehavior:
-    """An :class:`ExactlyOnceBehavior` (see there)."""
+    """An :class:`ExactlyOnceBehavior` (see there).
+
+    Parameters:
+        shift: how long after a window's end its result is given (default: at its end).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... t  | v  | __time__
+        ... 1  | 10 | 2
+        ... 3  | 5  | 4
+        ... 12 | 20 | 6
+        ... ''')
+        >>> r = t.windowby(t.t, window=pw.temporal.tumbling(duration=5),
+        ...                behavior=pw.temporal.exactly_once_behavior()).reduce(
+        ...     start=pw.this._pw_window_start, total=pw.reducers.sum(pw.this.v))
+        >>> pw.debug.compute_and_print_update_stream(r, include_id=False)
+        start | total | __time__             | __diff__
+        0     | 15    | 6                    | 1
+        10    | 20    | 18446744073709551614 | 1
+    """
     return ExactlyOnceBehavior(shift)
 
 

@@ -103,6 +103,16 @@ def utc_now(
 
     Rows are only ever added. Calls with the same arguments give the same table until it has
     been run (a table can run once; the next call then makes a fresh clock).
+
+    Parameters:
+        refresh_rate: the time between two rows.
+        initial_delay: the time before the first row.
+
+    Examples:
+        >>> import datetime, deltaflow as pw
+        >>> clock = pw.temporal.utc_now(refresh_rate=datetime.timedelta(seconds=5))
+        >>> clock.typehints()
+        {'timestamp_utc': <class 'deltaflow._types.DateTimeUtc'>}
     """
     refresh = _duration(refresh_rate, "utc_now", "refresh_rate", positive=True)
     delay = _duration(initial_delay, "utc_now", "initial_delay", positive=False)
@@ -151,6 +161,19 @@ def inactivity_detection(
     all), ``resumed_activity_timestamp_utc`` the arrival time of the first row after it (None
     until one comes). With ``instance`` the result starts with an ``instance`` column. Only
     insertions count as activity.
+
+    Parameters:
+        self: the table watched (``table.inactivity_detection(...)`` is the same call).
+        allowed_inactivity_period: the longest time without a new row that is not reported.
+        refresh_rate: how often the clock checks.
+        instance: check each value of this expression separately.
+
+    Examples:
+        >>> import datetime, deltaflow as pw
+        >>> events = pw.Table.empty(user=str)
+        >>> quiet = events.inactivity_detection(datetime.timedelta(minutes=5))
+        >>> quiet.column_names()
+        ['inactivity_timestamp_utc', 'resumed_activity_timestamp_utc']
     """
     from deltaflow.table import Table as TableClass
 
@@ -200,6 +223,17 @@ def add_update_timestamp_utc(
     each row was last inserted or updated, as read from a ``utc_now`` clock ticking every
     ``refresh_rate`` (so precise to ``refresh_rate``; the machine clock before the first
     tick). Deleting a row retracts it with the time it was given.
+
+    Parameters:
+        self: the table (``table.add_update_timestamp_utc(...)`` is the same call).
+        refresh_rate: how often the clock ticks (the precision of the times).
+        update_timestamp_column_name: the name of the added column.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> events = pw.Table.empty(user=str)
+        >>> events.add_update_timestamp_utc(update_timestamp_column_name="seen").column_names()
+        ['user', 'seen']
     """
     from deltaflow.table import Table as TableClass
 

@@ -48,7 +48,18 @@ def interval(
     lower_bound: int | float | datetime.timedelta, upper_bound: int | float | datetime.timedelta
 ) -> Interval:
     """The interval ``[lower_bound, upper_bound]`` around a left row's time; checked against
-    the time columns when the join is defined."""
+    the time columns when the join is defined.
+
+    Parameters:
+        lower_bound: the smallest ``other_time - self_time`` accepted.
+        upper_bound: the largest one.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> i = pw.temporal.interval(-2, 5)
+        >>> i.lower_bound, i.upper_bound
+        (-2, 5)
+    """
     return Interval(lower_bound, upper_bound)
 
 
@@ -186,7 +197,40 @@ def interval_join(
 ) -> IntervalJoinResult:
     """Pairs of rows of ``self`` and ``other`` with equal ``on`` keys whose times satisfy
     ``self_time + lower_bound <= other_time <= self_time + upper_bound``; ``how`` adds the
-    rows without partners of one or both sides."""
+    rows without partners of one or both sides.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables (of one kind: numbers or
+            datetimes).
+        interval: ``pw.temporal.interval(lower_bound, upper_bound)``: where ``other_time`` may be,
+            relative to ``self_time``.
+        *on: equality conditions ``left_column == right_column``.
+        behavior: ``common_behavior(...)`` for late rows.
+        left_instance, right_instance: columns that must also match.
+        how: ``pw.JoinMode.INNER``, ``LEFT``, ``RIGHT`` or ``OUTER``.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> clicks = pw.debug.table_from_markdown('''
+        ... user | t
+        ... ann  | 3
+        ... bob  | 9
+        ... ''')
+        >>> buys = pw.debug.table_from_markdown('''
+        ... user | t  | amount
+        ... ann  | 5  | 20
+        ... ann  | 15 | 7
+        ... cid  | 4  | 1
+        ... ''')
+        >>> r = clicks.interval_join(buys, clicks.t, buys.t, pw.temporal.interval(0, 5),
+        ...                          clicks.user == buys.user, how=pw.JoinMode.LEFT).select(
+        ...     clicks.user, buys.amount)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        user | amount
+        ann  | 20
+        bob  |
+    """
     return IntervalJoinResult(
         self,
         other,
@@ -212,7 +256,37 @@ def interval_join_inner(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> IntervalJoinResult:
-    """:func:`interval_join` keeping only the pairs."""
+    """:func:`interval_join` keeping only the pairs.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables (of one kind: numbers or
+            datetimes).
+        interval: ``pw.temporal.interval(lower_bound, upper_bound)``: where ``other_time`` may be,
+            relative to ``self_time``.
+        *on: equality conditions ``left_column == right_column``.
+        behavior: ``common_behavior(...)`` for late rows.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> clicks = pw.debug.table_from_markdown('''
+        ... user | t
+        ... ann  | 3
+        ... bob  | 9
+        ... ''')
+        >>> buys = pw.debug.table_from_markdown('''
+        ... user | t  | amount
+        ... ann  | 5  | 20
+        ... ann  | 15 | 7
+        ... cid  | 4  | 1
+        ... ''')
+        >>> r = clicks.interval_join_inner(buys, clicks.t, buys.t, pw.temporal.interval(0, 5),
+        ...                                clicks.user == buys.user).select(clicks.user, buys.amount)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        user | amount
+        ann  | 20
+    """
     return IntervalJoinResult(
         self,
         other,
@@ -238,7 +312,38 @@ def interval_join_left(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> IntervalJoinResult:
-    """:func:`interval_join` plus the rows of ``self`` without partners."""
+    """:func:`interval_join` plus the rows of ``self`` without partners.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables (of one kind: numbers or
+            datetimes).
+        interval: ``pw.temporal.interval(lower_bound, upper_bound)``: where ``other_time`` may be,
+            relative to ``self_time``.
+        *on: equality conditions ``left_column == right_column``.
+        behavior: ``common_behavior(...)`` for late rows.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> clicks = pw.debug.table_from_markdown('''
+        ... user | t
+        ... ann  | 3
+        ... bob  | 9
+        ... ''')
+        >>> buys = pw.debug.table_from_markdown('''
+        ... user | t  | amount
+        ... ann  | 5  | 20
+        ... ann  | 15 | 7
+        ... cid  | 4  | 1
+        ... ''')
+        >>> r = clicks.interval_join_left(buys, clicks.t, buys.t, pw.temporal.interval(0, 5),
+        ...                               clicks.user == buys.user).select(clicks.user, buys.amount)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        user | amount
+        ann  | 20
+        bob  |
+    """
     return IntervalJoinResult(
         self,
         other,
@@ -264,7 +369,40 @@ def interval_join_right(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> IntervalJoinResult:
-    """:func:`interval_join` plus the rows of ``other`` without partners."""
+    """:func:`interval_join` plus the rows of ``other`` without partners.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables (of one kind: numbers or
+            datetimes).
+        interval: ``pw.temporal.interval(lower_bound, upper_bound)``: where ``other_time`` may be,
+            relative to ``self_time``.
+        *on: equality conditions ``left_column == right_column``.
+        behavior: ``common_behavior(...)`` for late rows.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> clicks = pw.debug.table_from_markdown('''
+        ... user | t
+        ... ann  | 3
+        ... bob  | 9
+        ... ''')
+        >>> buys = pw.debug.table_from_markdown('''
+        ... user | t  | amount
+        ... ann  | 5  | 20
+        ... ann  | 15 | 7
+        ... cid  | 4  | 1
+        ... ''')
+        >>> r = clicks.interval_join_right(buys, clicks.t, buys.t, pw.temporal.interval(0, 5),
+        ...                                clicks.user == buys.user).select(buys.user, buys.amount,
+        ...                                                                 seen=clicks.t)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        user | amount | seen
+        ann  | 7      |
+        ann  | 20     | 3
+        cid  | 1      |
+    """
     return IntervalJoinResult(
         self,
         other,
@@ -290,7 +428,41 @@ def interval_join_outer(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> IntervalJoinResult:
-    """:func:`interval_join` plus the rows of either table without partners."""
+    """:func:`interval_join` plus the rows of either table without partners.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables (of one kind: numbers or
+            datetimes).
+        interval: ``pw.temporal.interval(lower_bound, upper_bound)``: where ``other_time`` may be,
+            relative to ``self_time``.
+        *on: equality conditions ``left_column == right_column``.
+        behavior: ``common_behavior(...)`` for late rows.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> clicks = pw.debug.table_from_markdown('''
+        ... user | t
+        ... ann  | 3
+        ... bob  | 9
+        ... ''')
+        >>> buys = pw.debug.table_from_markdown('''
+        ... user | t  | amount
+        ... ann  | 5  | 20
+        ... ann  | 15 | 7
+        ... cid  | 4  | 1
+        ... ''')
+        >>> r = clicks.interval_join_outer(buys, clicks.t, buys.t, pw.temporal.interval(0, 5),
+        ...                                clicks.user == buys.user).select(
+        ...     who=pw.coalesce(clicks.user, buys.user), amount=buys.amount)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        who | amount
+        ann | 7
+        ann | 20
+        bob |
+        cid | 1
+    """
     return IntervalJoinResult(
         self,
         other,

@@ -389,7 +389,28 @@ def _rebind(expression: ColumnExpression, table: Table, placeholder: Any) -> Any
 
 def tumbling(duration: IntervalType, origin: TimeType | None = None) -> Window:
     """Windows of length ``duration`` one after another, starting at ``origin`` (at 0, or
-    the epoch for datetimes, and extending before it, when not given)."""
+    the epoch for datetimes, and extending before it, when not given).
+
+    Parameters:
+        duration: the windows' length (an int or float for number times, a ``timedelta`` for
+            datetimes).
+        origin: where the first window starts.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... t  | v
+        ... 1  | 10
+        ... 4  | 20
+        ... 12 | 30
+        ... ''')
+        >>> r = t.windowby(t.t, window=pw.temporal.tumbling(duration=5)).reduce(
+        ...     start=pw.this._pw_window_start, total=pw.reducers.sum(pw.this.v))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        start | total
+        0     | 30
+        10    | 30
+    """
     return _SlidingWindow(hop=duration, duration=None, ratio=1, origin=origin)
 
 
@@ -399,7 +420,31 @@ def sliding(
     ratio: int | None = None,
     origin: TimeType | None = None,
 ) -> Window:
-    """Windows of length ``duration`` (or ``ratio * hop``) starting every ``hop``."""
+    """Windows of length ``duration`` (or ``ratio * hop``) starting every ``hop``.
+
+    Parameters:
+        hop: the distance between the starts of two windows.
+        duration: the windows' length.
+        ratio: the length as a multiple of ``hop`` (instead of ``duration``).
+        origin: a time at which a window starts.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... t  | v
+        ... 1  | 10
+        ... 4  | 20
+        ... 12 | 30
+        ... ''')
+        >>> r = t.windowby(t.t, window=pw.temporal.sliding(hop=5, duration=10)).reduce(
+        ...     start=pw.this._pw_window_start, total=pw.reducers.sum(pw.this.v))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        start | total
+        -5    | 30
+        0     | 30
+        5     | 30
+        10    | 30
+    """
     if duration is None and ratio is None:
         raise ValueError("sliding: give one of duration and ratio")
     if duration is not None and ratio is not None:
@@ -413,7 +458,29 @@ def session(
     *, predicate: Callable[[Any, Any], bool] | None = None, max_gap: IntervalType | None = None
 ) -> Window:
     """Sessions: neighbouring rows (in time order) belong together when their gap is below
-    ``max_gap``, or when ``predicate(earlier_time, later_time)`` is true."""
+    ``max_gap``, or when ``predicate(earlier_time, later_time)`` is true.
+
+    Parameters:
+        predicate: ``predicate(earlier_time, later_time)``: whether two neighbouring rows are in one
+            session.
+        max_gap: neighbouring rows closer than this are in one session (instead of ``predicate``).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... t  | v
+        ... 1  | 10
+        ... 4  | 20
+        ... 12 | 30
+        ... ''')
+        >>> r = t.windowby(t.t, window=pw.temporal.session(max_gap=4)).reduce(
+        ...     start=pw.this._pw_window_start, end=pw.this._pw_window_end,
+        ...     total=pw.reducers.sum(pw.this.v))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        start | end | total
+        1     | 4   | 30
+        12    | 12  | 30
+    """
     if predicate is None and max_gap is None:
         raise ValueError("session: give one of predicate and max_gap")
     if predicate is not None and max_gap is not None:
@@ -432,7 +499,35 @@ def intervals_over(
 ) -> Window:
     """One window per row of ``at``'s table: the rows whose time is within
     [at + lower_bound, at + upper_bound]; with ``is_outer`` a point without rows still has
-    its window."""
+    its window.
+
+    Parameters:
+        at: a time column of another table: one window around each of its values.
+        lower_bound, upper_bound: the window around a point ``p``: ``[p + lower_bound, p +
+            upper_bound]``.
+        is_outer: keep the windows that hold no row.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... t  | v
+        ... 1  | 10
+        ... 4  | 20
+        ... 12 | 30
+        ... ''')
+        >>> probes = pw.debug.table_from_markdown('''
+        ... at
+        ... 5
+        ... 20
+        ... ''')
+        >>> r = t.windowby(t.t, window=pw.temporal.intervals_over(
+        ...     at=probes.at, lower_bound=-4, upper_bound=0)).reduce(
+        ...     at=pw.this._pw_window_location, values=pw.reducers.sorted_tuple(pw.this.v))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        at | values
+        5  | (10, 20)
+        20 | (None,)
+    """
     if not isinstance(at, ColumnReference):
         raise TypeError(f"intervals_over: at must be a column reference, got {at!r}")
     return _IntervalsOverWindow(
@@ -449,7 +544,31 @@ def windowby(
 ) -> WindowedGroupedTable:
     """Group ``table`` by the windows of ``time_expr``; ``reduce`` then gives one row per
     window (and instance), with ``_pw_window``, ``_pw_window_start``, ``_pw_window_end`` and
-    ``_pw_instance`` available next to the reducers."""
+    ``_pw_instance`` available next to the reducers.
+
+    Parameters:
+        table: the table grouped (``table.windowby(...)`` is the same call).
+        time_expr: the time of each row (int, float or datetime).
+        window: ``tumbling``, ``sliding``, ``session`` or ``intervals_over``.
+        behavior: when results are given and kept, for late rows (``common_behavior`` ...).
+        instance: windows are made separately per value of this expression.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... t  | shop | v
+        ... 1  | a    | 10
+        ... 2  | b    | 20
+        ... 3  | a    | 30
+        ... ''')
+        >>> r = pw.temporal.windowby(t, t.t, window=pw.temporal.tumbling(duration=10),
+        ...                          instance=t.shop).reduce(pw.this._pw_instance,
+        ...                                                  total=pw.reducers.sum(pw.this.v))
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        _pw_instance | total
+        a            | 40
+        b            | 20
+    """
     if not isinstance(window, Window):
         raise TypeError(
             f"windowby on {table._description}: window must be a window "

@@ -197,7 +197,34 @@ def window_join(
     right_instance: Any = None,
 ) -> WindowJoinResult:
     """Join the rows of ``self`` and ``other`` that fall in a common window and satisfy the
-    ``on`` conditions (``how``: inner, left, right or outer)."""
+    ``on`` conditions (``how``: inner, left, right or outer).
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables.
+        window: ``tumbling``, ``sliding`` or ``session``: rows join when they share a window.
+        *on: equality conditions ``left_column == right_column``.
+        left_instance, right_instance: columns that must also match.
+        how: ``pw.JoinMode.INNER``, ``LEFT``, ``RIGHT`` or ``OUTER``.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> a = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 2
+        ... 1 | 7
+        ... ''')
+        >>> b = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 3
+        ... 2 | 4
+        ... ''')
+        >>> r = a.window_join(b, a.t, b.t, pw.temporal.tumbling(5), a.k == b.k).select(
+        ...     left_t=a.t, right_t=b.t)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        left_t | right_t
+        2      | 3
+    """
     Table = _table_class()
     for side in (self, other):
         if not isinstance(side, Table):
@@ -331,7 +358,34 @@ def window_join_inner(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> WindowJoinResult:
-    """:func:`window_join` keeping only matched pairs."""
+    """:func:`window_join` keeping only matched pairs.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables.
+        window: ``tumbling``, ``sliding`` or ``session``: rows join when they share a window.
+        *on: equality conditions ``left_column == right_column``.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> a = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 2
+        ... 1 | 7
+        ... ''')
+        >>> b = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 3
+        ... 2 | 4
+        ... ''')
+        >>> r = a.window_join_inner(b, a.t, b.t, pw.temporal.tumbling(5)).select(
+        ...     left_t=a.t, right_t=b.t)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        left_t | right_t
+        2      | 3
+        2      | 4
+    """
     return window_join(
         self,
         other,
@@ -355,7 +409,34 @@ def window_join_left(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> WindowJoinResult:
-    """:func:`window_join` keeping every left row (with None when unmatched)."""
+    """:func:`window_join` keeping every left row (with None when unmatched).
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables.
+        window: ``tumbling``, ``sliding`` or ``session``: rows join when they share a window.
+        *on: equality conditions ``left_column == right_column``.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> a = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 2
+        ... 1 | 7
+        ... ''')
+        >>> b = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 3
+        ... 2 | 4
+        ... ''')
+        >>> r = a.window_join_left(b, a.t, b.t, pw.temporal.tumbling(5), a.k == b.k).select(
+        ...     left_t=a.t, right_t=b.t)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        left_t | right_t
+        2      | 3
+        7      |
+    """
     return window_join(
         self,
         other,
@@ -379,7 +460,34 @@ def window_join_right(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> WindowJoinResult:
-    """:func:`window_join` keeping every right row (with None when unmatched)."""
+    """:func:`window_join` keeping every right row (with None when unmatched).
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables.
+        window: ``tumbling``, ``sliding`` or ``session``: rows join when they share a window.
+        *on: equality conditions ``left_column == right_column``.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> a = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 2
+        ... 1 | 7
+        ... ''')
+        >>> b = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 3
+        ... 2 | 4
+        ... ''')
+        >>> r = a.window_join_right(b, a.t, b.t, pw.temporal.tumbling(5), a.k == b.k).select(
+        ...     left_t=a.t, right_t=b.t)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        left_t | right_t
+               | 4
+        2      | 3
+    """
     return window_join(
         self,
         other,
@@ -403,7 +511,35 @@ def window_join_outer(
     left_instance: Any = None,
     right_instance: Any = None,
 ) -> WindowJoinResult:
-    """:func:`window_join` keeping every row of both sides."""
+    """:func:`window_join` keeping every row of both sides.
+
+    Parameters:
+        other: the table joined with.
+        self_time, other_time: the time columns of the two tables.
+        window: ``tumbling``, ``sliding`` or ``session``: rows join when they share a window.
+        *on: equality conditions ``left_column == right_column``.
+        left_instance, right_instance: columns that must also match.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> a = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 2
+        ... 1 | 7
+        ... ''')
+        >>> b = pw.debug.table_from_markdown('''
+        ... k | t
+        ... 1 | 3
+        ... 2 | 4
+        ... ''')
+        >>> r = a.window_join_outer(b, a.t, b.t, pw.temporal.tumbling(5), a.k == b.k).select(
+        ...     left_t=a.t, right_t=b.t)
+        >>> pw.debug.compute_and_print(r, include_id=False)
+        left_t | right_t
+               | 4
+        2      | 3
+        7      |
+    """
     return window_join(
         self,
         other,
