@@ -474,6 +474,33 @@ def read(
     ``only_metadata`` one ``_metadata`` row per file. ``with_metadata=True`` adds the
     ``_metadata`` Json column (path, size, owner, created/modified/seen times).
     ``debug_data`` is accepted for compatibility and ignored.
+
+    Parameters:
+        path: a file, a directory (every file in it) or a glob.
+        format: ``csv``, ``json``, ``plaintext``, ``plaintext_by_file``, ``binary`` or
+            ``only_metadata``.
+        schema: the columns and their types (a header line names the columns).
+        mode: ``streaming`` (default: new and changed files keep coming) or ``static`` (read once,
+            then the input ends).
+        csv_settings: ``pw.io.CsvParserSettings`` for the ``csv`` format.
+        json_field_paths: column names mapped to JSON pointers, for the ``json`` format.
+        object_pattern: a glob the names of the files in a directory must match.
+        with_metadata: add a ``_metadata`` Json column (path, size, modification time ...).
+        autocommit_duration_ms: how long rows may wait before they are committed to the pipeline.
+        name: the connector's name in logs, monitoring and persistence.
+        max_backlog_size: pause reading while this many rows wait in the pipeline.
+        debug_data: accepted for compatibility, ignored.
+
+    Examples:
+        >>> import deltaflow as pw, pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.txt").write_text("one\\ntwo")
+        >>> _ = (folder / "b.txt").write_text("three")
+        >>> t = pw.io.fs.read(folder, format="plaintext_by_file", mode="static")
+        >>> pw.debug.compute_and_print(t.select(length=pw.this.data.str.len()), include_id=False)
+        length
+        5
+        7
     """
     return read_files(
         path,
@@ -532,5 +559,26 @@ def write(
     sort_by: Iterable[Any] | None = None,
 ) -> None:
     """Write every change of ``table`` to ``filename`` as CSV or JSON lines, with ``time`` and
-    ``diff`` columns; the file is flushed once per time."""
+    ``diff`` columns; the file is flushed once per time.
+
+    Parameters:
+        table: the table written.
+        filename: the file (created, or replaced when the run starts).
+        format: ``csv`` or ``json`` (one JSON object per line).
+        name: the connector's name in logs and monitoring.
+        sort_by: columns ordering the rows of one time.
+
+    Examples:
+        >>> import deltaflow as pw, pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "out.csv"
+        >>> t = pw.debug.table_from_markdown('''
+        ... item | qty | __time__ | __diff__
+        ... pen  | 2   | 2        | 1
+        ... ''')
+        >>> pw.io.fs.write(t, path, format="csv")
+        >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        >>> print(path.read_text(), end="")
+        "item","qty","time","diff"
+        "pen","2","2","1"
+    """
     write_file(table, filename, format, name=name, sort_by=sort_by, connector="fs")

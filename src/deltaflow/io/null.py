@@ -25,7 +25,26 @@ class NullSink(Sink):
 
 
 def write(table: Any, *, name: str | None = None, sort_by: Iterable[Any] | None = None) -> None:
-    """Run ``table`` as an output whose changes go nowhere."""
+    """Run ``table`` as an output whose changes go nowhere.
+
+    Parameters:
+        table: the table run.
+        name: the output's name in logs and monitoring.
+        sort_by: accepted for compatibility (nothing is written).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... a | b
+        ... 1 | 0
+        ... ''')
+        >>> pw.io.null.write(t.select(q=t.a // t.b))
+        >>> try:
+        ...     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        ... except ZeroDivisionError:
+        ...     print("computed, and failed")
+        computed, and failed
+    """
     from deltaflow.table import add_output
 
     add_output(table, NullSink(name or "null"), sort_by=sort_by)

@@ -296,6 +296,31 @@ def read(
     the changes found are committed to the pipeline every ``autocommit_duration_ms`` (one
     poll's changes always together). ``max_backlog_size`` pauses polling while that many rows
     wait in the pipeline. ``debug_data`` is accepted for compatibility and ignored.
+
+    Parameters:
+        path: the database file.
+        table_name: the table or view read.
+        schema: the columns read and their types; its primary key identifies rows.
+        autocommit_duration_ms: how long changes may wait before they are committed to the pipeline.
+        name: the connector's name in logs, monitoring and persistence.
+        max_backlog_size: pause polling while this many rows wait in the pipeline.
+        debug_data: accepted for compatibility, ignored.
+        mode: ``streaming`` (default: keep polling) or ``static`` (read once).
+
+    Examples:
+        >>> import deltaflow as pw, pathlib, sqlite3, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "shop.db"
+        >>> with sqlite3.connect(path) as db:
+        ...     _ = db.execute("CREATE TABLE stock (item TEXT PRIMARY KEY, qty INTEGER)")
+        ...     _ = db.execute("INSERT INTO stock VALUES ('pen', 2), ('ink', 6)")
+        >>> class Stock(pw.Schema):
+        ...     item: str = pw.column_definition(primary_key=True)
+        ...     qty: int
+        >>> t = pw.io.sqlite.read(path, "stock", Stock, mode="static")
+        >>> pw.debug.compute_and_print(t, include_id=False)
+        item | qty
+        ink  | 6
+        pen  | 2
     """
     connector = (
         f"pw.io.sqlite.read({table_name!r})" if isinstance(table_name, str) else "pw.io.sqlite.read"

@@ -490,6 +490,31 @@ def write(
     ``max_batch_size`` bounds the rows per transaction (see :class:`SqliteWriter` for how
     snapshot mode stays atomic). Value encodings are those of :data:`TYPE_MAPPING`. The file is
     created if missing and switched to WAL journaling so readers never block the writer.
+
+    Parameters:
+        table: the table written.
+        path: the database file (created if missing).
+        table_name: the destination table.
+        max_batch_size: the most rows written in one transaction.
+        init_mode: ``default``, ``create_if_not_exists`` or ``replace``.
+        output_table_type: ``stream_of_changes`` (rows with ``time`` and ``diff``) or ``snapshot``.
+        primary_key: the columns rows are upserted on (snapshot mode).
+        name: the connector's name in logs and monitoring.
+
+    Examples:
+        >>> import deltaflow as pw, pathlib, sqlite3, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "shop.db"
+        >>> t = pw.debug.table_from_markdown('''
+        ... item | qty
+        ... pen  | 2
+        ... ink  | 6
+        ... ''')
+        >>> pw.io.sqlite.write(t, path, "stock", init_mode="create_if_not_exists",
+        ...                    output_table_type="snapshot", primary_key=[t.item])
+        >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        >>> with sqlite3.connect(path) as db:
+        ...     db.execute("SELECT item, qty FROM stock ORDER BY item").fetchall()
+        [('ink', 6), ('pen', 2)]
     """
     from deltaflow.table import Table, add_output
 
