@@ -27,3 +27,6 @@ def test_site_builds_strictly(tmp_path: pathlib.Path) -> None:
     debug_page = (tmp_path / "reference" / "debug" / "index.html").read_text()
     assert "table_from_markdown" in debug_page and "table_to_arrow" in debug_page
     assert "subscribe_frames" in (tmp_path / "reference" / "frames" / "index.html").read_text()
+    # Methods of the table's mixins are on its page; pw.temporal has a page of its own.
+    assert "groupby" in (tmp_path / "reference" / "table" / "index.html").read_text()
+    assert "tumbling" in (tmp_path / "reference" / "temporal" / "index.html").read_text()
