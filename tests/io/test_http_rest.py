@@ -421,3 +421,43 @@ def test_float_and_bool_fields_round_trip(number, flag):
     for bad in (1.5, "1.5", "x", True, [1]):
         with pytest.raises(ValueError):
             convert_field(bad, t.INT, from_text=False)
+
+
+def test_requests_of_one_autocommit_window_are_committed_together():
+    """The reader hands the requests of an ``autocommit_duration_ms`` window on in one block
+    and commits them: a burst of concurrent requests lands in one or two times (a request
+    arriving just as a window ends opens the next), and none is answered before its window
+    ended nor held for a second window."""
+    import time
+
+    port = free_port()
+    webserver = pw.io.http.PathwayWebserver(host="127.0.0.1", port=port)
+    queries, writer = pw.io.http.rest_connector(
+        webserver=webserver,
+        route="/echo",
+        schema=Query,
+        autocommit_duration_ms=300,
+        delete_completed_queries=False,
+    )
+    writer(queries.select(result=pw.this.n))
+    changes = Changes().subscribe(queries)
+    url = f"http://127.0.0.1:{port}/echo"
+
+    def timed(n: int) -> tuple[int, float]:
+        sent = time.monotonic()
+        answer = call("POST", url, {"name": "x", "n": n}).json()
+        return answer, time.monotonic() - sent
+
+    with BackgroundRun():
+        wait_serving(port)
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            replies = list(pool.map(timed, range(12)))
+        single = timed(100)
+    assert [answer for answer, _ in replies] == list(range(12))
+    assert len({time_ for _, time_, _ in changes.rows[:12]}) <= 2
+    assert len(changes.rows) == 13 and all(added for _, _, added in changes.rows)
+    # The lone request waited for its own window, and only for it.
+    assert single[0] == 100
+    assert 0.25 <= single[1] < 0.55
+    # The burst's earliest answers waited for the window too.
+    assert min(elapsed for _, elapsed in replies) >= 0.05

@@ -21,6 +21,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,7 +31,14 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorStats, Sink
-from deltaflow.io._core.base import Data, DictsContext, OffsetAntichain, Reader, ReadEvent
+from deltaflow.io._core.base import (
+    Commit,
+    Data,
+    DictsContext,
+    OffsetAntichain,
+    Reader,
+    ReadEvent,
+)
 from deltaflow.io._core.formats import TypedRowsParser, column_specs
 from deltaflow.io._core.read_table import check_autocommit, check_schema, reader_table
 from deltaflow.io._core.serialization import json_value
@@ -148,38 +156,73 @@ class _Endpoint:
 
 
 class _RestReader(Reader):
-    """Takes the endpoint's accepted requests (and retractions of answered ones) in blocks."""
+    """Takes the endpoint's accepted requests (and retractions of answered ones) in blocks.
 
-    def __init__(self, endpoint: _Endpoint, name: str) -> None:
+    Requests come one by one, and turning a block of rows into a frame has a fixed cost
+    comparable to the engine's work on a small minibatch. So the reader commits on its own
+    clock: the first request after a commit opens a window of ``autocommit_s``; requests
+    arriving in it stay in the buffer, and when it ends they are handed on in one block and
+    committed (``Commit``). A request waits as long as with the session's own autocommit
+    (which would commit ``autocommit_s`` after its first row too, so it never comes first)."""
+
+    def __init__(self, endpoint: _Endpoint, name: str, autocommit_s: float | None) -> None:
         self.endpoint = endpoint
         endpoint.buffer.clear()  # leftovers of an earlier run cannot be answered any more
         endpoint.webserver._start(name)
         self._started = True
         self._sent = 0
+        self._autocommit_s = autocommit_s  # None: no windows (the session commits)
+        self._window_end: float | None = None  # when the open window's rows are committed
+        self._closing: int | None = None  # rows of the ended window still to hand on
 
     def read(self) -> ReadEvent | None:
         buffer = self.endpoint.buffer
+        if self._window_end is not None:
+            if time.monotonic() < self._window_end:
+                return None
+            self._window_end = None
+            self._closing = len(buffer)  # the window's requests: later ones open the next
+        if self._closing is not None:
+            if self._closing == 0:
+                self._closing = None
+                return Commit()
+            return self._block(self._closing)
         if not buffer:
             self.endpoint.ready.clear()
             if not buffer:
                 return None
-        # One kind per block (a run of insertions, or of retractions of answered queries):
-        # the session handles a block of one kind with less work than one of mixed kinds.
+        if self._autocommit_s:
+            self._window_end = time.monotonic() + self._autocommit_s
+            return None  # the first request waits for the others of its window
+        return self._block(len(buffer))
+
+    def _block(self, limit: int) -> Data:
+        """The next at most ``limit`` buffered rows of one kind (a run of insertions, or of
+        retractions of answered queries: the session handles a block of one kind with less
+        work than one of mixed kinds)."""
+        buffer = self.endpoint.buffer
+        limit = min(limit, _BLOCK_ROWS)
         kind = buffer[0][0]
         rows: list[Mapping[str, Any]] = []
         keys: list[int] = []
-        while buffer and len(rows) < _BLOCK_ROWS and buffer[0][0] == kind:
+        while buffer and len(rows) < limit and buffer[0][0] == kind:
             _, row, key = buffer.popleft()
             rows.append(row)
             keys.append(key)
         self._sent += len(rows)
+        if self._closing is not None:
+            self._closing -= len(rows)
         return Data(
             DictsContext(rows, kinds=kind, keys=keys, metadata={"path": "request"}),
             offset=("requests", self._sent),
         )
 
     def wait(self, timeout: float) -> None:
-        self.endpoint.ready.wait(timeout)
+        window_end = self._window_end
+        if window_end is None:
+            self.endpoint.ready.wait(timeout)
+        else:  # new requests wait in the buffer until the window ends
+            time.sleep(max(0.0, min(timeout, window_end - time.monotonic())))
 
     def seek(self, frontier: OffsetAntichain) -> None:
         """A restart with persistence: the checkpoint's queries are replayed into the table
@@ -324,7 +367,9 @@ def rest_connector(
     queries = reader_table(
         schema=table_schema,
         parser=TypedRowsParser(column_specs(table_schema)),
-        reader_factory=lambda: _RestReader(endpoint, name),
+        reader_factory=lambda: _RestReader(
+            endpoint, name, None if autocommit is None else autocommit / 1000
+        ),
         name=name,
         autocommit_duration_ms=autocommit,
         max_backlog_size=None,
