@@ -38,10 +38,10 @@ from deltaflow.temporal._window import (
     Window,
     _check_types,
     _IntervalsOverWindow,
-    _none,
     _SessionWindow,
     _SlidingWindow,
 )
+from deltaflow.temporal._windowed_table import _none
 
 if TYPE_CHECKING:
     from deltaflow.table import Table
