@@ -459,3 +459,43 @@ def test_python_connector_lone_surrogate_skips_the_row(
     table = pw.io.python.read(Subject(), schema=RowJson)
     assert rows_of(table) == [{"a": 2, "b": "fine", "c": None}]
     assert len(skipped(caplog)) == 1 and "surrogate" in skipped(caplog)[0]
+
+
+def test_python_connector_json_messages_nested_too_deep_or_with_a_lone_surrogate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A deep message stopped the run with a RecursionError; it is reported like a bad line.
+    deep = '{"a": 1, "b": "x", "c": ' + "[" * 200_000 + "]" * 200_000 + "}"
+
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next_str(deep)
+            self.next_str('{"a": 2, "b": "\\ud800"}')
+            self.next_bytes(b'{"a": 3, "b": "d\xffve"}')
+            self.next_str('{"a": 4, "b": "\\ud83d\\ude00"}')
+
+    table = pw.io.python.read(Subject(), schema=RowJson, format="json")
+    assert rows_of(table) == [{"a": 4, "b": "\U0001f600", "c": None}]
+    reports = skipped(caplog)
+    assert len(reports) == 3, reports
+    assert "message 1" in reports[0] and "nested deeper than 127 levels" in reports[0]
+    assert "message 2" in reports[1] and "surrogate" in reports[1]
+    assert "message 3" in reports[2] and "utf-8" in reports[2].lower()
+
+
+def test_python_connector_raw_message_that_is_not_utf8_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # It was read with U+FFFD in place of the bytes; Pathway stops the run.
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            self.next_str("first")
+            self.next_bytes(b"d\xffve")
+            self.next_bytes(b"third")
+
+    table = pw.io.python.read(Subject(), format="raw")
+    assert rows_of(table) == [{"data": "first"}, {"data": "third"}]
+    assert skipped(caplog) == [
+        "python:Subject: skipped the record at message 2: the message is not valid UTF-8 "
+        "(byte ff at offset 1)"
+    ]

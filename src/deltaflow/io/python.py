@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import inspect
-import json
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -36,6 +35,7 @@ from deltaflow.io._core.base import (
 )
 from deltaflow.io._core.callback_sink import CallbackSink
 from deltaflow.io._core.formats import TypedRowsFormatter, TypedRowsParser, column_specs
+from deltaflow.io._core.json_parsing import load_json_line
 from deltaflow.io._core.output_session import write_table
 from deltaflow.io._core.read_table import (
     check_autocommit,
@@ -317,9 +317,15 @@ class _MessageParser(Parser):
             if isinstance(message, Mapping):
                 return message
             try:
-                document = json.loads(message)
+                # The file readers' line loader: a message nested too deep or holding a lone
+                # surrogate is reported like a bad line, not a RecursionError ending the run.
+                text = message.decode("utf-8") if isinstance(message, bytes) else message
+                document, reason = load_json_line(text)
             except (TypeError, ValueError) as exc:
                 errors.append(ParseError(f"message {number}", f"invalid JSON: {exc}"))
+                return None
+            if reason is not None:
+                errors.append(ParseError(f"message {number}", reason))
                 return None
             if not isinstance(document, dict):
                 errors.append(ParseError(f"message {number}", "a JSON object was expected"))
@@ -329,11 +335,19 @@ class _MessageParser(Parser):
             return message
         if self.format == "binary":
             return {"data": message if isinstance(message, bytes) else str(message).encode()}
-        return {
-            "data": message.decode("utf-8", errors="replace")
-            if isinstance(message, bytes)
-            else str(message)
-        }
+        if not isinstance(message, bytes):
+            return {"data": str(message)}
+        try:
+            return {"data": message.decode("utf-8")}
+        except UnicodeDecodeError as exc:  # reported, never read with replacement characters
+            errors.append(
+                ParseError(
+                    f"message {number}",
+                    f"the message is not valid UTF-8 (byte {message[exc.start]:02x} "
+                    f"at offset {exc.start})",
+                )
+            )
+            return None
 
 
 def read(

@@ -65,6 +65,11 @@ def _load_line(text: str) -> tuple[Any, str | None]:
     return document, None
 
 
+load_json_line = _load_line
+"""The document of one JSON text, or why it is refused (for connectors given one message at a
+time)."""
+
+
 _ALL_BUT_OPENINGS = bytes(c for c in range(256) if c not in b"[{\n")
 
 
