@@ -46,7 +46,22 @@ class StreamMethods:
         return is_append_only_node(table._node)
 
     def assert_append_only(self) -> Table:
-        """This table, promised append-only: a deletion or update stops the run."""
+        """This table, promised append-only: a deletion or update stops the run.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... v | __time__
+            ... 1 | 2
+            ... 2 | 4
+            ... ''').assert_append_only()
+            >>> t.is_append_only
+            True
+            >>> pw.debug.compute_and_print(t, include_id=False)
+            v
+            1
+            2
+        """
         table: Table = self  # type: ignore[assignment]
         node = AssertAppendOnlyNode(
             columns=dict(table._columns), inputs=(table._node,), label="assert_append_only"
@@ -55,7 +70,23 @@ class StreamMethods:
 
     def to_stream(self, upsert_column_name: str = "is_upsert") -> Table:
         """Every change as an inserted row: new values with ``upsert_column_name`` True for
-        an insertion or update, old values with False for a deletion."""
+        an insertion or update, old values with False for a deletion.
+
+        Parameters:
+            upsert_column_name: the name of the added bool column.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ...   | qty | __time__ | __diff__
+            ... 1 | 2   | 2        | 1
+            ... 1 | 2   | 4        | -1
+            ... ''')
+            >>> pw.debug.compute_and_print_update_stream(t.to_stream(), include_id=False)
+            qty | is_upsert | __time__ | __diff__
+            2   | True      | 2        | 1
+            2   | False     | 4        | 1
+        """
         table: Table = self  # type: ignore[assignment]
         if upsert_column_name in table._columns:
             raise ValueError(
@@ -70,7 +101,24 @@ class StreamMethods:
 
     def stream_to_table(self, is_upsert: Any) -> Table:
         """The table a stream of changes describes: a row with ``is_upsert`` true sets its
-        id's row, one with false deletes it."""
+        id's row, one with false deletes it.
+
+        Parameters:
+            is_upsert: a bool column: True sets the row of the id, False deletes it.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> s = pw.debug.table_from_markdown('''
+            ...   | qty | up    | __time__
+            ... 1 | 2   | True  | 2
+            ... 1 | 5   | True  | 4
+            ... 2 | 7   | True  | 4
+            ... 2 | 7   | False | 6
+            ... ''')
+            >>> pw.debug.compute_and_print(s.stream_to_table(s.up).select(pw.this.qty), include_id=False)
+            qty
+            5
+        """
         table: Table = self  # type: ignore[assignment]
         flag = table._project("stream_to_table", [("__upsert", wrap_value(is_upsert))])
         if flag.types["__upsert"].strip_optional() != t.BOOL:
@@ -89,7 +137,26 @@ class StreamMethods:
     def from_streams(self, deletion_stream: Table) -> Table:
         """The table whose rows this stream inserts (or replaces) and ``deletion_stream``
         deletes, by row id. Only the ids of ``deletion_stream`` matter (its columns may be
-        any); deleting an id that has no row is ignored."""
+        any); deleting an id that has no row is ignored.
+
+        Parameters:
+            deletion_stream: a table whose rows' ids are deleted when they come.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> ups = pw.debug.table_from_markdown('''
+            ...   | qty | __time__
+            ... 1 | 2   | 2
+            ... 2 | 7   | 2
+            ... ''')
+            >>> dels = pw.debug.table_from_markdown('''
+            ...   | why  | __time__
+            ... 2 | sold | 4
+            ... ''')
+            >>> pw.debug.compute_and_print(ups.from_streams(dels), include_id=False)
+            qty
+            2
+        """
         from deltaflow.table import Table as TableClass
 
         table: Table = self  # type: ignore[assignment]
@@ -145,7 +212,21 @@ class StreamMethods:
     def unpack_snapshots(self) -> Table:
         """Every state of this table: at each time at which it changes, all its rows are
         inserted again (with ids of their own), and nothing is ever deleted. An append-only
-        table with one full snapshot per changing time, so large for big, busy tables."""
+        table with one full snapshot per changing time, so large for big, busy tables.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ...   | v | __time__ | __diff__
+            ... 1 | a | 2        | 1
+            ... 2 | b | 4        | 1
+            ... ''')
+            >>> pw.debug.compute_and_print(t.unpack_snapshots(), include_id=False)
+            v
+            a
+            a
+            b
+        """
         table: Table = self  # type: ignore[assignment]
         node = UnpackSnapshotsNode(
             columns=dict(table._columns), inputs=(table._node,), label="unpack_snapshots"
@@ -153,7 +234,22 @@ class StreamMethods:
         return type(table)(node, plan.Universe())
 
     def update_id_type(self, id_type: Any, *, id_append_only: bool | None = None) -> Table:
-        """This table with its id type declared as ``id_type`` (a typing-only change)."""
+        """This table with its id type declared as ``id_type`` (a typing-only change).
+
+        Parameters:
+            id_type: the type declared for the ids (``pw.Pointer[...]``).
+            id_append_only: accepted for compatibility.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... v
+            ... 1
+            ... ''')
+            >>> pw.debug.compute_and_print(t.update_id_type(pw.Pointer[int]), include_id=False)
+            v
+            1
+        """
         table: Table = self  # type: ignore[assignment]
         dtype = t.wrap(id_type)
         if not isinstance(dtype.strip_optional(), t.PointerType):
@@ -166,6 +262,19 @@ class StreamMethods:
         return copy
 
     def eval_type(self, expression: ColumnExpression) -> t.DType:
-        """The type ``expression`` has when evaluated on this table."""
+        """The type ``expression`` has when evaluated on this table.
+
+        Parameters:
+            expression: an expression over this table's columns.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... a | b
+            ... 1 | 2.5
+            ... ''')
+            >>> t.eval_type(t.a + t.b), t.eval_type(t.a > 0)
+            (float, bool)
+        """
         table: Table = self  # type: ignore[assignment]
         return table._project("eval_type", [("__e", wrap_value(expression))]).types["__e"]

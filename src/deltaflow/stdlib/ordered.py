@@ -75,6 +75,25 @@ def diff(
     first row of each instance gets None, and so does a row whose own value is None; a None
     in the previous row's value stops the run (as in Pathway). Rows with equal timestamps are
     ordered by their ids.
+
+    Parameters:
+        timestamp: the column ordering the rows.
+        *values: the columns whose differences are computed.
+        instance: rows are ordered and compared only within equal values of this column.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... t | v
+        ... 1 | 10
+        ... 2 | 13
+        ... 3 | 11
+        ... ''')
+        >>> pw.debug.compute_and_print(t + t.diff(t.t, t.v), include_id=False)
+        t | v  | diff_v
+        1 | 10 |
+        2 | 13 | 3
+        3 | 11 | -2
     """
     check_reference(timestamp, "diff", "timestamp")
     for value in values:

@@ -61,6 +61,25 @@ def interpolate(
     that value; a column without any value stays None. Interpolated columns become ``float``
     (``Optional[float]`` when they were optional). Rows with equal timestamps are ordered by
     their ids. Datetime timestamps are interpolated over their nanoseconds.
+
+    Parameters:
+        timestamp: the column ordering the rows.
+        *values: the columns whose None values are filled.
+        mode: ``pw.statistical.InterpolateMode.LINEAR`` (the only mode).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... t | v
+        ... 1 | 10
+        ... 2 |
+        ... 4 | 16
+        ... ''')
+        >>> pw.debug.compute_and_print(t.interpolate(t.t, t.v), include_id=False)
+        t | v
+        1 | 10.0
+        2 | 12.0
+        4 | 16.0
     """
     if mode != InterpolateMode.LINEAR:
         raise ValueError(

@@ -229,21 +229,80 @@ def forget(
     table: Table, time_column: Any, threshold: IntervalType, mark_forgetting_records: bool = False
 ) -> Table:
     """Rows are retracted once the largest ``time_column`` value seen reaches their time +
-    ``threshold`` (see :func:`forget_after`)."""
+    ``threshold`` (see :func:`forget_after`).
+
+    Parameters:
+        table: the table (``table.forget(...)`` is the same call).
+        time_column: each row's event time.
+        threshold: how long after its time a row is kept.
+        mark_forgetting_records: mark the retractions so that ``filter_out_results_of_forgetting``
+            can hide them downstream.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... at | v  | __time__
+        ... 1  | a  | 2
+        ... 9  | b  | 4
+        ... 4  | c  | 6
+        ... ''')
+        >>> pw.debug.compute_and_print(t.forget(t.at, 5), include_id=False)
+        at | v
+        9  | b
+    """
     limit = _threshold(table, time_column, threshold, "forget")
     return forget_after(table, limit, time_column, mark_forgetting_records)
 
 
 def buffer(table: Table, time_column: Any, threshold: IntervalType) -> Table:
     """Rows are held until the largest ``time_column`` value seen reaches their time +
-    ``threshold`` (see :func:`buffer_until`)."""
+    ``threshold`` (see :func:`buffer_until`).
+
+    Parameters:
+        table: the table (``table.buffer(...)`` is the same call).
+        time_column: each row's event time.
+        threshold: how long after its time a row is held.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... at | v  | __time__
+        ... 1  | a  | 2
+        ... 9  | b  | 4
+        ... 4  | c  | 6
+        ... ''')
+        >>> pw.debug.compute_and_print_update_stream(t.buffer(t.at, 5), include_id=False)
+        at | v | __time__             | __diff__
+        1  | a | 4                    | 1
+        4  | c | 6                    | 1
+        9  | b | 18446744073709551614 | 1
+    """
     limit = _threshold(table, time_column, threshold, "buffer")
     return buffer_until(table, limit, time_column)
 
 
 def ignore_late(table: Table, time_column: Any, threshold: IntervalType) -> Table:
     """Rows whose time + ``threshold`` is at or below the largest ``time_column`` value seen
-    before them are dropped (see :func:`freeze_after`)."""
+    before them are dropped (see :func:`freeze_after`).
+
+    Parameters:
+        table: the table (``table.ignore_late(...)`` is the same call).
+        time_column: each row's event time.
+        threshold: how late (behind the largest time seen) a row may be.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... at | v  | __time__
+        ... 1  | a  | 2
+        ... 9  | b  | 4
+        ... 4  | c  | 6
+        ... ''')
+        >>> pw.debug.compute_and_print(t.ignore_late(t.at, 3), include_id=False)
+        at | v
+        1  | a
+        9  | b
+    """
     limit = _threshold(table, time_column, threshold, "ignore_late")
     return freeze_after(table, limit, time_column)
 
@@ -255,6 +314,24 @@ def filter_out_results_of_forgetting(table: Table, ensure_consistency: bool = Fa
     A row changed after forgetting was hidden is then retracted with the values the engine
     holds, not those last shown; with ``ensure_consistency`` the rows shown are kept (memory:
     one row per id) and each change retracts exactly what was shown.
+
+    Parameters:
+        table: a table computed from one that forgets with ``mark_forgetting_records=True``.
+        ensure_consistency: keep the rows shown, so that each change retracts exactly them.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.debug.table_from_markdown('''
+        ... at | v  | __time__
+        ... 1  | a  | 2
+        ... 9  | b  | 4
+        ... 4  | c  | 6
+        ... ''')
+        >>> kept = t.forget(t.at, 5, mark_forgetting_records=True)
+        >>> counted = kept.reduce(n=pw.reducers.count())
+        >>> pw.debug.compute_and_print(counted.filter_out_results_of_forgetting(), include_id=False)
+        n
+        3
     """
     from deltaflow.table import Table
 
