@@ -499,3 +499,32 @@ def test_python_connector_raw_message_that_is_not_utf8_is_reported(
         "python:Subject: skipped the record at message 2: the message is not valid UTF-8 "
         "(byte ff at offset 1)"
     ]
+
+
+def test_rest_bodies_nested_too_deep_with_a_surrogate_or_not_utf8_get_400() -> None:
+    # They were a 500 with a traceback (deep, not UTF-8) or a request left waiting for ever
+    # (a lone surrogate, skipped on its way into the pipeline).
+    from _http_helpers import call, free_port, wait_serving
+
+    class Query(pw.Schema):
+        b: str
+
+    port = free_port()
+    queries, writer = pw.io.http.rest_connector(
+        host="127.0.0.1",
+        port=port,
+        schema=Query,
+        delete_completed_queries=True,
+        autocommit_duration_ms=10,
+    )
+    writer(queries.select(result=pw.this.b))
+    url = f"http://127.0.0.1:{port}/"
+    with BackgroundRun():
+        wait_serving(port)
+        deep = call("POST", url, '{"b": "x", "c": ' + "[" * 200_000 + "]" * 200_000 + "}")
+        assert deep.status == 400 and "nested deeper than 127 levels" in deep.text
+        lone = call("POST", url, '{"b": "\\ud800"}', timeout=5)
+        assert lone.status == 400 and "surrogate" in lone.text
+        undecodable = call("POST", url, b'{"b": "d\xffve"}')
+        assert undecodable.status == 400 and "UTF-8" in undecodable.text
+        assert call("POST", url, {"b": "fine"}).json() == "fine"

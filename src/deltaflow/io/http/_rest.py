@@ -40,6 +40,7 @@ from deltaflow.io._core.base import (
     ReadEvent,
 )
 from deltaflow.io._core.formats import TypedRowsParser, column_specs
+from deltaflow.io._core.json_parsing import load_json_line
 from deltaflow.io._core.read_table import check_autocommit, check_schema, reader_table
 from deltaflow.io._core.serialization import json_value
 from deltaflow.io.http._openapi import EndpointDocumentation
@@ -53,6 +54,14 @@ LABEL = "pw.io.http.rest_connector"
 _BLOCK_ROWS = 10_000
 _KNOWN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _WARN_EVERY = 1000  # after the first 10 refused requests, log one in this many
+
+
+async def _body_text(request: Any) -> str:
+    """The request body as text; bytes that are not UTF-8 (or the declared charset) are a 400."""
+    try:
+        return str(await request.text())
+    except (UnicodeDecodeError, LookupError):
+        raise BadRequest("the request body is not valid text in its charset (UTF-8)") from None
 
 
 def _default_schema() -> type[Schema]:
@@ -115,15 +124,18 @@ class _Endpoint:
             if from_text:
                 payload: Any = {"query": request.query.get("query", request.query_string)}
             else:
-                payload = {"query": await request.text()}
+                payload = {"query": await _body_text(request)}
         elif from_text:
             payload = dict(request.query)
         else:
-            text = await request.text()
-            try:
-                payload = json.loads(text) if text.strip() else {}
-            except ValueError:
-                raise BadRequest("the request body is not valid JSON") from None
+            text = await _body_text(request)
+            # The file readers' JSON loader: a body nested too deep or holding a lone
+            # surrogate is a 400 like any invalid JSON (not a 500, nor a request left waiting).
+            payload, reason = load_json_line(text) if text.strip() else ({}, None)
+            if reason is not None:
+                raise BadRequest(
+                    f"the request body is not valid JSON: {reason.removeprefix('invalid JSON: ')}"
+                )
         if self.validator is not None:
             try:
                 refusal = self.validator(payload, request.headers)
