@@ -352,7 +352,8 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             ... pen  | 2   | 1.5
             ... ink  | 6   | 4.0
             ... ''')
-            >>> pw.debug.compute_and_print(t.select(t.item, value=t.qty * t.price), include_id=False)
+            >>> pw.debug.compute_and_print(t.select(t.item, value=t.qty * t.price),
+            ...                            include_id=False)
             item | value
             ink  | 24.0
             pen  | 3.0
@@ -818,7 +819,8 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             ... name | age
             ... ann  | 31
             ... ''')
-            >>> ages = ages.with_columns(user=users.with_id_from(users.name).pointer_from(ages.name))
+            >>> keyed_users = users.with_id_from(users.name)
+            >>> ages = ages.with_columns(user=keyed_users.pointer_from(ages.name))
             >>> by_user = ages.with_id(ages.user)
             >>> r = by_user.select(by_user.age, same=by_user.id == by_user.user)
             >>> pw.debug.compute_and_print(r, include_id=False)
@@ -859,8 +861,8 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             ... ink  | 6   | 4.0
             ... ''')
             >>> keyed = t.with_id_from(t.item)
-            >>> pw.debug.compute_and_print(keyed.select(keyed.qty, same=keyed.id == keyed.pointer_from(keyed.item)),
-            ...                            include_id=False)
+            >>> r = keyed.select(keyed.qty, same=keyed.id == keyed.pointer_from(keyed.item))
+            >>> pw.debug.compute_and_print(r, include_id=False)
             qty | same
             2   | True
             6   | True

@@ -120,7 +120,8 @@ class StatefulMethods:
             ... a    | ink  | 6
             ... b    | pen  | 5
             ... ''')
-            >>> r = t.reduce(rows=pw.reducers.count(), mean=pw.reducers.sum(t.qty) / pw.reducers.count())
+            >>> r = t.reduce(rows=pw.reducers.count(),
+            ...              mean=pw.reducers.sum(t.qty) / pw.reducers.count())
             >>> pw.debug.compute_and_print(r, include_id=False)
             rows | mean
             3    | 4.333333333333333
@@ -162,7 +163,8 @@ class StatefulMethods:
             ... ink  | 4.0
             ... cap  | 0.5
             ... ''')
-            >>> r = stock.join(prices, stock.item == prices.name).select(stock.item, stock.qty, prices.price)
+            >>> r = stock.join(prices, stock.item == prices.name).select(stock.item, stock.qty,
+            ...                                                          prices.price)
             >>> pw.debug.compute_and_print(r, include_id=False)
             item | qty | price
             ink  | 6   | 4.0
@@ -213,8 +215,8 @@ class StatefulMethods:
             ... ink  | 4.0
             ... cap  | 0.5
             ... ''')
-            >>> r = stock.join_inner(prices, pw.left.item == pw.right.name).select(pw.left.item,
-            ...                                                                   cost=pw.left.qty * pw.right.price)
+            >>> r = stock.join_inner(prices, pw.left.item == pw.right.name).select(
+            ...     pw.left.item, cost=pw.left.qty * pw.right.price)
             >>> pw.debug.compute_and_print(r, include_id=False)
             item | cost
             ink  | 24.0
@@ -265,7 +267,8 @@ class StatefulMethods:
             ... ink  | 4.0
             ... cap  | 0.5
             ... ''')
-            >>> r = stock.join_left(prices, stock.item == prices.name).select(stock.item, prices.price)
+            >>> r = stock.join_left(prices, stock.item == prices.name).select(stock.item,
+            ...                                                               prices.price)
             >>> pw.debug.compute_and_print(r, include_id=False)
             item | price
             ink  | 4.0
@@ -317,7 +320,8 @@ class StatefulMethods:
             ... ink  | 4.0
             ... cap  | 0.5
             ... ''')
-            >>> r = stock.join_right(prices, stock.item == prices.name).select(stock.qty, prices.name)
+            >>> r = stock.join_right(prices, stock.item == prices.name).select(stock.qty,
+            ...                                                                prices.name)
             >>> pw.debug.compute_and_print(r, include_id=False)
             qty | name
                 | cap
@@ -369,7 +373,8 @@ class StatefulMethods:
             ... ink  | 4.0
             ... cap  | 0.5
             ... ''')
-            >>> r = stock.join_outer(prices, stock.item == prices.name).select(stock.item, prices.name)
+            >>> r = stock.join_outer(prices, stock.item == prices.name).select(stock.item,
+            ...                                                                prices.name)
             >>> pw.debug.compute_and_print(r, include_id=False)
             item | name
                  | cap
@@ -576,7 +581,8 @@ class StatefulMethods:
             ... a    | ink  | 6
             ... b    | pen  | 5
             ... ''')
-            >>> pw.debug.compute_and_print(t.difference(t.filter(t.item == "pen")), include_id=False)
+            >>> pw.debug.compute_and_print(t.difference(t.filter(t.item == "pen")),
+            ...                            include_id=False)
             shop | item | qty
             a    | ink  | 6
         """
@@ -770,7 +776,8 @@ class StatefulMethods:
             ... x      | 2     | 4
             ... x      | 9     | 6
             ... ''')
-            >>> peaks = t.deduplicate(value=t.value, instance=t.sensor, acceptor=lambda new, old: new > old)
+            >>> peaks = t.deduplicate(value=t.value, instance=t.sensor,
+            ...                       acceptor=lambda new, old: new > old)
             >>> pw.debug.compute_and_print_update_stream(peaks, include_id=False)
             sensor | value | __time__ | __diff__
             x      | 3     | 2        | 1

@@ -115,7 +115,8 @@ class StreamMethods:
             ... 2 | 7   | True  | 4
             ... 2 | 7   | False | 6
             ... ''')
-            >>> pw.debug.compute_and_print(s.stream_to_table(s.up).select(pw.this.qty), include_id=False)
+            >>> pw.debug.compute_and_print(s.stream_to_table(s.up).select(pw.this.qty),
+            ...                            include_id=False)
             qty
             5
         """

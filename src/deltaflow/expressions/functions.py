@@ -282,7 +282,8 @@ def require(val: Any, *deps: Any) -> ColumnExpression:
         ... pen  | 2
         ... ink  |
         ... ''')
-        >>> pw.debug.compute_and_print(t.select(t.name, r=pw.require(t.name, t.qty)), include_id=False)
+        >>> pw.debug.compute_and_print(t.select(t.name, r=pw.require(t.name, t.qty)),
+        ...                            include_id=False)
         name | r
         ink  |
         pen  | pen

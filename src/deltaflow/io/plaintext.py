@@ -38,7 +38,8 @@ def read(
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
         >>> _ = path.write_text("buy ink\\ncall ann\\n")
         >>> t = pw.io.plaintext.read(path, mode="static")
-        >>> pw.debug.compute_and_print(t.select(words=pw.this.data.str.count(" ") + 1), include_id=False)
+        >>> pw.debug.compute_and_print(t.select(words=pw.this.data.str.count(" ") + 1),
+        ...                            include_id=False)
         words
         2
         2

@@ -282,7 +282,8 @@ def interval_join_inner(
         ... cid  | 4  | 1
         ... ''')
         >>> r = clicks.interval_join_inner(buys, clicks.t, buys.t, pw.temporal.interval(0, 5),
-        ...                                clicks.user == buys.user).select(clicks.user, buys.amount)
+        ...                                clicks.user == buys.user).select(clicks.user,
+        ...                                                                 buys.amount)
         >>> pw.debug.compute_and_print(r, include_id=False)
         user | amount
         ann  | 20

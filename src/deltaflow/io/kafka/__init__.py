@@ -154,6 +154,38 @@ def read(
     time. Rows are committed every ``autocommit_duration_ms``. ``parallel_readers`` is accepted
     and checked; one consumer reads every assigned partition. Persistence resumes each
     partition right after its last checkpointed message.
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        rdkafka_settings: librdkafka settings: ``bootstrap.servers`` and ``group.id`` at least.
+        topic: the topic read.
+        schema: the columns of each JSON message (``format="json"``).
+        mode: ``streaming`` (default) or ``static`` (what the topic holds at the start).
+        format: ``raw`` (bytes), ``plaintext`` (text) or ``json``.
+        schema_registry_settings: a schema registry holding the messages' schema.
+        debug_data: accepted for compatibility, ignored.
+        autocommit_duration_ms: how long messages may wait before they are committed to the
+            pipeline.
+        json_field_paths: column names mapped to JSON pointers of nested values.
+        autogenerate_key: accepted for compatibility (ids come from topic, partition and offset).
+        with_metadata: add a ``_metadata`` Json column (topic, partition, offset, timestamp,
+            headers).
+        start_from_timestamp_ms: start each partition at its first message at or after this time.
+        parallel_readers: accepted and checked; one consumer reads every partition.
+        name: the connector's name in logs, monitoring and persistence.
+        max_backlog_size: pause reading while this many rows wait in the pipeline.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> t = pw.io.kafka.read({"bootstrap.servers": "127.0.0.1:9092", "group.id": "stats"},
+        ...                      "clicks", schema=Event, format="json")
+        >>> t.typehints()
+        {'user': <class 'str'>, 'clicks': <class 'int'>}
     """
     connector = "pw.io.kafka.read"
     if kwargs:
@@ -356,6 +388,36 @@ def write(
     ``"raw"`` (the ``value`` column, or the table's only column). The message key is the
     ``key`` column or else the row id (16 bytes); every message has the headers
     ``pathway_time`` and ``pathway_diff`` plus one per column of ``headers``.
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        table: the table written.
+        rdkafka_settings: librdkafka settings: ``bootstrap.servers`` at least.
+        topic_name: the topic, or a str column naming each row's topic.
+        format: ``json`` (default), ``dsv``, ``plaintext`` or ``raw``.
+        schema_registry_settings: a schema registry to register and encode with.
+        subject: the schema registry subject.
+        delimiter: the field separator of the ``dsv`` format.
+        key: the column whose value is each message's key (else the row id).
+        value: the column sent as the message (``plaintext``/``raw``).
+        headers: columns sent as message headers.
+        name: the connector's name in logs and monitoring.
+        sort_by: columns ordering the messages of one time.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> t = pw.debug.table_from_rows(Event, [("ann", 3)])
+        >>> pw.io.kafka.write(t, {"bootstrap.servers": "127.0.0.1:9092"}, "clicks-out")
+        >>> pw.io.kafka.write(t, {"bootstrap.servers": "127.0.0.1:9092"}, "clicks-out",
+        ...                   format="xml")
+        Traceback (most recent call last):
+        ...
+        TypeError: pw.io.kafka.write: format must be one of ...
     """
     from deltaflow.expressions.base import ColumnReference
     from deltaflow.table import Table

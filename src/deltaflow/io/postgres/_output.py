@@ -212,6 +212,33 @@ def write(
     ``"create_if_not_exists"`` creates it if missing, ``"replace"`` drops and creates it.
     ``max_batch_size`` bounds the rows of one transaction in stream-of-changes mode.
     ``sort_by`` orders the rows of each minibatch. See ``docs/postgres.md``.
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        table: the table written.
+        postgres_settings: libpq connection keywords (``host``, ``port``, ``dbname``, ``user``,
+            ``password`` ...).
+        table_name: the destination table.
+        schema_name: the PostgreSQL schema of the table.
+        max_batch_size: the most rows in one transaction (stream-of-changes mode).
+        init_mode: ``default``, ``create_if_not_exists`` or ``replace``.
+        output_table_type: ``stream_of_changes`` (rows with ``time`` and ``diff``) or ``snapshot``.
+        primary_key: the columns rows are upserted on (snapshot mode).
+        name: the connector's name in logs and monitoring.
+        sort_by: columns ordering the rows of one minibatch.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> t = pw.debug.table_from_rows(Event, [("ann", 3)])
+        >>> settings = {"host": "127.0.0.1", "port": 5432, "dbname": "shop", "user": "app"}
+        >>> pw.io.postgres.write(t, settings, "click_totals",
+        ...                      output_table_type="snapshot", primary_key=[t.user],
+        ...                      init_mode="create_if_not_exists")
     """
     if output_table_type not in ("stream_of_changes", "snapshot"):
         raise TypeError(

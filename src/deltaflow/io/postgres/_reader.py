@@ -67,6 +67,33 @@ def read(
     identity), unless ``is_append_only=True``. With ``pw.persistence`` the change stream
     resumes after a restart from the last checkpoint through a persistent replication slot
     named after the connector. ``debug_data`` is accepted and ignored.
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        postgres_settings: libpq connection keywords (``host``, ``port``, ``dbname``, ``user``,
+            ``password`` ...).
+        table_name: the table read.
+        schema: the columns read; its primary key must be the table's.
+        mode: ``streaming`` (default: follow the changes by logical replication) or ``static``.
+        is_append_only: the table only ever gets inserts (no primary key needed).
+        publication_name: the publication covering the table (streaming mode).
+        schema_name: the PostgreSQL schema of the table.
+        autocommit_duration_ms: how long changes may wait before they are committed to the pipeline.
+        name: the connector's name in logs, monitoring and persistence (and its replication slot).
+        max_backlog_size: pause reading while this many rows wait in the pipeline.
+        debug_data: accepted for compatibility, ignored.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> settings = {"host": "127.0.0.1", "port": 5432, "dbname": "shop", "user": "app"}
+        >>> t = pw.io.postgres.read(settings, "clicks", Event, mode="static")
+        >>> t.typehints()
+        {'user': <class 'str'>, 'clicks': <class 'int'>}
     """
     label = (
         f"pw.io.postgres.read({table_name!r})"

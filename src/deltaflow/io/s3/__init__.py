@@ -209,6 +209,38 @@ def read(
     objects add rows, changed objects replace theirs, deleted objects retract theirs.
     ``downloader_threads_count`` objects (default 8) are downloaded in parallel.
     ``debug_data`` is accepted for compatibility and ignored. See ``docs/s3.md``.
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        path: ``s3://bucket/prefix``, or a prefix of the bucket of ``aws_s3_settings``.
+        format: ``csv``, ``json``, ``plaintext``, ``plaintext_by_object``, ``binary`` or
+            ``only_metadata``.
+        aws_s3_settings: ``pw.io.s3.AwsS3Settings``: bucket, region, credentials, endpoint.
+        schema: the columns read (``csv`` and ``json``).
+        mode: ``streaming`` (default: keep listing the prefix) or ``static``.
+        with_metadata: add a ``_metadata`` Json column (path, size, modification time).
+        csv_settings: ``pw.io.CsvParserSettings`` for the ``csv`` format.
+        json_field_paths: column names mapped to JSON pointers of nested values.
+        path_filter: a glob the object keys must match.
+        downloader_threads_count: objects downloaded in parallel (default 8).
+        autocommit_duration_ms: how long rows may wait before they are committed to the pipeline.
+        name: the connector's name in logs, monitoring and persistence.
+        max_backlog_size: pause reading while this many rows wait in the pipeline.
+        debug_data: accepted for compatibility, ignored.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> settings = pw.io.s3.AwsS3Settings(region="eu-west-1", access_key="KEY",
+        ...                                   secret_access_key="SECRET")
+        >>> t = pw.io.s3.read("s3://logs/clicks/", format="json", schema=Event,
+        ...                   aws_s3_settings=settings, mode="static")
+        >>> t.typehints()
+        {'user': <class 'str'>, 'clicks': <class 'int'>}
     """
     settings = check_settings(aws_s3_settings, "pw.io.s3.read")
     return _read(
@@ -309,6 +341,25 @@ def write(
     run ends is uploaded then. A failed upload keeps the rows and is retried with backoff; if
     uploads keep failing for longer than ``DELTAFLOW_S3_MAX_OUTAGE_S`` seconds (default 300)
     the run fails. See ``docs/s3.md`` and ``docs/retries.md``.
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        table: the table written.
+        path: ``s3://bucket/prefix`` under which the objects are written.
+        format: ``csv`` or ``json`` (JSON lines).
+        aws_s3_settings: ``pw.io.s3.AwsS3Settings``: bucket, region, credentials, endpoint.
+        write_interval_ms: the least time between two uploaded objects.
+        name: the connector's name in logs and monitoring.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> t = pw.debug.table_from_rows(Event, [("ann", 3)])
+        >>> pw.io.s3.write(t, "s3://logs/click-totals/", format="csv")
     """
     settings = check_settings(aws_s3_settings, "pw.io.s3.write")
     _write(
