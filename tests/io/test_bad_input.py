@@ -528,3 +528,19 @@ def test_rest_bodies_nested_too_deep_with_a_surrogate_or_not_utf8_get_400() -> N
         undecodable = call("POST", url, b'{"b": "d\xffve"}')
         assert undecodable.status == 400 and "UTF-8" in undecodable.text
         assert call("POST", url, {"b": "fine"}).json() == "fine"
+
+
+def test_postgres_json_value_nested_too_deep_is_a_bad_value_not_a_recursion_error() -> None:
+    # PostgreSQL stores json thousands of levels deep; decoding it ended the read with a
+    # RecursionError. A bad value is reported and its row skipped (io/postgres/_rows.py).
+    from deltaflow import _types as t
+    from deltaflow.io.postgres._decode import BadValue, PgType, decoder_for
+
+    for name in ("json", "jsonb"):
+        decode = decoder_for(PgType(name, "U"), t.JSON)
+        assert decode is not None
+        assert decode('{"a": [1, {"b": null}]}') == pw.Json({"a": [1, {"b": None}]})
+        with pytest.raises(BadValue, match="nested deeper than 127 levels"):
+            decode("[" * 5000 + "]" * 5000)
+        with pytest.raises(BadValue, match="surrogate"):
+            decode('{"a": "\\ud800"}')

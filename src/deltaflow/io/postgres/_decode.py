@@ -15,7 +15,6 @@ it, never storing a value the source did not hold.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow.io._core.json_parsing import load_json_line
 
 __all__ = ["TYPE_TABLE", "BadValue", "PgType", "decode_fast", "decoder_for", "parse_array"]
 
@@ -251,7 +251,12 @@ def _micros(text: str) -> int:
 
 
 def _json(text: str) -> t.Json:
-    return t.Json(json.loads(text))
+    # The file readers' loader: a value nested deeper than they accept (PostgreSQL takes
+    # thousands of levels) is a bad value, not a RecursionError that would end the run.
+    document, reason = load_json_line(text)
+    if reason is not None:
+        raise BadValue(reason)
+    return t.Json(document)
 
 
 def _pointer(text: str) -> Any:
