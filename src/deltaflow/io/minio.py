@@ -93,6 +93,36 @@ def read(
     """A table read from the objects under a prefix of a MinIO bucket.
 
     Same formats, modes and options as :func:`deltaflow.io.s3.read`; see ``docs/minio.md``.
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        path: the prefix of the objects read, in the bucket of ``minio_settings``.
+        minio_settings: ``pw.io.minio.MinIOSettings``: endpoint, bucket and credentials.
+        format: ``csv``, ``json``, ``plaintext``, ``plaintext_by_object``, ``binary`` or
+            ``only_metadata``.
+        schema: the columns read (``csv`` and ``json``).
+        mode: ``streaming`` (default: keep listing the prefix) or ``static``.
+        with_metadata: add a ``_metadata`` Json column (path, size, modification time).
+        csv_settings: ``pw.io.CsvParserSettings`` for the ``csv`` format.
+        json_field_paths: column names mapped to JSON pointers of nested values.
+        path_filter: a glob the object keys must match.
+        downloader_threads_count: objects downloaded in parallel (default 8).
+        name: the connector's name in logs, monitoring and persistence.
+        autocommit_duration_ms: how long rows may wait before they are committed to the pipeline.
+        max_backlog_size: pause reading while this many rows wait in the pipeline.
+        debug_data: accepted for compatibility, ignored.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> minio = pw.io.minio.MinIOSettings("http://127.0.0.1:9000", "logs", "KEY", "SECRET")
+        >>> t = pw.io.minio.read("clicks/", minio, "json", schema=Event, mode="static")
+        >>> t.typehints()
+        {'user': <class 'str'>, 'clicks': <class 'int'>}
     """
     settings = _settings(minio_settings, "pw.io.minio.read")
     return _read(
@@ -129,8 +159,28 @@ def write(
     at most every ``write_interval_ms`` (default 1000), numbered after the objects already
     there. See ``docs/minio.md``.
 
-    Both ``write(table, path, "csv", minio_settings=settings)`` (the form of seed 002) and the
-    order of ``read``, ``write(table, path, settings, "csv")``, are accepted.
+    Both ``write(table, path, "csv", minio_settings=settings)`` and the order of ``read``,
+    ``write(table, path, settings, "csv")``, are accepted.
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        table: the table written.
+        path: the prefix under which the objects are written.
+        format: ``csv`` or ``json`` (JSON lines).
+        minio_settings: ``pw.io.minio.MinIOSettings``: endpoint, bucket and credentials.
+        write_interval_ms: the least time between two uploaded objects.
+        name: the connector's name in logs and monitoring.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> minio = pw.io.minio.MinIOSettings("http://127.0.0.1:9000", "logs", "KEY", "SECRET")
+        >>> t = pw.debug.table_from_rows(Event, [("ann", 3)])
+        >>> pw.io.minio.write(t, "click-totals/", "csv", minio_settings=minio)
     """
     if isinstance(format, MinIOSettings) and not isinstance(minio_settings, MinIOSettings):
         format, minio_settings = minio_settings, format  # noqa: A001 - the read-like order

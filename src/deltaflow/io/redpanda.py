@@ -29,7 +29,36 @@ def read(
     max_backlog_size: int | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A table of the messages of a Redpanda topic: see :func:`deltaflow.io.kafka.read`."""
+    """A table of the messages of a Redpanda topic: see :func:`deltaflow.io.kafka.read`.
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        rdkafka_settings: librdkafka settings: ``bootstrap.servers`` and ``group.id`` at least.
+        topic: the topic read.
+        schema: the columns of each JSON message (``format='json'``).
+        mode: ``streaming`` (default) or ``static``.
+        format: ``raw`` or ``json`` (``csv`` is refused, as by ``pw.io.kafka.read``).
+        schema_registry_settings: a schema registry holding the messages' schema.
+        debug_data: accepted for compatibility, ignored.
+        autocommit_duration_ms: how long messages may wait before they are committed to the
+            pipeline.
+        json_field_paths: column names mapped to JSON pointers of nested values.
+        parallel_readers: accepted and checked.
+        name: the connector's name in logs, monitoring and persistence.
+        max_backlog_size: pause reading while this many rows wait in the pipeline.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> t = pw.io.redpanda.read({"bootstrap.servers": "127.0.0.1:9092", "group.id": "stats"},
+        ...                         "clicks", schema=Event, format="json")
+        >>> t.typehints()
+        {'user': <class 'str'>, 'clicks': <class 'int'>}
+    """
     # Pathway's signature names "csv", which kafka.read refuses with a clear error.
     return kafka.read(
         rdkafka_settings,
@@ -62,7 +91,29 @@ def write(
     **kwargs: Any,
 ) -> None:
     """Write the changes of ``table`` to a Redpanda topic: see
-    :func:`deltaflow.io.kafka.write` (``kwargs`` are its other keywords)."""
+    :func:`deltaflow.io.kafka.write` (``kwargs`` are its other keywords).
+
+    Defining the connector only checks its arguments (the server is contacted when the
+    pipeline runs), so the example needs no server.
+
+    Parameters:
+        table: the table written.
+        rdkafka_settings: librdkafka settings: ``bootstrap.servers`` at least.
+        topic_name: the topic.
+        format: ``json``.
+        schema_registry_settings: a schema registry to register and encode with.
+        subject: the schema registry subject.
+        name: the connector's name in logs and monitoring.
+        sort_by: columns ordering the messages of one time.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Event(pw.Schema):
+        ...     user: str = pw.column_definition(primary_key=True)
+        ...     clicks: int
+        >>> t = pw.debug.table_from_rows(Event, [("ann", 3)])
+        >>> pw.io.redpanda.write(t, {"bootstrap.servers": "127.0.0.1:9092"}, "click-totals")
+    """
     kafka.write(
         table,
         rdkafka_settings,
