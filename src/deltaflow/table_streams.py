@@ -175,7 +175,19 @@ class StreamMethods:
         return type(table)(node, plan.Universe())
 
     def live(self) -> Any:
-        """Not supported (Pathway's interactive mode): raises ``NotImplementedError``."""
+        """Not supported (Pathway's interactive mode): raises ``NotImplementedError``.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... v
+            ... 1
+            ... ''')
+            >>> t.live()
+            Traceback (most recent call last):
+            ...
+            NotImplementedError: ...
+        """
         raise NotImplementedError(
             "Table.live (interactive mode) is not supported by "
             "deltaflow; print results with pw.debug.compute_and_print"
@@ -191,7 +203,23 @@ class StreamMethods:
         page_size: int = 10,
         table_height: int = 400,
     ) -> Any:
-        """Not supported (a notebook widget): raises ``NotImplementedError``."""
+        """Not supported (a notebook widget): raises ``NotImplementedError``.
+
+        Parameters:
+            snapshot, include_id, short_pointers, sorters, page_size, table_height: Pathway's widget
+                options, accepted.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... v
+            ... 1
+            ... ''')
+            >>> t.show()
+            Traceback (most recent call last):
+            ...
+            NotImplementedError: ...
+        """
         from deltaflow.stdlib.viz import show
 
         return show(
@@ -205,7 +233,23 @@ class StreamMethods:
         )
 
     def plot(self, plotting_function: Any, sorting_col: Any = None) -> Any:
-        """Not supported (a notebook widget): raises ``NotImplementedError``."""
+        """Not supported (a notebook widget): raises ``NotImplementedError``.
+
+        Parameters:
+            plotting_function: Pathway's plotting callback.
+            sorting_col: the column ordering the plotted rows.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... v
+            ... 1
+            ... ''')
+            >>> t.plot(lambda source: None)
+            Traceback (most recent call last):
+            ...
+            NotImplementedError: ...
+        """
         from deltaflow.stdlib.viz import plot
 
         return plot(self, plotting_function, sorting_col)

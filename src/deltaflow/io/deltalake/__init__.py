@@ -124,6 +124,31 @@ def write(
     missing (with ``partition_columns``), else its columns must fit. ``min_commit_frequency``
     (ms, default 60000; None: every minibatch) is the least time between two Delta commits.
     ``sort_by`` orders each minibatch's rows. See ``docs/deltalake.md``.
+
+    Parameters:
+        table: the table written.
+        uri: a local directory or ``s3://bucket/path``.
+        s3_connection_settings: ``pw.io.deltalake.AwsS3Settings`` (or the MinIO, Wasabi,
+            DigitalOcean ones) for an S3 uri.
+        partition_columns: the columns the Delta table is partitioned by, when it is created.
+        min_commit_frequency: the least time between two Delta commits, in ms (None: every
+            minibatch).
+        name: the connector's name in logs and monitoring.
+        sort_by: columns ordering the rows of one minibatch.
+        output_table_type: ``stream_of_changes`` (rows with ``time`` and ``diff``) or ``snapshot``.
+        table_optimizer: ``pw.io.deltalake.TableOptimizer``: compaction and cleanup of old files.
+
+    Examples:
+        >>> import deltaflow as pw, deltalake, tempfile
+        >>> uri = tempfile.mkdtemp()
+        >>> t = pw.debug.table_from_markdown('''
+        ... item | qty
+        ... pen  | 2
+        ... ''')
+        >>> pw.io.deltalake.write(t, uri, min_commit_frequency=None)
+        >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        >>> deltalake.DeltaTable(uri).to_pyarrow_table().select(["item", "qty", "diff"]).to_pylist()
+        [{'item': 'pen', 'qty': 2, 'diff': 1}]
     """
     from deltaflow.table import add_output
 
@@ -266,6 +291,31 @@ def read(
     else by their position in their data file. Without ``schema`` the column descriptions
     stored by ``write`` are used. ``start_from_timestamp_ms`` starts at the version current
     then (see ``docs/deltalake.md``). ``debug_data`` is accepted for compatibility and ignored.
+
+    Parameters:
+        uri: a local directory or ``s3://bucket/path``.
+        schema: the columns read (else the column descriptions stored by ``write``).
+        mode: ``streaming`` (default: follow new versions) or ``static``.
+        s3_connection_settings: settings for an S3 uri, as for ``write``.
+        start_from_timestamp_ms: start at the version current at this time.
+        autocommit_duration_ms: how long rows may wait before they are committed to the pipeline.
+        name: the connector's name in logs, monitoring and persistence.
+        max_backlog_size: pause reading while this many rows wait in the pipeline.
+        debug_data: accepted for compatibility, ignored.
+
+    Examples:
+        >>> import deltaflow as pw, tempfile
+        >>> uri = tempfile.mkdtemp()
+        >>> class Stock(pw.Schema):
+        ...     item: str = pw.column_definition(primary_key=True)
+        ...     qty: int
+        >>> t = pw.debug.table_from_rows(Stock, [("pen", 2), ("ink", 6)])
+        >>> pw.io.deltalake.write(t, uri, output_table_type="snapshot", min_commit_frequency=None)
+        >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        >>> pw.debug.compute_and_print(pw.io.deltalake.read(uri, Stock, mode="static"), include_id=False)
+        item | qty
+        ink  | 6
+        pen  | 2
     """
     connector = "pw.io.deltalake.read"
     location = resolve(uri, s3_connection_settings, connector)

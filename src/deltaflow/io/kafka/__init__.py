@@ -308,7 +308,30 @@ def simple_read(
     **kwargs: Any,
 ) -> Any:
     """:func:`read` from the broker ``server`` in a consumer group of its own: from the
-    topic's beginning, or only messages arriving after the start with ``read_only_new``."""
+    topic's beginning, or only messages arriving after the start with ``read_only_new``.
+
+    Defining the connector only checks its arguments (the broker is contacted when the
+    pipeline runs), so the example needs no broker.
+
+    Parameters:
+        server: the broker's address (``host:port``).
+        topic: the topic read.
+        read_only_new: skip the messages the topic holds when the run starts.
+        schema: the columns of each JSON message.
+        format: ``raw`` (bytes), ``plaintext`` (text) or ``json``.
+        debug_data: accepted for compatibility, ignored.
+        autocommit_duration_ms: how long messages may wait before they are committed to the
+            pipeline.
+        json_field_paths: column names mapped to JSON pointers of nested values.
+        parallel_readers: accepted and checked.
+        name: the connector's name in logs, monitoring and persistence.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> t = pw.io.kafka.simple_read("127.0.0.1:9092", "logs", format="plaintext")
+        >>> t.typehints()
+        {'key': typing.Optional[str], 'data': <class 'str'>}
+    """
     if not isinstance(server, str) or not server:
         raise ValueError(
             f"pw.io.kafka.simple_read: server must be a 'host:port' string, got {server!r}"
