@@ -312,7 +312,8 @@ def read(
         >>> t = pw.debug.table_from_rows(Stock, [("pen", 2), ("ink", 6)])
         >>> pw.io.deltalake.write(t, uri, output_table_type="snapshot", min_commit_frequency=None)
         >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
-        >>> pw.debug.compute_and_print(pw.io.deltalake.read(uri, Stock, mode="static"), include_id=False)
+        >>> back = pw.io.deltalake.read(uri, Stock, mode="static")
+        >>> pw.debug.compute_and_print(back, include_id=False)
         item | qty
         ink  | 6
         pen  | 2
