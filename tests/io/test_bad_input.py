@@ -544,3 +544,57 @@ def test_postgres_json_value_nested_too_deep_is_a_bad_value_not_a_recursion_erro
             decode("[" * 5000 + "]" * 5000)
         with pytest.raises(BadValue, match="surrogate"):
             decode('{"a": "\\ud800"}')
+
+
+class JsonAndList(pw.Schema):
+    a: int
+    j: pw.Json
+    ints: list[int]
+
+
+def test_csv_json_and_list_values_nested_too_deep_are_reported_briefly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A value 3,000 levels deep ended the run with a RecursionError; its report shows only
+    # the start of the value.
+    deep = "[" * 3000 + "]" * 3000
+    path = write(
+        tmp_path / "deep.csv",
+        (
+            'a,j,ints\n1,"{""x"": 1}","[1,2]"\n2,' + deep + ',"[1]"\n3,"""\\ud800""","[3]"\n'
+            '4,"2",' + deep + '\n5,"5","[5]"\n'
+        ).encode(),
+    )
+    table = pw.io.csv.read(str(path), schema=JsonAndList, mode="static")
+    assert rows_of(table) == [
+        {"a": 1, "j": pw.Json({"x": 1}), "ints": (1, 2)},
+        {"a": 5, "j": pw.Json(5), "ints": (5,)},
+    ]
+    reports = skipped(caplog)
+    assert [r.split("record at ")[1].split(":")[1] for r in reports] == ["3", "4", "5"], reports
+    assert all(len(r) < 400 for r in reports), reports
+    assert "(6000 characters) in column 'j'" in reports[0]
+    assert "(6000 characters) in column 'ints'" in reports[2]
+
+
+def test_sqlite_json_value_nested_too_deep_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    class Doc(pw.Schema):
+        id: int = pw.column_definition(primary_key=True)
+        doc: pw.Json
+
+    path = tmp_path / "docs.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE docs (id INTEGER PRIMARY KEY, doc TEXT)")
+        connection.executemany(
+            "INSERT INTO docs VALUES (?, ?)",
+            [(1, '{"a": 1}'), (2, "[" * 3000 + "]" * 3000), (3, "[2]")],
+        )
+    table = pw.io.sqlite.read(str(path), "docs", Doc, mode="static")
+    assert rows_of(table) == [{"id": 1, "doc": pw.Json({"a": 1})}, {"id": 3, "doc": pw.Json([2])}]
+    # (It ended the read with a RecursionError.)
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("deltaflow.io")]
+    assert any("skipped 1 row(s) of table 'docs'" in m for m in logged), logged

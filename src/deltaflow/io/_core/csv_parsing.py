@@ -600,7 +600,7 @@ class CsvParser(Parser):
                     for i in bad.arg_true().to_list():
                         reasons.setdefault(
                             i,
-                            f"value {raw[i]!r} in column {spec.name!r} is "
+                            f"value {_shown(raw[i])} in column {spec.name!r} is "
                             f"not a valid {spec.dtype!r}",
                         )
             out.append(values)
@@ -614,6 +614,16 @@ class CsvParser(Parser):
             keep = pl.Series([i not in reasons for i in range(height)], dtype=pl.Boolean)
             frame = frame.filter(keep)
         return frame, errors
+
+
+_SHOWN_CHARACTERS = 100
+
+
+def _shown(value: str) -> str:
+    """A value for a report: its start only when it is long (a field can be megabytes)."""
+    if len(value) <= _SHOWN_CHARACTERS:
+        return repr(value)
+    return f"{value[:_SHOWN_CHARACTERS]!r}... ({len(value)} characters)"
 
 
 def _escaped_bytes_hex(row: list[str]) -> str:

@@ -271,14 +271,27 @@ def _parse_datetimes(text: pl.Series, base: t.DType) -> pl.Series:
     return parsed
 
 
+def json_from_text(text: str) -> Any:
+    """The JSON document a stored text holds, with the checks of the JSON lines reader: a
+    document nested deeper than it accepts, or holding a lone surrogate, is a
+    :class:`ConversionError` (a bad value), never a RecursionError ending the run."""
+    # Imported here: json_parsing imports this module.
+    from deltaflow.io._core.json_parsing import load_json_line
+
+    document, reason = load_json_line(text)
+    if reason is not None:
+        raise ConversionError(reason)
+    return document
+
+
 def _object_from_text(text: str, base: t.DType) -> Any:
     if base == t.POINTER:
         return parse_pointer(text)
     if base == t.JSON:
-        return t.Json(json.loads(text))
+        return t.Json(json_from_text(text))
     if base == t.ANY:
         return text
-    return convert_value(json.loads(text), base)
+    return convert_value(json_from_text(text), base)
 
 
 # ------------------------------------------------------------------------------------------

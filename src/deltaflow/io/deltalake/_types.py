@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from deltaflow import _types as t
 from deltaflow._values import series_from_values, values_from_series
-from deltaflow.io._core.serialization import ConversionError, parse_pointer
+from deltaflow.io._core.serialization import ConversionError, json_from_text, parse_pointer
 from deltaflow.schema_export import dtype_to_json
 
 COLUMN_METADATA_KEY = "pathway.column.metadata"
@@ -316,7 +316,7 @@ def _python_from_stored(value: Any, dtype: t.DType) -> Any:
     if name == "Pointer":
         return parse_pointer(value)
     if name == "Json":
-        return t.Json(json.loads(value))
+        return t.Json(json_from_text(value))  # too deep a document is a bad value
     if name == "PyObjectWrapper":
         return t.PyObjectWrapper(pickle.loads(value))  # noqa: S301 - documented
     if isinstance(base, t.Tuple):

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deltaflow import _types as t
-from deltaflow.io._core.serialization import ConversionError, convert_value
+from deltaflow.io._core.serialization import ConversionError, convert_value, json_from_text
 from deltaflow.schema import Schema
 
 _INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
@@ -110,7 +110,7 @@ def convert_field(value: Any, dtype: t.DType, *, from_text: bool) -> Any:
         return t.Json(value)  # query-string text stays a JSON string, as in Pathway
     if from_text and isinstance(value, str) and isinstance(base, t.Tuple | t.List | t.Array):
         try:
-            value = json.loads(value)
+            value = json_from_text(value)
         except ValueError:
             raise ConversionError("not a JSON list") from None
     return convert_value(value, dtype)

@@ -18,6 +18,7 @@ from deltaflow import _types as t
 from deltaflow.io._core.serialization import (
     ConversionError,
     convert_value,
+    json_from_text,
     json_value,
     parse_pointer,
 )
@@ -168,7 +169,7 @@ def _decode_object(text: str, dtype: t.DType, key: str) -> Any:
     if key == "Pointer":
         return parse_pointer(text)
     try:
-        parsed = json.loads(text)
+        parsed = json_from_text(text)  # too deep a document is a bad value, not a crash
     except ValueError as exc:
         raise ConversionError(f"{text[:80]!r} is not JSON: {exc}") from None
     if key == "np.ndarray":
