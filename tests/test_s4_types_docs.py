@@ -14,7 +14,7 @@ def _examples() -> list[str]:
 
 
 def test_the_page_has_examples() -> None:
-    assert len(_examples()) == 3
+    assert len(_examples()) == 4
 
 
 @pytest.mark.parametrize("index", range(len(_examples())))

@@ -198,10 +198,31 @@ if TYPE_CHECKING:
     import pandas as pd
 
     class DateTimeNaive(pd.Timestamp):
-        """Annotation for timezone-less timestamps (nanosecond precision)."""
+        """Annotation for timezone-less timestamps (nanosecond precision). Calling it makes
+        a pandas ``Timestamp`` and refuses (``ValueError``) one that has a timezone."""
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            value = super().__new__(cls, *args, **kwargs)
+            if value is not pd.NaT and value.tzinfo is not None:
+                raise ValueError(
+                    f"pw.DateTimeNaive: {value} has a timezone ({value.tzinfo}); a naive "
+                    f"datetime has none (pw.DateTimeUtc is the type with a timezone)"
+                )
+            return value
 
     class DateTimeUtc(pd.Timestamp):
-        """Annotation for timezone-aware timestamps, stored in UTC (nanosecond precision)."""
+        """Annotation for timezone-aware timestamps, stored in UTC (nanosecond precision).
+        Calling it makes a pandas ``Timestamp`` and refuses (``ValueError``) one without a
+        timezone."""
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            value = super().__new__(cls, *args, **kwargs)
+            if value is not pd.NaT and value.tzinfo is None:
+                raise ValueError(
+                    f"pw.DateTimeUtc: {value} has no timezone; give one (e.g. a '+00:00' "
+                    f"suffix or tz='UTC'), or use pw.DateTimeNaive for naive datetimes"
+                )
+            return value
 
     class Duration(pd.Timedelta):
         """Annotation for time differences (nanosecond precision)."""
@@ -218,10 +239,31 @@ def _define_pandas_annotations() -> None:
     import pandas as pd
 
     class DateTimeNaive(pd.Timestamp):
-        """Annotation for timezone-less timestamps (nanosecond precision)."""
+        """Annotation for timezone-less timestamps (nanosecond precision). Calling it makes
+        a pandas ``Timestamp`` and refuses (``ValueError``) one that has a timezone."""
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            value = super().__new__(cls, *args, **kwargs)
+            if value is not pd.NaT and value.tzinfo is not None:
+                raise ValueError(
+                    f"pw.DateTimeNaive: {value} has a timezone ({value.tzinfo}); a naive "
+                    f"datetime has none (pw.DateTimeUtc is the type with a timezone)"
+                )
+            return value
 
     class DateTimeUtc(pd.Timestamp):
-        """Annotation for timezone-aware timestamps, stored in UTC (nanosecond precision)."""
+        """Annotation for timezone-aware timestamps, stored in UTC (nanosecond precision).
+        Calling it makes a pandas ``Timestamp`` and refuses (``ValueError``) one without a
+        timezone."""
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            value = super().__new__(cls, *args, **kwargs)
+            if value is not pd.NaT and value.tzinfo is None:
+                raise ValueError(
+                    f"pw.DateTimeUtc: {value} has no timezone; give one (e.g. a '+00:00' "
+                    f"suffix or tz='UTC'), or use pw.DateTimeNaive for naive datetimes"
+                )
+            return value
 
     class Duration(pd.Timedelta):
         """Annotation for time differences (nanosecond precision)."""
@@ -486,7 +528,7 @@ def wrap(annotation: Any) -> DType:
     if isinstance(annotation, DType):
         return annotation
     if annotation is type(None):
-        return Optional(ANY)
+        return NONE
     if "Duration" not in globals() and "pandas" in sys.modules:
         # pandas is loaded: its classes (and ours built on them) may be the annotation.
         _define_pandas_annotations()
@@ -501,7 +543,7 @@ def wrap(annotation: Any) -> DType:
     if origin is typing.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) == 1 and len(non_none) < len(args):
-            return Optional(wrap(non_none[0]))
+            return optional(wrap(non_none[0]))
         return ANY
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
@@ -517,6 +559,8 @@ def wrap(annotation: Any) -> DType:
         return JSON
     if origin is typing.Annotated:
         return wrap(args[0])
+    if annotation is tuple or annotation is list:
+        return List(ANY)  # a sequence of unknown length and item types
     if isinstance(annotation, type):
         if issubclass(annotation, PyObjectWrapper):
             return PY_OBJECT_WRAPPER
@@ -645,25 +689,53 @@ def common_supertype(left: DType, right: DType) -> DType | None:
     return Optional(result) if nullable else result
 
 
-def is_subtype(sub: DType, sup: DType) -> bool:
-    """Whether every value of ``sub`` is a value of ``sup``."""
-    if sup == ANY or sub == sup:
+def is_subtype(sub: DType, sup: DType, *, numbers_widen: bool = True) -> bool:
+    """Whether every value of ``sub`` is a value of ``sup``, with Pathway's leniencies: an
+    ``int`` is a ``float`` (unless ``numbers_widen`` is False, as for pointer keys), a
+    pointer that says nothing of its key fits every pointer and is fitted by every pointer,
+    a sequence of unknown shape (``list[Any]``) fits every tuple or list, a list fits a
+    tuple whose every item its element fits, and an array of unknown shape or element type
+    fits every array."""
+    if sup == ANY:
         return True
+    if sub.is_optional and sub != NONE:
+        return sup.is_optional and is_subtype(
+            sub.strip_optional(), sup.strip_optional(), numbers_widen=numbers_widen
+        )
     if sub == NONE:
         return sup.is_optional
-    if sub.is_optional and not sup.is_optional:
-        return False
-    s, t = sub.strip_optional(), sup.strip_optional()
-    if s == t or t == ANY:
+    s, t = sub, sup.strip_optional()
+    if t == ANY:
         return True
-    if isinstance(s, Tuple) and isinstance(t, Tuple):
+    if isinstance(s, PointerType) and isinstance(t, PointerType):
+        if s.args is None or t.args is None:
+            return True
         return len(s.args) == len(t.args) and all(
-            is_subtype(x, y) for x, y in zip(s.args, t.args, strict=True)
+            is_subtype(x, y, numbers_widen=False) for x, y in zip(s.args, t.args, strict=True)
         )
-    if isinstance(s, (Tuple, List)) and isinstance(t, List):
-        items = s.args if isinstance(s, Tuple) else (s.arg,)
-        return all(is_subtype(x, t.arg) for x in items)
-    return isinstance(s, Array) and isinstance(t, Array)
+    if isinstance(s, (Tuple, List)) and isinstance(t, (Tuple, List)):
+        return _sequence_is_subtype(s, t, numbers_widen)
+    if isinstance(s, Array) and isinstance(t, Array):
+        return (s.n_dim is None or t.n_dim is None or s.n_dim == t.n_dim) and (
+            s.wrapped in (None, ANY) or t.wrapped in (None, ANY) or s.wrapped == t.wrapped
+        )
+    if s == INT and t == FLOAT:
+        return numbers_widen
+    return s == t
+
+
+def _sequence_is_subtype(s: Tuple | List, t: Tuple | List, numbers_widen: bool) -> bool:
+    """Tuples and lists compared item by item; a list stands for as many items as the other
+    side has, and ``list[Any]`` (a sequence of unknown shape) fits anything."""
+    if (isinstance(s, List) and s.arg == ANY) or (isinstance(t, List) and t.arg == ANY):
+        return True
+    if isinstance(s, List) and isinstance(t, List):
+        return is_subtype(s.arg, t.arg, numbers_widen=numbers_widen)
+    items = s.args if isinstance(s, Tuple) else (s.arg,) * len(t.args)  # type: ignore[union-attr]
+    targets = t.args if isinstance(t, Tuple) else (t.arg,) * len(items)
+    return len(items) == len(targets) and all(
+        is_subtype(x, y, numbers_widen=numbers_widen) for x, y in zip(items, targets, strict=True)
+    )
 
 
 def type_name(dtype: DType) -> str:

@@ -708,7 +708,11 @@ def assert_table_has_schema(
             f"that schema {schema.__name__} does not"
         )
     for column, dtype in expected.items():
-        ok = t.is_subtype(actual[column], dtype) if allow_subtype else actual[column] == dtype
+        ok = (
+            t.is_subtype(actual[column], dtype)
+            if allow_subtype
+            else t.describe(actual[column]) == t.describe(dtype)
+        )
         if not ok:
             raise AssertionError(
                 f"column {column!r} has type {actual[column]!r}, schema "

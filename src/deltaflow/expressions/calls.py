@@ -149,6 +149,11 @@ def _annotated_return(fun: Callable[..., Any]) -> t.DType:
     import inspect
     import typing
 
+    if isinstance(fun, type):  # a class (pw.apply(float, ...)) makes values of that class
+        try:
+            return t.wrap(fun)
+        except TypeError:
+            return t.ANY
     target = fun
     if not inspect.isfunction(target) and not inspect.ismethod(target):
         target = getattr(fun, "__call__", fun)  # noqa: B004

@@ -243,7 +243,7 @@ class Literal(ColumnExpression):
 
     def _infer(self, scope: Scope) -> t.DType:
         if self.value is None:
-            return t.Optional(t.ANY)
+            return t.NONE  # widens to Optional[T] next to a T (if_else, coalesce, concat ...)
         return t.infer_dtype([self.value])
 
     def _polars(self, scope: Scope) -> pl.Expr:

@@ -129,7 +129,7 @@ def _sequences_comparable(op: str, a: t.DType, b: t.DType) -> bool:
     left, right = _items(a, length), _items(b, length)
     assert left is not None and right is not None
     for x, y in zip(left, right, strict=False):
-        if x == t.ANY or y == t.ANY or t.Optional(t.ANY) in (x, y):
+        if x == t.ANY or y == t.ANY or t.Optional(t.ANY) in (x, y) or t.NONE in (x, y):
             continue
         if op in ORDERING and (x.is_optional or y.is_optional):
             return False

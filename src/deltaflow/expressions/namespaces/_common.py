@@ -71,7 +71,7 @@ def _rule(
                 f"{_describe(receiver)} has type {own!r}",
             )
         for param, given in zip(params, types[1:], strict=True):
-            if given == t.Optional(t.ANY) and param.none_ok:
+            if given in (t.Optional(t.ANY), t.NONE) and param.none_ok:  # a None literal
                 continue
             if given.strip_optional() not in param.types:
                 raise _no_such_method(

@@ -57,7 +57,9 @@ class StringNamespace(_Namespace):
             _STR,
             (_Param("chars", _STR, none_ok=True),),
             t.STR,
-            lambda a, types: a[0].str.strip_chars(None if types[1] == t.Optional(t.ANY) else a[1]),
+            lambda a, types: a[0].str.strip_chars(
+                None if types[1] in (t.Optional(t.ANY), t.NONE) else a[1]
+            ),
         )
 
     def len(self) -> ColumnExpression:
