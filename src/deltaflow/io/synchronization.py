@@ -312,6 +312,29 @@ def register_input_synchronization_group(
     ``int`` (``max_difference`` an int) or ``DateTimeNaive``/``DateTimeUtc``/``Duration``
     (``max_difference`` a ``datetime.timedelta``/``pw.Duration``). Registering again under the
     same ``name`` adds the columns to that group.
+
+    Parameters:
+        *columns: columns of different connector input tables (or ``pw.io.SynchronizedColumn``
+            objects with their own limits).
+        max_difference: how far one source's column may get ahead of the others'.
+        name: the group's name; registering again under it adds columns to the group.
+
+    Examples:
+        >>> import deltaflow as pw, pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.csv").write_text("t,v\\n1,x\\n5,y\\n")
+        >>> _ = (folder / "b.csv").write_text("t,v\\n2,z\\n")
+        >>> class Event(pw.Schema):
+        ...     t: int
+        ...     v: str
+        >>> a = pw.io.csv.read(folder / "a.csv", schema=Event, mode="static")
+        >>> b = pw.io.csv.read(folder / "b.csv", schema=Event, mode="static")
+        >>> pw.io.register_input_synchronization_group(a.t, b.t, max_difference=10)
+        >>> pw.debug.compute_and_print(a.concat_reindex(b), include_id=False)
+        t | v
+        1 | x
+        2 | z
+        5 | y
     """
     where = "pw.io.register_input_synchronization_group"
     if not isinstance(name, str):
