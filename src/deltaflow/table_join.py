@@ -662,8 +662,14 @@ def _join(
     *,
     allow_self: bool = False,
 ) -> JoinResult:
-    if isinstance(mode, int) and not isinstance(mode, JoinMode):
-        mode = JoinMode(mode)
+    if not isinstance(mode, JoinMode):
+        # Pathway refuses anything but a JoinMode here (a string such as "left" included).
+        from deltaflow.argument_errors import ArgumentError
+
+        raise ArgumentError(
+            f"join: how={mode!r} is not a join mode; use pw.JoinMode.INNER, pw.JoinMode.LEFT, "
+            f"pw.JoinMode.RIGHT or pw.JoinMode.OUTER"
+        )
     if (left_instance is None) != (right_instance is None):
         raise ValueError("join: give both left_instance and right_instance, or neither")
     if left_instance is not None:

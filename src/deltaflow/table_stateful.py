@@ -182,6 +182,9 @@ class StatefulMethods:
             right_exactly_once,
         )
 
+    @extra_arguments_refused(
+        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
+    )
     def join_inner(
         self,
         other: Joinable,
@@ -234,6 +237,9 @@ class StatefulMethods:
             right_exactly_once,
         )
 
+    @extra_arguments_refused(
+        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
+    )
     def join_left(
         self,
         other: Joinable,
@@ -287,6 +293,9 @@ class StatefulMethods:
             right_exactly_once,
         )
 
+    @extra_arguments_refused(
+        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
+    )
     def join_right(
         self,
         other: Joinable,
@@ -340,6 +349,9 @@ class StatefulMethods:
             right_exactly_once,
         )
 
+    @extra_arguments_refused(
+        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
+    )
     def join_outer(
         self,
         other: Joinable,
