@@ -52,8 +52,8 @@ def run(
     (or the process is interrupted). ``with_http_server=True`` serves Prometheus metrics
     while the run lasts (docs/monitoring.md); ``default_logging`` (on by default) shows
     deltaflow's INFO lines on stderr when the program configured no logging of its own.
-    ``runtime_typechecking``, ``max_expression_batch_size``, ``event_loop`` and
-    ``udf_cache_directory`` are accepted for compatibility and have no effect; ``debug`` logs
+    ``runtime_typechecking``, ``max_expression_batch_size`` and ``event_loop`` are accepted
+    for compatibility and have no effect; ``debug`` logs
     the plan being run and prints the changes
     of the tables marked with ``Table.debug(name)``. ``terminate_on_error=False`` keeps the run
     going when a cell fails: the cell holds an error value and the failure is a row of
@@ -66,6 +66,8 @@ def run(
         default_logging: show INFO lines on stderr if the program set up no logging.
         persistence_config: a ``pw.persistence.Config``: where state and offsets are saved.
         terminate_on_error: False: a failing cell becomes an error value, the run goes on.
+        udf_cache_directory: keep the values non-deterministic UDFs remember for their rows
+            in files of this directory rather than in memory (deleted when the run ends).
 
     Examples:
         >>> import deltaflow as pw
@@ -86,6 +88,7 @@ def run(
             terminate_on_error=terminate_on_error,
             with_http_server=with_http_server,
             default_logging=default_logging,
+            udf_cache_directory=udf_cache_directory,
         )
 
 
@@ -135,6 +138,7 @@ def run_all(
             terminate_on_error=terminate_on_error,
             with_http_server=with_http_server,
             default_logging=default_logging,
+            udf_cache_directory=udf_cache_directory,
         )
 
 
@@ -147,6 +151,7 @@ def _run(
     terminate_on_error: bool | None,
     with_http_server: bool = False,
     default_logging: bool = True,
+    udf_cache_directory: str | None = None,
 ) -> None:
     from deltaflow.monitoring import install_default_logging, make_monitoring
 
@@ -183,7 +188,7 @@ def _run(
     previous = _DEBUG_RUN.active
     _DEBUG_RUN.active = debug
     try:
-        with udf_storage(persistence_config), graceful_stop():
+        with udf_storage(persistence_config, udf_cache_directory), graceful_stop():
             run_outputs(
                 outputs,
                 monitoring=monitoring,

@@ -9,7 +9,9 @@ A scope owns, for that run only:
   HTTP sessions, survive between minibatches);
 * the results of non-deterministic UDFs, kept per row id so that a deletion retracts exactly
   the value that was inserted (see ``deltaflow.udfs.evaluation``);
-* open cache stores (``DiskCache`` files live under the run's persistence directory).
+* open cache stores (``DiskCache`` files live under the run's persistence directory);
+* with ``pw.run(udf_cache_directory=...)``, the files holding the remembered values
+  (``deltaflow.udfs.row_store``) instead of dictionaries.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import contextvars
 import logging
 import os
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, MutableMapping
 from typing import Any, TypeVar
 
 logger = logging.getLogger("deltaflow.udfs")
@@ -33,14 +35,23 @@ _SCOPE: contextvars.ContextVar[RunScope | None] = contextvars.ContextVar(
 _STORAGE_ROOT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "deltaflow_udf_storage_root", default=None
 )
+_ROW_VALUES_DIR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "deltaflow_udf_row_values_dir", default=None
+)
 _LAST_SCOPE: list[RunScope] = []  # for calls made off the engine thread (wrapped functions)
 
 
 class RunScope:
     """The UDF state of one run."""
 
-    def __init__(self, storage_root: str | None) -> None:
+    def __init__(self, storage_root: str | None, row_values_dir: str | None = None) -> None:
         self._storage_root = storage_root
+        self._row_values_dir = row_values_dir
+        self._row_value_files: list[Any] = []
+        if row_values_dir is not None:
+            from deltaflow.udfs.row_store import sweep
+
+            sweep(row_values_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -62,6 +73,19 @@ class RunScope:
             if store is None:
                 store = self._stores[key] = strategy.open_store(udf_name, self)
             return store
+
+    def row_values(self) -> MutableMapping[int, Any]:
+        """A new ``{row id: value}`` memory for one non-deterministic UDF node: a dictionary,
+        or a file of the run's ``udf_cache_directory``."""
+        if self._row_values_dir is None:
+            return {}
+        from deltaflow.udfs.row_store import DiskRowValues, file_name
+
+        with self._lock:
+            path = os.path.join(self._row_values_dir, file_name(len(self._row_value_files)))
+            values = DiskRowValues(path)
+            self._row_value_files.append(values)
+        return values
 
     # --- the event loop -----------------------------------------------------------------------
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -89,6 +113,12 @@ class RunScope:
                 logger.exception("closing a UDF cache failed")
         self._stores.clear()
         self.node_state.clear()
+        for values in self._row_value_files:
+            try:
+                values.close()
+            except Exception:  # closing must not hide the run's own error
+                logger.exception("removing a UDF value file failed")
+        self._row_value_files.clear()
         loop, thread = self._loop, self._thread
         self._loop = self._thread = None
         if loop is not None and thread is not None:
@@ -113,7 +143,7 @@ class RunScope:
 
 def begin_run() -> tuple[RunScope, contextvars.Token[RunScope | None]]:
     """Open the UDF scope of a run on the calling (engine) thread."""
-    scope = RunScope(_STORAGE_ROOT.get())
+    scope = RunScope(_STORAGE_ROOT.get(), _ROW_VALUES_DIR.get())
     _LAST_SCOPE[:] = [scope]
     return scope, _SCOPE.set(scope)
 
@@ -140,9 +170,11 @@ def current_scope() -> RunScope:
 
 
 @contextlib.contextmanager
-def udf_storage(persistence_config: Any) -> Iterator[None]:
+def udf_storage(persistence_config: Any, row_values_dir: str | None = None) -> Iterator[None]:
     """Make the persistence directory of ``persistence_config`` (a filesystem backend) the
-    root of UDF disk caches for runs started inside the block."""
+    root of UDF disk caches, and ``row_values_dir`` (``pw.run(udf_cache_directory=...)``)
+    the place of the values non-deterministic UDFs remember, for runs started inside the
+    block."""
     root = None
     backend = getattr(persistence_config, "backend", None)
     if backend is not None:
@@ -154,7 +186,11 @@ def udf_storage(persistence_config: Any) -> Iterator[None]:
                 backend,
             )
     token = _STORAGE_ROOT.set(root)
+    values_token = _ROW_VALUES_DIR.set(
+        None if row_values_dir is None else os.path.abspath(row_values_dir)
+    )
     try:
         yield
     finally:
+        _ROW_VALUES_DIR.reset(values_token)
         _STORAGE_ROOT.reset(token)

@@ -15,7 +15,7 @@ only when a deletion has to look one up, so an insert-only run pays nothing per 
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -147,8 +147,8 @@ class _RowMemory:
     run once the table shows it is not append-only (a deletion arrives), as in Pathway, where
     an append-only table's repeated ids pass through."""
 
-    def __init__(self) -> None:
-        self.values: dict[int, Any] = {}
+    def __init__(self, values: MutableMapping[int, Any] | None = None) -> None:
+        self.values: MutableMapping[int, Any] = {} if values is None else values
         self.pending: list[tuple[pl.Series, pl.Series]] = []
         self.repeated: int | None = None  # the first id seen inserted twice without deletion
         self.saw_deletion = False
@@ -221,7 +221,7 @@ def compute_with_rows(
     state = current_scope().node_state
     memory = state.get(node._uid)
     if memory is None:
-        memory = state[node._uid] = _RowMemory()
+        memory = state[node._uid] = _RowMemory(current_scope().row_values())
     if getattr(node, "keeps_values_forever", False):
         return _compute_forever(node, memory, args, size, dtype, ids)
     # Diffs are non-null integers and size > 0, so min/max are ints (casts for the checker).
