@@ -155,6 +155,12 @@ class DateTimeNamespace(_Namespace):
                 f"time zone directive such as %z"
             )
         chrono_fmt = fmt.replace(".%f", "%.f")
+        # A format without a date part reads times of day: the date is 1900-01-01, as with
+        # Python's strptime (Polars alone would not parse these into datetimes).
+        # (With a time zone, a time of day alone is no instant: refused when run, as Pathway.)
+        dateless = re.search(r"%[-_0^#]?[YyCmbBhdejDFxcGgUWVuwaAs+]", fmt) is None
+        if dateless and not has_tz:
+            chrono_fmt = "%Y-%m-%d " + chrono_fmt
         result = t.DATE_TIME_UTC if contains_timezone else t.DATE_TIME_NAIVE
 
         def fun(args: list[pl.Series]) -> pl.Series:
@@ -165,15 +171,20 @@ class DateTimeNamespace(_Namespace):
                     f"without the leading dot is not supported"
                 )
             text = args[0]
+            if dateless and has_tz and text.drop_nulls().len():
+                raise ValueError(
+                    f'dt.strptime(): parse error: format "{fmt}" reads a time zone but no date, '
+                    f"so its values are not instants; add the date to the text and the format"
+                )
             target = pl.Datetime("ns", "UTC") if has_tz else pl.Datetime("ns")
+            dated = ("1900-01-01 " + text) if dateless else text
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                parsed = text.str.strptime(target, chrono_fmt, strict=False)
+                parsed = dated.str.strptime(target, chrono_fmt, strict=False)
             bad = _first_failure(text, parsed)
             if bad is not None:
                 raise ValueError(
-                    f'dt.strptime(): parse error: cannot parse date "{bad}" '
-                    f'using format "{chrono_fmt}"'
+                    f'dt.strptime(): parse error: cannot parse date "{bad}" using format "{fmt}"'
                 )
             if has_tz and not contains_timezone:
                 # Offsets are read but not kept (see docs/namespaces.md for the difference).
