@@ -16,7 +16,7 @@ import pytest
 SCRIPT = pathlib.Path(__file__).parent.parent / "scripts" / "docstring_coverage.py"
 
 # The least number of documented callables per area when this test was written.
-AT_LEAST = {"pw.Table": 83, "pw.io": 25}
+AT_LEAST = {"pw.Table": 83, "pw.io": 26}
 
 
 def _script() -> ModuleType:
