@@ -29,7 +29,7 @@ from deltaflow.io._core.formats import (
     PlaintextParser,
     column_specs,
 )
-from deltaflow.io._core.json_parsing import MAX_JSON_DEPTH
+from deltaflow.io._core.json_text import MAX_JSON_DEPTH
 
 _SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

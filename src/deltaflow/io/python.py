@@ -35,7 +35,7 @@ from deltaflow.io._core.base import (
 )
 from deltaflow.io._core.callback_sink import CallbackSink
 from deltaflow.io._core.formats import TypedRowsFormatter, TypedRowsParser, column_specs
-from deltaflow.io._core.json_parsing import load_json_line
+from deltaflow.io._core.json_text import load_json_line
 from deltaflow.io._core.output_session import write_table
 from deltaflow.io._core.read_table import (
     check_autocommit,

@@ -21,6 +21,7 @@ from deltaflow.io._core.base import (
     ReaderContext,
     RowsContext,
 )
+from deltaflow.io._core.json_text import MAX_JSON_DEPTH, load_json_line
 from deltaflow.io._core.parsing import (
     CellErrors,
     ColumnSpec,
@@ -39,36 +40,6 @@ _SPACE_BEFORE_COLON = re.compile(rb'" :')
 
 # An escaped UTF-16 surrogate (``\\ud800``): valid only as half of a pair.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-#: The deepest nesting of arrays and objects a line may have, its outer object counted (as
-#: in Pathway, whose reader refuses deeper lines). Deeper lines are reported, so that no
-#: value reaching the engine is deep enough to exhaust Python's recursion limit later.
-MAX_JSON_DEPTH = 127
-
-
-def _load_line(text: str) -> tuple[Any, str | None]:
-    """The JSON document of one line, or why it is refused (syntax, nesting, surrogates)."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"invalid JSON: {exc}"
-    except RecursionError:
-        return None, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
-    # Only a line with that many brackets can be that deep: the walk is rarely needed.
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth_exceeds(
-        document, MAX_JSON_DEPTH
-    ):
-        return None, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
-    if _SURROGATE_ESCAPE_TEXT.search(text) and _has_lone_surrogate(document):
-        return None, "invalid JSON: a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"
-    return document, None
-
-
-load_json_line = _load_line
-"""The document of one JSON text, or why it is refused (for connectors given one message at a
-time)."""
-
 
 _ALL_BUT_OPENINGS = bytes(c for c in range(256) if c not in b"[{\n")
 
@@ -83,29 +54,6 @@ def _may_nest_too_deep(data: bytes) -> bool:
 
 
 _TOO_MANY_OPENINGS = re.compile(rb"[^\n]{%d}" % (MAX_JSON_DEPTH + 1))
-
-
-def _depth_exceeds(document: Any, limit: int) -> bool:
-    """Whether arrays and objects nest deeper than ``limit`` (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            if depth > limit:
-                return True
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children)
-    return False
-
-
-def _has_lone_surrogate(document: Any) -> bool:
-    """Whether a key or string of the document holds a surrogate code point, which no UTF-8
-    text can carry (the JSON escaped half of a pair without the other half)."""
-    try:
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _column_without_surrogates(
@@ -381,7 +329,7 @@ class JsonLinesParser(Parser):
                     continue
                 if not text.strip():
                     continue
-                document, reason = _load_line(text)
+                document, reason = load_json_line(text)
                 if reason is not None:
                     errors.append(ParseError(here, reason))
                     continue

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow.io._core.json_text import load_json_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -275,9 +276,6 @@ def json_from_text(text: str) -> Any:
     """The JSON document a stored text holds, with the checks of the JSON lines reader: a
     document nested deeper than it accepts, or holding a lone surrogate, is a
     :class:`ConversionError` (a bad value), never a RecursionError ending the run."""
-    # Imported here: json_parsing imports this module.
-    from deltaflow.io._core.json_parsing import load_json_line
-
     document, reason = load_json_line(text)
     if reason is not None:
         raise ConversionError(reason)

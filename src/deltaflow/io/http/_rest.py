@@ -40,7 +40,7 @@ from deltaflow.io._core.base import (
     ReadEvent,
 )
 from deltaflow.io._core.formats import TypedRowsParser, column_specs
-from deltaflow.io._core.json_parsing import load_json_line
+from deltaflow.io._core.json_text import load_json_line
 from deltaflow.io._core.read_table import check_autocommit, check_schema, reader_table
 from deltaflow.io._core.serialization import json_value
 from deltaflow.io.http._openapi import EndpointDocumentation

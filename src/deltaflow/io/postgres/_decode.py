@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow.io._core.json_parsing import load_json_line
+from deltaflow.io._core.json_text import load_json_line
 
 __all__ = ["TYPE_TABLE", "BadValue", "PgType", "decode_fast", "decoder_for", "parse_array"]
 
