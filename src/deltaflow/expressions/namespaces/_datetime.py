@@ -154,7 +154,7 @@ class DateTimeNamespace(_Namespace):
                 f"dt.strptime(): contains_timezone=True but format {fmt!r} has no "
                 f"time zone directive such as %z"
             )
-        chrono_fmt = fmt.replace(".%f", "%.f")
+        chrono_fmt = shown_fmt = fmt.replace(".%f", "%.f")  # shown: without an added date
         # A format without a date part reads times of day: the date is 1900-01-01, as with
         # Python's strptime (Polars alone would not parse these into datetimes).
         # (With a time zone, a time of day alone is no instant: refused when run, as Pathway.)
@@ -184,7 +184,7 @@ class DateTimeNamespace(_Namespace):
             bad = _first_failure(text, parsed)
             if bad is not None:
                 raise ValueError(
-                    f'dt.strptime(): parse error: cannot parse date "{bad}" using format "{fmt}"'
+                    f'dt.strptime(): parse error: cannot parse date "{bad}" using format "{shown_fmt}"'
                 )
             if has_tz and not contains_timezone:
                 # Offsets are read but not kept (see docs/namespaces.md for the difference).
