@@ -81,10 +81,11 @@ def test_a_run_never_reads_a_leftover_file_under_its_own_name(tmp_path: pathlib.
 
 def test_disk_row_values_mapping(tmp_path: pathlib.Path) -> None:
     values = DiskRowValues(str(tmp_path / "v.sqlite"))
+    assert not values
     big = 2**127 + 5  # row ids are unsigned 128-bit integers
     values.update([(1, "a"), (big, (1, [2.5]))])
     values[3] = None
-    assert len(values) == 3 and big in values and 7 not in values and "x" not in values
+    assert values and len(values) == 3 and big in values and 7 not in values and "x" not in values
     assert values[big] == (1, [2.5]) and values[3] is None
     assert values.pop(1) == "a" and values.pop(1, "gone") == "gone"
     assert not values.keys().isdisjoint([3, 9]) and values.keys().isdisjoint([9])
