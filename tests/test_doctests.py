@@ -47,12 +47,14 @@ def test_examples_are_found() -> None:
 
 
 def test_importing_a_module_keeps_the_function_of_its_name() -> None:
-    """Collecting the examples imports ``deltaflow.sql`` and ``deltaflow.iterate``; importing a
-    submodule binds the package attribute of its name, which must stay the function."""
+    """Collecting the examples imports ``deltaflow.sql``, ``deltaflow.iterate`` and
+    ``deltaflow.io.subscribe`` (so does ``pw.io.subscribe_frames``); importing a submodule binds
+    the package attribute of its name, which must stay the function."""
     program = (
-        "import deltaflow.sql, deltaflow.iterate\n"
+        "import deltaflow.sql, deltaflow.iterate, deltaflow.io.subscribe\n"
         "import deltaflow as pw\n"
-        "assert callable(pw.sql) and callable(pw.iterate), (pw.sql, pw.iterate)"
+        "assert callable(pw.sql) and callable(pw.iterate), (pw.sql, pw.iterate)\n"
+        "assert callable(pw.io.subscribe), pw.io.subscribe"
     )
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

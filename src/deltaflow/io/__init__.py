@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# ``pw.io.subscribe`` is a function named as its module: imported here, so that importing the
+# module (``subscribe_frames`` does) cannot rebind ``pw.io.subscribe`` to the module.
+from deltaflow.io.subscribe import OnChangeCallback, OnFinishCallback, subscribe
+
 # Imported on first use (``__getattr__``); type checkers see them here.
 if TYPE_CHECKING:
     from deltaflow.io import (
@@ -31,7 +35,6 @@ if TYPE_CHECKING:
     )
     from deltaflow.io._core.formats import CsvParserSettings
     from deltaflow.io.frames import OnFrameCallback, subscribe_frames
-    from deltaflow.io.subscribe import OnChangeCallback, OnFinishCallback, subscribe
     from deltaflow.io.synchronization import (
         SynchronizedColumn,
         register_input_synchronization_group,
@@ -56,12 +59,9 @@ _SUBMODULES = {
     "connector",
 }
 _TOP_LEVEL = {
-    "subscribe": "deltaflow.io.subscribe",
     # deltaflow's addition: each time's changes as one Polars DataFrame.
     "subscribe_frames": "deltaflow.io.frames",
     "OnFrameCallback": "deltaflow.io.frames",
-    "OnChangeCallback": "deltaflow.io.subscribe",
-    "OnFinishCallback": "deltaflow.io.subscribe",
     "CsvParserSettings": "deltaflow.io._core.formats",
     "register_input_synchronization_group": "deltaflow.io.synchronization",
     "SynchronizedColumn": "deltaflow.io.synchronization",
@@ -77,4 +77,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(_SUBMODULES | set(_TOP_LEVEL))
+    return sorted(
+        _SUBMODULES | set(_TOP_LEVEL) | {"subscribe", "OnChangeCallback", "OnFinishCallback"}
+    )
