@@ -63,8 +63,9 @@ SINKS = (
     "dynamodb",
     "kafka",
     "postgres",
+    "deltalake",
 )
-PATHWAY_SINKS = ("csv", "jsonlines", "sqlite", "python", "kafka", "postgres")
+PATHWAY_SINKS = ("csv", "jsonlines", "sqlite", "python", "kafka", "postgres", "deltalake")
 ACCESS_KEY = "crash-sweep-access-key"
 SECRET_KEY = "crash-sweep-secret-key"
 REGION = "us-east-1"
@@ -117,6 +118,8 @@ elif sink == "dynamodb":
 elif sink == "postgres":
     pw.io.postgres.write(out, json.loads(os.environ["SWEEP_POSTGRES"]), target,
                          init_mode="create_if_not_exists")
+elif sink == "deltalake":  # commits at most every second: rows wait past flush()
+    pw.io.deltalake.write(out, target, min_commit_frequency=1000)
 elif sink == "kafka":
     import logging
     logging.getLogger("deltaflow.io.kafka").setLevel(logging.INFO)  # the replay, in the log
@@ -408,6 +411,13 @@ class Output:
         if self.sink == "postgres":
             assert self.postgres is not None
             return self.postgres.read(self.target)
+        if self.sink == "deltalake":
+            from deltalake import DeltaTable
+
+            if not DeltaTable.is_deltatable(self.target):
+                return []
+            table = DeltaTable(self.target).to_pyarrow_table(columns=["k", "v", "diff"])
+            return [(int(r["k"]), str(r["v"]), int(r["diff"])) for r in table.to_pylist()]
         if self.sink == "dynamodb":
             assert self.moto is not None
             client = self.moto.client("dynamodb")
@@ -468,6 +478,8 @@ def _prepare_sink(sink: str, workdir: Path, moto: MotoServer | None) -> str:
         return f"out-{random.randrange(10**9)}"
     if sink == "postgres":
         return f"out{random.randrange(10**9)}"
+    if sink == "deltalake":
+        return str(workdir / "out-delta")
     raise ValueError(f"unknown sink {sink!r}; choose from {', '.join(SINKS)}")
 
 

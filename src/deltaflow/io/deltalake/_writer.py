@@ -9,6 +9,13 @@ new rows of a table this run created is an append; any other flush is one ``MERG
 ``min_commit_frequency`` (ms) spaces commits: changes wait in memory until that long after the
 previous commit (a timer commits them even when no new time arrives); the run's end commits
 whatever is left.
+
+With persistence, no checkpoint covers a time whose changes still wait in memory
+(:meth:`DeltaWriter.durable_time`), and the writer's *position* is the last time flushed (for a
+fresh run, the latest ``time`` already in the table). A run resuming after a crash first
+deletes the ``stream_of_changes`` rows of later times, in one Delta commit: the restarted run
+writes those changes again. Snapshot commits are upserts and deletions by ``_id``, which give
+the same table when applied again.
 """
 
 from __future__ import annotations
@@ -145,6 +152,87 @@ class DeltaWriter(Writer):
         self._timer_error: BaseException | None = None
         self._decimals: dict[str, pa.DataType] = {}  # str columns written into decimals
         self.commits = 0
+        # Persistence (see the module docstring): the last time flushed, the last one whose
+        # changes are all committed, and the flushed time the pending changes reach.
+        self._last_flushed: int | None = None
+        self._durable: int | None = None
+        self._pending_through: int | None = None
+        self._start_position: int | None = None
+        self._start_position_known = False
+        self._resume_after: int | None = None
+
+    # --- persistence -----------------------------------------------------------------------
+    def durable_time(self) -> int | None:
+        """The last flushed time whose changes are all committed (None: none yet): changes
+        waiting for ``min_commit_frequency`` are not covered by a checkpoint."""
+        with self._lock:
+            return self._durable
+
+    def position(self) -> int | None:
+        """The last time flushed; before the first flush (the checkpoint a fresh run writes
+        before any output), the latest ``time`` already in the table."""
+        with self._lock:
+            if self._last_flushed is not None:
+                return self._last_flushed
+            if not self._start_position_known:
+                self._start_position = self._latest_time()
+                self._start_position_known = True
+            return self._start_position
+
+    def resume(self, position: object) -> None:
+        """Called before :meth:`open` when the run resumes after a crash: ``stream_of_changes``
+        rows of times after ``position`` are deleted when the table is opened."""
+        self._start_position_known = True
+        if not self.spec.snapshot and isinstance(position, int):
+            self._resume_after = position
+
+    def _latest_time(self) -> int | None:
+        """The latest ``time`` in the table; -1 when there is no row yet (a resume then
+        removes every row: all were written after the start). None in snapshot mode."""
+        import pyarrow.compute as pc
+        from deltalake import DeltaTable
+
+        location = self.spec.location
+        if self.spec.snapshot:
+            return None
+        if not DeltaTable.is_deltatable(location.uri, storage_options=location.storage_options):
+            return -1
+        times = (
+            DeltaTable(location.uri, storage_options=location.storage_options)
+            .to_pyarrow_dataset()
+            .to_table(columns=[TIME_COLUMN])
+            .column(TIME_COLUMN)
+        )
+        latest = pc.max(times).as_py() if len(times) else None
+        return int(latest) if latest is not None else -1
+
+    def _roll_back(self) -> None:
+        """Delete the rows the crashed run wrote after the checkpoint (one Delta commit)."""
+        from deltalake import DeltaTable
+
+        location, after = self.spec.location, self._resume_after
+
+        def delete() -> int:
+            table = DeltaTable(location.uri, storage_options=location.storage_options)
+            metrics = table.delete(
+                f"{_quote(TIME_COLUMN)} > {int(after if after is not None else -1)}"
+            )
+            return int(metrics.get("num_deleted_rows", 0) or 0)
+
+        removed = with_retries(
+            location,
+            "remove rows written after the checkpoint from",
+            delete,
+            connector=self.spec.connector,
+        )
+        if removed:
+            logger.info(
+                "%s: removed %d row(s) written after the checkpoint (times after %d); the "
+                "restarted run writes them again",
+                self.spec.connector,
+                removed,
+                after,
+            )
 
     # --- lifecycle -------------------------------------------------------------------------
     def open(self) -> None:
@@ -167,6 +255,8 @@ class DeltaWriter(Writer):
         )
         if found is not None:
             self._check_existing(*found)
+            if self._resume_after is not None:
+                self._roll_back()
         else:
             with_retries(
                 location,
@@ -233,8 +323,11 @@ class DeltaWriter(Writer):
     def flush(self, time: int) -> None:
         with self._lock:
             self._raise_timer_error()
+            self._last_flushed = time
             if not self._pending:
+                self._durable = time
                 return
+            self._pending_through = time
             if self._due(_time.monotonic()):
                 self._commit()
             else:
@@ -291,6 +384,8 @@ class DeltaWriter(Writer):
             data = pa.concat_tables(self._pending) if len(self._pending) > 1 else self._pending[0]
             self._append(data)
         self._pending, self._pending_rows = [], 0
+        if self._pending_through is not None:
+            self._durable, self._pending_through = self._pending_through, None
         self._last_commit = _time.monotonic()
         self.commits += 1
         if self.optimizer is not None:
