@@ -8,6 +8,7 @@ import pytest
 from _io_helpers import BackgroundRun, Changes
 
 import deltaflow as pw
+from deltaflow.engine import runtime
 
 
 class KV(pw.Schema):
@@ -47,6 +48,8 @@ def test_commits_cut_blocks_wherever_they_fall(monkeypatch: pytest.MonkeyPatch) 
     """The session takes the subject's messages in blocks (here of 3); a commit in the middle
     of a block, a mix of insertions and deletions, and the end each cut it where they are."""
     monkeypatch.setattr(pw.io.python, "_BLOCK_ROWS", 3)
+    # Commits arriving faster than the engine may merge; here every one must stay its own.
+    monkeypatch.setattr(runtime, "MERGE_BACKLOG_ABOVE", 100)
     sent = [["a", "b"], ["c", "d", "e", "f", "g"], ["h"], ["i", "j", "k", "l"]]
 
     class Subject(pw.io.python.ConnectorSubject):

@@ -45,7 +45,9 @@ def register_operator(node_type: type[plan.Node], factory: Callable[[Any], Opera
 FINAL_TIME = 18446744073709551614
 #: Up to this many commits of one input waiting for the engine are processed one time each (as
 #: the source committed them); a longer backlog is merged into one time so the engine catches up.
-MERGE_BACKLOG_ABOVE = 8
+#: Kept small: under load, taking 8 waiting commits one by one measured 10-70 ms p50 latency on
+#: the windowed benchmark against 3-8 ms merging them.
+MERGE_BACKLOG_ABOVE = 2
 
 
 def _even_now_ms() -> int:
