@@ -7,9 +7,11 @@
   the recorded inputs go through the program, outputs included; ``--continue`` goes on with
   live data afterwards.
 
-The options are those of Pathway's ``pathway spawn``/``pathway replay``. A pipeline runs in one
-process for now: ``-n`` above 1, ``--addresses`` and ``--process-id`` are refused with a clear
-message, and ``-t`` is passed on but the engine runs one loop (Polars uses every core).
+The options are those of Pathway's ``pathway spawn``/``pathway replay``. ``-n N`` starts N
+worker processes of the program on this machine, which run the pipeline together (see
+``docs/scaling.md``); ``--addresses`` with ``--process-id`` starts one worker of a run spread
+over several machines. ``-t`` is passed on as ``PATHWAY_THREADS`` but adds no workers: each
+process runs one engine loop (Polars uses every core for big batches).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -61,26 +64,27 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=1,
         metavar="N",
-        help="processes (only 1 for now)",
+        help="worker processes to start (default 1)",
     )
     parser.add_argument(
         "--first-port",
         type=_positive,
-        default=10000,
+        default=None,
         metavar="PORT",
-        help="first port for communication between processes (default 10000)",
+        help="worker i listens on 127.0.0.1:PORT+i (default: the first free ports from 10000)",
     )
     parser.add_argument(
         "--addresses",
         metavar="ADDR",
-        help="host:port of every process, comma-separated (not available yet)",
+        help="host:port of every worker, comma-separated: start only worker --process-id "
+        "(the others are started on their machines with the same --addresses)",
     )
     parser.add_argument(
         "-pi",
         "--process-id",
         type=int,
         metavar="N",
-        help="this process's index, with --addresses (not available yet)",
+        help="the index of the worker to start, with --addresses",
     )
     parser.add_argument(
         "--repository-url",
@@ -153,40 +157,75 @@ class UsageError(Exception):
     """Options the command cannot honour; printed as a usage error."""
 
 
-def program_environment(
+def _free_first_port(count: int, start: int = 10000) -> int:
+    """The first of ``count`` consecutive ports free on 127.0.0.1, from ``start`` on (the
+    workers bind them a moment later; a port taken meanwhile makes the run fail clearly)."""
+    port = start
+    while port + count < 65536:
+        for offset in range(count):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind(("127.0.0.1", port + offset))
+                except OSError:
+                    break
+        else:
+            return port
+        port += offset + 1
+    raise UsageError(f"no {count} consecutive free ports from {start}: use --first-port")
+
+
+def worker_environments(
     options: argparse.Namespace, base: dict[str, str] | None = None
-) -> dict[str, str]:
-    """The environment the spawned program runs with."""
-    if options.processes > 1 or options.addresses:
-        raise UsageError(
-            "deltaflow runs a pipeline in one process for now: use -n 1 "
-            "(the default) and leave out --addresses"
-        )
-    if options.process_id not in (None, 0):
-        raise UsageError("--process-id: only process 0 exists in a one-process run")
+) -> list[dict[str, str]]:
+    """The environment of each worker process to start here (one per worker of ``-n``, or
+    only ``--process-id`` with ``--addresses``)."""
     if options.repository_url or options.branch:
         raise UsageError("--repository-url/--branch are not available: run a local program")
     if options.threads > 1:
         logger.warning(
-            "-t %d: the engine runs one loop per process; Polars already uses "
-            "every core for big batches",
+            "-t %d: each worker process runs one engine loop (Polars already uses every "
+            "core for big batches); use -n for more workers",
             options.threads,
         )
-    env = dict(os.environ if base is None else base)
-    env.update(
+    shared = dict(os.environ if base is None else base)
+    shared.update(
         {
-            "PATHWAY_PROCESSES": "1",
             "PATHWAY_THREADS": str(options.threads),
-            "PATHWAY_PROCESS_ID": "0",
-            "PATHWAY_FIRST_PORT": str(options.first_port),
             "PATHWAY_RUN_ID": str(uuid.uuid4()),
             "PATHWAY_START_TIMESTAMP_MS": str(int(time.time() * 1000)),
         }
     )
+    if options.addresses:
+        addresses = [a.strip() for a in options.addresses.split(",") if a.strip()]
+        if options.process_id is None or not 0 <= options.process_id < len(addresses):
+            raise UsageError(
+                f"--addresses lists {len(addresses)} workers: give this one's index with "
+                f"--process-id (0 to {len(addresses) - 1})"
+            )
+        if options.processes not in (1, len(addresses)):
+            raise UsageError(
+                f"-n {options.processes} does not match the {len(addresses)} --addresses"
+            )
+        if "PATHWAY_RUN_ID" in (base or os.environ):  # the same id on every machine
+            shared["PATHWAY_RUN_ID"] = (base or os.environ)["PATHWAY_RUN_ID"]
+        shared["PATHWAY_ADDRESSES"] = ",".join(addresses)
+        shared["PATHWAY_PROCESSES"] = str(len(addresses))
+        indexes = [options.process_id]
+    else:
+        if options.process_id not in (None, 0) and options.processes == 1:
+            raise UsageError("--process-id: only process 0 exists in a one-process run")
+        if options.process_id is not None and options.processes > 1:
+            raise UsageError("--process-id needs --addresses (workers on several machines)")
+        first_port = options.first_port
+        if first_port is None:
+            first_port = _free_first_port(options.processes) if options.processes > 1 else 10000
+        shared["PATHWAY_FIRST_PORT"] = str(first_port)
+        shared["PATHWAY_PROCESSES"] = str(options.processes)
+        indexes = list(range(options.processes))
     if options.command == "spawn" and options.record:
-        env["PATHWAY_REPLAY_STORAGE"] = os.path.abspath(options.record_path)
-        env["PATHWAY_SNAPSHOT_ACCESS"] = "record"
-        env["PATHWAY_CONTINUE_AFTER_REPLAY"] = "true"
+        shared["PATHWAY_REPLAY_STORAGE"] = os.path.abspath(options.record_path)
+        shared["PATHWAY_SNAPSHOT_ACCESS"] = "record"
+        shared["PATHWAY_CONTINUE_AFTER_REPLAY"] = "true"
     elif options.command == "replay":
         path = os.path.abspath(options.record_path)
         if not os.path.isdir(path):
@@ -194,35 +233,91 @@ def program_environment(
                 f"--record-path {options.record_path}: no recording there "
                 f"(make one with 'deltaflow spawn --record')"
             )
-        env["PATHWAY_REPLAY_STORAGE"] = path
-        env["PATHWAY_SNAPSHOT_ACCESS"] = "replay"
-        env["PATHWAY_PERSISTENCE_MODE"] = options.mode
-        env["PATHWAY_REPLAY_MODE"] = options.mode
-        env["PATHWAY_CONTINUE_AFTER_REPLAY"] = "true" if options.continue_after_replay else "false"
-    return env
+        shared["PATHWAY_REPLAY_STORAGE"] = path
+        shared["PATHWAY_SNAPSHOT_ACCESS"] = "replay"
+        shared["PATHWAY_PERSISTENCE_MODE"] = options.mode
+        shared["PATHWAY_REPLAY_MODE"] = options.mode
+        shared["PATHWAY_CONTINUE_AFTER_REPLAY"] = (
+            "true" if options.continue_after_replay else "false"
+        )
+    return [{**shared, "PATHWAY_PROCESS_ID": str(index)} for index in indexes]
+
+
+def program_environment(
+    options: argparse.Namespace, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of the first worker process to start (the only one with ``-n 1``)."""
+    return worker_environments(options, base)[0]
+
+
+#: After a worker fails, the others get this long to stop by themselves before they are
+#: terminated (they normally stop at once: a failing worker tells the others).
+SIBLING_GRACE_SECONDS = 5.0
 
 
 def _run_program(argv: list[str], env: dict[str, str]) -> int:
     """Run the program; forward SIGINT/SIGTERM to it; its exit status."""
+    return _run_workers(argv, [env])
+
+
+def _run_workers(argv: list[str], environments: list[dict[str, str]]) -> int:
+    """Start one process of the program per environment, forward SIGINT/SIGTERM to all, and
+    wait for them; the exit status is the first failing worker's (0 when all succeed). When a
+    worker fails, the others are terminated if they have not stopped within a grace period."""
+    children: list[subprocess.Popen[bytes]] = []
     try:
-        child = subprocess.Popen(argv, env=env)
+        for env in environments:
+            children.append(subprocess.Popen(argv, env=env))
     except FileNotFoundError:
+        _terminate(children)
         print(f"deltaflow: {argv[0]}: command not found", file=sys.stderr)
         return 127
     except PermissionError:
+        _terminate(children)
         print(f"deltaflow: {argv[0]}: not executable", file=sys.stderr)
         return 126
 
     def forward(signum: int, _frame: object) -> None:
-        child.send_signal(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    failed_at: float | None = None
     try:
-        code = child.wait()
+        if len(children) == 1:
+            code = children[0].wait()
+            return 128 - code if code < 0 else code  # the shell's convention
+        running = list(children)
+        while running:
+            for child in list(running):
+                code = child.poll()
+                if code is None:
+                    continue
+                running.remove(child)
+                if code != 0 and status == 0:
+                    status = 128 - code if code < 0 else code  # the shell's convention
+                    failed_at = time.monotonic()
+            if failed_at is not None and time.monotonic() - failed_at > SIBLING_GRACE_SECONDS:
+                _terminate(running)
+            if running:
+                time.sleep(0.02)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+    return status
+
+
+def _terminate(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(5)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -231,10 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     options = parser.parse_args(argv)
     try:
-        env = program_environment(options)
+        environments = worker_environments(options)
     except UsageError as exc:
         parser.error(str(exc))
-    return _run_program([options.program, *options.arguments], env)
+    return _run_workers([options.program, *options.arguments], environments)
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m deltaflow.cli

@@ -495,4 +495,19 @@ def run_outputs(
         logger.warning("pw.run(): no outputs are defined, nothing to compute")
         return
     with run_context(terminate_on_error):
-        Runtime(outputs, monitoring=monitoring, persistence=persistence).run()
+        _make_runtime(outputs, monitoring, persistence).run()
+
+
+def _make_runtime(outputs: Sequence[plan.OutputNode], monitoring: Any, persistence: Any) -> Runtime:
+    """This process's runtime: the one-process loop, or one worker's part of a run on
+    several workers (``PATHWAY_PROCESSES`` above 1, as ``deltaflow spawn -n N`` sets)."""
+    from deltaflow.engine.workers.config import worker_config
+
+    config = worker_config()
+    if config.count == 1:
+        return Runtime(outputs, monitoring=monitoring, persistence=persistence)
+    from deltaflow.engine.workers.runtime import PartitionedRuntime
+
+    return PartitionedRuntime(
+        outputs, config=config, monitoring=monitoring, persistence=persistence
+    )

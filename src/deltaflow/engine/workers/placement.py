@@ -1,0 +1,124 @@
+"""Where each operator runs with several workers, and how partitioned inputs are split.
+
+Three placements:
+
+* ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat) run on every
+  worker over the rows that worker holds; nothing moves.
+* ``PARTITIONED``: groupby-reduce and plain joins. Each input row goes to the worker owning
+  its key: a hash of the group key (reduce) or of the join key (both sides of a join, cast to
+  the key types first so that equal keys hash equally), so every group and every pair of
+  matching rows meet on one worker, whose arrangements hold only its share of the keys.
+* ``SINGLE``: everything else (sort, deduplicate, id operations, temporal operators,
+  iterate, outputs, and the partitioned kinds when partitioning them is not safe): the inputs
+  are gathered on worker 0, which runs the operator over all rows, as with one worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+import polars as pl
+
+from deltaflow.engine.operators import (
+    ConcatOperator,
+    FilterOperator,
+    FlattenOperator,
+    InputOperator,
+    Operator,
+    ReindexOperator,
+    SelectOperator,
+    projection_exprs,
+)
+from deltaflow.engine.stateful.arrangement import KH, add_key_columns, key_hash_expr
+
+#: The shares of rows by key are taken from the key hash above its low bits, so that a
+#: worker's keys do not all share the same low bits.
+_SHARE_DIVISOR = 1 << 29
+
+
+class Placement(Enum):
+    INPUT = "input"  # the sources' rows enter on worker 0
+    LOCAL = "local"
+    PARTITIONED = "partitioned"
+    SINGLE = "single"
+
+
+_LOCAL = (SelectOperator, FilterOperator, FlattenOperator, ReindexOperator, ConcatOperator)
+
+#: Per input of a partitioned operator: the 64-bit key hash of each row of a delta.
+KeyHasher = Callable[[pl.DataFrame], pl.Series]
+
+
+def _key_hasher(pre: Any, keys: list[str], key_types: list[Any]) -> KeyHasher | None:
+    """The key hash of the rows of a delta as the operator's ``pre`` projection keys them, or
+    None when the keys cannot be computed cheaply and exactly once more (the projection calls
+    Python: user functions would run twice)."""
+    exprs = projection_exprs(pre)
+    if exprs is None or any(k not in exprs for k in keys):
+        return None
+    dtypes = [k.to_polars() for k in key_types]
+    objects = any(d == pl.Object for d in dtypes)
+    key_exprs = [
+        exprs[k] if d == pl.Object else exprs[k].cast(d).alias(k)
+        for k, d in zip(keys, dtypes, strict=True)
+    ]
+
+    def hashes(delta: pl.DataFrame) -> pl.Series:
+        if not keys:
+            return pl.Series(KH, [0] * delta.height, dtype=pl.UInt64)
+        if objects:  # Python-object keys are hashed through their canonical text
+            frame, _ = add_key_columns(delta.select(key_exprs), keys)
+            return frame[KH]
+        return delta.select(key_hash_expr(key_exprs).alias(KH))[KH]
+
+    return hashes
+
+
+def partition_hashers(op: Operator, keeps_errors: bool) -> list[KeyHasher] | None:
+    """One key hasher per input when ``op`` is partitioned by key, else None."""
+    if keeps_errors:  # error policies drop rows in the key projection: run it once, on worker 0
+        return None
+    from deltaflow.engine.stateful.join import JoinOperator
+    from deltaflow.engine.stateful.join_once import ExactlyOnceJoinOperator
+    from deltaflow.engine.stateful.reduce import ReduceOperator
+
+    if type(op) is ReduceOperator:
+        node: Any = op.node
+        hasher = _key_hasher(node.pre, list(node.keys), list(node.key_types))
+        return None if hasher is None else [hasher]
+    if type(op) in (JoinOperator, ExactlyOnceJoinOperator):
+        node = op.node
+        if node.left_pre is None or node.right_pre is None:
+            return None
+        keys, types = list(node.keys), list(node.key_types)
+        sides = [_key_hasher(node.left_pre, keys, types), _key_hasher(node.right_pre, keys, types)]
+        if sides[0] is None or sides[1] is None:
+            return None
+        return [sides[0], sides[1]]
+    return None
+
+
+def placement_of(op: Operator, hashers: list[KeyHasher] | None) -> Placement:
+    if isinstance(op, InputOperator):
+        return Placement.INPUT
+    if hashers is not None:
+        return Placement.PARTITIONED
+    if type(op) in _LOCAL:
+        return Placement.LOCAL
+    return Placement.SINGLE
+
+
+def split_by_key(delta: pl.DataFrame, hashes: pl.Series, workers: int) -> list[pl.DataFrame]:
+    """The rows of ``delta`` owned by each of ``workers`` workers, in worker order."""
+    shares = ((hashes // _SHARE_DIVISOR) % workers).cast(pl.UInt32)
+    if delta.height <= 64:  # a streaming minibatch: Python beats a Polars query
+        rows: list[list[int]] = [[] for _ in range(workers)]
+        for row, owner in enumerate(shares.to_list()):
+            rows[owner].append(row)
+        return [delta[chosen] if chosen else delta.clear() for chosen in rows]
+    frame = delta.with_columns(shares.alias("__worker"))
+    parts = frame.partition_by("__worker", as_dict=True, include_key=False, maintain_order=True)
+    empty = delta.clear()
+    return [parts.get((w,), empty) for w in range(workers)]

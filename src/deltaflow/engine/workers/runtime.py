@@ -1,0 +1,276 @@
+"""The engine loop of one worker among several.
+
+Every worker compiles the same plan into the same operators (the program builds the same
+graph in each process). Worker 0, the *coordinator*, runs the sources and the sinks and the
+usual loop (``Runtime._loop``): it decides every time, exactly as one worker would, and before
+processing a time tells the others (``("time", time, exchanges)``). The others only follow:
+they process the times they are told, in the same order, so all workers agree on which times
+exist and finish each before the next begins (the progress protocol: one coordinator, FIFO
+connections, no time is ever processed by some workers and not others). A minibatch is
+never split across times: the coordinator gives it a time before any of it moves.
+
+Within a time, each worker runs the operators in topological order; at an operator that
+needs rows from other workers (see ``placement``), the deltas are exchanged first:
+partitioned operators get the rows of their share of the keys from everyone, operators run on
+worker 0 get every worker's rows. Parts coming from several workers are consolidated, so an
+operator sees one consolidated delta per time, as with one worker, and a sink (on worker 0)
+gets each time's changes consolidated once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from deltaflow import plan
+from deltaflow.engine.batch import concat_batches, consolidate
+from deltaflow.engine.boundary import sink_errors
+from deltaflow.engine.operators import InputOperator
+from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
+from deltaflow.engine.workers.config import WorkerConfig
+from deltaflow.engine.workers.placement import (
+    KeyHasher,
+    Placement,
+    partition_hashers,
+    placement_of,
+    split_by_key,
+)
+from deltaflow.engine.workers.transport import WorkerError, encode_frame, mesh_for
+from deltaflow.errors import keeps_errors
+
+logger = logging.getLogger("deltaflow.workers")
+
+
+class PartitionedRuntime(Runtime):
+    """One worker's part of a run on ``config.count`` workers."""
+
+    def __init__(
+        self,
+        outputs: Sequence[plan.OutputNode],
+        *,
+        config: WorkerConfig,
+        monitoring: Any = None,
+        persistence: Any = None,
+    ) -> None:
+        if persistence is not None:
+            raise NotImplementedError(
+                "persistence with several workers is not available yet: run the program "
+                "with one worker (PATHWAY_PROCESSES=1) to persist its state"
+            )
+        self.config = config
+        coordinator = config.is_coordinator
+        super().__init__(outputs, monitoring=monitoring if coordinator else None)
+        keeping_errors = keeps_errors()
+        self._hashers: list[list[KeyHasher] | None] = [
+            partition_hashers(op, keeping_errors) for op in self.operators
+        ]
+        self._placement = [
+            placement_of(op, hashers)
+            for op, hashers in zip(self.operators, self._hashers, strict=True)
+        ]
+        # Whether an operator's output may have rows on any worker (else only on worker 0).
+        self._spread: list[bool] = []
+        for position, where in enumerate(self._placement):
+            if where is Placement.LOCAL:
+                self._spread.append(any(self._spread[i] for i in self._inputs_of[position]))
+            else:
+                self._spread.append(where is Placement.PARTITIONED)
+        # Operators whose inputs move between workers before they run.
+        self._exchanging = {
+            position
+            for position, where in enumerate(self._placement)
+            if where is Placement.PARTITIONED
+            or (
+                where is Placement.SINGLE
+                and any(self._spread[i] for i in self._inputs_of[position])
+            )
+        }
+        self._consumers: dict[int, list[int]] = {}
+        for position, inputs in enumerate(self._inputs_of):
+            for i in inputs:
+                self._consumers.setdefault(i, []).append(position)
+        # Parts of a time stream straight to sinks on worker 0; with workers, times are whole.
+        for _, handle in self.inputs:
+            handle.accepts_parts = False
+        self._part_paths = {}
+        if not coordinator:  # inputs and sinks live on worker 0
+            self.inputs = []
+            self.sinks = []
+            self._data_handles = []
+            self._log_handles = []
+        self.mesh = mesh_for(config)
+        self.times_processed = 0
+        self.partitioned_rows = 0  # rows this worker's partitioned operators ran on
+        self.rows_exchanged = 0  # rows this worker sent to others
+        logger.debug(
+            "worker %d/%d: %s",
+            config.index,
+            config.count,
+            [(op.describe(), where.value) for op, where in zip(self.operators, self._placement)],
+        )
+
+    def partitioned_operators(self) -> list[str]:
+        """The operators whose state is split between the workers by key (for tests, logs)."""
+        return [
+            op.describe()
+            for op, where in zip(self.operators, self._placement, strict=True)
+            if where is Placement.PARTITIONED
+        ]
+
+    # --- the loop ----------------------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            if self.config.is_coordinator:
+                super()._loop()
+                self.mesh.broadcast(("end",))
+            else:
+                self._follow()
+        except BaseException as exc:
+            self.mesh.tell_failure(f"{type(exc).__name__}: {exc}")
+            raise
+        logger.info(
+            "worker %d of %d: %d times, %d rows into partitioned operators (%s), "
+            "%d rows sent to other workers",
+            self.config.index,
+            self.config.count,
+            self.times_processed,
+            self.partitioned_rows,
+            ", ".join(self.partitioned_operators()) or "none",
+            self.rows_exchanged,
+        )
+
+    def _follow(self) -> None:
+        """A worker other than 0: process the times worker 0 announces until the run ends."""
+        while True:
+            message = self.mesh.receive(0)
+            if message[0] == "end":
+                return
+            if message[0] != "time":
+                raise WorkerError(
+                    f"worker {self.config.index}: expected a time from worker 0, got {message[0]!r}"
+                )
+            _, time, exchanges = message
+            self._run_time(time, [], frozenset(exchanges))
+
+    def _process(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> None:
+        exchanges = self._exchanges_at(time, batches)
+        self.mesh.broadcast(("time", time, tuple(sorted(exchanges))))
+        self._run_time(time, batches, exchanges)
+        if self._self_timed:
+            self._process_requested_times()
+
+    def _exchanges_at(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> frozenset[int]:
+        """The exchanging operators this time can reach (worker 0 decides for everyone): those
+        below an input with rows, or below an operator stepping on its own."""
+        seeds = {self._index[self.inputs[index][0].node.uid] for index, _ in batches}
+        for position, op in enumerate(self.operators):
+            if getattr(op, "always_step", False) or getattr(op, "requested_time", None) == time:
+                seeds.add(position)
+        reached, todo = set(seeds), list(seeds)
+        while todo:
+            for consumer in self._consumers.get(todo.pop(), []):
+                if consumer not in reached:
+                    reached.add(consumer)
+                    todo.append(consumer)
+        return frozenset(reached & self._exchanging)
+
+    def _run_time(
+        self, time: int, batches: list[tuple[int, pl.DataFrame]], exchanges: frozenset[int]
+    ) -> None:
+        for index, batch in batches:
+            self.inputs[index][0].pending.append(batch)
+        self.last_time = time
+        self.times_processed += 1
+        coordinator = self.config.is_coordinator
+        results: list[pl.DataFrame | None] = [None] * len(self.operators)
+        for position, op in enumerate(self.operators):
+            deltas = [results[i] for i in self._inputs_of[position]]
+            self.errors.current = op.node
+            if position in exchanges:
+                deltas = self._exchange(time, position, deltas)
+            where = self._placement[position]
+            if not coordinator and where in (Placement.SINGLE, Placement.INPUT):
+                continue
+            if (
+                not isinstance(op, InputOperator)
+                and all(d is None for d in deltas)
+                and not getattr(op, "always_step", False)
+                and getattr(op, "requested_time", None) != time
+            ):
+                continue
+            if self.errors.seen:
+                deltas = _without_unhandled_errors(op, deltas)
+            if where is Placement.PARTITIONED:
+                self.partitioned_rows += sum(d.height for d in deltas if d is not None)
+            results[position] = op.step(time, deltas)
+        self.errors.current = None
+        self.errors.flush()
+        for sink in self.sinks:
+            with sink_errors(sink):
+                sink.on_time_end(time)
+        self._check_failures()
+
+    # --- exchanges ---------------------------------------------------------------------------
+    def _exchange(
+        self, time: int, position: int, deltas: list[pl.DataFrame | None]
+    ) -> list[pl.DataFrame | None]:
+        """The deltas operator ``position`` runs on at this worker, after the exchange."""
+        me, mesh = self.config.index, self.mesh
+        spread = [self._spread[i] for i in self._inputs_of[position]]
+        hashers = self._hashers[position]
+        if hashers is None:  # gathered on worker 0
+            if me != 0:
+                sent = [d if s else None for d, s in zip(deltas, spread, strict=True)]
+                self.rows_exchanged += sum(d.height for d in sent if d is not None)
+                mesh.send(0, ("data", time, position, [encode_frame(d) for d in sent]))
+                return [None] * len(deltas)
+            received = self._receive(time, position, mesh.peers, len(deltas))
+            return _combine(deltas, received)
+        shares = [
+            None if d is None or d.height == 0 else split_by_key(d, hasher(d), self.config.count)
+            for d, hasher in zip(deltas, hashers, strict=True)
+        ]
+        senders = mesh.peers if any(spread) else [p for p in mesh.peers if p == 0]
+        if me == 0 or any(spread):
+            for peer in mesh.peers:
+                sent = [None if s is None else s[peer] for s in shares]
+                self.rows_exchanged += sum(d.height for d in sent if d is not None)
+                mesh.send(peer, ("data", time, position, [encode_frame(d) for d in sent]))
+        own: list[pl.DataFrame | None] = [None if s is None else s[me] for s in shares]
+        return _combine(own, self._receive(time, position, senders, len(deltas)))
+
+    def _receive(
+        self, time: int, position: int, senders: Sequence[int], inputs: int
+    ) -> list[list[pl.DataFrame]]:
+        got: list[list[pl.DataFrame]] = [[] for _ in range(inputs)]
+        for peer in senders:
+            message = self.mesh.receive(peer)
+            if message[0] != "data" or message[1] != time or message[2] != position:
+                raise WorkerError(
+                    f"worker {self.config.index}: out of step with worker {peer} "
+                    f"(expected rows of operator {position} at time {time}, got {message[:3]})"
+                )
+            for k, frame in enumerate(message[3]):
+                if frame is not None:
+                    got[k].append(frame)
+        return got
+
+
+def _combine(
+    own: list[pl.DataFrame | None], received: list[list[pl.DataFrame]]
+) -> list[pl.DataFrame | None]:
+    """Per input, this worker's rows and those received, as one consolidated delta."""
+    out: list[pl.DataFrame | None] = []
+    for mine, theirs in zip(own, received, strict=True):
+        frames = [f for f in ([mine] if mine is not None else []) + theirs if f.height]
+        if not frames:
+            out.append(None)
+        elif len(frames) == 1:
+            out.append(frames[0])
+        else:
+            merged = consolidate(concat_batches(frames))
+            out.append(merged if merged.height else None)
+    return out

@@ -1,0 +1,213 @@
+"""Connections between workers and the messages they exchange.
+
+Every pair of workers shares one authenticated socket (``multiprocessing.connection``, which
+frames messages and checks the run's key); worker ``i`` listens on its own address and
+connects to every worker below it. A reader thread per peer decodes incoming messages into
+that peer's queue, so a send never waits for the peer's engine loop (two workers sending each
+other a big batch at the same moment cannot block each other) and decoding overlaps with
+computing.
+
+Delta batches travel as Arrow IPC streams written and read by Polars: no per-row pickling.
+Python-object columns (``pl.Object``: Json, tuples, ...) have no Arrow form; they travel as
+pickled lists of values beside the IPC stream of the other columns.
+
+Messages are tuples whose first item is their kind:
+
+* ``("time", time, exchanges)``: worker 0 tells the others to process ``time``; ``exchanges``
+  are the operator positions whose inputs are exchanged in it (see ``runtime``);
+* ``("data", time, position, frames)``: one worker's share of an operator's input deltas;
+* ``("end",)``: the run is over; ``("failed", worker, text)``: a worker failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import pickle
+import queue
+import threading
+import time as _time
+from multiprocessing.connection import Client, Connection, Listener
+from typing import Any
+
+import polars as pl
+
+from deltaflow.engine.workers.config import WorkerConfig
+from deltaflow.errors import DeltaflowError
+
+logger = logging.getLogger("deltaflow.workers")
+
+#: How long workers wait for each other to start and connect.
+CONNECT_TIMEOUT_SECONDS = 60.0
+
+Encoded = tuple[bytes, list[str], dict[str, list[Any]]]
+
+
+class WorkerError(DeltaflowError):
+    """Another worker of the run failed, exited or could not be reached."""
+
+
+def encode_frame(frame: pl.DataFrame | None) -> Encoded | None:
+    """A delta batch as bytes for another worker (None for no rows)."""
+    if frame is None or frame.height == 0:
+        return None
+    objects = [name for name, dtype in frame.schema.items() if dtype == pl.Object]
+    buffer = io.BytesIO()
+    frame.drop(objects).write_ipc(buffer)
+    return buffer.getvalue(), frame.columns, {name: frame[name].to_list() for name in objects}
+
+
+def decode_frame(payload: Encoded | None) -> pl.DataFrame | None:
+    """The batch :func:`encode_frame` encoded."""
+    if payload is None:
+        return None
+    data, order, objects = payload
+    frame = pl.read_ipc(io.BytesIO(data))
+    if objects:
+        frame = frame.with_columns(
+            [pl.Series(name, values, dtype=pl.Object) for name, values in objects.items()]
+        ).select(order)
+    return frame
+
+
+def _decode(message: tuple[Any, ...]) -> tuple[Any, ...]:
+    if message[0] == "data":
+        kind, time, position, frames = message
+        return kind, time, position, [decode_frame(f) for f in frames]
+    return message
+
+
+class Mesh:
+    """This worker's connections to every other worker of the run."""
+
+    def __init__(self, config: WorkerConfig, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
+        self.config = config
+        self.index = config.index
+        self.peers = [i for i in range(config.count) if i != config.index]
+        self._connections: dict[int, Connection] = {}
+        self._queues: dict[int, queue.Queue[tuple[Any, ...]]] = {
+            peer: queue.Queue() for peer in self.peers
+        }
+        self.bytes_sent = 0
+        self._connect(timeout)
+        for peer, connection in self._connections.items():
+            threading.Thread(
+                target=self._read,
+                args=(peer, connection),
+                name=f"deltaflow-worker-{self.index}-from-{peer}",
+                daemon=True,
+            ).start()
+
+    # --- set-up ------------------------------------------------------------------------------
+    def _connect(self, timeout: float) -> None:
+        deadline = _time.monotonic() + timeout
+        own = self.config.addresses[self.index]
+        try:
+            listener = Listener(own, authkey=self.config.authkey)
+        except OSError as exc:
+            raise WorkerError(
+                f"worker {self.index}: cannot listen on {own[0]}:{own[1]} ({exc}); "
+                f"choose other ports with 'deltaflow spawn --first-port PORT'"
+            ) from exc
+        accepted: list[BaseException] = []
+
+        def accept_higher() -> None:
+            try:
+                for _ in range(self.index + 1, self.config.count):
+                    connection = listener.accept()
+                    peer = connection.recv()
+                    self._connections[int(peer)] = connection
+            except BaseException as exc:  # noqa: BLE001 - reported by the waiting thread
+                accepted.append(exc)
+
+        acceptor = threading.Thread(target=accept_higher, daemon=True)
+        acceptor.start()
+        try:
+            for peer in range(self.index):
+                self._connections[peer] = self._dial(peer, deadline)
+            acceptor.join(max(0.0, deadline - _time.monotonic()))
+        finally:
+            listener.close()
+        if accepted:
+            raise WorkerError(f"worker {self.index}: a worker failed to connect: {accepted[0]}")
+        missing = [p for p in self.peers if p not in self._connections]
+        if missing:
+            raise WorkerError(
+                f"worker {self.index}: workers {missing} did not connect within {timeout:.0f} s "
+                f"(are all {self.config.count} processes started, with the same run id?)"
+            )
+        logger.debug("worker %d connected to %s", self.index, self.peers)
+
+    def _dial(self, peer: int, deadline: float) -> Connection:
+        address = self.config.addresses[peer]
+        while True:
+            try:
+                connection = Client(address, authkey=self.config.authkey)
+            except (ConnectionRefusedError, FileNotFoundError):
+                if _time.monotonic() > deadline:
+                    raise WorkerError(
+                        f"worker {self.index}: worker {peer} at {address[0]}:{address[1]} "
+                        f"is not reachable"
+                    ) from None
+                _time.sleep(0.05)
+                continue
+            connection.send(self.index)
+            return connection
+
+    def _read(self, peer: int, connection: Connection) -> None:
+        inbox = self._queues[peer]
+        while True:
+            try:
+                raw = connection.recv_bytes()
+            except (EOFError, OSError):
+                inbox.put(("gone",))
+                return
+            try:
+                inbox.put(_decode(pickle.loads(raw)))
+            except Exception as exc:  # noqa: BLE001 - surfaced by the receiving engine loop
+                inbox.put(("failed", peer, f"undecodable message: {exc!r}"))
+                return
+
+    # --- messages ----------------------------------------------------------------------------
+    def send(self, peer: int, message: tuple[Any, ...]) -> None:
+        """Send ``message`` (frames already encoded) to ``peer``."""
+        raw = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self._connections[peer].send_bytes(raw)
+        except OSError as exc:
+            raise WorkerError(f"worker {self.index}: worker {peer} is gone ({exc})") from exc
+        self.bytes_sent += len(raw)
+
+    def broadcast(self, message: tuple[Any, ...]) -> None:
+        for peer in self.peers:
+            self.send(peer, message)
+
+    def receive(self, peer: int) -> tuple[Any, ...]:
+        """The next message from ``peer``; a failure or exit of ``peer`` is a WorkerError."""
+        message = self._queues[peer].get()
+        if message[0] == "gone":
+            self._queues[peer].put(message)  # every later receive fails the same way
+            raise WorkerError(f"worker {self.index}: worker {peer} exited during the run")
+        if message[0] == "failed":
+            raise WorkerError(f"worker {message[1]} failed: {message[2]}")
+        return message
+
+    def tell_failure(self, text: str) -> None:
+        """Best effort: let every peer know this worker failed, so none waits for it."""
+        for peer in self.peers:
+            with contextlib.suppress(WorkerError):
+                self.send(peer, ("failed", self.index, text))
+
+
+_MESH: Mesh | None = None
+_MESH_LOCK = threading.Lock()
+
+
+def mesh_for(config: WorkerConfig) -> Mesh:
+    """This process's connections (made by the first run, kept for the later ones)."""
+    global _MESH
+    with _MESH_LOCK:
+        if _MESH is None or _MESH.config != config:
+            _MESH = Mesh(config)
+        return _MESH
