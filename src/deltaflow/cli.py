@@ -287,8 +287,8 @@ def _run_workers(argv: list[str], environments: list[dict[str, str]]) -> int:
     failed_at: float | None = None
     try:
         if len(children) == 1:
-            code = children[0].wait()
-            return 128 - code if code < 0 else code  # the shell's convention
+            only = children[0].wait()
+            return 128 - only if only < 0 else only  # the shell's convention
         running = list(children)
         while running:
             for child in list(running):

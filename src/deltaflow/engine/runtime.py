@@ -501,13 +501,13 @@ def run_outputs(
 def _make_runtime(outputs: Sequence[plan.OutputNode], monitoring: Any, persistence: Any) -> Runtime:
     """This process's runtime: the one-process loop, or one worker's part of a run on
     several workers (``PATHWAY_PROCESSES`` above 1, as ``deltaflow spawn -n N`` sets)."""
-    from deltaflow.engine.workers.config import worker_config
+    import importlib
 
-    config = worker_config()
+    # Imported by name, as the stateful operators are: the workers' runtime builds on this one.
+    workers = importlib.import_module("deltaflow.engine.workers.runtime")
+    config = workers.worker_config()
     if config.count == 1:
         return Runtime(outputs, monitoring=monitoring, persistence=persistence)
-    from deltaflow.engine.workers.runtime import PartitionedRuntime
-
-    return PartitionedRuntime(
+    return workers.PartitionedRuntime(
         outputs, config=config, monitoring=monitoring, persistence=persistence
     )

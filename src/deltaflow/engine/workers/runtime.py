@@ -30,7 +30,7 @@ from deltaflow.engine.batch import concat_batches, consolidate
 from deltaflow.engine.boundary import sink_errors
 from deltaflow.engine.operators import InputOperator
 from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
-from deltaflow.engine.workers.config import WorkerConfig
+from deltaflow.engine.workers.config import WorkerConfig, worker_config
 from deltaflow.engine.workers.placement import (
     KeyHasher,
     Placement,
@@ -42,6 +42,8 @@ from deltaflow.engine.workers.transport import WorkerError, encode_frame, mesh_f
 from deltaflow.errors import keeps_errors
 
 logger = logging.getLogger("deltaflow.workers")
+
+__all__ = ["PartitionedRuntime", "worker_config"]
 
 
 class PartitionedRuntime(Runtime):
@@ -133,13 +135,14 @@ class PartitionedRuntime(Runtime):
             raise
         logger.info(
             "worker %d of %d: %d times, %d rows into partitioned operators (%s), "
-            "%d rows sent to other workers",
+            "%d rows (%d bytes in all) sent to other workers",
             self.config.index,
             self.config.count,
             self.times_processed,
             self.partitioned_rows,
             ", ".join(self.partitioned_operators()) or "none",
             self.rows_exchanged,
+            self.mesh.bytes_sent,
         )
 
     def _follow(self) -> None:

@@ -1,0 +1,131 @@
+"""Static word count on 1 and 2 worker processes (``spawn -n 1`` against ``spawn -n 2``).
+
+A CSV file of BENCH_ROWS words (default 5,000,000; Zipf-like over BENCH_VOCABULARY words,
+default 100,000) is counted by ``pw.io.csv.read(mode="static")`` -> ``groupby(word)`` ->
+``reduce(count)`` -> ``pw.io.subscribe``, run by the implementation's own ``spawn`` command
+with 1 and then 2 processes. Figures, each the median of BENCH_REPEATS runs (default 3):
+
+* ``workers<N>_run_seconds``: the longest ``pw.run()`` among the N processes (what the
+  pipeline costs, without interpreter start-up and imports);
+* ``workers<N>_process_seconds``: the whole ``spawn`` command, start-up included;
+* ``speedup_2_over_1``: ``workers1_run_seconds / workers2_run_seconds``.
+
+Every process writes the counts it received; the script checks that together they count every
+word exactly once. With deltaflow, worker 0 reads the file and the reduce is partitioned
+(``docs/scaling.md``); the workers' log lines give the rows and bytes exchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+
+from _harness import banner, env_int, impl, report
+
+PROGRAM = textwrap.dedent("""
+    import json, os, sys, time
+    import IMPL as pw
+
+    class Words(pw.Schema):
+        word: str
+
+    words = pw.io.csv.read(sys.argv[1], schema=Words, mode="static")
+    counts = words.groupby(words.word).reduce(words.word, n=pw.reducers.count())
+    got = {}
+
+    def on_change(key, row, time, is_addition):
+        if is_addition:
+            got[row["word"]] = row["n"]
+        elif got.get(row["word"]) == row["n"]:
+            del got[row["word"]]
+
+    pw.io.subscribe(counts, on_change=on_change)
+    started = time.perf_counter()
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    seconds = time.perf_counter() - started
+    process = os.environ.get("PATHWAY_PROCESS_ID", "0")
+    with open(os.path.join(sys.argv[2], f"out-{process}.json"), "w") as out:
+        json.dump({"seconds": seconds, "counts": got}, out)
+""")
+
+
+def write_words(path: str, rows: int, vocabulary: int) -> None:
+    rng = np.random.default_rng(7)
+    ranks = np.minimum(rng.zipf(1.2, size=rows), vocabulary) - 1
+    with open(path, "w") as out:
+        out.write("word\n")
+        for start in range(0, rows, 500_000):
+            out.write("\n".join(f"w{r}" for r in ranks[start : start + 500_000]))
+            out.write("\n")
+
+
+def spawn_command(workers: int, program: str, *args: str) -> list[str]:
+    if impl() == "pathway":
+        cli = os.path.join(os.path.dirname(sys.executable), "pathway")
+        return [cli, "spawn", "-n", str(workers), sys.executable, program, *args]
+    return [sys.executable, "-m", "deltaflow", "spawn", "-n", str(workers), sys.executable,
+            program, *args]  # fmt: skip
+
+
+def run_once(workers: int, program: str, words: str, rows: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        done = subprocess.run(
+            spawn_command(workers, program, words, out), capture_output=True, text=True
+        )
+        process_seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"{workers} workers failed:\n{done.stderr[-3000:]}")
+        for line in done.stderr.splitlines():
+            if "rows into partitioned" in line:
+                print(line.split("deltaflow.workers: ")[-1], file=sys.stderr)
+        results = []
+        for name in sorted(os.listdir(out)):
+            with open(os.path.join(out, name)) as result:
+                results.append(json.load(result))
+    counts: dict[str, int] = {}
+    for result in results:
+        for word, n in result["counts"].items():
+            if word in counts:
+                raise SystemExit(f"{word!r} counted by two workers")
+            counts[word] = n
+    if sum(counts.values()) != rows:
+        raise SystemExit(f"wrong total: {sum(counts.values())} != {rows}")
+    return max(r["seconds"] for r in results), process_seconds
+
+
+def main() -> None:
+    rows = env_int("BENCH_ROWS", 5_000_000)
+    vocabulary = env_int("BENCH_VOCABULARY", 100_000)
+    repeats = max(1, env_int("BENCH_REPEATS", 3))
+    banner(f"workers wordcount rows={rows} vocabulary={vocabulary} repeats={repeats}")
+    with tempfile.TemporaryDirectory() as tmp:
+        words = os.path.join(tmp, "words.csv")
+        write_words(words, rows, vocabulary)
+        program = os.path.join(tmp, "count.py")
+        with open(program, "w") as out:
+            out.write(PROGRAM.replace("IMPL", impl()))
+        medians = {}
+        for workers in (1, 2):
+            runs = [run_once(workers, program, words, rows) for _ in range(repeats)]
+            medians[workers] = statistics.median(r[0] for r in runs)
+            report(f"workers{workers}_run_seconds", medians[workers], "s", "lower")
+            report(
+                f"workers{workers}_process_seconds",
+                statistics.median(r[1] for r in runs),
+                "s",
+                "lower",
+            )
+        report("speedup_2_over_1", medians[1] / medians[2], "x", "higher")
+
+
+if __name__ == "__main__":
+    main()

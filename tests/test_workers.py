@@ -1,0 +1,298 @@
+"""Pipelines on several worker processes (``deltaflow spawn -n N``) give exactly the update
+streams of one worker: the same changes at the same times, consolidated per time.
+
+Every run here is real: ``deltaflow spawn`` starts N Python processes that connect over
+local sockets and exchange batches. To keep the file fast, one run evaluates many cases (one
+graph, one ``pw.run()``), and the property test draws a list of cases per example.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from test_stateful_properties import update_streams
+
+PYTHON = sys.executable
+PROGRAM = Path(__file__).with_name("workers_program.py")
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+TWO_INPUTS = {
+    "join_groupby",
+    "outer_join",
+    "reduce_then_join",
+    "two_keys_and_sort",
+    "concat_and_filter",
+}
+ONE_INPUT = {"groupby", "global_reduce"}
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, env.get("PYTHONPATH")) if p)
+    env.pop("PATHWAY_PROCESSES", None)
+    env.pop("PATHWAY_PROCESS_ID", None)
+    return env
+
+
+def spawn(workers: int, *args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "-m", "deltaflow", "spawn", "-n", str(workers), PYTHON, *args],
+        cwd=cwd,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_cases(cases: list[dict[str, Any]], workers: int, tmp: Path) -> list[list[Any]]:
+    spec = tmp / "cases.json"
+    spec.write_text(json.dumps(cases))
+    out = tmp / f"out{workers}.json"
+    done = spawn(workers, str(PROGRAM), str(spec), str(out), cwd=tmp)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def per_time(changes: list[list[Any]]) -> dict[int, Counter]:
+    """Each time's changes as a multiset; a row twice in one time would be unconsolidated."""
+    times: dict[int, Counter] = {}
+    for time, key, row, diff in changes:
+        entry = (key, json.dumps(row), diff)
+        counter = times.setdefault(time, Counter())
+        assert counter[entry] == 0, f"{entry} twice at time {time}"
+        counter[entry] += 1
+    for time, counter in times.items():
+        for key, row, diff in counter:
+            assert (key, row, -diff) not in counter, f"{row} inserted and retracted at {time}"
+    return times
+
+
+def assert_same_on_workers(cases: list[dict[str, Any]], tmp: Path, counts: tuple[int, ...]) -> None:
+    reference = run_cases(cases, 1, tmp)
+    assert len(reference) == len(cases)
+    for workers in counts:
+        got = run_cases(cases, workers, tmp)
+        for case, expected, produced in zip(cases, reference, got, strict=True):
+            assert per_time(produced) == per_time(expected), (
+                f"{case['pipeline']} on {workers} workers differs from one worker"
+            )
+
+
+# Hand-written streams: insertions, deletions and updates over several times, many keys (so
+# that every worker owns some), a late row for an old key.
+LEFT = [
+    *[[label, label % 7, label, 2, 1] for label in range(1, 30)],
+    [3, 3, 3, 4, -1],
+    [3, 4, 33, 4, 1],
+    [8, 1, 8, 6, -1],
+    [40, 0, -5, 6, 1],
+    [41, 6, 2, 8, 1],
+    [12, 5, 12, 8, -1],
+]
+RIGHT = [
+    *[[label, label % 5, label * 2, 2, 1] for label in range(1, 12)],
+    [2, 2, 4, 4, -1],
+    [20, 6, 1, 4, 1],
+    [21, 9, 9, 6, 1],
+    [5, 0, 10, 8, -1],
+    [5, 3, 10, 8, 1],
+]
+
+
+def _cases() -> list[dict[str, Any]]:
+    cases = [{"pipeline": name, "streams": [LEFT]} for name in sorted(ONE_INPUT)]
+    cases += [{"pipeline": name, "streams": [LEFT, RIGHT]} for name in sorted(TWO_INPUTS)]
+    return cases
+
+
+def test_update_streams_are_the_same_on_one_two_and_three_workers(tmp_path: Path) -> None:
+    assert_same_on_workers(_cases(), tmp_path, (2, 3))
+
+
+def test_the_reference_run_is_not_empty(tmp_path: Path) -> None:
+    reference = run_cases(_cases(), 1, tmp_path)
+    for case, produced in zip(_cases(), reference, strict=True):
+        assert len({change[0] for change in produced}) >= 2, case["pipeline"]
+
+
+@pytest.mark.slow
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(sorted(ONE_INPUT | TWO_INPUTS)),
+            update_streams(max_times=4, max_key=6),
+            update_streams(100, max_times=4, max_key=6),
+        ),
+        min_size=4,
+        max_size=8,
+    )
+)
+def test_random_update_streams_are_the_same_on_two_and_three_workers(
+    drawn: list[tuple[str, list[Any], list[Any]]],
+) -> None:
+    import tempfile
+
+    cases = [
+        {
+            "pipeline": name,
+            "streams": [list(map(list, left))]
+            + ([list(map(list, right))] if name in TWO_INPUTS else []),
+        }
+        for name, left, right in drawn
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        assert_same_on_workers(cases, Path(tmp), (2, 3))
+
+
+_STREAMING = textwrap.dedent("""
+    import json, os, sys, time
+    import deltaflow as pw
+
+    class Words(pw.Schema):
+        word: str
+        n: int
+
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self):
+            for step in range(6):
+                for i in range(40):
+                    self.next(word=f"w{(i * 7 + step) % 23}", n=i + step)
+                self.commit()
+                time.sleep(0.05)
+
+    words = pw.io.python.read(Subject(), schema=Words)
+    counts = words.groupby(words.word).reduce(
+        words.word, c=pw.reducers.count(), s=pw.reducers.sum(words.n)
+    )
+    state, times = {}, {}
+
+    def on_change(key, row, time, is_addition):
+        entry = (row["word"], row["c"], row["s"])
+        times.setdefault(time, []).append((entry, is_addition))
+        if is_addition:
+            state[row["word"]] = entry
+        elif state.get(row["word"]) == entry:
+            del state[row["word"]]
+
+    pw.io.subscribe(counts, on_change=on_change)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    if os.environ.get("PATHWAY_PROCESS_ID", "0") == "0":
+        json.dump({"state": sorted(state.values()), "times": list(times.values())},
+                  open(sys.argv[1], "w"))
+""")
+
+
+def test_a_streaming_python_input_gives_the_same_results_on_two_workers(tmp_path: Path) -> None:
+    program = tmp_path / "stream.py"
+    program.write_text(_STREAMING)
+    results = []
+    for workers in (1, 2):
+        out = tmp_path / f"stream{workers}.json"
+        done = spawn(workers, str(program), str(out), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results.append(json.loads(out.read_text()))
+    one, two = results
+    assert one["state"] == two["state"]
+    assert len(one["state"]) == 23
+    for changes in two["times"]:  # each time's changes consolidated: a group changes once
+        inserted = [entry[0] for entry, added in changes if added]
+        assert len(inserted) == len(set(inserted))
+
+
+def test_partitioned_operators_share_the_rows(tmp_path: Path) -> None:
+    cases = [{"pipeline": "join_groupby", "streams": [LEFT, RIGHT]}]
+    spec = tmp_path / "cases.json"
+    spec.write_text(json.dumps(cases))
+    done = spawn(2, str(PROGRAM), str(spec), str(tmp_path / "out.json"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if "rows into partitioned" in line]
+    assert len(lines) == 2, done.stderr
+    for line in lines:  # both workers ran the join and the reduce on some of the rows
+        assert "reduce" in line and "join_left" in line, line
+        rows = int(line.split(" rows into partitioned")[0].rsplit(" ", 1)[1])
+        assert rows > 0, line
+
+
+_FAILING = textwrap.dedent("""
+    import os
+    import deltaflow as pw
+
+    t = pw.debug.table_from_markdown(
+        "k | v\\n" + "\\n".join(f"{i} | {i}" for i in range(40))
+    )
+    sums = t.groupby(t.k).reduce(t.k, s=pw.reducers.sum(t.v))
+
+    @pw.udf
+    def check(s: int) -> int:
+        if os.environ["PATHWAY_PROCESS_ID"] != "0":
+            raise RuntimeError("a failure on a worker other than 0")
+        return s
+
+    pw.io.null.write(sums.select(s=check(sums.s)))
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+""")
+
+
+def test_a_failure_on_another_worker_fails_the_run_without_hanging(tmp_path: Path) -> None:
+    program = tmp_path / "fail.py"
+    program.write_text(_FAILING)
+    done = spawn(2, str(program), cwd=tmp_path, timeout=60)
+    assert done.returncode != 0
+    assert "a failure on a worker other than 0" in done.stderr
+    assert "worker 1 failed" in done.stderr  # worker 0 says which worker failed
+
+
+def test_spawn_starts_one_process_per_worker(tmp_path: Path) -> None:
+    program = tmp_path / "env.py"
+    program.write_text(
+        "import json, os, sys\n"
+        "keys = ('PATHWAY_PROCESSES', 'PATHWAY_PROCESS_ID', 'PATHWAY_RUN_ID', 'PATHWAY_FIRST_PORT')\n"
+        "path = os.path.join(sys.argv[1], os.environ['PATHWAY_PROCESS_ID'] + '.json')\n"
+        "json.dump({k: os.environ[k] for k in keys}, open(path, 'w'))\n"
+    )
+    done = spawn(3, str(program), str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    seen = [json.loads((tmp_path / f"{i}.json").read_text()) for i in range(3)]
+    assert [s["PATHWAY_PROCESS_ID"] for s in seen] == ["0", "1", "2"]
+    assert {s["PATHWAY_PROCESSES"] for s in seen} == {"3"}
+    assert len({s["PATHWAY_RUN_ID"] for s in seen}) == 1
+    assert len({s["PATHWAY_FIRST_PORT"] for s in seen}) == 1
+
+
+def test_spawn_returns_the_failing_worker_status(tmp_path: Path) -> None:
+    code = "import os, sys; sys.exit(5 if os.environ['PATHWAY_PROCESS_ID'] == '1' else 0)"
+    done = spawn(2, "-c", code, cwd=tmp_path)
+    assert done.returncode == 5
+
+
+def test_a_worker_index_beyond_the_count_is_a_clear_error(tmp_path: Path) -> None:
+    env = _environment()
+    env.update({"PATHWAY_PROCESSES": "2", "PATHWAY_PROCESS_ID": "2"})
+    done = subprocess.run(
+        [
+            PYTHON,
+            "-c",
+            "import deltaflow as pw; pw.debug.compute_and_print("
+            "pw.debug.table_from_markdown('a\\n1'))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode != 0
+    assert "PATHWAY_PROCESS_ID=2 must be below PATHWAY_PROCESSES=2" in done.stderr

@@ -1,0 +1,127 @@
+"""A program that ``tests/test_workers.py`` runs with ``deltaflow spawn -n N``.
+
+``python workers_program.py CASES.json OUT.json``: CASES holds a list of cases, each a
+pipeline name and its input update streams (events ``(label, k, v, time, diff)``). Every
+case's pipeline is built in one graph and run by one ``pw.run()``; worker 0 writes what each
+output produced, as ``[time, key, row, diff]`` lists, to OUT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import deltaflow as pw
+
+
+class S(pw.Schema):
+    k: int
+    v: int
+
+
+def _table(events: list[list[int]]) -> pw.Table:
+    lines = ["  | k | v | __time__ | __diff__"]
+    lines += ["  " + " | ".join(str(c) for c in event) for event in events]
+    return pw.debug.table_from_markdown("\n".join(lines), schema=S)
+
+
+def groupby(t: pw.Table) -> pw.Table:
+    return t.groupby(t.k).reduce(
+        t.k,
+        n=pw.reducers.count(),
+        s=pw.reducers.sum(t.v),
+        lo=pw.reducers.min(t.v),
+        hi=pw.reducers.max(t.v),
+        avg=pw.reducers.avg(t.v),
+        values=pw.reducers.sorted_tuple(t.v),  # a Python-object column crosses workers
+        latest=pw.reducers.argmax(t.v),
+    )
+
+
+def join_groupby(a: pw.Table, b: pw.Table) -> pw.Table:
+    joined = a.join_left(b, a.k == b.k).select(k=a.k, x=a.v * 10 + pw.coalesce(b.v, 0))
+    return joined.groupby(pw.this.k).reduce(
+        pw.this.k, n=pw.reducers.count(), s=pw.reducers.sum(pw.this.x)
+    )
+
+
+def outer_join(a: pw.Table, b: pw.Table) -> pw.Table:
+    return a.join_outer(b, a.k == b.k).select(
+        k=pw.coalesce(a.k, b.k), lv=a.v, rv=b.v, lid=a.id, rid=b.id
+    )
+
+
+def reduce_then_join(a: pw.Table, b: pw.Table) -> pw.Table:
+    # The join's left input comes out of a partitioned reduce: every worker sends to all.
+    totals = a.groupby(a.v).reduce(v=a.v, n=pw.reducers.count())
+    return totals.join(b, totals.n == b.k).select(totals.v, totals.n, w=b.v)
+
+
+def two_keys_and_sort(a: pw.Table, b: pw.Table) -> pw.Table:
+    # A join on two columns, a reduce by two columns, then sort (gathered on worker 0).
+    joined = a.join(b, a.k == b.k, a.v % 2 == b.v % 2).select(k=a.k, p=a.v % 2, x=a.v + b.v)
+    sums = joined.groupby(pw.this.k, pw.this.p).reduce(
+        pw.this.k, pw.this.p, s=pw.reducers.sum(pw.this.x)
+    )
+    return sums + sums.sort(key=sums.s)
+
+
+def global_reduce(t: pw.Table) -> pw.Table:
+    return t.reduce(n=pw.reducers.count(), s=pw.reducers.sum(t.v))
+
+
+def concat_and_filter(a: pw.Table, b: pw.Table) -> pw.Table:
+    left = a.groupby(a.k).reduce(a.k, s=pw.reducers.sum(a.v))
+    right = b.groupby(b.k).reduce(b.k, s=pw.reducers.sum(b.v))
+    both = pw.Table.concat_reindex(left, right)
+    return both.filter(both.s > 0).groupby(both.k).reduce(both.k, s=pw.reducers.sum(both.s))
+
+
+PIPELINES: dict[str, Callable[..., pw.Table]] = {
+    "groupby": groupby,
+    "join_groupby": join_groupby,
+    "outer_join": outer_join,
+    "reduce_then_join": reduce_then_join,
+    "two_keys_and_sort": two_keys_and_sort,
+    "global_reduce": global_reduce,
+    "concat_and_filter": concat_and_filter,
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, int | str | bool) or value is None:
+        return value
+    return repr(value)  # pointers
+
+
+def main() -> None:
+    with open(sys.argv[1]) as spec:
+        cases = json.loads(spec.read())
+    produced: list[list[list[Any]]] = []
+    for case in cases:
+        changes: list[list[Any]] = []
+        produced.append(changes)
+        table = PIPELINES[case["pipeline"]](*[_table(s) for s in case["streams"]])
+
+        def on_change(
+            key: Any, row: dict[str, Any], time: int, is_addition: bool, out: list = changes
+        ) -> None:
+            fields = sorted((name, _plain(value)) for name, value in row.items())
+            out.append([time, repr(key), fields, 1 if is_addition else -1])
+
+        pw.io.subscribe(table, on_change=on_change)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    if os.environ.get("PATHWAY_PROCESS_ID", "0") == "0":
+        with open(sys.argv[2], "w") as out:
+            json.dump(produced, out)
+
+
+if __name__ == "__main__":
+    main()
