@@ -41,7 +41,8 @@ logger = logging.getLogger("deltaflow.workers")
 #: How long workers wait for each other to start and connect.
 CONNECT_TIMEOUT_SECONDS = 60.0
 
-Encoded = tuple[bytes, list[str], dict[str, list[Any]]]
+#: A batch ready to send: its Arrow IPC stream, its column order, its Python-object columns.
+Encoded = tuple[memoryview, list[str], dict[str, list[Any]]]
 
 
 class WorkerError(DeltaflowError):
@@ -55,27 +56,17 @@ def encode_frame(frame: pl.DataFrame | None) -> Encoded | None:
     objects = [name for name, dtype in frame.schema.items() if dtype == pl.Object]
     buffer = io.BytesIO()
     frame.drop(objects).write_ipc(buffer)
-    return buffer.getvalue(), frame.columns, {name: frame[name].to_list() for name in objects}
+    return buffer.getbuffer(), frame.columns, {name: frame[name].to_list() for name in objects}
 
 
-def decode_frame(payload: Encoded | None) -> pl.DataFrame | None:
+def decode_frame(data: bytes, order: list[str], objects: dict[str, list[Any]]) -> pl.DataFrame:
     """The batch :func:`encode_frame` encoded."""
-    if payload is None:
-        return None
-    data, order, objects = payload
     frame = pl.read_ipc(io.BytesIO(data))
     if objects:
         frame = frame.with_columns(
             [pl.Series(name, values, dtype=pl.Object) for name, values in objects.items()]
         ).select(order)
     return frame
-
-
-def _decode(message: tuple[Any, ...]) -> tuple[Any, ...]:
-    if message[0] == "data":
-        kind, time, position, frames = message
-        return kind, time, position, [decode_frame(f) for f in frames]
-    return message
 
 
 class Mesh:
@@ -159,25 +150,47 @@ class Mesh:
         inbox = self._queues[peer]
         while True:
             try:
-                raw = connection.recv_bytes()
+                message = pickle.loads(connection.recv_bytes())
+                if message[0] == "data":  # the batches follow the header, one message each
+                    kind, time, position, metas = message
+                    frames = [
+                        None if meta is None else decode_frame(connection.recv_bytes(), *meta)
+                        for meta in metas
+                    ]
+                    message = (kind, time, position, frames)
             except (EOFError, OSError):
                 inbox.put(("gone",))
                 return
-            try:
-                inbox.put(_decode(pickle.loads(raw)))
             except Exception as exc:  # noqa: BLE001 - surfaced by the receiving engine loop
                 inbox.put(("failed", peer, f"undecodable message: {exc!r}"))
                 return
+            inbox.put(message)
 
     # --- messages ----------------------------------------------------------------------------
     def send(self, peer: int, message: tuple[Any, ...]) -> None:
-        """Send ``message`` (frames already encoded) to ``peer``."""
-        raw = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        """Send ``message`` to ``peer``. A ``("data", time, position, frames)`` message
+        carries its frames as :func:`encode_frame` made them (or None): the header goes
+        pickled, each IPC stream after it as it is, without another copy."""
+        buffers: list[memoryview] = []
+        if message[0] == "data":
+            kind, time, position, frames = message
+            metas = []
+            for encoded in frames:
+                if encoded is None:
+                    metas.append(None)
+                else:
+                    buffers.append(encoded[0])
+                    metas.append((encoded[1], encoded[2]))
+            message = (kind, time, position, metas)
+        connection = self._connections[peer]
         try:
-            self._connections[peer].send_bytes(raw)
+            header = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+            connection.send_bytes(header)
+            for buffer in buffers:
+                connection.send_bytes(buffer)
         except OSError as exc:
             raise WorkerError(f"worker {self.index}: worker {peer} is gone ({exc})") from exc
-        self.bytes_sent += len(raw)
+        self.bytes_sent += len(header) + sum(b.nbytes for b in buffers)
 
     def broadcast(self, message: tuple[Any, ...]) -> None:
         for peer in self.peers:
