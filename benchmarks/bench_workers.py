@@ -8,7 +8,11 @@ with 1 and then 2 processes. Figures, each the median of BENCH_REPEATS runs (def
 * ``workers<N>_run_seconds``: the longest ``pw.run()`` among the N processes (what the
   pipeline costs, without interpreter start-up and imports);
 * ``workers<N>_process_seconds``: the whole ``spawn`` command, start-up included;
-* ``speedup_2_over_1``: ``workers1_run_seconds / workers2_run_seconds``.
+* ``speedup_2_over_1``: ``workers1_run_seconds / workers2_run_seconds``;
+* ``streaming_workers<N>_rows_per_s`` and ``streaming_speedup_2_over_1``: a Python subject
+  pushing BENCH_STREAM_ROWS rows (default 200,000) in commits of BENCH_COMMIT (default 1,000)
+  into ``groupby(word).reduce(count, sum)`` -> ``subscribe`` (BENCH_WORKERS_STREAMING=0
+  skips it).
 
 Every process writes the counts it received; the script checks that together they count every
 word exactly once. With deltaflow, worker 0 reads the file and the reduce is partitioned
@@ -53,6 +57,43 @@ PROGRAM = textwrap.dedent("""
     seconds = time.perf_counter() - started
     process = os.environ.get("PATHWAY_PROCESS_ID", "0")
     with open(os.path.join(sys.argv[2], f"out-{process}.json"), "w") as out:
+        json.dump({"seconds": seconds, "counts": got}, out)
+""")
+
+
+STREAMING = textwrap.dedent("""
+    import json, os, sys, time
+    import IMPL as pw
+
+    ROWS, COMMIT, VOCABULARY = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+
+    class Words(pw.Schema):
+        word: str
+        n: int
+
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self):
+            for start in range(0, ROWS, COMMIT):
+                for i in range(start, min(start + COMMIT, ROWS)):
+                    self.next(word=f"w{(i * 7919) % VOCABULARY}", n=i)
+                self.commit()
+
+    words = pw.io.python.read(Subject(), schema=Words)
+    counts = words.groupby(words.word).reduce(
+        words.word, c=pw.reducers.count(), s=pw.reducers.sum(words.n)
+    )
+    got = {}
+
+    def on_change(key, row, time, is_addition):
+        if is_addition:
+            got[row["word"]] = row["c"]
+
+    pw.io.subscribe(counts, on_change=on_change)
+    started = time.perf_counter()
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    seconds = time.perf_counter() - started
+    process = os.environ.get("PATHWAY_PROCESS_ID", "0")
+    with open(os.path.join(sys.argv[1], f"out-{process}.json"), "w") as out:
         json.dump({"seconds": seconds, "counts": got}, out)
 """)
 
@@ -125,6 +166,41 @@ def main() -> None:
                 "lower",
             )
         report("speedup_2_over_1", medians[1] / medians[2], "x", "higher")
+        if env_int("BENCH_WORKERS_STREAMING", 1):
+            streaming(tmp, repeats)
+
+
+def streaming(tmp: str, repeats: int) -> None:
+    """Python subject -> groupby(word).reduce(count, sum) -> subscribe, in commits of
+    BENCH_COMMIT rows (default 1,000): rows per second of the whole run on 1 and 2 workers."""
+    rows = env_int("BENCH_STREAM_ROWS", 200_000)
+    commit = env_int("BENCH_COMMIT", 1_000)
+    vocabulary = env_int("BENCH_STREAM_VOCABULARY", 10_000)
+    program = os.path.join(tmp, "stream.py")
+    with open(program, "w") as out:
+        out.write(STREAMING.replace("IMPL", impl()))
+    rates = {}
+    for workers in (1, 2):
+        seconds = []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as out:
+                args = (out, str(rows), str(commit), str(vocabulary))
+                done = subprocess.run(
+                    spawn_command(workers, program, *args), capture_output=True, text=True
+                )
+                if done.returncode != 0:
+                    raise SystemExit(f"streaming, {workers} workers:\n{done.stderr[-3000:]}")
+                results = []
+                for name in sorted(os.listdir(out)):
+                    with open(os.path.join(out, name)) as result:
+                        results.append(json.load(result))
+            total = sum(sum(r["counts"].values()) for r in results)
+            if total != rows:
+                raise SystemExit(f"streaming, {workers} workers: {total} rows counted, not {rows}")
+            seconds.append(max(r["seconds"] for r in results))
+        rates[workers] = rows / statistics.median(seconds)
+        report(f"streaming_workers{workers}_rows_per_s", rates[workers], "rows/s", "higher")
+    report("streaming_speedup_2_over_1", rates[2] / rates[1], "x", "higher")
 
 
 if __name__ == "__main__":
