@@ -33,8 +33,9 @@ TWO_INPUTS = {
     "reduce_then_join",
     "two_keys_and_sort",
     "concat_and_filter",
+    "udf_key_and_update_rows",
 }
-ONE_INPUT = {"groupby", "global_reduce"}
+ONE_INPUT = {"groupby", "global_reduce", "windows"}
 
 
 def _environment() -> dict[str, str]:

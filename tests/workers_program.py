@@ -80,7 +80,35 @@ def concat_and_filter(a: pw.Table, b: pw.Table) -> pw.Table:
     return both.filter(both.s > 0).groupby(both.k).reduce(both.k, s=pw.reducers.sum(both.s))
 
 
+def windows(t: pw.Table) -> pw.Table:
+    # Window assignment runs on worker 0, the reduce by window is partitioned.
+    return t.windowby(t.v, window=pw.temporal.tumbling(duration=4), instance=t.k % 3).reduce(
+        start=pw.this._pw_window_start,
+        instance=pw.this._pw_instance,
+        n=pw.reducers.count(),
+        s=pw.reducers.sum(pw.this.k),
+    )
+
+
+def udf_key_and_update_rows(a: pw.Table, b: pw.Table) -> pw.Table:
+    # A key computed by a UDF (in a select: local) and update_rows (gathered on worker 0).
+    @pw.udf
+    def parity(k: int) -> int:
+        return k % 2
+
+    keyed = a.select(a.v, p=parity(a.k))
+    # A UDF in a reducer's argument keeps this reduce on worker 0 (it would run twice).
+    sums = keyed.groupby(keyed.p).reduce(keyed.p, s=pw.reducers.sum(parity(keyed.v)))
+    other_keyed = b.select(b.v, p=b.k % 2)
+    other = other_keyed.groupby(other_keyed.p).reduce(
+        other_keyed.p, s=pw.reducers.sum(other_keyed.v)
+    )
+    return sums.with_id_from(sums.p).update_rows(other.with_id_from(other.p))
+
+
 PIPELINES: dict[str, Callable[..., pw.Table]] = {
+    "windows": windows,
+    "udf_key_and_update_rows": udf_key_and_update_rows,
     "groupby": groupby,
     "join_groupby": join_groupby,
     "outer_join": outer_join,
