@@ -504,10 +504,10 @@ def _make_runtime(outputs: Sequence[plan.OutputNode], monitoring: Any, persisten
     import importlib
 
     # Imported by name, as the stateful operators are: the workers' runtime builds on this one.
-    workers = importlib.import_module("deltaflow.engine.workers.runtime")
-    config = workers.worker_config()
+    config = importlib.import_module("deltaflow.engine.workers.config").worker_config()
     if config.count == 1:
         return Runtime(outputs, monitoring=monitoring, persistence=persistence)
+    workers = importlib.import_module("deltaflow.engine.workers.runtime")
     return workers.PartitionedRuntime(
         outputs, config=config, monitoring=monitoring, persistence=persistence
     )

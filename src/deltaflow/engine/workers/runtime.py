@@ -30,7 +30,7 @@ from deltaflow.engine.batch import concat_batches, consolidate
 from deltaflow.engine.boundary import sink_errors
 from deltaflow.engine.operators import InputOperator
 from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
-from deltaflow.engine.workers.config import WorkerConfig, worker_config
+from deltaflow.engine.workers.config import WorkerConfig
 from deltaflow.engine.workers.placement import (
     KeyHasher,
     Placement,
@@ -42,8 +42,6 @@ from deltaflow.engine.workers.transport import WorkerError, encode_frame, mesh_f
 from deltaflow.errors import keeps_errors
 
 logger = logging.getLogger("deltaflow.workers")
-
-__all__ = ["PartitionedRuntime", "worker_config"]
 
 
 class PartitionedRuntime(Runtime):

@@ -178,7 +178,7 @@ class Mesh:
         buffers: list[memoryview] = []
         if message[0] == "data":
             kind, time, position, frames = message
-            metas = []
+            metas: list[tuple[list[str], dict[str, list[Any]]] | None] = []
             for encoded in frames:
                 if encoded is None:
                     metas.append(None)
