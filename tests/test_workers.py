@@ -256,11 +256,32 @@ def test_a_failure_on_another_worker_fails_the_run_without_hanging(tmp_path: Pat
     assert "worker 1 failed" in done.stderr  # worker 0 says which worker failed
 
 
+_DIFFERENT = textwrap.dedent("""
+    import os
+    import deltaflow as pw
+
+    t = pw.debug.table_from_markdown("k | v\\n1 | 2\\n3 | 4")
+    if os.environ["PATHWAY_PROCESS_ID"] == "1":
+        t = t.filter(t.v > 2)
+    pw.io.null.write(t.groupby(t.k).reduce(t.k, s=pw.reducers.sum(t.v)))
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+""")
+
+
+def test_a_worker_building_another_pipeline_is_a_clear_error(tmp_path: Path) -> None:
+    program = tmp_path / "different.py"
+    program.write_text(_DIFFERENT)
+    done = spawn(2, str(program), cwd=tmp_path, timeout=60)
+    assert done.returncode != 0
+    assert "worker 1 built a different pipeline than worker 0" in done.stderr
+
+
 def test_spawn_starts_one_process_per_worker(tmp_path: Path) -> None:
     program = tmp_path / "env.py"
     program.write_text(
         "import json, os, sys\n"
-        "keys = ('PATHWAY_PROCESSES', 'PATHWAY_PROCESS_ID', 'PATHWAY_RUN_ID', 'PATHWAY_FIRST_PORT')\n"
+        "keys = ('PATHWAY_PROCESSES', 'PATHWAY_PROCESS_ID', 'PATHWAY_RUN_ID',"
+        " 'PATHWAY_FIRST_PORT', 'PYTHONHASHSEED')\n"
         "path = os.path.join(sys.argv[1], os.environ['PATHWAY_PROCESS_ID'] + '.json')\n"
         "json.dump({k: os.environ[k] for k in keys}, open(path, 'w'))\n"
     )
@@ -271,6 +292,7 @@ def test_spawn_starts_one_process_per_worker(tmp_path: Path) -> None:
     assert {s["PATHWAY_PROCESSES"] for s in seen} == {"3"}
     assert len({s["PATHWAY_RUN_ID"] for s in seen}) == 1
     assert len({s["PATHWAY_FIRST_PORT"] for s in seen}) == 1
+    assert len({s["PYTHONHASHSEED"] for s in seen}) == 1  # the same graph on every worker
 
 
 def test_spawn_returns_the_failing_worker_status(tmp_path: Path) -> None:

@@ -240,6 +240,10 @@ def worker_environments(
         shared["PATHWAY_CONTINUE_AFTER_REPLAY"] = (
             "true" if options.continue_after_replay else "false"
         )
+    if shared["PATHWAY_PROCESSES"] != "1":
+        # Workers must build the same graph: the same string hashes in every process (a
+        # program iterating over a set of names would otherwise build it in another order).
+        shared.setdefault("PYTHONHASHSEED", "0")
     return [{**shared, "PATHWAY_PROCESS_ID": str(index)} for index in indexes]
 
 

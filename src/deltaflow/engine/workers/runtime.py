@@ -19,6 +19,7 @@ gets each time's changes consolidated once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -123,6 +124,7 @@ class PartitionedRuntime(Runtime):
     # --- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
         try:
+            self._check_same_plan()
             if self.config.is_coordinator:
                 super()._loop()
                 self.mesh.broadcast(("end",))
@@ -142,6 +144,28 @@ class PartitionedRuntime(Runtime):
             self.rows_exchanged,
             self.mesh.bytes_sent,
         )
+
+    def _plan_digest(self) -> str:
+        """What every worker must have compiled alike: each operator's kind, its columns and
+        the positions of its inputs (a program that builds its graph differently on some
+        worker, e.g. by iterating over a set, would otherwise exchange the wrong batches)."""
+        described = [
+            (type(op).__name__, list(op.node.columns), self._inputs_of[position])
+            for position, op in enumerate(self.operators)
+        ]
+        return hashlib.sha256(repr(described).encode()).hexdigest()
+
+    def _check_same_plan(self) -> None:
+        digest = self._plan_digest()
+        if self.config.is_coordinator:
+            self.mesh.broadcast(("plan", digest))
+            return
+        message = self.mesh.receive(0)
+        if message[0] != "plan" or message[1] != digest:
+            raise WorkerError(
+                f"worker {self.config.index} built a different pipeline than worker 0 "
+                f"(the program must build the same tables, in the same order, on every worker)"
+            )
 
     def _follow(self) -> None:
         """A worker other than 0: process the times worker 0 announces until the run ends."""
