@@ -139,9 +139,7 @@ class ReduceRowPath(ReduceState):
         frame = delta.select(cached[1])
         if self.invertible:
             return frame
-        # A Series rather than a query: a query releases the GIL (see input_session).
-        times = pl.Series(TIME, np.full(frame.height, min(time, LAST_TIME), dtype=np.int64))
-        return pl.DataFrame([*frame.get_columns(), times])
+        return pl.DataFrame([*frame.get_columns(), _time_column(time, frame.height)])
 
     def _prepare_known(self, time: int, delta: pl.DataFrame) -> pl.DataFrame | None:
         """:meth:`_prepare_small`'s frame built from the delta's Series, without a query, when
@@ -169,9 +167,7 @@ class ReduceRowPath(ReduceState):
             pl.Series(KH, hashes, dtype=pl.UInt64),
         ]
         if not self.invertible:
-            columns.append(
-                pl.Series(TIME, np.full(delta.height, min(time, LAST_TIME), dtype=np.int64))
-            )
+            columns.append(_time_column(time, delta.height))
         return pl.DataFrame(columns)
 
     def _recompute_small(
@@ -371,6 +367,12 @@ class ReduceRowPath(ReduceState):
             return run_projection(self.post, out, keep=[ID], tail=[DIFF])
         out = consolidate(run_projection(self.post, out, keep=[ID], tail=[DIFF]))
         return out if out.height else None
+
+
+def _time_column(time: int, rows: int) -> pl.Series:
+    """The ``_time`` column of a prepared small delta: a Series rather than a query (a query
+    releases the GIL, see input_session)."""
+    return pl.Series(TIME, np.full(rows, min(time, LAST_TIME), dtype=np.int64))
 
 
 def _getter(positions: list[int]) -> Any:
