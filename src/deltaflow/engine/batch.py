@@ -20,6 +20,8 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE
+from deltaflow._small_frames import extend as extend
+from deltaflow._small_frames import project as project
 
 ID = "_id"
 DIFF = "_diff"

@@ -23,6 +23,7 @@ from deltaflow.engine.batch import (
     consolidate,
     empty_batch,
     has_distinct_ids,
+    project,
     same_ids_as,
 )
 from deltaflow.engine.boundary import sink_errors
@@ -62,7 +63,7 @@ def run_projection(
                 *(series[c] for c in tail),
             ]
         )
-    return frame.select([*keep, *exprs.values(), *tail])
+    return project(frame, [*keep, *exprs.values(), *tail])
 
 
 class Operator(Generic[NodeT]):

@@ -21,7 +21,14 @@ from typing import Any
 import polars as pl
 
 from deltaflow._ids import ID_DTYPE, with_derived_ids
-from deltaflow.engine.batch import DIFF, ID, has_distinct_ids, mark_distinct_ids, same_ids_as
+from deltaflow.engine.batch import (
+    DIFF,
+    ID,
+    has_distinct_ids,
+    mark_distinct_ids,
+    project,
+    same_ids_as,
+)
 from deltaflow.engine.operators import Delta, Operator, projection_exprs, run_projection
 from deltaflow.plan import Node
 
@@ -174,7 +181,7 @@ class WindowAssignOperator(Operator[WindowAssignNode]):
             pl.col(DIFF),
             keep.alias("__keep"),
         ]
-        frame = delta.select(columns)
+        frame = project(delta, columns)
         keep_mask = frame["__keep"]
         if not keep_mask.all():  # rows without a time or before the origin (rare)
             frame = frame.filter(keep_mask)

@@ -16,6 +16,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow import errors
+from deltaflow._small_frames import project
 from deltaflow.expressions.base import (
     BinaryOp,
     Coalesce,
@@ -212,7 +213,14 @@ class CompiledProjection:
         names = [name for name, _ in self.outputs]
         if not names:
             return work.select(list(keep))
+        if self._keep_apart(keep):
+            return project(work, [*keep, *self._final])  # one query, not two
         return work.with_columns(self._final).select([*keep, *names])
+
+    def _keep_apart(self, keep: Sequence[str]) -> bool:
+        """Whether no output is named like a passed-through column (then one ``select`` of
+        both computes what ``with_columns`` + ``select`` would)."""
+        return not any(name in keep for name, _ in self.outputs)
 
     # --- running with errors as values -------------------------------------------------------
     def _run_keeping_errors(self, frame: pl.DataFrame, keep: Sequence[str]) -> pl.DataFrame:

@@ -27,6 +27,7 @@ from deltaflow.engine.batch import (
     empty_batch,
     has_distinct_ids,
     mark_distinct_ids,
+    project,
     python_exact,
     row_key_function,
 )
@@ -357,7 +358,7 @@ class JoinOperator(Operator[JoinNodeT]):
             exprs[key] = exprs[key].cast(dtype.to_polars()).alias(key)
         self.match = [KH, *self.keys]
         hashed = key_hash_expr([exprs[k] for k in self.keys])
-        return delta.select([pl.col(ID).alias(id_name), DIFF, *exprs.values(), hashed.alias(KH)])
+        return project(delta, [pl.col(ID).alias(id_name), DIFF, *exprs.values(), hashed.alias(KH)])
 
     # --- the small-delta path --------------------------------------------------------------
 
@@ -475,7 +476,7 @@ class JoinOperator(Operator[JoinNodeT]):
             if self.node.id_side == "right"
             else pl.col(ID)
         )
-        out = frame.select([ids.alias(ID), *[coalesced.get(c, c) for c in columns], DIFF])
+        out = project(frame, [ids.alias(ID), *[coalesced.get(c, c) for c in columns], DIFF])
         if self.node.id_side is not None:
             self._check_ids(out)
         return out

@@ -15,7 +15,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._float_sums import compensate_small_sums, exact_sum
-from deltaflow.engine.batch import DIFF, ID, consolidate
+from deltaflow.engine.batch import DIFF, ID, consolidate, project
 from deltaflow.engine.operators import Delta, projection_exprs, run_projection
 from deltaflow.engine.stateful.arrangement import KH, TIME, key_hash_expr
 from deltaflow.engine.stateful.reduce_columns import ColumnGroups, Fold, output_frame, sum_is_safe
@@ -136,7 +136,7 @@ class ReduceRowPath(ReduceState):
                 built_from,
                 [ID, DIFF, *exprs.values(), hashed.alias(KH)],
             )
-        frame = delta.select(cached[1])
+        frame = project(delta, cached[1])
         if self.invertible:
             return frame
         return pl.DataFrame([*frame.get_columns(), _time_column(time, frame.height)])
