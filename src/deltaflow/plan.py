@@ -101,6 +101,10 @@ class SelectNode(Node):
     """Per-row expressions over the input; ids are kept (``select``, ``with_columns`` ...)."""
 
     projection: Any = None  # expressions.evaluate.CompiledProjection
+    # True when the plan guarantees that rows sharing an id still differ after the projection
+    # (e.g. a windowed reduce's output, whose dropped columns are functions of the id): its
+    # consolidated input then gives a consolidated output without looking.
+    rows_stay_distinct: bool = False
 
 
 @dataclass(eq=False)

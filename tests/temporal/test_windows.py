@@ -280,6 +280,14 @@ def windows_of(kind: str, t: int) -> list[tuple[int, int]]:
         return [(start, start + 4)]
     if kind == "sliding":  # hop 2, duration 5, origin 1
         return [(s, s + 5) for s in range(1, t + 1, 2) if s <= t < s + 5]
+    if kind == "tumbling_origin":  # duration 4 from 3: rows before 3 are in no window
+        if t < 3:
+            return []
+        start = t - (t - 3) % 4
+        return [(start, start + 4)]
+    if kind == "gaps":  # hop 5, duration 2: rows at 2-4 (mod 5) are in no window
+        start = t - t % 5
+        return [(start, start + 2)] if t < start + 2 else []
     if kind == "panes":  # hop 2, duration 6 (reduced per pane first), no origin
         return [(s, s + 6) for s in range(t - t % 2 - 4, t + 1, 2) if s <= t < s + 6]
     raise AssertionError(kind)
@@ -338,7 +346,9 @@ def histories(draw: Any) -> list[list[tuple[int, str, int, int, int]]]:
     return batches
 
 
-@pytest.mark.parametrize("kind", ["tumbling", "sliding", "panes", "session"])
+@pytest.mark.parametrize(
+    "kind", ["tumbling", "tumbling_origin", "gaps", "sliding", "panes", "session"]
+)
 @settings(max_examples=25, deadline=None)
 @given(history=histories())
 def test_update_stream_equals_recomputation_at_every_time(kind: str, history: Any) -> None:
@@ -349,6 +359,8 @@ def test_update_stream_equals_recomputation_at_every_time(kind: str, history: An
     table = pw.debug.table_from_markdown("\n".join(lines))
     window = {
         "tumbling": pw.temporal.tumbling(4),
+        "tumbling_origin": pw.temporal.tumbling(4, origin=3),
+        "gaps": pw.temporal.sliding(hop=5, duration=2),
         "sliding": pw.temporal.sliding(hop=2, duration=5, origin=1),
         "panes": pw.temporal.sliding(hop=2, duration=6),
         "session": pw.temporal.session(max_gap=3),

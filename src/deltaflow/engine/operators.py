@@ -131,6 +131,8 @@ class SelectOperator(Operator[plan.SelectNode]):
         if has_distinct_ids(delta):
             # Same ids, each once: no two output rows can merge or cancel.
             return same_ids_as(delta, out)
+        if self.node.rows_stay_distinct:
+            return out  # see plan.SelectNode: nothing to merge or cancel
         # Rows that differed only in dropped columns cancel: an empty change is no change.
         return _nonempty(consolidate(out))
 

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow._ids import ID_DTYPE, with_derived_ids
+from deltaflow._small_frames import SEQUENTIAL_ROWS
 from deltaflow.engine.batch import (
     DIFF,
     ID,
@@ -79,6 +80,12 @@ class WindowAssignOperator(Operator[WindowAssignNode]):
         extra = [INSTANCE] if node.has_instance else []
         self.names = [ID, *self.carried, KEY, *extra]
         self.out_names = [ID, *node.columns, DIFF]
+        # Int times with int lengths: window bounds are exact in NumPy's int64.
+        self.int_bounds = node.kind == "int" and all(
+            type(v) is int for v in (node.hop, node.duration, node.origin or 0)
+        )
+        # (ids of the projection's expressions, the fused select's expressions)
+        self._fused: tuple[tuple[int, ...], list[pl.Expr]] | None = None
 
     def _numbers(self) -> pl.Expr:
         """The time as a number (nanoseconds since the epoch for datetimes)."""
@@ -105,6 +112,10 @@ class WindowAssignOperator(Operator[WindowAssignNode]):
         if delta is None or delta.height == 0:
             return None
         if self.single:
+            if self.int_bounds and delta.height <= SEQUENTIAL_ROWS:
+                copied = self._single_copied(delta)
+                if copied is not None:
+                    return copied
             fused = self._single_fused(delta)
             if fused is not None:
                 return fused
@@ -158,9 +169,66 @@ class WindowAssignOperator(Operator[WindowAssignNode]):
     def _single_fused(self, delta: pl.DataFrame) -> Delta:
         """At most one window per row, pure projection: one ``select`` and one ``filter``
         (per-time cost on small streaming deltas is the number of Polars calls)."""
+        columns = self._fused_columns()
+        if columns is None:
+            return None
+        frame = project(delta, columns)
+        keep_mask = frame["__keep"]
+        if not keep_mask.all():  # rows without a time or before the origin (rare)
+            frame = frame.filter(keep_mask)
+            if frame.height == 0:
+                return None
+        # The chosen columns as they are: no second query.
+        return same_ids_as(delta, pl.DataFrame([frame[name] for name in self.out_names]))
+
+    def _single_copied(self, delta: pl.DataFrame) -> Delta:
+        """:meth:`_single_fused` for a small delta whose int time and instance are columns as
+        they are: the window bounds in NumPy (each arithmetic node of a Polars query costs
+        tens of microseconds on a few rows, NumPy a few); None when that does not apply."""
+        copies = self.pre.copies(delta)
+        if copies is None:
+            return None
+        source = dict(copies)
+        key = delta.get_column(source[KEY])
+        if key.null_count():
+            return None
+        x = key.to_numpy() - (0 if self.origin is None else self.origin)
+        last = x // self.hop
+        keep = None
+        if self.ratio != 1:
+            keep = (x - self.duration) // self.hop + 1 <= last
+        if self.origin is not None:
+            keep = last >= 0 if keep is None else keep & (last >= 0)
+        start = last * self.hop + (0 if self.origin is None else self.origin)
+        by_name = {
+            START: pl.Series(START, start),
+            END: pl.Series(END, start + self.duration),
+            KEY: key.alias(KEY),
+        }
+        if INSTANCE in source:
+            by_name[INSTANCE] = delta.get_column(source[INSTANCE]).alias(INSTANCE)
+        frame = pl.DataFrame(
+            [
+                by_name[name] if name in by_name else delta.get_column(name)
+                for name in self.out_names
+            ]
+        )
+        if keep is not None and not keep.all():  # rows before the origin, or in a gap
+            frame = frame.filter(pl.Series(keep))
+            if frame.height == 0:
+                return None
+        return same_ids_as(delta, frame)
+
+    def _fused_columns(self) -> list[pl.Expr] | None:
+        """The expressions of :meth:`_single_fused`, built once for the projection's
+        expressions (building them costs about as much as evaluating them on a small delta);
+        None when the projection has Python nodes."""
         exprs = projection_exprs(self.pre)
         if exprs is None:
             return None
+        built_from = tuple(map(id, exprs.values()))
+        if self._fused is not None and self._fused[0] == built_from:
+            return self._fused[1]
         origin = 0 if self.origin is None else self.origin
         key = exprs[KEY]
         number = key if self.kind in ("int", "float") else key.dt.epoch("ns")
@@ -181,14 +249,8 @@ class WindowAssignOperator(Operator[WindowAssignNode]):
             pl.col(DIFF),
             keep.alias("__keep"),
         ]
-        frame = project(delta, columns)
-        keep_mask = frame["__keep"]
-        if not keep_mask.all():  # rows without a time or before the origin (rare)
-            frame = frame.filter(keep_mask)
-            if frame.height == 0:
-                return None
-        # The chosen columns as they are: no second query.
-        return same_ids_as(delta, pl.DataFrame([frame[name] for name in self.out_names]))
+        self._fused = (built_from, columns)
+        return columns
 
 
 @dataclass(eq=False)

@@ -197,7 +197,16 @@ class WindowedGroupedTable:
                 final[name] = self._key_value(expr.name)  # type: ignore[attr-defined]
             else:
                 final[name] = this[name]
-        return result.select(**final)
+        from deltaflow import plan
+
+        out = result.select(**final)
+        # Every reduced column is kept as it is and only the window's own columns (functions
+        # of the window id) are dropped: a window's retracted and inserted rows, which differ
+        # in the reduce's output, still differ, so the select has nothing to consolidate.
+        node = out._node
+        if isinstance(node, plan.SelectNode) and node.inputs == (result._node,):
+            node.rows_stay_distinct = True
+        return out
 
     def _reduce_rows(
         self,
