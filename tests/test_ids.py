@@ -8,8 +8,11 @@ import sys
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import deltaflow as pw
+import deltaflow._ids as ids_module
 from deltaflow import _types as t
 from deltaflow._ids import (
     ID_DTYPE,
@@ -236,3 +239,44 @@ def test_derived_ids_reject_non_id_columns() -> None:
         combine_ids([pl.Series([1.5])])
     with pytest.raises(TypeError, match="ids or integers"):
         combine_ids([pl.Series(["12"]), pl.Series(["7"])])
+
+
+# --- keys of small frames are encoded in Python: the same ids as the query ----------------
+
+_KEY_VALUES = {
+    "int": (t.INT, st.integers(-(2**63), 2**63 - 1)),
+    "str": (t.STR, st.text(max_size=6)),
+    "bool": (t.BOOL, st.booleans()),
+    "pointer": (t.POINTER, st.integers(0, 2**128 - 1)),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), kinds=st.lists(st.sampled_from(sorted(_KEY_VALUES)), min_size=1, max_size=3))
+def test_small_keys_hashed_in_python_match_the_query(data: st.DataObject, kinds: list[str]) -> None:
+    rows = data.draw(st.integers(1, 6))
+    series = []
+    columns = []
+    for i, kind in enumerate(kinds):
+        dtype, values = _KEY_VALUES[kind]
+        optional = data.draw(st.booleans())
+        drawn = data.draw(
+            st.lists(st.none() | values if optional else values, min_size=rows, max_size=rows)
+        )
+        typed = t.Optional(dtype) if optional else dtype
+        series.append(t.series_from_values(f"c{i}", drawn, typed))
+        columns.append((f"c{i}", typed))
+    frame = pl.DataFrame(series)
+    in_python = hash_columns(frame, columns)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ids_module, "PYTHON_KEY_ROWS", 0)
+        by_query = hash_columns(frame, columns)
+    assert in_python.to_list() == by_query.to_list()
+
+
+def test_an_empty_key_hashes_as_the_query_does() -> None:
+    frame = pl.DataFrame({"x": [1, 2, 3]})
+    in_python = hash_columns(frame, []).to_list()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ids_module, "PYTHON_KEY_ROWS", 0)
+        assert hash_columns(frame, []).to_list() == in_python == [text_digest("k")]

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from deltaflow._ids import ID_DTYPE, with_derived_ids
+from deltaflow._ids import ID_DTYPE, PYTHON_KEY_ROWS, digest_texts, part_text, with_derived_ids
 from deltaflow._small_frames import SEQUENTIAL_ROWS
 from deltaflow.engine.batch import (
     DIFF,
@@ -378,6 +378,10 @@ def window_ids(
         )
     bounds_type = types[start].strip_optional()
     base = inst_type.strip_optional()
+    if bounds_type == t.INT and frame.height <= PYTHON_KEY_ROWS:
+        texts = _tuple_window_texts(frame, start, end, instance, base)
+        if texts is not None:
+            return digest_texts(texts)
     # Strings print as Python does when quoted plainly: printable ASCII, no quote/backslash.
     plain_strings = (
         instance is not None
@@ -437,3 +441,47 @@ def window_ids(
     return hash_columns(
         data, [("w", window_type), ("s", types[start]), ("e", types[end]), ("i", inst_type)]
     )
+
+
+def _tuple_window_texts(
+    frame: pl.DataFrame, start: str, end: str, instance: str | None, base: Any
+) -> list[str] | None:
+    """The key texts :func:`window_ids` hashes for int bounds, written in Python (a few rows:
+    the query building them costs about a millisecond), or None when the instance is neither
+    absent, an int, nor a string that prints plainly between quotes."""
+    from deltaflow import _types as t
+
+    starts = frame.get_column(start).to_list()
+    ends = frame.get_column(end).to_list()
+    if instance is None:
+        instances: list[Any] = [None] * frame.height
+    elif base in (t.INT, t.STR):
+        instances = frame.get_column(instance).to_list()
+    else:
+        return None
+    if base == t.STR and not all(v is None or _plain(v) for v in instances):
+        return None
+    tag = "s" if base == t.STR else "i"
+    texts = []
+    for i, s, e in zip(instances, starts, ends, strict=True):
+        shown = "None" if i is None else f"'{i}'" if tag == "s" else str(i)
+        window = f"('tuple', ({shown}, {s}, {e}))"
+        inst_part = "1:n" if i is None else part_text(tag, str(i))
+        texts.append(
+            "|".join(
+                (
+                    "k",
+                    part_text("o", window),
+                    part_text("i", str(s)),
+                    part_text("i", str(e)),
+                    inst_part,
+                )
+            )
+        )
+    return texts
+
+
+def _plain(text: str) -> bool:
+    """Whether Python's repr of ``text`` is the text between single quotes (printable ASCII
+    without quotes or backslashes)."""
+    return text.isascii() and text.isprintable() and "'" not in text and "\\" not in text
