@@ -239,14 +239,35 @@ def hash_columns(frame: pl.DataFrame, columns: Sequence[tuple[str, DType]]) -> p
 #: query building every part's text costs about a millisecond whatever the row count.
 PYTHON_KEY_ROWS = 512
 
-#: The tag and the text of a value, per key type whose text Python writes exactly as the
-#: Polars expressions of :func:`_value_text` do (floats, bytes, dates and objects are not
-#: among them: they take the query).
-_PYTHON_TEXTS: dict[DType, tuple[str, Any]] = {
-    STR: ("s", str),
-    INT: ("i", str),
-    BOOL: ("b", lambda value: "1" if value else "0"),
-    POINTER: ("p", lambda value: str(int(value))),
+
+#: Per key type whose text Python writes exactly as the Polars expressions of
+#: :func:`_value_text` do, the parts (``<byte length>:<tag><text>``) of a column's values
+#: (floats, bytes, dates and objects are not among them: they take the query).
+def _int_parts(values: Sequence[Any]) -> list[str]:
+    return ["1:n" if v is None else _ascii_part("i", str(v)) for v in values]
+
+
+def _str_parts(values: Sequence[Any]) -> list[str]:
+    return ["1:n" if v is None else part_text("s", v) for v in values]
+
+
+def _bool_parts(values: Sequence[Any]) -> list[str]:
+    return ["1:n" if v is None else "2:b1" if v else "2:b0" for v in values]
+
+
+def _pointer_parts(values: Sequence[Any]) -> list[str]:
+    return ["1:n" if v is None else _ascii_part("p", str(int(v))) for v in values]
+
+
+def _ascii_part(tag: str, text: str) -> str:
+    return f"{len(text) + 1}:{tag}{text}"
+
+
+_PYTHON_PARTS: dict[DType, Any] = {
+    STR: _str_parts,
+    INT: _int_parts,
+    BOOL: _bool_parts,
+    POINTER: _pointer_parts,
 }
 
 
@@ -254,20 +275,12 @@ def key_texts(columns: Sequence[tuple[Sequence[Any], DType]], salt: str = "") ->
     """The texts whose digests are the ids of keys (one Python list of values per key
     column; see the module docstring), or None when a column's type has no exact Python
     text."""
-    writers = []
-    for _, dtype in columns:
-        found = _PYTHON_TEXTS.get(dtype.strip_optional())
-        if found is None:
-            return None
-        writers.append(found)
+    writers = [_PYTHON_PARTS.get(dtype.strip_optional()) for _, dtype in columns]
+    if any(writer is None for writer in writers):
+        return None
     head = "k" + salt
-    texts = []
-    for row in zip(*(values for values, _ in columns), strict=True):
-        parts = [head]
-        for value, (tag, text_of) in zip(row, writers, strict=True):
-            parts.append(part_text(tag, text_of(value)) if value is not None else "1:n")
-        texts.append("|".join(parts))
-    return texts
+    parts = [writer(values) for writer, (values, _) in zip(writers, columns, strict=True)]
+    return ["|".join((head, *row)) for row in zip(*parts, strict=True)]
 
 
 def part_text(tag: str, text: str) -> str:

@@ -333,8 +333,9 @@ class WindowIdOperator(Operator[WindowIdNode]):
         if missing:
             if len(cache) + len(missing) > _ID_CACHE_LIMIT:
                 cache.clear()
+            rows = delta if len(missing) == delta.height else delta[missing]
             fresh = window_ids(
-                delta[missing], self.start, self.end, self.instance, self.window, self.types
+                rows, self.start, self.end, self.instance, self.window, self.types
             ).to_list()
             for i, value in zip(missing, fresh, strict=True):
                 cache[keys[i]] = value
