@@ -41,7 +41,7 @@ The ids:
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -263,7 +263,7 @@ def _ascii_part(tag: str, text: str) -> str:
     return f"{len(text) + 1}:{tag}{text}"
 
 
-_PYTHON_PARTS: dict[DType, Any] = {
+_PYTHON_PARTS: dict[DType, Callable[[Sequence[Any]], list[str]]] = {
     STR: _str_parts,
     INT: _int_parts,
     BOOL: _bool_parts,
@@ -275,11 +275,13 @@ def key_texts(columns: Sequence[tuple[Sequence[Any], DType]], salt: str = "") ->
     """The texts whose digests are the ids of keys (one Python list of values per key
     column; see the module docstring), or None when a column's type has no exact Python
     text."""
-    writers = [_PYTHON_PARTS.get(dtype.strip_optional()) for _, dtype in columns]
-    if any(writer is None for writer in writers):
-        return None
+    parts = []
+    for values, dtype in columns:
+        writer = _PYTHON_PARTS.get(dtype.strip_optional())
+        if writer is None:
+            return None
+        parts.append(writer(values))
     head = "k" + salt
-    parts = [writer(values) for writer, (values, _) in zip(writers, columns, strict=True)]
     return ["|".join((head, *row)) for row in zip(*parts, strict=True)]
 
 
