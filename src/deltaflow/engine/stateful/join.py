@@ -37,6 +37,7 @@ from deltaflow.engine.stateful.arrangement import (
     add_key_columns,
     key_hash_expr,
 )
+from deltaflow.engine.stateful.join_ids import OneRowPerId
 from deltaflow.engine.stateful.nodes import JoinNode
 from deltaflow.errors import CarriedErrors, keeps_errors
 
@@ -103,6 +104,9 @@ class JoinOperator(Operator[JoinNodeT]):
         # temporal joins reuse _side with steps of their own).
         self._touched: list[pl.Series] = []
         self._recording = False
+        # With id= of a side in a run keeping errors: the rows sharing an id shown as one
+        # (created at the first step, when the run's setting is known).
+        self._one_row_per_id: OneRowPerId | None = None
 
     def _side(self, delta: pl.DataFrame | None, pre: Any, id_name: str) -> pl.DataFrame | None:
         """One side's delta as the join sees it: its id renamed, the projected columns, the
@@ -153,15 +157,34 @@ class JoinOperator(Operator[JoinNodeT]):
         return rows.lazy().with_columns((pl.col(DIFF) * sign).alias(DIFF))
 
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
-        if self.carried and keeps_errors():
+        if not (self.handles_errors and keeps_errors()):
+            return self._step(deltas)
+        if not self.carried:
+            out = self._step(deltas)
+        else:
             for carry in self.carried:
                 carry.begin_step()
             out = self._with_error_key_rows(self._step(deltas))
             for carry in self.carried:
                 if out is not None:
                     out = carry.restore(out)
-            return out
-        return self._step(deltas)
+        if self.node.id_side is not None:
+            out = self._shown_rows().apply(out)
+        return out
+
+    def _shown_rows(self) -> OneRowPerId:
+        if self._one_row_per_id is None:
+            side = self.node.id_side
+            assert side is not None
+            columns = [c for c in self.schema if c not in (ID, DIFF)]
+            other = self.right_names if side == "left" else self.left_names
+            self._one_row_per_id = OneRowPerId(columns, other, side, self.describe)
+        return self._one_row_per_id
+
+    def _tolerates_repeated_ids(self) -> bool:
+        """Whether rows sharing an id (id= of a side) are shown as one row of Errors rather
+        than stopping the run (a plain join in a run keeping errors)."""
+        return self.node.id_side is not None and self.handles_errors and keeps_errors()
 
     def _with_error_key_rows(self, out: Delta) -> Delta:
         """``out`` and the unmatched rows of an outer side whose join key is an error (they
@@ -185,7 +208,11 @@ class JoinOperator(Operator[JoinNodeT]):
         rows = sum(d.height for d in deltas if d is not None)
         # With id= of a side, a repeat across times (a second partner arriving later) is
         # found in the state; within one batch, _check_ids finds it in the output.
-        check_state = self.node.id_side is not None and bool(self.left.size or self.right.size)
+        check_state = (
+            self.node.id_side is not None
+            and bool(self.left.size or self.right.size)
+            and not self._tolerates_repeated_ids()
+        )
         self._touched = []
         self._recording = True
         try:
@@ -340,6 +367,8 @@ class JoinOperator(Operator[JoinNodeT]):
                 f"produced rows with no {side} row (unmatched rows of an outer "
                 f"join); drop id= or use a join that keeps every {side} row"
             )
+        if self._tolerates_repeated_ids():
+            return
         inserted = out.filter(pl.col(DIFF) > 0)[ID]
         if inserted.n_unique() != inserted.len():
             raise KeyError(
