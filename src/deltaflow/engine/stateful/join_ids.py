@@ -23,7 +23,7 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow._values import canonical_key
 from deltaflow.engine.batch import DIFF, ID
-from deltaflow.error_values import ERROR, mark_seen, on_failure
+from deltaflow.errors import ERROR, mark_seen, on_failure
 
 _Row = tuple[Any, ...]
 #: What an id shows: its row and whether it stands for several rows (None: no row).
