@@ -37,9 +37,9 @@ from deltaflow.engine.stateful.arrangement import (
     add_key_columns,
     key_hash_expr,
 )
-from deltaflow.engine.stateful.join_ids import OneRowPerId
+from deltaflow.engine.stateful.join_ids import merged, shown_changes
 from deltaflow.engine.stateful.nodes import JoinNode
-from deltaflow.errors import CarriedErrors, keeps_errors
+from deltaflow.errors import CarriedErrors, keeps_errors, on_failure
 
 LID = "__l_id"
 RID = "__r_id"
@@ -104,9 +104,6 @@ class JoinOperator(Operator[JoinNodeT]):
         # temporal joins reuse _side with steps of their own).
         self._touched: list[pl.Series] = []
         self._recording = False
-        # With id= of a side in a run keeping errors: the rows sharing an id shown as one
-        # (created at the first step, when the run's setting is known).
-        self._one_row_per_id: OneRowPerId | None = None
 
     def _side(self, delta: pl.DataFrame | None, pre: Any, id_name: str) -> pl.DataFrame | None:
         """One side's delta as the join sees it: its id renamed, the projected columns, the
@@ -159,27 +156,101 @@ class JoinOperator(Operator[JoinNodeT]):
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
         if not (self.handles_errors and keeps_errors()):
             return self._step(deltas)
-        if not self.carried:
-            out = self._step(deltas)
-        else:
-            for carry in self.carried:
-                carry.begin_step()
-            out = self._with_error_key_rows(self._step(deltas))
-            for carry in self.carried:
-                if out is not None:
-                    out = carry.restore(out)
-        if self.node.id_side is not None:
-            out = self._shown_rows().apply(out)
+        for carry in self.carried:
+            carry.begin_step()
+        if self.node.id_side is None:
+            return self._restored(self._with_error_key_rows(self._step(deltas)))
+        shown = self._step_tolerant(deltas)
+        stashed = self._restored(self._with_error_key_rows(None))
+        if shown is None or stashed is None:
+            return shown if stashed is None else stashed
+        out = merged([shown, stashed], self.schema)
+        return out if out.height else None
+
+    def _restored(self, out: Delta) -> Delta:
+        """``out`` with the error cells carried beside the state put back."""
+        for carry in self.carried:
+            if out is not None:
+                out = carry.restore(out)
         return out
 
-    def _shown_rows(self) -> OneRowPerId:
-        if self._one_row_per_id is None:
-            side = self.node.id_side
-            assert side is not None
-            columns = [c for c in self.schema if c not in (ID, DIFF)]
-            other = self.right_names if side == "left" else self.left_names
-            self._one_row_per_id = OneRowPerId(columns, other, side, self.describe)
-        return self._one_row_per_id
+    def _step_tolerant(self, deltas: Sequence[Delta]) -> Delta:
+        """The step of a join with ``id=`` of a side in a run keeping errors: the plain step
+        while no id of the touched key groups can be repeated, else the whole result of those
+        groups, before and after, shown one row per id (see
+        :mod:`deltaflow.engine.stateful.join_ids`)."""
+        node = self.node
+        d_left = self._side(deltas[0], node.left_pre, LID)
+        d_right = self._side(deltas[1], node.right_pre, RID)
+        if d_left is None and d_right is None:
+            return None
+        rows = sum(d.height for d in (d_left, d_right) if d is not None)
+        if self.small and rows <= SMALL_DELTA_ROWS and not self._may_repeat(d_left, d_right):
+            return self._restored(self._step_small(deltas, (d_left, d_right)))
+        touched = pl.concat([d[KH] for d in (d_left, d_right) if d is not None]).unique()
+        left_old = self.left.lookup(touched) if self.left.size else None
+        right_old = self.right.lookup(touched) if self.right.size else None
+        left_new = _plus(left_old, d_left, LID)
+        right_new = _plus(right_old, d_right, RID)
+        if d_left is not None:
+            self.left.insert(d_left)
+        if d_right is not None:
+            self.right.insert(d_right)
+        before = self._restored(self._whole(left_old, right_old, -1))
+        after = self._restored(self._whole(left_new, right_new, 1))
+        side = node.id_side
+        other = self.right_names if side == "left" else self.left_names
+        return shown_changes(before, after, other, self._report_repeated, self.schema)
+
+    def _may_repeat(self, d_left: pl.DataFrame | None, d_right: pl.DataFrame | None) -> bool:
+        """Whether a key group these (small) deltas touch has, before or after them, two
+        rows on the side whose ids the join does not keep (so an id may be repeated); key
+        hashes stand for keys, so a collision only makes the answer cautious."""
+        other, d_other = (
+            (self.right, d_right) if self.node.id_side == "left" else (self.left, d_left)
+        )
+        keys = {kh for d in (d_left, d_right) if d is not None for kh in d[KH].to_list()}
+        counts: dict[int, int] = {}
+        if other.size and other._schema is not None:
+            at = _Positions(other._schema, self.keys)
+            for row in other.lookup_rows(keys):
+                counts[row[at.kh]] = counts.get(row[at.kh], 0) + row[at.diff]
+        if any(n > 1 for n in counts.values()):
+            return True
+        if d_other is not None:
+            for kh, diff in zip(d_other[KH].to_list(), d_other[DIFF].to_list(), strict=True):
+                counts[kh] = counts.get(kh, 0) + diff
+        return any(n > 1 for n in counts.values())
+
+    def _whole(
+        self, left: pl.DataFrame | None, right: pl.DataFrame | None, sign: int
+    ) -> pl.DataFrame | None:
+        """The join of ``left`` and ``right`` (rows of some key groups), with ``sign``."""
+        parts: list[pl.LazyFrame] = []
+        if left is not None and right is not None and left.height and right.height:
+            parts.append(self._join(left, right).with_columns(pl.col(DIFF) * sign))
+        if self.mode in ("left", "outer"):
+            found = self._unmatched(left, right, sign)
+            if found is not None:
+                parts.append(found)
+        if self.mode in ("right", "outer"):
+            found = self._unmatched(right, left, sign)
+            if found is not None:
+                parts.append(found)
+        if not parts:
+            return None
+        rows = sum(f.height for f in (left, right) if f is not None)
+        return self._finish(parts, rows)
+
+    def _report_repeated(self, key: Any) -> None:
+        side = self.node.id_side
+        other = "right" if side == "left" else "left"
+        on_failure(
+            f"{self.describe()}: the {side} row {key} matched several {other} rows, but the "
+            f"join takes its ids from the {side} side (id=), so they share one row id; that "
+            f"row holds Error in the {other} side's columns",
+            KeyError(f"{self.describe()}: several rows with id {key}"),
+        )
 
     def _tolerates_repeated_ids(self) -> bool:
         """Whether rows sharing an id (id= of a side) are shown as one row of Errors rather
@@ -208,11 +279,7 @@ class JoinOperator(Operator[JoinNodeT]):
         rows = sum(d.height for d in deltas if d is not None)
         # With id= of a side, a repeat across times (a second partner arriving later) is
         # found in the state; within one batch, _check_ids finds it in the output.
-        check_state = (
-            self.node.id_side is not None
-            and bool(self.left.size or self.right.size)
-            and not self._tolerates_repeated_ids()
-        )
+        check_state = self.node.id_side is not None and bool(self.left.size or self.right.size)
         self._touched = []
         self._recording = True
         try:
@@ -390,11 +457,19 @@ class JoinOperator(Operator[JoinNodeT]):
 
     # --- the small-delta path --------------------------------------------------------------
 
-    def _step_small(self, deltas: Sequence[Delta]) -> Delta:
-        """The step for deltas of a few rows: the bilinear rule over Python row tuples."""
+    def _step_small(
+        self,
+        deltas: Sequence[Delta],
+        sides: tuple[pl.DataFrame | None, pl.DataFrame | None] | None = None,
+    ) -> Delta:
+        """The step for deltas of a few rows: the bilinear rule over Python row tuples
+        (``sides``: the deltas as :meth:`_side` gives them, when computed already)."""
         node = self.node
-        d_left = self._side(deltas[0], node.left_pre, LID)
-        d_right = self._side(deltas[1], node.right_pre, RID)
+        if sides is not None:
+            d_left, d_right = sides
+        else:
+            d_left = self._side(deltas[0], node.left_pre, LID)
+            d_right = self._side(deltas[1], node.right_pre, RID)
         if d_left is None and d_right is None:
             return None
         outer_left = self.mode in ("left", "outer")
