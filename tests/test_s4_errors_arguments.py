@@ -38,6 +38,7 @@ def _table() -> pw.Table:
         lambda t: t.slice.select,
         lambda t: t.update_types(missing=int),
         lambda t: t.groupby(t.a).reduce(t.a, t=pw.this.t),  # t is not a grouping column
+        lambda t: t.join(t.copy(), t.a == pw.right.a, total=pw.left.t),  # belongs in select
     ],
     ids=[
         "select-str",
@@ -54,6 +55,7 @@ def _table() -> pw.Table:
         "slice-method",
         "update_types",
         "non-grouping",
+        "join-kwarg",
     ],
 )
 def test_refused_with_a_value_error(call: object) -> None:
@@ -66,6 +68,21 @@ def test_missing_arguments_stay_type_errors() -> None:
     with pytest.raises(TypeError) as info:
         _table().flatten()  # type: ignore[call-arg]
     assert not isinstance(info.value, ValueError)
+
+
+def test_groupby_id_needs_a_single_grouping_column() -> None:
+    keyed = _table().with_columns(p=pw.this.pointer_from(pw.this.a))
+    # the result's ids are the grouping column's values: fine with that column alone
+    assert len(pw.debug.table_to_dicts(keyed.groupby(keyed.p, id=keyed.p).reduce(keyed.p))[0]) == 2
+    # with more grouping columns (instance= counts as one) the ids could repeat: refused
+    for refused in (
+        lambda: keyed.groupby(keyed.p, keyed.t, id=keyed.p),
+        lambda: keyed.groupby(keyed.p, id=keyed.p, instance=keyed.t),
+        lambda: keyed.groupby(id=keyed.p, instance=keyed.t),
+        lambda: keyed.groupby(keyed.t, id=keyed.p),
+    ):
+        with pytest.raises(ValueError, match="id="):
+            refused()
 
 
 def test_extra_argument_checks_keep_signatures() -> None:

@@ -197,3 +197,27 @@ def test_python_datetimes_of_the_wrong_kind_are_errors() -> None:
         ("2025-05-01 12:00:00", "None"),
         ("None", "2025-05-01 10:00:00+00:00"),
     ]
+
+
+def test_python_datetimes_of_the_wrong_kind_are_value_errors_in_the_log() -> None:
+    import datetime
+
+    east = datetime.timezone(datetime.timedelta(hours=3))
+
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            naive, aware = datetime.datetime(2024, 1, 2), datetime.datetime(2024, 1, 2, tzinfo=east)
+            self.next(naive=aware, utc=aware)
+            self.next(naive=naive, utc=naive)
+            self.next(naive="noon", utc=aware)  # not a datetime at all: a type error
+
+    table = pw.io.python.read(Subject(), schema=Stamps)
+    sinks = pw.debug.capture(table, pw.global_error_log(), terminate_on_error=False)
+    reasons = sorted(
+        message.split("Original error: ", 1)[1].split(":", 1)[0]
+        for _, batch in sinks[1].batches
+        for message in batch["message"].to_list()
+        if "Original error" in message
+    )
+    # a datetime whose zone does not fit is a ValueError (its type is right), as in Pathway
+    assert reasons == ["TypeError", "ValueError", "ValueError"]

@@ -334,11 +334,30 @@ def _grouped(
                 f"got {scope.dtype_of(id)!r}"
             )
         source = scope.resolve(id)[0]
+        # As in Pathway, the instance counts as a grouping column, and id= names the result's
+        # ids only when it is the grouping column itself (or the only one).
+        instance_ref = (
+            None
+            if instance is None
+            else instance
+            if isinstance(instance, ColumnExpression)
+            else table[instance]
+        )
+        grouping = [*keys, *([] if instance_ref is None else [instance_ref])]
+        if len(grouping) > 1:
+            raise ValueError(
+                f"groupby on {description}: id= is only allowed when grouping by one column "
+                f"(id= itself, or none besides it), but this groups by {len(grouping)} "
+                f"(instance= included); drop id= to get ids derived from all of them"
+            )
         for i, key in enumerate(keys):
             if isinstance(key, ColumnReference) and scope.resolve(key)[0] == source:
                 id_key = i
         if id_key is None:
-            if keys:
+            same = isinstance(instance_ref, ColumnReference) and (
+                scope.resolve(instance_ref)[0] == source
+            )
+            if keys or (instance_ref is not None and not same):
                 raise ValueError(
                     f"groupby on {description}: id= must be one of the grouping "
                     f"columns (or the only one)"

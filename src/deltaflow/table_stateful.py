@@ -128,6 +128,9 @@ class StatefulMethods:
         """
         return self.groupby().reduce(*args, **kwargs)
 
+    @extra_arguments_refused(
+        "the joined table's columns are named in select(): join(other, ...).select(**kwargs)"
+    )
     def join(
         self,
         other: Joinable,

@@ -261,3 +261,36 @@ def test_write_to_a_streaming_rest_pipeline(server):
         "b": "q",
         "diff": 1,
     }
+
+
+def test_logstash_write_posts_flat_json_with_time_and_diff(server):
+    events = pw.debug.table_from_markdown("""
+        level | text       | __time__ | __diff__
+        warn  | disk_full  | 2        | 1
+        info  | started    | 2        | 1
+        warn  | disk_full  | 4        | -1
+    """)
+    pw.io.logstash.write(events, server.url + "/sink", sort_by=[events.level])
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    bodies = sorted(
+        (json.loads(b) for b in server.bodies("/sink")), key=lambda d: (d["time"], d["level"])
+    )
+    assert bodies == [
+        {"level": "info", "text": "started", "time": 2, "diff": 1},
+        {"level": "warn", "text": "disk_full", "time": 2, "diff": 1},
+        {"level": "warn", "text": "disk_full", "time": 4, "diff": -1},
+    ]
+    assert all(method == "POST" for method, _, _, _ in server.requests)
+
+
+def test_logstash_write_checks_its_arguments_when_defined(server):
+    table = pw.debug.table_from_markdown("""
+        a
+        1
+    """)
+    with pytest.raises(TypeError):
+        pw.io.logstash.write()  # type: ignore[call-arg]
+    with pytest.raises(KeyError):
+        pw.io.logstash.write(table, server.url + "/sink", sort_by=["missing"])
+    with pytest.raises(ValueError, match="pw.io.logstash.write"):
+        pw.io.logstash.write(table, "ftp://127.0.0.1/")

@@ -13,12 +13,12 @@ one join of the two inputs). Deltas of a few rows take a Python path over row tu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import polars as pl
 
-from deltaflow._ids import combine_id_values, with_derived_ids
+from deltaflow._ids import with_derived_ids
 from deltaflow.engine.batch import (
     DIFF,
     ID,
@@ -29,7 +29,6 @@ from deltaflow.engine.batch import (
     mark_distinct_ids,
     project,
     python_exact,
-    row_key_function,
 )
 from deltaflow.engine.operators import Delta, Operator, projection_exprs
 from deltaflow.engine.stateful.arrangement import (
@@ -38,25 +37,20 @@ from deltaflow.engine.stateful.arrangement import (
     add_key_columns,
     key_hash_expr,
 )
+from deltaflow.engine.stateful.join_ids import merged, shown_changes
+from deltaflow.engine.stateful.join_rows import LID, PAIR_SALT, RID, SmallDeltaStep, _Positions
 from deltaflow.engine.stateful.nodes import JoinNode
-from deltaflow.errors import CarriedErrors, keeps_errors
+from deltaflow.errors import CarriedErrors, keeps_errors, on_failure
 
-LID = "__l_id"
-RID = "__r_id"
 RDIFF = "__rdiff"
 SMALL_DELTA_ROWS = 256  # deltas up to this many rows (both sides) take the Python path
 
-
-#: Join rows take the derived id (:func:`deltaflow._ids.combine_ids`) of their pair of ids,
-#: left then right, with this salt; a missing side (an unmatched row of an outer join) counts
-#: as :data:`~deltaflow._ids.MISSING`.
-PAIR_SALT = "join"
 
 #: The join node a join operator runs (temporal joins subclass both node and operator).
 JoinNodeT = TypeVar("JoinNodeT", bound=JoinNode)
 
 
-class JoinOperator(Operator[JoinNodeT]):
+class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
     def __init__(self, node: JoinNodeT) -> None:
         super().__init__(node)
         self.keys = list(node.keys)
@@ -154,15 +148,108 @@ class JoinOperator(Operator[JoinNodeT]):
         return rows.lazy().with_columns((pl.col(DIFF) * sign).alias(DIFF))
 
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
-        if self.carried and keeps_errors():
-            for carry in self.carried:
-                carry.begin_step()
-            out = self._with_error_key_rows(self._step(deltas))
-            for carry in self.carried:
-                if out is not None:
-                    out = carry.restore(out)
-            return out
-        return self._step(deltas)
+        if not (self.handles_errors and keeps_errors()):
+            return self._step(deltas)
+        for carry in self.carried:
+            carry.begin_step()
+        if self.node.id_side is None:
+            return self._restored(self._with_error_key_rows(self._step(deltas)))
+        shown = self._step_tolerant(deltas)
+        stashed = self._restored(self._with_error_key_rows(None))
+        if shown is None or stashed is None:
+            return shown if stashed is None else stashed
+        out = merged([shown, stashed], self.schema)
+        return out if out.height else None
+
+    def _restored(self, out: Delta) -> Delta:
+        """``out`` with the error cells carried beside the state put back."""
+        for carry in self.carried:
+            if out is not None:
+                out = carry.restore(out)
+        return out
+
+    def _step_tolerant(self, deltas: Sequence[Delta]) -> Delta:
+        """The step of a join with ``id=`` of a side in a run keeping errors: the plain step
+        while no id of the touched key groups can be repeated, else the whole result of those
+        groups, before and after, shown one row per id (see
+        :mod:`deltaflow.engine.stateful.join_ids`)."""
+        node = self.node
+        d_left = self._side(deltas[0], node.left_pre, LID)
+        d_right = self._side(deltas[1], node.right_pre, RID)
+        if d_left is None and d_right is None:
+            return None
+        rows = sum(d.height for d in (d_left, d_right) if d is not None)
+        if self.small and rows <= SMALL_DELTA_ROWS and not self._may_repeat(d_left, d_right):
+            return self._restored(self._step_small(deltas, (d_left, d_right)))
+        touched = pl.concat([d[KH] for d in (d_left, d_right) if d is not None]).unique()
+        left_old = self.left.lookup(touched) if self.left.size else None
+        right_old = self.right.lookup(touched) if self.right.size else None
+        left_new = _plus(left_old, d_left, LID)
+        right_new = _plus(right_old, d_right, RID)
+        if d_left is not None:
+            self.left.insert(d_left)
+        if d_right is not None:
+            self.right.insert(d_right)
+        before = self._restored(self._whole(left_old, right_old, -1))
+        after = self._restored(self._whole(left_new, right_new, 1))
+        side = node.id_side
+        other = self.right_names if side == "left" else self.left_names
+        return shown_changes(before, after, other, self._report_repeated, self.schema)
+
+    def _may_repeat(self, d_left: pl.DataFrame | None, d_right: pl.DataFrame | None) -> bool:
+        """Whether a key group these (small) deltas touch has, before or after them, two
+        rows on the side whose ids the join does not keep (so an id may be repeated); key
+        hashes stand for keys, so a collision only makes the answer cautious."""
+        other, d_other = (
+            (self.right, d_right) if self.node.id_side == "left" else (self.left, d_left)
+        )
+        keys = {kh for d in (d_left, d_right) if d is not None for kh in d[KH].to_list()}
+        counts: dict[int, int] = {}
+        if other.size and other._schema is not None:
+            at = _Positions(other._schema, self.keys)
+            for row in other.lookup_rows(keys):
+                counts[row[at.kh]] = counts.get(row[at.kh], 0) + row[at.diff]
+        if any(n > 1 for n in counts.values()):
+            return True
+        if d_other is not None:
+            for kh, diff in zip(d_other[KH].to_list(), d_other[DIFF].to_list(), strict=True):
+                counts[kh] = counts.get(kh, 0) + diff
+        return any(n > 1 for n in counts.values())
+
+    def _whole(
+        self, left: pl.DataFrame | None, right: pl.DataFrame | None, sign: int
+    ) -> pl.DataFrame | None:
+        """The join of ``left`` and ``right`` (rows of some key groups), with ``sign``."""
+        parts: list[pl.LazyFrame] = []
+        if left is not None and right is not None and left.height and right.height:
+            parts.append(self._join(left, right).with_columns(pl.col(DIFF) * sign))
+        if self.mode in ("left", "outer"):
+            found = self._unmatched(left, right, sign)
+            if found is not None:
+                parts.append(found)
+        if self.mode in ("right", "outer"):
+            found = self._unmatched(right, left, sign)
+            if found is not None:
+                parts.append(found)
+        if not parts:
+            return None
+        rows = sum(f.height for f in (left, right) if f is not None)
+        return self._finish(parts, rows)
+
+    def _report_repeated(self, key: Any) -> None:
+        side = self.node.id_side
+        other = "right" if side == "left" else "left"
+        on_failure(
+            f"{self.describe()}: the {side} row {key} matched several {other} rows, but the "
+            f"join takes its ids from the {side} side (id=), so they share one row id; that "
+            f"row holds Error in the {other} side's columns",
+            KeyError(f"{self.describe()}: several rows with id {key}"),
+        )
+
+    def _tolerates_repeated_ids(self) -> bool:
+        """Whether rows sharing an id (id= of a side) are shown as one row of Errors rather
+        than stopping the run (a plain join in a run keeping errors)."""
+        return self.node.id_side is not None and self.handles_errors and keeps_errors()
 
     def _with_error_key_rows(self, out: Delta) -> Delta:
         """``out`` and the unmatched rows of an outer side whose join key is an error (they
@@ -341,6 +428,8 @@ class JoinOperator(Operator[JoinNodeT]):
                 f"produced rows with no {side} row (unmatched rows of an outer "
                 f"join); drop id= or use a join that keeps every {side} row"
             )
+        if self._tolerates_repeated_ids():
+            return
         inserted = out.filter(pl.col(DIFF) > 0)[ID]
         if inserted.n_unique() != inserted.len():
             raise KeyError(
@@ -359,167 +448,6 @@ class JoinOperator(Operator[JoinNodeT]):
         self.match = [KH, *self.keys]
         hashed = key_hash_expr([exprs[k] for k in self.keys])
         return project(delta, [pl.col(ID).alias(id_name), DIFF, *exprs.values(), hashed.alias(KH)])
-
-    # --- the small-delta path --------------------------------------------------------------
-
-    def _step_small(self, deltas: Sequence[Delta]) -> Delta:
-        """The step for deltas of a few rows: the bilinear rule over Python row tuples."""
-        node = self.node
-        d_left = self._side(deltas[0], node.left_pre, LID)
-        d_right = self._side(deltas[1], node.right_pre, RID)
-        if d_left is None and d_right is None:
-            return None
-        outer_left = self.mode in ("left", "outer")
-        outer_right = self.mode in ("right", "outer")
-        left_rows = d_left.rows() if d_left is not None else []
-        right_rows = d_right.rows() if d_right is not None else []
-        left_at = _Positions(d_left.schema if d_left is not None else self.left._schema, self.keys)
-        right_at = _Positions(
-            d_right.schema if d_right is not None else self.right._schema, self.keys
-        )
-        touched = {r[left_at.kh] for r in left_rows} | {r[right_at.kh] for r in right_rows}
-        # An inner join needs one side's old rows only to pair them with the other's delta.
-        unmatched = outer_left or outer_right
-        left_old = self.left.lookup_rows(touched) if right_rows or unmatched else []
-        right_old = self.right.lookup_rows(touched) if left_rows or unmatched else []
-        if d_left is not None:
-            self.left.insert(d_left, left_rows)
-        if d_right is not None:
-            self.right.insert(d_right, right_rows)
-        if self.left.columns is not None and self.left.columns != list(left_at.index):
-            left_at = _Positions(self.left._schema, self.keys)
-        if self.right.columns is not None and self.right.columns != list(right_at.index):
-            right_at = _Positions(self.right._schema, self.keys)
-
-        groups: dict[tuple[Any, ...], list[list[tuple[Any, ...]]]] = {}
-        for slot, rows, at in (
-            (0, left_old, left_at),
-            (1, left_rows, left_at),
-            (2, right_old, right_at),
-            (3, right_rows, right_at),
-        ):
-            for row in rows:
-                group = groups.get(at.group(row))
-                if group is None:
-                    group = groups[at.group(row)] = [[], [], [], []]
-                group[slot].append(row)
-        out: dict[tuple[Any, ...], list[Any]] = {}
-        for l_old, d_l, r_old, d_r in groups.values():
-            l_new = self.left.plus_rows(l_old, d_l)
-            r_new = self.right.plus_rows(r_old, d_r)
-            for lefts, rights in ((d_l, r_old), (l_new, d_r)):
-                for lrow in lefts:
-                    for rrow in rights:
-                        _add(
-                            out,
-                            left_at,
-                            lrow,
-                            right_at,
-                            rrow,
-                            lrow[left_at.diff] * rrow[right_at.diff],
-                        )
-            if outer_left:
-                for rows, other, sign in ((l_old, r_old, -1), (l_new, r_new, 1)):
-                    if not other:
-                        for lrow in rows:
-                            _add(out, left_at, lrow, right_at, None, sign * lrow[left_at.diff])
-            if outer_right:
-                for rows, other, sign in ((r_old, l_old, -1), (r_new, l_new, 1)):
-                    if not other:
-                        for rrow in rows:
-                            _add(out, left_at, None, right_at, rrow, sign * rrow[right_at.diff])
-        live = [entry for entry in out.values() if entry[2] != 0]
-        if not live:
-            return None
-        return self._frame_small(live, left_at, right_at)
-
-    def _frame_small(
-        self, live: list[list[Any]], left_at: _Positions, right_at: _Positions
-    ) -> Delta:
-        """The wide output rows (left row, right row, diff) as a delta batch."""
-        schema = self.schema
-        data: dict[str, list[Any]] = {}
-        for names, at, side in ((self.left_names, left_at, 0), (self.right_names, right_at, 1)):
-            for name in names:
-                position = at.index.get(name)
-                if position is None:  # this side never had rows: every row lacks it
-                    data[name] = [None] * len(live)
-                    continue
-                data[name] = [None if e[side] is None else e[side][position] for e in live]
-        columns = [c for c in schema if c not in (ID, DIFF)]
-        plain = [c for c in columns if c not in self.node.coalesced]
-        series = [pl.Series(c, data[c], dtype=schema[c]) for c in plain]
-        series.append(pl.Series(DIFF, [e[2] for e in live], dtype=pl.Int64))
-        if self.node.id_side is None:
-            # Pair ids in Python: a few rows cost less than a Polars query.
-            series.append(
-                pl.Series(
-                    ID,
-                    [
-                        combine_id_values(left, right, salt=PAIR_SALT)
-                        for left, right in zip(data[LID], data[RID], strict=True)
-                    ],
-                    dtype=pl.UInt128,
-                )
-            )
-        frame = pl.DataFrame(series)
-        coalesced = {
-            name: pl.coalesce(pl.col(a).cast(schema[name]), pl.col(b).cast(schema[name])).alias(
-                name
-            )
-            for name, (a, b) in self.node.coalesced.items()
-        }
-        ids = (
-            pl.col(LID)
-            if self.node.id_side == "left"
-            else pl.col(RID)
-            if self.node.id_side == "right"
-            else pl.col(ID)
-        )
-        out = project(frame, [ids.alias(ID), *[coalesced.get(c, c) for c in columns], DIFF])
-        if self.node.id_side is not None:
-            self._check_ids(out)
-        return out
-
-
-class _Positions:
-    """Where the diff, the key hash and the key columns are in one side's row tuples."""
-
-    def __init__(self, schema: Mapping[str, pl.DataType], keys: Sequence[str]) -> None:
-        names = list(schema)
-        self.index = {name: i for i, name in enumerate(names)}
-        self.diff = self.index.get(DIFF, -1)
-        self.kh = self.index.get(KH, -1)
-        self.keys = [self.index[k] for k in keys] if names else []
-        row = [i for i in range(len(names)) if i != self.diff]
-        self.key = row_key_function(
-            row,
-            [i for i in row if schema[names[i]] == pl.Object],
-            [i for i in row if schema[names[i]] in (pl.Float32, pl.Float64)],
-        )
-
-    def group(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (row[self.kh], *[row[i] for i in self.keys])
-
-
-def _add(
-    out: dict[tuple[Any, ...], list[Any]],
-    left_at: _Positions,
-    left: tuple[Any, ...] | None,
-    right_at: _Positions,
-    right: tuple[Any, ...] | None,
-    diff: int,
-) -> None:
-    """Add ``diff`` copies of the wide row of (left, right) to ``out`` (consolidating)."""
-    key = (
-        None if left is None else left_at.key(left),
-        None if right is None else right_at.key(right),
-    )
-    entry = out.get(key)
-    if entry is None:
-        out[key] = [left, right, diff]
-    else:
-        entry[2] += diff
 
 
 def _plus(

@@ -4,6 +4,7 @@ connectors, databases): mappings turned into the schema's typed columns.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -203,9 +204,7 @@ class _DictRows:
         if self.origin == "python":
             return (
                 f'cannot create a field "{spec.name}" with type {name} from value {value}. '
-                f"Original error: TypeError: cannot create an object of type "
-                f"{_ENGINE_TYPE_NAMES.get(spec.dtype.strip_optional(), name)} from value "
-                f"{value}"
+                f"Original error: {_python_value_error(spec.dtype.strip_optional(), value, name)}"
             )
         return (
             f'failed to create a field "{spec.name}" with type {name} from json payload: '
@@ -214,6 +213,27 @@ class _DictRows:
 
 
 _ENGINE_TYPE_NAMES = {t.INT: "Int", t.FLOAT: "Float", t.STR: "String", t.BOOL: "Bool"}
+
+
+def _python_value_error(dtype: t.DType, value: Any, name: str) -> str:
+    """Why a Python connector's value does not fit ``dtype``, as ``ExceptionType: text``: a
+    datetime whose time zone (or lack of one) does not fit the column is a ``ValueError``, as
+    in Pathway (the value's type is right, its content is not); other values a
+    ``TypeError``."""
+    if isinstance(value, datetime.datetime) and dtype in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC):
+        if dtype == t.DATE_TIME_NAIVE:
+            return (
+                f"ValueError: {value} has a time zone, but a DateTimeNaive column holds "
+                f"datetimes without one (declare the column DateTimeUtc, or drop the zone)"
+            )
+        return (
+            f"ValueError: {value} has no time zone, but a DateTimeUtc column holds datetimes "
+            f"with one (declare the column DateTimeNaive, or give the datetime a zone)"
+        )
+    return (
+        f"TypeError: cannot create an object of type {_ENGINE_TYPE_NAMES.get(dtype, name)} "
+        f"from value {value}"
+    )
 
 
 _FAST_JSON: dict[t.DType, pl.DataType] = {

@@ -84,7 +84,9 @@ class _HttpWriter(Writer):
         allow_redirects: bool,
         retry_codes: tuple[int, ...],
         name: str,
+        label: str = LABEL,
     ) -> None:
+        self.label = label
         self.url = url
         self.method = method
         self.format = fmt
@@ -128,7 +130,7 @@ class _HttpWriter(Writer):
         if self.failed:
             logger.error(
                 "%s %s: %d of %d request(s) failed after their retries",
-                LABEL,
+                self.label,
                 safe_url(self.url),
                 self.failed,
                 self.sent,
@@ -184,7 +186,7 @@ class _HttpWriter(Writer):
     async def _send(self, row: Row) -> None:
         body, headers = self._request(row)
         session = self._session
-        what = f"{LABEL}: {self.method} {safe_url(self.url)}"
+        what = f"{self.label}: {self.method} {safe_url(self.url)}"
 
         async def attempt() -> Any:
             async with session.request(
@@ -240,12 +242,56 @@ def write(
 ) -> None:
     """Send one ``method`` request to ``url`` for every row added to or removed from
     ``table`` (see the module's description for the bodies and the failure handling)."""
-    check_url(url, LABEL)
-    options = check_write_options(LABEL, table, default_name=f"http:{safe_url(url)}", name=name)
-    if format not in ("json", "custom"):
-        raise TypeError(f"{LABEL}: format must be 'json' or 'custom', got {format!r}")
-    check_client_args(
+    send_changes(
         LABEL,
+        table,
+        url,
+        method=method,
+        format=format,
+        request_payload_template=request_payload_template,
+        n_retries=n_retries,
+        retry_policy=retry_policy,
+        connect_timeout_ms=connect_timeout_ms,
+        request_timeout_ms=request_timeout_ms,
+        content_type=content_type,
+        headers=headers,
+        allow_redirects=allow_redirects,
+        retry_codes=retry_codes,
+        name=name,
+        default_name=f"http:{safe_url(url)}",
+    )
+
+
+def send_changes(
+    label: str,
+    table: Any,
+    url: str,
+    *,
+    method: str,
+    format: str,  # noqa: A002
+    request_payload_template: str | None,
+    n_retries: int,
+    retry_policy: RetryPolicy,
+    connect_timeout_ms: int | None,
+    request_timeout_ms: int | None,
+    content_type: str | None,
+    headers: dict[str, str] | None,
+    allow_redirects: bool,
+    retry_codes: tuple | None,
+    name: str | None,
+    default_name: str,
+    sort_by: Any = None,
+) -> None:
+    """:func:`write` for the connectors built on it (``label`` names the connector in
+    errors; ``sort_by`` orders the rows of a time before they are sent)."""
+    check_url(url, label)
+    options = check_write_options(
+        label, table, default_name=default_name, name=name, sort_by=sort_by
+    )
+    if format not in ("json", "custom"):
+        raise TypeError(f"{label}: format must be 'json' or 'custom', got {format!r}")
+    check_client_args(
+        label,
         method=method,
         headers=headers,
         n_retries=n_retries,
@@ -256,7 +302,7 @@ def write(
     )
     if format == "custom" and not isinstance(request_payload_template, str):
         raise ValueError(
-            f"{LABEL}: format 'custom' needs request_payload_template (a str with "
+            f"{label}: format 'custom' needs request_payload_template (a str with "
             f"{{table.<column>}} placeholders)"
         )
     known = set(table._columns) | {"time", "diff"}
@@ -264,12 +310,11 @@ def write(
         for column in _PLACEHOLDER.findall(text):
             if column not in known:
                 raise ValueError(
-                    f"{LABEL}: the placeholder {{table.{column}}} names no column "
+                    f"{label}: the placeholder {{table.{column}}} names no column "
                     f"of the table (its columns: {', '.join(table._columns)})"
                 )
     if content_type is not None and not isinstance(content_type, str):
-        raise TypeError(f"{LABEL}: content_type must be a str, got {content_type!r}")
-    label = options.name
+        raise TypeError(f"{label}: content_type must be a str, got {content_type!r}")
     writer = _HttpWriter(
         url,
         method=method.upper(),
@@ -282,6 +327,7 @@ def write(
         timeout=client_timeout(connect_timeout_ms, request_timeout_ms),
         allow_redirects=allow_redirects,
         retry_codes=tuple(retry_codes or ()),
-        name=label,
+        name=options.name,
+        label=label,
     )
     output_table(options, writer, TypedRowsFormatter(options.columns))
