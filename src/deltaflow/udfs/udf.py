@@ -84,7 +84,7 @@ class UDF:
         for option, value in (("deterministic", deterministic), ("propagate_none", propagate_none)):
             if not isinstance(value, bool):
                 raise TypeError(f"{label}: {option} must be a bool, got {value!r}")
-        is_async = is_coroutine_function(self.__wrapped__)
+        is_async = is_coroutine_function(self._function())
         if is_async and isinstance(executor, SyncExecutor):
             raise ValueError("The function is a coroutine. You can't use SyncExecutor.")
         if max_batch_size is not None and isinstance(executor, FullyAsyncExecutor):
