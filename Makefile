@@ -13,7 +13,7 @@ PIP_FLAGS ?= --disable-pip-version-check
 help:
 	@echo "make demo   - set up $(VENV) and run examples/demo.py"
 	@echo "make test   - set up $(VENV), run the lint checks and pytest"
-	@echo "make lint   - ruff check and format check, mypy (types) and lint-imports (no import cycles)"
+	@echo "make lint   - ruff check and format check, mypy and pyright (types), lint-imports (no cycles)"
 	@echo "make format - ruff format + ruff check --fix"
 	@echo "make docs   - build the documentation site (API reference included) into site/"
 	@echo "make bench  - run benchmarks/run.py (ARGS='--rows 100000 --pathway-python ...')"
@@ -41,8 +41,10 @@ venv: $(STAMP)
 demo: $(DEMO_STAMP)
 	$(PY) examples/demo.py
 
-# The checks CI runs before the tests (mypy reads its settings from pyproject.toml).
-LINT_CHECKS = $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy && $(VENV)/bin/lint-imports
+# The checks CI runs before the tests (mypy and pyright read their settings from
+# pyproject.toml; pyright is told which Python has the dependencies).
+LINT_CHECKS = $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy \
+	&& $(VENV)/bin/pyright --pythonpath $(PY) && $(VENV)/bin/lint-imports
 
 lint: $(STAMP)
 	$(LINT_CHECKS)

@@ -8,8 +8,8 @@ Usage (from the project's root)::
     .venv/bin/python scripts/docstring_coverage.py --missing  # also the names lacking one
 
 The areas are the most used parts of the API: the methods of ``pw.Table``, ``pw.reducers``,
-the read/write functions of ``pw.io``, ``pw.temporal``, ``pw.debug`` and the top level
-(``pw.udf``, ``pw.sql``, ``pw.iterate``, ``pw.apply`` ...). A callable counts as documented when
+the read/write functions of ``pw.io``, ``pw.temporal``, ``pw.udfs``, ``pw.debug`` and the top
+level (``pw.udf``, ``pw.sql``, ``pw.iterate``, ``pw.apply`` ...). A callable counts as documented when
 its docstring has an ``Examples:`` section holding a ``>>>`` example (tests/test_doctests.py
 runs every such example) and, if it takes arguments, a ``Parameters:`` (or ``Args:``) section.
 """
@@ -113,6 +113,9 @@ def areas() -> dict[str, list[tuple[str, Callable[..., Any]]]]:
     found["pw.temporal"] = [
         (f"temporal.{n}", f)
         for n, f in _public_functions(importlib.import_module("deltaflow.temporal"))
+    ]
+    found["pw.udfs"] = [
+        (f"udfs.{n}", f) for n, f in _public_functions(importlib.import_module("deltaflow.udfs"))
     ]
     found["pw.debug"] = [(f"debug.{n}", f) for n, f in _public_functions(pw.debug, DEBUG)]
     found["pw (top level)"] = [(n, f) for n, f in _public_functions(pw, TOP_LEVEL)]

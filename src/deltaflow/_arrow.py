@@ -83,7 +83,8 @@ def arrow_type(dtype: t.DType, column: str, *, nested: bool = False) -> pa.DataT
     if isinstance(base, t.List):
         return pa.large_list(arrow_type(base.arg, column, nested=True))
     if isinstance(base, t.Array):
-        if base.n_dim is None or base.wrapped not in (t.INT, t.FLOAT):
+        wrapped = base.wrapped
+        if base.n_dim is None or wrapped is None or wrapped not in (t.INT, t.FLOAT):
             if not nested:
                 return None
             raise TypeError(
@@ -91,7 +92,7 @@ def arrow_type(dtype: t.DType, column: str, *, nested: bool = False) -> pa.DataT
                 f"converts to Arrow only when its shape and element type are "
                 f"known; this one is {base.name}"
             )
-        element = arrow_type(base.wrapped, column)
+        element = arrow_type(wrapped, column)
         for _ in range(base.n_dim):
             element = pa.large_list(element)
         return element

@@ -19,7 +19,10 @@ def _series_to_pandas(series: pl.Series, index: Any) -> Any:
     if polars_type in (pl.Object, pl.UInt128, pl.Binary):
         return pd.Series(t.values_from_series(series), index=index, dtype=object)
     if isinstance(polars_type, pl.Datetime):
-        values = pd.Series(series.dt.replace_time_zone(None).to_numpy(), index=index)
+        # datetime64 values; the stubs cannot tell from an untyped array (they pick float)
+        values: pd.Series[Any] = pd.Series(
+            series.dt.replace_time_zone(None).to_numpy(), index=index
+        )
         return values.dt.tz_localize(polars_type.time_zone) if polars_type.time_zone else values
     if polars_type == pl.String:
         values = series.to_pandas()  # through Arrow: no Python string per value

@@ -31,7 +31,7 @@ class Pointer:
     def __init__(self, value: int | Pointer) -> None:
         # Pointers are built by deltaflow from stored ids (Polars UInt128 values, i.e. ints):
         # that case is kept to one class check, as millions of ids may be converted at once.
-        self._value = value if value.__class__ is int else int(value)
+        self._value = value if type(value) is int else int(value)
 
     def __class_getitem__(cls, item: Any) -> Any:
         # ``pw.Pointer[int]`` / ``pw.Pointer[int, str]`` / ``pw.Pointer[Schema]``: an annotation
@@ -47,12 +47,12 @@ class Pointer:
         return self._value
 
     def __eq__(self, other: object) -> bool:
-        if other.__class__ is Pointer:
+        if type(other) is Pointer:
             return self._value == other._value
         return NotImplemented
 
     def __ne__(self, other: object) -> bool:
-        if other.__class__ is Pointer:
+        if type(other) is Pointer:
             return self._value != other._value
         return NotImplemented
 
@@ -60,22 +60,22 @@ class Pointer:
         return hash(self._value)
 
     def __lt__(self, other: Pointer) -> bool:
-        if other.__class__ is Pointer:
+        if type(other) is Pointer:
             return self._value < other._value
         return NotImplemented
 
     def __le__(self, other: Pointer) -> bool:
-        if other.__class__ is Pointer:
+        if type(other) is Pointer:
             return self._value <= other._value
         return NotImplemented
 
     def __gt__(self, other: Pointer) -> bool:
-        if other.__class__ is Pointer:
+        if type(other) is Pointer:
             return self._value > other._value
         return NotImplemented
 
     def __ge__(self, other: Pointer) -> bool:
-        if other.__class__ is Pointer:
+        if type(other) is Pointer:
             return self._value >= other._value
         return NotImplemented
 

@@ -158,13 +158,15 @@ def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[An
         if series.null_count():
             return [None if v is None else Pointer(v) for v in series.to_list()]
         return list(map(Pointer, series.to_list()))
-    if isinstance(polars_type, pl.Datetime | pl.Duration):
-        import pandas as pd  # date-time values are pandas objects, as in Pathway
     if isinstance(polars_type, pl.Datetime):
+        import pandas as pd  # date-time values are pandas objects, as in Pathway
+
         tz = polars_type.time_zone
         nanos = series.dt.epoch("ns").to_list()
         return [None if v is None else pd.Timestamp(v, unit="ns", tz=tz) for v in nanos]
     if isinstance(polars_type, pl.Duration):
+        import pandas as pd
+
         nanos = series.cast(pl.Int64).to_list()
         return [None if v is None else pd.Timedelta(v, unit="ns") for v in nanos]
     return series.to_list()

@@ -1213,6 +1213,30 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         return self
 
     def to(self, sink: Any) -> None:
+        """Send the changes of this table to ``sink`` when the pipeline runs.
+
+        The ``pw.io.*.write`` functions are built on it; a program rarely calls it itself.
+
+        Parameters:
+            sink: an output of the engine, a subclass of
+                ``deltaflow.engine.boundary.Sink`` (``on_batch(time, batch)`` receives
+                each time's changes as a Polars DataFrame).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> from deltaflow.engine.boundary import Sink
+            >>> class PrintWords(Sink):
+            ...     def on_batch(self, time, batch):
+            ...         print(time, sorted(batch["word"].to_list()))
+            >>> t = pw.debug.table_from_markdown('''
+            ... word
+            ... pear
+            ... apple
+            ... ''')
+            >>> t.to(PrintWords())
+            >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+            0 ['apple', 'pear']
+        """
         add_output(self, sink)
 
 

@@ -74,7 +74,7 @@ def _check(
 
 
 def table_transformer(
-    func: F | None = None,
+    func: Callable[..., Any] | None = None,
     *,
     allow_superset: bool | Mapping[str, bool] = True,
     ignore_primary_keys: bool | Mapping[str, bool] = True,

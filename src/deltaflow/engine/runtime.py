@@ -13,7 +13,7 @@ import logging
 import threading
 import time as _time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 import polars as pl
 
@@ -48,6 +48,16 @@ FINAL_TIME = 18446744073709551614
 #: Kept small: under load, taking 8 waiting commits one by one measured 10-70 ms p50 latency on
 #: the windowed benchmark against 3-8 ms merging them.
 MERGE_BACKLOG_ABOVE = 2
+
+
+class _SelfTimed(Protocol):
+    """An operator that may ask for a time of its own (``forget`` marking retractions)."""
+
+    requested_time: int | None
+
+
+def _is_self_timed(op: object) -> TypeGuard[_SelfTimed]:
+    return hasattr(op, "requested_time")
 
 
 def _even_now_ms() -> int:
@@ -132,7 +142,7 @@ class Runtime:
             if isinstance(op, OutputOperator) and op.sink is not None
         ]
         # Operators that may ask for times of their own (``requested_time``).
-        self._self_timed = [op for op in self.operators if hasattr(op, "requested_time")]
+        self._self_timed = [op for op in self.operators if _is_self_timed(op)]
         self._part_paths: dict[int, list[int]] = {}
         if persistence is None:  # a checkpoint must never see half a time
             for index, (op, handle) in enumerate(self.inputs):

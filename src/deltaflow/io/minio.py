@@ -186,6 +186,11 @@ def write(
         format, minio_settings = minio_settings, format  # noqa: A001 - the read-like order
     if minio_settings is None:
         raise TypeError("pw.io.minio.write: minio_settings (pw.io.minio.MinIOSettings) is required")
+    if not isinstance(format, str):
+        raise TypeError(
+            f"pw.io.minio.write: format must be a format name such as 'csv' or 'json', "
+            f"got {type(format).__name__}"
+        )
     settings = _settings(minio_settings, "pw.io.minio.write")
     _write(
         table,

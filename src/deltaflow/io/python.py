@@ -366,7 +366,32 @@ def read(
 
     With a ``schema`` (format ``json``) messages are rows; with ``format='raw'`` (``data:
     str``) or ``'binary'`` (``data: bytes``) each message is one row. ``debug_data`` is
-    accepted for compatibility and ignored.
+    accepted for compatibility and ignored. The input ends when ``run`` returns.
+
+    Parameters:
+        subject: a ``pw.io.python.ConnectorSubject`` whose ``run`` sends the rows (with
+            ``next``, ``next_json``, ``next_str`` ...).
+        schema: the columns of the rows (required unless ``format`` is ``raw``/``binary``).
+        format: ``json`` (rows of ``schema``), ``raw`` (texts) or ``binary`` (bytes).
+        autocommit_duration_ms: the longest time between two commits of rows sent.
+        debug_data: accepted for Pathway programs; not used.
+        name: the connector's name in logs and monitoring.
+        max_backlog_size: the most rows sent ahead of the engine (``next`` then waits).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Reading(pw.Schema):
+        ...     sensor: str
+        ...     value: int
+        >>> class Readings(pw.io.python.ConnectorSubject):
+        ...     def run(self):
+        ...         for sensor, value in [("north", 7), ("south", 12)]:
+        ...             self.next(sensor=sensor, value=value)
+        >>> t = pw.io.python.read(Readings(), schema=Reading)
+        >>> pw.debug.compute_and_print(t, include_id=False)
+        sensor | value
+        north  | 7
+        south  | 12
     """
     label = "pw.io.python.read"
     if not isinstance(subject, ConnectorSubject):
@@ -467,6 +492,33 @@ def write(
     A :class:`ConnectorObserver` is called on the engine's thread, in order. An observer whose
     ``on_change`` is a coroutine (an :class:`AsyncConnectorObserver`) gets its calls on an event
     loop of its own; ``sort_by`` does not apply to it, since its calls of a time overlap.
+
+    Parameters:
+        table: the table whose changes are sent.
+        observer: a ``pw.io.python.ConnectorObserver`` (or ``AsyncConnectorObserver``)
+            whose ``on_change``, ``on_time_end`` and ``on_end`` are called.
+        name: the output's name in logs and monitoring.
+        sort_by: columns ordering the changes of one time.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> class Printer(pw.io.python.ConnectorObserver):
+        ...     def on_change(self, key, row, time, is_addition):
+        ...         print(time, "added" if is_addition else "removed", row)
+        ...     def on_end(self):
+        ...         print("end of the run")
+        >>> stock = pw.debug.table_from_markdown('''
+        ... item | __time__ | __diff__
+        ... pen  | 2        | 1
+        ... pen  | 4        | -1
+        ... ink  | 4        | 1
+        ... ''')
+        >>> pw.io.python.write(stock, Printer(), sort_by=[stock.item])
+        >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        2 added {'item': 'pen'}
+        4 added {'item': 'ink'}
+        4 removed {'item': 'pen'}
+        end of the run
     """
     from deltaflow.table import add_output
 

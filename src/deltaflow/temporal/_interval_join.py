@@ -27,7 +27,8 @@ from deltaflow.temporal._join_common import (
     value_type_name,
 )
 
-T = TypeVar("T", int, float, datetime.timedelta)
+# A bound, not constraints: the two bounds may differ in type until the join checks them.
+T = TypeVar("T", bound=int | float | datetime.timedelta)
 
 _ACCEPTED = (
     "(INT, INT, INT, INT) or (FLOAT, FLOAT, FLOAT, FLOAT) or "

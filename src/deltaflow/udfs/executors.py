@@ -255,7 +255,25 @@ class AutoExecutor(Executor):
 
 
 def sync_executor() -> Executor:
-    """Calls made one after another on the engine thread."""
+    """Calls made one after another on the engine thread.
+
+    The executor for plain functions; a coroutine function cannot use it.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> @pw.udf(executor=pw.udfs.sync_executor())
+        ... def next_year(age: int) -> int:
+        ...     return age + 1
+        >>> t = pw.debug.table_from_markdown('''
+        ... name | age
+        ... Ann  | 30
+        ... Bob  | 41
+        ... ''')
+        >>> pw.debug.compute_and_print(t.select(t.name, then=next_year(t.age)), include_id=False)
+        name | then
+        Ann  | 31
+        Bob  | 42
+    """
     return SyncExecutor()
 
 
@@ -266,7 +284,35 @@ def async_executor(
     retry_strategy: AsyncRetryStrategy | None = None,
 ) -> Executor:
     """Calls of a minibatch made concurrently (at most ``capacity`` at once), each attempt
-    bounded by ``timeout`` seconds and retried by ``retry_strategy``."""
+    bounded by ``timeout`` seconds and retried by ``retry_strategy``.
+
+    A plain function given this executor runs in a thread pool, so its calls overlap too.
+
+    Parameters:
+        capacity: the most calls in flight at once (no limit when None).
+        timeout: seconds one attempt may take before it fails with ``TimeoutError``.
+        retry_strategy: how failed attempts are retried, e.g.
+            ``pw.udfs.FixedDelayRetryStrategy()`` (no retry when None).
+
+    Examples:
+        >>> import asyncio
+        >>> import deltaflow as pw
+        >>> @pw.udf(executor=pw.udfs.async_executor(capacity=2, timeout=10.0))
+        ... async def lookup(code: str) -> str:
+        ...     await asyncio.sleep(0.01)  # a request to a service, say
+        ...     return {"fr": "France", "pl": "Poland"}.get(code, "?")
+        >>> t = pw.debug.table_from_markdown('''
+        ... code
+        ... fr
+        ... pl
+        ... xx
+        ... ''')
+        >>> pw.debug.compute_and_print(t.select(t.code, country=lookup(t.code)), include_id=False)
+        code | country
+        fr   | France
+        pl   | Poland
+        xx   | ?
+    """
     return AsyncExecutor(capacity=capacity, timeout=timeout, retry_strategy=retry_strategy)
 
 
@@ -277,7 +323,32 @@ def fully_async_executor(
     retry_strategy: AsyncRetryStrategy | None = None,
     autocommit_duration_ms: int | None = 1500,
 ) -> Executor:
-    """Pathway's fully asynchronous executor (see :class:`FullyAsyncExecutor`)."""
+    """Pathway's fully asynchronous executor (see :class:`FullyAsyncExecutor`).
+
+    deltaflow completes the calls of a minibatch before the minibatch's results leave, as
+    with :func:`async_executor`, so results are never late; the options are the same.
+
+    Parameters:
+        capacity: the most calls in flight at once (no limit when None).
+        timeout: seconds one attempt may take before it fails with ``TimeoutError``.
+        retry_strategy: how failed attempts are retried (no retry when None).
+        autocommit_duration_ms: accepted for Pathway programs; results are not delayed.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> @pw.udf(executor=pw.udfs.fully_async_executor(capacity=4))
+        ... async def square(x: int) -> int:
+        ...     return x * x
+        >>> t = pw.debug.table_from_markdown('''
+        ... x
+        ... 3
+        ... 4
+        ... ''')
+        >>> pw.debug.compute_and_print(t.select(t.x, sq=square(t.x)), include_id=False)
+        x | sq
+        3 | 9
+        4 | 16
+    """
     return FullyAsyncExecutor(
         capacity=capacity,
         timeout=timeout,
@@ -287,7 +358,25 @@ def fully_async_executor(
 
 
 def auto_executor() -> Executor:
-    """Async for coroutine functions, sync otherwise."""
+    """Async for coroutine functions, sync otherwise (the default of ``pw.udf``).
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> auto = pw.udfs.auto_executor()
+        >>> @pw.udf(executor=auto)
+        ... def plain(x: int) -> int:
+        ...     return x + 1
+        >>> @pw.udf(executor=auto)
+        ... async def coroutine(x: int) -> int:
+        ...     return x - 1
+        >>> t = pw.debug.table_from_markdown('''
+        ... x
+        ... 10
+        ... ''')
+        >>> pw.debug.compute_and_print(t.select(up=plain(t.x), down=coroutine(t.x)), include_id=False)
+        up | down
+        11 | 9
+    """
     return AutoExecutor()
 
 

@@ -84,7 +84,7 @@ class UDF:
         for option, value in (("deterministic", deterministic), ("propagate_none", propagate_none)):
             if not isinstance(value, bool):
                 raise TypeError(f"{label}: {option} must be a bool, got {value!r}")
-        is_async = is_coroutine_function(self.__wrapped__)
+        is_async = is_coroutine_function(self._function())
         if is_async and isinstance(executor, SyncExecutor):
             raise ValueError("The function is a coroutine. You can't use SyncExecutor.")
         if max_batch_size is not None and isinstance(executor, FullyAsyncExecutor):
@@ -175,7 +175,37 @@ def udf(
     cache_strategy: CacheStrategy | None = None,
     max_batch_size: int | None = None,
 ) -> Any:
-    """Turn a function (plain or ``async``) into a UDF: ``@pw.udf`` or ``@pw.udf(...)``."""
+    """Turn a function (plain or ``async``) into a UDF: ``@pw.udf`` or ``@pw.udf(...)``.
+
+    The UDF is called on columns and gives a column; ``pw.udf`` is this function.
+
+    Parameters:
+        fun: the function, when used bare (``@pw.udfs.udf``).
+        return_type: the type of the results (default: the function's return annotation).
+        deterministic: whether equal arguments always give equal results; then a deleted
+            row's result is computed again instead of being remembered.
+        propagate_none: a None argument gives None without calling the function.
+        executor: how calls are made (``pw.udfs.auto_executor()`` by default: async for a
+            coroutine function, one after another otherwise).
+        cache_strategy: a ``pw.udfs.CacheStrategy`` remembering results across calls.
+        max_batch_size: the function receives lists of at most this many arguments (one list
+            per parameter) and returns the list of their results.
+
+    Examples:
+        >>> import deltaflow as pw
+        >>> @pw.udfs.udf(max_batch_size=100)
+        ... def lengths(words: list[str]) -> list[int]:
+        ...     return [len(w) for w in words]
+        >>> t = pw.debug.table_from_markdown('''
+        ... word
+        ... tea
+        ... coffee
+        ... ''')
+        >>> pw.debug.compute_and_print(t.select(t.word, n=lengths(t.word)), include_id=False)
+        word   | n
+        coffee | 6
+        tea    | 3
+    """
     options = {
         "return_type": return_type,
         "deterministic": deterministic,

@@ -165,8 +165,9 @@ def _emit(
             )
             if candidates:
                 assert other_layout is not None
-                candidates.sort(key=lambda r: (r[other_layout.time], r[other_layout.id]))
-                times = [r[other_layout.time] for r in candidates]
+                time_column, id_column = other_layout.time, other_layout.id
+                candidates.sort(key=lambda r: (r[time_column], r[id_column]))
+                times = [r[time_column] for r in candidates]
             for row in own:
                 peer = (
                     _peer(op, side, row[own_layout.time], candidates, times) if candidates else None

@@ -70,7 +70,7 @@ def new_client(
     """A boto3 client of ``service``; credentials and region fall back to boto3's standard
     chain (environment, profiles, instance roles) where not given. The region defaults to
     ``us-east-1`` when nothing configures one (S3-compatible stores ignore it)."""
-    import boto3
+    import boto3.session
 
     session = boto3.session.Session(
         aws_access_key_id=access_key,

@@ -190,8 +190,8 @@ class PollingReader(Reader):
             return None
         names = self.columns
         # Tuples in column order become mappings; one of the wrong length stays as it is
-        # and is reported as a bad row, never filled up or cut short.
-        as_dicts = [
+        # and is reported as a bad row, never filled up or cut short (so: Any, not Mapping).
+        as_dicts: list[Any] = [
             row
             if isinstance(row, Mapping)
             or not isinstance(row, tuple | list)

@@ -25,7 +25,7 @@ def seconds(value: Any, name: str) -> float:
     """A duration given as seconds, ``datetime.timedelta`` or ``pw.Duration``."""
     if isinstance(value, datetime.timedelta):
         result = value.total_seconds()
-    elif hasattr(value, "total_seconds") and callable(value.total_seconds):
+    elif callable(getattr(value, "total_seconds", None)):
         result = float(value.total_seconds())
     elif isinstance(value, int | float) and not isinstance(value, bool):
         result = float(value)

@@ -203,7 +203,8 @@ class DeltaWriter(Writer):
             .to_table(columns=[TIME_COLUMN])
             .column(TIME_COLUMN)
         )
-        latest = pc.max(times).as_py() if len(times) else None
+        # pyarrow.compute defines its functions when imported: no checker can see them
+        latest = pc.max(times).as_py() if len(times) else None  # pyright: ignore[reportAttributeAccessIssue]
         return int(latest) if latest is not None else -1
 
     def _roll_back(self) -> None:

@@ -117,6 +117,35 @@ def write(
     Column types map to DynamoDB types as in :data:`TYPE_MAPPING`. An unreachable or
     throttling DynamoDB is retried for up to ``DELTAFLOW_DYNAMODB_MAX_OUTAGE_S`` seconds
     (default 300; ``docs/retries.md``).
+
+    Parameters:
+        table: the table written.
+        table_name: the DynamoDB table (3 to 255 characters).
+        partition_key: the column of ``table`` holding the items' partition key.
+        sort_key: the column holding their sort key, if the DynamoDB table has one.
+        init_mode: ``default``, ``create_if_not_exists`` or ``replace`` (see above).
+        name: the connector's name in logs and monitoring.
+
+    Examples:
+        With ``init_mode="replace"`` nothing is contacted before the run, so this only needs
+        a region in the environment:
+
+        >>> import os
+        >>> import deltaflow as pw
+        >>> os.environ["AWS_REGION"] = "eu-west-1"
+        >>> readings = pw.debug.table_from_markdown('''
+        ... sensor | minute | celsius
+        ... s1     | 1      | 20.5
+        ... s1     | 2      | 21.0
+        ... ''')
+        >>> pw.io.dynamodb.write(
+        ...     readings,
+        ...     "sensor-readings",
+        ...     readings.sensor,
+        ...     sort_key=readings.minute,
+        ...     init_mode="replace",
+        ... )
+        >>> del os.environ["AWS_REGION"]
     """
     from deltaflow.table import Table
 

@@ -40,7 +40,7 @@ class DynamoDBSettings:
 
     @classmethod
     def from_env(cls) -> DynamoDBSettings:
-        import boto3
+        import boto3.session
 
         profile = os.environ.get("AWS_PROFILE") or None
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")

@@ -235,7 +235,55 @@ def read(
     ``format='json'``: every message (the body split at ``delimiter``, a newline by default)
     is a JSON object giving a row of ``schema``; ``'raw'``: every message is a row of one
     ``data: str`` column. ``response_mapper`` may rewrite each message first. ``payload`` is
-    sent as the request body (JSON unless it is already text or bytes).
+    sent as the request body (JSON unless it is already text or bytes). The input ends with
+    the response, so a streaming response keeps the table growing while it lasts.
+
+    Parameters:
+        url: the address requested (``http://`` or ``https://``).
+        schema: the columns of the rows (``format='json'``).
+        method: the HTTP method of the request.
+        payload: the request body.
+        headers: extra request headers.
+        response_mapper: a function turning each message into the bytes parsed.
+        format: ``json`` (one JSON object per message) or ``raw`` (one text per message).
+        delimiter: what separates the messages of the body (a newline by default).
+        n_retries: how many times a failed request is sent again.
+        retry_policy: the delays between retries (``pw.io.http.RetryPolicy``).
+        connect_timeout_ms: the longest wait for the connection.
+        request_timeout_ms: the longest wait for the whole request.
+        allow_redirects: whether redirects are followed.
+        retry_codes: the HTTP statuses retried.
+        autocommit_duration_ms: the longest time between two commits of rows.
+        debug_data: accepted for Pathway programs; not used.
+        name: the connector's name in logs and monitoring.
+        max_backlog_size: the most rows read ahead of the engine.
+
+    Examples:
+        A local server standing in for a service that answers with JSON lines:
+
+        >>> import http.server, threading
+        >>> import deltaflow as pw
+        >>> class Service(http.server.BaseHTTPRequestHandler):
+        ...     def do_GET(self):
+        ...         body = b'{"city": "Oslo", "temp": 3}\\n{"city": "Rome", "temp": 18}\\n'
+        ...         self.send_response(200)
+        ...         self.send_header("Content-Length", str(len(body)))
+        ...         self.end_headers()
+        ...         self.wfile.write(body)
+        ...     def log_message(self, *args):
+        ...         pass
+        >>> server = http.server.HTTPServer(("127.0.0.1", 0), Service)
+        >>> threading.Thread(target=server.serve_forever, daemon=True).start()
+        >>> class Weather(pw.Schema):
+        ...     city: str
+        ...     temp: int
+        >>> url = f"http://127.0.0.1:{server.server_port}/now"
+        >>> t = pw.io.http.read(url, schema=Weather)
+        >>> pw.debug.compute_and_print(t, include_id=False)
+        city | temp
+        Oslo | 3
+        Rome | 18
+        >>> server.shutdown()
     """
     check_url(url, LABEL)
     if format not in ("json", "raw"):

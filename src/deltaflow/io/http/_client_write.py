@@ -241,7 +241,53 @@ def write(
     name: str | None = None,
 ) -> None:
     """Send one ``method`` request to ``url`` for every row added to or removed from
-    ``table`` (see the module's description for the bodies and the failure handling)."""
+    ``table`` (see the module's description for the bodies and the failure handling).
+
+    Parameters:
+        table: the table whose changes are sent.
+        url: the address of the requests (``http://`` or ``https://``).
+        method: the HTTP method of the requests.
+        format: ``json`` (the row with ``time`` and ``diff`` as a JSON object) or ``custom``
+            (``request_payload_template`` filled in).
+        request_payload_template: the body for ``custom``, with ``{table.<column>}``,
+            ``{table.time}`` and ``{table.diff}`` placeholders.
+        n_retries: how many times a failed request is sent again.
+        retry_policy: the delays between retries (``pw.io.http.RetryPolicy``).
+        connect_timeout_ms: the longest wait for a connection.
+        request_timeout_ms: the longest wait for a whole request.
+        content_type: the ``Content-Type`` header of the requests.
+        headers: extra request headers (their values may hold placeholders).
+        allow_redirects: whether redirects are followed.
+        retry_codes: the HTTP statuses retried.
+        name: the connector's name in logs and monitoring.
+
+    Examples:
+        A local server standing in for a service that records what it receives:
+
+        >>> import http.server, json, threading
+        >>> import deltaflow as pw
+        >>> received = []
+        >>> class Service(http.server.BaseHTTPRequestHandler):
+        ...     def do_POST(self):
+        ...         body = self.rfile.read(int(self.headers["Content-Length"]))
+        ...         received.append(json.loads(body))
+        ...         self.send_response(200)
+        ...         self.send_header("Content-Length", "0")
+        ...         self.end_headers()
+        ...     def log_message(self, *args):
+        ...         pass
+        >>> server = http.server.HTTPServer(("127.0.0.1", 0), Service)
+        >>> threading.Thread(target=server.serve_forever, daemon=True).start()
+        >>> alerts = pw.debug.table_from_markdown('''
+        ... city | temp
+        ... Oslo | -12
+        ... ''')
+        >>> pw.io.http.write(alerts, f"http://127.0.0.1:{server.server_port}/alerts")
+        >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        >>> received
+        [{'city': 'Oslo', 'temp': -12, 'time': 0, 'diff': 1}]
+        >>> server.shutdown()
+    """
     send_changes(
         LABEL,
         table,

@@ -333,6 +333,41 @@ def rest_connector(
     with a table of the same ids as ``queries`` and a ``result`` column: each request gets
     its row's ``result`` as a JSON response. Give either ``host`` and ``port`` (a webserver of
     its own) or a shared ``webserver``.
+
+    Parameters:
+        host: the address the server listens on (with ``port``).
+        port: the port it listens on.
+        webserver: a ``pw.io.http.PathwayWebserver`` shared by several routes, instead of
+            ``host`` and ``port``.
+        route: the path served, starting with ``/``.
+        schema: the columns of a request's JSON body (without it: one ``query`` column).
+        methods: the HTTP methods accepted.
+        autocommit_duration_ms: the longest time between two commits of requests.
+        documentation: how the route is described in the OpenAPI schema
+            (``pw.io.http.EndpointDocumentation``).
+        keep_queries: Pathway's older name for ``not delete_completed_queries``.
+        delete_completed_queries: whether a request's row is removed once it is answered.
+        request_validator: ``validator(payload, headers)`` raising to reject a request
+            (answered with status 400).
+        cache_strategy: accepted for Pathway programs; not supported, ignored with a warning.
+
+    Examples:
+        Defining the route only registers it: the server listens once the pipeline runs
+        (``pw.run()``), answering each request with the upper-cased text.
+
+        >>> import deltaflow as pw
+        >>> class Query(pw.Schema):
+        ...     text: str
+        >>> queries, respond = pw.io.http.rest_connector(
+        ...     host="127.0.0.1",
+        ...     port=8080,
+        ...     route="/upper",
+        ...     schema=Query,
+        ...     delete_completed_queries=True,
+        ... )
+        >>> respond(queries.select(result=pw.this.text.str.upper()))
+        >>> queries.column_names()
+        ['text']
     """
     if webserver is None:
         if host is None or port is None:

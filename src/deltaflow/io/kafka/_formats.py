@@ -273,7 +273,9 @@ class MessageFormatter(Formatter):
         self.topic_column = topic_column
         self._header_sent = False
         # Pathway's field order: the key column, the header columns, then the others.
-        order = list(dict.fromkeys([*([key] if key else []), *self.headers, *self.columns]))
+        order: list[str] = list(
+            dict.fromkeys([*([key] if key else []), *self.headers, *self.columns])
+        )
         ordered = {n: self.columns[n] for n in order}
         if fmt == "json":
             self._json = JsonLinesFormatter(ordered)
@@ -282,6 +284,7 @@ class MessageFormatter(Formatter):
 
     def format(self, batch: pl.DataFrame, time: int) -> Messages:
         count = batch.height
+        keys: list[bytes | None]
         if self.key is not None:
             keys = _bytes_column(batch[self.key], self.columns[self.key])
         else:

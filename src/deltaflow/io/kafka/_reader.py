@@ -119,7 +119,9 @@ class KafkaReader(Reader):
             return self._pending.popleft()
         if self._consumer is None and not self._connect():
             return None
-        self._take(self._consumer.consume(BATCH_MESSAGES, timeout=0))
+        # _connect set it; a checker still sees the None tested above without the annotation
+        consumer: Any = self._consumer
+        self._take(consumer.consume(BATCH_MESSAGES, timeout=0))
         if self._pending:
             return self._pending.popleft()
         if self.static and self._static_done():

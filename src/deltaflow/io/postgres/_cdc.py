@@ -30,7 +30,7 @@ import time as _time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from deltaflow import _types as t
 from deltaflow.io._core.retry import Outage, OutageTooLong, policy_for
@@ -39,9 +39,13 @@ from deltaflow.io.postgres._decode import PgType, decoder_for
 from deltaflow.io.postgres._pgoutput import format_lsn, parse_lsn
 from deltaflow.io.postgres._types import quote_ident  # the writer's: one quoting rule
 
+if TYPE_CHECKING:
+    from typing_extensions import LiteralString
+
 logger = logging.getLogger("deltaflow.io.postgres")
 
-SESSION_SETTINGS = {
+# Literal strings: they are formatted into SQL text (psycopg's types check it).
+SESSION_SETTINGS: dict[LiteralString, LiteralString] = {
     "DateStyle": "ISO",
     "TimeZone": "UTC",
     "IntervalStyle": "iso_8601",
@@ -191,15 +195,17 @@ def connect(
     return connection
 
 
-def execute(connection: Any, query: str, params: tuple[Any, ...] = ()) -> Any:
+def execute(connection: Any, query: LiteralString, params: tuple[Any, ...] = ()) -> Any:
     """Run ``query`` with ``params`` (``%s`` placeholders) inlined as SQL literals: a
     replication connection only takes the simple query protocol, so no bound parameters."""
     from psycopg import sql
 
-    if params:
-        composed = sql.SQL(query.replace("{", "{{").replace("}", "}}").replace("%s", "{}"))
-        query = composed.format(*(sql.Literal(p) for p in params)).as_string(connection)
-    return connection.execute(query)
+    if not params:
+        return connection.execute(query)
+    composed = sql.SQL(query.replace("{", "{{").replace("}", "}}").replace("%s", "{}"))
+    return connection.execute(
+        composed.format(*(sql.Literal(p) for p in params)).as_string(connection)
+    )
 
 
 def qualified_sql(target: Target) -> str:
@@ -219,7 +225,7 @@ class TableInfo:
     identity_columns: frozenset[str] = frozenset()  # what an old key tuple holds
 
 
-_TYPE_SQL = """
+_TYPE_SQL: Final = """
 SELECT t.oid, t.typname, t.typcategory, e.typname, e.typcategory
 FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
 WHERE t.oid = %s
@@ -473,7 +479,8 @@ def drop_run_slot(target: Target, slot: str, connection: Any = None) -> None:
     error: Exception | None = None
     for given in (True, False) if usable else (False,):
         try:
-            current = connection if given else connect(target, retry_s=5.0)
+            # given only when usable, so never None (a checker keeps the None of usable's test)
+            current: Any = connection if given else connect(target, retry_s=5.0)
             try:
                 execute(
                     current,

@@ -20,10 +20,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deltaflow.errors import ConnectorOSError
 from deltaflow.io._core.retry import CONNECTOR_ENV, OutageTooLong, call_with_retries, policy_for
+
+if TYPE_CHECKING:
+    from typing_extensions import LiteralString
 
 logger = logging.getLogger("deltaflow.io.postgres")
 
@@ -39,7 +42,11 @@ _DEFAULTS = {
 }
 """libpq settings added unless given (the same values as Pathway 0.33 adds)."""
 
-SESSION_SETTINGS = {"DateStyle": "ISO", "TimeZone": "UTC", "IntervalStyle": "iso_8601"}
+SESSION_SETTINGS: dict[LiteralString, LiteralString] = {
+    "DateStyle": "ISO",
+    "TimeZone": "UTC",
+    "IntervalStyle": "iso_8601",
+}
 """Fixed on every connection, so that text input of timestamps never depends on the server's
 configuration."""
 
