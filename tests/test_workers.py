@@ -36,7 +36,7 @@ TWO_INPUTS = {
     "concat_and_filter",
     "udf_key_and_update_rows",
 }
-ONE_INPUT = {"groupby", "global_reduce", "windows"}
+ONE_INPUT = {"groupby", "global_reduce", "windows", "counts_and_sums"}
 
 
 def _environment() -> dict[str, str]:
@@ -44,6 +44,8 @@ def _environment() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, env.get("PYTHONPATH")) if p)
     env.pop("PATHWAY_PROCESSES", None)
     env.pop("PATHWAY_PROCESS_ID", None)
+    # Reduces of counts and sums combine every delta before the exchange, however small.
+    env["DELTAFLOW_WORKERS_COMBINE_ROWS"] = "0"
     return env
 
 
@@ -316,6 +318,33 @@ def test_streaming_files_are_split_by_path_with_the_same_results(tmp_path: Path)
         for name in ("counts", "rows"):
             per_time(produced[name])  # each time consolidated
             assert final_state(produced[name]) == final_state(one[name]), name
+
+
+def test_reduces_of_counts_and_sums_send_partial_sums(tmp_path: Path) -> None:
+    """A reduce of counts and integer sums exchanges at most a row or two per group and
+    worker (counted in the workers' log lines), with the results of one worker."""
+    many = [[label, label % 4, label % 9, 2 + 2 * (label % 3), 1] for label in range(1, 400)]
+    many += [[label, label % 4, label % 9, 8, -1] for label in range(1, 400, 7)]
+    cases = [{"pipeline": "counts_and_sums", "streams": [many]}]
+    assert_same_on_workers(cases, tmp_path, (2,))
+    spec = tmp_path / "cases.json"
+    done = spawn(2, str(PROGRAM), str(spec), str(tmp_path / "out.json"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    combined = re.findall(r"(\d+) rows combined into (\d+)", done.stderr)
+    assert len(combined) == 2, done.stderr[-3000:]
+    before = sum(int(b) for b, _ in combined)
+    after = sum(int(a) for _, a in combined)
+    # Worker 0 holds the input: per time, 4 + 9 groups of at most 2 rows instead of ~100 rows.
+    assert before >= 2 * 400 and after <= 4 * 2 * (4 + 9), combined
+
+
+def test_combining_keeps_the_update_streams_of_one_worker(tmp_path: Path) -> None:
+    cases = [
+        {"pipeline": "counts_and_sums", "streams": [LEFT]},
+        {"pipeline": "counts_and_sums", "streams": [RIGHT]},
+        {"pipeline": "join_groupby", "streams": [LEFT, RIGHT]},
+    ]
+    assert_same_on_workers(cases, tmp_path, (2, 3))
 
 
 _FAILING = textwrap.dedent("""

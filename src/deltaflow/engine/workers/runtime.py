@@ -32,6 +32,7 @@ from deltaflow.engine.batch import concat_batches, consolidate
 from deltaflow.engine.boundary import sink_errors
 from deltaflow.engine.operators import InputOperator
 from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
+from deltaflow.engine.workers.combine import combine_threshold, combiner_for
 from deltaflow.engine.workers.config import WorkerConfig
 from deltaflow.engine.workers.inputs import (
     RemoteCommit,
@@ -117,6 +118,15 @@ class PartitionedRuntime(Runtime):
         self._run_number = self.mesh.runs
         self._split_handles: dict[int, SplitInputHandle] = {}
         self._set_up_split_inputs(split)
+        # Partitioned reduces whose rows are combined before the exchange (see ``combine``).
+        self._combiners = {
+            position: combiner
+            for position, op in enumerate(self.operators)
+            if self._placement[position] is Placement.PARTITIONED
+            and (combiner := combiner_for(op)) is not None
+        }
+        self._combine_rows = combine_threshold()
+        self.rows_combined = [0, 0]  # rows combined, and the rows they became
         self.times_processed = 0
         self.split_rows = 0  # rows this worker's share of the split inputs gave
         self.partitioned_rows = 0  # rows this worker's partitioned operators ran on
@@ -194,7 +204,7 @@ class PartitionedRuntime(Runtime):
             raise
         logger.info(
             "worker %d of %d: %d times, %d rows read here from inputs split by path, "
-            "%d rows into partitioned operators (%s), "
+            "%d rows into partitioned operators (%s), %d rows combined into %d, "
             "%d rows (%d bytes in all) sent to other workers",
             self.config.index,
             self.config.count,
@@ -202,6 +212,7 @@ class PartitionedRuntime(Runtime):
             self.split_rows,
             self.partitioned_rows,
             ", ".join(self.partitioned_operators()) or "none",
+            *self.rows_combined,
             self.rows_exchanged,
             self.mesh.bytes_sent,
         )
@@ -386,6 +397,13 @@ class PartitionedRuntime(Runtime):
                 return [None] * len(deltas)
             received = self._receive(time, position, mesh.peers, len(deltas))
             return _combine(deltas, received)
+        combiner = self._combiners.get(position)
+        first = deltas[0]
+        if combiner is not None and first is not None and first.height >= self._combine_rows:
+            combined = combiner(first)
+            self.rows_combined[0] += first.height
+            self.rows_combined[1] += combined.height
+            deltas = [combined]
         shares = [
             None if d is None or d.height == 0 else split_by_key(d, hasher(d), self.config.count)
             for d, hasher in zip(deltas, hashers, strict=True)
