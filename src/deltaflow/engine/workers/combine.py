@@ -25,7 +25,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE
-from deltaflow.engine.batch import DIFF, ID
+from deltaflow.engine.batch import DIFF, ID, collect
 from deltaflow.engine.operators import Operator, projection_exprs
 
 #: Deltas of at least this many rows are combined (smaller ones cost more to group than
@@ -107,7 +107,8 @@ def _combiner(
     def combine(delta: pl.DataFrame) -> pl.DataFrame:
         aggregates = [pl.col(DIFF).sum().alias(_COUNT)]
         aggregates += [(pl.col(c) * pl.col(DIFF)).sum().alias(c) for c in sums]
-        groups = delta.group_by(keys).agg(aggregates)
+        # A big delta's group_by runs on Polars' streaming engine (several times faster).
+        groups = collect(delta.lazy().group_by(keys).agg(aggregates), delta.height)
         groups = groups.with_columns(pl.struct(keys).hash().cast(ID_DTYPE).alias(ID))
         if sums:
             carries = pl.any_horizontal([pl.col(c) != 0 for c in sums])
