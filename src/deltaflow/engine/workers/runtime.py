@@ -165,6 +165,13 @@ class PartitionedRuntime(Runtime):
             self._data_handles = [handle for _, handle in self.inputs]
             self._log_handles = []
 
+    def _check_failures(self) -> None:
+        """Also fail when another worker failed or exited, even while this one only waits
+        for its sources (worker 0 waiting for a static input to finish everywhere)."""
+        super()._check_failures()
+        if self.mesh.failure is not None:
+            raise WorkerError(self.mesh.failure)
+
     def _log_inputs(self) -> set[int]:
         """The uids of the inputs of error log tables (they stay on worker 0)."""
         from deltaflow.errors import ErrorLogSource
@@ -186,19 +193,19 @@ class PartitionedRuntime(Runtime):
     def _loop(self) -> None:
         try:
             self._check_same_plan()
-            if self.config.is_coordinator:
-                self.mesh.on_reports(self._run_number, self._on_report)
-                try:
-                    super()._loop()
-                finally:
-                    self.mesh.on_reports(self._run_number + 1, None)
-                self.mesh.broadcast(("end",))
-            else:
-                self.mesh.notify = self._wake.set
-                try:
+            self.mesh.notify = self._wake.set  # a message or a peer's failure wakes the loop
+            try:
+                if self.config.is_coordinator:
+                    self.mesh.on_reports(self._run_number, self._on_report)
+                    try:
+                        super()._loop()
+                    finally:
+                        self.mesh.on_reports(self._run_number + 1, None)
+                    self.mesh.broadcast(("end",))
+                else:
                     self._follow()
-                finally:
-                    self.mesh.notify = None
+            finally:
+                self.mesh.notify = None
         except BaseException as exc:
             self.mesh.tell_failure(f"{type(exc).__name__}: {exc}")
             raise

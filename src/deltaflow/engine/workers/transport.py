@@ -90,6 +90,8 @@ class Mesh:
         #: Called after every message queued for the engine loop (a follower waits for its
         #: sources and for worker 0 at once).
         self.notify: Callable[[], None] | None = None
+        #: The first failure or exit of a peer, as the error's text (None: none so far).
+        self.failure: str | None = None
         #: Runs started in this process (the workers count them alike; reports carry it).
         self.runs = 0
         self._report_lock = threading.Lock()
@@ -177,16 +179,26 @@ class Mesh:
                     message = (kind, time, position, frames)
             except (EOFError, OSError):
                 inbox.put(("gone",))
+                self._note_failure(f"worker {self.index}: worker {peer} exited during the run")
                 return
             except Exception as exc:  # noqa: BLE001 - surfaced by the receiving engine loop
                 inbox.put(("failed", peer, f"undecodable message: {exc!r}"))
-                self._notify()
+                self._note_failure(f"worker {peer} failed: undecodable message: {exc!r}")
                 return
             if message[0] == "report":
                 self._deliver_report(peer, message)
                 continue
             inbox.put(message)
+            if message[0] == "failed":
+                self._note_failure(f"worker {message[1]} failed: {message[2]}")
             self._notify()
+
+    def _note_failure(self, text: str) -> None:
+        """Remember the first failure of a peer (an engine loop waiting for its sources, not
+        for a peer, learns of it through :attr:`failure`) and wake the loop."""
+        if self.failure is None:
+            self.failure = text
+        self._notify()
 
     def _notify(self) -> None:
         notify = self.notify
