@@ -1,7 +1,7 @@
 """Static word count on 1 and 2 worker processes (``spawn -n 1`` against ``spawn -n 2``).
 
 BENCH_ROWS words (default 5,000,000; Zipf-like over BENCH_VOCABULARY words, default 100,000)
-split over BENCH_FILES CSV files of one directory (default 8) are counted by
+split over BENCH_FILES CSV files of one directory (default 64) are counted by
 ``pw.io.csv.read(directory, mode="static")`` -> ``groupby(word)`` -> ``reduce(count)`` ->
 ``pw.io.subscribe``, run by the implementation's own ``spawn`` command with 1 and then 2
 processes. Figures, each the median of BENCH_REPEATS runs (default 3):
@@ -15,6 +15,10 @@ processes. Figures, each the median of BENCH_REPEATS runs (default 3):
   into ``groupby(word).reduce(count, sum)`` -> ``subscribe`` (BENCH_WORKERS_STREAMING=0
   skips it).
 
+* BENCH_AUTOCOMMIT_MS (default 1500, the connectors' default; ``none``: commit only at the
+  end) is the static read's ``autocommit_duration_ms``. On one worker, a read taking longer
+  than that is cut into several times, each updating the counts; on several workers a
+  static file input is one time (``docs/scaling.md``). ``none`` makes both one time.
 * ``load_average_start`` / ``load_average_end``: the machine's 1-minute load average before
   and after the runs (the machine is shared: ratios mean little on a loaded one).
 
@@ -47,7 +51,13 @@ PROGRAM = textwrap.dedent("""
     class Words(pw.Schema):
         word: str
 
-    words = pw.io.csv.read(sys.argv[1], schema=Words, mode="static")
+    autocommit = os.environ.get("BENCH_AUTOCOMMIT_MS", "1500")
+    words = pw.io.csv.read(
+        sys.argv[1],
+        schema=Words,
+        mode="static",
+        autocommit_duration_ms=None if autocommit == "none" else int(autocommit),
+    )
     counts = words.groupby(words.word).reduce(words.word, n=pw.reducers.count())
     got = {}
 
@@ -130,8 +140,13 @@ def spawn_command(workers: int, program: str, *args: str) -> list[str]:
 def run_once(workers: int, program: str, words: str, rows: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
+        # Run beside the files, which are read by relative paths: which worker reads a file
+        # depends on its path, so the split is the same in every run.
         done = subprocess.run(
-            spawn_command(workers, program, words, out), capture_output=True, text=True
+            spawn_command(workers, program, os.path.basename(words), out),
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(words),
         )
         process_seconds = time.perf_counter() - started
         if done.returncode != 0:
@@ -158,7 +173,7 @@ def main() -> None:
     rows = env_int("BENCH_ROWS", 5_000_000)
     vocabulary = env_int("BENCH_VOCABULARY", 100_000)
     repeats = max(1, env_int("BENCH_REPEATS", 3))
-    files = max(1, env_int("BENCH_FILES", 8))
+    files = max(1, env_int("BENCH_FILES", 64))
     banner(f"workers wordcount rows={rows} files={files} vocabulary={vocabulary} repeats={repeats}")
     report("load_average_start", os.getloadavg()[0], "", "lower")
     with tempfile.TemporaryDirectory() as tmp:
