@@ -1,9 +1,10 @@
 """Static word count on 1 and 2 worker processes (``spawn -n 1`` against ``spawn -n 2``).
 
-A CSV file of BENCH_ROWS words (default 5,000,000; Zipf-like over BENCH_VOCABULARY words,
-default 100,000) is counted by ``pw.io.csv.read(mode="static")`` -> ``groupby(word)`` ->
-``reduce(count)`` -> ``pw.io.subscribe``, run by the implementation's own ``spawn`` command
-with 1 and then 2 processes. Figures, each the median of BENCH_REPEATS runs (default 3):
+BENCH_ROWS words (default 5,000,000; Zipf-like over BENCH_VOCABULARY words, default 100,000)
+split over BENCH_FILES CSV files of one directory (default 64) are counted by
+``pw.io.csv.read(directory, mode="static")`` -> ``groupby(word)`` -> ``reduce(count)`` ->
+``pw.io.subscribe``, run by the implementation's own ``spawn`` command with 1 and then 2
+processes. Figures, each the median of BENCH_REPEATS runs (default 3):
 
 * ``workers<N>_run_seconds``: the longest ``pw.run()`` among the N processes (what the
   pipeline costs, without interpreter start-up and imports);
@@ -14,9 +15,18 @@ with 1 and then 2 processes. Figures, each the median of BENCH_REPEATS runs (def
   into ``groupby(word).reduce(count, sum)`` -> ``subscribe`` (BENCH_WORKERS_STREAMING=0
   skips it).
 
+* BENCH_AUTOCOMMIT_MS (default 1500, the connectors' default; ``none``: commit only at the
+  end) is the static read's ``autocommit_duration_ms``. On one worker, a read taking longer
+  than that is cut into several times, each updating the counts; on several workers a
+  static file input is one time (``docs/scaling.md``). ``none`` makes both one time.
+* ``load_average_start`` / ``load_average_end``: the machine's 1-minute load average before
+  and after the runs (the machine is shared: ratios mean little on a loaded one).
+
 Every process writes the counts it received; the script checks that together they count every
-word exactly once. With deltaflow, worker 0 reads the file and the reduce is partitioned
-(``docs/scaling.md``); the workers' log lines give the rows and bytes exchanged.
+word exactly once. With deltaflow, each worker reads its share of the files, combines its
+counts and sends partial counts to the worker owning each word (``docs/scaling.md``); the
+workers' log lines give the rows read, combined and exchanged. ``run.py workers
+--pathway-python PYTHON`` runs Pathway right after deltaflow, under the same load.
 """
 
 from __future__ import annotations
@@ -41,7 +51,13 @@ PROGRAM = textwrap.dedent("""
     class Words(pw.Schema):
         word: str
 
-    words = pw.io.csv.read(sys.argv[1], schema=Words, mode="static")
+    autocommit = os.environ.get("BENCH_AUTOCOMMIT_MS", "1500")
+    words = pw.io.csv.read(
+        sys.argv[1],
+        schema=Words,
+        mode="static",
+        autocommit_duration_ms=None if autocommit == "none" else int(autocommit),
+    )
     counts = words.groupby(words.word).reduce(words.word, n=pw.reducers.count())
     got = {}
 
@@ -98,14 +114,19 @@ STREAMING = textwrap.dedent("""
 """)
 
 
-def write_words(path: str, rows: int, vocabulary: int) -> None:
+def write_words(directory: str, rows: int, vocabulary: int, files: int) -> None:
+    """``rows`` words over ``files`` CSV files of ``directory`` (one header each)."""
     rng = np.random.default_rng(7)
     ranks = np.minimum(rng.zipf(1.2, size=rows), vocabulary) - 1
-    with open(path, "w") as out:
-        out.write("word\n")
-        for start in range(0, rows, 500_000):
-            out.write("\n".join(f"w{r}" for r in ranks[start : start + 500_000]))
-            out.write("\n")
+    os.makedirs(directory)
+    bounds = np.linspace(0, rows, files + 1).astype(int)
+    for file in range(files):
+        with open(os.path.join(directory, f"part-{file:03d}.csv"), "w") as out:
+            out.write("word\n")
+            for start in range(bounds[file], bounds[file + 1], 500_000):
+                end = min(start + 500_000, bounds[file + 1])
+                out.write("\n".join(f"w{r}" for r in ranks[start:end]))
+                out.write("\n")
 
 
 def spawn_command(workers: int, program: str, *args: str) -> list[str]:
@@ -119,14 +140,19 @@ def spawn_command(workers: int, program: str, *args: str) -> list[str]:
 def run_once(workers: int, program: str, words: str, rows: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
+        # Run beside the files, which are read by relative paths: which worker reads a file
+        # depends on its path, so the split is the same in every run.
         done = subprocess.run(
-            spawn_command(workers, program, words, out), capture_output=True, text=True
+            spawn_command(workers, program, os.path.basename(words), out),
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(words),
         )
         process_seconds = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"{workers} workers failed:\n{done.stderr[-3000:]}")
         for line in done.stderr.splitlines():
-            if "rows into partitioned" in line:
+            if "rows into partitioned" in line and workers > 1:
                 print(line.split("deltaflow.workers: ")[-1], file=sys.stderr)
         results = []
         for name in sorted(os.listdir(out)):
@@ -147,10 +173,12 @@ def main() -> None:
     rows = env_int("BENCH_ROWS", 5_000_000)
     vocabulary = env_int("BENCH_VOCABULARY", 100_000)
     repeats = max(1, env_int("BENCH_REPEATS", 3))
-    banner(f"workers wordcount rows={rows} vocabulary={vocabulary} repeats={repeats}")
+    files = max(1, env_int("BENCH_FILES", 64))
+    banner(f"workers wordcount rows={rows} files={files} vocabulary={vocabulary} repeats={repeats}")
+    report("load_average_start", os.getloadavg()[0], "", "lower")
     with tempfile.TemporaryDirectory() as tmp:
-        words = os.path.join(tmp, "words.csv")
-        write_words(words, rows, vocabulary)
+        words = os.path.join(tmp, "words")
+        write_words(words, rows, vocabulary, files)
         program = os.path.join(tmp, "count.py")
         with open(program, "w") as out:
             out.write(PROGRAM.replace("IMPL", impl()))
@@ -168,6 +196,7 @@ def main() -> None:
         report("speedup_2_over_1", medians[1] / medians[2], "x", "higher")
         if env_int("BENCH_WORKERS_STREAMING", 1):
             streaming(tmp, repeats)
+    report("load_average_end", os.getloadavg()[0], "", "lower")
 
 
 def streaming(tmp: str, repeats: int) -> None:

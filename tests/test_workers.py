@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -35,7 +36,7 @@ TWO_INPUTS = {
     "concat_and_filter",
     "udf_key_and_update_rows",
 }
-ONE_INPUT = {"groupby", "global_reduce", "windows"}
+ONE_INPUT = {"groupby", "global_reduce", "windows", "counts_and_sums"}
 
 
 def _environment() -> dict[str, str]:
@@ -43,6 +44,8 @@ def _environment() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, env.get("PYTHONPATH")) if p)
     env.pop("PATHWAY_PROCESSES", None)
     env.pop("PATHWAY_PROCESS_ID", None)
+    # Reduces of counts and sums combine every delta before the exchange, however small.
+    env["DELTAFLOW_WORKERS_COMBINE_ROWS"] = "0"
     return env
 
 
@@ -225,6 +228,123 @@ def test_partitioned_operators_share_the_rows(tmp_path: Path) -> None:
         assert "reduce" in line and "join_left" in line, line
         rows = int(line.split(" rows into partitioned")[0].rsplit(" ", 1)[1])
         assert rows > 0, line
+
+
+FILES_PROGRAM = Path(__file__).with_name("workers_files_program.py")
+
+
+def _write_inputs(data: Path) -> None:
+    """Several files per input, so that every worker of 2 or 3 owns some of them."""
+    for name in ("a", "b", "text"):
+        (data / name).mkdir(parents=True)
+    for file in range(9):
+        rows = [((file * 5 + i) % 13, file * 50 + i) for i in range(25 + file)]
+        (data / "a" / f"part{file}.csv").write_text(
+            "k,v\n" + "".join(f"{k},{v}\n" for k, v in rows)
+        )
+        (data / "b" / f"part{file}.jsonl").write_text(
+            "".join(json.dumps({"k": (file + i) % 13, "w": i}) + "\n" for i in range(4))
+        )
+        words = [f"w{(file * 3 + i) % 17}" for i in range(20)]
+        (data / "text" / f"part{file}.txt").write_text("\n".join(words) + "\n")
+
+
+def run_files(mode: str, workers: int, data: Path, tmp: Path) -> tuple[dict[str, Any], str]:
+    out = tmp / f"{mode}{workers}.json"
+    # Paths relative to the data directory: row ids (from the connector's name and each
+    # file's path) are then the same whatever the directory.
+    done = spawn(workers, str(FILES_PROGRAM), mode, ".", str(out), cwd=data)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text()), done.stderr
+
+
+def ranked(changes: list[list[Any]]) -> dict[int, Counter]:
+    """:func:`per_time` with times replaced by their rank (file inputs get clock times)."""
+    times = per_time(changes)
+    return {rank: times[time] for rank, time in enumerate(sorted(times))}
+
+
+def rows_read(stderr: str, workers: int) -> list[int]:
+    """Per worker, the rows it read from inputs split by path (its log line)."""
+    found = {}
+    for line in stderr.splitlines():
+        match = re.search(r"worker (\d+) of \d+: .* (\d+) rows read here", line)
+        if match:
+            found[int(match.group(1))] = int(match.group(2))
+    assert sorted(found) == list(range(workers)), stderr[-3000:]
+    return [found[w] for w in range(workers)]
+
+
+def final_state(changes: list[list[Any]]) -> Counter:
+    state: Counter = Counter()
+    for _, key, row, diff in changes:
+        state[(key, json.dumps(row))] += diff
+    return +state
+
+
+def test_static_files_are_split_by_path_with_the_same_results(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _write_inputs(data)
+    reference, _ = run_files("static", 1, data, tmp_path)
+    assert {name: len(changes) > 5 for name, changes in reference.items()} == dict.fromkeys(
+        ("counts", "join", "words", "rows"), True
+    )
+    for workers in (2, 3):
+        produced, stderr = run_files("static", workers, data, tmp_path)
+        for name, changes in reference.items():
+            assert ranked(produced[name]) == ranked(changes), f"{name} on {workers} workers"
+        read = rows_read(stderr, workers)
+        assert all(rows > 0 for rows in read), read  # every worker read its share
+        assert sum(read) == sum(25 + f for f in range(9)) + 9 * 4 + 9 * 20
+
+
+def test_streaming_files_are_split_by_path_with_the_same_results(tmp_path: Path) -> None:
+    results = []
+    for workers in (1, 2, 3):
+        data = tmp_path / f"data{workers}"
+        (data / "a").mkdir(parents=True)
+        for file in range(3):  # read at once; more come while running (see the program)
+            rows = [((file * 7 + i) % 11, file * 100 + i) for i in range(30)]
+            (data / "a" / f"part{file}.csv").write_text(
+                "k,v\n" + "".join(f"{k},{v}\n" for k, v in rows)
+            )
+        produced, stderr = run_files("streaming", workers, data, tmp_path)
+        results.append(produced)
+        if workers > 1:
+            assert all(rows > 0 for rows in rows_read(stderr, workers))
+    one = results[0]
+    assert len(per_time(one["counts"])) >= 3  # files kept coming: several times
+    for produced in results[1:]:
+        for name in ("counts", "rows"):
+            per_time(produced[name])  # each time consolidated
+            assert final_state(produced[name]) == final_state(one[name]), name
+
+
+def test_reduces_of_counts_and_sums_send_partial_sums(tmp_path: Path) -> None:
+    """A reduce of counts and integer sums exchanges at most a row or two per group and
+    worker (counted in the workers' log lines), with the results of one worker."""
+    many = [[label, label % 4, label % 9, 2 + 2 * (label % 3), 1] for label in range(1, 400)]
+    many += [[label, label % 4, label % 9, 8, -1] for label in range(1, 400, 7)]
+    cases = [{"pipeline": "counts_and_sums", "streams": [many]}]
+    assert_same_on_workers(cases, tmp_path, (2,))
+    spec = tmp_path / "cases.json"
+    done = spawn(2, str(PROGRAM), str(spec), str(tmp_path / "out.json"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    combined = re.findall(r"(\d+) rows combined into (\d+)", done.stderr)
+    assert len(combined) == 2, done.stderr[-3000:]
+    before = sum(int(b) for b, _ in combined)
+    after = sum(int(a) for _, a in combined)
+    # Worker 0 holds the input: per time, 4 + 9 groups of at most 2 rows instead of ~100 rows.
+    assert before >= 2 * 400 and after <= 4 * 2 * (4 + 9), combined
+
+
+def test_combining_keeps_the_update_streams_of_one_worker(tmp_path: Path) -> None:
+    cases = [
+        {"pipeline": "counts_and_sums", "streams": [LEFT]},
+        {"pipeline": "counts_and_sums", "streams": [RIGHT]},
+        {"pipeline": "join_groupby", "streams": [LEFT, RIGHT]},
+    ]
+    assert_same_on_workers(cases, tmp_path, (2, 3))
 
 
 _FAILING = textwrap.dedent("""

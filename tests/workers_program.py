@@ -41,6 +41,15 @@ def groupby(t: pw.Table) -> pw.Table:
     )
 
 
+def counts_and_sums(t: pw.Table) -> pw.Table:
+    # Only counts and integer sums: each worker combines its rows before the exchange.
+    by_k = t.groupby(t.k).reduce(
+        t.k, n=pw.reducers.count(), s=pw.reducers.sum(t.v), avg=pw.reducers.avg(t.v)
+    )
+    by_v = t.groupby(t.v).reduce(t.v, n=pw.reducers.count())
+    return by_k.join_left(by_v, by_k.k == by_v.v).select(by_k.k, by_k.n, by_k.s, by_k.avg, m=by_v.n)
+
+
 def join_groupby(a: pw.Table, b: pw.Table) -> pw.Table:
     joined = a.join_left(b, a.k == b.k).select(k=a.k, x=a.v * 10 + pw.coalesce(b.v, 0))
     return joined.groupby(pw.this.k).reduce(
@@ -110,6 +119,7 @@ PIPELINES: dict[str, Callable[..., pw.Table]] = {
     "windows": windows,
     "udf_key_and_update_rows": udf_key_and_update_rows,
     "groupby": groupby,
+    "counts_and_sums": counts_and_sums,
     "join_groupby": join_groupby,
     "outer_join": outer_join,
     "reduce_then_join": reduce_then_join,

@@ -330,3 +330,78 @@ def test_read_fails_when_the_store_stays_unreachable(
     s3.stop()
     with pytest.raises(Exception, match="stayed unreachable"):
         pw.debug.table_to_dicts(table)
+
+
+_WORKERS_PROGRAM = """
+import json, os, sys
+import deltaflow as pw
+
+class KV(pw.Schema):
+    k: int
+    v: str
+
+settings = pw.io.s3.AwsS3Settings(
+    bucket_name=sys.argv[2], endpoint=sys.argv[1], with_path_style=True, region="us-east-1"
+)
+table = pw.io.s3.read("split/", "csv", schema=KV, mode="static", aws_s3_settings=settings)
+counts = table.groupby(table.v).reduce(table.v, n=pw.reducers.count())
+changes = []
+pw.io.subscribe(
+    counts, on_change=lambda key, row, time, is_addition: changes.append([row, is_addition])
+)
+pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+if os.environ.get("PATHWAY_PROCESS_ID", "0") == "0":
+    json.dump(changes, open(sys.argv[3], "w"))
+"""
+
+
+def test_objects_are_split_between_workers_by_key(s3: MotoS3, tmp_path: Path) -> None:
+    """With ``deltaflow spawn -n 2``, each worker downloads its share of the objects, and
+    the results are those of one worker."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    s3.create_bucket(BUCKET)
+    for obj in range(12):
+        rows = [(obj * 100 + i, f"v{(obj + i) % 5}") for i in range(10 + obj)]
+        s3.put(BUCKET, f"split/{obj:03d}.csv", "k,v\n" + "".join(f"{k},{v}\n" for k, v in rows))
+    program = tmp_path / "program.py"
+    program.write_text(_WORKERS_PROGRAM)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
+    results = []
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}.json"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "deltaflow",
+                "spawn",
+                "-n",
+                str(workers),
+                sys.executable,
+                str(program),
+                s3.endpoint,
+                BUCKET,
+                str(out),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        results.append(json.loads(out.read_text()))
+        if workers == 2:
+            read = re.findall(r"(\d+) rows read here from inputs split by path", done.stderr)
+            assert len(read) == 2 and all(int(n) > 0 for n in read), done.stderr[-3000:]
+            assert sum(int(n) for n in read) == sum(10 + obj for obj in range(12))
+    one, two = results
+    assert sorted(map(json.dumps, one)) == sorted(map(json.dumps, two))
+    assert len(one) == 5

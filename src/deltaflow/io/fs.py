@@ -19,7 +19,7 @@ import glob
 import logging
 import os
 import time as _time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, BinaryIO, Literal
 
@@ -140,6 +140,12 @@ class FileReader(Reader):
         # Static mode: bytes of the files found and bytes handed to the parser (progress).
         self._bytes_total = 0
         self._bytes_read = 0
+        self._owns: Callable[[str], bool] | None = None  # this worker's share of the files
+
+    def keep_paths(self, owns: Callable[[str], bool]) -> None:
+        """Read only the files whose path ``owns`` accepts (as listed: relative paths stay
+        relative, so every worker of a run judges a file by the same text)."""
+        self._owns = owns
 
     def seek(self, frontier: OffsetAntichain) -> None:
         """Resume after ``frontier`` (file path -> modification time in ns when it was read).
@@ -200,6 +206,11 @@ class FileReader(Reader):
 
     # --- scanning --------------------------------------------------------------------------
     def _list(self) -> list[str]:
+        found = self._list_all()
+        owns = self._owns
+        return found if owns is None else [path for path in found if owns(path)]
+
+    def _list_all(self) -> list[str]:
         if glob.has_magic(self.path):
             found = glob.glob(self.path, recursive=True)
             return sorted(
@@ -440,7 +451,10 @@ def read_files(
             chunk_bytes=CHUNK_BYTES if fmt in LINE_FORMATS else None,
         )
 
-    return input_table(replace(options, schema=table_schema), make_reader, parser)
+    # Files are split between workers by path (each worker reads its share).
+    return input_table(
+        replace(options, schema=table_schema), make_reader, parser, splits_by_path=True
+    )
 
 
 def read(

@@ -4,8 +4,8 @@
 ``pathway spawn`` uses, how many processes there are and which one it is:
 
 * ``PATHWAY_PROCESSES``: the number of worker processes (default 1: one process, no exchange);
-* ``PATHWAY_PROCESS_ID``: this process's index, 0 to N - 1 (worker 0 runs the inputs, the
-  outputs and the operators that are not partitioned);
+* ``PATHWAY_PROCESS_ID``: this process's index, 0 to N - 1 (worker 0 decides the times and
+  runs the outputs, the inputs not split by path and the operators that are not partitioned);
 * ``PATHWAY_FIRST_PORT``: worker ``i`` listens on ``127.0.0.1:<first port + i>``;
 * ``PATHWAY_ADDRESSES``: instead of the first port, ``host:port`` of every worker,
   comma-separated (workers on several machines);
@@ -36,7 +36,8 @@ class WorkerConfig:
 
     @property
     def is_coordinator(self) -> bool:
-        """Worker 0 runs inputs and sinks and decides the times everyone processes."""
+        """Worker 0 runs the sinks (and the inputs not split by path) and decides the times
+        everyone processes."""
         return self.index == 0
 
 

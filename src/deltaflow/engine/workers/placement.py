@@ -1,7 +1,9 @@
 """Where each operator runs with several workers, and how partitioned inputs are split.
 
-Three placements:
+The placements:
 
+* ``INPUT`` / ``SPLIT_INPUT``: an input runs on worker 0, or on every worker when its
+  reader can read a share of its paths (see ``inputs``).
 * ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat) run on every
   worker over the rows that worker holds; nothing moves.
 * ``PARTITIONED``: groupby-reduce and plain joins. Each input row goes to the worker owning
@@ -39,7 +41,8 @@ _SHARE_DIVISOR = 1 << 29
 
 
 class Placement(Enum):
-    INPUT = "input"  # the sources' rows enter on worker 0
+    INPUT = "input"  # the source's rows enter on worker 0
+    SPLIT_INPUT = "split input"  # read on every worker, each its share of the paths
     LOCAL = "local"
     PARTITIONED = "partitioned"
     SINGLE = "single"
@@ -100,9 +103,10 @@ def partition_hashers(op: Operator, keeps_errors: bool) -> list[KeyHasher] | Non
     return None
 
 
-def placement_of(op: Operator, hashers: list[KeyHasher] | None) -> Placement:
+def placement_of(op: Operator, hashers: list[KeyHasher] | None, *, split: bool) -> Placement:
+    """Where ``op`` runs; ``split``: an input read on every worker."""
     if isinstance(op, InputOperator):
-        return Placement.INPUT
+        return Placement.SPLIT_INPUT if split else Placement.INPUT
     if hashers is not None:
         return Placement.PARTITIONED
     if type(op) in _LOCAL:

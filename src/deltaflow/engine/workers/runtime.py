@@ -20,8 +20,9 @@ gets each time's changes consolidated once.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -31,7 +32,14 @@ from deltaflow.engine.batch import concat_batches, consolidate
 from deltaflow.engine.boundary import sink_errors
 from deltaflow.engine.operators import InputOperator
 from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
+from deltaflow.engine.workers.combine import combine_threshold, combiner_for
 from deltaflow.engine.workers.config import WorkerConfig
+from deltaflow.engine.workers.inputs import (
+    RemoteCommit,
+    SplitInputHandle,
+    path_share,
+    splits_by_path,
+)
 from deltaflow.engine.workers.placement import (
     KeyHasher,
     Placement,
@@ -68,9 +76,17 @@ class PartitionedRuntime(Runtime):
         self._hashers: list[list[KeyHasher] | None] = [
             partition_hashers(op, keeping_errors) for op in self.operators
         ]
+        # Inputs read on every worker, each its share of the paths (see ``inputs``).
+        split = {
+            self._index[op.node.uid]
+            for op, _ in self.inputs
+            if splits_by_path(op.node.source) and op.node.uid not in self._log_inputs()
+        }
         self._placement = [
-            placement_of(op, hashers)
-            for op, hashers in zip(self.operators, self._hashers, strict=True)
+            placement_of(op, hashers, split=position in split)
+            for position, (op, hashers) in enumerate(
+                zip(self.operators, self._hashers, strict=True)
+            )
         ]
         # Whether an operator's output may have rows on any worker (else only on worker 0).
         self._spread: list[bool] = []
@@ -78,7 +94,7 @@ class PartitionedRuntime(Runtime):
             if where is Placement.LOCAL:
                 self._spread.append(any(self._spread[i] for i in self._inputs_of[position]))
             else:
-                self._spread.append(where is Placement.PARTITIONED)
+                self._spread.append(where in (Placement.PARTITIONED, Placement.SPLIT_INPUT))
         # Operators whose inputs move between workers before they run.
         self._exchanging = {
             position
@@ -97,13 +113,22 @@ class PartitionedRuntime(Runtime):
         for _, handle in self.inputs:
             handle.accepts_parts = False
         self._part_paths = {}
-        if not coordinator:  # inputs and sinks live on worker 0
-            self.inputs = []
-            self.sinks = []
-            self._data_handles = []
-            self._log_handles = []
         self.mesh = mesh_for(config)
+        self.mesh.runs += 1
+        self._run_number = self.mesh.runs
+        self._split_handles: dict[int, SplitInputHandle] = {}
+        self._set_up_split_inputs(split)
+        # Partitioned reduces whose rows are combined before the exchange (see ``combine``).
+        self._combiners = {
+            position: combiner
+            for position, op in enumerate(self.operators)
+            if self._placement[position] is Placement.PARTITIONED
+            and (combiner := combiner_for(op)) is not None
+        }
+        self._combine_rows = combine_threshold()
+        self.rows_combined = [0, 0]  # rows combined, and the rows they became
         self.times_processed = 0
+        self.split_rows = 0  # rows this worker's share of the split inputs gave
         self.partitioned_rows = 0  # rows this worker's partitioned operators ran on
         self.rows_exchanged = 0  # rows this worker sent to others
         logger.debug(
@@ -112,6 +137,49 @@ class PartitionedRuntime(Runtime):
             config.count,
             [(op.describe(), where.value) for op, where in zip(self.operators, self._placement)],
         )
+
+    def _set_up_split_inputs(self, split: set[int]) -> None:
+        """Give each input read on every worker (operator positions ``split``) this worker's
+        share of the paths; on worker 0, a handle that also takes the other workers' commits.
+        The other workers keep only those inputs, and no sink."""
+        coordinator, config = self.config.is_coordinator, self.config
+        for index, (op, handle) in enumerate(self.inputs):
+            position = self._index[op.node.uid]
+            if position not in split:
+                continue
+            source: Any = op.node.source
+            source.path_share = path_share(config.index, config.count)
+            if coordinator:
+                static = bool(getattr(source, "static", False))
+                replaced = SplitInputHandle(
+                    handle.name, self._wake.set, self.mesh.peers, static=static
+                )
+                self.inputs[index] = (op, replaced)
+                self._split_handles[position] = replaced
+        if coordinator:
+            logs = self._log_inputs()
+            self._data_handles = [h for op, h in self.inputs if op.node.uid not in logs]
+        else:
+            self.inputs = [(op, h) for op, h in self.inputs if self._index[op.node.uid] in split]
+            self.sinks = []
+            self._data_handles = [handle for _, handle in self.inputs]
+            self._log_handles = []
+
+    def _check_failures(self) -> None:
+        """Also fail when another worker failed or exited, even while this one only waits
+        for its sources (worker 0 waiting for a static input to finish everywhere)."""
+        super()._check_failures()
+        if self.mesh.failure is not None:
+            raise WorkerError(self.mesh.failure)
+
+    def _log_inputs(self) -> set[int]:
+        """The uids of the inputs of error log tables (they stay on worker 0)."""
+        from deltaflow.errors import ErrorLogSource
+
+        return {op.node.uid for op, _ in self.inputs if isinstance(op.node.source, ErrorLogSource)}
+
+    def _static_input(self, index: int) -> bool:
+        return bool(getattr(self.inputs[index][0].node.source, "static", False))
 
     def partitioned_operators(self) -> list[str]:
         """The operators whose state is split between the workers by key (for tests, logs)."""
@@ -125,22 +193,33 @@ class PartitionedRuntime(Runtime):
     def _loop(self) -> None:
         try:
             self._check_same_plan()
-            if self.config.is_coordinator:
-                super()._loop()
-                self.mesh.broadcast(("end",))
-            else:
-                self._follow()
+            self.mesh.notify = self._wake.set  # a message or a peer's failure wakes the loop
+            try:
+                if self.config.is_coordinator:
+                    self.mesh.on_reports(self._run_number, self._on_report)
+                    try:
+                        super()._loop()
+                    finally:
+                        self.mesh.on_reports(self._run_number + 1, None)
+                    self.mesh.broadcast(("end",))
+                else:
+                    self._follow()
+            finally:
+                self.mesh.notify = None
         except BaseException as exc:
             self.mesh.tell_failure(f"{type(exc).__name__}: {exc}")
             raise
         logger.info(
-            "worker %d of %d: %d times, %d rows into partitioned operators (%s), "
+            "worker %d of %d: %d times, %d rows read here from inputs split by path, "
+            "%d rows into partitioned operators (%s), %d rows combined into %d, "
             "%d rows (%d bytes in all) sent to other workers",
             self.config.index,
             self.config.count,
             self.times_processed,
+            self.split_rows,
             self.partitioned_rows,
             ", ".join(self.partitioned_operators()) or "none",
+            *self.rows_combined,
             self.rows_exchanged,
             self.mesh.bytes_sent,
         )
@@ -167,23 +246,89 @@ class PartitionedRuntime(Runtime):
                 f"(the program must build the same tables, in the same order, on every worker)"
             )
 
+    def _on_report(self, peer: int, message: tuple[Any, ...]) -> None:
+        """On worker 0 (on the mesh's receiving thread): worker ``peer`` reported commits of
+        its split inputs, or that some of them finished there."""
+        _, _, commits, finished = message
+        by_input: dict[int, list[tuple[int, int | None]]] = {}
+        for position, sequence, pinned in commits:
+            by_input.setdefault(position, []).append((sequence, pinned))
+        for position in set(by_input) | set(finished):
+            self._split_handles[position].add_remote(
+                peer, by_input.get(position, []), position in finished
+            )
+
     def _follow(self) -> None:
-        """A worker other than 0: process the times worker 0 announces until the run ends."""
+        """A worker other than 0: report what its sources commit, and process the times
+        worker 0 announces, with the commits it names, until the run ends."""
+        held: dict[int, tuple[int, pl.DataFrame]] = {}  # sequence -> (input index, rows)
+        sequences = itertools.count()
+        reported_finished: set[int] = set()
         while True:
-            message = self.mesh.receive(0)
+            self._wake.clear()  # before looking: a push or a message after it wakes the wait
+            self._check_failures()
+            self._report(held, sequences, reported_finished)
+            message = self.mesh.poll(0)
+            if message is None:
+                self._wake.wait(0.05)
+                continue
             if message[0] == "end":
                 return
             if message[0] != "time":
                 raise WorkerError(
                     f"worker {self.config.index}: expected a time from worker 0, got {message[0]!r}"
                 )
-            _, time, exchanges = message
-            self._run_time(time, [], frozenset(exchanges))
+            _, time, exchanges, chosen = message
+            batches = [held.pop(sequence) for sequence in chosen]
+            self._run_time(time, batches, frozenset(exchanges))
+            for index, batch in batches:
+                if not self._static_input(index):  # static rows were let go when reported
+                    self.inputs[index][1].mark_processed(batch.height)
+
+    def _report(
+        self,
+        held: dict[int, tuple[int, pl.DataFrame]],
+        sequences: Iterator[int],
+        reported_finished: set[int],
+    ) -> None:
+        """Tell worker 0 about the commits this worker's sources pushed since the last
+        report (kept in ``held`` until a time takes them) and the inputs that finished."""
+        commits: list[tuple[int, int, int | None]] = []
+        finished: list[int] = []
+        for index, (op, handle) in enumerate(self.inputs):
+            position = self._index[op.node.uid]
+            done = handle.finished  # before taking: then nothing can follow what is taken
+            for pushed in handle.take():
+                if self._static_input(index):
+                    handle.mark_processed(pushed.batch.height)
+                if pushed.batch.height == 0:
+                    continue
+                sequence = next(sequences)
+                held[sequence] = (index, pushed.batch)
+                commits.append((position, sequence, pushed.time))
+            if done and position not in reported_finished:
+                reported_finished.add(position)
+                finished.append(position)
+        if commits or finished:
+            self.mesh.send(0, ("report", self._run_number, commits, finished))
 
     def _process(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> None:
+        """On worker 0: announce ``time`` (with, to each worker, its commits that make it),
+        then process it."""
+        local: list[tuple[int, pl.DataFrame]] = []
+        chosen: dict[int, list[int]] = {peer: [] for peer in self.mesh.peers}
+        for index, batch in batches:
+            if isinstance(batch, RemoteCommit):
+                local.extend((index, frame) for frame in batch.local)
+                for worker, sequence in batch.remote:
+                    chosen[worker].append(sequence)
+            else:
+                local.append((index, batch))
         exchanges = self._exchanges_at(time, batches)
-        self.mesh.broadcast(("time", time, tuple(sorted(exchanges))))
-        self._run_time(time, batches, exchanges)
+        ordered = tuple(sorted(exchanges))
+        for peer in self.mesh.peers:
+            self.mesh.send(peer, ("time", time, ordered, tuple(chosen[peer])))
+        self._run_time(time, local, exchanges)
         if self._self_timed:
             self._process_requested_times()
 
@@ -207,6 +352,11 @@ class PartitionedRuntime(Runtime):
     ) -> None:
         for index, batch in batches:
             self.inputs[index][0].pending.append(batch)
+            if (
+                self._placement[self._index[self.inputs[index][0].node.uid]]
+                is Placement.SPLIT_INPUT
+            ):
+                self.split_rows += batch.height
         self.last_time = time
         self.times_processed += 1
         coordinator = self.config.is_coordinator
@@ -254,6 +404,13 @@ class PartitionedRuntime(Runtime):
                 return [None] * len(deltas)
             received = self._receive(time, position, mesh.peers, len(deltas))
             return _combine(deltas, received)
+        combiner = self._combiners.get(position)
+        first = deltas[0]
+        if combiner is not None and first is not None and first.height >= self._combine_rows:
+            combined = combiner(first)
+            self.rows_combined[0] += first.height
+            self.rows_combined[1] += combined.height
+            deltas = [combined]
         shares = [
             None if d is None or d.height == 0 else split_by_key(d, hasher(d), self.config.count)
             for d, hasher in zip(deltas, hashers, strict=True)

@@ -16,6 +16,9 @@ Messages are tuples whose first item is their kind:
 * ``("time", time, exchanges)``: worker 0 tells the others to process ``time``; ``exchanges``
   are the operator positions whose inputs are exchanged in it (see ``runtime``);
 * ``("data", time, position, frames)``: one worker's share of an operator's input deltas;
+* ``("report", run, commits, finished)``: a worker other than 0 tells worker 0 about the
+  commits its share of the split inputs made (see ``inputs``); routed at once, on the
+  receiving thread, to the handler of the run it belongs to (:meth:`Mesh.on_reports`);
 * ``("end",)``: the run is over; ``("failed", worker, text)``: a worker failed.
 """
 
@@ -30,6 +33,7 @@ import queue
 import socket
 import threading
 import time as _time
+from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
@@ -83,6 +87,17 @@ class Mesh:
             peer: queue.Queue() for peer in self.peers
         }
         self.bytes_sent = 0
+        #: Called after every message queued for the engine loop (a follower waits for its
+        #: sources and for worker 0 at once).
+        self.notify: Callable[[], None] | None = None
+        #: The first failure or exit of a peer, as the error's text (None: none so far).
+        self.failure: str | None = None
+        #: Runs started in this process (the workers count them alike; reports carry it).
+        self.runs = 0
+        self._report_lock = threading.Lock()
+        self._report_run = -1
+        self._report_handler: Callable[[int, tuple[Any, ...]], None] | None = None
+        self._early_reports: list[tuple[int, tuple[Any, ...]]] = []
         self._connect(timeout)
         for peer, connection in self._connections.items():
             threading.Thread(
@@ -164,11 +179,54 @@ class Mesh:
                     message = (kind, time, position, frames)
             except (EOFError, OSError):
                 inbox.put(("gone",))
+                self._note_failure(f"worker {self.index}: worker {peer} exited during the run")
                 return
             except Exception as exc:  # noqa: BLE001 - surfaced by the receiving engine loop
                 inbox.put(("failed", peer, f"undecodable message: {exc!r}"))
+                self._note_failure(f"worker {peer} failed: undecodable message: {exc!r}")
                 return
+            if message[0] == "report":
+                self._deliver_report(peer, message)
+                continue
             inbox.put(message)
+            if message[0] == "failed":
+                self._note_failure(f"worker {message[1]} failed: {message[2]}")
+            self._notify()
+
+    def _note_failure(self, text: str) -> None:
+        """Remember the first failure of a peer (an engine loop waiting for its sources, not
+        for a peer, learns of it through :attr:`failure`) and wake the loop."""
+        if self.failure is None:
+            self.failure = text
+        self._notify()
+
+    def _notify(self) -> None:
+        notify = self.notify
+        if notify is not None:
+            notify()
+
+    # --- reports of split inputs -------------------------------------------------------------
+    def on_reports(self, run: int, handler: Callable[[int, tuple[Any, ...]], None] | None) -> None:
+        """Route the reports of run ``run`` to ``handler(peer, message)`` (None: keep them
+        until a handler comes); reports of earlier runs are dropped, later ones kept."""
+        with self._report_lock:
+            self._report_run, self._report_handler = run, handler
+            waiting, self._early_reports = self._early_reports, []
+            for peer, message in waiting:
+                self._deliver_locked(peer, message)
+
+    def _deliver_report(self, peer: int, message: tuple[Any, ...]) -> None:
+        with self._report_lock:  # one peer's reports reach the handler in order
+            self._deliver_locked(peer, message)
+
+    def _deliver_locked(self, peer: int, message: tuple[Any, ...]) -> None:
+        run = message[1]
+        if run < self._report_run:
+            return
+        if run > self._report_run or self._report_handler is None:
+            self._early_reports.append((peer, message))
+            return
+        self._report_handler(peer, message)
 
     # --- messages ----------------------------------------------------------------------------
     def send(self, peer: int, message: tuple[Any, ...]) -> None:
@@ -209,6 +267,14 @@ class Mesh:
         if message[0] == "failed":
             raise WorkerError(f"worker {message[1]} failed: {message[2]}")
         return message
+
+    def poll(self, peer: int) -> tuple[Any, ...] | None:
+        """The next message from ``peer`` if one is waiting, else None (failures as in
+        :meth:`receive`)."""
+        inbox = self._queues[peer]
+        if inbox.empty():
+            return None
+        return self.receive(peer)
 
     def tell_failure(self, text: str) -> None:
         """Best effort: let every peer know this worker failed, so none waits for it."""

@@ -198,10 +198,13 @@ def input_table(
     parser: Parser,
     *,
     keep_row_state: bool = False,
+    splits_by_path: bool = False,
 ) -> Table:
     """The input table of a reader: ``reader_factory()`` builds a fresh reader for every run,
     ``parser`` turns its records into rows of ``options.schema``. ``keep_row_state`` makes the
-    session remember each id's current row, which upserts and deletions by key need."""
+    session remember each id's current row, which upserts and deletions by key need.
+    ``splits_by_path``: the reader can read a share of its paths (``Reader.keep_paths``), so
+    several workers may each read theirs."""
     if options.schema is None:
         raise ValueError(f"{options.label}: the input table needs a schema")
     return reader_table(
@@ -213,6 +216,8 @@ def input_table(
         autocommit_duration_ms=options.autocommit_duration_ms,
         max_backlog_size=options.max_backlog_size,
         keep_row_state=keep_row_state,
+        splits_by_path=splits_by_path,
+        static=not options.streaming,
     )
 
 

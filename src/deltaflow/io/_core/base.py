@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import time as _time
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -197,6 +197,12 @@ class Reader(ABC):
         """``(bytes read, bytes to read)`` when the reader knows how much there is (static
         files); None otherwise. Called from the monitor's thread: only read counters."""
         return None
+
+    def keep_paths(self, owns: Callable[[str], bool]) -> None:
+        """Read only the files (or objects) whose path ``owns`` accepts: with several
+        workers, each reads its share of a set of paths. Only readers whose session was
+        built with ``splits_by_path=True`` are asked."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read a share of its paths")
 
     def checkpointed(self, frontier: OffsetAntichain) -> None:  # noqa: B027 - optional
         """A checkpoint now holds everything read up to ``frontier``.

@@ -94,6 +94,8 @@ class InputSession(Source):
         keep_row_state: bool = False,
         seek_to: OffsetAntichain | None = None,
         named: bool = True,
+        splits_by_path: bool = False,
+        static: bool = False,
     ) -> None:
         self.name = name
         self.named = named  # the user chose the name (SELECTIVE_PERSISTING keeps only those)
@@ -123,6 +125,14 @@ class InputSession(Source):
         self._bad_records = BadRecordLog(name)  # renewed at every run
         #: The io.synchronization group this session's table belongs to, if any.
         self.sync_group: Any = None
+        #: Whether the reader can read a share of its paths (files, objects): with several
+        #: workers, each then reads its own share (see ``Reader.keep_paths``).
+        self.splits_by_path = splits_by_path
+        #: Whether the input is read once and then finishes (``mode="static"``).
+        self.static = static
+        #: Set by a run on several workers before the session starts: the paths this
+        #: worker reads (None: all of them).
+        self.path_share: Callable[[str], bool] | None = None
 
     @property
     def current_handle(self) -> SourceHandle | None:
@@ -172,6 +182,8 @@ class InputSession(Source):
             self._progress = reader.progress
             if self.reader_check is not None:
                 self.reader_check(reader)
+            if self.path_share is not None:
+                reader.keep_paths(self.path_share)
             if self.seek_to:
                 reader.seek(self.seek_to)
             with reporting_to(self._bad_records):  # bad values of the parser, rate-limited

@@ -12,7 +12,7 @@ import fnmatch
 import itertools
 import logging
 import time as _time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,8 @@ class S3Lister:
         self.threads = threads
         self.download = download
         self.known: dict[str, ObjectInfo] = {}
+        #: With several workers: the object keys this worker reads (None: all).
+        self.owns: Callable[[str], bool] | None = None
         self._client: Any = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -114,6 +116,8 @@ class S3Lister:
                     if self.path_filter is not None and not fnmatch.fnmatchcase(
                         key, self.path_filter
                     ):
+                        continue
+                    if self.owns is not None and not self.owns(key):
                         continue
                     found.append(
                         ObjectInfo(
@@ -236,6 +240,10 @@ class S3Reader(Reader):
         self._next_listing = 0.0
         self._listed_once = False
         self._emitted: set[str] = set()
+
+    def keep_paths(self, owns: Callable[[str], bool]) -> None:
+        """List only the objects whose key ``owns`` accepts (this worker's share)."""
+        self.lister.owns = owns
 
     def seek(self, frontier: OffsetAntichain) -> None:
         """Resume after ``frontier`` (object key -> ETag when it was read).

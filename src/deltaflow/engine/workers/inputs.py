@@ -1,0 +1,136 @@
+"""Inputs read on every worker: files and objects split between the workers by path.
+
+An input whose reader can read a share of its paths (``InputSession.splits_by_path``: the
+file connectors and S3) runs on every worker; worker ``i`` reads the paths whose stable hash
+falls to it (:func:`path_owner`). Every other input (the Python subject, databases, queues)
+runs on worker 0 only.
+
+Times stay worker 0's to decide, by the rules of one worker (``Runtime._loop``) applied to
+the commits of all workers. A worker other than 0 keeps the commits its sources push and
+reports each one to worker 0 (``("report", run, commits, finished)``: input position, a
+sequence number and the pinned time, if any, of each commit, and the inputs that finished
+there). On worker 0, a :class:`SplitInputHandle` stands for the input: the engine loop takes
+from it the commits pushed there and, for each commit reported by another worker, a
+:class:`RemoteCommit` placeholder, so the loop gives every commit its time exactly as if all
+of them had been pushed on one worker. The time message then tells each worker which of its
+commits make the time; none of their rows move before that, and a commit is never split.
+
+A static input is held until it has finished on every worker and then makes one commit of
+all their rows, as a static read on one worker that finishes within its autocommit
+duration does: a static read gives the same times whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from deltaflow.engine.boundary import Pushed, SourceHandle
+
+
+def path_owner(path: str, count: int) -> int:
+    """The worker, of ``count``, that reads ``path`` (a stable hash of the path's text, the
+    same in every process and every run)."""
+    digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % count
+
+
+def path_share(index: int, count: int) -> Callable[[str], bool]:
+    """Whether a path is worker ``index``'s to read, among ``count`` workers."""
+
+    def owns(path: str) -> bool:
+        return path_owner(path, count) == index
+
+    return owns
+
+
+def splits_by_path(source: Any) -> bool:
+    """Whether an input's source can run on every worker, each reading a share of its
+    paths (not when it belongs to a synchronization group, whose order is kept on one
+    worker)."""
+    return bool(getattr(source, "splits_by_path", False)) and (
+        getattr(source, "sync_group", None) is None
+    )
+
+
+class RemoteCommit(pl.DataFrame):
+    """A placeholder the engine loop on worker 0 takes as one commit of a split input: the
+    rows pushed on worker 0 that belong to it (``local``) and the commits of other workers
+    (``remote``: ``(worker, sequence number)``) that make it. It has no rows of its own."""
+
+    local: list[pl.DataFrame]
+    remote: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, local: list[pl.DataFrame], remote: list[tuple[int, int]]) -> RemoteCommit:
+        placeholder = cls()
+        placeholder.local = local
+        placeholder.remote = remote
+        return placeholder
+
+
+class SplitInputHandle(SourceHandle):
+    """Worker 0's handle of an input read on every worker: its own source pushes into it
+    as usual, and the commits the other workers report are added to what it gives the
+    engine loop. It has finished when the input has finished on every worker."""
+
+    def __init__(
+        self, name: str, notify: Callable[[], None], peers: list[int], *, static: bool
+    ) -> None:
+        super().__init__(name, notify)
+        self.static = static
+        self._remote: list[tuple[int, int, int | None]] = []  # (worker, sequence, pinned)
+        self._peers_finished = dict.fromkeys(peers, False)
+
+    def push(
+        self,
+        batch: pl.DataFrame,
+        *,
+        time: int | None = None,
+        offsets: Any = None,
+        consolidated: bool = False,
+        more: bool = False,
+    ) -> None:
+        super().push(batch, time=time, offsets=offsets, consolidated=consolidated, more=more)
+        if self.static:  # held until every worker finished: it must not hold the reader up
+            self.mark_processed(batch.height)
+
+    def add_remote(self, worker: int, commits: list[tuple[int, int | None]], done: bool) -> None:
+        """Worker ``worker`` reported ``commits`` (sequence number, pinned time) of this
+        input, and, with ``done``, that the input has finished there."""
+        with self._lock:
+            self._remote.extend((worker, sequence, pinned) for sequence, pinned in commits)
+            if done:
+                self._peers_finished[worker] = True
+        self._notify()
+
+    def _everywhere_finished(self) -> bool:
+        return self._finished and all(self._peers_finished.values())
+
+    def take(self) -> list[Pushed]:
+        with self._lock:
+            if self.static and not self._everywhere_finished():
+                return []
+            local, self._pending = self._pending, []
+            remote, self._remote = self._remote, []
+        if self.static:
+            if not local and not remote:
+                return []
+            frames = [pushed.batch for pushed in local if pushed.batch.height]
+            commit = RemoteCommit.of(frames, [(worker, seq) for worker, seq, _ in remote])
+            return [Pushed(commit, None, local[-1].offsets if local else None, False)]
+        return local + [
+            Pushed(RemoteCommit.of([], [(worker, seq)]), pinned, None, False)
+            for worker, seq, pinned in remote
+        ]
+
+    def has_pending(self) -> bool:
+        return bool(self._pending or self._remote)
+
+    @property
+    def finished(self) -> bool:
+        with self._lock:
+            return self._everywhere_finished() and not self._pending and not self._remote
