@@ -72,3 +72,57 @@ def test_flatten_of_a_json_that_is_not_a_list() -> None:
     t.flatten(t.note)
     with pytest.raises(ValueError, match="Pathway can't flatten this Json: null"):
         pw.run_all(monitoring_level=pw.MonitoringLevel.NONE)
+
+
+@pw.udf(executor=pw.udfs.fully_async_executor())
+async def _double(a: int) -> int:
+    return 2 * a
+
+
+def _with_future() -> pw.Table:
+    t = pw.debug.table_from_markdown("k | w\n1 | 5\n2 | 6")
+    return t.with_columns(d=_double(pw.this.k))
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda t: t.groupby(t.d),
+        lambda t: t.sort(t.d),
+        lambda t: t.sort(t.k, instance=t.d),
+        lambda t: t.deduplicate(value=t.d, acceptor=lambda new, old: new > old),
+    ],
+)
+def test_a_future_column_used_as_a_key(use: object) -> None:
+    t = _with_future()
+    sentence = (
+        "Using column of type _asyncio.Future[int] is not allowed here. Consider applying "
+        "`await_futures()` to the table first."
+    )
+    with pytest.raises(TypeError, match=re.escape(sentence)) as failure:
+        use(t)  # type: ignore[operator]
+    assert "call await_futures() on the table first" in str(failure.value)
+
+
+def test_a_reducer_over_a_future_column() -> None:
+    t = _with_future()
+    sentence = (
+        "Cannot perform pathway.reducers.max when column of type _asyncio.Future[int] is "
+        "involved. Consider applying `await_futures()` to the table used here."
+    )
+    with pytest.raises(TypeError, match=re.escape(sentence)):
+        t.reduce(m=pw.reducers.max(t.d))
+    # once awaited, the same reduce is fine
+    assert pw.debug.table_to_pandas(
+        t.await_futures().reduce(m=pw.reducers.max(pw.this.d))
+    ).m.tolist() == [4]
+
+
+def test_an_operator_on_a_future_column() -> None:
+    t = _with_future()
+    sentence = (
+        "Pathway does not support using binary operator mul on columns of types "
+        "_asyncio.Future[int], <class 'int'>."
+    )
+    with pytest.raises(TypeError, match=re.escape(sentence)):
+        t.select(x=t.d * t.w)

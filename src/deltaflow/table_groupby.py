@@ -147,6 +147,7 @@ class GroupedTable:
                 ],
                 "reduce",
                 f"reduce on {self._description}",
+                performing=f"pathway.reducers.{reducer.reducer.name}",
             )
             dtype = reducer.reducer.result_type(pre_scope, arg_types)
             column = f"__red{index}"

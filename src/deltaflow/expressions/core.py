@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._pathway_wording import binary_operator_sentence as _pathway_wording
 from deltaflow.expressions import operators as ops
 from deltaflow.expressions._python_values import (
     _series_keeping_errors,
@@ -358,58 +359,6 @@ class BinaryOp(ColumnExpression):
         if self.op not in ops.DIVISIONS:
             return None
         return ops.zero_divisor(self.right.to_polars(scope), scope.dtype_of(self.right))
-
-
-# Python's names of the operators (``operator.add`` ...), as Pathway's messages give them.
-_OPERATOR_NAMES = {
-    "==": "eq",
-    "!=": "ne",
-    "<": "lt",
-    "<=": "le",
-    ">": "gt",
-    ">=": "ge",
-    "+": "add",
-    "-": "sub",
-    "*": "mul",
-    "/": "truediv",
-    "//": "floordiv",
-    "%": "mod",
-    "**": "pow",
-    "&": "and_",
-    "|": "or_",
-    "^": "xor",
-    "<<": "lshift",
-    ">>": "rshift",
-    "@": "matmul",
-}
-
-
-def _pathway_wording(op: str, left: t.DType, right: t.DType) -> str:
-    """The sentence Pathway gives for an operator on unsupported types, appended to ours so
-    that programs written for Pathway that match it keep working: the operator by its Python
-    name, each type as the repr of its type hint."""
-    name = _OPERATOR_NAMES.get(op, op)
-    return (
-        f"; Pathway does not support using binary operator {name} on columns of types "
-        f"{_hint_repr(left)}, {_hint_repr(right)}."
-    )
-
-
-def _hint_repr(dtype: t.DType) -> str:
-    if dtype.is_optional:
-        inner = dtype.strip_optional()
-        return "None" if inner == dtype else f"{_nested_hint(inner)} | None"
-    if isinstance(dtype, t.Tuple):
-        return "tuple[" + ", ".join(_nested_hint(a) for a in dtype.args) + "]"
-    return repr(dtype.typehint)
-
-
-def _nested_hint(dtype: t.DType) -> str:
-    """A type inside a generic: a class by its name, as Python prints ``tuple[int, str]``."""
-    text = _hint_repr(dtype)
-    if text.startswith("<class '") and text.endswith("'>"):
-        return text[len("<class '") : -2]
-    return text
 
 
 def _short(expr: ColumnExpression) -> str:

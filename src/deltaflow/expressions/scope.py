@@ -69,8 +69,18 @@ class Scope:
                 raise self.fail(
                     f"cannot compute {expr!r}: {child!r} has type {dtype!r} (a "
                     f"fully asynchronous UDF's result, maybe not there yet); "
-                    f"call await_futures() on the table first"
+                    f"call await_futures() on the table first" + self._operator_sentence(expr)
                 )
+
+    def _operator_sentence(self, expr: ColumnExpression) -> str:
+        """Pathway's sentence for a binary operator given a ``Future`` operand (empty for
+        other expressions)."""
+        op, left, right = (getattr(expr, name, None) for name in ("op", "left", "right"))
+        if not isinstance(op, str) or left is None or right is None:
+            return ""
+        from deltaflow._pathway_wording import binary_operator_sentence
+
+        return binary_operator_sentence(op, self._types[id(left)], self._types[id(right)])
 
     def fail(self, message: str) -> ExpressionError:
         return ExpressionError(f"{self.description}: {message}")
