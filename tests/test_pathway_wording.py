@@ -126,3 +126,36 @@ def test_an_operator_on_a_future_column() -> None:
     )
     with pytest.raises(TypeError, match=re.escape(sentence)):
         t.select(x=t.d * t.w)
+
+
+def test_get_at_an_index_past_a_tuple_warns_with_pathway_wording() -> None:
+    t = _boxes()
+    with pytest.warns(UserWarning, match=r"(?s)Index 5 out of range.*without \.get\(\)\.") as seen:
+        r = t.select(v=t.pair.get(5, default=t.size))
+    assert "select on table with_columns" in str(seen[0].message)
+    assert pw.debug.table_to_pandas(r).v.sort_values().tolist() == [3, 9]
+
+
+def test_latest_on_a_table_with_deletions_warns() -> None:
+    t = pw.debug.table_from_markdown("""
+          | g | v | __time__ | __diff__
+        1 | 1 | 4 | 2 | 1
+        1 | 1 | 4 | 4 | -1
+    """)
+    with pytest.warns(UserWarning, match="the latest reducer requires an append-only input"):
+        t.groupby(t.g).reduce(last=pw.reducers.latest(t.v))
+
+
+def test_update_operations_that_change_nothing_warn() -> None:
+    base = pw.debug.table_from_markdown("k | v\n1 | 10\n2 | 20")
+    same_rows = base.select(k=base.k, v=base.v + 1)
+    with pytest.warns(UserWarning, match="Using with_columns instead of update_cells.") as seen:
+        base.update_cells(same_rows)
+    with pytest.warns(UserWarning, match="Using with_columns instead of update_cells.") as seen2:
+        base << same_rows
+    with pytest.warns(UserWarning, match="Returning other.") as seen3:
+        base.update_rows(same_rows)
+    # each warning points at the line that asked for the operation
+    assert {w.filename for w in [*seen, *seen2, *seen3]} == {__file__}
+    with pytest.warns(UserWarning, match="Found universe that is always empty"):
+        pw.universes.promise_are_pairwise_disjoint(base, same_rows)

@@ -20,6 +20,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._pathway_wording import binary_operator_sentence as _pathway_wording
+from deltaflow._pathway_wording import type_repr
 from deltaflow.expressions import operators as ops
 from deltaflow.expressions._python_values import (
     _series_keeping_errors,
@@ -548,12 +549,17 @@ class GetItem(PythonNode):
             index = self.index.value
             if -len(base.args) <= index < len(base.args):
                 return base.args[index]
-            where = f"{scope.description}: index {index} is out of range for {container!r}"
+            # Worded as Pathway's message (programs written for it may match it).
+            where = (
+                f"{scope.description}: Index {index} out of range for a tuple of type "
+                f"{type_repr(container)}."
+            )
             if self.checked:
                 # Known when the pipeline is defined: an IndexError, as Python would raise.
                 raise IndexError(where)
             warnings.warn(
-                f"{where}; .get() always gives the default here, write the default alone",
+                f"{where} .get() always gives the default here. Consider using just the "
+                f"default value without .get().",
                 UserWarning,
                 stacklevel=_user_stacklevel(),
             )
