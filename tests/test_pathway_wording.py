@@ -159,3 +159,27 @@ def test_update_operations_that_change_nothing_warn() -> None:
     assert {w.filename for w in [*seen, *seen2, *seen3]} == {__file__}
     with pytest.warns(UserWarning, match="Found universe that is always empty"):
         pw.universes.promise_are_pairwise_disjoint(base, same_rows)
+
+
+def test_flatten_of_a_scalar_column_names_its_type_as_pathway_does() -> None:
+    t = _boxes()
+    with pytest.raises(TypeError, match=re.escape("Cannot flatten column of type INT.")):
+        t.flatten(t.size)
+    with pytest.raises(TypeError, match=re.escape("of type Optional(INT).")):
+        t.flatten(t.maybe)
+
+
+def test_stream_to_table_with_a_non_bool_flag() -> None:
+    t = _boxes()
+    with pytest.raises(
+        TypeError, match=re.escape("Expected 'is_upsert' to be of type 'bool', got '<class 'int'>'")
+    ):
+        t.stream_to_table(t.size)
+
+
+def test_exactly_once_join_matching_twice_in_one_time() -> None:
+    left = pw.debug.table_from_markdown("k | x\n1 | 10")
+    right = pw.debug.table_from_markdown("k | y\n1 | 5\n1 | 6")
+    left.join(right, left.k == right.k, left_exactly_once=True).select(left.x, right.y)
+    with pytest.raises(ValueError, match=re.escape("Repeated entry in a batch.")):
+        pw.run_all(monitoring_level=pw.MonitoringLevel.NONE)

@@ -82,3 +82,29 @@ def future_operation_sentence(operation: str, dtype: t.DType) -> str:
         f" Cannot perform {operation} when column of type {type_repr(dtype)} is involved. "
         f"Consider applying `await_futures()` to the table used here."
     )
+
+
+def dtype_name(dtype: t.DType) -> str:
+    """A column type by the name Pathway's own type objects print (``INT``,
+    ``Optional(INT)``, ``DATE_TIME_NAIVE``); other types by deltaflow's name."""
+    if dtype.is_optional:
+        inner = dtype.strip_optional()
+        if inner != dtype:
+            return f"Optional({dtype_name(inner)})"
+    names = {
+        t.INT: "INT",
+        t.FLOAT: "FLOAT",
+        t.BOOL: "BOOL",
+        t.STR: "STR",
+        t.BYTES: "BYTES",
+        t.DATE_TIME_NAIVE: "DATE_TIME_NAIVE",
+        t.DATE_TIME_UTC: "DATE_TIME_UTC",
+        t.DURATION: "DURATION",
+        t.JSON: "JSON",
+        t.ANY: "ANY",
+    }
+    if dtype in names:
+        return names[dtype]
+    if isinstance(dtype, t.PointerType):
+        return "ANY_POINTER" if dtype == t.POINTER else repr(dtype)
+    return repr(dtype)
