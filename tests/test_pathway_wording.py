@@ -183,3 +183,40 @@ def test_exactly_once_join_matching_twice_in_one_time() -> None:
     left.join(right, left.k == right.k, left_exactly_once=True).select(left.x, right.y)
     with pytest.raises(ValueError, match=re.escape("Repeated entry in a batch.")):
         pw.run_all(monitoring_level=pw.MonitoringLevel.NONE)
+
+
+@pw.udf
+def _plain(a: int) -> int:
+    return a
+
+
+@pytest.mark.parametrize(
+    ("use", "operation"),
+    [
+        (lambda t: t.pointer_from(t.d), "pathway.pointer_from"),
+        (lambda t: pw.make_tuple(t.d, t.k), "pathway.make_tuple"),
+        (lambda t: t.d.is_not_none(), "pathway.is_not_none"),
+        (lambda t: _plain(t.d), "pathway.apply"),
+        (lambda t: pw.require(t.d, t.k), "pathway.require"),
+        (lambda t: pw.coalesce(t.d, "text"), "pathway.coalesce"),
+    ],
+)
+def test_a_function_of_a_future_column_is_named_as_pathway_does(
+    use: object, operation: str
+) -> None:
+    t = _with_future()
+    sentence = (
+        f"Cannot perform {operation} when column of type _asyncio.Future[int] is involved. "
+        "Consider applying `await_futures()` to the table used here."
+    )
+    with pytest.raises(TypeError, match=re.escape(sentence)):
+        t.select(x=use(t))  # type: ignore[operator]
+
+
+def test_if_else_with_a_future_branch() -> None:
+    t = _with_future()
+    sentence = (
+        "Cannot perform pathway.if_else on columns of types _asyncio.Future[int] and <class 'str'>."
+    )
+    with pytest.raises(TypeError, match=re.escape(sentence)):
+        t.select(x=pw.if_else(t.k > 1, t.d, "none"))
