@@ -3,10 +3,14 @@ are kept anyway, so an estimate would only add error)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given
 
 import deltaflow as pw
 from _util import snapshot, stream
+from test_stateful_properties import SETTINGS, Event, _stream_table, update_streams
 
 
 def test_small_groups_are_counted_exactly() -> None:
@@ -82,3 +86,22 @@ def test_precision_is_checked_when_defined() -> None:
             pw.reducers.count_distinct_approximate(t.a, precision=wrong)
     with pytest.raises(TypeError, match="precision must be an int"):
         pw.reducers.count_distinct_approximate(t.a, precision=4.0)  # type: ignore[arg-type]
+
+
+@SETTINGS
+@given(update_streams())
+def test_update_stream_equals_count_distincts(events: list[Event]) -> None:
+    # For any stream of insertions, deletions and updates, the incremental updates of
+    # count_distinct_approximate are those of count_distinct (which test_stateful_properties
+    # checks against recomputation), time by time.
+    def updates(reducer: object) -> list[tuple[Any, ...]]:
+        pw.clear_graph()
+        t = _stream_table(events)
+        result = t.groupby(t.k).reduce(t.k, n=reducer(t.v))  # type: ignore[operator]
+        return sorted(
+            (time, row["k"], row["n"], diff) for time, row, diff in pw.debug.table_to_stream(result)
+        )
+
+    exact = updates(pw.reducers.count_distinct)
+    approximate = updates(lambda v: pw.reducers.count_distinct_approximate(v, precision=4))
+    assert approximate == exact

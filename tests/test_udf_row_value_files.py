@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import deltaflow as pw
 from deltaflow.udfs.row_store import DiskRowValues, ShardedRowValues, sweep
@@ -131,3 +134,36 @@ def test_sharded_row_values_mapping(tmp_path: pathlib.Path) -> None:
     assert not list(tmp_path.glob("*.sqlite"))
     with pytest.raises(ValueError):
         ShardedRowValues([])
+
+
+_OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "update", "delete"]),
+        st.integers(min_value=0, max_value=2**128 - 2) | st.integers(0, 20),  # +1 stays an id
+        st.integers(),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_OPERATIONS, st.integers(min_value=1, max_value=4))
+def test_sharded_values_behave_like_a_dict(operations: list[tuple[str, int, int]], k: int) -> None:
+    # Any sequence of stores and deletions leaves the files holding what a dict would.
+    with tempfile.TemporaryDirectory() as directory:
+        values = ShardedRowValues(
+            [DiskRowValues(os.path.join(directory, f"{i}.sqlite")) for i in range(k)]
+        )
+        model: dict[int, int] = {}
+        for kind, row_id, value in operations:
+            if kind == "set":
+                values[row_id] = model[row_id] = value
+            elif kind == "update":
+                values.update([(row_id, value), (row_id + 1, -value)])
+                model.update([(row_id, value), (row_id + 1, -value)])
+            elif row_id in model:
+                del values[row_id]
+                del model[row_id]
+            assert bool(values) == bool(model)
+        assert dict(values.items()) == model and len(values) == len(model)
+        values.close()
