@@ -7,10 +7,13 @@ methods. The whole scenario has a timeout: a hang fails the test instead of bloc
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 SCENARIO = textwrap.dedent("""
     import json, multiprocessing as mp, sys
@@ -105,3 +108,60 @@ def test_a_forked_child_may_run_an_empty_pipeline(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "0"
+
+
+RERUN_SCENARIO = textwrap.dedent("""
+    import multiprocessing as mp, sys
+    import deltaflow as pw
+
+    OUT = sys.argv[1]
+
+
+    class Row(pw.Schema):
+        word: str
+
+
+    def warm_up():
+        # Polars' threads start in this process before any fork.
+        t = pw.debug.table_from_markdown("n\\n1\\n2")
+        return pw.debug.table_to_pandas(t.reduce(s=pw.reducers.sum(t.n)))["s"].tolist()
+
+
+    def child(words):
+        t = pw.debug.table_from_rows(Row, [(w,) for w in words])
+        counted = t.groupby(t.word).reduce(t.word, n=pw.reducers.count())
+        pw.io.csv.write(counted, OUT)
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        raise SystemExit(7)  # never reached in the forked child: it exits with the rerun's code
+
+
+    if __name__ == "__main__":
+        assert warm_up() == [3]
+        process = mp.get_context("fork").Process(target=child, args=(["a", "b", "a"],))
+        process.start()
+        process.join(120)
+        print("exit", process.exitcode)
+""")
+
+
+def test_forked_multiprocessing_child_reruns_its_target_in_a_fresh_interpreter(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("cloudpickle")
+    script = tmp_path / "rerun.py"
+    script.write_text(RERUN_SCENARIO)
+    out = tmp_path / "out.csv"
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(script), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # The rerun ran the whole target: the pipeline's output, then the target's own exit code
+    # (the forked child never ran past pw.run).
+    assert done.stdout.strip().splitlines()[-1] == "exit 7"
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((row["word"], row["n"]) for row in rows) == [("a", "2"), ("b", "1")]

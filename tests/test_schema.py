@@ -183,3 +183,22 @@ def test_datetime_values() -> None:
     naive = datetime.datetime(2024, 1, 2, 3, 4, 5)
     table = pw.debug.table_from_rows(pw.schema_from_types(t=pw.DateTimeNaive), [(naive,)])
     assert snapshot(table) == [(pd.Timestamp(naive),)]
+
+
+def test_a_local_schema_survives_pickling_by_value() -> None:
+    # A forked child's rerun pickles its target by value, schema classes included: columns
+    # without a default must still have none afterwards.
+    cloudpickle = pytest.importorskip("cloudpickle")
+
+    def make() -> type[pw.Schema]:
+        class Local(pw.Schema):
+            a: int
+            b: str = pw.column_definition(default_value="x")
+
+        return Local
+
+    copy = cloudpickle.loads(cloudpickle.dumps(make()))
+    assert copy.typehints() == {"a": int, "b": str}
+    assert copy.default_values() == {"b": "x"}
+    rows = pw.debug.table_to_pandas(pw.debug.table_from_rows(copy, [(1, "y")]), include_id=False)
+    assert rows.to_dict("records") == [{"a": 1, "b": "y"}]

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import deltaflow as pw
-from deltaflow.udfs.row_store import DiskRowValues, sweep
+from deltaflow.udfs.row_store import DiskRowValues, ShardedRowValues, sweep
 
 STREAM = """
   | a | __time__ | __diff__
@@ -96,3 +99,71 @@ def test_disk_row_values_mapping(tmp_path: pathlib.Path) -> None:
         values.update(x=1)
     values.close()
     assert not (tmp_path / "v.sqlite").exists()
+
+
+def test_values_split_over_pathway_threads_files(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PATHWAY_THREADS=3: the node's values live in three files, one per worker slot, all there
+    # from the first call; the stream is the one of a run keeping them in memory.
+    in_memory, _ = _run_counting_udf(None)
+    pw.clear_graph()
+    monkeypatch.setenv("PATHWAY_THREADS", "3")
+    directory = tmp_path / "values"
+    on_disk, seen = _run_counting_udf(directory)
+    assert on_disk == in_memory
+    assert seen == {f"run-{os.getpid()}-worker-{w}-op-0.sqlite" for w in range(3)}
+    assert list(directory.glob("*.sqlite")) == []
+
+
+def test_sharded_row_values_mapping(tmp_path: pathlib.Path) -> None:
+    shards = [DiskRowValues(str(tmp_path / f"s{i}.sqlite")) for i in range(2)]
+    values = ShardedRowValues(shards)
+    assert not values
+    values.update({4: "even", 7: "odd", 9: "odd too"})
+    values[2**127 + 1] = "big"
+    assert len(values) == 4 and len(shards[0]) == 1 and len(shards[1]) == 3
+    assert values[7] == "odd" and 9 in values and 8 not in values and "7" not in values
+    del values[9]
+    assert sorted(values) == [4, 7, 2**127 + 1]
+    with pytest.raises(KeyError):
+        del values[9]
+    with pytest.raises(TypeError):
+        values.update(x=1)
+    values.close()
+    assert not list(tmp_path.glob("*.sqlite"))
+    with pytest.raises(ValueError):
+        ShardedRowValues([])
+
+
+_OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "update", "delete"]),
+        st.integers(min_value=0, max_value=2**128 - 2) | st.integers(0, 20),  # +1 stays an id
+        st.integers(),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_OPERATIONS, st.integers(min_value=1, max_value=4))
+def test_sharded_values_behave_like_a_dict(operations: list[tuple[str, int, int]], k: int) -> None:
+    # Any sequence of stores and deletions leaves the files holding what a dict would.
+    with tempfile.TemporaryDirectory() as directory:
+        values = ShardedRowValues(
+            [DiskRowValues(os.path.join(directory, f"{i}.sqlite")) for i in range(k)]
+        )
+        model: dict[int, int] = {}
+        for kind, row_id, value in operations:
+            if kind == "set":
+                values[row_id] = model[row_id] = value
+            elif kind == "update":
+                values.update([(row_id, value), (row_id + 1, -value)])
+                model.update([(row_id, value), (row_id + 1, -value)])
+            elif row_id in model:
+                del values[row_id]
+                del model[row_id]
+            assert bool(values) == bool(model)
+        assert dict(values.items()) == model and len(values) == len(model)
+        values.close()

@@ -13,17 +13,31 @@ DataFrame operation runs) with one that raises :class:`ForkedAfterPolarsError`, 
 deltaflow's own entry points (:func:`check_not_forked`) raise it too. The message says what
 to do: start children with the ``spawn`` (or ``forkserver``) method, or fork before
 importing deltaflow.
+
+One case is rescued instead (:func:`rerun_in_fresh_interpreter`, called by the guard and by
+``pw.run``): a ``multiprocessing`` child started with ``fork`` whose target uses deltaflow, the
+way Pathway programs (and Pathway's test helpers) run a pipeline in a child process. At its
+first Polars computation (or ``pw.run``), its target, with its arguments, is pickled with
+``cloudpickle`` (when installed) and run again from the start in a fresh interpreter, where
+Polars works; the forked child waits for it and exits with its exit status. So what the target
+did before that point happens twice (once here, once there), and nothing after it runs in the
+forked child.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from deltaflow.errors import DeltaflowError
+
+logger = logging.getLogger("deltaflow")
 
 _POOL_THREAD = re.compile(r"polars-\d+")
 _MESSAGE = (
@@ -81,6 +95,7 @@ def _guard_polars() -> None:
 
     @functools.wraps(original)
     def collect(*args: Any, **kwargs: Any) -> Any:
+        rerun_in_fresh_interpreter()  # a multiprocessing child: never returns
         raise ForkedAfterPolarsError(_MESSAGE)
 
     pl.LazyFrame.collect = collect  # type: ignore[method-assign]
@@ -95,6 +110,56 @@ def check_not_forked() -> None:
     """Raise :class:`ForkedAfterPolarsError` in a child that cannot use Polars."""
     if _broken:
         raise ForkedAfterPolarsError(_MESSAGE)
+
+
+# Run by the fresh interpreter: the pickled (target, args, kwargs) arrive on stdin.
+_RERUN = (
+    "import sys, cloudpickle\n"
+    "target, args, kwargs = cloudpickle.loads(sys.stdin.buffer.read())\n"
+    "target(*args, **kwargs)\n"
+)
+
+
+def rerun_in_fresh_interpreter() -> None:
+    """In a child that cannot use Polars: run the ``multiprocessing`` target of this process
+    again in a fresh interpreter and exit with its status (never returns). Raises
+    :class:`ForkedAfterPolarsError` when that is impossible: not a ``multiprocessing`` child,
+    no ``cloudpickle``, or a target it cannot pickle."""
+    import multiprocessing
+
+    process = multiprocessing.current_process()
+    target = getattr(process, "_target", None)
+    if target is None:
+        raise ForkedAfterPolarsError(_MESSAGE)
+    try:
+        import cloudpickle
+    except ImportError:
+        raise ForkedAfterPolarsError(
+            _MESSAGE + " (Installing cloudpickle lets deltaflow rerun a multiprocessing "
+            "child's target in a fresh interpreter instead.)"
+        ) from None
+    try:
+        payload = cloudpickle.dumps(
+            (target, tuple(getattr(process, "_args", ())), dict(getattr(process, "_kwargs", {})))
+        )
+    except Exception as exc:  # anything a pickler raises
+        raise ForkedAfterPolarsError(
+            f"{_MESSAGE} (deltaflow could not rerun the child's target in a fresh "
+            f"interpreter: it cannot be pickled: {exc})"
+        ) from exc
+    logger.info(
+        "this process was forked after Polars started: running its target %r again in a "
+        "fresh interpreter",
+        getattr(target, "__qualname__", target),
+    )
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    done = subprocess.run(
+        [sys.executable, "-c", _RERUN], input=payload, env=environment, check=False
+    )
+    os._exit(done.returncode)
 
 
 def install() -> None:

@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from deltaflow import _hyperloglog as hyperloglog
 from deltaflow import _types as t
 from deltaflow._float_sums import exact_sum, sum_expr
 from deltaflow.expressions.base import ColumnExpression, Scope, wrap_value
@@ -351,20 +350,16 @@ class _EarliestLatest(Reducer):
         return builtins.min(rows, key=lambda r: (r.time, r.id)).args[0]
 
 
-class _CountDistinctApproximate(Reducer):
+class _CountDistinctApproximate(_CountDistinct):
+    """``count_distinct_approximate``: Pathway estimates with a HyperLogLog sketch to bound a
+    group's memory. deltaflow keeps every group's rows in the reduce arrangement anyway (this
+    reducer is recomputed from them), so a sketch would save nothing and only add error: the
+    exact count is given, which is within the error bound of every ``precision``."""
+
     name = "count_distinct_approximate"
-    min_args = 0
-    max_args = None
 
     def __init__(self, precision: int) -> None:
         self.precision = precision
-
-    def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
-        return t.INT
-
-    def python(self, rows: list[Row]) -> Any:
-        keys = {t.canonical_key(r.args) for r in rows}
-        return hyperloglog.count((hyperloglog.value_hash(k) for k in keys), self.precision)
 
 
 class Stateful(Reducer):
@@ -920,14 +915,21 @@ def udf_reducer(reducer_cls: type[BaseCustomAccumulator]) -> Callable[..., Reduc
     return reducer
 
 
+# The precisions Pathway accepts (sketches of 2**4 to 2**18 registers).
+_MIN_PRECISION = 4
+_MAX_PRECISION = 18
+
+
 def count_distinct_approximate(*args: Any, precision: int = 12) -> ReducerExpression:
-    """An estimate of the number of distinct values (or tuples of values) in the group, from
-    a HyperLogLog sketch of ``2**precision`` registers (``precision`` from 4 to 18; the
-    relative error is about ``1.04 / 2**(precision / 2)``).
+    """The number of distinct values (or tuples of values) in the group, for programs
+    written for Pathway, where it is a HyperLogLog estimate whose relative error is about
+    ``1.04 / 2**(precision / 2)``. deltaflow recomputes this reducer from the group's rows,
+    which it keeps anyway, so it returns the exact count (as ``count_distinct``): within
+    that error for every precision, at no extra memory.
 
     Parameters:
         *args: the expressions whose values (together) are counted.
-        precision: the sketch's size, as a power of two.
+        precision: Pathway's sketch size, as a power of two; checked (4 to 18), else unused.
 
     Examples:
         >>> import deltaflow as pw
@@ -946,11 +948,10 @@ def count_distinct_approximate(*args: Any, precision: int = 12) -> ReducerExpres
         raise TypeError(
             f"pw.reducers.count_distinct_approximate: precision must be an int, got {precision!r}"
         )
-    if not hyperloglog.MIN_PRECISION <= precision <= hyperloglog.MAX_PRECISION:
+    if not _MIN_PRECISION <= precision <= _MAX_PRECISION:
         raise ValueError(
             f"pw.reducers.count_distinct_approximate: precision must be between "
-            f"{hyperloglog.MIN_PRECISION} and {hyperloglog.MAX_PRECISION}, "
-            f"got {precision}"
+            f"{_MIN_PRECISION} and {_MAX_PRECISION}, got {precision}"
         )
     return ReducerExpression(_CountDistinctApproximate(precision), *args)
 

@@ -13,7 +13,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow import errors, plan
-from deltaflow._fork import check_not_forked
+from deltaflow._fork import forked_after_polars, rerun_in_fresh_interpreter
 from deltaflow._signals import graceful_stop
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorStats, Sink
@@ -177,8 +177,8 @@ def _run(
     outputs = plan.REGISTRY.take()
     if every_table:
         outputs += _null_outputs(plan.REGISTRY.unconsumed_tables())
-    if outputs:  # a run with nothing to compute uses no Polars: fine after a fork
-        check_not_forked()
+    if outputs and forked_after_polars():  # a run with nothing to compute uses no Polars
+        rerun_in_fresh_interpreter()
     if debug:
         for node in plan.topological_order(outputs):
             logger.info("plan node %s: %s", node.describe(), node.columns)

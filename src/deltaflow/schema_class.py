@@ -20,8 +20,15 @@ from deltaflow import _types as t
 
 
 class _Undefined:
+    """The marker of a column without a default (one object, compared by identity)."""
+
     def __repr__(self) -> str:
         return "undefined"
+
+    def __reduce__(self) -> str:
+        # Pickled as the module's name for it, so a schema class pickled by value (cloudpickle,
+        # a fork's rerun in a fresh interpreter) still finds "no default" after unpickling.
+        return "_NO_DEFAULT"
 
 
 _NO_DEFAULT: Any = _Undefined()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from deltaflow import _types as t
 from deltaflow import plan
+from deltaflow._pathway_wording import type_repr
 from deltaflow.engine.stateful.snapshots import UnpackSnapshotsNode
 from deltaflow.engine.stateful.streams import (
     AssertAppendOnlyNode,
@@ -125,7 +126,8 @@ class StreamMethods:
         if flag.types["__upsert"].strip_optional() != t.BOOL:
             raise TypeError(
                 f"stream_to_table on {table._description}: is_upsert must be a "
-                f"bool expression, got {flag.types['__upsert']!r}"
+                f"bool expression, got {flag.types['__upsert']!r}. Expected 'is_upsert' to be of "
+                f"type 'bool', got '{type_repr(flag.types['__upsert'])}'"
             )
         node = StreamToTableNode(
             columns=dict(table._columns),

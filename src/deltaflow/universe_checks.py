@@ -15,10 +15,23 @@ Promises are not proofs: the operators check them on the data and report every b
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import Any
 
 from deltaflow import plan
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the caller point at the innermost
+    frame outside deltaflow (the user's line, however many of our frames lie between)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
 
 
 def known_subset(smaller: plan.Universe, larger: plan.Universe) -> bool:
@@ -59,7 +72,9 @@ def promise_disjoint(first: Any, second: Any, *, stacklevel: int = 3) -> None:
             warnings.warn(
                 f"promise_universes_are_disjoint: the rows of {first._description} and "
                 f"{second._description} are known to overlap (one table's rows are among the "
-                f"other's), so the promise means both are always empty; check the promise",
+                f"other's), so the promise means both are always empty; check the promise. Found "
+                f"universe that is always empty, but wasn't declared as such -- this is "
+                f"potentially a bug.",
                 UserWarning,
                 stacklevel=stacklevel,
             )
@@ -80,9 +95,11 @@ def check_update_cells(table: Any, other: Any) -> bool:
     if _same_rows(table._universe, other._universe):
         warnings.warn(
             f"update_cells on {table._description}: {other._description} has exactly the "
-            f"rows of this table, so every row is updated; computed as with_columns",
+            f"rows of this table, so every row is updated; computed as with_columns. Key sets "
+            f"of self and other in update_cells are the same. Using with_columns instead of "
+            f"update_cells.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=_user_stacklevel(),
         )
         return True
     return False
@@ -115,7 +132,7 @@ def check_restrict(table: Any, other: Any) -> None:
             f"same rows, so restrict changes nothing; with_universe_of says so without a "
             f"check of the ids",
             UserWarning,
-            stacklevel=4,
+            stacklevel=_user_stacklevel(),
         )
 
 
@@ -126,8 +143,9 @@ def update_rows_is_other(table: Any, other: Any) -> bool:
         return False
     warnings.warn(
         f"update_rows on {table._description}: its rows are known to be rows of "
-        f"{other._description}, which replaces every one of them; the result is that table",
+        f"{other._description}, which replaces every one of them; the result is that table. "
+        f"Universe of self is a subset of universe of other in update_rows. Returning other.",
         UserWarning,
-        stacklevel=4,
+        stacklevel=_user_stacklevel(),
     )
     return True

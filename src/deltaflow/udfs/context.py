@@ -41,6 +41,24 @@ _ROW_VALUES_DIR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _LAST_SCOPE: list[RunScope] = []  # for calls made off the engine thread (wrapped functions)
 
 
+def _worker_slots() -> tuple[int, int]:
+    """How many files a UDF node's remembered values are split into, and the worker number of
+    the first: ``PATHWAY_THREADS`` slots per process, numbered as Pathway numbers its workers
+    (process index times threads, plus the thread)."""
+    return _whole_env("PATHWAY_THREADS", 1), _whole_env("PATHWAY_PROCESS_ID", 0) * _whole_env(
+        "PATHWAY_THREADS", 1
+    )
+
+
+def _whole_env(name: str, default: int) -> int:
+    """A whole-number setting of the environment (the run checked these already; anything
+    unreadable counts as the default here)."""
+    try:
+        return max(int(os.environ.get(name) or default), default)
+    except ValueError:
+        return default
+
+
 class RunScope:
     """The UDF state of one run."""
 
@@ -79,11 +97,17 @@ class RunScope:
         or a file of the run's ``udf_cache_directory``."""
         if self._row_values_dir is None:
             return {}
-        from deltaflow.udfs.row_store import DiskRowValues, file_name
+        from deltaflow.udfs.row_store import DiskRowValues, ShardedRowValues, file_name
 
+        directory = self._row_values_dir
+        slots, first = _worker_slots()
         with self._lock:
-            path = os.path.join(self._row_values_dir, file_name(len(self._row_value_files)))
-            values = DiskRowValues(path)
+            operator = len(self._row_value_files)
+            files = [
+                DiskRowValues(os.path.join(directory, file_name(operator, first + slot)))
+                for slot in range(slots)
+            ]
+            values: Any = files[0] if slots == 1 else ShardedRowValues(files)
             self._row_value_files.append(values)
         return values
 

@@ -6,7 +6,10 @@ A non-deterministic UDF remembers the value it gave each row until the row is de
 keeps that memory out of RAM. The files are the run's own scratch space, never read by another
 run:
 
-* each UDF node of a run gets ``run-<pid>-worker-<worker>-op-<n>.sqlite`` (one worker here);
+* each UDF node of a run gets ``run-<pid>-worker-<worker>-op-<n>.sqlite``; with
+  ``PATHWAY_THREADS`` = k (Pathway's worker threads per process) its rows are split by id into
+  k files, ``worker-<process index * k + i>``, the files a Pathway run with as many workers
+  would use (:class:`ShardedRowValues`);
 * when a run opens the directory, files of processes that are no longer alive (a crashed run)
   and files carrying this process's pid (left over by an earlier crash of a process that had
   the same pid) are deleted, never read;
@@ -121,3 +124,55 @@ class DiskRowValues(MutableMapping[int, Any]):
         self._db.close()
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
+
+
+class ShardedRowValues(MutableMapping[int, Any]):
+    """One UDF node's ``{row id: value}`` mapping split over several files by row id (one per
+    worker slot, see the module docstring); the files are opened, and exist, from the start."""
+
+    def __init__(self, shards: list[DiskRowValues]) -> None:
+        if not shards:
+            raise ValueError("ShardedRowValues needs at least one file")
+        self.shards = shards
+
+    def _shard(self, row_id: int) -> DiskRowValues:
+        return self.shards[row_id % len(self.shards)]
+
+    def __getitem__(self, row_id: int) -> Any:
+        return self._shard(row_id)[row_id]
+
+    def __setitem__(self, row_id: int, value: Any) -> None:
+        self._shard(row_id)[row_id] = value
+
+    def __delitem__(self, row_id: int) -> None:
+        del self._shard(row_id)[row_id]
+
+    def __contains__(self, row_id: object) -> bool:
+        return isinstance(row_id, int) and row_id in self._shard(row_id)
+
+    def __iter__(self) -> Iterator[int]:
+        for shard in self.shards:
+            yield from shard
+
+    def __len__(self) -> int:
+        return sum(len(shard) for shard in self.shards)
+
+    def __bool__(self) -> bool:
+        return any(self.shards)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Store many values, one statement per file."""
+        if kwargs:
+            raise TypeError("ShardedRowValues.update: row ids are integers, not keywords")
+        pairs: Iterable[tuple[int, Any]] = other.items() if isinstance(other, Mapping) else other
+        split: list[list[tuple[int, Any]]] = [[] for _ in self.shards]
+        for row_id, value in pairs:
+            split[row_id % len(self.shards)].append((row_id, value))
+        for shard, part in zip(self.shards, split, strict=True):
+            if part:
+                shard.update(part)
+
+    def close(self) -> None:
+        """Close and delete every file."""
+        for shard in self.shards:
+            shard.close()
