@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -601,9 +600,7 @@ def test_make_tuple_and_indexing_on_stream() -> None:
 def test_tuple_index_out_of_range_fails_at_definition() -> None:
     t = stream_table()
     pair = t.select(p=pw.make_tuple(t.a, t.s))
-    with pytest.raises(
-        IndexError, match=re.escape("Index 2 out of range for a tuple of type tuple[int, str].")
-    ):
+    with pytest.raises(IndexError, match="index 2 is out of range"):
         pair.select(v=pair.p[2])
 
 

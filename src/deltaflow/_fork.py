@@ -32,7 +32,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from deltaflow.errors import DeltaflowError
@@ -91,14 +90,16 @@ def _after_fork_in_child() -> None:
 def _guard_polars() -> None:
     import polars as pl
 
-    original: Callable[..., Any] = pl.LazyFrame.collect
-
-    @functools.wraps(original)
-    def collect(*args: Any, **kwargs: Any) -> Any:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
         rerun_in_fresh_interpreter()  # a multiprocessing child: never returns
         raise ForkedAfterPolarsError(_MESSAGE)
 
-    pl.LazyFrame.collect = collect  # type: ignore[method-assign]
+    # Lazy queries run through ``collect``; eager DataFrame methods (``select``, ``filter`` ...)
+    # through the private ``_collect_eager`` in the Polars releases that have it.
+    for name in ("collect", "_collect_eager"):
+        original = getattr(pl.LazyFrame, name, None)
+        if original is not None:
+            setattr(pl.LazyFrame, name, functools.wraps(original)(refuse))
 
 
 def forked_after_polars() -> bool:

@@ -15,7 +15,6 @@ from typing import Any
 
 from deltaflow import _types as t
 from deltaflow import plan, universe_checks
-from deltaflow._pathway_wording import dtype_name
 from deltaflow.column_properties import (
     declared_append_only,
     mark_udfs_on_append_only_columns,
@@ -1023,8 +1022,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
         else:
             raise TypeError(
                 f"flatten on {self._description}: column {name!r} of type "
-                f"{dtype!r} is not a list, tuple, array, string or Json. Cannot flatten column "
-                f"of type {dtype_name(dtype)}."
+                f"{dtype!r} is not a list, tuple, array, string or Json"
             )
         # The flattened column comes first, the others keep their order (as in Pathway).
         columns = {name: element, **{n: d for n, d in self._columns.items() if n != name}}

@@ -147,7 +147,6 @@ class GroupedTable:
                 ],
                 "reduce",
                 f"reduce on {self._description}",
-                performing=f"pathway.reducers.{reducer.reducer.name}",
             )
             dtype = reducer.reducer.result_type(pre_scope, arg_types)
             column = f"__red{index}"
@@ -273,7 +272,7 @@ def _warn_latest_not_append_only(node: plan.Node, description: str) -> None:
         warnings.warn(
             f"reduce on {description}: pw.reducers.latest is given a table that is "
             f"not append-only; its rows may be deleted or updated, and the value "
-            f"then follows insertions only: the latest reducer requires an append-only input",
+            f"then follows insertions only",
             UserWarning,
             stacklevel=4,
         )

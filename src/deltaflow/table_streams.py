@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from deltaflow import _types as t
 from deltaflow import plan
-from deltaflow._pathway_wording import type_repr
 from deltaflow.engine.stateful.snapshots import UnpackSnapshotsNode
 from deltaflow.engine.stateful.streams import (
     AssertAppendOnlyNode,
@@ -126,8 +125,7 @@ class StreamMethods:
         if flag.types["__upsert"].strip_optional() != t.BOOL:
             raise TypeError(
                 f"stream_to_table on {table._description}: is_upsert must be a "
-                f"bool expression, got {flag.types['__upsert']!r}. Expected 'is_upsert' to be of "
-                f"type 'bool', got '{type_repr(flag.types['__upsert'])}'"
+                f"bool expression, got {flag.types['__upsert']!r}"
             )
         node = StreamToTableNode(
             columns=dict(table._columns),

@@ -72,9 +72,7 @@ def promise_disjoint(first: Any, second: Any, *, stacklevel: int = 3) -> None:
             warnings.warn(
                 f"promise_universes_are_disjoint: the rows of {first._description} and "
                 f"{second._description} are known to overlap (one table's rows are among the "
-                f"other's), so the promise means both are always empty; check the promise. Found "
-                f"universe that is always empty, but wasn't declared as such -- this is "
-                f"potentially a bug.",
+                f"other's), so the promise means both are always empty; check the promise",
                 UserWarning,
                 stacklevel=stacklevel,
             )
@@ -95,9 +93,7 @@ def check_update_cells(table: Any, other: Any) -> bool:
     if _same_rows(table._universe, other._universe):
         warnings.warn(
             f"update_cells on {table._description}: {other._description} has exactly the "
-            f"rows of this table, so every row is updated; computed as with_columns. Key sets "
-            f"of self and other in update_cells are the same. Using with_columns instead of "
-            f"update_cells.",
+            f"rows of this table, so every row is updated; computed as with_columns",
             UserWarning,
             stacklevel=_user_stacklevel(),
         )
@@ -143,8 +139,7 @@ def update_rows_is_other(table: Any, other: Any) -> bool:
         return False
     warnings.warn(
         f"update_rows on {table._description}: its rows are known to be rows of "
-        f"{other._description}, which replaces every one of them; the result is that table. "
-        f"Universe of self is a subset of universe of other in update_rows. Returning other.",
+        f"{other._description}, which replaces every one of them; the result is that table",
         UserWarning,
         stacklevel=_user_stacklevel(),
     )

@@ -246,10 +246,7 @@ class FlattenOperator(Operator[plan.FlattenNode]):
                 continue
             items = value.value if isinstance(value, t.Json) else value
             if isinstance(value, t.Json) and not isinstance(items, list):
-                # Worded as Pathway's message (programs written for it may match it), with our hint.
-                raise ValueError(
-                    f"Pathway can't flatten this Json: {value} (flatten needs a Json list)"
-                )
+                raise ValueError(f"flatten: Json value {value} is not a list")
             for position, item in enumerate(items):
                 rows.append(row)
                 positions.append(position)

@@ -194,10 +194,7 @@ def convert_json_rows(
         raw = value.value if isinstance(value, t.Json) else value
         if raw is None:
             if default is None and unwrap:
-                raise ValueError(
-                    f"{label}(unwrap=True): cannot unwrap a None value (a null Json value "
-                    "and no default)"
-                )
+                raise ValueError(f"{label}(unwrap=True) met a null value")
             out.append(None if default is None else convert(default))
             continue
         if not isinstance(raw, expected) or (target != t.BOOL and isinstance(raw, bool)):

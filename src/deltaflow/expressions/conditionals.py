@@ -8,7 +8,6 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._pathway_wording import future_operation_sentence, type_repr
 from deltaflow.expressions.core import ColumnExpression, Scope, _merge_types
 
 
@@ -29,15 +28,7 @@ class IfElse(ColumnExpression):
         a, b = scope.dtype_of(self.then), scope.dtype_of(self.otherwise)
         result = _merge_types(a, b)
         if result is None:
-            pathway_sentence = ""
-            if _is_future(a) or _is_future(b):
-                pathway_sentence = (
-                    f". Cannot perform pathway.if_else on columns of types {type_repr(a)} and "
-                    f"{type_repr(b)}."
-                )
-            raise scope.fail(
-                f"pw.if_else branches have incompatible types {a!r} and {b!r}" + pathway_sentence
-            )
+            raise scope.fail(f"pw.if_else branches have incompatible types {a!r} and {b!r}")
         return result
 
     def computed_in_python(self, scope: Scope) -> bool:
@@ -82,14 +73,8 @@ class Coalesce(ColumnExpression):
                 continue
             merged = _merge_types(result, dtype)
             if merged is None:
-                futures = [d for d in (result, dtype) if _is_future(d)]
                 raise scope.fail(
                     f"pw.coalesce arguments have incompatible types {result!r} and {dtype!r}"
-                    + (
-                        "." + future_operation_sentence("pathway.coalesce", futures[0])
-                        if futures
-                        else ""
-                    )
                 )
             result = merged
         assert result is not None
@@ -189,8 +174,3 @@ class NoErrors(ColumnExpression):
         if not masks:
             return pl.lit(True)
         return ~pl.any_horizontal([m.fill_null(False) for m in masks])
-
-
-def _is_future(dtype: t.DType) -> bool:
-    """Whether a type is a fully asynchronous UDF's ``Future[T]`` (deltaflow.udfs.future)."""
-    return bool(getattr(dtype, "is_future", False))

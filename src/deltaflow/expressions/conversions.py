@@ -125,10 +125,7 @@ class Unwrap(PythonNode):
             from deltaflow import errors
 
             if not errors.keeps_errors():
-                raise ValueError(
-                    "pw.unwrap: cannot unwrap a None value; filter such rows out first or "
-                    "give a default with pw.coalesce"
-                )
+                raise ValueError("pw.unwrap met a None value")
             missing = args[0].is_null()
             errors.report("cannot unwrap a None value (pw.unwrap)", count=int(missing.sum()))
             return errors.with_errors(args[0], missing)

@@ -19,8 +19,6 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._pathway_wording import binary_operator_sentence as _pathway_wording
-from deltaflow._pathway_wording import type_repr
 from deltaflow.expressions import operators as ops
 from deltaflow.expressions._python_values import (
     _series_keeping_errors,
@@ -300,7 +298,6 @@ class BinaryOp(ColumnExpression):
             if not ops.comparable(op, left, right):
                 raise scope.fail(
                     f"cannot compare {left!r} with {right!r} using {op} (in {self._describe()})"
-                    + _pathway_wording(op, left, right)
                 )
             return t.BOOL
         if op in ops.BOOLEAN:
@@ -310,7 +307,6 @@ class BinaryOp(ColumnExpression):
                 return t.Optional(t.INT) if nullable else t.INT
             raise scope.fail(
                 f"operator {op} needs two bool (or two int) operands, got {left!r} and {right!r}"
-                + _pathway_wording(op, left, right)
             )
         if a == t.ANY or b == t.ANY:
             return t.ANY
@@ -318,7 +314,6 @@ class BinaryOp(ColumnExpression):
         if result is None:
             raise scope.fail(
                 f"operator {op} is not defined for {left!r} and {right!r} (in {self._describe()})"
-                + _pathway_wording(op, left, right)
             )
         return t.Optional(result) if nullable else result
 
@@ -549,17 +544,12 @@ class GetItem(PythonNode):
             index = self.index.value
             if -len(base.args) <= index < len(base.args):
                 return base.args[index]
-            # Worded as Pathway's message (programs written for it may match it).
-            where = (
-                f"{scope.description}: Index {index} out of range for a tuple of type "
-                f"{type_repr(container)}."
-            )
+            where = f"{scope.description}: index {index} is out of range for {container!r}"
             if self.checked:
                 # Known when the pipeline is defined: an IndexError, as Python would raise.
                 raise IndexError(where)
             warnings.warn(
-                f"{where} .get() always gives the default here. Consider using just the "
-                f"default value without .get().",
+                f"{where}; .get() always gives the default here, write the default alone",
                 UserWarning,
                 stacklevel=_user_stacklevel(),
             )

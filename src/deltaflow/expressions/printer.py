@@ -110,22 +110,6 @@ def _apply_name(expr: Any) -> str:
     return "apply"
 
 
-def operation_name(expr: Any) -> str | None:
-    """The ``pathway.*`` name of the function or method an expression node stands for
-    (``pathway.make_tuple``, ``pathway.is_none``, ``pathway.apply``), as Pathway's messages
-    name an operation; None for operators, references and other nodes."""
-    kind = type(expr).__name__
-    if kind in _FUNCTIONS:
-        return f"pathway.{_FUNCTIONS[kind]}"
-    if kind == "IsNone":
-        return "pathway.is_not_none" if expr.negate else "pathway.is_none"
-    if kind == "Apply":
-        return f"pathway.{_apply_name(expr)}"
-    if kind == "PointerFrom":
-        return "pathway.pointer_from"
-    return None
-
-
 def expression_text(expr: Any) -> str:
     """The text ``repr`` shows for an expression."""
     return _Printer().text(expr)

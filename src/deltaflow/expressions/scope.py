@@ -65,26 +65,12 @@ class Scope:
         hold no value yet: only passing it along, casting it and other such UDFs take it."""
         for child in expr.children():
             dtype = self._types.get(id(child))  # the children _infer typed (no new lookups)
-            if dtype is not None and getattr(dtype, "is_future", False):
+            if getattr(dtype, "is_future", False):
                 raise self.fail(
                     f"cannot compute {expr!r}: {child!r} has type {dtype!r} (a "
                     f"fully asynchronous UDF's result, maybe not there yet); "
                     f"call await_futures() on the table first"
-                    + self._operator_sentence(expr, dtype)
                 )
-
-    def _operator_sentence(self, expr: ColumnExpression, future: t.DType) -> str:
-        """Pathway's sentence for a binary operator given a ``Future`` operand, or for a
-        function or method given one (empty for other expressions)."""
-        from deltaflow._pathway_wording import binary_operator_sentence, future_operation_sentence
-        from deltaflow.expressions.printer import operation_name
-
-        op, left, right = (getattr(expr, name, None) for name in ("op", "left", "right"))
-        if not isinstance(op, str) or left is None or right is None:
-            name = operation_name(expr)
-            return "." + future_operation_sentence(name, future) if name is not None else ""
-
-        return binary_operator_sentence(op, self._types[id(left)], self._types[id(right)])
 
     def fail(self, message: str) -> ExpressionError:
         return ExpressionError(f"{self.description}: {message}")

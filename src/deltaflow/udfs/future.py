@@ -22,7 +22,6 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._pathway_wording import future_not_allowed_sentence, future_operation_sentence
 from deltaflow.expressions.base import ColumnExpression, DeclareType
 
 __all__ = ["FutureType", "awaited", "awaited_column", "is_future", "refuse_futures"]
@@ -81,27 +80,14 @@ class _Awaited(DeclareType):
         return True
 
 
-def refuse_futures(
-    types: Iterable[tuple[str, t.DType]],
-    operation: str,
-    where: str,
-    *,
-    performing: str | None = None,
-) -> None:
+def refuse_futures(types: Iterable[tuple[str, t.DType]], operation: str, where: str) -> None:
     """``TypeError`` if one of the (column or argument, type) pairs is a ``Future``:
     ``operation`` (e.g. ``groupby``) cannot use a value that may not be there yet. ``where``
-    starts the message (e.g. ``groupby on table t``); ``performing`` names the operation as
-    Pathway's message does (``pathway.reducers.sum``) when it is an operation on the value
-    rather than a use of it as a key."""
+    starts the message (e.g. ``groupby on table t``)."""
     for label, dtype in types:
         if isinstance(dtype, FutureType):
-            pathway_sentence = (
-                future_not_allowed_sentence(dtype)
-                if performing is None
-                else future_operation_sentence(performing, dtype)
-            )
             raise TypeError(
                 f"{where}: {label} has type {dtype!r}, the result "
                 f"of a fully asynchronous UDF, which {operation} cannot use; "
-                f"call await_futures() on the table first." + pathway_sentence
+                f"call await_futures() on the table first"
             )

@@ -62,8 +62,7 @@ class ExactlyOnceJoinOperator(JoinOperator[JoinNode]):
             if matched.n_unique() != matched.len():
                 raise ValueError(
                     f"{self.describe()}: a row of the {side} side matched several rows at "
-                    f"once, but {side}_exactly_once=True promises at most one match per row. "
-                    f"Repeated entry in a batch."
+                    f"once, but {side}_exactly_once=True promises at most one match per row"
                 )
             if current is not None and matched.len():
                 gone = current.filter(pl.col(id_column).is_in(matched.implode()))
