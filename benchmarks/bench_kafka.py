@@ -96,7 +96,11 @@ def consume(
     counts: dict[str, int] = {}
     last = time.time()
     while time.time() < stop_at:
-        messages = consumer.consume(10_000, timeout=0.01)
+        # ``consume(n, timeout)`` returns only when n messages came or the timeout passed: wait
+        # for one message, then take what else is there, so that ``now`` is its receipt time.
+        messages = consumer.consume(1, timeout=0.01)
+        if messages:
+            messages += consumer.consume(10_000, timeout=0)
         now = time.time()
         if messages:
             last = now
