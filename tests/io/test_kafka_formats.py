@@ -1,0 +1,119 @@
+"""The Kafka connector's message formats and producer settings, without a broker."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import deltaflow as pw
+from deltaflow import _types as t
+from deltaflow._ids import ID_DTYPE
+from deltaflow.engine.batch import DIFF, ID
+from deltaflow.io._core.formats import column_specs
+from deltaflow.io._core.retry import DEFAULT_POLICY
+from deltaflow.io.kafka._formats import (
+    JSON_FAST_MIN_MESSAGES,
+    MessageFormatter,
+    MessageParser,
+    MessagesContext,
+)
+from deltaflow.io.kafka._writer import DEFAULT_LINGER_MS, KafkaWriter
+
+
+class Word(pw.Schema):
+    word: str
+    n: int
+
+
+_MESSAGES = [
+    b'{"word": "a", "n": 1}',
+    b'{"word":"b","n":2}',
+    b"{",
+    b"null",
+    b'{"word": 1, "n": 1}',
+    b'{"word": "a", "n": 1.5}',
+    b'{"word": "c", "n": null}',
+    b'{"word": "d"}',
+    b'{"word": "e", "n": 3, "n": 4}',
+    b"[1]",
+    b"",
+]
+
+
+def _context(values: list[bytes], first_offset: int) -> MessagesContext:
+    offsets = list(range(first_offset, first_offset + len(values)))
+    return MessagesContext("t", 0, offsets, [None] * len(values), list(values))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.sampled_from(_MESSAGES), min_size=JSON_FAST_MIN_MESSAGES, max_size=160)
+    | st.lists(st.sampled_from(_MESSAGES[:2]), min_size=JSON_FAST_MIN_MESSAGES, max_size=160),
+    st.integers(min_value=1, max_value=JSON_FAST_MIN_MESSAGES - 1),
+)
+def test_json_messages_parse_alike_in_big_and_small_fetches(
+    messages: list[bytes], chunk: int
+) -> None:
+    """Few messages are parsed one by one, many by Polars at once (when all are plain, as in
+    the second strategy): the rows and the reported messages are the same whichever way a
+    run's fetches cut the stream."""
+    parser = MessageParser("json", column_specs(Word), with_metadata=False)
+    whole = parser.parse(_context(messages, 0))
+    frames, errors = [], []
+    for start in range(0, len(messages), chunk):
+        block = parser.parse(_context(messages[start : start + chunk], start))
+        frames.append(block.frame)
+        errors.extend(block.errors)
+    assert whole.frame.equals(pl.concat(frames))
+    assert [(e.where, e.reason) for e in whole.errors] == [(e.where, e.reason) for e in errors]
+    valid = [
+        d
+        for d in (json.loads(m) if m.startswith(b'{"') else None for m in messages)
+        if isinstance(d, dict) and isinstance(d.get("word"), str) and type(d.get("n")) is int
+    ]
+    assert whole.frame.height == len(valid)
+
+
+def test_each_message_carries_its_time_and_diff_headers() -> None:
+    batch = pl.DataFrame(
+        [
+            pl.Series(ID, [1, 2, 3], dtype=ID_DTYPE),
+            pl.Series("word", ["a", "b", "c"]),
+            pl.Series(DIFF, [1, -1, 1]),
+        ]
+    )
+    formatter = MessageFormatter(
+        "json", {"word": t.STR}, key=None, value=None, headers=[], delimiter=",", topic_column=None
+    )
+    messages = formatter.format(batch, 42)
+    assert messages.headers == [
+        [("pathway_time", b"42"), ("pathway_diff", b"1")],
+        [("pathway_time", b"42"), ("pathway_diff", b"-1")],
+        [("pathway_time", b"42"), ("pathway_diff", b"1")],
+    ]
+    assert messages.values == [
+        b'{"word":"a","diff":1,"time":42}',
+        b'{"word":"b","diff":-1,"time":42}',
+        b'{"word":"c","diff":1,"time":42}',
+    ]
+
+
+def test_the_producer_lingers_briefly_unless_told() -> None:
+    def producer_settings(**given: str) -> dict[str, object]:
+        writer = KafkaWriter(
+            {"bootstrap.servers": "127.0.0.1:1", "group.id": "g", **given},
+            "out",
+            connector="test",
+            policy=DEFAULT_POLICY,
+            limit_hint="",
+        )
+        return writer.producer_settings()
+
+    assert producer_settings() == {"bootstrap.servers": "127.0.0.1:1", "linger.ms": 1}
+    assert DEFAULT_LINGER_MS == 1
+    assert producer_settings(**{"linger.ms": "20"})["linger.ms"] == "20"
+    alias = producer_settings(**{"queue.buffering.max.ms": "7"})
+    assert "linger.ms" not in alias and alias["queue.buffering.max.ms"] == "7"
