@@ -1,8 +1,10 @@
-"""The Kafka connector's message formats and producer settings, without a broker."""
+"""The Kafka connector's message formats, producer settings and commit pacing, without a
+broker."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import polars as pl
 from hypothesis import given, settings
@@ -12,6 +14,7 @@ import deltaflow as pw
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE
 from deltaflow.engine.batch import DIFF, ID
+from deltaflow.io._core.base import Commit, Data
 from deltaflow.io._core.formats import column_specs
 from deltaflow.io._core.retry import DEFAULT_POLICY
 from deltaflow.io.kafka._formats import (
@@ -20,6 +23,7 @@ from deltaflow.io.kafka._formats import (
     MessageParser,
     MessagesContext,
 )
+from deltaflow.io.kafka._reader import KafkaReader
 from deltaflow.io.kafka._writer import DEFAULT_LINGER_MS, KafkaWriter
 
 
@@ -117,3 +121,75 @@ def test_the_producer_lingers_briefly_unless_told() -> None:
     assert producer_settings(**{"linger.ms": "20"})["linger.ms"] == "20"
     alias = producer_settings(**{"queue.buffering.max.ms": "7"})
     assert "linger.ms" not in alias and alias["queue.buffering.max.ms"] == "7"
+
+
+class _Message:
+    """What the reader uses of a confluent-kafka message."""
+
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return "t"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return b'{"word": "a", "n": 1}'
+
+
+class _Consumer:
+    """A consumer handing out the messages queued in ``waiting`` (a stand-in for librdkafka's,
+    which needs a broker; the reader's own code runs unchanged)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[_Message] = []
+
+    def consume(self, count: int, timeout: float) -> list[_Message]:
+        if not self.waiting:
+            time.sleep(timeout)
+            return []
+        taken, self.waiting = self.waiting[:count], self.waiting[count:]
+        return taken
+
+
+def test_a_streaming_reader_asks_for_commits_at_the_autocommit_period() -> None:
+    reader = KafkaReader(
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
+        "t",
+        connector="test",
+        static=False,
+        with_metadata=False,
+        start_from_timestamp_ms=None,
+        policy=DEFAULT_POLICY,
+        limit_hint="",
+        commit_every_ms=300,
+    )
+    consumer = reader._consumer = _Consumer()
+    assert reader.read() is None
+    reader.wait(0.01)
+    assert reader.read() is None  # nothing read: nothing to commit
+    # After a quiet spell, the first messages are committed at once...
+    consumer.waiting = [_Message(0), _Message(1)]
+    first = reader.read()
+    assert isinstance(first, Data) and first.offset == (("t", 0), 2)
+    assert isinstance(reader.read(), Commit)
+    committed = time.monotonic()
+    # ... the next ones one period after that commit, however soon they came.
+    consumer.waiting = [_Message(2)]
+    assert isinstance(reader.read(), Data)
+    assert reader.read() is None
+    reader.wait(5.0)  # returns when the commit is due, not after 5 s
+    assert 0.25 <= time.monotonic() - committed < 2.0
+    assert isinstance(reader.read(), Commit)
+    assert reader.read() is None
