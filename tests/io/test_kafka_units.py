@@ -23,7 +23,7 @@ from deltaflow.io.kafka._formats import (
     MessageParser,
     MessagesContext,
 )
-from deltaflow.io.kafka._reader import KafkaReader
+from deltaflow.io.kafka._reader import PACING_PAUSE_S, KafkaReader
 from deltaflow.io.kafka._writer import DEFAULT_LINGER_MS, KafkaWriter
 
 
@@ -193,3 +193,31 @@ def test_a_streaming_reader_asks_for_commits_at_the_autocommit_period() -> None:
     assert 0.25 <= time.monotonic() - committed < 2.0
     assert isinstance(reader.read(), Commit)
     assert reader.read() is None
+
+
+def test_pacing_pauses_when_a_commit_comes_a_period_late() -> None:
+    reader = KafkaReader(
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
+        "t",
+        connector="test",
+        static=False,
+        with_metadata=False,
+        start_from_timestamp_ms=None,
+        policy=DEFAULT_POLICY,
+        limit_hint="",
+        commit_every_ms=100,
+    )
+    consumer = reader._consumer = _Consumer()
+    consumer.waiting = [_Message(0)]
+    assert isinstance(reader.read(), Data)
+    assert isinstance(reader.read(), Commit)
+    consumer.waiting = [_Message(1)]
+    assert isinstance(reader.read(), Data)
+    time.sleep(0.3)  # the thread "starved": the commit due after 0.1 s comes 0.2 s late
+    assert isinstance(reader.read(), Commit)
+    # Paused for PACING_PAUSE_S: the session's own rule commits what comes next.
+    consumer.waiting = [_Message(2)]
+    assert isinstance(reader.read(), Data)
+    reader.wait(0.25)
+    assert reader.read() is None
+    assert PACING_PAUSE_S >= 0.5
