@@ -220,4 +220,14 @@ def test_pacing_pauses_when_a_commit_comes_a_period_late() -> None:
     assert isinstance(reader.read(), Data)
     reader.wait(0.25)
     assert reader.read() is None
-    assert PACING_PAUSE_S >= 0.5
+    # After the pause, pacing resumes with the next messages.
+    time.sleep(PACING_PAUSE_S)
+    consumer.waiting = [_Message(3)]
+    assert isinstance(reader.read(), Data)
+    assert isinstance(reader.read(), Commit)
+    consumer.waiting = [_Message(4)]
+    assert isinstance(reader.read(), Data)
+    started = time.monotonic()
+    reader.wait(5.0)
+    assert time.monotonic() - started < 0.6  # one period, not a new pause
+    assert isinstance(reader.read(), Commit)

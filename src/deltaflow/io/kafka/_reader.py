@@ -149,8 +149,10 @@ class KafkaReader(Reader):
 
     def _hand_over(self) -> ReadEvent:
         if not self._uncommitted and self.commit_every_s is not None:
-            self._uncommitted = True
-            self._first_uncommitted = _time.monotonic()
+            now = _time.monotonic()
+            if now >= self._paced_again_at:  # while paused, the session commits alone
+                self._uncommitted = True
+                self._first_uncommitted = now
         return self._pending.popleft()
 
     def _commit(self) -> Commit:
