@@ -248,12 +248,20 @@ class JsonLinesParser(Parser):
     """Each record holds one or more JSON objects, one per line.
 
     ``json_field_paths`` maps a column to a JSON pointer (``/a/b``) inside the object.
+    ``fast_min_lines``: a record of fewer lines is read line by line even when Polars could
+    read it at once (Polars' fixed cost per call exceeds the per-line cost of a handful of
+    lines; streaming connectors hand over many small records).
     """
 
     def __init__(
-        self, columns: Sequence[ColumnSpec], json_field_paths: Mapping[str, str] | None = None
+        self,
+        columns: Sequence[ColumnSpec],
+        json_field_paths: Mapping[str, str] | None = None,
+        *,
+        fast_min_lines: int = 0,
     ) -> None:
         self._rows = _DictRows(columns, json_field_paths)
+        self.fast_min_lines = fast_min_lines
         self.columns = list(columns)
         self._next_line = 1  # where the next piece of a document starts (RawContext)
         # Polars reads the lines at once when every column is a plain value taken by name.
@@ -325,7 +333,8 @@ class JsonLinesParser(Parser):
         records, metadata, first_line = records_of(context)
         if len(records) == 1 and self._fast_schema:
             data = as_bytes(records[0])
-            frame = self._read_fast(data)
+            few = self.fast_min_lines > 0 and data.count(b"\n") < self.fast_min_lines
+            frame = None if few else self._read_fast(data)
             if frame is not None:
                 line = (
                     self._next_line

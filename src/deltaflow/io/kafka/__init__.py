@@ -276,6 +276,7 @@ def read(
             start_from_timestamp_ms=start_from_timestamp_ms,
             policy=policy,
             limit_hint=hint,
+            commit_every_ms=None if static else autocommit_duration_ms,
         )
 
     table = reader_table(

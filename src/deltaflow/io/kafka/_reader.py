@@ -13,6 +13,15 @@ restart neither skips nor repeats a checkpointed message. Partitions without a s
 start at ``start_from_timestamp_ms`` if given, else where the group and ``auto.offset.reset``
 say.
 
+Commits: in streaming mode the reader itself asks for a commit (a ``Commit`` event) once
+``autocommit_duration_ms`` has passed since its last one, so that commits follow each other
+at that period and a message waits half of it on average. (The input session's own rule
+counts the period from the first row waiting, which stretches the gap between commits by
+the time the next fetch takes, and makes the first message after a quiet spell wait a whole
+period.) A message arriving after a quiet spell longer than the period is committed at once.
+Pacing costs more minibatches per second; when a paced commit comes a whole period late (the
+process is short of CPU), the reader leaves commits to the session for a second.
+
 A broker that cannot be reached when the run starts is retried per the shared retry policy
 (``docs/retries.md``: backoff with jitter, for the outage limit), then the run fails with an
 error naming the connector and the bootstrap address; mid-run, librdkafka reconnects by
@@ -28,7 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deltaflow.engine.boundary import ConnectorError
-from deltaflow.io._core.base import Data, Finished, OffsetAntichain, Reader, ReadEvent
+from deltaflow.io._core.base import Commit, Data, Finished, OffsetAntichain, Reader, ReadEvent
 from deltaflow.io._core.retry import BackoffPolicy, Outage, OutageTooLong
 from deltaflow.io.kafka._formats import MessagesContext
 
@@ -36,6 +45,10 @@ logger = logging.getLogger("deltaflow.io.kafka")
 
 #: Messages taken from the consumer per call (a Data event per partition among them).
 BATCH_MESSAGES = 20_000
+
+#: How long commits are left to the session's own rule after a paced one came a whole
+#: period late (seconds; see ``KafkaReader._commit``).
+PACING_PAUSE_S = 1.0
 
 
 class KafkaSettingsError(ConnectorError, ValueError):
@@ -85,8 +98,14 @@ class KafkaReader(Reader):
         start_from_timestamp_ms: int | None,
         policy: BackoffPolicy,
         limit_hint: str,
+        commit_every_ms: int | None = None,
     ) -> None:
         self.settings = dict(settings)
+        self.commit_every_s = None if commit_every_ms is None else commit_every_ms / 1000.0
+        self._last_commit = -float("inf")  # monotonic time of the last Commit asked for
+        self._uncommitted = False  # messages were handed over since then
+        self._first_uncommitted = 0.0  # when the first of them was
+        self._paced_again_at = 0.0  # pacing paused until then (the process fell behind)
         self.topic = topic
         self.connector = connector
         self.static = static
@@ -116,19 +135,58 @@ class KafkaReader(Reader):
 
     def read(self) -> ReadEvent | None:
         if self._pending:
-            return self._pending.popleft()
+            return self._hand_over()
+        if self._commit_in() == 0.0:  # before new messages: they would delay it
+            return self._commit()
         if self._consumer is None and not self._connect():
             return None
         # _connect set it; a checker still sees the None tested above without the annotation
         consumer: Any = self._consumer
         self._take(consumer.consume(BATCH_MESSAGES, timeout=0))
         if self._pending:
-            return self._pending.popleft()
+            return self._hand_over()
         if self.static and self._static_done():
             return Finished()
         return None
 
+    def _hand_over(self) -> ReadEvent:
+        if not self._uncommitted and self.commit_every_s is not None:
+            now = _time.monotonic()
+            if now >= self._paced_again_at:  # while paused, the session commits alone
+                self._uncommitted = True
+                self._first_uncommitted = now
+        return self._pending.popleft()
+
+    def _commit(self) -> Commit:
+        """Ask for the commit due now. When it comes a whole period late (this thread did not
+        get the CPU in time, or the engine held it back), pace no more for a while: the
+        session's own rule then makes fewer, bigger minibatches, which costs less per row and
+        lets a starved process catch up."""
+        assert self.commit_every_s is not None
+        now = _time.monotonic()
+        due = max(self._last_commit + self.commit_every_s, self._first_uncommitted)
+        if now - due > self.commit_every_s:
+            self._paced_again_at = now + PACING_PAUSE_S
+        self._uncommitted = False
+        self._last_commit = now
+        return Commit()
+
+    def _commit_in(self) -> float | None:
+        """Seconds until the next commit is due (0: now); None when there is nothing to
+        commit or the session commits by its own rule."""
+        if not self._uncommitted or self.commit_every_s is None:
+            return None
+        now = _time.monotonic()
+        if now < self._paced_again_at:
+            return None
+        return max(0.0, self._last_commit + self.commit_every_s - now)
+
     def wait(self, timeout: float) -> None:
+        due = self._commit_in()
+        if due is not None:
+            if due == 0.0:
+                return
+            timeout = min(timeout, due)
         if self._consumer is None or self._pending:
             _time.sleep(min(timeout, self.poll_interval_s))
             return

@@ -68,6 +68,14 @@ _CONSUMER_ONLY = frozenset(
 )
 
 
+#: How long librdkafka waits for more messages before it sends a batch, unless the settings
+#: say (``linger.ms`` or its alias ``queue.buffering.max.ms``). librdkafka's own default, 5 ms,
+#: is added to every output's latency; the writer hands over a whole time's messages at once,
+#: so they are batched anyway and 1 ms is enough.
+DEFAULT_LINGER_MS = 1
+_LINGER_SETTINGS = frozenset({"linger.ms", "queue.buffering.max.ms"})
+
+
 class _TimeAcks:
     """Acknowledgements of one time's messages. ``produced`` is counted by the output thread,
     ``acked`` by the thread serving delivery reports: each counter has a single writer."""
@@ -137,10 +145,18 @@ class KafkaWriter(Writer):
         self._stop_polling = threading.Event()
         self._poller: threading.Thread | None = None
 
+    def producer_settings(self) -> dict[str, Any]:
+        """The producer's librdkafka settings: the given ones, with :data:`DEFAULT_LINGER_MS`
+        unless they set how long to linger."""
+        config = dict(self.settings)
+        if not _LINGER_SETTINGS & config.keys():
+            config["linger.ms"] = DEFAULT_LINGER_MS
+        return config
+
     def _open(self) -> Any:
         from confluent_kafka import KafkaException, Producer
 
-        producer = make_client(Producer, self.settings, self.connector)
+        producer = make_client(Producer, self.producer_settings(), self.connector)
 
         def reason(exc: BaseException) -> str:
             return str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
@@ -188,20 +204,44 @@ class KafkaWriter(Writer):
         acks = self._current
         produce = self._producer.produce
         topics = payload.topics
-        for index, (key, value, headers) in enumerate(
-            zip(payload.keys, payload.values, payload.headers, strict=True)
-        ):
+        rows = zip(payload.keys, payload.values, payload.headers, strict=True)
+        if topics is None and replay is None:
+            # The usual case, one topic and nothing to replay: the loop does only this.
+            topic = self.topic
+            for key, value, headers in rows:
+                acks.produced += 1
+                try:
+                    produce(topic, value, key, headers=headers, on_delivery=acks)
+                except BufferError:  # librdkafka's queue is full: let it send first
+                    self._produce_when_room(topic, value, key, headers, acks)
+            return
+        for index, (key, value, headers) in enumerate(rows):
             topic = topics[index] if topics is not None else self.topic
             if replay is not None and replay.already_written(topic, key, value, headers):
                 continue  # the crashed run wrote it after the checkpoint
             acks.produced += 1
-            while True:
-                try:
-                    produce(topic, value=value, key=key, headers=headers, on_delivery=acks)
-                    break
-                except BufferError:  # librdkafka's queue is full: let it send first
-                    _time.sleep(0.005)
-                    self._check()
+            try:
+                produce(topic, value, key, headers=headers, on_delivery=acks)
+            except BufferError:
+                self._produce_when_room(topic, value, key, headers, acks)
+
+    def _produce_when_room(
+        self,
+        topic: str | None,
+        value: bytes | None,
+        key: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+        acks: _TimeAcks,
+    ) -> None:
+        """Produce one message once librdkafka's full queue has room again."""
+        while True:
+            _time.sleep(0.005)
+            self._check()
+            try:
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=acks)
+                return
+            except BufferError:
+                continue
 
     def flush(self, time: int) -> None:
         self._check()

@@ -1,0 +1,233 @@
+"""The Kafka connector's message formats, producer settings and commit pacing, without a
+broker."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import deltaflow as pw
+from deltaflow import _types as t
+from deltaflow._ids import ID_DTYPE
+from deltaflow.engine.batch import DIFF, ID
+from deltaflow.io._core.base import Commit, Data
+from deltaflow.io._core.formats import column_specs
+from deltaflow.io._core.retry import DEFAULT_POLICY
+from deltaflow.io.kafka._formats import (
+    JSON_FAST_MIN_MESSAGES,
+    MessageFormatter,
+    MessageParser,
+    MessagesContext,
+)
+from deltaflow.io.kafka._reader import PACING_PAUSE_S, KafkaReader
+from deltaflow.io.kafka._writer import DEFAULT_LINGER_MS, KafkaWriter
+
+
+class Word(pw.Schema):
+    word: str
+    n: int
+
+
+_MESSAGES = [
+    b'{"word": "a", "n": 1}',
+    b'{"word":"b","n":2}',
+    b"{",
+    b"null",
+    b'{"word": 1, "n": 1}',
+    b'{"word": "a", "n": 1.5}',
+    b'{"word": "c", "n": null}',
+    b'{"word": "d"}',
+    b'{"word": "e", "n": 3, "n": 4}',
+    b"[1]",
+    b"",
+]
+
+
+def _context(values: list[bytes], first_offset: int) -> MessagesContext:
+    offsets = list(range(first_offset, first_offset + len(values)))
+    return MessagesContext("t", 0, offsets, [None] * len(values), list(values))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.sampled_from(_MESSAGES), min_size=JSON_FAST_MIN_MESSAGES, max_size=160)
+    | st.lists(st.sampled_from(_MESSAGES[:2]), min_size=JSON_FAST_MIN_MESSAGES, max_size=160),
+    st.integers(min_value=1, max_value=JSON_FAST_MIN_MESSAGES - 1),
+)
+def test_json_messages_parse_alike_in_big_and_small_fetches(
+    messages: list[bytes], chunk: int
+) -> None:
+    """Few messages are parsed one by one, many by Polars at once (when all are plain, as in
+    the second strategy): the rows and the reported messages are the same whichever way a
+    run's fetches cut the stream."""
+    parser = MessageParser("json", column_specs(Word), with_metadata=False)
+    whole = parser.parse(_context(messages, 0))
+    frames, errors = [], []
+    for start in range(0, len(messages), chunk):
+        block = parser.parse(_context(messages[start : start + chunk], start))
+        frames.append(block.frame)
+        errors.extend(block.errors)
+    assert whole.frame.equals(pl.concat(frames))
+    assert [(e.where, e.reason) for e in whole.errors] == [(e.where, e.reason) for e in errors]
+    valid = [
+        d
+        for d in (json.loads(m) if m.startswith(b'{"') else None for m in messages)
+        if isinstance(d, dict) and isinstance(d.get("word"), str) and type(d.get("n")) is int
+    ]
+    assert whole.frame.height == len(valid)
+
+
+def test_each_message_carries_its_time_and_diff_headers() -> None:
+    batch = pl.DataFrame(
+        [
+            pl.Series(ID, [1, 2, 3], dtype=ID_DTYPE),
+            pl.Series("word", ["a", "b", "c"]),
+            pl.Series(DIFF, [1, -1, 1]),
+        ]
+    )
+    formatter = MessageFormatter(
+        "json", {"word": t.STR}, key=None, value=None, headers=[], delimiter=",", topic_column=None
+    )
+    messages = formatter.format(batch, 42)
+    assert messages.headers == [
+        [("pathway_time", b"42"), ("pathway_diff", b"1")],
+        [("pathway_time", b"42"), ("pathway_diff", b"-1")],
+        [("pathway_time", b"42"), ("pathway_diff", b"1")],
+    ]
+    assert messages.values == [
+        b'{"word":"a","diff":1,"time":42}',
+        b'{"word":"b","diff":-1,"time":42}',
+        b'{"word":"c","diff":1,"time":42}',
+    ]
+
+
+def test_the_producer_lingers_briefly_unless_told() -> None:
+    def producer_settings(**given: str) -> dict[str, object]:
+        writer = KafkaWriter(
+            {"bootstrap.servers": "127.0.0.1:1", "group.id": "g", **given},
+            "out",
+            connector="test",
+            policy=DEFAULT_POLICY,
+            limit_hint="",
+        )
+        return writer.producer_settings()
+
+    assert producer_settings() == {"bootstrap.servers": "127.0.0.1:1", "linger.ms": 1}
+    assert DEFAULT_LINGER_MS == 1
+    assert producer_settings(**{"linger.ms": "20"})["linger.ms"] == "20"
+    alias = producer_settings(**{"queue.buffering.max.ms": "7"})
+    assert "linger.ms" not in alias and alias["queue.buffering.max.ms"] == "7"
+
+
+class _Message:
+    """What the reader uses of a confluent-kafka message."""
+
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return "t"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return b'{"word": "a", "n": 1}'
+
+
+class _Consumer:
+    """A consumer handing out the messages queued in ``waiting`` (a stand-in for librdkafka's,
+    which needs a broker; the reader's own code runs unchanged)."""
+
+    def __init__(self) -> None:
+        self.waiting: list[_Message] = []
+
+    def consume(self, count: int, timeout: float) -> list[_Message]:
+        if not self.waiting:
+            time.sleep(timeout)
+            return []
+        taken, self.waiting = self.waiting[:count], self.waiting[count:]
+        return taken
+
+
+def test_a_streaming_reader_asks_for_commits_at_the_autocommit_period() -> None:
+    reader = KafkaReader(
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
+        "t",
+        connector="test",
+        static=False,
+        with_metadata=False,
+        start_from_timestamp_ms=None,
+        policy=DEFAULT_POLICY,
+        limit_hint="",
+        commit_every_ms=300,
+    )
+    consumer = reader._consumer = _Consumer()
+    assert reader.read() is None
+    reader.wait(0.01)
+    assert reader.read() is None  # nothing read: nothing to commit
+    # After a quiet spell, the first messages are committed at once...
+    consumer.waiting = [_Message(0), _Message(1)]
+    first = reader.read()
+    assert isinstance(first, Data) and first.offset == (("t", 0), 2)
+    assert isinstance(reader.read(), Commit)
+    committed = time.monotonic()
+    # ... the next ones one period after that commit, however soon they came.
+    consumer.waiting = [_Message(2)]
+    assert isinstance(reader.read(), Data)
+    assert reader.read() is None
+    reader.wait(5.0)  # returns when the commit is due, not after 5 s
+    assert 0.25 <= time.monotonic() - committed < 2.0
+    assert isinstance(reader.read(), Commit)
+    assert reader.read() is None
+
+
+def test_pacing_pauses_when_a_commit_comes_a_period_late() -> None:
+    reader = KafkaReader(
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
+        "t",
+        connector="test",
+        static=False,
+        with_metadata=False,
+        start_from_timestamp_ms=None,
+        policy=DEFAULT_POLICY,
+        limit_hint="",
+        commit_every_ms=100,
+    )
+    consumer = reader._consumer = _Consumer()
+    consumer.waiting = [_Message(0)]
+    assert isinstance(reader.read(), Data)
+    assert isinstance(reader.read(), Commit)
+    consumer.waiting = [_Message(1)]
+    assert isinstance(reader.read(), Data)
+    time.sleep(0.3)  # the thread "starved": the commit due after 0.1 s comes 0.2 s late
+    assert isinstance(reader.read(), Commit)
+    # Paused for PACING_PAUSE_S: the session's own rule commits what comes next.
+    consumer.waiting = [_Message(2)]
+    assert isinstance(reader.read(), Data)
+    reader.wait(0.25)
+    assert reader.read() is None
+    # After the pause, pacing resumes with the next messages.
+    time.sleep(PACING_PAUSE_S)
+    consumer.waiting = [_Message(3)]
+    assert isinstance(reader.read(), Data)
+    assert isinstance(reader.read(), Commit)
+    consumer.waiting = [_Message(4)]
+    assert isinstance(reader.read(), Data)
+    started = time.monotonic()
+    reader.wait(5.0)
+    assert time.monotonic() - started < 0.6  # one period, not a new pause
+    assert isinstance(reader.read(), Commit)
