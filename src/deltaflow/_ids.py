@@ -84,11 +84,16 @@ def _lit(value: int) -> pl.Expr:
     return pl.lit(value, dtype=ID_DTYPE)
 
 
+def digest_texts(texts: Sequence[str]) -> pl.Series:
+    """``H(text)`` of each text, as an id column."""
+    frame = pl.DataFrame([pl.Series("t", texts, dtype=pl.String)])
+    return frame.select_seq(xxh3_128(pl.col("t")).cast(ID_DTYPE).alias("_id")).to_series()
+
+
 @functools.lru_cache(maxsize=1024)
 def text_digest(text: str) -> int:
     """``H(text)``: the xxh3-128 digest of ``text``'s UTF-8 bytes, as an integer."""
-    frame = pl.DataFrame({"t": [text]})
-    return int(frame.select(xxh3_128(pl.col("t")).cast(ID_DTYPE)).item())
+    return int(digest_texts([text])[0])
 
 
 #: What a missing (None) input id counts as in :func:`combine_ids_expr`: ``H("none")``.
@@ -289,12 +294,6 @@ def part_text(tag: str, text: str) -> str:
     """``<byte length>:<tag><text>``: one part of a key's text."""
     size = len(text) if text.isascii() else len(text.encode())
     return f"{size + 1}:{tag}{text}"
-
-
-def digest_texts(texts: Sequence[str]) -> pl.Series:
-    """``H(text)`` of each text, as an id column."""
-    frame = pl.DataFrame([pl.Series("t", texts, dtype=pl.String)])
-    return frame.select_seq(xxh3_128(pl.col("t")).cast(ID_DTYPE).alias("_id")).to_series()
 
 
 def _integer_key_ids_python(values: Sequence[Any], tag: str) -> pl.Series:

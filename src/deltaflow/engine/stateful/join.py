@@ -181,15 +181,9 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
         rows = sum(d.height for d in (d_left, d_right) if d is not None)
         if self.small and rows <= SMALL_DELTA_ROWS and not self._may_repeat(d_left, d_right):
             return self._restored(self._step_small(deltas, (d_left, d_right)))
-        touched = pl.concat([d[KH] for d in (d_left, d_right) if d is not None]).unique()
-        left_old = self.left.lookup(touched) if self.left.size else None
-        right_old = self.right.lookup(touched) if self.right.size else None
-        left_new = _plus(left_old, d_left, LID)
-        right_new = _plus(right_old, d_right, RID)
-        if d_left is not None:
-            self.left.insert(d_left)
-        if d_right is not None:
-            self.right.insert(d_right)
+        left_old, right_old, left_new, right_new = self._advance(
+            d_left, d_right, bool(self.left.size), bool(self.right.size)
+        )
         before = self._restored(self._whole(left_old, right_old, -1))
         after = self._restored(self._whole(left_new, right_new, 1))
         side = node.id_side
@@ -329,17 +323,16 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
             f"would repeat; drop id= or make the join key unique"
         )
 
-    def _step_big(self, deltas: Sequence[Delta]) -> Delta:
-        node = self.node
-        d_left = self._side(deltas[0], node.left_pre, LID)
-        d_right = self._side(deltas[1], node.right_pre, RID)
-        if d_left is None and d_right is None:
-            return None
-        # An inner join needs one side's old rows only to pair them with the other's delta;
-        # the unmatched rows of the other modes need both. Empty state needs no lookup.
-        inner = self.mode == "inner"
-        need_left = bool(self.left.size) and (d_right is not None or not inner)
-        need_right = bool(self.right.size) and (d_left is not None or not inner)
+    def _advance(
+        self,
+        d_left: pl.DataFrame | None,
+        d_right: pl.DataFrame | None,
+        need_left: bool,
+        need_right: bool,
+    ) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None]:
+        """Look up the old rows of the key groups the deltas touch (on the sides asked for),
+        add the deltas to both arrangements and return (left old, right old, left new, right
+        new) for those groups."""
         left_old = right_old = None
         if need_left or need_right:
             touched = pl.concat([d[KH] for d in (d_left, d_right) if d is not None]).unique()
@@ -351,6 +344,22 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
             self.left.insert(d_left)
         if d_right is not None:
             self.right.insert(d_right)
+        return left_old, right_old, left_new, right_new
+
+    def _step_big(self, deltas: Sequence[Delta]) -> Delta:
+        node = self.node
+        d_left = self._side(deltas[0], node.left_pre, LID)
+        d_right = self._side(deltas[1], node.right_pre, RID)
+        if d_left is None and d_right is None:
+            return None
+        # An inner join needs one side's old rows only to pair them with the other's delta;
+        # the unmatched rows of the other modes need both. Empty state needs no lookup.
+        inner = self.mode == "inner"
+        need_left = bool(self.left.size) and (d_right is not None or not inner)
+        need_right = bool(self.right.size) and (d_left is not None or not inner)
+        left_old, right_old, left_new, right_new = self._advance(
+            d_left, d_right, need_left, need_right
+        )
 
         # Each part with whether both its operands are known to hold every id once.
         parts: list[tuple[pl.LazyFrame, bool]] = []
