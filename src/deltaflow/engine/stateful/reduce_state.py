@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import errors
-from deltaflow._ids import hash_columns
+from deltaflow._ids import PYTHON_KEY_ROWS, hash_columns, hash_values
 from deltaflow.engine.batch import DIFF, ID, python_exact
 from deltaflow.engine.operators import Operator
 from deltaflow.engine.stateful.arrangement import (
@@ -255,11 +255,18 @@ class ReduceState(Operator[ReduceNode]):
         if not self.keys:
             value = constant_id()
             return {group: value for group in groups}
-        frame = pl.DataFrame(
-            [
-                pl.Series(k, [g[1 + i] for g in groups], dtype=d.to_polars())
-                for i, (k, d) in enumerate(zip(self.keys, self.key_types, strict=True))
-            ]
+        values = [[g[1 + i] for g in groups] for i in range(len(self.keys))]
+        hashed = (
+            hash_values(list(zip(values, self.key_types, strict=True)))
+            if len(groups) <= PYTHON_KEY_ROWS
+            else None
         )
-        ids = hash_columns(frame, list(zip(self.keys, self.key_types, strict=True))).to_list()
-        return dict(zip(groups, ids, strict=True))
+        if hashed is None:
+            frame = pl.DataFrame(
+                [
+                    pl.Series(k, column, dtype=d.to_polars())
+                    for k, column, d in zip(self.keys, values, self.key_types, strict=True)
+                ]
+            )
+            hashed = hash_columns(frame, list(zip(self.keys, self.key_types, strict=True)))
+        return dict(zip(groups, hashed.to_list(), strict=True))
