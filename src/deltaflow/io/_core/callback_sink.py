@@ -65,7 +65,7 @@ class CallbackSink(Sink):
         self.stats.rows_written += batch.height
         self.stats.batches += 1
         on_change = self._on_change
-        if on_change is None:
+        if on_change is None or batch.height == 0:
             return
         # Column-wise conversion to Python values, then one dict per row: the per-row work is
         # only the dict and the call.
@@ -73,19 +73,30 @@ class CallbackSink(Sink):
         keys = t.values_from_series(batch[ID])
         diffs = batch[DIFF].to_list()
         columns = [t.values_from_series(batch[name]) for name in names]
-        rows = zip(*columns, strict=True) if names else iter([()] * len(keys))
-        entries = list(zip(keys, rows, diffs, strict=True))
-        if not self._sorted_by_user and any(d < 0 for d in diffs):
+        rows = [dict(zip(names, values)) for values in zip(*columns)] if names else None
+        if rows is None:
+            rows = [{} for _ in keys]
+        lowest, highest = min(diffs), max(diffs)
+        if not self._sorted_by_user and lowest < 0 < highest and not _deletions_lead(diffs):
             # Deletions of a time come before its insertions (stable within each).
-            entries = [e for e in entries if e[2] < 0] + [e for e in entries if e[2] > 0]
+            order = [i for i, d in enumerate(diffs) if d < 0] + [
+                i for i, d in enumerate(diffs) if d > 0
+            ]
+            keys, rows, diffs = (
+                [keys[i] for i in order],
+                [rows[i] for i in order],
+                [diffs[i] for i in order],
+            )
         try:
-            for key, values, diff in entries:
-                row = dict(zip(names, values))
-                # Keywords, as Pathway passes them (callbacks may take **kwargs).
+            if lowest >= -1 and highest <= 1:  # each row once (the common case)
+                for key, row, diff in zip(keys, rows, diffs):
+                    # Keywords, as Pathway passes them (callbacks may take **kwargs).
+                    on_change(key=key, row=row, time=time, is_addition=diff > 0)
+                return
+            for key, row, diff in zip(keys, rows, diffs):
                 on_change(key=key, row=row, time=time, is_addition=diff > 0)
-                if diff > 1 or diff < -1:  # a row present several times: once per copy
-                    for _ in range(abs(diff) - 1):
-                        on_change(key=key, row=dict(row), time=time, is_addition=diff > 0)
+                for _ in range(abs(diff) - 1):  # a row present several times: once per copy
+                    on_change(key=key, row=dict(row), time=time, is_addition=diff > 0)
         except Exception as exc:
             raise connector_error(
                 self.name, exc, f"the on_change callback raised {type(exc).__name__}: {exc}"
@@ -98,3 +109,9 @@ class CallbackSink(Sink):
     def on_end(self) -> None:
         if self._on_end is not None:
             self._call("on_end", self._on_end)
+
+
+def _deletions_lead(diffs: list[int]) -> bool:
+    """Whether every deletion comes before every insertion already (as reducers emit)."""
+    first_insertion = next(i for i, d in enumerate(diffs) if d > 0)
+    return all(d > 0 for d in diffs[first_insertion:])
