@@ -156,12 +156,25 @@ def empty_batch(columns: Mapping[str, t.DType]) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
+def stack(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """The rows of frames with the same columns, one after the other.
+
+    Frames of one stream nearly always have the same column types: a plain vertical concat
+    is then two to three times cheaper than a relaxed one (which looks for common types), a
+    difference that counts on the streaming path. When a type differs (an all-None column
+    against typed ones, say), the relaxed concat takes over."""
+    try:
+        return pl.concat(frames, how="vertical")
+    except pl.exceptions.SchemaError:
+        return pl.concat(frames, how="vertical_relaxed")
+
+
 def concat_batches(batches: Sequence[pl.DataFrame]) -> pl.DataFrame:
     """Stack batches of the same columns (not consolidated)."""
     batches = [b for b in batches if b.height]
     if len(batches) == 1:
         return batches[0]
-    return pl.concat(batches, how="vertical_relaxed") if batches else batches  # type: ignore[return-value]
+    return stack(batches) if batches else batches  # type: ignore[return-value]
 
 
 def consolidate(batch: pl.DataFrame) -> pl.DataFrame:

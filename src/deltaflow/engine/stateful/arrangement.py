@@ -24,13 +24,16 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow.engine.batch import DIFF, ID, python_exact, row_key_function, sum_equal_rows
+from deltaflow.engine.batch import DIFF, ID, python_exact, row_key_function, stack, sum_equal_rows
 
 KH = "_kh"
 TIME = "__time"
 _SEED = 0x5EED
 SMALL_INSERT = 512  # inserts of at most this many rows go to the Python tail first
 TAIL_ROWS = 4096  # the tail becomes a run when it holds this many rows
+#: Pending frames are stacked into one whenever this many wait: the work of turning the
+#: pending frames into a run is spread over the inserts instead of landing on one of them.
+PENDING_FRAMES = 8
 _SCAN_ROWS = 2048  # unsorted runs up to this size are scanned rather than sorted
 #: Merges of at least this many rows run on a background thread (Polars releases the GIL while
 #: it concatenates and consolidates), so a small update never waits for a big merge.
@@ -230,6 +233,8 @@ class Arrangement:
         if frame.height <= SMALL_INSERT and layout.exact:
             self._pending.append((frame, rows))
             self._pending_rows += frame.height
+            if len(self._pending) >= PENDING_FRAMES and not self.index_eagerly:
+                self._stack_pending()
             if self.index_eagerly:
                 self._index_pending()
             if self._tail_count + self._pending_rows >= TAIL_ROWS:
@@ -271,6 +276,17 @@ class Arrangement:
         elif self._tail_frames is not None:
             self._tail_frames.append(frame)
 
+    def _stack_pending(self) -> None:
+        """Make the pending frames one (their rows, when known, in the same order)."""
+        pending = self._pending
+        known = [rows for _, rows in pending]
+        combined = (
+            None
+            if any(rows is None for rows in known)
+            else [row for rows in known for row in cast("list[tuple[Any, ...]]", rows)]
+        )
+        self._pending = [(stack([frame for frame, _ in pending]), combined)]
+
     def _index_pending(self) -> None:
         layout = self._layout
         assert layout is not None
@@ -290,12 +306,12 @@ class Arrangement:
                 self._tail_frames = []
                 if len(frames) == 1:
                     self._add_run(frames[0])
-                elif not any(_has_deletions(f) for f in frames):
-                    self._add_run(pl.concat(frames, how="vertical_relaxed"), clean=False)
+                    return
+                stacked = stack(frames)
+                if not _has_deletions(stacked):
+                    self._add_run(stacked, clean=False)
                 else:  # frames may cancel each other: a run holds consolidated rows
-                    merged = consolidate_rows(
-                        pl.concat(frames, how="vertical_relaxed"), self.ignore, self.id_column
-                    )
+                    merged = consolidate_rows(stacked, self.ignore, self.id_column)
                     if merged.height:
                         self._add_run(merged)
                 return
@@ -307,11 +323,7 @@ class Arrangement:
         tail, self._tail = self._tail, {}
         self._tail_count = 0
         if tail_frames:
-            frame = (
-                tail_frames[0]
-                if len(tail_frames) == 1
-                else pl.concat(tail_frames, how="vertical_relaxed")
-            )
+            frame = tail_frames[0] if len(tail_frames) == 1 else stack(tail_frames)
         else:
             rows = [row for bucket in tail.values() for row in bucket.values()]
             assert self.columns is not None
@@ -427,7 +439,7 @@ class Arrangement:
                 clean = clean and self._clean[index]
         if not parts:
             return None
-        found = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
+        found = parts[0] if len(parts) == 1 else stack(parts)
         if len(parts) > 1 or not clean:
             found = consolidate_rows(found, self.ignore, self.id_column)
         return found if found.height else None
@@ -518,9 +530,7 @@ class Arrangement:
             self._adopt_merge(wait=True)
         if not self.runs:
             return None
-        return consolidate_rows(
-            pl.concat(self.runs, how="vertical_relaxed"), self.ignore, self.id_column
-        )
+        return consolidate_rows(stack(self.runs), self.ignore, self.id_column)
 
 
 class _RowLayout:
@@ -596,7 +606,7 @@ def _merge_runs(
     id_column: str,
 ) -> pl.DataFrame:
     """One run holding the rows of two (consolidated unless both only insert)."""
-    merged = pl.concat([older, newer], how="vertical_relaxed")
+    merged = stack([older, newer])
     return merged if inserts_only else consolidate_rows(merged, ignore, id_column)
 
 

@@ -27,7 +27,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE, hash_columns, sequence_ids
-from deltaflow.engine.batch import DIFF, ID
+from deltaflow.engine.batch import DIFF, ID, stack
 from deltaflow.engine.boundary import Source, SourceHandle, connector_error
 from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
 from deltaflow.io._core.base import (
@@ -293,7 +293,7 @@ class InputSession(Source):
             old = self._by_source.pop(self._block_key, [])
             self._positions.pop(self._block_key, None)
             if old:
-                frame = pl.concat(old, how="vertical_relaxed")
+                frame = stack(old)
                 self._block.append(frame.with_columns((-pl.col(DIFF)).alias(DIFF)))
                 # The new rows take the same positions, hence the same ids, again.
                 self._block_distinct = False
@@ -339,11 +339,7 @@ class InputSession(Source):
                 handle.push(self._empty(), offsets=offsets)
             return
         self._pushed_offsets = offsets
-        batch = (
-            pl.concat(self._ready, how="vertical_relaxed")
-            if len(self._ready) > 1
-            else self._ready[0]
-        )
+        batch = stack(self._ready) if len(self._ready) > 1 else self._ready[0]
         distinct = self._ready_distinct
         self._ready = []
         self._ready_rows = 0
@@ -392,7 +388,7 @@ class InputSession(Source):
         frames = [*self._ready, *self._block]
         self._ready, self._ready_rows, self._block = [], 0, []
         self._first_pending = None
-        part = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+        part = stack(frames) if len(frames) > 1 else frames[0]
         self._wait_for_room(handle, part.height)
         # Parts are pushed while reading goes on: at most a few of them wait in the engine,
         # so a big file's memory stays bounded whatever the speed of the outputs.
@@ -460,7 +456,7 @@ class InputSession(Source):
                     for kind in kinds.unique(maintain_order=True).to_list()
                 ]
             changed = [p for p in parts if p is not None and p.height]
-            return pl.concat(changed, how="vertical_relaxed") if changed else None
+            return stack(changed) if changed else None
         return self._apply_kind(frame, block.kind)
 
     def _apply_in_order(self, frame: pl.DataFrame, kinds: pl.Series) -> list[pl.DataFrame | None]:
@@ -529,7 +525,7 @@ class InputSession(Source):
                 return inserted
             if retractions.schema == inserted.schema:
                 return retractions.vstack(inserted)
-            return pl.concat([retractions, inserted], how="vertical_relaxed")
+            return stack([retractions, inserted])
         raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     def _remember(self, rows: pl.DataFrame) -> None:
