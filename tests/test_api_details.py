@@ -360,7 +360,7 @@ def test_concat_of_tables_sharing_ids_is_refused_unless_promised() -> None:
     with pytest.raises(ValueError, match="same ids"):
         first.concat(clashing)
     pw.universes.promise_are_pairwise_disjoint(first, clashing)
-    with pytest.raises(KeyError, match="duplicated entries for key"):
+    with pytest.raises(KeyError, match="several rows"):
         pw.debug.table_to_dicts(first.concat(clashing))
     separate = pw.debug.table_from_markdown(
         """

@@ -90,8 +90,8 @@ def test_filter_drops_rows_whose_condition_is_an_error(numbers: pw.Table) -> Non
     assert table == [(3, 1), (6, 3)]
     assert other_rows == sorted([(6, 3), (3, 1)], key=repr)
     assert messages(log) == [
-        "Error value encountered in filter condition, skipping the row",
         "division by zero",
+        "row skipped: an Error value in the filter condition",
     ]
 
 
@@ -122,7 +122,7 @@ def test_udf_failures_and_wrong_return_types() -> None:
     out, log = rows(result, pw.global_error_log())
     assert out == sorted([(1, ERROR, "x"), (2, 1.0, ERROR)], key=repr)
     assert messages(log) == [
-        "TypeError: cannot create an object of type String from value 2",
+        "TypeError: an int is not a value of type String",
         "ZeroDivisionError: division by zero",
     ]
 
@@ -153,7 +153,7 @@ def test_groupby_skips_error_keys_and_arguments() -> None:
     sums, counts, log = rows(by_key, by_error, pw.global_error_log())
     assert sums == [(1, 2), (2, 2)]
     assert counts == [(2, 2)]
-    assert messages(log).count("Error value encountered in grouping columns, skipping the row") == 2
+    assert messages(log).count("row skipped: an Error value in the grouping columns") == 2
 
 
 def test_join_skips_rows_with_error_keys() -> None:
@@ -170,7 +170,7 @@ def test_join_skips_rows_with_error_keys() -> None:
     joined = keyed.join(right, keyed.a == right.b).select(keyed.a, right.b)
     out, log = rows(joined, pw.global_error_log())
     assert out == [(1, 1)]
-    assert "Error value encountered in join condition, skipping the row" in messages(log)
+    assert "row skipped: an Error value in the join condition" in messages(log)
 
 
 def test_concat_keeps_errors(numbers: pw.Table) -> None:
@@ -183,7 +183,7 @@ def test_concat_keeps_errors(numbers: pw.Table) -> None:
 def test_with_id_from_an_error_skips_the_row(numbers: pw.Table) -> None:
     out, log = rows(numbers.with_id_from(numbers.a // numbers.b), pw.global_error_log())
     assert sorted(out) == [(3, 3), (6, 2)]
-    assert "Error value encountered in reindex as new id, skipping the row" in messages(log)
+    assert "row skipped: an Error value in the expression of its new id" in messages(log)
 
 
 def test_local_error_log_takes_errors_of_its_block(numbers: pw.Table) -> None:
@@ -220,7 +220,7 @@ def test_sinks_skip_rows_with_errors(numbers: pw.Table, tmp_path: Any) -> None:
     assert sorted((x["a"], x["q"]) for x in lines) == [(3, 1), (6, 3)]
     csv_lines = (tmp_path / "out.csv").read_text().splitlines()
     assert len(csv_lines) == 3 and "Error" not in "".join(csv_lines)
-    assert log.count("Error value encountered in output, skipping the row") == 3
+    assert log.count("row skipped: an Error value cannot be written to an output") == 3
     assert log.count("division by zero") == 1
 
 
@@ -272,16 +272,14 @@ def test_csv_bad_values_are_errors_and_logged(tmp_path: Any) -> None:
     )
     assert out == sorted([(1, 2), (-1, 3), (4, -2)], key=repr)
     assert messages(log) == [
-        'failed to parse value "x" at field "a" according to the type int in schema: '
-        "invalid digit found in string",
-        'failed to parse value "y" at field "b" according to the type int in schema: '
-        "invalid digit found in string",
+        'text "x" does not parse as field "a" of type int: invalid digit found in string',
+        'text "y" does not parse as field "b" of type int: invalid digit found in string',
     ]
     pw.clear_graph()
     keyed = pw.io.csv.read(path, schema=KeyedNumbers, mode="static")
     out, log = rows(keyed.select(a=pw.fill_error(keyed.a, -1), b=keyed.b), pw.global_error_log())
     assert out == sorted([(1, 2), (-1, 3)], key=repr)
-    assert messages(log)[0].startswith("error in primary key, skipping the row: ")
+    assert messages(log)[0].startswith("row skipped: its primary key has no value (")
 
 
 def test_csv_bad_values_stop_the_default_run_as_before(tmp_path: Any) -> None:
@@ -298,7 +296,7 @@ def test_jsonlines_and_python_bad_values(tmp_path: Any) -> None:
     table = pw.io.jsonlines.read(path, schema=Numbers, mode="static")
     out, log = rows(table.select(a=pw.fill_error(table.a, -1), b=table.b), pw.global_error_log())
     assert out == sorted([(1, 2), (-1, 3)], key=repr)
-    assert messages(log) == ['failed to create a field "a" with type int from json payload: "x"']
+    assert messages(log) == ['JSON value "x" does not fit field "a" of type int']
 
     class Subject(pw.io.python.ConnectorSubject):
         def run(self) -> None:
@@ -314,9 +312,9 @@ def test_jsonlines_and_python_bad_values(tmp_path: Any) -> None:
     )
     assert out == sorted([(1, 2), (-1, 3), (3, -2)], key=repr)
     assert messages(log) == [
-        'cannot create a field "a" with type int from value 2.5. Original error: TypeError: '
-        "cannot create an object of type Int from value 2.5",
-        'no value for "b" field and no default specified',
+        'field "b" is missing and has no default value',
+        'value 2.5 does not fit field "a" of type int: TypeError: a float is not a value of '
+        "type Int",
     ]
 
 
@@ -359,7 +357,11 @@ def test_operators_without_error_handling_leave_error_rows_out(numbers: pw.Table
     flat_rows, updated_rows, log = rows(flat, updated, pw.global_error_log())
     assert sorted(flat_rows) == [(1,), (3,), (3,), (6,)]
     assert sorted(updated_rows) == [(3, 1), (6, 3), (7, 7)]
-    skipped = [m for m in messages(log) if m.startswith("Error value encountered in")]
+    skipped = [
+        m
+        for m in messages(log)
+        if m.startswith("row skipped: ") and m.endswith("cannot take its Error value")
+    ]
     assert len(skipped) == 2  # one row left out by flatten, one by update_rows
 
 

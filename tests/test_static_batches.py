@@ -94,7 +94,7 @@ def test_repeated_labels_are_still_consolidated() -> None:
     # One id; the rows are equal, so they merge into one row inserted 300 times.
     assert [(row["v"], diff) for _, row, diff in changes] == [(7, 300)]
     # A final table cannot hold one id 300 times (Pathway's helpers refuse it too).
-    with pytest.raises(KeyError, match="duplicated entries"):
+    with pytest.raises(KeyError, match="several rows"):
         pw.debug.table_to_pandas(pw.debug.table_from_pandas(frame))
 
 

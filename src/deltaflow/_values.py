@@ -189,3 +189,10 @@ def canonical_key(value: Any) -> Any:
     except TypeError:
         return ("repr", repr(value))
     return value
+
+
+def type_mismatch(value: Any, type_name: str) -> str:
+    """The error-log text of a Python value that a column of ``type_name`` cannot hold."""
+    noun = type(value).__name__
+    article = "an" if noun[:1].lower() in "aeiou" else "a"
+    return f"TypeError: {article} {noun} is not a value of type {type_name}"

@@ -467,15 +467,12 @@ def squash_repeated_ids(
         t.Pointer(v) for v in state["_id"].filter(repeated).unique(maintain_order=True).to_list()
     ]
     if resolve_terminate(terminate_on_error):
-        raise KeyError(
-            f"duplicated entries for key {keys[0]}: the table has several rows with this id"
-        )
+        raise KeyError(f"several rows of the table have the id {keys[0]}")
     import warnings
 
     for key in keys:
         warnings.warn(
-            f"duplicated entries for key {key}: the table has several rows with "
-            f"this id; shown as one row of Errors",
+            f"several rows of the table have the id {key}; shown as one row of Errors",
             UserWarning,
             stacklevel=4,
         )

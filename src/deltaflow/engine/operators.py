@@ -152,7 +152,7 @@ class FilterOperator(Operator[plan.FilterNode]):
         failed = errors.error_mask(keep) if errors.errors_seen() else None
         if failed is not None:
             errors.report(
-                "Error value encountered in filter condition, skipping the row",
+                "row skipped: an Error value in the filter condition",
                 count=int(failed.sum()),
             )
             keep = errors.without_errors(keep, pl.Boolean())
@@ -176,7 +176,7 @@ class ReindexOperator(Operator[plan.ReindexNode]):
         failed = errors.error_mask(new_ids) if errors.errors_seen() else None
         if failed is not None:
             errors.report(
-                "Error value encountered in reindex as new id, skipping the row",
+                "row skipped: an Error value in the expression of its new id",
                 count=int(failed.sum()),
             )
             delta = delta.filter(~failed)
@@ -224,7 +224,7 @@ def _check_no_duplicate_insertions(batch: pl.DataFrame) -> None:
     inserted = batch.filter(pl.col(DIFF) > 0)[ID]
     if inserted.len() > 1 and inserted.n_unique() < inserted.len():
         key = t.Pointer(inserted.filter(inserted.is_duplicated())[0])
-        raise KeyError(f"duplicated entries for key {key}")
+        raise KeyError(f"several rows inserted with the id {key} at one time")
 
 
 class FlattenOperator(Operator[plan.FlattenNode]):
@@ -301,7 +301,7 @@ def _without_error_rows(delta: pl.DataFrame, columns: dict[str, t.DType]) -> Del
     failed = errors.row_has_error_mask(delta, list(masks))
     assert failed is not None
     errors.report(
-        "Error value encountered in output, skipping the row",
+        "row skipped: an Error value cannot be written to an output",
         count=int(failed.sum()),
         with_trace=False,
     )

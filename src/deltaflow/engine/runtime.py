@@ -471,7 +471,7 @@ def _without_unhandled_errors(
         if isinstance(delta, pl.DataFrame) and error_columns(delta):
             columns = source.columns
             delta = drop_error_rows(
-                delta, None, f"Error value encountered in {op.describe()}, skipping the row"
+                delta, None, f"row skipped: {op.describe()} cannot take its Error value"
             )
             delta = delta.with_columns(
                 [

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._values import type_mismatch
 
 
 def _series_keeping_errors(result: list[Any], dtype: t.DType) -> pl.Series:
@@ -46,10 +47,7 @@ def _series_keeping_errors(result: list[Any], dtype: t.DType) -> pl.Series:
                 except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
                     ok = False
                 if not ok:
-                    errors.report(
-                        f"TypeError: cannot create an object of type "
-                        f"{_engine_type_name(dtype)} from value {value!r}"
-                    )
+                    errors.report(type_mismatch(value, _engine_type_name(dtype)))
                     failed[position] = True
                     value = None
             stored.append(value)

@@ -43,8 +43,8 @@ class DeduplicateOperator(Operator[DeduplicateNode]):
         self.acceptor = node.acceptor
         self.pre.set_error_policy(
             ["__inst"] if node.has_instance else [],
-            "Error value encountered in deduplicate instance, skipping the row",
-            "Error value encountered in deduplicate value, skipping the row",
+            "row skipped: an Error value in the deduplicate instance",
+            "row skipped: an Error value in the deduplicate value",
         )
         self.has_instance = node.has_instance
         self.instance_type = node.instance_type

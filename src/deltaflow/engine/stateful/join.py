@@ -68,8 +68,8 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
                 self.carried.append(carry)
             pre.set_error_policy(
                 self.keys,
-                "Error value encountered in join condition, skipping the row",
-                "Error value encountered in join, skipping the row",
+                "row skipped: an Error value in the join condition",
+                "row skipped: an Error value in a column the join carries",
                 carry,
             )
             keeps_unmatched = self.mode in (

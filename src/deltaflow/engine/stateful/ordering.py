@@ -35,7 +35,7 @@ class SortOperator(Operator[SortNode]):
         self.pre = node.pre
         self.has_instance = "__inst" in node.pre.types
         self.pre.set_error_policy(
-            list(node.pre.types), "Error value encountered in sort key, skipping the row"
+            list(node.pre.types), "row skipped: an Error value in the sort key"
         )
         self.lists: dict[Any, list[tuple[Any, int]]] = {}
         self.where: dict[int, tuple[Any, Any]] = {}  # id -> (instance key, sort entry)

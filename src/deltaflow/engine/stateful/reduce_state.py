@@ -57,7 +57,7 @@ class ReduceState(Operator[ReduceNode]):
         # reported; one with an error argument is left out of the reduction (its error was
         # reported where it arose).
         self.pre.set_error_policy(
-            self.keys, "Error value encountered in grouping columns, skipping the row", ""
+            self.keys, "row skipped: an Error value in the grouping columns", ""
         )
         self.key_types = list(node.key_types)
         self.calls = list(node.reducers)
@@ -130,7 +130,7 @@ class ReduceState(Operator[ReduceNode]):
         if self.argument_errors:
             self.pre.set_error_policy(
                 self.keys,
-                "Error value encountered in grouping columns, skipping the row",
+                "row skipped: an Error value in the grouping columns",
                 flag_others=True,
             )
             self.invertible = self.foldable = self.accumulated = False

@@ -590,8 +590,8 @@ class CsvParser(Parser):
                         values,
                         bad,
                         [
-                            f'failed to parse value "{raw[i]}" at field "{spec.name}" according to '
-                            f"the type {cell_errors.type_name(spec.dtype)} in schema: "
+                            f'text "{raw[i]}" does not parse as field "{spec.name}" of type '
+                            f"{cell_errors.type_name(spec.dtype)}: "
                             f"{_parse_failure(raw[i], spec.dtype)}"
                             for i in bad.arg_true().to_list()
                         ],

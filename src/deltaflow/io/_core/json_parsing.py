@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._values import type_mismatch
 from deltaflow.io._core.base import (
     DictsContext,
     ParsedBlock,
@@ -197,19 +198,16 @@ class _DictRows:
     def _describe(
         self, spec: ColumnSpec, value: Any, missing: bool, cell_errors: CellErrors
     ) -> str:
-        """How a bad value reads in the error log (as Pathway words it)."""
+        """How a bad value reads in the error log: the field, its type and the value."""
         name = cell_errors.type_name(spec.dtype)
         if missing:
-            return f'no value for "{spec.name}" field and no default specified'
+            return f'field "{spec.name}" is missing and has no default value'
         if self.origin == "python":
             return (
-                f'cannot create a field "{spec.name}" with type {name} from value {value}. '
-                f"Original error: {_python_value_error(spec.dtype.strip_optional(), value, name)}"
+                f'value {value} does not fit field "{spec.name}" of type {name}: '
+                f"{_python_value_error(spec.dtype.strip_optional(), value, name)}"
             )
-        return (
-            f'failed to create a field "{spec.name}" with type {name} from json payload: '
-            f"{json.dumps(value)}"
-        )
+        return f'JSON value {json.dumps(value)} does not fit field "{spec.name}" of type {name}'
 
 
 _ENGINE_TYPE_NAMES = {t.INT: "Int", t.FLOAT: "Float", t.STR: "String", t.BOOL: "Bool"}
@@ -230,10 +228,7 @@ def _python_value_error(dtype: t.DType, value: Any, name: str) -> str:
             f"ValueError: {value} has no time zone, but a DateTimeUtc column holds datetimes "
             f"with one (declare the column DateTimeNaive, or give the datetime a zone)"
         )
-    return (
-        f"TypeError: cannot create an object of type {_ENGINE_TYPE_NAMES.get(dtype, name)} "
-        f"from value {value}"
-    )
+    return type_mismatch(value, _ENGINE_TYPE_NAMES.get(dtype, name))
 
 
 _FAST_JSON: dict[t.DType, pl.DataType] = {

@@ -206,7 +206,7 @@ class CellErrors:
         if spec.primary_key:
             for row, message in zip(rows, messages, strict=True):
                 if row not in self.dropped:  # reported by the session, as skipped rows are
-                    self.dropped[row] = f"error in primary key, skipping the row: {message}"
+                    self.dropped[row] = f"row skipped: its primary key has no value ({message})"
             return values
         self.pending.extend(zip(rows, messages, strict=True))
         previous = self.masks.get(spec.name)
