@@ -29,6 +29,7 @@ from deltaflow.expressions.base import (
     Require,
     Scope,
 )
+from deltaflow.expressions.numpy_eval import NumpyProjection, compile_numpy
 
 _SHORT_CIRCUIT = ("&", "|")
 _UNKNOWN = object()
@@ -90,6 +91,8 @@ class CompiledProjection:
         self.error_policy: ErrorPolicy | None = None
         # Per input layout: the input column each output copies, or None (see copies()).
         self._copies: dict[tuple[str, ...], list[tuple[str, str]] | None] = {}
+        # Per input layout: the outputs' NumPy form, or None (see numpy_outputs()).
+        self._numpy: dict[tuple[str, ...], NumpyProjection | None] = {}
 
     def set_error_policy(
         self,
@@ -193,6 +196,19 @@ class CompiledProjection:
                 return None
             pairs.append((name, source))
         return pairs
+
+    def numpy_outputs(self, frame: pl.DataFrame) -> list[pl.Series] | None:
+        """The outputs computed with NumPy (see numpy_eval) when every one of them is simple
+        arithmetic over ``frame``'s columns, else None (a Polars query is needed)."""
+        key = tuple(frame.columns)
+        if key not in self._numpy:
+            self._numpy[key] = (
+                compile_numpy(self.scope, self.outputs, self.types, frame.schema)
+                if self.pure_exprs() is not None
+                else None
+            )
+        program = self._numpy[key]
+        return None if program is None else program.run(frame)
 
     # --- running ------------------------------------------------------------------------------
     def run(self, frame: pl.DataFrame, keep: Sequence[str] = ()) -> pl.DataFrame:
