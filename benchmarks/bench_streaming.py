@@ -10,7 +10,8 @@ then fully reflected). p50/p95/p99 are reported, skipping the first second (warm
 Throughput: the same pipeline, the subject pushing BENCH_ROWS rows (default 2,000,000) as fast
 as it can, committing every 10,000 rows; rows/s from the first row sent to the end of the run.
 
-Environment: BENCH_IMPL (deltaflow | pathway), BENCH_ROWS, BENCH_RATE, BENCH_SECONDS,
+Environment: BENCH_IMPL (deltaflow | pathway), BENCH_ROWS, BENCH_RATE, BENCH_COMMIT_ROWS (rows
+per latency commit, default 100), BENCH_SECONDS,
 BENCH_REPEAT (default 1: latency runs in one process; each percentile reported is the median of
 the runs' values, which damps the noise of a shared machine).
 """
@@ -82,7 +83,7 @@ def latency_run(pw) -> dict[str, float]:
     """One latency measurement: the p50/p95/p99 commit latencies in seconds."""
     rate = env_int("BENCH_RATE", 20_000)
     seconds = env_float("BENCH_SECONDS", 5.0)
-    per_commit = 100
+    per_commit = env_int("BENCH_COMMIT_ROWS", 100)
     period = per_commit / rate
     commit_times: list[float] = []
     latencies: list[float] = []
