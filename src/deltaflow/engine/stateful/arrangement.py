@@ -35,6 +35,14 @@ TAIL_ROWS = 4096  # the tail becomes a run when it holds this many rows
 #: pending frames into a run is spread over the inserts instead of landing on one of them.
 PENDING_FRAMES = 8
 _SCAN_ROWS = 2048  # unsorted runs up to this size are scanned rather than sorted
+#: A run of at most this many rows that keeps being looked up (the static side of a lookup
+#: join, a group state) keeps its rows as Python tuples too: taking a few rows is then a list
+#: index instead of a Polars gather and conversion (hundreds of microseconds on a cold cache).
+_TUPLE_RUN_ROWS = 32_768
+#: Lookups of a run before its tuples are kept: at least 4, and one per 512 rows, so that a run
+#: replaced soon (by a merge) is never converted, and a conversion (about a microsecond a row)
+#: costs less than the gathers it saves.
+_TUPLES_AFTER_LOOKUPS = 4
 #: Merges of at least this many rows run on a background thread (Polars releases the GIL while
 #: it concatenates and consolidates), so a small update never waits for a big merge.
 BACKGROUND_MERGE_ROWS = 16_384
@@ -209,6 +217,8 @@ class Arrangement:
         # A big merge of runs ``[i]`` and ``[i + 1]`` in progress on the merge thread: (i, the
         # merge's result). Lookups meanwhile read both runs, which hold the same rows.
         self._merging: tuple[int, Future[tuple[pl.DataFrame, bool]]] | None = None
+        # id(run) -> (the run, its rows as tuples once kept, lookups so far); see _take_rows.
+        self._run_tuples: dict[int, tuple[pl.DataFrame, list[tuple[Any, ...]] | None, int]] = {}
 
     @property
     def size(self) -> int:
@@ -488,9 +498,7 @@ class Arrangement:
             positions = np.flatnonzero(np.isin(column, wanted))
             if len(positions) == 0:
                 return []
-            if len(positions) == 1:
-                return [run.row(int(positions[0]))]
-            return run[pl.Series(positions, dtype=pl.Int64)].rows()
+            return self._take_rows(run, positions)
         if column is None:
             run = self._sorted_run(index)
             column = self._keys[index] = run[KH].to_numpy()
@@ -500,15 +508,32 @@ class Arrangement:
         hits = np.flatnonzero(lengths)
         if len(hits) == 0:
             return []
-        if len(hits) <= 2:
-            out: list[tuple[Any, ...]] = []
-            for hit in hits.tolist():
-                out.extend(run.slice(int(lo[hit]), int(lengths[hit])).rows())
-            return out
         lo, lengths = lo[hits], lengths[hits]
         starts = np.repeat(lo, lengths)
         offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return run[pl.Series(starts + offsets, dtype=pl.Int64)].rows()
+        return self._take_rows(run, starts + offsets)
+
+    def _take_rows(self, run: pl.DataFrame, positions: np.ndarray) -> list[tuple[Any, ...]]:
+        """The rows of ``run`` at ``positions``, as tuples."""
+        entry = self._run_tuples.get(id(run))
+        if entry is None or entry[0] is not run:
+            entry = (run, None, 0)
+            if len(self._run_tuples) > 2 * len(self.runs) + 8:  # forget replaced runs
+                live = {id(r) for r in self.runs}
+                self._run_tuples = {k: v for k, v in self._run_tuples.items() if k in live}
+        kept, lookups = entry[1], entry[2] + 1
+        if (
+            kept is None
+            and run.height <= _TUPLE_RUN_ROWS
+            and lookups >= max(_TUPLES_AFTER_LOOKUPS, run.height // 512)
+        ):
+            kept = run.rows()
+        self._run_tuples[id(run)] = (run, kept, lookups)
+        if kept is not None:
+            return [kept[i] for i in positions.tolist()]
+        if len(positions) == 1:
+            return [run.row(int(positions[0]))]
+        return run[pl.Series(positions, dtype=pl.Int64)].rows()
 
     def plus_rows(
         self, old: list[tuple[Any, ...]], delta: list[tuple[Any, ...]]

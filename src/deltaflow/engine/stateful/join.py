@@ -93,6 +93,7 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
         # alone (the key hash adds nothing to equality and makes the join several times
         # slower), and each side is prepared in one query.
         self.fusable = all(k.to_polars() != pl.Object for k in node.key_types)
+        self._key_hashes: dict[tuple[Any, ...], int] = {}
         self.plain_keys = bool(self.keys) and self.fusable
         # The key hashes of the deltas of the last _step (recorded only within _step: the
         # temporal joins reuse _side with steps of their own).
@@ -111,6 +112,10 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
 
     def _side_frame(self, delta: pl.DataFrame, pre: Any, id_name: str) -> pl.DataFrame:
         if self.fusable:
+            if delta.height <= SMALL_DELTA_ROWS:
+                small = self._side_small(delta, pre, id_name)
+                if small is not None:
+                    return small
             fused = self._side_fused(delta, pre, id_name)
             if fused is not None:
                 return fused
@@ -278,22 +283,25 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
         finally:
             self._recording = False
         if check_state and out is not None and self._touched:
-            self._check_single_partners(pl.concat(self._touched).unique())
+            self._check_single_partners(self._touched)
         return out
 
-    def _check_single_partners(self, touched: pl.Series) -> None:
+    def _check_single_partners(self, touched_parts: list[pl.Series]) -> None:
         """With ``id=`` of a side, each row of that side may have one partner at most (its
-        id is the id of its single result row); checked for the keys this time touched."""
+        id is the id of its single result row); checked for the key hashes this time touched
+        (``touched_parts``: those of each delta)."""
         side = self.node.id_side
         own, other = (self.left, self.right) if side == "left" else (self.right, self.left)
         if (
-            touched.len() <= SMALL_DELTA_ROWS
+            sum(part.len() for part in touched_parts) <= SMALL_DELTA_ROWS
             and own._layout is not None
             and other._layout is not None
             and own._layout.exact
             and other._layout.exact
         ):
-            keys = set(touched.to_list())
+            keys: set[int] = set()
+            for part in touched_parts:  # a few keys: Python sets, no Polars query
+                keys.update(part.to_list())
             partners = other.lookup_rows(keys)
             at = _Positions(other._schema, self.keys)
             counts: dict[tuple[Any, ...], int] = {}
@@ -306,6 +314,7 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
             if not any(own_at.group(row) in crowded for row in own.lookup_rows(keys)):
                 return
         else:
+            touched = pl.concat(touched_parts).unique()
             own_rows, partner_rows = own.lookup(touched), other.lookup(touched)
             if own_rows is None or partner_rows is None:
                 return
@@ -429,18 +438,34 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
         return out
 
     def _check_ids(self, out: pl.DataFrame) -> None:
+        """With ``id=`` of a side: every output row has that side's row, and no inserted id
+        repeats (checked on the output frame)."""
+        missing = out[ID].null_count() > 0
+        repeated = False
+        if not missing and not self._tolerates_repeated_ids():
+            inserted = out.filter(pl.col(DIFF) > 0)[ID]
+            repeated = inserted.n_unique() != inserted.len()
+        self._refuse_ids(missing, repeated)
+
+    def _check_id_values(self, ids: list[Any], diffs: list[int]) -> None:
+        """:meth:`_check_ids` on a few rows given as Python lists."""
+        missing = None in ids
+        repeated = False
+        if not missing and not self._tolerates_repeated_ids():
+            inserted = [i for i, d in zip(ids, diffs, strict=True) if d > 0]
+            repeated = len(set(inserted)) != len(inserted)
+        self._refuse_ids(missing, repeated)
+
+    def _refuse_ids(self, missing: bool, repeated: bool) -> None:
         # KeyError, as Pathway reports duplicated ids at run time.
         side = self.node.id_side
-        if out[ID].null_count():
+        if missing:
             raise KeyError(
                 f"{self.describe()}: a join with id= taken from the {side} side "
                 f"produced rows with no {side} row (unmatched rows of an outer "
                 f"join); drop id= or use a join that keeps every {side} row"
             )
-        if self._tolerates_repeated_ids():
-            return
-        inserted = out.filter(pl.col(DIFF) > 0)[ID]
-        if inserted.n_unique() != inserted.len():
+        if repeated:
             raise KeyError(
                 f"{self.describe()}: a join with id= taken from the {side} side "
                 f"matched one {side} row with several rows of the other side, so "

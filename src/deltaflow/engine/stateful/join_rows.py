@@ -17,7 +17,7 @@ import polars as pl
 from deltaflow._ids import combine_id_values
 from deltaflow.engine.batch import DIFF, ID, project, row_key_function
 from deltaflow.engine.operators import Delta
-from deltaflow.engine.stateful.arrangement import KH, Arrangement
+from deltaflow.engine.stateful.arrangement import KH, Arrangement, key_hash_expr
 
 LID = "__l_id"
 RID = "__r_id"
@@ -26,6 +26,11 @@ RID = "__r_id"
 #: left then right, with this salt; a missing side (an unmatched row of an outer join) counts
 #: as :data:`~deltaflow._ids.MISSING`.
 PAIR_SALT = "join"
+
+#: Key types whose Python values stand for themselves exactly (as dict keys), so that a key's
+#: hash can be remembered by value (floats are not: -0.0 == 0.0, NaN != NaN).
+_EXACT_KEYS = (pl.Int64, pl.String, pl.Boolean, pl.UInt128)
+_KEY_HASHES_KEPT = 65_536  # remembered key hashes per join
 
 
 class SmallDeltaStep:
@@ -40,12 +45,53 @@ class SmallDeltaStep:
     schema: Mapping[str, pl.DataType]
     left_names: list[str]
     right_names: list[str]
+    match: list[str]
+    _key_hashes: dict[tuple[Any, ...], int]  # key values -> their hash (see _side_small)
 
     def _side(self, delta: pl.DataFrame | None, pre: Any, id_name: str) -> pl.DataFrame | None:
         raise NotImplementedError
 
-    def _check_ids(self, out: pl.DataFrame) -> None:
+    def _check_id_values(self, ids: list[Any], diffs: list[int]) -> None:
         raise NotImplementedError
+
+    def _side_small(self, delta: pl.DataFrame, pre: Any, id_name: str) -> pl.DataFrame | None:
+        """:meth:`_side` of a few rows whose projection only picks columns: the frame is put
+        together from the delta's Series, and the key hashes come from remembered ones (a
+        query hashes only keys not seen yet). None when that does not apply."""
+        if not self.keys or pre.pure_exprs() is None:  # no key; Python nodes or error cells
+            return None
+        copies = pre.copies(delta)
+        if copies is None:
+            return None
+        source = dict(copies)
+        key_columns = [delta.get_column(source[k]) for k in self.keys]
+        for column, dtype in zip(key_columns, self.node.key_types, strict=True):
+            wanted = dtype.to_polars()
+            if column.dtype != wanted or not isinstance(wanted, _EXACT_KEYS):
+                return None
+        values = list(zip(*(column.to_list() for column in key_columns), strict=True))
+        known = self._key_hashes
+        missing = [key for key in set(values) if key not in known]
+        if missing:
+            if len(known) + len(missing) > _KEY_HASHES_KEPT:
+                known.clear()
+            keys = pl.DataFrame(
+                [
+                    pl.Series(name, [key[i] for key in missing], dtype=column.dtype)
+                    for i, (name, column) in enumerate(zip(self.keys, key_columns, strict=True))
+                ]
+            )
+            hashes = keys.select(key_hash_expr(self.keys)).to_series().to_list()
+            known.update(zip(missing, hashes, strict=True))
+        self.match = [KH, *self.keys]
+        return pl.DataFrame(
+            [
+                delta.get_column(ID).alias(id_name),
+                delta.get_column(DIFF),
+                *(delta.get_column(column).alias(name) for name, column in copies),
+                pl.Series(KH, [known[key] for key in values], dtype=pl.UInt64),
+            ]
+        )
 
     def _step_small(
         self,
@@ -141,38 +187,52 @@ class SmallDeltaStep:
                 data[name] = [None if e[side] is None else e[side][position] for e in live]
         columns = [c for c in schema if c not in (ID, DIFF)]
         plain = [c for c in columns if c not in self.node.coalesced]
-        series = [pl.Series(c, data[c], dtype=schema[c]) for c in plain]
-        series.append(pl.Series(DIFF, [e[2] for e in live], dtype=pl.Int64))
-        if self.node.id_side is None:
+        diffs = [e[2] for e in live]
+        series = {c: pl.Series(c, data[c], dtype=schema[c]) for c in plain}
+        side = self.node.id_side
+        if side is None:
             # Pair ids in Python: a few rows cost less than a Polars query.
-            series.append(
-                pl.Series(
-                    ID,
-                    [
-                        combine_id_values(left, right, salt=PAIR_SALT)
-                        for left, right in zip(data[LID], data[RID], strict=True)
-                    ],
-                    dtype=pl.UInt128,
-                )
-            )
-        frame = pl.DataFrame(series)
+            ids = [
+                combine_id_values(left, right, salt=PAIR_SALT)
+                for left, right in zip(data[LID], data[RID], strict=True)
+            ]
+        else:
+            ids = data[LID] if side == "left" else data[RID]
+            self._check_id_values(ids, diffs)
+        try:  # coalesced columns in Python too: the frame then needs no query at all
+            for name, (a, b) in self.node.coalesced.items():
+                values = [x if x is not None else y for x, y in zip(data[a], data[b], strict=True)]
+                series[name] = pl.Series(name, values, dtype=schema[name])
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            return self._frame_with_query(series, ids, diffs, columns)
+        return pl.DataFrame(
+            [
+                pl.Series(ID, ids, dtype=pl.UInt128),
+                *(series[c] for c in columns),
+                pl.Series(DIFF, diffs, dtype=pl.Int64),
+            ]
+        )
+
+    def _frame_with_query(
+        self, series: dict[str, pl.Series], ids: list[Any], diffs: list[int], columns: list[str]
+    ) -> pl.DataFrame:
+        """The output frame with its coalesced columns computed by Polars (for values that
+        do not convert to the output type one by one)."""
+        schema = self.schema
+        frame = pl.DataFrame(
+            [
+                pl.Series(ID, ids, dtype=pl.UInt128),
+                *(series[c] for c in columns if c not in self.node.coalesced),
+                pl.Series(DIFF, diffs, dtype=pl.Int64),
+            ]
+        )
         coalesced = {
             name: pl.coalesce(pl.col(a).cast(schema[name]), pl.col(b).cast(schema[name])).alias(
                 name
             )
             for name, (a, b) in self.node.coalesced.items()
         }
-        ids = (
-            pl.col(LID)
-            if self.node.id_side == "left"
-            else pl.col(RID)
-            if self.node.id_side == "right"
-            else pl.col(ID)
-        )
-        out = project(frame, [ids.alias(ID), *[coalesced.get(c, c) for c in columns], DIFF])
-        if self.node.id_side is not None:
-            self._check_ids(out)
-        return out
+        return project(frame, [ID, *[coalesced.get(c, c) for c in columns], DIFF])
 
 
 class _Positions:
