@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -71,7 +72,10 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=None,
         metavar="PORT",
-        help="worker i listens on 127.0.0.1:PORT+i (default: the first free ports from 10000)",
+        help=(
+            "worker i listens on 127.0.0.1:PORT+i (default: free ports from a random start "
+            "between 10000 and 59999)"
+        ),
     )
     parser.add_argument(
         "--addresses",
@@ -218,7 +222,12 @@ def worker_environments(
             raise UsageError("--process-id needs --addresses (workers on several machines)")
         first_port = options.first_port
         if first_port is None:
-            first_port = _free_first_port(options.processes) if options.processes > 1 else 10000
+            # A random start: two runs spawned at once rarely probe (and take) the same ports.
+            first_port = (
+                _free_first_port(options.processes, random.randrange(10_000, 60_000))
+                if options.processes > 1
+                else 10000
+            )
         shared["PATHWAY_FIRST_PORT"] = str(first_port)
         shared["PATHWAY_PROCESSES"] = str(options.processes)
         indexes = list(range(options.processes))
