@@ -103,6 +103,20 @@ def test_remove_errors(numbers: pw.Table) -> None:
     assert len(clean) == 3
 
 
+def test_columns_cleared_of_errors_compute_as_ordinary_columns(numbers: pw.Table) -> None:
+    # remove_errors leaves the column that held an error with none: arithmetic on it, a
+    # reducer over it and a join on it see plain integers again.
+    q = numbers.select(numbers.a, q=numbers.a // numbers.b).remove_errors()
+    plus = q.select(q.q, r=q.q + 1, s=q.q * 2.5)
+    total = q.reduce(total=pw.reducers.sum(q.q), n=pw.reducers.count())
+    joined = q.join(numbers, q.q == numbers.a).select(q.q, numbers.b)
+    table, sums, pairs, log = rows(plus, total, joined, pw.global_error_log())
+    assert table == [(1, 2, 2.5), (3, 4, 7.5)]
+    assert sums == [(4, 2)]
+    assert pairs == [(1, 0), (3, 3)]
+    assert messages(log) == ["division by zero"]
+
+
 def test_udf_failures_and_wrong_return_types() -> None:
     table = pw.debug.table_from_markdown("""
         a
