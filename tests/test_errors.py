@@ -401,3 +401,21 @@ def test_environment_gives_the_default(numbers: pw.Table, monkeypatch: Any) -> N
     assert (ERROR,) in out
     with pytest.raises(ZeroDivisionError):
         rows(numbers.select(q=numbers.a // numbers.b), terminate_on_error=True)
+
+
+def test_casting_text_that_is_not_a_number() -> None:
+    texts = pw.debug.table_from_markdown("""
+        s
+        12
+        x
+        1.5
+    """)
+    # Whitespace around a number is ignored; a text that is not one fails its own row only.
+    spaced = texts.select(s=pw.this.s + " ")
+    result = spaced.select(i=pw.cast(int, pw.this.s), f=pw.cast(float, pw.this.s))
+    table, log = rows(result, pw.global_error_log())
+    assert table == sorted([(12, 12.0), (ERROR, ERROR), (ERROR, 1.5)], key=repr)
+    assert len(log) == 3
+    assert all("pw.cast" in message for message in messages(log))
+    with pytest.raises(ValueError, match=r"pw\.cast"):
+        pw.debug.table_to_dicts(texts.select(i=pw.cast(int, pw.this.s)))
