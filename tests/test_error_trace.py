@@ -82,6 +82,17 @@ def test_a_connector_called_without_its_arguments_names_the_line() -> None:
     _names_line(caught.value, line, "pw.io.csv.read()")
 
 
+def test_expression_and_window_builders_name_the_line() -> None:
+    with pytest.raises(TypeError) as caught:
+        line = _here() + 1
+        pw.if_else(pw.this.a > 1, 2)  # type: ignore[call-arg]
+    _names_line(caught.value, line, "pw.if_else(")
+    with pytest.raises(TypeError) as caught:
+        line = _here() + 1
+        pw.temporal.tumbling()  # type: ignore[call-arg]
+    _names_line(caught.value, line, "pw.temporal.tumbling()")
+
+
 def test_a_multi_line_call_is_named_by_its_first_line() -> None:
     table = _table()
     with pytest.raises(ValueError) as caught:
