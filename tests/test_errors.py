@@ -103,6 +103,20 @@ def test_remove_errors(numbers: pw.Table) -> None:
     assert len(clean) == 3
 
 
+def test_columns_cleared_of_errors_compute_as_ordinary_columns(numbers: pw.Table) -> None:
+    # remove_errors leaves the column that held an error with none: arithmetic on it, a
+    # reducer over it and a join on it see plain integers again.
+    q = numbers.select(numbers.a, q=numbers.a // numbers.b).remove_errors()
+    plus = q.select(q.q, r=q.q + 1, s=q.q * 2.5)
+    total = q.reduce(total=pw.reducers.sum(q.q), n=pw.reducers.count())
+    joined = q.join(numbers, q.q == numbers.a).select(q.q, numbers.b)
+    table, sums, pairs, log = rows(plus, total, joined, pw.global_error_log())
+    assert table == [(1, 2, 2.5), (3, 4, 7.5)]
+    assert sums == [(4, 2)]
+    assert pairs == [(1, 0), (3, 3)]
+    assert messages(log) == ["division by zero"]
+
+
 def test_udf_failures_and_wrong_return_types() -> None:
     table = pw.debug.table_from_markdown("""
         a
@@ -387,3 +401,21 @@ def test_environment_gives_the_default(numbers: pw.Table, monkeypatch: Any) -> N
     assert (ERROR,) in out
     with pytest.raises(ZeroDivisionError):
         rows(numbers.select(q=numbers.a // numbers.b), terminate_on_error=True)
+
+
+def test_casting_text_that_is_not_a_number() -> None:
+    texts = pw.debug.table_from_markdown("""
+        s
+        12
+        x
+        1.5
+    """)
+    # Whitespace around a number is ignored; a text that is not one fails its own row only.
+    spaced = texts.select(s=pw.this.s + " ")
+    result = spaced.select(i=pw.cast(int, pw.this.s), f=pw.cast(float, pw.this.s))
+    table, log = rows(result, pw.global_error_log())
+    assert table == sorted([(12, 12.0), (ERROR, ERROR), (ERROR, 1.5)], key=repr)
+    assert len(log) == 3
+    assert all("pw.cast" in message for message in messages(log))
+    with pytest.raises(ValueError, match=r"pw\.cast"):
+        pw.debug.table_to_dicts(texts.select(i=pw.cast(int, pw.this.s)))

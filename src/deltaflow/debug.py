@@ -34,6 +34,7 @@ from deltaflow.column_properties import declared_append_only
 from deltaflow.engine.batch import DIFF, ID, consolidate
 from deltaflow.engine.boundary import ConnectorStats, Sink, Source, SourceHandle
 from deltaflow.engine.runtime import run_outputs
+from deltaflow.error_display import user_call, user_stacklevel
 from deltaflow.plan import InputNode, OutputNode, Universe, on_clear_graph
 from deltaflow.schema import Schema
 from deltaflow.table import Table
@@ -138,7 +139,8 @@ def _frame_to_batches(
     time_series = pl.Series("__t", times, dtype=pl.UInt64 if big else pl.Int64)
     if (time_series % 2 != 0).any():
         warnings.warn(
-            "timestamps are required to be even; all timestamps will be doubled", stacklevel=3
+            "timestamps are required to be even; all timestamps will be doubled",
+            stacklevel=user_stacklevel(),
         )
         time_series = time_series * 2
     data = data.with_columns(time_series)
@@ -153,6 +155,7 @@ def _frame_to_batches(
 # ------------------------------------------------------------------------------------------
 
 
+@user_call
 def table_from_markdown(
     table_def: str,
     id_from: list[str] | None = None,
@@ -322,6 +325,7 @@ def _position_ids(count: int, start: int = 0, step: int = 1) -> pl.Series:
 # ------------------------------------------------------------------------------------------
 
 
+@user_call
 def table_from_polars(
     df: pl.DataFrame,
     id_from: list[str] | None = None,
@@ -374,6 +378,7 @@ def table_from_polars(
     )
 
 
+@user_call
 def table_from_pandas(
     df: Any,
     id_from: list[str] | None = None,
@@ -458,6 +463,7 @@ def table_from_pandas(
     )
 
 
+@user_call
 def table_from_rows(
     schema: type[Schema],
     rows: list[tuple],
@@ -843,6 +849,7 @@ def table_to_stream(table: Table, **run_options: Any) -> list[tuple[int, dict[st
 # ------------------------------------------------------------------------------------------
 
 
+@user_call
 def table_from_parquet(
     path: Any, id_from: list[str] | None = None, unsafe_trusted_ids: bool = False
 ) -> Table:
@@ -930,6 +937,7 @@ def table_to_arrow(table: Table, *, include_id: bool = True) -> Any:
     return frame_to_arrow(state.drop(DIFF), columns, include_id=include_id)
 
 
+@user_call
 def table_from_arrow(
     data: Any,
     id_from: list[str] | None = None,

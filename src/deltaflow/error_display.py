@@ -18,9 +18,13 @@ This module imports nothing from deltaflow at import time, so any module may use
 from __future__ import annotations
 
 import contextlib
+import functools
+import linecache
 import os
-from types import TracebackType
-from typing import Any, Literal
+import sys
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any, Literal, TypeVar
 
 #: The environment variable that keeps deltaflow's frames in tracebacks.
 FULL_TRACEBACK_VARIABLE = "DELTAFLOW_FULL_TRACEBACK"
@@ -32,6 +36,15 @@ _STDLIB_DIR = os.path.dirname(os.path.abspath(contextlib.__file__)) + os.sep
 #: Marks the notes this module adds, so that an exception crossing two run boundaries (a
 #: run inside a run, ``pw.run`` around the engine's own boundary) is annotated once.
 _NOTE_PREFIX = "deltaflow: "
+#: The attribute that holds, on an exception leaving deltaflow, where in the user's program it
+#: arose, in the layout Pathway programs and tools read under this name: a header line, then
+#: ``Line: <source>`` and ``File: <path>:<lineno>``, each indented by four spaces. The layout
+#: is a format (like a log format), the same one the ``trace`` column of the error logs uses;
+#: the note printed with the traceback says it in deltaflow's own words.
+TRACE_ATTRIBUTE = "_pathway_trace_note"
+_TRACE_HEADER = "Occurred here:"
+
+_Callable = TypeVar("_Callable", bound=Callable[..., Any])
 
 
 def full_traceback_wanted() -> bool:
@@ -96,6 +109,107 @@ def trim_traceback(error: BaseException) -> bool:
     return dropped
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the caller point at the innermost
+    frame outside deltaflow (the user's line, however many of our frames, the
+    :func:`user_call` wrappers included, lie between)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
+
+
+def trace_text(filename: str, lineno: int, line: str) -> str:
+    """The source location ``filename:lineno`` (whose text is ``line``) in the layout of
+    :data:`TRACE_ATTRIBUTE`."""
+    return f"{_TRACE_HEADER}\n    Line: {line}\n    File: {filename}:{lineno}"
+
+
+def _set_trace(error: BaseException, filename: str, lineno: int, line: str) -> None:
+    """Record on ``error`` where the user's program raised it (the first record wins)."""
+    if getattr(error, TRACE_ATTRIBUTE, None) is not None:
+        return
+    with contextlib.suppress(AttributeError, TypeError):  # an exception without a __dict__
+        setattr(error, TRACE_ATTRIBUTE, trace_text(filename, lineno, line))
+
+
+def _user_frame(frame: FrameType | None) -> FrameType | None:
+    """``frame`` when it runs the user's code, else the user's frame that reached it through
+    Python's standard library (``functools``, ``contextlib`` ...); None when deltaflow itself
+    made the call."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not is_internal_file(filename):
+            return frame
+        if os.path.abspath(filename).startswith(_PACKAGE_DIR):
+            return None
+        frame = frame.f_back
+    return None
+
+
+def note_user_call(error: BaseException, caller: FrameType | None) -> None:
+    """Mark ``error``, leaving a public API call that the frame ``caller`` made, with that
+    call's line: the :data:`TRACE_ATTRIBUTE` and a note printed with the traceback. Nothing
+    happens when deltaflow made the call (an outer call of the user's will mark it) or when
+    the error is marked already (an inner call, e.g. a ``select`` in an ``iterate`` body,
+    names the more precise line)."""
+    if not isinstance(error, Exception) or getattr(error, TRACE_ATTRIBUTE, None) is not None:
+        return
+    frame = _user_frame(caller)
+    if frame is None:
+        return
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    line = linecache.getline(filename, lineno).strip()
+    _set_trace(error, filename, lineno, line)
+    if not _has_our_note(error):
+        note = f"{_NOTE_PREFIX}raised by the call at {filename}:{lineno}"
+        _add_note(error, f"{note}:\n    {line}" if line else note)
+
+
+def user_call(function: _Callable) -> _Callable:
+    """Decorate a public API function so that an exception it raises, including a
+    ``TypeError`` about its arguments, names the user's line that called it (see
+    :func:`note_user_call`). The wrapper keeps the function's name, docstring and signature."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:
+            note_user_call(error, sys._getframe(1))
+            raise
+
+    call.__deltaflow_user_call__ = True  # type: ignore[attr-defined]
+    return call  # type: ignore[return-value]
+
+
+#: The special methods that user code calls through syntax (``table.col``, ``table[...]``,
+#: ``a + b``, ``pw.this()``): wrapped like the public methods by :func:`user_calls`.
+_SYNTAX_METHODS = frozenset({"__getattr__", "__getitem__", "__add__", "__iadd__", "__call__"})
+
+_Class = TypeVar("_Class", bound=type)
+
+
+def user_calls(cls: _Class) -> _Class:
+    """Decorate a class of the public API: its public methods (including class and static
+    methods) and the special methods of :data:`_SYNTAX_METHODS` defined in it become
+    :func:`user_call` functions."""
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_") and name not in _SYNTAX_METHODS:
+            continue
+        if isinstance(member, (classmethod, staticmethod)):
+            inner = member.__func__
+            if not getattr(inner, "__deltaflow_user_call__", False):
+                setattr(cls, name, type(member)(user_call(inner)))
+        elif (
+            callable(member)
+            and not isinstance(member, type)
+            and not getattr(member, "__deltaflow_user_call__", False)
+        ):
+            setattr(cls, name, user_call(member))
+    return cls
+
+
 def _has_our_note(error: BaseException) -> bool:
     return any(
         isinstance(note, str) and note.startswith(_NOTE_PREFIX)
@@ -137,6 +251,10 @@ def explain_failure(error: BaseException, node: Any) -> None:
     note = definition_note(node) if node is not None else None
     if note is not None:
         _add_note(error, note)
+        origin = getattr(node, "origin", None)
+        filename, _, lineno = getattr(origin, "location", "").rpartition(":")
+        if lineno.isdigit():
+            _set_trace(error, filename, int(lineno), getattr(origin, "line", ""))
     if trim_traceback(error):
         _add_note(
             error,

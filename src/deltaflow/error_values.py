@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -407,6 +407,23 @@ def without_errors(series: pl.Series, dtype: pl.DataType | t.DType) -> pl.Series
     if polars_type == pl.Object:
         return pl.Series(series.name, values, dtype=pl.Object)
     return pl.Series(series.name, values, dtype=polars_type)
+
+
+def restore_column_types(frame: pl.DataFrame, columns: Mapping[str, t.DType]) -> pl.DataFrame:
+    """``frame`` with its object columns that hold no error (any more: a filter such as
+    ``remove_errors`` dropped their rows) stored as their declared types again, so that the
+    operators downstream compute on them as on columns that never held an error."""
+    if not errors_seen():
+        return frame
+    restored = [
+        without_errors(frame[name], columns[name])
+        for name, dtype in frame.schema.items()
+        if dtype == pl.Object
+        and name in columns
+        and columns[name].to_polars() != pl.Object
+        and error_mask(frame[name]) is None
+    ]
+    return frame.with_columns(restored) if restored else frame
 
 
 def with_errors(series: pl.Series, mask: pl.Series) -> pl.Series:

@@ -72,6 +72,7 @@ if TYPE_CHECKING:  # the names re-exported lazily below, for type checkers
         report,
         report_connector,
         resolve_terminate,
+        restore_column_types,
         row_has_error_mask,
         run_context,
         squash_repeated_ids,

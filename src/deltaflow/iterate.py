@@ -17,6 +17,7 @@ from typing import Any
 from deltaflow import plan
 from deltaflow.engine import iterate as _engine  # noqa: F401 - registers the operators
 from deltaflow.engine.iterate_nodes import IterateNode, IterateOutputNode, IterationInputNode
+from deltaflow.error_display import user_call
 from deltaflow.errors import DefinitionError
 from deltaflow.table import Table
 
@@ -85,6 +86,7 @@ class IterateResult:
         return f"IterateResult({', '.join(self._tables)})"
 
 
+@user_call
 def iterate(
     func: Callable[..., Any], iteration_limit: int | None = None, **kwargs: Table | iterate_universe
 ) -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deltaflow import _types as t
+from deltaflow.error_display import user_call
 from deltaflow.schema_class import (
     ColumnDefinition,
     ColumnSchema,
@@ -60,6 +61,7 @@ def schema_builder(
     return schema_from_columns(resolved, name=schema_name, properties=properties)
 
 
+@user_call
 def schema_from_types(_name: str | None = None, **kwargs: Any) -> type[Schema]:
     """Build a schema from ``column=type`` keyword arguments.
 
@@ -75,6 +77,7 @@ def schema_from_types(_name: str | None = None, **kwargs: Any) -> type[Schema]:
     return schema_builder({n: ColumnDefinition(dtype=tp) for n, tp in kwargs.items()}, name=_name)
 
 
+@user_call
 def schema_from_dict(
     columns: dict,
     *,

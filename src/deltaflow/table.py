@@ -19,6 +19,7 @@ from deltaflow.column_properties import (
     declared_append_only,
     mark_udfs_on_append_only_columns,
 )
+from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import (
     Cast,
     ColumnExpression,
@@ -55,6 +56,7 @@ def user_location() -> str:
     return "<unknown>"
 
 
+@user_calls
 class Table(StatefulMethods, TemporalMethods, StreamMethods):
     """A collection of rows with typed columns and 128-bit ids, kept up to date over time."""
 

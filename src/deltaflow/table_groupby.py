@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from deltaflow import _types as t
 from deltaflow import plan
 from deltaflow.engine.stateful.nodes import ReduceNode, ReducerCall
+from deltaflow.error_display import user_calls, user_stacklevel
 from deltaflow.expressions.base import (
     ColumnExpression,
     ColumnReference,
@@ -44,6 +45,7 @@ def _table_class() -> type[Table]:
     return Table
 
 
+@user_calls
 class GroupedTable:
     """The result of ``groupby``: call :meth:`reduce` to get one row per group."""
 
@@ -274,7 +276,7 @@ def _warn_latest_not_append_only(node: plan.Node, description: str) -> None:
             f"not append-only; its rows may be deleted or updated, and the value "
             f"then follows insertions only",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from deltaflow import _types as t
 from deltaflow import plan, universe_checks
 from deltaflow.engine.stateful.nodes import JoinNode
+from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import (
     BinaryOp,
     ColumnExpression,
@@ -200,6 +201,7 @@ def equality_keys(
     return left_keys, right_keys, key_types, coalesced
 
 
+@user_calls
 class JoinResult:
     """The result of a join, before ``select``: columns are reached through ``pw.left``,
     ``pw.right``, ``pw.this`` or the joined tables.

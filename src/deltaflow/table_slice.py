@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import ColumnNotFoundError, ColumnReference
 
 
+@user_calls
 class TableSlice(Mapping[str, ColumnReference]):
     """An ordered mapping from names to columns of one table."""
 
@@ -128,6 +130,7 @@ class TableSlice(Mapping[str, ColumnReference]):
         return str(column)
 
 
+@user_calls
 class ColumnNamespace:
     """``t.C``: ``t.C.name`` is ``t.name`` even when ``name`` is also a Table method."""
 

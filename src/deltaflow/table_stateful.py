@@ -18,6 +18,7 @@ from deltaflow import _types as t
 from deltaflow import plan, universe_checks
 from deltaflow.argument_errors import extra_arguments_refused
 from deltaflow.engine.stateful.nodes import DeduplicateNode, IdOpNode, SortNode
+from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import (
     BinaryOp,
     ColumnExpression,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from deltaflow.table import Table
 
 
+@user_calls
 class StatefulMethods:
     """Mixin of ``Table``'s stateful operations."""
 

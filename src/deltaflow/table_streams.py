@@ -16,6 +16,7 @@ from deltaflow.engine.stateful.streams import (
     StreamToTableNode,
     ToStreamNode,
 )
+from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import ColumnExpression, wrap_value
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def is_append_only_node(node: plan.Node) -> bool:
     return False
 
 
+@user_calls
 class StreamMethods:
     """Mixed into ``Table``."""
 

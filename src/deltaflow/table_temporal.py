@@ -13,6 +13,8 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from deltaflow.error_display import user_call
+
 if TYPE_CHECKING:
     from deltaflow.table import Table
 
@@ -26,9 +28,13 @@ class _Forward:
     def __init__(self, module: str, name: str) -> None:
         self.module = module
         self.name = name
+        self._function: Callable[..., Any] | None = None
 
     def __get__(self, table: Any, owner: type | None = None) -> Callable[..., Any]:
-        function = getattr(importlib.import_module(self.module), self.name)
+        function = self._function
+        if function is None:  # its failures name the user's line, as other methods' do
+            function = user_call(getattr(importlib.import_module(self.module), self.name))
+            self._function = function
         return function if table is None else types.MethodType(function, table)
 
 

@@ -59,7 +59,7 @@ def promise_equal(first: plan.Universe, second: plan.Universe) -> None:
     promise_subset(second, first)
 
 
-def promise_disjoint(first: Any, second: Any, *, stacklevel: int = 3) -> None:
+def promise_disjoint(first: Any, second: Any) -> None:
     """Record that the tables ``first`` and ``second`` share no id; warn when one's rows are
     known to be among the other's (then both are always empty, which is most likely a
     mistake)."""
@@ -74,7 +74,7 @@ def promise_disjoint(first: Any, second: Any, *, stacklevel: int = 3) -> None:
                 f"{second._description} are known to overlap (one table's rows are among the "
                 f"other's), so the promise means both are always empty; check the promise",
                 UserWarning,
-                stacklevel=stacklevel,
+                stacklevel=_user_stacklevel(),
             )
     a.disjoint_from.add(id(b))
     b.disjoint_from.add(id(a))

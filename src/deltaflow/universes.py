@@ -8,19 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from deltaflow.error_display import user_call
 
+
+@user_call
 def promise_is_subset_of(self: Any, *others: Any) -> None:
     """Promise that every row id of ``self`` is also a row id of each of ``others``."""
     for other in others:
         self.promise_universe_is_subset_of(other)
 
 
+@user_call
 def promise_are_equal(self: Any, *others: Any) -> None:
     """Promise that ``self`` and ``others`` all have exactly the same row ids."""
     for other in others:
         self.promise_universe_is_equal_to(other)
 
 
+@user_call
 def promise_are_pairwise_disjoint(self: Any, *others: Any) -> None:
     """Promise that no two of the tables share a row id (so ``concat`` keeps their ids)."""
     tables = [self, *others]

@@ -172,7 +172,8 @@ class FilterOperator(Operator[plan.FilterNode]):
                 count=int(failed.sum()),
             )
             keep = errors.without_errors(keep, pl.Boolean())
-        out = delta.filter(keep.fill_null(False))
+        # columns whose errors were all in dropped rows get their types back
+        out = errors.restore_column_types(delta.filter(keep.fill_null(False)), self.columns)
         return same_ids_as(delta, out) if out.height else None
 
 

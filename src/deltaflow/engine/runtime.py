@@ -464,11 +464,18 @@ def _without_unhandled_errors(
     get their dtypes back — never an error turned into a plausible value, nor a crash."""
     if getattr(op, "handles_errors", False) or len(deltas) != len(op.node.inputs):
         return deltas
-    from deltaflow.errors import drop_error_rows, error_columns, without_errors
+    from deltaflow.errors import (
+        drop_error_rows,
+        error_columns,
+        restore_column_types,
+        without_errors,
+    )
 
     out: list[pl.DataFrame | None] = []
     for delta, source in zip(deltas, op.node.inputs, strict=True):
-        if isinstance(delta, pl.DataFrame) and error_columns(delta):
+        if isinstance(delta, pl.DataFrame) and not error_columns(delta):
+            delta = restore_column_types(delta, source.columns)  # errors filtered out upstream
+        elif isinstance(delta, pl.DataFrame):
             columns = source.columns
             delta = drop_error_rows(
                 delta, None, f"row skipped: {op.describe()} cannot take its Error value"

@@ -35,6 +35,26 @@ class Cast(ColumnExpression):
             raise scope.fail(f"cannot cast {source!r} to {self.target!r}")
         return t.optional(dst) if source.is_optional else self.target
 
+    def _parses_text(self, scope: Scope) -> bool:
+        src = scope.dtype_of(self.arg).strip_optional()
+        return src == t.STR and self.target.strip_optional() in (t.INT, t.FLOAT)
+
+    def computed_in_python(self, scope: Scope) -> bool:
+        """Text cast to a number is checked value by value: a text that is not a number fails
+        its row (a ``ValueError``, or an Error cell with ``terminate_on_error=False``)."""
+        return self._parses_text(scope) or super().computed_in_python(scope)
+
+    def compute(self, args: list[pl.Series], size: int, dtype: t.DType) -> pl.Series:
+        source, target = args[0], dtype.strip_optional()
+        # surrounding whitespace is ignored, as Pathway does
+        parsed = source.str.strip_chars().cast(target.to_polars(), strict=False)
+        failed = source.is_not_null() & parsed.is_null()
+        if failed.any():
+            bad = source.filter(failed)[0]
+            kind = "an int" if target == t.INT else "a float"
+            raise ValueError(f"pw.cast: the text {bad!r} is not {kind}")
+        return parsed.alias("value")
+
     def _polars(self, scope: Scope) -> pl.Expr:
         src = scope.dtype_of(self.arg).strip_optional()
         dst = self.target.strip_optional()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from deltaflow.error_display import user_call
 from deltaflow.expressions.base import (
     Apply,
     Cast,
@@ -20,6 +21,7 @@ from deltaflow.expressions.base import (
 )
 
 
+@user_call
 def apply(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExpression:
     """Apply a Python function to every row; the result type comes from its annotations.
     An ``async def`` function is awaited (as with :func:`apply_async`).
@@ -46,6 +48,7 @@ def apply(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExpressio
     return Apply(fun, args, kwargs, options=_async_options_if_coroutine(fun))
 
 
+@user_call
 def apply_with_type(
     fun: Callable[..., Any], ret_type: Any, *args: Any, **kwargs: Any
 ) -> ColumnExpression:
@@ -71,6 +74,7 @@ def apply_with_type(
     return Apply(fun, args, kwargs, ret_type, options=_async_options_if_coroutine(fun))
 
 
+@user_call
 def apply_async(fun: Callable[..., Any], *args: Any, **kwargs: Any) -> ColumnExpression:
     """Apply a function (usually ``async def``) to every row; the calls of one minibatch run
     concurrently on the run's event loop (``pw.udfs.async_executor()``).
@@ -179,6 +183,7 @@ def udf(
     )
 
 
+@user_call
 def cast(target_type: Any, col: Any) -> ColumnExpression:
     """Convert values to ``target_type`` (int, float, bool, str and their Optional forms).
 
@@ -202,6 +207,7 @@ def cast(target_type: Any, col: Any) -> ColumnExpression:
     return Cast(target_type, wrap_value(col))
 
 
+@user_call
 def declare_type(target_type: Any, col: Any) -> ColumnExpression:
     """Change the declared type of an expression without converting its values.
 
@@ -223,6 +229,7 @@ def declare_type(target_type: Any, col: Any) -> ColumnExpression:
     return DeclareType(target_type, wrap_value(col))
 
 
+@user_call
 def coalesce(*args: Any) -> ColumnExpression:
     """The first argument that is not None, row by row.
 
@@ -244,6 +251,7 @@ def coalesce(*args: Any) -> ColumnExpression:
     return Coalesce(*(wrap_value(a) for a in args))
 
 
+@user_call
 def if_else(if_clause: Any, then_clause: Any, else_clause: Any) -> ColumnExpression:
     """``then_clause`` where ``if_clause`` holds, ``else_clause`` elsewhere.
 
@@ -268,6 +276,7 @@ def if_else(if_clause: Any, then_clause: Any, else_clause: Any) -> ColumnExpress
     return IfElse(wrap_value(if_clause), wrap_value(then_clause), wrap_value(else_clause))
 
 
+@user_call
 def require(val: Any, *deps: Any) -> ColumnExpression:
     """``val``, or None wherever one of ``deps`` is None.
 
@@ -291,6 +300,7 @@ def require(val: Any, *deps: Any) -> ColumnExpression:
     return Require(wrap_value(val), *(wrap_value(d) for d in deps))
 
 
+@user_call
 def make_tuple(*args: Any) -> ColumnExpression:
     """A tuple of the arguments' values, row by row.
 
@@ -312,6 +322,7 @@ def make_tuple(*args: Any) -> ColumnExpression:
     return MakeTuple(*(wrap_value(a) for a in args))
 
 
+@user_call
 def unwrap(col: Any) -> ColumnExpression:
     """Declare an Optional column as never None; a None value stops the run with an error.
 
@@ -332,6 +343,7 @@ def unwrap(col: Any) -> ColumnExpression:
     return Unwrap(wrap_value(col))
 
 
+@user_call
 def fill_error(col: Any, replacement: Any) -> ColumnExpression:
     """Replace error values by ``replacement``: cells whose computation failed in a run that
     keeps going on errors (``terminate_on_error=False``; otherwise the run stops at once).

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import ColumnExpression, ColumnReference
 
 
@@ -52,6 +53,7 @@ def _name(column: Any) -> str:
     return column.name if isinstance(column, ColumnReference) else str(column)
 
 
+@user_calls
 class PlaceholderSlice:
     """Some columns of ``pw.this``/``pw.left``/``pw.right``, possibly renamed: built by
     ``without``, ``rename``, ``with_prefix``, ``with_suffix`` and ``[[names]]``, used as
@@ -121,6 +123,7 @@ def expand_keywords(
     return list(dict(expand(spread)).items()) if spread else [], plain
 
 
+@user_calls
 class Placeholder:
     """Stands for "the table this operation works on" (or its left/right side in a join)."""
 
@@ -147,6 +150,14 @@ class Placeholder:
 
     def __iter__(self) -> Iterator[ColumnExpression]:
         yield AllColumns(self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Calling a placeholder is a mistake (a ``TypeError``, as in Pathway); defined so
+        that the error names the user's line and says what to write instead."""
+        raise TypeError(
+            f"pw.{self._label} cannot be called: it stands for a table of the operation; "
+            f"refer to its columns as pw.{self._label}.name or pw.{self._label}['name']"
+        )
 
     def keys(self) -> list[str]:
         """``select(**pw.left)``: one key of its own standing for all the columns (so that

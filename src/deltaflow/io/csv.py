@@ -6,11 +6,13 @@ import os
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from deltaflow.error_display import user_call
 from deltaflow.io._core.formats import CsvParserSettings
 from deltaflow.io.fs import read_files, write_file
 from deltaflow.schema import Schema
 
 
+@user_call
 def read(
     path: str | os.PathLike,
     *,
@@ -71,6 +73,7 @@ def read(
     )
 
 
+@user_call
 def write(
     table: Any,
     filename: str | os.PathLike,

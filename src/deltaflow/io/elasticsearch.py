@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
+from deltaflow.error_display import user_call
 from deltaflow.errors import ConnectorError
 from deltaflow.io._core.arguments import check_write_options, output_table
 from deltaflow.io._core.base import Writer
@@ -146,6 +147,7 @@ def _item_error(item: Any) -> Any:
     return None
 
 
+@user_call
 def write(
     table: Any,
     host: str,

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, BinaryIO, Literal
 
+from deltaflow.error_display import user_call
 from deltaflow.io._core.arguments import (
     check_read_options,
     check_write_options,
@@ -457,6 +458,7 @@ def read_files(
     )
 
 
+@user_call
 def read(
     path: str | os.PathLike,
     format: Literal[
@@ -564,6 +566,7 @@ def write_file(
     output_table(options, writer, formatter)
 
 
+@user_call
 def write(
     table: Any,
     filename: str | os.PathLike,

@@ -6,10 +6,12 @@ import os
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from deltaflow.error_display import user_call
 from deltaflow.io.fs import read_files, write_file
 from deltaflow.schema import Schema
 
 
+@user_call
 def read(
     path: str | os.PathLike,
     *,
@@ -70,6 +72,7 @@ def read(
     )
 
 
+@user_call
 def write(
     table: Any,
     filename: str | os.PathLike,

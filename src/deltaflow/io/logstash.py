@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from deltaflow.error_display import user_call
 from deltaflow.io.http._common import DEFAULT_RETRY_CODES, RetryPolicy, safe_url
 
 __all__ = ["write"]
 
 
+@user_call
 def write(
     table: Any,
     endpoint: str,

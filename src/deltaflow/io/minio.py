@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deltaflow.error_display import user_call
 from deltaflow.io.s3 import DEFAULT_WRITE_INTERVAL_MS, AwsS3Settings, _read, _write
 from deltaflow.schema import Schema
 
@@ -72,6 +73,7 @@ def _settings(minio_settings: Any, connector: str) -> AwsS3Settings:
     return minio_settings.create_aws_settings()
 
 
+@user_call
 def read(
     path: str,
     minio_settings: MinIOSettings,
@@ -144,6 +146,7 @@ def read(
     )
 
 
+@user_call
 def write(
     table: Any,
     path: str,

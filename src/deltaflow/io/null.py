@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow.engine.boundary import ConnectorStats, Sink
+from deltaflow.error_display import user_call
 
 
 class NullSink(Sink):
@@ -24,6 +25,7 @@ class NullSink(Sink):
         self.stats.batches += 1
 
 
+@user_call
 def write(table: Any, *, name: str | None = None, sort_by: Iterable[Any] | None = None) -> None:
     """Run ``table`` as an output whose changes go nowhere.
 

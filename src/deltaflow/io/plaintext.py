@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
+from deltaflow.error_display import user_call
 from deltaflow.io.fs import read_files
 
 
+@user_call
 def read(
     path: str | os.PathLike,
     *,

@@ -20,6 +20,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from deltaflow import _types as t
+from deltaflow.error_display import user_call
 from deltaflow.io._core.async_callbacks import AsyncCallbackWriter
 from deltaflow.io._core.base import (
     Commit,
@@ -350,6 +351,7 @@ class _MessageParser(Parser):
             return None
 
 
+@user_call
 def read(
     subject: ConnectorSubject,
     *,
@@ -480,6 +482,7 @@ class AsyncConnectorObserver(ABC):
         """The run ended and every call has completed."""
 
 
+@user_call
 def write(
     table: Any,
     observer: ConnectorObserver | AsyncConnectorObserver,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from deltaflow.error_display import user_call
 from deltaflow.io import kafka
 from deltaflow.io.kafka import SchemaRegistrySettings
 from deltaflow.schema import Schema
@@ -13,6 +14,7 @@ from deltaflow.schema import Schema
 __all__ = ["read", "write"]
 
 
+@user_call
 def read(
     rdkafka_settings: dict,
     topic: str | list[str] | None = None,
@@ -73,11 +75,12 @@ def read(
         parallel_readers=parallel_readers,
         name=name,
         max_backlog_size=max_backlog_size,
-        _stacklevel=2,
+        _stacklevel=3,  # our caller is the user_call wrapper of this function
         **kwargs,
     )
 
 
+@user_call
 def write(
     table: Any,
     rdkafka_settings: dict,

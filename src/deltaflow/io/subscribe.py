@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from deltaflow import _types as t
+from deltaflow.error_display import user_call
 from deltaflow.io._core.callback_sink import CallbackSink
 
 
@@ -35,6 +36,7 @@ class OnTimeEndCallback(Protocol):
     def __call__(self, time: int) -> None: ...
 
 
+@user_call
 def subscribe(
     table: Any,
     on_change: OnChangeCallback,

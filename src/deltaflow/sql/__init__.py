@@ -8,11 +8,13 @@ supported and how it differs from Pathway.
 
 from __future__ import annotations
 
+from deltaflow.error_display import user_call
 from deltaflow.table import Table
 
 __all__ = ["sql"]
 
 
+@user_call
 def sql(query: str, **kwargs: Table) -> Table:
     """The table computed by the SQL ``query``, whose table names are the keyword arguments.
 

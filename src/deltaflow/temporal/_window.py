@@ -25,6 +25,7 @@ import pandas as pd
 from deltaflow import _types as t
 from deltaflow.argument_errors import extra_arguments_refused
 from deltaflow.engine.temporal_window import END, INSTANCE, KEY, START, WindowAssignNode
+from deltaflow.error_display import user_call
 from deltaflow.expressions.base import ColumnExpression, ColumnReference, wrap_value
 from deltaflow.expressions.evaluate import CompiledProjection
 from deltaflow.expressions.functions import coalesce, if_else
@@ -379,6 +380,7 @@ def _rebind(expression: ColumnExpression, table: Table, placeholder: Any) -> Any
     return expression
 
 
+@user_call
 def tumbling(duration: IntervalType, origin: TimeType | None = None) -> Window:
     """Windows of length ``duration`` one after another, starting at ``origin`` (at 0, or
     the epoch for datetimes, and extending before it, when not given).
@@ -406,6 +408,7 @@ def tumbling(duration: IntervalType, origin: TimeType | None = None) -> Window:
     return _SlidingWindow(hop=duration, duration=None, ratio=1, origin=origin)
 
 
+@user_call
 def sliding(
     hop: IntervalType,
     duration: IntervalType | None = None,
@@ -446,6 +449,7 @@ def sliding(
     return _SlidingWindow(hop=hop, duration=duration, ratio=ratio, origin=origin)
 
 
+@user_call
 def session(
     *, predicate: Callable[[Any, Any], bool] | None = None, max_gap: IntervalType | None = None
 ) -> Window:
@@ -482,6 +486,7 @@ def session(
     return _SessionWindow(predicate=predicate, max_gap=max_gap)
 
 
+@user_call
 def intervals_over(
     *,
     at: ColumnReference,

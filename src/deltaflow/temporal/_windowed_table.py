@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from deltaflow import _types as t
 from deltaflow.argument_errors import ArgumentError
 from deltaflow.engine.temporal_window import END, INSTANCE, KEY, START
+from deltaflow.error_display import user_calls, user_stacklevel
 from deltaflow.expressions.base import Cast, ColumnExpression, ColumnReference, wrap_value
 from deltaflow.expressions.deferred import IxColumn, transform
 from deltaflow.expressions.functions import make_tuple
@@ -49,7 +50,7 @@ def _warn_about_processing_time(outputs: list[tuple[str, ColumnExpression]]) -> 
                     f"processing time, while windows are assigned by data time; "
                     f"pw.reducers.max/min (or argmax/argmin) of the time column choose by "
                     f"data time",
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
                 return
 
@@ -65,6 +66,7 @@ def _references(expression: ColumnExpression) -> list[ColumnReference]:
     return found
 
 
+@user_calls
 class WindowedGroupedTable:
     """What ``windowby`` returns: ``reduce`` gives one row per window (and instance)."""
 

@@ -23,6 +23,7 @@ from os import PathLike
 from typing import Any, Literal
 
 from deltaflow import _types as t
+from deltaflow.error_display import user_call
 from deltaflow.io._core.arguments import check_read_options, check_write_options, input_table
 from deltaflow.io._core.formats import TypedRowsParser, column_specs
 from deltaflow.io.deltalake._optimizer import OptimizerRun, TableOptimizer
@@ -104,6 +105,7 @@ def _column_names(connector: str, table: Any, columns: Any, parameter: str) -> l
     return names
 
 
+@user_call
 def write(
     table: Any,
     uri: str | PathLike,
@@ -268,6 +270,7 @@ def _stored_schema(location: Location, connector: str) -> Any:
     return schema_from_dict(columns)
 
 
+@user_call
 def read(
     uri: str | PathLike,
     schema: Any = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deltaflow.error_display import user_call
 from deltaflow.expressions.base import ColumnReference
 from deltaflow.io._aws.clients import require_boto3
 from deltaflow.io._core.output_session import write_table
@@ -94,6 +95,7 @@ def _key_column(table: Any, reference: Any, parameter: str) -> str:
     return name
 
 
+@user_call
 def write(
     table: Any,
     table_name: str,

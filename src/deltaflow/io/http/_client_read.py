@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
+from deltaflow.error_display import user_call
 from deltaflow.io._core.arguments import check_read_options, input_table
 from deltaflow.io._core.base import Data, DictsContext, Finished, Reader, ReadEvent
 from deltaflow.io.http._common import (
@@ -209,6 +210,7 @@ class _HttpStreamReader(Reader):
         self._stop.set()
 
 
+@user_call
 def read(
     url: str,
     *,

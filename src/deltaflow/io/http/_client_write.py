@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from deltaflow import _types as t
+from deltaflow.error_display import user_call
 from deltaflow.io._core.arguments import check_write_options, output_table
 from deltaflow.io._core.base import Writer
 from deltaflow.io._core.formats import TypedRowsFormatter
@@ -223,6 +224,7 @@ class _HttpWriter(Writer):
             logger.error("%s (%d request(s) failed so far)", message, self.failed)
 
 
+@user_call
 def write(
     table: Any,
     url: str,

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from deltaflow import _types as t
+from deltaflow.error_display import user_call
 from deltaflow.io.postgres import _connection as conn
 from deltaflow.io.postgres._types import UnsupportedType, column_type, quote_ident
 from deltaflow.io.postgres._writer import (
@@ -188,6 +189,7 @@ def _build(
     add_output(table, session, sort_by=sort_by)
 
 
+@user_call
 def write(
     table: Any,
     postgres_settings: dict,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from deltaflow import _types as t
+from deltaflow.error_display import user_call
 from deltaflow.io._core.read_table import (
     check_autocommit,
     check_backlog,
@@ -43,6 +44,7 @@ _SUPPORTED = {
 
 
 # --- the public function ------------------------------------------------------------------
+@user_call
 def read(
     postgres_settings: dict,
     table_name: str,

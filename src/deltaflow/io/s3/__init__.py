@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from deltaflow.error_display import user_call
 from deltaflow.io._aws.clients import require_boto3
 from deltaflow.io._aws.errors import MIN_REDACTED_LENGTH as MIN_REDACTED_LENGTH
 from deltaflow.io._aws.errors import classify_error
@@ -180,6 +181,7 @@ def _read(
     )
 
 
+@user_call
 def read(
     path: str,
     format: str,
@@ -324,6 +326,7 @@ def _write(
     write_table(table, writer, _StartingFormatter(formatter, writer), name=session_name)
 
 
+@user_call
 def write(
     table: Any,
     path: str,

@@ -19,6 +19,7 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow._ids import hash_columns, id_expr
 from deltaflow.engine.batch import ID
+from deltaflow.error_display import user_call
 from deltaflow.io._core.base import Data, Finished, Reader, ReadEvent, RowsContext
 from deltaflow.io._core.formats import TypedRowsParser, column_specs
 from deltaflow.io._core.read_table import (
@@ -272,6 +273,7 @@ def _coerce_raw(values: Sequence[Any], raw_type: pl.DataType) -> tuple[list[Any]
     return out, wrong
 
 
+@user_call
 def read(
     path: PathLike | str,
     table_name: str,

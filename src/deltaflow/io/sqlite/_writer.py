@@ -18,6 +18,7 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow.engine.batch import DIFF
 from deltaflow.engine.boundary import ConnectorError
+from deltaflow.error_display import user_call
 from deltaflow.io._core.base import Formatter, Writer
 from deltaflow.io._core.output_session import OutputSession
 from deltaflow.io._core.retry import (
@@ -465,6 +466,7 @@ def _column_name(connector: str, table: Any, column: Any) -> str:
     return name
 
 
+@user_call
 def write(
     table: Any,
     path: PathLike | str,
