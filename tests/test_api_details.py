@@ -429,3 +429,24 @@ def test_join_result_groupby_takes_only_id_by_keyword() -> None:
     for keyword in ("sort_by", "instance", "nope"):
         with pytest.raises(TypeError, match=keyword):
             joined.groupby(pw.left.k, **{keyword: pw.left.v})
+
+
+def test_optional_typehints_are_spelled_with_a_bar() -> None:
+    # Pathway's typehints() gives ``int | None`` (types.UnionType), not typing.Optional[int]
+    t = pw.debug.table_from_markdown(
+        """
+        a | b
+        1 | x
+        """
+    )
+    r = t.select(
+        i=pw.if_else(t.a > 0, t.a, None),
+        tup=pw.if_else(t.a > 0, pw.make_tuple(t.a, t.b), None),
+        p=pw.if_else(t.a > 0, t.pointer_from(t.a), None),
+    )
+    hints = r.schema.typehints()
+    assert repr(hints["i"]) == "int | None"
+    assert repr(hints["tup"]) == "tuple[int, str] | None"
+    assert hints["p"] == (pw.Pointer[int] | None)
+    # the hints still name the same types when a schema is built from them
+    assert pw.schema_from_types(**hints).typehints() == hints

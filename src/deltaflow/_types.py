@@ -199,7 +199,11 @@ class Optional(DType):
 
     @property
     def typehint(self) -> Any:
-        return typing.Optional[self.wrapped.typehint]  # noqa: UP045
+        inner = self.wrapped.typehint
+        try:
+            return inner | None  # ``int | None``, spelled as Pathway spells it
+        except TypeError:  # a hint that has no ``|``
+            return typing.Optional[inner]  # noqa: UP045
 
 
 class _NoneType(DType):
