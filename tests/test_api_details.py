@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import sys
 import types
+import typing
 
+import numpy as np
 import pytest
 from tests._util import snapshot
 
@@ -429,3 +431,50 @@ def test_join_result_groupby_takes_only_id_by_keyword() -> None:
     for keyword in ("sort_by", "instance", "nope"):
         with pytest.raises(TypeError, match=keyword):
             joined.groupby(pw.left.k, **{keyword: pw.left.v})
+
+
+def test_optional_typehints_are_spelled_with_a_bar() -> None:
+    # Pathway's typehints() gives ``int | None`` (types.UnionType), not typing.Optional[int]
+    t = pw.debug.table_from_markdown(
+        """
+        a | b
+        1 | x
+        """
+    )
+    r = t.select(
+        i=pw.if_else(t.a > 0, t.a, None),
+        tup=pw.if_else(t.a > 0, pw.make_tuple(t.a, t.b), None),
+        p=pw.if_else(t.a > 0, t.pointer_from(t.a), None),
+    )
+    hints = r.schema.typehints()
+    assert repr(hints["i"]) == "int | None"
+    assert repr(hints["tup"]) == "tuple[int, str] | None"
+    assert hints["p"] == (pw.Pointer[int] | None)
+    # the hints still name the same types when a schema is built from them
+    assert pw.schema_from_types(**hints).typehints() == hints
+
+
+def test_array_annotations_keep_element_type_and_dimensions() -> None:
+    class Arrays(pw.Schema):
+        f: np.ndarray[typing.Any, np.dtype[np.float64]]
+        m: np.ndarray[tuple[int, int], np.dtype[np.int64]]
+        v: np.ndarray[tuple[int], np.dtype[np.int64]]
+        a: np.ndarray
+
+    t = pw.debug.table_from_rows(
+        Arrays, [(np.array([1.5, 2.5]), np.array([[1, 2], [3, 4]]), np.array([7]), np.array([0]))]
+    )
+    # Pathway prints the element type and the dimensions when they are known ...
+    assert "Array(FLOAT) | Array(2, INT) | Array(1, INT) | Array" in str(t.schema)
+    # ... and gives hints of any shape with the element type
+    hints = t.schema.typehints()
+    assert hints["f"] == np.ndarray[tuple[int, ...], np.dtype[float]]
+    assert hints["m"] == np.ndarray[tuple[int, ...], np.dtype[int]]
+    assert hints["a"] == np.ndarray[tuple[int, ...], np.dtype[typing.Any]]
+    # indexing: one dimension less; a 1-d array gives its elements; unknown stays an array
+    r = t.select(f0=t.f[0], m0=t.m[0], m00=t.m[0][0], v0=t.v[0])
+    assert r.schema.typehints() == {"f0": hints["f"], "m0": hints["m"], "m00": int, "v0": int}
+    assert pw.debug.table_to_pandas(r)[["m00", "v0"]].iloc[0].tolist() == [1, 7]
+    assert r.select(x=pw.this.m0.get(1)).schema.typehints()["x"] is int
+    with pytest.raises(TypeError, match="element type"):
+        pw.schema_from_types(x=np.ndarray[typing.Any, np.dtype[np.uint8]])

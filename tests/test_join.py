@@ -158,3 +158,34 @@ def test_instances_only_match_within_an_instance() -> None:
     assert snapshot(joined) == [(10, 100)]
     with pytest.raises(ValueError, match="both left_instance and right_instance"):
         left.join(right, left.k == right.k, left_instance=left.inst)
+
+
+def test_grouping_a_join_by_a_side_column_reduces_with_pw_this() -> None:
+    # In an inner join on left.k == right.k, pw.this.k is left.k: grouping by one and
+    # reducing with the other is allowed (as in Pathway); other join modes refuse it.
+    t = pw.debug.table_from_markdown(
+        """
+        k | a
+        1 | 1
+        1 | 2
+        3 | 3
+        """
+    )
+    u = pw.debug.table_from_markdown(
+        """
+        k | b
+        1 | 10
+        3 | 30
+        4 | 40
+        """
+    )
+    j = t.join(u, t.k == u.k)
+    by_left = j.groupby(pw.left.k).reduce(pw.this.k, s=pw.reducers.sum(pw.right.b))
+    by_this = j.groupby(pw.this.k).reduce(pw.left.k, n=pw.reducers.count())
+    assert by_left.schema.typehints() == {"k": int, "s": int}
+    assert sorted(pw.debug.table_to_pandas(by_left).values.tolist()) == [[1, 20], [3, 30]]
+    assert sorted(pw.debug.table_to_pandas(by_this).values.tolist()) == [[1, 2], [3, 1]]
+    with pytest.raises(ValueError, match="not a grouping column"):
+        j.groupby(pw.right.k).reduce(pw.this.k)  # pw.this.k is the left side's k
+    with pytest.raises(ValueError, match="not a grouping column"):
+        t.join_left(u, t.k == u.k).groupby(pw.left.k).reduce(pw.this.k)

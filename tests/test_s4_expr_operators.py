@@ -350,7 +350,7 @@ def test_matmul_of_vectors_is_a_0d_array() -> None:
     )
     t = pw.debug.table_from_pandas(frame)
     result = t.select(t.n, c=t.a @ t.b)
-    assert result.typehints()["c"] is np.ndarray
+    assert result.typehints()["c"] == np.ndarray[tuple[int, ...], np.dtype[Any]]
     values = _values(result, "c")
     assert [v.shape for v in values] == [(), ()]
     assert [float(v) for v in values] == [3.0, 11.0]

@@ -88,7 +88,8 @@ REFUSED: dict[str, Callable[[pw.Table], Any]] = {
 
 @pytest.mark.parametrize("operation", sorted(REFUSED))
 def test_reading_a_future_is_refused_when_defined(operation: str) -> None:
-    with pytest.raises(TypeError, match="await_futures|Future"):
+    # every refusal says what to do (also where the types would not fit anyway)
+    with pytest.raises(TypeError, match="await_futures"):
         REFUSED[operation](_with_future())
 
 

@@ -199,7 +199,11 @@ class Optional(DType):
 
     @property
     def typehint(self) -> Any:
-        return typing.Optional[self.wrapped.typehint]  # noqa: UP045
+        inner = self.wrapped.typehint
+        try:
+            return inner | None  # ``int | None``, spelled as Pathway spells it
+        except TypeError:  # a hint that has no ``|``
+            return typing.Optional[inner]  # noqa: UP045
 
 
 class _NoneType(DType):
@@ -253,27 +257,56 @@ class List(DType):
 
 
 class Array(DType):
+    """A numpy array; ``n_dim`` and the element type ``wrapped`` are None when not known."""
+
     def __init__(self, n_dim: int | None = None, wrapped: DType | None = None) -> None:
         self.n_dim = n_dim
-        self.wrapped = wrapped
-        if wrapped is None and n_dim is None:
+        self.wrapped = None if wrapped is None or wrapped == ANY else wrapped
+        if self.wrapped is None and n_dim is None:
             self.name = "np.ndarray"
         else:
-            self.name = f"np.ndarray[{n_dim}, {wrapped.name if wrapped else None}]"
+            self.name = f"np.ndarray[{n_dim}, {self.wrapped.name if self.wrapped else None}]"
 
     def element(self) -> DType:
-        """The type of ``array[i]``: the element type of a 1-d array, an array of one
-        dimension less otherwise (Any when the shape or element type is not known)."""
-        if self.wrapped is None or self.n_dim is None:
-            return ANY
-        return self.wrapped if self.n_dim == 1 else Array(self.n_dim - 1, self.wrapped)
+        """The type of ``array[i]`` (and of a flattened array), as Pathway types it: the
+        element type of a 1-d array, else an array of one dimension less, or of the same
+        type when the number of dimensions is not known."""
+        if self.n_dim == 1:
+            return self.wrapped or ANY
+        return Array(None if self.n_dim is None else self.n_dim - 1, self.wrapped)
 
     def to_polars(self) -> pl.DataType:
         return pl.Object()
 
     @property
     def typehint(self) -> Any:
-        return np.ndarray
+        # Pathway's spelling: any shape, and the element type (``Any`` when not known).
+        element = self.wrapped.typehint if self.wrapped is not None else Any
+        array: Any = np.ndarray
+        dtype: Any = np.dtype
+        return array[tuple[int, ...], dtype[element]]
+
+
+# Element types of ``np.ndarray[shape, np.dtype[X]]`` annotations, as Pathway reads them.
+_ARRAY_ELEMENTS: dict[Any, DType] = {int: INT, np.int64: INT, np.int32: INT, float: FLOAT}
+_ARRAY_ELEMENTS.update({np.float64: FLOAT, np.float32: FLOAT, bool: BOOL, str: STR})
+
+
+def _array_type(args: tuple[Any, ...]) -> Array:
+    """The DType of ``np.ndarray[shape, np.dtype[X]]``: dimensions from a ``tuple[int, ...]``
+    shape of fixed length, the element type from ``X`` (unknown for ``Any``)."""
+    n_dim: int | None = None
+    wrapped: DType | None = None
+    if len(args) == 2:
+        shape, dtype = args
+        if typing.get_origin(shape) is tuple and Ellipsis not in typing.get_args(shape):
+            n_dim = len(typing.get_args(shape))
+        element = typing.get_args(dtype)[0] if typing.get_args(dtype) else Any
+        if element is not Any:
+            wrapped = _ARRAY_ELEMENTS.get(element)
+            if wrapped is None:
+                raise TypeError(f"unsupported element type of a numpy array: {element!r}")
+    return Array(n_dim, wrapped)
 
 
 ARRAY = Array()
@@ -328,7 +361,7 @@ def wrap(annotation: Any) -> DType:
     if origin is list:
         return List(wrap(args[0]) if args else ANY)
     if origin is np.ndarray:
-        return ARRAY
+        return _array_type(args)
     if origin is Pointer:
         return _pointer_type(args)
     if origin is dict:
@@ -550,9 +583,9 @@ def engine_name(dtype: DType) -> str:
     if isinstance(dtype, List):
         return f"List({engine_name(dtype.arg)})"
     if isinstance(dtype, Array):
-        if dtype.wrapped is None and dtype.n_dim is None:
-            return "Array"
-        return f"Array({dtype.n_dim}, {engine_name(dtype.wrapped or ANY)})"
+        parts = [str(dtype.n_dim)] if dtype.n_dim is not None else []
+        parts += [engine_name(dtype.wrapped)] if dtype.wrapped is not None else []
+        return f"Array({', '.join(parts)})" if parts else "Array"
     return _ENGINE_NAMES.get(dtype.name, dtype.name)
 
 

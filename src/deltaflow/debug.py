@@ -189,7 +189,7 @@ def table_from_markdown(
         ... ink  |     | 4.0
         ... ''')
         >>> t.schema.typehints()
-        {'name': <class 'str'>, 'qty': typing.Optional[int], 'price': <class 'float'>}
+        {'name': <class 'str'>, 'qty': int | None, 'price': <class 'float'>}
         >>> pw.debug.compute_and_print(t, include_id=False)
         name | qty | price
         ink  |     | 4.0

@@ -752,7 +752,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             ... pen  | 2
             ... ''')
             >>> t.update_types(qty=int | None).typehints()["qty"]
-            typing.Optional[int]
+            int | None
         """
         for name in kwargs:
             if name not in self._columns:

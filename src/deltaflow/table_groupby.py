@@ -70,6 +70,9 @@ class GroupedTable:
         # the table and the references of the keys, zipped with the reduce's own at reduce.
         self._zip_source: Table | None = None
         self._key_refs: list[ColumnReference] = []
+        # Source columns known to hold the same values as another (a join's pw.this.k and
+        # pw.left.k): a reference to one is a grouping column when the other is.
+        self._key_aliases: dict[str, tuple[str, ...]] = {}
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
         """One row per group with the given columns (grouping columns and reducers)."""
@@ -126,6 +129,9 @@ class GroupedTable:
         for i, key in enumerate(self._keys):
             if isinstance(key, ColumnReference):
                 key_sources.setdefault(pre_scope.resolve(key)[0], i)
+        for source, i in list(key_sources.items()):
+            for alias in self._key_aliases.get(source, ()):
+                key_sources.setdefault(alias, i)
         key_types = [pre_scope.dtype_of(k) for k in self._keys]
 
         reducers: list[ReducerExpression] = []

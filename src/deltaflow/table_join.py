@@ -514,9 +514,26 @@ class JoinResult:
                     f"got the string {arg!r}; use pw.this.{arg}, pw.left.{arg}, "
                     f"pw.right.{arg} or <table>.{arg}"
                 )
-        return _grouped(
+        grouped = _grouped(
             self._wide, args, id, None, self._description, self._scope, self._wide._node
         )
+        grouped._key_aliases = self._equal_columns()
+        return grouped
+
+    def _equal_columns(self) -> dict[str, tuple[str, ...]]:
+        """For each wide column, the others known to hold the same value. As in Pathway, only
+        an inner join relates them: there ``pw.this.k`` of a condition ``left.k == right.k``
+        is ``pw.left.k`` (when the sides' types agree), so grouping by one and reducing with
+        the other is allowed."""
+        if self._mode != "inner":
+            return {}
+        columns = self._wide._columns
+        out: dict[str, tuple[str, ...]] = {}
+        for name in self._coalesced:
+            merged, left_col = f"__t__{name}", f"__l__{name}"
+            if columns.get(left_col) == columns[merged]:
+                out[merged], out[left_col] = (left_col,), (merged,)
+        return out
 
     def reduce(self, *args: Any, **kwargs: Any) -> Table:
         """Reduce all joined rows to one row."""

@@ -54,7 +54,13 @@ class Scope:
     def dtype_of(self, expr: ColumnExpression) -> t.DType:
         key = id(expr)
         if key not in self._types:
-            dtype = expr._infer(self)
+            try:
+                dtype = expr._infer(self)
+            except ExpressionError:
+                # A Future argument is the likelier cause (Future[T] fits no T): say so.
+                if not getattr(expr, "accepts_futures", False):
+                    self._refuse_future_arguments(expr)
+                raise
             if not getattr(expr, "accepts_futures", False):
                 self._refuse_future_arguments(expr)
             self._types[key] = dtype

@@ -80,9 +80,11 @@ def _rule(
                     f"got {given!r} (called on {_describe(receiver)})",
                 )
             if given.is_optional and not param.none_ok:
-                raise scope.fail(
+                # No version of the method takes None there: AttributeError, as in Pathway.
+                raise _no_such_method(
+                    scope,
                     f"{method}(): argument {param.name!r} may be None (type {given!r}); "
-                    f"use pw.coalesce or pw.unwrap to give it a value"
+                    f"use pw.coalesce or pw.unwrap to give it a value",
                 )
         out = result(types) if callable(result) else result
         return t.optional(out) if own.is_optional and nullable_result else out

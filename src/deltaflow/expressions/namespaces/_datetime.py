@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import polars as pl
 
@@ -27,6 +27,7 @@ from deltaflow.expressions.namespaces._time_values import (
     _check_timezone,
     _constant_format,
     _duration_ns,
+    _duration_unit_ns,
     _local_to_utc,
     _unit_factor,
 )
@@ -115,25 +116,29 @@ class DateTimeNamespace(_Namespace):
     # --- formatting and parsing -------------------------------------------------------------
     @_shows_arguments
     def strftime(self, fmt: Any) -> ColumnExpression:
-        """The datetime as text, with chrono's format codes (``%f`` is nanoseconds)."""
+        """The datetime as text, with chrono's format codes (``%f`` is nanoseconds).
+
+        ``fmt`` is a string or a str column expression (each row then has its own format,
+        checked when the pipeline runs)."""
+        if isinstance(fmt, ColumnExpression):
+            return self._series(
+                "dt.strftime",
+                (fmt,),
+                _DATETIMES,
+                (_Param("fmt", _STR),),
+                t.STR,
+                lambda a: _per_format(a[0], a[1], pl.String(), _format_datetimes),
+            )
         fmt = _constant_format(fmt, "dt.strftime")
         receiver = self._expression
 
         def rule(scope: Scope, types: list[t.DType]) -> t.DType:
             base = types[0].strip_optional()
-            if base == t.DATE_TIME_NAIVE and any(d in fmt for d in _TZ_DIRECTIVES):
-                raise scope.fail(
-                    f"dt.strftime(): format {fmt!r} prints a time zone, but "
-                    f"{_describe(receiver)} holds naive datetimes"
-                )
             if base in _DATETIMES:
-                sample = pl.Series([0], dtype=pl.Int64).cast(base.to_polars())
                 try:
-                    sample.dt.to_string(fmt)
-                except pl.exceptions.PolarsError as exc:
-                    raise scope.fail(
-                        f"dt.strftime(): invalid format {fmt!r}: {str(exc).splitlines()[0]}"
-                    ) from None
+                    _check_strftime_format(fmt, base, _describe(receiver))
+                except ValueError as exc:
+                    raise scope.fail(str(exc)) from None
             return _rule("dt.strftime", receiver, _DATETIMES, (), t.STR)(scope, types[:1])
 
         return MethodCall("dt.strftime", (receiver,), rule, lambda a, _: a[0].dt.to_string(fmt))
@@ -143,55 +148,47 @@ class DateTimeNamespace(_Namespace):
         """Parse text with a chrono format into a naive datetime, or a UTC one if the format
         has a time zone (``%z``) or ``contains_timezone`` is True.
 
-        ``.%f`` reads a decimal fraction of a second (like ``%.f``).
+        ``.%f`` reads a decimal fraction of a second (like ``%.f``). ``fmt`` may be a str
+        column expression (a format per row); ``contains_timezone`` must then be given, since
+        the result type cannot be read from the formats before they are known.
         """
+        if isinstance(fmt, ColumnExpression):
+            if contains_timezone is None:
+                raise ValueError(
+                    "dt.strptime(): with a format taken from a column, pass "
+                    "contains_timezone=True (UTC datetimes) or False (naive ones)"
+                )
+            utc = bool(contains_timezone)
+            return self._series(
+                "dt.strptime",
+                (fmt,),
+                _STR,
+                (_Param("fmt", _STR),),
+                t.DATE_TIME_UTC if utc else t.DATE_TIME_NAIVE,
+                lambda a: _per_format(
+                    a[0],
+                    a[1],
+                    pl.Datetime("ns", "UTC") if utc else pl.Datetime("ns"),
+                    lambda text, f: _parse_datetimes(text, f, utc, checked=True),
+                ),
+            )
         fmt = _constant_format(fmt, "dt.strptime")
-        has_tz = any(d in fmt for d in ("%z", "%:z", "%::z", "%:::z", "%#z", "%+"))
         if contains_timezone is None:
-            contains_timezone = has_tz
-        if contains_timezone and not has_tz:
+            contains_timezone = _has_offset(fmt)
+        if contains_timezone and not _has_offset(fmt):
             raise ValueError(
                 f"dt.strptime(): contains_timezone=True but format {fmt!r} has no "
                 f"time zone directive such as %z"
             )
-        chrono_fmt = shown_fmt = fmt.replace(".%f", "%.f")  # shown: without an added date
-        # A format without a date part reads times of day: the date is 1900-01-01, as with
-        # Python's strptime (Polars alone would not parse these into datetimes).
-        # (With a time zone, a time of day alone is no instant: refused when run, as Pathway.)
-        dateless = re.search(r"%[-_0^#]?[YyCmbBhdejDFxcGgUWVuwaAs+]", fmt) is None
-        if dateless and not has_tz:
-            chrono_fmt = "%Y-%m-%d " + chrono_fmt
-        result = t.DATE_TIME_UTC if contains_timezone else t.DATE_TIME_NAIVE
-
-        def fun(args: list[pl.Series]) -> pl.Series:
-            if re.search(r"(?<![.%])%f", fmt):
-                # Raised when run, as Pathway does: %f reads digits after a dot only.
-                raise ValueError(
-                    f'parse error: cannot use format "{fmt}": using "%f" '
-                    f"without the leading dot is not supported"
-                )
-            text = args[0]
-            if dateless and has_tz and text.drop_nulls().len():
-                raise ValueError(
-                    f'dt.strptime(): parse error: format "{fmt}" reads a time zone but no date, '
-                    f"so its values are not instants; add the date to the text and the format"
-                )
-            target = pl.Datetime("ns", "UTC") if has_tz else pl.Datetime("ns")
-            dated = ("1900-01-01 " + text) if dateless else text
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                parsed = dated.str.strptime(target, chrono_fmt, strict=False)
-            bad = _first_failure(text, parsed)
-            if bad is not None:
-                raise ValueError(
-                    f'dt.strptime(): parse error: cannot parse date "{bad}" using format "{shown_fmt}"'
-                )
-            if has_tz and not contains_timezone:
-                # Offsets are read but not kept (see docs/namespaces.md for the difference).
-                parsed = parsed.dt.replace_time_zone(None)
-            return parsed
-
-        return self._series("dt.strptime", (), _STR, (), result, fun)
+        utc = contains_timezone
+        return self._series(
+            "dt.strptime",
+            (),
+            _STR,
+            (),
+            t.DATE_TIME_UTC if utc else t.DATE_TIME_NAIVE,
+            lambda a: _parse_datetimes(a[0], fmt, utc, checked=False),
+        )
 
     # --- time zones -------------------------------------------------------------------------
     def to_utc(self, from_timezone: Any) -> ColumnExpression:
@@ -365,16 +362,29 @@ class DateTimeNamespace(_Namespace):
         return self._from_timestamp("dt.utc_from_timestamp", unit, t.DATE_TIME_UTC)
 
     def to_duration(self, unit: Any) -> ColumnExpression:
-        """Ints as durations of ``unit`` (a pandas unit: "W", "D", "h", "m", "s", "ms" ...)."""
-        if not isinstance(unit, str):
-            raise TypeError(f"dt.to_duration(): the unit must be a constant string, got {unit!r}")
-        import pandas as pd
+        """Ints as durations of ``unit`` ("W", "D", "h", "m", "s", "ms", "us", "ns" or a
+        spelled-out name such as "days"); ``unit`` may be a str column expression."""
+        if isinstance(unit, ColumnExpression):
 
-        try:
-            # pandas checks the unit (ValueError below); its stubs list the accepted names.
-            factor = pd.Timedelta(1, unit=cast(Any, unit)).value
-        except ValueError:
-            raise ValueError(f"dt.to_duration(): unknown unit {unit!r}") from None
+            def scale(ints: pl.Series, units: pl.Series) -> pl.Series:
+                table = {
+                    u: _duration_unit_ns(u, "dt.to_duration")
+                    for u in units.unique().drop_nulls().to_list()
+                }
+                factor = units.replace_strict(table, default=None, return_dtype=pl.Int64)
+                return (ints * factor).cast(pl.Duration("ns"))
+
+            return self._series(
+                "dt.to_duration",
+                (unit,),
+                (t.INT,),
+                (_Param("unit", _STR),),
+                t.DURATION,
+                lambda a: scale(a[0], a[1]),
+            )
+        if not isinstance(unit, str):
+            raise TypeError(f"dt.to_duration(): the unit must be a string, got {unit!r}")
+        factor = _duration_unit_ns(unit, "dt.to_duration")
         return self._call(
             "dt.to_duration",
             (),
@@ -383,3 +393,94 @@ class DateTimeNamespace(_Namespace):
             t.DURATION,
             lambda a, _: (a[0] * factor).cast(pl.Duration("ns")),
         )
+
+
+# --- helpers of the formatting and parsing methods ---------------------------------------------
+
+_OFFSET_DIRECTIVES = ("%z", "%:z", "%::z", "%:::z", "%#z", "%+")
+
+
+def _has_offset(fmt: str) -> bool:
+    return any(d in fmt for d in _OFFSET_DIRECTIVES)
+
+
+def _check_strftime_format(fmt: str, dtype: t.DType, what: str = "the column") -> None:
+    """ValueError when ``fmt`` cannot print the datetimes of ``dtype`` that ``what`` holds."""
+    if dtype == t.DATE_TIME_NAIVE and any(d in fmt for d in _TZ_DIRECTIVES):
+        raise ValueError(
+            f"dt.strftime(): format {fmt!r} prints a time zone, but {what} holds naive datetimes"
+        )
+    sample = pl.Series([0], dtype=pl.Int64).cast(dtype.to_polars())
+    try:
+        sample.dt.to_string(fmt)
+    except pl.exceptions.PolarsError as exc:
+        raise ValueError(
+            f"dt.strftime(): invalid format {fmt!r}: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+def _format_datetimes(values: pl.Series, fmt: str) -> pl.Series:
+    """``values`` (datetimes) printed with ``fmt``, checked first (a format read from data)."""
+    dtype = t.DATE_TIME_UTC if getattr(values.dtype, "time_zone", None) else t.DATE_TIME_NAIVE
+    _check_strftime_format(fmt, dtype)
+    return values.dt.to_string(fmt)
+
+
+def _per_format(
+    values: pl.Series,
+    formats: pl.Series,
+    dtype: pl.DataType,
+    convert: Callable[[pl.Series, str], pl.Series],
+) -> pl.Series:
+    """``convert(rows, fmt)`` applied to the rows of each distinct format of ``formats``."""
+    out = pl.Series("value", [None] * len(values), dtype=dtype)
+    for fmt in formats.unique(maintain_order=True).drop_nulls().to_list():
+        rows = (formats == fmt).fill_null(False)
+        out = out.scatter(rows.arg_true(), convert(values.filter(rows), fmt).cast(dtype))
+    return out
+
+
+def _parse_datetimes(text: pl.Series, fmt: str, utc: bool, *, checked: bool) -> pl.Series:
+    """``text`` parsed with the chrono format ``fmt`` into UTC (``utc``) or naive datetimes.
+
+    ``checked``: a format read from data, whose agreement with ``utc`` was not checked when
+    the method was called. ValueError names the first value that does not parse.
+    """
+    has_tz = _has_offset(fmt)
+    if checked and utc and not has_tz and text.drop_nulls().len():
+        raise ValueError(
+            f'dt.strptime(): parse error: format "{fmt}" has no time zone directive such as '
+            f"%z, so its values are not instants (contains_timezone=True)"
+        )
+    if re.search(r"(?<![.%])%f", fmt):
+        # Raised when run, as Pathway does: %f reads digits after a dot only.
+        raise ValueError(
+            f'parse error: cannot use format "{fmt}": using "%f" '
+            f"without the leading dot is not supported"
+        )
+    chrono_fmt = shown_fmt = fmt.replace(".%f", "%.f")  # shown: without an added date
+    # A format without a date part reads times of day: the date is 1900-01-01, as with
+    # Python's strptime (Polars alone would not parse these into datetimes).
+    # (With a time zone, a time of day alone is no instant: refused when run, as Pathway.)
+    dateless = re.search(r"%[-_0^#]?[YyCmbBhdejDFxcGgUWVuwaAs+]", fmt) is None
+    if dateless and not has_tz:
+        chrono_fmt = "%Y-%m-%d " + chrono_fmt
+    if dateless and has_tz and text.drop_nulls().len():
+        raise ValueError(
+            f'dt.strptime(): parse error: format "{fmt}" reads a time zone but no date, '
+            f"so its values are not instants; add the date to the text and the format"
+        )
+    target = pl.Datetime("ns", "UTC") if has_tz else pl.Datetime("ns")
+    dated = ("1900-01-01 " + text) if dateless and not has_tz else text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = dated.str.strptime(target, chrono_fmt, strict=False)
+    bad = _first_failure(text, parsed)
+    if bad is not None:
+        raise ValueError(
+            f'dt.strptime(): parse error: cannot parse date "{bad}" using format "{shown_fmt}"'
+        )
+    if has_tz and not utc:
+        # Offsets are read but not kept (see docs/namespaces.md for the difference).
+        parsed = parsed.dt.replace_time_zone(None)
+    return parsed

@@ -87,7 +87,7 @@ def _check_timezone(name: Any, method: str) -> None:
 def _constant_format(fmt: Any, method: str) -> str:
     if not isinstance(fmt, str):
         raise TypeError(
-            f"{method}(): the format must be a constant string in deltaflow, got {fmt!r}"
+            f"{method}(): the format must be a string or a str column expression, got {fmt!r}"
         )
     return fmt
 
@@ -130,6 +130,30 @@ def _transition_instant(local_ns: int, tz: zoneinfo.ZoneInfo) -> int:
         else:
             hi = mid
     return hi
+
+
+# The unit names ``dt.to_duration`` accepts (case matters), as nanoseconds.
+_DURATION_UNITS_NS: dict[str, int] = {
+    **dict.fromkeys(("W",), 7 * 86_400 * 10**9),
+    **dict.fromkeys(("D", "day", "days"), 86_400 * 10**9),
+    **dict.fromkeys(("h", "hr", "hour", "hours"), 3_600 * 10**9),
+    **dict.fromkeys(("m", "min", "minute", "minutes"), 60 * 10**9),
+    **dict.fromkeys(("s", "sec", "second", "seconds"), 10**9),
+    **dict.fromkeys(("ms", "millisecond", "milliseconds", "millis", "milli"), 10**6),
+    **dict.fromkeys(("us", "microsecond", "microseconds", "micros", "micro"), 10**3),
+    **dict.fromkeys(("ns", "nanosecond", "nanoseconds", "nanos", "nano"), 1),
+}
+
+
+def _duration_unit_ns(unit: str, method: str) -> int:
+    """Nanoseconds in one ``unit`` of ``dt.to_duration``; ValueError for an unknown name."""
+    try:
+        return _DURATION_UNITS_NS[unit]
+    except KeyError:
+        raise ValueError(
+            f"{method}(): unknown unit {unit!r} (one of W, D, h, m, s, ms, us, ns, or a "
+            f"spelled-out name such as 'days' or 'millis')"
+        ) from None
 
 
 def _unit_factor(unit: Any, method: str) -> int:

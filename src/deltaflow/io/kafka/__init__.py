@@ -331,7 +331,7 @@ def simple_read(
         >>> import deltaflow as pw
         >>> t = pw.io.kafka.simple_read("127.0.0.1:9092", "logs", format="plaintext")
         >>> t.typehints()
-        {'key': typing.Optional[str], 'data': <class 'str'>}
+        {'key': str | None, 'data': <class 'str'>}
     """
     if not isinstance(server, str) or not server:
         raise ValueError(
