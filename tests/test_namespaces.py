@@ -248,7 +248,7 @@ def test_parse_methods_optional() -> None:
 def test_parse_failure_raises_at_run_time(method: Any, target: str) -> None:
     t = pw.debug.table_from_rows(_Text, [("1",), ("x",)])
     r = t.select(v=method(t.s))
-    with pytest.raises(ValueError, match=f"""cannot parse ['"]x['"] to {target}"""):
+    with pytest.raises(ValueError, match=f'"x" is not a valid {target}'):
         pw.debug.table_to_stream(r)
 
 
@@ -434,7 +434,7 @@ def test_strptime_naive_and_utc() -> None:
 
 def test_strptime_failure_and_bad_arguments() -> None:
     t = pw.debug.table_from_rows(_Text, [("garbage",)])
-    with pytest.raises(ValueError, match=r'cannot parse date "garbage" using format "%Y-%m-%d"'):
+    with pytest.raises(ValueError, match=r'"garbage" does not match the format "%Y-%m-%d"'):
         pw.debug.table_to_stream(t.select(v=t.s.dt.strptime("%Y-%m-%d")))
     with pytest.raises(ValueError, match="no time zone directive"):
         t.s.dt.strptime("%Y", contains_timezone=True)

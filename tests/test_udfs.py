@@ -239,7 +239,7 @@ def test_warns_when_return_type_is_narrower_than_annotation() -> None:
     def f(a: int) -> int | None:
         return a
 
-    with pytest.warns(UserWarning, match="inconsistent with UDF's return type annotation"):
+    with pytest.warns(UserWarning, match="does not match the function's return annotation"):
         f(pw.this.a)
 
 

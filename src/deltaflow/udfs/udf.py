@@ -239,7 +239,7 @@ def _warn_if_narrower(return_type: Any, annotation: Any) -> None:
         return
     if declared != annotated and not t.is_subtype(annotated, declared):
         warnings.warn(
-            f"The value of return_type parameter ({return_type}) is inconsistent "
-            f"with UDF's return type annotation ({annotation}).",
+            f"udf: return_type={return_type} does not match the function's return "
+            f"annotation {annotation}; the column gets return_type",
             stacklevel=4,
         )

@@ -477,9 +477,7 @@ def _parse_datetimes(text: pl.Series, fmt: str, utc: bool, *, checked: bool) -> 
         parsed = dated.str.strptime(target, chrono_fmt, strict=False)
     bad = _first_failure(text, parsed)
     if bad is not None:
-        raise ValueError(
-            f'dt.strptime(): parse error: cannot parse date "{bad}" using format "{shown_fmt}"'
-        )
+        raise ValueError(f'dt.strptime(): "{bad}" does not match the format "{shown_fmt}"')
     if has_tz and not utc:
         # Offsets are read but not kept (see docs/namespaces.md for the difference).
         parsed = parsed.dt.replace_time_zone(None)

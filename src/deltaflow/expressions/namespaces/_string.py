@@ -215,18 +215,18 @@ class StringNamespace(_Namespace):
             if not optional:
                 bad = _first_failure(args[0], parsed)
                 if bad is not None:
-                    # Worded as Pathway's message (it is also the error log's message when
-                    # failures are values), with our hint.
+                    # The reason is Rust's own text for such a failure, as Pathway reports
+                    # it (it is also the error log's message when failures are values).
                     reason = {
                         "int": "invalid digit found in string",
                         "float": "invalid float literal",
                     }.get(target)
                     if reason is None:
                         raise ValueError(
-                            f"{method}(): cannot parse {bad!r} to {target}; use "
+                            f'{method}(): "{bad}" is not a valid {target}; use '
                             f"{method}(optional=True) to get None instead"
                         )
-                    raise ValueError(f'parse error: cannot parse "{bad}" to {target}: {reason}')
+                    raise ValueError(f'{method}(): "{bad}" is not a valid {target}: {reason}')
             return parsed
 
         return self._series(method, (), _STR, (), t.Optional(result) if optional else result, fun)
