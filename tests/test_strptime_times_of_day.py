@@ -46,7 +46,7 @@ def test_a_time_of_day_with_a_time_zone_is_refused_when_run() -> None:
 
 def test_bad_text_names_the_format_not_the_added_date() -> None:
     table = pw.debug.table_from_markdown("s\n99:99:99", split_on_whitespace=False)
-    with pytest.raises(ValueError, match='"99:99:99" using format "%H:%M:%S"'):
+    with pytest.raises(ValueError, match='"99:99:99" does not match the format "%H:%M:%S"'):
         pw.debug.table_to_dicts(table.select(at=pw.this.s.dt.strptime("%H:%M:%S")))
 
 
