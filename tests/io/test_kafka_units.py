@@ -276,11 +276,15 @@ def test_pacing_pauses_when_a_commit_comes_a_period_late() -> None:
     time.sleep(0.3)  # the thread "starved": the commit due after 0.1 s comes 0.2 s late
     assert isinstance(reader.read(), Data)
     assert isinstance(reader.read(), Commit)
-    # Paused for PACING_PAUSE_S: the session's own rule commits what comes next.
+    # Paused for PACING_PAUSE_S: the session's rule, a period after the first message.
+    time.sleep(0.05)
     consumer.waiting = [_Message(2)]
-    assert isinstance(reader.read(), Data)
-    reader.wait(0.25)
+    arrived = time.monotonic()
     assert reader.read() is None
+    reader.wait(0.25)
+    assert time.monotonic() - arrived >= 0.09  # not paced by the last commit (0.05 s ago)
+    assert isinstance(reader.read(), Data)
+    assert isinstance(reader.read(), Commit)
     # After the pause, pacing resumes with the next messages.
     time.sleep(PACING_PAUSE_S)
     consumer.waiting = [_Message(3)]

@@ -20,14 +20,15 @@ counts the period from the first row waiting, which stretches the gap between co
 the time the next fetch takes, and makes the first message after a quiet spell wait a whole
 period.) A message arriving after a quiet spell longer than the period is committed at once.
 Pacing costs more minibatches per second; when a paced commit comes a whole period late (the
-process is short of CPU), the reader leaves commits to the session for a second.
+process is short of CPU), the reader follows the session's rule for a second instead (a
+commit a period after the first message waiting: fewer, bigger minibatches).
 
-While pacing, the reader keeps the messages it takes until the commit is due and then hands
-them over at once, one ``Data`` event per partition: a live topic arrives in many small
-fetches (one every few milliseconds), and parsing and turning each of them into rows has a
-fixed cost that would otherwise be paid per fetch instead of once per minibatch. For the same
-reason it waits for the due commit with one ``consume`` call rather than waking up for every
-fetch. More than :data:`BATCH_MESSAGES` kept messages are handed over at once.
+The reader keeps the messages it takes until the commit is due and then hands them over at
+once, one ``Data`` event per partition: a live topic arrives in many small fetches (one every
+few milliseconds), and parsing and turning each of them into rows has a fixed cost that would
+otherwise be paid per fetch instead of once per minibatch. For the same reason it waits for
+the due commit with one ``consume`` call rather than waking up for every fetch. More than
+:data:`BATCH_MESSAGES` kept messages are handed over at once.
 
 A broker that cannot be reached when the run starts is retried per the shared retry policy
 (``docs/retries.md``: backoff with jitter, for the outage limit), then the run fails with an
@@ -173,31 +174,32 @@ class KafkaReader(Reader):
         self._kept_count = 0
 
     def _keeps(self) -> bool:
-        """Whether taken messages are kept until the commit (pacing, and not paused)."""
-        return self.commit_every_s is not None and _time.monotonic() >= self._paced_again_at
+        """Whether taken messages are kept until the commit (streaming mode)."""
+        return self.commit_every_s is not None
 
     def _commit(self) -> Commit:
-        """Ask for the commit due now. When it comes a whole period late (this thread did not
-        get the CPU in time, or the engine held it back), pace no more for a while: the
-        session's own rule then makes fewer, bigger minibatches, which costs less per row and
-        lets a starved process catch up."""
+        """Ask for the commit due now. When a paced one comes a whole period late (this
+        thread did not get the CPU in time, or the engine held it back), pace no more for a
+        while: the session's rule then makes fewer, bigger minibatches, which costs less per
+        row and lets a starved process catch up."""
         assert self.commit_every_s is not None
         now = _time.monotonic()
-        due = max(self._last_commit + self.commit_every_s, self._first_uncommitted)
-        if now - due > self.commit_every_s:
-            self._paced_again_at = now + PACING_PAUSE_S
+        if now >= self._paced_again_at:
+            due = max(self._last_commit + self.commit_every_s, self._first_uncommitted)
+            if now - due > self.commit_every_s:
+                self._paced_again_at = now + PACING_PAUSE_S
         self._uncommitted = False
         self._last_commit = now
         return Commit()
 
     def _commit_in(self) -> float | None:
         """Seconds until the next commit is due (0: now); None when there is nothing to
-        commit or the session commits by its own rule."""
+        commit or the session commits by its own rule (static mode)."""
         if not self._uncommitted or self.commit_every_s is None:
             return None
         now = _time.monotonic()
-        if now < self._paced_again_at:
-            return None
+        if now < self._paced_again_at:  # paused: a period after the first message waiting
+            return max(0.0, self._first_uncommitted + self.commit_every_s - now)
         return max(0.0, self._last_commit + self.commit_every_s - now)
 
     def wait(self, timeout: float) -> None:
@@ -357,7 +359,7 @@ class KafkaReader(Reader):
             # rows read so far are in the session or kept here already), not at an older
             # position.
             self._resume[key] = after
-        if not self._uncommitted and self.commit_every_s is not None and keep:
+        if keep and not self._uncommitted:
             self._uncommitted = True
             self._first_uncommitted = _time.monotonic()
         if not keep:
