@@ -18,7 +18,8 @@ the implementations run one after the other on fresh topics, ``BENCH_KAFKA_REPEA
 (default 1) in turn, so that a burst of load on a shared machine hits them alike. A third
 row, ``broker``, is the broker alone (the consumer reads the input topic and counts itself):
 the latency and rate ceiling of Tansu + the Python producer and consumer on this machine, to
-tell when the broker, not the pipeline, is the limit. The median run of a rate is taken by
+tell when the broker, not the pipeline, is the limit. Each pipeline run also reports the CPU
+time its process used per message while the producer sent (``CPU us/msg``, from /proc). The median run of a rate is taken by
 p95, a run that lost messages or whose producer fell short of the rate counting as the worst
 (Tansu sometimes stalls for seconds, whichever row is running).
 
@@ -188,6 +189,16 @@ def wait_ready(broker: Any, source: str, target: str, timeout: float = 60.0) -> 
     raise RuntimeError("the pipeline did not answer within the timeout")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) -> dict[str, float]:
     tag = uuid.uuid4().hex[:8]
     source, target = f"in-{impl}-{tag}", f"out-{impl}-{tag}"
@@ -225,9 +236,11 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) 
         producer = context.Process(
             target=produce, args=(broker.address, source, rate, seconds, start_at, producer_out)
         )
+        cpu_before = cpu_seconds(pipeline.pid) if pipeline is not None else 0.0
         consumer.start()
         producer.start()
         words, times, send_seconds = producer_end.recv()
+        cpu = cpu_seconds(pipeline.pid) - cpu_before if pipeline is not None else 0.0
         seen = consumer_end.recv()
         producer.join()
         consumer.join()
@@ -235,7 +248,9 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) 
         if pipeline is not None:
             pipeline.kill()
             pipeline.wait()
-    return latencies(words, times, seen, send_seconds, rate)
+    result = latencies(words, times, seen, send_seconds, rate)
+    result["cpu_us_per_message"] = cpu / len(words) * 1e6 if words else 0.0
+    return result
 
 
 def latencies(
@@ -326,7 +341,12 @@ def main() -> None:
                     print(
                         f"# {impl:9} {rate:>7}/s: p50 {result['p50_ms']:8.1f} ms  p95 "
                         f"{result['p95_ms']:8.1f} ms  sent at {result['send_rate']:9.0f}/s  "
-                        f"not reflected {int(result['missing'])}",
+                        f"not reflected {int(result['missing'])}"
+                        + (
+                            f"  CPU {result['cpu_us_per_message']:.1f} us/msg"
+                            if impl != "broker"
+                            else ""
+                        ),
                         flush=True,
                     )
             for impl, results in runs.items():
@@ -335,6 +355,8 @@ def main() -> None:
                 report(f"{prefix}_p50_ms", result["p50_ms"], "ms", "lower")
                 report(f"{prefix}_p95_ms", result["p95_ms"], "ms", "lower")
                 report(f"{prefix}_not_reflected", result["missing"], "messages", "lower")
+                if impl != "broker":
+                    report(f"{prefix}_cpu_us_per_msg", result["cpu_us_per_message"], "us", "lower")
                 held[impl].append((rate, bool(result["held"])))
     finally:
         broker.stop()
