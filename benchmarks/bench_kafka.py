@@ -35,6 +35,9 @@ Pathway's pipeline runs under ``DELTAFLOW_BENCH_PATHWAY_PYTHON`` (default
 measured both. Environment: BENCH_KAFKA_RATES, BENCH_KAFKA_SECONDS, BENCH_KAFKA_AUTOCOMMIT_MS
 (default 10), BENCH_KAFKA_IMPLS (default deltaflow,pathway,broker), BENCH_KAFKA_REPEATS,
 BENCH_KAFKA_WARMUP_S. The load average of the machine is printed before and after.
+``BENCH_KAFKA_BASELINE_SRC`` (a ``src`` directory holding another version of deltaflow, e.g.
+``git archive <commit> src | tar -x -C /tmp/base``) adds a ``baseline`` row: that version run
+by the same interpreter, interleaved with the others, to compare before and after a change.
 """
 
 from __future__ import annotations
@@ -206,10 +209,13 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) 
     broker.create_topic(target)
     pipeline = None
     if impl != "broker":
-        python = sys.executable if impl == "deltaflow" else pathway_python()
+        python = pathway_python() if impl == "pathway" else sys.executable
         env = {**os.environ, "PATHWAY_THREADS": "1"}
+        if impl == "baseline":  # deltaflow from another source tree (BENCH_KAFKA_BASELINE_SRC)
+            env["PYTHONPATH"] = os.environ["BENCH_KAFKA_BASELINE_SRC"]
+        module = "pathway" if impl == "pathway" else "deltaflow"
         pipeline = subprocess.Popen(
-            [python, "-c", _PIPELINE, impl, broker.address, source, target, str(autocommit)],
+            [python, "-c", _PIPELINE, module, broker.address, source, target, str(autocommit)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -321,6 +327,8 @@ def main() -> None:
     autocommit = int(os.environ.get("BENCH_KAFKA_AUTOCOMMIT_MS", "10"))
     repeats = max(1, int(os.environ.get("BENCH_KAFKA_REPEATS", "1")))
     impls = os.environ.get("BENCH_KAFKA_IMPLS", "deltaflow,pathway,broker").split(",")
+    if os.environ.get("BENCH_KAFKA_BASELINE_SRC") and "baseline" not in impls:
+        impls.insert(1, "baseline")
     if "pathway" in impls and pathway_python() is None:
         print("bench_kafka: no Pathway interpreter; measuring deltaflow only", flush=True)
         impls.remove("pathway")
