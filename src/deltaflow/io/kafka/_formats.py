@@ -352,7 +352,7 @@ class MessageFormatter(Formatter):
         if self.key is not None:
             keys = _bytes_column(batch[self.key], self.columns[self.key])
         else:
-            keys = [int(i).to_bytes(16, "little") for i in batch[ID].to_list()]
+            keys = [i.to_bytes(16, "little") for i in batch[ID].to_list()]
         time_header = ("pathway_time", str(time).encode())
         diffs = batch[DIFF].to_list()
         headers: list[list[tuple[str, bytes | None]]]
