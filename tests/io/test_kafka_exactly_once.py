@@ -22,7 +22,7 @@ from deltaflow.io.kafka._writer import KafkaWriter
 
 
 def _writer(broker: TansuBroker, topic: str, fmt: str = "json") -> KafkaWriter:
-    return KafkaWriter(
+    writer = KafkaWriter(
         {"bootstrap.servers": broker.address},
         topic,
         connector=f"pw.io.kafka.write({topic!r})",
@@ -31,6 +31,8 @@ def _writer(broker: TansuBroker, topic: str, fmt: str = "json") -> KafkaWriter:
         fmt=fmt,
         delimiter=";",
     )
+    writer.persisted = True  # as persistence sets it (FlushWatch) before the run writes
+    return writer
 
 
 def _changes(time: int, changes: list[tuple[str, int, int]]) -> Messages:
@@ -152,3 +154,34 @@ def test_fingerprints_ignore_the_time_only(fmt: str) -> None:
     opposite = _replay.retraction(fmt, tail, 9, ";")
     assert opposite is not None
     assert opposite == message(9, 1, -1)
+
+
+@pytest.mark.parametrize("persisted", [False, True])
+def test_a_message_the_broker_never_takes_fails_the_run(persisted: bool) -> None:
+    """With or without persistence (each message tracked, or failures alone reported), a
+    message librdkafka gives up on is an error naming the connector, at the latest when
+    the run ends."""
+    from deltaflow.engine.boundary import ConnectorError
+
+    broker = TansuBroker().start()
+    try:
+        broker.create_topic("gone")
+        writer = KafkaWriter(
+            {"bootstrap.servers": broker.address, "message.timeout.ms": "500"},
+            "gone",
+            connector="pw.io.kafka.write('gone')",
+            policy=DEFAULT_POLICY,
+            limit_hint="",
+        )
+        writer.persisted = persisted
+        writer.write(_changes(2, [("a", 1, 1)]))
+        writer.flush(2)
+        writer._producer.flush(10)  # delivered while the broker is there
+        broker.stop()
+        writer.write(_changes(4, [("b", 1, 1)]))
+        writer.flush(4)
+        with pytest.raises(ConnectorError, match=r"pw\.io\.kafka\.write\('gone'\).*accept"):
+            writer.close()
+        assert (writer.durable_time() == 2) if persisted else writer.durable_time() is None
+    finally:
+        broker.stop()

@@ -15,13 +15,14 @@ from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.io._core.base import Commit, Data
-from deltaflow.io._core.formats import column_specs
+from deltaflow.io._core.formats import JsonLinesFormatter, column_specs
 from deltaflow.io._core.retry import DEFAULT_POLICY
 from deltaflow.io.kafka._formats import (
     JSON_FAST_MIN_MESSAGES,
     MessageFormatter,
     MessageParser,
     MessagesContext,
+    SmallJsonLines,
 )
 from deltaflow.io.kafka._reader import PACING_PAUSE_S, KafkaReader
 from deltaflow.io.kafka._writer import DEFAULT_LINGER_MS, KafkaWriter
@@ -54,8 +55,16 @@ def _context(values: list[bytes], first_offset: int) -> MessagesContext:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.sampled_from(_MESSAGES), min_size=JSON_FAST_MIN_MESSAGES, max_size=160)
-    | st.lists(st.sampled_from(_MESSAGES[:2]), min_size=JSON_FAST_MIN_MESSAGES, max_size=160),
+    st.lists(
+        st.sampled_from(_MESSAGES),
+        min_size=JSON_FAST_MIN_MESSAGES,
+        max_size=JSON_FAST_MIN_MESSAGES + 60,
+    )
+    | st.lists(
+        st.sampled_from(_MESSAGES[:2]),
+        min_size=JSON_FAST_MIN_MESSAGES,
+        max_size=JSON_FAST_MIN_MESSAGES + 60,
+    ),
     st.integers(min_value=1, max_value=JSON_FAST_MIN_MESSAGES - 1),
 )
 def test_json_messages_parse_alike_in_big_and_small_fetches(
@@ -105,8 +114,48 @@ def test_each_message_carries_its_time_and_diff_headers() -> None:
     ]
 
 
-def test_the_producer_lingers_briefly_unless_told() -> None:
-    def producer_settings(**given: str) -> dict[str, object]:
+_ROW = st.tuples(
+    st.text(max_size=6) | st.none(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.none(),
+    st.booleans() | st.none(),
+    st.sampled_from([1, -1]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_ROW, max_size=12), st.integers(min_value=0, max_value=2**64 - 1))
+def test_small_json_batches_are_formatted_as_polars_formats_them(
+    rows: list[tuple[str | None, int | None, bool | None, int]], time: int
+) -> None:
+    """Small batches are formatted in Python: the same bytes as the Polars writer of bigger
+    ones (escapes, non-ASCII text, nulls, big ints, a name needing escapes), row by row."""
+    columns = {'a "%s" \\ é': t.Optional(t.STR), "n": t.Optional(t.INT), "b": t.Optional(t.BOOL)}
+    names = list(columns)
+    batch = pl.DataFrame(
+        [
+            pl.Series(ID, list(range(len(rows))), dtype=ID_DTYPE),
+            pl.Series(names[0], [r[0] for r in rows], dtype=pl.String),
+            pl.Series("n", [r[1] for r in rows], dtype=pl.Int64),
+            pl.Series("b", [r[2] for r in rows], dtype=pl.Boolean),
+            pl.Series(DIFF, [r[3] for r in rows], dtype=pl.Int64),
+        ]
+    )
+    assert SmallJsonLines.handles(columns)
+    expected = JsonLinesFormatter(columns).format(batch, time).split(b"\n")[: len(rows)]
+    assert SmallJsonLines(columns).format(batch, time) == expected
+    for line, row in zip(expected, rows, strict=True):
+        assert json.loads(line) == {
+            names[0]: row[0],
+            "n": row[1],
+            "b": row[2],
+            "diff": row[3],
+            "time": time,
+        }
+    assert not SmallJsonLines.handles({"x": t.FLOAT})
+
+
+def test_the_producer_lingers_briefly_unless_told_and_reports_what_persistence_needs() -> None:
+    def producer_settings(given: dict[str, str], persisted: bool = False) -> dict[str, object]:
         writer = KafkaWriter(
             {"bootstrap.servers": "127.0.0.1:1", "group.id": "g", **given},
             "out",
@@ -114,12 +163,18 @@ def test_the_producer_lingers_briefly_unless_told() -> None:
             policy=DEFAULT_POLICY,
             limit_hint="",
         )
+        writer.persisted = persisted
         return writer.producer_settings()
 
-    assert producer_settings() == {"bootstrap.servers": "127.0.0.1:1", "linger.ms": 1}
+    assert producer_settings({}) == {
+        "bootstrap.servers": "127.0.0.1:1",
+        "linger.ms": 1,
+        "delivery.report.only.error": True,  # failures only: nobody asks for the rest
+    }
+    assert producer_settings({}, persisted=True)["delivery.report.only.error"] is False
     assert DEFAULT_LINGER_MS == 1
-    assert producer_settings(**{"linger.ms": "20"})["linger.ms"] == "20"
-    alias = producer_settings(**{"queue.buffering.max.ms": "7"})
+    assert producer_settings({"linger.ms": "20"})["linger.ms"] == "20"
+    alias = producer_settings({"queue.buffering.max.ms": "7"})
     assert "linger.ms" not in alias and alias["queue.buffering.max.ms"] == "7"
 
 
@@ -185,12 +240,17 @@ def test_a_streaming_reader_asks_for_commits_at_the_autocommit_period() -> None:
     assert isinstance(first, Data) and first.offset == (("t", 0), 2)
     assert isinstance(reader.read(), Commit)
     committed = time.monotonic()
-    # ... the next ones one period after that commit, however soon they came.
+    # ... the next ones one period after that commit, however soon they came: kept until
+    # then, and handed over together (one Data event for several fetches).
     consumer.waiting = [_Message(2)]
-    assert isinstance(reader.read(), Data)
+    assert reader.read() is None
+    consumer.waiting = [_Message(3), _Message(4)]
     assert reader.read() is None
     reader.wait(5.0)  # returns when the commit is due, not after 5 s
     assert 0.25 <= time.monotonic() - committed < 2.0
+    kept = reader.read()
+    assert isinstance(kept, Data) and kept.offset == (("t", 0), 5)
+    assert isinstance(kept.context, MessagesContext) and kept.context.offsets == [2, 3, 4]
     assert isinstance(reader.read(), Commit)
     assert reader.read() is None
 
@@ -212,22 +272,28 @@ def test_pacing_pauses_when_a_commit_comes_a_period_late() -> None:
     assert isinstance(reader.read(), Data)
     assert isinstance(reader.read(), Commit)
     consumer.waiting = [_Message(1)]
-    assert isinstance(reader.read(), Data)
+    assert reader.read() is None  # kept until the commit
     time.sleep(0.3)  # the thread "starved": the commit due after 0.1 s comes 0.2 s late
-    assert isinstance(reader.read(), Commit)
-    # Paused for PACING_PAUSE_S: the session's own rule commits what comes next.
-    consumer.waiting = [_Message(2)]
     assert isinstance(reader.read(), Data)
-    reader.wait(0.25)
+    assert isinstance(reader.read(), Commit)
+    # Paused for PACING_PAUSE_S: the session's rule, a period after the first message.
+    time.sleep(0.05)
+    consumer.waiting = [_Message(2)]
+    arrived = time.monotonic()
     assert reader.read() is None
+    reader.wait(0.25)
+    assert time.monotonic() - arrived >= 0.09  # not paced by the last commit (0.05 s ago)
+    assert isinstance(reader.read(), Data)
+    assert isinstance(reader.read(), Commit)
     # After the pause, pacing resumes with the next messages.
     time.sleep(PACING_PAUSE_S)
     consumer.waiting = [_Message(3)]
     assert isinstance(reader.read(), Data)
     assert isinstance(reader.read(), Commit)
     consumer.waiting = [_Message(4)]
-    assert isinstance(reader.read(), Data)
+    assert reader.read() is None
     started = time.monotonic()
     reader.wait(5.0)
     assert time.monotonic() - started < 0.6  # one period, not a new pause
+    assert isinstance(reader.read(), Data)
     assert isinstance(reader.read(), Commit)

@@ -196,6 +196,7 @@ class FlushWatch(Writer):
 
     def __init__(self, inner: Writer, name: str) -> None:
         self.inner = inner
+        inner.persisted = True
         self.name = name
         self.flushed: int | None = None
         self._lock = threading.Lock()
@@ -432,6 +433,7 @@ class PersistentRun:
                 entry.session.reader_check = None
             for sink, watch in self._watches:
                 sink.writer = watch.inner
+                watch.inner.persisted = False
 
     # --- writing ---------------------------------------------------------------------------
     def _flushed_time(self) -> int | None:

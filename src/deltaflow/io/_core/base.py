@@ -282,6 +282,10 @@ class Writer(ABC):
     buffered on purpose without losing them. ``close`` ends the run: write what is left.
     """
 
+    persisted: bool = False
+    """Set by persistence, before anything is written, when it records this output: it will
+    then ask for :meth:`position` and :meth:`durable_time` (a writer may track less without)."""
+
     @abstractmethod
     def write(self, payload: Any) -> None: ...
 

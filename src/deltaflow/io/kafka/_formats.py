@@ -25,8 +25,10 @@ the value is a JSON object (the key column, header columns, then the others, the
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
+from typing import Any
 
 import polars as pl
 
@@ -54,10 +56,10 @@ from deltaflow.io._core.serialization import text_column
 # ------------------------------------------------------------------------------------------
 
 
-#: Fewer JSON messages than this are parsed one by one (``json.loads``), more by Polars at
-#: once: Polars costs ~0.2 ms a call whatever the count, ``json.loads`` ~2 us a message, and
-#: a live topic is mostly read in small fetches.
-JSON_FAST_MIN_MESSAGES = 100
+#: Fewer JSON messages than this are parsed line by line (Python's C JSON scanner), more by
+#: Polars at once: Polars costs ~0.2 ms of CPU a call (and its threads') whatever the count,
+#: the scanner ~1-1.5 us a message, and a live topic's minibatches are mostly small.
+JSON_FAST_MIN_MESSAGES = 400
 
 
 @dataclass
@@ -261,6 +263,57 @@ def _header_column(series: pl.Series, dtype: t.DType) -> list[bytes | None]:
     return [None if null else value.encode() for value, null in zip(text, nulls, strict=True)]
 
 
+#: Output batches with fewer rows than this are formatted as JSON in plain Python when every
+#: column is text, an int or a bool (the same bytes as Polars writes): Polars' JSON writer
+#: costs ~0.3 ms of CPU a call whatever the row count, Python ~0.5 us a row, and a live
+#: stream's times are mostly small.
+JSON_PYTHON_MAX_ROWS = 2000
+
+
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+#: JSON text of a value of each type the Python path formats (None is ``null``).
+_JSON_TEXT: dict[t.DType, Callable[[Any], str]] = {
+    t.STR: encode_basestring,
+    t.INT: str,
+    t.BOOL: _bool_text,
+}
+
+
+class SmallJsonLines:
+    """JSON values of a small batch formatted in Python: the columns in order, then ``diff``
+    and ``time``, byte for byte as :class:`JsonLinesFormatter` writes them."""
+
+    def __init__(self, columns: Mapping[str, t.DType]) -> None:
+        self.names = list(columns)
+        self.texts = [_JSON_TEXT[dtype.strip_optional()] for dtype in columns.values()]
+        # A %-template of one row (a name holding "%" is escaped), closed per time.
+        self._fields = [encode_basestring(name).replace("%", "%%") + ":%s" for name in columns]
+
+    @staticmethod
+    def handles(columns: Mapping[str, t.DType]) -> bool:
+        """Whether every column has a type this path formats."""
+        return all(dtype.strip_optional() in _JSON_TEXT for dtype in columns.values())
+
+    def format(self, batch: pl.DataFrame, time: int) -> list[bytes | None]:
+        if batch.height == 0:
+            return []
+        template = "{" + ",".join([*self._fields, '"diff":%s', f'"time":{time}']) + "}"
+        columns: list[Sequence[str]] = []
+        for name, text in zip(self.names, self.texts, strict=True):
+            values = batch[name].to_list()
+            if None in values:
+                columns.append(["null" if v is None else text(v) for v in values])
+            else:
+                columns.append(list(map(text, values)))
+        columns.append(list(map(str, batch[DIFF].to_list())))
+        # Escaped JSON holds no raw line break: one encode and one split for the batch.
+        lines = "\n".join([template % row for row in zip(*columns, strict=True)])
+        return list(lines.encode().split(b"\n"))
+
+
 class MessageFormatter(Formatter):
     """Delta batches to :class:`Messages` in one of Pathway's Kafka write formats."""
 
@@ -289,6 +342,7 @@ class MessageFormatter(Formatter):
         ordered = {n: self.columns[n] for n in order}
         if fmt == "json":
             self._json = JsonLinesFormatter(ordered)
+            self._small_json = SmallJsonLines(ordered) if SmallJsonLines.handles(ordered) else None
         elif fmt == "dsv":
             self._csv = CsvFormatter(ordered, delimiter)
 
@@ -298,7 +352,7 @@ class MessageFormatter(Formatter):
         if self.key is not None:
             keys = _bytes_column(batch[self.key], self.columns[self.key])
         else:
-            keys = [int(i).to_bytes(16, "little") for i in batch[ID].to_list()]
+            keys = [i.to_bytes(16, "little") for i in batch[ID].to_list()]
         time_header = ("pathway_time", str(time).encode())
         diffs = batch[DIFF].to_list()
         headers: list[list[tuple[str, bytes | None]]]
@@ -334,6 +388,8 @@ class MessageFormatter(Formatter):
 
     def _values(self, batch: pl.DataFrame, time: int, count: int) -> list[bytes | None]:
         if self.fmt == "json":
+            if self._small_json is not None and count < JSON_PYTHON_MAX_ROWS:
+                return self._small_json.format(batch, time)
             lines: list[bytes | None] = list(self._json.format(batch, time).split(b"\n"))
             return lines[:count]
         if self.fmt == "dsv":

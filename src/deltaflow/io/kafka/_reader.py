@@ -20,7 +20,15 @@ counts the period from the first row waiting, which stretches the gap between co
 the time the next fetch takes, and makes the first message after a quiet spell wait a whole
 period.) A message arriving after a quiet spell longer than the period is committed at once.
 Pacing costs more minibatches per second; when a paced commit comes a whole period late (the
-process is short of CPU), the reader leaves commits to the session for a second.
+process is short of CPU), the reader follows the session's rule for a second instead (a
+commit a period after the first message waiting: fewer, bigger minibatches).
+
+The reader keeps the messages it takes until the commit is due and then hands them over at
+once, one ``Data`` event per partition: a live topic arrives in many small fetches (one every
+few milliseconds), and parsing and turning each of them into rows has a fixed cost that would
+otherwise be paid per fetch instead of once per minibatch. For the same reason it waits for
+the due commit with one ``consume`` call rather than waking up for every fetch. More than
+:data:`BATCH_MESSAGES` kept messages are handed over at once.
 
 A broker that cannot be reached when the run starts is retried per the shared retry policy
 (``docs/retries.md``: backoff with jitter, for the outage limit), then the run fails with an
@@ -122,6 +130,9 @@ class KafkaReader(Reader):
         self._resume: dict[tuple[str, int], int] = {}
         self._consumer: Any = None
         self._pending: collections.deque[ReadEvent] = collections.deque()
+        # Messages taken and kept until the paced commit is due, per partition.
+        self._kept: dict[tuple[str, int], MessagesContext] = {}
+        self._kept_count = 0
         self._warnings = _RateLimitedWarnings()
         # Static mode: the offset each partition must reach, and where it is now.
         self._end_offsets: dict[tuple[str, int], int] = {}
@@ -135,8 +146,11 @@ class KafkaReader(Reader):
 
     def read(self) -> ReadEvent | None:
         if self._pending:
-            return self._hand_over()
+            return self._pending.popleft()
         if self._commit_in() == 0.0:  # before new messages: they would delay it
+            if self._kept:
+                self._hand_over_kept()
+                return self._pending.popleft()
             return self._commit()
         if self._consumer is None and not self._connect():
             return None
@@ -144,41 +158,48 @@ class KafkaReader(Reader):
         consumer: Any = self._consumer
         self._take(consumer.consume(BATCH_MESSAGES, timeout=0))
         if self._pending:
-            return self._hand_over()
+            return self._pending.popleft()
+        if self._commit_in() == 0.0 and self._kept:  # a first message after a quiet spell
+            self._hand_over_kept()
+            return self._pending.popleft()
         if self.static and self._static_done():
             return Finished()
         return None
 
-    def _hand_over(self) -> ReadEvent:
-        if not self._uncommitted and self.commit_every_s is not None:
-            now = _time.monotonic()
-            if now >= self._paced_again_at:  # while paused, the session commits alone
-                self._uncommitted = True
-                self._first_uncommitted = now
-        return self._pending.popleft()
+    def _hand_over_kept(self) -> None:
+        """Queue the kept messages as Data events, one per partition."""
+        for key, group in self._kept.items():
+            self._pending.append(Data(group, offset=(key, group.offsets[-1] + 1)))
+        self._kept = {}
+        self._kept_count = 0
+
+    def _keeps(self) -> bool:
+        """Whether taken messages are kept until the commit (streaming mode)."""
+        return self.commit_every_s is not None
 
     def _commit(self) -> Commit:
-        """Ask for the commit due now. When it comes a whole period late (this thread did not
-        get the CPU in time, or the engine held it back), pace no more for a while: the
-        session's own rule then makes fewer, bigger minibatches, which costs less per row and
-        lets a starved process catch up."""
+        """Ask for the commit due now. When a paced one comes a whole period late (this
+        thread did not get the CPU in time, or the engine held it back), pace no more for a
+        while: the session's rule then makes fewer, bigger minibatches, which costs less per
+        row and lets a starved process catch up."""
         assert self.commit_every_s is not None
         now = _time.monotonic()
-        due = max(self._last_commit + self.commit_every_s, self._first_uncommitted)
-        if now - due > self.commit_every_s:
-            self._paced_again_at = now + PACING_PAUSE_S
+        if now >= self._paced_again_at:
+            due = max(self._last_commit + self.commit_every_s, self._first_uncommitted)
+            if now - due > self.commit_every_s:
+                self._paced_again_at = now + PACING_PAUSE_S
         self._uncommitted = False
         self._last_commit = now
         return Commit()
 
     def _commit_in(self) -> float | None:
         """Seconds until the next commit is due (0: now); None when there is nothing to
-        commit or the session commits by its own rule."""
+        commit or the session commits by its own rule (static mode)."""
         if not self._uncommitted or self.commit_every_s is None:
             return None
         now = _time.monotonic()
-        if now < self._paced_again_at:
-            return None
+        if now < self._paced_again_at:  # paused: a period after the first message waiting
+            return max(0.0, self._first_uncommitted + self.commit_every_s - now)
         return max(0.0, self._last_commit + self.commit_every_s - now)
 
     def wait(self, timeout: float) -> None:
@@ -189,6 +210,11 @@ class KafkaReader(Reader):
             timeout = min(timeout, due)
         if self._consumer is None or self._pending:
             _time.sleep(min(timeout, self.poll_interval_s))
+            return
+        if self._kept and due is not None:
+            # A commit is due soon and will take whatever comes until then: one call,
+            # which returns when the commit is due (or a whole batch is there).
+            self._take(self._consumer.consume(BATCH_MESSAGES, timeout=max(timeout, 0.001)))
             return
         # ``consume(n, timeout)`` waits for n messages or the timeout, so wait for one message
         # (it returns as soon as one is there), then take what else has arrived.
@@ -298,20 +324,24 @@ class KafkaReader(Reader):
 
     # --- messages ----------------------------------------------------------------------------
     def _take(self, messages: list[Any]) -> None:
-        """Group consumed messages per partition into Data events (in order)."""
+        """Group consumed messages per partition (in order): kept until the commit when
+        pacing, else queued as Data events at once."""
         if not messages:
             return
-        groups: dict[tuple[str, int], MessagesContext] = {}
+        keep = self._keeps()
+        groups = self._kept if keep else {}
         metadata = self.with_metadata
+        topic = self.topic  # the only topic subscribed to or assigned
+        taken = 0
         for message in messages:
             error = message.error()
             if error is not None:
                 self._on_error(error)
                 continue
-            key = (message.topic(), message.partition())
+            key = (topic, message.partition())
             group = groups.get(key)
             if group is None:
-                group = groups[key] = MessagesContext(key[0], key[1], [], [], [])
+                group = groups[key] = MessagesContext(topic, key[1], [], [], [])
             group.offsets.append(message.offset())
             group.keys.append(message.key())
             group.values.append(message.value())
@@ -319,13 +349,26 @@ class KafkaReader(Reader):
                 kind, stamp = message.timestamp()
                 group.timestamps.append(stamp if kind else None)
                 group.headers.append(message.headers())
+            taken += 1
+        if not taken:
+            return
         for key, group in groups.items():
             after = group.offsets[-1] + 1
             self._positions[key] = after
             # A partition taken away by a rebalance and given back later resumes here (its
-            # rows read so far are in the session already), not at an older position.
+            # rows read so far are in the session or kept here already), not at an older
+            # position.
             self._resume[key] = after
-            self._pending.append(Data(group, offset=(key, after)))
+        if keep and not self._uncommitted:
+            self._uncommitted = True
+            self._first_uncommitted = _time.monotonic()
+        if not keep:
+            for key, group in groups.items():
+                self._pending.append(Data(group, offset=(key, group.offsets[-1] + 1)))
+            return
+        self._kept_count += taken
+        if self._kept_count >= BATCH_MESSAGES:  # parse these while more come
+            self._hand_over_kept()
 
     def _on_error(self, error: Any) -> None:
         from confluent_kafka import KafkaError

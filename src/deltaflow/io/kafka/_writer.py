@@ -12,6 +12,12 @@ an error naming the connector.
 With persistence, a checkpoint records the offsets the topic's partitions had reached at the
 checkpointed time, and a run resuming after a crash replays what the crashed run wrote after
 them instead of doubling it (``_replay.py``, docs/kafka.md).
+
+Only persistence asks which times are acknowledged and where the topic stood. So only when
+persistence records this output (``Writer.persisted``) does every message get its own
+delivery callback (a Python call per message on the acknowledgements' thread); otherwise the
+producer reports failed messages alone (``delivery.report.only.error``) to one callback, which
+fails the run as before, and the end of the run still waits for every acknowledgement.
 """
 
 from __future__ import annotations
@@ -92,9 +98,12 @@ class _TimeAcks:
 
     def __call__(self, error: Any, message: Any) -> None:
         if error is not None:
+            # Not counted: a time holding a lost message never becomes durable, so no
+            # checkpoint covers it before the run stops on the failure.
             if self.owner._failure is None:
                 self.owner._failure = error.str()
-        elif message.topic() == self.owner.topic:
+            return
+        if message.topic() == self.owner.topic:
             partition, after = message.partition(), message.offset() + 1
             if after > self.offsets.get(partition, -1):
                 self.offsets[partition] = after
@@ -144,19 +153,28 @@ class KafkaWriter(Writer):
         self._durable: int | None = None
         self._stop_polling = threading.Event()
         self._poller: threading.Thread | None = None
+        # Whether each time's acknowledgements are counted (persistence records this output);
+        # decided when the producer is made.
+        self._tracked = True
 
     def producer_settings(self) -> dict[str, Any]:
         """The producer's librdkafka settings: the given ones, with :data:`DEFAULT_LINGER_MS`
-        unless they set how long to linger."""
+        unless they set how long to linger, and delivery reports for every message when
+        persistence records this output, else for failed ones only."""
         config = dict(self.settings)
         if not _LINGER_SETTINGS & config.keys():
             config["linger.ms"] = DEFAULT_LINGER_MS
+        config["delivery.report.only.error"] = not self.persisted
         return config
 
     def _open(self) -> Any:
         from confluent_kafka import KafkaException, Producer
 
-        producer = make_client(Producer, self.producer_settings(), self.connector)
+        self._tracked = self.persisted
+        config = self.producer_settings()
+        if not self._tracked:
+            config["on_delivery"] = self._on_failed_delivery
+        producer = make_client(Producer, config, self.connector)
 
         def reason(exc: BaseException) -> str:
             return str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc)
@@ -184,6 +202,11 @@ class KafkaWriter(Writer):
         self._poller.start()
         return producer
 
+    def _on_failed_delivery(self, error: Any, message: Any) -> None:
+        """The producer's report of a message it could not deliver (untracked mode)."""
+        if error is not None and self._failure is None:
+            self._failure = error.str()
+
     def _serve_reports(self, producer: Any) -> None:
         """Runs the delivery callbacks (the only caller of ``poll`` while the run goes on)."""
         while not self._stop_polling.is_set():
@@ -199,14 +222,24 @@ class KafkaWriter(Writer):
             # a consumer keeping the last change of each key ends with the right one.
             self._end_replay(_time_of(payload.headers[0]))
             replay = None
-        if self._current is None:
-            self._current = _TimeAcks(self)
-        acks = self._current
         produce = self._producer.produce
         topics = payload.topics
         rows = zip(payload.keys, payload.values, payload.headers, strict=True)
+        if not self._tracked:
+            # Nobody asks which times are acknowledged: failures alone are reported (to
+            # _on_failed_delivery), and close() waits for the acknowledgements.
+            for index, (key, value, headers) in enumerate(rows):
+                topic = topics[index] if topics is not None else self.topic
+                try:
+                    produce(topic, value, key, headers=headers)
+                except BufferError:  # librdkafka's queue is full: let it send first
+                    self._produce_when_room(topic, value, key, headers, None)
+            return
+        if self._current is None:
+            self._current = _TimeAcks(self)
+        acks = self._current
         if topics is None and replay is None:
-            # The usual case, one topic and nothing to replay: the loop does only this.
+            # The usual tracked case, one topic and nothing to replay: the loop does only this.
             topic = self.topic
             for key, value, headers in rows:
                 acks.produced += 1
@@ -231,9 +264,10 @@ class KafkaWriter(Writer):
         value: bytes | None,
         key: bytes | None,
         headers: list[tuple[str, bytes | None]],
-        acks: _TimeAcks,
+        acks: _TimeAcks | None,
     ) -> None:
-        """Produce one message once librdkafka's full queue has room again."""
+        """Produce one message once librdkafka's full queue has room again (``acks`` None:
+        untracked, only a failure is reported)."""
         while True:
             _time.sleep(0.005)
             self._check()
@@ -245,6 +279,8 @@ class KafkaWriter(Writer):
 
     def flush(self, time: int) -> None:
         self._check()
+        if not (self._tracked if self._producer is not None else self.persisted):
+            return  # untracked: no time's acknowledgements are waited for
         replay = self._replay
         if replay is not None and (replay.pending == 0 or replay.due()):
             self._end_replay(time)
