@@ -67,17 +67,20 @@ class NumpyProjection:
     """A projection's outputs as NumPy computations (or copies of input columns)."""
 
     def __init__(
-        self, outputs: list[tuple[str, str | Compute, t.DType]], inputs: list[str]
+        self,
+        outputs: list[tuple[str, str | Compute, t.DType]],
+        inputs: list[tuple[str, pl.DataType]],
     ) -> None:
         self.outputs = outputs  # (name, source column or computation, type)
-        self.inputs = inputs  # the columns the computations read
+        self.inputs = inputs  # the columns the computations read, with their Polars type
 
     def run(self, frame: pl.DataFrame) -> list[pl.Series] | None:
-        """The output columns for ``frame`` (None if an input column holds nulls)."""
+        """The output columns for ``frame`` (None if an input column holds nulls or is not
+        of the type the computation was compiled for)."""
         arrays: dict[str, np.ndarray] = {}
-        for name in self.inputs:
+        for name, polars_type in self.inputs:
             column = frame.get_column(name)
-            if column.null_count():
+            if column.null_count() or column.dtype != polars_type:
                 return None
             arrays[name] = column.to_numpy()
         height = frame.height
@@ -124,7 +127,7 @@ def compile_numpy(
         compiled.append((name, compute, dtype))
     if not computes:
         return None  # only copies: CompiledProjection.copies() handles those
-    return NumpyProjection(compiled, sorted(inputs))
+    return NumpyProjection(compiled, [(name, schema[name]) for name in sorted(inputs)])
 
 
 def _column(ref: ColumnReference, scope: Scope, schema: Mapping[str, pl.DataType]) -> str | None:
