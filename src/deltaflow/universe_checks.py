@@ -15,23 +15,11 @@ Promises are not proofs: the operators check them on the data and report every b
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from typing import Any
 
 from deltaflow import plan
-
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` that makes a warning issued by the caller point at the innermost
-    frame outside deltaflow (the user's line, however many of our frames lie between)."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
-        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
-    return level
+from deltaflow.error_display import user_stacklevel
 
 
 def known_subset(smaller: plan.Universe, larger: plan.Universe) -> bool:
@@ -74,7 +62,7 @@ def promise_disjoint(first: Any, second: Any) -> None:
                 f"{second._description} are known to overlap (one table's rows are among the "
                 f"other's), so the promise means both are always empty; check the promise",
                 UserWarning,
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
     a.disjoint_from.add(id(b))
     b.disjoint_from.add(id(a))
@@ -95,7 +83,7 @@ def check_update_cells(table: Any, other: Any) -> bool:
             f"update_cells on {table._description}: {other._description} has exactly the "
             f"rows of this table, so every row is updated; computed as with_columns",
             UserWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
         return True
     return False
@@ -128,7 +116,7 @@ def check_restrict(table: Any, other: Any) -> None:
             f"same rows, so restrict changes nothing; with_universe_of says so without a "
             f"check of the ids",
             UserWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -141,6 +129,6 @@ def update_rows_is_other(table: Any, other: Any) -> bool:
         f"update_rows on {table._description}: its rows are known to be rows of "
         f"{other._description}, which replaces every one of them; the result is that table",
         UserWarning,
-        stacklevel=_user_stacklevel(),
+        stacklevel=user_stacklevel(),
     )
     return True

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numbers
 import operator
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -98,15 +96,6 @@ def _comparable_value(value: Any) -> Any:
     if isinstance(value, t.Json):
         return value.value
     return value
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` making a warning point at the innermost caller outside deltaflow."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
-    return level
 
 
 def compare_rows(op: str, args: list[list[Any]]) -> list[Any]:

@@ -13,7 +13,6 @@ them by. They live in (lowest first): ``_python_values`` (per-row helpers), ``ov
 ``calls``.
 """
 
-from deltaflow.expressions._python_values import _user_stacklevel
 from deltaflow.expressions.calls import (
     Apply,
     MethodCall,
@@ -78,6 +77,5 @@ __all__ = [
     "Value",
     "_annotated_return",
     "_counter",
-    "_user_stacklevel",
     "wrap_value",
 ]

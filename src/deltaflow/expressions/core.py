@@ -19,10 +19,10 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow.error_display import user_stacklevel
 from deltaflow.expressions import operators as ops
 from deltaflow.expressions._python_values import (
     _series_keeping_errors,
-    _user_stacklevel,
     compare_rows,
     convert_json_rows,
     index_rows,
@@ -551,7 +551,7 @@ class GetItem(PythonNode):
             warnings.warn(
                 f"{where}; .get() always gives the default here, write the default alone",
                 UserWarning,
-                stacklevel=_user_stacklevel(),
+                stacklevel=user_stacklevel(),
             )
             return default
         items = set(base.args)
