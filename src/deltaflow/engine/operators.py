@@ -16,7 +16,6 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow import errors, plan
 from deltaflow._ids import combine_ids_expr
-from deltaflow._small_frames import SEQUENTIAL_ROWS
 from deltaflow.engine.batch import (
     DIFF,
     ID,
@@ -64,16 +63,11 @@ def run_projection(
                 *(series[c] for c in tail),
             ]
         )
-    if frame.height <= SEQUENTIAL_ROWS:
-        computed = projection.numpy_outputs(frame)
-        if computed is not None:  # simple arithmetic: NumPy, without a query's fixed cost
-            return pl.DataFrame(
-                [
-                    *(frame.get_column(c) for c in keep),
-                    *computed,
-                    *(frame.get_column(c) for c in tail),
-                ]
-            )
+    computed = projection.numpy_outputs(frame)
+    if computed is not None:  # simple arithmetic: NumPy, without a query's fixed cost
+        return pl.DataFrame(
+            [*(frame.get_column(c) for c in keep), *computed, *(frame.get_column(c) for c in tail)]
+        )
     return project(frame, [*keep, *exprs.values(), *tail])
 
 
@@ -159,12 +153,8 @@ class FilterOperator(Operator[plan.FilterNode]):
         delta = deltas[0]
         if delta is None:
             return None
-        keep = None
-        if delta.height <= SEQUENTIAL_ROWS and not errors.frame_has_errors(delta):
-            computed = self.predicate.numpy_outputs(delta)  # a simple comparison: NumPy
-            keep = None if computed is None else computed[0]
-        if keep is None:
-            keep = self.predicate.run(delta)["__keep"]
+        computed = self.predicate.numpy_outputs(delta)  # a simple condition: NumPy
+        keep = computed[0] if computed is not None else self.predicate.run(delta)["__keep"]
         failed = errors.error_mask(keep) if errors.errors_seen() else None
         if failed is not None:
             errors.report(

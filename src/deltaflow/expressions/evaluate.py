@@ -16,7 +16,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow import errors
-from deltaflow._small_frames import project
+from deltaflow._small_frames import SEQUENTIAL_ROWS, project
 from deltaflow.expressions.base import (
     BinaryOp,
     Coalesce,
@@ -198,8 +198,11 @@ class CompiledProjection:
         return pairs
 
     def numpy_outputs(self, frame: pl.DataFrame) -> list[pl.Series] | None:
-        """The outputs computed with NumPy (see numpy_eval) when every one of them is simple
-        arithmetic over ``frame``'s columns, else None (a Polars query is needed)."""
+        """The outputs computed with NumPy (see numpy_eval) when ``frame`` is small, holds no
+        error cells and every output is simple arithmetic over its columns; else None (a
+        Polars query is needed)."""
+        if frame.height > SEQUENTIAL_ROWS or errors.frame_has_errors(frame):
+            return None
         key = tuple(frame.columns)
         if key not in self._numpy:
             self._numpy[key] = (
