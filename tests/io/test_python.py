@@ -259,6 +259,24 @@ def test_subject_waits_for_room_when_the_session_falls_behind(
     ]
 
 
+def test_rows_waiting_in_a_subject_are_not_tracked_by_the_garbage_collector() -> None:
+    """A backlog of rows sent with next() must not be scanned by every full cyclic collection
+    (with 200k tracked rows waiting, each one stalled all threads for ~60 ms)."""
+    import gc
+
+    class Idle(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            pass
+
+    subject = Idle()
+    subject.next(v="text", n=1)
+    subject.next(v="other", n=None)
+    subject.next_json({"v": "json"})
+    plain, nullable, _ = subject._buffer
+    assert not gc.is_tracked(plain) and not gc.is_tracked(nullable)
+    assert plain == {"v": "text", "n": 1}
+
+
 def test_streaming_commit_reaches_subscriber_before_the_next_commit() -> None:
     """Each commit of a live subject is processed on its own, as soon as it is pushed: the
     subscriber sees commit n before the subject sends commit n + 1."""
