@@ -27,6 +27,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE, hash_columns, sequence_ids
+from deltaflow._row_store import RowsById
 from deltaflow.engine.batch import DIFF, ID, stack
 from deltaflow.engine.boundary import Source, SourceHandle, connector_error
 from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
@@ -205,7 +206,7 @@ class InputSession(Source):
                     logger.exception("input %s: closing the reader failed", self.name)
 
     def _loop(self, reader: Reader, handle: SourceHandle) -> None:
-        self._state: dict[int, tuple[Any, ...]] = {}
+        self._state = RowsById()  # the current row of every id (keep_row_state)
         self._by_source: dict[Hashable, list[pl.DataFrame]] = {}
         self._positions: dict[Hashable, int] = {}
         self._id_blocks: dict[Hashable, tuple[int, pl.Series]] = {}
@@ -502,12 +503,12 @@ class InputSession(Source):
         if kind == "delete":
             if not self.keep_row_state:
                 return _with_column(rows, -_ones(rows.height))
-            old = [self._state.pop(i, None) for i in rows[ID].to_list()]
+            old = [self._state.pop(i) for i in rows[ID].to_list()]
             return self._frame_of([r for r in old if r is not None], -1)
         if kind == "truncate":  # the source was emptied: retract every current row
             if not self.keep_row_state:
                 raise RuntimeError("truncate rows need a session created with keep_row_state=True")
-            old_rows = list(self._state.values())
+            old_rows = self._state.values()
             self._state.clear()
             return self._frame_of(old_rows, -1)
         if kind == "upsert":
@@ -518,7 +519,7 @@ class InputSession(Source):
                 previous = self._state.get(row[0])
                 if previous is not None:
                     retracted.append(previous)
-                self._state[row[0]] = row
+                self._state.put(row[0], row)
             inserted = _with_column(rows, _ones(rows.height))
             retractions = self._frame_of(retracted, -1)
             if retractions is None:
@@ -529,8 +530,7 @@ class InputSession(Source):
         raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     def _remember(self, rows: pl.DataFrame) -> None:
-        for row in rows.rows():
-            self._state[row[0]] = row
+        self._state.put_rows(rows.rows())
 
     def _frame_of(self, rows: list[tuple[Any, ...]], diff: int) -> pl.DataFrame | None:
         if not rows:
