@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.ma  # noqa: F401 - np.unique imports it on its first call: not on a live update
 import polars as pl
 
 from deltaflow import _types as t
