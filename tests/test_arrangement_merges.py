@@ -51,9 +51,9 @@ batches = st.lists(
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batches=batches, slow=st.booleans())
+@given(batches=batches, slow=st.booleans(), eager=st.booleans())
 def test_lookups_see_the_same_rows_while_big_merges_run_in_the_background(
-    batches: list[list[tuple[int, int, int]]], slow: bool
+    batches: list[list[tuple[int, int, int]]], slow: bool, eager: bool
 ) -> None:
     old = arr.BACKGROUND_MERGE_ROWS, arr._merge_runs, arr.SMALL_INSERT, arr.TAIL_ROWS
     arr.BACKGROUND_MERGE_ROWS = 64  # nearly every merge goes to the merge thread
@@ -68,7 +68,8 @@ def test_lookups_see_the_same_rows_while_big_merges_run_in_the_background(
         arr._merge_runs = late  # type: ignore[assignment]
     started = arr.Arrangement._start_merge
     try:
-        arrangement = Arrangement()
+        # index_eagerly also sorts big new runs on the merge thread.
+        arrangement = Arrangement(index_eagerly=eager)
         state: Counter = Counter()
         for rows in batches:
             arrangement.insert(frame(rows))
@@ -148,3 +149,20 @@ def test_the_property_above_reaches_background_merges(monkeypatch: pytest.Monkey
         assert len(arrangement.lookup_rows({3})) == step + 1
     assert count[0] >= 1  # more when merges finish before the next one is due
     assert arrangement.contents().height == 800  # type: ignore[union-attr]
+
+
+def test_a_big_run_of_group_state_is_sorted_off_the_engine_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A big run added to an eagerly indexed arrangement (a reduce's groups, after a load)
+    is sorted on the merge thread; the first point lookup then finds it sorted."""
+    monkeypatch.setattr(arr, "BACKGROUND_MERGE_ROWS", 100)
+    arrangement = Arrangement(index_eagerly=True)
+    keys = [(i * 7919) % 5000 for i in range(5000)]  # not in key order
+    arrangement.insert(frame([(k, k, 1) for k in keys]))
+    assert len(arrangement.runs) == 1 and not arrangement.sorted[0]
+    assert len(arrangement._sorting) == 1
+    arrangement._sorting[0][1].result(60)  # the sort finished on the merge thread
+    assert arrangement.lookup_rows({17, 4999}) == [(17, 17, 17, 1), (4999, 4999, 4999, 1)]
+    assert arrangement.sorted == [True] and arrangement._sorting == []
+    assert arrangement.runs[0][KH].is_sorted()

@@ -217,6 +217,10 @@ class Arrangement:
         # A big merge of runs ``[i]`` and ``[i + 1]`` in progress on the merge thread: (i, the
         # merge's result). Lookups meanwhile read both runs, which hold the same rows.
         self._merging: tuple[int, Future[tuple[pl.DataFrame, bool]]] | None = None
+        # Big runs being sorted on the merge thread (index_eagerly only): (the run, its
+        # sorted copy). A point lookup would otherwise sort a run of a big load on the
+        # latency path of the first update after it.
+        self._sorting: list[tuple[pl.DataFrame, Future[pl.DataFrame]]] = []
         # id(run) -> (the run, its rows as tuples once kept, lookups so far); see _take_rows.
         self._run_tuples: dict[int, tuple[pl.DataFrame, list[tuple[Any, ...]] | None, int]] = {}
 
@@ -360,7 +364,32 @@ class Arrangement:
         self._keys.append(None)
         self._inserts_only.append(not _has_deletions(frame))
         self._clean.append(clean)
+        if self.index_eagerly and frame.height >= BACKGROUND_MERGE_ROWS:
+            self._sorting.append((frame, _merger().submit(frame.sort, KH)))
         self._merge_tail()
+
+    def _adopt_sorts(self, run: pl.DataFrame | None = None) -> None:
+        """Put the finished background sorts (and the one of ``run``, waited for unless it
+        has not started) in place of their runs; forget those of runs merged meanwhile."""
+        waiting = []
+        for unsorted, future in self._sorting:
+            if unsorted is run and not future.done() and not future.cancel():
+                future.result()  # running: it is done sooner than a sort started now
+            if future.cancelled():
+                continue
+            if not future.done():
+                waiting.append((unsorted, future))
+                continue
+            for index, current in enumerate(self.runs):
+                if current is unsorted and not self.sorted[index]:
+                    self.runs[index] = future.result()
+                    self.sorted[index] = True
+                    self._keys[index] = None
+        self._sorting = [
+            (unsorted, future)
+            for unsorted, future in waiting
+            if any(current is unsorted for current in self.runs)
+        ]
 
     def _merge_tail(self) -> None:
         """Merge the newest runs while the older of the last two is at most twice as big."""
@@ -455,6 +484,8 @@ class Arrangement:
         return found if found.height else None
 
     def _sorted_run(self, index: int) -> pl.DataFrame:
+        if not self.sorted[index] and self._sorting:
+            self._adopt_sorts(self.runs[index])
         if not self.sorted[index]:
             self.runs[index] = self.runs[index].sort(KH)
             self.sorted[index] = True
@@ -474,6 +505,8 @@ class Arrangement:
         if self._pending:
             self._index_pending()
         self._adopt_merge()
+        if self._sorting:
+            self._adopt_sorts()
         found: list[tuple[Any, ...]] = []
         if self.runs:
             wanted = np.fromiter(keys, dtype=np.uint64, count=len(keys))
