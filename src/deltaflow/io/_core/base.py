@@ -17,7 +17,7 @@ import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import polars as pl
 
@@ -166,6 +166,19 @@ class Commit(ReadEvent):
 # ------------------------------------------------------------------------------------------
 
 
+class EngineBacklog(Protocol):
+    """How far the engine is behind one input (the session's engine handle offers it)."""
+
+    @property
+    def backlog_rows(self) -> int:
+        """Rows the input committed that the engine has not processed yet."""
+        ...
+
+    def wait_backlog_below(self, limit: int, timeout: float | None = None) -> bool:
+        """Block until fewer than ``limit`` such rows remain; False on timeout."""
+        ...
+
+
 class Reader(ABC):
     """Talks to the source system and yields :class:`ReadEvent` s.
 
@@ -179,6 +192,9 @@ class Reader(ABC):
     """True if the reader emits ``NewSource(replaces=True)`` (the session then keeps rows)."""
     persisted: bool = False
     """Set by the input session, before ``seek``, when persistence records this input."""
+    engine: EngineBacklog | None = None
+    """Set by the input session before the first read: readers that commit on their own
+    clock (a REST endpoint) commit at once when the engine has caught up with them."""
 
     @abstractmethod
     def read(self) -> ReadEvent | None: ...

@@ -172,10 +172,11 @@ class _RestReader(Reader):
 
     Requests come one by one, and turning a block of rows into a frame has a fixed cost
     comparable to the engine's work on a small minibatch. So the reader commits on its own
-    clock: the first request after a commit opens a window of ``autocommit_s``; requests
-    arriving in it stay in the buffer, and when it ends they are handed on in one block and
-    committed (``Commit``). A request waits as long as with the session's own autocommit
-    (which would commit ``autocommit_s`` after its first row too, so it never comes first)."""
+    clock: a request that finds the engine done with everything this endpoint committed is
+    committed at once (``Commit``), alone or with the others waiting; otherwise it opens a
+    window of at most ``autocommit_s``, which ends as soon as the engine catches up. Requests
+    arriving meanwhile stay in the buffer and go in the same block. So an idle server answers
+    without a timer's delay, and a busy one batches what arrives while it works."""
 
     def __init__(self, endpoint: _Endpoint, name: str, autocommit_s: float | None) -> None:
         self.endpoint = endpoint
@@ -190,7 +191,7 @@ class _RestReader(Reader):
     def read(self) -> ReadEvent | None:
         buffer = self.endpoint.buffer
         if self._window_end is not None:
-            if time.monotonic() < self._window_end:
+            if time.monotonic() < self._window_end and not self._engine_idle():
                 return None
             self._window_end = None
             self._closing = len(buffer)  # the window's requests: later ones open the next
@@ -204,9 +205,16 @@ class _RestReader(Reader):
             if not buffer:
                 return None
         if self._autocommit_s:
+            if self._engine_idle():  # nothing to wait for
+                self._closing = len(buffer)
+                return self._block(self._closing)
             self._window_end = time.monotonic() + self._autocommit_s
             return None  # the first request waits for the others of its window
         return self._block(len(buffer))
+
+    def _engine_idle(self) -> bool:
+        """Whether the engine has processed everything this endpoint committed."""
+        return self.engine is not None and self.engine.backlog_rows == 0
 
     def _block(self, limit: int) -> Data:
         """The next at most ``limit`` buffered rows of one kind (a run of insertions, or of
@@ -233,8 +241,12 @@ class _RestReader(Reader):
         window_end = self._window_end
         if window_end is None:
             self.endpoint.ready.wait(timeout)
-        else:  # new requests wait in the buffer until the window ends
-            time.sleep(max(0.0, min(timeout, window_end - time.monotonic())))
+        else:  # new requests wait in the buffer until the window ends or the engine is idle
+            remaining = max(0.0, min(timeout, window_end - time.monotonic()))
+            if self.engine is None:
+                time.sleep(remaining)
+            else:
+                self.engine.wait_backlog_below(1, remaining)
 
     def seek(self, frontier: OffsetAntichain) -> None:
         """A restart with persistence: the checkpoint's queries are replayed into the table
