@@ -117,6 +117,7 @@ class InputSession(Source):
         self.restored: list[tuple[Hashable | None, pl.DataFrame]] | None = None
         self.reader_check: Callable[[Reader], None] | None = None
         self._names = [ID, *self.columns, DIFF]
+        self._row_dtypes: list[pl.DataType] | None = None  # see _frame_of
         self._key_types = [(k, self.columns[k]) for k in self.primary_key]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -536,17 +537,15 @@ class InputSession(Source):
     def _frame_of(self, rows: list[tuple[Any, ...]], diff: int) -> pl.DataFrame | None:
         if not rows:
             return None
-        names = self._names[:-1]
-        columns = list(zip(*rows, strict=True))
-        schema = {ID: ID_DTYPE, **{n: d.to_polars() for n, d in self.columns.items()}}
+        if self._row_dtypes is None:  # the stored columns' types, once
+            self._row_dtypes = [ID_DTYPE, *(d.to_polars() for d in self.columns.values())]
         series = []
-        for name, values in zip(names, columns, strict=True):
-            dtype = schema[name]
+        for name, dtype, values in zip(
+            self._names[:-1], self._row_dtypes, zip(*rows, strict=True), strict=True
+        ):
             if isinstance(dtype, pl.Datetime | pl.Duration):
                 series.append(pl.Series(name, list(values)).cast(dtype))
             else:
                 series.append(pl.Series(name, list(values), dtype=dtype))
-        diffs = (
-            _ones(len(rows)) if diff == 1 else pl.Series(DIFF, [diff] * len(rows), dtype=pl.Int64)
-        )
-        return pl.DataFrame([*series, diffs])
+        ones = _ones(len(rows))
+        return pl.DataFrame([*series, ones if diff == 1 else -ones])
