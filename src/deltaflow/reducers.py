@@ -310,6 +310,17 @@ def _sortable(value: Any) -> Any:
 
 class _Ndarray(_Tuple):
     def result_type(self, scope: Scope, arg_types: list[t.DType]) -> t.DType:
+        # As in Pathway: numbers, arrays or sequences only; an Optional column only with
+        # skip_nones=True, and a column of unknown type (Any) is refused as well.
+        item = arg_types[0].strip_optional() if self.skip_nones else arg_types[0]
+        allowed = (t.FLOAT, t.ARRAY, t.List(t.ANY))
+        if item == t.ANY or not builtins.any(t.is_subtype(item, kind) for kind in allowed):
+            optional = item.is_optional and item != t.NONE
+            hint = "; pass skip_nones=True to leave None out" if optional else ""
+            raise scope.fail(
+                f"pw.reducers.ndarray makes arrays of numbers, arrays or tuples only, "
+                f"not of {item!r}{hint}"
+            )
         return t.ARRAY
 
     def python(self, rows: list[Row]) -> Any:

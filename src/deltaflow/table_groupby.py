@@ -178,10 +178,16 @@ class GroupedTable:
             if source in key_sources:
                 i = key_sources[source]
                 return f"__k{i}", key_types[i]
-            if source == "_id":
-                return "_id", t.POINTER
             from deltaflow.argument_errors import ContextError
 
+            if source == "_id":
+                # The input rows' ids (Pathway refuses them too): the group's own id is
+                # the result table's id, readable after the reduce.
+                raise ContextError(
+                    "the ids of the grouped rows are not grouping columns; use them inside a "
+                    "reducer (e.g. pw.reducers.count(pw.this.id)), group by pw.this.id, or "
+                    "read the groups' ids from the result table"
+                )
             raise ContextError(
                 f"column {ref.name!r} is not a grouping column; use it inside a "
                 f"reducer (e.g. pw.reducers.any({ref.name}))"

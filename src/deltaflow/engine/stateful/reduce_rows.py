@@ -348,7 +348,13 @@ class ReduceRowPath(ReduceState):
             for group in missing:
                 state.add(group, found.get(group), width, ids.get(group))
         slots = np.fromiter(map(slot.__getitem__, groups), dtype=np.int64, count=len(groups))
-        args = [frame[c.args[0]].to_numpy() if c.args else None for c in self.calls]
+        # Only sums and extremes read their argument here (count ignores it, and it may be a
+        # column NumPy cannot hold, such as 128-bit row ids).
+        read = {*state.accumulated, *state.extremes}
+        args = [
+            frame[c.args[0]].to_numpy() if c.args and i in read else None
+            for i, c in enumerate(self.calls)
+        ]
         if not sum_is_safe(state, slots, args):
             return NOT_FOLDED
         if self.rows is not None:
