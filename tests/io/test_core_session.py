@@ -378,3 +378,44 @@ def test_inserts_with_position_ids_are_pushed_as_consolidated() -> None:
     # Primary keys may repeat in the source: never promised.
     keyed = promises(Keyed, ScriptReader([rows((1, "a"), (1, "b"))]))
     assert [(b.height, c) for b, c in keyed] == [(2, False)]
+
+
+class _RecordsReader(ScriptReader):
+    """A source of independent records (as queue messages are)."""
+
+    commits_when_idle = True
+
+
+class _IdleEngine(SourceHandle):
+    """An engine that has processed each push by the time the next read comes."""
+
+    def push(self, batch: pl.DataFrame, **options) -> None:  # type: ignore[override]
+        super().push(batch, **options)
+        self.mark_processed(batch.height)
+
+
+def test_records_are_committed_at_once_while_the_engine_is_idle() -> None:
+    script = [rows((1, "a")), None, rows((2, "b")), rows((3, "c")), None, None]
+    handle = run_reader(Keyed, _RecordsReader(script), _IdleEngine, autocommit_duration_ms=60_000)
+    # No 60 s wait: every block went to the idle engine as soon as it was read.
+    assert [as_rows(batch) for batch, *_ in handle.take()] == [
+        [(1, "a", 1)],
+        [(2, "b", 1)],
+        [(3, "c", 1)],
+    ]
+
+
+def test_records_read_while_the_engine_is_busy_wait_for_it_together() -> None:
+    script = [rows((1, "a")), None, rows((2, "b")), None, rows((3, "c")), None]
+    # A plain handle is an engine that never catches up after the first push.
+    handle = run_reader(Keyed, _RecordsReader(script), autocommit_duration_ms=60_000)
+    assert [as_rows(batch) for batch, *_ in handle.take()] == [
+        [(1, "a", 1)],
+        [(2, "b", 1), (3, "c", 1)],
+    ]
+
+
+def test_other_readers_keep_to_the_autocommit_clock() -> None:
+    script = [rows((1, "a")), None, rows((2, "b")), None]
+    handle = run_reader(Keyed, ScriptReader(script), _IdleEngine, autocommit_duration_ms=60_000)
+    assert [as_rows(batch) for batch, *_ in handle.take()] == [[(1, "a", 1), (2, "b", 1)]]

@@ -195,6 +195,11 @@ class Reader(ABC):
     engine: EngineBacklog | None = None
     """Set by the input session before the first read: readers that commit on their own
     clock (a REST endpoint) commit at once when the engine has caught up with them."""
+    commits_when_idle: bool = False
+    """True for sources of independent records (queue messages): when ``read`` has nothing
+    more right now and the engine has processed everything this input committed, the session
+    commits the rows read so far at once instead of waiting for ``autocommit_duration_ms``
+    (which stays the longest wait). Rows read while the engine is busy go together."""
 
     @abstractmethod
     def read(self) -> ReadEvent | None: ...

@@ -6,7 +6,9 @@ connector. Its thread asks the reader for events, parses ``Data`` events, gives 
 retractions, and commits minibatches to the engine:
 
 * every ``autocommit_duration_ms`` (None: only on explicit ``Commit`` events and at the end),
-  but never inside a ``NewSource`` .. ``FinishedSource`` block;
+  but never inside a ``NewSource`` .. ``FinishedSource`` block; sooner, as soon as the engine
+  has processed everything the input committed, for readers of independent records
+  (``Reader.commits_when_idle``);
 * when the rows waiting reach ``max_backlog_size``; a commit then waits until the engine's
   backlog leaves room for it, which pauses reading (backpressure).
 
@@ -49,6 +51,7 @@ logger = logging.getLogger("deltaflow.io")
 
 KINDS = ("insert", "delete", "upsert", "truncate")
 _ID_BLOCK = 4096  # position ids computed at once for small commits
+_IDLE_POLL_S = 0.002  # see Reader.commits_when_idle: how long read rows wait unread
 _ONES = pl.Series(DIFF, [1] * _ID_BLOCK, dtype=pl.Int64)
 
 
@@ -227,6 +230,7 @@ class InputSession(Source):
         if self.restored:
             self._restore(self.restored)
         stats = handle.stats
+        idle_commits = reader.commits_when_idle and self.autocommit_s is not None
         while True:
             if self._stop.is_set():
                 raise _Stopped
@@ -234,6 +238,14 @@ class InputSession(Source):
             if event is None:
                 if self._due():
                     self._commit(handle)
+                elif idle_commits and self._ready_rows and self._block is None:
+                    if handle.backlog_rows == 0:
+                        self._commit(handle)  # the engine waits for nothing else
+                        continue
+                    # Wait for the engine to catch up (the commit then takes what came
+                    # meanwhile), looking for new rows every few milliseconds.
+                    handle.wait_backlog_below(1, min(self._wait_time(), _IDLE_POLL_S))
+                    continue
                 reader.wait(self._wait_time())
                 continue
             if isinstance(event, Data):
@@ -262,7 +274,9 @@ class InputSession(Source):
                 return
             else:
                 raise TypeError(f"reader returned {event!r}, not a ReadEvent")
-            if self._block is None and (self._due() or self._backlog_full()):
+            if self._block is None and (
+                self._due() or self._backlog_full() or (idle_commits and handle.backlog_rows == 0)
+            ):
                 self._commit(handle)
 
     def _wait_time(self) -> float:
