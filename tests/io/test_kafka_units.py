@@ -166,7 +166,7 @@ def test_plain_json_batches_are_formatted_as_polars_writes_them(
     )
 
 
-def test_the_producer_lingers_briefly_unless_told_and_reports_what_persistence_needs() -> None:
+def test_the_producer_lingers_5_ms_unless_told_and_reports_what_persistence_needs() -> None:
     def producer_settings(given: dict[str, str], persisted: bool = False) -> dict[str, object]:
         writer = KafkaWriter(
             {"bootstrap.servers": "127.0.0.1:1", "group.id": "g", **given},
@@ -180,11 +180,11 @@ def test_the_producer_lingers_briefly_unless_told_and_reports_what_persistence_n
 
     assert producer_settings({}) == {
         "bootstrap.servers": "127.0.0.1:1",
-        "linger.ms": 1,
+        "linger.ms": 5,
         "delivery.report.only.error": True,  # failures only: nobody asks for the rest
     }
     assert producer_settings({}, persisted=True)["delivery.report.only.error"] is False
-    assert DEFAULT_LINGER_MS == 1
+    assert DEFAULT_LINGER_MS == 5
     assert producer_settings({"linger.ms": "20"})["linger.ms"] == "20"
     alias = producer_settings({"queue.buffering.max.ms": "7"})
     assert "linger.ms" not in alias and alias["queue.buffering.max.ms"] == "7"
