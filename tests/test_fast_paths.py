@@ -35,6 +35,7 @@ def paths(mode: str) -> Iterator[None]:
     """Force the small/big path choice and make the arrangements' tail flush early."""
     saved = (
         reduce.SMALL_DELTA_ROWS,
+        reduce.COLUMN_DELTA_ROWS,
         join.SMALL_DELTA_ROWS,
         arrangement.TAIL_ROWS,
         arrangement.SMALL_INSERT,
@@ -44,6 +45,7 @@ def paths(mode: str) -> Iterator[None]:
     limit = MODES[mode]
     reduce.COLUMN_GROUPS = mode != "rows"
     reduce.SMALL_DELTA_ROWS = limit
+    reduce.COLUMN_DELTA_ROWS = limit
     join.SMALL_DELTA_ROWS = limit
     arrangement.TAIL_ROWS = 3
     arrangement.SMALL_INSERT = 4 if mode != "big" else 0
@@ -53,6 +55,7 @@ def paths(mode: str) -> Iterator[None]:
     finally:
         (
             reduce.SMALL_DELTA_ROWS,
+            reduce.COLUMN_DELTA_ROWS,
             join.SMALL_DELTA_ROWS,
             arrangement.TAIL_ROWS,
             arrangement.SMALL_INSERT,
@@ -352,9 +355,9 @@ def test_streaming_deltas_take_the_python_path_and_big_batches_polars() -> None:
     assert not reduce_op.groups.size
     assert Counter(seen) == Counter({(1, 2, 1): 2, (2, 1, 1): 1})
     seen.clear()
-    from deltaflow.engine.stateful.reduce import SMALL_DELTA_ROWS
+    from deltaflow.engine.stateful.reduce import COLUMN_DELTA_ROWS
 
-    per_key = SMALL_DELTA_ROWS // 3 + 100  # bigger than SMALL_DELTA_ROWS: frame path
+    per_key = COLUMN_DELTA_ROWS // 3 + 100  # bigger than COLUMN_DELTA_ROWS: frame path
     push(4, 3, [k % 3 for k in range(3 * per_key)])
     assert not reduce_op._known and reduce_op._columns is None
     final: Counter = Counter()
@@ -362,3 +365,53 @@ def test_streaming_deltas_take_the_python_path_and_big_batches_polars() -> None:
         final[(v, n)] += diff
     assert final[(1, 2)] == -2 and final[(1, per_key + 2)] == per_key + 2
     assert final[(0, per_key)] == per_key
+
+
+def test_column_path_takes_deltas_above_the_row_limit() -> None:
+    """A simple reduction keeps its NumPy group columns for deltas bigger than the row
+    path's limit (up to COLUMN_DELTA_ROWS): no write-back to the arrangement, same counts."""
+    from deltaflow import plan
+    from deltaflow._ids import sequence_ids
+    from deltaflow.engine.boundary import Source, SourceHandle
+    from deltaflow.engine.runtime import Runtime
+    from deltaflow.engine.stateful.reduce import (
+        COLUMN_DELTA_ROWS,
+        SMALL_DELTA_ROWS,
+        ReduceOperator,
+    )
+    from deltaflow.table import input_table
+
+    class Idle(Source):
+        def start(self, handle: SourceHandle) -> None:
+            pass
+
+    class Word(pw.Schema):
+        k: int
+
+    words = input_table(Word, Idle(), name="words")
+    counts = words.groupby(words.k).reduce(words.k, n=pw.reducers.count())
+    final: Counter = Counter()
+    pw.io.subscribe(
+        counts,
+        lambda key, row, time, is_addition: final.update(
+            {(row["k"], row["n"]): 1 if is_addition else -1}
+        ),
+    )
+    runtime = Runtime(plan.REGISTRY.take())
+    reduce_op = next(op for op in runtime.operators if isinstance(op, ReduceOperator))
+    size = (SMALL_DELTA_ROWS + COLUMN_DELTA_ROWS) // 2
+    assert SMALL_DELTA_ROWS < size <= COLUMN_DELTA_ROWS
+    for step in range(3):
+        keys = [(i * 7 + step) % 500 for i in range(size)]
+        batch = pl.DataFrame(
+            [
+                sequence_ids("words", step * size, size),
+                pl.Series("k", keys),
+                pl.Series("_diff", [1] * size),
+            ]
+        )
+        runtime._process(2 * (step + 1), [(0, batch)])
+        assert reduce_op._columns is not None and reduce_op._columns.dirty
+        assert not reduce_op.groups.size  # never written back: no frame-path step ran
+    expected = Counter((i * 7 + s) % 500 for s in range(3) for i in range(size))
+    assert {k: n for (k, n), d in final.items() if d > 0} == dict(expected)

@@ -17,12 +17,13 @@ from deltaflow.engine.batch import DIFF, ID
 from deltaflow.io._core.base import Commit, Data
 from deltaflow.io._core.formats import JsonLinesFormatter, column_specs
 from deltaflow.io._core.retry import DEFAULT_POLICY
+from deltaflow.io.kafka import _formats as kafka_formats
 from deltaflow.io.kafka._formats import (
     JSON_FAST_MIN_MESSAGES,
     MessageFormatter,
     MessageParser,
     MessagesContext,
-    SmallJsonLines,
+    PlainJsonLines,
 )
 from deltaflow.io.kafka._reader import PACING_PAUSE_S, KafkaReader
 from deltaflow.io.kafka._writer import DEFAULT_LINGER_MS, KafkaWriter
@@ -124,11 +125,12 @@ _ROW = st.tuples(
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(_ROW, max_size=12), st.integers(min_value=0, max_value=2**64 - 1))
-def test_small_json_batches_are_formatted_as_polars_formats_them(
+def test_plain_json_batches_are_formatted_as_polars_writes_them(
     rows: list[tuple[str | None, int | None, bool | None, int]], time: int
 ) -> None:
-    """Small batches are formatted in Python: the same bytes as the Polars writer of bigger
-    ones (escapes, non-ASCII text, nulls, big ints, a name needing escapes), row by row."""
+    """Batches of text, int and bool columns are formatted in Python (small ones) or by a
+    Polars struct query (bigger ones): both give the same bytes as the general JSON lines
+    writer (escapes, non-ASCII text, nulls, big ints, a name needing escapes), row by row."""
     columns = {'a "%s" \\ é': t.Optional(t.STR), "n": t.Optional(t.INT), "b": t.Optional(t.BOOL)}
     names = list(columns)
     batch = pl.DataFrame(
@@ -140,9 +142,15 @@ def test_small_json_batches_are_formatted_as_polars_formats_them(
             pl.Series(DIFF, [r[3] for r in rows], dtype=pl.Int64),
         ]
     )
-    assert SmallJsonLines.handles(columns)
+    assert PlainJsonLines.handles(columns)
     expected = JsonLinesFormatter(columns).format(batch, time).split(b"\n")[: len(rows)]
-    assert SmallJsonLines(columns).format(batch, time) == expected
+    saved = kafka_formats.JSON_PYTHON_MAX_ROWS
+    try:
+        for python_below in (10**9, 0):  # every batch in Python, then every one by Polars
+            kafka_formats.JSON_PYTHON_MAX_ROWS = python_below
+            assert PlainJsonLines(columns).format(batch, time) == expected
+    finally:
+        kafka_formats.JSON_PYTHON_MAX_ROWS = saved
     for line, row in zip(expected, rows, strict=True):
         assert json.loads(line) == {
             names[0]: row[0],
@@ -151,10 +159,14 @@ def test_small_json_batches_are_formatted_as_polars_formats_them(
             "diff": row[3],
             "time": time,
         }
-    assert not SmallJsonLines.handles({"x": t.FLOAT})
+    assert not PlainJsonLines.handles({"x": t.FLOAT})
+    # A column named like the appended fields goes to the general writer, whatever its type.
+    assert not PlainJsonLines.handles({"time": t.INT}) and not PlainJsonLines.handles(
+        {"diff": t.STR}
+    )
 
 
-def test_the_producer_lingers_briefly_unless_told_and_reports_what_persistence_needs() -> None:
+def test_the_producer_lingers_5_ms_unless_told_and_reports_what_persistence_needs() -> None:
     def producer_settings(given: dict[str, str], persisted: bool = False) -> dict[str, object]:
         writer = KafkaWriter(
             {"bootstrap.servers": "127.0.0.1:1", "group.id": "g", **given},
@@ -168,11 +180,11 @@ def test_the_producer_lingers_briefly_unless_told_and_reports_what_persistence_n
 
     assert producer_settings({}) == {
         "bootstrap.servers": "127.0.0.1:1",
-        "linger.ms": 1,
+        "linger.ms": 5,
         "delivery.report.only.error": True,  # failures only: nobody asks for the rest
     }
     assert producer_settings({}, persisted=True)["delivery.report.only.error"] is False
-    assert DEFAULT_LINGER_MS == 1
+    assert DEFAULT_LINGER_MS == 5
     assert producer_settings({"linger.ms": "20"})["linger.ms"] == "20"
     alias = producer_settings({"queue.buffering.max.ms": "7"})
     assert "linger.ms" not in alias and alias["queue.buffering.max.ms"] == "7"

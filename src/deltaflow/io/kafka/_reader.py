@@ -42,6 +42,7 @@ import collections
 import logging
 import time as _time
 from collections.abc import Mapping
+from operator import methodcaller
 from typing import Any
 
 from deltaflow.engine.boundary import ConnectorError
@@ -53,6 +54,12 @@ logger = logging.getLogger("deltaflow.io.kafka")
 
 #: Messages taken from the consumer per call (a Data event per partition among them).
 BATCH_MESSAGES = 20_000
+
+_ERROR = methodcaller("error")
+_PARTITION = methodcaller("partition")
+_OFFSET = methodcaller("offset")
+_KEY = methodcaller("key")
+_VALUE = methodcaller("value")
 
 #: How long commits are left to the session's own rule after a paced one came a whole
 #: period late (seconds; see ``KafkaReader._commit``).
@@ -330,6 +337,34 @@ class KafkaReader(Reader):
             return
         keep = self._keeps()
         groups = self._kept if keep else {}
+        taken = 0 if self.with_metadata else self._take_one_partition(messages, groups)
+        if not taken:
+            taken = self._take_each(messages, groups)
+        if not taken:
+            return
+        for key, group in groups.items():
+            after = group.offsets[-1] + 1
+            self._positions[key] = after
+            # A partition taken away by a rebalance and given back later resumes here (its
+            # rows read so far are in the session or kept here already), not at an older
+            # position.
+            self._resume[key] = after
+        if keep and not self._uncommitted:
+            self._uncommitted = True
+            self._first_uncommitted = _time.monotonic()
+        if not keep:
+            for key, group in groups.items():
+                self._pending.append(Data(group, offset=(key, group.offsets[-1] + 1)))
+            return
+        self._kept_count += taken
+        if self._kept_count >= BATCH_MESSAGES:  # parse these while more come
+            self._hand_over_kept()
+
+    def _take_each(
+        self, messages: list[Any], groups: dict[tuple[str, int], MessagesContext]
+    ) -> int:
+        """Add each message to its partition's group (errors are reported and skipped);
+        the number of messages added."""
         metadata = self.with_metadata
         topic = self.topic  # the only topic subscribed to or assigned
         taken = 0
@@ -350,25 +385,27 @@ class KafkaReader(Reader):
                 group.timestamps.append(stamp if kind else None)
                 group.headers.append(message.headers())
             taken += 1
-        if not taken:
-            return
-        for key, group in groups.items():
-            after = group.offsets[-1] + 1
-            self._positions[key] = after
-            # A partition taken away by a rebalance and given back later resumes here (its
-            # rows read so far are in the session or kept here already), not at an older
-            # position.
-            self._resume[key] = after
-        if keep and not self._uncommitted:
-            self._uncommitted = True
-            self._first_uncommitted = _time.monotonic()
-        if not keep:
-            for key, group in groups.items():
-                self._pending.append(Data(group, offset=(key, group.offsets[-1] + 1)))
-            return
-        self._kept_count += taken
-        if self._kept_count >= BATCH_MESSAGES:  # parse these while more come
-            self._hand_over_kept()
+        return taken
+
+    def _take_one_partition(
+        self, messages: list[Any], groups: dict[tuple[str, int], MessagesContext]
+    ) -> int:
+        """The usual fetch, messages of one partition without errors, taken a list at a time
+        rather than message by message (a few C calls instead of a Python loop over five
+        method calls per message); 0 when the fetch is not like that."""
+        if list(map(_ERROR, messages)).count(None) != len(messages):
+            return 0
+        partitions = list(map(_PARTITION, messages))
+        if partitions.count(partitions[0]) != len(partitions):
+            return 0
+        key = (self.topic, partitions[0])
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = MessagesContext(self.topic, key[1], [], [], [])
+        group.offsets.extend(map(_OFFSET, messages))
+        group.keys.extend(map(_KEY, messages))
+        group.values.extend(map(_VALUE, messages))
+        return len(messages)
 
     def _on_error(self, error: Any) -> None:
         from confluent_kafka import KafkaError
