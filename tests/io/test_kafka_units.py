@@ -267,6 +267,45 @@ def test_a_streaming_reader_asks_for_commits_at_the_autocommit_period() -> None:
     assert reader.read() is None
 
 
+class _Engine:
+    """The engine's backlog of the input, as the session shows it to the reader."""
+
+    backlog_rows = 0
+
+    def wait_backlog_below(self, limit: int, timeout: float | None = None) -> bool:
+        return self.backlog_rows < limit
+
+
+def test_a_streaming_reader_commits_at_once_when_the_engine_is_idle() -> None:
+    reader = KafkaReader(
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
+        "t",
+        connector="test",
+        static=False,
+        with_metadata=False,
+        start_from_timestamp_ms=None,
+        policy=DEFAULT_POLICY,
+        limit_hint="",
+        commit_every_ms=60_000,
+    )
+    consumer = reader._consumer = _Consumer()
+    engine = reader.engine = _Engine()
+    consumer.waiting = [_Message(0)]
+    assert isinstance(reader.read(), Data) and isinstance(reader.read(), Commit)
+    # The engine works on that commit: the next messages are kept (for up to a period) ...
+    engine.backlog_rows = 1
+    consumer.waiting = [_Message(1), _Message(2)]
+    assert reader.read() is None
+    started = time.monotonic()
+    reader.wait(5.0)  # looks again within milliseconds, not after the 60 s period
+    assert time.monotonic() - started < 1.0 and reader.read() is None
+    # ... and go together, at once, when it has caught up.
+    engine.backlog_rows = 0
+    kept = reader.read()
+    assert isinstance(kept, Data) and kept.offset == (("t", 0), 3)
+    assert isinstance(reader.read(), Commit)
+
+
 def test_pacing_pauses_when_a_commit_comes_a_period_late() -> None:
     reader = KafkaReader(
         {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},

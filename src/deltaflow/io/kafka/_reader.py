@@ -18,8 +18,10 @@ Commits: in streaming mode the reader itself asks for a commit (a ``Commit`` eve
 at that period and a message waits half of it on average. (The input session's own rule
 counts the period from the first row waiting, which stretches the gap between commits by
 the time the next fetch takes, and makes the first message after a quiet spell wait a whole
-period.) A message arriving after a quiet spell longer than the period is committed at once.
-Pacing costs more minibatches per second; when a paced commit comes a whole period late (the
+period.) A message arriving after a quiet spell longer than the period is committed at once,
+and so are the messages waiting whenever the engine has processed everything this input
+committed: the period then only bounds the wait while the engine is busy, and minibatches
+grow with the load instead of following a timer. Pacing costs more minibatches per second; when a paced commit comes a whole period late (the
 process is short of CPU), the reader follows the session's rule for a second instead (a
 commit a period after the first message waiting: fewer, bigger minibatches).
 
@@ -54,6 +56,7 @@ logger = logging.getLogger("deltaflow.io.kafka")
 
 #: Messages taken from the consumer per call (a Data event per partition among them).
 BATCH_MESSAGES = 20_000
+ENGINE_POLL_S = 0.002  # how often kept messages look whether a busy engine caught up
 
 _ERROR = methodcaller("error")
 _PARTITION = methodcaller("partition")
@@ -201,9 +204,13 @@ class KafkaReader(Reader):
 
     def _commit_in(self) -> float | None:
         """Seconds until the next commit is due (0: now); None when there is nothing to
-        commit or the session commits by its own rule (static mode)."""
+        commit or the session commits by its own rule (static mode). A commit is due at once
+        when the engine has processed everything this input committed: waiting for the
+        period would only add latency (``autocommit_duration_ms`` is the longest wait)."""
         if not self._uncommitted or self.commit_every_s is None:
             return None
+        if self.engine is not None and self.engine.backlog_rows == 0:
+            return 0.0
         now = _time.monotonic()
         if now < self._paced_again_at:  # paused: a period after the first message waiting
             return max(0.0, self._first_uncommitted + self.commit_every_s - now)
@@ -220,7 +227,10 @@ class KafkaReader(Reader):
             return
         if self._kept and due is not None:
             # A commit is due soon and will take whatever comes until then: one call,
-            # which returns when the commit is due (or a whole batch is there).
+            # which returns when the commit is due (or a whole batch is there), or sooner
+            # to see whether the busy engine has caught up (then the commit is due at once).
+            if self.engine is not None:
+                timeout = min(timeout, ENGINE_POLL_S)
             self._take(self._consumer.consume(BATCH_MESSAGES, timeout=max(timeout, 0.001)))
             return
         # ``consume(n, timeout)`` waits for n messages or the timeout, so wait for one message
