@@ -230,7 +230,8 @@ class _Consumer:
         return taken
 
 
-def test_a_streaming_reader_asks_for_commits_at_the_autocommit_period() -> None:
+def _streaming_reader(commit_every_ms: int) -> tuple[KafkaReader, _Consumer]:
+    """A streaming reader on a scripted consumer (no broker)."""
     reader = KafkaReader(
         {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
         "t",
@@ -240,9 +241,14 @@ def test_a_streaming_reader_asks_for_commits_at_the_autocommit_period() -> None:
         start_from_timestamp_ms=None,
         policy=DEFAULT_POLICY,
         limit_hint="",
-        commit_every_ms=300,
+        commit_every_ms=commit_every_ms,
     )
     consumer = reader._consumer = _Consumer()
+    return reader, consumer
+
+
+def test_a_streaming_reader_asks_for_commits_at_the_autocommit_period() -> None:
+    reader, consumer = _streaming_reader(commit_every_ms=300)
     assert reader.read() is None
     reader.wait(0.01)
     assert reader.read() is None  # nothing read: nothing to commit
@@ -277,18 +283,7 @@ class _Engine:
 
 
 def test_a_streaming_reader_commits_at_once_when_the_engine_is_idle() -> None:
-    reader = KafkaReader(
-        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
-        "t",
-        connector="test",
-        static=False,
-        with_metadata=False,
-        start_from_timestamp_ms=None,
-        policy=DEFAULT_POLICY,
-        limit_hint="",
-        commit_every_ms=60_000,
-    )
-    consumer = reader._consumer = _Consumer()
+    reader, consumer = _streaming_reader(commit_every_ms=60_000)
     engine = reader.engine = _Engine()
     consumer.waiting = [_Message(0)]
     assert isinstance(reader.read(), Data) and isinstance(reader.read(), Commit)
@@ -307,18 +302,7 @@ def test_a_streaming_reader_commits_at_once_when_the_engine_is_idle() -> None:
 
 
 def test_pacing_pauses_when_a_commit_comes_a_period_late() -> None:
-    reader = KafkaReader(
-        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
-        "t",
-        connector="test",
-        static=False,
-        with_metadata=False,
-        start_from_timestamp_ms=None,
-        policy=DEFAULT_POLICY,
-        limit_hint="",
-        commit_every_ms=100,
-    )
-    consumer = reader._consumer = _Consumer()
+    reader, consumer = _streaming_reader(commit_every_ms=100)
     consumer.waiting = [_Message(0)]
     assert isinstance(reader.read(), Data)
     assert isinstance(reader.read(), Commit)
