@@ -106,6 +106,18 @@ def test_read_raw_stream_with_delimiter_and_mapper(server):
     assert len({time for _, time, _ in changes.rows}) > 1
 
 
+def test_read_commits_each_message_at_once_on_an_idle_engine(server):
+    """Streamed messages are independent records: each one that finds the engine idle is
+    committed at once, not held for the (here 10 s) autocommit period or the stream's end."""
+    table = pw.io.http.read(
+        server.url + "/stream", format="raw", delimiter=";", autocommit_duration_ms=10_000
+    )
+    changes = Changes().subscribe(table)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert [row["data"] for row, _, _ in changes.rows] == ["part 0", "part 1", "part 2"]
+    assert len({time for _, time, _ in changes.rows}) == 3  # 0.15 s apart: a time each
+
+
 def test_read_sends_the_payload(server):
     table = pw.io.http.read(
         server.url + "/echo",

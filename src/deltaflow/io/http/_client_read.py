@@ -49,6 +49,8 @@ class _Failure:
 class _HttpStreamReader(Reader):
     """Runs the request on a thread of its own; ``read`` takes the messages it queued."""
 
+    commits_when_idle = True  # streamed messages stand alone: no need to wait for the timer
+
     def __init__(
         self,
         url: str,
