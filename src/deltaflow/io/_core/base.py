@@ -166,6 +166,11 @@ class Commit(ReadEvent):
 # ------------------------------------------------------------------------------------------
 
 
+#: How often rows kept for a busy engine look whether it has caught up (readers that commit
+#: when the engine is idle; see :attr:`Reader.commits_when_idle`).
+ENGINE_POLL_S = 0.002
+
+
 class EngineBacklog(Protocol):
     """How far the engine is behind one input (the session's engine handle offers it)."""
 
@@ -203,6 +208,18 @@ class Reader(ABC):
 
     @abstractmethod
     def read(self) -> ReadEvent | None: ...
+
+    def engine_idle(self) -> bool:
+        """Whether the engine has processed every row this input committed (False without
+        an engine: a reader used on its own)."""
+        return self.engine is not None and self.engine.backlog_rows == 0
+
+    def wait_for_engine(self, timeout: float) -> None:
+        """Block until the engine has caught up with this input, at most ``timeout`` seconds."""
+        if self.engine is None:
+            _time.sleep(timeout)
+        else:
+            self.engine.wait_backlog_below(1, timeout)
 
     def wait(self, timeout: float) -> None:
         """Block until data may be available, at most ``timeout`` seconds.

@@ -34,6 +34,7 @@ from deltaflow.engine.batch import DIFF, ID, stack
 from deltaflow.engine.boundary import Source, SourceHandle, connector_error
 from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
 from deltaflow.io._core.base import (
+    ENGINE_POLL_S,
     Commit,
     Data,
     Finished,
@@ -51,7 +52,6 @@ logger = logging.getLogger("deltaflow.io")
 
 KINDS = ("insert", "delete", "upsert", "truncate")
 _ID_BLOCK = 4096  # position ids computed at once for small commits
-_IDLE_POLL_S = 0.002  # see Reader.commits_when_idle: how long read rows wait unread
 _ONES = pl.Series(DIFF, [1] * _ID_BLOCK, dtype=pl.Int64)
 
 
@@ -239,12 +239,12 @@ class InputSession(Source):
                 if self._due():
                     self._commit(handle)
                 elif idle_commits and self._ready_rows and self._block is None:
-                    if handle.backlog_rows == 0:
+                    if reader.engine_idle():
                         self._commit(handle)  # the engine waits for nothing else
                         continue
                     # Wait for the engine to catch up (the commit then takes what came
                     # meanwhile), looking for new rows every few milliseconds.
-                    handle.wait_backlog_below(1, min(self._wait_time(), _IDLE_POLL_S))
+                    reader.wait_for_engine(min(self._wait_time(), ENGINE_POLL_S))
                     continue
                 reader.wait(self._wait_time())
                 continue
@@ -275,7 +275,7 @@ class InputSession(Source):
             else:
                 raise TypeError(f"reader returned {event!r}, not a ReadEvent")
             if self._block is None and (
-                self._due() or self._backlog_full() or (idle_commits and handle.backlog_rows == 0)
+                self._due() or self._backlog_full() or (idle_commits and reader.engine_idle())
             ):
                 self._commit(handle)
 

@@ -191,7 +191,7 @@ class _RestReader(Reader):
     def read(self) -> ReadEvent | None:
         buffer = self.endpoint.buffer
         if self._window_end is not None:
-            if time.monotonic() < self._window_end and not self._engine_idle():
+            if time.monotonic() < self._window_end and not self.engine_idle():
                 return None
             self._window_end = None
             self._closing = len(buffer)  # the window's requests: later ones open the next
@@ -205,16 +205,12 @@ class _RestReader(Reader):
             if not buffer:
                 return None
         if self._autocommit_s:
-            if self._engine_idle():  # nothing to wait for
+            if self.engine_idle():  # nothing to wait for
                 self._closing = len(buffer)
                 return self._block(self._closing)
             self._window_end = time.monotonic() + self._autocommit_s
             return None  # the first request waits for the others of its window
         return self._block(len(buffer))
-
-    def _engine_idle(self) -> bool:
-        """Whether the engine has processed everything this endpoint committed."""
-        return self.engine is not None and self.engine.backlog_rows == 0
 
     def _block(self, limit: int) -> Data:
         """The next at most ``limit`` buffered rows of one kind (a run of insertions, or of
@@ -242,11 +238,7 @@ class _RestReader(Reader):
         if window_end is None:
             self.endpoint.ready.wait(timeout)
         else:  # new requests wait in the buffer until the window ends or the engine is idle
-            remaining = max(0.0, min(timeout, window_end - time.monotonic()))
-            if self.engine is None:
-                time.sleep(remaining)
-            else:
-                self.engine.wait_backlog_below(1, remaining)
+            self.wait_for_engine(max(0.0, min(timeout, window_end - time.monotonic())))
 
     def seek(self, frontier: OffsetAntichain) -> None:
         """A restart with persistence: the checkpoint's queries are replayed into the table

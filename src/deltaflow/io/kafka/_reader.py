@@ -21,8 +21,8 @@ the time the next fetch takes, and makes the first message after a quiet spell w
 period.) A message arriving after a quiet spell longer than the period is committed at once,
 and so are the messages waiting whenever the engine has processed everything this input
 committed: the period then only bounds the wait while the engine is busy, and minibatches
-grow with the load instead of following a timer. Pacing costs more minibatches per second; when a paced commit comes a whole period late (the
-process is short of CPU), the reader follows the session's rule for a second instead (a
+grow with the load instead of following a timer. Pacing costs more minibatches per second;
+when a paced commit comes a whole period late (the process is short of CPU), the reader follows the session's rule for a second instead (a
 commit a period after the first message waiting: fewer, bigger minibatches).
 
 The reader keeps the messages it takes until the commit is due and then hands them over at
@@ -48,7 +48,15 @@ from operator import methodcaller
 from typing import Any
 
 from deltaflow.engine.boundary import ConnectorError
-from deltaflow.io._core.base import Commit, Data, Finished, OffsetAntichain, Reader, ReadEvent
+from deltaflow.io._core.base import (
+    ENGINE_POLL_S,
+    Commit,
+    Data,
+    Finished,
+    OffsetAntichain,
+    Reader,
+    ReadEvent,
+)
 from deltaflow.io._core.retry import BackoffPolicy, Outage, OutageTooLong
 from deltaflow.io.kafka._formats import MessagesContext
 
@@ -56,7 +64,6 @@ logger = logging.getLogger("deltaflow.io.kafka")
 
 #: Messages taken from the consumer per call (a Data event per partition among them).
 BATCH_MESSAGES = 20_000
-ENGINE_POLL_S = 0.002  # how often kept messages look whether a busy engine caught up
 
 _ERROR = methodcaller("error")
 _PARTITION = methodcaller("partition")
@@ -209,7 +216,7 @@ class KafkaReader(Reader):
         period would only add latency (``autocommit_duration_ms`` is the longest wait)."""
         if not self._uncommitted or self.commit_every_s is None:
             return None
-        if self.engine is not None and self.engine.backlog_rows == 0:
+        if self.engine_idle():
             return 0.0
         now = _time.monotonic()
         if now < self._paced_again_at:  # paused: a period after the first message waiting
