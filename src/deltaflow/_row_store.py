@@ -28,10 +28,7 @@ class RowsById:
     __slots__ = ("_free", "_next", "_rows", "_slots")
 
     def __init__(self) -> None:
-        self._slots: dict[Hashable, int] = {}
-        self._rows: np.ndarray = np.empty(_START, dtype=object)
-        self._next = 0  # slots below this have been used
-        self._free = array("q")  # slots freed by pop, reused first
+        self.clear()
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -73,7 +70,10 @@ class RowsById:
         return [row for row in self._rows[: self._next].tolist() if row is not None]
 
     def clear(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        self._slots: dict[Hashable, int] = {}
+        self._rows: np.ndarray = np.empty(_START, dtype=object)
+        self._next = 0  # slots below this have been used
+        self._free = array("q")  # slots freed by pop, reused first
 
     def _take(self, count: int) -> int:
         """The first of ``count`` never used slots, growing the array if needed."""
