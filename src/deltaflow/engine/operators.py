@@ -16,6 +16,7 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow import errors, plan
 from deltaflow._ids import combine_ids_expr
+from deltaflow._small_frames import frame_of
 from deltaflow.engine.batch import (
     DIFF,
     ID,
@@ -56,7 +57,7 @@ def run_projection(
     if copies is not None:
         # Renaming or choosing columns: the Series themselves, without a query's fixed cost.
         series = dict(zip(frame.columns, frame.get_columns(), strict=True))
-        return pl.DataFrame(
+        return frame_of(
             [
                 *(series[c] for c in keep),
                 *(series[source].alias(name) for name, source in copies),
@@ -65,7 +66,7 @@ def run_projection(
         )
     computed = projection.numpy_outputs(frame)
     if computed is not None:  # simple arithmetic: NumPy, without a query's fixed cost
-        return pl.DataFrame(
+        return frame_of(
             [*(frame.get_column(c) for c in keep), *computed, *(frame.get_column(c) for c in tail)]
         )
     return project(frame, [*keep, *exprs.values(), *tail])

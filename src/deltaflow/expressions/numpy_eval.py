@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._small_frames import series_of_array
 from deltaflow.expressions.base import (
     BinaryOp,
     ColumnExpression,
@@ -93,7 +94,10 @@ class NumpyProjection:
                 values = how(arrays)
             if not isinstance(values, np.ndarray) or values.shape != (height,):
                 values = np.full(height, values, dtype=_NUMPY[dtype])
-            out.append(pl.Series(name, values, dtype=_PHYSICAL[dtype]))
+            series = series_of_array(name, values)
+            if series.dtype != _PHYSICAL[dtype]:
+                series = pl.Series(name, values, dtype=_PHYSICAL[dtype])
+            out.append(series)
         return out
 
 

@@ -25,6 +25,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._float_sums import exact_sum
+from deltaflow._small_frames import frame_of, series_of_array, series_of_values
 from deltaflow.engine.batch import DIFF
 
 _SAFE_SUM = 2**62  # a sum whose bound stays below this cannot overflow an int64 accumulator
@@ -297,14 +298,14 @@ def output_frame(
     diffs = np.concatenate(
         [np.full(gone.shape[0], -1, dtype=np.int64), np.ones(come.shape[0], dtype=np.int64)]
     )
-    series.append(pl.Series(DIFF, diffs))
-    return pl.DataFrame(series)
+    series.append(series_of_array(DIFF, diffs))
+    return frame_of(series)
 
 
 def _series(name: str, values: np.ndarray | list[Any], dtype: pl.DataType) -> pl.Series:
     if isinstance(values, list):
-        return pl.Series(name, values, dtype=dtype)
-    series = pl.Series(name, values)
+        return series_of_values(name, values, dtype)
+    series = series_of_array(name, values)
     return series if series.dtype == dtype else series.cast(dtype)
 
 

@@ -15,6 +15,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._float_sums import compensate_small_sums, exact_sum
+from deltaflow._small_frames import frame_of, series_of_array, series_of_values
 from deltaflow.engine.batch import DIFF, ID, consolidate, project
 from deltaflow.engine.operators import Delta, projection_exprs, run_projection
 from deltaflow.engine.stateful.arrangement import KH, TIME, key_hash_expr
@@ -139,7 +140,7 @@ class ReduceRowPath(ReduceState):
         frame = project(delta, cached[1])
         if self.invertible:
             return frame
-        return pl.DataFrame([*frame.get_columns(), _time_column(time, frame.height)])
+        return frame_of([*frame.get_columns(), _time_column(time, frame.height)])
 
     def _prepare_known(self, time: int, delta: pl.DataFrame) -> pl.DataFrame | None:
         """:meth:`_prepare_small`'s frame built from the delta's Series, without a query, when
@@ -164,11 +165,11 @@ class ReduceRowPath(ReduceState):
             delta.get_column(ID),
             delta.get_column(DIFF),
             *(delta.get_column(column).alias(name) for name, column in copies),
-            pl.Series(KH, hashes, dtype=pl.UInt64),
+            series_of_values(KH, hashes, pl.UInt64),
         ]
         if not self.invertible:
             columns.append(_time_column(time, delta.height))
-        return pl.DataFrame(columns)
+        return frame_of(columns)
 
     def _recompute_small(
         self, rows: list[tuple[Any, ...]], names: list[str], touched: set[int] | None = None
@@ -378,7 +379,7 @@ class ReduceRowPath(ReduceState):
 def _time_column(time: int, rows: int) -> pl.Series:
     """The ``_time`` column of a prepared small delta: a Series rather than a query (a query
     releases the GIL, see input_session)."""
-    return pl.Series(TIME, np.full(rows, min(time, LAST_TIME), dtype=np.int64))
+    return series_of_array(TIME, np.full(rows, min(time, LAST_TIME), dtype=np.int64))
 
 
 def _getter(positions: list[int]) -> Any:

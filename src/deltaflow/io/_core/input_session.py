@@ -30,6 +30,7 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE, hash_columns, sequence_ids
 from deltaflow._row_store import RowsById
+from deltaflow._small_frames import frame_of, series_of_values
 from deltaflow.engine.batch import DIFF, ID, stack
 from deltaflow.engine.boundary import Source, SourceHandle, connector_error
 from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
@@ -560,6 +561,6 @@ class InputSession(Source):
             if isinstance(dtype, pl.Datetime | pl.Duration):
                 series.append(pl.Series(name, list(values)).cast(dtype))
             else:
-                series.append(pl.Series(name, list(values), dtype=dtype))
+                series.append(series_of_values(name, list(values), dtype))
         ones = _ones(len(rows))
-        return pl.DataFrame([*series, ones if diff == 1 else -ones])
+        return frame_of([*series, ones if diff == 1 else -ones])
