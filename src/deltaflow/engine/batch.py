@@ -191,7 +191,7 @@ def consolidate(batch: pl.DataFrame) -> pl.DataFrame:
         if small is not None:
             return small
     if distinct or batch.height == 1 or batch[ID].n_unique() == batch.height:
-        if (batch[DIFF] == 0).any():
+        if _has_zero_diff(batch):
             return mark_distinct_ids(batch.filter(pl.col(DIFF) != 0))
         return mark_distinct_ids(batch)
     if batch.height <= MEDIUM_BATCH:
@@ -229,6 +229,14 @@ def consolidate(batch: pl.DataFrame) -> pl.DataFrame:
         return rows.with_columns(summed[DIFF].alias(DIFF)).select(batch.columns)
     summed = work.group_by(keys, maintain_order=True).agg(pl.col(DIFF).sum())
     return summed.filter(pl.col(DIFF) != 0).select(batch.columns)
+
+
+def _has_zero_diff(batch: pl.DataFrame) -> bool:
+    """Whether a row of ``batch`` has diff 0; for a small batch in Python (a Polars
+    comparison costs tens of microseconds whatever the size, the whole of a one-row step)."""
+    if batch.height <= SMALL_BATCH:
+        return 0 in batch.get_column(DIFF).to_list()
+    return bool((batch.get_column(DIFF) == 0).any())
 
 
 def _consolidate_small(batch: pl.DataFrame) -> pl.DataFrame | None:

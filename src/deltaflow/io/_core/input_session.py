@@ -459,7 +459,7 @@ class InputSession(Source):
             # The common case: the Series themselves, no query. A query releases the GIL,
             # and taking it back waits for the engine thread's switch interval (up to 5 ms
             # per call on a busy engine: the latency of every small commit).
-            return pl.DataFrame(
+            return frame_of(
                 [ids.alias(ID), *(frame[n] for n in self._names[1:-1]), _ones(frame.height)]
             )
         frame = _with_column(frame, ids.alias(ID))
@@ -512,7 +512,7 @@ class InputSession(Source):
 
     def _apply_kind(self, frame: pl.DataFrame, kind: str) -> pl.DataFrame | None:
         # Frames are put together from their Series (no query: see _delta).
-        rows = pl.DataFrame([frame[name] for name in self._names[:-1]])
+        rows = frame_of([frame[name] for name in self._names[:-1]])
         if kind == "insert":
             if self.keep_row_state:
                 self._remember(rows)

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._small_frames import frame_of
 from deltaflow._values import type_mismatch
 from deltaflow.io._core.base import (
     DictsContext,
@@ -214,7 +215,7 @@ class _DictRows:
                 for index, reason in bad.items():
                     reasons.setdefault(index, reason)
             series.append(column)
-        frame = pl.DataFrame(series) if series else pl.DataFrame()
+        frame = frame_of(series) if series else pl.DataFrame()
         frame = cell_errors.finish(frame)
         reasons.update(cell_errors.dropped)
         if not reasons:

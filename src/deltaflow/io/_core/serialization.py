@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._small_frames import series_of_values
 from deltaflow.io._core.json_text import load_json_line
 
 if TYPE_CHECKING:
@@ -418,7 +419,7 @@ def column_from_values(
     base = dtype.strip_optional()
     fast = _FAST.get(base)
     if fast is not None and (dtype.is_optional or None not in values) and _uniform(values, base):
-        return pl.Series(name, values, dtype=fast), {}
+        return series_of_values(name, list(values), fast), {}
     converted: list[Any] = []
     errors: dict[int, str] = {}
     for index, value in enumerate(values):
