@@ -9,9 +9,12 @@ before the next update, so updates never queue behind each other.
 
 BENCH_MODE: ``insert`` (each update inserts a new row) or ``upsert`` (the subject is an upsert
 session with a primary key; each update replaces an existing row's value).
+BENCH_PIPELINE: ``groupby`` (the default, above) or ``passthrough``: the input table goes to
+``pw.io.subscribe`` as it is, which measures the floor of a framework's commit-to-callback path
+(hand-offs between threads, a time's fixed cost) with no operator work.
 
 Reported: p50, p95, max and the number of updates over 10 ms, in milliseconds.
-Environment: BENCH_IMPL, BENCH_STATE, BENCH_UPDATES, BENCH_GAP_MS, BENCH_MODE.
+Environment: BENCH_IMPL, BENCH_STATE, BENCH_UPDATES, BENCH_GAP_MS, BENCH_MODE, BENCH_PIPELINE.
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ def main() -> None:
     mode = os.environ.get("BENCH_MODE", "insert")
     if mode not in ("insert", "upsert"):
         raise SystemExit("BENCH_MODE must be insert or upsert")
-    banner(f"single-row {mode}s against a groupby over {state_rows:,} rows")
+    pipeline = os.environ.get("BENCH_PIPELINE", "groupby")
+    if pipeline not in ("groupby", "passthrough"):
+        raise SystemExit("BENCH_PIPELINE must be groupby or passthrough")
+    what = "a groupby" if pipeline == "groupby" else "a pass-through table"
+    banner(f"single-row {mode}s against {what} over {state_rows:,} rows")
     groups = max(1, state_rows // 10)
     time_ended = threading.Event()
     latencies: list[float] = []
@@ -73,9 +80,12 @@ def main() -> None:
 
     session = {"session_type": "upsert"} if mode == "upsert" else {}
     table = pw.io.python.read(Updates(**session), schema=Row, autocommit_duration_ms=None)
-    totals = table.groupby(pw.this.k).reduce(
-        pw.this.k, n=pw.reducers.count(), total=pw.reducers.sum(pw.this.v)
-    )
+    if pipeline == "passthrough":
+        totals = table
+    else:
+        totals = table.groupby(pw.this.k).reduce(
+            pw.this.k, n=pw.reducers.count(), total=pw.reducers.sum(pw.this.v)
+        )
     pw.io.subscribe(
         totals, lambda key, row, time, is_addition: None, on_time_end=lambda time: time_ended.set()
     )
@@ -83,10 +93,11 @@ def main() -> None:
     ordered = sorted(latencies)
     if len(ordered) != updates:
         raise SystemExit(f"only {len(ordered)} of {updates} updates measured")
-    report(f"{mode}_p50_ms", ordered[len(ordered) // 2] * 1000, "ms", "lower")
-    report(f"{mode}_p95_ms", ordered[int(0.95 * len(ordered))] * 1000, "ms", "lower")
-    report(f"{mode}_max_ms", ordered[-1] * 1000, "ms", "lower")
-    report(f"{mode}_over_10ms", sum(1 for v in ordered if v > 0.010), "updates", "lower")
+    name = mode if pipeline == "groupby" else f"passthrough_{mode}"
+    report(f"{name}_p50_ms", ordered[len(ordered) // 2] * 1000, "ms", "lower")
+    report(f"{name}_p95_ms", ordered[int(0.95 * len(ordered))] * 1000, "ms", "lower")
+    report(f"{name}_max_ms", ordered[-1] * 1000, "ms", "lower")
+    report(f"{name}_over_10ms", sum(1 for v in ordered if v > 0.010), "updates", "lower")
 
 
 if __name__ == "__main__":
