@@ -165,3 +165,93 @@ def test_forked_multiprocessing_child_reruns_its_target_in_a_fresh_interpreter(
     with out.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((row["word"], row["n"]) for row in rows) == [("a", "2"), ("b", "1")]
+
+
+CARRIED_GRAPH_SCENARIO = textwrap.dedent("""
+    import multiprocessing as mp, sys
+    import deltaflow as pw
+
+    DIRECTORY, OUT = sys.argv[1], sys.argv[2]
+
+
+    class Row(pw.Schema):
+        word: str
+
+
+    @pw.udf
+    def shout(word: str) -> str:
+        return word.upper()
+
+
+    if __name__ == "__main__":
+        # Polars' threads start here; then the parent defines a pipeline and forks a child
+        # whose target is pw.run itself: it must run what the parent defined.
+        assert pw.debug.table_to_pandas(pw.debug.table_from_markdown("n\\n1"))["n"].tolist() == [1]
+        words = pw.io.csv.read(DIRECTORY, schema=Row, mode="static")
+        static = pw.debug.table_from_rows(Row, [("c",)])  # a Polars frame in the graph
+        both = words.concat_reindex(static).select(w=shout(pw.this.word))
+        counted = both.groupby(both.w).reduce(both.w, n=pw.reducers.count())
+        pw.io.csv.write(counted, OUT)
+        process = mp.get_context("fork").Process(target=pw.run)
+        process.start()
+        process.join(120)
+        print("exit", process.exitcode)
+""")
+
+
+def test_a_forked_pw_run_runs_the_graph_its_parent_defined(tmp_path: Path) -> None:
+    pytest.importorskip("cloudpickle")
+    script = tmp_path / "carried.py"
+    script.write_text(CARRIED_GRAPH_SCENARIO)
+    words = tmp_path / "words"
+    words.mkdir()
+    (words / "a.csv").write_text("word\na\nb\na\n")
+    out = tmp_path / "out.csv"
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(script), str(words), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "exit 0", done.stderr[-2000:]
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((row["w"], row["n"]) for row in rows) == [("A", "2"), ("B", "1"), ("C", "1")]
+
+
+def test_carried_values_get_fresh_locks_and_keep_their_data() -> None:
+    import pickle
+    import queue
+    import threading
+
+    import cloudpickle
+    import polars as pl
+
+    from deltaflow import _fork
+
+    held = threading.Lock()
+    held.acquire()
+    event = threading.Event()
+    event.set()
+    value = {
+        "lock": held,
+        "event": event,
+        "condition": threading.Condition(),
+        "queue": queue.Queue(5),
+        "series": pl.Series("id", [2**100, None], dtype=pl.UInt128),
+        "frame": pl.DataFrame({"a": [1, 2], "o": pl.Series([(1,), None], dtype=pl.Object)}),
+    }
+    with pytest.raises(TypeError):
+        pickle.dumps(value)
+    back = cloudpickle.loads(_fork._dumps_with_fresh_locks(value))
+    assert back["lock"].acquire(blocking=False)  # a new, unlocked lock
+    assert back["event"].is_set()
+    assert back["queue"].maxsize == 5 and back["queue"].empty()
+    with back["condition"]:
+        pass
+    assert back["series"].dtype == pl.UInt128
+    assert back["series"].to_list() == [2**100, None]
+    assert back["frame"]["a"].to_list() == [1, 2]
+    assert back["frame"]["o"].to_list() == [(1,), None]

@@ -22,16 +22,27 @@ first Polars computation (or ``pw.run``), its target, with its arguments, is pic
 Polars works; the forked child waits for it and exits with its exit status. So what the target
 did before that point happens twice (once here, once there), and nothing after it runs in the
 forked child.
+
+A forked child also inherits the tables and outputs its parent had defined: a target may be
+``pw.run`` itself, running what the parent built. Those are carried over too: the outputs and
+tables the graph held at the fork are pickled with the target (locks, events, conditions and
+queues in them, which belong to no run yet, become fresh ones) and put back in the fresh
+interpreter's graph before the target runs. A graph that cannot be pickled (a connector
+holding a live resource) is left behind, with a log line; the target then runs alone.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import os
+import pickle
+import queue
 import re
 import subprocess
 import sys
+import threading
 from typing import Any
 
 from deltaflow.errors import DeltaflowError
@@ -56,6 +67,9 @@ class ForkedAfterPolarsError(DeltaflowError, RuntimeError):
 _pool_running_at_fork = False
 _broken = False
 _installed = False
+#: In a child forked after Polars started: how many outputs and tables the graph held at the
+#: fork (those were defined by the parent; the target may add more before it is rerun).
+_inherited: tuple[int, int] = (0, 0)
 
 
 def _pool_threads_running() -> bool:
@@ -81,9 +95,13 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _broken
+    global _broken, _inherited
     if _pool_running_at_fork and not _broken:
         _broken = True
+        plan = sys.modules.get("deltaflow.plan")
+        if plan is not None:
+            registry = plan.REGISTRY
+            _inherited = (len(registry.outputs), len(registry.tables))
         _guard_polars()
 
 
@@ -113,12 +131,123 @@ def check_not_forked() -> None:
         raise ForkedAfterPolarsError(_MESSAGE)
 
 
-# Run by the fresh interpreter: the pickled (target, args, kwargs) arrive on stdin.
+# Run by the fresh interpreter: what :func:`rerun_in_fresh_interpreter` pickled, on stdin.
 _RERUN = (
-    "import sys, cloudpickle\n"
-    "target, args, kwargs = cloudpickle.loads(sys.stdin.buffer.read())\n"
-    "target(*args, **kwargs)\n"
+    "import sys\nfrom deltaflow._fork import run_carried\nrun_carried(sys.stdin.buffer.read())\n"
 )
+
+
+def run_carried(payload: bytes) -> None:
+    """In the fresh interpreter: restore the carried graph, then run the carried target."""
+    import cloudpickle
+
+    from deltaflow import plan
+
+    next_id, graph, call = pickle.loads(payload)
+    plan.skip_node_ids(next_id)  # nodes made while unpickling must not reuse carried ids
+    outputs, tables = cloudpickle.loads(graph) if graph is not None else ([], [])
+    target, args, kwargs = cloudpickle.loads(call)
+    # Unpickling may have imported the target's modules, whose module-level tables the parent
+    # had defined already: the graph is exactly the carried one, as in the forked child.
+    plan.REGISTRY.outputs[:] = outputs
+    plan.REGISTRY.tables[:] = tables
+    target(*args, **kwargs)
+
+
+def _carried_graph() -> bytes | None:
+    """The outputs and tables this forked child inherited, pickled (None: nothing, or they
+    cannot be pickled)."""
+    plan = sys.modules.get("deltaflow.plan")
+    outputs, tables = _inherited
+    if plan is None or not (outputs or tables):
+        return None
+    registry = plan.REGISTRY
+    graph = (list(registry.outputs[:outputs]), list(registry.tables[:tables]))
+    try:
+        return _dumps_with_fresh_locks(graph)
+    except Exception as exc:  # noqa: BLE001 - anything a pickler raises: run the target alone
+        logger.info(
+            "the tables and outputs defined before the fork cannot be pickled (%s): the "
+            "fresh interpreter runs the target without them",
+            exc,
+        )
+        return None
+
+
+def _fresh_event(was_set: bool) -> threading.Event:
+    event = threading.Event()
+    if was_set:
+        event.set()
+    return event
+
+
+def _fresh_queue(kind: type[queue.Queue[Any]], size: int) -> queue.Queue[Any]:
+    return kind(size)
+
+
+def _series_from(name: str, values: Any, dtype: Any) -> Any:
+    import polars as pl
+
+    if isinstance(values, list):  # Python values (no Arrow form)
+        return pl.Series(name, values, dtype)
+    series = pl.Series(name, values)  # an Arrow array
+    return series if series.dtype == dtype else series.cast(dtype)
+
+
+def _frame_from(columns: list[Any]) -> Any:
+    import polars as pl
+
+    return pl.DataFrame(columns)
+
+
+def _series_parts(series: Any) -> tuple[str, Any, Any]:
+    """A Series as plain data, read without Polars' thread pool (gone in a forked child,
+    where a query or Polars' own pickling waits for it for ever): an Arrow array where the
+    type has one, else Python values."""
+    import polars as pl
+
+    if series.dtype != pl.Object:
+        try:
+            return series.name, series.to_arrow(), series.dtype
+        except Exception:  # noqa: BLE001 - no Arrow form (e.g. 128-bit integers)
+            pass
+    return series.name, series.to_list(), series.dtype
+
+
+def _dumps_with_fresh_locks(value: Any) -> bytes:
+    """``cloudpickle.dumps(value)`` in a forked child: the synchronisation objects inside
+    ``value`` (which no pickler takes) are pickled as new ones (unlocked locks, events as set as
+    they were, empty queues of the same size), and Polars frames and Series column by column
+    as Arrow arrays or values (see :func:`_series_parts`)."""
+    import cloudpickle
+    import polars as pl
+
+    # The lock types are not importable by name: new ones come from their factories.
+    lock_factories = {
+        type(threading.Lock()): threading.Lock,
+        type(threading.RLock()): threading.RLock,
+    }
+
+    class Pickler(cloudpickle.CloudPickler):
+        def reducer_override(self, obj: Any) -> Any:
+            kind = type(obj)
+            if kind in lock_factories:
+                return lock_factories[kind], ()
+            if isinstance(obj, threading.Event):
+                return _fresh_event, (obj.is_set(),)
+            if isinstance(obj, threading.Condition):
+                return threading.Condition, ()
+            if isinstance(obj, queue.Queue):
+                return _fresh_queue, (kind, obj.maxsize)
+            if isinstance(obj, pl.Series):
+                return _series_from, _series_parts(obj)
+            if isinstance(obj, pl.DataFrame):
+                return _frame_from, (obj.get_columns(),)
+            return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
 
 
 def rerun_in_fresh_interpreter() -> None:
@@ -140,7 +269,7 @@ def rerun_in_fresh_interpreter() -> None:
             "child's target in a fresh interpreter instead.)"
         ) from None
     try:
-        payload = cloudpickle.dumps(
+        call = cloudpickle.dumps(
             (target, tuple(getattr(process, "_args", ())), dict(getattr(process, "_kwargs", {})))
         )
     except Exception as exc:  # anything a pickler raises
@@ -148,6 +277,9 @@ def rerun_in_fresh_interpreter() -> None:
             f"{_MESSAGE} (deltaflow could not rerun the child's target in a fresh "
             f"interpreter: it cannot be pickled: {exc})"
         ) from exc
+    from deltaflow import plan
+
+    payload = pickle.dumps((plan.node_ids_used(), _carried_graph(), call))
     logger.info(
         "this process was forked after Polars started: running its target %r again in a "
         "fresh interpreter",

@@ -202,6 +202,22 @@ class PlanRegistry:
 REGISTRY = PlanRegistry()
 
 
+def node_ids_used() -> int:
+    """A number above every node id given so far (for a process that takes nodes over)."""
+    global _node_ids
+    upcoming = next(_node_ids)
+    _node_ids = itertools.count(upcoming)
+    return upcoming
+
+
+def skip_node_ids(below: int) -> None:
+    """Give new nodes ids from ``below`` on: nodes with smaller ids came from elsewhere (a
+    graph carried into a fresh interpreter, see ``deltaflow._fork``)."""
+    global _node_ids
+    upcoming = next(_node_ids)
+    _node_ids = itertools.count(max(upcoming, below))
+
+
 _CLEAR_HOOKS: list[Any] = []
 
 

@@ -194,8 +194,10 @@ class GroupedTable:
             )
 
         post_scope = Scope(operation, resolve)
-        post_scope.reducer_types = reducer_types  # type: ignore[attr-defined]
-        post_scope.reducer_columns = reducer_columns  # type: ignore[attr-defined]
+        post_scope.set_by_expression("reducer_types", [(r, reducer_types[id(r)]) for r in reducers])
+        post_scope.set_by_expression(
+            "reducer_columns", [(r, reducer_columns[id(r)]) for r in reducers]
+        )
         post = CompiledProjection(post_scope, outputs)
         node = ReduceNode(
             columns=dict(post.types),

@@ -94,6 +94,26 @@ class CompiledProjection:
         # Per input layout: the outputs' NumPy form, or None (see numpy_outputs()).
         self._numpy: dict[tuple[str, ...], NumpyProjection | None] = {}
 
+    # --- pickling (a graph carried into another process, see deltaflow._fork) -------------
+    # What the constructor derived is keyed by the expressions' ids, which do not survive
+    # pickling: a copy keeps what it was built from and compiles again when first used (not
+    # while unpickling, when the tables its scope resolves through may not be whole yet).
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_built_from": (self.scope, self.outputs, self.error_policy)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __getattr__(self, name: str) -> Any:
+        built_from = self.__dict__.get("_built_from")
+        if built_from is None or name.startswith("__"):
+            raise AttributeError(name)
+        del self.__dict__["_built_from"]
+        scope, outputs, policy = built_from
+        CompiledProjection.__init__(self, scope, outputs)
+        self.error_policy = policy
+        return getattr(self, name)
+
     def set_error_policy(
         self,
         keys: Sequence[str],

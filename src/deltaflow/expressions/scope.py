@@ -4,7 +4,7 @@ typing an expression there."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -47,6 +47,28 @@ class Scope:
         # Set while the evaluator compiles the error-keeping form of a projection: each
         # node's error mask (None: never an error), read by pw.fill_error and remove_errors.
         self.error_exprs: dict[int, pl.Expr | None] | None = None
+
+    def set_by_expression(self, attribute: str, pairs: list[tuple[Any, Any]]) -> None:
+        """Set ``attribute`` to a map from each expression's id to its value (expressions
+        compare into expressions, so they cannot be dict keys); a pickled copy maps the
+        copies' ids."""
+        self.__dict__.setdefault("_by_expression", {})[attribute] = pairs
+        setattr(self, attribute, {id(expr): value for expr, value in pairs})
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The caches are keyed by the expressions' ids, which another process does not share:
+        # a copy starts without them (the projections compiled in it fill them again), and
+        # the maps of set_by_expression are made again from their pairs.
+        state = dict(self.__dict__)
+        state.update(_types={}, python_columns={}, error_exprs=None)
+        for attribute in state.get("_by_expression", {}):
+            state.pop(attribute, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for attribute, pairs in state.get("_by_expression", {}).items():
+            setattr(self, attribute, {id(expr): value for expr, value in pairs})
 
     def resolve(self, ref: ColumnReference) -> tuple[str, t.DType]:
         return self._resolver(ref)
