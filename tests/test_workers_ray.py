@@ -215,7 +215,8 @@ KILLED = textwrap.dedent("""
 """)
 
 
-def test_a_killed_worker_fails_the_run_naming_it(cluster: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("killed", [1, 0])
+def test_a_killed_worker_fails_the_run_naming_it(cluster: str, tmp_path: Path, killed: int) -> None:
     program = tmp_path / "killed.py"
     program.write_text(KILLED)
     environment = {
@@ -231,22 +232,33 @@ def test_a_killed_worker_fails_the_run_naming_it(cluster: str, tmp_path: Path) -
     ) as driver:  # fmt: skip
         try:
             deadline = time.monotonic() + 90
-            pid = tmp_path / "pid-1"
+            pid = tmp_path / f"pid-{killed}"
             progress = tmp_path / "progress"
             while not (pid.exists() and progress.exists()) and time.monotonic() < deadline:
                 assert driver.poll() is None, driver.communicate()[1][-3000:]
                 time.sleep(0.1)
             assert progress.exists(), "the run did not start"
-            os.kill(int(pid.read_text()), signal.SIGKILL)  # worker 1's actor, mid-run
+            os.kill(int(pid.read_text()), signal.SIGKILL)  # the worker's actor, mid-run
             _, stderr = driver.communicate(timeout=60)
         finally:
             if driver.poll() is None:
                 driver.kill()
     assert driver.returncode != 0
     assert time.monotonic() - started < 150  # no hang
-    assert "worker 1 failed: its Ray actor died" in stderr, stderr[-3000:]
-    # Worker 0 stopped with an error naming worker 1 (raised by its engine loop).
-    assert re.search(r"WorkerError: worker 0: worker 1 (exited|is gone)", stderr), stderr[-3000:]
+    assert f"worker {killed} failed: its Ray actor died" in stderr, stderr[-3000:]
+    # The other worker stopped with an error naming the killed one (raised by its engine loop).
+    other = 1 - killed
+    pattern = (
+        rf"worker {other} failed: WorkerError: worker {other}: worker {killed} (exited|is gone)"
+    )
+    assert re.search(pattern, stderr), stderr[-3000:]
+
+
+def test_spawn_returns_the_failing_worker_status_on_ray(cluster: str, tmp_path: Path) -> None:
+    code = "import os, sys; sys.exit(5 if os.environ['PATHWAY_PROCESS_ID'] == '1' else 0)"
+    done = spawn_ray(cluster, 2, "-c", code, cwd=tmp_path)
+    assert done.returncode == 5, done.stderr[-3000:]
+    assert "worker 1 failed: exit status 5" in done.stderr
 
 
 def test_non_python_commands_are_refused_with_ray(cluster: str, tmp_path: Path) -> None:

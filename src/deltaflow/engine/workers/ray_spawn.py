@@ -5,7 +5,9 @@ and starts one :class:`WorkerActor` per worker. Each actor is created with the w
 environment (``PATHWAY_PROCESSES``, ``PATHWAY_PROCESS_ID``, the run id, ...,
 ``DELTAFLOW_WORKERS_TRANSPORT=ray``) as its Ray runtime environment, so its process starts
 with them as a worker process of ``spawn -n N`` would (``PYTHONHASHSEED`` included: every
-worker builds the same graph). The actors are spread over the cluster's nodes (Ray's
+worker builds the same graph), and with the rest of the driver's environment but the
+variables that describe the driver's machine (:data:`NOT_PASSED_ON`: ``PATH``, ``HOME``,
+``RAY_*``, ...). The actors are spread over the cluster's nodes (Ray's
 ``SPREAD`` strategy, each asking for ``DELTAFLOW_RAY_WORKER_CPUS`` CPUs, default 1). Each runs
 the Python program in its own process (``runpy``, as ``python PROGRAM`` would, from the
 driver's working directory: the program and its files must be at the same paths on every
@@ -40,9 +42,28 @@ GRACE_SECONDS = 5.0
 #: Ray forwards the actors' output to the driver from their log files, a little later: the
 #: driver waits this long after the runs so that their last lines are shown.
 LOG_LINGER_SECONDS = 1.0
-#: Variables of the driver's environment that reach the actors (with every PATHWAY_* and
-#: DELTAFLOW_* one).
-PASSED_ON = ("PYTHONHASHSEED", "PYTHONPATH")
+#: Variables of the driver's environment that describe its machine or session, not the
+#: program: they do not reach the actors (every other one does, as with local processes).
+NOT_PASSED_ON = frozenset(
+    [
+        "PATH",
+        "HOME",
+        "PWD",
+        "OLDPWD",
+        "SHELL",
+        "SHLVL",
+        "USER",
+        "LOGNAME",
+        "HOSTNAME",
+        "TERM",
+        "TMPDIR",
+        "DISPLAY",
+        "PYTHONHOME",
+        "VIRTUAL_ENV",
+        "_",
+    ]
+)
+NOT_PASSED_ON_PREFIXES = ("RAY_", "LD_", "SSH_", "CONDA_")
 
 _PYTHON_FLAGS = frozenset("bBdEiIOqsSuvx")
 
@@ -146,7 +167,7 @@ def _actor_environment(env: dict[str, str]) -> dict[str, str]:
     variables = {
         name: value
         for name, value in env.items()
-        if name.startswith(("PATHWAY_", "DELTAFLOW_")) or name in PASSED_ON
+        if name not in NOT_PASSED_ON and not name.startswith(NOT_PASSED_ON_PREFIXES)
     }
     variables["DELTAFLOW_WORKERS_TRANSPORT"] = "ray"
     return variables
