@@ -263,8 +263,9 @@ class WorkerCheckpoints:
 
     def finish(self, commit: bool) -> None:
         """The run ended here: when it ended normally, answer worker 0's last requests, up
-        to its final checkpoint (or its word that there is none)."""
-        if not commit:
+        to its final checkpoint (or its word that there is none). A replay
+        (``SnapshotAccess.REPLAY``) writes no checkpoint: nothing to wait for."""
+        if not commit or self.persistence.replays_outputs:
             return
         while True:
             message = self.mesh.receive(0)
