@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from deltaflow.engine.workers.inputs import path_owner
-from test_workers import PYTHON, spawn
+from test_workers import rows_read, spawn
 from workers_persist_program import consolidated, expected, rows_of, write_csv
 
 PROGRAM = str(Path(__file__).with_name("workers_persist_program.py"))
@@ -67,11 +67,16 @@ def test_restarts_on_two_one_and_three_workers_output_each_change_once(tmp_path:
     write_csv(data / "b" / "b2.csv", ["k", "w"], [(k, k * 100) for k in range(0, 11, 3)])
     for n in (8, 9):
         write_csv(data / "a" / f"part{n}.csv", ["k", "v"], rows_of(n))
-    _run(3, data, state, outs[2], outs[:2])
+    log = _run(3, data, state, outs[2], outs[:2])
     assert consolidated(outs[:3]) == expected(data)
+    # The split inputs' rows the workers processed: the replay of the checkpoint (part1-3,
+    # the rewritten part4, part6-7 and b1: 118 rows), part2's old rows retracted (20), its
+    # new ones (5), part8-9 (40) and b2 (4). A file read twice would show here.
+    assert sum(rows_read(log, 3)) == 118 + 20 + 5 + 40 + 4
 
     write_csv(data / "a" / "part10.csv", ["k", "v"], rows_of(10))
-    _run(2, data, state, outs[3], outs[:3])
+    log = _run(2, data, state, outs[3], outs[:3])
+    assert sum(rows_read(log, 2)) == 147 + 20  # the replay, then part10 only
     final = consolidated(outs)
     assert final == expected(data)
     # The last run updated the groups it restored (a retraction for every insertion),
@@ -113,7 +118,3 @@ def test_a_worker_dying_in_the_middle_of_a_checkpoint_leaves_the_previous_one(
     log = _run(2, data, state, out, [], ADD="8,9,12", MODE="static")
     assert "resuming from checkpoint" in log
     assert consolidated([out]) == expected(data)
-
-
-def test_the_program_runs_with_this_interpreter() -> None:
-    assert Path(PYTHON).exists()
