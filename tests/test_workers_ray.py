@@ -2,7 +2,8 @@
 nodes on this machine (``ray.cluster_utils.Cluster``: a head node and a second node, each a
 raylet with its own object store, one CPU each, so that the two workers' actors must go to
 different nodes). The same programs as ``test_workers.py`` give the same results as one plain
-worker; a worker whose actor is killed fails the run, naming it, without hanging.
+worker; a worker whose actor is killed fails the run, naming it, without hanging; a
+persisted run whose worker died resumes from its last checkpoint.
 
 One cluster serves the whole module (starting one takes a few seconds). Ray is told to use
 the loopback address (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, as on a laptop), so that
@@ -28,7 +29,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from test_workers import (  # noqa: E402 - after the guard
+import workers_persist_program as persisted  # noqa: E402 - after the guard
+from test_workers import (  # noqa: E402
     PROGRAM,
     _cases,
     _environment,
@@ -36,6 +38,7 @@ from test_workers import (  # noqa: E402 - after the guard
     rows_read,
     run_cases,
 )
+from test_workers_persistence import _data  # noqa: E402
 
 PYTHON = sys.executable
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -272,3 +275,20 @@ def test_non_python_commands_are_refused_with_ray(cluster: str, tmp_path: Path) 
     )
     assert done.returncode == 2
     assert "--ray runs Python programs in Ray actors" in done.stderr
+
+
+def test_a_run_whose_worker_died_resumes_from_its_checkpoint(cluster: str, tmp_path: Path) -> None:
+    """Worker 1's actor dies right after storing its part of a checkpoint (before answering
+    worker 0, so that checkpoint is never completed); ``spawn --ray`` run again resumes from
+    the previous one, and the outputs of both runs add up to every change exactly once."""
+    program = str(Path(__file__).with_name("workers_persist_program.py"))
+    data, state, out = _data(tmp_path, [1, 2, 3, 4]), tmp_path / "state", tmp_path / "out"
+    args = (program, ".", str(state), str(out))
+    crashed = spawn_ray(cluster, 2, *args, cwd=data, PRIOR="", ADD="8,9,12", CRASH_AFTER="2")
+    assert crashed.returncode != 0
+    assert "worker 1 failed: its Ray actor died" in crashed.stderr, crashed.stderr[-3000:]
+    assert len(list((state / "checkpoints").iterdir())) >= 1  # an earlier checkpoint is there
+    resumed = spawn_ray(cluster, 2, *args, cwd=data, PRIOR="", ADD="8,9,12", MODE="static")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from checkpoint" in resumed.stderr, resumed.stderr[-3000:]
+    assert persisted.consolidated([out]) == persisted.expected(data)
