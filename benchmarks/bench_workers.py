@@ -21,6 +21,15 @@ processes. Figures, each the median of BENCH_REPEATS runs (default 3):
   static file input is one time (``docs/scaling.md``). ``none`` makes both one time.
 * ``load_average_start`` / ``load_average_end``: the machine's 1-minute load average before
   and after the runs (the machine is shared: ratios mean little on a loaded one).
+* With deltaflow and Ray installed (``BENCH_WORKERS_RAY=0`` skips it), the same runs with
+  the two workers as Ray actors (``spawn --ray ADDRESS -n 2``) on a one-node Ray cluster
+  started here with 2 CPUs: ``ray2_run_seconds``, ``ray2_process_seconds``,
+  ``streaming_ray2_rows_per_s`` and ``ray_over_plain`` (Ray's run time over the plain
+  processes'). The variants run interleaved, one repeat of each after the other, so that
+  they share the machine's load.
+* ``time_ms_<variant>``: the round trip of one time: a Python subject commits one row, waits
+  until the output saw it, then commits the next (BENCH_LATENCY_TIMES times, default 200):
+  milliseconds per time (worker 0 -> the reduce's owner -> worker 0 and the output).
 
 Every process writes the counts it received; the script checks that together they count every
 word exactly once. With deltaflow, each worker reads its share of the files, combines its
@@ -114,6 +123,45 @@ STREAMING = textwrap.dedent("""
 """)
 
 
+LATENCY = textwrap.dedent("""
+    import json, os, sys, threading, time
+    import IMPL as pw
+
+    TIMES = int(sys.argv[2])
+    seen = threading.Event()
+
+    class Words(pw.Schema):
+        word: str
+        n: int
+
+    class Subject(pw.io.python.ConnectorSubject):
+        def run(self):
+            for i in range(TIMES):  # one row a time, the next once the output saw it
+                seen.clear()
+                self.next(word=f"w{i % 100}", n=i)
+                self.commit()
+                if not seen.wait(60):
+                    raise RuntimeError(f"no output for commit {i}")
+
+    words = pw.io.python.read(Subject(), schema=Words)
+    counts = words.groupby(words.word).reduce(words.word, c=pw.reducers.count())
+    outputs = []
+
+    def on_change(key, row, time, is_addition):
+        if is_addition:
+            outputs.append(row["c"])
+            seen.set()
+
+    pw.io.subscribe(counts, on_change=on_change)
+    started = time.perf_counter()
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    seconds = time.perf_counter() - started
+    if os.environ.get("PATHWAY_PROCESS_ID", "0") == "0":
+        with open(os.path.join(sys.argv[1], "latency.json"), "w") as out:
+            json.dump({"seconds": seconds, "outputs": len(outputs)}, out)
+""")
+
+
 def write_words(directory: str, rows: int, vocabulary: int, files: int) -> None:
     """``rows`` words over ``files`` CSV files of ``directory`` (one header each)."""
     rng = np.random.default_rng(7)
@@ -129,21 +177,54 @@ def write_words(directory: str, rows: int, vocabulary: int, files: int) -> None:
                 out.write("\n")
 
 
-def spawn_command(workers: int, program: str, *args: str) -> list[str]:
+#: Ray uses the loopback address (as on a laptop): the benchmark talks to no other address.
+RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def spawn_command(workers: int, program: str, *args: str, ray: str | None = None) -> list[str]:
     if impl() == "pathway":
         cli = os.path.join(os.path.dirname(sys.executable), "pathway")
         return [cli, "spawn", "-n", str(workers), sys.executable, program, *args]
-    return [sys.executable, "-m", "deltaflow", "spawn", "-n", str(workers), sys.executable,
-            program, *args]  # fmt: skip
+    options = ["--ray", ray] if ray else []
+    return [sys.executable, "-m", "deltaflow", "spawn", *options, "-n", str(workers),
+            sys.executable, program, *args]  # fmt: skip
 
 
-def run_once(workers: int, program: str, words: str, rows: int) -> tuple[float, float]:
+#: (name, workers, whether on Ray) of each variant measured.
+Variant = tuple[str, int, bool]
+
+
+def variants(ray: str | None) -> list[Variant]:
+    plain: list[Variant] = [("workers1", 1, False), ("workers2", 2, False)]
+    return plain + ([("ray2", 2, True)] if ray else [])
+
+
+def start_ray() -> tuple[object | None, str | None]:
+    """A one-node Ray cluster with 2 CPUs (None when not measured or Ray is missing)."""
+    if impl() != "deltaflow" or not env_int("BENCH_WORKERS_RAY", 1):
+        return None, None
+    try:
+        from ray.cluster_utils import Cluster
+    except ImportError:
+        print("Ray is not installed: no Ray figures (pip install 'deltaflow[ray]')")
+        return None, None
+    os.environ.update(RAY_LOOPBACK)
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False}
+    )
+    cluster.wait_for_nodes()
+    return cluster, cluster.address
+
+
+def run_once(
+    workers: int, program: str, words: str, rows: int, ray: str | None = None
+) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         # Run beside the files, which are read by relative paths: which worker reads a file
         # depends on its path, so the split is the same in every run.
         done = subprocess.run(
-            spawn_command(workers, program, os.path.basename(words), out),
+            spawn_command(workers, program, os.path.basename(words), out, ray=ray),
             capture_output=True,
             text=True,
             cwd=os.path.dirname(words),
@@ -182,54 +263,107 @@ def main() -> None:
         program = os.path.join(tmp, "count.py")
         with open(program, "w") as out:
             out.write(PROGRAM.replace("IMPL", impl()))
-        medians = {}
-        for workers in (1, 2):
-            runs = [run_once(workers, program, words, rows) for _ in range(repeats)]
-            medians[workers] = statistics.median(r[0] for r in runs)
-            report(f"workers{workers}_run_seconds", medians[workers], "s", "lower")
-            report(
-                f"workers{workers}_process_seconds",
-                statistics.median(r[1] for r in runs),
-                "s",
-                "lower",
-            )
-        report("speedup_2_over_1", medians[1] / medians[2], "x", "higher")
-        if env_int("BENCH_WORKERS_STREAMING", 1):
-            streaming(tmp, repeats)
+        cluster, ray = start_ray()
+        try:
+            measured = variants(ray)
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in measured}
+            for _ in range(repeats):  # interleaved: every variant under the same load
+                for name, workers, on_ray in measured:
+                    address = ray if on_ray else None
+                    runs[name].append(run_once(workers, program, words, rows, address))
+            medians = {}
+            for name, _, _ in measured:
+                medians[name] = statistics.median(r[0] for r in runs[name])
+                report(f"{name}_run_seconds", medians[name], "s", "lower")
+                process = statistics.median(r[1] for r in runs[name])
+                report(f"{name}_process_seconds", process, "s", "lower")
+            report("speedup_2_over_1", medians["workers1"] / medians["workers2"], "x", "higher")
+            if ray:
+                report("ray_over_plain", medians["ray2"] / medians["workers2"], "x", "lower")
+            if env_int("BENCH_WORKERS_STREAMING", 1):
+                streaming(tmp, repeats, ray)
+                latency(tmp, repeats, ray)
+        finally:
+            if cluster is not None:
+                cluster.shutdown()  # type: ignore[attr-defined]
     report("load_average_end", os.getloadavg()[0], "", "lower")
 
 
-def streaming(tmp: str, repeats: int) -> None:
-    """Python subject -> groupby(word).reduce(count, sum) -> subscribe, in commits of
-    BENCH_COMMIT rows (default 1,000): rows per second of the whole run on 1 and 2 workers."""
-    rows = env_int("BENCH_STREAM_ROWS", 200_000)
-    commit = env_int("BENCH_COMMIT", 1_000)
-    vocabulary = env_int("BENCH_STREAM_VOCABULARY", 10_000)
+def run_streaming(
+    program: str, workers: int, rows: int, commit: int, vocabulary: int, ray: str | None
+) -> float:
+    """One streaming run: the seconds of the longest ``pw.run()``, the counts checked."""
+    with tempfile.TemporaryDirectory() as out:
+        args = (out, str(rows), str(commit), str(vocabulary))
+        done = subprocess.run(
+            spawn_command(workers, program, *args, ray=ray), capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"streaming, {workers} workers:\n{done.stderr[-3000:]}")
+        results = []
+        for name in sorted(os.listdir(out)):
+            with open(os.path.join(out, name)) as result:
+                results.append(json.load(result))
+    total = sum(sum(r["counts"].values()) for r in results)
+    if total != rows:
+        raise SystemExit(f"streaming, {workers} workers: {total} rows counted, not {rows}")
+    return max(r["seconds"] for r in results)
+
+
+def streaming_program(tmp: str) -> str:
     program = os.path.join(tmp, "stream.py")
     with open(program, "w") as out:
         out.write(STREAMING.replace("IMPL", impl()))
-    rates = {}
-    for workers in (1, 2):
-        seconds = []
-        for _ in range(repeats):
+    return program
+
+
+def streaming(tmp: str, repeats: int, ray: str | None = None) -> None:
+    """Python subject -> groupby(word).reduce(count, sum) -> subscribe, in commits of
+    BENCH_COMMIT rows (default 1,000): rows per second of the whole run on 1 and 2 workers
+    (and on 2 Ray actors)."""
+    rows = env_int("BENCH_STREAM_ROWS", 200_000)
+    commit = env_int("BENCH_COMMIT", 1_000)
+    vocabulary = env_int("BENCH_STREAM_VOCABULARY", 10_000)
+    program = streaming_program(tmp)
+    measured = variants(ray)
+    seconds: dict[str, list[float]] = {name: [] for name, _, _ in measured}
+    for _ in range(repeats):
+        for name, workers, on_ray in measured:
+            address = ray if on_ray else None
+            seconds[name].append(run_streaming(program, workers, rows, commit, vocabulary, address))
+    rates = {name: rows / statistics.median(seconds[name]) for name in seconds}
+    for name, rate in rates.items():
+        report(f"streaming_{name}_rows_per_s", rate, "rows/s", "higher")
+    report("streaming_speedup_2_over_1", rates["workers2"] / rates["workers1"], "x", "higher")
+
+
+def latency(tmp: str, repeats: int, ray: str | None = None) -> None:
+    """One row a time, each committed once the output saw the last (see ``LATENCY``):
+    milliseconds per time, the round trip of the progress protocol and the exchange."""
+    times = env_int("BENCH_LATENCY_TIMES", 200)
+    if times <= 0:
+        return
+    program = os.path.join(tmp, "latency.py")
+    with open(program, "w") as out:
+        out.write(LATENCY.replace("IMPL", impl()))
+    measured = variants(ray)
+    seconds: dict[str, list[float]] = {name: [] for name, _, _ in measured}
+    for _ in range(repeats):
+        for name, workers, on_ray in measured:
             with tempfile.TemporaryDirectory() as out:
-                args = (out, str(rows), str(commit), str(vocabulary))
-                done = subprocess.run(
-                    spawn_command(workers, program, *args), capture_output=True, text=True
+                command = spawn_command(
+                    workers, program, out, str(times), ray=ray if on_ray else None
                 )
+                done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode != 0:
-                    raise SystemExit(f"streaming, {workers} workers:\n{done.stderr[-3000:]}")
-                results = []
-                for name in sorted(os.listdir(out)):
-                    with open(os.path.join(out, name)) as result:
-                        results.append(json.load(result))
-            total = sum(sum(r["counts"].values()) for r in results)
-            if total != rows:
-                raise SystemExit(f"streaming, {workers} workers: {total} rows counted, not {rows}")
-            seconds.append(max(r["seconds"] for r in results))
-        rates[workers] = rows / statistics.median(seconds)
-        report(f"streaming_workers{workers}_rows_per_s", rates[workers], "rows/s", "higher")
-    report("streaming_speedup_2_over_1", rates[2] / rates[1], "x", "higher")
+                    raise SystemExit(f"latency, {name}:\n{done.stderr[-3000:]}")
+                with open(os.path.join(out, "latency.json")) as result:
+                    measured_run = json.load(result)
+            if measured_run["outputs"] != times:
+                raise SystemExit(f"latency, {name}: {measured_run['outputs']} outputs, not {times}")
+            seconds[name].append(measured_run["seconds"])
+    for name, values in seconds.items():
+        report(f"time_ms_{name}", 1000 * statistics.median(values) / times, "ms", "lower")
 
 
 if __name__ == "__main__":

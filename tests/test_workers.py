@@ -439,3 +439,16 @@ def test_a_worker_index_beyond_the_count_is_a_clear_error(tmp_path: Path) -> Non
     )
     assert done.returncode != 0
     assert "PATHWAY_PROCESS_ID=2 must be below PATHWAY_PROCESSES=2" in done.stderr
+
+
+def test_spawn_ray_without_ray_installed_says_how_to_install_it(tmp_path: Path) -> None:
+    # The interpreter finds no ``ray`` module (None in sys.modules: an import fails at once).
+    code = (
+        "import sys; sys.modules['ray'] = None; from deltaflow.cli import main; "
+        "sys.exit(main(['spawn', '--ray', 'auto', '-n', '2', 'python', 'program.py']))"
+    )
+    done = subprocess.run(
+        [PYTHON, "-c", code], cwd=tmp_path, env=_environment(), capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "pip install 'deltaflow[ray]'" in done.stderr

@@ -10,7 +10,8 @@
 The options are those of Pathway's ``pathway spawn``/``pathway replay``. ``-n N`` starts N
 worker processes of the program on this machine, which run the pipeline together (see
 ``docs/scaling.md``); ``--addresses`` with ``--process-id`` starts one worker of a run spread
-over several machines. ``-t`` is passed on as ``PATHWAY_THREADS`` but adds no workers: each
+over several machines; ``--ray ADDRESS`` (or ``DELTAFLOW_RAY_ADDRESS``) runs the N workers as
+actors of a Ray cluster instead (Ray is the optional extra ``deltaflow[ray]``). ``-t`` is passed on as ``PATHWAY_THREADS`` but adds no workers: each
 process runs one engine loop (Polars uses every core for big batches).
 """
 
@@ -89,6 +90,14 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="the index of the worker to start, with --addresses",
+    )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="run the -n workers as actors of the Ray cluster at ADDRESS ('auto': the one "
+        "this machine belongs to; default: $DELTAFLOW_RAY_ADDRESS, else processes here); "
+        "needs the extra deltaflow[ray]",
     )
     parser.add_argument(
         "--repository-url",
@@ -342,7 +351,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         environments = worker_environments(options)
     except UsageError as exc:
         parser.error(str(exc))
-    return _run_workers([options.program, *options.arguments], environments)
+    command = [options.program, *options.arguments]
+    ray_address = options.ray or os.environ.get("DELTAFLOW_RAY_ADDRESS") or None
+    if ray_address:
+        return _run_on_ray(parser, options, ray_address, command, environments)
+    return _run_workers(command, environments)
+
+
+def _run_on_ray(
+    parser: argparse.ArgumentParser,
+    options: argparse.Namespace,
+    address: str,
+    command: list[str],
+    environments: list[dict[str, str]],
+) -> int:
+    """``--ray``: the workers as actors of a Ray cluster (``engine.workers.ray_spawn``)."""
+    if options.addresses:
+        parser.error("--ray starts every worker itself: it does not take --addresses")
+    from deltaflow.engine.workers import ray_spawn
+
+    try:
+        ray_spawn.import_ray()
+        ray_spawn.python_program(command)
+    except (ValueError, ImportError) as exc:
+        parser.error(str(exc))
+    return ray_spawn.run_on_ray(address, command, environments)
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m deltaflow.cli

@@ -102,3 +102,80 @@ def test_s3_store_waits_out_an_outage(s3: MotoS3, monkeypatch: pytest.MonkeyPatc
     message = str(info.value)
     assert message.startswith("persistence: cannot write to the checkpoint store")
     assert "DELTAFLOW_S3_MAX_OUTAGE_S" in message
+
+
+_WORKERS_PROGRAM = """
+import sys
+import deltaflow as pw
+
+class KV(pw.Schema):
+    k: int
+    v: str
+
+settings = pw.io.s3.AwsS3Settings(
+    bucket_name=sys.argv[2], endpoint=sys.argv[1], with_path_style=True, region="us-east-1"
+)
+table = pw.io.s3.read(
+    "split/", "csv", schema=KV, mode="static", aws_s3_settings=settings, name="objects"
+)
+counts = table.groupby(table.v).reduce(table.v, n=pw.reducers.count())
+pw.io.jsonlines.write(counts, sys.argv[3])
+backend = pw.persistence.Backend.s3(f"s3://{sys.argv[2]}/state", settings)
+pw.run(
+    monitoring_level=pw.MonitoringLevel.NONE,
+    persistence_config=pw.persistence.Config(backend),
+)
+"""
+
+
+def test_workers_checkpoint_in_s3_and_restart_on_another_count(s3: MotoS3, tmp_path: Path) -> None:
+    """Two workers each checkpoint their share of the objects in S3; a restart on one
+    worker takes over both shares and outputs only what changed since."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from collections import Counter
+
+    s3.create_bucket(BUCKET)
+    expected: Counter[str] = Counter()
+
+    def put(obj: int, rows: int) -> None:
+        body = "".join(f"{obj * 100 + i},v{(obj + i) % 4}\n" for i in range(rows))
+        s3.put(BUCKET, f"split/{obj:03d}.csv", "k,v\n" + body)
+
+    for obj in range(8):
+        put(obj, 5 + obj)
+    program = tmp_path / "program.py"
+    program.write_text(_WORKERS_PROGRAM)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+    }
+    totals: Counter[tuple[str, int]] = Counter()
+    for run, workers in enumerate((2, 1)):
+        out = tmp_path / f"out{run}.jsonl"
+        command = ["-m", "deltaflow", "spawn", "-n", str(workers), sys.executable, str(program)]
+        done = subprocess.run(
+            [sys.executable, *command, s3.endpoint, BUCKET, str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        for line in out.read_text().splitlines():
+            row = json.loads(line)
+            totals[(row["v"], row["n"])] += row["diff"]
+        if run == 0:
+            # Worker 1's chunks are in the bucket, named by the one manifest.
+            assert any(k.endswith("-w1.ipc") for k in s3.keys(BUCKET))
+            put(8, 3)  # a new object, and one changed
+            put(3, 2)
+    for obj, rows in [(o, 5 + o) for o in range(8) if o != 3] + [(8, 3), (3, 2)]:
+        for i in range(rows):
+            expected[f"v{(obj + i) % 4}"] += 1
+    assert {key: n for key, n in totals.items() if n} == {(v, n): 1 for v, n in expected.items()}
+    # The restart updated the counts it restored (retracting their old values).
+    assert any(json.loads(line)["diff"] == -1 for line in out.read_text().splitlines())

@@ -185,6 +185,9 @@ class InputState:
     columns: list[str]
     chunks: list[ChunkRef] = field(default_factory=list)
     frontier: dict[Any, Any] = field(default_factory=dict)
+    # On several workers, the frontiers of the workers other than 0 (``frontier`` is worker
+    # 0's): the manifest keeps one per worker, a restart merges them.
+    others: list[dict[Any, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -258,8 +261,9 @@ class CheckpointStore:
                 numbers.append(int(match.group(1)))
         return sorted(numbers)
 
-    def load_latest(self) -> Checkpoint | None:
-        """The newest usable checkpoint, or None when the store holds none.
+    def load_latest(self, number: int | None = None) -> Checkpoint | None:
+        """The newest usable checkpoint, or None when the store holds none (with ``number``,
+        that checkpoint, which another worker found usable).
 
         A checkpoint is usable when its manifest parses and every chunk it names exists, has
         the recorded checksum and can be decoded. An unusable one is skipped with a warning in
@@ -270,7 +274,8 @@ class CheckpointStore:
         stored = set(self.storage.list("chunks/"))
         numbers = self._manifest_numbers()
         problems: list[str] = []
-        for number in reversed(numbers):
+        wanted = numbers if number is None else [n for n in numbers if n <= number]
+        for number in reversed(wanted):
             raw = self.storage.get(f"{_MANIFESTS}{number:012d}.json")
             try:
                 checkpoint = self._parse(number, raw)
@@ -460,7 +465,9 @@ class CheckpointStore:
                 name: {
                     "columns": state.columns,
                     "chunks": [c.as_json() for c in state.chunks],
-                    "frontiers": [_encode_frontier(state.frontier)],
+                    "frontiers": [
+                        _encode_frontier(frontier) for frontier in [state.frontier, *state.others]
+                    ],
                 }
                 for name, state in inputs.items()
             },

@@ -8,12 +8,9 @@ before ``pw.run`` starts anything. The storage itself lives in
 from __future__ import annotations
 
 import enum
-import logging
 import os
 import warnings
 from typing import Any
-
-logger = logging.getLogger("deltaflow.persistence")
 
 
 class PersistenceMode(enum.Enum):
@@ -179,15 +176,14 @@ class Config:
             )
         if not isinstance(continue_after_replay, bool):
             raise TypeError(f"{label}: continue_after_replay must be a bool")
-        if worker_scaling_enabled:
-            logger.warning(
-                "%s: worker_scaling_enabled is ignored (deltaflow runs one engine process)", label
-            )
         self.backend = backend
         self.snapshot_interval_ms = snapshot_interval_ms
         self.snapshot_access = access
         self.persistence_mode = mode
         self.continue_after_replay = continue_after_replay
+        # Accepted, no effect: a restart on another number of workers always re-partitions
+        # (docs/scaling.md, "Persistence"), as Pathway 0.33 restarts a file input across
+        # worker counts without it.
         self.worker_scaling_enabled = bool(worker_scaling_enabled)
         self.workload_tracking_window_ms = workload_tracking_window_ms
 

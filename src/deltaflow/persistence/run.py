@@ -267,6 +267,10 @@ class PersistentRun:
         self._operators: OperatorStates | None = None
         self._checkpoint: Checkpoint | None = None
         self._prepared = False
+        self._collected_time: int | None = None
+        #: On several workers, this worker's part of the checkpoint protocol (set by
+        #: :class:`deltaflow.engine.workers.checkpoints.WorkerCheckpoints`); None on one.
+        self.peers: Any = None
 
     # --- hooks -----------------------------------------------------------------------------
     def handle(self, source: Source, name: str, notify: Callable[[], None]) -> SourceHandle:
@@ -291,11 +295,20 @@ class PersistentRun:
         source.source_tags = tags
         return handle
 
+    def replace_handle(self, old: SourceHandle, new: SourceHandle) -> None:
+        """The engine replaced an input's handle (``old``) by ``new``, which records alike."""
+        for entry in self._inputs:
+            if entry.handle is old:
+                entry.handle = new  # type: ignore[assignment]
+
     def prepare(self, runtime: Any) -> None:
         """Before any output starts: load the newest usable checkpoint and tell each output
         where it stood then (:meth:`Writer.resume`), so it can drop what it wrote after."""
         self._prepared = True
-        self._checkpoint = self.store.load_latest()
+        if self.peers is not None:  # every worker restores the checkpoint worker 0 chose
+            self._checkpoint = self.peers.load(self.store)
+        else:
+            self._checkpoint = self.store.load_latest()
         names: set[str] = set()
         for sink in runtime.sinks:
             if not isinstance(sink, OutputSession):
@@ -328,6 +341,9 @@ class PersistentRun:
         checkpoint = self._checkpoint
         replay: list[tuple[int, pl.DataFrame]] = []
         handles = [handle for _, handle in runtime.inputs]
+        # A worker other than 0 runs only the inputs split by path: it keeps only those.
+        self._inputs = [entry for entry in self._inputs if entry.handle in handles]
+        anywhere = False  # whether the checkpoint holds rows (on any worker's share)
         for entry in self._inputs:
             session = entry.session
             session.reader_check = lambda reader, n=session.name: check_reader(n, reader)
@@ -340,13 +356,19 @@ class PersistentRun:
                     f"columns {stored.columns[1:-1]} but now has {entry.columns[1:-1]}; "
                     f"use a new persistence directory (or the old schema)"
                 )
-            entry.state = InputState(stored.columns, list(stored.chunks), dict(stored.frontier))
+            frontier = dict(stored.frontier)
             rows = self.store.read_rows(stored)
             alive = current_rows(rows) if rows is not None else None
+            anywhere = anywhere or (alive is not None and alive.height > 0)
+            if self.peers is not None:  # this worker's share of the rows and of the offsets
+                alive, frontier = self.peers.own_share(
+                    entry.persistent_id, session, alive, frontier
+                )
+            entry.state = InputState(stored.columns, list(stored.chunks), frontier)
             if alive is not None and alive.height:
                 replay.append((handles.index(entry.handle), alive.drop(SOURCE)))
                 session.restored = _by_source(alive)
-            session.seek_to = dict(stored.frontier) or None
+            session.seek_to = frontier or None
         if checkpoint is not None:
             self._last = checkpoint
             self._previous = self.store.fallback
@@ -361,14 +383,25 @@ class PersistentRun:
         operators = persisted_operators(
             runtime.operators, only_named=self.config.persists_only_named
         )
-        replay_time = _even_now_ms() if replay else 0
-        self._operators = OperatorStates(self.store, operators)
-        restored = self._operators.restore(checkpoint, replay_time)
+        replay_time = _even_now_ms() if anywhere else 0
+        restored = False
+        if self.peers is None or self.peers.coordinator:  # operators with state: on worker 0
+            self._operators = OperatorStates(self.store, operators)
+            restored = self._operators.restore(checkpoint, replay_time)
         self.store.release_loaded()
-        if replay:  # REPLAY access (deltaflow replay) sends the results to the outputs
-            _replay(runtime, replay, replay_time, muted=not self.replays_outputs)
-        elif restored:
-            _emit_restored(runtime)
+
+        def replay_or_emit() -> None:
+            if anywhere:  # REPLAY access (deltaflow replay) sends the results to the outputs
+                _replay(runtime, replay, replay_time, muted=not self.replays_outputs)
+            elif restored:
+                _emit_restored(runtime)
+
+        if self.peers is not None:  # once the workers agreed on the plan; each its own rows
+            self.peers.defer_replay(replay_or_emit, replay)
+        else:
+            replay_or_emit()
+        if self.peers is not None and not self.peers.coordinator:
+            return
         if not self.replays_outputs and (checkpoint is None or checkpoint.final):
             self._write_start_checkpoint()
         if not self.config.continue_after_replay:
@@ -382,15 +415,29 @@ class PersistentRun:
         for _, watch in self._watches:
             if not watch.resumed:
                 watch.checkpointed = watch.inner.position()
-        self._write([])
+        self._write([], ask=False)  # other workers have nothing new yet
 
     def tick(self, last_time: int | None) -> None:
         """Collect what the engine processed; checkpoint what every output flushed."""
         if last_time is None:
             return
+        self.collect(
+            last_time, {entry.persistent_id: entry.handle.drain() for entry in self._inputs}
+        )
+        if self._segments and _time.monotonic() - self._last_write >= self.interval_s:
+            flushed = self._flushed_time()
+            ready = [s for s in self._segments if flushed is None or s.time <= flushed]
+            if ready:
+                self._write(ready)
+
+    def collect(
+        self, last_time: int, taken: dict[str, list[tuple[pl.DataFrame, pl.Series | None, Any]]]
+    ) -> None:
+        """Keep, as processed up to ``last_time``, the batches (rows, their sources, the
+        offsets after them) each input gave the engine since the last call."""
         segment = _Segment(last_time)
         for entry in self._inputs:
-            for batch, sources, offsets in entry.handle.drain():
+            for batch, sources, offsets in taken.get(entry.persistent_id, []):
                 if batch.height:
                     frame = batch.select(entry.columns)
                     frame = frame.with_columns(
@@ -401,6 +448,8 @@ class PersistentRun:
                     segment.frames.setdefault(entry.persistent_id, []).append(frame)
                 if offsets is not None:
                     segment.frontiers[entry.persistent_id] = dict(offsets)
+        new_time = last_time != self._collected_time
+        self._collected_time = last_time
         if segment.frames or segment.frontiers:
             self._segments.append(segment)
         elif (
@@ -409,22 +458,23 @@ class PersistentRun:
             and (not self._segments or self._segments[-1].time != last_time)
         ):
             self._segments.append(segment)  # only operator states changed up to last_time
-        if self._segments and _time.monotonic() - self._last_write >= self.interval_s:
-            flushed = self._flushed_time()
-            ready = [s for s in self._segments if flushed is None or s.time <= flushed]
-            if ready:
-                self._write(ready)
+        elif new_time and self.peers is not None and self.peers.coordinator:
+            self._segments.append(segment)  # other workers may have rows of this time
 
     def finish(self, last_time: int | None, *, commit: bool) -> None:
         """The run is over: write the final checkpoint if it ended normally; undo the
         changes made to sessions and sinks for this run."""
         try:
-            if commit:
+            if self.peers is not None and not self.peers.coordinator:
+                self.peers.finish(commit)
+            elif commit:
                 self.tick(last_time)
                 # Every output was closed, so everything is flushed. The final checkpoint is
                 # written even with nothing new: it marks the run as ended, so the next run
                 # starts its outputs afresh instead of continuing them (as after a crash).
                 self._write(self._segments, final=True)
+            elif self.peers is not None:
+                self.peers.cancel()  # the other workers wait for a final checkpoint
         finally:
             for entry in self._inputs:
                 entry.session.source_tags = None
@@ -451,7 +501,32 @@ class PersistentRun:
         outputs and leaves the recording as it was: it writes no checkpoint."""
         return self.config.snapshot_access is SnapshotAccess.REPLAY
 
-    def _write(self, segments: list[_Segment], *, final: bool = False) -> None:
+    def new_chunks(
+        self, segments: list[_Segment], number: int, suffix: str = ""
+    ) -> dict[str, InputState]:
+        """Phase one for this process: each input's rows of ``segments`` stored as one chunk
+        of checkpoint ``number`` (the chunk only), and its frontier after them."""
+        states: dict[str, InputState] = {}
+        for entry in self._inputs:
+            pid = entry.persistent_id
+            state = InputState(entry.columns, [], dict(entry.state.frontier))
+            frames = [f for s in segments for f in s.frames.get(pid, [])]
+            if frames:
+                frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+                state.chunks.append(self.store.write_chunk(pid, number, frame, suffix))
+            for segment in segments:
+                if pid in segment.frontiers:
+                    state.frontier = segment.frontiers[pid]
+            states[pid] = state
+        return states
+
+    def take_segments(self, up_to: int) -> list[_Segment]:
+        """The collected segments of times up to ``up_to``, now no longer kept."""
+        ready = [s for s in self._segments if s.time <= up_to]
+        self._segments = [s for s in self._segments if s.time > up_to]
+        return ready
+
+    def _write(self, segments: list[_Segment], *, final: bool = False, ask: bool = True) -> None:
         if self.replays_outputs:
             self._segments = []
             return
@@ -462,17 +537,18 @@ class PersistentRun:
         else:
             time = 0
         number = self._next_number
-        states: dict[str, InputState] = {}
+        if self.peers is not None and ask:  # the other workers write theirs meanwhile
+            self.peers.ask(number, time, final=final)
+        states = self.new_chunks(segments, number)
+        shares = self.peers.collect(number) if self.peers is not None and ask else {}
         for entry in self._inputs:
             pid = entry.persistent_id
-            state = InputState(entry.columns, list(entry.state.chunks), dict(entry.state.frontier))
-            frames = [f for s in segments for f in s.frames.get(pid, [])]
-            if frames:
-                frame = pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
-                state.chunks.append(self.store.write_chunk(pid, number, frame))
-            for segment in segments:
-                if pid in segment.frontiers:
-                    state.frontier = segment.frontiers[pid]
+            state = states[pid]
+            state.chunks = [*entry.state.chunks, *state.chunks]
+            if self.peers is not None:  # the other workers' new chunks and frontiers
+                for chunks, _ in shares.get(pid, []):
+                    state.chunks.extend(chunks)
+                state.others = self.peers.frontiers(pid)
             if len(state.chunks) > COMPACT_AFTER_CHUNKS:
                 rows = self.store.read_rows(state)
                 assert rows is not None

@@ -11,6 +11,10 @@
   comma-separated (workers on several machines);
 * ``PATHWAY_RUN_ID``: shared by the workers of one run; it authenticates their connections.
 
+``DELTAFLOW_WORKERS_TRANSPORT`` says how the workers reach each other: ``sockets`` (the
+default: the addresses above) or ``ray``, which ``deltaflow spawn --ray`` sets in the Ray
+actors it runs the workers in (messages go through Ray; the addresses are not used).
+
 ``PATHWAY_THREADS`` is read by Pathway for threads per process; deltaflow runs one engine loop
 per process (Polars already spreads a big batch over the cores), so it adds no workers here:
 ask for more processes instead.
@@ -23,6 +27,8 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_FIRST_PORT = 10000
+#: The values of ``DELTAFLOW_WORKERS_TRANSPORT``.
+TRANSPORTS = ("sockets", "ray")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class WorkerConfig:
     index: int
     addresses: tuple[tuple[str, int], ...]
     authkey: bytes
+    #: How the workers reach each other: "sockets" or "ray" (see the module's docstring).
+    transport: str = "sockets"
 
     @property
     def is_coordinator(self) -> bool:
@@ -83,4 +91,12 @@ def worker_config(environ: dict[str, str] | None = None) -> WorkerConfig:
         addresses = tuple(("127.0.0.1", first + i) for i in range(count))
     run_id = env.get("PATHWAY_RUN_ID") or "deltaflow"
     authkey = hashlib.sha256(run_id.encode()).digest()
-    return WorkerConfig(count=count, index=index, addresses=addresses, authkey=authkey)
+    transport = (env.get("DELTAFLOW_WORKERS_TRANSPORT") or "sockets").strip().lower()
+    if transport not in TRANSPORTS:
+        raise ValueError(
+            f"environment variable DELTAFLOW_WORKERS_TRANSPORT={transport!r} must be one of "
+            f"{', '.join(TRANSPORTS)}"
+        )
+    return WorkerConfig(
+        count=count, index=index, addresses=addresses, authkey=authkey, transport=transport
+    )

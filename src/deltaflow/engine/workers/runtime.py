@@ -32,6 +32,7 @@ from deltaflow.engine.batch import concat_batches, consolidate
 from deltaflow.engine.boundary import sink_errors
 from deltaflow.engine.operators import InputOperator
 from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
+from deltaflow.engine.workers.checkpoints import WorkerCheckpoints, split_handle
 from deltaflow.engine.workers.combine import combine_threshold, combiner_for
 from deltaflow.engine.workers.config import WorkerConfig
 from deltaflow.engine.workers.inputs import (
@@ -64,14 +65,11 @@ class PartitionedRuntime(Runtime):
         monitoring: Any = None,
         persistence: Any = None,
     ) -> None:
-        if persistence is not None:
-            raise NotImplementedError(
-                "persistence with several workers is not available yet: run the program "
-                "with one worker (PATHWAY_PROCESSES=1) to persist its state"
-            )
         self.config = config
         coordinator = config.is_coordinator
-        super().__init__(outputs, monitoring=monitoring if coordinator else None)
+        super().__init__(
+            outputs, monitoring=monitoring if coordinator else None, persistence=persistence
+        )
         keeping_errors = keeps_errors()
         self._hashers: list[list[KeyHasher] | None] = [
             partition_hashers(op, keeping_errors) for op in self.operators
@@ -116,6 +114,7 @@ class PartitionedRuntime(Runtime):
         self.mesh = mesh_for(config)
         self.mesh.runs += 1
         self._run_number = self.mesh.runs
+        self._checkpoints = None if persistence is None else WorkerCheckpoints(persistence, self)
         self._split_handles: dict[int, SplitInputHandle] = {}
         self._set_up_split_inputs(split)
         # Partitioned reduces whose rows are combined before the exchange (see ``combine``).
@@ -151,8 +150,8 @@ class PartitionedRuntime(Runtime):
             source.path_share = path_share(config.index, config.count)
             if coordinator:
                 static = bool(getattr(source, "static", False))
-                replaced = SplitInputHandle(
-                    handle.name, self._wake.set, self.mesh.peers, static=static
+                replaced = split_handle(
+                    self.persistence, handle, self._wake.set, self.mesh.peers, static=static
                 )
                 self.inputs[index] = (op, replaced)
                 self._split_handles[position] = replaced
@@ -198,6 +197,8 @@ class PartitionedRuntime(Runtime):
                 if self.config.is_coordinator:
                     self.mesh.on_reports(self._run_number, self._on_report)
                     try:
+                        if self._checkpoints is not None:  # every worker replays its share
+                            self._checkpoints.run_deferred()
                         super()._loop()
                     finally:
                         self.mesh.on_reports(self._run_number + 1, None)
@@ -274,6 +275,13 @@ class PartitionedRuntime(Runtime):
                 continue
             if message[0] == "end":
                 return
+            if self._checkpoints is not None and message[0] == "checkpoint":
+                self._checkpoints.write_share(message)
+                continue
+            if self._checkpoints is not None and message[0] == "replay":
+                _, time, exchanges = message
+                self._run_time(time, self._checkpoints.replay_batches(), frozenset(exchanges))
+                continue
             if message[0] != "time":
                 raise WorkerError(
                     f"worker {self.config.index}: expected a time from worker 0, got {message[0]!r}"
@@ -284,6 +292,8 @@ class PartitionedRuntime(Runtime):
             for index, batch in batches:
                 if not self._static_input(index):  # static rows were let go when reported
                     self.inputs[index][1].mark_processed(batch.height)
+            if self._checkpoints is not None:
+                self._checkpoints.processed(time, batches)
 
     def _report(
         self,
@@ -324,10 +334,15 @@ class PartitionedRuntime(Runtime):
                     chosen[worker].append(sequence)
             else:
                 local.append((index, batch))
-        exchanges = self._exchanges_at(time, batches)
+        replaying = self._checkpoints is not None and self._checkpoints.replaying
+        # A replayed checkpoint has rows on every worker (each its share): all exchange.
+        exchanges = frozenset(self._exchanging) if replaying else self._exchanges_at(time, batches)
         ordered = tuple(sorted(exchanges))
         for peer in self.mesh.peers:
-            self.mesh.send(peer, ("time", time, ordered, tuple(chosen[peer])))
+            if replaying:
+                self.mesh.send(peer, ("replay", time, ordered))
+            else:
+                self.mesh.send(peer, ("time", time, ordered, tuple(chosen[peer])))
         self._run_time(time, local, exchanges)
         if self._self_timed:
             self._process_requested_times()

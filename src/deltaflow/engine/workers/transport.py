@@ -1,5 +1,11 @@
 """Connections between workers and the messages they exchange.
 
+:class:`Transport` is what the workers' runtime needs of a connection to the other workers;
+:func:`mesh_for` gives this process's, by ``WorkerConfig.transport``: :class:`Mesh` (sockets,
+below) or, for workers run as Ray actors by ``deltaflow spawn --ray``, ``ray_transport.RayMesh``.
+Both keep messages from one worker to another in the order they were sent (the progress
+protocol of ``runtime`` relies on it) and share :class:`Inboxes`, the receiving side.
+
 Every pair of workers shares one authenticated socket (``multiprocessing.connection``, which
 frames messages and checks the run's key); worker ``i`` listens on its own address and
 connects to every worker below it. A reader thread per peer decodes incoming messages into
@@ -18,7 +24,7 @@ Messages are tuples whose first item is their kind:
 * ``("data", time, position, frames)``: one worker's share of an operator's input deltas;
 * ``("report", run, commits, finished)``: a worker other than 0 tells worker 0 about the
   commits its share of the split inputs made (see ``inputs``); routed at once, on the
-  receiving thread, to the handler of the run it belongs to (:meth:`Mesh.on_reports`);
+  receiving thread, to the handler of the run it belongs to (:meth:`Inboxes.on_reports`);
 * ``("end",)``: the run is over; ``("failed", worker, text)``: a worker failed.
 """
 
@@ -35,7 +41,7 @@ import threading
 import time as _time
 from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -75,14 +81,45 @@ def decode_frame(data: bytes, order: list[str], objects: dict[str, list[Any]]) -
     return frame
 
 
-class Mesh:
-    """This worker's connections to every other worker of the run."""
+class Transport(Protocol):
+    """This worker's connection to the other workers of the run, as the runtime uses it.
 
-    def __init__(self, config: WorkerConfig, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
+    Messages from one worker to another arrive in the order they were sent; a peer's failure
+    or exit makes the next :meth:`receive` from it raise :class:`WorkerError`."""
+
+    config: WorkerConfig
+    index: int
+    peers: list[int]
+    bytes_sent: int
+    notify: Callable[[], None] | None
+    failure: str | None
+    runs: int
+
+    def send(self, peer: int, message: tuple[Any, ...]) -> None: ...
+
+    def broadcast(self, message: tuple[Any, ...]) -> None: ...
+
+    def receive(self, peer: int) -> tuple[Any, ...]: ...
+
+    def poll(self, peer: int) -> tuple[Any, ...] | None: ...
+
+    def tell_failure(self, text: str) -> None: ...
+
+    def on_reports(
+        self, run: int, handler: Callable[[int, tuple[Any, ...]], None] | None
+    ) -> None: ...
+
+
+class Inboxes:
+    """The receiving side of a transport: one queue of decoded messages per peer, failures
+    and exits of peers, and the routing of reports. A transport calls :meth:`arrived` with
+    each peer's messages in the order that peer sent them, and :meth:`gone` when a peer
+    exits; it implements :meth:`send`."""
+
+    def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.index = config.index
         self.peers = [i for i in range(config.count) if i != config.index]
-        self._connections: dict[int, Connection] = {}
         self._queues: dict[int, queue.Queue[tuple[Any, ...]]] = {
             peer: queue.Queue() for peer in self.peers
         }
@@ -98,6 +135,133 @@ class Mesh:
         self._report_run = -1
         self._report_handler: Callable[[int, tuple[Any, ...]], None] | None = None
         self._early_reports: list[tuple[int, tuple[Any, ...]]] = []
+
+    def send(self, peer: int, message: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    # --- what arrives ------------------------------------------------------------------------
+    def arrived(self, peer: int, message: tuple[Any, ...]) -> None:
+        """``peer``'s next message, decoded (called in the order ``peer`` sent them)."""
+        if message[0] == "report":
+            self._deliver_report(peer, message)
+            return
+        self._queues[peer].put(message)
+        if message[0] == "failed":
+            self._note_failure(f"worker {message[1]} failed: {message[2]}")
+        self._notify()
+
+    def gone(self, peer: int, text: str | None = None) -> None:
+        """``peer`` exited or cannot be reached: every later receive from it fails."""
+        text = text or f"worker {self.index}: worker {peer} exited during the run"
+        self._queues[peer].put(("gone", text))
+        self._note_failure(text)
+
+    def undecodable(self, peer: int, exc: BaseException) -> None:
+        self._queues[peer].put(("failed", peer, f"undecodable message: {exc!r}"))
+        self._note_failure(f"worker {peer} failed: undecodable message: {exc!r}")
+
+    def _note_failure(self, text: str) -> None:
+        """Remember the first failure of a peer (an engine loop waiting for its sources, not
+        for a peer, learns of it through :attr:`failure`) and wake the loop."""
+        if self.failure is None:
+            self.failure = text
+        self._notify()
+
+    def _notify(self) -> None:
+        notify = self.notify
+        if notify is not None:
+            notify()
+
+    # --- reports of split inputs -------------------------------------------------------------
+    def on_reports(self, run: int, handler: Callable[[int, tuple[Any, ...]], None] | None) -> None:
+        """Route the reports of run ``run`` to ``handler(peer, message)`` (None: keep them
+        until a handler comes); reports of earlier runs are dropped, later ones kept."""
+        with self._report_lock:
+            self._report_run, self._report_handler = run, handler
+            waiting, self._early_reports = self._early_reports, []
+            for peer, message in waiting:
+                self._deliver_locked(peer, message)
+
+    def _deliver_report(self, peer: int, message: tuple[Any, ...]) -> None:
+        with self._report_lock:  # one peer's reports reach the handler in order
+            self._deliver_locked(peer, message)
+
+    def _deliver_locked(self, peer: int, message: tuple[Any, ...]) -> None:
+        run = message[1]
+        if run < self._report_run:
+            return
+        if run > self._report_run or self._report_handler is None:
+            self._early_reports.append((peer, message))
+            return
+        self._report_handler(peer, message)
+
+    # --- messages ----------------------------------------------------------------------------
+    def broadcast(self, message: tuple[Any, ...]) -> None:
+        for peer in self.peers:
+            self.send(peer, message)
+
+    def receive(self, peer: int) -> tuple[Any, ...]:
+        """The next message from ``peer``; a failure or exit of ``peer`` is a WorkerError."""
+        message = self._queues[peer].get()
+        if message[0] == "gone":
+            self._queues[peer].put(message)  # every later receive fails the same way
+            raise WorkerError(message[1])
+        if message[0] == "failed":
+            raise WorkerError(f"worker {message[1]} failed: {message[2]}")
+        return message
+
+    def poll(self, peer: int) -> tuple[Any, ...] | None:
+        """The next message from ``peer`` if one is waiting, else None (failures as in
+        :meth:`receive`)."""
+        inbox = self._queues[peer]
+        if inbox.empty():
+            return None
+        return self.receive(peer)
+
+    def tell_failure(self, text: str) -> None:
+        """Best effort: let every peer know this worker failed, so none waits for it."""
+        for peer in self.peers:
+            with contextlib.suppress(WorkerError):
+                self.send(peer, ("failed", self.index, text))
+
+
+Metas = list[tuple[list[str], dict[str, list[Any]]] | None]
+
+
+def split_buffers(message: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[memoryview]]:
+    """A message as a header without the IPC streams, and the streams: a ``("data", time,
+    position, frames)`` message's frames (as :func:`encode_frame` made them) become their
+    column metadata, the streams travel after the header as they are, without another copy."""
+    if message[0] != "data":
+        return message, []
+    kind, time, position, frames = message
+    buffers: list[memoryview] = []
+    metas: Metas = []
+    for encoded in frames:
+        if encoded is None:
+            metas.append(None)
+        else:
+            buffers.append(encoded[0])
+            metas.append((encoded[1], encoded[2]))
+    return (kind, time, position, metas), buffers
+
+
+def join_buffers(header: tuple[Any, ...], buffers: list[Any]) -> tuple[Any, ...]:
+    """The message :func:`split_buffers` split, with its frames decoded."""
+    if header[0] != "data":
+        return header
+    kind, time, position, metas = header
+    streams = iter(buffers)
+    frames = [None if meta is None else decode_frame(next(streams), *meta) for meta in metas]
+    return kind, time, position, frames
+
+
+class Mesh(Inboxes):
+    """This worker's socket connections to every other worker of the run."""
+
+    def __init__(self, config: WorkerConfig, timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
+        super().__init__(config)
+        self._connections: dict[int, Connection] = {}
         self._connect(timeout)
         for peer, connection in self._connections.items():
             threading.Thread(
@@ -166,121 +330,33 @@ class Mesh:
             return connection
 
     def _read(self, peer: int, connection: Connection) -> None:
-        inbox = self._queues[peer]
         while True:
             try:
-                message = pickle.loads(connection.recv_bytes())
-                if message[0] == "data":  # the batches follow the header, one message each
-                    kind, time, position, metas = message
-                    frames = [
-                        None if meta is None else decode_frame(connection.recv_bytes(), *meta)
-                        for meta in metas
-                    ]
-                    message = (kind, time, position, frames)
+                header = pickle.loads(connection.recv_bytes())
+                # The batches of a data message follow its header, one message each.
+                count = sum(meta is not None for meta in header[3]) if header[0] == "data" else 0
+                message = join_buffers(header, [connection.recv_bytes() for _ in range(count)])
             except (EOFError, OSError):
-                inbox.put(("gone",))
-                self._note_failure(f"worker {self.index}: worker {peer} exited during the run")
+                self.gone(peer)
                 return
             except Exception as exc:  # noqa: BLE001 - surfaced by the receiving engine loop
-                inbox.put(("failed", peer, f"undecodable message: {exc!r}"))
-                self._note_failure(f"worker {peer} failed: undecodable message: {exc!r}")
+                self.undecodable(peer, exc)
                 return
-            if message[0] == "report":
-                self._deliver_report(peer, message)
-                continue
-            inbox.put(message)
-            if message[0] == "failed":
-                self._note_failure(f"worker {message[1]} failed: {message[2]}")
-            self._notify()
+            self.arrived(peer, message)
 
-    def _note_failure(self, text: str) -> None:
-        """Remember the first failure of a peer (an engine loop waiting for its sources, not
-        for a peer, learns of it through :attr:`failure`) and wake the loop."""
-        if self.failure is None:
-            self.failure = text
-        self._notify()
-
-    def _notify(self) -> None:
-        notify = self.notify
-        if notify is not None:
-            notify()
-
-    # --- reports of split inputs -------------------------------------------------------------
-    def on_reports(self, run: int, handler: Callable[[int, tuple[Any, ...]], None] | None) -> None:
-        """Route the reports of run ``run`` to ``handler(peer, message)`` (None: keep them
-        until a handler comes); reports of earlier runs are dropped, later ones kept."""
-        with self._report_lock:
-            self._report_run, self._report_handler = run, handler
-            waiting, self._early_reports = self._early_reports, []
-            for peer, message in waiting:
-                self._deliver_locked(peer, message)
-
-    def _deliver_report(self, peer: int, message: tuple[Any, ...]) -> None:
-        with self._report_lock:  # one peer's reports reach the handler in order
-            self._deliver_locked(peer, message)
-
-    def _deliver_locked(self, peer: int, message: tuple[Any, ...]) -> None:
-        run = message[1]
-        if run < self._report_run:
-            return
-        if run > self._report_run or self._report_handler is None:
-            self._early_reports.append((peer, message))
-            return
-        self._report_handler(peer, message)
-
-    # --- messages ----------------------------------------------------------------------------
     def send(self, peer: int, message: tuple[Any, ...]) -> None:
-        """Send ``message`` to ``peer``. A ``("data", time, position, frames)`` message
-        carries its frames as :func:`encode_frame` made them (or None): the header goes
-        pickled, each IPC stream after it as it is, without another copy."""
-        buffers: list[memoryview] = []
-        if message[0] == "data":
-            kind, time, position, frames = message
-            metas: list[tuple[list[str], dict[str, list[Any]]] | None] = []
-            for encoded in frames:
-                if encoded is None:
-                    metas.append(None)
-                else:
-                    buffers.append(encoded[0])
-                    metas.append((encoded[1], encoded[2]))
-            message = (kind, time, position, metas)
+        """Send ``message`` to ``peer`` (a data message's frames as :func:`encode_frame`
+        made them): the header pickled, each IPC stream after it as it is."""
+        header_message, buffers = split_buffers(message)
         connection = self._connections[peer]
         try:
-            header = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+            header = pickle.dumps(header_message, protocol=pickle.HIGHEST_PROTOCOL)
             connection.send_bytes(header)
             for buffer in buffers:
                 connection.send_bytes(buffer)
         except OSError as exc:
             raise WorkerError(f"worker {self.index}: worker {peer} is gone ({exc})") from exc
         self.bytes_sent += len(header) + sum(b.nbytes for b in buffers)
-
-    def broadcast(self, message: tuple[Any, ...]) -> None:
-        for peer in self.peers:
-            self.send(peer, message)
-
-    def receive(self, peer: int) -> tuple[Any, ...]:
-        """The next message from ``peer``; a failure or exit of ``peer`` is a WorkerError."""
-        message = self._queues[peer].get()
-        if message[0] == "gone":
-            self._queues[peer].put(message)  # every later receive fails the same way
-            raise WorkerError(f"worker {self.index}: worker {peer} exited during the run")
-        if message[0] == "failed":
-            raise WorkerError(f"worker {message[1]} failed: {message[2]}")
-        return message
-
-    def poll(self, peer: int) -> tuple[Any, ...] | None:
-        """The next message from ``peer`` if one is waiting, else None (failures as in
-        :meth:`receive`)."""
-        inbox = self._queues[peer]
-        if inbox.empty():
-            return None
-        return self.receive(peer)
-
-    def tell_failure(self, text: str) -> None:
-        """Best effort: let every peer know this worker failed, so none waits for it."""
-        for peer in self.peers:
-            with contextlib.suppress(WorkerError):
-                self.send(peer, ("failed", self.index, text))
 
 
 def _no_delay(connection: Connection) -> None:
@@ -297,9 +373,15 @@ _MESH: Mesh | None = None
 _MESH_LOCK = threading.Lock()
 
 
-def mesh_for(config: WorkerConfig) -> Mesh:
-    """This process's connections (made by the first run, kept for the later ones)."""
+def mesh_for(config: WorkerConfig) -> Transport:
+    """This process's connections (made by the first run, kept for the later ones): sockets,
+    or Ray when the worker runs in a Ray actor (``deltaflow spawn --ray``)."""
     global _MESH
+    if config.transport == "ray":
+        import importlib
+
+        # Imported by name: Ray is an optional extra, only a Ray actor's run gets here.
+        return importlib.import_module("deltaflow.engine.workers.ray_transport").actor_mesh(config)
     with _MESH_LOCK:
         if _MESH is None or _MESH.config != config:
             _MESH = Mesh(config)

@@ -1,0 +1,281 @@
+"""Persistence on several workers: one checkpoint of all of them, one manifest.
+
+Each worker records what its own inputs commit, as one worker does
+(:class:`deltaflow.persistence.run.PersistentRun`): the inputs split by path on every worker,
+the others on worker 0. Worker 0 decides when to checkpoint, as one worker would (a time it
+processed and every output, all on worker 0, flushed). It then asks the others
+(``("checkpoint", number, time, final)``, sent after the time messages up to ``time``, so each
+has processed exactly those times when it reads it); each stores the rows its inputs gave up to
+``time`` as its own chunks of that checkpoint and answers with them and its offset frontiers
+(``("checkpointed", number, shares)``). Worker 0 stores its own chunks meanwhile and writes the
+manifest — naming every worker's chunks and frontiers — only once all answered: a worker that
+dies before answering fails the run and leaves the previous checkpoint the newest one.
+
+A restart, on any number of workers, loads the checkpoint worker 0 chose (``("restore",
+number)``). Every worker reads all of it and keeps its share under the new count: for an input
+split by path, the rows of the paths it now owns and their offsets (a file read by worker 1 of
+two may be worker 0's of one); everything else goes to worker 0. The operators' state is not
+stored but rebuilt by replaying the rows (see ``docs/persistence.md``): each worker replays
+its share at one time worker 0 announces (``("replay", time, exchanges)``), and the exchanges
+of that time give every partitioned operator the keys it owns under the new count. Operators
+with a saved state (``deduplicate``) run on worker 0 and keep it there.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+from deltaflow.engine.workers.inputs import SplitInputHandle, path_share
+from deltaflow.engine.workers.transport import WorkerError
+from deltaflow.persistence.checkpoints import SOURCE, Checkpoint, ChunkRef, decode_key
+from deltaflow.persistence.run import PersistentRun, RecordingHandle
+
+logger = logging.getLogger("deltaflow.workers")
+
+#: What a worker answers for one input: its new chunks and its frontier.
+Share = tuple[list[ChunkRef], dict[Any, Any]]
+
+
+class RecordingSplitHandle(SplitInputHandle):
+    """Worker 0's handle of an input split by path, recording what its own source pushed (as
+    :class:`RecordingHandle` does) once the engine takes it."""
+
+    def __init__(
+        self, name: str, notify: Callable[[], None], peers: list[int], *, static: bool, tags: Any
+    ) -> None:
+        super().__init__(name, notify, peers, static=static)
+        self._recorder = RecordingHandle(name, lambda: None, tags)
+
+    def push(
+        self,
+        batch: pl.DataFrame,
+        *,
+        time: int | None = None,
+        offsets: Any = None,
+        consolidated: bool = False,
+        more: bool = False,
+    ) -> None:
+        if batch.height == 0 and offsets is None:
+            return
+        with self._lock:  # the push and its sources are one step
+            self._recorder._sources.append(self._recorder._source_column(batch.height))
+            super().push(batch, time=time, offsets=offsets, consolidated=consolidated, more=more)
+
+    def take(self) -> list[Any]:
+        with self._lock:
+            before = list(self._pending)
+            taken = super().take()
+            count = len(before) - len(self._pending)  # all pending, or none (static input)
+            for pushed in before[:count]:
+                self._recorder._taken.append(
+                    (pushed.batch, self._recorder._sources.popleft(), pushed.offsets)
+                )
+        return taken
+
+    def drain(self) -> list[tuple[pl.DataFrame, pl.Series | None, Any]]:
+        return self._recorder.drain()
+
+
+def split_handle(
+    persistence: PersistentRun | None,
+    handle: Any,
+    notify: Callable[[], None],
+    peers: list[int],
+    *,
+    static: bool,
+) -> SplitInputHandle:
+    """Worker 0's handle for an input split by path, replacing ``handle`` (a recording one
+    when the input is persisted)."""
+    if persistence is None or not isinstance(handle, RecordingHandle):
+        return SplitInputHandle(handle.name, notify, peers, static=static)
+    replaced = RecordingSplitHandle(handle.name, notify, peers, static=static, tags=handle._tags)
+    persistence.replace_handle(handle, replaced)
+    return replaced
+
+
+class WorkerCheckpoints:
+    """This worker's part of the checkpoints of a run on several workers."""
+
+    def __init__(self, persistence: PersistentRun, runtime: Any) -> None:
+        self.persistence = persistence
+        self.runtime = runtime
+        self.mesh = runtime.mesh
+        self.index: int = runtime.config.index
+        self.count: int = runtime.config.count
+        self.coordinator: bool = runtime.config.is_coordinator
+        #: While worker 0 announces the replay time (``PartitionedRuntime._process``).
+        self.replaying = False
+        self._deferred: Callable[[], None] | None = None
+        self._replay: list[tuple[int, pl.DataFrame]] = []
+        # Worker 0: each other worker's latest frontier, per input.
+        self._frontiers: dict[int, dict[str, dict[Any, Any]]] = {p: {} for p in self.mesh.peers}
+        # The others: per input, the batches taken from it, waiting for their time.
+        self._waiting: dict[str, collections.deque[Any]] = {}
+        self._processed: set[int] = set()
+        persistence.peers = self
+
+    # --- the restart -------------------------------------------------------------------------
+    def load(self, store: Any) -> Checkpoint | None:
+        """The checkpoint to restore: worker 0 finds the newest usable one and tells the
+        others, which load that one (so all restore the same, whatever is written later)."""
+        if self.coordinator:
+            checkpoint: Checkpoint | None = store.load_latest()
+            self.mesh.broadcast(("restore", None if checkpoint is None else checkpoint.number))
+            return checkpoint
+        message = self.mesh.receive(0)
+        if message[0] != "restore":
+            raise WorkerError(
+                f"worker {self.index}: expected the checkpoint to restore from worker 0, "
+                f"got {message[0]!r}"
+            )
+        if message[1] is None:
+            return None
+        loaded: Checkpoint | None = store.load_latest(message[1])
+        if loaded is None or loaded.number != message[1]:
+            raise WorkerError(
+                f"worker {self.index}: checkpoint {message[1]}, which worker 0 restores, "
+                f"cannot be read here (is the persistence store shared by all workers?)"
+            )
+        return loaded
+
+    def own_share(
+        self,
+        persistent_id: str,
+        session: Any,
+        alive: pl.DataFrame | None,
+        frontier: dict[Any, Any],
+    ) -> tuple[pl.DataFrame | None, dict[Any, Any]]:
+        """This worker's share of an input's restored rows and frontier under the current
+        worker count: for an input split by path, the rows and offsets of the paths it owns
+        (rows without a source: worker 0's); for any other input, all of them on worker 0."""
+        owns = getattr(session, "path_share", None)
+        if owns is None:
+            return (alive, frontier) if self.coordinator else (None, {})
+        if self.coordinator:  # the others' frontiers until they report their own
+            for peer in self.mesh.peers:
+                theirs = path_share(peer, self.count)
+                self._frontiers[peer][persistent_id] = {
+                    key: value for key, value in frontier.items() if theirs(str(key))
+                }
+        mine = {key: value for key, value in frontier.items() if owns(str(key))}
+        if alive is None or alive.height == 0:
+            return alive, mine
+        sources = alive[SOURCE].unique().to_list()
+        kept = [text for text in sources if text is not None and owns(str(decode_key(text)))]
+        keep = pl.col(SOURCE).is_in(kept)
+        if self.coordinator:
+            keep = keep | pl.col(SOURCE).is_null()
+        return alive.filter(keep), mine
+
+    def defer_replay(
+        self, replay_or_emit: Callable[[], None], batches: list[tuple[int, pl.DataFrame]]
+    ) -> None:
+        """Keep the replay until the workers agreed on the plan: worker 0 runs
+        ``replay_or_emit`` then; the others keep their ``batches`` for the replay time."""
+        if self.coordinator:
+            self._deferred = replay_or_emit
+        else:
+            self._replay = batches
+
+    def run_deferred(self) -> None:
+        """On worker 0: replay the checkpoint now (every worker its share)."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is None:
+            return
+        self.replaying = True
+        try:
+            deferred()
+        finally:
+            self.replaying = False
+
+    def replay_batches(self) -> list[tuple[int, pl.DataFrame]]:
+        """On another worker: its share of the checkpoint, for the replay time."""
+        batches, self._replay = self._replay, []
+        return batches
+
+    # --- worker 0 ----------------------------------------------------------------------------
+    def ask(self, number: int, time: int, *, final: bool) -> None:
+        """Ask every other worker for its part of checkpoint ``number`` (times up to
+        ``time``)."""
+        self.mesh.broadcast(("checkpoint", number, time, final))
+
+    def collect(self, number: int) -> dict[str, list[Share]]:
+        """Every other worker's answer for checkpoint ``number``, per input."""
+        shares: dict[str, list[Share]] = {}
+        for peer in self.mesh.peers:
+            message = self.mesh.receive(peer)
+            if message[0] != "checkpointed" or message[1] != number:
+                raise WorkerError(
+                    f"worker 0: expected worker {peer}'s part of checkpoint {number}, "
+                    f"got {message[:2]}"
+                )
+            for persistent_id, (chunks, frontier) in message[2].items():
+                shares.setdefault(persistent_id, []).append((chunks, frontier))
+                self._frontiers[peer][persistent_id] = frontier
+        return shares
+
+    def frontiers(self, persistent_id: str) -> list[dict[Any, Any]]:
+        """The other workers' latest frontiers of an input, for the manifest."""
+        return [
+            self._frontiers[peer][persistent_id]
+            for peer in self.mesh.peers
+            if self._frontiers[peer].get(persistent_id)
+        ]
+
+    def cancel(self) -> None:
+        """The run did not end normally: no final checkpoint (the others stop waiting)."""
+        with contextlib.suppress(WorkerError):
+            self.mesh.broadcast(("no-checkpoint",))
+
+    # --- the other workers -------------------------------------------------------------------
+    def processed(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> None:
+        """On a worker other than 0: ``batches`` were processed at ``time``. The batches its
+        inputs gave the engine are taken when reported, before their time; they count for
+        a checkpoint once processed (and an input's offsets once all before them are)."""
+        self._processed.update(id(batch) for _, batch in batches)
+        released: dict[str, list[Any]] = {}
+        for entry in self.persistence._inputs:
+            waiting = self._waiting.setdefault(entry.persistent_id, collections.deque())
+            waiting.extend(entry.handle.drain())
+            done = released.setdefault(entry.persistent_id, [])
+            while waiting and (waiting[0][0].height == 0 or id(waiting[0][0]) in self._processed):
+                record = waiting.popleft()
+                self._processed.discard(id(record[0]))
+                done.append(record)
+        self.persistence.collect(time, released)
+
+    def write_share(self, message: tuple[Any, ...]) -> None:
+        """Worker 0 asked for this worker's part of a checkpoint: store its rows of the
+        times up to the checkpointed one as chunks, and answer with them and the frontiers."""
+        _, number, time, _final = message
+        segments = self.persistence.take_segments(time)
+        states = self.persistence.new_chunks(segments, number, suffix=f"-w{self.index}")
+        for entry in self.persistence._inputs:
+            entry.state.frontier = states[entry.persistent_id].frontier
+        shares = {pid: (state.chunks, state.frontier) for pid, state in states.items()}
+        self.mesh.send(0, ("checkpointed", number, shares))
+
+    def finish(self, commit: bool) -> None:
+        """The run ended here: when it ended normally, answer worker 0's last requests, up
+        to its final checkpoint (or its word that there is none). A replay
+        (``SnapshotAccess.REPLAY``) writes no checkpoint: nothing to wait for."""
+        if not commit or self.persistence.replays_outputs:
+            return
+        while True:
+            message = self.mesh.receive(0)
+            if message[0] == "no-checkpoint":
+                return
+            if message[0] != "checkpoint":
+                raise WorkerError(
+                    f"worker {self.index}: expected the final checkpoint from worker 0, "
+                    f"got {message[0]!r}"
+                )
+            self.write_share(message)
+            if message[3]:
+                return
