@@ -54,6 +54,7 @@ logger = logging.getLogger("deltaflow.io")
 KINDS = ("insert", "delete", "upsert", "truncate")
 _ID_BLOCK = 4096  # position ids computed at once for small commits
 _ONES = pl.Series(DIFF, [1] * _ID_BLOCK, dtype=pl.Int64)
+_MINUS_ONES = -_ONES
 
 
 def _with_column(frame: pl.DataFrame, column: pl.Series) -> pl.DataFrame:
@@ -61,14 +62,15 @@ def _with_column(frame: pl.DataFrame, column: pl.Series) -> pl.DataFrame:
     columns = [column if name == column.name else frame[name] for name in frame.columns]
     if column.name not in frame.columns:
         columns.append(column)
-    return pl.DataFrame(columns)
+    return frame_of(columns)
 
 
-def _ones(count: int) -> pl.Series:
-    """A ``_diff`` column of ``count`` ones (a slice of a kept one for small commits)."""
+def _ones(count: int, sign: int = 1) -> pl.Series:
+    """A ``_diff`` column of ``count`` ones, or minus ones (a slice of a kept one for small
+    commits)."""
     if count <= _ID_BLOCK:
-        return _ONES.slice(0, count)
-    return pl.Series(DIFF, [1], dtype=pl.Int64).extend_constant(1, count - 1)
+        return (_ONES if sign > 0 else _MINUS_ONES).slice(0, count)
+    return pl.Series(DIFF, [sign], dtype=pl.Int64).extend_constant(sign, count - 1)
 
 
 _PART_ROWS = 100_000  # a block with this many rows ready may push them as a part of its time
@@ -519,7 +521,7 @@ class InputSession(Source):
             return _with_column(rows, _ones(rows.height))
         if kind == "delete":
             if not self.keep_row_state:
-                return _with_column(rows, -_ones(rows.height))
+                return _with_column(rows, _ones(rows.height, -1))
             old = [self._state.pop(i) for i in rows[ID].to_list()]
             return self._frame_of([r for r in old if r is not None], -1)
         if kind == "truncate":  # the source was emptied: retract every current row
@@ -562,5 +564,4 @@ class InputSession(Source):
                 series.append(pl.Series(name, list(values)).cast(dtype))
             else:
                 series.append(series_of_values(name, list(values), dtype))
-        ones = _ones(len(rows))
-        return frame_of([*series, ones if diff == 1 else -ones])
+        return frame_of([*series, _ones(len(rows), diff)])
