@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 
 import deltaflow as pw
 from deltaflow.engine import batch
-from deltaflow.engine.stateful import arrangement, join, reduce
+from deltaflow.engine.stateful import arrangement, join, reduce, reduce_columns
 from test_stateful_properties import REDUCERS, Event, check, update_streams
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MODES = {"big": 0, "small": 10**9, "rows": 10**9, "mixed": 2}
+MODES = {"big": 0, "small": 10**9, "few": 10**9, "rows": 10**9, "mixed": 2}
 
 
 @contextlib.contextmanager
@@ -41,8 +41,11 @@ def paths(mode: str) -> Iterator[None]:
         arrangement.SMALL_INSERT,
         batch.SMALL_BATCH,
         reduce.COLUMN_GROUPS,
+        reduce_columns.FEW_ROWS,
     )
     limit = MODES[mode]
+    # "small": every column-path delta folded with NumPy; "few": every one in Python.
+    reduce_columns.FEW_ROWS = {"small": 0, "few": 10**9}.get(mode, reduce_columns.FEW_ROWS)
     reduce.COLUMN_GROUPS = mode != "rows"
     reduce.SMALL_DELTA_ROWS = limit
     reduce.COLUMN_DELTA_ROWS = limit
@@ -61,6 +64,7 @@ def paths(mode: str) -> Iterator[None]:
             arrangement.SMALL_INSERT,
             batch.SMALL_BATCH,
             reduce.COLUMN_GROUPS,
+            reduce_columns.FEW_ROWS,
         ) = saved
 
 
@@ -119,6 +123,33 @@ def test_folded_and_recomputed_reducers_on_both_paths(stream: list[Event], mode:
         check(folded, stream)
         check(whole, stream)
         check(by_pointer, stream)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bursty_streams(), st.sampled_from(["few", "small"]))
+def test_column_path_folds_a_few_rows_as_numpy_does(stream: list[Event], mode: str) -> None:
+    """The column path's Python fold of a few rows (``fold_few``) and its NumPy fold give the
+    results a recomputation gives, float sums and averages included."""
+
+    def simple(t: pw.Table) -> pw.Table:
+        scaled = t.select(t.k, t.v, f=t.v * 0.1)
+        return scaled.groupby(scaled.k).reduce(
+            scaled.k,
+            n=pw.reducers.count(),
+            s=pw.reducers.sum(scaled.v),
+            a=pw.reducers.avg(scaled.v),
+            fs=pw.reducers.sum(scaled.f),
+            fa=pw.reducers.avg(scaled.f),
+        )
+
+    def extremes(t: pw.Table) -> pw.Table:
+        return t.groupby(t.k).reduce(
+            t.k, n=pw.reducers.count(), lo=pw.reducers.min(t.v), hi=pw.reducers.max(t.v)
+        )
+
+    with paths(mode):
+        check(simple, stream)
+        check(extremes, stream)
 
 
 @SETTINGS

@@ -302,6 +302,113 @@ def output_frame(
     return frame_of(series)
 
 
+#: Deltas of up to this many rows are folded by :func:`fold_few` in plain Python: the NumPy
+#: fold's dozens of array calls cost more than a loop over a few rows.
+FEW_ROWS = 8
+
+
+def fold_few(
+    state: ColumnGroups,
+    slots: list[int],
+    diffs: list[int],
+    args: list[list[Any] | None],
+    columns: list[tuple[str, pl.DataType]],
+    read: list[int],
+    width: int,
+) -> pl.DataFrame | None:
+    """:class:`Fold` and :func:`output_frame` for a delta of a few rows, with Python scalars:
+    the same state changes and the same output rows (retractions first, then insertions, each
+    in slot order). ``args`` holds each reducer's argument values as a list (None: unread)."""
+    touched = sorted(set(slots))
+    before = {slot: _snapshot(state, slot) for slot in touched}
+    count = state.count
+    for slot, diff in zip(slots, diffs, strict=True):
+        count[slot] += diff
+    for n, i in enumerate(state.accumulated):
+        values = args[i]
+        assert values is not None
+        terms: dict[int, list[Any]] = {}
+        for slot, diff, value in zip(slots, diffs, values, strict=True):
+            terms.setdefault(slot, []).append(value * diff)
+        accs = state.accs[n]
+        for slot, group_terms in terms.items():
+            # As the NumPy fold: the minibatch's sum per group (exact when several terms),
+            # starting from a zero, then one addition to the running total.
+            if len(group_terms) > 1 and state.floats[i]:
+                total = exact_sum(group_terms)
+            else:
+                total = 0.0 if state.floats[i] else 0
+                for term in group_terms:
+                    total += term
+            accs[slot] += total
+    for i, array in state.extremes.items():
+        values = args[i]
+        assert values is not None
+        largest = state.kinds[i] == "max"
+        for slot in touched:
+            if before[slot][0] <= 0:  # a group with no rows before: its extreme starts anew
+                array[slot] = np.iinfo(np.int64).min if largest else np.iinfo(np.int64).max
+        for slot, value in zip(slots, values, strict=True):
+            current = array[slot]
+            if (value > current) if largest else (value < current):
+                array[slot] = value
+    after = {slot: _snapshot(state, slot) for slot in touched}
+    state.dirty.update(touched)
+    values_from = 1 + len(state.accs)  # in a snapshot: count, accumulators, then values
+    gone: list[int] = []
+    come: list[int] = []
+    for slot in touched:
+        had, has = before[slot][0] > 0, after[slot][0] > 0
+        same = (
+            had
+            and has
+            and all(
+                old == new or (old != old and new != new)  # NaN == NaN here, as in Fold
+                for old, new in zip(before[slot][values_from:], after[slot][values_from:])
+            )
+        )
+        if had and not same:
+            gone.append(slot)
+        if has and not same:
+            come.append(slot)
+    if not gone and not come:
+        return None
+    rows = [before[slot] for slot in gone] + [after[slot] for slot in come]
+    chosen = gone + come
+    series: list[pl.Series] = []
+    for at in read:
+        name, dtype = columns[at]
+        if at < width:  # key hash and keys
+            cells = [state.groups[slot][at] for slot in chosen]
+        elif at == width:
+            cells = [state.ids[slot] for slot in chosen]
+        else:
+            cells = [row[at - width - 1] for row in rows]
+        series.append(series_of_values(name, cells, dtype))
+    series.append(series_of_values(DIFF, [-1] * len(gone) + [1] * len(come), pl.Int64))
+    return frame_of(series)
+
+
+def _snapshot(state: ColumnGroups, slot: int) -> list[Any]:
+    """:meth:`ColumnGroups.snapshot` of one slot, as Python scalars."""
+    count = int(state.count[slot])
+    out: list[Any] = [count, *(a[slot].item() for a in state.accs)]
+    for i, kind in enumerate(state.kinds):
+        if kind == "count":
+            out.append(count)
+        elif kind in ("min", "max"):
+            out.append(int(state.extremes[i][slot]))
+        else:
+            acc = state.accs[state.accumulated.index(i)][slot].item()
+            if kind == "sum":
+                out.append(acc)
+            elif count:  # the average, divided as NumPy divides (both as float64)
+                out.append(float(acc) / float(count))
+            else:
+                out.append(float("nan"))
+    return out
+
+
 def _series(name: str, values: np.ndarray | list[Any], dtype: pl.DataType) -> pl.Series:
     if isinstance(values, list):
         return series_of_values(name, values, dtype)
@@ -309,4 +416,12 @@ def _series(name: str, values: np.ndarray | list[Any], dtype: pl.DataType) -> pl
     return series if series.dtype == dtype else series.cast(dtype)
 
 
-__all__ = ["ColumnGroups", "Fold", "eligible", "output_frame", "sum_is_safe"]
+__all__ = [
+    "FEW_ROWS",
+    "ColumnGroups",
+    "Fold",
+    "eligible",
+    "fold_few",
+    "output_frame",
+    "sum_is_safe",
+]

@@ -18,8 +18,15 @@ from deltaflow._float_sums import compensate_small_sums, exact_sum
 from deltaflow._small_frames import frame_of, series_of_array, series_of_values
 from deltaflow.engine.batch import DIFF, ID, consolidate, project
 from deltaflow.engine.operators import Delta, projection_exprs, run_projection
+from deltaflow.engine.stateful import reduce_columns
 from deltaflow.engine.stateful.arrangement import KH, TIME, key_hash_expr
-from deltaflow.engine.stateful.reduce_columns import ColumnGroups, Fold, output_frame, sum_is_safe
+from deltaflow.engine.stateful.reduce_columns import (
+    ColumnGroups,
+    Fold,
+    fold_few,
+    output_frame,
+    sum_is_safe,
+)
 from deltaflow.engine.stateful.reduce_plan import SmallPlan
 from deltaflow.engine.stateful.reduce_state import KNOWN_LIMIT, LAST_TIME, ReduceState
 from deltaflow.reducers import Row, inverts
@@ -360,14 +367,21 @@ class ReduceRowPath(ReduceState):
             return NOT_FOLDED
         if self.rows is not None:
             self.rows.insert(frame)
-        fold = Fold(state, slots, diffs, args)
-        out = output_frame(
-            state,
-            fold,
-            [(name, dtype) for name, dtype, _ in plan.columns],
-            plan.read_by_post,
-            width,
-        )
+        layout = [(name, dtype) for name, dtype, _ in plan.columns]
+        if len(groups) <= reduce_columns.FEW_ROWS:  # (read here: tests change it)
+            out = fold_few(
+                state,
+                slots.tolist(),
+                diffs.tolist(),
+                [None if a is None else a.tolist() for a in args],
+                layout,
+                plan.read_by_post,
+                width,
+            )
+        else:
+            out = output_frame(
+                state, Fold(state, slots, diffs, args), layout, plan.read_by_post, width
+            )
         if out is None:
             return None
         if plan.injective:  # one row per changed group: distinct output rows
