@@ -14,6 +14,7 @@ _ops = st.lists(
     st.one_of(
         st.tuples(st.just("put"), _ids, st.integers()),
         st.tuples(st.just("put_rows"), st.lists(st.tuples(_ids, st.integers()), max_size=12)),
+        st.tuples(st.just("replace"), st.lists(st.tuples(_ids, st.integers()), max_size=12)),
         st.tuples(st.just("pop"), _ids),
         st.tuples(st.just("clear")),
     ),
@@ -35,6 +36,14 @@ def test_behaves_as_a_dict_of_rows(ops: list[tuple]) -> None:
             rows = [(key, value) for key, value in op[1]]
             store.put_rows(rows)
             model.update((row[0], row) for row in rows)
+        elif op[0] == "replace":
+            rows = [(key, value) for key, value in op[1]]
+            expected = []
+            for row in rows:  # what one put after another replaces
+                if row[0] in model:
+                    expected.append(model[row[0]])
+                model[row[0]] = row
+            assert store.replace_rows(rows) == expected
         elif op[0] == "pop":
             assert store.pop(op[1]) == model.pop(op[1], None)
         else:

@@ -46,16 +46,47 @@ class RowsById:
 
     def put_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Store each row under its first value (its id); a later row of one id wins."""
-        slots = self._slots
         keys = [row[0] for row in rows]
-        fresh = not self._free and not any(map(slots.__contains__, keys))
-        if fresh and len(set(keys)) == len(keys):
-            start = self._take(len(rows))  # all new and distinct: one run of slots
-            slots.update(zip(keys, range(start, start + len(rows))))
-            self._rows[start : start + len(rows)] = np.fromiter(rows, dtype=object, count=len(rows))
+        if not any(map(self._slots.__contains__, keys)) and len(set(keys)) == len(keys):
+            self._put_new(keys, rows)
             return
         for row in rows:
             self.put(row[0], row)
+
+    def _put_new(self, keys: list[Hashable], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Store rows under distinct ids that have none yet."""
+        if self._free:
+            for key, row in zip(keys, rows, strict=True):
+                self.put(key, row)
+            return
+        start = self._take(len(rows))  # one run of never used slots
+        self._slots.update(zip(keys, range(start, start + len(rows))))
+        self._rows[start : start + len(rows)] = _objects(rows)
+
+    def replace_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Store each row under its id (its first value), as :meth:`put` one by one would,
+        and return the rows they replaced, in order. Distinct ids are handled a batch at a
+        time: the replaced rows read and written with one array access each."""
+        keys = [row[0] for row in rows]
+        if len(set(keys)) != len(keys):  # an id twice: its second row replaces its first
+            replaced = []
+            for key, row in zip(keys, rows, strict=True):
+                old = self.get(key)
+                if old is not None:
+                    replaced.append(old)
+                self.put(key, row)
+            return replaced
+        found = list(map(self._slots.get, keys))
+        present = [i for i, slot in enumerate(found) if slot is not None]
+        replaced = []
+        if present:
+            at = np.fromiter((found[i] for i in present), dtype=np.int64, count=len(present))
+            replaced = self._rows[at].tolist()
+            self._rows[at] = _objects([rows[i] for i in present])
+        if len(present) < len(rows):
+            absent = [i for i, slot in enumerate(found) if slot is None]
+            self._put_new([keys[i] for i in absent], [rows[i] for i in absent])
+        return replaced
 
     def pop(self, key: Hashable) -> tuple[Any, ...] | None:
         slot = self._slots.pop(key, None)
@@ -84,3 +115,8 @@ class RowsById:
             grown[:start] = self._rows[:start]
             self._rows = grown
         return start
+
+
+def _objects(rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
+    """A one-dimensional object array of the rows (``np.array`` would make a table of them)."""
+    return np.fromiter(rows, dtype=object, count=len(rows))

@@ -533,12 +533,7 @@ class InputSession(Source):
         if kind == "upsert":
             if not self.keep_row_state:
                 raise RuntimeError("upsert rows need a session created with keep_row_state=True")
-            retracted = []
-            for row in rows.rows():
-                previous = self._state.get(row[0])
-                if previous is not None:
-                    retracted.append(previous)
-                self._state.put(row[0], row)
+            retracted = self._state.replace_rows(rows.rows())
             inserted = _with_column(rows, _ones(rows.height))
             retractions = self._frame_of(retracted, -1)
             if retractions is None:
