@@ -328,8 +328,13 @@ class FileWriter(Writer):
         self._open().flush()
 
     def position(self) -> int:
-        """The file's length after the last flush (what a checkpoint keeps of it)."""
-        return int(self._open().tell())
+        """The file's length after the last flush (what a checkpoint keeps of it). Flushed
+        here too: the checkpoint a fresh run writes before its first output records the
+        header, which must then be in the file (a run killed after that checkpoint would
+        otherwise leave a file shorter than recorded, and its restart one without header)."""
+        handle = self._open()
+        handle.flush()
+        return int(handle.tell())
 
     def resume(self, position: Any) -> None:
         """Continue the file of the run that wrote the checkpoint: what it wrote after

@@ -106,17 +106,24 @@ class RecordingHandle(SourceHandle):
     ) -> None:
         if batch.height == 0 and offsets is None:
             return
-        sources = self._source_column(batch.height)
         with self._lock:  # a re-entrant lock: the push and its record are one step
-            self._sources.append(sources)
+            self.note_push(batch.height)
             super().push(batch, time=time, offsets=offsets, consolidated=consolidated, more=more)
 
     def take(self) -> list[Pushed]:
         with self._lock:
             pending = super().take()
-            for batch, _, offsets, _more in pending:
-                self._taken.append((batch, self._sources.popleft(), offsets))
+            for pushed in pending:
+                self.note_taken(pushed)
         return pending
+
+    def note_push(self, rows: int) -> None:
+        """Record the sources of the next push, of ``rows`` rows (before it is pushed)."""
+        self._sources.append(self._source_column(rows))
+
+    def note_taken(self, pushed: Pushed) -> None:
+        """The engine took ``pushed``, the oldest push not yet taken."""
+        self._taken.append((pushed.batch, self._sources.popleft(), pushed.offsets))
 
     def drain(self) -> list[tuple[pl.DataFrame, pl.Series | None, Any]]:
         """The batches taken by the engine since the last call (all processed by now)."""

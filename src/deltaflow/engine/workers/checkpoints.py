@@ -64,7 +64,7 @@ class RecordingSplitHandle(SplitInputHandle):
         if batch.height == 0 and offsets is None:
             return
         with self._lock:  # the push and its sources are one step
-            self._recorder._sources.append(self._recorder._source_column(batch.height))
+            self._recorder.note_push(batch.height)
             super().push(batch, time=time, offsets=offsets, consolidated=consolidated, more=more)
 
     def take(self) -> list[Any]:
@@ -73,9 +73,7 @@ class RecordingSplitHandle(SplitInputHandle):
             taken = super().take()
             count = len(before) - len(self._pending)  # all pending, or none (static input)
             for pushed in before[:count]:
-                self._recorder._taken.append(
-                    (pushed.batch, self._recorder._sources.popleft(), pushed.offsets)
-                )
+                self._recorder.note_taken(pushed)
         return taken
 
     def drain(self) -> list[tuple[pl.DataFrame, pl.Series | None, Any]]:
