@@ -1,9 +1,11 @@
-"""Inputs read on every worker: files and objects split between the workers by path.
+"""Inputs read on every worker, each worker reading its share of the input.
 
-An input whose reader can read a share of its paths (``InputSession.splits_by_path``: the
-file connectors and S3) runs on every worker; worker ``i`` reads the paths whose stable hash
-falls to it (:func:`path_owner`). Every other input (the Python subject, databases, queues)
-runs on worker 0 only.
+An input whose reader can read a share of it (``InputSession.splits``) runs on every worker,
+and its reader is given this worker's :class:`WorkerShare` (``Reader.keep_share``). What a
+share is depends on the reader: the file connectors and S3 split their paths (worker ``i``
+reads the paths whose stable hash falls to it, :func:`path_owner`), Kafka splits the topic's
+partitions (worker ``i`` of N reads the partitions ``p`` with ``p % N == i``). Every other
+input (the Python subject, databases, HTTP) runs on worker 0 only.
 
 Times stay worker 0's to decide, by the rules of one worker (``Runtime._loop``) applied to
 the commits of all workers. A worker other than 0 keeps the commits its sources push and
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -38,22 +41,30 @@ def path_owner(path: str, count: int) -> int:
     return int.from_bytes(digest, "little") % count
 
 
-def path_share(index: int, count: int) -> Callable[[str], bool]:
-    """Whether a path is worker ``index``'s to read, among ``count`` workers."""
+@dataclass(frozen=True)
+class WorkerShare:
+    """Worker ``index``'s share, among ``count`` workers, of an input read on every worker.
 
-    def owns(path: str) -> bool:
-        return path_owner(path, count) == index
+    The same fixed rules on every worker and in every run (no negotiation between workers,
+    no consumer-group rebalance), so the shares are disjoint, cover the whole input, and a
+    worker's share does not move while the run lasts."""
 
-    return owns
+    index: int
+    count: int
+
+    def owns_path(self, path: str) -> bool:
+        """Whether this worker reads the file (object) at ``path``."""
+        return path_owner(path, self.count) == self.index
+
+    def owns_partition(self, partition: int) -> bool:
+        """Whether this worker reads the partition numbered ``partition`` of a topic."""
+        return partition % self.count == self.index
 
 
-def splits_by_path(source: Any) -> bool:
-    """Whether an input's source can run on every worker, each reading a share of its
-    paths (not when it belongs to a synchronization group, whose order is kept on one
-    worker)."""
-    return bool(getattr(source, "splits_by_path", False)) and (
-        getattr(source, "sync_group", None) is None
-    )
+def splits(source: Any) -> bool:
+    """Whether an input's source can run on every worker, each reading its share (not when
+    it belongs to a synchronization group, whose order is kept on one worker)."""
+    return bool(getattr(source, "splits", False)) and getattr(source, "sync_group", None) is None
 
 
 class RemoteCommit(pl.DataFrame):
