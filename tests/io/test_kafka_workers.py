@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka_broker import (  # noqa: F401 - *_fixture: the kafka_broker fixture
     TansuBroker,
     kafka_broker_fixture,
@@ -227,3 +228,54 @@ def test_outputs_on_every_worker_only_where_rows_stay_consolidated(tmp_path: Pat
         "file": Placement.SINGLE,
         "reindexed": Placement.SINGLE,
     }
+
+
+def test_live_commits_of_the_workers_are_taken_in_rounds() -> None:
+    """Worker 0's handle of a streaming split input: the k-th live commit of every worker
+    makes one commit; a commit with a pinned time stays alone."""
+    import polars as pl
+
+    from deltaflow.engine.workers.inputs import RemoteCommit, SplitInputHandle
+
+    handle = SplitInputHandle("in", lambda: None, [1, 2], static=False)
+    handle.push(pl.DataFrame({"x": [1, 2]}))
+    handle.push(pl.DataFrame({"x": [3]}))
+    handle.add_remote(1, [(0, None), (1, None), (2, None)], False)
+    handle.add_remote(2, [(0, None), (1, 7)], False)
+    taken = handle.take()
+    pinned = [p for p in taken if p.time is not None]
+    assert len(pinned) == 1 and pinned[0].time == 7
+    assert isinstance(pinned[0].batch, RemoteCommit) and pinned[0].batch.remote == [(2, 1)]
+    rounds = [p.batch for p in taken if p.time is None]
+    assert all(isinstance(r, RemoteCommit) for r in rounds)
+    assert [r.remote for r in rounds] == [[(1, 0), (2, 0)], [(1, 1)], [(1, 2)]]
+    assert [[f.height for f in r.local] for r in rounds] == [[2], [1], []]
+    # worker 0's rows in a placeholder are marked processed by the runtime, after their time
+    assert [r.unmarked for r in rounds] == [2, 1, 0]
+
+
+def test_batches_travel_between_workers_unchanged_in_both_ipc_formats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import polars as pl
+
+    from deltaflow.engine.workers import transport
+
+    monkeypatch.setattr(transport, "IPC_FILE_ROWS", 6)  # the file format from 6 rows
+    frame = pl.DataFrame(
+        {
+            "k": ["a", "b", None, "c", "d", "e"],
+            "v": [1, 2, 3, 4, 5, 6],
+            "o": pl.Series([(1,), {"x": 1}, None, 2, "s", [3]], dtype=pl.Object),
+        }
+    )
+    for rows in (3, 6):
+        batch = frame.head(rows)
+        encoded = transport.encode_frame(batch)
+        assert encoded is not None
+        data, order, objects = encoded
+        assert (bytes(data[:6]) == b"ARROW1") == (rows == 6)
+        back = transport.decode_frame(data, order, objects)
+        assert back.columns == batch.columns
+        assert back.drop("o").equals(batch.drop("o"))
+        assert back["o"].to_list() == batch["o"].to_list()

@@ -70,16 +70,22 @@ def splits(source: Any) -> bool:
 class RemoteCommit(pl.DataFrame):
     """A placeholder the engine loop on worker 0 takes as one commit of a split input: the
     rows pushed on worker 0 that belong to it (``local``) and the commits of other workers
-    (``remote``: ``(worker, sequence number)``) that make it. It has no rows of its own."""
+    (``remote``: ``(worker, sequence number)``) that make it. It has no rows of its own, so
+    the loop counts none of ``local`` as processed: ``unmarked`` are the rows of ``local``
+    the runtime marks processed once the commit's time is done (0 when they were already)."""
 
     local: list[pl.DataFrame]
     remote: list[tuple[int, int]]
+    unmarked: int
 
     @classmethod
-    def of(cls, local: list[pl.DataFrame], remote: list[tuple[int, int]]) -> RemoteCommit:
+    def of(
+        cls, local: list[pl.DataFrame], remote: list[tuple[int, int]], *, unmarked: int = 0
+    ) -> RemoteCommit:
         placeholder = cls()
         placeholder.local = local
         placeholder.remote = remote
+        placeholder.unmarked = unmarked
         return placeholder
 
 
@@ -133,10 +139,7 @@ class SplitInputHandle(SourceHandle):
             frames = [pushed.batch for pushed in local if pushed.batch.height]
             commit = RemoteCommit.of(frames, [(worker, seq) for worker, seq, _ in remote])
             return [Pushed(commit, None, local[-1].offsets if local else None, False)]
-        return local + [
-            Pushed(RemoteCommit.of([], [(worker, seq)]), pinned, None, False)
-            for worker, seq, pinned in remote
-        ]
+        return _rounds(local, remote)
 
     def has_pending(self) -> bool:
         return bool(self._pending or self._remote)
@@ -145,3 +148,39 @@ class SplitInputHandle(SourceHandle):
     def finished(self) -> bool:
         with self._lock:
             return self._everywhere_finished() and not self._pending and not self._remote
+
+
+def _rounds(local: list[Pushed], remote: list[tuple[int, int, int | None]]) -> list[Pushed]:
+    """The commits of a streaming split input, as the engine loop takes them: a commit with
+    a pinned time alone, and the live ones in rounds, the k-th commit of every worker (worker
+    0's own and each other's, in their order) making the k-th commit of the input. One reader
+    reading every partition commits what all of them brought in its commit period; on
+    several workers the readers commit at about the same moments, and a time per worker's
+    commit would multiply the times, each paying the whole round of messages between the
+    workers."""
+    out = [pushed for pushed in local if pushed.time is not None]
+    out.extend(
+        Pushed(RemoteCommit.of([], [(worker, sequence)]), pinned, None, False)
+        for worker, sequence, pinned in remote
+        if pinned is not None
+    )
+    own = [pushed for pushed in local if pushed.time is None]
+    theirs: dict[int, list[int]] = {}
+    for worker, sequence, pinned in remote:
+        if pinned is None:
+            theirs.setdefault(worker, []).append(sequence)
+    rounds = max([len(own), *map(len, theirs.values())])
+    for k in range(rounds):
+        mine = own[k] if k < len(own) else None
+        others = [
+            (worker, sequences[k]) for worker, sequences in theirs.items() if k < len(sequences)
+        ]
+        if not others:
+            assert mine is not None  # a round holds at least one commit
+            out.append(mine)
+            continue
+        frames = [] if mine is None else [mine.batch]
+        rows = 0 if mine is None else mine.batch.height
+        commit = RemoteCommit.of(frames, others, unmarked=rows)
+        out.append(Pushed(commit, None, None if mine is None else mine.offsets, False))
+    return out

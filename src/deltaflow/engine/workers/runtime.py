@@ -317,9 +317,11 @@ class PartitionedRuntime(Runtime):
         then process it."""
         local: list[tuple[int, pl.DataFrame]] = []
         chosen: dict[int, list[int]] = {peer: [] for peer in self.mesh.peers}
+        unmarked: list[tuple[int, int]] = []  # rows of worker 0 in placeholders (see inputs)
         for index, batch in batches:
             if isinstance(batch, RemoteCommit):
                 local.extend((index, frame) for frame in batch.local)
+                unmarked.append((index, batch.unmarked))
                 for worker, sequence in batch.remote:
                     chosen[worker].append(sequence)
             else:
@@ -329,6 +331,9 @@ class PartitionedRuntime(Runtime):
         for peer in self.mesh.peers:
             self.mesh.send(peer, ("time", time, ordered, tuple(chosen[peer])))
         self._run_time(time, local, exchanges)
+        for index, rows in unmarked:
+            if rows:
+                self.inputs[index][1].mark_processed(rows)
         if self._self_timed:
             self._process_requested_times()
 
