@@ -182,6 +182,12 @@ def test_partition_shares_are_disjoint_and_cover_the_topic() -> None:
         ]
         assert all(len(o) == 1 for o in owners)
         assert [o[0] for o in owners] == [p % count for p in range(12)]
+    # Offset keys: Kafka's (topic, partition), else a path.
+    share = WorkerShare(1, 2)
+    assert share.owns_offset_key(("t", 3)) and not share.owns_offset_key(["t", 2])
+    paths = [f"data/{i}.csv" for i in range(20)]
+    assert [share.owns_offset_key(p) for p in paths] == [share.owns_path(p) for p in paths]
+    assert any(share.owns_path(p) for p in paths) and not all(share.owns_path(p) for p in paths)
 
 
 def _placements() -> dict[str, Placement]:

@@ -60,6 +60,14 @@ class WorkerShare:
         """Whether this worker reads the partition numbered ``partition`` of a topic."""
         return partition % self.count == self.index
 
+    def owns_offset_key(self, key: Any) -> bool:
+        """Whether an input's offset key (a frontier's key, a restored row's source part) is
+        this worker's: ``(topic, partition)`` for Kafka, a path (object key) for files and
+        S3. Persistence splits a restored input's frontier and rows by it."""
+        if isinstance(key, tuple | list) and len(key) == 2 and isinstance(key[1], int):
+            return self.owns_partition(key[1])
+        return self.owns_path(str(key))
+
 
 def splits(source: Any) -> bool:
     """Whether an input's source can run on every worker, each reading its share (not when
