@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,12 @@ def _produce(broker: TansuBroker, topic: str) -> tuple[dict[str, int], dict[int,
     return dict(counts), per_partition
 
 
-def _messages(broker: TansuBroker, topic: str) -> list[dict[str, Any]]:
-    """The JSON values of every message of ``topic`` (read until none came for a second)."""
+def _messages(
+    broker: TansuBroker, topic: str, complete: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """The JSON values of every message of ``topic``: read until ``complete`` says all
+    expected ones came (within 60 s: the broker may stall for seconds), then until none
+    came for a second (so that a message too many is seen)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer(broker.settings(**{"enable.auto.commit": "false"}))
@@ -82,11 +87,15 @@ def _messages(broker: TansuBroker, topic: str) -> list[dict[str, Any]]:
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        quiet_until = time.monotonic() + 5.0  # the first fetch may take a while
-        while time.monotonic() < quiet_until:
+        deadline = time.monotonic() + 60.0
+        quiet_until = None
+        while time.monotonic() < (deadline if quiet_until is None else quiet_until):
             message = consumer.poll(0.2)
             if message is not None and not message.error():
                 values.append(json.loads(message.value()))
+                if quiet_until is not None:
+                    quiet_until = time.monotonic() + 1.0
+            if quiet_until is None and complete(values):
                 quiet_until = time.monotonic() + 1.0
     finally:
         consumer.close()
@@ -100,6 +109,16 @@ def _final_counts(messages: list[dict[str, Any]]) -> dict[str, int]:
     final = +state
     assert all(n == 1 for n in final.values()), final
     return {word: count for word, count in final}
+
+
+def _counts_are(expected: dict[str, int]) -> Callable[[list[dict[str, Any]]], bool]:
+    def complete(messages: list[dict[str, Any]]) -> bool:
+        state: Counter[tuple[str, int]] = Counter()
+        for m in messages:
+            state[(m["word"], m["count"])] += m["diff"]
+        return dict(+state) == {(w, c): 1 for w, c in expected.items()}
+
+    return complete
 
 
 def _consolidated_per_time(messages: list[dict[str, Any]]) -> None:
@@ -145,10 +164,10 @@ def _run(broker: TansuBroker, mode: str, workers: tuple[int, ...], tmp: Path) ->
             "expected": expected,
         }
         stderr = _spawn(n, spec, tmp)
-        counted = _messages(broker, target)
+        counted = _messages(broker, target, _counts_are(expected))
         assert _final_counts(counted) == expected, f"{n} workers"
         _consolidated_per_time(counted)
-        copied = _messages(broker, rows)
+        copied = _messages(broker, rows, lambda messages: len(messages) >= total)
         assert Counter(m["word"] for m in copied) == Counter(expected), f"{n} workers"
         if n == 1:
             continue
@@ -285,3 +304,24 @@ def test_batches_travel_between_workers_unchanged_in_both_ipc_formats(
         assert back.columns == batch.columns
         assert back.drop("o").equals(batch.drop("o"))
         assert back["o"].to_list() == batch["o"].to_list()
+
+
+def test_deltas_are_split_by_key_alike_small_and_big() -> None:
+    """The gather path (small deltas) and the filter path give every worker the same rows."""
+    import polars as pl
+
+    from deltaflow.engine.workers import placement
+
+    delta = pl.DataFrame({"w": [f"w{i % 37}" for i in range(300)], "n": list(range(300))})
+    hashes = delta.select(placement.key_hash_expr([pl.col("w")]).alias("h"))["h"]
+    for workers in (1, 2, 3):
+        small = placement.split_by_key(delta, hashes, workers)
+        shares = ((hashes // placement._SHARE_DIVISOR) % workers).cast(pl.UInt32)
+        big = [delta.filter(shares == w) for w in range(workers)]
+        assert [s.to_dicts() for s in small] == [b.to_dicts() for b in big]
+        assert sum(s.height for s in small) == 300
+        assert all(s.height for s in small)  # 37 keys: every worker gets some
+        # a key is never on two workers
+        assert len({w for s in small for w in s["w"].unique()}) == sum(
+            s["w"].n_unique() for s in small
+        )
