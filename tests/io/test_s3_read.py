@@ -399,7 +399,7 @@ def test_objects_are_split_between_workers_by_key(s3: MotoS3, tmp_path: Path) ->
         assert done.returncode == 0, done.stderr[-3000:]
         results.append(json.loads(out.read_text()))
         if workers == 2:
-            read = re.findall(r"(\d+) rows read here from inputs split by path", done.stderr)
+            read = re.findall(r"(\d+) rows read here from split inputs", done.stderr)
             assert len(read) == 2 and all(int(n) > 0 for n in read), done.stderr[-3000:]
             assert sum(int(n) for n in read) == sum(10 + obj for obj in range(12))
     one, two = results

@@ -183,6 +183,11 @@ class Sink(ABC):
     #: together are the time's consolidated changes), as when a big file streams through
     #: row-wise operators. Sinks that need the whole time in one call leave it False.
     accepts_parts: bool = False
+    #: Whether the destination takes several writers at once (a Kafka topic): with several
+    #: workers, each then writes the rows it holds (see ``engine.workers.placement``).
+    #: Destinations that need one writer (a file, a SQLite database, a callback) leave it
+    #: False and get every row on worker 0.
+    several_writers: bool = False
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Called once before the first time is processed."""

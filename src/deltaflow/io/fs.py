@@ -21,7 +21,7 @@ import os
 import time as _time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from deltaflow.error_display import user_call
 from deltaflow.io._core.arguments import (
@@ -51,6 +51,9 @@ from deltaflow.io._core.formats import (
 )
 from deltaflow.io._core.read_table import format_schema, with_metadata_column
 from deltaflow.schema import Schema
+
+if TYPE_CHECKING:
+    from deltaflow.engine.workers.inputs import WorkerShare
 
 logger = logging.getLogger("deltaflow.io.fs")
 
@@ -143,10 +146,11 @@ class FileReader(Reader):
         self._bytes_read = 0
         self._owns: Callable[[str], bool] | None = None  # this worker's share of the files
 
-    def keep_paths(self, owns: Callable[[str], bool]) -> None:
-        """Read only the files whose path ``owns`` accepts (as listed: relative paths stay
-        relative, so every worker of a run judges a file by the same text)."""
-        self._owns = owns
+    def keep_share(self, share: WorkerShare) -> None:
+        """Read only the files of this worker's share, judged by their path as listed
+        (relative paths stay relative, so every worker of a run judges a file by the same
+        text)."""
+        self._owns = share.owns_path
 
     def seek(self, frontier: OffsetAntichain) -> None:
         """Resume after ``frontier`` (file path -> modification time in ns when it was read).
@@ -458,9 +462,7 @@ def read_files(
         )
 
     # Files are split between workers by path (each worker reads its share).
-    return input_table(
-        replace(options, schema=table_schema), make_reader, parser, splits_by_path=True
-    )
+    return input_table(replace(options, schema=table_schema), make_reader, parser, splits=True)
 
 
 @user_call

@@ -31,7 +31,7 @@ from typing import Any
 
 import polars as pl
 
-from deltaflow.engine.workers.inputs import SplitInputHandle, path_share
+from deltaflow.engine.workers.inputs import SplitInputHandle, WorkerShare
 from deltaflow.engine.workers.transport import WorkerError
 from deltaflow.persistence.checkpoints import SOURCE, Checkpoint, ChunkRef, decode_key
 from deltaflow.persistence.run import PersistentRun, RecordingHandle
@@ -152,20 +152,21 @@ class WorkerCheckpoints:
         """This worker's share of an input's restored rows and frontier under the current
         worker count: for an input split by path, the rows and offsets of the paths it owns
         (rows without a source: worker 0's); for any other input, all of them on worker 0."""
-        owns = getattr(session, "path_share", None)
-        if owns is None:
+        share = getattr(session, "share", None)
+        if share is None:
             return (alive, frontier) if self.coordinator else (None, {})
+        owns = share.owns_offset_key  # a path (files, S3) or a (topic, partition) key
         if self.coordinator:  # the others' frontiers until they report their own
             for peer in self.mesh.peers:
-                theirs = path_share(peer, self.count)
+                theirs = WorkerShare(peer, self.count).owns_offset_key
                 self._frontiers[peer][persistent_id] = {
-                    key: value for key, value in frontier.items() if theirs(str(key))
+                    key: value for key, value in frontier.items() if theirs(key)
                 }
-        mine = {key: value for key, value in frontier.items() if owns(str(key))}
+        mine = {key: value for key, value in frontier.items() if owns(key)}
         if alive is None or alive.height == 0:
             return alive, mine
         sources = alive[SOURCE].unique().to_list()
-        kept = [text for text in sources if text is not None and owns(str(decode_key(text)))]
+        kept = [text for text in sources if text is not None and owns(decode_key(text))]
         keep = pl.col(SOURCE).is_in(kept)
         if self.coordinator:
             keep = keep | pl.col(SOURCE).is_null()

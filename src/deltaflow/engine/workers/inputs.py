@@ -1,9 +1,11 @@
-"""Inputs read on every worker: files and objects split between the workers by path.
+"""Inputs read on every worker, each worker reading its share of the input.
 
-An input whose reader can read a share of its paths (``InputSession.splits_by_path``: the
-file connectors and S3) runs on every worker; worker ``i`` reads the paths whose stable hash
-falls to it (:func:`path_owner`). Every other input (the Python subject, databases, queues)
-runs on worker 0 only.
+An input whose reader can read a share of it (``InputSession.splits``) runs on every worker,
+and its reader is given this worker's :class:`WorkerShare` (``Reader.keep_share``). What a
+share is depends on the reader: the file connectors and S3 split their paths (worker ``i``
+reads the paths whose stable hash falls to it, :func:`path_owner`), Kafka splits the topic's
+partitions (worker ``i`` of N reads the partitions ``p`` with ``p % N == i``). Every other
+input (the Python subject, databases, HTTP) runs on worker 0 only.
 
 Times stay worker 0's to decide, by the rules of one worker (``Runtime._loop``) applied to
 the commits of all workers. A worker other than 0 keeps the commits its sources push and
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -38,37 +41,59 @@ def path_owner(path: str, count: int) -> int:
     return int.from_bytes(digest, "little") % count
 
 
-def path_share(index: int, count: int) -> Callable[[str], bool]:
-    """Whether a path is worker ``index``'s to read, among ``count`` workers."""
+@dataclass(frozen=True)
+class WorkerShare:
+    """Worker ``index``'s share, among ``count`` workers, of an input read on every worker.
 
-    def owns(path: str) -> bool:
-        return path_owner(path, count) == index
+    The same fixed rules on every worker and in every run (no negotiation between workers,
+    no consumer-group rebalance), so the shares are disjoint, cover the whole input, and a
+    worker's share does not move while the run lasts."""
 
-    return owns
+    index: int
+    count: int
+
+    def owns_path(self, path: str) -> bool:
+        """Whether this worker reads the file (object) at ``path``."""
+        return path_owner(path, self.count) == self.index
+
+    def owns_partition(self, partition: int) -> bool:
+        """Whether this worker reads the partition numbered ``partition`` of a topic."""
+        return partition % self.count == self.index
+
+    def owns_offset_key(self, key: Any) -> bool:
+        """Whether an input's offset key (a frontier's key, a restored row's source part) is
+        this worker's: ``(topic, partition)`` for Kafka, a path (object key) for files and
+        S3. Persistence splits a restored input's frontier and rows by it."""
+        if isinstance(key, tuple | list) and len(key) == 2 and isinstance(key[1], int):
+            return self.owns_partition(key[1])
+        return self.owns_path(str(key))
 
 
-def splits_by_path(source: Any) -> bool:
-    """Whether an input's source can run on every worker, each reading a share of its
-    paths (not when it belongs to a synchronization group, whose order is kept on one
-    worker)."""
-    return bool(getattr(source, "splits_by_path", False)) and (
-        getattr(source, "sync_group", None) is None
-    )
+def splits(source: Any) -> bool:
+    """Whether an input's source can run on every worker, each reading its share (not when
+    it belongs to a synchronization group, whose order is kept on one worker)."""
+    return bool(getattr(source, "splits", False)) and getattr(source, "sync_group", None) is None
 
 
 class RemoteCommit(pl.DataFrame):
     """A placeholder the engine loop on worker 0 takes as one commit of a split input: the
     rows pushed on worker 0 that belong to it (``local``) and the commits of other workers
-    (``remote``: ``(worker, sequence number)``) that make it. It has no rows of its own."""
+    (``remote``: ``(worker, sequence number)``) that make it. It has no rows of its own, so
+    the loop counts none of ``local`` as processed: ``unmarked`` are the rows of ``local``
+    the runtime marks processed once the commit's time is done (0 when they were already)."""
 
     local: list[pl.DataFrame]
     remote: list[tuple[int, int]]
+    unmarked: int
 
     @classmethod
-    def of(cls, local: list[pl.DataFrame], remote: list[tuple[int, int]]) -> RemoteCommit:
+    def of(
+        cls, local: list[pl.DataFrame], remote: list[tuple[int, int]], *, unmarked: int = 0
+    ) -> RemoteCommit:
         placeholder = cls()
         placeholder.local = local
         placeholder.remote = remote
+        placeholder.unmarked = unmarked
         return placeholder
 
 
@@ -122,10 +147,7 @@ class SplitInputHandle(SourceHandle):
             frames = [pushed.batch for pushed in local if pushed.batch.height]
             commit = RemoteCommit.of(frames, [(worker, seq) for worker, seq, _ in remote])
             return [Pushed(commit, None, local[-1].offsets if local else None, False)]
-        return local + [
-            Pushed(RemoteCommit.of([], [(worker, seq)]), pinned, None, False)
-            for worker, seq, pinned in remote
-        ]
+        return _rounds(local, remote)
 
     def has_pending(self) -> bool:
         return bool(self._pending or self._remote)
@@ -134,3 +156,39 @@ class SplitInputHandle(SourceHandle):
     def finished(self) -> bool:
         with self._lock:
             return self._everywhere_finished() and not self._pending and not self._remote
+
+
+def _rounds(local: list[Pushed], remote: list[tuple[int, int, int | None]]) -> list[Pushed]:
+    """The commits of a streaming split input, as the engine loop takes them: a commit with
+    a pinned time alone, and the live ones in rounds, the k-th commit of every worker (worker
+    0's own and each other's, in their order) making the k-th commit of the input. One reader
+    reading every partition commits what all of them brought in its commit period; on
+    several workers the readers commit at about the same moments, and a time per worker's
+    commit would multiply the times, each paying the whole round of messages between the
+    workers."""
+    out = [pushed for pushed in local if pushed.time is not None]
+    out.extend(
+        Pushed(RemoteCommit.of([], [(worker, sequence)]), pinned, None, False)
+        for worker, sequence, pinned in remote
+        if pinned is not None
+    )
+    own = [pushed for pushed in local if pushed.time is None]
+    theirs: dict[int, list[int]] = {}
+    for worker, sequence, pinned in remote:
+        if pinned is None:
+            theirs.setdefault(worker, []).append(sequence)
+    rounds = max([len(own), *map(len, theirs.values())])
+    for k in range(rounds):
+        mine = own[k] if k < len(own) else None
+        others = [
+            (worker, sequences[k]) for worker, sequences in theirs.items() if k < len(sequences)
+        ]
+        if not others:
+            assert mine is not None  # a round holds at least one commit
+            out.append(mine)
+            continue
+        frames = [] if mine is None else [mine.batch]
+        rows = 0 if mine is None else mine.batch.height
+        commit = RemoteCommit.of(frames, others, unmarked=rows)
+        out.append(Pushed(commit, None, None if mine is None else mine.offsets, False))
+    return out

@@ -11,16 +11,24 @@ The placements:
   the key types first so that equal keys hash equally), so every group and every pair of
   matching rows meet on one worker, whose arrangements hold only its share of the keys.
 * ``SINGLE``: everything else (sort, deduplicate, id operations, temporal operators,
-  iterate, outputs, and the partitioned kinds when partitioning them is not safe): the inputs
-  are gathered on worker 0, which runs the operator over all rows, as with one worker.
+  iterate, most outputs, and the partitioned kinds when partitioning them is not safe): the
+  inputs are gathered on worker 0, which runs the operator over all rows, as with one worker.
+* ``EVERY_WORKER``: an output whose destination takes several writers (its sink says so:
+  ``Sink.several_writers``, e.g. ``pw.io.kafka.write``) runs on every worker, each writing the
+  rows it holds, when what the workers write at a time is together that time's consolidated
+  changes: its rows are spread, and no row id can be on two workers at one time (see
+  :func:`spread_outputs`). Single-writer destinations (files, SQLite, PostgreSQL,
+  ``subscribe``), outputs sorted within a time (``sort_by``) and outputs of rows whose ids may
+  be on several workers are gathered on worker 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from deltaflow.engine.operators import (
@@ -29,6 +37,7 @@ from deltaflow.engine.operators import (
     FlattenOperator,
     InputOperator,
     Operator,
+    OutputOperator,
     ReindexOperator,
     SelectOperator,
     projection_exprs,
@@ -39,6 +48,9 @@ from deltaflow.engine.stateful.arrangement import KH, add_key_columns, key_hash_
 #: worker's keys do not all share the same low bits.
 _SHARE_DIVISOR = 1 << 29
 
+#: Deltas with fewer rows are split by gathering NumPy positions, bigger ones by filters.
+_GATHER_ROWS = 100_000
+
 
 class Placement(Enum):
     INPUT = "input"  # the source's rows enter on worker 0
@@ -46,6 +58,7 @@ class Placement(Enum):
     LOCAL = "local"
     PARTITIONED = "partitioned"
     SINGLE = "single"
+    EVERY_WORKER = "output on every worker"  # each worker writes the rows it holds
 
 
 _LOCAL = (SelectOperator, FilterOperator, FlattenOperator, ReindexOperator, ConcatOperator)
@@ -114,13 +127,92 @@ def placement_of(op: Operator, hashers: list[KeyHasher] | None, *, split: bool) 
     return Placement.SINGLE
 
 
+def place_operators(
+    operators: Sequence[Operator],
+    hashers: Sequence[list[KeyHasher] | None],
+    inputs_of: list[list[int]],
+    split: set[int],
+    *,
+    persisted: bool = False,
+) -> tuple[list[Placement], list[bool]]:
+    """Where each operator runs (``split``: the positions of the inputs read on every
+    worker), and whether its output may have rows on other workers than 0. In a persisted
+    run every output stays on worker 0: the checkpoint keeps worker 0's output positions, and
+    a writer's crash replay (Kafka's) assumes one producer per destination."""
+    placement = [
+        placement_of(op, keyed, split=position in split)
+        for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True))
+    ]
+    spread: list[bool] = []
+    for position, where in enumerate(placement):
+        if where is Placement.LOCAL:
+            spread.append(any(spread[i] for i in inputs_of[position]))
+        else:
+            spread.append(where in (Placement.PARTITIONED, Placement.SPLIT_INPUT))
+    if persisted:
+        return placement, spread
+    # Outputs to destinations with several writers are written where their rows are.
+    return spread_outputs(operators, placement, inputs_of, spread), spread
+
+
+def spread_outputs(
+    operators: Sequence[Operator],
+    placement: list[Placement],
+    inputs_of: list[list[int]],
+    spread: list[bool],
+) -> list[Placement]:
+    """``placement`` with the outputs that are written on every worker made ``EVERY_WORKER``.
+
+    An output is written where its rows are when its sink takes several writers, it does not
+    sort a time's rows, its input may have rows on other workers than 0 (``spread``), and
+    every row id of its input is held by one worker at a time ("owned"): then the rows each
+    worker writes at a time are consolidated, and so is their union, with nothing that two
+    workers' rows would cancel. Ids are owned on one worker at the output of:
+
+    * an input on worker 0, or one read on every worker whose rows are never taken back
+      (``append_only``, a Kafka topic: each message, so each id, is read by one worker);
+    * a partitioned reduce (its rows' ids come from the group key, whose owner holds it);
+    * an operator on worker 0;
+    * ``select`` and ``filter`` (row by row, keeping ids) of such rows.
+
+    Not at a join (a pair of rows whose keys both change at one time is retracted on one
+    worker and inserted again on another) nor at reindexing, ``flatten`` or ``concat`` (new
+    ids, made on several workers).
+    """
+    from deltaflow.engine.stateful.reduce import ReduceOperator
+
+    owned: list[bool] = []
+    for position, (op, where) in enumerate(zip(operators, placement, strict=True)):
+        inputs = inputs_of[position]
+        if where is Placement.INPUT or where is Placement.SINGLE:
+            owned.append(True)
+        elif where is Placement.SPLIT_INPUT:
+            owned.append(bool(getattr(op.node.source, "append_only", False)))
+        elif where is Placement.PARTITIONED:
+            owned.append(type(op) is ReduceOperator)
+        else:  # LOCAL
+            keeps_ids = isinstance(op, SelectOperator | FilterOperator) and len(inputs) == 1
+            owned.append(keeps_ids and owned[inputs[0]])
+    out = list(placement)
+    for position, op in enumerate(operators):
+        if (
+            isinstance(op, OutputOperator)
+            and getattr(op.sink, "several_writers", False)
+            and not op.sort_by
+            and spread[inputs_of[position][0]]
+            and owned[inputs_of[position][0]]
+        ):
+            out[position] = Placement.EVERY_WORKER
+    return out
+
+
 def split_by_key(delta: pl.DataFrame, hashes: pl.Series, workers: int) -> list[pl.DataFrame]:
     """The rows of ``delta`` owned by each of ``workers`` workers, in worker order."""
-    shares = ((hashes // _SHARE_DIVISOR) % workers).cast(pl.UInt32)
-    if delta.height <= 64:  # a streaming minibatch: Python beats a Polars query
-        rows: list[list[int]] = [[] for _ in range(workers)]
-        for row, owner in enumerate(shares.to_list()):
-            rows[owner].append(row)
-        return [delta[chosen] if chosen else delta.clear() for chosen in rows]
+    if delta.height < _GATHER_ROWS:
+        # A streaming minibatch: positions by NumPy, one gather per worker (150 rows: about
+        # 0.08 ms, where a Polars filter per worker costs 0.18 ms and a Python loop 0.15 ms).
+        owners = (hashes.to_numpy() // _SHARE_DIVISOR) % workers
+        return [delta[np.flatnonzero(owners == w)] for w in range(workers)]
     # One filter per worker: several times faster than partition_by on millions of rows.
+    shares = ((hashes // _SHARE_DIVISOR) % workers).cast(pl.UInt32)
     return [delta.filter(shares == w) for w in range(workers)]

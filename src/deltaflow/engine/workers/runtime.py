@@ -38,14 +38,14 @@ from deltaflow.engine.workers.config import WorkerConfig
 from deltaflow.engine.workers.inputs import (
     RemoteCommit,
     SplitInputHandle,
-    path_share,
-    splits_by_path,
+    WorkerShare,
+    splits,
 )
 from deltaflow.engine.workers.placement import (
     KeyHasher,
     Placement,
     partition_hashers,
-    placement_of,
+    place_operators,
     split_by_key,
 )
 from deltaflow.engine.workers.transport import WorkerError, encode_frame, mesh_for
@@ -74,25 +74,17 @@ class PartitionedRuntime(Runtime):
         self._hashers: list[list[KeyHasher] | None] = [
             partition_hashers(op, keeping_errors) for op in self.operators
         ]
-        # Inputs read on every worker, each its share of the paths (see ``inputs``).
+        # Inputs read on every worker, each its share (see ``inputs``).
         split = {
             self._index[op.node.uid]
             for op, _ in self.inputs
-            if splits_by_path(op.node.source) and op.node.uid not in self._log_inputs()
+            if splits(op.node.source) and op.node.uid not in self._log_inputs()
         }
-        self._placement = [
-            placement_of(op, hashers, split=position in split)
-            for position, (op, hashers) in enumerate(
-                zip(self.operators, self._hashers, strict=True)
-            )
-        ]
-        # Whether an operator's output may have rows on any worker (else only on worker 0).
-        self._spread: list[bool] = []
-        for position, where in enumerate(self._placement):
-            if where is Placement.LOCAL:
-                self._spread.append(any(self._spread[i] for i in self._inputs_of[position]))
-            else:
-                self._spread.append(where in (Placement.PARTITIONED, Placement.SPLIT_INPUT))
+        # Where each operator runs, and whether its output may have rows on any worker
+        # (else only on worker 0).
+        self._placement, self._spread = place_operators(
+            self.operators, self._hashers, self._inputs_of, split, persisted=persistence is not None
+        )
         # Operators whose inputs move between workers before they run.
         self._exchanging = {
             position
@@ -130,6 +122,7 @@ class PartitionedRuntime(Runtime):
         self.split_rows = 0  # rows this worker's share of the split inputs gave
         self.partitioned_rows = 0  # rows this worker's partitioned operators ran on
         self.rows_exchanged = 0  # rows this worker sent to others
+        self.written_rows = 0  # rows this worker gave outputs written on every worker
         logger.debug(
             "worker %d/%d: %s",
             config.index,
@@ -139,15 +132,16 @@ class PartitionedRuntime(Runtime):
 
     def _set_up_split_inputs(self, split: set[int]) -> None:
         """Give each input read on every worker (operator positions ``split``) this worker's
-        share of the paths; on worker 0, a handle that also takes the other workers' commits.
-        The other workers keep only those inputs, and no sink."""
+        share; on worker 0, a handle that also takes the other workers' commits.
+        The other workers keep only those inputs, and the sinks of outputs written on every
+        worker."""
         coordinator, config = self.config.is_coordinator, self.config
         for index, (op, handle) in enumerate(self.inputs):
             position = self._index[op.node.uid]
             if position not in split:
                 continue
             source: Any = op.node.source
-            source.path_share = path_share(config.index, config.count)
+            source.share = WorkerShare(config.index, config.count)
             if coordinator:
                 static = bool(getattr(source, "static", False))
                 replaced = split_handle(
@@ -160,7 +154,11 @@ class PartitionedRuntime(Runtime):
             self._data_handles = [h for op, h in self.inputs if op.node.uid not in logs]
         else:
             self.inputs = [(op, h) for op, h in self.inputs if self._index[op.node.uid] in split]
-            self.sinks = []
+            self.sinks = [
+                op.sink  # type: ignore[attr-defined]
+                for op, where in zip(self.operators, self._placement, strict=True)
+                if where is Placement.EVERY_WORKER
+            ]
             self._data_handles = [handle for _, handle in self.inputs]
             self._log_handles = []
 
@@ -211,9 +209,10 @@ class PartitionedRuntime(Runtime):
             self.mesh.tell_failure(f"{type(exc).__name__}: {exc}")
             raise
         logger.info(
-            "worker %d of %d: %d times, %d rows read here from inputs split by path, "
+            "worker %d of %d: %d times, %d rows read here from split inputs, "
             "%d rows into partitioned operators (%s), %d rows combined into %d, "
-            "%d rows (%d bytes in all) sent to other workers",
+            "%d rows (%d bytes in all) sent to other workers, "
+            "%d rows written here by outputs on every worker",
             self.config.index,
             self.config.count,
             self.times_processed,
@@ -223,6 +222,7 @@ class PartitionedRuntime(Runtime):
             *self.rows_combined,
             self.rows_exchanged,
             self.mesh.bytes_sent,
+            self.written_rows,
         )
 
     def _plan_digest(self) -> str:
@@ -327,9 +327,11 @@ class PartitionedRuntime(Runtime):
         then process it."""
         local: list[tuple[int, pl.DataFrame]] = []
         chosen: dict[int, list[int]] = {peer: [] for peer in self.mesh.peers}
+        unmarked: list[tuple[int, int]] = []  # rows of worker 0 in placeholders (see inputs)
         for index, batch in batches:
             if isinstance(batch, RemoteCommit):
                 local.extend((index, frame) for frame in batch.local)
+                unmarked.append((index, batch.unmarked))
                 for worker, sequence in batch.remote:
                     chosen[worker].append(sequence)
             else:
@@ -344,6 +346,9 @@ class PartitionedRuntime(Runtime):
             else:
                 self.mesh.send(peer, ("time", time, ordered, tuple(chosen[peer])))
         self._run_time(time, local, exchanges)
+        for index, rows in unmarked:
+            if rows:
+                self.inputs[index][1].mark_processed(rows)
         if self._self_timed:
             self._process_requested_times()
 
@@ -395,6 +400,8 @@ class PartitionedRuntime(Runtime):
                 deltas = _without_unhandled_errors(op, deltas)
             if where is Placement.PARTITIONED:
                 self.partitioned_rows += sum(d.height for d in deltas if d is not None)
+            elif where is Placement.EVERY_WORKER:
+                self.written_rows += sum(d.height for d in deltas if d is not None)
             results[position] = op.step(time, deltas)
         self.errors.current = None
         self.errors.flush()

@@ -13,7 +13,8 @@ that peer's queue, so a send never waits for the peer's engine loop (two workers
 other a big batch at the same moment cannot block each other) and decoding overlaps with
 computing.
 
-Delta batches travel as Arrow IPC streams written and read by Polars: no per-row pickling.
+Delta batches travel as Arrow IPC streams (the IPC file format for very big ones) written and
+read by Polars: no per-row pickling.
 Python-object columns (``pl.Object``: Json, tuples, ...) have no Arrow form; they travel as
 pickled lists of values beside the IPC stream of the other columns.
 
@@ -61,19 +62,33 @@ class WorkerError(DeltaflowError):
     """Another worker of the run failed, exited or could not be reached."""
 
 
+#: Batches of at least this many rows travel in the Arrow IPC file format, smaller ones as an
+#: IPC stream. The stream has a fixed cost about 15 times lower (150 rows: 0.03 ms to write and
+#: read, against 0.5 ms for the file format, Polars 2.1), which a streaming run pays per
+#: exchange; the file format is faster from about a million rows (1M: 42 ms against 72 ms).
+IPC_FILE_ROWS = 500_000
+_IPC_FILE_MAGIC = b"ARROW1"
+
+
 def encode_frame(frame: pl.DataFrame | None) -> Encoded | None:
     """A delta batch as bytes for another worker (None for no rows)."""
     if frame is None or frame.height == 0:
         return None
     objects = [name for name, dtype in frame.schema.items() if dtype == pl.Object]
     buffer = io.BytesIO()
-    frame.drop(objects).write_ipc(buffer)
+    if frame.height < IPC_FILE_ROWS:
+        frame.drop(objects).write_ipc_stream(buffer)
+    else:
+        frame.drop(objects).write_ipc(buffer)
     return buffer.getbuffer(), frame.columns, {name: frame[name].to_list() for name in objects}
 
 
 def decode_frame(data: bytes, order: list[str], objects: dict[str, list[Any]]) -> pl.DataFrame:
     """The batch :func:`encode_frame` encoded."""
-    frame = pl.read_ipc(io.BytesIO(data))
+    if bytes(data[:6]) == _IPC_FILE_MAGIC:
+        frame = pl.read_ipc(io.BytesIO(data))
+    else:
+        frame = pl.read_ipc_stream(io.BytesIO(data))
     if objects:
         frame = frame.with_columns(
             [pl.Series(name, values, dtype=pl.Object) for name, values in objects.items()]

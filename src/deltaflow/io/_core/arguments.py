@@ -198,12 +198,12 @@ def input_table(
     parser: Parser,
     *,
     keep_row_state: bool = False,
-    splits_by_path: bool = False,
+    splits: bool = False,
 ) -> Table:
     """The input table of a reader: ``reader_factory()`` builds a fresh reader for every run,
     ``parser`` turns its records into rows of ``options.schema``. ``keep_row_state`` makes the
     session remember each id's current row, which upserts and deletions by key need.
-    ``splits_by_path``: the reader can read a share of its paths (``Reader.keep_paths``), so
+    ``splits``: the reader can read a share of its input (``Reader.keep_share``), so
     several workers may each read theirs."""
     if options.schema is None:
         raise ValueError(f"{options.label}: the input table needs a schema")
@@ -216,7 +216,7 @@ def input_table(
         autocommit_duration_ms=options.autocommit_duration_ms,
         max_backlog_size=options.max_backlog_size,
         keep_row_state=keep_row_state,
-        splits_by_path=splits_by_path,
+        splits=splits,
         static=not options.streaming,
     )
 

@@ -15,11 +15,14 @@ from __future__ import annotations
 import io
 import time as _time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from deltaflow.engine.workers.inputs import WorkerShare
 
 # ------------------------------------------------------------------------------------------
 # Offsets
@@ -236,11 +239,11 @@ class Reader(ABC):
         files); None otherwise. Called from the monitor's thread: only read counters."""
         return None
 
-    def keep_paths(self, owns: Callable[[str], bool]) -> None:
-        """Read only the files (or objects) whose path ``owns`` accepts: with several
-        workers, each reads its share of a set of paths. Only readers whose session was
-        built with ``splits_by_path=True`` are asked."""
-        raise NotImplementedError(f"{type(self).__name__} cannot read a share of its paths")
+    def keep_share(self, share: WorkerShare) -> None:
+        """Read only this worker's ``share`` of the input (the files or objects of its
+        paths, the partitions of a topic): with several workers, each reads its own. Only
+        readers whose session was built with ``splits=True`` are asked."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read a share of its input")
 
     def checkpointed(self, frontier: OffsetAntichain) -> None:  # noqa: B027 - optional
         """A checkpoint now holds everything read up to ``frontier``.
@@ -319,6 +322,9 @@ class Writer(ABC):
     of that time's payloads, and must leave them durable in the destination — or keep them
     buffered on purpose without losing them. ``close`` ends the run: write what is left.
     """
+
+    several_writers: bool = False
+    """Whether several writers (one per worker) may write to the destination at once."""
 
     persisted: bool = False
     """Set by persistence, before anything is written, when it records this output: it will

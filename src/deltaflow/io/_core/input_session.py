@@ -23,7 +23,7 @@ import logging
 import threading
 import time as _time
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -48,6 +48,9 @@ from deltaflow.io._core.base import (
 )
 from deltaflow.io._core.formats import METADATA_COLUMN
 from deltaflow.io._core.offsets import OffsetFrontier
+
+if TYPE_CHECKING:
+    from deltaflow.engine.workers.inputs import WorkerShare
 
 logger = logging.getLogger("deltaflow.io")
 
@@ -101,7 +104,7 @@ class InputSession(Source):
         keep_row_state: bool = False,
         seek_to: OffsetAntichain | None = None,
         named: bool = True,
-        splits_by_path: bool = False,
+        splits: bool = False,
         static: bool = False,
     ) -> None:
         self.name = name
@@ -133,14 +136,15 @@ class InputSession(Source):
         self._bad_records = BadRecordLog(name)  # renewed at every run
         #: The io.synchronization group this session's table belongs to, if any.
         self.sync_group: Any = None
-        #: Whether the reader can read a share of its paths (files, objects): with several
-        #: workers, each then reads its own share (see ``Reader.keep_paths``).
-        self.splits_by_path = splits_by_path
+        #: Whether the reader can read a share of its input (files and objects by path, a
+        #: topic by partition): with several workers, each then reads its own share (see
+        #: ``Reader.keep_share``).
+        self.splits = splits
         #: Whether the input is read once and then finishes (``mode="static"``).
         self.static = static
-        #: Set by a run on several workers before the session starts: the paths this
-        #: worker reads (None: all of them).
-        self.path_share: Callable[[str], bool] | None = None
+        #: Set by a run on several workers before the session starts: the share of the
+        #: input this worker reads (None: all of it).
+        self.share: WorkerShare | None = None
 
     @property
     def current_handle(self) -> SourceHandle | None:
@@ -191,8 +195,8 @@ class InputSession(Source):
             self._progress = reader.progress
             if self.reader_check is not None:
                 self.reader_check(reader)
-            if self.path_share is not None:
-                reader.keep_paths(self.path_share)
+            if self.share is not None:
+                reader.keep_share(self.share)
             if self.seek_to:
                 reader.seek(self.seek_to)
             with reporting_to(self._bad_records):  # bad values of the parser, rate-limited

@@ -52,6 +52,11 @@ class OutputSession(Sink):
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
+    @property
+    def several_writers(self) -> bool:  # type: ignore[override]
+        """The writer's own answer: whether one writer per worker may write at once."""
+        return self.writer.several_writers
+
     # --- engine side -------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(

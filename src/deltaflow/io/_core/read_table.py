@@ -98,14 +98,14 @@ def reader_table(
     max_backlog_size: int | None,
     keep_row_state: bool = False,
     named: bool = True,
-    splits_by_path: bool = False,
+    splits: bool = False,
     static: bool = False,
 ) -> Any:
     """The input table fed by an :class:`InputSession` running ``reader_factory``'s readers.
 
     ``named``: whether the user gave the connector its ``name=`` (SELECTIVE_PERSISTING
-    persists only such inputs). ``splits_by_path``: the readers can read a share of their
-    paths (``Reader.keep_paths``), so several workers may each read theirs; ``static``: the
+    persists only such inputs). ``splits``: the readers can read a share of their
+    input (``Reader.keep_share``), so several workers may each read theirs; ``static``: the
     input is read once, then finishes."""
     from deltaflow.table import input_table
 
@@ -119,7 +119,7 @@ def reader_table(
         max_backlog_size=max_backlog_size,
         keep_row_state=keep_row_state,
         named=named,
-        splits_by_path=splits_by_path,
+        splits=splits,
         static=static,
     )
     return input_table(schema, session, name=name)

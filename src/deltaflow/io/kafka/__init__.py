@@ -152,8 +152,9 @@ def read(
     ``mode="static"`` reads what the topic holds when the run starts, then finishes.
     ``start_from_timestamp_ms`` starts every partition at its first message at or after that
     time. Rows are committed every ``autocommit_duration_ms``. ``parallel_readers`` is accepted
-    and checked; one consumer reads every assigned partition. Persistence resumes each
-    partition right after its last checkpointed message.
+    and checked; one consumer reads every assigned partition. On several workers (``deltaflow
+    spawn -n N``), worker ``i`` reads the partitions ``p`` with ``p % N == i``. Persistence
+    resumes each partition right after its last checkpointed message.
 
     Defining the connector only checks its arguments (the server is contacted when the
     pipeline runs), so the example needs no server.
@@ -287,6 +288,8 @@ def read(
         named=name is not None,
         autocommit_duration_ms=autocommit_duration_ms,
         max_backlog_size=backlog,
+        splits=True,  # several workers each read a share of the partitions
+        static=static,
     )
     # A message is never taken back: Table.is_append_only, as in Pathway (with a primary key
     # too: a message with a key seen before is not an update of its row).

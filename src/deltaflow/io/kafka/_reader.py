@@ -5,6 +5,14 @@ of ``group.id`` (``subscribe``, as Pathway does), so partitions are assigned by 
 static mode it is assigned every partition of the topic directly and stops at the end offsets
 the topic had when the run started.
 
+Several workers: each worker's reader is given its share (``keep_share``) and is assigned the
+topic's partitions ``p`` with ``p % N == i`` directly, in both modes (no group rebalance: the
+shares are fixed, disjoint and the same in every run, which per-worker checkpoints of the
+partitions' offsets rely on). Partitions without a saved position start where the group's
+committed offset or ``auto.offset.reset`` says, as with ``subscribe``. In streaming mode the
+topic's partitions are looked up again every :data:`PARTITIONS_REFRESH_S`, so that a topic
+created later, or partitions added to it, are read by their owners.
+
 Offsets: each ``Data`` event holds the messages of one partition and carries the offset key
 ``(topic, partition)`` with the offset of the next message to read. With persistence, the
 frontier of the last checkpoint is handed to :meth:`KafkaReader.seek`; when the group assigns
@@ -45,7 +53,7 @@ import logging
 import time as _time
 from collections.abc import Mapping
 from operator import methodcaller
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deltaflow.engine.boundary import ConnectorError
 from deltaflow.io._core.base import (
@@ -60,6 +68,9 @@ from deltaflow.io._core.base import (
 from deltaflow.io._core.retry import BackoffPolicy, Outage, OutageTooLong
 from deltaflow.io.kafka._formats import MessagesContext
 
+if TYPE_CHECKING:
+    from deltaflow.engine.workers.inputs import WorkerShare
+
 logger = logging.getLogger("deltaflow.io.kafka")
 
 #: Messages taken from the consumer per call (a Data event per partition among them).
@@ -70,6 +81,10 @@ _PARTITION = methodcaller("partition")
 _OFFSET = methodcaller("offset")
 _KEY = methodcaller("key")
 _VALUE = methodcaller("value")
+
+#: How often a worker reading its share of a topic's partitions in streaming mode looks for
+#: partitions it does not read yet (seconds).
+PARTITIONS_REFRESH_S = 5.0
 
 #: How long commits are left to the session's own rule after a paced one came a whole
 #: period late (seconds; see ``KafkaReader._commit``).
@@ -154,8 +169,18 @@ class KafkaReader(Reader):
         # Static mode: the offset each partition must reach, and where it is now.
         self._end_offsets: dict[tuple[str, int], int] = {}
         self._positions: dict[tuple[str, int], int] = {}
+        # Several workers: this worker's share of the partitions, the partitions assigned so
+        # far, when to look for new ones, and the messages read per partition (logged).
+        self._share: WorkerShare | None = None
+        self._assigned: set[int] = set()
+        self._next_refresh = 0.0
+        self.messages_read: collections.Counter[int] = collections.Counter()
 
     # --- Reader ---------------------------------------------------------------------------
+    def keep_share(self, share: WorkerShare) -> None:
+        """Read only the partitions of this worker's ``share``, assigned directly."""
+        self._share = share
+
     def seek(self, frontier: OffsetAntichain) -> None:
         for key, offset in frontier.items():
             if isinstance(key, tuple | list) and len(key) == 2 and key[0] == self.topic:
@@ -173,6 +198,8 @@ class KafkaReader(Reader):
             return None
         # _connect set it; a checker still sees the None tested above without the annotation
         consumer: Any = self._consumer
+        if self._share is not None and not self.static and _time.monotonic() >= self._next_refresh:
+            self._assign_share(consumer, self._topic_metadata(consumer))
         self._take(consumer.consume(BATCH_MESSAGES, timeout=0))
         if self._pending:
             return self._pending.popleft()
@@ -186,9 +213,14 @@ class KafkaReader(Reader):
     def _hand_over_kept(self) -> None:
         """Queue the kept messages as Data events, one per partition."""
         for key, group in self._kept.items():
-            self._pending.append(Data(group, offset=(key, group.offsets[-1] + 1)))
+            self._pending.append(self._data(key, group))
         self._kept = {}
         self._kept_count = 0
+
+    def _data(self, key: tuple[str, int], group: MessagesContext) -> Data:
+        """The Data event of one partition's messages (counted per partition)."""
+        self.messages_read[key[1]] += len(group.offsets)
+        return Data(group, offset=(key, group.offsets[-1] + 1))
 
     def _keeps(self) -> bool:
         """Whether taken messages are kept until the commit (streaming mode)."""
@@ -247,6 +279,15 @@ class KafkaReader(Reader):
             self._take(first + self._consumer.consume(BATCH_MESSAGES, timeout=0))
 
     def close(self) -> None:
+        if self._share is not None:
+            logger.info(
+                "%s: worker %d of %d read partitions %s (messages per partition: %s)",
+                self.connector,
+                self._share.index,
+                self._share.count,
+                sorted(self._assigned),
+                dict(sorted(self.messages_read.items())),
+            )
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             try:
@@ -290,16 +331,63 @@ class KafkaReader(Reader):
         self._consumer = consumer
         if self.static:
             self._assign_all(consumer, metadata)
+        elif self._share is not None:
+            self._assign_share(consumer, metadata)
         else:
             consumer.subscribe([self.topic], on_assign=self._on_assign)
         return True
 
+    def _partitions(self, metadata: Any) -> list[int]:
+        """The topic's partitions this reader reads (its share of them, with a share)."""
+        topic = None if metadata is None else metadata.topics.get(self.topic)
+        if topic is None or topic.error is not None:
+            return []
+        share = self._share
+        return sorted(p for p in topic.partitions if share is None or share.owns_partition(p))
+
+    def _topic_metadata(self, consumer: Any) -> Any:
+        """The topic's metadata, or None when the broker does not answer now (the next
+        refresh asks again; librdkafka reconnects by itself)."""
+        from confluent_kafka import KafkaException
+
+        try:
+            return consumer.list_topics(self.topic, timeout=1.0)
+        except KafkaException as exc:
+            self._warnings.warn(
+                "metadata", "%s: looking up the topic's partitions failed: %s", self.connector, exc
+            )
+            return None
+
+    def _assign_share(self, consumer: Any, metadata: Any) -> None:
+        """Streaming, several workers: add this worker's partitions not assigned yet."""
+        from confluent_kafka import TopicPartition
+
+        self._next_refresh = _time.monotonic() + PARTITIONS_REFRESH_S
+        new = [
+            TopicPartition(self.topic, p)
+            for p in self._partitions(metadata)
+            if p not in self._assigned
+        ]
+        if not new:
+            return
+        self._start_positions(consumer, new, default_beginning=False)
+        consumer.incremental_assign(new)
+        self._assigned.update(tp.partition for tp in new)
+        share = self._share
+        assert share is not None  # only readers given a share assign it
+        logger.info(
+            "%s: worker %d of %d reads partitions %s",
+            self.connector,
+            share.index,
+            share.count,
+            sorted(self._assigned),
+        )
+
     def _assign_all(self, consumer: Any, metadata: Any) -> None:
         from confluent_kafka import TopicPartition
 
-        topic = metadata.topics.get(self.topic)
-        partitions = [] if topic is None or topic.error is not None else sorted(topic.partitions)
-        assignment = [TopicPartition(self.topic, p) for p in partitions]
+        assignment = [TopicPartition(self.topic, p) for p in self._partitions(metadata)]
+        self._assigned.update(tp.partition for tp in assignment)
         for tp in assignment:
             low, high = consumer.get_watermark_offsets(tp, timeout=5.0, cached=False)
             self._end_offsets[(self.topic, tp.partition)] = high
@@ -371,7 +459,7 @@ class KafkaReader(Reader):
             self._first_uncommitted = _time.monotonic()
         if not keep:
             for key, group in groups.items():
-                self._pending.append(Data(group, offset=(key, group.offsets[-1] + 1)))
+                self._pending.append(self._data(key, group))
             return
         self._kept_count += taken
         if self._kept_count >= BATCH_MESSAGES:  # parse these while more come

@@ -141,6 +141,10 @@ class KafkaWriter(Writer):
         self.topic = topic
         self.fmt = fmt
         self.delimiter = delimiter
+        # On several workers, each writes the messages of the rows it holds (a topic takes
+        # any number of producers) — except a DSV stream, whose one header line must come
+        # first: it is written by worker 0 alone.
+        self.several_writers = fmt != "dsv"
         self._cumulative: dict[int, int] = {}  # acked offsets of durable times
         self._last_flushed: _TimeAcks | None = None
         self._replay: TailReplay | None = None  # a resumed run's crashed tail

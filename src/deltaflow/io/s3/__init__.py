@@ -176,7 +176,7 @@ def _read(
         autocommit_duration_ms=autocommit,
         max_backlog_size=backlog,
         named=name is not None,
-        splits_by_path=True,  # several workers each read a share of the objects
+        splits=True,  # several workers each read a share of the objects
         static=not streaming,
     )
 

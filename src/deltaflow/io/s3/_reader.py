@@ -15,7 +15,7 @@ import time as _time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deltaflow.io._aws.errors import classify_error
 from deltaflow.io._core import retry
@@ -31,6 +31,9 @@ from deltaflow.io._core.base import (
 )
 from deltaflow.io._core.retry import DEFAULT_POLICY, BackoffPolicy, Outage, OutageTooLong
 from deltaflow.io.s3._settings import AwsS3Settings, S3ConnectorError, S3Location
+
+if TYPE_CHECKING:
+    from deltaflow.engine.workers.inputs import WorkerShare
 
 logger = logging.getLogger("deltaflow.io.s3")
 
@@ -241,9 +244,9 @@ class S3Reader(Reader):
         self._listed_once = False
         self._emitted: set[str] = set()
 
-    def keep_paths(self, owns: Callable[[str], bool]) -> None:
-        """List only the objects whose key ``owns`` accepts (this worker's share)."""
-        self.lister.owns = owns
+    def keep_share(self, share: WorkerShare) -> None:
+        """List only the objects of this worker's share (judged by their key)."""
+        self.lister.owns = share.owns_path
 
     def seek(self, frontier: OffsetAntichain) -> None:
         """Resume after ``frontier`` (object key -> ETag when it was read).
