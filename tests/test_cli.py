@@ -236,3 +236,37 @@ def test_python_m_deltaflow_prints_help() -> None:
     )
     assert done.returncode == 0
     assert "spawn" in done.stdout and "replay" in done.stdout
+
+
+def test_workers_stop_when_spawn_is_killed(tmp_path: Path) -> None:
+    """spawn cannot forward a SIGKILL: its workers get SIGTERM from the kernel instead (Linux's
+    parent-death signal), so none keeps running without it."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal is Linux's")
+    import signal
+    import time
+
+    import psutil
+
+    program = tmp_path / "sleep.py"
+    program.write_text("import time\ntime.sleep(120)\n")
+    spawn = subprocess.Popen(
+        [PYTHON, "-m", "deltaflow", "spawn", "-n", "2", PYTHON, str(program)], cwd=tmp_path
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[psutil.Process] = []
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = psutil.Process(spawn.pid).children()
+            time.sleep(0.05)
+        assert len(workers) == 2
+        spawn.send_signal(signal.SIGKILL)
+        spawn.wait(10)
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, f"workers still running after spawn was killed: {alive}"
+        assert len(gone) == 2
+    finally:
+        if spawn.poll() is None:
+            spawn.kill()
+        for child in psutil.Process().children(recursive=True):
+            child.kill()

@@ -18,6 +18,7 @@ process runs one engine loop (Polars uses every core for big batches).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import random
@@ -277,6 +278,26 @@ def program_environment(
 SIBLING_GRACE_SECONDS = 5.0
 
 
+def _stop_with_parent(spawn_pid: int) -> None:
+    """In a started worker, before the program runs (Linux): get SIGTERM when ``spawn`` dies,
+    so that a ``spawn`` killed with SIGKILL (which it cannot forward) leaves no workers
+    running. Elsewhere, or without ``prctl``, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != spawn_pid:  # spawn died before prctl took effect: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
 def _run_program(argv: list[str], env: dict[str, str]) -> int:
     """Run the program; forward SIGINT/SIGTERM to it; its exit status."""
     return _run_workers(argv, [env])
@@ -289,7 +310,11 @@ def _run_workers(argv: list[str], environments: list[dict[str, str]]) -> int:
     children: list[subprocess.Popen[bytes]] = []
     try:
         for env in environments:
-            children.append(subprocess.Popen(argv, env=env))
+            children.append(
+                subprocess.Popen(  # noqa: PLW1509 - spawn runs no other threads when it starts them
+                    argv, env=env, preexec_fn=functools.partial(_stop_with_parent, os.getpid())
+                )
+            )
     except FileNotFoundError:
         _terminate(children)
         print(f"deltaflow: {argv[0]}: command not found", file=sys.stderr)
