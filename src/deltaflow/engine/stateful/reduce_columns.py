@@ -159,10 +159,28 @@ class ColumnGroups:
             *self.values(slots),
         ]
 
+    def scalars(self, slot: int) -> list[Any]:
+        """:meth:`snapshot` of one slot, as Python scalars (no array calls)."""
+        count = int(self.count[slot])
+        out: list[Any] = [count, *(a[slot].item() for a in self.accs)]
+        for i, kind in enumerate(self.kinds):
+            if kind == "count":
+                out.append(count)
+            elif kind in ("min", "max"):
+                out.append(int(self.extremes[i][slot]))
+            else:
+                acc = self.accs[self.accumulated.index(i)][slot].item()
+                if kind == "sum":
+                    out.append(acc)
+                elif count:  # the average, divided as NumPy divides (both as float64)
+                    out.append(float(acc) / float(count))
+                else:
+                    out.append(float("nan"))
+        return out
+
     def row(self, slot: int) -> tuple[Any, ...]:
         """The group row of a slot, as the arrangement stores it (without the diff)."""
-        body = [column[0].item() for column in self.snapshot(np.array([slot]))]
-        return (*self.groups[slot], self.ids[slot], *body)
+        return (*self.groups[slot], self.ids[slot], *self.scalars(slot))
 
     def sync(self, insert: Callable[[list[tuple[Any, ...]]], None]) -> None:
         """Write the changed groups back: ``insert`` gets the arrangement's rows to retract
@@ -320,7 +338,7 @@ def fold_few(
     the same state changes and the same output rows (retractions first, then insertions, each
     in slot order). ``args`` holds each reducer's argument values as a list (None: unread)."""
     touched = sorted(set(slots))
-    before = {slot: _snapshot(state, slot) for slot in touched}
+    before = {slot: state.scalars(slot) for slot in touched}
     count = state.count
     for slot, diff in zip(slots, diffs, strict=True):
         count[slot] += diff
@@ -352,7 +370,7 @@ def fold_few(
             current = array[slot]
             if (value > current) if largest else (value < current):
                 array[slot] = value
-    after = {slot: _snapshot(state, slot) for slot in touched}
+    after = {slot: state.scalars(slot) for slot in touched}
     state.dirty.update(touched)
     values_from = 1 + len(state.accs)  # in a snapshot: count, accumulators, then values
     gone: list[int] = []
@@ -387,26 +405,6 @@ def fold_few(
         series.append(series_of_values(name, cells, dtype))
     series.append(series_of_values(DIFF, [-1] * len(gone) + [1] * len(come), pl.Int64))
     return frame_of(series)
-
-
-def _snapshot(state: ColumnGroups, slot: int) -> list[Any]:
-    """:meth:`ColumnGroups.snapshot` of one slot, as Python scalars."""
-    count = int(state.count[slot])
-    out: list[Any] = [count, *(a[slot].item() for a in state.accs)]
-    for i, kind in enumerate(state.kinds):
-        if kind == "count":
-            out.append(count)
-        elif kind in ("min", "max"):
-            out.append(int(state.extremes[i][slot]))
-        else:
-            acc = state.accs[state.accumulated.index(i)][slot].item()
-            if kind == "sum":
-                out.append(acc)
-            elif count:  # the average, divided as NumPy divides (both as float64)
-                out.append(float(acc) / float(count))
-            else:
-                out.append(float("nan"))
-    return out
 
 
 def _series(name: str, values: np.ndarray | list[Any], dtype: pl.DataType) -> pl.Series:
