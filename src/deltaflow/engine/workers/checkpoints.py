@@ -34,7 +34,8 @@ import polars as pl
 from deltaflow.engine.workers.inputs import SplitInputHandle, WorkerShare
 from deltaflow.engine.workers.transport import WorkerError
 from deltaflow.persistence.checkpoints import SOURCE, Checkpoint, ChunkRef, decode_key
-from deltaflow.persistence.run import PersistentRun, RecordingHandle
+from deltaflow.persistence.recording import RecordingHandle
+from deltaflow.persistence.run import PersistentRun
 
 logger = logging.getLogger("deltaflow.workers")
 
