@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import types
 import typing
+import warnings
 
 import numpy as np
 import pytest
@@ -209,6 +210,50 @@ also: [$shared]
         pw.load_yaml("x: $missing")
     with pytest.raises(TypeError):
         pw.load_yaml("x: !yaml_test_targets.Thing\n  nope: 1")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("17", 17), ("-2.5", -2.5), ("0x1f", 31), ("yes", True), ("False", False)]
+    + [(t, t) for t in ("plain", "null", "1e3", "k: v", "[1, 2]", "$OTHER", "2020-01-01")],
+)
+def test_load_yaml_reads_undefined_variables_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, text: str, expected: object
+) -> None:
+    monkeypatch.setenv("DF_YAML_VALUE", text)
+    monkeypatch.setenv("OTHER", "not to be followed")
+    loaded = pw.load_yaml("x: $DF_YAML_VALUE\ny: [$DF_YAML_VALUE]\n")
+    assert loaded["x"] == expected and type(loaded["x"]) is type(expected)
+    assert loaded["y"] == [expected]
+    # A top-level definition wins over the environment.
+    assert pw.load_yaml("$DF_YAML_VALUE: 5\nx: $DF_YAML_VALUE\n") == {"x": 5}
+
+
+def test_load_yaml_bare_tag_warns_and_still_calls() -> None:
+    module = types.ModuleType("yaml_bare_targets")
+    module.make = lambda: "made"  # type: ignore[attr-defined]
+    sys.modules["yaml_bare_targets"] = module
+    with pytest.warns(DeprecationWarning, match="no value"):
+        assert pw.load_yaml("x: !yaml_bare_targets.make\n") == {"x": "made"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an explicit empty mapping is the quiet form
+        assert pw.load_yaml("x: !yaml_bare_targets.make {}\n") == {"x": "made"}
+
+
+def test_load_yaml_pw_tags_fall_back_to_a_pathway_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    alias = types.ModuleType("pathway")
+    alias.__path__ = []  # type: ignore[attr-defined]
+    only_there = types.ModuleType("pathway.only_there")
+    only_there.value = lambda: 3  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pathway", alias)
+    monkeypatch.setitem(sys.modules, "pathway.only_there", only_there)
+    loaded = pw.load_yaml(
+        'a: !pw.only_there.value {}\nb: !pw.debug.table_from_markdown\n  table_def: "x\\n1"\n'
+    )
+    assert loaded["a"] == 3  # not in deltaflow: found under the alias
+    assert pw.debug.table_to_pandas(loaded["b"])["x"].tolist() == [1]  # deltaflow first
+    with pytest.raises(ImportError, match="deltaflow.nowhere"):
+        pw.load_yaml("a: !pw.nowhere.thing {}\n")
 
 
 def test_schema_from_csv_infers_types(tmp_path) -> None:
