@@ -106,14 +106,31 @@ def test_streaming_truncated_and_vanishing_files_do_not_crash(tmp_path: Path) ->
         assert changes.state() == [{"name": "fig", "qty": 5}]
 
 
+@pytest.mark.parametrize("layout", ["directory", "file", "pattern"])
+def test_streaming_read_waits_for_a_path_that_does_not_exist_yet(
+    tmp_path: Path, layout: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = tmp_path / "inbox"
+    target = {"directory": inbox, "file": inbox / "a.csv", "pattern": inbox / "*.csv"}[layout]
+    with caplog.at_level("WARNING", logger="deltaflow.io.fs"):
+        table = pw.io.csv.read(str(target), schema=Item, autocommit_duration_ms=10)
+    assert "does not exist yet" in caplog.text and str(inbox) in caplog.text
+    changes = Changes().subscribe(table)
+    with BackgroundRun():
+        inbox.mkdir()
+        (inbox / "a.csv").write_text("name,qty\nkiwi,4\n")
+        changes.wait_for(lambda c: len(c.rows) == 1)
+        assert changes.state() == [{"name": "kiwi", "qty": 4}]
+
+
 def test_definition_time_errors(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("x\n")
     with pytest.raises(ValueError, match="unknown format 'xml'"):
         pw.io.fs.read(tmp_path, format="xml")
-    with pytest.raises(FileNotFoundError):
-        pw.io.fs.read(tmp_path / "nope", format="plaintext")
-    with pytest.raises(FileNotFoundError):
-        pw.io.fs.read(str(tmp_path / "nope" / "*.csv"), format="plaintext")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        pw.io.fs.read(tmp_path / "nope", format="plaintext", mode="static")
+    with pytest.raises(FileNotFoundError, match="directory .* of the pattern"):
+        pw.io.fs.read(str(tmp_path / "nope" / "*.csv"), format="plaintext", mode="static")
     with pytest.raises(ValueError, match="does not fit"):
         pw.io.fs.read(tmp_path, format="binary", schema=Item)
     with pytest.raises(ValueError, match="takes no schema"):

@@ -381,19 +381,28 @@ class FileWriter(Writer):
             self._file = None
 
 
-def _check_path(path: Any, connector: str) -> str:
+def _check_path(path: Any, connector: str, *, streaming: bool) -> str:
+    """The path as text. A path that does not exist fails a static read now (nothing could
+    ever be read: most likely a typo); a streaming read waits for it to appear, as Pathway's
+    does, with a warning, since a typo would otherwise leave the input silently empty."""
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"{connector}: path must be a string or a path, got {path!r}")
     path = os.fspath(path)
+    missing: str | None = None
     if glob.has_magic(path):
         base = path.split("*")[0].split("?")[0].split("[")[0]
         base = os.path.dirname(base) or "."
         if not os.path.isdir(base):
-            raise FileNotFoundError(
-                f"{connector}: the directory {base!r} of the pattern {path!r} does not exist"
-            )
+            missing = f"the directory {base!r} of the pattern {path!r} does not exist"
     elif not os.path.exists(path):
-        raise FileNotFoundError(f"{connector}: the path {path!r} does not exist")
+        missing = f"the path {path!r} does not exist"
+    if missing is None:
+        return path
+    if not streaming:
+        raise FileNotFoundError(f"{connector}: {missing} (mode='static' reads what is there)")
+    logger.warning(
+        "%s: %s yet; the streaming read picks its files up when they appear", connector, missing
+    )
     return path
 
 
@@ -419,7 +428,6 @@ def read_files(
         raise ValueError(
             f"{label}: unknown format {fmt!r}; expected one of {', '.join(READ_FORMATS)}"
         )
-    path = _check_path(path, label)
     # The schema is checked per format below (some formats have fixed columns).
     options = check_read_options(
         label,
@@ -431,6 +439,7 @@ def read_files(
         schema_required=False,
         **kwargs,
     )
+    path = _check_path(path, label, streaming=options.streaming)
     if csv_settings is not None and not isinstance(csv_settings, CsvParserSettings):
         raise TypeError(f"{label}: csv_settings must be a pw.io.CsvParserSettings")
     if json_field_paths is not None and not isinstance(json_field_paths, dict):
