@@ -125,3 +125,23 @@ def test_run_accepts_pathway_keywords() -> None:
         event_loop=None,
         udf_cache_directory=None,
     )
+
+
+def test_two_inputs_given_one_name_are_refused_before_anything_runs(tmp_path) -> None:
+    for number in (1, 2):
+        (tmp_path / f"{number}.txt").write_text(f"line {number}\n")
+    first = pw.io.plaintext.read(tmp_path / "1.txt", name="shared", mode="static")
+    second = pw.io.plaintext.read(tmp_path / "2.txt", name="shared", mode="static")
+    seen: list[str] = []
+    pw.io.subscribe(first, lambda key, row, time, is_addition: seen.append(row["data"]))
+    pw.io.subscribe(second, lambda key, row, time, is_addition: seen.append(row["data"]))
+    with pytest.raises(ValueError, match=r"two inputs have the name 'shared' \(defined at .*"):
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert seen == []  # refused before any input was read
+    # Default names (no name= given) may repeat: two reads of one path run fine.
+    pw.clear_graph()
+    again = [pw.io.plaintext.read(tmp_path / "1.txt", mode="static") for _ in range(2)]
+    for table in again:
+        pw.io.subscribe(table, lambda key, row, time, is_addition: seen.append(row["data"]))
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert seen == ["line 1", "line 1"]

@@ -127,6 +127,7 @@ class Runtime:
         self._inputs_of = [[self._index[i.uid] for i in node.inputs] for node in self.order]
         self.inputs: list[tuple[InputOperator, SourceHandle]] = []
         self._wake = threading.Event()
+        _check_unique_input_names(self.operators)
         for op in self.operators:
             if isinstance(op, InputOperator):
                 name = op.node.describe()
@@ -528,3 +529,25 @@ def _make_runtime(outputs: Sequence[plan.OutputNode], monitoring: Any, persisten
     return workers.PartitionedRuntime(
         outputs, config=config, monitoring=monitoring, persistence=persistence
     )
+
+
+def _check_unique_input_names(operators: Sequence[Operator]) -> None:
+    """Refuse a run where two inputs were given the same ``name=`` (as Pathway does): the
+    name is what identifies an input's persisted data and its monitoring, so two inputs
+    sharing one would mix them. Default names (none given) may repeat."""
+    seen: dict[str, str] = {}
+    for op in operators:
+        if not isinstance(op, InputOperator):
+            continue
+        source = op.node.source
+        if not getattr(source, "named", False):
+            continue
+        name = source.name
+        where = getattr(op.node.origin, "location", "") or "an unknown line"
+        if name in seen:
+            raise ValueError(
+                f"two inputs have the name {name!r} (defined at {seen[name]} and at {where}); "
+                "an input's name identifies its persisted data and its monitoring, so give "
+                "each a name of its own"
+            )
+        seen[name] = where

@@ -138,7 +138,7 @@ class PersistentRun:
         handle = RecordingHandle(name, notify, tags)
         persistent_id = source.name
         count = 2
-        while persistent_id in self._ids:  # two inputs with one name: number them in order
+        while persistent_id in self._ids:  # two unnamed inputs with one default name: numbered
             persistent_id = f"{source.name}#{count}"
             count += 1
         self._ids.add(persistent_id)
