@@ -96,6 +96,18 @@ def test_csv_parser_reports_bad_rows_with_line_and_reason() -> None:
     assert len(where) == 3
 
 
+def test_csv_parser_reads_every_spelling_of_a_bool() -> None:
+    spellings = {
+        True: ["true", "TRUE", "True", "t", "T", "1", "yes", "On", " true "],
+        False: ["false", "FALSE", "f", "F", "0", "no", "OFF"],
+    }
+    cells = [(text, value) for value, texts in spellings.items() for text in texts]
+    text = "a,b,c,d,e\n" + "".join(f"{i},1,{cell},x,\n" for i, (cell, _) in enumerate(cells))
+    block = csv_parse(text + "99,1,tru,x,\n")
+    assert block.frame["c"].to_list() == [value for _, value in cells]
+    assert [e.where for e in block.errors] == [f"in.csv:{len(cells) + 2}"]  # 'tru' is no bool
+
+
 def test_csv_parser_missing_required_column_is_reported_once_per_file() -> None:
     # (issue #15: one message for the header, not one per row)
     block = csv_parse("a,b,c\n1,1,True\n2,2,False\n")

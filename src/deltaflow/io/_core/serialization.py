@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 _NAIVE_FORMAT = "%Y-%m-%dT%H:%M:%S%.9f"
 _UTC_FORMAT = "%Y-%m-%dT%H:%M:%S%.9f%z"
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
+_TRUE = ("true", "t", "1", "yes", "on")
+_FALSE = ("false", "f", "0", "no", "off")
 _POINTER_DIGITS = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
 
 
