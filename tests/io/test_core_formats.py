@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -106,6 +107,31 @@ def test_csv_parser_reads_every_spelling_of_a_bool() -> None:
     block = csv_parse(text + "99,1,tru,x,\n")
     assert block.frame["c"].to_list() == [value for _, value in cells]
     assert [e.where for e in block.errors] == [f"in.csv:{len(cells) + 2}"]  # 'tru' is no bool
+
+
+class WithDefaults(pw.Schema):
+    k: str
+    n: int = pw.column_definition(default_value=7)
+    m: int | None = pw.column_definition(default_value=8)
+    x: float = pw.column_definition(default_value=0.5)
+    when: pw.DateTimeNaive = pw.column_definition(
+        default_value=pw.DateTimeNaive("2024-01-02T03:04:05")
+    )
+    s: str = pw.column_definition(default_value="unused")
+
+
+def test_csv_parser_empty_cells_take_the_column_default() -> None:
+    block = csv_parse(
+        "k,n,m,x,when,s\nfull,1,2,1.5,2020-01-01T00:00:00,text\nempty,,,,,\nblank, ,2,1,,\n",
+        schema=WithDefaults,
+    )
+    assert block.frame.to_dicts() == [
+        {"k": "full", "n": 1, "m": 2, "x": 1.5, "when": datetime(2020, 1, 1), "s": "text"},
+        # empty cells of typed columns take the default; an empty text cell stays ""
+        {"k": "empty", "n": 7, "m": 8, "x": 0.5, "when": datetime(2024, 1, 2, 3, 4, 5), "s": ""},
+    ]
+    # a cell of blanks is not empty: a bad int, reported
+    assert [(e.where, "' '" in e.reason) for e in block.errors] == [("in.csv:4", True)]
 
 
 def test_csv_parser_missing_required_column_is_reported_once_per_file() -> None:

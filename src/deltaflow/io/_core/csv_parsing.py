@@ -582,6 +582,8 @@ class CsvParser(Parser):
                 out.append(raw if raw.dtype == pl.String else raw.cast(pl.String))
                 continue
             values, bad = parse_text_column(cells[spec.name], spec.dtype)
+            if spec.has_default:
+                values, bad = _defaults_for_empty_cells(cells[spec.name], values, bad, spec)
             if bad.any():
                 raw = cells[spec.name]
                 if cell_errors.keep:  # terminate_on_error=False: Error cells, reported
@@ -614,6 +616,26 @@ class CsvParser(Parser):
             keep = pl.Series([i not in reasons for i in range(height)], dtype=pl.Boolean)
             frame = frame.filter(keep)
         return frame, errors
+
+
+def _defaults_for_empty_cells(
+    raw: pl.Series, values: pl.Series, bad: pl.Series, spec: ColumnSpec
+) -> tuple[pl.Series, pl.Series]:
+    """An empty cell of a (non-text) column with a default takes the default, as in Pathway;
+    a cell of blanks is still a bad value."""
+    empty = raw.is_null() | (raw == "") if raw.dtype == pl.String else raw.is_null()
+    empty = empty.fill_null(True)
+    if not empty.any():
+        return values, bad
+    if values.dtype == pl.Object:  # Python values: merged as values
+        merged = [spec.default if e else v for v, e in zip(values, empty, strict=True)]
+        values = t.series_from_values(spec.name, merged, spec.dtype)
+    else:
+        defaults = t.series_from_values(spec.name, [spec.default] * len(raw), spec.dtype)
+        values = pl.select(
+            pl.when(empty).then(defaults.cast(values.dtype)).otherwise(values).alias(spec.name)
+        ).to_series()
+    return values, bad & ~empty
 
 
 _SHOWN_CHARACTERS = 100
