@@ -240,6 +240,35 @@ def test_stream_generator() -> None:
         pw.debug.StreamGenerator().table_from_list_of_batches([[{"k": "a"}]], schema)
 
 
+def test_stream_generator_markdown_and_pandas_time_columns() -> None:
+    generator = pw.debug.StreamGenerator()
+    assert generator.persistence_config() is None  # pw.run(persistence_config=None) is fine
+    even = generator.table_from_markdown("""
+       | v | _time | _diff
+    1  | 1 | 2     | 1
+    2  | 2 | 2     | 1
+    1  | 1 | 6     | -1
+    """)
+    assert stream(even) == [(2, 1, 1), (2, 2, 1), (6, 1, -1)]
+    # Labels give the ids, as in pw.debug.table_from_markdown.
+    timed = generator.table_from_markdown("   | v | _time\n 1 | 1 | 2")
+    plain = pw.debug.table_from_markdown("   | v\n 1 | 1")
+    assert list(pw.debug.table_to_dicts(timed)[0]) == list(pw.debug.table_to_dicts(plain)[0])
+    with pytest.warns(UserWarning, match="doubled"):  # an odd time doubles every time
+        odd = generator.table_from_markdown("""
+        v | _time
+        7 | 1
+        8 | 2
+        """)
+    assert stream(odd) == [(2, 7, 1), (4, 8, 1)]
+    untimed = generator.table_from_markdown("v\n9")  # no _time: the first time, 2
+    assert stream(untimed) == [(2, 9, 1)]
+    frame = pd.DataFrame({"x": [1, 2, 3], "_time": [2, 2, 6], "_worker": [0, 1, 0]})
+    from_pandas = generator.table_from_pandas(frame)
+    assert from_pandas.column_names() == ["x"]
+    assert stream(from_pandas) == [(2, 1, 1), (2, 2, 1), (6, 3, 1)]
+
+
 def test_markdown_column_of_mixed_plain_values_is_str() -> None:
     table = pw.debug.table_from_markdown("""
         a | c

@@ -44,6 +44,9 @@ logger = logging.getLogger("deltaflow.debug")
 TIME_COLUMN = "__time__"
 DIFF_COLUMN = "__diff__"
 _SPECIAL = (TIME_COLUMN, DIFF_COLUMN, "__shard__")
+#: How :class:`StreamGenerator` names the stream columns (``_worker`` picks a worker: one
+#: process here, so it is read and ignored).
+_GENERATOR_COLUMNS = {"_time": TIME_COLUMN, "_diff": DIFF_COLUMN, "_worker": "__shard__"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -165,6 +168,7 @@ def table_from_markdown(
     _stacklevel: int = 1,
     split_on_whitespace: bool = True,
     _new_universe: bool = False,
+    _generator_columns: bool = False,
 ) -> Table:
     """A table from a markdown-like text: a header row of column names, then rows.
 
@@ -249,6 +253,8 @@ def table_from_markdown(
         labels = [row.pop(position) for row in rows]
         header = header[:position] + header[position + 1 :]
         has_ids = True
+    if _generator_columns:  # StreamGenerator's spelling of the stream columns
+        header = [_GENERATOR_COLUMNS.get(h, h) for h in header]
     data_columns = [h for h in header if h not in _SPECIAL]
     if schema is not None:
         expected = schema.column_names()
@@ -282,6 +288,8 @@ def table_from_markdown(
     diffs = [int(r[header.index(DIFF_COLUMN)]) for r in rows] if DIFF_COLUMN in header else None
     if diffs is not None and any(d not in (1, -1) for d in diffs):
         raise ValueError("table_from_markdown: __diff__ values must be 1 or -1")
+    if _generator_columns:
+        times = _generator_times(times, len(rows))
     frame = (
         pl.DataFrame([t.series_from_values(c, values[c], dtypes[c]) for c in data_columns])
         if data_columns
@@ -1001,17 +1009,85 @@ def table_from_arrow(
     )
 
 
+def _generator_times(times: list[int] | None, count: int) -> list[int]:
+    """The times of a :class:`StreamGenerator` table: rows without a ``_time`` all come at
+    the first time, 2; times must be even (odd ones are engine-internal), so when any is
+    odd every time is doubled, with a warning, as Pathway does."""
+    if times is None:
+        return [2] * count
+    if any(time % 2 for time in times):
+        warnings.warn(
+            "StreamGenerator: a _time value is odd, and the times of a stream are even; "
+            "every _time of this table is doubled",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+        return [2 * time for time in times]
+    return times
+
+
 class StreamGenerator:
-    """Builds tables that change over time from lists of batches (one batch per time)."""
+    """Builds tables that change over time from lists of batches (one batch per time), or
+    from markdown or pandas data with ``_time`` (and ``_diff``) columns."""
+
+    def persistence_config(self) -> Any:
+        """The persistence configuration to run the generated tables with: None, since
+        they are replayed by the engine without persistence (Pathway returns a config of
+        its own for the same purpose; passing either to ``pw.run`` works)."""
+        return None
+
+    def table_from_markdown(
+        self,
+        table: str,
+        id_from: list[str] | None = None,
+        unsafe_trusted_ids: bool = False,
+        schema: type[Schema] | None = None,
+        _stacklevel: int = 1,
+    ) -> Table:
+        """A table from markdown (see :func:`table_from_markdown`) whose ``_time`` column
+        gives each row's time and ``_diff`` (1 or -1) whether it is inserted or deleted."""
+        return table_from_markdown(
+            table,
+            id_from=id_from,
+            unsafe_trusted_ids=unsafe_trusted_ids,
+            schema=schema,
+            _generator_columns=True,
+        )
+
+    def table_from_pandas(
+        self,
+        df: Any,
+        id_from: list[str] | None = None,
+        unsafe_trusted_ids: bool = False,
+        schema: type[Schema] | None = None,
+        _stacklevel: int = 1,
+    ) -> Table:
+        """A table from a pandas DataFrame whose ``_time`` column gives each row's time and
+        ``_diff`` (1 or -1) whether it is inserted or deleted."""
+        frame = df.copy()
+        times = list(frame["_time"]) if "_time" in frame.columns else None
+        frame[TIME_COLUMN] = _generator_times(
+            None if times is None else [int(time) for time in times], len(frame)
+        )
+        renames = {"_diff": DIFF_COLUMN}
+        frame = frame.rename(columns=renames).drop(
+            columns=[c for c in ("_time", "_worker") if c in frame.columns]
+        )
+        return table_from_pandas(
+            frame, id_from=id_from, unsafe_trusted_ids=unsafe_trusted_ids, schema=schema
+        )
 
     def table_from_list_of_batches(
-        self, batches: list[list[dict[str, Any]]], schema: type[Schema]
+        self, batches: list[list[dict[str, Any]]], schema: type[Schema], _stacklevel: int = 1
     ) -> Table:
         """Batch ``i`` (a list of rows as dicts) is inserted at time ``2 * (i + 1)``."""
         return self.table_from_list_of_batches_by_workers([{0: b} for b in batches], schema)
 
     def table_from_list_of_batches_by_workers(
-        self, batches: list[dict[int, list[dict[str, Any]]]], schema: type[Schema]
+        self,
+        batches: list[dict[int, list[dict[str, Any]]]],
+        schema: type[Schema],
+        _stacklevel: int = 1,
     ) -> Table:
         """Like :meth:`table_from_list_of_batches`, with each batch split by worker (the
         split does not matter on one process)."""

@@ -14,14 +14,13 @@ The public face of these helpers is :mod:`deltaflow.io.connector`.
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from deltaflow import _types as t
+from deltaflow.error_display import user_stacklevel
 from deltaflow.io._core.base import Formatter, Parser, Reader, Writer
 from deltaflow.io._core.output_session import OutputSession, write_table
 from deltaflow.io._core.read_table import (
@@ -81,17 +80,6 @@ class WriteOptions:
         return dict(self.table._columns)
 
 
-def _stacklevel_outside_package() -> int:
-    """The ``stacklevel`` that makes a warning raised by our caller name the user's line (the
-    innermost frame outside the deltaflow package), however many connector layers lie in
-    between."""
-    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
-    return level
-
-
 def _reject_unknown(label: str, unknown: Mapping[str, Any]) -> None:
     if unknown:
         listed = ", ".join(repr(key) for key in unknown)
@@ -109,7 +97,7 @@ def _check_name(label: str, name: Any, persistent_id: Any) -> str | None:
         warnings.warn(
             f"{label}: persistent_id is deprecated; use name= instead",
             DeprecationWarning,
-            stacklevel=_stacklevel_outside_package(),
+            stacklevel=user_stacklevel(),
         )
         name = persistent_id
     if name is not None and not isinstance(name, str):
