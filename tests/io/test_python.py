@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Callable
 
@@ -104,6 +105,40 @@ def test_upsert_session_replaces_and_removes() -> None:
         ("c", True),
         ("b", False),
     ]
+
+
+class _Kind(enum.Enum):
+    NATIVE = 0
+    UPSERT = 1
+
+
+@pytest.mark.parametrize("kind", ["upsert", _Kind.UPSERT])
+def test_subclass_property_sets_the_session_type(kind: object) -> None:
+    class Subject(pw.io.python.ConnectorSubject):
+        @property
+        def _session_type(self) -> object:  # as Pathway's subjects may declare it
+            return kind
+
+        def run(self) -> None:
+            self.next(k=1, v="a")
+            self.commit()
+            self.next(k=1, v="b")
+
+    table = pw.io.python.read(Subject(), schema=KV, autocommit_duration_ms=None)
+    assert pw.debug.table_to_dicts(table)[1]["v"].popitem()[1] == "b"  # "a" was replaced
+
+
+def test_subclass_property_with_an_unknown_session_type_fails_at_definition() -> None:
+    class Subject(pw.io.python.ConnectorSubject):
+        @property
+        def _session_type(self) -> str:
+            return "append"
+
+        def run(self) -> None:
+            self.next(k=1, v="a")
+
+    with pytest.raises(ValueError, match="_session_type must be 'native' or 'upsert'"):
+        pw.io.python.read(Subject(), schema=KV)
 
 
 def test_native_session_deletion_with_key() -> None:

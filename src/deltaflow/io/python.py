@@ -63,6 +63,19 @@ class _Failure(_Marker):
         self.error = error
 
 
+def _session_kind(subject: ConnectorSubject, label: str = "pw.io.python.read") -> str:
+    """The subject's session type as "native" or "upsert": a subclass's ``_session_type``
+    property may also give an enum member named NATIVE or UPSERT (Pathway's spelling)."""
+    value = subject._session_type
+    kind = value if isinstance(value, str) else str(getattr(value, "name", value))
+    kind = kind.lower()
+    if kind not in ("native", "upsert"):
+        raise ValueError(
+            f"{label}: the subject's _session_type must be 'native' or 'upsert', got {value!r}"
+        )
+    return kind
+
+
 class ConnectorSubject(ABC):
     """Subclass it and implement :meth:`run`, which sends rows with :meth:`next` & co."""
 
@@ -77,7 +90,7 @@ class ConnectorSubject(ABC):
                 f"ConnectorSubject: session_type must be 'native' or 'upsert', got {session_type!r}"
             )
         self._datasource_name = datasource_name
-        self._session_type = session_type
+        self._session_type_setting = session_type
         self._buffer: collections.deque[Any] = collections.deque()
         self._ready = threading.Event()
         self._room = threading.Event()
@@ -145,6 +158,12 @@ class ConnectorSubject(ABC):
     def _deletions_enabled(self) -> bool:
         return True
 
+    @property
+    def _session_type(self) -> str:
+        """``"native"`` or ``"upsert"`` (a subclass may override this property, as with
+        Pathway, instead of passing ``session_type``)."""
+        return self._session_type_setting
+
     def _put(self, item: Any) -> None:
         buffer = self._buffer
         if len(buffer) >= _BUFFER_LIMIT:
@@ -203,7 +222,7 @@ class _SubjectReader(Reader):
         self._done = False
         self._sent = 0
         # In an upsert session a plain message replaces the row with the same key.
-        self._insert_kind = "upsert" if subject._session_type == "upsert" else "insert"
+        self._insert_kind = "upsert" if _session_kind(subject) == "upsert" else "insert"
         subject._start()
 
     def read(self) -> ReadEvent | None:
@@ -430,7 +449,8 @@ def read(
             raise ValueError(f"{label}: give a schema (or format='raw' / 'binary')")
         check_schema(schema, label)
     assert schema is not None
-    if subject._session_type == "upsert" and not schema.primary_key_columns():
+    upsert = _session_kind(subject, label) == "upsert"
+    if upsert and not schema.primary_key_columns():
         raise ValueError(
             f"{label}: an upsert session needs a primary key in the schema "
             f"(pw.column_definition(primary_key=True))"
@@ -444,7 +464,7 @@ def read(
         named=name is not None,
         autocommit_duration_ms=autocommit,
         max_backlog_size=backlog,
-        keep_row_state=subject._session_type == "upsert",
+        keep_row_state=upsert,
     )
 
 
