@@ -35,6 +35,19 @@ def test_glob_path(tmp_path: Path) -> None:
     assert list(pw.debug.table_to_pandas(table)["name"]) == ["apple"]
 
 
+def test_glob_matching_a_directory_reads_all_of_it(tmp_path: Path) -> None:
+    (tmp_path / "foo" / "deep").mkdir(parents=True)
+    (tmp_path / "foo" / "deep" / "a.txt").write_text("a\nb\n")
+    (tmp_path / "foo" / "c.log").write_text("c\n")
+    (tmp_path / "f1.txt").write_text("d\n")
+    (tmp_path / "bar.txt").write_text("e\n")
+    table = pw.io.plaintext.read(str(tmp_path / "f*"), mode="static")
+    assert sorted(pw.debug.table_to_pandas(table)["data"]) == ["a", "b", "c", "d"]
+    # object_pattern filters the files found in the directories too
+    table = pw.io.plaintext.read(str(tmp_path / "f*"), mode="static", object_pattern="*.txt")
+    assert sorted(pw.debug.table_to_pandas(table)["data"]) == ["a", "b", "d"]
+
+
 def test_plaintext_binary_by_file_and_metadata_formats(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("one\ntwo\n")
     (tmp_path / "b.txt").write_text("three\n")

@@ -217,20 +217,29 @@ class FileReader(Reader):
 
     def _list_all(self) -> list[str]:
         if glob.has_magic(self.path):
-            found = glob.glob(self.path, recursive=True)
-            return sorted(
-                p
-                for p in found
-                if os.path.isfile(p) and fnmatch.fnmatch(os.path.basename(p), self.object_pattern)
-            )
+            # A directory the pattern matches is read whole, as a directory path is (as in
+            # Pathway: ``input/f*`` reads ``input/f1.txt`` and everything under ``input/foo``).
+            files: set[str] = set()
+            for match in glob.glob(self.path, recursive=True):
+                if os.path.isdir(match):
+                    files.update(self._walk(match))
+                elif os.path.isfile(match) and fnmatch.fnmatch(
+                    os.path.basename(match), self.object_pattern
+                ):
+                    files.add(match)
+            return sorted(files)
         if os.path.isfile(self.path):
             return [self.path]
+        return self._walk(self.path)
+
+    def _walk(self, directory: str) -> list[str]:
+        """The files under ``directory`` whose names match ``object_pattern``, in order."""
         files = []
-        for directory, subdirs, names in os.walk(self.path):
+        for folder, subdirs, names in os.walk(directory):
             subdirs.sort()
             for name in sorted(names):
                 if fnmatch.fnmatch(name, self.object_pattern):
-                    files.append(os.path.join(directory, name))
+                    files.append(os.path.join(folder, name))
         return files
 
     def _scan(self) -> None:
