@@ -300,3 +300,15 @@ def test_pathway_test_helper_keywords_are_accepted() -> None:
     frame = pw.debug.table_to_pandas(plain)
     again = pw.debug.table_from_pandas(frame, _stacklevel=2, _new_universe=True)
     assert sorted(pw.debug.table_to_dicts(again)[1]["a"].values()) == [1, 2]
+
+
+def test_id_from_and_schema_cannot_be_combined() -> None:
+    schema = pw.schema_from_types(foo=int, bar=int)
+    with pytest.raises(ValueError, match="table_from_markdown: give id_from or schema"):
+        pw.debug.table_from_markdown("foo | bar\n1 | 2", id_from=["foo"], schema=schema)
+    frame = pd.DataFrame({"foo": [1], "bar": [2]})
+    with pytest.raises(ValueError, match="table_from_pandas: give id_from or schema"):
+        pw.debug.table_from_pandas(frame, id_from=["foo"], schema=schema)
+    # each alone is fine
+    assert pw.debug.table_to_dicts(pw.debug.table_from_pandas(frame, schema=schema))[1]["bar"]
+    assert pw.debug.table_to_dicts(pw.debug.table_from_pandas(frame, id_from=["foo"]))[1]["bar"]

@@ -199,6 +199,7 @@ def table_from_markdown(
         ink  |     | 4.0
         pen  | 2   | 1.5
     """
+    _refuse_id_from_with_schema("table_from_markdown", id_from, schema)
     lines = [line for line in table_def.strip("\n").splitlines() if line.strip()]
     # Drop markdown separator rows (|---|:--|); a header of a lone "|" is a table without
     # columns, not a separator.
@@ -322,6 +323,16 @@ def table_from_markdown(
 parse_to_table = table_from_markdown
 
 
+def _refuse_id_from_with_schema(caller: str, id_from: Any, schema: Any) -> None:
+    """``id_from`` and ``schema`` cannot be combined (as in Pathway): the row ids come from
+    ``id_from`` or from the schema's primary key."""
+    if id_from is not None and schema is not None:
+        raise ValueError(
+            f"{caller}: give id_from or schema, not both (with a schema, its primary-key "
+            "columns give the row ids)"
+        )
+
+
 def _position_ids(count: int, start: int = 0, step: int = 1) -> pl.Series:
     """Ids of unlabelled rows: the ids rows labelled 0, 1, 2 ... would get."""
     positions = pl.int_range(start, start + count * step, step, dtype=pl.Int64, eager=True)
@@ -416,6 +427,7 @@ def table_from_pandas(
     """
     import pandas as pd
 
+    _refuse_id_from_with_schema("table_from_pandas", id_from, schema)
     columns: dict[str, pl.Series] = {}
     for name in df.columns:
         column = df[name]
