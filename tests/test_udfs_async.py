@@ -302,3 +302,35 @@ def test_async_udf_on_a_streaming_source_keeps_one_loop_per_run() -> None:
     ]
     assert len(loops) == 1  # one event loop served every minibatch of the run
     assert not [th for th in threading.enumerate() if th.name == "deltaflow-udf-loop"]
+
+
+def test_async_transformer_results_persist_with_the_run(tmp_path) -> None:
+    calls: list[int] = []
+
+    class Plus(pw.AsyncTransformer, output_schema=pw.schema_from_types(ret=int)):
+        async def invoke(self, value: int) -> dict[str, Any]:
+            calls.append(value)
+            return {"ret": value + 1}
+
+    def run_once(persisted: bool) -> list[int]:
+        pw.clear_graph()
+        table = pw.debug.table_from_markdown("value\n1\n2\n3")
+        result = Plus(input_table=table).successful
+        config = (
+            pw.persistence.Config(
+                pw.persistence.Backend.filesystem(tmp_path / "store"),
+                persistence_mode=pw.PersistenceMode.SELECTIVE_PERSISTING,
+            )
+            if persisted
+            else None
+        )
+        got: list[int] = []
+        pw.io.subscribe(result, lambda key, row, time, is_addition: got.append(row["ret"]))
+        pw.run(persistence_config=config, monitoring_level=pw.MonitoringLevel.NONE)
+        return sorted(got)
+
+    assert run_once(persisted=True) == [2, 3, 4] and sorted(calls) == [1, 2, 3]
+    assert run_once(persisted=True) == [2, 3, 4]
+    assert len(calls) == 3  # the second persisted run reused every result
+    assert run_once(persisted=False) == [2, 3, 4]
+    assert len(calls) == 6  # without persistence nothing is kept

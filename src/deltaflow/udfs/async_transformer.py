@@ -23,7 +23,7 @@ from typing import Any
 
 from deltaflow import _types as t
 from deltaflow.expressions.base import Apply, ColumnExpression
-from deltaflow.udfs.caches import CacheStrategy, default_cache_name
+from deltaflow.udfs.caches import CacheStrategy, DiskCacheWhenPersisted, default_cache_name
 from deltaflow.udfs.evaluation import CallOptions
 from deltaflow.udfs.executors import AsyncExecutor
 from deltaflow.udfs.retries import AsyncRetryStrategy
@@ -183,7 +183,8 @@ class AsyncTransformer:
         call = _BatchCall(self, invoke, list(outputs), self._capacity).__call__
         options = CallOptions(
             executor=AsyncExecutor(),
-            cache_strategy=self._cache_strategy,
+            # Without a strategy of its own, results persist with the run (if it persists).
+            cache_strategy=self._cache_strategy or DiskCacheWhenPersisted(),
             cache_name=default_cache_name(type(self).invoke),
             max_batch_size=_WHOLE_MINIBATCH,  # one call sees every row, to group instances
         )

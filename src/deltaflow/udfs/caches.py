@@ -270,6 +270,34 @@ class DefaultCache(DiskCache):
     """The cache Pathway picks by default: the :class:`DiskCache`."""
 
 
+class _NothingKept(CacheStore):
+    """A store that keeps nothing: every call is made."""
+
+    keeps_values = False
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        return None
+
+    def get(self, key: Hashable) -> Any:
+        return _MISSING
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Nothing is kept."""
+
+
+class DiskCacheWhenPersisted(DiskCache):
+    """A :class:`DiskCache` in a run with persistent storage, no cache in a run without.
+
+    ``pw.AsyncTransformer`` uses it by default: with persistence, the results of calls made
+    by an earlier run are reused, so a restart does not make them again (as in Pathway,
+    whose transformer persists its results)."""
+
+    def open_store(self, udf_name: str, run_scope: Any) -> CacheStore:
+        if run_scope.storage_root() is None:
+            return _NothingKept()
+        return super().open_store(udf_name, run_scope)
+
+
 def default_cache_name(func: Callable[..., Any]) -> str:
     """``<module>_<qualified name>`` of a function (the default cache directory name)."""
     target = getattr(func, "__wrapped__", func)
