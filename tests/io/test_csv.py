@@ -6,6 +6,7 @@ import csv
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import deltaflow as pw
@@ -156,3 +157,41 @@ def test_files_are_formatted_in_place_exactly_as_payloads(tmp_path: Path) -> Non
     assert csv_out.read_bytes() == CsvFormatter(columns).header() + b"".join(as_csv.payloads)
     assert json_out.read_bytes() == b"".join(as_json.payloads)
     assert csv_out.read_text().splitlines()[-1] == '"Alice","1","1.5","6","-1"'
+
+
+class _Blob(pw.Schema):
+    k: int
+    data: bytes
+    grid: np.ndarray[None, int]  # type: ignore[type-arg]
+
+
+@pytest.mark.parametrize("writer", ["csv", "jsonlines"])
+def test_bytes_and_arrays_round_trip_in_pathways_forms(tmp_path: Path, writer: str) -> None:
+    rows = [
+        (1, b"\xff\x00\xfe not utf-8", np.arange(6).reshape(2, 3)),
+        (2, b"", np.array([7])),
+    ]
+    table = pw.debug.table_from_rows(_Blob, rows)
+    out = tmp_path / f"out.{writer}"
+    getattr(pw.io, writer).write(table, out)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    text = out.read_text().replace('""', '"')
+    assert "/wD+IG5vdCB1dGYtOA==" in text  # bytes as base64, as Pathway writes them
+    assert '{"shape":[2,3],"elements":[0,1,2,3,4,5]}' in text  # arrays as shape + elements
+    pw.clear_graph()
+    back = getattr(pw.io, writer).read(out, schema=_Blob, mode="static")
+    frame = pw.debug.table_to_pandas(back, include_id=False).sort_values("k")
+    assert list(frame["data"]) == [rows[0][1], rows[1][1]]
+    assert [a.tolist() for a in frame["grid"]] == [[[0, 1, 2], [3, 4, 5]], [7]]
+
+
+def test_text_that_is_not_base64_is_a_bad_bytes_value(tmp_path: Path) -> None:
+    class Blob(pw.Schema):
+        k: int
+        data: bytes
+
+    path = tmp_path / "in.csv"
+    path.write_text("k,data\n1,aGk=\n2,not base64!\n")
+    table = pw.io.csv.read(path, schema=Blob, mode="static")
+    frame = pw.debug.table_to_pandas(table, include_id=False)
+    assert list(frame["data"]) == [b"hi"]  # row 2 reported and skipped, never b"not base64!"

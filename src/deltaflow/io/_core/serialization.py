@@ -121,8 +121,8 @@ def _text_or_null(series: pl.Series, dtype: t.DType) -> pl.Series:
         out = series.dt.convert_time_zone("UTC").dt.to_string(_UTC_FORMAT)
     elif base == t.DURATION:
         out = series.dt.total_nanoseconds().cast(pl.String)
-    elif base == t.BYTES:
-        out = series.cast(pl.String, strict=False)
+    elif base == t.BYTES:  # base64, as Pathway writes bytes (any bytes, not only UTF-8)
+        out = series.bin.encode("base64")
     else:
         out = pl.Series(
             name,
@@ -139,8 +139,10 @@ def _object_text(value: Any, base: t.DType) -> str:
         return value
     if isinstance(value, t.Json):
         return _compact(value.value)
-    if isinstance(value, tuple | list | np.ndarray | dict):
-        return _compact(value.tolist() if isinstance(value, np.ndarray) else value)
+    if isinstance(value, tuple | list | np.ndarray):
+        return _compact(file_json_value(value))
+    if isinstance(value, dict):
+        return _compact(value)
     if isinstance(value, bool | int | float):
         return str(value)
     return str(value)
@@ -163,6 +165,16 @@ def json_value(value: Any) -> Any:
     return _json_default(value)
 
 
+def file_json_value(value: Any) -> Any:
+    """:func:`json_value`, with arrays in the form Pathway's file and message outputs use:
+    ``{"shape": [...], "elements": [...]}`` (elements row-major), also inside tuples."""
+    if isinstance(value, np.ndarray):
+        return {"shape": list(value.shape), "elements": json_value(value.ravel())}
+    if isinstance(value, tuple | list):
+        return [file_json_value(v) for v in value]
+    return json_value(value)
+
+
 def json_ready_column(series: pl.Series, dtype: t.DType) -> pl.Series | list[Any]:
     """A column Polars can write as JSON natively, or a list of JSON-ready values."""
     base = dtype.strip_optional()
@@ -176,7 +188,7 @@ def json_ready_column(series: pl.Series, dtype: t.DType) -> pl.Series | list[Any
         return [None if v is None else str(v) for v in t.values_from_series(series)]
     if base == t.BYTES:
         return [None if v is None else base64.b64encode(v).decode() for v in series.to_list()]
-    return [json_value(v) for v in t.values_from_series(series)]
+    return [file_json_value(v) for v in t.values_from_series(series)]
 
 
 # ------------------------------------------------------------------------------------------
@@ -216,8 +228,9 @@ def parse_text_column(series: pl.Series, dtype: t.DType) -> tuple[pl.Series, pl.
             default=None,
             return_dtype=pl.Boolean,
         )
-    elif base == t.BYTES:
-        values = raw.cast(pl.Binary)
+    elif base == t.BYTES:  # base64 text, as written (by Pathway too); anything else is bad
+        values = stripped.str.decode("base64", strict=False)
+        missing = stripped.is_null() | (stripped == "None")  # "" is base64 of b""
     elif base == t.DURATION:
         values = stripped.str.to_integer(strict=False).cast(pl.Duration("ns"))
     elif base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC):
@@ -334,11 +347,11 @@ def convert_value(value: Any, dtype: t.DType) -> Any:
     if base == t.BYTES:
         if isinstance(value, bytes):
             return value
-        if isinstance(value, str):
+        if isinstance(value, str):  # bytes travel as base64 text in JSON (as in Pathway)
             try:
                 return base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
-                return value.encode()
+                raise ConversionError(f"{_shorten(value)!r} is not base64 text of bytes") from None
         if isinstance(value, list):
             return bytes(value)
         raise ConversionError(f"{value!r} is not bytes")
@@ -369,13 +382,45 @@ def convert_value(value: Any, dtype: t.DType) -> Any:
             raise ConversionError(f"{value!r} is not a list")
         return tuple(convert_value(v, base.arg) for v in value)
     if isinstance(base, t.Array):
-        try:
-            return np.asarray(value)
-        except (ValueError, TypeError) as exc:
-            raise ConversionError(f"{value!r} is not an array") from exc
+        return _array_from_json(value)
     if base == t.PY_OBJECT_WRAPPER:
         return value if isinstance(value, t.PyObjectWrapper) else t.PyObjectWrapper(value)
     return value
+
+
+def _array_from_json(value: Any) -> np.ndarray:
+    """An array from its JSON form: ``{"shape": [...], "elements": [...]}`` (row-major, as
+    Pathway and deltaflow write arrays), or nested lists; anything else is refused."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, dict):
+        shape, elements = value.get("shape"), value.get("elements")
+        if (
+            set(value) != {"shape", "elements"}
+            or not isinstance(shape, list)
+            or not isinstance(elements, list)
+        ):
+            raise ConversionError(
+                f"{_shorten(repr(value))} is not an array (expected {{'shape': [...], "
+                "'elements': [...]}} or nested lists)"
+            )
+        try:
+            return np.asarray(elements).reshape(shape)
+        except (ValueError, TypeError) as exc:
+            raise ConversionError(f"{_shorten(repr(value))} is not an array: {exc}") from None
+    if not isinstance(value, list | tuple):
+        raise ConversionError(f"{value!r} is not an array")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ConversionError(f"{_shorten(repr(value))} is not an array") from exc
+    if array.dtype == object:  # ragged lists or values that are not numbers
+        raise ConversionError(f"{_shorten(repr(value))} is not an array of numbers")
+    return array
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _convert_timestamp(value: Any, base: t.DType) -> pd.Timestamp:
