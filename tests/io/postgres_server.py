@@ -208,11 +208,26 @@ class PostgresServer:
         import psycopg
 
         with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
-            # Replication slots pin a database; drop them first.
+            # Replication slots pin a database; drop them first. A slot may still be held by
+            # the walsender of a run that just ended (it exits a moment after its client
+            # closed): end that backend, then wait until the slot is free.
             for (slot,) in conn.execute(
                 "SELECT slot_name FROM pg_replication_slots WHERE database = %s", (name,)
             ).fetchall():
-                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                deadline = time.monotonic() + 30
+                while True:
+                    conn.execute(
+                        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                        "WHERE slot_name = %s AND active_pid IS NOT NULL",
+                        (slot,),
+                    )
+                    try:
+                        conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                        break
+                    except psycopg.errors.ObjectInUse:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
