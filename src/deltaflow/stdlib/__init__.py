@@ -3,7 +3,7 @@
 import sys
 
 from deltaflow import temporal
-from deltaflow.stdlib import graphs, ordered, stateful, statistical, utils, viz
+from deltaflow.stdlib import graphs, ml, ordered, stateful, statistical, utils, viz
 from deltaflow.temporal import _clock
 
 # ``pw.stdlib.temporal`` is ``pw.temporal`` itself. Registering the package (and its wall-clock
@@ -13,4 +13,4 @@ from deltaflow.temporal import _clock
 sys.modules.setdefault(f"{__name__}.temporal", temporal)
 sys.modules.setdefault(f"{__name__}.temporal.time_utils", _clock)
 
-__all__ = ["graphs", "ordered", "stateful", "statistical", "temporal", "utils", "viz"]
+__all__ = ["graphs", "ml", "ordered", "stateful", "statistical", "temporal", "utils", "viz"]

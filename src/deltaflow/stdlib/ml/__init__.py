@@ -1,0 +1,9 @@
+"""``pw.stdlib.ml``: matching and classification helpers built on table operators.
+
+``smart_table_ops`` (fuzzy matching of rows), ``classifiers`` (k-NN through locality
+sensitive hashing), ``hmm`` (a hidden Markov model reducer), ``datasets`` and ``utils``.
+"""
+
+from deltaflow.stdlib.ml import smart_table_ops
+
+__all__ = ["smart_table_ops"]

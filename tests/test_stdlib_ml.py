@@ -1,0 +1,224 @@
+"""pw.stdlib.ml: fuzzy matching (smart_table_ops).
+
+Expected scores are worked out by hand from the feature counts; the incremental runs are
+compared with from-scratch runs at every time (``check`` from test_stateful_properties).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+
+import deltaflow as pw
+from deltaflow.stdlib.ml.smart_table_ops import (
+    FuzzyJoinFeatureGeneration,
+    FuzzyJoinNormalization,
+    fuzzy_match,
+    fuzzy_match_tables,
+    fuzzy_match_with_hint,
+    fuzzy_self_match,
+    smart_fuzzy_match,
+)
+from test_stateful_properties import SETTINGS, Event, check, update_streams
+
+
+def _table(**columns: list[Any]) -> pw.Table:
+    return pw.debug.table_from_pandas(pd.DataFrame(columns))
+
+
+def _named_matches(
+    matches: pw.Table, left: pw.Table, right: pw.Table, column: str, right_column: str = ""
+) -> list[tuple[Any, ...]]:
+    """The matches as sorted (left value, right value, rounded weight)."""
+    named = matches.select(
+        l=left.ix(matches.left)[column],
+        r=right.ix(matches.right)[right_column or column],
+        w=pw.apply_with_type(lambda x: round(x, 9), float, matches.weight),
+    )
+    keys, columns = pw.debug.table_to_dicts(named)
+    return sorted((columns["l"][k], columns["r"][k], columns["w"][k]) for k in keys)
+
+
+# ---------------------------------------------------------------- normalizations
+
+
+def test_normalizations_and_feature_generation() -> None:
+    weight = FuzzyJoinNormalization.WEIGHT.normalize
+    assert [weight(c) for c in (0, 1, 2, 3, 4, 5)] == [0.0, 1.0, 0.5, 0.25, 0.25, 0.125]
+    log = FuzzyJoinNormalization.LOGWEIGHT.normalize
+    assert [log(c) for c in (0, 1, 2, 3, 4)] == [0.0, 1.0, 0.5, 0.5, 1 / 3]
+    assert FuzzyJoinNormalization.NONE.normalize(7) == 7
+    assert FuzzyJoinFeatureGeneration.TOKENIZE.generate("Big  Red-Box") == ["Big", "Red-Box"]
+    assert FuzzyJoinFeatureGeneration.AUTO.generate(12) == ["12"]
+    assert FuzzyJoinFeatureGeneration.LETTERS.generate("A-b 3") == ["a", "b", "3"]
+    assert int(FuzzyJoinNormalization.LOGWEIGHT) == 2
+
+
+# ---------------------------------------------------------------- whole tables
+
+
+def test_fuzzy_match_tables_by_words() -> None:
+    left = _table(name=["red apple", "green pear", "blue berry"])
+    right = _table(name=["apple red", "pear", "banana"])
+    matches = fuzzy_match_tables(left, right)
+    assert matches.column_names() == ["right", "left", "weight"]
+    # red, apple and pear occur twice (weight 1/ceil(log2 3) = 1/2 each), the rest once.
+    assert _named_matches(matches, left, right, "name") == [
+        ("green pear", "pear", 0.5),
+        ("red apple", "apple red", 1.0),
+    ]
+
+
+def test_fuzzy_match_tables_joins_all_columns_as_text() -> None:
+    left = _table(qty=[3, 7], unit=["kg", "box"])
+    right = _table(qty=["7", "three"], unit=["box", "kg"])
+    matches = fuzzy_match_tables(left, right)
+    pairs = _named_matches(matches, left, right, "qty")
+    assert pairs == [(3, "three", 0.5), (7, "7", 1.0)]
+
+
+def test_fuzzy_match_tables_with_projections() -> None:
+    left = _table(src=["oslo", "rome"], dst=["rome", "lima"])
+    right = _table(frm=["rome", "lima"], to=["oslo", "rome"])
+    # Compare left.src with right.to and left.dst with right.frm.
+    matches = fuzzy_match_tables(
+        left,
+        right,
+        left_projection={"src": "from", "dst": "to"},
+        right_projection={"to": "from", "frm": "to"},
+    )
+    # Each shared word occurs twice in its bucket: 1/2 per bucket, two buckets per pair.
+    assert _named_matches(matches, left, right, "src", "frm") == [
+        ("oslo", "rome", 1.0),
+        ("rome", "lima", 1.0),
+    ]
+
+
+def test_fuzzy_match_tables_rejects_one_sided_bucket() -> None:
+    left = _table(a=["x"])
+    right = _table(b=["x"])
+    with pytest.raises(ValueError, match="one side"):
+        fuzzy_match_tables(left, right, left_projection={"a": "A"}, right_projection={"b": "B"})
+
+
+# ---------------------------------------------------------------- columns
+
+
+def test_smart_self_match_by_letters() -> None:
+    names = _table(name=["abc", "cab", "xyz", "zy"])
+    matches = smart_fuzzy_match(
+        names.name,
+        names.name,
+        normalization=FuzzyJoinNormalization.WEIGHT,
+        feature_generation=FuzzyJoinFeatureGeneration.LETTERS,
+    )
+    rows = _named_matches(matches, names, names, "name")
+    # a, b, c, y, z occur twice (weight 1/2); each pair is listed once, never a row with itself.
+    assert sorted((min(a, b), max(a, b), w) for a, b, w in rows) == [
+        ("abc", "cab", 1.5),
+        ("xyz", "zy", 1.0),
+    ]
+    keys, columns = pw.debug.table_to_dicts(matches)
+    assert all(columns["left"][k] < columns["right"][k] for k in keys)
+
+
+def test_smart_match_of_two_columns_is_one_to_one() -> None:
+    left = _table(word=["alpha", "alps"])
+    right = _table(word=["alpha"])
+    matches = smart_fuzzy_match(
+        left.word, right.word, feature_generation=FuzzyJoinFeatureGeneration.LETTERS
+    )
+    # "alpha" beats "alps" for the only right row; a right row is matched once.
+    rows = _named_matches(matches, left, right, "word")
+    assert [(a, b) for a, b, _ in rows] == [("alpha", "alpha")]
+
+
+# ---------------------------------------------------------------- explicit feature graphs
+
+
+def _feature_graph() -> tuple[pw.Table, pw.Table, pw.Table, pw.Table]:
+    nodes = _table(name=["p", "q", "r", "P", "Q", "R"]).with_id_from(pw.this.name)
+    features = _table(f=[1, 2, 3], w=[2.0, 1.0, 1.0]).with_id_from(pw.this.f)
+    features = features.select(
+        weight=pw.this.w, normalization_type=int(FuzzyJoinNormalization.NONE)
+    )
+
+    def edges(rows: list[tuple[str, int, float]]) -> pw.Table:
+        t = _table(n=[r[0] for r in rows], f=[r[1] for r in rows], w=[r[2] for r in rows])
+        return t.select(
+            node=nodes.pointer_from(t.n), feature=features.pointer_from(t.f), weight=t.w
+        )
+
+    left = edges([("p", 1, 1.0), ("q", 2, 1.0), ("r", 3, 0.5)])
+    right = edges([("P", 1, 1.0), ("Q", 2, 3.0), ("R", 3, 1.0), ("R", 2, 1.0)])
+    return nodes, features, left, right
+
+
+def test_fuzzy_match_on_feature_graph() -> None:
+    nodes, features, left, right = _feature_graph()
+    matches = fuzzy_match(left, right, features)
+    # NONE normalization multiplies by the edge count: f1 has 2 edges, f2 3, f3 2.
+    # p-P: 1*1*2*2 = 4; q-Q: 1*3*1*3 = 9; q-R: 1*1*3 = 3; r-R: 0.5*1*1*2 = 1.
+    assert _named_matches(matches, nodes, nodes, "name") == [
+        ("p", "P", 4.0),
+        ("q", "Q", 9.0),
+        ("r", "R", 1.0),
+    ]
+
+
+def test_fuzzy_match_with_hint_keeps_hand_matches() -> None:
+    nodes, features, left, right = _feature_graph()
+    hint = _table(a=["q"], b=["R"], weight=[0.25]).select(
+        left=nodes.pointer_from(pw.this.a),
+        right=nodes.pointer_from(pw.this.b),
+        weight=pw.this.weight,
+    )
+    matches = fuzzy_match_with_hint(left, right, features, hint)
+    # q and R are taken by hand; without them f2 has 1 edge and f3 one: r is left alone.
+    assert _named_matches(matches, nodes, nodes, "name") == [
+        ("p", "P", 4.0),
+        ("q", "R", 0.25),
+    ]
+
+
+def test_heavy_features_only_add_to_light_pairs() -> None:
+    nodes = _table(name=["a", "b", "c", "d"]).with_id_from(pw.this.name)
+    features = _table(f=[1, 2]).with_id_from(pw.this.f)
+    features = features.select(weight=1.0, normalization_type=int(FuzzyJoinNormalization.NONE))
+    rows = [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("a", 2), ("b", 2)]
+    t = _table(n=[r[0] for r in rows], f=[r[1] for r in rows])
+    edges = t.select(node=nodes.pointer_from(t.n), feature=features.pointer_from(t.f), weight=1.0)
+    # Feature 1 (4 edges) is heavy at threshold 3: alone it pairs nothing.
+    matches = fuzzy_self_match(edges, features, HEAVY_LIGHT_THRESHOLD=3)
+    assert _named_matches(matches, nodes, nodes, "name") in (
+        [("a", "b", 2.0 + 4.0)],
+        [("b", "a", 2.0 + 4.0)],
+    )
+    heavy_edges = edges.filter(edges.feature == features.pointer_from(1))
+    only_heavy = fuzzy_self_match(heavy_edges, features, HEAVY_LIGHT_THRESHOLD=3)
+    assert pw.debug.table_to_dicts(only_heavy)[0] == []
+
+
+# ---------------------------------------------------------------- incremental
+
+
+@settings(SETTINGS, max_examples=10)
+@given(update_streams(max_key=3, max_times=3), update_streams(label_base=1000, max_key=3))
+def test_fuzzy_match_tables_incremental_matches_recomputation(
+    left_events: list[Event], right_events: list[Event]
+) -> None:
+    def program(left: pw.Table, right: pw.Table) -> pw.Table:
+        words = ["oak", "elm", "ash", "fir"]
+
+        def text(t: pw.Table) -> pw.Table:
+            return t.select(
+                text=pw.apply_with_type(lambda k, v: f"{words[k]} n{abs(v)}", str, t.k, t.v)
+            )
+
+        matches = fuzzy_match_tables(text(left), text(right))
+        return matches.select(matches.left, matches.right, matches.weight)
+
+    check(program, left_events, right_events)
