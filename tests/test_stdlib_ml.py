@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 
 import deltaflow as pw
+from deltaflow.stdlib.ml.classifiers import (
+    knn_lsh_classifier_train,
+    knn_lsh_classify,
+    knn_lsh_euclidean_classifier_train,
+    knn_lsh_train,
+)
 from deltaflow.stdlib.ml.smart_table_ops import (
     FuzzyJoinFeatureGeneration,
     FuzzyJoinNormalization,
@@ -222,3 +229,106 @@ def test_fuzzy_match_tables_incremental_matches_recomputation(
         return matches.select(matches.left, matches.right, matches.weight)
 
     check(program, left_events, right_events)
+
+
+# ---------------------------------------------------------------- k-NN through LSH
+
+
+def _points(vectors: list[list[float]]) -> pw.Table:
+    frame = pd.DataFrame({"data": [np.array(v, dtype=float) for v in vectors]})
+    return pw.debug.table_from_pandas(frame)
+
+
+_CLOUDS = [[20, 21], [21, 20], [22, 22], [-20, -21], [-21, -20], [-22, -22], [0, 1], [1, 0]]
+
+
+def _neighbour_rows(result: pw.Table, data: pw.Table, queries: pw.Table) -> dict[Any, Any]:
+    """{query's first coordinate: tuple of its neighbours' first coordinates}."""
+    named = result.select(
+        q=pw.apply_with_type(lambda v: float(v[0]), float, queries.ix(result.query_id).data),
+        ids=result.knns_ids,
+    )
+    _, rows = pw.debug.table_to_dicts(named)
+    _, points = pw.debug.table_to_dicts(data)
+    first = {k: float(v[0]) for k, v in points["data"].items()}
+    return {rows["q"][k]: tuple(first[i] for i in rows["ids"][k]) for k in rows["q"]}
+
+
+def test_knn_lsh_finds_points_of_the_same_cloud() -> None:
+    data = _points(_CLOUDS)
+    queries = _points([[21, 21], [-21, -21], [0.5, 0.5], [500, -500]])
+    index = knn_lsh_classifier_train(data, L=6, type="euclidean", d=2, M=4, A=8)
+    result = index(queries, k=2)
+    assert result.column_names() == ["query_id", "knns_ids"]
+    found = _neighbour_rows(result, data, queries)
+    assert set(found) == {21.0, -21.0, 0.5, 500.0}
+    assert 0 < len(found[21.0]) <= 2 and set(found[21.0]) <= {20.0, 21.0, 22.0}
+    assert 0 < len(found[-21.0]) <= 2 and set(found[-21.0]) <= {-20.0, -21.0, -22.0}
+    assert len(found[0.5]) > 0 and set(found[0.5]) <= {0.0, 1.0}
+    assert found[500.0] == ()
+
+
+def test_knn_lsh_distances_are_sorted_and_k_may_be_a_column() -> None:
+    data = _points(_CLOUDS)
+    queries = _points([[21, 21], [0, 0]]).with_columns(k=pw.this.data[0] > 10)
+    queries = queries.with_columns(k=pw.if_else(pw.this.k, 3, 1))
+    index = knn_lsh_euclidean_classifier_train(data, d=2, M=2, L=8, A=20)
+    result = index(queries, with_distances=True)
+    _, rows = pw.debug.table_to_dicts(result)
+    lengths = sorted(len(v) for v in rows["knns_ids_with_dists"].values())
+    assert lengths == [1, 3]
+    for pairs in rows["knns_ids_with_dists"].values():
+        distances = [d for _, d in pairs]
+        assert distances == sorted(distances)
+    # Squared distances: from (0, 0) the nearest point is (0, 1) or (1, 0), at 1.
+    assert [d for v in rows["knns_ids_with_dists"].values() if len(v) == 1 for _, d in v] == [1.0]
+
+
+def test_knn_lsh_cosine_and_bad_type() -> None:
+    data = _points([[1, 0.1], [2, 0.3], [-1, 0.05], [0.1, 5]])
+    queries = _points([[10, 1], [0, -3]])
+    index = knn_lsh_train(data, L=8, type="cosine", d=2, M=3)
+    found = _neighbour_rows(index(queries, k=1), data, queries)
+    assert found[10.0] in ((1.0,), (2.0,))
+    assert found[0.0] in ((), (0.1,), (-1.0,))
+    with pytest.raises(ValueError, match="euclidean"):
+        knn_lsh_classifier_train(data, L=2, type="manhattan", d=2, M=2)
+
+
+def test_knn_lsh_classify_votes() -> None:
+    data = _points(_CLOUDS)
+    labels = data.select(label=pw.apply_with_type(lambda v: int(np.sign(v[0])), int, data.data))
+    queries = _points([[19, 22], [-22, -19], [0.2, 0.7], [900, 900]])
+    index = knn_lsh_classifier_train(data, L=6, type="euclidean", d=2, M=4, A=8)
+    result = knn_lsh_classify(index, labels, queries, k=3)
+    assert result.schema.typehints() == {"predicted_label": int | None}
+    named = result.select(
+        result.predicted_label,
+        q=pw.apply_with_type(lambda v: float(v[0]), float, queries.ix(result.id).data),
+    )
+    _, rows = pw.debug.table_to_dicts(named)
+    assert {rows["q"][k]: rows["predicted_label"][k] for k in rows["q"]} == {
+        19.0: 1,
+        -22.0: -1,
+        0.2: 0,
+        900.0: None,
+    }
+
+
+@settings(SETTINGS, max_examples=10)
+@given(update_streams(max_key=3, max_times=3), update_streams(label_base=1000, max_key=3))
+def test_knn_lsh_incremental_matches_recomputation(
+    data_events: list[Event], query_events: list[Event]
+) -> None:
+    def vectors(t: pw.Table) -> pw.Table:
+        return t.select(
+            data=pw.apply_with_type(
+                lambda k, v: np.array([k, v], dtype=float), np.ndarray, t.k, t.v
+            )
+        )
+
+    def program(data: pw.Table, queries: pw.Table) -> pw.Table:
+        index = knn_lsh_classifier_train(vectors(data), L=3, type="euclidean", d=2, M=2, A=3)
+        return index(vectors(queries), k=2, with_distances=True)
+
+    check(program, data_events, query_events)

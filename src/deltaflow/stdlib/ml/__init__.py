@@ -4,6 +4,6 @@
 sensitive hashing), ``hmm`` (a hidden Markov model reducer), ``datasets`` and ``utils``.
 """
 
-from deltaflow.stdlib.ml import smart_table_ops
+from deltaflow.stdlib.ml import classifiers, smart_table_ops
 
-__all__ = ["smart_table_ops"]
+__all__ = ["classifiers", "smart_table_ops"]
