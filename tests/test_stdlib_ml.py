@@ -332,3 +332,146 @@ def test_knn_lsh_incremental_matches_recomputation(
         return index(vectors(queries), k=2, with_distances=True)
 
     check(program, data_events, query_events)
+
+
+# ---------------------------------------------------------------- hmm, utils, datasets
+
+
+_WEATHER = ("rain", "sun", "fog")
+_EMIT = {
+    ("rain", "umbrella"): 0.8,
+    ("rain", "none"): 0.2,
+    ("sun", "umbrella"): 0.15,
+    ("sun", "none"): 0.85,
+    ("fog", "umbrella"): 0.4,
+    ("fog", "none"): 0.6,
+}
+_MOVE = {
+    ("rain", "rain"): 0.6,
+    ("rain", "sun"): 0.3,
+    ("rain", "fog"): 0.1,
+    ("sun", "sun"): 0.7,
+    ("sun", "rain"): 0.2,
+    ("sun", "fog"): 0.1,
+    ("fog", "fog"): 0.5,
+    ("fog", "rain"): 0.5,
+}
+
+
+def _weather_graph() -> Any:
+    nx = pytest.importorskip("networkx")
+    graph = nx.DiGraph()
+    for state in _WEATHER:
+        graph.add_node(
+            state,
+            calc_emission_log_ppb=lambda obs, state=state: float(np.log(_EMIT[(state, obs)])),
+        )
+    for (a, b), p in _MOVE.items():
+        graph.add_edge(a, b, log_transition_ppb=float(np.log(p)))
+    graph.graph["start_nodes"] = ["rain", "sun"]
+    return graph
+
+
+def _most_likely(observations: list[str]) -> tuple[str, ...]:
+    """Brute force over every state sequence (an independent check of Viterbi)."""
+    import itertools
+
+    best: tuple[float, tuple[str, ...]] = (-np.inf, ())
+    for path in itertools.product(_WEATHER, repeat=len(observations)):
+        if path[0] not in ("rain", "sun"):
+            continue
+        if any((a, b) not in _MOVE for a, b in itertools.pairwise(path)):
+            continue
+        score = sum(np.log(_EMIT[(s, o)]) for s, o in zip(path, observations, strict=True))
+        score += sum(np.log(_MOVE[(a, b)]) for a, b in itertools.pairwise(path))
+        best = max(best, (score, path))
+    return best[1]
+
+
+def _observations(observations: list[str]) -> pw.Table:
+    """One observation per time, in order (rows of one time reach a reducer in id order)."""
+    lines = [f"{o} | {2 * i + 2}" for i, o in enumerate(observations)]
+    return pw.debug.table_from_markdown("obs | __time__\n" + "\n".join(lines))
+
+
+@pytest.mark.parametrize("kept", [None, 2])
+def test_hmm_reducer_decodes_each_prefix(kept: int | None) -> None:
+    observations = ["umbrella", "none", "none", "umbrella", "umbrella", "none"]
+    table = _observations(observations)
+    reducer = pw.reducers.udf_reducer(
+        pw.stdlib.ml.hmm.create_hmm_reducer(_weather_graph(), num_results_kept=kept)
+    )
+    decoded = table.reduce(path=reducer(table.obs))
+    inserted = [row["path"] for _, row, diff in pw.debug.table_to_stream(decoded) if diff > 0]
+    expected = [_most_likely(observations[: n + 1]) for n in range(len(observations))]
+    if kept is not None:
+        expected = [path[-kept:] for path in expected]
+    assert inserted == expected
+
+
+def test_hmm_reducer_beam_of_one_is_greedy() -> None:
+    observations = ["umbrella", "umbrella", "none", "umbrella"]
+    table = _observations(observations)
+    accumulator = pw.stdlib.ml.hmm.create_hmm_reducer(_weather_graph(), beam_size=1)
+    decoded = table.reduce(path=pw.reducers.udf_reducer(accumulator)(table.obs))
+    [[path]] = [list(r) for r in pw.debug.table_to_pandas(decoded).itertuples(index=False)]
+    # Keeping one state per step, "none" moves the walk to sun, and it cannot come back
+    # to the all-rain path that exact decoding finds.
+    assert _most_likely(observations) == ("rain", "rain", "rain", "rain")
+    assert path == ("rain", "rain", "sun", "rain")
+
+
+def test_classifier_accuracy_counts_hits_and_misses() -> None:
+    exact = _table(label=["a", "b", "a", "c", "b"])
+    predicted = exact.select(
+        predicted_label=pw.apply_with_type(
+            lambda x: {"a": "a", "b": "c", "c": "c"}[x], str, exact.label
+        )
+    ).filter(pw.this.predicted_label != "zzz")
+    accuracy = pw.stdlib.ml.utils.classifier_accuracy(predicted, exact)
+    _, columns = pw.debug.table_to_dicts(accuracy)
+    assert {columns["value"][k]: columns["cnt"][k] for k in columns["cnt"]} == {
+        True: 3,
+        False: 2,
+    }
+
+
+def test_mnist_split_sizes() -> None:
+    from deltaflow.stdlib.ml.datasets.classification import _split_tables
+
+    images = np.arange(70_000 * 2, dtype=float).reshape(70_000, 2)
+    labels = np.array([str(i % 10) for i in range(70_000)])
+    train, train_labels, test, test_labels = _split_tables(images, labels, 70)
+    sizes = [len(pw.debug.table_to_dicts(t)[0]) for t in (train, train_labels, test, test_labels)]
+    assert sizes == [60, 60, 10, 10]
+    first_test = sorted(float(v[0]) for v in pw.debug.table_to_dicts(test)[1]["data"].values())
+    assert first_test[0] == 120_000.0  # row 60,000: the first of MNIST's test images
+
+
+# ---------------------------------------------------------------- module paths
+
+
+def test_pathway_module_paths_of_stdlib() -> None:
+    import importlib
+
+    from deltaflow.stdlib.ordered.diff import diff
+    from deltaflow.stdlib.stateful.deduplicate import deduplicate
+    from deltaflow.stdlib.temporal import utils as temporal_utils
+
+    assert diff is pw.stdlib.ordered.diff
+    assert deduplicate is pw.stdlib.stateful.deduplicate
+    assert importlib.import_module("deltaflow.stdlib.ordered.diff").diff is diff
+    assert pw.graphs is pw.stdlib.graphs and pw.ml is pw.stdlib.ml
+    assert temporal_utils.zero_length_interval(float) == 0.0
+    assert temporal_utils.get_default_origin(pw.Type.INT) == 0
+    t = _table(at=[1.5])
+    temporal_utils.check_joint_types(
+        {"time": (t.at, temporal_utils.TimeEventType), "hop": (2, temporal_utils.IntervalType)}
+    )
+    with pytest.raises(TypeError, match="one kind"):
+        temporal_utils.check_joint_types(
+            {
+                "time": (t.at, temporal_utils.TimeEventType),
+                "hop": ("2", temporal_utils.IntervalType),
+            }
+        )
