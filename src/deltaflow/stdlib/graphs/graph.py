@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from deltaflow.stdlib.graphs.common import Clustering, Edge, Vertex, Weight
 from deltaflow.table import Table
 
-__all__ = ["Graph", "WeightedGraph"]
+__all__ = ["Clustering", "Edge", "Graph", "Vertex", "Weight", "WeightedGraph"]
 
 
 def _extended_to_full_clustering(vertices: Table, clustering: Table) -> Table:

@@ -23,11 +23,19 @@ from deltaflow.expressions.base import ColumnReference
 from deltaflow.expressions.functions import apply_with_type, if_else, make_tuple
 from deltaflow.expressions.placeholders import this
 from deltaflow.iterate import iterate
+from deltaflow.stdlib.graphs.common import Clustering, Edge, Weight
 from deltaflow.stdlib.graphs.graph import WeightedGraph, _cluster_vertices, _redirected_edges
 from deltaflow.stdlib.utils.filtering import argmax_rows
 from deltaflow.table import Table
 
-__all__ = ["exact_modularity", "louvain_communities_fixed_iterations"]
+__all__ = [
+    "Clustering",
+    "Edge",
+    "Weight",
+    "WeightedGraph",
+    "exact_modularity",
+    "louvain_communities_fixed_iterations",
+]
 
 
 def _per_vertex_sum(clustering: Table, edges: Table, key: ColumnReference, column: str) -> Table:
