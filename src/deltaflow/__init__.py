@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from deltaflow.persistence import PersistenceMode
     from deltaflow.reducers import BaseCustomAccumulator
     from deltaflow.schema import schema_from_csv
-    from deltaflow.stdlib import ordered, stateful, statistical, utils, viz
+    from deltaflow.stdlib import graphs, ml, ordered, stateful, statistical, utils, viz
     from deltaflow.stdlib.utils.pandas_transformer import pandas_transformer
     from deltaflow.table_slice import TableSlice
     from deltaflow.table_stateful import (
@@ -131,6 +131,8 @@ _LAZY = {
     "table_transformer": ("deltaflow.transformers", "table_transformer"),
     "pandas_transformer": ("deltaflow.stdlib.utils.pandas_transformer", "pandas_transformer"),
     "viz": ("deltaflow.stdlib.viz", None),
+    "graphs": ("deltaflow.stdlib.graphs", None),
+    "ml": ("deltaflow.stdlib.ml", None),
 }
 
 

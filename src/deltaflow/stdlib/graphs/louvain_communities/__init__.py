@@ -1,0 +1,1 @@
+"""``pw.stdlib.graphs.louvain_communities``: Louvain community detection (see ``impl``)."""
