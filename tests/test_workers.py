@@ -289,6 +289,8 @@ def test_id_operations_instances_and_windows_are_placed_by_key() -> None:
     # Behaviors need the frontier of the whole table (the latest time seen): worker 0.
     for kind in ("buffer", "forget", "ignore_late"):
         assert placed[("TimeGateOperator", kind)] == {Placement.SINGLE}, kind
+    forgetting = ("ForgettingFilterOperator", "filter_out_results_of_forgetting")
+    assert placed[forgetting] == partitioned  # by row id
     # A persisted deduplicate keeps its saved state on worker 0; a run keeping errors runs
     # the key projections once, on worker 0.
     from deltaflow.plan import REGISTRY

@@ -4,15 +4,30 @@ The placements:
 
 * ``INPUT`` / ``SPLIT_INPUT``: an input runs on worker 0, or on every worker when its
   reader can read a share of its paths (see ``inputs``).
-* ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat) run on every
-  worker over the rows that worker holds; nothing moves.
-* ``PARTITIONED``: groupby-reduce and plain joins. Each input row goes to the worker owning
-  its key: a hash of the group key (reduce) or of the join key (both sides of a join, cast to
-  the key types first so that equal keys hash equally), so every group and every pair of
-  matching rows meet on one worker, whose arrangements hold only its share of the keys.
-* ``SINGLE``: everything else (sort, deduplicate, id operations, temporal operators,
-  iterate, most outputs, and the partitioned kinds when partitioning them is not safe): the
-  inputs are gathered on worker 0, which runs the operator over all rows, as with one worker.
+* ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat, window
+  assignment and window ids) run on every worker over the rows that worker holds; nothing
+  moves.
+* ``PARTITIONED``: each input row goes to the worker owning its key, so that the rows an
+  operator's result combines meet on one worker, whose state holds only its share:
+
+  - groupby-reduce: the group key;
+  - joins, interval joins, asof and asof_now joins: the join key, on both sides (cast to the
+    key types first, so that equal keys hash equally);
+  - id operations (``update_rows``, ``update_cells``, ``restrict``, ``with_universe_of``,
+    ``intersect``, ``difference``) and ``filter_out_results_of_forgetting``: the row id, on
+    every input (``ix``/``ix_ref`` are joins of a pointer with the ids, partitioned as joins);
+  - ``sort``, ``deduplicate`` and session windows with an instance: the instance (all their
+    state is per instance).
+
+  A key computed by Python (a UDF would run twice) keeps the operator on worker 0, and so
+  does a run keeping errors (the key projection drops and reports rows with errors, once).
+* ``SINGLE``: everything else: ``sort``, ``deduplicate`` and sessions without an instance
+  (one global state), a ``deduplicate`` in a persisted run (its saved state is kept on
+  worker 0), the behaviors' gates (``buffer``, ``ignore_late``, ``forget``: they compare
+  rows with the largest event time seen in the whole table, and ask worker 0 for times of
+  their own), ``iterate``, most outputs, and the partitioned kinds when partitioning them is
+  not safe: the inputs are gathered on worker 0, which runs the operator over all rows, as
+  with one worker.
 * ``EVERY_WORKER``: an output whose destination takes several writers (its sink says so:
   ``Sink.several_writers``, e.g. ``pw.io.kafka.write``) runs on every worker, each writing the
   rows it holds, when what the workers write at a time is together that time's consolidated
@@ -133,6 +148,7 @@ def partition_hashers(
     from deltaflow.engine.stateful.join_once import ExactlyOnceJoinOperator
     from deltaflow.engine.stateful.ordering import SortOperator
     from deltaflow.engine.stateful.reduce import ReduceOperator
+    from deltaflow.engine.stateful.temporal_behavior import ForgettingFilterOperator
     from deltaflow.engine.stateful.temporal_session import SessionOperator
 
     kind = type(op)
@@ -142,6 +158,8 @@ def partition_hashers(
         return None if hasher is None else [hasher]
     if kind is IdOpOperator:  # every input by row id: the rows of one id meet on one worker
         return [_hash_of_ids] * len(op.node.inputs)
+    if kind is ForgettingFilterOperator:  # rows shown, by id; the odd times are everyone's
+        return [_hash_of_ids]
     if kind in (SortOperator, SessionOperator) or (kind is DeduplicateOperator and not persisted):
         hasher = _instance_hasher(op)
         return None if hasher is None else [hasher]
@@ -220,7 +238,8 @@ def spread_outputs(
       (``append_only``, a Kafka topic: each message, so each id, is read by one worker);
     * a partitioned reduce (its rows' ids come from the group key, whose owner holds it), a
       partitioned ``deduplicate`` (ids from the instance, whose owner holds it) and a
-      partitioned id operation (its rows keep ids, each on the worker owning that id);
+      partitioned id operation or ``filter_out_results_of_forgetting`` (their rows keep
+      ids, each on the worker owning that id);
     * an operator on worker 0;
     * ``select``, ``filter`` and window assignment (row by row, keeping ids or deriving them
       from the row's id) of such rows, and the window ids of a windowed reduce (from the
@@ -234,6 +253,7 @@ def spread_outputs(
     from deltaflow.engine.stateful.deduplicate import DeduplicateOperator
     from deltaflow.engine.stateful.idops import IdOpOperator
     from deltaflow.engine.stateful.reduce import ReduceOperator
+    from deltaflow.engine.stateful.temporal_behavior import ForgettingFilterOperator
 
     owned: list[bool] = []
     for position, (op, where) in enumerate(zip(operators, placement, strict=True)):
@@ -243,7 +263,10 @@ def spread_outputs(
         elif where is Placement.SPLIT_INPUT:
             owned.append(bool(getattr(op.node.source, "append_only", False)))
         elif where is Placement.PARTITIONED:
-            owned.append(type(op) in (ReduceOperator, DeduplicateOperator, IdOpOperator))
+            owned.append(
+                type(op)
+                in (ReduceOperator, DeduplicateOperator, IdOpOperator, ForgettingFilterOperator)
+            )
         elif isinstance(op, WindowIdOperator):  # LOCAL from here on
             source = operators[inputs[0]]
             owned.append(type(source) is ReduceOperator and owned[inputs[0]])
