@@ -10,7 +10,10 @@ the files, and run through one of these pipelines (BENCH_KEYED_CASES, comma-sepa
 * ``deduplicate``: ``deduplicate(value=t, instance=key % 500)`` with a Python acceptor
   (partitioned by the instance);
 * ``windows``: tumbling windows of 1,000 by ``t`` with instance ``g`` and a count and sum
-  (window assignment local, the reduce partitioned by window and instance).
+  (window assignment local, the reduce partitioned by window and instance);
+* ``sort``: ``sort(key=t, instance=g)`` of the updates' rows (a quarter of BENCH_ROWS: the
+  sort's state is Python lists, about 45 µs a row here), then the count of rows without
+  ``prev`` (partitioned by the instance).
 
 Figures, each the median of BENCH_REPEATS runs (default 3), run interleaved with
 ``spawn -n 1`` and ``spawn -n 2``: ``<case>_workers<N>_run_seconds`` (the longest
@@ -45,13 +48,17 @@ PROGRAM = textwrap.dedent("""
         v: int
 
     case, rows_dir, updates_dir, out_dir = sys.argv[1:5]
-    rows = pw.io.csv.read(rows_dir, schema=Rows, mode="static", autocommit_duration_ms=None)
+    source = updates_dir if case == "sort" else rows_dir
+    rows = pw.io.csv.read(source, schema=Rows, mode="static", autocommit_duration_ms=None)
     if case == "update_rows":
         updates = pw.io.csv.read(
             updates_dir, schema=Rows, mode="static", autocommit_duration_ms=None
         )
         both = rows.with_id_from(rows.key).update_rows(updates.with_id_from(updates.key))
         result = both.groupby(both.g).reduce(both.g, s=pw.reducers.sum(both.v))
+    elif case == "sort":
+        links = rows.sort(key=rows.t, instance=rows.g)
+        result = links.filter(links.prev.is_none()).reduce(s=pw.reducers.count())
     elif case == "deduplicate":
         kept = rows.deduplicate(
             value=rows.t, instance=rows.key % 500, acceptor=lambda new, old: new > old
@@ -114,7 +121,7 @@ def run_once(workers: int, program: str, case: str, tmp: str) -> tuple[float, tu
 def main() -> None:
     rows = env_int("BENCH_ROWS", 2_000_000)
     repeats = env_int("BENCH_REPEATS", 3)
-    cases = os.environ.get("BENCH_KEYED_CASES", "update_rows,deduplicate,windows").split(",")
+    cases = os.environ.get("BENCH_KEYED_CASES", "update_rows,deduplicate,windows,sort").split(",")
     banner(f"workers keyed operators rows={rows} repeats={repeats} cases={','.join(cases)}")
     report("load_average_start", os.getloadavg()[0], "", "lower")
     with tempfile.TemporaryDirectory() as tmp:
