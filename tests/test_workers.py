@@ -22,6 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import deltaflow as pw
+from deltaflow.engine.runtime import Runtime
+from deltaflow.engine.workers.placement import Placement, partition_hashers, place_operators
 from test_stateful_properties import update_streams
 
 PYTHON = sys.executable
@@ -35,8 +38,22 @@ TWO_INPUTS = {
     "two_keys_and_sort",
     "concat_and_filter",
     "udf_key_and_update_rows",
+    "id_updates",
+    "id_filters",
+    "lookups",
+    "temporal_joins",
 }
-ONE_INPUT = {"groupby", "global_reduce", "windows", "counts_and_sums"}
+ONE_INPUT = {
+    "groupby",
+    "global_reduce",
+    "windows",
+    "counts_and_sums",
+    "deduplicate_by_instance",
+    "sort_by_instance",
+    "sessions",
+    "sliding_windows",
+    "behaviors",
+}
 
 
 def _environment() -> dict[str, str]:
@@ -228,6 +245,94 @@ def test_partitioned_operators_share_the_rows(tmp_path: Path) -> None:
         assert "reduce" in line and "join_left" in line, line
         rows = int(line.split(" rows into partitioned")[0].rsplit(" ", 1)[1])
         assert rows > 0, line
+
+
+def _placements(split: set[int] | None = None) -> dict[tuple[str, str], set[Placement]]:
+    """Where the operators of the current graph run on several workers, by (operator class,
+    description); ``split``: the inputs read on every worker (default: those that can be)."""
+    from deltaflow.plan import REGISTRY
+
+    runtime = Runtime(REGISTRY.outputs)
+    if split is None:
+        split = {
+            position
+            for position, op in enumerate(runtime.operators)
+            if getattr(getattr(op.node, "source", None), "splits", False)
+        }
+    hashers = [partition_hashers(op, False) for op in runtime.operators]
+    placement, _ = place_operators(runtime.operators, hashers, runtime._inputs_of, split)
+    found: dict[tuple[str, str], set[Placement]] = {}
+    for op, where in zip(runtime.operators, placement, strict=True):
+        name = getattr(getattr(op, "sink", None), "name", None) or op.describe()
+        found.setdefault((type(op).__name__, name), set()).add(where)
+    return found
+
+
+def test_id_operations_instances_and_windows_are_placed_by_key() -> None:
+    import workers_program as programs
+
+    for name in sorted(TWO_INPUTS | ONE_INPUT):
+        tables = [programs._table(LEFT)] + ([programs._table(RIGHT)] if name in TWO_INPUTS else [])
+        pw.io.subscribe(programs.PIPELINES[name](*tables), on_change=lambda **_: None)
+    placed = _placements(set())
+    partitioned = {Placement.PARTITIONED}
+    for kind in ("update_rows", "update_cells", "restrict", "intersect", "difference"):
+        assert placed[("IdOpOperator", kind)] == partitioned, kind
+    assert placed[("DeduplicateOperator", "deduplicate")] == partitioned
+    # sort_by_instance has a sort per instance and one of the whole table.
+    assert placed[("SortOperator", "sort")] == {Placement.PARTITIONED, Placement.SINGLE}
+    assert placed[("SessionOperator", "windowby(session)")] == partitioned
+    assert placed[("IntervalJoinOperator", "interval_join_left")] == partitioned
+    assert placed[("AsofJoinOperator", "asof_join_left")] == partitioned
+    assert placed[("WindowAssignOperator", "windowby")] == {Placement.LOCAL}
+    assert placed[("WindowIdOperator", "windowby ids")] == {Placement.LOCAL}
+    # Behaviors need the frontier of the whole table (the latest time seen): worker 0.
+    for kind in ("buffer", "forget", "ignore_late"):
+        assert placed[("TimeGateOperator", kind)] == {Placement.SINGLE}, kind
+    forgetting = ("ForgettingFilterOperator", "filter_out_results_of_forgetting")
+    assert placed[forgetting] == partitioned  # by row id
+    # A persisted deduplicate keeps its saved state on worker 0; a run keeping errors runs
+    # the key projections once, on worker 0.
+    from deltaflow.plan import REGISTRY
+
+    for op in Runtime(REGISTRY.outputs).operators:
+        if type(op).__name__ in ("DeduplicateOperator", "IdOpOperator", "SortOperator"):
+            assert partition_hashers(op, True) is None
+        if type(op).__name__ == "DeduplicateOperator":
+            assert partition_hashers(op, False, persisted=True) is None
+
+
+def test_partitioned_outputs_of_id_operations_and_windows_are_written_where_they_are() -> None:
+    settings = {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}
+    schema = pw.schema_from_types(word=str, at=int)
+    words = pw.io.kafka.read(settings, "in", schema=schema, format="json")
+    other = pw.io.kafka.read(settings, "in2", schema=schema, format="json")
+    pw.io.kafka.write(words.update_rows(other), settings, "u", name="update_rows")
+
+    def newer(new: int, old: int) -> bool:
+        return new > old
+
+    deduplicated = words.deduplicate(value=words.at, instance=words.word, acceptor=newer)
+    pw.io.kafka.write(deduplicated, settings, "d", name="deduplicate")
+    single = words.deduplicate(value=words.at, acceptor=newer)
+    pw.io.kafka.write(single, settings, "d1", name="deduplicate without instance")
+    links = words.sort(key=words.at, instance=words.word)
+    pw.io.kafka.write(links, settings, "s", name="sort")
+    counts = words.windowby(
+        words.at, window=pw.temporal.sliding(hop=2, duration=5), instance=words.word
+    ).reduce(pw.this._pw_instance, n=pw.reducers.count())
+    pw.io.kafka.write(counts, settings, "w", name="windows")
+    placed = _placements()
+    assert placed[("OutputOperator", "update_rows")] == {Placement.EVERY_WORKER}
+    assert placed[("OutputOperator", "deduplicate")] == {Placement.EVERY_WORKER}
+    assert placed[("OutputOperator", "windows")] == {Placement.EVERY_WORKER}
+    # A row whose instance changes moves to another worker: sort's rows are gathered.
+    assert placed[("OutputOperator", "sort")] == {Placement.SINGLE}
+    assert placed[("OutputOperator", "deduplicate without instance")] == {Placement.SINGLE}
+    assert placed[("DeduplicateOperator", "deduplicate")] == {
+        Placement.PARTITIONED,
+        Placement.SINGLE,
+    }
 
 
 FILES_PROGRAM = Path(__file__).with_name("workers_files_program.py")

@@ -90,7 +90,7 @@ def concat_and_filter(a: pw.Table, b: pw.Table) -> pw.Table:
 
 
 def windows(t: pw.Table) -> pw.Table:
-    # Window assignment runs on worker 0, the reduce by window is partitioned.
+    # Window assignment runs where the rows are, the reduce by window is partitioned.
     return t.windowby(t.v, window=pw.temporal.tumbling(duration=4), instance=t.k % 3).reduce(
         start=pw.this._pw_window_start,
         instance=pw.this._pw_instance,
@@ -115,6 +115,82 @@ def udf_key_and_update_rows(a: pw.Table, b: pw.Table) -> pw.Table:
     return sums.with_id_from(sums.p).update_rows(other.with_id_from(other.p))
 
 
+def id_updates(a: pw.Table, b: pw.Table) -> pw.Table:
+    # update_rows and update_cells: partitioned by row id.
+    tripled = a.filter(a.v % 3 == 0)
+    return a.update_rows(b).update_cells(tripled.select(v=tripled.v * 100))
+
+
+def id_filters(a: pw.Table, b: pw.Table) -> pw.Table:
+    # intersect, difference and restrict: partitioned by row id.
+    evens = a.filter(a.v % 2 == 0)
+    common = a.intersect(b).difference(evens)
+    return a.restrict(common).select(a.k, w=a.v * 2)
+
+
+def lookups(a: pw.Table, b: pw.Table) -> pw.Table:
+    # ix_ref: a left join of pointers with the looked-up table's ids.
+    sums = b.groupby(b.k).reduce(b.k, s=pw.reducers.sum(b.v))
+    found = sums.ix_ref(a.k, context=a, allow_misses=True)
+    return a.select(a.k, a.v, s=found.s)
+
+
+def deduplicate_by_instance(t: pw.Table) -> pw.Table:
+    # Partitioned by the instance; the acceptor sees each instance's rows in order.
+    return t.deduplicate(value=t.v, instance=t.k % 4, acceptor=lambda new, old: new > old)
+
+
+def sort_by_instance(t: pw.Table) -> pw.Table:
+    # Partitioned by the instance, and a sort without instance (worker 0) next to it.
+    links = t.sort(key=t.v, instance=t.k)
+    everything = t.sort(key=t.k)
+    return links.select(links.prev, links.next, p=everything.prev)
+
+
+def sessions(t: pw.Table) -> pw.Table:
+    # Session windows per instance: partitioned by the instance.
+    return t.windowby(t.v, window=pw.temporal.session(max_gap=3), instance=t.k % 3).reduce(
+        start=pw.this._pw_window_start,
+        end=pw.this._pw_window_end,
+        instance=pw.this._pw_instance,
+        n=pw.reducers.count(),
+        s=pw.reducers.sum(pw.this.k),
+    )
+
+
+def sliding_windows(t: pw.Table) -> pw.Table:
+    # Sliding windows (assigned where the rows are), one through panes, one row by window.
+    by_panes = t.windowby(t.v, window=pw.temporal.sliding(hop=2, duration=6), instance=t.k % 2)
+    counts = by_panes.reduce(start=pw.this._pw_window_start, n=pw.reducers.count())
+    by_rows = t.windowby(t.v, window=pw.temporal.sliding(hop=3, duration=5))
+    latest = by_rows.reduce(start=pw.this._pw_window_start, top=pw.reducers.max(pw.this.k))
+    return counts.join(latest, counts.start == latest.start).select(
+        counts.start, counts.n, latest.top
+    )
+
+
+def behaviors(t: pw.Table) -> pw.Table:
+    # Delay and cutoff need the frontier of the whole table: the gates run on worker 0.
+    return t.windowby(
+        t.v,
+        window=pw.temporal.tumbling(duration=5),
+        instance=t.k % 2,
+        behavior=pw.temporal.common_behavior(delay=2, cutoff=6),
+    ).reduce(start=pw.this._pw_window_start, n=pw.reducers.count())
+
+
+def temporal_joins(a: pw.Table, b: pw.Table) -> pw.Table:
+    # Interval and asof joins: partitioned by their join key.
+    pairs = a.interval_join_left(b, a.v, b.v, pw.temporal.interval(-3, 3), a.k == b.k).select(
+        k=a.k, lv=a.v, rv=b.v
+    )
+    nearest = a.asof_join_left(b, a.v, b.v, a.k == b.k).select(k=a.k, lv=a.v, rv=b.v)
+    counts = pairs.groupby(pairs.k, pairs.lv).reduce(pairs.k, pairs.lv, n=pw.reducers.count())
+    return nearest.join_left(counts, nearest.k == counts.k, nearest.lv == counts.lv).select(
+        nearest.k, nearest.lv, nearest.rv, counts.n
+    )
+
+
 PIPELINES: dict[str, Callable[..., pw.Table]] = {
     "windows": windows,
     "udf_key_and_update_rows": udf_key_and_update_rows,
@@ -126,6 +202,15 @@ PIPELINES: dict[str, Callable[..., pw.Table]] = {
     "two_keys_and_sort": two_keys_and_sort,
     "global_reduce": global_reduce,
     "concat_and_filter": concat_and_filter,
+    "id_updates": id_updates,
+    "id_filters": id_filters,
+    "lookups": lookups,
+    "deduplicate_by_instance": deduplicate_by_instance,
+    "sort_by_instance": sort_by_instance,
+    "sessions": sessions,
+    "sliding_windows": sliding_windows,
+    "behaviors": behaviors,
+    "temporal_joins": temporal_joins,
 }
 
 

@@ -190,6 +190,15 @@ class CompiledProjection:
             return None  # only run() applies the policy
         return {name: expr for (name, _), expr in zip(self.outputs, self._final, strict=True)}
 
+    def unchecked_exprs(self) -> dict[str, pl.Expr] | None:
+        """The outputs as Polars expressions, divisions unchecked, or None with Python nodes:
+        wherever :meth:`run` gives values these give the same (a zero divisor makes ``run``
+        fail or give an Error, and these some value). For finding a row's key cheaply, e.g.
+        the worker owning it, when the projection itself runs elsewhere."""
+        if self.python_nodes:
+            return None
+        return {name: expr for (name, _), expr in zip(self.outputs, self._final, strict=True)}
+
     def copies(self, frame: pl.DataFrame) -> list[tuple[str, str]] | None:
         """``(output, input column)`` pairs when every output is an input column as it is
         (a rename or a choice of columns), else None: such a projection needs no query, only

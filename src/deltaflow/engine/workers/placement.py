@@ -4,15 +4,30 @@ The placements:
 
 * ``INPUT`` / ``SPLIT_INPUT``: an input runs on worker 0, or on every worker when its
   reader can read a share of its paths (see ``inputs``).
-* ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat) run on every
-  worker over the rows that worker holds; nothing moves.
-* ``PARTITIONED``: groupby-reduce and plain joins. Each input row goes to the worker owning
-  its key: a hash of the group key (reduce) or of the join key (both sides of a join, cast to
-  the key types first so that equal keys hash equally), so every group and every pair of
-  matching rows meet on one worker, whose arrangements hold only its share of the keys.
-* ``SINGLE``: everything else (sort, deduplicate, id operations, temporal operators,
-  iterate, most outputs, and the partitioned kinds when partitioning them is not safe): the
-  inputs are gathered on worker 0, which runs the operator over all rows, as with one worker.
+* ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat, window
+  assignment and window ids) run on every worker over the rows that worker holds; nothing
+  moves.
+* ``PARTITIONED``: each input row goes to the worker owning its key, so that the rows an
+  operator's result combines meet on one worker, whose state holds only its share:
+
+  - groupby-reduce: the group key;
+  - joins, interval joins, asof and asof_now joins: the join key, on both sides (cast to the
+    key types first, so that equal keys hash equally);
+  - id operations (``update_rows``, ``update_cells``, ``restrict``, ``with_universe_of``,
+    ``intersect``, ``difference``) and ``filter_out_results_of_forgetting``: the row id, on
+    every input (``ix``/``ix_ref`` are joins of a pointer with the ids, partitioned as joins);
+  - ``sort``, ``deduplicate`` and session windows with an instance: the instance (all their
+    state is per instance).
+
+  A key computed by Python (a UDF would run twice) keeps the operator on worker 0, and so
+  does a run keeping errors (the key projection drops and reports rows with errors, once).
+* ``SINGLE``: everything else: ``sort``, ``deduplicate`` and sessions without an instance
+  (one global state), a ``deduplicate`` in a persisted run (its saved state is kept on
+  worker 0), the behaviors' gates (``buffer``, ``ignore_late``, ``forget``: they compare
+  rows with the largest event time seen in the whole table, and ask worker 0 for times of
+  their own), ``iterate``, most outputs, and the partitioned kinds when partitioning them is
+  not safe: the inputs are gathered on worker 0, which runs the operator over all rows, as
+  with one worker.
 * ``EVERY_WORKER``: an output whose destination takes several writers (its sink says so:
   ``Sink.several_writers``, e.g. ``pw.io.kafka.write``) runs on every worker, each writing the
   rows it holds, when what the workers write at a time is together that time's consolidated
@@ -31,6 +46,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from deltaflow.engine.batch import ID
 from deltaflow.engine.operators import (
     ConcatOperator,
     FilterOperator,
@@ -40,9 +56,9 @@ from deltaflow.engine.operators import (
     OutputOperator,
     ReindexOperator,
     SelectOperator,
-    projection_exprs,
 )
 from deltaflow.engine.stateful.arrangement import KH, add_key_columns, key_hash_expr
+from deltaflow.engine.temporal_window import WindowAssignOperator, WindowIdOperator
 
 #: The shares of rows by key are taken from the key hash above its low bits, so that a
 #: worker's keys do not all share the same low bits.
@@ -61,7 +77,16 @@ class Placement(Enum):
     EVERY_WORKER = "output on every worker"  # each worker writes the rows it holds
 
 
-_LOCAL = (SelectOperator, FilterOperator, FlattenOperator, ReindexOperator, ConcatOperator)
+#: Window assignment and window ids are arithmetic on each row (see ``temporal_window``).
+_LOCAL = (
+    SelectOperator,
+    FilterOperator,
+    FlattenOperator,
+    ReindexOperator,
+    ConcatOperator,
+    WindowAssignOperator,
+    WindowIdOperator,
+)
 
 #: Per input of a partitioned operator: the 64-bit key hash of each row of a delta.
 KeyHasher = Callable[[pl.DataFrame], pl.Series]
@@ -70,8 +95,9 @@ KeyHasher = Callable[[pl.DataFrame], pl.Series]
 def _key_hasher(pre: Any, keys: list[str], key_types: list[Any]) -> KeyHasher | None:
     """The key hash of the rows of a delta as the operator's ``pre`` projection keys them, or
     None when the keys cannot be computed cheaply and exactly once more (the projection calls
-    Python: user functions would run twice)."""
-    exprs = projection_exprs(pre)
+    Python: user functions would run twice). Divisions are not checked for zeros here: a zero
+    divisor fails the operator's own projection, on the worker the row went to."""
+    exprs = pre.unchecked_exprs()
     if exprs is None or any(k not in exprs for k in keys):
         return None
     dtypes = [k.to_polars() for k in key_types]
@@ -92,19 +118,58 @@ def _key_hasher(pre: Any, keys: list[str], key_types: list[Any]) -> KeyHasher | 
     return hashes
 
 
-def partition_hashers(op: Operator, keeps_errors: bool) -> list[KeyHasher] | None:
-    """One key hasher per input when ``op`` is partitioned by key, else None."""
+def _hash_of_ids(delta: pl.DataFrame) -> pl.Series:
+    """The key hash of each row's id (id operations match rows by id)."""
+    return delta.select(key_hash_expr([ID]).alias(KH))[KH]
+
+
+def _instance_hasher(op: Operator) -> KeyHasher | None:
+    """For an operator whose state is kept per instance (``sort``, ``deduplicate``, session
+    windows), the hash of each row's instance; None without an instance (one global state)."""
+    node: Any = op.node
+    name = "__inst" if "__inst" in node.pre.types else "_pw_instance"
+    if name not in node.pre.types:
+        return None
+    return _key_hasher(node.pre, [name], [node.pre.types[name]])
+
+
+def partition_hashers(
+    op: Operator, keeps_errors: bool, *, persisted: bool = False
+) -> list[KeyHasher] | None:
+    """One key hasher per input when ``op`` is partitioned by key, else None. ``persisted``:
+    a run with persistence, whose operators with a saved state stay on worker 0."""
     if keeps_errors:  # error policies drop rows in the key projection: run it once, on worker 0
         return None
+    from deltaflow.engine.stateful.asof import AsofJoinOperator, AsofNowJoinOperator
+    from deltaflow.engine.stateful.deduplicate import DeduplicateOperator
+    from deltaflow.engine.stateful.idops import IdOpOperator
+    from deltaflow.engine.stateful.interval import IntervalJoinOperator
     from deltaflow.engine.stateful.join import JoinOperator
     from deltaflow.engine.stateful.join_once import ExactlyOnceJoinOperator
+    from deltaflow.engine.stateful.ordering import SortOperator
     from deltaflow.engine.stateful.reduce import ReduceOperator
+    from deltaflow.engine.stateful.temporal_behavior import ForgettingFilterOperator
+    from deltaflow.engine.stateful.temporal_session import SessionOperator
 
-    if type(op) is ReduceOperator:
+    kind = type(op)
+    if kind is ReduceOperator:
         node: Any = op.node
         hasher = _key_hasher(node.pre, list(node.keys), list(node.key_types))
         return None if hasher is None else [hasher]
-    if type(op) in (JoinOperator, ExactlyOnceJoinOperator):
+    if kind is IdOpOperator:  # every input by row id: the rows of one id meet on one worker
+        return [_hash_of_ids] * len(op.node.inputs)
+    if kind is ForgettingFilterOperator:  # rows shown, by id; the odd times are everyone's
+        return [_hash_of_ids]
+    if kind in (SortOperator, SessionOperator) or (kind is DeduplicateOperator and not persisted):
+        hasher = _instance_hasher(op)
+        return None if hasher is None else [hasher]
+    if kind in (
+        JoinOperator,
+        ExactlyOnceJoinOperator,
+        IntervalJoinOperator,
+        AsofJoinOperator,
+        AsofNowJoinOperator,
+    ):
         node = op.node
         if node.left_pre is None or node.right_pre is None:
             return None
@@ -171,15 +236,24 @@ def spread_outputs(
 
     * an input on worker 0, or one read on every worker whose rows are never taken back
       (``append_only``, a Kafka topic: each message, so each id, is read by one worker);
-    * a partitioned reduce (its rows' ids come from the group key, whose owner holds it);
+    * a partitioned reduce (its rows' ids come from the group key, whose owner holds it), a
+      partitioned ``deduplicate`` (ids from the instance, whose owner holds it) and a
+      partitioned id operation or ``filter_out_results_of_forgetting`` (their rows keep
+      ids, each on the worker owning that id);
     * an operator on worker 0;
-    * ``select`` and ``filter`` (row by row, keeping ids) of such rows.
+    * ``select``, ``filter`` and window assignment (row by row, keeping ids or deriving them
+      from the row's id) of such rows, and the window ids of a windowed reduce (from the
+      window and instance, its group key).
 
     Not at a join (a pair of rows whose keys both change at one time is retracted on one
-    worker and inserted again on another) nor at reindexing, ``flatten`` or ``concat`` (new
-    ids, made on several workers).
+    worker and inserted again on another), nor at ``sort`` or session windows (a row whose
+    instance changes moves to another worker), nor at reindexing, ``flatten`` or ``concat``
+    (new ids, made on several workers).
     """
+    from deltaflow.engine.stateful.deduplicate import DeduplicateOperator
+    from deltaflow.engine.stateful.idops import IdOpOperator
     from deltaflow.engine.stateful.reduce import ReduceOperator
+    from deltaflow.engine.stateful.temporal_behavior import ForgettingFilterOperator
 
     owned: list[bool] = []
     for position, (op, where) in enumerate(zip(operators, placement, strict=True)):
@@ -189,9 +263,18 @@ def spread_outputs(
         elif where is Placement.SPLIT_INPUT:
             owned.append(bool(getattr(op.node.source, "append_only", False)))
         elif where is Placement.PARTITIONED:
-            owned.append(type(op) is ReduceOperator)
-        else:  # LOCAL
-            keeps_ids = isinstance(op, SelectOperator | FilterOperator) and len(inputs) == 1
+            owned.append(
+                type(op)
+                in (ReduceOperator, DeduplicateOperator, IdOpOperator, ForgettingFilterOperator)
+            )
+        elif isinstance(op, WindowIdOperator):  # LOCAL from here on
+            source = operators[inputs[0]]
+            owned.append(type(source) is ReduceOperator and owned[inputs[0]])
+        else:
+            keeps_ids = (
+                isinstance(op, SelectOperator | FilterOperator | WindowAssignOperator)
+                and len(inputs) == 1
+            )
             owned.append(keeps_ids and owned[inputs[0]])
     out = list(placement)
     for position, op in enumerate(operators):

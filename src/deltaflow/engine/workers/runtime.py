@@ -72,7 +72,8 @@ class PartitionedRuntime(Runtime):
         )
         keeping_errors = keeps_errors()
         self._hashers: list[list[KeyHasher] | None] = [
-            partition_hashers(op, keeping_errors) for op in self.operators
+            partition_hashers(op, keeping_errors, persisted=persistence is not None)
+            for op in self.operators
         ]
         # Inputs read on every worker, each its share (see ``inputs``).
         split = {
@@ -444,7 +445,11 @@ class PartitionedRuntime(Runtime):
                 self.rows_exchanged += sum(d.height for d in sent if d is not None)
                 mesh.send(peer, ("data", time, position, [encode_frame(d) for d in sent]))
         own: list[pl.DataFrame | None] = [None if s is None else s[me] for s in shares]
-        return _combine(own, self._receive(time, position, senders, len(deltas)))
+        # The parts in worker order, as worker 0 gathers them: an operator that reads a
+        # time's rows in order (deduplicate's acceptor) sees the order it would there.
+        lower = self._receive(time, position, [p for p in senders if p < me], len(deltas))
+        higher = self._receive(time, position, [p for p in senders if p > me], len(deltas))
+        return _combine(own, higher, lower)
 
     def _receive(
         self, time: int, position: int, senders: Sequence[int], inputs: int
@@ -464,12 +469,16 @@ class PartitionedRuntime(Runtime):
 
 
 def _combine(
-    own: list[pl.DataFrame | None], received: list[list[pl.DataFrame]]
+    own: list[pl.DataFrame | None],
+    received: list[list[pl.DataFrame]],
+    before: list[list[pl.DataFrame]] | None = None,
 ) -> list[pl.DataFrame | None]:
-    """Per input, this worker's rows and those received, as one consolidated delta."""
+    """Per input, this worker's rows and those received, as one consolidated delta (the
+    parts ``before`` first, then this worker's, then ``received``)."""
     out: list[pl.DataFrame | None] = []
-    for mine, theirs in zip(own, received, strict=True):
-        frames = [f for f in ([mine] if mine is not None else []) + theirs if f.height]
+    for k, (mine, theirs) in enumerate(zip(own, received, strict=True)):
+        first = before[k] if before is not None else []
+        frames = [f for f in [*first, *([mine] if mine is not None else []), *theirs] if f.height]
         if not frames:
             out.append(None)
         elif len(frames) == 1:
