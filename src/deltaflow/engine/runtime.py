@@ -540,7 +540,7 @@ def _check_unique_input_names(operators: Sequence[Operator]) -> None:
         if not isinstance(op, InputOperator):
             continue
         source = op.node.source
-        if not getattr(source, "named", False):
+        if source is None or not getattr(source, "named", False):
             continue
         name = source.name
         where = getattr(op.node.origin, "location", "") or "an unknown line"
