@@ -45,6 +45,8 @@ POOL = 6
 
 
 def _pool(data: st.DataObject, side: int, kinds: tuple[str, ...]) -> list[list[list[int]]]:
+    # Labels (row ids) of the second inputs from 3 on: many are ids of the first inputs too,
+    # which the id operations (update_rows, intersect, ...) need.
     streams = update_streams(
         2 * side, max_times=4, max_key=5, changes=st.integers(0, 6), kinds=kinds
     )
@@ -88,10 +90,12 @@ def assert_same_on_one_two_and_three_workers(
     assert len(reference) == len(cases)
     # The drawn inputs make most pipelines produce something (an empty stream proves little).
     assert sum(bool(changes) for changes in reference) >= 0.8 * len(cases)
-    failures = []
+    failures: list[str] = []
     for workers, produced in zip((2, 3), others, strict=True):
         for case, expected, got in zip(cases, reference, produced, strict=True):
             if per_time(got) != per_time(expected):
+                if not failures:  # the first one in full
+                    print(json.dumps({"case": case, "one": expected, str(workers): got}))
                 failures.append(f"{case['pipeline']} on {workers} workers")
     assert not failures, f"different from one worker: {failures}"
 
