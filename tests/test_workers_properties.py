@@ -56,14 +56,14 @@ def _pool(data: st.DataObject, side: int, kinds: tuple[str, ...]) -> list[list[l
 def _cases(data: st.DataObject, pipelines: dict[str, Pipeline]) -> list[dict[str, Any]]:
     """Every pipeline with inputs from a pool of drawn streams (a hypothesis example cannot
     draw hundreds of streams), each pipeline another combination of them."""
-    pools = [_pool(data, side, ("insert", "delete", "update")) for side in (0, 1)]
+    pools = [_pool(data, side, ("insert", "delete", "update")) for side in (0, 1, 2)]
     growing = _pool(data, 0, ("insert",)), _pool(data, 1, ("insert",))
     # Hypothesis starts with the simplest draw, where every input is empty: skip such draws.
     assume(all(sum(map(bool, pool)) >= POOL - 1 for pool in (*pools, *growing)))
     cases = []
     for index, (name, pipeline) in enumerate(sorted(pipelines.items())):
         arity = len(signature(pipeline).parameters)
-        choice = [index % POOL, (index // POOL + index) % POOL]
+        choice = [index % POOL, (index // POOL + index) % POOL, (index // 2 + 1) % POOL]
         sides = growing if name in APPEND_ONLY else pools
         cases.append({"pipeline": name, "streams": [sides[s][choice[s]] for s in range(arity)]})
     return cases

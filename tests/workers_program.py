@@ -133,7 +133,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, float):
-        return round(value, 9)
+        return value  # exact (JSON keeps every bit): float sums must not depend on the order
     if isinstance(value, int | str | bool) or value is None:
         return value
     return repr(value)  # pointers

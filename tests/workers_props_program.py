@@ -22,8 +22,11 @@ from typing import Any
 import deltaflow as pw
 from test_errors_properties import PROGRAMS as ERROR_PROGRAMS
 from test_incremental_properties import PIPELINES as STATELESS
+from test_interpolate import _gappy_program
 from test_iterate import _ping_pong, closure, components, distances
 from test_iterate_properties import _edges
+from test_join_chain import CHAINS
+from test_s4_reducers_properties import NEW_REDUCERS
 from test_stateful_properties import REDUCERS
 from workers_program import main
 
@@ -80,6 +83,9 @@ _OPTIONAL_REDUCERS: dict[str, Callable[[pw.Table], Any]] = {
 
 ALL_REDUCERS = {
     **REDUCERS,
+    **NEW_REDUCERS,
+    "float_avg": lambda t: pw.reducers.avg(t.v / 3 + 0.1),
+    "float_min": lambda t: pw.reducers.min(t.v * 0.1),
     "earliest": lambda t: pw.reducers.earliest(t.v),
     "latest": lambda t: pw.reducers.latest(t.v),
 }
@@ -134,6 +140,21 @@ def reindexed(t: pw.Table) -> pw.Table:
 def with_id_from_reduce(t: pw.Table) -> pw.Table:
     per_key = t.groupby(t.k).reduce(t.k, s=pw.reducers.sum(t.v))
     return per_key.with_id_from(per_key.k + 100).filter(pw.this.s != 0)
+
+
+def float_sums(t: pw.Table) -> pw.Table:
+    # Floats whose sum depends on the order of the terms unless summed exactly.
+    f = t.select(t.k, f=pw.if_else(t.v > 0, 1e17, 0.1) * t.v + t.k * 0.3)
+    by_key = f.groupby(f.k).reduce(f.k, s=pw.reducers.sum(f.f), a=pw.reducers.avg(f.f))
+    return by_key.concat_reindex(f.reduce(k=-1, s=pw.reducers.sum(f.f), a=pw.reducers.avg(f.f)))
+
+
+def diff(t: pw.Table) -> pw.Table:
+    return t + t.diff(t.v, t.k, instance=t.k)
+
+
+def interpolate(t: pw.Table) -> pw.Table:
+    return _gappy_program(t)
 
 
 def sort(t: pw.Table) -> pw.Table:
@@ -211,6 +232,25 @@ def join_then_reduce(a: pw.Table, b: pw.Table) -> pw.Table:
 def exactly_once_join(a: pw.Table, b: pw.Table) -> pw.Table:
     counts = b.groupby(b.k).reduce(b.k, n=pw.reducers.count())  # one partner per left row
     return a.join(counts, a.k == counts.k, left_exactly_once=True).select(a.v, counts.n, lid=a.id)
+
+
+def _join_chain(chain: str, right_nested: bool) -> Pipeline:
+    first, second = CHAINS[chain]
+
+    def pipeline(t1: pw.Table, t2: pw.Table, t3: pw.Table) -> pw.Table:
+        inner = t1.join(t2, t1.k == t2.k, how=first)
+        if right_nested:
+            outer = t3.join(inner, t3.k == t2.v, how=second)
+        else:
+            outer = inner.join(t3, t2.v == t3.k, how=second)
+        return outer.select(a=t1.v, b=t2.v, c=t3.v, k=t1.k)
+
+    return pipeline
+
+
+def join_chain_groupby(t1: pw.Table, t2: pw.Table, t3: pw.Table) -> pw.Table:
+    chained = t1.join_left(t2, t1.k == t2.k).join(t3, pw.left.k == pw.right.k)
+    return chained.groupby(t3.v).reduce(t3.v, n=pw.reducers.count(), s=pw.reducers.sum(t1.v))
 
 
 def concat_reduces(a: pw.Table, b: pw.Table) -> pw.Table:
@@ -422,6 +462,9 @@ _BASE: dict[str, Pipeline] = {
     "global_reduce": global_reduce,
     "reindexed": reindexed,
     "with_id_from_reduce": with_id_from_reduce,
+    "float_sums": float_sums,
+    "diff": diff,
+    "interpolate": interpolate,
     "sort": sort,
     "sort_all": sort_all,
     "deduplicate": deduplicate,
@@ -435,6 +478,12 @@ _BASE: dict[str, Pipeline] = {
     "join_right_ids": join_right_ids,
     "join_expression_keys": join_expression_keys,
     "join_then_reduce": join_then_reduce,
+    **{
+        f"join_chain_{chain}_{'right' if right else 'left'}": _join_chain(chain, right)
+        for chain in CHAINS
+        for right in (False, True)
+    },
+    "join_chain_groupby": join_chain_groupby,
     "concat_reduces": concat_reduces,
     **{
         f"ids_{kind}": _id_operation(kind)
