@@ -362,6 +362,22 @@ def _event_time(t: pw.Table) -> pw.Table:
     return t.select(t.k, t.v, at=t.v * 2 + t.k)
 
 
+def _time_behavior(method: str, threshold: int) -> Pipeline:
+    return lambda t: getattr(_event_time(t), method)(pw.this.at, threshold)
+
+
+def forget_marked(t: pw.Table) -> pw.Table:
+    # Marked forgetting happens at odd times that the operator asks for itself.
+    marked = _event_time(t).forget(pw.this.at, 3, mark_forgetting_records=True)
+    return marked.reduce(s=pw.reducers.sum(pw.this.v), n=pw.reducers.count())
+
+
+def forget_marked_filtered(t: pw.Table) -> pw.Table:
+    marked = _event_time(t).forget(pw.this.at, 2, mark_forgetting_records=True)
+    total = marked.groupby(pw.this.k).reduce(pw.this.k, s=pw.reducers.sum(pw.this.v))
+    return total.filter_out_results_of_forgetting()
+
+
 def _windows(window: str, behavior: str, instance: bool) -> Pipeline:
     def pipeline(t: pw.Table) -> pw.Table:
         e = _event_time(t)
@@ -508,6 +524,13 @@ _TEMPORAL: dict[str, Pipeline] = {
         if (behavior in ("none", "delay", "cutoff")) or not instance
     },
     "intervals_over": intervals_over,
+    **{
+        f"{method}_{threshold}": _time_behavior(method, threshold)
+        for method in ("ignore_late", "buffer", "forget")
+        for threshold in (0, 3)
+    },
+    "forget_marked": forget_marked,
+    "forget_marked_filtered": forget_marked_filtered,
     **{
         f"asof_{how}_{direction.lower()}": _asof(how, direction)
         for how in ("left", "right", "outer")
