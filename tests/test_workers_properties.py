@@ -16,6 +16,7 @@ Spawning workers takes seconds, so one run evaluates every pipeline at once (one
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from inspect import signature
@@ -73,6 +74,11 @@ def _run(spec: dict[str, Any], workers: int, tmp: Path) -> list[list[Any]]:
     out = tmp / f"out{workers}.json"
     done = spawn(workers, str(PROGRAM), str(tmp / "cases.json"), str(out), cwd=tmp)
     assert done.returncode == 0, done.stderr[-3000:]
+    if workers > 1 and spec["terminate_on_error"]:
+        # Every worker ran partitioned operators on some of the rows (its log line); runs
+        # keeping errors as values keep them on worker 0.
+        shares = re.findall(r"worker \d+ of \d+: .*?(\d+) rows into partitioned", done.stderr)
+        assert len(shares) == workers and all(int(n) > 0 for n in shares), shares
     return json.loads(out.read_text())
 
 
