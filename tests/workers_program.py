@@ -218,20 +218,25 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, float):
-        return round(value, 9)
+        return value  # exact (JSON keeps every bit): float sums must not depend on the order
     if isinstance(value, int | str | bool) or value is None:
         return value
     return repr(value)  # pointers
 
 
-def main() -> None:
+def main(pipelines: dict[str, Callable[..., pw.Table]] = PIPELINES) -> None:
+    """Run the cases of ``sys.argv[1]``: a list of cases, or ``{"cases": [...],
+    "terminate_on_error": bool}``; write what each output produced to ``sys.argv[2]``."""
     with open(sys.argv[1]) as spec:
-        cases = json.loads(spec.read())
+        loaded = json.loads(spec.read())
+    if isinstance(loaded, list):
+        loaded = {"cases": loaded}
+    cases = loaded["cases"]
     produced: list[list[list[Any]]] = []
     for case in cases:
         changes: list[list[Any]] = []
         produced.append(changes)
-        table = PIPELINES[case["pipeline"]](*[_table(s) for s in case["streams"]])
+        table = pipelines[case["pipeline"]](*[_table(s) for s in case["streams"]])
 
         def on_change(
             key: Any, row: dict[str, Any], time: int, is_addition: bool, out: list = changes
@@ -240,7 +245,10 @@ def main() -> None:
             out.append([time, repr(key), fields, 1 if is_addition else -1])
 
         pw.io.subscribe(table, on_change=on_change)
-    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    pw.run(
+        monitoring_level=pw.MonitoringLevel.NONE,
+        terminate_on_error=loaded.get("terminate_on_error", True),
+    )
     if os.environ.get("PATHWAY_PROCESS_ID", "0") == "0":
         with open(sys.argv[2], "w") as out:
             json.dump(produced, out)

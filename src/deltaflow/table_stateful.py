@@ -782,7 +782,8 @@ class StatefulMethods:
             value: the expression whose values are compared.
             instance: rows are deduplicated separately per value of this expression.
             acceptor: ``acceptor(new_value, kept_value)``: whether a new row replaces the kept one
-                (the first row of each instance is always kept).
+                (the first row of each instance is always kept). The rows of one time are
+                offered in the order of their values, then of their columns.
             name: a name for the operator's state in persistence.
 
         Examples:

@@ -15,7 +15,7 @@ of what the saved state already reflects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
@@ -32,6 +32,29 @@ Entry = tuple[Any, tuple[Any, ...], Any]
 """One instance's state: (accepted value, the row's columns, the instance value)."""
 
 _ABSENT = object()  # an instance without an entry before a change (undo log)
+
+
+def _acceptor_order(values: list[Any], rows: list[tuple[Any, ...]], ids: list[Any]) -> list[int]:
+    """The positions of a time's inserted rows in the order the acceptor sees them: by value,
+    then by the row's columns, as Pathway does. The order must not depend on the order of the
+    rows in the delta, which differs with the number of workers (parts gathered from several
+    workers). Values or rows that cannot be compared are ordered by value, then by id, or by
+    id alone."""
+    keys: list[Callable[[int], Any]] = [
+        lambda i: (_order_key(values[i]), tuple(map(_order_key, rows[i]))),
+        lambda i: (_order_key(values[i]), ids[i]),
+        lambda i: ids[i],
+    ]
+    for key in keys:
+        try:
+            return sorted(range(len(values)), key=key)
+        except (TypeError, ValueError):  # e.g. Json values, arrays
+            continue
+    raise AssertionError("ids are comparable")
+
+
+def _order_key(value: Any) -> Any:
+    return (0, 0) if value is None else (1, value)
 
 
 class DeduplicateOperator(Operator[DeduplicateNode]):
@@ -127,8 +150,8 @@ class DeduplicateOperator(Operator[DeduplicateNode]):
     def _accept(
         self, time: int, delta: pl.DataFrame
     ) -> dict[Any, tuple[Any, tuple[Any, ...] | None]]:
-        """Run the acceptor over the inserted rows, in order; per changed instance, its row
-        before this time (None: it had none)."""
+        """Run the acceptor over the inserted rows (see :func:`_acceptor_order`); per changed
+        instance, its row before this time (None: it had none)."""
         frame = self.pre.run(delta, keep=[ID, *self.names, DIFF])
         inserted = frame.filter(pl.col(DIFF) > 0)
         old_rows: dict[Any, tuple[Any, tuple[Any, ...] | None]] = {}
@@ -143,7 +166,8 @@ class DeduplicateOperator(Operator[DeduplicateNode]):
         rows = inserted.select(self.names).rows()
         self._schema = {name: inserted.schema[name] for name in self.names}
         log = self._log
-        for value, instance, row in zip(values, instances, rows, strict=True):
+        for position in _acceptor_order(values, rows, inserted[ID].to_list()):
+            value, instance, row = values[position], instances[position], rows[position]
             key = t.canonical_key(instance)
             previous = self.current.get(key)
             if previous is not None and not self._accepts(value, previous[0]):
