@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from deltaflow.engine.batch import concat_batches, consolidate
 from deltaflow.engine.workers.config import _whole
 from deltaflow.engine.workers.transport import Transport, WorkerError
 
@@ -89,16 +90,23 @@ class Mailbox:
                     f"while waiting for rows"
                 )
 
-    def rows(self, time: int, position: int, senders: list[int]) -> list[tuple[Any, ...]] | None:
-        """The messages of ``senders`` with their rows of operator ``position`` at ``time``,
-        taken out of the mailbox, if all have come; else None (and nothing is taken)."""
+    def rows(
+        self, time: int, position: int, senders: list[int], inputs: int
+    ) -> list[list[pl.DataFrame]] | None:
+        """The rows ``senders`` sent for operator ``position`` at ``time``, per input of the
+        operator, taken out of the mailbox, if all have come; else None (nothing taken)."""
         keys = [(peer, time, position) for peer in senders]
         missing = [key for key in keys if key not in self._data]
         for peer, _, _ in missing:
             self._pull(peer)
         if any(key not in self._data for key in missing):
             return None
-        return [self._data.pop(key) for key in keys]
+        got: list[list[pl.DataFrame]] = [[] for _ in range(inputs)]
+        for key in keys:
+            for k, frame in enumerate(self._data.pop(key)[3]):
+                if frame is not None:
+                    got[k].append(frame)
+        return got
 
     def control(self) -> tuple[Any, ...] | None:
         """Worker 0's next message other than rows, if one has come (workers other than 0)."""
@@ -109,3 +117,20 @@ class Mailbox:
     def holds_rows(self) -> bool:
         """Whether rows wait here that no operator took yet (a check at the end of a run)."""
         return bool(self._data)
+
+
+def merge_parts(
+    own: list[pl.DataFrame | None], received: list[list[pl.DataFrame]]
+) -> list[pl.DataFrame | None]:
+    """Per input, this worker's rows and those received, as one consolidated delta."""
+    out: list[pl.DataFrame | None] = []
+    for mine, theirs in zip(own, received, strict=True):
+        frames = [f for f in ([mine] if mine is not None else []) + theirs if f.height]
+        if not frames:
+            out.append(None)
+        elif len(frames) == 1:
+            out.append(frames[0])
+        else:
+            merged = consolidate(concat_batches(frames))
+            out.append(merged if merged.height else None)
+    return out

@@ -2,12 +2,12 @@
 
 Every worker compiles the same plan into the same operators (the program builds the same
 graph in each process). Worker 0, the *coordinator*, runs the sources and the sinks and the
-usual loop (``Runtime._loop``): it decides every time, exactly as one worker would, and before
-processing a time tells the others (``("time", time, exchanges)``). The others only follow:
-they process the times they are told, in the same order, so all workers agree on which times
-exist and finish each before the next begins (the progress protocol: one coordinator, FIFO
-connections, no time is ever processed by some workers and not others). A minibatch is
-never split across times: the coordinator gives it a time before any of it moves.
+usual loop (``Runtime._loop``): it decides every time, exactly as one worker would, and
+before processing a time tells the others (``("time", time, exchanges, commits)``). The
+others only follow: they process the times they are told, in the same order, so all workers
+agree on which times exist (the progress protocol: one coordinator, FIFO connections, no time
+is ever processed by some workers and not others). A minibatch is never split across times:
+the coordinator gives it a time before any of it moves.
 
 Within a time, each worker runs the operators in topological order; at an operator that
 needs rows from other workers (see ``placement``), the deltas are exchanged first:
@@ -15,6 +15,21 @@ partitioned operators get the rows of their share of the keys from everyone, ope
 worker 0 get every worker's rows. Parts coming from several workers are consolidated, so an
 operator sees one consolidated delta per time, as with one worker, and a sink (on worker 0)
 gets each time's changes consolidated once.
+
+Times in flight. The coordinator does not wait for a time to be done everywhere before it
+announces the next: up to ``DELTAFLOW_WORKERS_TIMES_IN_FLIGHT`` times (default 3, see
+``progress``) are in flight at once, each a cursor over the operators (``TimeInFlight``).
+On every worker a time runs an operator only once the time before it ran it, so each
+operator sees its times in order, as with one worker; the one thing a time may do ahead is
+send its parts at an exchanging operator the time before still waits at (that does not touch
+the operator), which is what lets worker 0 split and send time ``t + 1`` while the others
+still reduce ``t``. Outputs run only for the oldest time in flight, which ends (the sinks'
+``on_time_end``) before the next one's rows reach them: outputs get each time's changes once,
+whole, in time order, and a time's output on worker 0 waits for the rows of every worker.
+Rows arriving from a peer are kept by ``(peer, time, operator)`` until asked for
+(``progress.Mailbox``). Lock step (one time in flight) is kept where a time depends on the
+ones before it being done: persisted runs (a checkpoint is a cut after whole times),
+operators asking for times of their own, and errors kept as values.
 """
 
 from __future__ import annotations
@@ -22,15 +37,13 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
-import itertools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import polars as pl
 
 from deltaflow import plan
-from deltaflow.engine.batch import concat_batches, consolidate
 from deltaflow.engine.boundary import sink_errors
 from deltaflow.engine.operators import InputOperator, OutputOperator
 from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
@@ -38,6 +51,7 @@ from deltaflow.engine.workers.checkpoints import WorkerCheckpoints, split_handle
 from deltaflow.engine.workers.combine import combine_threshold, combiner_for
 from deltaflow.engine.workers.config import WorkerConfig
 from deltaflow.engine.workers.inputs import (
+    HeldCommits,
     RemoteCommit,
     SplitInputHandle,
     WorkerShare,
@@ -50,7 +64,7 @@ from deltaflow.engine.workers.placement import (
     place_operators,
     split_by_key,
 )
-from deltaflow.engine.workers.progress import Mailbox, TimeInFlight, window_size
+from deltaflow.engine.workers.progress import Mailbox, TimeInFlight, merge_parts, window_size
 from deltaflow.engine.workers.transport import WorkerError, encode_frame, mesh_for
 from deltaflow.errors import keeps_errors
 
@@ -129,7 +143,15 @@ class PartitionedRuntime(Runtime):
         )
         self._flight: collections.deque[TimeInFlight] = collections.deque()
         self._mailbox = Mailbox(self.mesh, config.index)
+        # Streaming inputs read on every worker, whose live commits the other workers join
+        # to the live times worker 0 announces (see ``inputs.HeldCommits``); not with
+        # persistence, where every commit keeps the time worker 0 gave it.
+        self._joins = frozenset(
+            () if persistence is not None else (p for p in split if not self._static_at(p))
+        )
+        self._live_time: int | None = None
         self.most_in_flight = 0
+        self.commits_joined = 0  # commits of this worker joined to a time (see HeldCommits)
         self.rows_combined = [0, 0]  # rows combined, and the rows they became
         self.times_processed = 0
         self.split_rows = 0  # rows this worker's share of the split inputs gave
@@ -188,6 +210,9 @@ class PartitionedRuntime(Runtime):
 
         return {op.node.uid for op, _ in self.inputs if isinstance(op.node.source, ErrorLogSource)}
 
+    def _static_at(self, position: int) -> bool:
+        return bool(getattr(self.operators[position].node.source, "static", False))
+
     def _static_input(self, index: int) -> bool:
         return bool(getattr(self.inputs[index][0].node.source, "static", False))
 
@@ -224,7 +249,7 @@ class PartitionedRuntime(Runtime):
             raise
         logger.info(
             "worker %d of %d: %d times (at most %d in flight), "
-            "%d rows read here from split inputs, "
+            "%d rows read here from split inputs (%d commits joined to a time), "
             "%d rows into partitioned operators (%s), %d rows combined into %d, "
             "%d rows (%d bytes in all) sent to other workers, "
             "%d rows written here by outputs on every worker",
@@ -233,6 +258,7 @@ class PartitionedRuntime(Runtime):
             self.times_processed,
             self.most_in_flight,
             self.split_rows,
+            self.commits_joined,
             self.partitioned_rows,
             ", ".join(self.partitioned_operators()) or "none",
             *self.rows_combined,
@@ -266,7 +292,10 @@ class PartitionedRuntime(Runtime):
     def _on_report(self, peer: int, message: tuple[Any, ...]) -> None:
         """On worker 0 (on the mesh's receiving thread): worker ``peer`` reported commits of
         its split inputs, or that some of them finished there."""
-        _, _, commits, finished = message
+        _, _, commits, finished, joined = message
+        if joined:
+            for handle in self._split_handles.values():
+                handle.forget(peer, joined)
         by_input: dict[int, list[tuple[int, int | None]]] = {}
         for position, sequence, pinned in commits:
             by_input.setdefault(position, []).append((sequence, pinned))
@@ -278,13 +307,11 @@ class PartitionedRuntime(Runtime):
     def _follow(self) -> None:
         """A worker other than 0: report what its sources commit, and process the times
         worker 0 announces, with the commits it names, until the run ends."""
-        held: dict[int, tuple[int, pl.DataFrame]] = {}  # sequence -> (input index, rows)
-        sequences = itertools.count()
-        reported_finished: set[int] = set()
+        held = HeldCommits()
         while True:
             self._wake.clear()  # before looking: a push or a message after it wakes the wait
             self._check_failures()
-            self._report(held, sequences, reported_finished)
+            self._report(held)
             progressed = self._advance()
             message = self._mailbox.control()
             if message is None:
@@ -292,8 +319,14 @@ class PartitionedRuntime(Runtime):
                     self._wake.wait(0.05)
                 continue
             if message[0] == "time":
-                _, time, exchanges, chosen = message
-                batches = [held.pop(sequence) for sequence in chosen]
+                _, time, exchanges, chosen, join = message
+                batches = held.take(chosen)
+                if join:
+                    joined, sequences = held.join()
+                    batches += joined
+                    self.commits_joined += len(sequences)
+                    if sequences:  # worker 0 needs no time of their own for them
+                        self.mesh.send(0, ("report", self._run_number, [], [], sequences))
                 self._start_time(
                     time, batches, frozenset(exchanges), functools.partial(self._followed, batches)
                 )
@@ -322,12 +355,7 @@ class PartitionedRuntime(Runtime):
         if self._checkpoints is not None:
             self._checkpoints.processed(time, batches)
 
-    def _report(
-        self,
-        held: dict[int, tuple[int, pl.DataFrame]],
-        sequences: Iterator[int],
-        reported_finished: set[int],
-    ) -> None:
+    def _report(self, held: HeldCommits) -> None:
         """Tell worker 0 about the commits this worker's sources pushed since the last
         report (kept in ``held`` until a time takes them) and the inputs that finished."""
         commits: list[tuple[int, int, int | None]] = []
@@ -335,19 +363,20 @@ class PartitionedRuntime(Runtime):
         for index, (op, handle) in enumerate(self.inputs):
             position = self._index[op.node.uid]
             done = handle.finished  # before taking: then nothing can follow what is taken
+            static = self._static_input(index)
             for pushed in handle.take():
-                if self._static_input(index):
+                if static:
                     handle.mark_processed(pushed.batch.height)
                 if pushed.batch.height == 0:
                     continue
-                sequence = next(sequences)
-                held[sequence] = (index, pushed.batch)
+                joinable = position in self._joins and pushed.time is None
+                sequence = held.add(index, pushed.batch, joinable=joinable)
                 commits.append((position, sequence, pushed.time))
-            if done and position not in reported_finished:
-                reported_finished.add(position)
+            if done and position not in held.reported_finished:
+                held.reported_finished.add(position)
                 finished.append(position)
         if commits or finished:
-            self.mesh.send(0, ("report", self._run_number, commits, finished))
+            self.mesh.send(0, ("report", self._run_number, commits, finished, []))
 
     def _process(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> None:
         """On worker 0: announce ``time`` (with, to each worker, its commits that make it),
@@ -364,19 +393,29 @@ class PartitionedRuntime(Runtime):
             else:
                 local.append((index, batch))
         replaying = self._checkpoints is not None and self._checkpoints.replaying
+        # A live time: the other workers join their live commits to it (see HeldCommits).
+        join = self._joins and time == self._live_time
         # A replayed checkpoint has rows on every worker (each its share): all exchange.
-        exchanges = frozenset(self._exchanging) if replaying else self._exchanges_at(time, batches)
+        exchanges = (
+            frozenset(self._exchanging)
+            if replaying
+            else self._exchanges_at(time, batches, self._joins if join else ())
+        )
         ordered = tuple(sorted(exchanges))
         for peer in self.mesh.peers:
             if replaying:
                 self.mesh.send(peer, ("replay", time, ordered))
             else:
-                self.mesh.send(peer, ("time", time, ordered, tuple(chosen[peer])))
+                self.mesh.send(peer, ("time", time, ordered, tuple(chosen[peer]), join))
         self._start_time(time, local, exchanges, functools.partial(self._mark_unmarked, unmarked))
         # At most the window's times in flight (with this one): older ones finish first.
         self._drain(self._window - 1)
         if self._self_timed:
             self._process_requested_times()
+
+    def _next_time(self) -> int:
+        self._live_time = super()._next_time()  # only live commits get such a time
+        return self._live_time
 
     def _mark_unmarked(self, unmarked: list[tuple[int, int]], time: int) -> None:
         """On worker 0: rows of its own in placeholders (see ``inputs``) processed at ``time``."""
@@ -384,10 +423,14 @@ class PartitionedRuntime(Runtime):
             if rows:
                 self.inputs[index][1].mark_processed(rows)
 
-    def _exchanges_at(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> frozenset[int]:
+    def _exchanges_at(
+        self, time: int, batches: list[tuple[int, pl.DataFrame]], joining: Iterable[int] = ()
+    ) -> frozenset[int]:
         """The exchanging operators this time can reach (worker 0 decides for everyone): those
-        below an input with rows, or below an operator stepping on its own."""
+        below an input with rows (or, ``joining``, rows other workers may join), or below an
+        operator stepping on its own."""
         seeds = {self._index[self.inputs[index][0].node.uid] for index, _ in batches}
+        seeds.update(joining)
         for position, op in enumerate(self.operators):
             if getattr(op, "always_step", False) or getattr(op, "requested_time", None) == time:
                 seeds.add(position)
@@ -472,11 +515,11 @@ class PartitionedRuntime(Runtime):
                 if not runs:
                     break
                 own, senders = flight.sent
-                received = self._mailbox.rows(time, position, senders) if senders else []
+                received = self._mailbox.rows(time, position, senders, len(deltas))
                 if received is None:
                     break
                 flight.sent = None
-                deltas = _combine(own, _frames(received, len(deltas)))
+                deltas = merge_parts(own, received)
             elif not runs:
                 break
             flight.cursor += 1
@@ -549,30 +592,3 @@ class PartitionedRuntime(Runtime):
                 mesh.send(peer, ("data", time, position, [encode_frame(d) for d in sent]))
         own: list[pl.DataFrame | None] = [None if s is None else s[me] for s in shares]
         return own, list(senders)
-
-
-def _frames(messages: list[tuple[Any, ...]], inputs: int) -> list[list[pl.DataFrame]]:
-    """Per input, the frames of the ``("data", ...)`` messages received."""
-    got: list[list[pl.DataFrame]] = [[] for _ in range(inputs)]
-    for message in messages:
-        for k, frame in enumerate(message[3]):
-            if frame is not None:
-                got[k].append(frame)
-    return got
-
-
-def _combine(
-    own: list[pl.DataFrame | None], received: list[list[pl.DataFrame]]
-) -> list[pl.DataFrame | None]:
-    """Per input, this worker's rows and those received, as one consolidated delta."""
-    out: list[pl.DataFrame | None] = []
-    for mine, theirs in zip(own, received, strict=True):
-        frames = [f for f in ([mine] if mine is not None else []) + theirs if f.height]
-        if not frames:
-            out.append(None)
-        elif len(frames) == 1:
-            out.append(frames[0])
-        else:
-            merged = consolidate(concat_batches(frames))
-            out.append(merged if merged.height else None)
-    return out
