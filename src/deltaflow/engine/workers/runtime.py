@@ -144,10 +144,10 @@ class PartitionedRuntime(Runtime):
         self._flight: collections.deque[TimeInFlight] = collections.deque()
         self._mailbox = Mailbox(self.mesh, config.index)
         # Streaming inputs read on every worker, whose live commits the other workers join
-        # to the live times worker 0 announces (see ``inputs.HeldCommits``); not with
-        # persistence, where every commit keeps the time worker 0 gave it.
+        # to the live times worker 0 announces (see ``inputs.HeldCommits``); not in lock
+        # step (so not with persistence, where every commit keeps the time worker 0 gave it).
         self._joins = frozenset(
-            () if persistence is not None else (p for p in split if not self._static_at(p))
+            () if self._window == 1 else (p for p in split if not self._static_at(p))
         )
         self._live_time: int | None = None
         self.most_in_flight = 0
