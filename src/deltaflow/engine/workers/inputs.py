@@ -9,9 +9,9 @@ input (the Python subject, databases, HTTP) runs on worker 0 only.
 
 Times stay worker 0's to decide, by the rules of one worker (``Runtime._loop``) applied to
 the commits of all workers. A worker other than 0 keeps the commits its sources push and
-reports each one to worker 0 (``("report", run, commits, finished)``: input position, a
-sequence number and the pinned time, if any, of each commit, and the inputs that finished
-there). On worker 0, a :class:`SplitInputHandle` stands for the input: the engine loop takes
+reports each one to worker 0 (``("report", run, commits, finished, joined)``: input
+position, a sequence number and the pinned time, if any, of each commit, the inputs that
+finished there, and the commits it joined to a time, see :class:`HeldCommits`). On worker 0, a :class:`SplitInputHandle` stands for the input: the engine loop takes
 from it the commits pushed there and, for each commit reported by another worker, a
 :class:`RemoteCommit` placeholder, so the loop gives every commit its time exactly as if all
 of them had been pushed on one worker. The time message then tells each worker which of its
