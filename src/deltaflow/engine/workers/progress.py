@@ -70,8 +70,8 @@ class Mailbox:
 
     def _pull(self, peer: int) -> bool:
         """Move ``peer``'s waiting messages into the mailbox; False if there were none.
-        From worker 0, stops after a message other than rows or a time: the ones after it
-        (a checkpoint's, the end's) belong to whoever handles it."""
+        From worker 0, stops at a message other than rows or a time until it is taken: the
+        ones after it (a checkpoint's, the end's) are for whoever handles it."""
         pulled = False
         while True:
             if peer == 0 and self._control and self._control[-1][0] != "time":

@@ -394,7 +394,7 @@ class PartitionedRuntime(Runtime):
                 local.append((index, batch))
         replaying = self._checkpoints is not None and self._checkpoints.replaying
         # A live time: the other workers join their live commits to it (see HeldCommits).
-        join = self._joins and time == self._live_time
+        join = bool(self._joins) and time == self._live_time
         # A replayed checkpoint has rows on every worker (each its share): all exchange.
         exchanges = (
             frozenset(self._exchanging)
