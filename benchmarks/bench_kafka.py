@@ -30,8 +30,9 @@ measurement of a run used to be the slowest for every row alike (a fresh broker,
 caches), which made the lowest rate, the one every held rate depends on, the noisiest.
 
 Several workers: an implementation named ``deltaflow-<N>w`` (e.g. ``BENCH_KAFKA_IMPLS=
-deltaflow,deltaflow-2w``) runs the same program with ``deltaflow spawn -n N``: each worker reads
-its share of the input topic's partitions and writes its share of the counts (docs/scaling.md).
+deltaflow,deltaflow-2w``) runs the same program with ``deltaflow spawn -n N``
+(``deltaflow-2w-lockstep``: the same with one time in flight at once, the lock step of
+before): each worker reads its share of the input topic's partitions and writes its share of the counts (docs/scaling.md).
 The topics then have ``BENCH_KAFKA_PARTITIONS`` partitions (default 4 with such a row, else 1;
 the producer spreads the words over them, the consumer reads all of them), for every row
 alike, and the CPU time is that of all the workers. ``BENCH_KAFKA_BACKLOG=M`` adds a
@@ -103,8 +104,14 @@ def pathway_python() -> str | None:
 # --- the consumer and producer processes -------------------------------------------------
 
 
+#: The suffix of a row run with one time in flight at once (the progress protocol's lock
+#: step), e.g. ``deltaflow-2w-lockstep``, to compare with the default ``deltaflow-2w``.
+LOCKSTEP = "-lockstep"
+
+
 def _workers(impl: str) -> int:
     """The number of workers of an implementation row (``deltaflow-2w``: 2; others 1)."""
+    impl = impl.removesuffix(LOCKSTEP)
     if impl.startswith("deltaflow-") and impl.endswith("w"):
         return int(impl[len("deltaflow-") : -1])
     return 1
@@ -240,6 +247,8 @@ def start_pipeline(impl: str, broker: Any, source: str, target: str, autocommit:
     env = {**os.environ, "PATHWAY_THREADS": "1"}
     if impl == "baseline":  # deltaflow from another source tree (BENCH_KAFKA_BASELINE_SRC)
         env["PYTHONPATH"] = os.environ["BENCH_KAFKA_BASELINE_SRC"]
+    if impl.endswith(LOCKSTEP):
+        env["DELTAFLOW_WORKERS_TIMES_IN_FLIGHT"] = "1"
     module = "pathway" if impl == "pathway" else "deltaflow"
     command = [python, "-c", _PIPELINE, module, broker.address, source, target, str(autocommit)]
     if _workers(impl) > 1:

@@ -196,7 +196,18 @@ Variant = tuple[str, int, bool]
 
 def variants(ray: str | None) -> list[Variant]:
     plain: list[Variant] = [("workers1", 1, False), ("workers2", 2, False)]
+    if impl() == "deltaflow" and env_int("BENCH_WORKERS_LOCKSTEP", 0):
+        plain.append(("lockstep2", 2, False))
     return plain + ([("ray2", 2, True)] if ray else [])
+
+
+def variant_env(name: str) -> dict[str, str]:
+    """The environment of a variant's run: ``lockstep2`` is two workers with one time in
+    flight at once (the progress protocol's lock step), for comparison."""
+    env = dict(os.environ)
+    if name == "lockstep2":
+        env["DELTAFLOW_WORKERS_TIMES_IN_FLIGHT"] = "1"
+    return env
 
 
 def start_ray() -> tuple[object | None, str | None]:
@@ -217,7 +228,7 @@ def start_ray() -> tuple[object | None, str | None]:
 
 
 def run_once(
-    workers: int, program: str, words: str, rows: int, ray: str | None = None
+    workers: int, program: str, words: str, rows: int, ray: str | None = None, name: str = ""
 ) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
@@ -228,6 +239,7 @@ def run_once(
             capture_output=True,
             text=True,
             cwd=os.path.dirname(words),
+            env=variant_env(name),
         )
         process_seconds = time.perf_counter() - started
         if done.returncode != 0:
@@ -270,7 +282,7 @@ def main() -> None:
             for _ in range(repeats):  # interleaved: every variant under the same load
                 for name, workers, on_ray in measured:
                     address = ray if on_ray else None
-                    runs[name].append(run_once(workers, program, words, rows, address))
+                    runs[name].append(run_once(workers, program, words, rows, address, name))
             medians = {}
             for name, _, _ in measured:
                 medians[name] = statistics.median(r[0] for r in runs[name])
@@ -290,13 +302,22 @@ def main() -> None:
 
 
 def run_streaming(
-    program: str, workers: int, rows: int, commit: int, vocabulary: int, ray: str | None
+    program: str,
+    workers: int,
+    rows: int,
+    commit: int,
+    vocabulary: int,
+    ray: str | None,
+    name: str = "",
 ) -> float:
     """One streaming run: the seconds of the longest ``pw.run()``, the counts checked."""
     with tempfile.TemporaryDirectory() as out:
         args = (out, str(rows), str(commit), str(vocabulary))
         done = subprocess.run(
-            spawn_command(workers, program, *args, ray=ray), capture_output=True, text=True
+            spawn_command(workers, program, *args, ray=ray),
+            capture_output=True,
+            text=True,
+            env=variant_env(name),
         )
         if done.returncode != 0:
             raise SystemExit(f"streaming, {workers} workers:\n{done.stderr[-3000:]}")
@@ -330,7 +351,9 @@ def streaming(tmp: str, repeats: int, ray: str | None = None) -> None:
     for _ in range(repeats):
         for name, workers, on_ray in measured:
             address = ray if on_ray else None
-            seconds[name].append(run_streaming(program, workers, rows, commit, vocabulary, address))
+            seconds[name].append(
+                run_streaming(program, workers, rows, commit, vocabulary, address, name)
+            )
     rates = {name: rows / statistics.median(seconds[name]) for name in seconds}
     for name, rate in rates.items():
         report(f"streaming_{name}_rows_per_s", rate, "rows/s", "higher")
@@ -354,7 +377,9 @@ def latency(tmp: str, repeats: int, ray: str | None = None) -> None:
                 command = spawn_command(
                     workers, program, out, str(times), ray=ray if on_ray else None
                 )
-                done = subprocess.run(command, capture_output=True, text=True)
+                done = subprocess.run(
+                    command, capture_output=True, text=True, env=variant_env(name)
+                )
                 if done.returncode != 0:
                     raise SystemExit(f"latency, {name}:\n{done.stderr[-3000:]}")
                 with open(os.path.join(out, "latency.json")) as result:

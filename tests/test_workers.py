@@ -233,6 +233,85 @@ def test_a_streaming_python_input_gives_the_same_results_on_two_workers(tmp_path
         assert len(inserted) == len(set(inserted))
 
 
+_SLOW_WORKER = textwrap.dedent("""
+    import json, os, sys, time
+    import deltaflow as pw
+
+    class S(pw.Schema):
+        k: int
+        v: int
+
+    # Twelve times; the reduce is partitioned, and the UDF below it sleeps on worker 1 only,
+    # so worker 1 finishes every time late while worker 0 announces the next ones.
+    lines = ["k | v | __time__ | __diff__"]
+    for step in range(12):
+        lines += [f"{(step * 5 + i) % 17} | {step * 10 + i} | {2 * step + 2} | 1" for i in range(9)]
+        if step:
+            lines.append(f"{(step * 5 - 5) % 17} | {step * 10 - 10} | {2 * step + 2} | -1")
+    t = pw.debug.table_from_markdown("\\n".join(lines), schema=S)
+    sums = t.groupby(t.k).reduce(t.k, n=pw.reducers.count(), s=pw.reducers.sum(t.v))
+
+    @pw.udf
+    def slow(s: int) -> int:
+        if os.environ.get("PATHWAY_PROCESS_ID") == "1":
+            time.sleep(0.01)
+        return s * 2
+
+    doubled = sums.select(sums.k, sums.n, d=slow(sums.s))
+    both = doubled + doubled.sort(key=doubled.d)  # sort: gathered on worker 0
+    events = []
+
+    def on_change(key, row, time, is_addition):
+        row = {name: value for name, value in row.items() if name != "prev" and name != "next"}
+        events.append(["change", time, sorted(row.items()), 1 if is_addition else -1])
+
+    def on_time_end(time):
+        events.append(["end", time])
+
+    pw.io.subscribe(both, on_change=on_change, on_time_end=on_time_end)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    if os.environ.get("PATHWAY_PROCESS_ID", "0") == "0":
+        json.dump(events, open(sys.argv[1], "w"))
+""")
+
+
+def test_a_slow_worker_keeps_every_time_whole_and_in_order(tmp_path: Path) -> None:
+    """Worker 0 runs ahead of a slow worker 1 (several times in flight), yet the output gets
+    each time's changes, all of them, only after every worker finished the time, and the
+    times in order: the same per-time stream as one worker."""
+    program = tmp_path / "slow.py"
+    program.write_text(_SLOW_WORKER)
+    runs = []
+    for workers in (1, 2):
+        out = tmp_path / f"slow{workers}.json"
+        done = spawn(workers, str(program), str(out), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append((json.loads(out.read_text()), done.stderr))
+    streams = []
+    for events, _ in runs:
+        ends = [event[1] for event in events if event[0] == "end"]
+        assert ends == sorted(set(ends)), "times ended out of order or twice"
+        by_time: dict[int, list[Any]] = {}
+        current = None  # the time whose changes are being delivered
+        for event in events:
+            if event[0] == "change":
+                assert current is None or event[1] == current, "changes of two times mixed"
+                current = event[1]
+                by_time.setdefault(event[1], []).append(json.dumps(event[2:]))
+            else:
+                assert current in (None, event[1]), "a time ended before its changes came"
+                current = None
+        assert list(by_time) == sorted(by_time)
+        streams.append({time: sorted(rows) for time, rows in by_time.items()})
+    one, two = streams
+    assert len(one) == 12
+    assert two == one
+    # The run really had times in flight on worker 0 while worker 1 was behind.
+    flight = re.search(r"worker 0 of 2: \d+ times \(at most (\d+) in flight\)", runs[1][1])
+    assert flight is not None, runs[1][1]
+    assert int(flight.group(1)) > 1
+
+
 def test_partitioned_operators_share_the_rows(tmp_path: Path) -> None:
     cases = [{"pipeline": "join_groupby", "streams": [LEFT, RIGHT]}]
     spec = tmp_path / "cases.json"

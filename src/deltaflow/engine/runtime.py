@@ -308,6 +308,7 @@ class Runtime:
                 return
             # Cleared before taking, so that a push landing after the take wakes the wait.
             self._wake.clear()
+            self._progress()
             took = False
             for index, (_, handle) in enumerate(self.inputs):
                 for batch, pinned, _offsets, more in handle.take():
@@ -357,6 +358,10 @@ class Runtime:
                 if taken_rows[index]:
                     handle.mark_processed(taken_rows[index])
             timed, live, taken_rows = {}, [], [0] * len(self.inputs)
+
+    def _progress(self) -> None:
+        """Between two looks at the inputs: move on work started earlier that waits for
+        something other than the inputs (several workers: times still in flight)."""
 
     def _process_requested_times(self) -> None:
         """Process the times operators asked for themselves (``requested_time``, e.g. the odd

@@ -9,9 +9,9 @@ input (the Python subject, databases, HTTP) runs on worker 0 only.
 
 Times stay worker 0's to decide, by the rules of one worker (``Runtime._loop``) applied to
 the commits of all workers. A worker other than 0 keeps the commits its sources push and
-reports each one to worker 0 (``("report", run, commits, finished)``: input position, a
-sequence number and the pinned time, if any, of each commit, and the inputs that finished
-there). On worker 0, a :class:`SplitInputHandle` stands for the input: the engine loop takes
+reports each one to worker 0 (``("report", run, commits, finished, joined)``: input
+position, a sequence number and the pinned time, if any, of each commit, the inputs that
+finished there, and the commits it joined to a time, see :class:`HeldCommits`). On worker 0, a :class:`SplitInputHandle` stands for the input: the engine loop takes
 from it the commits pushed there and, for each commit reported by another worker, a
 :class:`RemoteCommit` placeholder, so the loop gives every commit its time exactly as if all
 of them had been pushed on one worker. The time message then tells each worker which of its
@@ -25,6 +25,7 @@ duration does: a static read gives the same times whatever the number of workers
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,13 @@ class SplitInputHandle(SourceHandle):
                 self._peers_finished[worker] = True
         self._notify()
 
+    def forget(self, worker: int, sequences: list[int]) -> None:
+        """Worker ``worker`` joined its commits ``sequences`` to a time already (see
+        :class:`HeldCommits`): those not taken yet need no time of their own."""
+        gone = set(sequences)
+        with self._lock:
+            self._remote = [r for r in self._remote if r[0] != worker or r[1] not in gone]
+
     def _everywhere_finished(self) -> bool:
         return self._finished and all(self._peers_finished.values())
 
@@ -192,3 +200,44 @@ def _rounds(local: list[Pushed], remote: list[tuple[int, int, int | None]]) -> l
         commit = RemoteCommit.of(frames, others, unmarked=rows)
         out.append(Pushed(commit, None, None if mine is None else mine.offsets, False))
     return out
+
+
+class HeldCommits:
+    """On a worker other than 0: the commits its split inputs pushed, each reported to worker
+    0 under a sequence number and kept until a time takes it.
+
+    A time worker 0 announces for live commits lets the other workers *join* it: each then
+    adds every live commit of a streaming input it holds, reported or not (rows that come
+    in while the workers are busy ride with the next time, as a reader reading every
+    partition would have committed them together), instead of waiting for worker 0 to hear
+    of them and announce a time for them. Worker 0 forgets the joined commits it has not
+    taken yet; a later time that still names one gets nothing more from it here."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[int, pl.DataFrame, bool]] = {}  # (input, rows, joinable)
+        self._sequences = itertools.count()
+        self._joined: set[int] = set()
+        self.reported_finished: set[int] = set()
+
+    def add(self, index: int, batch: pl.DataFrame, *, joinable: bool) -> int:
+        """Keep a commit of input ``index``; its sequence number."""
+        sequence = next(self._sequences)
+        self._held[sequence] = (index, batch, joinable)
+        return sequence
+
+    def take(self, chosen: list[int]) -> list[tuple[int, pl.DataFrame]]:
+        """The commits a time names (less those joined to an earlier time)."""
+        taken = []
+        for sequence in chosen:
+            if sequence in self._joined:
+                self._joined.discard(sequence)
+                continue
+            index, batch, _ = self._held.pop(sequence)
+            taken.append((index, batch))
+        return taken
+
+    def join(self) -> tuple[list[tuple[int, pl.DataFrame]], list[int]]:
+        """Every joinable commit held: the commits, and their sequence numbers."""
+        sequences = [s for s, (_, _, joinable) in self._held.items() if joinable]
+        self._joined.update(sequences)
+        return [self._held.pop(s)[:2] for s in sequences], sequences

@@ -2,12 +2,12 @@
 
 Every worker compiles the same plan into the same operators (the program builds the same
 graph in each process). Worker 0, the *coordinator*, runs the sources and the sinks and the
-usual loop (``Runtime._loop``): it decides every time, exactly as one worker would, and before
-processing a time tells the others (``("time", time, exchanges)``). The others only follow:
-they process the times they are told, in the same order, so all workers agree on which times
-exist and finish each before the next begins (the progress protocol: one coordinator, FIFO
-connections, no time is ever processed by some workers and not others). A minibatch is
-never split across times: the coordinator gives it a time before any of it moves.
+usual loop (``Runtime._loop``): it decides every time, exactly as one worker would, and
+before processing a time tells the others (``("time", time, exchanges, commits)``). The
+others only follow: they process the times they are told, in the same order, so all workers
+agree on which times exist (the progress protocol: one coordinator, FIFO connections, no time
+is ever processed by some workers and not others). A minibatch is never split across times:
+the coordinator gives it a time before any of it moves.
 
 Within a time, each worker runs the operators in topological order; at an operator that
 needs rows from other workers (see ``placement``), the deltas are exchanged first:
@@ -15,27 +15,43 @@ partitioned operators get the rows of their share of the keys from everyone, ope
 worker 0 get every worker's rows. Parts coming from several workers are consolidated, so an
 operator sees one consolidated delta per time, as with one worker, and a sink (on worker 0)
 gets each time's changes consolidated once.
+
+Times in flight. The coordinator does not wait for a time to be done everywhere before it
+announces the next: up to ``DELTAFLOW_WORKERS_TIMES_IN_FLIGHT`` times (default 3, see
+``progress``) are in flight at once, each a cursor over the operators (``TimeInFlight``).
+On every worker a time runs an operator only once the time before it ran it, so each
+operator sees its times in order, as with one worker; the one thing a time may do ahead is
+send its parts at an exchanging operator the time before still waits at (that does not touch
+the operator), which is what lets worker 0 split and send time ``t + 1`` while the others
+still reduce ``t``. Outputs run only for the oldest time in flight, which ends (the sinks'
+``on_time_end``) before the next one's rows reach them: outputs get each time's changes once,
+whole, in time order, and a time's output on worker 0 waits for the rows of every worker.
+Rows arriving from a peer are kept by ``(peer, time, operator)`` until asked for
+(``progress.Mailbox``). Lock step (one time in flight) is kept where a time depends on the
+ones before it being done: persisted runs (a checkpoint is a cut after whole times),
+operators asking for times of their own, and errors kept as values.
 """
 
 from __future__ import annotations
 
+import collections
+import functools
 import hashlib
-import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import polars as pl
 
 from deltaflow import plan
-from deltaflow.engine.batch import concat_batches, consolidate
 from deltaflow.engine.boundary import sink_errors
-from deltaflow.engine.operators import InputOperator
+from deltaflow.engine.operators import InputOperator, OutputOperator
 from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
 from deltaflow.engine.workers.checkpoints import WorkerCheckpoints, split_handle
 from deltaflow.engine.workers.combine import combine_threshold, combiner_for
 from deltaflow.engine.workers.config import WorkerConfig
 from deltaflow.engine.workers.inputs import (
+    HeldCommits,
     RemoteCommit,
     SplitInputHandle,
     WorkerShare,
@@ -48,6 +64,7 @@ from deltaflow.engine.workers.placement import (
     place_operators,
     split_by_key,
 )
+from deltaflow.engine.workers.progress import Mailbox, TimeInFlight, merge_parts, window_size
 from deltaflow.engine.workers.transport import WorkerError, encode_frame, mesh_for
 from deltaflow.errors import keeps_errors
 
@@ -118,6 +135,24 @@ class PartitionedRuntime(Runtime):
             and (combiner := combiner_for(op)) is not None
         }
         self._combine_rows = combine_threshold()
+        # Times in flight (see the module's docstring), oldest first. In lock step (a window
+        # of 1) with persistence (a checkpoint's cut), operators asking for times of their
+        # own (their request depends on the times before) and errors kept as values (a
+        # time's errors are flushed into the log tables when it ends).
+        self._window = (
+            1 if persistence is not None or self._self_timed or keeping_errors else window_size()
+        )
+        self._flight: collections.deque[TimeInFlight] = collections.deque()
+        self._mailbox = Mailbox(self.mesh, config.index)
+        # Streaming inputs read on every worker, whose live commits the other workers join
+        # to the live times worker 0 announces (see ``inputs.HeldCommits``); not in lock
+        # step (so not with persistence, where every commit keeps the time worker 0 gave it).
+        self._joins = frozenset(
+            () if self._window == 1 else (p for p in split if not self._static_at(p))
+        )
+        self._live_time: int | None = None
+        self.most_in_flight = 0
+        self.commits_joined = 0  # commits of this worker joined to a time (see HeldCommits)
         self.rows_combined = [0, 0]  # rows combined, and the rows they became
         self.times_processed = 0
         self.split_rows = 0  # rows this worker's share of the split inputs gave
@@ -176,6 +211,9 @@ class PartitionedRuntime(Runtime):
 
         return {op.node.uid for op, _ in self.inputs if isinstance(op.node.source, ErrorLogSource)}
 
+    def _static_at(self, position: int) -> bool:
+        return bool(getattr(self.operators[position].node.source, "static", False))
+
     def _static_input(self, index: int) -> bool:
         return bool(getattr(self.inputs[index][0].node.source, "static", False))
 
@@ -199,6 +237,7 @@ class PartitionedRuntime(Runtime):
                         if self._checkpoints is not None:  # every worker replays its share
                             self._checkpoints.run_deferred()
                         super()._loop()
+                        self._drain(0)
                     finally:
                         self.mesh.on_reports(self._run_number + 1, None)
                     self.mesh.broadcast(("end",))
@@ -210,14 +249,17 @@ class PartitionedRuntime(Runtime):
             self.mesh.tell_failure(f"{type(exc).__name__}: {exc}")
             raise
         logger.info(
-            "worker %d of %d: %d times, %d rows read here from split inputs, "
+            "worker %d of %d: %d times (at most %d in flight), "
+            "%d rows read here from split inputs (%d commits joined to a time), "
             "%d rows into partitioned operators (%s), %d rows combined into %d, "
             "%d rows (%d bytes in all) sent to other workers, "
             "%d rows written here by outputs on every worker",
             self.config.index,
             self.config.count,
             self.times_processed,
+            self.most_in_flight,
             self.split_rows,
+            self.commits_joined,
             self.partitioned_rows,
             ", ".join(self.partitioned_operators()) or "none",
             *self.rows_combined,
@@ -251,7 +293,10 @@ class PartitionedRuntime(Runtime):
     def _on_report(self, peer: int, message: tuple[Any, ...]) -> None:
         """On worker 0 (on the mesh's receiving thread): worker ``peer`` reported commits of
         its split inputs, or that some of them finished there."""
-        _, _, commits, finished = message
+        _, _, commits, finished, joined = message
+        if joined:
+            for handle in self._split_handles.values():
+                handle.forget(peer, joined)
         by_input: dict[int, list[tuple[int, int | None]]] = {}
         for position, sequence, pinned in commits:
             by_input.setdefault(position, []).append((sequence, pinned))
@@ -263,17 +308,32 @@ class PartitionedRuntime(Runtime):
     def _follow(self) -> None:
         """A worker other than 0: report what its sources commit, and process the times
         worker 0 announces, with the commits it names, until the run ends."""
-        held: dict[int, tuple[int, pl.DataFrame]] = {}  # sequence -> (input index, rows)
-        sequences = itertools.count()
-        reported_finished: set[int] = set()
+        held = HeldCommits()
         while True:
             self._wake.clear()  # before looking: a push or a message after it wakes the wait
             self._check_failures()
-            self._report(held, sequences, reported_finished)
-            message = self.mesh.poll(0)
+            self._report(held)
+            progressed = self._advance()
+            message = self._mailbox.control()
             if message is None:
-                self._wake.wait(0.05)
+                if not progressed:
+                    self._wake.wait(0.05)
                 continue
+            if message[0] == "time":
+                _, time, exchanges, chosen, join = message
+                batches = held.take(chosen)
+                if join:
+                    joined, sequences = held.join()
+                    batches += joined
+                    self.commits_joined += len(sequences)
+                    if sequences:  # worker 0 needs no time of their own for them
+                        self.mesh.send(0, ("report", self._run_number, [], [], sequences))
+                self._start_time(
+                    time, batches, frozenset(exchanges), functools.partial(self._followed, batches)
+                )
+                continue
+            # A checkpoint, a replay and the end come after the times before them are done.
+            self._drain(0)
             if message[0] == "end":
                 return
             if self._checkpoints is not None and message[0] == "checkpoint":
@@ -281,27 +341,22 @@ class PartitionedRuntime(Runtime):
                 continue
             if self._checkpoints is not None and message[0] == "replay":
                 _, time, exchanges = message
-                self._run_time(time, self._checkpoints.replay_batches(), frozenset(exchanges))
+                self._start_time(time, self._checkpoints.replay_batches(), frozenset(exchanges))
+                self._drain(0)
                 continue
-            if message[0] != "time":
-                raise WorkerError(
-                    f"worker {self.config.index}: expected a time from worker 0, got {message[0]!r}"
-                )
-            _, time, exchanges, chosen = message
-            batches = [held.pop(sequence) for sequence in chosen]
-            self._run_time(time, batches, frozenset(exchanges))
-            for index, batch in batches:
-                if not self._static_input(index):  # static rows were let go when reported
-                    self.inputs[index][1].mark_processed(batch.height)
-            if self._checkpoints is not None:
-                self._checkpoints.processed(time, batches)
+            raise WorkerError(
+                f"worker {self.config.index}: expected a time from worker 0, got {message[0]!r}"
+            )
 
-    def _report(
-        self,
-        held: dict[int, tuple[int, pl.DataFrame]],
-        sequences: Iterator[int],
-        reported_finished: set[int],
-    ) -> None:
+    def _followed(self, batches: list[tuple[int, pl.DataFrame]], time: int) -> None:
+        """On a worker other than 0: the time ``time``, made of ``batches``, is done here."""
+        for index, batch in batches:
+            if not self._static_input(index):  # static rows were let go when reported
+                self.inputs[index][1].mark_processed(batch.height)
+        if self._checkpoints is not None:
+            self._checkpoints.processed(time, batches)
+
+    def _report(self, held: HeldCommits) -> None:
         """Tell worker 0 about the commits this worker's sources pushed since the last
         report (kept in ``held`` until a time takes them) and the inputs that finished."""
         commits: list[tuple[int, int, int | None]] = []
@@ -309,19 +364,20 @@ class PartitionedRuntime(Runtime):
         for index, (op, handle) in enumerate(self.inputs):
             position = self._index[op.node.uid]
             done = handle.finished  # before taking: then nothing can follow what is taken
+            static = self._static_input(index)
             for pushed in handle.take():
-                if self._static_input(index):
+                if static:
                     handle.mark_processed(pushed.batch.height)
                 if pushed.batch.height == 0:
                     continue
-                sequence = next(sequences)
-                held[sequence] = (index, pushed.batch)
+                joinable = position in self._joins and pushed.time is None
+                sequence = held.add(index, pushed.batch, joinable=joinable)
                 commits.append((position, sequence, pushed.time))
-            if done and position not in reported_finished:
-                reported_finished.add(position)
+            if done and position not in held.reported_finished:
+                held.reported_finished.add(position)
                 finished.append(position)
         if commits or finished:
-            self.mesh.send(0, ("report", self._run_number, commits, finished))
+            self.mesh.send(0, ("report", self._run_number, commits, finished, []))
 
     def _process(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> None:
         """On worker 0: announce ``time`` (with, to each worker, its commits that make it),
@@ -338,25 +394,44 @@ class PartitionedRuntime(Runtime):
             else:
                 local.append((index, batch))
         replaying = self._checkpoints is not None and self._checkpoints.replaying
+        # A live time: the other workers join their live commits to it (see HeldCommits).
+        join = bool(self._joins) and time == self._live_time
         # A replayed checkpoint has rows on every worker (each its share): all exchange.
-        exchanges = frozenset(self._exchanging) if replaying else self._exchanges_at(time, batches)
+        exchanges = (
+            frozenset(self._exchanging)
+            if replaying
+            else self._exchanges_at(time, batches, self._joins if join else ())
+        )
         ordered = tuple(sorted(exchanges))
         for peer in self.mesh.peers:
             if replaying:
                 self.mesh.send(peer, ("replay", time, ordered))
             else:
-                self.mesh.send(peer, ("time", time, ordered, tuple(chosen[peer])))
-        self._run_time(time, local, exchanges)
-        for index, rows in unmarked:
-            if rows:
-                self.inputs[index][1].mark_processed(rows)
+                self.mesh.send(peer, ("time", time, ordered, tuple(chosen[peer]), join))
+        self._start_time(time, local, exchanges, functools.partial(self._mark_unmarked, unmarked))
+        # At most the window's times in flight (with this one): older ones finish first.
+        self._drain(self._window - 1)
         if self._self_timed:
             self._process_requested_times()
 
-    def _exchanges_at(self, time: int, batches: list[tuple[int, pl.DataFrame]]) -> frozenset[int]:
+    def _next_time(self) -> int:
+        self._live_time = super()._next_time()  # only live commits get such a time
+        return self._live_time
+
+    def _mark_unmarked(self, unmarked: list[tuple[int, int]], time: int) -> None:
+        """On worker 0: rows of its own in placeholders (see ``inputs``) processed at ``time``."""
+        for index, rows in unmarked:
+            if rows:
+                self.inputs[index][1].mark_processed(rows)
+
+    def _exchanges_at(
+        self, time: int, batches: list[tuple[int, pl.DataFrame]], joining: Iterable[int] = ()
+    ) -> frozenset[int]:
         """The exchanging operators this time can reach (worker 0 decides for everyone): those
-        below an input with rows, or below an operator stepping on its own."""
+        below an input with rows (or, ``joining``, rows other workers may join), or below an
+        operator stepping on its own."""
         seeds = {self._index[self.inputs[index][0].node.uid] for index, _ in batches}
+        seeds.update(joining)
         for position, op in enumerate(self.operators):
             if getattr(op, "always_step", False) or getattr(op, "requested_time", None) == time:
                 seeds.add(position)
@@ -368,54 +443,127 @@ class PartitionedRuntime(Runtime):
                     todo.append(consumer)
         return frozenset(reached & self._exchanging)
 
-    def _run_time(
-        self, time: int, batches: list[tuple[int, pl.DataFrame]], exchanges: frozenset[int]
+    # --- times in flight -----------------------------------------------------------------------
+    def _progress(self) -> None:
+        self._advance()
+
+    def _start_time(
+        self,
+        time: int,
+        batches: list[tuple[int, pl.DataFrame]],
+        exchanges: frozenset[int],
+        done: Callable[[int], None] | None = None,
     ) -> None:
+        """Take ``time`` (its inputs' ``batches``) in flight after the times already in
+        flight, and run it as far as it can go now."""
+        rows: dict[int, list[pl.DataFrame]] = {}
         for index, batch in batches:
-            self.inputs[index][0].pending.append(batch)
-            if (
-                self._placement[self._index[self.inputs[index][0].node.uid]]
-                is Placement.SPLIT_INPUT
-            ):
+            position = self._index[self.inputs[index][0].node.uid]
+            rows.setdefault(position, []).append(batch)
+            if self._placement[position] is Placement.SPLIT_INPUT:
                 self.split_rows += batch.height
         self.last_time = time
         self.times_processed += 1
+        self._flight.append(TimeInFlight(time, rows, exchanges, [None] * len(self.operators), done))
+        self.most_in_flight = max(self.most_in_flight, len(self._flight))
+        self._advance()
+
+    def _advance(self) -> bool:
+        """Run the times in flight as far as they can go without waiting for another worker;
+        finish those done, in time order. Whether anything moved."""
+        progressed = False
+        end = len(self.operators)
+        while self._flight:
+            moved = False
+            limit = end  # a time runs an operator only once the time before it ran it
+            for number, flight in enumerate(self._flight):
+                moved = self._step(flight, limit, oldest=number == 0) or moved
+                limit = flight.cursor
+            while self._flight and self._flight[0].cursor == end:
+                self._finish(self._flight.popleft())
+                moved = True
+            if not moved:
+                break
+            progressed = True
+        return progressed
+
+    def _drain(self, keep: int) -> None:
+        """Wait until at most ``keep`` times are in flight (running them meanwhile)."""
+        while len(self._flight) > keep:
+            self._wake.clear()  # before looking: a message arriving after it wakes the wait
+            if self._advance():
+                continue
+            self._check_failures()
+            self._wake.wait(0.05)
+
+    def _step(self, flight: TimeInFlight, limit: int, *, oldest: bool) -> bool:
+        """Run ``flight``'s next operators, below ``limit`` (the cursor of the time before
+        it): an exchanging operator at ``limit`` may already send its parts, since that does
+        not touch the operator. Outputs run only for the oldest time in flight, so that a
+        sink sees each time's rows, and its end, in time order. Whether anything moved."""
+        moved = False
         coordinator = self.config.is_coordinator
-        results: list[pl.DataFrame | None] = [None] * len(self.operators)
-        for position, op in enumerate(self.operators):
-            deltas = [results[i] for i in self._inputs_of[position]]
-            self.errors.current = op.node
-            if position in exchanges:
-                deltas = self._exchange(time, position, deltas)
+        time = flight.time
+        while flight.cursor < len(self.operators) and flight.cursor <= limit:
+            position = flight.cursor
+            op = self.operators[position]
+            deltas = [flight.results[i] for i in self._inputs_of[position]]
+            runs = position < limit and (oldest or not isinstance(op, OutputOperator))
+            if position in flight.exchanges:
+                if flight.sent is None:
+                    flight.sent = self._send_parts(time, position, deltas)
+                    moved = True
+                if not runs:
+                    break
+                own, senders = flight.sent
+                received = self._mailbox.rows(time, position, senders, len(deltas))
+                if received is None:
+                    break
+                flight.sent = None
+                deltas = merge_parts(own, received)
+            elif not runs:
+                break
+            flight.cursor += 1
+            moved = True
             where = self._placement[position]
             if not coordinator and where in (Placement.SINGLE, Placement.INPUT):
                 continue
-            if (
-                not isinstance(op, InputOperator)
-                and all(d is None for d in deltas)
+            if isinstance(op, InputOperator):
+                op.pending.extend(flight.rows.get(position, ()))
+            elif (
+                all(d is None for d in deltas)
                 and not getattr(op, "always_step", False)
                 and getattr(op, "requested_time", None) != time
             ):
                 continue
+            self.errors.current = op.node
             if self.errors.seen:
                 deltas = _without_unhandled_errors(op, deltas)
             if where is Placement.PARTITIONED:
                 self.partitioned_rows += sum(d.height for d in deltas if d is not None)
             elif where is Placement.EVERY_WORKER:
                 self.written_rows += sum(d.height for d in deltas if d is not None)
-            results[position] = op.step(time, deltas)
-        self.errors.current = None
+            flight.results[position] = op.step(time, deltas)
+            self.errors.current = None
+        return moved
+
+    def _finish(self, flight: TimeInFlight) -> None:
+        """``flight`` ran every operator on this worker: end the time at the sinks."""
+        flight.results = []
         self.errors.flush()
         for sink in self.sinks:
             with sink_errors(sink):
-                sink.on_time_end(time)
+                sink.on_time_end(flight.time)
         self._check_failures()
+        if flight.done is not None:
+            flight.done(flight.time)
 
     # --- exchanges ---------------------------------------------------------------------------
-    def _exchange(
+    def _send_parts(
         self, time: int, position: int, deltas: list[pl.DataFrame | None]
-    ) -> list[pl.DataFrame | None]:
-        """The deltas operator ``position`` runs on at this worker, after the exchange."""
+    ) -> tuple[list[pl.DataFrame | None], list[int]]:
+        """Send the other workers their parts of operator ``position``'s input deltas; this
+        worker's own parts, and the workers whose parts it must receive."""
         me, mesh = self.config.index, self.mesh
         spread = [self._spread[i] for i in self._inputs_of[position]]
         hashers = self._hashers[position]
@@ -424,9 +572,8 @@ class PartitionedRuntime(Runtime):
                 sent = [d if s else None for d, s in zip(deltas, spread, strict=True)]
                 self.rows_exchanged += sum(d.height for d in sent if d is not None)
                 mesh.send(0, ("data", time, position, [encode_frame(d) for d in sent]))
-                return [None] * len(deltas)
-            received = self._receive(time, position, mesh.peers, len(deltas))
-            return _combine(deltas, received)
+                return [None] * len(deltas), []
+            return deltas, list(mesh.peers)
         combiner = self._combiners.get(position)
         first = deltas[0]
         if combiner is not None and first is not None and first.height >= self._combine_rows:
@@ -445,45 +592,4 @@ class PartitionedRuntime(Runtime):
                 self.rows_exchanged += sum(d.height for d in sent if d is not None)
                 mesh.send(peer, ("data", time, position, [encode_frame(d) for d in sent]))
         own: list[pl.DataFrame | None] = [None if s is None else s[me] for s in shares]
-        # The parts in worker order, as worker 0 gathers them: an operator that reads a
-        # time's rows in order (deduplicate's acceptor) sees the order it would there.
-        lower = self._receive(time, position, [p for p in senders if p < me], len(deltas))
-        higher = self._receive(time, position, [p for p in senders if p > me], len(deltas))
-        return _combine(own, higher, lower)
-
-    def _receive(
-        self, time: int, position: int, senders: Sequence[int], inputs: int
-    ) -> list[list[pl.DataFrame]]:
-        got: list[list[pl.DataFrame]] = [[] for _ in range(inputs)]
-        for peer in senders:
-            message = self.mesh.receive(peer)
-            if message[0] != "data" or message[1] != time or message[2] != position:
-                raise WorkerError(
-                    f"worker {self.config.index}: out of step with worker {peer} "
-                    f"(expected rows of operator {position} at time {time}, got {message[:3]})"
-                )
-            for k, frame in enumerate(message[3]):
-                if frame is not None:
-                    got[k].append(frame)
-        return got
-
-
-def _combine(
-    own: list[pl.DataFrame | None],
-    received: list[list[pl.DataFrame]],
-    before: list[list[pl.DataFrame]] | None = None,
-) -> list[pl.DataFrame | None]:
-    """Per input, this worker's rows and those received, as one consolidated delta (the
-    parts ``before`` first, then this worker's, then ``received``)."""
-    out: list[pl.DataFrame | None] = []
-    for k, (mine, theirs) in enumerate(zip(own, received, strict=True)):
-        first = before[k] if before is not None else []
-        frames = [f for f in [*first, *([mine] if mine is not None else []), *theirs] if f.height]
-        if not frames:
-            out.append(None)
-        elif len(frames) == 1:
-            out.append(frames[0])
-        else:
-            merged = consolidate(concat_batches(frames))
-            out.append(merged if merged.height else None)
-    return out
+        return own, list(senders)

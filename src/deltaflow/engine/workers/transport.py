@@ -20,12 +20,17 @@ pickled lists of values beside the IPC stream of the other columns.
 
 Messages are tuples whose first item is their kind:
 
-* ``("time", time, exchanges)``: worker 0 tells the others to process ``time``; ``exchanges``
-  are the operator positions whose inputs are exchanged in it (see ``runtime``);
-* ``("data", time, position, frames)``: one worker's share of an operator's input deltas;
-* ``("report", run, commits, finished)``: a worker other than 0 tells worker 0 about the
-  commits its share of the split inputs made (see ``inputs``); routed at once, on the
-  receiving thread, to the handler of the run it belongs to (:meth:`Inboxes.on_reports`);
+* ``("time", time, exchanges, commits, join)``: worker 0 tells the others to process
+  ``time``; ``exchanges`` are the operator positions whose inputs are exchanged in it,
+  ``commits`` the receiver's reported commits that make it, ``join`` whether it may add its
+  other live commits (see ``runtime`` and ``inputs.HeldCommits``);
+* ``("data", time, position, frames)``: one worker's share of an operator's input deltas
+  (several times may be in flight: the receiver matches them by time and position, see
+  ``progress``);
+* ``("report", run, commits, finished, joined)``: a worker other than 0 tells worker 0 about
+  the commits its share of the split inputs made (see ``inputs``) and those it joined to a
+  time; routed at once, on the receiving thread, to the handler of the run it belongs to
+  (:meth:`Inboxes.on_reports`);
 * ``("end",)``: the run is over; ``("failed", worker, text)``: a worker failed.
 """
 
