@@ -12,8 +12,9 @@ manifest — naming every worker's chunks and frontiers — only once all answer
 dies before answering fails the run and leaves the previous checkpoint the newest one.
 
 A restart, on any number of workers, loads the checkpoint worker 0 chose (``("restore",
-number)``). Every worker reads all of it and keeps its share under the new count: for an input
-split by path, the rows of the paths it now owns and their offsets (a file read by worker 1 of
+number)``) and answers ``("restored", number)`` once it has read it: worker 0 waits for every
+answer, since the checkpoint it writes next may delete that manifest. Every worker reads all
+of it and keeps its share under the new count: for an input split by path, the rows of the paths it now owns and their offsets (a file read by worker 1 of
 two may be worker 0's of one); everything else goes to worker 0. The operators' state is not
 stored but rebuilt by replaying the rows (see ``docs/persistence.md``): each worker replays
 its share at one time worker 0 announces (``("replay", time, exchanges)``), and the exchanges
@@ -125,7 +126,17 @@ class WorkerCheckpoints:
         others, which load that one (so all restore the same, whatever is written later)."""
         if self.coordinator:
             checkpoint: Checkpoint | None = store.load_latest()
-            self.mesh.broadcast(("restore", None if checkpoint is None else checkpoint.number))
+            number = None if checkpoint is None else checkpoint.number
+            self.mesh.broadcast(("restore", number))
+            # Wait until every worker has read it: the next checkpoint this worker writes
+            # (the start checkpoint, at once) may delete the manifest they are to read.
+            for peer in self.mesh.peers:
+                answer = self.mesh.receive(peer)
+                if answer[0] != "restored" or answer[1] != number:
+                    raise WorkerError(
+                        f"worker 0: expected worker {peer} to confirm checkpoint {number}, "
+                        f"got {answer[:2]!r}"
+                    )
             return checkpoint
         message = self.mesh.receive(0)
         if message[0] != "restore":
@@ -134,6 +145,7 @@ class WorkerCheckpoints:
                 f"got {message[0]!r}"
             )
         if message[1] is None:
+            self.mesh.send(0, ("restored", None))
             return None
         loaded: Checkpoint | None = store.load_latest(message[1])
         if loaded is None or loaded.number != message[1]:
@@ -141,6 +153,7 @@ class WorkerCheckpoints:
                 f"worker {self.index}: checkpoint {message[1]}, which worker 0 restores, "
                 f"cannot be read here (is the persistence store shared by all workers?)"
             )
+        self.mesh.send(0, ("restored", loaded.number))
         return loaded
 
     def own_share(

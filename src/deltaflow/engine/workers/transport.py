@@ -31,6 +31,11 @@ Messages are tuples whose first item is their kind:
   the commits its share of the split inputs made (see ``inputs``) and those it joined to a
   time; routed at once, on the receiving thread, to the handler of the run it belongs to
   (:meth:`Inboxes.on_reports`);
+* persistence (see ``checkpoints``): ``("restore", number)`` / ``("restored", number)`` (the
+  checkpoint a restart loads, and each worker's confirmation that it read it),
+  ``("replay", time, exchanges)`` (the time the restored rows are replayed at),
+  ``("checkpoint", number, time, final)`` / ``("checkpointed", number, shares)`` (a
+  checkpoint asked of every worker, and each worker's chunks and frontiers);
 * ``("end",)``: the run is over; ``("failed", worker, text)``: a worker failed.
 """
 
