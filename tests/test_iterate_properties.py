@@ -60,37 +60,38 @@ def test_per_row_iteration_matches_recomputation(events: list[Event], limit: int
     check(program, events)
 
 
+def iterate_read_only(t: pw.Table, c: pw.Table) -> pw.Table:
+    """Labels spread along edges up to a bound that a second, read-only table sets."""
+    edges = _edges(t)
+    bound = c.reduce(b=pw.reducers.max(c.k))
+    start = edges.groupby(pw.this.u).reduce(vertex=pw.this.u, label=pw.this.u)
+
+    def step(labels: pw.Table, edges: pw.Table, bound: pw.Table) -> dict[str, pw.Table]:
+        offered = edges.join(labels, edges.u == labels.vertex).select(
+            vertex=pw.left.v, label=pw.right.label
+        )
+        allowed = (
+            offered.join(bound)
+            .filter(pw.this.vertex <= pw.this.b)
+            .select(pw.this.vertex, pw.this.label)
+        )
+        merged = (
+            labels.concat_reindex(allowed)
+            .groupby(pw.this.vertex)
+            .reduce(pw.this.vertex, label=pw.reducers.max(pw.this.label))
+        )
+        return {"labels": merged}
+
+    return pw.iterate(step, labels=pw.iterate_universe(start), edges=edges, bound=bound).labels
+
+
 @SETTINGS
 @given(graphs, update_streams(label_base=1000, max_key=3))
 def test_read_only_table_changes_match_recomputation(
     events: list[Event], caps: list[Event]
 ) -> None:
     """Labels spread along edges only up to a bound that a second, read-only stream sets."""
-
-    def program(t: pw.Table, c: pw.Table) -> pw.Table:
-        edges = _edges(t)
-        bound = c.reduce(b=pw.reducers.max(c.k))
-        start = edges.groupby(pw.this.u).reduce(vertex=pw.this.u, label=pw.this.u)
-
-        def step(labels: pw.Table, edges: pw.Table, bound: pw.Table) -> dict[str, pw.Table]:
-            offered = edges.join(labels, edges.u == labels.vertex).select(
-                vertex=pw.left.v, label=pw.right.label
-            )
-            allowed = (
-                offered.join(bound)
-                .filter(pw.this.vertex <= pw.this.b)
-                .select(pw.this.vertex, pw.this.label)
-            )
-            merged = (
-                labels.concat_reindex(allowed)
-                .groupby(pw.this.vertex)
-                .reduce(pw.this.vertex, label=pw.reducers.max(pw.this.label))
-            )
-            return {"labels": merged}
-
-        return pw.iterate(step, labels=pw.iterate_universe(start), edges=edges, bound=bound).labels
-
-    check(program, events, caps)
+    check(iterate_read_only, events, caps)
 
 
 @SETTINGS

@@ -9,6 +9,7 @@ the inner pair id), which is what Pathway does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -291,6 +292,24 @@ CHAINS = {
 }
 
 
+def join_chain(
+    chain: str, right_nested: bool
+) -> Callable[[pw.Table, pw.Table, pw.Table], pw.Table]:
+    """Two joins of the kinds ``CHAINS[chain]`` over three tables, the second joining the
+    first's result on the right (``right_nested``) or on the left."""
+    first, second = CHAINS[chain]
+
+    def program(t1: pw.Table, t2: pw.Table, t3: pw.Table) -> pw.Table:
+        inner = t1.join(t2, t1.k == t2.k, how=first)
+        if right_nested:
+            outer = t3.join(inner, t3.k == t2.v, how=second)
+        else:
+            outer = inner.join(t3, t2.v == t3.k, how=second)
+        return outer.select(a=t1.v, b=t2.v, c=t3.v, k=t1.k)
+
+    return program
+
+
 @SETTINGS
 @given(
     update_streams(0, max_times=3),
@@ -302,17 +321,7 @@ CHAINS = {
 def test_chain_updates_match_recomputation(
     s1: list[Event], s2: list[Event], s3: list[Event], chain: str, right_nested: bool
 ) -> None:
-    first, second = CHAINS[chain]
-
-    def program(t1: pw.Table, t2: pw.Table, t3: pw.Table) -> pw.Table:
-        inner = t1.join(t2, t1.k == t2.k, how=first)
-        if right_nested:
-            outer = t3.join(inner, t3.k == t2.v, how=second)
-        else:
-            outer = inner.join(t3, t2.v == t3.k, how=second)
-        return outer.select(a=t1.v, b=t2.v, c=t3.v, k=t1.k)
-
-    check(program, s1, s2, s3)
+    check(join_chain(chain, right_nested), s1, s2, s3)
 
 
 @SETTINGS

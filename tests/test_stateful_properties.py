@@ -245,6 +245,23 @@ def test_join_on_two_columns_with_left_ids(left: list[Event], right: list[Event]
     check(program, left, right)
 
 
+def id_operation(kind: str) -> Callable[[pw.Table, pw.Table], pw.Table]:
+    """The id operation ``kind`` of ``a`` and ``b`` (update_cells and restrict take the part
+    of ``b`` that ``a`` has, as they require)."""
+
+    def program(a: pw.Table, b: pw.Table) -> pw.Table:
+        if kind == "update_rows":
+            return a.update_rows(b)
+        if kind == "update_cells":
+            return a.update_cells(b.intersect(a).select(pw.this.v))
+        if kind == "restrict":
+            return a.restrict(b.intersect(a))
+        result: pw.Table = getattr(a, kind)(b)
+        return result
+
+    return program
+
+
 @SETTINGS
 @given(
     update_streams(),
@@ -254,16 +271,7 @@ def test_join_on_two_columns_with_left_ids(left: list[Event], right: list[Event]
 def test_id_operations_match_recomputation(
     base: list[Event], other: list[Event], kind: str
 ) -> None:
-    def program(a: pw.Table, b: pw.Table) -> pw.Table:
-        if kind == "update_rows":
-            return a.update_rows(b)
-        if kind == "update_cells":
-            return a.update_cells(b.intersect(a).select(pw.this.v))
-        if kind == "restrict":
-            return a.restrict(b.intersect(a))
-        return getattr(a, kind)(b)
-
-    check(program, base, other)
+    check(id_operation(kind), base, other)
 
 
 @SETTINGS

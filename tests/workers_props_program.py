@@ -24,10 +24,10 @@ from test_errors_properties import PROGRAMS as ERROR_PROGRAMS
 from test_incremental_properties import PIPELINES as STATELESS
 from test_interpolate import _gappy_program
 from test_iterate import _ping_pong, closure, components, distances
-from test_iterate_properties import _edges
-from test_join_chain import CHAINS
+from test_iterate_properties import _edges, iterate_read_only
+from test_join_chain import CHAINS, join_chain
 from test_s4_reducers_properties import NEW_REDUCERS
-from test_stateful_properties import REDUCERS
+from test_stateful_properties import REDUCERS, id_operation
 from workers_program import main
 
 Pipeline = Callable[..., pw.Table]
@@ -234,20 +234,6 @@ def exactly_once_join(a: pw.Table, b: pw.Table) -> pw.Table:
     return a.join(counts, a.k == counts.k, left_exactly_once=True).select(a.v, counts.n, lid=a.id)
 
 
-def _join_chain(chain: str, right_nested: bool) -> Pipeline:
-    first, second = CHAINS[chain]
-
-    def pipeline(t1: pw.Table, t2: pw.Table, t3: pw.Table) -> pw.Table:
-        inner = t1.join(t2, t1.k == t2.k, how=first)
-        if right_nested:
-            outer = t3.join(inner, t3.k == t2.v, how=second)
-        else:
-            outer = inner.join(t3, t2.v == t3.k, how=second)
-        return outer.select(a=t1.v, b=t2.v, c=t3.v, k=t1.k)
-
-    return pipeline
-
-
 def join_chain_groupby(t1: pw.Table, t2: pw.Table, t3: pw.Table) -> pw.Table:
     chained = t1.join_left(t2, t1.k == t2.k).join(t3, pw.left.k == pw.right.k)
     return chained.groupby(t3.v).reduce(t3.v, n=pw.reducers.count(), s=pw.reducers.sum(t1.v))
@@ -261,19 +247,6 @@ def concat_reduces(a: pw.Table, b: pw.Table) -> pw.Table:
         .groupby(pw.this.k)
         .reduce(pw.this.k, s=pw.reducers.sum(pw.this.s))
     )
-
-
-def _id_operation(kind: str) -> Pipeline:
-    def pipeline(a: pw.Table, b: pw.Table) -> pw.Table:
-        if kind == "update_rows":
-            return a.update_rows(b)
-        if kind == "update_cells":
-            return a.update_cells(b.intersect(a).select(pw.this.v))
-        if kind == "restrict":
-            return a.restrict(b.intersect(a))
-        return getattr(a, kind)(b)
-
-    return pipeline
 
 
 # --- iterate ---------------------------------------------------------------------------------
@@ -301,31 +274,6 @@ def iterate_per_row(t: pw.Table) -> pw.Table:
         )
 
     return pw.iterate(step, iteration_limit=3, s=start)
-
-
-def iterate_read_only(t: pw.Table, c: pw.Table) -> pw.Table:
-    """Labels spread along edges up to a bound that a second, read-only table sets."""
-    edges = _edges(t)
-    bound = c.reduce(b=pw.reducers.max(c.k))
-    start = edges.groupby(pw.this.u).reduce(vertex=pw.this.u, label=pw.this.u)
-
-    def step(labels: pw.Table, edges: pw.Table, bound: pw.Table) -> dict[str, pw.Table]:
-        offered = edges.join(labels, edges.u == labels.vertex).select(
-            vertex=pw.left.v, label=pw.right.label
-        )
-        allowed = (
-            offered.join(bound)
-            .filter(pw.this.vertex <= pw.this.b)
-            .select(pw.this.vertex, pw.this.label)
-        )
-        merged = (
-            labels.concat_reindex(allowed)
-            .groupby(pw.this.vertex)
-            .reduce(pw.this.vertex, label=pw.reducers.max(pw.this.label))
-        )
-        return {"labels": merged}
-
-    return pw.iterate(step, labels=pw.iterate_universe(start), edges=edges, bound=bound).labels
 
 
 def iterate_two_tables(a: pw.Table, b: pw.Table) -> pw.Table:
@@ -495,14 +443,14 @@ _BASE: dict[str, Pipeline] = {
     "join_expression_keys": join_expression_keys,
     "join_then_reduce": join_then_reduce,
     **{
-        f"join_chain_{chain}_{'right' if right else 'left'}": _join_chain(chain, right)
+        f"join_chain_{chain}_{'right' if right else 'left'}": join_chain(chain, right)
         for chain in CHAINS
         for right in (False, True)
     },
     "join_chain_groupby": join_chain_groupby,
     "concat_reduces": concat_reduces,
     **{
-        f"ids_{kind}": _id_operation(kind)
+        f"ids_{kind}": id_operation(kind)
         for kind in ("update_rows", "update_cells", "restrict", "difference", "intersect")
     },
     "iterate_components": iterate_components,
