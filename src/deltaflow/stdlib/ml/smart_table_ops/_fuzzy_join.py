@@ -177,10 +177,13 @@ def _heavy_scores(
 
 def _best_partners(scores: Table) -> Table:
     """Each left node's best right node, then each right node's best left node among those;
-    ties are broken by the pair of ids (the larger wins)."""
+    ties are broken by the pair of ids (the larger wins). Weights are compared rounded to 9
+    decimals: a weight summed incrementally may differ from the same sum made at once in the
+    last bit, and that must not decide between equally good partners (it would make the
+    result depend on the order the edges came in)."""
     first = if_else(scores.left < scores.right, scores.left, scores.right)
     second = if_else(scores.left < scores.right, scores.right, scores.left)
-    keyed = scores.with_columns(key=make_tuple(scores.weight, first, second))
+    keyed = scores.with_columns(key=make_tuple(scores.weight.num.round(9), first, second))
     per_left = argmax_rows(keyed, keyed.left, what=keyed.key)
     per_right = argmax_rows(per_left, per_left.right, what=per_left.key)
     return per_right.with_id_from(this.right).select(this.right, this.left, this.weight)
