@@ -24,6 +24,8 @@ from _io_helpers import BackgroundRun, Changes
 import deltaflow as pw
 from deltaflow.engine.runtime import stop_all_runs
 from deltaflow.io import connector
+from deltaflow.io._core.base import Writer
+from deltaflow.io._core.output_session import write_table
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "custom_connectors.md"
 NO_MONITORING = pw.MonitoringLevel.NONE
@@ -571,6 +573,57 @@ def test_batch_writer_sort_by_and_failure() -> None:
         pw.run(monitoring_level=NO_MONITORING)
     with pytest.raises(TypeError, match="BatchWriter"):
         connector.write_batches(table, Collect)  # type: ignore[arg-type]
+
+
+class InlineRecorder(Writer):
+    """A writer that says it never waits on its destination (``inline``)."""
+
+    inline = True
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.threads: set[str] = set()
+        self.rows = 0
+        self.flushed: list[int] = []
+        self.closed = False
+        self.fail_at = fail_at
+
+    def write(self, payload: Any) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.rows += payload.height
+        if self.fail_at is not None and self.rows >= self.fail_at:
+            raise RuntimeError("queue refused")
+
+    def flush(self, time: int) -> None:
+        self.flushed.append(time)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_inline_writer_runs_in_the_engine_thread_and_fails_the_run() -> None:
+    table = pw.debug.table_from_markdown("""
+        k | __time__
+        a | 2
+        b | 4
+        c | 4
+    """)
+    writer = InlineRecorder()
+    write_table(table, writer, None, name="inline-sink")
+    pw.run(monitoring_level=NO_MONITORING)
+    assert writer.rows == 3 and writer.closed and writer.flushed == [2, 4]
+    assert not any(name.startswith("deltaflow-output") for name in writer.threads)
+
+    pw.clear_graph()
+    table = pw.debug.table_from_markdown("""
+        k | __time__
+        a | 2
+        b | 4
+    """)
+    failing = InlineRecorder(fail_at=2)
+    write_table(table, failing, None, name="inline-sink")
+    with pytest.raises(pw.ConnectorError, match="inline-sink.*queue refused"):
+        pw.run(monitoring_level=NO_MONITORING)
+    assert failing.rows == 2 and not failing.closed
 
 
 # --- built-in connectors on the same checks -------------------------------------------------

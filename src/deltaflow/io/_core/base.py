@@ -326,6 +326,11 @@ class Writer(ABC):
     several_writers: bool = False
     """Whether several writers (one per worker) may write to the destination at once."""
 
+    inline: bool = False
+    """Whether ``write`` and ``flush`` only hand the payload to a client that sends it in
+    the background (a Kafka producer's queue) and never wait on the destination: the output
+    session then runs them in the engine's thread, saving a thread hand-off per time."""
+
     persisted: bool = False
     """Set by persistence, before anything is written, when it records this output: it will
     then ask for :meth:`position` and :meth:`durable_time` (a writer may track less without)."""

@@ -5,6 +5,10 @@ thread formats the batch, passes it to the writer and calls ``writer.flush(time)
 that time's rows were written. When the formatter produces bytes and the writer offers a
 stream (a file), the formatter writes straight into it, without an intermediate payload. A writer failure is remembered and stops the run (the engine
 polls :meth:`OutputSession.failure`); ``on_end`` waits until everything queued is written.
+
+A writer that only queues payloads for a client sending them in the background
+(:attr:`Writer.inline`, e.g. Kafka's producer) gets no thread: the engine's thread formats and
+writes, which saves a hand-off and a wake-up per time on the latency path.
 """
 
 from __future__ import annotations
@@ -59,12 +63,19 @@ class OutputSession(Sink):
 
     # --- engine side -------------------------------------------------------------------
     def start(self) -> None:
+        if self.writer.inline:
+            return  # written in the engine's thread (see the module docstring)
         self._thread = threading.Thread(
             target=self._work, name=f"deltaflow-output-{self.name}", daemon=True
         )
         self._thread.start()
 
     def on_batch(self, time: int, batch: pl.DataFrame) -> None:
+        if self.writer.inline:
+            self._inline(self._write, batch, time)
+            self.stats.rows_written += batch.height
+            self.stats.batches += 1
+            return
         with self._drained:
             while (
                 self._queued_rows > 0
@@ -76,9 +87,15 @@ class OutputSession(Sink):
         self._put(("batch", time, batch))
 
     def on_time_end(self, time: int) -> None:
+        if self.writer.inline:
+            self._inline(self.writer.flush, time)
+            return
         self._put(("flush", time, None))
 
     def on_end(self) -> None:
+        if self.writer.inline:
+            self._inline(self.writer.close)
+            return
         self._put(_END)
         if self._thread is not None:
             self._thread.join()
@@ -98,6 +115,17 @@ class OutputSession(Sink):
 
     def failure(self) -> BaseException | None:
         return None if self._failure is None else self._as_connector_error(self._failure)
+
+    def _inline(self, step: Any, *args: Any) -> None:
+        """Run one writer step in the engine's thread; a failure stops the run as a thread's
+        would (remembered, and raised as this connector's error)."""
+        if self._failure is not None:
+            raise self._as_connector_error(self._failure)
+        try:
+            step(*args)
+        except Exception as exc:  # noqa: BLE001 - any writer failure stops the run as its error
+            self._failure = exc
+            raise self._as_connector_error(exc) from None
 
     def _put(self, item: Any) -> None:
         while True:

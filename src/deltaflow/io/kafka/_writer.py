@@ -126,6 +126,8 @@ def _time_of(headers: list[tuple[str, bytes | None]]) -> int:
 class KafkaWriter(Writer):
     """Produces :class:`Messages` to ``topic`` (or each message's own topic)."""
 
+    inline = True  # produce() only queues the message for librdkafka's own threads
+
     def __init__(
         self,
         settings: Mapping[str, Any],
