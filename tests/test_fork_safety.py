@@ -8,9 +8,11 @@ methods. The whole scenario has a timeout: a hang fails the test instead of bloc
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -255,3 +257,73 @@ def test_carried_values_get_fresh_locks_and_keep_their_data() -> None:
     assert back["series"].to_list() == [2**100, None]
     assert back["frame"]["a"].to_list() == [1, 2]
     assert back["frame"]["o"].to_list() == [(1,), None]
+
+
+TERMINATE_SCENARIO = textwrap.dedent("""
+    import multiprocessing as mp, os, sys, time
+    import deltaflow as pw
+
+    DIRECTORY, OUT, PIDS = sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+    class Row(pw.Schema):
+        word: str
+
+
+    def child():
+        with open(PIDS, "a") as pids:  # the forked child, then the fresh interpreter
+            pids.write(f"{os.getpid()}\\n")
+        words = pw.io.csv.read(DIRECTORY, schema=Row)  # streaming: runs until stopped
+        counted = words.groupby(words.word).reduce(words.word, n=pw.reducers.count())
+        pw.io.csv.write(counted, OUT)
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+
+
+    if __name__ == "__main__":
+        assert pw.debug.table_to_pandas(pw.debug.table_from_markdown("n\\n1"))["n"].tolist() == [1]
+        process = mp.get_context("fork").Process(target=child)
+        process.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (
+            os.path.exists(OUT) and "a" in open(OUT).read()
+        ):
+            time.sleep(0.1)
+        process.terminate()
+        process.join(60)
+        print("exit", process.exitcode)
+""")
+
+
+def test_terminating_a_forked_child_stops_its_rerun(tmp_path: Path) -> None:
+    """``Process.terminate()`` of a rescued child reaches the fresh interpreter running its
+    target: no pipeline is left running on its own (a second run would then race it)."""
+    pytest.importorskip("cloudpickle")
+    script = tmp_path / "terminate.py"
+    script.write_text(TERMINATE_SCENARIO)
+    words = tmp_path / "words"
+    words.mkdir()
+    (words / "a.csv").write_text("word\na\nb\na\n")
+    out, pids = tmp_path / "out.csv", tmp_path / "pids"
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(script), str(words), str(out), str(pids)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "exit 0", done.stderr[-2000:]
+    forked, rerun = (int(line) for line in pids.read_text().split())
+    assert forked != rerun
+    gone = False
+    for _ in range(100):
+        try:
+            os.kill(rerun, 0)
+        except ProcessLookupError:
+            gone = True
+            break
+        time.sleep(0.1)
+    assert gone, "the fresh interpreter outlived the terminated child"
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((row["word"], row["n"]) for row in rows) == [("a", "2"), ("b", "1")]

@@ -19,7 +19,8 @@ One case is rescued instead (:func:`rerun_in_fresh_interpreter`, called by the g
 way Pathway programs (and Pathway's test helpers) run a pipeline in a child process. At its
 first Polars computation (or ``pw.run``), its target, with its arguments, is pickled with
 ``cloudpickle`` (when installed) and run again from the start in a fresh interpreter, where
-Polars works; the forked child waits for it and exits with its exit status. So what the target
+Polars works; the forked child waits for it, passes on SIGTERM and SIGINT (so that
+``Process.terminate()`` stops the pipeline), and exits as it exited. So what the target
 did before that point happens twice (once here, once there), and nothing after it runs in the
 forked child.
 
@@ -45,6 +46,7 @@ import sys
 import threading
 from typing import Any
 
+from deltaflow._child_processes import exit_like, forward_stop_signals, stop_with_parent
 from deltaflow.errors import DeltaflowError
 
 logger = logging.getLogger("deltaflow")
@@ -289,10 +291,17 @@ def rerun_in_fresh_interpreter() -> None:
     environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    done = subprocess.run(
-        [sys.executable, "-c", _RERUN], input=payload, env=environment, check=False
+    # The fresh interpreter runs on this child's behalf: a SIGTERM or SIGINT this child gets
+    # (multiprocessing's terminate()) is passed on, and it gets SIGTERM if this child dies.
+    rerun = subprocess.Popen(  # noqa: PLW1509 - this forked child runs only the calling thread
+        [sys.executable, "-c", _RERUN],
+        stdin=subprocess.PIPE,
+        env=environment,
+        preexec_fn=functools.partial(stop_with_parent, os.getpid()),
     )
-    os._exit(done.returncode)
+    with forward_stop_signals([rerun]):
+        rerun.communicate(payload)
+    exit_like(rerun.returncode)
 
 
 def install() -> None:

@@ -22,7 +22,6 @@ import functools
 import logging
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from importlib import metadata
+
+from deltaflow._child_processes import forward_stop_signals, stop_with_parent
 
 logger = logging.getLogger("deltaflow.cli")
 
@@ -278,26 +279,6 @@ def program_environment(
 SIBLING_GRACE_SECONDS = 5.0
 
 
-def _stop_with_parent(spawn_pid: int) -> None:
-    """In a started worker, before the program runs (Linux): get SIGTERM when ``spawn`` dies,
-    so that a ``spawn`` killed with SIGKILL (which it cannot forward) leaves no workers
-    running. Elsewhere, or without ``prctl``, nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != spawn_pid:  # spawn died before prctl took effect: no signal will come
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
-
-
 def _run_program(argv: list[str], env: dict[str, str]) -> int:
     """Run the program; forward SIGINT/SIGTERM to it; its exit status."""
     return _run_workers(argv, [env])
@@ -312,7 +293,7 @@ def _run_workers(argv: list[str], environments: list[dict[str, str]]) -> int:
         for env in environments:
             children.append(
                 subprocess.Popen(  # noqa: PLW1509 - spawn runs no other threads when it starts them
-                    argv, env=env, preexec_fn=functools.partial(_stop_with_parent, os.getpid())
+                    argv, env=env, preexec_fn=functools.partial(stop_with_parent, os.getpid())
                 )
             )
     except FileNotFoundError:
@@ -324,15 +305,9 @@ def _run_workers(argv: list[str], environments: list[dict[str, str]]) -> int:
         print(f"deltaflow: {argv[0]}: not executable", file=sys.stderr)
         return 126
 
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     failed_at: float | None = None
-    try:
+    with forward_stop_signals(children):
         if len(children) == 1:
             only = children[0].wait()
             return 128 - only if only < 0 else only  # the shell's convention
@@ -350,9 +325,6 @@ def _run_workers(argv: list[str], environments: list[dict[str, str]]) -> int:
                 _terminate(running)
             if running:
                 time.sleep(0.02)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return status
 
 
