@@ -136,14 +136,29 @@ def test_streaming_read_waits_for_a_path_that_does_not_exist_yet(
         assert changes.state() == [{"name": "kiwi", "qty": 4}]
 
 
+def test_static_read_of_a_missing_path_fails_when_the_run_starts(tmp_path: Path) -> None:
+    """Not when the pipeline is defined: the program may create its input before pw.run."""
+    late = tmp_path / "late.txt"
+    table = pw.io.fs.read(late, format="plaintext", mode="static")
+    late.write_text("made after the definition\n")
+    assert pw.debug.table_to_pandas(table)["data"].tolist() == ["made after the definition"]
+
+    for path, message in [
+        (tmp_path / "nope", "the path .*nope' does not exist"),
+        (tmp_path / "nope" / "*.csv", "directory .*nope' of the pattern"),
+    ]:
+        pw.clear_graph()
+        table = pw.io.fs.read(str(path), format="plaintext", mode="static", name="typo")
+        pw.io.subscribe(table, lambda **kwargs: None)
+        with pytest.raises(FileNotFoundError, match=message) as caught:
+            pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+        assert isinstance(caught.value, pw.ConnectorError) and "typo" in str(caught.value)
+
+
 def test_definition_time_errors(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("x\n")
     with pytest.raises(ValueError, match="unknown format 'xml'"):
         pw.io.fs.read(tmp_path, format="xml")
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        pw.io.fs.read(tmp_path / "nope", format="plaintext", mode="static")
-    with pytest.raises(FileNotFoundError, match="directory .* of the pattern"):
-        pw.io.fs.read(str(tmp_path / "nope" / "*.csv"), format="plaintext", mode="static")
     with pytest.raises(ValueError, match="does not fit"):
         pw.io.fs.read(tmp_path, format="binary", schema=Item)
     with pytest.raises(ValueError, match="takes no schema"):

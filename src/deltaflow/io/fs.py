@@ -180,6 +180,9 @@ class FileReader(Reader):
         if not self.streaming:
             if self._scanned_once:
                 return Finished()
+            missing = missing_path(self.path)
+            if missing is not None:  # nothing could ever be read: most likely a typo
+                raise FileNotFoundError(f"{missing} (mode='static' reads what is there)")
             self._scan()
             self._scanned_once = True
             return self._take() if self._events else Finished()
@@ -391,28 +394,32 @@ class FileWriter(Writer):
 
 
 def _check_path(path: Any, connector: str, *, streaming: bool) -> str:
-    """The path as text. A path that does not exist fails a static read now (nothing could
-    ever be read: most likely a typo); a streaming read waits for it to appear, as Pathway's
-    does, with a warning, since a typo would otherwise leave the input silently empty."""
+    """The path as text. A streaming read of a path that does not exist waits for it to
+    appear, as Pathway's does, with a warning, since a typo would otherwise leave the input
+    silently empty. A static read checks when the run starts (:func:`missing_path`): the
+    program may create its input between defining the pipeline and running it."""
     if not isinstance(path, str | os.PathLike):
         raise TypeError(f"{connector}: path must be a string or a path, got {path!r}")
     path = os.fspath(path)
-    missing: str | None = None
+    missing = missing_path(path)
+    if missing is not None and streaming:
+        logger.warning(
+            "%s: %s yet; the streaming read picks its files up when they appear", connector, missing
+        )
+    return path
+
+
+def missing_path(path: str) -> str | None:
+    """What is missing for ``path`` to be read (the path, or a pattern's directory), or None."""
     if glob.has_magic(path):
         base = path.split("*")[0].split("?")[0].split("[")[0]
         base = os.path.dirname(base) or "."
         if not os.path.isdir(base):
-            missing = f"the directory {base!r} of the pattern {path!r} does not exist"
-    elif not os.path.exists(path):
-        missing = f"the path {path!r} does not exist"
-    if missing is None:
-        return path
-    if not streaming:
-        raise FileNotFoundError(f"{connector}: {missing} (mode='static' reads what is there)")
-    logger.warning(
-        "%s: %s yet; the streaming read picks its files up when they appear", connector, missing
-    )
-    return path
+            return f"the directory {base!r} of the pattern {path!r} does not exist"
+        return None
+    if not os.path.exists(path):
+        return f"the path {path!r} does not exist"
+    return None
 
 
 def read_files(
