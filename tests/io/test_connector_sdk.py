@@ -376,6 +376,31 @@ def _static_rows(
     return [(row, added) for row, _, added in changes.rows]
 
 
+class SlowStart(ListSource):
+    """A static source whose first poll takes a while (a slow listing, a remote service)."""
+
+    def poll(self, offset: Any) -> Any:
+        if not offset:
+            time.sleep(0.5)
+        return super().poll(offset)
+
+
+def test_static_inputs_start_at_one_time(tmp_path: Path) -> None:
+    """The first time waits for the first commit of every static input: an ``ix`` across
+    two of them finds its rows even when one is much slower to read than the other."""
+    prices = connector.read_polling(
+        SlowStart([[{"k": "a", "v": 30}, {"k": "b", "v": 50}]]), schema=Plain, mode="static"
+    ).with_id_from(pw.this.k)
+    source = tmp_path / "orders.csv"
+    source.write_text("k,v\na,1\nb,2\n")
+    orders = pw.io.csv.read(source, schema=Plain, mode="static")
+    result = orders.select(orders.k, total=orders.v + prices.ix(prices.pointer_from(orders.k)).v)
+    changes = Changes().subscribe(result)
+    pw.run(monitoring_level=NO_MONITORING)
+    assert sorted((row["k"], row["total"]) for row, _, _ in changes.rows) == [("a", 31), ("b", 52)]
+    assert len({at for _, at, _ in changes.rows}) == 1
+
+
 def test_rows_as_dicts_tuples_iterables_and_frames() -> None:
     source = ListSource(
         [

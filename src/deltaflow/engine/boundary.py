@@ -165,6 +165,10 @@ class Source(ABC):
     """An input of the dataflow. Subclasses run their own thread(s) and push minibatches."""
 
     name: str = "source"
+    #: Whether the source reads a fixed input and then finishes (``mode="static"``). The
+    #: first time of a run waits for the first commit of every such source, so that static
+    #: inputs start together (an ``ix`` or join across two of them finds its rows at once).
+    bounded: bool = False
 
     @abstractmethod
     def start(self, handle: SourceHandle) -> None:

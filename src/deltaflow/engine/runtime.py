@@ -153,6 +153,12 @@ class Runtime:
                     handle.accepts_parts = True
         self._open_time: int | None = None  # a time whose parts are being streamed
         self._open_inputs: set[int] = set()  # inputs still to push their time's last part
+        # Static inputs whose first commit has not come yet: the first time waits for them.
+        self._unstarted_static = {
+            index
+            for index, (op, _) in enumerate(self.inputs)
+            if getattr(op.node.source, "bounded", False)
+        }
         self.last_time: int | None = None
         self.monitoring = monitoring
         self._stop_requested = threading.Event()
@@ -318,6 +324,7 @@ class Runtime:
                         handle.mark_processed(batch.height)
                         continue
                     self._open_inputs.discard(index)
+                    self._unstarted_static.discard(index)
                     taken_rows[index] += batch.height
                     if pinned is None:
                         live.append((index, batch))
@@ -332,6 +339,15 @@ class Runtime:
                 if not took:
                     self._wake.wait(0.05)
                 continue
+            if self._unstarted_static and (timed or live):
+                self._unstarted_static = {
+                    i for i in self._unstarted_static if not self.inputs[i][1].finished
+                }
+                if self._unstarted_static:
+                    # A static input has not committed yet: the first time waits for it.
+                    if not took:
+                        self._wake.wait(0.05)
+                    continue
             if not timed and not live and self._open_time is None:
                 if all(handle.finished for handle in self._data_handles) and not any(
                     handle.has_pending() for handle in self._log_handles

@@ -142,6 +142,7 @@ class InputSession(Source):
         self.splits = splits
         #: Whether the input is read once and then finishes (``mode="static"``).
         self.static = static
+        self.bounded = static
         #: Set by a run on several workers before the session starts: the share of the
         #: input this worker reads (None: all of it).
         self.share: WorkerShare | None = None
