@@ -132,15 +132,24 @@ def deserialize_chunk(data: bytes, pickled: list[str]) -> pl.DataFrame:
 def current_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """The rows alive after applying the deltas of ``frame`` in order (diff = multiplicity).
 
-    Input deltas retract exactly what they inserted before, so an id alive at the end is
-    represented by its last inserted row; no value comparison is needed (values may be
-    Python objects).
+    An input may hold several rows under one id at once, with different values: the same
+    primary key in two files, or twice in one file (a multiset, as in Pathway). Rows are
+    therefore told apart by id, by the source part they came from and by their values (a
+    hash of them); each distinct row alive at the end is kept once, as last inserted, with
+    its net multiplicity. Values that cannot be hashed (Python objects) are told apart by id
+    and source part only: deltas retract exactly what they inserted before, so the last
+    inserted row is then the alive one.
     """
     if frame.height == 0:
         return frame
-    indexed = frame.select(pl.col(ID), pl.col(DIFF)).with_row_index("_row")
+    keys = [ID] + ([SOURCE] if SOURCE in frame.columns else [])
+    indexed = frame.select(*keys, DIFF).with_row_index("_row")
+    values = _value_hash(frame, [c for c in frame.columns if c not in (ID, DIFF, SOURCE)])
+    if values is not None:
+        indexed = indexed.with_columns(values.alias("_values"))
+        keys.append("_values")
     alive = (
-        indexed.group_by(ID)
+        indexed.group_by(keys)
         .agg(
             pl.col(DIFF).sum().alias("_net"),
             pl.col("_row").filter(pl.col(DIFF) > 0).last().alias("_last"),
@@ -150,6 +159,16 @@ def current_rows(frame: pl.DataFrame) -> pl.DataFrame:
     )
     rows = frame[alive["_last"].to_list()]
     return rows.with_columns(alive["_net"].cast(pl.Int64).alias(DIFF))
+
+
+def _value_hash(frame: pl.DataFrame, columns: list[str]) -> pl.Series | None:
+    """A hash of each row's values, or None when there are none or they cannot be hashed."""
+    if not columns or any(frame.schema[c] == pl.Object for c in columns):
+        return None
+    try:
+        return frame.select(pl.struct(columns).hash()).to_series()
+    except pl.exceptions.PolarsError:
+        return None
 
 
 # --- manifests --------------------------------------------------------------------------------
