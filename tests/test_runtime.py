@@ -135,7 +135,9 @@ def test_two_inputs_given_one_name_are_refused_before_anything_runs(tmp_path) ->
     seen: list[str] = []
     pw.io.subscribe(first, lambda key, row, time, is_addition: seen.append(row["data"]))
     pw.io.subscribe(second, lambda key, row, time, is_addition: seen.append(row["data"]))
-    with pytest.raises(ValueError, match=r"two inputs have the name 'shared' \(defined at .*"):
+    with pytest.raises(
+        ValueError, match=r"two connectors have the name 'shared' \(an input defined at .*"
+    ):
         pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert seen == []  # refused before any input was read
     # Default names (no name= given) may repeat: two reads of one path run fine.
@@ -145,3 +147,36 @@ def test_two_inputs_given_one_name_are_refused_before_anything_runs(tmp_path) ->
         pw.io.subscribe(table, lambda key, row, time, is_addition: seen.append(row["data"]))
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert seen == ["line 1", "line 1"]
+
+
+def test_an_input_and_an_output_given_one_name_are_refused(tmp_path) -> None:
+    """Names are unique among inputs and outputs together, as in Pathway: a streaming read
+    named like an output fails at once instead of running for ever."""
+    (tmp_path / "in.txt").write_text("hello\n")
+    table = pw.io.plaintext.read(tmp_path / "in.txt", name="one")  # streaming
+    pw.io.jsonlines.write(table, tmp_path / "out.jsonl", name="one")
+    with pytest.raises(ValueError, match=r"'one' \(an input defined at .* an output defined at"):
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    for make_outputs in (
+        lambda t: [pw.io.subscribe(t, lambda **kw: None, name="two") for _ in range(2)],
+        lambda t: [pw.io.csv.write(t, tmp_path / f"{n}.csv", name="two") for n in range(2)],
+        lambda t: [pw.io.null.write(t, name="two"), pw.io.python.write(t, Observer(), name="two")],
+    ):
+        pw.clear_graph()
+        make_outputs(pw.io.plaintext.read(tmp_path / "in.txt", mode="static"))
+        with pytest.raises(ValueError, match=r"'two' \(an output defined at .* an output"):
+            pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    # Outputs with default names may repeat.
+    pw.clear_graph()
+    table = pw.io.plaintext.read(tmp_path / "in.txt", mode="static")
+    pw.io.csv.write(table, tmp_path / "a.csv")
+    pw.io.csv.write(table, tmp_path / "b.csv")
+    pw.io.null.write(table)
+    pw.io.null.write(table)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert (tmp_path / "b.csv").read_text().count("hello") == 1
+
+
+class Observer(pw.io.python.ConnectorObserver):
+    def on_change(self, key, row, time, is_addition) -> None:
+        pass

@@ -192,6 +192,9 @@ class Sink(ABC):
     #: Destinations that need one writer (a file, a SQLite database, a callback) leave it
     #: False and get every row on worker 0.
     several_writers: bool = False
+    #: Whether the user chose ``name`` (``name=``): such names must be unique among the run's
+    #: inputs and outputs, as in Pathway; default names may repeat.
+    named: bool = False
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Called once before the first time is processed."""

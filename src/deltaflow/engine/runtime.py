@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeGuard
 import polars as pl
 
 from deltaflow import plan
-from deltaflow.engine.boundary import ConnectorError, Sink, SourceHandle, sink_errors
+from deltaflow.engine.boundary import ConnectorError, Sink, Source, SourceHandle, sink_errors
 from deltaflow.engine.operators import (
     STATELESS,
     FilterOperator,
@@ -127,7 +127,7 @@ class Runtime:
         self._inputs_of = [[self._index[i.uid] for i in node.inputs] for node in self.order]
         self.inputs: list[tuple[InputOperator, SourceHandle]] = []
         self._wake = threading.Event()
-        _check_unique_input_names(self.operators)
+        _check_unique_names(self.operators)
         for op in self.operators:
             if isinstance(op, InputOperator):
                 name = op.node.describe()
@@ -552,23 +552,28 @@ def _make_runtime(outputs: Sequence[plan.OutputNode], monitoring: Any, persisten
     )
 
 
-def _check_unique_input_names(operators: Sequence[Operator]) -> None:
-    """Refuse a run where two inputs were given the same ``name=`` (as Pathway does): the
-    name is what identifies an input's persisted data and its monitoring, so two inputs
-    sharing one would mix them. Default names (none given) may repeat."""
+def _check_unique_names(operators: Sequence[Operator]) -> None:
+    """Refuse a run where two connectors, inputs or outputs, were given the same ``name=``
+    (as Pathway does): the name is what identifies a connector's persisted data, its
+    monitoring and its log lines, so two sharing one would mix them. Default names (none
+    given) may repeat."""
     seen: dict[str, str] = {}
     for op in operators:
-        if not isinstance(op, InputOperator):
+        end: Source | Sink | None
+        if isinstance(op, InputOperator):
+            end, kind = op.node.source, "an input"
+        elif isinstance(op, OutputOperator):
+            end, kind = op.sink, "an output"
+        else:
             continue
-        source = op.node.source
-        if source is None or not getattr(source, "named", False):
+        if end is None or not getattr(end, "named", False):
             continue
-        name = source.name
-        where = getattr(op.node.origin, "location", "") or "an unknown line"
+        name = end.name
+        where = f"{kind} defined at {getattr(op.node.origin, 'location', '') or 'an unknown line'}"
         if name in seen:
             raise ValueError(
-                f"two inputs have the name {name!r} (defined at {seen[name]} and at {where}); "
-                "an input's name identifies its persisted data and its monitoring, so give "
-                "each a name of its own"
+                f"two connectors have the name {name!r} ({seen[name]} and {where}); a "
+                "connector's name identifies its persisted data, its monitoring and its log "
+                "lines, so give each a name of its own"
             )
         seen[name] = where

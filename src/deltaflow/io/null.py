@@ -49,4 +49,6 @@ def write(table: Any, *, name: str | None = None, sort_by: Iterable[Any] | None 
     """
     from deltaflow.table import add_output
 
-    add_output(table, NullSink(name or "null"), sort_by=sort_by)
+    sink = NullSink(name or "null")
+    sink.named = name is not None
+    add_output(table, sink, sort_by=sort_by)

@@ -564,6 +564,7 @@ def write(
             f"{label}: observer must be a pw.io.python.ConnectorObserver or "
             f"pw.io.python.AsyncConnectorObserver, got {observer!r}"
         )
+    named = name is not None
     name = name or f"python:{type(observer).__name__}"
     sort_by = list(sort_by) if sort_by is not None else None
     if inspect.iscoroutinefunction(observer.on_change):
@@ -576,7 +577,7 @@ def write(
         writer = AsyncCallbackWriter(
             name, observer.on_change, on_time_end=observer.on_time_end, on_end=observer.on_end
         )
-        write_table(table, writer, TypedRowsFormatter(table._columns), name=name)
+        write_table(table, writer, TypedRowsFormatter(table._columns), name=name, named=named)
         return
     sink = CallbackSink(
         name,
@@ -585,5 +586,6 @@ def write(
         on_time_end=observer.on_time_end,
         on_end=observer.on_end,
         sorted_by_user=bool(sort_by),
+        named=named,
     )
     add_output(table, sink, sort_by=sort_by)

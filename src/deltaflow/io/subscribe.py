@@ -93,6 +93,7 @@ def subscribe(
         on_time_end=runner.wrap(on_time_end),
         on_end=runner.wrap(on_end),
         sorted_by_user=bool(sort_by),
+        named=name is not None,
     )
     add_output(table, sink, sort_by=sort_by)
 

@@ -215,4 +215,11 @@ def output_table(
     """Register the output of ``options.table`` through ``writer``: per time, each batch of
     changes goes through ``formatter`` (the raw batch when None) to ``writer.write``, then
     ``writer.flush(time)`` is called once."""
-    return write_table(options.table, writer, formatter, name=options.name, sort_by=options.sort_by)
+    return write_table(
+        options.table,
+        writer,
+        formatter,
+        name=options.name,
+        sort_by=options.sort_by,
+        named=options.named,
+    )

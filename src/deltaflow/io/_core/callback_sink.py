@@ -44,8 +44,10 @@ class CallbackSink(Sink):
         on_time_end: Callable[[int], Any] | None = None,
         on_end: Callable[[], Any] | None = None,
         sorted_by_user: bool = False,
+        named: bool = False,
     ) -> None:
         self.name = name
+        self.named = named
         self.stats = ConnectorStats()
         self._names = list(columns)
         self._on_change = on_change

@@ -42,8 +42,10 @@ class OutputSession(Sink):
         *,
         max_queue: int = 64,
         max_queued_rows: int = 1_000_000,
+        named: bool = False,
     ) -> None:
         self.name = name
+        self.named = named
         self.writer = writer
         self.formatter = formatter
         self.stats = ConnectorStats()
@@ -182,11 +184,18 @@ class OutputSession(Sink):
 
 
 def write_table(
-    table: Any, writer: Writer, formatter: Formatter | None, *, name: str, sort_by: Any = None
+    table: Any,
+    writer: Writer,
+    formatter: Formatter | None,
+    *,
+    name: str,
+    sort_by: Any = None,
+    named: bool = False,
 ) -> OutputSession:
-    """Register an output of ``table`` through ``writer`` (the common end of every ``write``)."""
+    """Register an output of ``table`` through ``writer`` (the common end of every ``write``);
+    ``named``: the user chose ``name``."""
     from deltaflow.table import add_output
 
-    session = OutputSession(name, writer, formatter)
+    session = OutputSession(name, writer, formatter, named=named)
     add_output(table, session, sort_by=sort_by)
     return session

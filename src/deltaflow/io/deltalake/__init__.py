@@ -222,7 +222,7 @@ def write(
         spec,
         None if table_optimizer is None else OptimizerRun(table_optimizer, location, connector),
     )
-    session = DeltaOutputSession(options.name, writer, DeltaFormatter(spec))
+    session = DeltaOutputSession(options.name, writer, DeltaFormatter(spec), named=options.named)
     add_output(table, session, sort_by=options.sort_by)
 
 

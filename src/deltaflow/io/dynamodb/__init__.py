@@ -194,4 +194,6 @@ def write(
         connector,
         policy=policy_for("dynamodb", "pw.io.dynamodb.write"),
     )
-    write_table(table, writer, DynamoDBFormatter(columns, keys), name=connector)
+    write_table(
+        table, writer, DynamoDBFormatter(columns, keys), name=connector, named=name is not None
+    )

@@ -530,4 +530,6 @@ def write(
         fmt=format,
         delimiter=delimiter,
     )
-    write_table(table, writer, formatter, name=name or connector, sort_by=order or None)
+    write_table(
+        table, writer, formatter, name=name or connector, sort_by=order or None, named=bool(name)
+    )

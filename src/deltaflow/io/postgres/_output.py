@@ -185,7 +185,9 @@ def _build(
         max_batch_size=max_batch_size,
         retry_s=conn.retry_seconds(connector),
     )
-    session = PostgresOutputSession(label, PostgresWriter(spec), PostgresFormatter(spec))
+    session = PostgresOutputSession(
+        label, PostgresWriter(spec), PostgresFormatter(spec), named=name is not None
+    )
     add_output(table, session, sort_by=sort_by)
 
 

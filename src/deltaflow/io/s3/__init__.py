@@ -323,7 +323,13 @@ def _write(
         interval_s=interval_s,
         policy=policy,
     )
-    write_table(table, writer, _StartingFormatter(formatter, writer), name=session_name)
+    write_table(
+        table,
+        writer,
+        _StartingFormatter(formatter, writer),
+        name=session_name,
+        named=name is not None,
+    )
 
 
 @user_call

@@ -613,5 +613,7 @@ def write(
         connector=connector,
         retry=policy_for("sqlite", connector),
     )
-    session = _SqliteOutputSession(name or connector, SqliteWriter(spec), SqliteFormatter(spec))
+    session = _SqliteOutputSession(
+        name or connector, SqliteWriter(spec), SqliteFormatter(spec), named=name is not None
+    )
     add_output(table, session)
