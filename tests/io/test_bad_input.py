@@ -253,7 +253,7 @@ def test_plaintext_by_file_undecodable_file_is_reported(tmp_path: Path) -> None:
     write(tmp_path / "good.txt", b"fine\n")
     write(tmp_path / "bad.txt", b"n\xffo\n")
     rows = rows_of(pw.io.fs.read(tmp_path, format="plaintext_by_file", mode="static"))
-    assert rows == [{"data": "fine\n"}]
+    assert rows == [{"data": "fine"}]  # the final newline stripped, as in Pathway
 
 
 def test_plaintext_empty_file_has_no_line(tmp_path: Path) -> None:

@@ -363,6 +363,26 @@ def test_json_lines_fuzz_whole_and_in_pieces(
 # --- plaintext ------------------------------------------------------------------------------
 
 
+#: The characters Pathway (Rust's ``char::is_whitespace``, Unicode White_Space) strips from the
+#: ends of a plaintext line; Python's ``str.strip()`` would also strip U+001C..U+001F.
+_WHITESPACE = "".join(
+    chr(c)
+    for c in [
+        *range(0x09, 0x0E),
+        0x20,
+        0x85,
+        0xA0,
+        0x1680,
+        *range(0x2000, 0x200B),
+        0x2028,
+        0x2029,
+        0x202F,
+        0x205F,
+        0x3000,
+    ]
+)
+
+
 @_SETTINGS
 @given(
     st.lists(
@@ -382,7 +402,7 @@ def test_plaintext_fuzz_undecodable_lines_are_reported(lines: list[bytes], cuts:
     expected, bad = [], []
     for number, line in enumerate(lines, start=1):
         try:
-            expected.append(line.decode("utf-8").removesuffix("\r"))
+            expected.append(line.decode("utf-8").strip(_WHITESPACE))
         except UnicodeDecodeError:
             bad.append(number)
     for block in (

@@ -192,7 +192,7 @@ def test_plaintext_parsers_binary_and_metadata() -> None:
     context = RawContext([b"one\r\ntwo\n\nfour\n"], {"path": "p.txt", "size": 15})
     assert PlaintextParser().parse(context).frame["data"].to_list() == ["one", "two", "", "four"]
     assert PlaintextByFileParser().parse(context).frame["data"].to_list() == [
-        "one\r\ntwo\n\nfour\n"
+        "one\r\ntwo\n\nfour"
     ]
     assert BinaryParser().parse(context).frame["data"].to_list() == [b"one\r\ntwo\n\nfour\n"]
     meta = OnlyMetadataParser().parse(context).frame["_metadata"].to_list()

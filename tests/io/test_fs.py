@@ -54,7 +54,7 @@ def test_plaintext_binary_by_file_and_metadata_formats(tmp_path: Path) -> None:
     lines = pw.io.plaintext.read(tmp_path, mode="static")
     assert sorted(pw.debug.table_to_pandas(lines)["data"]) == ["one", "three", "two"]
     by_file = pw.io.fs.read(tmp_path, format="plaintext_by_file", mode="static")
-    assert sorted(pw.debug.table_to_pandas(by_file)["data"]) == ["one\ntwo\n", "three\n"]
+    assert sorted(pw.debug.table_to_pandas(by_file)["data"]) == ["one\ntwo", "three"]
     binary = pw.io.fs.read(tmp_path / "b.txt", format="binary", mode="static")
     assert list(pw.debug.table_to_pandas(binary)["data"]) == [b"three\n"]
     meta = pw.io.fs.read(tmp_path, format="only_metadata", mode="static")

@@ -122,8 +122,8 @@ def test_other_formats_metadata_and_path_filter(s3: MotoS3) -> None:
         for k in keys
     )
     assert found == [
-        ("first line\nsecond line\n", "mix/a.txt", 23),
-        ("third\n", "mix/sub/b.txt", 6),
+        ("first line\nsecond line", "mix/a.txt", 23),
+        ("third", "mix/sub/b.txt", 6),
     ]
     pw.clear_graph()
 

@@ -18,7 +18,8 @@ from deltaflow.io._core.parsing import (
 
 
 class PlaintextParser(Parser):
-    """One row per line, in a ``data: str`` column.
+    """One row per line, in a ``data: str`` column, without the whitespace at its ends (as
+    Pathway reads it: ``"  y \r"`` is ``"y"``).
 
     A line that is not valid UTF-8 is reported and skipped (as Pathway does), never read
     with replacement characters.
@@ -60,15 +61,16 @@ class PlaintextParser(Parser):
                         good.append(text_line)
                     line += 1
                 lines = pl.Series("data", good, dtype=pl.String)
-            parts.append(lines.str.strip_suffix("\r"))
+            parts.append(lines.str.strip_chars())
         self._next_line = line
         data_column = pl.concat(parts) if parts else pl.Series("data", [], dtype=pl.String)
         return ParsedBlock(pl.DataFrame({"data": data_column}), errors=errors)
 
 
 class PlaintextByFileParser(Parser):
-    """One row per record (a whole file or object), in a ``data: str`` column; a record that
-    is not valid UTF-8 is reported and skipped, as in Pathway."""
+    """One row per record (a whole file or object), in a ``data: str`` column without the
+    whitespace at its ends (a file's final newline included), as Pathway reads it; a record
+    that is not valid UTF-8 is reported and skipped, as in Pathway."""
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         records, metadata, _ = records_of(context)
@@ -85,7 +87,8 @@ class PlaintextByFileParser(Parser):
                         f"the contents are {invalid_utf8_reason(exc)}",
                     )
                 )
-        return ParsedBlock(pl.DataFrame({"data": pl.Series(texts, dtype=pl.String)}), errors=errors)
+        data = pl.Series("data", texts, dtype=pl.String).str.strip_chars()
+        return ParsedBlock(pl.DataFrame({"data": data}), errors=errors)
 
 
 class BinaryParser(Parser):
