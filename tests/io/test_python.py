@@ -216,6 +216,30 @@ def test_streaming_subject_stopped_by_run_stop() -> None:
     assert changes.ended
 
 
+def test_schema_without_columns_counts_its_rows_and_stops_the_subject() -> None:
+    """A subject run for its side effects may have a schema without columns (as in Pathway):
+    each message is still a row, and the subject's on_stop runs at the end."""
+
+    class Pings(pw.io.python.ConnectorSubject):
+        stopped = False
+
+        def run(self) -> None:
+            self.next()
+            self.next()
+            self.next()
+
+        def on_stop(self) -> None:
+            Pings.stopped = True
+
+    class Nothing(pw.Schema):
+        pass
+
+    pings = pw.io.python.read(Pings(), schema=Nothing)
+    counted = pings.reduce(n=pw.reducers.count())
+    assert pw.debug.table_to_pandas(counted)["n"].tolist() == [3]
+    assert Pings.stopped
+
+
 def test_definition_time_errors() -> None:
     class Subject(pw.io.python.ConnectorSubject):
         def run(self) -> None:

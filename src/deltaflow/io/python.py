@@ -447,7 +447,8 @@ def read(
         format = "json"
         if schema is None:
             raise ValueError(f"{label}: give a schema (or format='raw' / 'binary')")
-        check_schema(schema, label)
+        # No columns is allowed, as in Pathway: a subject run for its side effects.
+        check_schema(schema, label, may_be_empty=True)
     assert schema is not None
     upsert = _session_kind(subject, label) == "upsert"
     if upsert and not schema.primary_key_columns():

@@ -215,7 +215,9 @@ class _DictRows:
                 for index, reason in bad.items():
                     reasons.setdefault(index, reason)
             series.append(column)
-        frame = frame_of(series) if series else pl.DataFrame()
+        # A schema without columns still has a row per dict (a frame with no columns but a
+        # height: Polars keeps it when the last column is dropped).
+        frame = frame_of(series) if series else pl.DataFrame({"_": [None] * len(rows)}).drop("_")
         frame = cell_errors.finish(frame)
         reasons.update(cell_errors.dropped)
         if not reasons:

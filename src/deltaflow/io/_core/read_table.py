@@ -51,9 +51,15 @@ def check_backlog(value: Any, connector: str) -> int | None:
 
 
 def check_schema(
-    schema: Any, connector: str, *, required: bool = True, allowed: Iterable[t.DType] | None = None
+    schema: Any,
+    connector: str,
+    *,
+    required: bool = True,
+    allowed: Iterable[t.DType] | None = None,
+    may_be_empty: bool = False,
 ) -> type[Schema] | None:
-    """``schema`` must be a ``pw.Schema`` subclass (with columns the format can fill)."""
+    """``schema`` must be a ``pw.Schema`` subclass with columns the format can fill (none at
+    all only when ``may_be_empty``)."""
     if schema is None:
         if required:
             raise ValueError(
@@ -62,7 +68,7 @@ def check_schema(
         return None
     if not (isinstance(schema, type) and issubclass(schema, Schema)):
         raise TypeError(f"{connector}: schema must be a pw.Schema subclass, got {schema!r}")
-    if not schema.columns():
+    if not schema.columns() and not may_be_empty:
         raise ValueError(f"{connector}: the schema {schema.__name__} has no columns")
     if allowed is not None:
         allowed = list(allowed)
