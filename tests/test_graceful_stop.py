@@ -1,5 +1,6 @@
-"""SIGTERM and SIGINT end a streaming run cleanly: outputs flushed, a final checkpoint,
-exit status 0 (a real subprocess receives the signal)."""
+"""SIGTERM and SIGINT end a streaming run cleanly: outputs flushed, a final checkpoint, then
+``SystemExit(143)`` / ``KeyboardInterrupt`` out of ``pw.run`` as in Pathway (a real
+subprocess receives the signal)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,15 @@ PROGRAM = textwrap.dedent("""
     rows = pw.io.csv.read(inputs, schema=Row, mode="streaming", name="rows",
                           autocommit_duration_ms=20)
     pw.io.csv.write(rows.select(k=rows.k, v=rows.v), output)
-    pw.run(persistence_config=pw.persistence.Config(
-        pw.persistence.Backend.filesystem(store), snapshot_interval_ms=60_000))
-    print("run returned", flush=True)
+    try:
+        pw.run(persistence_config=pw.persistence.Config(
+            pw.persistence.Backend.filesystem(store), snapshot_interval_ms=60_000))
+    except SystemExit as stop:
+        print("run stopped", stop.code, flush=True)
+        raise
+    except KeyboardInterrupt:
+        print("run interrupted", flush=True)
+        sys.exit(130)
 """)
 
 
@@ -51,7 +58,7 @@ def _wait_for_rows(path: Path, count: int, process: subprocess.Popen[str]) -> No
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_flushes_checkpoints_and_exits_zero(tmp_path: Path, signum: int) -> None:
+def test_signal_flushes_checkpoints_then_stops_the_program(tmp_path: Path, signum: int) -> None:
     inputs, output, store = tmp_path / "in", tmp_path / "out.csv", tmp_path / "store"
     inputs.mkdir()
     (inputs / "1.csv").write_text("k,v\n" + "".join(f"{i},v{i}\n" for i in range(50)))
@@ -72,8 +79,12 @@ def test_signal_flushes_checkpoints_and_exits_zero(tmp_path: Path, signum: int) 
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, err[-2000:]
-    assert "run returned" in out
+    if signum == signal.SIGTERM:
+        assert process.returncode == 143, err[-2000:]
+        assert "run stopped 143" in out
+    else:
+        assert process.returncode == 130, err[-2000:]
+        assert "run interrupted" in out
     assert len(_data_lines(output)) == 50
     manifests = sorted((store / "checkpoints").glob("*.json"))
     last = json.loads(manifests[-1].read_text())
@@ -98,5 +109,5 @@ def test_signal_flushes_checkpoints_and_exits_zero(tmp_path: Path, signum: int) 
     finally:
         if rerun.poll() is None:
             rerun.kill()
-    assert rerun.returncode == 0
+    assert rerun.returncode == 143
     assert [line.split(",")[0].strip('"') for line in _data_lines(output)] == ["100"]

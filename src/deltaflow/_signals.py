@@ -2,10 +2,12 @@
 
 An orchestrator stops a process with SIGTERM (then SIGKILL after a grace period); a person
 presses Ctrl-C. Either way the run should end *between* two times: every output flushes and
-closes what the engine already produced, persistence writes its final checkpoint, and
-``pw.run`` returns normally (the process exits 0). A second signal while that is in progress
-falls back to the default behaviour (SIGINT raises ``KeyboardInterrupt``, SIGTERM kills), so a
-stuck output can still be interrupted.
+closes what the engine already produced and persistence writes its final checkpoint. Then, as
+in Pathway, ``pw.run`` raises ``SystemExit(143)`` (128 + SIGTERM, the status a terminated
+process reports) for SIGTERM and ``KeyboardInterrupt`` for SIGINT, so that the program does not
+go on as if its inputs had ended. A second signal while the run is finishing falls back to the
+default behaviour (SIGINT raises ``KeyboardInterrupt`` at once, SIGTERM kills), so a stuck
+output can still be interrupted.
 
 Handlers are installed only on the main thread (Python delivers signals there only) and only
 where the program left the default handler in place: a program with its own handler keeps it.
@@ -72,3 +74,8 @@ def graceful_stop() -> Iterator[None]:
         for stopping, handler in previous.items():
             if signal.getsignal(stopping) is on_signal:
                 signal.signal(stopping, handler)
+    # Reached only when the run ended without an error of its own.
+    if received == [signal.SIGTERM]:
+        raise SystemExit(128 + signal.SIGTERM)
+    if received == [signal.SIGINT]:
+        raise KeyboardInterrupt

@@ -191,9 +191,7 @@ def test_json_parser_with_field_paths_and_errors() -> None:
 def test_plaintext_parsers_binary_and_metadata() -> None:
     context = RawContext([b"one\r\ntwo\n\nfour\n"], {"path": "p.txt", "size": 15})
     assert PlaintextParser().parse(context).frame["data"].to_list() == ["one", "two", "", "four"]
-    assert PlaintextByFileParser().parse(context).frame["data"].to_list() == [
-        "one\r\ntwo\n\nfour"
-    ]
+    assert PlaintextByFileParser().parse(context).frame["data"].to_list() == ["one\r\ntwo\n\nfour"]
     assert BinaryParser().parse(context).frame["data"].to_list() == [b"one\r\ntwo\n\nfour\n"]
     meta = OnlyMetadataParser().parse(context).frame["_metadata"].to_list()
     assert meta == [t.Json({"path": "p.txt", "size": 15})]
