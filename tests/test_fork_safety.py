@@ -17,6 +17,22 @@ from pathlib import Path
 
 import pytest
 
+
+def _run_scenario(tmp_path: Path, name: str, scenario: str, *args: Path) -> str:
+    """Run a scenario script in a fresh interpreter; its last line of output (it must exit 0)."""
+    script = tmp_path / name
+    script.write_text(scenario)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
 SCENARIO = textwrap.dedent("""
     import json, multiprocessing as mp, sys
     import deltaflow as pw
@@ -150,20 +166,10 @@ def test_forked_multiprocessing_child_reruns_its_target_in_a_fresh_interpreter(
     tmp_path: Path,
 ) -> None:
     pytest.importorskip("cloudpickle")
-    script = tmp_path / "rerun.py"
-    script.write_text(RERUN_SCENARIO)
     out = tmp_path / "out.csv"
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore", str(script), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
     # The rerun ran the whole target: the pipeline's output, then the target's own exit code
     # (the forked child never ran past pw.run).
-    assert done.stdout.strip().splitlines()[-1] == "exit 7"
+    assert _run_scenario(tmp_path, "rerun.py", RERUN_SCENARIO, out) == "exit 7"
     with out.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((row["word"], row["n"]) for row in rows) == [("a", "2"), ("b", "1")]
@@ -203,21 +209,11 @@ CARRIED_GRAPH_SCENARIO = textwrap.dedent("""
 
 def test_a_forked_pw_run_runs_the_graph_its_parent_defined(tmp_path: Path) -> None:
     pytest.importorskip("cloudpickle")
-    script = tmp_path / "carried.py"
-    script.write_text(CARRIED_GRAPH_SCENARIO)
     words = tmp_path / "words"
     words.mkdir()
     (words / "a.csv").write_text("word\na\nb\na\n")
     out = tmp_path / "out.csv"
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore", str(script), str(words), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "exit 0", done.stderr[-2000:]
+    assert _run_scenario(tmp_path, "carried.py", CARRIED_GRAPH_SCENARIO, words, out) == "exit 0"
     with out.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((row["w"], row["n"]) for row in rows) == [("A", "2"), ("B", "1"), ("C", "1")]
@@ -298,21 +294,13 @@ def test_terminating_a_forked_child_stops_its_rerun(tmp_path: Path) -> None:
     """``Process.terminate()`` of a rescued child reaches the fresh interpreter running its
     target: no pipeline is left running on its own (a second run would then race it)."""
     pytest.importorskip("cloudpickle")
-    script = tmp_path / "terminate.py"
-    script.write_text(TERMINATE_SCENARIO)
     words = tmp_path / "words"
     words.mkdir()
     (words / "a.csv").write_text("word\na\nb\na\n")
     out, pids = tmp_path / "out.csv", tmp_path / "pids"
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore", str(script), str(words), str(out), str(pids)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "exit 0", done.stderr[-2000:]
+    # The rerun stops gracefully and exits 143 (128 + SIGTERM), and the child exits as it did.
+    last = _run_scenario(tmp_path, "terminate.py", TERMINATE_SCENARIO, words, out, pids)
+    assert last == "exit 143"
     forked, rerun = (int(line) for line in pids.read_text().split())
     assert forked != rerun
     gone = False
