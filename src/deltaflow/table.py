@@ -1303,7 +1303,17 @@ def input_table(schema: type[Schema], source: Any, *, name: str | None = None) -
 
 def add_output(table: Table, sink: Any, *, sort_by: Iterable[Any] | None = None) -> None:
     """Register ``sink`` (a :class:`deltaflow.engine.boundary.Sink`) to receive ``table``."""
-    order = [c.name if isinstance(c, ColumnReference) else str(c) for c in (sort_by or ())]
+    sort_by = list(sort_by or ())
+    for column in sort_by:
+        owner = column.table if isinstance(column, ColumnReference) else None
+        if isinstance(owner, Table) and owner is not table:
+            # Another table's column (its parent's included) is not this output's column,
+            # even when a column of the same name exists here: refused, as in Pathway.
+            raise ValueError(
+                f"sort_by: the column {column!r} belongs to another table than the one "
+                f"written ({table!r}); name the written table's own columns"
+            )
+    order = [c.name if isinstance(c, ColumnReference) else str(c) for c in sort_by]
     for column in order:
         if column not in table._columns:
             raise table._missing(column)

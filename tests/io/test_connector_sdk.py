@@ -669,6 +669,12 @@ def test_file_and_delta_connectors_use_the_common_checks(tmp_path: Path) -> None
         pw.io.jsonlines.write([1], tmp_path / "out.jsonl")
     with pytest.raises(KeyError, match="nope"):
         pw.io.csv.write(table, tmp_path / "out.csv", sort_by=["nope"])
+    other = pw.io.csv.read(source, schema=Plain, mode="static")  # same columns, another table
+    with pytest.raises(ValueError, match=r"sort_by: the column .*\.v belongs to another table"):
+        pw.io.csv.write(table, tmp_path / "out.csv", sort_by=[other.v])
+    with pytest.raises(ValueError, match="belongs to another table"):
+        pw.io.subscribe(table, lambda **kwargs: None, sort_by=[other.k])
+    pw.io.csv.write(table, tmp_path / "out.csv", sort_by=[table.v, pw.this.k])  # its own: fine
     pytest.importorskip("deltalake")
     with pytest.raises(TypeError, match=r"pw.io.deltalake.read\(.*\): .*'version'"):
         pw.io.deltalake.read(tmp_path / "lake", Plain, version=3)
