@@ -1162,7 +1162,7 @@ class Table(StatefulMethods, TemporalMethods, StreamMethods):
             >>> e.typehints()["qty"], pw.debug.table_to_dicts(e)[0]
             (<class 'int'>, [])
         """
-        from deltaflow.debug import _static_table
+        from deltaflow._debug_inputs import _static_table
 
         columns = {name: t.wrap(tp) for name, tp in kwargs.items()}
         return _static_table(columns, [], label="Table.empty")
