@@ -28,7 +28,8 @@ from deltaflow.expressions.base import (
 from deltaflow.expressions.deferred import DeferredIx
 from deltaflow.expressions.placeholders import Placeholder, right
 from deltaflow.table_groupby import _table_class
-from deltaflow.table_join import JoinMode, JoinResult, _join
+from deltaflow.table_join import JoinMode, JoinResult
+from deltaflow.table_join_entry import _join
 
 if TYPE_CHECKING:
     from deltaflow.table import Table

@@ -4,21 +4,20 @@ A join's rows live in a "wide" table holding every column of both sides (and the
 ``select``, ``filter``, ``groupby`` and chained joins work on it. Only plan nodes are built
 here, after typing the join conditions, so mistakes are reported where the pipeline is
 defined. :class:`JoinMode` and the typing of the conditions are in
-:mod:`deltaflow.table_join_keys`, the ``pw.join*`` functions in
-:mod:`deltaflow.table_join_functions`.
+:mod:`deltaflow.table_join_keys`; building a join (``pw.join*`` and the ``join*`` methods of
+a join result) in :mod:`deltaflow.table_join_entry`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from deltaflow import _types as t
 from deltaflow import plan, universe_checks
 from deltaflow.engine.stateful.nodes import JoinNode
 from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import (
-    BinaryOp,
     ColumnExpression,
     ColumnReference,
     ExpressionError,
@@ -37,6 +36,12 @@ from deltaflow.expressions.placeholders import (
 )
 from deltaflow.narrowing import check_not_id, narrowed_columns
 from deltaflow.table_groupby import GroupedTable, _grouped, _table_class
+from deltaflow.table_join_entry import JoinChainMethods
+from deltaflow.table_join_entry import join as join
+from deltaflow.table_join_entry import join_inner as join_inner
+from deltaflow.table_join_entry import join_left as join_left
+from deltaflow.table_join_entry import join_outer as join_outer
+from deltaflow.table_join_entry import join_right as join_right
 from deltaflow.table_join_keys import _MODE_NAMES, JoinMode, equality_keys
 from deltaflow.table_join_keys import JoinKeys as JoinKeys
 from deltaflow.table_join_keys import fits as fits
@@ -106,7 +111,7 @@ def _side_scope(side: Table | JoinResult, placeholder: Placeholder, operation: s
 
 
 @user_calls
-class JoinResult:
+class JoinResult(JoinChainMethods):
     """The result of a join, before ``select``: columns are reached through ``pw.left``,
     ``pw.right``, ``pw.this`` or the joined tables.
 
@@ -443,122 +448,6 @@ class JoinResult:
         """Reduce all joined rows to one row."""
         return self.groupby().reduce(*args, **kwargs)
 
-    # --- chaining ---------------------------------------------------------------------------
-    def join(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        how: JoinMode = JoinMode.INNER,
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Join these joined rows with ``other`` (a table or another join result)."""
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            how,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    def join_inner(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.INNER,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    def join_left(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Every joined row, with its partners in ``other`` or with None on the right."""
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.LEFT,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    def join_right(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Every row of ``other``, with its partners here or with None on the left."""
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.RIGHT,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    def join_outer(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Every joined row and every row of ``other``, matched where possible."""
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.OUTER,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
 
 Joinable: TypeAlias = "Table | JoinResult"  # what a join side may be
 
@@ -570,44 +459,6 @@ def _universe_of(other: Any) -> plan.Universe:
     if not isinstance(other, _table_class()):
         raise TypeError(f"expected a table or a join result, got {other!r}")
     return other._universe
-
-
-def _join(
-    left_side: Joinable,
-    right_side: Joinable,
-    on: tuple[Any, ...],
-    mode: JoinMode,
-    id: Any,
-    left_instance: Any = None,  # noqa: A002
-    right_instance: Any = None,
-    left_exactly_once: bool = False,
-    right_exactly_once: bool = False,
-    *,
-    allow_self: bool = False,
-) -> JoinResult:
-    if not isinstance(mode, JoinMode):
-        # Pathway refuses anything but a JoinMode here (a string such as "left" included).
-        from deltaflow.argument_errors import ArgumentError
-
-        raise ArgumentError(
-            f"join: how={mode!r} is not a join mode; use pw.JoinMode.INNER, pw.JoinMode.LEFT, "
-            f"pw.JoinMode.RIGHT or pw.JoinMode.OUTER"
-        )
-    if (left_instance is None) != (right_instance is None):
-        raise ValueError("join: give both left_instance and right_instance, or neither")
-    if left_instance is not None:
-        # Rows only ever match within the same instance: one more equality condition.
-        on = (*on, BinaryOp("==", wrap_value(left_instance), wrap_value(right_instance)))
-    return JoinResult(
-        left_side,
-        right_side,
-        on,
-        mode,
-        id,
-        left_exactly_once=left_exactly_once,
-        right_exactly_once=right_exactly_once,
-        allow_self=allow_self,
-    )
 
 
 def _id_side(

@@ -23,8 +23,8 @@ from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import wrap_value
 from deltaflow.table_groupby import GroupedTable, _grouped, _table_class, groupby
 from deltaflow.table_id_ops import IdOperationMethods
-from deltaflow.table_join import Joinable, JoinMode, JoinResult, _join
-from deltaflow.table_join_functions import join, join_inner, join_left, join_outer, join_right
+from deltaflow.table_join import Joinable, JoinMode, JoinResult
+from deltaflow.table_join_entry import _join, join, join_inner, join_left, join_outer, join_right
 from deltaflow.udfs.future import refuse_futures
 
 if TYPE_CHECKING:
