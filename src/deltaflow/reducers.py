@@ -7,7 +7,8 @@ and then evaluates the surrounding expression (``sum(a) / count()``) on those co
 Each reducer is described by a :class:`Reducer`: its result type, whether it is *invertible*
 (count, sum and avg are kept as running accumulators, so an update costs O(1) per group), a
 Polars aggregation when one exists, and a Python fallback that computes the value from the rows
-of one group (``Row`` tuples of id, argument values, multiplicity and insertion time).
+of one group (``Row`` tuples of id, argument values, multiplicity and insertion time). Those
+classes are defined in ``deltaflow.reducers_kinds``; this module holds the public functions.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 from deltaflow import _types as t
 from deltaflow.expressions.placeholders import this
 
-# The reducer classes moved to reducers_kinds; the public and shared ones are still importable
-# from here (the reduce operators import Row, inverts and ReducerExpression from this module).
+# The reducer classes are defined in reducers_kinds; the public and shared ones are importable
+# from here as well (the reduce operators import Row, inverts and ReducerExpression from here).
 from deltaflow.reducers_kinds import Reducer as Reducer
 from deltaflow.reducers_kinds import (
     ReducerExpression,
