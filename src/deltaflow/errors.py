@@ -29,9 +29,10 @@ are importable from there as before and, except those of ``pw.iterate`` and ``pw
 from here (see ``docs/errors.md``).
 
 This module imports nothing from deltaflow when it is imported, so every module may use it.
-It also gives access to the names of :mod:`deltaflow.error_values` (the errors-as-values
-machinery: ``ERROR``, ``global_error_log`` ...), which lived here before, so that existing
-``from deltaflow.errors import ...`` keeps working.
+It also gives access to the names of :mod:`deltaflow.error_values` and
+:mod:`deltaflow.error_cells` (the errors-as-values machinery: ``ERROR``, ``global_error_log``,
+``error_mask`` ...), which lived here before, so that existing ``from deltaflow.errors import
+...`` keeps working.
 """
 
 from __future__ import annotations
@@ -46,10 +47,23 @@ if TYPE_CHECKING:  # the names re-exported lazily below, for type checkers
         ColumnArgumentError,
         ContextError,
     )
+    from deltaflow.error_cells import (  # noqa: F401
+        CarriedErrors,
+        clean_frame,
+        drop_error_rows,
+        error_columns,
+        error_mask,
+        frame_has_errors,
+        restore_column_types,
+        row_has_error_mask,
+        squash_repeated_ids,
+        unify_object_columns,
+        with_errors,
+        without_errors,
+    )
     from deltaflow.error_values import (  # noqa: F401
         ERROR,
         ERROR_LOG_COLUMNS,
-        CarriedErrors,
         ErrorContext,
         ErrorLogSource,
         ErrorValue,
@@ -57,13 +71,8 @@ if TYPE_CHECKING:  # the names re-exported lazily below, for type checkers
         NodeOrigin,
         active,
         capture_origin,
-        clean_frame,
-        drop_error_rows,
-        error_columns,
-        error_mask,
         errors_seen,
         exception_message,
-        frame_has_errors,
         global_error_log,
         keeps_errors,
         local_error_log,
@@ -72,13 +81,7 @@ if TYPE_CHECKING:  # the names re-exported lazily below, for type checkers
         report,
         report_connector,
         resolve_terminate,
-        restore_column_types,
-        row_has_error_mask,
         run_context,
-        squash_repeated_ids,
-        unify_object_columns,
-        with_errors,
-        without_errors,
     )
     from deltaflow.expressions.base import (  # noqa: F401
         ColumnNotFoundError,
@@ -256,20 +259,24 @@ _ELSEWHERE = {
     "StorageError": "deltaflow.persistence.storage",
     "ForkedAfterPolarsError": "deltaflow._fork",
 }
-_VALUES_MODULE = "deltaflow.error_values"
+#: The errors-as-values modules, searched in this order for any other name.
+_VALUES_MODULES = ("deltaflow.error_values", "deltaflow.error_cells")
 
 
 def __getattr__(name: str) -> Any:
-    """The classes of :data:`_ELSEWHERE` and the names of :mod:`deltaflow.error_values`,
+    """The classes of :data:`_ELSEWHERE` and the names of :data:`_VALUES_MODULES`,
     imported on first use (importing them here eagerly would make this module depend on the
     engine and the expressions), then kept as attributes."""
     if name.startswith("__"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(_ELSEWHERE.get(name, _VALUES_MODULE))
-    try:
-        value = getattr(module, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    modules = (_ELSEWHERE[name],) if name in _ELSEWHERE else _VALUES_MODULES
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        if hasattr(module, name):
+            value = getattr(module, name)
+            break
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
     return value
 

@@ -1,23 +1,23 @@
-"""Joins: :class:`JoinResult`, :class:`JoinMode` and ``pw.join`` / ``pw.join_*``.
+"""Joins: :class:`JoinResult`, what ``Table.join`` and ``pw.join`` return.
 
 A join's rows live in a "wide" table holding every column of both sides (and their ids);
 ``select``, ``filter``, ``groupby`` and chained joins work on it. Only plan nodes are built
 here, after typing the join conditions, so mistakes are reported where the pipeline is
-defined.
+defined. :class:`JoinMode` and the typing of the conditions are in
+:mod:`deltaflow.table_join_keys`; building a join (``pw.join*`` and the ``join*`` methods of
+a join result) in :mod:`deltaflow.table_join_entry`.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from deltaflow import _types as t
 from deltaflow import plan, universe_checks
 from deltaflow.engine.stateful.nodes import JoinNode
 from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import (
-    BinaryOp,
     ColumnExpression,
     ColumnReference,
     ExpressionError,
@@ -36,8 +36,16 @@ from deltaflow.expressions.placeholders import (
 )
 from deltaflow.narrowing import check_not_id, narrowed_columns
 from deltaflow.table_groupby import GroupedTable, _grouped, _table_class
+from deltaflow.table_join_entry import JoinChainMethods
+from deltaflow.table_join_entry import join as join
+from deltaflow.table_join_entry import join_inner as join_inner
+from deltaflow.table_join_entry import join_left as join_left
+from deltaflow.table_join_entry import join_outer as join_outer
+from deltaflow.table_join_entry import join_right as join_right
+from deltaflow.table_join_keys import _MODE_NAMES, JoinMode, equality_keys
+from deltaflow.table_join_keys import JoinKeys as JoinKeys
+from deltaflow.table_join_keys import fits as fits
 from deltaflow.table_zip import ForeignColumns, join_inputs
-from deltaflow.udfs.future import refuse_futures
 
 if TYPE_CHECKING:
     from deltaflow.table import Table
@@ -45,23 +53,6 @@ if TYPE_CHECKING:
 
 def _names_of(columns: Iterable[Any]) -> list[str]:
     return [c.name if isinstance(c, ColumnReference) else str(c) for c in columns]
-
-
-class JoinMode(enum.Enum):
-    """How a join treats rows without a partner."""
-
-    INNER = 0
-    LEFT = 1
-    RIGHT = 2
-    OUTER = 3
-
-
-_MODE_NAMES = {
-    JoinMode.INNER: "inner",
-    JoinMode.LEFT: "left",
-    JoinMode.RIGHT: "right",
-    JoinMode.OUTER: "outer",
-}
 
 
 def _owns(table: Table, owner: Any) -> bool:
@@ -119,90 +110,8 @@ def _side_scope(side: Table | JoinResult, placeholder: Placeholder, operation: s
     return Scope(operation, lambda ref: _side_column(side, ref, placeholder))
 
 
-def fits(expr: ColumnExpression, scope: Scope) -> bool:
-    """Whether ``expr`` can be typed in ``scope`` (its columns all belong there)."""
-    try:
-        scope.dtype_of(expr)
-    except (ExpressionError, KeyError, ValueError, AttributeError):
-        return False
-    return True
-
-
-JoinKeys: TypeAlias = tuple[
-    list[ColumnExpression], list[ColumnExpression], list[t.DType], dict[str, tuple[str, str]]
-]
-
-
-def equality_keys(
-    conditions: Iterable[Any],
-    left_scope: Scope,
-    right_scope: Scope,
-    description: str,
-    *,
-    swapped: str = "refuse",
-    not_equality: type[Exception] = ValueError,
-    coalesce: bool = True,
-    typing_errors: tuple[type[Exception], ...] = (ExpressionError,),
-) -> JoinKeys:
-    """The key expressions of join conditions ``left == right``: the left keys, the right
-    keys, their common types, and the columns named alike on both sides (coalesced into one
-    result column). A condition written right-side first is refused (``swapped="refuse"``,
-    as plain joins do in Pathway) or turned around (``"swap"``)."""
-    left_keys: list[ColumnExpression] = []
-    right_keys: list[ColumnExpression] = []
-    key_types: list[t.DType] = []
-    coalesced: dict[str, tuple[str, str]] = {}
-    for condition in conditions:
-        if not (isinstance(condition, BinaryOp) and condition.op == "=="):
-            raise not_equality(
-                f"{description}: join conditions must be equalities "
-                f"left_column == right_column, got {condition!r}"
-            )
-        lhs, rhs = condition.left, condition.right
-        if not fits(lhs, left_scope) and fits(rhs, left_scope) and fits(lhs, right_scope):
-            if swapped == "refuse":
-                raise ValueError(
-                    f"{description}: in a join condition the left table's "
-                    f"expression goes on the left of ==, the right table's on "
-                    f"the right (write {rhs!r} == {lhs!r})"
-                )
-            lhs, rhs = rhs, lhs
-        try:
-            lt, rt = left_scope.dtype_of(lhs), right_scope.dtype_of(rhs)
-        except typing_errors as exc:
-            raise ExpressionError(
-                f"{description}: each condition must compare a left "
-                f"expression with a right one: {exc}"
-            ) from None
-        refuse_futures(
-            [(f"the condition's key {lhs!r}", lt), (f"the condition's key {rhs!r}", rt)],
-            "join",
-            description,
-        )
-        common = t.common_supertype(lt, rt)
-        if common is None:
-            raise TypeError(
-                f"{description}: cannot join {lt!r} with {rt!r} (condition {condition!r})"
-            )
-        left_keys.append(lhs)
-        right_keys.append(rhs)
-        key_types.append(common)
-        if (
-            coalesce
-            and isinstance(lhs, ColumnReference)
-            and isinstance(rhs, ColumnReference)
-            and lhs.name == rhs.name
-            and lhs.name != "id"
-        ):
-            coalesced[lhs.name] = (
-                f"__l__{left_scope.resolve(lhs)[0]}",
-                f"__r__{right_scope.resolve(rhs)[0]}",
-            )
-    return left_keys, right_keys, key_types, coalesced
-
-
 @user_calls
-class JoinResult:
+class JoinResult(JoinChainMethods):
     """The result of a join, before ``select``: columns are reached through ``pw.left``,
     ``pw.right``, ``pw.this`` or the joined tables.
 
@@ -539,122 +448,6 @@ class JoinResult:
         """Reduce all joined rows to one row."""
         return self.groupby().reduce(*args, **kwargs)
 
-    # --- chaining ---------------------------------------------------------------------------
-    def join(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        how: JoinMode = JoinMode.INNER,
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Join these joined rows with ``other`` (a table or another join result)."""
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            how,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    def join_inner(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.INNER,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    def join_left(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Every joined row, with its partners in ``other`` or with None on the right."""
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.LEFT,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    def join_right(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Every row of ``other``, with its partners here or with None on the left."""
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.RIGHT,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    def join_outer(
-        self,
-        other: Table | JoinResult,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Every joined row and every row of ``other``, matched where possible."""
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.OUTER,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
 
 Joinable: TypeAlias = "Table | JoinResult"  # what a join side may be
 
@@ -666,44 +459,6 @@ def _universe_of(other: Any) -> plan.Universe:
     if not isinstance(other, _table_class()):
         raise TypeError(f"expected a table or a join result, got {other!r}")
     return other._universe
-
-
-def _join(
-    left_side: Joinable,
-    right_side: Joinable,
-    on: tuple[Any, ...],
-    mode: JoinMode,
-    id: Any,
-    left_instance: Any = None,  # noqa: A002
-    right_instance: Any = None,
-    left_exactly_once: bool = False,
-    right_exactly_once: bool = False,
-    *,
-    allow_self: bool = False,
-) -> JoinResult:
-    if not isinstance(mode, JoinMode):
-        # Pathway refuses anything but a JoinMode here (a string such as "left" included).
-        from deltaflow.argument_errors import ArgumentError
-
-        raise ArgumentError(
-            f"join: how={mode!r} is not a join mode; use pw.JoinMode.INNER, pw.JoinMode.LEFT, "
-            f"pw.JoinMode.RIGHT or pw.JoinMode.OUTER"
-        )
-    if (left_instance is None) != (right_instance is None):
-        raise ValueError("join: give both left_instance and right_instance, or neither")
-    if left_instance is not None:
-        # Rows only ever match within the same instance: one more equality condition.
-        on = (*on, BinaryOp("==", wrap_value(left_instance), wrap_value(right_instance)))
-    return JoinResult(
-        left_side,
-        right_side,
-        on,
-        mode,
-        id,
-        left_exactly_once=left_exactly_once,
-        right_exactly_once=right_exactly_once,
-        allow_self=allow_self,
-    )
 
 
 def _id_side(
@@ -770,120 +525,3 @@ def _join_universe(
     if mode == id_side:
         return kept._universe
     return plan.Universe(parent=kept._universe)
-
-
-def join(
-    left: Joinable,
-    right: Joinable,
-    *on: Any,
-    id: Any = None,  # noqa: A002
-    how: JoinMode = JoinMode.INNER,
-    left_instance: Any = None,
-    right_instance: Any = None,
-    left_exactly_once: bool = False,
-    right_exactly_once: bool = False,
-) -> JoinResult:
-    """Join two tables (or join results) on equality conditions (``how`` chooses inner/left/right/outer)."""
-    return _join(
-        left,
-        right,
-        on,
-        how,
-        id,
-        left_instance,
-        right_instance,
-        left_exactly_once,
-        right_exactly_once,
-    )
-
-
-def join_inner(
-    left: Joinable,
-    right: Joinable,
-    *on: Any,
-    id: Any = None,  # noqa: A002
-    left_instance: Any = None,
-    right_instance: Any = None,
-    left_exactly_once: bool = False,
-    right_exactly_once: bool = False,
-) -> JoinResult:
-    return _join(
-        left,
-        right,
-        on,
-        JoinMode.INNER,
-        id,
-        left_instance,
-        right_instance,
-        left_exactly_once,
-        right_exactly_once,
-    )
-
-
-def join_left(
-    left: Joinable,
-    right: Joinable,
-    *on: Any,
-    id: Any = None,  # noqa: A002
-    left_instance: Any = None,
-    right_instance: Any = None,
-    left_exactly_once: bool = False,
-    right_exactly_once: bool = False,
-) -> JoinResult:
-    return _join(
-        left,
-        right,
-        on,
-        JoinMode.LEFT,
-        id,
-        left_instance,
-        right_instance,
-        left_exactly_once,
-        right_exactly_once,
-    )
-
-
-def join_right(
-    left: Joinable,
-    right: Joinable,
-    *on: Any,
-    id: Any = None,  # noqa: A002
-    left_instance: Any = None,
-    right_instance: Any = None,
-    left_exactly_once: bool = False,
-    right_exactly_once: bool = False,
-) -> JoinResult:
-    return _join(
-        left,
-        right,
-        on,
-        JoinMode.RIGHT,
-        id,
-        left_instance,
-        right_instance,
-        left_exactly_once,
-        right_exactly_once,
-    )
-
-
-def join_outer(
-    left: Joinable,
-    right: Joinable,
-    *on: Any,
-    id: Any = None,  # noqa: A002
-    left_instance: Any = None,
-    right_instance: Any = None,
-    left_exactly_once: bool = False,
-    right_exactly_once: bool = False,
-) -> JoinResult:
-    return _join(
-        left,
-        right,
-        on,
-        JoinMode.OUTER,
-        id,
-        left_instance,
-        right_instance,
-        left_exactly_once,
-        right_exactly_once,
-    )
