@@ -87,8 +87,8 @@ class PlaintextByFileParser(Parser):
                         f"the contents are {invalid_utf8_reason(exc)}",
                     )
                 )
-        data = pl.Series("data", texts, dtype=pl.String).str.strip_chars()
-        return ParsedBlock(pl.DataFrame({"data": data}), errors=errors)
+        stripped = pl.Series("data", texts, dtype=pl.String).str.strip_chars()
+        return ParsedBlock(pl.DataFrame({"data": stripped}), errors=errors)
 
 
 class BinaryParser(Parser):
