@@ -14,7 +14,7 @@ import os
 import types
 import typing
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from deltaflow import _types as t
 
@@ -68,7 +68,7 @@ def column_definition(
     append_only: bool | None = None,
     description: str | None = None,
     example: Any = None,
-    source_component: str = "payload",
+    source_component: Literal["payload", "key"] = "payload",
     _serialized_default_value: str | None = None,
     _serialized_example: str | None = None,
 ) -> Any:
@@ -81,8 +81,9 @@ def column_definition(
         name: the column's name in the data (else the attribute's name).
         append_only: whether the column's values are never retracted.
         description, example: documentation of the column (as for an HTTP endpoint).
-        source_component: where a message connector reads it from (``payload``, ``key``, ``headers``
-            ...).
+        source_component: the part of an input message it is read from: ``"payload"`` (the
+            default), or ``"key"``: ``pw.io.kafka.read(format="json")`` reads it from the
+            message key, a JSON document of its own. Other connectors refuse ``"key"``.
 
     Examples:
         >>> import deltaflow as pw
@@ -92,6 +93,11 @@ def column_definition(
         >>> Stock.primary_key_columns(), Stock.default_values()
         (['item'], {'qty': 0})
     """
+    if source_component not in ("payload", "key"):
+        raise ValueError(
+            f"pw.column_definition: source_component must be 'payload' or 'key', "
+            f"got {source_component!r}"
+        )
     return ColumnDefinition(
         primary_key=primary_key,
         default_value=default_value,
@@ -117,6 +123,7 @@ class ColumnSchema:
     append_only: bool = False
     description: str | None = None
     example: Any = None
+    source_component: str = "payload"  # the part of a message it is read from (Kafka: key)
 
     def __eq__(self, other: object) -> bool:
         # Field by field, so that array default values or examples compare too.
@@ -485,6 +492,7 @@ def _column_schema(
         ),
         description=definition.description,
         example=example,
+        source_component=definition.source_component,
     )
 
 

@@ -127,7 +127,7 @@ def column_to_json(column: ColumnSchema) -> dict[str, Any]:
         "primary_key": column.primary_key,
         "append_only": column.append_only,
         "description": column.description,
-        "source_component": "payload",
+        "source_component": column.source_component,
     }
     if column.has_default_value():
         data["_serialized_default_value"] = serialize_value(column.default_value)
@@ -238,6 +238,8 @@ def _definition_arguments(
         arguments.append(f"name={column.name!r}")
     if column.append_only and not schema_append_only:
         arguments.append("append_only=True")
+    if column.source_component != "payload":
+        arguments.append(f"source_component={column.source_component!r}")
     return arguments
 
 

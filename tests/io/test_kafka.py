@@ -150,6 +150,57 @@ def test_json_field_paths_and_primary_key(kafka_broker: TansuBroker, kafka_topic
     assert sorted(map(int, keys)) == sorted(map(int, expected_keys))
 
 
+def test_json_columns_read_from_the_message_key(
+    kafka_broker: TansuBroker, kafka_topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``source_component="key"`` columns come from the key's JSON document, the others from
+    the value's (as in Pathway: a field of the same name in the value is not read); a message
+    without a key, or whose key is not JSON, is reported and skipped."""
+
+    class Order(pw.Schema):
+        shop: str = pw.column_definition(source_component="key", primary_key=True)
+        item: str
+        qty: int = pw.column_definition(source_component="key")
+
+    kafka_broker.produce(
+        kafka_topic,
+        [
+            _json({"item": "pen"}),
+            _json({"item": "ink", "shop": "ignored"}),
+            _json({"item": "nib"}),
+            _json({"item": "cap"}),
+            _json({"item": "box"}),
+        ],
+        keys=[
+            _json({"shop": "north", "qty": 2}),
+            _json({"shop": "south", "qty": 5, "extra": True}),
+            None,
+            b"not json",
+            _json({"shop": "west"}),
+        ],
+    )
+    table = pw.io.kafka.read(
+        kafka_broker.settings(), kafka_topic, schema=Order, format="json", mode="static"
+    )
+    assert table.column_names() == ["shop", "item", "qty"]
+    with caplog.at_level(logging.ERROR, logger="deltaflow.io"):
+        rows = _rows(table)
+    assert rows == [
+        {"item": "ink", "qty": 5, "shop": "south"},
+        {"item": "pen", "qty": 2, "shop": "north"},
+    ]
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 3
+    assert f"{kafka_topic}/0@2" in skipped[0] and "empty key" in skipped[0]
+    assert f"{kafka_topic}/0@3" in skipped[1] and "invalid JSON" in skipped[1]
+    assert f"{kafka_topic}/0@4" in skipped[2] and "'qty'" in skipped[2]
+    # Only Kafka has message keys.
+    with pytest.raises(ValueError, match="'shop'.*source_component"):
+        pw.io.jsonlines.read("unused.jsonl", schema=Order)
+    with pytest.raises(ValueError, match="source_component must be 'payload' or 'key'"):
+        pw.column_definition(source_component="headers")  # type: ignore[arg-type]
+
+
 def test_several_partitions_and_start_timestamp(kafka_broker: TansuBroker) -> None:
     topic = "multi-" + str(free_port())
     kafka_broker.create_topic(topic, partitions=3)

@@ -57,9 +57,11 @@ def check_schema(
     required: bool = True,
     allowed: Iterable[t.DType] | None = None,
     may_be_empty: bool = False,
+    components: Iterable[str] = ("payload",),
 ) -> type[Schema] | None:
     """``schema`` must be a ``pw.Schema`` subclass with columns the format can fill (none at
-    all only when ``may_be_empty``)."""
+    all only when ``may_be_empty``), each read from a part of the input the connector has
+    (``pw.column_definition(source_component=...)``: ``components``)."""
     if schema is None:
         if required:
             raise ValueError(
@@ -70,6 +72,15 @@ def check_schema(
         raise TypeError(f"{connector}: schema must be a pw.Schema subclass, got {schema!r}")
     if not schema.columns() and not may_be_empty:
         raise ValueError(f"{connector}: the schema {schema.__name__} has no columns")
+    components = tuple(components)
+    for name, column in schema.columns().items():
+        component = getattr(column, "source_component", "payload")
+        if component not in components:
+            raise ValueError(
+                f"{connector}: column {name!r} of the schema {schema.__name__} is to be read "
+                f"from the {component!r} part of the input (source_component), which this "
+                f"connector does not have; it reads {' and '.join(map(repr, components))}"
+            )
     if allowed is not None:
         allowed = list(allowed)
         for name, column in schema.columns().items():

@@ -230,7 +230,7 @@ def read(
     if format == "json":
         if schema is None:
             raise ValueError(f"{connector}: format 'json' needs a schema (schema=MySchema)")
-        table_schema = check_schema(schema, connector)
+        table_schema = check_schema(schema, connector, components=("payload", "key"))
         assert table_schema is not None
         if json_field_paths is not None:
             if not isinstance(json_field_paths, dict):
@@ -260,6 +260,11 @@ def read(
         column_specs(table_schema),
         with_metadata=with_metadata,
         json_field_paths=json_field_paths,
+        key_columns=[
+            name
+            for name, column in table_schema.columns().items()
+            if column.source_component == "key"
+        ],
     )
     if with_metadata:  # as in Pathway, _metadata comes first
         table_schema = schema_from_types(_metadata=t.Json) | table_schema

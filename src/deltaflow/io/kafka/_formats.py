@@ -104,12 +104,26 @@ class MessageParser(Parser):
         *,
         with_metadata: bool,
         json_field_paths: Mapping[str, str] | None = None,
+        key_columns: Sequence[str] = (),
     ) -> None:
         self.fmt = fmt
         self.with_metadata = with_metadata
+        self._order = [spec.name for spec in columns]
+        in_key = set(key_columns)
         self._json = (
-            JsonLinesParser(columns, json_field_paths, fast_min_lines=JSON_FAST_MIN_MESSAGES)
+            JsonLinesParser(
+                [spec for spec in columns if spec.name not in in_key],
+                json_field_paths,
+                fast_min_lines=JSON_FAST_MIN_MESSAGES,
+            )
             if fmt == "json"
+            else None
+        )
+        # Columns with ``source_component="key"`` are read from the message's key, a JSON
+        # document of its own (as in Pathway); the others from its value.
+        self._key_json = (
+            JsonLinesParser([spec for spec in columns if spec.name in in_key], json_field_paths)
+            if fmt == "json" and in_key
             else None
         )
 
@@ -151,47 +165,72 @@ class MessageParser(Parser):
         return self._with_metadata(ParsedBlock(frame, errors=errors), context, good)
 
     def _json_rows(self, context: MessagesContext) -> ParsedBlock:
-        values = context.values
-        if None not in values and all(values):
-            data = b"\n".join(values)  # type: ignore[arg-type]
-            if data.count(b"\n") == len(values) - 1 and b"\r" not in data:
-                # The common case, one line per message: no per-message Python work.
-                block = self._json_lines(context, data + b"\n", range(len(values)), [])
-                if block is not None:
-                    return block
+        assert self._json is not None
+        block, good = self._json_documents(context, context.values, self._json, "message")
+        if self._key_json is not None:
+            keys, keys_good = self._json_documents(context, context.keys, self._key_json, "key")
+            both = sorted(set(good) & set(keys_good))
+            frame = pl.concat(
+                [_rows_of(block.frame, good, both), _rows_of(keys.frame, keys_good, both)],
+                how="horizontal",
+            ).select(self._order)
+            errors = sorted(
+                block.errors + keys.errors, key=lambda e: int(e.where.rpartition("@")[2])
+            )
+            block, good = ParsedBlock(frame, block.kind, None, errors), both
+        return self._with_metadata(block, context, good)
+
+    def _json_documents(
+        self,
+        context: MessagesContext,
+        documents: Sequence[bytes | None],
+        parser: JsonLinesParser,
+        what: str,
+    ) -> tuple[ParsedBlock, list[int]]:
+        """Rows of the JSON ``documents`` (the messages' values, or their keys) and the
+        indices of the messages they come from; the others are reported in the block."""
+        if None not in documents and all(documents):
+            data = b"\n".join(documents)  # type: ignore[arg-type]
+            if data.count(b"\n") == len(documents) - 1 and b"\r" not in data:
+                # The common case, one line per document: no per-message Python work.
+                parsed = self._json_lines(parser, context, data + b"\n", range(len(documents)), [])
+                if parsed is not None:
+                    return parsed
         errors: list[ParseError] = []
         lines: list[bytes] = []
         line_message: list[int] = []  # message index of each line given to the JSON parser
-        for index, value in enumerate(values):
-            if value is None or not value.strip():
-                errors.append(ParseError(context.where(index), "empty message"))
+        for index, document in enumerate(documents):
+            if document is None or not document.strip():
+                errors.append(ParseError(context.where(index), f"empty {what}"))
                 continue
             # Raw line breaks can only be whitespace in valid JSON (inside strings they must
-            # be escaped), so replacing them keeps one message per line and its meaning.
-            if b"\n" in value or b"\r" in value:
-                value = value.replace(b"\r", b" ").replace(b"\n", b" ")
-            lines.append(value)
+            # be escaped), so replacing them keeps one document per line and its meaning.
+            if b"\n" in document or b"\r" in document:
+                document = document.replace(b"\r", b" ").replace(b"\n", b" ")
+            lines.append(document)
             line_message.append(index)
         if lines:
-            block = self._json_lines(context, b"\n".join(lines) + b"\n", line_message, errors)
-            if block is None:  # never attach a message's metadata to another message
+            parsed = self._json_lines(
+                parser, context, b"\n".join(lines) + b"\n", line_message, errors
+            )
+            if parsed is None:  # never attach a message's metadata to another message
                 raise RuntimeError("the JSON parser skipped a message without reporting it")
-            return block
-        assert self._json is not None
-        empty = self._json.parse(RawContext([b""])).frame
-        return self._with_metadata(ParsedBlock(empty, errors=errors), context, [])
+            return parsed
+        empty = parser.parse(RawContext([b""])).frame
+        return ParsedBlock(empty, errors=errors), []
 
+    @staticmethod
     def _json_lines(
-        self,
+        parser: JsonLinesParser,
         context: MessagesContext,
         data: bytes,
         line_message: Sequence[int],
         errors: list[ParseError],
-    ) -> ParsedBlock | None:
-        """Rows of ``data`` (line i holds message ``line_message[i]``); None when the parser
-        skipped a line silently (a blank message), so rows and messages no longer pair up."""
-        assert self._json is not None
-        block = self._json.parse(RawContext([data], first_line=1))
+    ) -> tuple[ParsedBlock, list[int]] | None:
+        """Rows of ``data`` (line i holds message ``line_message[i]``) and their messages;
+        None when the parser skipped a line silently (a blank message), so rows and messages
+        no longer pair up."""
+        block = parser.parse(RawContext([data], first_line=1))
         failed: set[int] = set()
         found = list(errors)
         for error in block.errors:
@@ -202,9 +241,7 @@ class MessageParser(Parser):
         if block.frame.height != len(good):
             return None
         found.sort(key=lambda e: int(e.where.rpartition("@")[2]))
-        return self._with_metadata(
-            ParsedBlock(block.frame, block.kind, block.keys, found), context, good
-        )
+        return ParsedBlock(block.frame, block.kind, block.keys, found), good
 
     def _with_metadata(
         self, block: ParsedBlock, context: MessagesContext, good: list[int]
@@ -216,6 +253,15 @@ class MessageParser(Parser):
             block.frame.with_columns(metadata) if block.frame.width else pl.DataFrame([metadata])
         )
         return block
+
+
+def _rows_of(frame: pl.DataFrame, rows_of: list[int], wanted: list[int]) -> pl.DataFrame:
+    """The rows of ``frame`` (row i came from message ``rows_of[i]``) of the ``wanted``
+    messages, in their order."""
+    if rows_of == wanted:
+        return frame
+    position = {message: row for row, message in enumerate(rows_of)}
+    return frame[[position[message] for message in wanted]]
 
 
 # ------------------------------------------------------------------------------------------
