@@ -34,21 +34,38 @@ def _halves(ids: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
 
 @settings(max_examples=150, deadline=None)
 @given(_ops)
-@example([("add", [(1, 1), (2, 2), (3, 3)]), ("remove", [(1, 1)]), ("add", [(4, 4), (4, 4)])])
+@example(
+    [("add", [(1, 1), (2, 2), (3, 3)]), ("remove", [(1, 1)]), ("add", [(4, 4), (2, 2), (4, 4)])]
+)
 def test_behaves_as_a_dict(ops: list[tuple]) -> None:
     table = IdTable()
     model: dict[tuple[int, int], int] = {}
     next_slot = 0
     for op in ops:
         if op[0] == "add":
-            ids = [i for i in op[1] if i not in model]  # add takes absent ids (maybe twice)
-            slots = np.arange(next_slot, next_slot + len(ids), dtype=np.int64)
-            next_slot += len(ids)
-            got = table.add(*_halves(ids), slots)
-            expected = []
-            for key, slot in zip(ids, slots.tolist(), strict=True):
-                expected.append(model.setdefault(key, slot))  # a repeated id: its first slot
-            assert got.tolist() == expected
+            ids = op[1]
+            given: dict[int, int] = {}  # position -> the slot new_slots gave it
+
+            def new_slots(positions: np.ndarray, given: dict[int, int] = given) -> np.ndarray:
+                nonlocal next_slot
+                slots = np.arange(next_slot, next_slot + len(positions), dtype=np.int64)
+                next_slot += len(positions)
+                for position, slot in zip(positions.tolist(), slots.tolist(), strict=True):
+                    assert position not in given
+                    given[position] = slot
+                return slots
+
+            slots, held = table.find_or_add(*_halves(ids), new_slots)
+            firsts = {}  # new id -> its first position
+            for position, key in enumerate(ids):
+                if key not in model:
+                    firsts.setdefault(key, position)
+            # A slot was asked for exactly the first occurrence of each id not held.
+            assert sorted(given) == sorted(firsts.values())
+            assert held.tolist() == [key in model for key in ids]
+            for key, position in firsts.items():
+                model[key] = given[position]
+            assert slots.tolist() == [model[key] for key in ids]
         elif op[0] == "remove":
             found, cells = table.find(*_halves(op[1]))
             assert found.tolist() == [model.get(i, -1) for i in op[1]]
@@ -71,5 +88,5 @@ def test_behaves_as_a_dict(ops: list[tuple]) -> None:
 
 def test_arrays_are_not_tracked_by_the_collector() -> None:
     table = IdTable()
-    table.add(*_halves([(i, 7) for i in range(5000)]), np.arange(5000, dtype=np.int64))
+    table.find_or_add(*_halves([(i, 7) for i in range(5000)]), lambda at: at)
     assert not gc.is_tracked(table._cells_)

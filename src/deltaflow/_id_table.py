@@ -3,17 +3,22 @@
 A Python dict of millions of ids costs a few hundred nanoseconds per lookup or insertion on a
 busy machine (each one a chain of dependent cache misses, with the interpreter in between), more
 than everything else an upsert costs. Here an id is two 64-bit halves, the table is open
-addressing with linear probing over three arrays (the halves, the slot), and a batch is looked
-up or inserted with a few vectorised rounds: each round advances every unresolved id by one
-cell, and with the table at most half full nearly all ids are resolved in the first two.
+addressing with quadratic probing (the k-th probe of an id is k cells past its previous one,
+which reaches every cell of a power-of-two table and does not let runs of used cells grow
+together) over rows of three numbers (the halves, the slot), and a batch is looked up or
+inserted with a few vectorised rounds: each round moves every unresolved id to its next cell,
+and with the table at most half full nearly all ids are resolved in the first two.
 
 The cell of an id is a multiplicative hash of both halves, so that ids with equal low bits
-(small integers, say) spread too. Removed ids leave a tombstone (lookups go on past it,
-insertions reuse it); the table is rebuilt when live ids and tombstones fill half of it.
+(small integers, say) spread too. Removed ids leave a tombstone: lookups go on past it, and the
+cell stays used until the table is rebuilt, which happens when live ids and tombstones would
+fill half of it.
 NumPy arrays are never traversed by the garbage collector, whatever their size.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -60,6 +65,7 @@ class IdTable:
         mask = (1 << self._bits) - 1
         pending = np.arange(count)
         cell = self._cells(low, high)
+        probe = 0
         while pending.size:
             seen = self._cells_[cell]
             tag = seen[:, 2]
@@ -68,40 +74,64 @@ class IdTable:
             cells[pending[match]] = cell[match]
             going = ~(match | (tag == _EMPTY))
             pending = pending[going]
-            cell = (cell[going] + 1) & mask
+            probe += 1
+            cell = (cell[going] + probe) & mask
         return slots, cells
 
-    def add(self, low: np.ndarray, high: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        """Insert ids none of which is in the table, the i-th with slot ``slots[i]``; an id
-        given twice is inserted once, with the slot of its first occurrence. Returns the slot
-        each id got."""
+    def find_or_add(
+        self,
+        low: np.ndarray,
+        high: np.ndarray,
+        new_slots: Callable[[np.ndarray], np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The slot of each id, and whether the table held the id before.
+
+        Ids not held are added, in one pass with the lookup: ``new_slots(positions)`` gives
+        the slots of the ids at those positions of ``low``/``high`` (called once per round
+        with the ids that took a cell). An id given twice is added once: its later
+        occurrences get the same slot (and count as not held before).
+        """
         count = len(low)
         self._make_room(count)
-        got = np.full(count, -1, dtype=np.int64)
+        slots = np.full(count, -1, dtype=np.int64)
+        held = np.zeros(count, dtype=bool)
         mask = (1 << self._bits) - 1
+        table = self._cells_
         pending = np.arange(count)
         cell = self._cells(low, high)
-        table = self._cells_
+        stayed = np.zeros(count, dtype=bool)  # lost a free cell to another id last round
+        probe = np.zeros(count, dtype=np.int64)  # cells each id has moved past
         while pending.size:
-            tag = table[cell, 2]
-            free = np.flatnonzero(tag < _OFFSET)
-            # Of the ids reaching one free cell, the first takes it.
-            taken, first = np.unique(cell[free], return_index=True)
-            winners = pending[free[first]]
-            self._used += int((tag[free[first]] == _EMPTY).sum())
-            self._live += len(winners)
-            table[taken, 0] = low[winners]
-            table[taken, 1] = high[winners]
-            table[taken, 2] = slots[winners].astype(np.uint64) + np.uint64(_OFFSET)
-            # Every id now meets its own (inserted just now, or earlier in this batch) or
-            # another one, and then looks at the next cell.
             seen = table[cell]
-            match = (seen[:, 0] == low[pending]) & (seen[:, 1] == high[pending])
-            got[pending[match]] = seen[match, 2].astype(np.int64) - _OFFSET
-            going = ~match
-            pending = pending[going]
-            cell = (cell[going] + 1) & mask
-        return got
+            tag = seen[:, 2]
+            match = (tag >= _OFFSET) & (seen[:, 0] == low[pending]) & (seen[:, 1] == high[pending])
+            slots[pending[match]] = tag[match].astype(np.int64) - _OFFSET
+            # A match right after losing a cell is the same id, added by its first occurrence.
+            held[pending[match & ~stayed]] = True
+            stay = np.zeros(len(pending), dtype=bool)
+            empty = np.flatnonzero(tag == _EMPTY)
+            if empty.size:
+                # Of the ids reaching one empty cell, the first takes it; the others look at
+                # the same cell again (it may now hold their own id).
+                taken, first = np.unique(cell[empty], return_index=True)
+                winners = pending[empty[first]]
+                given = new_slots(winners)
+                table[taken, 0] = low[winners]
+                table[taken, 1] = high[winners]
+                table[taken, 2] = given.astype(np.uint64) + np.uint64(_OFFSET)
+                slots[winners] = given
+                self._used += len(winners)
+                self._live += len(winners)
+                stay[empty] = True
+                stay[empty[first]] = False
+            advance = ~match & (tag != _EMPTY)  # another id's cell, or a tombstone
+            keep = advance | stay
+            probe += advance
+            cell = np.where(advance, (cell + probe) & mask, cell)[keep]
+            pending = pending[keep]
+            stayed = stay[keep]
+            probe = probe[keep]
+        return slots, held
 
     def remove(self, cells: np.ndarray) -> None:
         """Remove the ids held in ``cells`` (as :meth:`find` gave them; distinct)."""
@@ -124,4 +154,4 @@ class IdTable:
             bits += 1
         self._new_cells(bits)
         if len(slots):
-            self.add(low, high, slots)
+            self.find_or_add(low, high, slots.__getitem__)

@@ -208,17 +208,8 @@ class RowsById:
         if frame.height == 0:
             return Replaced(None, frame, True)
         low, high = id_halves(frame[self._id_name])
-        found, _ = self._ids.find(low, high)
-        present = found >= 0
-        slots = found
-        if not present.all():
-            absent = np.flatnonzero(~present)
-            fresh = self._take(len(absent))
-            got = self._ids.add(low[absent], high[absent], fresh)
-            if len(got) and (got != fresh).any():  # a new id twice: one slot was enough
-                self._free.extend(fresh[got != fresh].tolist())
-            slots = found.copy()
-            slots[absent] = got
+        slots, present = self._ids.find_or_add(low, high, self._take_for)
+        found = np.where(present, slots, -1)  # the slots of rows there before
         last = self._last_of_each(slots)
         if last is not None:  # an id twice: its last row is the one kept
             slots, found, present = slots[last], found[last], present[last]
@@ -316,6 +307,9 @@ class RowsById:
 
     def _read(self, slots: np.ndarray, ids: pl.Series) -> pl.DataFrame:
         return frame_of([ids.alias(self._id_name), *(c.read(slots) for c in self._columns)])
+
+    def _take_for(self, positions: np.ndarray) -> np.ndarray:
+        return self._take(len(positions))
 
     def _take(self, count: int) -> np.ndarray:
         """``count`` free slots: freed ones first, then never used ones (growing the arrays)."""
