@@ -31,6 +31,7 @@ _REMOVED = 1
 _OFFSET = 2
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _MIN_BITS = 10
+_FEW = 8  # batches up to this many ids are looked up in Python
 
 
 class IdTable:
@@ -93,6 +94,8 @@ class IdTable:
         """
         count = len(low)
         self._make_room(count)
+        if count <= _FEW:
+            return self._find_or_add_few(low, high, new_slots)
         slots = np.full(count, -1, dtype=np.int64)
         held = np.zeros(count, dtype=bool)
         mask = (1 << self._bits) - 1
@@ -132,6 +135,41 @@ class IdTable:
             stayed = stay[keep]
             probe = probe[keep]
         return slots, held
+
+    def _find_or_add_few(
+        self,
+        low: np.ndarray,
+        high: np.ndarray,
+        new_slots: Callable[[np.ndarray], np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`find_or_add` one id after the other, in Python: for a few ids, cheaper than
+        the rounds' NumPy calls. The same probe sequences, so the same table."""
+        table = self._cells_
+        mask = (1 << self._bits) - 1
+        slots: list[int] = []
+        held: list[bool] = []
+        added: set[int] = set()  # cells taken by this call
+        ids = zip(low.tolist(), high.tolist(), self._cells(low, high).tolist(), strict=True)
+        for position, (lo, hi, cell) in enumerate(ids):
+            probe = 0
+            while True:
+                seen_low, seen_high, tag = table[cell].tolist()
+                if tag == _EMPTY:
+                    slot = int(new_slots(np.array([position]))[0])
+                    table[cell] = (lo, hi, slot + _OFFSET)
+                    added.add(cell)
+                    self._used += 1
+                    self._live += 1
+                    slots.append(slot)
+                    held.append(False)
+                    break
+                if tag >= _OFFSET and seen_low == lo and seen_high == hi:
+                    slots.append(tag - _OFFSET)
+                    held.append(cell not in added)
+                    break
+                probe += 1
+                cell = (cell + probe) & mask
+        return np.array(slots, dtype=np.int64), np.array(held, dtype=bool)
 
     def remove(self, cells: np.ndarray) -> None:
         """Remove the ids held in ``cells`` (as :meth:`find` gave them; distinct)."""

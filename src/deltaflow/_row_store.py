@@ -30,6 +30,9 @@ __all__ = ["Replaced", "RowsById", "id_halves", "ids_of_halves"]
 
 _START = 1024  # slots allocated at first; doubled as needed
 _HALF = 1 << 64
+_LOW = _HALF - 1
+#: Up to this many ids are split in Python: a Polars query costs more than that.
+_PYTHON_IDS = 64
 _UINT128 = pl.UInt128()
 
 #: Column types stored as their physical numbers (everything else: Python values).
@@ -53,6 +56,10 @@ _NUMERIC = (
 
 def id_halves(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """The low and the high 64 bits of each id (``UInt128``), as NumPy arrays."""
+    if len(ids) <= _PYTHON_IDS:
+        values = ids.to_list()
+        low = np.array([v & _LOW for v in values], dtype=np.uint64)
+        return low, np.array([v >> 64 for v in values], dtype=np.uint64)
     low = ids.cast(pl.UInt64, wrap_numerical=True).to_numpy()
     high = (ids // _HALF).cast(pl.UInt64).to_numpy()
     return low, high
@@ -69,7 +76,7 @@ class _Column:
     """One stored column: values by slot in a NumPy array (numbers, with a validity array
     when the column has had a None) or an object array of Python values."""
 
-    __slots__ = ("dtype", "kind", "name", "numeric", "valid", "values")
+    __slots__ = ("dtype", "kind", "name", "numeric", "plain", "valid", "values")
 
     def __init__(self, name: str, dtype: pl.DataType) -> None:
         self.name = name
@@ -80,6 +87,10 @@ class _Column:
             pl.Series([], dtype=self.dtype).to_physical().to_numpy().dtype
             if self.numeric
             else np.dtype(object)
+        )
+        #: Whether the column's values are their physical numbers (no conversion needed).
+        self.plain = (
+            self.numeric and pl.Series([], dtype=self.dtype).to_physical().dtype == self.dtype
         )
         self.values = np.empty(0, dtype=self.kind)
         self.valid: np.ndarray | None = None  # None: every stored value is set
@@ -100,7 +111,7 @@ class _Column:
         if series.dtype != self.dtype:
             series = series.cast(self.dtype)
         if not series.null_count():
-            return series.to_physical().to_numpy(), None
+            return (series if self.plain else series.to_physical()).to_numpy(), None
         numbers = series.to_physical().fill_null(strategy="zero").to_numpy()
         return numbers, series.is_not_null().to_numpy()
 
