@@ -95,7 +95,7 @@ class IdTable:
         count = len(low)
         self._make_room(count)
         if count <= _FEW:
-            return self._find_or_add_few(low, high, new_slots)
+            return self._find_or_add_few(low, high, new_slots, np.arange(count), set())
         slots = np.full(count, -1, dtype=np.int64)
         held = np.zeros(count, dtype=bool)
         mask = (1 << self._bits) - 1
@@ -104,7 +104,15 @@ class IdTable:
         cell = self._cells(low, high)
         stayed = np.zeros(count, dtype=bool)  # lost a free cell to another id last round
         probe = np.zeros(count, dtype=np.int64)  # cells each id has moved past
+        added: list[np.ndarray] = []  # the cells taken, per round
         while pending.size:
+            if pending.size <= _FEW:  # the last few: one by one, from their first cell
+                cells_added = set(np.concatenate(added).tolist()) if added else set()
+                last = self._find_or_add_few(
+                    low[pending], high[pending], new_slots, pending, cells_added
+                )
+                slots[pending], held[pending] = last
+                break
             seen = table[cell]
             tag = seen[:, 2]
             match = (tag >= _OFFSET) & (seen[:, 0] == low[pending]) & (seen[:, 1] == high[pending])
@@ -123,6 +131,7 @@ class IdTable:
                 table[taken, 1] = high[winners]
                 table[taken, 2] = given.astype(np.uint64) + np.uint64(_OFFSET)
                 slots[winners] = given
+                added.append(taken)
                 self._used += len(winners)
                 self._live += len(winners)
                 stay[empty] = True
@@ -141,16 +150,20 @@ class IdTable:
         low: np.ndarray,
         high: np.ndarray,
         new_slots: Callable[[np.ndarray], np.ndarray],
+        positions: np.ndarray,
+        added: set[int],
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`find_or_add` one id after the other, in Python: for a few ids, cheaper than
-        the rounds' NumPy calls. The same probe sequences, so the same table."""
+        the rounds' NumPy calls. The same probe sequences, so the same table. ``positions``
+        are the ids' positions for ``new_slots``; ``added`` the cells this call took already
+        (an id found there was not held before), updated."""
         table = self._cells_
         mask = (1 << self._bits) - 1
         slots: list[int] = []
         held: list[bool] = []
-        added: set[int] = set()  # cells taken by this call
-        ids = zip(low.tolist(), high.tolist(), self._cells(low, high).tolist(), strict=True)
-        for position, (lo, hi, cell) in enumerate(ids):
+        cells = self._cells(low, high).tolist()
+        ids = zip(positions.tolist(), low.tolist(), high.tolist(), cells, strict=True)
+        for position, lo, hi, cell in ids:
             probe = 0
             while True:
                 seen_low, seen_high, tag = table[cell].tolist()

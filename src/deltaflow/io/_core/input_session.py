@@ -366,6 +366,8 @@ class InputSession(Source):
                 handle.push(self._empty(), offsets=offsets)
             return
         self._pushed_offsets = offsets
+        # A single delta keeps the marks _delta gave it (mark_distinct_ids, mark_consolidated:
+        # an upsert delta is consolidated by itself); stacked ones the engine consolidates.
         batch = stack(self._ready) if len(self._ready) > 1 else self._ready[0]
         distinct = self._ready_distinct
         self._ready = []
