@@ -547,7 +547,7 @@ class InputSession(Source):
             retractions = self._retractions(replaced.old)
             if retractions is None:
                 return mark_distinct_ids(inserted)
-            if retractions.schema == inserted.schema:
+            if retractions.dtypes == inserted.dtypes:  # same names, in order, by construction
                 delta = retractions.vstack(inserted)
             else:
                 delta = stack([retractions, inserted])
