@@ -1,122 +1,340 @@
-"""The current row of every id, kept out of the cyclic garbage collector's sight.
+"""The current row of every id, stored by column and kept out of the cyclic collector's sight.
 
-A plain ``dict[id, tuple]`` of millions of rows stalls live updates: CPython stops tracking a
-dict of plain values at a full collection and tracks it again, in the youngest generation, the
-moment a freshly made tuple is stored in it, so the next young collections visit every entry
-(~45 ms at 2M rows, paid by whichever update stored a row), and every full collection walks it
-too. Here the ids map to slot numbers (a dict of ints, never tracked) and the rows live in a
-NumPy object array, which the collector does not traverse; freed slots are reused.
+An input session that takes upserts and key-only deletions must know the current row of every
+id. Storing it costs little per row beyond what the insert path already pays when the rows
+stay in columns: each id is split into its two 64-bit halves (for the whole batch at once), a
+:class:`~deltaflow._id_table.IdTable` maps ids to slot numbers a batch at a time, and every
+column lives in a NumPy array indexed by slot. A batch is then stored, and the rows it replaces
+are read back as a frame, with one array access per column: no Python object is made per row
+for numbers, and no 128-bit id becomes a Python integer.
+
+Garbage collection: a ``dict[id, tuple]`` of millions of rows stalls live updates (CPython
+tracks such a dict again, in the youngest generation, as soon as a fresh tuple is stored in
+it, so young collections walk every entry: ~45 ms at 2M rows). Here the ids and the values
+sit in NumPy arrays, which the collector does not traverse. Freed slots are reused.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Hashable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
+import polars as pl
 
-__all__ = ["RowsById"]
+from deltaflow._id_table import IdTable
+from deltaflow._small_frames import frame_of, series_of_array, series_of_values
+
+__all__ = ["Replaced", "RowsById", "id_halves", "ids_of_halves"]
 
 _START = 1024  # slots allocated at first; doubled as needed
+_HALF = 1 << 64
+_LOW = _HALF - 1
+#: Up to this many ids are split in Python: a Polars query costs more than that.
+_PYTHON_IDS = 64
+_UINT128 = pl.UInt128()
+
+#: Column types stored as their physical numbers (everything else: Python values).
+_NUMERIC = (
+    pl.Int8,
+    pl.Int16,
+    pl.Int32,
+    pl.Int64,
+    pl.UInt8,
+    pl.UInt16,
+    pl.UInt32,
+    pl.UInt64,
+    pl.Float32,
+    pl.Float64,
+    pl.Boolean,
+    pl.Date,
+    pl.Datetime,
+    pl.Duration,
+)
+
+
+def id_halves(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The low and the high 64 bits of each id (``UInt128``), as NumPy arrays."""
+    if len(ids) <= _PYTHON_IDS:
+        values = ids.to_list()
+        low = np.array([v & _LOW for v in values], dtype=np.uint64)
+        return low, np.array([v >> 64 for v in values], dtype=np.uint64)
+    low = ids.cast(pl.UInt64, wrap_numerical=True).to_numpy()
+    high = (ids // _HALF).cast(pl.UInt64).to_numpy()
+    return low, high
+
+
+def ids_of_halves(low: np.ndarray, high: np.ndarray, name: str) -> pl.Series:
+    """The ids (``UInt128``) whose :func:`id_halves` are ``low`` and ``high``."""
+    low_ = pl.lit(series_of_array("lo", np.ascontiguousarray(low))).cast(_UINT128)
+    high_ = pl.lit(series_of_array("hi", np.ascontiguousarray(high))).cast(_UINT128)
+    return pl.select((high_ * pl.lit(_HALF, dtype=_UINT128) + low_).alias(name)).to_series()
+
+
+class _Column:
+    """One stored column: values by slot in a NumPy array (numbers, with a validity array
+    when the column has had a None) or an object array of Python values."""
+
+    __slots__ = ("dtype", "kind", "name", "numeric", "plain", "valid", "values")
+
+    def __init__(self, name: str, dtype: pl.DataType) -> None:
+        self.name = name
+        self.dtype = pl.Series([], dtype=dtype).dtype  # an instance, also when given a class
+        self.numeric = isinstance(self.dtype, _NUMERIC)
+        #: The type of the values array: the column's physical numbers, or Python objects.
+        self.kind = (
+            pl.Series([], dtype=self.dtype).to_physical().to_numpy().dtype
+            if self.numeric
+            else np.dtype(object)
+        )
+        #: Whether the column's values are their physical numbers (no conversion needed).
+        self.plain = (
+            self.numeric and pl.Series([], dtype=self.dtype).to_physical().dtype == self.dtype
+        )
+        self.values = np.empty(0, dtype=self.kind)
+        self.valid: np.ndarray | None = None  # None: every stored value is set
+
+    def grow(self, size: int) -> None:
+        grown = np.empty(size, dtype=self.kind)
+        grown[: self.values.shape[0]] = self.values
+        self.values = grown
+        if self.valid is not None:
+            valid = np.ones(size, dtype=bool)
+            valid[: self.valid.shape[0]] = self.valid
+            self.valid = valid
+
+    def values_of(self, series: pl.Series) -> tuple[np.ndarray, np.ndarray | None]:
+        """The values of ``series`` as stored, and whether each is set (None: all are)."""
+        if not self.numeric:
+            return np.fromiter(series.to_list(), dtype=object, count=len(series)), None
+        if series.dtype != self.dtype:
+            series = series.cast(self.dtype)
+        if not series.null_count():
+            return (series if self.plain else series.to_physical()).to_numpy(), None
+        numbers = series.to_physical().fill_null(strategy="zero").to_numpy()
+        return numbers, series.is_not_null().to_numpy()
+
+    def same(
+        self, slots: np.ndarray, new: tuple[np.ndarray, np.ndarray | None]
+    ) -> np.ndarray | None:
+        """Whether each stored value at ``slots`` is exactly the new one, as consolidation
+        compares them (None when that cannot be told here: values of other Python types)."""
+        values, valid = new
+        old = self.values[slots]
+        if not self.numeric:
+            if not isinstance(self.dtype, pl.String):
+                return None
+            return np.asarray(old == values, dtype=bool)
+        if self.values.dtype.kind == "f":  # bit for bit, or both NaN
+            equal = old.view(f"u{old.itemsize}") == values.view(f"u{values.itemsize}")
+            equal |= np.isnan(old) & np.isnan(values)
+        else:
+            equal = old == values
+        if self.valid is not None or valid is not None:  # a missing value stored as 0
+            old_valid = self.valid[slots] if self.valid is not None else True
+            equal &= old_valid == (valid if valid is not None else True)
+        return equal
+
+    def write(self, slots: np.ndarray, new: tuple[np.ndarray, np.ndarray | None]) -> None:
+        values, valid = new
+        self.values[slots] = values
+        if valid is not None:
+            if self.valid is None:
+                self.valid = np.ones(self.values.shape[0], dtype=bool)
+            self.valid[slots] = valid
+        elif self.valid is not None:
+            self.valid[slots] = True
+
+    def read(self, slots: np.ndarray) -> pl.Series:
+        if not self.numeric:
+            return series_of_values(self.name, self.values[slots].tolist(), self.dtype)
+        series = series_of_array(self.name, np.ascontiguousarray(self.values[slots]))
+        if series.dtype != self.dtype:
+            series = series.cast(self.dtype)
+        if self.valid is not None:
+            valid = self.valid[slots]
+            if not valid.all():
+                mask = series_of_array("valid", valid)
+                masked = series.to_frame().select(pl.when(mask).then(pl.col(self.name)))
+                series = masked.to_series()
+        return series
+
+    def release(self, slots: np.ndarray) -> None:
+        """Let go of the Python values in freed slots (numbers need nothing)."""
+        if not self.numeric:
+            self.values[slots] = None
+
+
+class Replaced(NamedTuple):
+    """What :meth:`RowsById.replace` did."""
+
+    #: The rows current before for ids of the frame (None: none), except those replaced by
+    #: an equal row.
+    old: pl.DataFrame | None
+    #: The rows of the frame that changed something: without a row followed by another of
+    #: its id (the later one is kept) and, when ``exact``, without a row equal to the one
+    #: it replaced.
+    new: pl.DataFrame
+    #: Whether equal rows were left out; when not (columns of Python objects), ``old`` and
+    #: ``new`` may hold such a pair, which consolidation cancels.
+    exact: bool
 
 
 class RowsById:
-    """Rows (tuples) by id, for ids that are ints or other values never tracked by the
-    collector (texts, floats ...)."""
+    """The current row of every id of an input: a batch at a time, by column.
 
-    __slots__ = ("_free", "_next", "_rows", "_slots")
+    ``id_name`` names the id column (``UInt128``) of the frames given and returned; ``columns``
+    the stored columns and their types. Frames returned hold the id column then ``columns``.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_columns", "_free", "_id_name", "_ids", "_next", "_size", "_stamp")
+
+    def __init__(self, id_name: str, columns: Sequence[tuple[str, pl.DataType]]) -> None:
+        self._id_name = id_name
+        self._columns = [_Column(name, dtype) for name, dtype in columns]
+        self._ids = IdTable()  # id -> slot
         self.clear()
 
     def __len__(self) -> int:
-        return len(self._slots)
-
-    def get(self, key: Hashable) -> tuple[Any, ...] | None:
-        slot = self._slots.get(key)
-        return None if slot is None else self._rows[slot]
-
-    def put(self, key: Hashable, row: tuple[Any, ...]) -> None:
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._free.pop() if self._free else self._take(1)
-            self._slots[key] = slot
-        self._rows[slot] = row
-
-    def put_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Store each row under its first value (its id); a later row of one id wins."""
-        keys = [row[0] for row in rows]
-        if not any(map(self._slots.__contains__, keys)) and len(set(keys)) == len(keys):
-            self._put_new(keys, rows)
-            return
-        for row in rows:
-            self.put(row[0], row)
-
-    def _put_new(self, keys: list[Hashable], rows: Sequence[tuple[Any, ...]]) -> None:
-        """Store rows under distinct ids that have none yet."""
-        if self._free:
-            for key, row in zip(keys, rows, strict=True):
-                self.put(key, row)
-            return
-        start = self._take(len(rows))  # one run of never used slots
-        self._slots.update(zip(keys, range(start, start + len(rows))))
-        self._rows[start : start + len(rows)] = _objects(rows)
-
-    def replace_rows(self, rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Store each row under its id (its first value), as :meth:`put` one by one would,
-        and return the rows they replaced, in order. Distinct ids are handled a batch at a
-        time: the replaced rows read and written with one array access each."""
-        keys = [row[0] for row in rows]
-        if len(set(keys)) != len(keys):  # an id twice: its second row replaces its first
-            replaced = []
-            for key, row in zip(keys, rows, strict=True):
-                old = self.get(key)
-                if old is not None:
-                    replaced.append(old)
-                self.put(key, row)
-            return replaced
-        found = list(map(self._slots.get, keys))
-        present = [i for i, slot in enumerate(found) if slot is not None]
-        replaced = []
-        if present:
-            at = np.fromiter((found[i] for i in present), dtype=np.int64, count=len(present))
-            replaced = self._rows[at].tolist()
-            self._rows[at] = _objects([rows[i] for i in present])
-        if len(present) < len(rows):
-            absent = [i for i, slot in enumerate(found) if slot is None]
-            self._put_new([keys[i] for i in absent], [rows[i] for i in absent])
-        return replaced
-
-    def pop(self, key: Hashable) -> tuple[Any, ...] | None:
-        slot = self._slots.pop(key, None)
-        if slot is None:
-            return None
-        row: tuple[Any, ...] = self._rows[slot]
-        self._rows[slot] = None
-        self._free.append(slot)
-        return row
-
-    def values(self) -> list[tuple[Any, ...]]:
-        return [row for row in self._rows[: self._next].tolist() if row is not None]
+        return len(self._ids)
 
     def clear(self) -> None:
-        self._slots: dict[Hashable, int] = {}
-        self._rows: np.ndarray = np.empty(_START, dtype=object)
+        self._ids.clear()
         self._next = 0  # slots below this have been used
-        self._free = array("q")  # slots freed by pop, reused first
+        self._size = 0  # slots allocated
+        self._free = array("q")  # slots freed, reused first
+        self._stamp = np.empty(0, dtype=np.int64)  # scratch, by slot: see _last_of_each
+        for column in self._columns:
+            column.values = np.empty(0, dtype=column.kind)
+            column.valid = None
 
-    def _take(self, count: int) -> int:
-        """The first of ``count`` never used slots, growing the array if needed."""
+    def put(self, frame: pl.DataFrame) -> None:
+        """Store the rows of ``frame`` (the id column and the stored columns) as the current
+        rows of their ids; of two rows with one id, the later one."""
+        self.replace(frame, keep_replaced=False)
+
+    def replace(self, frame: pl.DataFrame, *, keep_replaced: bool = True) -> Replaced:
+        """:meth:`put`, telling which rows were current before for the ids of ``frame``."""
+        if frame.height == 0:
+            return Replaced(None, frame, True)
+        low, high = id_halves(frame[self._id_name])
+        slots, present = self._ids.find_or_add(low, high, self._take_for)
+        found = np.where(present, slots, -1)  # the slots of rows there before
+        last = self._last_of_each(slots)
+        if last is not None:  # an id twice: its last row is the one kept
+            slots, found, present = slots[last], found[last], present[last]
+            frame = frame[last]
+        new = [column.values_of(frame[column.name]) for column in self._columns]
+        replaced, stored, exact = None, frame, True
+        if keep_replaced and present.any():
+            old_slots = found[present]
+            ids = frame[self._id_name]
+            if len(old_slots) < len(found):
+                ids = ids.filter(series_of_array("present", present))
+            # A row replaced by an equal one is no change: left out of both.
+            same = self._same(
+                old_slots, [(v[present], m if m is None else m[present]) for v, m in new]
+            )
+            if same is None:
+                exact = False
+            elif same.any():
+                changed = ~same
+                old_slots = old_slots[changed]
+                ids = ids.filter(series_of_array("changed", changed))
+                unchanged = np.zeros(len(found), dtype=bool)
+                unchanged[np.flatnonzero(present)[same]] = True
+                stored = frame.filter(series_of_array("kept", ~unchanged))
+            replaced = self._read(old_slots, ids) if len(old_slots) else None
+        for column, values in zip(self._columns, new, strict=True):
+            column.write(slots, values)
+        return Replaced(replaced, stored, exact)
+
+    def _last_of_each(self, slots: np.ndarray) -> np.ndarray | None:
+        """The positions of the last occurrence of each slot, in order (None: all distinct)."""
+        positions = np.arange(len(slots))
+        stamp = self._stamp
+        stamp[slots] = positions  # with a slot twice, one of its positions stays
+        if (stamp[slots] == positions).all():
+            return None
+        stamp[slots] = -1
+        np.maximum.at(stamp, slots, positions)
+        return np.flatnonzero(stamp[slots] == positions)
+
+    def _same(
+        self, slots: np.ndarray, new: list[tuple[np.ndarray, np.ndarray | None]]
+    ) -> np.ndarray | None:
+        """Whether each stored row at ``slots`` equals its new values (None: not known)."""
+        same = np.ones(len(slots), dtype=bool)
+        for column, values in zip(self._columns, new, strict=True):
+            equal = column.same(slots, values)
+            if equal is None:
+                return None
+            same &= equal
+        return same
+
+    def pop(self, ids: pl.Series) -> pl.DataFrame | None:
+        """Forget the rows of ``ids`` and return those there were (None when none)."""
+        if len(ids) == 0:
+            return None
+        found, cells = self._ids.find(*id_halves(ids))
+        present = found >= 0
+        if not present.any():
+            return None
+        first = self._first_of_each(np.where(present, found, -1), present)
+        slots = found[first]
+        self._ids.remove(cells[first])
+        if len(first) < len(ids):
+            keep = np.zeros(len(ids), dtype=bool)
+            keep[first] = True
+            ids = ids.filter(series_of_array("present", keep))
+        rows = self._read(slots, ids)
+        for column in self._columns:
+            column.release(slots)
+        self._free.extend(slots.tolist())
+        return rows
+
+    def _first_of_each(self, slots: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """The positions of the first occurrence of each present slot, in order."""
+        at = np.flatnonzero(present)
+        chosen = slots[at]
+        stamp = self._stamp
+        stamp[chosen] = at
+        if (stamp[chosen] == at).all():
+            return at
+        stamp[chosen] = len(slots)
+        np.minimum.at(stamp, chosen, at)
+        return at[stamp[chosen] == at]
+
+    def take_all(self) -> pl.DataFrame | None:
+        """Every current row (None when there are none); the store is then empty."""
+        if not len(self._ids):
+            self.clear()
+            return None
+        low, high, slots = self._ids.entries()
+        rows = self._read(slots, ids_of_halves(low, high, self._id_name))
+        self.clear()
+        return rows
+
+    def _read(self, slots: np.ndarray, ids: pl.Series) -> pl.DataFrame:
+        return frame_of([ids.alias(self._id_name), *(c.read(slots) for c in self._columns)])
+
+    def _take_for(self, positions: np.ndarray) -> np.ndarray:
+        return self._take(len(positions))
+
+    def _take(self, count: int) -> np.ndarray:
+        """``count`` free slots: freed ones first, then never used ones (growing the arrays)."""
+        reused = min(count, len(self._free))
+        parts = []
+        if reused:
+            parts.append(np.array(self._free[len(self._free) - reused :], dtype=np.int64))
+            del self._free[len(self._free) - reused :]
         start = self._next
-        self._next += count
-        if self._next > self._rows.shape[0]:
-            grown = np.empty(max(self._next, 2 * self._rows.shape[0]), dtype=object)
-            grown[:start] = self._rows[:start]
-            self._rows = grown
-        return start
-
-
-def _objects(rows: Sequence[tuple[Any, ...]]) -> np.ndarray:
-    """A one-dimensional object array of the rows (``np.array`` would make a table of them)."""
-    return np.fromiter(rows, dtype=object, count=len(rows))
+        self._next += count - reused
+        if self._next > self._size:
+            self._size = max(self._next, 2 * self._size, _START)
+            for column in self._columns:
+                column.grow(self._size)
+            self._stamp = np.empty(self._size, dtype=np.int64)
+        parts.append(np.arange(start, self._next, dtype=np.int64))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)

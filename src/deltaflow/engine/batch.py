@@ -140,6 +140,29 @@ def has_distinct_ids(batch: pl.DataFrame) -> bool:
     return ref is not None and ref() is batch
 
 
+_CONSOLIDATED: dict[int, weakref.ref[pl.DataFrame]] = {}
+
+
+def _forget_consolidated(key: int, ref: weakref.ref[pl.DataFrame]) -> None:
+    if _CONSOLIDATED.get(key) is ref:
+        del _CONSOLIDATED[key]
+
+
+def mark_consolidated(batch: pl.DataFrame) -> pl.DataFrame:
+    """Record that ``batch`` is consolidated although an id may occur in it twice (and return
+    it): no (id, row) pair occurs twice and no diff is 0, e.g. the retraction of a row beside
+    the different row replacing it. :func:`consolidate` then returns it as it is."""
+    key = id(batch)
+    _CONSOLIDATED[key] = weakref.ref(batch, functools.partial(_forget_consolidated, key))
+    return batch
+
+
+def is_marked_consolidated(batch: pl.DataFrame) -> bool:
+    """Whether ``batch`` was marked by :func:`mark_consolidated`."""
+    ref = _CONSOLIDATED.get(id(batch))
+    return ref is not None and ref() is batch
+
+
 def same_ids_as(source: pl.DataFrame, derived: pl.DataFrame) -> pl.DataFrame:
     """Mark ``derived`` (rows of ``source`` with the same ids, e.g. a projection or a filter)
     as having distinct ids when ``source`` has; return it."""
@@ -186,6 +209,8 @@ def consolidate(batch: pl.DataFrame) -> pl.DataFrame:
     if batch.height == 0:
         return batch
     distinct = has_distinct_ids(batch)
+    if not distinct and is_marked_consolidated(batch):
+        return batch
     if batch.height <= SMALL_BATCH and not distinct:
         small = _consolidate_small(batch)
         if small is not None:

@@ -25,13 +25,14 @@ import time as _time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE, hash_columns, sequence_ids
 from deltaflow._row_store import RowsById
-from deltaflow._small_frames import frame_of, series_of_values
-from deltaflow.engine.batch import DIFF, ID, stack
+from deltaflow._small_frames import frame_of, series_of_array
+from deltaflow.engine.batch import DIFF, ID, mark_consolidated, mark_distinct_ids, stack
 from deltaflow.engine.boundary import Source, SourceHandle, connector_error
 from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
 from deltaflow.io._core.base import (
@@ -73,7 +74,9 @@ def _ones(count: int, sign: int = 1) -> pl.Series:
     commits)."""
     if count <= _ID_BLOCK:
         return (_ONES if sign > 0 else _MINUS_ONES).slice(0, count)
-    return pl.Series(DIFF, [sign], dtype=pl.Int64).extend_constant(sign, count - 1)
+    # From NumPy: ``extend_constant`` is a Polars query, whose GIL hand-off can cost a few
+    # milliseconds when other threads are busy.
+    return series_of_array(DIFF, np.full(count, sign, dtype=np.int64))
 
 
 _PART_ROWS = 100_000  # a block with this many rows ready may push them as a part of its time
@@ -126,7 +129,6 @@ class InputSession(Source):
         self.restored: list[tuple[Hashable | None, pl.DataFrame]] | None = None
         self.reader_check: Callable[[Reader], None] | None = None
         self._names = [ID, *self.columns, DIFF]
-        self._row_dtypes: list[pl.DataType] | None = None  # see _frame_of
         self._key_types = [(k, self.columns[k]) for k in self.primary_key]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -219,7 +221,8 @@ class InputSession(Source):
                     logger.exception("input %s: closing the reader failed", self.name)
 
     def _loop(self, reader: Reader, handle: SourceHandle) -> None:
-        self._state = RowsById()  # the current row of every id (keep_row_state)
+        # The current row of every id (keep_row_state).
+        self._state = RowsById(ID, [(n, d.to_polars()) for n, d in self.columns.items()])
         self._by_source: dict[Hashable, list[pl.DataFrame]] = {}
         self._positions: dict[Hashable, int] = {}
         self._id_blocks: dict[Hashable, tuple[int, pl.Series]] = {}
@@ -364,6 +367,8 @@ class InputSession(Source):
                 handle.push(self._empty(), offsets=offsets)
             return
         self._pushed_offsets = offsets
+        # A single delta keeps the marks _delta gave it (mark_distinct_ids, mark_consolidated:
+        # an upsert delta is consolidated by itself); stacked ones the engine consolidates.
         batch = stack(self._ready) if len(self._ready) > 1 else self._ready[0]
         distinct = self._ready_distinct
         self._ready = []
@@ -527,41 +532,35 @@ class InputSession(Source):
         if kind == "delete":
             if not self.keep_row_state:
                 return _with_column(rows, _ones(rows.height, -1))
-            old = [self._state.pop(i) for i in rows[ID].to_list()]
-            return self._frame_of([r for r in old if r is not None], -1)
+            return self._retractions(self._state.pop(rows[ID]))
         if kind == "truncate":  # the source was emptied: retract every current row
             if not self.keep_row_state:
                 raise RuntimeError("truncate rows need a session created with keep_row_state=True")
-            old_rows = self._state.values()
-            self._state.clear()
-            return self._frame_of(old_rows, -1)
+            return self._retractions(self._state.take_all())
         if kind == "upsert":
             if not self.keep_row_state:
                 raise RuntimeError("upsert rows need a session created with keep_row_state=True")
-            retracted = self._state.replace_rows(rows.rows())
-            inserted = _with_column(rows, _ones(rows.height))
-            retractions = self._frame_of(retracted, -1)
+            # Left out: a row followed by another of its id in the batch, and (exact) a row
+            # replacing an equal one; what is left is consolidated, and the engine need not
+            # do it again (when the commit holds just this delta: see _commit).
+            replaced = self._state.replace(rows)
+            inserted = _with_column(replaced.new, _ones(replaced.new.height))
+            retractions = self._retractions(replaced.old)
             if retractions is None:
-                return inserted
-            if retractions.schema == inserted.schema:
-                return retractions.vstack(inserted)
-            return stack([retractions, inserted])
+                return mark_distinct_ids(inserted)
+            if retractions.dtypes == inserted.dtypes:  # same names, in order, by construction
+                delta = retractions.vstack(inserted)
+            else:
+                delta = stack([retractions, inserted])
+            return mark_consolidated(delta) if replaced.exact else delta
         raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     def _remember(self, rows: pl.DataFrame) -> None:
-        self._state.put_rows(rows.rows())
+        self._state.put(rows)
 
-    def _frame_of(self, rows: list[tuple[Any, ...]], diff: int) -> pl.DataFrame | None:
-        if not rows:
+    @staticmethod
+    def _retractions(rows: pl.DataFrame | None) -> pl.DataFrame | None:
+        """``rows`` (the id and the columns) with a ``_diff`` of -1."""
+        if rows is None:
             return None
-        if self._row_dtypes is None:  # the stored columns' types, once
-            self._row_dtypes = [ID_DTYPE, *(d.to_polars() for d in self.columns.values())]
-        series = []
-        for name, dtype, values in zip(
-            self._names[:-1], self._row_dtypes, zip(*rows, strict=True), strict=True
-        ):
-            if isinstance(dtype, pl.Datetime | pl.Duration):
-                series.append(pl.Series(name, list(values)).cast(dtype))
-            else:
-                series.append(series_of_values(name, list(values), dtype))
-        return frame_of([*series, _ones(len(rows), diff)])
+        return frame_of([*rows.get_columns(), _ones(rows.height, -1)])
