@@ -365,9 +365,11 @@ def test_id_operations_instances_and_windows_are_placed_by_key() -> None:
     assert placed[("AsofJoinOperator", "asof_join_left")] == partitioned
     assert placed[("WindowAssignOperator", "windowby")] == {Placement.LOCAL}
     assert placed[("WindowIdOperator", "windowby ids")] == {Placement.LOCAL}
-    # Behaviors need the frontier of the whole table (the latest time seen): worker 0.
-    for kind in ("buffer", "forget", "ignore_late"):
-        assert placed[("TimeGateOperator", kind)] == {Placement.SINGLE}, kind
+    # The behaviors' gates share the frontier of every worker: the first takes the rows by
+    # id, the ones below it find them there.
+    assert placed[("TimeGateOperator", "ignore_late")] == partitioned
+    for kind in ("buffer", "forget"):
+        assert placed[("TimeGateOperator", kind)] == {Placement.LOCAL}, kind
     forgetting = ("ForgettingFilterOperator", "filter_out_results_of_forgetting")
     assert placed[forgetting] == partitioned  # by row id
     # A persisted deduplicate keeps its saved state on worker 0; a run keeping errors runs

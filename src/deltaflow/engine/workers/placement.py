@@ -6,7 +6,9 @@ The placements:
   reader can read a share of its paths (see ``inputs``).
 * ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat, window
   assignment and window ids) run on every worker over the rows that worker holds; nothing
-  moves.
+  moves. So does a behavior's gate (below) whose input rows are already on the workers
+  owning their ids (below a gate or another operator partitioned by row id, through selects
+  and filters, which keep ids).
 * ``PARTITIONED``: each input row goes to the worker owning its key, so that the rows an
   operator's result combines meet on one worker, whose state holds only its share:
 
@@ -17,17 +19,26 @@ The placements:
     ``intersect``, ``difference``) and ``filter_out_results_of_forgetting``: the row id, on
     every input (``ix``/``ix_ref`` are joins of a pointer with the ids, partitioned as joins);
   - ``sort``, ``deduplicate`` and session windows with an instance: the instance (all their
-    state is per instance).
+    state is per instance);
+  - the behaviors' gates without an instance (``buffer``, ``ignore_late``, ``forget``, as
+    windows' ``common_behavior`` / ``exactly_once_behavior`` build them): the row id. They
+    compare rows with the largest event time of the whole table, which no worker's share
+    knows, so at each time every worker running a gate sends the others a summary of its
+    share (its largest event time, and what decides whether rows are held or forgotten
+    anywhere) and each finishes its step with the combination of all of them
+    (``TimeGateOperator.prepare`` / ``conclude``; the runtime's ``_send_summary``). The
+    times they ask for (marked forgetting's odd time, the final time for held rows) are
+    then asked for alike on every worker, worker 0's request among them.
 
   A key computed by Python (a UDF would run twice) keeps the operator on worker 0, and so
   does a run keeping errors (the key projection drops and reports rows with errors, once).
 * ``SINGLE``: everything else: ``sort``, ``deduplicate`` and sessions without an instance
   (one global state), a ``deduplicate`` in a persisted run (its saved state is kept on
-  worker 0), the behaviors' gates (``buffer``, ``ignore_late``, ``forget``: they compare
-  rows with the largest event time seen in the whole table, and ask worker 0 for times of
-  their own), ``iterate``, most outputs, and the partitioned kinds when partitioning them is
-  not safe: the inputs are gathered on worker 0, which runs the operator over all rows, as
-  with one worker.
+  worker 0), the behaviors' gates in a persisted run (as before; a restart's replay through
+  gates on several workers is not tested), gates with an instance (Pathway's private ``_forget`` /
+  ``_buffer`` / ``_freeze`` with ``instance_column``: a frontier per instance), ``iterate``,
+  most outputs, and the partitioned kinds when partitioning them is not safe: the inputs are
+  gathered on worker 0, which runs the operator over all rows, as with one worker.
 * ``EVERY_WORKER``: an output whose destination takes several writers (its sink says so:
   ``Sink.several_writers``, e.g. ``pw.io.kafka.write``) runs on every worker, each writing the
   rows it holds, when what the workers write at a time is together that time's consolidated
@@ -160,6 +171,8 @@ def partition_hashers(
         return [_hash_of_ids] * len(op.node.inputs)
     if kind is ForgettingFilterOperator:  # rows shown, by id; the odd times are everyone's
         return [_hash_of_ids]
+    if is_frontier_gate(op) and not persisted:  # by id, with the frontier of every worker
+        return [_hash_of_ids]
     if kind in (SortOperator, SessionOperator) or (kind is DeduplicateOperator and not persisted):
         hasher = _instance_hasher(op)
         return None if hasher is None else [hasher]
@@ -179,6 +192,14 @@ def partition_hashers(
             return None
         return [sides[0], sides[1]]
     return None
+
+
+def is_frontier_gate(op: Operator) -> bool:
+    """Whether ``op`` is a behavior's gate over the whole table (no instance): a gate whose
+    workers agree on the frontier at each time (see the module's docstring)."""
+    from deltaflow.engine.stateful.temporal_behavior import TimeGateOperator
+
+    return type(op) is TimeGateOperator and not op.node.has_instance
 
 
 def placement_of(op: Operator, hashers: list[KeyHasher] | None, *, split: bool) -> Placement:
@@ -204,10 +225,29 @@ def place_operators(
     worker), and whether its output may have rows on other workers than 0. In a persisted
     run every output stays on worker 0: the checkpoint keeps worker 0's output positions, and
     a writer's crash replay (Kafka's) assumes one producer per destination."""
+    from deltaflow.engine.stateful.temporal_behavior import TimeGateOperator
+
     placement = [
         placement_of(op, keyed, split=position in split)
         for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True))
     ]
+    # Whether each operator's rows are on the worker owning their id: a gate below such
+    # rows runs where they are (LOCAL), without an exchange.
+    by_id: list[bool] = []
+    for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True)):
+        inputs = inputs_of[position]
+        if is_frontier_gate(op) and keyed is not None and by_id[inputs[0]]:
+            placement[position] = Placement.LOCAL
+        where = placement[position]
+        if where is Placement.PARTITIONED:
+            by_id.append(all(hasher is _hash_of_ids for hasher in keyed or ()))
+        else:
+            by_id.append(
+                where is Placement.LOCAL
+                and isinstance(op, SelectOperator | FilterOperator | TimeGateOperator)
+                and len(inputs) == 1
+                and by_id[inputs[0]]
+            )
     spread: list[bool] = []
     for position, where in enumerate(placement):
         if where is Placement.LOCAL:
@@ -253,7 +293,10 @@ def spread_outputs(
     from deltaflow.engine.stateful.deduplicate import DeduplicateOperator
     from deltaflow.engine.stateful.idops import IdOpOperator
     from deltaflow.engine.stateful.reduce import ReduceOperator
-    from deltaflow.engine.stateful.temporal_behavior import ForgettingFilterOperator
+    from deltaflow.engine.stateful.temporal_behavior import (
+        ForgettingFilterOperator,
+        TimeGateOperator,
+    )
 
     owned: list[bool] = []
     for position, (op, where) in enumerate(zip(operators, placement, strict=True)):
@@ -265,14 +308,22 @@ def spread_outputs(
         elif where is Placement.PARTITIONED:
             owned.append(
                 type(op)
-                in (ReduceOperator, DeduplicateOperator, IdOpOperator, ForgettingFilterOperator)
+                in (
+                    ReduceOperator,
+                    DeduplicateOperator,
+                    IdOpOperator,
+                    ForgettingFilterOperator,
+                    TimeGateOperator,
+                )
             )
         elif isinstance(op, WindowIdOperator):  # LOCAL from here on
             source = operators[inputs[0]]
             owned.append(type(source) is ReduceOperator and owned[inputs[0]])
         else:
             keeps_ids = (
-                isinstance(op, SelectOperator | FilterOperator | WindowAssignOperator)
+                isinstance(
+                    op, SelectOperator | FilterOperator | WindowAssignOperator | TimeGateOperator
+                )
                 and len(inputs) == 1
             )
             owned.append(keeps_ids and owned[inputs[0]])

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -60,11 +59,18 @@ from deltaflow.engine.workers.inputs import (
 from deltaflow.engine.workers.placement import (
     KeyHasher,
     Placement,
+    is_frontier_gate,
     partition_hashers,
     place_operators,
     split_by_key,
 )
-from deltaflow.engine.workers.progress import Mailbox, TimeInFlight, merge_parts, window_size
+from deltaflow.engine.workers.progress import (
+    Mailbox,
+    TimeInFlight,
+    check_same_plan,
+    merge_parts,
+    window_size,
+)
 from deltaflow.engine.workers.transport import WorkerError, encode_frame, mesh_for
 from deltaflow.errors import keeps_errors
 
@@ -103,8 +109,14 @@ class PartitionedRuntime(Runtime):
         self._placement, self._spread = place_operators(
             self.operators, self._hashers, self._inputs_of, split, persisted=persistence is not None
         )
-        # Operators whose inputs move between workers before they run.
-        self._exchanging = {
+        # The behaviors' gates sharing the frontier of every worker (see ``placement``).
+        self._frontier_gates = frozenset(
+            position
+            for position, op in enumerate(self.operators)
+            if is_frontier_gate(op) and self._placement[position] is not Placement.SINGLE
+        )
+        # Operators whose inputs move between workers before they run (and those gates).
+        self._exchanging = set(self._frontier_gates) | {
             position
             for position, where in enumerate(self._placement)
             if where is Placement.PARTITIONED
@@ -268,27 +280,13 @@ class PartitionedRuntime(Runtime):
             self.written_rows,
         )
 
-    def _plan_digest(self) -> str:
-        """What every worker must have compiled alike: each operator's kind, its columns and
-        the positions of its inputs (a program that builds its graph differently on some
-        worker, e.g. by iterating over a set, would otherwise exchange the wrong batches)."""
+    def _check_same_plan(self) -> None:
+        """Every worker must have compiled alike (see ``progress.check_same_plan``)."""
         described = [
             (type(op).__name__, list(op.node.columns), self._inputs_of[position])
             for position, op in enumerate(self.operators)
         ]
-        return hashlib.sha256(repr(described).encode()).hexdigest()
-
-    def _check_same_plan(self) -> None:
-        digest = self._plan_digest()
-        if self.config.is_coordinator:
-            self.mesh.broadcast(("plan", digest))
-            return
-        message = self.mesh.receive(0)
-        if message[0] != "plan" or message[1] != digest:
-            raise WorkerError(
-                f"worker {self.config.index} built a different pipeline than worker 0 "
-                f"(the program must build the same tables, in the same order, on every worker)"
-            )
+        check_same_plan(self.mesh, self.config.index, described)
 
     def _on_report(self, peer: int, message: tuple[Any, ...]) -> None:
         """On worker 0 (on the mesh's receiving thread): worker ``peer`` reported commits of
@@ -509,24 +507,43 @@ class PartitionedRuntime(Runtime):
             op = self.operators[position]
             deltas = [flight.results[i] for i in self._inputs_of[position]]
             runs = position < limit and (oldest or not isinstance(op, OutputOperator))
-            if position in flight.exchanges:
-                if flight.sent is None:
-                    flight.sent = self._send_parts(time, position, deltas)
+            where = self._placement[position]
+            gate = position in self._frontier_gates
+            summaries = None
+            if position in flight.exchanges and (flight.summary is None or not gate):
+                if where is not Placement.LOCAL:  # a LOCAL gate's rows stay where they are
+                    if flight.sent is None:
+                        flight.sent = self._send_parts(time, position, deltas)
+                        moved = True
+                    if not runs:
+                        break
+                    own, senders = flight.sent
+                    received = self._mailbox.rows(time, position, senders, len(deltas))
+                    if received is None:
+                        break
+                    flight.sent = None
+                    deltas = merge_parts(own, received)
+                elif not runs:
+                    break
+                if gate:
+                    flight.summary = self._send_summary(time, position, deltas[0])
                     moved = True
-                if not runs:
-                    break
-                own, senders = flight.sent
-                received = self._mailbox.rows(time, position, senders, len(deltas))
-                if received is None:
-                    break
-                flight.sent = None
-                deltas = merge_parts(own, received)
             elif not runs:
                 break
+            if gate and position in flight.exchanges:
+                summaries = self._mailbox.summaries(time, position, self.mesh.peers)
+                if summaries is None:
+                    break
+                summaries.append(flight.summary)
+                flight.summary = None
             flight.cursor += 1
             moved = True
-            where = self._placement[position]
             if not coordinator and where in (Placement.SINGLE, Placement.INPUT):
+                continue
+            if summaries is not None:  # every worker concludes the gate's step
+                self.errors.current = op.node
+                flight.results[position] = op.conclude(time, summaries)  # type: ignore[attr-defined]
+                self.errors.current = None
                 continue
             if isinstance(op, InputOperator):
                 op.pending.extend(flight.rows.get(position, ()))
@@ -559,6 +576,19 @@ class PartitionedRuntime(Runtime):
             flight.done(flight.time)
 
     # --- exchanges ---------------------------------------------------------------------------
+    def _send_summary(self, time: int, position: int, delta: pl.DataFrame | None) -> Any:
+        """At a gate sharing the frontier of every worker: the first half of its step over
+        this worker's rows, whose summary goes to every other worker (see
+        ``temporal_behavior.TimeGateOperator``)."""
+        op: Any = self.operators[position]
+        self.errors.current = op.node
+        if self._placement[position] is Placement.PARTITIONED and delta is not None:
+            self.partitioned_rows += delta.height
+        summary = op.prepare(time, delta)
+        self.errors.current = None
+        self.mesh.broadcast(("frontier", time, position, tuple(summary)))
+        return summary
+
     def _send_parts(
         self, time: int, position: int, deltas: list[pl.DataFrame | None]
     ) -> tuple[list[pl.DataFrame | None], list[int]]:
