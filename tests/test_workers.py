@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deltaflow as pw
+from deltaflow.engine.operators import InputOperator
 from deltaflow.engine.runtime import Runtime
 from deltaflow.engine.workers.placement import Placement, partition_hashers, place_operators
 from test_stateful_properties import update_streams
@@ -326,12 +327,17 @@ def test_partitioned_operators_share_the_rows(tmp_path: Path) -> None:
         assert rows > 0, line
 
 
-def _placements(split: set[int] | None = None) -> dict[tuple[str, str], set[Placement]]:
+def _placements(
+    split: set[int] | None = None, *, all_split: bool = False
+) -> dict[tuple[str, str], set[Placement]]:
     """Where the operators of the current graph run on several workers, by (operator class,
-    description); ``split``: the inputs read on every worker (default: those that can be)."""
+    description); ``split``: the inputs read on every worker (default: those that can be;
+    ``all_split``: every input, as if each were read on every worker)."""
     from deltaflow.plan import REGISTRY
 
     runtime = Runtime(REGISTRY.outputs)
+    if all_split:
+        split = {p for p, op in enumerate(runtime.operators) if isinstance(op, InputOperator)}
     if split is None:
         split = {
             position
@@ -365,11 +371,15 @@ def test_id_operations_instances_and_windows_are_placed_by_key() -> None:
     assert placed[("AsofJoinOperator", "asof_join_left")] == partitioned
     assert placed[("WindowAssignOperator", "windowby")] == {Placement.LOCAL}
     assert placed[("WindowIdOperator", "windowby ids")] == {Placement.LOCAL}
-    # The behaviors' gates share the frontier of every worker: the first takes the rows by
+    # The behaviors' gates of rows all on worker 0 (debug tables) stay there; of rows read
+    # on every worker, they share the frontier of every worker: the first takes the rows by
     # id, the ones below it find them there.
-    assert placed[("TimeGateOperator", "ignore_late")] == partitioned
+    for kind in ("buffer", "forget", "ignore_late"):
+        assert placed[("TimeGateOperator", kind)] == {Placement.SINGLE}, kind
+    spread = _placements(all_split=True)
+    assert spread[("TimeGateOperator", "ignore_late")] == partitioned
     for kind in ("buffer", "forget"):
-        assert placed[("TimeGateOperator", kind)] == {Placement.LOCAL}, kind
+        assert spread[("TimeGateOperator", kind)] == {Placement.LOCAL}, kind
     forgetting = ("ForgettingFilterOperator", "filter_out_results_of_forgetting")
     assert placed[forgetting] == partitioned  # by row id
     # A persisted deduplicate keeps its saved state on worker 0; a run keeping errors runs

@@ -120,10 +120,11 @@ def test_errors_as_values_give_the_update_streams_of_one_worker(data: st.DataObj
 
 
 def test_the_behaviors_gates_of_these_pipelines_are_shared_by_the_workers() -> None:
-    """The pipelines above run the behaviors' gates on every worker (the first by row id,
-    those below it where the rows are), not gathered on worker 0: the comparisons with one
-    worker exercise the frontier the workers agree on. Gates with an instance, and runs
-    keeping errors as values, stay on worker 0."""
+    """The pipelines above whose rows are spread over the workers run the behaviors' gates
+    on every worker (the first by row id, those below it where the rows are), not gathered on
+    worker 0: the comparisons with one worker exercise the frontier the workers agree on.
+    Gates of rows all on worker 0, gates with an instance, and runs keeping errors as values
+    stay on worker 0."""
     from deltaflow.engine.runtime import Runtime
     from deltaflow.engine.workers.placement import Placement, partition_hashers, place_operators
     from deltaflow.plan import REGISTRY
@@ -144,9 +145,11 @@ def test_the_behaviors_gates_of_these_pipelines_are_shared_by_the_workers() -> N
         if keeping_errors:
             assert placed == {(False, Placement.SINGLE), (True, Placement.SINGLE)}
         else:
+            # Pipelines whose rows are all on worker 0 (debug tables) keep their gates there.
             assert placed == {
                 (False, Placement.PARTITIONED),
                 (False, Placement.LOCAL),
+                (False, Placement.SINGLE),
                 (True, Placement.SINGLE),
             }
     kinds = {runtime.operators[p].describe() for p in gates}

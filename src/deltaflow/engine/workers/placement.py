@@ -9,6 +9,9 @@ The placements:
   moves. So does a behavior's gate (below) whose input rows are already on the workers
   owning their ids (below a gate or another operator partitioned by row id, through selects
   and filters, which keep ids).
+  A gate whose input rows are all on worker 0 (an input read there, no partitioned operator
+  above) stays there (``SINGLE``): moving its rows and agreeing on the frontier would cost
+  more round trips per time than the gate's work.
 * ``PARTITIONED``: each input row goes to the worker owning its key, so that the rows an
   operator's result combines meet on one worker, whose state holds only its share:
 
@@ -231,14 +234,24 @@ def place_operators(
         placement_of(op, keyed, split=position in split)
         for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True))
     ]
-    # Whether each operator's rows are on the worker owning their id: a gate below such
-    # rows runs where they are (LOCAL), without an exchange.
+    # Whether each operator's output may have rows on other workers than 0 (``spread``), and
+    # whether its rows are on the worker owning their id (``by_id``). A gate sharing the
+    # frontier runs where its rows are when they are placed by id already (LOCAL), and on
+    # worker 0 when they are all there (spreading them would cost more than the gate).
+    spread: list[bool] = []
     by_id: list[bool] = []
     for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True)):
         inputs = inputs_of[position]
-        if is_frontier_gate(op) and keyed is not None and by_id[inputs[0]]:
-            placement[position] = Placement.LOCAL
+        if is_frontier_gate(op) and keyed is not None:
+            if not spread[inputs[0]]:
+                placement[position] = Placement.SINGLE
+            elif by_id[inputs[0]]:
+                placement[position] = Placement.LOCAL
         where = placement[position]
+        if where is Placement.LOCAL:
+            spread.append(any(spread[i] for i in inputs))
+        else:
+            spread.append(where in (Placement.PARTITIONED, Placement.SPLIT_INPUT))
         if where is Placement.PARTITIONED:
             by_id.append(all(hasher is _hash_of_ids for hasher in keyed or ()))
         else:
@@ -248,12 +261,6 @@ def place_operators(
                 and len(inputs) == 1
                 and by_id[inputs[0]]
             )
-    spread: list[bool] = []
-    for position, where in enumerate(placement):
-        if where is Placement.LOCAL:
-            spread.append(any(spread[i] for i in inputs_of[position]))
-        else:
-            spread.append(where in (Placement.PARTITIONED, Placement.SPLIT_INPUT))
     if persisted:
         return placement, spread
     # Outputs to destinations with several writers are written where their rows are.

@@ -109,6 +109,11 @@ class PartitionedRuntime(Runtime):
         self._placement, self._spread = place_operators(
             self.operators, self._hashers, self._inputs_of, split, persisted=persistence is not None
         )
+        # Only partitioned operators split rows by key (a gate may be placed otherwise).
+        self._hashers = [
+            keyed if where is Placement.PARTITIONED else None
+            for keyed, where in zip(self._hashers, self._placement, strict=True)
+        ]
         # The behaviors' gates sharing the frontier of every worker (see ``placement``).
         self._frontier_gates = frozenset(
             position
