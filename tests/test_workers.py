@@ -413,7 +413,18 @@ def test_partitioned_outputs_of_id_operations_and_windows_are_written_where_they
         words.at, window=pw.temporal.sliding(hop=2, duration=5), instance=words.word
     ).reduce(pw.this._pw_instance, n=pw.reducers.count())
     pw.io.kafka.write(counts, settings, "w", name="windows")
+    gated = words.windowby(
+        words.at,
+        window=pw.temporal.tumbling(duration=5),
+        behavior=pw.temporal.common_behavior(delay=2, cutoff=4, keep_results=False),
+    ).reduce(n=pw.reducers.count())
+    pw.io.kafka.write(gated, settings, "g", name="gated windows")
     placed = _placements()
+    # Each Kafka message (so each row id) is read by one worker: the behaviors' gates run
+    # where the rows are read, sharing the frontier; nothing moves before the reduce.
+    for kind in ("ignore_late", "buffer", "forget"):
+        assert placed[("TimeGateOperator", kind)] == {Placement.LOCAL}, kind
+    assert placed[("OutputOperator", "gated windows")] == {Placement.EVERY_WORKER}
     assert placed[("OutputOperator", "update_rows")] == {Placement.EVERY_WORKER}
     assert placed[("OutputOperator", "deduplicate")] == {Placement.EVERY_WORKER}
     assert placed[("OutputOperator", "windows")] == {Placement.EVERY_WORKER}

@@ -152,5 +152,18 @@ def test_the_behaviors_gates_of_these_pipelines_are_shared_by_the_workers() -> N
                 (False, Placement.SINGLE),
                 (True, Placement.SINGLE),
             }
+    # Below a reduce (``reduced_*``), each row id stays on the worker owning its group: the
+    # first gate runs there too, without moving rows.
+    ops, inputs_of = runtime.operators, runtime._inputs_of
+    hashers = [partition_hashers(op, False) for op in ops]
+    placement, _ = place_operators(ops, hashers, inputs_of, set())
+    after_reduce = [
+        p
+        for p in gates
+        if type(ops[inputs_of[p][0]]).__name__ == "SelectOperator"
+        and type(ops[inputs_of[inputs_of[p][0]][0]]).__name__ == "ReduceOperator"
+    ]
+    assert after_reduce
+    assert {placement[p] for p in after_reduce} == {Placement.LOCAL}
     kinds = {runtime.operators[p].describe() for p in gates}
     assert kinds == {"ignore_late", "buffer", "forget"}

@@ -6,9 +6,9 @@ The placements:
   reader can read a share of its paths (see ``inputs``).
 * ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat, window
   assignment and window ids) run on every worker over the rows that worker holds; nothing
-  moves. So does a behavior's gate (below) whose input rows are already on the workers
-  owning their ids (below a gate or another operator partitioned by row id, through selects
-  and filters, which keep ids).
+  moves. So does a behavior's gate (below) whose input row ids each stay on one worker at
+  every time (below a partitioned reduce or id operation, another gate, an append-only
+  input read on every worker: see ``_keeps_ids_on_one``).
   A gate whose input rows are all on worker 0 (an input read there, no partitioned operator
   above) stays there (``SINGLE``): moving its rows and agreeing on the frontier would cost
   more round trips per time than the gate's work.
@@ -228,69 +228,59 @@ def place_operators(
     worker), and whether its output may have rows on other workers than 0. In a persisted
     run every output stays on worker 0: the checkpoint keeps worker 0's output positions, and
     a writer's crash replay (Kafka's) assumes one producer per destination."""
-    from deltaflow.engine.stateful.temporal_behavior import TimeGateOperator
 
     placement = [
         placement_of(op, keyed, split=position in split)
         for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True))
     ]
     # Whether each operator's output may have rows on other workers than 0 (``spread``), and
-    # whether its rows are on the worker owning their id (``by_id``). A gate sharing the
-    # frontier runs where its rows are when they are placed by id already (LOCAL), and on
-    # worker 0 when they are all there (spreading them would cost more than the gate).
+    # whether each of its row ids stays on one worker (``owned``, see ``_keeps_ids_on_one``).
+    # A gate sharing the frontier runs where its rows are when their ids stay on one worker
+    # (LOCAL), and on worker 0 when they are all there (spreading them would cost more than
+    # the gate); else it takes them by id.
     spread: list[bool] = []
-    by_id: list[bool] = []
+    owned: list[bool] = []
     for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True)):
         inputs = inputs_of[position]
         if is_frontier_gate(op) and keyed is not None:
             if not spread[inputs[0]]:
                 placement[position] = Placement.SINGLE
-            elif by_id[inputs[0]]:
+            elif owned[inputs[0]]:
                 placement[position] = Placement.LOCAL
         where = placement[position]
         if where is Placement.LOCAL:
             spread.append(any(spread[i] for i in inputs))
         else:
             spread.append(where in (Placement.PARTITIONED, Placement.SPLIT_INPUT))
-        if where is Placement.PARTITIONED:
-            by_id.append(all(hasher is _hash_of_ids for hasher in keyed or ()))
-        else:
-            by_id.append(
-                where is Placement.LOCAL
-                and isinstance(op, SelectOperator | FilterOperator | TimeGateOperator)
-                and len(inputs) == 1
-                and by_id[inputs[0]]
-            )
+        owned.append(_keeps_ids_on_one(operators, position, where, inputs, owned))
     if persisted:
         return placement, spread
     # Outputs to destinations with several writers are written where their rows are.
-    return spread_outputs(operators, placement, inputs_of, spread), spread
+    return spread_outputs(operators, placement, inputs_of, spread, owned), spread
 
 
-def spread_outputs(
+def _keeps_ids_on_one(
     operators: Sequence[Operator],
-    placement: list[Placement],
-    inputs_of: list[list[int]],
-    spread: list[bool],
-) -> list[Placement]:
-    """``placement`` with the outputs that are written on every worker made ``EVERY_WORKER``.
-
-    An output is written where its rows are when its sink takes several writers, it does not
-    sort a time's rows, its input may have rows on other workers than 0 (``spread``), and
-    every row id of its input is held by one worker at a time ("owned"): then the rows each
-    worker writes at a time are consolidated, and so is their union, with nothing that two
-    workers' rows would cancel. Ids are owned on one worker at the output of:
+    position: int,
+    where: Placement,
+    inputs: list[int],
+    owned: list[bool],
+) -> bool:
+    """Whether every row id of operator ``position``'s output is held by one worker, the same
+    at every time ("owned"; ``owned``: the answers for the operators before it). Then each
+    worker's delta at a time is consolidated, so is their union, and every change of an id
+    reaches the worker that holds its earlier ones. Ids are owned at the output of:
 
     * an input on worker 0, or one read on every worker whose rows are never taken back
       (``append_only``, a Kafka topic: each message, so each id, is read by one worker);
     * a partitioned reduce (its rows' ids come from the group key, whose owner holds it), a
       partitioned ``deduplicate`` (ids from the instance, whose owner holds it) and a
-      partitioned id operation or ``filter_out_results_of_forgetting`` (their rows keep
-      ids, each on the worker owning that id);
+      partitioned id operation, ``filter_out_results_of_forgetting`` or gate (their rows
+      keep ids, each on the worker owning that id);
     * an operator on worker 0;
-    * ``select``, ``filter`` and window assignment (row by row, keeping ids or deriving them
-      from the row's id) of such rows, and the window ids of a windowed reduce (from the
-      window and instance, its group key).
+    * ``select``, ``filter``, window assignment and gates (row by row, keeping ids or
+      deriving them from the row's id) of such rows, and the window ids of a windowed reduce
+      (from the window and instance, its group key).
 
     Not at a join (a pair of rows whose keys both change at one time is retracted on one
     worker and inserted again on another), nor at ``sort`` or session windows (a row whose
@@ -305,35 +295,43 @@ def spread_outputs(
         TimeGateOperator,
     )
 
-    owned: list[bool] = []
-    for position, (op, where) in enumerate(zip(operators, placement, strict=True)):
-        inputs = inputs_of[position]
-        if where is Placement.INPUT or where is Placement.SINGLE:
-            owned.append(True)
-        elif where is Placement.SPLIT_INPUT:
-            owned.append(bool(getattr(op.node.source, "append_only", False)))
-        elif where is Placement.PARTITIONED:
-            owned.append(
-                type(op)
-                in (
-                    ReduceOperator,
-                    DeduplicateOperator,
-                    IdOpOperator,
-                    ForgettingFilterOperator,
-                    TimeGateOperator,
-                )
-            )
-        elif isinstance(op, WindowIdOperator):  # LOCAL from here on
-            source = operators[inputs[0]]
-            owned.append(type(source) is ReduceOperator and owned[inputs[0]])
-        else:
-            keeps_ids = (
-                isinstance(
-                    op, SelectOperator | FilterOperator | WindowAssignOperator | TimeGateOperator
-                )
-                and len(inputs) == 1
-            )
-            owned.append(keeps_ids and owned[inputs[0]])
+    op = operators[position]
+    if where is Placement.INPUT or where is Placement.SINGLE:
+        return True
+    if where is Placement.SPLIT_INPUT:
+        return bool(getattr(op.node.source, "append_only", False))
+    if where is Placement.PARTITIONED:
+        return type(op) in (
+            ReduceOperator,
+            DeduplicateOperator,
+            IdOpOperator,
+            ForgettingFilterOperator,
+            TimeGateOperator,
+        )
+    if isinstance(op, WindowIdOperator):  # LOCAL from here on
+        return type(operators[inputs[0]]) is ReduceOperator and owned[inputs[0]]
+    keeps_ids = (
+        isinstance(op, SelectOperator | FilterOperator | WindowAssignOperator | TimeGateOperator)
+        and len(inputs) == 1
+    )
+    return keeps_ids and owned[inputs[0]]
+
+
+def spread_outputs(
+    operators: Sequence[Operator],
+    placement: list[Placement],
+    inputs_of: list[list[int]],
+    spread: list[bool],
+    owned: list[bool],
+) -> list[Placement]:
+    """``placement`` with the outputs that are written on every worker made ``EVERY_WORKER``.
+
+    An output is written where its rows are when its sink takes several writers, it does not
+    sort a time's rows, its input may have rows on other workers than 0 (``spread``), and
+    every row id of its input is held by one worker (``owned``, see
+    :func:`_keeps_ids_on_one`): then the rows each worker writes at a time are consolidated,
+    and so is their union, with nothing that two workers' rows would cancel.
+    """
     out = list(placement)
     for position, op in enumerate(operators):
         if (
