@@ -12,7 +12,9 @@ the coordinator gives it a time before any of it moves.
 Within a time, each worker runs the operators in topological order; at an operator that
 needs rows from other workers (see ``placement``), the deltas are exchanged first:
 partitioned operators get the rows of their share of the keys from everyone, operators run on
-worker 0 get every worker's rows. Parts coming from several workers are consolidated, so an
+worker 0 get every worker's rows (``exchange``). At a behavior's gate shared by the workers,
+a round of summaries follows, so that each worker finishes the gate's step with the frontier
+of the whole input (``TimeGateOperator.prepare`` / ``conclude``). Parts coming from several workers are consolidated, so an
 operator sees one consolidated delta per time, as with one worker, and a sink (on worker 0)
 gets each time's changes consolidated once.
 
@@ -47,8 +49,8 @@ from deltaflow.engine.boundary import sink_errors
 from deltaflow.engine.operators import InputOperator, OutputOperator
 from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
 from deltaflow.engine.workers.checkpoints import WorkerCheckpoints, split_handle
-from deltaflow.engine.workers.combine import combine_threshold, combiner_for
 from deltaflow.engine.workers.config import WorkerConfig
+from deltaflow.engine.workers.exchange import Exchange
 from deltaflow.engine.workers.inputs import (
     HeldCommits,
     RemoteCommit,
@@ -62,7 +64,6 @@ from deltaflow.engine.workers.placement import (
     is_frontier_gate,
     partition_hashers,
     place_operators,
-    split_by_key,
 )
 from deltaflow.engine.workers.progress import (
     Mailbox,
@@ -71,7 +72,7 @@ from deltaflow.engine.workers.progress import (
     merge_parts,
     window_size,
 )
-from deltaflow.engine.workers.transport import WorkerError, encode_frame, mesh_for
+from deltaflow.engine.workers.transport import WorkerError, mesh_for
 from deltaflow.errors import keeps_errors
 
 logger = logging.getLogger("deltaflow.workers")
@@ -144,14 +145,15 @@ class PartitionedRuntime(Runtime):
         self._checkpoints = None if persistence is None else WorkerCheckpoints(persistence, self)
         self._split_handles: dict[int, SplitInputHandle] = {}
         self._set_up_split_inputs(split)
-        # Partitioned reduces whose rows are combined before the exchange (see ``combine``).
-        self._combiners = {
-            position: combiner
-            for position, op in enumerate(self.operators)
-            if self._placement[position] is Placement.PARTITIONED
-            and (combiner := combiner_for(op)) is not None
-        }
-        self._combine_rows = combine_threshold()
+        self._exchange = Exchange(
+            config,
+            self.mesh,
+            self.operators,
+            self._placement,
+            self._hashers,
+            self._spread,
+            self._inputs_of,
+        )
         # Times in flight (see the module's docstring), oldest first. In lock step (a window
         # of 1) with persistence (a checkpoint's cut), operators asking for times of their
         # own (their request depends on the times before) and errors kept as values (a
@@ -170,11 +172,9 @@ class PartitionedRuntime(Runtime):
         self._live_time: int | None = None
         self.most_in_flight = 0
         self.commits_joined = 0  # commits of this worker joined to a time (see HeldCommits)
-        self.rows_combined = [0, 0]  # rows combined, and the rows they became
         self.times_processed = 0
         self.split_rows = 0  # rows this worker's share of the split inputs gave
         self.partitioned_rows = 0  # rows this worker's partitioned operators ran on
-        self.rows_exchanged = 0  # rows this worker sent to others
         self.written_rows = 0  # rows this worker gave outputs written on every worker
         logger.debug(
             "worker %d/%d: %s",
@@ -279,8 +279,8 @@ class PartitionedRuntime(Runtime):
             self.commits_joined,
             self.partitioned_rows,
             ", ".join(self.partitioned_operators()) or "none",
-            *self.rows_combined,
-            self.rows_exchanged,
+            *self._exchange.rows_combined,
+            self._exchange.rows_exchanged,
             self.mesh.bytes_sent,
             self.written_rows,
         )
@@ -518,7 +518,7 @@ class PartitionedRuntime(Runtime):
             if position in flight.exchanges and (flight.summary is None or not gate):
                 if where is not Placement.LOCAL:  # a LOCAL gate's rows stay where they are
                     if flight.sent is None:
-                        flight.sent = self._send_parts(time, position, deltas)
+                        flight.sent = self._exchange.send_parts(time, position, deltas)
                         moved = True
                     if not runs:
                         break
@@ -531,8 +531,11 @@ class PartitionedRuntime(Runtime):
                 elif not runs:
                     break
                 if gate:
-                    flight.summary = self._send_summary(time, position, deltas[0])
-                    moved = True
+                    self.errors.current = op.node
+                    if where is Placement.PARTITIONED and deltas[0] is not None:
+                        self.partitioned_rows += deltas[0].height
+                    summary = self._exchange.send_summary(time, position, op, deltas[0])
+                    flight.summary, self.errors.current, moved = summary, None, True
             elif not runs:
                 break
             if gate and position in flight.exchanges:
@@ -579,52 +582,3 @@ class PartitionedRuntime(Runtime):
         self._check_failures()
         if flight.done is not None:
             flight.done(flight.time)
-
-    # --- exchanges ---------------------------------------------------------------------------
-    def _send_summary(self, time: int, position: int, delta: pl.DataFrame | None) -> Any:
-        """At a gate sharing the frontier of every worker: the first half of its step over
-        this worker's rows, whose summary goes to every other worker (see
-        ``temporal_behavior.TimeGateOperator``)."""
-        op: Any = self.operators[position]
-        self.errors.current = op.node
-        if self._placement[position] is Placement.PARTITIONED and delta is not None:
-            self.partitioned_rows += delta.height
-        summary = op.prepare(time, delta)
-        self.errors.current = None
-        self.mesh.broadcast(("frontier", time, position, tuple(summary)))
-        return summary
-
-    def _send_parts(
-        self, time: int, position: int, deltas: list[pl.DataFrame | None]
-    ) -> tuple[list[pl.DataFrame | None], list[int]]:
-        """Send the other workers their parts of operator ``position``'s input deltas; this
-        worker's own parts, and the workers whose parts it must receive."""
-        me, mesh = self.config.index, self.mesh
-        spread = [self._spread[i] for i in self._inputs_of[position]]
-        hashers = self._hashers[position]
-        if hashers is None:  # gathered on worker 0
-            if me != 0:
-                sent = [d if s else None for d, s in zip(deltas, spread, strict=True)]
-                self.rows_exchanged += sum(d.height for d in sent if d is not None)
-                mesh.send(0, ("data", time, position, [encode_frame(d) for d in sent]))
-                return [None] * len(deltas), []
-            return deltas, list(mesh.peers)
-        combiner = self._combiners.get(position)
-        first = deltas[0]
-        if combiner is not None and first is not None and first.height >= self._combine_rows:
-            combined = combiner(first)
-            self.rows_combined[0] += first.height
-            self.rows_combined[1] += combined.height
-            deltas = [combined]
-        shares = [
-            None if d is None or d.height == 0 else split_by_key(d, hasher(d), self.config.count)
-            for d, hasher in zip(deltas, hashers, strict=True)
-        ]
-        senders = mesh.peers if any(spread) else [p for p in mesh.peers if p == 0]
-        if me == 0 or any(spread):
-            for peer in mesh.peers:
-                sent = [None if s is None else s[peer] for s in shares]
-                self.rows_exchanged += sum(d.height for d in sent if d is not None)
-                mesh.send(peer, ("data", time, position, [encode_frame(d) for d in sent]))
-        own: list[pl.DataFrame | None] = [None if s is None else s[me] for s in shares]
-        return own, list(senders)
