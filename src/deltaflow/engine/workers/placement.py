@@ -29,7 +29,7 @@ The placements:
     knows, so at each time every worker running a gate sends the others a summary of its
     share (its largest event time, and what decides whether rows are held or forgotten
     anywhere) and each finishes its step with the combination of all of them
-    (``TimeGateOperator.prepare`` / ``conclude``; the runtime's ``_send_summary``). The
+    (``TimeGateOperator.prepare`` / ``conclude``; ``exchange.Exchange.send_summary``). The
     times they ask for (marked forgetting's odd time, the final time for held rows) are
     then asked for alike on every worker, worker 0's request among them.
 

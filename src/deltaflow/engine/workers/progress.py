@@ -57,7 +57,7 @@ class TimeInFlight:
     #: workers whose parts it still waits for.
     sent: tuple[list[pl.DataFrame | None], list[int]] | None = None
     #: At a gate sharing the frontier: this worker's summary, sent, while it waits for the
-    #: others' (see ``runtime._send_summary``).
+    #: others' (see ``exchange.Exchange.send_summary``).
     summary: Any = None
 
 
