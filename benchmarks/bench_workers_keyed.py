@@ -11,6 +11,10 @@ the files, and run through one of these pipelines (BENCH_KEYED_CASES, comma-sepa
   (partitioned by the instance);
 * ``windows``: tumbling windows of 1,000 by ``t`` with instance ``g`` and a count and sum
   (window assignment local, the reduce partitioned by window and instance);
+* ``behaviors``: the same windows with ``common_behavior(delay=500, cutoff=2000)``: the
+  behaviors' gates (``ignore_late``, ``buffer``, ``forget``) run on every worker with the
+  frontier they agree on (the first by row id, the others where the rows are), then the
+  reduce (``keep_results=True``: the forgotten windows' results stay);
 * ``sort``: ``sort(key=t, instance=g)`` of the updates' rows (a quarter of BENCH_ROWS: the
   sort's state is Python lists, about 45 µs a row here), then the count of rows without
   ``prev`` (partitioned by the instance).
@@ -65,8 +69,12 @@ PROGRAM = textwrap.dedent("""
         )
         result = kept.select(s=kept.t)
     else:
+        behavior = None
+        if case == "behaviors":
+            behavior = pw.temporal.common_behavior(delay=500, cutoff=2000)
         result = rows.windowby(
-            rows.t, window=pw.temporal.tumbling(duration=1000), instance=rows.g
+            rows.t, window=pw.temporal.tumbling(duration=1000), instance=rows.g,
+            behavior=behavior,
         ).reduce(n=pw.reducers.count(), s=pw.reducers.sum(pw.this.v))
     got = {}
 
@@ -121,7 +129,9 @@ def run_once(workers: int, program: str, case: str, tmp: str) -> tuple[float, tu
 def main() -> None:
     rows = env_int("BENCH_ROWS", 2_000_000)
     repeats = env_int("BENCH_REPEATS", 3)
-    cases = os.environ.get("BENCH_KEYED_CASES", "update_rows,deduplicate,windows,sort").split(",")
+    cases = os.environ.get(
+        "BENCH_KEYED_CASES", "update_rows,deduplicate,windows,behaviors,sort"
+    ).split(",")
     banner(f"workers keyed operators rows={rows} repeats={repeats} cases={','.join(cases)}")
     report("load_average_start", os.getloadavg()[0], "", "lower")
     with tempfile.TemporaryDirectory() as tmp:

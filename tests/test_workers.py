@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deltaflow as pw
+from deltaflow.engine.operators import InputOperator
 from deltaflow.engine.runtime import Runtime
 from deltaflow.engine.workers.placement import Placement, partition_hashers, place_operators
 from test_stateful_properties import update_streams
@@ -326,12 +327,17 @@ def test_partitioned_operators_share_the_rows(tmp_path: Path) -> None:
         assert rows > 0, line
 
 
-def _placements(split: set[int] | None = None) -> dict[tuple[str, str], set[Placement]]:
+def _placements(
+    split: set[int] | None = None, *, all_split: bool = False
+) -> dict[tuple[str, str], set[Placement]]:
     """Where the operators of the current graph run on several workers, by (operator class,
-    description); ``split``: the inputs read on every worker (default: those that can be)."""
+    description); ``split``: the inputs read on every worker (default: those that can be;
+    ``all_split``: every input, as if each were read on every worker)."""
     from deltaflow.plan import REGISTRY
 
     runtime = Runtime(REGISTRY.outputs)
+    if all_split:
+        split = {p for p, op in enumerate(runtime.operators) if isinstance(op, InputOperator)}
     if split is None:
         split = {
             position
@@ -365,9 +371,15 @@ def test_id_operations_instances_and_windows_are_placed_by_key() -> None:
     assert placed[("AsofJoinOperator", "asof_join_left")] == partitioned
     assert placed[("WindowAssignOperator", "windowby")] == {Placement.LOCAL}
     assert placed[("WindowIdOperator", "windowby ids")] == {Placement.LOCAL}
-    # Behaviors need the frontier of the whole table (the latest time seen): worker 0.
+    # The behaviors' gates of rows all on worker 0 (debug tables) stay there; of rows read
+    # on every worker, they share the frontier of every worker: the first takes the rows by
+    # id, the ones below it find them there.
     for kind in ("buffer", "forget", "ignore_late"):
         assert placed[("TimeGateOperator", kind)] == {Placement.SINGLE}, kind
+    spread = _placements(all_split=True)
+    assert spread[("TimeGateOperator", "ignore_late")] == partitioned
+    for kind in ("buffer", "forget"):
+        assert spread[("TimeGateOperator", kind)] == {Placement.LOCAL}, kind
     forgetting = ("ForgettingFilterOperator", "filter_out_results_of_forgetting")
     assert placed[forgetting] == partitioned  # by row id
     # A persisted deduplicate keeps its saved state on worker 0; a run keeping errors runs
@@ -401,7 +413,18 @@ def test_partitioned_outputs_of_id_operations_and_windows_are_written_where_they
         words.at, window=pw.temporal.sliding(hop=2, duration=5), instance=words.word
     ).reduce(pw.this._pw_instance, n=pw.reducers.count())
     pw.io.kafka.write(counts, settings, "w", name="windows")
+    gated = words.windowby(
+        words.at,
+        window=pw.temporal.tumbling(duration=5),
+        behavior=pw.temporal.common_behavior(delay=2, cutoff=4, keep_results=False),
+    ).reduce(n=pw.reducers.count())
+    pw.io.kafka.write(gated, settings, "g", name="gated windows")
     placed = _placements()
+    # Each Kafka message (so each row id) is read by one worker: the behaviors' gates run
+    # where the rows are read, sharing the frontier; nothing moves before the reduce.
+    for kind in ("ignore_late", "buffer", "forget"):
+        assert placed[("TimeGateOperator", kind)] == {Placement.LOCAL}, kind
+    assert placed[("OutputOperator", "gated windows")] == {Placement.EVERY_WORKER}
     assert placed[("OutputOperator", "update_rows")] == {Placement.EVERY_WORKER}
     assert placed[("OutputOperator", "deduplicate")] == {Placement.EVERY_WORKER}
     assert placed[("OutputOperator", "windows")] == {Placement.EVERY_WORKER}

@@ -26,6 +26,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import deltaflow as pw
 from test_stateful_properties import update_streams
 from test_workers import per_time, spawn
 from workers_props_program import APPEND_ONLY, ERROR_PIPELINES, PIPELINES, Pipeline
@@ -116,3 +117,53 @@ def test_every_operator_gives_the_update_streams_of_one_worker(data: st.DataObje
 @given(st.data())
 def test_errors_as_values_give_the_update_streams_of_one_worker(data: st.DataObject) -> None:
     assert_same_on_one_two_and_three_workers(data, ERROR_PIPELINES, terminate_on_error=False)
+
+
+def test_the_behaviors_gates_of_these_pipelines_are_shared_by_the_workers() -> None:
+    """The pipelines above whose rows are spread over the workers run the behaviors' gates
+    on every worker (the first by row id, those below it where the rows are), not gathered on
+    worker 0: the comparisons with one worker exercise the frontier the workers agree on.
+    Gates of rows all on worker 0, gates with an instance, and runs keeping errors as values
+    stay on worker 0."""
+    from deltaflow.engine.runtime import Runtime
+    from deltaflow.engine.workers.placement import Placement, partition_hashers, place_operators
+    from deltaflow.plan import REGISTRY
+    from test_workers import LEFT, RIGHT
+    from workers_program import _table
+
+    for _name, pipeline in sorted(PIPELINES.items()):
+        tables = [_table(LEFT), _table(RIGHT), _table(LEFT)][: len(signature(pipeline).parameters)]
+        pw.io.subscribe(pipeline(*tables), on_change=lambda **_: None)
+    by_instance = _table(LEFT)._buffer(pw.this.v + 2, pw.this.v, instance_column=pw.this.k)
+    pw.io.subscribe(by_instance, on_change=lambda **_: None)
+    runtime = Runtime(REGISTRY.outputs)
+    gates = [p for p, op in enumerate(runtime.operators) if type(op).__name__ == "TimeGateOperator"]
+    for keeping_errors in (False, True):
+        hashers = [partition_hashers(op, keeping_errors) for op in runtime.operators]
+        placement, _ = place_operators(runtime.operators, hashers, runtime._inputs_of, set())
+        placed = {(runtime.operators[p].node.has_instance, placement[p]) for p in gates}  # type: ignore[attr-defined]
+        if keeping_errors:
+            assert placed == {(False, Placement.SINGLE), (True, Placement.SINGLE)}
+        else:
+            # Pipelines whose rows are all on worker 0 (debug tables) keep their gates there.
+            assert placed == {
+                (False, Placement.PARTITIONED),
+                (False, Placement.LOCAL),
+                (False, Placement.SINGLE),
+                (True, Placement.SINGLE),
+            }
+    # Below a reduce (``reduced_*``), each row id stays on the worker owning its group: the
+    # first gate runs there too, without moving rows.
+    ops, inputs_of = runtime.operators, runtime._inputs_of
+    hashers = [partition_hashers(op, False) for op in ops]
+    placement, _ = place_operators(ops, hashers, inputs_of, set())
+    after_reduce = [
+        p
+        for p in gates
+        if type(ops[inputs_of[p][0]]).__name__ == "SelectOperator"
+        and type(ops[inputs_of[inputs_of[p][0]][0]]).__name__ == "ReduceOperator"
+    ]
+    assert after_reduce
+    assert {placement[p] for p in after_reduce} == {Placement.LOCAL}
+    kinds = {runtime.operators[p].describe() for p in gates}
+    assert kinds == {"ignore_late", "buffer", "forget"}

@@ -326,6 +326,16 @@ def forget_marked_filtered(t: pw.Table) -> pw.Table:
     return total.filter_out_results_of_forgetting()
 
 
+def _reduced(pipeline: Pipeline) -> Pipeline:
+    """``pipeline`` over the largest ``v`` per ``k``: rows updated at later times, each id held
+    by the worker owning its group (the gates below run where the rows are)."""
+
+    def reduced_first(t: pw.Table) -> pw.Table:
+        return pipeline(t.groupby(t.k).reduce(t.k, v=pw.reducers.max(t.v)))
+
+    return reduced_first
+
+
 def _windows(window: str, behavior: str, instance: bool) -> Pipeline:
     def pipeline(t: pw.Table) -> pw.Table:
         e = _event_time(t)
@@ -479,6 +489,15 @@ _TEMPORAL: dict[str, Pipeline] = {
     },
     "forget_marked": forget_marked,
     "forget_marked_filtered": forget_marked_filtered,
+    **{
+        f"reduced_{method}_3": _reduced(_time_behavior(method, 3))
+        for method in ("ignore_late", "buffer", "forget")
+    },
+    "reduced_forget_marked": _reduced(forget_marked),
+    **{
+        f"reduced_windows_tumbling_{behavior}": _reduced(_windows("tumbling", behavior, False))
+        for behavior in ("delay_cutoff_nokeep", "exactly_once", "cutoff")
+    },
     **{
         f"asof_{how}_{direction.lower()}": _asof(how, direction)
         for how in ("left", "right", "outer")

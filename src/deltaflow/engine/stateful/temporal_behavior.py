@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -85,9 +85,7 @@ class _Frontier:
         if frame.height == 0:
             return
         if not self.has_instance:
-            latest = frame[EVENT_TIME].max()
-            if latest is not None and (self.value is None or latest > self.value):
-                self.value = latest
+            self.advance_to(frame[EVENT_TIME].max())
             return
         latest_by_instance = frame.group_by(INSTANCE).agg(pl.col(EVENT_TIME).max().alias(FRONTIER))
         latest_by_instance = latest_by_instance.filter(pl.col(FRONTIER).is_not_null())
@@ -99,6 +97,11 @@ class _Frontier:
             )
         self.frame = latest_by_instance
 
+    def advance_to(self, latest: Any) -> None:
+        """Take the event time ``latest`` into account (no instance; None: no time)."""
+        if latest is not None and (self.value is None or latest > self.value):
+            self.value = latest
+
     def largest(self) -> Any:
         """The largest frontier of any instance (None before any time)."""
         if not self.has_instance:
@@ -108,12 +111,77 @@ class _Frontier:
         return self.frame[FRONTIER].max()
 
 
+class GateSummary(NamedTuple):
+    """What one worker's share of a gate's input at a time tells the other workers (see
+    :meth:`TimeGateOperator.prepare`); on one worker, the whole input's."""
+
+    #: Rows of the input at this time (none anywhere: the gate does not step).
+    rows: int = 0
+    #: The largest event time of those rows (None: none).
+    latest: Any = None
+    #: ``buffer``: the smallest and largest threshold, and the number, of the rows held with
+    #: this time's rows added.
+    smallest: Any = None
+    most: Any = None
+    held: int = 0
+    #: ``forget``: whether rows are forgotten at this time.
+    forgot: bool = False
+
+
+def combine_summaries(summaries: Sequence[GateSummary]) -> GateSummary:
+    """The summary of the whole input from those of the workers' shares."""
+    if len(summaries) == 1:
+        return summaries[0]
+    return GateSummary(
+        rows=sum(s.rows for s in summaries),
+        latest=_extreme(max, [s.latest for s in summaries]),
+        smallest=_extreme(min, [s.smallest for s in summaries]),
+        most=_extreme(max, [s.most for s in summaries]),
+        held=sum(s.held for s in summaries),
+        forgot=any(s.forgot for s in summaries),
+    )
+
+
+def _extreme(pick: Any, values: list[Any]) -> Any:
+    """``pick`` (min or max) of ``values`` as Polars takes it over their union: None and NaN
+    (a share whose only values are NaN) count only when nothing else is there."""
+    numbers = [v for v in values if v is not None and v == v]
+    if numbers:
+        return pick(numbers)
+    return next((v for v in values if v is not None), None)
+
+
 def _at_or_below(threshold: pl.Expr, frontier: pl.Expr) -> pl.Expr:
     """Whether the frontier reached the threshold (false without a frontier or threshold)."""
     return (threshold <= frontier).fill_null(False)
 
 
+def _bounds(frame: pl.DataFrame) -> tuple[Any, Any]:
+    """The smallest and largest threshold of ``frame`` (None without one)."""
+    if frame.height == 0:
+        return None, None
+    row = frame.select(
+        pl.col(THRESHOLD).min().alias("smallest"), pl.col(THRESHOLD).max().alias("most")
+    ).row(0)
+    return row[0], row[1]
+
+
+def _least(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _most(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else max(a, b)
+
+
 class TimeGateOperator(Operator[TimeGateNode]):
+    """The gates. A step is two halves, so that several workers can share a gate without an
+    instance (see ``engine.workers.placement``): :meth:`prepare` does what needs only this
+    worker's rows and the frontier of the earlier times, and returns a :class:`GateSummary`;
+    :meth:`conclude` gets every worker's summary, advances the frontier to the largest event
+    time of the whole input and finishes the step with it. One worker does both at once
+    (:meth:`step`)."""
+
     def __init__(self, node: TimeGateNode) -> None:
         super().__init__(node)
         self.pre = node.pre
@@ -124,14 +192,19 @@ class TimeGateOperator(Operator[TimeGateNode]):
         self.extra = [THRESHOLD, EVENT_TIME, *([INSTANCE] if node.has_instance else [])]
         # buffer: held changes; forget: live rows (both with the extra columns)
         self.state: pl.DataFrame | None = None
-        self.smallest_threshold: Any = None  # of the rows in ``state``
+        # Of the rows in ``state``: buffer, the exact smallest and largest threshold; forget,
+        # a lower bound of the thresholds.
+        self.smallest_threshold: Any = None
+        self.largest_threshold: Any = None
+        self.holding = False  # buffer: whether rows are held (on any worker)
         self.requested_time: int | None = None  # forget: the odd time of marked retractions
         self._marked: pl.DataFrame | None = None
+        self._prepared: Any = None  # what ``prepare`` left for ``conclude``
 
     # --- the runtime's hooks -----------------------------------------------------------------
     def inputs_finished(self, final_time: int) -> bool:
         """Buffered rows go out when the inputs end (asked for the final time)."""
-        if self.kind == "buffer" and self.state is not None and self.state.height:
+        if self.kind == "buffer" and self.holding:
             self.requested_time = final_time
             return True
         return False
@@ -143,27 +216,56 @@ class TimeGateOperator(Operator[TimeGateNode]):
     # --- step ------------------------------------------------------------------------------
     def step(self, time: int, deltas: Sequence[Delta]) -> Delta:
         delta = deltas[0]
+        summary = self.prepare(time, delta) if delta is not None and delta.height else GateSummary()
+        return self.conclude(time, [summary])
+
+    def prepare(self, time: int, delta: Delta) -> GateSummary:
+        """The first half of a step over this worker's rows ``delta`` (perhaps none while
+        other workers have some): what can be decided with the frontier of the earlier times.
+        Changes no state; :meth:`conclude` follows with every worker's summary."""
+        rows = 0 if delta is None else delta.height
+        if self.kind == "buffer" and time >= FINAL_TIME:
+            self._prepared = delta
+            return GateSummary(rows)
+        frame = (
+            run_projection(self.pre, delta, keep=delta.columns)
+            if delta is not None and rows
+            else None
+        )
+        latest = None if frame is None else frame[EVENT_TIME].max()
+        if self.kind == "freeze":
+            self._prepared = frame
+            return GateSummary(rows, latest)
+        if self.kind == "buffer":
+            return self._prepare_buffer(frame, rows, latest)
+        return self._prepare_forget(frame, rows, latest)
+
+    def conclude(self, time: int, summaries: Sequence[GateSummary]) -> Delta:
+        """The second half of the step at ``time``, with the summaries of every worker's
+        share (this worker's among them)."""
+        prepared, self._prepared = self._prepared, None
+        total = combine_summaries(summaries)
         if self.kind == "buffer" and time >= FINAL_TIME:
             # The inputs have ended: event time is over, everything held goes out, and so
             # does what comes now (from buffers upstream).
             self.requested_time = None
+            self.holding = False
             held, self.state = self.state, None
-            parts = [p for p in (held, delta) if p is not None and p.height]
+            parts = [p for p in (held, prepared) if p is not None and p.height]
             parts = [p.select([*self.names, DIFF]) for p in parts]
             return self._output(pl.concat(parts, how="vertical_relaxed") if parts else None)
         marked = None
         if self.requested_time == time:
             self.requested_time = None
             marked, self._marked = self._marked, None
-        if delta is None or delta.height == 0:
+        if total.rows == 0:  # no rows on any worker: the gate does not step
             return self._output(marked)
-        frame = run_projection(self.pre, delta, keep=delta.columns)
         if self.kind == "freeze":
-            out = self._freeze(frame)
+            out = self._freeze(prepared, total)
         elif self.kind == "buffer":
-            out = self._buffer(frame)
+            out = self._buffer(prepared, total)
         else:
-            out = self._forget(time, frame)
+            out = self._forget(time, prepared, total)
         if marked is None or marked.height == 0:
             return out
         parts = [marked.select([*self.names, DIFF])]
@@ -177,80 +279,125 @@ class TimeGateOperator(Operator[TimeGateNode]):
         out = consolidate(frame.select([*self.names, DIFF]))
         return out if out.height else None
 
-    def _freeze(self, frame: pl.DataFrame) -> Delta:
+    def _advance(self, total: GateSummary, frame: pl.DataFrame | None) -> None:
+        """The frontier past this time: the whole input's latest event time (per instance,
+        from this worker's rows: a gate with an instance runs on one worker)."""
+        if self.frontier.has_instance:
+            if frame is not None:
+                self.frontier.advance(frame)
+        else:
+            self.frontier.advance_to(total.latest)
+
+    def _freeze(self, frame: pl.DataFrame | None, total: GateSummary) -> Delta:
+        if frame is None:
+            self._advance(total, None)
+            return None
         frame = self.frontier.attach(frame)
         kept = frame.filter(~_at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER)))
-        self.frontier.advance(frame)
+        self._advance(total, frame)
         if kept.height == frame.height:
             return frame.select([*self.names, DIFF])
         return kept.select([*self.names, DIFF]) if kept.height else None
 
-    def _buffer(self, frame: pl.DataFrame) -> Delta:
-        self.frontier.advance(frame)
-        rows = frame.select([*self.names, DIFF, *self.extra])
-        smallest = rows[THRESHOLD].min()
-        if self.state is None or self.state.height == 0:
-            held = rows
-        else:
-            held = pl.concat([self.state, rows], how="vertical_relaxed")
-            if (rows[DIFF] < 0).any():  # a deletion may cancel a held insertion
-                held = consolidate(held)
-            if self.smallest_threshold is not None and (
-                smallest is None or self.smallest_threshold < smallest
-            ):
-                smallest = self.smallest_threshold
+    def _prepare_buffer(self, frame: pl.DataFrame | None, rows: int, latest: Any) -> GateSummary:
+        held = self.state if self.state is not None and self.state.height else None
+        smallest, most = (
+            (None, None)
+            if held is None
+            else (
+                self.smallest_threshold,
+                self.largest_threshold,
+            )
+        )
+        if frame is not None:
+            fresh = frame.select([*self.names, DIFF, *self.extra])
+            if held is None:
+                held = fresh
+                smallest, most = _bounds(fresh)
+            else:
+                held = pl.concat([held, fresh], how="vertical_relaxed")
+                if (fresh[DIFF] < 0).any():  # a deletion may cancel a held insertion
+                    held = consolidate(held)
+                    smallest, most = _bounds(held)
+                else:
+                    low, high = _bounds(fresh)
+                    smallest, most = _least(smallest, low), _most(most, high)
+        self._prepared = (frame, held, smallest, most)
+        held_rows = 0 if held is None else held.height
+        return GateSummary(rows, latest, smallest, most, held_rows)
+
+    def _buffer(self, prepared: Any, total: GateSummary) -> Delta:
+        frame, held, smallest, most = prepared
+        self._advance(total, frame)  # held rows are let out by the frontier including this time
         largest = self.frontier.largest()
-        if smallest is None or largest is None or smallest > largest:
-            self.state, self.smallest_threshold = _compact(held), smallest
+        if total.smallest is None or largest is None or total.smallest > largest:
+            self.state, self.smallest_threshold, self.largest_threshold = (
+                _compact(held),
+                smallest,
+                most,
+            )
+            self.holding = total.held > 0
             return None
-        held = self.frontier.attach(held)
-        due = _at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER)) | pl.col(THRESHOLD).is_null()
-        released = held.filter(due)
-        self.state = held.filter(~due).drop(FRONTIER)
-        self.smallest_threshold = self.state[THRESHOLD].min() if self.state.height else None
+        if held is None:
+            released = None
+        else:
+            held = self.frontier.attach(held)
+            due = _at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER)) | pl.col(THRESHOLD).is_null()
+            released = held.filter(due)
+            held = held.filter(~due).drop(FRONTIER)
+        self.state = held
+        self.smallest_threshold, self.largest_threshold = (
+            (None, None) if held is None else _bounds(held)
+        )
+        if self.frontier.has_instance:  # one worker: its own rows tell
+            self.holding = held is not None and held.height > 0
+        else:  # the rows left anywhere are those whose threshold the frontier did not reach
+            self.holding = total.most is not None and total.most > largest
         return self._output(released)
 
-    def _forget(self, time: int, frame: pl.DataFrame) -> Delta:
-        frame = self.frontier.attach(frame)
-        late = _at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER))
-        inserted = frame.filter(pl.col(DIFF) > 0)
-        if not self.marked:  # a late insertion would be forgotten at once: never let in
-            inserted = inserted.filter(~late)
-        deleted = frame.filter(pl.col(DIFF) < 0)
+    def _prepare_forget(self, frame: pl.DataFrame | None, rows: int, latest: Any) -> GateSummary:
         live = self.state
-        if deleted.height:
-            # Only deletions of rows still live pass (the others were forgotten or dropped).
-            # Rows are matched by id and threshold: a row in several windows has one id.
-            if live is None or live.height == 0:
-                deleted = deleted.clear()
-            else:
-                match = [ID, THRESHOLD]
-                deleted = deleted.join(live.select(match), on=match, how="semi", nulls_equal=True)
-                live = live.join(deleted.select(match), on=match, how="anti", nulls_equal=True)
-        columns = [*self.names, DIFF, *self.extra]
-        passed = pl.concat(
-            [deleted.select(columns), inserted.select(columns)], how="vertical_relaxed"
-        )
-        if inserted.height:
-            fresh = inserted.select(columns)
-            live = (
-                fresh
-                if live is None or live.height == 0
-                else pl.concat([live, fresh], how="vertical_relaxed")
+        smallest = self.smallest_threshold
+        passed = None
+        if frame is not None:
+            frame = self.frontier.attach(frame)
+            late = _at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER))
+            inserted = frame.filter(pl.col(DIFF) > 0)
+            if not self.marked:  # a late insertion would be forgotten at once: never let in
+                inserted = inserted.filter(~late)
+            deleted = frame.filter(pl.col(DIFF) < 0)
+            if deleted.height:
+                # Only deletions of rows still live pass (the others were forgotten or
+                # dropped). Rows are matched by id and threshold: a row in several windows
+                # has one id.
+                if live is None or live.height == 0:
+                    deleted = deleted.clear()
+                else:
+                    match = [ID, THRESHOLD]
+                    deleted = deleted.join(
+                        live.select(match), on=match, how="semi", nulls_equal=True
+                    )
+                    live = live.join(deleted.select(match), on=match, how="anti", nulls_equal=True)
+            columns = [*self.names, DIFF, *self.extra]
+            passed = pl.concat(
+                [deleted.select(columns), inserted.select(columns)], how="vertical_relaxed"
             )
-            smallest = fresh[THRESHOLD].min()
-            if smallest is not None and (
-                self.smallest_threshold is None or smallest < self.smallest_threshold
-            ):
-                self.smallest_threshold = smallest
+            if inserted.height:
+                fresh = inserted.select(columns)
+                live = (
+                    fresh
+                    if live is None or live.height == 0
+                    else pl.concat([live, fresh], how="vertical_relaxed")
+                )
+                smallest = _least(smallest, fresh[THRESHOLD].min())
         forgotten = None
         largest = self.frontier.largest()  # of the earlier times
         if (
             live is not None
             and live.height
             and largest is not None
-            and self.smallest_threshold is not None
-            and self.smallest_threshold <= largest
+            and smallest is not None
+            and smallest <= largest
         ):
             live = self.frontier.attach(live)
             expired = _at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER))
@@ -260,15 +407,25 @@ class TimeGateOperator(Operator[TimeGateNode]):
                 .with_columns(pl.lit(-1, dtype=pl.Int64).alias(DIFF))
             )
             live = live.filter(~expired).drop(FRONTIER)
-            self.smallest_threshold = live[THRESHOLD].min() if live.height else None
-        self.state = _compact(live)
-        self.frontier.advance(frame)
-        if forgotten is not None and forgotten.height:
-            if self.marked:
+            smallest = live[THRESHOLD].min() if live.height else None
+        self._prepared = (frame, passed, live, smallest, forgotten)
+        forgot = forgotten is not None and forgotten.height > 0
+        return GateSummary(rows, latest, forgot=forgot)
+
+    def _forget(self, time: int, prepared: Any, total: GateSummary) -> Delta:
+        frame, passed, live, smallest, forgotten = prepared
+        self.state, self.smallest_threshold = _compact(live), smallest
+        self._advance(total, frame)
+        if self.marked:
+            if total.forgot:  # forgotten on some worker: every worker marks at the odd time
                 self._marked = forgotten
                 self.requested_time = time + 1
-            else:
-                passed = pl.concat([passed, forgotten], how="vertical_relaxed")
+        elif forgotten is not None and forgotten.height:
+            passed = (
+                forgotten
+                if passed is None
+                else pl.concat([passed, forgotten], how="vertical_relaxed")
+            )
         return self._output(passed)
 
 

@@ -6,7 +6,12 @@ The placements:
   reader can read a share of its paths (see ``inputs``).
 * ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat, window
   assignment and window ids) run on every worker over the rows that worker holds; nothing
-  moves.
+  moves. So does a behavior's gate (below) whose input row ids each stay on one worker at
+  every time (below a partitioned reduce or id operation, another gate, an append-only
+  input read on every worker: see ``_keeps_ids_on_one``).
+  A gate whose input rows are all on worker 0 (an input read there, no partitioned operator
+  above) stays there (``SINGLE``): moving its rows and agreeing on the frontier would cost
+  more round trips per time than the gate's work.
 * ``PARTITIONED``: each input row goes to the worker owning its key, so that the rows an
   operator's result combines meet on one worker, whose state holds only its share:
 
@@ -17,17 +22,26 @@ The placements:
     ``intersect``, ``difference``) and ``filter_out_results_of_forgetting``: the row id, on
     every input (``ix``/``ix_ref`` are joins of a pointer with the ids, partitioned as joins);
   - ``sort``, ``deduplicate`` and session windows with an instance: the instance (all their
-    state is per instance).
+    state is per instance);
+  - the behaviors' gates without an instance (``buffer``, ``ignore_late``, ``forget``, as
+    windows' ``common_behavior`` / ``exactly_once_behavior`` build them): the row id. They
+    compare rows with the largest event time of the whole table, which no worker's share
+    knows, so at each time every worker running a gate sends the others a summary of its
+    share (its largest event time, and what decides whether rows are held or forgotten
+    anywhere) and each finishes its step with the combination of all of them
+    (``TimeGateOperator.prepare`` / ``conclude``; ``exchange.Exchange.send_summary``). The
+    times they ask for (marked forgetting's odd time, the final time for held rows) are
+    then asked for alike on every worker, worker 0's request among them.
 
   A key computed by Python (a UDF would run twice) keeps the operator on worker 0, and so
   does a run keeping errors (the key projection drops and reports rows with errors, once).
 * ``SINGLE``: everything else: ``sort``, ``deduplicate`` and sessions without an instance
   (one global state), a ``deduplicate`` in a persisted run (its saved state is kept on
-  worker 0), the behaviors' gates (``buffer``, ``ignore_late``, ``forget``: they compare
-  rows with the largest event time seen in the whole table, and ask worker 0 for times of
-  their own), ``iterate``, most outputs, and the partitioned kinds when partitioning them is
-  not safe: the inputs are gathered on worker 0, which runs the operator over all rows, as
-  with one worker.
+  worker 0), the behaviors' gates in a persisted run (as before; a restart's replay through
+  gates on several workers is not tested), gates with an instance (Pathway's private ``_forget`` /
+  ``_buffer`` / ``_freeze`` with ``instance_column``: a frontier per instance), ``iterate``,
+  most outputs, and the partitioned kinds when partitioning them is not safe: the inputs are
+  gathered on worker 0, which runs the operator over all rows, as with one worker.
 * ``EVERY_WORKER``: an output whose destination takes several writers (its sink says so:
   ``Sink.several_writers``, e.g. ``pw.io.kafka.write``) runs on every worker, each writing the
   rows it holds, when what the workers write at a time is together that time's consolidated
@@ -160,6 +174,8 @@ def partition_hashers(
         return [_hash_of_ids] * len(op.node.inputs)
     if kind is ForgettingFilterOperator:  # rows shown, by id; the odd times are everyone's
         return [_hash_of_ids]
+    if is_frontier_gate(op) and not persisted:  # by id, with the frontier of every worker
+        return [_hash_of_ids]
     if kind in (SortOperator, SessionOperator) or (kind is DeduplicateOperator and not persisted):
         hasher = _instance_hasher(op)
         return None if hasher is None else [hasher]
@@ -179,6 +195,14 @@ def partition_hashers(
             return None
         return [sides[0], sides[1]]
     return None
+
+
+def is_frontier_gate(op: Operator) -> bool:
+    """Whether ``op`` is a behavior's gate over the whole table (no instance): a gate whose
+    workers agree on the frontier at each time (see the module's docstring)."""
+    from deltaflow.engine.stateful.temporal_behavior import TimeGateOperator
+
+    return type(op) is TimeGateOperator and not op.node.has_instance
 
 
 def placement_of(op: Operator, hashers: list[KeyHasher] | None, *, split: bool) -> Placement:
@@ -204,46 +228,59 @@ def place_operators(
     worker), and whether its output may have rows on other workers than 0. In a persisted
     run every output stays on worker 0: the checkpoint keeps worker 0's output positions, and
     a writer's crash replay (Kafka's) assumes one producer per destination."""
+
     placement = [
         placement_of(op, keyed, split=position in split)
         for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True))
     ]
+    # Whether each operator's output may have rows on other workers than 0 (``spread``), and
+    # whether each of its row ids stays on one worker (``owned``, see ``_keeps_ids_on_one``).
+    # A gate sharing the frontier runs where its rows are when their ids stay on one worker
+    # (LOCAL), and on worker 0 when they are all there (spreading them would cost more than
+    # the gate); else it takes them by id.
     spread: list[bool] = []
-    for position, where in enumerate(placement):
+    owned: list[bool] = []
+    for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True)):
+        inputs = inputs_of[position]
+        if is_frontier_gate(op) and keyed is not None:
+            if not spread[inputs[0]]:
+                placement[position] = Placement.SINGLE
+            elif owned[inputs[0]]:
+                placement[position] = Placement.LOCAL
+        where = placement[position]
         if where is Placement.LOCAL:
-            spread.append(any(spread[i] for i in inputs_of[position]))
+            spread.append(any(spread[i] for i in inputs))
         else:
             spread.append(where in (Placement.PARTITIONED, Placement.SPLIT_INPUT))
+        owned.append(_keeps_ids_on_one(operators, position, where, inputs, owned))
     if persisted:
         return placement, spread
     # Outputs to destinations with several writers are written where their rows are.
-    return spread_outputs(operators, placement, inputs_of, spread), spread
+    return spread_outputs(operators, placement, inputs_of, spread, owned), spread
 
 
-def spread_outputs(
+def _keeps_ids_on_one(
     operators: Sequence[Operator],
-    placement: list[Placement],
-    inputs_of: list[list[int]],
-    spread: list[bool],
-) -> list[Placement]:
-    """``placement`` with the outputs that are written on every worker made ``EVERY_WORKER``.
-
-    An output is written where its rows are when its sink takes several writers, it does not
-    sort a time's rows, its input may have rows on other workers than 0 (``spread``), and
-    every row id of its input is held by one worker at a time ("owned"): then the rows each
-    worker writes at a time are consolidated, and so is their union, with nothing that two
-    workers' rows would cancel. Ids are owned on one worker at the output of:
+    position: int,
+    where: Placement,
+    inputs: list[int],
+    owned: list[bool],
+) -> bool:
+    """Whether every row id of operator ``position``'s output is held by one worker, the same
+    at every time ("owned"; ``owned``: the answers for the operators before it). Then each
+    worker's delta at a time is consolidated, so is their union, and every change of an id
+    reaches the worker that holds its earlier ones. Ids are owned at the output of:
 
     * an input on worker 0, or one read on every worker whose rows are never taken back
       (``append_only``, a Kafka topic: each message, so each id, is read by one worker);
     * a partitioned reduce (its rows' ids come from the group key, whose owner holds it), a
       partitioned ``deduplicate`` (ids from the instance, whose owner holds it) and a
-      partitioned id operation or ``filter_out_results_of_forgetting`` (their rows keep
-      ids, each on the worker owning that id);
+      partitioned id operation, ``filter_out_results_of_forgetting`` or gate (their rows
+      keep ids, each on the worker owning that id);
     * an operator on worker 0;
-    * ``select``, ``filter`` and window assignment (row by row, keeping ids or deriving them
-      from the row's id) of such rows, and the window ids of a windowed reduce (from the
-      window and instance, its group key).
+    * ``select``, ``filter``, window assignment and gates (row by row, keeping ids or
+      deriving them from the row's id) of such rows, and the window ids of a windowed reduce
+      (from the window and instance, its group key).
 
     Not at a join (a pair of rows whose keys both change at one time is retracted on one
     worker and inserted again on another), nor at ``sort`` or session windows (a row whose
@@ -253,29 +290,48 @@ def spread_outputs(
     from deltaflow.engine.stateful.deduplicate import DeduplicateOperator
     from deltaflow.engine.stateful.idops import IdOpOperator
     from deltaflow.engine.stateful.reduce import ReduceOperator
-    from deltaflow.engine.stateful.temporal_behavior import ForgettingFilterOperator
+    from deltaflow.engine.stateful.temporal_behavior import (
+        ForgettingFilterOperator,
+        TimeGateOperator,
+    )
 
-    owned: list[bool] = []
-    for position, (op, where) in enumerate(zip(operators, placement, strict=True)):
-        inputs = inputs_of[position]
-        if where is Placement.INPUT or where is Placement.SINGLE:
-            owned.append(True)
-        elif where is Placement.SPLIT_INPUT:
-            owned.append(bool(getattr(op.node.source, "append_only", False)))
-        elif where is Placement.PARTITIONED:
-            owned.append(
-                type(op)
-                in (ReduceOperator, DeduplicateOperator, IdOpOperator, ForgettingFilterOperator)
-            )
-        elif isinstance(op, WindowIdOperator):  # LOCAL from here on
-            source = operators[inputs[0]]
-            owned.append(type(source) is ReduceOperator and owned[inputs[0]])
-        else:
-            keeps_ids = (
-                isinstance(op, SelectOperator | FilterOperator | WindowAssignOperator)
-                and len(inputs) == 1
-            )
-            owned.append(keeps_ids and owned[inputs[0]])
+    op = operators[position]
+    if where is Placement.INPUT or where is Placement.SINGLE:
+        return True
+    if where is Placement.SPLIT_INPUT:
+        return bool(getattr(op.node.source, "append_only", False))
+    if where is Placement.PARTITIONED:
+        return type(op) in (
+            ReduceOperator,
+            DeduplicateOperator,
+            IdOpOperator,
+            ForgettingFilterOperator,
+            TimeGateOperator,
+        )
+    if isinstance(op, WindowIdOperator):  # LOCAL from here on
+        return type(operators[inputs[0]]) is ReduceOperator and owned[inputs[0]]
+    keeps_ids = (
+        isinstance(op, SelectOperator | FilterOperator | WindowAssignOperator | TimeGateOperator)
+        and len(inputs) == 1
+    )
+    return keeps_ids and owned[inputs[0]]
+
+
+def spread_outputs(
+    operators: Sequence[Operator],
+    placement: list[Placement],
+    inputs_of: list[list[int]],
+    spread: list[bool],
+    owned: list[bool],
+) -> list[Placement]:
+    """``placement`` with the outputs that are written on every worker made ``EVERY_WORKER``.
+
+    An output is written where its rows are when its sink takes several writers, it does not
+    sort a time's rows, its input may have rows on other workers than 0 (``spread``), and
+    every row id of its input is held by one worker (``owned``, see
+    :func:`_keeps_ids_on_one`): then the rows each worker writes at a time are consolidated,
+    and so is their union, with nothing that two workers' rows would cancel.
+    """
     out = list(placement)
     for position, op in enumerate(operators):
         if (

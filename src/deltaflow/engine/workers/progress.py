@@ -13,6 +13,7 @@ gets the coordinator's other messages (times, checkpoints, the end) from it, in 
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ class TimeInFlight:
     #: At an exchanging operator whose parts this worker sent already: its own parts and the
     #: workers whose parts it still waits for.
     sent: tuple[list[pl.DataFrame | None], list[int]] | None = None
+    #: At a gate sharing the frontier: this worker's summary, sent, while it waits for the
+    #: others' (see ``exchange.Exchange.send_summary``).
+    summary: Any = None
 
 
 class Mailbox:
@@ -65,6 +69,8 @@ class Mailbox:
         self.mesh = mesh
         self.index = index
         self._data: dict[tuple[int, int, int], tuple[Any, ...]] = {}
+        #: The gates' summaries (``("frontier", time, position, summary)``), by the same key.
+        self._summaries: dict[tuple[int, int, int], tuple[Any, ...]] = {}
         #: Messages of worker 0 other than rows, not yet handled (on workers other than 0).
         self._control: collections.deque[tuple[Any, ...]] = collections.deque()
 
@@ -82,6 +88,8 @@ class Mailbox:
             pulled = True
             if message[0] == "data":
                 self._data[(peer, message[1], message[2])] = message
+            elif message[0] == "frontier":
+                self._summaries[(peer, message[1], message[2])] = message[3]
             elif peer == 0 and self.index != 0:
                 self._control.append(message)
             else:
@@ -108,6 +116,18 @@ class Mailbox:
                     got[k].append(frame)
         return got
 
+    def summaries(self, time: int, position: int, senders: list[int]) -> list[Any] | None:
+        """The summaries ``senders`` sent for the gate at ``position`` at ``time``, taken out
+        of the mailbox, if all have come; else None (nothing taken)."""
+        from deltaflow.engine.stateful.temporal_behavior import GateSummary
+
+        keys = [(peer, time, position) for peer in senders]
+        for peer, _, _ in [key for key in keys if key not in self._summaries]:
+            self._pull(peer)
+        if any(key not in self._summaries for key in keys):
+            return None
+        return [GateSummary(*self._summaries.pop(key)) for key in keys]
+
     def control(self) -> tuple[Any, ...] | None:
         """Worker 0's next message other than rows, if one has come (workers other than 0)."""
         if not self._control:
@@ -116,7 +136,7 @@ class Mailbox:
 
     def holds_rows(self) -> bool:
         """Whether rows wait here that no operator took yet (a check at the end of a run)."""
-        return bool(self._data)
+        return bool(self._data) or bool(self._summaries)
 
 
 def merge_parts(
@@ -134,3 +154,20 @@ def merge_parts(
             merged = consolidate(concat_batches(frames))
             out.append(merged if merged.height else None)
     return out
+
+
+def check_same_plan(mesh: Transport, index: int, described: list[Any]) -> None:
+    """Check that every worker compiled the same plan: ``described`` is each operator's kind,
+    its columns and the positions of its inputs (a program that builds its graph differently
+    on some worker, e.g. by iterating over a set, would otherwise exchange the wrong
+    batches). Worker 0 sends its digest; the others compare it with theirs."""
+    digest = hashlib.sha256(repr(described).encode()).hexdigest()
+    if index == 0:
+        mesh.broadcast(("plan", digest))
+        return
+    message = mesh.receive(0)
+    if message[0] != "plan" or message[1] != digest:
+        raise WorkerError(
+            f"worker {index} built a different pipeline than worker 0 "
+            f"(the program must build the same tables, in the same order, on every worker)"
+        )

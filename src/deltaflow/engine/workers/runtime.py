@@ -12,7 +12,9 @@ the coordinator gives it a time before any of it moves.
 Within a time, each worker runs the operators in topological order; at an operator that
 needs rows from other workers (see ``placement``), the deltas are exchanged first:
 partitioned operators get the rows of their share of the keys from everyone, operators run on
-worker 0 get every worker's rows. Parts coming from several workers are consolidated, so an
+worker 0 get every worker's rows (``exchange``). At a behavior's gate shared by the workers,
+a round of summaries follows, so that each worker finishes the gate's step with the frontier
+of the whole input (``TimeGateOperator.prepare`` / ``conclude``). Parts coming from several workers are consolidated, so an
 operator sees one consolidated delta per time, as with one worker, and a sink (on worker 0)
 gets each time's changes consolidated once.
 
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -48,8 +49,8 @@ from deltaflow.engine.boundary import sink_errors
 from deltaflow.engine.operators import InputOperator, OutputOperator
 from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
 from deltaflow.engine.workers.checkpoints import WorkerCheckpoints, split_handle
-from deltaflow.engine.workers.combine import combine_threshold, combiner_for
 from deltaflow.engine.workers.config import WorkerConfig
+from deltaflow.engine.workers.exchange import Exchange
 from deltaflow.engine.workers.inputs import (
     HeldCommits,
     RemoteCommit,
@@ -60,12 +61,18 @@ from deltaflow.engine.workers.inputs import (
 from deltaflow.engine.workers.placement import (
     KeyHasher,
     Placement,
+    is_frontier_gate,
     partition_hashers,
     place_operators,
-    split_by_key,
 )
-from deltaflow.engine.workers.progress import Mailbox, TimeInFlight, merge_parts, window_size
-from deltaflow.engine.workers.transport import WorkerError, encode_frame, mesh_for
+from deltaflow.engine.workers.progress import (
+    Mailbox,
+    TimeInFlight,
+    check_same_plan,
+    merge_parts,
+    window_size,
+)
+from deltaflow.engine.workers.transport import WorkerError, mesh_for
 from deltaflow.errors import keeps_errors
 
 logger = logging.getLogger("deltaflow.workers")
@@ -103,8 +110,19 @@ class PartitionedRuntime(Runtime):
         self._placement, self._spread = place_operators(
             self.operators, self._hashers, self._inputs_of, split, persisted=persistence is not None
         )
-        # Operators whose inputs move between workers before they run.
-        self._exchanging = {
+        # Only partitioned operators split rows by key (a gate may be placed otherwise).
+        self._hashers = [
+            keyed if where is Placement.PARTITIONED else None
+            for keyed, where in zip(self._hashers, self._placement, strict=True)
+        ]
+        # The behaviors' gates sharing the frontier of every worker (see ``placement``).
+        self._frontier_gates = frozenset(
+            position
+            for position, op in enumerate(self.operators)
+            if is_frontier_gate(op) and self._placement[position] is not Placement.SINGLE
+        )
+        # Operators whose inputs move between workers before they run (and those gates).
+        self._exchanging = set(self._frontier_gates) | {
             position
             for position, where in enumerate(self._placement)
             if where is Placement.PARTITIONED
@@ -127,14 +145,15 @@ class PartitionedRuntime(Runtime):
         self._checkpoints = None if persistence is None else WorkerCheckpoints(persistence, self)
         self._split_handles: dict[int, SplitInputHandle] = {}
         self._set_up_split_inputs(split)
-        # Partitioned reduces whose rows are combined before the exchange (see ``combine``).
-        self._combiners = {
-            position: combiner
-            for position, op in enumerate(self.operators)
-            if self._placement[position] is Placement.PARTITIONED
-            and (combiner := combiner_for(op)) is not None
-        }
-        self._combine_rows = combine_threshold()
+        self._exchange = Exchange(
+            config,
+            self.mesh,
+            self.operators,
+            self._placement,
+            self._hashers,
+            self._spread,
+            self._inputs_of,
+        )
         # Times in flight (see the module's docstring), oldest first. In lock step (a window
         # of 1) with persistence (a checkpoint's cut), operators asking for times of their
         # own (their request depends on the times before) and errors kept as values (a
@@ -153,11 +172,9 @@ class PartitionedRuntime(Runtime):
         self._live_time: int | None = None
         self.most_in_flight = 0
         self.commits_joined = 0  # commits of this worker joined to a time (see HeldCommits)
-        self.rows_combined = [0, 0]  # rows combined, and the rows they became
         self.times_processed = 0
         self.split_rows = 0  # rows this worker's share of the split inputs gave
         self.partitioned_rows = 0  # rows this worker's partitioned operators ran on
-        self.rows_exchanged = 0  # rows this worker sent to others
         self.written_rows = 0  # rows this worker gave outputs written on every worker
         logger.debug(
             "worker %d/%d: %s",
@@ -262,33 +279,19 @@ class PartitionedRuntime(Runtime):
             self.commits_joined,
             self.partitioned_rows,
             ", ".join(self.partitioned_operators()) or "none",
-            *self.rows_combined,
-            self.rows_exchanged,
+            *self._exchange.rows_combined,
+            self._exchange.rows_exchanged,
             self.mesh.bytes_sent,
             self.written_rows,
         )
 
-    def _plan_digest(self) -> str:
-        """What every worker must have compiled alike: each operator's kind, its columns and
-        the positions of its inputs (a program that builds its graph differently on some
-        worker, e.g. by iterating over a set, would otherwise exchange the wrong batches)."""
+    def _check_same_plan(self) -> None:
+        """Every worker must have compiled alike (see ``progress.check_same_plan``)."""
         described = [
             (type(op).__name__, list(op.node.columns), self._inputs_of[position])
             for position, op in enumerate(self.operators)
         ]
-        return hashlib.sha256(repr(described).encode()).hexdigest()
-
-    def _check_same_plan(self) -> None:
-        digest = self._plan_digest()
-        if self.config.is_coordinator:
-            self.mesh.broadcast(("plan", digest))
-            return
-        message = self.mesh.receive(0)
-        if message[0] != "plan" or message[1] != digest:
-            raise WorkerError(
-                f"worker {self.config.index} built a different pipeline than worker 0 "
-                f"(the program must build the same tables, in the same order, on every worker)"
-            )
+        check_same_plan(self.mesh, self.config.index, described)
 
     def _on_report(self, peer: int, message: tuple[Any, ...]) -> None:
         """On worker 0 (on the mesh's receiving thread): worker ``peer`` reported commits of
@@ -509,24 +512,46 @@ class PartitionedRuntime(Runtime):
             op = self.operators[position]
             deltas = [flight.results[i] for i in self._inputs_of[position]]
             runs = position < limit and (oldest or not isinstance(op, OutputOperator))
-            if position in flight.exchanges:
-                if flight.sent is None:
-                    flight.sent = self._send_parts(time, position, deltas)
-                    moved = True
-                if not runs:
+            where = self._placement[position]
+            gate = position in self._frontier_gates
+            summaries = None
+            if position in flight.exchanges and (flight.summary is None or not gate):
+                if where is not Placement.LOCAL:  # a LOCAL gate's rows stay where they are
+                    if flight.sent is None:
+                        flight.sent = self._exchange.send_parts(time, position, deltas)
+                        moved = True
+                    if not runs:
+                        break
+                    own, senders = flight.sent
+                    received = self._mailbox.rows(time, position, senders, len(deltas))
+                    if received is None:
+                        break
+                    flight.sent = None
+                    deltas = merge_parts(own, received)
+                elif not runs:
                     break
-                own, senders = flight.sent
-                received = self._mailbox.rows(time, position, senders, len(deltas))
-                if received is None:
-                    break
-                flight.sent = None
-                deltas = merge_parts(own, received)
+                if gate:
+                    self.errors.current = op.node
+                    if where is Placement.PARTITIONED and deltas[0] is not None:
+                        self.partitioned_rows += deltas[0].height
+                    summary = self._exchange.send_summary(time, position, op, deltas[0])
+                    flight.summary, self.errors.current, moved = summary, None, True
             elif not runs:
                 break
+            if gate and position in flight.exchanges:
+                summaries = self._mailbox.summaries(time, position, self.mesh.peers)
+                if summaries is None:
+                    break
+                summaries.append(flight.summary)
+                flight.summary = None
             flight.cursor += 1
             moved = True
-            where = self._placement[position]
             if not coordinator and where in (Placement.SINGLE, Placement.INPUT):
+                continue
+            if summaries is not None:  # every worker concludes the gate's step
+                self.errors.current = op.node
+                flight.results[position] = op.conclude(time, summaries)  # type: ignore[attr-defined]
+                self.errors.current = None
                 continue
             if isinstance(op, InputOperator):
                 op.pending.extend(flight.rows.get(position, ()))
@@ -557,39 +582,3 @@ class PartitionedRuntime(Runtime):
         self._check_failures()
         if flight.done is not None:
             flight.done(flight.time)
-
-    # --- exchanges ---------------------------------------------------------------------------
-    def _send_parts(
-        self, time: int, position: int, deltas: list[pl.DataFrame | None]
-    ) -> tuple[list[pl.DataFrame | None], list[int]]:
-        """Send the other workers their parts of operator ``position``'s input deltas; this
-        worker's own parts, and the workers whose parts it must receive."""
-        me, mesh = self.config.index, self.mesh
-        spread = [self._spread[i] for i in self._inputs_of[position]]
-        hashers = self._hashers[position]
-        if hashers is None:  # gathered on worker 0
-            if me != 0:
-                sent = [d if s else None for d, s in zip(deltas, spread, strict=True)]
-                self.rows_exchanged += sum(d.height for d in sent if d is not None)
-                mesh.send(0, ("data", time, position, [encode_frame(d) for d in sent]))
-                return [None] * len(deltas), []
-            return deltas, list(mesh.peers)
-        combiner = self._combiners.get(position)
-        first = deltas[0]
-        if combiner is not None and first is not None and first.height >= self._combine_rows:
-            combined = combiner(first)
-            self.rows_combined[0] += first.height
-            self.rows_combined[1] += combined.height
-            deltas = [combined]
-        shares = [
-            None if d is None or d.height == 0 else split_by_key(d, hasher(d), self.config.count)
-            for d, hasher in zip(deltas, hashers, strict=True)
-        ]
-        senders = mesh.peers if any(spread) else [p for p in mesh.peers if p == 0]
-        if me == 0 or any(spread):
-            for peer in mesh.peers:
-                sent = [None if s is None else s[peer] for s in shares]
-                self.rows_exchanged += sum(d.height for d in sent if d is not None)
-                mesh.send(peer, ("data", time, position, [encode_frame(d) for d in sent]))
-        own: list[pl.DataFrame | None] = [None if s is None else s[me] for s in shares]
-        return own, list(senders)

@@ -27,6 +27,10 @@ Messages are tuples whose first item is their kind:
 * ``("data", time, position, frames)``: one worker's share of an operator's input deltas
   (several times may be in flight: the receiver matches them by time and position, see
   ``progress``);
+* ``("frontier", time, position, summary)``: one worker's summary of its share of a
+  behavior's gate's input at ``time`` (a tuple of a few numbers, see
+  ``temporal_behavior.GateSummary``), sent to every other worker: they finish the gate's
+  step with the summaries of all;
 * ``("report", run, commits, finished, joined)``: a worker other than 0 tells worker 0 about
   the commits its share of the split inputs made (see ``inputs``) and those it joined to a
   time; routed at once, on the receiving thread, to the handler of the run it belongs to
