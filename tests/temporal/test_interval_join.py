@@ -405,3 +405,43 @@ def test_missing_times_match_nothing_on_both_paths(
         (20, None),
         (30, 100),
     ]
+
+
+def test_two_live_rows_under_one_id_are_padded_each() -> None:
+    """A cutoff that ignores the deletion of an updated left row leaves both versions alive
+    under one id; each has partners of its own, so when the old version loses its partner it
+    is padded too (checked against Pathway 0.33: the same update stream)."""
+    left = pw.debug.table_from_markdown(
+        """
+          | k | v | __time__ | __diff__
+        1 | 5 | 1 | 2        | 1
+        2 | 3 | 3 | 2        | 1
+        1 | 5 | 1 | 4        | -1
+        1 | 0 | 3 | 4        | 1
+        """
+    )
+    right = pw.debug.table_from_markdown(
+        """
+          | k | v | __time__ | __diff__
+        7 | 5 | 1 | 2        | 1
+        7 | 5 | 1 | 4        | -1
+        """
+    )
+    joined = left.interval_join_left(
+        right,
+        left.v,
+        right.v,
+        pw.temporal.interval(-1, 2),
+        left.k == right.k,
+        behavior=pw.temporal.common_behavior(cutoff=2),
+    ).select(lv=pw.left.v, lk=pw.left.k, rv=pw.right.v)
+    assert sorted(stream(joined), key=repr) == sorted(
+        [
+            (2, 1, 5, 1, 1),
+            (2, 3, 3, None, 1),
+            (4, 1, 5, 1, -1),
+            (4, 1, 5, None, 1),  # the old version, alive and now without a partner
+            (4, 3, 0, None, 1),
+        ],
+        key=repr,
+    )

@@ -53,7 +53,7 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         self.time_unit = node.time_unit
         self.right_names = [*self.right_names, RIGHT_TIME]
         # Partner counts of the rows that have partners (left/right/outer modes).
-        self.counts: dict[str, dict[int, int]] = {LID: {}, RID: {}}
+        self.counts: dict[str, dict[Any, int]] = {LID: {}, RID: {}}
 
     # --- preparing the deltas ----------------------------------------------------------------
     def _units(self) -> pl.Expr:
@@ -189,6 +189,18 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         the side's own delta (one row per input row); updates the partner counts."""
         counts = self.counts[id_name]
         own = raw.select([*names, DIFF]) if raw is not None else None
+        side_rows = pairs.select([*names, DIFF]) if pairs is not None else None
+        # Counted per row, not per id: a side may hold two rows under one id at once (an
+        # update whose deletion a cutoff ignored), each with partners of its own.
+        hashed = _with_row_key(side_rows, id_name, names), _with_row_key(own, id_name, names)
+        keyed_pairs, keyed_own = hashed
+        key = [id_name, _ROW_KEY] if keyed_pairs is not None or keyed_own is not None else [id_name]
+        if (
+            (keyed_pairs is None) != (keyed_own is None)
+            and side_rows is not None
+            and own is not None
+        ):
+            key = [id_name]  # one side's values hash, the other's not: by id, as before
         if (
             fresh
             and (pairs is None or (pairs[DIFF] > 0).all())
@@ -196,48 +208,50 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         ):
             # Only insertions into a side that had no rows (a static join): the unmatched
             # rows are the inserted rows without pairs.
-            if pairs is not None:
-                summed = pairs.group_by(id_name).agg(pl.col(DIFF).sum())
-                counts.update(zip(summed[id_name].to_list(), summed[DIFF].to_list(), strict=True))
+            if side_rows is not None:
+                frame = keyed_pairs if len(key) > 1 and keyed_pairs is not None else side_rows
+                summed = frame.group_by(key).agg(pl.col(DIFF).sum())
+                counts.update(zip(_keys_of(summed, key), summed[DIFF].to_list(), strict=True))
                 if own is not None:
-                    own = own.join(summed.select(id_name), on=id_name, how="anti")
+                    mine = keyed_own if len(key) > 1 and keyed_own is not None else own
+                    own = mine.join(summed.select(key), on=key, how="anti").select(own.columns)
             return own if own is not None and own.height else None
         # Rows are referred to by position, so that values keep their exact types (Python
         # values would cut datetimes to microseconds).
-        changes: dict[int, int] = {}
-        content: dict[int, int] = {}  # row id -> a row of the pairs holding its values
-        side_rows = pairs.select([*names, DIFF]) if pairs is not None else None
+        changes: dict[Any, int] = {}
+        content: dict[Any, int] = {}  # row key -> a row of the pairs holding its values
         if side_rows is not None:
-            ids = side_rows[id_name].to_list()
-            for position, (row_id, diff) in enumerate(
-                zip(ids, side_rows[DIFF].to_list(), strict=True)
+            frame = keyed_pairs if len(key) > 1 and keyed_pairs is not None else side_rows
+            for position, (row_key, diff) in enumerate(
+                zip(_keys_of(frame, key), side_rows[DIFF].to_list(), strict=True)
             ):
-                changes[row_id] = changes.get(row_id, 0) + diff
-                content.setdefault(row_id, position)
-        own_rows: dict[int, list[tuple[int, int]]] = {}
+                changes[row_key] = changes.get(row_key, 0) + diff
+                content.setdefault(row_key, position)
+        own_rows: dict[Any, list[tuple[int, int]]] = {}
         if own is not None:
-            for position, (row_id, diff) in enumerate(
-                zip(own[id_name].to_list(), own[DIFF].to_list(), strict=True)
+            frame = keyed_own if len(key) > 1 and keyed_own is not None else own
+            for position, (row_key, diff) in enumerate(
+                zip(_keys_of(frame, key), own[DIFF].to_list(), strict=True)
             ):
-                own_rows.setdefault(row_id, []).append((position, diff))
+                own_rows.setdefault(row_key, []).append((position, diff))
         from_pairs: list[int] = []
         pair_diffs: list[int] = []
         from_own: list[int] = []
-        for row_id in set(changes) | set(own_rows):
-            before = counts.get(row_id, 0)
-            after = before + changes.get(row_id, 0)
-            if row_id in own_rows:
-                for position, diff in own_rows[row_id]:
+        for row_key in set(changes) | set(own_rows):
+            before = counts.get(row_key, 0)
+            after = before + changes.get(row_key, 0)
+            if row_key in own_rows:
+                for position, diff in own_rows[row_key]:
                     # A deleted row was unmatched before; an inserted one is after.
                     if (diff < 0 and before == 0) or (diff > 0 and after == 0):
                         from_own.append(position)
             elif (before == 0) != (after == 0):
-                from_pairs.append(content[row_id])
+                from_pairs.append(content[row_key])
                 pair_diffs.append(-1 if before == 0 else 1)
             if after:
-                counts[row_id] = after
+                counts[row_key] = after
             else:
-                counts.pop(row_id, None)
+                counts.pop(row_key, None)
         parts = []
         if from_pairs and side_rows is not None:
             parts.append(
@@ -248,3 +262,29 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
+
+
+_ROW_KEY = "__row_key"
+
+
+def _with_row_key(
+    frame: pl.DataFrame | None, id_name: str, names: list[str]
+) -> pl.DataFrame | None:
+    """``frame`` with a hash of each row's values (``_ROW_KEY``); None when there is no frame
+    or its values cannot be hashed (Python objects)."""
+    if frame is None:
+        return None
+    values = [n for n in names if n != id_name]
+    if not values or any(frame.schema[n] == pl.Object for n in values):
+        return None
+    try:
+        return frame.with_columns(pl.struct(values).hash().alias(_ROW_KEY))
+    except pl.exceptions.PolarsError:
+        return None
+
+
+def _keys_of(frame: pl.DataFrame, key: list[str]) -> list[Any]:
+    """The partner-count key of each row of ``frame``: its id, or (id, values' hash)."""
+    if len(key) == 1:
+        return frame[key[0]].to_list()
+    return list(zip(frame[key[0]].to_list(), frame[key[1]].to_list(), strict=True))
