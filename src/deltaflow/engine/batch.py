@@ -334,17 +334,28 @@ def sum_equal_rows(
     return frame[chosen].with_columns(pl.Series(DIFF, sums, dtype=pl.Int64))
 
 
+def value_hashes(frame: pl.DataFrame, columns: Sequence[str]) -> pl.Series | None:
+    """One hash per row of its values in ``columns`` (equal values, equal hashes); None when
+    there are no such columns or their values cannot be hashed (Python objects)."""
+    if not columns or any(frame.schema[c] == pl.Object for c in columns):
+        return None
+    try:
+        return frame.select(pl.struct(list(columns)).hash(_SEED)).to_series()
+    except pl.exceptions.PolarsError:
+        return None
+
+
 def _consolidate_hashed(batch: pl.DataFrame) -> pl.DataFrame | None:
     """:func:`consolidate` for a few thousand rows: group rows by one Polars row hash in Python
     (cheaper than a multi-column group_by); rows sharing a hash are compared exactly. None when
     that is not possible (Python-object columns, or columns without exact Python values where
     hashes repeat)."""
     schema = batch.schema
-    if any(dtype == pl.Object for dtype in schema.values()):
-        return None
     names = list(schema)
     diff_at = names.index(DIFF)
-    hashes = batch.select(pl.struct([n for n in names if n != DIFF]).hash(_SEED)).to_series()
+    hashes = value_hashes(batch, [n for n in names if n != DIFF])
+    if hashes is None:
+        return None
     diffs = batch[DIFF].to_list()
     slots: dict[int, int] = {}
     keep: list[int] = []

@@ -36,7 +36,7 @@ from typing import Any
 
 import polars as pl
 
-from deltaflow.engine.batch import DIFF, ID
+from deltaflow.engine.batch import DIFF, ID, value_hashes
 from deltaflow.errors import PersistenceError
 from deltaflow.io._core.offsets import merge_frontiers
 from deltaflow.persistence.storage import Storage
@@ -144,7 +144,7 @@ def current_rows(frame: pl.DataFrame) -> pl.DataFrame:
         return frame
     keys = [ID] + ([SOURCE] if SOURCE in frame.columns else [])
     indexed = frame.select(*keys, DIFF).with_row_index("_row")
-    values = _value_hash(frame, [c for c in frame.columns if c not in (ID, DIFF, SOURCE)])
+    values = value_hashes(frame, [c for c in frame.columns if c not in (ID, DIFF, SOURCE)])
     if values is not None:
         indexed = indexed.with_columns(values.alias("_values"))
         keys.append("_values")
@@ -159,16 +159,6 @@ def current_rows(frame: pl.DataFrame) -> pl.DataFrame:
     )
     rows = frame[alive["_last"].to_list()]
     return rows.with_columns(alive["_net"].cast(pl.Int64).alias(DIFF))
-
-
-def _value_hash(frame: pl.DataFrame, columns: list[str]) -> pl.Series | None:
-    """A hash of each row's values, or None when there are none or they cannot be hashed."""
-    if not columns or any(frame.schema[c] == pl.Object for c in columns):
-        return None
-    try:
-        return frame.select(pl.struct(columns).hash()).to_series()
-    except pl.exceptions.PolarsError:
-        return None
 
 
 # --- manifests --------------------------------------------------------------------------------

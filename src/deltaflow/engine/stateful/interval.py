@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from deltaflow.engine.batch import DIFF
+from deltaflow.engine.batch import DIFF, value_hashes
 from deltaflow.engine.operators import Delta
 from deltaflow.engine.stateful.arrangement import KH, consolidate_rows, key_hash_expr
 from deltaflow.engine.stateful.interval_small import SMALL_ROWS, small_pairs
@@ -274,13 +274,8 @@ def _with_row_key(
     or its values cannot be hashed (Python objects)."""
     if frame is None:
         return None
-    values = [n for n in names if n != id_name]
-    if not values or any(frame.schema[n] == pl.Object for n in values):
-        return None
-    try:
-        return frame.with_columns(pl.struct(values).hash().alias(_ROW_KEY))
-    except pl.exceptions.PolarsError:
-        return None
+    hashes = value_hashes(frame, [n for n in names if n != id_name])
+    return None if hashes is None else frame.with_columns(hashes.alias(_ROW_KEY))
 
 
 def _keys_of(frame: pl.DataFrame, key: list[str]) -> list[Any]:
