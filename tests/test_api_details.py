@@ -523,3 +523,18 @@ def test_array_annotations_keep_element_type_and_dimensions() -> None:
     assert r.select(x=pw.this.m0.get(1)).schema.typehints()["x"] is int
     with pytest.raises(TypeError, match="element type"):
         pw.schema_from_types(x=np.ndarray[typing.Any, np.dtype[np.uint8]])
+
+
+def test_argument_errors_name_the_table_method_not_its_mixin() -> None:
+    """Table's methods live in mixins (table_rows, table_id_ops ...); a TypeError about their
+    arguments still names ``Table.<method>``, as the user called it."""
+    table = pw.debug.table_from_markdown("a\n1")
+    for call, name in [
+        (lambda: table.flatten(), "Table.flatten()"),  # type: ignore[call-arg]
+        (lambda: table.filter(), "Table.filter()"),  # type: ignore[call-arg]
+        (lambda: table.update_rows(), "Table.update_rows()"),  # type: ignore[call-arg]
+        (lambda: table.ix(), "Table.ix()"),  # type: ignore[call-arg]
+    ]:
+        with pytest.raises(TypeError) as caught:
+            call()
+        assert str(caught.value).startswith(f"{name} missing 1 required positional argument")

@@ -22,6 +22,7 @@ import functools
 import linecache
 import os
 import sys
+import types
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any, Literal, TypeVar
@@ -208,6 +209,20 @@ def user_calls(cls: _Class) -> _Class:
         ):
             setattr(cls, name, user_call(member))
     return cls
+
+
+def named_as_own_methods(cls: type) -> None:
+    """The methods ``cls`` takes from its mixins name themselves as its own (``Table.flatten()``
+    in a TypeError about their arguments), as the user called them: the mixins are how the
+    code is split, not something a user should read about."""
+    for base in cls.__mro__[1:-1]:
+        for name, member in vars(base).items():
+            if name.startswith("__"):
+                continue
+            function = member.__func__ if isinstance(member, classmethod | staticmethod) else member
+            while isinstance(function, types.FunctionType):
+                function.__qualname__ = f"{cls.__name__}.{name}"
+                function = getattr(function, "__wrapped__", None)
 
 
 def _has_our_note(error: BaseException) -> bool:

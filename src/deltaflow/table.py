@@ -27,7 +27,7 @@ from deltaflow.column_properties import (
     declared_append_only,
     mark_udfs_on_append_only_columns,
 )
-from deltaflow.error_display import user_calls
+from deltaflow.error_display import named_as_own_methods, user_calls
 from deltaflow.expressions.base import (
     ColumnExpression,
     ColumnNotFoundError,
@@ -557,6 +557,9 @@ class Table(
             0 ['apple', 'pear']
         """
         add_output(self, sink)
+
+
+named_as_own_methods(Table)  # Table.flatten(), not RowMethods.flatten(), in messages
 
 
 # ------------------------------------------------------------------------------------------
