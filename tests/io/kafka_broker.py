@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,6 +114,26 @@ class TansuBroker:
         }
         settings.update(extra)
         return settings
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        """Each partition's (low, high) offsets: what the broker holds of ``topic``."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(self.settings())
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in sorted(partitions)
+            }
+        finally:
+            consumer.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines the broker logged (for a failing test's message)."""
+        self._log.flush()
+        text = Path(self._log.name).read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
 
     def create_topic(self, topic: str, partitions: int = 1) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic

@@ -168,7 +168,15 @@ def _run(broker: TansuBroker, mode: str, workers: tuple[int, ...], tmp: Path) ->
         assert _final_counts(counted) == expected, f"{n} workers"
         _consolidated_per_time(counted)
         copied = _messages(broker, rows, lambda messages: len(messages) >= total)
-        assert Counter(m["word"] for m in copied) == Counter(expected), f"{n} workers"
+        if Counter(m["word"] for m in copied) != Counter(expected):
+            # Say whether the broker holds fewer messages than the workers wrote (a loss on
+            # the way in) or the consumer saw fewer than it holds (a loss on the way out).
+            pytest.fail(
+                f"{n} workers: {len(copied)} of {total} rows copied; missing "
+                f"{dict(Counter(expected) - Counter(m['word'] for m in copied))}; "
+                f"broker watermarks {broker.watermarks(rows)}; "
+                f"workers' log:\n{stderr[-3000:]}\nbroker's log:\n{broker.log_tail()}"
+            )
         if n == 1:
             continue
         partitions, written = _worker_lines(stderr, n)
