@@ -29,7 +29,9 @@ __all__ = ["IdTable"]
 _EMPTY = 0
 _REMOVED = 1
 _OFFSET = 2
-_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+_MULTIPLIER_INT = 0x9E3779B97F4A7C15
+_MULTIPLIER = np.uint64(_MULTIPLIER_INT)
+_LOW_64 = (1 << 64) - 1
 _MIN_BITS = 10
 _FEW = 8  # batches up to this many ids are looked up in Python
 
@@ -161,9 +163,10 @@ class IdTable:
         mask = (1 << self._bits) - 1
         slots: list[int] = []
         held: list[bool] = []
-        cells = self._cells(low, high).tolist()
-        ids = zip(positions.tolist(), low.tolist(), high.tolist(), cells, strict=True)
-        for position, lo, hi, cell in ids:
+        shift = 64 - self._bits
+        ids = zip(positions.tolist(), low.tolist(), high.tolist(), strict=True)
+        for position, lo, hi in ids:
+            cell = (((lo ^ hi) * _MULTIPLIER_INT) & _LOW_64) >> shift  # as _cells, in Python
             probe = 0
             while True:
                 seen_low, seen_high, tag = table[cell].tolist()

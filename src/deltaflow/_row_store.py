@@ -221,7 +221,7 @@ class RowsById:
         low, high = id_halves(frame[self._id_name])
         slots, present = self._ids.find_or_add(low, high, self._take_for)
         found = np.where(present, slots, -1)  # the slots of rows there before
-        last = self._last_of_each(slots)
+        last = self._last_of_each(slots) if len(slots) > 1 else None
         if last is not None:  # an id twice: its last row is the one kept
             slots, found, present = slots[last], found[last], present[last]
             frame = frame[last]
