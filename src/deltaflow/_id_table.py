@@ -18,7 +18,7 @@ NumPy arrays are never traversed by the garbage collector, whatever their size.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -147,6 +147,15 @@ class IdTable:
             probe = probe[keep]
         return slots, held
 
+    def find_or_add_values(
+        self, low: list[int], high: list[int], new_slot: Callable[[], int]
+    ) -> tuple[list[int], list[bool]]:
+        """:meth:`find_or_add` for a few distinct ids given as Python ints, in Python (for a
+        few ids, cheaper than NumPy calls on tiny arrays); ``new_slot()`` gives the slot of
+        each id added."""
+        self._make_room(len(low))
+        return self._probe_each(low, high, lambda _position: new_slot(), range(len(low)), set())
+
     def _find_or_add_few(
         self,
         low: np.ndarray,
@@ -155,23 +164,42 @@ class IdTable:
         positions: np.ndarray,
         added: set[int],
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`find_or_add` one id after the other, in Python: for a few ids, cheaper than
-        the rounds' NumPy calls. The same probe sequences, so the same table. ``positions``
+        """:meth:`find_or_add` one id after the other (see :meth:`_probe_each`). ``positions``
         are the ids' positions for ``new_slots``; ``added`` the cells this call took already
         (an id found there was not held before), updated."""
+        slots, held = self._probe_each(
+            low.tolist(),
+            high.tolist(),
+            lambda position: int(new_slots(np.array([position]))[0]),
+            positions.tolist(),
+            added,
+        )
+        return np.array(slots, dtype=np.int64), np.array(held, dtype=bool)
+
+    def _probe_each(
+        self,
+        low: list[int],
+        high: list[int],
+        new_slot: Callable[[int], int],
+        positions: Sequence[int],
+        added: set[int],
+    ) -> tuple[list[int], list[bool]]:
+        """Find or add ids one after the other, in Python, with the same probe sequences as
+        the vectorised rounds (so the same table): the slot of each id and whether it was
+        held before. ``new_slot(position)`` gives the slot of an id added; ``added``: the
+        cells taken by the current call (an id found there was not held before), updated."""
         table = self._cells_
         mask = (1 << self._bits) - 1
+        shift = 64 - self._bits
         slots: list[int] = []
         held: list[bool] = []
-        shift = 64 - self._bits
-        ids = zip(positions.tolist(), low.tolist(), high.tolist(), strict=True)
-        for position, lo, hi in ids:
+        for position, lo, hi in zip(positions, low, high, strict=True):
             cell = (((lo ^ hi) * _MULTIPLIER_INT) & _LOW_64) >> shift  # as _cells, in Python
             probe = 0
             while True:
                 seen_low, seen_high, tag = table[cell].tolist()
                 if tag == _EMPTY:
-                    slot = int(new_slots(np.array([position]))[0])
+                    slot = new_slot(position)
                     table[cell] = (lo, hi, slot + _OFFSET)
                     added.add(cell)
                     self._used += 1
@@ -185,7 +213,7 @@ class IdTable:
                     break
                 probe += 1
                 cell = (cell + probe) & mask
-        return np.array(slots, dtype=np.int64), np.array(held, dtype=bool)
+        return slots, held
 
     def remove(self, cells: np.ndarray) -> None:
         """Remove the ids held in ``cells`` (as :meth:`find` gave them; distinct)."""

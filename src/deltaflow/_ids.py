@@ -49,6 +49,7 @@ import polars as pl
 import polars_hash
 import xxhash
 
+from deltaflow._small_frames import series_of_values
 from deltaflow._types import (
     BOOL,
     BYTES,
@@ -91,7 +92,7 @@ def digest_texts(texts: Sequence[str]) -> pl.Series:
     if len(texts) <= PYTHON_KEY_ROWS:
         # A Polars query costs ~80 us whatever the row count; xxhash ~0.25 us a text.
         digest = xxhash.xxh3_128_intdigest
-        return pl.Series("_id", [digest(text.encode()) for text in texts], dtype=ID_DTYPE)
+        return series_of_values("_id", [digest(text.encode()) for text in texts], ID_DTYPE)
     frame = pl.DataFrame([pl.Series("t", texts, dtype=pl.String)])
     return frame.select_seq(xxh3_128(pl.col("t")).cast(ID_DTYPE).alias("_id")).to_series()
 
@@ -319,7 +320,7 @@ def _integer_key_ids_python(values: Sequence[Any], tag: str) -> pl.Series:
         ids = [null_id if v is None else fmix_int(base + (v & _UINT64)) for v in values]
     else:
         ids = [null_id if v is None else fmix_int(base + int(v)) for v in values]
-    return pl.Series("_id", ids, dtype=ID_DTYPE)
+    return series_of_values("_id", ids, ID_DTYPE)
 
 
 def pointer_from_values(*values: Any, dtypes: Sequence[DType] | None = None) -> Pointer:

@@ -16,9 +16,10 @@ sit in NumPy arrays, which the collector does not traverse. Freed slots are reus
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -34,6 +35,9 @@ _LOW = _HALF - 1
 #: Up to this many ids are split in Python: a Polars query costs more than that.
 _PYTHON_IDS = 64
 _UINT128 = pl.UInt128()
+#: Up to this many rows, :meth:`RowsById.changes_of_few` works on Python values: a NumPy or
+#: Polars call on a frame of one row costs more than the row's own work.
+FEW_ROWS = 8
 
 #: Column types stored as their physical numbers (everything else: Python values).
 _NUMERIC = (
@@ -160,6 +164,44 @@ class _Column:
                 series = masked.to_series()
         return series
 
+    @property
+    def python_exact(self) -> bool:
+        """Whether a stored value reads back as the Python value given (numbers stored as
+        themselves, or Python objects), so that :meth:`RowsById.changes_of_few` may skip
+        the conversions."""
+        return self.plain or not self.numeric
+
+    def get(self, slot: int) -> Any:
+        """The Python value stored at ``slot`` (a :attr:`python_exact` column)."""
+        if self.valid is not None and not self.valid[slot]:
+            return None
+        value = self.values[slot]
+        return value.item() if self.numeric else value
+
+    def set(self, slot: int, value: Any) -> None:
+        """Store the Python ``value`` at ``slot`` (a :attr:`python_exact` column)."""
+        if value is None and self.numeric:
+            if self.valid is None:
+                self.valid = np.ones(self.values.shape[0], dtype=bool)
+            self.valid[slot] = False
+            self.values[slot] = 0
+            return
+        self.values[slot] = value
+        if self.valid is not None:
+            self.valid[slot] = True
+
+    def same_value(self, old: Any, new: Any) -> bool | None:
+        """:meth:`same` for one pair of Python values (None: cannot be told here)."""
+        if old is None or new is None:
+            return old is None and new is None
+        if not self.numeric:
+            return old == new if isinstance(self.dtype, pl.String) else None
+        if isinstance(old, float):  # bit for bit (0.0 is not -0.0), or both NaN
+            if old != old:
+                return new != new
+            return old == new and math.copysign(1.0, old) == math.copysign(1.0, new)
+        return bool(old == new)
+
     def release(self, slots: np.ndarray) -> None:
         """Let go of the Python values in freed slots (numbers need nothing)."""
         if not self.numeric:
@@ -249,6 +291,62 @@ class RowsById:
         for column, values in zip(self._columns, new, strict=True):
             column.write(slots, values)
         return Replaced(replaced, stored, exact)
+
+    def changes_of_few(
+        self, frame: pl.DataFrame, diff: str
+    ) -> tuple[pl.DataFrame, int, bool] | None:
+        """:meth:`replace` for a frame of at most :data:`FEW_ROWS` rows, in Python, and what
+        it changes as one frame: the rows replaced (``diff`` -1) then the rows of ``frame``
+        that changed something (+1); with how many rows were replaced and whether equal rows
+        were left out (see :class:`Replaced`). None when the frame is larger or a column
+        stores its values converted (dates, times): :meth:`replace` does that."""
+        columns = self._columns
+        if frame.height > FEW_ROWS or not all(c.python_exact for c in columns):
+            return None
+        ids = frame.get_column(self._id_name).to_list()
+        values = [frame.get_column(c.name).to_list() for c in columns]
+        rows = list(zip(ids, *values, strict=True))
+        if len(set(ids)) < len(ids):  # an id twice: its last row is the one kept, in order
+            last = {row_id: position for position, row_id in enumerate(ids)}
+            rows = [rows[position] for position in sorted(last.values())]
+        slots, held = self._ids.find_or_add_values(
+            [row[0] & _LOW for row in rows], [row[0] >> 64 for row in rows], self._take_one
+        )
+        old_rows: list[tuple[Any, ...]] = []
+        new_rows: list[tuple[Any, ...]] = []
+        exact = True
+        for row, slot, present in zip(rows, slots, held, strict=True):
+            if present:
+                old = (row[0], *(c.get(slot) for c in columns))
+                same: bool | None = True
+                for column, before, after in zip(columns, old[1:], row[1:], strict=True):
+                    same = column.same_value(before, after)
+                    if not same:
+                        break
+                if same is None:
+                    exact = False
+                if same is not True:
+                    old_rows.append(old)
+                    new_rows.append(row)
+            else:
+                new_rows.append(row)
+            for column, value in zip(columns, row[1:], strict=True):
+                column.set(slot, value)
+        changed = old_rows + new_rows
+        names = [(self._id_name, _UINT128), *((c.name, c.dtype) for c in columns)]
+        delta = frame_of(
+            [
+                *(
+                    series_of_values(name, [row[i] for row in changed], dtype)
+                    for i, (name, dtype) in enumerate(names)
+                ),
+                series_of_values(diff, [-1] * len(old_rows) + [1] * len(new_rows), pl.Int64),
+            ]
+        )
+        return delta, len(old_rows), exact
+
+    def _take_one(self) -> int:
+        return int(self._take(1)[0])
 
     def _last_of_each(self, slots: np.ndarray) -> np.ndarray | None:
         """The positions of the last occurrence of each slot, in order (None: all distinct)."""
