@@ -134,10 +134,16 @@ class ChangeStream:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            # The temporary cursor slot would end with its connection, but only once the
+            # server's backend has finished exiting, after close() returned: dropped here,
+            # a caller listing the slots next sees it gone.
+            with contextlib.suppress(Exception):
+                _cdc.drop_slot(self._replication, self._slot)
         if self._run_slot:
             _cdc.drop_run_slot(self.target, self._anchor, self._replication)
         with contextlib.suppress(Exception):
-            self._replication.close()  # the temporary cursor slot ends with its connection
+            self._replication.close()  # a cursor slot left above ends with its connection
 
     # --- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
