@@ -540,6 +540,11 @@ class Arrangement:
             column = self._keys[index] = run[KH].to_numpy()
         lo = np.searchsorted(column, wanted, side="left")
         hi = np.searchsorted(column, wanted, side="right")
+        if len(wanted) <= _ROW_BY_ROW:  # a few keys (a live update): the ranges in Python
+            positions = [
+                p for a, b in zip(lo.tolist(), hi.tolist(), strict=True) for p in range(a, b)
+            ]
+            return self._take_rows(run, positions) if positions else []
         lengths = hi - lo
         hits = np.flatnonzero(lengths)
         if len(hits) == 0:
@@ -549,8 +554,12 @@ class Arrangement:
         offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return self._take_rows(run, starts + offsets)
 
-    def _take_rows(self, run: pl.DataFrame, positions: np.ndarray) -> list[tuple[Any, ...]]:
+    def _take_rows(
+        self, run: pl.DataFrame, positions: np.ndarray | list[int]
+    ) -> list[tuple[Any, ...]]:
         """The rows of ``run`` at ``positions``, as tuples."""
+        if isinstance(positions, np.ndarray):
+            positions = positions.tolist()
         entry = self._run_tuples.get(id(run))
         if entry is None or entry[0] is not run:
             entry = (run, None, 0)
@@ -566,10 +575,10 @@ class Arrangement:
             kept = run.rows()
         self._run_tuples[id(run)] = (run, kept, lookups)
         if kept is not None:
-            return [kept[i] for i in positions.tolist()]
+            return [kept[i] for i in positions]
         if len(positions) <= _ROW_BY_ROW:
             row = run.row
-            return [row(position) for position in positions.tolist()]
+            return [row(position) for position in positions]
         return run[pl.Series(positions, dtype=pl.Int64)].rows()
 
     def plus_rows(
