@@ -15,7 +15,7 @@ import collections
 import inspect
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -322,15 +322,18 @@ class _MessageParser(Parser):
         first = int((context.metadata or {}).get("first", 1))
         rows: list[Mapping[str, Any]] = []
         errors: list[ParseError] = []
-        keep: list[int] = []
+        keep: Sequence[int]
         if set(map(type, context.rows)) == {dict}:  # rows sent with next(): nothing to parse
             rows = list(context.rows)
-            keep = list(range(len(rows)))
-        for index, message in enumerate(context.rows if not keep else ()):
-            row = self._row(message, index + first, errors)
-            if row is not None:
-                rows.append(row)
-                keep.append(index)
+            keep = range(len(rows))
+        else:
+            kept: list[int] = []
+            for index, message in enumerate(context.rows):
+                row = self._row(message, index + first, errors)
+                if row is not None:
+                    rows.append(row)
+                    kept.append(index)
+            keep = kept
         kinds = (
             context.kinds if isinstance(context.kinds, str) else [context.kinds[i] for i in keep]
         )

@@ -463,8 +463,13 @@ def column_from_values(
     """A column from Python/JSON values; also the positions of unusable values and why."""
     base = dtype.strip_optional()
     fast = _FAST.get(base)
-    if fast is not None and (dtype.is_optional or None not in values) and _uniform(values, base):
-        return series_of_values(name, list(values), fast), {}
+    if fast is not None and _uniform(values, base, allow_none=dtype.is_optional):
+        try:
+            # Strict: a value the type cannot hold (an int past 64 bits) raises, and the
+            # values take the converting path below, which reports it.
+            return series_of_values(name, list(values), fast), {}
+        except (TypeError, OverflowError):
+            pass
     converted: list[Any] = []
     errors: dict[int, str] = {}
     for index, value in enumerate(values):
@@ -477,18 +482,21 @@ def column_from_values(
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_EXACT_TYPES: dict[t.DType, frozenset[type]] = {
+    t.INT: frozenset([int]),
+    t.FLOAT: frozenset([float]),
+    t.BOOL: frozenset([bool]),
+    t.STR: frozenset([str]),
+}
+_NONE_TYPE = type(None)
 
 
-def _uniform(values: Sequence[Any], base: t.DType) -> bool:
-    """Whether every value is exactly of the type Polars stores (no conversion needed)."""
-    wanted: tuple[type, ...] = {t.INT: (int,), t.FLOAT: (float,), t.BOOL: (bool,), t.STR: (str,)}[
-        base
-    ]
-    none = type(None)
-    kinds = set(map(type, values))  # C-speed: these checks run for every value of a block
-    if not kinds <= {*wanted, none}:
-        return False
-    if base == t.INT and int in kinds:
-        numbers = values if none not in kinds else [v for v in values if v is not None]
-        return min(numbers) >= _INT64_MIN and max(numbers) <= _INT64_MAX
-    return True
+def _uniform(values: Sequence[Any], base: t.DType, *, allow_none: bool) -> bool:
+    """Whether every value is exactly of the Python type Polars stores for ``base`` (a bool
+    is not an int here), or None when ``allow_none``. Ranges are the strict constructor's
+    to check."""
+    kinds = set(map(type, values))  # C-speed: this runs for every value of a block
+    wanted = _EXACT_TYPES[base]
+    if kinds <= wanted:
+        return True
+    return allow_none and kinds <= wanted | {_NONE_TYPE}
