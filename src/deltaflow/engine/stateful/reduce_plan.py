@@ -11,6 +11,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow import errors
+from deltaflow._small_frames import frame_of, series_of_values
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.stateful.arrangement import KH
 
@@ -81,22 +82,22 @@ class SmallPlan:
         name, dtype, declared = self.columns[index]
         if declared is not None:
             return t.series_from_values(name, values, declared)
-        return pl.Series(name, values, dtype=dtype)
+        return series_of_values(name, values, dtype)
 
     def state_frame(self, rows: list[tuple[Any, ...]]) -> pl.DataFrame:
         """Group rows (with their diffs last) as a frame of the group arrangement."""
         columns = list(zip(*rows, strict=True))
         series = [self.series(i, list(values)) for i, values in enumerate(columns[:-1])]
-        series.append(pl.Series(DIFF, columns[-1], dtype=pl.Int64))
-        return pl.DataFrame(series)
+        series.append(series_of_values(DIFF, list(columns[-1]), pl.Int64))
+        return frame_of(series)
 
     def output_frame(self, changes: list[tuple[Any, ...]], diffs: list[int]) -> pl.DataFrame:
         """The frame ``post`` reads, from changed group rows (without their diffs): only the
         columns it reads when it merely picks columns, else every state column."""
         columns = list(zip(*changes, strict=True))
         series = [self.series(i, list(columns[i])) for i in self.read_by_post]
-        series.append(pl.Series(DIFF, diffs, dtype=pl.Int64))
-        return pl.DataFrame(series)
+        series.append(series_of_values(DIFF, diffs, pl.Int64))
+        return frame_of(series)
 
 
 def _shows_every_value(post: Any, columns: list[str]) -> bool:
