@@ -6,8 +6,9 @@ independently; ``Table`` inherits these methods. Everything here only builds pla
 reported where the pipeline is defined.
 
 The groupby machinery lives in :mod:`deltaflow.table_groupby`, the joins in
-:mod:`deltaflow.table_join`; their public names are re-exported here. The operations on row
-ids (``update_rows``, ``ix`` ...) are in :mod:`deltaflow.table_id_ops`.
+:mod:`deltaflow.table_join` (the ``join*`` methods, shared with a join result, in
+:mod:`deltaflow.table_join_entry`); their public names are re-exported here. The operations on
+row ids (``update_rows``, ``ix`` ...) are in :mod:`deltaflow.table_id_ops`.
 """
 
 from __future__ import annotations
