@@ -3,6 +3,7 @@ type (``ValueError``) that is also a ``TypeError`` (an unknown keyword) in delta
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -52,3 +53,43 @@ def test_join_with_a_join_mode_still_works(tables: tuple[pw.Table, pw.Table]) ->
     result = left.join(right, left.a == right.b, how=pw.JoinMode.LEFT).select(left.a, b=right.b)
     rows = sorted(pw.debug.table_to_dicts(result)[1]["b"].values(), key=repr)
     assert rows == [2, None]
+
+
+_OPTIONS = ["id", "left_instance", "right_instance", "left_exactly_once", "right_exactly_once"]
+_JOINS = ["join", "join_inner", "join_left", "join_right", "join_outer"]
+
+
+@pytest.mark.parametrize("name", _JOINS)
+def test_the_three_forms_of_a_join_have_pathways_parameters(name: str) -> None:
+    """``Table.join*``, a join result's ``join*`` and ``pw.join*`` run one piece of code; each
+    keeps its own parameter names (``pw.join_left(left, right, ...)``)."""
+    options = [*_OPTIONS[:1], "how", *_OPTIONS[1:]] if name == "join" else _OPTIONS
+    for owner, first in ((pw.Table, ["self", "other"]), (pw.JoinResult, ["self", "other"])):
+        assert list(inspect.signature(getattr(owner, name)).parameters) == [*first, "on", *options]
+    assert list(inspect.signature(getattr(pw, name)).parameters) == [
+        "left",
+        "right",
+        "on",
+        *options,
+    ]
+
+
+@pytest.mark.parametrize("name", _JOINS)
+def test_argument_errors_name_the_form_called(tables: tuple[pw.Table, pw.Table], name: str) -> None:
+    left, right = tables
+    joined = left.join(right, left.a == right.b)
+    for call, called in (
+        (lambda: getattr(left, name)(), f"Table.{name}()"),
+        (lambda: getattr(joined, name)(), f"JoinResult.{name}()"),
+        (lambda: getattr(pw, name)(left), f"{name}()"),
+    ):
+        with pytest.raises(TypeError) as caught:
+            call()
+        assert str(caught.value).startswith(f"{called} missing 1 required positional argument")
+
+
+def test_pw_join_takes_its_sides_by_keyword(tables: tuple[pw.Table, pw.Table]) -> None:
+    left, right = tables
+    result = pw.join_left(left=left, right=right).select(a=pw.left.a, b=pw.right.b)
+    pairs = sorted(pw.debug.table_to_dicts(result)[1]["b"].values())
+    assert pairs == [2, 2, 3, 3]

@@ -10,7 +10,7 @@ methods from mixins, one module per kind: :mod:`deltaflow.table_columns` (rename
 changes), :mod:`deltaflow.table_rows` (filter, concat, flatten), :mod:`deltaflow.table_reindex`
 (new ids, universe promises), :mod:`deltaflow.table_stateful` (groupby, joins, sort, with the
 operations on row ids in :mod:`deltaflow.table_id_ops`), :mod:`deltaflow.table_temporal` and
-:mod:`deltaflow.table_streams`.
+:mod:`deltaflow.table_streams` (with the outputs, ``to`` and ``debug``).
 """
 
 from __future__ import annotations
@@ -509,54 +509,6 @@ class Table(
         from deltaflow.universes import table_of_columns
 
         return table_of_columns(args, kwargs)
-
-    def debug(self, name: str) -> Table:
-        """Print every change of this table when the program runs with
-        ``pw.run(debug=True)``; returns the table.
-
-        Parameters:
-            name: the label printed before each change.
-
-        Examples:
-            >>> import deltaflow as pw
-            >>> t = pw.debug.table_from_markdown('''
-            ... qty
-            ... 2
-            ... ''')
-            >>> t.debug("stock").column_names()
-            ['qty']
-        """
-        from deltaflow.runner import debug_table
-
-        debug_table(self, name)
-        return self
-
-    def to(self, sink: Any) -> None:
-        """Send the changes of this table to ``sink`` when the pipeline runs.
-
-        The ``pw.io.*.write`` functions are built on it; a program rarely calls it itself.
-
-        Parameters:
-            sink: an output of the engine, a subclass of
-                ``deltaflow.engine.boundary.Sink`` (``on_batch(time, batch)`` receives
-                each time's changes as a Polars DataFrame).
-
-        Examples:
-            >>> import deltaflow as pw
-            >>> from deltaflow.engine.boundary import Sink
-            >>> class PrintWords(Sink):
-            ...     def on_batch(self, time, batch):
-            ...         print(time, sorted(batch["word"].to_list()))
-            >>> t = pw.debug.table_from_markdown('''
-            ... word
-            ... pear
-            ... apple
-            ... ''')
-            >>> t.to(PrintWords())
-            >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
-            0 ['apple', 'pear']
-        """
-        add_output(self, sink)
 
 
 named_as_own_methods(Table)  # Table.flatten(), not RowMethods.flatten(), in messages

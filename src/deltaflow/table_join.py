@@ -36,7 +36,7 @@ from deltaflow.expressions.placeholders import (
 )
 from deltaflow.narrowing import check_not_id, narrowed_columns
 from deltaflow.table_groupby import GroupedTable, _grouped, _table_class
-from deltaflow.table_join_entry import JoinChainMethods
+from deltaflow.table_join_entry import JoinMethods, own_join_methods
 from deltaflow.table_join_entry import join as join
 from deltaflow.table_join_entry import join_inner as join_inner
 from deltaflow.table_join_entry import join_left as join_left
@@ -111,7 +111,8 @@ def _side_scope(side: Table | JoinResult, placeholder: Placeholder, operation: s
 
 
 @user_calls
-class JoinResult(JoinChainMethods):
+@own_join_methods
+class JoinResult(JoinMethods):
     """The result of a join, before ``select``: columns are reached through ``pw.left``,
     ``pw.right``, ``pw.this`` or the joined tables.
 

@@ -6,8 +6,9 @@ independently; ``Table`` inherits these methods. Everything here only builds pla
 reported where the pipeline is defined.
 
 The groupby machinery lives in :mod:`deltaflow.table_groupby`, the joins in
-:mod:`deltaflow.table_join`; their public names are re-exported here. The operations on row
-ids (``update_rows``, ``ix`` ...) are in :mod:`deltaflow.table_id_ops`.
+:mod:`deltaflow.table_join` (the ``join*`` methods, shared with a join result, in
+:mod:`deltaflow.table_join_entry`); their public names are re-exported here. The operations on
+row ids (``update_rows``, ``ix`` ...) are in :mod:`deltaflow.table_id_ops`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ from deltaflow.error_display import user_calls
 from deltaflow.expressions.base import wrap_value
 from deltaflow.table_groupby import GroupedTable, _grouped, _table_class, groupby
 from deltaflow.table_id_ops import IdOperationMethods
-from deltaflow.table_join import Joinable, JoinMode, JoinResult
-from deltaflow.table_join_entry import _join, join, join_inner, join_left, join_outer, join_right
+from deltaflow.table_join import JoinMode, JoinResult
+from deltaflow.table_join_entry import (
+    JoinMethods,
+    join,
+    join_inner,
+    join_left,
+    join_outer,
+    join_right,
+)
 from deltaflow.udfs.future import refuse_futures
 
 if TYPE_CHECKING:
@@ -32,9 +40,10 @@ if TYPE_CHECKING:
 
 
 @user_calls
-class StatefulMethods(IdOperationMethods):
+class StatefulMethods(IdOperationMethods, JoinMethods):
     """Mixin of ``Table``'s stateful operations (those on row ids are inherited from
-    :class:`~deltaflow.table_id_ops.IdOperationMethods`)."""
+    :class:`~deltaflow.table_id_ops.IdOperationMethods`, the joins from
+    :class:`~deltaflow.table_join_entry.JoinMethods`)."""
 
     @extra_arguments_refused("give the reducers to reduce(): groupby(...).reduce(**kwargs)")
     def groupby(
@@ -112,287 +121,6 @@ class StatefulMethods(IdOperationMethods):
             3    | 4.333333333333333
         """
         return self.groupby().reduce(*args, **kwargs)
-
-    @extra_arguments_refused(
-        "the joined table's columns are named in select(): join(other, ...).select(**kwargs)"
-    )
-    def join(
-        self,
-        other: Joinable,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        how: JoinMode = JoinMode.INNER,
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Join with ``other`` on equality conditions; ``select`` on the result.
-
-        Parameters:
-            other: the table joined with.
-            *on: equality conditions ``left_column == right_column``.
-            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
-            left_instance, right_instance: columns that must also match (Pathway's sharding key).
-            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
-            how: ``pw.JoinMode.INNER`` (default), ``LEFT``, ``RIGHT`` or ``OUTER``.
-
-        Examples:
-            >>> import deltaflow as pw
-            >>> stock = pw.debug.table_from_markdown('''
-            ... item | qty
-            ... pen  | 2
-            ... ink  | 6
-            ... pad  | 1
-            ... ''')
-            >>> prices = pw.debug.table_from_markdown('''
-            ... name | price
-            ... pen  | 1.5
-            ... ink  | 4.0
-            ... cap  | 0.5
-            ... ''')
-            >>> r = stock.join(prices, stock.item == prices.name).select(stock.item, stock.qty,
-            ...                                                          prices.price)
-            >>> pw.debug.compute_and_print(r, include_id=False)
-            item | qty | price
-            ink  | 6   | 4.0
-            pen  | 2   | 1.5
-        """
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            how,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    @extra_arguments_refused(
-        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
-    )
-    def join_inner(
-        self,
-        other: Joinable,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """The pairs of rows (one of each table) that meet the conditions; ``select`` on the result.
-
-        Parameters:
-            other: the table joined with.
-            *on: equality conditions ``left_column == right_column``.
-            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
-            left_instance, right_instance: columns that must also match (Pathway's sharding key).
-            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
-
-        Examples:
-            >>> import deltaflow as pw
-            >>> stock = pw.debug.table_from_markdown('''
-            ... item | qty
-            ... pen  | 2
-            ... ink  | 6
-            ... pad  | 1
-            ... ''')
-            >>> prices = pw.debug.table_from_markdown('''
-            ... name | price
-            ... pen  | 1.5
-            ... ink  | 4.0
-            ... cap  | 0.5
-            ... ''')
-            >>> r = stock.join_inner(prices, pw.left.item == pw.right.name).select(
-            ...     pw.left.item, cost=pw.left.qty * pw.right.price)
-            >>> pw.debug.compute_and_print(r, include_id=False)
-            item | cost
-            ink  | 24.0
-            pen  | 3.0
-        """
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.INNER,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    @extra_arguments_refused(
-        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
-    )
-    def join_left(
-        self,
-        other: Joinable,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Every row of this table, with its partners or with None on the right.
-
-        Parameters:
-            other: the table joined with.
-            *on: equality conditions ``left_column == right_column``.
-            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
-            left_instance, right_instance: columns that must also match (Pathway's sharding key).
-            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
-
-        Examples:
-            >>> import deltaflow as pw
-            >>> stock = pw.debug.table_from_markdown('''
-            ... item | qty
-            ... pen  | 2
-            ... ink  | 6
-            ... pad  | 1
-            ... ''')
-            >>> prices = pw.debug.table_from_markdown('''
-            ... name | price
-            ... pen  | 1.5
-            ... ink  | 4.0
-            ... cap  | 0.5
-            ... ''')
-            >>> r = stock.join_left(prices, stock.item == prices.name).select(stock.item,
-            ...                                                               prices.price)
-            >>> pw.debug.compute_and_print(r, include_id=False)
-            item | price
-            ink  | 4.0
-            pad  |
-            pen  | 1.5
-        """
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.LEFT,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    @extra_arguments_refused(
-        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
-    )
-    def join_right(
-        self,
-        other: Joinable,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Every row of ``other``, with its partners or with None on the left.
-
-        Parameters:
-            other: the table joined with.
-            *on: equality conditions ``left_column == right_column``.
-            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
-            left_instance, right_instance: columns that must also match (Pathway's sharding key).
-            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
-
-        Examples:
-            >>> import deltaflow as pw
-            >>> stock = pw.debug.table_from_markdown('''
-            ... item | qty
-            ... pen  | 2
-            ... ink  | 6
-            ... pad  | 1
-            ... ''')
-            >>> prices = pw.debug.table_from_markdown('''
-            ... name | price
-            ... pen  | 1.5
-            ... ink  | 4.0
-            ... cap  | 0.5
-            ... ''')
-            >>> r = stock.join_right(prices, stock.item == prices.name).select(stock.qty,
-            ...                                                                prices.name)
-            >>> pw.debug.compute_and_print(r, include_id=False)
-            qty | name
-                | cap
-            2   | pen
-            6   | ink
-        """
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.RIGHT,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
-
-    @extra_arguments_refused(
-        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
-    )
-    def join_outer(
-        self,
-        other: Joinable,
-        *on: Any,
-        id: Any = None,  # noqa: A002
-        left_instance: Any = None,
-        right_instance: Any = None,
-        left_exactly_once: bool = False,
-        right_exactly_once: bool = False,
-    ) -> JoinResult:
-        """Every row of both tables, matched where possible.
-
-        Parameters:
-            other: the table joined with.
-            *on: equality conditions ``left_column == right_column``.
-            id: ``self.id`` or ``other.id`` to keep that side's row ids (else new ids are made).
-            left_instance, right_instance: columns that must also match (Pathway's sharding key).
-            left_exactly_once, right_exactly_once: accepted for compatibility (no effect).
-
-        Examples:
-            >>> import deltaflow as pw
-            >>> stock = pw.debug.table_from_markdown('''
-            ... item | qty
-            ... pen  | 2
-            ... ink  | 6
-            ... pad  | 1
-            ... ''')
-            >>> prices = pw.debug.table_from_markdown('''
-            ... name | price
-            ... pen  | 1.5
-            ... ink  | 4.0
-            ... cap  | 0.5
-            ... ''')
-            >>> r = stock.join_outer(prices, stock.item == prices.name).select(stock.item,
-            ...                                                                prices.name)
-            >>> pw.debug.compute_and_print(r, include_id=False)
-            item | name
-                 | cap
-            ink  | ink
-            pad  |
-            pen  | pen
-        """
-        return _join(
-            cast("Table", self),
-            other,
-            on,
-            JoinMode.OUTER,
-            id,
-            left_instance,
-            right_instance,
-            left_exactly_once,
-            right_exactly_once,
-        )
 
     # --- ordering ----------------------------------------------------------------------------
     def sort(self, key: Any, instance: Any = None) -> Table:

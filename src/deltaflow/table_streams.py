@@ -1,5 +1,5 @@
-"""``Table`` methods about a table's changes: streams of upserts and deletions,
-append-only checks and typing helpers.
+"""``Table`` methods about a table's changes: streams of upserts and deletions, where
+they go (``to``, ``debug``, ``show``), append-only checks and typing helpers.
 
 Kept apart from :mod:`deltaflow.table` (one job per module); ``Table`` inherits them.
 """
@@ -175,6 +175,58 @@ class StreamMethods:
             label="from_streams",
         )
         return type(table)(node, plan.Universe())
+
+    def debug(self, name: str) -> Table:
+        """Print every change of this table when the program runs with
+        ``pw.run(debug=True)``; returns the table.
+
+        Parameters:
+            name: the label printed before each change.
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> t = pw.debug.table_from_markdown('''
+            ... qty
+            ... 2
+            ... ''')
+            >>> t.debug("stock").column_names()
+            ['qty']
+        """
+        from deltaflow.runner import debug_table
+
+        table: Table = self  # type: ignore[assignment]
+        debug_table(table, name)
+        return table
+
+    def to(self, sink: Any) -> None:
+        """Send the changes of this table to ``sink`` when the pipeline runs.
+
+        The ``pw.io.*.write`` functions are built on it; a program rarely calls it itself.
+
+        Parameters:
+            sink: an output of the engine, a subclass of
+                ``deltaflow.engine.boundary.Sink`` (``on_batch(time, batch)`` receives
+                each time's changes as a Polars DataFrame).
+
+        Examples:
+            >>> import deltaflow as pw
+            >>> from deltaflow.engine.boundary import Sink
+            >>> class PrintWords(Sink):
+            ...     def on_batch(self, time, batch):
+            ...         print(time, sorted(batch["word"].to_list()))
+            >>> t = pw.debug.table_from_markdown('''
+            ... word
+            ... pear
+            ... apple
+            ... ''')
+            >>> t.to(PrintWords())
+            >>> pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+            0 ['apple', 'pear']
+        """
+        from deltaflow.table import add_output
+
+        table: Table = self  # type: ignore[assignment]
+        add_output(table, sink)
 
     def live(self) -> Any:
         """Not supported (Pathway's interactive mode): raises ``NotImplementedError``.

@@ -36,16 +36,11 @@ from deltaflow.table_join import (
     _side_scope,
     equality_keys,
 )
+from deltaflow.table_join_keys import _MODE_NAMES
 from deltaflow.temporal._timetypes import check_length
 
 #: The time column of each side, as the operators see it.
 TIME = "__time"
-_MODE_NAMES = {
-    JoinMode.INNER: "inner",
-    JoinMode.LEFT: "left",
-    JoinMode.RIGHT: "right",
-    JoinMode.OUTER: "outer",
-}
 #: Engine names of the time types, as Pathway prints them in type errors.
 _ENGINE_TIME_NAMES = {
     "int": "INT",

@@ -15,7 +15,7 @@ the unmatched rows need no state of their own beyond the counts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from deltaflow.engine.stateful.arrangement import KH, consolidate_rows, key_hash
 from deltaflow.engine.stateful.interval_small import SMALL_ROWS, small_pairs
 from deltaflow.engine.stateful.join import LID, RID, JoinOperator, _plus
 from deltaflow.engine.stateful.nodes import JoinNode
+from deltaflow.errors import EngineError
 
 TIME = "__time"
 BUCKET = "__b"
@@ -54,6 +55,15 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         self.right_names = [*self.right_names, RIGHT_TIME]
         # Partner counts of the rows that have partners (left/right/outer modes).
         self.counts: dict[str, dict[Any, int]] = {LID: {}, RID: {}}
+        # Whether a side's rows are counted by (id, hash of their values) or by id alone. A
+        # side may hold two rows under one id at once (an update whose deletion a cutoff
+        # ignored), each with partners of its own, so rows are told apart by their values
+        # where these can be hashed: that depends on the column types only, so it is decided
+        # here, once, and every step keys the counts the same way.
+        self.row_keyed = {
+            LID: _hashable(self.schema, node.left_columns),
+            RID: _hashable(self.schema, node.right_columns),
+        }
 
     # --- preparing the deltas ----------------------------------------------------------------
     def _units(self) -> pl.Expr:
@@ -190,17 +200,12 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         counts = self.counts[id_name]
         own = raw.select([*names, DIFF]) if raw is not None else None
         side_rows = pairs.select([*names, DIFF]) if pairs is not None else None
-        # Counted per row, not per id: a side may hold two rows under one id at once (an
-        # update whose deletion a cutoff ignored), each with partners of its own.
-        hashed = _with_row_key(side_rows, id_name, names), _with_row_key(own, id_name, names)
-        keyed_pairs, keyed_own = hashed
-        key = [id_name, _ROW_KEY] if keyed_pairs is not None or keyed_own is not None else [id_name]
-        if (
-            (keyed_pairs is None) != (keyed_own is None)
-            and side_rows is not None
-            and own is not None
-        ):
-            key = [id_name]  # one side's values hash, the other's not: by id, as before
+        key = [id_name]
+        keyed_pairs, keyed_own = side_rows, own  # the frames, with the row key where counted by it
+        if self.row_keyed[id_name]:
+            key = [id_name, _ROW_KEY]
+            keyed_pairs = _with_row_key(side_rows, id_name, names)
+            keyed_own = _with_row_key(own, id_name, names)
         if (
             fresh
             and (pairs is None or (pairs[DIFF] > 0).all())
@@ -208,30 +213,26 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         ):
             # Only insertions into a side that had no rows (a static join): the unmatched
             # rows are the inserted rows without pairs.
-            if side_rows is not None:
-                frame = keyed_pairs if len(key) > 1 and keyed_pairs is not None else side_rows
-                summed = frame.group_by(key).agg(pl.col(DIFF).sum())
+            if keyed_pairs is not None:
+                summed = keyed_pairs.group_by(key).agg(pl.col(DIFF).sum())
                 counts.update(zip(_keys_of(summed, key), summed[DIFF].to_list(), strict=True))
-                if own is not None:
-                    mine = keyed_own if len(key) > 1 and keyed_own is not None else own
-                    own = mine.join(summed.select(key), on=key, how="anti").select(own.columns)
+                if own is not None and keyed_own is not None:
+                    own = keyed_own.join(summed.select(key), on=key, how="anti").select(own.columns)
             return own if own is not None and own.height else None
         # Rows are referred to by position, so that values keep their exact types (Python
         # values would cut datetimes to microseconds).
         changes: dict[Any, int] = {}
         content: dict[Any, int] = {}  # row key -> a row of the pairs holding its values
-        if side_rows is not None:
-            frame = keyed_pairs if len(key) > 1 and keyed_pairs is not None else side_rows
+        if side_rows is not None and keyed_pairs is not None:
             for position, (row_key, diff) in enumerate(
-                zip(_keys_of(frame, key), side_rows[DIFF].to_list(), strict=True)
+                zip(_keys_of(keyed_pairs, key), side_rows[DIFF].to_list(), strict=True)
             ):
                 changes[row_key] = changes.get(row_key, 0) + diff
                 content.setdefault(row_key, position)
         own_rows: dict[Any, list[tuple[int, int]]] = {}
-        if own is not None:
-            frame = keyed_own if len(key) > 1 and keyed_own is not None else own
+        if own is not None and keyed_own is not None:
             for position, (row_key, diff) in enumerate(
-                zip(_keys_of(frame, key), own[DIFF].to_list(), strict=True)
+                zip(_keys_of(keyed_own, key), own[DIFF].to_list(), strict=True)
             ):
                 own_rows.setdefault(row_key, []).append((position, diff))
         from_pairs: list[int] = []
@@ -267,15 +268,24 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
 _ROW_KEY = "__row_key"
 
 
+def _hashable(schema: Mapping[str, pl.DataType], columns: list[str]) -> bool:
+    """Whether rows with these columns (of ``schema``) have a hash of their values: there
+    are such columns and none holds Python objects (tried on an empty frame of theirs)."""
+    empty = pl.DataFrame(schema={name: schema[name] for name in columns})
+    return value_hashes(empty, columns) is not None
+
+
 def _with_row_key(
     frame: pl.DataFrame | None, id_name: str, names: list[str]
 ) -> pl.DataFrame | None:
-    """``frame`` with a hash of each row's values (``_ROW_KEY``); None when there is no frame
-    or its values cannot be hashed (Python objects)."""
+    """``frame`` with a hash of each row's values (``_ROW_KEY``); None when there is no frame.
+    Only for a side whose values :func:`_hashable` found hashable."""
     if frame is None:
         return None
     hashes = value_hashes(frame, [n for n in names if n != id_name])
-    return None if hashes is None else frame.with_columns(hashes.alias(_ROW_KEY))
+    if hashes is None:
+        raise EngineError(f"interval join: the values of rows {names} could not be hashed")
+    return frame.with_columns(hashes.alias(_ROW_KEY))
 
 
 def _keys_of(frame: pl.DataFrame, key: list[str]) -> list[Any]:
