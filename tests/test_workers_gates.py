@@ -9,7 +9,9 @@ and 3 workers are compared with one worker's, time by time.
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ BY_INSTANCE = {
 }
 
 
-@settings(SETTINGS, max_examples=2, phases=[Phase.explicit, Phase.generate])
+@settings(SETTINGS, phases=[Phase.explicit, Phase.generate])  # no shrinking: spawns are slow
 @given(st.data())
 def test_gates_by_instance_give_the_update_streams_of_one_worker(data: st.DataObject) -> None:
     assert len(BY_INSTANCE) >= 2 * len(GATES_BY_INSTANCE) + 2
@@ -85,8 +87,10 @@ SUMMARIZED = {
 }
 
 
-def test_a_gate_with_an_instance_is_partitioned_by_its_instance() -> None:
-    placed = _placements(_gates(spread(_table(LEFT))))
+@pytest.mark.parametrize("persisted", [False, True])
+def test_a_gate_with_an_instance_is_partitioned_by_its_instance(persisted: bool) -> None:
+    # In a persisted run too: a restart rebuilds the gates' state by replaying the rows.
+    placed = _placements(_gates(spread(_table(LEFT))), persisted=persisted)
     assert placed == {
         name: (Placement.PARTITIONED, summarized) for name, summarized in SUMMARIZED.items()
     }
@@ -102,17 +106,14 @@ def test_below_a_reduce_a_gate_with_an_instance_still_takes_its_instances() -> N
         assert placed[kind] == (Placement.PARTITIONED, SUMMARIZED[kind])
 
 
-@pytest.mark.parametrize(
-    ("rows", "options"),
-    [
-        ("on worker 0", {}),
-        ("spread", {"keeping_errors": True}),
-        ("spread", {"persisted": True}),
-    ],
-)
-def test_gates_with_an_instance_stay_on_worker_0(rows: str, options: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("rows", "keeping_errors"), [("on worker 0", False), ("spread", True)])
+def test_gates_of_rows_on_worker_0_or_keeping_errors_stay_there(
+    rows: str, keeping_errors: bool
+) -> None:
     t = _table(LEFT)
-    placed = _placements(_gates(spread(t) if rows == "spread" else t), **options)
+    placed = _placements(
+        _gates(spread(t) if rows == "spread" else t), keeping_errors=keeping_errors
+    )
     assert {where for where, _ in placed.values()} == {Placement.SINGLE}
 
 
@@ -120,8 +121,6 @@ def test_a_partitioned_gate_with_an_instance_runs_on_every_worker(tmp_path: Path
     """The workers' log lines name the gates among their partitioned operators, and each
     ran some of the rows; the marked forget's odd times and the buffer's final time come
     out as with one worker."""
-    import json
-
     from test_workers import per_time
 
     streams = [[[label, label % 5, label % 7 - 3, 2 * (1 + label // 6), 1] for label in range(40)]]
@@ -149,3 +148,86 @@ def test_a_partitioned_gate_with_an_instance_runs_on_every_worker(tmp_path: Path
     final = max(time for time, *_ in produced[0][0])
     assert final > 2**63  # the buffer's held rows came out at the final time
     assert any(time % 2 for time, *_ in produced[0][1])  # the marked forgetting's odd times
+
+
+# --- persisted runs --------------------------------------------------------------------------
+
+PERSIST_PROGRAM = str(Path(__file__).with_name("workers_gates_persist_program.py"))
+
+
+def _change(data: Path, run: int) -> None:
+    """The files of ``DATA/a`` before run ``run``: some added, one rewritten (its old rows
+    retracted, late ones in their place), one deleted."""
+    from workers_gates_persist_program import rows_of, write_rows
+
+    folder = data / "a"
+    folder.mkdir(parents=True, exist_ok=True)
+    added = {0: (1, 2, 3, 4), 1: (5, 6), 2: (7,), 3: (8, 9)}[run]
+    for n in added:
+        write_rows(folder / f"part{n}.csv", rows_of(n))
+    if run == 1:
+        write_rows(folder / "part2.csv", rows_of(1, 7))
+    if run == 2:
+        (folder / "part4.csv").unlink()
+
+
+def _streams(prefix: Path) -> dict[str, dict[int, Counter[tuple[str, int]]]]:
+    """What each output of one run wrote: per time (numbered in order: the runs' times are
+    clock times), its changes."""
+    from workers_gates_persist_program import GATES
+
+    lines = {
+        name: [json.loads(line) for line in Path(f"{prefix}.{name}.jsonl").read_text().splitlines()]
+        for name in GATES
+    }
+    times = sorted({row["time"] for rows in lines.values() for row in rows})
+    streams: dict[str, dict[int, Counter[tuple[str, int]]]] = {}
+    for name, rows in lines.items():
+        per_time: dict[int, Counter[tuple[str, int]]] = {}
+        for row in rows:
+            fields = json.dumps({k: v for k, v in row.items() if k not in ("time", "diff")})
+            per_time.setdefault(times.index(row["time"]), Counter())[(fields, row["diff"])] += 1
+        streams[name] = per_time
+    return streams
+
+
+def _restarted_runs(workers: tuple[int, ...], root: Path) -> tuple[list[Any], list[str]]:
+    """Run the persisted program once per entry of ``workers`` (on that many workers), the
+    files changing before each run; what each run wrote, and its log."""
+    data, state = root / "data", root / "state"
+    streams, logs = [], []
+    for run, count in enumerate(workers):
+        _change(data, run)
+        out = root / f"run{run}"
+        done = spawn(count, PERSIST_PROGRAM, ".", str(state), str(out), cwd=data, timeout=150)
+        assert done.returncode == 0, done.stderr[-3000:]
+        streams.append(_streams(out))
+        logs.append(done.stderr)
+    return streams, logs
+
+
+def test_persisted_gates_restart_on_other_worker_counts_as_on_one(tmp_path: Path) -> None:
+    """The gates of a persisted run are shared by the workers too: restarts replay the
+    checkpoint through them on 2 and 3 workers, and every run writes what the same runs on
+    one worker write, time by time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sequences = ((1, 1, 1, 1), (2, 3, 1, 2))
+    with ThreadPoolExecutor(2) as pool:
+        (one, _), (several, logs) = pool.map(
+            lambda counts: _restarted_runs(counts, tmp_path / "-".join(map(str, counts))),
+            sequences,
+        )
+    for run, (expected, got) in enumerate(zip(one, several, strict=True)):
+        for name, stream in expected.items():
+            assert got[name] == stream, f"{name} differs in run {run} ({sequences[1][run]} workers)"
+    assert all("resuming from checkpoint" in log for log in logs[1:])
+    # The restarts retracted rows the gates let through in earlier runs, and marked
+    # forgetting made its odd times.
+    assert any(diff < 0 for _, diff in sum(one[1]["by_instance_forget"].values(), Counter()))
+    assert len(one[2]["by_instance_marked"]) >= 2
+    for log, count in zip(logs, sequences[1], strict=True):
+        if count > 1:
+            lines = re.findall(r"rows into partitioned operators \((.*?)\)", log)
+            assert len(lines) == count
+            assert all(line.count("buffer") == 2 and "forget" in line for line in lines), lines

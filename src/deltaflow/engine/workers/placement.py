@@ -39,15 +39,17 @@ The placements:
     (its odd time) asks for depend on the other workers' rows, so those two exchange the
     same summaries, and ask for their times alike (``is_summarized_gate``).
 
+  The gates keep no saved state: in a persisted run too they are placed so, and a restart
+  rebuilds their state by replaying the checkpoint's rows through them, on any number of
+  workers (the replay is one time like the others, with its exchanges and summaries).
+
   A key computed by Python (a UDF would run twice) keeps the operator on worker 0, and so
   does a run keeping errors (the key projection drops and reports rows with errors, once).
 * ``SINGLE``: everything else: ``sort``, ``deduplicate`` and sessions without an instance
   (one global state), a ``deduplicate`` in a persisted run (its saved state is kept on
-  worker 0), the behaviors' gates in a persisted run (as before; a restart's replay through
-  gates on several workers is not tested), gates whose input rows are all on worker 0,
-  ``iterate``, most outputs, and the partitioned kinds when partitioning them is not safe:
-  the inputs are gathered on worker 0, which runs the operator over all rows, as with one
-  worker.
+  worker 0), gates whose input rows are all on worker 0, ``iterate``, most outputs, and the
+  partitioned kinds when partitioning them is not safe: the inputs are gathered on worker 0,
+  which runs the operator over all rows, as with one worker.
 * ``EVERY_WORKER``: an output whose destination takes several writers (its sink says so:
   ``Sink.several_writers``, e.g. ``pw.io.kafka.write``) runs on every worker, each writing the
   rows it holds, when what the workers write at a time is together that time's consolidated
@@ -183,11 +185,10 @@ def partition_hashers(
         return [_hash_of_ids] * len(op.node.inputs)
     if kind is ForgettingFilterOperator:  # rows shown, by id; the odd times are everyone's
         return [_hash_of_ids]
-    if is_frontier_gate(op) and not persisted:  # by id, with the frontier of every worker
+    if is_frontier_gate(op):  # by id, with the frontier of every worker
         return [_hash_of_ids]
-    gate_by_instance = kind is TimeGateOperator and not persisted  # (a frontier per instance)
     if (
-        gate_by_instance
+        kind is TimeGateOperator  # with an instance: a frontier per instance
         or kind in (SortOperator, SessionOperator)
         or (kind is DeduplicateOperator and not persisted)
     ):
