@@ -15,6 +15,9 @@ the files, and run through one of these pipelines (BENCH_KEYED_CASES, comma-sepa
   behaviors' gates (``ignore_late``, ``buffer``, ``forget``) run on every worker with the
   frontier they agree on (the first by row id, the others where the rows are), then the
   reduce (``keep_results=True``: the forgotten windows' results stay);
+* ``gates_by_instance``: Pathway's private gates with an instance, ``_buffer`` (until the
+  frontier of the row's ``g`` passes ``t + 500``) then ``_forget`` (past ``t + 2000``), both
+  partitioned by ``g``, then a sum per ``g``;
 * ``sort``: ``sort(key=t, instance=g)`` of the updates' rows (a quarter of BENCH_ROWS: the
   sort's state is Python lists, about 45 µs a row here), then the count of rows without
   ``prev`` (partitioned by the instance).
@@ -63,6 +66,10 @@ PROGRAM = textwrap.dedent("""
     elif case == "sort":
         links = rows.sort(key=rows.t, instance=rows.g)
         result = links.filter(links.prev.is_none()).reduce(s=pw.reducers.count())
+    elif case == "gates_by_instance":
+        held = rows._buffer(rows.t + 500, rows.t, instance_column=rows.g)
+        kept = held._forget(held.t + 2000, held.t, False, instance_column=held.g)
+        result = kept.groupby(kept.g).reduce(kept.g, s=pw.reducers.sum(kept.v))
     elif case == "deduplicate":
         kept = rows.deduplicate(
             value=rows.t, instance=rows.key % 500, acceptor=lambda new, old: new > old
@@ -130,7 +137,7 @@ def main() -> None:
     rows = env_int("BENCH_ROWS", 2_000_000)
     repeats = env_int("BENCH_REPEATS", 3)
     cases = os.environ.get(
-        "BENCH_KEYED_CASES", "update_rows,deduplicate,windows,behaviors,sort"
+        "BENCH_KEYED_CASES", "update_rows,deduplicate,windows,behaviors,gates_by_instance,sort"
     ).split(",")
     banner(f"workers keyed operators rows={rows} repeats={repeats} cases={','.join(cases)}")
     report("load_average_start", os.getloadavg()[0], "", "lower")

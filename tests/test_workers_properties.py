@@ -121,10 +121,10 @@ def test_errors_as_values_give_the_update_streams_of_one_worker(data: st.DataObj
 
 def test_the_behaviors_gates_of_these_pipelines_are_shared_by_the_workers() -> None:
     """The pipelines above whose rows are spread over the workers run the behaviors' gates
-    on every worker (the first by row id, those below it where the rows are), not gathered on
-    worker 0: the comparisons with one worker exercise the frontier the workers agree on.
-    Gates of rows all on worker 0, gates with an instance, and runs keeping errors as values
-    stay on worker 0."""
+    on every worker (the first by row id, those below it where the rows are; with an
+    instance, by the instance), not gathered on worker 0: the comparisons with one worker
+    exercise the frontier the workers agree on. Gates of rows all on worker 0 and runs
+    keeping errors as values stay on worker 0."""
     from deltaflow.engine.runtime import Runtime
     from deltaflow.engine.workers.placement import Placement, partition_hashers, place_operators
     from deltaflow.plan import REGISTRY
@@ -150,17 +150,20 @@ def test_the_behaviors_gates_of_these_pipelines_are_shared_by_the_workers() -> N
                 (False, Placement.PARTITIONED),
                 (False, Placement.LOCAL),
                 (False, Placement.SINGLE),
+                (True, Placement.PARTITIONED),
                 (True, Placement.SINGLE),
             }
     # Below a reduce (``reduced_*``), each row id stays on the worker owning its group: the
-    # first gate runs there too, without moving rows.
+    # first gate runs there too, without moving rows (with an instance it takes the rows of
+    # its instances, see ``test_workers_gates``).
     ops, inputs_of = runtime.operators, runtime._inputs_of
     hashers = [partition_hashers(op, False) for op in ops]
     placement, _ = place_operators(ops, hashers, inputs_of, set())
     after_reduce = [
         p
         for p in gates
-        if type(ops[inputs_of[p][0]]).__name__ == "SelectOperator"
+        if not ops[p].node.has_instance  # type: ignore[attr-defined]
+        and type(ops[inputs_of[p][0]]).__name__ == "SelectOperator"
         and type(ops[inputs_of[inputs_of[p][0]][0]]).__name__ == "ReduceOperator"
     ]
     assert after_reduce

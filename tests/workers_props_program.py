@@ -326,6 +326,55 @@ def forget_marked_filtered(t: pw.Table) -> pw.Table:
     return total.filter_out_results_of_forgetting()
 
 
+#: The gates with an instance (Pathway's private ``_buffer`` / ``_freeze`` / ``_forget`` with
+#: ``instance_column``): a frontier per instance. Rows change instance when updated.
+BY_INSTANCE: dict[str, Callable[[pw.Table], pw.Table]] = {
+    "buffer": lambda e: e._buffer(e.at + 3, e.at, instance_column=e.k % 3),
+    "ignore_late": lambda e: e._freeze(e.at + 1, e.at, instance_column=e.k),
+    "forget": lambda e: e._forget(e.at + 2, e.at, False, instance_column=e.k % 2),
+    "forget_marked": lambda e: e._forget(e.at + 2, e.at, True, instance_column=e.k),
+}
+
+
+def _by_instance(kind: str) -> Pipeline:
+    return lambda t: BY_INSTANCE[kind](_event_time(t))
+
+
+def by_instance_buffer_nones(t: pw.Table) -> pw.Table:
+    # Rows without a threshold (or without a time) pass at once.
+    e = _event_time(with_nones(t))
+    return e._buffer(e.v * 2 + 1, e.at, instance_column=e.k % 2)
+
+
+def by_instance_forget_marked_reduced(t: pw.Table) -> pw.Table:
+    # The odd times of marked forgetting, asked for by the workers that forgot rows only.
+    marked = BY_INSTANCE["forget_marked"](_event_time(t))
+    return marked.reduce(s=pw.reducers.sum(pw.this.v), n=pw.reducers.count())
+
+
+def by_instance_forget_marked_filtered(t: pw.Table) -> pw.Table:
+    marked = BY_INSTANCE["forget_marked"](_event_time(t))
+    total = marked.groupby(pw.this.k).reduce(pw.this.k, s=pw.reducers.sum(pw.this.v))
+    return total.filter_out_results_of_forgetting()
+
+
+def by_instance_chain(t: pw.Table) -> pw.Table:
+    # A held row's time is later than the frontier of another instance below.
+    e = _event_time(t)
+    held = e._buffer(e.at + 2, e.at, instance_column=e.k % 2)
+    return held._forget(held.at + 4, held.at, True, instance_column=held.v % 2)
+
+
+#: The pipelines with gates by instance (also in :data:`PIPELINES`, each also spread).
+GATES_BY_INSTANCE: dict[str, Pipeline] = {
+    **{f"by_instance_{kind}": _by_instance(kind) for kind in BY_INSTANCE},
+    "by_instance_buffer_nones": by_instance_buffer_nones,
+    "by_instance_forget_marked_reduced": by_instance_forget_marked_reduced,
+    "by_instance_forget_marked_filtered": by_instance_forget_marked_filtered,
+    "by_instance_chain": by_instance_chain,
+}
+
+
 def _reduced(pipeline: Pipeline) -> Pipeline:
     """``pipeline`` over the largest ``v`` per ``k``: rows updated at later times, each id held
     by the worker owning its group (the gates below run where the rows are)."""
@@ -489,6 +538,9 @@ _TEMPORAL: dict[str, Pipeline] = {
     },
     "forget_marked": forget_marked,
     "forget_marked_filtered": forget_marked_filtered,
+    **GATES_BY_INSTANCE,
+    "reduced_by_instance_buffer": _reduced(_by_instance("buffer")),
+    "reduced_by_instance_forget_marked": _reduced(by_instance_forget_marked_reduced),
     **{
         f"reduced_{method}_3": _reduced(_time_behavior(method, 3))
         for method in ("ignore_late", "buffer", "forget")

@@ -5,8 +5,8 @@ instance when an instance column is given, else one for the whole input). A row'
 on its *threshold* (another column, typically time + some length) compared with that frontier:
 
 - ``buffer``: a row is held until the frontier, including the time being processed, reaches
-  its threshold (``threshold <= frontier``); rows still held when every input has finished are
-  let out at the engine's final time.
+  its threshold (``threshold <= frontier``); a change without a threshold (None) passes at
+  once; rows still held when every input has finished are let out at the engine's final time.
 - ``freeze``: a row (insertion or deletion) whose threshold is at or below the frontier of the
   earlier times (``threshold <= frontier``) is dropped.
 - ``forget``: the rows whose threshold is at or below the frontier of the earlier times are
@@ -21,6 +21,7 @@ a plain value (no instance) or a small frame of (instance, frontier).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -120,7 +121,8 @@ class GateSummary(NamedTuple):
     #: The largest event time of those rows (None: none).
     latest: Any = None
     #: ``buffer``: the smallest and largest threshold, and the number, of the rows held with
-    #: this time's rows added.
+    #: this time's rows added (with an instance: of those still held after this step, which
+    #: the worker owning their instances decides alone).
     smallest: Any = None
     most: Any = None
     held: int = 0
@@ -175,19 +177,23 @@ def _most(a: Any, b: Any) -> Any:
 
 
 class TimeGateOperator(Operator[TimeGateNode]):
-    """The gates. A step is two halves, so that several workers can share a gate without an
-    instance (see ``engine.workers.placement``): :meth:`prepare` does what needs only this
-    worker's rows and the frontier of the earlier times, and returns a :class:`GateSummary`;
-    :meth:`conclude` gets every worker's summary, advances the frontier to the largest event
-    time of the whole input and finishes the step with it. One worker does both at once
-    (:meth:`step`)."""
+    """The gates. A step is two halves, so that several workers can share a gate (see
+    ``engine.workers.placement``): :meth:`prepare` does what needs only this worker's rows and
+    the frontier of the earlier times, and returns a :class:`GateSummary`; :meth:`conclude`
+    gets every worker's summary, advances the frontier to the largest event time of the whole
+    input and finishes the step with it. One worker does both at once (:meth:`step`).
+
+    With an instance, each worker holds every row of the instances it owns, so their
+    frontiers and what is held or forgotten are its own; the summaries only make the workers
+    agree on the times the gate asks for (marked forgetting's odd time, the final time for
+    held rows), which must be those of one worker."""
 
     def __init__(self, node: TimeGateNode) -> None:
         super().__init__(node)
         self.pre = node.pre
         self.kind = node.kind
         self.marked = node.mark_forgetting_records
-        self.frontier = _Frontier(node.has_instance)
+        self.frontier: _Frontier = _Frontier(node.has_instance)
         self.names = [ID, *node.columns]
         self.extra = [THRESHOLD, EVENT_TIME, *([INSTANCE] if node.has_instance else [])]
         # buffer: held changes; forget: live rows (both with the extra columns)
@@ -281,7 +287,7 @@ class TimeGateOperator(Operator[TimeGateNode]):
 
     def _advance(self, total: GateSummary, frame: pl.DataFrame | None) -> None:
         """The frontier past this time: the whole input's latest event time (per instance,
-        from this worker's rows: a gate with an instance runs on one worker)."""
+        from this worker's rows: each instance's rows are all on one worker)."""
         if self.frontier.has_instance:
             if frame is not None:
                 self.frontier.advance(frame)
@@ -309,12 +315,16 @@ class TimeGateOperator(Operator[TimeGateNode]):
                 self.largest_threshold,
             )
         )
+        passing = None  # changes without a threshold: no frontier holds them back
         if frame is not None:
             fresh = frame.select([*self.names, DIFF, *self.extra])
+            if fresh[THRESHOLD].null_count():
+                passing = fresh.filter(pl.col(THRESHOLD).is_null())
+                fresh = fresh.filter(pl.col(THRESHOLD).is_not_null())
             if held is None:
-                held = fresh
+                held = fresh if fresh.height else None
                 smallest, most = _bounds(fresh)
-            else:
+            elif fresh.height:
                 held = pl.concat([held, fresh], how="vertical_relaxed")
                 if (fresh[DIFF] < 0).any():  # a deletion may cancel a held insertion
                     held = consolidate(held)
@@ -322,37 +332,35 @@ class TimeGateOperator(Operator[TimeGateNode]):
                 else:
                     low, high = _bounds(fresh)
                     smallest, most = _least(smallest, low), _most(most, high)
-        self._prepared = (frame, held, smallest, most)
-        held_rows = 0 if held is None else held.height
-        return GateSummary(rows, latest, smallest, most, held_rows)
+        if not self.frontier.has_instance:
+            self._prepared = (frame, passing, held, smallest, most)
+            return GateSummary(rows, latest, smallest, most, 0 if held is None else held.height)
+        # With an instance the frontiers of the held rows are this worker's: the rows let out
+        # are decided here (the frontier advanced in a copy, which ``conclude`` takes), and
+        # the summary tells how many stay held.
+        ahead = copy.copy(self.frontier)
+        if frame is not None:
+            ahead.advance(frame)  # held rows are let out by the frontier including this time
+        released, held, smallest, most = _release(held, ahead, smallest, most)
+        self._prepared = (ahead, _joined(passing, released), held, smallest, most)
+        return GateSummary(rows, latest, smallest, most, 0 if held is None else held.height)
 
     def _buffer(self, prepared: Any, total: GateSummary) -> Delta:
-        frame, held, smallest, most = prepared
-        self._advance(total, frame)  # held rows are let out by the frontier including this time
-        largest = self.frontier.largest()
-        if total.smallest is None or largest is None or total.smallest > largest:
-            self.state, self.smallest_threshold, self.largest_threshold = (
-                _compact(held),
-                smallest,
-                most,
-            )
-            self.holding = total.held > 0
-            return None
-        if held is None:
-            released = None
+        if self.frontier.has_instance:
+            self.frontier, released, held, smallest, most = prepared
+            self.holding = total.held > 0  # rows held on any worker wait for the final time
         else:
-            held = self.frontier.attach(held)
-            due = _at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER)) | pl.col(THRESHOLD).is_null()
-            released = held.filter(due)
-            held = held.filter(~due).drop(FRONTIER)
-        self.state = held
-        self.smallest_threshold, self.largest_threshold = (
-            (None, None) if held is None else _bounds(held)
-        )
-        if self.frontier.has_instance:  # one worker: its own rows tell
-            self.holding = held is not None and held.height > 0
-        else:  # the rows left anywhere are those whose threshold the frontier did not reach
-            self.holding = total.most is not None and total.most > largest
+            frame, passing, held, smallest, most = prepared
+            self._advance(total, frame)  # held rows go out by the frontier including this time
+            largest = self.frontier.largest()
+            if total.smallest is None or largest is None or total.smallest > largest:
+                released = None
+                self.holding = total.held > 0
+            else:  # the rows left anywhere are those whose threshold the frontier passed
+                released, held, smallest, most = _release(held, self.frontier, smallest, most)
+                self.holding = total.most is not None and total.most > largest
+            released = _joined(passing, released)
+        self.state, self.smallest_threshold, self.largest_threshold = _compact(held), smallest, most
         return self._output(released)
 
     def _prepare_forget(self, frame: pl.DataFrame | None, rows: int, latest: Any) -> GateSummary:
@@ -427,6 +435,33 @@ class TimeGateOperator(Operator[TimeGateNode]):
                 else pl.concat([passed, forgotten], how="vertical_relaxed")
             )
         return self._output(passed)
+
+
+def _release(
+    held: pl.DataFrame | None, frontier: _Frontier, smallest: Any, most: Any
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None, Any, Any]:
+    """The rows of ``held`` (whose thresholds are between ``smallest`` and ``most``) that
+    ``frontier`` lets out, and those it keeps (None: none), with the smallest and largest
+    threshold of the kept ones."""
+    largest = frontier.largest()
+    if held is None or smallest is None or largest is None or smallest > largest:
+        return None, held, smallest, most
+    held = frontier.attach(held)
+    due = _at_or_below(pl.col(THRESHOLD), pl.col(FRONTIER))
+    released = held.filter(due).drop(FRONTIER)
+    kept = held.filter(~due).drop(FRONTIER)
+    if kept.height == 0:
+        return released, None, None, None
+    return released, kept, *_bounds(kept)
+
+
+def _joined(first: pl.DataFrame | None, second: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The rows of both frames (None: none)."""
+    if first is None or first.height == 0:
+        return second
+    if second is None or second.height == 0:
+        return first
+    return pl.concat([first, second], how="vertical_relaxed")
 
 
 def _compact(frame: pl.DataFrame | None) -> pl.DataFrame | None:

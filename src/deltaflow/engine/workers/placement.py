@@ -6,12 +6,12 @@ The placements:
   reader can read a share of its paths (see ``inputs``).
 * ``LOCAL``: row-by-row operators (select, filter, flatten, reindex, concat, window
   assignment and window ids) run on every worker over the rows that worker holds; nothing
-  moves. So does a behavior's gate (below) whose input row ids each stay on one worker at
-  every time (below a partitioned reduce or id operation, another gate, an append-only
-  input read on every worker: see ``_keeps_ids_on_one``).
-  A gate whose input rows are all on worker 0 (an input read there, no partitioned operator
-  above) stays there (``SINGLE``): moving its rows and agreeing on the frontier would cost
-  more round trips per time than the gate's work.
+  moves. So does a behavior's gate without an instance (below) whose input row ids each
+  stay on one worker at every time (below a partitioned reduce or id operation, another
+  gate, an append-only input read on every worker: see ``_keeps_ids_on_one``).
+  A gate (with an instance or without) whose input rows are all on worker 0 (an input read
+  there, no partitioned operator above) stays there (``SINGLE``): moving its rows and
+  agreeing on the frontier would cost more round trips per time than the gate's work.
 * ``PARTITIONED``: each input row goes to the worker owning its key, so that the rows an
   operator's result combines meet on one worker, whose state holds only its share:
 
@@ -31,17 +31,25 @@ The placements:
     anywhere) and each finishes its step with the combination of all of them
     (``TimeGateOperator.prepare`` / ``conclude``; ``exchange.Exchange.send_summary``). The
     times they ask for (marked forgetting's odd time, the final time for held rows) are
-    then asked for alike on every worker, worker 0's request among them.
+    then asked for alike on every worker, worker 0's request among them;
+  - the gates with an instance (Pathway's private ``_forget`` / ``_buffer`` / ``_freeze``
+    with ``instance_column``: a frontier per instance): the instance. Each worker holds
+    every row of the instances it owns, so it decides alone what it lets through, holds or
+    forgets; only the times a ``buffer`` (held rows: the final time) or a marked ``forget``
+    (its odd time) asks for depend on the other workers' rows, so those two exchange the
+    same summaries, and ask for their times alike (``is_summarized_gate``).
+
+  The gates keep no saved state: in a persisted run too they are placed so, and a restart
+  rebuilds their state by replaying the checkpoint's rows through them, on any number of
+  workers (the replay is one time like the others, with its exchanges and summaries).
 
   A key computed by Python (a UDF would run twice) keeps the operator on worker 0, and so
   does a run keeping errors (the key projection drops and reports rows with errors, once).
 * ``SINGLE``: everything else: ``sort``, ``deduplicate`` and sessions without an instance
   (one global state), a ``deduplicate`` in a persisted run (its saved state is kept on
-  worker 0), the behaviors' gates in a persisted run (as before; a restart's replay through
-  gates on several workers is not tested), gates with an instance (Pathway's private ``_forget`` /
-  ``_buffer`` / ``_freeze`` with ``instance_column``: a frontier per instance), ``iterate``,
-  most outputs, and the partitioned kinds when partitioning them is not safe: the inputs are
-  gathered on worker 0, which runs the operator over all rows, as with one worker.
+  worker 0), gates whose input rows are all on worker 0, ``iterate``, most outputs, and the
+  partitioned kinds when partitioning them is not safe: the inputs are gathered on worker 0,
+  which runs the operator over all rows, as with one worker.
 * ``EVERY_WORKER``: an output whose destination takes several writers (its sink says so:
   ``Sink.several_writers``, e.g. ``pw.io.kafka.write``) runs on every worker, each writing the
   rows it holds, when what the workers write at a time is together that time's consolidated
@@ -162,7 +170,10 @@ def partition_hashers(
     from deltaflow.engine.stateful.join_once import ExactlyOnceJoinOperator
     from deltaflow.engine.stateful.ordering import SortOperator
     from deltaflow.engine.stateful.reduce import ReduceOperator
-    from deltaflow.engine.stateful.temporal_behavior import ForgettingFilterOperator
+    from deltaflow.engine.stateful.temporal_behavior import (
+        ForgettingFilterOperator,
+        TimeGateOperator,
+    )
     from deltaflow.engine.stateful.temporal_session import SessionOperator
 
     kind = type(op)
@@ -174,9 +185,13 @@ def partition_hashers(
         return [_hash_of_ids] * len(op.node.inputs)
     if kind is ForgettingFilterOperator:  # rows shown, by id; the odd times are everyone's
         return [_hash_of_ids]
-    if is_frontier_gate(op) and not persisted:  # by id, with the frontier of every worker
+    if is_frontier_gate(op):  # by id, with the frontier of every worker
         return [_hash_of_ids]
-    if kind in (SortOperator, SessionOperator) or (kind is DeduplicateOperator and not persisted):
+    if (
+        kind is TimeGateOperator  # with an instance: a frontier per instance
+        or kind in (SortOperator, SessionOperator)
+        or (kind is DeduplicateOperator and not persisted)
+    ):
         hasher = _instance_hasher(op)
         return None if hasher is None else [hasher]
     if kind in (
@@ -200,9 +215,26 @@ def partition_hashers(
 def is_frontier_gate(op: Operator) -> bool:
     """Whether ``op`` is a behavior's gate over the whole table (no instance): a gate whose
     workers agree on the frontier at each time (see the module's docstring)."""
+    return _is_gate(op) and not op.node.has_instance
+
+
+def _is_gate(op: Operator) -> bool:
     from deltaflow.engine.stateful.temporal_behavior import TimeGateOperator
 
-    return type(op) is TimeGateOperator and not op.node.has_instance
+    return type(op) is TimeGateOperator
+
+
+def is_summarized_gate(op: Operator) -> bool:
+    """Whether the workers sharing gate ``op`` send each other a summary of their shares at
+    each time it runs (``TimeGateOperator.prepare`` / ``conclude``): a gate without an
+    instance (for the frontier), a ``buffer`` with one (whether rows are held anywhere: the
+    final time is asked for alike) and a marked ``forget`` with one (whether rows are
+    forgotten anywhere: the odd time after is asked for alike). An ``ignore_late``, or a
+    ``forget`` without marks, with an instance needs nothing from the other workers."""
+    if not _is_gate(op):
+        return False
+    node: Any = op.node
+    return not node.has_instance or node.kind == "buffer" or node.mark_forgetting_records
 
 
 def placement_of(op: Operator, hashers: list[KeyHasher] | None, *, split: bool) -> Placement:
@@ -235,17 +267,18 @@ def place_operators(
     ]
     # Whether each operator's output may have rows on other workers than 0 (``spread``), and
     # whether each of its row ids stays on one worker (``owned``, see ``_keeps_ids_on_one``).
-    # A gate sharing the frontier runs where its rows are when their ids stay on one worker
-    # (LOCAL), and on worker 0 when they are all there (spreading them would cost more than
-    # the gate); else it takes them by id.
+    # A gate runs on worker 0 when its rows are all there (spreading them would cost more
+    # than the gate); else a gate sharing the frontier runs where its rows are when their ids
+    # stay on one worker (LOCAL), or takes them by id, and a gate with an instance takes the
+    # rows of the instances each worker owns.
     spread: list[bool] = []
     owned: list[bool] = []
     for position, (op, keyed) in enumerate(zip(operators, hashers, strict=True)):
         inputs = inputs_of[position]
-        if is_frontier_gate(op) and keyed is not None:
+        if keyed is not None and _is_gate(op):
             if not spread[inputs[0]]:
                 placement[position] = Placement.SINGLE
-            elif owned[inputs[0]]:
+            elif owned[inputs[0]] and is_frontier_gate(op):
                 placement[position] = Placement.LOCAL
         where = placement[position]
         if where is Placement.LOCAL:
@@ -275,16 +308,16 @@ def _keeps_ids_on_one(
       (``append_only``, a Kafka topic: each message, so each id, is read by one worker);
     * a partitioned reduce (its rows' ids come from the group key, whose owner holds it), a
       partitioned ``deduplicate`` (ids from the instance, whose owner holds it) and a
-      partitioned id operation, ``filter_out_results_of_forgetting`` or gate (their rows
-      keep ids, each on the worker owning that id);
+      partitioned id operation, ``filter_out_results_of_forgetting`` or gate without an
+      instance (their rows keep ids, each on the worker owning that id);
     * an operator on worker 0;
     * ``select``, ``filter``, window assignment and gates (row by row, keeping ids or
       deriving them from the row's id) of such rows, and the window ids of a windowed reduce
       (from the window and instance, its group key).
 
     Not at a join (a pair of rows whose keys both change at one time is retracted on one
-    worker and inserted again on another), nor at ``sort`` or session windows (a row whose
-    instance changes moves to another worker), nor at reindexing, ``flatten`` or ``concat``
+    worker and inserted again on another), nor at ``sort``, session windows or a gate with
+    an instance (a row whose instance changes moves to another worker), nor at reindexing, ``flatten`` or ``concat``
     (new ids, made on several workers).
     """
     from deltaflow.engine.stateful.deduplicate import DeduplicateOperator
@@ -301,12 +334,13 @@ def _keeps_ids_on_one(
     if where is Placement.SPLIT_INPUT:
         return bool(getattr(op.node.source, "append_only", False))
     if where is Placement.PARTITIONED:
+        if type(op) is TimeGateOperator:  # by id; by instance, a row may change owner
+            return not op.node.has_instance
         return type(op) in (
             ReduceOperator,
             DeduplicateOperator,
             IdOpOperator,
             ForgettingFilterOperator,
-            TimeGateOperator,
         )
     if isinstance(op, WindowIdOperator):  # LOCAL from here on
         return type(operators[inputs[0]]) is ReduceOperator and owned[inputs[0]]

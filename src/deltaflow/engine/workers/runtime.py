@@ -14,7 +14,8 @@ needs rows from other workers (see ``placement``), the deltas are exchanged firs
 partitioned operators get the rows of their share of the keys from everyone, operators run on
 worker 0 get every worker's rows (``exchange``). At a behavior's gate shared by the workers,
 a round of summaries follows, so that each worker finishes the gate's step with the frontier
-of the whole input (``TimeGateOperator.prepare`` / ``conclude``). Parts coming from several workers are consolidated, so an
+of the whole input, and all ask for the same times (``TimeGateOperator.prepare`` /
+``conclude``). Parts coming from several workers are consolidated, so an
 operator sees one consolidated delta per time, as with one worker, and a sink (on worker 0)
 gets each time's changes consolidated once.
 
@@ -61,7 +62,7 @@ from deltaflow.engine.workers.inputs import (
 from deltaflow.engine.workers.placement import (
     KeyHasher,
     Placement,
-    is_frontier_gate,
+    is_summarized_gate,
     partition_hashers,
     place_operators,
 )
@@ -115,14 +116,15 @@ class PartitionedRuntime(Runtime):
             keyed if where is Placement.PARTITIONED else None
             for keyed, where in zip(self._hashers, self._placement, strict=True)
         ]
-        # The behaviors' gates sharing the frontier of every worker (see ``placement``).
-        self._frontier_gates = frozenset(
+        # The behaviors' gates whose workers exchange summaries at each time (see
+        # ``placement.is_summarized_gate``).
+        self._summarized_gates = frozenset(
             position
             for position, op in enumerate(self.operators)
-            if is_frontier_gate(op) and self._placement[position] is not Placement.SINGLE
+            if is_summarized_gate(op) and self._placement[position] is not Placement.SINGLE
         )
         # Operators whose inputs move between workers before they run (and those gates).
-        self._exchanging = set(self._frontier_gates) | {
+        self._exchanging = set(self._summarized_gates) | {
             position
             for position, where in enumerate(self._placement)
             if where is Placement.PARTITIONED
@@ -513,7 +515,7 @@ class PartitionedRuntime(Runtime):
             deltas = [flight.results[i] for i in self._inputs_of[position]]
             runs = position < limit and (oldest or not isinstance(op, OutputOperator))
             where = self._placement[position]
-            gate = position in self._frontier_gates
+            gate = position in self._summarized_gates
             summaries = None
             if position in flight.exchanges and (flight.summary is None or not gate):
                 if where is not Placement.LOCAL:  # a LOCAL gate's rows stay where they are
