@@ -161,3 +161,27 @@ def test_big_minibatch_with_deletions_recomputes_accurately() -> None:
         s=pw.reducers.sum(pw.this.v), m=pw.reducers.max(pw.this.v), c=pw.reducers.count()
     )
     assert snapshot(result) == [(750.0, 1e16, 1502)]
+
+
+def test_live_int_sums_near_the_64_bit_limit_are_exact() -> None:
+    # One-row deltas take the Python fold; one whose running sum could leave the 64-bit
+    # range is recomputed from the group's rows instead (2**62 + 2**62 - 5 fits, barely).
+    big = 2**62
+    table = pw.debug.table_from_markdown(
+        f"""
+        k | v        | __time__
+        1 | {big}     | 2
+        1 | {big - 5} | 4
+        1 | -{big}    | 6
+        2 | 3        | 6
+        """
+    )
+    sums = table.groupby(table.k).reduce(table.k, s=pw.reducers.sum(table.v))
+    assert stream(sums) == [
+        (2, 1, big, 1),
+        (4, 1, big, -1),
+        (4, 1, 2 * big - 5, 1),
+        (6, 1, big - 5, 1),
+        (6, 1, 2 * big - 5, -1),
+        (6, 2, 3, 1),
+    ]

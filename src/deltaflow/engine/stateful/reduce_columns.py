@@ -278,7 +278,12 @@ def sum_is_safe(state: ColumnGroups, slots: np.ndarray, args: list[np.ndarray | 
         column = args[i]
         if column is None or state.floats[i] or column.shape[0] == 0:
             continue
-        bound = int(np.abs(state.accs[n][slots]).max()) + int(np.abs(column).sum())
+        if slots.shape[0] <= FEW_ROWS:  # Python ints: no NumPy call on a few values
+            accs = state.accs[n]
+            bound = max(abs(int(accs[slot])) for slot in slots.tolist())
+            bound += sum(abs(value) for value in column.tolist())
+        else:
+            bound = int(np.abs(state.accs[n][slots]).max()) + int(np.abs(column).sum())
         if bound >= _SAFE_SUM:
             return False
     return True
