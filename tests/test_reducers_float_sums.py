@@ -185,3 +185,36 @@ def test_live_int_sums_near_the_64_bit_limit_are_exact() -> None:
         (6, 1, 2 * big - 5, -1),
         (6, 2, 3, 1),
     ]
+
+
+def test_int_sums_wrap_around_at_64_bits_as_pathway() -> None:
+    # Pathway's (and Polars') int sums wrap; the Python paths (a few rows, recomputed
+    # groups) do the same instead of failing or giving None.
+    big = 2**62
+    static = pw.debug.table_from_markdown(
+        f"""
+        k | v
+        1 | {big}
+        1 | {big}
+        2 | 5
+        """
+    )
+    grouped = static.groupby(static.k).reduce(static.k, s=pw.reducers.sum(static.v))
+    assert sorted(snapshot(grouped)) == [(1, -(2**63)), (2, 5)]
+    assert snapshot(static.reduce(s=pw.reducers.sum(static.v))) == [(-(2**63) + 5,)]
+    live = pw.debug.table_from_markdown(
+        f"""
+        k | v     | __time__
+        1 | {big} | 2
+        1 | {big} | 4
+        1 | -{big} | 6
+        """
+    )
+    sums = live.groupby(live.k).reduce(live.k, s=pw.reducers.sum(live.v))
+    assert stream(sums) == [
+        (2, 1, big, 1),
+        (4, 1, -(2**63), 1),
+        (4, 1, big, -1),
+        (6, 1, -(2**63), -1),
+        (6, 1, big, 1),
+    ]

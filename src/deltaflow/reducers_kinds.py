@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._float_sums import exact_sum, sum_expr
+from deltaflow._float_sums import exact_sum, sum_expr, wrap_int64
 from deltaflow.expressions.base import ColumnExpression, Scope, wrap_value
 from deltaflow.expressions.scope import ExpressionError
 from deltaflow.reducers_stateful import Fold
@@ -153,7 +153,7 @@ class _Sum(Reducer):
         return sum_expr(pl.col(args[0]) * pl.col("_diff"), arg_types[0])
 
     def python(self, rows: list[Row]) -> Any:
-        return exact_sum(row.args[0] * row.count for row in rows)
+        return wrap_int64(exact_sum(row.args[0] * row.count for row in rows))
 
 
 class _Avg(Reducer):

@@ -11,6 +11,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow import errors
+from deltaflow._float_sums import wrap_int64
 from deltaflow._small_frames import frame_of, series_of_values
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.stateful.arrangement import KH
@@ -69,7 +70,7 @@ class SmallPlan:
             if kind == "count":
                 results.append(count)
             elif acc_at >= 0:
-                acc = entry[slot] if old is None else old[acc_at] + entry[slot]
+                acc = wrap_int64(entry[slot] if old is None else old[acc_at] + entry[slot])
                 accs.append(acc)
                 results.append(acc if kind == "sum" else acc / count)
             else:

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._float_sums import compensate_small_sums, exact_sum
+from deltaflow._float_sums import compensate_small_sums, exact_sum, wrap_int64
 from deltaflow._small_frames import frame_of, series_of_array, series_of_values
 from deltaflow.engine.batch import DIFF, ID, consolidate, project
 from deltaflow.engine.operators import Delta, projection_exprs, run_projection
@@ -219,7 +219,7 @@ class ReduceRowPath(ReduceState):
             for index in range(len(self.calls)):
                 if f"__acc{index}" in self.accs:
                     position = arg_at[index][0]
-                    accs.append(exact_sum(r[position] * r[diff_at] for r in every))
+                    accs.append(wrap_int64(exact_sum(r[position] * r[diff_at] for r in every)))
             results = []
             for index, (call, positions, converters) in enumerate(
                 zip(self.calls, arg_at, convert, strict=True)
