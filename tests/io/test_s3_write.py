@@ -439,3 +439,59 @@ def test_overlapping_uploads_keep_every_row_once(s3: MotoS3) -> None:
     assert keys == [f"overlap/{n:016d}.jsonl" for n in range(6)]
     rows = [json.loads(line) for key in keys for line in s3.get(BUCKET, key).splitlines()]
     assert sorted((r["k"], r["v"]) for r in rows) == data
+
+
+def test_rows_formatted_into_the_stream_make_whole_objects(s3: MotoS3) -> None:
+    """The formatter writes into the writer's buffer, which starts with the header when it
+    begins an object: every object still has the header once, at its top, and the positions
+    persistence records count rows only."""
+    from deltaflow.io.s3 import S3Location, S3Writer
+
+    s3.create_bucket(BUCKET)
+
+    def writer(prefix: str, interval_s: float) -> S3Writer:
+        return S3Writer(
+            name=prefix,
+            settings=settings(s3),
+            location=S3Location(BUCKET, prefix),
+            extension="csv",
+            header=lambda: b"h\n",
+            interval_s=interval_s,
+            max_outage_s=10.0,
+        )
+
+    def bodies(prefix: str) -> list[bytes]:
+        return [s3.get(BUCKET, key) for key in s3.keys(BUCKET, prefix + "/")]
+
+    # One object per time: each is its buffer, header included.
+    each = writer("each", 0.0)
+    for time_ in (2, 4):
+        each.stream().write(f"{time_}\n".encode())
+        each.flush(time_)
+    each.close()
+    assert bodies("each") == [b"h\n2\n", b"h\n4\n"]
+
+    # Several times in one object: streamed and written rows, the header once.
+    late = writer("late", 3600.0)
+    late.stream().write(b"1\n")
+    late.flush(2)
+    assert late.position() == [0, 2]
+    late.stream().write(b"2\n")
+    late.flush(4)
+    late.write(b"3\n")
+    late.flush(6)
+    assert late.position() == [0, 6]
+    late.close()
+    assert bodies("late") == [b"h\n1\n2\n3\n"]
+
+    # A buffer begun behind buffered rows has no header; when the senders upload those
+    # rows meanwhile (their interval passed), the buffer's object gets the header in front.
+    timed = writer("timed", 0.3)
+    timed.stream().write(b"1\n")
+    timed.flush(2)  # not due yet: kept
+    buffer = timed.stream()
+    assert wait_for(lambda: len(s3.keys(BUCKET, "timed/")) == 1, timeout=10)
+    buffer.write(b"2\n")
+    timed.flush(4)
+    timed.close()
+    assert bodies("timed") == [b"h\n1\n", b"h\n2\n"]

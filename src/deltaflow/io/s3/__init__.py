@@ -51,7 +51,7 @@ from deltaflow.io.s3._settings import (
     resolve_location,
 )
 from deltaflow.io.s3._writer import MAX_IN_FLIGHT as MAX_IN_FLIGHT
-from deltaflow.io.s3._writer import S3Writer, _StartingFormatter
+from deltaflow.io.s3._writer import S3Writer
 from deltaflow.schema import Schema
 
 __all__ = [
@@ -326,7 +326,7 @@ def _write(
     write_table(
         table,
         writer,
-        _StartingFormatter(formatter, writer),
+        formatter,
         name=session_name,
         named=name is not None,
     )

@@ -2,25 +2,26 @@
 
 Sender threads upload while the output session formats the next times; a failed upload keeps
 its rows and is retried per the connector's retry policy (``docs/retries.md``), under the same
-object number, so a retry never duplicates rows.
+object number, so a retry never duplicates rows. The formatter writes each time's rows straight
+into a buffer that already starts with the header when it begins an object, so an object of
+one time is uploaded without copying its bytes again.
 """
 
 from __future__ import annotations
 
 import collections
+import io
 import logging
 import re
 import threading
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import polars as pl
+from typing import Any, BinaryIO
 
 from deltaflow.io._aws.errors import classify_error
 from deltaflow.io._core import retry
-from deltaflow.io._core.base import Formatter, Writer
+from deltaflow.io._core.base import Writer
 from deltaflow.io._core.retry import DEFAULT_POLICY, BackoffPolicy, Outage, OutageTooLong
 from deltaflow.io.s3._settings import AwsS3Settings, S3ConnectorError, S3Location
 
@@ -36,7 +37,26 @@ def _directory_prefix(prefix: str) -> str:
 
 
 MAX_IN_FLIGHT = 2
-"""How many objects may be uploading (or waiting to retry) at once."""
+"""How many objects may be uploading at once (one sender thread each)."""
+
+READY_AHEAD = 1
+"""How many more objects may be made while every sender is busy: they wait, complete, for the
+first sender that frees up, so the next upload starts at once instead of after the next
+time is formatted."""
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Formatted rows: ``data[start:]``; ``data[:start]`` is the header when the chunk was
+    formatted as the beginning of an object (0 otherwise)."""
+
+    data: bytes
+    start: int = 0
+
+    @property
+    def rows(self) -> int:
+        """The bytes of rows (the header not counted)."""
+        return len(self.data) - self.start
 
 
 @dataclass(eq=False)
@@ -44,7 +64,7 @@ class _PendingObject:
     """An object made by a flush: its rows are fixed; its number is given when it is first
     sent (in the order objects were made) and kept for every retry."""
 
-    chunks: list[bytes]
+    chunks: list[_Chunk]
     body: bytes | None = None
     index: int | None = None
     order: int = 0  # objects made before this one in this run
@@ -58,8 +78,9 @@ class S3Writer(Writer):
     rows if at least ``interval_s`` passed since the last successful upload and since the
     last object was made (since the first rows, before any), and keeps them buffered
     otherwise. Sender threads upload the objects while the session thread formats the next
-    times; ``max_in_flight`` objects (default :data:`MAX_IN_FLIGHT`) may be uploading or
-    waiting to retry at once. When all slots are taken, a flush waits for one (backpressure:
+    times; ``max_in_flight`` objects (default :data:`MAX_IN_FLIGHT`) may be uploading at
+    once, and :data:`READY_AHEAD` more may be made and wait for a sender (objects waiting to
+    retry count too). When all slots are taken, a flush waits for one (backpressure:
     every due flush makes exactly one object), except during an outage, when rows simply stay
     buffered. The senders also make an object of sealed rows that become due when no flush
     comes. Object ``n`` is named ``<prefix>/<n, 16 digits>.<ext>``; ``n`` continues after the
@@ -90,8 +111,12 @@ class S3Writer(Writer):
         self.max_in_flight = max_in_flight
         self._prefix = _directory_prefix(location.prefix)
         self._lock = threading.Condition()
-        self._open: list[bytes] = []  # rows of the time being written
-        self._sealed: list[bytes] = []  # rows of finished times, in no object yet
+        self._open: list[_Chunk] = []  # rows of the time being written
+        self._sealed: list[_Chunk] = []  # rows of finished times, in no object yet
+        # The buffer the formatter is writing the time's rows into (see stream), and where
+        # its rows start (after the header, when it begins an object).
+        self._stream: io.BytesIO | None = None
+        self._stream_start = 0
         self._waiting: collections.deque[_PendingObject] = collections.deque()
         self._sending = 0  # objects whose PUT is running
         self._client: Any = None
@@ -142,22 +167,39 @@ class S3Writer(Writer):
         self.start()
         with self._lock:
             self._raise_pending()
-            if self._last_upload is None:
-                # The interval is counted from the first data this writer sees.
-                self._last_upload = _time.monotonic()
-            self._open.append(data)
+            self._take_stream()
+            self._first_data()
+            self._open.append(_Chunk(data))
+
+    def stream(self) -> BinaryIO:
+        """The buffer the formatter writes the next rows into (one per flushed time). When
+        nothing else is buffered it starts with the header: if the time becomes an object on
+        its own, the buffer's bytes are uploaded as they are. The first call also starts the
+        sender threads, so that building the client and listing the prefix overlap with
+        formatting instead of delaying the first upload."""
+        self.start()
+        with self._lock:
+            self._raise_pending()
+            self._first_data()
+            if self._stream is None:
+                buffer = io.BytesIO()
+                if self.header is not None and not self._open and not self._sealed:
+                    buffer.write(self.header())
+                self._stream, self._stream_start = buffer, buffer.tell()
+            return self._stream
 
     def flush(self, time: int) -> None:
         with self._lock:
             try:
                 self._flush(time)
             finally:
-                position = (self._made, sum(len(chunk) for chunk in self._sealed))
+                position = (self._made, sum(chunk.rows for chunk in self._sealed))
                 self._last_position = position
                 self._flushes.append((time, *position))
 
     def _flush(self, time: int) -> None:
         self._raise_pending()
+        self._take_stream()
         if self._open:
             self._sealed.extend(self._open)
             self._open.clear()
@@ -165,15 +207,11 @@ class S3Writer(Writer):
         if not self._sealed or not self._due(_time.monotonic()):
             return
         self._lock.wait_for(
-            lambda: (
-                self._error is not None
-                or self._outage.ongoing
-                or self._in_flight() < self.max_in_flight
-            )
+            lambda: self._error is not None or self._outage.ongoing or self._has_room()
         )
         self._raise_pending()
         # A sender may have made the object meanwhile (its timer saw the rows due).
-        if self._sealed and self._in_flight() < self.max_in_flight:
+        if self._sealed and self._has_room():
             self._make_object()
 
     # --- persistence: what a checkpoint may cover, and undoing what followed it ----------
@@ -279,6 +317,7 @@ class S3Writer(Writer):
     def close(self) -> None:
         with self._lock:
             self._closing = True
+            self._take_stream()
             self._sealed.extend(self._open)
             self._open.clear()
             self._lock.notify_all()
@@ -298,6 +337,8 @@ class S3Writer(Writer):
             self._stopped = True
             self._lock.notify_all()
             left = len(self._open) + len(self._sealed) + len(self._waiting) + self._sending
+            if self._stream is not None and self._stream.tell() > self._stream_start:
+                left += 1
         for thread in self._threads:
             thread.join(timeout=5)
         if left:
@@ -313,8 +354,25 @@ class S3Writer(Writer):
         if self._error is not None:
             raise self._error
 
+    def _first_data(self) -> None:
+        if self._last_upload is None:
+            # The interval is counted from the first data this writer sees.
+            self._last_upload = _time.monotonic()
+
+    def _take_stream(self) -> None:
+        """Buffer what the formatter wrote into :meth:`stream` as a chunk of open rows (the
+        output session thread, the only one writing there, calls this)."""
+        buffer, self._stream = self._stream, None
+        if buffer is not None and buffer.tell() > self._stream_start:
+            # getvalue() hands over the buffer's own bytes: no copy.
+            self._open.append(_Chunk(buffer.getvalue(), self._stream_start))
+
     def _in_flight(self) -> int:
         return len(self._waiting) + self._sending
+
+    def _has_room(self) -> bool:
+        """Whether another object may be made (uploading, ready and retrying ones count)."""
+        return self._in_flight() < self.max_in_flight + READY_AHEAD
 
     def _drained(self) -> bool:
         return not self._open and not self._sealed and not self._in_flight()
@@ -366,7 +424,7 @@ class S3Writer(Writer):
                     continue
                 if (
                     self._sealed
-                    and self._in_flight() < self.max_in_flight
+                    and self._has_room()
                     and ((self._closing and now >= self._retry_at) or self._due(now))
                 ):
                     self._make_object()
@@ -415,8 +473,7 @@ class S3Writer(Writer):
         key = f"{self._prefix}{obj.index:0{_KEY_DIGITS}d}.{self.extension}"
         try:
             if obj.body is None:
-                header = self.header() if self.header is not None else b""
-                obj.body = b"".join([header, *obj.chunks])
+                obj.body = self._body(obj.chunks)
                 obj.chunks = []
             self._client.put_object(Bucket=self.location.bucket, Key=key, Body=obj.body)
         except Exception as exc:  # noqa: BLE001 - classified below
@@ -448,6 +505,14 @@ class S3Writer(Writer):
         logger.debug("output %s: uploaded %s (%d bytes)", self.name, key, len(obj.body or b""))
         self._last_upload = _time.monotonic()
         self._retry_at = 0.0
+
+    def _body(self, chunks: list[_Chunk]) -> bytes:
+        """An object's bytes: the header, then the chunks' rows. A single chunk formatted
+        with the header in front is the whole object already."""
+        header = self.header() if self.header is not None else b""
+        if len(chunks) == 1 and chunks[0].start == len(header):
+            return chunks[0].data
+        return b"".join([header, *(memoryview(c.data)[c.start :] for c in chunks)])
 
     def _first_free_index(self) -> int:
         """One past the highest object number already under the prefix (earlier runs)."""
@@ -489,16 +554,3 @@ class S3Writer(Writer):
             message,
         )
         self._lock.notify_all()
-
-
-class _StartingFormatter(Formatter):
-    """The shared formatter, unchanged, plus a wake-up call: the first batch starts the
-    writer's uploader before the batch is formatted (see :meth:`S3Writer.start`)."""
-
-    def __init__(self, inner: Formatter, writer: S3Writer) -> None:
-        self.inner = inner
-        self.writer = writer
-
-    def format(self, batch: pl.DataFrame, time: int) -> Any:
-        self.writer.start()
-        return self.inner.format(batch, time)
