@@ -541,10 +541,8 @@ class Arrangement:
         lo = np.searchsorted(column, wanted, side="left")
         hi = np.searchsorted(column, wanted, side="right")
         if len(wanted) <= _ROW_BY_ROW:  # a few keys (a live update): the ranges in Python
-            positions = [
-                p for a, b in zip(lo.tolist(), hi.tolist(), strict=True) for p in range(a, b)
-            ]
-            return self._take_rows(run, positions) if positions else []
+            found = [p for a, b in zip(lo.tolist(), hi.tolist(), strict=True) for p in range(a, b)]
+            return self._take_rows(run, found) if found else []
         lengths = hi - lo
         hits = np.flatnonzero(lengths)
         if len(hits) == 0:
