@@ -41,6 +41,18 @@ def test_mode_specific_joins_refuse_how(tables: tuple[pw.Table, pw.Table], metho
         join(right, left.a == right.b, colour="red")
 
 
+@pytest.mark.parametrize("name", ["join", "join_inner", "join_left", "join_right", "join_outer"])
+def test_a_join_result_refuses_unknown_keywords_as_a_table_does(
+    tables: tuple[pw.Table, pw.Table], name: str
+) -> None:
+    # Pathway raises ValueError for both; ours is also a TypeError, as Python's own would be.
+    left, right = tables
+    joined = left.join(right, left.a == right.b)
+    with pytest.raises(ValueError, match=rf"^JoinResult\.{name}\(\): .*'colour'") as raised:
+        getattr(joined, name)(left, colour="red")
+    assert isinstance(raised.value, TypeError)
+
+
 @pytest.mark.parametrize("how", ["left", 1, None])
 def test_join_how_must_be_a_join_mode(tables: tuple[pw.Table, pw.Table], how: Any) -> None:
     left, right = tables

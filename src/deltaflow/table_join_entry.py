@@ -75,13 +75,16 @@ def _join(
     )
 
 
+#: What an unknown keyword given to a join probably meant: output columns, or a join mode.
+_JOIN_HINT = "the joined table's columns are named in select(): join(other, ...).select(**kwargs)"
+_MODE_HINT = "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
+
+
 @user_calls
 class JoinMethods:
     """Mixin of the joins with a further table, for ``Table`` and for a join result."""
 
-    @extra_arguments_refused(
-        "the joined table's columns are named in select(): join(other, ...).select(**kwargs)"
-    )
+    @extra_arguments_refused(_JOIN_HINT)
     def join(
         self,
         other: Joinable,
@@ -136,9 +139,7 @@ class JoinMethods:
             right_exactly_once,
         )
 
-    @extra_arguments_refused(
-        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
-    )
+    @extra_arguments_refused(_MODE_HINT)
     def join_inner(
         self,
         other: Joinable,
@@ -191,9 +192,7 @@ class JoinMethods:
             right_exactly_once,
         )
 
-    @extra_arguments_refused(
-        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
-    )
+    @extra_arguments_refused(_MODE_HINT)
     def join_left(
         self,
         other: Joinable,
@@ -247,9 +246,7 @@ class JoinMethods:
             right_exactly_once,
         )
 
-    @extra_arguments_refused(
-        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
-    )
+    @extra_arguments_refused(_MODE_HINT)
     def join_right(
         self,
         other: Joinable,
@@ -303,9 +300,7 @@ class JoinMethods:
             right_exactly_once,
         )
 
-    @extra_arguments_refused(
-        "the join mode is in the method's name; join(other, ..., how=pw.JoinMode.X) takes how="
-    )
+    @extra_arguments_refused(_MODE_HINT)
     def join_outer(
         self,
         other: Joinable,
@@ -388,10 +383,12 @@ def _code_copy(function: Callable[..., Any], qualname: str, *first_names: str) -
 
 def own_join_methods(cls: _Class) -> _Class:
     """Give ``cls`` (a subclass of :class:`JoinMethods`) copies of the join methods of its
-    own, named ``<cls>.join_left`` ... in argument errors. They take unknown keywords as
-    Python does (a ``TypeError``); ``Table``'s refuse them with a hint (an ``ArgumentError``)."""
+    own, named ``<cls>.join_left`` ... in argument errors, which refuse unknown keywords with
+    the same hint as ``Table``'s (an ``ArgumentError``: Pathway's ``ValueError``)."""
     for name in JOIN_METHOD_NAMES:
-        setattr(cls, name, _code_copy(getattr(JoinMethods, name), f"{cls.__name__}.{name}"))
+        copy = _code_copy(getattr(JoinMethods, name), f"{cls.__name__}.{name}")
+        hint = _JOIN_HINT if name == "join" else _MODE_HINT
+        setattr(cls, name, extra_arguments_refused(hint)(copy))
     return cls
 
 
