@@ -543,34 +543,37 @@ class InputSession(Source):
             # Left out: a row followed by another of its id in the batch, and (exact) a row
             # replacing an equal one; what is left is consolidated, and the engine need not
             # do it again (when the commit holds just this delta: see _commit).
-            few = self._state.changes_of_few(rows, DIFF)
-            if few is not None:  # a few rows (a live update): in Python, one frame built
-                delta, replaced_rows, exact = few
-                if not replaced_rows:
-                    return mark_distinct_ids(delta)
-                return mark_consolidated(delta) if exact else delta
-            replaced = self._state.replace(rows)
-            inserted = _with_column(replaced.new, _ones(replaced.new.height))
-            retractions = self._retractions(replaced.old)
-            if retractions is None:
-                return mark_distinct_ids(inserted)
-            if retractions.dtypes == inserted.dtypes:  # same names, in order, by construction
-                # One chunk: a two-chunk frame made every later step of a one-row upsert
-                # (NumPy views, small-frame paths) copy it, ~0.1-0.3 ms a time. Column by
-                # column: DataFrame.rechunk hands the columns to Polars' thread pool, a wait
-                # of ~0.1 ms on a busy machine.
-                delta = frame_of(
-                    [
-                        old.append(new).rechunk()
-                        for old, new in zip(
-                            retractions.get_columns(), inserted.get_columns(), strict=True
-                        )
-                    ]
-                )
-            else:
-                delta = stack([retractions, inserted])
-            return mark_consolidated(delta) if replaced.exact else delta
+            few = self._state.changes_of_few(rows, DIFF)  # a live update: in Python
+            delta, replaced_rows, exact = few if few is not None else self._upsert_delta(rows)
+            if not replaced_rows:
+                return mark_distinct_ids(delta)
+            return mark_consolidated(delta) if exact else delta
         raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+    def _upsert_delta(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, int, bool]:
+        """:meth:`RowsById.changes_of_few` for any number of rows, by columns: the delta of
+        storing ``rows``, how many rows it retracts, and whether equal rows were left out."""
+        replaced = self._state.replace(rows)
+        inserted = _with_column(replaced.new, _ones(replaced.new.height))
+        retractions = self._retractions(replaced.old)
+        if retractions is None:
+            return inserted, 0, replaced.exact
+        if retractions.dtypes == inserted.dtypes:  # same names, in order, by construction
+            # One chunk: a two-chunk frame made every later step of a one-row upsert
+            # (NumPy views, small-frame paths) copy it, ~0.1-0.3 ms a time. Column by
+            # column: DataFrame.rechunk hands the columns to Polars' thread pool, a wait
+            # of ~0.1 ms on a busy machine.
+            delta = frame_of(
+                [
+                    old.append(new).rechunk()
+                    for old, new in zip(
+                        retractions.get_columns(), inserted.get_columns(), strict=True
+                    )
+                ]
+            )
+        else:
+            delta = stack([retractions, inserted])
+        return delta, retractions.height, replaced.exact
 
     def _remember(self, rows: pl.DataFrame) -> None:
         self._state.put(rows)
