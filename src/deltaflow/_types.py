@@ -593,6 +593,7 @@ def engine_name(dtype: DType) -> str:
 from deltaflow._values import (  # noqa: E402, I001 (after the names _values imports)
     canonical_key as canonical_key,
     infer_dtype as infer_dtype,
+    row_dicts as row_dicts,
     series_from_values as series_from_values,
     to_storage as to_storage,
     values_from_series as values_from_series,

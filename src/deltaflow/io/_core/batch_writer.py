@@ -59,12 +59,8 @@ class _ChangesFormatter(Formatter):
     def format(self, batch: pl.DataFrame, time: int) -> list[Change]:
         keys = t.values_from_series(batch[ID])
         diffs = batch[DIFF].to_list()
-        columns = [t.values_from_series(batch[name]) for name in self.names]
-        rows = zip(*columns, strict=True) if self.names else iter([()] * len(keys))
-        changes = [
-            Change(key, dict(zip(self.names, values)), diff)
-            for key, values, diff in zip(keys, rows, diffs, strict=True)
-        ]
+        rows = t.row_dicts(batch, self.names)
+        changes = [Change(*change) for change in zip(keys, rows, diffs, strict=True)]
         if not self.sorted_by_user and any(diff < 0 for diff in diffs):
             changes = [c for c in changes if c.diff < 0] + [c for c in changes if c.diff > 0]
         return changes

@@ -71,13 +71,9 @@ class CallbackSink(Sink):
             return
         # Column-wise conversion to Python values, then one dict per row: the per-row work is
         # only the dict and the call.
-        names = self._names
         keys = t.values_from_series(batch[ID])
         diffs = batch[DIFF].to_list()
-        columns = [t.values_from_series(batch[name]) for name in names]
-        rows = [dict(zip(names, values)) for values in zip(*columns)] if names else None
-        if rows is None:
-            rows = [{} for _ in keys]
+        rows = t.row_dicts(batch, self._names)
         lowest, highest = min(diffs), max(diffs)
         if not self._sorted_by_user and lowest < 0 < highest and not _deletions_lead(diffs):
             # Deletions of a time come before its insertions (stable within each).

@@ -142,18 +142,10 @@ class TypedRowsFormatter(Formatter):
     def format(
         self, batch: pl.DataFrame, time: int
     ) -> list[tuple[t.Pointer, dict[str, Any], int, int]]:
-        names = list(self.columns)
         keys = t.values_from_series(batch[ID])
-        values = [t.values_from_series(batch[n]) for n in names]
+        rows = t.row_dicts(batch, list(self.columns))
         diffs = batch[DIFF].to_list()
-        return (
-            [
-                (key, dict(zip(names, row, strict=True)), time, diff)
-                for key, row, diff in zip(keys, zip(*values, strict=True), diffs, strict=True)
-            ]
-            if names
-            else [(key, {}, time, diff) for key, diff in zip(keys, diffs, strict=True)]
-        )
+        return [(key, row, time, diff) for key, row, diff in zip(keys, rows, diffs, strict=True)]
 
 
 def parser_for_format(
