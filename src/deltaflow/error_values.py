@@ -20,6 +20,7 @@ and an ``ERROR`` logging record.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import logging
 import os
@@ -238,7 +239,12 @@ class ErrorContext:
                 handle.push(batch, consolidated=True)
 
 
-_state = threading.local()
+# The error context of the run on this thread. A context variable rather than a thread
+# local: the engine may process a time on a source's thread, inside the run's context (see
+# ``Runtime.process_inline``), and sees the run's error context there too.
+_CONTEXT: contextvars.ContextVar[ErrorContext | None] = contextvars.ContextVar(
+    "deltaflow_error_context", default=None
+)
 # The contexts of the runs in progress, newest last: connectors' threads (which have no
 # context of their own) use the newest.
 _runs: list[ErrorContext] = []
@@ -247,7 +253,7 @@ _runs: list[ErrorContext] = []
 def active() -> ErrorContext | None:
     """The error context of the run on this thread (or, on another thread such as a
     connector's, of the newest run), if any."""
-    context = getattr(_state, "context", None)
+    context = _CONTEXT.get()
     if context is None and _runs:
         return _runs[-1]
     return context
@@ -256,13 +262,13 @@ def active() -> ErrorContext | None:
 def errors_seen() -> bool:
     """Whether the run on this thread has produced an error value (then batches may hold
     error cells and operators must look for them)."""
-    context = getattr(_state, "context", None)
+    context = _CONTEXT.get()
     return context is not None and context.seen
 
 
 def keeps_errors() -> bool:
     """Whether failures become error values (``terminate_on_error=False``) in this run."""
-    context = getattr(_state, "context", None) or active()
+    context = _CONTEXT.get() or active()
     return context is not None and not context.terminate
 
 
@@ -296,7 +302,7 @@ _CONNECTOR = _ConnectorOrigin()
 
 def report(message: str, *, count: int = 1, node: Any = None, with_trace: bool = True) -> None:
     """Report failures in the operator running now (see :meth:`ErrorContext.report`)."""
-    context = getattr(_state, "context", None)
+    context = _CONTEXT.get()
     if context is not None:
         context.report(message, node, count=count, with_trace=with_trace)
     else:
@@ -323,11 +329,10 @@ class run_context:  # noqa: N801 - used as a function: ``with run_context(...) a
 
     def __init__(self, terminate_on_error: bool | None) -> None:
         self.context = ErrorContext(resolve_terminate(terminate_on_error))
-        self._previous: ErrorContext | None = None
+        self._token: contextvars.Token[ErrorContext | None] | None = None
 
     def __enter__(self) -> ErrorContext:
-        self._previous = getattr(_state, "context", None)
-        _state.context = self.context
+        self._token = _CONTEXT.set(self.context)
         _runs.append(self.context)
         return self.context
 
@@ -337,7 +342,8 @@ class run_context:  # noqa: N801 - used as a function: ``with run_context(...) a
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        _state.context = self._previous
+        if self._token is not None:
+            _CONTEXT.reset(self._token)
         _runs.remove(self.context)
         if error is not None:
             from deltaflow.error_display import explain_failure
@@ -349,7 +355,7 @@ class run_context:  # noqa: N801 - used as a function: ``with run_context(...) a
 def on_failure(message: str, error: BaseException | None = None) -> ErrorValue:
     """The one place where a per-row failure becomes a value: with ``terminate_on_error`` it
     raises (``error`` when given), otherwise it is reported and :data:`ERROR` is returned."""
-    context = getattr(_state, "context", None)
+    context = _CONTEXT.get()
     if context is None or context.terminate:
         if error is not None:
             raise error

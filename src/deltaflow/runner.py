@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import json
 import logging
-import threading
 from typing import Any
 
 import polars as pl
@@ -185,8 +185,7 @@ def _run(
     monitoring = make_monitoring(monitoring_level, with_http_server=with_http_server)
     from deltaflow.udfs.context import udf_storage
 
-    previous = _DEBUG_RUN.active
-    _DEBUG_RUN.active = debug
+    debug_token = _DEBUG_RUN.set(debug)
     try:
         with udf_storage(persistence_config, udf_cache_directory), graceful_stop():
             run_outputs(
@@ -196,16 +195,14 @@ def _run(
                 terminate_on_error=terminate_on_error,
             )
     finally:
-        _DEBUG_RUN.active = previous
+        _DEBUG_RUN.reset(debug_token)
 
 
-class _DebugRun(threading.local):
-    """Whether the run on this thread was started with ``debug=True``."""
-
-    active = False
-
-
-_DEBUG_RUN = _DebugRun()
+#: Whether the run on this thread was started with ``debug=True`` (a context variable: the
+#: engine may process a time on a source's thread, in the run's context).
+_DEBUG_RUN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "deltaflow_debug_run", default=False
+)
 
 
 class DebugSink(Sink):
@@ -220,7 +217,7 @@ class DebugSink(Sink):
         self.stats = ConnectorStats()
 
     def on_batch(self, time: int, batch: pl.DataFrame) -> None:
-        if not _DEBUG_RUN.active:
+        if not _DEBUG_RUN.get():
             return
         ids = t.values_from_series(batch[ID])
         diffs = batch[DIFF].to_list()
