@@ -101,19 +101,29 @@ def _report(updates: int) -> None:
         counts = {name: len(stamps) for name, stamps in _stamps.items()}
         raise SystemExit(f"phases: fewer stamps than updates: {counts}")
 
-    def median_us(start: str, end: str) -> float:
-        return statistics.median(b - a for a, b in zip(last[start], last[end], strict=True)) / 1e3
-
-    phases = {
-        "wake_session": median_us("commit", "read"),
-        "session": median_us("read", "push"),
-        "wake_engine": median_us("push", "start"),
-        "engine": median_us("start", "end"),
-        "total": median_us("commit", "end"),
+    spans = {
+        "wake_session": ("commit", "read"),
+        "session": ("read", "push"),
+        "wake_engine": ("push", "start"),
+        "engine": ("start", "end"),
+        "total": ("commit", "end"),
     }
-    print("phase medians over the updates (us):")
-    for name, value in phases.items():
-        print(f"  {name:<13} {value:8.0f}")
+    durations = {
+        name: [(b - a) / 1e3 for a, b in zip(last[start], last[end], strict=True)]
+        for name, (start, end) in spans.items()
+    }
+    # Where the slowest updates lose their time: each phase's mean over the updates whose
+    # total is in the top 5%.
+    slow = sorted(range(updates), key=lambda i: durations["total"][i])[-max(1, updates // 20) :]
+    print("phases over the updates (us): median, p95, mean among the slowest 5%")
+    for name, values in durations.items():
+        ordered = sorted(values)
+        p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+        tail = statistics.mean(values[i] for i in slow)
+        print(f"  {name:<13} {statistics.median(values):8.0f} {p95:8.0f} {tail:8.0f}")
+    if os.environ.get("PHASES_WORST"):
+        for i in slow[-10:]:
+            print("  worst:", " ".join(f"{n}={v[i]:.0f}" for n, v in durations.items()))
     print("step medians over their last calls, as many as updates (us):")
     for step, durations in _durations.items():
         recent = durations[-updates:]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import deltaflow as pw
-from deltaflow.engine.runtime import _ACTIVE, stop_all_runs
+from deltaflow.engine.active_runs import ACTIVE, stop_all_runs
 from deltaflow.persistence.checkpoints import CheckpointStore
 
 
@@ -143,7 +143,7 @@ def main() -> None:
             # Once the run has started (the checkpoint was replayed): a stop before is lost.
             # (An output resumed after a crash is cut back at its first write only: a run
             # resuming after a crash ends by itself, in static mode, instead.)
-            while not any(r.last_time is not None for r in _ACTIVE):
+            while not any(r.last_time is not None for r in ACTIVE):
                 time.sleep(0.02)
             while consolidated([*prior, out]) != wanted and time.monotonic() < deadline:
                 time.sleep(0.05)

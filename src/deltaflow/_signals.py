@@ -44,10 +44,10 @@ def graceful_stop() -> Iterator[None]:
     received: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        from deltaflow.engine import runtime
+        from deltaflow.engine.active_runs import ACTIVE
 
         # Read without the registry's lock: the main thread may hold it right now.
-        runs = list(runtime._ACTIVE)
+        runs = list(ACTIVE)
         if received or not runs:  # the second one, or no run yet: stop at once
             signal.signal(signum, previous.get(signum, signal.SIG_DFL))
             if signum == signal.SIGINT:

@@ -10,6 +10,7 @@ tables); they are kept apart so that each module has one of the two jobs. Like t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -256,3 +257,36 @@ class CarriedErrors:
             replaced.append(with_errors(out[name], mask))
         mark_seen()
         return out.with_columns(replaced)
+
+
+def without_unhandled_errors(
+    op: Any, deltas: list[pl.DataFrame | None]
+) -> list[pl.DataFrame | None]:
+    """The deltas an operator that does not handle error cells may see (only called once the
+    run has produced an error): rows holding one are left out, each reported, and the columns
+    get their dtypes back — never an error turned into a plausible value, nor a crash.
+    ``op`` is an engine operator (its ``node``'s inputs, ``describe()``, ``handles_errors``)."""
+    if getattr(op, "handles_errors", False) or len(deltas) != len(op.node.inputs):
+        return deltas
+    out: list[pl.DataFrame | None] = []
+    for delta, source in zip(deltas, op.node.inputs, strict=True):
+        if isinstance(delta, pl.DataFrame) and not error_columns(delta):
+            delta = restore_column_types(delta, source.columns)  # errors filtered out upstream
+        elif isinstance(delta, pl.DataFrame):
+            columns = source.columns
+            delta = drop_error_rows(
+                delta, None, f"row skipped: {op.describe()} cannot take its Error value"
+            )
+            delta = delta.with_columns(
+                [
+                    without_errors(delta[name], columns[name])
+                    for name, dtype in delta.schema.items()
+                    if dtype == pl.Object
+                    and name in columns
+                    and columns[name].to_polars() != pl.Object
+                ]
+            )
+            if delta.height == 0:
+                delta = None
+        out.append(delta)
+    return out

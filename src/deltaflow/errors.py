@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # the names re-exported lazily below, for type checkers
         unify_object_columns,
         with_errors,
         without_errors,
+        without_unhandled_errors,
     )
     from deltaflow.error_values import (  # noqa: F401
         ERROR,

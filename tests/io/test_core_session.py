@@ -234,7 +234,10 @@ def test_block_rows_enter_engine_at_one_time() -> None:
     assert changes.ended
 
 
-def test_backpressure_pauses_reading_and_resumes() -> None:
+def test_backpressure_pauses_reading_and_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The engine's own thread stalls here while the reader goes on: a commit processed on
+    # the reader's thread (Runtime.process_inline) would stall the reader itself.
+    monkeypatch.setenv("DELTAFLOW_INLINE_ENGINE", "0")
     release = threading.Event()
     reader = ScriptReader([rows(*((i * 10 + j, "x") for j in range(10))) for i in range(10)])
     table = reader_table(

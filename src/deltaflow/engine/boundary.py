@@ -36,6 +36,12 @@ class ConnectorStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: Commits of up to this many rows may be processed on the pushing thread when the engine is
+#: idle (``SourceHandle.process_inline``): a bigger one is throughput, not latency, and the
+#: engine's own thread processes it while the source prepares the next.
+INLINE_MAX_ROWS = 1024
+
+
 class Pushed(NamedTuple):
     """One push of a source, as the engine takes it (see :meth:`SourceHandle.push`)."""
 
@@ -64,6 +70,12 @@ class SourceHandle:
         self._failure: BaseException | None = None
         self._backlog_rows = 0
         self.stats = ConnectorStats()
+        #: Set by the engine when a push may be processed on the pushing thread while the
+        #: engine is idle (see ``Runtime.process_inline``); returns whether it was.
+        self.process_inline: Callable[[], bool] | None = None
+        #: Set by the source: whether more of its commits are waiting to be pushed. Those are
+        #: left to the engine's thread, which merges a backlog of commits into fewer times.
+        self.backlogged: Callable[[], bool] | None = None
 
     # --- called by the source -----------------------------------------------------------
     def push(
@@ -111,6 +123,15 @@ class SourceHandle:
             self.stats.rows_committed += batch.height
             self.stats.batches += 1
             self.stats.last_commit_monotonic = _time.monotonic()
+        if (
+            self.process_inline is not None
+            and not more
+            and time is None
+            and batch.height <= INLINE_MAX_ROWS
+            and not (self.backlogged is not None and self.backlogged())
+            and self.process_inline()
+        ):
+            return
         self._notify()
 
     def finish(self) -> None:

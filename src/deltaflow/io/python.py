@@ -79,6 +79,9 @@ def _session_kind(subject: ConnectorSubject, label: str = "pw.io.python.read") -
 class ConnectorSubject(ABC):
     """Subclass it and implement :meth:`run`, which sends rows with :meth:`next` & co."""
 
+    #: Commits sent so far (see ``_SubjectReader.backlogged``); one writer, the subject's thread.
+    _commits_sent = 0
+
     def __init__(
         self,
         datasource_name: str = "python",
@@ -141,6 +144,7 @@ class ConnectorSubject(ABC):
     def commit(self) -> None:
         """Commit the rows sent so far as one minibatch, now."""
         self._put(_COMMIT)
+        self._commits_sent += 1
 
     def close(self) -> None:
         """No more rows will be sent (called automatically when :meth:`run` returns)."""
@@ -221,6 +225,7 @@ class _SubjectReader(Reader):
         self._taken: list[Any] = []  # taken from the subject's buffer, not yet read
         self._done = False
         self._sent = 0
+        self._commits_read = 0
         # In an upsert session a plain message replaces the row with the same key.
         self._insert_kind = "upsert" if _session_kind(subject) == "upsert" else "insert"
         subject._start()
@@ -301,7 +306,11 @@ class _SubjectReader(Reader):
         if marker is _END:
             self._done = True
             return Finished()
+        self._commits_read += 1
         return Commit()
+
+    def backlogged(self) -> bool:
+        return self.subject._commits_sent > self._commits_read
 
     def wait(self, timeout: float) -> None:
         self.subject._ready.wait(timeout)

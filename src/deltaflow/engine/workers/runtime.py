@@ -48,7 +48,7 @@ import polars as pl
 from deltaflow import plan
 from deltaflow.engine.boundary import sink_errors
 from deltaflow.engine.operators import InputOperator, OutputOperator
-from deltaflow.engine.runtime import Runtime, _without_unhandled_errors
+from deltaflow.engine.runtime import Runtime
 from deltaflow.engine.workers.checkpoints import WorkerCheckpoints, split_handle
 from deltaflow.engine.workers.config import WorkerConfig
 from deltaflow.engine.workers.exchange import Exchange
@@ -74,7 +74,7 @@ from deltaflow.engine.workers.progress import (
     window_size,
 )
 from deltaflow.engine.workers.transport import WorkerError, mesh_for
-from deltaflow.errors import keeps_errors
+from deltaflow.errors import keeps_errors, without_unhandled_errors
 
 logger = logging.getLogger("deltaflow.workers")
 
@@ -565,7 +565,7 @@ class PartitionedRuntime(Runtime):
                 continue
             self.errors.current = op.node
             if self.errors.seen:
-                deltas = _without_unhandled_errors(op, deltas)
+                deltas = without_unhandled_errors(op, deltas)
             if where is Placement.PARTITIONED:
                 self.partitioned_rows += sum(d.height for d in deltas if d is not None)
             elif where is Placement.EVERY_WORKER:

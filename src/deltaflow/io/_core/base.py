@@ -217,6 +217,12 @@ class Reader(ABC):
         an engine: a reader used on its own)."""
         return self.engine is not None and self.engine.backlog_rows == 0
 
+    def backlogged(self) -> bool:
+        """Whether the source has already committed more than the reader has read (then the
+        engine's thread processes this input's commits and may merge a backlog of them, see
+        ``SourceHandle.backlogged``). Readers that cannot tell say False."""
+        return False
+
     def wait_for_engine(self, timeout: float) -> None:
         """Block until the engine has caught up with this input, at most ``timeout`` seconds."""
         if self.engine is None:

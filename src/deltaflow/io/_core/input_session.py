@@ -194,6 +194,7 @@ class InputSession(Source):
             reader = self.reader_factory()
             reader.persisted = self.source_tags is not None  # persistence records this input
             reader.engine = handle
+            handle.backlogged = reader.backlogged
             self._reader = reader
             self._progress = reader.progress
             if self.reader_check is not None:
