@@ -49,14 +49,11 @@ def exact_sum(values: Iterable[Any]) -> Any:
         return builtins.sum(items)
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
 def wrap_int64(total: Any) -> Any:
     """An int sum wrapped around at 64 bits, as Polars' sums (the frame path) and Pathway's
     wrap; anything else as it is."""
-    if type(total) is int and not _INT64_MIN <= total <= _INT64_MAX:
-        return (total - _INT64_MIN) % 2**64 + _INT64_MIN
+    if type(total) is int and not t.INT64_MIN <= total <= t.INT64_MAX:
+        return (total - t.INT64_MIN) % 2**64 + t.INT64_MIN
     return total
 
 
