@@ -57,6 +57,16 @@ def wrap_int64(total: Any) -> Any:
     return total
 
 
+def average(total: Any, count: int) -> Any:
+    """``pw.reducers.avg`` of rows summing to ``total``: an int sum wraps at 64 bits and is
+    turned into a float before the division, as Pathway, Polars and NumPy divide (Python's
+    ``int / int`` rounds once, which above 2**53 can differ from them by one unit in the last
+    place); float and array sums are divided as they are."""
+    if type(total) is int:
+        return float(wrap_int64(total)) / count
+    return total / count
+
+
 def sum_expr(terms: pl.Expr, arg_type: t.DType) -> pl.Expr:
     """A Polars aggregation summing ``terms`` per group: accurate for floats (see the module
     docstring), the plain ``sum()`` otherwise."""
