@@ -49,15 +49,22 @@ def exact_sum(values: Iterable[Any]) -> Any:
         return builtins.sum(items)
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
 def wrap_int64(total: Any) -> Any:
     """An int sum wrapped around at 64 bits, as Polars' sums (the frame path) and Pathway's
     wrap; anything else as it is."""
-    if type(total) is int and not _INT64_MIN <= total <= _INT64_MAX:
-        return (total - _INT64_MIN) % 2**64 + _INT64_MIN
+    if type(total) is int and not t.INT64_MIN <= total <= t.INT64_MAX:
+        return (total - t.INT64_MIN) % 2**64 + t.INT64_MIN
     return total
+
+
+def average(total: Any, count: int) -> Any:
+    """``pw.reducers.avg`` of rows summing to ``total``: an int sum wraps at 64 bits and is
+    turned into a float before the division, as Pathway, Polars and NumPy divide (Python's
+    ``int / int`` rounds once, which above 2**53 can differ from them by one unit in the last
+    place); float and array sums are divided as they are."""
+    if type(total) is int:
+        return float(wrap_int64(total)) / count
+    return total / count
 
 
 def sum_expr(terms: pl.Expr, arg_type: t.DType) -> pl.Expr:

@@ -127,6 +127,8 @@ BOOL: DType = _Simple("bool", pl.Boolean(), bool)
 STR: DType = _Simple("str", pl.String(), str)
 BYTES: DType = _Simple("bytes", pl.Binary(), bytes)
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the range of INT (a signed 64-bit integer)
+
 
 class _PandasBacked(_Simple):
     """A date-time type: its typehint (``pw.DateTimeNaive`` ...) is defined on first use."""

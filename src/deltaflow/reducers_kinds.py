@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._float_sums import exact_sum, sum_expr, wrap_int64
+from deltaflow._float_sums import average, exact_sum, sum_expr, wrap_int64
 from deltaflow.expressions.base import ColumnExpression, Scope, wrap_value
 from deltaflow.expressions.scope import ExpressionError
 from deltaflow.reducers_stateful import Fold
@@ -171,7 +171,7 @@ class _Avg(Reducer):
 
     def python(self, rows: list[Row]) -> Any:
         n = builtins.sum(r.count for r in rows)
-        return exact_sum(r.args[0] * r.count for r in rows) / n
+        return average(exact_sum(r.args[0] * r.count for r in rows), n)
 
 
 def _present(rows: list[Row]) -> list[Row]:

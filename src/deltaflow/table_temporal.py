@@ -42,7 +42,7 @@ def _forward(module: str, name: str) -> Any:
     return _Forward(module, name)
 
 
-_WINDOW = "deltaflow.temporal._window"
+_WINDOW = "deltaflow.temporal._window_functions"
 _BEHAVIORS = "deltaflow.temporal._behaviors"
 _ASOF = "deltaflow.temporal._asof"
 _ASOF_NOW = "deltaflow.temporal._asof_now"

@@ -21,6 +21,8 @@ def test_run_logs_rows_per_connector(tmp_path: Path, caplog: pytest.LogCaptureFi
     source.write_text("name,qty\na,1\nb,2\nc,x\n")
     table = pw.io.csv.read(source, schema=Item, mode="static", name="items")
     pw.io.null.write(table, name="sink")
+    # A file output writes on its own thread: the last report waits until it is done.
+    pw.io.csv.write(table, tmp_path / "out.csv", name="file")
     with caplog.at_level(logging.INFO, logger="deltaflow.monitoring"):
         pw.run(monitoring_level=pw.MonitoringLevel.IN_OUT)
     lines = [r.getMessage() for r in caplog.records if r.name == "deltaflow.monitoring"]
@@ -28,6 +30,9 @@ def test_run_logs_rows_per_connector(tmp_path: Path, caplog: pytest.LogCaptureFi
         line.startswith("items: 2 rows read, 2 committed") and "1 skipped" in line for line in lines
     )
     assert any(line.startswith("sink: 2 rows written") for line in lines)
+    assert [line for line in lines if line.startswith("file:")][-1].startswith(
+        "file: 2 rows written"
+    )
 
 
 def test_monitoring_levels() -> None:

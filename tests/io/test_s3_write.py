@@ -139,6 +139,29 @@ def test_empty_table_uploads_nothing(s3: MotoS3) -> None:
     assert s3.keys(BUCKET) == []
 
 
+def test_monitoring_reports_the_rows_written(s3: MotoS3, caplog: pytest.LogCaptureFixture) -> None:
+    # The writer's thread may still be writing when the engine finishes; the run's last
+    # monitoring line comes after it is done, so it counts every row (it used to say 0).
+    s3.create_bucket(BUCKET)
+    pw.io.s3.write(
+        static_table(),
+        "monitored",
+        "csv",
+        aws_s3_settings=settings(s3),
+        write_interval_ms=60_000,
+        name="s3-out",
+    )
+    with caplog.at_level(logging.INFO, logger="deltaflow.monitoring"):
+        pw.run(monitoring_level=pw.MonitoringLevel.IN_OUT)
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "deltaflow.monitoring" and r.getMessage().startswith("s3-out:")
+    ]
+    assert lines and lines[-1].startswith("s3-out: 4 rows written"), lines
+    assert len(all_csv_rows(s3, "monitored")) == 4
+
+
 def test_second_run_continues_after_existing_objects(s3: MotoS3) -> None:
     s3.create_bucket(BUCKET)
     s3.put(BUCKET, "runs/unrelated.txt", "not ours")

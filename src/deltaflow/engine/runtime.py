@@ -254,13 +254,15 @@ class Runtime:
                     source.stop()
                 except Exception:  # stopping must not hide the real error
                     logger.exception("stopping source %s failed", getattr(source, "name", "?"))
-            if self.monitoring is not None:
-                self.monitoring.stop()
             ended = False
             try:
                 self._end_sinks(ok)
                 ended = ok
             finally:
+                # After the sinks ended: the last report counts the rows their threads were
+                # still writing (stopped before, it showed an output as "0 rows written").
+                if self.monitoring is not None:
+                    self.monitoring.stop()
                 if self.persistence is not None:  # the final checkpoint, once all is written
                     self.persistence.finish(self.last_time, commit=ended)
 

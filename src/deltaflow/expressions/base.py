@@ -8,9 +8,9 @@ columns, and the Polars expression then refers to those columns.
 
 This module gathers the expression classes under the one name the rest of deltaflow imports
 them by. They live in (lowest first): ``_python_values`` (per-row helpers), ``overloads``
-(Python's operators), ``scope`` (:class:`Scope` and the typing errors), ``core``
-(:class:`ColumnExpression`, leaves, operator nodes), ``conditionals``, ``conversions`` and
-``calls``.
+(Python's operators), ``scope`` (:class:`Scope` and the typing errors), ``type_rules`` (the
+types of items, JSON conversions and branches), ``core`` (:class:`ColumnExpression`, leaves,
+operator nodes), ``conditionals``, ``conversions`` and ``calls``.
 """
 
 from deltaflow.expressions.calls import (

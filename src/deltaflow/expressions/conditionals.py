@@ -8,7 +8,8 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow.expressions.core import ColumnExpression, Scope, _merge_types
+from deltaflow.expressions.core import ColumnExpression, Scope
+from deltaflow.expressions.type_rules import merge_types
 
 
 class IfElse(ColumnExpression):
@@ -26,7 +27,7 @@ class IfElse(ColumnExpression):
         if cond.strip_optional() != t.BOOL:
             raise scope.fail(f"pw.if_else needs a bool condition, got {cond!r}")
         a, b = scope.dtype_of(self.then), scope.dtype_of(self.otherwise)
-        result = _merge_types(a, b)
+        result = merge_types(a, b)
         if result is None:
             raise scope.fail(f"pw.if_else branches have incompatible types {a!r} and {b!r}")
         return result
@@ -71,7 +72,7 @@ class Coalesce(ColumnExpression):
             if result is None:
                 result = dtype
                 continue
-            merged = _merge_types(result, dtype)
+            merged = merge_types(result, dtype)
             if merged is None:
                 raise scope.fail(
                     f"pw.coalesce arguments have incompatible types {result!r} and {dtype!r}"

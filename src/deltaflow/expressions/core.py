@@ -12,14 +12,12 @@ columns, and the Polars expression then refers to those columns.
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow.error_display import user_stacklevel
 from deltaflow.expressions import operators as ops
 from deltaflow.expressions._python_values import (
     _series_keeping_errors,
@@ -35,6 +33,7 @@ from deltaflow.expressions.scope import (
     ExpressionError,
     Scope,
 )
+from deltaflow.expressions.type_rules import item_type, json_conversion_type
 
 Value = Any
 _counter = itertools.count()
@@ -414,14 +413,6 @@ class IsNone(ColumnExpression):
         return inner.is_not_null() if self.negate else inner.is_null()
 
 
-def _merge_types(a: t.DType, b: t.DType) -> t.DType | None:
-    if a == t.Optional(t.ANY):
-        return t.optional(b)
-    if b == t.Optional(t.ANY):
-        return t.optional(a)
-    return t.common_supertype(a, b)
-
-
 # ------------------------------------------------------------------------------------------
 # Python nodes
 # ------------------------------------------------------------------------------------------
@@ -502,66 +493,18 @@ class GetItem(PythonNode):
 
     def _infer(self, scope: Scope) -> t.DType:
         container = scope.dtype_of(self.arg)
-        base = container.strip_optional()
         scope.dtype_of(self.index)
-        if base == t.JSON:
-            if container.is_optional:
-                raise scope.fail(f"Cannot get from {t.Json | None}.")
-            if self.checked:
-                return t.JSON
-            default = scope.dtype_of(self.default)
-            if default.strip_optional() not in (t.JSON, t.ANY) and default != t.NONE:
-                raise scope.fail(
-                    f"Default must be of type {t.Json | None}, found "
-                    f"{default.strip_optional().typehint}."
-                )
-            return (
-                t.JSON
-                if default.strip_optional() == t.JSON and not default.is_optional
-                else t.Optional(t.JSON)
-            )
-        if isinstance(base, t.Tuple):
-            return self._tuple_item_type(scope, container, base)
-        if isinstance(base, t.List):
-            return base.arg if self.checked else t.optional(base.arg)
-        if isinstance(base, t.Array):
-            return base.element()  # .get() on arrays keeps the element type, as in Pathway
-        if base == t.ANY:
-            return t.ANY
-        if base in (t.STR,):
-            return t.STR
-        raise scope.fail(f"values of type {container!r} cannot be indexed")
-
-    def _tuple_item_type(self, scope: Scope, container: t.DType, base: t.Tuple) -> t.DType:
-        """The type of an item of a tuple: the element at a constant index, the common type
-        of the elements at a computed one (Any when they differ)."""
-        default = scope.dtype_of(self.default)
-        if (
-            isinstance(self.index, Literal)
-            and isinstance(self.index.value, int)
-            and not isinstance(self.index.value, bool)
-        ):
-            index = self.index.value
-            if -len(base.args) <= index < len(base.args):
-                return base.args[index]
-            where = f"{scope.description}: index {index} is out of range for {container!r}"
-            if self.checked:
-                # Known when the pipeline is defined: an IndexError, as Python would raise.
-                raise IndexError(where)
-            warnings.warn(
-                f"{where}; .get() always gives the default here, write the default alone",
-                UserWarning,
-                stacklevel=user_stacklevel(),
-            )
-            return default
-        items = set(base.args)
-        if len(items) != 1:
-            return t.ANY
-        (item,) = items
-        if self.checked:
-            return item
-        merged = _merge_types(item, default)
-        return t.ANY if merged is None else merged
+        index = self.index
+        constant = (
+            index.value
+            if isinstance(index, Literal)
+            and isinstance(index.value, int)
+            and not isinstance(index.value, bool)
+            else None
+        )
+        return item_type(
+            scope, container, lambda: scope.dtype_of(self.default), constant, self.checked
+        )
 
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
         return index_rows(args, self.checked)
@@ -585,28 +528,16 @@ class ConvertTo(PythonNode):
         return (self.arg, self.default)
 
     def _infer(self, scope: Scope) -> t.DType:
-        source = scope.dtype_of(self.arg)
-        if source.strip_optional() not in (t.JSON, t.ANY):
-            raise scope.fail(
-                f"{self.label}({self.arg!r}) can only be applied to JSON columns, "
-                f"but column has type {source.typehint}."
-            )
-        default = scope.dtype_of(self.default)
-        if (
-            default.strip_optional() not in (t.ANY,)
-            and not (isinstance(self.default, Literal) and self.default.value is None)
-            and not t.is_subtype(default.strip_optional(), self.target)
-        ):
-            raise scope.fail(
-                f"type of default {default.strip_optional().typehint} is not "
-                f"compatible with {self.target.typehint}."
-            )
-        if self.unwrap or (
-            not default.is_optional
-            and not (isinstance(self.default, Literal) and self.default.value is None)
-        ):
-            return self.target
-        return t.Optional(self.target)
+        return json_conversion_type(
+            scope,
+            self.label,
+            self.arg,
+            scope.dtype_of(self.arg),
+            self.target,
+            self.unwrap,
+            lambda: scope.dtype_of(self.default),
+            isinstance(self.default, Literal) and self.default.value is None,
+        )
 
     def _py_eval(self, args: list[list[Any]], size: int) -> list[Any]:
         return convert_json_rows(args, self.target, self.unwrap, self.label)

@@ -1,4 +1,5 @@
-"""Evaluating typed expressions over a Polars frame (the only place expressions run).
+"""Evaluating typed expressions over a Polars frame (the only place expressions run; the
+Python nodes through :mod:`.python_nodes`).
 
 Branches are evaluated the way users read them: a Python function (or a division) inside the
 branch of ``pw.if_else`` that a row does not take, or inside a ``pw.coalesce`` argument that a
@@ -30,6 +31,7 @@ from deltaflow.expressions.base import (
     Scope,
 )
 from deltaflow.expressions.numpy_eval import NumpyProjection, compile_numpy
+from deltaflow.expressions.python_nodes import run_python_node, run_python_node_keeping_errors
 
 _SHORT_CIRCUIT = ("&", "|")
 _UNKNOWN = object()
@@ -254,7 +256,7 @@ class CompiledProjection:
         for node, arg_exprs, guard in zip(
             self.python_nodes, self._python_args, self._python_guards, strict=True
         ):
-            column = self._run_python_node(work, node, arg_exprs, guard)
+            column = run_python_node(work, node, self.scope.dtype_of(node), arg_exprs, guard)
             work = work.with_columns(column.alias(self.scope.python_columns[id(node)]))
         if self._division_checks:
             self._check_divisions(work)
@@ -289,8 +291,8 @@ class CompiledProjection:
             self.python_nodes, self._python_args, self._python_guards, strict=True
         ):
             child_errors = plan.child_errors[id(node)]
-            values, failed = self._run_python_node_keeping_errors(
-                work, node, arg_exprs, guard, child_errors
+            values, failed = run_python_node_keeping_errors(
+                work, node, self.scope.dtype_of(node), arg_exprs, guard, child_errors
             )
             node_errors = (
                 failed
@@ -362,66 +364,6 @@ class CompiledProjection:
         plan = _ErrorPlan(self)
         self._error_plan = plan
         return plan
-
-    def _run_python_node_keeping_errors(
-        self,
-        work: pl.DataFrame,
-        node: ColumnExpression,
-        arg_exprs: list[pl.Expr],
-        guard: pl.Expr | None,
-        child_errors: pl.Expr | None,
-    ) -> tuple[pl.Series, pl.Series]:
-        """The node's values (null where it failed or was not computed) and the rows where
-        it failed itself; rows outside the guard or with an error argument are skipped."""
-        dtype = self.scope.dtype_of(node)
-        height = work.height
-        wanted: pl.Expr | None = guard.fill_null(False) if guard is not None else None
-        if child_errors is not None:
-            fine = ~child_errors.fill_null(False)
-            wanted = fine if wanted is None else wanted & fine
-        rows: pl.Series | None = None
-        if wanted is not None and height:
-            mask = work.select(wanted.alias("__wanted")).to_series()
-            if not mask.all():
-                rows = mask.arg_true()
-        subset = work if rows is None else work[rows]
-        args = _args(subset, arg_exprs)
-        try:
-            computed = _compute(node, args, subset, dtype)
-        except errors.InconsistentDataError:
-            raise  # not a failure of the rows' values: the run stops
-        except Exception:  # noqa: BLE001 - retried row by row, each failure reported
-            computed = _compute_row_by_row(node, args, subset.height, dtype)
-        failed = errors.error_mask(computed)
-        if failed is not None:
-            computed = errors.without_errors(computed, dtype.to_polars())
-        else:
-            failed = pl.Series("failed", [False] * subset.height, dtype=pl.Boolean)
-        if rows is None:
-            return computed, failed
-        return (
-            _scatter(computed, rows, height, dtype),
-            pl.Series("failed", [False] * height, dtype=pl.Boolean).scatter(rows, failed),
-        )
-
-    def _run_python_node(
-        self,
-        work: pl.DataFrame,
-        node: ColumnExpression,
-        arg_exprs: list[pl.Expr],
-        guard: pl.Expr | None,
-    ) -> pl.Series:
-        dtype = self.scope.dtype_of(node)
-        if guard is not None and work.height:
-            mask = work.select(guard.fill_null(False).alias("__guard")).to_series()
-            if not mask.all():
-                rows = mask.arg_true()
-                subset = work[rows]
-                args = _args(subset, arg_exprs)
-                computed = _compute(node, args, subset, dtype)
-                return _scatter(computed, rows, work.height, dtype)
-        args = _args(work, arg_exprs)
-        return _compute(node, args, work, dtype)
 
     def _check_divisions(self, work: pl.DataFrame) -> None:
         flags = work.select(
@@ -614,63 +556,5 @@ def _error_column(column: str) -> str:
     return f"__err:{column}"
 
 
-def _compute_row_by_row(
-    node: ColumnExpression, args: list[pl.Series], height: int, dtype: t.DType
-) -> pl.Series:
-    """The node computed one row at a time (after it failed on the whole batch): a row that
-    fails holds an error, reported with the exception's text."""
-    parts: list[pl.Series | None] = []
-    for row in range(height):
-        try:
-            parts.append(node.compute([a[row : row + 1] for a in args], 1, dtype))
-        except Exception as exc:  # noqa: BLE001 - the failure is the row's value
-            errors.report(_failure_message(node, exc))
-            parts.append(None)
-    computed = [p for p in parts if p is not None]
-    if parts and len(computed) == len(parts):
-        return pl.concat(computed)
-    values = [errors.ERROR if p is None else p.to_list()[0] for p in parts]
-    return pl.Series("value", values, dtype=pl.Object)
-
-
-def _failure_message(node: ColumnExpression, error: BaseException) -> str:
-    describe = getattr(node, "failure_message", None)
-    if describe is not None:
-        return describe(error)
-    if isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str):
-        return error.args[0]  # str() of a KeyError quotes its text
-    return str(error) or type(error).__name__
-
-
-def _compute(
-    node: ColumnExpression, args: list[pl.Series], frame: pl.DataFrame, dtype: t.DType
-) -> pl.Series:
-    # UDFs (``Apply``) also get the rows' ids and diffs, when the frame is a delta batch.
-    compute_rows = getattr(node, "compute_rows", None)
-    if compute_rows is not None and "_id" in frame.columns and "_diff" in frame.columns:
-        return compute_rows(args, frame.height, dtype, frame["_id"], frame["_diff"])
-    return node.compute(args, frame.height, dtype)
-
-
 def _and(guard: pl.Expr | None, condition: pl.Expr) -> pl.Expr:
     return condition if guard is None else guard & condition
-
-
-def _args(frame: pl.DataFrame, arg_exprs: list[pl.Expr]) -> list[pl.Series]:
-    if not arg_exprs:
-        return []
-    names = [e.meta.output_name() for e in arg_exprs]
-    # with_columns (not select) so that constant arguments are broadcast to every row
-    values = frame.with_columns(arg_exprs).select(names)
-    return [values[name] for name in names]
-
-
-def _scatter(values: pl.Series, rows: pl.Series, height: int, dtype: t.DType) -> pl.Series:
-    """A column of ``height`` nulls with ``values`` placed at ``rows``."""
-    if values.dtype == pl.Object:
-        full: list[Any] = [None] * height
-        for position, value in zip(rows.to_list(), values.to_list(), strict=True):
-            full[position] = value
-        return pl.Series("value", full, dtype=pl.Object)
-    full_series = pl.Series("value", [None] * height, dtype=values.dtype)
-    return full_series.scatter(rows, values)

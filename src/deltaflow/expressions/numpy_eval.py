@@ -61,7 +61,6 @@ _PHYSICAL: dict[t.DType, pl.DataType] = {
     t.BOOL: pl.Boolean(),
 }
 _NUMPY: dict[t.DType, type[np.generic]] = {t.INT: np.int64, t.FLOAT: np.float64, t.BOOL: np.bool_}
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 class NumpyProjection:
@@ -159,7 +158,7 @@ def _compile(
         value = expr.value
         if type(value) is bool and dtype == t.BOOL:
             constant: Any = np.bool_(value)
-        elif type(value) is int and dtype == t.INT and _INT64[0] <= value <= _INT64[1]:
+        elif type(value) is int and dtype == t.INT and t.INT64_MIN <= value <= t.INT64_MAX:
             constant = np.int64(value)
         elif type(value) is float and dtype == t.FLOAT:
             constant = np.float64(value)

@@ -38,8 +38,6 @@ DIVISIONS = frozenset({"/", "//", "%"})
 
 _NUMBERS = (t.INT, t.FLOAT)
 _DATETIMES = (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC)
-_I64_MIN = -(2**63)
-_I64_MAX = 2**63 - 1
 
 
 # ------------------------------------------------------------------------------------------
@@ -261,9 +259,9 @@ def _saturated_nanos(value: pl.Expr) -> pl.Expr:
         pl.when(value.is_nan())
         .then(pl.lit(0, pl.Int64))
         .when(value >= float(2**63))
-        .then(pl.lit(_I64_MAX, pl.Int64))
-        .when(value <= float(_I64_MIN))
-        .then(pl.lit(_I64_MIN, pl.Int64))
+        .then(pl.lit(t.INT64_MAX, pl.Int64))
+        .when(value <= float(t.INT64_MIN))
+        .then(pl.lit(t.INT64_MIN, pl.Int64))
         .otherwise(value.cast(pl.Int64, strict=False))
     )
 

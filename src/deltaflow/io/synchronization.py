@@ -109,8 +109,7 @@ def _idle_seconds(value: Any) -> float | None:
     return seconds
 
 
-_INT64_MAX = int(np.iinfo(np.int64).max)
-_NULL = int(np.iinfo(np.int64).min)  # a missing value: it passes and does not move the source
+_NULL = t.INT64_MIN  # a missing value: it passes and does not move the source
 
 
 def _comparable(series: pl.Series) -> np.ndarray:
@@ -261,7 +260,7 @@ class SynchronizationGroup:
             position = other.position()
             if position is None:
                 return 0  # it has not read anything yet: wait for its first value
-            allowed &= values <= min(position + self.max_difference, _INT64_MAX)
+            allowed &= values <= min(position + self.max_difference, t.INT64_MAX)
             if other.priority > member.priority:
                 ahead = (
                     values < other.head

@@ -38,7 +38,14 @@ from deltaflow.temporal._interval_join import (
     interval_join_outer,
     interval_join_right,
 )
-from deltaflow.temporal._window import Window, intervals_over, session, sliding, tumbling, windowby
+from deltaflow.temporal._window import Window
+from deltaflow.temporal._window_functions import (
+    intervals_over,
+    session,
+    sliding,
+    tumbling,
+    windowby,
+)
 from deltaflow.temporal._window_join import (
     WindowJoinResult,
     window_join,

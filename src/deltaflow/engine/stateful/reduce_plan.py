@@ -11,7 +11,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow import errors
-from deltaflow._float_sums import wrap_int64
+from deltaflow._float_sums import average, wrap_int64
 from deltaflow._small_frames import frame_of, series_of_values
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.stateful.arrangement import KH
@@ -72,7 +72,7 @@ class SmallPlan:
             elif acc_at >= 0:
                 acc = wrap_int64(entry[slot] if old is None else old[acc_at] + entry[slot])
                 accs.append(acc)
-                results.append(acc if kind == "sum" else acc / count)
+                results.append(acc if kind == "sum" else average(acc, count))
             else:
                 results.append(
                     _better(None if old is None else old[value_at], entry[slot], kind == "max")

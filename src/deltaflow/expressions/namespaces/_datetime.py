@@ -342,9 +342,9 @@ class DateTimeNamespace(_Namespace):
             scaled = (a[0] * float(factor)).fill_nan(0.0)
             ns = (
                 pl.when(scaled >= 2.0**63)
-                .then(pl.lit(2**63 - 1, dtype=pl.Int64))
+                .then(pl.lit(t.INT64_MAX, dtype=pl.Int64))
                 .when(scaled < -(2.0**63))
-                .then(pl.lit(-(2**63), dtype=pl.Int64))
+                .then(pl.lit(t.INT64_MIN, dtype=pl.Int64))
                 .otherwise(scaled.cast(pl.Int64, strict=False))
             )
             return ns.cast(target.to_polars())

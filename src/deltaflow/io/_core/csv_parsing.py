@@ -1,6 +1,6 @@
 """CSV parsing (``format="csv"``): Polars reads a document in one call when cheap checks on
-the text prove it equal to the exact reader's result; otherwise Python's ``csv`` module reads
-it record by record and every bad record is reported.
+the text prove it equal to the exact reader's result (:mod:`.csv_fast_split`); otherwise
+Python's ``csv`` module reads it record by record and every bad record is reported.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow.io._core.base import ParsedBlock, ParseError, Parser, RawContext, ReaderContext
+from deltaflow.io._core.csv_fast_split import split_fast
 from deltaflow.io._core.parsing import (
     CellErrors,
     ColumnSpec,
@@ -72,42 +73,6 @@ class CsvParserSettings:
             f"CsvParserSettings(delimiter={self.delimiter!r}, quote={self.quote!r}, "
             f"escape={self.escape!r})"
         )
-
-
-_NATIVE_CSV: dict[t.DType, pl.DataType] = {
-    t.INT: pl.Int64(),
-    t.FLOAT: pl.Float64(),
-    t.BOOL: pl.Boolean(),
-}
-
-
-def _every_line_has(data: bytes, delimiter: str, count: int, line_count: int) -> bool:
-    """Whether every line of ``data`` (already read by Polars) holds ``count`` delimiters.
-
-    Polars fills short lines with nulls and accepts a line whose extra fields are empty
-    (``1,2,3,`` under a 3-column header), but rejects other long lines. So when no line ends
-    with a delimiter there is no long line, and the file-wide count of delimiters then proves
-    that no line is short either (one short and one long line could otherwise cancel out).
-    Counting bytes allocates nothing, unlike a per-line pass.
-    """
-    if _ends_with_delimiter(data, delimiter):
-        return False
-    return data.count(delimiter.encode()) == count * line_count
-
-
-def _ends_with_delimiter(data: bytes, delimiter: str) -> bool:
-    """Whether some line of ``data`` ends in a delimiter (an extra, empty last field)."""
-    token = delimiter.encode()
-    # ``re`` finds a two-byte pattern about three times faster than ``bytes.__contains__``.
-    return data.endswith(token) or re.search(re.escape(token) + b"\n", data) is not None
-
-
-def _last_line_ends_with_delimiter(data: bytes, delimiter: str) -> bool:
-    """Whether the last non-empty line of ``data`` ends in a delimiter (no copy made)."""
-    end = len(data)
-    while end and data[end - 1] == 0x0A:
-        end -= 1
-    return data.endswith(delimiter.encode(), 0, end)
 
 
 @dataclass
@@ -268,7 +233,7 @@ class CsvParser(Parser):
         fast = None
         if isinstance(data, bytes) and is_utf8(data):
             document = data if header is None else self._with_header_line(header, data)
-            fast = None if document is None else self._split_fast(document)
+            fast = None if document is None else split_fast(document, self.settings, self.columns)
         if fast is not None:
             names, cells = fast
             lines = data.count(b"\n") if isinstance(data, bytes) else 0
@@ -332,108 +297,6 @@ class CsvParser(Parser):
             f"{problem}; every row of the file is skipped",
         )
         return _Document(empty_frame(self.columns), [error], header, lines, header_problem=problem)
-
-    def _split_fast(self, data: bytes) -> tuple[list[str] | None, pl.DataFrame] | None:
-        """Polars' reader, when the document cannot hide a malformed row from it.
-
-        Polars rejects lines with more fields than the header; it fills the missing trailing
-        fields of shorter lines (and blank lines) with nulls in typed columns but with empty
-        strings in text ones. So when the last column is typed and has no null, every line has
-        exactly the header's fields; otherwise counting the delimiters proves it (an empty
-        value and a missing field look alike). Every line must become a row.
-        """
-        s = self.settings
-        if s.escape is not None or s.comment_character is not None:
-            return None
-        if s.enable_quoting and s.quote.encode() in data:
-            return None  # quoted fields may hide delimiters/newlines: count them exactly
-        if b"\r" in data:
-            return None
-        if not data or data.isspace():  # (``isspace`` stops at the first other byte)
-            return None, pl.DataFrame()
-        end = data.find(b"\n")
-        header = (
-            (data if end < 0 else data[:end]).decode("utf-8", errors="replace").split(s.delimiter)
-        )
-        if len(header) == 1 and b"\n\n" in data:
-            return None  # a blank line could be an empty value: the slow path skips it
-        if len(set(header)) != len(header):
-            return None  # Polars renames repeated names: the exact reader reports them
-        try:
-            frame = self._read_typed(data, header)
-            if self._last_field_proves_lines(header) and not _last_line_ends_with_delimiter(
-                data, s.delimiter
-            ):
-                # Polars parsed the last field of every line as a required number/bool, so
-                # no line is short or blank. An extra empty field after such a field makes
-                # Polars fail, except on a last line without a newline: checked here.
-                return frame.columns, frame
-        except pl.exceptions.PolarsError:
-            try:
-                frame = pl.read_csv(
-                    data,
-                    infer_schema=False,
-                    separator=s.delimiter,
-                    quote_char=None,
-                    has_header=True,
-                    empty_string_is_null=False,
-                )
-            except pl.exceptions.PolarsError:
-                return None
-        line_count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        if frame.height != line_count - 1 or len(set(frame.columns)) != len(frame.columns):
-            return None
-        if not _every_line_has(data, s.delimiter, len(header) - 1, line_count):
-            return None  # short, long or blank lines: the slow path reports them exactly
-        return frame.columns, frame
-
-    def _last_field_proves_lines(self, header: list[str]) -> bool:
-        """Whether the header's last column is a required bool/int/float of the schema.
-
-        Polars fills a short or blank line's missing fields with nulls, which such a column
-        rejects (see ``_read_typed``): a typed read that succeeded then saw every field of
-        every line, and no delimiter count is needed.
-        """
-        if len(set(header)) != len(header):
-            return False
-        spec = next((c for c in self.columns if c.name == header[-1]), None)
-        return (
-            spec is not None
-            and not spec.dtype.is_optional
-            and spec.dtype.strip_optional() in _NATIVE_CSV
-        )
-
-    def _read_typed(self, data: bytes, header: list[str]) -> pl.DataFrame:
-        """Let Polars parse the simple types itself (one pass); strings for the rest.
-
-        Raises if a cell does not parse or a required numeric cell is empty, so that the
-        caller redoes the document cell by cell and reports exactly what is wrong.
-        """
-        wanted = {spec.name: spec for spec in self.columns}
-        overrides: dict[str, pl.DataType] = {}
-        for name in header:
-            spec = wanted.get(name)
-            base = spec.dtype.strip_optional() if spec is not None else None
-            overrides[name] = _NATIVE_CSV.get(base, pl.String())  # type: ignore[arg-type]
-        frame = pl.read_csv(
-            data,
-            schema_overrides=overrides,
-            infer_schema=False,
-            separator=self.settings.delimiter,
-            quote_char=None,
-            has_header=True,
-            empty_string_is_null=False,
-        )
-        for name, dtype in overrides.items():
-            spec = wanted.get(name)
-            if (
-                dtype != pl.String
-                and spec is not None
-                and not spec.dtype.is_optional
-                and frame[name].null_count()
-            ):
-                raise pl.exceptions.ComputeError(f"empty cells in required column {name}")
-        return frame
 
     def _parse_slow(
         self,

@@ -85,7 +85,7 @@ def check_default(schema: Any, name: str, dtype: t.DType, value: Any) -> None:
     if base in exact:
         fits = isinstance(value, exact[base])
         if fits and base == t.INT:
-            fits = -(2**63) <= int(value) < 2**63
+            fits = t.INT64_MIN <= int(value) <= t.INT64_MAX
     elif base in (t.DATE_TIME_NAIVE, t.DATE_TIME_UTC, t.DURATION) and isinstance(value, str):
         raise ValueError(f"{where}: the default value {value!r} is text, not a {dtype!r} value")
     else:

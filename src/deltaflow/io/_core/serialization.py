@@ -329,7 +329,7 @@ def convert_value(value: Any, dtype: t.DType) -> Any:
                 value = int(value)
             else:
                 raise ConversionError(f"{value!r} is not an int")
-        if not _INT64_MIN <= value <= _INT64_MAX:
+        if not t.INT64_MIN <= value <= t.INT64_MAX:
             raise ConversionError(f"{value!r} does not fit in a 64-bit int")
         return int(value)
     if base == t.FLOAT:
@@ -481,7 +481,6 @@ def column_from_values(
     return t.series_from_values(name, converted, dtype), errors
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _EXACT_TYPES: dict[t.DType, frozenset[type]] = {
     t.INT: frozenset([int]),
     t.FLOAT: frozenset([float]),

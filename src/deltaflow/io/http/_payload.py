@@ -23,7 +23,6 @@ from deltaflow.schema import Schema
 _INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
-_INT64 = (-(2**63), 2**63 - 1)
 
 
 class BadRequest(Exception):
@@ -46,7 +45,7 @@ def _to_int(value: Any) -> int:
         result = int(value)
     else:
         raise ConversionError("not an integer")
-    if not _INT64[0] <= result <= _INT64[1]:
+    if not t.INT64_MIN <= result <= t.INT64_MAX:
         raise ConversionError("does not fit in a 64-bit int")
     return result
 

@@ -77,7 +77,6 @@ _TEXTS = {
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)
-_INT64 = (-(2**63), 2**63 - 1)
 
 TYPE_TABLE: list[tuple[str, str, str]] = [
     ("int", "smallint, integer, bigint, oid", "the integer"),
@@ -187,7 +186,7 @@ def _bytea(text: str) -> bytes:
 
 def _nanos(delta: timedelta) -> int:
     value = (delta // _MICRO) * 1000
-    if not _INT64[0] <= value <= _INT64[1]:
+    if not t.INT64_MIN <= value <= t.INT64_MAX:
         raise BadValue("outside the range of nanosecond timestamps (years 1678-2262)")
     return value
 
@@ -238,14 +237,14 @@ def _interval(text: str) -> int:
         + int(fields["minutes"] or 0)
     ) * 60_000_000
     value = micros * 1000
-    if not _INT64[0] <= value <= _INT64[1]:
+    if not t.INT64_MIN <= value <= t.INT64_MAX:
         raise BadValue(f"the interval {text!r} is too long")
     return value
 
 
 def _micros(text: str) -> int:
     value = int(text) * 1000
-    if not _INT64[0] <= value <= _INT64[1]:
+    if not t.INT64_MIN <= value <= t.INT64_MAX:
         raise BadValue(f"{text} microseconds is too long a Duration")
     return value
 

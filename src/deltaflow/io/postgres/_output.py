@@ -15,13 +15,8 @@ from deltaflow import _types as t
 from deltaflow.error_display import user_call
 from deltaflow.io.postgres import _connection as conn
 from deltaflow.io.postgres._types import UnsupportedType, column_type, quote_ident
-from deltaflow.io.postgres._writer import (
-    Mode,
-    PostgresFormatter,
-    PostgresOutputSession,
-    PostgresWriter,
-    WriteSpec,
-)
+from deltaflow.io.postgres._write_format import Mode, PostgresFormatter, WriteSpec
+from deltaflow.io.postgres._writer import PostgresOutputSession, PostgresWriter
 
 __all__ = ["write", "write_snapshot"]
 

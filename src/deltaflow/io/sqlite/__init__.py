@@ -19,6 +19,7 @@ number of readers in other processes work side by side without "database is lock
 
 from deltaflow.io._core.base import Data  # noqa: F401 - what SqliteReader.read returns
 from deltaflow.io.sqlite._database import quote  # noqa: F401
+from deltaflow.io.sqlite._output import write
 from deltaflow.io.sqlite._reader import SqliteReader, _inspect_source, read  # noqa: F401
 from deltaflow.io.sqlite._settings import BUSY_TIMEOUT_S, COMMIT_ATTEMPTS  # noqa: F401
 from deltaflow.io.sqlite._type_table import (  # noqa: F401
@@ -28,6 +29,6 @@ from deltaflow.io.sqlite._type_table import (  # noqa: F401
     encode_column,
     mapping_key,
 )
-from deltaflow.io.sqlite._writer import SqliteFormatter, SqliteWriter, write  # noqa: F401
+from deltaflow.io.sqlite._writer import SqliteFormatter, SqliteWriter  # noqa: F401
 
 __all__ = ["TYPE_MAPPING", "SqliteFormatter", "SqliteReader", "SqliteWriter", "read", "write"]
