@@ -7,7 +7,7 @@
 persistence directory), ``marks`` (a directory: at the end of each time whose counts are one of
 ``stages``, worker 0 writes ``<stage>.json`` there, with that time) and ``crash_at`` (a stage:
 there worker 0 gives the producers half a second, then kills itself with SIGKILL, before any
-checkpoint can cover that time).
+checkpoint can cover that time), ``interval_ms`` (how often to checkpoint).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ pw.io.subscribe(counts, on_change, on_time_end=on_time_end, name="watch")
 pw.run(
     monitoring_level=pw.MonitoringLevel.NONE,
     persistence_config=pw.persistence.Config(
-        pw.persistence.Backend.filesystem(spec["state"]), snapshot_interval_ms=500
+        pw.persistence.Backend.filesystem(spec["state"]),
+        snapshot_interval_ms=spec["interval_ms"],
     ),
 )

@@ -133,6 +133,9 @@ def test_a_persisted_output_on_every_worker_is_exactly_once_across_a_kill(
         "marks": str(marks),
         "stages": {"first": dict(Counter(words_first)), "all": expected},
         "crash_at": "all",
+        # The second batch comes right after the first one's checkpoint and is all written
+        # (with half a second to deliver) before the next checkpoint is due.
+        "interval_ms": 1500,
     }
     # The first run: the first batch, checkpointed; then the second, written (on both
     # workers) but not checkpointed when worker 0 is killed.

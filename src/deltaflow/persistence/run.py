@@ -295,7 +295,7 @@ class PersistentRun:
             last_time, {entry.persistent_id: entry.handle.drain() for entry in self._inputs}
         )
         if self.peers is not None and self.peers.coordinator:  # a crashed tail, once due
-            self.peers.settle(self._watches, last_time)
+            self.peers.settle(last_time)
         if self._segments and _time.monotonic() - self._last_write >= self.interval_s:
             flushed = self._flushed_time()
             ready = [s for s in self._segments if flushed is None or s.time <= flushed]

@@ -37,7 +37,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -138,6 +138,11 @@ class WorkerCheckpoints:
         self._positions: dict[int, dict[str, list[Any]]] = {}
         self._reported: dict[str, tuple[int | None, int]] = {}
         self._confirm: tuple[Any, ...] | None = None
+        self._shared = {
+            id(op.sink)
+            for op, where in zip(runtime.operators, runtime._placement, strict=True)
+            if where is Placement.EVERY_WORKER
+        }
         persistence.peers = self
 
     # --- the restart -------------------------------------------------------------------------
@@ -267,15 +272,11 @@ class WorkerCheckpoints:
     # --- outputs written on every worker ----------------------------------------------------
     def shared_outputs(self) -> set[int]:
         """The ids of the sinks of the outputs written on every worker."""
-        return {
-            id(op.sink)
-            for op, where in zip(self.runtime.operators, self.runtime._placement, strict=True)
-            if where is Placement.EVERY_WORKER
-        }
+        return self._shared
 
-    def _watches(self) -> list[Any]:
-        shared = self.shared_outputs()
-        return [(sink, watch) for sink, watch in self.persistence._watches if id(sink) in shared]
+    def _watches(self) -> list[tuple[Any, Any]]:
+        """The (sink, persistence's watch of its writer) of the outputs on every worker."""
+        return [(sink, w) for sink, w in self.persistence._watches if id(sink) in self._shared]
 
     def positions(self, number: int | None) -> dict[str, list[Any]]:
         """On worker 0: the other workers' positions of the outputs written on every worker
@@ -310,14 +311,12 @@ class WorkerCheckpoints:
                 self._reported[watch.name] = changed[watch.name] = state
         return changed or None
 
-    def settle(
-        self, watches: Iterable[tuple[Any, Any]], time: int | None, *, force: bool = False
-    ) -> None:
+    def settle(self, time: int | None, *, force: bool = False) -> None:
         """On worker 0, at a time every worker has finished (``time``): settle the crashed
         tails of the outputs written on every worker once due (every copy skipped somewhere,
         or the replay window over; ``force``: now, at the end of the run)."""
         due: list[Any] = []
-        for _, watch in watches:
+        for _, watch in self._watches():
             tail = getattr(watch.inner, "shared_tail", lambda: None)()
             if tail is None:
                 continue

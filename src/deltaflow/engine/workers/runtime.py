@@ -259,9 +259,7 @@ class PartitionedRuntime(Runtime):
                         super()._loop()
                         self._drain(0)
                         if self._checkpoints is not None:  # before the end: crashed tails
-                            self._checkpoints.settle(
-                                self.persistence._watches, self.last_time, force=True
-                            )
+                            self._checkpoints.settle(self.last_time, force=True)
                     finally:
                         self.mesh.on_reports(self._run_number + 1, None)
                     self.mesh.broadcast(("end",))
@@ -302,7 +300,8 @@ class PartitionedRuntime(Runtime):
 
     def _on_report(self, peer: int, message: tuple[Any, ...]) -> None:
         """On worker 0 (on the mesh's receiving thread): worker ``peer`` reported commits of
-        its split inputs, or that some of them finished there."""
+        its split inputs, or that some of them finished there, or (persisted runs) how far its
+        outputs on every worker are durable."""
         _, _, commits, finished, joined, *outputs = message
         if outputs and self._checkpoints is not None:  # its writers' durable times
             self._checkpoints.note_outputs(peer, outputs[0])
