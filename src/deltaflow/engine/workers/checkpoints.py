@@ -3,11 +3,12 @@
 Each worker records what its own inputs commit, as one worker does
 (:class:`deltaflow.persistence.run.PersistentRun`): the inputs split by path on every worker,
 the others on worker 0. Worker 0 decides when to checkpoint, as one worker would (a time it
-processed and every output, all on worker 0, flushed). It then asks the others
-(``("checkpoint", number, time, final)``, sent after the time messages up to ``time``, so each
-has processed exactly those times when it reads it); each stores the rows its inputs gave up to
-``time`` as its own chunks of that checkpoint and answers with them and its offset frontiers
-(``("checkpointed", number, shares)``). Worker 0 stores its own chunks meanwhile and writes the
+processed and every output flushed: its own, and those the others write too, see below). It
+then asks the others (``("checkpoint", number, time, final)``, sent after the time messages up
+to ``time``, so each has processed exactly those times when it reads it); each stores the rows
+its inputs gave up to ``time`` as its own chunks of that checkpoint and answers with them, its
+offset frontiers and its outputs' positions (``("checkpointed", number, shares,
+positions)``). Worker 0 stores its own chunks meanwhile and writes the
 manifest — naming every worker's chunks and frontiers — only once all answered: a worker that
 dies before answering fails the run and leaves the previous checkpoint the newest one.
 
