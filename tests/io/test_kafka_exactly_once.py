@@ -132,6 +132,73 @@ def test_what_the_restart_does_not_write_again_is_retracted(
     assert {k: v for k, v in net.items() if v} == {("a", 7): 1}  # as an uninterrupted run
 
 
+def test_positions_of_several_workers_merge_to_their_lowest_offsets_and_the_time() -> None:
+    worker0 = {"topic": "t", "offsets": {"0": 5, "1": 9}, "time": 40}
+    worker1 = {"topic": "t", "offsets": {"0": 7, "1": 3, "2": 4}, "time": 40}
+    merged = _replay.merge_positions([worker0, None, worker1], 40)
+    # A partition worker 0 has no offset for (created after it started): from its start.
+    assert merged["offsets"] == {"0": 5, "1": 3, "2": 0} and merged["time"] == 40
+    assert merged["workers"] == [worker0["offsets"], worker1["offsets"]]
+    # The ends of the topic at a fresh start (no time): the tail is everything after them.
+    start = {"topic": "t", "offsets": {"0": 5}}
+    assert _replay.merge_positions([start], 0) == start
+    assert _replay.merge_positions([start, worker1], 40)["time"] is None
+    assert _replay.merge_positions([None, None], 40) is None
+
+
+def test_a_tail_written_by_two_workers_is_settled_once_for_both(
+    kafka_broker: TansuBroker,
+) -> None:
+    """Two workers' messages interleave in one partition; the checkpoint of time 10 holds
+    their merged positions. After the crash, the workers that resume (the rows moved between
+    them) each skip what they produce again; worker 0 settles the rest for both."""
+    topic = f"eo-{free_port()}"
+    kafka_broker.create_topic(topic, partitions=1)
+    first0, first1 = _writer(kafka_broker, topic), _writer(kafka_broker, topic)
+    first0.position()
+    first1.position()
+    first0.write(_changes(10, [("a", 1, 1)]))  # offset 0
+    position0 = _flush(first0, 10)
+    first0.write(_changes(20, [("c", 1, 1), ("e", 1, 1)]))  # offsets 1, 2: after the checkpoint
+    _flush(first0, 20)
+    first1.write(_changes(10, [("b", 1, 1)]))  # offset 3: time 10, arriving late
+    position1 = _flush(first1, 10)
+    first1.write(_changes(20, [("d", 1, 1), ("f", 1, 1)]))  # offsets 4, 5
+    _flush(first1, 20)
+    first0.abort()
+    first1.abort()
+    checkpoint = _replay.merge_positions([position0, position1], 10)
+    assert checkpoint["offsets"] == {"0": 1} and checkpoint["time"] == 10
+
+    again0, again1 = _writer(kafka_broker, topic), _writer(kafka_broker, topic)
+    for writer in (again0, again1):
+        writer.shared_replay = True
+        writer.resume(checkpoint)
+        # c, e, d, f: b (time 10) is covered by the checkpoint although after offset 1.
+        assert writer._replay is not None and writer._replay.size == 4
+    # The restart: d moved to worker 0, c to worker 1, both compute e (a key both write),
+    # worker 1 a new x, and nobody f.
+    again0.write(_changes(30, [("d", 1, 1), ("e", 1, 1)]))
+    _flush(again0, 30)
+    again1.write(_changes(30, [("c", 1, 1), ("e", 1, 1), ("x", 1, 1)]))
+    _flush(again1, 30)
+    assert again0.durable_time() is None and again1.durable_time() is None  # held back
+    skipped = again1.end_shared_replay()
+    assert len(skipped) == 2 and again1.durable_time() == 30
+    again0.settle_shared([skipped], 30)
+    assert again0._replay is None and again0.durable_time() == 30
+    position = again0.export_position(again0.position())
+    again0.close()
+    again1.close()
+    found = _topic_changes(kafka_broker, topic, 9)
+    # c and d once (not written again), e written again once (skipped twice, in the tail
+    # once), f retracted, x written.
+    assert sorted(found[6:]) == [("e", 1, 1), ("f", 1, -1), ("x", 1, 1)]
+    assert len(found) == 9
+    # The compensations are in worker 0's position from time 30 on.
+    assert position["offsets"] == {"0": 9} and position["time"] == 30
+
+
 @pytest.mark.parametrize("fmt", ["json", "dsv"])
 def test_fingerprints_ignore_the_time_only(fmt: str) -> None:
     def message(time: int, n: int, diff: int) -> tuple[bytes, list[tuple[str, bytes]]]:

@@ -132,6 +132,9 @@ class FlushWatch(Writer):
     def __init__(self, inner: Writer, name: str) -> None:
         self.inner = inner
         inner.persisted = True
+        # A writer run on the engine's thread stays there (the output session asks the
+        # writer it holds, this one).
+        self.inline = inner.inline
         self.name = name
         self.flushed: int | None = None
         self._lock = threading.Lock()

@@ -27,9 +27,10 @@ the replay time, or at time 0 when there is nothing to replay.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time as _time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,21 +159,34 @@ class PersistentRun:
     def prepare(self, runtime: Any) -> None:
         """Before any output starts: load the newest usable checkpoint and tell each output
         where it stood then (:meth:`Writer.resume`), so it can drop what it wrote after."""
+        from deltaflow.engine.operators import OutputOperator
+
         self._prepared = True
         if self.peers is not None:  # every worker restores the checkpoint worker 0 chose
             self._checkpoint = self.peers.load(self.store)
         else:
             self._checkpoint = self.store.load_latest()
-        names: set[str] = set()
-        for sink in runtime.sinks:
+        # Names from every output (a worker other than 0 runs only some: they must be named
+        # as on worker 0).
+        names: dict[int, str] = {}
+        for op in runtime.operators:
+            sink = op.sink if isinstance(op, OutputOperator) else None
             if not isinstance(sink, OutputSession):
                 continue
             name, count = sink.name, 2
-            while name in names:  # two outputs with one name: number them in order
+            while name in names.values():  # two outputs with one name: number them in order
                 name = f"{sink.name}#{count}"
                 count += 1
-            names.add(name)
+            names[id(sink)] = name
+        shared = self.peers.shared_outputs() if self.peers is not None else set()
+        for sink in runtime.sinks:
+            if not isinstance(sink, OutputSession):
+                continue
+            name = names[id(sink)]
             watch = FlushWatch(sink.writer, name)
+            # Written on every worker: each worker's writer matches a crashed tail, which
+            # worker 0 settles for all (see ``WorkerCheckpoints.settle``).
+            watch.inner.shared_replay = id(sink) in shared
             sink.writer = watch
             self._watches.append((sink, watch))
             # After a crash the outputs continue from where the checkpoint left them; after a
@@ -187,6 +201,8 @@ class PersistentRun:
                 watch.checkpointed = position
                 watch.resumed = True
                 watch.inner.resume(position)
+        if self.peers is not None:  # read before any worker writes again (see ``load``)
+            self.peers.confirm()
 
     def start(self, runtime: Any) -> None:
         """Replay the loaded checkpoint with sinks muted, prepare the readers."""
@@ -278,6 +294,8 @@ class PersistentRun:
         self.collect(
             last_time, {entry.persistent_id: entry.handle.drain() for entry in self._inputs}
         )
+        if self.peers is not None and self.peers.coordinator:  # a crashed tail, once due
+            self.peers.settle(last_time)
         if self._segments and _time.monotonic() - self._last_write >= self.interval_s:
             flushed = self._flushed_time()
             ready = [s for s in self._segments if flushed is None or s.time <= flushed]
@@ -345,6 +363,8 @@ class PersistentRun:
         if not self._watches:
             return None
         times = [watch.durable_time() for _, watch in self._watches]
+        if self.peers is not None:  # the outputs the other workers write too
+            times.extend(self.peers.durable_times())
         if any(t is None for t in times):
             return -1
         return min(t for t in times if t is not None)
@@ -415,6 +435,10 @@ class PersistentRun:
         keys = {c.key for state in listed for c in state.chunks}
         previous = self._previous = fallback_for(keys, self._last, self._previous)
         sinks = {watch.name: watch.position_at(time) for _, watch in self._watches}
+        if self.peers is not None:  # outputs written on every worker: one merged position
+            for name, positions in self.peers.positions(number if ask else None).items():
+                watch = next(w for _, w in self._watches if w.name == name)
+                sinks[name] = watch.inner.merge_positions([sinks[name], *positions], time)
         self._last = self.store.commit(
             number, time, states, previous, operators, sinks, final=final
         )
@@ -453,11 +477,18 @@ def _replay(
 ) -> None:
     """Process the snapshot as the run's first time, with no output reaching a sink unless
     ``muted`` is false."""
-    from deltaflow.engine.operators import OutputOperator
-
     if not muted:
         runtime._process(time, batches)
         return
+    with muted_outputs(runtime):
+        runtime._process(time, batches)
+
+
+@contextlib.contextmanager
+def muted_outputs(runtime: Any) -> Iterator[None]:
+    """No output of ``runtime`` reaches its sink meanwhile (the replay of a checkpoint, whose
+    outputs an earlier run wrote)."""
+    from deltaflow.engine.operators import OutputOperator
 
     outputs = [op for op in runtime.operators if isinstance(op, OutputOperator)]
     sinks, real = runtime.sinks, [op.sink for op in outputs]
@@ -466,7 +497,7 @@ def _replay(
         op.sink = silent
     runtime.sinks = []
     try:
-        runtime._process(time, batches)
+        yield
     finally:
         runtime.sinks = sinks
         for op, sink in zip(outputs, real, strict=True):

@@ -3,11 +3,12 @@
 Each worker records what its own inputs commit, as one worker does
 (:class:`deltaflow.persistence.run.PersistentRun`): the inputs split by path on every worker,
 the others on worker 0. Worker 0 decides when to checkpoint, as one worker would (a time it
-processed and every output, all on worker 0, flushed). It then asks the others
-(``("checkpoint", number, time, final)``, sent after the time messages up to ``time``, so each
-has processed exactly those times when it reads it); each stores the rows its inputs gave up to
-``time`` as its own chunks of that checkpoint and answers with them and its offset frontiers
-(``("checkpointed", number, shares)``). Worker 0 stores its own chunks meanwhile and writes the
+processed and every output flushed: its own, and those the others write too, see below). It
+then asks the others (``("checkpoint", number, time, final)``, sent after the time messages up
+to ``time``, so each has processed exactly those times when it reads it); each stores the rows
+its inputs gave up to ``time`` as its own chunks of that checkpoint and answers with them, its
+offset frontiers and its outputs' positions (``("checkpointed", number, shares,
+positions)``). Worker 0 stores its own chunks meanwhile and writes the
 manifest — naming every worker's chunks and frontiers — only once all answered: a worker that
 dies before answering fails the run and leaves the previous checkpoint the newest one.
 
@@ -20,6 +21,16 @@ stored but rebuilt by replaying the rows (see ``docs/persistence.md``): each wor
 its share at one time worker 0 announces (``("replay", time, exchanges)``), and the exchanges
 of that time give every partitioned operator the keys it owns under the new count. Operators
 with a saved state (``deduplicate``) run on worker 0 and keep it there.
+
+Outputs written on every worker (``placement.Placement.EVERY_WORKER``: Kafka) keep a position
+per worker. Each worker tells worker 0, with its reports, the last time its writers made
+durable; worker 0 checkpoints only times durable everywhere, each worker's answer carries its
+writers' positions at that time, and worker 0 merges them into the manifest
+(``Writer.merge_positions``). After a crash every worker reads the crashed run's tail of such
+an output before any writes again (a worker confirms the restore only then) and skips what it
+produces again; at a time every worker has finished, worker 0 asks each for what it skipped
+(``("settle", names)`` / ``("settled", skipped)``) and settles the tail for all
+(``KafkaWriter.settle_shared``): see ``io/kafka/_replay.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow.engine.workers.inputs import SplitInputHandle, WorkerShare
+from deltaflow.engine.workers.placement import Placement
 from deltaflow.engine.workers.transport import WorkerError
 from deltaflow.persistence.checkpoints import SOURCE, Checkpoint, ChunkRef, decode_key
 from deltaflow.persistence.recording import RecordingHandle
@@ -118,6 +130,20 @@ class WorkerCheckpoints:
         # The others: per input, the batches taken from it, waiting for their time.
         self._waiting: dict[str, collections.deque[Any]] = {}
         self._processed: set[int] = set()
+        # Outputs written on every worker: worker 0 keeps, per output name, each other
+        # worker's last reported (durable time, tail messages skipped), and the positions
+        # they answered for a checkpoint; the others, what they reported last.
+        self._outputs: dict[int, dict[str, tuple[int | None, int]]] = {
+            p: {} for p in self.mesh.peers
+        }
+        self._positions: dict[int, dict[str, list[Any]]] = {}
+        self._reported: dict[str, tuple[int | None, int]] = {}
+        self._confirm: tuple[Any, ...] | None = None
+        self._shared = {
+            id(op.sink)
+            for op, where in zip(runtime.operators, runtime._placement, strict=True)
+            if where is Placement.EVERY_WORKER
+        }
         persistence.peers = self
 
     # --- the restart -------------------------------------------------------------------------
@@ -145,7 +171,7 @@ class WorkerCheckpoints:
                 f"got {message[0]!r}"
             )
         if message[1] is None:
-            self.mesh.send(0, ("restored", None))
+            self._confirm = ("restored", None)
             return None
         loaded: Checkpoint | None = store.load_latest(message[1])
         if loaded is None or loaded.number != message[1]:
@@ -153,8 +179,17 @@ class WorkerCheckpoints:
                 f"worker {self.index}: checkpoint {message[1]}, which worker 0 restores, "
                 f"cannot be read here (is the persistence store shared by all workers?)"
             )
-        self.mesh.send(0, ("restored", loaded.number))
+        self._confirm = ("restored", loaded.number)
         return loaded
+
+    def confirm(self) -> None:
+        """On a worker other than 0, once its outputs read what they need of the checkpoint
+        (a crashed tail, see :meth:`settle`): tell worker 0 it restored. Worker 0 reads its own
+        outputs' tails only then, and no worker writes before worker 0 has: all read the
+        same tail."""
+        confirm, self._confirm = self._confirm, None
+        if confirm is not None:
+            self.mesh.send(0, confirm)
 
     def own_share(
         self,
@@ -231,7 +266,90 @@ class WorkerCheckpoints:
             for persistent_id, (chunks, frontier) in message[2].items():
                 shares.setdefault(persistent_id, []).append((chunks, frontier))
                 self._frontiers[peer][persistent_id] = frontier
+            for name, position in message[3].items():
+                self._positions.setdefault(number, {}).setdefault(name, []).append(position)
         return shares
+
+    # --- outputs written on every worker ----------------------------------------------------
+    def shared_outputs(self) -> set[int]:
+        """The ids of the sinks of the outputs written on every worker."""
+        return self._shared
+
+    def _watches(self) -> list[tuple[Any, Any]]:
+        """The (sink, persistence's watch of its writer) of the outputs on every worker."""
+        return [(sink, w) for sink, w in self.persistence._watches if id(sink) in self._shared]
+
+    def positions(self, number: int | None) -> dict[str, list[Any]]:
+        """On worker 0: the other workers' positions of the outputs written on every worker
+        in their answers for checkpoint ``number`` (None: a checkpoint they were not asked
+        for, which only worker 0's position makes: the start of a fresh run)."""
+        answered = self._positions.pop(number, {}) if number is not None else {}
+        return {watch.name: answered.get(watch.name, []) for _, watch in self._watches()}
+
+    def durable_times(self) -> list[int | None]:
+        """On worker 0: the last durable time each other worker reported for each output
+        written on every worker (None: not reported yet, or holding back)."""
+        names = [watch.name for _, watch in self._watches()]
+        return [
+            self._outputs[peer].get(name, (None, 0))[0]
+            for peer in self.mesh.peers
+            for name in names
+        ]
+
+    def note_outputs(self, peer: int, outputs: dict[str, tuple[int | None, int]]) -> None:
+        """On worker 0 (the mesh's receiving thread): ``peer`` reported its writers' durable
+        times and how much of a crashed tail each skipped."""
+        self._outputs[peer] = {**self._outputs[peer], **outputs}
+
+    def report_outputs(self) -> dict[str, tuple[int | None, int]] | None:
+        """On a worker other than 0: what changed since the last report of its writers'
+        durable times and skipped tail messages (None: nothing)."""
+        changed: dict[str, tuple[int | None, int]] = {}
+        for _, watch in self._watches():
+            tail = getattr(watch.inner, "shared_tail", lambda: None)()
+            state = (watch.durable_time(), tail.matched if tail is not None else 0)
+            if self._reported.get(watch.name) != state:
+                self._reported[watch.name] = changed[watch.name] = state
+        return changed or None
+
+    def settle(self, time: int | None, *, force: bool = False) -> None:
+        """On worker 0, at a time every worker has finished (``time``): settle the crashed
+        tails of the outputs written on every worker once due (every copy skipped somewhere,
+        or the replay window over; ``force``: now, at the end of the run)."""
+        due: list[Any] = []
+        for _, watch in self._watches():
+            tail = getattr(watch.inner, "shared_tail", lambda: None)()
+            if tail is None:
+                continue
+            others = sum(self._outputs[p].get(watch.name, (None, 0))[1] for p in self.mesh.peers)
+            if force or tail.settle_due(others):
+                due.append(watch)
+        if not due:
+            return
+        names = [watch.name for watch in due]
+        self.mesh.broadcast(("settle", names))
+        skipped: dict[str, list[list[int]]] = {name: [] for name in names}
+        for peer in self.mesh.peers:
+            message = self.mesh.receive(peer)
+            if message[0] != "settled":
+                raise WorkerError(
+                    f"worker 0: expected worker {peer}'s part of a crashed tail, got {message[0]!r}"
+                )
+            for name in names:
+                skipped[name].append(message[1].get(name, []))
+        for watch in due:
+            watch.inner.settle_shared(skipped[watch.name], time if time is not None else 0)
+
+    def settle_here(self, message: tuple[Any, ...]) -> None:
+        """On a worker other than 0: worker 0 settles the crashed tails of outputs ``names``:
+        stop matching them and answer with the tail messages skipped here."""
+        names = set(message[1])
+        skipped = {
+            watch.name: watch.inner.end_shared_replay()
+            for _, watch in self._watches()
+            if watch.name in names
+        }
+        self.mesh.send(0, ("settled", skipped))
 
     def frontiers(self, persistent_id: str) -> list[dict[Any, Any]]:
         """The other workers' latest frontiers of an input, for the manifest."""
@@ -272,7 +390,8 @@ class WorkerCheckpoints:
         for entry in self.persistence._inputs:
             entry.state.frontier = states[entry.persistent_id].frontier
         shares = {pid: (state.chunks, state.frontier) for pid, state in states.items()}
-        self.mesh.send(0, ("checkpointed", number, shares))
+        positions = {watch.name: watch.position_at(time) for _, watch in self._watches()}
+        self.mesh.send(0, ("checkpointed", number, shares, positions))
 
     def finish(self, commit: bool) -> None:
         """The run ended here: when it ended normally, answer worker 0's last requests, up

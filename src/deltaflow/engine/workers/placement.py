@@ -257,9 +257,9 @@ def place_operators(
     persisted: bool = False,
 ) -> tuple[list[Placement], list[bool]]:
     """Where each operator runs (``split``: the positions of the inputs read on every
-    worker), and whether its output may have rows on other workers than 0. In a persisted
-    run every output stays on worker 0: the checkpoint keeps worker 0's output positions, and
-    a writer's crash replay (Kafka's) assumes one producer per destination."""
+    worker), and whether its output may have rows on other workers than 0. ``persisted``:
+    a run with persistence; its outputs are placed alike (each worker's part of a checkpoint
+    holds the positions of the outputs it writes)."""
 
     placement = [
         placement_of(op, keyed, split=position in split)
@@ -286,9 +286,9 @@ def place_operators(
         else:
             spread.append(where in (Placement.PARTITIONED, Placement.SPLIT_INPUT))
         owned.append(_keeps_ids_on_one(operators, position, where, inputs, owned))
-    if persisted:
-        return placement, spread
-    # Outputs to destinations with several writers are written where their rows are.
+    # Outputs to destinations with several writers are written where their rows are, in a
+    # persisted run too: each worker's writer records its own position in its part of the
+    # checkpoint, and worker 0 settles a crashed run's tail for all (``kafka/_replay.py``).
     return spread_outputs(operators, placement, inputs_of, spread, owned), spread
 
 

@@ -75,6 +75,7 @@ from deltaflow.engine.workers.progress import (
 )
 from deltaflow.engine.workers.transport import WorkerError, mesh_for
 from deltaflow.errors import keeps_errors, without_unhandled_errors
+from deltaflow.persistence.run import muted_outputs
 
 logger = logging.getLogger("deltaflow.workers")
 
@@ -257,6 +258,8 @@ class PartitionedRuntime(Runtime):
                             self._checkpoints.run_deferred()
                         super()._loop()
                         self._drain(0)
+                        if self._checkpoints is not None:  # before the end: crashed tails
+                            self._checkpoints.settle(self.last_time, force=True)
                     finally:
                         self.mesh.on_reports(self._run_number + 1, None)
                     self.mesh.broadcast(("end",))
@@ -297,8 +300,11 @@ class PartitionedRuntime(Runtime):
 
     def _on_report(self, peer: int, message: tuple[Any, ...]) -> None:
         """On worker 0 (on the mesh's receiving thread): worker ``peer`` reported commits of
-        its split inputs, or that some of them finished there."""
-        _, _, commits, finished, joined = message
+        its split inputs, or that some of them finished there, or (persisted runs) how far its
+        outputs on every worker are durable."""
+        _, _, commits, finished, joined, *outputs = message
+        if outputs and self._checkpoints is not None:  # its writers' durable times
+            self._checkpoints.note_outputs(peer, outputs[0])
         if joined:
             for handle in self._split_handles.values():
                 handle.forget(peer, joined)
@@ -318,6 +324,10 @@ class PartitionedRuntime(Runtime):
             self._wake.clear()  # before looking: a push or a message after it wakes the wait
             self._check_failures()
             self._report(held)
+            if self._checkpoints is not None:  # its outputs' durable times, for checkpoints
+                outputs = self._checkpoints.report_outputs()
+                if outputs is not None:
+                    self.mesh.send(0, ("report", self._run_number, [], [], [], outputs))
             progressed = self._advance()
             message = self._mailbox.control()
             if message is None:
@@ -346,8 +356,12 @@ class PartitionedRuntime(Runtime):
                 continue
             if self._checkpoints is not None and message[0] == "replay":
                 _, time, exchanges = message
-                self._start_time(time, self._checkpoints.replay_batches(), frozenset(exchanges))
-                self._drain(0)
+                with muted_outputs(self):  # an earlier run wrote the replay's outputs
+                    self._start_time(time, self._checkpoints.replay_batches(), frozenset(exchanges))
+                    self._drain(0)
+                continue
+            if self._checkpoints is not None and message[0] == "settle":
+                self._checkpoints.settle_here(message)
                 continue
             raise WorkerError(
                 f"worker {self.config.index}: expected a time from worker 0, got {message[0]!r}"

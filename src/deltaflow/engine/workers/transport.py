@@ -31,15 +31,18 @@ Messages are tuples whose first item is their kind:
   behavior's gate's input at ``time`` (a tuple of a few numbers, see
   ``temporal_behavior.GateSummary``), sent to every other worker: they finish the gate's
   step with the summaries of all;
-* ``("report", run, commits, finished, joined)``: a worker other than 0 tells worker 0 about
-  the commits its share of the split inputs made (see ``inputs``) and those it joined to a
-  time; routed at once, on the receiving thread, to the handler of the run it belongs to
-  (:meth:`Inboxes.on_reports`);
+* ``("report", run, commits, finished, joined[, outputs])``: a worker other than 0 tells
+  worker 0 about the commits its share of the split inputs made (see ``inputs``) and those it
+  joined to a time (in a persisted run, with ``outputs``: the durable time of each output it
+  writes too, and how much of a crashed tail it skipped); routed at once, on the receiving
+  thread, to the handler of the run it belongs to (:meth:`Inboxes.on_reports`);
 * persistence (see ``checkpoints``): ``("restore", number)`` / ``("restored", number)`` (the
   checkpoint a restart loads, and each worker's confirmation that it read it),
   ``("replay", time, exchanges)`` (the time the restored rows are replayed at),
-  ``("checkpoint", number, time, final)`` / ``("checkpointed", number, shares)`` (a
-  checkpoint asked of every worker, and each worker's chunks and frontiers);
+  ``("checkpoint", number, time, final)`` / ``("checkpointed", number, shares, positions)``
+  (a checkpoint asked of every worker, and each worker's chunks, frontiers and positions of
+  the outputs it writes), ``("settle", outputs)`` / ``("settled", skipped)`` (worker 0
+  settles the crashed tails of outputs written on every worker: ``io/kafka/_replay.py``);
 * ``("end",)``: the run is over; ``("failed", worker, text)``: a worker failed.
 """
 

@@ -341,6 +341,11 @@ class Writer(ABC):
     """Set by persistence, before anything is written, when it records this output: it will
     then ask for :meth:`position` and :meth:`durable_time` (a writer may track less without)."""
 
+    shared_replay: bool = False
+    """Set by persistence, before :meth:`resume`, when every worker writes this output
+    (``several_writers``) in a persisted run: what a crashed run wrote after the checkpoint
+    is then settled by worker 0 for all of them (see ``engine/workers/checkpoints.py``)."""
+
     @abstractmethod
     def write(self, payload: Any) -> None: ...
 
@@ -372,6 +377,13 @@ class Writer(ABC):
         """The JSON form of a :meth:`position` when a checkpoint records it (called on the
         engine thread once the position is durable)."""
         return position
+
+    def merge_positions(self, positions: list[Any], time: int) -> Any:
+        """One position for the checkpoint of ``time`` of an output written on several
+        workers (``several_writers``), from each worker's :meth:`export_position` (None: it
+        has none yet). The default keeps the first one given; a writer taking several writers
+        in a persisted run must say how its positions combine (Kafka's: ``kafka/_replay.py``)."""
+        return next((p for p in positions if p is not None), None)
 
     def durable_time(self) -> Any:
         """The last time whose payloads are all in the destination; :data:`FLUSHED` (the

@@ -11,7 +11,9 @@ an error naming the connector.
 
 With persistence, a checkpoint records the offsets the topic's partitions had reached at the
 checkpointed time, and a run resuming after a crash replays what the crashed run wrote after
-them instead of doubling it (``_replay.py``, docs/kafka.md).
+them instead of doubling it (``_replay.py``, docs/kafka.md). On several workers every worker
+records its own offsets, the checkpoint their merge, and worker 0 settles the crashed tail
+for all of them (:meth:`KafkaWriter.settle_shared`).
 
 Only persistence asks which times are acknowledged and where the topic stood. So only when
 persistence records this output (``Writer.persisted``) does every message get its own
@@ -34,7 +36,7 @@ from deltaflow.io._core.base import Writer
 from deltaflow.io._core.retry import BackoffPolicy, OutageTooLong, call_with_retries
 from deltaflow.io.kafka._formats import Messages
 from deltaflow.io.kafka._reader import make_client
-from deltaflow.io.kafka._replay import TailReplay, read_tail, topic_ends
+from deltaflow.io.kafka._replay import TailReplay, merge_positions, read_tail, topic_ends
 
 logger = logging.getLogger("deltaflow.io.kafka")
 
@@ -150,6 +152,9 @@ class KafkaWriter(Writer):
         self._cumulative: dict[int, int] = {}  # acked offsets of durable times
         self._last_flushed: _TimeAcks | None = None
         self._replay: TailReplay | None = None  # a resumed run's crashed tail
+        #: Written by several workers in a persisted run (set by persistence before
+        #: :meth:`resume`): the crashed tail is settled by worker 0 for all of them.
+        self.shared_replay = False
         self.connector = connector
         self.policy = policy
         self.limit_hint = limit_hint
@@ -226,7 +231,13 @@ class KafkaWriter(Writer):
             self._producer = self._open()
         self._check()
         replay = self._replay
-        if replay is not None and self._current is None and replay.due() and payload.headers:
+        if (
+            replay is not None
+            and not self.shared_replay
+            and self._current is None
+            and replay.due()
+            and payload.headers
+        ):
             # A new time: retract the rest of the crashed tail before its changes, so that
             # a consumer keeping the last change of each key ends with the right one.
             self._end_replay(_time_of(payload.headers[0]))
@@ -291,7 +302,7 @@ class KafkaWriter(Writer):
         if not (self._tracked if self._producer is not None else self.persisted):
             return  # untracked: no time's acknowledgements are waited for
         replay = self._replay
-        if replay is not None and (replay.pending == 0 or replay.due()):
+        if replay is not None and not self.shared_replay and (replay.pending == 0 or replay.due()):
             self._end_replay(time)
         acks, self._current = self._current, None
         if acks is None:
@@ -337,7 +348,15 @@ class KafkaWriter(Writer):
         if offsets is None:  # not durable yet: cannot happen for a checkpointed time
             with self._lock:
                 offsets = dict(self._cumulative)
-        return {"topic": self.topic, "offsets": {str(p): o for p, o in offsets.items()}}
+        return {
+            "topic": self.topic,
+            "offsets": {str(p): o for p, o in offsets.items()},
+            "time": position.time,
+        }
+
+    def merge_positions(self, positions: list[Any], time: int) -> Any:
+        """The position of a checkpoint of ``time`` from every worker's (``_replay.py``)."""
+        return merge_positions(positions, time)
 
     def resume(self, position: Any) -> None:
         """Read what the crashed run wrote after ``position``, to replay it (_replay.py)."""
@@ -348,16 +367,88 @@ class KafkaWriter(Writer):
         ):
             return
         offsets = {int(p): int(o) for p, o in position.get("offsets", {}).items()}
-        self._cumulative = dict(offsets)
-        tail = read_tail(self.settings, self.topic, offsets, self.connector, TAIL_TIMEOUT_S)
+        after = position.get("time")
+        tail, ends = read_tail(
+            self.settings,
+            self.topic,
+            offsets,
+            self.connector,
+            TAIL_TIMEOUT_S,
+            after_time=int(after) if after is not None else None,
+        )
+        # Everything up to the ends is settled before the next checkpoint (held back until
+        # then), so this run's positions start from them.
+        self._cumulative = {**offsets, **ends}
         if tail:
             self._replay = TailReplay(self.fmt, self.delimiter, tail)
             logger.info(
                 "%s: the crashed run wrote %d message(s) after the checkpoint; "
-                "equal ones the restarted run produces are not written again",
+                "equal ones the restarted run produces are not written again%s",
                 self.connector,
                 len(tail),
+                " (settled by worker 0 for every worker)" if self.shared_replay else "",
             )
+
+    # --- a crashed tail shared by several workers --------------------------------------------
+    def shared_tail(self) -> TailReplay | None:
+        """The crashed tail this worker still matches (several workers), or None."""
+        return self._replay if self.shared_replay else None
+
+    def end_shared_replay(self) -> list[int]:
+        """On a worker other than 0, at the time worker 0 settles the tail: stop matching it;
+        the positions in the tail of the messages this worker did not write again."""
+        replay, self._replay = self._replay, None
+        if replay is None:
+            return []
+        logger.info(
+            "%s: %d message(s) of the crashed tail not written again here",
+            self.connector,
+            replay.matched,
+        )
+        return replay.matched_indices
+
+    def settle_shared(self, matched: list[list[int]], time: int) -> None:
+        """On worker 0, at a time every worker has finished (``time``; none in progress):
+        settle the crashed tail for every worker (``matched``: the other workers' matched
+        positions, see :meth:`TailReplay.compensations`). The compensating messages are
+        acknowledged before this returns and counted in the positions of ``time`` and
+        later, so no checkpoint can cover the crashed tail without them."""
+        replay = self._replay
+        if replay is None:
+            return
+        changes = replay.compensations([replay.matched_indices, *matched], time)
+        acks = _TimeAcks(self)
+        if changes:
+            if self._producer is None:
+                self._producer = self._open()
+            for message, value, headers in changes:
+                acks.produced += 1
+                self._produce_to(
+                    message.topic, value, message.key, headers, message.partition, acks
+                )
+            while self._producer.flush(1.0) > 0:
+                self._check()
+        elif self._producer is not None:
+            while self._producer.flush(1.0) > 0:  # every time before it acknowledged
+                self._check()
+        self._check()
+        self.durable_time()  # every flushed time is complete now: fold their offsets
+        with self._lock:
+            for partition, after in acks.offsets.items():
+                if after > self._cumulative.get(partition, -1):
+                    self._cumulative[partition] = after
+            last = self._last_flushed
+            if last is not None and last.cumulative is not None:
+                last.cumulative = dict(self._cumulative)
+            self._replay = None
+        logger.info(
+            "%s: the crashed run's tail is settled for every worker: %d message(s) not "
+            "written again, %d retracted, %d written again",
+            self.connector,
+            replay.matched,
+            replay.retracted,
+            len(changes) - replay.retracted,
+        )
 
     def _end_replay(self, time: int) -> None:
         """Retract what the crashed run wrote and the restarted one did not write again."""
@@ -372,20 +463,9 @@ class KafkaWriter(Writer):
             acks = self._current
             for message, value, headers in retractions:
                 acks.produced += 1
-                while True:
-                    try:
-                        self._producer.produce(
-                            message.topic,
-                            value=value,
-                            key=message.key,
-                            headers=headers,
-                            partition=message.partition,
-                            on_delivery=acks,
-                        )
-                        break
-                    except BufferError:  # librdkafka's queue is full: let it send first
-                        _time.sleep(0.005)
-                        self._check()
+                self._produce_to(
+                    message.topic, value, message.key, headers, message.partition, acks
+                )
         logger.info(
             "%s: the crashed run's tail is settled: %d message(s) not written again, %d retracted",
             self.connector,
@@ -393,8 +473,38 @@ class KafkaWriter(Writer):
             len(retractions),
         )
 
+    def _produce_to(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+        partition: int,
+        acks: _TimeAcks,
+    ) -> None:
+        """Produce one message to a given partition, waiting for room in librdkafka's queue."""
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    partition=partition,
+                    on_delivery=acks,
+                )
+                return
+            except BufferError:  # librdkafka's queue is full: let it send first
+                _time.sleep(0.005)
+                self._check()
+
     def close(self) -> None:
-        if self._replay is not None:
+        if self._replay is not None and self.shared_replay:
+            # Worker 0 settles a shared tail before the run ends; ending without that (a
+            # run stopped early) leaves it to the next restart, which reads it again.
+            logger.warning("%s: the crashed tail was not settled before the end", self.connector)
+            self._replay = None
+        elif self._replay is not None:
             last = self._last_flushed
             self._end_replay(last.time if last is not None and last.time is not None else 0)
         self._stop_reports()
