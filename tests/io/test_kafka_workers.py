@@ -75,11 +75,16 @@ def _produce(broker: TansuBroker, topic: str) -> tuple[dict[str, int], dict[int,
 
 
 def _messages(
-    broker: TansuBroker, topic: str, complete: Callable[[list[dict[str, Any]]], bool]
+    broker: TansuBroker,
+    topic: str,
+    complete: Callable[[list[dict[str, Any]]], bool],
+    *,
+    with_keys: bool = False,
 ) -> list[dict[str, Any]]:
-    """The JSON values of every message of ``topic``: read until ``complete`` says all
-    expected ones came (within 60 s: the broker may stall for seconds), then until none
-    came for a second (so that a message too many is seen)."""
+    """The JSON values of every message of ``topic`` (``with_keys``: each with the message's
+    key under ``"_message_key"``): read until ``complete`` says all expected ones came
+    (within 60 s: the broker may stall for seconds), then until none came for a second (so
+    that a message too many is seen)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     consumer = Consumer(broker.settings(**{"enable.auto.commit": "false"}))
@@ -92,7 +97,10 @@ def _messages(
         while time.monotonic() < (deadline if quiet_until is None else quiet_until):
             message = consumer.poll(0.2)
             if message is not None and not message.error():
-                values.append(json.loads(message.value()))
+                value = json.loads(message.value())
+                if with_keys:
+                    value["_message_key"] = message.key()
+                values.append(value)
                 if quiet_until is not None:
                     quiet_until = time.monotonic() + 1.0
             if quiet_until is None and complete(values):
@@ -167,7 +175,7 @@ def _run(broker: TansuBroker, mode: str, workers: tuple[int, ...], tmp: Path) ->
         counted = _messages(broker, target, _counts_are(expected))
         assert _final_counts(counted) == expected, f"{n} workers"
         _consolidated_per_time(counted)
-        copied = _messages(broker, rows, lambda messages: len(messages) >= total)
+        copied = _messages(broker, rows, lambda messages: len(messages) >= total, with_keys=True)
         if Counter(m["word"] for m in copied) != Counter(expected):
             # Say whether the broker holds fewer messages than the workers wrote (a loss on
             # the way in) or the consumer saw fewer than it holds (a loss on the way out).
@@ -177,6 +185,9 @@ def _run(broker: TansuBroker, mode: str, workers: tuple[int, ...], tmp: Path) ->
                 f"broker watermarks {broker.watermarks(rows)}; "
                 f"workers' log:\n{stderr[-3000:]}\nbroker's log:\n{broker.log_tail()}"
             )
+        # Copied without key=: a message's key is its row's id, distinct for every row even
+        # when several workers number the rows of their partitions.
+        assert len({m["_message_key"] for m in copied}) == total, f"{n} workers"
         if n == 1:
             continue
         partitions, written = _worker_lines(stderr, n)

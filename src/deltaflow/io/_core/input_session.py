@@ -514,6 +514,11 @@ class InputSession(Source):
         start = self._positions.get(key, 0)
         self._positions[key] = start + count
         seed = self.name if key is None else f"{self.name}|{key}"
+        if key is None and self.share is not None and self.share.index > 0:
+            # Each worker counts the rows of its share of a stream (Kafka partitions) from 0:
+            # its own seed keeps two workers' rows from sharing ids. Worker 0 keeps the plain
+            # seed, the one a single worker (or a restart on one) uses.
+            seed = f"{seed}|worker {self.share.index}"
         if count >= _ID_BLOCK:
             return sequence_ids(seed, start, count)
         # Small commits (a stream) take their ids from a block computed ahead: hashing has a
