@@ -101,3 +101,32 @@ def test_fast_commits_merge_without_losing_rows_or_reordering_times() -> None:
     assert ended == sorted(set(ended))  # each time ends once, in increasing order
     assert change_times == sorted(change_times)
     assert set(change_times) <= set(ended)
+
+
+def test_commits_of_every_size_are_never_split() -> None:
+    """Commits of 1 to 300 rows, sent faster than the engine takes them: the subject's reader
+    finds each commit among thousands of buffered items, and every commit's rows come out at
+    one time (times may hold several commits, never part of one)."""
+    sizes = [1] * 400 + [2, 15, 16, 17, 63, 64, 65, 255, 256, 300] * 3 + [1] * 100
+
+    class Mixed(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            for seq, size in enumerate(sizes):
+                for _ in range(size):
+                    self.next(k=seq, seq=seq)
+                self.commit()
+
+    events = pw.io.python.read(Mixed(), schema=Event, autocommit_duration_ms=None)
+    times: dict[int, set[int]] = defaultdict(set)
+    counts: dict[int, int] = defaultdict(int)
+
+    def on_change(key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:
+        times[row["seq"]].add(time)
+        counts[row["seq"]] += 1
+
+    pw.io.subscribe(events, on_change)
+    pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    assert dict(counts) == dict(enumerate(sizes))
+    assert all(len(at) == 1 for at in times.values())
+    firsts = [min(times[seq]) for seq in range(len(sizes))]
+    assert firsts == sorted(firsts)  # commits keep their order

@@ -216,13 +216,34 @@ class ConnectorSubject(ABC):
 _KIND, _MESSAGE, _KEY = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
+def _first_marker(items: list[Any], start: int) -> int:
+    """The position of the first marker (a commit, the end, a failure) from ``start`` on, or
+    ``len(items)``. Looks at a few items first, then at windows growing fourfold: a subject
+    committing every few rows has a marker close by, and the block it was taken in may hold
+    thousands of items that a scan of all of them per read would go over again and again."""
+    end = len(items)
+    window = 16
+    while start < end:
+        types = list(map(type, items[start : start + window]))
+        cut = len(types)
+        for marker in (_Marker, _Failure):
+            if marker in types:
+                cut = min(cut, types.index(marker))
+        if cut < len(types):
+            return start + cut
+        start += len(types)
+        window *= 4
+    return end
+
+
 class _SubjectReader(Reader):
     """Takes the subject's buffered messages in blocks."""
 
     def __init__(self, subject: ConnectorSubject) -> None:
         self.subject = subject
         self._after: ReadEvent | None = None
-        self._taken: list[Any] = []  # taken from the subject's buffer, not yet read
+        self._taken: list[Any] = []  # taken from the subject's buffer ...
+        self._at = 0  # ... and read up to here
         self._done = False
         self._sent = 0
         self._commits_read = 0
@@ -237,27 +258,24 @@ class _SubjectReader(Reader):
         if self._done:
             return Finished()
         items = self._take()
-        if not items:
+        start = self._at
+        if start == len(items):
             return None
         # Messages are dicts (plain inserts sent with next()) or (kind, message, key) tuples;
         # the first marker (a commit, the end, a failure) cuts the block. Found with C-level
         # scans: per message, the session does no Python work of its own.
-        types = list(map(type, items))
-        cut = len(items)
-        for marker in (_Marker, _Failure):
-            if marker in types:
-                cut = min(cut, types.index(marker))
-        messages = items[:cut]
-        plain = (types.count(dict) if cut == len(types) else types[:cut].count(dict)) == cut
-        del items[:cut]
-        if items:
-            after = self._marker_event(items.pop(0))
+        cut = _first_marker(items, start)
+        messages = items[start:cut]
+        self._at = cut
+        if cut < len(items):
+            self._at = cut + 1
+            after = self._marker_event(items[cut])
             if not messages:
                 return after
             self._after = after
         first = self._sent + 1
         self._sent += len(messages)
-        if plain:
+        if list(map(type, messages)).count(dict) == len(messages):
             return self._data(messages, self._insert_kind, None, first)
         messages = [("insert", m, None) if type(m) is dict else m for m in messages]
         rows = list(map(_MESSAGE, messages))
@@ -284,17 +302,20 @@ class _SubjectReader(Reader):
         )
 
     def _take(self) -> list[Any]:
-        """The messages and markers taken from the subject and not yet read: up to a block,
-        in order."""
+        """The messages and markers taken from the subject, up to a block; those before
+        ``_at`` were read already."""
         items = self._taken
+        if self._at == len(items) and items:  # all read: start a new block
+            items.clear()
+            self._at = 0
         buffer = self.subject._buffer
-        wanted = min(_BLOCK_ROWS - len(items), len(buffer))
+        wanted = min(_BLOCK_ROWS - (len(items) - self._at), len(buffer))
         if wanted > 0:
             popleft = buffer.popleft  # only this thread takes: ``len`` items are there
             items.extend([popleft() for _ in range(wanted)])
             if len(buffer) < _BUFFER_LIMIT:
                 self.subject._room.set()
-        elif not items:
+        elif self._at == len(items):
             self.subject._ready.clear()
             if buffer:  # sent between the check and the clear
                 self.subject._ready.set()
