@@ -20,6 +20,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from deltaflow import _types as t
+from deltaflow.engine import runtime
 from deltaflow.error_display import user_call
 from deltaflow.io._core.async_callbacks import AsyncCallbackWriter
 from deltaflow.io._core.base import (
@@ -265,7 +266,14 @@ class _SubjectReader(Reader):
         # the first marker (a commit, the end, a failure) cuts the block. Found with C-level
         # scans: per message, the session does no Python work of its own.
         cut = _first_marker(items, start)
-        messages = items[start:cut]
+        merged = self._merged_commits(items, cut)
+        if merged:  # whole commits behind a backlog go together (their markers dropped)
+            end = merged[-1]
+            messages = [m for m in items[start:end] if m is not _COMMIT]
+            self._commits_read += len(merged) - 1
+            cut = end
+        else:
+            messages = items[start:cut]
         self._at = cut
         if cut < len(items):
             self._at = cut + 1
@@ -290,6 +298,28 @@ class _SubjectReader(Reader):
         return self._data(
             rows, same_kind or kinds, None if keys.count(None) == len(keys) else keys, first
         )
+
+    def _merged_commits(self, items: list[Any], cut: int) -> list[int]:
+        """The positions of the commit markers from ``cut`` on that end commits to read as
+        one, when the subject has sent more than ``MERGE_BACKLOG_ABOVE`` commits beyond the
+        one ending at ``cut`` (as the engine merges a backlog of pushed commits, and for the
+        same reason: commits faster than the pipeline would otherwise each pay a whole
+        minibatch); empty when there is nothing to merge. Only commits: the end of the input
+        and a failure still cut."""
+        if cut == len(items) or items[cut] is not _COMMIT:
+            return []
+        limit = runtime.MERGE_BACKLOG_ABOVE
+        waiting = self.subject._commits_sent - self._commits_read - 1  # beyond this one
+        if waiting <= limit:
+            return []
+        ends = [cut]
+        while waiting > limit and ends[-1] - ends[0] < _BLOCK_ROWS:
+            following = _first_marker(items, ends[-1] + 1)
+            if following == len(items) or items[following] is not _COMMIT:
+                break  # the next commit is not all taken yet (or the input ends)
+            ends.append(following)
+            waiting -= 1
+        return ends if len(ends) > 1 else []
 
     def _data(
         self, rows: list[Any], kinds: str | list[str], keys: list[Any] | None, first: int
