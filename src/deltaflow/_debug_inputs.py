@@ -69,6 +69,7 @@ class StaticSource(Source):
     def start(self, handle: SourceHandle) -> None:
         # Pushed synchronously so that every static time is known before the first is run.
         for time, batch in self.batches:
+            handle.stats.rows_read += batch.height  # read from the program's own data
             handle.push(batch, time=time, consolidated=self.consolidated)
         handle.finish()
 

@@ -35,6 +35,21 @@ def test_run_logs_rows_per_connector(tmp_path: Path, caplog: pytest.LogCaptureFi
     )
 
 
+def test_tables_from_data_count_their_rows_as_read(caplog: pytest.LogCaptureFixture) -> None:
+    table = pw.debug.table_from_markdown("""
+        name | qty | __time__ | __diff__
+        a    | 1   | 2        | 1
+        b    | 2   | 2        | 1
+        a    | 1   | 4        | -1
+    """)
+    pw.io.null.write(table, name="sink")
+    with caplog.at_level(logging.INFO, logger="deltaflow.monitoring"):
+        pw.run(monitoring_level=pw.MonitoringLevel.IN_OUT)
+    lines = [r.getMessage() for r in caplog.records if r.name == "deltaflow.monitoring"]
+    reads = [line for line in lines if " rows read, " in line]
+    assert reads and " 3 rows read, 3 committed" in reads[-1], lines
+
+
 def test_monitoring_levels() -> None:
     assert make_monitor(pw.MonitoringLevel.NONE) is None
     monitor = make_monitor(pw.MonitoringLevel.ALL)
