@@ -180,6 +180,22 @@ def check_write_options(
     )
 
 
+def check_key_columns(
+    connector: str, keys: list[str], columns: Mapping[str, t.DType], null_hint: str
+) -> None:
+    """The checks a snapshot writer's ``primary_key`` columns share (SQLite, PostgreSQL):
+    no column named twice, none Optional (``null_hint`` says why a NULL key fails there)."""
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"{connector}: primary_key repeats column(s) {repeated}")
+    optional = [k for k in keys if columns[k].is_optional]
+    if optional:
+        raise ValueError(
+            f"{connector}: primary_key column(s) {optional} are Optional; a NULL key "
+            f"cannot identify a row{null_hint}. Use non-Optional key columns."
+        )
+
+
 def input_table(
     options: ReadOptions,
     reader_factory: Callable[[], Reader],

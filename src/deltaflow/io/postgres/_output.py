@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from deltaflow import _types as t
 from deltaflow.error_display import user_call
+from deltaflow.io._core.arguments import check_key_columns
 from deltaflow.io.postgres import _connection as conn
 from deltaflow.io.postgres._types import UnsupportedType, column_type, quote_ident
 from deltaflow.io.postgres._write_format import Mode, PostgresFormatter, WriteSpec
@@ -156,16 +157,7 @@ def _build(
         keys = [
             _key_name(connector, table, column, by_name=mode == "legacy") for column in primary_key
         ]
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        if repeated:
-            raise ValueError(f"{connector}: primary_key repeats column(s) {repeated}")
-        optional = [k for k in keys if columns[k].is_optional]
-        if optional:
-            raise ValueError(
-                f"{connector}: primary_key column(s) {optional} are Optional; a "
-                "NULL key cannot identify a row. Use non-Optional key columns "
-                "(e.g. filter out None first)"
-            )
+        check_key_columns(connector, keys, columns, " (filter out None first)")
     label = name if name is not None else connector
     spec = WriteSpec(
         connector=label,

@@ -10,6 +10,7 @@ from os import PathLike
 from typing import Any, Literal
 
 from deltaflow.error_display import user_call
+from deltaflow.io._core.arguments import check_key_columns
 from deltaflow.io._core.retry import policy_for
 from deltaflow.io.sqlite._database import _check_path, quote
 from deltaflow.io.sqlite._type_table import _check_mappable
@@ -159,16 +160,9 @@ def write(
         if not isinstance(primary_key, list | tuple):
             primary_key = [primary_key]
         keys = [_column_name(connector, table, c) for c in primary_key]
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        if repeated:
-            raise ValueError(f"{connector}: primary_key repeats column(s) {repeated}")
-        optional = [k for k in keys if columns[k].is_optional]
-        if optional:
-            raise ValueError(
-                f"{connector}: primary_key column(s) {optional} are Optional; a "
-                "NULL key cannot identify a row (DELETE ... WHERE key = NULL "
-                "matches nothing). Use non-Optional key columns."
-            )
+        check_key_columns(
+            connector, keys, columns, " (DELETE ... WHERE key = NULL matches nothing)"
+        )
     else:
         if primary_key is not None:
             raise ValueError(
