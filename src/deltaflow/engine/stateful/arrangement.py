@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._small_frames import frame_of
 from deltaflow.engine.batch import DIFF, ID, python_exact, row_key_function, stack, sum_equal_rows
 
 KH = "_kh"
@@ -94,6 +95,40 @@ def key_hash_expr(match: Sequence[str | pl.Expr]) -> pl.Expr:
         (only,) = match
         return (pl.col(only) if isinstance(only, str) else only).hash(_SEED).cast(pl.UInt64)
     return pl.struct(match).hash(_SEED).cast(pl.UInt64)
+
+
+def key_hash_series(columns: Sequence[pl.Series]) -> pl.Series | None:
+    """:func:`key_hash_expr` of the given key columns, for a small delta: without a query
+    (``DataFrame.hash_rows`` of one column hashes it as the expression does, several times
+    cheaper than the query behind ``Series.hash``; a multi-column key is hashed as one
+    struct column). None for keys Polars cannot hash (Python objects: they hash through
+    surrogates) or an empty key."""
+    if not columns or any(column.dtype == pl.Object for column in columns):
+        return None
+    key = columns[0] if len(columns) == 1 else frame_of(list(columns)).to_struct(KH)
+    if _HASH_ROWS_AGREES:
+        return key.to_frame().hash_rows(_SEED).alias(KH)
+    return key.hash(_SEED).alias(KH)
+
+
+def _hash_rows_agrees() -> bool:
+    """Whether ``hash_rows`` of a one-column frame equals the column's hash expression, as
+    :func:`key_hash_series` assumes (checked once: a Polars version could tell them apart)."""
+    samples = [
+        pl.Series("k", [1, None, -(2**63)], dtype=pl.Int64),
+        pl.Series("k", ["a", None, "é"]),
+        pl.Series("k", [1.5, None, float("nan")]),
+        pl.Series("k", [True, None, False]),
+        pl.DataFrame({"a": [1, None, 3], "b": ["x", "y", None]}).to_struct("k"),
+    ]
+    return all(
+        s.to_frame().hash_rows(_SEED).to_list()
+        == s.to_frame().select(key_hash_expr(["k"])).to_series().to_list()
+        for s in samples
+    )
+
+
+_HASH_ROWS_AGREES = _hash_rows_agrees()
 
 
 def surrogate_name(column: str) -> str:

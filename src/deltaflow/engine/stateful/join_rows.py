@@ -17,7 +17,7 @@ import polars as pl
 from deltaflow._ids import combine_id_values
 from deltaflow.engine.batch import DIFF, ID, project, row_key_function
 from deltaflow.engine.operators import Delta
-from deltaflow.engine.stateful.arrangement import KH, Arrangement, key_hash_expr
+from deltaflow.engine.stateful.arrangement import KH, Arrangement, key_hash_series
 
 LID = "__l_id"
 RID = "__r_id"
@@ -75,14 +75,14 @@ class SmallDeltaStep:
         if missing:
             if len(known) + len(missing) > _KEY_HASHES_KEPT:
                 known.clear()
-            keys = pl.DataFrame(
+            hashed = key_hash_series(
                 [
                     pl.Series(name, [key[i] for key in missing], dtype=column.dtype)
                     for i, (name, column) in enumerate(zip(self.keys, key_columns, strict=True))
                 ]
             )
-            hashes = keys.select(key_hash_expr(self.keys)).to_series().to_list()
-            known.update(zip(missing, hashes, strict=True))
+            assert hashed is not None  # exact key types, never Python objects
+            known.update(zip(missing, hashed.to_list(), strict=True))
         self.match = [KH, *self.keys]
         return pl.DataFrame(
             [

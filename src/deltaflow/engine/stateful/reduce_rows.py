@@ -19,7 +19,7 @@ from deltaflow._small_frames import frame_of, series_of_array, series_of_values
 from deltaflow.engine.batch import DIFF, ID, consolidate, project
 from deltaflow.engine.operators import Delta, projection_exprs, run_projection
 from deltaflow.engine.stateful import reduce_columns
-from deltaflow.engine.stateful.arrangement import KH, TIME, key_hash_expr
+from deltaflow.engine.stateful.arrangement import KH, TIME, key_hash_expr, key_hash_series
 from deltaflow.engine.stateful.reduce_columns import (
     ColumnGroups,
     Fold,
@@ -151,28 +151,25 @@ class ReduceRowPath(ReduceState):
 
     def _prepare_known(self, time: int, delta: pl.DataFrame) -> pl.DataFrame | None:
         """:meth:`_prepare_small`'s frame built from the delta's Series, without a query, when
-        the reducers' arguments and the keys are columns as they are and every group of the
-        delta is already in the column state (whose key hashes are known); else None."""
-        state = self._columns
-        if state is None or not state.hash_of:
-            return None
+        the reducers' arguments and the keys are columns as they are; else None. The key
+        hashes of groups already in the column state are looked up, the others computed on
+        the key Series."""
         copies = self.pre.copies(delta)
         if copies is None:
             return None
         source = dict(copies)
-        hash_of = state.hash_of
-        try:
-            hashes = [
-                hash_of[keys]
-                for keys in zip(*(delta.get_column(source[k]).to_list() for k in self.keys))
-            ]
-        except KeyError:  # a new group (or a key not found by value, as NaN): hash it
-            return None
+        keys = [delta.get_column(source[k]) for k in self.keys]
+        state = self._columns
+        hashes = _known_hashes(state.hash_of, keys) if state is not None else None
+        if hashes is None:  # a new group (or a key not found by value, as NaN): hash them
+            hashes = key_hash_series(keys)
+            if hashes is None:
+                return None
         columns = [
             delta.get_column(ID),
             delta.get_column(DIFF),
             *(delta.get_column(column).alias(name) for name, column in copies),
-            series_of_values(KH, hashes, pl.UInt64),
+            hashes,
         ]
         if not self.invertible:
             columns.append(_time_column(time, delta.height))
@@ -388,6 +385,17 @@ class ReduceRowPath(ReduceState):
             return run_projection(self.post, out, keep=[ID], tail=[DIFF])
         out = consolidate(run_projection(self.post, out, keep=[ID], tail=[DIFF]))
         return out if out.height else None
+
+
+def _known_hashes(hash_of: dict[tuple[Any, ...], int], keys: list[pl.Series]) -> pl.Series | None:
+    """The ``_kh`` column of rows whose keys are all in ``hash_of``, else None."""
+    if not hash_of:
+        return None
+    try:
+        hashes = [hash_of[group] for group in zip(*(key.to_list() for key in keys))]
+    except KeyError:
+        return None
+    return series_of_values(KH, hashes, pl.UInt64)
 
 
 def _time_column(time: int, rows: int) -> pl.Series:
