@@ -24,6 +24,7 @@ every phase. Not run by ``run.py`` (its name does not start with ``bench_``).
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import runpy
 import statistics
@@ -102,6 +103,14 @@ def _install() -> None:
     _timed(reduce_rows.ReduceRowPath, "_prepare_small", "reduce_prepare")
     _timed(reduce_rows.ReduceRowPath, "_prepare_known", "reduce_prepare_known")
     _timed(arrangement.Arrangement, "lookup_rows", "group_lookup")
+    # More steps to time, for a closer look: PHASES_EXTRA="module:Class.method,...".
+    for spec in filter(None, os.environ.get("PHASES_EXTRA", "").split(",")):
+        module_name, _, qualified = spec.partition(":")
+        owner_name, _, method = qualified.rpartition(".")
+        owner: Any = importlib.import_module(module_name)
+        for part in filter(None, owner_name.split(".")):
+            owner = getattr(owner, part)
+        _timed(owner, method, qualified)
 
 
 def _report(updates: int) -> None:
@@ -137,7 +146,7 @@ def _report(updates: int) -> None:
     for step, durations in _durations.items():
         wall = statistics.median(durations[-updates:]) / 1e3
         cpu = statistics.median(_cpu[step][-updates:]) / 1e3
-        print(f"  {step:<15} {wall:8.0f} {cpu:8.0f}  ({len(durations)} calls)")
+        print(f"  {step:<24} {wall:8.0f} {cpu:8.0f}  ({len(durations)} calls)")
 
 
 def main() -> None:
