@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.stateful import arrangement as arr
-from deltaflow.engine.stateful.arrangement import KH, Arrangement
+from deltaflow.engine.stateful.arrangement import Arrangement
+from deltaflow.engine.stateful.keys import KH
 
 
 def frame(rows: list[tuple[int, int, int]]) -> pl.DataFrame:

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import deltaflow as pw
 from deltaflow.engine import batch
 from deltaflow.engine.stateful import arrangement, join, reduce, reduce_columns
+from deltaflow.engine.stateful.keys import TIME
 from test_stateful_properties import REDUCERS, Event, check, update_streams
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -214,7 +215,7 @@ def test_lookup_rows_equals_lookup(
     saved = arrangement.TAIL_ROWS, arrangement.SMALL_INSERT
     arrangement.TAIL_ROWS, arrangement.SMALL_INSERT = tail_rows, small
     try:
-        target = arrangement.Arrangement(ignore=(arrangement.TIME,))
+        target = arrangement.Arrangement(ignore=(TIME,))
         present: Counter = Counter()  # each row's multiplicity so far
         for generated in batches:
             # Inserted deltas are consolidated (as every batch in the engine is).

@@ -6,8 +6,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deltaflow.engine.stateful import arrangement
-from deltaflow.engine.stateful.arrangement import key_hash_expr, key_hash_series
+from deltaflow.engine.stateful import keys
+from deltaflow.engine.stateful.keys import key_hash_expr, key_hash_series
 
 _COLUMNS = {
     "i": (st.integers(-(2**63), 2**63 - 1), pl.Int64),
@@ -39,7 +39,7 @@ def test_series_hashes_equal_the_expression(frame: pl.DataFrame) -> None:
     expected = frame.select(key_hash_expr(frame.columns)).to_series().to_list()
     hashed = key_hash_series(frame.get_columns())
     assert hashed is not None
-    assert hashed.name == arrangement.KH
+    assert hashed.name == keys.KH
     assert hashed.dtype == pl.UInt64
     assert hashed.to_list() == expected
 
@@ -47,7 +47,7 @@ def test_series_hashes_equal_the_expression(frame: pl.DataFrame) -> None:
 def test_the_shortcut_is_checked_against_this_polars() -> None:
     # The import-time check passed with the Polars the project pins; were it to fail, the
     # Series' own hash (a query) would be used and the test above still holds.
-    assert arrangement._HASH_ROWS_AGREES
+    assert keys._HASH_ROWS_AGREES
 
 
 def test_python_object_keys_have_no_series_hash() -> None:

@@ -412,3 +412,55 @@ def with_diff(frame: pl.DataFrame, diff: int) -> pl.DataFrame:
 
 def negate(batch: pl.DataFrame) -> pl.DataFrame:
     return batch.with_columns((-pl.col(DIFF)).alias(DIFF))
+
+
+def consolidate_rows(
+    frame: pl.DataFrame, ignore: Sequence[str] = (), id_column: str = ID
+) -> pl.DataFrame:
+    """Sum the diffs of equal rows and drop the ones that cancel out.
+
+    Columns in ``ignore`` (e.g. the insertion time) do not take part in equality; the smallest
+    of their values is kept. ``id_column`` holds the rows' ids: when no id repeats, no rows
+    are equal (one uniqueness check instead of grouping by every column).
+    """
+    if frame.height <= 1:
+        return frame.filter(pl.col(DIFF) != 0) if frame.height else frame
+    if id_column in frame.columns and frame[id_column].n_unique() == frame.height:
+        return frame.filter(pl.col(DIFF) != 0)
+    ignored = [c for c in ignore if c in frame.columns]
+    if frame.height <= 64 and not ignored:
+        return _consolidate_rows_small(frame)
+    names = [c for c in frame.columns if c != DIFF and c not in ignored]
+    objects = [c for c in names if frame.schema[c] == pl.Object]
+    work = frame.with_row_index("__row")
+    keys = [c for c in names if c not in objects]
+    if objects:
+        work = work.with_columns(
+            [
+                pl.Series(
+                    f"__obj_{c}",
+                    [repr(t.canonical_key(v)) for v in frame[c].to_list()],
+                    dtype=pl.String,
+                )
+                for c in objects
+            ]
+        )
+        keys += [f"__obj_{c}" for c in objects]
+    aggs = [pl.col("__row").first(), pl.col(DIFF).sum()]
+    aggs += [pl.col(c).min().alias(f"__min_{c}") for c in ignored]
+    summed = work.group_by(keys, maintain_order=True).agg(aggs).filter(pl.col(DIFF) != 0)
+    rows = frame.drop(DIFF)[summed["__row"]]
+    rows = rows.with_columns(
+        summed[DIFF].alias(DIFF), *[summed[f"__min_{c}"].alias(c) for c in ignored]
+    )
+    return rows.select(frame.columns)
+
+
+def _consolidate_rows_small(frame: pl.DataFrame) -> pl.DataFrame:
+    """``consolidate_rows`` for a few rows: in Python, saving several Polars calls."""
+    objects = any(dtype == pl.Object for dtype in frame.schema.values())
+
+    def key_of(row: tuple[Any, ...]) -> Any:
+        return tuple(t.canonical_key(v) for v in row) if objects else row
+
+    return sum_equal_rows(frame, frame.drop(DIFF).iter_rows(), key_of, frame[DIFF].to_list())

@@ -7,13 +7,11 @@ O(log n) times, like the spine of Differential Dataflow. Looking up a few keys i
 in each run, so it costs what the delta costs, not what the state holds; looking up many keys
 (a big batch) is a semi-join.
 
-The key hash is Polars' row hash: it only has to agree within one process. Operators that need
-exact key equality join on the key columns as well (see :func:`add_key_columns`).
+How keys hash is in :mod:`.keys`.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Collection, Mapping, Sequence
@@ -23,13 +21,16 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
-from deltaflow import _types as t
-from deltaflow._small_frames import frame_of
-from deltaflow.engine.batch import DIFF, ID, python_exact, row_key_function, stack, sum_equal_rows
+from deltaflow.engine.batch import (
+    DIFF,
+    ID,
+    consolidate_rows,
+    python_exact,
+    row_key_function,
+    stack,
+)
+from deltaflow.engine.stateful.keys import KH
 
-KH = "_kh"
-TIME = "__time"
-_SEED = 0x5EED
 SMALL_INSERT = 512  # inserts of at most this many rows go to the Python tail first
 TAIL_ROWS = 4096  # the tail becomes a run when it holds this many rows
 #: Pending frames are stacked into one whenever this many wait: the work of turning the
@@ -70,147 +71,6 @@ def _forget_merger() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_merger)
-
-
-@functools.cache
-def constant_id() -> int:
-    """The id of the empty key (the one group of a reduce without groupby columns)."""
-    from deltaflow._ids import hash_columns
-
-    return hash_columns(pl.DataFrame({"_": [0]}), [])[0]
-
-
-def constant_ids(count: int) -> pl.Series:
-    """``count`` copies of :func:`constant_id`."""
-    return pl.Series(ID, [constant_id()] * count, dtype=pl.UInt128)
-
-
-def key_hash_expr(match: Sequence[str | pl.Expr]) -> pl.Expr:
-    """The ``_kh`` of rows keyed by the ``match`` columns (0 for the empty key); expressions
-    named like the columns give the same hash."""
-    if not match:
-        return pl.lit(0, dtype=pl.UInt64)
-    if len(match) == 1:
-        # A column's own hash: several times cheaper than hashing a one-field struct.
-        (only,) = match
-        return (pl.col(only) if isinstance(only, str) else only).hash(_SEED).cast(pl.UInt64)
-    return pl.struct(match).hash(_SEED).cast(pl.UInt64)
-
-
-def key_hash_series(columns: Sequence[pl.Series]) -> pl.Series | None:
-    """:func:`key_hash_expr` of the given key columns, for a small delta: without a query
-    (``DataFrame.hash_rows`` of one column hashes it as the expression does, several times
-    cheaper than the query behind ``Series.hash``; a multi-column key is hashed as one
-    struct column). None for keys Polars cannot hash (Python objects: they hash through
-    surrogates) or an empty key."""
-    if not columns or any(column.dtype == pl.Object for column in columns):
-        return None
-    key = columns[0] if len(columns) == 1 else frame_of(list(columns)).to_struct(KH)
-    if _HASH_ROWS_AGREES:
-        return key.to_frame().hash_rows(_SEED).alias(KH)
-    return key.hash(_SEED).alias(KH)
-
-
-def _hash_rows_agrees() -> bool:
-    """Whether ``hash_rows`` of a one-column frame equals the column's hash expression, as
-    :func:`key_hash_series` assumes (checked once: a Polars version could tell them apart)."""
-    samples = [
-        pl.Series("k", [1, None, -(2**63)], dtype=pl.Int64),
-        pl.Series("k", ["a", None, "é"]),
-        pl.Series("k", [1.5, None, float("nan")]),
-        pl.Series("k", [True, None, False]),
-        pl.DataFrame({"a": [1, None, 3], "b": ["x", "y", None]}).to_struct("k"),
-    ]
-    return all(
-        s.to_frame().hash_rows(_SEED).to_list()
-        == s.to_frame().select(key_hash_expr(["k"])).to_series().to_list()
-        for s in samples
-    )
-
-
-_HASH_ROWS_AGREES = _hash_rows_agrees()
-
-
-def surrogate_name(column: str) -> str:
-    return f"__ks_{column}"
-
-
-def add_key_columns(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFrame, list[str]]:
-    """Add ``_kh`` (hash of the ``keys`` columns) and return the columns that identify a key.
-
-    Python-object columns cannot be hashed or joined by Polars, so they get a text surrogate
-    (the canonical repr of each value) which stands in for them in hashing and joins.
-    """
-    match: list[str] = []
-    extra: list[pl.Series] = []
-    for key in keys:
-        if frame.schema[key] == pl.Object:
-            name = surrogate_name(key)
-            extra.append(
-                pl.Series(
-                    name, [repr(t.canonical_key(v)) for v in frame[key].to_list()], dtype=pl.String
-                )
-            )
-            match.append(name)
-        else:
-            match.append(key)
-    if extra:
-        frame = frame.with_columns(extra)
-    hashed = key_hash_expr(match) if frame.height else pl.lit(0, dtype=pl.UInt64)
-    frame = frame.with_columns(hashed.alias(KH))
-    return frame, [KH, *match]
-
-
-def consolidate_rows(
-    frame: pl.DataFrame, ignore: Sequence[str] = (), id_column: str = ID
-) -> pl.DataFrame:
-    """Sum the diffs of equal rows and drop the ones that cancel out.
-
-    Columns in ``ignore`` (e.g. the insertion time) do not take part in equality; the smallest
-    of their values is kept. ``id_column`` holds the rows' ids: when no id repeats, no rows
-    are equal (one uniqueness check instead of grouping by every column).
-    """
-    if frame.height <= 1:
-        return frame.filter(pl.col(DIFF) != 0) if frame.height else frame
-    if id_column in frame.columns and frame[id_column].n_unique() == frame.height:
-        return frame.filter(pl.col(DIFF) != 0)
-    ignored = [c for c in ignore if c in frame.columns]
-    if frame.height <= 64 and not ignored:
-        return _consolidate_small(frame)
-    names = [c for c in frame.columns if c != DIFF and c not in ignored]
-    objects = [c for c in names if frame.schema[c] == pl.Object]
-    work = frame.with_row_index("__row")
-    keys = [c for c in names if c not in objects]
-    if objects:
-        work = work.with_columns(
-            [
-                pl.Series(
-                    f"__obj_{c}",
-                    [repr(t.canonical_key(v)) for v in frame[c].to_list()],
-                    dtype=pl.String,
-                )
-                for c in objects
-            ]
-        )
-        keys += [f"__obj_{c}" for c in objects]
-    aggs = [pl.col("__row").first(), pl.col(DIFF).sum()]
-    aggs += [pl.col(c).min().alias(f"__min_{c}") for c in ignored]
-    summed = work.group_by(keys, maintain_order=True).agg(aggs).filter(pl.col(DIFF) != 0)
-    rows = frame.drop(DIFF)[summed["__row"]]
-    rows = rows.with_columns(
-        summed[DIFF].alias(DIFF), *[summed[f"__min_{c}"].alias(c) for c in ignored]
-    )
-    return rows.select(frame.columns)
-
-
-def _consolidate_small(frame: pl.DataFrame) -> pl.DataFrame:
-    """``consolidate_rows`` for a few rows: in Python, saving several Polars calls."""
-    objects = any(dtype == pl.Object for dtype in frame.schema.values())
-
-    def key_of(row: tuple[Any, ...]) -> Any:
-        return tuple(t.canonical_key(v) for v in row) if objects else row
-
-    return sum_equal_rows(frame, frame.drop(DIFF).iter_rows(), key_of, frame[DIFF].to_list())
 
 
 class Arrangement:

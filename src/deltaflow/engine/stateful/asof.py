@@ -27,9 +27,9 @@ import polars as pl
 from deltaflow._ids import with_derived_ids
 from deltaflow.engine.batch import DIFF, ID, collect, consolidate
 from deltaflow.engine.operators import Delta
-from deltaflow.engine.stateful.arrangement import KH
 from deltaflow.engine.stateful.asof_small import SMALL_ROWS, small_step
 from deltaflow.engine.stateful.join import LID, RID, JoinOperator, _plus
+from deltaflow.engine.stateful.keys import KH
 from deltaflow.engine.stateful.nodes import JoinNode
 
 TIME = "__time"

@@ -18,8 +18,9 @@ import polars as pl
 from deltaflow._ids import combine_id_values
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.operators import Delta
-from deltaflow.engine.stateful.arrangement import KH, Arrangement
+from deltaflow.engine.stateful.arrangement import Arrangement
 from deltaflow.engine.stateful.join import LID, RID
+from deltaflow.engine.stateful.keys import KH
 
 if TYPE_CHECKING:
     from deltaflow.engine.stateful.asof import AsofJoinOperator

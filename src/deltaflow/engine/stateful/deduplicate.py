@@ -25,7 +25,7 @@ from deltaflow import errors
 from deltaflow._ids import hash_columns
 from deltaflow.engine.batch import DIFF, ID, consolidate
 from deltaflow.engine.operators import Delta, Operator
-from deltaflow.engine.stateful.arrangement import constant_ids
+from deltaflow.engine.stateful.keys import constant_ids
 from deltaflow.engine.stateful.nodes import DeduplicateNode
 
 Entry = tuple[Any, tuple[Any, ...], Any]

@@ -28,9 +28,10 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow import errors
-from deltaflow.engine.batch import DIFF, ID, ID_DTYPE, consolidate, empty_batch
+from deltaflow.engine.batch import DIFF, ID, ID_DTYPE, consolidate, consolidate_rows, empty_batch
 from deltaflow.engine.operators import Delta, Operator
-from deltaflow.engine.stateful.arrangement import KH, Arrangement, consolidate_rows
+from deltaflow.engine.stateful.arrangement import Arrangement
+from deltaflow.engine.stateful.keys import KH
 from deltaflow.engine.stateful.nodes import IdOpNode
 
 #: The id operations whose promises are checked (the others are plain semi/anti joins).

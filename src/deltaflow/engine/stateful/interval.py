@@ -21,11 +21,11 @@ from typing import Any
 
 import polars as pl
 
-from deltaflow.engine.batch import DIFF, value_hashes
+from deltaflow.engine.batch import DIFF, consolidate_rows, value_hashes
 from deltaflow.engine.operators import Delta
-from deltaflow.engine.stateful.arrangement import KH, consolidate_rows, key_hash_expr
 from deltaflow.engine.stateful.interval_small import SMALL_ROWS, small_pairs
 from deltaflow.engine.stateful.join import LID, RID, JoinOperator, _plus
+from deltaflow.engine.stateful.keys import KH, key_hash_expr
 from deltaflow.engine.stateful.nodes import JoinNode
 from deltaflow.errors import EngineError
 

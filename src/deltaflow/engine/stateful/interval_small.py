@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from deltaflow.engine.batch import DIFF
-from deltaflow.engine.stateful.arrangement import KH, Arrangement
+from deltaflow.engine.stateful.arrangement import Arrangement
 from deltaflow.engine.stateful.join import _Positions
+from deltaflow.engine.stateful.keys import KH
 
 if TYPE_CHECKING:
     from deltaflow.engine.stateful.interval import IntervalJoinOperator

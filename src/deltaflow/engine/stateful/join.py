@@ -24,6 +24,7 @@ from deltaflow.engine.batch import (
     ID,
     collect,
     consolidate,
+    consolidate_rows,
     empty_batch,
     has_distinct_ids,
     mark_distinct_ids,
@@ -31,14 +32,10 @@ from deltaflow.engine.batch import (
     python_exact,
 )
 from deltaflow.engine.operators import Delta, Operator, projection_exprs
-from deltaflow.engine.stateful.arrangement import (
-    KH,
-    Arrangement,
-    add_key_columns,
-    key_hash_expr,
-)
+from deltaflow.engine.stateful.arrangement import Arrangement
 from deltaflow.engine.stateful.join_ids import merged, shown_changes
 from deltaflow.engine.stateful.join_rows import LID, PAIR_SALT, RID, SmallDeltaStep, _Positions
+from deltaflow.engine.stateful.keys import KH, add_key_columns, key_hash_expr
 from deltaflow.engine.stateful.nodes import JoinNode
 from deltaflow.errors import CarriedErrors, keeps_errors, on_failure
 
@@ -491,8 +488,6 @@ def _plus(
         return old
     if old is None or old.height == 0:
         return delta
-    from deltaflow.engine.stateful.arrangement import consolidate_rows
-
     merged = consolidate_rows(pl.concat([old, delta], how="vertical_relaxed"), (), id_column)
     return merged if merged.height else None
 

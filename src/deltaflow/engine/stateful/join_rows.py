@@ -17,7 +17,8 @@ import polars as pl
 from deltaflow._ids import combine_id_values
 from deltaflow.engine.batch import DIFF, ID, project, row_key_function
 from deltaflow.engine.operators import Delta
-from deltaflow.engine.stateful.arrangement import KH, Arrangement, key_hash_series
+from deltaflow.engine.stateful.arrangement import Arrangement
+from deltaflow.engine.stateful.keys import KH, key_hash_series
 
 LID = "__l_id"
 RID = "__r_id"

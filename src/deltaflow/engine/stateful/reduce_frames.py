@@ -18,7 +18,7 @@ from deltaflow import errors
 from deltaflow._float_sums import sum_expr
 from deltaflow.engine.batch import DIFF, ID, STREAMING_ROWS, collect, consolidate, mark_distinct_ids
 from deltaflow.engine.operators import Delta, projection_exprs, run_projection
-from deltaflow.engine.stateful.arrangement import KH, TIME, add_key_columns
+from deltaflow.engine.stateful.keys import KH, TIME, add_key_columns
 from deltaflow.engine.stateful.reduce_errors import (
     POISONED,
     ReduceErrorValues,

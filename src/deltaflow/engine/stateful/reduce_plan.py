@@ -14,7 +14,7 @@ from deltaflow import errors
 from deltaflow._float_sums import average, wrap_int64
 from deltaflow._small_frames import frame_of, series_of_values
 from deltaflow.engine.batch import DIFF, ID
-from deltaflow.engine.stateful.arrangement import KH
+from deltaflow.engine.stateful.keys import KH
 
 if TYPE_CHECKING:
     from deltaflow.engine.stateful.reduce_state import ReduceState

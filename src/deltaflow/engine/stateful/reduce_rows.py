@@ -19,7 +19,7 @@ from deltaflow._small_frames import frame_of, series_of_array, series_of_values
 from deltaflow.engine.batch import DIFF, ID, consolidate, project
 from deltaflow.engine.operators import Delta, projection_exprs, run_projection
 from deltaflow.engine.stateful import reduce_columns
-from deltaflow.engine.stateful.arrangement import KH, TIME, key_hash_expr, key_hash_series
+from deltaflow.engine.stateful.keys import KH, TIME, key_hash_expr, key_hash_series
 from deltaflow.engine.stateful.reduce_columns import (
     ColumnGroups,
     Fold,

@@ -17,14 +17,8 @@ from deltaflow import errors
 from deltaflow._ids import PYTHON_KEY_ROWS, hash_columns, hash_values
 from deltaflow.engine.batch import DIFF, ID, python_exact
 from deltaflow.engine.operators import Operator
-from deltaflow.engine.stateful.arrangement import (
-    KH,
-    TIME,
-    Arrangement,
-    add_key_columns,
-    constant_id,
-    constant_ids,
-)
+from deltaflow.engine.stateful.arrangement import Arrangement
+from deltaflow.engine.stateful.keys import KH, TIME, add_key_columns, constant_id, constant_ids
 from deltaflow.engine.stateful.nodes import ReduceNode
 from deltaflow.engine.stateful.reduce_columns import ColumnGroups, eligible
 from deltaflow.engine.stateful.reduce_plan import SmallPlan

@@ -79,7 +79,7 @@ from deltaflow.engine.operators import (
     ReindexOperator,
     SelectOperator,
 )
-from deltaflow.engine.stateful.arrangement import KH, add_key_columns, key_hash_expr
+from deltaflow.engine.stateful.keys import KH, add_key_columns, key_hash_expr
 from deltaflow.engine.temporal_window import WindowAssignOperator, WindowIdOperator
 
 #: The shares of rows by key are taken from the key hash above its low bits, so that a
