@@ -56,19 +56,23 @@ def key_hash_series(columns: Sequence[pl.Series]) -> pl.Series | None:
     if not columns or any(column.dtype == pl.Object for column in columns):
         return None
     key = columns[0] if len(columns) == 1 else frame_of(list(columns)).to_struct(KH)
-    if _HASH_ROWS_AGREES:
+    if _hash_rows_agrees():
         return key.to_frame().hash_rows(_SEED).alias(KH)
     return key.hash(_SEED).alias(KH)
 
 
+@functools.cache
 def _hash_rows_agrees() -> bool:
     """Whether ``hash_rows`` of a one-column frame equals the column's hash expression, as
-    :func:`key_hash_series` assumes (checked once: a Polars version could tell them apart)."""
+    :func:`key_hash_series` assumes (checked once, at the first use: a Polars version could
+    tell them apart)."""
     samples = [
         pl.Series("k", [1, None, -(2**63)], dtype=pl.Int64),
         pl.Series("k", ["a", None, "é"]),
         pl.Series("k", [1.5, None, float("nan")]),
         pl.Series("k", [True, None, False]),
+        pl.Series("k", [2**100, None, 1], dtype=pl.UInt128),  # ids (Pointer keys)
+        pl.Series("k", [0, None, -1], dtype=pl.Datetime("ns")),
         pl.DataFrame({"a": [1, None, 3], "b": ["x", "y", None]}).to_struct("k"),
     ]
     return all(
@@ -76,9 +80,6 @@ def _hash_rows_agrees() -> bool:
         == s.to_frame().select(key_hash_expr(["k"])).to_series().to_list()
         for s in samples
     )
-
-
-_HASH_ROWS_AGREES = _hash_rows_agrees()
 
 
 def surrogate_name(column: str) -> str:
