@@ -142,11 +142,17 @@ def _report(updates: int) -> None:
     if os.environ.get("PHASES_WORST"):
         for i in slow[-10:]:
             print("  worst:", " ".join(f"{n}={v[i]:.0f}" for n, v in durations.items()))
-    print("step medians over their last calls, as many as updates (us): wall, CPU")
+    print(
+        "steps over their last calls, as many as updates (us): wall median, CPU median,"
+        " CPU max, CPU sum / updates"
+    )
     for step, durations in _durations.items():
         wall = statistics.median(durations[-updates:]) / 1e3
-        cpu = statistics.median(_cpu[step][-updates:]) / 1e3
-        print(f"  {step:<24} {wall:8.0f} {cpu:8.0f}  ({len(durations)} calls)")
+        cpu = [ns / 1e3 for ns in _cpu[step][-updates:]]
+        print(
+            f"  {step:<24} {wall:8.0f} {statistics.median(cpu):8.0f} {max(cpu):8.0f}"
+            f" {sum(cpu) / updates:8.0f}  ({len(durations)} calls)"
+        )
 
 
 def main() -> None:
