@@ -120,10 +120,19 @@ def test_folded_and_recomputed_reducers_on_both_paths(stream: list[Event], mode:
             m=pw.reducers.argmax(keyed.v), n=pw.reducers.count()
         )
 
+    def by_two_keys(t: pw.Table) -> pw.Table:
+        # Two key columns, one a string: hashed as a struct on the small path (keys.py)
+        # and by the expression on the big one; a disagreement would split a group.
+        keyed = t.select(t.v, odd=t.k % 2, name=t.k.to_string())
+        return keyed.groupby(keyed.odd, keyed.name).reduce(
+            keyed.odd, keyed.name, n=pw.reducers.count(), s=pw.reducers.sum(keyed.v)
+        )
+
     with paths(mode):
         check(folded, stream)
         check(whole, stream)
         check(by_pointer, stream)
+        check(by_two_keys, stream)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
