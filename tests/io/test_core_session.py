@@ -323,6 +323,46 @@ def test_small_commits_take_position_ids_from_blocks_computed_ahead(
     assert len(set(ids)) == sum(sizes)
 
 
+def test_position_id_blocks_of_many_parts_stay_few(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small parts, interleaved and many, get the ids of their own positions, and the
+    session keeps precomputed ids for only a few of them (a directory of many small files
+    must not hold a block of ids per file)."""
+    from deltaflow.io._core import input_session
+
+    monkeypatch.setattr(input_session, "_ID_BLOCK", 4)
+    parts = [f"file{n}" for n in range(3 * input_session._ID_BLOCKS_KEPT)]
+    script: list = []
+    expected: dict[str, list[str]] = {part: [] for part in parts}
+    for round_number in range(3):  # each part comes back: its positions go on
+        for part in parts:
+            values = [f"{part}/{round_number}.{i}" for i in range(1 + round_number)]
+            expected[part].extend(values)
+            script += [NewSource(key=part), Data(DictsContext([{"v": v} for v in values]))]
+            script += [FinishedSource(), Commit()]
+    session = InputSession(
+        "test",
+        lambda: ScriptReader(script),
+        TypedRowsParser(column_specs(Plain)),
+        columns=Plain.dtypes(),
+        autocommit_duration_ms=None,
+    )
+    done = threading.Event()
+    handle = SourceHandle("test", done.set)
+    session.start(handle)
+    deadline = time.monotonic() + 10
+    while not handle._finished and time.monotonic() < deadline:
+        done.wait(0.05)
+        done.clear()
+    session.stop()
+    assert handle.failure is None
+    assert len(session._id_blocks) <= input_session._ID_BLOCKS_KEPT
+    got = pl.concat([batch for batch, *_ in handle.take()])
+    by_value = dict(zip(got["v"].to_list(), got["_id"].to_list(), strict=True))
+    for part, values in expected.items():
+        ids = sequence_ids(f"test|{part}", 0, len(values)).to_list()
+        assert [by_value[v] for v in values] == ids
+
+
 class PromiseHandle(SourceHandle):
     """A real handle that also keeps, per push, whether the batch was promised consolidated."""
 

@@ -56,7 +56,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("deltaflow.io")
 
 KINDS = ("insert", "delete", "upsert", "truncate")
-_ID_BLOCK = 4096  # position ids computed at once for small commits
+_ID_BLOCK = 4096  # position ids computed at once for small commits (see _position_ids) ...
+_ID_BLOCK_MAX = 65_536  # ... growing up to this many for a part that keeps committing
+_ID_BLOCKS_KEPT = 4  # source parts whose blocks are kept
 _ONES = pl.Series(DIFF, [1] * _ID_BLOCK, dtype=pl.Int64)
 _MINUS_ONES = -_ONES
 
@@ -226,6 +228,7 @@ class InputSession(Source):
         self._state = RowsById(ID, [(n, d.to_polars()) for n, d in self.columns.items()])
         self._by_source: dict[Hashable, list[pl.DataFrame]] = {}
         self._positions: dict[Hashable, int] = {}
+        # Per source part read lately: the ids of its next positions (the first one, the ids).
         self._id_blocks: dict[Hashable, tuple[int, pl.Series]] = {}
         self._retracting = reader.retracts_sources
         self._frontier = OffsetFrontier(self.seek_to)
@@ -521,12 +524,26 @@ class InputSession(Source):
             seed = f"{seed}|worker {self.share.index}"
         if count >= _ID_BLOCK:
             return sequence_ids(seed, start, count)
-        # Small commits (a stream) take their ids from a block computed ahead: hashing has a
-        # fixed cost per call, and ids depend only on the position.
-        cached = self._id_blocks.get(key)
-        if cached is None or not cached[0] <= start or start + count > cached[0] + _ID_BLOCK:
-            cached = self._id_blocks[key] = (start, sequence_ids(seed, start, _ID_BLOCK))
-        return cached[1].slice(start - cached[0], count)
+        # Small commits (a stream) take their ids from a block computed ahead: computing ids
+        # has a fixed cost of a few hundred microseconds per call whatever the count, and ids
+        # depend only on the position. Blocks are kept for the few parts read last (a stream,
+        # files being appended to): a source of many small files must not keep one per file.
+        # A part that keeps needing blocks gets bigger ones (4x, up to _ID_BLOCK_MAX): the
+        # commit that computes one waits for it, so they come rarer.
+        blocks = self._id_blocks
+        block = blocks.get(key)
+        if block is None or not block[0] <= start:
+            size = _ID_BLOCK
+        elif start + count > block[0] + block[1].len():
+            size = min(_ID_BLOCK_MAX, 4 * block[1].len())
+        else:
+            return block[1].slice(start - block[0], count)
+        ids = sequence_ids(seed, start, size)
+        blocks.pop(key, None)
+        blocks[key] = (start, ids)
+        if len(blocks) > _ID_BLOCKS_KEPT:
+            del blocks[next(iter(blocks))]  # the part whose block is the oldest
+        return ids.slice(0, count)
 
     def _apply_kind(self, frame: pl.DataFrame, kind: str) -> pl.DataFrame | None:
         # Frames are put together from their Series (no query: see _delta).
