@@ -280,3 +280,20 @@ def test_an_empty_key_hashes_as_the_query_does() -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ids_module, "PYTHON_KEY_ROWS", 0)
         assert hash_columns(frame, []).to_list() == in_python == [text_digest("k")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(max_size=12),
+    st.integers(0, 2**40),
+    st.integers(1, ids_module.PYTHON_KEY_ROWS),
+    st.integers(0, 100),
+)
+def test_few_sequence_ids_computed_in_python_equal_the_query(
+    seed: str, start: int, count: int, offset: int
+) -> None:
+    # More than PYTHON_KEY_ROWS ids take the Polars query; a few are computed in Python.
+    many = sequence_ids(seed, start, ids_module.PYTHON_KEY_ROWS + 101).to_list()
+    few = sequence_ids(seed, start + offset, count)
+    assert few.dtype == ID_DTYPE
+    assert few.to_list() == many[offset : offset + count]

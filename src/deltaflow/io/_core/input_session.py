@@ -532,7 +532,11 @@ class InputSession(Source):
         # commit that computes one waits for it, so they come rarer.
         blocks = self._id_blocks
         block = blocks.get(key)
-        if block is None or not block[0] <= start:
+        if block is None:
+            # The part's first small commit: its own ids (a few are cheap, computed in
+            # Python), as a small file has no other; a block from the part's next commit.
+            size = count
+        elif block[1].len() < _ID_BLOCK or not block[0] <= start:
             size = _ID_BLOCK
         elif start + count > block[0] + block[1].len():
             size = min(_ID_BLOCK_MAX, 4 * block[1].len())
