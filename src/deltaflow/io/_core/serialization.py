@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._small_frames import series_of_values
+from deltaflow._small_frames import series_of_array, series_of_values
 from deltaflow.io._core.json_text import load_json_line
 
 if TYPE_CHECKING:
@@ -208,8 +208,9 @@ def parse_text_column(series: pl.Series, dtype: t.DType) -> tuple[pl.Series, pl.
     if raw.dtype != pl.String:  # already parsed by the CSV reader (ints, floats)
         wanted = dtype.to_polars()
         values = raw if raw.dtype == wanted else raw.cast(wanted)
-        failed = values.is_null() if not dtype.is_optional else _none_failed(name, raw.len())
-        return values.alias(name), failed.alias(name)
+        if dtype.is_optional or not values.null_count():  # (is_null is a query: skipped)
+            return values.alias(name), _none_failed(name, raw.len())
+        return values.alias(name), values.is_null().alias(name)
     if base == t.STR:
         values = raw
         if dtype.is_optional:
@@ -269,7 +270,8 @@ def parse_text_column(series: pl.Series, dtype: t.DType) -> tuple[pl.Series, pl.
 
 
 def _none_failed(name: str, length: int) -> pl.Series:
-    return pl.repeat(False, length, dtype=pl.Boolean, eager=True).alias(name)
+    """A mask of no failures (from NumPy: ``pl.repeat`` is a query, ~0.1 ms a call)."""
+    return series_of_array(name, np.zeros(length, dtype=np.bool_))
 
 
 def _parse_datetimes(text: pl.Series, base: t.DType) -> pl.Series:
