@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import deltaflow as pw
 from deltaflow import _types as t
+from deltaflow.io._core import parsing
 from deltaflow.io._core.base import DictsContext, KeyValueContext, RawContext, RowsContext
 from deltaflow.io._core.formats import (
     BinaryParser,
@@ -402,12 +403,15 @@ def _csv_documents(draw: st.DrawFn) -> str:
 @given(_csv_documents())
 def test_csv_fast_path_matches_the_exact_reader(text: str) -> None:
     # An escape character (absent from the text) forces the exact, line-by-line reader.
-    fast = csv_parse(text)
     exact = csv_parse(text, CsvParserSettings(escape="\\"))
-    assert fast.frame.equals(exact.frame), text
-    assert [(e.where, e.reason) for e in fast.errors] == [
-        (e.where, e.reason) for e in exact.errors
-    ], text
+    for small_documents in (parsing.SMALL_DOCUMENT_BYTES, 0):  # Python's split, then Polars'
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parsing, "SMALL_DOCUMENT_BYTES", small_documents)
+            fast = csv_parse(text)
+        assert fast.frame.equals(exact.frame), text
+        assert [(e.where, e.reason) for e in fast.errors] == [
+            (e.where, e.reason) for e in exact.errors
+        ], text
 
 
 def _in_pieces(text: str, cuts: list[int]) -> list[RawContext]:
@@ -565,8 +569,11 @@ def _good_json_lines(draw: st.DrawFn) -> str:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(_json_lines(), _good_json_lines()))
 def test_json_lines_fast_read_matches_the_exact_reader(text: str) -> None:
-    # json_field_paths (here naming the same fields) forces the line-by-line reader.
-    fast = JsonLinesParser(column_specs(Mixed)).parse(RawContext([text], {"path": "in.jsonl"}))
+    # json_field_paths (here naming the same fields) forces the line-by-line reader; a small
+    # document is read line by line anyway, so Polars is made to read every one.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parsing, "SMALL_DOCUMENT_BYTES", 0)
+        fast = JsonLinesParser(column_specs(Mixed)).parse(RawContext([text], {"path": "in.jsonl"}))
     paths = {name: f"/{name}" for name in "abcdef"}
     exact = JsonLinesParser(column_specs(Mixed), paths).parse(
         RawContext([text], {"path": "in.jsonl"})

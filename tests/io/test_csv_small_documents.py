@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import deltaflow as pw
-from deltaflow.io._core import csv_fast_split
+from deltaflow.io._core import csv_fast_split, parsing
 from deltaflow.io._core.base import ParsedBlock, RawContext
 from deltaflow.io._core.formats import CsvParser, column_specs
 
@@ -70,7 +70,7 @@ def _parse(data: bytes) -> ParsedBlock:
 def test_small_documents_parse_as_polars_reads_them(data: bytes) -> None:
     small = _parse(data)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(csv_fast_split, "SMALL_DOCUMENT_BYTES", 0)  # Polars for every document
+        patch.setattr(parsing, "SMALL_DOCUMENT_BYTES", 0)  # Polars for every document
         reference = _parse(data)
     assert small.frame.schema == reference.frame.schema, data
     assert small.frame.equals(reference.frame), data

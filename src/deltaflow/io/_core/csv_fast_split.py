@@ -17,6 +17,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._small_frames import frame_of, series_of_values
+from deltaflow.io._core import parsing
 from deltaflow.io._core.parsing import ColumnSpec
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def split_fast(
         return None  # a blank line could be an empty value: the slow path skips it
     if len(set(header)) != len(header):
         return None  # Polars renames repeated names: the exact reader reports them
-    if len(data) <= SMALL_DOCUMENT_BYTES:
+    if len(data) <= parsing.SMALL_DOCUMENT_BYTES:  # (read here: tests change it)
         small = _split_small(data, header, columns, s.delimiter)
         if small is not None:
             return small
@@ -116,11 +117,6 @@ def split_fast(
         return None  # short, long or blank lines: the slow path reports them exactly
     return frame.columns, frame
 
-
-#: Documents up to this size are split in Python when they can be (:func:`_split_small`):
-#: ``pl.read_csv`` costs about half a millisecond whatever the size, most of a small file's
-#: cost (a directory of many small files, a stream of small appends).
-SMALL_DOCUMENT_BYTES = 16_384
 
 #: The cells :func:`_split_small` converts itself: those whose value Python and Polars'
 #: reader read alike. Any other cell leaves the document to Polars.

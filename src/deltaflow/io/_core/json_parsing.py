@@ -15,6 +15,7 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow._small_frames import frame_of
 from deltaflow._values import type_mismatch
+from deltaflow.io._core import parsing
 from deltaflow.io._core.base import (
     DictsContext,
     ParsedBlock,
@@ -277,9 +278,10 @@ class JsonLinesParser(Parser):
     """Each record holds one or more JSON objects, one per line.
 
     ``json_field_paths`` maps a column to a JSON pointer (``/a/b``) inside the object.
-    ``fast_min_lines``: a record of fewer lines is read line by line even when Polars could
-    read it at once (Polars' fixed cost per call exceeds the per-line cost of a handful of
-    lines; streaming connectors hand over many small records).
+    A record is read by Polars at once when it can be (see :meth:`_read_fast`), unless it
+    is small (``parsing.SMALL_DOCUMENT_BYTES``) or has fewer lines than ``fast_min_lines``:
+    Polars' fixed cost per call exceeds the per-line cost of a few hundred lines (files of a
+    few rows; streaming connectors hand over many small records).
     """
 
     def __init__(
@@ -362,7 +364,9 @@ class JsonLinesParser(Parser):
         records, metadata, first_line = records_of(context)
         if len(records) == 1 and self._fast_schema:
             data = as_bytes(records[0])
-            few = self.fast_min_lines > 0 and data.count(b"\n") < self.fast_min_lines
+            few = len(data) <= parsing.SMALL_DOCUMENT_BYTES or (
+                self.fast_min_lines > 0 and data.count(b"\n") < self.fast_min_lines
+            )
             frame = None if few else self._read_fast(data)
             if frame is not None:
                 line = (

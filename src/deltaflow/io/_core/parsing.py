@@ -16,6 +16,11 @@ from deltaflow.io._core.bad_records import report_bad_value
 from deltaflow.io._core.base import KeyValueContext, ParseError, RawContext, ReaderContext
 
 METADATA_COLUMN = "_metadata"
+#: Documents up to this size are parsed in Python where they can be (CSV: csv_fast_split;
+#: JSON lines: JsonLinesParser): a Polars reader call costs a quarter to half a millisecond
+#: whatever the size, most of the cost of a small file (a directory of many small files, a
+#: stream of small appends), where Python takes tens of microseconds.
+SMALL_DOCUMENT_BYTES = 16_384
 NO_DEFAULT = object()
 
 
