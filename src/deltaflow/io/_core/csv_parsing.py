@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._small_frames import frame_of
 from deltaflow.io._core.base import ParsedBlock, ParseError, Parser, RawContext, ReaderContext
 from deltaflow.io._core.csv_fast_split import split_fast
 from deltaflow.io._core.parsing import (
@@ -469,7 +470,7 @@ class CsvParser(Parser):
                             f"not a valid {spec.dtype!r}",
                         )
             out.append(values)
-        frame = pl.DataFrame(out) if out else pl.DataFrame()
+        frame = frame_of(out) if out else pl.DataFrame()  # (Series of one height: no checks)
         frame = cell_errors.finish(frame)
         reasons.update(cell_errors.dropped)
         if reasons:
