@@ -76,6 +76,16 @@ def run_reader(
     **options,
 ) -> SourceHandle:
     """Run an InputSession over ``reader`` until it finishes; returns its handle."""
+    return run_reader_session(schema, reader, handle_class, **options)[1]
+
+
+def run_reader_session(
+    schema: type[pw.Schema],
+    reader: Reader,
+    handle_class: type[SourceHandle] = SourceHandle,
+    **options,
+) -> tuple[InputSession, SourceHandle]:
+    """:func:`run_reader`, returning the session too."""
     session = InputSession(
         "test",
         lambda: reader,
@@ -94,7 +104,7 @@ def run_reader(
     session.stop()
     if handle.failure is not None:
         raise handle.failure
-    return handle
+    return session, handle
 
 
 def as_rows(batch: pl.DataFrame) -> list[tuple]:
@@ -339,22 +349,7 @@ def test_position_id_blocks_of_many_parts_stay_few(monkeypatch: pytest.MonkeyPat
             expected[part].extend(values)
             script += [NewSource(key=part), Data(DictsContext([{"v": v} for v in values]))]
             script += [FinishedSource(), Commit()]
-    session = InputSession(
-        "test",
-        lambda: ScriptReader(script),
-        TypedRowsParser(column_specs(Plain)),
-        columns=Plain.dtypes(),
-        autocommit_duration_ms=None,
-    )
-    done = threading.Event()
-    handle = SourceHandle("test", done.set)
-    session.start(handle)
-    deadline = time.monotonic() + 10
-    while not handle._finished and time.monotonic() < deadline:
-        done.wait(0.05)
-        done.clear()
-    session.stop()
-    assert handle.failure is None
+    session, handle = run_reader_session(Plain, ScriptReader(script), autocommit_duration_ms=None)
     assert len(session._id_blocks) <= input_session._ID_BLOCKS_KEPT
     got = pl.concat([batch for batch, *_ in handle.take()])
     by_value = dict(zip(got["v"].to_list(), got["_id"].to_list(), strict=True))
