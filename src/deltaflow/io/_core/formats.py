@@ -60,6 +60,35 @@ __all__ = [
 
 _BOOL_LABELS = pl.Series(["False", "True"], dtype=pl.Enum(["False", "True"]))
 
+#: A batch of up to this many rows whose columns are all ints, strings or bools is formatted
+#: in Python, to the same bytes: Polars' frame building and writer cost a few hundred
+#: microseconds a call, the fixed cost of every small time of a streaming output.
+PYTHON_FORMAT_ROWS = 64
+_PLAIN_TYPES = (t.INT, t.STR, t.BOOL)
+
+
+def _plain_columns(columns: Mapping[str, t.DType]) -> bool:
+    return all(dtype.strip_optional() in _PLAIN_TYPES for dtype in columns.values())
+
+
+def _frame_of_height(columns: list[pl.Series], height: int) -> pl.DataFrame:
+    """The columns as a frame; without columns, a frame of ``height`` rows and no column (a
+    table without columns still writes a time and a diff per row)."""
+    if columns:
+        return pl.DataFrame(columns)
+    return pl.DataFrame({"_": [None] * height}).drop("_")
+
+
+def _csv_text(value: Any) -> str:
+    """A field of a plain column as Polars writes it with ``quote_style="always"``."""
+    if value is None:
+        return '"None"'
+    if value is True or value is False:
+        return '"True"' if value else '"False"'
+    if type(value) is str:
+        return '"' + value.replace('"', '""') + '"'
+    return f'"{value}"'
+
 
 class CsvFormatter(BytesFormatter):
     """Every field double-quoted, then ``time`` and ``diff`` (as Pathway writes CSV)."""
@@ -67,6 +96,21 @@ class CsvFormatter(BytesFormatter):
     def __init__(self, columns: Mapping[str, t.DType], delimiter: str = ",") -> None:
         self.columns = dict(columns)
         self.delimiter = delimiter
+        self._plain = _plain_columns(self.columns)
+
+    def _python_lines(self, batch: pl.DataFrame, time: int) -> bytes:
+        tail = f'"{time}"'
+        delimiter = self.delimiter
+        columns = [batch.get_column(name).to_list() for name in self.columns]
+        lines = [
+            delimiter.join([*map(_csv_text, row), tail, f'"{diff}"']) + "\n"
+            for row, diff in zip(
+                zip(*columns, strict=True) if columns else [()] * batch.height,
+                batch.get_column(DIFF).to_list(),
+                strict=True,
+            )
+        ]
+        return "".join(lines).encode()
 
     def header(self) -> bytes:
         names = [*self.columns, "time", "diff"]
@@ -75,8 +119,11 @@ class CsvFormatter(BytesFormatter):
         ).encode()
 
     def format_into(self, batch: pl.DataFrame, time: int, stream: BinaryIO) -> None:
+        if batch.height <= PYTHON_FORMAT_ROWS and self._plain:
+            stream.write(self._python_lines(batch, time))
+            return
         columns = [self._text(batch[name], dtype) for name, dtype in self.columns.items()]
-        frame = pl.DataFrame(columns).with_columns(
+        frame = _frame_of_height(columns, batch.height).with_columns(
             pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64).alias("time"),
             batch[DIFF].alias("diff"),
         )
@@ -103,18 +150,35 @@ class CsvFormatter(BytesFormatter):
         return text_column(series, dtype)
 
 
+_COMPACT: dict[str, Any] = {"separators": (",", ":"), "ensure_ascii": False}
+
+
 class JsonLinesFormatter(BytesFormatter):
     """One compact JSON object per row: the columns, then ``diff`` and ``time``."""
 
     def __init__(self, columns: Mapping[str, t.DType]) -> None:
         self.columns = dict(columns)
+        self._plain = _plain_columns(self.columns)
 
     def format_into(self, batch: pl.DataFrame, time: int, stream: BinaryIO) -> None:
+        if batch.height <= PYTHON_FORMAT_ROWS and self._plain:
+            names = [*self.columns, "diff", "time"]
+            columns = [batch.get_column(name).to_list() for name in self.columns]
+            diffs = batch.get_column(DIFF).to_list()
+            rows = zip(*columns, diffs, [time] * batch.height, strict=True)
+            stream.write(
+                "".join(
+                    json.dumps(dict(zip(names, row, strict=True)), **_COMPACT) + "\n"
+                    for row in rows
+                ).encode()
+            )
+            return
         ready = {
             name: json_ready_column(batch[name], dtype) for name, dtype in self.columns.items()
         }
-        if all(isinstance(v, pl.Series) for v in ready.values()):
-            frame = pl.DataFrame(list(ready.values())).with_columns(
+        series = [v for v in ready.values() if isinstance(v, pl.Series)]
+        if len(series) == len(ready):
+            frame = _frame_of_height(series, batch.height).with_columns(
                 batch[DIFF].alias("diff"),
                 pl.lit(time, dtype=pl.Int64 if time < 2**63 else pl.UInt64).alias("time"),
             )
