@@ -229,6 +229,34 @@ def test_intervals_over_groups_rows_around_each_point() -> None:
     assert rows(outer, "_pw_window_location", "c") == [(2, 3), (6, 1)]
 
 
+def test_intervals_over_tuple_lists_rows_by_time() -> None:
+    # Ids are hashes: listed by id, these rows would not come out in time order.
+    t = pw.debug.table_from_markdown("""
+      | t  | v
+    1 | 7  | 70
+    2 | 3  | 30
+    3 | 5  | 50
+    4 | 4  | 40
+    5 | 6  | 60
+    6 | 20 | 99
+    """)
+    probes = pw.debug.table_from_markdown("""
+    t
+    5
+    20
+    """)
+    result = t.windowby(
+        t.t, window=pw.temporal.intervals_over(at=probes.t, lower_bound=-2, upper_bound=2)
+    ).reduce(
+        pw.this._pw_window_location,
+        vs=pw.reducers.tuple(pw.this.v),
+        arr=pw.reducers.ndarray(pw.this.t, skip_nones=True),
+    )
+    frame = pw.debug.table_to_pandas(result).sort_values("_pw_window_location")
+    assert [tuple(v) for v in frame["vs"]] == [(30, 40, 50, 60, 70), (99,)]
+    assert [list(a) for a in frame["arr"]] == [[3, 4, 5, 6, 7], [20]]
+
+
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [

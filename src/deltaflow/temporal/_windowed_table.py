@@ -231,7 +231,10 @@ class WindowedGroupedTable:
         if by_instance_name:
             keys.append(ColumnReference(target, self._instance_name))  # type: ignore[arg-type]
         hidden = {f"__pw_key_{name}": ColumnReference(target, name) for name in self._keys}
-        return target.groupby(*keys).reduce(**hidden, **inner)
+        # The rows of an intervals_over window reach order-keeping reducers (tuple, ndarray)
+        # by time, as in Pathway (then by id); the other kinds keep the order of ids.
+        sort_by = ColumnReference(target, KEY) if self._window_kind == "intervals_over" else None
+        return target.groupby(*keys, sort_by=sort_by).reduce(**hidden, **inner)
 
     def _with_window_ids(self, result: Table) -> Table:
         """``result`` re-keyed by the pointer of (window, start, end, instance)."""
