@@ -196,7 +196,9 @@ class SynchronizationGroup:
         ``spans``: sorted, disjoint ``(start, end)`` row ranges of ``batch`` that must enter the
         engine at one time (the rows of one file). Their rows pass the group one by one (so
         the other sources see this one advance), but a part never ends inside a span: the
-        span is yielded once its last row has passed."""
+        span is yielded once its last row has passed. Static inputs give no spans: the
+        engine's first time waits for their first commit, so holding one of their files
+        whole could hold the whole group."""
         self.seen(session, handle)
         member = self._member(session)
         values = _comparable(batch.get_column(member.column))

@@ -233,9 +233,7 @@ class InputSession(Source):
         self._ready: list[pl.DataFrame] = []  # rows that may be committed
         self._ready_rows = 0
         self._ready_distinct = True  # whether no id occurs twice in _ready (see _distinct)
-        # Row ranges of _ready that came from one source block (a file): a synchronization
-        # group lets such a range into the engine whole, never a part of it.
-        self._ready_spans: list[tuple[int, int]] = []
+        self._ready_spans: list[tuple[int, int]] = []  # _ready's rows of one file (sync groups)
         self._block: list[pl.DataFrame] | None = None  # rows of an open NewSource block
         self._block_distinct = True
         self._distinct = False  # whether the last delta's ids are positions (so, distinct)
@@ -337,9 +335,7 @@ class InputSession(Source):
         first = self._ready_rows
         for frame in block:
             self._append_ready(frame, self._block_distinct)
-        if self._ready_rows > first + 1 and not self.static:
-            # (A static input's rows all wait for its first commit: the engine's first time
-            # waits for it, so holding a file whole there could hold the whole group.)
+        if self._ready_rows > first + 1 and not self.static:  # (static: see sync_group.admit)
             self._ready_spans.append((first, self._ready_rows))
         self._block_key = None
 
