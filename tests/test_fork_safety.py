@@ -315,3 +315,21 @@ def test_terminating_a_forked_child_stops_its_rerun(tmp_path: Path) -> None:
     with out.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted((row["word"], row["n"]) for row in rows) == [("a", "2"), ("b", "1")]
+
+
+def test_a_carried_join_select_keeps_its_placeholders() -> None:
+    """A graph pickled for a fresh interpreter (what a forked child carries) still knows
+    pw.left / pw.right / pw.this: operations recognise them by identity."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    import deltaflow as pw
+
+    prices = pw.debug.table_from_markdown("item | price\nink | 3\npen | 5")
+    stock = pw.debug.table_from_markdown("item | qty\nink | 10\npen | 2")
+    value = prices.join(stock, pw.left.item == pw.right.item).select(
+        pw.left.item, total=pw.left.price * pw.right.qty
+    )
+    carried = cloudpickle.loads(cloudpickle.dumps(value.filter(pw.this.total > 0)))
+    for placeholder in (pw.this, pw.left, pw.right):
+        assert cloudpickle.loads(cloudpickle.dumps(placeholder)) is placeholder
+    frame = pw.debug.table_to_pandas(carried)
+    assert sorted(zip(frame["item"], frame["total"], strict=True)) == [("ink", 30), ("pen", 10)]

@@ -748,6 +748,28 @@ def test_read_rejects_missing_tables_and_columns(tmp_path: Path) -> None:
     assert _values(view) == []
 
 
+@pytest.mark.parametrize(
+    ("ddl", "name", "kind"),
+    [
+        ("CREATE TRIGGER audit AFTER INSERT ON base BEGIN SELECT 1; END", "Audit", "trigger"),
+        ("CREATE INDEX by_v ON base(v)", "by_v", "index"),
+    ],
+)
+@pytest.mark.parametrize("init_mode", ["create_if_not_exists", "replace"])
+def test_write_refuses_a_name_of_an_index_or_trigger(
+    tmp_path: Path, ddl: str, name: str, kind: str, init_mode: str
+) -> None:
+    db = tmp_path / "x.db"
+    _execute(db, "CREATE TABLE base (k INTEGER PRIMARY KEY, v INTEGER)", ddl)
+    table = pw.debug.table_from_markdown("k | v\n1 | 2")
+    pw.io.sqlite.write(table, db, name, init_mode=init_mode)
+    with pytest.raises(ConnectorError, match=f"names a SQLite {kind}"):
+        pw.run(monitoring_level=pw.MonitoringLevel.NONE)
+    with sqlite3.connect(db) as connection:  # nothing was created beside it
+        tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        assert [row[0] for row in tables] == ["base"]
+
+
 # ------------------------------------------------------------------------------------------
 # Failures: rollback, retry
 # ------------------------------------------------------------------------------------------

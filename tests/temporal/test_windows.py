@@ -229,6 +229,74 @@ def test_intervals_over_groups_rows_around_each_point() -> None:
     assert rows(outer, "_pw_window_location", "c") == [(2, 3), (6, 1)]
 
 
+def test_intervals_over_tuple_lists_rows_by_time() -> None:
+    # Ids are hashes: listed by id, these rows would not come out in time order.
+    t = pw.debug.table_from_markdown("""
+      | t  | v
+    1 | 7  | 70
+    2 | 3  | 30
+    3 | 5  | 50
+    4 | 4  | 40
+    5 | 6  | 60
+    6 | 20 | 99
+    """)
+    probes = pw.debug.table_from_markdown("""
+    t
+    5
+    20
+    """)
+    result = t.windowby(
+        t.t, window=pw.temporal.intervals_over(at=probes.t, lower_bound=-2, upper_bound=2)
+    ).reduce(
+        pw.this._pw_window_location,
+        vs=pw.reducers.tuple(pw.this.v),
+        arr=pw.reducers.ndarray(pw.this.t, skip_nones=True),
+    )
+    frame = pw.debug.table_to_pandas(result).sort_values("_pw_window_location")
+    assert [tuple(v) for v in frame["vs"]] == [(30, 40, 50, 60, 70), (99,)]
+    assert [list(a) for a in frame["arr"]] == [[3, 4, 5, 6, 7], [20]]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        (
+            "sliding",
+            [(-5, (300, 400, 500), 1200), (0, (100, 300, 400, 500), 1300), (5, (100,), 100)],
+        ),
+        ("intervals_over", [(0, (400, 500), 900), (3, (300,), 300), (6, (100,), 100)]),
+    ],
+)
+def test_ix_inside_a_reducer_of_windows_sharing_rows(kind: str, expected: list[Any]) -> None:
+    prices = pw.debug.table_from_markdown("""
+      | price
+    1 | 100
+    3 | 300
+    4 | 400
+    5 | 500
+    """)
+    sales = pw.debug.table_from_markdown("""
+    t | item
+    1 | 5
+    2 | 4
+    4 | 3
+    7 | 1
+    """).select(pw.this.t, ref=prices.pointer_from(pw.this.item))
+    points = pw.debug.table_from_markdown("t\n1\n4\n7\n9")
+    window = (
+        pw.temporal.sliding(hop=5, duration=10)
+        if kind == "sliding"
+        else pw.temporal.intervals_over(at=points.t, lower_bound=-1, upper_bound=1, is_outer=False)
+    )
+    grouped = sales.windowby(sales.t, window=window)
+    result = grouped.reduce(
+        pw.this._pw_window_start,
+        seen=pw.reducers.sorted_tuple(prices.ix(grouped.ref).price),
+        total=pw.reducers.sum(prices.ix(grouped.ref).price),
+    )
+    assert rows(result, "_pw_window_start", "seen", "total") == expected
+
+
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
@@ -511,20 +579,6 @@ def test_ix_of_a_windowed_column_inside_a_reducer() -> None:
     _, columns = pw.debug.table_to_dicts(result)
     final = {columns["_pw_window_start"][key]: columns["v"][key] for key in columns["v"]}
     assert final == {0: (1, 2, 6), 5: (2,)}  # rows arrived at three times
-
-
-def test_ix_inside_a_reducer_of_overlapping_windows_is_refused_at_definition() -> None:
-    values = pw.debug.table_from_markdown("""
-        | v
-      1 | 1
-    """)
-    table = pw.debug.table_from_markdown("""
-        | t | ptr
-      1 | 1 | 1
-    """).select(pw.this.t, ptr=values.pointer_from(pw.this.ptr))
-    grouped = table.windowby(table.t, window=pw.temporal.sliding(hop=1, duration=3))
-    with pytest.raises(NotImplementedError, match="before windowby"):
-        grouped.reduce(v=pw.reducers.sorted_tuple(values.ix(grouped.ptr).v))
 
 
 @settings(max_examples=60, deadline=None)

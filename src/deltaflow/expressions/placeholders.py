@@ -228,6 +228,11 @@ class Placeholder:
     def __repr__(self) -> str:
         return f"pw.{self._label}"
 
+    def __reduce__(self) -> str:
+        # Operations recognise pw.this/left/right by identity: a pickled expression (a graph
+        # carried to another interpreter) must get this module's objects back, not copies.
+        return self._label
+
 
 this = Placeholder("this")
 left = Placeholder("left")

@@ -17,9 +17,13 @@ was let through), else the largest value let through; a source that has not comm
 yet blocks the others, as it would in Pathway. A row of source ``s`` with value ``v`` may enter
 when, for every other active source ``o``:
 
-* ``v <= position(o) + max_difference``, and
+* ``v <= position(o) + max_difference`` if ``o`` has the same or a higher priority (a source
+  of lower priority never holds back one of higher priority), and
 * if ``o`` has a higher priority: ``v <= largest value of o let through`` or
   ``v < first value o holds back`` (the higher-priority source has already read past ``v``).
+
+The rows of one file (a source part of a file connector) enter the engine at one time: their
+values pass the group one by one, but none of them is pushed before the last one has passed.
 
 A source stops constraining the others when it has finished, or when it has an
 ``idle_duration``, holds nothing back and committed no row for that long. The source holding
@@ -32,7 +36,7 @@ import datetime
 import logging
 import threading
 import time as _time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,13 +188,22 @@ class SynchronizationGroup:
         handle: SourceHandle,
         batch: pl.DataFrame,
         stop: threading.Event,
+        spans: Sequence[tuple[int, int]] = (),
     ) -> Iterator[tuple[pl.DataFrame, bool]]:
         """Yield ``(part, is_last)`` for consecutive parts of ``batch`` as the group lets them
-        through, waiting in between. Ends early (without ``is_last``) when ``stop`` is set."""
+        through, waiting in between. Ends early (without ``is_last``) when ``stop`` is set.
+
+        ``spans``: sorted, disjoint ``(start, end)`` row ranges of ``batch`` that must enter the
+        engine at one time (the rows of one file). Their rows pass the group one by one (so
+        the other sources see this one advance), but a part never ends inside a span: the
+        span is yielded once its last row has passed. Static inputs give no spans: the
+        engine's first time waits for their first commit, so holding one of their files
+        whole could hold the whole group."""
         self.seen(session, handle)
         member = self._member(session)
         values = _comparable(batch.get_column(member.column))
-        start = 0
+        start = 0  # rows that passed the group
+        pushed = 0  # rows yielded
         with self._cond:
             member.last_data = _time.monotonic()
         while start < batch.height:
@@ -219,10 +232,15 @@ class SynchronizationGroup:
                     batch.height - end,
                     values[end],
                 )
-            yield (
-                batch if start == 0 and end == batch.height else batch.slice(start, count),
-                end == batch.height,
-            )
+            cut = _cut_before_span(end, spans)
+            if cut > pushed:
+                yield (
+                    batch
+                    if pushed == 0 and cut == batch.height
+                    else batch.slice(pushed, cut - pushed),
+                    cut == batch.height,
+                )
+                pushed = cut
             start = end
 
     # --- the rule ------------------------------------------------------------------------
@@ -255,7 +273,12 @@ class SynchronizationGroup:
         now = _time.monotonic()
         allowed = np.ones(len(values), dtype=bool)
         for other in self.members:
-            if other is member or not self._constrains(other, now):
+            # Sources of lower priority never hold this one back: they follow it.
+            if (
+                other is member
+                or other.priority < member.priority
+                or not self._constrains(other, now)
+            ):
                 continue
             position = other.position()
             if position is None:
@@ -273,6 +296,16 @@ class SynchronizationGroup:
         if allowed.all():
             return len(values)
         return int(np.argmin(allowed))
+
+
+def _cut_before_span(end: int, spans: Sequence[tuple[int, int]]) -> int:
+    """``end``, or the start of the span ``end`` falls strictly inside of."""
+    for first, last in spans:
+        if first < end < last:
+            return first
+        if first >= end:
+            break
+    return end
 
 
 _GROUPS: dict[str, SynchronizationGroup] = {}

@@ -148,8 +148,16 @@ class _SlidingWindow(Window):
         self.check(kind, where)
         behavior = _common(behavior, self, kind, where)
 
-        def build(carried: list[str]) -> Table:
-            target = self.assign(table, key, instance, carried, where, derive_ids=False)
+        def build(carried: list[str], lookups: dict[str, Any] | None = None) -> Table:
+            source = _with_lookups(table, lookups)
+            target = self.assign(
+                source,
+                _rebind(key, table, source),
+                None if instance is None else _rebind(instance, table, source),
+                carried,
+                where,
+                derive_ids=False,
+            )
             return _with_behavior(target, behavior)
 
         keys = [START, END] + ([INSTANCE] if instance is not None else [])
@@ -276,12 +284,13 @@ class _IntervalsOverWindow(Window):
         )
         from deltaflow.table_stateful import JoinMode
 
-        def build(carried: list[str]) -> Table:
+        def build(carried: list[str], lookups: dict[str, Any] | None = None) -> Table:
+            source = _with_lookups(table, lookups)
             joined = interval_join(
                 at_table,
-                table,
+                source,
                 at,
-                key,
+                _rebind(key, table, source),
                 interval(self.lower_bound, self.upper_bound),
                 how=JoinMode.LEFT if self.is_outer else JoinMode.INNER,
             )
@@ -367,6 +376,12 @@ def _time_label(key: ColumnExpression) -> str:
 def _name_of(instance: ColumnExpression | None) -> str | None:
     """The column name of an instance given as a plain column reference."""
     return instance.name if isinstance(instance, ColumnReference) else None
+
+
+def _with_lookups(table: Table, lookups: dict[str, Any] | None) -> Table:
+    """``table`` with the ``ix`` lookups of a windowed reduce as columns: looked up once per
+    row, before the row is copied into each of its windows (see ``WindowedGroupedTable``)."""
+    return table.with_columns(**lookups) if lookups else table
 
 
 def _rebind(expression: ColumnExpression, table: Table, placeholder: Any) -> Any:

@@ -2,7 +2,8 @@
 per window (and instance).
 
 The window kinds of :mod:`._window` build it with a function assigning rows to windows; its
-``reduce`` asks that function for only the columns the reducers read, runs the grouped
+``reduce`` asks that function for only the columns the reducers read (and, for windows that
+share rows, the ``ix`` lookups to add to the table first), runs the grouped
 reduce (or the per-pane reduce of :mod:`._panes` for sliding windows) and gives the result
 Pathway's window ids.
 """
@@ -73,7 +74,7 @@ class WindowedGroupedTable:
     def __init__(
         self,
         table: Table,
-        build: Callable[[list[str]], Table],
+        build: Callable[..., Table],
         keys: list[str],
         *,
         window_kind: str,
@@ -147,12 +148,6 @@ class WindowedGroupedTable:
             return this[name]
 
         outputs = [(name, transform(expr, lift)) for name, expr in outputs]
-        if lifted and not self._one_window_per_row:
-            raise NotImplementedError(
-                f"{where}: ix(...) inside a reducer is supported for windows that hold each "
-                f"row once (tumbling, session); with sliding or intervals_over windows, add "
-                f"the looked-up column to the table before windowby"
-            )
         used = {ref.name for _, expr in outputs for ref in _references(expr)}
         used |= {ref.name for _, node in lifted for ref in _references(node.request.pointer)}
         carried = [
@@ -221,9 +216,13 @@ class WindowedGroupedTable:
     ) -> Table:
         """The grouped reduce over the rows with their windows (hidden key columns
         ``__pw_key_<name>`` next to the ``inner`` outputs)."""
-        target = self._build(carried)
-        if lifted:
-            target = target.with_columns(**dict(lifted))
+        if lifted and not self._one_window_per_row:
+            # A row in several windows keeps its id in each: look up before copying it.
+            target = self._build([*carried, *(name for name, _ in lifted)], dict(lifted))
+        else:
+            target = self._build(carried)
+            if lifted:
+                target = target.with_columns(**dict(lifted))
         if nested:
             target = target.with_columns(**{name: virtual[name] for name in sorted(nested)})
         keys = [ColumnReference(target, k) for k in self._keys]
@@ -231,7 +230,10 @@ class WindowedGroupedTable:
         if by_instance_name:
             keys.append(ColumnReference(target, self._instance_name))  # type: ignore[arg-type]
         hidden = {f"__pw_key_{name}": ColumnReference(target, name) for name in self._keys}
-        return target.groupby(*keys).reduce(**hidden, **inner)
+        # The rows of an intervals_over window reach order-keeping reducers (tuple, ndarray)
+        # by time, as in Pathway (then by id); the other kinds keep the order of ids.
+        sort_by = ColumnReference(target, KEY) if self._window_kind == "intervals_over" else None
+        return target.groupby(*keys, sort_by=sort_by).reduce(**hidden, **inner)
 
     def _with_window_ids(self, result: Table) -> Table:
         """``result`` re-keyed by the pointer of (window, start, end, instance)."""

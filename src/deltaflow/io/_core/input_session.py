@@ -236,6 +236,7 @@ class InputSession(Source):
         self._ready: list[pl.DataFrame] = []  # rows that may be committed
         self._ready_rows = 0
         self._ready_distinct = True  # whether no id occurs twice in _ready (see _distinct)
+        self._ready_spans: list[tuple[int, int]] = []  # _ready's rows of one file (sync groups)
         self._block: list[pl.DataFrame] | None = None  # rows of an open NewSource block
         self._block_distinct = True
         self._distinct = False  # whether the last delta's ids are positions (so, distinct)
@@ -334,8 +335,11 @@ class InputSession(Source):
         if self._block is None:
             return
         block, self._block = self._block, None
+        first = self._ready_rows
         for frame in block:
             self._append_ready(frame, self._block_distinct)
+        if self._ready_rows > first + 1 and not self.static:  # (static: see sync_group.admit)
+            self._ready_spans.append((first, self._ready_rows))
         self._block_key = None
 
     def _add(self, delta: pl.DataFrame, distinct: bool) -> None:
@@ -375,16 +379,18 @@ class InputSession(Source):
         # an upsert delta is consolidated by itself); stacked ones the engine consolidates.
         batch = stack(self._ready) if len(self._ready) > 1 else self._ready[0]
         distinct = self._ready_distinct
+        spans = self._ready_spans
         self._ready = []
         self._ready_rows = 0
         self._ready_distinct = True
+        self._ready_spans = []
         self._first_pending = None
         # A synchronization group lets the rows through in order, part by part, keeping this
         # thread (so the reader) waiting while it holds the rest back; offsets go last.
         parts = (
             [(batch, True)]
             if self.sync_group is None
-            else self.sync_group.admit(self, handle, batch, self._stop)
+            else self.sync_group.admit(self, handle, batch, self._stop, spans)
         )
         for part, last in parts:
             self._wait_for_room(handle, part.height)

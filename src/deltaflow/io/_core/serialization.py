@@ -7,8 +7,9 @@ whatever the system. Conversions are vectorised with Polars where the type allow
 Text (CSV) conventions, matching Pathway's output: booleans ``True``/``False``, None as
 ``None``, naive datetimes ``2024-01-02T03:04:05.123456000``, UTC datetimes with ``+0000``,
 durations as integer nanoseconds, pointers ``^...``, Json/tuples/lists/arrays as compact JSON,
-bytes as UTF-8 text. JSON conventions: the same, except that values keep their JSON type
-(numbers, booleans, null, nested JSON) and bytes are base64 strings.
+bytes as base64, PyObjectWrappers as base64 of the serialized object (readable back by the
+column's type alone). JSON conventions: the same, except that values keep their JSON type
+(numbers, booleans, null, nested JSON).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import base64
 import binascii
 import datetime
 import json
+import pickle
+import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -66,13 +69,53 @@ def _json_default(value: Any) -> Any:
 
         return pd.Timedelta(value).value
     if isinstance(value, t.PyObjectWrapper):
-        return repr(value.value)
+        return py_object_text(value)
     return str(value)
 
 
 def _timestamp_text(value: pd.Timestamp) -> str:
     text = value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond:06d}{value.nanosecond:03d}"
     return text + ("+0000" if value.tzinfo is not None else "")
+
+
+# A wrapped object in text and JSON: base64 of this tag and a pickle of the serializer's loads
+# and dumps functions with the bytes the object was serialized to (as Pathway, an output holds
+# the object itself, so that reading it back needs only the column's type).
+_PY_OBJECT_TAG = b"deltaflow.PyObjectWrapper/1:"
+
+
+def py_object_text(wrapper: t.PyObjectWrapper) -> str:
+    """The text a ``PyObjectWrapper`` is written as (see :func:`py_object_from_text`). The
+    wrapper's serializer (``pickle`` when it has none) must be able to serialize the object."""
+    serializer = wrapper.serializer if wrapper.serializer is not None else pickle
+    try:
+        blob = pickle.dumps((serializer.loads, serializer.dumps, serializer.dumps(wrapper.value)))
+    except Exception as exc:  # any failure of a user's serializer
+        raise ValueError(
+            f"cannot write PyObjectWrapper({_shorten(repr(wrapper.value))}): its serializer "
+            f"({getattr(serializer, '__name__', type(serializer).__name__)}) failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return base64.b64encode(_PY_OBJECT_TAG + blob).decode("ascii")
+
+
+def py_object_from_text(text: str) -> t.PyObjectWrapper | None:
+    """The wrapper :func:`py_object_text` wrote as ``text``; None if ``text`` is not of that
+    form. Like any unpickling, this runs code named by the data: read trusted files only."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if not raw.startswith(_PY_OBJECT_TAG):
+        return None
+    try:
+        loads, dumps, payload = pickle.loads(raw[len(_PY_OBJECT_TAG) :])  # noqa: S301
+        value = loads(payload)
+    except Exception as exc:  # a damaged value is a bad value, not a crash
+        raise ConversionError(
+            f"a PyObjectWrapper value could not be restored: {type(exc).__name__}: {exc}"
+        ) from exc
+    return t.PyObjectWrapper(value, serializer=types.SimpleNamespace(loads=loads, dumps=dumps))
 
 
 def parse_pointer(text: str) -> t.Pointer:
@@ -135,6 +178,8 @@ def _text_or_null(series: pl.Series, dtype: t.DType) -> pl.Series:
 def _object_text(value: Any, base: t.DType) -> str:
     if isinstance(value, t.Pointer):
         return str(value)
+    if isinstance(value, t.PyObjectWrapper):
+        return py_object_text(value)
     if isinstance(value, str):
         return value
     if isinstance(value, t.Json):
@@ -305,6 +350,10 @@ def _object_from_text(text: str, base: t.DType) -> Any:
         return t.Json(json_from_text(text))
     if base == t.ANY:
         return text
+    if base == t.PY_OBJECT_WRAPPER:
+        wrapper = py_object_from_text(text)
+        if wrapper is not None:
+            return wrapper
     return convert_value(json_from_text(text), base)
 
 
@@ -386,7 +435,11 @@ def convert_value(value: Any, dtype: t.DType) -> Any:
     if isinstance(base, t.Array):
         return _array_from_json(value)
     if base == t.PY_OBJECT_WRAPPER:
-        return value if isinstance(value, t.PyObjectWrapper) else t.PyObjectWrapper(value)
+        if isinstance(value, t.PyObjectWrapper):
+            return value
+        # The text form outputs write (a JSON string); anything else is wrapped as it is.
+        wrapper = py_object_from_text(value) if isinstance(value, str) else None
+        return wrapper if wrapper is not None else t.PyObjectWrapper(value)
     return value
 
 

@@ -88,6 +88,17 @@ class _TableInfo:
     without_rowid: bool
 
 
+def _other_object_kind(connection: sqlite3.Connection, name: str) -> str | None:
+    """The kind of schema object other than a table or view (``index``, ``trigger``) named
+    ``name`` (as SQLite resolves names: case-insensitively), or None."""
+    row = connection.execute(
+        "SELECT type FROM sqlite_master WHERE type NOT IN ('table', 'view') "
+        "AND name = ? COLLATE NOCASE",
+        (name,),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def _table_info(connection: sqlite3.Connection, table_name: str) -> _TableInfo | None:
     row = connection.execute(
         "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view') "

@@ -30,6 +30,7 @@ from deltaflow.io._core.retry import (
 from deltaflow.io.sqlite._database import (
     _connect,
     _is_busy,
+    _other_object_kind,
     _table_info,
     _TableInfo,
     quote,
@@ -215,9 +216,18 @@ class SqliteWriter(Writer):
 
     def _init_table(self, connection: sqlite3.Connection) -> None:
         spec = self.spec
+        info = _table_info(connection, spec.table_name)
+        if info is None:
+            other = _other_object_kind(connection, spec.table_name)
+            if other is not None:
+                # SQLite would refuse a table of an index's name, but gladly create one
+                # next to a trigger of that name: both are mistakes, stopped here.
+                raise ValueError(
+                    f"{spec.connector}: {spec.table_name!r} names a SQLite {other} of "
+                    f"{spec.path!r}, not a table; write to a table of another name"
+                )
         # A run resuming after a crash continues the table the crashed run wrote.
         if spec.init_mode == "replace" and not self._resumed:
-            info = _table_info(connection, spec.table_name)
             if info is not None and info.kind == "view":
                 raise ValueError(
                     f"{spec.connector}: {spec.table_name!r} is a view; init_mode="
@@ -226,7 +236,6 @@ class SqliteWriter(Writer):
             connection.execute(f"DROP TABLE IF EXISTS {quote(spec.table_name)}")
             connection.execute(self._create_sql(if_not_exists=False))
             return
-        info = _table_info(connection, spec.table_name)
         if info is None:
             if spec.init_mode == "create_if_not_exists":
                 connection.execute(self._create_sql(if_not_exists=False))
