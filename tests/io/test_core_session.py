@@ -318,9 +318,9 @@ def test_small_commits_take_position_ids_from_blocks_computed_ahead(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Ids of many small commits equal the ids of the same positions computed at once."""
-    from deltaflow.io._core import input_session
+    from deltaflow.io._core import position_ids
 
-    monkeypatch.setattr(input_session, "_ID_BLOCK", 4)  # cross block boundaries quickly
+    monkeypatch.setattr(position_ids, "ID_BLOCK", 4)  # cross block boundaries quickly
     sizes = [1, 3, 2, 5, 1, 4, 3]
     script: list = []
     for number, size in enumerate(sizes):
@@ -337,10 +337,10 @@ def test_position_id_blocks_of_many_parts_stay_few(monkeypatch: pytest.MonkeyPat
     """Small parts, interleaved and many, get the ids of their own positions, and the
     session keeps precomputed ids for only a few of them (a directory of many small files
     must not hold a block of ids per file)."""
-    from deltaflow.io._core import input_session
+    from deltaflow.io._core import position_ids
 
-    monkeypatch.setattr(input_session, "_ID_BLOCK", 4)
-    parts = [f"file{n}" for n in range(3 * input_session._ID_BLOCKS_KEPT)]
+    monkeypatch.setattr(position_ids, "ID_BLOCK", 4)
+    parts = [f"file{n}" for n in range(3 * position_ids.ID_BLOCKS_KEPT)]
     script: list = []
     expected: dict[str, list[str]] = {part: [] for part in parts}
     for round_number in range(3):  # each part comes back: its positions go on
@@ -350,7 +350,7 @@ def test_position_id_blocks_of_many_parts_stay_few(monkeypatch: pytest.MonkeyPat
             script += [NewSource(key=part), Data(DictsContext([{"v": v} for v in values]))]
             script += [FinishedSource(), Commit()]
     session, handle = run_reader_session(Plain, ScriptReader(script), autocommit_duration_ms=None)
-    assert len(session._id_blocks) <= input_session._ID_BLOCKS_KEPT
+    assert len(session._position_ids.blocks) <= position_ids.ID_BLOCKS_KEPT
     got = pl.concat([batch for batch, *_ in handle.take()])
     by_value = dict(zip(got["v"].to_list(), got["_id"].to_list(), strict=True))
     for part, values in expected.items():

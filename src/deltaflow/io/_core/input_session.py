@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._ids import ID_DTYPE, hash_columns, sequence_ids
+from deltaflow._ids import ID_DTYPE, hash_columns
 from deltaflow._row_store import RowsById
 from deltaflow._small_frames import frame_of, series_of_array
 from deltaflow.engine.batch import DIFF, ID, mark_consolidated, mark_distinct_ids, stack
@@ -49,6 +49,7 @@ from deltaflow.io._core.base import (
 )
 from deltaflow.io._core.formats import METADATA_COLUMN
 from deltaflow.io._core.offsets import OffsetFrontier
+from deltaflow.io._core.position_ids import PositionIds
 
 if TYPE_CHECKING:
     from deltaflow.engine.workers.inputs import WorkerShare
@@ -56,10 +57,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("deltaflow.io")
 
 KINDS = ("insert", "delete", "upsert", "truncate")
-_ID_BLOCK = 4096  # position ids computed at once for small commits (see _position_ids) ...
-_ID_BLOCK_MAX = 65_536  # ... growing up to this many for a part that keeps committing
-_ID_BLOCKS_KEPT = 4  # source parts whose blocks are kept
-_ONES = pl.Series(DIFF, [1] * _ID_BLOCK, dtype=pl.Int64)
+_ONES_KEPT = 4096  # a _diff column of ones is sliced from a kept one up to this many rows
+_ONES = pl.Series(DIFF, [1] * _ONES_KEPT, dtype=pl.Int64)
 _MINUS_ONES = -_ONES
 
 
@@ -74,7 +73,7 @@ def _with_column(frame: pl.DataFrame, column: pl.Series) -> pl.DataFrame:
 def _ones(count: int, sign: int = 1) -> pl.Series:
     """A ``_diff`` column of ``count`` ones, or minus ones (a slice of a kept one for small
     commits)."""
-    if count <= _ID_BLOCK:
+    if count <= _ONES_KEPT:
         return (_ONES if sign > 0 else _MINUS_ONES).slice(0, count)
     # From NumPy: ``extend_constant`` is a Polars query, whose GIL hand-off can cost a few
     # milliseconds when other threads are busy.
@@ -227,9 +226,7 @@ class InputSession(Source):
         # The current row of every id (keep_row_state).
         self._state = RowsById(ID, [(n, d.to_polars()) for n, d in self.columns.items()])
         self._by_source: dict[Hashable, list[pl.DataFrame]] = {}
-        self._positions: dict[Hashable, int] = {}
-        # Per source part read lately: the ids of its next positions (the first one, the ids).
-        self._id_blocks: dict[Hashable, tuple[int, pl.Series]] = {}
+        self._position_ids = PositionIds(self.name, self._stream_seed())
         self._retracting = reader.retracts_sources
         self._frontier = OffsetFrontier(self.seek_to)
         self._pushed_offsets: dict[Any, Any] | None = None
@@ -324,7 +321,7 @@ class InputSession(Source):
                     "the reader replaced a source but does not declare retracts_sources = True"
                 )
             old = self._by_source.pop(self._block_key, [])
-            self._positions.pop(self._block_key, None)
+            self._position_ids.restart(self._block_key)
             if old:
                 frame = stack(old)
                 self._block.append(frame.with_columns((-pl.col(DIFF)).alias(DIFF)))
@@ -404,7 +401,7 @@ class InputSession(Source):
         for key, rows in parts:
             if key is not None and self._retracting:
                 self._by_source[key] = [rows]
-            self._positions[key] = self._positions.get(key, 0) + rows.height
+            self._position_ids.skip(key, rows.height)
             if self.keep_row_state:
                 self._remember(rows.select(self._names[:-1]))
 
@@ -514,46 +511,20 @@ class InputSession(Source):
         elif self._key_types:
             ids = hash_columns(frame, self._key_types)
         if "_key" in frame.columns:  # some rows come with ids, the others get derived ones
-            derived = ids if ids is not None else self._position_ids(frame.height)
+            derived = (
+                ids if ids is not None else self._position_ids.take(self._block_key, frame.height)
+            )
             return frame["_key"].fill_null(derived).cast(ID_DTYPE)
-        return ids if ids is not None else self._position_ids(frame.height)
+        return ids if ids is not None else self._position_ids.take(self._block_key, frame.height)
 
-    def _position_ids(self, count: int) -> pl.Series:
-        key = self._block_key
-        start = self._positions.get(key, 0)
-        self._positions[key] = start + count
-        seed = self.name if key is None else f"{self.name}|{key}"
-        if key is None and self.share is not None and self.share.index > 0:
+    def _stream_seed(self) -> str:
+        """What names the positions of this input's rows outside any part (a stream)."""
+        if self.share is not None and self.share.index > 0:
             # Each worker counts the rows of its share of a stream (Kafka partitions) from 0:
             # its own seed keeps two workers' rows from sharing ids. Worker 0 keeps the plain
             # seed, the one a single worker (or a restart on one) uses.
-            seed = f"{seed}|worker {self.share.index}"
-        if count >= _ID_BLOCK:
-            return sequence_ids(seed, start, count)
-        # Small commits (a stream) take their ids from a block computed ahead: computing ids
-        # has a fixed cost of a few hundred microseconds per call whatever the count, and ids
-        # depend only on the position. Blocks are kept for the few parts read last (a stream,
-        # files being appended to): a source of many small files must not keep one per file.
-        # A part that keeps needing blocks gets bigger ones (4x, up to _ID_BLOCK_MAX): the
-        # commit that computes one waits for it, so they come rarer.
-        blocks = self._id_blocks
-        block = blocks.get(key)
-        if block is None:
-            # The part's first small commit: its own ids (a few are cheap, computed in
-            # Python), as a small file has no other; a block from the part's next commit.
-            size = count
-        elif block[1].len() < _ID_BLOCK or not block[0] <= start:
-            size = _ID_BLOCK
-        elif start + count > block[0] + block[1].len():
-            size = min(_ID_BLOCK_MAX, 4 * block[1].len())
-        else:
-            return block[1].slice(start - block[0], count)
-        ids = sequence_ids(seed, start, size)
-        blocks.pop(key, None)
-        blocks[key] = (start, ids)
-        if len(blocks) > _ID_BLOCKS_KEPT:
-            del blocks[next(iter(blocks))]  # the part whose block is the oldest
-        return ids.slice(0, count)
+            return f"{self.name}|worker {self.share.index}"
+        return self.name
 
     def _apply_kind(self, frame: pl.DataFrame, kind: str) -> pl.DataFrame | None:
         # Frames are put together from their Series (no query: see _delta).
