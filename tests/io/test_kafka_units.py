@@ -19,7 +19,6 @@ from deltaflow.io._core.formats import JsonLinesFormatter, column_specs
 from deltaflow.io._core.retry import DEFAULT_POLICY
 from deltaflow.io.kafka import _formats as kafka_formats
 from deltaflow.io.kafka._formats import (
-    JSON_FAST_MIN_MESSAGES,
     MessageFormatter,
     MessageParser,
     MessagesContext,
@@ -54,19 +53,16 @@ def _context(values: list[bytes], first_offset: int) -> MessagesContext:
     return MessagesContext("t", 0, offsets, [None] * len(values), list(values))
 
 
+#: The parser's threshold between line by line and Polars in the test below: the module's
+#: (thousands of messages) would make every example that big.
+_FEW = 60
+
+
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(
-        st.sampled_from(_MESSAGES),
-        min_size=JSON_FAST_MIN_MESSAGES,
-        max_size=JSON_FAST_MIN_MESSAGES + 60,
-    )
-    | st.lists(
-        st.sampled_from(_MESSAGES[:2]),
-        min_size=JSON_FAST_MIN_MESSAGES,
-        max_size=JSON_FAST_MIN_MESSAGES + 60,
-    ),
-    st.integers(min_value=1, max_value=JSON_FAST_MIN_MESSAGES - 1),
+    st.lists(st.sampled_from(_MESSAGES), min_size=_FEW, max_size=_FEW + 60)
+    | st.lists(st.sampled_from(_MESSAGES[:2]), min_size=_FEW, max_size=_FEW + 60),
+    st.integers(min_value=1, max_value=_FEW - 1),
 )
 def test_json_messages_parse_alike_in_big_and_small_fetches(
     messages: list[bytes], chunk: int
@@ -74,7 +70,13 @@ def test_json_messages_parse_alike_in_big_and_small_fetches(
     """Few messages are parsed one by one, many by Polars at once (when all are plain, as in
     the second strategy): the rows and the reported messages are the same whichever way a
     run's fetches cut the stream."""
-    parser = MessageParser("json", column_specs(Word), with_metadata=False)
+    assert kafka_formats.JSON_FAST_MIN_MESSAGES > _FEW  # the module's own is bigger
+    saved = kafka_formats.JSON_FAST_MIN_MESSAGES
+    kafka_formats.JSON_FAST_MIN_MESSAGES = _FEW
+    try:
+        parser = MessageParser("json", column_specs(Word), with_metadata=False)
+    finally:
+        kafka_formats.JSON_FAST_MIN_MESSAGES = saved
     whole = parser.parse(_context(messages, 0))
     frames, errors = [], []
     for start in range(0, len(messages), chunk):
