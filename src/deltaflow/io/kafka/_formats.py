@@ -60,9 +60,9 @@ from deltaflow.io._core.serialization import text_column
 #: Polars at once. Counted in CPU time (its threads' included), Polars costs more up to a few
 #: thousand messages: ~0.2 ms a call whatever the count, and checks per column that its
 #: reading matches the exact reader's. One string column: 0.55 us a message line by line,
-#: against 2.0 us by Polars at 400 messages, 0.9 at 1,000 and 0.5 at 10,000; five columns
-#: of four types: 1.6-1.9 against 2.0-2.5 from 400 to 4,000. A live topic's minibatches are
-#: mostly below that; a backlog's (``BATCH_MESSAGES``) are not.
+#: against 1.0 us by Polars at 400 messages, 0.6 at 1,000, the same from ~2,000 on; five
+#: columns of four types: 1.65 against 2.5 at 400 and 1.9 at 4,000. A live topic's
+#: minibatches are mostly smaller; a backlog's (``BATCH_MESSAGES``) are not.
 JSON_FAST_MIN_MESSAGES = 4000
 
 
@@ -314,10 +314,10 @@ def _header_column(series: pl.Series, dtype: t.DType) -> list[bytes | None]:
 
 
 #: JSON values of batches with fewer rows than this are formatted in plain Python, bigger
-#: ones by one Polars query (see :class:`PlainJsonLines`): counted in CPU time (the query's
-#: threads included), Python costs less up to ~1,500 rows (1,000 rows of a word count: ~0.36
-#: ms against ~0.5); in wall time the query is faster from ~600.
-JSON_PYTHON_MAX_ROWS = 1024
+#: ones by one Polars query (see :class:`PlainJsonLines`). Counted in CPU time (the query's
+#: threads included), Python costs less up to ~600 rows of a word count (0.36 us a row; the
+#: query ~0.2-0.25 ms up to 1,000 rows): 256 rows cost 0.1 ms in Python, 0.23 by the query.
+JSON_PYTHON_MAX_ROWS = 512
 
 
 def _bool_text(value: bool) -> str:
