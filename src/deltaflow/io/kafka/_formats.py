@@ -68,7 +68,8 @@ JSON_FAST_MIN_MESSAGES = 4000
 
 @dataclass
 class MessagesContext(ReaderContext):
-    """Consumed messages of one partition, in offset order (parallel lists)."""
+    """Consumed messages of one partition, in offset order (parallel lists; ``keys`` is
+    empty when the parser does not read them, see :attr:`MessageParser.reads_keys`)."""
 
     topic: str
     partition: int
@@ -130,6 +131,13 @@ class MessageParser(Parser):
             if fmt == "json" and in_key
             else None
         )
+
+    @property
+    def reads_keys(self) -> bool:
+        """Whether rows come from the messages' keys too (``raw`` and ``plaintext`` rows
+        hold them, ``json`` only with columns read from the key): if not, the reader need
+        not take them."""
+        return self.fmt != "json" or self._key_json is not None
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         if not isinstance(context, MessagesContext):
