@@ -14,15 +14,21 @@ held too (one lucky rate above a failed one does not count). The script ends wit
 ``held rate`` line per implementation.
 
 Rates: ``BENCH_KAFKA_RATES`` (messages/s, default 2000,5000,10000,20000,50000,100000,200000:
-the issue's 50k, 100k and 200k, and the lower ones every held rate depends on). For each rate
+the issue's 50k, 100k and 200k, and the lower ones every held rate depends on). On the
+2-core machine the project is measured on, shared with other jobs, the held rates fall
+between 20k and 50k (a quiet machine: 50-70k): ``BENCH_KAFKA_RATES=20000,30000,40000,50000``
+tells them apart where the default steps (20k, then 50k) cannot. For each rate
 the implementations run one after the other on fresh topics, ``BENCH_KAFKA_REPEATS`` times
 (default 1) in turn, so that a burst of load on a shared machine hits them alike. A third
 row, ``broker``, is the broker alone (the consumer reads the input topic and counts itself):
 the latency and rate ceiling of Tansu + the Python producer and consumer on this machine, to
 tell when the broker, not the pipeline, is the limit. Each pipeline run also reports the CPU
-time its process used per message while the producer sent (``CPU us/msg``, from /proc). The median run of a rate is taken by
-p95, a run that lost messages or whose producer fell short of the rate counting as the worst
-(Tansu sometimes stalls for seconds, whichever row is running).
+time its process used per message while the producer sent (``CPU us/msg``, from /proc), the
+output messages per input message (``out/in``: a changed count is two messages, its
+retraction and its new value, so fewer, bigger minibatches write fewer) and the minibatches
+per second of sending (``times/s``: distinct ``time`` fields in the output). The median run
+of a rate is taken by p95, a run that lost messages or whose producer fell short of the rate
+counting as the worst (Tansu sometimes stalls for seconds, whichever row is running).
 
 Warm-up: before the first rate, every implementation runs once, unreported, for
 ``BENCH_KAFKA_WARMUP_S`` seconds (default 3; 0: none) at the lowest rate. The first
@@ -145,6 +151,8 @@ def consume(
     _assign_all(consumer, topic)
     seen: list[tuple[str, int, float]] = []
     counts: dict[str, int] = {}
+    received = 0  # output messages, retractions included
+    times: set[int] = set()  # the times (minibatches) of the output messages
     last = time.time()
     while time.time() < stop_at:
         # ``consume(n, timeout)`` returns only when n messages came or the timeout passed: wait
@@ -160,7 +168,10 @@ def consume(
         for message in messages:
             if message.error():
                 continue
+            received += 1
             document = json.loads(message.value())
+            if not own_count:
+                times.add(document["time"])
             word = document["word"]
             if own_count:
                 counts[word] = counts.get(word, 0) + 1
@@ -168,7 +179,7 @@ def consume(
             elif document.get("diff") == 1:
                 seen.append((word, document["count"], now))
     consumer.close()
-    out.send(seen)
+    out.send((seen, received, len(times)))
 
 
 def produce(
@@ -380,7 +391,7 @@ def measure(
         producer.start()
         words, times, send_seconds = producer_end.recv()
         cpu = cpu_seconds(pipeline.pid) - cpu_before if pipeline is not None else 0.0
-        seen = consumer_end.recv()
+        seen, received, output_times = consumer_end.recv()
         producer.join()
         consumer.join()
     finally:
@@ -388,6 +399,8 @@ def measure(
             stop_pipeline(pipeline)
     result = latencies(words, times, seen, send_seconds, rate)
     result["cpu_us_per_message"] = cpu / len(words) * 1e6 if words else 0.0
+    result["out_per_in"] = received / len(words) if words else 0.0
+    result["times_per_s"] = output_times / seconds
     return result
 
 
@@ -506,6 +519,8 @@ def main() -> None:
                         f"not reflected {int(result['missing'])}"
                         + (
                             f"  CPU {result['cpu_us_per_message']:.1f} us/msg"
+                            f"  out/in {result['out_per_in']:.2f}"
+                            f"  times/s {result['times_per_s']:.0f}"
                             if impl != "broker"
                             else ""
                         ),

@@ -22,6 +22,9 @@ from kafka_broker import (  # noqa: F401 - *_fixture: the kafka_broker and kafka
 
 import deltaflow as pw
 from deltaflow.engine.boundary import ConnectorError
+from deltaflow.io._core.retry import DEFAULT_POLICY
+from deltaflow.io.kafka._formats import Messages
+from deltaflow.io.kafka._writer import KafkaWriter
 
 
 class Word(pw.Schema):
@@ -344,6 +347,37 @@ def test_write_json_with_key_and_headers(kafka_broker: TansuBroker, kafka_topic:
             [("pathway_time", b"2"), ("pathway_diff", b"1"), ("n", b"2")],
         ),
     ]
+
+
+@pytest.mark.parametrize("tracked", [False, True])
+def test_a_full_producer_queue_loses_and_repeats_nothing(
+    kafka_broker: TansuBroker, kafka_topic: str, tracked: bool
+) -> None:
+    """librdkafka's queue holds 3 messages here: a batch of 40 fills it again and again, and
+    every message still goes out once, in order, with its key, value and headers (with each
+    message's acknowledgement counted when persistence asks for them: ``tracked``)."""
+    writer = KafkaWriter(
+        {**kafka_broker.settings(), "queue.buffering.max.messages": "3"},
+        kafka_topic,
+        connector="kafka-out",
+        policy=DEFAULT_POLICY,
+        limit_hint="",
+    )
+    writer.persisted = tracked
+    messages = Messages(
+        keys=[b"k%d" % i for i in range(40)],
+        values=[b"v%d" % i for i in range(40)],
+        headers=[[("pathway_time", b"6"), ("pathway_diff", b"%d" % (i % 2))] for i in range(40)],
+    )
+    writer.write(messages)
+    writer.flush(6)
+    writer.close()
+    assert writer.durable_time() == (6 if tracked else None)
+    found = kafka_broker.consume(kafka_topic, 40)
+    assert [(m.key(), m.value(), m.headers()) for m in found] == list(
+        zip(messages.keys, messages.values, messages.headers, strict=True)
+    )
+    assert all(abs(m.timestamp()[1] - time.time() * 1000) < 60_000 for m in found)
 
 
 def test_write_dsv_plaintext_raw(kafka_broker: TansuBroker) -> None:

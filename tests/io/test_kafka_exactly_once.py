@@ -6,6 +6,7 @@ persistence drive it, against the real broker of kafka_broker.py."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -226,8 +227,8 @@ def test_fingerprints_ignore_the_time_only(fmt: str) -> None:
 @pytest.mark.parametrize("persisted", [False, True])
 def test_a_message_the_broker_never_takes_fails_the_run(persisted: bool) -> None:
     """With or without persistence (each message tracked, or failures alone reported), a
-    message librdkafka gives up on is an error naming the connector, at the latest when
-    the run ends."""
+    message librdkafka gives up on is an error naming the connector, while the run goes on
+    (the next time's flush raises it) and when it ends."""
     from deltaflow.engine.boundary import ConnectorError
 
     broker = TansuBroker().start()
@@ -247,7 +248,13 @@ def test_a_message_the_broker_never_takes_fails_the_run(persisted: bool) -> None
         broker.stop()
         writer.write(_changes(4, [("b", 1, 1)]))
         writer.flush(4)
-        with pytest.raises(ConnectorError, match=r"pw\.io\.kafka\.write\('gone'\).*accept"):
+        failed = r"pw\.io\.kafka\.write\('gone'\).*accept"
+        deadline = time.monotonic() + 20
+        with pytest.raises(ConnectorError, match=failed):
+            while time.monotonic() < deadline:  # the message times out after 0.5 s
+                time.sleep(0.05)
+                writer.flush(6)
+        with pytest.raises(ConnectorError, match=failed):
             writer.close()
         assert (writer.durable_time() == 2) if persisted else writer.durable_time() is None
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import polars as pl
 from hypothesis import given, settings
@@ -19,7 +20,6 @@ from deltaflow.io._core.formats import JsonLinesFormatter, column_specs
 from deltaflow.io._core.retry import DEFAULT_POLICY
 from deltaflow.io.kafka import _formats as kafka_formats
 from deltaflow.io.kafka._formats import (
-    JSON_FAST_MIN_MESSAGES,
     MessageFormatter,
     MessageParser,
     MessagesContext,
@@ -54,19 +54,16 @@ def _context(values: list[bytes], first_offset: int) -> MessagesContext:
     return MessagesContext("t", 0, offsets, [None] * len(values), list(values))
 
 
+#: The parser's threshold between line by line and Polars in the test below: the module's
+#: (thousands of messages) would make every example that big.
+_FEW = 60
+
+
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(
-        st.sampled_from(_MESSAGES),
-        min_size=JSON_FAST_MIN_MESSAGES,
-        max_size=JSON_FAST_MIN_MESSAGES + 60,
-    )
-    | st.lists(
-        st.sampled_from(_MESSAGES[:2]),
-        min_size=JSON_FAST_MIN_MESSAGES,
-        max_size=JSON_FAST_MIN_MESSAGES + 60,
-    ),
-    st.integers(min_value=1, max_value=JSON_FAST_MIN_MESSAGES - 1),
+    st.lists(st.sampled_from(_MESSAGES), min_size=_FEW, max_size=_FEW + 60)
+    | st.lists(st.sampled_from(_MESSAGES[:2]), min_size=_FEW, max_size=_FEW + 60),
+    st.integers(min_value=1, max_value=_FEW - 1),
 )
 def test_json_messages_parse_alike_in_big_and_small_fetches(
     messages: list[bytes], chunk: int
@@ -74,7 +71,13 @@ def test_json_messages_parse_alike_in_big_and_small_fetches(
     """Few messages are parsed one by one, many by Polars at once (when all are plain, as in
     the second strategy): the rows and the reported messages are the same whichever way a
     run's fetches cut the stream."""
-    parser = MessageParser("json", column_specs(Word), with_metadata=False)
+    assert kafka_formats.JSON_FAST_MIN_MESSAGES > _FEW  # the module's own is bigger
+    saved = kafka_formats.JSON_FAST_MIN_MESSAGES
+    kafka_formats.JSON_FAST_MIN_MESSAGES = _FEW
+    try:
+        parser = MessageParser("json", column_specs(Word), with_metadata=False)
+    finally:
+        kafka_formats.JSON_FAST_MIN_MESSAGES = saved
     whole = parser.parse(_context(messages, 0))
     frames, errors = [], []
     for start in range(0, len(messages), chunk):
@@ -220,9 +223,9 @@ class _Consumer:
     which needs a broker; the reader's own code runs unchanged)."""
 
     def __init__(self) -> None:
-        self.waiting: list[_Message] = []
+        self.waiting: list[Any] = []  # _Message, or confluent-kafka's own
 
-    def consume(self, count: int, timeout: float) -> list[_Message]:
+    def consume(self, count: int, timeout: float) -> list[Any]:
         if not self.waiting:
             time.sleep(timeout)
             return []
@@ -230,8 +233,9 @@ class _Consumer:
         return taken
 
 
-def _streaming_reader(commit_every_ms: int) -> tuple[KafkaReader, _Consumer]:
-    """A streaming reader on a scripted consumer (no broker)."""
+def _streaming_reader(commit_every_ms: int | None) -> tuple[KafkaReader, _Consumer]:
+    """A streaming reader on a scripted consumer (no broker); ``commit_every_ms`` None: each
+    fetch is handed over at once (no paced commits)."""
     reader = KafkaReader(
         {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
         "t",
@@ -332,3 +336,43 @@ def test_pacing_pauses_when_a_commit_comes_a_period_late() -> None:
     assert time.monotonic() - started < 0.6  # one period, not a new pause
     assert isinstance(reader.read(), Data)
     assert isinstance(reader.read(), Commit)
+
+
+def test_keys_are_taken_only_when_the_parser_reads_them() -> None:
+    """A JSON parser without key columns never reads the messages' keys, so the reader does
+    not take them (one call per message less); one of the other formats, or JSON with a
+    column from the key, does. The rows are the same either way."""
+    from confluent_kafka import Message
+
+    class Keyed(pw.Schema):
+        word: str
+        n: int = pw.column_definition(source_component="key")
+
+    plain = MessageParser("json", column_specs(Word), with_metadata=False)
+    keyed = MessageParser("json", column_specs(Keyed), with_metadata=False, key_columns=["n"])
+    assert not plain.reads_keys and keyed.reads_keys
+    assert MessageParser("raw", [], with_metadata=False).reads_keys
+    for one_partition in (True, False):  # the usual fetch, and the message-by-message path
+        messages = [
+            Message(
+                topic="t",
+                partition=0 if one_partition or i < 2 else 1,
+                offset=i,
+                key=b'{"n": %d}' % i,
+                value=b'{"word": "w%d", "n": %d}' % (i, i),
+            )
+            for i in range(4)
+        ]
+        for parser in (plain, keyed):
+            reader, consumer = _streaming_reader(commit_every_ms=None)
+            reader.with_keys = parser.reads_keys
+            consumer.waiting = list(messages)
+            events = [reader.read(), reader.read() if not one_partition else None]
+            contexts = [e.context for e in events if isinstance(e, Data)]
+            assert len(contexts) == (1 if one_partition else 2)
+            rows = []
+            for context in contexts:
+                assert isinstance(context, MessagesContext)
+                assert len(context.keys) == (len(context.values) if parser.reads_keys else 0)
+                rows.extend(parser.parse(context).frame.rows())
+            assert sorted(rows) == [(f"w{i}", i) for i in range(4)]

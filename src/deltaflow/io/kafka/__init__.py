@@ -283,6 +283,7 @@ def read(
             policy=policy,
             limit_hint=hint,
             commit_every_ms=None if static else autocommit_duration_ms,
+            with_keys=parser.reads_keys,
         )
 
     table = reader_table(

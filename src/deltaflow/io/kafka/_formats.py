@@ -57,14 +57,19 @@ from deltaflow.io._core.serialization import text_column
 
 
 #: Fewer JSON messages than this are parsed line by line (Python's C JSON scanner), more by
-#: Polars at once: Polars costs ~0.2 ms of CPU a call (and its threads') whatever the count,
-#: the scanner ~1-1.5 us a message, and a live topic's minibatches are mostly small.
-JSON_FAST_MIN_MESSAGES = 400
+#: Polars at once. Counted in CPU time (its threads' included), Polars costs more up to a few
+#: thousand messages: ~0.2 ms a call whatever the count, and checks per column that its
+#: reading matches the exact reader's. One string column: 0.55 us a message line by line,
+#: against 1.0 us by Polars at 400 messages, 0.6 at 1,000, the same from ~2,000 on; five
+#: columns of four types: 1.65 against 2.5 at 400 and 1.9 at 4,000. A live topic's
+#: minibatches are mostly smaller; a backlog's (``BATCH_MESSAGES``) are not.
+JSON_FAST_MIN_MESSAGES = 4000
 
 
 @dataclass
 class MessagesContext(ReaderContext):
-    """Consumed messages of one partition, in offset order (parallel lists)."""
+    """Consumed messages of one partition, in offset order (parallel lists; ``keys`` is
+    empty when the parser does not read them, see :attr:`MessageParser.reads_keys`)."""
 
     topic: str
     partition: int
@@ -126,6 +131,13 @@ class MessageParser(Parser):
             if fmt == "json" and in_key
             else None
         )
+
+    @property
+    def reads_keys(self) -> bool:
+        """Whether rows come from the messages' keys too (``raw`` and ``plaintext`` rows
+        hold them, ``json`` only with columns read from the key): if not, the reader need
+        not take them."""
+        return self.fmt != "json" or self._key_json is not None
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         if not isinstance(context, MessagesContext):
@@ -310,8 +322,10 @@ def _header_column(series: pl.Series, dtype: t.DType) -> list[bytes | None]:
 
 
 #: JSON values of batches with fewer rows than this are formatted in plain Python, bigger
-#: ones by one Polars query (see :class:`PlainJsonLines`).
-JSON_PYTHON_MAX_ROWS = 256
+#: ones by one Polars query (see :class:`PlainJsonLines`). Counted in CPU time (the query's
+#: threads included), Python costs less up to ~600 rows of a word count (0.36 us a row; the
+#: query ~0.2-0.25 ms up to 1,000 rows): 256 rows cost 0.1 ms in Python, 0.23 by the query.
+JSON_PYTHON_MAX_ROWS = 512
 
 
 def _bool_text(value: bool) -> str:
@@ -331,11 +345,11 @@ class PlainJsonLines:
     order, then ``diff`` and ``time``, byte for byte as :class:`JsonLinesFormatter` writes
     them, but cheaper.
 
-    Below :data:`JSON_PYTHON_MAX_ROWS` rows the values are formatted in Python (~0.8 us a
-    row); from there on one Polars query encodes each row as a struct (a fixed ~0.2 ms and
-    a few tens of ns a row, and the GIL is released meanwhile: on a busy pipeline the engine
-    and the input go on). Polars' JSON lines writer, the general path, costs ~0.4 ms a
-    call and more per row."""
+    Below :data:`JSON_PYTHON_MAX_ROWS` rows the values are formatted in Python (~0.35 us a
+    row: ints are written by the row's template itself, text through ``encode_basestring``);
+    from there on one Polars query encodes each row as a struct (a fixed ~0.2 ms and a few
+    tens of ns a row in wall time, more in CPU time, as its threads work too). Polars' JSON
+    lines writer, the general path, costs ~0.4 ms a call and more per row."""
 
     def __init__(self, columns: Mapping[str, t.DType]) -> None:
         self.names = list(columns)
@@ -357,14 +371,16 @@ class PlainJsonLines:
         if batch.height >= JSON_PYTHON_MAX_ROWS:
             return self._polars(batch, time)
         template = "{" + ",".join([*self._fields, '"diff":%s', f'"time":{time}']) + "}"
-        columns: list[Sequence[str]] = []
+        columns: list[Sequence[Any]] = []
         for name, text in zip(self.names, self.texts, strict=True):
             values = batch[name].to_list()
             if None in values:
                 columns.append(["null" if v is None else text(v) for v in values])
+            elif text is str:
+                columns.append(values)  # ints: "%s" writes their text itself
             else:
                 columns.append(list(map(text, values)))
-        columns.append(list(map(str, batch[DIFF].to_list())))
+        columns.append(batch[DIFF].to_list())
         # Escaped JSON holds no raw line break: one encode and one split for the batch.
         lines = "\n".join([template % row for row in zip(*columns, strict=True)])
         return list(lines.encode().split(b"\n"))

@@ -139,8 +139,12 @@ class KafkaReader(Reader):
         policy: BackoffPolicy,
         limit_hint: str,
         commit_every_ms: int | None = None,
+        with_keys: bool = True,
     ) -> None:
         self.settings = dict(settings)
+        # Whether the messages' keys are taken (a Python call per message); False when the
+        # parser never reads them (MessageParser.reads_keys): the groups' keys stay empty.
+        self.with_keys = with_keys
         self.commit_every_s = None if commit_every_ms is None else commit_every_ms / 1000.0
         self._last_commit = -float("inf")  # monotonic time of the last Commit asked for
         self._uncommitted = False  # messages were handed over since then
@@ -471,6 +475,7 @@ class KafkaReader(Reader):
         """Add each message to its partition's group (errors are reported and skipped);
         the number of messages added."""
         metadata = self.with_metadata
+        keys = self.with_keys
         topic = self.topic  # the only topic subscribed to or assigned
         taken = 0
         for message in messages:
@@ -483,7 +488,8 @@ class KafkaReader(Reader):
             if group is None:
                 group = groups[key] = MessagesContext(topic, key[1], [], [], [])
             group.offsets.append(message.offset())
-            group.keys.append(message.key())
+            if keys:
+                group.keys.append(message.key())
             group.values.append(message.value())
             if metadata:
                 kind, stamp = message.timestamp()
@@ -508,7 +514,8 @@ class KafkaReader(Reader):
         if group is None:
             group = groups[key] = MessagesContext(self.topic, key[1], [], [], [])
         group.offsets.extend(map(_OFFSET, messages))
-        group.keys.extend(map(_KEY, messages))
+        if self.with_keys:
+            group.keys.extend(map(_KEY, messages))
         group.values.extend(map(_VALUE, messages))
         return len(messages)
 

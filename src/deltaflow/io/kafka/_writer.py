@@ -28,7 +28,10 @@ import collections
 import logging
 import threading
 import time as _time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
+from itertools import repeat
+from operator import length_hint
 from typing import Any
 
 from deltaflow.engine.boundary import ConnectorError
@@ -85,6 +88,9 @@ _CONSUMER_ONLY = frozenset(
 #: holds the GIL, and the broker serves five times as many requests.
 DEFAULT_LINGER_MS = 5
 _LINGER_SETTINGS = frozenset({"linger.ms", "queue.buffering.max.ms"})
+
+#: ``produce``'s partition for "the partitioner chooses" (librdkafka's RD_KAFKA_PARTITION_UA).
+_ANY_PARTITION = -1
 
 
 class _TimeAcks:
@@ -242,41 +248,71 @@ class KafkaWriter(Writer):
             # a consumer keeping the last change of each key ends with the right one.
             self._end_replay(_time_of(payload.headers[0]))
             replay = None
-        produce = self._producer.produce
         topics = payload.topics
-        rows = zip(payload.keys, payload.values, payload.headers, strict=True)
-        if not self._tracked:
-            # Nobody asks which times are acknowledged: failures alone are reported (to
-            # _on_failed_delivery), and close() waits for the acknowledgements.
-            for index, (key, value, headers) in enumerate(rows):
-                topic = topics[index] if topics is not None else self.topic
-                try:
-                    produce(topic, value, key, headers=headers)
-                except BufferError:  # librdkafka's queue is full: let it send first
-                    self._produce_when_room(topic, value, key, headers, None)
-            return
-        if self._current is None:
+        if self._tracked and self._current is None:
             self._current = _TimeAcks(self)
-        acks = self._current
-        if topics is None and replay is None:
-            # The usual tracked case, one topic and nothing to replay: the loop does only this.
-            topic = self.topic
-            for key, value, headers in rows:
-                acks.produced += 1
-                try:
-                    produce(topic, value, key, headers=headers, on_delivery=acks)
-                except BufferError:  # librdkafka's queue is full: let it send first
-                    self._produce_when_room(topic, value, key, headers, acks)
+        # Tracked: each message reports to its time's acknowledgements; untracked, nobody asks
+        # which times are acknowledged: failures alone are reported (to _on_failed_delivery),
+        # and close() waits for the acknowledgements.
+        acks = self._current if self._tracked else None
+        if replay is None:
+            # The usual case: every message is produced, with no Python loop per message.
+            if acks is not None:
+                # Counted before they are produced: a time is never complete too early.
+                acks.produced += len(payload.keys)
+            self._produce_all(payload, acks)
             return
+        assert acks is not None  # only a persisted (so tracked) output replays a tail
+        produce = self._producer.produce
+        rows = zip(payload.keys, payload.values, payload.headers, strict=True)
         for index, (key, value, headers) in enumerate(rows):
             topic = topics[index] if topics is not None else self.topic
-            if replay is not None and replay.already_written(topic, key, value, headers):
+            if replay.already_written(topic, key, value, headers):
                 continue  # the crashed run wrote it after the checkpoint
             acks.produced += 1
             try:
                 produce(topic, value, key, headers=headers, on_delivery=acks)
             except BufferError:
                 self._produce_when_room(topic, value, key, headers, acks)
+
+    def _produce_all(self, payload: Messages, acks: _TimeAcks | None) -> None:
+        """Hand every message of ``payload`` to librdkafka, waiting for room in its queue
+        when it is full (``acks`` None: untracked, only a failure is reported).
+
+        ``produce`` is called by ``map`` with positional arguments only: a Python loop with
+        keyword arguments costs about twice as much per message (~1.2 against ~0.5 us), and a
+        word count writes two messages per changed count. The positions are those of
+        confluent-kafka's ``produce`` (topic, value, key, partition, callback, on_delivery,
+        timestamp, headers): partition -1 lets the partitioner choose, timestamp 0 is now."""
+        count = len(payload.keys)
+        if len(payload.values) != count or len(payload.headers) != count:
+            raise ValueError("a batch of messages needs as many values and headers as keys")
+        topics: Iterable[str | None] = (
+            payload.topics if payload.topics is not None else repeat(self.topic, count)
+        )
+        arguments = [
+            iter(topics),
+            iter(payload.values),
+            iter(payload.keys),
+            repeat(_ANY_PARTITION),
+            repeat(acks),
+            repeat(None),
+            repeat(0),
+            iter(payload.headers),
+        ]
+        keys = arguments[2]
+        while True:
+            try:
+                deque(map(self._producer.produce, *arguments), maxlen=0)
+                return
+            except BufferError:  # librdkafka's queue is full: let it send first
+                # ``map`` took the message's arguments from every iterator before the call
+                # failed: the one that failed is the last taken, the rest is still there.
+                index = count - length_hint(keys) - 1
+                topic = payload.topics[index] if payload.topics is not None else self.topic
+                self._produce_when_room(
+                    topic, payload.values[index], payload.keys[index], payload.headers[index], acks
+                )
 
     def _produce_when_room(
         self,
