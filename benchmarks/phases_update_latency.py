@@ -78,7 +78,7 @@ def _install() -> None:
     import deltaflow.engine.stateful.arrangement as arrangement
     import deltaflow.engine.stateful.reduce as reduce
     import deltaflow.engine.stateful.reduce_rows as reduce_rows
-    import deltaflow.io.python as python
+    import deltaflow.io._python_subject as python
     from deltaflow.io._core import callback_sink, input_session
 
     _stamp_before(python.ConnectorSubject, "commit", "commit")

@@ -11,6 +11,7 @@ from _io_helpers import BackgroundRun, Changes
 
 import deltaflow as pw
 from deltaflow.engine import runtime
+from deltaflow.io import _python_subject
 
 
 class KV(pw.Schema):
@@ -49,7 +50,7 @@ def test_native_session_next_variants_and_commit_times() -> None:
 def test_commits_cut_blocks_wherever_they_fall(monkeypatch: pytest.MonkeyPatch) -> None:
     """The session takes the subject's messages in blocks (here of 3); a commit in the middle
     of a block, a mix of insertions and deletions, and the end each cut it where they are."""
-    monkeypatch.setattr(pw.io.python, "_BLOCK_ROWS", 3)
+    monkeypatch.setattr(_python_subject, "_BLOCK_ROWS", 3)
     # Commits arriving faster than the engine may merge; here every one must stay its own.
     monkeypatch.setattr(runtime, "MERGE_BACKLOG_ABOVE", 100)
     sent = [["a", "b"], ["c", "d", "e", "f", "g"], ["h"], ["i", "j", "k", "l"]]
@@ -299,10 +300,8 @@ def test_subject_waits_for_room_when_the_session_falls_behind(
 ) -> None:
     """A subject sending far more than its buffer holds is paused, then resumed, losing
     nothing (the session signals room as it takes blocks)."""
-    from deltaflow.io import python as python_io
-
-    monkeypatch.setattr(python_io, "_BUFFER_LIMIT", 8)
-    monkeypatch.setattr(python_io, "_BLOCK_ROWS", 3)
+    monkeypatch.setattr(_python_subject, "_BUFFER_LIMIT", 8)
+    monkeypatch.setattr(_python_subject, "_BLOCK_ROWS", 3)
 
     class Flood(pw.io.python.ConnectorSubject):
         def run(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from deltaflow.error_display import user_call
 from deltaflow.io._core.arguments import check_read_options, input_table
 from deltaflow.io._core.base import Data, DictsContext, Finished, Reader, ReadEvent
+from deltaflow.io._python_subject import _MessageParser
 from deltaflow.io.http._common import (
     DEFAULT_RETRY_CODES,
     RequestFailed,
@@ -33,7 +34,6 @@ from deltaflow.io.http._common import (
     safe_url,
     with_retries,
 )
-from deltaflow.io.python import _MessageParser
 from deltaflow.schema import Schema, schema_from_types
 
 LABEL = "pw.io.http.read"
