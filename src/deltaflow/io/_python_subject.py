@@ -225,6 +225,8 @@ def _first_marker(items: list[Any], start: int) -> int:
 class _SubjectReader(Reader):
     """Takes the subject's buffered messages in blocks."""
 
+    replays_from_start = True  # the subject runs again from its start after a restart
+
     def __init__(self, subject: ConnectorSubject) -> None:
         self.subject = subject
         self._after: ReadEvent | None = None

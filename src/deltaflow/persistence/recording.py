@@ -112,9 +112,7 @@ def check_reader(name: str, reader: Reader) -> None:
     from its beginning (it must not resend rows). Any other reader would silently read
     everything again, so it is refused.
     """
-    if type(reader).seek is not Reader.seek:
-        return
-    if type(reader).__module__ == "deltaflow.io.python":
+    if type(reader).seek is not Reader.seek or reader.replays_from_start:
         return
     raise ConnectorError(
         name,

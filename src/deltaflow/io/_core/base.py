@@ -198,6 +198,9 @@ class Reader(ABC):
     poll_interval_s: float = 0.05
     retracts_sources: bool = False
     """True if the reader emits ``NewSource(replaces=True)`` (the session then keeps rows)."""
+    replays_from_start: bool = False
+    """True if, after a restart, the source sends its rows again from its beginning (a Python
+    subject runs again): persistence then replays its snapshot instead of seeking."""
     persisted: bool = False
     """Set by the input session, before ``seek``, when persistence records this input."""
     engine: EngineBacklog | None = None
