@@ -16,6 +16,7 @@ _COLUMNS = {
     "b": (st.booleans(), pl.Boolean),
     "p": (st.integers(0, 2**128 - 1), pl.UInt128),  # row ids: Pointer keys
     "t": (st.integers(-(2**62), 2**62), pl.Datetime("ns")),
+    "d": (st.integers(-(2**63), 2**63 - 1), pl.Duration("us")),
     "l": (st.lists(st.integers(-5, 5), max_size=3), pl.List(pl.Int64)),
 }
 
@@ -39,7 +40,7 @@ def _frames(draw: st.DrawFn) -> pl.DataFrame:
 @settings(max_examples=150, deadline=None)
 @given(_frames())
 def test_series_hashes_equal_the_expression(frame: pl.DataFrame) -> None:
-    expected = frame.select(key_hash_expr(frame.columns)).to_series().to_list()
+    expected = frame.select(key_hash_expr(frame.columns, frame.dtypes)).to_series().to_list()
     hashed = key_hash_series(frame.get_columns())
     assert hashed is not None
     assert hashed.name == keys.KH
@@ -57,3 +58,37 @@ def test_python_object_keys_have_no_series_hash() -> None:
     objects = pl.Series("o", [object()], dtype=pl.Object)
     assert key_hash_series([objects]) is None
     assert key_hash_series([]) is None
+
+
+def test_int_keys_are_multiplied_alike_in_python_and_polars() -> None:
+    # Integer keys take the multiplication (not Polars' hash): the small path computes it in
+    # Python, and both must agree on the extremes, on negatives and on null.
+    assert keys._multiplication_agrees()
+    values = [0, 1, -1, 7, 2**63 - 1, -(2**63), None, 10**18]
+    column = pl.Series("k", values, dtype=pl.Int64)
+    by_polars = column.to_frame().select(key_hash_expr(["k"], [pl.Int64])).to_series()
+    assert key_hash_series([column]).to_list() == by_polars.to_list()
+    # (and above the Python limit, where the Series path queries Polars instead)
+    many = pl.Series("k", range(-3000, 3000), dtype=pl.Int64)
+    assert many.len() > keys._PYTHON_INT_KEYS
+    expected = many.to_frame().select(key_hash_expr(["k"], [pl.Int64])).to_series()
+    assert key_hash_series([many]).to_list() == expected.to_list()
+    # A null key has its own hash, shared only with the smallest Int64.
+    hashes = by_polars.to_list()
+    assert hashes[values.index(None)] == hashes[values.index(-(2**63))]
+    assert len(set(hashes)) == len(values) - 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(-(2**62), 2**62), st.integers(2, 5))
+def test_consecutive_int_keys_spread_over_workers(start: int, workers: int) -> None:
+    # Workers take their share of keys from the hash's high bits: a run of consecutive keys
+    # (ids, counters) must not land on one worker, as the low bits of a product would.
+    from deltaflow.engine.workers import placement
+
+    column = pl.Series("k", range(start, start + 1000), dtype=pl.Int64)
+    hashes = key_hash_series([column])
+    assert hashes is not None
+    owners = ((hashes // placement._SHARE_DIVISOR) % workers).value_counts()["count"]
+    assert len(owners) == workers
+    assert owners.min() > 1000 / workers / 2

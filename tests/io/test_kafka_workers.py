@@ -337,7 +337,7 @@ def test_deltas_are_split_by_key_alike_small_and_big() -> None:
     from deltaflow.engine.workers import placement
 
     delta = pl.DataFrame({"w": [f"w{i % 37}" for i in range(300)], "n": list(range(300))})
-    hashes = delta.select(placement.key_hash_expr([pl.col("w")]).alias("h"))["h"]
+    hashes = delta.select(placement.key_hash_expr([pl.col("w")], [pl.String]).alias("h"))["h"]
     for workers in (1, 2, 3):
         small = placement.split_by_key(delta, hashes, workers)
         shares = ((hashes // placement._SHARE_DIVISOR) % workers).cast(pl.UInt32)

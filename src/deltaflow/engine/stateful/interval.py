@@ -101,7 +101,9 @@ class IntervalJoinOperator(JoinOperator[IntervalJoinNode]):
         else:
             frame = frame.with_columns(self._units().alias(RIGHT_TIME)).drop(TIME)
             bucketed = frame.with_columns(self._bucket(pl.col(RIGHT_TIME)).alias(BUCKET))
-        bucketed = bucketed.with_columns(key_hash_expr([*match, BUCKET]).alias(KH))
+        keyed = [*match, BUCKET]
+        hashed = key_hash_expr(keyed, [bucketed.schema[c] for c in keyed])
+        bucketed = bucketed.with_columns(hashed.alias(KH))
         return bucketed, frame
 
     def _on(self) -> list[str]:

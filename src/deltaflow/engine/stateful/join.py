@@ -477,7 +477,9 @@ class JoinOperator(SmallDeltaStep, Operator[JoinNodeT]):
         for key, dtype in zip(self.keys, self.node.key_types, strict=True):
             exprs[key] = exprs[key].cast(dtype.to_polars()).alias(key)
         self.match = [KH, *self.keys]
-        hashed = key_hash_expr([exprs[k] for k in self.keys])
+        hashed = key_hash_expr(
+            [exprs[k] for k in self.keys], [k.to_polars() for k in self.node.key_types]
+        )
         return project(delta, [pl.col(ID).alias(id_name), DIFF, *exprs.values(), hashed.alias(KH)])
 
 

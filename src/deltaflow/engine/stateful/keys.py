@@ -2,24 +2,42 @@
 is computed (over whole frames by an expression; over a small delta's Series without a query),
 the surrogates standing in for Python-object keys, and the id of the empty key.
 
-The key hash is Polars' hash: it only has to agree within one process. Operators that need
-exact key equality join on the key columns as well (see :func:`add_key_columns`).
+The key hash only has to agree within one process. Operators that need exact key equality
+join on the key columns as well (see :func:`add_key_columns`). A key of 64-bit integer
+columns is hashed by multiplications (see :data:`_MULTIPLIER`), which plain Python computes
+for a small delta as cheaply as Polars does for a frame; other keys take Polars' hash.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._small_frames import frame_of
+from deltaflow._small_frames import frame_of, series_of_values
 from deltaflow.engine.batch import ID
 
 KH = "_kh"
 TIME = "__time"
 _SEED = 0x5EED
+
+#: A key whose columns are all 64-bit integers underneath (Int64, Datetime, Duration) is
+#: hashed by multiplications modulo 2^64 with this odd constant (2^64 over the golden ratio):
+#: ``h = 0; for each column: h = (h ^ bits) * _MULTIPLIER``. A one-column key's hash is its
+#: bits times the constant, so distinct keys never share one; the high bits, the ones that
+#: split rows between workers (``placement._SHARE_DIVISOR``), are well mixed. The point is
+#: the small delta: Python computes a few keys' hashes in well under a microsecond each,
+#: where Polars' hash of even one row hands the work to its thread pool and waits for it
+#: (~50-100 us of a one-row update's latency).
+_MULTIPLIER = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
+#: The bits a null stands for: those of -2^63, the one value it may share a hash with.
+_NULL_BITS = 1 << 63
+#: Up to this many keys are hashed in Python (~0.1 us each for one column), more by Polars.
+_PYTHON_INT_KEYS = 4096
 
 
 @functools.cache
@@ -35,26 +53,91 @@ def constant_ids(count: int) -> pl.Series:
     return pl.Series(ID, [constant_id()] * count, dtype=pl.UInt128)
 
 
-def key_hash_expr(match: Sequence[str | pl.Expr]) -> pl.Expr:
-    """The ``_kh`` of rows keyed by the ``match`` columns (0 for the empty key); expressions
-    named like the columns give the same hash."""
+def key_hash_expr(match: Sequence[str | pl.Expr], dtypes: Sequence[Any]) -> pl.Expr:
+    """The ``_kh`` of rows keyed by the ``match`` columns, whose Polars types are ``dtypes``
+    (0 for the empty key); expressions named like the columns give the same hash."""
     if not match:
         return pl.lit(0, dtype=pl.UInt64)
-    if len(match) == 1:
+    columns = [pl.col(m) if isinstance(m, str) else m for m in match]
+    if _integer_key(dtypes):
+        return _fold(columns)
+    if len(columns) == 1:
         # A column's own hash: several times cheaper than hashing a one-field struct.
-        (only,) = match
-        return (pl.col(only) if isinstance(only, str) else only).hash(_SEED).cast(pl.UInt64)
+        return columns[0].hash(_SEED).cast(pl.UInt64)
     return pl.struct(match).hash(_SEED).cast(pl.UInt64)
+
+
+def _integer_key(dtypes: Sequence[Any]) -> bool:
+    """Whether a key of columns of these types is hashed by :data:`_MULTIPLIER`."""
+    return (
+        bool(dtypes)
+        and all(dtype.base_type() in (pl.Int64, pl.Datetime, pl.Duration) for dtype in dtypes)
+        and _multiplication_agrees()
+    )
+
+
+def _fold(columns: Sequence[pl.Expr]) -> pl.Expr:
+    multiplier = pl.lit(_MULTIPLIER, dtype=pl.UInt64)
+    null = pl.lit(_NULL_BITS, dtype=pl.UInt64)
+    folded: pl.Expr | None = None
+    for column in columns:
+        bits = column.to_physical().reinterpret(signed=False).fill_null(null)
+        folded = (bits if folded is None else folded ^ bits) * multiplier
+    assert folded is not None
+    return folded
+
+
+def _fold_in_python(columns: Sequence[list[int | None]]) -> list[int]:
+    """:func:`_fold` of the columns' physical values (ints or None)."""
+    multiplier, mask, null = _MULTIPLIER, _MASK, _NULL_BITS
+    if len(columns) == 1:
+        return [((null if v is None else v) * multiplier) & mask for v in columns[0]]
+    hashes = []
+    for row in zip(*columns, strict=True):
+        folded = 0
+        for v in row:
+            folded = ((folded ^ (null if v is None else v & mask)) * multiplier) & mask
+        hashes.append(folded)
+    return hashes
+
+
+@functools.cache
+def _multiplication_agrees() -> bool:
+    """Whether Polars' products wrap modulo 2^64 as Python's masked ones do (checked once, at
+    the first use; were they ever to differ, such keys would take Polars' hash everywhere)."""
+    values = [0, 1, -1, 2, 2**63 - 1, -(2**63), None, 12_345_678_901]
+    frame = pl.DataFrame(
+        {"i": values, "t": values, "d": values[::-1]},
+        schema={"i": pl.Int64, "t": pl.Datetime("us"), "d": pl.Duration("ns")},
+    )
+    try:
+        for names in (["i"], ["t"], ["i", "d"], ["t", "i", "d"]):
+            polars = frame.select(_fold([pl.col(n) for n in names])).to_series().to_list()
+            physical = [frame.get_column(n).to_physical().to_list() for n in names]
+            if polars != _fold_in_python(physical):
+                return False
+    except pl.exceptions.PolarsError:
+        return False
+    return True
 
 
 def key_hash_series(columns: Sequence[pl.Series]) -> pl.Series | None:
     """:func:`key_hash_expr` of the given key columns, for a small delta: without a query
-    (``DataFrame.hash_rows`` of one column hashes it as the expression does, several times
-    cheaper than the query behind ``Series.hash``; a multi-column key is hashed as one
-    struct column). None for keys Polars cannot hash (Python objects: they hash through
-    surrogates) or an empty key."""
+    (an integer key is hashed in Python; ``DataFrame.hash_rows`` of any other column hashes
+    it as the expression does, several times cheaper than the query behind ``Series.hash``;
+    a multi-column key is hashed as one struct column). None for keys Polars cannot hash
+    (Python objects: they hash through surrogates) or an empty key."""
     if not columns or any(column.dtype == pl.Object for column in columns):
         return None
+    if _integer_key([column.dtype for column in columns]):
+        if columns[0].len() > _PYTHON_INT_KEYS:
+            folded = _fold([pl.col(column.name) for column in columns])
+            return frame_of(list(columns)).select(folded.alias(KH)).to_series()
+        physical = [
+            (column if column.dtype == pl.Int64 else column.to_physical()).to_list()
+            for column in columns
+        ]
+        return series_of_values(KH, _fold_in_python(physical), pl.UInt64)
     key = columns[0] if len(columns) == 1 else frame_of(list(columns)).to_struct(KH)
     if _hash_rows_agrees():
         return key.to_frame().hash_rows(_SEED).alias(KH)
@@ -77,7 +160,7 @@ def _hash_rows_agrees() -> bool:
     ]
     return all(
         s.to_frame().hash_rows(_SEED).to_list()
-        == s.to_frame().select(key_hash_expr(["k"])).to_series().to_list()
+        == s.to_frame().select(pl.col("k").hash(_SEED).cast(pl.UInt64)).to_series().to_list()
         for s in samples
     )
 
@@ -107,6 +190,9 @@ def add_key_columns(frame: pl.DataFrame, keys: Sequence[str]) -> tuple[pl.DataFr
             match.append(key)
     if extra:
         frame = frame.with_columns(extra)
-    hashed = key_hash_expr(match) if frame.height else pl.lit(0, dtype=pl.UInt64)
+    if frame.height:
+        hashed = key_hash_expr(match, [frame.schema[m] for m in match])
+    else:
+        hashed = pl.lit(0, dtype=pl.UInt64)
     frame = frame.with_columns(hashed.alias(KH))
     return frame, [KH, *match]

@@ -139,7 +139,9 @@ class ReduceRowPath(ReduceState):
         cached = self._small_select
         built_from = tuple(map(id, exprs.values()))
         if cached is None or cached[0] != built_from:  # built once: expressions cost to build
-            hashed = key_hash_expr([exprs[k] for k in self.keys])
+            hashed = key_hash_expr(
+                [exprs[k] for k in self.keys], [k.to_polars() for k in self.key_types]
+            )
             cached = self._small_select = (
                 built_from,
                 [ID, DIFF, *exprs.values(), hashed.alias(KH)],

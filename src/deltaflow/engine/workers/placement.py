@@ -135,14 +135,14 @@ def _key_hasher(pre: Any, keys: list[str], key_types: list[Any]) -> KeyHasher | 
         if objects:  # Python-object keys are hashed through their canonical text
             frame, _ = add_key_columns(delta.select(key_exprs), keys)
             return frame[KH]
-        return delta.select(key_hash_expr(key_exprs).alias(KH))[KH]
+        return delta.select(key_hash_expr(key_exprs, dtypes).alias(KH))[KH]
 
     return hashes
 
 
 def _hash_of_ids(delta: pl.DataFrame) -> pl.Series:
     """The key hash of each row's id (id operations match rows by id)."""
-    return delta.select(key_hash_expr([ID]).alias(KH))[KH]
+    return delta.select(key_hash_expr([ID], [pl.UInt128]).alias(KH))[KH]
 
 
 def _instance_hasher(op: Operator) -> KeyHasher | None:
