@@ -44,7 +44,7 @@ def test_a_few_commits_back_to_back_stay_separate_times() -> None:
     """Commits waiting for the engine are merged only past a backlog of several, so a
     subject's explicit commits keep their boundaries even if all arrive before the engine
     looks (as they do in Pathway)."""
-    commits = 2  # runtime.MERGE_BACKLOG_ABOVE
+    commits = 2  # times.MERGE_BACKLOG_ABOVE
 
     class Burst(pw.io.python.ConnectorSubject):
         def run(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 from _io_helpers import BackgroundRun, Changes
 
 import deltaflow as pw
-from deltaflow.engine import runtime
+from deltaflow.engine import times
 from deltaflow.io import _python_subject
 
 
@@ -52,7 +52,7 @@ def test_commits_cut_blocks_wherever_they_fall(monkeypatch: pytest.MonkeyPatch) 
     of a block, a mix of insertions and deletions, and the end each cut it where they are."""
     monkeypatch.setattr(_python_subject, "_BLOCK_ROWS", 3)
     # Commits arriving faster than the engine may merge; here every one must stay its own.
-    monkeypatch.setattr(runtime, "MERGE_BACKLOG_ABOVE", 100)
+    monkeypatch.setattr(times, "MERGE_BACKLOG_ABOVE", 100)
     sent = [["a", "b"], ["c", "d", "e", "f", "g"], ["h"], ["i", "j", "k", "l"]]
 
     class Subject(pw.io.python.ConnectorSubject):

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import deltaflow as pw
-from deltaflow.engine.runtime import FINAL_TIME as FINAL
+from deltaflow.engine.times import FINAL_TIME as FINAL
 
 EVENTS = """
   | t  | v | __time__ | __diff__

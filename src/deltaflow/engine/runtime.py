@@ -12,13 +12,13 @@ import contextvars
 import logging
 import os
 import threading
-import time as _time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeGuard
 
 import polars as pl
 
 from deltaflow import plan
+from deltaflow.engine import times
 from deltaflow.engine.active_runs import active_run
 from deltaflow.engine.active_runs import stop_all_runs as stop_all_runs  # documented here
 from deltaflow.engine.boundary import ConnectorError, Sink, Source, SourceHandle, sink_errors
@@ -31,6 +31,7 @@ from deltaflow.engine.operators import (
     OutputOperator,
     SelectOperator,
 )
+from deltaflow.engine.times import FINAL_TIME as FINAL_TIME  # its former home
 from deltaflow.errors import (
     EngineError,  # noqa: F401 - its former home
     without_unhandled_errors,
@@ -44,16 +45,6 @@ OPERATORS: dict[type[plan.Node], Callable[[Any], Operator]] = dict(STATELESS)
 def register_operator(node_type: type[plan.Node], factory: Callable[[Any], Operator]) -> None:
     """Teach the compiler how to run a new kind of plan node."""
     OPERATORS[node_type] = factory
-
-
-#: The time of the changes released when every input has finished (held rows of ``buffer``
-#: and delayed windows), as in Pathway: the largest even 64-bit unsigned time.
-FINAL_TIME = 18446744073709551614
-#: Up to this many commits of one input waiting for the engine are processed one time each (as
-#: the source committed them); a longer backlog is merged into one time so the engine catches up.
-#: Kept small: under load, taking 8 waiting commits one by one measured 10-70 ms p50 latency on
-#: the windowed benchmark against 3-8 ms merging them.
-MERGE_BACKLOG_ABOVE = 2
 
 
 class _SelfTimed(Protocol):
@@ -70,11 +61,6 @@ def inline_processing_enabled() -> bool:
     """Whether small commits may be processed on their source's thread (on unless
     ``DELTAFLOW_INLINE_ENGINE=0``; see :meth:`Runtime.process_inline`)."""
     return os.environ.get("DELTAFLOW_INLINE_ENGINE", "1").strip() != "0"
-
-
-def _even_now_ms() -> int:
-    now = int(_time.time() * 1000)
-    return now + (now & 1)
 
 
 def _load_operator_modules() -> None:
@@ -401,7 +387,7 @@ class Runtime:
                 else self._even_after_last()
             )
             self._process(time, timed[pinned])
-        for batches in _live_times(live):
+        for batches in times.live_times(live):
             self._process(self._next_time(), batches)
         for index, (_, handle) in enumerate(self.inputs):
             if taken_rows[index]:
@@ -468,20 +454,20 @@ class Runtime:
 
     def _process_final_time(self) -> None:
         """When every input has finished, operators holding rows back until event time
-        passes (``buffer``, delayed windows) let them out at :data:`FINAL_TIME`."""
+        passes (``buffer``, delayed windows) let them out at :data:`times.FINAL_TIME`."""
         waiting = False
         for op in self.operators:
             finish = getattr(op, "inputs_finished", None)
-            if finish is not None and finish(FINAL_TIME):
+            if finish is not None and finish(times.FINAL_TIME):
                 waiting = True
-        if waiting and (self.last_time is None or self.last_time < FINAL_TIME):
+        if waiting and (self.last_time is None or self.last_time < times.FINAL_TIME):
             last = self.last_time
-            self._process(FINAL_TIME, [])
+            self._process(times.FINAL_TIME, [])
             # The inputs' last time stays the run's (checkpoints record input times).
             self.last_time = last
 
     def _next_time(self) -> int:
-        now = _even_now_ms()
+        now = times.even_now_ms()
         return now if self.last_time is None or now > self.last_time else self._even_after_last()
 
     def _even_after_last(self) -> int:
@@ -536,25 +522,6 @@ class Runtime:
         self._check_failures()
         if self._self_timed:
             self._process_requested_times()
-
-
-def _live_times(
-    live: list[tuple[int, pl.DataFrame]],
-) -> list[list[tuple[int, pl.DataFrame]]]:
-    """The times the waiting live commits make: the k-th commit of every input shares the k-th
-    time, unless an input has more than :data:`MERGE_BACKLOG_ABOVE` commits waiting, whose
-    commits then all go into the first time (merged, never split)."""
-    per_input: dict[int, list[pl.DataFrame]] = {}
-    for index, batch in live:
-        per_input.setdefault(index, []).append(batch)
-    times: list[list[tuple[int, pl.DataFrame]]] = []
-    for index, batches in per_input.items():
-        groups = [batches] if len(batches) > MERGE_BACKLOG_ABOVE else [[b] for b in batches]
-        for position, group in enumerate(groups):
-            if position == len(times):
-                times.append([])
-            times[position].extend((index, batch) for batch in group)
-    return times
 
 
 def run_outputs(

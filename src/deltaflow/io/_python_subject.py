@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from deltaflow import _types as t
-from deltaflow.engine import runtime
+from deltaflow.engine import times
 from deltaflow.io._core.base import (
     Commit,
     Data,
@@ -295,7 +295,7 @@ class _SubjectReader(Reader):
         and a failure still cut."""
         if cut == len(items) or items[cut] is not _COMMIT:
             return []
-        limit = runtime.MERGE_BACKLOG_ABOVE
+        limit = times.MERGE_BACKLOG_ABOVE
         waiting = self.subject._commits_sent - self._commits_read - 1  # beyond this one
         if waiting <= limit:
             return []

@@ -248,12 +248,12 @@ class PersistentRun:
                 checkpoint.number,
                 sum(b.height for _, b in replay),
             )
-        from deltaflow.engine.runtime import _even_now_ms
+        from deltaflow.engine.times import even_now_ms
 
         operators = persisted_operators(
             runtime.operators, only_named=self.config.persists_only_named
         )
-        replay_time = _even_now_ms() if anywhere else 0
+        replay_time = even_now_ms() if anywhere else 0
         restored = False
         if self.peers is None or self.peers.coordinator:  # operators with state: on worker 0
             self._operators = OperatorStates(self.store, operators)

@@ -30,7 +30,7 @@ import polars as pl
 
 from deltaflow.engine.batch import DIFF, ID, consolidate
 from deltaflow.engine.operators import Delta, Operator, run_projection
-from deltaflow.engine.runtime import FINAL_TIME
+from deltaflow.engine.times import FINAL_TIME
 from deltaflow.plan import Node
 
 THRESHOLD = "__thr"
