@@ -80,13 +80,16 @@ def test_int_keys_are_multiplied_alike_in_python_and_polars() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(-(2**62), 2**62), st.integers(2, 5))
-def test_consecutive_int_keys_spread_over_workers(start: int, workers: int) -> None:
+@given(st.integers(0, 2**62), st.integers(2, 5), st.sampled_from([pl.Int64, pl.UInt128]))
+def test_consecutive_int_keys_spread_over_workers(
+    start: int, workers: int, dtype: pl.DataType
+) -> None:
     # Workers take their share of keys from the hash's high bits: a run of consecutive keys
-    # (ids, counters) must not land on one worker, as the low bits of a product would.
+    # (counters, or row ids given as small ints) must not land on one worker, as the low
+    # bits of a product would.
     from deltaflow.engine.workers import placement
 
-    column = pl.Series("k", range(start, start + 1000), dtype=pl.Int64)
+    column = pl.Series("k", range(start, start + 1000), dtype=dtype)
     hashes = key_hash_series([column])
     assert hashes is not None
     owners = ((hashes // placement._SHARE_DIVISOR) % workers).value_counts()["count"]

@@ -24,10 +24,11 @@ KH = "_kh"
 TIME = "__time"
 _SEED = 0x5EED
 
-#: A key whose columns are all 64-bit integers underneath (Int64, Datetime, Duration) is
-#: hashed by multiplications modulo 2^64 with this odd constant (2^64 over the golden ratio):
-#: ``h = 0; for each column: h = (h ^ bits) * _MULTIPLIER``. A one-column key's hash is its
-#: bits times the constant, so distinct keys never share one; the high bits, the ones that
+#: A key whose columns are all integers underneath (Int64, Datetime, Duration, and the
+#: UInt128 of row ids, whose two halves are xor-ed into 64 bits) is hashed by multiplications
+#: modulo 2^64 with this odd constant (2^64 over the golden ratio):
+#: ``h = 0; for each column: h = (h ^ bits) * _MULTIPLIER``. A key of one 64-bit column
+#: hashes to its bits times the constant, so distinct keys never share a hash; the high bits, the ones that
 #: split rows between workers (``placement._SHARE_DIVISOR``), are well mixed. The point is
 #: the small delta: Python computes a few keys' hashes in well under a microsecond each,
 #: where Polars' hash of even one row hands the work to its thread pool and waits for it
@@ -60,7 +61,7 @@ def key_hash_expr(match: Sequence[str | pl.Expr], dtypes: Sequence[Any]) -> pl.E
         return pl.lit(0, dtype=pl.UInt64)
     columns = [pl.col(m) if isinstance(m, str) else m for m in match]
     if _integer_key(dtypes):
-        return _fold(columns)
+        return _fold(columns, dtypes)
     if len(columns) == 1:
         # A column's own hash: several times cheaper than hashing a one-field struct.
         return columns[0].hash(_SEED).cast(pl.UInt64)
@@ -71,24 +72,33 @@ def _integer_key(dtypes: Sequence[Any]) -> bool:
     """Whether a key of columns of these types is hashed by :data:`_MULTIPLIER`."""
     return (
         bool(dtypes)
-        and all(dtype.base_type() in (pl.Int64, pl.Datetime, pl.Duration) for dtype in dtypes)
+        and all(dtype.base_type() in _INTEGER_TYPES for dtype in dtypes)
         and _multiplication_agrees()
     )
 
 
-def _fold(columns: Sequence[pl.Expr]) -> pl.Expr:
+_INTEGER_TYPES = (pl.Int64, pl.Datetime, pl.Duration, pl.UInt128)
+
+
+def _fold(columns: Sequence[pl.Expr], dtypes: Sequence[Any]) -> pl.Expr:
     multiplier = pl.lit(_MULTIPLIER, dtype=pl.UInt64)
     null = pl.lit(_NULL_BITS, dtype=pl.UInt64)
     folded: pl.Expr | None = None
-    for column in columns:
-        bits = column.to_physical().reinterpret(signed=False).fill_null(null)
+    for column, dtype in zip(columns, dtypes, strict=True):
+        if dtype.base_type() == pl.UInt128:
+            low = (column & pl.lit(_MASK, dtype=pl.UInt128)).cast(pl.UInt64)
+            bits = low ^ (column // pl.lit(1 << 64, dtype=pl.UInt128)).cast(pl.UInt64)
+        else:
+            bits = column.to_physical().reinterpret(signed=False)
+        bits = bits.fill_null(null)
         folded = (bits if folded is None else folded ^ bits) * multiplier
     assert folded is not None
     return folded
 
 
 def _fold_in_python(columns: Sequence[list[int | None]]) -> list[int]:
-    """:func:`_fold` of the columns' physical values (ints or None)."""
+    """:func:`_fold` of the columns' physical values (ints or None; a UInt128's halves
+    already xor-ed, see :func:`_bits`)."""
     multiplier, mask, null = _MULTIPLIER, _MASK, _NULL_BITS
     if len(columns) == 1:
         return [((null if v is None else v) * multiplier) & mask for v in columns[0]]
@@ -101,20 +111,32 @@ def _fold_in_python(columns: Sequence[list[int | None]]) -> list[int]:
     return hashes
 
 
+def _bits(column: pl.Series) -> list[int | None]:
+    """The values :func:`_fold_in_python` folds: physical integers, a UInt128's two halves
+    xor-ed into 64 bits."""
+    if column.dtype == pl.Int64:
+        return column.to_list()
+    if column.dtype == pl.UInt128:
+        return [None if v is None else (v & _MASK) ^ (v >> 64) for v in column.to_list()]
+    return column.to_physical().to_list()
+
+
 @functools.cache
 def _multiplication_agrees() -> bool:
     """Whether Polars' products wrap modulo 2^64 as Python's masked ones do (checked once, at
     the first use; were they ever to differ, such keys would take Polars' hash everywhere)."""
     values = [0, 1, -1, 2, 2**63 - 1, -(2**63), None, 12_345_678_901]
+    ids = [0, 1, 2**64, 2**128 - 1, 2**127 + 5, None, 2**64 - 1, 3 << 70]
     frame = pl.DataFrame(
-        {"i": values, "t": values, "d": values[::-1]},
-        schema={"i": pl.Int64, "t": pl.Datetime("us"), "d": pl.Duration("ns")},
+        {"i": values, "t": values, "d": values[::-1], "p": ids},
+        schema={"i": pl.Int64, "t": pl.Datetime("us"), "d": pl.Duration("ns"), "p": pl.UInt128},
     )
     try:
-        for names in (["i"], ["t"], ["i", "d"], ["t", "i", "d"]):
-            polars = frame.select(_fold([pl.col(n) for n in names])).to_series().to_list()
-            physical = [frame.get_column(n).to_physical().to_list() for n in names]
-            if polars != _fold_in_python(physical):
+        for names in (["i"], ["t"], ["p"], ["i", "d"], ["t", "i", "d"], ["p", "i"]):
+            dtypes = [frame.schema[n] for n in names]
+            folded = _fold([pl.col(n) for n in names], dtypes)
+            polars = frame.select(folded).to_series().to_list()
+            if polars != _fold_in_python([_bits(frame.get_column(n)) for n in names]):
                 return False
     except pl.exceptions.PolarsError:
         return False
@@ -131,13 +153,9 @@ def key_hash_series(columns: Sequence[pl.Series]) -> pl.Series | None:
         return None
     if _integer_key([column.dtype for column in columns]):
         if columns[0].len() > _PYTHON_INT_KEYS:
-            folded = _fold([pl.col(column.name) for column in columns])
+            folded = _fold([pl.col(c.name) for c in columns], [c.dtype for c in columns])
             return frame_of(list(columns)).select(folded.alias(KH)).to_series()
-        physical = [
-            (column if column.dtype == pl.Int64 else column.to_physical()).to_list()
-            for column in columns
-        ]
-        return series_of_values(KH, _fold_in_python(physical), pl.UInt64)
+        return series_of_values(KH, _fold_in_python([_bits(c) for c in columns]), pl.UInt64)
     key = columns[0] if len(columns) == 1 else frame_of(list(columns)).to_struct(KH)
     if _hash_rows_agrees():
         return key.to_frame().hash_rows(_SEED).alias(KH)
