@@ -28,10 +28,11 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow import errors
+from deltaflow._small_frames import frame_of
 from deltaflow.engine.batch import DIFF, ID, ID_DTYPE, consolidate, consolidate_rows, empty_batch
 from deltaflow.engine.operators import Delta, Operator
 from deltaflow.engine.stateful.arrangement import Arrangement
-from deltaflow.engine.stateful.keys import KH
+from deltaflow.engine.stateful.keys import KH, key_hash_series
 from deltaflow.engine.stateful.nodes import IdOpNode
 
 #: The id operations whose promises are checked (the others are plain semi/anti joins).
@@ -39,7 +40,10 @@ CHECKED_KINDS = ("update_rows", "update_cells", "restrict", "with_universe_of")
 
 
 def _keyed(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(pl.col(ID).hash(7).alias(KH))
+    """``frame`` with the key hash of its ids (computed in Python for a small delta)."""
+    hashes = key_hash_series([frame.get_column(ID)])
+    assert hashes is not None  # ids are UInt128, never Python objects
+    return frame_of([*frame.get_columns(), hashes])
 
 
 _NO_IDS = pl.DataFrame(schema={ID: ID_DTYPE})
