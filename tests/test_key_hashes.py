@@ -73,6 +73,10 @@ def test_int_keys_are_multiplied_alike_in_python_and_polars() -> None:
     assert many.len() > keys._PYTHON_INT_KEYS
     expected = many.to_frame().select(key_hash_expr(["k"], [pl.Int64])).to_series()
     assert key_hash_series([many]).to_list() == expected.to_list()
+    # Two keys read from one column (groupby(t.a, t.a)): equal to two distinct columns.
+    pair = pl.DataFrame({"a": many, "b": many})
+    expected = pair.select(key_hash_expr(["a", "b"], [pl.Int64, pl.Int64])).to_series()
+    assert key_hash_series([many, many]).to_list() == expected.to_list()
     # A null key has its own hash, shared only with the smallest Int64.
     hashes = by_polars.to_list()
     assert hashes[values.index(None)] == hashes[values.index(-(2**63))]

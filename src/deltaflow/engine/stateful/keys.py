@@ -3,9 +3,10 @@ is computed (over whole frames by an expression; over a small delta's Series wit
 the surrogates standing in for Python-object keys, and the id of the empty key.
 
 The key hash only has to agree within one process. Operators that need exact key equality
-join on the key columns as well (see :func:`add_key_columns`). A key of 64-bit integer
-columns is hashed by multiplications (see :data:`_MULTIPLIER`), which plain Python computes
-for a small delta as cheaply as Polars does for a frame; other keys take Polars' hash.
+join on the key columns as well (see :func:`add_key_columns`). A key of integer columns
+(row ids included) is hashed by multiplications (see :data:`_MULTIPLIER`), which plain
+Python computes for a small delta as cheaply as Polars does for a frame; other keys take
+Polars' hash.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ _SEED = 0x5EED
 #: UInt128 of row ids, whose two halves are xor-ed into 64 bits) is hashed by multiplications
 #: modulo 2^64 with this odd constant (2^64 over the golden ratio):
 #: ``h = 0; for each column: h = (h ^ bits) * _MULTIPLIER``. A key of one 64-bit column
-#: hashes to its bits times the constant, so distinct keys never share a hash; the high bits, the ones that
-#: split rows between workers (``placement._SHARE_DIVISOR``), are well mixed. The point is
-#: the small delta: Python computes a few keys' hashes in well under a microsecond each,
-#: where Polars' hash of even one row hands the work to its thread pool and waits for it
-#: (~50-100 us of a one-row update's latency).
+#: hashes to its bits times the constant, so distinct keys never share a hash; the high
+#: bits, the ones that split rows between workers (``placement._SHARE_DIVISOR``), are well
+#: mixed. The point is the small delta: Python computes a few keys' hashes in well under a
+#: microsecond each, where Polars' hash of even one row hands the work to its thread pool
+#: and waits for it (~50-100 us of a one-row update's latency).
 _MULTIPLIER = 0x9E3779B97F4A7C15
 _MASK = (1 << 64) - 1
 #: The bits a null stands for: those of -2^63, the one value it may share a hash with.
@@ -152,9 +153,10 @@ def key_hash_series(columns: Sequence[pl.Series]) -> pl.Series | None:
     if not columns or any(column.dtype == pl.Object for column in columns):
         return None
     if _integer_key([column.dtype for column in columns]):
-        if columns[0].len() > _PYTHON_INT_KEYS:
-            folded = _fold([pl.col(c.name) for c in columns], [c.dtype for c in columns])
-            return frame_of(list(columns)).select(folded.alias(KH)).to_series()
+        if columns[0].len() > _PYTHON_INT_KEYS:  # (renamed: two keys may share a column)
+            named = [c.alias(f"k{i}") for i, c in enumerate(columns)]
+            folded = _fold([pl.col(c.name) for c in named], [c.dtype for c in named])
+            return frame_of(named).select(folded.alias(KH)).to_series()
         return series_of_values(KH, _fold_in_python([_bits(c) for c in columns]), pl.UInt64)
     key = columns[0] if len(columns) == 1 else frame_of(list(columns)).to_struct(KH)
     if _hash_rows_agrees():
