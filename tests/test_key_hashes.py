@@ -73,6 +73,32 @@ def test_int_keys_are_multiplied_alike_in_python_and_polars() -> None:
     assert many.len() > keys._PYTHON_INT_KEYS
     expected = many.to_frame().select(key_hash_expr(["k"], [pl.Int64])).to_series()
     assert key_hash_series([many]).to_list() == expected.to_list()
+    # Every size goes its own way (Python, NumPy, a Polars query): all agree with the
+    # expression, with and without nulls, for Int64, Datetime and row-id keys.
+    for rows in (3, 100, 700, 5000):
+        frame = pl.DataFrame(
+            {
+                "i": [None if n % 7 == 0 else n - rows for n in range(rows)],
+                "j": list(range(rows)),
+                "t": [None if n % 5 == 0 else n for n in range(rows)],
+                "z": list(range(rows)),
+                "d": [None if n % 3 == 0 else -n for n in range(rows)],
+                "p": [n << 65 | n for n in range(rows)],
+            },
+            schema={
+                "i": pl.Int64,
+                "j": pl.Int64,
+                "t": pl.Datetime("ns"),
+                "z": pl.Datetime("us", "Europe/Warsaw"),
+                "d": pl.Duration("ms"),
+                "p": pl.UInt128,
+            },
+        )
+        for names in (["i"], ["j"], ["t"], ["z"], ["d"], ["p"], ["j", "t"], ["i", "p"], ["z", "d"]):
+            expected = frame.select(key_hash_expr(names, [frame.schema[n] for n in names]))
+            hashed = key_hash_series([frame.get_column(n) for n in names])
+            assert hashed is not None
+            assert hashed.to_list() == expected.to_series().to_list(), (rows, names)
     # Two keys read from one column (groupby(t.a, t.a)): equal to two distinct columns.
     pair = pl.DataFrame({"a": many, "b": many})
     expected = pair.select(key_hash_expr(["a", "b"], [pl.Int64, pl.Int64])).to_series()
