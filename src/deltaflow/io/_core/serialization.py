@@ -512,6 +512,17 @@ _FAST: dict[t.DType, type[pl.DataType]] = {
 }
 
 
+def exact_column(dtype: t.DType) -> tuple[type[pl.DataType], frozenset[type]] | None:
+    """For a column of int, float, bool or str (optional or not): its Polars type and the
+    Python types its values may have to be stored without a conversion (None for others)."""
+    base = dtype.strip_optional()
+    fast = _FAST.get(base)
+    if fast is None:
+        return None
+    allowed = _EXACT_TYPES[base] | {_NONE_TYPE} if dtype.is_optional else _EXACT_TYPES[base]
+    return fast, allowed
+
+
 def column_from_values(
     name: str, values: Sequence[Any], dtype: t.DType
 ) -> tuple[pl.Series, dict[int, str]]:
