@@ -510,11 +510,20 @@ _FAST: dict[t.DType, type[pl.DataType]] = {
     t.BOOL: pl.Boolean,
     t.STR: pl.String,
 }
+#: The Python types stored as they are in each of those columns (a bool is not an int here).
+_EXACT_TYPES: dict[t.DType, frozenset[type]] = {
+    t.INT: frozenset([int]),
+    t.FLOAT: frozenset([float]),
+    t.BOOL: frozenset([bool]),
+    t.STR: frozenset([str]),
+}
+_NONE_TYPE = type(None)
 
 
 def exact_column(dtype: t.DType) -> tuple[type[pl.DataType], frozenset[type]] | None:
     """For a column of int, float, bool or str (optional or not): its Polars type and the
-    Python types its values may have to be stored without a conversion (None for others)."""
+    Python types its values may have to be stored without a conversion (None for others).
+    Ranges are the strict Series constructor's to check (an int past 64 bits raises)."""
     base = dtype.strip_optional()
     fast = _FAST.get(base)
     if fast is None:
@@ -527,13 +536,13 @@ def column_from_values(
     name: str, values: Sequence[Any], dtype: t.DType
 ) -> tuple[pl.Series, dict[int, str]]:
     """A column from Python/JSON values; also the positions of unusable values and why."""
-    base = dtype.strip_optional()
-    fast = _FAST.get(base)
-    if fast is not None and _uniform(values, base, allow_none=dtype.is_optional):
+    exact = exact_column(dtype)
+    # set(map(type, ...)) runs at C speed: this runs for every value of a block.
+    if exact is not None and set(map(type, values)) <= exact[1]:
         try:
             # Strict: a value the type cannot hold (an int past 64 bits) raises, and the
             # values take the converting path below, which reports it.
-            return series_of_values(name, list(values), fast), {}
+            return series_of_values(name, list(values), exact[0]), {}
         except (TypeError, OverflowError):
             pass
     converted: list[Any] = []
@@ -545,23 +554,3 @@ def column_from_values(
             converted.append(None)
             errors[index] = f"column {name!r}: {exc}"
     return t.series_from_values(name, converted, dtype), errors
-
-
-_EXACT_TYPES: dict[t.DType, frozenset[type]] = {
-    t.INT: frozenset([int]),
-    t.FLOAT: frozenset([float]),
-    t.BOOL: frozenset([bool]),
-    t.STR: frozenset([str]),
-}
-_NONE_TYPE = type(None)
-
-
-def _uniform(values: Sequence[Any], base: t.DType, *, allow_none: bool) -> bool:
-    """Whether every value is exactly of the Python type Polars stores for ``base`` (a bool
-    is not an int here), or None when ``allow_none``. Ranges are the strict constructor's
-    to check."""
-    kinds = set(map(type, values))  # C-speed: this runs for every value of a block
-    wanted = _EXACT_TYPES[base]
-    if kinds <= wanted:
-        return True
-    return allow_none and kinds <= wanted | {_NONE_TYPE}
