@@ -31,7 +31,6 @@ from deltaflow.engine.operators import (
     OutputOperator,
     SelectOperator,
 )
-from deltaflow.engine.times import FINAL_TIME as FINAL_TIME  # its former home
 from deltaflow.errors import (
     EngineError,  # noqa: F401 - its former home
     without_unhandled_errors,

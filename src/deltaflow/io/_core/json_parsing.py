@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._small_frames import frame_of, series_of_values
+from deltaflow._small_frames import frame_of
 from deltaflow._values import type_mismatch
 from deltaflow.io._core import parsing
 from deltaflow.io._core.base import (
@@ -36,7 +36,7 @@ from deltaflow.io._core.parsing import (
     records_of,
     where_label,
 )
-from deltaflow.io._core.serialization import column_from_values, exact_column
+from deltaflow.io._core.serialization import column_from_values, exact_column, exact_series
 
 # (``re`` finds this short pattern about twice as fast as ``bytes.__contains__``.)
 _SPACE_BEFORE_COLON = re.compile(rb'" :')
@@ -164,13 +164,17 @@ class _DictRows:
         self.columns = list(columns)
         self.field_paths = dict(field_paths or {})
         self.origin = origin  # "json" or "python": how bad values are described
-        # Per column, (name, Polars type, the Python types stored as they are), when every
-        # column is an int, float, bool or str read by its name: see _exact_frame.
-        self._exact: list[tuple[str, type[pl.DataType], frozenset[type]]] | None = None
+        # Per column, its name and exact_column, when every column is an int, float, bool
+        # or str read by its name: see _exact_frame.
+        self._exact: list[tuple[str, tuple[type[pl.DataType], frozenset[type]]]] | None = None
         if not self.field_paths and self.columns:
-            exact = [(spec.name, exact_column(spec.dtype)) for spec in self.columns]
-            if all(kind is not None for _, kind in exact):
-                self._exact = [(name, *kind) for name, kind in exact if kind is not None]
+            kinds = [exact_column(spec.dtype) for spec in self.columns]
+            if all(kind is not None for kind in kinds):
+                self._exact = [
+                    (spec.name, kind)
+                    for spec, kind in zip(self.columns, kinds, strict=True)
+                    if kind is not None
+                ]
 
     def _exact_frame(self, rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame | None:
         """The frame of ``rows`` when every row has every field, each of exactly its column's
@@ -178,19 +182,20 @@ class _DictRows:
         this very frame, with a few more calls per column (a live update's rows come one at
         a time). None otherwise: the general path decides."""
         assert self._exact is not None
-        series = []
-        for name, dtype, allowed in self._exact:
+        columns = []
+        for name, exact in self._exact:
             try:
                 values = [row[name] for row in rows]
             except (KeyError, TypeError):
                 return None
-            if not set(map(type, values)) <= allowed:
+            try:
+                column = exact_series(name, values, exact)
+            except UnicodeEncodeError:  # a lone surrogate: the general path reports it
                 return None
-            try:  # strict: an int past 64 bits, or a str no UTF-8 holds, raises
-                series.append(series_of_values(name, values, dtype))
-            except (TypeError, ValueError, OverflowError, UnicodeEncodeError):
+            if column is None:
                 return None
-        return frame_of(series)
+            columns.append(column)
+        return frame_of(columns)
 
     def frame_from_dicts(
         self, rows: Sequence[Mapping[str, Any]], where: Sequence[str] | Callable[[int], str]

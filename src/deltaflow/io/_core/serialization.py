@@ -504,32 +504,38 @@ def _convert_timestamp(value: Any, base: t.DType) -> pd.Timestamp:
     return stamp
 
 
-_FAST: dict[t.DType, type[pl.DataType]] = {
-    t.INT: pl.Int64,
-    t.FLOAT: pl.Float64,
-    t.BOOL: pl.Boolean,
-    t.STR: pl.String,
+#: Columns whose values may be stored as they are: per type, its Polars type and the Python
+#: types of such values (a bool is not an int here).
+_EXACT: dict[t.DType, tuple[type[pl.DataType], frozenset[type]]] = {
+    t.INT: (pl.Int64, frozenset([int])),
+    t.FLOAT: (pl.Float64, frozenset([float])),
+    t.BOOL: (pl.Boolean, frozenset([bool])),
+    t.STR: (pl.String, frozenset([str])),
 }
-#: The Python types stored as they are in each of those columns (a bool is not an int here).
-_EXACT_TYPES: dict[t.DType, frozenset[type]] = {
-    t.INT: frozenset([int]),
-    t.FLOAT: frozenset([float]),
-    t.BOOL: frozenset([bool]),
-    t.STR: frozenset([str]),
-}
-_NONE_TYPE = type(None)
 
 
 def exact_column(dtype: t.DType) -> tuple[type[pl.DataType], frozenset[type]] | None:
     """For a column of int, float, bool or str (optional or not): its Polars type and the
-    Python types its values may have to be stored without a conversion (None for others).
-    Ranges are the strict Series constructor's to check (an int past 64 bits raises)."""
-    base = dtype.strip_optional()
-    fast = _FAST.get(base)
-    if fast is None:
+    Python types its values may have to be stored without a conversion (None for others)."""
+    exact = _EXACT.get(dtype.strip_optional())
+    if exact is None or not dtype.is_optional:
+        return exact
+    return exact[0], exact[1] | {type(None)}
+
+
+def exact_series(
+    name: str, values: Sequence[Any], exact: tuple[type[pl.DataType], frozenset[type]]
+) -> pl.Series | None:
+    """``values`` as a column of :func:`exact_column`'s type ``exact`` when each is exactly
+    of one of its Python types, and in range; None when they need a conversion (or a report).
+    Raises UnicodeEncodeError for a text no UTF-8 holds (a lone surrogate)."""
+    # set(map(type, ...)) runs at C speed: this runs for every value of a block.
+    if not set(map(type, values)) <= exact[1]:
         return None
-    allowed = _EXACT_TYPES[base] | {_NONE_TYPE} if dtype.is_optional else _EXACT_TYPES[base]
-    return fast, allowed
+    try:  # strict: a value the type cannot hold (an int past 64 bits) raises
+        return series_of_values(name, list(values), exact[0])
+    except (TypeError, OverflowError):
+        return None
 
 
 def column_from_values(
@@ -537,14 +543,10 @@ def column_from_values(
 ) -> tuple[pl.Series, dict[int, str]]:
     """A column from Python/JSON values; also the positions of unusable values and why."""
     exact = exact_column(dtype)
-    # set(map(type, ...)) runs at C speed: this runs for every value of a block.
-    if exact is not None and set(map(type, values)) <= exact[1]:
-        try:
-            # Strict: a value the type cannot hold (an int past 64 bits) raises, and the
-            # values take the converting path below, which reports it.
-            return series_of_values(name, list(values), exact[0]), {}
-        except (TypeError, OverflowError):
-            pass
+    series = None if exact is None else exact_series(name, values, exact)
+    if series is not None:
+        return series, {}
+    # The converting path: it reports each value it cannot convert.
     converted: list[Any] = []
     errors: dict[int, str] = {}
     for index, value in enumerate(values):
