@@ -274,16 +274,29 @@ def _exact_group_sums(sums: np.ndarray, position: np.ndarray, terms: np.ndarray)
 
 def sum_is_safe(state: ColumnGroups, slots: np.ndarray, args: list[np.ndarray | None]) -> bool:
     """Whether folding int sums cannot leave the 64-bit range."""
+    if slots.shape[0] <= FEW_ROWS:  # Python ints: no NumPy call on a few values
+        return sum_is_safe_few(
+            state, slots.tolist(), [None if a is None else a.tolist() for a in args]
+        )
     for n, i in enumerate(state.accumulated):
         column = args[i]
         if column is None or state.floats[i] or column.shape[0] == 0:
             continue
-        if slots.shape[0] <= FEW_ROWS:  # Python ints: no NumPy call on a few values
-            accs = state.accs[n]
-            bound = max(abs(int(accs[slot])) for slot in slots.tolist())
-            bound += sum(abs(value) for value in column.tolist())
-        else:
-            bound = int(np.abs(state.accs[n][slots]).max()) + int(np.abs(column).sum())
+        bound = int(np.abs(state.accs[n][slots]).max()) + int(np.abs(column).sum())
+        if bound >= _SAFE_SUM:
+            return False
+    return True
+
+
+def sum_is_safe_few(state: ColumnGroups, slots: list[int], args: list[list[Any] | None]) -> bool:
+    """:func:`sum_is_safe` for a few rows given as Python values."""
+    for n, i in enumerate(state.accumulated):
+        column = args[i]
+        if column is None or state.floats[i] or not column:
+            continue
+        accs = state.accs[n]
+        bound = max(abs(int(accs[slot])) for slot in slots)
+        bound += sum(abs(value) for value in column)
         if bound >= _SAFE_SUM:
             return False
     return True
@@ -336,12 +349,14 @@ def fold_few(
     diffs: list[int],
     args: list[list[Any] | None],
     columns: list[tuple[str, pl.DataType]],
-    read: list[int],
+    outputs: list[tuple[str, int]],
+    *,
     width: int,
 ) -> pl.DataFrame | None:
     """:class:`Fold` and :func:`output_frame` for a delta of a few rows, with Python scalars:
     the same state changes and the same output rows (retractions first, then insertions, each
-    in slot order). ``args`` holds each reducer's argument values as a list (None: unread)."""
+    in slot order). ``args`` holds each reducer's argument values as a list (None: unread);
+    ``outputs`` the columns to make, as (name, position in the group row layout)."""
     touched = sorted(set(slots))
     before = {slot: state.scalars(slot) for slot in touched}
     count = state.count
@@ -399,15 +414,14 @@ def fold_few(
     rows = [before[slot] for slot in gone] + [after[slot] for slot in come]
     chosen = gone + come
     series: list[pl.Series] = []
-    for at in read:
-        name, dtype = columns[at]
+    for name, at in outputs:
         if at < width:  # key hash and keys
             cells = [state.groups[slot][at] for slot in chosen]
         elif at == width:
             cells = [state.ids[slot] for slot in chosen]
         else:
             cells = [row[at - width - 1] for row in rows]
-        series.append(series_of_values(name, cells, dtype))
+        series.append(series_of_values(name, cells, columns[at][1]))
     series.append(series_of_values(DIFF, [-1] * len(gone) + [1] * len(come), pl.Int64))
     return frame_of(series)
 
@@ -427,4 +441,5 @@ __all__ = [
     "fold_few",
     "output_frame",
     "sum_is_safe",
+    "sum_is_safe_few",
 ]

@@ -53,10 +53,19 @@ class SmallPlan:
         self.body_values = 1 + len(self.accumulated)
         self.injective = _shows_every_value(op.post, [c.column for c in calls])
         self.read_by_post = list(range(len(columns)))
+        #: The reduce's output columns as ``(name, position in a group row)`` when ``post``
+        #: only picks and renames group row columns and shows every reducer value: the
+        #: output is then made from the group rows without running ``post`` (None: it runs).
+        self.outputs: list[tuple[str, int]] | None = None
         empty = pl.DataFrame(schema={name: dtype for name, dtype, _ in self.columns})
         if not errors.keeps_errors() and (copies := op.post.copies(empty)) is not None:
             wanted = {ID} | {source for _, source in copies}
             self.read_by_post = [i for i, name in enumerate(columns) if name in wanted]
+            if self.injective:
+                self.outputs = [
+                    (ID, columns.index(ID)),
+                    *((name, columns.index(source)) for name, source in copies),
+                ]
 
     def fold(self, entry: list[Any], old: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
         """The group row's count, accumulators and values after an insert-only delta (any

@@ -26,12 +26,14 @@ from deltaflow.engine.stateful.reduce_columns import (
     fold_few,
     output_frame,
     sum_is_safe,
+    sum_is_safe_few,
 )
 from deltaflow.engine.stateful.reduce_plan import SmallPlan
 from deltaflow.engine.stateful.reduce_state import KNOWN_LIMIT, LAST_TIME, ReduceState
 from deltaflow.reducers import Row, inverts
 
 NOT_FOLDED = object()  # _step_columns: the delta takes the row path
+_NO_SHORTCUT = object()  # _step_few: the delta takes the rest of _step_columns
 
 
 class ReduceRowPath(ReduceState):
@@ -328,6 +330,10 @@ class ReduceRowPath(ReduceState):
     def _step_columns(self, time: int, delta: pl.DataFrame) -> Any:
         """The small-delta step over NumPy group columns (see reduce_columns); returns
         :data:`NOT_FOLDED` when the delta needs the row path."""
+        if delta.height <= reduce_columns.FEW_ROWS:  # (read here: tests change it)
+            few = self._step_few(delta)
+            if few is not _NO_SHORTCUT:
+                return few
         frame = self._prepare_known(time, delta)
         if frame is None:
             frame = self._prepare_small(time, delta)
@@ -344,17 +350,8 @@ class ReduceRowPath(ReduceState):
                 plan.accumulated,
                 [bool(c.arg_types) and c.arg_types[0] == t.FLOAT for c in self.calls],
             )
-        width = plan.width
         groups = list(zip(frame[KH].to_list(), *(frame[k].to_list() for k in self.keys)))
-        slot = state.slot
-        missing = {g for g in groups if g not in slot}
-        if missing:
-            found = {row[:width]: row for row in self.groups.lookup_rows({g[0] for g in missing})}
-            new = [g for g in missing if g not in found]
-            ids = self._new_ids(new)
-            for group in missing:
-                state.add(group, found.get(group), width, ids.get(group))
-        slots = np.fromiter(map(slot.__getitem__, groups), dtype=np.int64, count=len(groups))
+        slots = np.array(self._slots(state, groups, plan.width), dtype=np.int64)
         # Only sums and extremes read their argument here (count ignores it, and it may be a
         # column NumPy cannot hold, such as 128-bit row ids).
         read = {*state.accumulated, *state.extremes}
@@ -367,19 +364,19 @@ class ReduceRowPath(ReduceState):
         if self.rows is not None:
             self.rows.insert(frame)
         layout = [(name, dtype) for name, dtype, _ in plan.columns]
-        if len(groups) <= reduce_columns.FEW_ROWS:  # (read here: tests change it)
+        if len(groups) <= reduce_columns.FEW_ROWS:
             out = fold_few(
                 state,
                 slots.tolist(),
                 diffs.tolist(),
                 [None if a is None else a.tolist() for a in args],
                 layout,
-                plan.read_by_post,
-                width,
+                [(layout[at][0], at) for at in plan.read_by_post],
+                width=plan.width,
             )
         else:
             out = output_frame(
-                state, Fold(state, slots, diffs, args), layout, plan.read_by_post, width
+                state, Fold(state, slots, diffs, args), layout, plan.read_by_post, plan.width
             )
         if out is None:
             return None
@@ -387,6 +384,60 @@ class ReduceRowPath(ReduceState):
             return run_projection(self.post, out, keep=[ID], tail=[DIFF])
         out = consolidate(run_projection(self.post, out, keep=[ID], tail=[DIFF]))
         return out if out.height else None
+
+    def _step_few(self, delta: pl.DataFrame) -> Any:
+        """:meth:`_step_columns` for a delta of a few rows whose keys and arguments are
+        columns of ``delta`` as they are, of groups already in column state, when ``post``
+        only picks and renames columns: Python values taken from the delta's Series, folded,
+        and the output frame made at once, without the frames in between (a single-row
+        update's cost is the number of such calls). :data:`_NO_SHORTCUT` when the delta does
+        not qualify."""
+        state = self._columns
+        plan = self._plan
+        if state is None or plan is None or self.rows is not None or len(state) > KNOWN_LIMIT:
+            return _NO_SHORTCUT  # (rows: min/max keep the input rows, which need a frame)
+        outputs = plan.outputs
+        copies = self.pre.copies(delta)
+        if outputs is None or copies is None:
+            return _NO_SHORTCUT
+        source = dict(copies)
+        diffs = delta.get_column(DIFF).to_list()
+        if not self.invertible and min(diffs) < 0:
+            return NOT_FOLDED  # a deletion under min/max: the group is recomputed
+        keys = [delta.get_column(source[k]) for k in self.keys]
+        values = list(zip(*(key.to_list() for key in keys)))
+        hash_of = state.hash_of
+        try:
+            hashes = [hash_of[group] for group in values]
+        except KeyError:  # a group new to the column state: hashed from its key Series
+            hashed = key_hash_series(keys)
+            if hashed is None:
+                return _NO_SHORTCUT
+            hashes = hashed.to_list()
+        groups = [(key_hash, *group) for key_hash, group in zip(hashes, values, strict=True)]
+        slots = self._slots(state, groups, plan.width)
+        read = {*state.accumulated, *state.extremes}
+        args = [
+            delta.get_column(source[c.args[0]]).to_list() if c.args and i in read else None
+            for i, c in enumerate(self.calls)
+        ]
+        if not sum_is_safe_few(state, slots, args):
+            return NOT_FOLDED
+        layout = [(name, dtype) for name, dtype, _ in plan.columns]
+        return fold_few(state, slots, diffs, args, layout, outputs, width=plan.width)
+
+    def _slots(self, state: ColumnGroups, groups: list[tuple[Any, ...]], width: int) -> list[int]:
+        """The slots of ``groups`` (key hash and keys) in the column state; a group not there
+        yet is loaded from the arrangement, or is new and gets an id."""
+        slot = state.slot
+        missing = {g for g in groups if g not in slot}
+        if missing:
+            found = {row[:width]: row for row in self.groups.lookup_rows({g[0] for g in missing})}
+            new = [g for g in missing if g not in found]
+            ids = self._new_ids(new)
+            for group in missing:
+                state.add(group, found.get(group), width, ids.get(group))
+        return [slot[g] for g in groups]
 
 
 def _known_hashes(hash_of: dict[tuple[Any, ...], int], keys: list[pl.Series]) -> pl.Series | None:
