@@ -248,12 +248,22 @@ def hash_columns(frame: pl.DataFrame, columns: Sequence[tuple[str, DType]]) -> p
 def hash_values(columns: Sequence[tuple[Sequence[Any], DType]]) -> pl.Series | None:
     """:func:`hash_columns` of keys given as one Python list of values per key column (a
     few keys: computed in Python), or None when a column's type has no exact Python text."""
+    ids = key_ids_of_values(columns)
+    return None if ids is None else series_of_values("_id", ids, ID_DTYPE)
+
+
+def key_ids_of_values(columns: Sequence[tuple[Sequence[Any], DType]]) -> list[int] | None:
+    """:func:`hash_values` as Python ints (for a few keys), or None when a column's type has
+    no exact Python text."""
     tag = _integer_tag([dtype for _, dtype in columns])
     if tag is not None:
         ((values, _),) = columns
         return _integer_key_ids_python(values, tag)
     texts = key_texts(columns)
-    return None if texts is None else digest_texts(texts)
+    if texts is None:
+        return None
+    digest = xxhash.xxh3_128_intdigest
+    return [digest(text.encode()) for text in texts]
 
 
 #: Keys of up to this many rows are encoded in Python and hashed in one Polars call: the
@@ -312,15 +322,13 @@ def part_text(tag: str, text: str) -> str:
     return f"{size + 1}:{tag}{text}"
 
 
-def _integer_key_ids_python(values: Sequence[Any], tag: str) -> pl.Series:
+def _integer_key_ids_python(values: Sequence[Any], tag: str) -> list[int]:
     """:func:`_integer_key_ids` (no salt) of a few values, in Python."""
     base = text_digest(f"k|{tag}")
     null_id = _null_key_id("")
     if tag == "int":
-        ids = [null_id if v is None else fmix_int(base + (v & _UINT64)) for v in values]
-    else:
-        ids = [null_id if v is None else fmix_int(base + int(v)) for v in values]
-    return series_of_values("_id", ids, ID_DTYPE)
+        return [null_id if v is None else fmix_int(base + (v & _UINT64)) for v in values]
+    return [null_id if v is None else fmix_int(base + int(v)) for v in values]
 
 
 def pointer_from_values(*values: Any, dtypes: Sequence[DType] | None = None) -> Pointer:

@@ -300,11 +300,23 @@ class RowsById:
         that changed something (+1); with how many rows were replaced and whether equal rows
         were left out (see :class:`Replaced`). None when the frame is larger or a column
         stores its values converted (dates, times): :meth:`replace` does that."""
-        columns = self._columns
-        if frame.height > FEW_ROWS or not all(c.python_exact for c in columns):
+        if frame.height > FEW_ROWS or not all(c.python_exact for c in self._columns):
             return None
-        ids = frame.get_column(self._id_name).to_list()
-        values = [frame.get_column(c.name).to_list() for c in columns]
+        return self.changes_of_values(
+            frame.get_column(self._id_name).to_list(),
+            [frame.get_column(c.name).to_list() for c in self._columns],
+            diff,
+        )
+
+    def changes_of_values(
+        self, ids: list[int], values: list[list[Any]], diff: str
+    ) -> tuple[pl.DataFrame, int, bool] | None:
+        """:meth:`changes_of_few` of rows given as Python values: their ids and each stored
+        column's values, in order (for a few rows; None when a column stores its values
+        converted)."""
+        columns = self._columns
+        if not all(c.python_exact for c in columns):
+            return None
         rows = list(zip(ids, *values, strict=True))
         if len(set(ids)) < len(ids):  # an id twice: its last row is the one kept, in order
             last = {row_id: position for position, row_id in enumerate(ids)}

@@ -122,7 +122,9 @@ def series_of_array(name: str, array: Any) -> pl.Series:
 
 def series_of_values(name: str, values: list[Any], dtype: Any) -> pl.Series:
     """``pl.Series(name, values, dtype=dtype)`` for a list of Python values of that type."""
-    make = _LIST_MAKERS.get(dtype)
+    # By the instance's class first: hashing a Polars dtype instance runs its Python
+    # ``__hash__`` and ``__eq__``, a noticeable part of a one-row column's cost.
+    make = _LIST_MAKERS.get(type(dtype)) or _LIST_MAKERS.get(dtype)
     if make is not None:
         try:
             return _wrap_series(make(name, values, True))

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import errors
-from deltaflow._ids import PYTHON_KEY_ROWS, hash_columns, hash_values
+from deltaflow._ids import PYTHON_KEY_ROWS, hash_columns, key_ids_of_values
 from deltaflow.engine.batch import DIFF, ID, python_exact
 from deltaflow.engine.operators import Operator
 from deltaflow.engine.stateful.arrangement import Arrangement
@@ -250,8 +250,8 @@ class ReduceState(Operator[ReduceNode]):
             value = constant_id()
             return {group: value for group in groups}
         values = [[g[1 + i] for g in groups] for i in range(len(self.keys))]
-        hashed = (
-            hash_values(list(zip(values, self.key_types, strict=True)))
+        hashed: list[int] | None = (
+            key_ids_of_values(list(zip(values, self.key_types, strict=True)))
             if len(groups) <= PYTHON_KEY_ROWS
             else None
         )
@@ -262,5 +262,6 @@ class ReduceState(Operator[ReduceNode]):
                     for k, column, d in zip(self.keys, values, self.key_types, strict=True)
                 ]
             )
-            hashed = hash_columns(frame, list(zip(self.keys, self.key_types, strict=True)))
-        return dict(zip(groups, hashed.to_list(), strict=True))
+            keys = list(zip(self.keys, self.key_types, strict=True))
+            hashed = hash_columns(frame, keys).to_list()
+        return dict(zip(groups, hashed, strict=True))

@@ -29,8 +29,8 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._ids import ID_DTYPE, hash_columns
-from deltaflow._row_store import RowsById
+from deltaflow._ids import ID_DTYPE, hash_columns, key_ids_of_values
+from deltaflow._row_store import FEW_ROWS, RowsById
 from deltaflow._small_frames import frame_of, series_of_array
 from deltaflow.engine.batch import DIFF, ID, mark_consolidated, mark_distinct_ids, stack
 from deltaflow.engine.boundary import Source, SourceHandle, connector_error
@@ -68,6 +68,15 @@ def _with_column(frame: pl.DataFrame, column: pl.Series) -> pl.DataFrame:
     if column.name not in frame.columns:
         columns.append(column)
     return frame_of(columns)
+
+
+def _marked(delta: pl.DataFrame, replaced_rows: int, exact: bool) -> pl.DataFrame:
+    """An upsert delta (see ``RowsById.changes_of_few``) marked for the engine: its ids are
+    distinct when it replaced nothing, and it is consolidated when equal rows were left
+    out (when the commit holds just this delta: see ``InputSession._commit``)."""
+    if not replaced_rows:
+        return mark_distinct_ids(delta)
+    return mark_consolidated(delta) if exact else delta
 
 
 def _ones(count: int, sign: int = 1) -> pl.Series:
@@ -131,6 +140,7 @@ class InputSession(Source):
         self.reader_check: Callable[[Reader], None] | None = None
         self._names = [ID, *self.columns, DIFF]
         self._key_types = [(k, self.columns[k]) for k in self.primary_key]
+        self._column_at = {name: i for i, name in enumerate(self.columns)}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: SourceHandle | None = None
@@ -470,6 +480,17 @@ class InputSession(Source):
             frame = frame.with_columns(
                 pl.Series(METADATA_COLUMN, [t.Json(dict(metadata))] * frame.height, dtype=pl.Object)
             )
+        if (
+            block.kind == "upsert"
+            and frame.height <= FEW_ROWS
+            and self.keep_row_state
+            and self._key_types
+            and block.keys is None
+            and "_key" not in frame.columns
+        ):
+            few = self._upsert_few(frame)
+            if few is not None:
+                return few
         ids = self._ids(frame, block)
         if block.kind == "insert" and not self.keep_row_state:
             self._distinct = (
@@ -548,11 +569,21 @@ class InputSession(Source):
             # replacing an equal one; what is left is consolidated, and the engine need not
             # do it again (when the commit holds just this delta: see _commit).
             few = self._state.changes_of_few(rows, DIFF)  # a live update: in Python
-            delta, replaced_rows, exact = few if few is not None else self._upsert_delta(rows)
-            if not replaced_rows:
-                return mark_distinct_ids(delta)
-            return mark_consolidated(delta) if exact else delta
+            return _marked(*(few if few is not None else self._upsert_delta(rows)))
         raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+    def _upsert_few(self, frame: pl.DataFrame) -> pl.DataFrame | None:
+        """The upsert delta of a few rows keyed by a primary key, from their Python values:
+        ids and changes without the frames in between (a live update's cost is the number of
+        such calls). None when a column's values have no exact Python form (the frame path
+        takes them)."""
+        values = [frame.get_column(name).to_list() for name in self._names[1:-1]]
+        at = self._column_at
+        ids = key_ids_of_values([(values[at[name]], dtype) for name, dtype in self._key_types])
+        if ids is None:
+            return None
+        few = self._state.changes_of_values(ids, values, DIFF)
+        return None if few is None else _marked(*few)
 
     def _upsert_delta(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, int, bool]:
         """:meth:`RowsById.changes_of_few` for any number of rows, by columns: the delta of
