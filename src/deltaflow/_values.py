@@ -155,7 +155,10 @@ def series_from_values(name: str, values: Sequence[Any], dtype: DType) -> pl.Ser
 def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[Any]:
     """Python values of a column, as users see them (``Pointer``, ``pd.Timestamp`` ...)."""
     polars_type = series.dtype
-    if polars_type == pl.UInt128:
+    kind = type(polars_type)  # (a class test: a dtype's == runs Python code)
+    if kind is not pl.UInt128 and kind is not pl.Datetime and kind is not pl.Duration:
+        return series.to_list()
+    if kind is pl.UInt128:
         if series.null_count():
             return [None if v is None else Pointer(v) for v in series.to_list()]
         return list(map(Pointer, series.to_list()))
@@ -178,7 +181,7 @@ def row_dicts(batch: pl.DataFrame, names: Sequence[str]) -> list[dict[str, Any]]
     as users see them (see :func:`values_from_series`): what callbacks and Python writers get."""
     if not names:
         return [{} for _ in range(batch.height)]
-    columns = [values_from_series(batch[name]) for name in names]
+    columns = [values_from_series(batch.get_column(name)) for name in names]
     return _dict_builder(tuple(names))(*columns)
 
 

@@ -1,5 +1,5 @@
 """Rows whose values all have exactly their column's Python type take a shorter way to a
-frame (``_DictRows._exact_frame``); whatever the rows, the result is the general path's."""
+frame (``_DictRows.exact_frame``); whatever the rows, the result is the general path's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deltaflow import _types as t
-from deltaflow.io._core.json_parsing import _DictRows
+from deltaflow.io._core.base import DictsContext
+from deltaflow.io._core.json_parsing import TypedRowsParser, _DictRows
 from deltaflow.io._core.parsing import ColumnSpec
 
 _TYPES = [t.INT, t.FLOAT, t.BOOL, t.STR, t.optional(t.INT), t.optional(t.STR)]
@@ -68,3 +69,37 @@ def test_a_field_path_or_another_type_keeps_the_general_path() -> None:
     assert _DictRows([ColumnSpec("a", t.INT)], {"a": "/x/a"})._exact is None
     assert _DictRows([ColumnSpec("a", t.INT), ColumnSpec("j", t.JSON)])._exact is None
     assert _DictRows([ColumnSpec("a", t.INT), ColumnSpec("s", t.STR)])._exact is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(_case(), st.sampled_from(["insert", "upsert", "delete"]))
+def test_a_subjects_exact_block_is_the_parsed_block(
+    case: tuple[list[ColumnSpec], list[dict[str, Any]]], kind: str
+) -> None:
+    """The block a subject's exactly typed rows take at once (``exact_block``) is the one
+    the general parse gives; rows it cannot take are left to that parse."""
+    specs, rows = case
+    parser = TypedRowsParser(specs)
+    block = parser.exact_block(rows, kind)
+    expected = parser.parse(DictsContext(rows, kinds=kind, metadata={"path": "message"}))
+    if block is None:
+        assert (
+            expected.errors
+            or any(set(row) != {s.name for s in specs} for row in rows)
+            or (not _all_exact(specs, rows))
+        )
+        return
+    assert block.frame.equals(expected.frame)
+    assert block.frame.schema == expected.frame.schema
+    assert (block.kind, block.keys, block.errors) == (expected.kind, None, [])
+    assert expected.keys is None and not expected.errors
+
+
+def _all_exact(specs: list[ColumnSpec], rows: list[dict[str, Any]]) -> bool:
+    python = {t.INT: int, t.FLOAT: float, t.BOOL: bool, t.STR: str}
+    return all(
+        type(row[s.name]) is python[s.dtype.strip_optional()]
+        or (s.dtype.is_optional and row[s.name] is None)
+        for row in rows
+        for s in specs
+    )

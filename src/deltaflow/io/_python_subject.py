@@ -366,6 +366,12 @@ class _MessageParser(Parser):
 
     def parse(self, context: ReaderContext) -> ParsedBlock:
         assert isinstance(context, DictsContext)
+        if isinstance(context.kinds, str) and context.keys is None:
+            # Rows sent with next(), of one kind, exactly typed (a live update's): their
+            # frame at once, with nothing to number, report or key.
+            block = self._rows.exact_block(context.rows, context.kinds)
+            if block is not None:
+                return block
         first = int((context.metadata or {}).get("first", 1))
         rows: list[Mapping[str, Any]] = []
         errors: list[ParseError] = []

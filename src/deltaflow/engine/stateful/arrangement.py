@@ -433,8 +433,8 @@ class Arrangement:
         if column is None:
             run = self._sorted_run(index)
             column = self._keys[index] = run[KH].to_numpy()
-        lo = np.searchsorted(column, wanted, side="left")
-        hi = np.searchsorted(column, wanted, side="right")
+        lo = column.searchsorted(wanted, side="left")  # (the method: no dispatch wrapper)
+        hi = column.searchsorted(wanted, side="right")
         if len(wanted) <= _ROW_BY_ROW:  # a few keys (a live update): the ranges in Python
             found = [p for a, b in zip(lo.tolist(), hi.tolist(), strict=True) for p in range(a, b)]
             return self._take_rows(run, found) if found else []

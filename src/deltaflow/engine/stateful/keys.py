@@ -208,6 +208,14 @@ def key_hash_series(columns: Sequence[pl.Series]) -> pl.Series | None:
     return key.hash(_SEED).alias(KH)
 
 
+def key_hashes_of_values(columns: Sequence[list[Any]], dtypes: Sequence[Any]) -> list[int] | None:
+    """:func:`key_hash_series` of Int64 key columns given as Python values (a few keys of a
+    live update: no Series to make and read back); None for keys of other types."""
+    if not all(dtype == pl.Int64 for dtype in dtypes) or not _integer_key(dtypes):
+        return None
+    return _fold_in_python(columns)
+
+
 @functools.cache
 def _hash_rows_agrees() -> bool:
     """Whether ``hash_rows`` of a one-column frame equals the column's hash expression, as

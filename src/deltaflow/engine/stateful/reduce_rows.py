@@ -19,7 +19,13 @@ from deltaflow._small_frames import frame_of, series_of_array, series_of_values
 from deltaflow.engine.batch import DIFF, ID, consolidate, project
 from deltaflow.engine.operators import Delta, projection_exprs, run_projection
 from deltaflow.engine.stateful import reduce_columns
-from deltaflow.engine.stateful.keys import KH, TIME, key_hash_expr, key_hash_series
+from deltaflow.engine.stateful.keys import (
+    KH,
+    TIME,
+    key_hash_expr,
+    key_hash_series,
+    key_hashes_of_values,
+)
 from deltaflow.engine.stateful.reduce_columns import (
     ColumnGroups,
     Fold,
@@ -405,15 +411,19 @@ class ReduceRowPath(ReduceState):
         if not self.invertible and min(diffs) < 0:
             return NOT_FOLDED  # a deletion under min/max: the group is recomputed
         keys = [delta.get_column(source[k]) for k in self.keys]
-        values = list(zip(*(key.to_list() for key in keys)))
+        columns = [key.to_list() for key in keys]
+        values = list(zip(*columns))
         hash_of = state.hash_of
         try:
             hashes = [hash_of[group] for group in values]
-        except KeyError:  # a group new to the column state: hashed from its key Series
-            hashed = key_hash_series(keys)
+        except KeyError:  # a group new to the column state: hashed from its keys
+            hashed = key_hashes_of_values(columns, [key.dtype for key in keys])
             if hashed is None:
-                return _NO_SHORTCUT
-            hashes = hashed.to_list()
+                series = key_hash_series(keys)
+                if series is None:
+                    return _NO_SHORTCUT
+                hashed = series.to_list()
+            hashes = hashed
         groups = [(key_hash, *group) for key_hash, group in zip(hashes, values, strict=True)]
         slots = self._slots(state, groups, plan.width)
         read = {*state.accumulated, *state.extremes}

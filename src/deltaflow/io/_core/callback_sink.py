@@ -71,8 +71,8 @@ class CallbackSink(Sink):
             return
         # Column-wise conversion to Python values, then one dict per row: the per-row work is
         # only the dict and the call.
-        keys = t.values_from_series(batch[ID])
-        diffs = batch[DIFF].to_list()
+        keys = t.values_from_series(batch.get_column(ID))
+        diffs = batch.get_column(DIFF).to_list()
         rows = t.row_dicts(batch, self._names)
         lowest, highest = min(diffs), max(diffs)
         if not self._sorted_by_user and lowest < 0 < highest and not _deletions_lead(diffs):
