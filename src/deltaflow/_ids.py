@@ -49,7 +49,7 @@ import polars as pl
 import polars_hash
 import xxhash
 
-from deltaflow._small_frames import series_of_values
+from deltaflow._small_frames import column_values, series_of_values
 from deltaflow._types import (
     BOOL,
     BYTES,
@@ -229,7 +229,7 @@ def hash_columns(frame: pl.DataFrame, columns: Sequence[tuple[str, DType]]) -> p
     if frame.height == 0:
         return pl.Series("_id", [], dtype=ID_DTYPE)
     if columns and frame.height <= PYTHON_KEY_ROWS:
-        ids = hash_values([(frame[name].to_list(), dtype) for name, dtype in columns])
+        ids = hash_values([(column_values(frame, name), dtype) for name, dtype in columns])
         if ids is not None:
             return ids
     tag = _integer_tag([dtype for _, dtype in columns])

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow._id_table import IdTable
-from deltaflow._small_frames import frame_of, series_of_array, series_of_values
+from deltaflow._small_frames import ListFrame, frame_of, series_of_array, series_of_values
 
 __all__ = ["Replaced", "RowsById", "id_halves", "ids_of_halves"]
 
@@ -35,6 +35,7 @@ _LOW = _HALF - 1
 #: Up to this many ids are split in Python: a Polars query costs more than that.
 _PYTHON_IDS = 64
 _UINT128 = pl.UInt128()
+_INT64 = pl.Int64()
 #: Up to this many rows, :meth:`RowsById.changes_of_few` works on Python values: a NumPy or
 #: Polars call on a frame of one row costs more than the row's own work.
 FEW_ROWS = 8
@@ -346,13 +347,14 @@ class RowsById:
                 column.set(slot, value)
         changed = old_rows + new_rows
         names = [(self._id_name, _UINT128), *((c.name, c.dtype) for c in columns)]
-        delta = frame_of(
+        # Python values as to_list() gives them (python_exact columns): a ListFrame.
+        delta = ListFrame(
             [
                 *(
-                    series_of_values(name, [row[i] for row in changed], dtype)
+                    (name, dtype, [row[i] for row in changed])
                     for i, (name, dtype) in enumerate(names)
                 ),
-                series_of_values(diff, [-1] * len(old_rows) + [1] * len(new_rows), pl.Int64),
+                (diff, _INT64, [-1] * len(old_rows) + [1] * len(new_rows)),
             ]
         )
         return delta, len(old_rows), exact

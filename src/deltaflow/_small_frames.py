@@ -138,3 +138,96 @@ def frame_of(columns: Sequence[pl.Series]) -> pl.DataFrame:
     if FAST_CONSTRUCTORS:
         return _wrap_frame(_PyDataFrame([column._s for column in columns]))
     return pl.DataFrame(columns)
+
+
+# --- Deltas of a few rows as Python lists ------------------------------------------------------
+#
+# A single-row update crosses the live path as a one-row frame made and read back several
+# times: the input session builds its Series, the reduce reads them back as Python values,
+# builds its output's Series, and the callbacks read those back again. Each Polars call costs
+# a few microseconds on the cold caches a live update meets, and they add up to a large part of
+# its latency. A ListFrame holds such a delta as the Python values themselves; the live path's
+# producers make one, its consumers read the values with :func:`column_values`, and only a
+# consumer that needs a real frame (any other operator or sink) makes one, transparently.
+
+
+class ListFrame(pl.DataFrame):
+    """A delta of a few rows held as one Python list per column, with the columns' Polars
+    types; an ordinary Polars frame to everything else, made from the lists the first time
+    anything reads it as a frame (through its ``_df``, which every Polars method uses).
+
+    Every list holds exactly what ``Series.to_list()`` gives for its type (ints for integer
+    columns, floats for float columns, and so on): the producers guarantee it. Frames Polars
+    derives from one (a filter, a projection ...) are ListFrames without lists, that is, plain
+    frames."""
+
+    #: Per column, its values (None: a frame Polars made, holding no lists).
+    lists: dict[str, list[Any]] | None = None
+    #: Per column, its Polars type (read with the lists).
+    types: dict[str, pl.DataType]
+    _rows: int
+    _made: Any = None  # the Polars frame, once made
+
+    def __init__(self, columns: Sequence[tuple[str, pl.DataType, list[Any]]]) -> None:
+        # (pl.DataFrame.__init__ is not called: the frame is made on demand, see _df.)
+        self.lists = {name: values for name, _, values in columns}
+        self.types = {name: dtype for name, dtype, _ in columns}
+        self._rows = len(columns[0][2]) if columns else 0
+
+    @property
+    def _df(self) -> Any:
+        made = self._made
+        if made is None:
+            assert self.lists is not None
+            types = self.types
+            made = self._made = frame_of(
+                [series_of_values(name, values, types[name]) for name, values in self.lists.items()]
+            )._df
+        return made
+
+    @_df.setter
+    def _df(self, value: Any) -> None:
+        self._made = value
+        self.lists = None  # replaced: the lists no longer describe it
+
+    @property
+    def height(self) -> int:
+        return self._rows if self.lists is not None else int(self._df.height())
+
+    @property
+    def width(self) -> int:
+        return len(self.lists) if self.lists is not None else int(self._df.width())
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.lists) if self.lists is not None else list(self._df.columns())
+
+    @columns.setter
+    def columns(self, names: Sequence[str]) -> None:
+        self._df.set_column_names(names)
+        self.lists = None  # renamed in place
+
+    @property
+    def dtypes(self) -> list[pl.DataType]:
+        if self.lists is not None:
+            return list(self.types.values())
+        return list(self._df.dtypes())
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.lists = None  # changed in place
+
+
+def list_frame_of(frame: pl.DataFrame) -> ListFrame | None:
+    """``frame`` when it is a :class:`ListFrame` holding its lists, else None."""
+    if type(frame) is ListFrame and frame.lists is not None:
+        return frame
+    return None
+
+
+def column_values(frame: pl.DataFrame, name: str) -> list[Any]:
+    """The values of column ``name`` of ``frame``, as ``Series.to_list()`` gives them (from a
+    :class:`ListFrame`'s lists when it has them, without a Polars call)."""
+    if type(frame) is ListFrame and frame.lists is not None:
+        return frame.lists[name]
+    return frame.get_column(name).to_list()

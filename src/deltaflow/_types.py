@@ -594,6 +594,7 @@ def engine_name(dtype: DType) -> str:
 # The value conversions live in their own module; they are part of this module's interface.
 from deltaflow._values import (  # noqa: E402, I001 (after the names _values imports)
     canonical_key as canonical_key,
+    column_for_users as column_for_users,
     infer_dtype as infer_dtype,
     row_dicts as row_dicts,
     series_from_values as series_from_values,

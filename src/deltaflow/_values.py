@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow._pointer import Pointer, PointerKey
+from deltaflow._small_frames import list_frame_of
 from deltaflow._types import (
     ANY,
     ARRAY,
@@ -176,12 +177,26 @@ def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[An
     return series.to_list()
 
 
+def column_for_users(frame: pl.DataFrame, name: str) -> list[Any]:
+    """:func:`values_from_series` of ``frame``'s column ``name``; a :class:`ListFrame`'s
+    column from its list (a new list for ids, the list itself otherwise: not to be changed)."""
+    listed = list_frame_of(frame)
+    if listed is not None:
+        assert listed.lists is not None
+        kind = type(listed.types[name])
+        if kind is pl.UInt128:
+            return [None if v is None else Pointer(v) for v in listed.lists[name]]
+        if kind is not pl.Datetime and kind is not pl.Duration:
+            return listed.lists[name]
+    return values_from_series(frame.get_column(name))
+
+
 def row_dicts(batch: pl.DataFrame, names: Sequence[str]) -> list[dict[str, Any]]:
     """One ``{name: value}`` dict per row of ``batch``'s columns ``names``, holding the values
     as users see them (see :func:`values_from_series`): what callbacks and Python writers get."""
     if not names:
         return [{} for _ in range(batch.height)]
-    columns = [values_from_series(batch.get_column(name)) for name in names]
+    columns = [column_for_users(batch, name) for name in names]
     return _dict_builder(tuple(names))(*columns)
 
 

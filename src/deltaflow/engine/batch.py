@@ -20,6 +20,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE
+from deltaflow._small_frames import column_values
 from deltaflow._small_frames import extend as extend
 from deltaflow._small_frames import project as project
 
@@ -260,7 +261,7 @@ def _has_zero_diff(batch: pl.DataFrame) -> bool:
     """Whether a row of ``batch`` has diff 0; for a small batch in Python (a Polars
     comparison costs tens of microseconds whatever the size, the whole of a one-row step)."""
     if batch.height <= SMALL_BATCH:
-        return 0 in batch.get_column(DIFF).to_list()
+        return 0 in column_values(batch, DIFF)
     return bool((batch.get_column(DIFF) == 0).any())
 
 

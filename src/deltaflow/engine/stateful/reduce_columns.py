@@ -25,9 +25,10 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._float_sums import exact_sum
-from deltaflow._small_frames import frame_of, series_of_array, series_of_values
+from deltaflow._small_frames import ListFrame, frame_of, series_of_array, series_of_values
 from deltaflow.engine.batch import DIFF
 
+_INT64 = pl.Int64()
 _SAFE_SUM = 2**62  # a sum whose bound stays below this cannot overflow an int64 accumulator
 _START = 1024  # slots allocated at first; doubled as needed
 
@@ -413,7 +414,7 @@ def fold_few(
         return None
     rows = [before[slot] for slot in gone] + [after[slot] for slot in come]
     chosen = gone + come
-    series: list[pl.Series] = []
+    made: list[tuple[str, pl.DataType, list[Any]]] = []
     for name, at in outputs:
         if at < width:  # key hash and keys
             cells = [state.groups[slot][at] for slot in chosen]
@@ -421,9 +422,11 @@ def fold_few(
             cells = [state.ids[slot] for slot in chosen]
         else:
             cells = [row[at - width - 1] for row in rows]
-        series.append(series_of_values(name, cells, columns[at][1]))
-    series.append(series_of_values(DIFF, [-1] * len(gone) + [1] * len(come), pl.Int64))
-    return frame_of(series)
+        made.append((name, columns[at][1], cells))
+    made.append((DIFF, _INT64, [-1] * len(gone) + [1] * len(come)))
+    # The values as to_list() gives them: keys and ids as read from the arrangement or the
+    # delta, counts and int sums as ints, float sums and averages as floats (scalars()).
+    return ListFrame(made)
 
 
 def _series(name: str, values: np.ndarray | list[Any], dtype: pl.DataType) -> pl.Series:

@@ -28,6 +28,7 @@ class SmallPlan:
     def __init__(self, op: ReduceState) -> None:
         calls = op.calls
         self.width = 1 + len(op.keys)  # key hash and keys: what identifies a group
+        self.key_dtypes = [k.to_polars() for k in op.key_types]
         count_at = self.width + 1
         self.accumulated = [i for i, c in enumerate(calls) if f"__acc{i}" in op.accs]
         self.largest = [i for i, c in enumerate(calls) if op.foldable and c.reducer.name == "max"]

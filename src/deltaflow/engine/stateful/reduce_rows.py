@@ -15,7 +15,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._float_sums import compensate_small_sums, exact_sum, wrap_int64
-from deltaflow._small_frames import frame_of, series_of_array, series_of_values
+from deltaflow._small_frames import column_values, frame_of, series_of_array, series_of_values
 from deltaflow.engine.batch import DIFF, ID, consolidate, project
 from deltaflow.engine.operators import Delta, projection_exprs, run_projection
 from deltaflow.engine.stateful import reduce_columns
@@ -407,19 +407,18 @@ class ReduceRowPath(ReduceState):
         if outputs is None or copies is None:
             return _NO_SHORTCUT
         source = dict(copies)
-        diffs = delta.get_column(DIFF).to_list()
+        diffs = column_values(delta, DIFF)
         if not self.invertible and min(diffs) < 0:
             return NOT_FOLDED  # a deletion under min/max: the group is recomputed
-        keys = [delta.get_column(source[k]) for k in self.keys]
-        columns = [key.to_list() for key in keys]
+        columns = [column_values(delta, source[k]) for k in self.keys]
         values = list(zip(*columns))
         hash_of = state.hash_of
         try:
             hashes = [hash_of[group] for group in values]
         except KeyError:  # a group new to the column state: hashed from its keys
-            hashed = key_hashes_of_values(columns, [key.dtype for key in keys])
+            hashed = key_hashes_of_values(columns, plan.key_dtypes)
             if hashed is None:
-                series = key_hash_series(keys)
+                series = key_hash_series([delta.get_column(source[k]) for k in self.keys])
                 if series is None:
                     return _NO_SHORTCUT
                 hashed = series.to_list()
@@ -428,7 +427,7 @@ class ReduceRowPath(ReduceState):
         slots = self._slots(state, groups, plan.width)
         read = {*state.accumulated, *state.extremes}
         args = [
-            delta.get_column(source[c.args[0]]).to_list() if c.args and i in read else None
+            column_values(delta, source[c.args[0]]) if c.args and i in read else None
             for i, c in enumerate(self.calls)
         ]
         if not sum_is_safe_few(state, slots, args):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._small_frames import column_values
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorStats, Sink, connector_error
 
@@ -71,8 +72,8 @@ class CallbackSink(Sink):
             return
         # Column-wise conversion to Python values, then one dict per row: the per-row work is
         # only the dict and the call.
-        keys = t.values_from_series(batch.get_column(ID))
-        diffs = batch.get_column(DIFF).to_list()
+        keys = t.column_for_users(batch, ID)
+        diffs = column_values(batch, DIFF)
         rows = t.row_dicts(batch, self._names)
         lowest, highest = min(diffs), max(diffs)
         if not self._sorted_by_user and lowest < 0 < highest and not _deletions_lead(diffs):

@@ -31,7 +31,13 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE, hash_columns, key_ids_of_values
 from deltaflow._row_store import FEW_ROWS, RowsById
-from deltaflow._small_frames import frame_of, series_of_array
+from deltaflow._small_frames import (
+    ListFrame,
+    column_values,
+    frame_of,
+    list_frame_of,
+    series_of_array,
+)
 from deltaflow.engine.batch import DIFF, ID, mark_consolidated, mark_distinct_ids, stack
 from deltaflow.engine.boundary import Source, SourceHandle, connector_error
 from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
@@ -58,6 +64,7 @@ logger = logging.getLogger("deltaflow.io")
 
 KINDS = ("insert", "delete", "upsert", "truncate")
 _ONES_KEPT = 4096  # a _diff column of ones is sliced from a kept one up to this many rows
+_INT64 = pl.Int64()
 _ONES = pl.Series(DIFF, [1] * _ONES_KEPT, dtype=pl.Int64)
 _MINUS_ONES = -_ONES
 
@@ -496,6 +503,16 @@ class InputSession(Source):
             self._distinct = (
                 block.keys is None and not self._key_types and "_key" not in frame.columns
             )
+            listed = list_frame_of(frame)
+            if listed is not None:  # a live update's few rows: they stay Python lists
+                assert listed.lists is not None
+                return ListFrame(
+                    [
+                        (ID, ID_DTYPE, ids.to_list()),
+                        *((n, listed.types[n], listed.lists[n]) for n in self._names[1:-1]),
+                        (DIFF, _INT64, [1] * frame.height),
+                    ]
+                )
             # The common case: the Series themselves, no query. A query releases the GIL,
             # and taking it back waits for the engine thread's switch interval (up to 5 ms
             # per call on a busy engine: the latency of every small commit).
@@ -577,7 +594,7 @@ class InputSession(Source):
         ids and changes without the frames in between (a live update's cost is the number of
         such calls). None when a column's values have no exact Python form (the frame path
         takes them)."""
-        values = [frame.get_column(name).to_list() for name in self._names[1:-1]]
+        values = [column_values(frame, name) for name in self._names[1:-1]]
         at = self._column_at
         ids = key_ids_of_values([(values[at[name]], dtype) for name, dtype in self._key_types])
         if ids is None:

@@ -13,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._small_frames import frame_of
+from deltaflow._small_frames import ListFrame, frame_of
 from deltaflow._values import type_mismatch
 from deltaflow.io._core import parsing
 from deltaflow.io._core.base import (
@@ -175,6 +175,29 @@ class _DictRows:
                     for spec, kind in zip(self.columns, kinds, strict=True)
                     if kind is not None
                 ]
+
+    def exact_lists(
+        self, rows: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[str, pl.DataType, list[Any]]] | None:
+        """The columns :meth:`exact_frame` makes of ``rows``, as (name, Polars type, values)
+        for a :class:`ListFrame`, or None where it gives None: the same checks made on the
+        Python values (an int within 64 bits, a text UTF-8 can hold)."""
+        assert self._exact is not None
+        columns = []
+        for name, (polars_type, python_types) in self._exact:
+            try:
+                values = [row[name] for row in rows]
+            except (KeyError, TypeError):
+                return None
+            if not set(map(type, values)) <= python_types:
+                return None
+            if polars_type is pl.Int64:
+                if not all(v is None or _INT64_LOW <= v <= _INT64_HIGH for v in values):
+                    return None
+            elif polars_type is pl.String and not all(v is None or _utf8(v) for v in values):
+                return None
+            columns.append((name, _INSTANCES[polars_type], values))
+        return columns
 
     @property
     def exact(self) -> bool:
@@ -457,6 +480,25 @@ class JsonLinesParser(Parser):
         return ParsedBlock(frame, errors=sorted(errors + row_errors, key=error_line))
 
 
+#: Up to this many exactly typed rows, a subject's block is a ListFrame (see exact_block).
+LIST_ROWS = 8
+_INT64_LOW, _INT64_HIGH = -(2**63), 2**63 - 1
+_INSTANCES: dict[Any, pl.DataType] = {
+    kind: kind() for kind in (pl.Int64, pl.Float64, pl.Boolean, pl.String)
+}
+
+
+def _utf8(text: str) -> bool:
+    """Whether UTF-8 holds ``text`` (not so a lone surrogate)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class TypedRowsParser(Parser):
     """Rows the source already structured: :class:`DictsContext` or :class:`RowsContext`."""
 
@@ -470,6 +512,9 @@ class TypedRowsParser(Parser):
         otherwise (:meth:`parse` decides). Saves a live update the general path's calls."""
         if not self._rows.exact or not rows or set(map(type, rows)) != {dict}:
             return None
+        if len(rows) <= LIST_ROWS:  # a live update's few rows: kept as Python lists
+            columns = self._rows.exact_lists(rows)
+            return None if columns is None else ParsedBlock(ListFrame(columns), kind=kind)
         frame = self._rows.exact_frame(rows)
         return None if frame is None else ParsedBlock(frame, kind=kind)
 
