@@ -79,7 +79,7 @@ def _install() -> None:
     import deltaflow.engine.stateful.reduce as reduce
     import deltaflow.engine.stateful.reduce_rows as reduce_rows
     import deltaflow.io._python_subject as python
-    from deltaflow.io._core import callback_sink, input_session
+    from deltaflow.io._core import callback_sink, input_session, row_changes
 
     _stamp_before(python.ConnectorSubject, "commit", "commit")
     read = python._SubjectReader.read
@@ -97,7 +97,7 @@ def _install() -> None:
     _timed(python._MessageParser, "parse", "parse")
     _timed(input_session.InputSession, "_delta", "delta")
     _timed(input_session.InputSession, "_ids", "ids")
-    _timed(input_session.InputSession, "_apply_kind", "upsert")
+    _timed(row_changes.RowChanges, "upsert_few", "upsert")
     _timed(runtime.Runtime, "_process", "process")
     _timed(reduce.ReduceOperator, "step", "reduce")
     _timed(reduce_rows.ReduceRowPath, "_prepare_small", "reduce_prepare")

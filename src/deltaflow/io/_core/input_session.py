@@ -25,20 +25,13 @@ import time as _time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._ids import ID_DTYPE, hash_columns, key_ids_of_values
-from deltaflow._row_store import FEW_ROWS, RowsById
-from deltaflow._small_frames import (
-    ListFrame,
-    column_values,
-    frame_of,
-    list_frame_of,
-    series_of_array,
-)
-from deltaflow.engine.batch import DIFF, ID, mark_consolidated, mark_distinct_ids, stack
+from deltaflow._ids import ID_DTYPE, hash_columns
+from deltaflow._row_store import FEW_ROWS
+from deltaflow._small_frames import ListFrame, frame_of, list_frame_of
+from deltaflow.engine.batch import DIFF, ID, stack
 from deltaflow.engine.boundary import Source, SourceHandle, connector_error
 from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
 from deltaflow.io._core.base import (
@@ -56,45 +49,12 @@ from deltaflow.io._core.base import (
 from deltaflow.io._core.formats import METADATA_COLUMN
 from deltaflow.io._core.offsets import OffsetFrontier
 from deltaflow.io._core.position_ids import PositionIds
+from deltaflow.io._core.row_changes import INT64, RowChanges, ones, with_column
 
 if TYPE_CHECKING:
     from deltaflow.engine.workers.inputs import WorkerShare
 
 logger = logging.getLogger("deltaflow.io")
-
-KINDS = ("insert", "delete", "upsert", "truncate")
-_ONES_KEPT = 4096  # a _diff column of ones is sliced from a kept one up to this many rows
-_INT64 = pl.Int64()
-_ONES = pl.Series(DIFF, [1] * _ONES_KEPT, dtype=pl.Int64)
-_MINUS_ONES = -_ONES
-
-
-def _with_column(frame: pl.DataFrame, column: pl.Series) -> pl.DataFrame:
-    """``frame`` with ``column`` added or replaced, without a query."""
-    columns = [column if name == column.name else frame[name] for name in frame.columns]
-    if column.name not in frame.columns:
-        columns.append(column)
-    return frame_of(columns)
-
-
-def _marked(delta: pl.DataFrame, replaced_rows: int, exact: bool) -> pl.DataFrame:
-    """An upsert delta (see ``RowsById.changes_of_few``) marked for the engine: its ids are
-    distinct when it replaced nothing, and it is consolidated when equal rows were left
-    out (when the commit holds just this delta: see ``InputSession._commit``)."""
-    if not replaced_rows:
-        return mark_distinct_ids(delta)
-    return mark_consolidated(delta) if exact else delta
-
-
-def _ones(count: int, sign: int = 1) -> pl.Series:
-    """A ``_diff`` column of ``count`` ones, or minus ones (a slice of a kept one for small
-    commits)."""
-    if count <= _ONES_KEPT:
-        return (_ONES if sign > 0 else _MINUS_ONES).slice(0, count)
-    # From NumPy: ``extend_constant`` is a Polars query, whose GIL hand-off can cost a few
-    # milliseconds when other threads are busy.
-    return series_of_array(DIFF, np.full(count, sign, dtype=np.int64))
-
 
 _PART_ROWS = 100_000  # a block with this many rows ready may push them as a part of its time
 _PART_BACKLOG_ROWS = 500_000  # a part waits while this many pushed rows are unprocessed
@@ -147,7 +107,8 @@ class InputSession(Source):
         self.reader_check: Callable[[Reader], None] | None = None
         self._names = [ID, *self.columns, DIFF]
         self._key_types = [(k, self.columns[k]) for k in self.primary_key]
-        self._column_at = {name: i for i, name in enumerate(self.columns)}
+        #: The deltas rows make, and the current row of every id (keep_row_state).
+        self._changes = RowChanges(self.columns, self.primary_key, keep_row_state)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: SourceHandle | None = None
@@ -240,8 +201,7 @@ class InputSession(Source):
                     logger.exception("input %s: closing the reader failed", self.name)
 
     def _loop(self, reader: Reader, handle: SourceHandle) -> None:
-        # The current row of every id (keep_row_state).
-        self._state = RowsById(ID, [(n, d.to_polars()) for n, d in self.columns.items()])
+        self._changes.reset()  # the current row of every id (keep_row_state)
         self._by_source: dict[Hashable, list[pl.DataFrame]] = {}
         self._position_ids = PositionIds(self.name, self._stream_seed())
         self._retracting = reader.retracts_sources
@@ -420,7 +380,7 @@ class InputSession(Source):
                 self._by_source[key] = [rows]
             self._position_ids.skip(key, rows.height)
             if self.keep_row_state:
-                self._remember(rows.select(self._names[:-1]))
+                self._changes.remember(rows.select(self._names[:-1]))
 
     def _push_part(self, handle: SourceHandle) -> None:
         """Push what a big source block has produced so far as a part of the time it will be
@@ -487,6 +447,7 @@ class InputSession(Source):
             frame = frame.with_columns(
                 pl.Series(METADATA_COLUMN, [t.Json(dict(metadata))] * frame.height, dtype=pl.Object)
             )
+        changes = self._changes
         if (
             block.kind == "upsert"
             and frame.height <= FEW_ROWS
@@ -495,7 +456,7 @@ class InputSession(Source):
             and block.keys is None
             and "_key" not in frame.columns
         ):
-            few = self._upsert_few(frame)
+            few = changes.upsert_few(frame)
             if few is not None:
                 return few
         ids = self._ids(frame, block)
@@ -510,37 +471,29 @@ class InputSession(Source):
                     [
                         (ID, ID_DTYPE, ids.to_list()),
                         *((n, listed.types[n], listed.lists[n]) for n in self._names[1:-1]),
-                        (DIFF, _INT64, [1] * frame.height),
+                        (DIFF, INT64, [1] * frame.height),
                     ]
                 )
             # The common case: the Series themselves, no query. A query releases the GIL,
             # and taking it back waits for the engine thread's switch interval (up to 5 ms
             # per call on a busy engine: the latency of every small commit).
             return frame_of(
-                [ids.alias(ID), *(frame[n] for n in self._names[1:-1]), _ones(frame.height)]
+                [ids.alias(ID), *(frame[n] for n in self._names[1:-1]), ones(frame.height)]
             )
-        frame = _with_column(frame, ids.alias(ID))
+        frame = with_column(frame, ids.alias(ID))
         if block.kind == "column":
             kinds = frame["_kind"]
             if self.keep_row_state:
                 # Order matters when one key is upserted and deleted: apply runs in order.
-                parts = self._apply_in_order(frame, kinds)
+                parts = changes.apply_in_order(frame, kinds)
             else:
                 parts = [
-                    self._apply_kind(frame.filter(kinds == kind), kind)
+                    changes.apply_kind(frame.filter(kinds == kind), kind)
                     for kind in kinds.unique(maintain_order=True).to_list()
                 ]
             changed = [p for p in parts if p is not None and p.height]
             return stack(changed) if changed else None
-        return self._apply_kind(frame, block.kind)
-
-    def _apply_in_order(self, frame: pl.DataFrame, kinds: pl.Series) -> list[pl.DataFrame | None]:
-        runs = (kinds != kinds.shift(1)).fill_null(True).cum_sum()
-        out: list[pl.DataFrame | None] = []
-        for run in runs.unique(maintain_order=True).to_list():
-            part = frame.filter(runs == run)
-            out.append(self._apply_kind(part, part["_kind"][0]))
-        return out
+        return changes.apply_kind(frame, block.kind)
 
     def _ids(self, frame: pl.DataFrame, block: ParsedBlock) -> pl.Series:
         ids: pl.Series | None = None
@@ -563,76 +516,3 @@ class InputSession(Source):
             # seed, the one a single worker (or a restart on one) uses.
             return f"{self.name}|worker {self.share.index}"
         return self.name
-
-    def _apply_kind(self, frame: pl.DataFrame, kind: str) -> pl.DataFrame | None:
-        # Frames are put together from their Series (no query: see _delta).
-        rows = frame_of([frame[name] for name in self._names[:-1]])
-        if kind == "insert":
-            if self.keep_row_state:
-                self._remember(rows)
-            return _with_column(rows, _ones(rows.height))
-        if kind == "delete":
-            if not self.keep_row_state:
-                return _with_column(rows, _ones(rows.height, -1))
-            return self._retractions(self._state.pop(rows[ID]))
-        if kind == "truncate":  # the source was emptied: retract every current row
-            if not self.keep_row_state:
-                raise RuntimeError("truncate rows need a session created with keep_row_state=True")
-            return self._retractions(self._state.take_all())
-        if kind == "upsert":
-            if not self.keep_row_state:
-                raise RuntimeError("upsert rows need a session created with keep_row_state=True")
-            # Left out: a row followed by another of its id in the batch, and (exact) a row
-            # replacing an equal one; what is left is consolidated, and the engine need not
-            # do it again (when the commit holds just this delta: see _commit).
-            few = self._state.changes_of_few(rows, DIFF)  # a live update: in Python
-            return _marked(*(few if few is not None else self._upsert_delta(rows)))
-        raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
-
-    def _upsert_few(self, frame: pl.DataFrame) -> pl.DataFrame | None:
-        """The upsert delta of a few rows keyed by a primary key, from their Python values:
-        ids and changes without the frames in between (a live update's cost is the number of
-        such calls). None when a column's values have no exact Python form (the frame path
-        takes them)."""
-        values = [column_values(frame, name) for name in self._names[1:-1]]
-        at = self._column_at
-        ids = key_ids_of_values([(values[at[name]], dtype) for name, dtype in self._key_types])
-        if ids is None:
-            return None
-        few = self._state.changes_of_values(ids, values, DIFF)
-        return None if few is None else _marked(*few)
-
-    def _upsert_delta(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, int, bool]:
-        """:meth:`RowsById.changes_of_few` for any number of rows, by columns: the delta of
-        storing ``rows``, how many rows it retracts, and whether equal rows were left out."""
-        replaced = self._state.replace(rows)
-        inserted = _with_column(replaced.new, _ones(replaced.new.height))
-        retractions = self._retractions(replaced.old)
-        if retractions is None:
-            return inserted, 0, replaced.exact
-        if retractions.dtypes == inserted.dtypes:  # same names, in order, by construction
-            # One chunk: a two-chunk frame made every later step of a one-row upsert
-            # (NumPy views, small-frame paths) copy it, ~0.1-0.3 ms a time. Column by
-            # column: DataFrame.rechunk hands the columns to Polars' thread pool, a wait
-            # of ~0.1 ms on a busy machine.
-            delta = frame_of(
-                [
-                    old.append(new).rechunk()
-                    for old, new in zip(
-                        retractions.get_columns(), inserted.get_columns(), strict=True
-                    )
-                ]
-            )
-        else:
-            delta = stack([retractions, inserted])
-        return delta, retractions.height, replaced.exact
-
-    def _remember(self, rows: pl.DataFrame) -> None:
-        self._state.put(rows)
-
-    @staticmethod
-    def _retractions(rows: pl.DataFrame | None) -> pl.DataFrame | None:
-        """``rows`` (the id and the columns) with a ``_diff`` of -1."""
-        if rows is None:
-            return None
-        return frame_of([*rows.get_columns(), _ones(rows.height, -1)])
