@@ -227,7 +227,8 @@ def list_frame_of(frame: pl.DataFrame) -> ListFrame | None:
 
 def column_values(frame: pl.DataFrame, name: str) -> list[Any]:
     """The values of column ``name`` of ``frame``, as ``Series.to_list()`` gives them (from a
-    :class:`ListFrame`'s lists when it has them, without a Polars call)."""
+    :class:`ListFrame`'s lists when it has them, without a Polars call: then the list itself,
+    which frames made from it may share, so never to be changed)."""
     if type(frame) is ListFrame and frame.lists is not None:
         return frame.lists[name]
     return frame.get_column(name).to_list()

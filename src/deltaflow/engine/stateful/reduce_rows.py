@@ -393,11 +393,11 @@ class ReduceRowPath(ReduceState):
 
     def _step_few(self, delta: pl.DataFrame) -> Any:
         """:meth:`_step_columns` for a delta of a few rows whose keys and arguments are
-        columns of ``delta`` as they are, of groups already in column state, when ``post``
-        only picks and renames columns: Python values taken from the delta's Series, folded,
-        and the output frame made at once, without the frames in between (a single-row
-        update's cost is the number of such calls). :data:`_NO_SHORTCUT` when the delta does
-        not qualify."""
+        columns of ``delta`` as they are, once the column state exists, when ``post`` only
+        picks and renames columns: the delta's Python values (a ListFrame's lists, or read
+        from its Series) folded into the state, and the output made at once as a ListFrame,
+        without the frames in between (a single-row update's cost is the number of such
+        calls). :data:`_NO_SHORTCUT` when the delta does not qualify."""
         state = self._columns
         plan = self._plan
         if state is None or plan is None or self.rows is not None or len(state) > KNOWN_LIMIT:
