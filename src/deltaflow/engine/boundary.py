@@ -10,16 +10,16 @@ Batches crossing the boundary are *delta batches*: Polars DataFrames with a ``_i
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time as _time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import polars as pl
 
+from deltaflow.engine.batch import mark_distinct_ids
 from deltaflow.errors import ConnectorError, ConnectorOSError, connector_error  # noqa: F401
 
 
@@ -113,8 +113,6 @@ class SourceHandle:
         if batch.height == 0 and offsets is None and not self._in_parts:
             return  # (an empty push still ends a time whose parts were pushed)
         if consolidated and batch.height:
-            from deltaflow.engine.batch import mark_distinct_ids
-
             mark_distinct_ids(batch)
         with self._lock:
             self._pending.append(Pushed(batch, time, offsets, more))
@@ -242,12 +240,20 @@ class Sink(ABC):
         return None
 
 
-@contextlib.contextmanager
-def sink_errors(sink: Sink) -> Iterator[None]:
-    """Report an exception raised by a sink as a :class:`ConnectorError` naming it."""
-    try:
-        yield
-    except ConnectorError:
-        raise
-    except Exception as exc:
-        raise connector_error(sink.name, exc) from exc
+class sink_errors:  # noqa: N801 - used as a function: ``with sink_errors(sink): ...``
+    """Report an exception raised by a sink as a :class:`ConnectorError` naming it.
+
+    A class rather than a generator-based context manager: it wraps every sink call of
+    every time, where making a generator and its wrapper costs more than the rest."""
+
+    __slots__ = ("_sink",)
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, traceback: Any) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, ConnectorError):
+            raise connector_error(self._sink.name, exc) from exc
