@@ -229,6 +229,7 @@ def column_values(frame: pl.DataFrame, name: str) -> list[Any]:
     """The values of column ``name`` of ``frame``, as ``Series.to_list()`` gives them (from a
     :class:`ListFrame`'s lists when it has them, without a Polars call: then the list itself,
     which frames made from it may share, so never to be changed)."""
-    if type(frame) is ListFrame and frame.lists is not None:
-        return frame.lists[name]
+    listed = list_frame_of(frame)
+    if listed is not None and listed.lists is not None:
+        return listed.lists[name]
     return frame.get_column(name).to_list()

@@ -160,9 +160,7 @@ def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[An
     if kind is not pl.UInt128 and kind is not pl.Datetime and kind is not pl.Duration:
         return series.to_list()
     if kind is pl.UInt128:
-        if series.null_count():
-            return [None if v is None else Pointer(v) for v in series.to_list()]
-        return list(map(Pointer, series.to_list()))
+        return _pointers(series.to_list(), series.null_count() > 0)
     if isinstance(polars_type, pl.Datetime):
         import pandas as pd  # date-time values are pandas objects, as in Pathway
 
@@ -177,6 +175,13 @@ def values_from_series(series: pl.Series, dtype: DType | None = None) -> list[An
     return series.to_list()
 
 
+def _pointers(ids: list[Any], nulls: bool) -> list[Any]:
+    """Row ids (ints) as the ``Pointer`` values users see, None staying None."""
+    if nulls:
+        return [None if v is None else Pointer(v) for v in ids]
+    return list(map(Pointer, ids))
+
+
 def column_for_users(frame: pl.DataFrame, name: str) -> list[Any]:
     """:func:`values_from_series` of ``frame``'s column ``name``; a :class:`ListFrame`'s
     column from its list (a new list for ids, the list itself otherwise: not to be changed)."""
@@ -185,7 +190,7 @@ def column_for_users(frame: pl.DataFrame, name: str) -> list[Any]:
         assert listed.lists is not None
         kind = type(listed.types[name])
         if kind is pl.UInt128:
-            return [None if v is None else Pointer(v) for v in listed.lists[name]]
+            return _pointers(listed.lists[name], None in listed.lists[name])
         if kind is not pl.Datetime and kind is not pl.Duration:
             return listed.lists[name]
     return values_from_series(frame.get_column(name))
