@@ -146,9 +146,10 @@ def test_storing_fresh_rows_leaves_nothing_big_for_the_collector() -> None:
     gc.collect()
     store.put(_frame([(fmix_int(10_001), (1, 1.0, "fresh", False, None))]))
     store.replace(_frame([(fmix_int(3), (3, 3.0, "replaced", None, None))]))
-    # The ids, their slots and the values sit in NumPy arrays: never walked by a
-    # collection, whatever the number of rows.
-    assert not gc.is_tracked(store._ids._cells_)
+    # The ids sit in a C hash table, their slots and the values in NumPy arrays: never
+    # walked by a collection, whatever the number of rows.
+    assert not gc.is_tracked(store._ids._khash)
+    assert not gc.is_tracked(store._ids._slot_of)
     for column in store._columns:
         assert not gc.is_tracked(column.values)
 

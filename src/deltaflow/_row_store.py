@@ -389,13 +389,14 @@ class RowsById:
         """Forget the rows of ``ids`` and return those there were (None when none)."""
         if len(ids) == 0:
             return None
-        found, cells = self._ids.find(*id_halves(ids))
+        low, high = id_halves(ids)
+        found = self._ids.find(low, high)
         present = found >= 0
         if not present.any():
             return None
         first = self._first_of_each(np.where(present, found, -1), present)
         slots = found[first]
-        self._ids.remove(cells[first])
+        self._ids.remove(low[first], high[first])
         if len(first) < len(ids):
             keep = np.zeros(len(ids), dtype=bool)
             keep[first] = True

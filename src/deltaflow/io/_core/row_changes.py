@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._id_table import load_hash_tables
 from deltaflow._ids import key_ids_of_values
 from deltaflow._row_store import RowsById
 from deltaflow._small_frames import column_values, frame_of, series_of_array
@@ -70,6 +71,8 @@ class RowChanges:
         self._column_at = {name: i for i, name in enumerate(columns)}
         self._types = dict(columns)
         self.state = self._new_state()
+        if keep_row_state:  # its import is paid here, not by the source's first row
+            load_hash_tables()
 
     def _new_state(self) -> RowsById:
         return RowsById(ID, [(n, d.to_polars()) for n, d in self._types.items()])
