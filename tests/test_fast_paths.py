@@ -43,10 +43,15 @@ def paths(mode: str) -> Iterator[None]:
         batch.SMALL_BATCH,
         reduce.COLUMN_GROUPS,
         reduce_columns.FEW_ROWS,
+        reduce_columns.COUNT_SLOTS_SLACK,
     )
     limit = MODES[mode]
     # "small": every column-path delta folded with NumPy; "few": every one in Python.
     reduce_columns.FEW_ROWS = {"small": 0, "few": 10**9}.get(mode, reduce_columns.FEW_ROWS)
+    # "small" sorts a delta's slots to find the distinct ones (as with a big state), the
+    # others count them.
+    if mode == "small":
+        reduce_columns.COUNT_SLOTS_SLACK = -(10**9)
     reduce.COLUMN_GROUPS = mode != "rows"
     reduce.SMALL_DELTA_ROWS = limit
     reduce.COLUMN_DELTA_ROWS = limit
@@ -66,6 +71,7 @@ def paths(mode: str) -> Iterator[None]:
             batch.SMALL_BATCH,
             reduce.COLUMN_GROUPS,
             reduce_columns.FEW_ROWS,
+            reduce_columns.COUNT_SLOTS_SLACK,
         ) = saved
 
 

@@ -215,7 +215,7 @@ class Fold:
         diffs: np.ndarray,
         args: list[np.ndarray | None],
     ) -> None:
-        self.touched = touched = np.unique(slots)
+        self.touched = touched = _distinct(slots, len(state))
         self.before = state.snapshot(touched)
         self.had = self.before[0] > 0
         np.add.at(state.count, slots, diffs)
@@ -258,6 +258,19 @@ class Fold:
                 equal |= np.isnan(old) & np.isnan(new)
             same &= equal
         return np.flatnonzero(self.had & ~same), np.flatnonzero(self.has & ~same)
+
+
+#: The distinct slots of a delta are counted (``np.bincount``) when the state has at most 16
+#: groups per delta row plus this many; else sorted (``np.unique``, ~20x as slow: 0.24 against
+#: 0.013 ms for 10,000 slots of 1,000 groups, but a count takes the state's size).
+COUNT_SLOTS_SLACK = 4096
+
+
+def _distinct(slots: np.ndarray, size: int) -> np.ndarray:
+    """The distinct values of ``slots`` (slots of a state of ``size`` groups), in order."""
+    if size <= 16 * len(slots) + COUNT_SLOTS_SLACK:
+        return np.flatnonzero(np.bincount(slots))
+    return np.unique(slots)
 
 
 def _exact_group_sums(sums: np.ndarray, position: np.ndarray, terms: np.ndarray) -> None:

@@ -439,14 +439,17 @@ class ReduceRowPath(ReduceState):
         """The slots of ``groups`` (key hash and keys) in the column state; a group not there
         yet is loaded from the arrangement, or is new and gets an id."""
         slot = state.slot
+        try:  # every group known (the usual case): one pass, per row in C
+            return list(map(slot.__getitem__, groups))
+        except KeyError:
+            pass
         missing = {g for g in groups if g not in slot}
-        if missing:
-            found = {row[:width]: row for row in self.groups.lookup_rows({g[0] for g in missing})}
-            new = [g for g in missing if g not in found]
-            ids = self._new_ids(new)
-            for group in missing:
-                state.add(group, found.get(group), width, ids.get(group))
-        return [slot[g] for g in groups]
+        found = {row[:width]: row for row in self.groups.lookup_rows({g[0] for g in missing})}
+        new = [g for g in missing if g not in found]
+        ids = self._new_ids(new)
+        for group in missing:
+            state.add(group, found.get(group), width, ids.get(group))
+        return list(map(slot.__getitem__, groups))
 
 
 def _known_hashes(hash_of: dict[tuple[Any, ...], int], keys: list[pl.Series]) -> pl.Series | None:
@@ -454,7 +457,7 @@ def _known_hashes(hash_of: dict[tuple[Any, ...], int], keys: list[pl.Series]) ->
     if not hash_of:
         return None
     try:
-        hashes = [hash_of[group] for group in zip(*(key.to_list() for key in keys))]
+        hashes = list(map(hash_of.__getitem__, zip(*(key.to_list() for key in keys))))
     except KeyError:
         return None
     return series_of_values(KH, hashes, pl.UInt64)
