@@ -25,7 +25,8 @@ import numpy as np
 import polars as pl
 
 from deltaflow._id_table import IdTable
-from deltaflow._small_frames import ListFrame, frame_of, series_of_array, series_of_values
+from deltaflow._ids import ID_DTYPE
+from deltaflow._small_frames import INT64, ListFrame, frame_of, series_of_array, series_of_values
 
 __all__ = ["Replaced", "RowsById", "id_halves", "ids_of_halves"]
 
@@ -34,8 +35,6 @@ _HALF = 1 << 64
 _LOW = _HALF - 1
 #: Up to this many ids are split in Python: a Polars query costs more than that.
 _PYTHON_IDS = 64
-_UINT128 = pl.UInt128()
-_INT64 = pl.Int64()
 #: Up to this many rows, :meth:`RowsById.changes_of_few` works on Python values: a NumPy or
 #: Polars call on a frame of one row costs more than the row's own work.
 FEW_ROWS = 8
@@ -72,9 +71,9 @@ def id_halves(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def ids_of_halves(low: np.ndarray, high: np.ndarray, name: str) -> pl.Series:
     """The ids (``UInt128``) whose :func:`id_halves` are ``low`` and ``high``."""
-    low_ = pl.lit(series_of_array("lo", np.ascontiguousarray(low))).cast(_UINT128)
-    high_ = pl.lit(series_of_array("hi", np.ascontiguousarray(high))).cast(_UINT128)
-    return pl.select((high_ * pl.lit(_HALF, dtype=_UINT128) + low_).alias(name)).to_series()
+    low_ = pl.lit(series_of_array("lo", np.ascontiguousarray(low))).cast(ID_DTYPE)
+    high_ = pl.lit(series_of_array("hi", np.ascontiguousarray(high))).cast(ID_DTYPE)
+    return pl.select((high_ * pl.lit(_HALF, dtype=ID_DTYPE) + low_).alias(name)).to_series()
 
 
 class _Column:
@@ -346,7 +345,7 @@ class RowsById:
             for column, value in zip(columns, row[1:], strict=True):
                 column.set(slot, value)
         changed = old_rows + new_rows
-        names = [(self._id_name, _UINT128), *((c.name, c.dtype) for c in columns)]
+        names = [(self._id_name, ID_DTYPE), *((c.name, c.dtype) for c in columns)]
         # Python values as to_list() gives them (python_exact columns): a ListFrame.
         delta = ListFrame(
             [
@@ -354,7 +353,7 @@ class RowsById:
                     (name, dtype, [row[i] for row in changed])
                     for i, (name, dtype) in enumerate(names)
                 ),
-                (diff, _INT64, [-1] * len(old_rows) + [1] * len(new_rows)),
+                (diff, INT64, [-1] * len(old_rows) + [1] * len(new_rows)),
             ]
         )
         return delta, len(old_rows), exact

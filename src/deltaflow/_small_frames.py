@@ -17,6 +17,9 @@ import polars as pl
 
 #: Frames up to this many rows evaluate their expressions on the calling thread.
 SEQUENTIAL_ROWS = 4096
+#: The type of ``_diff`` columns, as an instance: hashing a dtype class runs Python code,
+#: and the small-frame makers look their constructors up by it.
+INT64 = pl.Int64()
 
 
 def project(frame: pl.DataFrame, exprs: Sequence[Any]) -> pl.DataFrame:

@@ -25,10 +25,15 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._float_sums import exact_sum
-from deltaflow._small_frames import ListFrame, frame_of, series_of_array, series_of_values
+from deltaflow._small_frames import (
+    INT64,
+    ListFrame,
+    frame_of,
+    series_of_array,
+    series_of_values,
+)
 from deltaflow.engine.batch import DIFF
 
-_INT64 = pl.Int64()
 _SAFE_SUM = 2**62  # a sum whose bound stays below this cannot overflow an int64 accumulator
 _START = 1024  # slots allocated at first; doubled as needed
 
@@ -436,7 +441,7 @@ def fold_few(
         else:
             cells = [row[at - width - 1] for row in rows]
         made.append((name, columns[at][1], cells))
-    made.append((DIFF, _INT64, [-1] * len(gone) + [1] * len(come)))
+    made.append((DIFF, INT64, [-1] * len(gone) + [1] * len(come)))
     # The values as to_list() gives them: keys and ids as read from the arrangement or the
     # delta, counts and int sums as ints, float sums and averages as floats (scalars()).
     return ListFrame(made)

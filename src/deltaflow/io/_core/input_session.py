@@ -30,7 +30,7 @@ import polars as pl
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE, hash_columns
 from deltaflow._row_store import FEW_ROWS
-from deltaflow._small_frames import ListFrame, frame_of, list_frame_of
+from deltaflow._small_frames import INT64, ListFrame, frame_of, list_frame_of
 from deltaflow.engine.batch import DIFF, ID, stack
 from deltaflow.engine.boundary import Source, SourceHandle, connector_error
 from deltaflow.io._core.bad_records import BadRecordLog, reporting_to
@@ -49,7 +49,7 @@ from deltaflow.io._core.base import (
 from deltaflow.io._core.formats import METADATA_COLUMN
 from deltaflow.io._core.offsets import OffsetFrontier
 from deltaflow.io._core.position_ids import PositionIds
-from deltaflow.io._core.row_changes import INT64, RowChanges, ones, with_column
+from deltaflow.io._core.row_changes import RowChanges, ones, with_column
 
 if TYPE_CHECKING:
     from deltaflow.engine.workers.inputs import WorkerShare

@@ -22,11 +22,10 @@ from deltaflow._row_store import RowsById
 from deltaflow._small_frames import column_values, frame_of, series_of_array
 from deltaflow.engine.batch import DIFF, ID, mark_consolidated, mark_distinct_ids, stack
 
-__all__ = ["INT64", "KINDS", "RowChanges", "ones", "with_column"]
+__all__ = ["KINDS", "RowChanges", "ones", "with_column"]
 
 KINDS = ("insert", "delete", "upsert", "truncate")
 _ONES_KEPT = 4096  # a _diff column of ones is sliced from a kept one up to this many rows
-INT64 = pl.Int64()
 _ONES = pl.Series(DIFF, [1] * _ONES_KEPT, dtype=pl.Int64)
 _MINUS_ONES = -_ONES
 
