@@ -6,15 +6,17 @@ rows without a primary key. ``upsert``: an upsert session (``session_type="upser
 schema's ``id`` is the primary key; row ``i`` has key ``i % BENCH_KEYS`` (default: as many
 keys as rows, so every row is new; fewer keys make most rows replace an earlier one).
 
-Reported: rows/s from the first row sent to the end of the run, and the process's CPU time
+Reported: rows/s from the first row sent to the end of the run, the process's CPU time
 (user + system, every thread) per row in microseconds, steadier than rows/s on a shared
-machine.
+machine, and the process's peak resident memory (an upsert session keeps the current row of
+every key).
 Environment: BENCH_IMPL, BENCH_ROWS, BENCH_KEYS, BENCH_MODE.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import time
 
 from _harness import banner, env_int, load_pw, report
@@ -64,6 +66,8 @@ def main() -> None:
     cpu = time.process_time() - cpu
     report(f"{mode}_rows_per_s", rows / elapsed, "rows/s")
     report(f"{mode}_cpu_us_per_row", cpu / rows * 1e6, "us/row", better="lower")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    report(f"{mode}_peak_rss_mb", peak_mb, "MB", better="lower")
 
 
 if __name__ == "__main__":
