@@ -1,7 +1,8 @@
 """The small-delta (Python) and big-batch (Polars) paths of the stateful operators agree.
 
 Every property of ``test_stateful_properties`` is checked again with the paths forced: ``big``
-(every delta through Polars frames), ``small`` (every delta through the Python path: NumPy
+(every delta through Polars frames), ``aggregated`` (every delta of count/sum/avg aggregated
+per group by Polars and folded into NumPy group columns), ``small`` (every delta through the Python path: NumPy
 group columns for the simple reductions that allow them, Python tuples otherwise), ``rows``
 (every delta through Python tuples) and ``mixed`` (deltas of at most two rows in Python, the
 others in Polars, sharing one state). The
@@ -28,7 +29,7 @@ from deltaflow.engine.stateful.keys import TIME
 from test_stateful_properties import REDUCERS, Event, check, update_streams
 
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MODES = {"big": 0, "small": 10**9, "few": 10**9, "rows": 10**9, "mixed": 2}
+MODES = {"big": 0, "aggregated": 0, "small": 10**9, "few": 10**9, "rows": 10**9, "mixed": 2}
 
 
 @contextlib.contextmanager
@@ -44,8 +45,13 @@ def paths(mode: str) -> Iterator[None]:
         reduce.COLUMN_GROUPS,
         reduce_columns.FEW_ROWS,
         reduce_columns.COUNT_SLOTS_SLACK,
+        reduce.AGGREGATED_FOLD_GROUPS,
     )
     limit = MODES[mode]
+    # "big": every delta through Polars frames; "aggregated": every delta of count/sum/avg
+    # aggregated by the frame path's query and folded into the NumPy columns.
+    if mode in ("big", "aggregated"):
+        reduce.AGGREGATED_FOLD_GROUPS = 10**9 if mode == "aggregated" else 0
     # "small": every column-path delta folded with NumPy; "few": every one in Python.
     reduce_columns.FEW_ROWS = {"small": 0, "few": 10**9}.get(mode, reduce_columns.FEW_ROWS)
     # "small" sorts a delta's slots to find the distinct ones (as with a big state), the
@@ -72,6 +78,7 @@ def paths(mode: str) -> Iterator[None]:
             reduce.COLUMN_GROUPS,
             reduce_columns.FEW_ROWS,
             reduce_columns.COUNT_SLOTS_SLACK,
+            reduce.AGGREGATED_FOLD_GROUPS,
         ) = saved
 
 
@@ -142,10 +149,11 @@ def test_folded_and_recomputed_reducers_on_both_paths(stream: list[Event], mode:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(bursty_streams(), st.sampled_from(["few", "small"]))
+@given(bursty_streams(), st.sampled_from(["few", "small", "aggregated"]))
 def test_column_path_folds_a_few_rows_as_numpy_does(stream: list[Event], mode: str) -> None:
-    """The column path's Python fold of a few rows (``fold_few``) and its NumPy fold give the
-    results a recomputation gives, float sums and averages included."""
+    """The column path's Python fold of a few rows (``fold_few``), its NumPy fold and its
+    fold of deltas aggregated per group give the results a recomputation gives, float sums
+    and averages included."""
 
     def simple(t: pw.Table) -> pw.Table:
         scaled = t.select(t.k, t.v, f=t.v * 0.1)

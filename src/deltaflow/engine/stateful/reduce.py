@@ -12,7 +12,9 @@ Each step takes one of two paths with the same results: deltas of up to
 :data:`SMALL_DELTA_ROWS` rows are handled in plain Python over row tuples (a few Polars calls in
 all, whatever the state holds), bigger ones with Polars frame operations. Simple reductions
 keep their groups in NumPy columns instead of tuples, which costs little per row, so they take
-that path for deltas of up to :data:`COLUMN_DELTA_ROWS` rows.
+that path for deltas of up to :data:`COLUMN_DELTA_ROWS` rows; a bigger delta of count, sum and
+avg is aggregated per group by the frame path's query and, when it touches at most
+:data:`AGGREGATED_FOLD_GROUPS` groups, folded into the same columns.
 
 The operator is put together from one class per responsibility: :mod:`.reduce_state` (what
 a reduce keeps, group ids, the write-back of cached group rows), :mod:`.reduce_frames` (the
@@ -30,7 +32,13 @@ from deltaflow.engine.operators import Delta
 from deltaflow.engine.stateful.reduce_frames import ReduceFramePath
 from deltaflow.engine.stateful.reduce_rows import NOT_FOLDED, ReduceRowPath
 
-__all__ = ["COLUMN_DELTA_ROWS", "COLUMN_GROUPS", "SMALL_DELTA_ROWS", "ReduceOperator"]
+__all__ = [
+    "AGGREGATED_FOLD_GROUPS",
+    "COLUMN_DELTA_ROWS",
+    "COLUMN_GROUPS",
+    "SMALL_DELTA_ROWS",
+    "ReduceOperator",
+]
 
 SMALL_DELTA_ROWS = 1024  # deltas up to this many rows take the Python path
 #: Deltas up to this many rows take the NumPy-columns path when the reduction allows it. Its
@@ -40,6 +48,11 @@ SMALL_DELTA_ROWS = 1024  # deltas up to this many rows take the Python path
 #: commits every 10 ms) used to switch at nearly every minibatch and fall behind.
 COLUMN_DELTA_ROWS = 4096
 COLUMN_GROUPS = True  # simple reductions keep that path's groups in NumPy columns (tests: off)
+#: A bigger delta of count/sum/avg is aggregated per group by one query, and when it has at
+#: most this many groups they are folded into the NumPy columns (a pass over the groups, no
+#: arrangement merge): ~5 ms for 10,000 rows of 1,000 groups, against ~15-20 ms for the rest of
+#: the frame path (a dozen queries and a merge of the group rows).
+AGGREGATED_FOLD_GROUPS = 4096
 
 
 class ReduceOperator(ReduceFramePath, ReduceRowPath):
@@ -63,4 +76,16 @@ class ReduceOperator(ReduceFramePath, ReduceRowPath):
                 return out
         if delta.height <= SMALL_DELTA_ROWS:
             return self._step_small(time, delta)
+        if (
+            self.invertible
+            and self._columns_possible
+            and COLUMN_GROUPS
+            and not self.argument_errors
+        ):
+            aggregated = self._aggregate_delta(delta)
+            if aggregated[0].height <= AGGREGATED_FOLD_GROUPS:
+                out = self._fold_aggregated(aggregated[0])
+                if out is not NOT_FOLDED:
+                    return out
+            return self._step_big(time, delta, aggregated)
         return self._step_big(time, delta)

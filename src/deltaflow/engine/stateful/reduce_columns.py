@@ -211,7 +211,10 @@ class ColumnGroups:
 
 class Fold:
     """A delta folded into the state: the touched slots, whether each had a row before and
-    has one after, and their count, accumulators and values before and after."""
+    has one after, and their count, accumulators and values before and after.
+
+    ``weighted``: the delta is already aggregated per group (one row per slot, its count
+    change as the diff and each accumulator's change as the argument)."""
 
     def __init__(
         self,
@@ -219,6 +222,8 @@ class Fold:
         slots: np.ndarray,
         diffs: np.ndarray,
         args: list[np.ndarray | None],
+        *,
+        weighted: bool = False,
     ) -> None:
         self.touched = touched = _distinct(slots, len(state))
         self.before = state.snapshot(touched)
@@ -231,10 +236,10 @@ class Fold:
                 assert column is not None
                 # The minibatch's sum per group first, then one addition to the running
                 # total: as the row path does (float sums of a minibatch are exact there).
-                terms = column * diffs
+                terms = column if weighted else column * diffs
                 sums = np.zeros(touched.shape[0], dtype=terms.dtype)
                 np.add.at(sums, position, terms)
-                if state.floats[i]:
+                if state.floats[i] and not weighted:
                     _exact_group_sums(sums, position, terms)
                 state.accs[n][touched] += sums
         fresh = touched[~self.had]

@@ -32,11 +32,18 @@ from deltaflow.reducers import Row, inverts
 class ReduceFramePath(ReduceErrorValues):
     """The reduce step over Polars frames."""
 
-    def _step_big(self, time: int, delta: pl.DataFrame) -> Delta:
+    def _step_big(
+        self,
+        time: int,
+        delta: pl.DataFrame,
+        aggregated: tuple[pl.DataFrame, list[str]] | None = None,
+    ) -> Delta:
+        """The frame path; ``aggregated``: :meth:`_aggregate_delta` of ``delta``, when the
+        caller has it already."""
         self._drop_caches()
         if self.invertible:
             # Aggregate the delta per group first: hashing then costs per group, not per row.
-            agg, match = self._aggregate_delta(delta)
+            agg, match = aggregated if aggregated is not None else self._aggregate_delta(delta)
             old = self.groups.lookup(agg[KH]) if self.groups.size else None
             new = self._accumulate(agg, old, match)
             news = [new]

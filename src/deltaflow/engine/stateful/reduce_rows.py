@@ -35,7 +35,7 @@ from deltaflow.engine.stateful.reduce_columns import (
     sum_is_safe_few,
 )
 from deltaflow.engine.stateful.reduce_plan import SmallPlan
-from deltaflow.engine.stateful.reduce_state import KNOWN_LIMIT, LAST_TIME, ReduceState
+from deltaflow.engine.stateful.reduce_state import COUNT, KNOWN_LIMIT, LAST_TIME, ReduceState
 from deltaflow.reducers import Row, inverts
 
 NOT_FOLDED = object()  # _step_columns: the delta takes the row path
@@ -347,15 +347,7 @@ class ReduceRowPath(ReduceState):
         if not self.invertible and bool((diffs < 0).any()):
             return NOT_FOLDED  # a deletion under min/max: the group is recomputed
         plan = self._small_plan()
-        state = self._columns
-        if state is None or len(state) > KNOWN_LIMIT:
-            self._drop_caches()
-            self.match = [KH, *self.keys]
-            state = self._columns = ColumnGroups(
-                [c.reducer.name for c in self.calls],
-                plan.accumulated,
-                [bool(c.arg_types) and c.arg_types[0] == t.FLOAT for c in self.calls],
-            )
+        state = self._column_state(plan)
         groups = list(zip(frame[KH].to_list(), *(frame[k].to_list() for k in self.keys)))
         slots = np.array(self._slots(state, groups, plan.width), dtype=np.int64)
         # Only sums and extremes read their argument here (count ignores it, and it may be a
@@ -384,6 +376,47 @@ class ReduceRowPath(ReduceState):
             out = output_frame(
                 state, Fold(state, slots, diffs, args), layout, plan.read_by_post, plan.width
             )
+        return self._column_output(out, plan)
+
+    def _fold_aggregated(self, agg: pl.DataFrame) -> Any:
+        """:meth:`_step_columns` for a delta already aggregated per group by the frame path
+        (``_aggregate_delta``: key hash, keys, count change, accumulator changes): one row per
+        group folded into the column state, so that a big delta of few groups costs a query
+        and a pass over its groups rather than the frame path's dozen queries and arrangement
+        merge. :data:`NOT_FOLDED` when an int sum could leave the 64-bit range."""
+        plan = self._small_plan()
+        state = self._column_state(plan)
+        changes: list[np.ndarray | None] = [
+            agg[f"__acc{i}"].to_numpy() if i in state.accumulated else None
+            for i in range(len(self.calls))
+        ]
+        groups = list(zip(agg[KH].to_list(), *(agg[k].to_list() for k in self.keys)))
+        slots = np.array(self._slots(state, groups, plan.width), dtype=np.int64)
+        if not sum_is_safe(state, slots, changes):
+            return NOT_FOLDED
+        layout = [(name, dtype) for name, dtype, _ in plan.columns]
+        fold = Fold(state, slots, agg[COUNT].to_numpy(), changes, weighted=True)
+        return self._column_output(
+            output_frame(state, fold, layout, plan.read_by_post, plan.width), plan
+        )
+
+    def _column_state(self, plan: SmallPlan) -> ColumnGroups:
+        """The column state, made (after writing the cached group rows back) when there is
+        none or it has grown past :data:`KNOWN_LIMIT`."""
+        state = self._columns
+        if state is None or len(state) > KNOWN_LIMIT:
+            self._drop_caches()
+            self.match = [KH, *self.keys]
+            state = self._columns = ColumnGroups(
+                [c.reducer.name for c in self.calls],
+                plan.accumulated,
+                [bool(c.arg_types) and c.arg_types[0] == t.FLOAT for c in self.calls],
+            )
+        return state
+
+    def _column_output(self, out: pl.DataFrame | None, plan: SmallPlan) -> Delta:
+        """The column paths' output rows projected by ``post`` (consolidated unless each
+        changed group gives one distinct row)."""
         if out is None:
             return None
         if plan.injective:  # one row per changed group: distinct output rows
