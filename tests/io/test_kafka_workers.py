@@ -173,7 +173,16 @@ def _run(broker: TansuBroker, mode: str, workers: tuple[int, ...], tmp: Path) ->
         }
         stderr = _spawn(n, spec, tmp)
         counted = _messages(broker, target, _counts_are(expected))
-        assert _final_counts(counted) == expected, f"{n} workers"
+        final = _final_counts(counted)
+        if final != expected:
+            # As for the copies below: the broker's watermarks tell a loss on the way in
+            # (fewer messages held than the workers wrote) from one on the way out.
+            pytest.fail(
+                f"{n} workers: {len(counted)} count messages read; words missing or wrong "
+                f"{ {w: (final.get(w), c) for w, c in expected.items() if final.get(w) != c} }; "
+                f"broker watermarks {broker.watermarks(target)}; "
+                f"workers' log:\n{stderr[-3000:]}\nbroker's log:\n{broker.log_tail()}"
+            )
         _consolidated_per_time(counted)
         copied = _messages(broker, rows, lambda messages: len(messages) >= total, with_keys=True)
         if Counter(m["word"] for m in copied) != Counter(expected):
