@@ -99,9 +99,8 @@ class IdTable:
         match = (slots >= 0) & (self._high_of[labels] == high)
         slots[~match] = -1
         if self._overflow:
-            for position in np.flatnonzero(~match).tolist():
-                key = (int(low[position]), int(high[position]))
-                slots[position] = self._overflow.get(key, -1)
+            found, given = self._in_overflow(np.flatnonzero(~match), low, high)
+            slots[found] = given
         return slots
 
     def find_or_add(
@@ -135,7 +134,10 @@ class IdTable:
             return slots, held
         rest = np.flatnonzero(~match)
         if self._overflow:
-            rest = self._held_in_overflow(rest, low, high, slots, held)
+            found, given = self._in_overflow(rest, low, high)
+            slots[found] = given
+            held[found] = True
+            rest = np.setdiff1d(rest, found, assume_unique=True)
         free = rest[stored[rest] < 0]
         clash: list[int] = rest[stored[rest] >= 0].tolist()  # another id owns the label
         if free.size:
@@ -176,26 +178,20 @@ class IdTable:
         self._slot_of[start:end] = -1
         self._labels = end
 
-    def _held_in_overflow(
-        self,
-        positions: np.ndarray,
-        low: np.ndarray,
-        high: np.ndarray,
-        slots: np.ndarray,
-        held: np.ndarray,
-    ) -> np.ndarray:
-        """Resolve the ids at ``positions`` held as overflow ids; the positions left."""
+    def _in_overflow(
+        self, positions: np.ndarray, low: np.ndarray, high: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Of the ids at ``positions``, the positions of those held as overflow ids and their
+        slots. Only ids sharing a low half with an overflow id are looked up in Python."""
         overflow_lows = np.fromiter((lo for lo, _ in self._overflow), np.uint64)
-        maybe = np.isin(low[positions], overflow_lows)
-        left = [positions[~maybe]]
-        for position in positions[maybe].tolist():
+        found: list[int] = []
+        given: list[int] = []
+        for position in positions[np.isin(low[positions], overflow_lows)].tolist():
             slot = self._overflow.get((int(low[position]), int(high[position])))
-            if slot is None:
-                left.append(np.array([position]))
-            else:
-                slots[position] = slot
-                held[position] = True
-        return np.sort(np.concatenate(left))
+            if slot is not None:
+                found.append(position)
+                given.append(slot)
+        return np.array(found, dtype=np.int64), np.array(given, dtype=np.int64)
 
     def _add_to_overflow(
         self,
