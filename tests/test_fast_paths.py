@@ -148,6 +148,81 @@ def test_folded_and_recomputed_reducers_on_both_paths(stream: list[Event], mode:
         check(by_two_keys, stream)
 
 
+# Values near the ends of the 64-bit range (a few copies of the first two leave it).
+INT64_EDGES = [2**60 + 1, -(2**60) - 3, 2**62, 2**63 - 1, -(2**63), 3]
+
+
+def _wrapped(total: int) -> int:
+    return (total + 2**63) % 2**64 - 2**63
+
+
+@st.composite
+def repeated_rows(draw: st.DrawFn) -> list[list[tuple[int, int, int, int]]]:
+    """Times of changes to rows present several times (one id, one value, ``copies`` of it:
+    a diff above 1 once consolidated) whose values lie near the ends of the 64-bit range."""
+    live: dict[int, tuple[int, int, int]] = {}  # label: (k, v, copies)
+    next_label = 1
+    times: list[list[tuple[int, int, int, int]]] = []
+    for _ in range(draw(st.integers(1, 4))):
+        changes: list[tuple[int, int, int, int]] = []  # (label, k, v, diff)
+        for _ in range(draw(st.integers(1, 6))):
+            touched = {label for label, *_ in changes}
+            candidates = sorted(set(live) - touched)
+            if candidates and draw(st.booleans()):
+                label = draw(st.sampled_from(candidates))
+                k, v, copies = live.pop(label)
+                changes.extend([(label, k, v, -1)] * copies)
+            else:
+                label = next_label
+                next_label += 1
+                k, v = draw(st.integers(0, 1)), draw(st.sampled_from(INT64_EDGES))
+                copies = draw(st.sampled_from([1, 2, 8]))
+                live[label] = (k, v, copies)
+                changes.extend([(label, k, v, 1)] * copies)
+        times.append(changes)
+    return times
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(times=repeated_rows())
+def test_int_sums_wrap_at_64_bits_on_every_path(
+    times: list[list[tuple[int, int, int, int]]], mode: str
+) -> None:
+    """Int sums wrap around at 64 bits, as Polars' and Pathway's do, on every path: rows
+    present several times (diffs above 1) with values near the ends of the range, folded
+    minibatch by minibatch, give the wrapped sum of the whole at every time (the few-row
+    Python fold used to raise OverflowError on such a row)."""
+    lines = ["id | k | v | __time__ | __diff__"]
+    for at, changes in enumerate(times):
+        lines += [f"{label} | {k} | {v} | {2 + 2 * at} | {diff}" for label, k, v, diff in changes]
+    with paths(mode):
+        pw.clear_graph()
+        table = pw.debug.table_from_markdown("\n".join(lines))
+        sums = table.groupby(table.k).reduce(
+            table.k, n=pw.reducers.count(), s=pw.reducers.sum(table.v)
+        )
+        got: dict[int, Counter] = {}
+        for time, row, diff in pw.debug.table_to_stream(sums):
+            got.setdefault(time, Counter())[(row["k"], row["n"], row["s"])] += diff
+    state: Counter = Counter()
+    expected: Counter = Counter()  # the groups' rows, as a recomputation gives them
+    for at, changes in enumerate(times):
+        for _, k, v, diff in changes:
+            state[(k, v)] += diff
+        rows = Counter()
+        for k in (0, 1):
+            members = [(v, n) for (key, v), n in state.items() if key == k and n]
+            if members:
+                rows[(k, sum(n for _, n in members), _wrapped(sum(v * n for v, n in members)))] += 1
+        delta = Counter(rows)
+        delta.subtract(expected)
+        change = {row: d for row, d in delta.items() if d}
+        assert {row: d for row, d in got.pop(2 + 2 * at, Counter()).items() if d} == change
+        expected = rows
+    assert not got
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bursty_streams(), st.sampled_from(["few", "small", "aggregated"]))
 def test_column_path_folds_a_few_rows_as_numpy_does(stream: list[Event], mode: str) -> None:

@@ -84,8 +84,6 @@ class ReduceOperator(ReduceFramePath, ReduceRowPath):
         ):
             aggregated = self._aggregate_delta(delta)
             if aggregated[0].height <= AGGREGATED_FOLD_GROUPS:
-                out = self._fold_aggregated(aggregated[0])
-                if out is not NOT_FOLDED:
-                    return out
+                return self._fold_aggregated(aggregated[0])
             return self._step_big(time, delta, aggregated)
         return self._step_big(time, delta)

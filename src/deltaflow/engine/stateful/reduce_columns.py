@@ -10,8 +10,11 @@ The slots are a write-back cache of the operator's group arrangement, as the tup
 row path is: a group is loaded from the arrangement the first time a delta touches it, changed
 groups are written back (old row retracted, new one inserted) when anything else is about to
 read the arrangement (:meth:`ColumnGroups.sync`), and the slots are dropped after a frame-path
-step. Deltas this cannot fold exactly (deletions under ``min``/``max``, sums that could leave
-the 64-bit range) are left to the row path, after a write-back.
+step. Deltas this cannot fold exactly (deletions under ``min``/``max``) are left to the row
+path, after a write-back. Int sums wrap around at 64 bits on every path, as Polars' sums and
+Pathway's do: NumPy's int64 arithmetic wraps by itself, the Python fold of a few rows wraps its
+exact totals (``wrap_int64``), and since wrapping commutes with addition, a running total
+wrapped minibatch by minibatch equals the wrapped sum of the whole.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy.ma  # noqa: F401 - np.unique imports it on its first call: not on a
 import polars as pl
 
 from deltaflow import _types as t
-from deltaflow._float_sums import exact_sum
+from deltaflow._float_sums import exact_sum, wrap_int64
 from deltaflow._small_frames import (
     INT64,
     ListFrame,
@@ -34,7 +37,6 @@ from deltaflow._small_frames import (
 )
 from deltaflow.engine.batch import DIFF
 
-_SAFE_SUM = 2**62  # a sum whose bound stays below this cannot overflow an int64 accumulator
 _START = 1024  # slots allocated at first; doubled as needed
 
 
@@ -296,36 +298,6 @@ def _exact_group_sums(sums: np.ndarray, position: np.ndarray, terms: np.ndarray)
         sums[group] = exact_sum(ordered[ends[group] - counts[group] : ends[group]].tolist())
 
 
-def sum_is_safe(state: ColumnGroups, slots: np.ndarray, args: list[np.ndarray | None]) -> bool:
-    """Whether folding int sums cannot leave the 64-bit range."""
-    if slots.shape[0] <= FEW_ROWS:  # Python ints: no NumPy call on a few values
-        return sum_is_safe_few(
-            state, slots.tolist(), [None if a is None else a.tolist() for a in args]
-        )
-    for n, i in enumerate(state.accumulated):
-        column = args[i]
-        if column is None or state.floats[i] or column.shape[0] == 0:
-            continue
-        bound = int(np.abs(state.accs[n][slots]).max()) + int(np.abs(column).sum())
-        if bound >= _SAFE_SUM:
-            return False
-    return True
-
-
-def sum_is_safe_few(state: ColumnGroups, slots: list[int], args: list[list[Any] | None]) -> bool:
-    """:func:`sum_is_safe` for a few rows given as Python values."""
-    for n, i in enumerate(state.accumulated):
-        column = args[i]
-        if column is None or state.floats[i] or not column:
-            continue
-        accs = state.accs[n]
-        bound = max(abs(int(accs[slot])) for slot in slots)
-        bound += sum(abs(value) for value in column)
-        if bound >= _SAFE_SUM:
-            return False
-    return True
-
-
 def output_frame(
     state: ColumnGroups,
     fold: Fold,
@@ -396,13 +368,12 @@ def fold_few(
         for slot, group_terms in terms.items():
             # As the NumPy fold: the minibatch's sum per group (exact when several terms),
             # starting from a zero, then one addition to the running total.
-            if len(group_terms) > 1 and state.floats[i]:
-                total = exact_sum(group_terms)
-            else:
-                total = 0.0 if state.floats[i] else 0
-                for term in group_terms:
-                    total += term
-            accs[slot] += total
+            if state.floats[i]:
+                accs[slot] += (
+                    exact_sum(group_terms) if len(group_terms) > 1 else 0.0 + group_terms[0]
+                )
+            else:  # exact in Python, then wrapped as NumPy's int64 sums wrap
+                accs[slot] = wrap_int64(int(accs[slot]) + sum(group_terms))
     for i, array in state.extremes.items():
         values = args[i]
         assert values is not None
@@ -466,6 +437,4 @@ __all__ = [
     "eligible",
     "fold_few",
     "output_frame",
-    "sum_is_safe",
-    "sum_is_safe_few",
 ]

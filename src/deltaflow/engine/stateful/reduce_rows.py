@@ -31,8 +31,6 @@ from deltaflow.engine.stateful.reduce_columns import (
     Fold,
     fold_few,
     output_frame,
-    sum_is_safe,
-    sum_is_safe_few,
 )
 from deltaflow.engine.stateful.reduce_plan import SmallPlan
 from deltaflow.engine.stateful.reduce_state import COUNT, KNOWN_LIMIT, LAST_TIME, ReduceState
@@ -357,8 +355,6 @@ class ReduceRowPath(ReduceState):
             frame[c.args[0]].to_numpy() if c.args and i in read else None
             for i, c in enumerate(self.calls)
         ]
-        if not sum_is_safe(state, slots, args):
-            return NOT_FOLDED
         if self.rows is not None:
             self.rows.insert(frame)
         layout = [(name, dtype) for name, dtype, _ in plan.columns]
@@ -383,7 +379,7 @@ class ReduceRowPath(ReduceState):
         (``_aggregate_delta``: key hash, keys, count change, accumulator changes): one row per
         group folded into the column state, so that a big delta of few groups costs a query
         and a pass over its groups rather than the frame path's dozen queries and arrangement
-        merge. :data:`NOT_FOLDED` when an int sum could leave the 64-bit range."""
+        merge."""
         plan = self._small_plan()
         state = self._column_state(plan)
         changes: list[np.ndarray | None] = [
@@ -392,8 +388,6 @@ class ReduceRowPath(ReduceState):
         ]
         groups = list(zip(agg[KH].to_list(), *(agg[k].to_list() for k in self.keys)))
         slots = np.array(self._slots(state, groups, plan.width), dtype=np.int64)
-        if not sum_is_safe(state, slots, changes):
-            return NOT_FOLDED
         layout = [(name, dtype) for name, dtype, _ in plan.columns]
         fold = Fold(state, slots, agg[COUNT].to_numpy(), changes, weighted=True)
         return self._column_output(
@@ -463,8 +457,6 @@ class ReduceRowPath(ReduceState):
             column_values(delta, source[c.args[0]]) if c.args and i in read else None
             for i, c in enumerate(self.calls)
         ]
-        if not sum_is_safe_few(state, slots, args):
-            return NOT_FOLDED
         layout = [(name, dtype) for name, dtype, _ in plan.columns]
         return fold_few(state, slots, diffs, args, layout, outputs, width=plan.width)
 
