@@ -12,6 +12,7 @@ from _io_helpers import BackgroundRun, Changes
 import deltaflow as pw
 from deltaflow.engine import times
 from deltaflow.io import _python_subject
+from deltaflow.io._core.base import Commit, Data
 
 
 class KV(pw.Schema):
@@ -364,3 +365,49 @@ def test_streaming_commit_reaches_subscriber_before_the_next_commit() -> None:
     pw.io.subscribe(totals, on_change)
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert counts == {i: 100 for i in range(5)}
+
+
+def test_reader_behind_a_backlog_keeps_only_unread_messages() -> None:
+    """A subject that stays ahead of its reader (more than MERGE_BACKLOG_ABOVE commits always
+    waiting) has its commits read merged, in order, none lost, while the reader holds only
+    the messages it has not read: it used to keep every message read since the backlog began
+    (its block was topped up before all of it was read, and only cleared when it was)."""
+    release = threading.Event()
+
+    class Ahead(pw.io.python.ConnectorSubject):
+        def run(self) -> None:
+            release.wait(30)  # the test sends, from its own thread
+
+    subject = Ahead()
+    reader = _python_subject._SubjectReader(subject)
+    sent: list[int] = []
+    read: list[int] = []
+    commits = 0
+    held = 0
+    try:
+        for round_ in range(300):
+            for commit in range(4):  # the backlog grows by 4 commits a round ...
+                for row in range(50):
+                    value = (round_ * 4 + commit) * 50 + row
+                    subject.next(v=str(value), n=value)
+                    sent.append(value)
+                subject.commit()
+            for _ in range(2):  # ... and 2 reads take at most a block each
+                event = reader.read()
+                held = max(held, len(reader._taken))
+                if isinstance(event, Data):
+                    read.extend(row["n"] for row in event.context.rows)
+                elif isinstance(event, Commit):
+                    commits += 1
+        assert subject._commits_sent - commits > times.MERGE_BACKLOG_ABOVE  # still behind
+        while (event := reader.read()) is not None:
+            if isinstance(event, Data):
+                read.extend(row["n"] for row in event.context.rows)
+    finally:
+        release.set()
+        subject._stop()
+    assert read == sent
+    # 1,200 commits of 51 messages, the reader behind all along: it held at most a block of
+    # unread messages and half a block of read ones (it held 61,200 before).
+    assert held <= 1.5 * _python_subject._BLOCK_ROWS
+    assert held < 0.2 * len(sent)

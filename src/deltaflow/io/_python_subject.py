@@ -319,11 +319,14 @@ class _SubjectReader(Reader):
         )
 
     def _take(self) -> list[Any]:
-        """The messages and markers taken from the subject, up to a block; those before
-        ``_at`` were read already."""
+        """The messages and markers taken from the subject, topped up to a block of unread
+        ones; those before ``_at`` were read already."""
         items = self._taken
-        if self._at == len(items) and items:  # all read: start a new block
-            items.clear()
+        if self._at == len(items) or self._at >= _BLOCK_ROWS // 2:
+            # What was read goes: all of it, or half a block of it. Behind a backlog the block
+            # is topped up before all of it is read; kept until then, it held every message
+            # read since the backlog began.
+            del items[: self._at]
             self._at = 0
         buffer = self.subject._buffer
         wanted = min(_BLOCK_ROWS - (len(items) - self._at), len(buffer))
