@@ -41,6 +41,10 @@ class _Marker:
 _COMMIT = _Marker()
 _END = _Marker()
 _BLOCK_ROWS = 10_000
+#: Behind a backlog, whole commits are read as one (see ``_merged_commits``) up to this many
+#: messages: an upsert session slower than its subject then reads a backlog of 10,000-row
+#: commits a few at a time, rather than paying a block and a minibatch for each.
+_MERGE_ROWS = 50_000
 _BUFFER_LIMIT = 200_000  # messages a subject may send ahead of the session before it waits
 
 
@@ -300,7 +304,7 @@ class _SubjectReader(Reader):
         if waiting <= limit:
             return []
         ends = [cut]
-        while waiting > limit and ends[-1] - ends[0] < _BLOCK_ROWS:
+        while waiting > limit and ends[-1] - ends[0] < _MERGE_ROWS:
             following = _first_marker(items, ends[-1] + 1)
             if following == len(items) or items[following] is not _COMMIT:
                 break  # the next commit is not all taken yet (or the input ends)
@@ -322,14 +326,16 @@ class _SubjectReader(Reader):
         """The messages and markers taken from the subject, topped up to a block of unread
         ones; those before ``_at`` were read already."""
         items = self._taken
-        if self._at == len(items) or self._at >= _BLOCK_ROWS // 2:
+        backlog = self.subject._commits_sent - self._commits_read - 1
+        block = _MERGE_ROWS if backlog > times.MERGE_BACKLOG_ABOVE else _BLOCK_ROWS
+        if self._at == len(items) or self._at >= block // 2:
             # What was read goes: all of it, or half a block of it. Behind a backlog the block
             # is topped up before all of it is read; kept until then, it held every message
             # read since the backlog began.
             del items[: self._at]
             self._at = 0
         buffer = self.subject._buffer
-        wanted = min(_BLOCK_ROWS - (len(items) - self._at), len(buffer))
+        wanted = min(block - (len(items) - self._at), len(buffer))
         if wanted > 0:
             popleft = buffer.popleft  # only this thread takes: ``len`` items are there
             items.extend([popleft() for _ in range(wanted)])
