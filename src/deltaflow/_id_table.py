@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from deltaflow._arrays import grown
+
 __all__ = ["IdTable", "load_hash_tables"]
 
 _LOW_64 = (1 << 64) - 1
@@ -171,9 +173,9 @@ class IdTable:
         end = start + len(lows)
         if end > len(self._slot_of):
             size = max(_MIN_LABELS, 2 * len(self._slot_of), end)
-            self._low_of = _grown(self._low_of, size)
-            self._high_of = _grown(self._high_of, size)
-            self._slot_of = _grown(self._slot_of, size)
+            self._low_of = grown(self._low_of, size)
+            self._high_of = grown(self._high_of, size)
+            self._slot_of = grown(self._slot_of, size)
         self._low_of[start:end] = lows
         self._slot_of[start:end] = -1
         self._labels = end
@@ -287,9 +289,3 @@ class IdTable:
             slots.append(slot_added)
             held.append(False)
         return slots, held
-
-
-def _grown(values: np.ndarray, size: int) -> np.ndarray:
-    grown = np.zeros(size, dtype=values.dtype)
-    grown[: len(values)] = values
-    return grown

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
+from deltaflow._arrays import grown
 from deltaflow._id_table import IdTable
 from deltaflow._ids import ID_DTYPE
 from deltaflow._small_frames import INT64, ListFrame, frame_of, series_of_array, series_of_values
@@ -100,13 +101,9 @@ class _Column:
         self.valid: np.ndarray | None = None  # None: every stored value is set
 
     def grow(self, size: int) -> None:
-        grown = np.empty(size, dtype=self.kind)
-        grown[: self.values.shape[0]] = self.values
-        self.values = grown
+        self.values = grown(self.values, size, None if self.kind == object else 0)
         if self.valid is not None:
-            valid = np.ones(size, dtype=bool)
-            valid[: self.valid.shape[0]] = self.valid
-            self.valid = valid
+            self.valid = grown(self.valid, size, True)
 
     def values_of(self, series: pl.Series) -> tuple[np.ndarray, np.ndarray | None]:
         """The values of ``series`` as stored, and whether each is set (None: all are)."""

@@ -27,6 +27,7 @@ import numpy.ma  # noqa: F401 - np.unique imports it on its first call: not on a
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._arrays import grown
 from deltaflow._float_sums import exact_sum, wrap_int64
 from deltaflow._small_frames import (
     INT64,
@@ -105,14 +106,9 @@ class ColumnGroups:
         while size < needed:
             size *= 2
 
-        def grown(array: np.ndarray) -> np.ndarray:
-            bigger = np.zeros(size, dtype=array.dtype)
-            bigger[: array.shape[0]] = array
-            return bigger
-
-        self.count = grown(self.count)
-        self.accs = [grown(a) for a in self.accs]
-        self.extremes = {i: grown(a) for i, a in self.extremes.items()}
+        self.count = grown(self.count, size)
+        self.accs = [grown(a, size) for a in self.accs]
+        self.extremes = {i: grown(a, size) for i, a in self.extremes.items()}
 
     def add(
         self, group: tuple[Any, ...], row: tuple[Any, ...] | None, width: int, new_id: int | None
