@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import deltaflow as pw
 
@@ -140,3 +143,52 @@ def test_async_callbacks_are_awaited() -> None:
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
     assert sorted(seen) == [(1, True), (2, True), (3, True)]
     assert ended == [True]
+
+
+@st.composite
+def _batches(draw: st.DrawFn) -> list[tuple[int, int, int]]:
+    """(id, value, diff) rows, as consolidated (no zero diff): changed rows retracted and
+    inserted under one id, rows present several times, deletions before or after insertions."""
+    ids = st.sampled_from([1, 2, 3, 2**64 + 5, 2**127 + 9])
+    diffs = st.sampled_from([-1, -1, 1, 1, -2, 2])
+    return draw(st.lists(st.tuples(ids, st.integers(0, 9), diffs), min_size=1, max_size=12))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_batches(), st.booleans())
+def test_subscriber_sees_each_row_as_the_model_orders_it(
+    rows: list[tuple[int, int, int]], sorted_by_user: bool
+) -> None:
+    """on_change per row copy, with ``is_addition`` from its diff's sign and ``key`` the row's
+    Pointer; deletions before insertions (stable within each) unless ``sort_by`` ordered the
+    rows, which are then called in their order."""
+    from deltaflow import _types as t
+    from deltaflow.io._core.callback_sink import CallbackSink
+
+    batch = pl.DataFrame(
+        {
+            "_id": pl.Series([r[0] for r in rows], dtype=pl.UInt128),
+            "v": [r[1] for r in rows],
+            "_diff": [r[2] for r in rows],
+        }
+    )
+    seen: list[tuple[Any, ...]] = []
+
+    def on_change(*, key: Any, row: dict[str, Any], time: int, is_addition: bool) -> None:
+        assert type(key) is pw.Pointer
+        seen.append((int(key), row["v"], time, is_addition))
+
+    sink = CallbackSink(
+        "subscriber", {"v": t.INT}, on_change=on_change, sorted_by_user=sorted_by_user
+    )
+    sink.on_batch(6, batch)
+    mixed = min(r[2] for r in rows) < 0 < max(r[2] for r in rows)
+    order = (
+        rows
+        if sorted_by_user or not mixed
+        else [r for r in rows if r[2] < 0] + [r for r in rows if r[2] > 0]
+    )
+    expected = [
+        (row_id, value, 6, diff > 0) for row_id, value, diff in order for _ in range(abs(diff))
+    ]
+    assert seen == expected

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._pointer import Pointer
 from deltaflow._small_frames import column_values
 from deltaflow.engine.batch import DIFF, ID
 from deltaflow.engine.boundary import ConnectorStats, Sink, connector_error
@@ -72,11 +73,12 @@ class CallbackSink(Sink):
             return
         # Column-wise conversion to Python values, then one dict per row: the per-row work is
         # only the dict and the call.
-        keys = t.column_for_users(batch, ID)
         diffs = column_values(batch, DIFF)
-        rows = t.row_dicts(batch, self._names)
         lowest, highest = min(diffs), max(diffs)
-        if not self._sorted_by_user and lowest < 0 < highest and not _deletions_lead(diffs):
+        mixed = lowest < 0 < highest
+        keys = _keys(column_values(batch, ID), mixed)
+        rows = t.row_dicts(batch, self._names)
+        if mixed and not self._sorted_by_user and not _deletions_lead(diffs):
             # Deletions of a time come before its insertions (stable within each).
             order = [i for i, d in enumerate(diffs) if d < 0] + [
                 i for i, d in enumerate(diffs) if d > 0
@@ -87,10 +89,15 @@ class CallbackSink(Sink):
                 [diffs[i] for i in order],
             )
         try:
-            if lowest >= -1 and highest <= 1:  # each row once (the common case)
-                for key, row, diff in zip(keys, rows, diffs):
-                    # Keywords, as Pathway passes them (callbacks may take **kwargs).
-                    on_change(key=key, row=row, time=time, is_addition=diff > 0)
+            ordered = not (mixed and self._sorted_by_user)  # deletions first
+            if lowest >= -1 and highest <= 1 and ordered and 0 not in diffs:
+                # Each row once (the common case): two loops, no test per row.
+                first = diffs.index(1) if highest == 1 else len(diffs)
+                # Keywords, as Pathway passes them (callbacks may take **kwargs).
+                for key, row in zip(keys[:first], rows[:first]):
+                    on_change(key=key, row=row, time=time, is_addition=False)
+                for key, row in zip(keys[first:], rows[first:]):
+                    on_change(key=key, row=row, time=time, is_addition=True)
                 return
             for key, row, diff in zip(keys, rows, diffs):
                 on_change(key=key, row=row, time=time, is_addition=diff > 0)
@@ -112,5 +119,18 @@ class CallbackSink(Sink):
 
 def _deletions_lead(diffs: list[int]) -> bool:
     """Whether every deletion comes before every insertion already (as reducers emit)."""
+    if min(diffs) == -1 and max(diffs) == 1:  # each row once: scans in C
+        return -1 not in diffs[diffs.index(1) :]
     first_insertion = next(i for i, d in enumerate(diffs) if d > 0)
     return all(d > 0 for d in diffs[first_insertion:])
+
+
+def _keys(ids: list[int], pairs: bool) -> list[Pointer]:
+    """The ``Pointer`` of each row id. With both deletions and insertions (``pairs``), a
+    changed row is usually there twice, retracted and inserted: one Pointer serves both."""
+    if pairs:
+        distinct = dict.fromkeys(ids)
+        if len(distinct) < len(ids):
+            made = dict(zip(distinct, map(Pointer, distinct)))
+            return list(map(made.__getitem__, ids))
+    return list(map(Pointer, ids))
