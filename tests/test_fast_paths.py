@@ -325,8 +325,12 @@ def test_lookup_rows_equals_lookup(
             # A collection never holds a row a negative number of times: a deletion only
             # retracts what is there (the engine's invariant; with a negative count in
             # between, which insertion a row's time belongs to is not defined).
+            # Nor is it defined which copy a retraction takes from a row present several times
+            # (the earliest time's or another's): a retraction removes every copy or none.
             for key, entry in summed.items():
                 entry[0] = max(entry[0], -present[key])
+                if entry[0] < 0 and entry[0] != -present[key]:
+                    entry[0] = 0
                 present[key] += entry[0]
             rows = [(i, v, d, tm) for (i, v), (d, tm) in summed.items() if d != 0]
             if rows:
