@@ -77,6 +77,7 @@ class ColumnGroups:
     def __init__(self, kinds: list[str], accumulated: list[int], floats: list[bool]) -> None:
         self.kinds = kinds
         self.accumulated = accumulated
+        self._acc_of = {i: n for n, i in enumerate(accumulated)}  # reducer -> its accumulator
         self.floats = floats
         self.slot: dict[tuple[Any, ...], int] = {}
         self.groups: list[tuple[Any, ...]] = []  # (key hash, *keys) per slot
@@ -147,7 +148,7 @@ class ColumnGroups:
             elif kind in ("min", "max"):
                 out.append(self.extremes[i][slots])
             else:
-                acc = self.accs[self.accumulated.index(i)][slots]
+                acc = self.accs[self._acc_of[i]][slots]
                 if kind == "sum":
                     out.append(acc)
                 else:
@@ -165,15 +166,16 @@ class ColumnGroups:
 
     def scalars(self, slot: int) -> list[Any]:
         """:meth:`snapshot` of one slot, as Python scalars (no array calls)."""
-        count = int(self.count[slot])
-        out: list[Any] = [count, *(a[slot].item() for a in self.accs)]
+        count = self.count.item(slot)
+        accs = [a.item(slot) for a in self.accs]
+        out: list[Any] = [count, *accs]
         for i, kind in enumerate(self.kinds):
             if kind == "count":
                 out.append(count)
             elif kind in ("min", "max"):
-                out.append(int(self.extremes[i][slot]))
+                out.append(self.extremes[i].item(slot))
             else:
-                acc = self.accs[self.accumulated.index(i)][slot].item()
+                acc = accs[self._acc_of[i]]
                 if kind == "sum":
                     out.append(acc)
                 elif count:  # the average, divided as NumPy divides (both as float64)
