@@ -101,7 +101,7 @@ class _Column:
         self.valid: np.ndarray | None = None  # None: every stored value is set
 
     def grow(self, size: int) -> None:
-        self.values = grown(self.values, size, 0 if self.numeric else None)
+        self.values = grown(self.values, size)  # (object arrays start as None)
         if self.valid is not None:
             self.valid = grown(self.valid, size, True)
 

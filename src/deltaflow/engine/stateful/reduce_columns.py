@@ -107,9 +107,9 @@ class ColumnGroups:
         while size < needed:
             size *= 2
 
-        self.count = grown(self.count, size)
-        self.accs = [grown(a, size) for a in self.accs]
-        self.extremes = {i: grown(a, size) for i, a in self.extremes.items()}
+        self.count = grown(self.count, size, 0)
+        self.accs = [grown(a, size, 0) for a in self.accs]
+        self.extremes = {i: grown(a, size, 0) for i, a in self.extremes.items()}
 
     def add(
         self, group: tuple[Any, ...], row: tuple[Any, ...] | None, width: int, new_id: int | None
