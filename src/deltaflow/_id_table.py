@@ -94,16 +94,27 @@ class IdTable:
         """The slot of each id, -1 when absent."""
         if not self._labels or not len(low):
             return np.full(len(low), -1, dtype=np.int64)
-        labels = self._khash.lookup(_keys(low))
-        known = labels >= 0
-        labels = np.where(known, labels, 0)
-        slots = np.where(known, self._slot_of[labels], -1)
-        match = (slots >= 0) & (self._high_of[labels] == high)
-        slots[~match] = -1
+        labels, owned = self._owned_labels(low, high)
+        slots = np.where(owned, self._slot_of[labels], -1)
         if self._overflow:
-            found, given = self._in_overflow(np.flatnonzero(~match), low, high)
+            found, given = self._in_overflow(np.flatnonzero(~owned), low, high)
             slots[found] = given
         return slots
+
+    def _owned_labels(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The label of each id's low half (0 where there is none) and whether the id owns
+        it (the label holds a slot, and the id's high half)."""
+        labels = self._table().lookup(_keys(low))
+        owned = labels >= 0
+        labels = np.where(owned, labels, 0)
+        owned &= (self._slot_of[labels] >= 0) & (self._high_of[labels] == high)
+        return labels, owned
+
+    def _table(self) -> Any:
+        """The khash, made when first needed."""
+        if self._khash is None:
+            self._khash = _new_khash()
+        return self._khash
 
     def find_or_add(
         self,
@@ -120,11 +131,9 @@ class IdTable:
         count = len(low)
         if count == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-        if self._khash is None:
-            self._khash = _new_khash()
         before = self._labels
         added_lows = _new_labels_vector()
-        labels = self._khash.get_labels(_keys(low), added_lows, before, -1)
+        labels = self._table().get_labels(_keys(low), added_lows, before, -1)
         added = len(added_lows)
         if added:
             self._add_labels(added_lows.to_array().view(np.uint64))
@@ -217,10 +226,7 @@ class IdTable:
         """Remove ids the table holds (distinct)."""
         if not len(low):
             return
-        labels = self._khash.lookup(_keys(low))
-        owned = labels >= 0
-        labels = np.where(owned, labels, 0)
-        owned &= (self._slot_of[labels] >= 0) & (self._high_of[labels] == high)
+        labels, owned = self._owned_labels(low, high)
         self._slot_of[labels[owned]] = -1
         for position in np.flatnonzero(~owned).tolist():
             del self._overflow[(int(low[position]), int(high[position]))]
@@ -255,9 +261,7 @@ class IdTable:
         """:meth:`find_or_add` for a few distinct ids given as Python ints, in Python (for a
         few ids, cheaper than NumPy calls on tiny arrays); ``new_slot()`` gives the slot of
         each id added."""
-        if self._khash is None:
-            self._khash = _new_khash()
-        khash = self._khash
+        khash = self._table()
         slots: list[int] = []
         held: list[bool] = []
         for lo, hi in zip(low, high, strict=True):

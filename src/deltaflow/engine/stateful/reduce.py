@@ -65,23 +65,14 @@ class ReduceOperator(ReduceFramePath, ReduceRowPath):
         # Reducer failures become Error cells only on the frame path (runs keeping errors).
         if not self.small or errors.keeps_errors():
             return self._step_big(time, delta)
-        if (
-            delta.height <= COLUMN_DELTA_ROWS
-            and self._columns_possible
-            and COLUMN_GROUPS
-            and not self.argument_errors
-        ):
+        columns = self._columns_possible and COLUMN_GROUPS and not self.argument_errors
+        if columns and delta.height <= COLUMN_DELTA_ROWS:
             out = self._step_columns(time, delta)
             if out is not NOT_FOLDED:
                 return out
         if delta.height <= SMALL_DELTA_ROWS:
             return self._step_small(time, delta)
-        if (
-            self.invertible
-            and self._columns_possible
-            and COLUMN_GROUPS
-            and not self.argument_errors
-        ):
+        if columns and self.invertible:
             aggregated = self._aggregate_delta(delta)
             if aggregated[0].height <= AGGREGATED_FOLD_GROUPS:
                 return self._fold_aggregated(aggregated[0])

@@ -46,6 +46,8 @@ class SmallPlan:
         schema = op._state_schema()
         declared = {c.column: c.dtype for c in calls}
         self.columns = [(name, schema[name], declared.get(name)) for name in columns]
+        #: The group row's columns as ``(name, Polars type)``: what the column paths output.
+        self.layout = [(name, dtype) for name, dtype, _ in self.columns]
         objects = any(dtype == pl.Object for dtype in schema.values())
         floats = any(dtype in (pl.Float32, pl.Float64) for dtype in schema.values())
         self.same = _same if objects else _equal if floats else operator.eq

@@ -346,8 +346,7 @@ class ReduceRowPath(ReduceState):
             return NOT_FOLDED  # a deletion under min/max: the group is recomputed
         plan = self._small_plan()
         state = self._column_state(plan)
-        groups = list(zip(frame[KH].to_list(), *(frame[k].to_list() for k in self.keys)))
-        slots = np.array(self._slots(state, groups, plan.width), dtype=np.int64)
+        slots = self._frame_slots(state, frame, plan.width)
         # Only sums and extremes read their argument here (count ignores it, and it may be a
         # column NumPy cannot hold, such as 128-bit row ids).
         read = {*state.accumulated, *state.extremes}
@@ -357,8 +356,8 @@ class ReduceRowPath(ReduceState):
         ]
         if self.rows is not None:
             self.rows.insert(frame)
-        layout = [(name, dtype) for name, dtype, _ in plan.columns]
-        if len(groups) <= reduce_columns.FEW_ROWS:
+        layout = plan.layout
+        if len(slots) <= reduce_columns.FEW_ROWS:
             out = fold_few(
                 state,
                 slots.tolist(),
@@ -386,12 +385,10 @@ class ReduceRowPath(ReduceState):
             agg[f"__acc{i}"].to_numpy() if i in state.accumulated else None
             for i in range(len(self.calls))
         ]
-        groups = list(zip(agg[KH].to_list(), *(agg[k].to_list() for k in self.keys)))
-        slots = np.array(self._slots(state, groups, plan.width), dtype=np.int64)
-        layout = [(name, dtype) for name, dtype, _ in plan.columns]
+        slots = self._frame_slots(state, agg, plan.width)
         fold = Fold(state, slots, agg[COUNT].to_numpy(), changes, weighted=True)
         return self._column_output(
-            output_frame(state, fold, layout, plan.read_by_post, plan.width), plan
+            output_frame(state, fold, plan.layout, plan.read_by_post, plan.width), plan
         )
 
     def _column_state(self, plan: SmallPlan) -> ColumnGroups:
@@ -457,8 +454,12 @@ class ReduceRowPath(ReduceState):
             column_values(delta, source[c.args[0]]) if c.args and i in read else None
             for i, c in enumerate(self.calls)
         ]
-        layout = [(name, dtype) for name, dtype, _ in plan.columns]
-        return fold_few(state, slots, diffs, args, layout, outputs, width=plan.width)
+        return fold_few(state, slots, diffs, args, plan.layout, outputs, width=plan.width)
+
+    def _frame_slots(self, state: ColumnGroups, frame: pl.DataFrame, width: int) -> np.ndarray:
+        """:meth:`_slots` of the groups of ``frame``'s rows (its key hash and key columns)."""
+        groups = list(zip(frame[KH].to_list(), *(frame[k].to_list() for k in self.keys)))
+        return np.array(self._slots(state, groups, width), dtype=np.int64)
 
     def _slots(self, state: ColumnGroups, groups: list[tuple[Any, ...]], width: int) -> list[int]:
         """The slots of ``groups`` (key hash and keys) in the column state; a group not there
