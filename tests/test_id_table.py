@@ -1,4 +1,5 @@
-"""IdTable: slots by 128-bit id (a khash of low halves, overflow ids), against a dict model."""
+"""IdTable: slots by 128-bit id (dense mode; a khash of low halves, overflow ids), against a
+dict model."""
 
 from __future__ import annotations
 
@@ -54,6 +55,42 @@ def test_behaves_as_a_dict(ops: list[tuple]) -> None:
         _check_against_a_dict(ops)
 
 
+# Dense mode: ids with a high half of 0 and small low halves (the codes of serial int keys),
+# in runs or shuffled, repeated within a batch, and now and then one that does not fit (a
+# high half, or a low half past the array's limit), which moves the table to khash.
+_small = st.tuples(st.integers(0, 200), st.just(0))
+_dense_id = st.one_of(
+    _small, _small, _small, st.sampled_from(_POOL), st.tuples(st.integers(0, 5000), st.just(0))
+)
+_serial = st.builds(
+    lambda start, count: [(start + i, 0) for i in range(count)],
+    st.integers(0, 150),
+    st.integers(1, 120),
+)
+_dense_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), _serial),
+        st.tuples(st.just("add"), st.lists(_small, max_size=60)),
+        st.tuples(st.just("add"), st.lists(_dense_id, max_size=60)),
+        st.tuples(st.just("add_few"), st.lists(_dense_id, max_size=8, unique=True)),
+        st.tuples(st.just("add_few"), st.lists(_small, max_size=8, unique=True)),
+        st.tuples(st.just("remove"), st.lists(_small, max_size=40)),
+        st.tuples(st.just("remove_share"), st.integers(2, 6)),
+        st.tuples(st.just("clear")),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_dense_ops)
+@example([("add", [(3, 0), (1, 0), (3, 0)]), ("add", [(1, 0), (2, 0), (2, 0), (70, 0)])])
+@example([("add", [(5, 0), (6, 0)]), ("remove", [(5, 0)]), ("add_few", [(9, 1), (6, 0)])])
+def test_dense_mode_behaves_as_a_dict(ops: list[tuple]) -> None:
+    with _rebuilds_at(8), _dense_limits(cells=64, per_id=2):
+        _check_against_a_dict(ops, dense_below=64)
+
+
 @contextmanager
 def _rebuilds_at(free: int) -> Iterator[None]:
     kept = _id_table._REBUILD_FREE
@@ -64,11 +101,29 @@ def _rebuilds_at(free: int) -> Iterator[None]:
         _id_table._REBUILD_FREE = kept
 
 
-def _check_against_a_dict(ops: list[tuple]) -> None:
+@contextmanager
+def _dense_limits(cells: int, per_id: int) -> Iterator[None]:
+    kept = _id_table._DENSE_CELLS, _id_table._DENSE_PER_ID
+    _id_table._DENSE_CELLS, _id_table._DENSE_PER_ID = cells, per_id
+    try:
+        yield
+    finally:
+        _id_table._DENSE_CELLS, _id_table._DENSE_PER_ID = kept
+
+
+def _check_against_a_dict(ops: list[tuple], dense_below: int = 0) -> None:
+    """Run ``ops`` on a table and on a dict. With ``dense_below``: while every id added
+    since the last clear has a high half of 0 and a low half below it, the table must be
+    in dense mode."""
     table = IdTable()
     model: dict[tuple[int, int], int] = {}
     next_slot = 0
+    fits_dense = True
     for op in ops:
+        if op[0] in ("add", "add_few"):
+            fits_dense &= all(hi == 0 and lo < dense_below for lo, hi in op[1])
+        elif op[0] == "clear":
+            fits_dense = True
         if op[0] == "add":
             ids = op[1]
             given: dict[int, int] = {}  # position -> the slot new_slots gave it
@@ -126,6 +181,8 @@ def _check_against_a_dict(ops: list[tuple]) -> None:
             table.clear()
             model.clear()
         assert len(table) == len(model)
+        if dense_below and fits_dense:
+            assert table._dense is not None
         low, high, slots = table.entries()
         held = zip(low.tolist(), high.tolist(), slots.tolist(), strict=True)
         assert sorted(((lo, hi), s) for lo, hi, s in held) == sorted(model.items())

@@ -25,6 +25,10 @@ from deltaflow._ids import (
     fmix_int,
     hash_columns,
     id_expr,
+    id_of_int_key_code,
+    ids_of_int_key_codes,
+    int_key_code,
+    int_key_codes,
     pointer_from_values,
     sequence_ids,
     text_digest,
@@ -297,3 +301,23 @@ def test_few_sequence_ids_computed_in_python_equal_the_query(
     few = sequence_ids(seed, start + offset, count)
     assert few.dtype == ID_DTYPE
     assert few.to_list() == many[offset : offset + count]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.integers(t.INT64_MIN, t.INT64_MAX), min_size=1, max_size=80),
+    others=st.lists(st.integers(0, (1 << 128) - 1), max_size=80),
+)
+def test_int_key_codes_are_the_keys_and_give_the_ids_back(
+    keys: list[int], others: list[int]
+) -> None:
+    # The code of an int key's id is the key (as unsigned 64 bits); codes of other ids are a
+    # bijection too: every id comes back from its code, in Python and in Polars alike.
+    key_ids = hash_columns(pl.DataFrame({"k": keys}), [("k", t.INT)])
+    codes = int_key_codes(key_ids)
+    assert codes.to_list() == [k & ((1 << 64) - 1) for k in keys]
+    ids = pl.Series("_id", [*key_ids.to_list(), *others], dtype=ID_DTYPE)
+    codes = int_key_codes(ids)
+    assert codes.to_list() == [int_key_code(i) for i in ids.to_list()]
+    assert ids_of_int_key_codes(codes).to_list() == ids.to_list()
+    assert [id_of_int_key_code(c) for c in codes.to_list()] == ids.to_list()

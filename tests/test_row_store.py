@@ -7,15 +7,19 @@ import gc
 import math
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deltaflow._ids import ID_DTYPE, fmix_int
+from deltaflow import _types as t
+from deltaflow._ids import ID_DTYPE, fmix_int, hash_columns
 from deltaflow._row_store import RowsById, id_halves, ids_of_halves
 
 # Ids spread over the whole 128-bit range (both halves matter), a few of them so that
 # operations meet the same ids again.
 _IDS = [fmix_int(i) for i in range(12)] + [0, 1, 2**64 - 1, 2**64, 2**128 - 1]
+#: The ids of int keys 0..199 (a store with ``int_keys`` keeps them in a dense table).
+_KEY_IDS = hash_columns(pl.DataFrame({"k": range(200)}), [("k", t.INT)]).to_list()
 _COLUMNS = [
     ("n", pl.Int64()),
     ("x", pl.Float64()),
@@ -24,7 +28,7 @@ _COLUMNS = [
     ("t", pl.Datetime("us")),
 ]
 
-_id = st.sampled_from(_IDS)
+_id = st.one_of(st.sampled_from(_IDS), st.sampled_from(_KEY_IDS[:12]))
 _value = st.tuples(
     st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
     st.one_of(st.none(), st.floats(allow_nan=False)),
@@ -40,7 +44,18 @@ _ops = st.lists(
     st.one_of(
         st.tuples(st.just("put"), _rows),
         st.tuples(st.just("replace"), _rows),
+        # Many serial keys at once (more than are coded in Python), some seen before.
+        st.tuples(
+            st.just("replace"),
+            st.builds(
+                lambda start, count, value: [(i, value) for i in _KEY_IDS[start : start + count]],
+                st.integers(0, 100),
+                st.integers(60, 100),
+                _value,
+            ),
+        ),
         st.tuples(st.just("pop"), st.lists(_id, max_size=6)),
+        st.tuples(st.just("pop"), st.lists(st.sampled_from(_KEY_IDS), max_size=80)),
         st.tuples(st.just("take_all")),
         st.tuples(st.just("clear")),
     ),
@@ -72,14 +87,15 @@ def _exact(value: object) -> object:
     return (value, math.copysign(1.0, value)) if isinstance(value, float) else value
 
 
-def _store() -> RowsById:
-    return RowsById("_id", _COLUMNS)
+def _store(int_keys: bool = False) -> RowsById:
+    return RowsById("_id", _COLUMNS, int_keys=int_keys)
 
 
+@pytest.mark.parametrize("int_keys", [False, True])
 @settings(max_examples=300, deadline=None)
-@given(_ops)
-def test_behaves_as_a_dict_of_rows(ops: list[tuple]) -> None:
-    store = _store()
+@given(ops=_ops)
+def test_behaves_as_a_dict_of_rows(int_keys: bool, ops: list[tuple]) -> None:
+    store = _store(int_keys)
     model: dict[int, tuple] = {}
     for op in ops:
         if op[0] in ("put", "replace"):
@@ -204,10 +220,13 @@ def _bits(frame: pl.DataFrame) -> list[tuple]:
     ]
 
 
+@pytest.mark.parametrize("int_keys", [False, True])
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.tuples(_id, _python_value), max_size=8), max_size=25))
-def test_changes_of_a_few_rows_are_those_of_replace(batches: list[list[tuple]]) -> None:
-    few, general = RowsById("_id", _PYTHON_COLUMNS), RowsById("_id", _PYTHON_COLUMNS)
+@given(batches=st.lists(st.lists(st.tuples(_id, _python_value), max_size=8), max_size=25))
+def test_changes_of_a_few_rows_are_those_of_replace(
+    int_keys: bool, batches: list[list[tuple]]
+) -> None:
+    few, general = (RowsById("_id", _PYTHON_COLUMNS, int_keys=int_keys) for _ in range(2))
     for rows in batches:
         frame = _python_frame(rows)
         changes = few.changes_of_few(frame, "_diff")

@@ -128,6 +128,59 @@ def _fmix_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
     )
 
 
+#: ``fmix``'s multipliers inverted modulo 2**128 (they are odd), to undo ``fmix``.
+_K1_INVERSE = pow(K1, -1, 1 << 128)
+_K2_INVERSE = pow(K2, -1, 1 << 128)
+
+
+def unfmix_int(value: int) -> int:
+    """The inverse of :func:`fmix_int` (its xor-shifts by 64 bits undo themselves)."""
+    x = value & _MASK
+    x ^= x >> 64
+    x = (x * _K2_INVERSE) & _MASK
+    x ^= x >> 64
+    x = (x * _K1_INVERSE) & _MASK
+    return x ^ (x >> 64)
+
+
+def int_key_code(row_id: int) -> int:
+    """The *code* of a row id among rows keyed by one int column: ``unfmix(id) - H("k|int")``.
+
+    For the id of an int key ``v`` (see the module docstring) this is ``v`` as an unsigned
+    64-bit integer; any other id gets some other value. Codes are a bijection of ids
+    (:func:`id_of_int_key_code` undoes it), so a table keyed by codes holds the same rows as
+    one keyed by ids, while serial keys keep serial codes, which a table can index directly
+    (ids are scattered on purpose)."""
+    return (unfmix_int(row_id) - text_digest("k|int")) & _MASK
+
+
+def id_of_int_key_code(code: int) -> int:
+    """The row id whose :func:`int_key_code` is ``code``."""
+    return fmix_int(code + text_digest("k|int"))
+
+
+def int_key_codes(ids: pl.Series) -> pl.Series:
+    """:func:`int_key_code` of each id of a ``UInt128`` column (Polars' UInt128 products and
+    sums wrap, as the arithmetic needs)."""
+    c = pl.col("v")
+    half = _lit(_HALF)
+    frame = (
+        pl.LazyFrame({"v": ids.cast(ID_DTYPE)})
+        .with_columns((c.xor(c // half) * _lit(_K2_INVERSE)).alias("v"))
+        .with_columns((c.xor(c // half) * _lit(_K1_INVERSE)).alias("v"))
+        .with_columns(c.xor(c // half).alias("v"))
+    )
+    minus_base = (1 << 128) - text_digest("k|int")
+    return frame.select((c + _lit(minus_base)).alias(ids.name)).collect().to_series()
+
+
+def ids_of_int_key_codes(codes: pl.Series) -> pl.Series:
+    """:func:`id_of_int_key_code` of each code of a ``UInt128`` column."""
+    frame = pl.LazyFrame({"v": codes.cast(ID_DTYPE)})
+    frame = frame.with_columns((pl.col("v") + _lit(text_digest("k|int"))).alias("v"))
+    return _fmix_frame(frame, "v").collect().to_series().alias(codes.name)
+
+
 def _as_u128(series: pl.Series) -> pl.Series:
     """An id-like column as UInt128 (integers as their 64-bit two's complement)."""
     dtype = series.dtype

@@ -26,7 +26,7 @@ import polars as pl
 
 from deltaflow._arrays import grown
 from deltaflow._id_table import IdTable
-from deltaflow._ids import ID_DTYPE
+from deltaflow._ids import ID_DTYPE, ids_of_int_key_codes, int_key_code, int_key_codes
 from deltaflow._small_frames import INT64, ListFrame, frame_of, series_of_array, series_of_values
 
 __all__ = ["Replaced", "RowsById", "id_halves", "ids_of_halves"]
@@ -225,14 +225,22 @@ class RowsById:
 
     ``id_name`` names the id column (``UInt128``) of the frames given and returned; ``columns``
     the stored columns and their types. Frames returned hold the id column then ``columns``.
+
+    ``int_keys``: the rows are keyed by one int column. The id table is then keyed by each
+    id's :func:`~deltaflow._ids.int_key_code` (a bijection of ids; a key's own value for the
+    id of an int key), so that serial keys keep the table in its dense mode (see
+    :mod:`deltaflow._id_table`): no hashing, and ~8 bytes an id.
     """
 
-    __slots__ = ("_columns", "_free", "_id_name", "_ids", "_next", "_size", "_stamp")
+    __slots__ = ("_coded", "_columns", "_free", "_id_name", "_ids", "_next", "_size", "_stamp")
 
-    def __init__(self, id_name: str, columns: Sequence[tuple[str, pl.DataType]]) -> None:
+    def __init__(
+        self, id_name: str, columns: Sequence[tuple[str, pl.DataType]], *, int_keys: bool = False
+    ) -> None:
         self._id_name = id_name
         self._columns = [_Column(name, dtype) for name, dtype in columns]
-        self._ids = IdTable()  # id -> slot
+        self._coded = int_keys
+        self._ids = IdTable()  # id (or its code) -> slot
         self.clear()
 
     def __len__(self) -> int:
@@ -257,7 +265,7 @@ class RowsById:
         """:meth:`put`, telling which rows were current before for the ids of ``frame``."""
         if frame.height == 0:
             return Replaced(None, frame, True)
-        low, high = id_halves(frame[self._id_name])
+        low, high = self._table_keys(frame[self._id_name])
         slots, present = self._ids.find_or_add(low, high, self._take_for)
         found = np.where(present, slots, -1)  # the slots of rows there before
         last = self._last_of_each(slots) if len(slots) > 1 else None
@@ -318,8 +326,9 @@ class RowsById:
         if len(set(ids)) < len(ids):  # an id twice: its last row is the one kept, in order
             last = {row_id: position for position, row_id in enumerate(ids)}
             rows = [rows[position] for position in sorted(last.values())]
+        keys = [int_key_code(row[0]) for row in rows] if self._coded else [r[0] for r in rows]
         slots, held = self._ids.find_or_add_values(
-            [row[0] & _LOW for row in rows], [row[0] >> 64 for row in rows], self._take_one
+            [key & _LOW for key in keys], [key >> 64 for key in keys], self._take_one
         )
         old_rows: list[tuple[Any, ...]] = []
         new_rows: list[tuple[Any, ...]] = []
@@ -385,7 +394,7 @@ class RowsById:
         """Forget the rows of ``ids`` and return those there were (None when none)."""
         if len(ids) == 0:
             return None
-        low, high = id_halves(ids)
+        low, high = self._table_keys(ids)
         found = self._ids.find(low, high)
         present = found >= 0
         if not present.any():
@@ -421,9 +430,20 @@ class RowsById:
             self.clear()
             return None
         low, high, slots = self._ids.entries()
-        rows = self._read(slots, ids_of_halves(low, high, self._id_name))
+        keys = ids_of_halves(low, high, self._id_name)
+        rows = self._read(slots, ids_of_int_key_codes(keys) if self._coded else keys)
         self.clear()
         return rows
+
+    def _table_keys(self, ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        """The id table's keys for ``ids`` (their codes with ``int_keys``), as halves."""
+        if not self._coded:
+            return id_halves(ids)
+        if len(ids) <= _PYTHON_IDS:
+            codes = [int_key_code(row_id) for row_id in ids.to_list()]
+            low = np.array([code & _LOW for code in codes], dtype=np.uint64)
+            return low, np.array([code >> 64 for code in codes], dtype=np.uint64)
+        return id_halves(int_key_codes(ids))
 
     def _read(self, slots: np.ndarray, ids: pl.Series) -> pl.DataFrame:
         return frame_of([ids.alias(self._id_name), *(c.read(slots) for c in self._columns)])

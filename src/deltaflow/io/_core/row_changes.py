@@ -74,7 +74,11 @@ class RowChanges:
             load_hash_tables()
 
     def _new_state(self) -> RowsById:
-        return RowsById(ID, [(n, d.to_polars()) for n, d in self._types.items()])
+        # Rows keyed by one int column: the store's id table is keyed by the ids' codes, and
+        # serial keys keep it dense (no hashing).
+        int_keys = [dtype.strip_optional() for _, dtype in self._key_types] == [t.INT]
+        columns = [(n, d.to_polars()) for n, d in self._types.items()]
+        return RowsById(ID, columns, int_keys=int_keys)
 
     def reset(self) -> None:
         """Forget every current row (a new run)."""
