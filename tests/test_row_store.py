@@ -18,7 +18,7 @@ from deltaflow._row_store import RowsById, id_halves, ids_of_halves
 # Ids spread over the whole 128-bit range (both halves matter), a few of them so that
 # operations meet the same ids again.
 _IDS = [fmix_int(i) for i in range(12)] + [0, 1, 2**64 - 1, 2**64, 2**128 - 1]
-#: The ids of int keys 0..199 (a store with ``int_keys`` keeps them in a dense table).
+#: The ids of int keys 0..199 (a store with an ``int_key`` keeps them in a dense table).
 _KEY_IDS = hash_columns(pl.DataFrame({"k": range(200)}), [("k", t.INT)]).to_list()
 _COLUMNS = [
     ("n", pl.Int64()),
@@ -51,6 +51,18 @@ _ops = st.lists(
                 lambda start, count, value: [(i, value) for i in _KEY_IDS[start : start + count]],
                 st.integers(0, 100),
                 st.integers(60, 100),
+                _value,
+            ),
+        ),
+        # Rows keyed by their own n (ids from the key), which the store may read instead.
+        st.tuples(
+            st.just("keyed"),
+            st.builds(
+                lambda start, count, value: [
+                    (_KEY_IDS[k], (k, *value[1:])) for k in range(start, start + count)
+                ],
+                st.integers(0, 120),
+                st.sampled_from([1, 3, 70]),
                 _value,
             ),
         ),
@@ -88,7 +100,7 @@ def _exact(value: object) -> object:
 
 
 def _store(int_keys: bool = False) -> RowsById:
-    return RowsById("_id", _COLUMNS, int_keys=int_keys)
+    return RowsById("_id", _COLUMNS, int_key="n" if int_keys else None)
 
 
 @pytest.mark.parametrize("int_keys", [False, True])
@@ -98,14 +110,14 @@ def test_behaves_as_a_dict_of_rows(int_keys: bool, ops: list[tuple]) -> None:
     store = _store(int_keys)
     model: dict[int, tuple] = {}
     for op in ops:
-        if op[0] in ("put", "replace"):
+        if op[0] in ("put", "replace", "keyed"):
             rows = op[1]
             before = dict(model)
             model.update(rows)  # the later row of an id wins
             if op[0] == "put":
                 store.put(_frame(rows))
                 continue
-            replaced = store.replace(_frame(rows))
+            replaced = store.replace(_frame(rows), ids_from_key=op[0] == "keyed")
             assert replaced.exact  # every column type compares exactly
             # Of the batch, the last row of each id, unless equal to the row it replaces;
             # and the rows these replace: the changes of storing the rows one by one, net.
@@ -226,7 +238,9 @@ def _bits(frame: pl.DataFrame) -> list[tuple]:
 def test_changes_of_a_few_rows_are_those_of_replace(
     int_keys: bool, batches: list[list[tuple]]
 ) -> None:
-    few, general = (RowsById("_id", _PYTHON_COLUMNS, int_keys=int_keys) for _ in range(2))
+    few, general = (
+        RowsById("_id", _PYTHON_COLUMNS, int_key="n" if int_keys else None) for _ in range(2)
+    )
     for rows in batches:
         frame = _python_frame(rows)
         changes = few.changes_of_few(frame, "_diff")

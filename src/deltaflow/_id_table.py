@@ -168,6 +168,13 @@ class IdTable:
         added = len(added_lows)
         if added:
             self._add_labels(added_lows.to_array().view(np.uint64))
+        if added == count:
+            # Every id is new (a batch of fresh keys): each took the next label, in order.
+            given = np.asarray(new_slots(np.arange(count)), dtype=np.int64)
+            self._slot_of[before : before + count] = given
+            self._high_of[before : before + count] = high
+            self._live += count
+            return given, np.zeros(count, dtype=bool)
         stored = self._slot_of[labels]  # -1: a label new or free
         match = (stored >= 0) & (self._high_of[labels] == high)
         slots = np.where(match, stored, -1)

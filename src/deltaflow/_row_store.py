@@ -226,20 +226,24 @@ class RowsById:
     ``id_name`` names the id column (``UInt128``) of the frames given and returned; ``columns``
     the stored columns and their types. Frames returned hold the id column then ``columns``.
 
-    ``int_keys``: the rows are keyed by one int column. The id table is then keyed by each
-    id's :func:`~deltaflow._ids.int_key_code` (a bijection of ids; a key's own value for the
-    id of an int key), so that serial keys keep the table in its dense mode (see
+    ``int_key``: the column (among ``columns``) of an int primary key. The id table is then
+    keyed by each id's :func:`~deltaflow._ids.int_key_code` (a bijection of ids; a key's own
+    value for the id of an int key), so that serial keys keep the table in its dense mode (see
     :mod:`deltaflow._id_table`): no hashing, and ~8 bytes an id.
     """
 
-    __slots__ = ("_coded", "_columns", "_free", "_id_name", "_ids", "_next", "_size", "_stamp")
+    __slots__ = ("_columns", "_free", "_id_name", "_ids", "_int_key", "_next", "_size", "_stamp")
 
     def __init__(
-        self, id_name: str, columns: Sequence[tuple[str, pl.DataType]], *, int_keys: bool = False
+        self,
+        id_name: str,
+        columns: Sequence[tuple[str, pl.DataType]],
+        *,
+        int_key: str | None = None,
     ) -> None:
         self._id_name = id_name
         self._columns = [_Column(name, dtype) for name, dtype in columns]
-        self._coded = int_keys
+        self._int_key = int_key
         self._ids = IdTable()  # id (or its code) -> slot
         self.clear()
 
@@ -256,16 +260,27 @@ class RowsById:
             column.values = np.empty(0, dtype=column.kind)
             column.valid = None
 
-    def put(self, frame: pl.DataFrame) -> None:
+    def put(self, frame: pl.DataFrame, *, ids_from_key: bool = False) -> None:
         """Store the rows of ``frame`` (the id column and the stored columns) as the current
-        rows of their ids; of two rows with one id, the later one."""
-        self.replace(frame, keep_replaced=False)
+        rows of their ids; of two rows with one id, the later one. ``ids_from_key``: as for
+        :meth:`replace`."""
+        self.replace(frame, keep_replaced=False, ids_from_key=ids_from_key)
 
-    def replace(self, frame: pl.DataFrame, *, keep_replaced: bool = True) -> Replaced:
-        """:meth:`put`, telling which rows were current before for the ids of ``frame``."""
+    def replace(
+        self, frame: pl.DataFrame, *, keep_replaced: bool = True, ids_from_key: bool = False
+    ) -> Replaced:
+        """:meth:`put`, telling which rows were current before for the ids of ``frame``.
+
+        ``ids_from_key``: the ids of ``frame`` are those of its ``int_key`` values, which are
+        then their codes as they stand (saves undoing the hash of every id)."""
         if frame.height == 0:
             return Replaced(None, frame, True)
-        low, high = self._table_keys(frame[self._id_name])
+        key = frame[self._int_key] if ids_from_key and self._int_key is not None else None
+        if key is not None and not key.null_count():
+            low = key.cast(pl.Int64).to_numpy().view(np.uint64)  # the code: v as unsigned
+            high = np.zeros(len(low), dtype=np.uint64)
+        else:
+            low, high = self._table_keys(frame[self._id_name])
         slots, present = self._ids.find_or_add(low, high, self._take_for)
         found = np.where(present, slots, -1)  # the slots of rows there before
         last = self._last_of_each(slots) if len(slots) > 1 else None
@@ -326,7 +341,8 @@ class RowsById:
         if len(set(ids)) < len(ids):  # an id twice: its last row is the one kept, in order
             last = {row_id: position for position, row_id in enumerate(ids)}
             rows = [rows[position] for position in sorted(last.values())]
-        keys = [int_key_code(row[0]) for row in rows] if self._coded else [r[0] for r in rows]
+        coded = self._int_key is not None
+        keys = [int_key_code(row[0]) for row in rows] if coded else [row[0] for row in rows]
         slots, held = self._ids.find_or_add_values(
             [key & _LOW for key in keys], [key >> 64 for key in keys], self._take_one
         )
@@ -431,13 +447,14 @@ class RowsById:
             return None
         low, high, slots = self._ids.entries()
         keys = ids_of_halves(low, high, self._id_name)
-        rows = self._read(slots, ids_of_int_key_codes(keys) if self._coded else keys)
+        coded = self._int_key is not None
+        rows = self._read(slots, ids_of_int_key_codes(keys) if coded else keys)
         self.clear()
         return rows
 
     def _table_keys(self, ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-        """The id table's keys for ``ids`` (their codes with ``int_keys``), as halves."""
-        if not self._coded:
+        """The id table's keys for ``ids`` (their codes with an ``int_key``), as halves."""
+        if self._int_key is None:
             return id_halves(ids)
         if len(ids) <= _PYTHON_IDS:
             codes = [int_key_code(row_id) for row_id in ids.to_list()]

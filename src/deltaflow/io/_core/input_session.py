@@ -481,11 +481,13 @@ class InputSession(Source):
                 [ids.alias(ID), *(frame[n] for n in self._names[1:-1]), ones(frame.height)]
             )
         frame = with_column(frame, ids.alias(ID))
+        # The ids are the primary key's own (see _ids): the row store may use the key.
+        from_key = bool(self._key_types) and block.keys is None and "_key" not in frame.columns
         if block.kind == "column":
             kinds = frame["_kind"]
             if self.keep_row_state:
                 # Order matters when one key is upserted and deleted: apply runs in order.
-                parts = changes.apply_in_order(frame, kinds)
+                parts = changes.apply_in_order(frame, kinds, ids_from_key=from_key)
             else:
                 parts = [
                     changes.apply_kind(frame.filter(kinds == kind), kind)
@@ -493,7 +495,7 @@ class InputSession(Source):
                 ]
             changed = [p for p in parts if p is not None and p.height]
             return stack(changed) if changed else None
-        return changes.apply_kind(frame, block.kind)
+        return changes.apply_kind(frame, block.kind, ids_from_key=from_key)
 
     def _ids(self, frame: pl.DataFrame, block: ParsedBlock) -> pl.Series:
         ids: pl.Series | None = None

@@ -76,32 +76,38 @@ class RowChanges:
     def _new_state(self) -> RowsById:
         # Rows keyed by one int column: the store's id table is keyed by the ids' codes, and
         # serial keys keep it dense (no hashing).
-        int_keys = [dtype.strip_optional() for _, dtype in self._key_types] == [t.INT]
+        keys = [(name, dtype.strip_optional()) for name, dtype in self._key_types]
+        int_key = keys[0][0] if len(keys) == 1 and keys[0][1] == t.INT else None
         columns = [(n, d.to_polars()) for n, d in self._types.items()]
-        return RowsById(ID, columns, int_keys=int_keys)
+        return RowsById(ID, columns, int_key=int_key)
 
     def reset(self) -> None:
         """Forget every current row (a new run)."""
         self.state = self._new_state()
 
-    def apply_in_order(self, frame: pl.DataFrame, kinds: pl.Series) -> list[pl.DataFrame | None]:
+    def apply_in_order(
+        self, frame: pl.DataFrame, kinds: pl.Series, *, ids_from_key: bool = False
+    ) -> list[pl.DataFrame | None]:
         """:meth:`apply_kind` of each run of rows of one kind (``kinds``), in order: when one
         key is upserted and then deleted, the order of the two decides."""
         runs = (kinds != kinds.shift(1)).fill_null(True).cum_sum()
         out: list[pl.DataFrame | None] = []
         for run in runs.unique(maintain_order=True).to_list():
             part = frame.filter(runs == run)
-            out.append(self.apply_kind(part, part["_kind"][0]))
+            out.append(self.apply_kind(part, part["_kind"][0], ids_from_key=ids_from_key))
         return out
 
-    def apply_kind(self, frame: pl.DataFrame, kind: str) -> pl.DataFrame | None:
+    def apply_kind(
+        self, frame: pl.DataFrame, kind: str, *, ids_from_key: bool = False
+    ) -> pl.DataFrame | None:
         """The delta of ``frame``'s rows (with their ids), all of ``kind``; None when they
-        change nothing. Frames are put together from their Series (no query: see
-        ``InputSession._delta``)."""
+        change nothing. ``ids_from_key``: the ids were made from the primary key's values
+        (not given by the source), which spares the row store some work. Frames are put
+        together from their Series (no query: see ``InputSession._delta``)."""
         rows = frame_of([frame[name] for name in self._names[:-1]])
         if kind == "insert":
             if self.keep_row_state:
-                self.remember(rows)
+                self.state.put(rows, ids_from_key=ids_from_key)
             return with_column(rows, ones(rows.height))
         if kind == "delete":
             if not self.keep_row_state:
@@ -118,7 +124,9 @@ class RowChanges:
             # replacing an equal one; what is left is consolidated, and the engine need not
             # do it again (when the commit holds just this delta: see ``InputSession._commit``).
             few = self.state.changes_of_few(rows, DIFF)  # a live update: in Python
-            return _marked(*(few if few is not None else self._upsert_delta(rows)))
+            if few is None:
+                few = self._upsert_delta(rows, ids_from_key)
+            return _marked(*few)
         raise ValueError(f"unknown row kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     def upsert_few(self, frame: pl.DataFrame) -> pl.DataFrame | None:
@@ -134,10 +142,12 @@ class RowChanges:
         few = self.state.changes_of_values(ids, values, DIFF)
         return None if few is None else _marked(*few)
 
-    def _upsert_delta(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, int, bool]:
+    def _upsert_delta(
+        self, rows: pl.DataFrame, ids_from_key: bool
+    ) -> tuple[pl.DataFrame, int, bool]:
         """:meth:`RowsById.changes_of_few` for any number of rows, by columns: the delta of
         storing ``rows``, how many rows it retracts, and whether equal rows were left out."""
-        replaced = self.state.replace(rows)
+        replaced = self.state.replace(rows, ids_from_key=ids_from_key)
         inserted = with_column(replaced.new, ones(replaced.new.height))
         retractions = self._retractions(replaced.old)
         if retractions is None:
