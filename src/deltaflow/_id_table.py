@@ -14,8 +14,9 @@ about half the memory.
 ``pandas._libs.hashtable`` is not pandas' public API. What is used of it (``Int64HashTable``'s
 ``get_labels``, ``lookup``, ``get_item``, ``set_item`` and ``in``, and ``Int64Vector``) is the
 same in pandas 2.0 and 3.1 (both checked), and ``tests/test_id_table.py`` holds the table to a
-dict model. It is imported when a table first stores an id, or by :func:`load_hash_tables`:
-pandas takes ~0.15 s to import, which a pipeline that never replaces rows by id does not pay.
+dict model. It is imported when a table first hashes an id, or by :func:`load_hash_tables`:
+pandas takes ~0.15 s and ~60 MB to import, which a pipeline that never replaces rows by id,
+or whose tables stay in dense mode (below), does not pay.
 
 Labels are never given back to khash; a removed id leaves its label free for the next id with
 the same low half. When free labels outnumber live ids (a source that keeps deleting ids and
@@ -41,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from deltaflow._arrays import grown
+from deltaflow._arrays import enlarged
 
 __all__ = ["IdTable", "load_hash_tables"]
 
@@ -225,7 +226,7 @@ class IdTable:
                 return True
             limit = max(_DENSE_CELLS, _DENSE_PER_ID * (self._live + len(low)))
             if top < limit:
-                self._dense = grown(self._dense, min(limit, max(top + 1, 2 * size)), -1)
+                self._dense = enlarged(self._dense, min(limit, max(top + 1, size * 3 // 2)), -1)
                 return True
         self._to_hashed()
         return False
@@ -270,10 +271,10 @@ class IdTable:
         start = self._labels
         end = start + len(lows)
         if end > len(self._slot_of):
-            size = max(_MIN_LABELS, 2 * len(self._slot_of), end)
-            self._low_of = grown(self._low_of, size)
-            self._high_of = grown(self._high_of, size)
-            self._slot_of = grown(self._slot_of, size)
+            size = max(_MIN_LABELS, len(self._slot_of) * 3 // 2, end)
+            self._low_of = enlarged(self._low_of, size)
+            self._high_of = enlarged(self._high_of, size)
+            self._slot_of = enlarged(self._slot_of, size)
         self._low_of[start:end] = lows
         self._slot_of[start:end] = -1
         self._labels = end

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from deltaflow._arrays import grown
+from deltaflow._arrays import enlarged
 from deltaflow._id_table import IdTable
 from deltaflow._ids import ID_DTYPE, ids_of_int_key_codes, int_key_code, int_key_codes
 from deltaflow._small_frames import INT64, ListFrame, frame_of, series_of_array, series_of_values
@@ -101,9 +101,9 @@ class _Column:
         self.valid: np.ndarray | None = None  # None: every stored value is set
 
     def grow(self, size: int) -> None:
-        self.values = grown(self.values, size)  # (object arrays start as None)
+        self.values = enlarged(self.values, size)  # (object arrays start as None)
         if self.valid is not None:
-            self.valid = grown(self.valid, size, True)
+            self.valid = enlarged(self.valid, size, True)
 
     def values_of(self, series: pl.Series) -> tuple[np.ndarray, np.ndarray | None]:
         """The values of ``series`` as stored, and whether each is set (None: all are)."""
@@ -478,9 +478,9 @@ class RowsById:
         start = self._next
         self._next += count - reused
         if self._next > self._size:
-            self._size = max(self._next, 2 * self._size, _START)
+            self._size = max(self._next, self._size * 3 // 2, _START)
             for column in self._columns:
                 column.grow(self._size)
-            self._stamp = np.empty(self._size, dtype=np.int64)
+            self._stamp = enlarged(self._stamp, self._size)
         parts.append(np.arange(start, self._next, dtype=np.int64))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -69,17 +69,19 @@ class RowChanges:
         self._key_types = [(k, columns[k]) for k in primary_key]
         self._column_at = {name: i for i, name in enumerate(columns)}
         self._types = dict(columns)
-        self.state = self._new_state()
-        if keep_row_state:  # its import is paid here, not by the source's first row
-            load_hash_tables()
-
-    def _new_state(self) -> RowsById:
         # Rows keyed by one int column: the store's id table is keyed by the ids' codes, and
         # serial keys keep it dense (no hashing).
         keys = [(name, dtype.strip_optional()) for name, dtype in self._key_types]
-        int_key = keys[0][0] if len(keys) == 1 and keys[0][1] == t.INT else None
+        self._int_key = keys[0][0] if len(keys) == 1 and keys[0][1] == t.INT else None
+        self.state = self._new_state()
+        if keep_row_state and self._int_key is None:
+            # Its hash table will be needed: the import (~0.15 s, ~60 MB) is paid here, not
+            # by the source's first row. With an int key it may never be (see _id_table).
+            load_hash_tables()
+
+    def _new_state(self) -> RowsById:
         columns = [(n, d.to_polars()) for n, d in self._types.items()]
-        return RowsById(ID, columns, int_key=int_key)
+        return RowsById(ID, columns, int_key=self._int_key)
 
     def reset(self) -> None:
         """Forget every current row (a new run)."""
