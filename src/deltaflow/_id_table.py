@@ -46,7 +46,6 @@ from deltaflow._arrays import enlarged
 
 __all__ = ["IdTable", "load_hash_tables"]
 
-_LOW_64 = (1 << 64) - 1
 _SIGN_64 = 1 << 63
 _MIN_LABELS = 1024
 #: Free labels beyond this many, and beyond the live ids, make a rebuild.

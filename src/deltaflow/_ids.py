@@ -73,8 +73,9 @@ ID_DTYPE = pl.UInt128()
 K1 = 0x9E3779B97F4A7C15F39CC0605CEDC835
 K2 = 0x243F6A8885A308D313198A2E03707345
 _MASK = (1 << 128) - 1
-_HALF = 1 << 64
-_UINT64 = (1 << 64) - 1
+#: An id's high half is ``id // HALF_64``, its low half ``id & LOW_64``.
+HALF_64 = 1 << 64
+LOW_64 = HALF_64 - 1
 
 
 def xxh3_128(expr: pl.Expr) -> pl.Expr:
@@ -120,7 +121,7 @@ def fmix_int(value: int) -> int:
 def _fmix_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
     """``fmix`` of a UInt128 column, one step per projection (no repeated sub-expressions)."""
     c = pl.col(column)
-    half = _lit(_HALF)
+    half = _lit(HALF_64)
     return (
         frame.with_columns((c.xor(c // half) * _lit(K1)).alias(column))
         .with_columns((c.xor(c // half) * _lit(K2)).alias(column))
@@ -163,7 +164,7 @@ def int_key_codes(ids: pl.Series) -> pl.Series:
     """:func:`int_key_code` of each id of a ``UInt128`` column (Polars' UInt128 products and
     sums wrap, as the arithmetic needs)."""
     c = pl.col("v")
-    half = _lit(_HALF)
+    half = _lit(HALF_64)
     frame = (
         pl.LazyFrame({"v": ids.cast(ID_DTYPE)})
         .with_columns((c.xor(c // half) * _lit(_K2_INVERSE)).alias("v"))
@@ -380,7 +381,7 @@ def _integer_key_ids_python(values: Sequence[Any], tag: str) -> list[int]:
     base = text_digest(f"k|{tag}")
     null_id = _null_key_id("")
     if tag == "int":
-        return [null_id if v is None else fmix_int(base + (v & _UINT64)) for v in values]
+        return [null_id if v is None else fmix_int(base + (v & LOW_64)) for v in values]
     return [null_id if v is None else fmix_int(base + int(v)) for v in values]
 
 

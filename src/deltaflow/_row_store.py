@@ -26,14 +26,19 @@ import polars as pl
 
 from deltaflow._arrays import enlarged
 from deltaflow._id_table import IdTable
-from deltaflow._ids import ID_DTYPE, ids_of_int_key_codes, int_key_code, int_key_codes
+from deltaflow._ids import (
+    HALF_64,
+    ID_DTYPE,
+    LOW_64,
+    ids_of_int_key_codes,
+    int_key_code,
+    int_key_codes,
+)
 from deltaflow._small_frames import INT64, ListFrame, frame_of, series_of_array, series_of_values
 
 __all__ = ["Replaced", "RowsById", "id_halves", "ids_of_halves"]
 
 _START = 1024  # slots allocated at first; doubled as needed
-_HALF = 1 << 64
-_LOW = _HALF - 1
 #: Up to this many ids are split in Python: a Polars query costs more than that.
 _PYTHON_IDS = 64
 #: Up to this many rows, :meth:`RowsById.changes_of_few` works on Python values: a NumPy or
@@ -63,10 +68,10 @@ def id_halves(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """The low and the high 64 bits of each id (``UInt128``), as NumPy arrays."""
     if len(ids) <= _PYTHON_IDS:
         values = ids.to_list()
-        low = np.array([v & _LOW for v in values], dtype=np.uint64)
+        low = np.array([v & LOW_64 for v in values], dtype=np.uint64)
         return low, np.array([v >> 64 for v in values], dtype=np.uint64)
     low = ids.cast(pl.UInt64, wrap_numerical=True).to_numpy()
-    high = (ids // _HALF).cast(pl.UInt64).to_numpy()
+    high = (ids // HALF_64).cast(pl.UInt64).to_numpy()
     return low, high
 
 
@@ -74,7 +79,7 @@ def ids_of_halves(low: np.ndarray, high: np.ndarray, name: str) -> pl.Series:
     """The ids (``UInt128``) whose :func:`id_halves` are ``low`` and ``high``."""
     low_ = pl.lit(series_of_array("lo", np.ascontiguousarray(low))).cast(ID_DTYPE)
     high_ = pl.lit(series_of_array("hi", np.ascontiguousarray(high))).cast(ID_DTYPE)
-    return pl.select((high_ * pl.lit(_HALF, dtype=ID_DTYPE) + low_).alias(name)).to_series()
+    return pl.select((high_ * pl.lit(HALF_64, dtype=ID_DTYPE) + low_).alias(name)).to_series()
 
 
 class _Column:
@@ -344,7 +349,7 @@ class RowsById:
         coded = self._int_key is not None
         keys = [int_key_code(row[0]) for row in rows] if coded else [row[0] for row in rows]
         slots, held = self._ids.find_or_add_values(
-            [key & _LOW for key in keys], [key >> 64 for key in keys], self._take_one
+            [key & LOW_64 for key in keys], [key >> 64 for key in keys], self._take_one
         )
         old_rows: list[tuple[Any, ...]] = []
         new_rows: list[tuple[Any, ...]] = []
@@ -458,7 +463,7 @@ class RowsById:
             return id_halves(ids)
         if len(ids) <= _PYTHON_IDS:
             codes = [int_key_code(row_id) for row_id in ids.to_list()]
-            low = np.array([code & _LOW for code in codes], dtype=np.uint64)
+            low = np.array([code & LOW_64 for code in codes], dtype=np.uint64)
             return low, np.array([code >> 64 for code in codes], dtype=np.uint64)
         return id_halves(int_key_codes(ids))
 
