@@ -108,40 +108,48 @@ def text_digest(text: str) -> int:
 MISSING = text_digest("none")
 
 
-def fmix_int(value: int) -> int:
-    """:func:`fmix` on one Python integer (the reference the vectorised version matches)."""
+#: ``fmix``'s multipliers inverted modulo 2**128 (they are odd): ``fmix`` undone is the same
+#: steps with the inverses in the other order (the xor-shifts by 64 bits undo themselves).
+_K1_INVERSE = pow(K1, -1, 1 << 128)
+_K2_INVERSE = pow(K2, -1, 1 << 128)
+_FMIX = (K1, K2)
+_UNFMIX = (_K2_INVERSE, _K1_INVERSE)
+
+
+def _mix_int(value: int, multipliers: tuple[int, int]) -> int:
+    """``x ^= x >> 64; x *= first; x ^= x >> 64; x *= second; x ^= x >> 64`` (mod 2**128)."""
+    first, second = multipliers
     x = value & _MASK
     x ^= x >> 64
-    x = (x * K1) & _MASK
+    x = (x * first) & _MASK
     x ^= x >> 64
-    x = (x * K2) & _MASK
+    x = (x * second) & _MASK
     return x ^ (x >> 64)
 
 
-def _fmix_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
-    """``fmix`` of a UInt128 column, one step per projection (no repeated sub-expressions)."""
-    c = pl.col(column)
-    half = _lit(HALF_64)
-    return (
-        frame.with_columns((c.xor(c // half) * _lit(K1)).alias(column))
-        .with_columns((c.xor(c // half) * _lit(K2)).alias(column))
-        .with_columns(c.xor(c // half).alias(column))
-    )
-
-
-#: ``fmix``'s multipliers inverted modulo 2**128 (they are odd), to undo ``fmix``.
-_K1_INVERSE = pow(K1, -1, 1 << 128)
-_K2_INVERSE = pow(K2, -1, 1 << 128)
+def fmix_int(value: int) -> int:
+    """:func:`fmix` on one Python integer (the reference the vectorised version matches)."""
+    return _mix_int(value, _FMIX)
 
 
 def unfmix_int(value: int) -> int:
-    """The inverse of :func:`fmix_int` (its xor-shifts by 64 bits undo themselves)."""
-    x = value & _MASK
-    x ^= x >> 64
-    x = (x * _K2_INVERSE) & _MASK
-    x ^= x >> 64
-    x = (x * _K1_INVERSE) & _MASK
-    return x ^ (x >> 64)
+    """The inverse of :func:`fmix_int`."""
+    return _mix_int(value, _UNFMIX)
+
+
+def _fmix_frame(
+    frame: pl.LazyFrame, column: str, multipliers: tuple[int, int] = _FMIX
+) -> pl.LazyFrame:
+    """``fmix`` (or, with ``_UNFMIX``, its inverse) of a UInt128 column, one step per
+    projection (no repeated sub-expressions)."""
+    c = pl.col(column)
+    half = _lit(HALF_64)
+    first, second = multipliers
+    return (
+        frame.with_columns((c.xor(c // half) * _lit(first)).alias(column))
+        .with_columns((c.xor(c // half) * _lit(second)).alias(column))
+        .with_columns(c.xor(c // half).alias(column))
+    )
 
 
 def int_key_code(row_id: int) -> int:
@@ -163,16 +171,9 @@ def id_of_int_key_code(code: int) -> int:
 def int_key_codes(ids: pl.Series) -> pl.Series:
     """:func:`int_key_code` of each id of a ``UInt128`` column (Polars' UInt128 products and
     sums wrap, as the arithmetic needs)."""
-    c = pl.col("v")
-    half = _lit(HALF_64)
-    frame = (
-        pl.LazyFrame({"v": ids.cast(ID_DTYPE)})
-        .with_columns((c.xor(c // half) * _lit(_K2_INVERSE)).alias("v"))
-        .with_columns((c.xor(c // half) * _lit(_K1_INVERSE)).alias("v"))
-        .with_columns(c.xor(c // half).alias("v"))
-    )
+    frame = _fmix_frame(pl.LazyFrame({"v": ids.cast(ID_DTYPE)}), "v", _UNFMIX)
     minus_base = (1 << 128) - text_digest("k|int")
-    return frame.select((c + _lit(minus_base)).alias(ids.name)).collect().to_series()
+    return frame.select((pl.col("v") + _lit(minus_base)).alias(ids.name)).collect().to_series()
 
 
 def ids_of_int_key_codes(codes: pl.Series) -> pl.Series:
