@@ -113,6 +113,8 @@ class _Column:
     def values_of(self, series: pl.Series) -> tuple[np.ndarray, np.ndarray | None]:
         """The values of ``series`` as stored, and whether each is set (None: all are)."""
         if not self.numeric:
+            if series.dtype == pl.String:  # Python str or None: Polars makes them ~30% faster
+                return series.to_numpy(), None
             return np.fromiter(series.to_list(), dtype=object, count=len(series)), None
         if series.dtype != self.dtype:
             series = series.cast(self.dtype)
