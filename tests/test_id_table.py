@@ -64,7 +64,7 @@ _dense_id = st.one_of(
 )
 _serial = st.builds(
     lambda start, count: [(start + i, 0) for i in range(count)],
-    st.integers(0, 150),
+    st.one_of(st.integers(0, 150), st.integers(10**6, 10**6 + 150)),  # from 0, or far from it
     st.integers(1, 120),
 )
 _dense_ops = st.lists(
@@ -72,6 +72,10 @@ _dense_ops = st.lists(
         st.tuples(st.just("add"), _serial),
         st.tuples(st.just("add"), st.lists(_small, max_size=60)),
         st.tuples(st.just("add"), st.lists(_dense_id, max_size=60)),
+        st.tuples(
+            st.just("add"),
+            st.lists(st.tuples(st.integers(10**6 - 5, 10**6 + 300), st.just(0)), max_size=60),
+        ),
         st.tuples(st.just("add_few"), st.lists(_dense_id, max_size=8, unique=True)),
         st.tuples(st.just("add_few"), st.lists(_small, max_size=8, unique=True)),
         st.tuples(st.just("remove"), st.lists(_small, max_size=40)),
@@ -196,3 +200,26 @@ def test_arrays_are_not_tracked_by_the_collector() -> None:
     table.find_or_add(*_halves([(i, 7) for i in range(5000)]), lambda at: at)
     assert not gc.is_tracked(table._khash)
     assert not gc.is_tracked(table._slot_of)
+
+
+def test_dense_mode_starts_where_an_empty_tables_keys_start() -> None:
+    # Serial keys far from 0 (a sequence that did not start at 0) stay dense; a key below
+    # the window's start moves the table to khash, with every id kept.
+    with _dense_limits(cells=64, per_id=2):
+        table = IdTable()
+        start = 5 * 10**9
+        low = np.arange(start, start + 100, dtype=np.uint64)
+        high = np.zeros(100, dtype=np.uint64)
+        slots, held = table.find_or_add(low, high, lambda at: at + 7)
+        assert table._dense is not None and len(table._dense) < 1000
+        assert slots.tolist() == list(range(7, 107)) and not held.any()
+        later = np.arange(start + 50, start + 150, dtype=np.uint64)  # half of them held
+        more, held = table.find_or_add(later, high, lambda at: at + 200)
+        assert table._dense is not None
+        assert more.tolist() == [*range(57, 107), *range(250, 300)]
+        assert held.tolist() == [True] * 50 + [False] * 50
+        found, _ = table.find_or_add_values([start - 1, start + 3], [0, 0], lambda: 999)
+        assert table._dense is None  # start - 1 is below the window
+        assert found == [999, 10]
+        assert table.find(low[:2], high[:2]).tolist() == [7, 8]
+        assert len(table) == 151

@@ -23,13 +23,16 @@ the same low half. When free labels outnumber live ids (a source that keeps dele
 adding new ones), the table is rebuilt from its live ids. Neither khash nor NumPy arrays are
 traversed by the garbage collector, whatever their size.
 
-**Dense mode.** While every id held has a high half of 0 and a small low half, the table is
-one array of slots indexed by the low half, and khash is not used at all. Ids are never like
-that, but the *codes* of serial int keys are (``RowsById`` keys its table by them for rows
-keyed by one int column): adding a batch of new serial keys then costs a few NumPy passes
-(~0.01 us an id against khash's ~0.1-0.2 us) and ~8 bytes an id instead of ~40. The array may
-grow to :data:`_DENSE_CELLS` cells, or :data:`_DENSE_PER_ID` cells per id held, whichever is
-more; the first id that does not fit moves every id to the hashed form for good (until
+**Dense mode.** While every id held has a high half of 0 and its low half lies in a window of
+a few cells per id, the table is one array of slots indexed by the low half (less the
+window's *base*), and khash is not used at all. Ids are never like that, but the *codes* of
+serial int keys are (``RowsById`` keys its table by them for rows keyed by one int column):
+adding a batch of new serial keys then costs a few NumPy passes (~0.01 us an id against
+khash's ~0.1-0.2 us) and ~8 bytes an id instead of ~40. The window starts at 0, or at the
+smallest low half of the first batch an empty table takes when that is at least
+:data:`_DENSE_CELLS` (sequences need not start at 0); the array may grow to
+:data:`_DENSE_CELLS` cells, or :data:`_DENSE_PER_ID` cells per id held, whichever is more.
+The first id that does not fit moves every id to the hashed form for good (until
 :meth:`IdTable.clear`).
 """
 
@@ -84,6 +87,7 @@ class IdTable:
     """Slot numbers (non-negative ints) by id, an id given as its low and high 64 bits."""
 
     __slots__ = (
+        "_base",
         "_dense",
         "_high_of",
         "_khash",
@@ -104,6 +108,7 @@ class IdTable:
         """Forget every id; the table starts in dense mode unless ``dense`` is false."""
         #: Dense mode: slots by low half (-1: none); None in the hashed form.
         self._dense: np.ndarray | None = np.zeros(0, dtype=np.int64) if dense else None
+        self._base = 0  # dense mode: the low half of cell 0
         self._khash: Any = None  # made when the first id is added
         self._labels = 0  # labels given so far
         self._live = 0  # ids held
@@ -118,8 +123,9 @@ class IdTable:
         """The slot of each id, -1 when absent."""
         if self._dense is not None:
             slots = np.full(len(low), -1, dtype=np.int64)
-            inside = np.flatnonzero((high == 0) & (low < len(self._dense)))
-            slots[inside] = self._dense[low[inside].astype(np.intp)]
+            offset = low - np.uint64(self._base)  # below the base it wraps to a huge number
+            inside = np.flatnonzero((high == 0) & (offset < len(self._dense)))
+            slots[inside] = self._dense[offset[inside].astype(np.intp)]
             return slots
         if not self._labels or not len(low):
             return np.full(len(low), -1, dtype=np.int64)
@@ -161,7 +167,7 @@ class IdTable:
         if count == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
         if self._dense is not None and self._fits_dense(low, high):
-            return self._find_or_add_dense(low.astype(np.intp), new_slots)
+            return self._find_or_add_dense(self._cells(low), new_slots)
         before = self._labels
         added_lows = _new_labels_vector()
         labels = self._table().get_labels(_keys(low), added_lows, before, -1)
@@ -220,20 +226,29 @@ class IdTable:
         assert self._dense is not None
         size = len(self._dense)
         if not high.any():
-            top = int(low.max())
-            if top < size:
+            bottom = int(low.min())
+            if not self._live:  # empty: the window may start anywhere
+                self._base = bottom if bottom >= _DENSE_CELLS else 0
+            top = int(low.max()) - self._base
+            if bottom >= self._base and top < size:
                 return True
             limit = max(_DENSE_CELLS, _DENSE_PER_ID * (self._live + len(low)))
-            if top < limit:
+            if bottom >= self._base and top < limit:
                 self._dense = enlarged(self._dense, min(limit, max(top + 1, size * 3 // 2)), -1)
                 return True
         self._to_hashed()
         return False
 
+    def _cells(self, low: np.ndarray) -> np.ndarray:
+        """Dense mode: the cells of ids that fit (see :meth:`_fits_dense`)."""
+        if self._base:
+            return (low - np.uint64(self._base)).astype(np.intp)
+        return low.astype(np.intp)
+
     def _find_or_add_dense(
         self, cells: np.ndarray, new_slots: Callable[[np.ndarray], np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`find_or_add` in dense mode; ``cells`` are the ids' low halves."""
+        """:meth:`find_or_add` in dense mode; ``cells`` are the ids' cells."""
         dense = self._dense
         assert dense is not None
         slots = dense[cells]
@@ -316,7 +331,7 @@ class IdTable:
         if not len(low):
             return
         if self._dense is not None:
-            self._dense[low.astype(np.intp)] = -1
+            self._dense[self._cells(low)] = -1
             self._live -= len(low)
             return
         labels, owned = self._owned_labels(low, high)
@@ -332,7 +347,8 @@ class IdTable:
         """The low halves, high halves and slots of every id held."""
         if self._dense is not None:
             cells = np.flatnonzero(self._dense >= 0)
-            return cells.astype(np.uint64), np.zeros(len(cells), np.uint64), self._dense[cells]
+            low = cells.astype(np.uint64) + np.uint64(self._base)
+            return low, np.zeros(len(cells), np.uint64), self._dense[cells]
         owned = np.flatnonzero(self._slot_of[: self._labels] >= 0)
         low, high = self._low_of[owned], self._high_of[owned]
         slots = self._slot_of[owned]
@@ -360,11 +376,13 @@ class IdTable:
         if not low:
             return [], []
         if self._dense is not None:
-            if (any(high) or max(low) >= len(self._dense)) and not self._fits_dense(
+            base = self._base
+            fits = not any(high) and min(low) >= base and max(low) - base < len(self._dense)
+            if not fits and not self._fits_dense(
                 np.array(low, dtype=np.uint64), np.array(high, dtype=np.uint64)
             ):
                 return self.find_or_add_values(low, high, new_slot)
-            return self._find_or_add_values_dense(low, new_slot)
+            return self._find_or_add_values_dense([lo - self._base for lo in low], new_slot)
         khash = self._table()
         slots: list[int] = []
         held: list[bool] = []
@@ -399,14 +417,14 @@ class IdTable:
         return slots, held
 
     def _find_or_add_values_dense(
-        self, low: list[int], new_slot: Callable[[], int]
+        self, cells: list[int], new_slot: Callable[[], int]
     ) -> tuple[list[int], list[bool]]:
-        """:meth:`find_or_add_values` in dense mode (the ids fit)."""
+        """:meth:`find_or_add_values` in dense mode, given the ids' cells (they fit)."""
         dense = self._dense
         assert dense is not None
         slots: list[int] = []
         held: list[bool] = []
-        for cell in low:
+        for cell in cells:
             slot = int(dense[cell])
             held.append(slot >= 0)
             if slot < 0:
