@@ -2,11 +2,12 @@
 
 A subject sends BENCH_ROWS rows (default 1,000,000) as fast as it can, committing every 10,000,
 into ``groupby(k).reduce(count)`` (1,000 groups) + ``pw.io.subscribe``. BENCH_MODE ``insert``:
-rows without a primary key. ``upsert``: an upsert session (``session_type="upsert"``) whose
-schema's ``id`` is the primary key; row ``i`` has key ``i % BENCH_KEYS`` (default: as many
-keys as rows, so every row is new; fewer keys make most rows replace an earlier one). BENCH_KEY_TYPE
-``int`` (default: serial int keys) or ``str`` (each key's decimal text: an upsert session then
-hashes text keys, and its id table cannot index serial keys directly).
+rows without a primary key. ``keyed``: inserts whose schema's ``id`` is the primary key (the
+ids are the key's hash, and nothing is stored). ``upsert``: an upsert session
+(``session_type="upsert"``) keyed by ``id``. Row ``i`` has key ``i % BENCH_KEYS`` (default:
+as many keys as rows, so every row is new; fewer keys make most rows replace an earlier one).
+BENCH_KEY_TYPE ``int`` (default: serial int keys) or ``str`` (each key's decimal text: an
+upsert session then hashes text keys, and its id table cannot index serial keys directly).
 
 Reported: rows/s from the first row sent to the end of the run, the process's CPU time
 (user + system, every thread) per row in microseconds, steadier than rows/s on a shared
@@ -31,8 +32,8 @@ def main() -> None:
     rows = env_int("BENCH_ROWS", 1_000_000)
     keys = env_int("BENCH_KEYS", rows)
     mode = os.environ.get("BENCH_MODE", "upsert")
-    if mode not in ("insert", "upsert"):
-        raise SystemExit("BENCH_MODE must be insert or upsert")
+    if mode not in ("insert", "keyed", "upsert"):
+        raise SystemExit("BENCH_MODE must be insert, keyed or upsert")
     key_type = os.environ.get("BENCH_KEY_TYPE", "int")
     if key_type not in ("int", "str"):
         raise SystemExit("BENCH_KEY_TYPE must be int or str")
@@ -40,7 +41,7 @@ def main() -> None:
     key_of = str if key_type == "str" else int
 
     # Built from a dict: a class body's annotations are strings here (future annotations).
-    key = pw.column_definition(dtype=key_of, primary_key=mode == "upsert")
+    key = pw.column_definition(dtype=key_of, primary_key=mode != "insert")
     Row = pw.schema_builder(
         {"id": key, "k": pw.column_definition(dtype=int), "v": pw.column_definition(dtype=int)}
     )
