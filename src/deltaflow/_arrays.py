@@ -14,7 +14,8 @@ def grown(values: np.ndarray, size: int, fill: Any = None) -> np.ndarray:
     ``fill``, or left as they come (None: the store writes an entry before reading it, and
     not filling saves a write of every new page, ~35% of growing a million-entry array).
 
-    Stores grow their arrays by doubling, so each entry is copied a bounded number of times.
+    Stores grow their arrays geometrically (by half or more), so each entry is copied a
+    bounded number of times.
     """
     bigger = np.empty(size, dtype=values.dtype)
     bigger[: values.shape[0]] = values

@@ -38,7 +38,7 @@ from deltaflow._small_frames import INT64, ListFrame, frame_of, series_of_array,
 
 __all__ = ["Replaced", "RowsById", "id_halves", "ids_of_halves"]
 
-_START = 1024  # slots allocated at first; doubled as needed
+_START = 1024  # slots allocated at first; grown by half as needed
 #: Up to this many ids are split in Python: a Polars query costs more than that.
 _PYTHON_IDS = 64
 #: Up to this many rows, :meth:`RowsById.changes_of_few` works on Python values: a NumPy or
