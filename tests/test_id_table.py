@@ -223,3 +223,23 @@ def test_dense_mode_starts_where_an_empty_tables_keys_start() -> None:
         assert found == [999, 10]
         assert table.find(low[:2], high[:2]).tolist() == [7, 8]
         assert len(table) == 151
+
+
+def test_dense_mode_up_to_the_last_low_half() -> None:
+    # The codes of negative int keys are just below 2**64: the window's arithmetic must not
+    # wrap at the top.
+    table = IdTable()
+    low = np.arange(_TOP - 99, _TOP - 49, dtype=np.uint64)
+    high = np.zeros(50, dtype=np.uint64)
+    slots, _ = table.find_or_add(low, high, lambda at: at)
+    assert table._dense is not None and len(table._dense) <= 1 << 16
+    assert slots.tolist() == list(range(50))
+    assert table.find_or_add_values([_TOP - 60, _TOP], [0, 0], lambda: 500) == (
+        [39, 500],
+        [True, False],
+    )
+    assert table._dense is not None
+    entries = table.entries()
+    assert entries[0].tolist() == [*low.tolist(), _TOP]
+    assert entries[2].tolist() == [*range(50), 500]
+    assert table.find(np.array([_TOP, 0], dtype=np.uint64), high[:2]).tolist() == [500, -1]
