@@ -230,11 +230,10 @@ class IdTable:
             if not self._live:  # empty: the window may start anywhere
                 self._base = bottom if bottom >= _DENSE_CELLS else 0
             top = int(low.max()) - self._base
-            if bottom >= self._base and top < size:
-                return True
             limit = max(_DENSE_CELLS, _DENSE_PER_ID * (self._live + len(low)))
-            if bottom >= self._base and top < limit:
-                self._dense = enlarged(self._dense, min(limit, max(top + 1, size * 3 // 2)), -1)
+            if bottom >= self._base and top < max(size, limit):
+                if top >= size:
+                    self._dense = enlarged(self._dense, min(limit, max(top + 1, size * 3 // 2)), -1)
                 return True
         self._to_hashed()
         return False

@@ -67,12 +67,16 @@ _NUMERIC = (
 def id_halves(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """The low and the high 64 bits of each id (``UInt128``), as NumPy arrays."""
     if len(ids) <= _PYTHON_IDS:
-        values = ids.to_list()
-        low = np.array([v & LOW_64 for v in values], dtype=np.uint64)
-        return low, np.array([v >> 64 for v in values], dtype=np.uint64)
+        return _halves_of_ints(ids.to_list())
     low = ids.cast(pl.UInt64, wrap_numerical=True).to_numpy()
     high = (ids // HALF_64).cast(pl.UInt64).to_numpy()
     return low, high
+
+
+def _halves_of_ints(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`id_halves` of a few 128-bit values given as Python ints."""
+    low = np.array([v & LOW_64 for v in values], dtype=np.uint64)
+    return low, np.array([v >> 64 for v in values], dtype=np.uint64)
 
 
 def ids_of_halves(low: np.ndarray, high: np.ndarray, name: str) -> pl.Series:
@@ -464,9 +468,7 @@ class RowsById:
         if self._int_key is None:
             return id_halves(ids)
         if len(ids) <= _PYTHON_IDS:
-            codes = [int_key_code(row_id) for row_id in ids.to_list()]
-            low = np.array([code & LOW_64 for code in codes], dtype=np.uint64)
-            return low, np.array([code >> 64 for code in codes], dtype=np.uint64)
+            return _halves_of_ints([int_key_code(row_id) for row_id in ids.to_list()])
         return id_halves(int_key_codes(ids))
 
     def _read(self, slots: np.ndarray, ids: pl.Series) -> pl.DataFrame:

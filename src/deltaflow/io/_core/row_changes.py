@@ -109,7 +109,7 @@ class RowChanges:
         rows = frame_of([frame[name] for name in self._names[:-1]])
         if kind == "insert":
             if self.keep_row_state:
-                self.state.put(rows, ids_from_key=ids_from_key)
+                self.remember(rows, ids_from_key=ids_from_key)
             return with_column(rows, ones(rows.height))
         if kind == "delete":
             if not self.keep_row_state:
@@ -171,9 +171,10 @@ class RowChanges:
             delta = stack([retractions, inserted])
         return delta, retractions.height, replaced.exact
 
-    def remember(self, rows: pl.DataFrame) -> None:
-        """Store ``rows`` (the id and the columns) as the current rows of their ids."""
-        self.state.put(rows)
+    def remember(self, rows: pl.DataFrame, *, ids_from_key: bool = False) -> None:
+        """Store ``rows`` (the id and the columns) as the current rows of their ids
+        (``ids_from_key``: see :meth:`apply_kind`)."""
+        self.state.put(rows, ids_from_key=ids_from_key)
 
     @staticmethod
     def _retractions(rows: pl.DataFrame | None) -> pl.DataFrame | None:
