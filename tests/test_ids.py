@@ -278,6 +278,43 @@ def test_small_keys_hashed_in_python_match_the_query(data: st.DataObject, kinds:
     assert in_python.to_list() == by_query.to_list()
 
 
+# Texts around the length where a part's head stops coming from a table (256 bytes), in
+# ASCII and in multi-byte characters.
+_EDGE_TEXTS = st.sampled_from([254, 255, 256, 257, 300]).flatmap(
+    lambda size: st.sampled_from(["a" * size, "é" * (size // 2) + "x" * (size % 2)])
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    first=st.lists(st.none() | st.text(max_size=4) | _EDGE_TEXTS, min_size=1, max_size=8),
+    second=st.lists(st.none() | st.integers(-(2**63), 2**63 - 1), min_size=8, max_size=8),
+)
+def test_text_keys_of_any_length_hash_their_documented_text(
+    first: list[str | None], second: list[int | None]
+) -> None:
+    # The query builds each part's head from a table for short texts and by casting lengths
+    # otherwise; either way the ids are the digests of the documented key text.
+    frame = pl.DataFrame(
+        {
+            "s": pl.Series(first, dtype=pl.String),
+            "i": pl.Series(second[: len(first)], dtype=pl.Int64),
+        }
+    )
+    keys = [("s", t.Optional(t.STR)), ("i", t.Optional(t.INT))]
+    texts = ids_module.key_texts([(first, t.STR), (second[: len(first)], t.INT)])
+    assert texts is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ids_module, "PYTHON_KEY_ROWS", 0)
+        assert hash_columns(frame, keys).to_list() == [text_digest(x) for x in texts]
+        assert hash_columns(frame, keys[:1]).to_list() == [
+            text_digest("k|1:n") if v is None else text_digest("k|" + ids_module.part_text("s", v))
+            for v in first
+        ]
+    exprs = [(pl.col(name), dtype) for name, dtype in keys]
+    assert frame.select(id_expr(exprs)).to_series().to_list() == [text_digest(x) for x in texts]
+
+
 def test_an_empty_key_hashes_as_the_query_does() -> None:
     frame = pl.DataFrame({"x": [1, 2, 3]})
     in_python = hash_columns(frame, []).to_list()

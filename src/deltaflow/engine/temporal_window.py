@@ -363,7 +363,7 @@ def window_ids(
     with the tuple window's text built by Polars when its parts print as Python does
     (ints, None), else from Python tuples."""
     from deltaflow import _types as t
-    from deltaflow._ids import _part, hash_columns
+    from deltaflow._ids import hash_columns, key_part
 
     none = t.Optional(t.ANY)
     inst_type = types[instance] if instance is not None else none
@@ -410,13 +410,13 @@ def window_ids(
             ]
         )
         part = pl.concat_str([(text.str.len_bytes() + 1).cast(pl.String), pl.lit(":o"), text])
-        inst_part = pl.lit("1:n") if instance is None else _part(pl.col(instance), inst_type)
+        inst_part = pl.lit("1:n") if instance is None else key_part(pl.col(instance), inst_type)
         key = pl.concat_str(
             [
                 pl.lit("k"),
                 part,
-                _part(pl.col(start), types[start]),
-                _part(pl.col(end), types[end]),
+                key_part(pl.col(start), types[start]),
+                key_part(pl.col(end), types[end]),
                 inst_part,
             ],
             separator="|",
