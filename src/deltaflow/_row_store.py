@@ -4,19 +4,20 @@ An input session that takes upserts and key-only deletions must know the current
 id. Storing it costs little per row beyond what the insert path already pays when the rows
 stay in columns: each id is split into its two 64-bit halves (for the whole batch at once), a
 :class:`~deltaflow._id_table.IdTable` maps ids to slot numbers a batch at a time, and every
-column lives in a NumPy array indexed by slot. A batch is then stored, and the rows it replaces
-are read back as a frame, with one array access per column: no Python object is made per row
-for numbers, and no 128-bit id becomes a Python integer.
+column keeps its values by slot (:mod:`deltaflow._stored_columns`: numbers in NumPy arrays,
+text as Polars Series). A batch is then stored, and the rows it replaces are read back as a
+frame, with one array access or gather per column: no Python object is made per row for
+numbers or text, and no 128-bit id becomes a Python integer.
 
 Garbage collection: a ``dict[id, tuple]`` of millions of rows stalls live updates (CPython
 tracks such a dict again, in the youngest generation, as soon as a fresh tuple is stored in
 it, so young collections walk every entry: ~45 ms at 2M rows). Here the ids and the values
-sit in NumPy arrays, which the collector does not traverse. Freed slots are reused.
+sit in NumPy arrays and Polars Series, which the collector does not traverse. Freed slots
+are reused.
 """
 
 from __future__ import annotations
 
-import math
 from array import array
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -34,7 +35,8 @@ from deltaflow._ids import (
     int_key_code,
     int_key_codes,
 )
-from deltaflow._small_frames import INT64, ListFrame, frame_of, series_of_array, series_of_values
+from deltaflow._small_frames import INT64, ListFrame, frame_of, series_of_array
+from deltaflow._stored_columns import stored_column
 
 __all__ = ["Replaced", "RowsById", "id_halves", "ids_of_halves"]
 
@@ -44,24 +46,6 @@ _PYTHON_IDS = 64
 #: Up to this many rows, :meth:`RowsById.changes_of_few` works on Python values: a NumPy or
 #: Polars call on a frame of one row costs more than the row's own work.
 FEW_ROWS = 8
-
-#: Column types stored as their physical numbers (everything else: Python values).
-_NUMERIC = (
-    pl.Int8,
-    pl.Int16,
-    pl.Int32,
-    pl.Int64,
-    pl.UInt8,
-    pl.UInt16,
-    pl.UInt32,
-    pl.UInt64,
-    pl.Float32,
-    pl.Float64,
-    pl.Boolean,
-    pl.Date,
-    pl.Datetime,
-    pl.Duration,
-)
 
 
 def id_halves(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -84,136 +68,6 @@ def ids_of_halves(low: np.ndarray, high: np.ndarray, name: str) -> pl.Series:
     low_ = pl.lit(series_of_array("lo", np.ascontiguousarray(low))).cast(ID_DTYPE)
     high_ = pl.lit(series_of_array("hi", np.ascontiguousarray(high))).cast(ID_DTYPE)
     return pl.select((high_ * pl.lit(HALF_64, dtype=ID_DTYPE) + low_).alias(name)).to_series()
-
-
-class _Column:
-    """One stored column: values by slot in a NumPy array (numbers, with a validity array
-    when the column has had a None) or an object array of Python values."""
-
-    __slots__ = ("dtype", "kind", "name", "numeric", "plain", "valid", "values")
-
-    def __init__(self, name: str, dtype: pl.DataType) -> None:
-        self.name = name
-        self.dtype = pl.Series([], dtype=dtype).dtype  # an instance, also when given a class
-        self.numeric = isinstance(self.dtype, _NUMERIC)
-        #: The type of the values array: the column's physical numbers, or Python objects.
-        self.kind = (
-            pl.Series([], dtype=self.dtype).to_physical().to_numpy().dtype
-            if self.numeric
-            else np.dtype(object)
-        )
-        #: Whether the column's values are their physical numbers (no conversion needed).
-        self.plain = (
-            self.numeric and pl.Series([], dtype=self.dtype).to_physical().dtype == self.dtype
-        )
-        self.values = np.empty(0, dtype=self.kind)
-        self.valid: np.ndarray | None = None  # None: every stored value is set
-
-    def grow(self, size: int) -> None:
-        self.values = enlarged(self.values, size)  # (object arrays start as None)
-        if self.valid is not None:
-            self.valid = enlarged(self.valid, size, True)
-
-    def values_of(self, series: pl.Series) -> tuple[np.ndarray, np.ndarray | None]:
-        """The values of ``series`` as stored, and whether each is set (None: all are)."""
-        if not self.numeric:
-            if series.dtype == pl.String:  # Python str or None: Polars makes them ~30% faster
-                return series.to_numpy(), None
-            return np.fromiter(series.to_list(), dtype=object, count=len(series)), None
-        if series.dtype != self.dtype:
-            series = series.cast(self.dtype)
-        if not series.null_count():
-            return (series if self.plain else series.to_physical()).to_numpy(), None
-        numbers = series.to_physical().fill_null(strategy="zero").to_numpy()
-        return numbers, series.is_not_null().to_numpy()
-
-    def same(
-        self, slots: np.ndarray, new: tuple[np.ndarray, np.ndarray | None]
-    ) -> np.ndarray | None:
-        """Whether each stored value at ``slots`` is exactly the new one, as consolidation
-        compares them (None when that cannot be told here: values of other Python types)."""
-        values, valid = new
-        old = self.values[slots]
-        if not self.numeric:
-            if not isinstance(self.dtype, pl.String):
-                return None
-            return np.asarray(old == values, dtype=bool)
-        if self.values.dtype.kind == "f":  # bit for bit, or both NaN
-            equal = old.view(f"u{old.itemsize}") == values.view(f"u{values.itemsize}")
-            equal |= np.isnan(old) & np.isnan(values)
-        else:
-            equal = old == values
-        if self.valid is not None or valid is not None:  # a missing value stored as 0
-            old_valid = self.valid[slots] if self.valid is not None else True
-            equal &= old_valid == (valid if valid is not None else True)
-        return equal
-
-    def write(self, slots: np.ndarray, new: tuple[np.ndarray, np.ndarray | None]) -> None:
-        values, valid = new
-        self.values[slots] = values
-        if valid is not None:
-            if self.valid is None:
-                self.valid = np.ones(self.values.shape[0], dtype=bool)
-            self.valid[slots] = valid
-        elif self.valid is not None:
-            self.valid[slots] = True
-
-    def read(self, slots: np.ndarray) -> pl.Series:
-        if not self.numeric:
-            return series_of_values(self.name, self.values[slots].tolist(), self.dtype)
-        series = series_of_array(self.name, np.ascontiguousarray(self.values[slots]))
-        if series.dtype != self.dtype:
-            series = series.cast(self.dtype)
-        if self.valid is not None:
-            valid = self.valid[slots]
-            if not valid.all():
-                mask = series_of_array("valid", valid)
-                masked = series.to_frame().select(pl.when(mask).then(pl.col(self.name)))
-                series = masked.to_series()
-        return series
-
-    @property
-    def python_exact(self) -> bool:
-        """Whether a stored value reads back as the Python value given (numbers stored as
-        themselves, or Python objects), so that :meth:`RowsById.changes_of_few` may skip
-        the conversions."""
-        return self.plain or not self.numeric
-
-    def get(self, slot: int) -> Any:
-        """The Python value stored at ``slot`` (a :attr:`python_exact` column)."""
-        if self.valid is not None and not self.valid[slot]:
-            return None
-        value = self.values[slot]
-        return value.item() if self.numeric else value
-
-    def set(self, slot: int, value: Any) -> None:
-        """Store the Python ``value`` at ``slot`` (a :attr:`python_exact` column)."""
-        if value is None and self.numeric:
-            if self.valid is None:
-                self.valid = np.ones(self.values.shape[0], dtype=bool)
-            self.valid[slot] = False
-            self.values[slot] = 0
-            return
-        self.values[slot] = value
-        if self.valid is not None:
-            self.valid[slot] = True
-
-    def same_value(self, old: Any, new: Any) -> bool | None:
-        """:meth:`same` for one pair of Python values (None: cannot be told here)."""
-        if old is None or new is None:
-            return old is None and new is None
-        if not self.numeric:
-            return old == new if isinstance(self.dtype, pl.String) else None
-        if isinstance(old, float):  # bit for bit (0.0 is not -0.0), or both NaN
-            if old != old:
-                return new != new
-            return old == new and math.copysign(1.0, old) == math.copysign(1.0, new)
-        return bool(old == new)
-
-    def release(self, slots: np.ndarray) -> None:
-        """Let go of the Python values in freed slots (numbers need nothing)."""
-        if not self.numeric:
-            self.values[slots] = None
 
 
 class Replaced(NamedTuple):
@@ -253,7 +107,7 @@ class RowsById:
         int_key: str | None = None,
     ) -> None:
         self._id_name = id_name
-        self._columns = [_Column(name, dtype) for name, dtype in columns]
+        self._columns = [stored_column(name, dtype) for name, dtype in columns]
         self._int_key = int_key
         self._ids = IdTable()  # id (or its code) -> slot
         self.clear()
@@ -268,8 +122,7 @@ class RowsById:
         self._free = array("q")  # slots freed, reused first
         self._stamp = np.empty(0, dtype=np.int64)  # scratch, by slot: see _last_of_each
         for column in self._columns:
-            column.values = np.empty(0, dtype=column.kind)
-            column.valid = None
+            column.reset()
 
     def put(self, frame: pl.DataFrame, *, ids_from_key: bool = False) -> None:
         """Store the rows of ``frame`` (the id column and the stored columns) as the current
@@ -307,7 +160,7 @@ class RowsById:
                 ids = ids.filter(series_of_array("present", present))
             # A row replaced by an equal one is no change: left out of both.
             same = self._same(
-                old_slots, [(v[present], m if m is None else m[present]) for v, m in new]
+                old_slots, [c.pick(v, present) for c, v in zip(self._columns, new, strict=True)]
             )
             if same is None:
                 exact = False
@@ -405,9 +258,7 @@ class RowsById:
         np.maximum.at(stamp, slots, positions)
         return np.flatnonzero(stamp[slots] == positions)
 
-    def _same(
-        self, slots: np.ndarray, new: list[tuple[np.ndarray, np.ndarray | None]]
-    ) -> np.ndarray | None:
+    def _same(self, slots: np.ndarray, new: list[Any]) -> np.ndarray | None:
         """Whether each stored row at ``slots`` equals its new values (None: not known)."""
         same = np.ones(len(slots), dtype=bool)
         for column, values in zip(self._columns, new, strict=True):
