@@ -8,13 +8,16 @@ each BENCH_GAP_MS (default 3) after the previous update's result came out. The p
 before the next update, so updates never queue behind each other.
 
 BENCH_MODE: ``insert`` (each update inserts a new row) or ``upsert`` (the subject is an upsert
-session with a primary key; each update replaces an existing row's value).
+session with a primary key; each update replaces an existing row's value). BENCH_KEY_TYPE:
+``int`` (the default) or ``str`` (each row's ``id`` is its number's decimal text: an upsert
+session then hashes text keys and stores a text column).
 BENCH_PIPELINE: ``groupby`` (the default, above) or ``passthrough``: the input table goes to
 ``pw.io.subscribe`` as it is, which measures the floor of a framework's commit-to-callback path
 (hand-offs between threads, a time's fixed cost) with no operator work.
 
 Reported: p50, p95, max and the number of updates over 10 ms, in milliseconds.
-Environment: BENCH_IMPL, BENCH_STATE, BENCH_UPDATES, BENCH_GAP_MS, BENCH_MODE, BENCH_PIPELINE.
+Environment: BENCH_IMPL, BENCH_STATE, BENCH_UPDATES, BENCH_GAP_MS, BENCH_MODE, BENCH_KEY_TYPE,
+BENCH_PIPELINE.
 """
 
 from __future__ import annotations
@@ -45,25 +48,22 @@ def main() -> None:
     time_ended = threading.Event()
     latencies: list[float] = []
 
-    if mode == "upsert":
-
-        class Row(pw.Schema):
-            id: int = pw.column_definition(primary_key=True)
-            k: int
-            v: int
-    else:
-
-        class Row(pw.Schema):  # type: ignore[no-redef]
-            id: int
-            k: int
-            v: int
+    key_type = os.environ.get("BENCH_KEY_TYPE", "int")
+    if key_type not in ("int", "str"):
+        raise SystemExit("BENCH_KEY_TYPE must be int or str")
+    key_of = str if key_type == "str" else int
+    # Built from a dict: a class body's annotations are strings here (future annotations).
+    key = pw.column_definition(dtype=key_of, primary_key=mode == "upsert")
+    Row = pw.schema_builder(
+        {"id": key, "k": pw.column_definition(dtype=int), "v": pw.column_definition(dtype=int)}
+    )
 
     class Updates(pw.io.python.ConnectorSubject):
         def run(self) -> None:
             for start in range(0, state_rows, LOAD_COMMIT):
                 time_ended.clear()
                 for i in range(start, min(state_rows, start + LOAD_COMMIT)):
-                    self.next(id=i, k=i % groups, v=1)
+                    self.next(id=key_of(i), k=i % groups, v=1)
                 self.commit()
                 time_ended.wait(120)
             time.sleep(1.0)  # let background work of the load settle
@@ -71,7 +71,7 @@ def main() -> None:
                 row = n % state_rows if mode == "upsert" else state_rows + n
                 time_ended.clear()
                 committed = time.perf_counter()
-                self.next(id=row, k=(n * 7919) % groups, v=2)
+                self.next(id=key_of(row), k=(n * 7919) % groups, v=2)
                 self.commit()
                 if not time_ended.wait(10):
                     raise SystemExit(f"update {n} never came out")
