@@ -35,11 +35,12 @@ _ops = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(ops=_ops)
 def test_text_column_behaves_as_a_dict_of_values(ops: list[tuple]) -> None:
-    # Tiny limits, so that loose values, merged small chunks and compactions all happen.
+    # Tiny limits, so that loose values, open and closed chunks, re-gathering and dropping of
+    # chunks all happen.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(columns_module, "_LOOSE_VALUES", 3)
-        patch.setattr(columns_module, "_SMALL_CHUNK", 4)
-        patch.setattr(columns_module, "_DEAD_VALUES", 5)
+        patch.setattr(columns_module, "_CHUNK", 4)
+        patch.setattr(columns_module, "_FEW_READ", 2)
         column = stored_column("s", pl.String)
         assert isinstance(column, TextColumn)
         column.grow(_SLOTS)
@@ -74,26 +75,51 @@ def test_text_column_behaves_as_a_dict_of_values(ops: list[tuple]) -> None:
             read = column.read(np.array(slots, dtype=np.int64))
             assert read.name == "s" and read.dtype == pl.String
             assert read.to_list() == [model[s] for s in slots]
-            # Every position is a live value or counted as replaced; replaced values never
-            # outnumber the live ones by much: compaction drops them.
-            assert column._stored + len(column._loose) - column._dead == len(model)
-            assert int(np.count_nonzero(column._where >= 0)) == len(model)
-            assert column._dead <= 4 * max(5, len(model)) + 3
-            assert len(column._chunks) <= len(model) + 3
+            # Each chunk counts the values in use; replaced values are dropped as they go, so
+            # that they never outnumber the ones in use by more than a few chunks.
+            live = column._live[: len(column._series)]
+            assert int(live.sum()) == len(model)
+            where = column._where[column._where >= 0]
+            assert np.array_equal(np.bincount(where >> 32, minlength=len(live)), live)
+            # Closed chunks no more than half in use wait to be re-gathered, and a batch
+            # operation leaves none waiting while it has credit for them.
+            for chunk, series in enumerate(column._series):
+                if series is not None and 2 * live[chunk] <= column._size[chunk]:
+                    assert chunk in column._sparse
+            if op[0] in ("write", "release"):
+                assert not (column._sparse and column._credit > 0)
+            written = int(column._size[: len(column._series)].sum())
+            assert written - len(model) <= len(model) + 3 * 4 + 3
 
 
-def test_text_column_compacts_into_one_chunk_in_slot_order() -> None:
+def test_text_column_drops_replaced_values_a_chunk_at_a_time() -> None:
     column = TextColumn("s", pl.String())
     column.grow(200_000)
     slots = np.arange(100_000, dtype=np.int64)
-    for text in ("a", "b"):
-        column.write(slots, pl.Series([text] * 100_000))
-    assert column._dead == 100_000 and len(column._chunks) == 2  # as many as live: kept
+    column.write(slots, pl.Series(["a"] * 100_000))
+    chunks = [c for c in column._series if c is not None]
+    assert [len(c) for c in chunks] == [16_384] * 6  # slices of the batch
+    assert column._series[column._open] is None and column._size[column._open] == 1_696
+    # Every value replaced: the old chunks are dropped whole, without a gather.
     column.write(slots[::-1], pl.Series([str(i) for i in range(100_000)]))
-    # 200,000 replaced values: more than the live ones and than _DEAD_VALUES.
-    assert column._dead == 0 and len(column._chunks) == 1 and column._stored == 100_000
-    assert column.read(np.array([0, 99_999])).to_list() == ["99999", "0"]
-    assert column._where[:3].tolist() == [0, 1, 2]
+    assert sum(c is not None for c in column._series) == 6
+    assert column._size[column._open] == 2 * 1_696 and column._live[column._open] == 1_696
+    assert column.read(np.array([0, 99_999, 5] * 20)).to_list() == ["99999", "0", "99994"] * 20
+    # Every other value replaced one at a time: chunks half in use are re-gathered, a step
+    # of at most a few chunks per operation, and the replaced values do not pile up.
+    for slot in range(0, 100_000, 2):
+        column.set(slot, "x")
+    written = int(column._size[: len(column._series)].sum())
+    assert written - 100_000 <= 2 * 16_384
+    assert column.get(0) == "x" and column.get(1) == "99998"
+    # A batch replacing every odd value pays for re-gathering what it leaves half in use.
+    column.write(slots[1::2], pl.Series(["y"] * 50_000))
+    assert not column._sparse
+    written = int(column._size[: len(column._series)].sum())
+    assert written - 100_000 <= 2 * 16_384
+    assert column.read(np.arange(0, 100_000, 1000)).to_list() == [
+        "x" if i % 2 == 0 else str(99_999 - i) for i in range(0, 100_000, 1000)
+    ]
 
 
 def test_text_is_kept_by_the_text_column_and_other_types_by_arrays() -> None:

@@ -8,8 +8,7 @@ Two kinds, made by :func:`stored_column` from a column's Polars type:
 * :class:`TextColumn`: text kept in Polars' own form. A batch's values are kept as the Series
   they came in (no Python ``str`` is made per row, ~0.04 us and ~50-60 bytes a value), and an
   array gives each slot's position among them. Reading rows back is one gather. Replaced
-  values stay until they outnumber the live ones, then the live ones are gathered into one
-  Series (*compaction*, linear in the live values; see :meth:`TextColumn.write`).
+  values are dropped a chunk at a time, in steps bounded by what each operation replaced.
 
 Each kind gives its batch of new values an opaque form (:meth:`StoredColumn.values_of`)
 that :meth:`~StoredColumn.same` and :meth:`~StoredColumn.write` take, so that a batch is
@@ -18,6 +17,7 @@ converted once.
 
 from __future__ import annotations
 
+import bisect
 import math
 from abc import ABC, abstractmethod
 from typing import Any
@@ -238,35 +238,77 @@ class ArrayColumn(StoredColumn):
         return bool(old == new)
 
 
-#: Values set one at a time are kept in a list until this many (or until a batch needs them),
-#: then become one more chunk.
+#: A chunk holds at most this many values, so that re-gathering one (the step that drops
+#: replaced values) costs well under a millisecond.
+_CHUNK = 16_384
+#: Values set one at a time wait in a list until this many, or until a batch reads them.
 _LOOSE_VALUES = 1024
-#: A chunk shorter than this takes the next small chunk in (a copy of both), so that values
-#: set one at a time do not leave thousands of chunks, each a cost to every gather.
-_SMALL_CHUNK = 4096
-#: Replaced values are dropped (the live ones gathered into one chunk) when they are more
-#: than the live ones and more than this many.
-_DEAD_VALUES = 1 << 16
+#: Up to this many values are read one by one (no joined Series of every chunk is made).
+_FEW_READ = 32
+_OFFSET_BITS = 32
+_OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 
 
 class TextColumn(StoredColumn):
-    """Text by slot, kept as Polars Series: the chunks written, in order, and by slot the
-    position of its value among them (-1: none). Values set one at a time (the few-row path)
-    wait in a list, at positions past the chunks, until a batch reads or a list is full."""
+    """Text by slot, kept as Polars Series in *chunks* of at most :data:`_CHUNK` values.
 
-    __slots__ = ("_chunks", "_dead", "_joined", "_loose", "_stored", "_where")
+    By slot, ``_where`` holds the position of the slot's value: its chunk's id and its offset
+    there (-1: no value). A batch of at least half a chunk becomes chunks of its own (slices
+    of its Series, no copy); smaller batches, and values set one at a time (kept in a list
+    until :data:`_LOOSE_VALUES`), fill the *open* chunk, which is closed (its pieces joined
+    into one Series) when full. Each chunk knows which slot it wrote at each offset, so that
+    its values still in use can be told from replaced ones.
+
+    Replaced values are dropped a chunk at a time: a closed chunk no more than half in use
+    is re-gathered into the open chunk, and a chunk out of use is dropped. Each operation
+    does such work in proportion to the values it replaced (at most about two chunks more),
+    so no single update pays for dropping values a whole state left behind.
+    """
+
+    __slots__ = (
+        "_base",
+        "_credit",
+        "_free",
+        "_joined",
+        "_live",
+        "_loose",
+        "_loose_slots",
+        "_open",
+        "_open_owners",
+        "_open_pieces",
+        "_open_starts",
+        "_owners",
+        "_series",
+        "_size",
+        "_sparse",
+        "_where",
+    )
 
     def __init__(self, name: str, dtype: pl.DataType) -> None:
         super().__init__(name, dtype)
         self.reset()
 
     def reset(self) -> None:
-        self._chunks: list[pl.Series] = []
-        self._joined: pl.Series | None = None  # the chunks as one Series, made when needed
-        self._stored = 0  # values in the chunks
-        self._loose: list[str | None] = []  # values at positions _stored, _stored + 1, ...
-        self._dead = 0  # positions no slot refers to any more
         self._where = np.full(0, -1, dtype=np.int64)
+        # By chunk id: the closed chunk's values and the slot written at each offset (None:
+        # the open chunk, or an id not in use), values written and values in use.
+        self._series: list[pl.Series | None] = []
+        self._owners: list[np.ndarray | None] = []
+        self._size = np.zeros(0, dtype=np.int64)
+        self._live = np.zeros(0, dtype=np.int64)
+        self._free: list[int] = []  # chunk ids to reuse
+        self._sparse: set[int] = set()  # closed chunks no more than half in use
+        self._credit = 0  # values the next steps may re-gather
+        # The open chunk: its pieces (with their first offsets and slots), then loose values.
+        self._open = self._new_id()
+        self._open_pieces: list[pl.Series] = []
+        self._open_starts: list[int] = []
+        self._open_owners: list[np.ndarray] = []
+        self._loose: list[Any] = []
+        self._loose_slots: list[int] = []
+        #: Every chunk as one Series (not copied), and where each chunk starts in it.
+        self._joined: pl.Series | None = None
+        self._base = np.zeros(0, dtype=np.int64)
 
     def grow(self, size: int) -> None:
         self._where = enlarged(self._where, size, -1)
@@ -281,24 +323,37 @@ class TextColumn(StoredColumn):
         return self.read(slots).eq_missing(values).to_numpy()
 
     def write(self, slots: np.ndarray, values: pl.Series) -> None:
-        self._flush()
+        self._credit = min(self._credit, 2 * _CHUNK)
         self._forget(slots)
-        self._where[slots] = np.arange(self._stored, self._stored + len(slots))
-        self._append(values.alias(self.name))
-        if self._dead > max(_DEAD_VALUES, self._stored - self._dead):
-            self._compact()
+        values = values.alias(self.name)
+        count, start = len(slots), 0
+        while count - start >= _CHUNK // 2:  # a big batch: chunks of its own
+            end = min(count, start + _CHUNK)
+            self._add_closed(values.slice(start, end - start), slots[start:end].copy())
+            start = end
+        if start < count:
+            self._add_open(values.slice(start, count - start), slots[start:].copy())
+        self._tidy()
 
     def read(self, slots: np.ndarray) -> pl.Series:
+        if len(slots) <= _FEW_READ:  # a few values: no joined Series needed
+            values = [self.get(slot) for slot in slots.tolist()]
+            return series_of_values(self.name, values, pl.String)
+        if self._loose:
+            self._flush_loose()
+        if self._joined is None:
+            self._join()
+        assert self._joined is not None
         positions = self._where[slots]
-        if self._loose and len(positions) and positions.max() >= self._stored:
-            self._flush()
-        if not len(positions):
-            return pl.Series(self.name, [], dtype=pl.String)
-        return self._all().gather(positions)
+        return self._joined.gather(
+            self._base[positions >> _OFFSET_BITS] + (positions & _OFFSET_MASK)
+        )
 
     def release(self, slots: np.ndarray) -> None:
+        self._credit = min(self._credit, 2 * _CHUNK)
         self._forget(slots)
         self._where[slots] = -1
+        self._tidy()
 
     @property
     def python_exact(self) -> bool:
@@ -306,55 +361,154 @@ class TextColumn(StoredColumn):
 
     def get(self, slot: int) -> Any:
         position = int(self._where[slot])
-        if position >= self._stored:
-            return self._loose[position - self._stored]
-        return self._all()[position]
+        chunk, offset = position >> _OFFSET_BITS, position & _OFFSET_MASK
+        if chunk != self._open:
+            series = self._series[chunk]
+            assert series is not None
+            return series[offset]
+        in_pieces = int(self._size[chunk]) - len(self._loose)
+        if offset >= in_pieces:
+            return self._loose[offset - in_pieces]
+        piece = bisect.bisect_right(self._open_starts, offset) - 1
+        return self._open_pieces[piece][offset - self._open_starts[piece]]
 
     def set(self, slot: int, value: Any) -> None:
-        if self._where[slot] >= 0:
-            self._dead += 1
-        self._where[slot] = self._stored + len(self._loose)
+        self._credit = min(self._credit, 2 * _CHUNK)
+        position = int(self._where[slot])
+        if position >= 0:
+            chunk = position >> _OFFSET_BITS
+            self._live[chunk] -= 1
+            self._credit += 2
+            self._check(chunk)
+        if self._size[self._open] >= _CHUNK:
+            self._close_open()
+        self._where[slot] = (self._open << _OFFSET_BITS) | int(self._size[self._open])
+        self._size[self._open] += 1
+        self._live[self._open] += 1
         self._loose.append(value)
+        self._loose_slots.append(slot)
         if len(self._loose) >= _LOOSE_VALUES:
-            self._flush()
-            # Rarely (a compaction takes ~50 ms a million values): not on most updates' path.
-            if self._dead > 4 * max(_DEAD_VALUES, self._stored - self._dead):
-                self._compact()
+            self._flush_loose()
+            self._tidy()
+
+    # --- chunks ---------------------------------------------------------------------------
+    def _new_id(self) -> int:
+        if self._free:
+            return self._free.pop()
+        chunk = len(self._series)
+        self._series.append(None)
+        self._owners.append(None)
+        if chunk >= len(self._size):
+            size = max(16, 2 * len(self._size))
+            self._size = enlarged(self._size, size, 0)
+            self._live = enlarged(self._live, size, 0)
+        return chunk
 
     def _forget(self, slots: np.ndarray) -> None:
-        """Count the values at ``slots`` as replaced (their positions are not reused)."""
-        self._dead += int(np.count_nonzero(self._where[slots] >= 0))
+        """The values at ``slots`` are replaced or released: their chunks lose them."""
+        positions = self._where[slots]
+        chunks = positions[positions >= 0] >> _OFFSET_BITS
+        if not len(chunks):
+            return
+        self._credit += 2 * len(chunks)
+        touched, counts = np.unique(chunks, return_counts=True)
+        self._live[touched] -= counts
+        for chunk in touched.tolist():
+            self._check(chunk)
 
-    def _flush(self) -> None:
-        """The loose values become a chunk."""
+    def _check(self, chunk: int) -> None:
+        """Drop a closed chunk out of use; mark one no more than half in use."""
+        if chunk == self._open:
+            return
+        live = int(self._live[chunk])
+        if live == 0:
+            self._drop(chunk)
+        elif 2 * live <= int(self._size[chunk]):
+            self._sparse.add(chunk)
+
+    def _drop(self, chunk: int) -> None:
+        self._series[chunk] = None
+        self._owners[chunk] = None
+        self._size[chunk] = self._live[chunk] = 0
+        self._sparse.discard(chunk)
+        self._free.append(chunk)
+        self._joined = None
+
+    def _add_closed(self, series: pl.Series, owners: np.ndarray) -> None:
+        chunk = self._new_id()
+        self._series[chunk] = series
+        self._owners[chunk] = owners
+        self._size[chunk] = self._live[chunk] = len(owners)
+        self._where[owners] = (chunk << _OFFSET_BITS) | np.arange(len(owners))
+        self._joined = None
+
+    def _add_open(self, series: pl.Series, owners: np.ndarray) -> None:
+        """Add values to the open chunk (closing it first when they do not fit)."""
         if self._loose:
-            loose = self._loose
-            self._loose = []
-            self._append(series_of_values(self.name, loose, pl.String))
-
-    def _append(self, chunk: pl.Series) -> None:
-        self._stored += len(chunk)
-        last = self._chunks[-1] if self._chunks else None
-        if last is not None and len(last) < _SMALL_CHUNK and len(chunk) < _SMALL_CHUNK:
-            self._chunks[-1] = pl.concat([last, chunk], rechunk=True)
-        else:
-            self._chunks.append(chunk)
+            self._flush_loose()
+        if self._size[self._open] + len(owners) > _CHUNK:
+            self._close_open()
+        start = int(self._size[self._open])
+        self._where[owners] = (self._open << _OFFSET_BITS) | np.arange(start, start + len(owners))
+        self._open_pieces.append(series)
+        self._open_starts.append(start)
+        self._open_owners.append(owners)
+        self._size[self._open] += len(owners)
+        self._live[self._open] += len(owners)
         self._joined = None
 
-    def _all(self) -> pl.Series:
-        """The chunks as one Series (not copied into one buffer)."""
-        if self._joined is None:
-            chunks = self._chunks
-            self._joined = chunks[0] if len(chunks) == 1 else pl.concat(chunks, rechunk=False)
-        return self._joined
-
-    def _compact(self) -> None:
-        """Keep only the values some slot refers to, as one chunk, in slot order."""
-        self._flush()
-        live = np.flatnonzero(self._where >= 0)
-        kept = self.read(live).rechunk() if len(live) else pl.Series(self.name, [], pl.String)
-        self._where[live] = np.arange(len(live))
-        self._chunks = [kept]
+    def _flush_loose(self) -> None:
+        """The loose values become a piece of the open chunk (their positions stay)."""
+        start = int(self._size[self._open]) - len(self._loose)
+        self._open_pieces.append(series_of_values(self.name, self._loose, pl.String))
+        self._open_starts.append(start)
+        self._open_owners.append(np.array(self._loose_slots, dtype=np.int64))
+        self._loose, self._loose_slots = [], []
         self._joined = None
-        self._stored = len(kept)
-        self._dead = 0
+
+    def _close_open(self) -> None:
+        """The open chunk's pieces become one Series; a new chunk opens."""
+        if self._loose:
+            self._flush_loose()
+        chunk = self._open
+        if not self._open_pieces:
+            return
+        pieces = self._open_pieces
+        self._series[chunk] = pieces[0] if len(pieces) == 1 else pl.concat(pieces, rechunk=True)
+        self._owners[chunk] = np.concatenate(self._open_owners)
+        self._open = self._new_id()
+        self._open_pieces, self._open_starts, self._open_owners = [], [], []
+        self._joined = None
+        self._check(chunk)
+
+    def _tidy(self) -> None:
+        """Re-gather chunks no more than half in use, as far as the credit goes."""
+        while self._sparse and self._credit > 0:
+            chunk = self._sparse.pop()
+            series, owners = self._series[chunk], self._owners[chunk]
+            assert series is not None and owners is not None
+            self._credit -= len(owners)
+            in_use = self._where[owners] == (chunk << _OFFSET_BITS) | np.arange(len(owners))
+            kept = np.flatnonzero(in_use)
+            moved, slots = series.gather(kept), owners[kept]
+            self._drop(chunk)
+            if len(kept):
+                self._add_open(moved, slots)
+
+    def _join(self) -> None:
+        """Every chunk (the open one's pieces in its place) as one Series."""
+        parts: list[pl.Series] = []
+        base = np.zeros(len(self._series), dtype=np.int64)
+        start = 0
+        for chunk, series in enumerate(self._series):
+            base[chunk] = start
+            if chunk == self._open:
+                parts.extend(self._open_pieces)
+                start += int(self._size[chunk])
+            elif series is not None:
+                parts.append(series)
+                start += len(series)
+        if not parts:
+            parts = [pl.Series(self.name, [], dtype=pl.String)]
+        self._joined = parts[0] if len(parts) == 1 else pl.concat(parts, rechunk=False)
+        self._base = base
