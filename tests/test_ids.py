@@ -315,6 +315,21 @@ def test_text_keys_of_any_length_hash_their_documented_text(
     assert frame.select(id_expr(exprs)).to_series().to_list() == [text_digest(x) for x in texts]
 
 
+def test_text_held_in_a_column_of_another_type_hashes_its_own_text() -> None:
+    # A str column's values are its key texts; an Any column's text is a repr, longer than
+    # the value (quotes, escapes): its length is not the column's, and must not be taken so.
+    values = ["\\" * 200, "a", None]
+    frame = pl.DataFrame({"x": pl.Series(values, dtype=pl.String)})
+    keys = [("x", t.Optional(t.ANY)), ("x", t.Optional(t.STR))]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ids_module, "PYTHON_KEY_ROWS", 0)
+        fast = hash_columns(frame, keys).to_list()
+        # The reference: every head built by casting lengths to text.
+        patch.setattr(ids_module, "_SHORT_TAGS", frozenset())
+        patch.setattr(ids_module, "_short_texts", lambda column, dtype: False)
+        assert hash_columns(frame, keys).to_list() == fast
+
+
 def test_an_empty_key_hashes_as_the_query_does() -> None:
     frame = pl.DataFrame({"x": [1, 2, 3]})
     in_python = hash_columns(frame, []).to_list()

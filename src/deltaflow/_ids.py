@@ -327,17 +327,18 @@ def hash_columns(frame: pl.DataFrame, columns: Sequence[tuple[str, DType]]) -> p
         ((name, _),) = columns
         return _integer_key_ids(frame[name], tag, "")
     parts = [
-        (pl.col(name), dtype, frame[name].null_count() > 0, _short_texts(frame[name]))
+        (pl.col(name), dtype, frame[name].null_count() > 0, _short_texts(frame[name], dtype))
         for name, dtype in columns
     ]
     expr = xxh3_128(_key_text(parts, "")).cast(ID_DTYPE)
     return frame.select(expr.alias("_id")).to_series()
 
 
-def _short_texts(column: pl.Series) -> bool:
-    """Whether ``column`` is text whose values are all shorter than :data:`_HEAD_TABLE_BYTES`
-    bytes (the key's text is then built faster: see :func:`key_part`)."""
-    if column.dtype != pl.String:
+def _short_texts(column: pl.Series, dtype: DType) -> bool:
+    """Whether ``column`` is a ``str`` column (its values are the key's texts) whose values
+    are all shorter than :data:`_HEAD_TABLE_BYTES` bytes (the key's text is then built
+    faster: see :func:`key_part`)."""
+    if dtype.strip_optional() != STR or column.dtype != pl.String:
         return False
     longest = column.str.len_bytes().max()
     return longest is None or int(longest) < _HEAD_TABLE_BYTES  # type: ignore[arg-type]
