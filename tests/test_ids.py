@@ -325,9 +325,21 @@ def test_text_held_in_a_column_of_another_type_hashes_its_own_text() -> None:
         patch.setattr(ids_module, "PYTHON_KEY_ROWS", 0)
         fast = hash_columns(frame, keys).to_list()
         # The reference: every head built by casting lengths to text.
-        patch.setattr(ids_module, "_SHORT_TAGS", frozenset())
         patch.setattr(ids_module, "_short_texts", lambda column, dtype: False)
         assert hash_columns(frame, keys).to_list() == fast
+
+
+def test_key_expressions_of_literals_broadcast() -> None:
+    # pointer_from("a", 5) in a select: the key's parts are scalars (as constants reach
+    # Polars: one-value Series, first()), the id one per row.
+    frame = pl.DataFrame({"x": [1, 2, 3]})
+    a, five = (pl.lit(pl.Series([v])).first() for v in ("a", 5))
+    keys = [(a, t.STR), (five, t.INT), (pl.col("x"), t.INT)]
+    ids = frame.select(id_expr(keys).alias("_id")).to_series().to_list()
+    texts = ids_module.key_texts([(["a"] * 3, t.STR), ([5] * 3, t.INT), ([1, 2, 3], t.INT)])
+    assert texts is not None and ids == [text_digest(x) for x in texts]
+    one = frame.with_columns(id_expr([(a, t.STR)]).alias("_id"))["_id"]
+    assert one.to_list() == [text_digest("k|2:sa")] * 3
 
 
 def test_an_empty_key_hashes_as_the_query_does() -> None:

@@ -70,6 +70,23 @@ def test_ix_and_ix_ref() -> None:
     assert set(ids) == set(ref_ids)
 
 
+def test_ix_ref_of_constants_looks_up_one_row_for_every_row() -> None:
+    # The key's parts are constants (a number and a text): its id is computed once and
+    # broadcast to every row of the select.
+    indexed = pw.debug.table_from_markdown("""
+          | a  | b
+        1 | 10 | A
+        2 | 20 | B
+    """).with_id_from(pw.this.a, pw.this.b)
+    rows = pw.debug.table_from_markdown("""
+        c
+        7
+        8
+    """)
+    got = rows.select(pw.this.c, a=indexed.ix_ref(20, "B").a, b=indexed.ix_ref(10, "A").b)
+    assert _sorted(got, "c", "a", "b") == [(7, 20, "A"), (8, 20, "A")]
+
+
 def test_sort_prev_next() -> None:
     t = pw.debug.table_from_markdown("""
           | v | __time__ | __diff__

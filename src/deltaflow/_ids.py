@@ -231,8 +231,8 @@ def _encode_object(value: Any) -> str:
 #: from a table by the text's length for texts shorter than this: Polars' cast of every
 #: length to text costs more than the rest of the key's text (~2.5x for one text column).
 _HEAD_TABLE_BYTES = 256
-#: Tags whose texts are always shorter than that: numbers, flags, times.
-_SHORT_TAGS = frozenset("ifbptd")
+#: Key types whose texts are always shorter than that: numbers, flags, times.
+_SHORT_TEXT_TYPES = frozenset([INT, FLOAT, BOOL, POINTER, DATE_TIME_NAIVE, DATE_TIME_UTC, DURATION])
 
 
 @functools.lru_cache(maxsize=64)
@@ -247,10 +247,11 @@ def key_part(
     """``lead + "<byte length>:<tag><text>"`` of one key column, ``lead + "1:n"`` for None.
 
     ``short``: the column's texts are known to be shorter than :data:`_HEAD_TABLE_BYTES`
-    bytes (always so for numbers, flags and times), so the head comes from a table."""
+    bytes (see :func:`_short_texts`), so the head comes from a table. Not for an expression
+    that may be a scalar (a literal): the table's gather would not broadcast."""
     tag, text = _value_text(expr, dtype.strip_optional())
     size = text.str.len_bytes()
-    if short or tag in _SHORT_TAGS:
+    if short:
         head = pl.lit(_heads(lead, tag)).gather(size)
     else:  # the tag is one ASCII character, so the length is the text's plus one
         head = pl.concat_str([pl.lit(lead), (size + 1).cast(pl.String), pl.lit(":" + tag)])
@@ -335,10 +336,14 @@ def hash_columns(frame: pl.DataFrame, columns: Sequence[tuple[str, DType]]) -> p
 
 
 def _short_texts(column: pl.Series, dtype: DType) -> bool:
-    """Whether ``column`` is a ``str`` column (its values are the key's texts) whose values
-    are all shorter than :data:`_HEAD_TABLE_BYTES` bytes (the key's text is then built
-    faster: see :func:`key_part`)."""
-    if dtype.strip_optional() != STR or column.dtype != pl.String:
+    """Whether the key texts of ``column`` (of key type ``dtype``) are all shorter than
+    :data:`_HEAD_TABLE_BYTES` bytes (the key's text is then built faster: see
+    :func:`key_part`): always for numbers, flags and times; for a ``str`` column when its
+    values are (they are the texts; other types' texts are reprs, of other lengths)."""
+    base = dtype.strip_optional()
+    if base in _SHORT_TEXT_TYPES:
+        return True
+    if base != STR or column.dtype != pl.String:
         return False
     longest = column.str.len_bytes().max()
     return longest is None or int(longest) < _HEAD_TABLE_BYTES  # type: ignore[arg-type]
