@@ -20,6 +20,19 @@ SEQUENTIAL_ROWS = 4096
 #: The type of ``_diff`` columns, as an instance: hashing a dtype class runs Python code,
 #: and the small-frame makers look their constructors up by it.
 INT64 = pl.Int64()
+#: Polars' integer and float types of up to 64 bits (NumPy holds their values as they are).
+NUMBER_TYPES = (
+    pl.Int8,
+    pl.Int16,
+    pl.Int32,
+    pl.Int64,
+    pl.UInt8,
+    pl.UInt16,
+    pl.UInt32,
+    pl.UInt64,
+    pl.Float32,
+    pl.Float64,
+)
 
 
 def project(frame: pl.DataFrame, exprs: Sequence[Any]) -> pl.DataFrame:

@@ -26,27 +26,12 @@ import numpy as np
 import polars as pl
 
 from deltaflow._arrays import enlarged
-from deltaflow._small_frames import series_of_array, series_of_values
+from deltaflow._small_frames import NUMBER_TYPES, series_of_array, series_of_values
 
 __all__ = ["ArrayColumn", "StoredColumn", "TextColumn", "stored_column"]
 
 #: Column types stored as their physical numbers (everything else: Python values or text).
-_NUMERIC = (
-    pl.Int8,
-    pl.Int16,
-    pl.Int32,
-    pl.Int64,
-    pl.UInt8,
-    pl.UInt16,
-    pl.UInt32,
-    pl.UInt64,
-    pl.Float32,
-    pl.Float64,
-    pl.Boolean,
-    pl.Date,
-    pl.Datetime,
-    pl.Duration,
-)
+_NUMERIC = (*NUMBER_TYPES, pl.Boolean, pl.Date, pl.Datetime, pl.Duration)
 
 
 def stored_column(name: str, dtype: pl.DataType | type[pl.DataType]) -> StoredColumn:
@@ -411,10 +396,15 @@ class TextColumn(StoredColumn):
         if not len(chunks):
             return
         self._credit += 2 * len(chunks)
-        touched, counts = np.unique(chunks, return_counts=True)
-        self._live[touched] -= counts
-        for chunk in touched.tolist():
-            self._check(chunk)
+        counts = np.bincount(chunks)
+        touched = np.flatnonzero(counts)
+        self._live[touched] -= counts[touched]
+        touched = touched[touched != self._open]  # the open chunk is judged when closed
+        live = self._live[touched]
+        for chunk in touched[live == 0].tolist():
+            self._drop(chunk)
+        half = touched[(live > 0) & (2 * live <= self._size[touched])]
+        self._sparse.update(half.tolist())
 
     def _check(self, chunk: int) -> None:
         """Drop a closed chunk out of use; mark one no more than half in use."""

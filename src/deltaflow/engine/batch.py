@@ -20,7 +20,7 @@ import polars as pl
 
 from deltaflow import _types as t
 from deltaflow._ids import ID_DTYPE
-from deltaflow._small_frames import column_values
+from deltaflow._small_frames import NUMBER_TYPES, column_values
 from deltaflow._small_frames import extend as extend
 from deltaflow._small_frames import project as project
 
@@ -33,17 +33,8 @@ STREAMING_ROWS = 50_000  # queries over at least this many rows run on Polars' s
 
 _EXACT = frozenset(
     [
-        pl.Int8,
-        pl.Int16,
-        pl.Int32,
-        pl.Int64,
-        pl.UInt8,
-        pl.UInt16,
-        pl.UInt32,
-        pl.UInt64,
+        *NUMBER_TYPES,
         pl.UInt128,
-        pl.Float32,
-        pl.Float64,
         pl.String,
         pl.Boolean,
         pl.Binary,

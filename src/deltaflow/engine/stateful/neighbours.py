@@ -28,6 +28,7 @@ from typing import Any
 import polars as pl
 
 from deltaflow import _types as t
+from deltaflow._small_frames import NUMBER_TYPES
 from deltaflow.engine.batch import DIFF, ID, consolidate, mark_distinct_ids
 from deltaflow.engine.operators import Delta, Operator
 from deltaflow.engine.runtime import register_operator
@@ -44,17 +45,8 @@ BIG_DELTA = 2_000
 #: Polars types the Polars path can sort and compare exactly as the Python path does.
 _SORTABLE = frozenset(
     [
-        pl.Int8,
-        pl.Int16,
-        pl.Int32,
-        pl.Int64,
-        pl.UInt8,
-        pl.UInt16,
-        pl.UInt32,
-        pl.UInt64,
+        *NUMBER_TYPES,
         pl.UInt128,
-        pl.Float32,
-        pl.Float64,
         pl.String,
         pl.Boolean,
         pl.Binary,
